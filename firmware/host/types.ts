@@ -1,0 +1,57 @@
+// Host-side types shared by everything that feeds the firmware: capture readers, the gateway,
+// `presence replay`, the simulator's evaluation. The firmware itself is firmware/assembly (WASM).
+
+/** One captured frame, as a capture source delivers it. */
+export interface Frame {
+  /** pcap link type (DLT); the firmware masks it with 0x03FFFFFF. */
+  linkType: number;
+  /** Capture time, milliseconds since the Unix epoch (fractional part: sub-millisecond). */
+  timestampMs: number;
+  /** Captured bytes, from the link-layer header on. */
+  data: Uint8Array;
+}
+
+/** Counts of one radio in one window, as the firmware reports them. */
+export interface FirmwareRadioCounts {
+  /** Frames of this radio's link types ingested in the window. */
+  frames: number;
+  /** Accepted probe requests (Wi-Fi) or advertising PDUs/reports with an address (BLE). */
+  accepted: number;
+  /** Frames dropped for a bad FCS/CRC, truncation or malformation. */
+  rejected: number;
+  /** Accepted frames dropped for a signal below the RSSI threshold. */
+  weak: number;
+  /** Distinct device addresses among accepted frames. */
+  devices: number;
+  /** Estimated physical devices (equals devices until a better estimator exists). */
+  estimate: number;
+  /** True while `devices` is an exact count (table not overflowed into the sketch). */
+  exact: boolean;
+}
+
+export interface FirmwareWindowCounts {
+  wifi: FirmwareRadioCounts;
+  ble: FirmwareRadioCounts;
+  /** Frames whose link type the firmware does not parse. */
+  unsupported: number;
+}
+
+export interface WindowOptions {
+  /** Count Wi-Fi frames whose FCS check fails (needed for captures with stale FCS). */
+  ignoreFcs?: boolean;
+  /** Drop frames whose signal (dBm) is known and below this. */
+  rssiMinDbm?: number;
+}
+
+/** Link types the firmware parses. */
+export const LINKTYPE = {
+  IEEE802_11: 105,
+  IEEE802_11_RADIOTAP: 127,
+  PPI: 192,
+  BLUETOOTH_HCI_H4_WITH_PHDR: 201,
+  BLUETOOTH_LE_LL: 251,
+  BLUETOOTH_LE_LL_WITH_PHDR: 256,
+  NORDIC_BLE: 272,
+} as const;
+export const LINKTYPE_MASK = 0x03ffffff;
+export const SUPPORTED_LINKTYPES: ReadonlySet<number> = new Set(Object.values(LINKTYPE));
