@@ -1,0 +1,398 @@
+// Streaming pcap / pcapng reader. Push-based: feed it chunks as they arrive from a file, stdin or a
+// command's stdout, get back the complete frames. Never crashes on garbage: every problem becomes a
+// CaptureFormatError naming the source and the byte offset, raised only after every frame before
+// the bad spot was handed out.
+//
+// Formats: pcap (both byte orders, microsecond and nanosecond magic, and the "modified" pcap of old
+// Linux tcpdump builds); pcapng (SHB in both byte orders, several sections, IDB with if_tsresol and
+// if_tsoffset, EPB, SPB, OPB; unknown blocks are skipped; several interfaces with different link
+// types).
+
+import { createReadStream } from 'node:fs';
+import type { Frame } from '../../firmware/host/types.ts';
+import { LINKTYPE, LINKTYPE_MASK, SUPPORTED_LINKTYPES } from '../../firmware/host/types.ts';
+
+/** A capture that is not pcap/pcapng, or is damaged or cut short. */
+export class CaptureFormatError extends Error {
+  readonly source: string;
+  readonly offset: number;
+  constructor(source: string, offset: number, problem: string) {
+    super(`${source}: ${problem} (at byte offset ${offset})`);
+    this.name = 'CaptureFormatError';
+    this.source = source;
+    this.offset = offset;
+  }
+}
+
+/** A capture whose link type the firmware cannot parse. */
+export class UnsupportedLinkTypeError extends Error {
+  readonly source: string;
+  readonly linkType: number;
+  constructor(source: string, linkType: number) {
+    super(
+      `${source}: link type ${linkTypeName(linkType)} is not supported; supported link types: ` +
+        [...SUPPORTED_LINKTYPES].sort((a, b) => a - b).map(linkTypeName).join(', '),
+    );
+    this.name = 'UnsupportedLinkTypeError';
+    this.source = source;
+    this.linkType = linkType;
+  }
+}
+
+const LINKTYPE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(LINKTYPE).map(([name, value]) => [value, name]),
+);
+const OTHER_NAMES: Record<number, string> = {
+  0: 'NULL',
+  1: 'ETHERNET',
+  101: 'RAW',
+  113: 'LINUX_SLL',
+  119: 'PRISM_HEADER',
+  147: 'USER0',
+  163: 'IEEE802_11_AVS',
+  187: 'BLUETOOTH_HCI_H4',
+  276: 'LINUX_SLL2',
+};
+
+/** "127 (IEEE802_11_RADIOTAP)" */
+export function linkTypeName(linkType: number): string {
+  const lt = linkType & LINKTYPE_MASK;
+  const name = LINKTYPE_NAMES[lt] ?? OTHER_NAMES[lt];
+  return name ? `${lt} (${name})` : String(lt);
+}
+
+/** The error to raise for a frame or interface of a link type the firmware does not parse. */
+export function unsupportedLinkType(linkType: number, source: string): UnsupportedLinkTypeError {
+  return new UnsupportedLinkTypeError(source, linkType);
+}
+
+/** True when the firmware parses this link type (FCS-length bits ignored). */
+export function isSupportedLinkType(linkType: number): boolean {
+  return SUPPORTED_LINKTYPES.has(linkType & LINKTYPE_MASK);
+}
+
+export type CaptureFormat = 'pcap' | 'pcapng';
+
+/** Largest record/block accepted; anything larger is treated as damage rather than buffered. */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+const PCAP_MAGIC_US = 0xa1b2c3d4;
+const PCAP_MAGIC_NS = 0xa1b23c4d;
+const PCAP_MAGIC_MODIFIED = 0xa1b2cd34; // Kuznetzov's patched libpcap: 8 more bytes per record
+const PCAPNG_SHB = 0x0a0d0d0a;
+const PCAPNG_BOM = 0x1a2b3c4d;
+
+const BT_IDB = 1;
+const BT_OPB = 2;
+const BT_SPB = 3;
+const BT_EPB = 6;
+
+interface Interface {
+  linkType: number;
+  snapLen: number;
+  /** Timestamp units per second. */
+  unitsPerSecond: number;
+  /** Seconds added to every timestamp (if_tsoffset). */
+  offsetSeconds: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class CaptureParser {
+  readonly source: string;
+  private buf: Uint8Array = EMPTY;
+  private pos = 0; // read position in buf
+  private base = 0; // stream offset of buf[0]
+  private fmt: CaptureFormat | null = null;
+  private little = true;
+  private view: DataView = new DataView(EMPTY.buffer);
+  // pcap
+  private pcapLinkType = 0;
+  private pcapNanos = false;
+  private pcapRecordHeader = 16;
+  // pcapng
+  private interfaces: Interface[] = [];
+  private lastTimestampMs = 0;
+  private readonly seenLinkTypes = new Set<number>();
+  private failed: CaptureFormatError | null = null;
+  private ended = false;
+
+  constructor(source: string) {
+    this.source = source;
+  }
+
+  /** 'pcap' or 'pcapng' once the file header was read, else null. */
+  get format(): CaptureFormat | null {
+    return this.fmt;
+  }
+
+  /** Link types (FCS-length bits masked off) of the pcap header / every pcapng interface seen so far. */
+  get linkTypes(): ReadonlySet<number> {
+    return this.seenLinkTypes;
+  }
+
+  /** Stream offset up to which the input was consumed (complete records only). */
+  get offset(): number {
+    return this.base + this.pos;
+  }
+
+  /**
+   * Adds the next chunk and returns every frame it completes. A format problem is raised (as
+   * CaptureFormatError) only after the frames before it were returned: by this call when the
+   * problem is at the start of what it had to parse, otherwise by the next push() or end().
+   */
+  push(chunk: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
+    if (this.ended) throw new Error(`${this.source}: push() after end()`);
+    this.append(chunk);
+    const frames: Frame[] = [];
+    try {
+      this.parse(frames);
+    } catch (err) {
+      if (!(err instanceof CaptureFormatError)) throw err;
+      this.failed = err;
+      if (frames.length === 0) throw err;
+    }
+    return frames;
+  }
+
+  /** Signals the end of input. Throws CaptureFormatError when the input ends inside a header or record. */
+  end(): void {
+    if (this.failed) throw this.failed;
+    this.ended = true;
+    const left = this.buf.length - this.pos;
+    if (this.fmt === null) {
+      if (this.base + this.buf.length === 0) throw this.fail(0, 'empty input: no pcap or pcapng header');
+      throw this.fail(this.offset, `input ends inside the file header (${left} bytes)`);
+    }
+    if (left > 0) {
+      throw this.fail(this.offset, `input ends inside a ${this.fmt === 'pcap' ? 'record' : 'block'} (${left} of its bytes present)`);
+    }
+  }
+
+  private fail(offset: number, problem: string): CaptureFormatError {
+    this.failed = new CaptureFormatError(this.source, offset, problem);
+    return this.failed;
+  }
+
+  private append(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    const left = this.buf.length - this.pos;
+    if (left === 0) {
+      this.base += this.buf.length;
+      this.buf = chunk;
+    } else {
+      const merged = new Uint8Array(left + chunk.length);
+      merged.set(this.buf.subarray(this.pos), 0);
+      merged.set(chunk, left);
+      this.base += this.pos;
+      this.buf = merged;
+    }
+    this.pos = 0;
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  private u16(at: number): number {
+    return this.view.getUint16(at, this.little);
+  }
+  private u32(at: number): number {
+    return this.view.getUint32(at, this.little);
+  }
+
+  private parse(out: Frame[]): void {
+    for (;;) {
+      if (this.fmt === null) {
+        if (!this.readFileHeader()) return;
+        continue;
+      }
+      const progressed = this.fmt === 'pcap' ? this.readPcapRecord(out) : this.readPcapngBlock(out);
+      if (!progressed) return;
+    }
+  }
+
+  private readFileHeader(): boolean {
+    const avail = this.buf.length - this.pos;
+    if (avail < 4) return false;
+    const p = this.pos;
+    const be = this.view.getUint32(p, false);
+    const le = this.view.getUint32(p, true);
+    if (be === PCAPNG_SHB) {
+      this.fmt = 'pcapng';
+      return true; // the SHB is parsed as a block
+    }
+    const magics = [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED];
+    let little: boolean;
+    let magic: number;
+    if (magics.includes(le)) {
+      little = true;
+      magic = le;
+    } else if (magics.includes(be)) {
+      little = false;
+      magic = be;
+    } else {
+      throw this.fail(this.offset, `not a pcap or pcapng capture (starts with 0x${be.toString(16).padStart(8, '0')})`);
+    }
+    if (avail < 24) return false;
+    this.little = little;
+    const major = this.u16(p + 4);
+    if (major !== 2) throw this.fail(this.offset + 4, `unsupported pcap version ${major}.${this.u16(p + 6)}`);
+    this.pcapNanos = magic === PCAP_MAGIC_NS;
+    this.pcapRecordHeader = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
+    this.pcapLinkType = this.u32(p + 20);
+    this.seenLinkTypes.add(this.pcapLinkType & LINKTYPE_MASK);
+    this.fmt = 'pcap';
+    this.pos += 24;
+    return true;
+  }
+
+  private readPcapRecord(out: Frame[]): boolean {
+    const h = this.pcapRecordHeader;
+    if (this.buf.length - this.pos < h) return false;
+    const p = this.pos;
+    const sec = this.u32(p);
+    const frac = this.u32(p + 4);
+    const capLen = this.u32(p + 8);
+    const origLen = this.u32(p + 12);
+    if (capLen > MAX_RECORD_BYTES) {
+      throw this.fail(this.offset, `record claims ${capLen} captured bytes (more than ${MAX_RECORD_BYTES}): damaged capture`);
+    }
+    if (frac >= (this.pcapNanos ? 1e9 : 1e6)) {
+      throw this.fail(this.offset + 4, `record timestamp fraction ${frac} out of range: damaged capture`);
+    }
+    if (origLen < capLen && origLen !== 0) {
+      // Some writers put 0 in orig_len; a smaller non-zero one is damage.
+      throw this.fail(this.offset + 12, `record original length ${origLen} is smaller than its captured length ${capLen}`);
+    }
+    if (this.buf.length - p < h + capLen) return false;
+    out.push({
+      linkType: this.pcapLinkType,
+      timestampMs: sec * 1000 + (this.pcapNanos ? frac / 1e6 : frac / 1e3),
+      data: this.buf.slice(p + h, p + h + capLen),
+    });
+    this.pos = p + h + capLen;
+    return true;
+  }
+
+  private readPcapngBlock(out: Frame[]): boolean {
+    const avail = this.buf.length - this.pos;
+    if (avail < 12) return false;
+    const p = this.pos;
+    const at = this.offset;
+    const typeBE = this.view.getUint32(p, false);
+    if (typeBE === PCAPNG_SHB) {
+      const bomLE = this.view.getUint32(p + 8, true);
+      if (bomLE === PCAPNG_BOM) this.little = true;
+      else if (this.view.getUint32(p + 8, false) === PCAPNG_BOM) this.little = false;
+      else throw this.fail(at + 8, 'pcapng section header with an unknown byte-order magic');
+    }
+    const type = this.u32(p);
+    const len = this.u32(p + 4);
+    if (len < 12 || len % 4 !== 0) throw this.fail(at + 4, `pcapng block of type 0x${type.toString(16)} has an invalid length ${len}`);
+    if (len > MAX_RECORD_BYTES) throw this.fail(at + 4, `pcapng block claims ${len} bytes (more than ${MAX_RECORD_BYTES}): damaged capture`);
+    if (avail < len) return false;
+    const trailer = this.u32(p + len - 4);
+    if (trailer !== len) throw this.fail(at + len - 4, `pcapng block length ${len} does not match its trailing copy ${trailer}`);
+    const body = p + 8;
+    const bodyLen = len - 12;
+    switch (type) {
+      case PCAPNG_SHB: {
+        if (bodyLen < 16) throw this.fail(at, 'pcapng section header block too short');
+        const major = this.u16(body + 4);
+        if (major !== 1) throw this.fail(at + 12, `unsupported pcapng version ${major}.${this.u16(body + 6)}`);
+        this.interfaces = [];
+        break;
+      }
+      case BT_IDB: {
+        if (bodyLen < 8) throw this.fail(at, 'pcapng interface description block too short');
+        const iface: Interface = { linkType: this.u16(body), snapLen: this.u32(body + 4), unitsPerSecond: 1e6, offsetSeconds: 0 };
+        this.readIdbOptions(iface, body + 8, bodyLen - 8, at + 16);
+        this.interfaces.push(iface);
+        this.seenLinkTypes.add(iface.linkType & LINKTYPE_MASK);
+        break;
+      }
+      case BT_EPB: {
+        if (bodyLen < 20) throw this.fail(at, 'pcapng enhanced packet block too short');
+        const iface = this.iface(this.u32(body), at + 8);
+        const capLen = this.u32(body + 12);
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
+        out.push(this.frame(iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen));
+        break;
+      }
+      case BT_OPB: {
+        if (bodyLen < 20) throw this.fail(at, 'pcapng packet block too short');
+        const iface = this.iface(this.u16(body), at + 8);
+        const capLen = this.u32(body + 12);
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
+        out.push(this.frame(iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen));
+        break;
+      }
+      case BT_SPB: {
+        if (bodyLen < 4) throw this.fail(at, 'pcapng simple packet block too short');
+        const iface = this.iface(0, at);
+        const origLen = this.u32(body);
+        let capLen = Math.min(origLen, bodyLen - 4);
+        if (iface.snapLen > 0) capLen = Math.min(capLen, iface.snapLen);
+        // No timestamp in an SPB: it inherits the previous frame's time.
+        out.push({ linkType: iface.linkType, timestampMs: this.lastTimestampMs, data: this.buf.slice(body + 4, body + 4 + capLen) });
+        break;
+      }
+      default:
+        break; // NRB, ISB, DSB, custom and unknown blocks carry no frames
+    }
+    this.pos = p + len;
+    return true;
+  }
+
+  private iface(id: number, at: number): Interface {
+    const iface = this.interfaces[id];
+    if (!iface) throw this.fail(at, `pcapng packet refers to interface ${id}, but the section describes ${this.interfaces.length}`);
+    return iface;
+  }
+
+  private frame(iface: Interface, hi: number, lo: number, start: number, capLen: number): Frame {
+    const units = hi * 4294967296 + lo;
+    const whole = Math.floor(units / iface.unitsPerSecond);
+    const rest = units - whole * iface.unitsPerSecond;
+    const timestampMs = (whole + iface.offsetSeconds) * 1000 + (rest * 1000) / iface.unitsPerSecond;
+    this.lastTimestampMs = timestampMs;
+    return { linkType: iface.linkType, timestampMs, data: this.buf.slice(start, start + capLen) };
+  }
+
+  private readIdbOptions(iface: Interface, start: number, length: number, at: number): void {
+    let o = start;
+    const end = start + length;
+    while (o + 4 <= end) {
+      const code = this.u16(o);
+      const olen = this.u16(o + 2);
+      if (code === 0) break; // opt_endofopt
+      if (o + 4 + olen > end) throw this.fail(at + (o - start), `pcapng interface option ${code} overruns its block`);
+      if (code === 9 && olen >= 1) {
+        // if_tsresol: bit 7 clear -> 10^-n seconds, set -> 2^-n seconds
+        const v = this.buf[o + 4];
+        const n = v & 0x7f;
+        const units = v & 0x80 ? 2 ** n : 10 ** n;
+        if (!Number.isFinite(units) || units < 1 || n > 63) throw this.fail(at + (o - start), `pcapng if_tsresol ${v} out of range`);
+        iface.unitsPerSecond = units;
+      } else if (code === 14 && olen >= 8) {
+        // if_tsoffset: signed 64-bit seconds
+        iface.offsetSeconds = Number(this.view.getBigInt64(o + 4, this.little));
+      }
+      o += 4 + ((olen + 3) & ~3);
+    }
+  }
+}
+
+/** Reads frames from a byte stream (file, stdin, a command's stdout). Yields one batch per chunk. */
+export async function* readCapture(input: AsyncIterable<Uint8Array>, source: string): AsyncGenerator<Frame[]> {
+  const parser = new CaptureParser(source);
+  for await (const chunk of input) {
+    const frames = parser.push(chunk);
+    if (frames.length > 0) yield frames;
+  }
+  parser.end();
+}
+
+/** Reads frames from a capture file. */
+export function readCaptureFile(path: string): AsyncGenerator<Frame[]> {
+  return readCapture(createReadStream(path, { highWaterMark: 256 * 1024 }), path);
+}

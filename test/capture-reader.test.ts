@@ -1,0 +1,291 @@
+// The host-side pcap/pcapng reader: both formats, both byte orders, timestamp resolutions, several
+// interfaces, chunking, and clear errors (file + byte offset) on damaged input.
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CaptureFormatError,
+  CaptureParser,
+  readCapture,
+  readCaptureFile,
+  unsupportedLinkType,
+} from '../gateway/capture/pcap.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { capturesDir, hasBinary } from './support/need.ts';
+
+// ---- builders -------------------------------------------------------------------------------
+
+class W {
+  private parts: number[] = [];
+  constructor(private little: boolean) {}
+  u8(v: number): this {
+    this.parts.push(v & 0xff);
+    return this;
+  }
+  u16(v: number): this {
+    return this.little ? this.u8(v).u8(v >>> 8) : this.u8(v >>> 8).u8(v);
+  }
+  u32(v: number): this {
+    return this.little ? this.u16(v & 0xffff).u16(v >>> 16) : this.u16(v >>> 16).u16(v & 0xffff);
+  }
+  bytes(b: ArrayLike<number>): this {
+    for (let i = 0; i < b.length; i++) this.u8(b[i]);
+    return this;
+  }
+  pad4(): this {
+    while (this.parts.length % 4) this.u8(0);
+    return this;
+  }
+  get length(): number {
+    return this.parts.length;
+  }
+  out(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+function pcap(little: boolean, nanos: boolean, linkType: number, recs: Array<[number, number, Uint8Array]>): Uint8Array {
+  const w = new W(little).u32(nanos ? 0xa1b23c4d : 0xa1b2c3d4).u16(2).u16(4).u32(0).u32(0).u32(65535).u32(linkType);
+  for (const [sec, frac, data] of recs) w.u32(sec).u32(frac).u32(data.length).u32(data.length).bytes(data);
+  return w.out();
+}
+
+function block(little: boolean, type: number, body: (w: W) => void): Uint8Array {
+  const b = new W(little);
+  body(b);
+  b.pad4();
+  const total = b.length + 12;
+  return new W(little).u32(type).u32(total).bytes(b.out()).u32(total).out();
+}
+const shb = (little: boolean) =>
+  block(little, 0x0a0d0d0a, (w) => w.u32(0x1a2b3c4d).u16(1).u16(0).u32(0xffffffff).u32(0xffffffff));
+const idb = (little: boolean, linkType: number, tsresol?: number) =>
+  block(little, 1, (w) => {
+    w.u16(linkType).u16(0).u32(0);
+    if (tsresol !== undefined) w.u16(9).u16(1).u8(tsresol).pad4().u16(0).u16(0);
+  });
+const epb = (little: boolean, iface: number, ts: bigint, data: Uint8Array) =>
+  block(little, 6, (w) =>
+    w.u32(iface).u32(Number(ts >> 32n)).u32(Number(ts & 0xffffffffn)).u32(data.length).u32(data.length).bytes(data),
+  );
+const spb = (little: boolean, data: Uint8Array) => block(little, 3, (w) => w.u32(data.length).bytes(data));
+const opb = (little: boolean, iface: number, ts: bigint, data: Uint8Array) =>
+  block(little, 2, (w) =>
+    w.u16(iface).u16(0).u32(Number(ts >> 32n)).u32(Number(ts & 0xffffffffn)).u32(data.length).u32(data.length).bytes(data),
+  );
+const cat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) (out.set(p, o), (o += p.length));
+  return out;
+};
+const bytes = (...v: number[]) => Uint8Array.from(v);
+
+function parseAll(input: Uint8Array, chunk = input.length || 1): { frames: Frame[]; parser: CaptureParser } {
+  const parser = new CaptureParser('mem');
+  const frames: Frame[] = [];
+  for (let i = 0; i < input.length; i += chunk) frames.push(...parser.push(input.subarray(i, i + chunk)));
+  parser.end();
+  return { frames, parser };
+}
+
+// ---- tests ----------------------------------------------------------------------------------
+
+describe('pcap', () => {
+  for (const little of [true, false]) {
+    for (const nanos of [false, true]) {
+      it(`reads ${little ? 'little' : 'big'}-endian ${nanos ? 'nanosecond' : 'microsecond'} pcap`, () => {
+        const file = pcap(little, nanos, 127, [
+          [1700000000, nanos ? 123456789 : 123456, bytes(1, 2, 3)],
+          [1700000001, 0, bytes()],
+          [1700000002, 5, bytes(9)],
+        ]);
+        for (const chunk of [file.length, 7, 1]) {
+          const { frames, parser } = parseAll(file, chunk);
+          expect(parser.format).toBe('pcap');
+          expect([...parser.linkTypes]).toEqual([127]);
+          expect(frames.map((f) => [...f.data])).toEqual([[1, 2, 3], [], [9]]);
+          expect(Math.abs(frames[0].timestampMs - (nanos ? 1700000000123.456789 : 1700000000123.456))).toBeLessThan(0.001);
+          expect(frames[1].timestampMs).toBe(1700000001000);
+          expect(frames[0].linkType).toBe(127);
+        }
+      });
+    }
+  }
+
+  it('keeps the FCS-length bits of the header link type in frames, masks them in linkTypes', () => {
+    const { frames, parser } = parseAll(pcap(true, false, 0x3000007f, [[1, 0, bytes(0)]]));
+    expect(frames[0].linkType).toBe(0x3000007f);
+    expect([...parser.linkTypes]).toEqual([127]);
+  });
+
+  it('returns every complete record, then reports a truncated tail with its offset', () => {
+    const file = pcap(true, false, 105, [
+      [1, 0, bytes(1, 2, 3, 4)],
+      [2, 0, bytes(5, 6, 7, 8)],
+    ]);
+    const cut = file.subarray(0, file.length - 2);
+    const parser = new CaptureParser('cut.pcap');
+    const frames = parser.push(cut);
+    expect(frames).toHaveLength(1);
+    const err = (() => {
+      try {
+        parser.end();
+      } catch (e) {
+        return e;
+      }
+    })() as CaptureFormatError;
+    expect(err).toBeInstanceOf(CaptureFormatError);
+    expect(err.offset).toBe(24 + 16 + 4);
+    expect(err.source).toBe('cut.pcap');
+    expect(err.message).toMatch(/cut\.pcap: .*record.*offset 44/);
+  });
+
+  it('rejects an absurd record length as damage instead of buffering it', () => {
+    const file = cat(pcap(true, false, 127, [[1, 0, bytes(1)]]), new W(true).u32(1).u32(0).u32(0x7fffffff).u32(0x7fffffff).out());
+    const parser = new CaptureParser('big.pcap');
+    expect(parser.push(file)).toHaveLength(1); // the good frame first
+    expect(() => parser.push(bytes(0))).toThrow(/big\.pcap: record claims 2147483647 .*offset 41/);
+    expect(() => parser.end()).toThrow(CaptureFormatError);
+  });
+});
+
+describe('pcapng', () => {
+  for (const little of [true, false]) {
+    it(`reads ${little ? 'little' : 'big'}-endian sections, interfaces, if_tsresol, EPB/SPB/OPB, unknown blocks`, () => {
+      const file = cat(
+        shb(little),
+        idb(little, 127), // default microseconds
+        idb(little, 256, 9), // nanoseconds
+        idb(little, 272, 0x80 | 10), // 2^-10 s
+        epb(little, 0, 1700000000_123456n, bytes(1)),
+        block(little, 0x0bad, (w) => w.u32(42)), // unknown: skipped
+        epb(little, 1, 1700000000_987654321n, bytes(2, 2)),
+        spb(little, bytes(3, 3, 3)),
+        opb(little, 2, 1024n * 1700000000n + 512n, bytes(4)),
+        block(little, 5, (w) => w.u32(0).u32(0).u32(0)), // ISB: skipped
+      );
+      for (const chunk of [file.length, 5, 1]) {
+        const { frames, parser } = parseAll(file, chunk);
+        expect(parser.format).toBe('pcapng');
+        expect([...parser.linkTypes].sort()).toEqual([127, 256, 272]);
+        expect(frames.map((f) => [f.linkType, [...f.data]])).toEqual([
+          [127, [1]],
+          [256, [2, 2]],
+          [127, [3, 3, 3]],
+          [272, [4]],
+        ]);
+        expect(frames[0].timestampMs).toBeCloseTo(1700000000123.456, 3);
+        expect(frames[1].timestampMs).toBeCloseTo(1700000000987.654, 2);
+        expect(frames[2].timestampMs).toBe(frames[1].timestampMs); // SPB has no time of its own
+        expect(frames[3].timestampMs).toBe(1700000000500);
+      }
+    });
+  }
+
+  it('resets interfaces at a new section, which may change byte order', () => {
+    const file = cat(shb(true), idb(true, 127), epb(true, 0, 1n, bytes(1)), shb(false), idb(false, 105), epb(false, 0, 2n, bytes(2)));
+    const { frames } = parseAll(file, 3);
+    expect(frames.map((f) => f.linkType)).toEqual([127, 105]);
+  });
+
+  it('names the block and offset of a packet for an undeclared interface', () => {
+    const file = cat(shb(true), idb(true, 127), epb(true, 3, 1n, bytes(1)));
+    expect(() => parseAll(file)).toThrow(/mem: pcapng packet refers to interface 3, but the section describes 1 \(at byte offset 56\)/);
+  });
+
+  it('detects a block whose trailing length disagrees', () => {
+    const bad = epb(true, 0, 1n, bytes(1, 2, 3, 4));
+    bad[bad.length - 4] ^= 0x40;
+    const file = cat(shb(true), idb(true, 127), epb(true, 0, 1n, bytes(9)), bad);
+    const parser = new CaptureParser('x.pcapng');
+    expect(parser.push(file).map((f) => [...f.data])).toEqual([[9]]);
+    expect(() => parser.end()).toThrow(/x\.pcapng: pcapng block length 36 does not match its trailing copy/);
+  });
+});
+
+describe('garbage input', () => {
+  it('gives a clear error, never a crash', () => {
+    expect(() => parseAll(new TextEncoder().encode('hello, this is not a capture'))).toThrow(
+      /mem: not a pcap or pcapng capture \(starts with 0x68656c6c\) \(at byte offset 0\)/,
+    );
+    expect(() => parseAll(new Uint8Array())).toThrow(/empty input/);
+    expect(() => parseAll(bytes(0xd4, 0xc3, 0xb2, 0xa1, 2, 0))).toThrow(/ends inside the file header/);
+  });
+
+  it('never throws anything but CaptureFormatError on random and mutated bytes', () => {
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
+    const good = cat(shb(true), idb(true, 127, 9), epb(true, 0, 5n, bytes(1, 2, 3)), spb(true, bytes(4)));
+    const goodPcap = pcap(false, true, 251, [[1, 2, bytes(1, 2)], [3, 4, bytes(5)]]);
+    for (let i = 0; i < 3000; i++) {
+      const base = i % 3 === 0 ? good : i % 3 === 1 ? goodPcap : new Uint8Array(40).map(rnd);
+      const input = base.slice();
+      for (let k = rnd() % 6; k >= 0; k--) input[rnd() % input.length] = rnd();
+      try {
+        parseAll(input, 1 + (rnd() % 9));
+      } catch (e) {
+        expect(e).toBeInstanceOf(CaptureFormatError);
+      }
+    }
+  });
+});
+
+describe('readCapture / unsupportedLinkType', () => {
+  it('reads an async stream of chunks and ends with the truncation error after the frames', async () => {
+    const file = pcap(true, false, 127, [
+      [1, 0, bytes(1)],
+      [2, 0, bytes(2)],
+    ]);
+    async function* chunks() {
+      for (let i = 0; i < file.length - 1; i += 3) yield file.subarray(i, Math.min(i + 3, file.length - 1));
+    }
+    const got: number[] = [];
+    await expect(async () => {
+      for await (const batch of readCapture(chunks(), 'stdin')) got.push(...batch.map((f) => f.data[0]));
+    }).rejects.toThrow(/stdin: input ends inside a record/);
+    expect(got).toEqual([1]);
+  });
+
+  it('lists the supported link types', () => {
+    const e = unsupportedLinkType(1, 'eth.pcap');
+    expect(e.message).toBe(
+      'eth.pcap: link type 1 (ETHERNET) is not supported; supported link types: 105 (IEEE802_11), ' +
+        '127 (IEEE802_11_RADIOTAP), 192 (PPI), 201 (BLUETOOTH_HCI_H4_WITH_PHDR), 251 (BLUETOOTH_LE_LL), ' +
+        '256 (BLUETOOTH_LE_LL_WITH_PHDR), 272 (NORDIC_BLE)',
+    );
+  });
+});
+
+const dir = capturesDir('capture-reader');
+describe.skipIf(!dir)('real captures', () => {
+  const files = dir
+    ? ['wifi', 'ble', 'fuzz'].flatMap((sub) =>
+        readdirSync(join(dir, sub))
+          .filter((f) => /\.(pcap|pcapng|cap)$/.test(f))
+          .map((f) => join(dir, sub, f)),
+      )
+    : [];
+  const tshark = hasBinary('tshark');
+  it.each(files)('%s: frame count and timestamps agree with tshark', async (file) => {
+    const frames: Frame[] = [];
+    for await (const batch of readCaptureFile(file)) frames.push(...batch);
+    expect(frames.length).toBeGreaterThan(0);
+    if (!tshark) return;
+    const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.cap_len'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    expect(frames.length).toBe(out.length);
+    frames.forEach((f, i) => {
+      // tshark reports the length after the 4-byte direction pseudo-header of link type 201
+      const phdr = (f.linkType & 0x03ffffff) === 201 ? 4 : 0;
+      expect(f.data.length).toBe(Number(out[i][1]) + phdr);
+      expect(Math.abs(f.timestampMs - Number(out[i][0]) * 1000)).toBeLessThan(0.01);
+    });
+  });
+});
