@@ -1,0 +1,240 @@
+// presence firmware: the WebAssembly ABI. See firmware/README.md for the protocol.
+//
+// Fixed linear memory (32 pages = 2 MiB, never grown), runtime stub, nothing allocated: every
+// buffer is a static memory.data region. Per window the host writes the key, calls window_begin,
+// fills the batch buffer with frame records and calls ingest(count) per batch, then window_end,
+// which finalises the stats and wipes the key state, every hash, the sketches, the parser's result
+// slots and the batch buffer.
+
+import {
+  parseFrame, wipeResults, resultsPtr, frameRadio, frameStatus, resultCount,
+  RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE, RSSI_UNKNOWN, ADDR_BLE_PUBLIC,
+} from './frame';
+import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr, KEY_BYTES } from './blake2s';
+import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
+import { HLL_M } from './hll';
+
+// ---- memory ----------------------------------------------------------------------------------
+
+/** Batch buffer size: records of (16-byte header + caplen padded to 8). */
+const BATCH_BYTES: u32 = 256 * 1024;
+/** Record header: link type u32, caplen u32, timestamp f64 (ms since the epoch). */
+const RECORD_HEADER: u32 = 16;
+const BATCH: usize = memory.data(<i32>BATCH_BYTES, 16);
+const KEY: usize = memory.data(<i32>KEY_BYTES, 16);
+
+// Stats: u32 words. Per radio block of 8 words at STAT_WIFI / STAT_BLE.
+const STATS: usize = memory.data(32 * 4, 16);
+// @ts-ignore: decorator
+@inline const R_FRAMES: usize = 0;
+// @ts-ignore: decorator
+@inline const R_ACCEPTED: usize = 4;
+// @ts-ignore: decorator
+@inline const R_REJECTED: usize = 8;
+// @ts-ignore: decorator
+@inline const R_WEAK: usize = 12;
+// @ts-ignore: decorator
+@inline const R_DEVICES: usize = 16;
+// @ts-ignore: decorator
+@inline const R_ESTIMATE: usize = 20;
+// @ts-ignore: decorator
+@inline const R_EXACT: usize = 24;
+// @ts-ignore: decorator
+@inline const S_UNSUPPORTED: usize = 64;
+// @ts-ignore: decorator
+@inline const S_BATCH_ERRORS: usize = 68;
+// @ts-ignore: decorator
+@inline const S_OPEN: usize = 72;
+
+/** window_begin flag: count Wi-Fi frames whose FCS check fails. */
+const FLAG_IGNORE_FCS: u32 = 1;
+
+let ignoreFcs: bool = false;
+let rssiMin: i32 = -128;
+
+// ---- window ----------------------------------------------------------------------------------
+
+export function batch_ptr(): usize {
+  return BATCH;
+}
+
+export function batch_capacity(): u32 {
+  return BATCH_BYTES;
+}
+
+export function key_ptr(): usize {
+  return KEY;
+}
+
+export function stats_ptr(): usize {
+  return STATS;
+}
+
+/**
+ * Opens a window with the 32 bytes at key_ptr(). The key is compressed into the chain value after
+ * the key block and the key bytes are wiped at once. flags bit 0: ignore Wi-Fi FCS failures.
+ * Slots whose RSSI is known and below rssiMinDbm count as weak, not as devices (-128: no limit).
+ */
+export function window_begin(flags: u32, rssiMinDbm: i32): void {
+  countWipe();
+  memory.fill(STATS, 0, 32 * 4);
+  setKey(KEY);
+  memory.fill(KEY, 0, KEY_BYTES);
+  ignoreFcs = (flags & FLAG_IGNORE_FCS) != 0;
+  rssiMin = rssiMinDbm;
+  store<u32>(STATS + S_OPEN, 1);
+}
+
+// @ts-ignore: decorator
+@inline function bump(p: usize, by: u32): void {
+  store<u32>(p, load<u32>(p) + by);
+}
+
+/** Hashes and counts result slot `slot` of a frame of radio `radio` (RADIO_WIFI / RADIO_BLE). */
+// @ts-ignore: decorator
+@inline function countSlot(radio: u32, r: u32, slot: usize, stats: usize): void {
+  const rssi = <i32>load<i8>(slot, 7);
+  if (rssi != <i32>RSSI_UNKNOWN && rssi < rssiMin) {
+    bump(stats + R_WEAK, 1);
+    return;
+  }
+  const kind = load<u8>(slot, 6);
+  const group: u32 = radio == RADIO_BLE && kind != ADDR_BLE_PUBLIC ? 1 : 0;
+  // message: radio, address-kind group, address (6 bytes, display order)
+  const m0 = radio | (group << 8) | (<u32>load<u8>(slot, 0) << 16) | (<u32>load<u8>(slot, 1) << 24);
+  const m1 = <u32>load<u8>(slot, 2) | (<u32>load<u8>(slot, 3) << 8) | (<u32>load<u8>(slot, 4) << 16) | (<u32>load<u8>(slot, 5) << 24);
+  countHash(r, hashAddress(m0, m1));
+}
+
+/**
+ * Ingests the first `count` records of the batch buffer. Returns the number ingested: fewer when a
+ * record header or its caplen would run past the batch end (counted in the batch-error stat).
+ */
+export function ingest(count: u32): u32 {
+  if (load<u32>(STATS + S_OPEN) == 0) return 0;
+  let off: u32 = 0;
+  let n: u32 = 0;
+  const fcs = ignoreFcs;
+  while (n < count) {
+    if (BATCH_BYTES - off < RECORD_HEADER) {
+      bump(STATS + S_BATCH_ERRORS, 1);
+      break;
+    }
+    const rec = BATCH + off;
+    const linkType = load<u32>(rec) & 0x03ffffff;
+    const len = load<u32>(rec, 4);
+    if (len > BATCH_BYTES - off - RECORD_HEADER) {
+      bump(STATS + S_BATCH_ERRORS, 1);
+      break;
+    }
+    parseFrame(linkType, rec + RECORD_HEADER, len, fcs);
+    const radio = frameRadio;
+    if (radio == RADIO_WIFI || radio == RADIO_BLE) {
+      const r: u32 = radio == RADIO_WIFI ? 0 : 1;
+      const stats = STATS + (<usize>r << 5);
+      bump(stats + R_FRAMES, 1);
+      const status = frameStatus;
+      if (status == STATUS_ACCEPTED) {
+        const k = resultCount;
+        bump(stats + R_ACCEPTED, k);
+        const slots = resultsPtr();
+        for (let i: u32 = 0; i < k; i++) countSlot(radio, r, slots + <usize>i * SLOT_SIZE, stats);
+      } else if (status == STATUS_REJECTED) {
+        bump(stats + R_REJECTED, 1);
+      }
+    } else {
+      bump(STATS + S_UNSUPPORTED, 1);
+    }
+    off += RECORD_HEADER + ((len + 7) & ~7);
+    n++;
+    if (off > BATCH_BYTES) break; // padding ran past the end: nothing more fits
+  }
+  return n;
+}
+
+/**
+ * Closes the window: writes devices, estimate and exact per radio into the stats, then wipes the
+ * key, the keyed state, every hash, both sketches, the parser's result slots and the batch buffer.
+ */
+export function window_end(): void {
+  for (let r: u32 = 0; r < 2; r++) {
+    const stats = STATS + (<usize>r << 5);
+    const devices = <u32>Math.round(countDistinct(r));
+    store<u32>(stats + R_DEVICES, devices);
+    store<u32>(stats + R_ESTIMATE, devices);
+    store<u32>(stats + R_EXACT, countIsExact(r) ? 1 : 0);
+  }
+  store<u32>(STATS + S_OPEN, 0);
+  memory.fill(KEY, 0, KEY_BYTES);
+  wipeKey();
+  countWipe();
+  wipeResults();
+  memory.fill(BATCH, 0, BATCH_BYTES);
+}
+
+// ---- facts for the host ----------------------------------------------------------------------
+
+/** Distinct devices a radio's exact table holds before switching to the sketch. */
+export function table_limit(): u32 {
+  return TABLE_LIMIT;
+}
+
+export function table_slots(): u32 {
+  return TABLE_SLOTS;
+}
+
+export function sketch_registers(): u32 {
+  return HLL_M;
+}
+
+/** End of the static data (bytes): everything the module uses lies below this. */
+export function static_end(): usize {
+  return __heap_base;
+}
+
+// ---- test and bench entries ------------------------------------------------------------------
+
+/** General keyed BLAKE2s (RFC 7693) over linear memory; false for an out-of-range length. */
+export function blake2s(keyPtr: usize, keyLen: u32, msgPtr: usize, msgLen: u32, outPtr: usize, outLen: u32): bool {
+  return blake2sGeneral(keyPtr, keyLen, msgPtr, msgLen, outPtr, outLen);
+}
+
+/** The window's 8-byte keyed hash of an address (6 bytes at ptr) as a u64 (digest bytes LE). */
+export function hash_address(radio: u32, group: u32, ptr: usize): u64 {
+  const m0 = radio | (group << 8) | (<u32>load<u8>(ptr, 0) << 16) | (<u32>load<u8>(ptr, 1) << 24);
+  const m1 = load<u32>(ptr, 2);
+  return hashAddress(m0, m1);
+}
+
+/**
+ * Counts `n` addresses (6 bytes each, packed at ptr) of one radio and address kind into the
+ * window, as if they were accepted result slots with unknown RSSI. For tests of the counter.
+ */
+export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void {
+  if (load<u32>(STATS + S_OPEN) == 0 || (radio != RADIO_WIFI && radio != RADIO_BLE)) return;
+  const r: u32 = radio == RADIO_WIFI ? 0 : 1;
+  const group: u32 = radio == RADIO_BLE && kind != <u32>ADDR_BLE_PUBLIC ? 1 : 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const a = ptr + <usize>i * 6;
+    const m0 = radio | (group << 8) | (<u32>load<u8>(a, 0) << 16) | (<u32>load<u8>(a, 1) << 24);
+    countHash(r, hashAddress(m0, load<u32>(a, 2)));
+  }
+}
+
+/**
+ * The hashing ceiling: keyed hash of `n` addresses (8-byte stride at ptr) in a loop, nothing else.
+ * Returns an XOR of the digests so the work cannot be optimised away.
+ */
+export function hash_addresses(ptr: usize, n: u32): u32 {
+  let acc: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const a = ptr + (<usize>i << 3);
+    const m0 = RADIO_WIFI | (<u32>load<u8>(a, 0) << 16) | (<u32>load<u8>(a, 1) << 24);
+    acc ^= hashAddress(m0, load<u32>(a, 2));
+  }
+  return <u32>acc ^ <u32>(acc >> 32);
+}
+
+export function keyed_state_ptr(): usize {
+  return keyedStatePtr();
+}
