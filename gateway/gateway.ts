@@ -1,0 +1,366 @@
+// The gateway: capture sources -> firmware (WASM) -> one window at a time -> durable queue -> MQTT.
+//
+// Per window: a fresh 32-byte key from the CSPRNG (crypto.randomBytes) goes into the firmware and
+// the host's copy is zeroed at once; at the window's end the firmware reports counts and wipes its
+// hashes, the counts become a contract message with the next `seq`, which is written to the queue
+// (fsync) and then published. Windows close on time with or without frames.
+//
+// Clocks: live sources (capture commands, stdin) use the wall clock and a timer at each boundary;
+// file replays use the capture's clock: a window closes when every source's capture time has
+// passed its end, so windows follow the file however fast it is replayed.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import pino, { type Logger } from 'pino';
+import { Firmware } from '../firmware/host/firmware.ts';
+import type { Frame, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
+import type { CountsMessage, StatusMessage } from './contract.ts';
+import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
+import { Publisher, safeUrl } from './publisher.ts';
+import { WindowQueue } from './queue.ts';
+import { createSource, type CaptureSource, type FrameSink } from './sources.ts';
+import { onlineStatus, RateTracker } from './status.ts';
+import { countsMessage, OpenWindow, type Identity } from './window.ts';
+
+/** What the gateway needs from the firmware (firmware/host/firmware.ts `Firmware`). */
+export interface WindowCounter {
+  beginWindow(key: Uint8Array, opts?: WindowOptions): void;
+  ingestMany(frames: Frame[]): unknown;
+  endWindow(): FirmwareWindowCounts;
+}
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  /** pino logger; default: JSON to stderr at config.log.level. */
+  log?: Logger;
+  /** A loaded firmware instance; default: Firmware.load(). */
+  firmware?: WindowCounter;
+  /** Input of a stdin source (default process.stdin). */
+  stdin?: NodeJS.ReadableStream;
+  /** Called for every closed window once it is durably queued. */
+  onWindow?: (message: CountsMessage) => void;
+}
+
+export interface GatewayEvents {
+  /** A window closed and is durably queued (published later, when the broker acknowledges). */
+  window: [message: CountsMessage];
+  /** A window was acknowledged by the broker and removed from the queue. */
+  published: [seq: number];
+  status: [status: StatusMessage];
+  /** Every source ended (files, stdin) and every window was acknowledged. */
+  finished: [];
+}
+
+export function createLogger(level: string = 'info'): Logger {
+  return pino({ level, base: { component: 'gateway' } }, pino.destination({ dest: 2, sync: true }));
+}
+
+async function loadFirmware(): Promise<WindowCounter> {
+  return Firmware.load();
+}
+
+export class Gateway extends EventEmitter<GatewayEvents> {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly clock: 'wall' | 'capture';
+  readonly windowMs: number;
+  private readonly statusMs: number;
+  private readonly keepaliveS: number;
+  private readonly id: Identity;
+  private readonly windowOpts: WindowOptions;
+  private fw: WindowCounter | null;
+  private queue!: WindowQueue;
+  private publisher!: Publisher;
+  readonly sources: CaptureSource[];
+  private win: OpenWindow | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private startedAt = 0;
+  private rates = new RateTracker();
+  /** Capture mode: frames waiting for their window, per source, in arrival order. */
+  private pending = new Map<CaptureSource, Frame[]>();
+  private waiters = new Map<CaptureSource, () => void>();
+  private stopping = false;
+  private finishing: Promise<void> | null = null;
+  private doneResolve!: () => void;
+  /** Resolves once the gateway has stopped (sources ended and windows flushed, or stop()). */
+  readonly done: Promise<void>;
+  windowsClosed = 0;
+  private lastSeq = 0;
+
+  constructor(private readonly opts: GatewayOptions) {
+    super();
+    this.config = opts.config;
+    this.log = opts.log ?? createLogger(opts.config.log.level);
+    this.clock = clockOf(opts.config);
+    const d = durations(opts.config);
+    this.windowMs = d.windowMs;
+    this.statusMs = d.statusMs;
+    this.keepaliveS = d.keepaliveS;
+    const g = opts.config.gateway;
+    this.id = { site: g.site, zone: g.zone, gateway: g.id };
+    this.windowOpts = { ignoreFcs: g.ignore_fcs, ...(g.rssi_min_dbm !== undefined ? { rssiMinDbm: g.rssi_min_dbm } : {}) };
+    this.fw = opts.firmware ?? null;
+    this.sources = opts.config.sources.map((s) => createSource(s, this.log, opts.stdin));
+    this.done = new Promise((r) => (this.doneResolve = r));
+    if (opts.onWindow) this.on('window', opts.onWindow);
+  }
+
+  get queueDir(): string {
+    return defaultQueueDir(this.config);
+  }
+
+  get queueDepth(): number {
+    return this.queue?.depth ?? 0;
+  }
+
+  /** Opens the queue, loads the firmware, connects (in the background) and starts the sources. */
+  async start(): Promise<void> {
+    this.startedAt = Date.now();
+    this.fw ??= await loadFirmware();
+    this.queue = WindowQueue.open(this.queueDir, { maxWindows: this.config.queue.max_windows, log: this.log });
+    this.lastSeq = this.queue.nextSeq - 1;
+    this.log.info(
+      {
+        site: this.id.site,
+        zone: this.id.zone,
+        gateway: this.id.gateway,
+        window_ms: this.windowMs,
+        clock: this.clock,
+        sources: this.sources.map((s) => s.name),
+        broker: safeUrl(this.config.mqtt.url),
+        queue_dir: this.queueDir,
+        queued: this.queue.depth,
+        next_seq: this.queue.nextSeq,
+      },
+      'gateway starting',
+    );
+    this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
+    this.publisher.on('acked', (seq) => this.emit('published', seq));
+    this.publisher.on('connect', () => void this.publishStatus());
+    this.publisher.start();
+    if (this.clock === 'wall') this.openWindow(Date.now(), false);
+    const sink: FrameSink = {
+      deliver: (src, frames) => this.deliver(src, frames),
+      stateChanged: (src) => this.sourceStateChanged(src),
+    };
+    for (const s of this.sources) {
+      this.pending.set(s, []);
+      s.start(sink);
+      s.finished.then(() => this.sourceFinished(s));
+    }
+    this.statusTimer = setInterval(() => void this.publishStatus(), this.statusMs);
+    this.statusTimer.unref();
+  }
+
+  /** start() and wait until done (file and stdin sources: all frames counted and published). */
+  async run(): Promise<void> {
+    await this.start();
+    await this.done;
+  }
+
+  // ---- windows -------------------------------------------------------------------------------
+
+  private newKeyWindow(): void {
+    const key = randomBytes(32);
+    this.fw!.beginWindow(key, this.windowOpts);
+    key.fill(0); // the firmware holds its own copy; ours is wiped
+  }
+
+  private openWindow(at: number, complete: boolean): void {
+    const sourcesOk = this.sources.every((s) => s.state === 'running' || (this.clock === 'capture' && s.state === 'finished'));
+    this.win = new OpenWindow(at, this.windowMs, complete && sourcesOk);
+    this.newKeyWindow();
+    if (this.clock === 'wall') this.scheduleClose();
+  }
+
+  private scheduleClose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const w = this.win!;
+    const delay = Math.max(0, w.nominalEnd - Date.now());
+    this.timer = setTimeout(() => this.onBoundary(), delay);
+  }
+
+  private onBoundary(): void {
+    this.timer = null;
+    const w = this.win;
+    if (!w || this.stopping) return;
+    const now = Date.now();
+    if (now < w.nominalEnd) return this.scheduleClose(); // woke early
+    this.closeWindow(w.nominalEnd, true);
+    if (now - w.nominalEnd >= this.windowMs) {
+      this.log.warn({ late_ms: now - w.nominalEnd }, 'clock jumped or the process stalled; the next window starts now');
+      this.openWindow(now, false);
+    } else this.openWindow(w.nominalEnd, true);
+    void this.publishStatus();
+  }
+
+  /** Ends the open window at `at`, queues its counts durably, and announces it. */
+  private closeWindow(at: number, onTime: boolean): void {
+    const w = this.win!;
+    this.win = null;
+    const counts = this.fw!.endWindow();
+    const span = w.span(at);
+    if (!span) return; // nothing was counted in an empty interval
+    if (!onTime) span.complete = false;
+    const message = countsMessage(this.id, this.queue.nextSeq, span, counts);
+    this.queue.append(message);
+    this.lastSeq = message.seq;
+    this.windowsClosed++;
+    this.log.info(
+      { seq: message.seq, start: message.start, complete: message.complete, wifi: message.wifi.estimate, ble: message.ble.estimate, queue_depth: this.queue.depth },
+      'window closed',
+    );
+    this.emit('window', message);
+    this.publisher.pump();
+  }
+
+  // ---- frames --------------------------------------------------------------------------------
+
+  private deliver(src: CaptureSource, frames: Frame[]): void | Promise<void> {
+    if (this.stopping) return;
+    if (this.clock === 'wall') {
+      this.fw!.ingestMany(frames);
+      return;
+    }
+    const q = this.pending.get(src)!;
+    for (const f of frames) q.push(f);
+    if (!this.win) this.openWindow(frames[0].timestampMs, true);
+    this.advance(false);
+    if (q.length === 0) return;
+    return new Promise((resolve) => this.waiters.set(src, resolve));
+  }
+
+  /** Capture clock: ingests what belongs to the open window and closes windows the clock has passed. */
+  private advance(final: boolean): void {
+    for (;;) {
+      const w = this.win;
+      if (!w) return;
+      const batch: Frame[] = [];
+      for (const q of this.pending.values()) {
+        let n = 0;
+        while (n < q.length && q[n].timestampMs < w.nominalEnd) n++;
+        if (n) for (const f of q.splice(0, n)) batch.push(f);
+      }
+      if (batch.length) this.fw!.ingestMany(batch);
+      const watermark = this.watermark(final);
+      if (watermark < w.nominalEnd) break;
+      this.closeWindow(w.nominalEnd, true);
+      this.openWindow(w.nominalEnd, true);
+    }
+    for (const [src, resolve] of this.waiters) {
+      if (this.pending.get(src)!.length === 0) {
+        this.waiters.delete(src);
+        resolve();
+      }
+    }
+  }
+
+  /** Capture time every source has reached: the least latest-timestamp among sources still going. */
+  private watermark(final: boolean): number {
+    let wm = Infinity;
+    let anyPending = false;
+    for (const s of this.sources) {
+      const q = this.pending.get(s)!;
+      if (q.length) anyPending = true;
+      if (s.state === 'finished' || s.state === 'failed') continue;
+      wm = Math.min(wm, s.lastTimestampMs);
+    }
+    if (final || wm === Infinity) return anyPending ? Infinity : -Infinity;
+    return wm;
+  }
+
+  private sourceStateChanged(src: CaptureSource): void {
+    this.log.info({ source: src.name, state: src.state, errors: src.errors }, 'source state');
+    if (src.state === 'restarting' || src.state === 'failed') {
+      if (this.win) this.win.complete = false;
+      void this.publishStatus();
+    }
+    if (this.clock === 'capture') this.advance(false);
+  }
+
+  private sourceFinished(src: CaptureSource): void {
+    if (this.stopping) return;
+    if (this.clock === 'capture') this.advance(false);
+    if (this.sources.every((s) => s.state === 'finished' || s.state === 'failed')) void this.finish();
+  }
+
+  /** Every source ended: close the last window (cut short), flush the queue, stop. */
+  private finish(): Promise<void> {
+    this.finishing ??= (async () => {
+      if (this.clock === 'capture') {
+        this.advance(true);
+        const last = Math.max(...this.sources.map((s) => s.lastTimestampMs));
+        if (this.win && Number.isFinite(last)) this.closeWindow(Math.floor(last) + 1, false);
+      } else if (this.win) this.closeWindow(Date.now(), false);
+      this.win = null;
+      if (this.timer) clearTimeout(this.timer);
+      this.log.info({ windows: this.windowsClosed, queue_depth: this.queue.depth }, 'sources ended; publishing queued windows');
+      await this.publishStatus();
+      await this.publisher.flush();
+      await this.shutdown();
+      this.emit('finished');
+    })();
+    return this.finishing;
+  }
+
+  /**
+   * Stops: sources end, the open window is closed as incomplete and queued, queued windows get up
+   * to `flushMs` to be acknowledged (the rest stays on disk for the next start), offline status.
+   */
+  async stop(flushMs = 3000): Promise<void> {
+    if (this.stopping) return this.done;
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const [, resolve] of this.waiters) resolve();
+    this.waiters.clear();
+    await Promise.all(this.sources.map((s) => s.stop()));
+    if (this.win && this.queue) {
+      if (this.clock === 'capture') {
+        const last = Math.max(...this.sources.map((s) => s.lastTimestampMs));
+        if (Number.isFinite(last)) this.closeWindow(Math.floor(last) + 1, false);
+      } else this.closeWindow(Date.now(), false);
+    }
+    this.win = null;
+    if (this.publisher) {
+      const flushed = await this.publisher.flush(flushMs);
+      if (!flushed) this.log.warn({ queue_depth: this.queue.depth }, 'stopping with windows not yet acknowledged; they are sent after the next start');
+    }
+    await this.shutdown();
+  }
+
+  private shuttingDown = false;
+  private async shutdown(): Promise<void> {
+    if (this.shuttingDown) return this.done;
+    this.shuttingDown = true;
+    this.stopping = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.timer) clearTimeout(this.timer);
+    await this.publisher?.stop();
+    this.queue?.close();
+    this.log.info({ windows: this.windowsClosed, last_seq: this.lastSeq, queue_depth: this.queue?.depth ?? 0 }, 'gateway stopped');
+    this.doneResolve();
+  }
+
+  // ---- status --------------------------------------------------------------------------------
+
+  status(): StatusMessage {
+    const now = Date.now();
+    return onlineStatus({
+      ...this.id,
+      startedAt: this.startedAt,
+      now,
+      queueDepth: this.queue?.depth ?? 0,
+      queueDropped: this.queue?.dropped ?? 0,
+      windows: this.windowsClosed,
+      lastSeq: this.lastSeq,
+      sources: this.sources.map((s) => s.status(this.rates.rate(s.name, s.frames, now))),
+    });
+  }
+
+  private async publishStatus(): Promise<void> {
+    if (!this.publisher || this.shuttingDown) return;
+    const s = this.status();
+    this.emit('status', s);
+    await this.publisher.publishStatus(s);
+  }
+}

@@ -1,0 +1,276 @@
+// Capture sources: where frames come from. Each source reads a pcap/pcapng byte stream with the
+// capture reader and hands frame batches to a sink (the gateway):
+//   - CommandSource: a capture command's stdout (tcpdump / dumpcap writing pcap to `-`), restarted
+//     with exponential backoff whenever it exits or writes something that is not a capture;
+//   - FileSource: a capture file, replayed in real time, N times faster, or as fast as possible;
+//   - StdinSource: pcap on standard input (`--source stdin`, `pcap:-`).
+// A source never logs frame contents; a capture command's stderr is logged with anything that
+// looks like a device address removed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Frame } from '../firmware/host/types.ts';
+import { readCapture } from './capture/pcap.ts';
+import type { SourceStatus } from './contract.ts';
+import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
+import { parseDuration } from './config.ts';
+import { redactAddresses } from './status.ts';
+
+export type SourceState = SourceStatus['state'];
+
+export interface FrameSink {
+  /** A batch of frames in capture order. The returned promise (if any) is back-pressure: the source waits for it. */
+  deliver(source: CaptureSource, frames: Frame[]): void | Promise<void>;
+  /** The source's state changed (running, restarting, failed, finished). */
+  stateChanged(source: CaptureSource): void;
+}
+
+export abstract class CaptureSource {
+  state: SourceState = 'running';
+  /** Frames delivered since start. */
+  frames = 0;
+  errors = 0;
+  lastError: string | undefined;
+  /** Largest capture timestamp delivered so far (ms), -Infinity before the first frame. */
+  lastTimestampMs = -Infinity;
+  protected stopped = false;
+  protected sink: FrameSink | null = null;
+  readonly finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(readonly name: string, readonly radio: Radio | undefined, protected readonly log: Logger) {
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** True for sources that end on their own (files, stdin); false for capture commands. */
+  abstract readonly ends: boolean;
+
+  start(sink: FrameSink): void {
+    this.sink = sink;
+    this.run()
+      .catch((err) => this.fail(err as Error))
+      .finally(() => {
+        if (this.state === 'running' || this.state === 'restarting') this.setState('finished');
+        this.resolveFinished();
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.halt();
+    await this.finished;
+  }
+
+  protected abstract run(): Promise<void>;
+  protected async halt(): Promise<void> {}
+
+  protected setState(state: SourceState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.sink?.stateChanged(this);
+  }
+
+  protected fail(err: Error): void {
+    this.errors++;
+    this.lastError = redactAddresses(err.message).slice(0, 300);
+    this.log.error({ source: this.name, err: this.lastError }, 'source failed');
+    this.setState('failed');
+  }
+
+  protected async deliver(frames: Frame[]): Promise<void> {
+    if (!frames.length || this.stopped) return;
+    this.frames += frames.length;
+    for (const f of frames) if (f.timestampMs > this.lastTimestampMs) this.lastTimestampMs = f.timestampMs;
+    await this.sink!.deliver(this, frames);
+  }
+
+  status(framesPerS: number): SourceStatus {
+    return {
+      name: this.name,
+      ...(this.radio ? { radio: this.radio } : {}),
+      state: this.state,
+      frames_per_s: Math.round(framesPerS * 10) / 10,
+      frames: this.frames,
+      errors: this.errors,
+      ...(this.lastError ? { last_error: this.lastError } : {}),
+    };
+  }
+}
+
+/** Replays a capture file; windows then follow the capture's clock. */
+export class FileSource extends CaptureSource {
+  readonly ends = true;
+  private stream: ReturnType<typeof createReadStream> | null = null;
+  constructor(private readonly cfg: Pick<FileSourceConfig, 'name' | 'radio' | 'path' | 'speed'>, log: Logger) {
+    super(cfg.name, cfg.radio, log);
+  }
+
+  protected async run(): Promise<void> {
+    this.stream = createReadStream(this.cfg.path, { highWaterMark: 256 * 1024 });
+    const pace = pacer(this.cfg.speed);
+    for await (const batch of readCapture(this.stream, this.cfg.path)) {
+      if (this.stopped) break;
+      await pace(batch, (frames) => this.deliver(frames));
+      if (this.stopped) break;
+    }
+  }
+
+  protected async halt(): Promise<void> {
+    this.stream?.destroy();
+  }
+}
+
+/**
+ * Paces batches of frames to a replay speed: frame i is delivered (t_i - t_0) / speed after the first
+ * one. 'max' delivers at once (yielding to the event loop between batches).
+ */
+export function pacer(speed: Speed): (frames: Frame[], deliver: (frames: Frame[]) => Promise<void>) => Promise<void> {
+  if (speed === 'max') {
+    return async (frames, deliver) => {
+      await deliver(frames);
+      await new Promise((r) => setImmediate(r));
+    };
+  }
+  let wall0 = -1;
+  let ts0 = 0;
+  return async (frames, deliver) => {
+    let from = 0;
+    for (let i = 0; i < frames.length; i++) {
+      const ts = frames[i].timestampMs;
+      if (wall0 < 0) {
+        wall0 = performance.now();
+        ts0 = ts;
+      }
+      const due = wall0 + (ts - ts0) / speed;
+      const wait = due - performance.now();
+      if (wait > 2) {
+        if (i > from) await deliver(frames.slice(from, i));
+        from = i;
+        await sleep(wait);
+      }
+    }
+    if (from < frames.length) await deliver(from === 0 ? frames : frames.slice(from));
+  };
+}
+
+/** pcap or pcapng on standard input (a pipe from tcpdump, or a file). */
+export class StdinSource extends CaptureSource {
+  readonly ends = true;
+  constructor(cfg: Pick<StdinSourceConfig, 'name' | 'radio'>, log: Logger, private readonly input: NodeJS.ReadableStream = process.stdin) {
+    super(cfg.name, cfg.radio, log);
+  }
+  protected async run(): Promise<void> {
+    for await (const batch of readCapture(this.input as AsyncIterable<Uint8Array>, 'stdin')) {
+      if (this.stopped) break;
+      await this.deliver(batch);
+    }
+  }
+  protected async halt(): Promise<void> {
+    (this.input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+  }
+}
+
+/** A capture command writing pcap to stdout, restarted with backoff when it dies. */
+export class CommandSource extends CaptureSource {
+  readonly ends = false;
+  private child: ChildProcess | null = null;
+  private wake: (() => void) | null = null;
+  /** Times the command was (re)started. */
+  starts = 0;
+
+  constructor(private readonly cfg: Pick<CommandSourceConfig, 'name' | 'radio' | 'command' | 'restart_min' | 'restart_max'>, log: Logger) {
+    super(cfg.name, cfg.radio, log);
+  }
+
+  protected async run(): Promise<void> {
+    const minMs = parseDuration(this.cfg.restart_min);
+    const maxMs = Math.max(minMs, parseDuration(this.cfg.restart_max));
+    let backoff = minMs;
+    while (!this.stopped) {
+      const began = Date.now();
+      const problem = await this.once();
+      if (this.stopped) break;
+      this.errors++;
+      this.lastError = redactAddresses(problem).slice(0, 300);
+      if (Date.now() - began > maxMs) backoff = minMs; // it ran well for a while: start over
+      this.log.warn({ source: this.name, err: this.lastError, restart_in_ms: backoff }, 'capture command stopped; restarting');
+      this.setState('restarting');
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, backoff);
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wake = null;
+      backoff = Math.min(maxMs, backoff * 2);
+    }
+  }
+
+  /** Runs the command once; resolves with why it stopped. */
+  private async once(): Promise<string> {
+    const cmd = this.cfg.command;
+    const child = Array.isArray(cmd)
+      ? spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.starts++;
+    let stderrTail = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
+    });
+    let spawnError: Error | null = null;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('error', (err) => {
+        spawnError = err;
+        resolve({ code: null, signal: null });
+      });
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    let readError: Error | null = null;
+    try {
+      let first = true;
+      for await (const batch of readCapture(child.stdout!, `command ${this.name}`)) {
+        if (first) {
+          first = false;
+          this.setState('running');
+        }
+        await this.deliver(batch);
+        if (this.stopped) break;
+      }
+    } catch (err) {
+      readError = err as Error;
+    }
+    if (readError && child.exitCode === null) child.kill('SIGTERM');
+    const { code, signal } = await exited;
+    this.child = null;
+    const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+    if (spawnError) return `cannot start: ${(spawnError as Error).message}`;
+    if (readError) return `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}`;
+    return `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}`;
+  }
+
+  protected async halt(): Promise<void> {
+    this.wake?.();
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((r) => child.once('close', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await gone;
+      clearTimeout(t);
+    }
+  }
+}
+
+export function createSource(cfg: SourceConfig, log: Logger, stdin?: NodeJS.ReadableStream): CaptureSource {
+  switch (cfg.type) {
+    case 'file':
+      return new FileSource(cfg, log);
+    case 'stdin':
+      return new StdinSource(cfg, log, stdin);
+    case 'command':
+      return new CommandSource(cfg, log);
+  }
+}

@@ -1,0 +1,63 @@
+// Gateway status: the retained message on the status topic (state, version, uptime, frames/s and
+// errors per source, queue depth), and the helpers that keep addresses out of anything we print.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONTRACT_VERSION, type SourceStatus, type StatusMessage } from './contract.ts';
+
+export const VERSION: string = (() => {
+  try {
+    return JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version as string;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+// Six octets with : - or . separators, Cisco-style dotted triples, and 12 bare hex digits.
+const MAC_RE = /\b[0-9a-f]{2}(?:([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})\b|\b[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\b|\b[0-9a-f]{12}\b/gi;
+
+/** Replaces anything shaped like a device address with "<addr>" (for text from capture tools). */
+export function redactAddresses(text: string): string {
+  return text.replace(MAC_RE, '<addr>');
+}
+
+/** Frames per second per source, measured between two status snapshots. */
+export class RateTracker {
+  private last = new Map<string, { frames: number; at: number }>();
+  rate(name: string, frames: number, now: number): number {
+    const prev = this.last.get(name);
+    this.last.set(name, { frames, at: now });
+    if (!prev || now <= prev.at) return 0;
+    return ((frames - prev.frames) * 1000) / (now - prev.at);
+  }
+}
+
+export interface StatusInput {
+  site: string;
+  zone: string;
+  gateway: string;
+  startedAt: number;
+  now: number;
+  queueDepth: number;
+  queueDropped: number;
+  windows: number;
+  lastSeq: number;
+  sources: SourceStatus[];
+}
+
+export function onlineStatus(s: StatusInput): StatusMessage {
+  return {
+    v: CONTRACT_VERSION,
+    site: s.site,
+    gateway: s.gateway,
+    zone: s.zone,
+    state: 'online',
+    version: VERSION,
+    uptime_s: Math.max(0, Math.round((s.now - s.startedAt) / 100) / 10),
+    queue_depth: s.queueDepth,
+    queue_dropped: s.queueDropped,
+    windows: s.windows,
+    last_seq: s.lastSeq,
+    sources: s.sources,
+    ts: new Date(s.now).toISOString(),
+  };
+}
