@@ -170,7 +170,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const { site, zone, id } = this.cfg.gateway;
     if (c.connected) await Promise.race([this.publishStatus(finalStatus ?? offlineStatus(site, id, zone)), new Promise((r) => setTimeout(r, 2000))]);
     this.closing = true;
-    await new Promise<void>((resolve) => c.end(true, {}, () => resolve()));
+    // A clean DISCONNECT (no last will); forced if the broker does not answer.
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => c.end(true, {}, () => resolve()), 2000);
+      c.end(false, {}, () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
     this.client = null;
   }
 }

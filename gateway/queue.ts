@@ -3,7 +3,9 @@
 // The folder also keeps the last sequence number, so `seq` goes on across restarts.
 //
 // Layout of the queue folder:
-//   seq                    last sequence number given to a window (decimal text)
+//   seq                    last sequence number given to a window, written before the newest
+//                          window file is removed (while windows are queued the newest one's
+//                          name carries it)
 //   windows/<seq>.json     one counts message per unacknowledged window (counts only: the
 //                          contract's payload, nothing per device)
 //   lock                   pid of the gateway using the folder
@@ -128,13 +130,13 @@ export class WindowQueue {
     if (message.seq !== this.lastSeq + 1) throw new Error(`queue: seq ${message.seq} out of order (expected ${this.lastSeq + 1})`);
     while (this.seqs.length >= this.opts.maxWindows) {
       const old = this.seqs.shift()!;
+      if (old === this.lastSeq) this.saveSeq();
       this.unlink(old);
       this.dropped++;
       this.opts.log?.warn({ seq: old, max_windows: this.opts.maxWindows, dropped: this.dropped }, 'queue full: dropped the oldest unpublished window');
     }
     writeDurably(this.file(message.seq), JSON.stringify(message), this.windowsDir);
     this.lastSeq = message.seq;
-    writeDurably(join(this.dir, 'seq'), `${message.seq}\n`, this.dir);
     this.seqs.push(message.seq);
   }
 
@@ -170,8 +172,15 @@ export class WindowQueue {
   remove(seq: number): void {
     const i = this.seqs.indexOf(seq);
     if (i < 0) return;
+    // While windows are queued the newest file carries the last seq; before the newest goes, the
+    // seq file takes over, so seq never goes back after a restart.
+    if (seq === this.lastSeq) this.saveSeq();
     this.seqs.splice(i, 1);
     this.unlink(seq);
+  }
+
+  private saveSeq(): void {
+    writeDurably(join(this.dir, 'seq'), `${this.lastSeq}\n`, this.dir);
   }
 
   private file(seq: number): string {

@@ -1,0 +1,169 @@
+// Gateway configuration (file + flags, ajv messages), the durable queue and window alignment.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from '../gateway/config.ts';
+import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
+import { alignDown, OpenWindow } from '../gateway/window.ts';
+import { redactAddresses } from '../gateway/status.ts';
+import type { CountsMessage } from '../gateway/contract.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-config-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const base = { site: 's1', zone: 'z1', id: 'g1', mqtt: 'mqtt://127.0.0.1:1883' };
+
+describe('gateway config', () => {
+  it('works from flags alone (the issue command line)', () => {
+    const cfg = loadConfig({ ...base, source: ['pcap:/tmp/x.pcap'], speed: 'max', window: '60s' }, {});
+    expect(cfg.gateway).toMatchObject({ site: 's1', zone: 'z1', id: 'g1', window: '60s', ignore_fcs: false, clock: 'auto' });
+    expect(cfg.sources).toEqual([{ type: 'file', name: 'file0', path: '/tmp/x.pcap', speed: 'max' }]);
+    expect(cfg.mqtt).toMatchObject({ url: 'mqtt://127.0.0.1:1883', keepalive: '30s', reject_unauthorized: true });
+    expect(cfg.queue.max_windows).toBe(100_000);
+    expect(clockOf(cfg)).toBe('capture');
+  });
+
+  it('reads YAML and JSON, resolves paths against the file, and flags override the file', () => {
+    const yaml = join(tmp, 'gw.yaml');
+    writeFileSync(
+      yaml,
+      [
+        'gateway: { site: park, zone: gate-a, id: gw-01, window: 30s, rssi_min_dbm: -90 }',
+        'sources:',
+        '  - { type: command, name: wifi, radio: wifi, command: "tcpdump -i wlan0mon -U -w -" }',
+        '  - { type: command, name: ble, radio: ble, command: [dumpcap, "-i", bluetooth0, "-w", "-"] }',
+        'mqtt: { url: "mqtts://broker:8883", ca: certs/ca.pem, username: gw }',
+        'queue: { dir: queue, max_windows: 10 }',
+      ].join('\n'),
+    );
+    const cfg = loadConfig({ config: yaml, window: '5', ignoreFcs: true }, { PRESENCE_MQTT_PASSWORD: 'pw' });
+    expect(cfg.gateway.window).toBe('5s');
+    expect(cfg.gateway.rssi_min_dbm).toBe(-90);
+    expect(cfg.gateway.ignore_fcs).toBe(true);
+    expect(cfg.sources.map((s) => s.name)).toEqual(['wifi', 'ble']);
+    expect(cfg.sources[0]).toMatchObject({ restart_min: '1s', restart_max: '60s' });
+    expect(cfg.mqtt.ca).toBe(join(tmp, 'certs', 'ca.pem'));
+    expect(cfg.mqtt.password).toBe('pw');
+    expect(cfg.queue.dir).toBe(join(tmp, 'queue'));
+    expect(clockOf(cfg)).toBe('wall');
+
+    const json = join(tmp, 'gw.json');
+    writeFileSync(json, JSON.stringify({ gateway: { site: 'a', zone: 'b', id: 'c' }, sources: [{ type: 'stdin' }], mqtt: { url: 'mqtt://h' } }));
+    const j = loadConfig({ config: json, site: 'override' }, {});
+    expect(j.gateway.site).toBe('override');
+    expect(j.sources[0]).toMatchObject({ type: 'stdin', name: 'stdin0' });
+  });
+
+  it('names the key, the flag and the problem', () => {
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '60 seconds' }, {}))).toContain(
+      'gateway.window (--window): must be a duration like 60s',
+    );
+    expect(problems(() => loadConfig({ source: ['stdin'], mqtt: 'mqtt://h' }, {}))).toEqual(
+      expect.arrayContaining(['gateway.site (--site): is required', 'gateway.zone (--zone): is required', 'gateway.id (--id): is required']),
+    );
+    expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(/^gateway\.site \(--site\): must be lower case/);
+    expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources (--source): is required');
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqtt: 'http://x' }, {}))[0]).toMatch(/^mqtt\.url \(--mqtt\): must be a URL like mqtt:/);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], rssiMin: 'loud' }, {}))[0]).toMatch(/--rssi-min "loud": must be a number/);
+    expect(problems(() => loadConfig({ ...base, source: ['nonsense'] }, {}))[0]).toMatch(/--source "nonsense": must be pcap:FILE/);
+    expect(problems(() => loadConfig({ ...base, source: ['pcap:x'], speed: 'fast' }, {}))[0]).toMatch(/--speed "fast"/);
+
+    const bad = join(tmp, 'bad.yaml');
+    writeFileSync(bad, 'gateway: { site: s, zone: z, id: g, windw: 60s }\nsources: [{ type: file, path: x.pcap, speed: -1 }]\nmqtt: { url: mqtt://h }\n');
+    const p = problems(() => loadConfig({ config: bad }, {}));
+    expect(p).toContain('gateway: has an unknown key "windw"');
+    expect(p).toContain('sources[0].speed (--speed): must be a number above 0 or "max"');
+
+    const broken = join(tmp, 'broken.yaml');
+    writeFileSync(broken, 'gateway: [unclosed\n');
+    expect(problems(() => loadConfig({ config: broken }, {}))[0]).toMatch(/^not valid YAML/);
+    expect(problems(() => loadConfig({ config: join(tmp, 'missing.yaml') }, {}))[0]).toMatch(/^cannot read/);
+  });
+
+  it('parses source specs and durations', () => {
+    expect(parseSourceSpec('pcap:-', 0)).toEqual({ type: 'stdin', name: 'stdin' });
+    expect(parseSourceSpec('stdin@ble', 0)).toEqual({ type: 'stdin', name: 'stdin', radio: 'ble' });
+    expect(parseSourceSpec('wifi=cmd:tcpdump -i wlan0mon -U -w -', 1)).toMatchObject({ type: 'command', name: 'wifi', command: 'tcpdump -i wlan0mon -U -w -' });
+    expect(parseSourceSpec('pcap:a.pcapng@wifi', 2, 10)).toEqual({ type: 'file', name: 'file2', radio: 'wifi', path: 'a.pcapng', speed: 10 });
+    expect(parseDuration('60s')).toBe(60_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(() => parseDuration('soon')).toThrow(/duration like 60s/);
+  });
+});
+
+function msg(seq: number): CountsMessage {
+  const r = { frames: 0, devices: 0, estimate: 0 };
+  return { v: 1, site: 's', zone: 'z', gateway: 'g', seq, start: new Date(seq * 1000).toISOString(), end: new Date(seq * 1000 + 1000).toISOString(), complete: true, wifi: r, ble: r };
+}
+
+describe('durable queue', () => {
+  it('keeps seq across restarts, also once emptied, and resends what was not acknowledged', () => {
+    const dir = join(tmp, 'q1');
+    let q = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(q.nextSeq).toBe(1);
+    for (let s = 1; s <= 5; s++) q.append(msg(s));
+    q.remove(1);
+    q.remove(2);
+    q.close();
+    q = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(q.pending(0, 10)).toEqual([3, 4, 5]);
+    expect(q.read(3)?.seq).toBe(3);
+    expect(q.nextSeq).toBe(6);
+    for (const s of [3, 4, 5]) q.remove(s);
+    expect(q.depth).toBe(0);
+    q.close();
+    q = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(q.nextSeq).toBe(6);
+    expect(() => q.append(msg(9))).toThrow(/out of order/);
+    q.close();
+  });
+
+  it('drops the oldest window past its bound and counts it', () => {
+    const q = WindowQueue.open(join(tmp, 'q2'), { maxWindows: 3 });
+    for (let s = 1; s <= 5; s++) q.append(msg(s));
+    expect(q.pending(0, 10)).toEqual([3, 4, 5]);
+    expect(q.dropped).toBe(2);
+    expect(readdirSync(join(tmp, 'q2', 'windows')).sort()).toEqual(['000000000003.json', '000000000004.json', '000000000005.json']);
+    expect(JSON.parse(readFileSync(join(tmp, 'q2', 'windows', '000000000005.json'), 'utf8'))).toEqual(msg(5));
+    q.close();
+  });
+
+  it('refuses a folder another live gateway holds', () => {
+    const dir = join(tmp, 'q3');
+    const q = WindowQueue.open(dir, { maxWindows: 3 });
+    writeFileSync(join(dir, 'lock'), `${process.ppid}\n`); // a live process that is not us
+    expect(() => WindowQueue.open(dir, { maxWindows: 3 })).toThrow(QueueLockedError);
+    writeFileSync(join(dir, 'lock'), '999999999\n'); // stale lock of a dead process
+    expect(() => WindowQueue.open(dir, { maxWindows: 3 }).close()).not.toThrow();
+    q.close();
+  });
+});
+
+describe('windows', () => {
+  it('align to multiples of the window length; a late start is incomplete', () => {
+    expect(alignDown(61_500, 60_000)).toBe(60_000);
+    const w = new OpenWindow(61_500, 60_000);
+    expect(w.complete).toBe(false);
+    expect(w.span()).toEqual({ start: 61_500, end: 120_000, complete: false });
+    const on = new OpenWindow(120_000, 60_000);
+    expect(on.span()).toEqual({ start: 120_000, end: 180_000, complete: true });
+    expect(on.span(150_000)).toEqual({ start: 120_000, end: 150_000, complete: false });
+    expect(on.span(120_000)).toBeNull();
+  });
+
+  it('redacts anything shaped like an address from tool output', () => {
+    expect(redactAddresses('dev AA:bb:CC:11:22:33 and aa-bb-cc-11-22-33, aabb.cc11.2233, aabbcc112233 ok')).toBe('dev <addr> and <addr>, <addr>, <addr> ok');
+  });
+});
