@@ -1,7 +1,7 @@
 // Distinct-device counting, one counter per radio (index 0 Wi-Fi, 1 BLE).
 //
 // Exact while it fits: an open-addressing table (linear probing) of 64-bit keyed hashes,
-// 2^16 slots (512 KiB) per radio, filled to at most 3/4 (49,152 distinct devices). Every hash
+// 2^16 slots (512 KiB) per radio, filled to at most 3/4 (49,152 distinct devices, exact). Every hash
 // new to the table also goes into the radio's HyperLogLog sketch, so when the table is full the
 // sketch already holds everything: from then on each hash only updates the sketch, and the count
 // becomes the sketch's estimate (exact = false). Nothing is allocated; the table is static.
@@ -39,11 +39,14 @@ export function tablesPtr(): usize {
     const v = load<u64>(p);
     if (v == h) return;
     if (v == 0) {
-      store<u64>(p, h);
       hllAdd(r, h);
-      const used = load<u32>(st) + 1;
-      store<u32>(st, used);
-      if (used >= TABLE_LIMIT) store<u32>(st, 1, 4);
+      const used = load<u32>(st);
+      if (used < TABLE_LIMIT) {
+        store<u64>(p, h);
+        store<u32>(st, used + 1);
+      } else {
+        store<u32>(st, 1, 4); // one more than the table holds: the sketch counts from now on
+      }
       return;
     }
     i = (i + 1) & MASK;

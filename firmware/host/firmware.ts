@@ -1,0 +1,253 @@
+// Node wrapper around the WASM firmware (firmware/build/presence.wasm): loads the module, opens and
+// closes windows, and batches frames into the module's batch buffer so that one ingest() call
+// handles many frames. See firmware/README.md for the ABI underneath.
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LINKTYPE, LINKTYPE_MASK, type FirmwareRadioCounts, type FirmwareWindowCounts, type Frame, type WindowOptions } from './types.ts';
+
+/** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
+export const WASM_PATH = process.env.PRESENCE_WASM || join(import.meta.dirname, '..', 'build', 'presence.wasm');
+
+/** Length of the per-window key in bytes. */
+export const KEY_BYTES = 32;
+/** Size of a batch record header: link type u32, caplen u32, timestamp f64 (ms), little-endian. */
+export const RECORD_HEADER_BYTES = 16;
+/** window_begin flag bit: count Wi-Fi frames whose FCS check fails. */
+export const FLAG_IGNORE_FCS = 1;
+
+// The project compiles without the DOM lib, which is where TypeScript keeps the WebAssembly types.
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+};
+
+/** The module's exports (the ABI). */
+export interface FirmwareExports {
+  memory: { buffer: ArrayBuffer };
+  batch_ptr(): number;
+  batch_capacity(): number;
+  key_ptr(): number;
+  stats_ptr(): number;
+  window_begin(flags: number, rssiMinDbm: number): void;
+  ingest(count: number): number;
+  window_end(): void;
+  table_limit(): number;
+  table_slots(): number;
+  sketch_registers(): number;
+  static_end(): number;
+  blake2s(keyPtr: number, keyLen: number, msgPtr: number, msgLen: number, outPtr: number, outLen: number): number;
+  hash_address(radio: number, group: number, ptr: number): bigint;
+  count_addresses(radio: number, kind: number, ptr: number, n: number): void;
+  hash_addresses(ptr: number, n: number): number;
+  keyed_state_ptr(): number;
+}
+
+/** Stats block layout (u32 words at stats_ptr()). */
+const STAT = {
+  RADIO_STRIDE: 32, // bytes per radio: Wi-Fi at 0, BLE at 32
+  FRAMES: 0,
+  ACCEPTED: 4,
+  REJECTED: 8,
+  WEAK: 12,
+  DEVICES: 16,
+  ESTIMATE: 20,
+  EXACT: 24,
+  UNSUPPORTED: 64,
+  BATCH_ERRORS: 68,
+  OPEN: 72,
+} as const;
+
+/** Counts available while a window is open (no device counts: those exist only at its end). */
+export interface LiveRadioCounts {
+  frames: number;
+  accepted: number;
+  rejected: number;
+  weak: number;
+}
+export interface LiveCounts {
+  wifi: LiveRadioCounts;
+  ble: LiveRadioCounts;
+  unsupported: number;
+}
+
+const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP, LINKTYPE.PPI]);
+const BLE_LINKTYPES = new Set<number>([
+  LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR,
+  LINKTYPE.BLUETOOTH_LE_LL,
+  LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR,
+  LINKTYPE.NORDIC_BLE,
+]);
+
+function missing(path: string): Error {
+  return new Error(`firmware: ${path} not found; build it with \`npm run build:wasm\``);
+}
+
+function instantiate(bytes: Uint8Array): FirmwareExports {
+  const module = new WebAssembly.Module(bytes);
+  const instance = new WebAssembly.Instance(module, {});
+  return instance.exports as unknown as FirmwareExports;
+}
+
+export class Firmware {
+  readonly exports: FirmwareExports;
+  /** Bytes of the batch buffer: a frame needs 16 + caplen rounded up to 8 of them. */
+  readonly batchCapacity: number;
+  /** The module's whole linear memory in bytes (fixed: it never grows). */
+  readonly memoryBytes: number;
+  /** Distinct devices per radio counted exactly before the count switches to the sketch. */
+  readonly tableLimit: number;
+
+  private readonly u8: Uint8Array;
+  private readonly dv: DataView;
+  private readonly batch: number;
+  private readonly stats: number;
+  private offset = 0;
+  private pending = 0;
+  private open = false;
+  /** Frames too large for the batch buffer: counted here, not in the module. */
+  private oversize = { wifi: 0, ble: 0, unsupported: 0 };
+
+  private constructor(exports: FirmwareExports) {
+    this.exports = exports;
+    this.u8 = new Uint8Array(exports.memory.buffer);
+    this.dv = new DataView(exports.memory.buffer);
+    this.batch = exports.batch_ptr();
+    this.stats = exports.stats_ptr();
+    this.batchCapacity = exports.batch_capacity();
+    this.memoryBytes = exports.memory.buffer.byteLength;
+    this.tableLimit = exports.table_limit();
+  }
+
+  static async load(path: string = WASM_PATH): Promise<Firmware> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(path);
+      throw err;
+    }
+    return new Firmware(instantiate(bytes));
+  }
+
+  static loadSync(path: string = WASM_PATH): Firmware {
+    if (!existsSync(path)) throw missing(path);
+    return new Firmware(instantiate(readFileSync(path)));
+  }
+
+  get windowOpen(): boolean {
+    return this.open;
+  }
+
+  /**
+   * Opens a window under `key` (32 bytes, fresh from a CSPRNG). The key is copied into the module,
+   * which keeps only the BLAKE2s state after the key block, and then THE CALLER'S ARRAY IS ZEROED:
+   * after this call no copy of the key exists on the host side.
+   */
+  beginWindow(key: Uint8Array, opts: WindowOptions = {}): void {
+    if (this.open) throw new Error('firmware: a window is already open; call endWindow() first');
+    if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
+      throw new TypeError(`firmware: key must be a Uint8Array of ${KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length + ' bytes' : typeof key}`);
+    }
+    const rssi = opts.rssiMinDbm;
+    if (rssi !== undefined && !Number.isFinite(rssi)) {
+      throw new TypeError(`firmware: rssiMinDbm must be a finite number of dBm, got ${rssi}`);
+    }
+    // slots carry whole dBm: "below -80.5" is "below -80"
+    const rssiMin = rssi === undefined ? -128 : Math.max(-128, Math.min(127, Math.ceil(rssi)));
+    this.u8.set(key, this.exports.key_ptr());
+    key.fill(0);
+    this.exports.window_begin(opts.ignoreFcs ? FLAG_IGNORE_FCS : 0, rssiMin);
+    this.open = true;
+    this.offset = 0;
+    this.pending = 0;
+    this.oversize = { wifi: 0, ble: 0, unsupported: 0 };
+  }
+
+  /** Copies a frame into the batch buffer; ingests the batch when it is full. */
+  ingest(frame: Frame): void {
+    if (!this.open) throw new Error('firmware: no window is open; call beginWindow() first');
+    const data = frame.data;
+    const len = data.length;
+    const need = RECORD_HEADER_BYTES + ((len + 7) & ~7);
+    if (need > this.batchCapacity) {
+      const lt = (frame.linkType & LINKTYPE_MASK) >>> 0;
+      if (WIFI_LINKTYPES.has(lt)) this.oversize.wifi++;
+      else if (BLE_LINKTYPES.has(lt)) this.oversize.ble++;
+      else this.oversize.unsupported++;
+      return;
+    }
+    if (this.offset + need > this.batchCapacity) this.flush();
+    const rec = this.batch + this.offset;
+    this.dv.setUint32(rec, frame.linkType >>> 0, true);
+    this.dv.setUint32(rec + 4, len, true);
+    this.dv.setFloat64(rec + 8, frame.timestampMs, true);
+    this.u8.set(data, rec + RECORD_HEADER_BYTES);
+    this.offset += need;
+    this.pending++;
+  }
+
+  ingestMany(frames: Frame[]): void {
+    for (const f of frames) this.ingest(f);
+  }
+
+  /** Ingests whatever the batch buffer holds. */
+  flush(): void {
+    if (this.pending === 0) return;
+    // The records were laid out here, so the module takes all of them.
+    this.exports.ingest(this.pending);
+    this.offset = 0;
+    this.pending = 0;
+  }
+
+  /** Frames, accepted, rejected and weak so far in the open window (flushes the batch first). */
+  liveCounts(): LiveCounts {
+    if (this.open) this.flush();
+    const radio = (i: number, extra: number): LiveRadioCounts => {
+      const base = this.stats + i * STAT.RADIO_STRIDE;
+      return {
+        frames: this.word(base + STAT.FRAMES) + extra,
+        accepted: this.word(base + STAT.ACCEPTED),
+        rejected: this.word(base + STAT.REJECTED) + extra,
+        weak: this.word(base + STAT.WEAK),
+      };
+    };
+    return {
+      wifi: radio(0, this.oversize.wifi),
+      ble: radio(1, this.oversize.ble),
+      unsupported: this.word(this.stats + STAT.UNSUPPORTED) + this.oversize.unsupported,
+    };
+  }
+
+  /**
+   * Ingests what is left, closes the window and returns its counts. The module wipes the key
+   * state, every hash, the sketches, the parser's result slots and the batch buffer.
+   */
+  endWindow(): FirmwareWindowCounts {
+    if (!this.open) throw new Error('firmware: no window is open; call beginWindow() first');
+    this.flush();
+    this.exports.window_end();
+    this.open = false;
+    const radio = (i: number, extra: number): FirmwareRadioCounts => {
+      const base = this.stats + i * STAT.RADIO_STRIDE;
+      return {
+        frames: this.word(base + STAT.FRAMES) + extra,
+        accepted: this.word(base + STAT.ACCEPTED),
+        rejected: this.word(base + STAT.REJECTED) + extra,
+        weak: this.word(base + STAT.WEAK),
+        devices: this.word(base + STAT.DEVICES),
+        estimate: this.word(base + STAT.ESTIMATE),
+        exact: this.word(base + STAT.EXACT) === 1,
+      };
+    };
+    return {
+      wifi: radio(0, this.oversize.wifi),
+      ble: radio(1, this.oversize.ble),
+      unsupported: this.word(this.stats + STAT.UNSUPPORTED) + this.oversize.unsupported,
+    };
+  }
+
+  private word(ptr: number): number {
+    return this.dv.getUint32(ptr, true);
+  }
+}

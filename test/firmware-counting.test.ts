@@ -1,0 +1,228 @@
+// Distinct counting in the firmware: exact in the table up to its limit, HyperLogLog beyond it,
+// per radio and address-kind group; and the batch ABI never trapping on bad records.
+import { describe, expect, it } from 'vitest';
+import { Firmware } from '../firmware/host/firmware.ts';
+
+const RADIO_WIFI = 1;
+const RADIO_BLE = 2;
+const ADDR_WIFI_GLOBAL = 0;
+const ADDR_WIFI_LOCAL = 1;
+const ADDR_BLE_PUBLIC = 2;
+const ADDR_BLE_RANDOM_STATIC = 3;
+const ADDR_BLE_RESOLVABLE = 4;
+
+const fw = Firmware.loadSync();
+const x = fw.exports;
+const mem = new Uint8Array(x.memory.buffer);
+const BATCH = x.batch_ptr();
+const CHUNK = Math.floor(x.batch_capacity() / 6);
+
+function key(seed: number): Uint8Array {
+  return Uint8Array.from({ length: 32 }, (_, i) => (seed * 131 + i * 17 + 7) & 0xff);
+}
+
+/** Writes address number i (6 bytes, big-endian counter behind a fixed prefix byte) at p. */
+function putAddress(p: number, i: number, prefix = 0x3c): void {
+  mem[p] = prefix;
+  mem[p + 1] = Math.floor(i / 2 ** 32) & 0xff;
+  mem[p + 2] = (i >>> 24) & 0xff;
+  mem[p + 3] = (i >>> 16) & 0xff;
+  mem[p + 4] = (i >>> 8) & 0xff;
+  mem[p + 5] = i & 0xff;
+}
+
+/** Counts addresses first..first+n-1 of one radio and kind, in batch-sized chunks. */
+function count(radio: number, kind: number, first: number, n: number, prefix = 0x3c): void {
+  for (let done = 0; done < n; ) {
+    const k = Math.min(CHUNK, n - done);
+    for (let j = 0; j < k; j++) putAddress(BATCH + j * 6, first + done + j, prefix);
+    x.count_addresses(radio, kind, BATCH, k);
+    done += k;
+  }
+}
+
+const M = x.sketch_registers();
+const SIGMA = 1.04 / Math.sqrt(M); // relative standard error of the sketch
+
+describe('firmware counting', () => {
+  it('states its sizes: 2^16-slot tables holding 49,152 devices exactly, 2^14-register sketches', () => {
+    expect(x.table_slots()).toBe(65536);
+    expect(fw.tableLimit).toBe(49152);
+    expect(M).toBe(16384);
+    expect(SIGMA).toBeCloseTo(0.008125, 6);
+  });
+
+  it('counts distinct addresses exactly, repeats once', () => {
+    fw.beginWindow(key(1));
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 1000);
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 500, 1000); // 500 repeats, 500 new
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 1500); // all repeats
+    count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 321);
+    const c = fw.endWindow();
+    expect(c.wifi.devices).toBe(1500);
+    expect(c.wifi.estimate).toBe(1500);
+    expect(c.wifi.exact).toBe(true);
+    expect(c.ble.devices).toBe(321);
+    expect(c.ble.exact).toBe(true);
+  });
+
+  it('keeps radios apart and BLE public apart from random; Wi-Fi kinds share one group', () => {
+    fw.beginWindow(key(2));
+    count(RADIO_WIFI, ADDR_WIFI_GLOBAL, 0, 100);
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 100); // same bytes: same Wi-Fi device
+    count(RADIO_BLE, ADDR_BLE_PUBLIC, 0, 100);
+    count(RADIO_BLE, ADDR_BLE_RANDOM_STATIC, 0, 100); // same bytes, other TxAdd: other device
+    count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 100); // random group again: same as static
+    const c = fw.endWindow();
+    expect(c.wifi.devices).toBe(100);
+    expect(c.ble.devices).toBe(200);
+  });
+
+  it('a new window starts from zero', () => {
+    fw.beginWindow(key(3));
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 10);
+    fw.endWindow();
+    fw.beginWindow(key(3));
+    count(RADIO_WIFI, ADDR_WIFI_LOCAL, 5, 10);
+    expect(fw.endWindow().wifi.devices).toBe(10);
+  });
+
+  it('is exact up to the table limit inclusive', () => {
+    const limit = fw.tableLimit;
+    fw.beginWindow(key(4));
+    count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, limit);
+    count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, limit); // repeats do not overflow it
+    const c = fw.endWindow();
+    expect(c.ble.devices).toBe(limit);
+    expect(c.ble.exact).toBe(true);
+  });
+
+  it('one more than the table holds switches to the sketch (exact = false), still close', () => {
+    const n = fw.tableLimit + 1;
+    fw.beginWindow(key(5));
+    count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, n);
+    const c = fw.endWindow();
+    expect(c.ble.exact).toBe(false);
+    expect(Math.abs(c.ble.devices - n)).toBeLessThanOrEqual(3 * SIGMA * n);
+    expect(c.ble.estimate).toBe(c.ble.devices);
+  });
+
+  // The sketch's relative standard error is 1.04/sqrt(16384) = 0.81 %; we require 3 sigma (2.44 %).
+  // Keys are fixed so the outcome is reproducible; each case is a different key and size.
+  for (const [n, seed] of [
+    [100_000, 11],
+    [200_000, 12],
+    [200_000, 13],
+    [200_000, 14],
+    [1_000_000, 15],
+  ] as const) {
+    it(`${n.toLocaleString('en')} distinct devices (key ${seed}) come out within 3 sigma`, () => {
+      fw.beginWindow(key(seed));
+      count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, n, 0x02);
+      count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, Math.min(n, 50_000), 0x02); // repeats change nothing
+      count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 2000);
+      const c = fw.endWindow();
+      expect(c.wifi.exact).toBe(false);
+      const err = Math.abs(c.wifi.devices - n) / n;
+      expect(err, `relative error ${(err * 100).toFixed(2)} %`).toBeLessThanOrEqual(3 * SIGMA);
+      // the other radio is untouched by the overflow
+      expect(c.ble).toMatchObject({ devices: 2000, exact: true });
+    });
+  }
+
+  it('the sketch error over many keys is what the README states (mean |error| near 0.8 sigma)', () => {
+    // 40 windows of 60,000 distinct devices: mean absolute relative error of an unbiased estimator
+    // with standard error sigma is sigma * sqrt(2/pi) = 0.65 %; bias must stay small.
+    const n = 60_000;
+    const errs: number[] = [];
+    for (let s = 0; s < 40; s++) {
+      fw.beginWindow(key(100 + s));
+      count(RADIO_WIFI, ADDR_WIFI_LOCAL, s * n, n);
+      errs.push((fw.endWindow().wifi.devices - n) / n);
+    }
+    const mean = errs.reduce((a, b) => a + b, 0) / errs.length;
+    const rms = Math.sqrt(errs.reduce((a, b) => a + b * b, 0) / errs.length);
+    expect(Math.abs(mean), `bias ${(mean * 100).toFixed(3)} %`).toBeLessThan(SIGMA);
+    expect(rms, `rms ${(rms * 100).toFixed(3)} %`).toBeLessThan(1.6 * SIGMA);
+  });
+});
+
+describe('firmware batch ABI', () => {
+  const dv = new DataView(x.memory.buffer);
+  const CAP = x.batch_capacity();
+  const stat = (off: number) => dv.getUint32(x.stats_ptr() + off, true);
+
+  it('ingests nothing without an open window', () => {
+    dv.setUint32(BATCH, 9999, true);
+    dv.setUint32(BATCH + 4, 0, true);
+    expect(x.ingest(1)).toBe(0);
+  });
+
+  it('counts unknown link types as unsupported', () => {
+    fw.beginWindow(key(20));
+    fw.ingestMany([
+      { linkType: 1, timestampMs: 0, data: new Uint8Array(60) },
+      { linkType: 9999, timestampMs: 1, data: new Uint8Array(0) },
+    ]);
+    const c = fw.endWindow();
+    expect(c.unsupported).toBe(2);
+    expect(c.wifi.frames + c.ble.frames).toBe(0);
+  });
+
+  it('stops cleanly at a record whose caplen runs past the batch end', () => {
+    fw.beginWindow(key(21));
+    dv.setUint32(BATCH, 1, true);
+    dv.setUint32(BATCH + 4, 8, true);
+    dv.setUint32(BATCH + 24, 1, true);
+    dv.setUint32(BATCH + 28, CAP, true); // too long
+    expect(x.ingest(5)).toBe(1);
+    expect(stat(68)).toBe(1); // batch errors
+    dv.setUint32(BATCH + 28, 0xffffffff, true);
+    expect(x.ingest(2)).toBe(1);
+    // a count larger than the buffer can hold stops at the end
+    mem.fill(0, BATCH, BATCH + CAP);
+    expect(x.ingest(0xffffffff)).toBe(CAP / 16);
+    expect(stat(64)).toBe(2 + CAP / 16); // link type 0 is unsupported
+    fw.endWindow();
+  });
+
+  it('never traps on random record headers and bytes', () => {
+    let s = 12345;
+    const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s);
+    fw.beginWindow(key(22), { rssiMinDbm: -70 });
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < CAP; i += 4) dv.setUint32(BATCH + i, next(), true);
+      // some plausible headers at the front: real link types with random lengths
+      const types = [105, 127, 192, 201, 251, 256, 272];
+      let off = 0;
+      for (let k = 0; k < 200 && off < CAP - 4096; k++) {
+        const len = next() % 300;
+        dv.setUint32(BATCH + off, types[next() % types.length]! | (next() & 0xfc000000), true);
+        dv.setUint32(BATCH + off + 4, len, true);
+        off += 16 + ((len + 7) & ~7);
+      }
+      expect(() => x.ingest(next() % 400)).not.toThrow();
+    }
+    expect(() => fw.endWindow()).not.toThrow();
+  });
+
+  it('counts a frame larger than the batch buffer as rejected, not as a crash', () => {
+    fw.beginWindow(key(23));
+    fw.ingest({ linkType: 127, timestampMs: 0, data: new Uint8Array(CAP) });
+    fw.ingest({ linkType: 256, timestampMs: 0, data: new Uint8Array(CAP + 1) });
+    fw.ingest({ linkType: 4242, timestampMs: 0, data: new Uint8Array(CAP * 2) });
+    expect(fw.liveCounts()).toMatchObject({ wifi: { frames: 1, rejected: 1 }, ble: { frames: 1, rejected: 1 }, unsupported: 1 });
+    const c = fw.endWindow();
+    expect(c.wifi).toMatchObject({ frames: 1, rejected: 1, accepted: 0, devices: 0 });
+    expect(c.ble).toMatchObject({ frames: 1, rejected: 1 });
+    expect(c.unsupported).toBe(1);
+  });
+
+  it('refuses a key of the wrong size, and a second open window', () => {
+    expect(() => fw.beginWindow(new Uint8Array(16))).toThrow(/32 bytes, got 16/);
+    fw.beginWindow(key(24));
+    expect(() => fw.beginWindow(key(25))).toThrow(/already open/);
+    fw.endWindow();
+    expect(() => fw.endWindow()).toThrow(/no window is open/);
+  });
+});
