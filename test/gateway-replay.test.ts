@@ -1,0 +1,182 @@
+// The gateway against a real Mosquitto: a real capture replayed as fast as possible publishes one
+// contract-valid window per aligned window of the capture's clock; Wi-Fi + BLE sources feed one
+// firmware; the broker stopped mid-replay and restarted loses no window and reorders none.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../gateway/capture/pcap.ts';
+import { COUNTS_FILTER, STATUS_FILTER, validateCounts, validateStatus, type CountsMessage } from '../gateway/contract.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { capturesDir, need } from './support/need.ts';
+import { bleCapture, config, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+
+const SUITE = 'gateway replay';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+const captures = capturesDir(SUITE);
+
+async function captureSpan(path: string): Promise<{ frames: number; first: number; last: number }> {
+  let frames = 0;
+  let first = Infinity;
+  let last = -Infinity;
+  for await (const batch of readCaptureFile(path))
+    for (const f of batch) {
+      frames++;
+      first = Math.min(first, f.timestampMs);
+      last = Math.max(last, f.timestampMs);
+    }
+  return { frames, first, last };
+}
+
+function countsOf(messages: { topic: string; payload: Buffer }[]): CountsMessage[] {
+  return messages
+    .filter((m) => m.topic.endsWith('/counts'))
+    .map((m) => {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(`invalid counts: ${v.reason}`);
+      return v.value;
+    });
+}
+
+/** First arrival of each seq, in arrival order. */
+function firstArrivals(counts: CountsMessage[]): number[] {
+  const seen = new Set<number>();
+  const out: number[] = [];
+  for (const c of counts) if (!seen.has(c.seq)) (seen.add(c.seq), out.push(c.seq));
+  return out;
+}
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-replay-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it.skipIf(!captures)('replays a real capture at max speed: one valid window per aligned window, then resolves', async () => {
+    const file = join(captures!, 'wifi', 'OppoFindX3Neo-A_anonymized.pcap');
+    const span = await captureSpan(file);
+    const windowMs = 10_000;
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/replay/#' });
+    const cfg = config({
+      site: 'replay',
+      zone: 'lab',
+      id: 'oppo',
+      mqtt: broker.url,
+      source: [`pcap:${file}`],
+      speed: 'max',
+      window: '10s',
+      ignoreFcs: true,
+      queueDir: join(tmp, 'q-real'),
+    });
+    const gw = new Gateway({ config: cfg });
+    const windows: CountsMessage[] = [];
+    gw.on('window', (m) => windows.push(m));
+    await gw.run();
+    expect(gw.queueDepth).toBe(0);
+
+    const expected = windowsSpanned(span.first, span.last, windowMs);
+    expect(windows.length).toBe(expected);
+    await waitFor(() => countsOf(sub.messages).length >= expected, 10_000, 'all windows at the subscriber');
+    const counts = countsOf(sub.messages);
+    expect(firstArrivals(counts)).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+    for (const c of counts) expect(c).toMatchObject({ v: 1, site: 'replay', zone: 'lab', gateway: 'oppo' });
+    // Windows follow the capture's clock: aligned, contiguous, first and last cut short.
+    expect(Date.parse(counts[0].start)).toBe(Math.floor(span.first));
+    expect(counts[0].complete).toBe(false);
+    expect(counts.at(-1)!.complete).toBe(false);
+    for (let i = 1; i < counts.length; i++) {
+      expect(Date.parse(counts[i].start)).toBe(Date.parse(counts[i - 1].end));
+      if (i < counts.length - 1) {
+        expect(counts[i].complete).toBe(true);
+        expect(Date.parse(counts[i].end) - Date.parse(counts[i].start)).toBe(windowMs);
+      }
+    }
+    // Every frame of the file was counted once, in some window; one phone is seen.
+    expect(counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(span.frames);
+    expect(counts.reduce((n, c) => n + (c.wifi.probes ?? 0), 0)).toBeGreaterThan(0);
+    expect(Math.max(...counts.map((c) => c.wifi.devices))).toBeGreaterThan(0);
+
+    // Status is retained; after a finished replay the gateway says it is offline.
+    const late = await subscriber(broker.url, { filter: STATUS_FILTER, clean: true });
+    await waitFor(() => late.messages.length > 0, 5000, 'retained status');
+    const status = validateStatus(JSON.parse(late.messages[0].payload.toString()));
+    expect(status.ok && status.value).toMatchObject({ site: 'replay', gateway: 'oppo', state: 'offline' });
+    expect(sub.messages.filter((m) => m.topic.endsWith('/status')).some((m) => JSON.parse(m.payload.toString()).state === 'online')).toBe(true);
+    await late.client.endAsync();
+    await sub.client.endAsync();
+  });
+
+  it('feeds Wi-Fi and BLE sources into one firmware: both radios counted in the same windows', async () => {
+    const start = Date.parse('2026-03-01T10:00:00.000Z');
+    const wifi = wifiCapture(join(tmp, 'multi-wifi.pcap'), { devices: 7, startMs: start + 250, durationMs: 9_500, framesPerS: 40 });
+    const ble = bleCapture(join(tmp, 'multi-ble.pcap'), { devices: 5, startMs: start + 100, durationMs: 9_800, framesPerS: 60 });
+    const sub = await subscriber(broker.url, { filter: COUNTS_FILTER.replace('+/+', 'multi/+') });
+    const gw = new Gateway({
+      config: config({
+        site: 'multi',
+        zone: 'z',
+        id: 'g',
+        mqtt: broker.url,
+        source: [`wifi=pcap:${wifi.path}@wifi`, `ble=pcap:${ble.path}@ble`],
+        speed: 'max',
+        window: '2s',
+        queueDir: join(tmp, 'q-multi'),
+      }),
+    });
+    await gw.run();
+    const expected = windowsSpanned(ble.firstMs, wifi.lastMs, 2000);
+    await waitFor(() => countsOf(sub.messages).length >= expected, 10_000, 'windows');
+    const counts = countsOf(sub.messages);
+    expect(firstArrivals(counts)).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+    expect(counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(wifi.frames);
+    expect(counts.reduce((n, c) => n + c.ble.frames, 0)).toBe(ble.frames);
+    const full = counts.filter((c) => c.complete);
+    expect(full.length).toBeGreaterThan(0);
+    for (const c of full) {
+      expect(c.wifi.devices).toBe(7);
+      expect(c.ble.devices).toBe(5);
+    }
+    await sub.client.endAsync();
+  });
+
+  it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
+    const start = Date.parse('2026-03-01T12:00:00.000Z');
+    // 120 s of capture at speed 20 = 6 s of replay, 1 s windows: about 120 windows.
+    const cap = wifiCapture(join(tmp, 'outage.pcap'), { devices: 3, startMs: start + 500, durationMs: 120_000, framesPerS: 20 });
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/outage/+/counts', clientId: 'outage-sub' });
+    const gw = new Gateway({
+      config: config({
+        site: 'outage',
+        zone: 'z',
+        id: 'g',
+        mqtt: broker.url,
+        source: [`pcap:${cap.path}`],
+        speed: '20',
+        window: '1s',
+        keepalive: '2s',
+        queueDir: join(tmp, 'q-outage'),
+      }),
+    });
+    let maxDepth = 0;
+    gw.on('window', () => (maxDepth = Math.max(maxDepth, gw.queueDepth)));
+    const done = gw.run();
+    await waitFor(() => countsOf(sub.messages).length >= 10, 10_000, 'first windows');
+    await broker.stop();
+    await new Promise((r) => setTimeout(r, 2500));
+    await broker.start();
+    await done;
+    const expected = windowsSpanned(cap.firstMs, cap.lastMs, 1000);
+    await waitFor(() => new Set(countsOf(sub.messages).map((c) => c.seq)).size >= expected, 20_000, 'every window after the outage');
+    const arrivals = firstArrivals(countsOf(sub.messages));
+    expect(arrivals).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+    expect(maxDepth).toBeGreaterThan(5); // windows really were held in the queue during the outage
+    expect(gw.queueDepth).toBe(0);
+    await sub.client.endAsync();
+  });
+});

@@ -1,0 +1,121 @@
+// Helpers for the gateway suites: an MQTT subscriber that records everything, generated captures
+// with known device addresses, a gateway config from a few fields, and polling.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { loadConfig, type GatewayConfig, type GatewayFlags } from '../gateway/config.ts';
+import { bleAdvertLL, BLE_PDU, probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { writeFileSync } from 'node:fs';
+
+export const ROOT = join(import.meta.dirname, '..');
+
+export interface Received {
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+}
+
+/** A subscriber recording every message on `filter` (default `#`). Persistent session by default. */
+export async function subscriber(url: string, opts: IClientOptions & { filter?: string } = {}): Promise<{ client: MqttClient; messages: Received[] }> {
+  const messages: Received[] = [];
+  const client = mqtt.connect(url, {
+    clientId: `test-sub-${Math.random().toString(36).slice(2)}`,
+    clean: false,
+    reconnectPeriod: 200,
+    ...opts,
+  });
+  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: Buffer.from(payload), retain: !!packet.retain }));
+  client.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    setTimeout(() => reject(new Error('subscriber could not connect')), 10_000);
+  });
+  await client.subscribeAsync(opts.filter ?? '#', { qos: 1 });
+  return { client, messages };
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function config(flags: GatewayFlags): GatewayConfig {
+  return loadConfig({ logLevel: 'silent', ...flags }, {});
+}
+
+/** Six bytes of a deterministic address. `local` sets the locally-administered bit. */
+export function address(i: number, salt: number, local = false): Uint8Array {
+  const a = new Uint8Array(6);
+  let x = (i + 1) * 2654435761 + salt * 40503;
+  for (let k = 0; k < 6; k++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    a[k] = (x >>> 16) & 0xff;
+  }
+  a[0] = (a[0] & 0xfc) | (local ? 0x02 : 0);
+  return a;
+}
+
+export interface Generated {
+  path: string;
+  addresses: Uint8Array[];
+  frames: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+/** A Wi-Fi capture (radiotap, link type 127) of probe requests from `devices` known addresses. */
+export function wifiCapture(path: string, o: { devices: number; startMs: number; durationMs: number; framesPerS: number; salt?: number }): Generated {
+  const addresses = Array.from({ length: o.devices }, (_, i) => address(i, o.salt ?? 1, i % 2 === 1));
+  const n = Math.max(1, Math.round((o.durationMs / 1000) * o.framesPerS));
+  const parts: Buffer[] = [pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP)];
+  const ssid = Buffer.from([0x00, 0x00, 0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24]);
+  let last = o.startMs;
+  for (let i = 0; i < n; i++) {
+    const t = o.startMs + (i * o.durationMs) / n;
+    last = t;
+    parts.push(pcapRecord(t, probeRequest({ sa: addresses[i % o.devices], seq: i & 0xfff, ies: ssid, channel: 6, signalDbm: -50, tsfUs: i * 1000 })));
+  }
+  writeFileSync(path, Buffer.concat(parts));
+  return { path, addresses, frames: n, firstMs: o.startMs, lastMs: last };
+}
+
+/** A BLE capture (LE LL with pseudo-header, link type 256) of ADV_IND from known addresses. */
+export function bleCapture(path: string, o: { devices: number; startMs: number; durationMs: number; framesPerS: number; salt?: number }): Generated {
+  const addresses = Array.from({ length: o.devices }, (_, i) => address(i, o.salt ?? 2));
+  const n = Math.max(1, Math.round((o.durationMs / 1000) * o.framesPerS));
+  const parts: Buffer[] = [pcapHeader(LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR)];
+  const advData = Buffer.from([0x02, 0x01, 0x06]);
+  let last = o.startMs;
+  for (let i = 0; i < n; i++) {
+    const t = o.startMs + (i * o.durationMs) / n;
+    last = t;
+    const channel = ([37, 38, 39] as const)[i % 3];
+    parts.push(pcapRecord(t, bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: addresses[i % o.devices], random: true, advData, channel, signalDbm: -60 })));
+  }
+  writeFileSync(path, Buffer.concat(parts));
+  return { path, addresses, frames: n, firstMs: o.startMs, lastMs: last };
+}
+
+/** `node scripts/presence.js gateway ...` as a child process; stderr (the JSON log) is recorded. */
+export function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'gateway', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  proc.stdout!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return { proc, stderr: () => err, exited };
+}
+
+/** Number of aligned windows a capture from first to last (ms) spans. */
+export function windowsSpanned(firstMs: number, lastMs: number, windowMs: number): number {
+  return Math.floor(lastMs / windowMs) - Math.floor(firstMs / windowMs) + 1;
+}
