@@ -1,0 +1,406 @@
+// The aggregator: subscribes to counts and status (QoS 1, persistent session), validates each
+// message against the contract, writes points in batches and acknowledges (PUBACK) each message only
+// after its points are confirmed written. Rejected messages are acknowledged (not redelivered) and
+// counted by reason.
+//
+// How acknowledgement works with mqtt.js 5: its `customHandleAcks(topic, message, packet, done)`
+// (MQTT 5 only) and `handleMessage(packet, callback)` both sit in the client's packet loop, which
+// handles one packet at a time: nothing else (not even PINGRESP) is read until done/callback runs,
+// and done() always sends a PUBACK (an error reason code still completes the delivery). Holding either
+// until a write lands would mean one message per write. So the aggregator overrides handleMessage and
+// calls its callback with an error value, which makes mqtt.js skip its own PUBACK and read on; the
+// PUBACK is sent by the aggregator once the batch holding the message is written. PUBACKs go out in the
+// order the messages came in (MQTT 4.6). The broker limits unacknowledged messages (MQTT 5 receive
+// maximum; Mosquitto max_inflight_messages), and past batch.maxBuffer unacknowledged messages the
+// aggregator stops reading the socket: memory stays bounded while InfluxDB is down.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { pino, type Logger } from 'pino';
+import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../gateway/contract.ts';
+import { resolveConfig, type AggregatorConfig } from './config.ts';
+import { classify, missingLines, GATEWAY_STATUS, PRESENCE } from './messages.ts';
+import { createSink, isPermanent, routeClientLog, type Sink } from './writer.ts';
+import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
+
+/** Passed to mqtt.js's handleMessage callback: "don't send the PUBACK now, go on reading". */
+const DEFERRED = Object.freeze(new Error('acknowledged later, after the write'));
+
+interface AckEntry {
+  gen: number;
+  id: number | undefined;
+  qos: number;
+  ready: boolean;
+}
+
+interface Batch {
+  lines: string[];
+  entries: AckEntry[];
+}
+
+interface GatewayState {
+  site: string;
+  gateway: string;
+  lastSeen: number;
+  windowMs: number;
+  missing: boolean;
+}
+
+export interface AggregatorOptions {
+  /** A pino logger to use (default: JSON to stderr at config.logLevel). */
+  logger?: Logger;
+  /** Add Node process metrics (CPU, memory, event loop) to /metrics. */
+  processMetrics?: boolean;
+  /** Replace the sink (in-process use); default: from config.influx / config.out. */
+  sink?: Sink;
+}
+
+export interface AggregatorStats {
+  received: number;
+  rejected: number;
+  pointsWritten: number;
+  acked: number;
+  queueDepth: number;
+  writeFailures: number;
+}
+
+const newBatch = (): Batch => ({ lines: [], entries: [] });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Aggregator extends EventEmitter {
+  readonly config: AggregatorConfig;
+  readonly metrics: AggregatorMetrics;
+  readonly log: Logger;
+  readonly sink: Sink;
+
+  private client: MqttClient | null = null;
+  private http: HealthServer | null = null;
+  private gen = 0;
+  private readonly entries: AckEntry[] = [];
+  private head = 0;
+  private pending: Batch = newBatch();
+  private writing: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private missingTimer: NodeJS.Timeout | null = null;
+  private held: { gen: number; callback: (err?: Error) => void } | null = null;
+  private readonly gateways = new Map<string, GatewayState>();
+  private writeFailingSince: number | null = null;
+  private stopping = false;
+  private abandoned = false;
+  private readonly counters = { received: 0, rejected: 0, pointsWritten: 0, acked: 0, writeFailures: 0 };
+
+  constructor(config: unknown = {}, private readonly opts: AggregatorOptions = {}) {
+    super();
+    this.config = resolveConfig(config);
+    this.log = opts.logger ?? pino({ name: 'presence-aggregator', level: this.config.logLevel }, pino.destination(2));
+    this.metrics = new AggregatorMetrics(opts.processMetrics ?? false);
+    routeClientLog(this.log);
+    this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
+  }
+
+  /** Port of the /healthz and /metrics server (null when off). */
+  get httpPort(): number | null {
+    return this.http?.port ?? null;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  stats(): AggregatorStats {
+    return { ...this.counters, queueDepth: this.queueDepth };
+  }
+
+  private get queueDepth(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** Starts the HTTP server and connects; resolves once subscribed (rejects if the broker refuses us). */
+  async start(): Promise<void> {
+    const { http } = this.config;
+    if (http.port !== null) {
+      this.http = await startHealthServer(
+        this.metrics,
+        () => ({ mqttConnected: this.connected, writeFailingSince: this.writeFailingSince, queueDepth: this.queueDepth, sink: this.sink.target }),
+        http.port,
+        http.host,
+      );
+    }
+    this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
+    this.missingTimer.unref();
+    this.log.info({ sink: this.sink.target, broker: this.config.mqtt.url, clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, http: this.httpPort }, 'aggregator starting');
+    await this.connect();
+  }
+
+  private mqttOptions(protocolVersion: 4 | 5): IClientOptions {
+    const m = this.config.mqtt;
+    const file = (p?: string) => (p ? readFileSync(p) : undefined);
+    const o: IClientOptions = {
+      clientId: m.clientId,
+      clean: false,
+      protocolVersion,
+      keepalive: m.keepalive,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      username: m.username,
+      password: m.password,
+      ca: file(m.ca),
+      cert: file(m.cert),
+      key: file(m.key),
+      rejectUnauthorized: m.rejectUnauthorized,
+    };
+    if (protocolVersion === 5) o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum };
+    return o;
+  }
+
+  private connect(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let version = this.config.mqtt.protocolVersion;
+      const client = mqtt.connect(this.config.mqtt.url, this.mqttOptions(version));
+      this.client = client;
+      client.handleMessage = (packet, callback) => this.onPublish(packet as IPublishPacket, callback);
+      client.on('connect', (connack) => {
+        this.gen++;
+        this.held = null; // a held callback belongs to the closed connection's packet loop
+        this.metrics.connected.set(1);
+        this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
+        this.subscribe(client, version).then(
+          () => {
+            if (!settled) { settled = true; resolve(); }
+          },
+          (err) => {
+            this.log.error({ err: err.message }, 'subscribe failed');
+            if (!settled) { settled = true; client.end(true); reject(err); }
+          },
+        );
+      });
+      client.on('close', () => {
+        this.metrics.connected.set(0);
+        if (!this.stopping) this.log.warn('connection to the broker closed; reconnecting');
+      });
+      client.on('error', (err: Error & { code?: number | string }) => {
+        // MQTT 3.1.1-only brokers (e.g. Aedes) refuse MQTT 5 with "unacceptable protocol version".
+        if (version === 5 && (err.code === 1 || err.code === 132)) {
+          version = 4;
+          this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)');
+          client.options.protocolVersion = 4;
+          delete client.options.properties;
+          return;
+        }
+        const refused = typeof err.code === 'number';
+        this.log.error({ err: err.message, code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
+        if (refused && !settled) {
+          settled = true;
+          client.end(true);
+          reject(new Error(`MQTT broker ${this.config.mqtt.url} refused the connection: ${err.message}`));
+        }
+      });
+    });
+  }
+
+  private async subscribe(client: MqttClient, version: 4 | 5): Promise<void> {
+    const group = this.config.mqtt.group;
+    if (group && version === 4) this.log.warn({ group }, 'shared subscription over MQTT 3.1.1: works with Mosquitto, not with Aedes');
+    // Status is retained, and brokers send no retained messages to shared subscriptions: every
+    // member subscribes to status directly (its points are idempotent when the gateway sets ts).
+    const filters = { [group ? sharedFilter(group, COUNTS_FILTER) : COUNTS_FILTER]: { qos: QOS }, [STATUS_FILTER]: { qos: QOS } };
+    const granted = await client.subscribeAsync(filters);
+    for (const g of granted) {
+      if (g.qos > 2) throw new Error(`broker refused the subscription to ${g.topic} (code ${g.qos})`);
+    }
+    this.log.info({ filters: Object.keys(filters) }, 'subscribed');
+  }
+
+  private onPublish(packet: IPublishPacket, callback: (err?: Error) => void): void {
+    const now = Date.now();
+    const topic = packet.topic;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const entry: AckEntry = { gen: this.gen, id: packet.messageId, qos: packet.qos, ready: false };
+    this.counters.received++;
+    const r = classify(topic, payload, now, this.config.maxAhead);
+    this.metrics.messages.inc({ kind: r.ok ? r.kind : topic.endsWith('/status') ? 'status' : 'counts' });
+    this.entries.push(entry);
+    if (!r.ok) {
+      this.counters.rejected++;
+      this.metrics.rejected.inc({ reason: r.reason });
+      this.log.warn({ reason: r.reason, topic: topic.slice(0, 200), detail: r.detail }, 'message rejected');
+      entry.ready = true;
+      this.emit('rejected', r.reason, topic);
+      this.drainAcks();
+    } else {
+      if (r.kind === 'counts') this.seen(r.message.site, r.message.gateway, Date.parse(r.message.end) - Date.parse(r.message.start), r.message.complete, now);
+      for (const l of r.lines) this.pending.lines.push(l);
+      this.pending.entries.push(entry);
+      if (this.pending.entries.length >= this.config.batch.size) this.flushSoon(true);
+      else this.flushSoon(false);
+    }
+    this.metrics.queueDepth.set(this.queueDepth);
+    if (this.queueDepth >= this.config.batch.maxBuffer) this.held = { gen: this.gen, callback };
+    else callback(DEFERRED);
+  }
+
+  private seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number): void {
+    const key = `${site}/${gateway}`;
+    let g = this.gateways.get(key);
+    if (!g) {
+      g = { site, gateway, lastSeen: now, windowMs, missing: false };
+      this.gateways.set(key, g);
+      this.metrics.gatewaysKnown.set(this.gateways.size);
+    }
+    g.lastSeen = now;
+    if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
+    if (g.missing) {
+      g.missing = false;
+      this.metrics.gatewaysMissing.dec();
+      this.log.info({ site, gateway }, 'gateway is back');
+      for (const l of missingLines(site, gateway, 0, now)) this.pending.lines.push(l);
+    }
+  }
+
+  /** Records gateways silent for missingAfterWindows window lengths. */
+  checkMissing(now: number): void {
+    for (const g of this.gateways.values()) {
+      if (g.missing || g.windowMs <= 0) continue;
+      const windows = Math.floor((now - g.lastSeen) / g.windowMs);
+      if (windows >= this.config.missingAfterWindows) {
+        g.missing = true;
+        this.metrics.gatewaysMissing.inc();
+        this.log.warn({ site: g.site, gateway: g.gateway, silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
+        for (const l of missingLines(g.site, g.gateway, windows, now)) this.pending.lines.push(l);
+        this.emit('missing', g.site, g.gateway);
+        this.flushSoon(false);
+      }
+    }
+  }
+
+  /** Gateways currently recorded as missing, as site/gateway. */
+  missingGateways(): string[] {
+    return [...this.gateways.values()].filter((g) => g.missing).map((g) => `${g.site}/${g.gateway}`);
+  }
+
+  private flushSoon(now: boolean): void {
+    if (now) {
+      if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+      void this.flush();
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        void this.flush();
+      }, this.config.batch.flushInterval);
+    }
+  }
+
+  /** Writes the pending batch (one write at a time; the next batch fills meanwhile). */
+  private async flush(): Promise<void> {
+    if (this.writing || this.pending.lines.length === 0 && this.pending.entries.length === 0) return;
+    const batch = this.pending;
+    this.pending = newBatch();
+    const p = this.writeBatch(batch);
+    this.writing = p;
+    await p;
+    this.writing = null;
+    if (this.pending.entries.length >= this.config.batch.size || (this.pending.lines.length && (!this.flushTimer || this.stopping))) {
+      if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+      void this.flush();
+    }
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    let attempt = 0;
+    for (;;) {
+      if (this.abandoned) return;
+      const t0 = process.hrtime.bigint();
+      try {
+        if (batch.lines.length) await this.sink.write(batch.lines);
+        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        break;
+      } catch (err) {
+        attempt++;
+        this.counters.writeFailures++;
+        this.metrics.writeFailures.inc();
+        const e = err as Error & { statusCode?: number; body?: string };
+        if (isPermanent(err) && e.statusCode === 400) {
+          // InfluxDB refused some lines (e.g. a field type conflict) and wrote the others: a retry
+          // cannot help and would block everything behind it.
+          this.log.error({ err: e.message, body: e.body, lines: batch.lines.length }, 'InfluxDB refused part of a batch; the rest is written');
+          break;
+        }
+        this.writeFailingSince ??= Date.now();
+        const delay = Math.min(this.config.batch.maxRetryDelay, 250 * 2 ** Math.min(attempt - 1, 10));
+        this.log.warn({ err: e.message, status: e.statusCode, attempt, retry_in_ms: delay, lines: batch.lines.length, sink: this.sink.target }, 'write failed; retrying');
+        await sleep(delay);
+      }
+    }
+    this.writeFailingSince = null;
+    let presence = 0;
+    for (const l of batch.lines) if (l.startsWith(PRESENCE + ',')) presence++;
+    this.counters.pointsWritten += batch.lines.length;
+    if (presence) this.metrics.points.inc({ measurement: PRESENCE }, presence);
+    if (batch.lines.length - presence) this.metrics.points.inc({ measurement: GATEWAY_STATUS }, batch.lines.length - presence);
+    if (batch.entries.length) this.metrics.batchSize.observe(batch.entries.length);
+    for (const e of batch.entries) e.ready = true;
+    this.drainAcks();
+    this.emit('written', batch.lines.length);
+  }
+
+  /** Sends PUBACKs for the leading run of written (or rejected) messages, in arrival order. */
+  private drainAcks(): void {
+    const client = this.client;
+    const entries = this.entries;
+    let sent = 0;
+    while (this.head < entries.length && entries[this.head].ready) {
+      const e = entries[this.head++];
+      // A message from an earlier connection is redelivered by the broker on this one; its packet id
+      // means nothing now, so it gets no PUBACK (the copy is written again, to the same point).
+      if (e.qos > 0 && e.gen === this.gen && client?.connected) {
+        (client as unknown as { _sendPacket(p: object): void })._sendPacket({ cmd: 'puback', messageId: e.id, reasonCode: 0 });
+        sent++;
+      }
+    }
+    if (sent) {
+      this.counters.acked += sent;
+      this.metrics.acked.inc(sent);
+    }
+    if (this.head > 4096 && this.head * 2 > entries.length) {
+      entries.splice(0, this.head);
+      this.head = 0;
+    }
+    this.metrics.queueDepth.set(this.queueDepth);
+    if (this.held && this.queueDepth < this.config.batch.maxBuffer) {
+      const h = this.held;
+      this.held = null;
+      if (h.gen === this.gen) h.callback(DEFERRED);
+    }
+  }
+
+  /** Resolves once everything received so far is written and acknowledged (or `timeoutMs` passes). */
+  async drain(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.pending.lines.length || this.pending.entries.length) await this.flush();
+      if (this.writing) await Promise.race([this.writing, sleep(Math.max(0, deadline - Date.now()))]);
+      if (!this.writing && !this.pending.lines.length && !this.pending.entries.length && this.queueDepth === 0) return true;
+      await sleep(10);
+    }
+    return false;
+  }
+
+  /** Writes and acknowledges what it holds (up to `timeoutMs`), then disconnects. What is left
+   *  unacknowledged stays with the broker's session and is delivered again at the next start. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.missingTimer) clearInterval(this.missingTimer);
+    const drained = await this.drain(timeoutMs);
+    if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');
+    this.abandoned = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    const client = this.client;
+    if (client) await client.endAsync(!drained).catch(() => {});
+    await this.sink.close();
+    await this.http?.close();
+    this.log.info(this.stats(), 'aggregator stopped');
+  }
+}

@@ -1,0 +1,86 @@
+// /healthz and Prometheus /metrics for the aggregator. Each Aggregator has its own registry, so
+// several can run in one process (tests, demo).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REJECT_REASONS } from './messages.ts';
+
+export class AggregatorMetrics {
+  readonly registry = new Registry();
+  readonly messages = new Counter({ name: 'presence_aggregator_messages_total', help: 'MQTT messages received, by topic kind', labelNames: ['kind'], registers: [this.registry] });
+  readonly rejected = new Counter({ name: 'presence_aggregator_rejected_total', help: 'Messages rejected (acknowledged, not written), by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly points = new Counter({ name: 'presence_aggregator_points_written_total', help: 'Points confirmed written, by measurement', labelNames: ['measurement'], registers: [this.registry] });
+  readonly acked = new Counter({ name: 'presence_aggregator_acked_total', help: 'Messages acknowledged to the broker (after their points were written)', registers: [this.registry] });
+  readonly writeFailures = new Counter({ name: 'presence_aggregator_write_failures_total', help: 'Failed write attempts (each is retried)', registers: [this.registry] });
+  readonly writeSeconds = new Histogram({
+    name: 'presence_aggregator_write_seconds',
+    help: 'Latency of successful batch writes',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({ name: 'presence_aggregator_batch_messages', help: 'Messages per written batch', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000], registers: [this.registry] });
+  readonly queueDepth = new Gauge({ name: 'presence_aggregator_queue_depth', help: 'Messages received and not yet acknowledged', registers: [this.registry] });
+  readonly connected = new Gauge({ name: 'presence_aggregator_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] });
+  readonly gatewaysMissing = new Gauge({ name: 'presence_aggregator_gateways_missing', help: 'Gateways currently silent for too long', registers: [this.registry] });
+  readonly gatewaysKnown = new Gauge({ name: 'presence_aggregator_gateways_known', help: 'Gateways heard from since start', registers: [this.registry] });
+
+  constructor(processMetrics = false) {
+    for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'presence_aggregator_' });
+  }
+}
+
+export interface HealthState {
+  mqttConnected: boolean;
+  /** Time (ms) since the last failed write when the latest write failed; null when writes go through. */
+  writeFailingSince: number | null;
+  queueDepth: number;
+  sink: string;
+}
+
+export interface HealthServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** 200 {"status":"ok"} when connected and writes go through; 503 with the reason otherwise. */
+export async function startHealthServer(
+  metrics: AggregatorMetrics,
+  state: () => HealthState,
+  port: number,
+  host: string,
+): Promise<HealthServer> {
+  const server = createServer(async (req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    try {
+      if (url === '/metrics') {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(body);
+      } else if (url === '/healthz') {
+        const s = state();
+        const problems: string[] = [];
+        if (!s.mqttConnected) problems.push('not connected to the MQTT broker');
+        if (s.writeFailingSince !== null) problems.push(`writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s`);
+        res.writeHead(problems.length ? 503 : 200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: problems.length ? 'unhealthy' : 'ok', problems, queue_depth: s.queueDepth, sink: s.sink }));
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found: try /healthz or /metrics\n');
+      }
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(e));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+  };
+}

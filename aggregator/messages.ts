@@ -1,0 +1,119 @@
+// Pure core of the aggregator: one MQTT message in, either points (line protocol) or a rejection
+// with a reason out. No I/O here.
+import { Point, type PointSettings } from '@influxdata/influxdb-client';
+import {
+  MAX_PAYLOAD_BYTES,
+  parseTopic,
+  validateCounts,
+  validateStatus,
+  type CountsMessage,
+  type StatusMessage,
+} from '../gateway/contract.ts';
+
+export const PRESENCE = 'presence';
+export const GATEWAY_STATUS = 'gateway_status';
+
+/** Reasons a message is rejected; the label of the rejected-messages counter. */
+export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'invalid' | 'topic_mismatch' | 'future';
+export const REJECT_REASONS: RejectReason[] = ['too_large', 'bad_topic', 'bad_json', 'invalid', 'topic_mismatch', 'future'];
+
+export type Classified =
+  | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[] }
+  | { ok: true; kind: 'status'; message: StatusMessage; lines: string[] }
+  | { ok: false; reason: RejectReason; detail: string };
+
+/** Timestamps are ms since the epoch (precision=ms). */
+export const msSettings: PointSettings = {
+  convertTime: (t) => (t === undefined ? String(Date.now()) : t instanceof Date ? String(t.getTime()) : String(t)),
+};
+
+export function countsLines(m: CountsMessage): string[] {
+  const time = Date.parse(m.start);
+  const lines: string[] = [];
+  for (const radio of ['wifi', 'ble'] as const) {
+    const c = m[radio];
+    const p = new Point(PRESENCE)
+      .tag('site', m.site)
+      .tag('zone', m.zone)
+      .tag('gateway', m.gateway)
+      .tag('radio', radio)
+      .intField('devices', c.devices)
+      .intField('estimate', c.estimate)
+      .intField('frames', c.frames)
+      .booleanField('complete', m.complete)
+      .intField('seq', m.seq)
+      .timestamp(time);
+    lines.push(p.toLineProtocol(msSettings)!);
+  }
+  return lines;
+}
+
+export function statusLines(m: StatusMessage, receivedAt: number): string[] {
+  const time = m.ts ? Date.parse(m.ts) : receivedAt;
+  const p = new Point(GATEWAY_STATUS)
+    .tag('site', m.site)
+    .tag('gateway', m.gateway)
+    .booleanField('online', m.state === 'online')
+    .intField('up', m.state === 'online' ? 1 : 0)
+    .booleanField('missing', false)
+    .timestamp(time);
+  if (m.zone) p.tag('zone', m.zone);
+  if (m.uptime_s !== undefined) p.floatField('uptime_s', m.uptime_s);
+  if (m.queue_depth !== undefined) p.intField('queue_depth', m.queue_depth);
+  if (m.sources) {
+    let fps = 0;
+    let errors = 0;
+    let failed = 0;
+    for (const s of m.sources) {
+      fps += s.frames_per_s;
+      errors += s.errors;
+      if (s.state === 'failed') failed++;
+    }
+    p.floatField('frames_per_s', fps).intField('errors', errors).intField('sources', m.sources.length).intField('sources_failed', failed);
+  }
+  return [p.toLineProtocol(msSettings)!];
+}
+
+/** The point recording that a gateway has been silent for `windows` window lengths (or is back: 0). */
+export function missingLines(site: string, gateway: string, windows: number, at: number): string[] {
+  const p = new Point(GATEWAY_STATUS)
+    .tag('site', site)
+    .tag('gateway', gateway)
+    .booleanField('missing', windows > 0)
+    .intField('missing_windows', windows)
+    .timestamp(at);
+  return [p.toLineProtocol(msSettings)!];
+}
+
+/** Validates a message against the contract and turns it into points. */
+export function classify(topic: string, payload: Buffer, now: number, maxAheadMs: number): Classified {
+  if (payload.length > MAX_PAYLOAD_BYTES)
+    return { ok: false, reason: 'too_large', detail: `payload is ${payload.length} bytes, more than ${MAX_PAYLOAD_BYTES}` };
+  const t = parseTopic(topic);
+  if (!t) return { ok: false, reason: 'bad_topic', detail: 'topic is not presence/v1/{site}/{gateway}/counts|status' };
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch (e) {
+    return { ok: false, reason: 'bad_json', detail: `payload is not JSON: ${(e as Error).message}` };
+  }
+  if (t.kind === 'counts') {
+    const v = validateCounts(value);
+    if (!v.ok) return { ok: false, reason: 'invalid', detail: v.reason };
+    const m = v.value;
+    if (m.site !== t.site || m.gateway !== t.gateway)
+      return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+    const start = Date.parse(m.start);
+    if (start > now + maxAheadMs)
+      return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
+    return { ok: true, kind: 'counts', message: m, lines: countsLines(m) };
+  }
+  const v = validateStatus(value);
+  if (!v.ok) return { ok: false, reason: 'invalid', detail: v.reason };
+  const m = v.value;
+  if (m.site !== t.site || m.gateway !== t.gateway)
+    return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+  if (m.ts && Date.parse(m.ts) > now + maxAheadMs)
+    return { ok: false, reason: 'future', detail: `status time is ${Math.round((Date.parse(m.ts) - now) / 1000)} s ahead of the clock` };
+  return { ok: true, kind: 'status', message: m, lines: statusLines(m, now) };
+}

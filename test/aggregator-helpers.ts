@@ -1,0 +1,78 @@
+// Shared bits of the aggregator suites: contract-conformant windows and a QoS 1 publisher.
+import mqtt, { type MqttClient } from 'mqtt';
+import { countsTopic, encode, statusTopic, type CountsMessage, type StatusMessage } from '../gateway/contract.ts';
+
+export function window(site: string, gateway: string, seq: number, startMs: number, windowMs = 1000, zone = 'zone-a'): CountsMessage {
+  return {
+    v: 1,
+    site,
+    zone,
+    gateway,
+    seq,
+    start: new Date(startMs).toISOString(),
+    end: new Date(startMs + windowMs).toISOString(),
+    complete: true,
+    wifi: { frames: 100 + (seq % 50), devices: 10 + (seq % 7), estimate: 8 + (seq % 5) },
+    ble: { frames: 200 + (seq % 30), devices: 20 + (seq % 11), estimate: 15 + (seq % 3) },
+  };
+}
+
+/** `count` windows per gateway, gateways gw-0..gw-{n-1} of one site, windows back from `endMs`. */
+export function windows(site: string, gateways: number, count: number, endMs = Date.now() - 60_000, windowMs = 1000): CountsMessage[] {
+  const out: CountsMessage[] = [];
+  for (let s = 0; s < count; s++)
+    for (let g = 0; g < gateways; g++) out.push(window(site, `gw-${g}`, s, endMs - (count - s) * windowMs, windowMs));
+  return out;
+}
+
+export function status(site: string, gateway: string, ts = new Date()): StatusMessage {
+  return {
+    v: 1,
+    site,
+    gateway,
+    state: 'online',
+    uptime_s: 12.5,
+    queue_depth: 3,
+    ts: ts.toISOString(),
+    sources: [
+      { name: 'wlan0', radio: 'wifi', state: 'running', frames_per_s: 10.5, errors: 1 },
+      { name: 'hci0', radio: 'ble', state: 'running', frames_per_s: 4.5, errors: 2 },
+    ],
+  };
+}
+
+export async function publisher(url: string, clientId = `pub-${process.pid}-${Math.random().toString(36).slice(2)}`): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { clientId, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 200 });
+}
+
+/** Publishes QoS 1, at most `parallel` unacknowledged at once. */
+export async function publishAll(client: MqttClient, items: Array<{ topic: string; payload: Buffer | string }>, parallel = 200): Promise<void> {
+  let i = 0;
+  const worker = async () => {
+    while (i < items.length) {
+      const it = items[i++];
+      await client.publishAsync(it.topic, it.payload, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+export const countsItem = (m: CountsMessage) => ({ topic: countsTopic(m.site, m.gateway), payload: encode(m) });
+export const statusItem = (m: StatusMessage) => ({ topic: statusTopic(m.site, m.gateway), payload: encode(m) });
+
+export async function until<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await fn();
+      if (ok(last)) return last;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export const silentLogger = { level: 'silent' };
