@@ -1,0 +1,160 @@
+// Window end wipes everything window-specific: after window_end the module's whole linear memory
+// holds neither the key, nor the state derived from it, nor any device hash or address of the
+// window. Each check is first run before window_end, where it must find what it looks for, so the
+// scan is shown to work and the test would fail without the wipe.
+import { describe, expect, it } from 'vitest';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { randomBytes } from 'node:crypto';
+import { Firmware } from '../firmware/host/firmware.ts';
+import { bleAdvertHci, bleAdvertLL, probeRequest, BLE_PDU } from '../simulator/frames.ts';
+import type { Frame } from '../firmware/host/types.ts';
+
+const RADIO_WIFI = 1;
+const RADIO_BLE = 2;
+
+/** Offsets in `mem` where any of the byte strings occurs. */
+function occurrences(mem: Uint8Array, needles: Uint8Array[]): number[] {
+  if (needles.length === 0) return [];
+  const len = needles[0]!.length;
+  const byPrefix = new Map<number, Uint8Array[]>();
+  for (const n of needles) {
+    const p = n[0]! | (n[1]! << 8) | (n[2]! << 16) | (n[3]! << 24);
+    if (!byPrefix.has(p)) byPrefix.set(p, []);
+    byPrefix.get(p)!.push(n);
+  }
+  const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+  const found: number[] = [];
+  for (let i = 0; i + len <= mem.length; i++) {
+    const cands = byPrefix.get(dv.getInt32(i, true));
+    if (!cands) continue;
+    for (const c of cands) {
+      let ok = true;
+      for (let j = 4; j < len && ok; j++) ok = mem[i + j] === c[j];
+      if (ok) found.push(i);
+    }
+  }
+  return found;
+}
+
+/** The firmware's hash of an address: keyed BLAKE2s, 8-byte digest, of [radio, group, address]. */
+function expectedHash(key: Uint8Array, radio: number, group: number, addr: Uint8Array): Uint8Array {
+  return blake2s(Uint8Array.from([radio, group, ...addr]), { key, dkLen: 8 });
+}
+
+function address(i: number, first: number): Uint8Array {
+  return Uint8Array.from([first, 0x5a, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff, 0xc3]);
+}
+
+const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]); // wildcard SSID, rates
+
+/** A window's traffic: probe requests and BLE adverts (LL and HCI) from distinct devices. */
+function traffic(n: number, salt: number) {
+  const frames: Frame[] = [];
+  const wifi: Uint8Array[] = [];
+  const blePublic: Uint8Array[] = [];
+  const bleRandom: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const sa = address(i + salt, 0x02 | ((i & 0x3f) << 2)); // locally administered
+    wifi.push(sa);
+    frames.push({ linkType: 127, timestampMs: 1e12 + i, data: probeRequest({ sa, seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i }) });
+    const adva = address(i + salt, 0x40 | (i & 0x3f)); // resolvable private
+    bleRandom.push(adva);
+    frames.push({ linkType: 256, timestampMs: 1e12 + i, data: bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva, random: true, advData: new Uint8Array([2, 1, 6]), channel: 37, signalDbm: -60 }) });
+    const pub = address(i + salt, 0x00);
+    blePublic.push(pub);
+    frames.push({ linkType: 201, timestampMs: 1e12 + i, data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: pub, random: false, advData: new Uint8Array([2, 1, 6]), signalDbm: -70 }) });
+  }
+  return { frames, wifi, blePublic, bleRandom };
+}
+
+describe('firmware window wipe', () => {
+  it('the raw key is gone from memory as soon as the window opens', () => {
+    const fw = Firmware.loadSync();
+    const mem = new Uint8Array(fw.exports.memory.buffer);
+    const key = new Uint8Array(randomBytes(32));
+    mem.set(key, fw.exports.key_ptr());
+    expect(occurrences(mem, [key])).toEqual([fw.exports.key_ptr()]); // the scan finds it
+    fw.exports.window_begin(0, -128);
+    expect(occurrences(mem, [key])).toEqual([]);
+    fw.exports.window_end();
+  });
+
+  it('beginWindow zeroes the caller\'s key array', () => {
+    const fw = Firmware.loadSync();
+    const key = new Uint8Array(randomBytes(32));
+    fw.beginWindow(key);
+    expect(key.every((b) => b === 0)).toBe(true);
+    fw.endWindow();
+  });
+
+  it('after window_end memory holds no key, key state, hash or address of the window', () => {
+    const fw = Firmware.loadSync();
+    const mem = new Uint8Array(fw.exports.memory.buffer);
+    const key = new Uint8Array(randomBytes(32));
+    const n = 300;
+    const t = traffic(n, 0);
+    fw.beginWindow(key.slice());
+    fw.ingestMany(t.frames);
+    // more devices straight into the counter, past the parsers
+    const direct = Array.from({ length: 2000 }, (_, i) => address(i, 0xe1)); // no frame address starts with 0xe1
+    const B = fw.exports.batch_ptr();
+    fw.liveCounts(); // flushes the frames
+    direct.forEach((a, i) => mem.set(a, B + i * 6));
+    fw.exports.count_addresses(RADIO_WIFI, 1, B, direct.length);
+
+    const live = fw.liveCounts();
+    expect(live.wifi).toMatchObject({ frames: n, accepted: n, rejected: 0 });
+    expect(live.ble).toMatchObject({ frames: 2 * n, accepted: 2 * n, rejected: 0 });
+
+    const hashes = [
+      ...t.wifi.map((a) => expectedHash(key, RADIO_WIFI, 0, a)),
+      ...t.bleRandom.map((a) => expectedHash(key, RADIO_BLE, 1, a)),
+      ...t.blePublic.map((a) => expectedHash(key, RADIO_BLE, 0, a)),
+      ...direct.map((a) => expectedHash(key, RADIO_WIFI, 0, a)),
+    ];
+    const keyState = mem.slice(fw.exports.keyed_state_ptr(), fw.exports.keyed_state_ptr() + 32);
+    expect(keyState.some((b) => b !== 0)).toBe(true);
+
+    // Before window_end: every hash is in the tables, the key state where it lives, addresses in
+    // the batch buffer. This is what the wipe must remove.
+    expect(occurrences(mem, hashes).length).toBe(hashes.length);
+    expect(occurrences(mem, [keyState]).length).toBe(1);
+    expect(occurrences(mem, direct).length).toBeGreaterThanOrEqual(direct.length);
+
+    const c = fw.endWindow();
+    expect(c.wifi.devices).toBe(n + direct.length);
+    expect(c.ble.devices).toBe(2 * n);
+
+    expect(occurrences(mem, [key])).toEqual([]);
+    expect(occurrences(mem, [keyState])).toEqual([]);
+    expect(occurrences(mem, hashes)).toEqual([]);
+    expect(occurrences(mem, direct)).toEqual([]);
+    expect(occurrences(mem, [...t.wifi, ...t.blePublic, ...t.bleRandom])).toEqual([]);
+  });
+
+  it('after window_end memory is the same whatever the window saw (only the stats block differs)', () => {
+    // Two modules run windows with different keys and devices; afterwards every byte outside the
+    // stats block must be equal, so nothing of either window survived anywhere in memory.
+    const a = Firmware.loadSync();
+    const b = Firmware.loadSync();
+    const ta = traffic(400, 0);
+    const tb = traffic(150, 7777);
+    a.beginWindow(new Uint8Array(randomBytes(32)), { rssiMinDbm: -65 });
+    a.ingestMany(ta.frames);
+    const ca = a.endWindow();
+    b.beginWindow(new Uint8Array(randomBytes(32)));
+    b.ingestMany(tb.frames);
+    const cb = b.endWindow();
+    expect(ca.wifi.devices).toBe(400);
+    expect(cb.wifi.devices).toBe(150);
+    expect(ca.ble.weak).toBe(400); // the HCI adverts at -70 dBm
+    const ma = new Uint8Array(a.exports.memory.buffer);
+    const mb = new Uint8Array(b.exports.memory.buffer);
+    const stats = a.exports.stats_ptr();
+    const differing: number[] = [];
+    for (let i = 0; i < ma.length; i++) {
+      if (ma[i] !== mb[i] && (i < stats || i >= stats + 128)) differing.push(i);
+    }
+    expect(differing.slice(0, 20)).toEqual([]);
+  });
+});
