@@ -12,6 +12,13 @@
 //   [10..11] reserved (0)
 //   [12..15] information-element fingerprint (u32 LE; Wi-Fi only, 0 when none). In-window only.
 
+import { parseRadiotap } from './radiotap';
+import { parse80211 } from './ieee80211';
+import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
+import { parseNordic } from './nordic';
+import { parseHciH4 } from './hci';
+import { parsePpi, ppiRadio } from './ppi';
+
 export const RADIO_NONE: u32 = 0; // unsupported link type
 export const RADIO_WIFI: u32 = 1;
 export const RADIO_BLE: u32 = 2;
@@ -50,12 +57,67 @@ export function wipeResults(): void {
 }
 
 /**
+ * Writes the next result slot (ignored once RESULT_MAX slots are full). addr: six octets, in
+ * canonical order, or reversed (as BLE and HCI carry them on the wire) when reversed is true.
+ */
+export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq: u16, fingerprint: u32): void {
+  if (resultCount >= RESULT_MAX) return;
+  const slot = RESULTS + <usize>(resultCount * SLOT_SIZE);
+  if (reversed) {
+    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + 5 - i));
+  } else {
+    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + i));
+  }
+  store<u8>(slot + 6, kind);
+  store<i8>(slot + 7, rssi < -128 ? -128 : rssi > 127 ? 127 : <i8>rssi);
+  store<u16>(slot + 8, seq);
+  store<u16>(slot + 10, 0);
+  store<u32>(slot + 12, fingerprint);
+  resultCount++;
+}
+
+/**
  * Parses one frame. linkType is already masked with 0x03FFFFFF. Sets frameRadio, frameStatus and
  * resultCount (slots 0..resultCount-1 filled when frameStatus == STATUS_ACCEPTED).
  */
 export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool): void {
-  // Placeholder until the parsers land: nothing is recognised.
-  frameRadio = RADIO_NONE;
-  frameStatus = STATUS_IGNORED;
   resultCount = 0;
+  let status: u32 = STATUS_IGNORED;
+  let radio: u32 = RADIO_NONE;
+  switch (linkType) {
+    case 127: // IEEE802_11_RADIOTAP
+      radio = RADIO_WIFI;
+      status = parseRadiotap(ptr, len, ignoreFcs);
+      break;
+    case 105: // IEEE802_11 (no FCS)
+      radio = RADIO_WIFI;
+      status = parse80211(ptr, len, false, false, ignoreFcs, <i32>RSSI_UNKNOWN);
+      break;
+    case 256: // BLUETOOTH_LE_LL_WITH_PHDR
+      radio = RADIO_BLE;
+      status = parseLinkLayerWithPhdr(ptr, len);
+      break;
+    case 251: // BLUETOOTH_LE_LL
+      radio = RADIO_BLE;
+      status = parseLinkLayer(ptr, len, CRC_UNKNOWN, false, <i32>RSSI_UNKNOWN);
+      break;
+    case 272: // NORDIC_BLE
+      radio = RADIO_BLE;
+      status = parseNordic(ptr, len);
+      break;
+    case 201: // BLUETOOTH_HCI_H4_WITH_PHDR
+      radio = RADIO_BLE;
+      status = parseHciH4(ptr, len);
+      break;
+    case 192: // PPI
+      status = parsePpi(ptr, len, ignoreFcs);
+      radio = ppiRadio;
+      break;
+    default:
+      break;
+  }
+  if (status != STATUS_ACCEPTED || radio == RADIO_NONE) resultCount = 0;
+  if (radio == RADIO_NONE) status = STATUS_IGNORED;
+  frameRadio = radio;
+  frameStatus = status;
 }
