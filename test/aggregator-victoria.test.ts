@@ -1,0 +1,64 @@
+// Aggregator against a real Mosquitto and a real VictoriaMetrics through the v2 write API (the
+// client's ordinary WriteApi, /api/v2/write): N windows published, N points stored.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Victoria } from './support/victoria.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { countsItem, publishAll, publisher, status, statusItem, until, windows } from './aggregator-helpers.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator-victoria') && need('victoria-metrics', 'victoria-metrics', 'aggregator-victoria');
+
+describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
+  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const vm = new Victoria();
+  let agg: Aggregator;
+  let pub: MqttClient;
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), vm.start()]);
+    agg = new Aggregator({
+      mqtt: { url: broker.url, clientId: 'agg-vm-test' },
+      influx: { url: vm.url, api: 'v2', token: 'unused', org: 'city', bucket: 'presence' },
+      batch: { size: 500, flushInterval: '50ms', maxBuffer: 2000, maxRetryDelay: '500ms' },
+      http: { port: 0, host: '127.0.0.1' },
+      logLevel: 'error',
+    });
+    await agg.start();
+    pub = await publisher(broker.url);
+  });
+
+  afterAll(async () => {
+    await pub?.endAsync().catch(() => {});
+    await agg?.stop(2000).catch(() => {});
+    await Promise.all([broker.dispose(), vm.dispose()]);
+  });
+
+  it('stores N published windows (and duplicates once) as N samples per radio and field', async () => {
+    const msgs = windows('site-vm', 4, 250); // 1000 windows
+    await publishAll(pub, [...msgs, ...msgs.slice(0, 100)].map(countsItem));
+    await publishAll(pub, [statusItem(status('site-vm', 'gw-0'))]);
+    await until('all acked', () => agg.stats().queueDepth, (n) => n === 0);
+    const count = (m: string) => until(m, () => vm.count(m), (n) => n === 1000, 20_000);
+    expect(await count('presence_devices{radio="wifi",site="site-vm"}')).toBe(1000);
+    expect(await count('presence_estimate{radio="ble",site="site-vm"}')).toBe(1000);
+    const series = await vm.export('presence_devices{radio="wifi",site="site-vm",gateway="gw-2"}');
+    expect(series).toHaveLength(1);
+    expect(series[0].metric).toMatchObject({ zone: 'zone-a', gateway: 'gw-2', site: 'site-vm', radio: 'wifi' });
+    // with -dedup.minScrapeInterval the duplicate windows are one sample each
+    expect(series[0].timestamps).toHaveLength(250);
+    const byTime = new Map(series[0].timestamps.map((t, i) => [t, series[0].values[i]]));
+    for (const m of msgs.filter((x) => x.gateway === 'gw-2')) expect(byTime.get(Date.parse(m.start))).toBe(m.wifi.devices);
+    expect(await until('status', () => vm.count('gateway_status_queue_depth{gateway="gw-0"}'), (n) => n === 1)).toBe(1);
+  });
+
+  it('retries while VictoriaMetrics is down and stores everything once it is back', async () => {
+    await vm.stop();
+    const msgs = windows('site-vm-down', 2, 300);
+    await publishAll(pub, msgs.map(countsItem));
+    await until('write failures', () => agg.stats().writeFailures, (n) => n > 0);
+    await vm.start();
+    expect(await until('all after restart', () => vm.count('presence_frames{radio="wifi",site="site-vm-down"}'), (n) => n === 600, 30_000)).toBe(600);
+  });
+});
