@@ -1,0 +1,267 @@
+// `presence replay FILE`: feeds a pcap/pcapng capture through the firmware and prints the counts of
+// each window. Windows follow the capture clock: their boundaries fall on multiples of the window
+// length (UTC), and each one is counted under a fresh random key that dies with it. Only counts are
+// printed: never an address, a hash or a key.
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Firmware } from '../firmware/host/firmware.ts';
+import type { FirmwareRadioCounts, FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
+import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
+
+export interface ReplayOptions {
+  /** Window length in milliseconds, or 'all' for one window over the whole capture. */
+  window: number | 'all';
+  ignoreFcs?: boolean;
+  rssiMinDbm?: number;
+}
+
+export interface ReplayRadio {
+  frames: number;
+  rejected: number;
+  weak: number;
+  devices: number;
+  estimate: number;
+  exact: boolean;
+}
+
+/** One window's counts: what `replay --json` prints per line. */
+export interface ReplayWindow {
+  /** ISO 8601; null only for a capture without frames. */
+  start: string | null;
+  end: string | null;
+  wifi: ReplayRadio & { probes: number };
+  ble: ReplayRadio & { adverts: number };
+  /** Frames of link types (or PPI contents) the firmware does not parse. */
+  unsupported: number;
+}
+
+/** Empty windows printed at most for one gap in the capture clock (larger gaps are skipped). */
+export const MAX_EMPTY_WINDOWS = 10_000;
+
+function radio(c: FirmwareRadioCounts) {
+  return { frames: c.frames, rejected: c.rejected, weak: c.weak, devices: c.devices, estimate: c.estimate, exact: c.exact };
+}
+
+function toWindow(start: number | null, end: number | null, c: FirmwareWindowCounts): ReplayWindow {
+  const { accepted: probes } = c.wifi;
+  const { accepted: adverts } = c.ble;
+  return {
+    start: start === null ? null : new Date(start).toISOString(),
+    end: end === null ? null : new Date(end).toISOString(),
+    wifi: { ...radio(c.wifi), probes },
+    ble: { ...radio(c.ble), adverts },
+    unsupported: c.unsupported,
+  };
+}
+
+/** Notes about the replay (unsupported link types, clock jumps): meant for stderr. */
+export type ReplayNote = (message: string) => void;
+
+/**
+ * Counts frame batches window by window. Frames whose timestamp goes backwards stay in the current
+ * window. Yields each window as it closes; when the capture turns out damaged (CaptureFormatError)
+ * the window in progress is yielded with the frames before the damage, then the error is thrown.
+ */
+export async function* replayFrames(
+  batches: AsyncIterable<Frame[]> | Iterable<Frame[]>,
+  firmware: Firmware,
+  opts: ReplayOptions,
+  note: ReplayNote = () => {},
+): AsyncGenerator<ReplayWindow> {
+  const winMs = opts.window;
+  const windowOpts = { ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm };
+  const begin = () => firmware.beginWindow(randomBytes(32), windowOpts); // beginWindow zeroes the key
+  let start: number | null = null; // current window start (aligned), or first frame time for 'all'
+  let last: number | null = null;
+  begin();
+  try {
+    for await (const batch of batches) {
+      for (const frame of batch) {
+        const t = frame.timestampMs;
+        if (winMs === 'all') {
+          if (start === null) start = t;
+          last = last === null ? t : Math.max(last, t);
+        } else {
+          if (start === null) start = Math.floor(t / winMs) * winMs;
+          if (t >= start + winMs) {
+            yield toWindow(start, start + winMs, firmware.endWindow());
+            const next = Math.floor(t / winMs) * winMs;
+            const gap = (next - start) / winMs - 1;
+            if (gap > MAX_EMPTY_WINDOWS) {
+              note(`the capture clock jumps from ${new Date(start + winMs).toISOString()} to ${new Date(next).toISOString()}: ${gap} empty windows not printed`);
+            } else {
+              for (let s = start + winMs; s < next; s += winMs) {
+                begin();
+                yield toWindow(s, s + winMs, firmware.endWindow());
+              }
+            }
+            start = next;
+            begin();
+          }
+        }
+        firmware.ingest(frame);
+      }
+    }
+  } catch (err) {
+    // Close the window (wiping its hashes) before passing the error on. A damaged or cut capture
+    // still yields the counts of the frames before the damage: accepted data is never lost.
+    if (!firmware.windowOpen) throw err;
+    const counts = firmware.endWindow();
+    if (err instanceof CaptureFormatError && start !== null) {
+      if (winMs === 'all') yield toWindow(start, last, counts);
+      else yield toWindow(start, start + winMs, counts);
+    }
+    throw err;
+  }
+  const counts = firmware.endWindow();
+  if (winMs === 'all') yield toWindow(start, last, counts);
+  else if (start !== null) yield toWindow(start, start + winMs, counts);
+}
+
+/**
+ * Reads a capture stream and yields frame batches, raising UnsupportedLinkTypeError when the capture
+ * holds no link type the firmware parses (a mix only gets a note: the others count as unsupported).
+ */
+export async function* captureBatches(input: AsyncIterable<Uint8Array>, source: string, note: ReplayNote = () => {}): AsyncGenerator<Frame[]> {
+  const parser = new CaptureParser(source);
+  const noted = new Set<number>();
+  for await (const chunk of input) {
+    const frames = parser.push(chunk);
+    for (const lt of parser.linkTypes) {
+      if (isSupportedLinkType(lt) || noted.has(lt)) continue;
+      if (![...parser.linkTypes].some(isSupportedLinkType)) throw unsupportedLinkType(lt, source);
+      noted.add(lt);
+      note(`${source}: frames of link type ${linkTypeName(lt)} are not parsed (counted as unsupported)`);
+    }
+    if (frames.length > 0) yield frames;
+  }
+  parser.end();
+}
+
+/** Replays a capture file ('-' reads stdin). */
+export async function* replayCapture(
+  path: string,
+  opts: ReplayOptions,
+  note: ReplayNote = () => {},
+  onBytes?: (n: number) => void,
+): AsyncGenerator<ReplayWindow> {
+  const firmware = await Firmware.load();
+  const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 256 * 1024 });
+  const source = path === '-' ? 'stdin' : path;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of stream) {
+      onBytes?.(chunk.length);
+      yield chunk as Uint8Array;
+    }
+  }
+  yield* replayFrames(captureBatches(counted(), source, note), firmware, opts, note);
+}
+
+/** "60s", "5m", "1h", "500ms" -> milliseconds; 'all' stays 'all'. */
+export function parseWindow(text: string): number | 'all' {
+  if (text === 'all') return 'all';
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  const ms = m ? Number(m[1]) * unit[m[2] as keyof typeof unit] : NaN;
+  if (!Number.isFinite(ms) || ms < 1) throw new Error(`--window: must be a duration like 60s, 5m, 500ms, or "all" (got "${text}")`);
+  return ms;
+}
+
+function parseRssi(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < -128 || v > 127) {
+    throw new Error(`--rssi-min: must be a signal level in dBm between -128 and 127, like -80 (got "${text}")`);
+  }
+  return v;
+}
+
+async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream): Promise<void> {
+  const { default: Table } = await import('cli-table3');
+  const table = new Table({
+    head: ['start', 'end', 'wifi frames', 'probes', 'rejected', 'devices', 'ble frames', 'adverts', 'rejected', 'devices'],
+    style: { head: [], border: [] },
+  });
+  for await (const w of windows) {
+    const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
+    table.push([w.start ?? '-', w.end ?? '-', w.wifi.frames, w.wifi.probes, w.wifi.rejected, d(w.wifi), w.ble.frames, w.ble.adverts, w.ble.rejected, d(w.ble)]);
+  }
+  out.write(table.toString() + '\n');
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('Count the devices in a pcap/pcapng capture, window by window (counts only, never an address)')
+    .argument('<file>', 'capture file (pcap or pcapng), or - for stdin')
+    .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m, or "all"', '60s')
+    .option('--json', 'one JSON object per window per line')
+    .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
+    .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this')
+    .action(async (file: string, flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string }) => {
+      const fail = (message: string) => {
+        process.stderr.write(`presence replay: ${message}\n`);
+        process.exitCode = 1;
+      };
+      let opts: ReplayOptions;
+      try {
+        opts = {
+          window: parseWindow(flags.window),
+          ignoreFcs: flags.ignoreFcs === true,
+          rssiMinDbm: flags.rssiMin === undefined ? undefined : parseRssi(flags.rssiMin),
+        };
+      } catch (e) {
+        return fail((e as Error).message);
+      }
+      let total = 0;
+      if (file !== '-') {
+        try {
+          total = statSync(file).size;
+        } catch (e) {
+          return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+        }
+      }
+      const notes: string[] = [];
+      const note = (m: string) => notes.push(m);
+      // Progress bar on stderr for long files, only on a terminal.
+      let bar: { update(n: number): void; stop(): void } | null = null;
+      let done = 0;
+      if (process.stderr.isTTY && total > 4 * 1024 * 1024) {
+        const { SingleBar, Presets } = await import('cli-progress');
+        const b = new SingleBar({ stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true }, Presets.shades_classic);
+        b.start(total, 0);
+        bar = b;
+      }
+      const windows = replayCapture(file, opts, note, (n) => {
+        done += n;
+        bar?.update(done);
+      });
+      try {
+        let unsupported = 0;
+        async function* tally(): AsyncGenerator<ReplayWindow> {
+          for await (const w of windows) {
+            unsupported += w.unsupported;
+            yield w;
+          }
+        }
+        if (flags.json) {
+          for await (const w of tally()) process.stdout.write(JSON.stringify(w) + '\n');
+        } else {
+          await humanTable(tally(), process.stdout);
+        }
+        if (unsupported > 0) {
+          note(`${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`);
+        }
+      } catch (e) {
+        bar?.stop();
+        bar = null;
+        if (e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError) return fail(e.message);
+        if ((e as NodeJS.ErrnoException).code) return fail(`${file}: ${(e as Error).message}`);
+        throw e;
+      } finally {
+        bar?.stop();
+        for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);
+      }
+    });
+}
