@@ -1,0 +1,182 @@
+// Programmatic API of the simulator.
+//
+//   simulate({ scenario: 'kingsday-square', seed: 1, durationS: 3600, scale: 0.01, outDir })
+//     -> per-gateway capture files + truth.json/truth.csv
+//   streamFrames({ scenario, seed, ... })  -> frames of every gateway in time order (for live demos)
+//   loadMessages / runLoad                 -> contract-conformant load for aggregators (load.ts)
+//   evaluate({ scenario, seed, ... })      -> firmware counts against the truth (evaluate.ts)
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CaptureWriter, FileSink, type CaptureFormat, type CaptureInterface, type Sink } from './pcap-writer.ts';
+import { loadScenario, resolveScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
+import { bleLinkType, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
+import { writeTruth, type TruthFile, type TruthWindow } from './truth.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+
+export { loadMessages, runLoad, loadStatuses, type LoadMessage, type LoadOptions, type RunLoadOptions, type RunLoadResult } from './load.ts';
+export { loadScenario, resolveScenario, builtinScenarios, ScenarioError, parseDuration, type Scenario } from './scenario.ts';
+export { runScenario, type SimEvent, type FrameEvent, type WindowEvent, type BleLink } from './sim.ts';
+export type { TruthFile, TruthWindow } from './truth.ts';
+
+export interface SimulateOptions extends ScenarioOverrides {
+  /** Built-in name, file path, or an already resolved Scenario. */
+  scenario: string | Scenario;
+  seed?: number;
+  /** Output folder (created). */
+  outDir: string;
+  /** pcapng: one file per gateway with a Wi-Fi and a BLE interface (default). pcap: one file per radio. */
+  format?: CaptureFormat;
+  bleLink?: BleLink;
+  /** Also write truth.csv (default true). */
+  csv?: boolean;
+  /** Called at every window end. */
+  onWindow?: (windows: TruthWindow[]) => void;
+}
+
+export interface SimulatedGateway {
+  id: string;
+  zone: string;
+  site: string;
+  /** The gateway's capture (pcapng: both radios; pcap: the Wi-Fi file, or BLE when there is no Wi-Fi radio). */
+  pcap: string;
+  /** Every capture file of the gateway. */
+  pcaps: string[];
+  /** Files by radio. */
+  files: { wifi?: string; ble?: string };
+  frames: number;
+}
+
+export interface SimulateResult {
+  scenario: Scenario;
+  site: string;
+  startMs: number;
+  windowS: number;
+  durationS: number;
+  seed: number;
+  gateways: SimulatedGateway[];
+  truthPath: string;
+  truthCsvPath: string | null;
+  truth: TruthFile;
+}
+
+function applyOverrides(s: Scenario, o: ScenarioOverrides): Scenario {
+  const out = { ...s };
+  if (o.durationS !== undefined) out.durationS = o.durationS;
+  if (o.windowS !== undefined) out.windowS = o.windowS;
+  if (o.start !== undefined) out.startMs = new Date(o.start).getTime();
+  if (o.scale !== undefined) out.scale = o.scale;
+  if (o.truthStepS !== undefined) out.truthStepS = o.truthStepS;
+  return out;
+}
+
+function scenarioOf(o: { scenario: string | Scenario } & ScenarioOverrides): Scenario {
+  return typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : applyOverrides(o.scenario, o);
+}
+
+function interfacesOf(s: Scenario, g: Scenario['gateways'][number], bleLink: BleLink): Array<CaptureInterface & { radio: 'wifi' | 'ble' }> {
+  const out: Array<CaptureInterface & { radio: 'wifi' | 'ble' }> = [];
+  if (g.wifi) out.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon', description: `${g.id} Wi-Fi monitor, channels ${g.wifi.channels.join(',')}` });
+  if (g.ble) out.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0', description: `${g.id} BLE ${bleLink === 'hci' ? 'host controller' : `sniffer, channel ${g.ble.channel}`}` });
+  void s;
+  return out;
+}
+
+/** Generates a scenario's captures (one per gateway) and ground truth into outDir. */
+export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
+  const s = scenarioOf(o);
+  const seed = o.seed ?? 1;
+  const format = o.format ?? 'pcapng';
+  const bleLink = o.bleLink ?? 'll';
+  mkdirSync(o.outDir, { recursive: true });
+  const writers = s.gateways.map((g) => {
+    const ifaces = interfacesOf(s, g, bleLink);
+    const files: { wifi?: string; ble?: string } = {};
+    let writer: CaptureWriter;
+    let pcaps: string[];
+    if (format === 'pcapng') {
+      const path = join(o.outDir, `${g.id}.pcapng`);
+      for (const i of ifaces) files[i.radio] = path;
+      writer = CaptureWriter.pcapng(new FileSink(path), ifaces);
+      pcaps = [path];
+    } else {
+      const sinks: Sink[] = [];
+      pcaps = [];
+      for (const i of ifaces) {
+        const path = join(o.outDir, `${g.id}.${i.radio}.pcap`);
+        files[i.radio] = path;
+        pcaps.push(path);
+        sinks.push(new FileSink(path));
+      }
+      writer = CaptureWriter.pcap(sinks, ifaces);
+    }
+    const ifaceOf = { wifi: ifaces.findIndex((i) => i.radio === 'wifi'), ble: ifaces.findIndex((i) => i.radio === 'ble') };
+    return { g, writer, pcaps, files, ifaceOf };
+  });
+  const windows: TruthWindow[] = [];
+  let wifiFrames = 0;
+  let bleFrames = 0;
+  try {
+    for (const ev of runScenario(s, { seed, bleLink })) {
+      if (ev.type === 'frame') {
+        const w = writers[ev.gateway];
+        w.writer.write(w.ifaceOf[ev.radio], ev.frame.timestampMs, ev.frame.data);
+        if (ev.radio === 'wifi') wifiFrames++;
+        else bleFrames++;
+      } else {
+        windows.push(...ev.windows);
+        o.onWindow?.(ev.windows);
+      }
+    }
+  } finally {
+    for (const w of writers) await w.writer.close();
+  }
+  const truth: TruthFile = {
+    scenario: s.name,
+    description: s.description,
+    seed,
+    scale: s.scale,
+    site: s.site,
+    start: new Date(s.startMs).toISOString(),
+    durationS: s.durationS,
+    windowS: s.windowS,
+    gateways: writers.map((w) => ({ id: w.g.id, zone: w.g.zone, site: s.site, position: w.g.position, reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10, files: w.pcaps.map((p) => p.slice(o.outDir.length + 1)) })),
+    totals: { people: stats.people, devices: stats.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
+    windows,
+  };
+  const truthPath = join(o.outDir, 'truth.json');
+  const truthCsvPath = o.csv === false ? null : join(o.outDir, 'truth.csv');
+  writeTruth(truthPath, truthCsvPath, truth);
+  return {
+    scenario: s,
+    site: s.site,
+    startMs: s.startMs,
+    windowS: s.windowS,
+    durationS: s.durationS,
+    seed,
+    gateways: writers.map((w) => ({ id: w.g.id, zone: w.g.zone, site: s.site, pcap: w.files.wifi ?? w.files.ble ?? w.pcaps[0], pcaps: w.pcaps, files: w.files, frames: w.writer.frames })),
+    truthPath,
+    truthCsvPath,
+    truth,
+  };
+}
+
+export interface StreamOptions extends ScenarioOverrides {
+  scenario: string | Scenario;
+  seed?: number;
+  bleLink?: BleLink;
+}
+
+/**
+ * Frames of every gateway in time order, plus window truth events, without writing files. Pace
+ * them yourself (see live.ts) or feed a gateway directly.
+ */
+export function streamEvents(o: StreamOptions): { scenario: Scenario; events: Generator<SimEvent> } {
+  const s = scenarioOf(o);
+  return { scenario: s, events: runScenario(s, { seed: o.seed ?? 1, bleLink: o.bleLink }) };
+}
+
+/** Only the frames, tagged with the gateway id. */
+export function* streamFrames(o: StreamOptions): Generator<FrameEvent & { gatewayId: string }> {
+  const { scenario, events } = streamEvents(o);
+  for (const ev of events) if (ev.type === 'frame') yield { ...ev, gatewayId: scenario.gateways[ev.gateway].id };
+}
