@@ -191,7 +191,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.log.warn({ late_ms: now - w.nominalEnd }, 'clock jumped or the process stalled; the next window starts now');
       this.openWindow(now, false);
     } else this.openWindow(w.nominalEnd, true);
-    void this.publishStatus();
   }
 
   /** Ends the open window at `at`, queues its counts durably, and announces it. */
@@ -212,7 +211,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
     this.emit('window', message);
     this.publisher.pump();
+    // Status goes out with every window, at most once a second (fast replays close many per second).
+    if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
   }
+  private lastStatusAt = 0;
 
   // ---- frames --------------------------------------------------------------------------------
 
@@ -360,6 +362,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private async publishStatus(): Promise<void> {
     if (!this.publisher || this.shuttingDown) return;
     const s = this.status();
+    this.lastStatusAt = Date.now();
     this.emit('status', s);
     await this.publisher.publishStatus(s);
   }

@@ -1,0 +1,123 @@
+// `presence gateway` as a real process against a real Mosquitto: kill -9 turns the retained status
+// offline through the last will, and after a restart seq goes on where it stopped, with every window
+// written before the kill delivered. A capture command that dies is restarted with backoff and its
+// failure shows in the status; windows on the wall clock close on time with zero frames too.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../gateway/contract.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { config, spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
+
+const SUITE = 'gateway process';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+const counts = (ms: Received[], site: string): CountsMessage[] =>
+  ms.filter((m) => m.topic === `presence/v1/${site}/g/counts`).map((m) => {
+    const v = validateCounts(JSON.parse(m.payload.toString()));
+    if (!v.ok) throw new Error(v.reason);
+    return v.value;
+  });
+const statuses = (ms: Received[], site: string): StatusMessage[] =>
+  ms.filter((m) => m.topic === `presence/v1/${site}/g/status`).map((m) => {
+    const v = validateStatus(JSON.parse(m.payload.toString()));
+    if (!v.ok) throw new Error(v.reason);
+    return v.value;
+  });
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-proc-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('kill -9: last will turns the status offline; after a restart seq goes on and no window is lost', async () => {
+    const start = Date.parse('2026-04-01T08:00:00.000Z');
+    const cap = wifiCapture(join(tmp, 'kill.pcap'), { devices: 4, startMs: start + 300, durationMs: 60_000, framesPerS: 20 });
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/kill/#' });
+    const queueDir = join(tmp, 'q-kill');
+    const args = ['--site', 'kill', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', `pcap:${cap.path}`, '--speed', '4', '--window', '1s', '--keepalive', '1', '--queue-dir', queueDir];
+
+    const first = spawnGateway(args);
+    await waitFor(() => counts(sub.messages, 'kill').length >= 4, 20_000, 'windows from the first run');
+    expect(statuses(sub.messages, 'kill').some((s) => s.state === 'online')).toBe(true);
+    const killedAt = sub.messages.length;
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    await waitFor(() => statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'offline'), 10_000, 'last will (offline status)');
+    // The retained status is now the offline will.
+    const late = await subscriber(broker.url, { filter: 'presence/v1/kill/g/status', clean: true });
+    await waitFor(() => late.messages.length > 0, 5000, 'retained status');
+    expect(JSON.parse(late.messages[0].payload.toString())).toMatchObject({ state: 'offline', site: 'kill', gateway: 'g' });
+    await late.client.endAsync();
+
+    const beforeRestart = new Set(counts(sub.messages, 'kill').map((c) => c.seq));
+    const second = spawnGateway(args);
+    await waitFor(() => counts(sub.messages, 'kill').filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).length >= 2, 20_000, 'the second run');
+    await waitFor(() => counts(sub.messages, 'kill').length >= beforeRestart.size + 3, 20_000, 'more windows');
+    const all = counts(sub.messages, 'kill');
+    const runStarts = all.filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).map((c) => c.seq);
+    expect(runStarts[0]).toBe(1);
+    const restartSeq = runStarts[1];
+    // seq goes on: the second run's first window follows the last window the killed process wrote.
+    expect(restartSeq).toBeGreaterThan(Math.max(...beforeRestart));
+    // Nothing the first run queued is lost: every seq below the restart arrives (resent if needed).
+    await waitFor(() => new Set(counts(sub.messages, 'kill').map((c) => c.seq).filter((s) => s < restartSeq)).size === restartSeq - 1, 10_000, 'windows queued before the kill');
+    expect(statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'online')).toBe(true);
+
+    // A graceful stop publishes the offline status itself and exits 0.
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    const st = statuses(sub.messages, 'kill');
+    expect(st.at(-1)!.state).toBe('offline');
+    expect(second.stderr()).toMatch(/"msg":"gateway stopped"/);
+    await sub.client.endAsync();
+  });
+
+  it('restarts a dying capture command with backoff and reports it in status; wall-clock windows close with zero frames', async () => {
+    const cap = wifiCapture(join(tmp, 'cmd.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T09:00:00Z'), durationMs: 2_000, framesPerS: 50 });
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/cmd/#' });
+    const gw = new Gateway({
+      config: config({
+        site: 'cmd',
+        zone: 'z',
+        id: 'g',
+        mqtt: broker.url,
+        // Writes a capture, then dies with code 3: restarted after 1 s, then 2 s, ...
+        source: [`wifi=cmd:cat ${cap.path}; echo "capture interface went away" >&2; exit 3`],
+        window: '1s',
+        statusInterval: '500ms',
+        queueDir: join(tmp, 'q-cmd'),
+      }),
+    });
+    const closed: CountsMessage[] = [];
+    gw.on('window', (m) => closed.push(m));
+    await gw.start();
+    await waitFor(() => closed.length >= 4, 15_000, 'four windows');
+    const src = gw.sources[0];
+    expect(src.errors).toBeGreaterThanOrEqual(1);
+    await gw.stop();
+    const st = statuses(sub.messages, 'cmd');
+    const failing = st.find((s) => s.sources?.[0]?.state === 'restarting');
+    expect(failing?.sources?.[0]).toMatchObject({ name: 'wifi', state: 'restarting', errors: expect.any(Number) });
+    expect(failing!.sources![0].last_error).toMatch(/exited with code 3: capture interface went away/);
+    expect(st.some((s) => (s.sources?.[0]?.frames_per_s ?? 0) > 0)).toBe(true);
+    expect(st.at(-1)!.state).toBe('offline');
+    // Wall clock: windows are aligned to whole seconds, and windows with an outage are incomplete.
+    for (const c of closed.slice(1, -1)) expect(Date.parse(c.start) % 1000).toBe(0);
+    expect(closed[0].complete).toBe(false);
+    expect(closed.at(-1)!.complete).toBe(false);
+    expect(closed.some((c) => c.wifi.frames === 0)).toBe(true); // a window during the backoff: zero is a count
+    expect(closed.some((c) => c.wifi.frames === cap.frames)).toBe(true); // one run of the command, counted whole
+    expect(closed.reduce((n, c) => n + c.wifi.frames, 0) % cap.frames).toBe(0);
+    await sub.client.endAsync();
+  });
+});
