@@ -1,0 +1,119 @@
+// TLS with a client certificate and username/password against a real Mosquitto configured with a
+// CA and certificates made here with the openssl CLI; `presence doctor` names what is wrong when the
+// password or the CA is.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateCounts } from '../gateway/contract.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+
+const SUITE = 'gateway TLS';
+const ok = need('mosquitto', 'mosquitto', SUITE) && need('openssl', 'openssl', SUITE) && need('mosquitto_passwd', 'mosquitto', SUITE);
+
+function makeCertificates(dir: string): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=presence test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=gateway-tls', '-keyout', 'client.key', '-out', 'client.csr');
+  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client.ext', '-out', 'client.pem');
+  // Another CA, to show a wrong mqtt.ca is caught.
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=other CA', '-keyout', 'other.key', '-out', 'other.pem');
+  execFileSync('mosquitto_passwd', ['-b', '-c', join(dir, 'passwd'), 'gw', 's3cret pass'], { stdio: 'pipe' });
+  execFileSync('chmod', ['a+r', ...['ca.pem', 'server.pem', 'server.key', 'passwd'].map((f) => join(dir, f))]);
+}
+
+describe.skipIf(!ok)(SUITE, () => {
+  const broker = new Mosquitto({
+    listenerConfig: (port, dir) =>
+      [
+        `listener ${port} 127.0.0.1`,
+        `cafile ${join(dir, 'ca.pem')}`,
+        `certfile ${join(dir, 'server.pem')}`,
+        `keyfile ${join(dir, 'server.key')}`,
+        'require_certificate true',
+        'allow_anonymous false',
+        `password_file ${join(dir, 'passwd')}`,
+      ].join('\n'),
+    // Run as root, Mosquitto drops to its own user before reading the password file in our 0700
+    // temp folder; keep the invoking user instead (no effect when not started as root).
+    extraConfig: () => 'user root',
+  });
+  const d = broker.dir;
+  beforeAll(async () => {
+    makeCertificates(d);
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+  });
+  const url = () => `mqtts://127.0.0.1:${broker.port}`;
+  const tls = () => ({ ca: readFileSync(join(d, 'ca.pem')), cert: readFileSync(join(d, 'client.pem')), key: readFileSync(join(d, 'client.key')) });
+
+  it('publishes every window over TLS with a client certificate and username/password', async () => {
+    const cap = wifiCapture(join(d, 'tls.pcap'), { devices: 2, startMs: Date.parse('2026-05-01T00:00:00.200Z'), durationMs: 8_000, framesPerS: 10 });
+    const sub = await subscriber(url(), { ...tls(), username: 'gw', password: 's3cret pass', filter: 'presence/v1/tls/#' });
+    const gw = new Gateway({
+      config: config({
+        site: 'tls',
+        zone: 'z',
+        id: 'g',
+        mqtt: url(),
+        mqttCa: join(d, 'ca.pem'),
+        mqttCert: join(d, 'client.pem'),
+        mqttKey: join(d, 'client.key'),
+        mqttUsername: 'gw',
+        mqttPassword: 's3cret pass',
+        source: [`pcap:${cap.path}`],
+        speed: 'max',
+        window: '2s',
+        queueDir: join(d, 'q'),
+      }),
+    });
+    await gw.run();
+    const expected = windowsSpanned(cap.firstMs, cap.lastMs, 2000);
+    const counts = () => sub.messages.filter((m) => m.topic.endsWith('/counts')).map((m) => validateCounts(JSON.parse(m.payload.toString())));
+    await waitFor(() => counts().length >= expected, 10_000, 'windows over TLS');
+    expect(counts().every((v) => v.ok)).toBe(true);
+    expect(counts().length).toBe(expected);
+    await sub.client.endAsync();
+  });
+
+  it('doctor: broker reachable with the right settings; names the password or CA problem otherwise', () => {
+    const doctor = (extra: string[]) => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(ROOT, 'scripts', 'presence.js'),
+          'doctor',
+          '--json',
+          '--site', 'tls', '--zone', 'z', '--id', 'g',
+          '--mqtt', url(),
+          '--mqtt-cert', join(d, 'client.pem'),
+          '--mqtt-key', join(d, 'client.key'),
+          '--mqtt-username', 'gw',
+          '--source', `pcap:${join(d, 'tls.pcap')}`,
+          '--queue-dir', join(d, 'q-doctor'),
+          ...extra,
+        ],
+        { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+      );
+      const results = JSON.parse(r.stdout) as Array<{ step: string; level: string; detail: string; fix?: string }>;
+      return results.find((x) => x.step === 'broker reachable')!;
+    };
+    expect(doctor(['--mqtt-ca', join(d, 'ca.pem'), '--mqtt-password', 's3cret pass'])).toMatchObject({ level: 'ok' });
+    const badPw = doctor(['--mqtt-ca', join(d, 'ca.pem'), '--mqtt-password', 'wrong']);
+    expect(badPw.level).toBe('fail');
+    expect(badPw.detail).toMatch(/Not authorized|Bad User Name or Password/i);
+    expect(badPw.fix).toMatch(/mqtt\.username \/ mqtt\.password/);
+    const badCa = doctor(['--mqtt-ca', join(d, 'other.pem'), '--mqtt-password', 's3cret pass']);
+    expect(badCa.level).toBe('fail');
+    expect(badCa.fix).toMatch(/mqtt\.ca/);
+  });
+});
