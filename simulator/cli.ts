@@ -1,0 +1,212 @@
+// `presence simulate`: generate captures and ground truth, stream them live, drive load, or
+// evaluate the firmware against the truth.
+import type { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { evaluate, type Evaluation } from './evaluate.ts';
+import { simulate } from './index.ts';
+import { openLivePath, runLive, type LiveOutput } from './live.ts';
+import { runLoad } from './load.ts';
+import { builtinScenarios, loadScenario, parseDuration, ScenarioError, type ScenarioOverrides } from './scenario.ts';
+import type { BleLink } from './sim.ts';
+
+interface Flags {
+  list?: boolean;
+  seed: string;
+  duration?: string;
+  window?: string;
+  scale?: string;
+  people?: string;
+  start?: string;
+  out?: string;
+  format: string;
+  bleLink: string;
+  live?: boolean;
+  speed: string;
+  gateway?: string;
+  pipe?: string;
+  fifo?: boolean;
+  load?: boolean;
+  gateways: string;
+  rate: string;
+  mqtt: string;
+  site: string;
+  count?: string;
+  invalid?: string;
+  malformed?: string;
+  evaluate?: boolean;
+  json?: boolean;
+  ignoreFcs?: boolean;
+}
+
+class UsageError extends Error {}
+
+function num(name: string, v: string | undefined, min = -Infinity): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: must be a number${min > -Infinity ? ` >= ${min}` : ''} (got "${v}")`);
+  return n;
+}
+function dur(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = parseDuration(/^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
+  if (!(s > 0)) throw new UsageError(`--${name}: must be a duration like 90s, 15m or 1h (got "${v}")`);
+  return s;
+}
+
+function overrides(f: Flags): ScenarioOverrides {
+  const start = f.start;
+  if (start !== undefined && Number.isNaN(Date.parse(start))) throw new UsageError(`--start: must be a date like 2026-04-27T10:00:00Z (got "${start}")`);
+  return {
+    durationS: dur('duration', f.duration),
+    windowS: dur('window', f.window),
+    scale: num('scale', f.scale, 0),
+    people: num('people', f.people, 0),
+    start,
+  };
+}
+
+function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): string {
+  const t = new Table({
+    style: { head: [], border: [] },
+    head: ['gateway', 'windows', 'Wi-Fi devices MAPE %', 'Wi-Fi estimate MAPE %', 'BLE devices MAPE %', 'BLE estimate MAPE %', 'people MAPE %', 'parity mismatches'],
+  });
+  for (const g of e.gateways) t.push([g.id, g.wifi.windows, g.wifi.devicesMape, g.wifi.estimateMape, g.ble.devicesMape, g.ble.estimateMape, g.peopleMape, g.wifi.parityMismatches + g.ble.parityMismatches]);
+  const o = e.overall;
+  t.push(['all', o.wifi.windows, o.wifi.devicesMape, o.wifi.estimateMape, o.ble.devicesMape, o.ble.estimateMape, o.peopleMape, o.wifi.parityMismatches + o.ble.parityMismatches]);
+  return `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)\n${t.toString()}\n`;
+}
+
+export function registerSimulate(program: Command): void {
+  program
+    .command('simulate')
+    .description('Simulated crowds: captures per gateway with ground truth, live streams, MQTT load, or firmware evaluation')
+    .argument('[scenario]', `built-in scenario (${builtinScenarios().join(', ')}) or a scenario file (YAML/JSON)`)
+    .option('--list', 'list the built-in scenarios')
+    .option('--seed <n>', 'random seed: the same seed gives byte-identical output', '1')
+    .option('--duration <duration>', 'simulated time, e.g. 15m or 1h (default: the scenario\'s)')
+    .option('--window <duration>', 'ground-truth window, e.g. 60s (default: the scenario\'s)')
+    .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run')
+    .option('--people <n>', 'scale the crowds so their nominal peak is n people')
+    .option('--start <time>', 'simulated start time (ISO 8601)')
+    .option('--out <dir>', 'output folder (default: sim-out/<scenario>)')
+    .option('--format <format>', 'pcapng (one file per gateway, both radios) or pcap (one file per radio)', 'pcapng')
+    .option('--ble-link <kind>', 'BLE capture as ll (link layer with pseudo-header, 256) or hci (HCI events, 201)', 'll')
+    .option('--live', 'stream frames in (accelerated) real time instead of writing files')
+    .option('--speed <n>', 'live: simulated seconds per second, or "max"', '1')
+    .option('--gateway <id>', 'live: the gateway whose stream goes to stdout or --pipe')
+    .option('--pipe <path>', 'live: write the stream to this path (a named pipe) instead of stdout')
+    .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
+    .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
+    .option('--gateways <n>', 'load: number of virtual gateways', '10')
+    .option('--rate <msgs/s>', 'load: messages per second', '100')
+    .option('--mqtt <url>', 'load: broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--site <id>', 'load: site id', 'load')
+    .option('--count <n>', 'load: stop after n messages')
+    .option('--invalid <share>', 'load: share of schema-invalid payloads (0..1)')
+    .option('--malformed <share>', 'load: share of payloads that are not JSON (0..1)')
+    .option('--evaluate', 'run the firmware over the frames and print its error against the truth (all built-ins when no scenario is given)')
+    .option('--json', 'evaluate: print JSON')
+    .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
+    .action(async (scenarioArg: string | undefined, f: Flags) => {
+      const log = pino({ name: 'simulate' }, pino.destination(2));
+      const fail = (m: string) => {
+        process.stderr.write(`presence simulate: ${m}\n`);
+        process.exitCode = 1;
+      };
+      try {
+        const seed = num('seed', f.seed)!;
+        if (f.list) {
+          for (const name of builtinScenarios()) {
+            const s = loadScenario(name);
+            process.stdout.write(`${name.padEnd(18)} ${s.description}\n`);
+          }
+          return;
+        }
+        if (f.format !== 'pcap' && f.format !== 'pcapng') throw new UsageError(`--format: must be pcap or pcapng (got "${f.format}")`);
+        if (f.bleLink !== 'll' && f.bleLink !== 'hci') throw new UsageError(`--ble-link: must be ll or hci (got "${f.bleLink}")`);
+        const bleLink = f.bleLink as BleLink;
+
+        if (f.load) {
+          const duration = dur('duration', f.duration);
+          const count = num('count', f.count, 1);
+          if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
+          const r = await runLoad({
+            url: f.mqtt,
+            gateways: num('gateways', f.gateways, 1)!,
+            rate: num('rate', f.rate, 0.001)!,
+            duration,
+            count,
+            site: f.site,
+            seed,
+            windowMs: (dur('window', f.window) ?? 60) * 1000,
+            faults: { invalid: num('invalid', f.invalid, 0), malformed: num('malformed', f.malformed, 0) },
+            onProgress: (p) => log.info(p, 'load progress'),
+          });
+          process.stdout.write(JSON.stringify(r) + '\n');
+          if (r.failed > 0) process.exitCode = 1;
+          return;
+        }
+
+        const o = overrides(f);
+        if (f.evaluate) {
+          const names = scenarioArg ? [scenarioArg] : builtinScenarios();
+          const Table = (await import('cli-table3')).default;
+          for (const name of names) {
+            const e = await evaluate({ scenario: name, seed, bleLink, ignoreFcs: f.ignoreFcs, ...o });
+            process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table));
+          }
+          return;
+        }
+
+        if (!scenarioArg) throw new UsageError(`give a scenario (${builtinScenarios().join(', ')}) or a scenario file; --list shows them`);
+        const scenario = loadScenario(scenarioArg, o);
+
+        if (f.live) {
+          const speed = f.speed === 'max' ? Infinity : num('speed', f.speed, 0.001)!;
+          const outputs: LiveOutput[] = [];
+          if (f.out && !f.gateway) {
+            mkdirSync(f.out, { recursive: true });
+            for (const g of scenario.gateways) {
+              const path = join(f.out, `${g.id}.${f.format}`);
+              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng' });
+            }
+          } else {
+            const gateway = f.gateway ?? scenario.gateways[0].id;
+            const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
+            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', end: !!f.pipe });
+          }
+          log.info({ scenario: scenario.name, speed, outputs: outputs.map((x) => x.gateway) }, 'live stream started');
+          const r = await runLive({ scenario, seed, bleLink, speed, outputs, onWindow: (w) => log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window') });
+          log.info(r, 'live stream finished');
+          return;
+        }
+
+        const outDir = f.out ?? join('sim-out', scenario.name);
+        const t0 = performance.now();
+        let bar: { update(n: number): void; stop(): void } | null = null;
+        if (process.stderr.isTTY) {
+          const { SingleBar, Presets } = await import('cli-progress');
+          const b = new SingleBar({ stream: process.stderr, format: 'simulate [{bar}] {percentage}% | {value}/{total} windows', hideCursor: true }, Presets.shades_classic);
+          b.start(Math.ceil(scenario.durationS / scenario.windowS), 0);
+          bar = b;
+        }
+        let windows = 0;
+        const r = await simulate({ scenario, seed, outDir, format: f.format as 'pcap' | 'pcapng', bleLink, onWindow: () => bar?.update(++windows) });
+        bar?.stop();
+        const secs = ((performance.now() - t0) / 1000).toFixed(1);
+        process.stdout.write(
+          `${scenario.name}: ${r.truth.totals.people} people, ${r.truth.totals.devices} devices, ` +
+            `${r.truth.totals.frames.wifi} Wi-Fi and ${r.truth.totals.frames.ble} BLE frames in ${secs} s\n` +
+            r.gateways.map((g) => `  ${g.id} (${g.zone}): ${g.pcaps.join(', ')}  ${g.frames} frames\n`).join('') +
+            `  truth: ${r.truthPath}${r.truthCsvPath ? `, ${r.truthCsvPath}` : ''}\n`,
+        );
+      } catch (e) {
+        if (e instanceof UsageError || e instanceof ScenarioError) return fail(e.message);
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'EPIPE') return fail(err.message);
+        throw e;
+      }
+    });
+}

@@ -1,0 +1,102 @@
+// Live mode: frames streamed as they "happen", to running gateways, through stdout or named pipes,
+// in real time or N times faster. Each output is a capture stream (pcapng with one interface per
+// radio, or classic pcap of one radio) that a gateway reads like a monitor-mode capture.
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { CaptureWriter, StreamSink, type CaptureFormat, type CaptureInterface } from './pcap-writer.ts';
+import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
+import { bleLinkType, runScenario, type BleLink, type Radio } from './sim.ts';
+import type { TruthWindow } from './truth.ts';
+
+export interface LiveOutput {
+  /** Gateway id in the scenario. */
+  gateway: string;
+  stream: Writable;
+  /** pcapng (both radios) or pcap (one radio: `radio`). */
+  format?: CaptureFormat;
+  radio?: Radio;
+  /** End the stream when the run finishes (default true; false for stdout). */
+  end?: boolean;
+}
+
+export interface LiveOptions extends ScenarioOverrides {
+  scenario: string | Scenario;
+  seed?: number;
+  bleLink?: BleLink;
+  /** Simulated seconds per wall-clock second (1: real time). Infinity: as fast as the readers take it. */
+  speed?: number;
+  outputs: LiveOutput[];
+  onWindow?: (windows: TruthWindow[]) => void;
+  signal?: AbortSignal;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Streams a scenario's frames to the outputs, paced at `speed` times real time. */
+export async function runLive(o: LiveOptions): Promise<{ frames: number; windows: number }> {
+  const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
+  const bleLink = o.bleLink ?? 'll';
+  const speed = o.speed ?? 1;
+  if (!(speed > 0)) throw new Error(`live: speed must be above 0 (got ${speed})`);
+  const byGateway = new Map<number, Array<{ writer: CaptureWriter; iface: Record<Radio, number> }>>();
+  for (const out of o.outputs) {
+    const gi = s.gateways.findIndex((g) => g.id === out.gateway);
+    if (gi < 0) throw new Error(`live: no gateway "${out.gateway}" in scenario ${s.name} (gateways: ${s.gateways.map((g) => g.id).join(', ')})`);
+    const g = s.gateways[gi];
+    const ifaces: Array<CaptureInterface & { radio: Radio }> = [];
+    if (g.wifi && (out.format !== 'pcap' || (out.radio ?? 'wifi') === 'wifi')) ifaces.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' });
+    if (g.ble && (out.format !== 'pcap' || out.radio === 'ble' || !g.wifi)) ifaces.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0' });
+    if (out.format === 'pcap' && ifaces.length > 1) ifaces.splice(1);
+    const sink = new StreamSink(out.stream, out.end ?? true);
+    const writer = out.format === 'pcap' ? CaptureWriter.pcap([sink], ifaces) : CaptureWriter.pcapng(sink, ifaces);
+    const iface = { wifi: ifaces.findIndex((i) => i.radio === 'wifi'), ble: ifaces.findIndex((i) => i.radio === 'ble') };
+    byGateway.set(gi, [...(byGateway.get(gi) ?? []), { writer, iface }]);
+  }
+  const writers = [...byGateway.values()].flat();
+  const wall0 = performance.now();
+  let frames = 0;
+  let windows = 0;
+  let sinceDrain = 0;
+  try {
+    for (const ev of runScenario(s, { seed: o.seed ?? 1, bleLink })) {
+      if (o.signal?.aborted) break;
+      if (ev.type === 'window') {
+        windows++;
+        o.onWindow?.(ev.windows);
+        continue;
+      }
+      const targets = byGateway.get(ev.gateway);
+      if (!targets) continue;
+      if (Number.isFinite(speed)) {
+        const due = wall0 + (ev.frame.timestampMs - s.startMs) / speed;
+        const wait = due - performance.now();
+        if (wait > 2) {
+          await Promise.all(writers.map((w) => w.writer.drain()));
+          await sleep(wait);
+        }
+      }
+      for (const t of targets) {
+        const i = t.iface[ev.radio];
+        if (i < 0) continue;
+        t.writer.write(i, ev.frame.timestampMs, ev.frame.data);
+        frames++;
+      }
+      if (++sinceDrain >= 256) {
+        sinceDrain = 0;
+        await Promise.all(writers.map((w) => w.writer.drain()));
+      }
+    }
+  } finally {
+    for (const w of writers) await w.writer.close().catch(() => {});
+  }
+  return { frames, windows };
+}
+
+/** Opens `path` for live writing; creates a named pipe there first when `fifo` (needs `mkfifo`). */
+export function openLivePath(path: string, fifo: boolean): WriteStream {
+  if (fifo && !existsSync(path)) execFileSync('mkfifo', [path]);
+  if (existsSync(path) && statSync(path).isFIFO()) return createWriteStream(path, { flags: 'w' });
+  return createWriteStream(path);
+}
