@@ -1,0 +1,117 @@
+// A test-only WebAssembly build of the frame parsers (firmware/assembly/frame.ts) that exposes what
+// the product module keeps inside: the result slots of one parsed frame. Tests compare them with
+// TShark frame by frame. Compiled once per source state into the OS temp folder; never shipped.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '..', '..');
+const assembly = join(root, 'firmware', 'assembly');
+
+/** Area a frame is placed in: MARGIN bytes of filler after it, the rest before it. */
+export const AREA_BYTES = 1 << 20;
+const MARGIN = 1 << 16;
+
+export interface ParsedSlot {
+  /** Address as displayed, e.g. "74:42:c0:94:26:bb". */
+  address: string;
+  kind: number;
+  rssi: number;
+  seq: number;
+  fingerprint: number;
+}
+export interface Parsed {
+  radio: number;
+  status: number;
+  slots: ParsedSlot[];
+}
+
+export interface ParserWasm {
+  /**
+   * Parses `data` surrounded by bytes of value `fill` (64 KiB after it, the rest of the 1 MiB area
+   * before it): parsing the same frame with different fills must give the same result, or the parser
+   * read outside the frame.
+   */
+  parse(linkType: number, data: Uint8Array, ignoreFcs?: boolean, fill?: number): Parsed;
+  resultMax: number;
+  slotSize: number;
+}
+
+function sourcesHash(): string {
+  const h = createHash('sha256');
+  for (const f of readdirSync(assembly).sort()) h.update(f).update(readFileSync(join(assembly, f)));
+  return h.digest('hex').slice(0, 16);
+}
+
+export function buildParserWasm(): string {
+  const dir = join(tmpdir(), 'presence-parser-wasm');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `parser-${sourcesHash()}.wasm`);
+  if (existsSync(out)) return out;
+  const entry = join(dir, `entry-${process.pid}.ts`);
+  const frame = relative(dir, join(assembly, 'frame')).split('\\').join('/');
+  writeFileSync(
+    entry,
+    `export { parseFrame, resultsPtr, frameRadio, frameStatus, resultCount, RESULT_MAX, SLOT_SIZE } from '${frame}';\n` +
+      `const AREA: usize = memory.data(${AREA_BYTES}, 16);\n` +
+      `export function areaPtr(): usize { return AREA; }\n`,
+  );
+  const tmp = `${out}.${process.pid}.tmp`;
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), entry, '--runtime', 'stub', '-O3', '--noAssert', '--use', 'abort=', '--initialMemory', '32', '--maximumMemory', '32', '-o', tmp],
+    { stdio: ['ignore', 'ignore', 'inherit'], cwd: root },
+  );
+  renameSync(tmp, out);
+  return out;
+}
+
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+};
+
+export function loadParserWasm(): ParserWasm {
+  const bytes = readFileSync(buildParserWasm());
+  const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as Record<string, any>;
+  const area: number = ex.areaPtr();
+  const resultMax: number = ex.RESULT_MAX.value;
+  const slotSize: number = ex.SLOT_SIZE.value;
+  let mem = new Uint8Array(ex.memory.buffer);
+  let lastFill = -1;
+  return {
+    resultMax,
+    slotSize,
+    parse(linkType, data, ignoreFcs = false, fill = 0) {
+      if (data.length > AREA_BYTES - MARGIN) throw new Error('frame larger than the test area');
+      if (mem.buffer !== ex.memory.buffer) mem = new Uint8Array(ex.memory.buffer);
+      const ptr = area + AREA_BYTES - MARGIN - data.length;
+      if (fill !== lastFill) {
+        mem.fill(fill, area, area + AREA_BYTES);
+        lastFill = fill;
+      }
+      mem.set(data, ptr);
+      ex.parseFrame(linkType >>> 0, ptr, data.length, ignoreFcs ? 1 : 0);
+      const status: number = ex.frameStatus.value;
+      const count: number = ex.resultCount.value;
+      const results: number = ex.resultsPtr();
+      const slots: ParsedSlot[] = [];
+      const dv = new DataView(ex.memory.buffer);
+      for (let i = 0; i < count; i++) {
+        const s = results + i * slotSize;
+        slots.push({
+          address: [...mem.subarray(s, s + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+          kind: mem[s + 6],
+          rssi: dv.getInt8(s + 7),
+          seq: dv.getUint16(s + 8, true),
+          fingerprint: dv.getUint32(s + 12, true),
+        });
+      }
+      // restore what the frame overwrote for the next call's surroundings
+      mem.fill(fill, ptr, ptr + data.length);
+      return { radio: ex.frameRadio.value, status, slots };
+    },
+  };
+}
