@@ -1,0 +1,246 @@
+// `presence replay` against the TShark reference figures of ../shared/captures/README.md: the real
+// CLI for some files, replayCapture() for the rest, on the real WASM firmware.
+import { describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { replayCapture, type ReplayOptions, type ReplayWindow } from '../gateway/replay.ts';
+import { capturesDir, hasBinary } from './support/need.ts';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
+const dir = capturesDir('replay-parity');
+const tshark = hasBinary('tshark');
+
+// README figures. Wi-Fi: frames, probe requests (PR), distinct SA, of which locally administered.
+const WIFI: Record<string, { frames: number; pr: number; sa: number; staleFcs?: boolean }> = {
+  'ieee802.11_exthdr.pcap': { frames: 26, pr: 6, sa: 1 },
+  'ieee802.11_meshid.pcap': { frames: 3, pr: 1, sa: 1 },
+  'n-02.cap': { frames: 218, pr: 9, sa: 5 },
+  'test1.pcap': { frames: 192, pr: 5, sa: 5 },
+  'wpa3-psk.pcap': { frames: 24, pr: 1, sa: 1 },
+  'sc6-61_2023-04-17_anonymized.pcap': { frames: 511, pr: 511, sa: 3 },
+  'iPhone11-B_anonymized.pcap': { frames: 782, pr: 782, sa: 465, staleFcs: true },
+  'S21Ultra-M_anonymized.pcap': { frames: 139, pr: 139, sa: 28, staleFcs: true },
+  'OppoFindX3Neo-A_anonymized.pcap': { frames: 1185, pr: 1185, sa: 15, staleFcs: true },
+};
+
+// BLE: frames, advertising PDUs with AdvA, of which CRC-bad, distinct CRC-ok AdvA (README), and
+// the packets TShark counts as CRC-ok without having verified the CRC: it stops dissecting before
+// the CRC when the advertising data is malformed, and does not check a PDU whose length runs past
+// the capture. Every one of those is corrupt (test/firmware-parse.test.ts recomputes their CRC);
+// the firmware drops them, so they leave `unverifiedFrames` packets and `unverifiedOnly`
+// bit-flipped addresses out of the README figures.
+const BLE: Record<string, { frames: number; advA: number; crcBad: number; okDistinct: number; unverifiedFrames?: number; unverifiedOnly?: number; hci?: boolean }> = {
+  'anechoic__nRF52__nrf52_capture_0.pcapng': { frames: 832, advA: 817, crcBad: 32, okDistinct: 9 },
+  'anechoic__Ubertooth__ubertooth_capture_0.pcapng': { frames: 1907, advA: 1883, crcBad: 12, okDistinct: 14, unverifiedFrames: 11, unverifiedOnly: 10 },
+  'take_2__ble_all_adv.pcap': { frames: 221, advA: 188, crcBad: 16, okDistinct: 10, unverifiedFrames: 2, unverifiedOnly: 2 },
+  'take_3__adv37.pcap': { frames: 382, advA: 203, crcBad: 64, okDistinct: 15, unverifiedFrames: 12, unverifiedOnly: 6 },
+  'le_secure_connections.pcapng': { frames: 303, advA: 42, crcBad: 0, okDistinct: 1 },
+  'pairing_and_ltk_exchange.pcap': { frames: 713, advA: 515, crcBad: 0, okDistinct: 1 },
+  'horizon74_btsnoop_hci.lt201.pcap': { frames: 2572, advA: 412, crcBad: 0, okDistinct: 36, hci: true },
+};
+
+/** Files replayed through the real CLI (the rest call replayCapture directly). */
+const VIA_CLI = new Set(['n-02.cap', 'iPhone11-B_anonymized.pcap', 'anechoic__nRF52__nrf52_capture_0.pcapng', 'horizon74_btsnoop_hci.lt201.pcap', 'pairing_and_ltk_exchange.pcap']);
+
+async function cli(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', ...args], { cwd: root, maxBuffer: 1 << 26 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+async function windows(file: string, opts: ReplayOptions): Promise<ReplayWindow[]> {
+  const name = file.split('/').pop()!;
+  if (VIA_CLI.has(name)) {
+    const args = [file, '--json', '--window', String(opts.window === 'all' ? 'all' : `${opts.window}ms`)];
+    if (opts.ignoreFcs) args.push('--ignore-fcs');
+    const { stdout, stderr, code } = await cli(args);
+    expect(code, stderr).toBe(0);
+    return stdout.trim().split('\n').map((l) => JSON.parse(l));
+  }
+  const out: ReplayWindow[] = [];
+  for await (const w of replayCapture(file, opts)) out.push(w);
+  return out;
+}
+
+/** All addresses TShark shows in a capture (to prove the output never carries one). */
+function addressesIn(file: string): string[] {
+  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'wlan.sa', '-e', 'btle.advertising_address', '-e', 'bthci_evt.bd_addr'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 1 << 26,
+  });
+  return [...new Set(out.split(/[\t\n,]/).filter((a) => /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(a)))];
+}
+function expectNoAddress(text: string, addresses: string[]): void {
+  const lower = text.toLowerCase();
+  for (const a of addresses) {
+    expect(lower).not.toContain(a);
+    expect(lower).not.toContain(a.replaceAll(':', ''));
+  }
+}
+
+describe.skipIf(!dir)('replay --window all matches the TShark figures', () => {
+  it.each(Object.entries(WIFI))('wifi/%s', async (name, want) => {
+    const file = join(dir!, 'wifi', name);
+    const [w] = await windows(file, { window: 'all' });
+    expect(w.wifi.frames).toBe(want.frames);
+    expect(w.ble.frames).toBe(0);
+    if (want.staleFcs) {
+      expect(w.wifi).toMatchObject({ probes: 0, rejected: want.frames, devices: 0 });
+      const all = await windows(file, { window: 'all', ignoreFcs: true });
+      expect(all).toHaveLength(1);
+      expect(all[0].wifi).toMatchObject({ probes: want.pr, devices: want.sa, estimate: want.sa, rejected: 0 });
+    } else {
+      expect(w.wifi).toMatchObject({ probes: want.pr, devices: want.sa, estimate: want.sa, rejected: 0, exact: true });
+    }
+  });
+
+  it.each(Object.entries(BLE))('ble/%s', async (name, want) => {
+    const file = join(dir!, 'ble', name);
+    const all = await windows(file, { window: 'all' });
+    expect(all).toHaveLength(1);
+    const [w] = all;
+    expect(w.ble.frames).toBe(want.frames);
+    expect(w.wifi.frames).toBe(0);
+    expect(w.ble.adverts).toBe(want.advA - want.crcBad - (want.unverifiedFrames ?? 0));
+    expect(w.ble.devices).toBe(want.okDistinct - (want.unverifiedOnly ?? 0));
+    expect(w.ble.rejected).toBeGreaterThanOrEqual(want.crcBad + (want.unverifiedFrames ?? 0));
+    expect(w.unsupported).toBe(0);
+  });
+});
+
+// The reference figures themselves, reproduced with the README's TShark commands.
+describe.skipIf(!dir || !tshark)('the README figures are what TShark says', () => {
+  const tsv = (args: string[]) =>
+    execFileSync('tshark', ['-n', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t'));
+
+  it.each(Object.entries(WIFI))('wifi/%s', (name, want) => {
+    const rows = tsv(['-o', 'wlan.check_checksum:TRUE', '-r', join(dir!, 'wifi', name), '-Y', 'wlan.fc.type_subtype == 0x0004', '-T', 'fields', '-e', 'wlan.sa', '-e', 'wlan.fcs.status']);
+    expect(rows.length).toBe(want.pr);
+    expect(new Set(rows.map((r) => r[0])).size).toBe(want.sa);
+    const good = rows.filter((r) => r[1] !== '0');
+    expect(new Set(good.map((r) => r[0])).size).toBe(want.staleFcs ? 0 : want.sa);
+  });
+
+  it.each(Object.entries(BLE).filter(([, w]) => !w.hci))('ble/%s', (name, want) => {
+    const extra = name.startsWith('pairing') ? ['-o', 'uat:user_dlts:"User 0 (DLT=147)","btle","0","","0",""'] : [];
+    const rows = tsv([...extra, '-r', join(dir!, 'ble', name), '-Y', 'btle.access_address == 0x8e89bed6 && btle.advertising_header', '-T', 'fields', '-e', 'btle.advertising_header.pdu_type', '-e', 'btle.advertising_address', '-e', 'btle.crc.incorrect', '-e', 'nordic_ble.crcok', '-e', 'btle.crc']);
+    const withAdvA = rows.filter((r) => ['0x00', '0x01', '0x02', '0x04', '0x06', '0x07'].includes(r[0]) && r[1]);
+    const ok = withAdvA.filter((r) => r[2] === '' && r[3] !== '0');
+    expect(withAdvA.length).toBe(want.advA);
+    expect(withAdvA.length - ok.length).toBe(want.crcBad);
+    expect(new Set(ok.map((r) => r[1])).size).toBe(want.okDistinct);
+  });
+
+  it('ble/horizon74_btsnoop_hci.lt201.pcap', () => {
+    const rows = tsv(['-r', join(dir!, 'ble', 'horizon74_btsnoop_hci.lt201.pcap'), '-Y', 'bthci_evt.le_meta_subevent == 0x02 || bthci_evt.le_meta_subevent == 0x0d', '-T', 'fields', '-e', 'bthci_evt.bd_addr']);
+    const addrs = rows.flatMap((r) => r[0].split(','));
+    expect(addrs.length).toBe(412);
+    expect(new Set(addrs).size).toBe(36);
+  });
+});
+
+describe.skipIf(!dir)('windows, errors and privacy of the output', () => {
+  it('aligns windows to multiples of the window length on the capture clock and loses no frame', async () => {
+    const file = join(dir!, 'wifi', 'sc6-61_2023-04-17_anonymized.pcap');
+    const ws = await windows(file, { window: 60_000 });
+    expect(ws.length).toBeGreaterThan(300); // about 5 h 12 min of capture, empty minutes included
+    for (const [i, w] of ws.entries()) {
+      expect(Date.parse(w.start!) % 60_000).toBe(0);
+      expect(Date.parse(w.end!) - Date.parse(w.start!)).toBe(60_000);
+      if (i > 0) expect(w.start).toBe(ws[i - 1].end);
+    }
+    expect(ws[0].start).toBe('2023-04-16T22:01:00.000Z');
+    expect(ws.reduce((n, w) => n + w.wifi.probes, 0)).toBe(511);
+    // a device seen in several windows counts once per window, so the sum is at least the total
+    expect(ws.reduce((n, w) => n + w.wifi.devices, 0)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('drops weak frames with --rssi-min', async () => {
+    const file = join(dir!, 'wifi', 'sc6-61_2023-04-17_anonymized.pcap');
+    const { stdout, code } = await cli([file, '--window', 'all', '--json', '--rssi-min', '-80']);
+    expect(code).toBe(0);
+    const w: ReplayWindow = JSON.parse(stdout);
+    expect(w.wifi.weak).toBeGreaterThan(0);
+    expect(w.wifi.weak).toBeLessThan(511);
+    if (tshark) {
+      const sig = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'radiotap.dbm_antsignal'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n')
+        .map(Number);
+      expect(w.wifi.weak).toBe(sig.filter((s) => s < -80).length);
+    }
+  });
+
+  it('prints a table by default and never an address or hash, in any output', async () => {
+    const files = [join(dir!, 'wifi', 'n-02.cap'), join(dir!, 'ble', 'anechoic__nRF52__nrf52_capture_0.pcapng')];
+    for (const file of files) {
+      const table = await cli([file, '--window', '1s']);
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(/start.*end.*probes.*adverts/s);
+      const json = await cli([file, '--window', '1s', '--json']);
+      if (tshark) {
+        const addresses = addressesIn(file);
+        expect(addresses.length).toBeGreaterThan(0);
+        expectNoAddress(table.stdout + table.stderr + json.stdout + json.stderr, addresses);
+      }
+      for (const line of json.stdout.trim().split('\n')) {
+        const keys = JSON.stringify(Object.keys(JSON.parse(line)));
+        expect(keys).toBe('["start","end","wifi","ble","unsupported"]');
+      }
+    }
+  });
+
+  it('names an unsupported link type and lists the supported ones', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'replay-'));
+    const eth = join(tmp, 'eth.pcap');
+    const hdr = Buffer.alloc(24);
+    hdr.writeUInt32LE(0xa1b2c3d4, 0);
+    hdr.writeUInt16LE(2, 4);
+    hdr.writeUInt16LE(4, 6);
+    hdr.writeUInt32LE(65535, 16);
+    hdr.writeUInt32LE(1, 20);
+    const rec = Buffer.alloc(16 + 60);
+    rec.writeUInt32LE(60, 8);
+    rec.writeUInt32LE(60, 12);
+    writeFileSync(eth, Buffer.concat([hdr, rec]));
+    const r = await cli([eth, '--json', '--window', 'all']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${eth}: link type 1 (ETHERNET) is not supported; supported link types: 105 (IEEE802_11), 127 (IEEE802_11_RADIOTAP)`);
+  });
+
+  it('on a truncated capture prints the counts of the complete frames, then the error with its offset', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'replay-'));
+    const cut = join(tmp, 'cut.pcap');
+    const bytes = readFileSync(join(dir!, 'wifi', 'test1.pcap'));
+    writeFileSync(cut, bytes.subarray(0, 20_000));
+    const r = await cli([cut, '--json', '--window', 'all']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cut\.pcap: input ends inside a record \(94 of its bytes present\) \(at byte offset 19906\)/);
+    const w: ReplayWindow = JSON.parse(r.stdout);
+    expect(w.wifi.frames).toBe(125);
+    expect(w.wifi.devices).toBe(5);
+    const garbage = join(tmp, 'garbage.pcap');
+    writeFileSync(garbage, 'this is not a capture at all');
+    const g = await cli([garbage]);
+    expect(g.code).toBe(1);
+    expect(g.stderr).toContain(`${garbage}: not a pcap or pcapng capture (starts with 0x74686973) (at byte offset 0)`);
+  });
+
+  it('reads a capture from stdin', async () => {
+    const file = join(dir!, 'wifi', 'n-02.cap');
+    const out = execFileSync(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', '-', '--json', '--window', 'all'], { input: readFileSync(file), encoding: 'utf8', cwd: root });
+    expect(JSON.parse(out).wifi).toMatchObject({ frames: 218, probes: 9, devices: 5 });
+  });
+});
