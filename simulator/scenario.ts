@@ -292,7 +292,10 @@ function dotted(pointer: string): string {
 function describe(errors: ErrorObject[]): string[] {
   const out = new Set<string>();
   // oneOf/if-then noise: report the concrete child errors, not the combinators.
-  const concrete = errors.filter((e) => !['oneOf', 'anyOf', 'if'].includes(e.keyword));
+  let concrete = errors.filter((e) => !['oneOf', 'anyOf', 'if'].includes(e.keyword));
+  // A branch that failed on its type (`wifi: false` vs an object) is noise when the other branch
+  // reports something deeper down: keep the deeper, concrete message.
+  concrete = concrete.filter((e) => !((e.keyword === 'type' || e.keyword === 'const') && concrete.some((o) => o.instancePath.startsWith(`${e.instancePath}/`))));
   const byPath = new Map<string, ErrorObject[]>();
   for (const e of concrete) byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
   for (const [path, errs] of byPath) {

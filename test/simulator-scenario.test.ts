@@ -1,0 +1,107 @@
+// Scenario files: built-ins validate; mistakes get one clear message naming the field.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { builtinScenarios, loadScenario, nominalPeople, parseDuration, parseScenarioText, resolveScenario, ScenarioError } from '../simulator/scenario.ts';
+
+const minimal = () => ({
+  name: 'test',
+  site: 'test-site',
+  duration: '10m',
+  gateways: [{ id: 'gw-1', zone: 'z1', position: [0, 0] }],
+  crowds: [{ type: 'gathering', region: { x: 0, y: 0, width: 10, height: 10 }, occupancy: [[0, 5]] }],
+});
+
+function problems(doc: unknown): string {
+  try {
+    resolveScenario(doc, 'file.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ScenarioError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a ScenarioError');
+}
+
+describe('scenario files', () => {
+  it('has the three built-ins, each valid', () => {
+    expect(builtinScenarios()).toEqual(expect.arrayContaining(['kingsday-square', 'traffic-corridor', 'quiet-night']));
+    for (const name of builtinScenarios()) {
+      const s = loadScenario(name);
+      expect(s.gateways.length).toBeGreaterThan(0);
+      expect(s.durationS).toBeGreaterThan(0);
+    }
+    expect(loadScenario('kingsday-square').gateways).toHaveLength(3);
+    expect(loadScenario('traffic-corridor').gateways).toHaveLength(2);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('250ms')).toBe(0.25);
+    expect(parseDuration('60s')).toBe(60);
+    expect(parseDuration('15m')).toBe(900);
+    expect(parseDuration('1h30m')).toBe(5400);
+    expect(parseDuration(42)).toBe(42);
+    expect(parseDuration('soon')).toBeNaN();
+    expect(parseDuration('')).toBeNaN();
+  });
+
+  it('applies defaults and overrides (duration, window, scale, people)', () => {
+    const s = resolveScenario(minimal(), 'x', { durationS: 30, windowS: 10 });
+    expect(s.durationS).toBe(30);
+    expect(s.windowS).toBe(10);
+    expect(s.gateways[0].wifi?.channels).toEqual([1, 6, 11]);
+    expect(s.gateways[0].ble?.channel).toBe(37);
+    const k = loadScenario('kingsday-square', { people: 300 });
+    expect(nominalPeople(k) * k.scale).toBeCloseTo(300);
+    expect(loadScenario('kingsday-square', { scale: 0.5 }).scale).toBe(0.5);
+  });
+
+  it('names a bad duration and shows the value', () => {
+    const d = minimal() as any;
+    d.gateways[0].wifi = { dwell: 'fast' };
+    expect(problems(d)).toBe('file.yaml: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m or 1h30m (got "fast")');
+  });
+
+  it('names a missing field, an unknown field and a bad id', () => {
+    const d = minimal() as any;
+    delete d.gateways[0].zone;
+    d.gateways[0].colour = 'red';
+    d.site = 'Bad Site';
+    const m = problems(d);
+    expect(m).toContain('gateways[0].zone: is required');
+    expect(m).toContain('gateways[0]: unknown field "colour"');
+    expect(m).toContain('site: must be lower-case letters, digits, - and _');
+  });
+
+  it('names an unknown device model, a duplicate gateway and times out of order', () => {
+    const d = minimal() as any;
+    d.people = { primary: { 'nokia-3310': 1 } };
+    d.gateways.push({ id: 'gw-1', zone: 'z2', position: [5, 5] });
+    d.crowds[0].occupancy = [[0, 5], ['1h', 10], ['30m', 3]];
+    const m = problems(d);
+    expect(m).toMatch(/people\.primary: unknown device model "nokia-3310" \(known: .*iphone-ios17/);
+    expect(m).toContain('gateways[1].id: "gw-1" is used by another gateway');
+    expect(m).toContain('crowds[0].occupancy[2]: times must increase');
+  });
+
+  it('checks the fields of a flow crowd', () => {
+    const d = minimal() as any;
+    d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { perHour: 'lots', speed: 10 } } }];
+    expect(problems(d)).toContain('crowds[0].modes.car.perHour: must be number');
+  });
+
+  it('reports YAML syntax errors and unknown scenario names clearly', () => {
+    expect(() => parseScenarioText('name: [unclosed', 'bad.yaml')).toThrow(/bad\.yaml: not valid YAML/);
+    expect(() => loadScenario('no-such-scenario')).toThrow(/no-such-scenario: no such scenario file, and not a built-in scenario \(built-ins: .*kingsday-square/);
+  });
+
+  it('loads a scenario file from disk (YAML and JSON)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sim-scenario-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify(minimal()));
+    expect(loadScenario(join(dir, 's.json')).name).toBe('test');
+    writeFileSync(join(dir, 's.yaml'), 'name: y\nsite: y\nduration: 5m\ngateways:\n  - { id: g, zone: z, position: [0, 0], wifi: false }\n');
+    const s = loadScenario(join(dir, 's.yaml'));
+    expect(s.gateways[0].wifi).toBeUndefined();
+    expect(s.gateways[0].ble).toBeDefined();
+  });
+});
