@@ -324,7 +324,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.win = null;
     if (this.publisher) {
-      const flushed = await this.publisher.flush(flushMs);
+      // Waiting for acknowledgements only makes sense with a broker connection.
+      const flushed = await this.publisher.flush(this.publisher.connected ? flushMs : 0);
       if (!flushed) this.log.warn({ queue_depth: this.queue.depth }, 'stopping with windows not yet acknowledged; they are sent after the next start');
     }
     await this.shutdown();

@@ -171,6 +171,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (c.connected) await Promise.race([this.publishStatus(finalStatus ?? offlineStatus(site, id, zone)), new Promise((r) => setTimeout(r, 2000))]);
     this.closing = true;
     // A clean DISCONNECT (no last will); forced if the broker does not answer.
+    if (!c.connected) {
+      await new Promise<void>((resolve) => c.end(true, {}, () => resolve()));
+      this.client = null;
+      return;
+    }
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => c.end(true, {}, () => resolve()), 2000);
       c.end(false, {}, () => {
