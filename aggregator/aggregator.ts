@@ -79,7 +79,8 @@ export class Aggregator extends EventEmitter {
   private readonly entries: AckEntry[] = [];
   private head = 0;
   private pending: Batch = newBatch();
-  private writing: Promise<void> | null = null;
+  private inFlight = 0;
+  private readonly writes = new Set<Promise<void>>();
   private flushTimer: NodeJS.Timeout | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
   private held: { gen: number; callback: (err?: Error) => void } | null = null;
@@ -87,13 +88,15 @@ export class Aggregator extends EventEmitter {
   private writeFailingSince: number | null = null;
   private stopping = false;
   private abandoned = false;
+  /** Received messages not yet added to the Prometheus counter (added per batch, not per message). */
+  private readonly uncounted = { counts: 0, status: 0 };
   private readonly counters = { received: 0, rejected: 0, pointsWritten: 0, acked: 0, writeFailures: 0 };
 
   constructor(config: unknown = {}, private readonly opts: AggregatorOptions = {}) {
     super();
     this.config = resolveConfig(config);
     this.log = opts.logger ?? pino({ name: 'presence-aggregator', level: this.config.logLevel }, pino.destination(2));
-    this.metrics = new AggregatorMetrics(opts.processMetrics ?? false);
+    this.metrics = new AggregatorMetrics(opts.processMetrics ?? false, () => this.syncMetrics());
     routeClientLog(this.log);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
   }
@@ -109,6 +112,14 @@ export class Aggregator extends EventEmitter {
 
   stats(): AggregatorStats {
     return { ...this.counters, queueDepth: this.queueDepth };
+  }
+
+  private syncMetrics(): void {
+    const u = this.uncounted;
+    if (u.counts) this.metrics.messages.inc({ kind: 'counts' }, u.counts);
+    if (u.status) this.metrics.messages.inc({ kind: 'status' }, u.status);
+    u.counts = u.status = 0;
+    this.metrics.queueDepth.set(this.queueDepth);
   }
 
   private get queueDepth(): number {
@@ -220,7 +231,8 @@ export class Aggregator extends EventEmitter {
     const entry: AckEntry = { gen: this.gen, id: packet.messageId, qos: packet.qos, ready: false };
     this.counters.received++;
     const r = classify(topic, payload, now, this.config.maxAhead);
-    this.metrics.messages.inc({ kind: r.ok ? r.kind : topic.endsWith('/status') ? 'status' : 'counts' });
+    if (r.ok ? r.kind === 'status' : topic.endsWith('/status')) this.uncounted.status++;
+    else this.uncounted.counts++;
     this.entries.push(entry);
     if (!r.ok) {
       this.counters.rejected++;
@@ -236,7 +248,6 @@ export class Aggregator extends EventEmitter {
       if (this.pending.entries.length >= this.config.batch.size) this.flushSoon(true);
       else this.flushSoon(false);
     }
-    this.metrics.queueDepth.set(this.queueDepth);
     if (this.queueDepth >= this.config.batch.maxBuffer) this.held = { gen: this.gen, callback };
     else callback(DEFERRED);
   }
@@ -282,29 +293,29 @@ export class Aggregator extends EventEmitter {
 
   private flushSoon(now: boolean): void {
     if (now) {
-      if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
-      void this.flush();
+      this.flush();
     } else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
-        void this.flush();
+        this.flush();
       }, this.config.batch.flushInterval);
     }
   }
 
-  /** Writes the pending batch (one write at a time; the next batch fills meanwhile). */
-  private async flush(): Promise<void> {
-    if (this.writing || this.pending.lines.length === 0 && this.pending.entries.length === 0) return;
+  /** Writes the pending batch; up to batch.concurrency writes run at once while the next batch fills. */
+  private flush(): void {
+    if (this.inFlight >= this.config.batch.concurrency || (this.pending.lines.length === 0 && this.pending.entries.length === 0)) return;
+    if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
     const batch = this.pending;
     this.pending = newBatch();
-    const p = this.writeBatch(batch);
-    this.writing = p;
-    await p;
-    this.writing = null;
-    if (this.pending.entries.length >= this.config.batch.size || (this.pending.lines.length && (!this.flushTimer || this.stopping))) {
-      if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
-      void this.flush();
-    }
+    this.inFlight++;
+    const p: Promise<void> = this.writeBatch(batch).finally(() => {
+      this.inFlight--;
+      this.writes.delete(p);
+      const due = this.pending.entries.length >= this.config.batch.size || (this.pending.lines.length > 0 && (!this.flushTimer || this.stopping));
+      if (due) this.flush();
+    });
+    this.writes.add(p);
   }
 
   private async writeBatch(batch: Batch): Promise<void> {
@@ -367,7 +378,6 @@ export class Aggregator extends EventEmitter {
       entries.splice(0, this.head);
       this.head = 0;
     }
-    this.metrics.queueDepth.set(this.queueDepth);
     if (this.held && this.queueDepth < this.config.batch.maxBuffer) {
       const h = this.held;
       this.held = null;
@@ -379,9 +389,9 @@ export class Aggregator extends EventEmitter {
   async drain(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.pending.lines.length || this.pending.entries.length) await this.flush();
-      if (this.writing) await Promise.race([this.writing, sleep(Math.max(0, deadline - Date.now()))]);
-      if (!this.writing && !this.pending.lines.length && !this.pending.entries.length && this.queueDepth === 0) return true;
+      this.flush();
+      if (this.writes.size) await Promise.race([...this.writes, sleep(Math.max(0, deadline - Date.now()))]);
+      if (!this.inFlight && !this.pending.lines.length && !this.pending.entries.length && this.queueDepth === 0) return true;
       await sleep(10);
     }
     return false;

@@ -52,6 +52,8 @@ export interface AggregatorConfig {
     size: number;
     /** Longest wait (ms) before a partial batch is written. */
     flushInterval: number;
+    /** Batches written at once (acknowledgements still go out in arrival order). */
+    concurrency: number;
     /** Messages held unacknowledged at most; beyond it the aggregator stops reading from the broker. */
     maxBuffer: number;
     /** Largest pause (ms) between write retries. */
@@ -75,12 +77,12 @@ export function defaultConfig(): AggregatorConfig {
       clientId: `presence-aggregator-${hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-')}`,
       protocolVersion: 5,
       sessionExpiry: 7 * 24 * 3600,
-      receiveMaximum: 10_000,
+      receiveMaximum: 20_000,
       keepalive: 30,
     },
     influx: { api: 'v2', timeout: 10_000 },
     out: './presence.lp',
-    batch: { size: 5000, flushInterval: 200, maxBuffer: 20_000, maxRetryDelay: 30_000 },
+    batch: { size: 5000, flushInterval: 200, concurrency: 2, maxBuffer: 30_000, maxRetryDelay: 30_000 },
     http: { port: 9464, host: '0.0.0.0' },
     maxAhead: 5 * 60_000,
     missingAfterWindows: 2,
@@ -151,6 +153,7 @@ export const configSchema = {
       properties: {
         size: positiveInt,
         flushInterval: duration,
+        concurrency: { type: 'integer', minimum: 1, maximum: 16 },
         maxBuffer: positiveInt,
         maxRetryDelay: duration,
       },

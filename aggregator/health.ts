@@ -24,7 +24,12 @@ export class AggregatorMetrics {
   readonly gatewaysMissing = new Gauge({ name: 'presence_aggregator_gateways_missing', help: 'Gateways currently silent for too long', registers: [this.registry] });
   readonly gatewaysKnown = new Gauge({ name: 'presence_aggregator_gateways_known', help: 'Gateways heard from since start', registers: [this.registry] });
 
-  constructor(processMetrics = false) {
+  /** `beforeScrape` brings counters kept outside prom-client (per-message hot path) up to date. */
+  sync(): void {
+    this.beforeScrape();
+  }
+
+  constructor(processMetrics = false, private readonly beforeScrape: () => void = () => {}) {
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'presence_aggregator_' });
   }
@@ -55,6 +60,7 @@ export async function startHealthServer(
     const url = (req.url ?? '/').split('?')[0];
     try {
       if (url === '/metrics') {
+        metrics.sync();
         const body = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(body);

@@ -1,6 +1,6 @@
 // Pure core of the aggregator: one MQTT message in, either points (line protocol) or a rejection
 // with a reason out. No I/O here.
-import { Point, type PointSettings } from '@influxdata/influxdb-client';
+import { Point, escape, type PointSettings } from '@influxdata/influxdb-client';
 import {
   MAX_PAYLOAD_BYTES,
   parseTopic,
@@ -27,25 +27,53 @@ export const msSettings: PointSettings = {
   convertTime: (t) => (t === undefined ? String(Date.now()) : t instanceof Date ? String(t.getTime()) : String(t)),
 };
 
+/** Escaped `presence,gateway=..,radio=..,site=..,zone=..` prefixes, cached per series (few thousand at most). */
+const seriesCache = new Map<string, string>();
+const SERIES_CACHE_MAX = 100_000;
+
+function seriesPrefix(site: string, zone: string, gateway: string, radio: string): string {
+  const key = `${site}\n${zone}\n${gateway}\n${radio}`;
+  let prefix = seriesCache.get(key);
+  if (prefix === undefined) {
+    // The client's own rules: tags sorted by key, names and values escaped with its escape helpers.
+    prefix = `${escape.measurement(PRESENCE)},gateway=${escape.tag(gateway)},radio=${escape.tag(radio)},site=${escape.tag(site)},zone=${escape.tag(zone)}`;
+    if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
+    seriesCache.set(key, prefix);
+  }
+  return prefix;
+}
+
+/**
+ * Two points (wifi, ble) of a counts message, time = window start in ms. The line is what the
+ * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
+ * directly because this runs for every message (the equivalence is tested).
+ */
 export function countsLines(m: CountsMessage): string[] {
   const time = Date.parse(m.start);
-  const lines: string[] = [];
-  for (const radio of ['wifi', 'ble'] as const) {
-    const c = m[radio];
-    const p = new Point(PRESENCE)
+  const complete = m.complete ? 'T' : 'F';
+  const w = m.wifi;
+  const b = m.ble;
+  return [
+    `${seriesPrefix(m.site, m.zone, m.gateway, 'wifi')} complete=${complete},devices=${w.devices}i,estimate=${w.estimate}i,frames=${w.frames}i ${time}`,
+    `${seriesPrefix(m.site, m.zone, m.gateway, 'ble')} complete=${complete},devices=${b.devices}i,estimate=${b.estimate}i,frames=${b.frames}i ${time}`,
+  ];
+}
+
+/** The same two points through the client's Point class (reference for countsLines). */
+export function countsPoints(m: CountsMessage): Point[] {
+  const time = Date.parse(m.start);
+  return (['wifi', 'ble'] as const).map((radio) =>
+    new Point(PRESENCE)
       .tag('site', m.site)
       .tag('zone', m.zone)
       .tag('gateway', m.gateway)
       .tag('radio', radio)
-      .intField('devices', c.devices)
-      .intField('estimate', c.estimate)
-      .intField('frames', c.frames)
+      .intField('devices', m[radio].devices)
+      .intField('estimate', m[radio].estimate)
+      .intField('frames', m[radio].frames)
       .booleanField('complete', m.complete)
-      .intField('seq', m.seq)
-      .timestamp(time);
-    lines.push(p.toLineProtocol(msSettings)!);
-  }
-  return lines;
+      .timestamp(time),
+  );
 }
 
 export function statusLines(m: StatusMessage, receivedAt: number): string[] {
