@@ -1,0 +1,101 @@
+// Load mode: contract-valid messages from a seed, and QoS 1 publishing to a real Mosquitto.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { COUNTS_FILTER, STATUS_FILTER, parseTopic, validateCounts, validateStatus } from '../gateway/contract.ts';
+import { loadMessages, loadStatuses, runLoad } from '../simulator/load.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+describe('loadMessages', () => {
+  it('yields contract-valid messages, window by window, every gateway once per window', () => {
+    const msgs = [...loadMessages({ gateways: 25, windows: 4, seed: 3, site: 'city', windowMs: 30_000, start: '2026-05-01T12:00:00Z' })];
+    expect(msgs).toHaveLength(100);
+    for (const m of msgs) {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      expect(v.ok, v.ok ? '' : v.reason).toBe(true);
+      expect(parseTopic(m.topic)).toEqual({ site: 'city', gateway: m.message.gateway, kind: 'counts' });
+      expect(m.fault).toBeUndefined();
+    }
+    expect(new Set(msgs.map((m) => m.message.gateway)).size).toBe(25);
+    expect(new Set(msgs.map((m) => m.message.zone)).size).toBe(3);
+    const g1 = msgs.filter((m) => m.message.gateway === 'gw-0001');
+    expect(g1.map((m) => m.message.seq)).toEqual([0, 1, 2, 3]);
+    expect(g1.map((m) => m.message.start)).toEqual(['2026-05-01T12:00:00.000Z', '2026-05-01T12:00:30.000Z', '2026-05-01T12:01:00.000Z', '2026-05-01T12:01:30.000Z']);
+    expect(msgs.some((m) => m.message.wifi.devices > 0)).toBe(true);
+  });
+
+  it('is deterministic for a seed', () => {
+    const a = [...loadMessages({ gateways: 5, windows: 3, seed: 9 })].map((m) => m.payload.toString());
+    const b = [...loadMessages({ gateways: 5, windows: 3, seed: 9 })].map((m) => m.payload.toString());
+    const c = [...loadMessages({ gateways: 5, windows: 3, seed: 10 })].map((m) => m.payload.toString());
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+  });
+
+  it('injects flagged faults that a validator rejects', () => {
+    const msgs = [...loadMessages({ gateways: 10, windows: 50, seed: 1, faults: { invalid: 0.1, malformed: 0.1 } })];
+    const invalid = msgs.filter((m) => m.fault === 'invalid');
+    const malformed = msgs.filter((m) => m.fault === 'malformed');
+    expect(invalid.length).toBeGreaterThan(20);
+    expect(malformed.length).toBeGreaterThan(20);
+    for (const m of invalid) expect(validateCounts(JSON.parse(m.payload.toString())).ok).toBe(false);
+    for (const m of malformed) expect(() => JSON.parse(m.payload.toString())).toThrow();
+  });
+
+  it('rejects bad options with a clear message', () => {
+    expect(() => [...loadMessages({ gateways: 0, windows: 1 })]).toThrow('load: gateways must be a whole number >= 1 (got 0)');
+    expect(() => [...loadMessages({ gateways: 1, windows: 1, site: 'Bad Site' })]).toThrow(/site "Bad Site"/);
+  });
+
+  it('has valid online statuses', () => {
+    for (const s of loadStatuses({ gateways: 3, site: 'x' })) expect(validateStatus(s.message).ok).toBe(true);
+  });
+});
+
+const hasMosquitto = need('mosquitto', 'mosquitto', 'simulator-load');
+describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
+  const broker = new Mosquitto();
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+  });
+
+  it('publishes the requested number of messages with QoS 1 at about the requested rate', async () => {
+    const sub = await mqtt.connectAsync(broker.url, { clientId: 'load-test-sub' });
+    const received: Array<{ topic: string; payload: string; qos: number }> = [];
+    const statuses: string[] = [];
+    sub.on('message', (topic, payload, packet) => {
+      if (topic.endsWith('/status')) statuses.push(topic);
+      else received.push({ topic, payload: payload.toString(), qos: packet.qos });
+    });
+    await sub.subscribeAsync([COUNTS_FILTER, STATUS_FILTER], { qos: 1 });
+    const t0 = performance.now();
+    const r = await runLoad({ url: broker.url, gateways: 20, rate: 400, count: 400, seed: 2, site: 'bench' });
+    const elapsed = performance.now() - t0;
+    expect(r).toMatchObject({ published: 400, acked: 400, failed: 0, faults: 0 });
+    // 400 messages at 400/s take about a second: not instantly, not much longer.
+    expect(elapsed).toBeGreaterThan(800);
+    for (let i = 0; i < 100 && received.length < 400; i++) await new Promise((res) => setTimeout(res, 20));
+    expect(received).toHaveLength(400);
+    expect(received.every((m) => m.qos === 1)).toBe(true);
+    expect(received.every((m) => validateCounts(JSON.parse(m.payload)).ok)).toBe(true);
+    expect(new Set(statuses).size).toBe(20);
+    // Windows end near now, so a time-series store accepts them.
+    const last = JSON.parse(received[received.length - 1].payload);
+    expect(Math.abs(Date.parse(last.end) - Date.now())).toBeLessThan(5 * 60_000);
+    await sub.endAsync();
+  });
+
+  it('stops after a duration', async () => {
+    const r = await runLoad({ url: broker.url, gateways: 5, rate: 200, duration: 0.5, status: false });
+    expect(r.published).toBeGreaterThan(50);
+    expect(r.published).toBeLessThanOrEqual(100);
+    expect(r.acked).toBe(r.published);
+  });
+
+  it('fails clearly when there is no broker', async () => {
+    await expect(runLoad({ url: 'mqtt://127.0.0.1:1', gateways: 1, rate: 10, count: 1, mqttOptions: { reconnectPeriod: 0, connectTimeout: 2000 } })).rejects.toThrow(/ECONNREFUSED|connect/);
+  });
+});
