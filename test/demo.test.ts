@@ -1,0 +1,102 @@
+// `npm start` (presence demo) on its own: it finishes by itself, prints a non-empty count table and
+// leaves a line-protocol file that loads into a real influxd, where every dashboard query (and every
+// variable query) returns data.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { need } from './support/need.ts';
+import { Influxd } from './support/influxd.ts';
+import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
+
+const SUITE = 'demo (npm start)';
+const root = join(import.meta.dirname, '..');
+const hasInflux = need('influxd', 'influxdb', SUITE);
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    // No InfluxDB configured: the demo must fall back to its line-protocol file.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    const p = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`demo did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe.skipIf(!hasInflux)(SUITE, () => {
+  const out = mkdtempSync(join(tmpdir(), 'presence-demo-test-'));
+  let result: Awaited<ReturnType<typeof run>>;
+  let influxd: Influxd;
+  const results: Record<string, { variables: VariableResult[]; queries: QueryResult[] }> = {};
+
+  beforeAll(async () => {
+    // The real entry point of `npm start`, shortened: 5 simulated minutes, replayed at full speed.
+    result = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '5', '--speed', 'max', '--scale', '0.05', '--no-live', '--out', out], 110_000);
+    influxd = await new Influxd('presence').start();
+    const lp = join(out, 'presence.lp');
+    if (existsSync(lp)) {
+      // Loaded the way the demo tells the user to: POST /write?db=presence&precision=ms.
+      const res = await fetch(`${influxd.url}/write?db=presence&precision=ms`, { method: 'POST', body: readFileSync(lp) });
+      if (res.status !== 204) throw new Error(`loading ${lp} failed: ${res.status} ${await res.text()}`);
+      const times = readFileSync(lp, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('presence,'))
+        .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+      const todayFrom = Math.min(...times.filter((t) => t > Date.now() - 86400_000));
+      const db = new InfluxQL({ url: influxd.url, database: 'presence' });
+      const now = Date.now();
+      for (const name of ['crowd', 'traffic', 'gateways']) {
+        results[name] = await runDashboard(loadDashboard(join(root, 'dashboards', `${name}.json`)), db, {
+          now,
+          range: { from: todayFrom - 60_000, to: now + 60_000 },
+          select: { zone: '$__all', gateway: '$__all' },
+        });
+      }
+    }
+  }, 150_000);
+
+  afterAll(async () => {
+    await influxd?.dispose();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('finishes by itself in under two minutes, with a non-empty count table and where the results are', () => {
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.ms).toBeLessThan(120_000);
+    expect(result.stdout).toMatch(/Wi-Fi \/ BLE/);
+    // At least one row of counts: a window start followed by "wifi / ble" cells.
+    const rows = result.stdout.split('\n').filter((l) => /\d{4}-\d\d-\d\d \d\d:\d\d/.test(l) && /\d+ \/ \d+/.test(l));
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    expect(result.stdout).toContain('presence.lp');
+    expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
+  });
+
+  it('leaves line protocol for presence and gateway_status', () => {
+    const text = readFileSync(join(out, 'presence.lp'), 'utf8');
+    expect(text).toMatch(/^presence,/m);
+    expect(text).toMatch(/^gateway_status,/m);
+    // Counts only: no field or tag that could carry an address or a hash.
+    expect(text).not.toMatch(/([0-9a-f]{2}:){5}[0-9a-f]{2}/i);
+    expect(text).not.toMatch(/hash|mac=|addr/i);
+  });
+
+  it.each(['crowd', 'traffic', 'gateways'])('%s: every variable query and every panel query returns data from the loaded file', (name) => {
+    const r = results[name];
+    expect(r, 'dashboards were not run (no line-protocol file)').toBeTruthy();
+    for (const v of r.variables) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
+    const empty = r.queries.filter((q) => q.error || q.rows === 0).map(describeResult);
+    expect(empty).toEqual([]);
+  });
+});
