@@ -1,0 +1,129 @@
+// Deployment: the systemd unit passes `systemd-analyze verify` (and a broken copy does not), the
+// README's sample configuration is valid, and `presence doctor` runs for real on this machine:
+// every step reports ok/warn/fail, anything not ok says what to fix, and nothing crashes.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../gateway/config.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
+import { ROOT, wifiCapture } from './gateway-support.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-deploy-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const hasAnalyze = need('systemd-analyze', 'systemd', 'gateway systemd unit');
+
+function verify(unitText: string): { code: number | null; out: string } {
+  // The unit names /usr/bin/node; verify checks that the executable exists, so point it at this Node.
+  const dir = mkdtempSync(join(tmp, 'unit-'));
+  const path = join(dir, 'presence-gateway.service');
+  writeFileSync(path, unitText.replace('/usr/bin/node', process.execPath));
+  const r = spawnSync('systemd-analyze', ['verify', path], { encoding: 'utf8' });
+  // Lines about other units (systemd's own) are not ours to judge.
+  const out = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('presence-gateway')).join('\n');
+  return { code: r.status, out };
+}
+
+describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
+  const unit = readFileSync(join(ROOT, 'gateway', 'presence-gateway.service'), 'utf8');
+  it('passes systemd-analyze verify with no complaint', () => {
+    const r = verify(unit);
+    expect(r.out).toBe('');
+    expect(r.code).toBe(0);
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/presence-counter\/scripts\/presence\.js gateway --config \/etc\/presence\/gateway\.yaml$/m);
+    expect(unit).toMatch(/^StateDirectory=presence-gateway$/m);
+    expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
+  });
+  it('a broken copy is caught (the check can fail)', () => {
+    const r = verify(unit.replace('ProtectHome=yes', 'ProtectHome=sometimes').replace('[Service]', '[Service]\nRestartt=always'));
+    expect(r.out).toMatch(/ProtectHome|Restartt/);
+  });
+});
+
+describe('gateway README', () => {
+  it('has a sample configuration the schema accepts', () => {
+    const readme = readFileSync(join(ROOT, 'gateway', 'README.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)![1];
+    const file = join(tmp, 'readme.yaml');
+    writeFileSync(file, yaml);
+    const cfg = loadConfig({ config: file }, {});
+    expect(cfg.sources.map((s) => s.type)).toEqual(['command', 'command']);
+    expect(cfg.queue.max_windows).toBe(100000);
+  });
+});
+
+interface Check {
+  step: string;
+  level: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+}
+
+function doctor(args: string[]): { code: number | null; results: Check[]; text: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'doctor', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 45_000 });
+  let results: Check[] = [];
+  if (args.includes('--json')) results = JSON.parse(r.stdout);
+  return { code: r.status, results, text: r.stdout + r.stderr };
+}
+
+describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doctor on this machine', () => {
+  const broker = new Mosquitto();
+  afterAll(() => broker.dispose());
+
+  it('runs every step with a configuration, and says what to fix for what cannot pass here', async () => {
+    await broker.start();
+    const cap = wifiCapture(join(tmp, 'doc.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
+    const cfgFile = join(tmp, 'doctor.yaml');
+    writeFileSync(
+      cfgFile,
+      [
+        'gateway: { site: doc, zone: z, id: g, window: 60s }',
+        'sources:',
+        // A monitor interface that does not exist here, a capture that writes frames, a file.
+        '  - { type: command, name: wifi, command: "tcpdump -i wlan0mon -U -w -", restart_min: 1s }',
+        `  - { type: command, name: sample, command: "cat ${cap.path}" }`,
+        `  - { type: file, name: replay, path: ${cap.path} }`,
+        `mqtt: { url: "${broker.url}" }`,
+        `queue: { dir: ${join(tmp, 'doctor-queue')} }`,
+      ].join('\n'),
+    );
+    const r = doctor(['--config', cfgFile, '--json', '--frames-timeout', '2s']);
+    const by = (step: string) => r.results.find((c) => c.step === step);
+    const steps = r.results.map((c) => c.step);
+    for (const s of ['configuration', 'node', 'firmware', 'monitor mode (wlan0mon)', 'bluetooth adapter', 'frames arriving (wifi)', 'frames arriving (sample)', 'frames arriving (replay)', 'broker reachable', 'clock synchronised', 'queue folder'])
+      expect(steps, s).toContain(s);
+    expect(by('configuration')!.level).toBe('ok');
+    expect(by('firmware')!.level).toBe('ok');
+    expect(by('broker reachable')!.level).toBe('ok');
+    expect(by('queue folder')!.level).toBe('ok');
+    expect(by('frames arriving (sample)')).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^20 frames/) });
+    expect(by('frames arriving (replay)')!.level).toBe('ok');
+    // This machine has no wlan0mon: a failure with the fix, not a crash.
+    expect(by('monitor mode (wlan0mon)')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/monitor/) });
+    expect(by('frames arriving (wifi)')!.level).toBe('fail');
+    for (const c of r.results) {
+      expect(['ok', 'warn', 'fail']).toContain(c.level);
+      if (c.level !== 'ok') expect(c.fix, c.step).toBeTruthy();
+    }
+    expect(r.code).toBe(1);
+  });
+
+  it('without a configuration checks the machine; an unreachable broker and a bad config are named', async () => {
+    const plain = doctor([]);
+    expect(plain.text).toMatch(/\[(WARN|FAIL| OK )\] configuration/);
+    expect(plain.text).toMatch(/clock synchronised/);
+    expect(plain.text).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+    const port = await freePort();
+    const down = doctor(['--json', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt', `mqtt://127.0.0.1:${port}`, '--source', 'stdin', '--frames-timeout', '1s']);
+    expect(down.results.find((c) => c.step === 'broker reachable')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/start the broker|port/) });
+    const bad = doctor(['--json', '--site', 'S S', '--zone', 'z', '--id', 'g', '--mqtt', 'mqtt://x', '--source', 'stdin', '--window', 'long']);
+    const cfg = bad.results.find((c) => c.step === 'configuration')!;
+    expect(cfg.level).toBe('fail');
+    expect(cfg.detail).toMatch(/gateway\.site \(--site\)/);
+    expect(cfg.detail).toMatch(/gateway\.window \(--window\): must be a duration like 60s/);
+  });
+});
