@@ -1,73 +1,123 @@
 // Distinct-device counting, one counter per radio (index 0 Wi-Fi, 1 BLE).
 //
-// Exact while it fits: an open-addressing table (linear probing) of 64-bit keyed hashes,
-// 2^16 slots (512 KiB) per radio, filled to at most 3/4 (49,152 distinct devices, exact). Every hash
-// new to the table also goes into the radio's HyperLogLog sketch, so when the table is full the
-// sketch already holds everything: from then on each hash only updates the sketch, and the count
-// becomes the sketch's estimate (exact = false). Nothing is allocated; the table is static.
+// Exact while it fits: an open-addressing table (linear probing) of 64-bit keyed hashes per radio.
+// The table starts at 2^10 slots and doubles whenever it is 3/4 full, up to 2^16 slots (512 KiB)
+// holding 49,152 distinct devices, so a quiet window touches only a few KiB (cache-friendly).
+// Every hash new to the table also goes into the radio's HyperLogLog sketch, so when the largest
+// table is full the sketch already holds everything: from then on each hash only updates the
+// sketch, and the count becomes the sketch's estimate (exact = false). Nothing is allocated; the
+// tables and the scratch used while doubling are static and wiped.
 
 import { hllAdd, hllEstimate, hllWipe } from './hll';
 
 export const TABLE_BITS: u32 = 16;
 export const TABLE_SLOTS: u32 = 1 << TABLE_BITS;
-/** Distinct hashes a table holds before the counter switches to the sketch. */
+/** Distinct hashes the largest table holds before the counter switches to the sketch. */
 export const TABLE_LIMIT: u32 = (TABLE_SLOTS >> 2) * 3;
+/** Slots of a table at the start of a window: 2^MIN_BITS. */
 // @ts-ignore: decorator
-@inline const MASK: u32 = TABLE_SLOTS - 1;
+@inline const MIN_BITS: u32 = 10;
 
 const TABLES: usize = memory.data(<i32>(2 * TABLE_SLOTS * 8), 16);
-/** Per radio: [0] hashes in the table (u32), [4] overflowed into the sketch (u32). */
-const STATE: usize = memory.data(16, 16);
+/** Holds a table's hashes while it doubles (at most 3/4 of the second-largest size). */
+const SCRATCH: usize = memory.data(<i32>((TABLE_SLOTS >> 3) * 3 * 8), 16);
+/** Per radio, 16 bytes: [0] hashes in the table, [4] overflowed into the sketch, [8] log2 slots. */
+const STATE: usize = memory.data(32, 16);
 
 export function tablesPtr(): usize {
   return TABLES;
 }
 
+/** Doubles radio r's table: moves its hashes out to the scratch, then back in at the new size. */
+function grow(r: u32, st: usize): void {
+  const base = TABLES + (<usize>r << (TABLE_BITS + 3));
+  const bits = load<u32>(st, 8);
+  const slots = <usize>1 << bits;
+  let n: usize = 0;
+  for (let i: usize = 0; i < slots; i++) {
+    const v = load<u64>(base + (i << 3));
+    if (v != 0) {
+      store<u64>(SCRATCH + (n << 3), v);
+      n++;
+    }
+  }
+  memory.fill(base, 0, slots << 3);
+  const mask = (<u32>1 << (bits + 1)) - 1;
+  store<u32>(st, bits + 1, 8);
+  for (let j: usize = 0; j < n; j++) {
+    const h = load<u64>(SCRATCH + (j << 3));
+    let i = <u32>h & mask;
+    while (load<u64>(base + (<usize>i << 3)) != 0) i = (i + 1) & mask;
+    store<u64>(base + (<usize>i << 3), h);
+  }
+  memory.fill(SCRATCH, 0, n << 3);
+}
+
 /** Counts one keyed hash for radio index r. */
 // @ts-ignore: decorator
 @inline export function countHash(r: u32, h: u64): void {
-  const st = STATE + (<usize>r << 3);
+  const st = STATE + (<usize>r << 4);
   if (load<u32>(st, 4) != 0) {
     hllAdd(r, h);
     return;
   }
   if (h == 0) h = 1; // 0 marks an empty slot
   const base = TABLES + (<usize>r << (TABLE_BITS + 3));
-  let i = <u32>h & MASK;
+  const bits = load<u32>(st, 8);
+  const mask = (<u32>1 << bits) - 1;
+  let i = <u32>h & mask;
   while (true) {
     const p = base + (<usize>i << 3);
     const v = load<u64>(p);
     if (v == h) return;
     if (v == 0) {
-      hllAdd(r, h);
-      const used = load<u32>(st);
-      if (used < TABLE_LIMIT) {
-        store<u64>(p, h);
-        store<u32>(st, used + 1);
-      } else {
-        store<u32>(st, 1, 4); // one more than the table holds: the sketch counts from now on
-      }
+      insertNew(r, st, h, p, bits);
       return;
     }
-    i = (i + 1) & MASK;
+    i = (i + 1) & mask;
   }
+}
+
+/** A hash not in the table; p: the empty slot its probe reached. */
+function insertNew(r: u32, st: usize, h: u64, p: usize, bits: u32): void {
+  hllAdd(r, h);
+  const used = load<u32>(st);
+  if (used < ((<u32>3 << bits) >> 2)) {
+    store<u64>(p, h);
+    store<u32>(st, used + 1);
+    return;
+  }
+  if (bits < TABLE_BITS) {
+    grow(r, st);
+    const base = TABLES + (<usize>r << (TABLE_BITS + 3));
+    const mask = (<u32>1 << (bits + 1)) - 1;
+    let i = <u32>h & mask;
+    while (load<u64>(base + (<usize>i << 3)) != 0) i = (i + 1) & mask;
+    store<u64>(base + (<usize>i << 3), h);
+    store<u32>(st, used + 1);
+    return;
+  }
+  store<u32>(st, 1, 4); // one more than the largest table holds: the sketch counts from now on
 }
 
 /** True while radio index r's count is exact. */
 export function countIsExact(r: u32): bool {
-  return load<u32>(STATE + (<usize>r << 3), 4) == 0;
+  return load<u32>(STATE + (<usize>r << 4), 4) == 0;
 }
 
 /** Distinct devices of radio index r: exact table count, or the sketch's estimate after overflow. */
 export function countDistinct(r: u32): f64 {
-  const st = STATE + (<usize>r << 3);
+  const st = STATE + (<usize>r << 4);
   if (load<u32>(st, 4) == 0) return <f64>load<u32>(st);
   return hllEstimate(r);
 }
 
-/** Zeroes both tables, both sketches and the counters. */
+/** Zeroes both tables, the scratch, both sketches and the counters; tables restart small. */
 export function countWipe(): void {
   memory.fill(TABLES, 0, 2 * TABLE_SLOTS * 8);
-  memory.fill(STATE, 0, 16);
+  memory.fill(SCRATCH, 0, (TABLE_SLOTS >> 3) * 3 * 8);
+  memory.fill(STATE, 0, 32);
+  store<u32>(STATE, MIN_BITS, 8);
+  store<u32>(STATE + 16, MIN_BITS, 8);
   hllWipe();
 }
