@@ -7,11 +7,10 @@
 //   evaluate({ scenario, seed, ... })      -> firmware counts against the truth (evaluate.ts)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CaptureWriter, FileSink, type CaptureFormat, type CaptureInterface, type Sink } from './pcap-writer.ts';
+import { CaptureWriter, FileSink, type CaptureFormat, type Sink } from './pcap-writer.ts';
 import { loadScenario, resolveScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
-import { bleLinkType, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
+import { captureInterfaces, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
 import { writeTruth, type TruthFile, type TruthWindow } from './truth.ts';
-import { LINKTYPE } from '../firmware/host/types.ts';
 
 export { loadMessages, runLoad, loadStatuses, type LoadMessage, type LoadOptions, type RunLoadOptions, type RunLoadResult } from './load.ts';
 export { loadScenario, resolveScenario, builtinScenarios, ScenarioError, parseDuration, type Scenario } from './scenario.ts';
@@ -73,14 +72,6 @@ function scenarioOf(o: { scenario: string | Scenario } & ScenarioOverrides): Sce
   return typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : applyOverrides(o.scenario, o);
 }
 
-function interfacesOf(s: Scenario, g: Scenario['gateways'][number], bleLink: BleLink): Array<CaptureInterface & { radio: 'wifi' | 'ble' }> {
-  const out: Array<CaptureInterface & { radio: 'wifi' | 'ble' }> = [];
-  if (g.wifi) out.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon', description: `${g.id} Wi-Fi monitor, channels ${g.wifi.channels.join(',')}` });
-  if (g.ble) out.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0', description: `${g.id} BLE ${bleLink === 'hci' ? 'host controller' : `sniffer, channel ${g.ble.channel}`}` });
-  void s;
-  return out;
-}
-
 /** Generates a scenario's captures (one per gateway) and ground truth into outDir. */
 export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const s = scenarioOf(o);
@@ -89,7 +80,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const bleLink = o.bleLink ?? 'll';
   mkdirSync(o.outDir, { recursive: true });
   const writers = s.gateways.map((g) => {
-    const ifaces = interfacesOf(s, g, bleLink);
+    const ifaces = captureInterfaces(g, bleLink);
     const files: { wifi?: string; ble?: string } = {};
     let writer: CaptureWriter;
     let pcaps: string[];

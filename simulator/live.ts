@@ -4,10 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { LINKTYPE } from '../firmware/host/types.ts';
-import { CaptureWriter, StreamSink, type CaptureFormat, type CaptureInterface } from './pcap-writer.ts';
+import { CaptureWriter, StreamSink, type CaptureFormat } from './pcap-writer.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
-import { bleLinkType, runScenario, type BleLink, type Radio } from './sim.ts';
+import { captureInterfaces, runScenario, type BleLink, type Radio } from './sim.ts';
 import type { TruthWindow } from './truth.ts';
 
 export interface LiveOutput {
@@ -45,10 +44,10 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
     const gi = s.gateways.findIndex((g) => g.id === out.gateway);
     if (gi < 0) throw new Error(`live: no gateway "${out.gateway}" in scenario ${s.name} (gateways: ${s.gateways.map((g) => g.id).join(', ')})`);
     const g = s.gateways[gi];
-    const ifaces: Array<CaptureInterface & { radio: Radio }> = [];
-    if (g.wifi && (out.format !== 'pcap' || (out.radio ?? 'wifi') === 'wifi')) ifaces.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' });
-    if (g.ble && (out.format !== 'pcap' || out.radio === 'ble' || !g.wifi)) ifaces.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0' });
-    if (out.format === 'pcap' && ifaces.length > 1) ifaces.splice(1);
+    let ifaces = captureInterfaces(g, bleLink);
+    // Classic pcap holds one link type: the radio asked for, else Wi-Fi when the gateway has it.
+    if (out.format === 'pcap') ifaces = ifaces.filter((i) => i.radio === (out.radio ?? ifaces[0].radio));
+    if (!ifaces.length) throw new Error(`live: gateway "${out.gateway}" has no ${out.radio} radio`);
     const sink = new StreamSink(out.stream, out.end ?? true);
     const writer = out.format === 'pcap' ? CaptureWriter.pcap([sink], ifaces) : CaptureWriter.pcapng(sink, ifaces);
     const iface = { wifi: ifaces.findIndex((i) => i.radio === 'wifi'), ble: ifaces.findIndex((i) => i.radio === 'ble') };

@@ -37,6 +37,14 @@ export function bleLinkType(link: BleLink): number {
   return link === 'hci' ? LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR : LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR;
 }
 
+/** Capture interfaces of a gateway: Wi-Fi monitor (radiotap) and/or BLE (LL with pseudo-header or HCI). */
+export function captureInterfaces(g: Scenario['gateways'][number], bleLink: BleLink): Array<{ radio: Radio; linkType: number; name: string; description: string }> {
+  const out: Array<{ radio: Radio; linkType: number; name: string; description: string }> = [];
+  if (g.wifi) out.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon', description: `${g.id} Wi-Fi monitor, channels ${g.wifi.channels.join(',')}` });
+  if (g.ble) out.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0', description: `${g.id} BLE ${bleLink === 'hci' ? 'host controller' : `sniffer, channel ${g.ble.channel}`}` });
+  return out;
+}
+
 /** Reference transmitter for "people in reach": a phone's Wi-Fi (15 dBm) carried on the body. */
 export const REFERENCE_PHONE_DBM = 15;
 

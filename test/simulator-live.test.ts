@@ -1,0 +1,126 @@
+// Live mode and the `presence simulate` command: paced streams equal the files, stdout feeds
+// `presence replay`, named pipes work, bad input gets a clear message, --evaluate reports parity.
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
+import { CaptureParser } from '../gateway/capture/pcap.ts';
+import { simulate } from '../simulator/index.ts';
+import { runLive } from '../simulator/live.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'sim-live-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const presence = join(import.meta.dirname, '..', 'scripts', 'presence.js');
+const run = promisify(execFile);
+
+async function collect(stream: PassThrough): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('runLive', () => {
+  it('streams the same bytes as the file, paced to the requested speed', async () => {
+    const file = await simulate({ scenario: 'quiet-night', durationS: 6, seed: 4, outDir: join(root, 'file') });
+    const out = new PassThrough();
+    const bytes = collect(out);
+    const t0 = performance.now();
+    const r = await runLive({ scenario: 'quiet-night', durationS: 6, seed: 4, speed: 10, outputs: [{ gateway: 'gw-lobby', stream: out }] });
+    const wall = performance.now() - t0;
+    expect(r.frames).toBe(file.gateways[0].frames);
+    expect((await bytes).equals(readFileSync(file.gateways[0].pcap))).toBe(true);
+    // 6 simulated seconds at 10x: the last frame is due after ~0.6 s.
+    expect(wall).toBeGreaterThan(450);
+    expect(wall).toBeLessThan(5000);
+  });
+
+  it('writes one radio as classic pcap, readable by the capture parser', async () => {
+    const out = new PassThrough();
+    const bytes = collect(out);
+    await runLive({ scenario: 'quiet-night', durationS: 5, seed: 1, speed: Infinity, outputs: [{ gateway: 'gw-lobby', stream: out, format: 'pcap', radio: 'ble' }] });
+    const p = new CaptureParser('live');
+    const frames = p.push(await bytes);
+    p.end();
+    expect(frames.length).toBeGreaterThan(50);
+    expect(new Set(frames.map((f) => f.linkType))).toEqual(new Set([256]));
+  });
+
+  it('names an unknown gateway', async () => {
+    await expect(runLive({ scenario: 'quiet-night', durationS: 5, outputs: [{ gateway: 'gw-nope', stream: new PassThrough() }] })).rejects.toThrow('live: no gateway "gw-nope" in scenario quiet-night (gateways: gw-lobby)');
+  });
+});
+
+describe('presence simulate (CLI)', () => {
+  it('writes captures and truth, identical for the same seed', async () => {
+    const a = await run('node', [presence, 'simulate', 'traffic-corridor', '--duration', '2m', '--scale', '0.2', '--seed', '5', '--out', join(root, 'cli-a')]);
+    await run('node', [presence, 'simulate', 'traffic-corridor', '--duration', '2m', '--scale', '0.2', '--seed', '5', '--out', join(root, 'cli-b')]);
+    expect(a.stdout).toMatch(/traffic-corridor: \d+ people, \d+ devices/);
+    for (const f of ['gw-a.pcapng', 'gw-b.pcapng', 'truth.json', 'truth.csv']) expect(readFileSync(join(root, 'cli-a', f)).equals(readFileSync(join(root, 'cli-b', f))), f).toBe(true);
+  });
+
+  it('--live to stdout feeds `presence replay -`', async () => {
+    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '2m', '--seed', '2'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const replay = spawn('node', [presence, 'replay', '-', '--json'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    sim.stdout.pipe(replay.stdin);
+    let out = '';
+    replay.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((res) => replay.on('close', res));
+    expect(code).toBe(0);
+    const windows = out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(windows.length).toBe(2);
+    const truth = await simulate({ scenario: 'quiet-night', durationS: 120, seed: 2, outDir: join(root, 'live-truth') });
+    expect(windows.map((w) => [w.wifi.devices, w.ble.devices])).toEqual(truth.truth.windows.map((w) => [w.addresses.wifi, w.addresses.ble]));
+  });
+
+  it('--live --fifo writes each gateway to a named pipe', async () => {
+    const dir = join(root, 'fifo');
+    const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '3m', '--scale', '0.5', '--out', dir, '--fifo'], { stdio: 'ignore' });
+    const pipes = ['gw-a.pcapng', 'gw-b.pcapng'].map((f) => join(dir, f));
+    for (let i = 0; i < 200 && !pipes.every((p) => existsSync(p)); i++) await new Promise((r) => setTimeout(r, 50));
+    for (const p of pipes) expect(statSync(p).isFIFO()).toBe(true);
+    const bytes = await Promise.all(
+      pipes.map(async (p) => {
+        const chunks: Buffer[] = [];
+        for await (const c of createReadStream(p)) chunks.push(c as Buffer);
+        return Buffer.concat(chunks);
+      }),
+    );
+    expect(await new Promise((res) => sim.on('close', res))).toBe(0);
+    for (const b of bytes) {
+      const parser = new CaptureParser('fifo');
+      expect(parser.push(b).length).toBeGreaterThan(10);
+      parser.end();
+    }
+  });
+
+  it('explains bad input and exits 1', async () => {
+    const bad = join(root, 'bad.yaml');
+    writeFileSync(bad, 'name: x\nsite: x\nduration: forever\ngateways: []\n');
+    const e1 = await run('node', [presence, 'simulate', bad]).catch((e) => e);
+    expect(e1.code).toBe(1);
+    expect(e1.stderr).toContain('duration: must be a duration like 250ms, 60s, 15m or 1h30m (got "forever")');
+    expect(e1.stderr).toContain('gateways: must NOT have fewer than 1 items');
+    const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
+    expect(e2.code).toBe(1);
+    expect(e2.stderr).toContain('--format: must be pcap or pcapng (got "tar")');
+    const e3 = await run('node', [presence, 'simulate', '--load', '--count', '1', '--mqtt', 'mqtt://127.0.0.1:1']).catch((e) => e);
+    expect(e3.code).toBe(1);
+    expect(e3.stderr).toMatch(/presence simulate: .*ECONNREFUSED/);
+  });
+
+  it('--evaluate runs the firmware and reports errors and parity per gateway', async () => {
+    const { stdout } = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--seed', '3']);
+    const e = JSON.parse(stdout);
+    expect(e.scenario).toBe('quiet-night');
+    expect(e.gateways[0].id).toBe('gw-lobby');
+    expect(e.overall.wifi.windows).toBe(5);
+    // The firmware counts exactly the distinct addresses of the capture (no table overflow here).
+    expect(e.overall.wifi.parityMismatches).toBe(0);
+    expect(e.overall.ble.parityMismatches).toBe(0);
+    expect(e.overall.ble.firmwareDevices).toBe(e.overall.ble.captureAddresses);
+    expect(e.overall.ble.devicesMape).toBeGreaterThanOrEqual(0);
+  });
+});
