@@ -139,14 +139,26 @@ describe('firmware window wipe', () => {
     const b = Firmware.loadSync();
     const ta = traffic(400, 0);
     const tb = traffic(150, 7777);
+    // direct counts make the tables double (through the scratch) up to their largest size in a,
+    // and a few times in b
+    const direct = (fw: Firmware, n: number, salt: number) => {
+      const mem = new Uint8Array(fw.exports.memory.buffer);
+      const B = fw.exports.batch_ptr();
+      for (let i = 0; i < n; i++) mem.set(address(i + salt, 0xe1), B + i * 6);
+      fw.exports.count_addresses(RADIO_WIFI, 0, B, n);
+    };
     a.beginWindow(new Uint8Array(randomBytes(32)), { rssiMinDbm: -65 });
     a.ingestMany(ta.frames);
+    a.liveCounts();
+    direct(a, 30_000, 0);
     const ca = a.endWindow();
     b.beginWindow(new Uint8Array(randomBytes(32)));
     b.ingestMany(tb.frames);
+    b.liveCounts();
+    direct(b, 5_000, 99_999);
     const cb = b.endWindow();
-    expect(ca.wifi.devices).toBe(400);
-    expect(cb.wifi.devices).toBe(150);
+    expect(ca.wifi.devices).toBe(400 + 30_000);
+    expect(cb.wifi.devices).toBe(150 + 5_000);
     expect(ca.ble.weak).toBe(400); // the HCI adverts at -70 dBm
     const ma = new Uint8Array(a.exports.memory.buffer);
     const mb = new Uint8Array(b.exports.memory.buffer);
