@@ -1,0 +1,180 @@
+// Gateway cost at 10,000 frames/s: a generated capture (Wi-Fi probe requests + BLE adverts from a
+// crowd with rotating addresses) is replayed in real time by `presence gateway` as a separate process
+// publishing to a broker (Mosquitto if installed, else an embedded Aedes). Reported: the process's
+// CPU share of one core and its CPU time as a ratio to the firmware alone processing the same frames
+// in this run (the baseline), and its RSS at start / middle / end of the replay (flat = no growth).
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Firmware } from '../firmware/host/firmware.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { readCaptureFile } from '../gateway/capture/pcap.ts';
+import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
+import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const RATE = 10_000; // frames per second of capture time
+const SECONDS = Number(process.env.BENCH_GATEWAY_SECONDS ?? 40);
+const WINDOW = '10s';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>>= 0) / 2 ** 32;
+  };
+}
+
+/** pcapng with two interfaces (radiotap Wi-Fi, BLE LL): RATE frames/s for SECONDS, 2,000 devices rotating addresses. */
+function makeCapture(path: string, startMs: number): number {
+  const r = rng(42);
+  const ies = Uint8Array.from([0x00, 0x00, 0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24, 0x32, 0x04, 0x30, 0x48, 0x60, 0x6c]);
+  const adv = Uint8Array.from([0x02, 0x01, 0x06, 0x03, 0x03, 0x6f, 0xfd]);
+  const parts: Buffer[] = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }, { linkType: LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, name: 'ble0' }])];
+  const n = RATE * SECONDS;
+  const addr = new Uint8Array(6);
+  for (let i = 0; i < n; i++) {
+    const t = startMs + (i * 1000) / RATE;
+    const device = Math.floor(r() * 2000);
+    const epoch = Math.floor(t / 15 / 60_000); // addresses rotate every 15 minutes
+    let x = (device * 2654435761 + epoch * 97) >>> 0;
+    for (let k = 0; k < 6; k++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      addr[k] = x >>> 24;
+    }
+    if (i % 2 === 0) {
+      addr[0] = (addr[0] & 0xfc) | 0x02;
+      parts.push(pcapngPacket(0, t, probeRequest({ sa: addr, seq: i & 0xfff, ies, channel: 1 + (i % 11), signalDbm: -40 - Math.floor(r() * 50), tsfUs: i * 100 })));
+    } else {
+      addr[0] |= 0xc0;
+      parts.push(pcapngPacket(1, t, bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: addr, random: true, advData: adv, channel: ([37, 38, 39] as const)[i % 3], signalDbm: -50 - Math.floor(r() * 40) })));
+    }
+  }
+  writeFileSync(path, Buffer.concat(parts));
+  return n;
+}
+
+function hasBinary(bin: string): boolean {
+  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin'].some((d) => existsSync(join(d, bin)));
+}
+
+async function startBroker(dir: string): Promise<{ url: string; kind: string; stop: () => Promise<void> }> {
+  if (hasBinary('mosquitto')) {
+    const { Mosquitto } = await import('../test/support/mosquitto.ts');
+    const m = await new Mosquitto().start();
+    return { url: m.url, kind: 'Mosquitto', stop: () => m.dispose() };
+  }
+  const { Aedes } = await import('aedes');
+  const aedes = await Aedes.createBroker();
+  const server: Server = createServer(aedes.handle as never);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  void dir;
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    kind: 'Aedes (embedded)',
+    stop: () => new Promise<void>((r) => aedes.close(() => server.close(() => r()))),
+  };
+}
+
+const TICK = 100; // USER_HZ on Linux
+function procCpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / TICK; // utime + stime
+}
+function procRssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** The firmware alone, in this process, on the same frames with the same windows: CPU seconds. */
+async function firmwareBaseline(path: string): Promise<{ cpu: number; frames: number }> {
+  const frames: Frame[] = [];
+  for await (const batch of readCaptureFile(path)) for (const f of batch) frames.push(f);
+  const fw = await Firmware.load();
+  const windowMs = 10_000;
+  const t0 = process.cpuUsage();
+  let end = Math.floor(frames[0].timestampMs / windowMs) * windowMs + windowMs;
+  fw.beginWindow(randomBytes(32), { ignoreFcs: false });
+  const BATCH = 512;
+  for (let i = 0; i < frames.length; i += BATCH) {
+    const batch = frames.slice(i, i + BATCH);
+    if (batch[0].timestampMs >= end) {
+      fw.endWindow();
+      fw.beginWindow(randomBytes(32), { ignoreFcs: false });
+      end += windowMs;
+    }
+    fw.ingestMany(batch);
+  }
+  fw.endWindow();
+  const d = process.cpuUsage(t0);
+  return { cpu: (d.user + d.system) / 1e6, frames: frames.length };
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-bench-gw-'));
+  try {
+    const capture = join(dir, 'crowd.pcapng');
+    const start = Date.parse('2026-08-01T12:00:00.000Z');
+    const frames = makeCapture(capture, start);
+    const base = await firmwareBaseline(capture);
+    const broker = await startBroker(dir);
+    const wallStart = performance.now();
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', `pcap:${capture}`, '--speed', '1', '--window', WINDOW, '--queue-dir', join(dir, 'queue'), '--log-level', 'warn'],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const samples: Array<{ t: number; rss: number; cpu: number }> = [];
+    let alive = true;
+    void exited.then(() => (alive = false));
+    // Start measuring once the process has loaded (the first window of frames is under way).
+    await new Promise((r) => setTimeout(r, 2000));
+    while (alive) {
+      try {
+        samples.push({ t: (performance.now() - wallStart) / 1000, rss: procRssMb(child.pid!), cpu: procCpuSeconds(child.pid!) });
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const code = await exited;
+    await broker.stop();
+    if (code !== 0 || samples.length < 4) {
+      console.log(`gateway: replay failed (exit ${code}): ${stderr.slice(-500)}`);
+      process.exitCode = 1;
+      return;
+    }
+    // Steady state: from the first sample to the last one (start-up excluded).
+    const a = samples[0];
+    const z = samples[samples.length - 1];
+    const mid = samples[Math.floor(samples.length / 2)];
+    const cpu = z.cpu - a.cpu;
+    const wall = z.t - a.t;
+    const framesInSpan = Math.round(wall * RATE);
+    const share = cpu / wall;
+    const perFrameGw = cpu / framesInSpan;
+    const perFrameFw = base.cpu / base.frames;
+    const fmt = (x: number, d = 1) => x.toFixed(d);
+    console.log(`capture: ${frames} frames (Wi-Fi + BLE, 2,000 devices), ${SECONDS} s at ${RATE} frames/s, replayed at --speed 1, ${WINDOW} windows; broker: ${broker.kind}`);
+    console.log(`baseline (firmware alone, in-process, same frames and windows): ${fmt(base.cpu, 3)} CPU s for ${base.frames} frames = ${fmt(perFrameFw * 1e6, 2)} us/frame`);
+    console.log(`gateway process at ${RATE} frames/s: CPU ${fmt(share * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrameGw * 1e6, 2)} us/frame`);
+    console.log(`gateway / firmware-alone CPU per frame: ${fmt(perFrameGw / perFrameFw, 2)}x`);
+    console.log(`gateway RSS: start ${fmt(a.rss)} MB, middle ${fmt(mid.rss)} MB, end ${fmt(z.rss)} MB (end/start ${fmt(z.rss / a.rss, 2)}x; max ${fmt(Math.max(...samples.map((s) => s.rss)))} MB)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
