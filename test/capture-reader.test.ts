@@ -289,3 +289,17 @@ describe.skipIf(!dir)('real captures', () => {
     });
   });
 });
+
+describe('frame data', () => {
+  it('is a copy, even when the chunks are Node Buffers', () => {
+    const file = Buffer.from(pcap(true, false, 127, [[1, 0, bytes(1, 2, 3)]]));
+    const parser = new CaptureParser('buf');
+    const [frame] = parser.push(file);
+    expect(frame.data).not.toBeInstanceOf(Buffer);
+    file.fill(0);
+    expect([...frame.data]).toEqual([1, 2, 3]);
+    const copy = frame.data.slice();
+    copy[0] = 9;
+    expect(frame.data[0]).toBe(1);
+  });
+});

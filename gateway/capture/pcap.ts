@@ -175,8 +175,10 @@ export class CaptureParser {
     return this.failed;
   }
 
-  private append(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
+  private append(input: Uint8Array): void {
+    if (input.length === 0) return;
+    // A plain Uint8Array view (a Node Buffer's slice() would share memory): frames are copies.
+    const chunk = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     const left = this.buf.length - this.pos;
     if (left === 0) {
       this.base += this.buf.length;

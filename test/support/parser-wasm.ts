@@ -10,9 +10,9 @@ import { join, relative } from 'node:path';
 const root = join(import.meta.dirname, '..', '..');
 const assembly = join(root, 'firmware', 'assembly');
 
-/** Area a frame is placed in: MARGIN bytes of filler after it, the rest before it. */
+/** Area a frame is placed in, with MARGIN bytes of filler on both sides of it. */
 export const AREA_BYTES = 1 << 20;
-const MARGIN = 1 << 16;
+const MARGIN = 1 << 13;
 
 export interface ParsedSlot {
   /** Address as displayed, e.g. "74:42:c0:94:26:bb". */
@@ -30,9 +30,8 @@ export interface Parsed {
 
 export interface ParserWasm {
   /**
-   * Parses `data` surrounded by bytes of value `fill` (64 KiB after it, the rest of the 1 MiB area
-   * before it): parsing the same frame with different fills must give the same result, or the parser
-   * read outside the frame.
+   * Parses `data` with 8 KiB of bytes of value `fill` on both sides: parsing the same frame with
+   * different fills must give the same result, or the parser read outside the frame.
    */
   parse(linkType: number, data: Uint8Array, ignoreFcs?: boolean, fill?: number): Parsed;
   resultMax: number;
@@ -80,18 +79,15 @@ export function loadParserWasm(): ParserWasm {
   const resultMax: number = ex.RESULT_MAX.value;
   const slotSize: number = ex.SLOT_SIZE.value;
   let mem = new Uint8Array(ex.memory.buffer);
-  let lastFill = -1;
   return {
     resultMax,
     slotSize,
     parse(linkType, data, ignoreFcs = false, fill = 0) {
-      if (data.length > AREA_BYTES - MARGIN) throw new Error('frame larger than the test area');
+      if (data.length > AREA_BYTES - 2 * MARGIN) throw new Error('frame larger than the test area');
       if (mem.buffer !== ex.memory.buffer) mem = new Uint8Array(ex.memory.buffer);
       const ptr = area + AREA_BYTES - MARGIN - data.length;
-      if (fill !== lastFill) {
-        mem.fill(fill, area, area + AREA_BYTES);
-        lastFill = fill;
-      }
+      // MARGIN bytes of `fill` on both sides of the frame
+      mem.fill(fill, ptr - MARGIN, area + AREA_BYTES);
       mem.set(data, ptr);
       ex.parseFrame(linkType >>> 0, ptr, data.length, ignoreFcs ? 1 : 0);
       const status: number = ex.frameStatus.value;
@@ -109,8 +105,6 @@ export function loadParserWasm(): ParserWasm {
           fingerprint: dv.getUint32(s + 12, true),
         });
       }
-      // restore what the frame overwrote for the next call's surroundings
-      mem.fill(fill, ptr, ptr + data.length);
       return { radio: ex.frameRadio.value, status, slots };
     },
   };
