@@ -1,0 +1,159 @@
+// End to end, with real parts only: the simulator makes a scaled-down King's Day hour on the square
+// (three gateways, 1-minute windows) and the same quarter hour one week earlier; real gateways (WASM
+// firmware, on-disk queues) replay the captures at full speed into a real Mosquitto; the aggregator
+// writes to a real influxd. Then every dashboard's variable and panel queries, expanded the way
+// Grafana expands them, must return data, and one zone's counts must match the simulator's ground
+// truth within the counting error the simulator itself reports.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { runPeriod, type PeriodResult } from '../scripts/demo.ts';
+import { evaluate, type Evaluation } from '../simulator/evaluate.ts';
+import {
+  InfluxQL,
+  describeResult,
+  loadDashboard,
+  runDashboard,
+  type QueryResult,
+  type VariableResult,
+} from '../dashboards/queries.ts';
+
+const SUITE = 'end to end (simulator -> gateways -> Mosquitto -> aggregator -> influxd -> dashboards)';
+const ok = need('mosquitto', 'mosquitto', SUITE) && need('influxd', 'influxdb', SUITE);
+const root = join(import.meta.dirname, '..');
+
+const SCENARIO = 'kingsday-square';
+const SEED = 11;
+const SCALE = 0.05; // about 25 people at the start of the hour, 300 at its end
+const WINDOW_S = 60;
+const DURATION_S = 3600;
+const LAST_WEEK_S = 900;
+const ZONE = 'square-west';
+const GATEWAY = 'gw-west';
+
+describe.skipIf(!ok)(SUITE, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-e2e-'));
+  const log = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'e2e.log'), sync: false }));
+  // The hour ends at the last full minute, so dashboards see it as "the last hour".
+  const endMs = Math.floor(Date.now() / 60_000) * 60_000;
+  const startMs = endMs - DURATION_S * 1000;
+  let mosquitto: Mosquitto;
+  let influxd: Influxd;
+  let aggregator: Aggregator;
+  let today: PeriodResult;
+  let lastWeek: PeriodResult;
+  let evaluation: Evaluation;
+  const dashboards: Record<string, { variables: VariableResult[]; queries: QueryResult[] }> = {};
+
+  beforeAll(async () => {
+    mosquitto = await new Mosquitto().start();
+    influxd = await new Influxd('presence').start();
+    aggregator = new Aggregator(
+      {
+        mqtt: { url: mosquitto.url, clientId: 'presence-e2e-aggregator' },
+        influx: { url: influxd.url, api: 'v1', database: 'presence' },
+        http: { port: null },
+      },
+      { logger: log.child({ component: 'aggregator' }) },
+    );
+    await aggregator.start();
+    const common = { scenario: SCENARIO, windowS: WINDOW_S, scale: SCALE, mqttUrl: mosquitto.url, speed: 'max' as const, queueDir: join(dir, 'queues'), log };
+    lastWeek = await runPeriod({ ...common, seed: SEED + 1, startMs: startMs - 7 * 86400_000 + (DURATION_S - LAST_WEEK_S) * 1000, durationS: LAST_WEEK_S, dir: join(dir, 'last-week') });
+    today = await runPeriod({ ...common, seed: SEED, startMs, durationS: DURATION_S, dir: join(dir, 'today') });
+    if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
+    evaluation = await evaluate({ scenario: SCENARIO, seed: SEED, scale: SCALE, durationS: DURATION_S, windowS: WINDOW_S, start: startMs });
+
+    const db = new InfluxQL({ url: influxd.url, database: 'presence' });
+    const now = Date.now();
+    for (const name of ['crowd', 'traffic', 'gateways']) {
+      dashboards[name] = await runDashboard(loadDashboard(join(root, 'dashboards', `${name}.json`)), db, {
+        now,
+        // Absolute range: the simulated hour up to now (the gateways' status is on the wall clock).
+        range: { from: startMs - 60_000, to: now + 60_000 },
+        select: { zone: '$__all', gateway: '$__all' },
+        dataSourceInterval: '1m',
+      });
+    }
+  }, 240_000);
+
+  afterAll(async () => {
+    await aggregator?.stop(5000).catch(() => {});
+    await mosquitto?.dispose();
+    await influxd?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('delivers every window of every gateway to influxd, none rejected', async () => {
+    const windows = [...today.gateways, ...lastWeek.gateways].reduce((n, g) => n + g.windows, 0);
+    expect(today.gateways.map((g) => g.failedSources)).toEqual([0, 0, 0]);
+    expect(today.gateways.every((g) => g.windows >= DURATION_S / WINDOW_S)).toBe(true);
+    expect(aggregator.stats().rejected).toBe(0);
+    // Two points (Wi-Fi and BLE) per window and gateway.
+    expect(await influxd.count('presence', 'estimate')).toBe(2 * windows);
+    expect(await influxd.count('gateway_status', 'up')).toBeGreaterThan(0);
+  });
+
+  it.each(['crowd', 'traffic', 'gateways'])('%s: every variable query returns values', (name) => {
+    const { variables } = dashboards[name];
+    expect(variables.length).toBeGreaterThan(0);
+    for (const v of variables) expect(v.values.length, `${v.name}: ${v.expanded}`).toBeGreaterThan(0);
+    const zones = variables.find((v) => v.name === 'zone');
+    if (zones) expect(zones.values.sort()).toEqual(today.zones);
+  });
+
+  it.each(['crowd', 'traffic', 'gateways'])('%s: every panel query returns data', (name) => {
+    const { queries } = dashboards[name];
+    const failing = queries.filter((q) => q.error || q.rows === 0).map(describeResult);
+    expect(failing).toEqual([]);
+  });
+
+  it("the 7-day shifted panels read last week's run, the others today's", () => {
+    const shifted = dashboards.traffic.queries.filter((q) => q.timeShift === '7d');
+    expect(shifted.length).toBeGreaterThan(0);
+    for (const q of shifted) {
+      expect(q.range.to).toBeLessThan(startMs - 6 * 86400_000);
+      expect(q.rows).toBeGreaterThan(0);
+    }
+  });
+
+  it(`zone ${ZONE}: the dashboard's per-window counts match the ground truth within the simulator's reported error`, () => {
+    const truth = today.simulation.truth.windows.filter((w) => w.gateway === GATEWAY);
+    expect(truth.length).toBe(DURATION_S / WINDOW_S);
+    const score = evaluation.gateways.find((g) => g.id === GATEWAY)!;
+    for (const radio of ['wifi', 'ble'] as const) {
+      const name = radio === 'wifi' ? 'Wi-Fi' : 'BLE';
+      // "Wi-Fi: distinct addresses and estimate" / "BLE: ...": max over the zone's gateways per window.
+      const q = dashboards.crowd.queries.find((r) => r.panelTitle === `${name}: distinct addresses and estimate`)!;
+      expect(q.interval, 'one row per window').toBe('1m');
+      const series = q.series.find((s) => s.tags?.zone === ZONE)!;
+      expect(series, `no series for zone ${ZONE}`).toBeTruthy();
+      const col = (c: string) => series.columns.indexOf(c);
+      const byTime = new Map(series.values.map((row) => [row[col('time')] as number, row]));
+      let compared = 0;
+      let errSum = 0;
+      for (const w of truth) {
+        const row = byTime.get(Date.parse(w.start));
+        expect(row, `${radio} window ${w.start} missing from the dashboard`).toBeTruthy();
+        // Distinct addresses equal what the capture holds (the firmware counts exactly at this size) ...
+        expect(row![col('addresses')], `${radio} addresses in ${w.start}`).toBe(w.addresses[radio]);
+        // ... and the estimate is scored against the devices really in reach, as the simulator does.
+        const estimate = row![col('estimate')] as number;
+        const real = w.devices[radio];
+        if (real > 0) {
+          compared++;
+          errSum += Math.abs(estimate - real) / real;
+        }
+      }
+      const mape = (errSum / compared) * 100;
+      expect(compared).toBe(score[radio].windows);
+      // The simulator's own figure (same frames, same firmware) rounds to 0.1 %.
+      expect(Math.abs(mape - score[radio].estimateMape), `${radio}: dashboard ${mape.toFixed(1)} % vs simulator ${score[radio].estimateMape} %`).toBeLessThanOrEqual(0.1);
+    }
+  });
+});
