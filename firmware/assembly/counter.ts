@@ -105,11 +105,15 @@ export function countIsExact(r: u32): bool {
   return load<u32>(STATE + (<usize>r << 4), 4) == 0;
 }
 
-/** Distinct devices of radio index r: exact table count, or the sketch's estimate after overflow. */
+/**
+ * Distinct devices of radio index r: the exact table count, or after overflow the sketch's
+ * estimate, but never less than the full table's count plus one (known to be distinct).
+ */
 export function countDistinct(r: u32): f64 {
   const st = STATE + (<usize>r << 4);
-  if (load<u32>(st, 4) == 0) return <f64>load<u32>(st);
-  return hllEstimate(r);
+  const exact = <f64>load<u32>(st);
+  if (load<u32>(st, 4) == 0) return exact;
+  return Math.max(hllEstimate(r), exact + 1);
 }
 
 /** Zeroes both tables, the scratch, both sketches and the counters; tables restart small. */
