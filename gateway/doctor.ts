@@ -341,10 +341,23 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   const results: CheckResult[] = [];
   let cfg: GatewayConfig | null = null;
   const anyConfig = Object.entries(flags).some(([k, v]) => v !== undefined && k !== 'framesTimeout' && k !== 'json');
+  let brokerGiven = true;
   if (anyConfig) {
     try {
-      cfg = loadConfig(flags);
-      results.push({ step: 'configuration', level: 'ok', detail: `${cfg.gateway.site}/${cfg.gateway.zone}/${cfg.gateway.id}, ${cfg.sources.length} source(s)` });
+      if (!flags.config && !(flags.site && flags.zone && flags.id && flags.mqtt) && flags.source?.length) {
+        // Checking a step by hand (`presence doctor --source cmd:...`): fill in what is missing.
+        brokerGiven = !!flags.mqtt;
+        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqtt: flags.mqtt ?? 'mqtt://127.0.0.1:1883' });
+        results.push({
+          step: 'configuration',
+          level: 'warn',
+          detail: `partial (no ${['site', 'zone', 'id', 'mqtt'].filter((k) => !flags[k as keyof GatewayFlags]).join(', ')}): checking the given sources only`,
+          fix: 'for the full check: presence doctor --config /etc/presence/gateway.yaml',
+        });
+      } else {
+        cfg = loadConfig(flags);
+        results.push({ step: 'configuration', level: 'ok', detail: `${cfg.gateway.site}/${cfg.gateway.zone}/${cfg.gateway.id}, ${cfg.sources.length} source(s)` });
+      }
     } catch (e) {
       results.push({
         step: 'configuration',
@@ -361,7 +374,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
   results.push(...(await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'))));
-  results.push(await checkBroker(cfg));
+  results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   results.push(await checkClock());
   results.push(checkQueue(cfg));
   return results;
