@@ -131,6 +131,38 @@ function bytes(...parts: number[][]): Uint8Array {
   return Uint8Array.from(parts.flat());
 }
 
+
+/**
+ * Information elements copied from one real probe request of a phone in the public
+ * ProbingPatternsDataset (GiovanniBaccichet/ProbingPatternsDataset, GPL-3.0), in the phone's order.
+ * 'DS' marks the DS Parameter Set, filled with the channel. On 5 GHz the 2.4 GHz rate sets are
+ * replaced by the OFDM rates (the dataset holds 2.4 GHz probes only).
+ */
+function realIes(list: readonly string[]): (ch: number) => Uint8Array {
+  const parts = list.map((h) => (h === 'DS' ? null : Array.from(Buffer.from(h, 'hex'))));
+  return (ch) =>
+    bytes(
+      ...parts.flatMap((p) => {
+        if (p === null) return [ds(ch)];
+        if (is5GHz(ch) && p[0] === 1) return [RATES_5];
+        if (is5GHz(ch) && p[0] === 50) return [];
+        return [p];
+      }),
+    );
+}
+/** iPhone 11 (iOS), ProbingPatternsDataset iPhone11-B. */
+const IES_IPHONE11 = realIes(['0000', '010482848b96', '32080c1218243048606c', 'DS', '2d1a2d401bff00000000000000000000000000000000000000000000', '7f080000080400000040', 'ff1c23010808180080203002000d009f08000000fdfffdff391cc7711c07']);
+/** Samsung Galaxy S21 Ultra (Android), ProbingPatternsDataset S21Ultra-M. */
+const IES_S21 = realIes([
+  '0000', '010482848b96', '32080c1218243048606c', 'DS', '2d1a2d001bffff000000000000000000000000000000000000000000', '7f0a04004880014000400021', 'ff03020014',
+  'ff1c23010808180080203002800d019e000c0000f5fff5ff391cc7711c07', 'dd1300904c0408bf0c7678910ffaff0000faff0020', 'dd070050f208001200', 'dd0a00101802000010000000', 'dd0a506f9a16030102650101',
+]);
+/** Oppo Find X3 Neo (Android), ProbingPatternsDataset OppoFindX3Neo-A. */
+const IES_OPPO = realIes([
+  '0000', '010402040b16', '32080c1218243048606c', 'DS', '2d1aef0113ffff000000000000000000000000000000000000000100', 'bf0c92f19033faff6203faff6203', 'dd070050f208002800', '7f0b00000a8200400000000120', 'ff03020046',
+  'dd0a506f9a16030101650101', 'dd088cfdf00101020100',
+]);
+
 const CH_24_EU = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 const CH_5_EU = [36, 40, 44, 48, 52, 56, 60, 64, 100, 104, 108, 112, 116, 120, 124, 128, 132, 136, 140];
 
@@ -150,27 +182,14 @@ export const MODELS: Record<string, DeviceModel> = {
       txPowerDbm: 15,
       macPolicy: 'per-burst',
       oui: [0xf0, 0x18, 0x98],
-      burstIntervalS: { mean: 120, cv: 1.0, min: 10 },
-      probesPerChannel: [1, 2],
-      probeGapMs: 2,
+      burstIntervalS: { mean: 46, cv: 0.7, min: 1.5 },
+      probesPerChannel: [2, 2],
+      probeGapMs: 16,
       channels: [...CH_24_EU, ...CH_5_EU],
-      channelDwellMs: 30,
+      channelDwellMs: 25,
       seqOnNewAddress: 'random',
       activeShare: 0.9,
-      ies: (ch) =>
-        bytes(
-          SSID_WILDCARD,
-          is5GHz(ch) ? RATES_5 : RATES_24,
-          is5GHz(ch) ? [] : EXT_RATES_24,
-          ds(ch),
-          htCaps(0x0063, 0x17, 2),
-          ie(127, 0x04, 0x00, 0x0a, 0x02, 0x01, 0x40, 0x40, 0x40, 0x00, 0x21),
-          is5GHz(ch) ? vhtCaps(0x0f8179b2, 2) : [],
-          ie(107, 0x0f),
-          heCaps([0x09, 0x00, 0x08, 0x10, 0x00, 0x00], is5GHz(ch) ? HE_PHY_5 : HE_PHY_24),
-          vendor(BROADCOM_OUI, 0x02, 0x00, 0x00, 0x10, 0x00, 0x00),
-          vendor(APPLE_OUI, 0x0a, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00),
-        ),
+      ies: (ch) => IES_IPHONE11(ch),
     },
     ble: {
       txPowerDbm: 4,
@@ -190,25 +209,41 @@ export const MODELS: Record<string, DeviceModel> = {
       txPowerDbm: 16,
       macPolicy: 'per-burst',
       oui: [0x5c, 0x0a, 0x5b],
-      burstIntervalS: { mean: 80, cv: 1.0, min: 20 },
-      probesPerChannel: [1, 2],
-      probeGapMs: 3,
+      burstIntervalS: { mean: 49, cv: 0.6, min: 1.5 },
+      probesPerChannel: [2, 2],
+      probeGapMs: 20,
       channels: [...CH_24_EU, ...CH_5_EU],
       channelDwellMs: 40,
       seqOnNewAddress: 'random',
       activeShare: 0.85,
-      ies: (ch) =>
-        bytes(
-          SSID_WILDCARD,
-          is5GHz(ch) ? RATES_5 : RATES_24,
-          is5GHz(ch) ? [] : EXT_RATES_24,
-          ds(ch),
-          htCaps(0x01ef, 0x17, 2),
-          ie(127, 0x00, 0x00, 0x0a, 0x02, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01),
-          is5GHz(ch) ? vhtCaps(0x0f9b79b1, 2) : [],
-          heCaps([0x01, 0x08, 0x08, 0x1a, 0x00, 0x00], is5GHz(ch) ? HE_PHY_5 : HE_PHY_24),
-          MBO,
-        ),
+      ies: (ch) => IES_S21(ch),
+    },
+    ble: {
+      txPowerDbm: 2,
+      address: 'rpa',
+      rotationS: [900, 900],
+      intervalMs: [300, 1500],
+      pduType: BLE_PDU.ADV_NONCONN_IND,
+      activeShare: 0.5,
+      advData: (rng) => bytes(ad(0x01, 0x06), ad(0x03, 0x2c, 0xfe), ad(0x16, 0x2c, 0xfe, ...rnd(rng, 3))),
+    },
+  },
+  'android-oppo': {
+    id: 'android-oppo',
+    kind: 'phone',
+    label: 'Android 11 or later phone (Oppo Find X3 Neo element set)',
+    wifi: {
+      txPowerDbm: 16,
+      macPolicy: 'per-burst',
+      oui: [0x1c, 0x77, 0xf6],
+      burstIntervalS: { mean: 30, cv: 0.6, min: 4.8 },
+      probesPerChannel: [4, 12],
+      probeGapMs: 3,
+      channels: [...CH_24_EU, ...CH_5_EU],
+      channelDwellMs: 45,
+      seqOnNewAddress: 'random',
+      activeShare: 0.85,
+      ies: (ch) => IES_OPPO(ch),
     },
     ble: {
       txPowerDbm: 2,

@@ -357,7 +357,7 @@ export interface ScenarioOverrides {
 const DEFAULT_ENV: Environment = { pathLossExponent: 3.0, referenceLossDb: 40, shadowingDb: 4, fadingDb: 2, bodyLossDb: 3 };
 const DEFAULT_PEOPLE: PeopleSpec = {
   carry: [0.04, 0.56, 0.3, 0.1],
-  primary: { 'iphone-ios17': 0.45, 'android-14': 0.47, 'android-legacy': 0.08 },
+  primary: { 'iphone-ios17': 0.45, 'android-14': 0.3, 'android-oppo': 0.17, 'android-legacy': 0.08 },
   secondary: { 'watch-apple': 0.25, 'watch-wearos': 0.1, 'earbuds-airpods': 0.3, 'tracker-band': 0.1, 'ipad-ios17': 0.1, 'laptop-windows': 0.15 },
 };
 
