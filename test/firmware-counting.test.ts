@@ -222,6 +222,22 @@ describe('firmware batch ABI', () => {
     expect(c.unsupported).toBe(1);
   });
 
+  it('no export traps on pointers and lengths outside memory', () => {
+    const end = x.memory.buffer.byteLength;
+    fw.beginWindow(key(26));
+    expect(x.blake2s(end - 4, 32, 0, 0, 0, 32)).toBe(0);
+    expect(x.blake2s(0, 0, 0xffffffff, 0xffffffff, 0, 32)).toBe(0);
+    expect(x.blake2s(0, 0, 0, 0, end - 31, 32)).toBe(0);
+    expect(x.hash_address(1, 0, end - 5)).toBe(0n);
+    expect(x.hash_addresses(end - 8, 2)).toBe(0);
+    expect(() => x.count_addresses(1, 0, end - 6, 2)).not.toThrow();
+    expect(() => x.count_addresses(1, 0, 0, 0xffffffff)).not.toThrow();
+    expect(() => x.ingest(0xffffffff)).not.toThrow();
+    expect(fw.endWindow().wifi.devices).toBe(0);
+    // and the last byte of memory is still reachable
+    expect(x.blake2s(0, 0, end - 1, 1, 0, 32)).toBe(1);
+  });
+
   it('refuses a key of the wrong size, and a second open window', () => {
     expect(() => fw.beginWindow(new Uint8Array(16))).toThrow(/32 bytes, got 16/);
     fw.beginWindow(key(24));

@@ -193,14 +193,22 @@ export function static_end(): usize {
 }
 
 // ---- test and bench entries ------------------------------------------------------------------
+// They check their pointers too: no export traps, whatever it is given.
+
+/** True when [ptr, ptr + len) lies inside linear memory. */
+function inMemory(ptr: usize, len: u64): bool {
+  return <u64>ptr + len <= (<u64>memory.size() << 16);
+}
 
 /** General keyed BLAKE2s (RFC 7693) over linear memory; false for an out-of-range length. */
 export function blake2s(keyPtr: usize, keyLen: u32, msgPtr: usize, msgLen: u32, outPtr: usize, outLen: u32): bool {
+  if (!inMemory(keyPtr, keyLen) || !inMemory(msgPtr, msgLen) || !inMemory(outPtr, outLen)) return false;
   return blake2sGeneral(keyPtr, keyLen, msgPtr, msgLen, outPtr, outLen);
 }
 
 /** The window's 8-byte keyed hash of an address (6 bytes at ptr) as a u64 (digest bytes LE). */
 export function hash_address(radio: u32, group: u32, ptr: usize): u64 {
+  if (!inMemory(ptr, 6)) return 0;
   const m0 = radio | (group << 8) | (<u32>load<u8>(ptr, 0) << 16) | (<u32>load<u8>(ptr, 1) << 24);
   const m1 = load<u32>(ptr, 2);
   return hashAddress(m0, m1);
@@ -212,6 +220,7 @@ export function hash_address(radio: u32, group: u32, ptr: usize): u64 {
  */
 export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void {
   if (load<u32>(STATS + S_OPEN) == 0 || (radio != RADIO_WIFI && radio != RADIO_BLE)) return;
+  if (!inMemory(ptr, <u64>n * 6)) return;
   const r: u32 = radio == RADIO_WIFI ? 0 : 1;
   const group: u32 = radio == RADIO_BLE && kind != <u32>ADDR_BLE_PUBLIC ? 1 : 0;
   for (let i: u32 = 0; i < n; i++) {
@@ -226,6 +235,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
  * Returns an XOR of the digests so the work cannot be optimised away.
  */
 export function hash_addresses(ptr: usize, n: u32): u32 {
+  if (!inMemory(ptr, <u64>n * 8)) return 0;
   let acc: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + (<usize>i << 3);
