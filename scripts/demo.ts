@@ -188,13 +188,37 @@ export class CountTable {
   async render(title: string, last = 12): Promise<string> {
     const { default: Table } = (await import('cli-table3')) as unknown as { default: new (o: object) => { push(r: string[]): void; toString(): string } };
     const zones = [...this.zones].sort();
-    const table = new Table({ head: ['window start (UTC)', ...zones.map((z) => `${z}\nWi-Fi / BLE`)], style: { head: [], border: [] } });
+    const table = new Table({ head: ['window start (UTC)', ...zones.map((z) => `${z}\nWi-Fi / BLE`)], style: { head: [], border: [], compact: true } });
     for (const r of this.rows(last)) table.push(r);
     return `${title}\n${table.toString()}`;
   }
 }
 
 // ---------------------------------------------------------------------------------------- demo
+
+/** Mean absolute percentage error of the published estimates against the truth's devices in reach,
+ *  per radio, over the windows where the truth is above zero (as simulator/evaluate.ts scores it). */
+export function countingError(
+  messages: CountsMessage[],
+  truth: Array<{ gateway: string; start: string; end: string; devices: { wifi: number; ble: number } }>,
+): { windows: number; wifi: number; ble: number } {
+  const acc = { wifi: { n: 0, e: 0 }, ble: { n: 0, e: 0 } };
+  let windows = 0;
+  for (const m of messages) {
+    // The truth window holding the message's start (a window cut short starts inside it).
+    const at = Date.parse(m.start);
+    const t = truth.find((w) => w.gateway === m.gateway && Date.parse(w.start) <= at && at < Date.parse(w.end));
+    if (!t) continue;
+    windows++;
+    for (const r of ['wifi', 'ble'] as const) {
+      if (t.devices[r] <= 0) continue;
+      acc[r].n++;
+      acc[r].e += Math.abs(m[r].estimate - t.devices[r]) / t.devices[r];
+    }
+  }
+  const pct = (a: { n: number; e: number }) => (a.n ? Math.round((a.e / a.n) * 1000) / 10 : 0);
+  return { windows, wifi: pct(acc.wifi), ble: pct(acc.ble) };
+}
 
 export interface DemoOptions {
   scenario: string;
@@ -265,19 +289,24 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     }
     write('simulating today and replaying it through the gateways ...\n');
     const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
-    const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout;
+    // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
+    const rows = (out as NodeJS.WriteStream).rows ?? 0;
+    const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
+    const lastRows = Math.max(3, rows - 10);
     let dirty = false;
     const redraw = async () => {
       if (!dirty) return;
       dirty = false;
       const s = aggregator.stats();
-      logUpdate(await table.render(`windows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`));
+      logUpdate(await table.render(`windows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
     };
+    const messages: CountsMessage[] = [];
     const timer = live ? setInterval(() => void redraw(), 250) : null;
     const today = await runPeriod({
       scenario: opts.scenario, seed: opts.seed, startMs, durationS, windowS, scale: opts.scale,
       dir: join(outDir, 'today'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed, log,
       onWindow: (m) => {
+        messages.push(m);
         table.add(m);
         dirty = true;
       },
@@ -300,6 +329,11 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     };
     write('\n');
     write(`${today.gateways.length} gateways in ${today.zones.length} zones of site "${today.site}": ${table.windows} windows, ${table.messages} count messages, ${stats.pointsWritten} points written, ${stats.rejected} rejected\n`);
+    const err = countingError(messages, today.simulation.truth.windows);
+    if (err.windows)
+      write(
+        `error against the simulator's ground truth (estimate vs devices in reach, mean over ${err.windows} gateway windows): Wi-Fi ${err.wifi} %, BLE ${err.ble} %\n`,
+      );
     write(`results in ${rel(outDir)}/\n`);
     if (toFile) {
       const points = lineCount(lp);

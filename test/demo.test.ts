@@ -14,11 +14,11 @@ const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');
 const hasInflux = need('influxd', 'influxdb', SUITE);
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function run(cmd: string, args: string[], timeoutMs: number, influx: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    // No InfluxDB configured: the demo must fall back to its line-protocol file.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    // No InfluxDB configured unless given: the demo falls back to its line-protocol file.
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_'))), ...influx };
     const p = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -81,7 +81,29 @@ describe.skipIf(!hasInflux)(SUITE, () => {
     expect(rows.length).toBeGreaterThanOrEqual(3);
     expect(result.stdout).toContain('presence.lp');
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
+    expect(result.stdout).toMatch(/error against the simulator's ground truth .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
   });
+
+  it('with INFLUX_URL set, writes to that InfluxDB instead of a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
+    const db = await new Influxd('demo').start();
+    try {
+      const r = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--out', dir], 60_000, {
+        INFLUX_URL: db.url,
+        INFLUX_API: 'v1',
+        INFLUX_DB: 'demo',
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(db.url);
+      expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
+      // Three gateways, three or four windows each (the first and last cut short), Wi-Fi and BLE.
+      expect(await db.count('presence', 'estimate')).toBeGreaterThanOrEqual(3 * 3 * 2);
+      expect(await db.count('gateway_status', 'up')).toBeGreaterThan(0);
+    } finally {
+      await db.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('leaves line protocol for presence and gateway_status', () => {
     const text = readFileSync(join(out, 'presence.lp'), 'utf8');
