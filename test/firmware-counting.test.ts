@@ -238,6 +238,11 @@ describe('firmware batch ABI', () => {
     expect(x.blake2s(0, 0, end - 1, 1, 0, 32)).toBe(1);
   });
 
+  it('a missing module is a clear error naming the build command', async () => {
+    expect(() => Firmware.loadSync('/nonexistent/presence.wasm')).toThrow(/\/nonexistent\/presence.wasm not found.*npm run build:wasm/);
+    await expect(Firmware.load('/nonexistent/presence.wasm')).rejects.toThrow(/npm run build:wasm/);
+  });
+
   it('refuses a key of the wrong size, and a second open window', () => {
     expect(() => fw.beginWindow(new Uint8Array(16))).toThrow(/32 bytes, got 16/);
     fw.beginWindow(key(24));
