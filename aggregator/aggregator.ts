@@ -173,6 +173,7 @@ export class Aggregator extends EventEmitter {
       this.client = client;
       client.handleMessage = (packet, callback) => this.onPublish(packet as IPublishPacket, callback);
       client.on('connect', (connack) => {
+        client.options.reconnectOnConnackError = false;
         this.gen++;
         this.held = null; // a held callback belongs to the closed connection's packet loop
         this.metrics.connected.set(1);
@@ -198,6 +199,8 @@ export class Aggregator extends EventEmitter {
           this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)');
           client.options.protocolVersion = 4;
           delete client.options.properties;
+          // mqtt.js reconnects after a refused CONNACK only with this option (read right after 'error').
+          client.options.reconnectOnConnackError = true;
           return;
         }
         const refused = typeof err.code === 'number';

@@ -283,7 +283,9 @@ function deepMerge(target: any, source: any): any {
 const int = (v: string | undefined) => (v === undefined ? undefined : /^\d+$/.test(v.trim()) ? Number(v) : v);
 
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
-export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv = process.env): AggregatorConfig {
+export function loadConfig(flags: AggregatorFlags = {}, processEnv: NodeJS.ProcessEnv = process.env): AggregatorConfig {
+  // An empty variable (INFLUX_URL=) counts as unset.
+  const env = Object.fromEntries(Object.entries(processEnv).filter(([, v]) => v !== '')) as NodeJS.ProcessEnv;
   const layers: Array<[string, Record<string, unknown>]> = [];
   const file = flags.config ?? env.PRESENCE_AGGREGATOR_CONFIG;
   if (file) layers.push([`config file ${file}`, readFile(file)]);

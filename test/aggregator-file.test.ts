@@ -1,0 +1,88 @@
+// Without an InfluxDB URL the aggregator writes line protocol to a file. A real `presence aggregator`
+// process against Mosquitto fills it, and the file loads into a real influxd with one HTTP request
+// (what `curl --data-binary @presence.lp` does). The embedded Aedes broker (MQTT 3.1.1 only) works too.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator-file') && need('influxd', 'influxdb', 'aggregator-file');
+const repo = join(import.meta.dirname, '..');
+const lineCount = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
+
+describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
+  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const influx = new Influxd('loaded');
+  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-file-'));
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([broker.dispose(), influx.dispose()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a `presence aggregator` process writes every window to --out, and the file loads into influxd', async () => {
+    const out = join(dir, 'presence.lp');
+    const p = spawn(
+      process.execPath,
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--client-id', 'agg-file-test', '--out', out, '--http-port', 'off', '--flush-interval', '50ms'],
+      { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
+    );
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    try {
+      await until('subscribed', () => log, (l) => l.includes('"subscribed"'), 30_000);
+      const pub = await publisher(broker.url);
+      const msgs = windows('site-file', 3, 100);
+      await publishAll(pub, [...msgs, ...msgs.slice(0, 10)].map(countsItem));
+      await pub.endAsync();
+      await until('lines in the file', () => lineCount(out), (n) => n >= 620);
+    } finally {
+      if (p.exitCode === null) {
+        p.kill('SIGTERM');
+        await new Promise((r) => p.once('exit', r));
+      }
+    }
+    expect(log).not.toMatch(/"level":50/);
+    expect(p.exitCode).toBe(0);
+    expect(log).toContain('aggregator stopped');
+    const text = readFileSync(out, 'utf8');
+    expect(text.split('\n').filter(Boolean)).toHaveLength(620); // 300 windows + 10 repeats, two radios
+    const res = await fetch(`${influx.url}/write?db=loaded&precision=ms`, { method: 'POST', body: text });
+    expect(res.status).toBe(204);
+    expect(await influx.count('presence', 'devices', `"radio"='wifi'`)).toBe(300);
+    expect(await influx.count('presence', 'devices', `"radio"='ble'`)).toBe(300);
+  });
+
+  it('works with the embedded Aedes broker (MQTT 3.1.1, no shared subscriptions)', async () => {
+    const aedes = await Aedes.createBroker();
+    const server: Server = createServer(aedes.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const out = join(dir, 'aedes.lp');
+    const agg = new Aggregator({ mqtt: { url, clientId: 'agg-aedes' }, out, http: { port: null }, batch: { flushInterval: '20ms' }, logLevel: 'error' });
+    try {
+      await agg.start();
+      const pub = await mqtt.connectAsync(url, { clientId: 'pub-aedes', protocolVersion: 4 });
+      await publishAll(pub, windows('site-aedes', 2, 100).map(countsItem));
+      await pub.endAsync();
+      await until('file lines', () => lineCount(out), (n) => n === 400);
+      await until('acked', () => agg.stats().acked, (n) => n === 200);
+    } finally {
+      await agg.stop(2000);
+      await new Promise<void>((r) => aedes.close(() => r()));
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,109 @@
+// The aggregator's pure parts: configuration (file, environment, flags, readable errors) and the
+// message -> points core (validation reasons, line protocol equal to the client's Point output).
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseDuration, resolveConfig } from '../aggregator/config.ts';
+import { classify, countsLines, countsPoints, msSettings, statusLines } from '../aggregator/messages.ts';
+import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES } from '../gateway/contract.ts';
+import { loadMessages } from '../simulator/load.ts';
+import { status, window } from './aggregator-helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'presence-agg-unit-'));
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+describe('aggregator config', () => {
+  it('has defaults that write a line-protocol file when no InfluxDB URL is set', () => {
+    const c = loadConfig({}, {});
+    expect(c.influx.url).toBeUndefined();
+    expect(c.out).toBe('./presence.lp');
+    expect(c.mqtt).toMatchObject({ url: 'mqtt://localhost:1883', protocolVersion: 5 });
+    expect(c.batch.flushInterval).toBe(200);
+  });
+
+  it('layers file < environment < flags', () => {
+    const f = file('a.yaml', 'aggregator:\n  mqtt:\n    url: mqtts://broker:8883\n    group: city\n  influx:\n    url: http://file:8086\n    api: v1\n    database: fromfile\n  batch:\n    flushInterval: 2s\n');
+    const c = loadConfig({ config: f, influxDb: 'fromflag' }, { INFLUX_URL: 'http://env:8086', INFLUX_DB: 'fromenv', INFLUX_RP: 'week' });
+    expect(c.mqtt.url).toBe('mqtts://broker:8883');
+    expect(c.mqtt.group).toBe('city');
+    expect(c.influx).toMatchObject({ url: 'http://env:8086', api: 'v1', database: 'fromflag', retentionPolicy: 'week' });
+    expect(c.batch.flushInterval).toBe(2000);
+  });
+
+  it('takes the v2 settings from INFLUX_* variables', () => {
+    const c = loadConfig({}, { INFLUX_URL: 'http://db:8086', INFLUX_TOKEN: 't', INFLUX_ORG: 'city', INFLUX_BUCKET: 'presence' });
+    expect(c.influx).toMatchObject({ url: 'http://db:8086', api: 'v2', token: 't', org: 'city', bucket: 'presence' });
+  });
+
+  it('names the key and what it must be', () => {
+    const f = file('bad.yaml', 'mqtt:\n  url: localhost\nbatch:\n  flushInterval: soon\n  size: -1\nsurprise: 1\n');
+    let msg = '';
+    try {
+      loadConfig({ config: f }, {});
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('aggregator.mqtt.url: must be a URL like mqtt://host:1883');
+    expect(msg).toContain('aggregator.batch.flushInterval: must be a duration like 500ms, 1s or 5m');
+    expect(msg).toContain('aggregator.batch.size: must be >= 1');
+    expect(msg).toContain('aggregator: unknown key "surprise"');
+    expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/batch\.size/);
+    expect(() => loadConfig({ influxUrl: 'http://x:8086', influxApi: 'v1' }, {})).toThrow(/influx\.database: is required/);
+    expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/cannot read it/);
+    expect(() => loadConfig({ config: file('broken.json', '{"mqtt":') }, {})).toThrow(/not valid JSON/);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration(250)).toBe(250);
+    expect(parseDuration('soon')).toBeNull();
+    expect(resolveConfig({ mqtt: { sessionExpiry: '1h' } }).mqtt.sessionExpiry).toBe(3600);
+  });
+});
+
+describe('aggregator message core', () => {
+  const now = Date.parse('2026-11-23T10:00:00Z');
+  const m = window('site-a', 'gw-1', 5, now - 60_000);
+
+  it('serialises counts exactly as the client Point class does', () => {
+    for (const lm of loadMessages({ gateways: 30, windows: 20, seed: 3 })) {
+      expect(countsLines(lm.message)).toEqual(countsPoints(lm.message).map((p) => p.toLineProtocol(msSettings)));
+    }
+    expect(countsLines(m)[0]).toBe(
+      `presence,gateway=gw-1,radio=wifi,site=site-a,zone=zone-a complete=T,devices=${m.wifi.devices}i,estimate=${m.wifi.estimate}i,frames=${m.wifi.frames}i ${now - 60_000}`,
+    );
+  });
+
+  it('turns status into one gateway_status point with sums over sources', () => {
+    const [line] = statusLines(status('site-a', 'gw-1', new Date(now)), now);
+    expect(line).toBe(`gateway_status,gateway=gw-1,site=site-a errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,up=1i,uptime_s=12.5 ${now}`);
+  });
+
+  it('rejects each kind of bad message with its reason', () => {
+    const t = countsTopic('site-a', 'gw-1');
+    const r = (topic: string, payload: string | Buffer) => {
+      const c = classify(topic, Buffer.from(payload), now, 300_000);
+      return c.ok ? 'ok' : c.reason;
+    };
+    expect(r(t, encode(m))).toBe('ok');
+    expect(r(t, '{"v":1')).toBe('bad_json');
+    expect(r(t, JSON.stringify({ ...m, wifi: { ...m.wifi, devices: -1 } }))).toBe('invalid');
+    expect(r(t, JSON.stringify({ ...m, seq: '5' }))).toBe('invalid');
+    expect(r(countsTopic('site-a', 'gw-2'), encode(m))).toBe('topic_mismatch');
+    expect(r(countsTopic('site-b', 'gw-1'), encode(m))).toBe('topic_mismatch');
+    expect(r(t, encode(window('site-a', 'gw-1', 6, now + 6 * 60_000)))).toBe('future');
+    expect(r(t, encode(window('site-a', 'gw-1', 6, now + 4 * 60_000)))).toBe('ok');
+    expect(r(t, JSON.stringify({ ...m, pad: 'x'.repeat(MAX_PAYLOAD_BYTES) }))).toBe('too_large');
+    expect(r('presence/v1/site-a/gw-1/other', encode(m))).toBe('bad_topic');
+    expect(r(statusTopic('site-a', 'gw-1'), '{"v":1,"site":"site-a","gateway":"gw-1","state":"asleep"}')).toBe('invalid');
+    const bad = classify(t, Buffer.from(JSON.stringify({ ...m, wifi: { ...m.wifi, devices: -1 } })), now, 300_000);
+    expect(bad.ok ? '' : bad.detail).toContain('/wifi/devices');
+  });
+});
