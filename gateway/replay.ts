@@ -200,6 +200,11 @@ export function registerReplay(program: Command): void {
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this')
     .action(async (file: string, flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string }) => {
+      // `presence replay x.pcap | head`: a closed pipe ends the replay quietly
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') process.exit(0);
+        throw e;
+      });
       const fail = (message: string) => {
         process.stderr.write(`presence replay: ${message}\n`);
         process.exitCode = 1;
