@@ -1,7 +1,8 @@
 // Distinct counting in the firmware: exact in the table up to its limit, HyperLogLog beyond it,
 // per radio and address-kind group; and the batch ABI never trapping on bad records.
 import { describe, expect, it } from 'vitest';
-import { Firmware } from '../firmware/host/firmware.ts';
+import { readFileSync } from 'node:fs';
+import { Firmware, WASM_PATH } from '../firmware/host/firmware.ts';
 
 const RADIO_WIFI = 1;
 const RADIO_BLE = 2;
@@ -50,6 +51,15 @@ describe('firmware counting', () => {
     expect(fw.tableLimit).toBe(49152);
     expect(M).toBe(16384);
     expect(SIGMA).toBeCloseTo(0.008125, 6);
+  });
+
+  it('has 2 MiB of memory that cannot grow, and imports nothing', () => {
+    expect(x.memory.buffer.byteLength).toBe(2 * 1024 * 1024);
+    expect(() => x.memory.grow(1)).toThrow();
+    expect(x.memory.buffer.byteLength).toBe(2 * 1024 * 1024);
+    expect(x.static_end()).toBeLessThanOrEqual(2 * 1024 * 1024);
+    const W = (globalThis as unknown as { WebAssembly: { Module: { new (b: Uint8Array): object; imports(m: object): unknown[] } } }).WebAssembly;
+    expect(W.Module.imports(new W.Module(readFileSync(WASM_PATH)))).toEqual([]);
   });
 
   it('counts distinct addresses exactly, repeats once', () => {

@@ -24,7 +24,7 @@ declare const WebAssembly: {
 
 /** The module's exports (the ABI). */
 export interface FirmwareExports {
-  memory: { buffer: ArrayBuffer };
+  memory: { buffer: ArrayBuffer; grow(pages: number): number };
   batch_ptr(): number;
   batch_capacity(): number;
   key_ptr(): number;
