@@ -17,7 +17,9 @@ async function timed<T>(fn: () => Promise<T>, rounds = 2): Promise<{ ms: number;
   let best: { ms: number; value: T; heapMb: number } | null = null;
   for (let r = 0; r < rounds; r++) {
     const one = await timedOnce(fn);
-    if (!best || one.ms < best.ms) best = { ...one, heapMb: Math.max(one.heapMb, best?.heapMb ?? 0) };
+    const peak = Math.max(one.heapMb, best === null ? 0 : best.heapMb);
+    if (best === null || one.ms < best.ms) best = { ...one, heapMb: peak };
+    else best.heapMb = peak;
   }
   return best!;
 }

@@ -1,7 +1,7 @@
 // `presence simulate`: generate captures and ground truth, stream them live, drive load, or
 // evaluate the firmware against the truth.
 import type { Command } from 'commander';
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { evaluate, type Evaluation } from './evaluate.ts';
@@ -27,6 +27,7 @@ interface Flags {
   gateway?: string;
   pipe?: string;
   fifo?: boolean;
+  radio?: string;
   load?: boolean;
   gateways: string;
   rate: string;
@@ -98,6 +99,7 @@ export function registerSimulate(program: Command): void {
     .option('--gateway <id>', 'live: the gateway whose stream goes to stdout or --pipe')
     .option('--pipe <path>', 'live: write the stream to this path (a named pipe) instead of stdout')
     .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
+    .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type)')
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
     .option('--gateways <n>', 'load: number of virtual gateways', '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')
@@ -164,21 +166,36 @@ export function registerSimulate(program: Command): void {
         const scenario = loadScenario(scenarioArg, o);
 
         if (f.live) {
+          if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);
+          const radio = f.radio as 'wifi' | 'ble' | undefined;
           const speed = f.speed === 'max' ? Infinity : num('speed', f.speed, 0.001)!;
           const outputs: LiveOutput[] = [];
           if (f.out && !f.gateway) {
             mkdirSync(f.out, { recursive: true });
             for (const g of scenario.gateways) {
               const path = join(f.out, `${g.id}.${f.format}`);
-              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng' });
+              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio });
             }
           } else {
             const gateway = f.gateway ?? scenario.gateways[0].id;
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
-            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', end: !!f.pipe });
+            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe });
           }
           log.info({ scenario: scenario.name, speed, outputs: outputs.map((x) => x.gateway) }, 'live stream started');
-          const r = await runLive({ scenario, seed, bleLink, speed, outputs, onWindow: (w) => log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window') });
+          // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
+          const truthLog = f.out ? join(f.out, 'truth.jsonl') : null;
+          if (truthLog) writeFileSync(truthLog, '');
+          const r = await runLive({
+            scenario,
+            seed,
+            bleLink,
+            speed,
+            outputs,
+            onWindow: (w) => {
+              if (truthLog) appendFileSync(truthLog, w.map((x) => JSON.stringify(x)).join('\n') + '\n');
+              log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
+            },
+          });
           log.info(r, 'live stream finished');
           return;
         }
