@@ -17,7 +17,10 @@ import type { CountsMessage, StatusMessage } from './contract.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
-import { createSource, type CaptureSource, type FrameSink } from './sources.ts';
+import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
+
+/** Wall-clock margin behind a paced replay's clock before its windows close. */
+const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
 import { countsMessage, OpenWindow, type Identity } from './window.ts';
 
@@ -74,6 +77,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private win: OpenWindow | null = null;
   private timer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private clockTimer: NodeJS.Timeout | null = null;
   private startedAt = 0;
   private rates = new RateTracker();
   /** Capture mode: frames waiting for their window, per source, in arrival order. */
@@ -150,6 +154,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.statusTimer = setInterval(() => void this.publishStatus(), this.statusMs);
     this.statusTimer.unref();
+    if (this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced))
+      this.clockTimer = setInterval(() => {
+        if (!this.stopping && this.win) this.advance(false);
+      }, 100);
   }
 
   /** start() and wait until done (file and stdin sources: all frames counted and published). */
@@ -265,7 +273,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const q = this.pending.get(s)!;
       if (q.length) anyPending = true;
       if (s.state === 'finished' || s.state === 'failed') continue;
-      wm = Math.min(wm, s.lastTimestampMs);
+      // A paced replay's clock runs on between frames (less a margin for frames still in flight),
+      // so windows close on time through quiet stretches of the capture too.
+      const clock = s instanceof FileSource && s.paced ? s.captureNow() - PACED_MARGIN_MS * (s.speed as number) : -Infinity;
+      wm = Math.min(wm, Math.max(s.lastTimestampMs, clock));
     }
     if (final || wm === Infinity) return anyPending ? Infinity : -Infinity;
     return wm;
@@ -296,6 +307,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       } else if (this.win) this.closeWindow(Date.now(), false);
       this.win = null;
       if (this.timer) clearTimeout(this.timer);
+      if (this.clockTimer) clearInterval(this.clockTimer);
       this.log.info({ windows: this.windowsClosed, queue_depth: this.queue.depth }, 'sources ended; publishing queued windows');
       await this.publishStatus();
       await this.publisher.flush();
@@ -337,6 +349,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.shuttingDown = true;
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.clockTimer) clearInterval(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.publisher?.stop();
     this.queue?.close();

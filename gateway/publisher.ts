@@ -146,7 +146,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const deadline = Date.now() + timeoutMs;
     this.pump();
     while (this.queue.depth > 0) {
-      if (Date.now() >= deadline) return false;
+      if (Date.now() >= deadline || this.closing || !this.client) return false;
       await new Promise<void>((resolve) => {
         const onAck = () => {
           clearTimeout(t);

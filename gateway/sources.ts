@@ -7,6 +7,7 @@
 // A source never logs frame contents; a capture command's stderr is logged with anything that
 // looks like a device address removed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -106,9 +107,21 @@ export class FileSource extends CaptureSource {
     super(cfg.name, cfg.radio, log);
   }
 
+  /** Paced replays: the capture time the replay has reached now (-Infinity before the first frame or at max speed). */
+  captureNow(): number {
+    return this.clock ? this.clock.ts0 + (performance.now() - this.clock.wall0) * (this.cfg.speed as number) : -Infinity;
+  }
+  private clock: { wall0: number; ts0: number } | null = null;
+  get paced(): boolean {
+    return this.cfg.speed !== 'max';
+  }
+  get speed(): Speed {
+    return this.cfg.speed;
+  }
+
   protected async run(): Promise<void> {
     this.stream = createReadStream(this.cfg.path, { highWaterMark: 256 * 1024 });
-    const pace = pacer(this.cfg.speed);
+    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }));
     for await (const batch of readCapture(this.stream, this.cfg.path)) {
       if (this.stopped) break;
       await pace(batch, (frames) => this.deliver(frames));
@@ -125,7 +138,10 @@ export class FileSource extends CaptureSource {
  * Paces batches of frames to a replay speed: frame i is delivered (t_i - t_0) / speed after the first
  * one. 'max' delivers at once (yielding to the event loop between batches).
  */
-export function pacer(speed: Speed): (frames: Frame[], deliver: (frames: Frame[]) => Promise<void>) => Promise<void> {
+export function pacer(
+  speed: Speed,
+  onStart?: (wall0: number, ts0: number) => void,
+): (frames: Frame[], deliver: (frames: Frame[]) => Promise<void>) => Promise<void> {
   if (speed === 'max') {
     return async (frames, deliver) => {
       await deliver(frames);
@@ -141,6 +157,7 @@ export function pacer(speed: Speed): (frames: Frame[], deliver: (frames: Frame[]
       if (wall0 < 0) {
         wall0 = performance.now();
         ts0 = ts;
+        onStart?.(wall0, ts0);
       }
       const due = wall0 + (ts - ts0) / speed;
       const wait = due - performance.now();

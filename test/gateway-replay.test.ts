@@ -145,6 +145,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await sub.client.endAsync();
   });
 
+  it('paced replay: windows close on the capture clock through a quiet stretch, not at the next frame', async () => {
+    const base = Date.parse('2026-03-01T11:00:00.000Z');
+    // 10 frames in the first second, then silence until 5.5 s.
+    const busy = wifiCapture(join(tmp, 'gap-a.pcap'), { devices: 2, startMs: base + 100, durationMs: 900, framesPerS: 10 });
+    const late = wifiCapture(join(tmp, 'gap-b.pcap'), { devices: 1, startMs: base + 5500, durationMs: 10, framesPerS: 100 });
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    writeFileSync(join(tmp, 'gap.pcap'), Buffer.concat([readFileSync(busy.path), readFileSync(late.path).subarray(24)]));
+    const gw = new Gateway({
+      config: config({ site: 'gap', zone: 'z', id: 'g', mqtt: broker.url, source: [`pcap:${join(tmp, 'gap.pcap')}`], speed: '1', window: '1s', queueDir: join(tmp, 'q-gap') }),
+    });
+    const closedAt: Array<{ start: number; at: number }> = [];
+    gw.on('window', (m) => closedAt.push({ start: Date.parse(m.start) - base, at: performance.now() }));
+    await gw.run();
+    expect(closedAt.map((c) => c.start)).toEqual([100, 1000, 2000, 3000, 4000, 5000]);
+    // [2 s, 3 s) closes about 2 s after [0.1 s, 1 s) did, long before the frame at 5.5 s.
+    const gap = closedAt[2].at - closedAt[0].at;
+    expect(gap).toBeGreaterThan(1500);
+    expect(gap).toBeLessThan(3000);
+  });
+
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
     const start = Date.parse('2026-03-01T12:00:00.000Z');
     // 120 s of capture at speed 20 = 6 s of replay, 1 s windows: about 120 windows.
