@@ -254,17 +254,11 @@ export class CaptureParser {
     const sec = this.u32(p);
     const frac = this.u32(p + 4);
     const capLen = this.u32(p + 8);
-    const origLen = this.u32(p + 12);
     if (capLen > MAX_RECORD_BYTES) {
       throw this.fail(this.offset, `record claims ${capLen} captured bytes (more than ${MAX_RECORD_BYTES}): damaged capture`);
     }
-    if (frac >= (this.pcapNanos ? 1e9 : 1e6)) {
-      throw this.fail(this.offset + 4, `record timestamp fraction ${frac} out of range: damaged capture`);
-    }
-    if (origLen < capLen && origLen !== 0) {
-      // Some writers put 0 in orig_len; a smaller non-zero one is damage.
-      throw this.fail(this.offset + 12, `record original length ${origLen} is smaller than its captured length ${capLen}`);
-    }
+    // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
+    // one is taken as it is: only a captured length no frame can have counts as damage.
     if (this.buf.length - p < h + capLen) return false;
     out.push({
       linkType: this.pcapLinkType,
