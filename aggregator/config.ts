@@ -280,6 +280,31 @@ function deepMerge(target: any, source: any): any {
   return target;
 }
 
+const FLAG_OF: Record<string, string> = {
+  'mqtt.url': '--mqtt-url',
+  'mqtt.protocolVersion': '--mqtt-version',
+  'mqtt.clientId': '--client-id',
+  'mqtt.group': '--group',
+  'influx.url': '--influx-url',
+  'influx.api': '--influx-api',
+  'influx.database': '--influx-db',
+  out: '--out',
+  'batch.size': '--batch-size',
+  'batch.flushInterval': '--flush-interval',
+  'batch.maxBuffer': '--max-buffer',
+  'http.port': '--http-port',
+  maxAhead: '--max-ahead',
+  logLevel: '--log-level',
+};
+const ENV_OF: Record<string, string> = {
+  'mqtt.url': 'MQTT_URL',
+  'mqtt.group': 'MQTT_GROUP',
+  'influx.url': 'INFLUX_URL',
+  'influx.api': 'INFLUX_API',
+  'influx.database': 'INFLUX_DB',
+  logLevel: 'LOG_LEVEL',
+};
+
 const int = (v: string | undefined) => (v === undefined ? undefined : /^\d+$/.test(v.trim()) ? Number(v) : v);
 
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
@@ -346,7 +371,9 @@ export function loadConfig(flags: AggregatorFlags = {}, processEnv: NodeJS.Proce
   const merged: any = {};
   for (const [name, layer] of layers) {
     const clean = JSON.parse(JSON.stringify(layer)); // drops undefined
-    const problems = checkConfigObject(clean, name === 'flags' || name === 'environment' ? '' : 'aggregator.');
+    let problems = checkConfigObject(clean, name === 'flags' || name === 'environment' ? '' : 'aggregator.');
+    if (name === 'flags') problems = problems.map((p) => p.replace(/^([\w.]+):/, (all, key: string) => (FLAG_OF[key] ? `${FLAG_OF[key]}:` : all)));
+    if (name === 'environment') problems = problems.map((p) => p.replace(/^([\w.]+):/, (all, key: string) => (ENV_OF[key] ? `${ENV_OF[key]}:` : all)));
     if (problems.length) throw new ConfigError(`${name}:\n  ${problems.join('\n  ')}`);
     deepMerge(merged, clean);
   }

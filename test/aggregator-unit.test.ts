@@ -53,10 +53,19 @@ describe('aggregator config', () => {
     expect(msg).toContain('aggregator.batch.flushInterval: must be a duration like 500ms, 1s or 5m');
     expect(msg).toContain('aggregator.batch.size: must be >= 1');
     expect(msg).toContain('aggregator: unknown key "surprise"');
-    expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/batch\.size/);
+    expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/--batch-size: must be integer/);
+    expect(() => loadConfig({ flushInterval: 'soon' }, {})).toThrow(/--flush-interval: must be a duration/);
+    expect(() => loadConfig({}, { INFLUX_URL: 'influx:8086' })).toThrow(/INFLUX_URL: must be a URL like http:\/\/host:8086/);
     expect(() => loadConfig({ influxUrl: 'http://x:8086', influxApi: 'v1' }, {})).toThrow(/influx\.database: is required/);
     expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/cannot read it/);
     expect(() => loadConfig({ config: file('broken.json', '{"mqtt":') }, {})).toThrow(/not valid JSON/);
+  });
+
+  it('accepts its own output again (the demo passes loadConfig() to new Aggregator())', () => {
+    const c = loadConfig({ mqttVersion: '4', httpPort: 'off', influxUrl: 'http://db:8086', influxApi: 'v1', influxDb: 'p', flushInterval: '1s' }, {});
+    expect(resolveConfig(c)).toEqual(c);
+    expect(c.http.port).toBeNull();
+    expect(c.mqtt.protocolVersion).toBe(4);
   });
 
   it('parses durations', () => {
