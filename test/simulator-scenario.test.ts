@@ -1,6 +1,6 @@
 // Scenario files: built-ins validate; mistakes get one clear message naming the field.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinScenarios, loadScenario, nominalPeople, parseDuration, parseScenarioText, resolveScenario, ScenarioError } from '../simulator/scenario.ts';
@@ -93,6 +93,16 @@ describe('scenario files', () => {
   it('reports YAML syntax errors and unknown scenario names clearly', () => {
     expect(() => parseScenarioText('name: [unclosed', 'bad.yaml')).toThrow(/bad\.yaml: not valid YAML/);
     expect(() => loadScenario('no-such-scenario')).toThrow(/no-such-scenario: no such scenario file, and not a built-in scenario \(built-ins: .*kingsday-square/);
+  });
+
+  it('accepts the sample scenario of simulator/README.md', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'simulator', 'README.md'), 'utf8');
+    const yaml = /## Sample scenario\s+```yaml\n([\s\S]*?)```/.exec(readme)![1];
+    const s = resolveScenario(parseScenarioText(yaml, 'README.md'), 'README.md');
+    expect(s.gateways.map((g) => g.id)).toEqual(['gw-north', 'gw-south']);
+    expect(s.gateways[1].wifi).toBeUndefined();
+    expect(s.gateways[1].reachM).toBe(60);
+    expect(s.crowds).toHaveLength(2);
   });
 
   it('loads a scenario file from disk (YAML and JSON)', () => {
