@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Firmware, WASM_PATH } from '../firmware/host/firmware.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 
 const RADIO_WIFI = 1;
 const RADIO_BLE = 2;
@@ -259,5 +261,59 @@ describe('firmware batch ABI', () => {
     expect(() => fw.beginWindow(key(25))).toThrow(/already open/);
     fw.endWindow();
     expect(() => fw.endWindow()).toThrow(/no window is open/);
+  });
+});
+
+describe('firmware ingest accounting on real frames', () => {
+  const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
+  const mac = (i: number, first = 0x02) => Uint8Array.from([first, 0x10, 0x20, 0x30, (i >> 8) & 0xff, i & 0xff]);
+  const probe = (i: number, signalDbm: number) =>
+    ({ linkType: 127, timestampMs: 0, data: probeRequest({ sa: mac(i), seq: i, ies: IES, channel: 6, signalDbm, tsfUs: 0 }) }) as Frame;
+  const advert = (i: number, signalDbm: number) =>
+    bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: mac(i, 0x40), random: true, advData: Uint8Array.from([2, 1, 6]), channel: 37, signalDbm });
+
+  it('counts frames, accepted, rejected and devices per radio; repeats are one device', () => {
+    fw.beginWindow(key(40));
+    for (let rep = 0; rep < 3; rep++) for (let i = 0; i < 50; i++) fw.ingest(probe(i, -50));
+    const bad = probe(99, -50);
+    bad.data[bad.data.length - 1]! ^= 0xff; // FCS no longer matches
+    fw.ingest(bad);
+    for (let i = 0; i < 20; i++) fw.ingest({ linkType: 256, timestampMs: 0, data: advert(i, -60) });
+    const c = fw.endWindow();
+    expect(c.wifi).toEqual({ frames: 151, accepted: 150, rejected: 1, weak: 0, devices: 50, estimate: 50, exact: true });
+    expect(c.ble).toEqual({ frames: 20, accepted: 20, rejected: 0, weak: 0, devices: 20, estimate: 20, exact: true });
+    expect(c.unsupported).toBe(0);
+  });
+
+  it('ignoreFcs counts the frame whose FCS fails', () => {
+    fw.beginWindow(key(41), { ignoreFcs: true });
+    const bad = probe(7, -50);
+    bad.data[bad.data.length - 1]! ^= 0xff;
+    fw.ingest(bad);
+    expect(fw.endWindow().wifi).toMatchObject({ accepted: 1, rejected: 0, devices: 1 });
+  });
+
+  it('a slot below the RSSI threshold is weak and no device; an unknown RSSI is never weak', () => {
+    fw.beginWindow(key(42), { rssiMinDbm: -65 });
+    fw.ingest(probe(1, -50));
+    fw.ingest(probe(2, -80)); // weak
+    fw.ingest({ linkType: 256, timestampMs: 0, data: advert(1, -90) }); // weak
+    fw.ingest({ linkType: 251, timestampMs: 0, data: advert(2, -90).subarray(10) }); // no pseudo-header: RSSI unknown
+    const c = fw.endWindow();
+    expect(c.wifi).toMatchObject({ frames: 2, accepted: 2, weak: 1, devices: 1 });
+    expect(c.ble).toMatchObject({ frames: 2, accepted: 2, weak: 1, devices: 1 });
+  });
+
+  it('liveCounts reports the window so far, including frames still in the batch buffer', () => {
+    fw.beginWindow(key(43));
+    for (let i = 0; i < 10; i++) fw.ingest(probe(i, -50));
+    expect(fw.liveCounts()).toEqual({
+      wifi: { frames: 10, accepted: 10, rejected: 0, weak: 0 },
+      ble: { frames: 0, accepted: 0, rejected: 0, weak: 0 },
+      unsupported: 0,
+    });
+    fw.ingest(probe(10, -50));
+    expect(fw.liveCounts().wifi.frames).toBe(11);
+    expect(fw.endWindow().wifi.devices).toBe(11);
   });
 });
