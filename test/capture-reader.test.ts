@@ -12,7 +12,7 @@ import {
   unsupportedLinkType,
 } from '../gateway/capture/pcap.ts';
 import type { Frame } from '../firmware/host/types.ts';
-import { capturesDir, hasBinary } from './support/need.ts';
+import { capturesDir, need } from './support/need.ts';
 
 // ---- builders -------------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ describe.skipIf(!dir)('real captures', () => {
           .map((f) => join(dir, sub, f)),
       )
     : [];
-  const tshark = hasBinary('tshark');
+  const tshark = need('tshark', 'tshark', 'capture-reader (frame counts and timestamps against TShark)');
   it.each(files)('%s: frame count and timestamps agree with tshark', async (file) => {
     const frames: Frame[] = [];
     for await (const batch of readCaptureFile(file)) frames.push(...batch);

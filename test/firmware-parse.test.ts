@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { readCaptureFile } from '../gateway/capture/pcap.ts';
 import type { Frame } from '../firmware/host/types.ts';
-import { capturesDir, hasBinary } from './support/need.ts';
+import { capturesDir, need } from './support/need.ts';
 import { loadParserWasm, type Parsed, type ParserWasm } from './support/parser-wasm.ts';
 
 // frame.ts constants
@@ -290,8 +290,7 @@ describe('BLE link layer', () => {
 // ---- real captures against TShark -------------------------------------------------------------
 
 const dir = capturesDir('firmware-parse');
-const tshark = hasBinary('tshark');
-if (!tshark) console.warn('SKIPPED firmware-parse: tshark is not installed (Debian package tshark), so the frame-by-frame comparison is skipped');
+const tshark = need('tshark', 'tshark', 'firmware-parse (frame-by-frame comparison with TShark)');
 
 async function frames(file: string): Promise<Frame[]> {
   const out: Frame[] = [];

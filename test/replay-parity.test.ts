@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { replayCapture, type ReplayOptions, type ReplayWindow } from '../gateway/replay.ts';
-import { capturesDir, hasBinary } from './support/need.ts';
+import { capturesDir, need } from './support/need.ts';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
 const dir = capturesDir('replay-parity');
-const tshark = hasBinary('tshark');
+const tshark = need('tshark', 'tshark', 'replay-parity (reference figures and address check with TShark)');
 
 // README figures. Wi-Fi: frames, probe requests (PR), distinct SA, of which locally administered.
 const WIFI: Record<string, { frames: number; pr: number; sa: number; staleFcs?: boolean }> = {
