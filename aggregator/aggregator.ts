@@ -19,7 +19,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { pino, type Logger } from 'pino';
 import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../gateway/contract.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
-import { classify, missingLines, GATEWAY_STATUS, PRESENCE } from './messages.ts';
+import { classify, missingLines, GATEWAY_STATUS, PRESENCE, type Classified } from './messages.ts';
 import { createSink, isPermanent, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
 
@@ -178,6 +178,8 @@ export class Aggregator extends EventEmitter {
         this.held = null; // a held callback belongs to the closed connection's packet loop
         this.metrics.connected.set(1);
         this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
+        if (this.gen > 1 && !connack.sessionPresent)
+          this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
         this.subscribe(client, version).then(
           () => {
             if (!settled) { settled = true; resolve(); }
@@ -233,7 +235,12 @@ export class Aggregator extends EventEmitter {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const entry: AckEntry = { gen: this.gen, id: packet.messageId, qos: packet.qos, ready: false };
     this.counters.received++;
-    const r = classify(topic, payload, now, this.config.maxAhead);
+    let r: Classified;
+    try {
+      r = classify(topic, payload, now, this.config.maxAhead);
+    } catch (e) {
+      r = { ok: false, reason: 'invalid', detail: `cannot be turned into points: ${(e as Error).message}` };
+    }
     if (r.ok ? r.kind === 'status' : topic.endsWith('/status')) this.uncounted.status++;
     else this.uncounted.counts++;
     this.entries.push(entry);

@@ -131,6 +131,9 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     const m = v.value;
     if (m.site !== t.site || m.gateway !== t.gateway)
       return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+    for (const radio of ['wifi', 'ble'] as const)
+      for (const f of ['devices', 'estimate', 'frames'] as const)
+        if (m[radio][f] > Number.MAX_SAFE_INTEGER) return { ok: false, reason: 'invalid', detail: `/${radio}/${f} is too large for an exact integer` };
     const start = Date.parse(m.start);
     if (start > now + maxAheadMs)
       return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };

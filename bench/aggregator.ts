@@ -74,13 +74,17 @@ async function aggregator(url: string, influx: Influxd, n: number): Promise<{ ms
     { logger: pino({ level: 'warn' }, pino.destination(2)) },
   );
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await agg.start();
   let maxDepth = 0;
   while (agg.stats().acked < n) {
     maxDepth = Math.max(maxDepth, agg.stats().queueDepth);
     await new Promise((r) => setTimeout(r, 5));
   }
-  if (process.env.BENCH_DEBUG) console.log(`aggregator: most unacknowledged at once ${maxDepth}`);
+  if (process.env.BENCH_DEBUG) {
+    const cpu = process.cpuUsage(cpu0);
+    console.log(`aggregator: most unacknowledged at once ${maxDepth}; node CPU ${((cpu.user + cpu.system) / 1000 / (performance.now() - t0) * 100).toFixed(0)}% of the wall time`);
+  }
   const ms = performance.now() - t0;
   return { ms, agg };
 }
@@ -98,7 +102,9 @@ export async function run(): Promise<void> {
     await presubscribe(broker.url, 'bench-aggregator');
     const pub = await publish(broker.url);
     console.log(`aggregator: ${pub.n} counts messages (${GATEWAYS} gateways x ${WINDOWS} windows, simulator load mode) queued in Mosquitto at ${Math.round((pub.n / pub.ms) * 1000)} msg/s`);
+    const c0 = process.cpuUsage();
     const bareMs = await bare(broker.url, pub.n);
+    if (process.env.BENCH_DEBUG) { const c = process.cpuUsage(c0); console.log(`aggregator: bare node CPU ${((c.user + c.system) / 1000 / bareMs * 100).toFixed(0)}%`); }
     const bareRate = (pub.n / bareMs) * 1000;
     console.log(`aggregator: bare MQTT.js subscriber (QoS 1, auto PUBACK)        ${Math.round(bareRate).toLocaleString('en')} msg/s`);
     const { ms: aggMs, agg } = await aggregator(broker.url, influx, pub.n);

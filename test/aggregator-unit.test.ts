@@ -105,6 +105,7 @@ describe('aggregator message core', () => {
     expect(r(t, '{"v":1')).toBe('bad_json');
     expect(r(t, JSON.stringify({ ...m, wifi: { ...m.wifi, devices: -1 } }))).toBe('invalid');
     expect(r(t, JSON.stringify({ ...m, seq: '5' }))).toBe('invalid');
+    expect(r(t, JSON.stringify({ ...m, ble: { ...m.ble, frames: 1e20 } }))).toBe('invalid');
     expect(r(countsTopic('site-a', 'gw-2'), encode(m))).toBe('topic_mismatch');
     expect(r(countsTopic('site-b', 'gw-1'), encode(m))).toBe('topic_mismatch');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 6 * 60_000)))).toBe('future');
