@@ -23,7 +23,7 @@ const RECORD_HEADER: u32 = 16;
 const BATCH: usize = memory.data(<i32>BATCH_BYTES, 16);
 const KEY: usize = memory.data(<i32>KEY_BYTES, 16);
 
-// Stats: u32 words. Per radio block of 8 words at STAT_WIFI / STAT_BLE.
+// Stats: u32 words. A block of 8 words per radio: Wi-Fi at byte 0, BLE at byte 32.
 const STATS: usize = memory.data(32 * 4, 16);
 // @ts-ignore: decorator
 @inline const R_FRAMES: usize = 0;
