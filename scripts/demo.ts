@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import type { CountsMessage } from '../gateway/contract.ts';
 import { loadConfig as loadGatewayConfig } from '../gateway/config.ts';
@@ -244,16 +244,18 @@ function lineCount(file: string): number {
   return text.split('\n').filter((l) => l.trim() && !l.startsWith('#')).length;
 }
 
-export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<{ lpFile: string | null; table: CountTable; points: number }> {
+export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
   const windowS = parseWindowS(opts.window);
   const speed: number | 'max' = opts.speed === 'max' ? 'max' : Number(opts.speed);
   if (speed !== 'max' && !(speed > 0)) throw new Error(`--speed "${opts.speed}": must be a number above 0 or max`);
   if (!(opts.minutes > 0)) throw new Error(`--minutes "${opts.minutes}": must be a number above 0`);
+  if (!(opts.scale > 0)) throw new Error(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
+  if (!Number.isInteger(opts.seed)) throw new Error(`--seed "${opts.seed}": must be a whole number`);
   const durationS = Math.round(opts.minutes * 60);
   const logFile = join(outDir, 'demo.log');
-  const log = pino({ level: 'info', base: { app: 'presence-demo' } }, pino.destination({ dest: logFile, sync: false, mkdir: true }));
+  const log = pino({ level: 'info', base: { app: 'presence-demo' } }, pino.destination({ dest: logFile, sync: true, mkdir: true }));
   // The simulated hour ends at the current window boundary, so the dashboards' "last hours" show it.
   const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
   const startMs = endMs - durationS * 1000;
@@ -269,6 +271,16 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
   );
   const toFile = !aggConfig.influx.url;
+  if (!toFile) {
+    // Fail fast with a clear message rather than retrying writes into nothing.
+    try {
+      await fetch(new URL('/ping', aggConfig.influx.url), { signal: AbortSignal.timeout(5000) });
+    } catch (e) {
+      await broker.stop();
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`INFLUX_URL ${aggConfig.influx.url}: no InfluxDB answers (${cause?.code ?? cause?.message ?? (e as Error).message}); unset INFLUX_URL to write a line-protocol file instead`);
+    }
+  }
   if (toFile && existsSync(lp)) {
     const { rmSync } = await import('node:fs');
     rmSync(lp); // a fresh file per run
@@ -311,7 +323,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
         dirty = true;
       },
     });
-    await aggregator.drain(30_000);
+    const drained = await aggregator.drain(30_000);
     if (timer) clearInterval(timer);
     dirty = true;
     if (live) {
@@ -328,6 +340,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
       return r === '' ? '.' : r.startsWith('..') ? p : r;
     };
     write('\n');
+    if (!drained || stats.writeFailures > 0)
+      write(`warning: the aggregator could not write everything to ${aggregator.sink.target} (${stats.writeFailures} failed writes); see ${logFile}\n`);
     write(`${today.gateways.length} gateways in ${today.zones.length} zones of site "${today.site}": ${table.windows} windows, ${table.messages} count messages, ${stats.pointsWritten} points written, ${stats.rejected} rejected\n`);
     const err = countingError(messages, today.simulation.truth.windows);
     if (err.windows)
@@ -340,13 +354,13 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
       write(`  ${rel(lp)}  ${points} points of InfluxDB line protocol (ms timestamps), ${Math.round(statSync(lp).size / 1024)} KiB\n`);
       write(`  load into InfluxDB 1.x:  curl -XPOST 'http://127.0.0.1:8086/write?db=presence&precision=ms' --data-binary @${rel(lp)}\n`);
       write(`  load into InfluxDB 2.x:  influx write --bucket presence --precision ms --file ${rel(lp)}\n`);
-    } else {
+    } else if (drained) {
       write(`  points went to ${aggregator.sink.target}\n`);
     }
     write(`  ${rel(join(outDir, 'today'))}/  simulated captures (pcap, open in Wireshark) and ground truth\n`);
     write(`  ${rel(logFile)}  logs of the gateways and the aggregator (JSON)\n`);
     write('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md\n');
-    return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten };
+    return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
   } catch (e) {
     await aggregator.stop(2000).catch(() => {});
     await broker.stop().catch(() => {});
@@ -354,23 +368,34 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   }
 }
 
+function positive(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0.');
+  return n;
+}
+function whole(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be a whole number.');
+  return n;
+}
+
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('Run the whole pipeline here, nothing installed: simulated crowd -> gateways (WASM) -> embedded MQTT broker -> aggregator -> line-protocol file (or InfluxDB with INFLUX_URL)')
     .option('--scenario <name|file>', 'built-in scenario or scenario file', 'kingsday-square')
-    .option('--minutes <n>', 'simulated minutes', (v) => Number(v), 30)
+    .option('--minutes <n>', 'simulated minutes', positive, 30)
     .option('--window <duration>', 'window length', '60s')
     .option('--speed <factor|max>', 'replay speed of the captures (1 = real time)', '30')
-    .option('--scale <factor>', 'multiplier of the scenario\'s crowd (kingsday-square at 0.1: 50 people at the start, about 320 after 30 minutes)', (v) => Number(v), 0.1)
-    .option('--seed <n>', 'simulator seed', (v) => Number(v), 1)
+    .option('--scale <factor>', 'multiplier of the scenario\'s crowd (kingsday-square at 0.1: 50 people at the start, about 320 after 30 minutes)', positive, 0.1)
+    .option('--seed <n>', 'simulator seed', whole, 1)
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
     .action(async (o: DemoOptions) => {
       try {
-        await runDemo(o);
-        process.exit(0);
+        const r = await runDemo(o);
+        process.exit(r.complete ? 0 : 1);
       } catch (e) {
         process.stderr.write(`presence demo: ${(e as Error).message}\n`);
         process.exit(1);
