@@ -101,9 +101,8 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   const kind = load<u8>(slot, 6);
   const group: u32 = radio == RADIO_BLE && kind != ADDR_BLE_PUBLIC ? 1 : 0;
   // message: radio, address-kind group, address (6 bytes, display order)
-  const m0 = radio | (group << 8) | (<u32>load<u8>(slot, 0) << 16) | (<u32>load<u8>(slot, 1) << 24);
-  const m1 = <u32>load<u8>(slot, 2) | (<u32>load<u8>(slot, 3) << 8) | (<u32>load<u8>(slot, 4) << 16) | (<u32>load<u8>(slot, 5) << 24);
-  countHash(r, hashAddress(m0, m1));
+  const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
+  countHash(r, hashAddress(m0, load<u32>(slot, 2)));
 }
 
 /**
@@ -209,9 +208,7 @@ export function blake2s(keyPtr: usize, keyLen: u32, msgPtr: usize, msgLen: u32, 
 /** The window's 8-byte keyed hash of an address (6 bytes at ptr) as a u64 (digest bytes LE). */
 export function hash_address(radio: u32, group: u32, ptr: usize): u64 {
   if (!inMemory(ptr, 6)) return 0;
-  const m0 = radio | (group << 8) | (<u32>load<u8>(ptr, 0) << 16) | (<u32>load<u8>(ptr, 1) << 24);
-  const m1 = load<u32>(ptr, 2);
-  return hashAddress(m0, m1);
+  return hashAddress(radio | (group << 8) | (<u32>load<u16>(ptr, 0) << 16), load<u32>(ptr, 2));
 }
 
 /**
@@ -225,8 +222,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
   const group: u32 = radio == RADIO_BLE && kind != <u32>ADDR_BLE_PUBLIC ? 1 : 0;
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + <usize>i * 6;
-    const m0 = radio | (group << 8) | (<u32>load<u8>(a, 0) << 16) | (<u32>load<u8>(a, 1) << 24);
-    countHash(r, hashAddress(m0, load<u32>(a, 2)));
+    countHash(r, hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2)));
   }
 }
 
@@ -239,8 +235,7 @@ export function hash_addresses(ptr: usize, n: u32): u32 {
   let acc: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + (<usize>i << 3);
-    const m0 = RADIO_WIFI | (<u32>load<u8>(a, 0) << 16) | (<u32>load<u8>(a, 1) << 24);
-    acc ^= hashAddress(m0, load<u32>(a, 2));
+    acc ^= hashAddress(RADIO_WIFI | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
   }
   return <u32>acc ^ <u32>(acc >> 32);
 }
