@@ -262,8 +262,8 @@ export function registerReplay(program: Command): void {
         bar?.stop();
         bar = null;
         if (e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError) return fail(e.message);
-        if ((e as NodeJS.ErrnoException).code) return fail(`${file}: ${(e as Error).message}`);
-        throw e;
+        if ((e as NodeJS.ErrnoException).syscall) return fail(`${file}: ${(e as Error).message}`);
+        return fail(e instanceof Error ? e.message : String(e)); // e.g. the firmware build is missing
       } finally {
         bar?.stop();
         for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);
