@@ -66,7 +66,7 @@ function hasBinary(bin: string): boolean {
 }
 
 async function startBroker(dir: string): Promise<{ url: string; kind: string; stop: () => Promise<void> }> {
-  if (hasBinary('mosquitto')) {
+  if (process.env.BENCH_BROKER !== 'aedes' && hasBinary('mosquitto')) {
     const { Mosquitto } = await import('../test/support/mosquitto.ts');
     const m = await new Mosquitto().start();
     return { url: m.url, kind: 'Mosquitto', stop: () => m.dispose() };
@@ -119,6 +119,52 @@ async function firmwareBaseline(path: string): Promise<{ cpu: number; frames: nu
   return { cpu: (d.user + d.system) / 1e6, frames: frames.length };
 }
 
+interface Sample {
+  t: number;
+  rss: number;
+  cpu: number;
+}
+
+function rssLine(samples: Sample[]): string {
+  const at = (f: number) => samples[Math.min(samples.length - 1, Math.floor(f * (samples.length - 1)))].rss;
+  const fmt = (x: number) => x.toFixed(1);
+  const max = Math.max(...samples.map((s) => s.rss));
+  return `after load ${fmt(at(0))} MB, at 1/4 ${fmt(at(0.25))} MB, 1/2 ${fmt(at(0.5))} MB, end ${fmt(at(1))} MB (1/4 -> end: ${at(1) - at(0.25) >= 0 ? '+' : ''}${fmt(at(1) - at(0.25))} MB; max ${fmt(max)} MB)`;
+}
+
+/** Runs `presence gateway` on the capture; samples its CPU and RSS every 250 ms from 1.5 s on. */
+async function replay(capture: string, url: string, queueDir: string, speed: string): Promise<{ a: Sample; z: Sample; samples: Sample[]; wall: number } | null> {
+  const wallStart = performance.now();
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt', url, '--source', `pcap:${capture}`, '--speed', speed, '--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'warn'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  let alive = true;
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  void exited.then(() => (alive = false));
+  const samples: Sample[] = [];
+  await new Promise((r) => setTimeout(r, 1500));
+  while (alive) {
+    try {
+      samples.push({ t: (performance.now() - wallStart) / 1000, rss: procRssMb(child.pid!), cpu: procCpuSeconds(child.pid!) });
+    } catch {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const code = await exited;
+  const wall = (performance.now() - wallStart) / 1000;
+  if (code !== 0 || samples.length < 4) {
+    console.log(`gateway --speed ${speed}: replay failed (exit ${code}, ${samples.length} samples): ${stderr.slice(-500)}`);
+    process.exitCode = 1;
+    return null;
+  }
+  return { a: samples[0], z: samples[samples.length - 1], samples, wall };
+}
+
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'presence-bench-gw-'));
   try {
@@ -127,51 +173,33 @@ export async function run(): Promise<void> {
     const frames = makeCapture(capture, start);
     const base = await firmwareBaseline(capture);
     const broker = await startBroker(dir);
-    const wallStart = performance.now();
-    const child = spawn(
-      process.execPath,
-      [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', `pcap:${capture}`, '--speed', '1', '--window', WINDOW, '--queue-dir', join(dir, 'queue'), '--log-level', 'warn'],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-    const samples: Array<{ t: number; rss: number; cpu: number }> = [];
-    let alive = true;
-    void exited.then(() => (alive = false));
-    // Start measuring once the process has loaded (the first window of frames is under way).
-    await new Promise((r) => setTimeout(r, 2000));
-    while (alive) {
-      try {
-        samples.push({ t: (performance.now() - wallStart) / 1000, rss: procRssMb(child.pid!), cpu: procCpuSeconds(child.pid!) });
-      } catch {
-        break;
+    try {
+      const paced = await replay(capture, broker.url, join(dir, 'q1'), '1');
+      const fmt = (x: number, d = 1) => x.toFixed(d);
+      console.log(`capture: ${frames} frames (Wi-Fi + BLE, 2,000 devices), ${SECONDS} s at ${RATE} frames/s, ${WINDOW} windows; broker: ${broker.kind}`);
+      console.log(`baseline (firmware alone, in-process, same frames and windows): ${fmt(base.cpu, 3)} CPU s for ${base.frames} frames = ${fmt((base.cpu / base.frames) * 1e6, 2)} us/frame`);
+      if (!paced) return;
+      const perFrameFw = base.cpu / base.frames;
+      {
+        const { a, samples } = paced;
+        // Steady state: while the capture is being replayed (start-up and the final flush excluded).
+        const z = samples.filter((x) => x.t <= SECONDS).at(-1) ?? paced.z;
+        const cpu = z.cpu - a.cpu;
+        const wall = z.t - a.t;
+        const perFrame = cpu / (wall * RATE);
+        console.log(`--speed 1 (${RATE} frames/s): gateway process CPU ${fmt((cpu / wall) * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrame * 1e6, 2)} us/frame`);
+        console.log(`  gateway / firmware-alone CPU per frame: ${fmt(perFrame / perFrameFw, 2)}x`);
+        console.log(`  RSS ${rssLine(samples)}`);
       }
-      await new Promise((r) => setTimeout(r, 500));
+      const fast = await replay(capture, broker.url, join(dir, 'q2'), 'max');
+      if (fast) {
+        const cpu = fast.z.cpu;
+        console.log(`--speed max: ${frames} frames in ${fmt(fast.wall)} s = ${Math.round(frames / fast.wall)} frames/s (whole run incl. start-up), CPU ${fmt((cpu / frames) * 1e6, 2)} us/frame = ${fmt(cpu / frames / perFrameFw, 2)}x firmware alone`);
+        console.log(`  RSS ${rssLine(fast.samples)}`);
+      }
+    } finally {
+      await broker.stop();
     }
-    const code = await exited;
-    await broker.stop();
-    if (code !== 0 || samples.length < 4) {
-      console.log(`gateway: replay failed (exit ${code}): ${stderr.slice(-500)}`);
-      process.exitCode = 1;
-      return;
-    }
-    // Steady state: from the first sample to the last one (start-up excluded).
-    const a = samples[0];
-    const z = samples[samples.length - 1];
-    const mid = samples[Math.floor(samples.length / 2)];
-    const cpu = z.cpu - a.cpu;
-    const wall = z.t - a.t;
-    const framesInSpan = Math.round(wall * RATE);
-    const share = cpu / wall;
-    const perFrameGw = cpu / framesInSpan;
-    const perFrameFw = base.cpu / base.frames;
-    const fmt = (x: number, d = 1) => x.toFixed(d);
-    console.log(`capture: ${frames} frames (Wi-Fi + BLE, 2,000 devices), ${SECONDS} s at ${RATE} frames/s, replayed at --speed 1, ${WINDOW} windows; broker: ${broker.kind}`);
-    console.log(`baseline (firmware alone, in-process, same frames and windows): ${fmt(base.cpu, 3)} CPU s for ${base.frames} frames = ${fmt(perFrameFw * 1e6, 2)} us/frame`);
-    console.log(`gateway process at ${RATE} frames/s: CPU ${fmt(share * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrameGw * 1e6, 2)} us/frame`);
-    console.log(`gateway / firmware-alone CPU per frame: ${fmt(perFrameGw / perFrameFw, 2)}x`);
-    console.log(`gateway RSS: start ${fmt(a.rss)} MB, middle ${fmt(mid.rss)} MB, end ${fmt(z.rss)} MB (end/start ${fmt(z.rss / a.rss, 2)}x; max ${fmt(Math.max(...samples.map((s) => s.rss)))} MB)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
