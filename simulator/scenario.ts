@@ -509,7 +509,13 @@ export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Sce
     if (!hit) throw new ScenarioError(nameOrPath, [`no such scenario file, and not a built-in scenario (built-ins: ${builtinScenarios().join(', ')})`]);
     path = hit;
   }
-  const doc = parseScenarioText(readFileSync(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ScenarioError(path, [`cannot read the scenario file (${(e as Error).message})`]);
+  }
+  const doc = parseScenarioText(text, path);
   return resolveScenario(doc, path, o);
 }
 

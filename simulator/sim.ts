@@ -478,9 +478,8 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     const tMs = t * 1000;
     for (const g of gw) {
       if (!g.wifi) continue;
-      const median = w.txPowerDbm - pathLossDb(env, dist(d.agent, t, g)) - d.bodyLossDb - d.agent.extraLossDb;
-      if (median >= g.wifi.sensitivityDbm) tallies[g.index].emittedWifi.add(d.macKey);
-      const mean = median + d.wifiShadow[g.index];
+      const mean = w.txPowerDbm - pathLossDb(env, dist(d.agent, t, g)) - d.bodyLossDb - d.agent.extraLossDb + d.wifiShadow[g.index];
+      if (mean >= g.wifi.sensitivityDbm) tallies[g.index].emittedWifi.add(d.macKey);
       if (mean + 4 * env.fadingDb < g.wifi.sensitivityDbm) continue;
       const tuned = tunedChannel(g.wifi, tMs);
       if (!tuned) continue;
@@ -500,9 +499,8 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     const b = d.model.ble!;
     for (const g of gw) {
       if (!g.ble) continue;
-      const median = b.txPowerDbm - pathLossDb(env, dist(d.agent, t, g)) - d.bodyLossDb - d.agent.extraLossDb;
-      if (median >= g.ble.sensitivityDbm) tallies[g.index].emittedBle.add(d.bleKey);
-      const mean = median + d.bleShadow[g.index];
+      const mean = b.txPowerDbm - pathLossDb(env, dist(d.agent, t, g)) - d.bodyLossDb - d.agent.extraLossDb + d.bleShadow[g.index];
+      if (mean >= g.ble.sensitivityDbm) tallies[g.index].emittedBle.add(d.bleKey);
       if (mean + 4 * env.fadingDb < g.ble.sensitivityDbm) continue;
       if (g.ble.duty < 1 && !air.chance(g.ble.duty)) continue;
       const rssi = mean + air.normal(0, env.fadingDb);
@@ -596,8 +594,10 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
             }
             const pl = pathLossDb(env, dd) + a.extraLossDb;
             for (const d of a.devices) {
-              const inWifi = d.wifiOn && !!g.wifi && d.model.wifi!.txPowerDbm - pl - d.bodyLossDb >= g.wifi.sensitivityDbm;
-              const inBle = d.bleOn && !!g.ble && d.model.ble!.txPowerDbm - pl - d.bodyLossDb >= g.ble.sensitivityDbm;
+              // In reach: the link's mean signal (path loss and this link's shadowing, without the
+              // per-frame fading) is above the receiver's sensitivity.
+              const inWifi = d.wifiOn && !!g.wifi && d.model.wifi!.txPowerDbm - pl - d.bodyLossDb + d.wifiShadow[g.index] >= g.wifi.sensitivityDbm;
+              const inBle = d.bleOn && !!g.ble && d.model.ble!.txPowerDbm - pl - d.bodyLossDb + d.bleShadow[g.index] >= g.ble.sensitivityDbm;
               if (inWifi) tl.wifiDevices.add(d.id);
               if (inBle) tl.bleDevices.add(d.id);
               if (inWifi || inBle) {

@@ -22,7 +22,7 @@ export interface TruthWindow {
   people: number;
   /** Time-averaged number of people in reach. */
   peopleMean: number;
-  /** Physical devices in reach (radio on, median signal above the receiver's sensitivity). */
+  /** Physical devices in reach: radio on, mean signal of the link (path loss + its shadowing) above the sensitivity. */
   devices: { total: number; wifi: number; ble: number; byKind: Record<DeviceKind, number> };
   /** Distinct source addresses in the gateway's capture in this window (what a perfect counter counts). */
   addresses: { wifi: number; ble: number; wifiLocal: number; wifiGlobal: number; blePublic: number; bleRandom: number };
