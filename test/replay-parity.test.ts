@@ -6,7 +6,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { replayCapture, type ReplayOptions, type ReplayWindow } from '../gateway/replay.ts';
+import { MAX_EMPTY_WINDOWS, parseWindow, replayCapture, replayFrames, type ReplayOptions, type ReplayWindow } from '../gateway/replay.ts';
+import { Firmware } from '../firmware/host/firmware.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { crc32 } from 'node:zlib';
 import { capturesDir, need } from './support/need.ts';
 
 const run = promisify(execFile);
@@ -242,5 +245,78 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', () => {
     const file = join(dir!, 'wifi', 'n-02.cap');
     const out = execFileSync(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', '-', '--json', '--window', 'all'], { input: readFileSync(file), encoding: 'utf8', cwd: root });
     expect(JSON.parse(out).wifi).toMatchObject({ frames: 218, probes: 9, devices: 5 });
+  });
+});
+
+// ---- window logic on synthetic frames (no capture folder needed) ------------------------------
+
+/** A radiotap probe request with a good FCS from address 02:00:00:00:00:<n>. */
+function probe(n: number, timestampMs: number): Frame {
+  const body = [0x40, 0, 0, 0, 255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, n, 255, 255, 255, 255, 255, 255, 0x10, 0, 0, 0];
+  const fcs = crc32(Uint8Array.from(body));
+  const rt = [0, 0, 9, 0, 0x02, 0, 0, 0, 0x10];
+  return { linkType: 127, timestampMs, data: Uint8Array.from([...rt, ...body, fcs & 0xff, (fcs >>> 8) & 0xff, (fcs >>> 16) & 0xff, fcs >>> 24]) };
+}
+
+async function collect(frames: Frame[], opts: ReplayOptions, fw = Firmware.loadSync()) {
+  const notes: string[] = [];
+  const out: ReplayWindow[] = [];
+  for await (const w of replayFrames([frames], fw, opts, (m) => notes.push(m))) out.push(w);
+  return { out, notes };
+}
+
+describe('replay windows', () => {
+  const t0 = Date.UTC(2026, 0, 1, 12, 0, 0);
+  it('counts a device once per window, prints empty windows inside the capture, keeps late frames in the current window', async () => {
+    const frames = [probe(1, t0 + 100), probe(2, t0 + 200), probe(1, t0 + 900), probe(1, t0 + 3500), probe(3, t0 + 3400 - 2000)];
+    const { out } = await collect(frames, { window: 1000 });
+    expect(out.map((w) => [w.start, w.wifi.probes, w.wifi.devices])).toEqual([
+      ['2026-01-01T12:00:00.000Z', 3, 2],
+      ['2026-01-01T12:00:01.000Z', 0, 0],
+      ['2026-01-01T12:00:02.000Z', 0, 0],
+      ['2026-01-01T12:00:03.000Z', 2, 2], // the frame from 12:00:01.4 arrived late: counted here
+    ]);
+    const all = await collect(frames, { window: 'all' });
+    expect(all.out).toHaveLength(1);
+    expect(all.out[0]).toMatchObject({ start: '2026-01-01T12:00:00.100Z', end: '2026-01-01T12:00:03.500Z', wifi: { probes: 5, devices: 3 } });
+  });
+
+  it('skips a clock jump of more than MAX_EMPTY_WINDOWS windows with a note', async () => {
+    const later = t0 + (MAX_EMPTY_WINDOWS + 5) * 1000;
+    const { out, notes } = await collect([probe(1, t0), probe(1, later)], { window: 1000 });
+    expect(out).toHaveLength(2);
+    expect(out[1].start).toBe(new Date(later).toISOString());
+    expect(notes.join('\n')).toMatch(/clock jumps from 2026-01-01T12:00:01.000Z to .*: 10004 empty windows not printed/);
+  });
+
+  it('draws a fresh 32-byte random key for every window and leaves no copy of it', async () => {
+    const fw = Firmware.loadSync();
+    const keys: Uint8Array[] = [];
+    const begin = fw.beginWindow.bind(fw);
+    fw.beginWindow = (key, opts) => {
+      const copy = Uint8Array.from(key); // (a Buffer's slice() would be a view)
+      keys.push(copy);
+      begin(key, opts);
+      expect(key.every((b) => b === 0)).toBe(true); // the caller's array is zeroed by the firmware
+    };
+    const frames = [0, 1, 2, 3, 4].map((i) => probe(i, t0 + i * 1000));
+    await collect(frames, { window: 1000 }, fw);
+    expect(keys).toHaveLength(5);
+    expect(new Set(keys.map((k) => Buffer.from(k).toString('hex'))).size).toBe(5);
+    for (const k of keys) {
+      expect(k).toHaveLength(32);
+      expect(k.some((b) => b !== 0)).toBe(true);
+    }
+    expect(fw.windowOpen).toBe(false);
+  });
+
+  it('parses window lengths and refuses nonsense', () => {
+    expect(parseWindow('60s')).toBe(60_000);
+    expect(parseWindow('5m')).toBe(300_000);
+    expect(parseWindow('500ms')).toBe(500);
+    expect(parseWindow('1h')).toBe(3_600_000);
+    expect(parseWindow('all')).toBe('all');
+    expect(() => parseWindow('0s')).toThrow(/--window: must be a duration like 60s/);
+    expect(() => parseWindow('soon')).toThrow(/got "soon"/);
   });
 });
