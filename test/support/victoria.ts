@@ -68,7 +68,7 @@ export class Victoria {
   /** Raw samples of every series matching a selector, via /api/v1/export (after a forced flush). */
   async export(match: string): Promise<VmSeries[]> {
     await fetch(`${this.url}/internal/force_flush`);
-    const params = new URLSearchParams({ 'match[]': match, start: '0', reduce_mem_usage: '1' });
+    const params = new URLSearchParams({ 'match[]': match, start: '0' });
     const res = await fetch(`${this.url}/api/v1/export?${params}`);
     if (!res.ok) throw new Error(`victoria-metrics export failed (${res.status}): ${await res.text()}`);
     const text = await res.text();
@@ -78,10 +78,18 @@ export class Victoria {
       .map((l) => JSON.parse(l) as VmSeries);
   }
 
-  /** Number of distinct samples (series x timestamp) matching a selector. */
+  /** Number of distinct samples (series x timestamp) matching a selector. A series can come back
+   *  in several lines (one per storage part) until VictoriaMetrics merges them, so merge here. */
   async count(match: string): Promise<number> {
+    const bySeries = new Map<string, Set<number>>();
+    for (const s of await this.export(match)) {
+      const key = JSON.stringify(Object.entries(s.metric).sort());
+      let set = bySeries.get(key);
+      if (!set) bySeries.set(key, (set = new Set()));
+      for (const t of s.timestamps) set.add(t);
+    }
     let n = 0;
-    for (const s of await this.export(match)) n += new Set(s.timestamps).size;
+    for (const set of bySeries.values()) n += set.size;
     return n;
   }
 
