@@ -39,6 +39,21 @@ function truthPerWindow(r: SimulateResult, gateway: string, radio: 'wifi' | 'ble
 }
 
 describe('simulate: reproducible output', () => {
+  it('writes every gateway\'s frames in time order', async () => {
+    const r = await simulate({ scenario: 'kingsday-square', durationS: 120, scale: 0.01, seed: 2, outDir: join(root, 'order') });
+    for (const g of r.gateways) {
+      let last = -Infinity;
+      let n = 0;
+      for await (const batch of readCaptureFile(g.pcap))
+        for (const f of batch) {
+          expect(f.timestampMs).toBeGreaterThanOrEqual(last);
+          last = f.timestampMs;
+          n++;
+        }
+      expect(n).toBe(g.frames);
+    }
+  });
+
   it('gives byte-identical captures and truth for the same seed, different ones for another seed', async () => {
     const opts = { scenario: 'quiet-night', durationS: 300, seed: 7 };
     const a = await simulate({ ...opts, outDir: join(root, 'a') });
@@ -119,9 +134,10 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
 });
 
 describe('simulate: presence replay gives the truth', () => {
-  it('counts the same distinct addresses per window as the truth holds', async () => {
-    const r = await simulate({ scenario: 'kingsday-square', durationS: 300, scale: 0.01, seed: 5, outDir: join(root, 'replay') });
-    for (const g of r.gateways) {
+  it('counts the same distinct addresses per window as the truth holds (BLE as link layer and as HCI)', async () => {
+    const ll = await simulate({ scenario: 'kingsday-square', durationS: 300, scale: 0.01, seed: 5, outDir: join(root, 'replay') });
+    const hci = await simulate({ scenario: 'traffic-corridor', durationS: 300, scale: 0.5, seed: 5, bleLink: 'hci', outDir: join(root, 'replay-hci') });
+    for (const [r, g] of [ll, hci].flatMap((x) => x.gateways.map((gw) => [x, gw] as const))) {
       const wifi = new Map<string, number>();
       const ble = new Map<string, number>();
       for await (const w of replayCapture(g.pcap, { window: r.windowS * 1000 })) {
