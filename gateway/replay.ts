@@ -104,6 +104,9 @@ export async function* replayFrames(
         firmware.ingest(frame);
       }
     }
+    const counts = firmware.endWindow();
+    if (winMs === 'all') yield toWindow(start, last, counts);
+    else if (start !== null) yield toWindow(start, start + winMs, counts);
   } catch (err) {
     // Close the window (wiping its hashes) before passing the error on. A damaged or cut capture
     // still yields the counts of the frames before the damage: accepted data is never lost.
@@ -114,10 +117,10 @@ export async function* replayFrames(
       else yield toWindow(start, start + winMs, counts);
     }
     throw err;
+  } finally {
+    // The consumer stopped early (break, closed pipe): still wipe the window.
+    if (firmware.windowOpen) firmware.endWindow();
   }
-  const counts = firmware.endWindow();
-  if (winMs === 'all') yield toWindow(start, last, counts);
-  else if (start !== null) yield toWindow(start, start + winMs, counts);
 }
 
 /**

@@ -310,6 +310,16 @@ describe('replay windows', () => {
     expect(fw.windowOpen).toBe(false);
   });
 
+  it('wipes the open window when the consumer stops early', async () => {
+    const fw = Firmware.loadSync();
+    const frames = [0, 1, 2].map((i) => probe(i, t0 + i * 1000));
+    for await (const w of replayFrames([frames], fw, { window: 1000 })) {
+      expect(w.wifi.devices).toBe(1);
+      break;
+    }
+    expect(fw.windowOpen).toBe(false);
+  });
+
   it('parses window lengths and refuses nonsense', () => {
     expect(parseWindow('60s')).toBe(60_000);
     expect(parseWindow('5m')).toBe(300_000);
