@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
+import { CountTable, countingError } from '../scripts/demo.ts';
+import type { CountsMessage } from '../gateway/contract.ts';
 
 const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');
@@ -35,7 +37,7 @@ function run(cmd: string, args: string[], timeoutMs: number, influx: Record<stri
   });
 }
 
-describe.skipIf(!hasInflux)(SUITE, () => {
+describe(SUITE, () => {
   const out = mkdtempSync(join(tmpdir(), 'presence-demo-test-'));
   let result: Awaited<ReturnType<typeof run>>;
   let influxd: Influxd;
@@ -44,9 +46,9 @@ describe.skipIf(!hasInflux)(SUITE, () => {
   beforeAll(async () => {
     // The real entry point of `npm start`, shortened: 5 simulated minutes, replayed at full speed.
     result = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '5', '--speed', 'max', '--scale', '0.05', '--no-live', '--out', out], 110_000);
-    influxd = await new Influxd('presence').start();
     const lp = join(out, 'presence.lp');
-    if (existsSync(lp)) {
+    if (hasInflux && existsSync(lp)) {
+      influxd = await new Influxd('presence').start();
       // Loaded the way the demo tells the user to: POST /write?db=presence&precision=ms.
       const res = await fetch(`${influxd.url}/write?db=presence&precision=ms`, { method: 'POST', body: readFileSync(lp) });
       if (res.status !== 204) throw new Error(`loading ${lp} failed: ${res.status} ${await res.text()}`);
@@ -84,7 +86,7 @@ describe.skipIf(!hasInflux)(SUITE, () => {
     expect(result.stdout).toMatch(/error against the simulator's ground truth .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
   });
 
-  it('with INFLUX_URL set, writes to that InfluxDB instead of a file', async () => {
+  it.skipIf(!hasInflux)('with INFLUX_URL set, writes to that InfluxDB instead of a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
     const db = await new Influxd('demo').start();
     try {
@@ -114,11 +116,48 @@ describe.skipIf(!hasInflux)(SUITE, () => {
     expect(text).not.toMatch(/hash|mac=|addr/i);
   });
 
-  it.each(['crowd', 'traffic', 'gateways'])('%s: every variable query and every panel query returns data from the loaded file', (name) => {
+  it.skipIf(!hasInflux).each(['crowd', 'traffic', 'gateways'])('%s: every variable query and every panel query returns data from the loaded file', (name) => {
     const r = results[name];
     expect(r, 'dashboards were not run (no line-protocol file)').toBeTruthy();
     for (const v of r.variables) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
     const empty = r.queries.filter((q) => q.error || q.rows === 0).map(describeResult);
     expect(empty).toEqual([]);
+  });
+});
+
+describe('demo helpers', () => {
+  const msg = (gateway: string, zone: string, start: string, wifi: number, ble: number, complete = true): CountsMessage => ({
+    v: 1,
+    site: 's',
+    zone,
+    gateway,
+    seq: 1,
+    start,
+    end: new Date(Math.floor(Date.parse(start) / 60_000) * 60_000 + 60_000).toISOString(),
+    complete,
+    wifi: { frames: 1, devices: wifi, estimate: wifi },
+    ble: { frames: 1, devices: ble, estimate: ble },
+  });
+
+  it('the table puts a window cut short at the capture start in its slot and keeps the larger estimate per zone', () => {
+    const t = new CountTable(60_000);
+    t.add(msg('g1', 'a', '2026-04-27T10:00:17.500Z', 5, 9, false));
+    t.add(msg('g2', 'a', '2026-04-27T10:00:00.000Z', 7, 3));
+    t.add(msg('g3', 'b', '2026-04-27T10:01:00.000Z', 2, 4));
+    expect(t.windows).toBe(2);
+    expect(t.rows()).toEqual([
+      ['2026-04-27 10:00', '7 / 9 *', ''],
+      ['2026-04-27 10:01', '', '2 / 4'],
+    ]);
+  });
+
+  it('the error against the truth is the mean absolute percentage per radio over windows with devices in reach', () => {
+    const truth = [
+      { gateway: 'g1', start: '2026-04-27T10:00:00.000Z', end: '2026-04-27T10:01:00.000Z', devices: { wifi: 10, ble: 0 } },
+      { gateway: 'g1', start: '2026-04-27T10:01:00.000Z', end: '2026-04-27T10:02:00.000Z', devices: { wifi: 20, ble: 4 } },
+    ];
+    const e = countingError([msg('g1', 'a', '2026-04-27T10:00:30.000Z', 12, 1, false), msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6), msg('g9', 'a', '2026-04-27T10:01:00.000Z', 1, 1)], truth);
+    // Wi-Fi: |12-10|/10 = 20 %, |15-20|/20 = 25 % -> 22.5 %; BLE: only the second window, |6-4|/4 = 50 %.
+    expect(e).toEqual({ windows: 2, wifi: 22.5, ble: 50 });
   });
 });
