@@ -95,6 +95,18 @@ describe('802.11 and radiotap', () => {
     expect(parse(105, probeRequest('00:11:22:33:44:55', 7)).slots[0].kind).toBe(ADDR.WIFI_GLOBAL);
   });
 
+  it('checks the FCS of plain 802.11 when the pcap link type says there is one (FCS-length bits)', () => {
+    const withFcsBits = 105 | 0x04000000 | (2 << 28); // P bit, FCS length 2 x 16 bits
+    const good = withFcs(probeRequest(sa, 77));
+    expect(parse(withFcsBits, good).slots[0]).toMatchObject({ address: sa, seq: 77 });
+    const bad = good.slice();
+    bad[bad.length - 2] ^= 0x10;
+    expect(parse(withFcsBits, bad).status).toBe(STATUS.REJECTED);
+    expect(parse(withFcsBits, bad, true).status).toBe(STATUS.ACCEPTED);
+    // FCS-length bits without the P bit (as in the tcpdump fuzz files) mean nothing
+    expect(parse(0x30000069, good).status).toBe(STATUS.ACCEPTED);
+  });
+
   it('skips the HT control field of +HTC frames and ignores other frames', () => {
     const htc = parse(105, probeRequest(sa, 5, undefined, 0x80));
     expect(htc.status).toBe(STATUS.ACCEPTED);

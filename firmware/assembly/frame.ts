@@ -77,21 +77,25 @@ export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq:
 }
 
 /**
- * Parses one frame. linkType is already masked with 0x03FFFFFF. Sets frameRadio, frameStatus and
+ * Parses one frame. linkType is masked with 0x03FFFFFF here (the FCS-length bits of a pcap header
+ * are honoured for link type 105, see below), so callers may pass it masked or not. Sets frameRadio, frameStatus and
  * resultCount (slots 0..resultCount-1 filled when frameStatus == STATUS_ACCEPTED).
  */
 export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool): void {
   resultCount = 0;
   let status: u32 = STATUS_IGNORED;
   let radio: u32 = RADIO_NONE;
-  switch (linkType) {
+  // Also accepts an unmasked pcap link type: with the P bit (0x04000000) set, bits 28-31 give the
+  // FCS length in 16-bit units, which is how a plain 802.11 capture says its frames end in an FCS.
+  const fcsBytes: u32 = linkType & 0x04000000 ? (linkType >>> 28) << 1 : 0;
+  switch (linkType & 0x03ffffff) {
     case 127: // IEEE802_11_RADIOTAP
       radio = RADIO_WIFI;
       status = parseRadiotap(ptr, len, ignoreFcs);
       break;
-    case 105: // IEEE802_11 (no FCS)
+    case 105: // IEEE802_11: no FCS unless the link type's FCS bits say 4 bytes
       radio = RADIO_WIFI;
-      status = parse80211(ptr, len, false, false, ignoreFcs, <i32>RSSI_UNKNOWN);
+      status = parse80211(ptr, len, fcsBytes == 4, false, ignoreFcs, <i32>RSSI_UNKNOWN);
       break;
     case 256: // BLUETOOTH_LE_LL_WITH_PHDR
       radio = RADIO_BLE;
