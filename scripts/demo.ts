@@ -2,7 +2,8 @@
 // simulator makes captures and ground truth for a few gateways, the gateways (real WASM firmware)
 // replay them accelerated into an MQTT broker embedded in this process (Aedes on a free loopback
 // port), the aggregator writes what arrives to a line-protocol file (or to InfluxDB when INFLUX_URL
-// is set), and the terminal shows a live table of counts per zone and window.
+// is set), and the terminal shows a live table of the counts passing through the broker, per zone
+// and window.
 //
 // The same orchestration (runPeriod) drives the end-to-end test against Mosquitto and influxd.
 import { createServer, type Server } from 'node:net';
@@ -10,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
-import type { CountsMessage } from '../gateway/contract.ts';
+import { parseTopic, validateCounts, type CountsMessage } from '../gateway/contract.ts';
 import { loadConfig as loadGatewayConfig } from '../gateway/config.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { simulate, type SimulateResult } from '../simulator/index.ts';
@@ -264,7 +265,24 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const lp = join(outDir, 'presence.lp');
   const { loadConfig } = await import('../aggregator/config.ts');
   const { Aggregator } = await import('../aggregator/aggregator.ts');
-  const broker = await new EmbeddedBroker().start();
+  // The table shows what passes through the broker: every counts message of today's period.
+  const messages = new Map<string, CountsMessage>(); // by gateway and window: a QoS 1 resend is one window
+  let dirty = false;
+  const broker = await new EmbeddedBroker().start((topic, payload) => {
+    if (parseTopic(topic)?.kind !== 'counts') return;
+    let v: ReturnType<typeof validateCounts>;
+    try {
+      v = validateCounts(JSON.parse(payload.toString('utf8')));
+    } catch {
+      return; // not JSON: the aggregator rejects and counts it
+    }
+    if (!v.ok || Date.parse(v.value.start) < startMs - windowS * 1000) return; // invalid, or last week's
+    const key = `${v.value.gateway} ${v.value.start}`;
+    if (messages.has(key)) return;
+    messages.set(key, v.value);
+    table.add(v.value);
+    dirty = true;
+  });
   const aggConfig = loadConfig(
     { mqttUrl: broker.url, mqttVersion: '4', out: lp, httpPort: 'off', clientId: 'presence-demo-aggregator', logLevel: 'info' },
     // An empty variable (INFLUX_URL= in a shell profile) means "not set".
@@ -305,23 +323,16 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     const rows = (out as NodeJS.WriteStream).rows ?? 0;
     const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
     const lastRows = Math.max(3, rows - 10);
-    let dirty = false;
     const redraw = async () => {
       if (!dirty) return;
       dirty = false;
       const s = aggregator.stats();
       logUpdate(await table.render(`windows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
     };
-    const messages: CountsMessage[] = [];
     const timer = live ? setInterval(() => void redraw(), 250) : null;
     const today = await runPeriod({
       scenario: opts.scenario, seed: opts.seed, startMs, durationS, windowS, scale: opts.scale,
       dir: join(outDir, 'today'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed, log,
-      onWindow: (m) => {
-        messages.push(m);
-        table.add(m);
-        dirty = true;
-      },
     });
     const drained = await aggregator.drain(30_000);
     if (timer) clearInterval(timer);
@@ -343,7 +354,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     if (!drained || stats.writeFailures > 0)
       write(`warning: the aggregator could not write everything to ${aggregator.sink.target} (${stats.writeFailures} failed writes); see ${logFile}\n`);
     write(`${today.gateways.length} gateways in ${today.zones.length} zones of site "${today.site}": ${table.windows} windows, ${table.messages} count messages, ${stats.pointsWritten} points written, ${stats.rejected} rejected\n`);
-    const err = countingError(messages, today.simulation.truth.windows);
+    const err = countingError([...messages.values()], today.simulation.truth.windows);
     if (err.windows)
       write(
         `error against the simulator's ground truth (estimate vs devices in reach, mean over ${err.windows} gateway windows): Wi-Fi ${err.wifi} %, BLE ${err.ble} %\n`,
