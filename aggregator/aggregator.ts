@@ -36,6 +36,8 @@ interface AckEntry {
 interface Batch {
   lines: string[];
   entries: AckEntry[];
+  /** Lines of measurement presence among `lines` (the others are gateway_status). */
+  presence: number;
 }
 
 interface GatewayState {
@@ -64,7 +66,7 @@ export interface AggregatorStats {
   writeFailures: number;
 }
 
-const newBatch = (): Batch => ({ lines: [], entries: [] });
+const newBatch = (): Batch => ({ lines: [], entries: [], presence: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Aggregator extends EventEmitter {
@@ -160,6 +162,8 @@ export class Aggregator extends EventEmitter {
       cert: file(m.cert),
       key: file(m.key),
       rejectUnauthorized: m.rejectUnauthorized,
+      // mqtt.js calls its debug logger several times per packet; skip that unless DEBUG asks for it.
+      ...(process.env.DEBUG ? {} : { log: () => {} }),
     };
     if (protocolVersion === 5) o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum };
     return o;
@@ -232,7 +236,7 @@ export class Aggregator extends EventEmitter {
   private onPublish(packet: IPublishPacket, callback: (err?: Error) => void): void {
     const now = Date.now();
     const topic = packet.topic;
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const payload = packet.payload as Buffer; // mqtt-packet always parses the payload into a Buffer
     const entry: AckEntry = { gen: this.gen, id: packet.messageId, qos: packet.qos, ready: false };
     this.counters.received++;
     let r: Classified;
@@ -252,7 +256,10 @@ export class Aggregator extends EventEmitter {
       this.emit('rejected', r.reason, topic);
       this.drainAcks();
     } else {
-      if (r.kind === 'counts') this.seen(r.message.site, r.message.gateway, Date.parse(r.message.end) - Date.parse(r.message.start), r.message.complete, now);
+      if (r.kind === 'counts') {
+        this.seen(r.message.site, r.message.gateway, r.windowMs, r.message.complete, now);
+        this.pending.presence += r.lines.length;
+      }
       for (const l of r.lines) this.pending.lines.push(l);
       this.pending.entries.push(entry);
       if (this.pending.entries.length >= this.config.batch.size) this.flushSoon(true);
@@ -355,8 +362,7 @@ export class Aggregator extends EventEmitter {
       }
     }
     this.writeFailingSince = null;
-    let presence = 0;
-    for (const l of batch.lines) if (l.startsWith(PRESENCE + ',')) presence++;
+    const presence = batch.presence;
     this.counters.pointsWritten += batch.lines.length;
     if (presence) this.metrics.points.inc({ measurement: PRESENCE }, presence);
     if (batch.lines.length - presence) this.metrics.points.inc({ measurement: GATEWAY_STATUS }, batch.lines.length - presence);

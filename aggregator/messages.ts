@@ -18,7 +18,7 @@ export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'invalid' | 
 export const REJECT_REASONS: RejectReason[] = ['too_large', 'bad_topic', 'bad_json', 'invalid', 'topic_mismatch', 'future'];
 
 export type Classified =
-  | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[] }
+  | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[]; windowMs: number }
   | { ok: true; kind: 'status'; message: StatusMessage; lines: string[] }
   | { ok: false; reason: RejectReason; detail: string };
 
@@ -27,20 +27,28 @@ export const msSettings: PointSettings = {
   convertTime: (t) => (t === undefined ? String(Date.now()) : t instanceof Date ? String(t.getTime()) : String(t)),
 };
 
-/** Escaped `presence,gateway=..,radio=..,site=..,zone=..` prefixes, cached per series (few thousand at most). */
-const seriesCache = new Map<string, string>();
-const SERIES_CACHE_MAX = 100_000;
+/** Escaped `presence,gateway=..,radio=..,site=..,zone=..` prefixes of a gateway's two series, cached
+ *  per gateway id (a gateway moved to another site or zone gets new prefixes). */
+interface Prefixes {
+  site: string;
+  zone: string;
+  wifi: string;
+  ble: string;
+}
+const prefixCache = new Map<string, Prefixes>();
+const PREFIX_CACHE_MAX = 100_000;
 
-function seriesPrefix(site: string, zone: string, gateway: string, radio: string): string {
-  const key = `${site}\n${zone}\n${gateway}\n${radio}`;
-  let prefix = seriesCache.get(key);
-  if (prefix === undefined) {
+function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
+  let p = prefixCache.get(gateway);
+  if (p === undefined || p.site !== site || p.zone !== zone) {
     // The client's own rules: tags sorted by key, names and values escaped with its escape helpers.
-    prefix = `${escape.measurement(PRESENCE)},gateway=${escape.tag(gateway)},radio=${escape.tag(radio)},site=${escape.tag(site)},zone=${escape.tag(zone)}`;
-    if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
-    seriesCache.set(key, prefix);
+    const head = `${escape.measurement(PRESENCE)},gateway=${escape.tag(gateway)},radio=`;
+    const tail = `,site=${escape.tag(site)},zone=${escape.tag(zone)}`;
+    p = { site, zone, wifi: `${head}wifi${tail}`, ble: `${head}ble${tail}` };
+    if (prefixCache.size >= PREFIX_CACHE_MAX) prefixCache.clear();
+    prefixCache.set(gateway, p);
   }
-  return prefix;
+  return p;
 }
 
 /**
@@ -48,14 +56,14 @@ function seriesPrefix(site: string, zone: string, gateway: string, radio: string
  * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
  * directly because this runs for every message (the equivalence is tested).
  */
-export function countsLines(m: CountsMessage): string[] {
-  const time = Date.parse(m.start);
+export function countsLines(m: CountsMessage, time = Date.parse(m.start)): string[] {
+  const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
   const w = m.wifi;
   const b = m.ble;
   return [
-    `${seriesPrefix(m.site, m.zone, m.gateway, 'wifi')} complete=${complete},devices=${w.devices}i,estimate=${w.estimate}i,frames=${w.frames}i ${time}`,
-    `${seriesPrefix(m.site, m.zone, m.gateway, 'ble')} complete=${complete},devices=${b.devices}i,estimate=${b.estimate}i,frames=${b.frames}i ${time}`,
+    `${p.wifi} complete=${complete},devices=${w.devices}i,estimate=${w.estimate}i,frames=${w.frames}i ${time}`,
+    `${p.ble} complete=${complete},devices=${b.devices}i,estimate=${b.estimate}i,frames=${b.frames}i ${time}`,
   ];
 }
 
@@ -137,7 +145,7 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     const start = Date.parse(m.start);
     if (start > now + maxAheadMs)
       return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
-    return { ok: true, kind: 'counts', message: m, lines: countsLines(m) };
+    return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start), windowMs: Date.parse(m.end) - start };
   }
   const v = validateStatus(value);
   if (!v.ok) return { ok: false, reason: 'invalid', detail: v.reason };

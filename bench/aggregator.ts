@@ -24,6 +24,7 @@ const session = (clientId: string) => ({
   protocolVersion: 5 as const,
   properties: { sessionExpiryInterval: 3600, receiveMaximum: RECEIVE_MAXIMUM },
   reconnectPeriod: 0,
+  log: () => {}, // as the aggregator does: no per-packet debug calls
 });
 
 async function presubscribe(url: string, clientId: string): Promise<void> {
