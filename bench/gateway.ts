@@ -149,7 +149,8 @@ async function replay(capture: string, url: string, queueDir: string, speed: str
   await new Promise((r) => setTimeout(r, 1500));
   while (alive) {
     try {
-      samples.push({ t: (performance.now() - wallStart) / 1000, rss: procRssMb(child.pid!), cpu: procCpuSeconds(child.pid!) });
+      const rss = procRssMb(child.pid!);
+      if (rss > 0) samples.push({ t: (performance.now() - wallStart) / 1000, rss, cpu: procCpuSeconds(child.pid!) }); // 0: exiting
     } catch {
       break;
     }

@@ -330,7 +330,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     await Promise.all(this.sources.map((s) => s.stop()));
     if (this.win && this.queue) {
       if (this.clock === 'capture') {
-        const last = Math.max(...this.sources.map((s) => s.lastTimestampMs));
+        // Where the replay's clock stands: the last frame, or further on during a quiet stretch.
+        const last = Math.max(...this.sources.map((s) => Math.max(s.lastTimestampMs, s instanceof FileSource ? s.captureNow() : -Infinity)));
         if (Number.isFinite(last)) this.closeWindow(Math.floor(last) + 1, false);
       } else this.closeWindow(Date.now(), false);
     }

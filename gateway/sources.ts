@@ -121,7 +121,7 @@ export class FileSource extends CaptureSource {
 
   protected async run(): Promise<void> {
     this.stream = createReadStream(this.cfg.path, { highWaterMark: 256 * 1024 });
-    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }));
+    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal);
     for await (const batch of readCapture(this.stream, this.cfg.path)) {
       if (this.stopped) break;
       await pace(batch, (frames) => this.deliver(frames));
@@ -129,7 +129,10 @@ export class FileSource extends CaptureSource {
     }
   }
 
+  private readonly abort = new AbortController();
+
   protected async halt(): Promise<void> {
+    this.abort.abort();
     this.stream?.destroy();
   }
 }
@@ -141,6 +144,7 @@ export class FileSource extends CaptureSource {
 export function pacer(
   speed: Speed,
   onStart?: (wall0: number, ts0: number) => void,
+  signal?: AbortSignal,
 ): (frames: Frame[], deliver: (frames: Frame[]) => Promise<void>) => Promise<void> {
   if (speed === 'max') {
     return async (frames, deliver) => {
@@ -164,7 +168,11 @@ export function pacer(
       if (wait > 2) {
         if (i > from) await deliver(frames.slice(from, i));
         from = i;
-        await sleep(wait);
+        try {
+          await sleep(wait, undefined, { signal });
+        } catch {
+          return; // stopped during a quiet stretch of the capture
+        }
       }
     }
     if (from < frames.length) await deliver(from === 0 ? frames : frames.slice(from));

@@ -2,7 +2,7 @@
 // offline through the last will, and after a restart seq goes on where it stopped, with every window
 // written before the kill delivered. A capture command that dies is restarted with backoff and its
 // failure shows in the status; windows on the wall clock close on time with zero frames too.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +79,27 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const st = statuses(sub.messages, 'kill');
     expect(st.at(-1)!.state).toBe('offline');
     expect(second.stderr()).toMatch(/"msg":"gateway stopped"/);
+    await sub.client.endAsync();
+  });
+
+  it('reads pcap on stdin (--source pcap:-) on the wall clock, publishes, and exits 0 at end of input', async () => {
+    const cap = wifiCapture(join(tmp, 'stdin.pcap'), { devices: 5, startMs: Date.parse('2026-04-01T10:00:00Z'), durationMs: 1_000, framesPerS: 100 });
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/stdin/#' });
+    const gw = spawnGateway(['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')], {}, 'pipe');
+    const bytes = readFileSync(cap.path);
+    // Two halves with a pause between (a stream, not a file), across at least one window boundary.
+    await waitFor(() => gw.stderr().includes('gateway starting'), 15_000, 'the gateway to start');
+    gw.proc.stdin!.write(bytes.subarray(0, 1000));
+    await new Promise((r) => setTimeout(r, 1500));
+    gw.proc.stdin!.end(bytes.subarray(1000));
+    expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+    await waitFor(() => statuses(sub.messages, 'stdin').some((s) => s.state === 'offline'), 5000, 'final status');
+    const c = counts(sub.messages, 'stdin');
+    expect(c.length).toBeGreaterThanOrEqual(2);
+    expect(c.map((x) => x.seq)).toEqual(c.map((_, i) => i + 1));
+    expect(c.reduce((n, x) => n + x.wifi.frames, 0)).toBe(cap.frames);
+    expect(c.at(-1)!.complete).toBe(false);
+    expect(Math.max(...c.map((x) => x.wifi.devices))).toBe(5);
     await sub.client.endAsync();
   });
 
