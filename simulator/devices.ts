@@ -10,6 +10,7 @@ export const DEVICE_KINDS: readonly DeviceKind[] = ['phone', 'tablet', 'laptop',
 
 /** How a Wi-Fi device picks the source address of its probe requests. */
 export type MacPolicy =
+  | 'per-channel' // a fresh random address (and sequence number) at every channel visit of a scan (iPhone 11 in the ProbingPatternsDataset)
   | 'per-burst' // a fresh random locally administered address for every scan (iOS 8+, Android 8+ unassociated scans)
   | 'fixed'; // the burned-in, globally unique address (older phones, most laptops, IoT, printers)
 
@@ -36,6 +37,8 @@ export interface WifiModel {
   channels: readonly number[];
   /** Time spent on each channel (active scan dwell), milliseconds. */
   channelDwellMs: number;
+  /** Visit the channels in list order, or in a fresh random order every scan. */
+  channelOrder?: 'list' | 'shuffled';
   /** Sequence number when the address changes: drawn at random, or continuing the counter. */
   seqOnNewAddress: 'random' | 'continue';
   /** Share of devices of this model with Wi-Fi switched on. */
@@ -180,13 +183,14 @@ export const MODELS: Record<string, DeviceModel> = {
     label: 'iPhone, iOS 14 or later',
     wifi: {
       txPowerDbm: 15,
-      macPolicy: 'per-burst',
+      macPolicy: 'per-channel',
       oui: [0xf0, 0x18, 0x98],
       burstIntervalS: { mean: 46, cv: 0.7, min: 1.5 },
       probesPerChannel: [2, 2],
       probeGapMs: 16,
       channels: [...CH_24_EU, ...CH_5_EU],
       channelDwellMs: 25,
+      channelOrder: 'shuffled',
       seqOnNewAddress: 'random',
       activeShare: 0.9,
       ies: (ch) => IES_IPHONE11(ch),

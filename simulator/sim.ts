@@ -532,9 +532,21 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
         const d = ev.ref as Device;
         if (t >= d.agent.departS) break;
         const w = d.model.wifi!;
-        if (w.macPolicy === 'per-burst') {
+        if (w.macPolicy === 'per-burst' || w.macPolicy === 'per-channel') {
           setMac(d, randomLocalMac(d.rng));
           if (w.seqOnNewAddress === 'random') d.seq = d.rng.int(0, 4095);
+        }
+        if (w.channelOrder === 'shuffled') {
+          // A fresh visiting order for this scan; only the channels a gateway can hear get events.
+          const order = [...w.channels];
+          for (let i = order.length - 1; i > 0; i--) {
+            const k = d.rng.int(0, i);
+            [order[i], order[k]] = [order[k], order[i]];
+          }
+          d.scanChannels = [];
+          order.forEach((ch, i) => {
+            if (audible(ch, wifiChannelsAll)) d.scanChannels.push({ ch, offsetMs: i * w.channelDwellMs });
+          });
         }
         d.scanT = t;
         d.scanStep = 0;
@@ -557,6 +569,10 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
         } else if (d.scanStep + 1 < d.scanChannels.length) {
           d.scanStep++;
           d.probeNo = 0;
+          if (w.macPolicy === 'per-channel') {
+            setMac(d, randomLocalMac(d.rng));
+            if (w.seqOnNewAddress === 'random') d.seq = d.rng.int(0, 4095);
+          }
           d.probesThis = d.rng.int(w.probesPerChannel[0], w.probesPerChannel[1]);
           heap.push(Math.max(t + 0.0005, d.scanT + d.scanChannels[d.scanStep].offsetMs / 1000 + d.rng.uniform(0, 0.003)), EV_PROBE, d);
         }

@@ -38,7 +38,7 @@ const hex = (a: Uint8Array) => Buffer.from(a).toString('hex');
 const adva = (f: FrameEvent) => Uint8Array.from(f.frame.data.subarray(16, 22)).reverse();
 
 describe('Wi-Fi address randomisation', () => {
-  it('recent iPhones use a fresh locally administered address per burst; sequence numbers count up inside a burst', () => {
+  it('recent iPhones use a fresh locally administered address per channel visit; sequence numbers count up under one address', () => {
     const { frames, windows } = run(scenario({ 'iphone-ios17': 1 }));
     const wifi = frames.filter((f) => f.radio === 'wifi');
     expect(wifi.length).toBeGreaterThan(20);
@@ -47,9 +47,9 @@ describe('Wi-Fi address randomisation', () => {
       expect(sa(f)[0] & 0x02, 'locally administered').toBe(0x02);
       expect(sa(f)[0] & 0x01, 'unicast').toBe(0);
     }
-    // Six phones, bursts every ~2 min for 10 min: many more addresses than phones.
+    // Six phones, bursts every ~46 s for 10 min: many more addresses than phones.
     expect(addrs.size).toBeGreaterThan(12);
-    // Inside one address (one burst) sequence numbers increase by one per probe.
+    // Under one address sequence numbers increase by one per probe.
     const byAddr = new Map<string, number[]>();
     for (const f of wifi) byAddr.set(hex(sa(f)), [...(byAddr.get(hex(sa(f))) ?? []), seqOf(f)]);
     let steps = 0;
@@ -59,10 +59,22 @@ describe('Wi-Fi address randomisation', () => {
         steps++;
       }
     expect(steps).toBeGreaterThan(10);
+    // As the iPhone 11 of the ProbingPatternsDataset: a new address at each channel visit (2 probes).
+    expect(Math.max(...[...byAddr.values()].map((x) => x.length))).toBeLessThanOrEqual(2);
     // Devices in reach stay at six phones however many addresses they use.
     expect(Math.max(...windows.map((w) => w.devices.wifi))).toBeLessThanOrEqual(6);
     expect(windows.reduce((n, w) => n + w.addresses.wifiLocal, 0)).toBeGreaterThan(0);
     expect(windows.reduce((n, w) => n + w.addresses.wifiGlobal, 0)).toBe(0);
+  });
+
+  it('recent Android phones use one fresh address per burst', () => {
+    const { frames } = run(scenario({ 'android-14': 1 }, { people: { carry: [0, 1, 0, 0], primary: { 'android-14': 1 }, secondary: {} } }));
+    const wifi = frames.filter((f) => f.radio === 'wifi');
+    const byAddr = new Map<string, number[]>();
+    for (const f of wifi) byAddr.set(hex(sa(f)), [...(byAddr.get(hex(sa(f))) ?? []), f.frame.timestampMs]);
+    // One address spans the channels of a scan (hundreds of ms), never two bursts (>= 1.5 s apart).
+    expect([...byAddr.values()].some((ts) => ts.length > 2)).toBe(true);
+    for (const ts of byAddr.values()) expect(Math.max(...ts) - Math.min(...ts)).toBeLessThan(1500);
   });
 
   it('older Android phones keep their burned-in global address', () => {
