@@ -67,6 +67,8 @@ export class WindowQueue {
   private readonly windowsDir: string;
   /** Queued sequence numbers, oldest first. */
   private seqs: number[] = [];
+  /** seqs[0 .. head) are removed (compacted now and then). */
+  private head = 0;
   private lastSeq = 0;
   /** Windows dropped by the size bound since this process started. */
   dropped = 0;
@@ -117,7 +119,7 @@ export class WindowQueue {
   }
 
   get depth(): number {
-    return this.seqs.length;
+    return this.seqs.length - this.head;
   }
 
   /** The sequence number the next window gets. */
@@ -128,8 +130,8 @@ export class WindowQueue {
   /** Stores a closed window durably (message.seq must be nextSeq). Drops the oldest past the bound. */
   append(message: CountsMessage): void {
     if (message.seq !== this.lastSeq + 1) throw new Error(`queue: seq ${message.seq} out of order (expected ${this.lastSeq + 1})`);
-    while (this.seqs.length >= this.opts.maxWindows) {
-      const old = this.seqs.shift()!;
+    while (this.depth >= this.opts.maxWindows) {
+      const old = this.seqs[this.head++];
       if (old === this.lastSeq) this.saveSeq();
       this.unlink(old);
       this.dropped++;
@@ -143,11 +145,15 @@ export class WindowQueue {
   /** Up to `n` queued sequence numbers after `after` (exclusive), oldest first. */
   pending(after: number, n: number): number[] {
     const out: number[] = [];
-    for (const s of this.seqs) {
-      if (s <= after) continue;
-      out.push(s);
-      if (out.length >= n) break;
+    // seqs is sorted: binary search for the first one after `after`.
+    let lo = this.head;
+    let hi = this.seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid] <= after) lo = mid + 1;
+      else hi = mid;
     }
+    for (let i = lo; i < this.seqs.length && out.length < n; i++) out.push(this.seqs[i]);
     return out;
   }
 
@@ -165,17 +171,22 @@ export class WindowQueue {
   }
 
   has(seq: number): boolean {
-    return this.seqs.includes(seq);
+    return this.seqs.indexOf(seq, this.head) >= 0;
   }
 
   /** Removes an acknowledged window. */
   remove(seq: number): void {
-    const i = this.seqs.indexOf(seq);
+    const i = this.seqs.indexOf(seq, this.head);
     if (i < 0) return;
     // While windows are queued the newest file carries the last seq; before the newest goes, the
     // seq file takes over, so seq never goes back after a restart.
     if (seq === this.lastSeq) this.saveSeq();
-    this.seqs.splice(i, 1);
+    if (i === this.head) this.head++; // the usual case: acknowledgements come oldest first
+    else this.seqs.splice(i, 1);
+    if (this.head > 1024 && this.head * 2 > this.seqs.length) {
+      this.seqs = this.seqs.slice(this.head);
+      this.head = 0;
+    }
     this.unlink(seq);
   }
 

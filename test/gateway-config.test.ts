@@ -130,6 +130,24 @@ describe('durable queue', () => {
     q.close();
   });
 
+  it('stays ordered through many acknowledgements (oldest first and out of order)', () => {
+    const q = WindowQueue.open(join(tmp, 'q-many'), { maxWindows: 5000 });
+    for (let s = 1; s <= 1300; s++) q.append(msg(s));
+    for (let s = 1; s <= 1100; s++) q.remove(s); // compaction happens past 1024
+    q.remove(1200);
+    expect(q.depth).toBe(199);
+    expect(q.pending(0, 3)).toEqual([1101, 1102, 1103]);
+    expect(q.pending(1198, 3)).toEqual([1199, 1201, 1202]);
+    expect(q.pending(1300, 3)).toEqual([]);
+    expect(q.has(1200)).toBe(false);
+    expect(q.has(1250)).toBe(true);
+    q.close();
+    const again = WindowQueue.open(join(tmp, 'q-many'), { maxWindows: 5000 });
+    expect(again.depth).toBe(199);
+    expect(again.nextSeq).toBe(1301);
+    again.close();
+  });
+
   it('drops the oldest window past its bound and counts it', () => {
     const q = WindowQueue.open(join(tmp, 'q2'), { maxWindows: 3 });
     for (let s = 1; s <= 5; s++) q.append(msg(s));
