@@ -89,6 +89,7 @@ export class Aggregator extends EventEmitter {
   private readonly gateways = new Map<string, GatewayState>();
   private writeFailingSince: number | null = null;
   private stopping = false;
+  private blindUntil = 0;
   private abandoned = false;
   /** Received messages not yet added to the Prometheus counter (added per batch, not per message). */
   private readonly uncounted = { counts: 0, status: 0 };
@@ -289,9 +290,15 @@ export class Aggregator extends EventEmitter {
 
   /** Records gateways silent for missingAfterWindows window lengths. */
   checkMissing(now: number): void {
+    // While the aggregator itself cannot hear (disconnected, or not reading because writes fail) a
+    // silent gateway proves nothing; count silence from when it hears again.
+    if (!this.connected || this.held || this.writeFailingSince !== null) {
+      this.blindUntil = now;
+      return;
+    }
     for (const g of this.gateways.values()) {
       if (g.missing || g.windowMs <= 0) continue;
-      const windows = Math.floor((now - g.lastSeen) / g.windowMs);
+      const windows = Math.floor((now - Math.max(g.lastSeen, this.blindUntil)) / g.windowMs);
       if (windows >= this.config.missingAfterWindows) {
         g.missing = true;
         this.metrics.gatewaysMissing.inc();
