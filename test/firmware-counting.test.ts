@@ -304,6 +304,23 @@ describe('firmware ingest accounting on real frames', () => {
     expect(c.ble).toMatchObject({ frames: 2, accepted: 2, weak: 1, devices: 1 });
   });
 
+  it('passes the link type unmasked, so 802.11 (105) with FCS-length bits has its FCS checked', () => {
+    const withFcs = (i: number, corrupt: boolean) => {
+      const radiotap = probe(i, -50).data;
+      const mac = radiotap.slice(new DataView(radiotap.buffer).getUint16(2, true)); // 802.11 + FCS
+      if (corrupt) mac[mac.length - 1]! ^= 0xff;
+      return mac;
+    };
+    const FCS4 = (0x2 << 28) | 0x04000000 | 105; // FCS length 2 x 16 bits, P bit
+    fw.beginWindow(key(44));
+    fw.ingest({ linkType: FCS4, timestampMs: 0, data: withFcs(1, false) });
+    fw.ingest({ linkType: FCS4, timestampMs: 0, data: withFcs(2, true) });
+    fw.ingest({ linkType: 0xfc000000 | 127, timestampMs: 0, data: probe(3, -50).data }); // other high bits: masked
+    const c = fw.endWindow();
+    expect(c.wifi).toMatchObject({ frames: 3, accepted: 2, rejected: 1, devices: 2 });
+    expect(c.unsupported).toBe(0);
+  });
+
   it('liveCounts reports the window so far, including frames still in the batch buffer', () => {
     fw.beginWindow(key(43));
     for (let i = 0; i < 10; i++) fw.ingest(probe(i, -50));

@@ -120,7 +120,7 @@ export function ingest(count: u32): u32 {
       break;
     }
     const rec = BATCH + off;
-    const linkType = load<u32>(rec) & 0x03ffffff;
+    const linkType = load<u32>(rec); // unmasked: parseFrame masks it and reads the FCS-length bits
     const len = load<u32>(rec, 4);
     if (len > BATCH_BYTES - off - RECORD_HEADER) {
       bump(STATS + S_BATCH_ERRORS, 1);
