@@ -50,7 +50,9 @@ export abstract class CaptureSource {
   start(sink: FrameSink): void {
     this.sink = sink;
     this.run()
-      .catch((err) => this.fail(err as Error))
+      .catch((err) => {
+        if (!this.stopped) this.fail(err as Error); // a stream torn down by stop() is no failure
+      })
       .finally(() => {
         if (this.state === 'running' || this.state === 'restarting') this.setState('finished');
         this.resolveFinished();
