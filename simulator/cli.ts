@@ -193,7 +193,7 @@ export function registerSimulate(program: Command): void {
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
             outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe });
           }
-          log.info({ scenario: scenario.name, speed, outputs: outputs.map((x) => x.gateway) }, 'live stream started');
+          log.info({ scenario: scenario.name, speed: Number.isFinite(speed) ? speed : 'max', outputs: outputs.map((x) => x.gateway) }, 'live stream started');
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
           const truthLog = f.out ? join(f.out, 'truth.jsonl') : null;
           if (truthLog) writeFileSync(truthLog, '');

@@ -6,7 +6,7 @@
 //   loadMessages / runLoad                 -> contract-conformant load for aggregators (load.ts)
 //   evaluate({ scenario, seed, ... })      -> firmware counts against the truth (evaluate.ts)
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { CaptureWriter, FileSink, type CaptureFormat, type Sink } from './pcap-writer.ts';
 import { loadScenario, resolveScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { captureInterfaces, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
@@ -130,7 +130,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     start: new Date(s.startMs).toISOString(),
     durationS: s.durationS,
     windowS: s.windowS,
-    gateways: writers.map((w) => ({ id: w.g.id, zone: w.g.zone, site: s.site, position: w.g.position, reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10, files: w.pcaps.map((p) => p.slice(o.outDir.length + 1)) })),
+    gateways: writers.map((w) => ({ id: w.g.id, zone: w.g.zone, site: s.site, position: w.g.position, reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10, files: w.pcaps.map((p) => relative(o.outDir, p)) })),
     totals: { people: stats.people, devices: stats.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
     windows,
   };

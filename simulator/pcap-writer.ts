@@ -155,21 +155,29 @@ export class FileSink implements Sink {
 /** A stream (stdout, a named pipe, a socket) honouring backpressure. */
 export class StreamSink implements Sink {
   private blocked = false;
+  private failure: Error | null = null;
   constructor(
     private readonly stream: Writable,
     private readonly end = true,
-  ) {}
+  ) {
+    // A reader that goes away (EPIPE) surfaces at the next write or drain, not as a crash.
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      this.failure ??= new Error(e.code === 'EPIPE' ? 'the reader closed the capture stream (EPIPE)' : `capture stream: ${e.message}`);
+    });
+  }
   write(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
     if (!this.stream.write(chunk)) this.blocked = true;
   }
   async drain(): Promise<void> {
+    if (this.failure) throw this.failure;
     if (!this.blocked) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         this.stream.off('drain', onDrain);
         this.stream.off('error', done);
         this.stream.off('close', onClose);
-        if (err) reject(err);
+        if (err) reject(this.failure ?? err);
         else resolve();
       };
       const onDrain = () => done();
@@ -181,7 +189,7 @@ export class StreamSink implements Sink {
     this.blocked = false;
   }
   async close(): Promise<void> {
-    if (!this.end) return;
+    if (!this.end || this.failure) return;
     await new Promise<void>((resolve) => this.stream.end(resolve));
   }
 }
