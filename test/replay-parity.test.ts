@@ -90,7 +90,7 @@ function expectNoAddress(text: string, addresses: string[]): void {
   }
 }
 
-describe.skipIf(!dir)('replay --window all matches the TShark figures', () => {
+describe.skipIf(!dir)('replay --window all matches the TShark figures', { concurrent: true }, () => {
   it.each(Object.entries(WIFI))('wifi/%s', async (name, want) => {
     const file = join(dir!, 'wifi', name);
     const [w] = await windows(file, { window: 'all' });
@@ -154,7 +154,7 @@ describe.skipIf(!dir || !tshark)('the README figures are what TShark says', () =
   });
 });
 
-describe.skipIf(!dir)('windows, errors and privacy of the output', () => {
+describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent: true }, () => {
   it('aligns windows to multiples of the window length on the capture clock and loses no frame', async () => {
     const file = join(dir!, 'wifi', 'sc6-61_2023-04-17_anonymized.pcap');
     const ws = await windows(file, { window: 60_000 });
