@@ -36,6 +36,7 @@ interface Flags {
   count?: string;
   invalid?: string;
   malformed?: string;
+  duplicate?: string;
   evaluate?: boolean;
   json?: boolean;
   ignoreFcs?: boolean;
@@ -113,6 +114,7 @@ export function registerSimulate(program: Command): void {
     .option('--count <n>', 'load: stop after n messages')
     .option('--invalid <share>', 'load: share of schema-invalid payloads (0..1)')
     .option('--malformed <share>', 'load: share of payloads that are not JSON (0..1)')
+    .option('--duplicate <share>', 'load: share of messages sent twice, as a QoS 1 redelivery (0..1)')
     .option('--evaluate', 'run the firmware over the frames and print its error against the truth (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)')
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
@@ -149,7 +151,7 @@ export function registerSimulate(program: Command): void {
             site: f.site,
             seed,
             windowMs: (dur('window', f.window) ?? 60) * 1000,
-            faults: { invalid: num('invalid', f.invalid, 0), malformed: num('malformed', f.malformed, 0) },
+            faults: { invalid: num('invalid', f.invalid, 0), malformed: num('malformed', f.malformed, 0), duplicate: num('duplicate', f.duplicate, 0) },
             onProgress: (p) => log.info(p, 'load progress'),
           });
           process.stdout.write(JSON.stringify(r) + '\n');

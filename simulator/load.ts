@@ -18,7 +18,7 @@ import {
 } from '../gateway/contract.ts';
 import { Rng } from './rng.ts';
 
-export type LoadFault = 'invalid' | 'malformed';
+export type LoadFault = 'invalid' | 'malformed' | 'duplicate';
 
 export interface LoadMessage {
   topic: string;
@@ -43,8 +43,11 @@ export interface LoadOptions {
   start?: Date | string | number;
   /** First seq of every gateway. Default 0. */
   seqStart?: number;
-  /** Share of messages (0..1) replaced by a broken payload: schema-invalid JSON or not JSON at all. */
-  faults?: { invalid?: number; malformed?: number };
+  /**
+   * Share of messages (0..1) replaced by a broken payload (schema-invalid JSON, or not JSON at all),
+   * and share of valid messages sent twice (a QoS 1 redelivery: same payload, same seq).
+   */
+  faults?: { invalid?: number; malformed?: number; duplicate?: number };
 }
 
 export const DEFAULT_LOAD_START = '2026-01-01T00:00:00.000Z';
@@ -91,6 +94,7 @@ export function* loadMessages(opts: LoadOptions): Generator<LoadMessage> {
   const faultRng = rng.fork('faults');
   const pInvalid = opts.faults?.invalid ?? 0;
   const pMalformed = opts.faults?.malformed ?? 0;
+  const pDuplicate = opts.faults?.duplicate ?? 0;
   const gws = Array.from({ length: opts.gateways }, (_, i) => {
     const r = rng.fork(`gateway-${i}`);
     return { id: gatewayId(i), zone: zoneId(i, zones), base: r.lognormal(300, 1), rng: r };
@@ -145,7 +149,9 @@ export function* loadMessages(opts: LoadOptions): Generator<LoadMessage> {
       } else if (x < pInvalid + pMalformed) {
         yield { topic, payload: Buffer.from(`{"v":1,"site":"${site}","gateway":`), message, fault: 'malformed' };
       } else {
-        yield { topic, payload: encode(message), message };
+        const payload = encode(message);
+        yield { topic, payload, message };
+        if (pDuplicate && faultRng.float() < pDuplicate) yield { topic, payload, message, fault: 'duplicate' };
       }
     }
   }

@@ -42,6 +42,18 @@ describe('loadMessages', () => {
     for (const m of malformed) expect(() => JSON.parse(m.payload.toString())).toThrow();
   });
 
+  it('repeats a share of valid messages unchanged (QoS 1 redelivery)', () => {
+    const msgs = [...loadMessages({ gateways: 10, windows: 50, seed: 1, faults: { duplicate: 0.1 } })];
+    const dups = msgs.filter((m) => m.fault === 'duplicate');
+    expect(dups.length).toBeGreaterThan(20);
+    expect(msgs.length).toBe(500 + dups.length);
+    for (const d of dups) {
+      const i = msgs.indexOf(d);
+      expect(msgs[i - 1].payload.equals(d.payload)).toBe(true);
+      expect(validateCounts(JSON.parse(d.payload.toString())).ok).toBe(true);
+    }
+  });
+
   it('rejects bad options with a clear message', () => {
     expect(() => [...loadMessages({ gateways: 0, windows: 1 })]).toThrow('load: gateways must be a whole number >= 1 (got 0)');
     expect(() => [...loadMessages({ gateways: 1, windows: 1, site: 'Bad Site' })]).toThrow(/site "Bad Site"/);
