@@ -121,6 +121,8 @@ function makeFrame(r: ReturnType<typeof rng>, seeds: Frame[]): Frame {
       }
     }
   }
+  // now and then the FCS-length bits of a pcap header (the firmware gets the link type unmasked)
+  if (r.below(16) === 0) linkType = (linkType | (r.next() & 0xfc000000)) >>> 0;
   return { linkType, timestampMs: 0, data };
 }
 
