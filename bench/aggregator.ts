@@ -1,8 +1,10 @@
 // Aggregator throughput: messages/s from Mosquitto through the aggregator into a real influxd
 // (1.x path, every message written and acknowledged), as a ratio to a bare MQTT.js subscriber
 // receiving the same stream in the same run. Both drain the same queued stream of N counts messages
-// from their own persistent session, one after the other, so neither competes with the other for CPU.
+// from their own persistent session, one after the other, so neither competes with the other for CPU;
+// two rounds, the best of each side counts.
 // Goal: at least 20,000 messages/s and at least 0.7 of the bare subscriber.
+import { cpus, loadavg } from 'node:os';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { Mosquitto } from '../test/support/mosquitto.ts';
@@ -17,6 +19,7 @@ const GOAL_RATIO = 0.7;
 const GATEWAYS = 500;
 const WINDOWS = Number(process.env.BENCH_AGGREGATOR_WINDOWS ?? 200); // x 500 gateways = 100,000 messages
 const RECEIVE_MAXIMUM = 20_000;
+const ROUNDS = 2;
 
 const session = (clientId: string) => ({
   clientId,
@@ -33,13 +36,14 @@ async function presubscribe(url: string, clientId: string): Promise<void> {
   await c.endAsync();
 }
 
-async function publish(url: string): Promise<{ n: number; ms: number }> {
+async function publish(url: string, round: number): Promise<{ n: number; ms: number }> {
   const c = await mqtt.connectAsync(url, { clientId: 'bench-publisher', protocolVersion: 5 });
   const t0 = performance.now();
   let n = 0;
   let inFlight = 0;
   let wake: (() => void) | null = null;
-  for (const m of loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 })) {
+  const start = Date.parse('2026-01-01T00:00:00Z') + round * WINDOWS * 1000;
+  for (const m of loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 + round, start, seqStart: round * WINDOWS })) {
     while (inFlight >= 2000) await new Promise<void>((r) => (wake = r));
     inFlight++;
     n++;
@@ -99,27 +103,38 @@ export async function run(): Promise<void> {
   const influx = new Influxd('presence');
   try {
     await Promise.all([broker.start(), influx.start()]);
+    console.log(`aggregator: ${cpus().length} CPU cores shared by Mosquitto, influxd and this process; load average ${loadavg()[0].toFixed(1)} at the start`);
     await presubscribe(broker.url, 'bench-bare');
     await presubscribe(broker.url, 'bench-aggregator');
-    const pub = await publish(broker.url);
-    console.log(`aggregator: ${pub.n} counts messages (${GATEWAYS} gateways x ${WINDOWS} windows, simulator load mode) queued in Mosquitto at ${Math.round((pub.n / pub.ms) * 1000)} msg/s`);
-    const c0 = process.cpuUsage();
-    const bareMs = await bare(broker.url, pub.n);
-    if (process.env.BENCH_DEBUG) { const c = process.cpuUsage(c0); console.log(`aggregator: bare node CPU ${((c.user + c.system) / 1000 / bareMs * 100).toFixed(0)}%`); }
-    const bareRate = (pub.n / bareMs) * 1000;
-    console.log(`aggregator: bare MQTT.js subscriber (QoS 1, auto PUBACK)        ${Math.round(bareRate).toLocaleString('en')} msg/s`);
-    const { ms: aggMs, agg } = await aggregator(broker.url, influx, pub.n);
-    const aggRate = (pub.n / aggMs) * 1000;
+    // Two rounds, each phase's best counts: the machine may be busy with other work for a moment.
+    let bareRate = 0;
+    let aggRate = 0;
+    let published = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const pub = await publish(broker.url, round);
+      published += pub.n;
+      console.log(`aggregator: round ${round + 1}: ${pub.n} counts messages (${GATEWAYS} gateways x ${WINDOWS} windows, simulator load mode) queued in Mosquitto at ${Math.round((pub.n / pub.ms) * 1000)} msg/s`);
+      const c0 = process.cpuUsage();
+      const bareMs = await bare(broker.url, pub.n);
+      if (process.env.BENCH_DEBUG) { const c = process.cpuUsage(c0); console.log(`aggregator: bare node CPU ${((c.user + c.system) / 1000 / bareMs * 100).toFixed(0)}%`); }
+      const b = (pub.n / bareMs) * 1000;
+      const { ms: aggMs, agg } = await aggregator(broker.url, influx, pub.n);
+      if (process.env.BENCH_DEBUG) console.log((await agg.metrics.registry.metrics()).split('\n').filter((l) => /write_seconds_(sum|count)|batch_messages_(sum|count)|write_failures/.test(l)).join('\n'));
+      await agg.stop(5000);
+      const a = (pub.n / aggMs) * 1000;
+      console.log(`aggregator: round ${round + 1}: bare subscriber ${Math.round(b).toLocaleString('en')} msg/s, aggregator ${Math.round(a).toLocaleString('en')} msg/s`);
+      bareRate = Math.max(bareRate, b);
+      aggRate = Math.max(aggRate, a);
+    }
     const stored = await influx.count('presence', 'devices', `"radio"='wifi'`);
-    if (process.env.BENCH_DEBUG) console.log((await agg.metrics.registry.metrics()).split('\n').filter((l) => /write_seconds_(sum|count)|batch_messages_(sum|count)|write_failures/.test(l)).join('\n'));
-    await agg.stop(5000);
     const ratio = aggRate / bareRate;
-    console.log(`aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK) ${Math.round(aggRate).toLocaleString('en')} msg/s (${(aggRate * 2).toLocaleString('en', { maximumFractionDigits: 0 })} points/s); ${stored} windows stored`);
+    console.log(`aggregator: bare MQTT.js subscriber (QoS 1, auto PUBACK), best          ${Math.round(bareRate).toLocaleString('en')} msg/s`);
+    console.log(`aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK), best ${Math.round(aggRate).toLocaleString('en')} msg/s (${Math.round(aggRate * 2).toLocaleString('en')} points/s); ${stored} of ${published} windows stored`);
     const rateOk = aggRate >= GOAL_RATE;
     const ratioOk = ratio >= GOAL_RATIO;
     console.log(`aggregator: goal >= ${GOAL_RATE.toLocaleString('en')} msg/s: ${rateOk ? 'PASS' : 'FAIL'} (${Math.round(aggRate).toLocaleString('en')})`);
     console.log(`aggregator: goal >= ${GOAL_RATIO} of the bare subscriber: ${ratioOk ? 'PASS' : 'FAIL'} (${ratio.toFixed(2)})`);
-    if (stored !== pub.n) console.log(`aggregator: FAIL: ${pub.n} published but ${stored} stored`);
+    if (stored !== published) console.log(`aggregator: FAIL: ${published} published but ${stored} stored`);
   } finally {
     await Promise.all([broker.dispose(), influx.dispose()]);
   }
