@@ -217,6 +217,12 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
   const travel = new Map<number, Map<string, number[]>>();
   let tallies = gw.map(() => new WindowTally());
   let windowIndex = 0;
+  // Windows fall on multiples of the window length in UTC, as the gateways and `presence replay`
+  // count them; when the scenario starts between two boundaries the first window is shorter.
+  const windowMs = s.windowS * 1000;
+  const firstEndS = ((Math.floor(startMs / windowMs) + 1) * windowMs - startMs) / 1000;
+  const windowStartS = (i: number) => (i === 0 ? 0 : firstEndS + (i - 1) * s.windowS);
+  const windowOf = (t: number) => (t < firstEndS ? 0 : 1 + Math.floor((t - firstEndS) / s.windowS));
 
   // ---- devices ----
   const makeDevice = (agent: Agent, modelId: string, fixed: boolean): Device => {
@@ -404,7 +410,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     }
     passes.sort((p, q) => p.t - q.t);
     for (let k = 1; k < passes.length; k++) {
-      const w = Math.floor(passes[k].t / s.windowS);
+      const w = windowOf(passes[k].t);
       const key = `${passes[k - 1].g}|${passes[k].g}|${cs.mode}`;
       let mw = travel.get(w);
       if (!mw) travel.set(w, (mw = new Map()));
@@ -439,7 +445,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     }
   });
   heap.push(0, EV_TICK, null);
-  heap.push(Math.min(s.windowS, endS), EV_WINDOW, null);
+  heap.push(Math.min(firstEndS, endS), EV_WINDOW, null);
 
   const scheduleArrival = (cs: CrowdState, t: number) => {
     if (cs.spec.type === 'gathering') {
@@ -627,7 +633,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
         break;
       }
       case EV_WINDOW: {
-        const ws = windowIndex * s.windowS;
+        const ws = windowStartS(windowIndex);
         const we = t;
         const tv = travel.get(windowIndex);
         travel.delete(windowIndex);
@@ -644,8 +650,8 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
         yield { type: 'window', windows };
         tallies = gw.map(() => new WindowTally());
         windowIndex++;
-        const next = (windowIndex + 1) * s.windowS;
-        if (windowIndex * s.windowS < endS - 1e-9) heap.push(Math.min(next, endS), EV_WINDOW, null);
+        const next = windowStartS(windowIndex + 1);
+        if (windowStartS(windowIndex) < endS - 1e-9) heap.push(Math.min(next, endS), EV_WINDOW, null);
         break;
       }
     }

@@ -134,6 +134,19 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
 });
 
 describe('simulate: presence replay gives the truth', () => {
+  it('aligns windows to the UTC window grid as replay does, also when the scenario starts between boundaries', async () => {
+    const r = await simulate({ scenario: 'quiet-night', durationS: 200, seed: 5, start: '2026-11-23T01:00:20Z', outDir: join(root, 'unaligned') });
+    expect(r.truth.windows.map((w) => [w.start.slice(11, 19), w.end.slice(11, 19)])).toEqual([
+      ['01:00:20', '01:01:00'],
+      ['01:01:00', '01:02:00'],
+      ['01:02:00', '01:03:00'],
+      ['01:03:00', '01:03:40'],
+    ]);
+    const byEnd = new Map<string, [number, number]>();
+    for await (const w of replayCapture(r.gateways[0].pcap, { window: 60_000 })) byEnd.set(w.end!, [w.wifi.devices, w.ble.devices]);
+    for (const w of r.truth.windows.slice(0, 3)) expect(byEnd.get(w.end), w.end).toEqual([w.addresses.wifi, w.addresses.ble]);
+  });
+
   it('counts the same distinct addresses per window as the truth holds (BLE as link layer and as HCI)', async () => {
     const ll = await simulate({ scenario: 'kingsday-square', durationS: 300, scale: 0.01, seed: 5, outDir: join(root, 'replay') });
     const hci = await simulate({ scenario: 'traffic-corridor', durationS: 300, scale: 0.5, seed: 5, bleLink: 'hci', outDir: join(root, 'replay-hci') });
