@@ -1,6 +1,9 @@
 // Load mode: contract-valid messages from a seed, and QoS 1 publishing to a real Mosquitto.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { COUNTS_FILTER, STATUS_FILTER, parseTopic, validateCounts, validateStatus } from '../gateway/contract.ts';
 import { loadMessages, loadStatuses, runLoad } from '../simulator/load.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -105,6 +108,20 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
     expect(r.published).toBeGreaterThan(50);
     expect(r.published).toBeLessThanOrEqual(100);
     expect(r.acked).toBe(r.published);
+  });
+
+  it('`presence simulate --load` publishes and prints its result', async () => {
+    const sub = await mqtt.connectAsync(broker.url, { clientId: 'load-cli-sub' });
+    let n = 0;
+    sub.on('message', (topic) => {
+      if (topic.startsWith('presence/v1/cli/') && topic.endsWith('/counts')) n++;
+    });
+    await sub.subscribeAsync(COUNTS_FILTER, { qos: 1 });
+    const { stdout } = await promisify(execFile)('node', [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--gateways', '3', '--rate', '100', '--count', '30', '--site', 'cli', '--mqtt', broker.url]);
+    expect(JSON.parse(stdout)).toMatchObject({ published: 30, acked: 30, failed: 0 });
+    for (let i = 0; i < 100 && n < 30; i++) await new Promise((res) => setTimeout(res, 20));
+    expect(n).toBe(30);
+    await sub.endAsync();
   });
 
   it('fails clearly when there is no broker', async () => {
