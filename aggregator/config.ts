@@ -233,7 +233,10 @@ function readFile(path: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path}: must hold a mapping of keys`);
   // Accept either the aggregator keys at the top or under an `aggregator:` key (one file for all components).
   const obj = parsed as Record<string, unknown>;
-  const section = obj.aggregator && typeof obj.aggregator === 'object' ? (obj.aggregator as Record<string, unknown>) : obj;
+  // A shared file with other components' sections (gateway:, simulator:, ...) and none for us: defaults.
+  const others = ['gateway', 'simulator', 'demo', 'dashboards'].some((k) => k in obj);
+  const section =
+    obj.aggregator && typeof obj.aggregator === 'object' ? (obj.aggregator as Record<string, unknown>) : others ? {} : obj;
   const problems = checkConfigObject(section);
   if (problems.length) throw new ConfigError(`config file ${path}:\n  ${problems.join('\n  ')}`);
   return section;
