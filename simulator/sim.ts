@@ -266,7 +266,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
       d.wifiShadow[g] = rng.normal(0, env.shadowingDb);
       d.bleShadow[g] = rng.normal(0, env.shadowingDb);
     }
-    const t0 = agent.arriveS;
+    const t0 = Math.max(0, agent.arriveS);
     if (wifiOn && w) {
       const key = `${model.id}`;
       let plan = scanPlanCache.get(key);
@@ -381,13 +381,15 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     addAgent({ id: nextAgentId++, people: 1, wp, cursor: 0, arriveS: t0, departS: end, extraLossDb: 0, devices: [] }, rng);
   };
 
-  const flowAgent = (cs: CrowdState, t0: number) => {
+  /** An agent entering the flow at t0, or (enRoute in 0..1) one that entered before the start and has covered that share of the way. */
+  const flowAgent = (cs: CrowdState, t0: number, enRoute?: number) => {
     const c = cs.spec as FlowSpec;
     const m: FlowModeSpec = c.modes[cs.mode!];
     const rng = cs.rng.fork(`agent-${nextAgentId}`);
     const [a, b] = cs.reverse ? [c.to, c.from] : [c.from, c.to];
     const len = Math.hypot(b[0] - a[0], b[1] - a[1]);
     const speed = m.speedMps * rng.lognormal(1, m.speedCv);
+    if (enRoute !== undefined) t0 = -enRoute * (len / speed);
     const lat = rng.uniform(-2, 2);
     const nx = -(b[1] - a[1]) / len;
     const ny = (b[0] - a[0]) / len;
@@ -410,6 +412,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     }
     passes.sort((p, q) => p.t - q.t);
     for (let k = 1; k < passes.length; k++) {
+      if (passes[k - 1].t < 0) continue; // passed the first gateway before the simulation started
       const w = windowOf(passes[k].t);
       const key = `${passes[k - 1].g}|${passes[k].g}|${cs.mode}`;
       let mw = travel.get(w);
@@ -433,6 +436,12 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     if (cs.spec.type === 'gathering') {
       const n0 = Math.round(occupancy(cs.spec, 0));
       for (let i = 0; i < n0; i++) gatheringAgent(cs, 0, true);
+    } else {
+      // The street is not empty at the start: as many agents on the way as the flow keeps there.
+      const m = cs.spec.modes[cs.mode!];
+      const len = Math.hypot(cs.spec.to[0] - cs.spec.from[0], cs.spec.to[1] - cs.spec.from[1]);
+      const n0 = cs.rng.poisson(((m.perHour * s.scale) / 3600) * (len / m.speedMps));
+      for (let i = 0; i < n0; i++) flowAgent(cs, 0, cs.rng.float());
     }
     heap.push(0, EV_ARRIVAL, cs);
   }
@@ -454,13 +463,13 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
       const rate = Math.max(0, occupancySlope(c, t) + n / c.dwellS);
       const brk = nextBreak(c, t);
       if (rate <= 0) {
-        if (brk < endS) heap.push(brk, EV_ARRIVAL, cs);
+        if (brk < endS) heap.push(brk, EV_ARRIVAL, { ...cs, arrive: false });
         return;
       }
       const dt = cs.rng.exp(1 / rate);
       // Rates change at breakpoints: re-draw there (memoryless) if the draw overshoots.
       if (t + dt > brk) {
-        if (brk < endS) heap.push(brk, EV_ARRIVAL, cs);
+        if (brk < endS) heap.push(brk, EV_ARRIVAL, { ...cs, arrive: false });
         return;
       }
       if (t + dt < endS) heap.push(t + dt, EV_ARRIVAL, { ...cs, arrive: true });
