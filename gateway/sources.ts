@@ -47,7 +47,10 @@ export abstract class CaptureSource {
   /** True for sources that end on their own (files, stdin); false for capture commands. */
   abstract readonly ends: boolean;
 
+  private started = false;
+
   start(sink: FrameSink): void {
+    this.started = true;
     this.sink = sink;
     this.run()
       .catch((err) => {
@@ -61,6 +64,7 @@ export abstract class CaptureSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (!this.started) return;
     await this.halt();
     await this.finished;
   }

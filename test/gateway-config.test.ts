@@ -169,6 +169,20 @@ describe('durable queue', () => {
   });
 });
 
+describe('gateway start-up failure', () => {
+  it('a locked queue folder makes start() fail clearly, and stop() still returns', async () => {
+    const { Gateway } = await import('../gateway/gateway.ts');
+    const dir = join(tmp, 'q-locked');
+    WindowQueue.open(dir, { maxWindows: 3 });
+    writeFileSync(join(dir, 'lock'), `${process.ppid}\n`);
+    const gw = new Gateway({ config: loadConfig({ ...base, source: ['pcap:/nonexistent.pcap'], queueDir: dir, logLevel: 'silent' }, {}) });
+    await expect(gw.start()).rejects.toThrow(/in use by process/);
+    await gw.stop();
+    await gw.done;
+    expect(readFileSync(join(dir, 'lock'), 'utf8').trim()).toBe(String(process.ppid)); // not ours to remove
+  });
+});
+
 describe('windows', () => {
   it('align to multiples of the window length; a late start is incomplete', () => {
     expect(alignDown(61_500, 60_000)).toBe(60_000);
