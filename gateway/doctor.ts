@@ -376,7 +376,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(...(await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'))));
   results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   results.push(await checkClock());
-  results.push(checkQueue(cfg));
+  results.push(brokerGiven || flags.queueDir ? checkQueue(cfg) : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   return results;
 }
 
