@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { CaptureWriter, FileSink, type CaptureFormat, type Sink } from './pcap-writer.ts';
-import { loadScenario, resolveScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
+import { loadScenario, nominalPeople, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { captureInterfaces, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
 import { writeTruth, type TruthFile, type TruthWindow } from './truth.ts';
 
@@ -64,6 +64,7 @@ function applyOverrides(s: Scenario, o: ScenarioOverrides): Scenario {
   if (o.windowS !== undefined) out.windowS = o.windowS;
   if (o.start !== undefined) out.startMs = new Date(o.start).getTime();
   if (o.scale !== undefined) out.scale = o.scale;
+  if (o.people !== undefined) out.scale = o.people / Math.max(1e-9, nominalPeople(s));
   if (o.truthStepS !== undefined) out.truthStepS = o.truthStepS;
   return out;
 }

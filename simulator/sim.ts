@@ -445,12 +445,11 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
     }
     heap.push(0, EV_ARRIVAL, cs);
   }
-  s.fixed.forEach((f, i) => {
+  s.fixed.forEach((f) => {
     for (let k = 0; k < f.count; k++) {
       const agent: Agent = { id: nextAgentId++, people: 0, wp: [0, f.position[0], f.position[1]], cursor: 0, arriveS: 0, departS: Infinity, extraLossDb: 0, devices: [] };
       agent.devices.push(makeDevice(agent, f.model, true));
       agents.add(agent);
-      void i;
     }
   });
   heap.push(0, EV_TICK, null);
