@@ -145,6 +145,28 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await sub.client.endAsync();
   });
 
+  it('--rssi-min drops weak frames: they are counted as weak, not as devices', async () => {
+    const start = Date.parse('2026-03-01T10:30:00.000Z');
+    const wifi = wifiCapture(join(tmp, 'rssi-wifi.pcap'), { devices: 4, startMs: start, durationMs: 1_900, framesPerS: 20 }); // -50 dBm
+    const ble = bleCapture(join(tmp, 'rssi-ble.pcap'), { devices: 3, startMs: start, durationMs: 1_900, framesPerS: 20 }); // -60 dBm
+    const run = async (site: string, extra: Record<string, unknown>) => {
+      const out: CountsMessage[] = [];
+      const gw = new Gateway({
+        config: config({ site, zone: 'z', id: 'g', mqtt: broker.url, source: [`pcap:${wifi.path}`, `pcap:${ble.path}`], speed: 'max', window: '1s', queueDir: join(tmp, `q-${site}`), ...extra }),
+      });
+      gw.on('window', (m) => out.push(m));
+      await gw.run();
+      return out;
+    };
+    const all = await run('rssi-all', {});
+    expect(Math.max(...all.map((c) => c.ble.devices))).toBe(3);
+    expect(all.reduce((n, c) => n + (c.ble.weak as number), 0)).toBe(0);
+    const strong = await run('rssi-55', { rssiMin: '-55' });
+    expect(Math.max(...strong.map((c) => c.wifi.devices))).toBe(4);
+    expect(Math.max(...strong.map((c) => c.ble.devices))).toBe(0);
+    expect(strong.reduce((n, c) => n + (c.ble.weak as number), 0)).toBe(ble.frames);
+  });
+
   it('paced replay: windows close on the capture clock through a quiet stretch, not at the next frame', async () => {
     const base = Date.parse('2026-03-01T11:00:00.000Z');
     // 10 frames in the first second, then silence until 5.5 s.
