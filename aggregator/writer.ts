@@ -41,7 +41,7 @@ export class InfluxV2Sink implements Sink {
   readonly target: string;
   private readonly writeApi: WriteApi;
 
-  constructor(cfg: InfluxConfig, maxLines: number) {
+  constructor(cfg: InfluxConfig, private readonly maxLines: number) {
     const influx = new InfluxDB({ url: cfg.url!, token: cfg.token ?? (cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined), timeout: cfg.timeout });
     // InfluxDB 1.8+ takes "db/rp" as the bucket of its v2 compatibility API.
     const bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
@@ -56,8 +56,12 @@ export class InfluxV2Sink implements Sink {
   }
 
   async write(lines: string[]): Promise<void> {
-    this.writeApi.writeRecords(lines);
-    await this.writeApi.flush();
+    // Never hand the WriteApi more than its batchSize: beyond it, it would send a part on its own
+    // and that request's outcome would not reach us.
+    for (let i = 0; i < lines.length; i += this.maxLines) {
+      this.writeApi.writeRecords(i === 0 && lines.length <= this.maxLines ? lines : lines.slice(i, i + this.maxLines));
+      await this.writeApi.flush();
+    }
   }
 
   async close(): Promise<void> {

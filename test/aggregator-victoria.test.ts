@@ -6,6 +6,8 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Victoria } from './support/victoria.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
+import { InfluxV2Sink } from '../aggregator/writer.ts';
+import { countsLines } from '../aggregator/messages.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, windows } from './aggregator-helpers.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-victoria') && need('victoria-metrics', 'victoria-metrics', 'aggregator-victoria');
@@ -60,5 +62,13 @@ describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
     await until('write failures', () => agg.stats().writeFailures, (n) => n > 0);
     await vm.start();
     expect(await until('all after restart', () => vm.count('presence_frames{radio="wifi",site="site-vm-down"}'), (n) => n === 600, 30_000)).toBe(600);
+  });
+
+  it('splits a write larger than the WriteApi batch into requests it awaits one by one', async () => {
+    const sink = new InfluxV2Sink({ url: vm.url, api: 'v2', org: 'city', bucket: 'presence', timeout: 5000 }, 10);
+    const lines = windows('site-vm-chunks', 1, 35).flatMap((m) => countsLines(m));
+    await sink.write(lines);
+    await sink.close();
+    expect(await until('70 samples', () => vm.count('presence_devices{site="site-vm-chunks"}'), (n) => n === 70)).toBe(70);
   });
 });
