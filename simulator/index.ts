@@ -172,3 +172,21 @@ export function* streamFrames(o: StreamOptions): Generator<FrameEvent & { gatewa
   const { scenario, events } = streamEvents(o);
   for (const ev of events) if (ev.type === 'frame') yield { ...ev, gatewayId: scenario.gateways[ev.gateway].id };
 }
+
+/**
+ * Frames of every gateway in time order, released at `speed` times real time (1: real time).
+ * For a live demo that feeds gateways in process instead of through pipes.
+ */
+export async function* pacedFrames(o: StreamOptions & { speed?: number; signal?: AbortSignal }): AsyncGenerator<FrameEvent & { gatewayId: string }> {
+  const speed = o.speed ?? 1;
+  if (!(speed > 0)) throw new Error(`pacedFrames: speed must be above 0 (got ${speed})`);
+  const { scenario, events } = streamEvents(o);
+  const wall0 = performance.now();
+  for (const ev of events) {
+    if (o.signal?.aborted) return;
+    if (ev.type !== 'frame') continue;
+    const wait = wall0 + (ev.frame.timestampMs - scenario.startMs) / speed - performance.now();
+    if (wait > 2) await new Promise((r) => setTimeout(r, wait));
+    yield { ...ev, gatewayId: scenario.gateways[ev.gateway].id };
+  }
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { CaptureParser } from '../gateway/capture/pcap.ts';
-import { simulate } from '../simulator/index.ts';
+import { pacedFrames, simulate } from '../simulator/index.ts';
 import { runLive } from '../simulator/live.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sim-live-'));
@@ -46,6 +46,20 @@ describe('runLive', () => {
     p.end();
     expect(frames.length).toBeGreaterThan(50);
     expect(new Set(frames.map((f) => f.linkType))).toEqual(new Set([256]));
+  });
+
+  it('pacedFrames releases frames in time order at the requested speed', async () => {
+    const t0 = performance.now();
+    let last = -Infinity;
+    let n = 0;
+    for await (const f of pacedFrames({ scenario: 'quiet-night', durationS: 4, seed: 2, speed: 8 })) {
+      expect(f.frame.timestampMs).toBeGreaterThanOrEqual(last);
+      expect(f.gatewayId).toBe('gw-lobby');
+      last = f.frame.timestampMs;
+      n++;
+    }
+    expect(n).toBeGreaterThan(50);
+    expect(performance.now() - t0).toBeGreaterThan(350); // 4 s at 8x: the last frame after ~0.5 s
   });
 
   it('names an unknown gateway', async () => {
