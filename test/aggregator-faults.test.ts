@@ -82,20 +82,20 @@ describe.skipIf(!ok)('aggregator faults', () => {
       ].join('\n'),
     );
     const first = await startCli(config, port);
-    const msgs = windows('site-kill', 10, 600); // 6000 windows
+    const msgs = windows('site-kill', 10, 300); // 3000 windows
     const publishing = publishAll(pub, msgs.map(countsItem), 20);
-    await until('some windows stored', () => wifi('site-kill'), (n) => n > 300, 30_000);
+    await until('some windows stored', () => wifi('site-kill'), (n) => n > 200, 30_000);
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     const atKill = await wifi('site-kill');
-    expect(atKill).toBeLessThan(6000);
+    expect(atKill).toBeLessThan(3000);
     await new Promise((r) => setTimeout(r, 500));
     const second = await startCli(config, port);
     await publishing;
-    await until('all 6000 windows after the restart', () => wifi('site-kill'), (n) => n >= 6000, 45_000);
+    await until('all 3000 windows after the restart', () => wifi('site-kill'), (n) => n >= 3000, 40_000);
     await new Promise((r) => setTimeout(r, 500));
-    expect(await wifi('site-kill')).toBe(6000);
-    expect(await influx.count('presence', 'devices', `"radio"='ble' AND "site"='site-kill'`)).toBe(6000);
+    expect(await wifi('site-kill')).toBe(3000);
+    expect(await influx.count('presence', 'devices', `"radio"='ble' AND "site"='site-kill'`)).toBe(3000);
     second.kill('SIGTERM');
     await new Promise((r) => second.once('exit', r));
   });
