@@ -365,7 +365,7 @@ export class Aggregator extends EventEmitter {
         this.writeFailingSince ??= Date.now();
         const delay = Math.min(this.config.batch.maxRetryDelay, 250 * 2 ** Math.min(attempt - 1, 10));
         this.log.warn({ err: e.message, status: e.statusCode, attempt, retry_in_ms: delay, lines: batch.lines.length, sink: this.sink.target }, 'write failed; retrying');
-        await sleep(delay);
+        await new Promise((r) => setTimeout(r, delay).unref()); // does not keep a stopped process alive
       }
     }
     this.writeFailingSince = null;

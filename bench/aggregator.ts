@@ -4,6 +4,7 @@
 // from their own persistent session, one after the other, so neither competes with the other for CPU;
 // two rounds, the best of each side counts.
 // Goal: at least 20,000 messages/s and at least 0.7 of the bare subscriber.
+// BENCH_DEBUG=1 adds CPU use and write statistics; BENCH_AGGREGATOR_WINDOWS sets windows per gateway.
 import { cpus, loadavg } from 'node:os';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
