@@ -30,6 +30,9 @@ export class Mosquitto {
       ? this.opts.listenerConfig(this.port, this.dir)
       : `listener ${this.port} 127.0.0.1\nallow_anonymous true\n`;
     const conf = [
+      // Started as root, Mosquitto would switch to its own user, which cannot write the private
+      // temp folder: persistence and the log would fail silently. Stay root (no effect otherwise).
+      'user root',
       'per_listener_settings false',
       listener,
       'persistence true',
