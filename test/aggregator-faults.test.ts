@@ -18,7 +18,7 @@ const ok = need('mosquitto', 'mosquitto', 'aggregator-faults') && need('influxd'
 const repo = join(import.meta.dirname, '..');
 
 describe.skipIf(!ok)('aggregator faults', () => {
-  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const broker = new Mosquitto();
   const influx = new Influxd('presence');
   const dir = mkdtempSync(join(tmpdir(), 'presence-agg-faults-'));
   const procs: ChildProcess[] = [];

@@ -20,7 +20,7 @@ const repo = join(import.meta.dirname, '..');
 const lineCount = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
 
 describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
-  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const broker = new Mosquitto();
   const influx = new Influxd('loaded');
   const dir = mkdtempSync(join(tmpdir(), 'presence-agg-file-'));
 

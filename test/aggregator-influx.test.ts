@@ -14,7 +14,7 @@ const ok = need('mosquitto', 'mosquitto', 'aggregator-influx') && need('influxd'
 
 describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
   // As root, Mosquitto drops to user mosquitto, which cannot write the temp dir: keep root so persistence works.
-  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const broker = new Mosquitto();
   const influx = new Influxd('presence');
   let agg: Aggregator;
   let pub: MqttClient;

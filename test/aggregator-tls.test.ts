@@ -37,7 +37,6 @@ describe.skipIf(!ok)(SUITE, () => {
         'allow_anonymous false',
         `password_file ${join(dir, 'passwd')}`,
       ].join('\n'),
-    extraConfig: () => 'user root',
   });
   const d = broker.dir;
   const url = () => `mqtts://127.0.0.1:${broker.port}`;

@@ -13,7 +13,7 @@ import { countsItem, publishAll, publisher, status, statusItem, until, windows }
 const ok = need('mosquitto', 'mosquitto', 'aggregator-victoria') && need('victoria-metrics', 'victoria-metrics', 'aggregator-victoria');
 
 describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
-  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const broker = new Mosquitto();
   const vm = new Victoria();
   let agg: Aggregator;
   let pub: MqttClient;

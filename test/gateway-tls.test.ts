@@ -41,9 +41,6 @@ describe.skipIf(!ok)(SUITE, () => {
         'allow_anonymous false',
         `password_file ${join(dir, 'passwd')}`,
       ].join('\n'),
-    // Run as root, Mosquitto drops to its own user before reading the password file in our 0700
-    // temp folder; keep the invoking user instead (no effect when not started as root).
-    extraConfig: () => 'user root',
   });
   const d = broker.dir;
   beforeAll(async () => {
