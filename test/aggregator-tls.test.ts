@@ -1,11 +1,10 @@
 // The aggregator over TLS with a client certificate and username/password against a real Mosquitto
 // (certificates made here with the openssl CLI); a wrong password makes start() fail with the reason.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { Mosquitto } from './support/mosquitto.ts';
+import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsItem, publishAll, until, windows } from './aggregator-helpers.ts';
@@ -13,37 +12,14 @@ import { countsItem, publishAll, until, windows } from './aggregator-helpers.ts'
 const SUITE = 'aggregator TLS';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('openssl', 'openssl', SUITE) && need('mosquitto_passwd', 'mosquitto', SUITE);
 
-function certificates(dir: string): void {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=presence test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=aggregator', '-keyout', 'client.key', '-out', 'client.csr');
-  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client.ext', '-out', 'client.pem');
-  execFileSync('mosquitto_passwd', ['-b', '-c', join(dir, 'passwd'), 'agg', 'pa55 word'], { stdio: 'pipe' });
-}
-
 describe.skipIf(!ok)(SUITE, () => {
-  const broker = new Mosquitto({
-    listenerConfig: (port, dir) =>
-      [
-        `listener ${port} 127.0.0.1`,
-        `cafile ${join(dir, 'ca.pem')}`,
-        `certfile ${join(dir, 'server.pem')}`,
-        `keyfile ${join(dir, 'server.key')}`,
-        'require_certificate true',
-        'allow_anonymous false',
-        `password_file ${join(dir, 'passwd')}`,
-      ].join('\n'),
-  });
+  const broker = tlsMosquitto();
   const d = broker.dir;
   const url = () => `mqtts://127.0.0.1:${broker.port}`;
   const tls = { ca: join(d, 'ca.pem'), cert: join(d, 'client.pem'), key: join(d, 'client.key') };
 
   beforeAll(async () => {
-    certificates(d);
+    makeCertificates(d, { cn: 'aggregator', user: 'agg', password: 'pa55 word' });
     await broker.start();
   });
   afterAll(async () => {

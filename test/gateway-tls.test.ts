@@ -1,50 +1,24 @@
 // TLS with a client certificate and username/password against a real Mosquitto configured with a
 // CA and certificates made here with the openssl CLI; `presence doctor` names what is wrong when the
 // password or the CA is.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateCounts } from '../gateway/contract.ts';
 import { Gateway } from '../gateway/gateway.ts';
-import { Mosquitto } from './support/mosquitto.ts';
+import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
 import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 
 const SUITE = 'gateway TLS';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('openssl', 'openssl', SUITE) && need('mosquitto_passwd', 'mosquitto', SUITE);
 
-function makeCertificates(dir: string): void {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=presence test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=gateway-tls', '-keyout', 'client.key', '-out', 'client.csr');
-  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client.ext', '-out', 'client.pem');
-  // Another CA, to show a wrong mqtt.ca is caught.
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=other CA', '-keyout', 'other.key', '-out', 'other.pem');
-  execFileSync('mosquitto_passwd', ['-b', '-c', join(dir, 'passwd'), 'gw', 's3cret pass'], { stdio: 'pipe' });
-  execFileSync('chmod', ['a+r', ...['ca.pem', 'server.pem', 'server.key', 'passwd'].map((f) => join(dir, f))]);
-}
-
 describe.skipIf(!ok)(SUITE, () => {
-  const broker = new Mosquitto({
-    listenerConfig: (port, dir) =>
-      [
-        `listener ${port} 127.0.0.1`,
-        `cafile ${join(dir, 'ca.pem')}`,
-        `certfile ${join(dir, 'server.pem')}`,
-        `keyfile ${join(dir, 'server.key')}`,
-        'require_certificate true',
-        'allow_anonymous false',
-        `password_file ${join(dir, 'passwd')}`,
-      ].join('\n'),
-  });
+  const broker = tlsMosquitto();
   const d = broker.dir;
   beforeAll(async () => {
-    makeCertificates(d);
+    makeCertificates(d, { cn: 'gateway-tls', user: 'gw', password: 's3cret pass' });
     await broker.start();
   });
   afterAll(async () => {
