@@ -59,19 +59,17 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
 export function countsLines(m: CountsMessage, time = Date.parse(m.start)): string[] {
   const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
-  const w = m.wifi;
-  const b = m.ble;
-  return [
-    `${p.wifi} complete=${complete},devices=${w.devices}i,estimate=${w.estimate}i,frames=${w.frames}i ${time}`,
-    `${p.ble} complete=${complete},devices=${b.devices}i,estimate=${b.estimate}i,frames=${b.frames}i ${time}`,
-  ];
+  const line = (prefix: string, r: CountsMessage['wifi']) =>
+    `${prefix} complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
+    `${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
+  return [line(p.wifi, m.wifi), line(p.ble, m.ble)];
 }
 
 /** The same two points through the client's Point class (reference for countsLines). */
 export function countsPoints(m: CountsMessage): Point[] {
   const time = Date.parse(m.start);
-  return (['wifi', 'ble'] as const).map((radio) =>
-    new Point(PRESENCE)
+  return (['wifi', 'ble'] as const).map((radio) => {
+    const p = new Point(PRESENCE)
       .tag('site', m.site)
       .tag('zone', m.zone)
       .tag('gateway', m.gateway)
@@ -80,8 +78,10 @@ export function countsPoints(m: CountsMessage): Point[] {
       .intField('estimate', m[radio].estimate)
       .intField('frames', m[radio].frames)
       .booleanField('complete', m.complete)
-      .timestamp(time),
-  );
+      .timestamp(time);
+    const rejected = m[radio].rejected;
+    return typeof rejected === 'number' ? p.intField('rejected', rejected) : p;
+  });
 }
 
 export function statusLines(m: StatusMessage, receivedAt: number): string[] {
@@ -140,8 +140,8 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     if (m.site !== t.site || m.gateway !== t.gateway)
       return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
     for (const radio of ['wifi', 'ble'] as const)
-      for (const f of ['devices', 'estimate', 'frames'] as const)
-        if (m[radio][f] > Number.MAX_SAFE_INTEGER) return { ok: false, reason: 'invalid', detail: `/${radio}/${f} is too large for an exact integer` };
+      for (const f of ['devices', 'estimate', 'frames', 'rejected'] as const)
+        if ((m[radio][f] ?? 0) > Number.MAX_SAFE_INTEGER) return { ok: false, reason: 'invalid', detail: `/${radio}/${f} is too large for an exact integer` };
     const start = Date.parse(m.start);
     if (start > now + maxAheadMs)
       return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };

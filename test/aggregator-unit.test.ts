@@ -90,6 +90,15 @@ describe('aggregator message core', () => {
     );
   });
 
+  it('stores the rejected-frame count when a message carries it', () => {
+    const withRejected = { ...m, wifi: { ...m.wifi, rejected: 7 }, ble: { ...m.ble, rejected: 0 } };
+    const lines = countsLines(withRejected);
+    expect(lines[0]).toMatch(/,frames=\d+i,rejected=7i \d+$/);
+    expect(lines[1]).toMatch(/,frames=\d+i,rejected=0i \d+$/);
+    expect(lines).toEqual(countsPoints(withRejected).map((p) => p.toLineProtocol(msSettings)));
+    expect(countsLines(m)[0]).not.toContain('rejected');
+  });
+
   it('turns status into one gateway_status point with sums over sources', () => {
     const [line] = statusLines(status('site-a', 'gw-1', new Date(now)), now);
     expect(line).toBe(`gateway_status,gateway=gw-1,site=site-a errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,up=1i,uptime_s=12.5 ${now}`);
