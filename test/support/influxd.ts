@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
+import { stopGracefully } from './process.ts';
 
 export interface InfluxRow {
   time: number;
@@ -80,12 +81,8 @@ bind-address = "127.0.0.1:${this.rpcPort}"
   /** Graceful stop; start() brings it back on the same port with the same data. */
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = null;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopGracefully(p);
   }
 
   /** Runs InfluxQL; returns the raw JSON answer. Throws on an error in the answer. */

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync, readFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.ts';
+import { stopGracefully } from './process.ts';
 
 export interface MosquittoOptions {
   /** Extra lines for mosquitto.conf (listeners for TLS, password_file, ...). */
@@ -63,12 +64,8 @@ export class Mosquitto {
   /** Graceful stop (SIGTERM: persistence saved). */
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = null;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopGracefully(p);
   }
 
   async restart(): Promise<void> {

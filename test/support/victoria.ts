@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
+import { stopGracefully } from './process.ts';
 
 export interface VmSeries {
   metric: Record<string, string>;
@@ -57,12 +58,8 @@ export class Victoria {
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = null;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
+    await stopGracefully(p);
   }
 
   /** Raw samples of every series matching a selector, via /api/v1/export (after a forced flush). */
