@@ -203,19 +203,21 @@ export class Firmware {
   /** Frames, accepted, rejected and weak so far in the open window (flushes the batch first). */
   liveCounts(): LiveCounts {
     if (this.open) this.flush();
-    const radio = (i: number, extra: number): LiveRadioCounts => {
-      const base = this.stats + i * STAT.RADIO_STRIDE;
-      return {
-        frames: this.word(base + STAT.FRAMES) + extra,
-        accepted: this.word(base + STAT.ACCEPTED),
-        rejected: this.word(base + STAT.REJECTED) + extra,
-        weak: this.word(base + STAT.WEAK),
-      };
-    };
     return {
-      wifi: radio(0, this.oversize.wifi),
-      ble: radio(1, this.oversize.ble),
+      wifi: this.liveRadio(0, this.oversize.wifi),
+      ble: this.liveRadio(1, this.oversize.ble),
       unsupported: this.word(this.stats + STAT.UNSUPPORTED) + this.oversize.unsupported,
+    };
+  }
+
+  /** Running counters of radio i (0 Wi-Fi, 1 BLE); oversize frames count as frames and rejected. */
+  private liveRadio(i: number, oversize: number): LiveRadioCounts {
+    const base = this.stats + i * STAT.RADIO_STRIDE;
+    return {
+      frames: this.word(base + STAT.FRAMES) + oversize,
+      accepted: this.word(base + STAT.ACCEPTED),
+      rejected: this.word(base + STAT.REJECTED) + oversize,
+      weak: this.word(base + STAT.WEAK),
     };
   }
 
@@ -228,13 +230,10 @@ export class Firmware {
     this.flush();
     this.exports.window_end();
     this.open = false;
-    const radio = (i: number, extra: number): FirmwareRadioCounts => {
+    const radio = (i: number, oversize: number): FirmwareRadioCounts => {
       const base = this.stats + i * STAT.RADIO_STRIDE;
       return {
-        frames: this.word(base + STAT.FRAMES) + extra,
-        accepted: this.word(base + STAT.ACCEPTED),
-        rejected: this.word(base + STAT.REJECTED) + extra,
-        weak: this.word(base + STAT.WEAK),
+        ...this.liveRadio(i, oversize),
         devices: this.word(base + STAT.DEVICES),
         estimate: this.word(base + STAT.ESTIMATE),
         exact: this.word(base + STAT.EXACT) === 1,
