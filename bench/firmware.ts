@@ -8,21 +8,16 @@ import { Firmware, RECORD_HEADER_BYTES } from '../firmware/host/firmware.ts';
 import type { FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { crc32 } from '../simulator/crc.ts';
 import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
+import { Rng } from '../simulator/rng.ts';
 
 const GOAL_FPS = 3_000_000;
 const GOAL_CEILING_RATIO = 0.6;
 const GOAL_MEMORY = 2 * 1024 * 1024;
 
-/** xorshift32: the same frame mix every run. */
+/** Seeded: the same frame mix every run. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
+  const r = new Rng(seed);
+  return () => r.u32();
 }
 
 const PROBE_IES = Uint8Array.from([

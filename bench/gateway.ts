@@ -15,21 +15,17 @@ import { readCaptureFile } from '../gateway/capture/pcap.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
+import { Rng } from '../simulator/rng.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const RATE = 10_000; // frames per second of capture time
 const SECONDS = Number(process.env.BENCH_GATEWAY_SECONDS ?? 40);
 const WINDOW = '10s';
 
+/** Seeded: the same capture every run. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0) / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.float();
 }
 
 /** pcapng with two interfaces (radiotap Wi-Fi, BLE LL): RATE frames/s for SECONDS, 2,000 devices rotating addresses. */
