@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { pino, type Logger } from 'pino';
-import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../gateway/contract.ts';
+import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
 import { classify, missingLines, GATEWAY_STATUS, PRESENCE, type Classified } from './messages.ts';
 import { createSink, isPermanent, routeClientLog, type Sink } from './writer.ts';

@@ -8,7 +8,7 @@ import {
   validateStatus,
   type CountsMessage,
   type StatusMessage,
-} from '../gateway/contract.ts';
+} from '../contract/index.ts';
 
 export const PRESENCE = 'presence';
 export const GATEWAY_STATUS = 'gateway_status';

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { Mosquitto } from '../test/support/mosquitto.ts';
 import { Influxd } from '../test/support/influxd.ts';
 import { hasBinary } from '../test/support/need.ts';
-import { COUNTS_FILTER, STATUS_FILTER } from '../gateway/contract.ts';
+import { COUNTS_FILTER, STATUS_FILTER } from '../contract/index.ts';
 import { loadMessages } from '../simulator/load.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 

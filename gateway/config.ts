@@ -7,7 +7,7 @@ import { join, resolve, dirname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
-import { ID_PATTERN } from './contract.ts';
+import { ID_PATTERN } from '../contract/index.ts';
 
 export type Radio = 'wifi' | 'ble' | 'mixed';
 export type Speed = number | 'max';

@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
-import type { CountsMessage, StatusMessage } from './contract.ts';
+import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';

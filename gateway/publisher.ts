@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { countsTopic, encode, offlineStatus, QOS, statusTopic, type StatusMessage } from './contract.ts';
+import { countsTopic, encode, offlineStatus, QOS, statusTopic, type StatusMessage } from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
 import type { WindowQueue } from './queue.ts';
 

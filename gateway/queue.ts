@@ -16,7 +16,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CountsMessage } from './contract.ts';
+import type { CountsMessage } from '../contract/index.ts';
 
 const NAME_RE = /^(\d{1,16})\.json$/;
 

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Frame } from '../firmware/host/types.ts';
 import { readCapture } from './capture/pcap.ts';
-import type { SourceStatus } from './contract.ts';
+import type { SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
 import { redactAddresses } from './status.ts';

@@ -2,7 +2,7 @@
 // errors per source, queue depth), and the helpers that keep addresses out of anything we print.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTRACT_VERSION, type SourceStatus, type StatusMessage } from './contract.ts';
+import { CONTRACT_VERSION, type SourceStatus, type StatusMessage } from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {

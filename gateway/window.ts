@@ -1,7 +1,7 @@
 // Windows and the clock: windows are aligned to multiples of the window length since the Unix epoch
 // (wall clock when live, the capture's own clock when replaying a file). Pure functions and a small
 // value class; the gateway drives them.
-import { CONTRACT_VERSION, type CountsMessage } from './contract.ts';
+import { CONTRACT_VERSION, type CountsMessage } from '../contract/index.ts';
 import type { FirmwareWindowCounts } from '../firmware/host/types.ts';
 
 /** Start of the aligned window containing t. */

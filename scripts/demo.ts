@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
-import { parseTopic, validateCounts, type CountsMessage } from '../gateway/contract.ts';
+import { parseTopic, validateCounts, type CountsMessage } from '../contract/index.ts';
 import { loadConfig as loadGatewayConfig } from '../gateway/config.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { simulate, type SimulateResult } from '../simulator/index.ts';

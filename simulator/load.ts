@@ -15,7 +15,7 @@ import {
   validateCounts,
   type CountsMessage,
   type StatusMessage,
-} from '../gateway/contract.ts';
+} from '../contract/index.ts';
 import { Rng } from './rng.ts';
 
 export type LoadFault = 'invalid' | 'malformed' | 'duplicate';

@@ -5,7 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { ID_PATTERN, isValidId } from '../gateway/contract.ts';
+import { ID_PATTERN, isValidId } from '../contract/index.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
 

@@ -1,6 +1,6 @@
 // Shared bits of the aggregator suites: contract-conformant windows and a QoS 1 publisher.
 import mqtt, { type MqttClient } from 'mqtt';
-import { countsTopic, encode, statusTopic, type CountsMessage, type StatusMessage } from '../gateway/contract.ts';
+import { countsTopic, encode, statusTopic, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 
 export function window(site: string, gateway: string, seq: number, startMs: number, windowMs = 1000, zone = 'zone-a'): CountsMessage {
   return {

@@ -7,7 +7,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsTopic, statusTopic, MAX_PAYLOAD_BYTES } from '../gateway/contract.ts';
+import { countsTopic, statusTopic, MAX_PAYLOAD_BYTES } from '../contract/index.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, window, windows } from './aggregator-helpers.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-influx') && need('influxd', 'influxdb', 'aggregator-influx');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseDuration, resolveConfig } from '../aggregator/config.ts';
 import { classify, countsLines, countsPoints, msSettings, statusLines } from '../aggregator/messages.ts';
-import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES } from '../gateway/contract.ts';
+import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES } from '../contract/index.ts';
 import { loadMessages } from '../simulator/load.ts';
 import { status, window } from './aggregator-helpers.ts';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   countsTopic, statusTopic, parseTopic, sharedFilter, COUNTS_FILTER, validateCounts, validateStatus,
   offlineStatus, encode, MAX_PAYLOAD_BYTES, type CountsMessage,
-} from '../gateway/contract.ts';
+} from '../contract/index.ts';
 
 const good: CountsMessage = {
   v: 1, site: 'utrecht', zone: 'neude', gateway: 'gw-01', seq: 1234,

@@ -10,7 +10,7 @@ import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
 import { CountTable, countingError } from '../scripts/demo.ts';
-import type { CountsMessage } from '../gateway/contract.ts';
+import type { CountsMessage } from '../contract/index.ts';
 
 const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');

@@ -7,7 +7,7 @@ import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
 import { redactAddresses } from '../gateway/status.ts';
-import type { CountsMessage } from '../gateway/contract.ts';
+import type { CountsMessage } from '../contract/index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

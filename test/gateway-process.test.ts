@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../gateway/contract.ts';
+import { validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../gateway/capture/pcap.ts';
-import { COUNTS_FILTER, STATUS_FILTER, validateCounts, validateStatus, type CountsMessage } from '../gateway/contract.ts';
+import { COUNTS_FILTER, STATUS_FILTER, validateCounts, validateStatus, type CountsMessage } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';

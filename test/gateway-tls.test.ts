@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateCounts } from '../gateway/contract.ts';
+import { validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';

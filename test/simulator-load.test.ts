@@ -4,7 +4,7 @@ import mqtt from 'mqtt';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { COUNTS_FILTER, STATUS_FILTER, parseTopic, validateCounts, validateStatus } from '../gateway/contract.ts';
+import { COUNTS_FILTER, STATUS_FILTER, parseTopic, validateCounts, validateStatus } from '../contract/index.ts';
 import { loadMessages, loadStatuses, runLoad } from '../simulator/load.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
