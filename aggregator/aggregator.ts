@@ -3,41 +3,31 @@
 // after its points are confirmed written. Rejected messages are acknowledged (not redelivered) and
 // counted by reason.
 //
-// How acknowledgement works with mqtt.js 5: its `customHandleAcks(topic, message, packet, done)`
-// (MQTT 5 only) and `handleMessage(packet, callback)` both sit in the client's packet loop, which
-// handles one packet at a time: nothing else (not even PINGRESP) is read until done/callback runs,
-// and done() always sends a PUBACK (an error reason code still completes the delivery). Holding either
-// until a write lands would mean one message per write. So the aggregator overrides handleMessage and
-// calls its callback with an error value, which makes mqtt.js skip its own PUBACK and read on; the
-// PUBACK is sent by the aggregator once the batch holding the message is written. PUBACKs go out in the
-// order the messages came in (MQTT 4.6). The broker limits unacknowledged messages (MQTT 5 receive
-// maximum; Mosquitto max_inflight_messages), and past batch.maxBuffer unacknowledged messages the
-// aggregator stops reading the socket: memory stays bounded while InfluxDB is down.
+// The deferred PUBACK is DeferredAckClient's job (./mqtt-ack.ts, the one place that relies on mqtt.js
+// internals): the message handler returns the promise of the batch write holding the message, and the
+// client acknowledges in arrival order once it resolves. The broker limits unacknowledged messages
+// (MQTT 5 receive maximum; Mosquitto max_inflight_messages), and past batch.maxBuffer unacknowledged
+// messages the client stops reading the socket: memory stays bounded while InfluxDB is down.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
 import { classify, missingLines, GATEWAY_STATUS, PRESENCE, type Classified } from './messages.ts';
 import { createSink, isPermanent, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
-
-/** Passed to mqtt.js's handleMessage callback: "don't send the PUBACK now, go on reading". */
-const DEFERRED = Object.freeze(new Error('acknowledged later, after the write'));
-
-interface AckEntry {
-  gen: number;
-  id: number | undefined;
-  qos: number;
-  ready: boolean;
-}
+import { DeferredAckClient } from './mqtt-ack.ts';
 
 interface Batch {
   lines: string[];
-  entries: AckEntry[];
+  /** Messages whose points are in `lines`. */
+  messages: number;
   /** Lines of measurement presence among `lines` (the others are gateway_status). */
   presence: number;
+  /** Resolves once the batch is written (the PUBACKs of its messages wait on it). */
+  written: Promise<void>;
+  resolve: () => void;
 }
 
 interface GatewayState {
@@ -66,7 +56,11 @@ export interface AggregatorStats {
   writeFailures: number;
 }
 
-const newBatch = (): Batch => ({ lines: [], entries: [], presence: 0 });
+function newBatch(): Batch {
+  let resolve!: () => void;
+  const written = new Promise<void>((res) => (resolve = res));
+  return { lines: [], messages: 0, presence: 0, written, resolve };
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Aggregator extends EventEmitter {
@@ -75,17 +69,14 @@ export class Aggregator extends EventEmitter {
   readonly log: Logger;
   readonly sink: Sink;
 
-  private client: MqttClient | null = null;
+  private intake: DeferredAckClient | null = null;
   private http: HealthServer | null = null;
-  private gen = 0;
-  private readonly entries: AckEntry[] = [];
-  private head = 0;
+  private connections = 0;
   private pending: Batch = newBatch();
   private inFlight = 0;
   private readonly writes = new Set<Promise<void>>();
   private flushTimer: NodeJS.Timeout | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
-  private held: { gen: number; callback: (err?: Error) => void } | null = null;
   private readonly gateways = new Map<string, GatewayState>();
   private writeFailingSince: number | null = null;
   private stopping = false;
@@ -110,7 +101,7 @@ export class Aggregator extends EventEmitter {
   }
 
   get connected(): boolean {
-    return this.client?.connected ?? false;
+    return this.intake?.connected ?? false;
   }
 
   stats(): AggregatorStats {
@@ -126,7 +117,7 @@ export class Aggregator extends EventEmitter {
   }
 
   private get queueDepth(): number {
-    return this.entries.length - this.head;
+    return this.intake?.unacked ?? 0;
   }
 
   /** Starts the HTTP server and connects; resolves once subscribed (rejects if the broker refuses us). */
@@ -173,17 +164,20 @@ export class Aggregator extends EventEmitter {
   private connect(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      let version = this.config.mqtt.protocolVersion;
-      const client = mqtt.connect(this.config.mqtt.url, this.mqttOptions(version));
-      this.client = client;
-      client.handleMessage = (packet, callback) => this.onPublish(packet as IPublishPacket, callback);
-      client.on('connect', (connack) => {
-        client.options.reconnectOnConnackError = false;
-        this.gen++;
-        this.held = null; // a held callback belongs to the closed connection's packet loop
+      const intake = new DeferredAckClient(this.config.mqtt.url, this.mqttOptions(this.config.mqtt.protocolVersion), { maxUnacked: this.config.batch.maxBuffer });
+      this.intake = intake;
+      intake.onMessage((topic, payload) => this.onPublish(topic, payload));
+      intake.on('acked', (n) => {
+        this.counters.acked += n;
+        this.metrics.acked.inc(n);
+      });
+      intake.on('handlerError', (err, topic) => this.log.error({ err: (err as Error)?.message ?? String(err), topic: topic.slice(0, 200) }, 'message not acknowledged'));
+      intake.on('connect', (connack, { protocolVersion: version }) => {
+        const client = intake.client!;
+        this.connections++;
         this.metrics.connected.set(1);
         this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
-        if (this.gen > 1 && !connack.sessionPresent)
+        if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
         this.subscribe(client, version).then(
           () => {
@@ -195,29 +189,21 @@ export class Aggregator extends EventEmitter {
           },
         );
       });
-      client.on('close', () => {
+      intake.on('close', () => {
         this.metrics.connected.set(0);
         if (!this.stopping) this.log.warn('connection to the broker closed; reconnecting');
       });
-      client.on('error', (err: Error & { code?: number | string }) => {
-        // MQTT 3.1.1-only brokers (e.g. Aedes) refuse MQTT 5 with "unacceptable protocol version".
-        if (version === 5 && (err.code === 1 || err.code === 132)) {
-          version = 4;
-          this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)');
-          client.options.protocolVersion = 4;
-          delete client.options.properties;
-          // mqtt.js reconnects after a refused CONNACK only with this option (read right after 'error').
-          client.options.reconnectOnConnackError = true;
-          return;
-        }
+      intake.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
+      intake.on('error', (err) => {
         const refused = typeof err.code === 'number';
         this.log.error({ err: err.message, code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
         if (refused && !settled) {
           settled = true;
-          client.end(true);
+          intake.client?.end(true);
           reject(new Error(`MQTT broker ${this.config.mqtt.url} refused the connection: ${err.message}`));
         }
       });
+      intake.connect();
     });
   }
 
@@ -234,11 +220,10 @@ export class Aggregator extends EventEmitter {
     this.log.info({ filters: Object.keys(filters) }, 'subscribed');
   }
 
-  private onPublish(packet: IPublishPacket, callback: (err?: Error) => void): void {
+  /** One message in. Returns the promise its PUBACK waits for: none (rejected: acknowledge now) or
+   *  the write of the batch that holds its points. */
+  private onPublish(topic: string, payload: Buffer): Promise<void> | undefined {
     const now = Date.now();
-    const topic = packet.topic;
-    const payload = packet.payload as Buffer; // mqtt-packet always parses the payload into a Buffer
-    const entry: AckEntry = { gen: this.gen, id: packet.messageId, qos: packet.qos, ready: false };
     this.counters.received++;
     let r: Classified;
     try {
@@ -248,26 +233,22 @@ export class Aggregator extends EventEmitter {
     }
     if (r.ok ? r.kind === 'status' : topic.endsWith('/status')) this.uncounted.status++;
     else this.uncounted.counts++;
-    this.entries.push(entry);
     if (!r.ok) {
       this.counters.rejected++;
       this.metrics.rejected.inc({ reason: r.reason });
       this.log.warn({ reason: r.reason, topic: topic.slice(0, 200), detail: r.detail }, 'message rejected');
-      entry.ready = true;
       this.emit('rejected', r.reason, topic);
-      this.drainAcks();
-    } else {
-      if (r.kind === 'counts') {
-        this.seen(r.message.site, r.message.gateway, r.windowMs, r.message.complete, now);
-        this.pending.presence += r.lines.length;
-      }
-      for (const l of r.lines) this.pending.lines.push(l);
-      this.pending.entries.push(entry);
-      if (this.pending.entries.length >= this.config.batch.size) this.flushSoon(true);
-      else this.flushSoon(false);
+      return undefined;
     }
-    if (this.queueDepth >= this.config.batch.maxBuffer) this.held = { gen: this.gen, callback };
-    else callback(DEFERRED);
+    if (r.kind === 'counts') {
+      this.seen(r.message.site, r.message.gateway, r.windowMs, r.message.complete, now);
+      this.pending.presence += r.lines.length;
+    }
+    const batch = this.pending;
+    for (const l of r.lines) batch.lines.push(l);
+    batch.messages++;
+    this.flushSoon(batch.messages >= this.config.batch.size);
+    return batch.written;
   }
 
   private seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number): void {
@@ -292,7 +273,7 @@ export class Aggregator extends EventEmitter {
   checkMissing(now: number): void {
     // While the aggregator itself cannot hear (disconnected, or not reading because writes fail) a
     // silent gateway proves nothing; count silence from when it hears again.
-    if (!this.connected || this.held || this.writeFailingSince !== null) {
+    if (!this.connected || this.intake?.paused || this.writeFailingSince !== null) {
       this.blindUntil = now;
       return;
     }
@@ -328,7 +309,7 @@ export class Aggregator extends EventEmitter {
 
   /** Writes the pending batch; up to batch.concurrency writes run at once while the next batch fills. */
   private flush(): void {
-    if (this.inFlight >= this.config.batch.concurrency || (this.pending.lines.length === 0 && this.pending.entries.length === 0)) return;
+    if (this.inFlight >= this.config.batch.concurrency || (this.pending.lines.length === 0 && this.pending.messages === 0)) return;
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
     const batch = this.pending;
     this.pending = newBatch();
@@ -336,7 +317,7 @@ export class Aggregator extends EventEmitter {
     const p: Promise<void> = this.writeBatch(batch).finally(() => {
       this.inFlight--;
       this.writes.delete(p);
-      const due = this.pending.entries.length >= this.config.batch.size || (this.pending.lines.length > 0 && (!this.flushTimer || this.stopping));
+      const due = this.pending.messages >= this.config.batch.size || (this.pending.lines.length > 0 && (!this.flushTimer || this.stopping));
       if (due) this.flush();
     });
     this.writes.add(p);
@@ -345,6 +326,8 @@ export class Aggregator extends EventEmitter {
   private async writeBatch(batch: Batch): Promise<void> {
     let attempt = 0;
     for (;;) {
+      // Stopped before the write landed: `written` never settles, so its messages are never
+      // acknowledged and stay with the broker.
       if (this.abandoned) return;
       const t0 = process.hrtime.bigint();
       try {
@@ -373,39 +356,9 @@ export class Aggregator extends EventEmitter {
     this.counters.pointsWritten += batch.lines.length;
     if (presence) this.metrics.points.inc({ measurement: PRESENCE }, presence);
     if (batch.lines.length - presence) this.metrics.points.inc({ measurement: GATEWAY_STATUS }, batch.lines.length - presence);
-    if (batch.entries.length) this.metrics.batchSize.observe(batch.entries.length);
-    for (const e of batch.entries) e.ready = true;
-    this.drainAcks();
+    if (batch.messages) this.metrics.batchSize.observe(batch.messages);
+    batch.resolve(); // the PUBACKs of its messages follow, in arrival order
     this.emit('written', batch.lines.length);
-  }
-
-  /** Sends PUBACKs for the leading run of written (or rejected) messages, in arrival order. */
-  private drainAcks(): void {
-    const client = this.client;
-    const entries = this.entries;
-    let sent = 0;
-    while (this.head < entries.length && entries[this.head].ready) {
-      const e = entries[this.head++];
-      // A message from an earlier connection is redelivered by the broker on this one; its packet id
-      // means nothing now, so it gets no PUBACK (the copy is written again, to the same point).
-      if (e.qos > 0 && e.gen === this.gen && client?.connected) {
-        (client as unknown as { _sendPacket(p: object): void })._sendPacket({ cmd: 'puback', messageId: e.id, reasonCode: 0 });
-        sent++;
-      }
-    }
-    if (sent) {
-      this.counters.acked += sent;
-      this.metrics.acked.inc(sent);
-    }
-    if (this.head > 4096 && this.head * 2 > entries.length) {
-      entries.splice(0, this.head);
-      this.head = 0;
-    }
-    if (this.held && this.queueDepth < this.config.batch.maxBuffer) {
-      const h = this.held;
-      this.held = null;
-      if (h.gen === this.gen) h.callback(DEFERRED);
-    }
   }
 
   /** Resolves once everything received so far is written and acknowledged (or `timeoutMs` passes). */
@@ -414,7 +367,7 @@ export class Aggregator extends EventEmitter {
     while (Date.now() < deadline) {
       this.flush();
       if (this.writes.size) await Promise.race([...this.writes, sleep(Math.max(0, deadline - Date.now()))]);
-      if (!this.inFlight && !this.pending.lines.length && !this.pending.entries.length && this.queueDepth === 0) return true;
+      if (!this.inFlight && !this.pending.lines.length && !this.pending.messages && this.queueDepth === 0) return true;
       await sleep(10);
     }
     return false;
@@ -430,8 +383,7 @@ export class Aggregator extends EventEmitter {
     if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');
     this.abandoned = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    const client = this.client;
-    if (client) await client.endAsync(!drained).catch(() => {});
+    await this.intake?.end(!drained).catch(() => {});
     await this.sink.close();
     await this.http?.close();
     this.log.info(this.stats(), 'aggregator stopped');
