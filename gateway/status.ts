@@ -2,11 +2,12 @@
 // errors per source, queue depth), and the helpers that keep addresses out of anything we print.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { CONTRACT_VERSION, type SourceStatus, type StatusMessage } from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {
-    return JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version as string;
+    return JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version as string;
   } catch {
     return '0.0.0';
   }

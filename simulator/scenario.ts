@@ -6,10 +6,11 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ID_PATTERN, isValidId } from '../contract/index.ts';
+import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
 
-export const SCENARIO_DIR = join(import.meta.dirname, 'scenarios');
+export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
 
 const DURATION_RE = /^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?!s))?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*(?:(\d+(?:\.\d+)?)\s*ms)?\s*$/;
 

@@ -4,10 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../scripts/package-root.ts';
 import { LINKTYPE, LINKTYPE_MASK, type FirmwareRadioCounts, type FirmwareWindowCounts, type Frame, type WindowOptions } from './types.ts';
 
 /** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
-export const WASM_PATH = process.env.PRESENCE_WASM || join(import.meta.dirname, '..', 'build', 'presence.wasm');
+export const WASM_PATH = process.env.PRESENCE_WASM || join(PACKAGE_ROOT, 'firmware', 'build', 'presence.wasm');
 
 /** Length of the per-window key in bytes. */
 export const KEY_BYTES = 32;
