@@ -1,35 +1,44 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
 import { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from './package-root.ts';
 
-const root = join(import.meta.dirname, '..');
-export const VERSION: string = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+export const VERSION: string = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
 
-// [module, exported register function]
-const COMMANDS: Array<[string, string]> = [
-  ['gateway/replay.ts', 'registerReplay'],
-  ['gateway/cli.ts', 'registerGateway'],
-  ['aggregator/cli.ts', 'registerAggregator'],
-  ['simulator/cli.ts', 'registerSimulate'],
-  ['scripts/demo.ts', 'registerDemo'],
+type Register = (program: Command) => void;
+// [subcommands a module registers, its loader, its exported register function]
+const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]> = [
+  [['replay'], () => import('../gateway/replay.ts'), 'registerReplay'],
+  [['gateway', 'doctor'], () => import('../gateway/cli.ts'), 'registerGateway'],
+  [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
+  [['simulate'], () => import('../simulator/cli.ts'), 'registerSimulate'],
+  [['demo'], () => import('./demo.ts'), 'registerDemo'],
 ];
 
-export async function buildProgram(): Promise<Command> {
+/**
+ * The program with the subcommands `argv` needs. A named subcommand loads only the module that
+ * registers it, and `--version` alone loads none, so neither pays for the others' imports; help,
+ * `help <command>` and unknown names load all. Without `argv`, all are loaded.
+ */
+export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command('presence')
     .description('Count crowds and traffic from Wi-Fi and Bluetooth signals without tracking anyone.')
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(s) });
-  for (const [file, fn] of COMMANDS) {
-    if (!existsSync(join(root, file))) continue;
-    const mod = await import(join(root, file));
-    mod[fn](program);
+  const args = argv?.slice(2) ?? [];
+  const name = args.find((a) => !a.startsWith('-'));
+  const known = COMMANDS.filter(([names]) => name !== undefined && names.includes(name));
+  const versionOnly = argv !== undefined && name === undefined && args.some((a) => a === '-V' || a === '--version');
+  for (const [, load, fn] of versionOnly ? [] : known.length > 0 ? known : COMMANDS) {
+    const mod = await load();
+    (mod[fn] as Register)(program);
   }
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = await buildProgram();
+  const program = await buildProgram(argv);
   await program.parseAsync(argv);
 }
