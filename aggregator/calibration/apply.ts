@@ -1,0 +1,57 @@
+// Applying a calibration: estimate -> people with an interval. people = k * (estimate - b); the
+// interval adds the uncertainty of k and b (delta method with their bootstrap sd and correlation)
+// to the scatter of single windows around the line (residual_sd), so it says where the people of
+// this window are, not only where the line is. Never negative.
+import type { CalibrationFile, ZoneCalibration } from './file.ts';
+import { zFor } from './stats.ts';
+
+export interface People {
+  value: number;
+  low: number;
+  high: number;
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/** People for one estimate under one zone's calibration. */
+export function applyZone(z: ZoneCalibration, estimate: number, level = z.level ?? 0.9): People {
+  const k = z.k.value;
+  const b = z.b.value;
+  const d = estimate - b;
+  const raw = k * d;
+  const sk = Number.isFinite(z.k.sd) ? z.k.sd : 0;
+  const sb = Number.isFinite(z.b.sd) ? z.b.sd : 0;
+  const varLine = d * d * sk * sk + k * k * sb * sb - 2 * d * k * z.corr_kb * sk * sb;
+  const s = Math.sqrt(Math.max(0, varLine) + z.residual_sd ** 2);
+  const h = zFor(level) * s;
+  return { value: r2(Math.max(0, raw)), low: r2(Math.max(0, raw - h)), high: r2(Math.max(0, raw + h)) };
+}
+
+/** A loaded calibration file, looked up by zone (and site when the zone names one). */
+export class Calibration {
+  constructor(readonly file: CalibrationFile, readonly source = 'calibration') {}
+
+  get field(): 'estimate' | 'devices' {
+    return this.file.estimator.field;
+  }
+
+  get radio(): 'wifi' | 'ble' {
+    return this.file.estimator.radio;
+  }
+
+  zones(): string[] {
+    return Object.keys(this.file.zones);
+  }
+
+  zone(zone: string, site?: string): ZoneCalibration | null {
+    const z = Object.hasOwn(this.file.zones, zone) ? this.file.zones[zone] : undefined;
+    if (!z || (z.site !== undefined && site !== undefined && z.site !== site)) return null;
+    return z;
+  }
+
+  /** People for `estimate` in `zone`, or null when the zone is not calibrated. */
+  apply(zone: string, estimate: number, site?: string): People | null {
+    const z = this.zone(zone, site);
+    return z ? applyZone(z, estimate, this.file.level) : null;
+  }
+}

@@ -1,0 +1,72 @@
+// The capture form of calibration: each capture is replayed through the real firmware (the replay
+// code of `presence replay`, 1-minute windows by default) and its windows are paired with the
+// capture's occupancy truth. One capture is one session.
+import { basename } from 'node:path';
+import { replayCapture, type ReplayOptions, type ReplayWindow } from '../../gateway/replay.ts';
+import { checkWithinCapture, readOccupancy, span, TruthError, type Occupancy } from './truth.ts';
+import { pairOccupancy, type CountedWindow, type PairedWindow } from './pair.ts';
+
+export interface CaptureTruth {
+  capture: string;
+  truth: string;
+  /** Session name (default: the capture's file name without extension). */
+  session?: string;
+}
+
+export interface CaptureOptions {
+  radio?: 'wifi' | 'ble';
+  windowMs?: number;
+  ignoreFcs?: boolean;
+  rssiMinDbm?: number;
+  zone?: string;
+  /** Called with bytes read, for a progress bar. */
+  onBytes?: (n: number) => void;
+  /** Notes from the replay (unsupported link types, clock jumps). */
+  note?: (m: string) => void;
+}
+
+export function sessionName(capture: string): string {
+  return basename(capture).replace(/\.(pcapng|pcap|cap)$/i, '');
+}
+
+/** Replays one capture into counted windows of one radio, with the first and last frame time. */
+export async function countCapture(file: string, opts: CaptureOptions = {}): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null }> {
+  const radio = opts.radio ?? 'wifi';
+  const ropts: ReplayOptions = { window: opts.windowMs ?? 60_000, ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm };
+  const windows: CountedWindow[] = [];
+  // Where the capture starts and ends, to window precision: the first and last window with frames.
+  let first: number | null = null;
+  let last: number | null = null;
+  for await (const w of replayCapture(file, ropts, opts.note, opts.onBytes) as AsyncIterable<ReplayWindow>) {
+    if (w.start === null || w.end === null) continue;
+    const start = Date.parse(w.start);
+    const end = Date.parse(w.end);
+    const r = w[radio];
+    windows.push({ start, end, estimate: r.estimate, devices: r.devices });
+    if (w.wifi.frames + w.ble.frames > 0) {
+      first ??= start;
+      last = end;
+    }
+  }
+  return { windows, first, last };
+}
+
+/** Replays each capture and pairs its windows with its truth; one session per capture. */
+export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions = {}): Promise<PairedWindow[]> {
+  const out: PairedWindow[] = [];
+  for (const input of inputs) {
+    const truth: Occupancy = readOccupancy(input.truth);
+    const { windows, first, last } = await countCapture(input.capture, opts);
+    if (first === null || last === null) {
+      throw new TruthError(input.truth, null, `the capture ${input.capture} holds no frames to pair with`, 'pass a capture with frames of this radio');
+    }
+    checkWithinCapture(truth, first, last, opts.windowMs ?? 60_000, input.capture);
+    const paired = pairOccupancy(windows, truth, input.session ?? sessionName(input.capture), opts.zone);
+    if (paired.length === 0) {
+      const s = span(truth);
+      throw new TruthError(input.truth, null, `no whole window lies between its first and last time (${new Date(s.start).toISOString()} .. ${new Date(s.end).toISOString()})`, 'give a truth file covering at least a few windows');
+    }
+    out.push(...paired);
+  }
+  return out;
+}

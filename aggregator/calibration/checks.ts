@@ -1,0 +1,93 @@
+// Checks that say when the data cannot support a fit: too few sessions, too few windows, no spread
+// in occupancy, an estimate that does not rise with people, and a relation that is not a straight
+// line (curvature that the session bootstrap says is real and large enough to matter).
+import type { Sample } from './fit.ts';
+import { mean, quadratic, quantile, sd } from './stats.ts';
+
+export interface FitChecks {
+  warnings: string[];
+  /** Quadratic minus straight line at the median estimate (people), and its 95 % bootstrap interval. */
+  curvature: { sag: number; low: number; high: number } | null;
+}
+
+export const MIN_SESSIONS = 3;
+export const MIN_WINDOWS = 30;
+
+export function checkFit(
+  zone: string,
+  samples: Sample[],
+  line: { a: number; c: number },
+  draws: Sample[][],
+  degenerate: number,
+  replicates: number,
+  units: number,
+  sessions: number,
+): FitChecks {
+  const w: string[] = [];
+  const z = `zone ${zone}`;
+  if (sessions < MIN_SESSIONS) {
+    w.push(
+      sessions === 1
+        ? `${z}: one session only: the interval comes from blocks of 10 windows of that session and is too narrow; calibrate on at least ${MIN_SESSIONS} sessions (days or captures)`
+        : `${z}: ${sessions} sessions only: the bootstrap over sessions cannot give an honest interval; calibrate on at least ${MIN_SESSIONS}`,
+    );
+  }
+  if (samples.length < MIN_WINDOWS) w.push(`${z}: ${samples.length} windows only; a fit wants at least ${MIN_WINDOWS}`);
+
+  const people = samples.map((s) => s.people);
+  const distinct = new Set(people.map((p) => Math.round(p))).size;
+  const spread = sd(people);
+  if (distinct < 3 || spread < 1) {
+    w.push(`${z}: occupancy hardly varies (${distinct} distinct value(s), sd ${spread.toFixed(2)} people): k cannot be told from b; include empty and busy periods`);
+  }
+  if (!(line.c > 0)) w.push(`${z}: the estimate does not rise with people (slope ${line.c.toFixed(3)}): this estimate cannot be calibrated here`);
+  else if (degenerate > replicates * 0.05) {
+    w.push(`${z}: ${Math.round((degenerate / replicates) * 100)} % of the bootstrap samples give no rising line: k and b are poorly determined`);
+  }
+  if (!samples.some((s) => s.people === 0)) {
+    w.push(`${z}: no empty-room windows: b (what fixed equipment shows with nobody there) is extrapolated`);
+  }
+
+  let curvature: FitChecks['curvature'] = null;
+  const est = samples.map((s) => s.estimate);
+  const quad = quadratic(est, people);
+  if (quad && units >= 2) {
+    const mid = quantile(est, 0.5);
+    const sag = (q: NonNullable<ReturnType<typeof quadratic>>, a: number, c: number) => q.predict(mid) - (a + c * mid);
+    const sags: number[] = [];
+    for (const d of draws.slice(0, 300)) {
+      const q = quadratic(d.map((s) => s.estimate), d.map((s) => s.people));
+      if (!q) continue;
+      const x = d.map((s) => s.estimate);
+      const y = d.map((s) => s.people);
+      const mx = mean(x);
+      const my = mean(y);
+      let sxy = 0, sxx = 0;
+      for (let i = 0; i < x.length; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) ** 2;
+      }
+      if (sxx <= 0) continue;
+      const c = sxy / sxx;
+      sags.push(sag(q, my - c * mx, c));
+    }
+    const s0 = sag(quad, line.a, line.c);
+    if (sags.length >= 20) {
+      curvature = { sag: s0, low: quantile(sags, 0.025), high: quantile(sags, 0.975) };
+      const range = Math.max(...people) - Math.min(...people);
+      const material = Math.abs(s0) > Math.max(0.5, 0.05 * range);
+      if (material && (curvature.low > 0 || curvature.high < 0)) {
+        // Residual pattern by thirds of the estimate, for the message.
+        const order = [...samples.keys()].sort((i, j) => est[i] - est[j]);
+        const third = Math.ceil(order.length / 3);
+        const res = [0, 1, 2].map((t) => mean(order.slice(t * third, (t + 1) * third).map((i) => people[i] - (line.a + line.c * est[i]))));
+        w.push(
+          `${z}: the relation is not a straight line: at the median estimate (${mid.toFixed(1)}) a curve differs from the line by ${s0.toFixed(2)} people ` +
+            `(95 % over sessions ${curvature.low.toFixed(2)} to ${curvature.high.toFixed(2)}); mean residual by thirds of the estimate ${res.map((r) => r.toFixed(2)).join(' / ')}: ` +
+            `the calibration is wrong at the ends; use it only within the range it was fitted on`,
+        );
+      }
+    }
+  }
+  return { warnings: w, curvature };
+}

@@ -1,0 +1,170 @@
+// The calibration file: YAML, checked against calibration.schema.json (ajv). It holds per zone
+// k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
+// field, radio, window length, firmware build) the fit is valid for.
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import YAML from 'yaml';
+import type { FitResult, Param, Prior, ZoneFit } from './fit.ts';
+
+export const FORMAT = 'presence-calibration/1';
+
+export interface Estimator {
+  /** Counts field the fit maps to people: `estimate` (normal) or `devices` (comparison). */
+  field: 'estimate' | 'devices';
+  radio: 'wifi' | 'ble';
+  /** Window length the fit was made on (seconds). */
+  window_s: number;
+  /** sha256 of the firmware (WASM) build the windows were counted with. */
+  firmware?: string;
+  /** presence-counter version. */
+  version?: string;
+}
+
+export interface ZoneCalibration {
+  site?: string;
+  k: Param;
+  b: Param;
+  corr_kb: number;
+  residual_sd: number;
+  level?: number;
+  shrinkage?: { k: number; b: number };
+  unshrunk?: { k: number; b: number };
+  data?: object;
+  quality?: { r: number | null; mae: number };
+  warnings?: string[];
+}
+
+export interface CalibrationFile {
+  format: typeof FORMAT;
+  created?: string;
+  estimator: Estimator;
+  level: number;
+  global?: Prior | null;
+  zones: Record<string, ZoneCalibration>;
+}
+
+export class CalibrationFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CalibrationFileError';
+  }
+}
+
+const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
+const ajv = new Ajv({ allErrors: true, strict: false });
+addFormats(ajv);
+const schema = JSON.parse(readFileSync(new URL('./calibration.schema.json', import.meta.url), 'utf8'));
+const validate = ajv.compile<CalibrationFile>(schema);
+
+function human(e: ErrorObject): string {
+  const key = e.instancePath.slice(1).replace(/\//g, '.') || '(top)';
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `${key === '(top)' ? '' : `${key}: `}missing key "${p.missingProperty}"`;
+    case 'additionalProperties':
+      return `${key}: unknown key "${p.additionalProperty}"`;
+    case 'const':
+      return `${key}: must be ${JSON.stringify(p.allowedValue)} (a calibration file written by \`presence calibrate\`)`;
+    case 'enum':
+      return `${key}: must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'exclusiveMinimum':
+      if (key.endsWith('k.value')) return `${key}: must be above 0 (people rise with the estimate); refit with more varied data`;
+      return `${key}: must be above ${p.limit}`;
+    case 'minProperties':
+      return `${key}: must name at least one zone`;
+    case 'propertyNames':
+      return `${key}: zone name "${p.propertyName}" may not contain spaces, / + # or $`;
+    case 'type':
+      return `${key}: must be ${p.type === 'number' ? 'a number' : p.type === 'object' ? 'a mapping of keys' : p.type}`;
+    default:
+      return `${key}: ${e.message}`;
+  }
+}
+
+/** Checks a parsed object; returns readable problems (empty when valid). */
+export function checkCalibration(value: unknown): string[] {
+  if (validate(value)) {
+    const v = value as CalibrationFile;
+    const problems: string[] = [];
+    for (const [zone, z] of Object.entries(v.zones)) {
+      for (const name of ['k', 'b'] as const) {
+        const p = z[name];
+        if (!(p.low <= p.value && p.value <= p.high)) problems.push(`zones.${zone}.${name}: low <= value <= high does not hold (${p.low}, ${p.value}, ${p.high})`);
+      }
+    }
+    return problems;
+  }
+  const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf');
+  const anyOf = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const kept = errors.filter((e) => e.keyword === 'anyOf' || !anyOf.has(e.instancePath));
+  return [...new Set(kept.map(human))];
+}
+
+/** Parses and validates the text of a calibration file; throws CalibrationFileError naming the problem. */
+export function parseCalibration(text: string, file = 'calibration'): CalibrationFile {
+  let parsed: unknown;
+  try {
+    parsed = YAML.parse(text);
+  } catch (e) {
+    const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+    const first = (e as Error).message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new CalibrationFileError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${first}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CalibrationFileError(`${file}: not a calibration file (expected a mapping with format: ${FORMAT}); write one with \`presence calibrate\``);
+  }
+  const problems = checkCalibration(parsed);
+  if (problems.length) throw new CalibrationFileError(`${file}: ${problems.join('; ')}`);
+  return parsed as CalibrationFile;
+}
+
+export function readCalibration(file: string): CalibrationFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CalibrationFileError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${(e as Error).message})`}`);
+  }
+  return parseCalibration(text, file);
+}
+
+/** The file content for a fit. */
+export function toCalibrationFile(result: FitResult, estimator: Estimator, created = new Date()): CalibrationFile {
+  const zones: Record<string, ZoneCalibration> = {};
+  for (const z of result.zones) zones[z.zone] = zoneEntry(z);
+  const level = result.zones[0]?.level ?? 0.9;
+  return { format: FORMAT, created: created.toISOString(), estimator, level, global: result.global, zones };
+}
+
+function zoneEntry(z: ZoneFit): ZoneCalibration {
+  return {
+    k: z.k,
+    b: z.b,
+    corr_kb: z.corr_kb,
+    residual_sd: z.residual_sd,
+    shrinkage: z.shrinkage,
+    unshrunk: z.unshrunk,
+    data: z.data,
+    quality: { r: Number.isFinite(z.quality.r) ? z.quality.r : null, mae: z.quality.mae },
+    warnings: z.warnings,
+  };
+}
+
+export function formatCalibration(c: CalibrationFile): string {
+  const head =
+    '# presence-counter calibration (written by `presence calibrate`)\n' +
+    '# people = k * (estimate - b) per zone; low/high: central interval at `level` (bootstrap over sessions)\n';
+  return head + YAML.stringify(c, { lineWidth: 0 });
+}
+
+/** Validates, then writes atomically (temp file + rename). */
+export function writeCalibration(file: string, c: CalibrationFile): void {
+  const problems = checkCalibration(c);
+  if (problems.length) throw new CalibrationFileError(`${file}: refusing to write an invalid calibration: ${problems.join('; ')}`);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, formatCalibration(c));
+  renameSync(tmp, file);
+}

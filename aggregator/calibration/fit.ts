@@ -1,0 +1,315 @@
+// The fit: people = k * (estimate - b) per zone, from windows paired with ground truth.
+//
+// - Least squares of people on the estimate (people = a + c * estimate, so k = c, b = -a / c): the
+//   line that predicts people best from what a gateway reports.
+// - The interval comes from a bootstrap over sessions (days, captures): whole sessions are drawn
+//   with replacement, so day-to-day differences (other phones, other habits) widen it, as they
+//   should. Windows of one session are not independent, so resampling windows would be too narrow.
+// - Shrinkage: each zone's k and b are pulled toward a global prior by how uncertain they are
+//   (normal-normal empirical Bayes): weight w = tau^2 / (tau^2 + v), v the zone's bootstrap
+//   variance, tau^2 the spread between zones. With several zones the prior is estimated from them
+//   (DerSimonian-Laird); a single zone can be given one (e.g. the `global` of an earlier file).
+import { checkFit, type FitChecks } from './checks.ts';
+import { mean, ols, pearson, quantileSorted, Resampler, sd } from './stats.ts';
+
+/** One window paired with its ground truth. */
+export interface Sample {
+  /** The counts field being calibrated (normally `estimate`). */
+  estimate: number;
+  /** Time-weighted people present in the window (ground truth). */
+  people: number;
+  /** Session the window belongs to (a day, a capture): the unit of the bootstrap. */
+  session: string;
+  /** Zone; omitted means one zone. */
+  zone?: string;
+  /** Window start (ms), for the data summary. */
+  time?: number;
+}
+
+export interface Param {
+  value: number;
+  low: number;
+  high: number;
+  /** Standard deviation over the bootstrap (after shrinkage). */
+  sd: number;
+}
+
+export interface Prior {
+  k: { mean: number; sd: number };
+  b: { mean: number; sd: number };
+}
+
+export interface DataSummary {
+  sessions: number;
+  session_ids: string[];
+  windows: number;
+  occupied_windows: number;
+  empty_windows: number;
+  people: { min: number; mean: number; max: number };
+  estimate: { min: number; mean: number; max: number };
+  from?: string;
+  to?: string;
+}
+
+export interface ZoneFit {
+  zone: string;
+  k: Param;
+  b: Param;
+  /** Correlation of k and b over the bootstrap (needed for the interval of a prediction). */
+  corr_kb: number;
+  /** Standard deviation of people around the line, per window (in-sample). */
+  residual_sd: number;
+  /** Central interval level of low/high, e.g. 0.9. */
+  level: number;
+  /** Weight of the zone's own data in k and b (1 = no shrinkage). */
+  shrinkage: { k: number; b: number };
+  /** The zone's own fit before shrinkage. */
+  unshrunk: { k: number; b: number };
+  data: DataSummary;
+  /** In-sample agreement: Pearson r of estimate vs people, mean absolute error of the fit. */
+  quality: { r: number; mae: number };
+  warnings: string[];
+}
+
+export interface FitOptions {
+  /** Central interval level (default 0.9). */
+  level?: number;
+  /** Bootstrap replicates (default 1000). */
+  replicates?: number;
+  /** Seed of the bootstrap (default 1): the same data gives the same file. */
+  seed?: number;
+  /** Prior for shrinkage; with several zones and none given, it is estimated from the zones. */
+  prior?: Prior;
+}
+
+export interface FitResult {
+  zones: ZoneFit[];
+  /** The prior the zones were shrunk toward (null: none, a single zone without a given prior). */
+  global: Prior | null;
+}
+
+export class FitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FitError';
+  }
+}
+
+interface Raw {
+  a: number;
+  c: number;
+}
+
+function lineOf(samples: Sample[]): Raw | null {
+  const r = ols(samples.map((s) => s.estimate), samples.map((s) => s.people));
+  return r && { a: r.a, c: r.c };
+}
+
+/** k, b from people = a + c * estimate; b is undefined when the line is flat. */
+const kb = (r: Raw) => ({ k: r.c, b: Math.abs(r.c) > 1e-9 ? -r.a / r.c : NaN });
+
+function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    let g = m.get(k);
+    if (!g) m.set(k, (g = []));
+    g.push(x);
+  }
+  return m;
+}
+
+/** Pseudo-sessions for a single session: blocks of `size` consecutive windows (by time). */
+function blocks(samples: Sample[], size: number): Map<string, Sample[]> {
+  const sorted = [...samples].sort((x, y) => (x.time ?? 0) - (y.time ?? 0));
+  const m = new Map<string, Sample[]>();
+  sorted.forEach((s, i) => {
+    const k = `block-${Math.floor(i / size)}`;
+    let g = m.get(k);
+    if (!g) m.set(k, (g = []));
+    g.push(s);
+  });
+  return m;
+}
+
+interface Boot {
+  k: Float64Array;
+  b: Float64Array;
+  /** Replicates with no usable line (no spread, flat line): left out. */
+  degenerate: number;
+  units: Map<string, Sample[]>;
+  /** Resampled unit lists, reused by the checks (curvature). */
+  draws: Sample[][];
+}
+
+function bootstrap(samples: Sample[], replicates: number, seed: number): Boot {
+  let units = groupBy(samples, (s) => s.session);
+  if (units.size < 2) units = blocks(samples, 10);
+  const keys = [...units.keys()];
+  const rng = new Resampler(seed);
+  const ks: number[] = [];
+  const bs: number[] = [];
+  const draws: Sample[][] = [];
+  let degenerate = 0;
+  for (let r = 0; r < replicates; r++) {
+    const draw: Sample[] = [];
+    for (let i = 0; i < keys.length; i++) for (const s of units.get(keys[rng.index(keys.length)])!) draw.push(s);
+    draws.push(draw);
+    const line = lineOf(draw);
+    const p = line && kb(line);
+    if (!p || !Number.isFinite(p.b) || !(p.k > 0)) {
+      degenerate++;
+      continue;
+    }
+    ks.push(p.k);
+    bs.push(p.b);
+  }
+  return { k: Float64Array.from(ks), b: Float64Array.from(bs), degenerate, units, draws };
+}
+
+function summary(samples: Sample[]): DataSummary {
+  const sessions = [...new Set(samples.map((s) => s.session))];
+  const people = samples.map((s) => s.people);
+  const est = samples.map((s) => s.estimate);
+  const times = samples.map((s) => s.time).filter((t): t is number => typeof t === 'number');
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  const d: DataSummary = {
+    sessions: sessions.length,
+    session_ids: sessions,
+    windows: samples.length,
+    occupied_windows: people.filter((p) => p > 0).length,
+    empty_windows: people.filter((p) => p === 0).length,
+    people: { min: r3(Math.min(...people)), mean: r3(mean(people)), max: r3(Math.max(...people)) },
+    estimate: { min: r3(Math.min(...est)), mean: r3(mean(est)), max: r3(Math.max(...est)) },
+  };
+  if (times.length) {
+    d.from = new Date(Math.min(...times)).toISOString();
+    d.to = new Date(Math.max(...times)).toISOString();
+  }
+  return d;
+}
+
+interface Unshrunk {
+  zone: string;
+  samples: Sample[];
+  line: Raw;
+  k: number;
+  b: number;
+  boot: Boot;
+  residualSd: number;
+  checks: FitChecks;
+}
+
+function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
+  if (samples.length < 3) throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
+  const line = lineOf(samples);
+  if (!line) throw new FitError(`zone ${zone}: the ${samples.length} windows all have the same estimate (${samples[0].estimate}); a line cannot be fitted: calibrate on periods with different numbers of people`);
+  const { k, b } = kb(line);
+  const boot = bootstrap(samples, opts.replicates, opts.seed);
+  const fitted = samples.map((s) => line.a + line.c * s.estimate);
+  const residualSd = sd(samples.map((s, i) => s.people - fitted[i]));
+  const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, new Set(samples.map((s) => s.session)).size);
+  return { zone, samples, line, k, b, boot, residualSd, checks };
+}
+
+/** Bootstrap variance of a parameter, NaN when there are too few usable replicates. */
+function variance(xs: Float64Array): number {
+  return xs.length >= 10 ? sd(xs) ** 2 : NaN;
+}
+
+/** DerSimonian-Laird: mean and between-zone variance of per-zone estimates with variances v. */
+function randomEffects(values: number[], v: number[]): { mean: number; tau2: number } {
+  const w = v.map((x) => 1 / Math.max(x, 1e-12));
+  const sw = w.reduce((a, b) => a + b, 0);
+  const fixed = values.reduce((a, x, i) => a + w[i] * x, 0) / sw;
+  const q = values.reduce((a, x, i) => a + w[i] * (x - fixed) ** 2, 0);
+  const c = sw - w.reduce((a, x) => a + x * x, 0) / sw;
+  const tau2 = Math.max(0, (q - (values.length - 1)) / Math.max(c, 1e-12));
+  const ws = v.map((x) => 1 / (x + tau2));
+  const sws = ws.reduce((a, b) => a + b, 0);
+  return { mean: values.reduce((a, x, i) => a + ws[i] * x, 0) / sws, tau2 };
+}
+
+function shrinkParam(own: number, boot: Float64Array, prior: { mean: number; sd: number } | null, level: number): { p: Param; w: number } {
+  const v = variance(boot);
+  const sorted = Float64Array.from(boot).sort();
+  const lo = (1 - level) / 2;
+  if (!prior || !Number.isFinite(v)) {
+    return {
+      p: { value: own, low: sorted.length ? quantileSorted(sorted, lo) : NaN, high: sorted.length ? quantileSorted(sorted, 1 - lo) : NaN, sd: Number.isFinite(v) ? Math.sqrt(v) : NaN },
+      w: 1,
+    };
+  }
+  const tau2 = prior.sd ** 2;
+  const w = tau2 + v > 0 ? tau2 / (tau2 + v) : 1;
+  const value = prior.mean + w * (own - prior.mean);
+  // Posterior spread sqrt(w * v): the bootstrap percentiles re-centred and scaled by sqrt(w).
+  const f = Math.sqrt(w);
+  return {
+    p: { value, low: value + f * (quantileSorted(sorted, lo) - own), high: value + f * (quantileSorted(sorted, 1 - lo) - own), sd: Math.sqrt(w * v) },
+    w,
+  };
+}
+
+function corr(a: Float64Array, b: Float64Array): number {
+  const r = pearson(a, b);
+  return Number.isFinite(r) ? r : 0;
+}
+
+const round = (x: number, d = 6) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
+const roundParam = (p: Param): Param => ({ value: round(p.value), low: round(p.low), high: round(p.high), sd: round(p.sd) });
+
+/**
+ * Fits every zone in `samples` (a sample without a zone belongs to zone "default").
+ * Throws FitError when a zone cannot be fitted at all; otherwise problems are in `warnings`.
+ */
+export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
+  const opts = { level: options.level ?? 0.9, replicates: options.replicates ?? 1000, seed: options.seed ?? 1 };
+  if (!(opts.level > 0 && opts.level < 1)) throw new FitError(`level must be between 0 and 1 (got ${opts.level})`);
+  const clean = samples.filter((s) => Number.isFinite(s.estimate) && Number.isFinite(s.people));
+  if (clean.length === 0) throw new FitError('no windows paired with the truth: nothing to fit');
+  const byZone = groupBy(clean, (s) => s.zone ?? 'default');
+  const own = [...byZone].map(([zone, xs]) => fitOwn(zone, xs, opts));
+
+  let prior: Prior | null = options.prior ?? null;
+  if (!prior && own.length >= 2) {
+    const usable = own.filter((z) => Number.isFinite(variance(z.boot.k)) && Number.isFinite(variance(z.boot.b)));
+    if (usable.length >= 2) {
+      const rk = randomEffects(usable.map((z) => z.k), usable.map((z) => variance(z.boot.k)));
+      const rb = randomEffects(usable.map((z) => z.b), usable.map((z) => variance(z.boot.b)));
+      prior = { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
+    }
+  }
+
+  const zones = own.map((z): ZoneFit => {
+    const sk = shrinkParam(z.k, z.boot.k, prior?.k ?? null, opts.level);
+    const sb = shrinkParam(z.b, z.boot.b, prior?.b ?? null, opts.level);
+    const warnings = [...z.checks.warnings];
+    if (sk.w < 0.5 || sb.w < 0.5) {
+      warnings.push(`zone ${z.zone}: little data of its own: k and b lean on the global prior (own weight k ${sk.w.toFixed(2)}, b ${sb.w.toFixed(2)})`);
+    }
+    const fitted = z.samples.map((s) => sk.p.value * (s.estimate - sb.p.value));
+    return {
+      zone: z.zone,
+      k: roundParam(sk.p),
+      b: roundParam(sb.p),
+      corr_kb: round(corr(z.boot.k, z.boot.b), 4),
+      residual_sd: round(z.residualSd, 4),
+      level: opts.level,
+      shrinkage: { k: round(sk.w, 4), b: round(sb.w, 4) },
+      unshrunk: { k: round(z.k), b: round(z.b) },
+      data: summary(z.samples),
+      quality: {
+        r: round(pearson(z.samples.map((s) => s.estimate), z.samples.map((s) => s.people)), 4),
+        mae: round(mean(z.samples.map((s, i) => Math.abs(Math.max(0, fitted[i]) - s.people))), 4),
+      },
+      warnings,
+    };
+  });
+  return { zones, global: prior };
+}
+
+/** Fits one zone (all samples together, whatever their zone field) and returns its fit. */
+export function fitZone(samples: Sample[], options: FitOptions = {}, zone = 'default'): ZoneFit {
+  return fit(samples.map((s) => ({ ...s, zone })), options).zones[0];
+}

@@ -1,0 +1,148 @@
+// Ground-truth readers for calibration. Two CSV shapes, `;`-separated, UTC times in ISO 8601:
+//   - `time;occupancy`: a step function, people present from that moment on (one row per change,
+//     plus a last row at the end of the observation), as in ../shared/captures/occupancy;
+//   - `time;people`: point counts of a deployed zone (a person or a camera counted N at time T).
+// Every error names the file, the line and the fix, on one line.
+
+import { readFileSync } from 'node:fs';
+
+export class TruthError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    problem: string,
+    fix: string,
+  ) {
+    super(`${file}${line === null ? '' : `:${line}`}: ${problem}; fix: ${fix}`);
+    this.name = 'TruthError';
+  }
+}
+
+/** A step function: `people[i]` holds from `times[i]` until `times[i + 1]`; known only up to the last time. */
+export interface Occupancy {
+  file: string;
+  times: number[];
+  people: number[];
+  /** 1-based line of each row in the file (for errors about a row). */
+  lines: number[];
+}
+
+/** One counted moment of a deployed zone. */
+export interface PointCount {
+  time: number;
+  people: number;
+  line: number;
+}
+
+const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number }> {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const header = (lines[0] ?? '').trim().toLowerCase();
+  const want = `time;${valueName}`;
+  if (header !== want) {
+    const other = valueName === 'occupancy' ? 'time;people' : 'time;occupancy';
+    const hint = header === other
+      ? `this is a ${other} file: pass it where ${other} truth is expected`
+      : `make the first line exactly "${want}"`;
+    throw new TruthError(file, 1, `header is "${lines[0] ?? ''}", expected "${want}"`, hint);
+  }
+  const out: Array<{ time: number; value: number; line: number }> = [];
+  for (let i = 1; i < lines.length; i++) {
+    const raw = lines[i].trim();
+    if (raw === '' || raw.startsWith('#')) continue;
+    const line = i + 1;
+    const parts = raw.split(';');
+    if (parts.length !== 2) {
+      throw new TruthError(file, line, `"${raw}" has ${parts.length} field(s), expected 2 (time;${valueName})`, `write the row as 2022-10-18T08:54:02Z;3`);
+    }
+    const [t, v] = parts.map((s) => s.trim());
+    const time = ISO.test(t) ? Date.parse(t) : NaN;
+    if (!Number.isFinite(time)) {
+      throw new TruthError(file, line, `"${t}" is not a time`, 'use ISO 8601 with a zone, e.g. 2022-10-18T08:54:02Z');
+    }
+    const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(value)) {
+      throw new TruthError(file, line, `${valueName} "${v}" is not a number of people`, "write a number of people >= 0, like 3");
+    }
+    if (out.length > 0 && time < out[out.length - 1].time) {
+      throw new TruthError(file, line, `time ${t} is earlier than the row before it (line ${out[out.length - 1].line})`, 'sort the rows by time');
+    }
+    out.push({ time, value, line });
+  }
+  return out;
+}
+
+/** Parses a `time;occupancy` step function. Needs at least two rows (a start and an end). */
+export function parseOccupancy(text: string, file = 'truth'): Occupancy {
+  const r = rows(file, text, 'occupancy');
+  if (r.length < 2) {
+    throw new TruthError(file, null, `holds ${r.length} row(s); a step function needs a first and a last time`, 'add a row at the end of the observation (the last time the count was known)');
+  }
+  return { file, times: r.map((x) => x.time), people: r.map((x) => x.value), lines: r.map((x) => x.line) };
+}
+
+export function readOccupancy(file: string): Occupancy {
+  return parseOccupancy(readText(file), file);
+}
+
+/** Parses `time;people` point counts. */
+export function parsePointCounts(text: string, file = 'truth'): PointCount[] {
+  const r = rows(file, text, 'people');
+  if (r.length === 0) throw new TruthError(file, null, 'holds no counts', 'add rows like 2025-06-01T12:00:00Z;140');
+  return r.map((x) => ({ time: x.time, people: x.value, line: x.line }));
+}
+
+export function readPointCounts(file: string): PointCount[] {
+  return parsePointCounts(readText(file), file);
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TruthError(file, null, code === 'ENOENT' ? 'no such file' : (e as Error).message, 'check the path given to --truth');
+  }
+}
+
+/** First and last time at which the occupancy is known. */
+export function span(o: Occupancy): { start: number; end: number } {
+  return { start: o.times[0], end: o.times[o.times.length - 1] };
+}
+
+/**
+ * Time-weighted mean occupancy over [start, end); null unless the interval lies entirely inside
+ * the known span (occupancy is known only between the first and the last row).
+ */
+export function meanOccupancy(o: Occupancy, start: number, end: number): number | null {
+  const { times, people } = o;
+  if (end <= start || start < times[0] || end > times[times.length - 1]) return null;
+  let sum = 0;
+  // Rows are few (tens); a linear scan is clear and fast enough.
+  for (let i = 0; i < times.length - 1; i++) {
+    const a = Math.max(start, times[i]);
+    const b = Math.min(end, times[i + 1]);
+    if (b > a) sum += people[i] * (b - a);
+  }
+  return sum / (end - start);
+}
+
+/**
+ * Checks the truth against the capture's first and last frame times; a row more than `slackMs`
+ * outside them is an error naming its line (the truth of another capture, or a clock in local time).
+ */
+export function checkWithinCapture(o: Occupancy, first: number, last: number, slackMs: number, capture: string): void {
+  for (let i = 0; i < o.times.length; i++) {
+    const t = o.times[i];
+    if (t < first - slackMs || t > last + slackMs) {
+      const iso = (ms: number) => new Date(ms).toISOString();
+      throw new TruthError(
+        o.file,
+        o.lines[i],
+        `time ${iso(t)} is outside the capture ${capture} (frames from ${iso(first)} to ${iso(last)})`,
+        'pair each --capture with its own --truth file, and write times in UTC (Z)',
+      );
+    }
+  }
+}

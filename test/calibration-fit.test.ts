@@ -1,0 +1,266 @@
+// Calibration core: the fit people = k * (estimate - b), its bootstrap interval, shrinkage, the
+// checks that warn when data cannot support a fit, the calibration file and the truth readers.
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  applyZone,
+  Calibration,
+  fit,
+  fitZone,
+  formatCalibration,
+  leaveOneOut,
+  meanOccupancy,
+  parseCalibration,
+  parseOccupancy,
+  parsePointCounts,
+  pairOccupancy,
+  pairPointCounts,
+  readCalibration,
+  toCalibrationFile,
+  writeCalibration,
+  CalibrationFileError,
+  TruthError,
+  type Sample,
+} from '../aggregator/calibration/index.ts';
+
+/** Deterministic normal noise (LCG + Box-Muller), so the tests do not depend on luck. */
+function noise(seed: number) {
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  return (sd = 1) => sd * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** Windows of `sessions` days where estimate = b + people / k + noise, and each day its own offset. */
+function synthetic(opts: { k: number; b: number; sessions: number; windows: number; zone?: string; seed?: number; dayShift?: number; curve?: number }): Sample[] {
+  const n = noise(opts.seed ?? 7);
+  const out: Sample[] = [];
+  for (let d = 0; d < opts.sessions; d++) {
+    const shift = n(opts.dayShift ?? 0.5);
+    for (let i = 0; i < opts.windows; i++) {
+      const people = Math.max(0, Math.round(8 + 10 * Math.sin(i / 15 + d)));
+      const bent = opts.curve ? opts.curve * people * people : 0;
+      const estimate = Math.max(0, opts.b + (people + bent) / opts.k + shift + n(1));
+      out.push({ estimate, people, session: `day-${d}`, zone: opts.zone, time: d * 86_400_000 + i * 60_000 });
+    }
+  }
+  return out;
+}
+
+describe('fit', () => {
+  it('recovers k and b, with an interval that covers them', () => {
+    const z = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120 }));
+    expect(z.k.value).toBeGreaterThan(0.45);
+    expect(z.k.value).toBeLessThan(0.55);
+    expect(z.k.low).toBeLessThan(0.5);
+    expect(z.k.high).toBeGreaterThan(z.k.value);
+    expect(z.b.low).toBeLessThan(6.8);
+    expect(z.b.high).toBeGreaterThan(5.2);
+    expect(z.data.sessions).toBe(8);
+    expect(z.data.windows).toBe(960);
+    expect(z.warnings).toEqual([]);
+  });
+
+  it('is reproducible: the same samples give the same fit', () => {
+    const s = synthetic({ k: 0.3, b: 10, sessions: 5, windows: 60 });
+    expect(fitZone(s)).toEqual(fitZone(s));
+  });
+
+  it('widens the interval when days differ (bootstrap over sessions, not windows)', () => {
+    const calm = fitZone(synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, dayShift: 0.1 }));
+    const moody = fitZone(synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, dayShift: 4 }));
+    expect(moody.b.high - moody.b.low).toBeGreaterThan(3 * (calm.b.high - calm.b.low));
+  });
+
+  it('shrinks a zone with little data toward the other zones, and not a zone with much', () => {
+    const samples = [
+      ...synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, zone: 'a', seed: 1 }),
+      ...synthetic({ k: 0.55, b: 5, sessions: 6, windows: 100, zone: 'b', seed: 2 }),
+      ...synthetic({ k: 0.45, b: 7, sessions: 6, windows: 100, zone: 'c', seed: 3 }),
+      // Zone d: two short, noisy sessions whose own line is off.
+      ...synthetic({ k: 0.9, b: 0, sessions: 2, windows: 12, zone: 'd', seed: 4, dayShift: 3 }),
+    ];
+    const r = fit(samples);
+    expect(r.global).not.toBeNull();
+    const d = r.zones.find((z) => z.zone === 'd')!;
+    const a = r.zones.find((z) => z.zone === 'a')!;
+    expect(d.shrinkage.k).toBeLessThan(a.shrinkage.k);
+    // Pulled from its own value toward the prior mean.
+    expect(Math.abs(d.k.value - r.global!.k.mean)).toBeLessThan(Math.abs(d.unshrunk.k - r.global!.k.mean));
+    expect(d.warnings.join(' ')).toMatch(/2 sessions only/);
+  });
+
+  it('shrinks toward a given prior for a single zone', () => {
+    const few = synthetic({ k: 0.9, b: 0, sessions: 2, windows: 10, seed: 9, dayShift: 3 });
+    const own = fitZone(few);
+    const shrunk = fitZone(few, { prior: { k: { mean: 0.5, sd: 0.02 }, b: { mean: 6, sd: 0.5 } } });
+    expect(own.shrinkage).toEqual({ k: 1, b: 1 });
+    expect(shrunk.shrinkage.k).toBeLessThan(1);
+    expect(Math.abs(shrunk.k.value - 0.5)).toBeLessThan(Math.abs(own.k.value - 0.5));
+  });
+
+  it('warns when the data cannot support a fit', () => {
+    const one = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows: 100 }));
+    expect(one.warnings.join('\n')).toMatch(/one session only/);
+    const flat = fitZone(
+      synthetic({ k: 0.5, b: 6, sessions: 4, windows: 50 }).map((s) => ({ ...s, people: 5 + (s.time! % 120_000 ? 0 : 0.2) })),
+    );
+    expect(flat.warnings.join('\n')).toMatch(/occupancy hardly varies/);
+    const bent = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120, curve: 0.15 }));
+    expect(bent.warnings.join('\n')).toMatch(/not a straight line/);
+    const straight = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120 }));
+    expect(straight.warnings.join('\n')).not.toMatch(/straight line/);
+    const occupied = fitZone(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60 }).filter((s) => s.people > 0));
+    expect(occupied.warnings.join('\n')).toMatch(/no empty-room windows/);
+  });
+
+  it('refuses what cannot be fitted at all, with the reason', () => {
+    expect(() => fitZone([])).toThrow(/nothing to fit/);
+    expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/all have the same estimate \(7\)/);
+  });
+});
+
+describe('apply', () => {
+  const z = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120 }));
+
+  it('gives people = k (estimate - b) with an interval around it', () => {
+    const p = applyZone(z, 26);
+    expect(p.value).toBeCloseTo(z.k.value * (26 - z.b.value), 1);
+    expect(p.low).toBeLessThan(p.value);
+    expect(p.high).toBeGreaterThan(p.value);
+  });
+
+  it('never gives negative people', () => {
+    for (const e of [0, 1, 3, 5]) {
+      const p = applyZone(z, e);
+      expect(p.value).toBeGreaterThanOrEqual(0);
+      expect(p.low).toBeGreaterThanOrEqual(0);
+      expect(p.high).toBeGreaterThanOrEqual(p.value);
+    }
+  });
+
+  it('covers about `level` of the windows it was fitted on', () => {
+    const s = synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120, seed: 21 });
+    const inside = s.filter((x) => {
+      const p = applyZone(z, x.estimate);
+      return x.people >= p.low && x.people <= p.high;
+    }).length;
+    expect(inside / s.length).toBeGreaterThan(0.8);
+    expect(inside / s.length).toBeLessThan(0.99);
+  });
+
+  it('looks zones up by name (and site when the file names one)', () => {
+    const file = toCalibrationFile(fit(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'hall' })), { field: 'estimate', radio: 'wifi', window_s: 60 });
+    file.zones.hall.site = 'station';
+    const c = new Calibration(file);
+    expect(c.apply('hall', 20, 'station')).not.toBeNull();
+    expect(c.apply('hall', 20, 'elsewhere')).toBeNull();
+    expect(c.apply('platform', 20, 'station')).toBeNull();
+    expect(c.apply('constructor', 20)).toBeNull();
+  });
+});
+
+describe('leave one session out', () => {
+  it('scores the calibrated estimate and a calibrated count of addresses side by side', () => {
+    const s = synthetic({ k: 0.5, b: 6, sessions: 4, windows: 80 }).map((x) => ({ ...x, devices: x.estimate * 3 + 2, time: x.time }));
+    const r = leaveOneOut(s);
+    expect(r.sessions.map((x) => x.session)).toEqual(['day-0', 'day-1', 'day-2', 'day-3']);
+    expect(r.overall.estimate.windows).toBe(320);
+    expect(r.overall.estimate.mae_occupied).toBeGreaterThan(0);
+    expect(r.overall.estimate.mae_occupied).toBeLessThan(2.5);
+    expect(r.overall.estimate.r).toBeGreaterThan(0.9);
+    // devices is an exact linear function of the estimate here: same calibrated people.
+    expect(r.overall.devices.mae_occupied).toBeCloseTo(r.overall.estimate.mae_occupied!, 6);
+    expect(() => leaveOneOut(s.filter((x) => x.session === 'day-0'))).toThrow(/at least 2 sessions/);
+  });
+});
+
+describe('calibration file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-calibration-'));
+  const file = toCalibrationFile(fit(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'lab' })), {
+    field: 'estimate',
+    radio: 'wifi',
+    window_s: 60,
+    firmware: 'sha256:00',
+    version: '0.1.0',
+  });
+
+  it('round-trips through YAML', () => {
+    const path = join(dir, 'c.yaml');
+    writeCalibration(path, file);
+    const text = readFileSync(path, 'utf8');
+    expect(text).toMatch(/^# presence-counter calibration/);
+    expect(readCalibration(path)).toEqual(JSON.parse(JSON.stringify(file)));
+    expect(formatCalibration(file)).toBe(text);
+  });
+
+  it.each([
+    ['not YAML', 'zones: [a\nb: 1', /x\.yaml:2:1: not valid YAML/],
+    ['not a mapping', '- 1\n', /not a calibration file/],
+    ['wrong format', (t: string) => t.replace('presence-calibration/1', 'something/2'), /format: must be "presence-calibration\/1"/],
+    ['k not positive', (t: string) => t.replace(/(k:\n\s+value: )[\d.]+/, '$1-0.5'), /zones\.lab\.k\.value: must be above 0/],
+    ['missing b', (t: string) => t.replace(/\n    b:\n(      .*\n){4}/, '\n'), /zones\.lab: missing key "b"/],
+    ['unknown key', (t: string) => t.replace('level: 0.9', 'level: 0.9\nlevle: 0.8'), /unknown key "levle"/],
+    ['no zones', (t: string) => t.replace(/zones:\n[\s\S]*$/, 'zones: {}\n'), /zones: must name at least one zone/],
+  ])('says what is wrong: %s', (_name, edit, message) => {
+    const good = formatCalibration(file);
+    const text = typeof edit === 'string' ? edit : edit(good);
+    expect(() => parseCalibration(text, 'x.yaml')).toThrow(CalibrationFileError);
+    expect(() => parseCalibration(text, 'x.yaml')).toThrow(message);
+  });
+
+  it('a missing file is named', () => {
+    expect(() => readCalibration(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml: no such file/);
+  });
+
+  it('cleans up', () => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe('truth', () => {
+  const csv = 'time;occupancy\n2022-10-18T09:00:00Z;0\n2022-10-18T09:00:30Z;4\n2022-10-18T09:02:00Z;2\n2022-10-18T09:03:00Z;2\n';
+
+  it('weights the step function by time', () => {
+    const o = parseOccupancy(csv, 'a.csv');
+    const t = (s: string) => Date.parse(`2022-10-18T${s}Z`);
+    expect(meanOccupancy(o, t('09:00:00'), t('09:01:00'))).toBe(2);
+    expect(meanOccupancy(o, t('09:01:00'), t('09:02:00'))).toBe(4);
+    expect(meanOccupancy(o, t('09:02:00'), t('09:03:00'))).toBe(2);
+    // Not known before the first row or after the last.
+    expect(meanOccupancy(o, t('08:59:00'), t('09:00:00'))).toBeNull();
+    expect(meanOccupancy(o, t('09:02:30'), t('09:03:30'))).toBeNull();
+  });
+
+  it('pairs only whole windows inside the truth', () => {
+    const o = parseOccupancy(csv, 'a.csv');
+    const w = [0, 1, 2, 3].map((i) => ({ start: Date.parse('2022-10-18T08:59:00Z') + i * 60_000, end: Date.parse('2022-10-18T09:00:00Z') + i * 60_000, estimate: i, devices: i }));
+    expect(pairOccupancy(w, o, 'day').map((p) => p.people)).toEqual([2, 4, 2]);
+  });
+
+  it('pairs point counts with the window holding them', () => {
+    const counts = parsePointCounts('time;people\n2025-06-01T12:00:30Z;140\n2025-06-01T12:05:00Z;90\n', 'c.csv');
+    const w = [{ start: Date.parse('2025-06-01T12:00:00Z'), end: Date.parse('2025-06-01T12:01:00Z'), estimate: 300, devices: 310 }];
+    const r = pairPointCounts(w, counts, 'z');
+    expect(r.paired).toEqual([{ ...w[0], people: 140, session: '2025-06-01', zone: 'z' }]);
+    expect(r.unmatched.map((c) => c.line)).toEqual([3]);
+  });
+
+  it.each([
+    ['time;people\n2022-10-18T09:00:00Z;1\n', /a\.csv:1: header is "time;people", expected "time;occupancy"; fix: this is a time;people file/],
+    ['time;occupancy\n2022-10-18T09:00:00Z;1\n18.10.2022 09:01;2\n', /a\.csv:3: "18\.10\.2022 09:01" is not a time; fix: use ISO 8601/],
+    ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z;-2\n', /a\.csv:3: occupancy "-2" is not a number of people; fix:/],
+    ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z,3\n', /a\.csv:3: .* has 1 field\(s\), expected 2/],
+    ['time;occupancy\n2022-10-18T09:05:00Z;1\n2022-10-18T09:01:00Z;3\n', /a\.csv:3: time .* is earlier than the row before it \(line 2\); fix: sort/],
+    ['time;occupancy\n2022-10-18T09:05:00Z;1\n', /a\.csv: holds 1 row\(s\).*; fix: add a row at the end/],
+  ])('bad truth rows give one line naming file, line and fix (%#)', (text, message) => {
+    let err: unknown;
+    try {
+      parseOccupancy(text, 'a.csv');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TruthError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
