@@ -9,12 +9,12 @@ import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { CaptureWriter, FileSink, type CaptureFormat, type Sink } from './pcap-writer.ts';
 import { loadScenario, nominalPeople, type Scenario, type ScenarioOverrides } from './scenario.ts';
-import { captureInterfaces, gatewayReachM, runScenario, stats, type BleLink, type FrameEvent, type SimEvent } from './sim.ts';
+import { captureInterfaces, gatewayReachM, runScenario, type BleLink, type FrameEvent, type SimEvent, type SimTotals } from './sim.ts';
 import { writeTruth, type TruthFile, type TruthWindow } from './truth.ts';
 
 export { loadMessages, runLoad, loadStatuses, type LoadMessage, type LoadOptions, type RunLoadOptions, type RunLoadResult } from './load.ts';
 export { loadScenario, resolveScenario, builtinScenarios, ScenarioError, parseDuration, type Scenario } from './scenario.ts';
-export { runScenario, type SimEvent, type FrameEvent, type WindowEvent, type BleLink } from './sim.ts';
+export { runScenario, type SimEvent, type FrameEvent, type WindowEvent, type BleLink, type SimTotals } from './sim.ts';
 export type { TruthFile, TruthWindow } from './truth.ts';
 
 export interface SimulateOptions extends ScenarioOverrides {
@@ -107,8 +107,16 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const windows: TruthWindow[] = [];
   let wifiFrames = 0;
   let bleFrames = 0;
+  let totals: SimTotals;
   try {
-    for (const ev of runScenario(s, { seed, bleLink })) {
+    const run = runScenario(s, { seed, bleLink });
+    for (;;) {
+      const next = run.next();
+      if (next.done) {
+        totals = next.value;
+        break;
+      }
+      const ev = next.value;
       if (ev.type === 'frame') {
         const w = writers[ev.gateway];
         w.writer.write(w.ifaceOf[ev.radio], ev.frame.timestampMs, ev.frame.data);
@@ -132,7 +140,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     durationS: s.durationS,
     windowS: s.windowS,
     gateways: writers.map((w) => ({ id: w.g.id, zone: w.g.zone, site: s.site, position: w.g.position, reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10, files: w.pcaps.map((p) => relative(o.outDir, p)) })),
-    totals: { people: stats.people, devices: stats.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
+    totals: { people: totals.people, devices: totals.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
     windows,
   };
   const truthPath = join(o.outDir, 'truth.json');
