@@ -13,7 +13,7 @@ const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]
   [['gateway', 'doctor'], () => import('../gateway/cli.ts'), 'registerGateway'],
   [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
   [['simulate'], () => import('../simulator/cli.ts'), 'registerSimulate'],
-  [['demo'], () => import('./demo.ts'), 'registerDemo'],
+  [['demo'], () => import('./demo/index.ts'), 'registerDemo'],
 ];
 
 /**

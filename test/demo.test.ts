@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { CountTable, countingError } from '../scripts/demo.ts';
+import { CountTable, countingError } from '../scripts/demo/index.ts';
 import type { CountsMessage } from '../contract/index.ts';
 
 const SUITE = 'demo (npm start)';

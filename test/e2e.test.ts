@@ -13,7 +13,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { runPeriod, type PeriodResult } from '../scripts/demo.ts';
+import { runPeriod, type PeriodResult } from '../scripts/demo/index.ts';
 import { evaluate, type Evaluation } from '../simulator/evaluate.ts';
 import {
   InfluxQL,

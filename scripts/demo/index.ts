@@ -1,0 +1,49 @@
+// `presence demo`: the command, and the demo's parts for tests and other scripts.
+//   run.ts       runDemo: broker, aggregator, the two periods, live table, summary
+//   pipeline.ts  runPeriod: simulator -> real gateways -> broker (also used by the end-to-end test)
+//   broker.ts    EmbeddedBroker: Aedes on a free loopback port
+//   table.ts     CountTable and the feed that fills it from the broker
+//   summary.ts   the error against the truth and where the results are
+import { InvalidArgumentError, type Command } from 'commander';
+import { runDemo, type DemoOptions } from './run.ts';
+
+export { runDemo, type DemoOptions } from './run.ts';
+export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
+export { EmbeddedBroker } from './broker.ts';
+export { CountTable, countsFeed } from './table.ts';
+export { countingError, summary } from './summary.ts';
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0.');
+  return n;
+}
+function whole(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be a whole number.');
+  return n;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('Run the whole pipeline here, nothing installed: simulated crowd -> gateways (WASM) -> embedded MQTT broker -> aggregator -> line-protocol file (or InfluxDB with INFLUX_URL)')
+    .option('--scenario <name|file>', 'built-in scenario or scenario file', 'kingsday-square')
+    .option('--minutes <n>', 'simulated minutes', positive, 30)
+    .option('--window <duration>', 'window length', '60s')
+    .option('--speed <factor|max>', 'replay speed of the captures (1 = real time)', '30')
+    .option('--scale <factor>', 'multiplier of the scenario\'s crowd (kingsday-square at 0.1: 50 people at the start, about 320 after 30 minutes)', positive, 0.1)
+    .option('--seed <n>', 'simulator seed', whole, 1)
+    .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
+    .option('--no-last-week', 'skip simulating the same time one week earlier')
+    .option('--no-live', 'print the table once at the end instead of updating it')
+    .action(async (o: DemoOptions) => {
+      try {
+        const r = await runDemo(o);
+        process.exit(r.complete ? 0 : 1);
+      } catch (e) {
+        process.stderr.write(`presence demo: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,141 @@
+// `presence demo` (npm start): the whole pipeline on one machine with nothing installed. The
+// simulator makes captures and ground truth for a few gateways, the gateways (real WASM firmware)
+// replay them accelerated into an MQTT broker embedded in this process (Aedes on a free loopback
+// port), the aggregator writes what arrives to a line-protocol file (or to InfluxDB when INFLUX_URL
+// is set), and the terminal shows a live table of the counts passing through the broker, per zone
+// and window, then a summary.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { EmbeddedBroker } from './broker.ts';
+import { runPeriod } from './pipeline.ts';
+import { summary } from './summary.ts';
+import { CountTable, countsFeed } from './table.ts';
+
+export interface DemoOptions {
+  scenario: string;
+  minutes: number;
+  window: string;
+  speed: string;
+  scale: number;
+  seed: number;
+  out: string;
+  lastWeek: boolean;
+  live: boolean;
+}
+
+function parseWindowS(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text.trim());
+  if (!m) throw new Error(`--window "${text}": must be a duration like 30s or 1m`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
+
+/** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file). */
+async function startAggregator(mqttUrl: string, lp: string, log: Logger) {
+  const { loadConfig } = await import('../../aggregator/config.ts');
+  const { Aggregator } = await import('../../aggregator/aggregator.ts');
+  const config = loadConfig(
+    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', clientId: 'presence-demo-aggregator', logLevel: 'info' },
+    // An empty variable (INFLUX_URL= in a shell profile) means "not set".
+    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
+  );
+  const toFile = !config.influx.url;
+  if (!toFile) {
+    // Fail fast with a clear message rather than retrying writes into nothing.
+    try {
+      await fetch(new URL('/ping', config.influx.url), { signal: AbortSignal.timeout(5000) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`INFLUX_URL ${config.influx.url}: no InfluxDB answers (${cause?.code ?? cause?.message ?? (e as Error).message}); unset INFLUX_URL to write a line-protocol file instead`);
+    }
+  }
+  if (toFile && existsSync(lp)) rmSync(lp); // a fresh file per run
+  const aggregator = new Aggregator(config, { logger: log.child({ component: 'aggregator' }) });
+  await aggregator.start();
+  return { aggregator, toFile };
+}
+
+export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
+  const outDir = resolve(opts.out);
+  mkdirSync(outDir, { recursive: true });
+  const windowS = parseWindowS(opts.window);
+  const speed: number | 'max' = opts.speed === 'max' ? 'max' : Number(opts.speed);
+  if (speed !== 'max' && !(speed > 0)) throw new Error(`--speed "${opts.speed}": must be a number above 0 or max`);
+  if (!(opts.minutes > 0)) throw new Error(`--minutes "${opts.minutes}": must be a number above 0`);
+  if (!(opts.scale > 0)) throw new Error(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
+  if (!Number.isInteger(opts.seed)) throw new Error(`--seed "${opts.seed}": must be a whole number`);
+  const durationS = Math.round(opts.minutes * 60);
+  const logFile = join(outDir, 'demo.log');
+  const log = pino({ level: 'info', base: { app: 'presence-demo' } }, pino.destination({ dest: logFile, sync: true, mkdir: true }));
+  // The simulated hour ends at the current window boundary, so the dashboards' "last hours" show it.
+  const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
+  const startMs = endMs - durationS * 1000;
+
+  const table = new CountTable(windowS * 1000);
+  const lp = join(outDir, 'presence.lp');
+  // The table shows what passes through the broker: every counts message of today's period.
+  let dirty = false;
+  const feed = countsFeed(table, startMs - windowS * 1000, () => (dirty = true));
+  const broker = await new EmbeddedBroker().start(feed.onPublish);
+  let started: Awaited<ReturnType<typeof startAggregator>>;
+  try {
+    started = await startAggregator(broker.url, lp, log);
+  } catch (e) {
+    await broker.stop();
+    throw e;
+  }
+  const { aggregator, toFile } = started;
+
+  const write = (s: string) => out.write(s);
+  write(`presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`);
+  write(`aggregator writes to ${aggregator.sink.target}\n`);
+  try {
+    if (opts.lastWeek) {
+      write('simulating the same time one week earlier (for the traffic dashboard\'s comparison) ...\n');
+      await runPeriod({
+        scenario: opts.scenario, seed: opts.seed + 7, startMs: startMs - 7 * 86400_000, durationS, windowS, scale: opts.scale,
+        dir: join(outDir, 'last-week'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed: 'max', log,
+      });
+    }
+    write('simulating today and replaying it through the gateways ...\n');
+    const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
+    // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
+    const rows = (out as NodeJS.WriteStream).rows ?? 0;
+    const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
+    const lastRows = Math.max(3, rows - 10);
+    const redraw = async () => {
+      if (!dirty) return;
+      dirty = false;
+      const s = aggregator.stats();
+      logUpdate(await table.render(`windows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
+    };
+    const timer = live ? setInterval(() => void redraw(), 250) : null;
+    const today = await runPeriod({
+      scenario: opts.scenario, seed: opts.seed, startMs, durationS, windowS, scale: opts.scale,
+      dir: join(outDir, 'today'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed, log,
+    });
+    const drained = await aggregator.drain(30_000);
+    if (timer) clearInterval(timer);
+    dirty = true;
+    if (live) {
+      await redraw();
+      logUpdate.done();
+    } else write((await table.render(`counts per zone and window (estimated people, Wi-Fi / BLE; * = window cut short)`, 1000)) + '\n');
+    const stats = aggregator.stats();
+    await aggregator.stop();
+    await broker.stop();
+    log.flush();
+
+    write(
+      summary({
+        outDir, logFile, lpFile: toFile ? lp : null, target: aggregator.sink.target, drained, aggregator: stats,
+        period: today, table, messages: [...feed.messages.values()], truth: today.simulation.truth.windows,
+      }),
+    );
+    return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
+  } catch (e) {
+    await aggregator.stop(2000).catch(() => {});
+    await broker.stop().catch(() => {});
+    throw e;
+  }
+}

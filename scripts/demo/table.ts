@@ -1,0 +1,84 @@
+// The demo's table: counts per window and zone as they pass through the broker.
+import { parseTopic, validateCounts, type CountsMessage } from '../../contract/index.ts';
+
+/** Counts per window and zone: the largest estimate among the zone's gateways, per radio. */
+export class CountTable {
+  /** @param windowMs window length: a window cut short at the start of a capture goes in its slot. */
+  constructor(private readonly windowMs: number) {}
+
+  private readonly cells = new Map<number, Map<string, { wifi: number; ble: number; complete: boolean }>>();
+  readonly zones = new Set<string>();
+  messages = 0;
+
+  add(m: CountsMessage): void {
+    this.messages++;
+    const t = Math.floor(Date.parse(m.start) / this.windowMs) * this.windowMs;
+    let row = this.cells.get(t);
+    if (!row) this.cells.set(t, (row = new Map()));
+    this.zones.add(m.zone);
+    const c = row.get(m.zone) ?? { wifi: 0, ble: 0, complete: true };
+    c.wifi = Math.max(c.wifi, m.wifi.estimate);
+    c.ble = Math.max(c.ble, m.ble.estimate);
+    c.complete &&= m.complete;
+    row.set(m.zone, c);
+  }
+
+  get windows(): number {
+    return this.cells.size;
+  }
+
+  /** Rows of the last `last` windows: [time, "wifi / ble" per zone]. */
+  rows(last = 12): string[][] {
+    const zones = [...this.zones].sort();
+    return [...this.cells.keys()]
+      .sort((a, b) => a - b)
+      .slice(-last)
+      .map((t) => {
+        const row = this.cells.get(t)!;
+        return [
+          new Date(t).toISOString().slice(0, 16).replace('T', ' '),
+          ...zones.map((z) => {
+            const c = row.get(z);
+            return c ? `${c.wifi} / ${c.ble}${c.complete ? '' : ' *'}` : '';
+          }),
+        ];
+      });
+  }
+
+  async render(title: string, last = 12): Promise<string> {
+    const { default: Table } = (await import('cli-table3')) as unknown as { default: new (o: object) => { push(r: string[]): void; toString(): string } };
+    const zones = [...this.zones].sort();
+    const table = new Table({ head: ['window start (UTC)', ...zones.map((z) => `${z}\nWi-Fi / BLE`)], style: { head: [], border: [], compact: true } });
+    for (const r of this.rows(last)) table.push(r);
+    return `${title}\n${table.toString()}`;
+  }
+}
+
+/**
+ * Feeds the table from what the broker sees: valid counts messages of this run (from `sinceMs` on;
+ * an earlier period's are left out), each gateway window once (a QoS 1 resend is the same window).
+ * Returns the broker's publish handler and the messages kept.
+ */
+export function countsFeed(
+  table: CountTable,
+  sinceMs: number,
+  onChange: () => void,
+): { onPublish: (topic: string, payload: Buffer) => void; messages: Map<string, CountsMessage> } {
+  const messages = new Map<string, CountsMessage>(); // by gateway and window
+  const onPublish = (topic: string, payload: Buffer) => {
+    if (parseTopic(topic)?.kind !== 'counts') return;
+    let v: ReturnType<typeof validateCounts>;
+    try {
+      v = validateCounts(JSON.parse(payload.toString('utf8')));
+    } catch {
+      return; // not JSON: the aggregator rejects and counts it
+    }
+    if (!v.ok || Date.parse(v.value.start) < sinceMs) return; // invalid, or last week's
+    const key = `${v.value.gateway} ${v.value.start}`;
+    if (messages.has(key)) return;
+    messages.set(key, v.value);
+    table.add(v.value);
+    onChange();
+  };
+  return { onPublish, messages };
+}
