@@ -143,13 +143,13 @@ export async function run(): Promise<void> {
   let sink = 0;
   let counts: FirmwareWindowCounts | undefined;
   // warm-up (tier-up of the WASM code and the JS JIT), not timed
-  fw.beginWindow(new Uint8Array(randomBytes(32)));
+  fw.beginWindow();
   for (const b of images) {
     mem.set(b.image, B);
     x.ingest(b.count);
   }
   fw.endWindow();
-  fw.beginWindow(new Uint8Array(randomBytes(32)));
+  fw.beginWindow();
   mem.set(hashImage, B);
   sink ^= x.hash_addresses(B, n);
   fw.endWindow();
@@ -157,7 +157,7 @@ export async function run(): Promise<void> {
   // Rounds of a few milliseconds each; every figure is the median over the rounds, and the ratio
   // is the median of the per-round ratios, so a burst of load elsewhere moves none of them much.
   for (let round = 0; round < ROUNDS; round++) {
-    fw.beginWindow(new Uint8Array(randomBytes(32)));
+    fw.beginWindow();
     let ingested = 0;
     let ms = 0;
     for (const b of images) {
@@ -168,7 +168,7 @@ export async function run(): Promise<void> {
     }
     counts = fw.endWindow();
     fpsR.push(ingested / (ms / 1000));
-    fw.beginWindow(new Uint8Array(randomBytes(32)));
+    fw.beginWindow();
     mem.set(hashImage, B);
     let t0 = performance.now();
     for (let k = 0; k < 3; k++) sink ^= x.hash_addresses(B, n);
@@ -185,7 +185,7 @@ export async function run(): Promise<void> {
   const ratio = median(ratioR);
 
   // 4. the same frames through the Node wrapper (copies into the batch buffer included)
-  fw.beginWindow(new Uint8Array(randomBytes(32)));
+  fw.beginWindow();
   const tw = performance.now();
   fw.ingestMany(frames);
   fw.endWindow();
@@ -193,7 +193,7 @@ export async function run(): Promise<void> {
 
   // 5. fixed memory, and a 100,000-device window
   const before = x.memory.buffer.byteLength;
-  fw.beginWindow(new Uint8Array(randomBytes(32)));
+  fw.beginWindow();
   const chunk = Math.floor(x.batch_capacity() / 6);
   for (let done = 0; done < 100_000; done += chunk) {
     const k = Math.min(chunk, 100_000 - done);

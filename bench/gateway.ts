@@ -8,7 +8,6 @@ import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { readCaptureFile } from '../gateway/capture/pcap.ts';
@@ -99,13 +98,13 @@ async function firmwareBaseline(path: string): Promise<{ cpu: number; frames: nu
   const windowMs = 10_000;
   const t0 = process.cpuUsage();
   let end = Math.floor(frames[0].timestampMs / windowMs) * windowMs + windowMs;
-  fw.beginWindow(randomBytes(32), { ignoreFcs: false });
+  fw.beginWindow({ ignoreFcs: false });
   const BATCH = 512;
   for (let i = 0; i < frames.length; i += BATCH) {
     const batch = frames.slice(i, i + BATCH);
     if (batch[0].timestampMs >= end) {
       fw.endWindow();
-      fw.beginWindow(randomBytes(32), { ignoreFcs: false });
+      fw.beginWindow({ ignoreFcs: false });
       end += windowMs;
     }
     fw.ingestMany(batch);

@@ -1,18 +1,19 @@
 // The gateway: capture sources -> firmware (WASM) -> one window at a time -> durable queue -> MQTT.
 //
-// Per window: a fresh 32-byte key from the CSPRNG (crypto.randomBytes) goes into the firmware and
-// the host's copy is zeroed at once; at the window's end the firmware reports counts and wipes its
-// hashes, the counts become a contract message with the next `seq`, which is written to the queue
-// (fsync) and then published. Windows close on time with or without frames.
+// Per window (the window clock of window.ts): the firmware draws a fresh 32-byte key from the CSPRNG
+// into its own memory; at the window's end it reports counts and wipes its hashes, the counts become
+// a contract message with the next `seq`, which is written to the queue (fsync) and then published.
+// Windows close on time with or without frames.
 //
 // Clocks: live sources (capture commands, stdin) use the wall clock and a timer at each boundary;
 // file replays use the capture's clock: a window closes when every source's capture time has
-// passed its end, so windows follow the file however fast it is replayed.
-import { randomBytes } from 'node:crypto';
+// passed its end, so windows follow the file however fast it is replayed. A capture clock that
+// jumps past more than MAX_EMPTY_WINDOWS windows skips them (logged); windows are closed a few at a
+// time between turns of the event loop, so a signal is always handled promptly.
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import { Firmware } from '../firmware/host/firmware.ts';
-import type { Frame, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
+import type { Frame, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
@@ -22,13 +23,14 @@ import { createSource, FileSource, type CaptureSource, type FrameSink } from './
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
-import { countsMessage, OpenWindow, type Identity } from './window.ts';
+import { countsMessage, MAX_EMPTY_WINDOWS, WindowClock, type ClosedWindow, type Identity, type WindowCounter as ClockCounter } from './window.ts';
 
-/** What the gateway needs from the firmware (firmware/host/firmware.ts `Firmware`). */
-export interface WindowCounter {
-  beginWindow(key: Uint8Array, opts?: WindowOptions): void;
+/** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
+const WINDOWS_PER_TURN = 16;
+
+/** What the gateway needs from the firmware (firmware/host/firmware.ts `Firmware`): no key, it draws its own. */
+export interface WindowCounter extends ClockCounter {
   ingestMany(frames: Frame[]): unknown;
-  endWindow(): FirmwareWindowCounts;
 }
 
 export interface GatewayOptions {
@@ -74,7 +76,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private queue!: WindowQueue;
   private publisher!: Publisher;
   readonly sources: CaptureSource[];
-  private win: OpenWindow | null = null;
+  private windows!: WindowClock;
+  /** Capture clock: jumps skipped so far (logged with each one). */
+  clockJumps = 0;
   private timer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private clockTimer: NodeJS.Timeout | null = null;
@@ -142,6 +146,21 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.publisher.on('acked', (seq) => this.emit('published', seq));
     this.publisher.on('connect', () => void this.publishStatus());
     this.publisher.start();
+    this.windows = new WindowClock(this.fw, {
+      windowMs: this.windowMs,
+      windowOptions: this.windowOpts,
+      // The wall clock closes no empty windows for time the process missed (it counted nothing).
+      maxEmptyWindows: this.clock === 'wall' ? 0 : MAX_EMPTY_WINDOWS,
+      onJump: (j) => {
+        this.clockJumps++;
+        if (this.clock === 'wall') this.log.warn({ late_ms: Date.now() - j.from }, 'clock jumped or the process stalled; the next window starts now');
+        else
+          this.log.warn(
+            { from: new Date(j.from).toISOString(), to: new Date(j.to).toISOString(), skipped_windows: j.skipped, jumps: this.clockJumps },
+            'the capture clock jumps; the empty windows in between are skipped',
+          );
+      },
+    });
     if (this.clock === 'wall') this.openWindow(Date.now(), false);
     const sink: FrameSink = {
       deliver: (src, frames) => this.deliver(src, frames),
@@ -156,7 +175,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.statusTimer.unref();
     if (this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced))
       this.clockTimer = setInterval(() => {
-        if (!this.stopping && this.win) this.advance(false);
+        if (!this.stopping && this.windows.window) void this.pump();
       }, 100);
   }
 
@@ -168,48 +187,42 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // ---- windows -------------------------------------------------------------------------------
 
-  private newKeyWindow(): void {
-    const key = randomBytes(32);
-    this.fw!.beginWindow(key, this.windowOpts);
-    key.fill(0); // the firmware holds its own copy; ours is wiped
+  /** Sources all counting (a capture-clock source that finished is fine): else windows are cut short. */
+  private sourcesOk(): boolean {
+    return this.sources.every((s) => s.state === 'running' || (this.clock === 'capture' && s.state === 'finished'));
   }
 
   private openWindow(at: number, complete: boolean): void {
-    const sourcesOk = this.sources.every((s) => s.state === 'running' || (this.clock === 'capture' && s.state === 'finished'));
-    this.win = new OpenWindow(at, this.windowMs, complete && sourcesOk);
-    this.newKeyWindow();
+    this.windows.open(at, complete && this.sourcesOk());
     if (this.clock === 'wall') this.scheduleClose();
+  }
+
+  /** Closes the open window once the clock reached `t` (see WindowClock.step); true if one closed. */
+  private step(t: number): boolean {
+    const closed = this.windows.step(t);
+    if (!closed) return false;
+    if (!this.sourcesOk()) this.windows.cutShort();
+    this.queueWindow(closed);
+    return true;
   }
 
   private scheduleClose(): void {
     if (this.timer) clearTimeout(this.timer);
-    const w = this.win!;
-    const delay = Math.max(0, w.nominalEnd - Date.now());
+    const delay = Math.max(0, this.windows.end - Date.now());
     this.timer = setTimeout(() => this.onBoundary(), delay);
   }
 
   private onBoundary(): void {
     this.timer = null;
-    const w = this.win;
-    if (!w || this.stopping) return;
-    const now = Date.now();
-    if (now < w.nominalEnd) return this.scheduleClose(); // woke early
-    this.closeWindow(w.nominalEnd, true);
-    if (now - w.nominalEnd >= this.windowMs) {
-      this.log.warn({ late_ms: now - w.nominalEnd }, 'clock jumped or the process stalled; the next window starts now');
-      this.openWindow(now, false);
-    } else this.openWindow(w.nominalEnd, true);
+    if (!this.windows.window || this.stopping) return;
+    this.step(Date.now()); // woke early: nothing closes
+    this.scheduleClose();
   }
 
-  /** Ends the open window at `at`, queues its counts durably, and announces it. */
-  private closeWindow(at: number, onTime: boolean): void {
-    const w = this.win!;
-    this.win = null;
-    const counts = this.fw!.endWindow();
-    const span = w.span(at);
-    if (!span) return; // nothing was counted in an empty interval
-    if (!onTime) span.complete = false;
-    const message = countsMessage(this.id, this.queue.nextSeq, span, counts);
+  /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
+  private queueWindow(w: ClosedWindow | null, cutShort = false): void {
+    if (!w || w.end <= w.start) return; // nothing was counted in an empty interval
+    const message = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
     this.queue.append(message);
     this.lastSeq = message.seq;
     this.windowsClosed++;
@@ -234,17 +247,57 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     const q = this.pending.get(src)!;
     for (const f of frames) q.push(f);
-    if (!this.win) this.openWindow(frames[0].timestampMs, true);
-    this.advance(false);
+    void this.pump();
     if (q.length === 0) return;
     return new Promise((resolve) => this.waiters.set(src, resolve));
   }
 
-  /** Capture clock: ingests what belongs to the open window and closes windows the clock has passed. */
-  private advance(final: boolean): void {
-    for (;;) {
-      const w = this.win;
-      if (!w) return;
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+  private pumpFinal = false;
+
+  /**
+   * Capture clock: advances until every frame that can be placed is counted and every window the
+   * clock has passed is closed, yielding to the event loop every WINDOWS_PER_TURN windows (so a
+   * signal or stop() is handled promptly, however far the clock moves). Stops when stopping.
+   */
+  private pump(final = false): Promise<void> {
+    if (final) this.pumpFinal = true;
+    if (this.stopping) return Promise.resolve();
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    let done = false;
+    const run = (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          while (!this.stopping && !this.advance(this.pumpFinal)) await new Promise((r) => setImmediate(r));
+        } while (this.pumpAgain && !this.stopping);
+      } finally {
+        done = true;
+        this.pumping = null;
+      }
+    })();
+    if (!done) this.pumping = run;
+    return run;
+  }
+
+  /**
+   * One turn of the capture clock: ingests what belongs to the open window and closes windows the
+   * clock has passed, at most WINDOWS_PER_TURN of them. True once caught up (sources waiting on a
+   * full queue are then released), false when there is more to do.
+   */
+  private advance(final: boolean): boolean {
+    for (let closed = 0; ; ) {
+      let w = this.windows.window;
+      if (!w) {
+        const first = this.earliestPending();
+        if (first === Infinity) break;
+        this.openWindow(first, true);
+        w = this.windows.window!;
+      }
       const batch: Frame[] = [];
       for (const q of this.pending.values()) {
         let n = 0;
@@ -254,8 +307,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (batch.length) this.fw!.ingestMany(batch);
       const watermark = this.watermark(final);
       if (watermark < w.nominalEnd) break;
-      this.closeWindow(w.nominalEnd, true);
-      this.openWindow(w.nominalEnd, true);
+      if (closed++ === WINDOWS_PER_TURN) return false;
+      // The clock is at the watermark, or at the next frame waiting if that is earlier.
+      this.step(Math.min(watermark, this.earliestPending()));
     }
     for (const [src, resolve] of this.waiters) {
       if (this.pending.get(src)!.length === 0) {
@@ -263,6 +317,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         resolve();
       }
     }
+    return true;
+  }
+
+  /** Capture time of the earliest frame waiting for its window (Infinity when none waits). */
+  private earliestPending(): number {
+    let t = Infinity;
+    for (const q of this.pending.values()) if (q.length && q[0].timestampMs < t) t = q[0].timestampMs;
+    return t;
   }
 
   /** Capture time every source has reached: the least latest-timestamp among sources still going. */
@@ -285,15 +347,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private sourceStateChanged(src: CaptureSource): void {
     this.log.info({ source: src.name, state: src.state, errors: src.errors }, 'source state');
     if (src.state === 'restarting' || src.state === 'failed') {
-      if (this.win) this.win.complete = false;
+      this.windows?.cutShort();
       void this.publishStatus();
     }
-    if (this.clock === 'capture') this.advance(false);
+    if (this.clock === 'capture') void this.pump();
   }
 
   private sourceFinished(src: CaptureSource): void {
     if (this.stopping) return;
-    if (this.clock === 'capture') this.advance(false);
+    if (this.clock === 'capture') void this.pump();
     if (this.sources.every((s) => s.state === 'finished' || s.state === 'failed')) void this.finish();
   }
 
@@ -301,11 +363,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private finish(): Promise<void> {
     this.finishing ??= (async () => {
       if (this.clock === 'capture') {
-        this.advance(true);
+        await this.pump(true);
+        if (this.stopping) return; // stop() closes the window
         const last = Math.max(...this.sources.map((s) => s.lastTimestampMs));
-        if (this.win && Number.isFinite(last)) this.closeWindow(Math.floor(last) + 1, false);
-      } else if (this.win) this.closeWindow(Date.now(), false);
-      this.win = null;
+        this.queueWindow(this.windows.close(Number.isFinite(last) ? Math.floor(last) + 1 : -Infinity), true);
+      } else this.queueWindow(this.windows.close(Date.now()), true);
       if (this.timer) clearTimeout(this.timer);
       if (this.clockTimer) clearInterval(this.clockTimer);
       this.log.info({ windows: this.windowsClosed, queue_depth: this.queue.depth }, 'sources ended; publishing queued windows');
@@ -328,14 +390,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     for (const [, resolve] of this.waiters) resolve();
     this.waiters.clear();
     await Promise.all(this.sources.map((s) => s.stop()));
-    if (this.win && this.queue) {
+    if (this.windows?.window && this.queue) {
       if (this.clock === 'capture') {
         // Where the replay's clock stands: the last frame, or further on during a quiet stretch.
         const last = Math.max(...this.sources.map((s) => Math.max(s.lastTimestampMs, s instanceof FileSource ? s.captureNow() : -Infinity)));
-        if (Number.isFinite(last)) this.closeWindow(Math.floor(last) + 1, false);
-      } else this.closeWindow(Date.now(), false);
+        this.queueWindow(this.windows.close(Number.isFinite(last) ? Math.floor(last) + 1 : -Infinity), true);
+      } else this.queueWindow(this.windows.close(Date.now()), true);
     }
-    this.win = null;
     if (this.publisher) {
       // Waiting for acknowledgements only makes sense with a broker connection.
       const flushed = await this.publisher.flush(this.publisher.connected ? flushMs : 0);

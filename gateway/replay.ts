@@ -1,13 +1,16 @@
 // `presence replay FILE`: feeds a pcap/pcapng capture through the firmware and prints the counts of
 // each window. Windows follow the capture clock: their boundaries fall on multiples of the window
-// length (UTC), and each one is counted under a fresh random key that dies with it. Only counts are
+// length (UTC), and each one is counted under a fresh random key that dies with it (the window
+// clock of gateway/window.ts, as in the gateway). Only counts are
 // printed: never an address, a hash or a key.
 
-import { randomBytes } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { FirmwareRadioCounts, FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
+import { alignDown, WindowClock, type ClosedWindow } from './window.ts';
+
+export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
 
 export interface ReplayOptions {
@@ -37,9 +40,6 @@ export interface ReplayWindow {
   unsupported: number;
 }
 
-/** Empty windows printed at most for one gap in the capture clock (larger gaps are skipped). */
-export const MAX_EMPTY_WINDOWS = 10_000;
-
 function radio(c: FirmwareRadioCounts) {
   return { frames: c.frames, rejected: c.rejected, weak: c.weak, devices: c.devices, estimate: c.estimate, exact: c.exact };
 }
@@ -60,9 +60,12 @@ function toWindow(start: number | null, end: number | null, c: FirmwareWindowCou
 export type ReplayNote = (message: string) => void;
 
 /**
- * Counts frame batches window by window. Frames whose timestamp goes backwards stay in the current
- * window. Yields each window as it closes; when the capture turns out damaged (CaptureFormatError)
- * the window in progress is yielded with the frames before the damage, then the error is thrown.
+ * Counts frame batches window by window on the capture clock (gateway/window.ts WindowClock: the
+ * firmware draws a fresh key for every window). Frames whose timestamp goes backwards stay in the
+ * current window; a jump of the clock past more than MAX_EMPTY_WINDOWS empty windows skips them
+ * with a note. Yields each window as it closes; when the capture turns out damaged
+ * (CaptureFormatError) the window in progress is yielded with the frames before the damage, then
+ * the error is thrown.
  */
 export async function* replayFrames(
   batches: AsyncIterable<Frame[]> | Iterable<Frame[]>,
@@ -70,56 +73,41 @@ export async function* replayFrames(
   opts: ReplayOptions,
   note: ReplayNote = () => {},
 ): AsyncGenerator<ReplayWindow> {
-  const winMs = opts.window;
-  const windowOpts = { ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm };
-  const begin = () => firmware.beginWindow(randomBytes(32), windowOpts); // beginWindow zeroes the key
-  let start: number | null = null; // current window start (aligned), or first frame time for 'all'
-  let last: number | null = null;
-  begin();
+  const all = opts.window === 'all';
+  const clock = new WindowClock(firmware, {
+    windowMs: opts.window,
+    windowOptions: { ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm },
+    onJump: (j) => note(`the capture clock jumps from ${new Date(j.from).toISOString()} to ${new Date(j.to).toISOString()}: ${j.skipped} empty windows not printed`),
+  });
+  let last: number | null = null; // latest frame time ('all' ends there)
+  // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
+  const out = (w: ClosedWindow | null, framed: boolean) =>
+    toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
   try {
     for await (const batch of batches) {
       for (const frame of batch) {
         const t = frame.timestampMs;
-        if (winMs === 'all') {
-          if (start === null) start = t;
-          last = last === null ? t : Math.max(last, t);
-        } else {
-          if (start === null) start = Math.floor(t / winMs) * winMs;
-          if (t >= start + winMs) {
-            yield toWindow(start, start + winMs, firmware.endWindow());
-            const next = Math.floor(t / winMs) * winMs;
-            const gap = (next - start) / winMs - 1;
-            if (gap > MAX_EMPTY_WINDOWS) {
-              note(`the capture clock jumps from ${new Date(start + winMs).toISOString()} to ${new Date(next).toISOString()}: ${gap} empty windows not printed`);
-            } else {
-              for (let s = start + winMs; s < next; s += winMs) {
-                begin();
-                yield toWindow(s, s + winMs, firmware.endWindow());
-              }
-            }
-            start = next;
-            begin();
-          }
-        }
+        if (!clock.window) clock.open(all ? t : alignDown(t, opts.window as number));
+        else if (t >= clock.end) for (let w; (w = clock.step(t)); ) yield out(w, true);
+        if (last === null || t > last) last = t;
         firmware.ingest(frame);
       }
     }
-    const counts = firmware.endWindow();
-    if (winMs === 'all') yield toWindow(start, last, counts);
-    else if (start !== null) yield toWindow(start, start + winMs, counts);
+    if (clock.window) yield out(clock.close(), true);
+    else if (all) {
+      // a capture without frames: one window of zeros
+      clock.open(0);
+      yield out(clock.close(), false);
+    }
   } catch (err) {
     // Close the window (wiping its hashes) before passing the error on. A damaged or cut capture
     // still yields the counts of the frames before the damage: accepted data is never lost.
-    if (!firmware.windowOpen) throw err;
-    const counts = firmware.endWindow();
-    if (err instanceof CaptureFormatError && start !== null) {
-      if (winMs === 'all') yield toWindow(start, last, counts);
-      else yield toWindow(start, start + winMs, counts);
-    }
+    const w = clock.close();
+    if (w && err instanceof CaptureFormatError) yield out(w, true);
     throw err;
   } finally {
     // The consumer stopped early (break, closed pipe): still wipe the window.
-    if (firmware.windowOpen) firmware.endWindow();
+    clock.close();
   }
 }
 

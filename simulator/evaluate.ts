@@ -1,9 +1,10 @@
 // Evaluation: runs the firmware (the real WASM module) over a scenario's frames, window by window
-// with a fresh random key each, and scores its `devices` and `estimate` against the ground truth as
+// on the same window clock as the gateway and `presence replay` (gateway/window.ts; the firmware
+// draws a fresh random key for each window), and scores its `devices` and `estimate` against the ground truth as
 // the mean absolute percentage error per window. A change to counting shows its effect here in one
 // command: `presence simulate --evaluate`.
-import { randomBytes } from 'node:crypto';
 import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
+import { WindowClock } from '../gateway/window.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
 import type { TruthWindow } from './truth.ts';
@@ -101,8 +102,11 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const seed = o.seed ?? 1;
   const windowOpts = { ignoreFcs: o.ignoreFcs, rssiMinDbm: o.rssiMinDbm };
   const fws = await Promise.all(s.gateways.map(() => Firmware.load(o.wasmPath)));
+  // The simulator's truth windows fall on multiples of the window length, the first one starting
+  // with the scenario: the clock opens there and each truth window's end closes the clock's window.
+  const clocks = fws.map((fw) => new WindowClock(fw, { windowMs: s.windowS * 1000, windowOptions: windowOpts }));
   const pending: Frame[][] = s.gateways.map(() => []);
-  for (const fw of fws) fw.beginWindow(randomBytes(32), windowOpts);
+  for (const c of clocks) c.open(s.startMs);
   const per = s.gateways.map(() => ({ wifi: acc(), ble: acc(), people: { n: 0, err: 0 } }));
   const all = { wifi: acc(), ble: acc(), people: { n: 0, err: 0 } };
   const flush = (g: number) => {
@@ -127,13 +131,15 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     } else {
       ev.windows.forEach((t, g) => {
         flush(g);
-        const counts = fws[g].endWindow();
-        scoreWindow(g, counts, t);
-        fws[g].beginWindow(randomBytes(32), windowOpts);
+        const end = Date.parse(t.end);
+        // the window ends on its boundary (the clock opens the next one), or where the scenario ends
+        const w = end >= clocks[g].end ? clocks[g].step(end) : clocks[g].close(end);
+        if (!w) throw new Error(`evaluate: truth window ${t.start}..${t.end} has no counted window`);
+        scoreWindow(g, w.counts, t);
       });
     }
   }
-  for (const fw of fws) if (fw.windowOpen) fw.endWindow();
+  for (const c of clocks) c.close();
   const mape = (p: { n: number; err: number }) => (p.n ? round((p.err / p.n) * 100) : 0);
   return {
     scenario: s.name,

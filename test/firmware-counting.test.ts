@@ -2,8 +2,8 @@
 // per radio and address-kind group; and the batch ABI never trapping on bad records.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { Firmware, WASM_PATH } from '../firmware/host/firmware.ts';
-import type { Frame } from '../firmware/host/types.ts';
+import { Firmware, readWindowCounts, WASM_PATH } from '../firmware/host/firmware.ts';
+import type { FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 
 const RADIO_WIFI = 1;
@@ -22,6 +22,19 @@ const CHUNK = Math.floor(x.batch_capacity() / 6);
 
 function key(seed: number): Uint8Array {
   return Uint8Array.from({ length: 32 }, (_, i) => (seed * 131 + i * 17 + 7) & 0xff);
+}
+
+/**
+ * A window under a fixed key, opened through the module's own ABI (key_ptr + window_begin): the
+ * wrapper's beginWindow() always draws a random key, and the sketch cases below must come out the
+ * same every run.
+ */
+function fixedKeyWindow(seed: number, body: () => void): FirmwareWindowCounts {
+  mem.set(key(seed), x.key_ptr());
+  x.window_begin(0, -128);
+  body();
+  x.window_end();
+  return readWindowCounts(x);
 }
 
 /** Writes address number i (6 bytes, big-endian counter behind a fixed prefix byte) at p. */
@@ -65,7 +78,7 @@ describe('firmware counting', () => {
   });
 
   it('counts distinct addresses exactly, repeats once', () => {
-    fw.beginWindow(key(1));
+    fw.beginWindow();
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 1000);
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 500, 1000); // 500 repeats, 500 new
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 1500); // all repeats
@@ -79,7 +92,7 @@ describe('firmware counting', () => {
   });
 
   it('keeps radios apart and BLE public apart from random; Wi-Fi kinds share one group', () => {
-    fw.beginWindow(key(2));
+    fw.beginWindow();
     count(RADIO_WIFI, ADDR_WIFI_GLOBAL, 0, 100);
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 100); // same bytes: same Wi-Fi device
     count(RADIO_BLE, ADDR_BLE_PUBLIC, 0, 100);
@@ -91,17 +104,17 @@ describe('firmware counting', () => {
   });
 
   it('a new window starts from zero', () => {
-    fw.beginWindow(key(3));
+    fw.beginWindow();
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, 10);
     fw.endWindow();
-    fw.beginWindow(key(3));
+    fw.beginWindow();
     count(RADIO_WIFI, ADDR_WIFI_LOCAL, 5, 10);
     expect(fw.endWindow().wifi.devices).toBe(10);
   });
 
   it('is exact up to the table limit inclusive', () => {
     const limit = fw.tableLimit;
-    fw.beginWindow(key(4));
+    fw.beginWindow();
     count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, limit);
     count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, limit); // repeats do not overflow it
     const c = fw.endWindow();
@@ -112,9 +125,7 @@ describe('firmware counting', () => {
   it('one more than the table holds switches to the sketch (exact = false), still close, never below', () => {
     const n = fw.tableLimit + 1;
     for (let seed = 5; seed < 13; seed++) {
-      fw.beginWindow(key(seed));
-      count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, n);
-      const c = fw.endWindow();
+      const c = fixedKeyWindow(seed, () => count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, n));
       expect(c.ble.exact).toBe(false);
       expect(Math.abs(c.ble.devices - n)).toBeLessThanOrEqual(3 * SIGMA * n);
       expect(c.ble.estimate).toBe(c.ble.devices);
@@ -133,11 +144,11 @@ describe('firmware counting', () => {
     [1_000_000, 15],
   ] as const) {
     it(`${n.toLocaleString('en')} distinct devices (key ${seed}) come out within 3 sigma`, () => {
-      fw.beginWindow(key(seed));
-      count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, n, 0x02);
-      count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, Math.min(n, 50_000), 0x02); // repeats change nothing
-      count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 2000);
-      const c = fw.endWindow();
+      const c = fixedKeyWindow(seed, () => {
+        count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, n, 0x02);
+        count(RADIO_WIFI, ADDR_WIFI_LOCAL, 0, Math.min(n, 50_000), 0x02); // repeats change nothing
+        count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 2000);
+      });
       expect(c.wifi.exact).toBe(false);
       const err = Math.abs(c.wifi.devices - n) / n;
       expect(err, `relative error ${(err * 100).toFixed(2)} %`).toBeLessThanOrEqual(3 * SIGMA);
@@ -152,9 +163,8 @@ describe('firmware counting', () => {
     const n = 60_000;
     const errs: number[] = [];
     for (let s = 0; s < 40; s++) {
-      fw.beginWindow(key(100 + s));
-      count(RADIO_WIFI, ADDR_WIFI_LOCAL, s * n, n);
-      errs.push((fw.endWindow().wifi.devices - n) / n);
+      const c = fixedKeyWindow(100 + s, () => count(RADIO_WIFI, ADDR_WIFI_LOCAL, s * n, n));
+      errs.push((c.wifi.devices - n) / n);
     }
     const mean = errs.reduce((a, b) => a + b, 0) / errs.length;
     const rms = Math.sqrt(errs.reduce((a, b) => a + b * b, 0) / errs.length);
@@ -175,7 +185,7 @@ describe('firmware batch ABI', () => {
   });
 
   it('counts unknown link types as unsupported', () => {
-    fw.beginWindow(key(20));
+    fw.beginWindow();
     fw.ingestMany([
       { linkType: 1, timestampMs: 0, data: new Uint8Array(60) },
       { linkType: 9999, timestampMs: 1, data: new Uint8Array(0) },
@@ -186,7 +196,7 @@ describe('firmware batch ABI', () => {
   });
 
   it('stops cleanly at a record whose caplen runs past the batch end', () => {
-    fw.beginWindow(key(21));
+    fw.beginWindow();
     dv.setUint32(BATCH, 1, true);
     dv.setUint32(BATCH + 4, 8, true);
     dv.setUint32(BATCH + 24, 1, true);
@@ -205,7 +215,7 @@ describe('firmware batch ABI', () => {
   it('never traps on random record headers and bytes', () => {
     let s = 12345;
     const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s);
-    fw.beginWindow(key(22), { rssiMinDbm: -70 });
+    fw.beginWindow({ rssiMinDbm: -70 });
     for (let round = 0; round < 40; round++) {
       for (let i = 0; i < CAP; i += 4) dv.setUint32(BATCH + i, next(), true);
       // some plausible headers at the front: real link types with random lengths
@@ -223,7 +233,7 @@ describe('firmware batch ABI', () => {
   });
 
   it('counts a frame larger than the batch buffer as rejected, not as a crash', () => {
-    fw.beginWindow(key(23));
+    fw.beginWindow();
     fw.ingest({ linkType: 127, timestampMs: 0, data: new Uint8Array(CAP) });
     fw.ingest({ linkType: 256, timestampMs: 0, data: new Uint8Array(CAP + 1) });
     fw.ingest({ linkType: 4242, timestampMs: 0, data: new Uint8Array(CAP * 2) });
@@ -236,7 +246,7 @@ describe('firmware batch ABI', () => {
 
   it('no export traps on pointers and lengths outside memory', () => {
     const end = x.memory.buffer.byteLength;
-    fw.beginWindow(key(26));
+    fw.beginWindow();
     expect(x.blake2s(end - 4, 32, 0, 0, 0, 32)).toBe(0);
     expect(x.blake2s(0, 0, 0xffffffff, 0xffffffff, 0, 32)).toBe(0);
     expect(x.blake2s(0, 0, 0, 0, end - 31, 32)).toBe(0);
@@ -255,10 +265,13 @@ describe('firmware batch ABI', () => {
     await expect(Firmware.load('/nonexistent/presence.wasm')).rejects.toThrow(/npm run build:wasm/);
   });
 
-  it('refuses a key of the wrong size, and a second open window', () => {
-    expect(() => fw.beginWindow(new Uint8Array(16))).toThrow(/32 bytes, got 16/);
-    fw.beginWindow(key(24));
-    expect(() => fw.beginWindow(key(25))).toThrow(/already open/);
+  it('refuses a key from the caller, and a second open window', () => {
+    const call = fw.beginWindow as unknown as (...args: unknown[]) => void;
+    expect(() => call.call(fw, new Uint8Array(32))).toThrow(/draws the window key itself/);
+    expect(() => call.call(fw, new Uint8Array(32), {})).toThrow(/draws the window key itself/);
+    expect(fw.windowOpen).toBe(false);
+    fw.beginWindow();
+    expect(() => fw.beginWindow()).toThrow(/already open/);
     fw.endWindow();
     expect(() => fw.endWindow()).toThrow(/no window is open/);
   });
@@ -273,7 +286,7 @@ describe('firmware ingest accounting on real frames', () => {
     bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: mac(i, 0x40), random: true, advData: Uint8Array.from([2, 1, 6]), channel: 37, signalDbm });
 
   it('counts frames, accepted, rejected and devices per radio; repeats are one device', () => {
-    fw.beginWindow(key(40));
+    fw.beginWindow();
     for (let rep = 0; rep < 3; rep++) for (let i = 0; i < 50; i++) fw.ingest(probe(i, -50));
     const bad = probe(99, -50);
     bad.data[bad.data.length - 1]! ^= 0xff; // FCS no longer matches
@@ -286,7 +299,7 @@ describe('firmware ingest accounting on real frames', () => {
   });
 
   it('ignoreFcs counts the frame whose FCS fails', () => {
-    fw.beginWindow(key(41), { ignoreFcs: true });
+    fw.beginWindow({ ignoreFcs: true });
     const bad = probe(7, -50);
     bad.data[bad.data.length - 1]! ^= 0xff;
     fw.ingest(bad);
@@ -294,7 +307,7 @@ describe('firmware ingest accounting on real frames', () => {
   });
 
   it('a slot below the RSSI threshold is weak and no device; an unknown RSSI is never weak', () => {
-    fw.beginWindow(key(42), { rssiMinDbm: -65 });
+    fw.beginWindow({ rssiMinDbm: -65 });
     fw.ingest(probe(1, -50));
     fw.ingest(probe(2, -80)); // weak
     fw.ingest({ linkType: 256, timestampMs: 0, data: advert(1, -90) }); // weak
@@ -312,7 +325,7 @@ describe('firmware ingest accounting on real frames', () => {
       return mac;
     };
     const FCS4 = (0x2 << 28) | 0x04000000 | 105; // FCS length 2 x 16 bits, P bit
-    fw.beginWindow(key(44));
+    fw.beginWindow();
     fw.ingest({ linkType: FCS4, timestampMs: 0, data: withFcs(1, false) });
     fw.ingest({ linkType: FCS4, timestampMs: 0, data: withFcs(2, true) });
     fw.ingest({ linkType: 0xfc000000 | 127, timestampMs: 0, data: probe(3, -50).data }); // other high bits: masked
@@ -322,7 +335,7 @@ describe('firmware ingest accounting on real frames', () => {
   });
 
   it('liveCounts reports the window so far, including frames still in the batch buffer', () => {
-    fw.beginWindow(key(43));
+    fw.beginWindow();
     for (let i = 0; i < 10; i++) fw.ingest(probe(i, -50));
     expect(fw.liveCounts()).toEqual({
       wifi: { frames: 10, accepted: 10, rejected: 0, weak: 0 },

@@ -140,7 +140,7 @@ describe('fuzz', () => {
     const perWindow = 100_000;
     let seen = { wifi: 0, ble: 0, unsupported: 0, accepted: 0 };
     for (let done = 0; done < TOTAL; done += perWindow) {
-      fw.beginWindow(new Uint8Array(32).map(() => r.byte()), { ignoreFcs: r.below(2) === 0 });
+      fw.beginWindow({ ignoreFcs: r.below(2) === 0 });
       const batch: Frame[] = [];
       for (let i = 0; i < perWindow; i++) batch.push(makeFrame(r, seeds));
       fw.ingestMany(batch);

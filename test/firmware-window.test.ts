@@ -2,10 +2,30 @@
 // holds neither the key, nor the state derived from it, nor any device hash or address of the
 // window. Each check is first run before window_end, where it must find what it looks for, so the
 // scan is shown to work and the test would fail without the wipe.
-import { describe, expect, it } from 'vitest';
+//
+// The wrapper draws each window's key itself (Firmware.beginWindow). To know the key, this file
+// watches the CSPRNG call from outside: `randomFillSync` is wrapped so that every draw is also
+// recorded here. The firmware code runs unchanged.
+import { describe, expect, it, vi } from 'vitest';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { randomBytes } from 'node:crypto';
 import { Firmware } from '../firmware/host/firmware.ts';
+
+const drawn = vi.hoisted(() => [] as Array<{ target: Uint8Array; offset: number; bytes: Uint8Array }>);
+vi.mock('node:crypto', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:crypto')>();
+  const randomFillSync = ((buf: Uint8Array, offset = 0, size = buf.length - offset) => {
+    const out = real.randomFillSync(buf, offset, size);
+    drawn.push({ target: buf, offset, bytes: Uint8Array.from(buf.subarray(offset, offset + size)) });
+    return out;
+  }) as typeof real.randomFillSync;
+  return { ...real, default: { ...real, randomFillSync }, randomFillSync };
+});
+
+/** The key the wrapper drew for the window it just opened. */
+function lastKey(): Uint8Array {
+  return drawn.at(-1)!.bytes;
+}
 import { bleAdvertHci, bleAdvertLL, probeRequest, BLE_PDU } from '../simulator/frames.ts';
 import type { Frame } from '../firmware/host/types.ts';
 
@@ -79,21 +99,43 @@ describe('firmware window wipe', () => {
     fw.exports.window_end();
   });
 
-  it('beginWindow zeroes the caller\'s key array', () => {
+  it('beginWindow draws a fresh 32-byte key from the CSPRNG straight into the module, every window', () => {
     const fw = Firmware.loadSync();
-    const key = new Uint8Array(randomBytes(32));
-    fw.beginWindow(key);
-    expect(key.every((b) => b === 0)).toBe(true);
-    fw.endWindow();
+    const mem = new Uint8Array(fw.exports.memory.buffer);
+    const B = fw.exports.batch_ptr();
+    const addr = address(1, 0x02);
+    const hashes = new Set<bigint>();
+    const keys = new Set<string>();
+    for (let w = 0; w < 4; w++) {
+      const before = drawn.length;
+      fw.beginWindow();
+      expect(drawn.length).toBe(before + 1); // one draw per window
+      const d = drawn.at(-1)!;
+      expect(d.target.buffer).toBe(fw.exports.memory.buffer); // written into the module, no host array
+      expect(d.offset).toBe(fw.exports.key_ptr());
+      expect(d.bytes).toHaveLength(32);
+      keys.add(Buffer.from(d.bytes).toString('hex'));
+      // the module took the drawn key: its hash of an address is keyed BLAKE2s under it ...
+      mem.set(addr, B);
+      const got = BigInt.asUintN(64, fw.exports.hash_address(RADIO_WIFI, 0, B));
+      const want = expectedHash(d.bytes, RADIO_WIFI, 0, addr);
+      expect(got).toBe(new DataView(want.buffer, want.byteOffset).getBigUint64(0, true));
+      hashes.add(got);
+      // ... and the key bytes themselves are already gone from memory
+      expect(occurrences(mem, [d.bytes])).toEqual([]);
+      fw.endWindow();
+    }
+    expect(keys.size).toBe(4);
+    expect(hashes.size).toBe(4); // the same address hashes differently in every window
   });
 
   it('after window_end memory holds no key, key state, hash or address of the window', () => {
     const fw = Firmware.loadSync();
     const mem = new Uint8Array(fw.exports.memory.buffer);
-    const key = new Uint8Array(randomBytes(32));
     const n = 300;
     const t = traffic(n, 0);
-    fw.beginWindow(key.slice());
+    fw.beginWindow();
+    const key = lastKey();
     fw.ingestMany(t.frames);
     // more devices straight into the counter, past the parsers
     const direct = Array.from({ length: 2000 }, (_, i) => address(i, 0xe1)); // no frame address starts with 0xe1
@@ -147,12 +189,12 @@ describe('firmware window wipe', () => {
       for (let i = 0; i < n; i++) mem.set(address(i + salt, 0xe1), B + i * 6);
       fw.exports.count_addresses(RADIO_WIFI, 0, B, n);
     };
-    a.beginWindow(new Uint8Array(randomBytes(32)), { rssiMinDbm: -65 });
+    a.beginWindow({ rssiMinDbm: -65 });
     a.ingestMany(ta.frames);
     a.liveCounts();
     direct(a, 30_000, 0);
     const ca = a.endWindow();
-    b.beginWindow(new Uint8Array(randomBytes(32)));
+    b.beginWindow();
     b.ingestMany(tb.frames);
     b.liveCounts();
     direct(b, 5_000, 99_999);

@@ -1,6 +1,7 @@
 // Node wrapper around the WASM firmware (firmware/build/presence.wasm): loads the module, opens and
-// closes windows, and batches frames into the module's batch buffer so that one ingest() call
-// handles many frames. See firmware/README.md for the ABI underneath.
+// closes windows (drawing each window's key itself), and batches frames into the module's batch
+// buffer so that one ingest() call handles many frames. See firmware/README.md for the ABI underneath.
+import { randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -141,14 +142,15 @@ export class Firmware {
   }
 
   /**
-   * Opens a window under `key` (32 bytes, fresh from a CSPRNG). The key is copied into the module,
-   * which keeps only the BLAKE2s state after the key block, and then THE CALLER'S ARRAY IS ZEROED:
-   * after this call no copy of the key exists on the host side.
+   * Opens a window under a fresh key: 32 bytes from Node's CSPRNG (`crypto.randomFillSync`) are
+   * written straight into the module's key buffer, so no copy of the key exists on the host side;
+   * `window_begin` keeps only the BLAKE2s state after the key block and zeroes the key bytes.
+   * Callers cannot pass, reuse or see a key.
    */
-  beginWindow(key: Uint8Array, opts: WindowOptions = {}): void {
+  beginWindow(opts: WindowOptions = {}): void {
     if (this.open) throw new Error('firmware: a window is already open; call endWindow() first');
-    if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
-      throw new TypeError(`firmware: key must be a Uint8Array of ${KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length + ' bytes' : typeof key}`);
+    if (opts instanceof Uint8Array || arguments.length > 1) {
+      throw new TypeError('firmware: beginWindow() draws the window key itself; pass only the window options');
     }
     const rssi = opts.rssiMinDbm;
     if (rssi !== undefined && !Number.isFinite(rssi)) {
@@ -156,8 +158,7 @@ export class Firmware {
     }
     // slots carry whole dBm: "below -80.5" is "below -80"
     const rssiMin = rssi === undefined ? -128 : Math.max(-128, Math.min(127, Math.ceil(rssi)));
-    this.u8.set(key, this.exports.key_ptr());
-    key.fill(0);
+    randomFillSync(this.u8, this.exports.key_ptr(), KEY_BYTES);
     this.exports.window_begin(opts.ignoreFcs ? FLAG_IGNORE_FCS : 0, rssiMin);
     this.open = true;
     this.offset = 0;
@@ -205,20 +206,9 @@ export class Firmware {
   liveCounts(): LiveCounts {
     if (this.open) this.flush();
     return {
-      wifi: this.liveRadio(0, this.oversize.wifi),
-      ble: this.liveRadio(1, this.oversize.ble),
-      unsupported: this.word(this.stats + STAT.UNSUPPORTED) + this.oversize.unsupported,
-    };
-  }
-
-  /** Running counters of radio i (0 Wi-Fi, 1 BLE); oversize frames count as frames and rejected. */
-  private liveRadio(i: number, oversize: number): LiveRadioCounts {
-    const base = this.stats + i * STAT.RADIO_STRIDE;
-    return {
-      frames: this.word(base + STAT.FRAMES) + oversize,
-      accepted: this.word(base + STAT.ACCEPTED),
-      rejected: this.word(base + STAT.REJECTED) + oversize,
-      weak: this.word(base + STAT.WEAK),
+      wifi: liveRadio(this.dv, this.stats, 0, this.oversize.wifi),
+      ble: liveRadio(this.dv, this.stats, 1, this.oversize.ble),
+      unsupported: this.dv.getUint32(this.stats + STAT.UNSUPPORTED, true) + this.oversize.unsupported,
     };
   }
 
@@ -231,23 +221,44 @@ export class Firmware {
     this.flush();
     this.exports.window_end();
     this.open = false;
-    const radio = (i: number, oversize: number): FirmwareRadioCounts => {
-      const base = this.stats + i * STAT.RADIO_STRIDE;
-      return {
-        ...this.liveRadio(i, oversize),
-        devices: this.word(base + STAT.DEVICES),
-        estimate: this.word(base + STAT.ESTIMATE),
-        exact: this.word(base + STAT.EXACT) === 1,
-      };
-    };
-    return {
-      wifi: radio(0, this.oversize.wifi),
-      ble: radio(1, this.oversize.ble),
-      unsupported: this.word(this.stats + STAT.UNSUPPORTED) + this.oversize.unsupported,
-    };
+    return statsOf(this.dv, this.stats, this.oversize);
   }
+}
 
-  private word(ptr: number): number {
-    return this.dv.getUint32(ptr, true);
-  }
+/** Running counters of radio i (0 Wi-Fi, 1 BLE); frames too large for the batch buffer count as frames and rejected. */
+function liveRadio(dv: DataView, stats: number, i: number, oversize: number): LiveRadioCounts {
+  const base = stats + i * STAT.RADIO_STRIDE;
+  return {
+    frames: dv.getUint32(base + STAT.FRAMES, true) + oversize,
+    accepted: dv.getUint32(base + STAT.ACCEPTED, true),
+    rejected: dv.getUint32(base + STAT.REJECTED, true) + oversize,
+    weak: dv.getUint32(base + STAT.WEAK, true),
+  };
+}
+
+/** A closed window's counts from the stats block (written by window_end), plus the host's oversize frames. */
+function statsOf(dv: DataView, stats: number, oversize = { wifi: 0, ble: 0, unsupported: 0 }): FirmwareWindowCounts {
+  const radio = (i: number, extra: number): FirmwareRadioCounts => {
+    const base = stats + i * STAT.RADIO_STRIDE;
+    return {
+      ...liveRadio(dv, stats, i, extra),
+      devices: dv.getUint32(base + STAT.DEVICES, true),
+      estimate: dv.getUint32(base + STAT.ESTIMATE, true),
+      exact: dv.getUint32(base + STAT.EXACT, true) === 1,
+    };
+  };
+  return {
+    wifi: radio(0, oversize.wifi),
+    ble: radio(1, oversize.ble),
+    unsupported: dv.getUint32(stats + STAT.UNSUPPORTED, true) + oversize.unsupported,
+  };
+}
+
+/**
+ * The counts a window left in the stats block after the raw ABI's `window_end`. For tests that
+ * drive the module directly (e.g. under a fixed key, for reproducible sketch outcomes); everything
+ * else opens windows with `Firmware.beginWindow`, which always draws a fresh random key.
+ */
+export function readWindowCounts(x: FirmwareExports): FirmwareWindowCounts {
+  return statsOf(new DataView(x.memory.buffer), x.stats_ptr());
 }
