@@ -2,6 +2,7 @@
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';
@@ -54,7 +55,6 @@ export class CalibrationFileError extends Error {
 const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
 const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats(ajv);
-const schema = JSON.parse(readFileSync(new URL('./calibration.schema.json', import.meta.url), 'utf8'));
 const validate = ajv.compile<CalibrationFile>(schema);
 
 function human(e: ErrorObject): string {
