@@ -12,6 +12,7 @@ const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]
   [['replay'], () => import('../gateway/replay.ts'), 'registerReplay'],
   [['gateway', 'doctor'], () => import('../gateway/cli.ts'), 'registerGateway'],
   [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
+  [['calibrate'], () => import('../aggregator/calibration/cli.ts'), 'registerCalibrate'],
   [['simulate'], () => import('../simulator/cli.ts'), 'registerSimulate'],
   [['demo'], () => import('./demo/index.ts'), 'registerDemo'],
 ];

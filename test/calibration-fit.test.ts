@@ -117,7 +117,8 @@ describe('fit', () => {
 
   it('refuses what cannot be fitted at all, with the reason', () => {
     expect(() => fitZone([])).toThrow(/nothing to fit/);
-    expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/all have the same estimate \(7\)/);
+    expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/the estimate does not rise with people/);
+    expect(() => fitZone([1, 2, 3, 4].map((e) => ({ estimate: e, people: 6, session: 'x' })))).toThrow(/all had the same number of people \(6\)/);
   });
 });
 

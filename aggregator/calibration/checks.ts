@@ -40,26 +40,23 @@ export function checkFit(
   if (distinct < 3 || spread < 1) {
     w.push(`${z}: occupancy hardly varies (${distinct} distinct value(s), sd ${spread.toFixed(2)} people): k cannot be told from b; include empty and busy periods`);
   }
-  if (!(line.c > 0)) w.push(`${z}: the estimate does not rise with people (slope ${line.c.toFixed(3)}): this estimate cannot be calibrated here`);
-  else if (degenerate > replicates * 0.05) {
+  if (degenerate > replicates * 0.05) {
     w.push(`${z}: ${Math.round((degenerate / replicates) * 100)} % of the bootstrap samples give no rising line: k and b are poorly determined`);
   }
   if (!samples.some((s) => s.people === 0)) {
     w.push(`${z}: no empty-room windows: b (what fixed equipment shows with nobody there) is extrapolated`);
   }
 
+  // Curvature: a quadratic of the estimate in people against the straight line, compared at the
+  // median occupancy and expressed in people (divided by the estimate per person).
   let curvature: FitChecks['curvature'] = null;
   const est = samples.map((s) => s.estimate);
-  const quad = quadratic(est, people);
-  if (quad && units >= 2) {
-    const mid = quantile(est, 0.5);
-    const sag = (q: NonNullable<ReturnType<typeof quadratic>>, a: number, c: number) => q.predict(mid) - (a + c * mid);
-    const sags: number[] = [];
-    for (const d of draws.slice(0, 300)) {
-      const q = quadratic(d.map((s) => s.estimate), d.map((s) => s.people));
-      if (!q) continue;
-      const x = d.map((s) => s.estimate);
-      const y = d.map((s) => s.people);
+  const quad = quadratic(people, est);
+  if (quad && units >= 2 && line.c > 0) {
+    const mid = quantile(people, 0.5);
+    const sagOf = (x: number[], y: number[]): number | null => {
+      const q = quadratic(x, y);
+      if (!q) return null;
       const mx = mean(x);
       const my = mean(y);
       let sxy = 0, sxx = 0;
@@ -67,24 +64,29 @@ export function checkFit(
         sxy += (x[i] - mx) * (y[i] - my);
         sxx += (x[i] - mx) ** 2;
       }
-      if (sxx <= 0) continue;
+      if (!(sxx > 0) || !(sxy > 0)) return null;
       const c = sxy / sxx;
-      sags.push(sag(q, my - c * mx, c));
+      return (q.predict(mid) - (my - c * mx + c * mid)) / c;
+    };
+    const sags: number[] = [];
+    for (const d of draws.slice(0, 300)) {
+      const v = sagOf(d.map((s) => s.people), d.map((s) => s.estimate));
+      if (v !== null) sags.push(v);
     }
-    const s0 = sag(quad, line.a, line.c);
-    if (sags.length >= 20) {
+    const s0 = sagOf(people, est);
+    if (s0 !== null && sags.length >= 20) {
       curvature = { sag: s0, low: quantile(sags, 0.025), high: quantile(sags, 0.975) };
       const range = Math.max(...people) - Math.min(...people);
       const material = Math.abs(s0) > Math.max(0.5, 0.05 * range);
       if (material && (curvature.low > 0 || curvature.high < 0)) {
-        // Residual pattern by thirds of the estimate, for the message.
-        const order = [...samples.keys()].sort((i, j) => est[i] - est[j]);
+        // Residual pattern by thirds of the occupancy, for the message (in people).
+        const order = [...samples.keys()].sort((i, j) => people[i] - people[j]);
         const third = Math.ceil(order.length / 3);
-        const res = [0, 1, 2].map((t) => mean(order.slice(t * third, (t + 1) * third).map((i) => people[i] - (line.a + line.c * est[i]))));
+        const res = [0, 1, 2].map((t) => mean(order.slice(t * third, (t + 1) * third).map((i) => (est[i] - line.a - line.c * people[i]) / line.c)));
         w.push(
-          `${z}: the relation is not a straight line: at the median estimate (${mid.toFixed(1)}) a curve differs from the line by ${s0.toFixed(2)} people ` +
-            `(95 % over sessions ${curvature.low.toFixed(2)} to ${curvature.high.toFixed(2)}); mean residual by thirds of the estimate ${res.map((r) => r.toFixed(2)).join(' / ')}: ` +
-            `the calibration is wrong at the ends; use it only within the range it was fitted on`,
+          `${z}: the relation is not a straight line: at the median occupancy (${mid.toFixed(1)} people) a curve differs from the line by ${s0.toFixed(2)} people ` +
+            `(95 % over sessions ${curvature.low.toFixed(2)} to ${curvature.high.toFixed(2)}); mean residual by thirds of the occupancy ${res.map((r) => r.toFixed(2)).join(' / ')} people: ` +
+            `the calibration is off at the ends; use it only within the range it was fitted on`,
         );
       }
     }

@@ -1,7 +1,11 @@
 // The fit: people = k * (estimate - b) per zone, from windows paired with ground truth.
 //
-// - Least squares of people on the estimate (people = a + c * estimate, so k = c, b = -a / c): the
-//   line that predicts people best from what a gateway reports.
+// - Classical calibration: the estimate is the measurement, so the line is fitted the way the
+//   counts arise, estimate = b + people / k (least squares of the estimate on people), then
+//   inverted. b is then what the estimate shows with nobody there (fixed equipment), k the people
+//   per unit of estimate. Unlike a regression of people on the estimate, this does not pull every
+//   reading toward the mean occupancy of the calibration days, so it carries over to a zone whose
+//   crowds are larger or smaller than those it was fitted on.
 // - The interval comes from a bootstrap over sessions (days, captures): whole sessions are drawn
 //   with replacement, so day-to-day differences (other phones, other habits) widen it, as they
 //   should. Windows of one session are not independent, so resampling windows would be too narrow.
@@ -95,18 +99,19 @@ export class FitError extends Error {
   }
 }
 
-interface Raw {
+/** estimate = a + c * people */
+export interface Line {
   a: number;
   c: number;
 }
 
-function lineOf(samples: Sample[]): Raw | null {
-  const r = ols(samples.map((s) => s.estimate), samples.map((s) => s.people));
+function lineOf(samples: Sample[]): Line | null {
+  const r = ols(samples.map((s) => s.people), samples.map((s) => s.estimate));
   return r && { a: r.a, c: r.c };
 }
 
-/** k, b from people = a + c * estimate; b is undefined when the line is flat. */
-const kb = (r: Raw) => ({ k: r.c, b: Math.abs(r.c) > 1e-9 ? -r.a / r.c : NaN });
+/** k, b of people = k * (estimate - b) from estimate = a + c * people; k is undefined unless c > 0. */
+const kb = (r: Line) => ({ k: r.c > 1e-9 ? 1 / r.c : NaN, b: r.a });
 
 function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
   const m = new Map<string, T[]>();
@@ -157,7 +162,7 @@ function bootstrap(samples: Sample[], replicates: number, seed: number): Boot {
     draws.push(draw);
     const line = lineOf(draw);
     const p = line && kb(line);
-    if (!p || !Number.isFinite(p.b) || !(p.k > 0)) {
+    if (!p || !Number.isFinite(p.k)) {
       degenerate++;
       continue;
     }
@@ -192,7 +197,7 @@ function summary(samples: Sample[]): DataSummary {
 interface Unshrunk {
   zone: string;
   samples: Sample[];
-  line: Raw;
+  line: Line;
   k: number;
   b: number;
   boot: Boot;
@@ -203,11 +208,13 @@ interface Unshrunk {
 function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
   if (samples.length < 3) throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
   const line = lineOf(samples);
-  if (!line) throw new FitError(`zone ${zone}: the ${samples.length} windows all have the same estimate (${samples[0].estimate}); a line cannot be fitted: calibrate on periods with different numbers of people`);
+  if (!line) throw new FitError(`zone ${zone}: the ${samples.length} windows all had the same number of people (${samples[0].people}); a line cannot be fitted: calibrate on periods with different numbers of people`);
   const { k, b } = kb(line);
+  if (!Number.isFinite(k)) {
+    throw new FitError(`zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`);
+  }
   const boot = bootstrap(samples, opts.replicates, opts.seed);
-  const fitted = samples.map((s) => line.a + line.c * s.estimate);
-  const residualSd = sd(samples.map((s, i) => s.people - fitted[i]));
+  const residualSd = sd(samples.map((s) => s.people - k * (s.estimate - b)));
   const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, new Set(samples.map((s) => s.session)).size);
   return { zone, samples, line, k, b, boot, residualSd, checks };
 }

@@ -1,0 +1,266 @@
+// `presence calibrate`: fits people = k * (estimate - b) for one zone from ground truth, prints the
+// fit, its interval, the data used and warnings, and writes a calibration file.
+//   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
+//   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { WASM_PATH } from '../../firmware/host/firmware.ts';
+import { parseWindow } from '../../gateway/replay.ts';
+import { VERSION } from '../../scripts/cli.ts';
+import { pairCaptures, type CaptureTruth } from './capture.ts';
+import { applyZone } from './apply.ts';
+import { fit, FitError, type Prior, type ZoneFit } from './fit.ts';
+import { leaveOneOut, type LeaveOneOut, type Scores } from './evaluate.ts';
+import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibration, type CalibrationFile, type Estimator } from './file.ts';
+import { pairStored, StoredSeriesError } from './influx.ts';
+import type { PairedWindow } from './pair.ts';
+import { readPointCounts, TruthError } from './truth.ts';
+
+interface Flags {
+  capture: string[];
+  truth: string[];
+  zone: string;
+  site?: string;
+  out?: string;
+  radio: 'wifi' | 'ble';
+  field: 'estimate' | 'devices';
+  window: string;
+  ignoreFcs?: boolean;
+  rssiMin?: string;
+  level: string;
+  replicates: string;
+  seed: string;
+  prior?: string;
+  leaveOneOut?: boolean;
+  json?: boolean;
+  influxUrl?: string;
+  influxDb?: string;
+  influxRp?: string;
+  influxUsername?: string;
+  influxPassword?: string;
+  influxToken?: string;
+}
+
+class UsageError extends Error {}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function firmwareId(): string | undefined {
+  try {
+    return `sha256:${createHash('sha256').update(readFileSync(WASM_PATH)).digest('hex')}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function number(name: string, text: string, ok: (v: number) => boolean, what: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name}: must be ${what} (got "${text}")`);
+  return v;
+}
+
+/** The prior of an earlier calibration file: its `global`, else its zone of the same name. */
+function priorFrom(file: string, zone: string): Prior {
+  const c = readCalibration(file);
+  if (c.global) return c.global;
+  const z = c.zones[zone] ?? Object.values(c.zones)[0];
+  return { k: { mean: z.k.value, sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd } };
+}
+
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const pct = (level: number) => `${Math.round(level * 100)} %`;
+
+export function describeFit(z: ZoneFit, field: string): string {
+  const lines: string[] = [];
+  const d = z.data;
+  lines.push(`zone ${z.zone}: people = ${f(z.k.value, 4)} * (${field} ${z.b.value < 0 ? '+' : '-'} ${f(Math.abs(z.b.value), 2)})`);
+  lines.push(`  k ${f(z.k.value, 4)}  (${pct(z.level)} interval ${f(z.k.low, 4)} .. ${f(z.k.high, 4)})   people per unit of ${field}`);
+  lines.push(`  b ${f(z.b.value, 2)}  (${pct(z.level)} interval ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`);
+  lines.push(
+    z.shrinkage.k === 1 && z.shrinkage.b === 1
+      ? '  shrinkage: none (own data only)'
+      : `  shrinkage toward the global prior: own weight k ${f(z.shrinkage.k)}, b ${f(z.shrinkage.b)} (own fit: k ${f(z.unshrunk.k, 4)}, b ${f(z.unshrunk.b)})`,
+  );
+  lines.push(
+    `  data: ${d.sessions} session(s), ${d.windows} windows (${d.occupied_windows} occupied, ${d.empty_windows} empty); ` +
+      `people ${d.people.min}..${d.people.max} (mean ${d.people.mean}); ${field} ${d.estimate.min}..${d.estimate.max} (mean ${d.estimate.mean})` +
+      (d.from ? `; ${d.from.slice(0, 16)} .. ${d.to?.slice(0, 16)}` : ''),
+  );
+  lines.push(`  in-sample: Pearson r of ${field} vs people ${f(z.quality.r)}, mean absolute error ${f(z.quality.mae)} people, residual sd ${f(z.residual_sd)}`);
+  const probes = [d.estimate.min, d.estimate.mean, d.estimate.max].map((e) => Math.round(e));
+  lines.push(
+    `  reads as: ${probes
+      .map((e) => {
+        const p = applyZone(z, e, z.level);
+        return `${field} ${e} -> ${f(p.value, 1)} people (${f(p.low, 1)} .. ${f(p.high, 1)})`;
+      })
+      .join('; ')}`,
+  );
+  return lines.join('\n');
+}
+
+export function describeLeaveOneOut(r: LeaveOneOut): string {
+  const cell = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
+  const cols = (s: Scores) => [cell(s.mae_occupied), cell(s.people_when_empty), cell(s.r)];
+  const head = ['session', 'windows', 'occupied', 'empty', 'estimate: MAE', 'empty people', 'r', 'devices: MAE', 'empty people', 'r'];
+  const rows = r.sessions.map((s) => [s.session, s.estimate.windows, s.estimate.occupied_windows, s.estimate.empty_windows, ...cols(s.estimate), ...cols(s.devices)]);
+  const o = r.overall;
+  rows.push(['all (pooled)', o.estimate.windows, o.estimate.occupied_windows, o.estimate.empty_windows, ...cols(o.estimate), ...cols(o.devices)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
+  const line = (cells: Array<string | number>) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  const notes = r.sessions.filter((s) => s.error).map((s) => `  ${s.session}: ${s.error}`);
+  return [
+    'leave one session out (calibrated on the other sessions, tested on this one):',
+    '  MAE: mean absolute error of calibrated people on occupied windows; empty people: mean calibrated people',
+    '  on empty-room windows; r: Pearson r of the uncalibrated field against the truth',
+    line(head),
+    ...rows.map(line),
+    ...notes,
+  ].join('\n');
+}
+
+async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
+  if (flags.capture.length !== flags.truth.length) {
+    throw new UsageError(`give one --truth per --capture, in the same order (got ${flags.capture.length} capture(s), ${flags.truth.length} truth file(s))`);
+  }
+  const inputs: CaptureTruth[] = flags.capture.map((capture, i) => ({ capture, truth: flags.truth[i] }));
+  let total = 0;
+  for (const i of inputs) {
+    try {
+      total += statSync(i.capture).size;
+    } catch {
+      throw new UsageError(`${i.capture}: no such file (--capture)`);
+    }
+  }
+  let bar: { update(n: number): void; stop(): void } | null = null;
+  if (process.stderr.isTTY) {
+    const { SingleBar, Presets } = await import('cli-progress');
+    const b = new SingleBar({ stream: process.stderr, format: 'replaying captures [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true }, Presets.shades_classic);
+    b.start(total, 0);
+    bar = b;
+  }
+  let done = 0;
+  try {
+    return await pairCaptures(inputs, {
+      radio: flags.radio,
+      windowMs,
+      zone: flags.zone,
+      ignoreFcs: flags.ignoreFcs === true,
+      rssiMinDbm: flags.rssiMin === undefined ? undefined : number('rssi-min', flags.rssiMin, (v) => v >= -128 && v <= 127, 'a signal level in dBm like -80'),
+      onBytes: (n) => bar?.update((done += n)),
+      note: (m) => process.stderr.write(`presence calibrate: note: ${m}\n`),
+    });
+  } finally {
+    bar?.stop();
+  }
+}
+
+async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
+  if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
+  if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
+  if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
+  if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
+  const counts = readPointCounts(flags.truth[0]);
+  return pairStored(counts, flags.truth[0], {
+    influx: { url: flags.influxUrl!, database: flags.influxDb, retentionPolicy: flags.influxRp, username: flags.influxUsername, password: flags.influxPassword, token: flags.influxToken },
+    site: flags.site,
+    zone: flags.zone,
+    radio: flags.radio,
+    windowMs,
+  });
+}
+
+/** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
+function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
+  if (!existsSync(existing)) return { file: next, kept: [] };
+  const old = readCalibration(existing);
+  const a = old.estimator;
+  const b = next.estimator;
+  if (a.field !== b.field || a.radio !== b.radio || a.window_s !== b.window_s) {
+    throw new CalibrationFileError(
+      `${existing}: holds a calibration of ${a.radio} ${a.field} in ${a.window_s} s windows, this one is ${b.radio} ${b.field} in ${b.window_s} s windows; fix: write to another --out file`,
+    );
+  }
+  const kept = Object.keys(old.zones).filter((z) => !(z in next.zones));
+  return { file: { ...next, global: next.global ?? old.global ?? null, zones: { ...old.zones, ...next.zones } }, kept };
+}
+
+export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
+  const stored = flags.influxUrl !== undefined;
+  if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
+  if (!stored && flags.capture.length === 0) throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
+  if (!flags.out && !flags.leaveOneOut) throw new UsageError('--out FILE is needed (where the calibration is written)');
+  const windowMs = parseWindow(flags.window);
+  if (windowMs === 'all') throw new UsageError('--window: must be a duration like 60s (calibration pairs windows with the truth)');
+  const level = number('level', flags.level, (v) => v > 0 && v < 1, 'between 0 and 1, like 0.9');
+  const replicates = number('replicates', flags.replicates, (v) => Number.isInteger(v) && v >= 50, 'a whole number >= 50');
+  const seed = number('seed', flags.seed, Number.isInteger, 'a whole number');
+  const prior = flags.prior ? priorFrom(flags.prior, flags.zone) : undefined;
+
+  const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
+  const result = fit(
+    samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
+    { level, replicates, seed, prior },
+  );
+  const zone = result.zones[0];
+  const estimator: Estimator = { field: flags.field, radio: flags.radio, window_s: windowMs / 1000, firmware: firmwareId(), version: VERSION };
+  const loo = flags.leaveOneOut ? leaveOneOut(samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })), { level, seed }) : null;
+
+  if (flags.json) {
+    out.write(JSON.stringify({ fit: zone, global: result.global, estimator, leaveOneOut: loo }, null, 2) + '\n');
+  } else {
+    out.write(describeFit(zone, flags.field) + '\n');
+    if (loo) out.write('\n' + describeLeaveOneOut(loo) + '\n');
+  }
+  for (const w of zone.warnings) process.stderr.write(`presence calibrate: warning: ${w}\n`);
+  if (flags.out) {
+    if (!(zone.k.value > 0)) {
+      throw new FitError(`zone ${flags.zone}: k is ${f(zone.k.value, 4)}: people do not rise with the ${flags.field}, so no calibration file is written`);
+    }
+    const file = toCalibrationFile(result, estimator);
+    if (flags.site) file.zones[flags.zone].site = flags.site;
+    const merged = merge(flags.out, file);
+    writeCalibration(flags.out, merged.file);
+    process.stderr.write(`presence calibrate: wrote ${flags.out}${merged.kept.length ? ` (kept its other zones: ${merged.kept.join(', ')})` : ''}\n`);
+  }
+}
+
+export function registerCalibrate(program: Command): void {
+  program
+    .command('calibrate')
+    .description('Fit people = k * (estimate - b) for a zone from ground-truth counts; print the fit, its interval, the data and warnings; write a calibration file')
+    .option('--capture <file>', 'capture (pcap/pcapng) of one session; repeat, each with its --truth', collect, [])
+    .option('--truth <file>', 'truth CSV: time;occupancy (step function) for each --capture, or time;people counts with --influx-url', collect, [])
+    .requiredOption('--zone <name>', 'zone the calibration is for')
+    .option('--site <name>', 'site of the zone (needed with --influx-url; written to the file)')
+    .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept')
+    .addOption(new Option('--radio <radio>', 'radio whose counts are calibrated').choices(['wifi', 'ble']).default('wifi'))
+    .addOption(new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'))
+    .option('--window <duration>', 'window length, as the gateways count', '60s')
+    .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
+    .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this (as the gateway is configured)')
+    .option('--level <p>', 'central level of the intervals', '0.9')
+    .option('--replicates <n>', 'bootstrap replicates over sessions', '1000')
+    .option('--seed <n>', 'seed of the bootstrap (the same data and seed give the same file)', '1')
+    .option('--prior <file>', 'earlier calibration file: shrink toward its global fit (for a zone with little data)')
+    .option('--leave-one-out', 'capture form: for each session, calibrate on the others and test on it (estimate and devices side by side)')
+    .option('--json', 'print the fit (and leave-one-out scores) as JSON')
+    .option('--influx-url <url>', 'stored-series form: InfluxDB to read the zone\'s stored series from (InfluxQL /query)')
+    .option('--influx-db <database>', '1.x database (or a DBRP-mapped 2.x/3.x bucket)')
+    .option('--influx-rp <policy>', 'retention policy')
+    .option('--influx-username <name>', '1.x user')
+    .option('--influx-password <password>', '1.x password')
+    .option('--influx-token <token>', '2.x/3.x token')
+    .action(async (flags: Flags) => {
+      try {
+        await runCalibrate(flags);
+      } catch (e) {
+        const known = [UsageError, TruthError, FitError, CalibrationFileError, StoredSeriesError].some((c) => e instanceof c);
+        const msg = known ? (e as Error).message : `${(e as Error).message ?? e}`;
+        process.stderr.write(`presence calibrate: ${msg.split('\n')[0]}\n`);
+        process.exitCode = known ? 2 : 1;
+      }
+    });
+}

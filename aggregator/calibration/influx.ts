@@ -1,0 +1,84 @@
+// The stored-series form of calibration: a deployed zone's `estimate` series, read back from
+// InfluxDB with InfluxQL (1.x /query; 2.x and 3.x through their v1 compatibility API), paired with
+// manual or camera counts (`time;people`). A zone's count in a window is the largest among its
+// gateways, as on the crowd dashboard.
+import { InfluxQL, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
+import { PRESENCE } from '../messages.ts';
+import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
+import { TruthError, type PointCount } from './truth.ts';
+
+export interface StoredOptions {
+  influx: InfluxOptions;
+  site: string;
+  zone: string;
+  radio?: 'wifi' | 'ble';
+  windowMs?: number;
+}
+
+/** An InfluxQL string literal. */
+const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+export class StoredSeriesError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoredSeriesError';
+  }
+}
+
+/** The zone's windows between `from` and `to` (ms), one per window length, max over its gateways. */
+export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number, to: number): Promise<CountedWindow[]> {
+  const radio = o.radio ?? 'wifi';
+  const winMs = o.windowMs ?? 60_000;
+  const sites = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "site"`));
+  if (!sites.includes(o.site)) {
+    throw new StoredSeriesError(
+      `site ${o.site} is absent from the stored series (measurement ${PRESENCE} in database ${o.influx.database} holds ${sites.length ? `sites ${sites.join(', ')}` : 'no data'}); fix: check --site and --influx-db`,
+    );
+  }
+  const zones = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "zone" WHERE "site" = ${lit(o.site)}`));
+  if (!zones.includes(o.zone)) {
+    throw new StoredSeriesError(`zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${zones.join(', ') || 'none'}); fix: check --zone`);
+  }
+  const q =
+    `SELECT max("estimate") AS "estimate", max("devices") AS "devices" FROM "${PRESENCE}" ` +
+    `WHERE "site" = ${lit(o.site)} AND "zone" = ${lit(o.zone)} AND "radio" = ${lit(radio)} ` +
+    `AND time >= ${Math.floor(from / winMs) * winMs}ms AND time < ${to}ms GROUP BY time(${winMs}ms) fill(none)`;
+  const out: CountedWindow[] = [];
+  for (const s of await db.query(q)) {
+    const ci = (c: string) => s.columns.indexOf(c);
+    for (const row of s.values) {
+      const start = row[ci('time')] as number;
+      const estimate = row[ci('estimate')];
+      if (typeof estimate !== 'number') continue;
+      const devices = row[ci('devices')];
+      out.push({ start, end: start + winMs, estimate, devices: typeof devices === 'number' ? devices : estimate });
+    }
+  }
+  return out;
+}
+
+/** Pairs point counts with the stored windows; a count without a stored window is an error naming its line. */
+export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions): Promise<PairedWindow[]> {
+  const winMs = o.windowMs ?? 60_000;
+  const db = new InfluxQL(o.influx);
+  const from = Math.min(...counts.map((c) => c.time));
+  const to = Math.max(...counts.map((c) => c.time)) + winMs;
+  const windows = await storedWindows(db, o, from, to);
+  const iso = (t: number) => new Date(t).toISOString();
+  if (windows.length === 0) {
+    throw new TruthError(truthFile, null, `no stored ${o.radio ?? 'wifi'} windows of zone ${o.zone} (site ${o.site}) between ${iso(from)} and ${iso(to)}`, 'count at times the gateways were running, in UTC (Z)');
+  }
+  const { paired, unmatched } = pairPointCounts(windows, counts, o.zone);
+  if (unmatched.length) {
+    const c = unmatched[0];
+    const first = Math.min(...windows.map((w) => w.start));
+    const last = Math.max(...windows.map((w) => w.end));
+    throw new TruthError(
+      truthFile,
+      c.line,
+      `no stored window of zone ${o.zone} holds ${iso(c.time)} (${unmatched.length} count(s) without one; stored windows from ${iso(first)} to ${iso(last)}, with gaps where no gateway reported)`,
+      'remove counts made while the gateways were down, and write times in UTC (Z)',
+    );
+  }
+  return paired;
+}
