@@ -1,0 +1,138 @@
+// MQTT intake: the aggregator's connection to the broker. A persistent session (fixed client id,
+// clean=false, MQTT 5 session expiry) subscribed at QoS 1 to the counts of every gateway (through the
+// shared subscription of `group` when set) and to their status. Messages go to the handler; the
+// PUBACK of each one waits for the promise the handler returns (DeferredAckClient, ./mqtt-ack.ts).
+import { readFileSync } from 'node:fs';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
+import type { AggregatorConfig } from './config.ts';
+import type { AggregatorMetrics } from './health.ts';
+import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
+
+/** The mqtt.js options for the aggregator's session. */
+export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5): IClientOptions {
+  const file = (p?: string) => (p ? readFileSync(p) : undefined);
+  const o: IClientOptions = {
+    clientId: m.clientId,
+    clean: false,
+    protocolVersion,
+    keepalive: m.keepalive,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    resubscribe: false,
+    username: m.username,
+    password: m.password,
+    ca: file(m.ca),
+    cert: file(m.cert),
+    key: file(m.key),
+    rejectUnauthorized: m.rejectUnauthorized,
+    // mqtt.js calls its debug logger several times per packet; skip that unless DEBUG asks for it.
+    ...(process.env.DEBUG ? {} : { log: () => {} }),
+  };
+  if (protocolVersion === 5) o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum };
+  return o;
+}
+
+export class Intake {
+  /** PUBACKs sent since start. */
+  acked = 0;
+  private client: DeferredAckClient | null = null;
+  private connections = 0;
+  private closing = false;
+
+  constructor(
+    private readonly config: AggregatorConfig['mqtt'],
+    private readonly maxUnacked: number,
+    private readonly log: Logger,
+    private readonly metrics: AggregatorMetrics,
+    private readonly handler: MessageHandler,
+  ) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** True while not reading from the broker because maxUnacked messages wait for their write. */
+  get paused(): boolean {
+    return this.client?.paused ?? false;
+  }
+
+  /** Messages received and not yet acknowledged. */
+  get unacked(): number {
+    return this.client?.unacked ?? 0;
+  }
+
+  /** Connects; resolves once subscribed, rejects if the broker refuses the connection or the
+   *  subscription. Reconnects by itself after a lost connection. */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const m = this.config;
+      const ack = new DeferredAckClient(m.url, mqttOptions(m, m.protocolVersion), { maxUnacked: this.maxUnacked });
+      this.client = ack;
+      ack.onMessage(this.handler);
+      ack.on('acked', (n) => {
+        this.acked += n;
+        this.metrics.acked.inc(n);
+      });
+      ack.on('handlerError', (err, topic) => this.log.error({ err: (err as Error)?.message ?? String(err), topic: topic.slice(0, 200) }, 'message not acknowledged'));
+      ack.on('connect', (connack, { protocolVersion: version }) => {
+        const client = ack.client!;
+        this.connections++;
+        this.metrics.connected.set(1);
+        this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
+        if (this.connections > 1 && !connack.sessionPresent)
+          this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
+        this.subscribe(client, version).then(
+          () => {
+            if (!settled) { settled = true; resolve(); }
+          },
+          (err) => {
+            this.log.error({ err: err.message }, 'subscribe failed');
+            if (!settled) { settled = true; client.end(true); reject(err); }
+          },
+        );
+      });
+      ack.on('close', () => {
+        this.metrics.connected.set(0);
+        if (!this.closing) this.log.warn('connection to the broker closed; reconnecting');
+      });
+      ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
+      ack.on('error', (err) => {
+        const refused = typeof err.code === 'number';
+        this.log.error({ err: err.message, code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
+        if (refused && !settled) {
+          settled = true;
+          ack.client?.end(true);
+          reject(new Error(`MQTT broker ${m.url} refused the connection: ${err.message}`));
+        }
+      });
+      ack.connect();
+    });
+  }
+
+  /** From now on a closed connection is expected (no warning). */
+  closingSoon(): void {
+    this.closing = true;
+  }
+
+  /** Disconnects; what is unacknowledged stays with the broker's session. */
+  async end(force: boolean): Promise<void> {
+    this.closing = true;
+    await this.client?.end(force).catch(() => {});
+  }
+
+  private async subscribe(client: MqttClient, version: 4 | 5): Promise<void> {
+    const group = this.config.group;
+    if (group && version === 4) this.log.warn({ group }, 'shared subscription over MQTT 3.1.1: works with Mosquitto, not with Aedes');
+    // Status is retained, and brokers send no retained messages to shared subscriptions: every
+    // member subscribes to status directly (its points are idempotent when the gateway sets ts).
+    const filters = { [group ? sharedFilter(group, COUNTS_FILTER) : COUNTS_FILTER]: { qos: QOS }, [STATUS_FILTER]: { qos: QOS } };
+    const granted = await client.subscribeAsync(filters);
+    for (const g of granted) {
+      if (g.qos > 2) throw new Error(`broker refused the subscription to ${g.topic} (code ${g.qos})`);
+    }
+    this.log.info({ filters: Object.keys(filters) }, 'subscribed');
+  }
+}

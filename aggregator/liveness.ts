@@ -1,0 +1,77 @@
+// Gateway liveness: which gateways the aggregator has heard from, and which have been silent for
+// missingAfterWindows of their window lengths (learned from their counts messages). A gateway going
+// missing, and coming back, is written as a gateway_status point (missingLines in ./messages.ts).
+// Silence is not counted while the aggregator itself cannot hear (disconnected, or not reading
+// because writes fail): counting starts again from when it hears again.
+import type { Logger } from 'pino';
+import type { AggregatorMetrics } from './health.ts';
+import { missingLines } from './messages.ts';
+
+interface GatewayState {
+  site: string;
+  gateway: string;
+  lastSeen: number;
+  windowMs: number;
+  missing: boolean;
+}
+
+export class GatewayLiveness {
+  private readonly gateways = new Map<string, GatewayState>();
+  private blindUntil = 0;
+
+  /**
+   * @param write   takes gateway_status lines (missing / back) to be written
+   * @param onMissing called when a gateway is recorded as missing
+   */
+  constructor(
+    private readonly missingAfterWindows: number,
+    private readonly log: Logger,
+    private readonly metrics: AggregatorMetrics,
+    private readonly write: (lines: string[]) => void,
+    private readonly onMissing: (site: string, gateway: string) => void,
+  ) {}
+
+  /** A counts message of this gateway arrived at `now` (ms). */
+  seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number): void {
+    const key = `${site}/${gateway}`;
+    let g = this.gateways.get(key);
+    if (!g) {
+      g = { site, gateway, lastSeen: now, windowMs, missing: false };
+      this.gateways.set(key, g);
+      this.metrics.gatewaysKnown.set(this.gateways.size);
+    }
+    g.lastSeen = now;
+    if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
+    if (g.missing) {
+      g.missing = false;
+      this.metrics.gatewaysMissing.dec();
+      this.log.info({ site, gateway }, 'gateway is back');
+      this.write(missingLines(site, gateway, 0, now));
+    }
+  }
+
+  /** Records gateways silent for missingAfterWindows window lengths. `hearing`: false while the
+   *  aggregator cannot receive (then silence proves nothing). */
+  check(now: number, hearing: boolean): void {
+    if (!hearing) {
+      this.blindUntil = now;
+      return;
+    }
+    for (const g of this.gateways.values()) {
+      if (g.missing || g.windowMs <= 0) continue;
+      const windows = Math.floor((now - Math.max(g.lastSeen, this.blindUntil)) / g.windowMs);
+      if (windows >= this.missingAfterWindows) {
+        g.missing = true;
+        this.metrics.gatewaysMissing.inc();
+        this.log.warn({ site: g.site, gateway: g.gateway, silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
+        this.write(missingLines(g.site, g.gateway, windows, now));
+        this.onMissing(g.site, g.gateway);
+      }
+    }
+  }
+
+  /** Gateways currently recorded as missing, as site/gateway. */
+  missing(): string[] {
+    return [...this.gateways.values()].filter((g) => g.missing).map((g) => `${g.site}/${g.gateway}`);
+  }
+}
