@@ -1,9 +1,28 @@
 // Aggregator configuration: defaults < config file (YAML or JSON) < environment < command-line flags.
-// The file is validated against a JSON schema (ajv); errors name the key and what it must be.
-import { readFileSync } from 'node:fs';
+// Every setting is one entry of AGGREGATOR_OPTIONS (snake_case key, schema, default, flag, env, old
+// names); the shared loader in scripts/lib/config-loader.ts validates it (ajv) and names the file or
+// flag, the key and the fix in its errors. In memory (AggregatorConfig, for `new Aggregator()`) the
+// settings keep their camelCase TypeScript names and durations are numbers of milliseconds.
 import { hostname } from 'node:os';
-import { Ajv, type ErrorObject } from 'ajv';
-import YAML from 'yaml';
+import {
+  applyEnv,
+  applyFlags,
+  buildSchema,
+  ConfigError,
+  createAjv,
+  describeErrors,
+  getPath,
+  readConfigFile,
+  renameOldKeys,
+  resolvePaths,
+  setPath,
+  type OptionSpec,
+  type Origins,
+} from '../scripts/lib/config-loader.ts';
+import { durationMs } from '../scripts/lib/duration.ts';
+import { readSecretFile } from '../scripts/lib/secrets.ts';
+
+export { ConfigError };
 
 export interface MqttConfig {
   /** mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss:// */
@@ -91,179 +110,123 @@ export function defaultConfig(): AggregatorConfig {
   };
 }
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "500ms", "1s", "5m", "2h", or a number of ms; null when it is none of these. */
+/** Milliseconds of "500ms", "1s", "5m", "2h", "7d" or a number of ms (seconds with defaultUnit 's'); null when none. */
 export function parseDuration(value: unknown, defaultUnit: 'ms' | 's' = 'ms'): number | null {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * UNIT_MS[defaultUnit] : null;
-  if (typeof value !== 'string') return null;
-  const m = DURATION_RE.exec(value.trim());
-  if (!m) return null;
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? defaultUnit]);
+  const ms = durationMs(value, { bare: defaultUnit, zero: true });
+  return Number.isNaN(ms) ? null : ms;
 }
 
-const duration = { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: DURATION_RE.source }] };
-const positiveInt = { type: 'integer', minimum: 1 };
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ms = { bare: 'ms', zero: true } as const;
 
-/** Schema of the config file. Durations are strings like "500ms" or numbers of ms (sessionExpiry: s). */
-export const configSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    mqtt: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        url: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        ca: { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        rejectUnauthorized: { type: 'boolean' },
-        clientId: { type: 'string', minLength: 1, maxLength: 128 },
-        group: { type: 'string', pattern: '^[^/+#$]*$' },
-        protocolVersion: { enum: [4, 5] },
-        sessionExpiry: duration,
-        receiveMaximum: { type: 'integer', minimum: 1, maximum: 65535 },
-        keepalive: { type: 'integer', minimum: 0, maximum: 65535 },
-      },
-    },
-    influx: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        url: { type: 'string', pattern: '^https?://.+' },
-        api: { enum: ['v2', 'v1'] },
-        token: { type: 'string' },
-        org: { type: 'string' },
-        bucket: { type: 'string' },
-        database: { type: 'string', minLength: 1 },
-        retentionPolicy: { type: 'string' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        timeout: duration,
-      },
-    },
-    out: { type: 'string', minLength: 1 },
-    batch: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        size: positiveInt,
-        flushInterval: duration,
-        concurrency: { type: 'integer', minimum: 1, maximum: 16 },
-        maxBuffer: positiveInt,
-        maxRetryDelay: duration,
-      },
-    },
-    http: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        port: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }, { const: false }] },
-        host: { type: 'string' },
-      },
-    },
-    maxAhead: duration,
-    missingAfterWindows: { type: 'number', minimum: 1 },
-    missingCheckInterval: duration,
-    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+/**
+ * Every aggregator setting. `old.keys` are the camelCase names of the first file format: still read
+ * (one deprecation line each) and still the names of AggregatorConfig in memory.
+ */
+export const AGGREGATOR_OPTIONS: OptionSpec[] = [
+  { key: 'mqtt.url', schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' }, hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883', default: 'mqtt://localhost:1883', flag: '--mqtt-url <url>', env: 'MQTT_URL', description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://' },
+  { key: 'mqtt.username', schema: { type: 'string' }, flag: '--mqtt-username <name>', env: 'MQTT_USERNAME', description: 'broker user name' },
+  { key: 'mqtt.password', schema: { type: 'string' }, secret: true, flag: '--mqtt-password <password>', env: 'MQTT_PASSWORD', description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag' },
+  { key: 'mqtt.password_file', schema: { type: 'string' }, path: true, flag: '--mqtt-password-file <file>', env: 'MQTT_PASSWORD_FILE', description: 'file whose first line is the broker password' },
+  { key: 'mqtt.ca', schema: { type: 'string' }, path: true, flag: '--mqtt-ca <file>', description: 'CA certificate (PEM) that signed the broker certificate' },
+  { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
+  { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
+  { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'accept a broker certificate that does not verify', old: { keys: ['mqtt.rejectUnauthorized'] }, description: 'check the broker certificate' },
+  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-aggregator-HOSTNAME', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'], keys: ['mqtt.clientId'] }, description: 'fixed MQTT client id: the broker keeps the session (and queues QoS 1 messages) under it' },
+  { key: 'mqtt.group', schema: { type: 'string', pattern: '^[^/+#$]*$' }, hint: 'must not contain / + # or $', flag: '--mqtt-group <name>', env: 'MQTT_GROUP', old: { flags: ['--group'] }, description: 'MQTT 5 shared-subscription group ($share/GROUP/presence/v1/+/+/counts): instances with the same group split the messages; empty: a plain subscription' },
+  { key: 'mqtt.protocol_version', schema: { enum: [4, 5] }, default: 5, flag: '--mqtt-version <n>', old: { keys: ['mqtt.protocolVersion'] }, description: 'MQTT protocol version: 5, falling back to 4 (3.1.1) when the broker refuses it' },
+  { key: 'mqtt.session_expiry', duration: { bare: 's', zero: true }, default: '7d', old: { keys: ['mqtt.sessionExpiry'] }, description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number is seconds)' },
+  { key: 'mqtt.receive_maximum', schema: { type: 'integer', minimum: 1, maximum: 65535 }, default: 20_000, old: { keys: ['mqtt.receiveMaximum'] }, description: 'MQTT 5 receive maximum: unacknowledged messages the broker may send at once' },
+  { key: 'mqtt.keepalive', duration: { bare: 's', zero: true }, default: '30s', flag: '--mqtt-keepalive <duration>', description: 'MQTT keepalive (a bare number is seconds; 0 turns it off)' },
+  { key: 'influx.url', schema: { type: 'string', pattern: '^https?://.+' }, hint: 'must be a URL like http://host:8086', flag: '--influx-url <url>', env: 'INFLUX_URL', description: 'InfluxDB URL; unset: line protocol goes to `out`' },
+  { key: 'influx.api', schema: { enum: ['v2', 'v1'] }, default: 'v2', flag: '--influx-api <api>', env: 'INFLUX_API', description: 'v2: /api/v2/write (InfluxDB 2.x, 1.8+, 3.x, VictoriaMetrics); v1: /write (InfluxDB 1.x)' },
+  { key: 'influx.token', schema: { type: 'string' }, secret: true, flag: '--influx-token <token>', env: 'INFLUX_TOKEN', description: 'v2 API token; prefer INFLUX_TOKEN or a token file to a flag' },
+  { key: 'influx.token_file', schema: { type: 'string' }, path: true, flag: '--influx-token-file <file>', env: 'INFLUX_TOKEN_FILE', description: 'file whose first line is the v2 API token' },
+  { key: 'influx.org', schema: { type: 'string' }, flag: '--influx-org <org>', env: 'INFLUX_ORG', description: 'v2 organisation' },
+  { key: 'influx.bucket', schema: { type: 'string' }, flag: '--influx-bucket <bucket>', env: 'INFLUX_BUCKET', description: 'v2 bucket' },
+  { key: 'influx.database', schema: { type: 'string', minLength: 1 }, flag: '--influx-db <database>', env: 'INFLUX_DB', description: '1.x database (with the v2 API and no bucket: bucket "database/retention_policy")' },
+  { key: 'influx.retention_policy', schema: { type: 'string' }, flag: '--influx-rp <policy>', env: 'INFLUX_RP', old: { keys: ['influx.retentionPolicy'] }, description: '1.x retention policy' },
+  { key: 'influx.username', schema: { type: 'string' }, flag: '--influx-username <name>', env: 'INFLUX_USERNAME', description: '1.x user, sent as HTTP Basic authorization' },
+  { key: 'influx.password', schema: { type: 'string' }, secret: true, flag: '--influx-password <password>', env: 'INFLUX_PASSWORD', description: '1.x password' },
+  { key: 'influx.password_file', schema: { type: 'string' }, path: true, flag: '--influx-password-file <file>', env: 'INFLUX_PASSWORD_FILE', description: 'file whose first line is the 1.x password' },
+  { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number is ms)' },
+  { key: 'out', schema: { type: 'string', minLength: 1 }, default: './presence.lp', flag: '-o, --out <file>', description: 'line-protocol file written when no InfluxDB URL is set' },
+  { key: 'batch.size', schema: { type: 'integer', minimum: 1 }, default: 5000, flag: '--batch-size <n>', description: 'messages per write (two points each)' },
+  { key: 'batch.flush_interval', duration: ms, default: '200ms', flag: '--flush-interval <duration>', old: { keys: ['batch.flushInterval'] }, description: 'longest wait before a partial batch is written (a bare number is ms)' },
+  { key: 'batch.concurrency', schema: { type: 'integer', minimum: 1, maximum: 16 }, default: 2, description: 'batches written at once (acknowledgements still go out in arrival order)' },
+  { key: 'batch.max_buffer', schema: { type: 'integer', minimum: 1 }, default: 30_000, flag: '--max-buffer <n>', old: { keys: ['batch.maxBuffer'] }, description: 'unacknowledged messages held at most; beyond it reading from the broker pauses' },
+  { key: 'batch.max_retry_delay', duration: ms, default: '30s', old: { keys: ['batch.maxRetryDelay'] }, description: 'write retries back off from 250ms up to this (a bare number is ms)' },
+  {
+    key: 'http.port',
+    schema: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }, { const: false }] },
+    hint: 'must be a port number 0..65535, or null (off) to turn the HTTP server off',
+    default: 9464,
+    flag: '--http-port <port>',
+    fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
+    description: 'port of /healthz and /metrics; null (off on the command line) turns the server off',
   },
-} as const;
+  { key: 'http.host', schema: { type: 'string' }, default: '0.0.0.0', flag: '--http-host <host>', description: 'address of /healthz and /metrics' },
+  { key: 'max_ahead', duration: ms, default: '5m', flag: '--max-ahead <duration>', old: { keys: ['maxAhead'] }, description: 'windows (or status times) starting further ahead of the clock are rejected (a bare number is ms)' },
+  { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
+  { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },
+  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the JSON lines on stderr' },
+];
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validateFile = ajv.compile(configSchema);
+export const configSchema = buildSchema(AGGREGATOR_OPTIONS, 'presence/aggregator-config');
+const validate = createAjv().compile(configSchema);
 
-function human(e: ErrorObject, prefix: string): string {
-  const rel = e.instancePath.slice(1).replace(/\//g, '.');
-  const key = rel ? prefix + rel : prefix.replace(/\.$/, '') || 'config';
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `${key}: unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    case 'enum':
-      return `${key}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'anyOf':
-      if (/(flushInterval|maxRetryDelay|timeout|maxAhead|missingCheckInterval|sessionExpiry)$/.test(key))
-        return `${key}: must be a duration like 500ms, 1s or 5m`;
-      if (key.endsWith('http.port')) return `${key}: must be a port number 0..65535, or null to turn the HTTP server off`;
-      return `${key}: ${e.message}`;
-    case 'pattern':
-      if (key.endsWith('mqtt.url')) return `${key}: must be a URL like mqtt://host:1883 or mqtts://host:8883`;
-      if (key.endsWith('influx.url')) return `${key}: must be a URL like http://host:8086`;
-      if (key.endsWith('mqtt.group')) return `${key}: must not contain / + # or $`;
-      return `${key}: must match ${(e.params as { pattern: string }).pattern}`;
-    default:
-      return `${key}: ${e.message}`;
-  }
+/** Validates a config object with snake_case keys (in place: fills defaults); returns readable problems. */
+function check(raw: Record<string, unknown>, origins: Origins, prefix: string): string[] {
+  if (validate(raw)) return [];
+  return describeErrors(validate.errors ?? [], { specs: AGGREGATOR_OPTIONS, schema: configSchema, data: raw, origins, prefix });
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Validates a parsed config object (from a file); returns readable messages, empty when fine. */
+/** Validates a parsed config object (a file's section); returns readable messages, empty when fine. */
 export function checkConfigObject(value: unknown, where = 'aggregator.'): string[] {
-  if (validateFile(value)) return [];
-  // anyOf failures also report each branch; keep the anyOf line only.
-  const errors = validateFile.errors ?? [];
-  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
-  const kept = errors.filter((e) => e.keyword === 'anyOf' || !anyOfPaths.has(e.instancePath));
-  return [...new Set(kept.map((e) => human(e, where)))];
+  const raw = structuredClone((value ?? {}) as Record<string, unknown>);
+  renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
+  return check(raw, new Map(), where);
 }
 
-function readFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`config file ${path}: cannot read it (${(e as Error).message})`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = path.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
-  } catch (e) {
-    throw new ConfigError(`config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
-  }
-  parsed ??= {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path}: must hold a mapping of keys`);
-  // Accept either the aggregator keys at the top or under an `aggregator:` key (one file for all components).
-  const obj = parsed as Record<string, unknown>;
+/** The aggregator's section of a file: its keys at the top, or under `aggregator:` (one file for all components). */
+function readFile(path: string): { section: Record<string, unknown>; prefix: string } {
+  const obj = readConfigFile(path);
+  if (obj.aggregator && typeof obj.aggregator === 'object' && !Array.isArray(obj.aggregator)) return { section: obj.aggregator as Record<string, unknown>, prefix: 'aggregator.' };
   // A shared file with other components' sections (gateway:, simulator:, ...) and none for us: defaults.
-  const others = ['gateway', 'simulator', 'demo', 'dashboards'].some((k) => k in obj);
-  const section =
-    obj.aggregator && typeof obj.aggregator === 'object' ? (obj.aggregator as Record<string, unknown>) : others ? {} : obj;
-  const problems = checkConfigObject(section);
-  if (problems.length) throw new ConfigError(`config file ${path}:\n  ${problems.join('\n  ')}`);
-  return section;
+  if (['gateway', 'simulator', 'demo', 'dashboards'].some((k) => k in obj)) return { section: {}, prefix: 'aggregator.' };
+  return { section: obj, prefix: '' };
 }
 
-/** Command-line flags (commander option names). All optional. */
+/** Command-line flags (commander attribute names). All optional. */
 export interface AggregatorFlags {
   config?: string;
   mqttUrl?: string;
   mqttUsername?: string;
   mqttPassword?: string;
+  mqttPasswordFile?: string;
   mqttCa?: string;
   mqttCert?: string;
   mqttKey?: string;
   mqttInsecure?: boolean;
   mqttVersion?: string;
+  mqttKeepalive?: string;
+  mqttClientId?: string;
+  /** @deprecated the old name of mqttClientId (--client-id) */
   clientId?: string;
+  mqttGroup?: string;
+  /** @deprecated the old name of mqttGroup (--group) */
   group?: string;
   influxUrl?: string;
   influxApi?: string;
   influxToken?: string;
+  influxTokenFile?: string;
   influxOrg?: string;
   influxBucket?: string;
   influxDb?: string;
   influxRp?: string;
   influxUsername?: string;
   influxPassword?: string;
+  influxPasswordFile?: string;
   out?: string;
   batchSize?: string;
   flushInterval?: string;
@@ -274,135 +237,98 @@ export interface AggregatorFlags {
   logLevel?: string;
 }
 
-function deepMerge(target: any, source: any): any {
-  for (const [k, v] of Object.entries(source ?? {})) {
-    if (v === undefined) continue;
-    if (v && typeof v === 'object' && !Array.isArray(v) && target[k] && typeof target[k] === 'object') deepMerge(target[k], v);
-    else target[k] = v;
-  }
-  return target;
-}
-
-const FLAG_OF: Record<string, string> = {
-  'mqtt.url': '--mqtt-url',
-  'mqtt.protocolVersion': '--mqtt-version',
-  'mqtt.clientId': '--client-id',
-  'mqtt.group': '--group',
-  'influx.url': '--influx-url',
-  'influx.api': '--influx-api',
-  'influx.database': '--influx-db',
-  out: '--out',
-  'batch.size': '--batch-size',
-  'batch.flushInterval': '--flush-interval',
-  'batch.maxBuffer': '--max-buffer',
-  'http.port': '--http-port',
-  maxAhead: '--max-ahead',
-  logLevel: '--log-level',
-};
-const ENV_OF: Record<string, string> = {
-  'mqtt.url': 'MQTT_URL',
-  'mqtt.group': 'MQTT_GROUP',
-  'influx.url': 'INFLUX_URL',
-  'influx.api': 'INFLUX_API',
-  'influx.database': 'INFLUX_DB',
-  logLevel: 'LOG_LEVEL',
-};
-
-const int = (v: string | undefined) => (v === undefined ? undefined : /^\d+$/.test(v.trim()) ? Number(v) : v);
-
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
-export function loadConfig(flags: AggregatorFlags = {}, processEnv: NodeJS.ProcessEnv = process.env): AggregatorConfig {
-  // An empty variable (INFLUX_URL=) counts as unset.
-  const env = Object.fromEntries(Object.entries(processEnv).filter(([, v]) => v !== '')) as NodeJS.ProcessEnv;
-  const layers: Array<[string, Record<string, unknown>]> = [];
-  const file = flags.config ?? env.PRESENCE_AGGREGATOR_CONFIG;
-  if (file) layers.push([`config file ${file}`, readFile(file)]);
-  layers.push([
-    'environment',
-    {
-      mqtt: { url: env.MQTT_URL, username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD, group: env.MQTT_GROUP },
-      influx: {
-        url: env.INFLUX_URL,
-        api: env.INFLUX_API,
-        token: env.INFLUX_TOKEN,
-        org: env.INFLUX_ORG,
-        bucket: env.INFLUX_BUCKET,
-        database: env.INFLUX_DB,
-        retentionPolicy: env.INFLUX_RP,
-        username: env.INFLUX_USERNAME,
-        password: env.INFLUX_PASSWORD,
-      },
-      logLevel: env.LOG_LEVEL,
-    },
-  ]);
-  layers.push([
-    'flags',
-    {
-      mqtt: {
-        url: flags.mqttUrl,
-        username: flags.mqttUsername,
-        password: flags.mqttPassword,
-        ca: flags.mqttCa,
-        cert: flags.mqttCert,
-        key: flags.mqttKey,
-        rejectUnauthorized: flags.mqttInsecure ? false : undefined,
-        protocolVersion: int(flags.mqttVersion),
-        clientId: flags.clientId,
-        group: flags.group,
-      },
-      influx: {
-        url: flags.influxUrl,
-        api: flags.influxApi,
-        token: flags.influxToken,
-        org: flags.influxOrg,
-        bucket: flags.influxBucket,
-        database: flags.influxDb,
-        retentionPolicy: flags.influxRp,
-        username: flags.influxUsername,
-        password: flags.influxPassword,
-      },
-      out: flags.out,
-      batch: { size: int(flags.batchSize), flushInterval: flags.flushInterval, maxBuffer: int(flags.maxBuffer) },
-      http: {
-        port: flags.httpPort === undefined ? undefined : /^(off|none|false)$/i.test(flags.httpPort) ? null : int(flags.httpPort),
-        host: flags.httpHost,
-      },
-      maxAhead: flags.maxAhead,
-      logLevel: flags.logLevel,
-    },
-  ]);
-  const merged: any = {};
-  for (const [name, layer] of layers) {
-    const clean = JSON.parse(JSON.stringify(layer)); // drops undefined
-    let problems = checkConfigObject(clean, name === 'flags' || name === 'environment' ? '' : 'aggregator.');
-    if (name === 'flags') problems = problems.map((p) => p.replace(/^([\w.]+):/, (all, key: string) => (FLAG_OF[key] ? `${FLAG_OF[key]}:` : all)));
-    if (name === 'environment') problems = problems.map((p) => p.replace(/^([\w.]+):/, (all, key: string) => (ENV_OF[key] ? `${ENV_OF[key]}:` : all)));
-    if (problems.length) throw new ConfigError(`${name}:\n  ${problems.join('\n  ')}`);
-    deepMerge(merged, clean);
+export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv = process.env): AggregatorConfig {
+  const file = flags.config || env.PRESENCE_AGGREGATOR_CONFIG || undefined;
+  let raw: Record<string, unknown> = {};
+  let prefix = '';
+  if (file) {
+    ({ section: raw, prefix } = readFile(file));
+    renameOldKeys(raw, AGGREGATOR_OPTIONS, file, prefix);
+    resolvePaths(raw, AGGREGATOR_OPTIONS, file);
   }
-  return resolveConfig(merged);
+  const origins: Origins = new Map();
+  applyEnv(raw, AGGREGATOR_OPTIONS, env, origins);
+  applyFlags(raw, AGGREGATOR_OPTIONS, flags as Record<string, unknown>, origins);
+  if (typeof getPath(raw, 'mqtt.protocol_version') === 'string') setPath(raw, 'mqtt.protocol_version', Number(getPath(raw, 'mqtt.protocol_version')));
+  const problems = check(raw, origins, prefix);
+  if (problems.length) throw new ConfigError(problems, file ? `config file ${file}` : 'configuration (from flags and environment)');
+  return toInternal(raw, file ?? 'configuration');
 }
 
-/** Defaults + a partial config (as in a file, durations as strings or ms) -> a complete config. */
-export function resolveConfig(partial: unknown = {}): AggregatorConfig {
-  const problems = checkConfigObject(partial);
-  if (problems.length) throw new ConfigError(problems.join('\n'));
-  const cfg: any = deepMerge(defaultConfig(), JSON.parse(JSON.stringify(partial ?? {})));
-  const dur = (v: unknown, unit: 'ms' | 's' = 'ms') => parseDuration(v, unit) as number;
-  cfg.batch.flushInterval = dur(cfg.batch.flushInterval);
-  cfg.batch.maxRetryDelay = dur(cfg.batch.maxRetryDelay);
-  cfg.influx.timeout = dur(cfg.influx.timeout);
-  cfg.maxAhead = dur(cfg.maxAhead);
-  cfg.missingCheckInterval = dur(cfg.missingCheckInterval);
-  cfg.mqtt.sessionExpiry = Math.round(dur(cfg.mqtt.sessionExpiry, 's') / 1000);
-  if (cfg.http.port === false) cfg.http.port = null;
+/** Validated snake_case settings -> AggregatorConfig (camelCase, durations in ms, secrets read from their files). */
+function toInternal(c: any, where: string): AggregatorConfig {
+  const d = (v: unknown, unit: 'ms' | 's' = 'ms') => parseDuration(v, unit) as number;
+  const secret = (value: string | undefined, file: string | undefined, key: string) => {
+    if (value !== undefined || !file) return value;
+    try {
+      return readSecretFile(file, key);
+    } catch (e) {
+      throw new ConfigError([(e as Error).message], where);
+    }
+  };
+  const cfg: AggregatorConfig = {
+    mqtt: {
+      url: c.mqtt.url,
+      username: c.mqtt.username,
+      password: secret(c.mqtt.password, c.mqtt.password_file, 'mqtt.password_file'),
+      ca: c.mqtt.ca,
+      cert: c.mqtt.cert,
+      key: c.mqtt.key,
+      rejectUnauthorized: c.mqtt.reject_unauthorized,
+      clientId: c.mqtt.client_id ?? `presence-aggregator-${hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-')}`,
+      group: c.mqtt.group,
+      protocolVersion: c.mqtt.protocol_version,
+      sessionExpiry: Math.round(d(c.mqtt.session_expiry, 's') / 1000),
+      receiveMaximum: c.mqtt.receive_maximum,
+      keepalive: Math.round(d(c.mqtt.keepalive, 's') / 1000),
+    },
+    influx: {
+      url: c.influx.url,
+      api: c.influx.api,
+      token: secret(c.influx.token, c.influx.token_file, 'influx.token_file'),
+      org: c.influx.org,
+      bucket: c.influx.bucket,
+      database: c.influx.database,
+      retentionPolicy: c.influx.retention_policy,
+      username: c.influx.username,
+      password: secret(c.influx.password, c.influx.password_file, 'influx.password_file'),
+      timeout: d(c.influx.timeout),
+    },
+    out: c.out,
+    batch: {
+      size: c.batch.size,
+      flushInterval: d(c.batch.flush_interval),
+      concurrency: c.batch.concurrency,
+      maxBuffer: c.batch.max_buffer,
+      maxRetryDelay: d(c.batch.max_retry_delay),
+    },
+    http: { port: c.http.port === false ? null : c.http.port, host: c.http.host },
+    maxAhead: d(c.max_ahead),
+    missingAfterWindows: c.missing_after_windows,
+    missingCheckInterval: d(c.missing_check_interval),
+    logLevel: c.log.level,
+  };
+  // Drop unset optional values so the object round-trips through resolveConfig unchanged.
+  for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>) for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
   if (cfg.influx.url) {
-    const i = cfg.influx as InfluxConfig;
+    const i = cfg.influx;
     if (i.api === 'v2' && !i.bucket && !i.database)
-      throw new ConfigError('influx.bucket: is required for the v2 API (or set influx.database, used as bucket "db/rp")');
-    if (i.api === 'v1' && !i.database) throw new ConfigError('influx.database: is required for the 1.x API (--influx-api v1)');
+      throw new ConfigError(['influx.bucket: is required for the v2 API: set influx.bucket (--influx-bucket, INFLUX_BUCKET), or influx.database, used as bucket "db/rp"'], where);
+    if (i.api === 'v1' && !i.database) throw new ConfigError(['influx.database: is required for the 1.x API (--influx-api v1): set it in the file, with --influx-db or INFLUX_DB'], where);
   }
-  if (cfg.batch.maxBuffer < cfg.batch.size)
-    throw new ConfigError(`batch.maxBuffer: must be at least batch.size (${cfg.batch.size})`);
-  return cfg as AggregatorConfig;
+  if (cfg.batch.maxBuffer < cfg.batch.size) throw new ConfigError([`batch.max_buffer: must be at least batch.size (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`], where);
+  return cfg;
+}
+
+/**
+ * Defaults + a partial config -> a complete AggregatorConfig, for in-process use (`new Aggregator({...})`).
+ * Takes the in-memory camelCase names (durations as "500ms" or numbers of ms) or the file's snake_case keys.
+ */
+export function resolveConfig(partial: unknown = {}): AggregatorConfig {
+  const raw = structuredClone((partial ?? {}) as Record<string, unknown>);
+  renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
+  const problems = check(raw, new Map(), '');
+  if (problems.length) throw new ConfigError(problems);
+  return toInternal(raw, 'configuration');
 }

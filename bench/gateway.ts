@@ -132,7 +132,7 @@ async function replay(capture: string, url: string, queueDir: string, speed: str
   const wallStart = performance.now();
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt', url, '--source', `pcap:${capture}`, '--speed', speed, '--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'warn'],
+    [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt-url', url, '--source', `pcap:${capture}`, '--speed', speed, '--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'warn'],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

@@ -1,13 +1,28 @@
-// Gateway configuration: a YAML or JSON file validated against a JSON schema (ajv), with command-line
-// flags layered on top, so `presence gateway --site s --zone z --id g --mqtt URL --source pcap:F`
-// works with no file at all. Errors name the key (and the flag that sets it) and the problem.
-import { readFileSync } from 'node:fs';
+// Gateway configuration: a YAML or JSON file validated against a JSON schema (ajv), with the
+// environment and command-line flags layered on top, so
+// `presence gateway --site s --zone z --id g --mqtt-url URL --source pcap:F` works with no file at all.
+// Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
+// shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
 import { homedir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import { parse as parseYaml } from 'yaml';
+import { join, resolve } from 'node:path';
+import {
+  applyEnv,
+  applyFlags,
+  buildSchema,
+  ConfigError,
+  createAjv,
+  describeErrors,
+  ensureSections,
+  readConfigFile,
+  renameOldKeys,
+  resolvePaths,
+  type OptionSpec,
+  type Origins,
+} from '../scripts/lib/config-loader.ts';
+import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { ID_PATTERN } from '../contract/index.ts';
+
+export { ConfigError };
 
 export type Radio = 'wifi' | 'ble' | 'mixed';
 export type Speed = number | 'max';
@@ -80,196 +95,102 @@ export interface GatewayConfig {
   };
 }
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-
-/** "60s" -> 60000; "500ms", "5m", "1h"; a bare number is seconds. Throws on anything else. */
+/** Milliseconds of a duration ("60s", "500ms", "1h30m"); a bare number is seconds. Throws on anything else. */
 export function parseDuration(text: string | number): number {
-  if (typeof text === 'number') return text * 1000;
-  const m = DURATION_RE.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a duration like 60s`);
-  const n = Number(m[1]);
-  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
+  return parseLibDuration(text, { bare: 's' });
 }
 
-const duration = { type: 'string', format: 'duration' } as const;
+/** Digits only on the command line: seconds, as the gateway's flags always read them. */
+const secondsIfBare = (text: string) => (/^\d+(\.\d+)?$/.test(text.trim()) ? `${text.trim()}s` : text);
+
 const radio = { enum: ['wifi', 'ble', 'mixed'] } as const;
 const name = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const durationFile = {} as const;
+const idHint = 'must be lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit)';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export const configSchema = {
-  $id: 'presence/gateway-config',
-  type: 'object',
-  additionalProperties: false,
-  required: ['gateway', 'sources', 'mqtt'],
-  properties: {
-    gateway: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['site', 'zone', 'id'],
-      properties: {
-        site: { type: 'string', pattern: ID_PATTERN },
-        zone: { type: 'string', pattern: ID_PATTERN },
-        id: { type: 'string', pattern: ID_PATTERN },
-        window: { ...duration, default: '60s' },
-        rssi_min_dbm: { type: 'integer', minimum: -127, maximum: 20 },
-        ignore_fcs: { type: 'boolean', default: false },
-        clock: { enum: ['auto', 'wall', 'capture'], default: 'auto' },
+const sourcesSchema = {
+  type: 'array',
+  minItems: 1,
+  items: {
+    type: 'object',
+    required: ['type'],
+    properties: { type: { enum: ['command', 'file', 'stdin'] } },
+    oneOf: [
+      {
+        additionalProperties: false,
+        required: ['type', 'command'],
+        properties: {
+          type: { const: 'command' },
+          name,
+          radio,
+          command: {
+            oneOf: [
+              { type: 'string', minLength: 1 },
+              { type: 'array', minItems: 1, items: { type: 'string' } },
+            ],
+          },
+          restart_min: { 'x-duration': durationFile, default: '1s' },
+          restart_max: { 'x-duration': durationFile, default: '60s' },
+        },
       },
-    },
-    sources: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
+      {
+        additionalProperties: false,
+        required: ['type', 'path'],
+        properties: {
+          type: { const: 'file' },
+          name,
+          radio,
+          path: { type: 'string', minLength: 1 },
+          speed: { oneOf: [{ const: 'max' }, { type: 'number', exclusiveMinimum: 0 }], default: 1 },
+        },
+      },
+      {
+        additionalProperties: false,
         required: ['type'],
-        properties: { type: { enum: ['command', 'file', 'stdin'] } },
-        oneOf: [
-          {
-            additionalProperties: false,
-            required: ['type', 'command'],
-            properties: {
-              type: { const: 'command' },
-              name,
-              radio,
-              command: {
-                oneOf: [
-                  { type: 'string', minLength: 1 },
-                  { type: 'array', minItems: 1, items: { type: 'string' } },
-                ],
-              },
-              restart_min: { ...duration, default: '1s' },
-              restart_max: { ...duration, default: '60s' },
-            },
-          },
-          {
-            additionalProperties: false,
-            required: ['type', 'path'],
-            properties: {
-              type: { const: 'file' },
-              name,
-              radio,
-              path: { type: 'string', minLength: 1 },
-              speed: { oneOf: [{ const: 'max' }, { type: 'number', exclusiveMinimum: 0 }], default: 1 },
-            },
-          },
-          {
-            additionalProperties: false,
-            required: ['type'],
-            properties: { type: { const: 'stdin' }, name, radio },
-          },
-        ],
+        properties: { type: { const: 'stdin' }, name, radio },
       },
-    },
-    mqtt: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['url'],
-      properties: {
-        url: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        password_file: { type: 'string' },
-        ca: { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        reject_unauthorized: { type: 'boolean', default: true },
-        keepalive: { ...duration, default: '30s' },
-        client_id: { type: 'string', minLength: 1, maxLength: 128 },
-      },
-    },
-    queue: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        dir: { type: 'string', minLength: 1 },
-        max_windows: { type: 'integer', minimum: 1, default: 100_000 },
-      },
-    },
-    status: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: { interval: { ...duration, default: '60s' } },
-    },
-    log: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' } },
-    },
+    ],
   },
-} as const;
-
-const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
-addFormats(ajv);
-ajv.addFormat('duration', { type: 'string', validate: (s: string) => DURATION_RE.test(s) && parseDuration(s) > 0 });
-const validate = ajv.compile(configSchema);
-
-/** The flag that sets a config key, for error messages. */
-const FLAG_OF: Record<string, string> = {
-  'gateway.site': '--site',
-  'gateway.zone': '--zone',
-  'gateway.id': '--id',
-  'gateway.window': '--window',
-  'gateway.rssi_min_dbm': '--rssi-min',
-  'gateway.clock': '--clock',
-  sources: '--source',
-  'mqtt.url': '--mqtt',
-  'mqtt.username': '--mqtt-username',
-  'mqtt.ca': '--mqtt-ca',
-  'mqtt.cert': '--mqtt-cert',
-  'mqtt.key': '--mqtt-key',
-  'mqtt.keepalive': '--keepalive',
-  'queue.dir': '--queue-dir',
-  'queue.max_windows': '--queue-max',
-  'status.interval': '--status-interval',
-  'log.level': '--log-level',
 };
 
-function keyOf(path: string): string {
-  return path.replace(/^\//, '').replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
-}
+/** Every gateway setting: YAML key, schema, default, flag, environment variable, old names. */
+export const GATEWAY_OPTIONS: OptionSpec[] = [
+  { key: 'gateway.site', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--site <id>', example: 'amsterdam-centraal', description: 'site id (lower case, digits, - and _)' },
+  { key: 'gateway.zone', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--zone <id>', example: 'hall-east', description: 'zone id' },
+  { key: 'gateway.id', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--id <id>', example: 'gw-01', description: 'gateway id' },
+  { key: 'gateway.window', duration: durationFile, default: '60s', flag: '--window <duration>', fromText: secondsIfBare, flagHelp: 'window length, e.g. 60s or 5m (a bare number is seconds)', description: 'window length; windows align to multiples of it' },
+  { key: 'gateway.rssi_min_dbm', schema: { type: 'integer', minimum: -127, maximum: 20 }, flag: '--rssi-min <dBm>', example: -90, description: 'drop frames whose signal is known and below this' },
+  { key: 'gateway.ignore_fcs', schema: { type: 'boolean' }, default: false, flag: '--ignore-fcs', description: 'count Wi-Fi frames whose FCS check fails' },
+  { key: 'gateway.clock', schema: { enum: ['auto', 'wall', 'capture'] }, default: 'auto', flag: '--clock <clock>', description: 'clock that closes windows: wall, capture, or auto (capture when every source is a file)' },
+  {
+    key: 'sources',
+    schema: sourcesSchema,
+    required: true,
+    flag: '--source <spec>',
+    manualFlag: true,
+    flagHelp: 'capture source, repeatable: pcap:FILE, pcap:- or stdin, cmd:"tcpdump -i wlan0mon -U -w -"; optional NAME= prefix, @wifi/@ble suffix',
+    description:
+      'capture sources, see "Sources" below; on the command line (repeatable) pcap:FILE, pcap:- or stdin, cmd:"COMMAND", with an optional NAME= prefix and @wifi/@ble suffix',
+  },
+  { key: 'mqtt.url', schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' }, hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883', required: true, flag: '--mqtt-url <url>', env: 'MQTT_URL', example: 'mqtts://broker.example.net:8883', old: { flags: ['--mqtt'] }, description: 'broker URL, mqtt://host:1883 or mqtts://host:8883' },
+  { key: 'mqtt.username', schema: { type: 'string' }, flag: '--mqtt-username <name>', env: 'MQTT_USERNAME', description: 'broker user name' },
+  { key: 'mqtt.password', schema: { type: 'string' }, secret: true, flag: '--mqtt-password <password>', env: 'MQTT_PASSWORD', old: { env: ['PRESENCE_MQTT_PASSWORD'] }, description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag' },
+  { key: 'mqtt.password_file', schema: { type: 'string' }, path: true, flag: '--mqtt-password-file <file>', env: 'MQTT_PASSWORD_FILE', description: 'file whose first line is the broker password' },
+  { key: 'mqtt.ca', schema: { type: 'string' }, path: true, flag: '--mqtt-ca <file>', description: 'CA certificate (PEM) that signed the broker certificate' },
+  { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM), with mqtt.key' },
+  { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
+  { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'do not check the broker certificate', description: 'check the broker certificate (--mqtt-insecure turns it off)' },
+  { key: 'mqtt.keepalive', duration: durationFile, default: '30s', flag: '--mqtt-keepalive <duration>', fromText: secondsIfBare, old: { flags: ['--keepalive'] }, flagHelp: 'MQTT keepalive, e.g. 30s (a bare number is seconds); the broker publishes the last will about 1.5 x this after a silent death', description: 'MQTT keepalive; the broker publishes the last will about 1.5 x this after a silent death' },
+  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-gw-SITE-ID', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'] }, description: 'MQTT client id' },
+  { key: 'queue.dir', schema: { type: 'string', minLength: 1 }, path: true, defaultText: '$STATE_DIRECTORY or ~/.local/state/presence/gateway-SITE-ID', flag: '--queue-dir <dir>', description: 'folder of the durable window queue' },
+  { key: 'queue.max_windows', schema: { type: 'integer', minimum: 1 }, default: 100_000, flag: '--queue-max <n>', description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)' },
+  { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
+  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', description: 'log level of the JSON lines on stderr' },
+];
 
-function problem(e: ErrorObject): string {
-  switch (e.keyword) {
-    case 'format':
-      return (e.params as { format: string }).format === 'duration' ? 'must be a duration like 60s' : `must be a ${(e.params as { format: string }).format}`;
-    case 'pattern':
-      if (e.instancePath.endsWith('/url')) return 'must be a URL like mqtt://host:1883 or mqtts://host:8883';
-      return 'must be lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit)';
-    case 'additionalProperties':
-      return `has an unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    case 'enum':
-      return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
-    case 'const':
-      return `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
-    default:
-      return e.message ?? 'is invalid';
-  }
-}
-
-/** Readable lines, one per problem: "gateway.window (--window): must be a duration like 60s". */
-export function describeConfigErrors(errors: ErrorObject[]): string[] {
-  const out: string[] = [];
-  // oneOf over source kinds reports every branch; keep the branch matching the source's type.
-  for (const e of errors) {
-    if (e.keyword === 'oneOf' || e.keyword === 'if') continue;
-    if (/\/sources\/\d+$/.test(e.instancePath) && e.keyword === 'additionalProperties') continue;
-    if (e.keyword === 'const' && e.instancePath.endsWith('/type')) continue;
-    let key = keyOf(e.instancePath);
-    if (e.keyword === 'required') {
-      const p = (e.params as { missingProperty: string }).missingProperty;
-      key = key ? `${key}.${p}` : p;
-      const flag = FLAG_OF[key];
-      out.push(`${key}${flag ? ` (${flag})` : ''}: is required`);
-      continue;
-    }
-    const flag = FLAG_OF[key];
-    out.push(`${key || '(top level)'}${flag ? ` (${flag})` : ''}: ${problem(e)}`);
-  }
-  return [...new Set(out)];
-}
+export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
+const validate = createAjv().compile(configSchema);
 
 /** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 function sourceErrors(cfg: { sources?: unknown }): string[] {
@@ -284,21 +205,14 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     if (!s || typeof s !== 'object') return;
     const t = (s as { type?: unknown }).type;
     if (typeof t !== 'string' || !allowed[t]) return;
-    for (const k of Object.keys(s)) if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source`);
+    for (const k of Object.keys(s)) if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source (allowed: ${allowed[t].join(', ')})`);
     if (t === 'command' && !('command' in s)) out.push(`sources[${i}].command: is required for a command source`);
     if (t === 'file' && !('path' in s)) out.push(`sources[${i}].path: is required for a file source`);
     const speed = (s as { speed?: unknown }).speed;
     if (t === 'file' && speed !== undefined && speed !== 'max' && !(typeof speed === 'number' && speed > 0))
-      out.push(`sources[${i}].speed (--speed): must be a number above 0 or "max"`);
+      out.push(`sources[${i}].speed (--speed): must be a number above 0 or "max" (got ${JSON.stringify(speed)})`);
   });
   return out;
-}
-
-export class ConfigError extends Error {
-  constructor(readonly problems: string[], where = 'configuration') {
-    super(`${where} is invalid:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
 }
 
 /** Command-line flags as commander hands them over (all optional). */
@@ -313,6 +227,8 @@ export interface GatewayFlags {
   clock?: string;
   source?: string[];
   speed?: string;
+  mqttUrl?: string;
+  /** @deprecated the old name of mqttUrl (--mqtt) */
   mqtt?: string;
   mqttUsername?: string;
   mqttPassword?: string;
@@ -321,7 +237,11 @@ export interface GatewayFlags {
   mqttCert?: string;
   mqttKey?: string;
   mqttInsecure?: boolean;
+  mqttKeepalive?: string;
+  /** @deprecated the old name of mqttKeepalive (--keepalive) */
   keepalive?: string;
+  mqttClientId?: string;
+  /** @deprecated the old name of mqttClientId (--client-id) */
   clientId?: string;
   queueDir?: string;
   queueMax?: string;
@@ -360,84 +280,48 @@ export function parseSpeed(text: string): Speed {
   return n;
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError([`cannot read ${path}: ${(e as Error).message}`], path);
-  }
-  try {
-    const value = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('the top level must be a mapping (key: value)');
-    return value as Record<string, unknown>;
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    throw new ConfigError([`not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`], path);
-  }
-}
-
-function section(cfg: Record<string, unknown>, key: string): Record<string, unknown> {
-  const v = cfg[key];
-  if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  const o: Record<string, unknown> = {};
-  cfg[key] = o;
-  return o;
-}
-
-function numberFlag(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n)) throw new ConfigError([`${flag} "${text}": must be a number`], 'flags');
-  return n;
-}
-
-/** Builds a validated config from an optional file plus flags (flags win). Throws ConfigError. */
+/**
+ * Builds a validated config: defaults < file (--config) < environment < flags. Throws ConfigError
+ * with one line per problem, naming the key and the flag or variable that set it.
+ */
 export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const where = flags.config ?? 'configuration (from flags)';
   const raw: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
-  const baseDir = flags.config ? dirname(resolve(flags.config)) : process.cwd();
-  const gw = section(raw, 'gateway');
-  if (flags.site !== undefined) gw.site = flags.site;
-  if (flags.zone !== undefined) gw.zone = flags.zone;
-  if (flags.id !== undefined) gw.id = flags.id;
-  if (flags.window !== undefined) gw.window = /^\d+(\.\d+)?$/.test(flags.window) ? `${flags.window}s` : flags.window;
-  if (flags.rssiMin !== undefined) gw.rssi_min_dbm = numberFlag(flags.rssiMin, '--rssi-min');
-  if (flags.ignoreFcs) gw.ignore_fcs = true;
-  if (flags.clock !== undefined) gw.clock = flags.clock;
+  if (flags.config) {
+    renameOldKeys(raw, GATEWAY_OPTIONS, flags.config);
+    // Paths in a config file are relative to the file.
+    resolvePaths(raw, GATEWAY_OPTIONS, flags.config);
+    if (Array.isArray(raw.sources))
+      for (const s of raw.sources as Array<Record<string, unknown>>)
+        if (s && s.type === 'file' && typeof s.path === 'string') s.path = resolve(flags.config, '..', s.path);
+  }
+  const origins: Origins = new Map();
+  applyEnv(raw, GATEWAY_OPTIONS, env, origins);
+  applyFlags(raw, GATEWAY_OPTIONS, flags as Record<string, unknown>, origins);
   const speed = flags.speed !== undefined ? parseSpeed(flags.speed) : undefined;
-  if (flags.source?.length) raw.sources = flags.source.map((s, i) => parseSourceSpec(s, i, speed));
-  else if (speed !== undefined && Array.isArray(raw.sources))
+  if (flags.source?.length) {
+    raw.sources = flags.source.map((s, i) => parseSourceSpec(s, i, speed));
+    origins.set('sources', '--source');
+  } else if (speed !== undefined && Array.isArray(raw.sources))
     for (const s of raw.sources as Array<Record<string, unknown>>) if (s && s.type === 'file') s.speed = speed;
-  const mqtt = section(raw, 'mqtt');
-  if (flags.mqtt !== undefined) mqtt.url = flags.mqtt;
-  if (flags.mqttUsername !== undefined) mqtt.username = flags.mqttUsername;
-  if (flags.mqttPassword !== undefined) mqtt.password = flags.mqttPassword;
-  if (flags.mqttPasswordFile !== undefined) mqtt.password_file = flags.mqttPasswordFile;
-  if (flags.mqttCa !== undefined) mqtt.ca = flags.mqttCa;
-  if (flags.mqttCert !== undefined) mqtt.cert = flags.mqttCert;
-  if (flags.mqttKey !== undefined) mqtt.key = flags.mqttKey;
-  if (flags.mqttInsecure) mqtt.reject_unauthorized = false;
-  if (flags.keepalive !== undefined) mqtt.keepalive = /^\d+$/.test(flags.keepalive) ? `${flags.keepalive}s` : flags.keepalive;
-  if (flags.clientId !== undefined) mqtt.client_id = flags.clientId;
-  if (mqtt.password === undefined && env.PRESENCE_MQTT_PASSWORD) mqtt.password = env.PRESENCE_MQTT_PASSWORD;
-  const queue = section(raw, 'queue');
-  if (flags.queueDir !== undefined) queue.dir = flags.queueDir;
-  if (flags.queueMax !== undefined) queue.max_windows = numberFlag(flags.queueMax, '--queue-max');
-  if (flags.statusInterval !== undefined) section(raw, 'status').interval = flags.statusInterval;
-  if (flags.logLevel !== undefined) section(raw, 'log').level = flags.logLevel;
 
+  ensureSections(raw, GATEWAY_OPTIONS);
+  const fail = (problems: string[]) => new ConfigError(problems, where);
   if (!validate(raw)) {
-    const problems = [...sourceErrors(raw), ...describeConfigErrors(validate.errors ?? [])];
-    throw new ConfigError(problems, flags.config ?? 'configuration (from flags)');
+    // oneOf over source kinds reports every branch; sourceErrors() says it per source instead.
+    const errors = (validate.errors ?? []).filter(
+      (e) => !((/^\/sources\/\d+(\/type)?$/.test(e.instancePath) && ['additionalProperties', 'const', 'required', 'oneOf'].includes(e.keyword)) || /^\/sources\/\d+\/speed$/.test(e.instancePath)),
+    );
+    const problems = [...sourceErrors(raw), ...describeErrors(errors, { specs: GATEWAY_OPTIONS, schema: configSchema, data: raw, origins })];
+    throw fail(problems.length ? problems : ['sources: each entry needs a type (command, file or stdin) and its keys']);
   }
   const cfg = raw as unknown as GatewayConfig;
   const extra = sourceErrors(cfg);
-  if (extra.length) throw new ConfigError(extra, flags.config ?? 'configuration (from flags)');
-  // Paths in a config file are relative to the file.
-  const rel = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  if (extra.length) throw fail(extra);
   // (ajv ignores defaults inside oneOf, so the per-kind defaults are set here.)
   for (const s of cfg.sources) {
     if (s.type === 'file') {
-      s.path = rel(s.path)!;
+      s.path = resolve(s.path);
       s.speed ??= 1;
     }
     if (s.type === 'command') {
@@ -445,8 +329,13 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
       s.restart_max ??= '60s';
     }
   }
-  for (const k of ['ca', 'cert', 'key', 'password_file'] as const) if (cfg.mqtt[k]) cfg.mqtt[k] = rel(cfg.mqtt[k]);
-  if (cfg.queue.dir) cfg.queue.dir = rel(cfg.queue.dir);
+  // Paths from flags or the environment are relative to the working folder.
+  for (const spec of GATEWAY_OPTIONS) {
+    if (!spec.path) continue;
+    const [sec, k] = spec.key.split('.') as [keyof GatewayConfig, string];
+    const section = cfg[sec] as unknown as Record<string, unknown>;
+    if (typeof section[k] === 'string') section[k] = resolve(section[k] as string);
+  }
   // Names must be unique: they key the status per source.
   const seen = new Set<string>();
   cfg.sources.forEach((s, i) => {
@@ -454,9 +343,8 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
     if (seen.has(s.name)) s.name = `${s.name}-${i}`;
     seen.add(s.name);
   });
-  if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
-    throw new ConfigError(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither'], flags.config ?? 'configuration');
-  if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw new ConfigError(['sources: at most one stdin source'], flags.config ?? 'configuration');
+  if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key)) throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
+  if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   return cfg;
 }
 

@@ -257,7 +257,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
 }
 
 async function checkBroker(cfg: GatewayConfig | null): Promise<CheckResult> {
-  if (!cfg) return { step: 'broker reachable', level: 'warn', detail: 'no broker configured (give --config or --mqtt)' };
+  if (!cfg) return { step: 'broker reachable', level: 'warn', detail: 'no broker configured (give --config or --mqtt-url)' };
   let opts;
   try {
     opts = mqttOptions(cfg, 10);
@@ -281,7 +281,7 @@ async function checkBroker(cfg: GatewayConfig | null): Promise<CheckResult> {
     client.once('error', (err) => {
       const m = err.message;
       const fix = /not authori[sz]ed|bad user name or password/i.test(m)
-        ? 'check mqtt.username / mqtt.password (or PRESENCE_MQTT_PASSWORD) against the broker password file'
+        ? 'check mqtt.username / mqtt.password (or MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file'
         : /certificate|self.signed|CERT|SSL|TLS/i.test(m)
           ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
           : /ECONNREFUSED/.test(m)
@@ -344,14 +344,14 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   let brokerGiven = true;
   if (anyConfig) {
     try {
-      if (!flags.config && !(flags.site && flags.zone && flags.id && flags.mqtt) && flags.source?.length) {
+      if (!flags.config && !(flags.site && flags.zone && flags.id && (flags.mqttUrl ?? flags.mqtt)) && flags.source?.length) {
         // Checking a step by hand (`presence doctor --source cmd:...`): fill in what is missing.
-        brokerGiven = !!flags.mqtt;
-        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqtt: flags.mqtt ?? 'mqtt://127.0.0.1:1883' });
+        brokerGiven = !!(flags.mqttUrl ?? flags.mqtt);
+        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqttUrl: flags.mqttUrl ?? flags.mqtt ?? 'mqtt://127.0.0.1:1883', mqtt: undefined });
         results.push({
           step: 'configuration',
           level: 'warn',
-          detail: `partial (no ${['site', 'zone', 'id', 'mqtt'].filter((k) => !flags[k as keyof GatewayFlags]).join(', ')}): checking the given sources only`,
+          detail: `partial (no ${['site', 'zone', 'id', 'mqtt'].filter((k) => !(k === 'mqtt' ? (flags.mqttUrl ?? flags.mqtt) : flags[k as keyof GatewayFlags])).join(', ')}): checking the given sources only`,
           fix: 'for the full check: presence doctor --config /etc/presence/gateway.yaml',
         });
       } else {
@@ -374,7 +374,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
   results.push(...(await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'))));
-  results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
+  results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   results.push(await checkClock());
   results.push(brokerGiven || flags.queueDir ? checkQueue(cfg) : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   return results;

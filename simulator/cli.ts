@@ -1,6 +1,6 @@
 // `presence simulate`: generate captures and ground truth, stream them live, drive load, or
 // evaluate the firmware against the truth.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,7 +8,9 @@ import { evaluate, type Evaluation } from './evaluate.ts';
 import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
-import { builtinScenarios, loadScenario, nominalPeople, parseDuration, ScenarioError, type ScenarioOverrides } from './scenario.ts';
+import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
+import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type ScenarioOverrides } from './scenario.ts';
 import type { BleLink } from './sim.ts';
 
 interface Flags {
@@ -31,7 +33,9 @@ interface Flags {
   load?: boolean;
   gateways: string;
   rate: string;
-  mqtt: string;
+  mqttUrl?: string;
+  /** @deprecated --mqtt, the old name of --mqtt-url */
+  mqtt?: string;
   site: string;
   count?: string;
   invalid?: string;
@@ -55,12 +59,16 @@ function num(name: string, v: string | undefined, min = -Infinity): number | und
   if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: must be a number${min > -Infinity ? ` >= ${min}` : ''} (got "${v}")`);
   return n;
 }
+/** Seconds of a duration flag; a bare number is seconds, as these flags always read it. */
 function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const s = parseDuration(/^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
-  if (!(s > 0)) throw new UsageError(`--${name}: must be a duration like 90s, 15m or 1h (got "${v}")`);
-  return s;
+  const ms = durationMs(v, { bare: 's' });
+  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")`);
+  return ms / 1000;
 }
+
+/** Flags renamed to the names every command uses; the old ones still work and print one deprecation line. */
+const RENAMED: OptionSpec[] = [{ key: 'mqtt.url', flag: '--mqtt-url <url>', env: 'MQTT_URL', old: { flags: ['--mqtt'] }, description: 'load: broker URL' }];
 
 function overrides(f: Flags): ScenarioOverrides {
   const start = f.start;
@@ -109,7 +117,8 @@ export function registerSimulate(program: Command): void {
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
     .option('--gateways <n>', 'load: number of virtual gateways', '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')
-    .option('--mqtt <url>', 'load: broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--mqtt-url <url>', 'load: broker URL (env MQTT_URL; default mqtt://127.0.0.1:1883)')
+    .addOption(new Option('--mqtt <url>', 'deprecated: use --mqtt-url').hideHelp())
     .option('--site <id>', 'load: site id', 'load')
     .option('--count <n>', 'load: stop after n messages')
     .option('--invalid <share>', 'load: share of schema-invalid payloads (0..1)')
@@ -119,7 +128,8 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
-    .action(async (scenarioArg: string | undefined, f: Flags) => {
+    .action(async (scenarioArg: string | undefined, given: Flags) => {
+      const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
       const log = pino({ name: 'simulate' }, pino.destination(2));
       const fail = (m: string) => {
         process.stderr.write(`presence simulate: ${m}\n`);
@@ -143,7 +153,7 @@ export function registerSimulate(program: Command): void {
           const count = num('count', f.count, 1);
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
           const r = await runLoad({
-            url: f.mqtt,
+            url: f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883'),
             gateways: num('gateways', f.gateways, 1)!,
             rate: num('rate', f.rate, 0.001)!,
             duration,

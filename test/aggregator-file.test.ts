@@ -36,7 +36,7 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
     const out = join(dir, 'presence.lp');
     const p = spawn(
       process.execPath,
-      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--client-id', 'agg-file-test', '--out', out, '--http-port', 'off', '--flush-interval', '50ms'],
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', 'agg-file-test', '--out', out, '--http-port', 'off', '--flush-interval', '50ms'],
       { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
     );
     let log = '';

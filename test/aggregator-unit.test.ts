@@ -27,7 +27,7 @@ describe('aggregator config', () => {
   });
 
   it('layers file < environment < flags', () => {
-    const f = file('a.yaml', 'aggregator:\n  mqtt:\n    url: mqtts://broker:8883\n    group: city\n  influx:\n    url: http://file:8086\n    api: v1\n    database: fromfile\n  batch:\n    flushInterval: 2s\n');
+    const f = file('a.yaml', 'aggregator:\n  mqtt:\n    url: mqtts://broker:8883\n    group: city\n  influx:\n    url: http://file:8086\n    api: v1\n    database: fromfile\n  batch:\n    flush_interval: 2s\n');
     const c = loadConfig({ config: f, influxDb: 'fromflag' }, { INFLUX_URL: 'http://env:8086', INFLUX_DB: 'fromenv', INFLUX_RP: 'week' });
     expect(c.mqtt.url).toBe('mqtts://broker:8883');
     expect(c.mqtt.group).toBe('city');
@@ -41,7 +41,7 @@ describe('aggregator config', () => {
   });
 
   it('names the key and what it must be', () => {
-    const f = file('bad.yaml', 'mqtt:\n  url: localhost\nbatch:\n  flushInterval: soon\n  size: -1\nsurprise: 1\n');
+    const f = file('bad.yaml', 'mqtt:\n  url: localhost\nbatch:\n  flush_interval: soon\n  size: -1\nsurprise: 1\nmax_ahaed: 5m\n');
     let msg = '';
     try {
       loadConfig({ config: f }, {});
@@ -49,15 +49,19 @@ describe('aggregator config', () => {
       expect(e).toBeInstanceOf(ConfigError);
       msg = (e as Error).message;
     }
-    expect(msg).toContain('aggregator.mqtt.url: must be a URL like mqtt://host:1883');
-    expect(msg).toContain('aggregator.batch.flushInterval: must be a duration like 500ms, 1s or 5m');
-    expect(msg).toContain('aggregator.batch.size: must be >= 1');
-    expect(msg).toContain('aggregator: unknown key "surprise"');
-    expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/--batch-size: must be integer/);
-    expect(() => loadConfig({ flushInterval: 'soon' }, {})).toThrow(/--flush-interval: must be a duration/);
-    expect(() => loadConfig({}, { INFLUX_URL: 'influx:8086' })).toThrow(/INFLUX_URL: must be a URL like http:\/\/host:8086/);
+    expect(msg).toContain(`config file ${f} is invalid:`);
+    expect(msg).toContain('mqtt.url: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got "localhost")');
+    expect(msg).toContain('batch.flush_interval: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (a bare number is ms) (got "soon")');
+    expect(msg).toContain('batch.size: must be >= 1 (got -1)');
+    expect(msg).toContain('(top level): has an unknown key "surprise"');
+    expect(msg).toContain('(top level): has an unknown key "max_ahaed" (did you mean "max_ahead"?)');
+    const nested = file('nested.yaml', 'aggregator:\n  mqtt:\n    url: localhost\n');
+    expect(() => loadConfig({ config: nested }, {})).toThrow(/aggregator\.mqtt\.url: must be a URL/);
+    expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/--batch-size \(batch\.size\): must be a whole number \(got "lots"\)/);
+    expect(() => loadConfig({ flushInterval: 'soon' }, {})).toThrow(/--flush-interval \(batch\.flush_interval\): must be a duration/);
+    expect(() => loadConfig({}, { INFLUX_URL: 'influx:8086' })).toThrow(/INFLUX_URL \(influx\.url\): must be a URL like http:\/\/host:8086/);
     expect(() => loadConfig({ influxUrl: 'http://x:8086', influxApi: 'v1' }, {})).toThrow(/influx\.database: is required/);
-    expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/cannot read it/);
+    expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/cannot read .*absent\.yaml: no such file/);
     expect(() => loadConfig({ config: file('broken.json', '{"mqtt":') }, {})).toThrow(/not valid JSON/);
   });
 

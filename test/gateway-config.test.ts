@@ -22,7 +22,7 @@ function problems(fn: () => unknown): string[] {
   throw new Error('expected a ConfigError');
 }
 
-const base = { site: 's1', zone: 'z1', id: 'g1', mqtt: 'mqtt://127.0.0.1:1883' };
+const base = { site: 's1', zone: 'z1', id: 'g1', mqttUrl: 'mqtt://127.0.0.1:1883' };
 
 describe('gateway config', () => {
   it('works from flags alone (the issue command line)', () => {
@@ -47,7 +47,7 @@ describe('gateway config', () => {
         'queue: { dir: queue, max_windows: 10 }',
       ].join('\n'),
     );
-    const cfg = loadConfig({ config: yaml, window: '5', ignoreFcs: true }, { PRESENCE_MQTT_PASSWORD: 'pw' });
+    const cfg = loadConfig({ config: yaml, window: '5', ignoreFcs: true }, { MQTT_PASSWORD: 'pw' });
     expect(cfg.gateway.window).toBe('5s');
     expect(cfg.gateway.rssi_min_dbm).toBe(-90);
     expect(cfg.gateway.ignore_fcs).toBe(true);
@@ -67,23 +67,28 @@ describe('gateway config', () => {
 
   it('names the key, the flag and the problem', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '60 seconds' }, {}))).toContain(
-      'gateway.window (--window): must be a duration like 60s',
+      '--window (gateway.window): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "60 seconds")',
     );
-    expect(problems(() => loadConfig({ source: ['stdin'], mqtt: 'mqtt://h' }, {}))).toEqual(
-      expect.arrayContaining(['gateway.site (--site): is required', 'gateway.zone (--zone): is required', 'gateway.id (--id): is required']),
+    expect(problems(() => loadConfig({ source: ['stdin'], mqttUrl: 'mqtt://h' }, {}))).toEqual(
+      expect.arrayContaining([
+        'gateway.site: is required: set it in the file or with --site',
+        'gateway.zone: is required: set it in the file or with --zone',
+        'gateway.id: is required: set it in the file or with --id',
+      ]),
     );
-    expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(/^gateway\.site \(--site\): must be lower case/);
-    expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources (--source): is required');
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqtt: 'http://x' }, {}))[0]).toMatch(/^mqtt\.url \(--mqtt\): must be a URL like mqtt:/);
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], rssiMin: 'loud' }, {}))[0]).toMatch(/--rssi-min "loud": must be a number/);
+    expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(/^--site \(gateway\.site\): must be lower case.*\(got "Bad Site"\)$/);
+    expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources: is required: set it in the file or with --source');
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttUrl: 'http://x' }, {}))[0]).toMatch(/^--mqtt-url \(mqtt\.url\): must be a URL like mqtt:/);
+    expect(problems(() => loadConfig({ site: 's1', zone: 'z1', id: 'g1', source: ['stdin'] }, { MQTT_URL: 'broker:1883' }))[0]).toMatch(/^MQTT_URL \(mqtt\.url\): must be a URL like mqtt:.*\(got "broker:1883"\)$/);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], rssiMin: 'loud' }, {}))[0]).toBe('--rssi-min (gateway.rssi_min_dbm): must be a whole number (got "loud")');
     expect(problems(() => loadConfig({ ...base, source: ['nonsense'] }, {}))[0]).toMatch(/--source "nonsense": must be pcap:FILE/);
     expect(problems(() => loadConfig({ ...base, source: ['pcap:x'], speed: 'fast' }, {}))[0]).toMatch(/--speed "fast"/);
 
     const bad = join(tmp, 'bad.yaml');
     writeFileSync(bad, 'gateway: { site: s, zone: z, id: g, windw: 60s }\nsources: [{ type: file, path: x.pcap, speed: -1 }]\nmqtt: { url: mqtt://h }\n');
     const p = problems(() => loadConfig({ config: bad }, {}));
-    expect(p).toContain('gateway: has an unknown key "windw"');
-    expect(p).toContain('sources[0].speed (--speed): must be a number above 0 or "max"');
+    expect(p).toContain('gateway: has an unknown key "windw" (did you mean "window"?)');
+    expect(p).toContain('sources[0].speed (--speed): must be a number above 0 or "max" (got -1)');
 
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');
@@ -99,7 +104,9 @@ describe('gateway config', () => {
     expect(parseDuration('60s')).toBe(60_000);
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('2m')).toBe(120_000);
-    expect(() => parseDuration('soon')).toThrow(/duration like 60s/);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration(90)).toBe(90_000); // a bare number is seconds, as the gateway always read it
+    expect(() => parseDuration('soon')).toThrow(/must be a duration like 250ms, 60s, 15m, 1h30m or 7d \(got "soon"\)/);
   });
 });
 

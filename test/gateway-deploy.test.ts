@@ -118,12 +118,12 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     expect(plain.text).toMatch(/clock synchronised/);
     expect(plain.text).not.toMatch(/at .*\.ts:\d+/); // no stack trace
     const port = await freePort();
-    const down = doctor(['--json', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt', `mqtt://127.0.0.1:${port}`, '--source', 'stdin', '--frames-timeout', '1s']);
+    const down = doctor(['--json', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', `mqtt://127.0.0.1:${port}`, '--source', 'stdin', '--frames-timeout', '1s']);
     expect(down.results.find((c) => c.step === 'broker reachable')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/start the broker|port/) });
-    const bad = doctor(['--json', '--site', 'S S', '--zone', 'z', '--id', 'g', '--mqtt', 'mqtt://x', '--source', 'stdin', '--window', 'long']);
+    const bad = doctor(['--json', '--site', 'S S', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://x', '--source', 'stdin', '--window', 'long']);
     const cfg = bad.results.find((c) => c.step === 'configuration')!;
     expect(cfg.level).toBe('fail');
-    expect(cfg.detail).toMatch(/gateway\.site \(--site\)/);
-    expect(cfg.detail).toMatch(/gateway\.window \(--window\): must be a duration like 60s/);
+    expect(cfg.detail).toMatch(/--site \(gateway\.site\): must be lower case/);
+    expect(cfg.detail).toMatch(/--window \(gateway\.window\): must be a duration like 250ms, 60s, 15m, 1h30m or 7d \(got "long"\)/);
   });
 });

@@ -217,7 +217,7 @@ describe.skipIf(!ok)(SUITE, () => {
       const common = ['--site', run.site, '--zone', 'z', '--id', 'g', ...run.sources().flatMap((s) => ['--source', s]), '--speed', 'max', '--window', '5s', '--log-level', 'trace', '--queue-dir', queueDir, ...(run.extra ?? [])];
       if (run.offline) {
         // Broker unreachable: every window stays in the queue folder; scan what was written there.
-        const offline = spawnGateway([...common, '--mqtt', `mqtt://127.0.0.1:${await freePort()}`]);
+        const offline = spawnGateway([...common, '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`]);
         await waitFor(() => offline.stderr().includes('sources ended'), 30_000, `${run.site}: replay with the broker down`);
         offline.proc.kill('SIGTERM');
         await offline.exited;
@@ -228,7 +228,7 @@ describe.skipIf(!ok)(SUITE, () => {
         findings.push(...scan(`${run.site} log (broker down)`, Buffer.from(offline.stderr()), addresses));
       }
       // Broker up: queued windows (if any) and a fresh replay are published.
-      const online = spawnGateway([...common, '--mqtt', broker.url]);
+      const online = spawnGateway([...common, '--mqtt-url', broker.url]);
       expect(await online.exited, online.stderr().slice(-2000)).toBe(0);
       findings.push(...scan(`${run.site} log`, Buffer.from(online.stderr()), addresses));
       for (const f of filesUnder(queueDir)) findings.push(...scan(f.path, f.data, addresses));

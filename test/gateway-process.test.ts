@@ -44,7 +44,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const cap = wifiCapture(join(tmp, 'kill.pcap'), { devices: 4, startMs: start + 300, durationMs: 60_000, framesPerS: 20 });
     const sub = await subscriber(broker.url, { filter: 'presence/v1/kill/#' });
     const queueDir = join(tmp, 'q-kill');
-    const args = ['--site', 'kill', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', `pcap:${cap.path}`, '--speed', '4', '--window', '1s', '--keepalive', '1', '--queue-dir', queueDir];
+    const args = ['--site', 'kill', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', '4', '--window', '1s', '--mqtt-keepalive', '1', '--queue-dir', queueDir];
 
     const first = spawnGateway(args);
     await waitFor(() => counts(sub.messages, 'kill').length >= 4, 20_000, 'windows from the first run');
@@ -85,7 +85,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   it('reads pcap on stdin (--source pcap:-) on the wall clock, publishes, and exits 0 at end of input', async () => {
     const cap = wifiCapture(join(tmp, 'stdin.pcap'), { devices: 5, startMs: Date.parse('2026-04-01T10:00:00Z'), durationMs: 1_000, framesPerS: 100 });
     const sub = await subscriber(broker.url, { filter: 'presence/v1/stdin/#' });
-    const gw = spawnGateway(['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')], {}, 'pipe');
+    const gw = spawnGateway(['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')], {}, 'pipe');
     const bytes = readFileSync(cap.path);
     // Two halves with a pause between (a stream, not a file), across at least one window boundary.
     await waitFor(() => gw.stderr().includes('gateway starting'), 15_000, 'the gateway to start');

@@ -65,7 +65,7 @@ describe.skipIf(!ok)(SUITE, () => {
           'doctor',
           '--json',
           '--site', 'tls', '--zone', 'z', '--id', 'g',
-          '--mqtt', url(),
+          '--mqtt-url', url(),
           '--mqtt-cert', join(d, 'client.pem'),
           '--mqtt-key', join(d, 'client.key'),
           '--mqtt-username', 'gw',

@@ -120,7 +120,7 @@ describe('presence simulate (CLI)', () => {
     const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
     expect(e2.code).toBe(1);
     expect(e2.stderr).toContain('--format: must be pcap or pcapng (got "tar")');
-    const e3 = await run('node', [presence, 'simulate', '--load', '--count', '1', '--mqtt', 'mqtt://127.0.0.1:1']).catch((e) => e);
+    const e3 = await run('node', [presence, 'simulate', '--load', '--count', '1', '--mqtt-url', 'mqtt://127.0.0.1:1']).catch((e) => e);
     expect(e3.code).toBe(1);
     expect(e3.stderr).toMatch(/presence simulate: .*ECONNREFUSED/);
   });

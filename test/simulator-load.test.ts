@@ -117,7 +117,7 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
       if (topic.startsWith('presence/v1/cli/') && topic.endsWith('/counts')) n++;
     });
     await sub.subscribeAsync(COUNTS_FILTER, { qos: 1 });
-    const { stdout } = await promisify(execFile)('node', [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--gateways', '3', '--rate', '100', '--count', '30', '--site', 'cli', '--mqtt', broker.url]);
+    const { stdout } = await promisify(execFile)('node', [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--gateways', '3', '--rate', '100', '--count', '30', '--site', 'cli', '--mqtt-url', broker.url]);
     expect(JSON.parse(stdout)).toMatchObject({ published: 30, acked: 30, failed: 0 });
     for (let i = 0; i < 100 && n < 30; i++) await new Promise((res) => setTimeout(res, 20));
     expect(n).toBe(30);

@@ -1,0 +1,418 @@
+// The one configuration system of every presence-counter command.
+//
+// A component describes each setting once, as an OptionSpec: its key in the YAML file (snake_case,
+// dotted path), its JSON Schema, default, command-line flag, environment variable, description and
+// any old names. From that list come the JSON Schema (validated with ajv), the commander options,
+// the environment layer, readable errors naming the file or flag and the key, the deprecation lines
+// for old names, and the config reference in the component's README (scripts/gen-config-docs.ts).
+//
+// Adding a setting = adding one entry, e.g.
+//   { key: 'calibration.file', schema: { type: 'string' }, flag: '--calibration <file>',
+//     env: 'PRESENCE_CALIBRATION', path: true, description: 'calibration table (YAML) ...' }
+// Layers, lowest first: defaults < config file < environment < flags.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { Option, type Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { deprecated } from './deprecate.ts';
+import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
+
+export type JsonSchema = Record<string, unknown>;
+
+export interface OptionSpec {
+  /** Dotted key in the component's YAML section, snake_case: 'mqtt.url'. */
+  key: string;
+  /** JSON Schema of the value (without `default`). For durations use `duration` instead. */
+  schema?: JsonSchema;
+  /** The value is a duration ("60s"); `bare` names the unit of a bare number where one was always accepted. */
+  duration?: DurationOptions;
+  description: string;
+  /** Applied when the key is unset. */
+  default?: unknown;
+  /** Shown instead of `default` in docs and help (e.g. a default computed at run time). */
+  defaultText?: string;
+  required?: boolean;
+  /** Commander syntax: '--mqtt-url <url>', or '--ignore-fcs' for a switch. */
+  flag?: string;
+  /** Help of the flag when it says something else than `description` (e.g. a switch that turns a key off). */
+  flagHelp?: string;
+  /** The value a switch (flag without argument) sets; default true. */
+  flagValue?: unknown;
+  /** The component reads this flag itself (e.g. a repeatable --source); the loader skips it. */
+  manualFlag?: boolean;
+  env?: string;
+  /** A path: relative to the config file when it comes from one. */
+  path?: boolean;
+  /** A secret: never shown in help defaults; its *_file sibling holds the path to read it from. */
+  secret?: boolean;
+  /** Converts the text of a flag or environment variable; default: by the schema's type. */
+  fromText?: (text: string) => unknown;
+  /** What a value problem should say instead of ajv's words (for pattern and similar). */
+  hint?: string;
+  /** Example for the sample YAML when there is no default. */
+  example?: unknown;
+  /** Old names that still work and print one deprecation line. Keys are dotted paths. */
+  old?: { flags?: string[]; env?: string[]; keys?: string[] };
+}
+
+// ------------------------------------------------------------------------------------------ errors
+
+export class ConfigError extends Error {
+  constructor(
+    readonly problems: string[],
+    readonly where = 'configuration',
+  ) {
+    super(`${where} is invalid:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+// ------------------------------------------------------------------------------------ object paths
+
+export function getPath(obj: unknown, key: string): unknown {
+  let cur: unknown = obj;
+  for (const part of key.split('.').filter(Boolean)) {
+    if (!cur || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    const next = cur[part];
+    if (!next || typeof next !== 'object' || Array.isArray(next)) cur[part] = {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]] = value;
+}
+
+export function deletePath(obj: Record<string, unknown>, key: string): void {
+  const parts = key.split('.');
+  const parent = getPath(obj, parts.slice(0, -1).join('.')) ?? (parts.length === 1 ? obj : undefined);
+  if (parent && typeof parent === 'object') delete (parent as Record<string, unknown>)[parts[parts.length - 1]];
+}
+
+// ------------------------------------------------------------------------------------------ schema
+
+/** The JSON Schema of one value, with its default. */
+export function valueSchema(spec: OptionSpec): JsonSchema {
+  const s: JsonSchema = spec.duration ? { 'x-duration': spec.duration } : { ...(spec.schema ?? {}) };
+  if (spec.default !== undefined) s.default = spec.default;
+  if (spec.description) s.description = spec.description;
+  return s;
+}
+
+/** Nested object schema of a component's options; sections without required keys default to {}. */
+export function buildSchema(specs: OptionSpec[], id: string): JsonSchema {
+  const root: JsonSchema = { $id: id, type: 'object', additionalProperties: false, properties: {} };
+  for (const spec of specs) {
+    const parts = spec.key.split('.');
+    let node = root;
+    for (let i = 0; i < parts.length; i++) {
+      const props = node.properties as Record<string, JsonSchema>;
+      const last = i === parts.length - 1;
+      if (last) props[parts[i]] = valueSchema(spec);
+      else props[parts[i]] ??= { type: 'object', additionalProperties: false, properties: {}, default: {} };
+      if (spec.required) {
+        const req = ((node.required as string[] | undefined) ?? []);
+        if (!req.includes(parts[i])) req.push(parts[i]);
+        node.required = req;
+        if (!last) delete props[parts[i]].default;
+      }
+      node = props[parts[i]];
+    }
+  }
+  return root;
+}
+
+export function createAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+  ajv.addKeyword({
+    keyword: 'x-duration',
+    schemaType: 'object',
+    errors: false,
+    validate: (opts: DurationOptions, data: unknown) => !Number.isNaN(durationMs(data, opts)),
+  });
+  return ajv;
+}
+
+// -------------------------------------------------------------------------------- names of a spec
+
+/** '--mqtt-url <url>' -> '--mqtt-url'. */
+export function longFlag(flag: string): string {
+  return flag.split(/[\s,]+/).find((p) => p.startsWith('--'))!;
+}
+/** Commander's attribute name of a flag: '--mqtt-url' -> 'mqttUrl'. */
+export function attrOf(flag: string): string {
+  return longFlag(flag)
+    .slice(2)
+    .replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** "--mqtt-url, MQTT_URL": how a key can be set apart from the file. */
+export function namesOf(spec: OptionSpec): string {
+  return [spec.flag ? longFlag(spec.flag) : '', spec.env ?? ''].filter(Boolean).join(', ');
+}
+
+// ---------------------------------------------------------------------------------------- commander
+
+function schemaEnum(spec: OptionSpec): string[] | undefined {
+  const e = spec.schema?.enum as unknown[] | undefined;
+  return e && e.every((v) => typeof v === 'string') ? (e as string[]) : undefined;
+}
+
+export function defaultText(spec: OptionSpec): string | undefined {
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  if (spec.default === undefined || spec.secret) return undefined;
+  if (typeof spec.default === 'object' && spec.default !== null) return JSON.stringify(spec.default);
+  return String(spec.default);
+}
+
+/** Help text of a flag: description, then (key; env; default). */
+export function helpOf(spec: OptionSpec): string {
+  const d = defaultText(spec);
+  const bits = [spec.key, spec.env ? `env ${spec.env}` : '', d !== undefined ? `default ${d}` : ''].filter(Boolean);
+  return `${spec.flagHelp ?? spec.description} (${bits.join('; ')})`;
+}
+
+/** Registers every spec's flag (and its hidden old flags) on a command. */
+export function addOptions(cmd: Command, specs: OptionSpec[], extra: Record<string, (o: Option) => Option> = {}): Command {
+  for (const spec of specs) {
+    if (!spec.flag) continue;
+    let opt = new Option(spec.flag, helpOf(spec));
+    const choices = schemaEnum(spec);
+    if (choices) opt = opt.choices(choices);
+    const tweak = extra[longFlag(spec.flag)];
+    cmd.addOption(tweak ? tweak(opt) : opt);
+    for (const old of spec.old?.flags ?? []) {
+      const args = spec.flag.slice(spec.flag.indexOf(longFlag(spec.flag)) + longFlag(spec.flag).length);
+      let o = new Option(`${old}${args}`, `deprecated: use ${longFlag(spec.flag)}`).hideHelp();
+      if (tweak) o = tweak(o).hideHelp();
+      cmd.addOption(o);
+    }
+  }
+  return cmd;
+}
+
+/**
+ * Moves the values of old flags to the new attribute names of a commander options object.
+ * `announce` prints one deprecation line per old flag used (the CLI); in-process callers that
+ * still pass an old attribute name get it mapped silently.
+ */
+export function renameOldFlags<T extends Record<string, unknown>>(flags: T, specs: OptionSpec[], announce: boolean): T {
+  const out: Record<string, unknown> = { ...flags };
+  for (const spec of specs) {
+    if (!spec.flag) continue;
+    const attr = attrOf(spec.flag);
+    for (const old of spec.old?.flags ?? []) {
+      const oldAttr = attrOf(old);
+      if (out[oldAttr] === undefined || oldAttr === attr) continue;
+      if (announce) deprecated('flag', old, longFlag(spec.flag));
+      if (out[attr] === undefined) out[attr] = out[oldAttr];
+      delete out[oldAttr];
+    }
+  }
+  return out as T;
+}
+
+// ------------------------------------------------------------------------------------------ layers
+
+/** Where each key's value came from, for error messages. */
+export type Origins = Map<string, string>;
+
+function textValue(spec: OptionSpec, text: string): unknown {
+  if (spec.fromText) return spec.fromText(text);
+  if (spec.duration) return text;
+  const t = spec.schema?.type;
+  const trimmed = text.trim();
+  if ((t === 'integer' || t === 'number') && trimmed !== '' && Number.isFinite(Number(trimmed))) return Number(trimmed);
+  if (t === 'boolean' && /^(true|false)$/i.test(trimmed)) return /^true$/i.test(trimmed);
+  return text;
+}
+
+/** Applies environment variables (an empty one counts as unset); old names print one deprecation line. */
+export function applyEnv(raw: Record<string, unknown>, specs: OptionSpec[], env: NodeJS.ProcessEnv, origins: Origins): void {
+  for (const spec of specs) {
+    if (!spec.env) continue;
+    let name = spec.env;
+    let text = env[name];
+    if (text === undefined || text === '') {
+      for (const old of spec.old?.env ?? []) {
+        if (env[old] === undefined || env[old] === '') continue;
+        deprecated('environment variable', old, spec.env);
+        name = old;
+        text = env[old];
+        break;
+      }
+    }
+    if (text === undefined || text === '') continue;
+    setPath(raw, spec.key, textValue(spec, text));
+    origins.set(spec.key, name);
+  }
+}
+
+/** Applies command-line flags (commander attribute names; old attribute names mapped silently). */
+export function applyFlags(raw: Record<string, unknown>, specs: OptionSpec[], flags: Record<string, unknown>, origins: Origins): void {
+  const f = renameOldFlags(flags, specs, false);
+  for (const spec of specs) {
+    if (!spec.flag || spec.manualFlag) continue;
+    const v = f[attrOf(spec.flag)];
+    if (v === undefined) continue;
+    const value = typeof v === 'string' ? textValue(spec, v) : v === true && spec.flagValue !== undefined ? spec.flagValue : v;
+    setPath(raw, spec.key, value);
+    origins.set(spec.key, longFlag(spec.flag));
+  }
+}
+
+/** Moves old keys of a file to their new names, one deprecation line each. */
+export function renameOldKeys(raw: Record<string, unknown>, specs: OptionSpec[], where: string, prefix = '', announce = true): void {
+  for (const spec of specs) {
+    for (const old of spec.old?.keys ?? []) {
+      const v = getPath(raw, old);
+      if (v === undefined) continue;
+      if (announce) deprecated('config key', prefix + old, prefix + spec.key, where);
+      if (getPath(raw, spec.key) === undefined) setPath(raw, spec.key, v);
+      deletePath(raw, old);
+    }
+  }
+}
+
+/** Creates the (empty) sections of every option, so a missing one reports its required keys by name. */
+export function ensureSections(raw: Record<string, unknown>, specs: OptionSpec[]): void {
+  for (const spec of specs) {
+    const parts = spec.key.split('.');
+    let cur = raw;
+    for (const part of parts.slice(0, -1)) {
+      if (cur[part] === undefined) cur[part] = {};
+      if (!cur[part] || typeof cur[part] !== 'object' || Array.isArray(cur[part])) break;
+      cur = cur[part] as Record<string, unknown>;
+    }
+  }
+}
+
+/** Resolves path options of a file against the file's folder. */
+export function resolvePaths(raw: Record<string, unknown>, specs: OptionSpec[], file: string): void {
+  const base = dirname(resolve(file));
+  for (const spec of specs) {
+    if (!spec.path) continue;
+    const v = getPath(raw, spec.key);
+    if (typeof v === 'string' && v) setPath(raw, spec.key, resolve(base, v));
+  }
+}
+
+/** Reads a YAML or JSON config file into a mapping; throws ConfigError naming the file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`], path);
+  }
+  const json = /\.json$/i.test(path);
+  let value: unknown;
+  try {
+    value = json ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`], path);
+  }
+  value ??= {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['the top level must be a mapping (key: value)'], path);
+  return value as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------- messages
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length];
+}
+
+function known(schema: JsonSchema, path: string): string[] {
+  let node: JsonSchema | undefined = schema;
+  for (const part of path.split('.').filter(Boolean)) node = (node?.properties as Record<string, JsonSchema> | undefined)?.[part];
+  return Object.keys((node?.properties as Record<string, JsonSchema> | undefined) ?? {});
+}
+
+/** "/mqtt/url" -> "mqtt.url", "/sources/0/speed" -> "sources[0].speed". */
+export function keyOfPointer(pointer: string): string {
+  return pointer
+    .replace(/^\//, '')
+    .replace(/\//g, '.')
+    .replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+}
+
+const TYPE_WORDS: Record<string, string> = { integer: 'a whole number', number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'a mapping (key: value)', null: 'null' };
+
+export interface DescribeOptions {
+  specs: OptionSpec[];
+  schema: JsonSchema;
+  data: unknown;
+  origins: Origins;
+  /** Shown before every key: "aggregator." when the file nests the section. */
+  prefix?: string;
+}
+
+/** One readable line per problem: "gateway.window (--window): must be a duration like ... (got "x")". */
+export function describeErrors(errors: ErrorObject[], o: DescribeOptions): string[] {
+  const byKey = new Map(o.specs.map((s) => [s.key, s]));
+  const out: string[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    let key = keyOfPointer(e.instancePath);
+    if (e.keyword === 'required') key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
+    const spec = byKey.get(key.replace(/\[\d+\].*$/, ''));
+    const origin = o.origins.get(key);
+    const label = `${o.prefix ?? ''}${key || '(top level)'}`;
+    const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
+    const got = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+    let line: string;
+    switch (e.keyword) {
+      case 'required': {
+        const names = spec ? namesOf(spec) : '';
+        line = `${label}: is required${names ? `: set it in the file or with ${names.split(', ').join(' or ')}` : ''}`;
+        break;
+      }
+      case 'additionalProperties': {
+        const extra = (e.params as { additionalProperty: string }).additionalProperty;
+        const choices = known(o.schema, e.instancePath.replace(/^\//, '').replace(/\//g, '.'));
+        const close = choices.filter((c) => distance(c, extra) <= Math.max(2, Math.floor(extra.length / 3))).sort((a, b) => distance(a, extra) - distance(b, extra));
+        line = `${label}: has an unknown key "${extra}"${close.length ? ` (did you mean "${close[0]}"?)` : choices.length ? ` (known: ${choices.join(', ')})` : ''}`;
+        break;
+      }
+      case 'x-duration':
+        line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}`;
+        break;
+      case 'enum':
+        line = `${label}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}${got}`;
+        break;
+      case 'const':
+        line = `${label}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}${got}`;
+        break;
+      case 'pattern':
+      case 'format':
+        line = `${label}: ${spec?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
+        break;
+      case 'type':
+        line = `${label}: must be ${TYPE_WORDS[(e.params as { type: string }).type] ?? `a ${(e.params as { type: string }).type}`}${got}`;
+        break;
+      default:
+        line = `${label}: ${spec?.hint ?? e.message ?? 'is invalid'}${got}`;
+    }
+    if (origin && e.keyword !== 'required') line = `${origin} (${label.replace(/:.*/, '')}):${line.slice(label.length + 1)}`;
+    out.push(line);
+  }
+  return [...new Set(out)];
+}

@@ -1,0 +1,78 @@
+// The one duration syntax of every presence-counter command and config file: one or more
+// <number><unit> parts with the units ms, s, m, h and d, e.g. 250ms, 60s, 1.5s, 15m, 1h30m, 7d.
+// A bare number is read in a unit only where a setting always accepted one (the caller says which).
+
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const BARE = /^\d+(?:\.\d+)?$/;
+
+/** Regular expression source of a duration string (for JSON Schema `pattern`). */
+export const DURATION_PATTERN = '^(\\d+(\\.\\d+)?(ms|s|m|h|d))+$';
+
+/** The words every duration error ends with. */
+export const DURATION_HINT = 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d';
+
+export class DurationError extends Error {
+  constructor(readonly value: unknown) {
+    super(`${DURATION_HINT} (got ${JSON.stringify(value)})`);
+    this.name = 'DurationError';
+  }
+}
+
+export interface DurationOptions {
+  /** Unit of a bare number (a JSON/YAML number or digits only); without it a bare number is an error. */
+  bare?: 'ms' | 's';
+  /** Accept 0 (default: a duration must be above 0). */
+  zero?: boolean;
+}
+
+/** Milliseconds of a duration, or NaN when the value is not one. Never throws. */
+export function durationMs(value: unknown, opts: DurationOptions = {}): number {
+  let ms: number;
+  if (typeof value === 'number' || (typeof value === 'string' && BARE.test(value.trim()))) {
+    if (!opts.bare) return NaN;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) return NaN;
+    ms = n * UNIT_MS[opts.bare];
+  } else if (typeof value === 'string') {
+    const text = value.trim();
+    if (!text) return NaN;
+    PART.lastIndex = 0;
+    ms = 0;
+    while (PART.lastIndex < text.length) {
+      const m = PART.exec(text);
+      if (!m) return NaN;
+      ms += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+    }
+  } else return NaN;
+  ms = Math.round(ms);
+  if (ms === 0 && !opts.zero) return NaN;
+  return ms;
+}
+
+/** Milliseconds of a duration; throws DurationError ("must be a duration like ... (got "x")"). */
+export function parseDuration(value: unknown, opts: DurationOptions = {}): number {
+  const ms = durationMs(value, opts);
+  if (Number.isNaN(ms)) throw new DurationError(value);
+  return ms;
+}
+
+/** True when the value is a duration string with units (what config files should hold). */
+export function isDurationString(value: unknown): boolean {
+  return typeof value === 'string' && !BARE.test(value.trim()) && !Number.isNaN(durationMs(value, { zero: true }));
+}
+
+/** 90000 -> "1m30s", 250 -> "250ms", 604800000 -> "7d". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  let rest = Math.round(ms);
+  let out = '';
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) {
+      out += `${n}${unit}`;
+      rest -= n * size;
+    }
+  }
+  return out;
+}
