@@ -70,7 +70,7 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
         clock: 'capture',
         source: [`capture=pcap:${g.pcap}`],
         speed: String(o.speed),
-        mqtt: o.mqttUrl,
+        mqttUrl: o.mqttUrl,
         queueDir: join(o.queueDir, g.id),
         logLevel: 'info',
       },

@@ -35,7 +35,7 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger) {
   const { loadConfig } = await import('../../aggregator/config.ts');
   const { Aggregator } = await import('../../aggregator/aggregator.ts');
   const config = loadConfig(
-    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', clientId: 'presence-demo-aggregator', logLevel: 'info' },
+    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', mqttClientId: 'presence-demo-aggregator', logLevel: 'info' },
     // An empty variable (INFLUX_URL= in a shell profile) means "not set".
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
   );
