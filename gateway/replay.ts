@@ -168,15 +168,20 @@ function parseRssi(text: string): number {
   return v;
 }
 
-async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream): Promise<void> {
+async function humanTable(
+  windows: AsyncIterable<ReplayWindow>,
+  out: NodeJS.WritableStream,
+  people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null,
+): Promise<void> {
   const { default: Table } = await import('cli-table3');
   const table = new Table({
-    head: ['start', 'end', 'wifi frames', 'probes', 'rejected', 'devices', 'ble frames', 'adverts', 'rejected', 'devices'],
+    head: ['start', 'end', 'wifi frames', 'probes', 'rejected', 'devices', 'ble frames', 'adverts', 'rejected', 'devices', ...(people ? ['people (calibrated)'] : [])],
     style: { head: [], border: [] },
   });
   for await (const w of windows) {
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
-    table.push([w.start ?? '-', w.end ?? '-', w.wifi.frames, w.wifi.probes, w.wifi.rejected, d(w.wifi), w.ble.frames, w.ble.adverts, w.ble.rejected, d(w.ble)]);
+    const p = people?.(w).people;
+    table.push([w.start ?? '-', w.end ?? '-', w.wifi.frames, w.wifi.probes, w.wifi.rejected, d(w.wifi), w.ble.frames, w.ble.adverts, w.ble.rejected, d(w.ble), ...(p ? [`${p.value} (${p.low}..${p.high})`] : [])]);
   }
   out.write(table.toString() + '\n');
 }
@@ -190,7 +195,9 @@ export function registerReplay(program: Command): void {
     .option('--json', 'one JSON object per window per line')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this')
-    .action(async (file: string, flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string }) => {
+    .option('--calibration <file>', 'calibration file (presence calibrate): add calibrated people with an interval to each window')
+    .option('--zone <name>', 'zone of the capture in the calibration file')
+    .action(async (file: string, flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string; calibration?: string; zone?: string }) => {
       // `presence replay x.pcap | head`: a closed pipe ends the replay quietly
       process.stdout.on('error', (e: NodeJS.ErrnoException) => {
         if (e.code === 'EPIPE') process.exit(0);
@@ -210,6 +217,15 @@ export function registerReplay(program: Command): void {
       } catch (e) {
         return fail((e as Error).message);
       }
+      let people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null;
+      if (flags.calibration) {
+        try {
+          const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
+          people = replayPeople(flags.calibration, flags.zone, opts.window);
+        } catch (e) {
+          return fail((e as Error).message);
+        }
+      } else if (flags.zone) return fail('--zone goes with --calibration FILE');
       let total = 0;
       if (file !== '-') {
         try {
@@ -242,9 +258,9 @@ export function registerReplay(program: Command): void {
           }
         }
         if (flags.json) {
-          for await (const w of tally()) process.stdout.write(JSON.stringify(w) + '\n');
+          for await (const w of tally()) process.stdout.write(JSON.stringify(people ? { ...w, ...people(w) } : w) + '\n');
         } else {
-          await humanTable(tally(), process.stdout);
+          await humanTable(tally(), process.stdout, people);
         }
         if (unsupported > 0) {
           note(`${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`);

@@ -1,0 +1,34 @@
+// Small hooks that put calibrated people where a person looks: `presence replay --calibration`
+// and the aggregator's points. Kept here so the files they hook into change by a few lines.
+import { Calibration, type People } from './apply.ts';
+import { CalibrationFileError, readCalibration } from './file.ts';
+
+/** The radio counts a calibration reads (the shape of a replay window or a counts message). */
+interface RadioCounts {
+  devices: number;
+  estimate: number;
+}
+
+/**
+ * Loads a calibration for `presence replay --calibration FILE --zone Z` and returns what to add to
+ * each window. The zone must be in the file, and the window length must be the one it was fitted on.
+ */
+export function replayPeople(file: string, zone: string | undefined, windowMs: number | 'all'): (w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People } {
+  const cal = new Calibration(readCalibration(file), file);
+  if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
+  const z = cal.zone(zone);
+  if (!z) throw new CalibrationFileError(`zone ${zone} is not in ${file} (zones there: ${cal.zones().join(', ')}); fix: pass one of them to --zone, or calibrate this zone`);
+  const fitted = cal.file.estimator.window_s * 1000;
+  if (windowMs !== fitted) {
+    throw new CalibrationFileError(`${file} was fitted on ${cal.file.estimator.window_s} s windows; fix: replay with --window ${cal.file.estimator.window_s}s (a count of ${windowMs === 'all' ? 'the whole capture' : `${windowMs / 1000} s windows`} means something else)`);
+  }
+  const { field, radio } = cal.file.estimator;
+  return (w) => ({ people: cal.apply(zone, w[radio][field])! });
+}
+
+/** Fields `people`, `people_low`, `people_high` (line protocol, floats) for a radio's point, or ''. */
+export function peopleFields(cal: Calibration | null, site: string, zone: string, radio: 'wifi' | 'ble', r: RadioCounts): string {
+  if (!cal || cal.radio !== radio) return '';
+  const p = cal.apply(zone, r[cal.field], site);
+  return p ? `,people=${p.value},people_high=${p.high},people_low=${p.low}` : '';
+}
