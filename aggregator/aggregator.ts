@@ -16,6 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
+import type { Calibration } from './calibration/apply.ts';
 import { classify, type Classified } from './messages.ts';
 import { createSink, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
@@ -30,6 +31,8 @@ export interface AggregatorOptions {
   processMetrics?: boolean;
   /** Replace the sink (in-process use); default: from config.influx / config.out. */
   sink?: Sink;
+  /** People per calibrated zone (aggregator/calibration); replaceable at run time (SIGHUP). */
+  calibration?: Calibration | null;
 }
 
 export interface AggregatorStats {
@@ -48,6 +51,8 @@ export class Aggregator extends EventEmitter {
   readonly metrics: AggregatorMetrics;
   readonly log: Logger;
   readonly sink: Sink;
+  /** Adds people, people_low, people_high to the points of calibrated zones; null: none. */
+  calibration: Calibration | null;
 
   private readonly intake: Intake;
   private readonly pipeline: WritePipeline;
@@ -65,6 +70,7 @@ export class Aggregator extends EventEmitter {
     this.log = opts.logger ?? pino({ name: 'presence-aggregator', level: this.config.logLevel }, pino.destination(2));
     this.metrics = new AggregatorMetrics(opts.processMetrics ?? false, () => this.syncMetrics());
     routeClientLog(this.log);
+    this.calibration = opts.calibration ?? null;
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
@@ -128,7 +134,7 @@ export class Aggregator extends EventEmitter {
     this.counters.received++;
     let r: Classified;
     try {
-      r = classify(topic, payload, now, this.config.maxAhead);
+      r = classify(topic, payload, now, this.config.maxAhead, this.calibration);
     } catch (e) {
       r = { ok: false, reason: 'invalid', detail: `cannot be turned into points: ${(e as Error).message}` };
     }

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
+import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
 export function registerAggregator(program: Command): void {
@@ -10,8 +11,9 @@ export function registerAggregator(program: Command): void {
     .description('Subscribe to gateway counts and status, validate them, write them to InfluxDB (or a line-protocol file); acknowledge each message only once written.')
     .option('-c, --config <file>', 'YAML or JSON config file, keys at the top or under "aggregator:" (env PRESENCE_AGGREGATOR_CONFIG)');
   addOptions(cmd, AGGREGATOR_OPTIONS, { '--mqtt-version': (o: Option) => o.choices(['4', '5']) });
+  cmd.option('--calibration <file>', 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP');
   cmd
-    .action(async (given: AggregatorFlags) => {
+    .action(async ({ calibration: calibrationFile, ...given }: AggregatorFlags & { calibration?: string }) => {
       let config;
       try {
         // Old flag names still work: each used prints one deprecation line naming the new one.
@@ -23,7 +25,21 @@ export function registerAggregator(program: Command): void {
         }
         throw e;
       }
-      const aggregator = new Aggregator(config, { processMetrics: true });
+      // A calibration file that does not parse stops the aggregator here: never a silent default.
+      let calibration = null;
+      if (calibrationFile) {
+        try {
+          calibration = loadCalibration(calibrationFile);
+        } catch (e) {
+          process.stderr.write(`presence aggregator: --calibration ${(e as Error).message}\n`);
+          process.exit(2);
+        }
+      }
+      const aggregator = new Aggregator(config, { processMetrics: true, calibration });
+      if (calibration && calibrationFile) {
+        aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
+        reloadOnSighup(aggregator, calibrationFile);
+      }
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -9,6 +9,7 @@ import {
   type CountsMessage,
   type StatusMessage,
 } from '../contract/index.ts';
+import { peopleFields, type Calibration } from './calibration/apply.ts';
 
 export const PRESENCE = 'presence';
 export const GATEWAY_STATUS = 'gateway_status';
@@ -54,19 +55,20 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
 /**
  * Two points (wifi, ble) of a counts message, time = window start in ms. The line is what the
  * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
- * directly because this runs for every message (the equivalence is tested).
+ * directly because this runs for every message (the equivalence is tested). With a calibration,
+ * the calibrated radio's point of a calibrated zone also gets `people`, `people_low`, `people_high`.
  */
-export function countsLines(m: CountsMessage, time = Date.parse(m.start)): string[] {
+export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: Calibration | null = null): string[] {
   const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
-  const line = (prefix: string, r: CountsMessage['wifi']) =>
+  const line = (prefix: string, radio: 'wifi' | 'ble', r: CountsMessage['wifi']) =>
     `${prefix} complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
-    `${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
-  return [line(p.wifi, m.wifi), line(p.ble, m.ble)];
+    `${peopleFields(cal, m.site, m.zone, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
+  return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble)];
 }
 
 /** The same two points through the client's Point class (reference for countsLines). */
-export function countsPoints(m: CountsMessage): Point[] {
+export function countsPoints(m: CountsMessage, cal: Calibration | null = null): Point[] {
   const time = Date.parse(m.start);
   return (['wifi', 'ble'] as const).map((radio) => {
     const p = new Point(PRESENCE)
@@ -79,6 +81,8 @@ export function countsPoints(m: CountsMessage): Point[] {
       .intField('frames', m[radio].frames)
       .booleanField('complete', m.complete)
       .timestamp(time);
+    const people = cal && cal.radio === radio ? cal.apply(m.zone, m[radio][cal.field], m.site) : null;
+    if (people) p.floatField('people', people.value).floatField('people_low', people.low).floatField('people_high', people.high);
     const rejected = m[radio].rejected;
     return typeof rejected === 'number' ? p.intField('rejected', rejected) : p;
   });
@@ -122,7 +126,7 @@ export function missingLines(site: string, gateway: string, windows: number, at:
 }
 
 /** Validates a message against the contract and turns it into points. */
-export function classify(topic: string, payload: Buffer, now: number, maxAheadMs: number): Classified {
+export function classify(topic: string, payload: Buffer, now: number, maxAheadMs: number, cal: Calibration | null = null): Classified {
   if (payload.length > MAX_PAYLOAD_BYTES)
     return { ok: false, reason: 'too_large', detail: `payload is ${payload.length} bytes, more than ${MAX_PAYLOAD_BYTES}` };
   const t = parseTopic(topic);
@@ -145,7 +149,7 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     const start = Date.parse(m.start);
     if (start > now + maxAheadMs)
       return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
-    return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start), windowMs: Date.parse(m.end) - start };
+    return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: Date.parse(m.end) - start };
   }
   const v = validateStatus(value);
   if (!v.ok) return { ok: false, reason: 'invalid', detail: v.reason };

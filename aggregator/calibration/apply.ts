@@ -55,3 +55,13 @@ export class Calibration {
     return z ? applyZone(z, estimate, this.file.level) : null;
   }
 }
+
+/**
+ * Line-protocol fields `people`, `people_high`, `people_low` (floats, in the client's sorted order)
+ * for one radio's point of a counts message, or '' when the zone or the radio is not calibrated.
+ */
+export function peopleFields(cal: Calibration | null, site: string, zone: string, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): string {
+  if (!cal || cal.radio !== radio) return '';
+  const p = cal.apply(zone, r[cal.field], site);
+  return p ? `,people=${p.value},people_high=${p.high},people_low=${p.low}` : '';
+}

@@ -25,10 +25,3 @@ export function replayPeople(file: string, zone: string | undefined, windowMs: n
   const { field, radio } = cal.file.estimator;
   return (w) => ({ people: cal.apply(zone, w[radio][field])! });
 }
-
-/** Fields `people`, `people_low`, `people_high` (line protocol, floats) for a radio's point, or ''. */
-export function peopleFields(cal: Calibration | null, site: string, zone: string, radio: 'wifi' | 'ble', r: RadioCounts): string {
-  if (!cal || cal.radio !== radio) return '';
-  const p = cal.apply(zone, r[cal.field], site);
-  return p ? `,people=${p.value},people_high=${p.high},people_low=${p.low}` : '';
-}

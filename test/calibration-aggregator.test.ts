@@ -1,0 +1,177 @@
+// Calibrated people in the aggregator: `presence aggregator --calibration FILE` as a real process
+// against a real Mosquitto. A file that does not parse stops it at start with the reason; a good
+// one adds people, people_low, people_high to the calibrated radio's points of calibrated zones;
+// SIGHUP reloads it, and a bad file on SIGHUP keeps the one in use and logs why.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { countsItem, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import { countsLines, countsPoints, msSettings } from '../aggregator/messages.ts';
+import { applyZone, Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'calibration-aggregator');
+const repo = join(import.meta.dirname, '..');
+
+function calibrationYaml(k: number, b: number, zone = 'zone-a'): string {
+  return `format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 1 }
+level: 0.9
+zones:
+  ${zone}:
+    k: { value: ${k}, low: ${k * 0.9}, high: ${k * 1.1}, sd: ${k * 0.05} }
+    b: { value: ${b}, low: ${b - 1}, high: ${b + 1}, sd: 0.5 }
+    corr_kb: 0.3
+    residual_sd: 1.2
+`;
+}
+
+/** people fields of the wifi lines of a zone, in file order. */
+function peopleOf(text: string, zone: string, radio = 'wifi'): Array<{ estimate: number; people: number; low: number; high: number } | null> {
+  return text
+    .split('\n')
+    .filter((l) => l.includes(`radio=${radio},`) && l.includes(`zone=${zone} `))
+    .map((l) => {
+      const f = (k: string) => {
+        const m = new RegExp(`[ ,]${k}=([-\\d.]+)i?[ ,]`).exec(l);
+        return m ? Number(m[1]) : null;
+      };
+      const people = f('people');
+      return people === null ? null : { estimate: f('estimate')!, people, low: f('people_low')!, high: f('people_high')! };
+    });
+}
+
+describe('people fields in points', () => {
+  const cal = new Calibration(parseCalibration(calibrationYaml(0.5, 4)));
+  const m = window('s', 'g', 3, Date.parse('2026-01-01T00:00:00Z'), 60_000, 'zone-a');
+
+  it('are what the client Point writes, on the calibrated radio of a calibrated zone only', () => {
+    const lines = countsLines(m, Date.parse(m.start), cal);
+    expect(lines).toEqual(countsPoints(m, cal).map((p) => p.toLineProtocol(msSettings)));
+    const p = applyZone(cal.file.zones['zone-a'], m.wifi.estimate);
+    expect(lines[0]).toContain(`,people=${p.value},people_high=${p.high},people_low=${p.low} `);
+    expect(lines[1]).not.toContain('people');
+    const other = { ...m, zone: 'zone-b' };
+    expect(countsLines(other, Date.parse(m.start), cal).join('\n')).not.toContain('people');
+    expect(countsLines(m, Date.parse(m.start), null)).toEqual(countsLines(m));
+  });
+
+  it('are never negative', () => {
+    const low = { ...m, wifi: { ...m.wifi, estimate: 0 } };
+    expect(countsLines(low, Date.parse(m.start), cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0 /);
+  });
+});
+
+describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosquitto)', () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-cal-agg-'));
+  const procs: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    for (const p of procs) {
+      if (p.exitCode === null && p.signalCode === null) {
+        p.kill('SIGKILL');
+        await new Promise((r) => p.once('exit', r));
+      }
+    }
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(calibration: string, out: string, clientId: string) {
+    const p = spawn(
+      process.execPath,
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--client-id', clientId, '--out', out, '--http-port', 'off', '--flush-interval', '20ms', '--calibration', calibration],
+      { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
+    );
+    procs.push(p);
+    const state = { log: '', code: null as number | null };
+    p.stderr!.on('data', (d) => (state.log += d));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r((state.code = code))));
+    return { p, state, exited };
+  }
+
+  it.each([
+    ['not YAML', 'format: presence-calibration/1\nzones: [a\nlevel: 1\n', /bad\.yaml:\d+:\d+: not valid YAML/],
+    ['k not positive', calibrationYaml(-0.5, 4), /zones\.zone-a\.k\.value: must be above 0/],
+    ['missing file', null, /nope\.yaml: no such file/],
+  ])('a calibration file that does not parse stops it at start: %s', async (_name, text, message) => {
+    const file = join(dir, text === null ? 'nope.yaml' : 'bad.yaml');
+    if (text !== null) writeFileSync(file, text);
+    const out = join(dir, 'never.lp');
+    const { state, exited } = start(file, out, 'cal-bad');
+    expect(await exited).toBe(2);
+    const lines = state.log.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^presence aggregator: --calibration /);
+    expect(lines[0]).toMatch(message);
+    expect(state.log).not.toContain('subscribed');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('writes people for calibrated zones; SIGHUP reloads a good file and keeps the old one on a bad file', async () => {
+    const file = join(dir, 'calibration.yaml');
+    const out = join(dir, 'presence.lp');
+    writeFileSync(file, calibrationYaml(0.5, 4));
+    const { p, state } = start(file, out, 'cal-good');
+    const pub = await publisher(broker.url);
+    const t0 = Date.now() - 3_600_000;
+    let seq = 0;
+    const send = async (n: number) => {
+      const batch = [];
+      for (let i = 0; i < n; i++, seq++) batch.push(window('site-cal', 'gw-a', seq, t0 + seq * 1000, 1000, 'zone-a'), window('site-cal', 'gw-b', seq, t0 + seq * 1000, 1000, 'zone-b'));
+      await publishAll(pub, batch.map(countsItem));
+      await until('lines written', () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0), (c) => c >= seq * 4);
+    };
+    try {
+      await until('subscribed', () => state.log, (l) => l.includes('"subscribed"'));
+      expect(state.log).toContain('"calibration loaded"');
+      await send(20);
+      const first = new Calibration(parseCalibration(calibrationYaml(0.5, 4)));
+      let text = readFileSync(out, 'utf8');
+      let a = peopleOf(text, 'zone-a');
+      expect(a).toHaveLength(20);
+      for (const x of a) {
+        const want = first.apply("zone-a", x!.estimate)!;
+        expect(x).toEqual({ estimate: x!.estimate, people: want.value, low: want.low, high: want.high });
+      }
+      expect(peopleOf(text, 'zone-b').every((x) => x === null)).toBe(true);
+      expect(peopleOf(text, 'zone-a', 'ble').every((x) => x === null)).toBe(true);
+
+      // A good file on SIGHUP: new k and b from the next window on.
+      writeFileSync(file, calibrationYaml(2, 1));
+      p.kill('SIGHUP');
+      await until('reloaded', () => state.log, (l) => l.includes('"calibration reloaded"'));
+      await send(10);
+      const second = new Calibration(parseCalibration(calibrationYaml(2, 1)));
+      text = readFileSync(out, 'utf8');
+      a = peopleOf(text, 'zone-a');
+      for (const x of a.slice(20)) expect(x!.people).toBe(second.apply('zone-a', x!.estimate)!.value);
+
+      // A bad file on SIGHUP: logged, the second calibration stays, the process goes on.
+      writeFileSync(file, 'format: presence-calibration/1\nzones: {}\n');
+      p.kill('SIGHUP');
+      await until('kept', () => state.log, (l) => l.includes('calibration not reloaded; keeping the one in use'));
+      const line = state.log.split('\n').find((l) => l.includes('calibration not reloaded'))!;
+      expect(JSON.parse(line)).toMatchObject({ level: 50, file, kept: ['zone-a'] });
+      expect(JSON.parse(line).err).toMatch(/calibration\.yaml: .*missing key "estimator"/);
+      await send(10);
+      text = readFileSync(out, 'utf8');
+      a = peopleOf(text, 'zone-a');
+      expect(a).toHaveLength(40);
+      for (const x of a.slice(30)) expect(x!.people).toBe(second.apply('zone-a', x!.estimate)!.value);
+      expect(p.exitCode).toBeNull();
+    } finally {
+      await pub.endAsync();
+      p.kill('SIGTERM');
+      await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+    }
+    expect(p.exitCode).toBe(0);
+  });
+});
