@@ -87,7 +87,7 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
   function start(calibration: string, out: string, clientId: string) {
     const p = spawn(
       process.execPath,
-      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--client-id', clientId, '--out', out, '--http-port', 'off', '--flush-interval', '20ms', '--calibration', calibration],
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', clientId, '--out', out, '--http-port', 'off', '--flush-interval', '20ms', '--calibration', calibration],
       { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
     );
     procs.push(p);
