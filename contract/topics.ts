@@ -1,16 +1,26 @@
 // Topics, version and identifiers of the wire contract. Pure: no I/O.
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
+import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
 
 export const CONTRACT_VERSION = 1 as const;
 export const TOPIC_ROOT = `presence/v${CONTRACT_VERSION}`;
 /** Largest payload (bytes) a gateway sends and an aggregator accepts. */
 export const MAX_PAYLOAD_BYTES = 4096;
+/** Largest MQTT packet an aggregator accepts from the broker (MQTT 5 Maximum Packet Size): the
+ *  largest payload plus room for the fixed header, the topic and properties. */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
+/** Largest count or amount in a payload: 2^53 - 1, exact as a double in every JSON implementation. */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+/** Longest window a counts message may cover (end - start). */
+export const MAX_WINDOW_MS = 24 * 3600_000;
 /** MQTT QoS for counts and status. */
 export const QOS = 1 as const;
 
 /** Site, zone and gateway ids: lower case, digits, `-` and `_`; safe in a topic and an Influx tag. */
 export const ID_PATTERN: string = countsSchemaJson.$defs.id.pattern;
 const ID_RE = new RegExp(ID_PATTERN);
+/** Names of capture sources as the status reports them. */
+export const SOURCE_NAME_PATTERN: string = statusSchemaJson.$defs.source.properties.name.pattern;
 export function isValidId(id: string): boolean {
   return ID_RE.test(id);
 }
@@ -23,6 +33,10 @@ export function countsTopic(site: string, gateway: string): string {
 }
 export function statusTopic(site: string, gateway: string): string {
   return `${TOPIC_ROOT}/${site}/${gateway}/status`;
+}
+/** Every topic of one site (all its gateways, counts and status). */
+export function siteFilter(site: string): string {
+  return `${TOPIC_ROOT}/${site}/#`;
 }
 /** Wildcard subscriptions for every site and gateway. */
 export const COUNTS_FILTER = `${TOPIC_ROOT}/+/+/counts`;

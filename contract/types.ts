@@ -1,4 +1,5 @@
-// TypeScript types of the payloads, kept by hand beside the JSON Schema files in schemas/.
+// TypeScript types of the payloads, kept by hand beside the JSON Schema files in schemas/ (the
+// schemas are the contract; these follow them). The schemas are closed, so the types are too:
 // test/contract.test.ts fails when a type and its schema name different fields.
 import type { CONTRACT_VERSION } from './topics.ts';
 
@@ -10,11 +11,16 @@ export interface RadioCounts {
   devices: number;
   /** Best estimate of the number of physical devices (corrects for address randomisation). */
   estimate: number;
+  /** Wi-Fi: accepted probe requests. */
   probes?: number;
+  /** BLE: accepted advertising PDUs or reports with an address. */
   adverts?: number;
+  /** Frames dropped for a bad FCS/CRC, truncation or malformation. */
   rejected?: number;
+  /** Accepted frames dropped for a signal below the RSSI threshold. */
+  weak?: number;
+  /** True while `devices` is exact (the table did not overflow into the sketch). */
   exact?: boolean;
-  [extra: string]: unknown;
 }
 
 export interface CountsMessage {
@@ -31,7 +37,6 @@ export interface CountsMessage {
   complete: boolean;
   wifi: RadioCounts;
   ble: RadioCounts;
-  [extra: string]: unknown;
 }
 
 export interface SourceStatus {
@@ -41,8 +46,8 @@ export interface SourceStatus {
   frames_per_s: number;
   frames?: number;
   errors: number;
+  /** Sanitised (contract/redact.ts sanitiseMessage): printable ASCII, no address form. */
   last_error?: string;
-  [extra: string]: unknown;
 }
 
 export interface StatusMessage {
@@ -54,7 +59,22 @@ export interface StatusMessage {
   version?: string;
   uptime_s?: number;
   queue_depth?: number;
+  queue_dropped?: number;
+  windows?: number;
+  last_seq?: number;
   sources?: SourceStatus[];
   ts?: string;
-  [extra: string]: unknown;
 }
+
+/** Every field of each payload type, as a value (the contract test compares them with the schemas;
+ *  the compiler fails here when a type gains or loses a field). */
+type AllKeys<T> = { [K in keyof Required<T>]: true };
+export const FIELDS = {
+  counts: { v: true, site: true, zone: true, gateway: true, seq: true, start: true, end: true, complete: true, wifi: true, ble: true } satisfies AllKeys<CountsMessage>,
+  radio: { frames: true, devices: true, estimate: true, probes: true, adverts: true, rejected: true, weak: true, exact: true } satisfies AllKeys<RadioCounts>,
+  status: {
+    v: true, site: true, gateway: true, state: true, zone: true, version: true, uptime_s: true, queue_depth: true,
+    queue_dropped: true, windows: true, last_seq: true, sources: true, ts: true,
+  } satisfies AllKeys<StatusMessage>,
+  source: { name: true, radio: true, state: true, frames_per_s: true, frames: true, errors: true, last_error: true } satisfies AllKeys<SourceStatus>,
+} as const;

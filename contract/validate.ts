@@ -3,7 +3,8 @@ import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
-import { CONTRACT_VERSION } from './topics.ts';
+import { CONTRACT_VERSION, MAX_COUNT, MAX_WINDOW_MS } from './topics.ts';
+import { MAX_MESSAGE_LENGTH } from './redact.ts';
 import type { CountsMessage, StatusMessage } from './types.ts';
 
 /** The JSON Schema of a counts message (contract/schemas/counts.schema.json). */
@@ -17,34 +18,74 @@ addFormats(ajv);
 const countsValidator = ajv.compile(countsSchema);
 const statusValidator = ajv.compile(statusSchema);
 
-/** One line a person can read, naming each bad field: "/wifi/devices must be >= 0; /seq is required". */
-export function describeErrors(errors: ErrorObject[] | null | undefined): string {
-  if (!errors?.length) return '';
-  return errors
-    .map((e) => {
-      const where = e.instancePath || '/';
-      if (e.keyword === 'required') return `${where === '/' ? '' : where}/${(e.params as { missingProperty: string }).missingProperty} is required`;
-      if (e.keyword === 'const') return `${where} must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
-      if (e.keyword === 'enum') return `${where} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
-      return `${where} ${e.message}`;
-    })
-    .join('; ');
+/** What a field of each shared definition must be, in words (instead of ajv's pattern dump). */
+const DEF_WORDS: Record<string, string> = {
+  id: 'must be an id: lower case letters, digits, - and _, 1 to 63 characters',
+  count: `must be an integer from 0 to ${MAX_COUNT} (2^53 - 1)`,
+  amount: `must be a finite number from 0 to ${MAX_COUNT} (2^53 - 1)`,
+  time: 'must be a UTC time like 2026-04-27T12:00:00.000Z, in the years 2000-2099, with seconds 00-59 (no leap second)',
+};
+const FIELD_WORDS: Record<string, string> = {
+  last_error: `must be printable ASCII, at most ${MAX_MESSAGE_LENGTH} characters, with no device address in it`,
+  name: 'must be a source name: letters, digits, _ . -, 1 to 64 characters',
+  version: 'must be a version like 1.2.3',
+};
+
+/** A key named in a reason: printed only when it looks like a field name (an unknown key could itself be an address). */
+function keyName(key: string): string {
+  return /^[a-z][a-z0-9_]{0,31}$/.test(key) ? key : '(a key that is not a field name)';
 }
 
-export type Validation<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-export function validateCounts(value: unknown): Validation<CountsMessage> {
-  if (countsValidator(value)) {
-    const m = value as unknown as CountsMessage;
-    if (Date.parse(m.end) <= Date.parse(m.start)) return { ok: false, reason: '/end must be after /start' };
-    return { ok: true, value: m };
+/** One line a person can read, naming each bad field once: "/wifi/devices must be ...; /seq is required". */
+export function describeErrors(errors: ErrorObject[] | null | undefined): string {
+  if (!errors?.length) return '';
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const where = e.instancePath || '/';
+    const at = where === '/' ? '' : where;
+    let text: string;
+    if (e.keyword === 'required') text = `${at}/${(e.params as { missingProperty: string }).missingProperty} is required`;
+    else if (e.keyword === 'additionalProperties')
+      text = `${at}/${keyName((e.params as { additionalProperty: string }).additionalProperty)} is not a field of the contract`;
+    else if (e.keyword === 'const') text = `${where} must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    else if (e.keyword === 'enum') text = `${where} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    else if (e.keyword === 'type' && (e.params as { type: string }).type === 'object') text = `${where} must be an object`;
+    else {
+      const def = /^#\/\$defs\/([a-z]+)\/(?:minimum|maximum|type|pattern|format|maxLength)$/.exec(e.schemaPath)?.[1];
+      const field = where.split('/').pop() ?? '';
+      if (def && DEF_WORDS[def]) text = `${where} ${DEF_WORDS[def]}`;
+      else if (FIELD_WORDS[field] && /^(pattern|maxLength|type)$/.test(e.keyword)) text = `${where} ${FIELD_WORDS[field]}`;
+      else text = `${where} ${e.message}`;
+    }
+    if (!seen.has(text)) out.push(text);
+    seen.add(text);
   }
-  return { ok: false, reason: describeErrors(countsValidator.errors) };
+  return out.join('; ');
+}
+
+/** Why a payload is refused: a field that is not in the contract, or a field with a bad value. */
+export type ValidationCode = 'unknown_field' | 'invalid';
+export type Validation<T> = { ok: true; value: T } | { ok: false; code: ValidationCode; reason: string };
+
+function failure(errors: ErrorObject[] | null | undefined): { ok: false; code: ValidationCode; reason: string } {
+  const unknown = errors?.some((e) => e.keyword === 'additionalProperties') ?? false;
+  return { ok: false, code: unknown ? 'unknown_field' : 'invalid', reason: describeErrors(errors) };
+}
+
+/** A counts message: the schema, then end after start and at most MAX_WINDOW_MS (24 h) after it. */
+export function validateCounts(value: unknown): Validation<CountsMessage> {
+  if (!countsValidator(value)) return failure(countsValidator.errors);
+  const m = value as unknown as CountsMessage;
+  const length = Date.parse(m.end) - Date.parse(m.start);
+  if (length <= 0) return { ok: false, code: 'invalid', reason: '/end must be after /start' };
+  if (length > MAX_WINDOW_MS) return { ok: false, code: 'invalid', reason: `/end must be at most ${MAX_WINDOW_MS / 3600_000} h after /start` };
+  return { ok: true, value: m };
 }
 
 export function validateStatus(value: unknown): Validation<StatusMessage> {
-  if (statusValidator(value)) return { ok: true, value: value as unknown as StatusMessage };
-  return { ok: false, reason: describeErrors(statusValidator.errors) };
+  if (!statusValidator(value)) return failure(statusValidator.errors);
+  return { ok: true, value: value as unknown as StatusMessage };
 }
 
 /** Payload bytes of a message, as published. */

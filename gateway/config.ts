@@ -20,7 +20,7 @@ import {
   type Origins,
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
-import { ID_PATTERN } from '../contract/index.ts';
+import { ID_PATTERN, SOURCE_NAME_PATTERN } from '../contract/index.ts';
 
 export { ConfigError };
 
@@ -104,7 +104,8 @@ export function parseDuration(text: string | number): number {
 const secondsIfBare = (text: string) => (/^\d+(\.\d+)?$/.test(text.trim()) ? `${text.trim()}s` : text);
 
 const radio = { enum: ['wifi', 'ble', 'mixed'] } as const;
-const name = { type: 'string', minLength: 1, maxLength: 64 } as const;
+/** Source names appear in the published status: the contract's pattern. */
+const name = { type: 'string', pattern: SOURCE_NAME_PATTERN } as const;
 const durationFile = {} as const;
 const idHint = 'must be lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit)';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

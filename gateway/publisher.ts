@@ -2,11 +2,13 @@
 // window leaves the queue only when its PUBACK arrives (mqtt.js calls the publish callback then).
 // Status is retained, with the offline status as last will. mqtt.js reconnects by itself and resends
 // its in-flight QoS 1 messages in order; what was never handed to it stays on disk until then.
+// Nothing outside the contract leaves: every message is validated against its (closed) schema
+// right before it is handed to mqtt.js, and one that fails is logged and not published.
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { countsTopic, encode, offlineStatus, QOS, statusTopic, type StatusMessage } from '../contract/index.ts';
+import { countsTopic, encode, offlineStatus, QOS, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
 import type { WindowQueue } from './queue.ts';
 
@@ -107,6 +109,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         const message = this.queue.read(seq);
         this.sentUpTo = seq;
         if (!message) continue;
+        const valid = validateCounts(message);
+        if (!valid.ok) {
+          // Not the contract (a queue file from another version, or a bug): never published.
+          this.log.error({ seq, reason: valid.reason }, 'queued window does not match the contract; dropped');
+          this.queue.remove(seq);
+          continue;
+        }
         this.inflight.add(seq);
         this.client.publish(this.topic, encode(message), { qos: QOS, retain: false }, (err) => this.done(seq, err));
       }
@@ -133,6 +142,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   publishStatus(status: StatusMessage): Promise<void> {
     const c = this.client;
     if (!c?.connected) return Promise.resolve();
+    const valid = validateStatus(status);
+    if (!valid.ok) {
+      this.log.error({ reason: valid.reason }, 'status does not match the contract; not published');
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       c.publish(statusTopic(this.cfg.gateway.site, this.cfg.gateway.id), encode(status), { qos: QOS, retain: true }, (err) => {
         if (err) this.log.debug({ err: err.message }, 'status not acknowledged');

@@ -1,9 +1,10 @@
 // Gateway status: the retained message on the status topic (state, version, uptime, frames/s and
-// errors per source, queue depth), and the helpers that keep addresses out of anything we print.
+// errors per source, queue depth). Every field is one of the contract's; a source's last error is
+// sanitised (printable ASCII, bounded, addresses redacted) before it is published.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
-import { CONTRACT_VERSION, type SourceStatus, type StatusMessage } from '../contract/index.ts';
+import { CONTRACT_VERSION, redactAddresses, sanitiseMessage, type SourceStatus, type StatusMessage } from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {
@@ -13,13 +14,8 @@ export const VERSION: string = (() => {
   }
 })();
 
-// Six octets with : - or . separators, Cisco-style dotted triples, and 12 bare hex digits.
-const MAC_RE = /\b[0-9a-f]{2}(?:([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})\b|\b[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\b|\b[0-9a-f]{12}\b/gi;
-
-/** Replaces anything shaped like a device address with "<addr>" (for text from capture tools). */
-export function redactAddresses(text: string): string {
-  return text.replace(MAC_RE, '<addr>');
-}
+/** Replaces anything shaped like a device address with "<addr>" (the contract's redaction). */
+export { redactAddresses };
 
 /** Frames per second per source, measured between two status snapshots. */
 export class RateTracker {
@@ -58,7 +54,7 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     queue_dropped: s.queueDropped,
     windows: s.windows,
     last_seq: s.lastSeq,
-    sources: s.sources,
+    sources: s.sources.map((src) => (src.last_error === undefined ? src : { ...src, last_error: sanitiseMessage(src.last_error) })),
     ts: new Date(s.now).toISOString(),
   };
 }

@@ -162,7 +162,7 @@ export function loadStatuses(opts: Pick<LoadOptions, 'gateways' | 'site' | 'zone
   const site = opts.site ?? 'load';
   const zones = opts.zones ?? Math.max(1, Math.ceil(opts.gateways / 10));
   return Array.from({ length: opts.gateways }, (_, i) => {
-    const message: StatusMessage = { ...offlineStatus(site, gatewayId(i), zoneId(i, zones)), state: 'online', version: 'simulator' };
+    const message: StatusMessage = { ...offlineStatus(site, gatewayId(i), zoneId(i, zones)), state: 'online', version: '0.0.0-simulator' };
     return { topic: statusTopic(site, gatewayId(i)), payload: encode(message), message };
   });
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseDuration, resolveConfig } from '../aggregator/config.ts';
 import { classify, countsLines, countsPoints, msSettings, statusLines } from '../aggregator/messages.ts';
-import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES } from '../contract/index.ts';
+import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES, TOPIC_ROOT } from '../contract/index.ts';
 import { loadMessages } from '../simulator/load.ts';
 import { status, window } from './aggregator-helpers.ts';
 
@@ -124,7 +124,7 @@ describe('aggregator message core', () => {
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 6 * 60_000)))).toBe('future');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 4 * 60_000)))).toBe('ok');
     expect(r(t, JSON.stringify({ ...m, pad: 'x'.repeat(MAX_PAYLOAD_BYTES) }))).toBe('too_large');
-    expect(r('presence/v1/site-a/gw-1/other', encode(m))).toBe('bad_topic');
+    expect(r(`${TOPIC_ROOT}/site-a/gw-1/other`, encode(m))).toBe('bad_topic');
     expect(r(statusTopic('site-a', 'gw-1'), '{"v":1,"site":"site-a","gateway":"gw-1","state":"asleep"}')).toBe('invalid');
     const bad = classify(t, Buffer.from(JSON.stringify({ ...m, wifi: { ...m.wifi, devices: -1 } })), now, 300_000);
     expect(bad.ok ? '' : bad.detail).toContain('/wifi/devices');

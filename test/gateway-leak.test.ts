@@ -13,6 +13,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
 import { bleCapture, spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
+import { countsTopic, parseTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 
 const SUITE = 'gateway leak';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('tshark', 'tshark', SUITE);
@@ -71,53 +72,23 @@ export function scan(where: string, blob: Buffer, addresses: Uint8Array[]): Find
   return out;
 }
 
-const COUNTS_KEYS = new Set(['v', 'site', 'zone', 'gateway', 'seq', 'start', 'end', 'complete', 'wifi', 'ble']);
-const RADIO_KEYS = new Set(['frames', 'devices', 'estimate', 'probes', 'adverts', 'rejected', 'weak', 'exact']);
-const STATUS_KEYS = new Set(['v', 'site', 'zone', 'gateway', 'state', 'version', 'uptime_s', 'queue_depth', 'queue_dropped', 'windows', 'last_seq', 'sources', 'ts']);
-const SOURCE_KEYS = new Set(['name', 'radio', 'state', 'frames_per_s', 'frames', 'errors', 'last_error']);
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-/** Problems with a payload's shape: only the contract's fields, counts numeric. */
+/** Problems with a payload's shape: it must be valid against the contract's closed schemas (only the
+ *  contract's fields, counts numeric, strings within their patterns, last_error without an address
+ *  form), and name only the gateway's own sources. The field lists are the contract's, not this file's. */
 export function shapeProblems(topic: string, payload: Buffer, sourceNames: string[]): string[] {
   const p: string[] = [];
-  let m: Record<string, unknown>;
+  let m: unknown;
   try {
     m = JSON.parse(payload.toString('utf8'));
   } catch {
     return [`${topic}: not JSON`];
   }
-  const strings = (k: string, v: unknown, re: RegExp) => {
-    if (typeof v !== 'string' || !re.test(v)) p.push(`${topic}: ${k} = ${JSON.stringify(v)}`);
-  };
-  if (topic.endsWith('/counts')) {
-    for (const [k, v] of Object.entries(m)) {
-      if (!COUNTS_KEYS.has(k)) p.push(`${topic}: unexpected key ${k}`);
-      else if (k === 'wifi' || k === 'ble') {
-        for (const [rk, rv] of Object.entries(v as object)) {
-          if (!RADIO_KEYS.has(rk)) p.push(`${topic}: unexpected key ${k}.${rk}`);
-          else if (typeof rv !== 'number' && typeof rv !== 'boolean') p.push(`${topic}: ${k}.${rk} is not a number`);
-        }
-      } else if (k === 'start' || k === 'end') strings(k, v, ISO);
-      else if (k === 'site' || k === 'zone' || k === 'gateway') strings(k, v, /^[a-z0-9][a-z0-9_-]{0,62}$/);
-      else if (typeof v !== 'number' && typeof v !== 'boolean') p.push(`${topic}: ${k} is not a number`);
-    }
-  } else if (topic.endsWith('/status')) {
-    for (const [k, v] of Object.entries(m)) {
-      if (!STATUS_KEYS.has(k)) p.push(`${topic}: unexpected key ${k}`);
-      else if (k === 'sources') {
-        for (const s of v as Array<Record<string, unknown>>)
-          for (const [sk, sv] of Object.entries(s)) {
-            if (!SOURCE_KEYS.has(sk)) p.push(`${topic}: unexpected key sources.${sk}`);
-            else if (sk === 'name' && !sourceNames.includes(sv as string)) p.push(`${topic}: unknown source name ${String(sv)}`);
-            else if (sk === 'last_error' && /[0-9a-f]{2}([:-])[0-9a-f]{2}\1/i.test(String(sv))) p.push(`${topic}: address-like last_error`);
-          }
-      } else if (k === 'ts') strings(k, v, ISO);
-      else if (k === 'state') strings(k, v, /^(online|offline)$/);
-      else if (k === 'version') strings(k, v, /^\d+\.\d+\.\d+/);
-      else if (k === 'site' || k === 'zone' || k === 'gateway') strings(k, v, /^[a-z0-9][a-z0-9_-]{0,62}$/);
-      else if (typeof v !== 'number') p.push(`${topic}: ${k} is not a number`);
-    }
-  } else p.push(`${topic}: not a contract topic`);
+  const t = parseTopic(topic);
+  if (!t) return [`${topic}: not a contract topic`];
+  const v = t.kind === 'counts' ? validateCounts(m) : validateStatus(m);
+  if (!v.ok) return [`${topic}: ${v.code}: ${v.reason}`];
+  if (t.kind === 'status')
+    for (const s of (v.value as StatusMessage).sources ?? []) if (!sourceNames.includes(s.name)) p.push(`${topic}: unknown source name ${s.name}`);
   return p;
 }
 
@@ -156,9 +127,9 @@ describe('leak scanner (control)', () => {
   });
   it('rejects a payload with a field beyond the contract or a non-numeric count', () => {
     const base = { v: 1, site: 's', zone: 'z', gateway: 'g', seq: 1, start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T00:00:01.000Z', complete: true, wifi: { frames: 1, devices: 1, estimate: 1 }, ble: { frames: 0, devices: 0, estimate: 0 } };
-    expect(shapeProblems('presence/v1/s/g/counts', Buffer.from(JSON.stringify(base)), [])).toEqual([]);
-    expect(shapeProblems('presence/v1/s/g/counts', Buffer.from(JSON.stringify({ ...base, devices: ['3c22fb01a09e'] })), [])).not.toEqual([]);
-    expect(shapeProblems('presence/v1/s/g/counts', Buffer.from(JSON.stringify({ ...base, wifi: { ...base.wifi, top: 'a1b2' } })), [])).not.toEqual([]);
+    expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify(base)), [])).toEqual([]);
+    expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify({ ...base, devices: ['3c22fb01a09e'] })), [])).not.toEqual([]);
+    expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify({ ...base, wifi: { ...base.wifi, top: 'a1b2' } })), [])).not.toEqual([]);
   });
 });
 
@@ -224,7 +195,7 @@ describe.skipIf(!ok)(SUITE, () => {
         const stored = filesUnder(queueDir);
         expect(stored.filter((f) => f.path.includes('/windows/')).length, `${run.site}: queued windows`).toBeGreaterThan(0);
         for (const f of stored) findings.push(...scan(f.path, f.data, addresses));
-        for (const f of stored.filter((x) => x.path.endsWith('.json'))) shape.push(...shapeProblems(`presence/v1/${run.site}/g/counts`, f.data, run.names));
+        for (const f of stored.filter((x) => x.path.endsWith('.json'))) shape.push(...shapeProblems(countsTopic(run.site, 'g'), f.data, run.names));
         findings.push(...scan(`${run.site} log (broker down)`, Buffer.from(offline.stderr()), addresses));
       }
       // Broker up: queued windows (if any) and a fresh replay are published.
@@ -233,7 +204,7 @@ describe.skipIf(!ok)(SUITE, () => {
       findings.push(...scan(`${run.site} log`, Buffer.from(online.stderr()), addresses));
       for (const f of filesUnder(queueDir)) findings.push(...scan(f.path, f.data, addresses));
       await new Promise((r) => setTimeout(r, 200));
-      const mine = sub.value!.messages.filter((m) => m.topic.startsWith(`presence/v1/${run.site}/`));
+      const mine = sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === run.site);
       expect(mine.filter((m) => m.topic.endsWith('/counts')).length).toBeGreaterThan(0);
       for (const m of mine) {
         findings.push(...scan(m.topic, Buffer.concat([Buffer.from(m.topic), m.payload]), addresses));

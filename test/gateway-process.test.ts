@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+import { countsTopic, siteFilter, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
@@ -16,13 +16,13 @@ const SUITE = 'gateway process';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms.filter((m) => m.topic === `presence/v1/${site}/g/counts`).map((m) => {
+  ms.filter((m) => m.topic === countsTopic(site, 'g')).map((m) => {
     const v = validateCounts(JSON.parse(m.payload.toString()));
     if (!v.ok) throw new Error(v.reason);
     return v.value;
   });
 const statuses = (ms: Received[], site: string): StatusMessage[] =>
-  ms.filter((m) => m.topic === `presence/v1/${site}/g/status`).map((m) => {
+  ms.filter((m) => m.topic === statusTopic(site, 'g')).map((m) => {
     const v = validateStatus(JSON.parse(m.payload.toString()));
     if (!v.ok) throw new Error(v.reason);
     return v.value;
@@ -42,7 +42,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   it('kill -9: last will turns the status offline; after a restart seq goes on and no window is lost', async () => {
     const start = Date.parse('2026-04-01T08:00:00.000Z');
     const cap = wifiCapture(join(tmp, 'kill.pcap'), { devices: 4, startMs: start + 300, durationMs: 60_000, framesPerS: 20 });
-    const sub = await subscriber(broker.url, { filter: 'presence/v1/kill/#' });
+    const sub = await subscriber(broker.url, { filter: siteFilter('kill') });
     const queueDir = join(tmp, 'q-kill');
     const args = ['--site', 'kill', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', '4', '--window', '1s', '--mqtt-keepalive', '1', '--queue-dir', queueDir];
 
@@ -54,7 +54,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await first.exited;
     await waitFor(() => statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'offline'), 10_000, 'last will (offline status)');
     // The retained status is now the offline will.
-    const late = await subscriber(broker.url, { filter: 'presence/v1/kill/g/status', clean: true });
+    const late = await subscriber(broker.url, { filter: statusTopic('kill', 'g'), clean: true });
     await waitFor(() => late.messages.length > 0, 5000, 'retained status');
     expect(JSON.parse(late.messages[0].payload.toString())).toMatchObject({ state: 'offline', site: 'kill', gateway: 'g' });
     await late.client.endAsync();
@@ -84,7 +84,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('reads pcap on stdin (--source pcap:-) on the wall clock, publishes, and exits 0 at end of input', async () => {
     const cap = wifiCapture(join(tmp, 'stdin.pcap'), { devices: 5, startMs: Date.parse('2026-04-01T10:00:00Z'), durationMs: 1_000, framesPerS: 100 });
-    const sub = await subscriber(broker.url, { filter: 'presence/v1/stdin/#' });
+    const sub = await subscriber(broker.url, { filter: siteFilter('stdin') });
     const gw = spawnGateway(['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')], {}, 'pipe');
     const bytes = readFileSync(cap.path);
     // Two halves with a pause between (a stream, not a file), across at least one window boundary.
@@ -105,7 +105,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('restarts a dying capture command with backoff and reports it in status; wall-clock windows close with zero frames', async () => {
     const cap = wifiCapture(join(tmp, 'cmd.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T09:00:00Z'), durationMs: 2_000, framesPerS: 50 });
-    const sub = await subscriber(broker.url, { filter: 'presence/v1/cmd/#' });
+    const sub = await subscriber(broker.url, { filter: siteFilter('cmd') });
     const gw = new Gateway({
       config: config({
         site: 'cmd',

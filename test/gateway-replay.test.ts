@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../gateway/capture/pcap.ts';
-import { COUNTS_FILTER, STATUS_FILTER, validateCounts, validateStatus, type CountsMessage } from '../contract/index.ts';
+import { COUNTS_FILTER, STATUS_FILTER, countsTopic, siteFilter, validateCounts, validateStatus, type CountsMessage } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
@@ -62,7 +62,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const file = join(captures!, 'wifi', 'OppoFindX3Neo-A_anonymized.pcap');
     const span = await captureSpan(file);
     const windowMs = 10_000;
-    const sub = await subscriber(broker.url, { filter: 'presence/v1/replay/#' });
+    const sub = await subscriber(broker.url, { filter: siteFilter('replay') });
     const cfg = config({
       site: 'replay',
       zone: 'lab',
@@ -191,7 +191,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const start = Date.parse('2026-03-01T12:00:00.000Z');
     // 120 s of capture at speed 20 = 6 s of replay, 1 s windows: about 120 windows.
     const cap = wifiCapture(join(tmp, 'outage.pcap'), { devices: 3, startMs: start + 500, durationMs: 120_000, framesPerS: 20 });
-    const sub = await subscriber(broker.url, { filter: 'presence/v1/outage/+/counts', clientId: 'outage-sub' });
+    const sub = await subscriber(broker.url, { filter: countsTopic('outage', '+'), clientId: 'outage-sub' });
     const gw = new Gateway({
       config: config({
         site: 'outage',

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateCounts } from '../contract/index.ts';
+import { siteFilter, validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
@@ -29,7 +29,7 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('publishes every window over TLS with a client certificate and username/password', async () => {
     const cap = wifiCapture(join(d, 'tls.pcap'), { devices: 2, startMs: Date.parse('2026-05-01T00:00:00.200Z'), durationMs: 8_000, framesPerS: 10 });
-    const sub = await subscriber(url(), { ...tls(), username: 'gw', password: 's3cret pass', filter: 'presence/v1/tls/#' });
+    const sub = await subscriber(url(), { ...tls(), username: 'gw', password: 's3cret pass', filter: siteFilter('tls') });
     const gw = new Gateway({
       config: config({
         site: 'tls',

@@ -114,7 +114,7 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
     const sub = await mqtt.connectAsync(broker.url, { clientId: 'load-cli-sub' });
     let n = 0;
     sub.on('message', (topic) => {
-      if (topic.startsWith('presence/v1/cli/') && topic.endsWith('/counts')) n++;
+      if (parseTopic(topic)?.site === 'cli' && parseTopic(topic)?.kind === 'counts') n++;
     });
     await sub.subscribeAsync(COUNTS_FILTER, { qos: 1 });
     const { stdout } = await promisify(execFile)('node', [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--gateways', '3', '--rate', '100', '--count', '30', '--site', 'cli', '--mqtt-url', broker.url]);
