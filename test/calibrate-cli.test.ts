@@ -1,0 +1,176 @@
+// `presence calibrate` and `presence replay --calibration` as a user runs them: the capture form on
+// the real lab captures with occupancy truth (../shared/captures/occupancy), the stored-series form
+// against a real influxd, and bad input giving one line that names the file, the line and the fix.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { capturesDir, need } from './support/need.ts';
+import { Influxd } from './support/influxd.ts';
+import { applyZone, readCalibration, readOccupancy } from '../aggregator/calibration/index.ts';
+
+const repo = join(import.meta.dirname, '..');
+const captures = capturesDir('calibrate-cli');
+const occ = captures && join(captures, 'occupancy');
+const DAYS = ['2022-10-18', '2022-10-25', '2022-11-01'];
+const pcap = (d: string) => join(occ!, `sc6-61_${d}.pcap`);
+const truth = (d: string) => join(occ!, `sc6-61_${d}_occupancy.csv`);
+
+function presence(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), ...args], { cwd: repo, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Whole 1-minute windows between the first and the last truth time. */
+function wholeMinutes(csv: string): number {
+  const o = readOccupancy(csv);
+  const first = Math.ceil(o.times[0] / 60_000);
+  const last = Math.floor(o.times[o.times.length - 1] / 60_000);
+  return last - first;
+}
+
+describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captures', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-calibrate-'));
+  const out = join(dir, 'lab.yaml');
+  let run: ReturnType<typeof presence>;
+
+  beforeAll(() => {
+    run = presence('calibrate', ...DAYS.flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]), '--zone', 'lab', '--out', out, '--leave-one-out');
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the fit, its interval, the data used and leave-one-out scores, and writes the file', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^zone lab: people = [\d.]+ \* \(estimate [-+] [\d.]+\)/);
+    expect(run.stdout).toMatch(/k [\d.]+ +\(90 % interval [\d.]+ \.\. [\d.]+\)/);
+    expect(run.stdout).toMatch(/data: 3 session\(s\), \d+ windows \(\d+ occupied, \d+ empty\)/);
+    expect(run.stdout).toContain('leave one session out');
+    for (const d of DAYS) expect(run.stdout).toMatch(new RegExp(`sc6-61_${d} +\\d+`));
+    expect(run.stdout).toMatch(/all \(pooled\) +\d+/);
+    expect(run.stderr).toContain(`wrote ${out}`);
+    const file = readCalibration(out);
+    expect(file.estimator).toMatchObject({ field: 'estimate', radio: 'wifi', window_s: 60 });
+    expect(file.estimator.firmware).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const z = file.zones.lab;
+    expect(z.k.low).toBeLessThanOrEqual(z.k.value);
+    expect(z.k.high).toBeGreaterThanOrEqual(z.k.value);
+    expect(z.data).toMatchObject({ sessions: 3, session_ids: DAYS.map((d) => `sc6-61_${d}`) });
+  });
+
+  it('pairs exactly the whole 1-minute windows between the first and last truth time of each capture', () => {
+    const z = readCalibration(out).zones.lab;
+    expect((z.data as { windows: number }).windows).toBe(DAYS.reduce((n, d) => n + wholeMinutes(truth(d)), 0));
+  });
+
+  it('presence replay --calibration adds people with an interval to each window', () => {
+    const r = presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'lab', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const zone = readCalibration(out).zones.lab;
+    const windows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(windows.length).toBeGreaterThan(200);
+    for (const w of windows) {
+      expect(w.people).toEqual(applyZone(zone, w.wifi.estimate, 0.9));
+      expect(w.people.low).toBeGreaterThanOrEqual(0);
+      expect(w.people.low).toBeLessThanOrEqual(w.people.value);
+      expect(w.people.high).toBeGreaterThanOrEqual(w.people.value);
+    }
+    const plain = presence('replay', pcap(DAYS[0]), '--json');
+    expect(plain.stdout).not.toContain('people');
+    const wrong = presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'hall', '--json');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim()).toBe(`presence replay: zone hall is not in ${out} (zones there: lab); fix: pass one of them to --zone, or calibrate this zone`);
+  });
+
+  it.each([
+    [
+      'the truth of another day (times outside the capture)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[1])],
+      new RegExp(`^presence calibrate: ${truth(DAYS[1]).replace(/[.]/g, '\\.')}:2: time 2022-10-25T08:58:51\\.533Z is outside the capture .*; fix: pair each --capture with its own --truth file`),
+    ],
+    [
+      'a bad row',
+      () => {
+        const bad = join(dir, 'bad.csv');
+        const lines = readFileSync(truth(DAYS[0]), 'utf8').split('\n');
+        lines[4] = lines[4].replace(/;\d+$/, ';five');
+        writeFileSync(bad, lines.join('\n'));
+        return ['--capture', pcap(DAYS[0]), '--truth', bad];
+      },
+      /^presence calibrate: .*bad\.csv:5: occupancy "five" is not a number of people; fix: write a number of people >= 0, like 3$/,
+    ],
+    ['one truth short', () => ['--capture', pcap(DAYS[0]), '--capture', pcap(DAYS[1]), '--truth', truth(DAYS[0])], /give one --truth per --capture, in the same order \(got 2 capture\(s\), 1 truth file\(s\)\)/],
+  ])('bad input: %s gives one line naming file, line and fix', (_name, args, message) => {
+    const r = presence('calibrate', ...args(), '--zone', 'lab', '--out', join(dir, 'never.yaml'));
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+  });
+});
+
+const hasInflux = need('influxd', 'influxdb', 'calibrate-cli (stored series)');
+
+describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a real influxd', () => {
+  const influx = new Influxd('presence');
+  const dir = mkdtempSync(join(tmpdir(), 'presence-calibrate-stored-'));
+  const t0 = Date.parse('2026-05-04T08:00:00Z');
+  // Three days, two gateways in zone "hall" (the zone's count is the larger), one in zone "gate".
+  // estimate = 5 + 2 * people (+ a wobble), so k = 0.5, b = 5.
+  const people = (day: number, i: number) => Math.round(20 + 18 * Math.sin(i / 20 + day));
+  const counts: string[] = ['time;people'];
+
+  beforeAll(async () => {
+    await influx.start();
+    const lines: string[] = [];
+    for (let day = 0; day < 3; day++) {
+      for (let i = 0; i < 120; i++) {
+        const t = t0 + day * 86_400_000 + i * 60_000;
+        const p = people(day, i);
+        const e = 5 + 2 * p + (Math.floor(i / 10) % 5) - 2;
+        lines.push(`presence,gateway=gw-1,radio=wifi,site=station,zone=hall devices=${e * 3}i,estimate=${e}i,frames=100i,complete=T ${t}`);
+        lines.push(`presence,gateway=gw-2,radio=wifi,site=station,zone=hall devices=${e}i,estimate=${Math.max(0, e - 3)}i,frames=100i,complete=T ${t}`);
+        lines.push(`presence,gateway=gw-3,radio=wifi,site=station,zone=gate devices=3i,estimate=3i,frames=10i,complete=T ${t}`);
+        if (i % 10 === 5) counts.push(`${new Date(t + 20_000).toISOString()};${p}`);
+      }
+    }
+    const res = await fetch(`${influx.url}/write?db=presence&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    writeFileSync(join(dir, 'counts.csv'), counts.join('\n') + '\n');
+  }, 60_000);
+  afterAll(async () => {
+    await influx.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const stored = (...extra: string[]) =>
+    presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--truth', join(dir, 'counts.csv'), '--out', join(dir, 'cal.yaml'), ...extra);
+
+  it('reads the zone series with InfluxQL, pairs each count with its window and fits', () => {
+    const r = stored('--zone', 'hall');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/data: 3 session\(s\), 36 windows/);
+    const z = readCalibration(join(dir, 'cal.yaml')).zones.hall;
+    expect(z.site).toBe('station');
+    expect(z.k.value).toBeGreaterThan(0.47);
+    expect(z.k.value).toBeLessThan(0.53);
+    expect(z.b.value).toBeGreaterThan(3.5);
+    expect(z.b.value).toBeLessThan(6.5);
+  });
+
+  it('a zone absent from the series is one line naming the zones there', () => {
+    const r = stored('--zone', 'platform');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('presence calibrate: zone platform is absent from the stored series of site station (zones there: gate, hall); fix: check --zone');
+  });
+
+  it('a count outside the stored windows names its line', () => {
+    const file = join(dir, 'late.csv');
+    writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);
+    const r = presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--zone', 'hall', '--truth', file, '--out', join(dir, 'never.yaml'));
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`late\\.csv:${counts.length + 1}: no stored window of zone hall holds 2026-05-09T08:00:00\\.000Z .*; fix: remove counts made while the gateways were down`));
+  });
+});
