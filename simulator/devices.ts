@@ -35,6 +35,11 @@ export interface WifiModel {
   probeGapMs: number;
   /** Channels visited in order during a scan. */
   channels: readonly number[];
+  /**
+   * Kinds of scan, one drawn by share at every scan, each visiting its own channels (default: every
+   * scan visits `channels`). The iPhone 11 alternates full scans with short ones on a few channels.
+   */
+  scanKinds?: ReadonlyArray<{ share: number; channels: readonly number[] }>;
   /** Time spent on each channel (active scan dwell), milliseconds. */
   channelDwellMs: number;
   /** Visit the channels in list order, or in a fresh random order every scan. */
@@ -45,6 +50,26 @@ export interface WifiModel {
   activeShare: number;
   /** Information elements of a probe on `channel` (without SSID-specific content: the SSID is the wildcard). */
   ies(channel: number, dev: DeviceIdentity): Uint8Array;
+  /** What a real capture of one such phone shows, which the model must reproduce (simulator/phones.ts). */
+  measured?: MeasuredPhone;
+}
+
+/**
+ * Figures of a public single-phone capture, measured by simulator/phones.ts (phoneFigures) over its
+ * whole 1-minute windows, each with its standard error: test/simulator-phones.test.ts re-measures
+ * the capture and checks that the model's simulated figures match these.
+ */
+export interface MeasuredPhone {
+  /** The capture, in ../shared/captures/wifi. */
+  capture: string;
+  windows: number;
+  bursts: number;
+  /** [mean, standard error] */
+  addressesPerMinute: readonly [number, number];
+  newAddressesPerMinute: readonly [number, number];
+  addressesPerBurst: readonly [number, number];
+  probesPerBurst: readonly [number, number];
+  burstIntervalS: readonly [number, number];
 }
 
 export type BleAddressPolicy = 'rpa' | 'static-random' | 'public';
@@ -185,15 +210,35 @@ export const MODELS: Record<string, DeviceModel> = {
       txPowerDbm: 15,
       macPolicy: 'per-channel',
       oui: [0xf0, 0x18, 0x98],
-      burstIntervalS: { mean: 46, cv: 0.7, min: 1.5 },
-      probesPerChannel: [2, 2],
-      probeGapMs: 16,
+      // iPhone11-B: bursts start 47.3 s apart on average over its whole minutes (45.7 s over the
+      // whole capture, cv 0.8, shortest 1.6 s).
+      burstIntervalS: { mean: 47, cv: 0.8, min: 1.5 },
+      // iPhone11-B: 1.68 probes per address (a channel visit), about 20 ms apart.
+      probesPerChannel: [1, 2],
+      probeGapMs: 20,
       channels: [...CH_24_EU, ...CH_5_EU],
+      // iPhone11-B: of 70 bursts, 24 visit all of channels 1-13 (13 addresses), 30 only channels 1, 6,
+      // 11 and 13 (4 addresses), 16 only channels 1 and 6 (2-3 addresses).
+      scanKinds: [
+        { share: 24, channels: [...CH_24_EU, ...CH_5_EU] },
+        { share: 30, channels: [1, 6, 11, 13] },
+        { share: 16, channels: [1, 6] },
+      ],
       channelDwellMs: 25,
       channelOrder: 'shuffled',
       seqOnNewAddress: 'random',
       activeShare: 0.9,
       ies: (ch) => IES_IPHONE11(ch),
+      measured: {
+        capture: 'iPhone11-B_anonymized.pcap',
+        windows: 51,
+        bursts: 65,
+        addressesPerMinute: [7.9, 1.04],
+        newAddressesPerMinute: [7.88, 1.04],
+        addressesPerBurst: [6.18, 0.56],
+        probesPerBurst: [10.6, 1],
+        burstIntervalS: [47.3, 4.7],
+      },
     },
     ble: {
       txPowerDbm: 4,
@@ -213,14 +258,28 @@ export const MODELS: Record<string, DeviceModel> = {
       txPowerDbm: 16,
       macPolicy: 'per-burst',
       oui: [0x5c, 0x0a, 0x5b],
-      burstIntervalS: { mean: 49, cv: 0.6, min: 1.5 },
+      // S21Ultra-M: bursts start 50.8 s apart on average (49 s over the whole capture, cv 0.8).
+      burstIntervalS: { mean: 50, cv: 0.8, min: 1.5 },
       probesPerChannel: [2, 2],
       probeGapMs: 20,
-      channels: [...CH_24_EU, ...CH_5_EU],
-      channelDwellMs: 40,
+      // S21Ultra-M probes only channels 1, 6 and 11 on 2.4 GHz, two probes each, reaching 6 about
+      // 0.24 s after 1 and 11 about 0.24 s later; its sequence numbers jump by about 18 in between,
+      // so it sends other frames there: taken as the 5 GHz channels, in three groups (assumption).
+      channels: [1, 36, 40, 44, 48, 52, 56, 60, 64, 6, 100, 104, 108, 112, 116, 120, 124, 128, 11, 132, 136, 140],
+      channelDwellMs: 26,
       seqOnNewAddress: 'random',
       activeShare: 0.85,
       ies: (ch) => IES_S21(ch),
+      measured: {
+        capture: 'S21Ultra-M_anonymized.pcap',
+        windows: 19,
+        bursts: 23,
+        addressesPerMinute: [1.32, 0.31],
+        newAddressesPerMinute: [1.32, 0.31],
+        addressesPerBurst: [1.09, 0.06],
+        probesPerBurst: [5.6, 0.4],
+        burstIntervalS: [50.8, 8.8],
+      },
     },
     ble: {
       txPowerDbm: 2,
@@ -240,14 +299,30 @@ export const MODELS: Record<string, DeviceModel> = {
       txPowerDbm: 16,
       macPolicy: 'per-burst',
       oui: [0x1c, 0x77, 0xf6],
-      burstIntervalS: { mean: 30, cv: 0.6, min: 4.8 },
+      // OppoFindX3Neo-A: bursts start 41.6 s apart over its whole minutes (a 60 s period with extra
+      // scans between; cv about 0.45); 30 s over the whole capture, whose first minute is busier.
+      // The interval is counted from the end of a scan (1.3 s here).
+      burstIntervalS: { mean: 40.5, cv: 0.45, min: 4.8 },
       probesPerChannel: [4, 12],
       probeGapMs: 3,
-      channels: [...CH_24_EU, ...CH_5_EU],
+      // OppoFindX3Neo-A: 13 of 15 bursts leave out channels 7, 12 and 13.
+      channels: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, ...CH_5_EU],
       channelDwellMs: 45,
       seqOnNewAddress: 'random',
       activeShare: 0.85,
       ies: (ch) => IES_OPPO(ch),
+      // Its 60 s bursts fall on the minute boundary (at :59.9), so 5 of its 6 whole minutes also count
+      // the previous minute's address: 2.5 addresses per minute where 1.5 are new.
+      measured: {
+        capture: 'OppoFindX3Neo-A_anonymized.pcap',
+        windows: 6,
+        bursts: 9,
+        addressesPerMinute: [2.5, 0.22],
+        newAddressesPerMinute: [1.5, 0.22],
+        addressesPerBurst: [1, 0],
+        probesPerBurst: [80.2, 12.4],
+        burstIntervalS: [41.6, 6.8],
+      },
     },
     ble: {
       txPowerDbm: 2,

@@ -139,15 +139,10 @@ export class DeviceBehaviour {
     const t0 = Math.max(0, agent.arriveS);
     if (wifiOn && w) {
       let plan = this.scanPlans.get(model.id);
-      if (!plan) {
-        plan = [];
-        w.channels.forEach((ch, i) => {
-          if (audible(ch, this.wifiChannelsAll)) plan!.push({ ch, offsetMs: i * w.channelDwellMs });
-        });
-        this.scanPlans.set(model.id, plan);
-      }
+      if (!plan) this.scanPlans.set(model.id, (plan = this.plan(w.channels, w.channelDwellMs)));
       d.scanChannels = plan;
       if (w.macPolicy === 'fixed') setMac(d, globalMac(rng, w.oui));
+      // A device whose channels no gateway hears never scans (for the simulation: it sends nothing heard).
       if (plan.length) this.queue.push(t0 + rng.uniform(0, w.burstIntervalS.mean), TASK.SCAN, d);
     }
     if (bleOn && b) {
@@ -166,29 +161,37 @@ export class DeviceBehaviour {
     return d;
   }
 
-  /** A scan begins at t: new address if the model randomises, channel order, first probe and next scan scheduled. */
+  /** A scan begins at t: new address if the model randomises, the kind of scan and its channel order, first probe and next scan scheduled. */
   startScan(d: Device, t: number): void {
     const w = d.model.wifi!;
     if (w.macPolicy === 'per-burst' || w.macPolicy === 'per-channel') newRandomAddress(d);
+    const kind = w.scanKinds ? w.scanKinds[d.rng.pickIndex(w.scanKinds.map((k) => k.share))] : null;
+    const channels = kind ? kind.channels : w.channels;
     if (w.channelOrder === 'shuffled') {
       // A fresh visiting order for this scan; only the channels a gateway can hear get events.
-      const order = [...w.channels];
+      const order = [...channels];
       for (let i = order.length - 1; i > 0; i--) {
         const k = d.rng.int(0, i);
         [order[i], order[k]] = [order[k], order[i]];
       }
-      d.scanChannels = [];
-      order.forEach((ch, i) => {
-        if (audible(ch, this.wifiChannelsAll)) d.scanChannels.push({ ch, offsetMs: i * w.channelDwellMs });
-      });
-    }
+      d.scanChannels = this.plan(order, w.channelDwellMs);
+    } else if (kind) d.scanChannels = this.plan(channels, w.channelDwellMs);
     d.scanT = t;
     d.scanStep = 0;
     d.probeNo = 0;
     d.probesThis = d.rng.int(w.probesPerChannel[0], w.probesPerChannel[1]);
-    this.queue.push(t + d.scanChannels[0].offsetMs / 1000 + d.rng.uniform(0, 0.003), TASK.PROBE, d);
-    const scanLen = (w.channels.length * w.channelDwellMs) / 1000;
+    if (d.scanChannels.length) this.queue.push(t + d.scanChannels[0].offsetMs / 1000 + d.rng.uniform(0, 0.003), TASK.PROBE, d);
+    const scanLen = (channels.length * w.channelDwellMs) / 1000;
     this.queue.push(t + scanLen + Math.max(w.burstIntervalS.min, d.rng.lognormal(w.burstIntervalS.mean, w.burstIntervalS.cv)), TASK.SCAN, d);
+  }
+
+  /** The audible channels of a scan visiting `channels` in this order, with when it reaches each. */
+  private plan(channels: readonly number[], dwellMs: number): ScanStep[] {
+    const out: ScanStep[] = [];
+    channels.forEach((ch, i) => {
+      if (audible(ch, this.wifiChannelsAll)) out.push({ ch, offsetMs: i * dwellMs });
+    });
+    return out;
   }
 
   /** The probe about to be sent: advances the sequence number and returns its channel. */
