@@ -1,0 +1,63 @@
+// The config reference in each component README is generated from the component's option table
+// (scripts/gen-config-docs.ts); this fails when a README no longer matches the table, and checks
+// that the sample files in them are valid configurations.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { checkConfigObject } from '../aggregator/config.ts';
+import { loadConfig } from '../gateway/config.ts';
+import { COMPONENTS, reference, updated } from '../scripts/gen-config-docs.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+const ROOT = join(import.meta.dirname, '..');
+const readme = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const sampleOf = (text: string) => /<!-- BEGIN config reference[\s\S]*?```yaml\n([\s\S]*?)```[\s\S]*?<!-- END config reference -->/.exec(text)?.[1];
+
+describe('config reference in the READMEs', () => {
+  for (const c of COMPONENTS) {
+    it(`${c.readme} holds the reference generated from ${c.source} (npx tsx scripts/gen-config-docs.ts rewrites it)`, () => {
+      const text = readme(c.readme);
+      expect(updated(c, text), `${c.readme} is out of date: run npx tsx scripts/gen-config-docs.ts`).toBe(text);
+      for (const spec of c.specs) expect(text).toContain(`| \`${spec.key}\``);
+    });
+
+    it(`${c.readme} starts with what the component does and a runnable example, then its configuration`, () => {
+      const text = readme(c.readme);
+      const example = text.indexOf('Runnable example');
+      const config = text.indexOf('## Configuration');
+      const ref = text.indexOf('<!-- BEGIN config reference');
+      expect(example).toBeGreaterThan(0);
+      expect(config).toBeGreaterThan(example);
+      expect(ref).toBeGreaterThan(config);
+      // Nothing but the opening description and the example before the configuration section.
+      expect(text.slice(0, config).match(/^## /gm) ?? []).toEqual([]);
+    });
+  }
+
+  it('a changed option table makes the README stale', () => {
+    const c = COMPONENTS[0];
+    const changed = { ...c, specs: c.specs.map((s, i) => (i === 0 ? { ...s, description: `${s.description}, changed` } : s)) };
+    const text = readme(c.readme);
+    expect(updated(changed, text)).not.toBe(text);
+    expect(reference(changed)).toContain(', changed');
+  });
+
+  it('the gateway sample is a valid gateway configuration', () => {
+    const sample = sampleOf(readme('gateway/README.md'))!;
+    const dir = mkdtempSync(join(tmpdir(), 'presence-docs-'));
+    try {
+      writeFileSync(join(dir, 'gateway.yaml'), sample);
+      const cfg = loadConfig({ config: join(dir, 'gateway.yaml') }, {});
+      expect(cfg.sources.map((s) => s.name)).toEqual(['wifi', 'ble']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the aggregator sample passes the aggregator schema', () => {
+    const sample = parse(sampleOf(readme('aggregator/README.md'))!);
+    expect(checkConfigObject(sample.aggregator)).toEqual([]);
+  });
+});
