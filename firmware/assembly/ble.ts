@@ -9,7 +9,7 @@ import {
   ADDR_BLE_PUBLIC, ADDR_BLE_RANDOM_STATIC, ADDR_BLE_RESOLVABLE, ADDR_BLE_NONRESOLVABLE,
   ADDR_BLE_RANDOM_RESERVED, RSSI_UNKNOWN, SEQ_UNKNOWN, STATUS_ACCEPTED, STATUS_IGNORED,
   STATUS_REJECTED, addResult,
-} from './frame';
+} from './results';
 
 export const ADVERTISING_ACCESS_ADDRESS: u32 = 0x8e89bed6;
 
@@ -84,7 +84,7 @@ export function parseLinkLayer(ptr: usize, len: u32, crc: u32, coded: bool, rssi
   } else {
     return STATUS_IGNORED; // SCAN_REQ, CONNECT_IND, reserved
   }
-  addResult(adva, true, bleAddressKind(txRandom, u8at(adva + 5)), rssi, SEQ_UNKNOWN, 0);
+  addResult(adva, true, bleAddressKind(txRandom, u8at(adva + 5)), rssi, SEQ_UNKNOWN);
   return STATUS_ACCEPTED;
 }
 

@@ -1,16 +1,7 @@
-// Frame parsing: the interface between the parsers and the counting core.
+// Frame parsing: the dispatcher between the capture's link type and the parsers.
 //
-// parseFrame() looks at one captured frame and fills module-level results; it never allocates and
-// never reads outside [ptr, ptr + len). One frame can carry several addresses (an HCI LE
-// Advertising Report event holds up to 25 reports), so results are slots.
-//
-// Result slot layout (SLOT_SIZE bytes each, at resultsPtr() + i * SLOT_SIZE):
-//   [0..5]   device address, canonical order (as displayed: most significant octet first)
-//   [6]      address kind (ADDR_* below)
-//   [7]      signal in dBm as i8; RSSI_UNKNOWN when the encapsulation gives none
-//   [8..9]   802.11 sequence number (u16 LE), SEQ_UNKNOWN when none
-//   [10..11] reserved (0)
-//   [12..15] information-element fingerprint (u32 LE; Wi-Fi only, 0 when none). In-window only.
+// parseFrame() looks at one captured frame and has the matching parser fill the result store
+// (results.ts); it never allocates and never reads outside [ptr, ptr + len).
 
 import { parseRadiotap } from './radiotap';
 import { parse80211 } from './ieee80211';
@@ -18,63 +9,10 @@ import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
 import { parseNordic } from './nordic';
 import { parseHciH4 } from './hci';
 import { parsePpi, ppiRadio } from './ppi';
-
-export const RADIO_NONE: u32 = 0; // unsupported link type
-export const RADIO_WIFI: u32 = 1;
-export const RADIO_BLE: u32 = 2;
-
-export const STATUS_IGNORED: u32 = 0; // parsed fine, not a probe request / advertising PDU with an address
-export const STATUS_ACCEPTED: u32 = 1; // resultCount slots filled
-export const STATUS_REJECTED: u32 = 2; // bad FCS / CRC, truncated or malformed
-
-export const ADDR_WIFI_GLOBAL: u8 = 0; // universally administered (first octet bit 0x02 clear)
-export const ADDR_WIFI_LOCAL: u8 = 1; // locally administered: randomised
-export const ADDR_BLE_PUBLIC: u8 = 2;
-export const ADDR_BLE_RANDOM_STATIC: u8 = 3; // random, top bits 11
-export const ADDR_BLE_RESOLVABLE: u8 = 4; // random, top bits 01
-export const ADDR_BLE_NONRESOLVABLE: u8 = 5; // random, top bits 00
-export const ADDR_BLE_RANDOM_RESERVED: u8 = 6; // random, top bits 10 (reserved)
-
-export const RSSI_UNKNOWN: i8 = -128;
-export const SEQ_UNKNOWN: u16 = 0xffff;
-export const SLOT_SIZE: u32 = 16;
-export const RESULT_MAX: u32 = 32;
-
-const RESULTS: usize = memory.data(<i32>(SLOT_SIZE * RESULT_MAX), 16);
+import { RADIO_NONE, RADIO_WIFI, RADIO_BLE, STATUS_IGNORED, STATUS_ACCEPTED, RSSI_UNKNOWN, resetResults } from './results';
 
 export let frameRadio: u32 = RADIO_NONE;
 export let frameStatus: u32 = STATUS_IGNORED;
-export let resultCount: u32 = 0;
-
-@inline export function resultsPtr(): usize {
-  return RESULTS;
-}
-
-/** Zeroes every result slot (called when a window ends). */
-export function wipeResults(): void {
-  memory.fill(RESULTS, 0, SLOT_SIZE * RESULT_MAX);
-  resultCount = 0;
-}
-
-/**
- * Writes the next result slot (ignored once RESULT_MAX slots are full). addr: six octets, in
- * canonical order, or reversed (as BLE and HCI carry them on the wire) when reversed is true.
- */
-export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq: u16, fingerprint: u32): void {
-  if (resultCount >= RESULT_MAX) return;
-  const slot = RESULTS + <usize>(resultCount * SLOT_SIZE);
-  if (reversed) {
-    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + 5 - i));
-  } else {
-    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + i));
-  }
-  store<u8>(slot + 6, kind);
-  store<i8>(slot + 7, rssi < -128 ? -128 : rssi > 127 ? 127 : <i8>rssi);
-  store<u16>(slot + 8, seq);
-  store<u16>(slot + 10, 0);
-  store<u32>(slot + 12, fingerprint);
-  resultCount++;
-}
 
 /**
  * Parses one frame. linkType is masked with 0x03FFFFFF here (the FCS-length bits of a pcap header
@@ -82,7 +20,7 @@ export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq:
  * resultCount (slots 0..resultCount-1 filled when frameStatus == STATUS_ACCEPTED).
  */
 export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool): void {
-  resultCount = 0;
+  resetResults();
   let status: u32 = STATUS_IGNORED;
   let radio: u32 = RADIO_NONE;
   // Also accepts an unmasked pcap link type: with the P bit (0x04000000) set, bits 28-31 give the
@@ -120,7 +58,7 @@ export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool)
     default:
       break;
   }
-  if (status != STATUS_ACCEPTED || radio == RADIO_NONE) resultCount = 0;
+  if (status != STATUS_ACCEPTED || radio == RADIO_NONE) resetResults();
   if (radio == RADIO_NONE) status = STATUS_IGNORED;
   frameRadio = radio;
   frameStatus = status;

@@ -6,48 +6,45 @@
 // which finalises the stats and wipes the key state, every hash, the sketches, the parser's result
 // slots and the batch buffer.
 
+import { parseFrame, frameRadio, frameStatus } from './frame';
 import {
-  parseFrame, wipeResults, resultsPtr, frameRadio, frameStatus, resultCount,
-  RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE, RSSI_UNKNOWN, ADDR_BLE_PUBLIC,
-} from './frame';
-import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr, KEY_BYTES } from './blake2s';
+  wipeResults, resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
+  RSSI_UNKNOWN, ADDR_BLE_PUBLIC,
+} from './results';
+import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
 import { HLL_M } from './hll';
+import { estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS } from './estimator';
+import {
+  STATS_BYTES, STAT_FRAMES, STAT_ACCEPTED, STAT_REJECTED, STAT_WEAK, STAT_DEVICES, STAT_ESTIMATE, STAT_EXACT,
+  STAT_ESTIMATE_MILLI, STAT_UNSUPPORTED, STAT_BATCH_ERRORS, STAT_OPEN, STATS_RADIO_STRIDE,
+  RECORD_HEADER_BYTES, RECORD_CAPLEN, RECORD_TIME, FLAG_IGNORE_FCS, KEY_BYTES,
+} from './layout';
 
 // ---- memory ----------------------------------------------------------------------------------
 
 /** Batch buffer size: records of (16-byte header + caplen padded to 8). */
 const BATCH_BYTES: u32 = 256 * 1024;
-/** Record header: link type u32, caplen u32, timestamp f64 (ms since the epoch). */
-const RECORD_HEADER: u32 = 16;
+const RECORD_HEADER: u32 = RECORD_HEADER_BYTES;
 const BATCH: usize = memory.data(<i32>BATCH_BYTES, 16);
 const KEY: usize = memory.data(<i32>KEY_BYTES, 16);
 
-// Stats: u32 words. A block of 8 words per radio: Wi-Fi at byte 0, BLE at byte 32.
-const STATS: usize = memory.data(32 * 4, 16);
+// Stats: u32 words, layout in layout.ts (shared with the host). A block per radio: Wi-Fi at 0, BLE at 32.
+const STATS: usize = memory.data(<i32>STATS_BYTES, 16);
 // @ts-ignore: decorator
-@inline const R_FRAMES: usize = 0;
+@inline const R_FRAMES: usize = STAT_FRAMES;
 // @ts-ignore: decorator
-@inline const R_ACCEPTED: usize = 4;
+@inline const R_ACCEPTED: usize = STAT_ACCEPTED;
 // @ts-ignore: decorator
-@inline const R_REJECTED: usize = 8;
+@inline const R_REJECTED: usize = STAT_REJECTED;
 // @ts-ignore: decorator
-@inline const R_WEAK: usize = 12;
+@inline const R_WEAK: usize = STAT_WEAK;
 // @ts-ignore: decorator
-@inline const R_DEVICES: usize = 16;
+@inline const S_UNSUPPORTED: usize = STAT_UNSUPPORTED;
 // @ts-ignore: decorator
-@inline const R_ESTIMATE: usize = 20;
+@inline const S_BATCH_ERRORS: usize = STAT_BATCH_ERRORS;
 // @ts-ignore: decorator
-@inline const R_EXACT: usize = 24;
-// @ts-ignore: decorator
-@inline const S_UNSUPPORTED: usize = 64;
-// @ts-ignore: decorator
-@inline const S_BATCH_ERRORS: usize = 68;
-// @ts-ignore: decorator
-@inline const S_OPEN: usize = 72;
-
-/** window_begin flag: count Wi-Fi frames whose FCS check fails. */
-const FLAG_IGNORE_FCS: u32 = 1;
+@inline const S_OPEN: usize = STAT_OPEN;
 
 let ignoreFcs: bool = false;
 let rssiMin: i32 = -128;
@@ -77,7 +74,8 @@ export function stats_ptr(): usize {
  */
 export function window_begin(flags: u32, rssiMinDbm: i32): void {
   countWipe();
-  memory.fill(STATS, 0, 32 * 4);
+  estimatorBegin();
+  memory.fill(STATS, 0, STATS_BYTES);
   setKey(KEY);
   memory.fill(KEY, 0, KEY_BYTES);
   ignoreFcs = (flags & FLAG_IGNORE_FCS) != 0;
@@ -92,7 +90,7 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
 
 /** Hashes and counts result slot `slot` of a frame of radio `radio` (RADIO_WIFI / RADIO_BLE). */
 // @ts-ignore: decorator
-@inline function countSlot(radio: u32, r: u32, slot: usize, stats: usize): void {
+@inline function countSlot(radio: u32, r: u32, slot: usize, stats: usize, t: f64): void {
   const rssi = <i32>load<i8>(slot, 7);
   if (rssi != <i32>RSSI_UNKNOWN && rssi < rssiMin) {
     bump(stats + R_WEAK, 1);
@@ -102,7 +100,25 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   const group: u32 = radio == RADIO_BLE && kind != ADDR_BLE_PUBLIC ? 1 : 0;
   // message: radio, address-kind group, address (6 bytes, display order)
   const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
-  countHash(r, hashAddress(m0, load<u32>(slot, 2)));
+  const h = hashAddress(m0, load<u32>(slot, 2));
+  countHash(r, h);
+  estimatorAddress(r, h, rssi, t);
+}
+
+/**
+ * Optional, after window_begin: the window's bounds in ms since the epoch, in the clock of the
+ * records' capture times. The estimate's sub-window grid starts at startMs and its mean is taken
+ * over endMs - startMs. Without it the grid starts at the window's first record and the mean is
+ * over the sub-windows up to its last record. Ignored unless both are finite and endMs > startMs.
+ */
+export function window_span(startMs: f64, endMs: f64): void {
+  if (load<u32>(STATS + S_OPEN) == 0) return;
+  estimatorSpan(startMs, endMs);
+}
+
+/** Sub-window length of the estimate in ms. */
+export function subwindow_ms(): f64 {
+  return SUBWINDOW_MS;
 }
 
 /**
@@ -121,23 +137,25 @@ export function ingest(count: u32): u32 {
     }
     const rec = BATCH + off;
     const linkType = load<u32>(rec); // unmasked: parseFrame masks it and reads the FCS-length bits
-    const len = load<u32>(rec, 4);
+    const len = load<u32>(rec, RECORD_CAPLEN);
     if (len > BATCH_BYTES - off - RECORD_HEADER) {
       bump(STATS + S_BATCH_ERRORS, 1);
       break;
     }
+    const t = load<f64>(rec, RECORD_TIME);
+    estimatorRecord(t);
     parseFrame(linkType, rec + RECORD_HEADER, len, fcs);
     const radio = frameRadio;
     if (radio == RADIO_WIFI || radio == RADIO_BLE) {
       const r: u32 = radio == RADIO_WIFI ? 0 : 1;
-      const stats = STATS + (<usize>r << 5);
+      const stats = STATS + <usize>(r * STATS_RADIO_STRIDE);
       bump(stats + R_FRAMES, 1);
       const status = frameStatus;
       if (status == STATUS_ACCEPTED) {
         const k = resultCount;
         bump(stats + R_ACCEPTED, k);
         const slots = resultsPtr();
-        for (let i: u32 = 0; i < k; i++) countSlot(radio, r, slots + <usize>i * SLOT_SIZE, stats);
+        for (let i: u32 = 0; i < k; i++) countSlot(radio, r, slots + <usize>i * SLOT_SIZE, stats, t);
       } else if (status == STATUS_REJECTED) {
         bump(stats + R_REJECTED, 1);
       }
@@ -157,16 +175,19 @@ export function ingest(count: u32): u32 {
  */
 export function window_end(): void {
   for (let r: u32 = 0; r < 2; r++) {
-    const stats = STATS + (<usize>r << 5);
+    const stats = STATS + <usize>(r * STATS_RADIO_STRIDE);
     const devices = <u32>Math.round(countDistinct(r));
-    store<u32>(stats + R_DEVICES, devices);
-    store<u32>(stats + R_ESTIMATE, devices);
-    store<u32>(stats + R_EXACT, countIsExact(r) ? 1 : 0);
+    const estimate = estimatorResult(r);
+    store<u32>(stats + STAT_DEVICES, devices);
+    store<u32>(stats + STAT_ESTIMATE, <u32>Math.round(estimate));
+    store<u32>(stats + STAT_ESTIMATE_MILLI, <u32>Math.round(estimate * 1000));
+    store<u32>(stats + STAT_EXACT, countIsExact(r) ? 1 : 0);
   }
   store<u32>(STATS + S_OPEN, 0);
   memory.fill(KEY, 0, KEY_BYTES);
   wipeKey();
   countWipe();
+  estimatorWipe();
   wipeResults();
   memory.fill(BATCH, 0, BATCH_BYTES);
 }
@@ -222,7 +243,9 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
   const group: u32 = radio == RADIO_BLE && kind != <u32>ADDR_BLE_PUBLIC ? 1 : 0;
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + <usize>i * 6;
-    countHash(r, hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2)));
+    const h = hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
+    countHash(r, h);
+    estimatorAddress(r, h, <i32>RSSI_UNKNOWN, 0);
   }
 }
 

@@ -7,7 +7,7 @@
 // match the header's lengths (Wireshark does not dissect the packet otherwise; neither do we).
 
 import { u8at, le16 } from './bytes';
-import { STATUS_IGNORED, STATUS_REJECTED } from './frame';
+import { STATUS_IGNORED, STATUS_REJECTED } from './results';
 import { parseLinkLayer, CRC_OK, CRC_BAD } from './ble';
 
 const LL_OFFSET: u32 = 17;

@@ -8,7 +8,7 @@
 //   127: radiotap.
 
 import { u8at, le16, le32, alignUp } from './bytes';
-import { RADIO_BLE, RADIO_NONE, RADIO_WIFI, RSSI_UNKNOWN, STATUS_IGNORED, STATUS_REJECTED } from './frame';
+import { RADIO_BLE, RADIO_NONE, RADIO_WIFI, RSSI_UNKNOWN, STATUS_IGNORED, STATUS_REJECTED } from './results';
 import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
 import { parse80211 } from './ieee80211';
 import { parseRadiotap } from './radiotap';

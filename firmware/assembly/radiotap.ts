@@ -4,7 +4,7 @@
 // Reference: https://www.radiotap.org/fields/defined
 
 import { u8at, le16, le32, alignUp } from './bytes';
-import { STATUS_REJECTED } from './frame';
+import { STATUS_REJECTED } from './results';
 import { parse80211 } from './ieee80211';
 
 export const RADIOTAP_FLAG_FCS: u32 = 0x10;

@@ -7,16 +7,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../scripts/package-root.ts';
 import { LINKTYPE, LINKTYPE_MASK, type FirmwareRadioCounts, type FirmwareWindowCounts, type Frame, type WindowOptions } from './types.ts';
+import * as layout from '../assembly/layout.ts';
 
 /** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
 export const WASM_PATH = process.env.PRESENCE_WASM || join(PACKAGE_ROOT, 'firmware', 'build', 'presence.wasm');
 
 /** Length of the per-window key in bytes. */
-export const KEY_BYTES = 32;
+export const KEY_BYTES = layout.KEY_BYTES;
 /** Size of a batch record header: link type u32, caplen u32, timestamp f64 (ms), little-endian. */
-export const RECORD_HEADER_BYTES = 16;
+export const RECORD_HEADER_BYTES = layout.RECORD_HEADER_BYTES;
 /** window_begin flag bit: count Wi-Fi frames whose FCS check fails. */
-export const FLAG_IGNORE_FCS = 1;
+export const FLAG_IGNORE_FCS = layout.FLAG_IGNORE_FCS;
 
 // The project compiles without the DOM lib, which is where TypeScript keeps the WebAssembly types.
 declare const WebAssembly: {
@@ -32,6 +33,8 @@ export interface FirmwareExports {
   key_ptr(): number;
   stats_ptr(): number;
   window_begin(flags: number, rssiMinDbm: number): void;
+  window_span(startMs: number, endMs: number): void;
+  subwindow_ms(): number;
   ingest(count: number): number;
   window_end(): void;
   table_limit(): number;
@@ -45,19 +48,20 @@ export interface FirmwareExports {
   keyed_state_ptr(): number;
 }
 
-/** Stats block layout (u32 words at stats_ptr()). */
+/** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
 const STAT = {
-  RADIO_STRIDE: 32, // bytes per radio: Wi-Fi at 0, BLE at 32
-  FRAMES: 0,
-  ACCEPTED: 4,
-  REJECTED: 8,
-  WEAK: 12,
-  DEVICES: 16,
-  ESTIMATE: 20,
-  EXACT: 24,
-  UNSUPPORTED: 64,
-  BATCH_ERRORS: 68,
-  OPEN: 72,
+  RADIO_STRIDE: layout.STATS_RADIO_STRIDE,
+  FRAMES: layout.STAT_FRAMES,
+  ACCEPTED: layout.STAT_ACCEPTED,
+  REJECTED: layout.STAT_REJECTED,
+  WEAK: layout.STAT_WEAK,
+  DEVICES: layout.STAT_DEVICES,
+  ESTIMATE: layout.STAT_ESTIMATE,
+  EXACT: layout.STAT_EXACT,
+  ESTIMATE_MILLI: layout.STAT_ESTIMATE_MILLI,
+  UNSUPPORTED: layout.STAT_UNSUPPORTED,
+  BATCH_ERRORS: layout.STAT_BATCH_ERRORS,
+  OPEN: layout.STAT_OPEN,
 } as const;
 
 /** Counts available while a window is open (no device counts: those exist only at its end). */
@@ -156,10 +160,15 @@ export class Firmware {
     if (rssi !== undefined && !Number.isFinite(rssi)) {
       throw new TypeError(`firmware: rssiMinDbm must be a finite number of dBm, got ${rssi}`);
     }
+    const { startMs, endMs } = opts;
+    if ((startMs !== undefined || endMs !== undefined) && !(Number.isFinite(startMs) && Number.isFinite(endMs) && endMs! > startMs!)) {
+      throw new TypeError(`firmware: startMs and endMs must both be finite with endMs > startMs, got ${startMs} and ${endMs}`);
+    }
     // slots carry whole dBm: "below -80.5" is "below -80"
     const rssiMin = rssi === undefined ? -128 : Math.max(-128, Math.min(127, Math.ceil(rssi)));
     randomFillSync(this.u8, this.exports.key_ptr(), KEY_BYTES);
     this.exports.window_begin(opts.ignoreFcs ? FLAG_IGNORE_FCS : 0, rssiMin);
+    if (opts.startMs !== undefined) this.exports.window_span(opts.startMs, opts.endMs!);
     this.open = true;
     this.offset = 0;
     this.pending = 0;
@@ -244,6 +253,7 @@ function statsOf(dv: DataView, stats: number, oversize = { wifi: 0, ble: 0, unsu
       ...liveRadio(dv, stats, i, extra),
       devices: dv.getUint32(base + STAT.DEVICES, true),
       estimate: dv.getUint32(base + STAT.ESTIMATE, true),
+      estimateMean: dv.getUint32(base + STAT.ESTIMATE_MILLI, true) / 1000,
       exact: dv.getUint32(base + STAT.EXACT, true) === 1,
     };
   };

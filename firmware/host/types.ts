@@ -23,8 +23,10 @@ export interface FirmwareRadioCounts {
   weak: number;
   /** Distinct device addresses among accepted frames. */
   devices: number;
-  /** Estimated physical devices (equals devices until a better estimator exists). */
+  /** Devices present, averaged over the window (firmware/README.md, "The estimate"), rounded. */
   estimate: number;
+  /** The same estimate before rounding (thousandths): what calibration should be fitted on. */
+  estimateMean: number;
   /** True while `devices` is an exact count (table not overflowed into the sketch). */
   exact: boolean;
 }
@@ -41,6 +43,13 @@ export interface WindowOptions {
   ignoreFcs?: boolean;
   /** Drop frames whose signal (dBm) is known and below this. */
   rssiMinDbm?: number;
+  /**
+   * The window's bounds, ms since the epoch in the frames' clock (give both or neither). The
+   * estimate's 30-s sub-windows start at startMs and it is averaged over endMs - startMs; without
+   * them the grid starts at the window's first frame and ends at its last.
+   */
+  startMs?: number;
+  endMs?: number;
 }
 
 /** Link types the firmware parses. */
