@@ -85,7 +85,6 @@ describe('firmware counting', () => {
     count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, 321);
     const c = fw.endWindow();
     expect(c.wifi.devices).toBe(1500);
-    expect(c.wifi.estimate).toBe(1500);
     expect(c.wifi.exact).toBe(true);
     expect(c.ble.devices).toBe(321);
     expect(c.ble.exact).toBe(true);
@@ -128,7 +127,6 @@ describe('firmware counting', () => {
       const c = fixedKeyWindow(seed, () => count(RADIO_BLE, ADDR_BLE_RESOLVABLE, 0, n));
       expect(c.ble.exact).toBe(false);
       expect(Math.abs(c.ble.devices - n)).toBeLessThanOrEqual(3 * SIGMA * n);
-      expect(c.ble.estimate).toBe(c.ble.devices);
       // the full table's devices plus the refused one are known distinct: a floor for the count
       expect(c.ble.devices, `key ${seed}`).toBeGreaterThanOrEqual(n);
     }
@@ -293,8 +291,10 @@ describe('firmware ingest accounting on real frames', () => {
     fw.ingest(bad);
     for (let i = 0; i < 20; i++) fw.ingest({ linkType: 256, timestampMs: 0, data: advert(i, -60) });
     const c = fw.endWindow();
-    expect(c.wifi).toEqual({ frames: 151, accepted: 150, rejected: 1, weak: 0, devices: 50, estimate: 50, exact: true });
-    expect(c.ble).toEqual({ frames: 20, accepted: 20, rejected: 0, weak: 0, devices: 20, estimate: 20, exact: true });
+    // the 50 Wi-Fi addresses come at one moment and one signal: one scan burst, one device present
+    // (test/firmware-estimate.test.ts); BLE addresses are never linked
+    expect(c.wifi).toEqual({ frames: 151, accepted: 150, rejected: 1, weak: 0, devices: 50, estimate: 1, estimateMean: 1, exact: true });
+    expect(c.ble).toEqual({ frames: 20, accepted: 20, rejected: 0, weak: 0, devices: 20, estimate: 20, estimateMean: 20, exact: true });
     expect(c.unsupported).toBe(0);
   });
 

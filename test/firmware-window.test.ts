@@ -157,6 +157,17 @@ describe('firmware window wipe', () => {
     const keyState = mem.slice(fw.exports.keyed_state_ptr(), fw.exports.keyed_state_ptr() + 32);
     expect(keyState.some((b) => b !== 0)).toBe(true);
 
+    // The estimator's bitmaps mark each address of the sub-window by 17 bits of its hash, and its
+    // link table holds the time of the last Wi-Fi frame per dBm value (all of them came at -50 dBm).
+    const seen = fw.exports.estimator_seen_ptr();
+    const seenBytes = fw.exports.estimator_seen_bytes();
+    const seenBit = (h: Uint8Array) => new DataView(h.buffer, h.byteOffset).getUint32(0, true) & 0x1ffff;
+    const isSet = (r: number, bit: number) => (mem[seen + r * (seenBytes / 2) + (bit >>> 3)]! >> (bit & 7)) & 1;
+    expect(t.wifi.every((a) => isSet(0, seenBit(expectedHash(key, RADIO_WIFI, 0, a))) === 1)).toBe(true);
+    expect(t.bleRandom.every((a) => isSet(1, seenBit(expectedHash(key, RADIO_BLE, 1, a))) === 1)).toBe(true);
+    const linkTimes = new DataView(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8);
+    expect(linkTimes.getFloat64((-50 + 128) * 8, true)).toBe(1e12 + n - 1);
+
     // Before window_end: every hash is in the tables, the key state where it lives, addresses in
     // the batch buffer. This is what the wipe must remove.
     expect(occurrences(mem, hashes).length).toBe(hashes.length);
@@ -172,6 +183,8 @@ describe('firmware window wipe', () => {
     expect(occurrences(mem, hashes)).toEqual([]);
     expect(occurrences(mem, direct)).toEqual([]);
     expect(occurrences(mem, [...t.wifi, ...t.blePublic, ...t.bleRandom])).toEqual([]);
+    expect(mem.subarray(seen, seen + seenBytes).every((b) => b === 0)).toBe(true);
+    expect(new Uint8Array(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8).every((b) => b === 0)).toBe(true);
   });
 
   it('after window_end memory is the same whatever the window saw (only the stats block differs)', () => {

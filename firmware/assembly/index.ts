@@ -14,7 +14,10 @@ import {
 import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
 import { HLL_M } from './hll';
-import { estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS } from './estimator';
+import {
+  estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS,
+  seenPtr, seenBytes, lastAtPtr,
+} from './estimator';
 import {
   STATS_BYTES, STAT_FRAMES, STAT_ACCEPTED, STAT_REJECTED, STAT_WEAK, STAT_DEVICES, STAT_ESTIMATE, STAT_EXACT,
   STAT_ESTIMATE_MILLI, STAT_UNSUPPORTED, STAT_BATCH_ERRORS, STAT_OPEN, STATS_RADIO_STRIDE,
@@ -265,4 +268,15 @@ export function hash_addresses(ptr: usize, n: u32): u32 {
 
 export function keyed_state_ptr(): usize {
   return keyedStatePtr();
+}
+
+/** Where the estimator keeps its per-sub-window address bitmaps (both radios) and its link times (for the wipe test). */
+export function estimator_seen_ptr(): usize {
+  return seenPtr();
+}
+export function estimator_seen_bytes(): u32 {
+  return seenBytes();
+}
+export function estimator_link_times_ptr(): usize {
+  return lastAtPtr();
 }

@@ -46,6 +46,9 @@ export interface FirmwareExports {
   count_addresses(radio: number, kind: number, ptr: number, n: number): void;
   hash_addresses(ptr: number, n: number): number;
   keyed_state_ptr(): number;
+  estimator_seen_ptr(): number;
+  estimator_seen_bytes(): number;
+  estimator_link_times_ptr(): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */

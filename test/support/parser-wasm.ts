@@ -1,4 +1,4 @@
-// A test-only WebAssembly build of the frame parsers (firmware/assembly/frame.ts) that exposes what
+// A test-only WebAssembly build of the frame parsers (firmware/assembly/frame.ts, results.ts) that exposes what
 // the product module keeps inside: the result slots of one parsed frame. Tests compare them with
 // TShark frame by frame. Compiled once per source state into the OS temp folder; never shipped.
 import { execFileSync } from 'node:child_process';
@@ -20,7 +20,6 @@ export interface ParsedSlot {
   kind: number;
   rssi: number;
   seq: number;
-  fingerprint: number;
 }
 export interface Parsed {
   radio: number;
@@ -51,9 +50,11 @@ export function buildParserWasm(): string {
   if (existsSync(out)) return out;
   const entry = join(dir, `entry-${process.pid}.ts`);
   const frame = relative(dir, join(assembly, 'frame')).split('\\').join('/');
+  const results = relative(dir, join(assembly, 'results')).split('\\').join('/');
   writeFileSync(
     entry,
-    `export { parseFrame, resultsPtr, frameRadio, frameStatus, resultCount, RESULT_MAX, SLOT_SIZE } from '${frame}';\n` +
+    `export { parseFrame, frameRadio, frameStatus } from '${frame}';\n` +
+      `export { resultsPtr, resultCount, RESULT_MAX, SLOT_SIZE } from '${results}';\n` +
       `const AREA: usize = memory.data(${AREA_BYTES}, 16);\n` +
       `export function areaPtr(): usize { return AREA; }\n`,
   );
@@ -102,7 +103,6 @@ export function loadParserWasm(): ParserWasm {
           kind: mem[s + 6],
           rssi: dv.getInt8(s + 7),
           seq: dv.getUint16(s + 8, true),
-          fingerprint: dv.getUint32(s + 12, true),
         });
       }
       return { radio: ex.frameRadio.value, status, slots };
