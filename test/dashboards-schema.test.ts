@@ -94,7 +94,11 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
       // Tag filters go through regex so that multi-value and All selections work.
       for (const v of ['site', 'zone', 'gateway']) if (q.query.includes(`$${v}`)) expect(q.query, where).toContain(`"${v}" =~ /^$${v}$/`);
     }
-    for (const v of variableQueries(d)) expect(v.query).toMatch(/^SHOW TAG VALUES FROM "(presence|gateway_status)" WITH KEY = "\w+"/);
+    for (const v of variableQueries(d)) {
+      // Tag values, or (crowd) the zones that have calibrated people in the range.
+      if (v.query.startsWith('SELECT')) expect(v.query).toMatch(/^SELECT "zone", "people" FROM "presence" WHERE .*"people" >= 0 AND \$timeFilter GROUP BY "gateway" LIMIT 1$/);
+      else expect(v.query).toMatch(/^SHOW TAG VALUES FROM "(presence|gateway_status)" WITH KEY = "\w+"/);
+    }
   });
 
   it('expands every query without leftovers for a sample selection', () => {
@@ -118,6 +122,33 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     expect(qs.some((q) => q.includes(`"radio" = 'wifi'`)) && qs.some((q) => q.includes(`"radio" = 'ble'`))).toBe(true);
     expect(qs.some((q) => q.includes('GROUP BY time(1h)'))).toBe(true);
     expect(variables(d).map((v) => v.name)).toEqual(expect.arrayContaining(['site', 'zone', 'capacity']));
+  });
+  it('crowd: people only from calibrated fields, with the interval as a band; a count of devices is never called people', () => {
+    const d = dashboards.crowd;
+    for (const p of flatPanels(d)) {
+      for (const t of p.targets ?? []) {
+        const where = `crowd panel ${p.id} ${t.refId}`;
+        const readsCounts = /"(estimate|devices)"/.test(t.query);
+        const readsPeople = /"people(_low|_high)?"/.test(t.query);
+        expect(readsCounts && readsPeople, `${where} mixes people and counts`).toBe(false);
+        if (readsCounts) {
+          // Labelled as devices or addresses, never as people.
+          expect(`${t.alias ?? ''}`, where).not.toMatch(/people/i);
+          expect(`${p.title} ${t.alias ?? ''}`, where).toMatch(/devices|addresses|capacity/i);
+          // Outside the panels that show addresses against the estimate, counts are only of uncalibrated zones.
+          if (!/distinct addresses/.test(p.title ?? '') && !/"capacity"/.test(t.query)) expect(t.query, where).toContain('!~ /^$calibrated_wifi$/');
+        }
+      }
+    }
+    const band = flatPanels(d).find((p) => p.targets?.some((t) => t.query.includes('"people_low"')));
+    expect(band, 'a panel plots people_low / people_high').toBeTruthy();
+    expect(band!.repeat).toBe('zone');
+    const overrides = JSON.stringify((band as any).fieldConfig.overrides);
+    for (const r of ['wifi', 'ble']) expect(overrides).toContain(`{"id":"custom.fillBelowTo","value":"${r} low"}`);
+    expect(variables(d).filter((v) => v.name.startsWith('calibrated_')).map((v) => [v.name, v.hide, v.includeAll])).toEqual([
+      ['calibrated_wifi', 2, true],
+      ['calibrated_ble', 2, true],
+    ]);
   });
   it('traffic: per corridor and gateway, and the same query shifted by 7 days', () => {
     const d = dashboards.traffic;
