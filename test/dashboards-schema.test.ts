@@ -145,7 +145,7 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     expect(band!.repeat).toBe('zone');
     const overrides = JSON.stringify((band as any).fieldConfig.overrides);
     for (const r of ['wifi', 'ble']) expect(overrides).toContain(`{"id":"custom.fillBelowTo","value":"${r} low"}`);
-    expect(variables(d).filter((v) => v.name.startsWith('calibrated_')).map((v) => [v.name, v.hide, v.includeAll])).toEqual([
+    expect(variables(d).filter((v) => v.name.startsWith('calibrated_')).map((v) => [v.name, (v as { hide?: number }).hide, v.includeAll])).toEqual([
       ['calibrated_wifi', 2, true],
       ['calibrated_ble', 2, true],
     ]);

@@ -119,8 +119,12 @@ describe(SUITE, () => {
   it.skipIf(!hasInflux).each(['crowd', 'traffic', 'gateways'])('%s: every variable query and every panel query returns data from the loaded file', (name) => {
     const r = results[name];
     expect(r, 'dashboards were not run (no line-protocol file)').toBeTruthy();
-    for (const v of r.variables) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
-    const empty = r.queries.filter((q) => q.error || q.rows === 0).map(describeResult);
+    // People exist only for calibrated zones: without a calibration in the demo, the calibrated-zone
+    // variables and the queries of people are empty and the crowd dashboard shows every zone as
+    // devices (uncalibrated) (both cases: test/calibration-dashboard.test.ts).
+    const calibrated = /[ ,]people=/.test(readFileSync(join(out, 'presence.lp'), 'utf8'));
+    for (const v of r.variables) if (calibrated || !v.name.startsWith('calibrated_')) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
+    const empty = r.queries.filter((q) => q.error || (q.rows === 0 && (calibrated || !/"people/.test(q.expanded)))).map(describeResult);
     expect(empty).toEqual([]);
   });
 });
