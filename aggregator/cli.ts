@@ -11,9 +11,8 @@ export function registerAggregator(program: Command): void {
     .description('Subscribe to gateway counts and status, validate them, write them to InfluxDB (or a line-protocol file); acknowledge each message only once written.')
     .option('-c, --config <file>', 'YAML or JSON config file, keys at the top or under "aggregator:" (env PRESENCE_AGGREGATOR_CONFIG)');
   addOptions(cmd, AGGREGATOR_OPTIONS, { '--mqtt-version': (o: Option) => o.choices(['4', '5']) });
-  cmd.option('--calibration <file>', 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP');
   cmd
-    .action(async ({ calibration: calibrationFile, ...given }: AggregatorFlags & { calibration?: string }) => {
+    .action(async (given: AggregatorFlags) => {
       let config;
       try {
         // Old flag names still work: each used prints one deprecation line naming the new one.
@@ -26,6 +25,7 @@ export function registerAggregator(program: Command): void {
         throw e;
       }
       // A calibration file that does not parse stops the aggregator here: never a silent default.
+      const calibrationFile = config.calibration;
       let calibration = null;
       if (calibrationFile) {
         try {

@@ -86,6 +86,8 @@ export interface AggregatorConfig {
   /** How often (ms) the missing-gateway timer runs. */
   missingCheckInterval: number;
   logLevel: string;
+  /** Calibration file (`presence calibrate`) the CLI loads and reloads on SIGHUP. */
+  calibration?: string;
 }
 
 export function defaultConfig(): AggregatorConfig {
@@ -170,6 +172,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
   { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },
   { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the JSON lines on stderr' },
+  { key: 'calibration', schema: { type: 'string', minLength: 1 }, path: true, flag: '--calibration <file>', description: 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP' },
 ];
 
 export const configSchema = buildSchema(AGGREGATOR_OPTIONS, 'presence/aggregator-config');
@@ -235,6 +238,7 @@ export interface AggregatorFlags {
   httpHost?: string;
   maxAhead?: string;
   logLevel?: string;
+  calibration?: string;
 }
 
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
@@ -308,6 +312,7 @@ function toInternal(c: any, where: string): AggregatorConfig {
     missingAfterWindows: c.missing_after_windows,
     missingCheckInterval: d(c.missing_check_interval),
     logLevel: c.log.level,
+    ...(c.calibration !== undefined ? { calibration: c.calibration } : {}),
   };
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
   for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>) for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
