@@ -12,6 +12,7 @@ import { alignDown, WindowClock, type ClosedWindow } from './window.ts';
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
+import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
 
 export interface ReplayOptions {
   /** Window length in milliseconds, or 'all' for one window over the whole capture. */
@@ -150,13 +151,11 @@ export async function* replayCapture(
   yield* replayFrames(captureBatches(counted(), source, note), firmware, opts, note);
 }
 
-/** "60s", "5m", "1h", "500ms" -> milliseconds; 'all' stays 'all'. */
+/** "60s", "5m", "1h", "500ms" -> milliseconds (scripts/lib/duration.ts); 'all' stays 'all'. */
 export function parseWindow(text: string): number | 'all' {
   if (text === 'all') return 'all';
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-  const ms = m ? Number(m[1]) * unit[m[2] as keyof typeof unit] : NaN;
-  if (!Number.isFinite(ms) || ms < 1) throw new Error(`--window: must be a duration like 60s, 5m, 500ms, or "all" (got "${text}")`);
+  const ms = durationMs(text);
+  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT}, or "all" (got "${text}")`);
   return ms;
 }
 

@@ -1,5 +1,5 @@
 // Scenario files: YAML or JSON, validated against a JSON schema (ajv) with messages that name the
-// field ("gateways[1].wifi.dwell: must be a duration like 250ms, 60s, 15m or 1h30m").
+// field ("gateways[1].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d").
 // Built-in scenarios live in simulator/scenarios/<name>.yaml.
 import { Ajv, type ErrorObject } from 'ajv';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -9,18 +9,14 @@ import { ID_PATTERN, isValidId } from '../contract/index.ts';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
+import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
 
 export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
 
-const DURATION_RE = /^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?!s))?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*(?:(\d+(?:\.\d+)?)\s*ms)?\s*$/;
-
-/** Seconds of a duration: a number (seconds) or text like 250ms, 60s, 15m, 1h30m. NaN when not one. */
+/** Seconds of a duration: a number (seconds) or text like 250ms, 60s, 15m, 1h30m (the one syntax of scripts/lib/duration.ts). NaN when not one. */
 export function parseDuration(v: string | number): number {
-  if (typeof v === 'number') return v >= 0 ? v : NaN;
-  const m = DURATION_RE.exec(v);
-  if (!m || !v.trim() || m.slice(1).every((x) => x === undefined)) return NaN;
-  const [h, min, s, ms] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
-  return h * 3600 + min * 60 + s + ms / 1000;
+  const ms = durationMs(v, typeof v === 'number' ? { bare: 's', zero: true } : { zero: true });
+  return Number.isNaN(ms) ? NaN : ms / 1000;
 }
 
 // ---------- resolved scenario (what the simulation runs) ----------
@@ -314,7 +310,7 @@ function describe(errors: ErrorObject[]): string[] {
         case 'format':
           out.add(
             (e.params as { format: string }).format === 'duration'
-              ? `${where}: must be a duration like 250ms, 60s, 15m or 1h30m (got ${JSON.stringify(valueAt(path))})`
+              ? `${where}: ${DURATION_HINT} (got ${JSON.stringify(valueAt(path))})`
               : `${where}: must be a date and time like 2026-04-27T10:00:00Z (got ${JSON.stringify(valueAt(path))})`,
           );
           break;

@@ -115,7 +115,7 @@ describe('presence simulate (CLI)', () => {
     writeFileSync(bad, 'name: x\nsite: x\nduration: forever\ngateways: []\n');
     const e1 = await run('node', [presence, 'simulate', bad]).catch((e) => e);
     expect(e1.code).toBe(1);
-    expect(e1.stderr).toContain('duration: must be a duration like 250ms, 60s, 15m or 1h30m (got "forever")');
+    expect(e1.stderr).toContain('duration: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "forever")');
     expect(e1.stderr).toContain('gateways: must NOT have fewer than 1 items');
     const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
     expect(e2.code).toBe(1);

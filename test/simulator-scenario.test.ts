@@ -59,7 +59,7 @@ describe('scenario files', () => {
   it('names a bad duration and shows the value', () => {
     const d = minimal() as any;
     d.gateways[0].wifi = { dwell: 'fast' };
-    expect(problems(d)).toBe('file.yaml: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m or 1h30m (got "fast")');
+    expect(problems(d)).toBe('file.yaml: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")');
   });
 
   it('names a missing field, an unknown field and a bad id', () => {

@@ -11,6 +11,7 @@ import { EmbeddedBroker } from './broker.ts';
 import { runPeriod } from './pipeline.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed } from './table.ts';
+import { DURATION_HINT, durationMs } from '../lib/duration.ts';
 
 export interface DemoOptions {
   scenario: string;
@@ -24,10 +25,11 @@ export interface DemoOptions {
   live: boolean;
 }
 
+/** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it). */
 function parseWindowS(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text.trim());
-  if (!m) throw new Error(`--window "${text}": must be a duration like 30s or 1m`);
-  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+  const ms = durationMs(text, { bare: 's' });
+  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT} (got "${text}")`);
+  return ms / 1000;
 }
 
 /** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file). */

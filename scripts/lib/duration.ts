@@ -29,13 +29,15 @@ export interface DurationOptions {
 /** Milliseconds of a duration, or NaN when the value is not one. Never throws. */
 export function durationMs(value: unknown, opts: DurationOptions = {}): number {
   let ms: number;
-  if (typeof value === 'number' || (typeof value === 'string' && BARE.test(value.trim()))) {
+  // Spaces between the parts are allowed ("1h 30m", "500 ms").
+  if (typeof value === 'string') value = value.replace(/\s+/g, '');
+  if (typeof value === 'number' || (typeof value === 'string' && BARE.test(value))) {
     if (!opts.bare) return NaN;
     const n = Number(value);
     if (!Number.isFinite(n) || n < 0) return NaN;
     ms = n * UNIT_MS[opts.bare];
   } else if (typeof value === 'string') {
-    const text = value.trim();
+    const text = value;
     if (!text) return NaN;
     PART.lastIndex = 0;
     ms = 0;
