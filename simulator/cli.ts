@@ -4,7 +4,8 @@ import { Option, type Command } from 'commander';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { evaluate, type Evaluation } from './evaluate.ts';
+import { evaluate, type Evaluation, type GatewayScore } from './evaluate.ts';
+import type { PeopleScore } from './people.ts';
 import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
@@ -45,6 +46,8 @@ interface Flags {
   json?: boolean;
   ignoreFcs?: boolean;
   rssiMin?: string;
+  fitSeed?: string;
+  calibrate: boolean;
 }
 
 class UsageError extends Error {}
@@ -85,12 +88,42 @@ function overrides(f: Flags): ScenarioOverrides {
 function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): string {
   const t = new Table({
     style: { head: [], border: [] },
-    head: ['gateway', 'windows', 'Wi-Fi devices MAPE %', 'Wi-Fi estimate MAPE %', 'BLE devices MAPE %', 'BLE estimate MAPE %', 'people MAPE %', 'parity mismatches'],
+    head: [
+      'gateway',
+      'windows',
+      'Wi-Fi devices\n(uncalibrated)\nMAPE %',
+      'Wi-Fi estimate\n(uncalibrated)\nMAPE %',
+      'BLE devices\n(uncalibrated)\nMAPE %',
+      'BLE estimate\n(uncalibrated)\nMAPE %',
+      'people from\nWi-Fi (calibrated)\nMAPE % / MAE',
+      'people from\nBLE (calibrated)\nMAPE % / MAE',
+      'parity\nmismatches',
+    ],
   });
-  for (const g of e.gateways) t.push([g.id, g.wifi.windows, g.wifi.devicesMape, g.wifi.estimateMape, g.ble.devicesMape, g.ble.estimateMape, g.peopleMape, g.wifi.parityMismatches + g.ble.parityMismatches]);
-  const o = e.overall;
-  t.push(['all', o.wifi.windows, o.wifi.devicesMape, o.wifi.estimateMape, o.ble.devicesMape, o.ble.estimateMape, o.peopleMape, o.wifi.parityMismatches + o.ble.parityMismatches]);
-  return `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)\n${t.toString()}\n`;
+  const people = (p: PeopleScore | null) => (p ? `${p.mape} / ${p.mae}` : '-');
+  const row = (id: string, g: Pick<GatewayScore, 'wifi' | 'ble' | 'people'>) => [
+    id, g.wifi.windows, g.wifi.devicesMape, g.wifi.estimateMape, g.ble.devicesMape, g.ble.estimateMape, people(g.people.wifi), people(g.people.ble), g.wifi.parityMismatches + g.ble.parityMismatches,
+  ];
+  for (const g of e.gateways) t.push(row(g.id, g));
+  t.push(row('all', e.overall));
+  const lines = [
+    `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
+    t.toString(),
+    'devices and estimate: uncalibrated device counts (distinct addresses; the firmware\'s estimate) against devices in reach per radio.',
+  ];
+  const c = e.calibration;
+  if (c) {
+    lines.push(`people: people = k * (estimate - b) per zone, fitted on seed ${c.fitSeed} and tested here, against people present (time-averaged); MAE in people.`);
+    for (const cal of [c.wifi, c.ble]) {
+      const radio = cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE';
+      if (cal.error) lines.push(`  ${radio}: no calibration: ${cal.error}`);
+      else {
+        const warnings = cal.zones.reduce((n, z) => n + z.warnings.length, 0);
+        lines.push(`  ${radio}: ${cal.zones.map((z) => `${z.zone} k ${+z.k.toFixed(3)} b ${+z.b.toFixed(2)}`).join(', ')}${warnings ? ` (${warnings} fit warnings: --json lists them)` : ''}`);
+      }
+    }
+  } else lines.push('people: not calibrated (--no-calibrate), so not shown.');
+  return lines.join('\n') + '\n';
 }
 
 export function registerSimulate(program: Command): void {
@@ -124,10 +157,12 @@ export function registerSimulate(program: Command): void {
     .option('--invalid <share>', 'load: share of schema-invalid payloads (0..1)')
     .option('--malformed <share>', 'load: share of payloads that are not JSON (0..1)')
     .option('--duplicate <share>', 'load: share of messages sent twice, as a QoS 1 redelivery (0..1)')
-    .option('--evaluate', 'run the firmware over the frames and print its error against the truth (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)')
+    .option('--evaluate', 'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)')
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
+    .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1)')
+    .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .action(async (scenarioArg: string | undefined, given: Flags) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
       const log = pino({ name: 'simulate' }, pino.destination(2));
@@ -180,7 +215,9 @@ export function registerSimulate(program: Command): void {
               durationS: o.durationS ?? Math.min(base.durationS, EVALUATE_DEFAULT_S),
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
-            const e = await evaluate({ scenario: name, seed, bleLink, ignoreFcs: f.ignoreFcs, rssiMinDbm: num('rssi-min', f.rssiMin), ...o, ...quick });
+            const fitSeed = num('fit-seed', f.fitSeed);
+            if (fitSeed !== undefined && fitSeed === seed) throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
+            const e = await evaluate({ scenario: name, seed, fitSeed, calibrate: f.calibrate, bleLink, ignoreFcs: f.ignoreFcs, rssiMinDbm: num('rssi-min', f.rssiMin), ...o, ...quick });
             process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table));
           }
           return;

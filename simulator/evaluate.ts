@@ -1,13 +1,15 @@
 // Evaluation: runs the firmware (the real WASM module) over a scenario's frames, window by window
 // on the same window clock as the gateway and `presence replay` (gateway/window.ts; the firmware
 // draws a fresh random key for each window), and scores its `devices` and `estimate` against the ground truth as
-// the mean absolute percentage error per window. A change to counting shows its effect here in one
-// command: `presence simulate --evaluate`.
-import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
+// the mean absolute percentage error per window. It then turns the estimates into people with a
+// calibration fitted on another run of the scenario (another seed: people.ts) and scores those
+// against the people present. A change to counting shows its effect here in one command:
+// `presence simulate --evaluate`.
+import type { Frame } from '../firmware/host/types.ts';
 import { WindowClock } from '../gateway/window.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
-import type { TruthWindow } from './truth.ts';
+import { fitPeople, PEOPLE_TRUTH, RADIOS, scorePeople, type CountedWindow, type CountsRadio, type FittedCalibration, type PeopleScore } from './people.ts';
 
 export interface RadioScore {
   /** Windows scored (truth above zero). */
@@ -25,13 +27,18 @@ export interface RadioScore {
   captureAddresses: number;
 }
 
+/** Calibrated people from each radio's estimate (null: no calibration could be fitted for that radio). */
+export interface PeopleScores {
+  wifi: PeopleScore | null;
+  ble: PeopleScore | null;
+}
+
 export interface GatewayScore {
   id: string;
   zone: string;
   wifi: RadioScore;
   ble: RadioScore;
-  /** MAPE of (wifi.estimate + ble.estimate) against people in reach: what a crowd dashboard would show. */
-  peopleMape: number;
+  people: PeopleScores;
 }
 
 export interface Evaluation {
@@ -42,7 +49,9 @@ export interface Evaluation {
   windowS: number;
   gateways: GatewayScore[];
   /** All gateways together. */
-  overall: { wifi: RadioScore; ble: RadioScore; peopleMape: number };
+  overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores };
+  /** The calibrations the people were computed with, fitted on the run with `fitSeed` (null: not calibrated). */
+  calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration } | null;
 }
 
 export interface EvaluateOptions extends ScenarioOverrides {
@@ -54,6 +63,10 @@ export interface EvaluateOptions extends ScenarioOverrides {
   rssiMinDbm?: number;
   /** Path of the WASM module (default: the firmware's build). */
   wasmPath?: string;
+  /** Seed of the run the people calibration is fitted on (default: seed + 1; must differ from seed). */
+  fitSeed?: number;
+  /** Fit and score people (default true); false skips the second run. */
+  calibrate?: boolean;
 }
 
 interface Acc {
@@ -95,11 +108,12 @@ function score(a: Acc): RadioScore {
 
 const BATCH = 512;
 
-/** Runs the scenario through one Firmware instance per gateway and scores it against the truth. */
-export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
+/**
+ * Runs the scenario with `seed` through one Firmware instance per gateway, on the window clock, and
+ * returns every gateway window's counts beside its truth.
+ */
+export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions = { scenario: s }): Promise<CountedWindow[]> {
   const { Firmware } = await import('../firmware/host/firmware.ts');
-  const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
-  const seed = o.seed ?? 1;
   const windowOpts = { ignoreFcs: o.ignoreFcs, rssiMinDbm: o.rssiMinDbm };
   const fws = await Promise.all(s.gateways.map(() => Firmware.load(o.wasmPath)));
   // The simulator's truth windows fall on multiples of the window length, the first one starting
@@ -107,21 +121,10 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const clocks = fws.map((fw) => new WindowClock(fw, { windowMs: s.windowS * 1000, windowOptions: windowOpts }));
   const pending: Frame[][] = s.gateways.map(() => []);
   for (const c of clocks) c.open(s.startMs);
-  const per = s.gateways.map(() => ({ wifi: acc(), ble: acc(), people: { n: 0, err: 0 } }));
-  const all = { wifi: acc(), ble: acc(), people: { n: 0, err: 0 } };
+  const out: CountedWindow[] = [];
   const flush = (g: number) => {
     if (pending[g].length) fws[g].ingestMany(pending[g]);
     pending[g] = [];
-  };
-  const scoreWindow = (g: number, c: FirmwareWindowCounts, t: TruthWindow) => {
-    for (const target of [per[g], all]) {
-      add(target.wifi, t.devices.wifi, c.wifi.devices, c.wifi.estimate, t.addresses.wifi);
-      add(target.ble, t.devices.ble, c.ble.devices, c.ble.estimate, t.addresses.ble);
-      if (t.people > 0) {
-        target.people.n++;
-        target.people.err += Math.abs(c.wifi.estimate + c.ble.estimate - t.people) / t.people;
-      }
-    }
   };
   for (const ev of runScenario(s, { seed, bleLink: o.bleLink })) {
     if (ev.type === 'frame') {
@@ -135,19 +138,56 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
         // the window ends on its boundary (the clock opens the next one), or where the scenario ends
         const w = end >= clocks[g].end ? clocks[g].step(end) : clocks[g].close(end);
         if (!w) throw new Error(`evaluate: truth window ${t.start}..${t.end} has no counted window`);
-        scoreWindow(g, w.counts, t);
+        out.push({ gateway: g, zone: s.gateways[g].zone, counts: w.counts, truth: t });
       });
     }
   }
   for (const c of clocks) c.close();
-  const mape = (p: { n: number; err: number }) => (p.n ? round((p.err / p.n) * 100) : 0);
+  return out;
+}
+
+/**
+ * Runs the scenario through one Firmware instance per gateway and scores it against the truth; fits
+ * a people calibration on a second run (fitSeed) and scores calibrated people on the first.
+ */
+export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
+  const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
+  const seed = o.seed ?? 1;
+  const fitSeed = o.fitSeed ?? seed + 1;
+  if (o.calibrate !== false && fitSeed === seed) throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
+  const windows = await countWindows(s, seed, o);
+  const per = s.gateways.map(() => ({ wifi: acc(), ble: acc() }));
+  const all = { wifi: acc(), ble: acc() };
+  for (const { gateway, counts: c, truth: t } of windows) {
+    for (const target of [per[gateway], all]) {
+      add(target.wifi, t.devices.wifi, c.wifi.devices, c.wifi.estimate, t.addresses.wifi);
+      add(target.ble, t.devices.ble, c.ble.devices, c.ble.estimate, t.addresses.ble);
+    }
+  }
+  const none: PeopleScores = { wifi: null, ble: null };
+  const people = { perGateway: s.gateways.map((): PeopleScores => ({ ...none })), overall: { ...none } };
+  let calibration: Evaluation['calibration'] = null;
+  if (o.calibrate !== false) {
+    const training = await countWindows(s, fitSeed, o);
+    const fitted = {} as Record<CountsRadio, FittedCalibration>;
+    for (const radio of RADIOS) {
+      const { fit, summary } = fitPeople(training, radio, `seed-${fitSeed}`);
+      fitted[radio] = summary;
+      if (!fit) continue;
+      const sc = scorePeople(fit, radio, windows, s.gateways.length);
+      sc.perGateway.forEach((p, i) => (people.perGateway[i][radio] = p));
+      people.overall[radio] = sc.overall;
+    }
+    calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted };
+  }
   return {
     scenario: s.name,
     seed,
     scale: s.scale,
     durationS: s.durationS,
     windowS: s.windowS,
-    gateways: s.gateways.map((g, i) => ({ id: g.id, zone: g.zone, wifi: score(per[i].wifi), ble: score(per[i].ble), peopleMape: mape(per[i].people) })),
-    overall: { wifi: score(all.wifi), ble: score(all.ble), peopleMape: mape(all.people) },
+    gateways: s.gateways.map((g, i) => ({ id: g.id, zone: g.zone, wifi: score(per[i].wifi), ble: score(per[i].ble), people: people.perGateway[i] })),
+    overall: { wifi: score(all.wifi), ble: score(all.ble), people: people.overall },
+    calibration,
   };
 }

@@ -136,5 +136,25 @@ describe('presence simulate (CLI)', () => {
     expect(e.overall.ble.parityMismatches).toBe(0);
     expect(e.overall.ble.firmwareDevices).toBe(e.overall.ble.captureAddresses);
     expect(e.overall.ble.devicesMape).toBeGreaterThanOrEqual(0);
+    // People only from a calibration fitted on another seed, scored against people present.
+    expect(e.calibration.fitSeed).toBe(4);
+    expect(e.calibration.truth).toBe('peopleMean');
+    for (const radio of ['wifi', 'ble']) {
+      expect(e.calibration[radio].zones.map((z: { zone: string }) => z.zone)).toEqual(['lobby']);
+      expect(e.overall.people[radio].windows).toBe(5);
+      expect(e.overall.people[radio].mape).toBeGreaterThanOrEqual(0);
+      expect(e.gateways[0].people[radio]).toEqual(e.overall.people[radio]);
+    }
+    // The table says which number is which: device counts are uncalibrated, people calibrated.
+    const table = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '7'])).stdout;
+    expect(table).toMatch(/\(uncalibrated\)/);
+    expect(table).toMatch(/people from\s.*\n.*Wi-Fi \(calibrated\)/);
+    expect(table).toContain('fitted on seed 7');
+    const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
+    expect(same.code).toBe(1);
+    expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
+    const uncalibrated = JSON.parse((await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout);
+    expect(uncalibrated.calibration).toBeNull();
+    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null });
   });
 });
