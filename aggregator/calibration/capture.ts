@@ -9,7 +9,7 @@ import { pairOccupancy, type CountedWindow, type PairedWindow } from './pair.ts'
 export interface CaptureTruth {
   capture: string;
   truth: string;
-  /** Session name (default: the capture's file name without extension). */
+  /** Session name (default: see CaptureOptions.sessionBy). */
   session?: string;
 }
 
@@ -19,6 +19,12 @@ export interface CaptureOptions {
   ignoreFcs?: boolean;
   rssiMinDbm?: number;
   zone?: string;
+  /**
+   * What makes a session (the unit of the bootstrap and of leave-one-out): 'day' (default), the UTC
+   * day of the capture's first paired window, so two sniffers in one room on one day are one session
+   * (they saw the same people); or 'capture', the capture's file name.
+   */
+  sessionBy?: 'day' | 'capture';
   /** Called with bytes read, for a progress bar. */
   onBytes?: (n: number) => void;
   /** Notes from the replay (unsupported link types, clock jumps). */
@@ -61,7 +67,11 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
       throw new TruthError(input.truth, null, `the capture ${input.capture} holds no frames to pair with`, 'pass a capture with frames of this radio');
     }
     checkWithinCapture(truth, first, last, opts.windowMs ?? 60_000, input.capture);
-    const paired = pairOccupancy(windows, truth, input.session ?? sessionName(input.capture), opts.zone);
+    let paired = pairOccupancy(windows, truth, input.session ?? sessionName(input.capture), opts.zone);
+    if (paired.length > 0 && input.session === undefined && (opts.sessionBy ?? 'day') === 'day') {
+      const day = new Date(paired[0].start).toISOString().slice(0, 10);
+      paired = paired.map((p) => ({ ...p, session: day }));
+    }
     if (paired.length === 0) {
       const s = span(truth);
       throw new TruthError(input.truth, null, `no whole window lies between its first and last time (${new Date(s.start).toISOString()} .. ${new Date(s.end).toISOString()})`, 'give a truth file covering at least a few windows');

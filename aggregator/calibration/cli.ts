@@ -33,6 +33,7 @@ interface Flags {
   seed: string;
   prior?: string;
   leaveOneOut?: boolean;
+  sessionBy: 'day' | 'capture';
   json?: boolean;
   influxUrl?: string;
   influxDb?: string;
@@ -146,6 +147,7 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
       radio: flags.radio,
       windowMs,
       zone: flags.zone,
+      sessionBy: flags.sessionBy,
       ignoreFcs: flags.ignoreFcs === true,
       rssiMinDbm: flags.rssiMin === undefined ? undefined : number('rssi-min', flags.rssiMin, (v) => v >= -128 && v <= 127, 'a signal level in dBm like -80'),
       onBytes: (n) => bar?.update((done += n)),
@@ -245,6 +247,7 @@ export function registerCalibrate(program: Command): void {
     .option('--replicates <n>', 'bootstrap replicates over sessions', '1000')
     .option('--seed <n>', 'seed of the bootstrap (the same data and seed give the same file)', '1')
     .option('--prior <file>', 'earlier calibration file: shrink toward its global fit (for a zone with little data)')
+    .addOption(new Option('--session-by <unit>', 'capture form: a session (unit of the bootstrap and of --leave-one-out) is a UTC day (captures of one day together) or a capture').choices(['day', 'capture']).default('day'))
     .option('--leave-one-out', 'capture form: for each session, calibrate on the others and test on it (estimate and devices side by side)')
     .option('--json', 'print the fit (and leave-one-out scores) as JSON')
     .option('--influx-url <url>', 'stored-series form: InfluxDB to read the zone\'s stored series from (InfluxQL /query)')
