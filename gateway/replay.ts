@@ -220,7 +220,7 @@ export function registerReplay(program: Command): void {
       if (flags.calibration) {
         try {
           const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
-          people = replayPeople(flags.calibration, flags.zone, opts.window);
+          people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm);
         } catch (e) {
           return fail((e as Error).message);
         }

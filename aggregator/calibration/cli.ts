@@ -208,6 +208,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   );
   const zone = result.zones[0];
   const estimator: Estimator = { field: flags.field, radio: flags.radio, window_s: windowMs / 1000, firmware: firmwareId(), version: VERSION };
+  if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   const loo = flags.leaveOneOut ? leaveOneOut(samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })), { level, seed }) : null;
 
   if (flags.json) {

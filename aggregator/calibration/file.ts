@@ -16,6 +16,8 @@ export interface Estimator {
   radio: 'wifi' | 'ble';
   /** Window length the fit was made on (seconds). */
   window_s: number;
+  /** Frames below this signal were dropped when the windows were counted (as the gateway's --rssi-min). */
+  rssi_min_dbm?: number;
   /** sha256 of the firmware (WASM) build the windows were counted with. */
   firmware?: string;
   /** presence-counter version. */
