@@ -90,26 +90,9 @@ export interface AggregatorConfig {
   calibration?: string;
 }
 
+/** Every setting at its default (the defaults live in AGGREGATOR_OPTIONS). */
 export function defaultConfig(): AggregatorConfig {
-  return {
-    mqtt: {
-      url: 'mqtt://localhost:1883',
-      rejectUnauthorized: true,
-      clientId: `presence-aggregator-${hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-')}`,
-      protocolVersion: 5,
-      sessionExpiry: 7 * 24 * 3600,
-      receiveMaximum: 20_000,
-      keepalive: 30,
-    },
-    influx: { api: 'v2', timeout: 10_000 },
-    out: './presence.lp',
-    batch: { size: 5000, flushInterval: 200, concurrency: 2, maxBuffer: 30_000, maxRetryDelay: 30_000 },
-    http: { port: 9464, host: '0.0.0.0' },
-    maxAhead: 5 * 60_000,
-    missingAfterWindows: 2,
-    missingCheckInterval: 1000,
-    logLevel: 'info',
-  };
+  return resolveConfig({});
 }
 
 /** Milliseconds of "500ms", "1s", "5m", "2h", "7d" or a number of ms (seconds with defaultUnit 's'); null when none. */

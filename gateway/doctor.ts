@@ -342,16 +342,18 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   let cfg: GatewayConfig | null = null;
   const anyConfig = Object.entries(flags).some(([k, v]) => v !== undefined && k !== 'framesTimeout' && k !== 'json');
   let brokerGiven = true;
+  // The broker may come from the flag or from MQTT_URL, as for the gateway.
+  const brokerUrl = flags.mqttUrl ?? flags.mqtt ?? (process.env.MQTT_URL || undefined);
   if (anyConfig) {
     try {
-      if (!flags.config && !(flags.site && flags.zone && flags.id && (flags.mqttUrl ?? flags.mqtt)) && flags.source?.length) {
+      if (!flags.config && !(flags.site && flags.zone && flags.id && brokerUrl) && flags.source?.length) {
         // Checking a step by hand (`presence doctor --source cmd:...`): fill in what is missing.
-        brokerGiven = !!(flags.mqttUrl ?? flags.mqtt);
-        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqttUrl: flags.mqttUrl ?? flags.mqtt ?? 'mqtt://127.0.0.1:1883', mqtt: undefined });
+        brokerGiven = !!brokerUrl;
+        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqttUrl: brokerUrl ?? 'mqtt://127.0.0.1:1883', mqtt: undefined });
         results.push({
           step: 'configuration',
           level: 'warn',
-          detail: `partial (no ${['site', 'zone', 'id', 'mqtt'].filter((k) => !(k === 'mqtt' ? (flags.mqttUrl ?? flags.mqtt) : flags[k as keyof GatewayFlags])).join(', ')}): checking the given sources only`,
+          detail: `partial (no ${['site', 'zone', 'id', 'mqtt-url'].filter((k) => !(k === 'mqtt-url' ? brokerUrl : flags[k as keyof GatewayFlags])).join(', ')}): checking the given sources only`,
           fix: 'for the full check: presence doctor --config /etc/presence/gateway.yaml',
         });
       } else {

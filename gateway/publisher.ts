@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { countsTopic, encode, offlineStatus, QOS, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
 import type { WindowQueue } from './queue.ts';
+import { readSecretFile } from '../scripts/lib/secrets.ts';
 
 /** Windows handed to mqtt.js at once; the rest waits on disk. */
 const MAX_INFLIGHT = 32;
@@ -19,7 +20,7 @@ export function mqttOptions(cfg: GatewayConfig, keepaliveS: number): IClientOpti
   const m = cfg.mqtt;
   const { site, zone, id } = cfg.gateway;
   let password = m.password;
-  if (password === undefined && m.password_file) password = readFileSync(m.password_file, 'utf8').split('\n')[0];
+  if (password === undefined && m.password_file) password = readSecretFile(m.password_file, 'mqtt.password_file');
   return {
     clientId: m.client_id ?? `presence-gw-${site}-${id}`,
     clean: true,

@@ -6,9 +6,11 @@
 // the environment layer, readable errors naming the file or flag and the key, the deprecation lines
 // for old names, and the config reference in the component's README (scripts/gen-config-docs.ts).
 //
-// Adding a setting = adding one entry, e.g.
-//   { key: 'calibration.file', schema: { type: 'string' }, flag: '--calibration <file>',
-//     env: 'PRESENCE_CALIBRATION', path: true, description: 'calibration table (YAML) ...' }
+// Adding a setting = adding one entry to the component's table, e.g. (aggregator/config.ts)
+//   { key: 'calibration', schema: { type: 'string', minLength: 1 }, path: true, flag: '--calibration <file>',
+//     description: 'calibration file (presence calibrate): ...' }
+// then `npx tsx scripts/gen-config-docs.ts` to rewrite the README reference. A renamed setting keeps
+// its old names in `old: { flags, env, keys }` (and a line in test/config-aliases.test.ts).
 // Layers, lowest first: defaults < config file < environment < flags.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

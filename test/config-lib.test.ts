@@ -1,0 +1,95 @@
+// The shared configuration pieces in scripts/lib: one duration syntax, one deprecation line per old
+// name, secrets from files, and error lines that name the key, where it came from and the fix.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseDuration as aggregatorDuration } from '../aggregator/config.ts';
+import { parseWindow } from '../gateway/replay.ts';
+import { parseDuration as gatewayDuration } from '../gateway/config.ts';
+import { parseDuration as scenarioDuration } from '../simulator/scenario.ts';
+import { buildSchema, createAjv, describeErrors, type OptionSpec } from '../scripts/lib/config-loader.ts';
+import { captureDeprecations, deprecated } from '../scripts/lib/deprecate.ts';
+import { DurationError, durationMs, formatDuration, isDurationString, parseDuration } from '../scripts/lib/duration.ts';
+import { readSecretFile } from '../scripts/lib/secrets.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'presence-config-lib-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('durations', () => {
+  it('reads ms, s, m, h, d, decimals and compounds; rejects anything else with one message', () => {
+    for (const [text, ms] of [['250ms', 250], ['60s', 60_000], ['1.5s', 1500], ['15m', 900_000], ['2h', 7_200_000], ['1h30m', 5_400_000], ['7d', 604_800_000], ['1h 30m', 5_400_000], ['500 ms', 500]] as const)
+      expect(parseDuration(text), text).toBe(ms);
+    for (const bad of ['soon', '', '60 seconds', '5x', 'm5', '-1s', '1s-', null, {}, '0s'])
+      expect(() => parseDuration(bad), String(bad)).toThrow(DurationError);
+    expect(() => parseDuration('fast')).toThrow('must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")');
+    expect(durationMs('0s', { zero: true })).toBe(0);
+  });
+
+  it('reads a bare number only in the unit the caller names', () => {
+    expect(() => parseDuration(60)).toThrow(DurationError);
+    expect(() => parseDuration('60')).toThrow(DurationError);
+    expect(parseDuration(60, { bare: 's' })).toBe(60_000);
+    expect(parseDuration('60', { bare: 's' })).toBe(60_000);
+    expect(parseDuration(200, { bare: 'ms' })).toBe(200);
+    expect(isDurationString('60s')).toBe(true);
+    expect(isDurationString('60')).toBe(false);
+    expect(formatDuration(5_400_000)).toBe('1h30m');
+    expect(formatDuration(250)).toBe('250ms');
+    expect(formatDuration(604_800_000)).toBe('7d');
+  });
+
+  it('every component reads durations with it (its units, its words)', () => {
+    expect(gatewayDuration('1h30m')).toBe(5_400_000);
+    expect(gatewayDuration(30)).toBe(30_000); // gateway: bare number = seconds, as before
+    expect(aggregatorDuration('7d', 's')).toBe(604_800_000);
+    expect(aggregatorDuration(250)).toBe(250); // aggregator: bare number = ms, as before
+    expect(scenarioDuration('1h30m')).toBe(5400); // scenario files: seconds
+    expect(scenarioDuration('2d')).toBe(172_800);
+    expect(parseWindow('1h30m')).toBe(5_400_000);
+    expect(() => parseWindow('5x')).toThrow('must be a duration like 250ms, 60s, 15m, 1h30m or 7d, or "all" (got "5x")');
+  });
+});
+
+describe('deprecation lines', () => {
+  it('one line per old name per process, naming the new one', () => {
+    const { lines } = captureDeprecations(() => {
+      deprecated('flag', '--old', '--new');
+      deprecated('flag', '--old', '--new');
+      deprecated('environment variable', 'OLD_ENV', 'NEW_ENV');
+    });
+    expect(lines).toEqual([
+      'presence: warning: flag --old is deprecated, use --new; the old name still works for now',
+      'presence: warning: environment variable OLD_ENV is deprecated, use NEW_ENV; the old name still works for now',
+    ]);
+  });
+});
+
+describe('secrets', () => {
+  it('reads the first line of a secret file and names a missing one', () => {
+    const f = join(tmp, 'pw');
+    writeFileSync(f, 's3cret\r\nignored\n');
+    expect(readSecretFile(f, 'mqtt.password_file')).toBe('s3cret');
+    expect(() => readSecretFile(join(tmp, 'absent'), 'mqtt.password_file')).toThrow(/^mqtt\.password_file: cannot read .*absent \(ENOENT\)$/);
+  });
+});
+
+describe('error lines', () => {
+  const specs: OptionSpec[] = [
+    { key: 'a.size', schema: { type: 'integer', minimum: 1 }, flag: '--size <n>', env: 'SIZE', description: 'size', required: true },
+    { key: 'a.every', duration: {}, default: '1s', flag: '--every <duration>', description: 'how often' },
+  ];
+  const schema = buildSchema(specs, 'test');
+  const validate = createAjv().compile(schema);
+  const lines = (data: Record<string, unknown>, origins = new Map<string, string>()) => {
+    expect(validate(data)).toBe(false);
+    return describeErrors(validate.errors ?? [], { specs, schema, data, origins });
+  };
+
+  it('say where the value came from, the key, what it must be and what was given', () => {
+    expect(lines({ a: {} })).toEqual(['a.size: is required: set it in the file or with --size or SIZE']);
+    expect(lines({ a: { size: 'big' } }, new Map([['a.size', 'SIZE']]))).toEqual(['SIZE (a.size): must be a whole number (got "big")']);
+    expect(lines({ a: { size: 2, every: 'often' } }, new Map([['a.every', '--every']]))).toEqual(['--every (a.every): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "often")']);
+    expect(lines({ a: { size: 2, evry: '1s' } })).toEqual(['a: has an unknown key "evry" (did you mean "every"?)']);
+  });
+});
