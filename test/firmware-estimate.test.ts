@@ -1,6 +1,7 @@
 // The in-window estimate (firmware/assembly/estimator.ts): devices present per 30-s sub-window,
 // averaged over the window; a Wi-Fi address new to its sub-window that comes within 1 s of another
-// frame at a signal within 8 dB is the same scan burst; BLE addresses are never linked.
+// frame at a signal within 8 dB is the same scan burst; a sub-window counts at least its new
+// addresses / 9; BLE addresses are never linked.
 import { describe, expect, it } from 'vitest';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
@@ -45,14 +46,14 @@ describe('firmware estimate', () => {
     }
   });
 
-  it('a phone that draws 12 addresses per scan, one scan per sub-window, is one; distinct addresses grow with the window', () => {
-    const scans = (ms: number) => Array.from({ length: ms / SUB }, (_, k) => burst(1000 * k, 12, T0 + k * SUB + 3000)).flat();
+  it('a phone that draws 9 addresses per scan, one scan per sub-window, is one; distinct addresses grow with the window', () => {
+    const scans = (ms: number) => Array.from({ length: ms / SUB }, (_, k) => burst(1000 * k, 9, T0 + k * SUB + 3000)).flat();
     const one = run(scans(60_000), { startMs: T0, endMs: T0 + 60_000 });
     const fifteen = run(scans(900_000), { startMs: T0, endMs: T0 + 900_000 });
     expect(one.wifi.estimateMean).toBe(1);
     expect(fifteen.wifi.estimateMean).toBe(1);
-    expect(one.wifi.devices).toBe(24);
-    expect(fifteen.wifi.devices).toBe(360);
+    expect(one.wifi.devices).toBe(18);
+    expect(fifteen.wifi.devices).toBe(270);
   });
 
   it('averages presence: heard in one sub-window of two is half a device', () => {
@@ -62,10 +63,32 @@ describe('firmware estimate', () => {
   });
 
   it('two scans at the same moment more than 8 dB apart are two devices; within 8 dB, one', () => {
-    const apart = run([...burst(100, 5, T0 + 1000, -40), ...burst(200, 5, T0 + 1010, -60)], { startMs: T0, endMs: T0 + SUB });
+    const apart = run([...burst(100, 4, T0 + 1000, -40), ...burst(200, 4, T0 + 1010, -60)], { startMs: T0, endMs: T0 + SUB });
     expect(apart.wifi.estimateMean).toBe(2);
-    const close = run([...burst(100, 5, T0 + 1000, -40), ...burst(200, 5, T0 + 1010, -47)], { startMs: T0, endMs: T0 + SUB });
+    const close = run([...burst(100, 4, T0 + 1000, -40), ...burst(200, 4, T0 + 1010, -47)], { startMs: T0, endMs: T0 + SUB });
     expect(close.wifi.estimateMean).toBe(1);
+  });
+
+  it('never counts fewer than a sub-window\'s new addresses / 9: a dense crowd does not collapse into one burst', () => {
+    // 90 addresses within 1 s at one signal: the link would make them one device
+    const c = run(burst(1, 90, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 })), { startMs: T0, endMs: T0 + SUB });
+    expect(c.wifi.devices).toBe(90);
+    expect(c.wifi.estimateMean).toBe(10);
+    // 1,000 phones, 2 addresses each, scanning at random moments and signals over 30 s: the count
+    // keeps rising with the crowd (linking alone would give a few dozen)
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const crowd = (n: number) =>
+      Array.from({ length: n }, (_, k) => {
+        const t = T0 + rnd() * (SUB - 100);
+        const dbm = -70 + Math.floor(rnd() * 40);
+        return [probe(2 * k, t, dbm), probe(2 * k + 1, t + 20, dbm)];
+      })
+        .flat()
+        .sort((a, b) => a.timestampMs - b.timestampMs);
+    const counts = [100, 1000, 3000].map((n) => run(crowd(n), { startMs: T0, endMs: T0 + SUB }).wifi.estimateMean);
+    expect(counts[1]).toBeGreaterThan(counts[0] * 2);
+    expect(counts[2]).toBeGreaterThan(counts[1] * 2);
   });
 
   it('a new address more than 1 s after the last frame at a similar signal is a new device', () => {
