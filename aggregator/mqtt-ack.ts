@@ -46,9 +46,10 @@
 // 4. A packet callback held from a connection that has closed is never called: the closed
 //    connection's loop is gone (build/lib/client.js `_currentPump`), and the new one has its own.
 // 5. The 'packetreceive' event (documented) fires for the CONNACK before any PUBLISH that follows it
-//    is handled, while 'connect' comes only after the outgoing store was replayed
-//    (build/lib/client.js `_onConnect`): the connection count moves on at the CONNACK, so messages
-//    of a resumed session that arrive before 'connect' are acknowledged on their own connection.
+//    is handled. 'connect' comes from the end of the outgoing store's replay (build/lib/client.js
+//    `_onConnect`); in 5.16.0, with the empty store this client has, that is before the next packet
+//    (the test sees a resumed session's PUBLISHes in the CONNACK's TCP read acknowledged), but
+//    nothing promises it, so the connection count moves on at the CONNACK instead.
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 
@@ -142,10 +143,8 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
     this.mqttClient = client;
     client.handleMessage = (packet, callback) => this.receive(packet as IPublishPacket, callback);
     client.on('packetreceive', (packet) => {
-      // A new connection starts at its CONNACK. mqtt.js emits 'connect' only after it has resent its
-      // own stored outgoing packets, some ticks later, and keeps handling incoming packets meanwhile:
-      // messages the broker sends right after the CONNACK (a resumed session's queue) already belong
-      // to the new connection.
+      // A new connection starts at its CONNACK: messages the broker sends right after it (a resumed
+      // session's queue) belong to it, whenever mqtt.js gets round to emitting 'connect' (see 5.).
       if (packet.cmd !== 'connack') return;
       this.gen++;
       this.held = null; // a held callback belongs to the closed connection's packet loop

@@ -6,6 +6,8 @@
 // - no PUBACK for a message before the write holding it is confirmed;
 // - PUBACKs in the order the PUBLISHes arrived, also when a later batch is written first;
 // - one PUBACK per message, none from mqtt.js itself;
+// - after a lost connection, nothing received on it is acknowledged on the next one (its packet ids
+//   mean nothing there); the copies the broker delivers again are, once each;
 // - a `presence aggregator` process killed (SIGKILL) while its writes are unconfirmed acknowledged
 //   nothing; the broker delivers the messages again to the next process, which acknowledges them
 //   on its connection, and each window is stored exactly once.
@@ -23,7 +25,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsItem, publishAll, publisher, windows } from './aggregator-helpers.ts';
+import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
 import type { CountsMessage } from '../contract/index.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-ack') && need('influxd', 'influxdb', 'aggregator-ack');
@@ -145,8 +147,14 @@ class Relay {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Cuts every connection (both sides), as a network failure would. */
+  drop(): void {
     for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  async stop(): Promise<void> {
+    this.drop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
@@ -289,6 +297,56 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
       }
       expect(agg.stats()).toMatchObject({ received: 20, acked: 20, queueDepth: 0 });
       expect(await wifi('site-ack')).toBe(20);
+    } finally {
+      await agg.stop(2000);
+      await Promise.all([relay.stop(), gate.stop()]);
+    }
+  });
+
+  it('acknowledges nothing of a lost connection on the next one; the copies the broker delivers again are acknowledged once', async () => {
+    const timeline = new Timeline();
+    const relay = new Relay(timeline, broker.port);
+    const gate = new WriteGate(timeline, influx.url);
+    await Promise.all([relay.start(), gate.start()]);
+    const agg = new Aggregator({
+      mqtt: { url: relay.url, clientId: 'agg-ack-reconnect' },
+      influx: { url: gate.url, api: 'v1', database: 'presence', timeout: '5m' },
+      batch: { size: 10, flushInterval: '10m', concurrency: 2 },
+      http: { port: null },
+      logLevel: 'silent',
+    });
+    try {
+      await agg.start();
+      const msgs = windows('site-reconnect', 1, 11);
+      await publishAll(pub, msgs.slice(0, 10).map(countsItem), 1);
+      await timeline.waitFor('the first write at the gate', () => gate.requests.length >= 1);
+      relay.drop();
+      // mqtt.js reconnects; the broker delivers the 10 unacknowledged messages again: a second batch.
+      await timeline.waitFor('the second write at the gate', () => gate.requests.length >= 2);
+      const redelivered = timeline.packets(2, 'toClient', 'publish');
+      expect(redelivered).toHaveLength(10);
+      expect(redelivered.every((p) => (p.packet as { dup?: boolean }).dup === true)).toBe(true);
+      // The write of the first connection's copies lands now: they must not be acknowledged here.
+      expect(await gate.requests[0].forward()).toBe(204);
+      const firstWritten = new Promise((r) => agg.once('written', r));
+      gate.requests[0].answer();
+      await firstWritten;
+      expect(await gate.requests[1].forward()).toBe(204);
+      gate.requests[1].answer();
+      await timeline.waitFor('10 PUBACKs on the second connection', () => timeline.packets(2, 'toBroker', 'puback').length >= 10);
+      // One more message through the same socket: any stray PUBACK was sent before its PUBACK.
+      gate.pass = true;
+      await publishAll(pub, [countsItem(msgs[10])], 1);
+      const last = (await timeline.waitFor('one more message', () => timeline.packets(2, 'toClient', 'publish')[10])).packet;
+      await until('the aggregator to take it', () => agg.stats().received, (n) => n === 21);
+      expect(await agg.drain(30_000)).toBe(true); // writes the partial batch holding it
+      await timeline.waitFor('its PUBACK', () => timeline.packets(2, 'toBroker', 'puback').some((p) => messageId(p.packet) === messageId(last)));
+      const publishes = timeline.packets(2, 'toClient', 'publish');
+      expect(publishes).toHaveLength(11);
+      expect(timeline.packets(1, 'toBroker', 'puback')).toHaveLength(0);
+      expect(timeline.packets(2, 'toBroker', 'puback').map((p) => messageId(p.packet))).toEqual(publishes.map((p) => messageId(p.packet)));
+      expect(agg.stats()).toMatchObject({ received: 21, acked: 11 });
+      expect(await wifi('site-reconnect')).toBe(11);
     } finally {
       await agg.stop(2000);
       await Promise.all([relay.stop(), gate.stop()]);
