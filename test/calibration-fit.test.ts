@@ -171,6 +171,9 @@ describe('leave one session out', () => {
     expect(r.overall.estimate.mae_occupied).toBeGreaterThan(0);
     expect(r.overall.estimate.mae_occupied).toBeLessThan(2.5);
     expect(r.overall.estimate.r).toBeGreaterThan(0.9);
+    // The 90 % interval holds about 90 % of the held-out windows.
+    expect(r.overall.estimate.coverage).toBeGreaterThan(0.8);
+    expect(r.overall.estimate.coverage).toBeLessThan(0.99);
     // devices is an exact linear function of the estimate here: same calibrated people.
     expect(r.overall.devices.mae_occupied).toBeCloseTo(r.overall.estimate.mae_occupied!, 6);
     expect(() => leaveOneOut(s.filter((x) => x.session === 'day-0'))).toThrow(/at least 2 sessions/);

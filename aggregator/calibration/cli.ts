@@ -101,10 +101,10 @@ export function describeFit(z: ZoneFit, field: string): string {
   return lines.join('\n');
 }
 
-export function describeLeaveOneOut(r: LeaveOneOut): string {
+export function describeLeaveOneOut(r: LeaveOneOut, level = 0.9): string {
   const cell = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
-  const cols = (s: Scores) => [cell(s.mae_occupied), cell(s.people_when_empty), cell(s.r)];
-  const head = ['session', 'windows', 'occupied', 'empty', 'estimate: MAE', 'empty people', 'r', 'devices: MAE', 'empty people', 'r'];
+  const cols = (s: Scores) => [cell(s.mae_occupied), cell(s.people_when_empty), cell(s.r), s.coverage === null ? '-' : `${(s.coverage * 100).toFixed(0)} %`];
+  const head = ['session', 'windows', 'occupied', 'empty', 'estimate: MAE', 'empty people', 'r', 'in interval', 'devices: MAE', 'empty people', 'r', 'in interval'];
   const rows = r.sessions.map((s) => [s.session, s.estimate.windows, s.estimate.occupied_windows, s.estimate.empty_windows, ...cols(s.estimate), ...cols(s.devices)]);
   const o = r.overall;
   rows.push(['all (pooled)', o.estimate.windows, o.estimate.occupied_windows, o.estimate.empty_windows, ...cols(o.estimate), ...cols(o.devices)]);
@@ -114,7 +114,8 @@ export function describeLeaveOneOut(r: LeaveOneOut): string {
   return [
     'leave one session out (calibrated on the other sessions, tested on this one):',
     '  MAE: mean absolute error of calibrated people on occupied windows; empty people: mean calibrated people',
-    '  on empty-room windows; r: Pearson r of the uncalibrated field against the truth',
+    '  on empty-room windows; r: Pearson r of the uncalibrated field against the truth; in interval: share of',
+    `  windows whose people lie inside the calibrated interval (nominal ${pct(level)})`,
     line(head),
     ...rows.map(line),
     ...notes,
@@ -215,7 +216,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     out.write(JSON.stringify({ fit: zone, global: result.global, estimator, leaveOneOut: loo }, null, 2) + '\n');
   } else {
     out.write(describeFit(zone, flags.field) + '\n');
-    if (loo) out.write('\n' + describeLeaveOneOut(loo) + '\n');
+    if (loo) out.write('\n' + describeLeaveOneOut(loo, level) + '\n');
   }
   for (const w of zone.warnings) process.stderr.write(`presence calibrate: warning: ${w}\n`);
   if (flags.out) {

@@ -1,7 +1,7 @@
 // Leave one session out: for each session, fit on the others and test on it. Scores the counts
 // field `estimate` and, side by side, a calibrated count of distinct addresses (`devices`).
 import { fitZone, FitError, type FitOptions, type Sample } from './fit.ts';
-import { applyZone } from './apply.ts';
+import { applyZone, type People } from './apply.ts';
 import type { ZoneCalibration } from './file.ts';
 import { mean, pearson } from './stats.ts';
 
@@ -24,6 +24,8 @@ export interface Scores {
   people_when_empty: number | null;
   /** Pearson r of the uncalibrated field against the truth. */
   r: number | null;
+  /** Share of windows whose truth lies inside the calibrated interval [low, high] (nominal: the level). */
+  coverage: number | null;
 }
 
 export interface SessionScores {
@@ -42,9 +44,12 @@ export interface LeaveOneOut {
 
 type Field = 'estimate' | 'devices';
 
-function score(field: Field, test: EvalSample[], predicted: number[]): Scores {
+function score(field: Field, test: EvalSample[], people: Array<People | null>): Scores {
+  const predicted = people.map((p) => (p ? p.value : NaN));
   const occ = test.map((s, i) => ({ s, p: predicted[i] })).filter((x) => x.s.people > 0);
   const empty = test.map((s, i) => ({ s, p: predicted[i] })).filter((x) => x.s.people === 0);
+  const scored = test.map((s, i) => ({ s, p: people[i] })).filter((x): x is { s: EvalSample; p: People } => x.p !== null);
+  const inside = scored.filter((x) => x.s.people >= x.p.low - 1e-9 && x.s.people <= x.p.high + 1e-9).length;
   const r = pearson(test.map((s) => s[field]), test.map((s) => s.people));
   const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
   return {
@@ -54,6 +59,7 @@ function score(field: Field, test: EvalSample[], predicted: number[]): Scores {
     mae_occupied: occ.length ? r4(mean(occ.map((x) => Math.abs(x.p - x.s.people)))) : null,
     people_when_empty: empty.length ? r4(mean(empty.map((x) => x.p))) : null,
     r: Number.isFinite(r) ? r4(r) : null,
+    coverage: scored.length ? r4(inside / scored.length) : null,
   };
 }
 
@@ -70,7 +76,7 @@ export function leaveOneOut(samples: EvalSample[], options: FitOptions = {}): Le
   const sessions = [...new Set(samples.map((s) => s.session))];
   if (sessions.length < 2) throw new FitError(`leave-one-out needs at least 2 sessions (got ${sessions.length})`);
   const rows: SessionScores[] = [];
-  const pooled: Record<Field, { test: EvalSample[]; pred: number[] }> = { estimate: { test: [], pred: [] }, devices: { test: [], pred: [] } };
+  const pooled: Record<Field, { test: EvalSample[]; pred: People[] }> = { estimate: { test: [], pred: [] }, devices: { test: [], pred: [] } };
   for (const session of sessions) {
     const train = samples.filter((s) => s.session !== session);
     const test = samples.filter((s) => s.session === session);
@@ -81,10 +87,10 @@ export function leaveOneOut(samples: EvalSample[], options: FitOptions = {}): Le
         z = fitZone(asSamples(train, field), opts, 'loo');
       } catch (e) {
         row.error = (e as Error).message;
-        row[field] = score(field, test, test.map(() => NaN));
+        row[field] = score(field, test, test.map(() => null));
         continue;
       }
-      const pred = test.map((s) => applyZone(z, s[field]).value);
+      const pred = test.map((s) => applyZone(z, s[field]));
       row[field] = score(field, test, pred);
       pooled[field].test.push(...test);
       pooled[field].pred.push(...pred);
