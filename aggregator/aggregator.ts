@@ -23,6 +23,7 @@ import { AggregatorMetrics, startHealthServer, type HealthServer } from './healt
 import { Intake } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
+import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 
 export interface AggregatorOptions {
   /** A pino logger to use (default: JSON to stderr at config.logLevel). */
@@ -33,6 +34,8 @@ export interface AggregatorOptions {
   sink?: Sink;
   /** People per calibrated zone (aggregator/calibration); replaceable at run time (SIGHUP). */
   calibration?: Calibration | null;
+  /** Rate limit of the "message rejected" log lines (default: 10 per minute, then a summary). */
+  rejectLog?: RejectLogOptions;
 }
 
 export interface AggregatorStats {
@@ -57,6 +60,7 @@ export class Aggregator extends EventEmitter {
   private readonly intake: Intake;
   private readonly pipeline: WritePipeline;
   private readonly liveness: GatewayLiveness;
+  private readonly rejectLog: RejectLog;
   private http: HealthServer | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -71,6 +75,7 @@ export class Aggregator extends EventEmitter {
     this.metrics = new AggregatorMetrics(opts.processMetrics ?? false, () => this.syncMetrics());
     routeClientLog(this.log);
     this.calibration = opts.calibration ?? null;
+    this.rejectLog = new RejectLog(this.log, opts.rejectLog);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
@@ -143,7 +148,7 @@ export class Aggregator extends EventEmitter {
     if (!r.ok) {
       this.counters.rejected++;
       this.metrics.rejected.inc({ reason: r.reason });
-      this.log.warn({ reason: r.reason, topic: topic.slice(0, 200), detail: r.detail }, 'message rejected');
+      this.rejectLog.record(r.reason, topic, r.detail, now);
       this.emit('rejected', r.reason, topic);
       return undefined;
     }
@@ -192,6 +197,7 @@ export class Aggregator extends EventEmitter {
     await this.intake.end(!drained);
     await this.sink.close();
     await this.http?.close();
+    this.rejectLog.flush();
     this.log.info(this.stats(), 'aggregator stopped');
   }
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { COUNTS_FILTER, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
+import { COUNTS_FILTER, MAX_PACKET_BYTES, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
 import type { AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
@@ -30,7 +30,11 @@ export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5)
     // mqtt.js calls its debug logger several times per packet; skip that unless DEBUG asks for it.
     ...(process.env.DEBUG ? {} : { log: () => {} }),
   };
-  if (protocolVersion === 5) o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum };
+  // MQTT 5 Maximum Packet Size: the broker does not send this client a packet larger than the
+  // contract allows (it drops it), so an oversized publish never reaches the aggregator's memory.
+  // MQTT 3.1.1 has no such field: there the broker's own limit (Mosquitto max_packet_size) applies.
+  if (protocolVersion === 5)
+    o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum, maximumPacketSize: MAX_PACKET_BYTES };
   return o;
 }
 

@@ -1,0 +1,168 @@
+// The aggregator at the privacy and robustness boundary, with a real Mosquitto: a counts message with
+// a field the contract does not have (an address) is refused and counted; times on a leap second, in
+// year 0001 and numbers like 1e400 are refused with reasons; an oversized (~100 MB) publish never
+// reaches the aggregator (its MQTT 5 Maximum Packet Size makes the broker drop it); a flood of bad
+// messages gives a bounded number of log lines plus a summary by reason.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import mqtt from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { RejectLog } from '../aggregator/reject-log.ts';
+import { countsTopic, encode, MAX_PACKET_BYTES } from '../contract/index.ts';
+import { publishAll, publisher, until, window } from './aggregator-helpers.ts';
+
+const SUITE = 'aggregator validation';
+const ok = need('mosquitto', 'mosquitto', SUITE);
+
+type LogLine = { level: number; msg: string; reason?: string; detail?: string; not_logged?: number; by_reason?: Record<string, number> };
+
+/** A pino logger that keeps its lines. */
+function capturingLogger(lines: LogLine[]) {
+  return pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+}
+
+describe('rejection log rate limit', () => {
+  it('logs the first rejections of an interval one by one, then one summary by reason', () => {
+    const lines: LogLine[] = [];
+    const r = new RejectLog(capturingLogger(lines), { perInterval: 3, intervalMs: 1000 });
+    for (let i = 0; i < 100; i++) r.record(i % 4 === 0 ? 'unknown_field' : 'invalid', 't', `d${i}`, 5000 + i);
+    expect(lines.filter((l) => l.msg === 'message rejected')).toHaveLength(3);
+    r.record('bad_json', 't', 'x', 6000); // next interval: the summary of the last one, then this line
+    const summary = lines.find((l) => l.msg === 'messages rejected (summary)')!;
+    expect(summary.not_logged).toBe(97);
+    expect(summary.by_reason).toEqual({ invalid: 73, unknown_field: 24 });
+    expect(lines.filter((l) => l.msg === 'message rejected')).toHaveLength(4);
+    r.flush();
+    expect(lines.filter((l) => l.msg === 'messages rejected (summary)')).toHaveLength(1); // nothing new to sum
+  });
+
+  it('writes the summary when the interval ends, also when no further message comes', async () => {
+    const lines: LogLine[] = [];
+    const r = new RejectLog(capturingLogger(lines), { perInterval: 1, intervalMs: 50 });
+    for (let i = 0; i < 5; i++) r.record('invalid', 't', 'd', Date.now());
+    await until('the summary', () => lines.filter((l) => l.msg === 'messages rejected (summary)').length, (n) => n === 1);
+    expect(lines.find((l) => l.msg === 'messages rejected (summary)')!.by_reason).toEqual({ invalid: 4 });
+  });
+});
+
+describe.skipIf(!ok)(SUITE, () => {
+  // The broker itself takes packets up to 120 MB here (the fixture's default is 1 MiB), so what
+  // stops a 100 MB message is the aggregator's own Maximum Packet Size.
+  const broker = new Mosquitto({ extraConfig: () => 'max_packet_size 120000000' });
+  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-validation-'));
+  const out = join(dir, 'presence.lp');
+  const logs: LogLine[] = [];
+  const rejected: string[] = [];
+  let agg: Aggregator;
+  let pub: mqtt.MqttClient;
+  const fileLines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
+
+  beforeAll(async () => {
+    await broker.start();
+    agg = new Aggregator(
+      { mqtt: { url: broker.url, client_id: 'agg-validation' }, out, http: { port: 0, host: '127.0.0.1' }, batch: { flush_interval: '20ms' } },
+      { logger: capturingLogger(logs), rejectLog: { perInterval: 10, intervalMs: 3600_000 } },
+    );
+    agg.on('rejected', (reason: string) => rejected.push(reason));
+    await agg.start();
+    pub = await publisher(broker.url);
+  });
+  afterAll(async () => {
+    await pub?.endAsync();
+    await agg?.stop();
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const metric = async (reason: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1]);
+  };
+  /** Publishes, then a good sentinel window, and waits until the sentinel is written. */
+  const publishThenSentinel = async (items: Array<{ topic: string; payload: Buffer | string }>, seq: number) => {
+    const sentinel = window('val', 'gw-1', seq, Date.now() - 120_000);
+    await publishAll(pub, [...items, { topic: countsTopic('val', 'gw-1'), payload: encode(sentinel) }], 1);
+    await until('the sentinel written', () => fileLines().filter((l) => l.endsWith(` ${Date.parse(sentinel.start)}`)).length, (n) => n === 2);
+  };
+
+  it('refuses a counts message carrying an address field, names the field, counts it, writes nothing of it', async () => {
+    const m = window('val', 'gw-1', 1, Date.now() - 600_000);
+    const withMac = { ...m, wifi: { ...m.wifi, mac: '3c:22:fb:01:a0:9e' } };
+    const withHashes = { ...m, seq: 2, hashes: ['9f86d081884c7d65'] };
+    await publishThenSentinel([withMac, withHashes].map((x) => ({ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(x) })), 3);
+    expect(rejected).toEqual(['unknown_field', 'unknown_field']);
+    expect(await metric('unknown_field')).toBe(2);
+    const lines = logs.filter((l) => l.msg === 'message rejected');
+    expect(lines.map((l) => l.detail)).toEqual(['/wifi/mac is not a field of the contract', '/hashes is not a field of the contract']);
+    expect(JSON.stringify(logs)).not.toContain('3c:22:fb:01:a0:9e'); // the value is never logged
+    expect(fileLines()).toHaveLength(2); // the sentinel's two points only
+  });
+
+  it('refuses a leap second, year 0001 and 1e400 with reasons naming the field', async () => {
+    rejected.length = 0;
+    const m = window('val', 'gw-1', 10, Date.now() - 900_000);
+    const raw = JSON.stringify(m);
+    const bad = [
+      raw.replace(m.start, '2016-12-31T23:59:60Z').replace(m.end, '2017-01-01T00:00:00.500Z'),
+      raw.replace(m.start, '0001-01-01T00:00:00.000Z'),
+      raw.replace('"seq":10', '"seq":1e400'),
+      raw.replace(/"devices":\d+/, '"devices":1e400'),
+    ];
+    const before = await metric('invalid');
+    await publishThenSentinel(bad.map((payload) => ({ topic: countsTopic('val', 'gw-1'), payload })), 11);
+    expect(rejected).toEqual(['invalid', 'invalid', 'invalid', 'invalid']);
+    expect((await metric('invalid')) - before).toBe(4);
+    const details = logs.filter((l) => l.msg === 'message rejected').slice(-4).map((l) => l.detail);
+    expect(details[0]).toMatch(/^\/start must be a UTC time .* \(no leap second\)$/);
+    expect(details[1]).toMatch(/^\/start must be a UTC time .* in the years 2000-2099/);
+    expect(details[2]).toBe('/seq must be an integer from 0 to 9007199254740991 (2^53 - 1)');
+    expect(details[3]).toBe('/wifi/devices must be an integer from 0 to 9007199254740991 (2^53 - 1)');
+    expect(fileLines().some((l) => /NaN|Infinity/.test(l))).toBe(false);
+  });
+
+  it('a ~100 MB publish never reaches the aggregator: the broker drops it for the aggregator, a client without the limit gets it', async () => {
+    // Control: a subscriber without a maximum packet size receives the big message.
+    const control = await mqtt.connectAsync(broker.url, { clientId: 'control-big', protocolVersion: 5 });
+    let controlGot = 0;
+    control.on('message', (_t, p) => (controlGot = Math.max(controlGot, p.length)));
+    await control.subscribeAsync(countsTopic('val', 'gw-1'), { qos: 1 });
+    const received = agg.stats().received;
+    const rejectedBefore = agg.stats().rejected;
+    const big = Buffer.alloc(100 * 1024 * 1024, 0x20);
+    big.write('{"v":1,"pad":"', 0);
+    big.write('"}', big.length - 2);
+    expect(big.length).toBeGreaterThan(MAX_PACKET_BYTES * 10_000);
+    await publishThenSentinel([{ topic: countsTopic('val', 'gw-1'), payload: big }], 20);
+    await until('the control subscriber got it', () => controlGot, (n) => n === big.length, 60_000);
+    await control.endAsync();
+    // The aggregator heard only the sentinel: the big one was neither received nor rejected as too_large.
+    expect(agg.stats().received - received).toBe(1);
+    expect(agg.stats().rejected).toBe(rejectedBefore);
+    expect(await metric('too_large')).toBe(0);
+    expect(agg.connected).toBe(true);
+  });
+
+  it('a flood of bad messages gives a bounded log: the first lines of the interval, then one summary by reason', async () => {
+    const singleBefore = logs.filter((l) => l.msg === 'message rejected').length; // 6 so far in this interval
+    const bad = Array.from({ length: 300 }, (_, i) => ({
+      topic: countsTopic('val', 'gw-1'),
+      payload: i % 3 === 0 ? '{"v":1,' : JSON.stringify({ ...window('val', 'gw-1', 100 + i, Date.now() - 60_000), extra: i }),
+    }));
+    await publishThenSentinel(bad, 30);
+    expect(await metric('bad_json')).toBe(100);
+    expect(await metric('unknown_field')).toBe(2 + 200);
+    await agg.stop(); // the end of the interval: its summary is written
+    const single = logs.filter((l) => l.msg === 'message rejected').length;
+    expect(singleBefore).toBe(6);
+    expect(single).toBe(10); // perInterval
+    const summary = logs.filter((l) => l.msg === 'messages rejected (summary)');
+    expect(summary).toHaveLength(1);
+    expect(summary[0].not_logged).toBe(296);
+    expect(summary[0].by_reason).toEqual({ bad_json: 98, unknown_field: 198 });
+  });
+});
