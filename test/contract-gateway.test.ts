@@ -1,0 +1,77 @@
+// The gateway's side of the closed contract, with a real Mosquitto: its publisher validates every
+// message right before handing it to MQTT, so a queued window or a status with a field outside the
+// contract is logged and never published, and a status whose source error holds an address goes
+// out sanitised (what onlineStatus() builds).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { subscriber, waitFor } from './gateway-support.ts';
+import { loadConfig } from '../gateway/config.ts';
+import { WindowQueue } from '../gateway/queue.ts';
+import { Publisher } from '../gateway/publisher.ts';
+import { onlineStatus } from '../gateway/status.ts';
+import { countsTopic, siteFilter, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+
+const SUITE = 'gateway publishes only the contract';
+const ok = need('mosquitto', 'mosquitto', SUITE);
+
+describe.skipIf(!ok)(SUITE, () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-contract-gw-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drops a queued window and a status outside the contract, publishes the good ones, sanitises last_error', async () => {
+    const logs: Array<{ level: number; msg: string; reason?: string }> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
+    const cfg = loadConfig({ site: 'cg', zone: 'z', id: 'g', mqttUrl: broker.url, source: ['pcap:/dev/null'], queueDir: dir }, {});
+    const queue = WindowQueue.open(dir, { maxWindows: 100, log });
+    const window = (seq: number): CountsMessage => ({
+      v: 1, site: 'cg', zone: 'z', gateway: 'g', seq, start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
+      end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(), complete: true,
+      wifi: { frames: 10, devices: 3, estimate: 3 }, ble: { frames: 5, devices: 2, estimate: 2 },
+    });
+    queue.append(window(1));
+    queue.append({ ...window(2), wifi: { ...window(2).wifi, mac: '3c:22:fb:01:a0:9e' } } as CountsMessage);
+    queue.append(window(3));
+
+    const sub = await subscriber(broker.url, { filter: siteFilter('cg') });
+    const pub = new Publisher(cfg, queue, log, 30);
+    pub.start();
+    try {
+      await waitFor(() => queue.depth === 0, 20_000, 'the queue to empty');
+      const status = onlineStatus({
+        site: 'cg', zone: 'z', gateway: 'g', startedAt: 0, now: Date.UTC(2026, 5, 1, 13), queueDepth: 0, queueDropped: 0, windows: 3, lastSeq: 3,
+        sources: [{ name: 'wlan0', radio: 'wifi', state: 'restarting', frames_per_s: 0, errors: 1, last_error: 'tcpdump: dev 0xAABBCCDDEEFF gone\nbye\u0007' }],
+      });
+      await pub.publishStatus({ ...status, hashes: ['9f86d081884c7d65'] } as StatusMessage);
+      await pub.publishStatus(status);
+      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('cg', 'g')), 20_000, 'the status');
+    } finally {
+      await pub.stop();
+      await sub.client.endAsync();
+    }
+    const counts = sub.messages.filter((m) => m.topic === countsTopic('cg', 'g')).map((m) => JSON.parse(m.payload.toString()));
+    expect(counts.map((c) => c.seq)).toEqual([1, 3]);
+    for (const c of counts) expect(validateCounts(c).ok).toBe(true);
+    const statuses = sub.messages.filter((m) => m.topic === statusTopic('cg', 'g')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
+    for (const s of statuses) expect(validateStatus(s).ok, JSON.stringify(s)).toBe(true);
+    expect(statuses.some((s) => 'hashes' in s)).toBe(false);
+    const online = statuses.find((s) => s.state === 'online')!;
+    expect(online.sources![0].last_error).toBe('tcpdump: dev <addr> gone bye');
+    const errors = logs.filter((l) => l.level >= 50).map((l) => `${l.msg}: ${l.reason}`);
+    expect(errors).toEqual([
+      'queued window does not match the contract; dropped: /wifi/mac is not a field of the contract',
+      'status does not match the contract; not published: /hashes is not a field of the contract',
+    ]);
+  });
+});
