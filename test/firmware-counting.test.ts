@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Firmware, readWindowCounts, WASM_PATH } from '../firmware/host/firmware.ts';
 import type { FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
+import { STAT_BATCH_ERRORS, STAT_UNSUPPORTED } from '../firmware/assembly/layout.ts';
 
 const RADIO_WIFI = 1;
 const RADIO_BLE = 2;
@@ -200,13 +201,13 @@ describe('firmware batch ABI', () => {
     dv.setUint32(BATCH + 24, 1, true);
     dv.setUint32(BATCH + 28, CAP, true); // too long
     expect(x.ingest(5)).toBe(1);
-    expect(stat(68)).toBe(1); // batch errors
+    expect(stat(STAT_BATCH_ERRORS)).toBe(1);
     dv.setUint32(BATCH + 28, 0xffffffff, true);
     expect(x.ingest(2)).toBe(1);
     // a count larger than the buffer can hold stops at the end
     mem.fill(0, BATCH, BATCH + CAP);
     expect(x.ingest(0xffffffff)).toBe(CAP / 16);
-    expect(stat(64)).toBe(2 + CAP / 16); // link type 0 is unsupported
+    expect(stat(STAT_UNSUPPORTED)).toBe(2 + CAP / 16); // link type 0 is unsupported
     fw.endWindow();
   });
 

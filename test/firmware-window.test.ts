@@ -10,6 +10,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { randomBytes } from 'node:crypto';
 import { Firmware } from '../firmware/host/firmware.ts';
+import { STATS_BYTES } from '../firmware/assembly/layout.ts';
 
 const drawn = vi.hoisted(() => [] as Array<{ target: Uint8Array; offset: number; bytes: Uint8Array }>);
 vi.mock('node:crypto', async (importOriginal) => {
@@ -220,7 +221,7 @@ describe('firmware window wipe', () => {
     const stats = a.exports.stats_ptr();
     const differing: number[] = [];
     for (let i = 0; i < ma.length; i++) {
-      if (ma[i] !== mb[i] && (i < stats || i >= stats + 128)) differing.push(i);
+      if (ma[i] !== mb[i] && (i < stats || i >= stats + STATS_BYTES)) differing.push(i);
     }
     expect(differing.slice(0, 20)).toEqual([]);
   });

@@ -64,6 +64,7 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
     const names = readdirSync(occupancyDir!).filter((f) => f.endsWith('.pcap')).sort();
     expect(names.length).toBeGreaterThanOrEqual(14);
     const samples: EvalSample[] = [];
+    const samples15: EvalSample[] = [];
     // growth: mean over 15-minute windows with people throughout, and over the 1-minute windows inside them
     const growth = { est15: [] as number[], est1: [] as number[], dev15: [] as number[], dev1: [] as number[] };
     for (const name of names) {
@@ -80,6 +81,8 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
         samples.push({ estimate: w.estimate, devices: w.devices, people, session: day, time: w.start });
       }
       for (const q of windows(frames, QUARTER)) {
+        const people = meanOccupancy(truth, q.start, q.start + QUARTER);
+        if (people !== null) samples15.push({ estimate: q.estimate, devices: q.devices, people, session: day, time: q.start });
         const inside = ones.filter((w) => w.start >= q.start && w.start < q.start + QUARTER);
         if (inside.length !== 15 || !inside.every((w) => (truthOf.get(w.start) ?? 0) > 0)) continue;
         growth.est15.push(q.estimate);
@@ -89,6 +92,7 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       }
     }
     const loo = leaveOneOut(samples);
+    const loo15 = leaveOneOut(samples15);
     const est: Scores = loo.overall.estimate;
     const dev: Scores = loo.overall.devices;
     const rEst = pearson(samples.map((s) => s.estimate), samples.map((s) => s.people));
@@ -101,6 +105,8 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       ['people in empty-room 1-min windows', f2(est.people_when_empty), f2(dev.people_when_empty), '<= 0.5'],
       ['Pearson r, uncalibrated, all 1-min windows', rEst.toFixed(3), rDev.toFixed(3), '>= 0.97'],
       ['mean 15-min / mean 1-min, occupied periods', gEst.toFixed(2), gDev.toFixed(2), '<= 1.2'],
+      ['15-min windows: MAE people, occupied', f2(loo15.overall.estimate.mae_occupied), f2(loo15.overall.devices.mae_occupied), ''],
+      ['15-min windows: Pearson r, uncalibrated', f2(loo15.overall.estimate.r), f2(loo15.overall.devices.r), ''],
     ];
     console.log(
       `occupancy: ${samples.length} 1-min windows (${est.occupied_windows} occupied, ${est.empty_windows} empty), ` +
@@ -114,8 +120,10 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
     expect(est.people_when_empty!).toBeLessThanOrEqual(2.3);
     expect(rEst).toBeGreaterThanOrEqual(0.85);
     expect(gEst).toBeLessThanOrEqual(1.05);
-    // ... and the estimate beats distinct addresses where distinct addresses fail
+    // ... and the estimate beats distinct addresses where distinct addresses fail: longer windows
     expect(gDev).toBeGreaterThan(3);
+    expect(loo15.overall.estimate.mae_occupied!).toBeLessThan(loo15.overall.devices.mae_occupied! - 1);
+    expect(loo15.overall.estimate.r!).toBeGreaterThan(loo15.overall.devices.r! + 0.1);
   }, 300_000);
 
   it('a lone phone counts about one per minute', async () => {
