@@ -166,7 +166,15 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
   const counts = readPointCounts(flags.truth[0]);
   return pairStored(counts, flags.truth[0], {
-    influx: { url: flags.influxUrl!, database: flags.influxDb, retentionPolicy: flags.influxRp, username: flags.influxUsername, password: flags.influxPassword, token: flags.influxToken },
+    // Credentials may come from the environment (as for the aggregator), so they stay out of `ps`.
+    influx: {
+      url: flags.influxUrl!,
+      database: flags.influxDb,
+      retentionPolicy: flags.influxRp,
+      username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
+      password: flags.influxPassword ?? (process.env.INFLUX_PASSWORD || undefined),
+      token: flags.influxToken ?? (process.env.INFLUX_TOKEN || undefined),
+    },
     site: flags.site,
     zone: flags.zone,
     radio: flags.radio,
@@ -255,9 +263,9 @@ export function registerCalibrate(program: Command): void {
     .option('--influx-url <url>', 'stored-series form: InfluxDB to read the zone\'s stored series from (InfluxQL /query)')
     .option('--influx-db <database>', '1.x database (or a DBRP-mapped 2.x/3.x bucket)')
     .option('--influx-rp <policy>', 'retention policy')
-    .option('--influx-username <name>', '1.x user')
-    .option('--influx-password <password>', '1.x password')
-    .option('--influx-token <token>', '2.x/3.x token')
+    .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
+    .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD)')
+    .option('--influx-token <token>', '2.x/3.x token (env INFLUX_TOKEN)')
     .action(async (flags: Flags) => {
       try {
         await runCalibrate(flags);
