@@ -10,7 +10,7 @@ import {
   type CountsMessage,
   type StatusMessage,
 } from '../contract/index.ts';
-import { peopleFields, type Calibration } from './calibration/apply.ts';
+import { peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
 
 export const PRESENCE = 'presence';
 export const GATEWAY_STATUS = 'gateway_status';
@@ -57,14 +57,15 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
  * Two points (wifi, ble) of a counts message, time = window start in ms. The line is what the
  * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
  * directly because this runs for every message (the equivalence is tested). With a calibration,
- * the calibrated radio's point of a calibrated zone also gets `people`, `people_low`, `people_high`.
+ * the calibrated radio's point of a calibrated zone also gets `people`, `people_low`, `people_high`
+ * (when the window has the length the calibration was fitted on).
  */
 export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: Calibration | null = null): string[] {
   const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
   const line = (prefix: string, radio: 'wifi' | 'ble', r: CountsMessage['wifi']) =>
     `${prefix} complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
-    `${peopleFields(cal, m.site, m.zone, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
+    `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
   return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble)];
 }
 
@@ -82,7 +83,7 @@ export function countsPoints(m: CountsMessage, cal: Calibration | null = null): 
       .intField('frames', m[radio].frames)
       .booleanField('complete', m.complete)
       .timestamp(time);
-    const people = cal && cal.radio === radio ? cal.apply(m.zone, m[radio][cal.field], m.site) : null;
+    const people = windowPeople(cal, m, radio, m[radio]);
     if (people) p.floatField('people', people.value).floatField('people_low', people.low).floatField('people_high', people.high);
     const rejected = m[radio].rejected;
     return typeof rejected === 'number' ? p.intField('rejected', rejected) : p;

@@ -16,9 +16,9 @@ import { applyZone, Calibration, parseCalibration } from '../aggregator/calibrat
 const ok = need('mosquitto', 'mosquitto', 'calibration-aggregator');
 const repo = join(import.meta.dirname, '..');
 
-function calibrationYaml(k: number, b: number, zone = 'zone-a'): string {
+function calibrationYaml(k: number, b: number, zone = 'zone-a', windowS = 1): string {
   return `format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 1 }
+estimator: { field: estimate, radio: wifi, window_s: ${windowS} }
 level: 0.9
 zones:
   ${zone}:
@@ -45,7 +45,7 @@ function peopleOf(text: string, zone: string, radio = 'wifi'): Array<{ estimate:
 }
 
 describe('people fields in points', () => {
-  const cal = new Calibration(parseCalibration(calibrationYaml(0.5, 4)));
+  const cal = new Calibration(parseCalibration(calibrationYaml(0.5, 4, 'zone-a', 60)));
   const m = window('s', 'g', 3, Date.parse('2026-01-01T00:00:00Z'), 60_000, 'zone-a');
 
   it('are what the client Point writes, on the calibrated radio of a calibrated zone only', () => {
@@ -57,6 +57,16 @@ describe('people fields in points', () => {
     const other = { ...m, zone: 'zone-b' };
     expect(countsLines(other, Date.parse(m.start), cal).join('\n')).not.toContain('people');
     expect(countsLines(m, Date.parse(m.start), null)).toEqual(countsLines(m));
+  });
+
+  it('only for windows the calibration holds for: a complete window of its length, or a shorter cut-short one', () => {
+    const t = Date.parse('2026-01-01T00:00:00Z');
+    const five = window('s', 'g', 4, t, 300_000, 'zone-a');
+    expect(countsLines(five, t, cal)[0]).not.toContain('people');
+    const cut = { ...window('s', 'g', 5, t, 20_000, 'zone-a'), complete: false };
+    expect(countsLines(cut, t, cal)[0]).toContain('people=');
+    const short = window('s', 'g', 6, t, 20_000, 'zone-a');
+    expect(countsLines(short, t, cal)[0]).not.toContain('people');
   });
 
   it('are never negative', () => {

@@ -56,12 +56,35 @@ export class Calibration {
   }
 }
 
+/** The window of a counts message, as far as calibration cares. */
+export interface CountsWindow {
+  site: string;
+  zone: string;
+  start: string;
+  end: string;
+  complete: boolean;
+}
+
+/**
+ * People for one radio's counts of a window, or null: the zone is not calibrated, the radio is not
+ * the calibrated one, or the window is not one the fit holds for (a complete window of another
+ * length, or a cut-short one longer than the fitted length).
+ */
+export function windowPeople(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): People | null {
+  if (!cal || cal.radio !== radio) return null;
+  const z = cal.zone(w.zone, w.site);
+  if (!z) return null;
+  const len = Date.parse(w.end) - Date.parse(w.start);
+  const fitted = cal.file.estimator.window_s * 1000;
+  if (w.complete ? len !== fitted : len > fitted) return null;
+  return applyZone(z, r[cal.field], cal.file.level);
+}
+
 /**
  * Line-protocol fields `people`, `people_high`, `people_low` (floats, in the client's sorted order)
- * for one radio's point of a counts message, or '' when the zone or the radio is not calibrated.
+ * for one radio's point of a counts message, or '' (see windowPeople).
  */
-export function peopleFields(cal: Calibration | null, site: string, zone: string, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): string {
-  if (!cal || cal.radio !== radio) return '';
-  const p = cal.apply(zone, r[cal.field], site);
+export function peopleFields(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): string {
+  const p = windowPeople(cal, w, radio, r);
   return p ? `,people=${p.value},people_high=${p.high},people_low=${p.low}` : '';
 }
