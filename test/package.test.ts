@@ -1,0 +1,88 @@
+// The published package: `npm pack`, then install the tarball with --omit=dev into an empty folder,
+// as a gateway would. The installed `presence` runs from dist/ with the prebuilt WASM, and nothing
+// that compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
+// Needs the npm registry (or npm's cache) for the runtime dependencies.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const repo = join(import.meta.dirname, '..');
+const version = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version as string;
+const COMPILERS = ['tsx', 'esbuild', 'typescript', 'assemblyscript', 'binaryen'];
+
+/** Every installed package name under node_modules, nested ones included. */
+function installed(dir: string, out: string[] = []): string[] {
+  if (!existsSync(dir)) return out;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    const names = e.name.startsWith('@') ? readdirSync(join(dir, e.name)).map((n) => `${e.name}/${n}`) : [e.name];
+    for (const name of names) {
+      out.push(name);
+      installed(join(dir, name, 'node_modules'), out);
+    }
+  }
+  return out;
+}
+
+describe('the packed package, installed with --omit=dev', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-package-'));
+  const prefix = join(dir, 'install');
+  let files: string[] = [];
+  let bin = '';
+
+  beforeAll(async () => {
+    // dist/ is current: vitest's global setup built it. --ignore-scripts: no second build.
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repo });
+    const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    files = packed.files.map((f) => f.path);
+    writeFileSync(join(dir, 'package.json'), '{}\n');
+    await run('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--prefix', prefix, join(dir, packed.filename)], { cwd: dir });
+    bin = join(prefix, 'node_modules', '.bin', 'presence');
+  }, 300_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('holds the compiled build and the prebuilt WASM, and no TypeScript sources', () => {
+    expect(files).toContain('dist/scripts/cli.js');
+    expect(files).toContain('firmware/build/presence.wasm');
+    expect(files).toContain('scripts/presence.js');
+    expect(files).toContain('simulator/scenarios/kingsday-square.yaml');
+    expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
+  });
+
+  it('installs none of the compilers', () => {
+    const names = installed(join(prefix, 'node_modules'));
+    expect(names).toContain('presence-counter');
+    expect(names).toContain('mqtt');
+    expect(names.filter((n) => COMPILERS.includes(n) || n.startsWith('@esbuild/') || n === '@biomejs/biome')).toEqual([]);
+  });
+
+  it('presence --version and --help run', async () => {
+    const v = await run(bin, ['--version']);
+    expect(v.stdout.trim()).toBe(version);
+    expect(v.stderr).toBe('');
+    const h = await run(bin, ['--help']);
+    for (const cmd of ['replay', 'gateway', 'doctor', 'aggregator', 'simulate', 'demo']) expect(h.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+  });
+
+  it('simulates from its own scenarios and counts with its own WASM, as the checkout does', async () => {
+    const sim = (presence: string[], out: string) =>
+      run(presence[0]!, [...presence.slice(1), 'simulate', 'quiet-night', '--seed', '3', '--duration', '3m', '--scale', '0.2', '--out', out]);
+    const checkout = [process.execPath, join(repo, 'scripts', 'presence.js')];
+    await sim([bin], join(dir, 'sim-installed'));
+    await sim(checkout, join(dir, 'sim-checkout'));
+    const capture = (d: string) => readFileSync(join(dir, d, 'gw-lobby.pcapng'));
+    expect(capture('sim-installed').equals(capture('sim-checkout'))).toBe(true);
+
+    const replay = async (presence: string[]) => (await run(presence[0]!, [...presence.slice(1), 'replay', join(dir, 'sim-installed', 'gw-lobby.pcapng'), '--json'])).stdout;
+    const fromPackage = await replay([bin]);
+    const lines = fromPackage.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines.some((w) => w.ble.devices > 0)).toBe(true);
+    expect(fromPackage).toBe(await replay(checkout));
+  });
+});
