@@ -1,0 +1,163 @@
+// Start-up cost of the `presence` CLI: wall time and peak RSS of `presence --version`, and the RSS of
+// an idle `presence gateway` (source pcap on stdin with nothing arriving, connected to an embedded
+// Aedes broker), for the compiled build (scripts/presence.js -> dist/) against the TypeScript sources
+// run through tsx as before the build existed (every subcommand's module loaded), in the same run.
+// Also shown: the sources through tsx with the lazy subcommand loading, to separate the two effects.
+// Goals: --version <= 0.3 s; idle gateway <= 60 MB RSS (a Pi Zero 2 has 512 MB).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const ROOT = join(import.meta.dirname, '..');
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const RUNS = SMOKE ? 1 : 7;
+const IDLE_MS = SMOKE ? 500 : 3000;
+const GOAL_SECONDS = 0.3;
+const GOAL_IDLE_MB = 60;
+
+interface Variant {
+  name: string;
+  args: string[];
+}
+
+function variants(dir: string): Variant[] {
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const cli = pathToFileURL(join(ROOT, 'scripts', 'cli.ts')).href;
+  const eager = join(dir, 'tsx-eager.mjs');
+  const lazy = join(dir, 'tsx-lazy.mjs');
+  // As scripts/presence.js was: tsx's loader, then the CLI with every subcommand registered.
+  writeFileSync(eager, `import { register } from '${tsx}';\nregister();\nconst { buildProgram } = await import('${cli}');\nawait (await buildProgram()).parseAsync(process.argv);\n`);
+  writeFileSync(lazy, `import { register } from '${tsx}';\nregister();\nconst { main } = await import('${cli}');\nawait main(process.argv);\n`);
+  return [
+    { name: 'compiled (dist/)', args: [join(ROOT, 'scripts', 'presence.js')] },
+    { name: 'tsx, all subcommands (as before)', args: [eager] },
+    { name: 'tsx, lazy subcommands', args: [lazy] },
+  ];
+}
+
+/** Runs to the end; wall time from spawn to exit, peak RSS as the process itself saw it at exit. */
+function once(args: string[], rssHook: string): Promise<{ s: number; mb: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--require', rssHook, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const s = (performance.now() - t0) / 1000;
+      const m = /^presence-bench-maxrss (\d+)$/m.exec(err);
+      if (code !== 0 || !m) reject(new Error(`${args.join(' ')} exited ${code}: ${err.slice(-400)}`));
+      else resolve({ s, mb: Number(m[1]) / 1024, out });
+    });
+  });
+}
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+
+async function embeddedBroker(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { Aedes } = await import('aedes');
+  const aedes = await Aedes.createBroker();
+  const server: Server = createServer(aedes.handle as never);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return { url: `mqtt://127.0.0.1:${port}`, stop: () => new Promise<void>((r) => aedes.close(() => server.close(() => r()))) };
+}
+
+interface Rss {
+  rss: number;
+  hwm: number;
+  /** Private memory; the rest of the RSS is file-backed (mostly node's own binary, shared and reclaimable). */
+  anon: number;
+}
+
+function rssMb(pid: number): Rss {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
+}
+
+/** Starts the gateway, waits until it is connected to the broker, lets it idle, reads its RSS, stops it. */
+async function idleGateway(v: Variant, url: string, dir: string, i: number): Promise<Rss & { startS: number }> {
+  const t0 = performance.now();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...v.args, 'gateway', '--site', 'bench', '--zone', 'z', '--id', `idle-${i}`, '--mqtt', url, '--source', 'pcap:-', '--queue-dir', join(dir, `q${i}`), '--log-level', 'info'],
+    { stdio: ['pipe', 'ignore', 'pipe'] }, // stdin stays open with nothing written: an idle capture
+  );
+  let err = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  try {
+    await Promise.race([
+      new Promise<void>((resolve) =>
+        child.stderr!.on('data', (d) => {
+          err += d;
+          if (err.includes('connected to broker')) resolve();
+        }),
+      ),
+      exited.then((c) => Promise.reject(new Error(`${v.name}: gateway exited ${c} before connecting: ${err.slice(-400)}`))),
+    ]);
+    const startS = (performance.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    if (child.exitCode !== null) throw new Error(`${v.name}: gateway exited ${child.exitCode} while idle: ${err.slice(-400)}`);
+    return { ...rssMb(child.pid!), startS };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-bench-startup-'));
+  try {
+    const hook = join(dir, 'maxrss.cjs');
+    writeFileSync(hook, "process.on('exit', () => require('node:fs').writeSync(2, `\\npresence-bench-maxrss ${process.resourceUsage().maxRSS}\\n`));\n");
+    const vs = variants(dir);
+    const fmt = (x: number, d = 2) => x.toFixed(d);
+    const empty: number[] = [];
+    for (let r = 0; r < RUNS; r++) empty.push((await once(['-e', ''], hook)).s);
+    const bare = median(empty);
+    console.log(`startup: medians of ${RUNS} runs each; node with an empty script: ${fmt(bare)} s`);
+    const version: Array<{ s: number; mb: number }> = [];
+    for (const v of vs) {
+      const s: number[] = [];
+      const mb: number[] = [];
+      // interleaving would mix cache states; each variant runs back to back after one warm-up
+      await once([...v.args, '--version'], hook);
+      for (let r = 0; r < RUNS; r++) {
+        const x = await once([...v.args, '--version'], hook);
+        if (x.out.trim() === '') throw new Error(`${v.name}: --version printed nothing`);
+        s.push(x.s);
+        mb.push(x.mb);
+      }
+      version.push({ s: median(s), mb: median(mb) });
+    }
+    for (const [i, v] of vs.entries()) {
+      const x = version[i]!;
+      console.log(`startup: presence --version, ${v.name.padEnd(34)} ${fmt(x.s)} s, peak RSS ${fmt(x.mb, 0)} MB${i > 0 ? `  (compiled: ${fmt(version[0]!.s / x.s)}x the time, ${fmt(version[0]!.mb / x.mb)}x the RSS)` : ''}`);
+    }
+    const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+    console.log(`startup: goal --version <= ${GOAL_SECONDS} s: ${verdict(version[0]!.s <= GOAL_SECONDS)} (${fmt(version[0]!.s)} s)`);
+
+    const broker = await embeddedBroker();
+    try {
+      const idle: Array<Rss & { startS: number }> = [];
+      for (const [i, v] of vs.entries()) idle.push(await idleGateway(v, broker.url, dir, i));
+      for (const [i, v] of vs.entries()) {
+        const x = idle[i]!;
+        console.log(`startup: idle presence gateway, ${v.name.padEnd(34)} RSS ${fmt(x.rss, 1)} MB (private ${fmt(x.anon, 1)} MB, peak ${fmt(x.hwm, 1)} MB), connected after ${fmt(x.startS)} s${i > 0 ? `  (compiled: ${fmt(idle[0]!.rss / x.rss)}x the RSS)` : ''}`);
+      }
+      console.log(`startup: goal idle gateway <= ${GOAL_IDLE_MB} MB RSS: ${verdict(idle[0]!.rss <= GOAL_IDLE_MB)} (${fmt(idle[0]!.rss, 1)} MB)`);
+    } finally {
+      await broker.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
