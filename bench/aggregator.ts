@@ -98,9 +98,10 @@ async function aggregator(url: string, influx: Influxd, n: number): Promise<{ ms
 export async function run(): Promise<void> {
   if (!hasBinary('mosquitto') || !hasBinary('influxd')) {
     console.log('aggregator: SKIPPED (needs mosquitto and influxd: apt-get install -y mosquitto influxdb)');
+    if (process.env.BENCH_SMOKE || process.env.CI === 'true') process.exitCode = 1;
     return;
   }
-  const broker = new Mosquitto({ extraConfig: () => 'user root' });
+  const broker = new Mosquitto();
   const influx = new Influxd('presence');
   try {
     await Promise.all([broker.start(), influx.start()]);

@@ -111,7 +111,8 @@ export function batches(frames: Frame[], capacity: number): Array<{ image: Uint8
   return out;
 }
 
-const ROUNDS = 21;
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const ROUNDS = SMOKE ? 3 : 21;
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s[s.length >> 1]!;
@@ -124,7 +125,7 @@ export async function run(): Promise<void> {
   const x = fw.exports;
   const mem = new Uint8Array(x.memory.buffer);
   const B = x.batch_ptr();
-  const { frames, addresses } = frameMix(60_000);
+  const { frames, addresses } = frameMix(SMOKE ? 6_000 : 60_000);
   const images = batches(frames, x.batch_capacity());
 
   // 1-3, interleaved so that load from other processes hits all three alike:

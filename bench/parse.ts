@@ -73,7 +73,7 @@ export async function run(): Promise<void> {
       ]
     : [['wifi radiotap+FCS (synthetic)', syntheticProbes(1000)]];
   if (!real) console.log('(../shared/captures absent: synthetic frames only)');
-  const N = 300_000;
+  const N = process.env.BENCH_SMOKE === '1' ? 10_000 : 300_000;
   for (const [name, frames] of sets) {
     const work = repeat(frames, N);
     const baseline = work.map((f) => ({ ...f, linkType: 1 })); // Ethernet: not parsed

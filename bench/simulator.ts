@@ -35,11 +35,14 @@ async function timedOnce<T>(fn: () => Promise<T>): Promise<{ ms: number; value: 
   return { ms, value, heapMb: peak / 1e6 };
 }
 
+/** Smoke mode (npm run bench -- --smoke): a tenth of every duration. */
+const T = process.env.BENCH_SMOKE === '1' ? 0.1 : 1;
+
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-sim-'));
   try {
-    const opts = { scenario: 'kingsday-square', seed: 1, durationS: 600, scale: 0.05 };
-    await simulate({ ...opts, durationS: 60, outDir: join(dir, 'warm-up') });
+    const opts = { scenario: 'kingsday-square', seed: 1, durationS: 600 * T, scale: 0.05 };
+    await simulate({ ...opts, durationS: 60 * T, outDir: join(dir, 'warm-up') });
     const sim = await timed(() => simulate({ ...opts, outDir: join(dir, 'a') }));
     const frames = sim.value.truth.totals.frames.wifi + sim.value.truth.totals.frames.ble;
     const sa = Uint8Array.of(0xda, 1, 2, 3, 4, 5);
@@ -61,8 +64,8 @@ export async function run(): Promise<void> {
 
     // Memory on a steady flow (traffic-corridor): a 4x longer run should not hold 4x the heap.
     const flow = { scenario: 'traffic-corridor', seed: 1, scale: 1 };
-    const short = await timed(() => simulate({ ...flow, durationS: 900, outDir: join(dir, 'c') }));
-    const long = await timed(() => simulate({ ...flow, durationS: 3600, outDir: join(dir, 'd') }));
+    const short = await timed(() => simulate({ ...flow, durationS: 900 * T, outDir: join(dir, 'c') }));
+    const long = await timed(() => simulate({ ...flow, durationS: 3600 * T, outDir: join(dir, 'd') }));
     console.log(
       `simulator: traffic-corridor 60 min vs 15 min: ${(long.ms / short.ms).toFixed(2)}x the time, peak heap ${long.heapMb.toFixed(1)} MB vs ${short.heapMb.toFixed(1)} MB (${(long.heapMb / Math.max(0.1, short.heapMb)).toFixed(2)}x)`,
     );

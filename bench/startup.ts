@@ -29,7 +29,10 @@ function variants(dir: string): Variant[] {
   const eager = join(dir, 'tsx-eager.mjs');
   const lazy = join(dir, 'tsx-lazy.mjs');
   // As scripts/presence.js was: tsx's loader, then the CLI with every subcommand registered.
-  writeFileSync(eager, `import { register } from '${tsx}';\nregister();\nconst { buildProgram } = await import('${cli}');\nawait (await buildProgram()).parseAsync(process.argv);\n`);
+  writeFileSync(
+    eager,
+    `import { register } from '${tsx}';\nregister();\nconst { buildProgram } = await import('${cli}');\nawait (await buildProgram()).parseAsync(process.argv);\n`,
+  );
   writeFileSync(lazy, `import { register } from '${tsx}';\nregister();\nconst { main } = await import('${cli}');\nawait main(process.argv);\n`);
   return [
     { name: 'compiled (dist/)', args: [join(ROOT, 'scripts', 'presence.js')] },
@@ -86,7 +89,24 @@ async function idleGateway(v: Variant, url: string, dir: string, i: number): Pro
   const t0 = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
-    [...v.args, 'gateway', '--site', 'bench', '--zone', 'z', '--id', `idle-${i}`, '--mqtt', url, '--source', 'pcap:-', '--queue-dir', join(dir, `q${i}`), '--log-level', 'info'],
+    [
+      ...v.args,
+      'gateway',
+      '--site',
+      'bench',
+      '--zone',
+      'z',
+      '--id',
+      `idle-${i}`,
+      '--mqtt',
+      url,
+      '--source',
+      'pcap:-',
+      '--queue-dir',
+      join(dir, `q${i}`),
+      '--log-level',
+      'info',
+    ],
     { stdio: ['pipe', 'ignore', 'pipe'] }, // stdin stays open with nothing written: an idle capture
   );
   let err = '';
@@ -115,7 +135,7 @@ export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'presence-bench-startup-'));
   try {
     const hook = join(dir, 'maxrss.cjs');
-    writeFileSync(hook, "process.on('exit', () => require('node:fs').writeSync(2, `\\npresence-bench-maxrss ${process.resourceUsage().maxRSS}\\n`));\n");
+    writeFileSync(hook, "process.on('exit', () => require('node:fs').writeSync(2, '\\npresence-bench-maxrss ' + process.resourceUsage().maxRSS + '\\n'));\n");
     const vs = variants(dir);
     const fmt = (x: number, d = 2) => x.toFixed(d);
     const empty: number[] = [];
@@ -138,7 +158,9 @@ export async function run(): Promise<void> {
     }
     for (const [i, v] of vs.entries()) {
       const x = version[i]!;
-      console.log(`startup: presence --version, ${v.name.padEnd(34)} ${fmt(x.s)} s, peak RSS ${fmt(x.mb, 0)} MB${i > 0 ? `  (compiled: ${fmt(version[0]!.s / x.s)}x the time, ${fmt(version[0]!.mb / x.mb)}x the RSS)` : ''}`);
+      console.log(
+        `startup: presence --version, ${v.name.padEnd(34)} ${fmt(x.s)} s, peak RSS ${fmt(x.mb, 0)} MB${i > 0 ? `  (compiled: ${fmt(version[0]!.s / x.s)}x the time, ${fmt(version[0]!.mb / x.mb)}x the RSS)` : ''}`,
+      );
     }
     const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
     console.log(`startup: goal --version <= ${GOAL_SECONDS} s: ${verdict(version[0]!.s <= GOAL_SECONDS)} (${fmt(version[0]!.s)} s)`);
@@ -149,7 +171,9 @@ export async function run(): Promise<void> {
       for (const [i, v] of vs.entries()) idle.push(await idleGateway(v, broker.url, dir, i));
       for (const [i, v] of vs.entries()) {
         const x = idle[i]!;
-        console.log(`startup: idle presence gateway, ${v.name.padEnd(34)} RSS ${fmt(x.rss, 1)} MB (private ${fmt(x.anon, 1)} MB, peak ${fmt(x.hwm, 1)} MB), connected after ${fmt(x.startS)} s${i > 0 ? `  (compiled: ${fmt(idle[0]!.rss / x.rss)}x the RSS)` : ''}`);
+        console.log(
+          `startup: idle presence gateway, ${v.name.padEnd(34)} RSS ${fmt(x.rss, 1)} MB (private ${fmt(x.anon, 1)} MB, peak ${fmt(x.hwm, 1)} MB), connected after ${fmt(x.startS)} s${i > 0 ? `  (compiled: ${fmt(idle[0]!.rss / x.rss)}x the RSS)` : ''}`,
+        );
       }
       console.log(`startup: goal idle gateway <= ${GOAL_IDLE_MB} MB RSS: ${verdict(idle[0]!.rss <= GOAL_IDLE_MB)} (${fmt(idle[0]!.rss, 1)} MB)`);
     } finally {

@@ -23,4 +23,8 @@ if (!existsSync(join(src, 'index.ts'))) process.exit(0);
 if (existsSync(out) && statSync(out).mtimeMs >= newest(src) && !process.argv.includes('--force')) process.exit(0);
 mkdirSync(dirname(out), { recursive: true });
 const asc = join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
-execFileSync(process.execPath, [asc, join(src, 'index.ts'), '--config', join(root, 'firmware', 'asconfig.json'), '--target', 'release', '-o', out, '-t', out.replace(/\.wasm$/, '.wat')], { stdio: 'inherit', cwd: root });
+execFileSync(
+  process.execPath,
+  [asc, join(src, 'index.ts'), '--config', join(root, 'firmware', 'asconfig.json'), '--target', 'release', '-o', out, '-t', out.replace(/\.wasm$/, '.wat')],
+  { stdio: 'inherit', cwd: root },
+);

@@ -78,9 +78,13 @@ describe('the packed package, installed with --omit=dev', () => {
     const capture = (d: string) => readFileSync(join(dir, d, 'gw-lobby.pcapng'));
     expect(capture('sim-installed').equals(capture('sim-checkout'))).toBe(true);
 
-    const replay = async (presence: string[]) => (await run(presence[0]!, [...presence.slice(1), 'replay', join(dir, 'sim-installed', 'gw-lobby.pcapng'), '--json'])).stdout;
+    const replay = async (presence: string[]) =>
+      (await run(presence[0]!, [...presence.slice(1), 'replay', join(dir, 'sim-installed', 'gw-lobby.pcapng'), '--json'])).stdout;
     const fromPackage = await replay([bin]);
-    const lines = fromPackage.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fromPackage
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect(lines.some((w) => w.ble.devices > 0)).toBe(true);
     expect(fromPackage).toBe(await replay(checkout));
