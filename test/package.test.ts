@@ -1,9 +1,10 @@
-// The published package: `npm pack`, then install the tarball with --omit=dev into an empty folder,
-// as a gateway would. The installed `presence` runs from dist/ with the prebuilt WASM, and nothing
-// that compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
+// The published package: `npm pack`, then, as on a gateway (docs/field-guide.md), the tarball unpacked
+// into an empty folder and `npm ci --omit=dev` there (the package carries npm-shrinkwrap.json, the
+// lockfile). The installed `presence` runs from dist/ with the prebuilt WASM, and nothing that
+// compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
 // Needs the npm registry (or npm's cache) for the runtime dependencies.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,18 +31,19 @@ function installed(dir: string, out: string[] = []): string[] {
 
 describe('the packed package, installed with --omit=dev', () => {
   const dir = mkdtempSync(join(tmpdir(), 'presence-package-'));
-  const prefix = join(dir, 'install');
+  const prefix = join(dir, 'presence-counter');
   let files: string[] = [];
   let bin = '';
 
   beforeAll(async () => {
-    // dist/ is current: vitest's global setup built it. --ignore-scripts: no second build.
-    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repo });
+    // dist/ is current (vitest's global setup built it), so prepare, run by npm pack, finds nothing to do.
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repo });
     const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = packed.files.map((f) => f.path);
-    writeFileSync(join(dir, 'package.json'), '{}\n');
-    await run('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--prefix', prefix, join(dir, packed.filename)], { cwd: dir });
-    bin = join(prefix, 'node_modules', '.bin', 'presence');
+    mkdirSync(prefix);
+    await run('tar', ['-xzf', join(dir, packed.filename), '-C', prefix, '--strip-components=1']);
+    await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prefix });
+    bin = join(prefix, 'scripts', 'presence.js');
   }, 300_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,12 +53,13 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(files).toContain('firmware/build/presence.wasm');
     expect(files).toContain('scripts/presence.js');
     expect(files).toContain('simulator/scenarios/kingsday-square.yaml');
+    expect(files).toContain('npm-shrinkwrap.json');
+    expect(existsSync(join(repo, 'npm-shrinkwrap.json'))).toBe(false); // only in the package
     expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
   });
 
   it('installs none of the compilers', () => {
     const names = installed(join(prefix, 'node_modules'));
-    expect(names).toContain('presence-counter');
     expect(names).toContain('mqtt');
     expect(names.filter((n) => COMPILERS.includes(n) || n.startsWith('@esbuild/') || n === '@biomejs/biome')).toEqual([]);
   });
