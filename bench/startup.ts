@@ -84,31 +84,17 @@ function rssMb(pid: number): Rss {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
-/** Starts the gateway, waits until it is connected to the broker, lets it idle, reads its RSS, stops it. */
-async function idleGateway(v: Variant, url: string, dir: string, i: number): Promise<Rss & { startS: number }> {
+const gatewayArgs = (url: string, dir: string, i: number) => [
+  'gateway',
+  ...['--site', 'bench', '--zone', 'z', '--id', `idle-${i}`, '--mqtt', url],
+  ...['--source', 'pcap:-', '--queue-dir', join(dir, `q${i}`), '--log-level', 'info'],
+];
+
+/** Starts a process, waits until its stderr shows `ready`, lets it idle, reads its RSS, stops it. */
+async function idle(name: string, args: string[], ready: string): Promise<Rss & { startS: number }> {
   const t0 = performance.now();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      ...v.args,
-      'gateway',
-      '--site',
-      'bench',
-      '--zone',
-      'z',
-      '--id',
-      `idle-${i}`,
-      '--mqtt',
-      url,
-      '--source',
-      'pcap:-',
-      '--queue-dir',
-      join(dir, `q${i}`),
-      '--log-level',
-      'info',
-    ],
-    { stdio: ['pipe', 'ignore', 'pipe'] }, // stdin stays open with nothing written: an idle capture
-  );
+  // stdin stays open with nothing written: for the gateway, a capture with no frames arriving
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   try {
@@ -116,14 +102,14 @@ async function idleGateway(v: Variant, url: string, dir: string, i: number): Pro
       new Promise<void>((resolve) =>
         child.stderr!.on('data', (d) => {
           err += d;
-          if (err.includes('connected to broker')) resolve();
+          if (err.includes(ready)) resolve();
         }),
       ),
-      exited.then((c) => Promise.reject(new Error(`${v.name}: gateway exited ${c} before connecting: ${err.slice(-400)}`))),
+      exited.then((c) => Promise.reject(new Error(`${name}: exited ${c} before it was ready: ${err.slice(-400)}`))),
     ]);
     const startS = (performance.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    if (child.exitCode !== null) throw new Error(`${v.name}: gateway exited ${child.exitCode} while idle: ${err.slice(-400)}`);
+    if (child.exitCode !== null) throw new Error(`${name}: exited ${child.exitCode} while idle: ${err.slice(-400)}`);
     return { ...rssMb(child.pid!), startS };
   } finally {
     child.kill('SIGTERM');
@@ -167,15 +153,17 @@ export async function run(): Promise<void> {
 
     const broker = await embeddedBroker();
     try {
-      const idle: Array<Rss & { startS: number }> = [];
-      for (const [i, v] of vs.entries()) idle.push(await idleGateway(v, broker.url, dir, i));
+      const floor = await idle('node', ['-e', "process.stderr.write('ready'); setInterval(() => {}, 1e9);"], 'ready');
+      const gw: Array<Rss & { startS: number }> = [];
+      for (const [i, v] of vs.entries()) gw.push(await idle(v.name, [...v.args, ...gatewayArgs(broker.url, dir, i)], 'connected to broker'));
+      const line = (what: string, x: Rss) => `startup: idle ${what} RSS ${fmt(x.rss, 1)} MB (private ${fmt(x.anon, 1)} MB, peak ${fmt(x.hwm, 1)} MB)`;
+      console.log(`${line('node, empty event loop (the floor)'.padEnd(52), floor)}`);
       for (const [i, v] of vs.entries()) {
-        const x = idle[i]!;
-        console.log(
-          `startup: idle presence gateway, ${v.name.padEnd(34)} RSS ${fmt(x.rss, 1)} MB (private ${fmt(x.anon, 1)} MB, peak ${fmt(x.hwm, 1)} MB), connected after ${fmt(x.startS)} s${i > 0 ? `  (compiled: ${fmt(idle[0]!.rss / x.rss)}x the RSS)` : ''}`,
-        );
+        const x = gw[i]!;
+        const ratio = i > 0 ? `  (compiled: ${fmt(gw[0]!.rss / x.rss)}x the RSS)` : '';
+        console.log(`${line(`presence gateway, ${v.name.padEnd(34)}`, x)}, connected after ${fmt(x.startS)} s${ratio}`);
       }
-      console.log(`startup: goal idle gateway <= ${GOAL_IDLE_MB} MB RSS: ${verdict(idle[0]!.rss <= GOAL_IDLE_MB)} (${fmt(idle[0]!.rss, 1)} MB)`);
+      console.log(`startup: goal idle gateway <= ${GOAL_IDLE_MB} MB RSS: ${verdict(gw[0]!.rss <= GOAL_IDLE_MB)} (${fmt(gw[0]!.rss, 1)} MB)`);
     } finally {
       await broker.stop();
     }

@@ -333,7 +333,7 @@ async function checkFirmware(): Promise<CheckResult> {
     await Firmware.load();
     return { step: 'firmware', level: 'ok', detail: 'WASM module loads' };
   } catch (e) {
-    return { step: 'firmware', level: 'fail', detail: (e as Error).message.split('\n')[0], fix: 'npm run build:wasm (needs the npm dependencies: npm ci)' };
+    return { step: 'firmware', level: 'fail', detail: (e as Error).message.split('\n')[0], fix: 'install the package again (it carries firmware/build/presence.wasm); in a checkout: npm run build' };
   }
 }
 
