@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { CountTable, countingError } from '../scripts/demo/index.ts';
+import { CountTable, countingError, peopleError } from '../scripts/demo/index.ts';
 import type { CountsMessage } from '../contract/index.ts';
 
 const SUITE = 'demo (npm start)';
@@ -83,14 +83,33 @@ describe(SUITE, () => {
     expect(rows.length).toBeGreaterThanOrEqual(3);
     expect(result.stdout).toContain('presence.lp');
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
-    expect(result.stdout).toMatch(/error against the simulator's ground truth .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
+    expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
+  });
+
+  it('shows people only from a calibration fitted on another seed, and says which number is which', () => {
+    // The calibration: fitted on seed 1 + 100, written where the aggregator reads it.
+    expect(result.stdout).toMatch(/fitting a people calibration .* \(seed 101\)/);
+    const m = /people from the (Wi-Fi|BLE) estimate .*: (.*calibration\.yaml)/.exec(result.stdout);
+    expect(m, result.stdout).not.toBeNull();
+    expect(existsSync(join(out, 'calibration.yaml'))).toBe(true);
+    expect(result.stdout).toMatch(/counts per zone and window: people \(calibrated from the (Wi-Fi|BLE) estimate, fitted on seed 101\) \| devices \(uncalibrated\), Wi-Fi \/ BLE/);
+    expect(result.stdout).toMatch(/error against the simulator's ground truth, people \(calibrated from the .*\): vs people present, .*MAPE [\d.]+ %, MAE [\d.]+ people/);
+    // Cells: people | Wi-Fi / BLE devices.
+    expect(result.stdout).toMatch(/\d+ \| \d+ \/ \d+/);
+    // Nothing calls a device count people.
+    expect(result.stdout).not.toMatch(/estimated people/);
+    // The aggregator wrote people for the calibrated radio, and only for it.
+    const radio = m![1] === 'Wi-Fi' ? 'wifi' : 'ble';
+    const lines = readFileSync(join(out, 'presence.lp'), 'utf8').split('\n').filter((l) => l.startsWith('presence,'));
+    expect(lines.filter((l) => l.includes(`radio=${radio},`) && / people=[\d.]+,people_high=/.test(l.replace(/^[^ ]+/, ' ').replace(/,people=/, ' people='))).length).toBeGreaterThan(0);
+    expect(lines.filter((l) => !l.includes(`radio=${radio},`) && l.includes('people='))).toEqual([]);
   });
 
   it.skipIf(!hasInflux)('with INFLUX_URL set, writes to that InfluxDB instead of a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
     const db = await new Influxd('demo').start();
     try {
-      const r = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--out', dir], 60_000, {
+      const r = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--no-calibrate', '--out', dir], 60_000, {
         INFLUX_URL: db.url,
         INFLUX_API: 'v1',
         INFLUX_DB: 'demo',
@@ -98,6 +117,10 @@ describe(SUITE, () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(db.url);
       expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
+      // Without a calibration the table says it shows devices, not people, and no people are claimed.
+      expect(r.stdout).toContain('counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE');
+      expect(r.stdout).not.toMatch(/people \(calibrated|people from the/);
+      expect(existsSync(join(dir, 'calibration.yaml'))).toBe(false);
       // Three gateways, three or four windows each (the first and last cut short), Wi-Fi and BLE.
       expect(await db.count('presence', 'estimate')).toBeGreaterThanOrEqual(3 * 3 * 2);
       expect(await db.count('gateway_status', 'up')).toBeGreaterThan(0);
@@ -119,11 +142,14 @@ describe(SUITE, () => {
   it.skipIf(!hasInflux).each(['crowd', 'traffic', 'gateways'])('%s: every variable query and every panel query returns data from the loaded file', (name) => {
     const r = results[name];
     expect(r, 'dashboards were not run (no line-protocol file)').toBeTruthy();
-    // People exist only for calibrated zones: without a calibration in the demo, the calibrated-zone
-    // variables and the queries of people are empty and the crowd dashboard shows every zone as
-    // devices (uncalibrated) (both cases: test/calibration-dashboard.test.ts).
-    const calibrated = /[ ,]people=/.test(readFileSync(join(out, 'presence.lp'), 'utf8'));
-    for (const v of r.variables) if (calibrated || !v.name.startsWith('calibrated_')) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
+    // People exist only for calibrated zones and radios: the demo's calibration file maps one radio,
+    // so the other radio's calibrated-zone variable is empty and its zones show as devices
+    // (uncalibrated); without a calibration the queries of people are empty too (both cases:
+    // test/calibration-dashboard.test.ts).
+    const lp = readFileSync(join(out, 'presence.lp'), 'utf8').split('\n');
+    const calibratedRadios = new Set(lp.filter((l) => /[ ,]people=/.test(l)).map((l) => /radio=(\w+)/.exec(l)?.[1]));
+    const calibrated = calibratedRadios.size > 0;
+    for (const v of r.variables) if (!v.name.startsWith('calibrated_') || calibratedRadios.has(v.name.slice('calibrated_'.length))) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
     const empty = r.queries.filter((q) => q.error || (q.rows === 0 && (calibrated || !/"people/.test(q.expanded)))).map(describeResult);
     expect(empty).toEqual([]);
   });
@@ -153,6 +179,26 @@ describe('demo helpers', () => {
       ['2026-04-27 10:00', '7 / 9 *', ''],
       ['2026-04-27 10:01', '', '2 / 4'],
     ]);
+  });
+
+  it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {
+    const people = (m: CountsMessage) => (m.zone === 'a' ? m.ble.estimate * 2 : null);
+    const t = new CountTable(60_000, people);
+    t.add(msg('g1', 'a', '2026-04-27T10:00:00.000Z', 5, 9));
+    t.add(msg('g2', 'a', '2026-04-27T10:00:00.000Z', 7, 3));
+    t.add(msg('g3', 'b', '2026-04-27T10:00:00.000Z', 2, 4));
+    expect(t.rows()).toEqual([['2026-04-27 10:00', '18 | 7 / 9', '- | 2 / 4']]);
+  });
+
+  it('the error of calibrated people is against people present, over windows with people present', () => {
+    const truth = [
+      { gateway: 'g1', start: '2026-04-27T10:00:00.000Z', end: '2026-04-27T10:01:00.000Z', peopleMean: 10 },
+      { gateway: 'g1', start: '2026-04-27T10:01:00.000Z', end: '2026-04-27T10:02:00.000Z', peopleMean: 0 },
+      { gateway: 'g1', start: '2026-04-27T10:02:00.000Z', end: '2026-04-27T10:03:00.000Z', peopleMean: 4 },
+    ];
+    const ms = [msg('g1', 'a', '2026-04-27T10:00:00.000Z', 12, 0), msg('g1', 'a', '2026-04-27T10:01:00.000Z', 3, 0), msg('g1', 'a', '2026-04-27T10:02:00.000Z', 5, 0)];
+    // |12-10|/10 = 20 %, |5-4|/4 = 25 % -> 22.5 %; MAE (2 + 1) / 2 = 1.5; the empty window is not scored.
+    expect(peopleError(ms, truth, (m) => m.wifi.estimate)).toEqual({ windows: 2, mape: 22.5, mae: 1.5 });
   });
 
   it('the error against the truth is the mean absolute percentage per radio over windows with devices in reach', () => {

@@ -3,6 +3,7 @@
 //   pipeline.ts  runPeriod: simulator -> real gateways -> broker (also used by the end-to-end test)
 //   broker.ts    EmbeddedBroker: Aedes on a free loopback port
 //   table.ts     CountTable and the feed that fills it from the broker
+//   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
 import { InvalidArgumentError, type Command } from 'commander';
 import { runDemo, type DemoOptions } from './run.ts';
@@ -11,7 +12,8 @@ export { runDemo, type DemoOptions } from './run.ts';
 export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
 export { EmbeddedBroker } from './broker.ts';
 export { CountTable, countsFeed } from './table.ts';
-export { countingError, summary } from './summary.ts';
+export { countingError, peopleError, summary } from './summary.ts';
+export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 
 function positive(text: string): number {
   const n = Number(text);
@@ -37,6 +39,8 @@ export function registerDemo(program: Command): void {
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
+    .option('--no-calibrate', 'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated) only')
+    .option('--calibration-radio <radio>', 'radio whose estimate the people calibration maps: wifi, ble, or auto (the one that follows people better on the calibration run)', 'auto')
     .action(async (o: DemoOptions) => {
       try {
         const r = await runDemo(o);

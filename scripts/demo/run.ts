@@ -9,8 +9,10 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { EmbeddedBroker } from './broker.ts';
 import { runPeriod } from './pipeline.ts';
+import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed } from './table.ts';
+import type { CountsMessage } from '../../contract/index.ts';
 import { DURATION_HINT, durationMs } from '../lib/duration.ts';
 
 export interface DemoOptions {
@@ -23,7 +25,14 @@ export interface DemoOptions {
   out: string;
   lastWeek: boolean;
   live: boolean;
+  /** Fit a people calibration on another seed first (default true); false shows devices only. */
+  calibrate?: boolean;
+  /** Radio whose estimate the calibration maps to people (default wifi). */
+  calibrationRadio?: string;
 }
+
+/** Seed of the demo's calibration run: another run of the same scenario and period. */
+export const CALIBRATION_SEED_OFFSET = 100;
 
 /** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it). */
 function parseWindowS(text: string): number {
@@ -33,11 +42,11 @@ function parseWindowS(text: string): number {
 }
 
 /** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file). */
-async function startAggregator(mqttUrl: string, lp: string, log: Logger) {
+async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibration: DemoCalibration | null) {
   const { loadConfig } = await import('../../aggregator/config.ts');
   const { Aggregator } = await import('../../aggregator/aggregator.ts');
   const config = loadConfig(
-    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', mqttClientId: 'presence-demo-aggregator', logLevel: 'info' },
+    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', mqttClientId: 'presence-demo-aggregator', logLevel: 'info', ...(calibration ? { calibration: calibration.file } : {}) },
     // An empty variable (INFLUX_URL= in a shell profile) means "not set".
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
   );
@@ -52,7 +61,7 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger) {
     }
   }
   if (toFile && existsSync(lp)) rmSync(lp); // a fresh file per run
-  const aggregator = new Aggregator(config, { logger: log.child({ component: 'aggregator' }) });
+  const aggregator = new Aggregator(config, { logger: log.child({ component: 'aggregator' }), calibration: calibration?.calibration ?? null });
   await aggregator.start();
   return { aggregator, toFile };
 }
@@ -73,7 +82,27 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
   const startMs = endMs - durationS * 1000;
 
-  const table = new CountTable(windowS * 1000);
+  const radio = opts.calibrationRadio ?? 'auto';
+  if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new Error(`--calibration-radio "${radio}": must be auto, wifi or ble`);
+  const write = (s: string) => out.write(s);
+
+  // People only from a calibration: fitted on another simulated run of the same scenario and period.
+  let cal: DemoCalibration | null = null;
+  if (opts.calibrate !== false) {
+    const seed = opts.seed + CALIBRATION_SEED_OFFSET;
+    const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
+    write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
+    const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
+    if ('error' in r) write(`no people calibration (${r.error}): the table shows devices (uncalibrated) only\n`);
+    else {
+      cal = r;
+      write(`people from the ${r.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate${r.why ? ` (${r.why})` : ''}: ${r.file}\n`);
+    }
+  }
+  const peopleOf = cal ? (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site)?.value ?? null : undefined;
+  const peopleLabel = cal ? `calibrated from the ${cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate, fitted on seed ${cal.seed}` : '';
+
+  const table = new CountTable(windowS * 1000, peopleOf);
   const lp = join(outDir, 'presence.lp');
   // The table shows what passes through the broker: every counts message of today's period.
   let dirty = false;
@@ -81,14 +110,13 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const broker = await new EmbeddedBroker().start(feed.onPublish);
   let started: Awaited<ReturnType<typeof startAggregator>>;
   try {
-    started = await startAggregator(broker.url, lp, log);
+    started = await startAggregator(broker.url, lp, log, cal);
   } catch (e) {
     await broker.stop();
     throw e;
   }
   const { aggregator, toFile } = started;
 
-  const write = (s: string) => out.write(s);
   write(`presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`);
   write(`aggregator writes to ${aggregator.sink.target}\n`);
   try {
@@ -105,11 +133,14 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     const rows = (out as NodeJS.WriteStream).rows ?? 0;
     const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
     const lastRows = Math.max(3, rows - 10);
+    const tableTitle = cal
+      ? `counts per zone and window: people (${peopleLabel}) | devices (uncalibrated), Wi-Fi / BLE; * = window cut short`
+      : 'counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE; * = window cut short';
     const redraw = async () => {
       if (!dirty) return;
       dirty = false;
       const s = aggregator.stats();
-      logUpdate(await table.render(`windows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
+      logUpdate(await table.render(`${tableTitle}\nwindows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
     };
     const timer = live ? setInterval(() => void redraw(), 250) : null;
     const today = await runPeriod({
@@ -122,7 +153,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     if (live) {
       await redraw();
       logUpdate.done();
-    } else write((await table.render(`counts per zone and window (estimated people, Wi-Fi / BLE; * = window cut short)`, 1000)) + '\n');
+    } else write((await table.render(tableTitle, 1000)) + '\n');
     const stats = aggregator.stats();
     await aggregator.stop();
     await broker.stop();
@@ -132,6 +163,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
       summary({
         outDir, logFile, lpFile: toFile ? lp : null, target: aggregator.sink.target, drained, aggregator: stats,
         period: today, table, messages: [...feed.messages.values()], truth: today.simulation.truth.windows,
+        ...(cal && peopleOf ? { people: { of: peopleOf, label: peopleLabel, file: cal.file } } : {}),
       }),
     );
     return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };

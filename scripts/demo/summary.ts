@@ -35,6 +35,28 @@ export function lineCount(file: string): number {
   return text.split('\n').filter((l) => l.trim() && !l.startsWith('#')).length;
 }
 
+/** Error of calibrated people against the truth's people present (time-averaged), over the windows
+ *  with people present and a calibrated zone. */
+export function peopleError(
+  messages: CountsMessage[],
+  truth: Array<{ gateway: string; start: string; end: string; peopleMean: number }>,
+  peopleOf: (m: CountsMessage) => number | null,
+): { windows: number; mape: number; mae: number } {
+  let n = 0;
+  let pct = 0;
+  let abs = 0;
+  for (const m of messages) {
+    const at = Date.parse(m.start);
+    const t = truth.find((w) => w.gateway === m.gateway && Date.parse(w.start) <= at && at < Date.parse(w.end));
+    const p = peopleOf(m);
+    if (!t || p === null || t.peopleMean <= 0) continue;
+    n++;
+    pct += Math.abs(p - t.peopleMean) / t.peopleMean;
+    abs += Math.abs(p - t.peopleMean);
+  }
+  return { windows: n, mape: n ? Math.round((pct / n) * 1000) / 10 : 0, mae: n ? Math.round((abs / n) * 100) / 100 : 0 };
+}
+
 export interface SummaryInput {
   outDir: string;
   logFile: string;
@@ -47,7 +69,9 @@ export interface SummaryInput {
   period: { gateways: unknown[]; zones: string[]; site: string };
   table: { windows: number; messages: number };
   messages: CountsMessage[];
-  truth: Parameters<typeof countingError>[1];
+  truth: Array<Parameters<typeof countingError>[1][number] & { peopleMean: number }>;
+  /** The people calibration, when the demo fitted one. */
+  people?: { of: (m: CountsMessage) => number | null; label: string; file: string };
 }
 
 /** The lines printed after the table: what ran, the error against the truth, where the results are. */
@@ -63,7 +87,13 @@ export function summary(o: SummaryInput): string {
     `${o.period.gateways.length} gateways in ${o.period.zones.length} zones of site "${o.period.site}": ${o.table.windows} windows, ${o.table.messages} count messages, ${o.aggregator.pointsWritten} points written, ${o.aggregator.rejected} rejected`,
   );
   const err = countingError(o.messages, o.truth);
-  if (err.windows) lines.push(`error against the simulator's ground truth (estimate vs devices in reach, mean over ${err.windows} gateway windows): Wi-Fi ${err.wifi} %, BLE ${err.ble} %`);
+  if (err.windows)
+    lines.push(`error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach, mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} %`);
+  if (o.people) {
+    const pe = peopleError(o.messages, o.truth, o.people.of);
+    if (pe.windows)
+      lines.push(`error against the simulator's ground truth, people (${o.people.label}): vs people present, mean over ${pe.windows} gateway windows: MAPE ${pe.mape} %, MAE ${pe.mae} people`);
+  }
   lines.push(`results in ${rel(o.outDir)}/`);
   if (o.lpFile) {
     const lp = o.lpFile;
@@ -73,6 +103,7 @@ export function summary(o: SummaryInput): string {
   } else if (o.drained) {
     lines.push(`  points went to ${o.target}`);
   }
+  if (o.people) lines.push(`  ${rel(o.people.file)}  the people calibration (${o.people.label}); the aggregator wrote people for its zones`);
   lines.push(`  ${rel(join(o.outDir, 'today'))}/  simulated captures (pcap, open in Wireshark) and ground truth`);
   lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (JSON)`);
   lines.push('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md');

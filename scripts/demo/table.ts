@@ -1,12 +1,22 @@
 // The demo's table: counts per window and zone as they pass through the broker.
 import { parseTopic, validateCounts, type CountsMessage } from '../../contract/index.ts';
 
-/** Counts per window and zone: the largest estimate among the zone's gateways, per radio. */
+/** Calibrated people for a counts message (null: its zone is not calibrated). */
+export type PeopleOf = (m: CountsMessage) => number | null;
+
+/**
+ * Counts per window and zone: the largest estimate among the zone's gateways, per radio; these are
+ * devices (uncalibrated), not people. With `people` (a calibration), also the largest calibrated
+ * people among the zone's gateways.
+ */
 export class CountTable {
   /** @param windowMs window length: a window cut short at the start of a capture goes in its slot. */
-  constructor(private readonly windowMs: number) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly people?: PeopleOf,
+  ) {}
 
-  private readonly cells = new Map<number, Map<string, { wifi: number; ble: number; complete: boolean }>>();
+  private readonly cells = new Map<number, Map<string, { wifi: number; ble: number; people: number | null; complete: boolean }>>();
   readonly zones = new Set<string>();
   messages = 0;
 
@@ -16,9 +26,11 @@ export class CountTable {
     let row = this.cells.get(t);
     if (!row) this.cells.set(t, (row = new Map()));
     this.zones.add(m.zone);
-    const c = row.get(m.zone) ?? { wifi: 0, ble: 0, complete: true };
+    const c = row.get(m.zone) ?? { wifi: 0, ble: 0, people: null, complete: true };
     c.wifi = Math.max(c.wifi, m.wifi.estimate);
     c.ble = Math.max(c.ble, m.ble.estimate);
+    const p = this.people?.(m) ?? null;
+    if (p !== null) c.people = Math.max(c.people ?? 0, p);
     c.complete &&= m.complete;
     row.set(m.zone, c);
   }
@@ -27,7 +39,7 @@ export class CountTable {
     return this.cells.size;
   }
 
-  /** Rows of the last `last` windows: [time, "wifi / ble" per zone]. */
+  /** Rows of the last `last` windows: [time, "wifi / ble" per zone, or "people | wifi / ble" with a calibration]. */
   rows(last = 12): string[][] {
     const zones = [...this.zones].sort();
     return [...this.cells.keys()]
@@ -39,7 +51,9 @@ export class CountTable {
           new Date(t).toISOString().slice(0, 16).replace('T', ' '),
           ...zones.map((z) => {
             const c = row.get(z);
-            return c ? `${c.wifi} / ${c.ble}${c.complete ? '' : ' *'}` : '';
+            if (!c) return '';
+            const people = this.people ? `${c.people === null ? '-' : Math.round(c.people)} | ` : '';
+            return `${people}${c.wifi} / ${c.ble}${c.complete ? '' : ' *'}`;
           }),
         ];
       });
@@ -48,7 +62,8 @@ export class CountTable {
   async render(title: string, last = 12): Promise<string> {
     const { default: Table } = (await import('cli-table3')) as unknown as { default: new (o: object) => { push(r: string[]): void; toString(): string } };
     const zones = [...this.zones].sort();
-    const table = new Table({ head: ['window start (UTC)', ...zones.map((z) => `${z}\nWi-Fi / BLE`)], style: { head: [], border: [], compact: true } });
+    const head = this.people ? 'people | devices\nWi-Fi / BLE' : 'devices\nWi-Fi / BLE';
+    const table = new Table({ head: ['window start (UTC)', ...zones.map((z) => `${z}\n${head}`)], style: { head: [], border: [], compact: true } });
     for (const r of this.rows(last)) table.push(r);
     return `${title}\n${table.toString()}`;
   }
