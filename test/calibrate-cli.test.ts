@@ -63,6 +63,24 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect((z.data as { windows: number }).windows).toBe(DAYS.reduce((n, d) => n + wholeMinutes(truth(d)), 0));
   });
 
+  it('a second zone is added to the file, which then holds the prior both imply; --prior shrinks toward it', () => {
+    const multi = join(dir, 'multi.yaml');
+    const days = (ds: string[]) => ds.flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]);
+    expect(presence('calibrate', ...days(DAYS), '--zone', 'lab', '--out', multi).code).toBe(0);
+    const second = presence('calibrate', ...days(['2022-11-08', '2022-11-15', '2022-11-22']), '--zone', 'lab-b', '--out', multi);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain('kept its other zones: lab');
+    const file = readCalibration(multi);
+    expect(Object.keys(file.zones).sort()).toEqual(['lab', 'lab-b']);
+    expect(file.global).not.toBeNull();
+    // One short day of a new zone leans on that prior.
+    const third = presence('calibrate', ...days(['2022-11-01']), '--zone', 'lab-c', '--prior', multi, '--json');
+    expect(third.code, third.stderr).toBe(0);
+    const fit = JSON.parse(third.stdout).fit;
+    expect(fit.shrinkage.k).toBeLessThan(1);
+    expect(third.stderr).toMatch(/one session only/);
+  });
+
   it('two sniffers in the room on one day are one session (unless --session-by capture)', async () => {
     const both = ['', '_pos2'].map((p) => ({ capture: join(occ!, `sc6-61_2024-02-15${p}.pcap`), truth: join(occ!, `sc6-61_2024-02-15${p}_occupancy.csv`) }));
     expect([...new Set((await pairCaptures(both)).map((s) => s.session))]).toEqual(['2024-02-15']);

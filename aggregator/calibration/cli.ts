@@ -10,7 +10,7 @@ import { parseWindow } from '../../gateway/replay.ts';
 import { VERSION } from '../../scripts/cli.ts';
 import { pairCaptures, type CaptureTruth } from './capture.ts';
 import { applyZone } from './apply.ts';
-import { fit, FitError, type Prior, type ZoneFit } from './fit.ts';
+import { fit, FitError, priorFromZones, type Prior, type ZoneFit } from './fit.ts';
 import { leaveOneOut, type LeaveOneOut, type Scores } from './evaluate.ts';
 import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibration, type CalibrationFile, type Estimator } from './file.ts';
 import { pairStored, StoredSeriesError } from './influx.ts';
@@ -194,7 +194,9 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
     );
   }
   const kept = Object.keys(old.zones).filter((z) => !(z in next.zones));
-  return { file: { ...next, global: next.global ?? old.global ?? null, zones: { ...old.zones, ...next.zones } }, kept };
+  const zones = { ...old.zones, ...next.zones };
+  // With several zones, `global` is what they imply together: the prior of `--prior FILE`.
+  return { file: { ...next, global: priorFromZones(Object.values(zones)) ?? next.global ?? old.global ?? null, zones }, kept };
 }
 
 export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -202,7 +204,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   const stored = flags.influxUrl !== undefined;
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
   if (!stored && flags.capture.length === 0) throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
-  if (!flags.out && !flags.leaveOneOut) throw new UsageError('--out FILE is needed (where the calibration is written)');
+  if (!flags.out && !flags.leaveOneOut && !flags.json) throw new UsageError('--out FILE is needed (where the calibration is written), unless only --leave-one-out or --json is wanted');
   const windowMs = parseWindow(flags.window);
   if (windowMs === 'all') throw new UsageError('--window: must be a duration like 60s (calibration pairs windows with the truth)');
   const level = number('level', flags.level, (v) => v > 0 && v < 1, 'between 0 and 1, like 0.9');
@@ -247,7 +249,7 @@ export function registerCalibrate(program: Command): void {
     .option('--truth <file>', 'truth CSV: time;occupancy (step function) for each --capture, or time;people counts with --influx-url', collect, [])
     .requiredOption('--zone <name>', 'zone the calibration is for')
     .option('--site <name>', 'site of the zone (needed with --influx-url; written to the file)')
-    .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept')
+    .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept (needed unless --leave-one-out or --json)')
     .addOption(new Option('--radio <radio>', 'radio whose counts are calibrated').choices(['wifi', 'ble']).default('wifi'))
     .addOption(new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'))
     .option('--window <duration>', 'window length, as the gateways count', '60s')

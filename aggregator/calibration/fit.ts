@@ -320,3 +320,16 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
 export function fitZone(samples: Sample[], options: FitOptions = {}, zone = 'default'): ZoneFit {
   return fit(samples.map((s) => ({ ...s, zone })), options).zones[0];
 }
+
+/**
+ * The prior implied by calibrated zones (random effects over their k and b with their sd), for a
+ * file holding several zones: a new zone with little data can be shrunk toward it (`--prior`).
+ * Null with fewer than two zones.
+ */
+export function priorFromZones(zones: Array<{ k: Param; b: Param }>): Prior | null {
+  const ok = zones.filter((z) => Number.isFinite(z.k.sd) && Number.isFinite(z.b.sd) && z.k.sd > 0 && z.b.sd > 0);
+  if (ok.length < 2) return null;
+  const rk = randomEffects(ok.map((z) => z.k.value), ok.map((z) => z.k.sd ** 2));
+  const rb = randomEffects(ok.map((z) => z.b.value), ok.map((z) => z.b.sd ** 2));
+  return { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
+}
