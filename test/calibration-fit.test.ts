@@ -207,6 +207,7 @@ describe('calibration file', () => {
     ['missing b', (t: string) => t.replace(/\n    b:\n(      .*\n){4}/, '\n'), /zones\.lab: missing key "b"/],
     ['unknown key', (t: string) => t.replace('level: 0.9', 'level: 0.9\nlevle: 0.8'), /unknown key "levle"/],
     ['no zones', (t: string) => t.replace(/zones:\n[\s\S]*$/, 'zones: {}\n'), /zones: must name at least one zone/],
+    ['not a number', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: .nan'), /zones\.lab\.residual_sd: must be a finite number/],
   ])('says what is wrong: %s', (_name, edit, message) => {
     const good = formatCalibration(file);
     const text = typeof edit === 'string' ? edit : edit(good);

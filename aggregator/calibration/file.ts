@@ -55,7 +55,7 @@ export class CalibrationFileError extends Error {
 }
 
 const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
-const ajv = new Ajv({ allErrors: true, strict: false });
+const ajv = new Ajv({ allErrors: true, strict: false, strictNumbers: true });
 addFormats(ajv);
 const validate = ajv.compile<CalibrationFile>(schema);
 
@@ -79,7 +79,7 @@ function human(e: ErrorObject): string {
     case 'propertyNames':
       return `${key}: zone name "${p.propertyName}" may not contain spaces, / + # or $`;
     case 'type':
-      return `${key}: must be ${p.type === 'number' ? 'a number' : p.type === 'object' ? 'a mapping of keys' : p.type}`;
+      return `${key}: must be ${p.type === 'number' ? 'a finite number' : p.type === 'object' ? 'a mapping of keys' : p.type}`;
     default:
       return `${key}: ${e.message}`;
   }

@@ -214,6 +214,11 @@ function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions,
     throw new FitError(`zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`);
   }
   const boot = bootstrap(samples, opts.replicates, opts.seed);
+  if (boot.k.length < Math.max(10, opts.replicates / 2)) {
+    throw new FitError(
+      `zone ${zone}: ${boot.degenerate} of ${opts.replicates} bootstrap samples give no rising line (too few sessions with people varying in them): no interval can be given; calibrate on more sessions`,
+    );
+  }
   const residualSd = sd(samples.map((s) => s.people - k * (s.estimate - b)));
   const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, new Set(samples.map((s) => s.session)).size);
   return { zone, samples, line, k, b, boot, residualSd, checks };
