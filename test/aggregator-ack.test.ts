@@ -6,6 +6,7 @@
 // - no PUBACK for a message before the write holding it is confirmed;
 // - PUBACKs in the order the PUBLISHes arrived, also when a later batch is written first;
 // - one PUBACK per message, none from mqtt.js itself;
+// - with batch.maxBuffer messages unacknowledged it reads no further, and reads on after the PUBACKs;
 // - after a lost connection, nothing received on it is acknowledged on the next one (its packet ids
 //   mean nothing there); the copies the broker delivers again are, once each;
 // - a `presence aggregator` process killed (SIGKILL) while its writes are unconfirmed acknowledged
@@ -297,6 +298,47 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
       }
       expect(agg.stats()).toMatchObject({ received: 20, acked: 20, queueDepth: 0 });
       expect(await wifi('site-ack')).toBe(20);
+    } finally {
+      await agg.stop(2000);
+      await Promise.all([relay.stop(), gate.stop()]);
+    }
+  });
+
+  it('stops reading from the broker at batch.maxBuffer unacknowledged messages and reads on once they are acknowledged', async () => {
+    const timeline = new Timeline();
+    const relay = new Relay(timeline, broker.port);
+    const gate = new WriteGate(timeline, influx.url);
+    await Promise.all([relay.start(), gate.start()]);
+    const agg = new Aggregator({
+      mqtt: { url: relay.url, clientId: 'agg-ack-pause' },
+      influx: { url: gate.url, api: 'v1', database: 'presence', timeout: '5m' },
+      batch: { size: 5, flushInterval: '10m', concurrency: 2, maxBuffer: 5 },
+      http: { port: null },
+      logLevel: 'silent',
+    });
+    try {
+      await agg.start();
+      const msgs = windows('site-pause', 1, 20);
+      await publishAll(pub, msgs.map(countsItem), 1);
+      // The broker sent all 20 (its inflight limit is far above); the aggregator took 5, wrote them as
+      // one batch (held at the gate) and stopped reading.
+      await timeline.waitFor('20 PUBLISHes to the aggregator', () => timeline.packets(1, 'toClient', 'publish').length >= 20);
+      await timeline.waitFor('the first write at the gate', () => gate.requests.length >= 1);
+      // An aggregator that read on would take the next messages within moments; this pause only gives
+      // it the chance to (it cannot make a correct one fail).
+      await new Promise((r) => setTimeout(r, 300));
+      expect(agg.stats().received).toBe(5);
+      expect(gate.requests).toHaveLength(1);
+      expect(timeline.packets(1, 'toBroker', 'puback')).toHaveLength(0);
+      gate.pass = true;
+      expect(await gate.requests[0].forward()).toBe(204);
+      gate.requests[0].answer();
+      await timeline.waitFor('20 PUBACKs', () => timeline.packets(1, 'toBroker', 'puback').length >= 20);
+      const publishes = timeline.packets(1, 'toClient', 'publish');
+      expect(timeline.packets(1, 'toBroker', 'puback').map((p) => messageId(p.packet))).toEqual(publishes.map((p) => messageId(p.packet)));
+      expect(agg.stats()).toMatchObject({ received: 20, acked: 20, queueDepth: 0 });
+      expect(gate.requests).toHaveLength(4); // batches of 5
+      expect(await wifi('site-pause')).toBe(20);
     } finally {
       await agg.stop(2000);
       await Promise.all([relay.stop(), gate.stop()]);
