@@ -91,6 +91,15 @@ describe('fit', () => {
     expect(d.warnings.join(' ')).toMatch(/2 sessions only/);
   });
 
+  it('fits the other zones when one cannot be fitted, and says why', () => {
+    const good = synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'a' });
+    const flat = [1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x', zone: 'z' }));
+    const r = fit([...good, ...flat]);
+    expect(r.zones.map((z) => z.zone)).toEqual(['a']);
+    expect(r.skipped).toEqual([{ zone: 'z', reason: expect.stringMatching(/zone z: the estimate does not rise with people/) }]);
+    expect(() => fit(flat)).toThrow(/zone z: the estimate does not rise/);
+  });
+
   it('shrinks toward a given prior for a single zone', () => {
     const few = synthetic({ k: 0.9, b: 0, sessions: 2, windows: 10, seed: 9, dayShift: 3 });
     const own = fitZone(few);

@@ -88,6 +88,8 @@ export interface FitOptions {
 
 export interface FitResult {
   zones: ZoneFit[];
+  /** With several zones: those that could not be fitted, and why (the others are still fitted). */
+  skipped: Array<{ zone: string; reason: string }>;
   /** The prior the zones were shrunk toward (null: none, a single zone without a given prior). */
   global: Prior | null;
 }
@@ -281,7 +283,18 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
   const clean = samples.filter((s) => Number.isFinite(s.estimate) && Number.isFinite(s.people));
   if (clean.length === 0) throw new FitError('no windows paired with the truth: nothing to fit');
   const byZone = groupBy(clean, (s) => s.zone ?? 'default');
-  const own = [...byZone].map(([zone, xs]) => fitOwn(zone, xs, opts));
+  const own: Unshrunk[] = [];
+  const skipped: FitResult['skipped'] = [];
+  for (const [zone, xs] of byZone) {
+    try {
+      own.push(fitOwn(zone, xs, opts));
+    } catch (e) {
+      // One zone that cannot be fitted does not stop the others; alone, it is the error.
+      if (!(e instanceof FitError) || byZone.size === 1) throw e;
+      skipped.push({ zone, reason: e.message });
+    }
+  }
+  if (own.length === 0) throw new FitError(skipped.map((x) => x.reason).join('; '));
 
   let prior: Prior | null = options.prior ?? null;
   if (!prior && own.length >= 2) {
@@ -318,7 +331,7 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
       warnings,
     };
   });
-  return { zones, global: prior };
+  return { zones, global: prior, skipped };
 }
 
 /** Fits one zone (all samples together, whatever their zone field) and returns its fit. */
