@@ -19,6 +19,8 @@ export const QOS = 1 as const;
 /** Site, zone and gateway ids: lower case, digits, `-` and `_`; safe in a topic and an Influx tag. */
 export const ID_PATTERN: string = countsSchemaJson.$defs.id.pattern;
 const ID_RE = new RegExp(ID_PATTERN);
+/** Fixed reasons a capture source fails, as the status reports them (`sources[].error_code`). */
+export const SOURCE_ERROR_CODES: readonly string[] = statusSchemaJson.$defs.source.properties.error_code.enum;
 /** Names of capture sources as the status reports them. */
 export const SOURCE_NAME_PATTERN: string = statusSchemaJson.$defs.source.properties.name.pattern;
 export function isValidId(id: string): boolean {

@@ -46,9 +46,14 @@ export interface SourceStatus {
   frames_per_s: number;
   frames?: number;
   errors: number;
-  /** Sanitised (contract/redact.ts sanitiseMessage): printable ASCII, no address form. */
+  /** Why the source last failed: a fixed code. */
+  error_code?: SourceErrorCode;
+  /** The last failure in words, sanitised (contract/redact.ts sanitiseMessage): printable ASCII, no address form. */
   last_error?: string;
 }
+
+/** Fixed reasons a capture source fails (status `sources[].error_code`). */
+export type SourceErrorCode = 'cannot_start' | 'exited' | 'bad_capture' | 'read_failed' | 'failed';
 
 export interface StatusMessage {
   v: typeof CONTRACT_VERSION;
@@ -76,5 +81,5 @@ export const FIELDS = {
     v: true, site: true, gateway: true, state: true, zone: true, version: true, uptime_s: true, queue_depth: true,
     queue_dropped: true, windows: true, last_seq: true, sources: true, ts: true,
   } satisfies AllKeys<StatusMessage>,
-  source: { name: true, radio: true, state: true, frames_per_s: true, frames: true, errors: true, last_error: true } satisfies AllKeys<SourceStatus>,
+  source: { name: true, radio: true, state: true, frames_per_s: true, frames: true, errors: true, error_code: true, last_error: true } satisfies AllKeys<SourceStatus>,
 } as const;

@@ -4,19 +4,19 @@
 //     with exponential backoff whenever it exits or writes something that is not a capture;
 //   - FileSource: a capture file, replayed in real time, N times faster, or as fast as possible;
 //   - StdinSource: pcap on standard input (`--source stdin`, `pcap:-`).
-// A source never logs frame contents; a capture command's stderr is logged with anything that
-// looks like a device address removed.
+// A source never logs frame contents. What it reports of a failure is a fixed code plus a message
+// sanitised by the contract (printable ASCII, bounded, every written form of an address replaced by
+// `<addr>`): a capture tool's stderr never reaches a log line or the status raw.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Frame } from '../firmware/host/types.ts';
-import { readCapture } from './capture/pcap.ts';
-import type { SourceStatus } from '../contract/index.ts';
+import { CaptureFormatError, readCapture } from './capture/pcap.ts';
+import { sanitiseMessage, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
-import { redactAddresses } from './status.ts';
 
 export type SourceState = SourceStatus['state'];
 
@@ -32,7 +32,9 @@ export abstract class CaptureSource {
   /** Frames delivered since start. */
   frames = 0;
   errors = 0;
+  /** The last failure: a fixed code and a sanitised message. */
   lastError: string | undefined;
+  lastErrorCode: SourceErrorCode | undefined;
   /** Largest capture timestamp delivered so far (ms), -Infinity before the first frame. */
   lastTimestampMs = -Infinity;
   protected stopped = false;
@@ -80,8 +82,9 @@ export abstract class CaptureSource {
 
   protected fail(err: Error): void {
     this.errors++;
-    this.lastError = redactAddresses(err.message).slice(0, 300);
-    this.log.error({ source: this.name, err: this.lastError }, 'source failed');
+    this.lastErrorCode = failureCode(err);
+    this.lastError = sanitiseMessage(err.message);
+    this.log.error({ source: this.name, code: this.lastErrorCode, err: this.lastError }, 'source failed');
     this.setState('failed');
   }
 
@@ -100,6 +103,7 @@ export abstract class CaptureSource {
       frames_per_s: Math.round(framesPerS * 10) / 10,
       frames: this.frames,
       errors: this.errors,
+      ...(this.lastErrorCode ? { error_code: this.lastErrorCode } : {}),
       ...(this.lastError ? { last_error: this.lastError } : {}),
     };
   }
@@ -223,9 +227,10 @@ export class CommandSource extends CaptureSource {
       const problem = await this.once();
       if (this.stopped) break;
       this.errors++;
-      this.lastError = redactAddresses(problem).slice(0, 300);
+      this.lastErrorCode = problem.code;
+      this.lastError = sanitiseMessage(problem.message);
       if (Date.now() - began > maxMs) backoff = minMs; // it ran well for a while: start over
-      this.log.warn({ source: this.name, err: this.lastError, restart_in_ms: backoff }, 'capture command stopped; restarting');
+      this.log.warn({ source: this.name, code: this.lastErrorCode, err: this.lastError, restart_in_ms: backoff }, 'capture command stopped; restarting');
       this.setState('restarting');
       await new Promise<void>((r) => {
         const t = setTimeout(r, backoff);
@@ -239,8 +244,8 @@ export class CommandSource extends CaptureSource {
     }
   }
 
-  /** Runs the command once; resolves with why it stopped. */
-  private async once(): Promise<string> {
+  /** Runs the command once; resolves with why it stopped (raw: the caller sanitises it). */
+  private async once(): Promise<{ code: SourceErrorCode; message: string }> {
     const cmd = this.cfg.command;
     const child = Array.isArray(cmd)
       ? spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -277,9 +282,9 @@ export class CommandSource extends CaptureSource {
     const { code, signal } = await exited;
     this.child = null;
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
-    if (spawnError) return `cannot start: ${(spawnError as Error).message}`;
-    if (readError) return `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}`;
-    return `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}`;
+    if (spawnError) return { code: 'cannot_start', message: `cannot start: ${(spawnError as Error).message}` };
+    if (readError) return { code: failureCode(readError), message: `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}` };
+    return { code: 'exited', message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}` };
   }
 
   protected async halt(): Promise<void> {
@@ -293,6 +298,13 @@ export class CommandSource extends CaptureSource {
       clearTimeout(t);
     }
   }
+}
+
+/** The fixed code of a failure: a capture that is not pcap/pcapng, an I/O error, or anything else. */
+export function failureCode(err: Error): SourceErrorCode {
+  if (err instanceof CaptureFormatError) return 'bad_capture';
+  if (typeof (err as NodeJS.ErrnoException).code === 'string') return 'read_failed';
+  return 'failed';
 }
 
 export function createSource(cfg: SourceConfig, log: Logger, stdin?: NodeJS.ReadableStream): CaptureSource {

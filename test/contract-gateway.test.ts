@@ -1,7 +1,9 @@
 // The gateway's side of the closed contract, with a real Mosquitto: its publisher validates every
 // message right before handing it to MQTT, so a queued window or a status with a field outside the
 // contract is logged and never published, and a status whose source error holds an address goes
-// out sanitised (what onlineStatus() builds).
+// out sanitised (what onlineStatus() builds). A capture command that prints addresses on stderr in
+// every form and dies: its status carries a fixed error code and a message with no address, and no
+// log line holds one either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +11,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import { subscriber, waitFor } from './gateway-support.ts';
+import { config, subscriber, waitFor } from './gateway-support.ts';
+import { Gateway } from '../gateway/gateway.ts';
 import { loadConfig } from '../gateway/config.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { Publisher } from '../gateway/publisher.ts';
@@ -73,5 +76,35 @@ describe.skipIf(!ok)(SUITE, () => {
       'queued window does not match the contract; dropped: /wifi/mac is not a field of the contract',
       'status does not match the contract; not published: /hashes is not a field of the contract',
     ]);
+  });
+
+  it('a capture tool printing addresses on stderr: status has a fixed error_code and a last_error without them; logs neither', async () => {
+    // The forms of issue 10.2 and more, for the address 3c:22:fb:01:a0:9e (and reversed).
+    const forms = ['dev 0x3c22fb01a09e', '3c 22 fb 01 a0 9e', '3c_22_fb_01_a0_9e', '3c22-fb01-a09e', '3C:22:FB:01:A0:9E', '9e-a0-01-fb-22-3c', '3c22fb.01a09e', '0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e', '3c:22:fb:1:a0:9e'];
+    const logs: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (s: string) => void logs.push(s) });
+    const sub = await subscriber(broker.url, { filter: siteFilter('tool') });
+    const script = `echo "${forms.join(' | ')}" >&2`; // one stderr line: it becomes the message
+    const gw = new Gateway({
+      config: config({ site: 'tool', zone: 'z', id: 'g', mqtt: broker.url, source: [`wifi=cmd:${script}; exit 3`], window: '1s', statusInterval: '200ms', queueDir: join(dir, 'q-tool') }),
+      log,
+    });
+    await gw.start();
+    try {
+      await waitFor(() => gw.sources[0].errors >= 2, 20_000, 'two failures of the command');
+      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('tool', 'g') && m.payload.includes('error_code')), 20_000, 'a status with the error');
+    } finally {
+      await gw.stop();
+      await sub.client.endAsync();
+    }
+    const statuses = sub.messages.filter((m) => m.topic === statusTopic('tool', 'g')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
+    for (const st of statuses) expect(validateStatus(st).ok, JSON.stringify(st)).toBe(true);
+    const failing = statuses.find((st) => st.sources?.[0]?.error_code)!.sources![0];
+    // The command wrote no capture before it died: its (empty) output is not pcap.
+    expect(failing.error_code).toBe('bad_capture');
+    expect(failing.last_error).toMatch(/no pcap or pcapng header.* \(stderr: dev <addr> \| <addr> \| <addr> \| <addr>/); // redacted
+    const everything = [...sub.messages.map((m) => m.payload.toString()), ...logs].join('\n').toLowerCase();
+    for (const hex of ['3c22fb01a09e', '9ea001fb223c']) expect(everything.replace(/0x|[^0-9a-f]/g, '')).not.toContain(hex);
+    for (const f of forms) expect(everything).not.toContain(f.toLowerCase().replace(/^dev /, ''));
   });
 });

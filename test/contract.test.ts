@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   countsTopic, statusTopic, parseTopic, sharedFilter, COUNTS_FILTER, validateCounts, validateStatus,
-  offlineStatus, encode, countsSchema, statusSchema, sanitiseMessage, FIELDS, ID_PATTERN, SOURCE_NAME_PATTERN,
+  offlineStatus, encode, countsSchema, statusSchema, sanitiseMessage, redactAddresses, FIELDS, ID_PATTERN, SOURCE_NAME_PATTERN,
   MESSAGE_PATTERN, MAX_PAYLOAD_BYTES, MAX_COUNT, type CountsMessage, type StatusMessage,
 } from '../contract/index.ts';
 import { Rng } from '../simulator/rng.ts';
@@ -66,27 +66,25 @@ function randomText(rng: Rng, max: number): string {
   return s;
 }
 
-/** One written form of a random 48-bit address. */
-export function addressForm(rng: Rng): string {
-  const bytes = Array.from({ length: 6 }, () => rng.int(0, 255));
-  if (rng.chance(0.5)) bytes.reverse();
-  let hex = bytes.map((b) => b.toString(16).padStart(2, '0'));
-  const seps = [':', '-', '.', '_', ' ', '', ', ', ','];
-  let sep = seps[rng.int(0, seps.length - 1)];
-  if (rng.chance(0.2)) {
-    hex = bytes.map((b) => b.toString(16)); // ether_ntoa drops leading zeros, always with colons
-    sep = ':';
-  }
-  const group = [1, 2, 3, 6][rng.int(0, 3)]; // bytes per group: aa:bb.., aabb.ccdd.., aabbcc-ddeeff, bare
-  const joined = hex.join('');
+/** One written form of a 48-bit address: any separator or none, any case, `0x`, either byte order,
+ *  groups of 2, 4 or 6 hex digits, ether_ntoa's colon form, C-array form. */
+export function addressForm(rng: Rng, bytes: number[] = Array.from({ length: 6 }, () => rng.int(0, 255))): string {
+  const b = rng.chance(0.5) ? [...bytes].reverse() : bytes;
+  const hex = b.map((x) => x.toString(16).padStart(2, '0'));
+  const kind = rng.int(0, 9);
   let s: string;
-  if (group === 1) {
-    const x = rng.chance(0.5) && hex.every((h) => h.length === 2) ? '0x' : '';
-    s = hex.map((h) => x + h).join(sep || ':');
+  if (kind === 0) s = b.map((x) => x.toString(16)).join(':'); // ether_ntoa: no leading zeros
+  else if (kind === 1) s = hex.map((h) => `0x${h}`).join([', ', ',', ' '][rng.int(0, 2)]); // C array
+  else {
+    const group = [2, 2, 2, 4, 4, 6, 12][rng.int(0, 6)]; // hex digits per group
+    const sep = group === 12 ? '' : [':', '-', '.', '_', ' ', ','][rng.int(0, 5)];
+    s = (hex.join('').match(new RegExp(`.{${group}}`, 'g')) as string[]).join(sep);
+    if (rng.chance(0.2)) s = `0x${s}`;
   }
-  else if (group === 6 || hex.some((h) => h.length < 2)) s = `${rng.chance(0.3) ? '0x' : ''}${hex.map((h) => h.padStart(2, '0')).join('')}`;
-  else s = (joined.match(new RegExp(`.{${group * 2}}`, 'g')) as string[]).join(sep || '-');
-  return rng.chance(0.5) ? s.toUpperCase().replace('0X', '0x') : s;
+  const casing = rng.int(0, 2); // lower, upper, mixed
+  if (casing === 1) s = s.toUpperCase().replace(/0X/g, rng.chance(0.5) ? '0x' : '0X');
+  if (casing === 2) s = [...s].map((c) => (rng.chance(0.5) ? c.toUpperCase() : c)).join('').replace(/0X/g, '0x');
+  return s;
 }
 
 /** A payload the schema allows, drawn at random (optional fields sometimes, bounds often). */
@@ -260,7 +258,7 @@ describe('wire contract', () => {
           // nothing to bound
         } else {
           expect(schema.enum ?? [schema.const], `${kind} ${path}: enum or const of fixed strings/numbers`).toSatisfy(
-            (v: unknown[]) => v.every((x) => typeof x === 'number' || (typeof x === 'string' && /^[a-z]+$/.test(x))),
+            (v: unknown[]) => v.every((x) => typeof x === 'number' || (typeof x === 'string' && /^[a-z_]+$/.test(x))),
           );
         }
       }
@@ -330,5 +328,33 @@ describe('wire contract', () => {
       expect(s.length).toBeLessThanOrEqual(200);
     }
     expect(sanitiseMessage('tshark: dev 0xaabbccddeeff gone\n')).toBe('tshark: dev <addr> gone');
+  });
+
+  it('redaction removes every written form of an address, in any surrounding text (property, 5000 cases)', () => {
+    const rng = new Rng(48);
+    const around = ['', ' ', 'dev ', 'addr=', 'MAC:', '[', '](', ', ', ':', '-', '.', '_', 'dead', 'BEEF', 'cafe ', '0x', '1', 'f', '12:', 'a ', '2026-04-27 12:00:00', 'tcpdump: '];
+    const pick = () => around[rng.int(0, around.length - 1)];
+    const re = new RegExp(MESSAGE_PATTERN);
+    const forms = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const bytes = Array.from({ length: 6 }, () => rng.int(0, 255));
+      const form = addressForm(rng, bytes);
+      forms.add(form.replace(/[0-9a-f]/gi, 'h'));
+      const text = `${pick()}${pick()}${form}${pick()}${pick()}${rng.chance(0.2) ? addressForm(rng) : ''}`;
+      const out = redactAddresses(text);
+      // Nothing of 4 or more of its bytes survives, in either order, whatever separators remain.
+      const flat = out.toLowerCase().replace(/0x/g, '').replace(/[^0-9a-f]/g, '');
+      for (const order of [bytes, [...bytes].reverse()]) {
+        const h = order.map((x) => x.toString(16).padStart(2, '0')).join('');
+        for (let k = 0; k + 8 <= 12; k += 2) expect(flat, JSON.stringify({ text, out })).not.toContain(h.slice(k, k + 8));
+      }
+      // The schema refuses the raw text as a last_error, and accepts its sanitised form.
+      if (text.length <= 200) expect(re.test(text), text).toBe(false);
+      expect(re.test(sanitiseMessage(text))).toBe(true);
+    }
+    expect(forms.size).toBeGreaterThan(60); // many distinct shapes were tried
+    // The forms of issue 10.2, and ordinary text left alone.
+    for (const t of ['dev 0xaabbccddeeff', 'aa bb cc dd ee ff', 'aa_bb_cc_dd_ee_ff', 'aabb-ccdd-eeff']) expect(redactAddresses(t)).not.toMatch(/aa|ff/i);
+    expect(redactAddresses('exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away')).toBe('exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away');
   });
 });
