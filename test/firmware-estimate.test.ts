@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
-import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
+import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 
 const fw = Firmware.loadSync();
 const SUB = 30_000;
@@ -124,6 +124,33 @@ describe('firmware estimate', () => {
     expect(c.ble.estimateMean).toBe(1.5);
   });
 
+  it('BLE beacons (iBeacon, AltBeacon, Eddystone) are devices but not in the estimate; phones and others are', () => {
+    const ibeacon = [0x1a, 0xff, 0x4c, 0x00, 0x02, 0x15, ...new Array(16).fill(0x11), 0, 1, 0, 2, 0xc5];
+    const altbeacon = [0x1b, 0xff, 0x18, 0x01, 0xbe, 0xac, ...new Array(20).fill(0x22), 0xc5, 0x00];
+    const eddystone = [0x03, 0x03, 0xaa, 0xfe, 0x0c, 0x16, 0xaa, 0xfe, 0x10, 0xeb, 0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66];
+    const continuity = [0x02, 0x01, 0x1a, 0x0a, 0xff, 0x4c, 0x00, 0x10, 0x05, 0x01, 0x18, 0x00, 0x00, 0x00];
+    const fastPair = [0x06, 0x16, 0x2c, 0xfe, 0x00, 0x01, 0x02];
+    const ll = (addr: number, data: number[], pduType: number = BLE_PDU.ADV_NONCONN_IND): Frame => ({
+      linkType: 256,
+      timestampMs: T0 + 100 + addr,
+      data: bleAdvertLL({ pduType, adva: mac(addr, 0x40), random: true, advData: Uint8Array.from(data), channel: 37, signalDbm: -60 }),
+    });
+    const hci = (addr: number, data: number[]): Frame => ({
+      linkType: 201,
+      timestampMs: T0 + 200 + addr,
+      data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: mac(addr, 0x00), random: false, advData: Uint8Array.from(data), signalDbm: -60 }),
+    });
+    const c = run([ll(1, ibeacon), ll(2, altbeacon), ll(3, eddystone), hci(4, ibeacon), ll(5, continuity, BLE_PDU.ADV_IND), ll(6, fastPair), hci(7, continuity), ll(8, [2, 1, 6])], {
+      startMs: T0,
+      endMs: T0 + SUB,
+    });
+    expect(c.ble.devices).toBe(8);
+    expect(c.ble.estimateMean).toBe(4);
+    // a beacon's data cut short is no beacon (the AD structure overruns), nor is a bare 0x4c00 header
+    const cut = run([ll(1, ibeacon.slice(0, 10)), ll(2, [0x03, 0xff, 0x4c, 0x00])], { startMs: T0, endMs: T0 + SUB });
+    expect(cut.ble.estimateMean).toBe(2);
+  });
+
   it('without the window bounds the grid runs from the first frame to the last', () => {
     const c = run([probe(1, T0 + 1000), probe(1, T0 + 61_000)]);
     expect(c.wifi.estimateMean).toBe(0.667); // thousandths // sub-windows at +0, +30 s and +60 s from the first frame
@@ -135,6 +162,14 @@ describe('firmware estimate', () => {
     expect(() => fw.beginWindow({ startMs: T0, endMs: T0 })).toThrow(/endMs > startMs/);
     expect(() => fw.beginWindow({ startMs: NaN, endMs: T0 })).toThrow(/finite/);
     expect(fw.windowOpen).toBe(false);
+  });
+
+  it('frames with absurd or missing times neither trap nor inflate the count', () => {
+    const odd = [probe(1, T0 + 100), probe(2, 1e300), probe(3, NaN), probe(4, -1e300), probe(5, T0 + 200, -20)];
+    const c = run(odd, { startMs: T0, endMs: T0 + SUB });
+    expect(c.wifi.devices).toBe(5);
+    expect(c.wifi.estimateMean).toBeGreaterThanOrEqual(1);
+    expect(c.wifi.estimateMean).toBeLessThanOrEqual(5);
   });
 
   it('a window shorter than a sub-window is one sub-window', () => {

@@ -8,8 +8,9 @@ import { crc24, ADV_CRC_INIT } from './crc24';
 import {
   ADDR_BLE_PUBLIC, ADDR_BLE_RANDOM_STATIC, ADDR_BLE_RESOLVABLE, ADDR_BLE_NONRESOLVABLE,
   ADDR_BLE_RANDOM_RESERVED, RSSI_UNKNOWN, SEQ_UNKNOWN, STATUS_ACCEPTED, STATUS_IGNORED,
-  STATUS_REJECTED, addResult,
+  STATUS_REJECTED, addResult, setLastResultClass,
 } from './results';
+import { bleAdvClass } from './bleclass';
 
 export const ADVERTISING_ACCESS_ADDRESS: u32 = 0x8e89bed6;
 
@@ -85,6 +86,10 @@ export function parseLinkLayer(ptr: usize, len: u32, crc: u32, coded: bool, rssi
     return STATUS_IGNORED; // SCAN_REQ, CONNECT_IND, reserved
   }
   addResult(adva, true, bleAddressKind(txRandom, u8at(adva + 5)), rssi, SEQ_UNKNOWN);
+  // legacy PDUs with advertising data after AdvA (ADV_DIRECT_IND has none; extended data is not read)
+  if (type == PDU_ADV_IND || type == PDU_ADV_NONCONN_IND || type == PDU_SCAN_RSP || type == PDU_ADV_SCAN_IND) {
+    setLastResultClass(bleAdvClass(payload + 6, plen - 6));
+  }
   return STATUS_ACCEPTED;
 }
 

@@ -40,11 +40,12 @@ const SEEN: usize = memory.data(<i32>(2 * SEEN_BYTES), 16);
 /** Wi-Fi: per dBm value (index dBm + 128), the time (ms) of the last frame at that signal in the sub-window. */
 const LAST_AT: usize = memory.data(256 * 8, 16);
 /**
- * Per radio, 32 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
+ * Per radio, 64 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
  * closed sub-windows, [16] u32 entities of the current sub-window, [20] u32 1 once a frame was
- * counted, [24] u32 new addresses of the current sub-window.
+ * counted, [24] u32 new addresses of the current sub-window, [32] f64 end of the current sub-window (ms).
  */
-const STATE: usize = memory.data(64, 16);
+const STATE_STRIDE: u32 = 64;
+const STATE: usize = memory.data(<i32>(2 * STATE_STRIDE), 16);
 
 let spanSet: bool = false;
 let spanStart: f64 = 0;
@@ -101,22 +102,18 @@ export function estimatorSpan(start: f64, end: f64): void {
  * rssi (dBm, RSSI_UNKNOWN when none); hash: its keyed hash in this window.
  */
 export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64): void {
-  const st = STATE + (<usize>r << 5);
-  let s = Math.floor((t - origin) / SUBWINDOW_MS);
-  if (!(s > -1e15 && s < 1e15)) s = 0; // NaN or absurd times stay in the sub-window grid's range
+  const st = STATE + <usize>(r * STATE_STRIDE);
   const seen = SEEN + <usize>(r * SEEN_BYTES);
   if (load<u32>(st, 20) == 0) {
     store<u32>(st, 1, 20);
-    store<f64>(st, s);
-    if (r == 0) wifiSubStart = origin + s * SUBWINDOW_MS;
-  } else if (s > load<f64>(st)) {
+    enterSubwindow(r, st, t);
+  } else if (t >= load<f64>(st, 32)) {
     // a new sub-window: close the current one (frames that arrive late count in the current one)
     store<f64>(st, load<f64>(st, 8) + subwindowCount(st), 8);
     store<u32>(st, 0, 16);
     store<u32>(st, 0, 24);
-    store<f64>(st, s);
     memory.fill(seen, 0, SEEN_BYTES);
-    if (r == 0) wifiSubStart = origin + s * SUBWINDOW_MS;
+    enterSubwindow(r, st, t);
   }
   const bit = <u32>hash & ((1 << SEEN_BITS) - 1);
   const p = seen + <usize>(bit >>> 3);
@@ -148,6 +145,19 @@ export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64): void {
   }
 }
 
+/** Makes the sub-window holding time t the current one of radio r (state at st). */
+function enterSubwindow(r: u32, st: usize, t: f64): void {
+  const s = Math.floor((t - origin) / SUBWINDOW_MS);
+  if (!(s > -1e15 && s < 1e15)) {
+    // NaN or absurd times: the current sub-window stays open for the rest of the window
+    store<f64>(st, Infinity, 32);
+    return;
+  }
+  store<f64>(st, s);
+  store<f64>(st, origin + (s + 1) * SUBWINDOW_MS, 32);
+  if (r == 0) wifiSubStart = origin + s * SUBWINDOW_MS;
+}
+
 /** The count of the current sub-window of the radio whose state is at st. */
 function subwindowCount(st: usize): f64 {
   return max<f64>(<f64>load<u32>(st, 16), <f64>load<u32>(st, 24) / FLOOR_ADDRESSES);
@@ -155,7 +165,7 @@ function subwindowCount(st: usize): f64 {
 
 /** The estimate of radio r: the sub-windows' counts, averaged over the window. */
 export function estimatorResult(r: u32): f64 {
-  const st = STATE + (<usize>r << 5);
+  const st = STATE + <usize>(r * STATE_STRIDE);
   const total = load<f64>(st, 8) + subwindowCount(st);
   let subs: f64;
   if (spanSet) subs = max<f64>(1, (spanEnd - spanStart) / SUBWINDOW_MS);
@@ -169,7 +179,7 @@ export function estimatorResult(r: u32): f64 {
 export function estimatorWipe(): void {
   memory.fill(SEEN, 0, 2 * SEEN_BYTES);
   memory.fill(LAST_AT, 0, 256 * 8);
-  memory.fill(STATE, 0, 64);
+  memory.fill(STATE, 0, 2 * STATE_STRIDE);
   spanSet = false;
   spanStart = 0;
   spanEnd = 0;

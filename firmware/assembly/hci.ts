@@ -3,7 +3,8 @@
 // LE Advertising Report (0x02, several reports per event) and LE Extended Advertising Report (0x0D).
 
 import { u8at } from './bytes';
-import { RESULT_MAX, RSSI_UNKNOWN, SEQ_UNKNOWN, STATUS_ACCEPTED, STATUS_IGNORED, STATUS_REJECTED, addResult, resultCount } from './results';
+import { RESULT_MAX, RSSI_UNKNOWN, SEQ_UNKNOWN, STATUS_ACCEPTED, STATUS_IGNORED, STATUS_REJECTED, addResult, resultCount, setLastResultClass } from './results';
+import { bleAdvClass } from './bleclass';
 import { bleAddressKind } from './ble';
 
 const H4_EVENT: u32 = 0x04;
@@ -54,7 +55,10 @@ export function parseHciH4(ptr: usize, len: u32): u32 {
       const type = u8at(q + 1);
       const dataLen = <usize>u8at(q + 8);
       const rssi = rssiOf(<i32>load<i8>(q + 9 + dataLen));
-      if (resultCount < RESULT_MAX) addResult(q + 2, true, bleAddressKind(addressRandom(type), u8at(q + 7)), rssi, SEQ_UNKNOWN);
+      if (resultCount < RESULT_MAX) {
+        addResult(q + 2, true, bleAddressKind(addressRandom(type), u8at(q + 7)), rssi, SEQ_UNKNOWN);
+        setLastResultClass(bleAdvClass(q + 9, <u32>dataLen));
+      }
       q += 10 + dataLen;
     } else {
       // event_type(2) address_type(1) address(6) primary_phy(1) secondary_phy(1) sid(1) tx_power(1)
@@ -64,6 +68,7 @@ export function parseHciH4(ptr: usize, len: u32): u32 {
       const dataLen = <usize>u8at(q + 23);
       if (type != ADDRESS_ANONYMOUS && resultCount < RESULT_MAX) {
         addResult(q + 3, true, bleAddressKind(addressRandom(type), u8at(q + 8)), rssi, SEQ_UNKNOWN);
+        setLastResultClass(bleAdvClass(q + 24, <u32>dataLen));
       }
       q += 24 + dataLen;
     }

@@ -14,6 +14,7 @@ import {
 import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
 import { HLL_M } from './hll';
+import { BLE_CLASS_BEACON } from './bleclass';
 import {
   estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS,
   seenPtr, seenBytes, lastAtPtr,
@@ -105,6 +106,8 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
   const h = hashAddress(m0, load<u32>(slot, 2));
   countHash(r, h);
+  // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
+  if (radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON) return;
   estimatorAddress(r, h, rssi, t);
 }
 

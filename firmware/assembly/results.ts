@@ -8,7 +8,8 @@
 //   [6]      address kind (ADDR_* below)
 //   [7]      signal in dBm as i8; RSSI_UNKNOWN when the encapsulation gives none
 //   [8..9]   802.11 sequence number (u16 LE), SEQ_UNKNOWN when none
-//   [10..15] reserved (0)
+//   [10]     BLE advertisement class (bleclass.ts; 0 = other, and for Wi-Fi)
+//   [11..15] reserved (0)
 
 export const RADIO_NONE: u32 = 0; // unsupported link type
 export const RADIO_WIFI: u32 = 1;
@@ -69,4 +70,10 @@ export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq:
   store<u16>(slot + 10, 0);
   store<u32>(slot + 12, 0);
   resultCount++;
+}
+
+/** Sets the BLE advertisement class of the slot written last (nothing when no slot was written). */
+export function setLastResultClass(cls: u8): void {
+  if (resultCount == 0) return;
+  store<u8>(RESULTS + <usize>((resultCount - 1) * SLOT_SIZE), cls, 10);
 }
