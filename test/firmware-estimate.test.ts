@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
-import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
+import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest, type BlePduType } from '../simulator/frames.ts';
 
 const fw = Firmware.loadSync();
 const SUB = 30_000;
@@ -130,7 +130,7 @@ describe('firmware estimate', () => {
     const eddystone = [0x03, 0x03, 0xaa, 0xfe, 0x0c, 0x16, 0xaa, 0xfe, 0x10, 0xeb, 0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66];
     const continuity = [0x02, 0x01, 0x1a, 0x0a, 0xff, 0x4c, 0x00, 0x10, 0x05, 0x01, 0x18, 0x00, 0x00, 0x00];
     const fastPair = [0x06, 0x16, 0x2c, 0xfe, 0x00, 0x01, 0x02];
-    const ll = (addr: number, data: number[], pduType: number = BLE_PDU.ADV_NONCONN_IND): Frame => ({
+    const ll = (addr: number, data: number[], pduType: BlePduType = BLE_PDU.ADV_NONCONN_IND): Frame => ({
       linkType: 256,
       timestampMs: T0 + 100 + addr,
       data: bleAdvertLL({ pduType, adva: mac(addr, 0x40), random: true, advData: Uint8Array.from(data), channel: 37, signalDbm: -60 }),
