@@ -24,6 +24,7 @@ import { Intake } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
+import { redactUrl } from '../scripts/lib/secrets.ts';
 
 export interface AggregatorOptions {
   /** A pino logger to use (default: JSON to stderr at config.logLevel). */
@@ -128,7 +129,7 @@ export class Aggregator extends EventEmitter {
     }
     this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
     this.missingTimer.unref();
-    this.log.info({ sink: this.sink.target, broker: this.config.mqtt.url, clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, http: this.httpPort }, 'aggregator starting');
+    this.log.info({ sink: this.sink.target, broker: redactUrl(this.config.mqtt.url), clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, http: this.http ? `${http.host}:${this.httpPort}` : null }, 'aggregator starting');
     await this.intake.start();
   }
 

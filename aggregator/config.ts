@@ -150,7 +150,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
     description: 'port of /healthz and /metrics; null (off on the command line) turns the server off',
   },
-  { key: 'http.host', schema: { type: 'string' }, default: '0.0.0.0', flag: '--http-host <host>', description: 'address of /healthz and /metrics' },
+  { key: 'http.host', schema: { type: 'string', minLength: 1 }, default: '127.0.0.1', flag: '--http-host <host>', description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface' },
   { key: 'max_ahead', duration: ms, default: '5m', flag: '--max-ahead <duration>', old: { keys: ['maxAhead'] }, description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number is ms)' },
   { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
   { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },

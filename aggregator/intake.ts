@@ -9,6 +9,7 @@ import { COUNTS_FILTER, MAX_PACKET_BYTES, STATUS_FILTER, QOS, sharedFilter } fro
 import type { AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
+import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 /** The mqtt.js options for the aggregator's session. */
 export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5): IClientOptions {
@@ -105,11 +106,11 @@ export class Intake {
       ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
       ack.on('error', (err) => {
         const refused = typeof err.code === 'number';
-        this.log.error({ err: err.message, code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
+        this.log.error({ err: redactUrlsIn(err.message), code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
         if (refused && !settled) {
           settled = true;
           ack.client?.end(true);
-          reject(new Error(`MQTT broker ${m.url} refused the connection: ${err.message}`));
+          reject(new Error(`MQTT broker ${redactUrl(m.url)} refused the connection: ${redactUrlsIn(err.message)}`));
         }
       });
       ack.connect();

@@ -9,6 +9,7 @@
 //   batch and a retry cannot help: logged, and the batch counts as written.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
+import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AggregatorConfig } from './config.ts';
@@ -147,12 +148,12 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         if (isPermanent(err) && e.statusCode === 400) {
           // InfluxDB refused some lines (e.g. a field type conflict) and wrote the others: a retry
           // cannot help and would block everything behind it.
-          this.log.error({ err: e.message, body: e.body, lines: batch.lines.length }, 'InfluxDB refused part of a batch; the rest is written');
+          this.log.error({ err: redactUrlsIn(e.message), body: e.body, lines: batch.lines.length }, 'InfluxDB refused part of a batch; the rest is written');
           break;
         }
         this.writeFailingSince ??= Date.now();
         const delay = Math.min(this.batch.maxRetryDelay, 250 * 2 ** Math.min(attempt - 1, 10));
-        this.log.warn({ err: e.message, status: e.statusCode, attempt, retry_in_ms: delay, lines: batch.lines.length, sink: this.sink.target }, 'write failed; retrying');
+        this.log.warn({ err: redactUrlsIn(String(e.message)), status: e.statusCode, attempt, retry_in_ms: delay, lines: batch.lines.length, sink: this.sink.target }, 'write failed; retrying');
         await new Promise((r) => setTimeout(r, delay).unref()); // does not keep a stopped process alive
       }
     }

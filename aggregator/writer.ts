@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from './config.ts';
+import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 export interface Sink {
   /** Writes lines of line protocol (ms timestamps). Resolves once confirmed. */
@@ -27,8 +28,8 @@ export function routeClientLog(log: { warn: (o: object, m: string) => void; erro
   if (loggerSet) return;
   loggerSet = true;
   setLogger({
-    error: (message, err) => log.warn({ err: err?.message ?? err }, `influxdb-client: ${message}`),
-    warn: (message, err) => log.warn({ err: err?.message ?? err }, `influxdb-client: ${message}`),
+    error: (message, err) => log.warn({ err: redactUrlsIn(String(err?.message ?? err)) }, `influxdb-client: ${redactUrlsIn(message)}`),
+    warn: (message, err) => log.warn({ err: redactUrlsIn(String(err?.message ?? err)) }, `influxdb-client: ${redactUrlsIn(message)}`),
   });
 }
 
@@ -52,7 +53,7 @@ export class InfluxV2Sink implements Sink {
       maxRetries: 0,
       maxBufferLines: maxLines + 1,
     });
-    this.target = `${cfg.url} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(bucket)})`;
+    this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(bucket)})`;
   }
 
   async write(lines: string[]): Promise<void> {
@@ -88,7 +89,7 @@ export class InfluxV1Sink implements Sink {
     this.headers = { 'content-type': 'text/plain; charset=utf-8' };
     if (cfg.username) this.headers.authorization = `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}`;
     else if (cfg.token) this.headers.authorization = `Token ${cfg.token}`;
-    this.target = `${cfg.url} (1.x API, database ${JSON.stringify(cfg.database)}${cfg.retentionPolicy ? `, retention policy ${JSON.stringify(cfg.retentionPolicy)}` : ''})`;
+    this.target = `${redactUrl(cfg.url)} (1.x API, database ${JSON.stringify(cfg.database)}${cfg.retentionPolicy ? `, retention policy ${JSON.stringify(cfg.retentionPolicy)}` : ''})`;
   }
 
   async write(lines: string[]): Promise<void> {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { countsTopic, encode, offlineStatus, QOS, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
 import type { WindowQueue } from './queue.ts';
-import { readSecretFile } from '../scripts/lib/secrets.ts';
+import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 
 /** Windows handed to mqtt.js at once; the rest waits on disk. */
 const MAX_INFLIGHT = 32;
@@ -37,17 +37,8 @@ export function mqttOptions(cfg: GatewayConfig, keepaliveS: number): IClientOpti
   };
 }
 
-/** Broker URL without credentials, for logs. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '(unparsable url)';
-  }
-}
+/** Broker URL without credentials, for logs (the shared redaction of scripts/lib/secrets.ts). */
+export const safeUrl = (url: string): string => redactUrl(url);
 
 export interface PublisherEvents {
   acked: [seq: number];

@@ -19,6 +19,7 @@ import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { deprecated } from './deprecate.ts';
 import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
+import { redactUrlsIn } from './secrets.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -379,7 +380,8 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     const origin = o.origins.get(key);
     const label = `${o.prefix ?? ''}${key || '(top level)'}`;
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
-    const got = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+    // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
+    const got = value === undefined || spec?.secret ? '' : ` (got ${redactUrlsIn(JSON.stringify(value))})`;
     let line: string;
     switch (e.keyword) {
       case 'required': {

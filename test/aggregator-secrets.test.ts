@@ -1,0 +1,167 @@
+// Secrets never leave the aggregator: `presence aggregator` as a real process against a real
+// Mosquitto that requires a password, given passwords and tokens in URLs, in environment variables
+// and in *_FILE files, logging at trace level while its writes to InfluxDB fail (the path that logs
+// the sink). Its whole stdout and stderr, /healthz and /metrics must hold none of the secrets, and
+// /healthz and /metrics listen on loopback unless told otherwise.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { freePort } from './support/ports.ts';
+import { countsItem, until, window } from './aggregator-helpers.ts';
+import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
+import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator-secrets') && need('mosquitto_passwd', 'mosquitto', 'aggregator-secrets');
+const repo = join(import.meta.dirname, '..');
+
+describe('redaction helper', () => {
+  it('strips userinfo and secret query values from URLs, also inside free text', () => {
+    expect(redactUrl('mqtt://agg:S3cret@broker:1883')).toBe('mqtt://broker:1883');
+    expect(redactUrl('http://writer:S3cret@influx:8086/?db=presence&u=writer&p=S3cret')).toBe('http://influx:8086/?db=presence&u=writer&p=REDACTED');
+    expect(redactUrl('http://influx:8086?token=S3cret')).not.toContain('S3cret');
+    expect(redactUrl('not a url')).toBe('(unparsable url)');
+    const text = 'connect to http://writer:S3cret@influx:8086/write failed; also mqtts://u:Pw@b:8883';
+    expect(redactUrlsIn(text)).toBe('connect to http://influx:8086/write failed; also mqtts://b:8883');
+  });
+
+  it('a config error never echoes the credentials of a URL', () => {
+    let err: unknown;
+    try {
+      loadConfig({}, { INFLUX_URL: 'ftp://writer:S3cretInError@influx:8086' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/INFLUX_URL \(influx\.url\): must be a URL/);
+    expect((err as Error).message).not.toContain('S3cretInError');
+  });
+
+  it('/healthz and /metrics listen on 127.0.0.1 by default', () => {
+    expect(resolveConfig({}).http.host).toBe('127.0.0.1');
+  });
+});
+
+describe.skipIf(!ok)('presence aggregator with secrets (real process, real Mosquitto with passwords)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-secrets-'));
+  const S = {
+    mqttUrl: 'mqttUrlS3cret-4f1e',
+    mqttEnv: 'mqttEnvS3cret-77aa',
+    influxUrl: 'influxUrlS3cret-0b2c',
+    influxFile: 'influxFileS3cret-9d3e',
+    influxTokenEnv: 'influxTokenS3cret-51f0',
+    influxTokenFile: 'influxTokenFileS3cret-c2d4',
+    gateway: 'gwPassS3cret-88e1',
+  };
+  const passwd = join(dir, 'passwd');
+  const broker = new Mosquitto({
+    listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\n`,
+  });
+  const procs: ChildProcess[] = [];
+  let closedPort = 0;
+
+  beforeAll(async () => {
+    writeFileSync(passwd, '');
+    for (const [user, pw] of [['agg-url', S.mqttUrl], ['agg-env', S.mqttEnv], ['site-s/gw-s', S.gateway]]) execFileSync('mosquitto_passwd', ['-b', passwd, user, pw]);
+    writeFileSync(join(dir, 'influx-password'), `${S.influxFile}\n`);
+    writeFileSync(join(dir, 'influx-token'), `${S.influxTokenFile}\n`);
+    await broker.start();
+    closedPort = await freePort(); // nothing listens there: every write fails and is logged
+  });
+  afterAll(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const setups: Array<[string, string[], NodeJS.ProcessEnv]> = [
+    [
+      'MQTT password in the URL; InfluxDB 1.x user:password in the URL and a password file; a token in the environment',
+      [],
+      {
+        MQTT_URL: '', // set below (needs the broker port)
+        INFLUX_URL: `http://writer:${S.influxUrl}@127.0.0.1:PORT`,
+        INFLUX_API: 'v1',
+        INFLUX_DB: 'presence',
+        INFLUX_USERNAME: 'writer',
+        INFLUX_PASSWORD_FILE: join(dir, 'influx-password'),
+        INFLUX_TOKEN: S.influxTokenEnv,
+      },
+    ],
+    [
+      'MQTT password in the environment; InfluxDB v2 token from a file, user:password in the URL',
+      ['--mqtt-username', 'agg-env'],
+      {
+        MQTT_PASSWORD: S.mqttEnv,
+        INFLUX_URL: `http://writer:${S.influxUrl}@127.0.0.1:PORT`,
+        INFLUX_TOKEN_FILE: join(dir, 'influx-token'),
+        INFLUX_ORG: 'city',
+        INFLUX_BUCKET: 'presence',
+      },
+    ],
+  ];
+
+  it.each(setups)('no secret in any log line, /healthz or /metrics: %s', async (_name, args, env) => {
+    const mqttUrl = env.MQTT_PASSWORD ? broker.url : `mqtt://agg-url:${S.mqttUrl}@127.0.0.1:${broker.port}`;
+    const p = spawn(
+      process.execPath,
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-client-id', `secrets-${procs.length}`, '--http-port', '0', '--log-level', 'trace', '--flush-interval', '20ms', ...args],
+      {
+        cwd: repo,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env, MQTT_URL: mqttUrl, INFLUX_URL: env.INFLUX_URL!.replace('PORT', String(closedPort)), PRESENCE_AGGREGATOR_CONFIG: '' },
+      },
+    );
+    procs.push(p);
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise((r) => p.once('exit', r));
+
+    await until('subscribed (the credentials work)', () => out, (o) => o.includes('"msg":"subscribed"') || p.exitCode !== null, 30_000);
+    expect(out).toContain('"msg":"subscribed"');
+    const starting = JSON.parse(out.split('\n').find((l) => l.includes('aggregator starting'))!);
+    const [host, port] = String(starting.http).split(/:(?=\d+$)/);
+    expect(host).toBe('127.0.0.1');
+
+    // One valid window from a gateway with its own credential; its write fails and is retried (logged).
+    const gw = await mqtt.connectAsync(broker.url, { username: 'site-s/gw-s', password: S.gateway, protocolVersion: 5 });
+    const m = window('site-s', 'gw-s', 1, Date.now() - 120_000, 60_000);
+    await gw.publishAsync(countsItem(m).topic, countsItem(m).payload, { qos: 1 });
+    await gw.endAsync();
+    await until('a failed write logged', () => out, (o) => o.includes('write failed; retrying'));
+
+    const health = await until('healthz 503 while writes fail', async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      return { status: r.status, body: await r.text() };
+    }, (h) => h.status === 503 && h.body.includes('writes to'));
+    const sink = JSON.parse(health.body).sink as string;
+    expect(sink).toContain(`127.0.0.1:${closedPort}`);
+    expect(sink).not.toContain('@');
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toContain('presence_aggregator_write_failures_total');
+
+    // Not reachable on another interface of this machine (when it has one).
+    const other = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
+    if (other) {
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = connect(Number(port), other.address);
+        s.once('connect', () => { s.destroy(); resolve(false); });
+        s.once('error', () => resolve(true));
+      });
+      expect(refused).toBe(true);
+    }
+
+    p.kill('SIGTERM');
+    await exited;
+    const everything = [out, health.body, metrics].join('\n');
+    expect(out).toContain('aggregator stopped');
+    for (const [name, secret] of Object.entries(S)) expect(everything.includes(secret), `secret ${name} found`).toBe(false);
+    expect(everything).not.toMatch(/:\/\/[^/\s"]*@/); // no URL with userinfo at all
+  }, 60_000);
+});
