@@ -9,6 +9,7 @@
 //   ./pipeline.ts  batches, writes to the sink (./writer.ts) with retries; a promise per batch
 //   ./liveness.ts  gateways heard from and gateways gone silent
 //   ./health.ts    /healthz, /metrics
+//   ./reject-log.ts  rate limit of the "message rejected" log lines
 // A message's handler returns the promise of the batch holding its points; the intake acknowledges
 // in arrival order once it resolves. The broker limits unacknowledged messages (MQTT 5 receive
 // maximum; Mosquitto max_inflight_messages), and past batch.maxBuffer unacknowledged messages the
