@@ -4,10 +4,10 @@
 // start (window_span) or, when the host gave none, at the first record of the window. In each
 // sub-window the estimator counts "entities", per radio:
 //   - an address heard for the first time in the sub-window is a new entity,
-//   - except (Wi-Fi, signal known) when another frame of the same sub-window was heard within
-//     LINK_GAP_MS (1 s) at a signal within LINK_DB (8 dB): then it is taken as the next address of
-//     a phone's scan burst (phones that randomise draw a new address per scan, or several per
-//     scan) and adds nothing.
+//   - except (Wi-Fi, signal known) when a probe request of the same sub-window ingested before it
+//     was heard at most LINK_GAP_MS (1 s) from it at a signal within LINK_DB (8 dB): then it is
+//     taken as the next address of a phone's scan burst (phones that randomise draw a new address
+//     per scan, or several per scan) and adds nothing.
 // A sub-window counts max(entities, new addresses / FLOOR_ADDRESSES): where phones are so dense
 // that their scans overlap in time and signal, the link joins unrelated phones and the entities
 // stop growing with the crowd (they even fall); the floor keeps the count rising with the number of
@@ -15,11 +15,11 @@
 // the most addresses, shows 8.96 per 30-s sub-window in which it is heard.
 // The estimate is the mean of these per-sub-window counts over the window. A device that keeps
 // its address counts once per sub-window in which it probes; a phone that randomises counts about
-// once per scan burst. One phone alone shows 0.6-1.3 entities per 30-s sub-window in the real
+// once per scan burst. One phone alone reads 0.61-1.17 on average per 1-minute window in the real
 // single-phone captures (firmware/README.md), so no divisor is applied. The mean does not grow
 // with the window's length. BLE addresses are not linked (advertising is continuous, so the time
 // link would join unrelated devices): the BLE estimate is the mean number of distinct addresses
-// per sub-window.
+// per sub-window, beacons left out (index.ts, bleclass.ts).
 //
 // Memory: per radio a bitmap of 2^17 bits (16 KiB) marks the addresses of the current sub-window
 // by 17 bits of their keyed hash (a collision makes a new address look known: with n addresses in
