@@ -5,7 +5,7 @@
 //   --force     rebuild both
 //   --no-check  emit without type checking (tests and benches; `npm run typecheck` checks)
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -13,15 +13,22 @@ const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
 const stamp = join(dist, '.built');
 const force = process.argv.includes('--force');
-const sources = ['contract', 'gateway', 'aggregator', 'simulator', 'dashboards', 'firmware/host', 'scripts'];
+// What tsc may compile: every .ts and .json file outside these folders (the WASM has its own check).
+const SKIP = new Set(['node_modules', 'dist', 'test', 'bench', 'docs', 'presence-demo', 'sim-out', 'out', 'tmp']);
+const SKIP_PATHS = new Set([join(root, 'firmware', 'assembly'), join(root, 'firmware', 'build')]);
 
-function newest(path) {
-  if (!existsSync(path)) return 0;
-  const s = statSync(path);
-  if (!s.isDirectory()) return s.mtimeMs;
-  let t = s.mtimeMs; // a deleted file changes its folder
-  for (const e of readdirSync(path)) t = Math.max(t, newest(join(path, e)));
-  return t;
+/** Newest modification time and number of the inputs (a deleted file changes the number). */
+function inputs(dir, acc = { newest: 0, count: 0 }) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (!SKIP.has(e.name) && !e.name.startsWith('.') && !SKIP_PATHS.has(p)) inputs(p, acc);
+    } else if (e.name.endsWith('.ts') || e.name.endsWith('.json')) {
+      acc.newest = Math.max(acc.newest, statSync(p).mtimeMs);
+      acc.count++;
+    }
+  }
+  return acc;
 }
 
 let tsc;
@@ -35,8 +42,10 @@ try {
 
 execFileSync(process.execPath, [join(root, 'scripts', 'build-wasm.js'), ...(force ? ['--force'] : [])], { stdio: 'inherit', cwd: root });
 
-const inputs = Math.max(...sources.map((d) => newest(join(root, d))), newest(join(root, 'tsconfig.json')), newest(join(root, 'tsconfig.build.json')));
-if (!force && existsSync(stamp) && statSync(stamp).mtimeMs >= inputs) process.exit(0);
+const now = inputs(root);
+const built = existsSync(stamp) ? { at: statSync(stamp).mtimeMs, count: Number(readFileSync(stamp, 'utf8').split(' ')[1]) } : null;
+if (!force && built && built.at >= now.newest && built.count === now.count) process.exit(0);
+console.log(`build: compiling TypeScript to dist/${process.argv.includes('--no-check') ? ' (without type checking)' : ''}`);
 rmSync(dist, { recursive: true, force: true });
 const args = ['-p', join(root, 'tsconfig.build.json'), ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
 try {
@@ -45,4 +54,4 @@ try {
   console.error('build: tsc failed (above)');
   process.exit(1);
 }
-writeFileSync(stamp, `${new Date().toISOString()}\n`);
+writeFileSync(stamp, `${new Date().toISOString()} ${now.count}\n`);
