@@ -2,6 +2,7 @@
 // `npm run build`: the WASM firmware (scripts/build-wasm.js) and the TypeScript sources compiled to
 // dist/ (tsc -p tsconfig.build.json: scripts/cli.ts and everything it imports). Runs on `npm ci`
 // (prepare), before `npm test` and `npm run bench`; skips each part that is newer than its sources.
+// Reports on stderr only: `npm pack --json` owns stdout.
 //   --force     rebuild both
 //   --no-check  emit without type checking (tests and benches; `npm run typecheck` checks)
 import { execFileSync } from 'node:child_process';
@@ -40,16 +41,16 @@ try {
   process.exit(1);
 }
 
-execFileSync(process.execPath, [join(root, 'scripts', 'build-wasm.js'), ...(force ? ['--force'] : [])], { stdio: 'inherit', cwd: root });
+execFileSync(process.execPath, [join(root, 'scripts', 'build-wasm.js'), ...(force ? ['--force'] : [])], { stdio: ['ignore', 2, 2], cwd: root });
 
 const now = inputs(root);
 const built = existsSync(stamp) ? { at: statSync(stamp).mtimeMs, count: Number(readFileSync(stamp, 'utf8').split(' ')[1]) } : null;
 if (!force && built && built.at >= now.newest && built.count === now.count) process.exit(0);
-console.log(`build: compiling TypeScript to dist/${process.argv.includes('--no-check') ? ' (without type checking)' : ''}`);
+console.error(`build: compiling TypeScript to dist/${process.argv.includes('--no-check') ? ' (without type checking)' : ''}`);
 rmSync(dist, { recursive: true, force: true });
 const args = ['-p', join(root, 'tsconfig.build.json'), ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
 try {
-  execFileSync(process.execPath, [tsc, ...args], { stdio: 'inherit', cwd: root });
+  execFileSync(process.execPath, [tsc, ...args], { stdio: ['ignore', 2, 2], cwd: root });
 } catch {
   console.error('build: tsc failed (above)');
   process.exit(1);
