@@ -21,6 +21,16 @@ export interface RadioCounts {
   weak?: number;
   /** True while `devices` is exact (the table did not overflow into the sketch). */
   exact?: boolean;
+  /** Present when privacy.min_count > 0: true when this radio's counts were below it and are published as 0 (gateway/privacy.ts). */
+  suppressed?: boolean;
+}
+
+/** Small-count protection applied by the gateway (gateway/privacy.ts). */
+export interface PrivacyInfo {
+  /** k: radios whose devices or estimate fell below it are published as zeros with `suppressed: true`. */
+  min_count: number;
+  /** Epsilon of the two-sided geometric noise on each radio's devices and estimate (absent: no noise). */
+  epsilon?: number;
 }
 
 export interface CountsMessage {
@@ -37,6 +47,8 @@ export interface CountsMessage {
   complete: boolean;
   wifi: RadioCounts;
   ble: RadioCounts;
+  /** Present when the gateway suppresses small counts or adds noise. */
+  privacy?: PrivacyInfo;
 }
 
 export interface SourceStatus {
@@ -75,8 +87,9 @@ export interface StatusMessage {
  *  the compiler fails here when a type gains or loses a field). */
 type AllKeys<T> = { [K in keyof Required<T>]: true };
 export const FIELDS = {
-  counts: { v: true, site: true, zone: true, gateway: true, seq: true, start: true, end: true, complete: true, wifi: true, ble: true } satisfies AllKeys<CountsMessage>,
-  radio: { frames: true, devices: true, estimate: true, probes: true, adverts: true, rejected: true, weak: true, exact: true } satisfies AllKeys<RadioCounts>,
+  counts: { v: true, site: true, zone: true, gateway: true, seq: true, start: true, end: true, complete: true, wifi: true, ble: true, privacy: true } satisfies AllKeys<CountsMessage>,
+  privacy: { min_count: true, epsilon: true } satisfies AllKeys<PrivacyInfo>,
+  radio: { frames: true, devices: true, estimate: true, probes: true, adverts: true, rejected: true, weak: true, exact: true, suppressed: true } satisfies AllKeys<RadioCounts>,
   status: {
     v: true, site: true, gateway: true, state: true, zone: true, version: true, uptime_s: true, queue_depth: true,
     queue_dropped: true, windows: true, last_seq: true, sources: true, ts: true,

@@ -23,6 +23,7 @@ import { createSource, FileSource, type CaptureSource, type FrameSink } from './
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
+import { dailyBudget, privacyActive, protect, type PrivacySettings } from './privacy.ts';
 import { countsMessage, MAX_EMPTY_WINDOWS, WindowClock, type ClosedWindow, type Identity, type WindowCounter as ClockCounter } from './window.ts';
 
 /** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
@@ -72,6 +73,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly keepaliveS: number;
   private readonly id: Identity;
   private readonly windowOpts: WindowOptions;
+  /** Small counts: applied to every window before it is queued, logged or published. */
+  readonly privacy: PrivacySettings;
   private fw: WindowCounter | null;
   private queue!: WindowQueue;
   private publisher!: Publisher;
@@ -107,6 +110,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const g = opts.config.gateway;
     this.id = { site: g.site, zone: g.zone, gateway: g.id };
     this.windowOpts = { ignoreFcs: g.ignore_fcs, ...(g.rssi_min_dbm !== undefined ? { rssiMinDbm: g.rssi_min_dbm } : {}) };
+    const p = opts.config.privacy ?? { min_count: 0 };
+    this.privacy = { minCount: p.min_count ?? 0, ...(p.epsilon !== undefined ? { epsilon: p.epsilon } : {}), windowMs: this.windowMs };
     this.fw = opts.firmware ?? null;
     this.sources = opts.config.sources.map((s) => createSource(s, this.log, opts.stdin));
     this.done = new Promise((r) => (this.doneResolve = r));
@@ -139,6 +144,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         queue_dir: this.queueDir,
         queued: this.queue.depth,
         next_seq: this.queue.nextSeq,
+        ...(privacyActive(this.privacy)
+          ? {
+              privacy_min_count: this.privacy.minCount,
+              ...(this.privacy.epsilon !== undefined
+                ? { privacy_epsilon: this.privacy.epsilon, privacy_epsilon_per_day: dailyBudget(this.windowMs, this.privacy.epsilon).perDay }
+                : {}),
+            }
+          : {}),
       },
       'gateway starting',
     );
@@ -222,7 +235,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
   private queueWindow(w: ClosedWindow | null, cutShort = false): void {
     if (!w || w.end <= w.start) return; // nothing was counted in an empty interval
-    const message = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
+    const counted = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
+    // Noise and suppression before the window is queued, logged or published (gateway/privacy.ts).
+    const message = protect(counted, this.privacy);
     this.queue.append(message);
     this.lastSeq = message.seq;
     this.windowsClosed++;

@@ -166,6 +166,13 @@ describe('wire contract', () => {
     expect(validateCounts(good)).toEqual({ ok: true, value: good });
     const full = { ...good, wifi: { ...good.wifi, probes: 3, rejected: 1, weak: 2, exact: true }, ble: { ...good.ble, adverts: 9, rejected: 0, weak: 0, exact: false } };
     expect(validateCounts(full).ok).toBe(true);
+    // Small-count protection (gateway/privacy.ts): the privacy block and the per-radio suppressed flag.
+    const priv = { ...good, wifi: { ...good.wifi, suppressed: false }, ble: { frames: 0, devices: 0, estimate: 0, suppressed: true }, privacy: { min_count: 15, epsilon: 0.5 } };
+    expect(validateCounts(priv).ok).toBe(true);
+    expect(validateCounts({ ...good, privacy: { min_count: 5 } }).ok).toBe(true);
+    expect(validateCounts({ ...good, privacy: { epsilon: 1 } })).toEqual({ ok: false, code: 'invalid', reason: '/privacy/min_count is required' });
+    expect(validateCounts({ ...good, privacy: { min_count: 5, noise: [1, -2] } }).ok).toBe(false);
+    expect(validateCounts({ ...good, wifi: { ...good.wifi, suppressed: 'yes' } }).ok).toBe(false);
   });
 
   it('names every bad field', () => {
@@ -227,11 +234,12 @@ describe('wire contract', () => {
     const st = statusSchema as Schema;
     expect(Object.keys(FIELDS.counts).sort()).toEqual(props(c, c));
     expect(Object.keys(FIELDS.radio).sort()).toEqual(props(c, { $ref: '#/$defs/radio' }));
+    expect(Object.keys(FIELDS.privacy).sort()).toEqual(props(c, (c.properties as Record<string, Schema>).privacy));
     expect(Object.keys(FIELDS.status).sort()).toEqual(props(st, st));
     expect(Object.keys(FIELDS.source).sort()).toEqual(props(st, { $ref: '#/$defs/source' }));
     // The shared definitions are the same in both files, and the code's patterns are the files'.
     const defs = (s: Schema) => s.$defs as Record<string, Schema>;
-    for (const d of ['id', 'count', 'time']) expect(defs(st)[d]).toEqual(defs(c)[d]);
+    for (const d of ['id', 'count', 'amount', 'time']) expect(defs(st)[d]).toEqual(defs(c)[d]);
     expect(defs(c).id.pattern).toBe(ID_PATTERN);
     expect((defs(st).source.properties as Record<string, Schema>).last_error.pattern).toBe(MESSAGE_PATTERN);
     expect(JSON.stringify([c, st])).not.toMatch(/"\$ref":"(?!#\/\$defs\/)/);

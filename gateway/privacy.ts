@@ -1,0 +1,155 @@
+// Small counts: what the gateway does to a window's counts before anything of it leaves the process
+// (queue file, log line, MQTT). Two optional settings (gateway/config.ts, `privacy:`):
+//
+//   min_count (k)  A radio whose published `devices` or `estimate` is below k is published with every
+//                  count of the radio set to 0 and `suppressed: true` (with k > 0 every radio carries
+//                  the flag, so a suppressed 0 and a counted 0 are told apart).
+//   epsilon        Differential-privacy mode: two-sided geometric noise (the discrete Laplace) with
+//                  this epsilon is added to `devices` and to `estimate` of each radio, per window,
+//                  then the result is clamped at 0. Suppression (k) is decided after the noise, on
+//                  the noisy counts.
+//
+// Which fields. `devices` and `estimate` are the counts of people's devices: they are noised and
+// suppressed. The frame counts (`frames`, `probes` / `adverts`, `rejected`, `weak`) are not about
+// devices, but a lone phone sends tens of probe requests a minute, so a frame count next to a
+// suppressed 0 would still say that someone was there: a suppressed radio publishes all its counts
+// as 0. `exact` is kept (false only above 49,152 addresses). Frame counts are never noised: one
+// device can send any number of frames (no finite sensitivity), so the epsilon statement does not
+// cover them (gateway/README.md, "Privacy").
+//
+// Sensitivity (the unit protected is one device address in one window):
+//   devices   distinct addresses: one address changes it by at most 1 while the firmware's table
+//             is exact (`exact: true`, up to 49,152 addresses; above that the sketch is read and
+//             one address can move it by more). Noise scale: 1.
+//   estimate  (firmware/assembly/estimator.ts) the mean over the window's 30-s sub-windows of
+//             max(entities, new addresses / 9). On a fixed sub-window grid, one address adds at
+//             most one entity (and 1/9 of an address) to each sub-window it is heard in, and there
+//             are no more such sub-windows than the divisor when the window is at most 30 s or a
+//             whole number of 30-s sub-windows: the mean, and the rounded estimate, go up by at most
+//             1 (at most 2 for other window lengths). That is what the noise is scaled to
+//             (estimateSensitivity). It is NOT a sensitivity of the estimate as the firmware
+//             computes it: (a) a new Wi-Fi address heard within 1 s and 8 dB of any earlier frame
+//             is linked to it, so one device's frames can absorb other devices' scans and lower the
+//             estimate by many; (b) the window clock opens windows without a span, so the grid and
+//             the divisor follow the window's first and last frame, and one frame at either end
+//             moves them (test/gateway-privacy.test.ts shows both with the real firmware). The
+//             epsilon is a differential-privacy guarantee for `devices`, not for `estimate`.
+//
+// Budget: each window publishes, for one address, its radio's `devices` and `estimate`: 2 epsilon
+// per window, 2 x epsilon x windows per day for an address heard all day (basic composition;
+// dailyBudget). A phone that changes its address m times in a window is m addresses (group
+// privacy: m times the cost).
+//
+// Randomness: Node's CSPRNG (crypto.randomFillSync), in the host, never in the WASM module. Each
+// geometric draw is floor(ln U / ln alpha) with U uniform on (0, 1] from 53 random bits; the
+// probability of a draw past 53 ln 2 / -ln alpha is cut off (below 2^-53). Every window draws the same
+// number of values whatever its counts, and nothing but the two counts and k decides what is
+// published. The noisy message is what is queued, so a window sent again (after a restart, a lost
+// PUBACK) carries the same noise: it cannot be averaged away by redelivery.
+import { randomFillSync } from 'node:crypto';
+import type { CountsMessage, RadioCounts } from '../contract/index.ts';
+
+/** The firmware estimator's sub-window (firmware/assembly/estimator.ts SUBWINDOW_MS). */
+export const SUBWINDOW_MS = 30_000;
+
+export interface PrivacySettings {
+  /** k: radios whose devices or estimate is below it are published as zeros, suppressed (0: off). */
+  minCount: number;
+  /** Epsilon of the noise on each device count per window; undefined: no noise. */
+  epsilon?: number;
+  /** Window length (ms): sets the estimate's sensitivity. */
+  windowMs: number;
+}
+
+/** A source of uniform numbers in (0, 1]. */
+export type Uniform = () => number;
+
+const TWO_POW_53 = 9007199254740992;
+const scratch = new Uint32Array(2);
+
+/** A uniform number in (0, 1] from 53 bits of Node's CSPRNG. */
+export const cryptoUniform: Uniform = () => {
+  randomFillSync(scratch);
+  const hi = scratch[0] >>> 5; // 27 bits
+  const lo = scratch[1] >>> 6; // 26 bits
+  scratch.fill(0);
+  return (hi * 67108864 + lo + 1) / TWO_POW_53;
+};
+
+/** Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g. */
+function geometric(alpha: number, uniform: Uniform): number {
+  return Math.floor(Math.log(uniform()) / Math.log(alpha));
+}
+
+/**
+ * Two-sided geometric (discrete Laplace) noise: P(z) = (1 - alpha) / (1 + alpha) alpha^|z| with
+ * alpha = exp(-epsilon / sensitivity); mean 0, variance 2 alpha / (1 - alpha)^2. Two draws always.
+ */
+export function twoSidedGeometric(epsilon: number, sensitivity: number, uniform: Uniform = cryptoUniform): number {
+  if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`privacy: epsilon must be a finite number above 0, got ${epsilon}`);
+  if (!(sensitivity > 0)) throw new RangeError(`privacy: sensitivity must be above 0, got ${sensitivity}`);
+  const alpha = Math.exp(-epsilon / sensitivity);
+  return geometric(alpha, uniform) - geometric(alpha, uniform);
+}
+
+/** Variance of twoSidedGeometric(epsilon, sensitivity): 2 alpha / (1 - alpha)^2. */
+export function noiseVariance(epsilon: number, sensitivity = 1): number {
+  const a = Math.exp(-epsilon / sensitivity);
+  return (2 * a) / (1 - a) ** 2;
+}
+
+/**
+ * How much one address can raise the published estimate (see the header): 1 when the window is at
+ * most one sub-window or a whole number of them, else 2. Depends on the configured window only.
+ */
+export function estimateSensitivity(windowMs: number): number {
+  return windowMs <= SUBWINDOW_MS || windowMs % SUBWINDOW_MS === 0 ? 1 : 2;
+}
+
+/** Windows per day and the epsilon spent per day on one address heard in all of them (basic composition). */
+export function dailyBudget(windowMs: number, epsilon: number): { windowsPerDay: number; perWindow: number; perDay: number } {
+  const windowsPerDay = 86_400_000 / windowMs;
+  return { windowsPerDay, perWindow: 2 * epsilon, perDay: 2 * epsilon * windowsPerDay };
+}
+
+/** True when the settings change anything. */
+export function privacyActive(s: PrivacySettings): boolean {
+  return s.minCount > 0 || s.epsilon !== undefined;
+}
+
+function protectRadio(r: RadioCounts, s: PrivacySettings, uniform: Uniform): RadioCounts {
+  let devices = r.devices;
+  let estimate = r.estimate;
+  if (s.epsilon !== undefined) {
+    devices = Math.max(0, devices + twoSidedGeometric(s.epsilon, 1, uniform));
+    estimate = Math.max(0, estimate + twoSidedGeometric(s.epsilon, estimateSensitivity(s.windowMs), uniform));
+  }
+  if (s.minCount <= 0) return { ...r, devices, estimate };
+  // Decided on the two (noisy) counts and k only.
+  if (devices < s.minCount || estimate < s.minCount) {
+    const zero: RadioCounts = { frames: 0, devices: 0, estimate: 0 };
+    if (r.probes !== undefined) zero.probes = 0;
+    if (r.adverts !== undefined) zero.adverts = 0;
+    if (r.rejected !== undefined) zero.rejected = 0;
+    if (r.weak !== undefined) zero.weak = 0;
+    if (r.exact !== undefined) zero.exact = r.exact;
+    zero.suppressed = true;
+    return zero;
+  }
+  return { ...r, devices, estimate, suppressed: false };
+}
+
+/**
+ * The message as it may leave the gateway: noise (epsilon), then suppression (k), per radio, and
+ * the `privacy` block saying which. Unchanged when neither is set. `uniform` is for tests; the
+ * gateway always uses the CSPRNG.
+ */
+export function protect(m: CountsMessage, s: PrivacySettings, uniform: Uniform = cryptoUniform): CountsMessage {
+  if (!privacyActive(s)) return m;
+  return {
+    ...m,
+    wifi: protectRadio(m.wifi, s, uniform),
+    ble: protectRadio(m.ble, s, uniform),
+    privacy: { min_count: s.minCount, ...(s.epsilon !== undefined ? { epsilon: s.epsilon } : {}) },
+  };
+}

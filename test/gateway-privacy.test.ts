@@ -1,0 +1,334 @@
+// Small counts (gateway/privacy.ts): suppression below k and the differential-privacy noise, applied
+// in the gateway before a window is queued, logged or published.
+//   - the noise is the two-sided geometric (discrete Laplace): mean 0, variance 2a / (1 - a)^2 with
+//     a = exp(-epsilon), P(0) = (1 - a) / (1 + a), symmetric; fixed bounds that a one-sided, mis-scaled
+//     or rounded-continuous sampler fails;
+//   - it comes from Node's CSPRNG (randomFillSync is watched), the same number of draws every window;
+//   - what is published depends on the two counts of a radio, k and the random draws only;
+//   - a real gateway publishing to a real Mosquitto: a radio below k goes out as zeros (frames too)
+//     with suppressed: true, one above k unchanged; the message logged and queued is the published one;
+//   - what the noise's scale rests on, with the real firmware: one address raises devices by 1 and,
+//     on a fixed sub-window grid, the estimate by at most 1; and the two ways it moves the estimate
+//     by more (why the epsilon is not a guarantee for `estimate`).
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { bleCapture, config, subscriber, wifiCapture } from './gateway-support.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { cryptoUniform, dailyBudget, estimateSensitivity, noiseVariance, protect, twoSidedGeometric, type Uniform } from '../gateway/privacy.ts';
+import { countsTopic, validateCounts, type CountsMessage } from '../contract/index.ts';
+import { Firmware } from '../firmware/host/firmware.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { probeRequest } from '../simulator/frames.ts';
+import { Rng } from '../simulator/rng.ts';
+
+const draws = vi.hoisted(() => ({ bytes: [] as number[] }));
+vi.mock('node:crypto', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:crypto')>();
+  const randomFillSync = ((buf: NodeJS.ArrayBufferView, offset?: number, size?: number) => {
+    const out = real.randomFillSync(buf as Uint8Array, offset, size);
+    draws.bytes.push(size ?? buf.byteLength - (offset ?? 0));
+    return out;
+  }) as typeof real.randomFillSync;
+  return { ...real, default: { ...real, randomFillSync }, randomFillSync };
+});
+
+/** A deterministic uniform stream on (0, 1] for reproducible property tests (the gateway uses the CSPRNG). */
+function seeded(seed: number): Uniform & { used: number } {
+  const rng = new Rng(seed);
+  const f = (() => {
+    f.used++;
+    return (rng.u32() + 1) / 4294967296;
+  }) as Uniform & { used: number };
+  f.used = 0;
+  return f;
+}
+
+const msg = (wifi: Partial<CountsMessage['wifi']>, ble: Partial<CountsMessage['ble']> = {}): CountsMessage => ({
+  v: 1, site: 's', zone: 'z', gateway: 'g', seq: 1, start: '2026-06-01T12:00:00.000Z', end: '2026-06-01T12:01:00.000Z', complete: true,
+  wifi: { frames: 120, devices: 3, estimate: 2, probes: 118, rejected: 2, weak: 0, exact: true, ...wifi },
+  ble: { frames: 900, devices: 40, estimate: 31, adverts: 890, rejected: 10, weak: 1, exact: true, ...ble },
+});
+
+describe('small counts: the noise', () => {
+  for (const epsilon of [1, 0.5, 0.1]) {
+    it(`two-sided geometric with epsilon ${epsilon}: mean 0, variance 2a/(1-a)^2, P(0) = (1-a)/(1+a), symmetric`, () => {
+      const n = 200_000;
+      const a = Math.exp(-epsilon);
+      let sum = 0;
+      let sq = 0;
+      let zeros = 0;
+      let plus1 = 0;
+      let minus1 = 0;
+      let nonInteger = 0;
+      for (let i = 0; i < n; i++) {
+        const z = twoSidedGeometric(epsilon, 1);
+        if (!Number.isInteger(z)) nonInteger++;
+        sum += z;
+        sq += z * z;
+        if (z === 0) zeros++;
+        if (z === 1) plus1++;
+        if (z === -1) minus1++;
+      }
+      expect(nonInteger).toBe(0);
+      const variance = (2 * a) / (1 - a) ** 2;
+      expect(noiseVariance(epsilon)).toBeCloseTo(variance, 9);
+      const mean = sum / n;
+      // Bounds: 8 standard errors for the mean, 5 % for the variance (its standard error is ~0.5 %),
+      // 0.01 for P(0) (standard error ~0.001): a correct sampler passes by far, a broken one fails.
+      expect(Math.abs(mean)).toBeLessThan(8 * Math.sqrt(variance / n));
+      expect(sq / n - mean * mean).toBeGreaterThan(variance * 0.95);
+      expect(sq / n - mean * mean).toBeLessThan(variance * 1.05);
+      expect(Math.abs(zeros / n - (1 - a) / (1 + a))).toBeLessThan(0.01);
+      expect(Math.abs(plus1 - minus1) / n).toBeLessThan(0.01);
+    });
+  }
+
+  it('the bounds above fail a broken sampler (one-sided, epsilon halved, rounded continuous Laplace)', () => {
+    const n = 200_000;
+    const epsilon = 0.5;
+    const a = Math.exp(-epsilon);
+    const variance = (2 * a) / (1 - a) ** 2;
+    const stats = (draw: () => number) => {
+      let sum = 0;
+      let sq = 0;
+      let zeros = 0;
+      for (let i = 0; i < n; i++) {
+        const z = draw();
+        sum += z;
+        sq += z * z;
+        if (z === 0) zeros++;
+      }
+      const mean = sum / n;
+      return { meanOk: Math.abs(mean) < 8 * Math.sqrt(variance / n), varOk: Math.abs((sq / n - mean * mean) / variance - 1) < 0.05, zeroOk: Math.abs(zeros / n - (1 - a) / (1 + a)) < 0.01 };
+    };
+    const ok = (s: ReturnType<typeof stats>) => s.meanOk && s.varOk && s.zeroOk;
+    expect(ok(stats(() => twoSidedGeometric(epsilon, 1)))).toBe(true);
+    expect(ok(stats(() => Math.floor(Math.log(cryptoUniform()) / -epsilon)))).toBe(false); // one-sided
+    expect(ok(stats(() => twoSidedGeometric(epsilon / 2, 1)))).toBe(false); // wrong scale
+    expect(ok(stats(() => Math.round((Math.log(cryptoUniform()) - Math.log(cryptoUniform())) / epsilon)))).toBe(false); // rounded Laplace
+  });
+
+  it('draws from the CSPRNG: uniforms in (0, 1], two 8-byte draws per noise value, the same number every window', () => {
+    let outside = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const u = cryptoUniform();
+      if (!(u > 0 && u <= 1)) outside++;
+    }
+    expect(outside).toBe(0);
+    const perWindow = (m: CountsMessage) => {
+      draws.bytes.length = 0;
+      protect(m, { minCount: 15, epsilon: 0.5, windowMs: 60_000 });
+      return [...draws.bytes];
+    };
+    const small = perWindow(msg({ devices: 0, estimate: 0, frames: 0 }, { devices: 1, estimate: 1 }));
+    const big = perWindow(msg({ devices: 5000, estimate: 3000 }, { devices: 20_000, estimate: 9000, exact: false }));
+    // 2 radios x (devices, estimate) x 2 geometric draws, each one call of 8 bytes.
+    expect(small).toEqual(Array(8).fill(8));
+    expect(big).toEqual(small);
+    draws.bytes.length = 0;
+    protect(msg({}), { minCount: 15, windowMs: 60_000 });
+    expect(draws.bytes).toEqual([]); // suppression alone draws nothing
+  });
+});
+
+describe('small counts: suppression', () => {
+  it('a radio below k is published as zeros, every count of it, with suppressed: true; one at or above k unchanged', () => {
+    const out = protect(msg({}), { minCount: 5, windowMs: 60_000 });
+    expect(out.wifi).toEqual({ frames: 0, devices: 0, estimate: 0, probes: 0, rejected: 0, weak: 0, exact: true, suppressed: true });
+    expect(out.ble).toEqual({ ...msg({}).ble, suppressed: false });
+    expect(out.privacy).toEqual({ min_count: 5 });
+    expect(validateCounts(out).ok).toBe(true);
+    // devices at k but estimate below it: suppressed (both must reach k).
+    expect(protect(msg({ devices: 5, estimate: 4 }), { minCount: 5, windowMs: 60_000 }).wifi.suppressed).toBe(true);
+    expect(protect(msg({ devices: 5, estimate: 5 }), { minCount: 5, windowMs: 60_000 }).wifi).toEqual({ ...msg({ devices: 5, estimate: 5 }).wifi, suppressed: false });
+    // Off: the message is unchanged, no privacy block, no flag.
+    expect(protect(msg({}), { minCount: 0, windowMs: 60_000 })).toEqual(msg({}));
+  });
+
+  it('noise first, then suppression on the noisy counts; results clamped at 0; the privacy block names both', () => {
+    const u = seeded(3);
+    for (let i = 0; i < 2000; i++) {
+      const out = protect(msg({ devices: i % 30, estimate: i % 20 }), { minCount: 10, epsilon: 0.5, windowMs: 60_000 }, u);
+      expect(validateCounts(out).ok).toBe(true);
+      expect(out.privacy).toEqual({ min_count: 10, epsilon: 0.5 });
+      for (const r of [out.wifi, out.ble]) {
+        expect(r.devices).toBeGreaterThanOrEqual(0);
+        expect(r.estimate).toBeGreaterThanOrEqual(0);
+        if (r.suppressed) expect([r.devices, r.estimate, r.frames]).toEqual([0, 0, 0]);
+        else expect(Math.min(r.devices, r.estimate)).toBeGreaterThanOrEqual(10);
+      }
+    }
+  });
+
+  it('what is published depends on the two counts, k and the random draws only: every other field can change', () => {
+    const rng = new Rng(9);
+    for (let i = 0; i < 3000; i++) {
+      const counts = { devices: rng.int(0, 40), estimate: rng.int(0, 40) };
+      const a = msg({ ...counts }, { ...counts });
+      // Same counts, every other field different.
+      const b: CountsMessage = {
+        ...a, site: 'other', zone: 'y', gateway: 'h', seq: rng.int(0, 1e9), start: '2030-01-01T00:00:00.000Z', end: '2030-01-01T00:15:00.000Z', complete: false,
+        wifi: { frames: rng.int(0, 1e6), ...counts, probes: rng.int(0, 1e6), rejected: rng.int(0, 1e6), weak: rng.int(0, 1e6), exact: rng.chance(0.5) },
+        ble: { frames: rng.int(0, 1e6), ...counts, adverts: rng.int(0, 1e6), rejected: rng.int(0, 1e6), exact: rng.chance(0.5) },
+      };
+      const settings = { minCount: rng.int(0, 20), epsilon: rng.chance(0.5) ? 0.1 + rng.float() : undefined, windowMs: 60_000 };
+      const ua = seeded(i);
+      const ub = seeded(i);
+      const pa = protect(a, settings, ua);
+      const pb = protect(b, settings, ub);
+      expect(ua.used).toBe(ub.used);
+      for (const r of ['wifi', 'ble'] as const) {
+        expect([pb[r].devices, pb[r].estimate, pb[r].suppressed]).toEqual([pa[r].devices, pa[r].estimate, pa[r].suppressed]);
+      }
+      expect(pb.privacy).toEqual(pa.privacy);
+    }
+  });
+
+  it('budget per day: 2 x epsilon per window (devices and estimate of a radio), times the windows of a day', () => {
+    expect(dailyBudget(60_000, 0.5)).toEqual({ windowsPerDay: 1440, perWindow: 1, perDay: 1440 });
+    expect(dailyBudget(900_000, 0.1).perDay).toBeCloseTo(19.2, 9);
+    expect(estimateSensitivity(60_000)).toBe(1);
+    expect(estimateSensitivity(900_000)).toBe(1);
+    expect(estimateSensitivity(10_000)).toBe(1);
+    expect(estimateSensitivity(45_000)).toBe(2);
+  });
+});
+
+describe('small counts: what one address does to the counts (real firmware)', () => {
+  const fw = Firmware.loadSync();
+  const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
+  const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
+  const mac = (i: number) => Uint8Array.from([0x02, 0x10, 0x20, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
+  const probe = (addr: number, t: number, signalDbm: number): Frame => ({
+    linkType: 127, timestampMs: t, data: probeRequest({ sa: mac(addr), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
+  });
+  const count = (frames: Frame[], span?: { startMs: number; endMs: number }) => {
+    fw.beginWindow(span ?? {});
+    fw.ingestMany([...frames].sort((x, y) => x.timestampMs - y.timestampMs));
+    return fw.endWindow().wifi;
+  };
+
+  it('on a fixed grid (window span given) one more address raises devices by exactly 1 and the estimate by at most 1', () => {
+    const rng = new Rng(21);
+    const span = { startMs: T0, endMs: T0 + 60_000 };
+    let rose = 0;
+    for (let trial = 0; trial < 150; trial++) {
+      const frames: Frame[] = [];
+      const n = rng.int(1, 40);
+      for (let d = 0; d < n; d++) for (let k = rng.int(1, 6); k > 0; k--) frames.push(probe(d, T0 + rng.int(0, 59_999), -40 - rng.int(0, 50)));
+      const extra: Frame[] = [];
+      for (let k = rng.int(1, 8); k > 0; k--) extra.push(probe(1000, T0 + rng.int(0, 59_999), -40 - rng.int(0, 50)));
+      const without = count(frames, span);
+      const withOne = count([...frames, ...extra], span);
+      expect(withOne.devices - without.devices).toBe(1);
+      expect(withOne.estimate - without.estimate).toBeLessThanOrEqual(1);
+      if (withOne.estimate > without.estimate) rose++;
+    }
+    expect(rose).toBeGreaterThan(10);
+  });
+
+  it('NOT bounded the other way: one address can lower the estimate by many (links, and a grid set by the first and last frame)', () => {
+    // (a) 20 devices, each heard once, 1.4 s apart at -50 dBm: 20 entities. One more device probing
+    // 0.5 s before each of them at the same signal links all their new addresses to itself.
+    const crowd = Array.from({ length: 20 }, (_, d) => probe(d, T0 + 1000 + d * 1400, -50));
+    const linker = Array.from({ length: 20 }, (_, d) => probe(500, T0 + 500 + d * 1400, -50));
+    const span = { startMs: T0, endMs: T0 + 30_000 };
+    const a0 = count(crowd, span);
+    const a1 = count([...crowd, ...linker], span);
+    expect(a0.estimate).toBe(20);
+    expect(a1.devices).toBe(21);
+    expect(a1.estimate).toBe(2); // the floor: 21 new addresses / 9
+    // (b) Without a span (how the gateway's window clock opens windows), the divisor runs from the
+    // first to the last frame: 20 devices 1.1 s apart in the first 22 s read 20; one frame at 35 s halves it.
+    const early = Array.from({ length: 20 }, (_, d) => probe(d, T0 + d * 1100, -50));
+    const b0 = count(early);
+    const b1 = count([...early, probe(777, T0 + 35_000, -50)]);
+    expect(b0.estimate).toBe(20);
+    expect(b1.estimate).toBe(11); // 21 over two sub-windows
+  });
+});
+
+const SUITE = 'small counts through a real gateway and Mosquitto';
+const ok = need('mosquitto', 'mosquitto', SUITE);
+
+describe.skipIf(!ok)(SUITE, () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-privacy-'));
+  const start = Date.UTC(2026, 5, 1, 12, 0, 0);
+  let wifi: ReturnType<typeof wifiCapture>;
+  let ble: ReturnType<typeof bleCapture>;
+  beforeAll(async () => {
+    await broker.start();
+    // 3 Wi-Fi devices (below k = 5) and 20 BLE devices (above it), for 3 minutes.
+    wifi = wifiCapture(join(dir, 'wifi.pcap'), { devices: 3, startMs: start, durationMs: 180_000, framesPerS: 0.5 });
+    ble = bleCapture(join(dir, 'ble.pcap'), { devices: 20, startMs: start, durationMs: 180_000, framesPerS: 40 });
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function run(site: string, flags: { privacyMinCount?: string; privacyEpsilon?: string }) {
+    const logs: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
+    const sub = await subscriber(broker.url, { filter: countsTopic(site, 'g') });
+    const queued: CountsMessage[] = [];
+    const gw = new Gateway({
+      config: config({ site, zone: 'z', id: 'g', mqttUrl: broker.url, source: [`wifi=pcap:${wifi.path}`, `ble=pcap:${ble.path}`], speed: 'max', window: '60s', queueDir: join(dir, `q-${site}`), ...flags }),
+      log,
+      onWindow: (m) => queued.push(m),
+    });
+    await gw.run();
+    await sub.client.endAsync();
+    const published = sub.messages.map((m) => JSON.parse(m.payload.toString()) as CountsMessage).sort((x, y) => x.seq - y.seq);
+    return { published, queued, logs };
+  }
+
+  it('k = 5: the Wi-Fi radio (3 devices) goes out as zeros with suppressed: true, BLE (20) as counted; logged and queued = published', async () => {
+    const plain = await run('plain', {});
+    expect(plain.published.length).toBeGreaterThanOrEqual(3);
+    expect(plain.published.some((m) => m.wifi.devices === 3)).toBe(true); // without k the small count is published
+    for (const m of plain.published) expect(m.privacy === undefined && m.wifi.suppressed === undefined).toBe(true);
+
+    const { published, queued, logs } = await run('kfive', { privacyMinCount: '5' });
+    expect(published.length).toBe(plain.published.length);
+    for (const m of published) {
+      expect(validateCounts(m).ok).toBe(true);
+      expect(m.privacy).toEqual({ min_count: 5 });
+      expect(m.wifi).toEqual({ frames: 0, devices: 0, estimate: 0, probes: 0, rejected: 0, weak: 0, exact: true, suppressed: true });
+    }
+    // BLE: the windows with the whole crowd are published unchanged (a window cut short at either
+    // end of the capture may fall below k, then it is suppressed too).
+    const full = published.filter((m) => m.complete);
+    expect(full.length).toBeGreaterThanOrEqual(2);
+    for (const m of full) {
+      const p = plain.published.find((x) => x.seq === m.seq - plain.published[0].seq + published[0].seq) ?? plain.published.find((x) => x.start === m.start)!;
+      expect(m.ble).toEqual({ ...p.ble, suppressed: false });
+      expect(m.ble.devices).toBe(20);
+    }
+    // What was queued (and would be sent again after a restart) is exactly what was published.
+    expect(published).toEqual(queued);
+    // The log line of each window carries the published counts only.
+    const lines = logs.filter((l) => l.msg === 'window closed');
+    expect(lines.length).toBe(published.length);
+    for (const l of lines) expect(l.wifi).toBe(0);
+  });
+
+  it('epsilon = 1 with k = 5: noisy counts, drawn once per window (queued = published), the privacy block says so', async () => {
+    const { published, queued } = await run('noisy', { privacyMinCount: '5', privacyEpsilon: '1' });
+    expect(published.length).toBeGreaterThanOrEqual(3);
+    expect(published).toEqual(queued);
+    for (const m of published) {
+      expect(validateCounts(m).ok).toBe(true);
+      expect(m.privacy).toEqual({ min_count: 5, epsilon: 1 });
+      for (const r of [m.wifi, m.ble]) if (!r.suppressed) expect(Math.min(r.devices, r.estimate)).toBeGreaterThanOrEqual(5);
+    }
+    // BLE's 20 devices stay near 20 (the noise has standard deviation 1.4 at epsilon 1).
+    for (const m of published.filter((x) => x.complete)) expect(Math.abs(m.ble.devices - 20)).toBeLessThanOrEqual(20);
+  });
+});
