@@ -26,6 +26,7 @@ import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
+import { GatewayIdentity } from './registry.ts';
 
 export interface AggregatorOptions {
   /** A pino logger to use (default: JSON to stderr at config.logLevel). */
@@ -63,6 +64,8 @@ export class Aggregator extends EventEmitter {
   private readonly pipeline: WritePipeline;
   private readonly liveness: GatewayLiveness;
   private readonly rejectLog: RejectLog;
+  /** Registry, limit on unregistered gateways, conflict memory (./registry.ts). */
+  readonly identity: GatewayIdentity;
   private http: HealthServer | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -78,6 +81,7 @@ export class Aggregator extends EventEmitter {
     routeClientLog(this.log);
     this.calibration = opts.calibration ?? null;
     this.rejectLog = new RejectLog(this.log, opts.rejectLog);
+    this.identity = new GatewayIdentity(this.config.gateways, this.log);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
@@ -130,7 +134,7 @@ export class Aggregator extends EventEmitter {
     }
     this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
     this.missingTimer.unref();
-    this.log.info({ sink: this.sink.target, broker: redactUrl(this.config.mqtt.url), clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, http: this.http ? `${http.host}:${this.httpPort}` : null }, 'aggregator starting');
+    this.log.info({ sink: this.sink.target, broker: redactUrl(this.config.mqtt.url), clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, gateways_registered: this.identity.registered, allow_unknown: this.config.gateways.allow_unknown, http: this.http ? `${http.host}:${this.httpPort}` : null }, 'aggregator starting');
     await this.intake.start();
   }
 
@@ -144,6 +148,12 @@ export class Aggregator extends EventEmitter {
       r = classify(topic, payload, now, this.config.maxAhead, this.calibration);
     } catch (e) {
       r = { ok: false, reason: 'invalid', detail: `cannot be turned into points: ${(e as Error).message}` };
+    }
+    if (r.ok) {
+      // Who may publish what (registry, limit on unknown gateways), then conflicts with accepted windows.
+      const m = r.message;
+      const denied = this.identity.admit(m.site, m.gateway, m.zone) ?? (r.kind === 'counts' ? this.identity.checkCounts(r.message) : null);
+      if (denied) r = { ok: false, ...denied };
     }
     if (r.ok ? r.kind === 'status' : topic.endsWith('/status')) this.uncounted.status++;
     else this.uncounted.counts++;

@@ -21,6 +21,8 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
 import { readSecretFile } from '../scripts/lib/secrets.ts';
+import { ID_PATTERN } from '../contract/index.ts';
+import type { GatewaysConfig } from './registry.ts';
 
 export { ConfigError };
 
@@ -88,6 +90,8 @@ export interface AggregatorConfig {
   logLevel: string;
   /** Calibration file (`presence calibrate`) the CLI loads and reloads on SIGHUP. */
   calibration?: string;
+  /** Gateway registry, limit on unregistered gateways, conflict memory (./registry.ts; snake_case keys in memory too). */
+  gateways: GatewaysConfig;
 }
 
 /** Every setting at its default (the defaults live in AGGREGATOR_OPTIONS). */
@@ -155,6 +159,25 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
   { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },
   { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the JSON lines on stderr' },
+  {
+    key: 'gateways.registry',
+    schema: {
+      type: 'object',
+      propertyNames: { pattern: ID_PATTERN },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['site', 'zone'],
+        properties: { site: { type: 'string', pattern: ID_PATTERN }, zone: { type: 'string', pattern: ID_PATTERN }, credential: { type: 'string', minLength: 1, maxLength: 256 } },
+      },
+    },
+    hint: 'gateway ids, sites and zones must be lower case letters, digits, - and _ (up to 63), each entry { site, zone, credential? }',
+    example: { 'gw-plein-1': { site: 'dam', zone: 'plein', credential: 'dam/gw-plein-1' } },
+    description: 'gateway id -> { site, zone, credential }: messages of a registered gateway for another site or zone are rejected (identity_mismatch); `presence provision gateway` adds entries',
+  },
+  { key: 'gateways.allow_unknown', schema: { type: 'boolean' }, defaultText: 'false with a registry, true without', description: 'accept gateways that are not in gateways.registry (up to gateways.max_known); false: reject them (unknown_gateway)' },
+  { key: 'gateways.max_known', schema: { type: 'integer', minimum: 1 }, default: 10_000, flag: '--max-gateways <n>', description: 'unregistered gateways accepted at most; messages of further ones are rejected (gateway_limit) with a warning' },
+  { key: 'gateways.conflict_memory', schema: { type: 'integer', minimum: 0 }, default: 50_000, description: 'accepted counts messages remembered (about 560 bytes each): another message for one of their windows or seqs is rejected (conflict), an identical one is a redelivery; 0 turns it off' },
   { key: 'calibration', schema: { type: 'string', minLength: 1 }, path: true, flag: '--calibration <file>', description: 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP' },
 ];
 
@@ -222,6 +245,7 @@ export interface AggregatorFlags {
   maxAhead?: string;
   logLevel?: string;
   calibration?: string;
+  maxGateways?: string;
 }
 
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
@@ -296,6 +320,13 @@ function toInternal(c: any, where: string): AggregatorConfig {
     missingCheckInterval: d(c.missing_check_interval),
     logLevel: c.log.level,
     ...(c.calibration !== undefined ? { calibration: c.calibration } : {}),
+    gateways: {
+      registry: c.gateways.registry ?? {},
+      // With a registry, an unknown gateway is refused unless the operator says otherwise.
+      allow_unknown: c.gateways.allow_unknown ?? Object.keys(c.gateways.registry ?? {}).length === 0,
+      max_known: c.gateways.max_known,
+      conflict_memory: c.gateways.conflict_memory,
+    },
   };
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
   for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>) for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];

@@ -11,13 +11,14 @@ import {
   type StatusMessage,
 } from '../contract/index.ts';
 import { peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
+import { IDENTITY_REJECT_REASONS, type IdentityRejectReason } from './registry.ts';
 
 export const PRESENCE = 'presence';
 export const GATEWAY_STATUS = 'gateway_status';
 
 /** Reasons a message is rejected; the label of the rejected-messages counter. */
-export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'unknown_field' | 'invalid' | 'topic_mismatch' | 'future';
-export const REJECT_REASONS: RejectReason[] = ['too_large', 'bad_topic', 'bad_json', 'unknown_field', 'invalid', 'topic_mismatch', 'future'];
+export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'unknown_field' | 'invalid' | 'topic_mismatch' | 'future' | IdentityRejectReason;
+export const REJECT_REASONS: RejectReason[] = ['too_large', 'bad_topic', 'bad_json', 'unknown_field', 'invalid', 'topic_mismatch', 'future', ...IDENTITY_REJECT_REASONS];
 
 export type Classified =
   | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[]; windowMs: number }

@@ -1,0 +1,162 @@
+// Gateway identities: which gateways the aggregator takes messages from, for which site and zone,
+// and a memory of recently accepted windows so a stored window cannot be silently rewritten.
+//
+// The broker binds a credential to a topic (docs/mosquitto/: user name `site/gateway`, ACL pattern
+// presence/v1/%u/counts); the topic names site and gateway, and the aggregator already refuses a
+// payload naming others (topic_mismatch). What the broker cannot know is the zone, and whether the
+// gateway is one the operator set up: that is this registry (`gateways.registry` in the config,
+// written by `presence provision gateway`).
+//
+//   - unknown_gateway    a registry is configured, allow_unknown is false, and the gateway is not in it
+//   - identity_mismatch  the gateway is registered for another site or zone
+//   - gateway_limit      not registered, allowed, but max_known other gateways are already known:
+//                        made-up gateway ids cannot grow the aggregator's memory without bound
+//   - conflict           a counts message for a window (or seq) this aggregator accepted with other
+//                        counts; the identical message again (a redelivery) is accepted as before
+//
+// Bound of the conflict memory: the last `conflict_memory` accepted counts messages (default 100,000,
+// about 210 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
+// It lives in this process only: a window accepted before a restart, or forgotten since, or received
+// by another member of a shared-subscription group, is not compared, and a different message for it
+// is written over the stored point (InfluxDB keeps the last write of a point).
+import { hash } from 'node:crypto';
+import type { Logger } from 'pino';
+import countsSchema from '../contract/schemas/counts.schema.json' with { type: 'json' };
+import type { CountsMessage } from '../contract/index.ts';
+
+export interface RegisteredGateway {
+  site: string;
+  zone: string;
+  /** Name of the broker credential (MQTT user name or certificate CN), for the operator's records. */
+  credential?: string;
+}
+
+/** The `gateways` section of the configuration (snake_case in memory too). */
+export interface GatewaysConfig {
+  /** Gateway id -> where it is installed. Empty: no registry. */
+  registry: Record<string, RegisteredGateway>;
+  /** Accept gateways that are not in the registry (checked against max_known). */
+  allow_unknown: boolean;
+  /** Gateways not in the registry that are accepted at most; beyond it their messages are rejected. */
+  max_known: number;
+  /** Accepted counts messages remembered for conflict detection. 0 turns it off. */
+  conflict_memory: number;
+}
+
+export type IdentityRejectReason = 'unknown_gateway' | 'identity_mismatch' | 'gateway_limit' | 'conflict';
+export const IDENTITY_REJECT_REASONS: IdentityRejectReason[] = ['unknown_gateway', 'identity_mismatch', 'gateway_limit', 'conflict'];
+export type IdentityVerdict = { reason: IdentityRejectReason; detail: string } | null;
+
+interface Remembered {
+  digest: string;
+  start: number;
+  seq: number;
+}
+
+// Fields of a counts message in schema order (radio objects field by field): the digest covers
+// every field the contract defines, in a fixed order, whatever order the JSON had.
+const TOP = Object.keys(countsSchema.properties) as Array<keyof CountsMessage>;
+const RADIO = Object.keys(countsSchema.$defs.radio.properties);
+const TIMES = new Set(['start', 'end']);
+const RADIOS = new Set(['wifi', 'ble']);
+
+/** Digest of a counts message's content: equal for the same counts however the JSON was written
+ *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. Ids, numbers and booleans
+ *  only (the schema allows nothing else), so `|` cannot occur inside a part. */
+export function countsDigest(m: CountsMessage): string {
+  let s = '';
+  for (const k of TOP) {
+    const v = m[k] as unknown;
+    if (TIMES.has(k)) s += `${Date.parse(v as string)}|`;
+    else if (RADIOS.has(k)) for (const f of RADIO) s += `${(v as Record<string, unknown>)[f] ?? '-'}|`;
+    else s += `${v ?? '-'}|`;
+  }
+  return hash('sha256', s, 'base64url').slice(0, 16);
+}
+
+export class GatewayIdentity {
+  /** Gateways not in the registry that were accepted, as site/gateway. */
+  private readonly admitted = new Set<string>();
+  private limitWarned = false;
+  private readonly byWindow = new Map<string, Remembered>();
+  private readonly bySeq = new Map<string, Remembered>();
+  readonly registered: number;
+
+  constructor(
+    private readonly cfg: GatewaysConfig,
+    private readonly log: Logger,
+  ) {
+    this.registered = Object.keys(cfg.registry).length;
+  }
+
+  /** Gateways known: registered plus accepted unregistered ones. */
+  get known(): number {
+    return this.registered + this.admitted.size;
+  }
+
+  /** Counts messages remembered for conflict detection. */
+  get remembered(): number {
+    return this.byWindow.size;
+  }
+
+  /**
+   * May this gateway publish for this site (and zone, when the message names one)? Null: yes.
+   * A gateway not in the registry is admitted (and remembered) while fewer than max_known are.
+   */
+  admit(site: string, gateway: string, zone: string | undefined): IdentityVerdict {
+    const reg = Object.hasOwn(this.cfg.registry, gateway) ? this.cfg.registry[gateway] : undefined;
+    if (reg) {
+      if (reg.site !== site) return { reason: 'identity_mismatch', detail: `gateway ${gateway} is registered for site ${reg.site}, not ${site}` };
+      if (zone !== undefined && reg.zone !== zone)
+        return { reason: 'identity_mismatch', detail: `gateway ${gateway} is registered for zone ${reg.zone} of site ${site}, not zone ${zone}` };
+      return null;
+    }
+    if (!this.cfg.allow_unknown)
+      return { reason: 'unknown_gateway', detail: `gateway ${gateway} (site ${site}) is not in the registry (gateways.registry); add it with presence provision gateway` };
+    const key = `${site}/${gateway}`;
+    if (this.admitted.has(key)) return null;
+    if (this.admitted.size >= this.cfg.max_known) {
+      if (!this.limitWarned) {
+        this.limitWarned = true;
+        this.log.warn(
+          { max_known: this.cfg.max_known, site, gateway },
+          'gateway limit reached: messages of further unregistered gateways are rejected (gateway_limit); register the real ones (gateways.registry) or raise gateways.max_known',
+        );
+      }
+      return { reason: 'gateway_limit', detail: `${this.cfg.max_known} unregistered gateways are known already (gateways.max_known); ${key} is not accepted` };
+    }
+    this.admitted.add(key);
+    return null;
+  }
+
+  /**
+   * A counts message that passed everything else: a conflict when this aggregator accepted other
+   * counts for the same window of the gateway, or for the same seq with a window not after the
+   * remembered one (a gateway whose queue folder was lost starts its seq again: later windows under
+   * an old seq are accepted). Otherwise remembers it (oldest forgotten beyond conflict_memory).
+   */
+  checkCounts(m: CountsMessage): IdentityVerdict {
+    const limit = this.cfg.conflict_memory;
+    if (limit <= 0) return null;
+    const start = Date.parse(m.start);
+    const gw = `${m.site}/${m.gateway}`;
+    const wk = `${gw}@${start}`;
+    const sk = `${gw}#${m.seq}`;
+    const digest = countsDigest(m);
+    const w = this.byWindow.get(wk);
+    if (w) {
+      if (w.digest === digest) return null; // a redelivery: the same point is written again
+      return { reason: 'conflict', detail: `window ${m.start} of ${gw} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted` };
+    }
+    const s = this.bySeq.get(sk);
+    if (s && s.digest !== digest && start <= s.start)
+      return { reason: 'conflict', detail: `seq ${m.seq} of ${gw} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts` };
+    const entry: Remembered = { digest, start, seq: m.seq };
+    this.byWindow.set(wk, entry);
+    this.bySeq.delete(sk); // re-insert: the newest at the end
+    this.bySeq.set(sk, entry);
+    while (this.byWindow.size > limit) this.byWindow.delete(this.byWindow.keys().next().value!);
+    while (this.bySeq.size > limit) this.bySeq.delete(this.bySeq.keys().next().value!);
+    return null;
+  }
+}

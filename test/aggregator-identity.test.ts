@@ -1,0 +1,210 @@
+// Bound identities in the aggregator: the gateway registry (unknown gateways, another site or zone),
+// the limit on unregistered gateways (made-up ids cannot grow memory without bound), and conflicts
+// (another message for an accepted window or seq is rejected; an identical one is a redelivery).
+// First the pure rules, then the same through a real Mosquitto into a line-protocol file, with the
+// rejections counted in presence_aggregator_rejected_total{reason}.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
+import { countsDigest, GatewayIdentity, type GatewaysConfig } from '../aggregator/registry.ts';
+import { encode, type CountsMessage } from '../contract/index.ts';
+import { countsItem, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
+
+type LogLine = { level: number; msg: string; reason?: string; detail?: string };
+const capturing = (lines: LogLine[]) => pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+
+const T0 = Date.parse('2026-03-01T10:00:00Z');
+const gw = (over: Partial<GatewaysConfig> = {}): GatewaysConfig => ({ registry: {}, allow_unknown: true, max_known: 10_000, conflict_memory: 1000, ...over });
+
+describe('gateway registry and limits (pure)', () => {
+  const registry = { 'gw-plein-1': { site: 'dam', zone: 'plein', credential: 'dam/gw-plein-1' } };
+
+  it('with a registry, unknown gateways are rejected by default; registered ones only for their site and zone', () => {
+    const cfg = resolveConfig({ gateways: { registry } }).gateways;
+    expect(cfg.allow_unknown).toBe(false);
+    const id = new GatewayIdentity(cfg, pino({ level: 'silent' }));
+    expect(id.admit('dam', 'gw-plein-1', 'plein')).toBeNull();
+    expect(id.admit('dam', 'gw-plein-1', undefined)).toBeNull(); // a status without a zone
+    expect(id.admit('dam', 'gw-made-up', 'plein')).toMatchObject({ reason: 'unknown_gateway' });
+    expect(id.admit('damrak', 'gw-plein-1', 'plein')).toEqual({ reason: 'identity_mismatch', detail: 'gateway gw-plein-1 is registered for site dam, not damrak' });
+    expect(id.admit('dam', 'gw-plein-1', 'kalverstraat')).toMatchObject({ reason: 'identity_mismatch', detail: expect.stringContaining('zone plein of site dam, not zone kalverstraat') });
+    expect(id.admit('dam', 'constructor', 'plein')).toMatchObject({ reason: 'unknown_gateway' }); // no prototype keys
+  });
+
+  it('allow_unknown: true with a registry accepts others (up to max_known), still binding registered ones', () => {
+    const id = new GatewayIdentity(resolveConfig({ gateways: { registry, allow_unknown: true } }).gateways, pino({ level: 'silent' }));
+    expect(id.admit('west', 'gw-other', 'z')).toBeNull();
+    expect(id.admit('damrak', 'gw-plein-1', 'plein')).toMatchObject({ reason: 'identity_mismatch' });
+  });
+
+  it('without a registry every gateway is accepted up to max_known; past it, rejected with one warning', () => {
+    const cfg = resolveConfig({}).gateways;
+    expect(cfg).toEqual({ registry: {}, allow_unknown: true, max_known: 10_000, conflict_memory: 50_000 });
+    const lines: LogLine[] = [];
+    const id = new GatewayIdentity(gw({ max_known: 3 }), capturing(lines));
+    for (const g of ['a', 'b', 'c']) expect(id.admit('s', g, 'z')).toBeNull();
+    for (let i = 0; i < 100; i++) expect(id.admit('s', `made-up-${i}`, 'z')).toMatchObject({ reason: 'gateway_limit' });
+    expect(id.admit('s', 'b', 'z')).toBeNull(); // known ones go on
+    expect(id.known).toBe(3);
+    expect(lines.filter((l) => l.msg.startsWith('gateway limit reached'))).toHaveLength(1);
+  });
+
+  it('the registry is validated with the file, key and reason', () => {
+    expect(() => resolveConfig({ gateways: { registry: { 'GW 1': { site: 'dam', zone: 'plein' } } } })).toThrow(ConfigError);
+    expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'Dam Square', zone: 'plein' } } } })).toThrow(/gateways\.registry\.gw-1\.site: must match/);
+    expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam' } } } })).toThrow(/gateways\.registry\.gw-1\.zone: is required/);
+    expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam', zone: 'plein', mac: 'x' } } } })).toThrow(/unknown key "mac"/);
+    expect(loadConfig({ maxGateways: '25' }, {}).gateways.max_known).toBe(25);
+  });
+});
+
+describe('conflicts (pure)', () => {
+  const m = window('dam', 'gw-1', 7, T0, 60_000, 'plein');
+
+  it('the identical message again is a redelivery; other counts for the same window are a conflict', () => {
+    const id = new GatewayIdentity(gw(), pino({ level: 'silent' }));
+    expect(id.checkCounts(m)).toBeNull();
+    expect(id.checkCounts(structuredClone(m))).toBeNull();
+    const changed = { ...m, wifi: { ...m.wifi, devices: 0 } };
+    expect(id.checkCounts(changed)).toMatchObject({ reason: 'conflict', detail: expect.stringContaining(`window ${m.start} of dam/gw-1 was accepted before`) });
+    expect(id.checkCounts({ ...m, seq: 99 })).toMatchObject({ reason: 'conflict' }); // same window, other seq
+    expect(id.checkCounts({ ...m, complete: false })).toMatchObject({ reason: 'conflict' });
+  });
+
+  it('the digest is of the content, not of the JSON text', () => {
+    const { wifi, ble, ...rest } = m;
+    const reordered = JSON.parse(JSON.stringify({ ble, wifi, ...rest })) as CountsMessage;
+    expect(countsDigest(reordered)).toBe(countsDigest(m));
+    expect(countsDigest({ ...m, start: m.start.replace('.000Z', 'Z') })).toBe(countsDigest(m));
+    expect(countsDigest({ ...m, wifi: { ...m.wifi, rejected: 0 } })).not.toBe(countsDigest(m));
+    expect(countsDigest({ ...m, wifi: { ...m.wifi, devices: m.wifi.devices + 1 } })).not.toBe(countsDigest(m));
+  });
+
+  it('an accepted seq with another window not after it is a conflict; a later window under an old seq (queue folder lost) is accepted', () => {
+    const id = new GatewayIdentity(gw(), pino({ level: 'silent' }));
+    expect(id.checkCounts(m)).toBeNull();
+    expect(id.checkCounts({ ...m, start: new Date(T0 - 60_000).toISOString(), end: new Date(T0).toISOString() })).toMatchObject({
+      reason: 'conflict',
+      detail: expect.stringContaining('seq 7 of dam/gw-1 was accepted before'),
+    });
+    expect(id.checkCounts({ ...m, start: new Date(T0 + 3_600_000).toISOString(), end: new Date(T0 + 3_660_000).toISOString() })).toBeNull();
+  });
+
+  it('remembers at most conflict_memory messages (the oldest are forgotten), and 0 turns it off', () => {
+    const id = new GatewayIdentity(gw({ conflict_memory: 10 }), pino({ level: 'silent' }));
+    for (let i = 0; i < 25; i++) expect(id.checkCounts(window('dam', 'gw-1', i, T0 + i * 60_000, 60_000, 'plein'))).toBeNull();
+    expect(id.remembered).toBe(10);
+    const old = window('dam', 'gw-1', 0, T0, 60_000, 'plein');
+    expect(id.checkCounts({ ...old, wifi: { ...old.wifi, devices: 0 } })).toBeNull(); // forgotten: not covered
+    const recent = window('dam', 'gw-1', 24, T0 + 24 * 60_000, 60_000, 'plein');
+    expect(id.checkCounts({ ...recent, wifi: { ...recent.wifi, devices: 0 } })).toMatchObject({ reason: 'conflict' });
+    const off = new GatewayIdentity(gw({ conflict_memory: 0 }), pino({ level: 'silent' }));
+    expect(off.checkCounts(m)).toBeNull();
+    expect(off.checkCounts({ ...m, wifi: { ...m.wifi, devices: 0 } })).toBeNull();
+    expect(off.remembered).toBe(0);
+  });
+});
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator identity');
+
+describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-identity-'));
+  const aggs: Aggregator[] = [];
+
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    for (const a of aggs) await a.stop(2000).catch(() => {});
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(name: string, gateways: Record<string, unknown>, lines: LogLine[] = []) {
+    const out = join(dir, `${name}.lp`);
+    const agg = new Aggregator(
+      { mqtt: { url: broker.url, clientId: `identity-${name}` }, out, http: { port: null }, batch: { flushInterval: 10 }, gateways },
+      { logger: capturing(lines) },
+    );
+    aggs.push(agg);
+    const rejected = new Map<string, number>();
+    agg.on('rejected', (reason: string) => rejected.set(reason, (rejected.get(reason) ?? 0) + 1));
+    await agg.start();
+    const read = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
+    const metric = async (reason: string) => {
+      const text = await agg.metrics.registry.getSingleMetricAsString('presence_aggregator_rejected_total');
+      return Number(new RegExp(`reason="${reason}"} (\\d+)`).exec(text)?.[1] ?? NaN);
+    };
+    return { agg, rejected, read, metric };
+  }
+
+  it('a registered gateway is stored; unknown ones, another site or another zone are rejected and counted', async () => {
+    const { agg, read, metric } = await start('registry', { registry: { 'gw-plein-1': { site: 'dam', zone: 'plein' } } });
+    const pub = await publisher(broker.url);
+    const t = Date.now() - 3_600_000;
+    await publishAll(pub, [
+      countsItem(window('dam', 'gw-plein-1', 1, t, 60_000, 'plein')),
+      countsItem(window('damrak', 'gw-plein-1', 2, t + 60_000, 60_000, 'plein')), // another site
+      countsItem(window('dam', 'gw-plein-1', 3, t + 120_000, 60_000, 'kalverstraat')), // another zone
+      countsItem(window('dam', 'gw-made-up', 1, t, 60_000, 'plein')), // not registered
+      statusItem({ ...status('dam', 'gw-made-up'), zone: 'plein' }),
+      statusItem(status('dam', 'gw-plein-1')),
+    ]);
+    await until('all handled', () => agg.stats(), (s) => s.received === 6 && s.queueDepth === 0);
+    await agg.drain();
+    const lines = read();
+    expect(lines.filter((l) => l.startsWith('presence,'))).toHaveLength(2);
+    expect(lines.every((l) => l.includes('gateway=gw-plein-1') && l.includes('site=dam'))).toBe(true);
+    expect(lines.some((l) => l.includes('zone=kalverstraat'))).toBe(false);
+    expect(lines.filter((l) => l.startsWith('gateway_status,'))).toHaveLength(1);
+    expect(await metric('identity_mismatch')).toBe(2);
+    expect(await metric('unknown_gateway')).toBe(2);
+    await pub.endAsync();
+  });
+
+  it('made-up gateway ids past max_known are rejected: known gateways and memory stay bounded', async () => {
+    const lines: LogLine[] = [];
+    const { agg, read, metric } = await start('limit', { max_known: 50 }, lines);
+    const pub = await publisher(broker.url);
+    const t = Date.now() - 3_600_000;
+    const items = Array.from({ length: 2000 }, (_, i) => countsItem(window('dam', `made-up-${i}`, 1, t, 60_000, 'plein')));
+    await publishAll(pub, items);
+    await until('all handled', () => agg.stats(), (s) => s.received === 2000 && s.queueDepth === 0);
+    await agg.drain();
+    expect(new Set(read().map((l) => /gateway=([^,]+)/.exec(l)![1])).size).toBe(50);
+    expect(await metric('gateway_limit')).toBe(1950);
+    expect(agg.identity.known).toBe(50);
+    expect(await agg.metrics.registry.getSingleMetricAsString('presence_aggregator_gateways_known')).toMatch(/ 50$/m);
+    expect(lines.filter((l) => l.msg.startsWith('gateway limit reached'))).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'message rejected').length).toBeLessThanOrEqual(10); // rate-limited
+    await pub.endAsync();
+  });
+
+  it('a different message for a stored window is rejected as a conflict; a redelivery of the same one is written again, unchanged', async () => {
+    const { agg, read, metric } = await start('conflict', {});
+    const pub = await publisher(broker.url);
+    const m = window('dam', 'gw-c', 5, Date.parse('2025-06-01T12:00:00Z'), 60_000, 'plein');
+    const topic = countsItem(m).topic;
+    await pub.publishAsync(topic, encode(m), { qos: 1 });
+    // The attack of issue 10: devices 5 -> 0 for a stored window.
+    await pub.publishAsync(topic, encode({ ...m, wifi: { ...m.wifi, devices: 0 } }), { qos: 1 });
+    // The same counts, written by another serializer (keys in another order, no milliseconds).
+    const { wifi: w0, ble: b0, ...rest } = m;
+    await pub.publishAsync(topic, JSON.stringify({ ble: b0, wifi: w0, ...rest, start: m.start.replace('.000Z', 'Z') }), { qos: 1 });
+    await until('all handled', () => agg.stats(), (s) => s.received === 3 && s.queueDepth === 0);
+    await agg.drain();
+    const wifi = read().filter((l) => l.includes('radio=wifi'));
+    expect(wifi).toHaveLength(2);
+    expect(wifi[0]).toBe(wifi[1]);
+    expect(wifi[0]).toContain(`devices=${m.wifi.devices}i`);
+    expect(await metric('conflict')).toBe(1);
+    await pub.endAsync();
+  });
+});
