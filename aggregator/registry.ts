@@ -53,23 +53,37 @@ interface Remembered {
   seq: number;
 }
 
-// Fields of a counts message in schema order (radio objects field by field): the digest covers
+// Fields of a counts message in schema order (objects with their keys sorted): the digest covers
 // every field the contract defines, in a fixed order, whatever order the JSON had.
 const TOP = Object.keys(countsSchema.properties) as Array<keyof CountsMessage>;
-const RADIO = Object.keys(countsSchema.$defs.radio.properties);
 const TIMES = new Set(['start', 'end']);
-const RADIOS = new Set(['wifi', 'ble']);
+/** The keys of each object field (radios, privacy) in schema order; the schemas are closed, so
+ *  these are all the keys it can have. */
+const SUBKEYS: Record<string, string[]> = {};
+for (const k of TOP) {
+  let s = (countsSchema.properties as Record<string, { $ref?: string; properties?: object }>)[k];
+  if (s.$ref) s = (countsSchema.$defs as Record<string, { properties?: object }>)[s.$ref.replace('#/$defs/', '')];
+  if (s?.properties) SUBKEYS[k] = Object.keys(s.properties);
+}
+
+/** JSON with the keys of every object sorted. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? '-';
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+}
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
- *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. Ids, numbers and booleans
- *  only (the schema allows nothing else), so `|` cannot occur inside a part. */
+ *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. */
 export function countsDigest(m: CountsMessage): string {
   let s = '';
   for (const k of TOP) {
     const v = m[k] as unknown;
+    const sub = SUBKEYS[k];
     if (TIMES.has(k)) s += `${Date.parse(v as string)}|`;
-    else if (RADIOS.has(k)) for (const f of RADIO) s += `${(v as Record<string, unknown>)[f] ?? '-'}|`;
-    else s += `${v ?? '-'}|`;
+    else if (sub && v && typeof v === 'object') for (const f of sub) s += `${canonical((v as Record<string, unknown>)[f])},`;
+    else s += `${canonical(v)}|`;
   }
   return hash('sha256', s, 'base64url').slice(0, 16);
 }

@@ -84,6 +84,10 @@ describe('conflicts (pure)', () => {
     expect(countsDigest({ ...m, start: m.start.replace('.000Z', 'Z') })).toBe(countsDigest(m));
     expect(countsDigest({ ...m, wifi: { ...m.wifi, rejected: 0 } })).not.toBe(countsDigest(m));
     expect(countsDigest({ ...m, wifi: { ...m.wifi, devices: m.wifi.devices + 1 } })).not.toBe(countsDigest(m));
+    // every field of the contract counts, also objects other than the radios
+    const withPrivacy = { ...m, privacy: { min_count: 5 } } as CountsMessage;
+    expect(countsDigest(withPrivacy)).not.toBe(countsDigest(m));
+    expect(countsDigest({ ...withPrivacy, privacy: { min_count: 6 } } as CountsMessage)).not.toBe(countsDigest(withPrivacy));
   });
 
   it('an accepted seq with another window not after it is a conflict; a later window under an old seq (queue folder lost) is accepted', () => {
