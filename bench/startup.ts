@@ -86,7 +86,7 @@ function rssMb(pid: number): Rss {
 
 const gatewayArgs = (url: string, dir: string, i: number) => [
   'gateway',
-  ...['--site', 'bench', '--zone', 'z', '--id', `idle-${i}`, '--mqtt', url],
+  ...['--site', 'bench', '--zone', 'z', '--id', `idle-${i}`, '--mqtt-url', url],
   ...['--source', 'pcap:-', '--queue-dir', join(dir, `q${i}`), '--log-level', 'info'],
 ];
 
