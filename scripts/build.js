@@ -33,11 +33,15 @@ function inputs(dir, acc = { newest: 0, count: 0 }) {
   return acc;
 }
 
+if (!existsSync(join(root, 'scripts', 'cli.ts'))) {
+  if (existsSync(stamp)) process.exit(0); // an installed package: built before it was packed
+  console.error(`build: neither sources nor a build in ${root}`);
+  process.exit(1);
+}
 let tsc;
 try {
   tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
 } catch {
-  if (existsSync(stamp)) process.exit(0); // an installed package: built before it was packed
   console.error('build: TypeScript is not installed; a checkout needs its dev dependencies: npm ci (without --omit=dev)');
   process.exit(1);
 }
