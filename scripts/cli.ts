@@ -13,6 +13,7 @@ const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]
   [['gateway', 'doctor'], () => import('../gateway/cli.ts'), 'registerGateway'],
   [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
   [['calibrate'], () => import('../aggregator/calibration/cli.ts'), 'registerCalibrate'],
+  [['influx'], () => import('../aggregator/influx-setup.ts'), 'registerInflux'],
   [['simulate'], () => import('../simulator/cli.ts'), 'registerSimulate'],
   [['demo'], () => import('./demo/index.ts'), 'registerDemo'],
 ];

@@ -1,0 +1,295 @@
+// `presence influx setup`: retention for the stored counts. InfluxDB 1.x: the database, two
+// retention policies and a continuous query, created over the HTTP API (/query), idempotently:
+//
+//   detail   (DEFAULT, e.g. 30d)  what the aggregator writes (it names no policy) and what the
+//                                dashboards read (their queries name none): the 1-minute windows.
+//   hourly   (e.g. 400d)         hourly aggregates, written by the continuous query presence_hourly
+//                                from detail: mean and max of devices, estimate and people, the sum
+//                                of frames and the number of windows, per site, zone, gateway and radio.
+//
+// Detail older than its duration is deleted by InfluxDB itself (the retention service), so 1-minute
+// data does not outlive the policy. gateway_status stays in detail only. Running it again changes
+// the durations to the ones given (ALTER) and recreates the continuous query: the result is the same.
+// InfluxDB 2.x and 3.x: prints the exact commands (buckets with retention, the InfluxQL mapping,
+// a Flux task for 2.x); it does not call their APIs.
+import { Command, Option } from 'commander';
+import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+import { parseDuration } from '../scripts/lib/duration.ts';
+
+export const DETAIL_RP = 'detail';
+export const HOURLY_RP = 'hourly';
+export const HOURLY_CQ = 'presence_hourly';
+const MEASUREMENT = 'presence';
+const HOUR_MS = 3_600_000;
+
+export interface SetupOptions {
+  url: string;
+  database: string;
+  /** Duration of the 1-minute detail (ms). */
+  detailMs: number;
+  /** Duration of the hourly aggregates (ms). */
+  hourlyMs: number;
+  username?: string;
+  password?: string;
+}
+
+/** An InfluxQL identifier, double-quoted. */
+export function ident(name: string): string {
+  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** An InfluxQL duration literal of whole hours or days: 30d, 36h. */
+export function influxDuration(ms: number): string {
+  if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
+  return ms % (24 * HOUR_MS) === 0 ? `${ms / (24 * HOUR_MS)}d` : `${ms / HOUR_MS}h`;
+}
+
+/** The SELECT ... INTO of the continuous query (without its time range and GROUP BY). */
+export function hourlySelect(db: string): string {
+  const from = `${ident(db)}.${ident(DETAIL_RP)}.${ident(MEASUREMENT)}`;
+  const into = `${ident(db)}.${ident(HOURLY_RP)}.${ident(MEASUREMENT)}`;
+  return (
+    'SELECT mean("devices") AS "devices", max("devices") AS "devices_max", mean("estimate") AS "estimate", max("estimate") AS "estimate_max", ' +
+    'mean("people") AS "people", max("people") AS "people_max", sum("frames") AS "frames", count("estimate") AS "windows" ' +
+    `INTO ${into} FROM ${from}`
+  );
+}
+
+/** GROUP BY of the continuous query: hours, every tag kept. */
+export const HOURLY_GROUP_BY = 'GROUP BY time(1h), *';
+
+/** The statements setup runs, in order, given what exists already. */
+export function setupStatements(o: SetupOptions, existing: { policies: Map<string, number>; cqs: Set<string> }): string[] {
+  const db = ident(o.database);
+  const out = [`CREATE DATABASE ${db}`];
+  const policy = (name: string, ms: number, isDefault: boolean) => {
+    const d = influxDuration(ms);
+    if (existing.policies.has(name)) out.push(`ALTER RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d}${isDefault ? ' DEFAULT' : ''}`);
+    else out.push(`CREATE RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d} REPLICATION 1${isDefault ? ' DEFAULT' : ''}`);
+  };
+  policy(DETAIL_RP, o.detailMs, true);
+  policy(HOURLY_RP, o.hourlyMs, false);
+  if (existing.cqs.has(HOURLY_CQ)) out.push(`DROP CONTINUOUS QUERY ${ident(HOURLY_CQ)} ON ${db}`);
+  out.push(`CREATE CONTINUOUS QUERY ${ident(HOURLY_CQ)} ON ${db} BEGIN ${hourlySelect(o.database)} ${HOURLY_GROUP_BY} END`);
+  return out;
+}
+
+/** "720h0m0s" (SHOW RETENTION POLICIES) in ms; "0s" is infinite (0). */
+export function parseInfluxDuration(text: string): number {
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(h|m|s)/g)) ms += Number(m[1]) * { h: HOUR_MS, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
+  return ms;
+}
+
+interface QueryResult {
+  results?: Array<{ error?: string; series?: Array<{ name?: string; columns: string[]; values?: unknown[][] }> }>;
+  error?: string;
+}
+
+/** A small InfluxDB 1.x /query client (POST for statements that change something). */
+export class InfluxQl {
+  constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password'>) {}
+
+  async run(q: string, db?: string): Promise<QueryResult> {
+    const params = new URLSearchParams({ q });
+    if (db) params.set('db', db);
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (this.o.username) headers.authorization = `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}`;
+    let res: Response;
+    try {
+      res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params });
+    } catch (e) {
+      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let body: QueryResult;
+    try {
+      body = JSON.parse(text) as QueryResult;
+    } catch {
+      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+    }
+    const err = body.error ?? body.results?.find((r) => r.error)?.error;
+    if (!res.ok || err) throw new Error(`InfluxDB refused "${q}": ${err ?? res.status}`);
+    return body;
+  }
+
+  /** Retention policies of a database: name -> duration (ms, 0 = infinite), and which is the default. */
+  async policies(db: string): Promise<{ durations: Map<string, number>; defaultPolicy: string | null }> {
+    const durations = new Map<string, number>();
+    let defaultPolicy: string | null = null;
+    const body = await this.run(`SHOW RETENTION POLICIES ON ${ident(db)}`);
+    const s = body.results?.[0]?.series?.[0];
+    if (!s) return { durations, defaultPolicy };
+    const col = (c: string) => s.columns.indexOf(c);
+    for (const v of s.values ?? []) {
+      durations.set(String(v[col('name')]), parseInfluxDuration(String(v[col('duration')])));
+      if (v[col('default')] === true) defaultPolicy = String(v[col('name')]);
+    }
+    return { durations, defaultPolicy };
+  }
+
+  /** Names of the continuous queries of a database. */
+  async continuousQueries(db: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const body = await this.run('SHOW CONTINUOUS QUERIES');
+    for (const s of body.results?.[0]?.series ?? []) {
+      if (s.name !== db) continue;
+      for (const v of s.values ?? []) out.set(String(v[0]), String(v[1]));
+    }
+    return out;
+  }
+
+  async databases(): Promise<string[]> {
+    const body = await this.run('SHOW DATABASES');
+    return (body.results?.[0]?.series?.[0]?.values ?? []).map((v) => String(v[0]));
+  }
+}
+
+/** Creates or updates the database, both policies and the continuous query. Returns the statements run. */
+export async function setupInflux1(o: SetupOptions, print: (line: string) => void = () => {}): Promise<string[]> {
+  const client = new InfluxQl(o);
+  const exists = (await client.databases()).includes(o.database);
+  const policies = exists ? (await client.policies(o.database)).durations : new Map<string, number>();
+  const cqs = exists ? new Set((await client.continuousQueries(o.database)).keys()) : new Set<string>();
+  const statements = setupStatements(o, { policies, cqs });
+  for (const q of statements) {
+    print(q);
+    await client.run(q, o.database);
+  }
+  return statements;
+}
+
+/** The commands for InfluxDB 2.x: buckets with retention, InfluxQL mappings (dashboards), the Flux task. */
+export function guidance2(o: { bucket: string; org: string; detail: string; hourly: string; database: string }): string {
+  const hourlyBucket = `${o.bucket}_hourly`;
+  return `# InfluxDB 2.x: two buckets, the InfluxQL mapping the dashboards use, and a task that downsamples.
+# (A bucket that exists already: influx bucket update --id <id> --retention ${o.detail})
+influx bucket create --org ${o.org} --name ${o.bucket} --retention ${o.detail}
+influx bucket create --org ${o.org} --name ${hourlyBucket} --retention ${o.hourly}
+influx v1 dbrp create --org ${o.org} --db ${o.database} --rp ${DETAIL_RP} --bucket-id <id of ${o.bucket}> --default
+influx v1 dbrp create --org ${o.org} --db ${o.database} --rp ${HOURLY_RP} --bucket-id <id of ${hourlyBucket}>
+influx task create --org ${o.org} --file ${HOURLY_CQ}.flux     # the file below
+
+# ---- ${HOURLY_CQ}.flux ----
+option task = {name: "${HOURLY_CQ}", every: 1h, offset: 5m}
+
+data = from(bucket: "${o.bucket}")
+    |> range(start: -task.every)
+    |> filter(fn: (r) => r._measurement == "${MEASUREMENT}")
+
+data
+    |> filter(fn: (r) => r._field == "devices" or r._field == "estimate" or r._field == "people")
+    |> aggregateWindow(every: 1h, fn: mean, createEmpty: false, timeSrc: "_start")
+    |> to(bucket: "${hourlyBucket}")
+
+data
+    |> filter(fn: (r) => r._field == "devices" or r._field == "estimate" or r._field == "people")
+    |> aggregateWindow(every: 1h, fn: max, createEmpty: false, timeSrc: "_start")
+    |> map(fn: (r) => ({r with _field: r._field + "_max"}))
+    |> to(bucket: "${hourlyBucket}")
+
+data
+    |> filter(fn: (r) => r._field == "frames")
+    |> aggregateWindow(every: 1h, fn: sum, createEmpty: false, timeSrc: "_start")
+    |> to(bucket: "${hourlyBucket}")
+
+data
+    |> filter(fn: (r) => r._field == "estimate")
+    |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start")
+    |> map(fn: (r) => ({r with _field: "windows"}))
+    |> to(bucket: "${hourlyBucket}")
+`;
+}
+
+/** The commands for InfluxDB 3 (Core, Enterprise). */
+export function guidance3(o: { database: string; detail: string; hourly: string }): string {
+  return `# InfluxDB 3: a database per retention (in Core a database's retention cannot be changed later).
+influxdb3 create database --retention-period ${o.detail} ${o.database}
+influxdb3 create database --retention-period ${o.hourly} ${o.database}_hourly
+# InfluxDB 3 has no continuous queries: downsample ${o.database} into ${o.database}_hourly once an hour with a
+# Processing Engine schedule trigger (a downsampling plugin), or keep only the 1-minute detail.
+`;
+}
+
+interface SetupFlags {
+  influxUrl?: string;
+  influxVersion: string;
+  influxDb?: string;
+  influxUsername?: string;
+  influxPassword?: string;
+  influxPasswordFile?: string;
+  influxOrg?: string;
+  influxBucket?: string;
+  detail: string;
+  hourly: string;
+  print?: boolean;
+}
+
+export function registerInflux(program: Command): void {
+  const influx = program.command('influx').description('InfluxDB administration for the stored counts');
+  influx
+    .command('setup')
+    .description(
+      `InfluxDB 1.x: create the database, the retention policies "${DETAIL_RP}" (DEFAULT: the 1-minute windows the aggregator writes and the dashboards read) and "${HOURLY_RP}" (hourly aggregates), and the continuous query ${HOURLY_CQ} that fills it; safe to run again. 2.x/3.x: print the commands.`,
+    )
+    .option('--influx-url <url>', 'InfluxDB URL (env INFLUX_URL)', process.env.INFLUX_URL ?? 'http://127.0.0.1:8086')
+    .addOption(new Option('--influx-version <version>', 'InfluxDB major version: 1 (set up over /query), 2 or 3 (print the commands)').choices(['1', '2', '3']).default('1'))
+    .option('--influx-db <database>', 'database (env INFLUX_DB)', process.env.INFLUX_DB ?? 'presence')
+    .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)', process.env.INFLUX_USERNAME)
+    .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD); prefer INFLUX_PASSWORD or a file')
+    .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)', process.env.INFLUX_PASSWORD_FILE)
+    .option('--influx-org <org>', '2.x organisation (env INFLUX_ORG)', process.env.INFLUX_ORG ?? 'ORG')
+    .option('--influx-bucket <bucket>', '2.x bucket of the 1-minute windows (env INFLUX_BUCKET; default: the database name)', process.env.INFLUX_BUCKET)
+    .option('--detail <duration>', 'how long the 1-minute windows are kept, e.g. 30d', '30d')
+    .option('--hourly <duration>', 'how long the hourly aggregates are kept, e.g. 400d', '400d')
+    .option('--print', 'print the statements, change nothing')
+    .action(async (f: SetupFlags) => {
+      const fail = (msg: string): never => {
+        process.stderr.write(`presence influx setup: ${msg}\n`);
+        process.exit(2);
+      };
+      const ms = (flag: string, text: string) => {
+        try {
+          const v = parseDuration(text);
+          influxDuration(v);
+          return v;
+        } catch (e) {
+          return fail(`--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : 'must be a duration like 30d or 36h'}`);
+        }
+      };
+      const detailMs = ms('detail', f.detail);
+      const hourlyMs = ms('hourly', f.hourly);
+      const database = f.influxDb ?? 'presence';
+      if (f.influxVersion === '2') {
+        process.stdout.write(guidance2({ bucket: f.influxBucket ?? database, org: f.influxOrg ?? 'ORG', detail: influxDuration(detailMs), hourly: influxDuration(hourlyMs), database }));
+        return;
+      }
+      if (f.influxVersion === '3') {
+        process.stdout.write(guidance3({ database, detail: influxDuration(detailMs), hourly: influxDuration(hourlyMs) }));
+        return;
+      }
+      let password = f.influxPassword ?? process.env.INFLUX_PASSWORD;
+      try {
+        if (password === undefined && f.influxPasswordFile) password = readSecretFile(f.influxPasswordFile, '--influx-password-file');
+      } catch (e) {
+        fail((e as Error).message);
+      }
+      const o: SetupOptions = { url: f.influxUrl ?? 'http://127.0.0.1:8086', database, detailMs, hourlyMs, username: f.influxUsername, password };
+      if (f.print) {
+        for (const q of setupStatements(o, { policies: new Map(), cqs: new Set() })) process.stdout.write(`${q};\n`);
+        return;
+      }
+      try {
+        await setupInflux1(o, (q) => process.stdout.write(`${q}\n`));
+        const { durations, defaultPolicy } = await new InfluxQl(o).policies(database);
+        const shown = [...durations].map(([n, d]) => `${n} ${d === 0 ? 'infinite' : influxDurationOrHours(d)}${n === defaultPolicy ? ' (default)' : ''}`).join(', ');
+        process.stdout.write(`database ${database} at ${redactUrl(o.url)}: retention policies ${shown}; continuous query ${HOURLY_CQ}\n`);
+      } catch (e) {
+        fail((e as Error).message);
+      }
+    });
+}
+
+function influxDurationOrHours(ms: number): string {
+  return ms % HOUR_MS === 0 && ms >= 2 * HOUR_MS ? influxDuration(ms) : `${ms / HOUR_MS}h`;
+}
