@@ -109,7 +109,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   const lines = [
     `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
     t.toString(),
-    'devices and estimate: uncalibrated device counts (distinct addresses; the firmware\'s estimate) against devices in reach per radio.',
+    'devices and estimate: uncalibrated device counts (distinct addresses; the firmware\'s estimate) against devices in reach per radio (the BLE estimate: without beacons, which it leaves out).',
   ];
   const c = e.calibration;
   if (c) {

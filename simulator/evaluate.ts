@@ -16,12 +16,18 @@ export interface RadioScore {
   windows: number;
   /** Mean absolute percentage error of the firmware's distinct-address count against devices in reach. */
   devicesMape: number;
-  /** Same for the firmware's estimate of physical devices. */
+  /**
+   * Same for the firmware's estimate of physical devices, against the devices in reach it estimates:
+   * on BLE without beacons (iBeacon, Eddystone), which the firmware leaves out of the estimate.
+   */
   estimateMape: number;
+  /** Windows scored for the estimate (its truth above zero). */
+  estimateWindows: number;
   /** Windows where `devices` differs from the distinct addresses in the capture (should be 0: parity). */
   parityMismatches: number;
   /** Sums over the windows, for a sense of scale. */
   truthDevices: number;
+  truthEstimated: number;
   firmwareDevices: number;
   firmwareEstimate: number;
   captureAddresses: number;
@@ -71,35 +77,45 @@ export interface EvaluateOptions extends ScenarioOverrides {
 
 interface Acc {
   n: number;
+  en: number;
   dErr: number;
   eErr: number;
   parity: number;
   truth: number;
+  etruth: number;
   dev: number;
   est: number;
   addr: number;
 }
-const acc = (): Acc => ({ n: 0, dErr: 0, eErr: 0, parity: 0, truth: 0, dev: 0, est: 0, addr: 0 });
+const acc = (): Acc => ({ n: 0, en: 0, dErr: 0, eErr: 0, parity: 0, truth: 0, etruth: 0, dev: 0, est: 0, addr: 0 });
 const round = (x: number) => Math.round(x * 10) / 10;
 
-function add(a: Acc, truth: number, devices: number, estimate: number, addresses: number): void {
+/** `truth`: devices in reach; `etruth`: those the estimate estimates (BLE: without beacons). */
+function add(a: Acc, truth: number, etruth: number, devices: number, estimate: number, addresses: number): void {
   if (devices !== addresses) a.parity++;
   a.truth += truth;
+  a.etruth += etruth;
   a.dev += devices;
   a.est += estimate;
   a.addr += addresses;
-  if (truth <= 0) return;
-  a.n++;
-  a.dErr += Math.abs(devices - truth) / truth;
-  a.eErr += Math.abs(estimate - truth) / truth;
+  if (truth > 0) {
+    a.n++;
+    a.dErr += Math.abs(devices - truth) / truth;
+  }
+  if (etruth > 0) {
+    a.en++;
+    a.eErr += Math.abs(estimate - etruth) / etruth;
+  }
 }
 function score(a: Acc): RadioScore {
   return {
     windows: a.n,
     devicesMape: a.n ? round((a.dErr / a.n) * 100) : 0,
-    estimateMape: a.n ? round((a.eErr / a.n) * 100) : 0,
+    estimateMape: a.en ? round((a.eErr / a.en) * 100) : 0,
+    estimateWindows: a.en,
     parityMismatches: a.parity,
     truthDevices: a.truth,
+    truthEstimated: a.etruth,
     firmwareDevices: a.dev,
     firmwareEstimate: a.est,
     captureAddresses: a.addr,
@@ -160,8 +176,9 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const all = { wifi: acc(), ble: acc() };
   for (const { gateway, counts: c, truth: t } of windows) {
     for (const target of [per[gateway], all]) {
-      add(target.wifi, t.devices.wifi, c.wifi.devices, c.wifi.estimate, t.addresses.wifi);
-      add(target.ble, t.devices.ble, c.ble.devices, c.ble.estimate, t.addresses.ble);
+      add(target.wifi, t.devices.wifi, t.devices.wifi, c.wifi.devices, c.wifi.estimate, t.addresses.wifi);
+      // Beacons advertise on BLE only: the BLE devices in reach less the beacons are what the estimate counts.
+      add(target.ble, t.devices.ble, t.devices.ble - t.devices.byKind.beacon, c.ble.devices, c.ble.estimate, t.addresses.ble);
     }
   }
   const none: PeopleScores = { wifi: null, ble: null };

@@ -209,5 +209,8 @@ describe('demo helpers', () => {
     const e = countingError([msg('g1', 'a', '2026-04-27T10:00:30.000Z', 12, 1, false), msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6), msg('g9', 'a', '2026-04-27T10:01:00.000Z', 1, 1)], truth);
     // Wi-Fi: |12-10|/10 = 20 %, |15-20|/20 = 25 % -> 22.5 %; BLE: only the second window, |6-4|/4 = 50 %.
     expect(e).toEqual({ windows: 2, wifi: 22.5, ble: 50 });
+    // The BLE estimate leaves beacons out: it is scored against the BLE devices that are not beacons.
+    const withBeacons = truth.map((w) => ({ ...w, devices: { ...w.devices, ble: w.devices.ble + 2, byKind: { beacon: 2 } } }));
+    expect(countingError([msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6)], withBeacons)).toEqual({ windows: 1, wifi: 25, ble: 50 });
   });
 });
