@@ -28,7 +28,7 @@ function rng(seed: number): () => number {
 }
 
 /** pcapng with two interfaces (radiotap Wi-Fi, BLE LL): RATE frames/s for SECONDS, 2,000 devices rotating addresses. */
-function makeCapture(path: string, startMs: number): number {
+export function makeCapture(path: string, startMs: number): number {
   const r = rng(42);
   const ies = Uint8Array.from([0x00, 0x00, 0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24, 0x32, 0x04, 0x30, 0x48, 0x60, 0x6c]);
   const adv = Uint8Array.from([0x02, 0x01, 0x06, 0x03, 0x03, 0x6f, 0xfd]);

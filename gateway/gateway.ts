@@ -13,7 +13,8 @@
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import { Firmware } from '../firmware/host/firmware.ts';
-import type { Frame, WindowOptions } from '../firmware/host/types.ts';
+import type { RecordBatch } from '../firmware/host/batch.ts';
+import type { WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
@@ -31,7 +32,7 @@ const WINDOWS_PER_TURN = 16;
 
 /** What the gateway needs from the firmware (firmware/host/firmware.ts `Firmware`): no key, it draws its own. */
 export interface WindowCounter extends ClockCounter {
-  ingestMany(frames: Frame[]): unknown;
+  ingestBatch(batch: RecordBatch): unknown;
 }
 
 export interface GatewayOptions {
@@ -88,7 +89,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private startedAt = 0;
   private rates = new RateTracker();
   /** Capture mode: frames waiting for their window, per source, in arrival order. */
-  private pending = new Map<CaptureSource, Frame[]>();
+  private pending = new Map<CaptureSource, RecordBatch[]>();
   private waiters = new Map<CaptureSource, () => void>();
   private stopping = false;
   private finishing: Promise<void> | null = null;
@@ -186,10 +187,34 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.statusTimer = setInterval(() => void this.publishStatus(), this.statusMs);
     this.statusTimer.unref();
-    if (this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced))
-      this.clockTimer = setInterval(() => {
-        if (!this.stopping && this.windows.window) void this.pump();
-      }, 100);
+    if (this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced)) this.schedulePacedClock();
+  }
+
+  /**
+   * Paced replays: the replay's clock runs on between frames, so a window must close when that
+   * clock (less the margin) passes its end even if no frame comes. One timer, set for that moment
+   * (at most a second ahead, at least 10 ms), instead of polling.
+   */
+  private schedulePacedClock(): void {
+    if (this.clockTimer) clearTimeout(this.clockTimer);
+    this.clockTimer = null;
+    if (this.stopping) return;
+    let wait = 1000;
+    const end = this.windows.window?.nominalEnd;
+    if (end !== undefined) {
+      let due = -Infinity;
+      for (const s of this.sources) {
+        if (!(s instanceof FileSource) || !s.paced || s.state !== 'running') continue;
+        const ms = s.wallMsUntil(end + PACED_MARGIN_MS * (s.speed as number));
+        if (ms !== null) due = Math.max(due, ms);
+      }
+      if (due > -Infinity) wait = Math.min(1000, Math.max(10, Math.ceil(due)));
+    }
+    this.clockTimer = setTimeout(() => {
+      this.clockTimer = null;
+      if (this.stopping) return;
+      void this.pump().then(() => this.schedulePacedClock());
+    }, wait);
   }
 
   /** start() and wait until done (file and stdin sources: all frames counted and published). */
@@ -254,14 +279,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // ---- frames --------------------------------------------------------------------------------
 
-  private deliver(src: CaptureSource, frames: Frame[]): void | Promise<void> {
+  private deliver(src: CaptureSource, batch: RecordBatch): void | Promise<void> {
     if (this.stopping) return;
     if (this.clock === 'wall') {
-      this.fw!.ingestMany(frames);
+      this.fw!.ingestBatch(batch);
       return;
     }
     const q = this.pending.get(src)!;
-    for (const f of frames) q.push(f);
+    q.push(batch);
     void this.pump();
     if (q.length === 0) return;
     return new Promise((resolve) => this.waiters.set(src, resolve));
@@ -313,13 +338,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         this.openWindow(first, true);
         w = this.windows.window!;
       }
-      const batch: Frame[] = [];
+      // every source's frames before the window's end, in arrival order, up to the first later one
       for (const q of this.pending.values()) {
-        let n = 0;
-        while (n < q.length && q[n].timestampMs < w.nominalEnd) n++;
-        if (n) for (const f of q.splice(0, n)) batch.push(f);
+        while (q.length) {
+          const b = q[0]!;
+          const n = b.firstAtOrAfter(w.nominalEnd);
+          if (n > b.start) this.fw!.ingestBatch(n === b.end ? b : b.slice(b.start, n));
+          if (n < b.end) {
+            q[0] = b.slice(n, b.end);
+            break;
+          }
+          q.shift();
+        }
       }
-      if (batch.length) this.fw!.ingestMany(batch);
       const watermark = this.watermark(final);
       if (watermark < w.nominalEnd) break;
       if (closed++ === WINDOWS_PER_TURN) return false;
@@ -338,7 +369,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Capture time of the earliest frame waiting for its window (Infinity when none waits). */
   private earliestPending(): number {
     let t = Infinity;
-    for (const q of this.pending.values()) if (q.length && q[0].timestampMs < t) t = q[0].timestampMs;
+    for (const q of this.pending.values()) if (q.length && q[0]!.times[q[0]!.start]! < t) t = q[0]!.times[q[0]!.start]!;
     return t;
   }
 
@@ -384,7 +415,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         this.queueWindow(this.windows.close(Number.isFinite(last) ? Math.floor(last) + 1 : -Infinity), true);
       } else this.queueWindow(this.windows.close(Date.now()), true);
       if (this.timer) clearTimeout(this.timer);
-      if (this.clockTimer) clearInterval(this.clockTimer);
+      if (this.clockTimer) clearTimeout(this.clockTimer);
       this.log.info({ windows: this.windowsClosed, queue_depth: this.queue.depth }, 'sources ended; publishing queued windows');
       await this.publishStatus();
       await this.publisher.flush();
@@ -426,7 +457,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.shuttingDown = true;
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
-    if (this.clockTimer) clearInterval(this.clockTimer);
+    if (this.clockTimer) clearTimeout(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.publisher?.stop();
     this.queue?.close();

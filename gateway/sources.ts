@@ -1,5 +1,6 @@
 // Capture sources: where frames come from. Each source reads a pcap/pcapng byte stream with the
-// capture reader and hands frame batches to a sink (the gateway):
+// capture reader and hands frame batches to a sink (the gateway), packed as firmware records (one
+// RecordBatch per chunk read, not one object per frame):
 //   - CommandSource: a capture command's stdout (tcpdump / dumpcap writing pcap to `-`), restarted
 //     with exponential backoff whenever it exits or writes something that is not a capture;
 //   - FileSource: a capture file, replayed in real time, N times faster, or as fast as possible;
@@ -9,11 +10,10 @@
 // `<addr>`): a capture tool's stderr never reaches a log line or the status raw.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Frame } from '../firmware/host/types.ts';
-import { CaptureFormatError, readCapture } from './capture/pcap.ts';
+import type { RecordBatch } from '../firmware/host/batch.ts';
+import { CaptureFormatError, fileChunks, readCaptureRecords } from './capture/pcap.ts';
 import { sanitiseMessage, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
@@ -22,7 +22,7 @@ export type SourceState = SourceStatus['state'];
 
 export interface FrameSink {
   /** A batch of frames in capture order. The returned promise (if any) is back-pressure: the source waits for it. */
-  deliver(source: CaptureSource, frames: Frame[]): void | Promise<void>;
+  deliver(source: CaptureSource, batch: RecordBatch): void | Promise<void>;
   /** The source's state changed (running, restarting, failed, finished). */
   stateChanged(source: CaptureSource): void;
 }
@@ -88,11 +88,12 @@ export abstract class CaptureSource {
     this.setState('failed');
   }
 
-  protected async deliver(frames: Frame[]): Promise<void> {
-    if (!frames.length || this.stopped) return;
-    this.frames += frames.length;
-    for (const f of frames) if (f.timestampMs > this.lastTimestampMs) this.lastTimestampMs = f.timestampMs;
-    await this.sink!.deliver(this, frames);
+  protected async deliver(batch: RecordBatch): Promise<void> {
+    if (batch.count === 0 || this.stopped) return;
+    this.frames += batch.count;
+    const latest = batch.maxTime();
+    if (latest > this.lastTimestampMs) this.lastTimestampMs = latest;
+    await this.sink!.deliver(this, batch);
   }
 
   status(framesPerS: number): SourceStatus {
@@ -112,7 +113,6 @@ export abstract class CaptureSource {
 /** Replays a capture file; windows then follow the capture's clock. */
 export class FileSource extends CaptureSource {
   readonly ends = true;
-  private stream: ReturnType<typeof createReadStream> | null = null;
   constructor(private readonly cfg: Pick<FileSourceConfig, 'name' | 'radio' | 'path' | 'speed'>, log: Logger) {
     super(cfg.name, cfg.radio, log);
   }
@@ -122,6 +122,11 @@ export class FileSource extends CaptureSource {
     return this.clock ? this.clock.ts0 + (performance.now() - this.clock.wall0) * (this.cfg.speed as number) : -Infinity;
   }
   private clock: { wall0: number; ts0: number } | null = null;
+  /** Paced replays: wall-clock ms until the replay's clock reaches capture time t (null before the first frame or at max speed). */
+  wallMsUntil(t: number): number | null {
+    if (!this.clock || !this.paced) return null;
+    return this.clock.wall0 + (t - this.clock.ts0) / (this.cfg.speed as number) - performance.now();
+  }
   get paced(): boolean {
     return this.cfg.speed !== 'max';
   }
@@ -130,11 +135,10 @@ export class FileSource extends CaptureSource {
   }
 
   protected async run(): Promise<void> {
-    this.stream = createReadStream(this.cfg.path, { highWaterMark: 256 * 1024 });
     const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal);
-    for await (const batch of readCapture(this.stream, this.cfg.path)) {
+    for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path)) {
       if (this.stopped) break;
-      await pace(batch, (frames) => this.deliver(frames));
+      await pace(batch, (b) => this.deliver(b));
       if (this.stopped) break;
     }
   }
@@ -142,10 +146,17 @@ export class FileSource extends CaptureSource {
   private readonly abort = new AbortController();
 
   protected async halt(): Promise<void> {
-    this.abort.abort();
-    this.stream?.destroy();
+    this.abort.abort(); // ends a paced wait; the read loop stops at its next batch
   }
 }
+
+/**
+ * Wall time between deliveries of a paced replay: it hands on what is due every PACE_TICK_MS (as a
+ * capture tool writing in blocks does), not frame by frame, so the event loop wakes ~10 times a
+ * second whatever the frame rate. The gateway's margin behind a paced clock (PACED_MARGIN_MS) is
+ * larger, so no frame arrives after its window closed.
+ */
+export const PACE_TICK_MS = 100;
 
 /**
  * Paces batches of frames to a replay speed: frame i is delivered (t_i - t_0) / speed after the first
@@ -155,37 +166,40 @@ export function pacer(
   speed: Speed,
   onStart?: (wall0: number, ts0: number) => void,
   signal?: AbortSignal,
-): (frames: Frame[], deliver: (frames: Frame[]) => Promise<void>) => Promise<void> {
+): (batch: RecordBatch, deliver: (batch: RecordBatch) => Promise<void>) => Promise<void> {
   if (speed === 'max') {
-    return async (frames, deliver) => {
-      await deliver(frames);
+    return async (batch, deliver) => {
+      await deliver(batch);
       await new Promise((r) => setImmediate(r));
     };
   }
   let wall0 = -1;
   let ts0 = 0;
-  return async (frames, deliver) => {
-    let from = 0;
-    for (let i = 0; i < frames.length; i++) {
-      const ts = frames[i].timestampMs;
+  return async (batch, deliver) => {
+    const times = batch.times;
+    let from = batch.start;
+    let limit = -Infinity; // frames up to this capture time are due
+    for (let i = batch.start; i < batch.end; i++) {
+      const ts = times[i]!;
+      if (ts <= limit) continue;
       if (wall0 < 0) {
         wall0 = performance.now();
         ts0 = ts;
         onStart?.(wall0, ts0);
       }
-      const due = wall0 + (ts - ts0) / speed;
-      const wait = due - performance.now();
-      if (wait > 2) {
-        if (i > from) await deliver(frames.slice(from, i));
-        from = i;
-        try {
-          await sleep(wait, undefined, { signal });
-        } catch {
-          return; // stopped during a quiet stretch of the capture
-        }
+      const now = performance.now();
+      limit = ts0 + (now - wall0) * speed;
+      if (ts <= limit) continue;
+      if (i > from) await deliver(batch.slice(from, i));
+      from = i;
+      try {
+        await sleep(Math.max(PACE_TICK_MS, (ts - ts0) / speed - (now - wall0)), undefined, { signal });
+      } catch {
+        return; // stopped during a quiet stretch of the capture
       }
+      limit = ts0 + (performance.now() - wall0) * speed;
     }
-    if (from < frames.length) await deliver(from === 0 ? frames : frames.slice(from));
+    if (from < batch.end) await deliver(from === batch.start ? batch : batch.slice(from, batch.end));
   };
 }
 
@@ -196,7 +210,7 @@ export class StdinSource extends CaptureSource {
     super(cfg.name, cfg.radio, log);
   }
   protected async run(): Promise<void> {
-    for await (const batch of readCapture(this.input as AsyncIterable<Uint8Array>, 'stdin')) {
+    for await (const batch of readCaptureRecords(this.input as AsyncIterable<Uint8Array>, 'stdin')) {
       if (this.stopped) break;
       await this.deliver(batch);
     }
@@ -267,7 +281,7 @@ export class CommandSource extends CaptureSource {
     let readError: Error | null = null;
     try {
       let first = true;
-      for await (const batch of readCapture(child.stdout!, `command ${this.name}`)) {
+      for await (const batch of readCaptureRecords(child.stdout!, `command ${this.name}`)) {
         if (first) {
           first = false;
           this.setState('running');

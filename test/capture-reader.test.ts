@@ -7,10 +7,14 @@ import { join } from 'node:path';
 import {
   CaptureFormatError,
   CaptureParser,
+  fileChunks,
   readCapture,
   readCaptureFile,
+  readCaptureRecords,
   unsupportedLinkType,
 } from '../gateway/capture/pcap.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Frame } from '../firmware/host/types.ts';
 import { capturesDir, need } from './support/need.ts';
 
@@ -301,5 +305,83 @@ describe('frame data', () => {
     const copy = frame.data.slice();
     copy[0] = 9;
     expect(frame.data[0]).toBe(1);
+  });
+});
+
+describe('packed records (the gateway path)', () => {
+  const mixed = () =>
+    cat(
+      shb(true),
+      idb(true, 127),
+      idb(true, 256, 9),
+      epb(true, 0, 1_700_000_000_123_456n, bytes(1, 2, 3)),
+      epb(true, 1, 1_700_000_000_500_000_000n, Uint8Array.from({ length: 100 }, (_, i) => i)),
+      spb(true, bytes(7, 7)),
+      opb(true, 0, 1_700_000_001_000_000n, bytes()),
+      epb(true, 0, 1_700_000_002_000_000n, Uint8Array.from({ length: 65 }, (_, i) => 255 - i)),
+    );
+
+  it('pushRecords gives the same frames as push, however the input is chunked, reusing its arrays or not', () => {
+    for (const file of [mixed(), pcap(false, true, 251, [[5, 1, bytes(1)], [6, 2, bytes()], [7, 3, Uint8Array.from({ length: 70 }, (_, i) => i)]])]) {
+      const want = parseAll(file).frames;
+      for (const chunk of [file.length, 33, 7, 1]) {
+        for (const reuse of [false, true]) {
+          const parser = new CaptureParser('mem');
+          const got: Frame[] = [];
+          for (let i = 0; i < file.length; i += chunk) {
+            const b = parser.pushRecords(file.subarray(i, i + chunk), reuse);
+            if (b) got.push(...b.frames()); // copied out before the next push
+          }
+          parser.end();
+          expect(got).toEqual(want);
+        }
+      }
+    }
+  });
+
+  it('records are laid out as the firmware batch buffer wants them: 16-byte header, data padded to 8 with zeros', () => {
+    const parser = new CaptureParser('mem');
+    const b = parser.pushRecords(mixed())!;
+    expect(b.count).toBe(5);
+    const dv = new DataView(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength);
+    expect([...b.offsets]).toEqual([0, 24, 24 + 120, 24 + 120 + 24, 24 + 120 + 24 + 16, 24 + 120 + 24 + 16 + 88]);
+    expect(dv.getUint32(0, true)).toBe(127);
+    expect(dv.getUint32(4, true)).toBe(3);
+    expect(dv.getFloat64(8, true)).toBeCloseTo(1_700_000_000_123.456, 3);
+    expect([...b.bytes.subarray(16, 24)]).toEqual([1, 2, 3, 0, 0, 0, 0, 0]);
+    expect(b.times[1]).toBe(1_700_000_000_500); // the second interface counts in nanoseconds
+    expect(b.times[2]).toBe(b.times[1]); // an SPB has the previous frame's time
+    expect(b.slice(1, 3).frames().map((f) => f.data.length)).toEqual([100, 2]);
+    expect(b.firstAtOrAfter(1_700_000_001_000)).toBe(3);
+    expect(b.maxTime()).toBe(1_700_000_002_000);
+  });
+
+  it('the parser keeps no view of a chunk: a reader may overwrite its buffer once push returns', () => {
+    const file = mixed();
+    const want = parseAll(file).frames;
+    const parser = new CaptureParser('mem');
+    const buf = new Uint8Array(40);
+    const got: Frame[] = [];
+    for (let i = 0; i < file.length; i += buf.length) {
+      const part = file.subarray(i, i + buf.length);
+      buf.set(part);
+      got.push(...parser.push(buf.subarray(0, part.length)));
+      buf.fill(0xee); // the next read lands here
+    }
+    parser.end();
+    expect(got).toEqual(want);
+  });
+
+  it('fileChunks + readCaptureRecords read a file through one reused buffer', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'presence-records-'));
+    try {
+      const file = join(d, 'x.pcapng');
+      writeFileSync(file, mixed());
+      const got: Frame[] = [];
+      for await (const b of readCaptureRecords(fileChunks(file, 16), file)) got.push(...b.frames());
+      expect(got).toEqual(parseAll(mixed()).frames);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

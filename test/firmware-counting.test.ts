@@ -6,6 +6,7 @@ import { Firmware, readWindowCounts, WASM_PATH } from '../firmware/host/firmware
 import type { FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 import { STAT_BATCH_ERRORS, STAT_UNSUPPORTED } from '../firmware/assembly/layout.ts';
+import { packFrames } from '../firmware/host/batch.ts';
 
 const RADIO_WIFI = 1;
 const RADIO_BLE = 2;
@@ -333,6 +334,29 @@ describe('firmware ingest accounting on real frames', () => {
     const c = fw.endWindow();
     expect(c.wifi).toMatchObject({ frames: 3, accepted: 2, rejected: 1, devices: 2 });
     expect(c.unsupported).toBe(0);
+  });
+
+  it('ingestBatch (packed records, split across batch-buffer fills) counts exactly as ingest frame by frame', () => {
+    const frames: Frame[] = [];
+    for (let i = 0; i < 9000; i++) frames.push(i % 3 === 2 ? { linkType: 256, timestampMs: i, data: advert(i % 700, -60) } : probe(i % 1500, -50 - (i % 40)));
+    const CAP = x.batch_capacity();
+    frames.push({ linkType: 127, timestampMs: 1, data: new Uint8Array(CAP) }); // too large for the buffer
+    frames.push({ linkType: 4242, timestampMs: 2, data: new Uint8Array(10) });
+    const batch = packFrames(frames)!;
+    expect(batch.bytes.length).toBeGreaterThan(2 * CAP); // several buffer fills
+    fw.beginWindow({ rssiMinDbm: -80 });
+    fw.ingestMany(frames);
+    const one = fw.endWindow();
+    fw.beginWindow({ rssiMinDbm: -80 });
+    fw.ingestBatch(batch.slice(0, 4000));
+    fw.ingestBatch(batch.slice(4000, batch.end));
+    const packed = fw.endWindow();
+    expect(packed).toEqual(one);
+    expect(one.wifi).toMatchObject({ frames: 6001, rejected: 1 });
+    expect(one.wifi.weak).toBeGreaterThan(0);
+    expect(one.wifi.devices).toBeGreaterThan(500);
+    expect(one.ble.devices).toBe(700);
+    expect(one.unsupported).toBe(1);
   });
 
   it('liveCounts reports the window so far, including frames still in the batch buffer', () => {

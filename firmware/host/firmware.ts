@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../scripts/package-root.ts';
+import type { RecordBatch } from './batch.ts';
 import { LINKTYPE, LINKTYPE_MASK, type FirmwareRadioCounts, type FirmwareWindowCounts, type Frame, type WindowOptions } from './types.ts';
 import * as layout from '../assembly/layout.ts';
 
@@ -184,13 +185,7 @@ export class Firmware {
     const data = frame.data;
     const len = data.length;
     const need = RECORD_HEADER_BYTES + ((len + 7) & ~7);
-    if (need > this.batchCapacity) {
-      const lt = (frame.linkType & LINKTYPE_MASK) >>> 0;
-      if (WIFI_LINKTYPES.has(lt)) this.oversize.wifi++;
-      else if (BLE_LINKTYPES.has(lt)) this.oversize.ble++;
-      else this.oversize.unsupported++;
-      return;
-    }
+    if (need > this.batchCapacity) return this.countOversize(frame.linkType);
     if (this.offset + need > this.batchCapacity) this.flush();
     const rec = this.batch + this.offset;
     this.dv.setUint32(rec, frame.linkType >>> 0, true);
@@ -203,6 +198,50 @@ export class Firmware {
 
   ingestMany(frames: Frame[]): void {
     for (const f of frames) this.ingest(f);
+  }
+
+  /**
+   * Ingests packed records (what the capture reader makes of a chunk): whole runs of them are
+   * copied into the batch buffer at once, no JavaScript object per frame.
+   */
+  ingestBatch(batch: RecordBatch): void {
+    if (!this.open) throw new Error('firmware: no window is open; call beginWindow() first');
+    const offsets = batch.offsets;
+    const cap = this.batchCapacity;
+    let i = batch.start;
+    const end = batch.end;
+    while (i < end) {
+      const base = offsets[i]!;
+      const room = cap - this.offset;
+      // the most records from i on that fit in the room left (binary search: offsets ascend)
+      let lo = i;
+      let hi = end;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (offsets[mid]! - base <= room) lo = mid;
+        else hi = mid - 1;
+      }
+      if (lo === i) {
+        if (offsets[i + 1]! - base > cap) {
+          this.countOversize(new DataView(batch.bytes.buffer, batch.bytes.byteOffset).getUint32(base, true));
+          i++;
+        } else this.flush();
+        continue;
+      }
+      this.u8.set(batch.bytes.subarray(base, offsets[lo]!), this.batch + this.offset);
+      this.offset += offsets[lo]! - base;
+      this.pending += lo - i;
+      i = lo;
+      if (this.offset === cap) this.flush();
+    }
+  }
+
+  /** A frame too large for the batch buffer: counted here as rejected (or unsupported), never passed on. */
+  private countOversize(linkType: number): void {
+    const lt = (linkType & LINKTYPE_MASK) >>> 0;
+    if (WIFI_LINKTYPES.has(lt)) this.oversize.wifi++;
+    else if (BLE_LINKTYPES.has(lt)) this.oversize.ble++;
+    else this.oversize.unsupported++;
   }
 
   /** Ingests whatever the batch buffer holds. */

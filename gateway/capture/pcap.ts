@@ -8,7 +8,8 @@
 // if_tsoffset, EPB, SPB, OPB; unknown blocks are skipped; several interfaces with different link
 // types).
 
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { RecordBatchBuilder, type RecordBatch } from '../../firmware/host/batch.ts';
 import type { Frame } from '../../firmware/host/types.ts';
 import { LINKTYPE, LINKTYPE_MASK, SUPPORTED_LINKTYPES } from '../../firmware/host/types.ts';
 
@@ -98,6 +99,22 @@ interface Interface {
 
 const EMPTY = new Uint8Array(0);
 
+/** Where the parser puts the frames it finds: Frame objects, or packed firmware records. */
+interface FrameOut {
+  readonly count: number;
+  add(linkType: number, timestampMs: number, buf: Uint8Array, start: number, len: number): void;
+}
+
+class FrameList implements FrameOut {
+  readonly frames: Frame[] = [];
+  get count(): number {
+    return this.frames.length;
+  }
+  add(linkType: number, timestampMs: number, buf: Uint8Array, start: number, len: number): void {
+    this.frames.push({ linkType, timestampMs, data: buf.slice(start, start + len) });
+  }
+}
+
 export class CaptureParser {
   readonly source: string;
   private buf: Uint8Array = EMPTY;
@@ -142,18 +159,39 @@ export class CaptureParser {
    * problem is at the start of what it had to parse, otherwise by the next push() or end().
    */
   push(chunk: Uint8Array): Frame[] {
+    const out = new FrameList();
+    this.run(chunk, out);
+    return out.frames;
+  }
+
+  private records: RecordBatchBuilder | null = null;
+
+  /**
+   * As push(), but the frames come packed as firmware batch records (firmware/host/batch.ts): one
+   * block per chunk instead of one object per frame. Null when the chunk completes no frame.
+   * With `reuse`, the block's arrays are reused by the next call: the batch returned is valid
+   * only until then (no allocation per chunk once the arrays are large enough).
+   */
+  pushRecords(chunk: Uint8Array, reuse = false): RecordBatch | null {
+    const left = this.buf.length - this.pos + chunk.length;
+    if (!reuse || !this.records) this.records = new RecordBatchBuilder(Math.ceil(left * 1.25) + 64, Math.ceil(left / 64));
+    this.run(chunk, this.records);
+    return this.records.take(reuse);
+  }
+
+  private run(chunk: Uint8Array, out: FrameOut): void {
     if (this.failed) throw this.failed;
     if (this.ended) throw new Error(`${this.source}: push() after end()`);
     this.append(chunk);
-    const frames: Frame[] = [];
     try {
-      this.parse(frames);
+      this.parse(out);
     } catch (err) {
       if (!(err instanceof CaptureFormatError)) throw err;
       this.failed = err;
-      if (frames.length === 0) throw err;
+      if (out.count === 0) throw err;
+    } finally {
+      this.keep();
     }
-    return frames;
   }
 
   /** Signals the end of input. Throws CaptureFormatError when the input ends inside a header or record. */
@@ -175,6 +213,9 @@ export class CaptureParser {
     return this.failed;
   }
 
+  /** The parser's own buffer: the unparsed rest of the input between pushes, then that rest plus the next chunk. */
+  private own: Uint8Array = EMPTY;
+
   private append(input: Uint8Array): void {
     if (input.length === 0) return;
     // A plain Uint8Array view (a Node Buffer's slice() would share memory): frames are copies.
@@ -184,13 +225,43 @@ export class CaptureParser {
       this.base += this.buf.length;
       this.buf = chunk;
     } else {
-      const merged = new Uint8Array(left + chunk.length);
-      merged.set(this.buf.subarray(this.pos), 0);
-      merged.set(chunk, left);
+      // the rest sits at the start of `own` (keep()); the chunk goes behind it
+      const need = left + chunk.length;
+      if (this.own.length < need) {
+        const grown = new Uint8Array(Math.max(need, this.own.length * 2));
+        grown.set(this.buf.subarray(this.pos, this.pos + left));
+        this.own = grown;
+      }
+      this.own.set(chunk, left);
       this.base += this.pos;
-      this.buf = merged;
+      this.buf = this.own.subarray(0, need);
     }
     this.pos = 0;
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /**
+   * After a push: copies the unparsed rest (part of a record) into the parser's own buffer, so no
+   * view of the caller's chunk is kept and a reader may reuse its buffer for the next chunk.
+   */
+  private keep(): void {
+    const left = this.buf.length - this.pos;
+    if (left === 0) {
+      this.base += this.buf.length;
+      this.buf = EMPTY;
+      this.pos = 0;
+    } else if (this.buf.buffer !== this.own.buffer) {
+      if (this.own.length < left) this.own = new Uint8Array(Math.max(left, 64 * 1024));
+      this.own.set(this.buf.subarray(this.pos));
+      this.base += this.pos;
+      this.buf = this.own.subarray(0, left);
+      this.pos = 0;
+    } else if (this.pos > 0) {
+      this.own.copyWithin(0, this.pos, this.pos + left);
+      this.base += this.pos;
+      this.buf = this.own.subarray(0, left);
+      this.pos = 0;
+    }
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -201,7 +272,7 @@ export class CaptureParser {
     return this.view.getUint32(at, this.little);
   }
 
-  private parse(out: Frame[]): void {
+  private parse(out: FrameOut): void {
     for (;;) {
       if (this.fmt === null) {
         if (!this.readFileHeader()) return;
@@ -247,7 +318,7 @@ export class CaptureParser {
     return true;
   }
 
-  private readPcapRecord(out: Frame[]): boolean {
+  private readPcapRecord(out: FrameOut): boolean {
     const h = this.pcapRecordHeader;
     if (this.buf.length - this.pos < h) return false;
     const p = this.pos;
@@ -260,16 +331,12 @@ export class CaptureParser {
     // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
     // one is taken as it is: only a captured length no frame can have counts as damage.
     if (this.buf.length - p < h + capLen) return false;
-    out.push({
-      linkType: this.pcapLinkType,
-      timestampMs: sec * 1000 + (this.pcapNanos ? frac / 1e6 : frac / 1e3),
-      data: this.buf.slice(p + h, p + h + capLen),
-    });
+    out.add(this.pcapLinkType, sec * 1000 + (this.pcapNanos ? frac / 1e6 : frac / 1e3), this.buf, p + h, capLen);
     this.pos = p + h + capLen;
     return true;
   }
 
-  private readPcapngBlock(out: Frame[]): boolean {
+  private readPcapngBlock(out: FrameOut): boolean {
     const avail = this.buf.length - this.pos;
     if (avail < 12) return false;
     const p = this.pos;
@@ -311,7 +378,7 @@ export class CaptureParser {
         const iface = this.iface(this.u32(body), at + 8);
         const capLen = this.u32(body + 12);
         if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
-        out.push(this.frame(iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen));
+        this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
       case BT_OPB: {
@@ -319,7 +386,7 @@ export class CaptureParser {
         const iface = this.iface(this.u16(body), at + 8);
         const capLen = this.u32(body + 12);
         if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
-        out.push(this.frame(iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen));
+        this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
       case BT_SPB: {
@@ -329,7 +396,7 @@ export class CaptureParser {
         let capLen = Math.min(origLen, bodyLen - 4);
         if (iface.snapLen > 0) capLen = Math.min(capLen, iface.snapLen);
         // No timestamp in an SPB: it inherits the previous frame's time.
-        out.push({ linkType: iface.linkType, timestampMs: this.lastTimestampMs, data: this.buf.slice(body + 4, body + 4 + capLen) });
+        out.add(iface.linkType, this.lastTimestampMs, this.buf, body + 4, capLen);
         break;
       }
       default:
@@ -345,13 +412,13 @@ export class CaptureParser {
     return iface;
   }
 
-  private frame(iface: Interface, hi: number, lo: number, start: number, capLen: number): Frame {
+  private frame(out: FrameOut, iface: Interface, hi: number, lo: number, start: number, capLen: number): void {
     const units = hi * 4294967296 + lo;
     const whole = Math.floor(units / iface.unitsPerSecond);
     const rest = units - whole * iface.unitsPerSecond;
     const timestampMs = (whole + iface.offsetSeconds) * 1000 + (rest * 1000) / iface.unitsPerSecond;
     this.lastTimestampMs = timestampMs;
-    return { linkType: iface.linkType, timestampMs, data: this.buf.slice(start, start + capLen) };
+    out.add(iface.linkType, timestampMs, this.buf, start, capLen);
   }
 
   private readIdbOptions(iface: Interface, start: number, length: number, at: number): void {
@@ -388,7 +455,39 @@ export async function* readCapture(input: AsyncIterable<Uint8Array>, source: str
   parser.end();
 }
 
+/**
+ * Reads packed frames from a byte stream: one RecordBatch per chunk that completes frames (the
+ * gateway's path). Each batch is valid until the next one is asked for: its arrays are reused
+ * then, so a consumer must have counted (or copied) a batch before it pulls the next.
+ */
+export async function* readCaptureRecords(input: AsyncIterable<Uint8Array>, source: string): AsyncGenerator<RecordBatch> {
+  const parser = new CaptureParser(source);
+  for await (const chunk of input) {
+    const batch = parser.pushRecords(chunk, true);
+    if (batch) yield batch;
+  }
+  parser.end();
+}
+
 /** Reads frames from a capture file. */
 export function readCaptureFile(path: string): AsyncGenerator<Frame[]> {
-  return readCapture(createReadStream(path, { highWaterMark: 256 * 1024 }), path);
+  return readCapture(fileChunks(path), path);
+}
+
+/**
+ * A file's bytes in chunks, read into one reused buffer: each chunk is valid until the next one is
+ * asked for (the parser copies what it keeps), so reading allocates nothing per chunk.
+ */
+export async function* fileChunks(path: string, chunkBytes = 256 * 1024): AsyncGenerator<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(chunkBytes);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, chunkBytes, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }

@@ -1,0 +1,152 @@
+// Frames packed the way the firmware's batch buffer holds them (firmware/README.md, "A batch record"):
+// a 16-byte header (link type u32, caplen u32, capture time f64 in ms) and the frame's bytes padded
+// to a multiple of 8, back to back. The capture reader writes each chunk's frames into one such
+// block, so a chunk costs a few typed arrays instead of one JavaScript object per frame, and the
+// firmware wrapper copies whole runs of records into the module at once (Firmware.ingestBatch).
+// Capture times are also kept apart, so the window clock can split a batch at a window's end.
+import { RECORD_CAPLEN, RECORD_HEADER_BYTES, RECORD_LINKTYPE, RECORD_TIME } from '../assembly/layout.ts';
+import type { Frame } from './types.ts';
+
+export { RECORD_HEADER_BYTES };
+
+/** Bytes a frame of `caplen` bytes takes as a batch record. */
+export function recordBytes(caplen: number): number {
+  return RECORD_HEADER_BYTES + ((caplen + 7) & ~7);
+}
+
+/**
+ * Records [start, end) of a packed block. Record i (start <= i < end) occupies
+ * bytes[offsets[i], offsets[i + 1]) and was captured at times[i]. Slices share the block.
+ */
+export class RecordBatch {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly times: Float64Array,
+    readonly offsets: Uint32Array,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get count(): number {
+    return this.end - this.start;
+  }
+
+  /** Records [from, to) (indexes as for `times`), sharing this block. */
+  slice(from: number, to: number): RecordBatch {
+    return new RecordBatch(this.bytes, this.times, this.offsets, from, to);
+  }
+
+  /** The first index >= from whose time is >= t, or `end` (times within a batch need not be sorted: this scans). */
+  firstAtOrAfter(t: number, from: number = this.start): number {
+    const times = this.times;
+    let i = from;
+    while (i < this.end && times[i]! < t) i++;
+    return i;
+  }
+
+  /** Largest capture time in the batch (-Infinity when empty). */
+  maxTime(): number {
+    let m = -Infinity;
+    for (let i = this.start; i < this.end; i++) if (this.times[i]! > m) m = this.times[i]!;
+    return m;
+  }
+
+  /** The records as Frame objects (copies of their bytes): for tests and tools, not the hot path. */
+  frames(): Frame[] {
+    const out: Frame[] = [];
+    const dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    for (let i = this.start; i < this.end; i++) {
+      const o = this.offsets[i]!;
+      const len = dv.getUint32(o + RECORD_CAPLEN, true);
+      out.push({ linkType: dv.getUint32(o + RECORD_LINKTYPE, true), timestampMs: this.times[i]!, data: this.bytes.slice(o + RECORD_HEADER_BYTES, o + RECORD_HEADER_BYTES + len) });
+    }
+    return out;
+  }
+}
+
+/** Builds a RecordBatch record by record (grows as needed). */
+export class RecordBatchBuilder {
+  private bytes: Uint8Array;
+  private dv: DataView;
+  private times: Float64Array;
+  private offsets: Uint32Array;
+  private n = 0;
+  private used = 0;
+
+  /** `bytesHint`: expected bytes of records (e.g. the chunk's length); `framesHint`: expected frames. */
+  constructor(bytesHint = 64 * 1024, framesHint = 512) {
+    this.bytes = new Uint8Array(Math.max(64, bytesHint));
+    this.dv = new DataView(this.bytes.buffer);
+    this.times = new Float64Array(Math.max(8, framesHint));
+    this.offsets = new Uint32Array(Math.max(8, framesHint) + 1);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** Appends a record: `len` bytes of `src` from `start`. */
+  add(linkType: number, timestampMs: number, src: Uint8Array, start: number, len: number): void {
+    const size = recordBytes(len);
+    if (this.used + size > this.bytes.length) this.growBytes(this.used + size);
+    if (this.n + 1 >= this.offsets.length) this.growFrames();
+    const o = this.used;
+    const dv = this.dv;
+    dv.setUint32(o + RECORD_LINKTYPE, linkType >>> 0, true);
+    dv.setUint32(o + RECORD_CAPLEN, len, true);
+    dv.setFloat64(o + RECORD_TIME, timestampMs, true);
+    const b = this.bytes;
+    const d = o + RECORD_HEADER_BYTES;
+    if (len <= 64) for (let k = 0; k < len; k++) b[d + k] = src[start + k]!;
+    else b.set(src.subarray(start, start + len), d);
+    // zero the padding: the block carries nothing but the frames
+    for (let k = d + len; k < o + size; k++) b[k] = 0;
+    this.times[this.n] = timestampMs;
+    this.offsets[this.n] = o;
+    this.n++;
+    this.used = o + size;
+    this.offsets[this.n] = this.used;
+  }
+
+  /**
+   * The records added since the last take() (null when none). The batch is a view of the
+   * builder's arrays: with `reuse` the next records overwrite them (the caller must be done with
+   * this batch before adding more); without, the builder starts on fresh arrays.
+   */
+  take(reuse = false): RecordBatch | null {
+    if (this.n === 0) return null;
+    const batch = new RecordBatch(this.bytes.subarray(0, this.used), this.times.subarray(0, this.n), this.offsets.subarray(0, this.n + 1), 0, this.n);
+    if (!reuse) {
+      this.bytes = new Uint8Array(0);
+      this.dv = new DataView(this.bytes.buffer);
+      this.times = new Float64Array(0);
+      this.offsets = new Uint32Array(1);
+    }
+    this.n = 0;
+    this.used = 0;
+    return batch;
+  }
+
+  private growBytes(need: number): void {
+    const next = new Uint8Array(Math.max(need, this.bytes.length * 2, 1024));
+    next.set(this.bytes.subarray(0, this.used));
+    this.bytes = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  private growFrames(): void {
+    const times = new Float64Array(Math.max(8, this.times.length * 2));
+    times.set(this.times.subarray(0, this.n));
+    const offsets = new Uint32Array(times.length + 1);
+    offsets.set(this.offsets.subarray(0, this.n + 1));
+    this.times = times;
+    this.offsets = offsets;
+  }
+}
+
+/** Packs Frame objects into a RecordBatch (tests, tools). */
+export function packFrames(frames: Frame[]): RecordBatch | null {
+  const b = new RecordBatchBuilder(frames.reduce((s, f) => s + recordBytes(f.data.length), 0), frames.length);
+  for (const f of frames) b.add(f.linkType, f.timestampMs, f.data, 0, f.data.length);
+  return b.take();
+}
