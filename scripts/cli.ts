@@ -14,6 +14,7 @@ const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]
   [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
   [['calibrate'], () => import('../aggregator/calibration/cli.ts'), 'registerCalibrate'],
   [['influx'], () => import('../aggregator/influx-setup.ts'), 'registerInflux'],
+  [['provision'], () => import('../aggregator/provision.ts'), 'registerProvision'],
   [['simulate'], () => import('../simulator/cli.ts'), 'registerSimulate'],
   [['demo'], () => import('./demo/index.ts'), 'registerDemo'],
 ];

@@ -1,0 +1,205 @@
+// `presence provision gateway`: sets up one gateway's identity in one step.
+//
+//   1. its broker credential: user name "{site}/{gateway}" with a fresh random password, added to a
+//      Mosquitto password_file as a mosquitto_passwd-compatible entry (PBKDF2-SHA512, "$7$" format)
+//   2. the ACL: the patterns of docs/mosquitto/presence.acl bind that user name to the gateway's own
+//      topics; they are added to the acl_file when it lacks them (one file serves every gateway)
+//   3. its registry entry (site, zone, credential) in the aggregator's config file
+//   4. the password, in a file of its own (mode 0600) to copy to the gateway
+//
+// The password is never printed or logged: stdout says which files changed and what the gateway
+// needs (its settings, the path of the password file). Files are replaced atomically (a temporary
+// file in the same folder, then rename), keeping the mode and owner of the file they replace.
+import { randomBytes, pbkdf2Sync } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { isMap, parseDocument, type Document } from 'yaml';
+import { isValidId, TOPIC_ROOT } from '../contract/index.ts';
+import { checkConfigObject } from './config.ts';
+
+export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern write ${TOPIC_ROOT}/%u/status`];
+/** Mosquitto 2's default for mosquitto_passwd (PW_DEFAULT_ITERATIONS). */
+const PBKDF2_ITERATIONS = 101;
+
+export class ProvisionError extends Error {}
+
+/** The broker user name of a gateway: site and gateway, bound to presence/v1/%u/... by the ACL. */
+export function credentialName(site: string, gateway: string): string {
+  return `${site}/${gateway}`;
+}
+
+/** One password_file line as `mosquitto_passwd` (Mosquitto 2) writes it: user:$7$iterations$salt$hash. */
+export function mosquittoPasswordEntry(user: string, password: string, salt = randomBytes(12), iterations = PBKDF2_ITERATIONS): string {
+  const hash = pbkdf2Sync(password, salt, iterations, 64, 'sha512');
+  return `${user}:$7$${iterations}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** Checks a password against a password_file entry ($7$ only). */
+export function verifyPasswordEntry(entry: string, password: string): boolean {
+  const m = /^[^:]+:\$7\$(\d+)\$([^$]+)\$([^$]+)$/.exec(entry.trim());
+  if (!m) return false;
+  return pbkdf2Sync(password, Buffer.from(m[2], 'base64'), Number(m[1]), 64, 'sha512').toString('base64') === m[3];
+}
+
+/** Writes `text` to `path` atomically, with the mode (and, as root, owner) of the file it replaces or `mode`. */
+function replaceFile(path: string, text: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const old = existsSync(path) ? statSync(path) : null;
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: old ? old.mode & 0o777 : mode, flag: 'wx' });
+  chmodSync(tmp, old ? old.mode & 0o777 : mode);
+  if (old && process.getuid?.() === 0) chownSync(tmp, old.uid, old.gid);
+  renameSync(tmp, path);
+}
+
+export interface ProvisionOptions {
+  site: string;
+  zone: string;
+  id: string;
+  /** Mosquitto password_file (created when absent). */
+  passwordFile?: string;
+  /** Mosquitto acl_file: the presence patterns are added when missing (created from the recipe when absent). */
+  aclFile?: string;
+  /** The aggregator's config file (YAML or JSON; created when absent). */
+  aggregatorConfig?: string;
+  /** Where the gateway's password goes (mode 0600). Default ./{site}-{id}.mqtt-password. */
+  secretOut?: string;
+  /** Replace an existing credential (new password) and registry entry. */
+  rotate?: boolean;
+}
+
+export interface ProvisionResult {
+  credential: string;
+  secretFile: string | null;
+  changed: string[];
+}
+
+/** Adds the gateway's credential, ACL patterns and registry entry. Throws ProvisionError naming what is wrong. */
+export function provisionGateway(o: ProvisionOptions): ProvisionResult {
+  for (const [what, v] of [['--site', o.site], ['--zone', o.zone], ['--id', o.id]] as const)
+    if (!v || !isValidId(v)) throw new ProvisionError(`${what}: must be lower case letters, digits, - and _ (1 to 63, starting with a letter or digit) (got ${JSON.stringify(v ?? '')})`);
+  if (!o.passwordFile && !o.aggregatorConfig) throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
+  const user = credentialName(o.site, o.id);
+  const changed: string[] = [];
+
+  // Read and check everything first, so a refusal changes no file.
+  let passwdLines: string[] = [];
+  if (o.passwordFile) {
+    passwdLines = existsSync(o.passwordFile) ? readFileSync(o.passwordFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    if (passwdLines.some((l) => l.startsWith(`${user}:`)) && !o.rotate)
+      throw new ProvisionError(`${o.passwordFile}: ${user} has a credential already; --rotate gives it a new password`);
+  }
+  let doc: Document | null = null;
+  let json: Record<string, unknown> | null = null;
+  let registryPath: string[] = [];
+  const cfgFile = o.aggregatorConfig;
+  if (cfgFile) {
+    const text = existsSync(cfgFile) ? readFileSync(cfgFile, 'utf8') : '';
+    if (/\.json$/i.test(cfgFile)) json = text.trim() ? JSON.parse(text) : { aggregator: {} };
+    else {
+      doc = parseDocument(text.trim() ? text : 'aggregator: {}\n');
+      if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
+    }
+    const top = json ?? (doc!.toJS() as Record<string, unknown> | null) ?? {};
+    const nested = top.aggregator && typeof top.aggregator === 'object';
+    registryPath = [...(nested ? ['aggregator'] : []), 'gateways', 'registry'];
+    const section = (nested ? top.aggregator : top) as Record<string, any>;
+    const existing = section?.gateways?.registry?.[o.id];
+    if (existing && (existing.site !== o.site || existing.zone !== o.zone) && !o.rotate)
+      throw new ProvisionError(`${cfgFile}: gateway ${o.id} is registered for site ${existing.site}, zone ${existing.zone}; --rotate moves it`);
+    // The file must stay valid for the aggregator.
+    const after = structuredClone(section ?? {});
+    after.gateways ??= {};
+    after.gateways.registry = { ...(after.gateways.registry ?? {}), [o.id]: { site: o.site, zone: o.zone, credential: user } };
+    const problems = checkConfigObject(after, nested ? 'aggregator.' : '');
+    if (problems.length) throw new ProvisionError(`${cfgFile} would not be a valid aggregator config:\n  ${problems.join('\n  ')}`);
+  }
+
+  let secretFile: string | null = null;
+  if (o.passwordFile) {
+    const password = randomBytes(24).toString('base64url');
+    secretFile = resolve(o.secretOut ?? `${o.site}-${o.id}.mqtt-password`);
+    // The secret first: exclusive create, 0600 (or a replacement, when rotating).
+    if (existsSync(secretFile) && !o.rotate) throw new ProvisionError(`${secretFile} exists; --rotate replaces it, or choose --secret-out`);
+    replaceFile(secretFile, `${password}\n`, 0o600);
+    chmodSync(secretFile, 0o600);
+    changed.push(`${secretFile} (the gateway's password, mode 0600)`);
+    const lines = passwdLines.filter((l) => !l.startsWith(`${user}:`));
+    lines.push(mosquittoPasswordEntry(user, password));
+    replaceFile(o.passwordFile, lines.join('\n') + '\n', 0o600);
+    changed.push(`${o.passwordFile} (credential ${user})`);
+  }
+  if (o.aclFile) {
+    const text = existsSync(o.aclFile) ? readFileSync(o.aclFile, 'utf8') : '';
+    const have = new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')));
+    const missing = ACL_PATTERNS.filter((p) => !have.has(p));
+    if (missing.length) {
+      const head = text ? (text.endsWith('\n') ? text : `${text}\n`) : `user aggregator\ntopic read ${TOPIC_ROOT}/#\n`;
+      replaceFile(o.aclFile, `${head}\n# presence-counter gateways: user name "{site}/{gateway}", its own topics only\n${missing.join('\n')}\n`, 0o644);
+      changed.push(`${o.aclFile} (patterns ${missing.join(', ')})`);
+    }
+  }
+  if (cfgFile) {
+    const entry = { site: o.site, zone: o.zone, credential: user };
+    if (json) {
+      let cur: Record<string, any> = json;
+      for (const k of registryPath) cur = cur[k] ??= {};
+      cur[o.id] = entry;
+      replaceFile(cfgFile, JSON.stringify(json, null, 2) + '\n', 0o644);
+    } else {
+      // Keeps the file's comments and layout (yaml Document API).
+      doc!.setIn([...registryPath, o.id], doc!.createNode(entry, { flow: true }));
+      if (!isMap(doc!.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
+      replaceFile(cfgFile, doc!.toString(), 0o644);
+    }
+    changed.push(`${cfgFile} (registry: ${o.id} -> site ${o.site}, zone ${o.zone})`);
+  }
+  return { credential: user, secretFile, changed };
+}
+
+export function registerProvision(program: Command): void {
+  const provision = program.command('provision').description('Set up identities: a gateway\'s broker credential, ACL and aggregator registry entry.');
+  provision
+    .command('gateway')
+    .description(
+      'Create a gateway\'s broker credential (user name "{site}/{gateway}", random password, mosquitto_passwd-compatible entry), ' +
+        'make sure the ACL binds it to its own topics, and add it to the aggregator\'s registry; the password goes to a 0600 file, never to the terminal.',
+    )
+    .requiredOption('--site <site>', 'site id of the gateway')
+    .requiredOption('--zone <zone>', 'zone id of the gateway')
+    .requiredOption('--id <gateway>', 'gateway id')
+    .option('--password-file <file>', 'Mosquitto password_file to add the credential to (created when absent), e.g. /etc/mosquitto/passwd')
+    .option('--acl-file <file>', 'Mosquitto acl_file: adds the presence patterns when missing, e.g. /etc/mosquitto/presence.acl')
+    .option('--aggregator-config <file>', 'aggregator config file (YAML or JSON) to add the registry entry to, e.g. /etc/presence/aggregator.yaml')
+    .option('--secret-out <file>', 'where to write the gateway\'s password (mode 0600); default ./{site}-{id}.mqtt-password')
+    .option('--rotate', 'replace an existing credential (new password) or move a registered gateway')
+    .action((o: ProvisionOptions) => {
+      let r: ProvisionResult;
+      try {
+        r = provisionGateway(o);
+      } catch (e) {
+        if (e instanceof ProvisionError || e instanceof SyntaxError) {
+          process.stderr.write(`presence provision gateway: ${e.message}\n`);
+          process.exit(2);
+        }
+        throw e;
+      }
+      const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];
+      if (o.passwordFile) out.push('then reload Mosquitto so it reads the new credential: sudo systemctl reload mosquitto (or kill -HUP its pid)');
+      if (o.aggregatorConfig) out.push('and restart the aggregator so it reads the registry: sudo systemctl restart presence-aggregator (its persistent session keeps the messages meanwhile)');
+      out.push(
+        '',
+        'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, mode 0600, then delete this copy):',
+        '  gateway:',
+        `    site: ${o.site}`,
+        `    zone: ${o.zone}`,
+        `    id: ${o.id}`,
+        '  mqtt:',
+        `    username: ${r.credential}`,
+        '    password_file: /etc/presence/mqtt-password',
+        '',
+      );
+      process.stdout.write(out.join('\n'));
+    });
+}
