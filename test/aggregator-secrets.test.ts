@@ -4,7 +4,7 @@
 // the sink). Its whole stdout and stderr, /healthz and /metrics must hold none of the secrets, and
 // /healthz and /metrics listen on loopback unless told otherwise.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -40,6 +40,21 @@ describe('redaction helper', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/INFLUX_URL \(influx\.url\): must be a URL/);
     expect((err as Error).message).not.toContain('S3cretInError');
+  });
+
+  it('presence calibrate reads InfluxDB secrets from files too (INFLUX_PASSWORD_FILE, INFLUX_TOKEN_FILE)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-secret-files-'));
+    writeFileSync(join(dir, 'truth.csv'), 'time;people\n2025-06-01T12:00:00Z;140\n');
+    for (const name of ['INFLUX_PASSWORD_FILE', 'INFLUX_TOKEN_FILE']) {
+      const r = spawnSync(
+        process.execPath,
+        [join(repo, 'scripts/presence.js'), 'calibrate', '--influx-url', 'http://127.0.0.1:9', '--influx-db', 'presence', '--site', 's', '--zone', 'z', '--truth', join(dir, 'truth.csv'), '--out', join(dir, 'c.yaml')],
+        { encoding: 'utf8', env: { ...process.env, INFLUX_PASSWORD: '', INFLUX_TOKEN: '', [name]: join(dir, 'no-such-secret') } },
+      );
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`--influx-(password|token)-file: cannot read .*no-such-secret \\(ENOENT\\)`));
+    }
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('/healthz and /metrics listen on 127.0.0.1 by default', () => {

@@ -16,6 +16,7 @@ import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibrat
 import { pairStored, StoredSeriesError } from './influx.ts';
 import type { PairedWindow } from './pair.ts';
 import { readPointCounts, TruthError } from './truth.ts';
+import { readSecretFile } from '../../scripts/lib/secrets.ts';
 
 interface Flags {
   capture: string[];
@@ -40,7 +41,9 @@ interface Flags {
   influxRp?: string;
   influxUsername?: string;
   influxPassword?: string;
+  influxPasswordFile?: string;
   influxToken?: string;
+  influxTokenFile?: string;
 }
 
 class UsageError extends Error {}
@@ -159,6 +162,16 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
   }
 }
 
+/** A secret from a file (first line), as every command reads them; throws a UsageError naming the file. */
+function secretFile(file: string | undefined, what: string): string | undefined {
+  if (!file) return undefined;
+  try {
+    return readSecretFile(file, what);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
   if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
@@ -172,8 +185,8 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
       database: flags.influxDb,
       retentionPolicy: flags.influxRp,
       username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
-      password: flags.influxPassword ?? (process.env.INFLUX_PASSWORD || undefined),
-      token: flags.influxToken ?? (process.env.INFLUX_TOKEN || undefined),
+      password: flags.influxPassword ?? (process.env.INFLUX_PASSWORD || undefined) ?? secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
+      token: flags.influxToken ?? (process.env.INFLUX_TOKEN || undefined) ?? secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
     },
     site: flags.site,
     zone: flags.zone,
@@ -267,7 +280,9 @@ export function registerCalibrate(program: Command): void {
     .option('--influx-rp <policy>', 'retention policy')
     .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
     .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD)')
+    .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)')
     .option('--influx-token <token>', '2.x/3.x token (env INFLUX_TOKEN)')
+    .option('--influx-token-file <file>', 'file whose first line is the 2.x/3.x token (env INFLUX_TOKEN_FILE)')
     .action(async (flags: Flags) => {
       try {
         await runCalibrate(flags);
