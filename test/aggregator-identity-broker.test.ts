@@ -3,6 +3,7 @@
 // password file; the aggregator runs with the provisioned config file. A gateway cannot publish as
 // another gateway or for another site (the broker refuses), nor for another zone or without a
 // registry entry (the aggregator rejects), nor anonymously or with a wrong password (no connection).
+// The certificate variant (CN = "{site}/{gateway}", use_identity_as_username) with the same ACL too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { loadConfig } from '../aggregator/config.ts';
 import { mosquittoPasswordEntry, provisionGateway, ProvisionError, verifyPasswordEntry } from '../aggregator/provision.ts';
 import { countsTopic, encode, statusTopic } from '../contract/index.ts';
 import { status, until, window } from './aggregator-helpers.ts';
+import { makeCertificates } from './support/tls.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator identity (broker)') && need('mosquitto_passwd', 'mosquitto', 'aggregator identity (broker)');
 const repo = join(import.meta.dirname, '..');
@@ -167,5 +169,58 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     await refused({ username: 'dam/gw-plein-1', password: 'guess' });
     await refused({ username: 'dam/gw-plein-1', password: pw(join(dir, 'gw-noord-1.pw')) });
     await refused({ username: 'dam/gw-made-up', password: pw(join(dir, 'gw-plein-1.pw')) });
+  });
+});
+
+const okTls = ok && need('openssl', 'openssl', 'aggregator identity (certificates)');
+
+describe.skipIf(!okTls)('client certificates with use_identity_as_username and the shipped ACL', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-identity-cert-'));
+  const broker = new Mosquitto({
+    listenerConfig: (port) =>
+      [
+        `listener ${port} 127.0.0.1`,
+        `cafile ${join(dir, 'ca.pem')}`,
+        `certfile ${join(dir, 'server.pem')}`,
+        `keyfile ${join(dir, 'server.key')}`,
+        'require_certificate true',
+        'use_identity_as_username true',
+        'allow_anonymous false',
+        `acl_file ${ACL}`,
+      ].join('\n'),
+  });
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    // The CN is the user name: "{site}/{gateway}" (a "/" in a subject is written "\/" to openssl).
+    makeCertificates(dir, { cn: 'dam\\/gw-plein-1', user: 'unused', password: 'unused' });
+    await broker.start();
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.endAsync(true).catch(() => {});
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const tls = (withCert: boolean): mqtt.IClientOptions => ({
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    ca: readFileSync(join(dir, 'ca.pem')),
+    ...(withCert ? { cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) } : {}),
+    rejectUnauthorized: true,
+  });
+
+  it('the certificate of dam/gw-plein-1 publishes to its own topics only', async () => {
+    const c = await mqtt.connectAsync(`mqtts://localhost:${broker.port}`, tls(true));
+    clients.push(c);
+    const m = window('dam', 'gw-plein-1', 1, Date.now() - 120_000, 60_000, 'plein');
+    await c.publishAsync(countsTopic('dam', 'gw-plein-1'), encode(m), { qos: 1 });
+    await c.publishAsync(statusTopic('dam', 'gw-plein-1'), encode(status('dam', 'gw-plein-1')), { qos: 1 });
+    for (const [site, gw] of [['dam', 'gw-noord-1'], ['west', 'gw-plein-1']])
+      await expect(c.publishAsync(countsTopic(site, gw), encode(window(site, gw, 2, Date.now() - 120_000, 60_000, 'plein')), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
+  });
+
+  it('without a client certificate there is no connection', async () => {
+    await expect(mqtt.connectAsync(`mqtts://localhost:${broker.port}`, tls(false))).rejects.toThrow();
   });
 });
