@@ -5,6 +5,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { evaluate, type Evaluation, type GatewayScore } from './evaluate.ts';
+import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
 import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
@@ -218,7 +219,7 @@ export function registerSimulate(program: Command): void {
             const fitSeed = num('fit-seed', f.fitSeed);
             if (fitSeed !== undefined && fitSeed === seed) throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
             const e = await evaluate({ scenario: name, seed, fitSeed, calibrate: f.calibrate, bleLink, ignoreFcs: f.ignoreFcs, rssiMinDbm: num('rssi-min', f.rssiMin), ...o, ...quick });
-            process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table));
+            process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table));
           }
           return;
         }

@@ -9,6 +9,8 @@ import type { Frame } from '../firmware/host/types.ts';
 import { WindowClock } from '../gateway/window.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
+import { evaluatePrivacy, type PrivacyRow } from './privacy-eval.ts';
+import type { FitResult } from '../aggregator/calibration/index.ts';
 import { fitPeople, PEOPLE_TRUTH, RADIOS, scorePeople, type CountedWindow, type CountsRadio, type FittedCalibration, type PeopleScore } from './people.ts';
 
 export interface RadioScore {
@@ -58,6 +60,8 @@ export interface Evaluation {
   overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores };
   /** The calibrations the people were computed with, fitted on the run with `fitSeed` (null: not calibrated). */
   calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration } | null;
+  /** The same windows as the gateway would publish them with small-count protection (simulator/privacy-eval.ts). */
+  privacy: PrivacyRow[];
 }
 
 export interface EvaluateOptions extends ScenarioOverrides {
@@ -184,12 +188,14 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const none: PeopleScores = { wifi: null, ble: null };
   const people = { perGateway: s.gateways.map((): PeopleScores => ({ ...none })), overall: { ...none } };
   let calibration: Evaluation['calibration'] = null;
+  const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
   if (o.calibrate !== false) {
     const training = await countWindows(s, fitSeed, o);
     const fitted = {} as Record<CountsRadio, FittedCalibration>;
     for (const radio of RADIOS) {
       const { fit, summary } = fitPeople(training, radio, `seed-${fitSeed}`);
       fitted[radio] = summary;
+      fits[radio] = fit;
       if (!fit) continue;
       const sc = scorePeople(fit, radio, windows, s.gateways.length);
       sc.perGateway.forEach((p, i) => (people.perGateway[i][radio] = p));
@@ -206,5 +212,6 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     gateways: s.gateways.map((g, i) => ({ id: g.id, zone: g.zone, wifi: score(per[i].wifi), ble: score(per[i].ble), people: people.perGateway[i] })),
     overall: { wifi: score(all.wifi), ble: score(all.ble), people: people.overall },
     calibration,
+    privacy: evaluatePrivacy(windows, fits, s.windowS * 1000, seed),
   };
 }

@@ -9,7 +9,8 @@
 //     with suppressed: true, one above k unchanged; the message logged and queued is the published one;
 //   - what the noise's scale rests on, with the real firmware: one address raises devices by 1 and,
 //     on a fixed sub-window grid, the estimate by at most 1; and the two ways it moves the estimate
-//     by more (why the epsilon is not a guarantee for `estimate`).
+//     by more (why the epsilon is not a guarantee for `estimate`);
+//   - simulate --evaluate's table of the cost of each setting agrees with the evaluation at k = 0.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -330,5 +331,25 @@ describe.skipIf(!ok)(SUITE, () => {
     }
     // BLE's 20 devices stay near 20 (the noise has standard deviation 1.4 at epsilon 1).
     for (const m of published.filter((x) => x.complete)) expect(Math.abs(m.ble.devices - 20)).toBeLessThanOrEqual(20);
+  });
+});
+
+describe('small counts: the accuracy each setting costs (simulate --evaluate)', () => {
+  it('k = 0 without noise scores as the evaluation does; noise and k cost accuracy as they should', async () => {
+    const { evaluate } = await import('../simulator/evaluate.ts');
+    const e = await evaluate({ scenario: 'quiet-night', seed: 1, durationS: 900 });
+    const row = (k: number, eps: number | null) => e.privacy.find((r) => r.minCount === k && r.epsilon === eps)!;
+    expect(e.privacy.length).toBe(12);
+    const plain = row(0, null);
+    for (const radio of ['wifi', 'ble'] as const) {
+      expect(plain[radio].devicesMape).toBe(e.overall[radio].devicesMape);
+      expect(plain[radio].estimateMape).toBe(e.overall[radio].estimateMape);
+      expect(plain[radio].peopleMape).toBe(e.overall.people[radio]?.mape ?? null);
+      expect(plain[radio].suppressedPct).toBe(0);
+      // Strong noise costs more than none; k = 15 on a quiet night suppresses (almost) everything.
+      expect(row(0, 0.1)[radio].estimateMape).toBeGreaterThan(plain[radio].estimateMape);
+      expect(row(15, null)[radio].suppressedPct).toBeGreaterThan(90);
+      expect(row(5, null)[radio].suppressedPct).toBeGreaterThan(0);
+    }
   });
 });
