@@ -18,7 +18,7 @@ import { Rng } from './rng.ts';
 export const PRIVACY_GRID: { minCounts: number[]; epsilons: Array<number | null> } = { minCounts: [0, 5, 15], epsilons: [null, 1, 0.5, 0.1] };
 
 export interface PrivacyRadioScore {
-  /** Windows scored (truth above zero). */
+  /** Windows scored for devices (devices in reach above zero). */
   windows: number;
   /** Share of all windows published as suppressed, %. */
   suppressedPct: number;
@@ -61,7 +61,7 @@ export function evaluatePrivacy(
   for (const minCount of grid.minCounts) {
     for (const epsilon of grid.epsilons) {
       const uniform = seededUniform(seed + minCount * 1000 + Math.round((epsilon ?? 0) * 1000));
-      const acc = Object.fromEntries(RADIOS.map((r) => [r, { n: 0, all: 0, suppressed: 0, d: 0, e: 0, pn: 0, p: 0 }])) as Record<CountsRadio, { n: number; all: number; suppressed: number; d: number; e: number; pn: number; p: number }>;
+      const acc = Object.fromEntries(RADIOS.map((r) => [r, { n: 0, en: 0, all: 0, suppressed: 0, d: 0, e: 0, pn: 0, p: 0 }])) as Record<CountsRadio, { n: number; en: number; all: number; suppressed: number; d: number; e: number; pn: number; p: number }>;
       for (const w of windows) {
         const start = Date.parse(w.truth.start);
         const m = protect(countsMessage(id, 1, { start, end: start + windowMs, complete: true }, w.counts), { minCount, ...(epsilon !== null ? { epsilon } : {}), windowMs }, uniform);
@@ -70,11 +70,17 @@ export function evaluatePrivacy(
           const published = m[radio];
           a.all++;
           if (published.suppressed) a.suppressed++;
+          // As the evaluation scores them: devices against devices in reach, the estimate against
+          // the devices it estimates (BLE: without beacons, which the firmware leaves out of it).
           const truth = w.truth.devices[radio];
+          const etruth = radio === 'ble' ? truth - w.truth.devices.byKind.beacon : truth;
           if (truth > 0) {
             a.n++;
             a.d += Math.abs(published.devices - truth) / truth;
-            a.e += Math.abs(published.estimate - truth) / truth;
+          }
+          if (etruth > 0) {
+            a.en++;
+            a.e += Math.abs(published.estimate - etruth) / etruth;
           }
           const f = fits[radio];
           const people = w.truth[PEOPLE_TRUTH];
@@ -93,7 +99,7 @@ export function evaluatePrivacy(
           windows: a.n,
           suppressedPct: a.all ? r1((a.suppressed / a.all) * 100) : 0,
           devicesMape: a.n ? r1((a.d / a.n) * 100) : 0,
-          estimateMape: a.n ? r1((a.e / a.n) * 100) : 0,
+          estimateMape: a.en ? r1((a.e / a.en) * 100) : 0,
           peopleMape: fits[radio] && a.pn ? r1((a.p / a.pn) * 100) : null,
         };
       };
