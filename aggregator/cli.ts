@@ -40,6 +40,18 @@ export function registerAggregator(program: Command): void {
         aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
         reloadOnSighup(aggregator, calibrationFile);
       }
+      // SIGHUP also re-reads the config file's gateway registry (presence provision gateway adds to it).
+      const configFile = given.config || process.env.PRESENCE_AGGREGATOR_CONFIG;
+      if (configFile)
+        process.on('SIGHUP', () => {
+          try {
+            const next = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false)).gateways;
+            aggregator.identity.reload(next);
+            aggregator.log.info({ file: configFile, gateways_registered: aggregator.identity.registered, allow_unknown: next.allow_unknown }, 'gateway registry reloaded');
+          } catch (e) {
+            aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
+          }
+        });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -187,7 +187,7 @@ export function registerProvision(program: Command): void {
       }
       const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];
       if (o.passwordFile) out.push('then reload Mosquitto so it reads the new credential: sudo systemctl reload mosquitto (or kill -HUP its pid)');
-      if (o.aggregatorConfig) out.push('and restart the aggregator so it reads the registry: sudo systemctl restart presence-aggregator (its persistent session keeps the messages meanwhile)');
+      if (o.aggregatorConfig) out.push('and make the aggregator re-read its registry: sudo systemctl kill -s HUP presence-aggregator (SIGHUP; or restart it)');
       out.push(
         '',
         'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, mode 0600, then delete this copy):',

@@ -94,13 +94,21 @@ export class GatewayIdentity {
   private limitWarned = false;
   private readonly byWindow = new Map<string, Remembered>();
   private readonly bySeq = new Map<string, Remembered>();
-  readonly registered: number;
+  registered: number;
 
   constructor(
-    private readonly cfg: GatewaysConfig,
+    private cfg: GatewaysConfig,
     private readonly log: Logger,
   ) {
     this.registered = Object.keys(cfg.registry).length;
+  }
+
+  /** Applies a new registry and policy (SIGHUP): from the next message on. Gateways admitted so
+   *  far stay admitted while allowed; the conflict memory is kept. */
+  reload(cfg: GatewaysConfig): void {
+    this.cfg = cfg;
+    this.registered = Object.keys(cfg.registry).length;
+    this.limitWarned = false;
   }
 
   /** Gateways known: registered plus accepted unregistered ones. */

@@ -4,7 +4,8 @@
 // First the pure rules, then the same through a real Mosquitto into a line-protocol file, with the
 // rejections counted in presence_aggregator_rejected_total{reason}.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,10 +14,12 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
 import { countsDigest, GatewayIdentity, type GatewaysConfig } from '../aggregator/registry.ts';
+import { provisionGateway } from '../aggregator/provision.ts';
 import { encode, type CountsMessage } from '../contract/index.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
 
 type LogLine = { level: number; msg: string; reason?: string; detail?: string };
+const repo = join(import.meta.dirname, '..');
 const capturing = (lines: LogLine[]) => pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
 
 const T0 = Date.parse('2026-03-01T10:00:00Z');
@@ -209,6 +212,61 @@ describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
     expect(wifi[0]).toBe(wifi[1]);
     expect(wifi[0]).toContain(`devices=${m.wifi.devices}i`);
     expect(await metric('conflict')).toBe(1);
+    await pub.endAsync();
+  });
+});
+
+describe.skipIf(!ok)('presence aggregator reloads the gateway registry on SIGHUP (real process)', () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-registry-hup-'));
+  let proc: ChildProcess | null = null;
+
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc!.once('exit', r));
+    }
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a gateway provisioned into the config file is accepted after SIGHUP; a broken file keeps the registry in use', async () => {
+    const cfg = join(dir, 'aggregator.yaml');
+    const out = join(dir, 'presence.lp');
+    writeFileSync(cfg, `aggregator:\n  out: ${out}\n  http: { port: null }\n  batch: { flush_interval: 10ms }\n  gateways:\n    registry:\n      gw-a: { site: dam, zone: plein }\n`);
+    proc = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--mqtt-url', broker.url, '--mqtt-client-id', 'registry-hup'], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+    });
+    let log = '';
+    proc.stderr!.on('data', (d) => (log += d));
+    await until('subscribed', () => log, (l) => l.includes('"msg":"subscribed"'));
+    const pub = await publisher(broker.url);
+    const t = Date.now() - 3_600_000;
+    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8') : '');
+    const count = (re: RegExp) => (log.match(re) ?? []).length;
+
+    await publishAll(pub, [countsItem(window('dam', 'gw-b', 1, t, 60_000, 'noord')), countsItem(window('dam', 'gw-a', 1, t, 60_000, 'plein'))]);
+    await until('gw-a stored', lines, (l) => l.includes('gateway=gw-a'));
+    await until('gw-b rejected', () => log, (l) => /"reason":"unknown_gateway"/.test(l));
+    expect(lines()).not.toContain('gateway=gw-b');
+
+    provisionGateway({ site: 'dam', zone: 'noord', id: 'gw-b', aggregatorConfig: cfg });
+    proc.kill('SIGHUP');
+    await until('reloaded', () => count(/gateway registry reloaded/g), (n) => n === 1);
+    await publishAll(pub, [countsItem(window('dam', 'gw-b', 2, t + 60_000, 60_000, 'noord'))]);
+    await until('gw-b stored', lines, (l) => l.includes('gateway=gw-b'));
+
+    writeFileSync(cfg, readFileSync(cfg, 'utf8') + '  nonsense_key: 1\n');
+    proc.kill('SIGHUP');
+    await until('not reloaded', () => count(/gateway registry not reloaded/g), (n) => n === 1);
+    expect(log).toMatch(/has an unknown key \\"nonsense_key\\"/);
+    await publishAll(pub, [countsItem(window('dam', 'gw-b', 3, t + 120_000, 60_000, 'noord'))]);
+    await until('gw-b still accepted', () => lines().split('\n').filter((l) => l.includes('gateway=gw-b')).length, (n) => n === 4);
     await pub.endAsync();
   });
 });
