@@ -6,7 +6,7 @@
 //   --force     rebuild both
 //   --no-check  emit without type checking (tests and benches; `npm run typecheck` checks)
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -14,8 +14,9 @@ const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
 const stamp = join(dist, '.built');
 const force = process.argv.includes('--force');
-// What tsc may compile: every .ts and .json file outside these folders (firmware/assembly included:
-// the host imports its ABI layout).
+// What tsc may compile: every .ts file and every .json file below the root (at the root only the
+// tsconfig files: package.json, the lockfiles and npm-shrinkwrap.json, made by prepack, are no input),
+// outside these folders (firmware/assembly included: the host imports its ABI layout).
 const SKIP = new Set(['node_modules', 'dist', 'test', 'bench', 'docs', 'presence-demo', 'sim-out', 'out', 'tmp']);
 const SKIP_PATHS = new Set([join(root, 'firmware', 'build')]);
 
@@ -24,8 +25,8 @@ function inputs(dir, acc = { newest: 0, count: 0 }) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if (!SKIP.has(e.name) && !e.name.startsWith('.') && !SKIP_PATHS.has(p)) inputs(p, acc);
-    } else if (e.name.endsWith('.ts') || e.name.endsWith('.json')) {
+      if (!SKIP.has(e.name) && !e.name.startsWith('.') && !e.name.startsWith('dist.') && !SKIP_PATHS.has(p)) inputs(p, acc);
+    } else if (e.name.endsWith('.ts') || (e.name.endsWith('.json') && (dir !== root || e.name.startsWith('tsconfig')))) {
       acc.newest = Math.max(acc.newest, statSync(p).mtimeMs);
       acc.count++;
     }
@@ -52,12 +53,19 @@ const now = inputs(root);
 const built = existsSync(stamp) ? { at: statSync(stamp).mtimeMs, count: Number(readFileSync(stamp, 'utf8').split(' ')[1]) } : null;
 if (!force && built && built.at >= now.newest && built.count === now.count) process.exit(0);
 console.error(`build: compiling TypeScript to dist/${process.argv.includes('--no-check') ? ' (without type checking)' : ''}`);
-rmSync(dist, { recursive: true, force: true });
-const args = ['-p', join(root, 'tsconfig.build.json'), ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
+// Compiled beside dist/, then swapped in: a `presence` started meanwhile (a test, a bench) finds the
+// old build whole, and files of deleted sources do not linger.
+const next = `${dist}.next-${process.pid}`;
+const args = ['-p', join(root, 'tsconfig.build.json'), '--outDir', next, ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
 try {
   execFileSync(process.execPath, [tsc, ...args], { stdio: ['ignore', 2, 2], cwd: root });
 } catch {
+  rmSync(next, { recursive: true, force: true });
   console.error('build: tsc failed (above)');
   process.exit(1);
 }
-writeFileSync(stamp, `${new Date().toISOString()} ${now.count}\n`);
+writeFileSync(join(next, '.built'), `${new Date().toISOString()} ${now.count}\n`);
+const old = `${dist}.old-${process.pid}`;
+if (existsSync(dist)) renameSync(dist, old);
+renameSync(next, dist);
+rmSync(old, { recursive: true, force: true });
