@@ -232,18 +232,26 @@ export function registerInflux(program: Command): void {
     .description(
       `InfluxDB 1.x: create the database, the retention policies "${DETAIL_RP}" (DEFAULT: the 1-minute windows the aggregator writes and the dashboards read) and "${HOURLY_RP}" (hourly aggregates), and the continuous query ${HOURLY_CQ} that fills it; safe to run again. 2.x/3.x: print the commands.`,
     )
-    .option('--influx-url <url>', 'InfluxDB URL (env INFLUX_URL)', process.env.INFLUX_URL ?? 'http://127.0.0.1:8086')
+    .option('--influx-url <url>', 'InfluxDB URL (env INFLUX_URL; default http://127.0.0.1:8086)')
     .addOption(new Option('--influx-version <version>', 'InfluxDB major version: 1 (set up over /query), 2 or 3 (print the commands)').choices(['1', '2', '3']).default('1'))
-    .option('--influx-db <database>', 'database (env INFLUX_DB)', process.env.INFLUX_DB ?? 'presence')
-    .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)', process.env.INFLUX_USERNAME)
+    .option('--influx-db <database>', 'database (env INFLUX_DB; default presence)')
+    .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
     .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD); prefer INFLUX_PASSWORD or a file')
-    .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)', process.env.INFLUX_PASSWORD_FILE)
-    .option('--influx-org <org>', '2.x organisation (env INFLUX_ORG)', process.env.INFLUX_ORG ?? 'ORG')
-    .option('--influx-bucket <bucket>', '2.x bucket of the 1-minute windows (env INFLUX_BUCKET; default: the database name)', process.env.INFLUX_BUCKET)
+    .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)')
+    .option('--influx-org <org>', '2.x organisation (env INFLUX_ORG)')
+    .option('--influx-bucket <bucket>', '2.x bucket of the 1-minute windows (env INFLUX_BUCKET; default: the database name)')
     .option('--detail <duration>', 'how long the 1-minute windows are kept, e.g. 30d', '30d')
     .option('--hourly <duration>', 'how long the hourly aggregates are kept, e.g. 400d', '400d')
     .option('--print', 'print the statements, change nothing')
     .action(async (f: SetupFlags) => {
+      // Flags win over the environment (defaults are not shown in --help: a URL may hold a password).
+      const env = process.env;
+      f.influxUrl ??= env.INFLUX_URL ?? 'http://127.0.0.1:8086';
+      f.influxDb ??= env.INFLUX_DB;
+      f.influxUsername ??= env.INFLUX_USERNAME;
+      f.influxPasswordFile ??= env.INFLUX_PASSWORD_FILE;
+      f.influxOrg ??= env.INFLUX_ORG;
+      f.influxBucket ??= env.INFLUX_BUCKET;
       const fail = (msg: string): never => {
         process.stderr.write(`presence influx setup: ${msg}\n`);
         process.exit(2);
