@@ -25,7 +25,7 @@ import { createSource, FileSource, type CaptureSource, type FrameSink } from './
 const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
 import { dailyBudget, privacyActive, protect, type PrivacySettings } from './privacy.ts';
-import { countsMessage, MAX_EMPTY_WINDOWS, WindowClock, type ClosedWindow, type Identity, type WindowCounter as ClockCounter } from './window.ts';
+import { CLOCK_MAX_MS, CLOCK_MIN_MS, countsMessage, MAX_EMPTY_WINDOWS, WindowClock, type ClosedWindow, type Identity, type WindowCounter as ClockCounter } from './window.ts';
 
 /** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
 const WINDOWS_PER_TURN = 16;
@@ -115,6 +115,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.privacy = { minCount: p.min_count ?? 0, ...(p.epsilon !== undefined ? { epsilon: p.epsilon } : {}), windowMs: this.windowMs };
     this.fw = opts.firmware ?? null;
     this.sources = opts.config.sources.map((s) => createSource(s, this.log, opts.stdin));
+    // a paced replay does not wait out a jump of the capture clock that the window clock skips
+    for (const s of this.sources) if (s instanceof FileSource) s.jumpMs = MAX_EMPTY_WINDOWS * this.windowMs;
     this.done = new Promise((r) => (this.doneResolve = r));
     if (opts.onWindow) this.on('window', opts.onWindow);
   }
@@ -334,15 +336,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       let w = this.windows.window;
       if (!w) {
         const first = this.earliestPending();
-        if (first === Infinity) break;
+        if (first === Infinity) {
+          if (final) this.dropOffClock();
+          break;
+        }
         this.openWindow(first, true);
         w = this.windows.window!;
       }
-      // every source's frames before the window's end, in arrival order, up to the first later one
+      // every source's frames before the window's end, in arrival order, up to the first later
+      // one (a frame stamped off the clock counts as before it: it goes into the open window)
       for (const q of this.pending.values()) {
         while (q.length) {
           const b = q[0]!;
-          const n = b.firstAtOrAfter(w.nominalEnd);
+          const n = b.firstAtOrAfter(w.nominalEnd, b.start, CLOCK_MAX_MS);
           if (n > b.start) this.fw!.ingestBatch(n === b.end ? b : b.slice(b.start, n));
           if (n < b.end) {
             q[0] = b.slice(n, b.end);
@@ -366,11 +372,30 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return true;
   }
 
-  /** Capture time of the earliest frame waiting for its window (Infinity when none waits). */
+  /** Capture time of the earliest frame waiting for its window, on the clock (Infinity when none waits). */
   private earliestPending(): number {
     let t = Infinity;
-    for (const q of this.pending.values()) if (q.length && q[0]!.times[q[0]!.start]! < t) t = q[0]!.times[q[0]!.start]!;
+    for (const q of this.pending.values()) {
+      // usually the head; frames off the clock before the first window opened are passed over
+      for (const b of q) {
+        const i = b.firstAtOrAfter(CLOCK_MIN_MS, b.start, CLOCK_MAX_MS);
+        if (i < b.end) {
+          if (b.times[i]! < t) t = b.times[i]!;
+          break;
+        }
+      }
+    }
     return t;
+  }
+
+  /** Every source ended and no frame carried a time on the clock: no window can hold what is left. */
+  private dropOffClock(): void {
+    let n = 0;
+    for (const q of this.pending.values()) {
+      for (const b of q) n += b.count;
+      q.length = 0;
+    }
+    if (n > 0) this.log.warn({ frames: n }, 'no frame of the capture is stamped in 2000-2099: these frames were not counted');
   }
 
   /** Capture time every source has reached: the least latest-timestamp among sources still going. */
@@ -416,7 +441,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       } else this.queueWindow(this.windows.close(Date.now()), true);
       if (this.timer) clearTimeout(this.timer);
       if (this.clockTimer) clearTimeout(this.clockTimer);
-      this.log.info({ windows: this.windowsClosed, queue_depth: this.queue.depth }, 'sources ended; publishing queued windows');
+      this.log.info(
+        { windows: this.windowsClosed, queue_depth: this.queue.depth, clock_jumps: this.clockJumps, off_clock_frames: this.sources.reduce((n, s) => n + s.offClockFrames, 0) },
+        'sources ended; publishing queued windows',
+      );
       await this.publishStatus();
       await this.publisher.flush();
       await this.shutdown();

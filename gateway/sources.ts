@@ -17,6 +17,7 @@ import { CaptureFormatError, fileChunks, readCaptureRecords } from './capture/pc
 import { sanitiseMessage, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
+import { CLOCK_MAX_MS, CLOCK_MIN_MS, isClockTime } from './window.ts';
 
 export type SourceState = SourceStatus['state'];
 
@@ -35,8 +36,10 @@ export abstract class CaptureSource {
   /** The last failure: a fixed code and a sanitised message. */
   lastError: string | undefined;
   lastErrorCode: SourceErrorCode | undefined;
-  /** Largest capture timestamp delivered so far (ms), -Infinity before the first frame. */
+  /** Largest capture timestamp delivered so far (ms) within the clock's range (window.ts isClockTime), -Infinity before the first. */
   lastTimestampMs = -Infinity;
+  /** Frames delivered whose capture time is outside the clock's range (they do not move the clock). */
+  offClockFrames = 0;
   protected stopped = false;
   protected sink: FrameSink | null = null;
   readonly finished: Promise<void>;
@@ -91,8 +94,14 @@ export abstract class CaptureSource {
   protected async deliver(batch: RecordBatch): Promise<void> {
     if (batch.count === 0 || this.stopped) return;
     this.frames += batch.count;
-    const latest = batch.maxTime();
+    const latest = batch.maxTime(CLOCK_MIN_MS, CLOCK_MAX_MS);
     if (latest > this.lastTimestampMs) this.lastTimestampMs = latest;
+    const off = batch.countOutside(CLOCK_MIN_MS, CLOCK_MAX_MS);
+    if (off > 0) {
+      if (this.offClockFrames === 0)
+        this.log.warn({ source: this.name, frames: off }, 'frames stamped outside 2000-2099: counted in the window open when they come, the clock ignores their time');
+      this.offClockFrames += off;
+    }
     await this.sink!.deliver(this, batch);
   }
 
@@ -122,6 +131,8 @@ export class FileSource extends CaptureSource {
     return this.clock ? this.clock.ts0 + (performance.now() - this.clock.wall0) * (this.cfg.speed as number) : -Infinity;
   }
   private clock: { wall0: number; ts0: number } | null = null;
+  /** A forward jump of the capture clock larger than this is not waited out (set by the gateway: the gap its window clock skips). */
+  jumpMs = Infinity;
   /** Paced replays: wall-clock ms until the replay's clock reaches capture time t (null before the first frame or at max speed). */
   wallMsUntil(t: number): number | null {
     if (!this.clock || !this.paced) return null;
@@ -135,7 +146,7 @@ export class FileSource extends CaptureSource {
   }
 
   protected async run(): Promise<void> {
-    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal);
+    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal, this.jumpMs);
     for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
@@ -160,12 +171,15 @@ export const PACE_TICK_MS = 100;
 
 /**
  * Paces batches of frames to a replay speed: frame i is delivered (t_i - t_0) / speed after the first
- * one. 'max' delivers at once (yielding to the event loop between batches).
+ * one. 'max' delivers at once (yielding to the event loop between batches). A frame stamped off the
+ * clock (window.ts isClockTime) is delivered at once; a jump forward by more than `jumpMs` (the gap
+ * the gateway's window clock skips) restarts the pace at the new time instead of waiting it out.
  */
 export function pacer(
   speed: Speed,
   onStart?: (wall0: number, ts0: number) => void,
   signal?: AbortSignal,
+  jumpMs = Infinity,
 ): (batch: RecordBatch, deliver: (batch: RecordBatch) => Promise<void>) => Promise<void> {
   if (speed === 'max') {
     return async (batch, deliver) => {
@@ -175,19 +189,22 @@ export function pacer(
   }
   let wall0 = -1;
   let ts0 = 0;
+  let prev = -Infinity; // the latest capture time paced so far
   return async (batch, deliver) => {
     const times = batch.times;
     let from = batch.start;
     let limit = -Infinity; // frames up to this capture time are due
     for (let i = batch.start; i < batch.end; i++) {
       const ts = times[i]!;
-      if (ts <= limit) continue;
-      if (wall0 < 0) {
-        wall0 = performance.now();
+      if (ts <= limit || !isClockTime(ts)) continue; // a time off the clock is no reading: due now
+      const now = performance.now();
+      // The first frame, or a jump of the capture clock that the gateway skips: (re)start the pace here.
+      if (wall0 < 0 || ts - prev > jumpMs) {
+        wall0 = now;
         ts0 = ts;
         onStart?.(wall0, ts0);
       }
-      const now = performance.now();
+      if (ts > prev) prev = ts;
       limit = ts0 + (now - wall0) * speed;
       if (ts <= limit) continue;
       if (i > from) await deliver(batch.slice(from, i));

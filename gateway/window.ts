@@ -10,6 +10,17 @@ import type { FirmwareWindowCounts, WindowOptions } from '../firmware/host/types
 /** Empty windows closed at most for one jump of the clock; a larger jump skips them (presence replay, gateway). */
 export const MAX_EMPTY_WINDOWS = 10_000;
 
+/**
+ * What a capture clock can read: the contract's years 2000-2099. A frame stamped outside (a 1970
+ * timestamp, a pcapng simple packet block before any timestamped packet, which gets time 0) does not
+ * move the gateway's capture clock: it is counted in the window open when it comes.
+ */
+export const CLOCK_MIN_MS = Date.UTC(2000, 0, 1);
+export const CLOCK_MAX_MS = Date.UTC(2100, 0, 1);
+export function isClockTime(t: number): boolean {
+  return t >= CLOCK_MIN_MS && t < CLOCK_MAX_MS;
+}
+
 /** Start of the aligned window containing t. */
 export function alignDown(t: number, windowMs: number): number {
   return Math.floor(t / windowMs) * windowMs;

@@ -36,19 +36,35 @@ export class RecordBatch {
     return new RecordBatch(this.bytes, this.times, this.offsets, from, to);
   }
 
-  /** The first index >= from whose time is >= t, or `end` (times within a batch need not be sorted: this scans). */
-  firstAtOrAfter(t: number, from: number = this.start): number {
+  /**
+   * The first index >= from whose time is >= t and below `ceiling`, or `end` (times within a batch
+   * need not be sorted: this scans). Times at or past the ceiling count as before t.
+   */
+  firstAtOrAfter(t: number, from: number = this.start, ceiling = Infinity): number {
     const times = this.times;
     let i = from;
-    while (i < this.end && times[i]! < t) i++;
+    while (i < this.end && !(times[i]! >= t && times[i]! < ceiling)) i++;
     return i;
   }
 
-  /** Largest capture time in the batch (-Infinity when empty). */
-  maxTime(): number {
+  /** Largest capture time in [lo, hi) in the batch (-Infinity when there is none). */
+  maxTime(lo = -Infinity, hi = Infinity): number {
     let m = -Infinity;
-    for (let i = this.start; i < this.end; i++) if (this.times[i]! > m) m = this.times[i]!;
+    for (let i = this.start; i < this.end; i++) {
+      const t = this.times[i]!;
+      if (t > m && t >= lo && t < hi) m = t;
+    }
     return m;
+  }
+
+  /** Frames whose time is outside [lo, hi). */
+  countOutside(lo: number, hi: number): number {
+    let n = 0;
+    for (let i = this.start; i < this.end; i++) {
+      const t = this.times[i]!;
+      if (!(t >= lo && t < hi)) n++;
+    }
+    return n;
   }
 
   /** The records as Frame objects (copies of their bytes): for tests and tools, not the hot path. */

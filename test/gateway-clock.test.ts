@@ -1,0 +1,137 @@
+// A crafted capture cannot hang the gateway (issue 10.6). `presence gateway` runs as a real process
+// against a real Mosquitto on captures written here: a frame stamped 1970 before the real ones, a
+// pcapng whose first packet is a simple packet block (no timestamp: time 0) followed by a jump of
+// the capture clock by two months, and a gap of almost MAX_EMPTY_WINDOWS empty windows during
+// which SIGTERM must end the process long before the last of them.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countsTopic, siteFilter, statusTopic, validateCounts, type CountsMessage } from '../contract/index.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { MAX_EMPTY_WINDOWS } from '../gateway/window.ts';
+import { probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
+import { address, spawnGateway, subscriber, waitFor, windowsSpanned, type Received } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'gateway capture clock';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
+const probe = (i: number) => probeRequest({ sa: address(i % 5, 3, true), seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i });
+
+const counts = (ms: Received[], site: string): CountsMessage[] =>
+  ms.filter((m) => m.topic === countsTopic(site, 'g')).map((m) => {
+    const v = validateCounts(JSON.parse(m.payload.toString()));
+    if (!v.ok) throw new Error(v.reason);
+    return v.value;
+  });
+/** pino JSON lines of the gateway's stderr with the given message. */
+const logLines = (stderr: string, msg: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === msg);
+
+/** A simple packet block (interface 0): it carries no timestamp. */
+function spb(data: Uint8Array): Buffer {
+  const padded = (data.length + 3) & ~3;
+  const len = 16 + padded;
+  const b = Buffer.alloc(len);
+  b.writeUInt32LE(3, 0);
+  b.writeUInt32LE(len, 4);
+  b.writeUInt32LE(data.length, 8);
+  b.set(data, 12);
+  b.writeUInt32LE(len, len - 4);
+  return b;
+}
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-clock-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('a frame stamped 1970 before the real ones (paced replay): counted in the first real window, no 1970 window, no hang', async () => {
+    const t0 = Date.parse('2026-05-04T10:00:00.250Z');
+    const real = Array.from({ length: 30 }, (_, i) => t0 + i * 100);
+    const path = join(tmp, 'epoch.pcap');
+    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(1_000, probe(99)), ...real.map((t, i) => pcapRecord(t, probe(i)))]));
+    const sub = await subscriber(broker.url, { filter: siteFilter('epoch') });
+    const gw = spawnGateway(['--site', 'epoch', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', '1', '--window', '1s', '--queue-dir', join(tmp, 'q-epoch')]);
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    const c = counts(sub.messages, 'epoch');
+    expect(c.length).toBe(windowsSpanned(real[0]!, real.at(-1)!, 1000));
+    expect(c.every((w) => w.start.startsWith('2026-05-04T10:00:0'))).toBe(true);
+    expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(31); // the 1970 frame too
+    expect(c[0]!.wifi.frames).toBe(8 + 1); // .250 to .950, and the 1970 frame
+    const warned = logLines(gw.stderr(), 'frames stamped outside 2000-2099: counted in the window open when they come, the clock ignores their time');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ frames: 1 });
+    expect(logLines(gw.stderr(), 'sources ended; publishing queued windows')[0]).toMatchObject({ off_clock_frames: 1, clock_jumps: 0 });
+    expect(gw.stderr()).not.toMatch(/does not match the contract/);
+    await sub.client.endAsync();
+  });
+
+  it('a pcapng starting with a simple packet block (time 0), then a jump of two months: the jump is skipped and logged with its count', async () => {
+    const a = Date.parse('2026-03-01T12:00:00.000Z');
+    const b = Date.parse('2026-05-01T12:00:00.000Z');
+    const before = [a + 100, a + 1100, a + 2100];
+    const after = [b + 300, b + 1300];
+    const path = join(tmp, 'spb.pcapng');
+    writeFileSync(
+      path,
+      Buffer.concat([
+        pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]),
+        spb(probe(50)),
+        ...before.map((t, i) => pcapngPacket(0, t, probe(i))),
+        ...after.map((t, i) => pcapngPacket(0, t, probe(10 + i))),
+      ]),
+    );
+    const sub = await subscriber(broker.url, { filter: siteFilter('spb') });
+    const gw = spawnGateway(['--site', 'spb', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-spb')]);
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    const c = counts(sub.messages, 'spb');
+    expect(c.map((w) => w.start)).toEqual([
+      new Date(a + 100).toISOString(), // first window, from its first frame
+      new Date(a + 1000).toISOString(),
+      new Date(a + 2000).toISOString(),
+      new Date(b + 300).toISOString(), // after the jump: from the frame, cut short
+      new Date(b + 1000).toISOString(),
+    ]);
+    expect(c[3]!.complete).toBe(false);
+    expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(1 + before.length + after.length);
+    const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
+    expect(jumps).toHaveLength(1);
+    expect(jumps[0]).toMatchObject({ from: new Date(a + 3000).toISOString(), to: new Date(b).toISOString(), skipped_windows: (b - a - 3000) / 1000, jumps: 1 });
+    await sub.client.endAsync();
+  });
+
+  it('SIGTERM ends the gateway while it closes thousands of empty windows, not after the last', async () => {
+    const t0 = Date.parse('2026-06-01T00:00:00.000Z');
+    const gap = MAX_EMPTY_WINDOWS - 1; // filled with empty windows, each written to the queue with fsync
+    const path = join(tmp, 'gap.pcap');
+    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(t0 + 10, probe(1)), pcapRecord(t0 + (gap + 1) * 1000 + 10, probe(2))]));
+    const sub = await subscriber(broker.url, { filter: siteFilter('gap') });
+    const gw = spawnGateway(['--site', 'gap', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-gap')]);
+    await waitFor(() => counts(sub.messages, 'gap').length >= 20, 60_000, 'the first empty windows');
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    expect(gw.stderr()).toMatch(/"msg":"gateway stopped"/);
+    const closed = logLines(gw.stderr(), 'window closed').length;
+    // it stopped in the middle: far fewer windows than the gap holds were closed
+    expect(closed).toBeLessThan(gap / 2);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('gap', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    await sub.client.endAsync();
+  });
+});
