@@ -66,7 +66,8 @@ export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: C
   const complete = m.complete ? 'T' : 'F';
   const line = (prefix: string, radio: 'wifi' | 'ble', r: CountsMessage['wifi']) =>
     `${prefix} complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
-    `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''} ${time}`;
+    `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''}` +
+    `${typeof r.suppressed === 'boolean' ? `,suppressed=${r.suppressed ? 'T' : 'F'}` : ''} ${time}`;
   return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble)];
 }
 
@@ -87,7 +88,10 @@ export function countsPoints(m: CountsMessage, cal: Calibration | null = null): 
     const people = windowPeople(cal, m, radio, m[radio]);
     if (people) p.floatField('people', people.value).floatField('people_low', people.low).floatField('people_high', people.high);
     const rejected = m[radio].rejected;
-    return typeof rejected === 'number' ? p.intField('rejected', rejected) : p;
+    if (typeof rejected === 'number') p.intField('rejected', rejected);
+    // Small-count protection (gateway/privacy.ts): a 0 that was suppressed is told apart from a counted 0.
+    const suppressed = m[radio].suppressed;
+    return typeof suppressed === 'boolean' ? p.booleanField('suppressed', suppressed) : p;
   });
 }
 

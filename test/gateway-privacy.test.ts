@@ -22,6 +22,7 @@ import { bleCapture, config, subscriber, wifiCapture } from './gateway-support.t
 import { Gateway } from '../gateway/gateway.ts';
 import { cryptoUniform, dailyBudget, estimateSensitivity, noiseVariance, protect, twoSidedGeometric, type Uniform } from '../gateway/privacy.ts';
 import { countsTopic, validateCounts, type CountsMessage } from '../contract/index.ts';
+import { countsLines, countsPoints, msSettings } from '../aggregator/messages.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { probeRequest } from '../simulator/frames.ts';
@@ -188,6 +189,15 @@ describe('small counts: suppression', () => {
       }
       expect(pb.privacy).toEqual(pa.privacy);
     }
+  });
+
+  it('the aggregator stores the flag: suppressed=T / F on the point, nothing when the gateway does not protect', () => {
+    const out = protect(msg({}), { minCount: 5, windowMs: 60_000 });
+    const lines = countsLines(out);
+    expect(lines[0]).toMatch(/ complete=T,devices=0i,estimate=0i,frames=0i,rejected=0i,suppressed=T \d+$/);
+    expect(lines[1]).toMatch(/,suppressed=F \d+$/);
+    expect(lines).toEqual(countsPoints(out).map((p) => p.toLineProtocol(msSettings)));
+    expect(countsLines(msg({})).join('\n')).not.toContain('suppressed');
   });
 
   it('budget per day: 2 x epsilon per window (devices and estimate of a radio), times the windows of a day', () => {
