@@ -45,6 +45,8 @@ export interface AggregatorStats {
   received: number;
   rejected: number;
   pointsWritten: number;
+  /** Points the server refused (dropped; their messages acknowledged). */
+  pointsDropped: number;
   acked: number;
   queueDepth: number;
   writeFailures: number;
@@ -85,6 +87,7 @@ export class Aggregator extends EventEmitter {
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
+    this.pipeline.on('dropped', (points, reason) => this.emit('dropped', points, reason));
     this.liveness = new GatewayLiveness(
       this.config.missingAfterWindows,
       this.log,
@@ -106,7 +109,7 @@ export class Aggregator extends EventEmitter {
 
   stats(): AggregatorStats {
     const p = this.pipeline;
-    return { ...this.counters, pointsWritten: p.pointsWritten, acked: this.intake.acked, queueDepth: this.queueDepth, writeFailures: p.writeFailures };
+    return { ...this.counters, pointsWritten: p.pointsWritten, pointsDropped: p.pointsDropped, acked: this.intake.acked, queueDepth: this.queueDepth, writeFailures: p.writeFailures };
   }
 
   private syncMetrics(): void {
@@ -127,7 +130,14 @@ export class Aggregator extends EventEmitter {
     if (http.port !== null) {
       this.http = await startHealthServer(
         this.metrics,
-        () => ({ mqttConnected: this.connected, writeFailingSince: this.pipeline.writeFailingSince, queueDepth: this.queueDepth, sink: this.sink.target }),
+        () => ({
+          mqttConnected: this.connected,
+          writeFailingSince: this.pipeline.writeFailingSince,
+          writeProblem: this.pipeline.writeProblem,
+          drops: this.pipeline.recentDrops(),
+          queueDepth: this.queueDepth,
+          sink: this.sink.target,
+        }),
         http.port,
         http.host,
       );
@@ -166,9 +176,9 @@ export class Aggregator extends EventEmitter {
     }
     if (r.kind === 'counts') {
       this.liveness.seen(r.message.site, r.message.gateway, r.windowMs, r.message.complete, now);
-      return this.pipeline.addMessage(r.lines, r.lines.length);
+      return this.pipeline.addMessage(r.lines);
     }
-    return this.pipeline.addMessage(r.lines, 0);
+    return this.pipeline.addMessage(r.lines);
   }
 
   /** Records gateways silent for missingAfterWindows window lengths (runs every missingCheckInterval). */

@@ -4,12 +4,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS } from './messages.ts';
+import { DROP_REASONS } from './writer.ts';
 
 export class AggregatorMetrics {
   readonly registry = new Registry();
   readonly messages = new Counter({ name: 'presence_aggregator_messages_total', help: 'MQTT messages received, by topic kind', labelNames: ['kind'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'presence_aggregator_rejected_total', help: 'Messages rejected (acknowledged, not written), by reason', labelNames: ['reason'], registers: [this.registry] });
-  readonly points = new Counter({ name: 'presence_aggregator_points_written_total', help: 'Points confirmed written, by measurement', labelNames: ['measurement'], registers: [this.registry] });
+  readonly points = new Counter({ name: 'presence_aggregator_points_written_total', help: 'Points stored by the server, by measurement (points it refused are not counted here)', labelNames: ['measurement'], registers: [this.registry] });
+  readonly pointsDropped = new Counter({ name: 'presence_aggregator_points_dropped_total', help: 'Points the server refused and that can never be written (their messages are acknowledged), by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly acked = new Counter({ name: 'presence_aggregator_acked_total', help: 'Messages acknowledged to the broker (after their points were written)', registers: [this.registry] });
   readonly writeFailures = new Counter({ name: 'presence_aggregator_write_failures_total', help: 'Failed write attempts (each is retried)', registers: [this.registry] });
   readonly writeSeconds = new Histogram({
@@ -31,6 +33,7 @@ export class AggregatorMetrics {
 
   constructor(processMetrics = false, private readonly beforeScrape: () => void = () => {}) {
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    for (const reason of DROP_REASONS) this.pointsDropped.inc({ reason }, 0);
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'presence_aggregator_' });
   }
 }
@@ -39,6 +42,10 @@ export interface HealthState {
   mqttConnected: boolean;
   /** Time (ms) since the last failed write when the latest write failed; null when writes go through. */
   writeFailingSince: number | null;
+  /** What holds writes back while they fail (credentials, missing database, ...). */
+  writeProblem?: string | null;
+  /** Points refused by the server recently (they make the status "degraded"). */
+  drops?: Array<{ reason: string; points: number; last: number; message: string }>;
   queueDepth: number;
   sink: string;
 }
@@ -49,7 +56,9 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-/** 200 {"status":"ok"} when connected and writes go through; 503 with the reason otherwise. */
+/** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
+ *  server refused points recently (they are dropped); 503 {"status":"unhealthy"} with the reasons
+ *  when not connected to the broker or while writes fail. */
 export async function startHealthServer(
   metrics: AggregatorMetrics,
   state: () => HealthState,
@@ -68,9 +77,15 @@ export async function startHealthServer(
         const s = state();
         const problems: string[] = [];
         if (!s.mqttConnected) problems.push('not connected to the MQTT broker');
-        if (s.writeFailingSince !== null) problems.push(`writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s`);
-        res.writeHead(problems.length ? 503 : 200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: problems.length ? 'unhealthy' : 'ok', problems, queue_depth: s.queueDepth, sink: s.sink }));
+        if (s.writeFailingSince !== null)
+          problems.push(`writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`);
+        const unhealthy = problems.length > 0;
+        const drops = s.drops ?? [];
+        for (const d of drops)
+          problems.push(`${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}`);
+        const status = unhealthy ? 'unhealthy' : drops.length ? 'degraded' : 'ok';
+        res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status, problems, queue_depth: s.queueDepth, sink: s.sink, ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}) }));
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found: try /healthz or /metrics\n');

@@ -4,9 +4,16 @@
 //
 // - A batch is written when it holds batch.size messages, or batch.flushInterval after its first
 //   point; up to batch.concurrency batches are written at once while the next one fills.
-// - A failed write is retried with backoff (250 ms doubling up to batch.maxRetryDelay) until it lands;
-//   meanwhile its messages stay unacknowledged. InfluxDB answering 400 wrote the other lines of the
-//   batch and a retry cannot help: logged, and the batch counts as written.
+// - Every answer of the server is handled on purpose (classifyWriteError in ./writer.ts):
+//   5xx, 408 and network errors are retried with backoff (250 ms doubling up to batch.maxRetryDelay);
+//   429 (and 503 with Retry-After) wait as long as Retry-After says; 401/403 (credentials), 404 (no
+//   such database/bucket) and any other status are retried every batch.maxRetryDelay and reported on
+//   /healthz and in the log until fixed. Meanwhile the batch's messages stay unacknowledged.
+// - Points the server refuses can never be written: they are dropped, counted by reason
+//   (presence_aggregator_points_dropped_total{reason}, never as written), logged (rate-limited) and
+//   make /healthz "degraded"; their messages are acknowledged so the stream goes on. A partial write
+//   ("... dropped=N", InfluxDB 1.x 400, 2.x 422) stored the rest; a 400/422 without a count and a 413
+//   split the batch in halves until the refused (or too large) points are found.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
 import { redactUrlsIn } from '../scripts/lib/secrets.ts';
@@ -15,14 +22,12 @@ import type { Logger } from 'pino';
 import type { AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { GATEWAY_STATUS, PRESENCE } from './messages.ts';
-import { isPermanent, type Sink } from './writer.ts';
+import { classifyWriteError, dropReason, type DropReason, type Sink, type WriteFailure } from './writer.ts';
 
 interface Batch {
   lines: string[];
   /** Messages whose points are in `lines`. */
   messages: number;
-  /** Lines of measurement presence among `lines` (the others are gateway_status). */
-  presence: number;
   /** Resolves once the batch is written. */
   written: Promise<void>;
   resolve: () => void;
@@ -31,20 +36,97 @@ interface Batch {
 function newBatch(): Batch {
   let resolve!: () => void;
   const written = new Promise<void>((res) => (resolve = res));
-  return { lines: [], messages: 0, presence: 0, written, resolve };
+  return { lines: [], messages: 0, written, resolve };
 }
 
 export interface PipelineEvents {
-  /** A batch was written; the number of its lines (points). */
-  written: [lines: number];
+  /** A batch was written; the number of its points stored (refused ones not counted). */
+  written: [points: number];
+  /** Points of a batch were refused by the server and dropped. */
+  dropped: [points: number, reason: DropReason];
 }
+
+/** Points refused by the server, by reason, for /healthz. */
+export interface DropSummary {
+  reason: DropReason;
+  points: number;
+  /** When the latest were dropped (ms). */
+  last: number;
+  /** The server's words, e.g. "partial write: points beyond retention policy dropped=628". */
+  message: string;
+}
+
+/** What one write of a set of lines ended in. */
+interface Stored {
+  /** Points stored, by measurement. */
+  written: Map<string, number>;
+  dropped: Array<{ reason: DropReason; points: number; message: string }>;
+}
+
+/** The measurement of a line of protocol (up to the first unescaped comma or space). */
+function measurementOf(line: string): string {
+  const m = /^(?:[^,\s\\]|\\.)*/.exec(line);
+  return m ? m[0].replace(/\\(.)/g, '$1') : '';
+}
+
+function merge(a: Stored, b: Stored): Stored {
+  for (const [k, v] of b.written) a.written.set(k, (a.written.get(k) ?? 0) + v);
+  a.dropped.push(...b.dropped);
+  return a;
+}
+
+function allWritten(lines: readonly string[]): Stored {
+  const written = new Map<string, number>();
+  for (const l of lines) {
+    const m = measurementOf(l);
+    written.set(m, (written.get(m) ?? 0) + 1);
+  }
+  return { written, dropped: [] };
+}
+
+/** One log line per reason per interval: the first drop at once, the rest summed up in the next line. */
+class DropLog {
+  private readonly state = new Map<DropReason, { lastLogged: number; pending: number; message: string }>();
+  constructor(private readonly log: Logger, private readonly intervalMs = 60_000) {}
+
+  record(reason: DropReason, points: number, message: string, status: number | undefined, sink: string, now: number): void {
+    let s = this.state.get(reason);
+    if (!s) this.state.set(reason, (s = { lastLogged: -Infinity, pending: 0, message }));
+    s.pending += points;
+    s.message = message;
+    if (now - s.lastLogged < this.intervalMs) return;
+    this.log.error(
+      { reason, points: s.pending, status, server: message.slice(0, 500), sink, interval_s: this.intervalMs / 1000 },
+      `InfluxDB refused ${s.pending} point(s) (${reason}); they are dropped and counted in presence_aggregator_points_dropped_total${HINTS[reason] ? `: ${HINTS[reason]}` : ''}`,
+    );
+    s.lastLogged = now;
+    s.pending = 0;
+  }
+}
+
+const HINTS: Partial<Record<DropReason, string>> = {
+  retention: 'their time lies before the retention policy of the database; replaying old captures needs a longer retention (ALTER RETENTION POLICY ... DURATION INF)',
+  type_conflict: 'a field was written before with another type (e.g. float vs integer); write to a new database or drop the measurement',
+  too_large: 'a single point is larger than the server accepts (max-body-size)',
+  limit: 'a series or tag-value limit of the server is reached (max-series-per-database, max-values-per-tag)',
+};
+
+/** How long a drop keeps /healthz "degraded". */
+export const DEGRADED_FOR_MS = 15 * 60_000;
 
 export class WritePipeline extends EventEmitter<PipelineEvents> {
   /** Points confirmed written, and failed write attempts, since start. */
   pointsWritten = 0;
   writeFailures = 0;
+  /** Points the server refused (dropped, their messages acknowledged), since start. */
+  pointsDropped = 0;
   /** When the latest write failed (ms); null while writes go through. */
   writeFailingSince: number | null = null;
+  /** What holds writes back while they fail (for /healthz); null while writes go through. */
+  writeProblem: string | null = null;
+
+  private readonly drops = new Map<DropReason, DropSummary>();
+  private readonly dropLog: DropLog;
 
   private pending: Batch = newBatch();
   private inFlight = 0;
@@ -60,13 +142,18 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     private readonly metrics: AggregatorMetrics,
   ) {
     super();
+    this.dropLog = new DropLog(log);
+  }
+
+  /** Refusals of the last `withinMs` by reason (what makes /healthz "degraded"). */
+  recentDrops(now = Date.now(), withinMs = DEGRADED_FOR_MS): DropSummary[] {
+    return [...this.drops.values()].filter((d) => now - d.last < withinMs);
   }
 
   /** Adds the points of one message; the promise resolves once the batch holding them is written. */
-  addMessage(lines: readonly string[], presence: number): Promise<void> {
+  addMessage(lines: readonly string[]): Promise<void> {
     const batch = this.pending;
     for (const l of lines) batch.lines.push(l);
-    batch.presence += presence;
     batch.messages++;
     this.flushSoon(batch.messages >= this.batch.size);
     return batch.written;
@@ -130,40 +217,123 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
   }
 
   private async write(batch: Batch): Promise<void> {
-    let attempt = 0;
-    for (;;) {
-      // Abandoned before the write landed: `written` never resolves, so its messages are never
-      // acknowledged and stay with the broker.
-      if (this.abandoned) return;
-      const t0 = process.hrtime.bigint();
-      try {
-        if (batch.lines.length) await this.sink.write(batch.lines);
-        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-        break;
-      } catch (err) {
-        attempt++;
-        this.writeFailures++;
-        this.metrics.writeFailures.inc();
-        const e = err as Error & { statusCode?: number; body?: string };
-        if (isPermanent(err) && e.statusCode === 400) {
-          // InfluxDB refused some lines (e.g. a field type conflict) and wrote the others: a retry
-          // cannot help and would block everything behind it.
-          this.log.error({ err: redactUrlsIn(e.message), body: e.body, lines: batch.lines.length }, 'InfluxDB refused part of a batch; the rest is written');
-          break;
-        }
-        this.writeFailingSince ??= Date.now();
-        const delay = Math.min(this.batch.maxRetryDelay, 250 * 2 ** Math.min(attempt - 1, 10));
-        this.log.warn({ err: redactUrlsIn(String(e.message)), status: e.statusCode, attempt, retry_in_ms: delay, lines: batch.lines.length, sink: this.sink.target }, 'write failed; retrying');
-        await new Promise((r) => setTimeout(r, delay).unref()); // does not keep a stopped process alive
-      }
+    // Abandoned before the write landed: `written` never resolves, so its messages are never
+    // acknowledged and stay with the broker.
+    const stored = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [] };
+    if (!stored) return;
+    let written = 0;
+    for (const [measurement, n] of stored.written) {
+      written += n;
+      if (n) this.metrics.points.inc({ measurement: measurement === PRESENCE || measurement === GATEWAY_STATUS ? measurement : 'other' }, n);
     }
-    this.writeFailingSince = null;
-    const presence = batch.presence;
-    this.pointsWritten += batch.lines.length;
-    if (presence) this.metrics.points.inc({ measurement: PRESENCE }, presence);
-    if (batch.lines.length - presence) this.metrics.points.inc({ measurement: GATEWAY_STATUS }, batch.lines.length - presence);
+    this.pointsWritten += written;
+    const now = Date.now();
+    for (const d of stored.dropped) {
+      this.pointsDropped += d.points;
+      this.metrics.pointsDropped.inc({ reason: d.reason }, d.points);
+      const prev = this.drops.get(d.reason);
+      this.drops.set(d.reason, { reason: d.reason, points: (prev?.points ?? 0) + d.points, last: now, message: d.message.slice(0, 500) });
+      this.dropLog.record(d.reason, d.points, d.message, undefined, this.sink.target, now);
+      this.emit('dropped', d.points, d.reason);
+    }
     if (batch.messages) this.metrics.batchSize.observe(batch.messages);
     batch.resolve(); // the PUBACKs of its messages follow, in arrival order
-    this.emit('written', batch.lines.length);
+    this.emit('written', written);
+  }
+
+  /** Writes lines until the server has answered for each of them: stored or refused. Null once abandoned. */
+  private async store(lines: string[]): Promise<Stored | null> {
+    let attempt = 0;
+    for (;;) {
+      if (this.abandoned) return null;
+      const t0 = process.hrtime.bigint();
+      let f: WriteFailure;
+      try {
+        await this.sink.write(lines);
+        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        this.writesGoThrough();
+        return allWritten(lines);
+      } catch (err) {
+        this.writeFailures++;
+        this.metrics.writeFailures.inc();
+        f = classifyWriteError(err);
+      }
+      if (f.kind === 'partial') {
+        // The server stored all but f.dropped points. Which measurement lost them is known only when
+        // the lines are of one; otherwise each measurement is written again on its own (writes are
+        // idempotent: a stored point written twice is one point).
+        this.writesGoThrough();
+        const groups = new Map<string, string[]>();
+        for (const l of lines) {
+          const m = measurementOf(l);
+          let g = groups.get(m);
+          if (!g) groups.set(m, (g = []));
+          g.push(l);
+        }
+        if (groups.size > 1) {
+          let out: Stored = { written: new Map(), dropped: [] };
+          for (const g of groups.values()) {
+            const r = await this.store(g);
+            if (!r) return null;
+            out = merge(out, r);
+          }
+          return out;
+        }
+        const dropped = Math.min(f.dropped, lines.length);
+        return { written: new Map([[measurementOf(lines[0]), lines.length - dropped]]), dropped: dropped ? [{ reason: f.reason, points: dropped, message: f.message }] : [] };
+      }
+      if (f.kind === 'refused' || f.kind === 'too_large') {
+        // Some point is refused (or the body is too large) and the server does not say which: halves.
+        this.writesGoThrough();
+        if (lines.length === 1) {
+          const reason: DropReason = f.kind === 'too_large' ? 'too_large' : dropReason(f.message);
+          return { written: new Map(), dropped: [{ reason, points: 1, message: `${f.status ?? ''} ${f.message}`.trim() }] };
+        }
+        const mid = lines.length >>> 1;
+        const a = await this.store(lines.slice(0, mid));
+        if (!a) return null;
+        const b = await this.store(lines.slice(mid));
+        if (!b) return null;
+        return merge(a, b);
+      }
+      attempt++;
+      this.writeFailingSince ??= Date.now();
+      const backoff = Math.min(this.batch.maxRetryDelay, 250 * 2 ** Math.min(attempt - 1, 10));
+      let delay = backoff;
+      let problem: string;
+      let level: 'warn' | 'error' = 'warn';
+      switch (f.kind) {
+        case 'throttled':
+          delay = f.retryAfterMs ?? backoff;
+          delay = Math.min(Math.max(delay, 0), 15 * 60_000);
+          problem = `InfluxDB asks to slow down (${f.status}${f.retryAfterMs !== null ? `, Retry-After ${Math.round(f.retryAfterMs / 1000)} s` : ''}): ${f.message}`;
+          break;
+        case 'auth':
+          delay = this.batch.maxRetryDelay;
+          level = 'error';
+          problem = `InfluxDB refuses the credentials (${f.status}): ${f.message}; check influx.token (INFLUX_TOKEN) or influx.username/password and their write permission on the database or bucket`;
+          break;
+        case 'missing':
+          delay = this.batch.maxRetryDelay;
+          level = 'error';
+          problem = `InfluxDB answers 404: ${f.message}; the database or bucket does not exist (start with --influx-create, or create it), or --influx-api does not match the server`;
+          break;
+        case 'unexpected':
+          delay = this.batch.maxRetryDelay;
+          level = 'error';
+          problem = `InfluxDB answered ${f.status} to a write: ${f.message}`;
+          break;
+        default:
+          problem = `writes to ${this.sink.target} fail: ${f.message}`;
+      }
+      this.writeProblem = problem;
+      this.log[level]({ err: f.message, status: f.status, kind: f.kind, attempt, retry_in_ms: delay, lines: lines.length, sink: this.sink.target }, `write failed; retrying: ${problem}`);
+      await new Promise((r) => setTimeout(r, delay).unref()); // does not keep a stopped process alive
+    }
+  }
+
+  private writesGoThrough(): void {
+    this.writeFailingSince = null;
+    this.writeProblem = null;
   }
 }

@@ -17,9 +17,71 @@ export interface Sink {
   readonly target: string;
 }
 
-/** True when retrying the same batch cannot help (e.g. 400 bad line, 401/403 auth, 404 no such database). */
-export function isPermanent(error: unknown): boolean {
-  return error instanceof HttpError && error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 429 && error.statusCode !== 408;
+/** Why InfluxDB refused points: the label of presence_aggregator_points_dropped_total. */
+export const DROP_REASONS = ['retention', 'type_conflict', 'bad_line', 'limit', 'too_large', 'refused'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/**
+ * What a failed write means, decided once per error (./pipeline.ts acts on it):
+ * - partial:   the server stored the batch except `dropped` points it refused for `reason` (InfluxDB
+ *              1.x 400 and 2.x 422 "partial write: ... dropped=N"); a retry cannot store them.
+ *   refused:   400/422 without a count: some point of the batch is refused; split to find which.
+ *   too_large: 413: the body is too large; split the batch (a single point too large is dropped).
+ *   throttled: 429, or 503 with Retry-After: wait `retryAfterMs`, then again.
+ *   auth:      401/403: credentials refused; retried slowly until fixed (the operator must act).
+ *   missing:   404: no such database/bucket (or not an InfluxDB write endpoint); retried slowly.
+ *   transient: 5xx, 408, a network error or timeout: retried with backoff.
+ *   unexpected: any other status: retried slowly, never dropped silently.
+ */
+export type WriteFailure =
+  | { kind: 'partial'; status: number; dropped: number; reason: DropReason; message: string }
+  | { kind: 'refused' | 'too_large' | 'auth' | 'missing' | 'transient' | 'unexpected'; status?: number; message: string }
+  | { kind: 'throttled'; status: number; retryAfterMs: number | null; message: string };
+
+/** The server's own words from an error: InfluxDB 1.x {"error": ...}, 2.x {"code", "message"}, or the body. */
+function serverMessage(e: HttpError): string {
+  const json = e.json ?? (() => { try { return JSON.parse(e.body ?? ''); } catch { return null; } })();
+  const text = json && typeof json === 'object' ? (json.error ?? json.message) : undefined;
+  return String(text ?? e.body ?? e.message ?? '').trim().slice(0, 2000) || `HTTP ${e.statusCode}`;
+}
+
+/** The reason of a refusal, from the server's message. */
+export function dropReason(message: string): DropReason {
+  if (/beyond retention/i.test(message)) return 'retention';
+  if (/field type conflict|type conflict/i.test(message)) return 'type_conflict';
+  if (/max-values-per-tag|max-series|limit exceeded|exceeded/i.test(message)) return 'limit';
+  if (/unable to parse|invalid|bad timestamp|parse/i.test(message)) return 'bad_line';
+  return 'refused';
+}
+
+/** Retry-After in ms (a number of seconds or an HTTP date); null when absent or unreadable. */
+export function retryAfterMs(value: unknown, now = Date.now()): number | null {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (typeof v !== 'string' || !v.trim()) return null;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : Math.max(0, t - now);
+}
+
+export function classifyWriteError(error: unknown): WriteFailure {
+  if (!(error instanceof HttpError)) {
+    const e = error as Error & { code?: string };
+    return { kind: 'transient', message: redactUrlsIn(`${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(error)}`) };
+  }
+  const status = error.statusCode;
+  const message = redactUrlsIn(serverMessage(error));
+  const retryAfter = retryAfterMs(error.headers?.['retry-after']);
+  if (status === 400 || status === 422) {
+    const m = /dropped=(\d+)/.exec(message);
+    if (m) return { kind: 'partial', status, dropped: Number(m[1]), reason: dropReason(message), message };
+    return { kind: 'refused', status, message };
+  }
+  if (status === 413) return { kind: 'too_large', status, message };
+  if (status === 429 || (status === 503 && retryAfter !== null)) return { kind: 'throttled', status, retryAfterMs: retryAfter, message };
+  if (status === 401 || status === 403) return { kind: 'auth', status, message };
+  if (status === 404) return { kind: 'missing', status, message };
+  if (status >= 500 || status === 408) return { kind: 'transient', status, message };
+  return { kind: 'unexpected', status, message };
 }
 
 let loggerSet = false;
@@ -34,39 +96,57 @@ export function routeClientLog(log: { warn: (o: object, m: string) => void; erro
 }
 
 /**
- * InfluxDB v2 write API through the client's ordinary WriteApi. Its own batching, timer and retry
- * buffer are turned off (maxRetries 0, flushInterval 0, batchSize above ours), so each flush() is
- * exactly one HTTP request for exactly our batch, and its promise tells whether it landed.
+ * InfluxDB v2 write API through the client's ordinary WriteApi. The WriteApi's own batching, timer and
+ * retry buffer are turned off, and each write() uses a WriteApi of its own whose writeSuccess /
+ * writeFailed callbacks settle exactly that request: flush() and close() of the library resolve before
+ * an in-flight batch is acknowledged, its callbacks do not. writeFailed returns a promise, so the
+ * library neither retries nor logs: the pipeline decides (classifyWriteError).
  */
 export class InfluxV2Sink implements Sink {
   readonly target: string;
-  private readonly writeApi: WriteApi;
+  private readonly influx: InfluxDB;
+  private readonly bucket: string;
+  private readonly open = new Set<WriteApi>();
 
-  constructor(cfg: InfluxConfig, private readonly maxLines: number) {
-    const influx = new InfluxDB({ url: cfg.url!, token: cfg.token ?? (cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined), timeout: cfg.timeout });
+  constructor(private readonly cfg: InfluxConfig, private readonly maxLines: number) {
+    this.influx = new InfluxDB({ url: cfg.url!, token: cfg.token ?? (cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined), timeout: cfg.timeout });
     // InfluxDB 1.8+ takes "db/rp" as the bucket of its v2 compatibility API.
-    const bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
-    this.writeApi = influx.getWriteApi(cfg.org ?? '', bucket, 'ms', {
-      batchSize: maxLines + 1,
-      maxBatchBytes: Number.MAX_SAFE_INTEGER,
-      flushInterval: 0,
-      maxRetries: 0,
-      maxBufferLines: maxLines + 1,
-    });
-    this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(bucket)})`;
+    this.bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
+    this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(this.bucket)})`;
   }
 
   async write(lines: string[]): Promise<void> {
-    // Never hand the WriteApi more than its batchSize: beyond it, it would send a part on its own
-    // and that request's outcome would not reach us.
-    for (let i = 0; i < lines.length; i += this.maxLines) {
-      this.writeApi.writeRecords(i === 0 && lines.length <= this.maxLines ? lines : lines.slice(i, i + this.maxLines));
-      await this.writeApi.flush();
-    }
+    // Never hand a WriteApi more than its batchSize: beyond it, it would send a part on its own.
+    for (let i = 0; i < lines.length; i += this.maxLines) await this.send(lines.length <= this.maxLines ? lines : lines.slice(i, i + this.maxLines));
+  }
+
+  private send(lines: string[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const api = this.influx.getWriteApi(this.cfg.org ?? '', this.bucket, 'ms', {
+        batchSize: lines.length + 1,
+        maxBatchBytes: Number.MAX_SAFE_INTEGER,
+        flushInterval: 0,
+        maxRetries: 0,
+        maxBufferLines: lines.length + 1,
+        writeSuccess: () => {
+          this.open.delete(api);
+          resolve();
+        },
+        writeFailed: (error) => {
+          this.open.delete(api);
+          reject(error);
+          return Promise.resolve(); // handled here: no retry, no log line of the library
+        },
+      });
+      this.open.add(api);
+      api.writeRecords(lines);
+      api.flush().catch(() => {}); // the outcome comes through the callbacks above
+    });
   }
 
   async close(): Promise<void> {
-    this.writeApi.dispose();
+    for (const api of this.open) api.dispose();
+    this.open.clear();
   }
 }
 
