@@ -73,7 +73,8 @@ export function classifyWriteError(error: unknown): WriteFailure {
   const retryAfter = retryAfterMs(error.headers?.['retry-after']);
   if (status === 400 || status === 422) {
     const m = /dropped=(\d+)/.exec(message);
-    if (m) return { kind: 'partial', status, dropped: Number(m[1]), reason: dropReason(message), message };
+    // InfluxDB 1.x leaves lines it cannot parse out of dropped=N ("unable to parse '...': ... dropped=0").
+    if (m) return { kind: 'partial', status, dropped: Number(m[1]) + (message.match(/unable to parse '/g)?.length ?? 0), reason: dropReason(message), message };
     return { kind: 'refused', status, message };
   }
   if (status === 413) return { kind: 'too_large', status, message };
