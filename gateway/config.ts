@@ -196,8 +196,8 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   { key: 'queue.dir', schema: { type: 'string', minLength: 1 }, path: true, defaultText: '$STATE_DIRECTORY or ~/.local/state/presence/gateway-SITE-ID', flag: '--queue-dir <dir>', description: 'folder of the durable window queue' },
   { key: 'queue.max_windows', schema: { type: 'integer', minimum: 1 }, default: 100_000, flag: '--queue-max <n>', description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)' },
   { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
-  { key: 'privacy.min_count', schema: { type: 'integer', minimum: 0, maximum: 1_000_000 }, default: 0, flag: '--privacy-min-count <k>', example: 15, description: 'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off; see "Privacy" below' },
-  { key: 'privacy.epsilon', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, flag: '--privacy-epsilon <epsilon>', example: 0.5, description: 'differential-privacy mode: two-sided geometric noise with this epsilon on each radio\'s devices and estimate per window, before min_count; unset: no noise' },
+  { key: 'privacy.min_count', schema: { type: 'integer', minimum: 0, maximum: 1_000_000 }, default: 0, flag: '--privacy-min-count <k>', description: 'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off (gateway/README.md, "Privacy: small counts")' },
+  { key: 'privacy.epsilon', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, flag: '--privacy-epsilon <epsilon>', description: 'differential-privacy mode: two-sided geometric noise with this epsilon on each radio\'s devices and estimate per window, before min_count; unset: no noise' },
   { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', description: 'log level of the JSON lines on stderr' },
 ];
 
