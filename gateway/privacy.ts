@@ -76,9 +76,9 @@ export const cryptoUniform: Uniform = () => {
   return (hi * 67108864 + lo + 1) / TWO_POW_53;
 };
 
-/** Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g. */
-function geometric(alpha: number, uniform: Uniform): number {
-  return Math.floor(Math.log(uniform()) / Math.log(alpha));
+/** Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g with alpha = exp(-rate); ln alpha = -rate exactly. */
+function geometric(rate: number, uniform: Uniform): number {
+  return Math.floor(Math.log(uniform()) / -rate);
 }
 
 /**
@@ -88,8 +88,8 @@ function geometric(alpha: number, uniform: Uniform): number {
 export function twoSidedGeometric(epsilon: number, sensitivity: number, uniform: Uniform = cryptoUniform): number {
   if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`privacy: epsilon must be a finite number above 0, got ${epsilon}`);
   if (!(sensitivity > 0)) throw new RangeError(`privacy: sensitivity must be above 0, got ${sensitivity}`);
-  const alpha = Math.exp(-epsilon / sensitivity);
-  return geometric(alpha, uniform) - geometric(alpha, uniform);
+  const rate = epsilon / sensitivity;
+  return geometric(rate, uniform) - geometric(rate, uniform);
 }
 
 /** Variance of twoSidedGeometric(epsilon, sensitivity): 2 alpha / (1 - alpha)^2. */
