@@ -1,6 +1,6 @@
 // `presence influx setup` against a real influxd 1.6.7: the database, the retention policies "detail"
 // (DEFAULT, 30d) and "hourly" (400d) with their durations as SHOW RETENTION POLICIES reports them,
-// the continuous query, idempotence (a second run, and a run with other durations), 1-minute points
+// detail older than 30 days refused on write, the continuous query, idempotence (a second run, and a run with other durations), 1-minute points
 // written as the aggregator writes them (no policy named) landing in detail and read back by a
 // query that names no policy (as the dashboards' do), and the continuous query's body turning them
 // into the hourly aggregates. (The fixture runs influxd with the continuous-query service off, so the
@@ -102,8 +102,17 @@ describe.skipIf(!ok)(SUITE, () => {
     expect((await influx.rows('SELECT count("estimate") FROM "detail"."presence"'))[0].count).toBe(480);
     expect(await influx.rows('SELECT count("estimate") FROM "autogen"."presence"')).toEqual([]);
 
+    // Detail older than its policy is refused (InfluxDB deletes older shards by itself; not waited for here);
+    // the hourly policy takes it.
+    const old = Date.now() - 31 * DAY;
+    const refused = await fetch(`${influx.url}/write?db=city&precision=ms`, { method: 'POST', body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1i ${old}` });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain('points beyond retention policy dropped=1');
+    const kept = await fetch(`${influx.url}/write?db=city&rp=hourly&precision=ms`, { method: 'POST', body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1 ${old}` });
+    expect(kept.status).toBe(204);
+
     await influx.query(`${hourlySelect('city')} WHERE time >= ${h0}ms AND time < ${h0 + 2 * HOUR}ms ${HOURLY_GROUP_BY}`, 'POST');
-    const hourly = await influx.rows(`SELECT * FROM "city"."hourly"."presence" WHERE "radio" = 'wifi' GROUP BY "gateway"`);
+    const hourly = await influx.rows(`SELECT * FROM "city"."hourly"."presence" WHERE "radio" = 'wifi' AND time >= ${h0}ms GROUP BY "gateway"`);
     expect(hourly.length).toBe(4);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     for (const row of hourly) {
