@@ -67,6 +67,9 @@ export interface SourceStatus {
 /** Fixed reasons a capture source fails (status `sources[].error_code`). */
 export type SourceErrorCode = 'cannot_start' | 'exited' | 'bad_capture' | 'read_failed' | 'failed';
 
+/** Whether the gateway's queue folder can be written (status `queue_state`). */
+export type QueueState = 'ok' | 'disk_full' | 'write_failed';
+
 export interface StatusMessage {
   v: typeof CONTRACT_VERSION;
   site: string;
@@ -77,6 +80,8 @@ export interface StatusMessage {
   uptime_s?: number;
   queue_depth?: number;
   queue_dropped?: number;
+  /** Whether the queue folder can be written (`disk_full`: windows are kept in memory until it can). */
+  queue_state?: QueueState;
   windows?: number;
   last_seq?: number;
   sources?: SourceStatus[];
@@ -92,7 +97,7 @@ export const FIELDS = {
   radio: { frames: true, devices: true, estimate: true, probes: true, adverts: true, rejected: true, weak: true, exact: true, suppressed: true } satisfies AllKeys<RadioCounts>,
   status: {
     v: true, site: true, gateway: true, state: true, zone: true, version: true, uptime_s: true, queue_depth: true,
-    queue_dropped: true, windows: true, last_seq: true, sources: true, ts: true,
+    queue_dropped: true, queue_state: true, windows: true, last_seq: true, sources: true, ts: true,
   } satisfies AllKeys<StatusMessage>,
   source: { name: true, radio: true, state: true, frames_per_s: true, frames: true, errors: true, error_code: true, last_error: true } satisfies AllKeys<SourceStatus>,
 } as const;

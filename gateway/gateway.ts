@@ -133,7 +133,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   async start(): Promise<void> {
     this.startedAt = Date.now();
     this.fw ??= await loadFirmware();
-    this.queue = WindowQueue.open(this.queueDir, { maxWindows: this.config.queue.max_windows, log: this.log });
+    // A full disk does not stop the gateway: the queue keeps windows in memory, the status says so.
+    this.queue = WindowQueue.open(this.queueDir, {
+      maxWindows: this.config.queue.max_windows,
+      log: this.log,
+      onStateChange: () => void this.publishStatus(),
+    });
     this.lastSeq = this.queue.nextSeq - 1;
     this.log.info(
       {
@@ -146,6 +151,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         broker: safeUrl(this.config.mqtt.url),
         queue_dir: this.queueDir,
         queued: this.queue.depth,
+        queue_state: this.queue.state,
         next_seq: this.queue.nextSeq,
         ...(privacyActive(this.privacy)
           ? {
@@ -269,7 +275,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.lastSeq = message.seq;
     this.windowsClosed++;
     this.log.info(
-      { seq: message.seq, start: message.start, complete: message.complete, wifi: message.wifi.estimate, ble: message.ble.estimate, queue_depth: this.queue.depth },
+      {
+        seq: message.seq,
+        start: message.start,
+        complete: message.complete,
+        wifi: message.wifi.estimate,
+        ble: message.ble.estimate,
+        queue_depth: this.queue.depth,
+        ...(this.queue.state === 'ok' ? {} : { queue_state: this.queue.state, in_memory: this.queue.inMemory }),
+      },
       'window closed',
     );
     this.emit('window', message);
@@ -503,6 +517,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       now,
       queueDepth: this.queue?.depth ?? 0,
       queueDropped: this.queue?.dropped ?? 0,
+      queueState: this.queue?.state ?? 'ok',
       windows: this.windowsClosed,
       lastSeq: this.lastSeq,
       sources: this.sources.map((s) => s.status(this.rates.rate(s.name, s.frames, now))),

@@ -3,9 +3,10 @@
 // The folder also keeps the last sequence number, so `seq` goes on across restarts.
 //
 // Layout of the queue folder:
-//   seq                    last sequence number given to a window, written before the newest
-//                          window file is removed (while windows are queued the newest one's
-//                          name carries it)
+//   seq                    last sequence number given to a window (16 digits and a newline,
+//                          overwritten in place, so updating it needs no free space), written
+//                          before the newest window file is removed and for every window kept in
+//                          memory only (while windows are on disk the newest one's name carries it)
 //   windows/<seq>.json     one counts message per unacknowledged window (counts only: the
 //                          contract's payload, nothing per device)
 //   lock                   pid of the gateway using the folder
@@ -13,12 +14,33 @@
 // Bound: at most `maxWindows` windows are kept. When a new window would exceed it, the OLDEST
 // queued window is deleted, a warning is logged and the `dropped` counter (published in status as
 // queue_dropped) goes up. Newest data wins because it is what operators look at first.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync } from 'node:fs';
+//
+// Degraded state: a write that fails (ENOSPC or EDQUOT: `disk_full`; anything else, e.g. EIO or
+// EROFS: `write_failed`) never throws out of the queue. The temp file is removed, the windows
+// already on disk stay as they are, and the window (and every later one) is kept in memory, at
+// most `memoryWindows` of them (oldest dropped first, counted in `dropped`), where the publisher
+// reads it like a file. Writing is retried with a backoff (1 s doubling to 30 s); once it works the
+// windows in memory are written out oldest first and the state is `ok` again. `state` is what the
+// status publishes as queue_state.
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CountsMessage } from '../contract/index.ts';
+import type { CountsMessage, QueueState } from '../contract/index.ts';
 
 const NAME_RE = /^(\d{1,16})\.json$/;
+
+/** Windows kept in memory at most while the folder cannot be written (~0.4 KB each). */
+export const MEMORY_WINDOWS = 10_000;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+/** Width of the seq file: 16 digits (2^53 has 16) and a newline. */
+const SEQ_WIDTH = 17;
+
+/** True for the errors of a full filesystem (no space, or the user's quota used up). */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
 
 function fsyncDir(dir: string): void {
   try {
@@ -33,17 +55,33 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes `data` to `path` atomically and durably: temp file, fsync, rename, fsync folder. */
+function writeAll(fd: number, buf: Buffer, position: number | null = null): void {
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, position === null ? null : position + off);
+}
+
+/**
+ * Writes `data` to `path` atomically and durably: temp file, fsync, rename, fsync folder. On any
+ * failure (a full disk) the temp file is removed and `path` is as it was; the error is thrown.
+ */
 export function writeDurably(path: string, data: string | Buffer, dir: string): void {
   const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o640);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w', 0o640);
+    try {
+      writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never created */
+    }
+    throw e;
   }
-  renameSync(tmp, path);
   fsyncDir(dir);
 }
 
@@ -60,41 +98,69 @@ function pidAlive(pid: number): boolean {
 
 export interface QueueOptions {
   maxWindows: number;
+  /** Windows kept in memory at most while the folder cannot be written (default MEMORY_WINDOWS). */
+  memoryWindows?: number;
   log?: Logger;
+  /** Called when `state` changes (into or out of the degraded state). */
+  onStateChange?: (state: QueueState) => void;
 }
 
 export class WindowQueue {
   private readonly windowsDir: string;
-  /** Queued sequence numbers, oldest first. */
+  /** Queued sequence numbers, oldest first (on disk or in memory). */
   private seqs: number[] = [];
   /** seqs[0 .. head) are removed (compacted now and then). */
   private head = 0;
   private lastSeq = 0;
   /** Windows dropped by the size bound since this process started. */
   dropped = 0;
+  /** `ok`, or why the folder cannot be written (windows are then kept in memory). */
+  state: QueueState = 'ok';
+  /** Windows not (yet) on disk: seq -> the message as JSON, oldest first. */
+  private readonly memory = new Map<number, string>();
+  /** The seq file could not be written: rewrite it when the folder is writable again. */
+  private seqDirty = false;
+  /** The lock file could not be written (full disk at start): write it when possible. */
+  private lockPending = false;
+  /** An acknowledged newest window kept on disk because the seq file could not be written. */
+  private seqMarker: number | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_MIN_MS;
+  private closed = false;
 
   private constructor(readonly dir: string, private readonly opts: QueueOptions) {
     this.windowsDir = join(dir, 'windows');
   }
 
-  /** Opens (creating if needed) the queue folder; takes its lock. */
+  /** Opens (creating if needed) the queue folder; takes its lock. A full disk is no error: the queue starts degraded. */
   static open(dir: string, opts: QueueOptions): WindowQueue {
     const q = new WindowQueue(dir, opts);
-    mkdirSync(q.windowsDir, { recursive: true, mode: 0o750 });
+    try {
+      mkdirSync(q.windowsDir, { recursive: true, mode: 0o750 });
+    } catch (e) {
+      if (!isDiskFull(e)) throw e;
+      q.failed(e, 'creating the queue folder');
+    }
     q.lock();
     const seqFile = join(dir, 'seq');
+    let seqOk = false;
     if (existsSync(seqFile)) {
       const n = Number(readFileSync(seqFile, 'utf8').trim());
-      if (Number.isSafeInteger(n) && n >= 0) q.lastSeq = n;
-      else opts.log?.warn({ file: seqFile }, 'queue: seq file unreadable; continuing from the queued windows');
+      if (Number.isSafeInteger(n) && n >= 0) {
+        q.lastSeq = n;
+        seqOk = statSync(seqFile).size === SEQ_WIDTH;
+      } else opts.log?.warn({ file: seqFile }, 'queue: seq file unreadable; continuing from the queued windows');
     }
-    for (const f of readdirSync(q.windowsDir)) {
+    for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith('.tmp')) q.unlinkPath(join(dir, f)); // a write cut short
+    for (const f of existsSync(q.windowsDir) ? readdirSync(q.windowsDir) : []) {
       const m = NAME_RE.exec(f);
       if (m) q.seqs.push(Number(m[1]));
-      else if (f.endsWith('.tmp')) unlinkSync(join(q.windowsDir, f)); // a write cut short by a crash
+      else if (f.endsWith('.tmp')) q.unlinkPath(join(q.windowsDir, f)); // a write cut short by a crash or a full disk
     }
     q.seqs.sort((a, b) => a - b);
     if (q.seqs.length) q.lastSeq = Math.max(q.lastSeq, q.seqs[q.seqs.length - 1]);
+    // The seq file in its fixed-width form, so that later updates overwrite it in place.
+    if (!seqOk) q.saveSeq(true);
     return q;
   }
 
@@ -105,11 +171,25 @@ export class WindowQueue {
       if (pid && pid !== process.pid && pidAlive(pid))
         throw new QueueLockedError(`queue folder ${this.dir} is in use by process ${pid} (another gateway with the same queue.dir?)`);
     }
-    writeFileSync(lockFile, `${process.pid}\n`);
+    try {
+      writeFileSync(lockFile, `${process.pid}\n`);
+      this.lockPending = false;
+    } catch (e) {
+      if (!isDiskFull(e)) throw e;
+      this.lockPending = true;
+      this.failed(e, 'writing the lock file');
+    }
   }
 
-  /** Releases the folder's lock. */
+  /** Writes what is in memory to disk if it can (a last try), stops retrying, releases the folder's lock. */
   close(): void {
+    if (this.closed) return;
+    if (this.state !== 'ok') this.recover();
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.memory.size)
+      this.opts.log?.error({ code: this.state, windows: this.memory.size, first_seq: this.memory.keys().next().value }, 'queue: windows kept in memory could not be written to disk and are lost');
     const lockFile = join(this.dir, 'lock');
     try {
       if (Number(readFileSync(lockFile, 'utf8').trim()) === process.pid) unlinkSync(lockFile);
@@ -122,24 +202,48 @@ export class WindowQueue {
     return this.seqs.length - this.head;
   }
 
+  /** Windows held in memory only (the folder could not be written). */
+  get inMemory(): number {
+    return this.memory.size;
+  }
+
   /** The sequence number the next window gets. */
   get nextSeq(): number {
     return this.lastSeq + 1;
   }
 
-  /** Stores a closed window durably (message.seq must be nextSeq). Drops the oldest past the bound. */
+  /**
+   * Stores a closed window (message.seq must be nextSeq): durably on disk, or in memory while the
+   * folder cannot be written. Drops the oldest past the bound. Never throws for a disk problem.
+   */
   append(message: CountsMessage): void {
     if (message.seq !== this.lastSeq + 1) throw new Error(`queue: seq ${message.seq} out of order (expected ${this.lastSeq + 1})`);
-    while (this.depth >= this.opts.maxWindows) {
-      const old = this.seqs[this.head++];
-      if (old === this.lastSeq) this.saveSeq();
-      this.unlink(old);
-      this.dropped++;
-      this.opts.log?.warn({ seq: old, max_windows: this.opts.maxWindows, dropped: this.dropped }, 'queue full: dropped the oldest unpublished window');
+    while (this.depth >= this.opts.maxWindows) this.dropOldest(this.seqs[this.head], 'queue full: dropped the oldest unpublished window');
+    const json = JSON.stringify(message);
+    if (this.state === 'ok') {
+      try {
+        writeDurably(this.file(message.seq), json, this.windowsDir);
+        this.lastSeq = message.seq;
+        this.seqs.push(message.seq);
+        return;
+      } catch (e) {
+        this.failed(e, `writing window ${message.seq}`);
+      }
     }
-    writeDurably(this.file(message.seq), JSON.stringify(message), this.windowsDir);
     this.lastSeq = message.seq;
     this.seqs.push(message.seq);
+    this.memory.set(message.seq, json);
+    const max = this.opts.memoryWindows ?? MEMORY_WINDOWS;
+    while (this.memory.size > max) this.dropOldest(this.memory.keys().next().value!, 'queue folder not writable and too many windows in memory: dropped the oldest');
+    // Nothing on disk carries this seq: the seq file does (updated in place, no space needed).
+    this.saveSeq();
+  }
+
+  private dropOldest(seq: number, why: string): void {
+    if (seq === this.lastSeq) this.saveSeq();
+    this.forget(seq);
+    this.dropped++;
+    this.opts.log?.warn({ seq, max_windows: this.opts.maxWindows, in_memory: this.memory.size, dropped: this.dropped }, why);
   }
 
   /** Up to `n` queued sequence numbers after `after` (exclusive), oldest first. */
@@ -159,6 +263,8 @@ export class WindowQueue {
 
   /** The stored window, or null if it is gone (dropped) or unreadable (then removed and logged). */
   read(seq: number): CountsMessage | null {
+    const kept = this.memory.get(seq);
+    if (kept !== undefined) return JSON.parse(kept) as CountsMessage;
     try {
       return JSON.parse(readFileSync(this.file(seq), 'utf8')) as CountsMessage;
     } catch (e) {
@@ -176,22 +282,122 @@ export class WindowQueue {
 
   /** Removes an acknowledged window. */
   remove(seq: number): void {
-    const i = this.seqs.indexOf(seq, this.head);
-    if (i < 0) return;
+    if (this.seqs.indexOf(seq, this.head) < 0) return;
     // While windows are queued the newest file carries the last seq; before the newest goes, the
     // seq file takes over, so seq never goes back after a restart.
-    if (seq === this.lastSeq) this.saveSeq();
+    if (seq === this.lastSeq && !this.saveSeq() && !this.memory.has(seq)) {
+      // The seq file cannot be written: the acknowledged file stays as the record of the last seq
+      // (sent once more after a restart, same seq and payload) until the seq file can be written.
+      this.forget(seq, false);
+      if (this.seqMarker !== null) this.unlink(this.seqMarker);
+      this.seqMarker = seq;
+      return;
+    }
+    this.forget(seq);
+  }
+
+  /** Takes `seq` out of the queue (and its file or memory copy unless keepFile). */
+  private forget(seq: number, deleteData = true): void {
+    const i = this.seqs.indexOf(seq, this.head);
+    if (i < 0) return;
     if (i === this.head) this.head++; // the usual case: acknowledgements come oldest first
     else this.seqs.splice(i, 1);
     if (this.head > 1024 && this.head * 2 > this.seqs.length) {
       this.seqs = this.seqs.slice(this.head);
       this.head = 0;
     }
+    if (this.memory.delete(seq) || !deleteData) return;
     this.unlink(seq);
   }
 
-  private saveSeq(): void {
-    writeDurably(join(this.dir, 'seq'), `${this.lastSeq}\n`, this.dir);
+  /**
+   * Writes the last seq into the seq file, in place (no free space needed once the file exists),
+   * or creates (`replace`: replaces) it durably. False (and retried later) when that fails.
+   */
+  private saveSeq(replace = false): boolean {
+    const path = join(this.dir, 'seq');
+    const text = `${String(this.lastSeq).padStart(SEQ_WIDTH - 1, '0')}\n`;
+    try {
+      if (replace || !existsSync(path)) writeDurably(path, text, this.dir);
+      else {
+        const fd = openSync(path, 'r+');
+        try {
+          writeAll(fd, Buffer.from(text), 0);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } catch (e) {
+      this.seqDirty = true;
+      this.failed(e, 'writing the seq file');
+      return false;
+    }
+    this.seqDirty = false;
+    if (this.seqMarker !== null) {
+      this.unlink(this.seqMarker);
+      this.seqMarker = null;
+    }
+    return true;
+  }
+
+  /** A write failed: into (or stay in) the degraded state, and retry later. */
+  private failed(e: unknown, what: string): void {
+    const state: QueueState = isDiskFull(e) ? 'disk_full' : 'write_failed';
+    const fields = { code: state, errno: (e as NodeJS.ErrnoException).code, err: (e as Error).message, queue_dir: this.dir, in_memory: this.memory.size, retry_in_ms: this.retryMs };
+    if (this.state !== state) {
+      this.state = state;
+      this.opts.log?.error(
+        fields,
+        state === 'disk_full'
+          ? `queue folder full (${what}): windows are kept in memory and published from there; retrying`
+          : `cannot write the queue folder (${what}): windows are kept in memory and published from there; retrying`,
+      );
+      this.opts.onStateChange?.(state);
+    } else this.opts.log?.debug(fields, `queue folder still not writable (${what})`);
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    const wait = this.retryMs;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.recover();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
+  /**
+   * Tries to leave the degraded state: the folder, the lock, the seq file, then every window in
+   * memory, oldest first. True when all of it is on disk again.
+   */
+  recover(): boolean {
+    if (this.state === 'ok' || this.closed) return this.state === 'ok';
+    let written = 0;
+    try {
+      mkdirSync(this.windowsDir, { recursive: true, mode: 0o750 });
+      if (this.lockPending) {
+        writeFileSync(join(this.dir, 'lock'), `${process.pid}\n`);
+        this.lockPending = false;
+      }
+      for (const [seq, json] of this.memory) {
+        writeDurably(this.file(seq), json, this.windowsDir);
+        this.memory.delete(seq);
+        written++;
+      }
+      if (this.seqDirty && !this.saveSeq(true)) return false;
+    } catch (e) {
+      this.failed(e, written ? `writing windows kept in memory (${written} written)` : 'retrying');
+      return false;
+    }
+    const was = this.state;
+    this.state = 'ok';
+    this.retryMs = RETRY_MIN_MS;
+    this.opts.log?.info({ was, written, queue_depth: this.depth }, 'queue folder writable again; windows kept in memory are on disk');
+    this.opts.onStateChange?.('ok');
+    return true;
   }
 
   private file(seq: number): string {
@@ -199,8 +405,12 @@ export class WindowQueue {
   }
 
   private unlink(seq: number): void {
+    this.unlinkPath(this.file(seq));
+  }
+
+  private unlinkPath(path: string): void {
     try {
-      unlinkSync(this.file(seq));
+      unlinkSync(path);
     } catch {
       /* already gone */
     }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
-import { CONTRACT_VERSION, redactAddresses, sanitiseMessage, type SourceStatus, type StatusMessage } from '../contract/index.ts';
+import { CONTRACT_VERSION, redactAddresses, sanitiseMessage, type QueueState, type SourceStatus, type StatusMessage } from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {
@@ -36,6 +36,8 @@ export interface StatusInput {
   now: number;
   queueDepth: number;
   queueDropped: number;
+  /** Whether the queue folder can be written (default ok). */
+  queueState?: QueueState;
   windows: number;
   lastSeq: number;
   sources: SourceStatus[];
@@ -52,6 +54,7 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     uptime_s: Math.max(0, Math.round((s.now - s.startedAt) / 100) / 10),
     queue_depth: s.queueDepth,
     queue_dropped: s.queueDropped,
+    queue_state: s.queueState ?? 'ok',
     windows: s.windows,
     last_seq: s.lastSeq,
     sources: s.sources.map((src) => (src.last_error === undefined ? src : { ...src, last_error: sanitiseMessage(src.last_error) })),
