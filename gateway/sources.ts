@@ -8,7 +8,13 @@
 // A source never logs frame contents. What it reports of a failure is a fixed code plus a message
 // sanitised by the contract (printable ASCII, bounded, every written form of an address replaced by
 // `<addr>`): a capture tool's stderr never reaches a log line or the status raw.
+//
+// A capture command never outlives the gateway (spawnCapture): it leads a process group of its
+// own, with a watcher in that group that kills the whole group once the gateway is gone (also
+// after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -241,6 +247,8 @@ export class StdinSource extends CaptureSource {
 export class CommandSource extends CaptureSource {
   readonly ends = false;
   private child: ChildProcess | null = null;
+  /** Resolves once the running command has exited and its output is closed. */
+  private childClosed: Promise<unknown> | null = null;
   private wake: (() => void) | null = null;
   /** Times the command was (re)started. */
   starts = 0;
@@ -278,9 +286,8 @@ export class CommandSource extends CaptureSource {
   /** Runs the command once; resolves with why it stopped (raw: the caller sanitises it). */
   private async once(): Promise<{ code: SourceErrorCode; message: string }> {
     const cmd = this.cfg.command;
-    const child = Array.isArray(cmd)
-      ? spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('/bin/sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (Array.isArray(cmd) && !findExecutable(cmd[0])) return { code: 'cannot_start', message: `cannot start: ${cmd[0]}: no such executable (PATH searched)` };
+    const child = spawnCapture(cmd);
     this.child = child;
     this.starts++;
     let stderrTail = '';
@@ -295,6 +302,7 @@ export class CommandSource extends CaptureSource {
       });
       child.once('close', (code, signal) => resolve({ code, signal }));
     });
+    this.childClosed = exited;
     let readError: Error | null = null;
     try {
       let first = true;
@@ -309,7 +317,7 @@ export class CommandSource extends CaptureSource {
     } catch (err) {
       readError = err as Error;
     }
-    if (readError && child.exitCode === null) child.kill('SIGTERM');
+    if (readError) await endCapture(child, exited);
     const { code, signal } = await exited;
     this.child = null;
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
@@ -321,14 +329,69 @@ export class CommandSource extends CaptureSource {
   protected async halt(): Promise<void> {
     this.wake?.();
     const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((r) => child.once('close', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(t);
+    if (child && this.childClosed) await endCapture(child, this.childClosed);
+  }
+}
+
+/**
+ * The shell prologue every capture command runs under (`sh -c GUARD presence-capture CMD...`):
+ * fd 3 keeps the read end of a pipe whose write end only the gateway holds (the child's stdin);
+ * a watcher in the background, in the same process group and deaf to SIGTERM, waits on it and
+ * kills the whole group with SIGKILL when it reads end-of-file, which happens as soon as the
+ * gateway is gone (exit, crash, kill -9: the kernel closes its end) or once Node reaps the command
+ * (it closes the child's stdin then, so leftovers of a command that exited go too). The command
+ * then replaces the shell (exec: same pid, its own exit code and signal), with /dev/null as stdin.
+ * Chosen over `setpriv --pdeathsig`: a parent-death signal is cleared when a binary with file
+ * capabilities is executed (dumpcap and tcpdump are often installed that way) and never reaches a
+ * command's own children; this needs nothing but /bin/sh and needs no polling.
+ */
+export const CAPTURE_GUARD = 'exec 3<&0 </dev/null; { trap "" TERM INT HUP; read -r _ <&3; kill -s KILL 0; } >/dev/null 2>&1 & exec "$@" 3<&-';
+
+/** SIGKILL for a capture command's group this long after SIGTERM. */
+export const KILL_AFTER_MS = 3000;
+
+/**
+ * Starts a capture command (a string runs via /bin/sh -c, a list directly) in a new process group
+ * (and session) it leads, under CAPTURE_GUARD: stdin is the guard's pipe (never written), stdout
+ * and stderr are pipes to the gateway.
+ */
+export function spawnCapture(command: string | string[]): ChildProcess {
+  const argv = Array.isArray(command) ? command : ['/bin/sh', '-c', command];
+  const child = spawn('/bin/sh', ['-c', CAPTURE_GUARD, 'presence-capture', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  child.stdin!.on('error', () => {}); // never written; EPIPE once the group is gone is no error
+  return child;
+}
+
+/** Sends `signal` to the capture command's whole process group (it leads one). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (!child.pid) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* the group is gone */
+  }
+}
+
+/** Ends a capture command's group: SIGTERM, SIGKILL after KILL_AFTER_MS; resolves once it has closed. */
+async function endCapture(child: ChildProcess, closed: Promise<unknown>): Promise<void> {
+  signalGroup(child, 'SIGTERM');
+  const t = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_AFTER_MS);
+  await closed;
+  clearTimeout(t);
+}
+
+/** The path of an executable `name` (a path, or looked up in PATH), or null. */
+export function findExecutable(name: string, path = process.env.PATH ?? ''): string | null {
+  const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((d) => join(d, name));
+  for (const c of candidates) {
+    try {
+      accessSync(c, fsConstants.X_OK);
+      return c;
+    } catch {
+      /* next */
     }
   }
+  return null;
 }
 
 /** The fixed code of a failure: a capture that is not pcap/pcapng, an I/O error, or anything else. */
