@@ -198,7 +198,6 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const g1 = spawnGateway(args);
     await waitFor(() => seqs().length >= 2, 20_000, 'windows before the disk fills');
 
-    console.log('PHASE 2', Date.now());
     // 2. The disk fills: counting and publishing go on, the status says disk_full.
     let stop = keepFull(mnt);
     const fullAt = sub.messages.length;
@@ -210,7 +209,6 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     expect(whileFull.every((c) => c.wifi.devices > 0), JSON.stringify(counts(sub.messages, site))).toBe(true); // still counting
     expect(alive(g1)).toBe(true);
 
-    console.log('PHASE 3', Date.now());
     // 3. The broker goes away too: windows only in memory are published once it is back.
     await broker.stop();
     const downFrom = closedSeqs(g1.stderr()).length;
@@ -221,7 +219,6 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     await waitFor(() => heldInMemory.every((s) => seqs().includes(s)), 30_000, `windows ${heldInMemory} held in memory, published after the broker came back`);
     expect(alive(g1)).toBe(true);
 
-    console.log('PHASE 4', Date.now());
     // 4. Space returns: it recovers by itself.
     stop();
     unlinkSync(join(mnt, 'filler'));
@@ -238,7 +235,6 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const got = new Set(seqs());
     for (let s = Math.min(...got); s <= lastOfG1; s++) expect(got.has(s), `seq ${s} published`).toBe(true);
 
-    console.log('PHASE 5', Date.now());
     // 5. A restart on a full disk, with stale temp files of a crash: no crash, seq goes on.
     writeFileSync(join(queueDir, 'windows', `${String(lastOfG1 + 1).padStart(12, '0')}.json.tmp`), '{"v":1,"cut');
     writeFileSync(join(queueDir, 'seq.tmp'), '0000');
@@ -251,7 +247,6 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     expect(Math.min(...counts(sub.messages.slice(g2At), site).map((c) => c.seq))).toBe(lastOfG1 + 1);
     expect(tmpFiles(queueDir)).toEqual([]);
 
-    console.log('PHASE 6', Date.now());
     // 6. kill -9 while the disk is full: windows only in memory are gone, but seq never goes back.
     const lastOfG2 = Math.max(...counts(sub.messages.slice(g2At), site).map((c) => c.seq));
     g2.proc.kill('SIGKILL');
