@@ -42,13 +42,18 @@ export function verifyPasswordEntry(entry: string, password: string): boolean {
   return pbkdf2Sync(password, Buffer.from(m[2], 'base64'), Number(m[1]), 64, 'sha512').toString('base64') === m[3];
 }
 
-/** Writes `text` to `path` atomically, with the mode (and, as root, owner) of the file it replaces or `mode`. */
-function replaceFile(path: string, text: string, mode: number): void {
+/** Writes `text` to `path` atomically, with the mode (and, as root, owner) of the file it replaces
+ *  or `mode`; `secret`: always `mode`, from the first byte on. */
+function replaceFile(path: string, text: string, mode: number, secret = false): void {
   mkdirSync(dirname(path), { recursive: true });
   const old = existsSync(path) ? statSync(path) : null;
+  const m = old && !secret ? old.mode & 0o777 : mode;
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: old ? old.mode & 0o777 : mode, flag: 'wx' });
-  chmodSync(tmp, old ? old.mode & 0o777 : mode);
+  // Created 0600 (whatever the umask), filled, then given its final mode.
+  writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
+  chmodSync(tmp, 0o600);
+  writeFileSync(tmp, text);
+  chmodSync(tmp, m);
   if (old && process.getuid?.() === 0) chownSync(tmp, old.uid, old.gid);
   renameSync(tmp, path);
 }
@@ -122,8 +127,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     secretFile = resolve(o.secretOut ?? `${o.site}-${o.id}.mqtt-password`);
     // The secret first: exclusive create, 0600 (or a replacement, when rotating).
     if (existsSync(secretFile) && !o.rotate) throw new ProvisionError(`${secretFile} exists; --rotate replaces it, or choose --secret-out`);
-    replaceFile(secretFile, `${password}\n`, 0o600);
-    chmodSync(secretFile, 0o600);
+    replaceFile(secretFile, `${password}\n`, 0o600, true);
     changed.push(`${secretFile} (the gateway's password, mode 0600)`);
     const lines = passwdLines.filter((l) => !l.startsWith(`${user}:`));
     lines.push(mosquittoPasswordEntry(user, password));
