@@ -20,6 +20,8 @@ const ROOT = join(import.meta.dirname, '..');
 const RATE = 10_000; // frames per second of capture time
 const SECONDS = Number(process.env.BENCH_GATEWAY_SECONDS ?? 40);
 const WINDOW = '10s';
+/** Goal (issue 11): the paced gateway's CPU per frame at most this many times the firmware alone's. */
+const GOAL_RATIO = 4;
 
 /** Seeded: the same capture every run. */
 function rng(seed: number): () => number {
@@ -184,7 +186,8 @@ export async function run(): Promise<void> {
         const wall = z.t - a.t;
         const perFrame = cpu / (wall * RATE);
         console.log(`--speed 1 (${RATE} frames/s): gateway process CPU ${fmt((cpu / wall) * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrame * 1e6, 2)} us/frame`);
-        console.log(`  gateway / firmware-alone CPU per frame: ${fmt(perFrame / perFrameFw, 2)}x`);
+        const ratio = perFrame / perFrameFw;
+        console.log(`  gateway / firmware-alone CPU per frame: ${fmt(ratio, 2)}x (goal <= ${GOAL_RATIO}x: ${ratio <= GOAL_RATIO ? 'met' : 'missed'})`);
         console.log(`  RSS ${rssLine(samples)}`);
       }
       const fast = await replay(capture, broker.url, join(dir, 'q2'), 'max');
