@@ -3,10 +3,11 @@
 // The folder also keeps the last sequence number, so `seq` goes on across restarts.
 //
 // Layout of the queue folder:
-//   seq                    last sequence number given to a window (16 digits and a newline,
-//                          overwritten in place, so updating it needs no free space), written
-//                          before the newest window file is removed and for every window kept in
-//                          memory only (while windows are on disk the newest one's name carries it)
+//   seq                    last sequence number given to a window (right-aligned in 16 columns,
+//                          padded with spaces, and a newline; overwritten in place, so updating
+//                          it needs no free space), written before the newest window file is
+//                          removed and for every window kept in memory only (while windows are
+//                          on disk the newest one's name carries it)
 //   windows/<seq>.json     one counts message per unacknowledged window (counts only: the
 //                          contract's payload, nothing per device)
 //   lock                   pid of the gateway using the folder
@@ -33,7 +34,7 @@ const NAME_RE = /^(\d{1,16})\.json$/;
 export const MEMORY_WINDOWS = 10_000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
-/** Width of the seq file: 16 digits (2^53 has 16) and a newline. */
+/** Width of the seq file: 16 columns (2^53 has 16 digits) and a newline; spaces, not zeros, pad it. */
 const SEQ_WIDTH = 17;
 
 /** True for the errors of a full filesystem (no space, or the user's quota used up). */
@@ -316,7 +317,7 @@ export class WindowQueue {
    */
   private saveSeq(replace = false): boolean {
     const path = join(this.dir, 'seq');
-    const text = `${String(this.lastSeq).padStart(SEQ_WIDTH - 1, '0')}\n`;
+    const text = `${String(this.lastSeq).padStart(SEQ_WIDTH - 1, ' ')}\n`;
     try {
       if (replace || !existsSync(path)) writeDurably(path, text, this.dir);
       else {
