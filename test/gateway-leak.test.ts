@@ -2,10 +2,15 @@
 // common text or binary form) or anything hash-like. Sources: simulated frames whose addresses we
 // chose, and real captures whose addresses TShark lists. Every byte published (subscribed to `#`),
 // every log line (stderr at trace level) and every file in the queue folder is scanned, and every
-// payload must consist of the contract's fields with numeric counts only. A control sample shows the
-// scanner does catch a planted address and a planted hash.
+// payload must consist of the contract's fields with numeric counts only. Every status message of a
+// run is scanned, and so is the retained status a subscriber arriving afterwards gets. A capture
+// command whose frames carry known addresses prints them on stderr in every written form the
+// contract's redaction knows, run after run, so they reach the gateway as source failures
+// (error_code and last_error in the log and the status): none may appear anywhere. A control
+// sample shows the scanner does catch a planted address and a planted hash, and that the stderr
+// lines hold every address.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +18,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
 import { bleCapture, spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
-import { countsTopic, parseTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
+import { countsTopic, parseTopic, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 
 const SUITE = 'gateway leak';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('tshark', 'tshark', SUITE);
@@ -45,6 +50,29 @@ export function addressForms(addr: Uint8Array): { text: string[]; binary: Buffer
     binary.push(a);
   }
   return { text: [...new Set(text)], binary };
+}
+
+/**
+ * Lines a capture tool might print about these addresses: every written form the contract's
+ * redaction catches (contract/README.md), both byte orders, a few per line around other words.
+ */
+export function stderrLines(addresses: Uint8Array[]): string[] {
+  const forms: string[] = [];
+  for (const addr of addresses)
+    for (const a of [Buffer.from(addr), Buffer.from(addr).reverse()]) {
+      const h = a.toString('hex');
+      for (const s of [h, h.toUpperCase()]) {
+        const p = s.match(/../g)!;
+        forms.push(p.join(':'), p.join('-'), p.join('.'), p.join('_'), p.join(' '), p.map((x) => `0x${x}`).join(', '), p.map((x) => `0x${x}`).join(','));
+        forms.push(s, `0x${s}`, `${s.slice(0, 4)}.${s.slice(4, 8)}.${s.slice(8)}`, `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8)}`, `${s.slice(0, 6)}-${s.slice(6)}`, `${s.slice(0, 6)}:${s.slice(6)}`);
+      }
+      forms.push(h.match(/../g)!.map((x) => x.replace(/^0/, '')).join(':')); // ether_ntoa
+    }
+  const words = ['dev', 'from', 'addr=', '[', 'bssid', 'peer:', 'station', '(', 'src'];
+  const lines: string[] = [];
+  for (let i = 0; i < forms.length; i += 8)
+    lines.push(forms.slice(i, i + 8).map((f, k) => `${words[(i + k) % words.length]} ${f}`).join(' ') + ' went away');
+  return lines;
 }
 
 export interface Finding {
@@ -145,6 +173,14 @@ describe.skipIf(!ok)(SUITE, () => {
   });
 
   const sub = { value: null as null | Awaited<ReturnType<typeof subscriber>> };
+  /** The retained status of a site's gateway, as a subscriber arriving now gets it. */
+  const retainedStatus = async (site: string): Promise<Received[]> => {
+    const late = await subscriber(broker.url, { filter: statusTopic(site, 'g'), clean: true });
+    await waitFor(() => late.messages.length > 0, 10_000, `${site}: retained status`);
+    await late.client.endAsync();
+    expect(late.messages[0].retain).toBe(true);
+    return late.messages;
+  };
   const seen: Uint8Array[] = [];
   const findings: Finding[] = [];
   const shape: string[] = [];
@@ -206,7 +242,9 @@ describe.skipIf(!ok)(SUITE, () => {
       await new Promise((r) => setTimeout(r, 200));
       const mine = sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === run.site);
       expect(mine.filter((m) => m.topic.endsWith('/counts')).length).toBeGreaterThan(0);
-      for (const m of mine) {
+      // Every status published during the run and the retained one a newcomer gets are scanned too.
+      expect(mine.filter((m) => m.topic.endsWith('/status')).length, `${run.site}: status messages`).toBeGreaterThan(0);
+      for (const m of [...mine, ...(await retainedStatus(run.site))]) {
         findings.push(...scan(m.topic, Buffer.concat([Buffer.from(m.topic), m.payload]), addresses));
         shape.push(...shapeProblems(m.topic, m.payload, run.names));
       }
@@ -217,6 +255,69 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(shape).toEqual([]);
     });
   }
+
+  it('tool: a capture command printing its addresses on stderr in every written form; nothing of them in any status, log line or file', async () => {
+    // The command's frames carry these addresses (they are counted), and its stderr names them in
+    // every form the contract's redaction knows, both byte orders; each run prints one line and
+    // then exits or writes garbage, so the line is relayed as a source failure (exited /
+    // bad_capture) into the log and the status's last_error, run after run.
+    const site = 'tool';
+    const cap = wifiCapture(join(tmp, 'tool.pcap'), { devices: 6, startMs: start, durationMs: 2_000, framesPerS: 30, salt: 11 });
+    const addresses = cap.addresses;
+    seen.push(...addresses);
+    const lines = stderrLines(addresses);
+    const linesFile = join(tmp, 'tool-stderr.txt');
+    writeFileSync(linesFile, `${lines.join('\n')}\n`);
+    // Control: the lines do hold every address (the scanner finds each one in them).
+    const inLines = scan('stderr lines', readFileSync(linesFile), addresses);
+    for (const a of addresses) expect(inLines.some((f) => f.what.includes(hex(a))), hex(a)).toBe(true);
+    const script = join(tmp, 'tool.sh');
+    const counter = join(tmp, 'tool.count');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        `n=$(cat '${counter}' 2>/dev/null || echo 0); echo $((n + 1)) > '${counter}'`,
+        `cat '${cap.path}'`,
+        `sed -n "$((n % ${lines.length} + 1))p" '${linesFile}' >&2`,
+        // odd runs: garbage after the capture (bad_capture, "(stderr: LINE)"); even runs: exit 3 ("exited with code 3: LINE")
+        'if [ $((n % 2)) = 1 ]; then printf "garbage that is no pcap record at all"; sleep 1; else exit 3; fi',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const queueDir = join(tmp, `q-${site}`);
+    const configFile = join(tmp, 'tool.json');
+    writeFileSync(configFile, JSON.stringify({ sources: [{ type: 'command', name: 'tool', radio: 'wifi', command: script, restart_min: '100ms', restart_max: '200ms' }] }));
+    const gw = spawnGateway(['--config', configFile, '--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--window', '1s', '--status-interval', '200ms', '--log-level', 'trace', '--queue-dir', queueDir]);
+    const runs = () => (existsSync(counter) ? Number(readFileSync(counter, 'utf8')) : 0);
+    await waitFor(() => runs() > lines.length + 1, 60_000, 'every stderr line printed by a run of the command');
+    const mineNow = () => sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === site);
+    await waitFor(() => mineNow().some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.devices > 0), 20_000, 'counts of the command');
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    const log = gw.stderr();
+    // The stderr lines did go through the gateway: relayed, redacted, with a fixed code.
+    expect(log).toContain('<addr>');
+    expect(log).toMatch(/"code":"exited"/);
+    expect(log).toMatch(/"code":"bad_capture"/);
+    findings.push(...scan(`${site} log`, Buffer.from(log), addresses));
+    for (const f of filesUnder(queueDir)) findings.push(...scan(f.path, f.data, addresses));
+    await new Promise((r) => setTimeout(r, 200));
+    const mine = mineNow();
+    const statuses = mine.filter((m) => m.topic.endsWith('/status')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
+    const errors = statuses.flatMap((st) => st.sources ?? []).filter((s) => s.last_error);
+    expect(errors.some((s) => s.error_code === 'exited' && s.last_error!.includes('<addr>'))).toBe(true);
+    expect(errors.some((s) => s.error_code === 'bad_capture' && s.last_error!.includes('<addr>'))).toBe(true);
+    // Different lines reached the status, run after run (not just the last one).
+    expect(new Set(errors.map((s) => s.last_error)).size).toBeGreaterThan(2);
+    for (const m of [...mine, ...(await retainedStatus(site))]) {
+      findings.push(...scan(m.topic, Buffer.concat([Buffer.from(m.topic), m.payload]), addresses));
+      shape.push(...shapeProblems(m.topic, m.payload, ['tool']));
+    }
+    expect(findings).toEqual([]);
+    expect(shape).toEqual([]);
+  });
 
   it('every byte on the broker, across all runs, is clean of every address seen', async () => {
     const messages: Received[] = sub.value!.messages;
