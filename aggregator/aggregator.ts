@@ -24,6 +24,7 @@ import { AggregatorMetrics, startHealthServer, type HealthServer } from './healt
 import { Intake } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
+import { preflight } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
 import { GatewayIdentity } from './registry.ts';
@@ -142,6 +143,9 @@ export class Aggregator extends EventEmitter {
         http.host,
       );
     }
+    // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
+    // mistake stops here (PreflightError) instead of ending in endless write retries.
+    if (!this.opts.sink) await preflight(this.config.influx, this.log);
     this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
     this.missingTimer.unref();
     this.log.info({ sink: this.sink.target, broker: redactUrl(this.config.mqtt.url), clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, gateways_registered: this.identity.registered, allow_unknown: this.config.gateways.allow_unknown, http: this.http ? `${http.host}:${this.httpPort}` : null }, 'aggregator starting');

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
+import { PreflightError } from './preflight.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
 export function registerAggregator(program: Command): void {
@@ -70,6 +71,13 @@ export function registerAggregator(program: Command): void {
       try {
         await aggregator.start();
       } catch (e) {
+        if (e instanceof PreflightError) {
+          // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
+          aggregator.log.fatal({ err: e.message }, 'cannot start');
+          await aggregator.stop(1000).catch(() => {});
+          process.stderr.write(`presence aggregator: ${e.message}\n`);
+          process.exit(2);
+        }
         aggregator.log.fatal({ err: (e as Error).message }, 'cannot start');
         await aggregator.stop(0).catch(() => {});
         process.exit(1);

@@ -61,6 +61,10 @@ export interface InfluxConfig {
   password?: string;
   /** Request timeout (ms). */
   timeout: number;
+  /** Create a missing database (1.x) or retention policy at start. */
+  create?: boolean;
+  /** Retention (ms) of what `create` creates. */
+  retention?: number;
 }
 
 export interface AggregatorConfig {
@@ -139,6 +143,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   { key: 'influx.password', schema: { type: 'string' }, secret: true, flag: '--influx-password <password>', env: 'INFLUX_PASSWORD', description: '1.x password' },
   { key: 'influx.password_file', schema: { type: 'string' }, path: true, flag: '--influx-password-file <file>', env: 'INFLUX_PASSWORD_FILE', description: 'file whose first line is the 1.x password' },
   { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number is ms)' },
+  { key: 'influx.create', schema: { type: 'boolean' }, default: false, flag: '--influx-create', flagValue: true, env: 'INFLUX_CREATE', flagHelp: 'create a missing 1.x database (as presence influx setup does) at start', description: 'at start, create a missing InfluxDB 1.x database (as `presence influx setup` does: default policy detail of influx.retention, hourly aggregates) or a missing influx.retention_policy; off: the aggregator stops and prints the command that creates it' },
+  { key: 'influx.retention', duration: { bare: 'ms', zero: false }, default: '30d', flag: '--influx-retention <duration>', description: 'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d)' },
   { key: 'out', schema: { type: 'string', minLength: 1 }, default: './presence.lp', flag: '-o, --out <file>', description: 'line-protocol file written when no InfluxDB URL is set' },
   { key: 'batch.size', schema: { type: 'integer', minimum: 1 }, default: 5000, flag: '--batch-size <n>', description: 'messages per write (two points each)' },
   { key: 'batch.flush_interval', duration: ms, default: '200ms', flag: '--flush-interval <duration>', old: { keys: ['batch.flushInterval'] }, description: 'longest wait before a partial batch is written (a bare number is ms)' },
@@ -236,6 +242,8 @@ export interface AggregatorFlags {
   influxUsername?: string;
   influxPassword?: string;
   influxPasswordFile?: string;
+  influxCreate?: boolean;
+  influxRetention?: string;
   out?: string;
   batchSize?: string;
   flushInterval?: string;
@@ -305,6 +313,8 @@ function toInternal(c: any, where: string): AggregatorConfig {
       username: c.influx.username,
       password: secret(c.influx.password, c.influx.password_file, 'influx.password_file'),
       timeout: d(c.influx.timeout),
+      create: c.influx.create,
+      retention: d(c.influx.retention),
     },
     out: c.out,
     batch: {

@@ -1,0 +1,182 @@
+// Start-up checks of the aggregator's InfluxDB, before it subscribes: a mistake that would otherwise
+// end in endless write retries stops the aggregator (exit 2) with the fix.
+//
+// - The server is identified by its /ping answer: InfluxDB sends X-Influxdb-Version (1.6.7, 1.8.10,
+//   v2.7.1, 3.x); VictoriaMetrics answers 204 without it (its write endpoints say 1.8.0).
+// - --influx-api v2 against InfluxDB 1.0-1.7 (no /api/v2/write): stops, naming --influx-api v1.
+//   Combinations that can work go on with a warning: v1 against InfluxDB 2.x (its /write needs a
+//   DBRP mapping), either API against VictoriaMetrics or InfluxDB 1.8+ / 3.x.
+// - InfluxDB 1.x: a missing database (or influx.retention_policy) is created when influx.create is set
+//   (the database as `presence influx setup` makes it, with influx.retention as its default policy);
+//   otherwise the aggregator stops and prints the command that creates it.
+// - InfluxDB 2.x (v2 API): a missing bucket stops the aggregator with the `influx bucket create`
+//   command (influx.create does not create 2.x buckets).
+// - A server that does not answer is not checked: the aggregator starts and retries its writes
+//   (warning logged), as it does when InfluxDB goes away later.
+import type { Logger } from 'pino';
+import type { InfluxConfig } from './config.ts';
+import { ident, influxDuration, InfluxQl, setupInflux1 } from './influx-setup.ts';
+import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
+
+/** The URL as given, without credentials (no trailing slash added): for messages and commands. */
+function redactUrl(url: string | undefined): string {
+  const r = redact(url);
+  return url && !url.endsWith('/') ? r.replace(/\/$/, '') : r;
+}
+
+/** A mistake found at start; the message says what is wrong and the fix. The CLI exits 2. */
+export class PreflightError extends Error {
+  override name = 'PreflightError';
+}
+
+export interface ServerInfo {
+  /** X-Influxdb-Version of /ping, null when the server sends none (VictoriaMetrics). */
+  version: string | null;
+  major: number | null;
+  minor: number | null;
+}
+
+const HOURLY_MS = 400 * 24 * 3_600_000;
+
+/** Asks /ping who answers; null when nothing answers. */
+export async function detectServer(url: string, timeoutMs: number): Promise<ServerInfo | { unreachable: string }> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    return { unreachable: redactUrlsIn(err.cause?.code ?? err.message) };
+  }
+  if (!res.ok) return { unreachable: `/ping answered ${res.status}` };
+  const version = res.headers.get('x-influxdb-version');
+  const m = version ? /^v?(\d+)\.(\d+)/.exec(version) : null;
+  return { version, major: m ? Number(m[1]) : null, minor: m ? Number(m[2]) : null };
+}
+
+/** Runs the checks; throws PreflightError on a mistake that needs the operator. */
+export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerInfo | null> {
+  if (!cfg.url) return null;
+  const url = redactUrl(cfg.url);
+  const server = await detectServer(cfg.url, cfg.timeout);
+  if ('unreachable' in server) {
+    log.warn({ influx: url, err: server.unreachable }, 'InfluxDB does not answer /ping; not checked at start: writes are retried until it answers');
+    return null;
+  }
+  const { version, major, minor } = server;
+  if (version === null) {
+    log.info({ influx: url }, 'the server answers /ping without X-Influxdb-Version (as VictoriaMetrics does): API, database and bucket not checked');
+    return server;
+  }
+  log.info({ influx: url, version, api: cfg.api }, 'InfluxDB found');
+  if (major === 1) {
+    const v2Capable = (minor ?? 0) >= 8;
+    if (cfg.api === 'v2' && !v2Capable) {
+      const db = cfg.database ?? cfg.bucket?.split('/')[0] ?? 'presence';
+      throw new PreflightError(
+        `InfluxDB ${version} at ${url} has no v2 write API (/api/v2/write answers 404 before 1.8): start the aggregator with --influx-api v1 --influx-db ${db}${cfg.retentionPolicy ? ` --influx-rp ${cfg.retentionPolicy}` : ''} (INFLUX_API=v1, or influx.api: v1 in the config file)`,
+      );
+    }
+    const [database, rpFromBucket] = cfg.api === 'v2' && cfg.bucket ? cfg.bucket.split('/') : [cfg.database, cfg.retentionPolicy];
+    if (!database) return server;
+    await checkInflux1(cfg, database, rpFromBucket || undefined, version, log);
+    return server;
+  }
+  if (major === 2) {
+    if (cfg.api === 'v1') {
+      log.warn({ influx: url, version }, 'InfluxDB 2.x: its native API is --influx-api v2 (with --influx-org and --influx-bucket); /write of --influx-api v1 works only through a DBRP mapping (influx v1 dbrp create)');
+      return server;
+    }
+    await checkBucket2(cfg, version, log);
+    return server;
+  }
+  // InfluxDB 3 makes a database on its first write; later versions: nothing known to check.
+  return server;
+}
+
+async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | undefined, version: string, log: Logger): Promise<void> {
+  const url = redactUrl(cfg.url);
+  const client = new InfluxQl({ url: cfg.url!, username: cfg.username, password: cfg.password });
+  let databases: string[];
+  try {
+    databases = await client.databases();
+  } catch (e) {
+    const msg = redactUrlsIn((e as Error).message);
+    if (/auth|401|403/i.test(msg))
+      throw new PreflightError(`InfluxDB ${version} at ${url} refuses the credentials (${msg}): check influx.username and influx.password (INFLUX_USERNAME, INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`);
+    log.warn({ influx: url, err: msg }, 'cannot list the databases; not checked at start');
+    return;
+  }
+  const retention = cfg.retention ?? 30 * 24 * 3_600_000;
+  const duration = () => {
+    try {
+      return influxDuration(retention);
+    } catch {
+      throw new PreflightError(`influx.retention (--influx-retention): must be whole hours or days, at least 2h, to create the database or policy (got ${retention} ms)`);
+    }
+  };
+  if (!databases.includes(database)) {
+    const d = duration();
+    if (cfg.create) {
+      const statements = await setupInflux1({ url: cfg.url!, database, detailMs: retention, hourlyMs: Math.max(HOURLY_MS, retention), username: cfg.username, password: cfg.password });
+      log.info({ influx: url, database, statements }, `created database ${database} (default retention policy detail ${d}) as presence influx setup does`);
+    } else {
+      throw new PreflightError(
+        `InfluxDB ${version} at ${url} has no database "${database}". Create it with\n` +
+          `  presence influx setup --influx-url ${url} --influx-db ${database} --detail ${d}\n` +
+          `or start the aggregator with --influx-create (INFLUX_CREATE=true, or influx.create: true in the config file)`,
+      );
+    }
+  }
+  if (!rp) return;
+  const { durations } = await client.policies(database);
+  if (durations.has(rp)) return;
+  const create = `CREATE RETENTION POLICY ${ident(rp)} ON ${ident(database)} DURATION ${duration()} REPLICATION 1`;
+  if (cfg.create) {
+    await client.run(create, database);
+    log.info({ influx: url, database, statement: create }, `created retention policy ${rp}`);
+    return;
+  }
+  throw new PreflightError(
+    `InfluxDB ${version} at ${url} has no retention policy "${rp}" on database "${database}". Create it with\n` +
+      `  curl -XPOST '${url}/query' --data-urlencode 'q=${create}'\n` +
+      `or start the aggregator with --influx-create, or without --influx-rp (the database's default policy)`,
+  );
+}
+
+async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Promise<void> {
+  const url = redactUrl(cfg.url);
+  const bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
+  const params = new URLSearchParams({ name: bucket });
+  if (cfg.org) params.set('org', cfg.org);
+  let res: Response;
+  let body: { buckets?: unknown[]; message?: string } = {};
+  try {
+    res = await fetch(new URL(`api/v2/buckets?${params}`, cfg.url!.endsWith('/') ? cfg.url! : `${cfg.url}/`), {
+      headers: cfg.token ? { authorization: `Token ${cfg.token}` } : {},
+      signal: AbortSignal.timeout(cfg.timeout),
+    });
+    body = (await res.json().catch(() => ({}))) as typeof body;
+  } catch (e) {
+    log.warn({ influx: url, err: redactUrlsIn((e as Error).message) }, 'cannot list the buckets; not checked at start');
+    return;
+  }
+  if (res.status === 401)
+    throw new PreflightError(`InfluxDB ${version} at ${url} refuses the token (401${body.message ? ` ${body.message}` : ''}): check influx.token (INFLUX_TOKEN or INFLUX_TOKEN_FILE)`);
+  const missing = (res.ok && Array.isArray(body.buckets) && body.buckets.length === 0) || (res.status === 404 && /not found/i.test(body.message ?? ''));
+  if (!missing) {
+    if (!res.ok) log.warn({ influx: url, status: res.status, err: body.message }, 'cannot list the buckets (a write-only token may not read them); not checked at start');
+    return;
+  }
+  let d = '30d';
+  try {
+    d = influxDuration(cfg.retention ?? 30 * 24 * 3_600_000);
+  } catch {
+    // keep 30d in the hint
+  }
+  throw new PreflightError(
+    `InfluxDB ${version} at ${url} has no bucket "${bucket}"${cfg.org ? ` in organisation "${cfg.org}"` : ''}. Create it with\n` +
+      `  influx bucket create --org ${cfg.org ?? 'ORG'} --name ${bucket} --retention ${d}\n` +
+      `(presence influx setup --influx-version 2 prints it with the downsampling task; --influx-create creates 1.x databases only)`,
+  );
+}

@@ -1,0 +1,141 @@
+// Start-up checks with a real influxd 1.6.7, a real VictoriaMetrics and a real Mosquitto, through the
+// `presence aggregator` process: a missing database stops it (exit 2) with the command that creates
+// it; --influx-create creates it (as `presence influx setup` does) and the counts are written; the
+// default --influx-api v2 against InfluxDB 1.6 stops with the --influx-api to use. And the README's
+// load line for the demo's line-protocol file works as written, with the same lines as
+// docs/deployment.md.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Victoria } from './support/victoria.ts';
+import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
+
+const ok =
+  need('mosquitto', 'mosquitto', 'aggregator-preflight') &&
+  need('influxd', 'influxdb', 'aggregator-preflight') &&
+  need('victoria-metrics', 'victoria-metrics', 'aggregator-preflight') &&
+  need('curl', 'curl', 'aggregator-preflight');
+const repo = join(import.meta.dirname, '..');
+
+describe.skipIf(!ok)('aggregator start-up checks', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  const vm = new Victoria();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-preflight-'));
+  const procs: ChildProcess[] = [];
+  let pub: MqttClient;
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start(), vm.start()]);
+    pub = await publisher(broker.url);
+  });
+
+  afterAll(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await pub?.endAsync().catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose(), vm.dispose()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function run(args: string[]): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
+    const proc = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--http-port', 'off', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(proc);
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    proc.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    return { proc, out: () => out, exited };
+  }
+
+  it('a missing database stops the aggregator (exit 2) with the command that creates it', async () => {
+    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'nodb', '--mqtt-client-id', 'preflight-missing']);
+    expect(await r.exited).toBe(2);
+    const lastLines = r.out().split('\n').filter((l) => l.startsWith('presence aggregator:') || l.startsWith('  '));
+    expect(lastLines.join('\n')).toContain(`has no database "nodb"`);
+    expect(r.out()).toContain(`  presence influx setup --influx-url ${influx.url} --influx-db nodb --detail 30d\n`);
+    expect(r.out()).toContain('--influx-create');
+    expect(r.out()).not.toContain('"subscribed"');
+  });
+
+  it('the command it prints creates the database', async () => {
+    execFileSync(process.execPath, [join(repo, 'scripts/presence.js'), 'influx', 'setup', '--influx-url', influx.url, '--influx-db', 'printed', '--detail', '30d'], { cwd: repo, stdio: 'ignore' });
+    const dbs = await influx.query('SHOW DATABASES');
+    expect(dbs.results[0].series[0].values.flat()).toContain('printed');
+  });
+
+  it('--influx-create creates the database with the retention from config, and the counts are written', async () => {
+    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'created', '--influx-create', '--influx-retention', '7d', '--mqtt-client-id', 'preflight-create']);
+    try {
+      await until('subscribed', () => {
+        if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
+        return r.out().includes('"subscribed"');
+      }, (x) => x);
+      expect(r.out()).toContain('created database created');
+      const rps = await influx.query('SHOW RETENTION POLICIES ON "created"');
+      const rows = rps.results[0].series[0].values as unknown[][];
+      expect(rows.find((v) => v[0] === 'detail')).toEqual(expect.arrayContaining(['detail', '168h0m0s', true]));
+      await publishAll(pub, windows('site-created', 2, 5).map(countsItem));
+      await until('10 windows stored', async () => (await influx.rows(`SELECT count("devices") FROM "created"."detail"."presence" WHERE "radio"='wifi'`))[0]?.count, (n) => n === 10);
+    } finally {
+      r.proc.kill('SIGTERM');
+      await r.exited;
+    }
+  });
+
+  it('the default --influx-api v2 against InfluxDB 1.6 stops with the --influx-api to use', async () => {
+    const r = run(['--influx-url', influx.url, '--influx-db', 'presence', '--mqtt-client-id', 'preflight-v2']);
+    expect(await r.exited).toBe(2);
+    expect(r.out()).toMatch(/presence aggregator: InfluxDB 1\.6\.7\S* at http:\/\/127\.0\.0\.1:\d+ has no v2 write API .*--influx-api v1 --influx-db presence/);
+  });
+
+  it('VictoriaMetrics (no X-Influxdb-Version on /ping) is not checked: both APIs start', async () => {
+    for (const api of ['v1', 'v2']) {
+      const r = run(['--influx-url', vm.url, '--influx-api', api, '--influx-db', 'presence', '--mqtt-client-id', `preflight-vm-${api}`]);
+      try {
+        await until(`subscribed (${api})`, () => {
+          if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
+          return r.out().includes('"subscribed"');
+        }, (x) => x);
+        expect(r.out()).toContain('without X-Influxdb-Version');
+      } finally {
+        r.proc.kill('SIGTERM');
+        await r.exited;
+      }
+    }
+  });
+
+  it("the README's load lines (database set-up, then curl) work as written, and docs/deployment.md has the same lines", async () => {
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const block = /Load the result into InfluxDB 1\.x:\s*```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeTruthy();
+    const lines = block!.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    expect(lines.length).toBe(2);
+    expect(lines[1]).toMatch(/^curl -XPOST .*\/write\?db=presence&precision=ms' --data-binary @presence-demo\/presence\.lp$/);
+    const deployment = readFileSync(join(repo, 'docs/deployment.md'), 'utf8');
+    for (const l of lines) expect(deployment).toContain(l);
+    const work = mkdtempSync(join(dir, 'readme-'));
+    // a line-protocol file as the demo writes it (ms timestamps)
+    const now = Date.now() - 60_000;
+    const file = [0, 1, 2].map((i) => `presence,site=site-readme,zone=z,gateway=gw-0,radio=wifi devices=${i + 1}i,estimate=1i,frames=3i,complete=true ${now + i * 1000}`).join('\n');
+    execFileSync('mkdir', ['-p', join(work, 'presence-demo')]);
+    writeFileSync(join(work, 'presence-demo', 'presence.lp'), `${file}\n`);
+    const other = new Influxd('unused-db-name');
+    await other.start();
+    try {
+      for (const l of lines) {
+        const cmd = l.replaceAll('http://127.0.0.1:8086', other.url).replace(/^npx presence /, `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repo, 'scripts/presence.js'))} `);
+        execFileSync('sh', ['-c', cmd.startsWith('curl') ? `${cmd} --fail --silent --show-error` : cmd], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+      }
+      const rows = await fetch(`${other.url}/query?${new URLSearchParams({ db: 'presence', q: `SELECT count("devices") FROM presence WHERE "site"='site-readme'` })}`).then((r) => r.json() as Promise<any>);
+      expect(rows.results[0].series[0].values[0][1]).toBe(3);
+    } finally {
+      await other.dispose();
+    }
+  });
+});
