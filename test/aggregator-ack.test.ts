@@ -184,6 +184,16 @@ class WriteGate {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
+    if (!req.url?.startsWith('/write')) {
+      // The aggregator's start-up checks (/ping, /query): passed on at once, not held or counted.
+      const r = await fetch(this.upstream + req.url, { method: req.method, headers: req.headers['content-type'] ? { 'content-type': String(req.headers['content-type']) } : {}, body: req.method === 'GET' ? undefined : body });
+      const headers: Record<string, string> = {};
+      r.headers.forEach((v, k) => (headers[k] = v));
+      delete headers['content-encoding'];
+      delete headers['content-length'];
+      res.writeHead(r.status, headers).end(Buffer.from(await r.arrayBuffer()));
+      return;
+    }
     const request = this.requests.length;
     let status = 0;
     const forward = async () => {
