@@ -43,7 +43,16 @@ function mountSmallFs(): boolean {
 }
 const mounted = mountSmallFs();
 
+const gateways: Array<ReturnType<typeof spawnGateway>> = [];
+/** `presence gateway` as a child process, killed after the suite if a failed test left it running. */
+function gateway(args: string[]): ReturnType<typeof spawnGateway> {
+  const g = spawnGateway(args);
+  gateways.push(g);
+  return g;
+}
+
 afterAll(() => {
+  for (const g of gateways) if (g.proc.exitCode === null && g.proc.signalCode === null) g.proc.kill('SIGKILL');
   if (mounted) execFileSync('umount', ['-l', mnt]);
   rmSync(root, { recursive: true, force: true });
 });
@@ -195,7 +204,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const alive = (g: ReturnType<typeof spawnGateway>) => g.proc.exitCode === null && g.proc.signalCode === null;
 
     // 1. Normal start.
-    const g1 = spawnGateway(args);
+    const g1 = gateway(args);
     await waitFor(() => seqs().length >= 2, 20_000, 'windows before the disk fills');
 
     // 2. The disk fills: counting and publishing go on, the status says disk_full.
@@ -240,7 +249,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     writeFileSync(join(queueDir, 'seq.tmp'), '0000');
     stop = keepFull(mnt);
     const g2At = sub.messages.length;
-    const g2 = spawnGateway(args);
+    const g2 = gateway(args);
     await waitFor(() => statuses(sub.messages.slice(g2At), site).some((s) => s.state === 'online' && s.queue_state === 'disk_full'), 20_000, 'status disk_full after a restart on a full disk');
     await waitFor(() => counts(sub.messages.slice(g2At), site).length >= 3, 20_000, 'windows published after a restart on a full disk');
     expect(alive(g2)).toBe(true);
@@ -254,7 +263,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     stop();
     unlinkSync(join(mnt, 'filler'));
     const g3At = sub.messages.length;
-    const g3 = spawnGateway(args);
+    const g3 = gateway(args);
     await waitFor(() => counts(sub.messages.slice(g3At), site).length >= 2, 20_000, 'windows after a kill -9 on a full disk');
     expect(Math.min(...counts(sub.messages.slice(g3At), site).map((c) => c.seq))).toBeGreaterThan(lastOfG2);
     g3.proc.kill('SIGTERM');

@@ -291,9 +291,14 @@ describe.skipIf(!ok)(SUITE, () => {
     writeFileSync(configFile, JSON.stringify({ sources: [{ type: 'command', name: 'tool', radio: 'wifi', command: script, restart_min: '100ms', restart_max: '200ms' }] }));
     const gw = spawnGateway(['--config', configFile, '--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--window', '1s', '--status-interval', '200ms', '--log-level', 'trace', '--queue-dir', queueDir]);
     const runs = () => (existsSync(counter) ? Number(readFileSync(counter, 'utf8')) : 0);
-    await waitFor(() => runs() > lines.length + 1, 60_000, 'every stderr line printed by a run of the command');
     const mineNow = () => sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === site);
-    await waitFor(() => mineNow().some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.devices > 0), 20_000, 'counts of the command');
+    try {
+      await waitFor(() => runs() > lines.length + 1, 60_000, 'every stderr line printed by a run of the command');
+      await waitFor(() => mineNow().some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.devices > 0), 20_000, 'counts of the command');
+    } catch (e) {
+      gw.proc.kill('SIGKILL');
+      throw e;
+    }
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     const log = gw.stderr();

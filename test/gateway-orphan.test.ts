@@ -19,8 +19,11 @@ import pino from 'pino';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-orphan-'));
 const started: number[] = [];
+const gateways: Array<ReturnType<typeof spawnGateway>> = [];
 afterAll(() => {
-  for (const pid of started) if (running(pid)) process.kill(pid, 'SIGKILL'); // only if a test failed
+  // Only if a test failed: nothing may keep running after the suite.
+  for (const g of gateways) if (g.proc.exitCode === null && g.proc.signalCode === null) g.proc.kill('SIGKILL');
+  for (const pid of started) if (running(pid)) process.kill(pid, 'SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -71,6 +74,12 @@ async function pids(dir: string, alive = true): Promise<{ cmd: number; child: nu
   return { cmd, child };
 }
 
+function gateway(args: string[]): ReturnType<typeof spawnGateway> {
+  const g = spawnGateway(args);
+  gateways.push(g);
+  return g;
+}
+
 async function gatewayArgs(site: string, source: string): Promise<string[]> {
   // No broker is needed to count; an unreachable one keeps windows queued.
   return ['--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--source', source, '--window', '1s', '--queue-dir', join(tmp, `q-${site}`)];
@@ -79,7 +88,7 @@ async function gatewayArgs(site: string, source: string): Promise<string[]> {
 describe('capture command lifetime', () => {
   it('kill -9 of the gateway: the capture command and its own child are gone shortly after', async () => {
     const { path, dir } = captureScript('kill9', 'wait');
-    const gw = spawnGateway(await gatewayArgs('kill9', `wifi=cmd:${path}`));
+    const gw = gateway(await gatewayArgs('kill9', `wifi=cmd:${path}`));
     const { cmd, child } = await pids(dir);
     await waitFor(() => gw.stderr().includes('"msg":"window closed"'), 20_000, 'a window');
     gw.proc.kill('SIGKILL');
@@ -90,7 +99,7 @@ describe('capture command lifetime', () => {
   it('SIGTERM with a command that ignores SIGTERM: the gateway exits and the whole group is gone', async () => {
     const { path, dir } = captureScript('term', "trap '' TERM\nwhile :; do sleep 1; done");
     // exec: the script itself leads the group and ignores SIGTERM, so only the SIGKILL 3 s later ends it.
-    const gw = spawnGateway(await gatewayArgs('term', `wifi=cmd:exec ${path}`));
+    const gw = gateway(await gatewayArgs('term', `wifi=cmd:exec ${path}`));
     const { cmd, child } = await pids(dir);
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
@@ -100,7 +109,7 @@ describe('capture command lifetime', () => {
 
   it('a command that exits leaving a child that holds its output: the source restarts, the child is gone', async () => {
     const { path, dir } = captureScript('leftover', 'exit 5');
-    const gw = spawnGateway(await gatewayArgs('leftover', `wifi=cmd:${path}`));
+    const gw = gateway(await gatewayArgs('leftover', `wifi=cmd:${path}`));
     const { child } = await pids(dir, false); // the command exits at once; its child was started
     await waitFor(() => gw.stderr().includes('exited with code 5'), 20_000, 'the exit to be noticed although a child holds the output');
     await waitFor(() => !running(child), 10_000, `the command's child ${child} to be gone`);
