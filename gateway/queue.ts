@@ -161,7 +161,10 @@ export class WindowQueue {
     q.seqs.sort((a, b) => a - b);
     if (q.seqs.length) q.lastSeq = Math.max(q.lastSeq, q.seqs[q.seqs.length - 1]);
     // The seq file in its fixed-width form, so that later updates overwrite it in place.
-    if (!seqOk) q.saveSeq(true);
+    if (!seqOk) {
+      if (existsSync(dir)) q.saveSeq(true);
+      else q.seqDirty = true; // written once the folder can be created
+    }
     return q;
   }
 
@@ -176,7 +179,8 @@ export class WindowQueue {
       writeFileSync(lockFile, `${process.pid}\n`);
       this.lockPending = false;
     } catch (e) {
-      if (!isDiskFull(e)) throw e;
+      // A full disk, or a folder a full disk did not let us create: taken when it can be.
+      if (!isDiskFull(e) && this.state === 'ok') throw e;
       this.lockPending = true;
       this.failed(e, 'writing the lock file');
     }
@@ -344,7 +348,9 @@ export class WindowQueue {
 
   /** A write failed: into (or stay in) the degraded state, and retry later. */
   private failed(e: unknown, what: string): void {
-    const state: QueueState = isDiskFull(e) ? 'disk_full' : 'write_failed';
+    // A file missing in a folder the full disk did not let us create is still the full disk.
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT' && this.state !== 'ok';
+    const state: QueueState = isDiskFull(e) ? 'disk_full' : missing ? this.state : 'write_failed';
     const fields = { code: state, errno: (e as NodeJS.ErrnoException).code, err: (e as Error).message, queue_dir: this.dir, in_memory: this.memory.size, retry_in_ms: this.retryMs };
     if (this.state !== state) {
       this.state = state;

@@ -29,10 +29,10 @@ const root = mkdtempSync(join(tmpdir(), 'presence-gw-disk-'));
 const mnt = join(root, 'mnt');
 mkdirSync(mnt);
 
-/** Mounts a 2 MiB tmpfs on `mnt`; false (skip) when this machine does not allow it, an error under CI. */
-function mountSmallFs(): boolean {
+/** Mounts a small tmpfs on `at`; false (skip) when this machine does not allow it, an error under CI. */
+function mountSmallFs(at = mnt, options = 'size=2m,mode=0755'): boolean {
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0755', 'tmpfs', mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', at], { stdio: ['ignore', 'ignore', 'pipe'] });
     return true;
   } catch (e) {
     const msg = `${SUITE}: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): ${(e as Error).message.split('\n')[0]}`;
@@ -42,6 +42,10 @@ function mountSmallFs(): boolean {
   }
 }
 const mounted = mountSmallFs();
+// A second one with a handful of inodes: once they are used, even a folder cannot be created.
+const fewInodes = join(root, 'inodes');
+mkdirSync(fewInodes);
+const mountedInodes = mounted && mountSmallFs(fewInodes, 'size=1m,nr_inodes=8,mode=0755');
 
 const gateways: Array<ReturnType<typeof spawnGateway>> = [];
 /** `presence gateway` as a child process, killed after the suite if a failed test left it running. */
@@ -53,6 +57,7 @@ function gateway(args: string[]): ReturnType<typeof spawnGateway> {
 
 afterAll(() => {
   for (const g of gateways) if (g.proc.exitCode === null && g.proc.signalCode === null) g.proc.kill('SIGKILL');
+  if (mountedInodes) execFileSync('umount', ['-l', fewInodes]);
   if (mounted) execFileSync('umount', ['-l', mnt]);
   rmSync(root, { recursive: true, force: true });
 });
@@ -160,6 +165,44 @@ describe.skipIf(!mounted)(`${SUITE}: the queue`, () => {
     q.close();
     expect(WindowQueue.open(dir, { maxWindows: 100 }).pending(0, 10)).toEqual([1, 2, 3]);
     expect(tmpFiles(dir)).toEqual([]);
+  });
+});
+
+describe.skipIf(!mountedInodes)(`${SUITE}: no inode left`, () => {
+  it('opens where not even its folder can be created, keeps windows in memory, creates everything once it can', () => {
+    const fillers: string[] = [];
+    for (let i = 0; ; i++) {
+      try {
+        writeFileSync(join(fewInodes, `f${i}`), '');
+        fillers.push(join(fewInodes, `f${i}`));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+        break;
+      }
+    }
+    const dir = join(fewInodes, 'q');
+    const states: QueueState[] = [];
+    const q = WindowQueue.open(dir, { maxWindows: 100, onStateChange: (s) => states.push(s) });
+    expect(q.state).toBe('disk_full');
+    expect(existsSync(dir)).toBe(false);
+    q.append(msg(1));
+    q.append(msg(2));
+    expect(q.state).toBe('disk_full');
+    expect(q.pending(0, 10)).toEqual([1, 2]);
+    expect(q.read(2)).toEqual(msg(2));
+    expect(q.recover()).toBe(false);
+    for (const f of fillers) unlinkSync(f);
+    expect(q.recover()).toBe(true);
+    expect(states).toEqual(['disk_full', 'ok']);
+    expect(readdirSync(join(dir, 'windows')).sort()).toEqual(['000000000001.json', '000000000002.json']);
+    expect(Number(readFileSync(join(dir, 'seq'), 'utf8'))).toBe(2);
+    expect(Number(readFileSync(join(dir, 'lock'), 'utf8'))).toBe(process.pid);
+    q.close();
+    expect(tmpFiles(dir)).toEqual([]);
+    const again = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(again.pending(0, 10)).toEqual([1, 2]);
+    expect(again.nextSeq).toBe(3);
+    again.close();
   });
 });
 
