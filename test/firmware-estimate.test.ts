@@ -1,22 +1,30 @@
-// The in-window estimate (firmware/assembly/estimator.ts): devices present per 30-s sub-window,
-// averaged over the window; a Wi-Fi address new to its sub-window that comes within 1 s of another
-// frame at a signal within 8 dB is the same scan burst; a sub-window counts at least its new
-// addresses / 9; BLE addresses are never linked.
+// The in-window estimate (firmware/assembly/estimator.ts). Wi-Fi: a device that keeps its address
+// (locally administered bit clear) counts once per 60-s sub-window in which it is heard 5 dB above
+// the RSSI gate; a phone that randomises counts once per scan burst per 10-s sub-window (a new
+// address within 1 s of another burst frame at a signal within 8 dB is the same burst; a 10-s
+// sub-window counts at least its new addresses / 7); an address that follows another address's
+// frame within 500 ms and 8 dB is part of a burst, never fixed, whatever its bit; both parts are
+// averaged over the window and added. BLE: distinct addresses per 30-s sub-window, never linked.
 import { describe, expect, it } from 'vitest';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest, type BlePduType } from '../simulator/frames.ts';
 
 const fw = Firmware.loadSync();
-const SUB = 30_000;
+const SUB = 10_000; // Wi-Fi bursts
+const FIXED = 60_000; // Wi-Fi fixed addresses
+const BLE_SUB = 30_000;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0); // a minute boundary
 const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
+/** first octet 0x02: locally administered (randomised); 0x00: the device's own address */
 const mac = (i: number, first = 0x02) => Uint8Array.from([first, 0x10, 0x20, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
-const probe = (addr: number, t: number, signalDbm = -50): Frame => ({
+const probe = (addr: number, t: number, signalDbm = -50, first = 0x02): Frame => ({
   linkType: 127,
   timestampMs: t,
-  data: probeRequest({ sa: mac(addr), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
+  data: probeRequest({ sa: mac(addr, first), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
 });
+/** A probe request from an address that is not locally administered (a device that keeps its address). */
+const fixed = (addr: number, t: number, signalDbm = -50): Frame => probe(addr, t, signalDbm, 0x00);
 const advert = (addr: number, t: number): Frame => ({
   linkType: 256,
   timestampMs: t,
@@ -33,48 +41,52 @@ function run(frames: Frame[], opts: { startMs?: number; endMs?: number; rssiMinD
 }
 
 describe('firmware estimate', () => {
-  it('has 30-s sub-windows', () => {
-    expect(fw.exports.subwindow_ms()).toBe(SUB);
+  it('reports the BLE sub-window (30 s)', () => {
+    expect(fw.exports.subwindow_ms()).toBe(BLE_SUB);
   });
 
-  it('a device that keeps its address and probes all window long is one, whatever the window length', () => {
-    const every5s = (ms: number) => Array.from({ length: ms / 5000 }, (_, i) => probe(7, T0 + i * 5000 + 100));
+  it('a device that keeps its address is one whatever the window length, probing every 5 s or once a minute', () => {
+    const every = (step: number, ms: number) => Array.from({ length: ms / step }, (_, i) => fixed(7, T0 + i * step + 100));
     for (const ms of [60_000, 300_000, 900_000]) {
-      const c = run(every5s(ms), { startMs: T0, endMs: T0 + ms });
-      expect(c.wifi.devices).toBe(1);
-      expect(c.wifi.estimateMean, `${ms} ms`).toBe(1);
+      for (const step of [5000, 60_000]) {
+        const c = run(every(step, ms), { startMs: T0, endMs: T0 + ms });
+        expect(c.wifi.devices).toBe(1);
+        expect(c.wifi.estimateMean, `${ms} ms, a probe every ${step} ms`).toBe(1);
+      }
     }
   });
 
-  it('a phone that draws 9 addresses per scan, one scan per sub-window, is one; distinct addresses grow with the window', () => {
-    const scans = (ms: number) => Array.from({ length: ms / SUB }, (_, k) => burst(1000 * k, 9, T0 + k * SUB + 3000)).flat();
+  it('a phone that draws 7 addresses per scan, one scan per 10 s, is one; distinct addresses grow with the window', () => {
+    const scans = (ms: number) => Array.from({ length: ms / SUB }, (_, k) => burst(1000 * k, 7, T0 + k * SUB + 3000)).flat();
     const one = run(scans(60_000), { startMs: T0, endMs: T0 + 60_000 });
     const fifteen = run(scans(900_000), { startMs: T0, endMs: T0 + 900_000 });
     expect(one.wifi.estimateMean).toBe(1);
     expect(fifteen.wifi.estimateMean).toBe(1);
-    expect(one.wifi.devices).toBe(18);
-    expect(fifteen.wifi.devices).toBe(270);
+    expect(one.wifi.devices).toBe(42);
+    expect(fifteen.wifi.devices).toBe(630);
   });
 
-  it('averages presence: heard in one sub-window of two is half a device', () => {
+  it('averages presence: a scan in one 10-s sub-window of six, a fixed device in one minute of two', () => {
     const c = run([probe(1, T0 + 1000), probe(1, T0 + 2000)], { startMs: T0, endMs: T0 + 60_000 });
-    expect(c.wifi.estimateMean).toBe(0.5);
-    expect(c.wifi.estimate).toBe(1); // rounded for the published counts
+    expect(c.wifi.estimateMean).toBe(0.167); // thousandths
+    expect(c.wifi.estimate).toBe(0); // rounded for the published counts
+    const f = run([fixed(1, T0 + 1000), fixed(1, T0 + 30_000)], { startMs: T0, endMs: T0 + 2 * FIXED });
+    expect(f.wifi.estimateMean).toBe(0.5);
   });
 
   it('two scans at the same moment more than 8 dB apart are two devices; within 8 dB, one', () => {
-    const apart = run([...burst(100, 4, T0 + 1000, -40), ...burst(200, 4, T0 + 1010, -60)], { startMs: T0, endMs: T0 + SUB });
+    const apart = run([...burst(100, 3, T0 + 1000, -40), ...burst(200, 3, T0 + 1010, -60)], { startMs: T0, endMs: T0 + SUB });
     expect(apart.wifi.estimateMean).toBe(2);
-    const close = run([...burst(100, 4, T0 + 1000, -40), ...burst(200, 4, T0 + 1010, -47)], { startMs: T0, endMs: T0 + SUB });
+    const close = run([...burst(100, 3, T0 + 1000, -40), ...burst(200, 3, T0 + 1010, -47)], { startMs: T0, endMs: T0 + SUB });
     expect(close.wifi.estimateMean).toBe(1);
   });
 
-  it('never counts fewer than a sub-window\'s new addresses / 9: a dense crowd does not collapse into one burst', () => {
-    // 90 addresses within 1 s at one signal: the link would make them one device
-    const c = run(burst(1, 90, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 })), { startMs: T0, endMs: T0 + SUB });
-    expect(c.wifi.devices).toBe(90);
-    expect(c.wifi.estimateMean).toBe(10);
-    // 1,000 phones, 2 addresses each, scanning at random moments and signals over 30 s: the count
+  it("never counts fewer than a 10-s sub-window's new addresses / 7: a dense crowd does not collapse into one burst", () => {
+    // 91 addresses within 1 s at one signal: the link would make them one device
+    const c = run(burst(1, 91, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 })), { startMs: T0, endMs: T0 + SUB });
+    expect(c.wifi.devices).toBe(91);
+    expect(c.wifi.estimateMean).toBe(13);
+    // 1,000 phones, 2 addresses each, scanning at random moments and signals over 10 s: the count
     // keeps rising with the crowd (linking alone would give a few dozen)
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
@@ -96,34 +108,58 @@ describe('firmware estimate', () => {
     expect(c.wifi.estimateMean).toBe(2);
   });
 
-  it('does not link across a sub-window boundary: a scan that spans it counts in both', () => {
+  it('does not link across a 10-s boundary: a scan that spans it counts in both', () => {
     const c = run(burst(1, 10, T0 + SUB - 100), { startMs: T0, endMs: T0 + 2 * SUB });
-    expect(c.wifi.estimateMean).toBe(1); // one entity in each of the two sub-windows, mean 1
+    expect(c.wifi.estimateMean).toBe(1); // one burst in each of the two sub-windows, mean 1
   });
 
-  it('frames below the RSSI threshold take no part', () => {
+  it('frames below the RSSI threshold take no part; a fixed address needs 5 dB more', () => {
     const c = run([...burst(1, 5, T0 + 1000, -80), probe(50, T0 + 1500, -60)], { startMs: T0, endMs: T0 + SUB, rssiMinDbm: -70 });
     expect(c.wifi.weak).toBe(5);
     expect(c.wifi.estimateMean).toBe(1);
+    const gated = run([fixed(1, T0 + 1000, -67), fixed(2, T0 + 5000, -65), fixed(3, T0 + 9000, -80)], { startMs: T0, endMs: T0 + FIXED, rssiMinDbm: -70 });
+    expect(gated.wifi.devices).toBe(2); // -67 dBm passes the gate: a device, but not fixed in the room
+    expect(gated.wifi.estimateMean).toBe(1);
+    const open = run([fixed(1, T0 + 1000, -67), fixed(2, T0 + 5000, -65), fixed(3, T0 + 9000, -80)], { startMs: T0, endMs: T0 + FIXED });
+    expect(open.wifi.estimateMean).toBe(3); // no gate (-128): every fixed address counts
+  });
+
+  it('the locally administered bit alone is not trusted: a burst of addresses with the bit clear is one burst', () => {
+    // an anonymised capture's phone: 7 addresses 20 ms apart, the bit clear on every other one
+    const mixed = Array.from({ length: 7 }, (_, i) => probe(300 + i, T0 + 1000 + 20 * i, -50, i % 2 === 0 ? 0x00 : 0x02));
+    expect(run(mixed, { startMs: T0, endMs: T0 + SUB }).wifi.estimateMean).toBe(1);
+    const allClear = Array.from({ length: 7 }, (_, i) => fixed(400 + i, T0 + 1000 + 20 * i));
+    expect(run(allClear, { startMs: T0, endMs: T0 + SUB }).wifi.estimateMean).toBe(1);
+    // fixed devices probing on their own, seconds apart, each count
+    const desks = [fixed(1, T0 + 1000), fixed(2, T0 + 4000), fixed(3, T0 + 7000), fixed(1, T0 + 30_000)];
+    expect(run(desks, { startMs: T0, endMs: T0 + FIXED }).wifi.estimateMean).toBe(3);
+  });
+
+  it('limit: a fixed device whose probe another address follows within 500 ms at a similar signal counts as a burst', () => {
+    const c = run([fixed(1, T0 + 1000, -50), probe(2, T0 + 1300, -55)], { startMs: T0, endMs: T0 + FIXED });
+    expect(c.wifi.estimateMean).toBe(0.167); // one burst in one 10-s sub-window of six, no fixed device
+    const later = run([fixed(1, T0 + 1000, -50), probe(2, T0 + 1600, -55)], { startMs: T0, endMs: T0 + FIXED });
+    expect(later.wifi.estimateMean).toBe(1.167); // fixed, and a burst of its own (1.167)
   });
 
   it('with no signal known, nothing is linked: addresses per sub-window', () => {
-    const noSignal = (addr: number, t: number): Frame => {
-      const f = probe(addr, t).data;
+    const noSignal = (addr: number, t: number, first = 0x02): Frame => {
+      const f = probe(addr, t, -50, first).data;
       // strip the 24-byte radiotap header and the FCS: plain 802.11 (link type 105, no FCS)
       return { linkType: 105, timestampMs: t, data: f.subarray(24, f.length - 4) };
     };
     const c = run([noSignal(1, T0 + 100), noSignal(2, T0 + 120), noSignal(3, T0 + 140)], { startMs: T0, endMs: T0 + SUB });
     expect(c.wifi.estimateMean).toBe(3);
+    const f = run([noSignal(1, T0 + 100, 0x00), noSignal(2, T0 + 120, 0x00)], { startMs: T0, endMs: T0 + FIXED, rssiMinDbm: -70 });
+    expect(f.wifi.estimateMean).toBe(2);
   });
 
   it('BLE: distinct addresses per sub-window, never linked by time', () => {
-    const frames = [advert(1, T0 + 100), advert(2, T0 + 110), advert(1, T0 + 200), advert(1, T0 + SUB + 100)];
-    const c = run(frames, { startMs: T0, endMs: T0 + 2 * SUB });
+    const frames = [advert(1, T0 + 100), advert(2, T0 + 110), advert(1, T0 + 200), advert(1, T0 + BLE_SUB + 100)];
+    const c = run(frames, { startMs: T0, endMs: T0 + 2 * BLE_SUB });
     expect(c.ble.devices).toBe(2);
     expect(c.ble.estimateMean).toBe(1.5);
   });
-
   it('BLE beacons (iBeacon, AltBeacon, Eddystone) are devices but not in the estimate; phones and others are', () => {
     const ibeacon = [0x1a, 0xff, 0x4c, 0x00, 0x02, 0x15, ...new Array(16).fill(0x11), 0, 1, 0, 2, 0xc5];
     const altbeacon = [0x1b, 0xff, 0x18, 0x01, 0xbe, 0xac, ...new Array(20).fill(0x22), 0xc5, 0x00];
@@ -142,18 +178,20 @@ describe('firmware estimate', () => {
     });
     const c = run([ll(1, ibeacon), ll(2, altbeacon), ll(3, eddystone), hci(4, ibeacon), ll(5, continuity, BLE_PDU.ADV_IND), ll(6, fastPair), hci(7, continuity), ll(8, [2, 1, 6])], {
       startMs: T0,
-      endMs: T0 + SUB,
+      endMs: T0 + BLE_SUB,
     });
     expect(c.ble.devices).toBe(8);
     expect(c.ble.estimateMean).toBe(4);
     // a beacon's data cut short is no beacon (the AD structure overruns), nor is a bare 0x4c00 header
-    const cut = run([ll(1, ibeacon.slice(0, 10)), ll(2, [0x03, 0xff, 0x4c, 0x00])], { startMs: T0, endMs: T0 + SUB });
+    const cut = run([ll(1, ibeacon.slice(0, 10)), ll(2, [0x03, 0xff, 0x4c, 0x00])], { startMs: T0, endMs: T0 + BLE_SUB });
     expect(cut.ble.estimateMean).toBe(2);
   });
 
   it('without the window bounds the grid runs from the first frame to the last', () => {
     const c = run([probe(1, T0 + 1000), probe(1, T0 + 61_000)]);
-    expect(c.wifi.estimateMean).toBe(0.667); // thousandths // sub-windows at +0, +30 s and +60 s from the first frame
+    expect(c.wifi.estimateMean).toBe(0.286); // thousandths: 2 bursts over 10-s sub-windows at +0, +10 s, ..., +60 s from the first frame
+    const f = run([fixed(1, T0 + 1000), fixed(1, T0 + 61_000)]);
+    expect(f.wifi.estimateMean).toBe(1); // 60-s sub-windows at +0 and +60 s
     expect(run([]).wifi.estimateMean).toBe(0);
   });
 
@@ -173,7 +211,7 @@ describe('firmware estimate', () => {
   });
 
   it('a window shorter than a sub-window is one sub-window', () => {
-    const c = run([probe(1, T0 + 100), probe(2, T0 + 5000)], { startMs: T0, endMs: T0 + 10_000 });
+    const c = run([probe(1, T0 + 100), probe(2, T0 + 5000)], { startMs: T0, endMs: T0 + 8000 });
     expect(c.wifi.estimateMean).toBe(2);
   });
 });

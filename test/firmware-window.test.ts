@@ -85,7 +85,17 @@ function traffic(n: number, salt: number) {
     blePublic.push(pub);
     frames.push({ linkType: 201, timestampMs: 1e12 + i, data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: pub, random: false, advData: new Uint8Array([2, 1, 6]), signalDbm: -70 }) });
   }
-  return { frames, wifi, blePublic, bleRandom };
+  // devices that keep their address (locally administered bit clear), 10 ms apart at signals 15 dB
+  // apart (so none is taken for the next address of a burst): the estimator marks them in its
+  // bitmap of fixed addresses
+  const wifiFixed: Uint8Array[] = [];
+  for (let k = 0; k < Math.min(n, 40); k++) {
+    const sa = address(k + salt, (k & 0x3f) << 2);
+    wifiFixed.push(sa);
+    const signalDbm = [-20, -35, -50][k % 3]!;
+    frames.push({ linkType: 127, timestampMs: 1e12 + n + 10 * (k + 1), data: probeRequest({ sa, seq: k, ies: IES, channel: 6, signalDbm, tsfUs: k }) });
+  }
+  return { frames, wifi, wifiFixed, blePublic, bleRandom };
 }
 
 describe('firmware window wipe', () => {
@@ -146,11 +156,12 @@ describe('firmware window wipe', () => {
     fw.exports.count_addresses(RADIO_WIFI, 1, B, direct.length);
 
     const live = fw.liveCounts();
-    expect(live.wifi).toMatchObject({ frames: n, accepted: n, rejected: 0 });
+    expect(live.wifi).toMatchObject({ frames: n + t.wifiFixed.length, accepted: n + t.wifiFixed.length, rejected: 0 });
     expect(live.ble).toMatchObject({ frames: 2 * n, accepted: 2 * n, rejected: 0 });
 
     const hashes = [
       ...t.wifi.map((a) => expectedHash(key, RADIO_WIFI, 0, a)),
+      ...t.wifiFixed.map((a) => expectedHash(key, RADIO_WIFI, 0, a)),
       ...t.bleRandom.map((a) => expectedHash(key, RADIO_BLE, 1, a)),
       ...t.blePublic.map((a) => expectedHash(key, RADIO_BLE, 0, a)),
       ...direct.map((a) => expectedHash(key, RADIO_WIFI, 0, a)),
@@ -158,34 +169,47 @@ describe('firmware window wipe', () => {
     const keyState = mem.slice(fw.exports.keyed_state_ptr(), fw.exports.keyed_state_ptr() + 32);
     expect(keyState.some((b) => b !== 0)).toBe(true);
 
-    // The estimator's bitmaps mark each address of the sub-window by 17 bits of its hash, and its
-    // link table holds the time of the last Wi-Fi frame per dBm value (all of them came at -50 dBm).
+    // The estimator's three bitmaps (Wi-Fi bursts, BLE, Wi-Fi fixed addresses) mark each address of
+    // the sub-window by 17 bits of its hash; its link table holds the time of the last Wi-Fi burst
+    // frame per dBm value (all of them came at -50 dBm); its state block holds the counts and the
+    // previous Wi-Fi frame (time, signal, hash).
     const seen = fw.exports.estimator_seen_ptr();
     const seenBytes = fw.exports.estimator_seen_bytes();
+    expect(seenBytes).toBe(3 * 16384);
     const seenBit = (h: Uint8Array) => new DataView(h.buffer, h.byteOffset).getUint32(0, true) & 0x1ffff;
-    const isSet = (r: number, bit: number) => (mem[seen + r * (seenBytes / 2) + (bit >>> 3)]! >> (bit & 7)) & 1;
+    const isSet = (m: number, bit: number) => (mem[seen + m * (seenBytes / 3) + (bit >>> 3)]! >> (bit & 7)) & 1;
     expect(t.wifi.every((a) => isSet(0, seenBit(expectedHash(key, RADIO_WIFI, 0, a))) === 1)).toBe(true);
     expect(t.bleRandom.every((a) => isSet(1, seenBit(expectedHash(key, RADIO_BLE, 1, a))) === 1)).toBe(true);
+    // (a fixed address whose 17 bits are those of a burst address is taken as seen in the bursts)
+    const burstBits = new Set(t.wifi.map((a) => seenBit(expectedHash(key, RADIO_WIFI, 0, a))));
+    const fixedBits = t.wifiFixed.map((a) => seenBit(expectedHash(key, RADIO_WIFI, 0, a))).filter((b) => !burstBits.has(b));
+    expect(fixedBits.length).toBeGreaterThan(30);
+    expect(fixedBits.every((b) => isSet(2, b) === 1)).toBe(true);
     const linkTimes = new DataView(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8);
     expect(linkTimes.getFloat64((-50 + 128) * 8, true)).toBe(1e12 + n - 1);
+    const state = fw.exports.estimator_state_ptr();
+    const stateBytes = fw.exports.estimator_state_bytes();
+    const lastWifi = expectedHash(key, RADIO_WIFI, 0, direct.at(-1)!); // the last Wi-Fi address counted
+    expect(occurrences(mem.subarray(state, state + stateBytes), [lastWifi])).toHaveLength(1);
 
     // Before window_end: every hash is in the tables, the key state where it lives, addresses in
     // the batch buffer. This is what the wipe must remove.
-    expect(occurrences(mem, hashes).length).toBe(hashes.length);
+    expect(occurrences(mem, hashes).length).toBe(hashes.length + 1); // the last Wi-Fi one twice: table and estimator state
     expect(occurrences(mem, [keyState]).length).toBe(1);
     expect(occurrences(mem, direct).length).toBeGreaterThanOrEqual(direct.length);
 
     const c = fw.endWindow();
-    expect(c.wifi.devices).toBe(n + direct.length);
+    expect(c.wifi.devices).toBe(n + t.wifiFixed.length + direct.length);
     expect(c.ble.devices).toBe(2 * n);
 
     expect(occurrences(mem, [key])).toEqual([]);
     expect(occurrences(mem, [keyState])).toEqual([]);
     expect(occurrences(mem, hashes)).toEqual([]);
     expect(occurrences(mem, direct)).toEqual([]);
-    expect(occurrences(mem, [...t.wifi, ...t.blePublic, ...t.bleRandom])).toEqual([]);
+    expect(occurrences(mem, [...t.wifi, ...t.wifiFixed, ...t.blePublic, ...t.bleRandom])).toEqual([]);
     expect(mem.subarray(seen, seen + seenBytes).every((b) => b === 0)).toBe(true);
     expect(new Uint8Array(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8).every((b) => b === 0)).toBe(true);
+    expect(mem.subarray(state, state + stateBytes).every((b) => b === 0)).toBe(true);
   });
 
   it('after window_end memory is the same whatever the window saw (only the stats block differs)', () => {
@@ -213,8 +237,8 @@ describe('firmware window wipe', () => {
     b.liveCounts();
     direct(b, 5_000, 99_999);
     const cb = b.endWindow();
-    expect(ca.wifi.devices).toBe(400 + 30_000);
-    expect(cb.wifi.devices).toBe(150 + 5_000);
+    expect(ca.wifi.devices).toBe(400 + 40 + 30_000);
+    expect(cb.wifi.devices).toBe(150 + 40 + 5_000);
     expect(ca.ble.weak).toBe(400); // the HCI adverts at -70 dBm
     const ma = new Uint8Array(a.exports.memory.buffer);
     const mb = new Uint8Array(b.exports.memory.buffer);

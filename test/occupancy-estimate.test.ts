@@ -116,10 +116,15 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
         loo.sessions.map((s) => `    ${s.session}  ${f2(s.estimate.mae_occupied)} / ${f2(s.estimate.people_when_empty)}  |  ${f2(s.devices.mae_occupied)} / ${f2(s.devices.people_when_empty)}`).join('\n'),
     );
     // Levels measured when the estimator was written (see firmware/README.md), plus a margin.
-    expect(est.mae_occupied!).toBeLessThanOrEqual(3.0);
-    expect(est.people_when_empty!).toBeLessThanOrEqual(2.3);
-    expect(rEst).toBeGreaterThanOrEqual(0.85);
+    // Measured: MAE 2.68, empty room 1.94, r 0.883, growth 1.00.
+    expect(est.mae_occupied!).toBeLessThanOrEqual(2.75);
+    expect(est.people_when_empty!).toBeLessThanOrEqual(2.0);
+    expect(rEst).toBeGreaterThanOrEqual(0.875);
     expect(gEst).toBeLessThanOrEqual(1.05);
+    // ... and it beats a calibrated count of distinct addresses on every figure
+    expect(est.mae_occupied!).toBeLessThan(dev.mae_occupied! - 0.2);
+    expect(est.people_when_empty!).toBeLessThan(dev.people_when_empty! - 0.2);
+    expect(rEst).toBeGreaterThan(rDev + 0.02);
     // ... and the estimate beats distinct addresses where distinct addresses fail: longer windows
     expect(gDev).toBeGreaterThan(3);
     expect(loo15.overall.estimate.mae_occupied!).toBeLessThan(loo15.overall.devices.mae_occupied! - 1);
@@ -138,9 +143,9 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       const d = ws.map((w) => w.devices);
       all.push(...e);
       lines.push(`  ${p.replace('_anonymized.pcap', '').padEnd(16)} ${String(ws.length).padStart(3)} windows  estimate mean ${mean(e).toFixed(2)} max ${Math.max(...e).toFixed(2)}   distinct addresses mean ${mean(d).toFixed(2)} max ${Math.max(...d)}`);
-      expect(mean(e), p).toBeLessThanOrEqual(1.45);
+      expect(mean(e), p).toBeLessThanOrEqual(1.0); // measured 0.79, 0.65, 0.94
     }
     console.log(`lone phone, 1-min windows (goal: <= 1.2):\n${lines.join('\n')}\n  all windows: estimate mean ${mean(all).toFixed(2)}`);
-    expect(mean(all)).toBeLessThanOrEqual(1.0);
+    expect(mean(all)).toBeLessThanOrEqual(0.85); // measured 0.77
   }, 120_000);
 });

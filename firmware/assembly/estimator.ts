@@ -1,50 +1,75 @@
 // The in-window estimate: devices present, averaged over the window.
 //
-// The window is cut into sub-windows of SUBWINDOW_MS (30 s) on a grid that starts at the window's
-// start (window_span) or, when the host gave none, at the first record of the window. In each
-// sub-window the estimator counts "entities", per radio:
-//   - an address heard for the first time in the sub-window is a new entity,
-//   - except (Wi-Fi, signal known) when a probe request of the same sub-window ingested before it
-//     was heard at most LINK_GAP_MS (1 s) from it at a signal within LINK_DB (8 dB): then it is
-//     taken as the next address of a phone's scan burst (phones that randomise draw a new address
-//     per scan, or several per scan) and adds nothing.
-// A sub-window counts max(entities, new addresses / FLOOR_ADDRESSES): where phones are so dense
-// that their scans overlap in time and signal, the link joins unrelated phones and the entities
-// stop growing with the crowd (they even fall); the floor keeps the count rising with the number of
-// addresses there. FLOOR_ADDRESSES = 9: the iPhone 11 of ../shared/captures/wifi, the phone with
-// the most addresses, shows 8.96 per 30-s sub-window in which it is heard.
-// The estimate is the mean of these per-sub-window counts over the window. A device that keeps
-// its address counts once per sub-window in which it probes; a phone that randomises counts about
-// once per scan burst. One phone alone reads 0.61-1.17 on average per 1-minute window in the real
-// single-phone captures (firmware/README.md), so no divisor is applied. The mean does not grow
-// with the window's length. BLE addresses are not linked (advertising is continuous, so the time
-// link would join unrelated devices): the BLE estimate is the mean number of distinct addresses
-// per sub-window, beacons left out (index.ts, bleclass.ts).
+// Sub-windows lie on a grid that starts at the window's start (window_span) or, when the host gave
+// none, at the first record of the window. Wi-Fi addresses are split by their locally administered
+// (LA) bit, because the two kinds behave differently on the air:
 //
-// Memory: per radio a bitmap of 2^17 bits (16 KiB) marks the addresses of the current sub-window
-// by 17 bits of their keyed hash (a collision makes a new address look known: with n addresses in
-// a sub-window about n / 2^17 of them are missed, 0.8 % at 1,000); a table of 256 times holds,
-// per dBm value, when a Wi-Fi frame at that signal was last heard in the current sub-window. Both
-// are emptied at each new sub-window and wiped at window_end.
+//   - A device that keeps its address (LA bit clear: desktops, laptops, printers, older phones)
+//     counts once per FIXED_MS (60 s) sub-window in which it is heard, so it counts 1 whatever the
+//     window length (desktops probe about once a minute). It counts only when heard FIXED_MARGIN_DB
+//     (5 dB) above the window's RSSI gate: fixed equipment at the edge of the range is left out.
+//   - A phone that randomises (LA bit set) draws a new address for every scan burst, or several
+//     per burst. Per WIFI_SUB_MS (10 s) sub-window it counts once per burst: an address new in the
+//     sub-window is a new burst unless a Wi-Fi frame of the same sub-window that is not fixed came at
+//     most LINK_GAP_MS (1 s) from it at a signal within LINK_DB (8 dB) (then it is the next address of
+//     that burst), or it is chained (below). A 10-s sub-window counts max(bursts, new addresses /
+//     WIFI_FLOOR_ADDRESSES): where phones are dense their scans overlap in time and signal and the
+//     link joins unrelated phones; the floor keeps the count rising with the addresses heard
+//     (7: the iPhone 11 of ../shared/captures/wifi shows 7.3 addresses per 10-s sub-window in which
+//     it is heard).
+//   - The LA bit alone is not trusted: a phone's burst of random addresses can carry addresses
+//     whose LA bit is clear (anonymised captures randomise it). An address is chained when the
+//     Wi-Fi frame counted just before it, in the same 10-s sub-window, was another address at most
+//     CHAIN_MS (500 ms) earlier at a signal within LINK_DB: a scan burst runs through its addresses every 20-100 ms, while fixed
+//     devices probe alone. A chained address is never fixed; and a fixed address counted just before
+//     a chained one is moved out of the fixed count into the bursts (it started that burst).
+//
+// The Wi-Fi estimate is (fixed counts of all 60-s sub-windows) / (60-s sub-windows in the window)
+// + (burst counts of all 10-s sub-windows) / (10-s sub-windows in the window); each divisor is
+// fractional when the window is not a multiple, and at least 1. Neither grows with the window.
+// BLE addresses are not linked (advertising is continuous, so the time link would join unrelated
+// devices): the BLE estimate is the mean number of distinct addresses per SUBWINDOW_MS (30 s)
+// sub-window, beacons left out (index.ts, bleclass.ts).
+//
+// Memory: three bitmaps of 2^17 bits (16 KiB each) mark addresses by 17 bits of their keyed hash:
+// Wi-Fi bursts (current 10-s sub-window), BLE (current 30-s sub-window), Wi-Fi fixed (current 60-s
+// sub-window); a collision makes a new address look known (with n addresses in a sub-window about
+// n / 2^17 are missed, 0.8 % at 1,000). A table of 256 times holds, per dBm value, when a Wi-Fi
+// frame of the bursts at that signal was last heard in the current 10-s sub-window. The state
+// block keeps the counts, the sub-window ends and the previous Wi-Fi frame (time, signal, hash) for
+// the chain. All are emptied at each new sub-window of their own and wiped at window_end.
 
 import { RSSI_UNKNOWN } from './results';
 
+/** BLE sub-window; also what subwindow_ms() reports. */
 export const SUBWINDOW_MS: f64 = 30000;
+/** Wi-Fi sub-window of the bursts of randomising phones. */
+export const WIFI_SUB_MS: f64 = 10000;
+/** Wi-Fi sub-window of the devices that keep their address. */
+export const FIXED_MS: f64 = 60000;
 export const LINK_GAP_MS: f64 = 1000;
 export const LINK_DB: i32 = 8;
-export const FLOOR_ADDRESSES: f64 = 9;
+export const CHAIN_MS: f64 = 500;
+export const FIXED_MARGIN_DB: i32 = 5;
+export const WIFI_FLOOR_ADDRESSES: f64 = 7;
 
 const SEEN_BITS: u32 = 17;
 const SEEN_BYTES: u32 = 1 << (SEEN_BITS - 3);
-const SEEN: usize = memory.data(<i32>(2 * SEEN_BYTES), 16);
-/** Wi-Fi: per dBm value (index dBm + 128), the time (ms) of the last frame at that signal in the sub-window. */
+/** Bitmaps: [0] Wi-Fi bursts, [1] BLE, [2] Wi-Fi fixed. */
+const SEEN: usize = memory.data(<i32>(3 * SEEN_BYTES), 16);
+const FIXED_SEEN: usize = SEEN + <usize>(2 * SEEN_BYTES);
+/** Wi-Fi: per dBm value (index dBm + 128), the time (ms) of the last burst frame at that signal in the sub-window. */
 const LAST_AT: usize = memory.data(256 * 8, 16);
 /**
- * Per radio, 64 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
- * closed sub-windows, [16] u32 entities of the current sub-window, [20] u32 1 once a frame was
- * counted, [24] u32 new addresses of the current sub-window, [32] f64 end of the current sub-window (ms).
+ * Per radio, 128 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
+ * closed sub-windows, [16] u32 entities (bursts) of the current sub-window, [20] u32 1 once a frame
+ * was counted, [24] u32 new addresses of the current sub-window, [32] f64 end of the current
+ * sub-window (ms). Wi-Fi only: [64] f64 end of the current fixed sub-window, [72] f64 fixed counts
+ * summed over the closed fixed sub-windows, [80] u32 fixed devices of the current fixed sub-window,
+ * [84] u32 1 when the previous frame added a fixed device, [88] f64 time of the previous frame,
+ * [96] u64 its hash, [104] i32 its signal, [108] u32 1 once there is a previous frame.
  */
-const STATE_STRIDE: u32 = 64;
+const STATE_STRIDE: u32 = 128;
 const STATE: usize = memory.data(<i32>(2 * STATE_STRIDE), 16);
 
 let spanSet: bool = false;
@@ -53,27 +78,36 @@ let spanEnd: f64 = 0;
 let origin: f64 = 0;
 let recordSeen: bool = false;
 let lastRecord: f64 = 0;
-/** Start time (ms) of Wi-Fi's current sub-window: link times older than this do not count. */
+/** Start time (ms) of Wi-Fi's current 10-s sub-window: link times older than this do not count. */
 let wifiSubStart: f64 = 0;
+/** Signal (dBm) a fixed Wi-Fi address needs to count: the window's gate + FIXED_MARGIN_DB. */
+let fixedMin: i32 = -128;
 
 export function seenPtr(): usize {
   return SEEN;
 }
 export function seenBytes(): u32 {
-  return 2 * SEEN_BYTES;
+  return 3 * SEEN_BYTES;
 }
 export function lastAtPtr(): usize {
   return LAST_AT;
+}
+export function statePtr(): usize {
+  return STATE;
+}
+export function stateBytes(): u32 {
+  return 2 * STATE_STRIDE;
 }
 
 function clearLastAt(): void {
   for (let i: usize = 0; i < 256; i++) store<f64>(LAST_AT + (i << 3), -Infinity);
 }
 
-/** Opens a window: no span, empty sub-window state. */
-export function estimatorBegin(): void {
+/** Opens a window whose RSSI gate is rssiMin (dBm; -128: none): no span, empty sub-window state. */
+export function estimatorBegin(rssiMin: i32): void {
   estimatorWipe();
   clearLastAt();
+  fixedMin = rssiMin + FIXED_MARGIN_DB;
 }
 
 /** The window's bounds (ms, the frames' clock): the grid starts at start; the mean is over end - start. */
@@ -97,87 +131,190 @@ export function estimatorSpan(start: f64, end: f64): void {
   }
 }
 
-/**
- * One counted address (not weak) of radio r (0 Wi-Fi, 1 BLE) heard at time t (ms) with signal
- * rssi (dBm, RSSI_UNKNOWN when none); hash: its keyed hash in this window.
- */
-export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64): void {
-  const st = STATE + <usize>(r * STATE_STRIDE);
-  const seen = SEEN + <usize>(r * SEEN_BYTES);
+// @ts-ignore: decorator
+@inline function bitOf(hash: u64): u32 {
+  return <u32>hash & ((1 << SEEN_BITS) - 1);
+}
+// @ts-ignore: decorator
+@inline function testBit(map: usize, bit: u32): bool {
+  return (load<u8>(map + <usize>(bit >>> 3)) & (<u32>1 << (bit & 7))) != 0;
+}
+// @ts-ignore: decorator
+@inline function setBit(map: usize, bit: u32): void {
+  const p = map + <usize>(bit >>> 3);
+  store<u8>(p, load<u8>(p) | (<u32>1 << (bit & 7)));
+}
+// @ts-ignore: decorator
+@inline function clearBit(map: usize, bit: u32): void {
+  const p = map + <usize>(bit >>> 3);
+  store<u8>(p, load<u8>(p) & ~(<u32>1 << (bit & 7)));
+}
+
+/** Length of the (burst) sub-window of radio r. */
+// @ts-ignore: decorator
+@inline function subMs(r: u32): f64 {
+  return r == 0 ? WIFI_SUB_MS : SUBWINDOW_MS;
+}
+
+/** Moves radio r's (burst) sub-window on to the one holding t when t is past the current one. */
+function advance(r: u32, st: usize, seen: usize, t: f64): void {
   if (load<u32>(st, 20) == 0) {
     store<u32>(st, 1, 20);
     enterSubwindow(r, st, t);
-  } else if (t >= load<f64>(st, 32)) {
+    if (r == 0) enterFixed(st, t);
+    return;
+  }
+  if (t >= load<f64>(st, 32)) {
     // a new sub-window: close the current one (frames that arrive late count in the current one)
-    store<f64>(st, load<f64>(st, 8) + subwindowCount(st), 8);
+    store<f64>(st, load<f64>(st, 8) + subwindowCount(r, st), 8);
     store<u32>(st, 0, 16);
     store<u32>(st, 0, 24);
     memory.fill(seen, 0, SEEN_BYTES);
     enterSubwindow(r, st, t);
   }
-  const bit = <u32>hash & ((1 << SEEN_BITS) - 1);
-  const p = seen + <usize>(bit >>> 3);
-  const m: u32 = <u32>1 << (bit & 7);
-  const b: u32 = load<u8>(p);
-  const isNew = (b & m) == 0;
-  if (isNew) {
-    store<u8>(p, b | m);
-    store<u32>(st, load<u32>(st, 24) + 1, 24);
+  if (r == 0 && t >= load<f64>(st, 64)) {
+    store<f64>(st, load<f64>(st, 72) + <f64>load<u32>(st, 80), 72);
+    store<u32>(st, 0, 80);
+    store<u32>(st, 0, 84); // a fixed device of the closed sub-window is not moved any more
+    memory.fill(FIXED_SEEN, 0, SEEN_BYTES);
+    enterFixed(st, t);
   }
-  if (r == 0 && rssi != <i32>RSSI_UNKNOWN) {
-    let linked = false;
-    if (isNew) {
-      const lo = max<i32>(rssi - LINK_DB, -128) + 128;
-      const hi = min<i32>(rssi + LINK_DB, 127) + 128;
-      const since = wifiSubStart;
-      for (let i = lo; i <= hi; i++) {
-        const at = load<f64>(LAST_AT + (<usize>i << 3));
-        if (at >= since && Math.abs(t - at) <= LINK_GAP_MS) {
-          linked = true;
-          break;
+}
+
+/**
+ * One counted address (not weak) of radio r (0 Wi-Fi, 1 BLE) heard at time t (ms) with signal
+ * rssi (dBm, RSSI_UNKNOWN when none); hash: its keyed hash in this window; local: its locally
+ * administered bit (Wi-Fi).
+ */
+export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bool): void {
+  const st = STATE + <usize>(r * STATE_STRIDE);
+  const seen = SEEN + <usize>(r * SEEN_BYTES);
+  const known = rssi != <i32>RSSI_UNKNOWN;
+  if (r != 0) {
+    advance(r, st, seen, t);
+    const bit = bitOf(hash);
+    if (!testBit(seen, bit)) {
+      setBit(seen, bit);
+      store<u32>(st, load<u32>(st, 24) + 1, 24);
+      store<u32>(st, load<u32>(st, 16) + 1, 16);
+    }
+    return;
+  }
+  // Wi-Fi. A fixed address below the fixed gate takes no part at all.
+  if (!local && known && rssi < fixedMin) return;
+  advance(r, st, seen, t);
+  const bit = bitOf(hash);
+  // chained: the previous counted frame was another address, at most CHAIN_MS before, within LINK_DB
+  let chained = false;
+  if (known && load<u32>(st, 108) != 0) {
+    const prevRssi = load<i32>(st, 104);
+    chained =
+      load<u64>(st, 96) != hash &&
+      prevRssi != <i32>RSSI_UNKNOWN &&
+      load<f64>(st, 88) >= wifiSubStart &&
+      Math.abs(t - load<f64>(st, 88)) <= CHAIN_MS &&
+      abs<i32>(rssi - prevRssi) <= LINK_DB;
+  }
+  if (chained && load<u32>(st, 84) != 0) {
+    // the fixed device counted just before started this burst: move it to the bursts
+    const pbit = bitOf(load<u64>(st, 96));
+    store<u32>(st, load<u32>(st, 80) - 1, 80);
+    clearBit(FIXED_SEEN, pbit);
+    if (!testBit(seen, pbit)) {
+      setBit(seen, pbit);
+      store<u32>(st, load<u32>(st, 24) + 1, 24);
+      store<u32>(st, load<u32>(st, 16) + 1, 16);
+    }
+  }
+  let addedFixed: u32 = 0;
+  const inBursts = testBit(seen, bit);
+  if (!local && !chained && !inBursts) {
+    if (!testBit(FIXED_SEEN, bit)) {
+      setBit(FIXED_SEEN, bit);
+      store<u32>(st, load<u32>(st, 80) + 1, 80);
+      addedFixed = 1;
+    }
+  } else if (local || !testBit(FIXED_SEEN, bit)) {
+    // a burst address (a fixed device heard again while chained to a neighbour adds nothing)
+    if (!inBursts) {
+      setBit(seen, bit);
+      store<u32>(st, load<u32>(st, 24) + 1, 24);
+      let linked = chained;
+      if (!linked && known) {
+        const lo = max<i32>(rssi - LINK_DB, -128) + 128;
+        const hi = min<i32>(rssi + LINK_DB, 127) + 128;
+        const since = wifiSubStart;
+        for (let i = lo; i <= hi; i++) {
+          const at = load<f64>(LAST_AT + (<usize>i << 3));
+          if (at >= since && Math.abs(t - at) <= LINK_GAP_MS) {
+            linked = true;
+            break;
+          }
         }
       }
       if (!linked) store<u32>(st, load<u32>(st, 16) + 1, 16);
     }
-    store<f64>(LAST_AT + (<usize>(rssi + 128) << 3), t);
-  } else if (isNew) {
-    store<u32>(st, load<u32>(st, 16) + 1, 16);
+    if (known) store<f64>(LAST_AT + (<usize>(rssi + 128) << 3), t);
   }
+  store<u32>(st, addedFixed, 84);
+  store<f64>(st, t, 88);
+  store<u64>(st, hash, 96);
+  store<i32>(st, rssi, 104);
+  store<u32>(st, 1, 108);
+}
+
+/** The grid index of time t for sub-windows of length len, or NaN for absurd times. */
+function gridIndex(t: f64, len: f64): f64 {
+  const s = Math.floor((t - origin) / len);
+  return s > -1e15 && s < 1e15 ? s : NaN;
 }
 
 /** Makes the sub-window holding time t the current one of radio r (state at st). */
 function enterSubwindow(r: u32, st: usize, t: f64): void {
-  const s = Math.floor((t - origin) / SUBWINDOW_MS);
-  if (!(s > -1e15 && s < 1e15)) {
+  const len = subMs(r);
+  const s = gridIndex(t, len);
+  if (isNaN(s)) {
     // NaN or absurd times: the current sub-window stays open for the rest of the window
     store<f64>(st, Infinity, 32);
     return;
   }
   store<f64>(st, s);
-  store<f64>(st, origin + (s + 1) * SUBWINDOW_MS, 32);
-  if (r == 0) wifiSubStart = origin + s * SUBWINDOW_MS;
+  store<f64>(st, origin + (s + 1) * len, 32);
+  if (r == 0) wifiSubStart = origin + s * len;
 }
 
-/** The count of the current sub-window of the radio whose state is at st. */
-function subwindowCount(st: usize): f64 {
-  return max<f64>(<f64>load<u32>(st, 16), <f64>load<u32>(st, 24) / FLOOR_ADDRESSES);
+/** Makes the fixed sub-window holding time t the current one (Wi-Fi state at st). */
+function enterFixed(st: usize, t: f64): void {
+  const s = gridIndex(t, FIXED_MS);
+  store<f64>(st, isNaN(s) ? Infinity : origin + (s + 1) * FIXED_MS, 64);
+}
+
+/** The (burst) count of the current sub-window of radio r whose state is at st. */
+function subwindowCount(r: u32, st: usize): f64 {
+  const entities = <f64>load<u32>(st, 16);
+  return r == 0 ? max<f64>(entities, <f64>load<u32>(st, 24) / WIFI_FLOOR_ADDRESSES) : entities;
+}
+
+/** Sub-windows of length len in the window (fractional with a span; at least 1). */
+function subwindows(len: f64): f64 {
+  let subs: f64;
+  if (spanSet) subs = max<f64>(1, (spanEnd - spanStart) / len);
+  else if (recordSeen) subs = Math.floor((lastRecord - origin) / len) + 1;
+  else subs = 1;
+  return subs >= 1 ? subs : 1;
 }
 
 /** The estimate of radio r: the sub-windows' counts, averaged over the window. */
 export function estimatorResult(r: u32): f64 {
   const st = STATE + <usize>(r * STATE_STRIDE);
-  const total = load<f64>(st, 8) + subwindowCount(st);
-  let subs: f64;
-  if (spanSet) subs = max<f64>(1, (spanEnd - spanStart) / SUBWINDOW_MS);
-  else if (recordSeen) subs = Math.floor((lastRecord - origin) / SUBWINDOW_MS) + 1;
-  else subs = 1;
-  if (!(subs >= 1)) subs = 1;
-  return total / subs;
+  let result = (load<f64>(st, 8) + subwindowCount(r, st)) / subwindows(subMs(r));
+  if (r == 0) result += (load<f64>(st, 72) + <f64>load<u32>(st, 80)) / subwindows(FIXED_MS);
+  return result;
 }
 
 /** Zeroes the bitmaps, the link times and the state (window_end; also window_begin). */
 export function estimatorWipe(): void {
-  memory.fill(SEEN, 0, 2 * SEEN_BYTES);
+  memory.fill(SEEN, 0, 3 * SEEN_BYTES);
   memory.fill(LAST_AT, 0, 256 * 8);
   memory.fill(STATE, 0, 2 * STATE_STRIDE);
   spanSet = false;
@@ -187,4 +324,5 @@ export function estimatorWipe(): void {
   recordSeen = false;
   lastRecord = 0;
   wifiSubStart = 0;
+  fixedMin = -128;
 }

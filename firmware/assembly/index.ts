@@ -9,7 +9,7 @@
 import { parseFrame, frameRadio, frameStatus } from './frame';
 import {
   wipeResults, resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
-  RSSI_UNKNOWN, ADDR_BLE_PUBLIC,
+  RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL,
 } from './results';
 import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
@@ -17,7 +17,7 @@ import { HLL_M } from './hll';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
   estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS,
-  seenPtr, seenBytes, lastAtPtr,
+  seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes,
 } from './estimator';
 import {
   STATS_BYTES, STAT_FRAMES, STAT_ACCEPTED, STAT_REJECTED, STAT_WEAK, STAT_DEVICES, STAT_ESTIMATE, STAT_EXACT,
@@ -78,7 +78,7 @@ export function stats_ptr(): usize {
  */
 export function window_begin(flags: u32, rssiMinDbm: i32): void {
   countWipe();
-  estimatorBegin();
+  estimatorBegin(rssiMinDbm);
   memory.fill(STATS, 0, STATS_BYTES);
   setKey(KEY);
   memory.fill(KEY, 0, KEY_BYTES);
@@ -108,7 +108,7 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   countHash(r, h);
   // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
   if (radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON) return;
-  estimatorAddress(r, h, rssi, t);
+  estimatorAddress(r, h, rssi, t, radio == RADIO_WIFI && kind == ADDR_WIFI_LOCAL);
 }
 
 /**
@@ -251,7 +251,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
     const a = ptr + <usize>i * 6;
     const h = hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
     countHash(r, h);
-    estimatorAddress(r, h, <i32>RSSI_UNKNOWN, 0);
+    estimatorAddress(r, h, <i32>RSSI_UNKNOWN, 0, radio == RADIO_WIFI && kind == <u32>ADDR_WIFI_LOCAL);
   }
 }
 
@@ -282,4 +282,11 @@ export function estimator_seen_bytes(): u32 {
 }
 export function estimator_link_times_ptr(): usize {
   return lastAtPtr();
+}
+/** Where the estimator keeps its counts, sub-window ends and previous Wi-Fi frame (time, signal, hash) (for the wipe test). */
+export function estimator_state_ptr(): usize {
+  return statePtr();
+}
+export function estimator_state_bytes(): u32 {
+  return stateBytes();
 }

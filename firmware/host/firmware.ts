@@ -50,6 +50,8 @@ export interface FirmwareExports {
   estimator_seen_ptr(): number;
   estimator_seen_bytes(): number;
   estimator_link_times_ptr(): number;
+  estimator_state_ptr(): number;
+  estimator_state_bytes(): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
