@@ -244,23 +244,25 @@ describe('small counts: what one address does to the counts (real firmware)', ()
   });
 
   it('NOT bounded the other way: one address can lower the estimate by many (links, and a grid set by the first and last frame)', () => {
-    // (a) 20 devices, each heard once, 1.4 s apart at -50 dBm: 20 entities. One more device probing
-    // 0.5 s before each of them at the same signal links all their new addresses to itself.
+    // (a) 20 devices, each heard once, 1.4 s apart at -50 dBm: 20 bursts over three 10-s sub-windows.
+    // One more device probing 0.5 s before each of them at the same signal links all their new
+    // addresses to itself.
     const crowd = Array.from({ length: 20 }, (_, d) => probe(d, T0 + 1000 + d * 1400, -50));
     const linker = Array.from({ length: 20 }, (_, d) => probe(500, T0 + 500 + d * 1400, -50));
     const span = { startMs: T0, endMs: T0 + 30_000 };
     const a0 = count(crowd, span);
     const a1 = count([...crowd, ...linker], span);
-    expect(a0.estimate).toBe(20);
+    expect(a0.estimate).toBe(7); // 20 / 3
     expect(a1.devices).toBe(21);
-    expect(a1.estimate).toBe(2); // the floor: 21 new addresses / 9
+    expect(a1.estimate).toBe(1); // the floor: new addresses / 7 per 10-s sub-window
     // (b) Without a span (how the gateway's window clock opens windows), the divisor runs from the
-    // first to the last frame: 20 devices 1.1 s apart in the first 22 s read 20; one frame at 35 s halves it.
+    // first to the last frame: 20 devices 1.1 s apart in the first 22 s read 7 (20 over three 10-s
+    // sub-windows); one frame at 35 s lowers it to 5 (21 over four).
     const early = Array.from({ length: 20 }, (_, d) => probe(d, T0 + d * 1100, -50));
     const b0 = count(early);
     const b1 = count([...early, probe(777, T0 + 35_000, -50)]);
-    expect(b0.estimate).toBe(20);
-    expect(b1.estimate).toBe(11); // 21 over two sub-windows
+    expect(b0.estimate).toBe(7);
+    expect(b1.estimate).toBe(5);
   });
 });
 
