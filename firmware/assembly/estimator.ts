@@ -64,10 +64,8 @@ const LAST_AT: usize = memory.data(256 * 8, 16);
  * Per radio, 128 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
  * closed sub-windows, [16] u32 entities (bursts) of the current sub-window, [20] u32 1 once a frame
  * was counted, [24] u32 new addresses of the current sub-window, [32] f64 end of the current
- * sub-window (ms). Wi-Fi only: [64] f64 end of the current fixed sub-window, [72] f64 fixed counts
- * summed over the closed fixed sub-windows, [80] u32 fixed devices of the current fixed sub-window,
- * [84] u32 1 when the previous frame added a fixed device, [88] f64 time of the previous frame,
- * [96] u64 its hash, [104] i32 its signal, [108] u32 1 once there is a previous frame.
+ * sub-window (ms). Wi-Fi only: [96] u64 the hash of the previous counted frame (its time and
+ * signal, and the fixed part's counts, are module globals, zeroed with the rest).
  */
 const STATE_STRIDE: u32 = 128;
 const STATE: usize = memory.data(<i32>(2 * STATE_STRIDE), 16);
@@ -82,6 +80,14 @@ let lastRecord: f64 = 0;
 let wifiSubStart: f64 = 0;
 /** Signal (dBm) a fixed Wi-Fi address needs to count: the window's gate + FIXED_MARGIN_DB. */
 let fixedMin: i32 = -128;
+/** Wi-Fi fixed part: end (ms) of the current 60-s sub-window, its count, the closed sub-windows' sum. */
+let fixedEnd: f64 = -Infinity;
+let fixedCount: u32 = 0;
+let fixedTotal: f64 = 0;
+/** The previous counted Wi-Fi frame (its hash is in the state block): time, signal, whether it added a fixed device. */
+let prevT: f64 = -Infinity;
+let prevRssi: i32 = RSSI_UNKNOWN;
+let prevAddedFixed: bool = false;
 
 export function seenPtr(): usize {
   return SEEN;
@@ -156,12 +162,17 @@ export function estimatorSpan(start: f64, end: f64): void {
   return r == 0 ? WIFI_SUB_MS : SUBWINDOW_MS;
 }
 
-/** Moves radio r's (burst) sub-window on to the one holding t when t is past the current one. */
-function advance(r: u32, st: usize, seen: usize, t: f64): void {
+/** Moves radio r's (burst) sub-window, and for Wi-Fi the fixed one, on to those holding t when t is past them. */
+// @ts-ignore: decorator
+@inline function advance(r: u32, st: usize, seen: usize, t: f64): void {
+  if (t >= load<f64>(st, 32) || (r == 0 && t >= fixedEnd)) advanceSlow(r, st, seen, t);
+}
+
+function advanceSlow(r: u32, st: usize, seen: usize, t: f64): void {
   if (load<u32>(st, 20) == 0) {
     store<u32>(st, 1, 20);
     enterSubwindow(r, st, t);
-    if (r == 0) enterFixed(st, t);
+    if (r == 0) enterFixed(t);
     return;
   }
   if (t >= load<f64>(st, 32)) {
@@ -172,12 +183,12 @@ function advance(r: u32, st: usize, seen: usize, t: f64): void {
     memory.fill(seen, 0, SEEN_BYTES);
     enterSubwindow(r, st, t);
   }
-  if (r == 0 && t >= load<f64>(st, 64)) {
-    store<f64>(st, load<f64>(st, 72) + <f64>load<u32>(st, 80), 72);
-    store<u32>(st, 0, 80);
-    store<u32>(st, 0, 84); // a fixed device of the closed sub-window is not moved any more
+  if (r == 0 && t >= fixedEnd) {
+    fixedTotal += <f64>fixedCount;
+    fixedCount = 0;
+    prevAddedFixed = false; // a fixed device of the closed sub-window is not moved any more
     memory.fill(FIXED_SEEN, 0, SEEN_BYTES);
-    enterFixed(st, t);
+    enterFixed(t);
   }
 }
 
@@ -204,21 +215,19 @@ export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bo
   if (!local && known && rssi < fixedMin) return;
   advance(r, st, seen, t);
   const bit = bitOf(hash);
-  // chained: the previous counted frame was another address, at most CHAIN_MS before, within LINK_DB
-  let chained = false;
-  if (known && load<u32>(st, 108) != 0) {
-    const prevRssi = load<i32>(st, 104);
-    chained =
-      load<u64>(st, 96) != hash &&
-      prevRssi != <i32>RSSI_UNKNOWN &&
-      load<f64>(st, 88) >= wifiSubStart &&
-      Math.abs(t - load<f64>(st, 88)) <= CHAIN_MS &&
-      abs<i32>(rssi - prevRssi) <= LINK_DB;
-  }
-  if (chained && load<u32>(st, 84) != 0) {
+  // chained: the previous counted frame, in this 10-s sub-window, was another address at most
+  // CHAIN_MS before, within LINK_DB
+  const chained =
+    known &&
+    prevRssi != <i32>RSSI_UNKNOWN &&
+    abs<i32>(rssi - prevRssi) <= LINK_DB &&
+    prevT >= wifiSubStart &&
+    Math.abs(t - prevT) <= CHAIN_MS &&
+    load<u64>(st, 96) != hash;
+  if (chained && prevAddedFixed) {
     // the fixed device counted just before started this burst: move it to the bursts
     const pbit = bitOf(load<u64>(st, 96));
-    store<u32>(st, load<u32>(st, 80) - 1, 80);
+    fixedCount--;
     clearBit(FIXED_SEEN, pbit);
     if (!testBit(seen, pbit)) {
       setBit(seen, pbit);
@@ -226,13 +235,13 @@ export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bo
       store<u32>(st, load<u32>(st, 16) + 1, 16);
     }
   }
-  let addedFixed: u32 = 0;
+  let addedFixed = false;
   const inBursts = testBit(seen, bit);
   if (!local && !chained && !inBursts) {
     if (!testBit(FIXED_SEEN, bit)) {
       setBit(FIXED_SEEN, bit);
-      store<u32>(st, load<u32>(st, 80) + 1, 80);
-      addedFixed = 1;
+      fixedCount++;
+      addedFixed = true;
     }
   } else if (local || !testBit(FIXED_SEEN, bit)) {
     // a burst address (a fixed device heard again while chained to a neighbour adds nothing)
@@ -256,11 +265,10 @@ export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bo
     }
     if (known) store<f64>(LAST_AT + (<usize>(rssi + 128) << 3), t);
   }
-  store<u32>(st, addedFixed, 84);
-  store<f64>(st, t, 88);
+  prevAddedFixed = addedFixed;
+  prevT = t;
+  prevRssi = rssi;
   store<u64>(st, hash, 96);
-  store<i32>(st, rssi, 104);
-  store<u32>(st, 1, 108);
 }
 
 /** The grid index of time t for sub-windows of length len, or NaN for absurd times. */
@@ -283,10 +291,10 @@ function enterSubwindow(r: u32, st: usize, t: f64): void {
   if (r == 0) wifiSubStart = origin + s * len;
 }
 
-/** Makes the fixed sub-window holding time t the current one (Wi-Fi state at st). */
-function enterFixed(st: usize, t: f64): void {
+/** Makes the fixed sub-window holding time t the current one. */
+function enterFixed(t: f64): void {
   const s = gridIndex(t, FIXED_MS);
-  store<f64>(st, isNaN(s) ? Infinity : origin + (s + 1) * FIXED_MS, 64);
+  fixedEnd = isNaN(s) ? Infinity : origin + (s + 1) * FIXED_MS;
 }
 
 /** The (burst) count of the current sub-window of radio r whose state is at st. */
@@ -308,7 +316,7 @@ function subwindows(len: f64): f64 {
 export function estimatorResult(r: u32): f64 {
   const st = STATE + <usize>(r * STATE_STRIDE);
   let result = (load<f64>(st, 8) + subwindowCount(r, st)) / subwindows(subMs(r));
-  if (r == 0) result += (load<f64>(st, 72) + <f64>load<u32>(st, 80)) / subwindows(FIXED_MS);
+  if (r == 0) result += (fixedTotal + <f64>fixedCount) / subwindows(FIXED_MS);
   return result;
 }
 
@@ -325,4 +333,10 @@ export function estimatorWipe(): void {
   lastRecord = 0;
   wifiSubStart = 0;
   fixedMin = -128;
+  fixedEnd = -Infinity;
+  fixedCount = 0;
+  fixedTotal = 0;
+  prevT = -Infinity;
+  prevRssi = RSSI_UNKNOWN;
+  prevAddedFixed = false;
 }
