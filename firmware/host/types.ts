@@ -45,7 +45,7 @@ export interface WindowOptions {
   rssiMinDbm?: number;
   /**
    * The window's bounds, ms since the epoch in the frames' clock (give both or neither). The
-   * estimate's 30-s sub-windows start at startMs and it is averaged over endMs - startMs; without
+   * estimate's sub-windows (10 s and 60 s Wi-Fi, 30 s BLE) start at startMs and it is averaged over endMs - startMs; without
    * them the grid starts at the window's first frame and ends at its last.
    */
   startMs?: number;
