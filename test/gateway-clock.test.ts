@@ -12,7 +12,7 @@ import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_EMPTY_WINDOWS } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
-import { address, spawnGateway, subscriber, waitFor, windowsSpanned, type Received } from './gateway-support.ts';
+import { address, spawnGateway as spawn, subscriber, waitFor, windowsSpanned, type Received } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -51,11 +51,19 @@ function spb(data: Uint8Array): Buffer {
 
 describe.skipIf(!hasMosquitto)(SUITE, () => {
   const broker = new Mosquitto();
+  // a gateway that a failed test left running (one that hangs, as before the fix) is killed after the suite
+  const spawned: Array<ReturnType<typeof spawn>> = [];
+  const spawnGateway = (args: string[]) => {
+    const gw = spawn(args);
+    spawned.push(gw);
+    return gw;
+  };
   const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-clock-'));
   beforeAll(async () => {
     await broker.start();
   });
   afterAll(async () => {
+    for (const gw of spawned) if (gw.proc.exitCode === null && gw.proc.signalCode === null) gw.proc.kill('SIGKILL');
     await broker.dispose();
     rmSync(tmp, { recursive: true, force: true });
   });
