@@ -302,6 +302,17 @@ export class CommandSource extends CaptureSource {
       });
       child.once('close', (code, signal) => resolve({ code, signal }));
     });
+    // The command exited but something outside its group (setsid) still holds its output: after
+    // 1 s that no longer keeps the source from restarting.
+    let abandoned = false;
+    child.once('exit', () => {
+      const t = setTimeout(() => {
+        abandoned = true;
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, 1000);
+      void exited.then(() => clearTimeout(t));
+    });
     this.childClosed = exited;
     let readError: Error | null = null;
     try {
@@ -315,7 +326,8 @@ export class CommandSource extends CaptureSource {
         if (this.stopped) break;
       }
     } catch (err) {
-      readError = err as Error;
+      // Output closed by the gateway after the command exited (above) is no read failure.
+      if (!abandoned) readError = err as Error;
     }
     if (readError) await endCapture(child, exited);
     const { code, signal } = await exited;
@@ -372,12 +384,21 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Ends a capture command's group: SIGTERM, SIGKILL after KILL_AFTER_MS; resolves once it has closed. */
+/**
+ * Ends a capture command's group: SIGTERM, SIGKILL after KILL_AFTER_MS; resolves once it has
+ * closed. A process that left the group (setsid) and still holds the output cannot keep it open:
+ * 1 s after the SIGKILL the gateway closes its ends of the pipes itself.
+ */
 async function endCapture(child: ChildProcess, closed: Promise<unknown>): Promise<void> {
   signalGroup(child, 'SIGTERM');
-  const t = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_AFTER_MS);
+  const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_AFTER_MS);
+  const abandon = setTimeout(() => {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+  }, KILL_AFTER_MS + 1000);
   await closed;
-  clearTimeout(t);
+  clearTimeout(kill);
+  clearTimeout(abandon);
 }
 
 /** The path of an executable `name` (a path, or looked up in PATH), or null. */
