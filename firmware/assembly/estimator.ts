@@ -163,11 +163,6 @@ export function estimatorSpan(start: f64, end: f64): void {
 }
 
 /** Moves radio r's (burst) sub-window, and for Wi-Fi the fixed one, on to those holding t when t is past them. */
-// @ts-ignore: decorator
-@inline function advance(r: u32, st: usize, seen: usize, t: f64): void {
-  if (t >= load<f64>(st, 32) || (r == 0 && t >= fixedEnd)) advanceSlow(r, st, seen, t);
-}
-
 function advanceSlow(r: u32, st: usize, seen: usize, t: f64): void {
   if (load<u32>(st, 20) == 0) {
     store<u32>(st, 1, 20);
@@ -192,38 +187,42 @@ function advanceSlow(r: u32, st: usize, seen: usize, t: f64): void {
   }
 }
 
-/**
- * One counted address (not weak) of radio r (0 Wi-Fi, 1 BLE) heard at time t (ms) with signal
- * rssi (dBm, RSSI_UNKNOWN when none); hash: its keyed hash in this window; local: its locally
- * administered bit (Wi-Fi).
- */
-export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bool): void {
-  const st = STATE + <usize>(r * STATE_STRIDE);
-  const seen = SEEN + <usize>(r * SEEN_BYTES);
-  const known = rssi != <i32>RSSI_UNKNOWN;
-  if (r != 0) {
-    advance(r, st, seen, t);
-    const bit = bitOf(hash);
-    if (!testBit(seen, bit)) {
-      setBit(seen, bit);
-      store<u32>(st, load<u32>(st, 24) + 1, 24);
-      store<u32>(st, load<u32>(st, 16) + 1, 16);
-    }
-    return;
+/** One counted BLE address (not weak, not a beacon) heard at time t (ms); hash: its keyed hash in this window. */
+export function estimatorBle(hash: u64, t: f64): void {
+  const st = STATE + <usize>STATE_STRIDE;
+  const seen = SEEN + <usize>SEEN_BYTES;
+  if (t >= load<f64>(st, 32)) advanceSlow(1, st, seen, t);
+  const bit = bitOf(hash);
+  if (!testBit(seen, bit)) {
+    setBit(seen, bit);
+    store<u32>(st, load<u32>(st, 24) + 1, 24);
+    store<u32>(st, load<u32>(st, 16) + 1, 16);
   }
-  // Wi-Fi. A fixed address below the fixed gate takes no part at all.
-  if (!local && known && rssi < fixedMin) return;
-  advance(r, st, seen, t);
+}
+
+/**
+ * One counted Wi-Fi address (not weak) heard at time t (ms) with signal rssi (dBm, RSSI_UNKNOWN
+ * when none); hash: its keyed hash in this window; local: its locally administered bit.
+ */
+export function estimatorWifi(hash: u64, rssi: i32, t: f64, local: bool): void {
+  const st = STATE;
+  const seen = SEEN;
+  const known = rssi != <i32>RSSI_UNKNOWN;
+  // A fixed address below the fixed gate takes no part at all.
+  if (<bool>((<i32>!local) & (<i32>known) & (<i32>(rssi < fixedMin)))) return;
+  if (t >= load<f64>(st, 32) || t >= fixedEnd) advanceSlow(0, st, seen, t);
   const bit = bitOf(hash);
   // chained: the previous counted frame, in this 10-s sub-window, was another address at most
   // CHAIN_MS before, within LINK_DB
-  const chained =
-    known &&
-    prevRssi != <i32>RSSI_UNKNOWN &&
-    abs<i32>(rssi - prevRssi) <= LINK_DB &&
-    prevT >= wifiSubStart &&
-    Math.abs(t - prevT) <= CHAIN_MS &&
-    load<u64>(st, 96) != hash;
+  // (without short-circuits: these tests are as good as random, so branches would mispredict)
+  const chained: bool = <bool>(
+    (<i32>known) &
+    (<i32>(prevRssi != <i32>RSSI_UNKNOWN)) &
+    (<i32>(abs<i32>(rssi - prevRssi) <= LINK_DB)) &
+    (<i32>(prevT >= wifiSubStart)) &
+    (<i32>(Math.abs(t - prevT) <= CHAIN_MS)) &
+    (<i32>(load<u64>(st, 96) != hash))
+  );
   if (chained && prevAddedFixed) {
     // the fixed device counted just before started this burst: move it to the bursts
     const pbit = bitOf(load<u64>(st, 96));
@@ -237,7 +236,7 @@ export function estimatorAddress(r: u32, hash: u64, rssi: i32, t: f64, local: bo
   }
   let addedFixed = false;
   const inBursts = testBit(seen, bit);
-  if (!local && !chained && !inBursts) {
+  if (<bool>((<i32>!local) & (<i32>!chained) & (<i32>!inBursts))) {
     if (!testBit(FIXED_SEEN, bit)) {
       setBit(FIXED_SEEN, bit);
       fixedCount++;

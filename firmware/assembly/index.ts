@@ -16,7 +16,7 @@ import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_S
 import { HLL_M } from './hll';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
-  estimatorBegin, estimatorSpan, estimatorRecord, estimatorAddress, estimatorResult, estimatorWipe, SUBWINDOW_MS,
+  estimatorBegin, estimatorSpan, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
   seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes,
 } from './estimator';
 import {
@@ -108,7 +108,8 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   countHash(r, h);
   // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
   if (radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON) return;
-  estimatorAddress(r, h, rssi, t, radio == RADIO_WIFI && kind == ADDR_WIFI_LOCAL);
+  if (r == 0) estimatorWifi(h, rssi, t, kind == ADDR_WIFI_LOCAL);
+  else estimatorBle(h, t);
 }
 
 /**
@@ -251,7 +252,8 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
     const a = ptr + <usize>i * 6;
     const h = hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
     countHash(r, h);
-    estimatorAddress(r, h, <i32>RSSI_UNKNOWN, 0, radio == RADIO_WIFI && kind == <u32>ADDR_WIFI_LOCAL);
+    if (r == 0) estimatorWifi(h, <i32>RSSI_UNKNOWN, 0, kind == <u32>ADDR_WIFI_LOCAL);
+    else estimatorBle(h, 0);
   }
 }
 
