@@ -4,6 +4,7 @@
 // flag, the key and the fix in its errors. In memory (AggregatorConfig, for `new Aggregator()`) the
 // settings keep their camelCase TypeScript names and durations are numbers of milliseconds.
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import {
   applyEnv,
   applyFlags,
@@ -98,6 +99,27 @@ export interface AggregatorConfig {
   gateways: GatewaysConfig;
 }
 
+/**
+ * The client id when mqtt.client_id is not set: unique per instance on a host. With the HTTP server on
+ * a fixed port it is `presence-aggregator-HOST-pPORT`: two instances on one host cannot share a port,
+ * and the id stays the same across restarts, so the broker keeps the session (and the messages
+ * published while the aggregator is down). Without one (http.port off or 0) it is
+ * `presence-aggregator-HOST-RANDOM`, new for each run: the session does not survive a restart.
+ */
+export function defaultClientId(httpPort: unknown): string {
+  const host = hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+  if (typeof httpPort === 'number' && httpPort > 0) return `presence-aggregator-${host}-p${httpPort}`;
+  const id = `presence-aggregator-${host}-${randomBytes(4).toString('hex')}`;
+  randomIds.add(id);
+  return id;
+}
+const randomIds = new Set<string>();
+
+/** True when a client id is one defaultClientId() drew at random (not kept across restarts). */
+export function isRandomClientId(id: string): boolean {
+  return randomIds.has(id);
+}
+
 /** Every setting at its default (the defaults live in AGGREGATOR_OPTIONS). */
 export function defaultConfig(): AggregatorConfig {
   return resolveConfig({});
@@ -125,7 +147,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
   { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
   { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'accept a broker certificate that does not verify', old: { keys: ['mqtt.rejectUnauthorized'] }, description: 'check the broker certificate' },
-  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-aggregator-HOSTNAME', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'], keys: ['mqtt.clientId'] }, description: 'fixed MQTT client id: the broker keeps the session (and queues QoS 1 messages) under it' },
+  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-aggregator-HOSTNAME-pHTTPPORT', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'], keys: ['mqtt.clientId'] }, description: 'MQTT client id, unique per aggregator: the broker keeps the session (and queues QoS 1 messages) under it. Default: from the host name and http.port (the same across restarts); with http.port off or 0 a random one per run, whose session does not survive a restart' },
   { key: 'mqtt.group', schema: { type: 'string', pattern: '^[^/+#$]*$' }, hint: 'must not contain / + # or $', flag: '--mqtt-group <name>', env: 'MQTT_GROUP', old: { flags: ['--group'] }, description: 'MQTT 5 shared-subscription group ($share/GROUP/presence/v1/+/+/counts): instances with the same group split the messages; empty: a plain subscription' },
   { key: 'mqtt.protocol_version', schema: { enum: [4, 5] }, default: 5, flag: '--mqtt-version <n>', old: { keys: ['mqtt.protocolVersion'] }, description: 'MQTT protocol version: 5, falling back to 4 (3.1.1) when the broker refuses it' },
   { key: 'mqtt.session_expiry', duration: { bare: 's', zero: true }, default: '7d', old: { keys: ['mqtt.sessionExpiry'] }, description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number is seconds)' },
@@ -295,7 +317,7 @@ function toInternal(c: any, where: string): AggregatorConfig {
       cert: c.mqtt.cert,
       key: c.mqtt.key,
       rejectUnauthorized: c.mqtt.reject_unauthorized,
-      clientId: c.mqtt.client_id ?? `presence-aggregator-${hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-')}`,
+      clientId: c.mqtt.client_id ?? defaultClientId(c.http.port),
       group: c.mqtt.group,
       protocolVersion: c.mqtt.protocol_version,
       sessionExpiry: Math.round(d(c.mqtt.session_expiry, 's') / 1000),

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { COUNTS_FILTER, MAX_PACKET_BYTES, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
-import type { AggregatorConfig } from './config.ts';
+import { isRandomClientId, type AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
@@ -39,12 +39,23 @@ export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5)
   return o;
 }
 
+/** A connection closed this soon after coming up counts towards the 3.1.1 take-over guess. */
+const QUICK_CLOSE_MS = 5000;
+const QUICK_CLOSES = 3;
+const TAKEOVER_LOG_INTERVAL_MS = 60_000;
+
 export class Intake {
   /** PUBACKs sent since start. */
   acked = 0;
   private client: DeferredAckClient | null = null;
   private connections = 0;
   private closing = false;
+  /** Session take-over detection: when the current connection came up, and how many in a row
+   *  closed within QUICK_CLOSE_MS of coming up. */
+  private connectedAt = 0;
+  private quickCloses = 0;
+  private lastTakeoverLog = -Infinity;
+  private watched = new WeakSet<MqttClient>();
 
   constructor(
     private readonly config: AggregatorConfig['mqtt'],
@@ -85,6 +96,8 @@ export class Intake {
       ack.on('connect', (connack, { protocolVersion: version }) => {
         const client = ack.client!;
         this.connections++;
+        this.connectedAt = Date.now();
+        this.watchTakeover(client);
         this.metrics.connected.set(1);
         this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
@@ -101,7 +114,14 @@ export class Intake {
       });
       ack.on('close', () => {
         this.metrics.connected.set(0);
-        if (!this.closing) this.log.warn('connection to the broker closed; reconnecting');
+        if (this.closing) return;
+        this.log.warn('connection to the broker closed; reconnecting');
+        // MQTT 3.1.1 has no reason for a take-over: the broker just closes the older connection.
+        // Connections closed right after coming up, again and again, are the sign.
+        if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
+        else this.quickCloses = 0;
+        this.connectedAt = 0;
+        if (this.quickCloses >= QUICK_CLOSES) this.takeover(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
       });
       ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
       ack.on('error', (err) => {
@@ -113,8 +133,31 @@ export class Intake {
           reject(new Error(`MQTT broker ${redactUrl(m.url)} refused the connection: ${redactUrlsIn(err.message)}`));
         }
       });
+      if (isRandomClientId(m.clientId))
+        this.log.warn({ clientId: m.clientId }, 'no mqtt.client_id and no fixed http.port: this run uses a random client id, so the broker keeps no messages for it across a restart; set mqtt.client_id (unique per aggregator) to keep them');
       ack.connect();
     });
+  }
+
+  /** MQTT 5: the broker says why it disconnects; 0x8E: another client connected with our client id. */
+  private watchTakeover(client: MqttClient): void {
+    if (this.watched.has(client)) return;
+    this.watched.add(client);
+    client.on('disconnect', (packet) => {
+      const code = packet.reasonCode ?? 0;
+      if (code === 0x8e) this.takeover('the broker handed this session to another client with the same client id (MQTT 5 DISCONNECT 0x8E "session taken over")');
+      else this.log.warn({ reasonCode: code, reason: packet.properties?.reasonString }, 'the broker disconnected this client');
+    });
+  }
+
+  private takeover(what: string): void {
+    const now = Date.now();
+    if (now - this.lastTakeoverLog < TAKEOVER_LOG_INTERVAL_MS) return;
+    this.lastTakeoverLog = now;
+    this.log.error(
+      { clientId: this.config.clientId },
+      `session taken over: ${what}; every aggregator needs its own mqtt.client_id (--mqtt-client-id), or leave it unset for one unique per instance`,
+    );
   }
 
   /** From now on a closed connection is expected (no warning). */
