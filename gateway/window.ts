@@ -135,9 +135,13 @@ export class WindowClock {
   open(at: number, complete = true): OpenWindow {
     if (this.win) throw new Error('window clock: a window is already open');
     if (!Number.isFinite(at)) throw new RangeError(`window clock: cannot open a window at ${at}`);
-    this.counter.beginWindow(this.opts.windowOptions);
-    this.win = new OpenWindow(at, this.windowMs, complete);
-    return this.win;
+    const win = new OpenWindow(at, this.windowMs, complete);
+    // A finite window tells the firmware its span, so the estimator's sub-window grid and divisor
+    // follow the window, not the first and last frame heard in it.
+    const span = Number.isFinite(win.nominalEnd) ? { startMs: at, endMs: win.nominalEnd } : {};
+    this.counter.beginWindow({ ...this.opts.windowOptions, ...span });
+    this.win = win;
+    return win;
   }
 
   /** Marks the open window as cut short (a source restarting or failing during it). */
