@@ -302,15 +302,22 @@ export class CommandSource extends CaptureSource {
       });
       child.once('close', (code, signal) => resolve({ code, signal }));
     });
-    // The command exited but something outside its group (setsid) still holds its output: after
-    // 1 s that no longer keeps the source from restarting.
+    // The command exited but something outside its group (setsid) still holds its output: from 1 s
+    // after the exit, as soon as nothing read is left unconsumed (checked every second; output
+    // still buffered is never dropped), that no longer keeps the source from restarting.
     let abandoned = false;
     child.once('exit', () => {
-      const t = setTimeout(() => {
+      let t: NodeJS.Timeout;
+      const check = () => {
+        if ((child.stdout?.readableLength ?? 0) > 0) {
+          t = setTimeout(check, 1000);
+          return;
+        }
         abandoned = true;
         child.stdout?.destroy();
         child.stderr?.destroy();
-      }, 1000);
+      };
+      t = setTimeout(check, 1000);
       void exited.then(() => clearTimeout(t));
     });
     this.childClosed = exited;
