@@ -142,6 +142,18 @@ describe('firmware estimate', () => {
     expect(later.wifi.estimateMean).toBe(1.167); // fixed, and a burst of its own (1.167)
   });
 
+  it('limit: the chain looks at the frame just before, so another address heard in between can break it and raise the estimate by more than 1', () => {
+    // six bursts, one per 10 s, whose second address has the bit clear and comes 300 ms after the first
+    const bursts = Array.from({ length: 6 }, (_, k) => [probe(10 + 2 * k, T0 + k * SUB + 1000, -50), fixed(11 + 2 * k, T0 + k * SUB + 1300, -50)]).flat();
+    const without = run(bursts, { startMs: T0, endMs: T0 + FIXED });
+    expect(without.wifi.estimateMean).toBe(1); // one burst per 10 s, nothing fixed
+    // one more address, far weaker, heard between the two addresses of each burst
+    const between = Array.from({ length: 6 }, (_, k) => probe(900, T0 + k * SUB + 1150, -80));
+    const withOne = run([...bursts, ...between].sort((x, y) => x.timestampMs - y.timestampMs), { startMs: T0, endMs: T0 + FIXED });
+    expect(withOne.wifi.devices - without.wifi.devices).toBe(1);
+    expect(withOne.wifi.estimateMean).toBe(8); // its own burst per 10 s (+1), and six fixed devices (+6)
+  });
+
   it('with no signal known, nothing is linked: addresses per sub-window', () => {
     const noSignal = (addr: number, t: number, first = 0x02): Frame => {
       const f = probe(addr, t, -50, first).data;
