@@ -13,6 +13,10 @@ import type { GatewayConfig } from './config.ts';
 import type { WindowQueue } from './queue.ts';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 
+/** A connection closed this soon after coming up, QUICK_CLOSES times in a row: another client with our id. */
+const QUICK_CLOSE_MS = 5000;
+const QUICK_CLOSES = 3;
+
 /** Windows handed to mqtt.js at once; the rest waits on disk. */
 const MAX_INFLIGHT = 32;
 
@@ -76,12 +80,25 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const topic = countsTopic(site, id);
     this.topic = topic;
     this.client.on('connect', () => {
+      this.connectedAt = Date.now();
       this.lastError = '';
       this.log.info({ broker: safeUrl(url) }, 'connected to broker');
       this.emit('connect');
       this.pump();
     });
     this.client.on('reconnect', () => this.log.debug('reconnecting to broker'));
+    // Another client with this client id takes the connection over: MQTT 5 brokers may say so
+    // (DISCONNECT 0x8E); otherwise the connection just closes right after it came up, again and again.
+    this.client.on('disconnect', (packet) => {
+      if (packet.reasonCode === 0x8e) this.takenOver('the broker handed this session to another client with the same client id (DISCONNECT 0x8E "session taken over")');
+    });
+    this.client.on('close', () => {
+      if (this.closing) return;
+      if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
+      else this.quickCloses = 0;
+      this.connectedAt = 0;
+      if (this.quickCloses >= QUICK_CLOSES) this.takenOver(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
+    });
     this.client.on('offline', () => this.log.warn({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued'));
     this.client.on('error', (err) => {
       if (err.message !== this.lastError) this.log.warn({ err: err.message }, 'mqtt error');
@@ -89,6 +106,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     });
   }
   private topic = '';
+  private connectedAt = 0;
+  private quickCloses = 0;
+  private lastTakeover = -Infinity;
+
+  private takenOver(what: string): void {
+    const now = Date.now();
+    if (now - this.lastTakeover < 60_000) return;
+    this.lastTakeover = now;
+    const { site, id } = this.cfg.gateway;
+    this.log.error({ clientId: this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}` }, `session taken over: ${what}; is gateway ${site}/${id} running twice? Each gateway needs its own --id (or mqtt.client_id)`);
+  }
 
   /** Hands queued windows to mqtt.js, oldest first, keeping at most MAX_INFLIGHT unacknowledged. */
   pump(): void {

@@ -1,0 +1,46 @@
+// The gateway's MQTT identity with a real Mosquitto: its default client id is presence-gw-SITE-ID
+// (unique per gateway, the same across restarts), and the same gateway run twice (two publishers with
+// one client id) logs "session taken over" instead of only reconnecting quietly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { loadConfig } from '../gateway/config.ts';
+import { mqttOptions, Publisher } from '../gateway/publisher.ts';
+import { WindowQueue } from '../gateway/queue.ts';
+import { until } from './aggregator-helpers.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'gateway-clientid');
+
+describe.skipIf(!ok)('gateway MQTT client id', () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-gw-clientid-'));
+
+  beforeAll(async () => {
+    await broker.start();
+  });
+
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the same gateway run twice: "session taken over" in the log', async () => {
+    const cfg = loadConfig({ site: 'dam', zone: 'plein', id: 'gw-twice', mqttUrl: broker.url, source: ['pcap:unused.pcap'] } as never, {});
+    expect(mqttOptions(cfg, 30).clientId).toBe('presence-gw-dam-gw-twice');
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const pubs = [0, 1].map((i) => new Publisher(cfg, WindowQueue.open(join(dir, `q${i}`), { maxWindows: 10 }), log, 30));
+    try {
+      for (const p of pubs) p.start();
+      const text = await until('the take-over logged', () => lines.join(''), (t) => t.includes('session taken over'));
+      expect(text).toMatch(/"clientId":"presence-gw-dam-gw-twice","msg":"session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?; is gateway dam\/gw-twice running twice\?/);
+    } finally {
+      await Promise.all(pubs.map((p) => p.stop()));
+    }
+  });
+});
