@@ -15,7 +15,8 @@
 // maximum; Mosquitto max_inflight_messages), and past batch.maxBuffer unacknowledged messages the
 // intake stops reading the socket: memory stays bounded while InfluxDB is down.
 import { EventEmitter } from 'node:events';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../scripts/lib/log.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
 import type { Calibration } from './calibration/apply.ts';
 import { classify, type Classified } from './messages.ts';
@@ -79,7 +80,7 @@ export class Aggregator extends EventEmitter {
   constructor(config: unknown = {}, private readonly opts: AggregatorOptions = {}) {
     super();
     this.config = resolveConfig(config);
-    this.log = opts.logger ?? pino({ name: 'presence-aggregator', level: this.config.logLevel }, pino.destination(2));
+    this.log = opts.logger ?? createLogger({ component: 'aggregator', level: this.config.logLevel, format: this.config.logFormat });
     this.metrics = new AggregatorMetrics(opts.processMetrics ?? false, () => this.syncMetrics());
     routeClientLog(this.log);
     this.calibration = opts.calibration ?? null;

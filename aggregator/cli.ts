@@ -4,6 +4,7 @@ import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { PreflightError } from './preflight.ts';
+import { HttpPortError } from '../gateway/http.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
 export function registerAggregator(program: Command): void {
@@ -71,7 +72,7 @@ export function registerAggregator(program: Command): void {
       try {
         await aggregator.start();
       } catch (e) {
-        if (e instanceof PreflightError) {
+        if (e instanceof PreflightError || e instanceof HttpPortError) {
           // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
           aggregator.log.fatal({ err: e.message }, 'cannot start');
           await aggregator.stop(1000).catch(() => {});

@@ -93,6 +93,8 @@ export interface AggregatorConfig {
   /** How often (ms) the missing-gateway timer runs. */
   missingCheckInterval: number;
   logLevel: string;
+  /** pretty, json or auto (pretty on a terminal). */
+  logFormat?: string;
   /** Calibration file (`presence calibrate`) the CLI loads and reloads on SIGHUP. */
   calibration?: string;
   /** Gateway registry, limit on unregistered gateways, conflict memory (./registry.ts; snake_case keys in memory too). */
@@ -186,7 +188,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   { key: 'max_ahead', duration: ms, default: '5m', flag: '--max-ahead <duration>', old: { keys: ['maxAhead'] }, description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number is ms)' },
   { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
   { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },
-  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the JSON lines on stderr' },
+  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the lines on stderr' },
+  { key: 'log.format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', flag: '--log-format <format>', env: 'LOG_FORMAT', old: { keys: ['logFormat'] }, description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)' },
   {
     key: 'gateways.registry',
     schema: {
@@ -274,6 +277,7 @@ export interface AggregatorFlags {
   httpHost?: string;
   maxAhead?: string;
   logLevel?: string;
+  logFormat?: string;
   calibration?: string;
   maxGateways?: string;
 }
@@ -351,6 +355,7 @@ function toInternal(c: any, where: string): AggregatorConfig {
     missingAfterWindows: c.missing_after_windows,
     missingCheckInterval: d(c.missing_check_interval),
     logLevel: c.log.level,
+    logFormat: c.log.format,
     ...(c.calibration !== undefined ? { calibration: c.calibration } : {}),
     gateways: {
       registry: c.gateways.registry ?? {},

@@ -2,7 +2,9 @@
 // several can run in one process (tests, demo).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { addStandardMetrics } from '../scripts/lib/metrics.ts';
+import { HttpPortError } from '../gateway/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 
@@ -34,7 +36,8 @@ export class AggregatorMetrics {
   constructor(processMetrics = false, private readonly beforeScrape: () => void = () => {}) {
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
     for (const reason of DROP_REASONS) this.pointsDropped.inc({ reason }, 0);
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'presence_aggregator_' });
+    // Process metrics under their standard names (process_*, nodejs_*), presence_build_info always.
+    addStandardMetrics(this.registry, 'aggregator', processMetrics);
   }
 }
 
@@ -96,7 +99,7 @@ export async function startHealthServer(
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
     server.listen(port, host, () => resolve());
   });
   return {

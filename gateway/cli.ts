@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, type GatewayFlags } from './config.ts';
 import { QueueLockedError } from './queue.ts';
+import { HttpPortError } from './http.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -54,6 +55,11 @@ export function registerGateway(program: Command): void {
     try {
       await gw.start();
     } catch (e) {
+      if (e instanceof HttpPortError) {
+        gw.log.fatal({ err: e.message }, 'cannot start');
+        process.stderr.write(`presence gateway: ${e.message}\n`);
+        process.exit(2);
+      }
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: e.message }, 'cannot start');
         process.exit(2);

@@ -95,8 +95,15 @@ export interface GatewayConfig {
     min_count: number;
     epsilon?: number;
   };
+  /** /metrics and /healthz (gateway/http.ts); off without a port. */
+  http: {
+    port?: number | null;
+    host: string;
+  };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    /** pretty (readable lines), json, or auto (pretty on a terminal). */
+    format: 'auto' | 'pretty' | 'json';
   };
 }
 
@@ -114,6 +121,7 @@ const name = { type: 'string', pattern: SOURCE_NAME_PATTERN } as const;
 const durationFile = {} as const;
 const idHint = 'must be lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit)';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS = ['auto', 'pretty', 'json'];
 
 const sourcesSchema = {
   type: 'array',
@@ -198,7 +206,17 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
   { key: 'privacy.min_count', schema: { type: 'integer', minimum: 0, maximum: 1_000_000 }, default: 0, flag: '--privacy-min-count <k>', description: 'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off (gateway/README.md, "Privacy: small counts")' },
   { key: 'privacy.epsilon', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, flag: '--privacy-epsilon <epsilon>', description: 'differential-privacy mode: two-sided geometric noise with this epsilon on each radio\'s devices and estimate per window, before min_count; unset: no noise' },
-  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', description: 'log level of the JSON lines on stderr' },
+  {
+    key: 'http.port',
+    schema: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }] },
+    hint: 'must be a port number 0..65535, or null (off)',
+    flag: '--http-port <port>',
+    fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
+    description: 'port of /metrics (Prometheus) and /healthz; unset or null: no HTTP server',
+  },
+  { key: 'http.host', schema: { type: 'string', minLength: 1 }, default: '127.0.0.1', flag: '--http-host <host>', description: 'address of /metrics and /healthz: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface' },
+  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', description: 'log level of the lines on stderr' },
+  { key: 'log.format', schema: { enum: LOG_FORMATS }, default: 'auto', flag: '--log-format <format>', env: 'LOG_FORMAT', description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)' },
 ];
 
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
@@ -260,7 +278,10 @@ export interface GatewayFlags {
   statusInterval?: string;
   privacyMinCount?: string;
   privacyEpsilon?: string;
+  httpPort?: string;
+  httpHost?: string;
   logLevel?: string;
+  logFormat?: string;
 }
 
 /** `pcap:FILE`, `file:FILE`, `pcap:-`, `stdin`, `cmd:COMMAND LINE`; optional `NAME=` prefix and `@wifi|@ble` suffix. */

@@ -11,7 +11,8 @@
 // jumps past more than MAX_EMPTY_WINDOWS windows skips them (logged); windows are closed a few at a
 // time between turns of the event loop, so a signal is always handled promptly.
 import { EventEmitter } from 'node:events';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { WindowOptions } from '../firmware/host/types.ts';
@@ -20,6 +21,7 @@ import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './confi
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
 import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
+import { startGatewayHttp, type HttpServer } from './http.ts';
 
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
@@ -45,6 +47,8 @@ export interface GatewayOptions {
   stdin?: NodeJS.ReadableStream;
   /** Called for every closed window once it is durably queued. */
   onWindow?: (message: CountsMessage) => void;
+  /** Node process metrics on /metrics (default true; off for several gateways in one process). */
+  processMetrics?: boolean;
 }
 
 export interface GatewayEvents {
@@ -57,8 +61,10 @@ export interface GatewayEvents {
   finished: [];
 }
 
-export function createLogger(level: string = 'info'): Logger {
-  return pino({ level, base: { component: 'gateway' } }, pino.destination({ dest: 2, sync: true }));
+/** The gateway's own logger: base fields component, site, zone, gateway (scripts/lib/log.ts). */
+export function createLogger(config: GatewayConfig): Logger {
+  const g = config.gateway;
+  return createBaseLogger({ component: 'gateway', base: { site: g.site, zone: g.zone, gateway: g.id }, level: config.log.level, format: config.log.format });
 }
 
 async function loadFirmware(): Promise<WindowCounter> {
@@ -102,7 +108,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.config = opts.config;
-    this.log = opts.log ?? createLogger(opts.config.log.level);
+    this.log = opts.log ?? createLogger(opts.config);
     this.clock = clockOf(opts.config);
     const d = durations(opts.config);
     this.windowMs = d.windowMs;
@@ -129,10 +135,20 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.queue?.depth ?? 0;
   }
 
+  get mqttConnected(): boolean {
+    return !!this.publisher?.connected;
+  }
+
+  /** /metrics and /healthz (http.port set); null when off. */
+  http: HttpServer | null = null;
+
   /** Opens the queue, loads the firmware, connects (in the background) and starts the sources. */
   async start(): Promise<void> {
     this.startedAt = Date.now();
     this.fw ??= await loadFirmware();
+    // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
+    const http = this.config.http;
+    if (http && http.port !== undefined && http.port !== null) this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true);
     // A full disk does not stop the gateway: the queue keeps windows in memory, the status says so.
     this.queue = WindowQueue.open(this.queueDir, {
       maxWindows: this.config.queue.max_windows,
@@ -142,9 +158,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.lastSeq = this.queue.nextSeq - 1;
     this.log.info(
       {
-        site: this.id.site,
-        zone: this.id.zone,
-        gateway: this.id.gateway,
+        // site, zone and gateway are base fields of the logger (a second copy would repeat the key)
         window_ms: this.windowMs,
         clock: this.clock,
         sources: this.sources.map((s) => s.name),
@@ -153,6 +167,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         queued: this.queue.depth,
         queue_state: this.queue.state,
         next_seq: this.queue.nextSeq,
+        ...(this.http ? { http: `${this.config.http.host}:${this.http.port}` } : {}),
         ...(privacyActive(this.privacy)
           ? {
               privacy_min_count: this.privacy.minCount,
@@ -502,6 +517,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.clockTimer) clearTimeout(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.publisher?.stop();
+    await this.http?.close();
     this.queue?.close();
     this.log.info({ windows: this.windowsClosed, last_seq: this.lastSeq, queue_depth: this.queue?.depth ?? 0 }, 'gateway stopped');
     this.doneResolve();

@@ -5,7 +5,7 @@
 //   table.ts     CountTable and the feed that fills it from the broker
 //   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { runDemo, type DemoOptions } from './run.ts';
 
 export { runDemo, type DemoOptions } from './run.ts';
@@ -40,6 +40,7 @@ export function registerDemo(program: Command): void {
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
     .option('--no-calibrate', 'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated) only')
+    .addOption(new Option('--log-format <format>', 'lines of <out>/demo.log: json (one object a line) or pretty (readable); auto is json, the log is a file').choices(['auto', 'pretty', 'json']).default('auto'))
     .option('--calibration-radio <radio>', 'radio whose estimate the people calibration maps: wifi, ble, or auto (the one that follows people better on the calibration run)', 'auto')
     .action(async (o: DemoOptions) => {
       try {

@@ -76,7 +76,7 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
       },
       {},
     );
-    const gw = new Gateway({ config, log: o.log.child({ component: 'gateway', gateway: g.id }) });
+    const gw = new Gateway({ config, log: o.log.child({ component: 'gateway', site: simulation.site, zone: g.zone, gateway: g.id }) });
     if (o.onWindow) gw.on('window', o.onWindow);
     return { g, gw };
   });

@@ -6,7 +6,8 @@
 // and window, then a summary.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
 import { runPeriod } from './pipeline.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
@@ -29,6 +30,8 @@ export interface DemoOptions {
   calibrate?: boolean;
   /** Radio whose estimate the calibration maps to people (default wifi). */
   calibrationRadio?: string;
+  /** Lines of demo.log: json (default) or pretty. */
+  logFormat?: string;
 }
 
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
@@ -77,7 +80,9 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   if (!Number.isInteger(opts.seed)) throw new Error(`--seed "${opts.seed}": must be a whole number`);
   const durationS = Math.round(opts.minutes * 60);
   const logFile = join(outDir, 'demo.log');
-  const log = pino({ level: 'info', base: { app: 'presence-demo' } }, pino.destination({ dest: logFile, sync: true, mkdir: true }));
+  // One file, several components: a root logger without base fields, each part binds its own
+  // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
+  const log = createRootLogger({ level: 'info', dest: logFile, format: opts.logFormat === 'pretty' ? 'pretty' : 'json' });
   // The simulated hour ends at the current window boundary, so the dashboards' "last hours" show it.
   const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
   const startMs = endMs - durationS * 1000;

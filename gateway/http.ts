@@ -1,0 +1,187 @@
+// /metrics (Prometheus) and /healthz of a running gateway (`presence gateway --http-port`), as the
+// aggregator has them. Off unless a port is given; loopback by default (no authentication).
+//
+// Every value is read from the gateway when scraped (queue depth and state, broker connection,
+// frames and state per source) or counted from its events (windows queued and acknowledged):
+// counts only, no address or hash ever reaches a metric label (source names come from the config).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { CountsMessage, SourceStatus } from '../contract/index.ts';
+import { addStandardMetrics } from '../scripts/lib/metrics.ts';
+
+const SOURCE_STATES: SourceStatus['state'][] = ['running', 'restarting', 'failed', 'finished'];
+const QUEUE_STATES = ['ok', 'disk_full', 'write_failed'] as const;
+
+/** What the HTTP server reads from a gateway (gateway.ts `Gateway`). */
+export interface GatewayView {
+  readonly sources: ReadonlyArray<{ name: string; radio?: string; state: SourceStatus['state']; frames: number; errors: number }>;
+  readonly queueDepth: number;
+  readonly mqttConnected: boolean;
+  status(): { queue_state?: string; queue_dropped?: number; windows?: number; last_seq?: number };
+  on(event: 'window', fn: (m: CountsMessage) => void): unknown;
+  on(event: 'published', fn: (seq: number) => void): unknown;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  constructor(gw: GatewayView, processMetrics = true) {
+    const r = [this.registry];
+    addStandardMetrics(this.registry, 'gateway', processMetrics);
+    const closed = new Counter({ name: 'presence_gateway_windows_closed_total', help: 'Windows closed and durably queued', registers: r });
+    const published = new Counter({ name: 'presence_gateway_windows_published_total', help: 'Windows acknowledged by the broker (PUBACK) and removed from the queue', registers: r });
+    const windowFrames = new Counter({
+      name: 'presence_gateway_window_frames_total',
+      help: 'Frames counted in closed windows, by radio (as published: zeros for a suppressed radio)',
+      labelNames: ['radio'],
+      registers: r,
+    });
+    for (const radio of ['wifi', 'ble']) windowFrames.inc({ radio }, 0);
+    gw.on('window', (m) => {
+      closed.inc();
+      windowFrames.inc({ radio: 'wifi' }, m.wifi.frames);
+      windowFrames.inc({ radio: 'ble' }, m.ble.frames);
+    });
+    gw.on('published', () => published.inc());
+    new Gauge({ name: 'presence_gateway_queue_depth', help: 'Windows queued and not yet acknowledged by the broker', registers: r, collect() { this.set(gw.queueDepth); } });
+    new Gauge({ name: 'presence_gateway_queue_dropped', help: 'Windows dropped since start because the queue was full (queue.max_windows)', registers: r, collect() { this.set(gw.status().queue_dropped ?? 0); } });
+    new Gauge({
+      name: 'presence_gateway_queue_state',
+      help: '1 for the state the queue folder is in: ok, disk_full (windows held in memory) or write_failed',
+      labelNames: ['state'],
+      registers: r,
+      collect() {
+        const s = gw.status().queue_state ?? 'ok';
+        for (const state of QUEUE_STATES) this.set({ state }, state === s ? 1 : 0);
+      },
+    });
+    new Gauge({ name: 'presence_gateway_mqtt_connected', help: '1 while connected to the broker', registers: r, collect() { this.set(gw.mqttConnected ? 1 : 0); } });
+    new Gauge({
+      name: 'presence_gateway_source_frames',
+      help: 'Frames read from each capture source since start (label radio: as configured, or "auto" when the link type says)',
+      labelNames: ['source', 'radio'],
+      registers: r,
+      collect() {
+        for (const s of gw.sources) this.set({ source: s.name, radio: s.radio ?? 'auto' }, s.frames);
+      },
+    });
+    new Gauge({
+      name: 'presence_gateway_source_errors',
+      help: 'Failures of each capture source since start (exits, unreadable output)',
+      labelNames: ['source'],
+      registers: r,
+      collect() {
+        for (const s of gw.sources) this.set({ source: s.name }, s.errors);
+      },
+    });
+    new Gauge({
+      name: 'presence_gateway_source_state',
+      help: '1 for the state each capture source is in: running, restarting, failed or finished',
+      labelNames: ['source', 'state'],
+      registers: r,
+      collect() {
+        for (const s of gw.sources) for (const state of SOURCE_STATES) this.set({ source: s.name, state }, s.state === state ? 1 : 0);
+      },
+    });
+  }
+}
+
+export interface Health {
+  status: 'ok' | 'degraded' | 'unhealthy';
+  problems: string[];
+  queue_depth: number;
+  queue_state: string;
+  sources: Record<string, string>;
+}
+
+/**
+ * ok: connected, every source running (or a file finished), queue writable. degraded (200): windows
+ * are still counted but wait (broker not connected, queue disk full or failing, a source restarting).
+ * unhealthy (503): no source can deliver frames any more (all failed).
+ */
+export function health(gw: GatewayView): Health {
+  const problems: string[] = [];
+  const st = gw.status();
+  const queueState = st.queue_state ?? 'ok';
+  const failed = gw.sources.filter((s) => s.state === 'failed');
+  const restarting = gw.sources.filter((s) => s.state === 'restarting');
+  const dead = gw.sources.length > 0 && gw.sources.every((s) => s.state === 'failed');
+  if (dead) problems.push('every capture source failed: nothing is counted');
+  else for (const s of failed) problems.push(`source ${s.name} failed`);
+  for (const s of restarting) problems.push(`source ${s.name} is restarting (${s.errors} errors so far)`);
+  if (!gw.mqttConnected) problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued`);
+  if (queueState === 'disk_full') problems.push('queue folder full (disk_full): windows are held in memory until space is freed');
+  else if (queueState !== 'ok') problems.push(`queue folder cannot be written (${queueState}): windows are held in memory`);
+  return {
+    status: dead ? 'unhealthy' : problems.length ? 'degraded' : 'ok',
+    problems,
+    queue_depth: gw.queueDepth,
+    queue_state: queueState,
+    sources: Object.fromEntries(gw.sources.map((s) => [s.name, s.state])),
+  };
+}
+
+/** Thrown when the port cannot be opened; names the flag to change. */
+export class HttpPortError extends Error {
+  constructor(readonly host: string, readonly port: number, cause: NodeJS.ErrnoException) {
+    super(
+      cause.code === 'EADDRINUSE'
+        ? `--http-port ${port} (http.port): ${host}:${port} is already in use; choose another port with --http-port, or stop what listens there`
+        : cause.code === 'EACCES'
+          ? `--http-port ${port} (http.port): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with --http-port`
+          : `--http-port ${port} / --http-host ${host} (http.port, http.host): cannot listen: ${cause.message}`,
+    );
+    this.name = 'HttpPortError';
+  }
+}
+
+export interface HttpServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port and answers /metrics and /healthz; rejects with HttpPortError. */
+export async function listenHttp(port: number, host: string, routes: Record<string, () => Promise<{ code: number; type: string; body: string }>>, label = 'gateway'): Promise<HttpServer> {
+  const server = createServer(async (req, res) => {
+    const route = routes[(req.url ?? '/').split('?')[0]];
+    try {
+      if (!route) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end(`not found: the ${label} answers ${Object.keys(routes).join(' and ')}\n`);
+        return;
+      }
+      const out = await route();
+      res.writeHead(out.code, { 'content-type': out.type });
+      res.end(out.body);
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`${(e as Error).message}\n`);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function startGatewayHttp(gw: GatewayView, port: number, host: string, processMetrics = true): Promise<HttpServer> {
+  const metrics = new GatewayMetrics(gw, processMetrics);
+  return listenHttp(port, host, {
+    '/metrics': async () => ({ code: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    '/healthz': async () => {
+      const h = health(gw);
+      return { code: h.status === 'unhealthy' ? 503 : 200, type: 'application/json', body: JSON.stringify(h) };
+    },
+  });
+}

@@ -1,0 +1,111 @@
+// `presence gateway --http-port`: /metrics and /healthz of the real CLI during a paced replay
+// against a real Mosquitto. Frames rise between scrapes while the replay runs; process metrics carry
+// their standard names and presence_build_info is there; a taken port stops the start naming --http-port.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
+import { spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
+
+const SUITE = 'gateway http';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+/** Value of one sample of a Prometheus text exposition (first line matching name and labels). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const ls = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) return Number(m[3]);
+  }
+  return undefined;
+}
+
+async function get(port: number, path: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, text: await res.text() };
+}
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-http-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('serves /metrics and /healthz during a replay; frames rise between scrapes', async () => {
+    // 40 s of capture at 20 frames/s, replayed 4x: about 10 s of wall time.
+    const cap = wifiCapture(join(tmp, 'http.pcap'), { devices: 12, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 40_000, framesPerS: 20 });
+    const port = await freePort();
+    const gw = spawnGateway([
+      '--site', 'http', '--zone', 'z', '--id', 'gw-http', '--mqtt-url', broker.url, '--source', `wifi=pcap:${cap.path}@wifi`,
+      '--speed', '4', '--window', '10s', '--queue-dir', join(tmp, 'q'), '--http-port', String(port), '--log-format', 'json',
+    ]);
+    try {
+      const seen: number[] = [];
+      let text = '';
+      // Scrape until the source has read some frames but not all, then until a later scrape reads more.
+      await waitFor(() => /"http":"127\.0\.0\.1:\d+"/.test(gw.stderr()), 20_000, 'gateway starting with http');
+      const scrape = async () => {
+        text = (await get(port, '/metrics')).text;
+        return sample(text, 'presence_gateway_source_frames', { source: 'wifi', radio: 'wifi' }) ?? 0;
+      };
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const f = await scrape();
+        if (f > 0 && f < cap.frames) seen.push(f);
+        if (seen.length >= 2 && seen[seen.length - 1] > seen[0]) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen.length, `scrapes during the replay: ${seen.join(', ')}`).toBeGreaterThanOrEqual(2);
+      expect(seen[seen.length - 1]).toBeGreaterThan(seen[0]);
+      expect(sample(text, 'presence_gateway_source_state', { source: 'wifi', state: 'running' })).toBe(1);
+      expect(sample(text, 'presence_gateway_mqtt_connected')).toBe(1);
+      expect(sample(text, 'presence_gateway_queue_state', { state: 'ok' })).toBe(1);
+      expect(sample(text, 'presence_gateway_queue_depth')).toBeGreaterThanOrEqual(0);
+      // Standard process metrics, no project prefix; the build is named.
+      expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+      expect(sample(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+      expect(text).not.toMatch(/presence_gateway_process_|presence_gateway_nodejs_/);
+      expect(sample(text, 'presence_build_info', { component: 'gateway', version: '0.1.0' })).toBe(1);
+      const h = await get(port, '/healthz');
+      expect(h.status).toBe(200);
+      expect(JSON.parse(h.text)).toMatchObject({ status: 'ok', problems: [], sources: { wifi: 'running' } });
+      // Windows are published and counted while the replay goes on.
+      const until = Date.now() + 30_000;
+      while ((sample(text, 'presence_gateway_windows_published_total') ?? 0) < 1) {
+        if (Date.now() > until) throw new Error('no published window on /metrics');
+        await new Promise((r) => setTimeout(r, 100));
+        await scrape();
+      }
+      expect(sample(text, 'presence_gateway_window_frames_total', { radio: 'wifi' })).toBeGreaterThan(0);
+      expect((await get(port, '/nothing')).status).toBe(404);
+      expect(await gw.exited).toBe(0);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  });
+
+  it('a taken --http-port stops the start with a message naming the flag (exit 2)', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    const cap = wifiCapture(join(tmp, 'taken.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
+    try {
+      const gw = spawnGateway(['--site', 'http', '--zone', 'z', '--id', 'gw-taken', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--queue-dir', join(tmp, 'q2'), '--http-port', String(port), '--log-format', 'json']);
+      expect(await gw.exited).toBe(2);
+      expect(gw.stderr()).toContain(`presence gateway: --http-port ${port} (http.port): 127.0.0.1:${port} is already in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+});
