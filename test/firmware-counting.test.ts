@@ -294,9 +294,19 @@ describe('firmware ingest accounting on real frames', () => {
     for (let i = 0; i < 20; i++) fw.ingest({ linkType: 256, timestampMs: 0, data: advert(i, -60) });
     const c = fw.endWindow();
     // the 50 Wi-Fi addresses come at one moment and one signal: one scan burst, but never fewer
-    // than the addresses / 7 (test/firmware-estimate.test.ts); BLE addresses are never linked
-    expect(c.wifi).toEqual({ frames: 151, accepted: 150, rejected: 1, weak: 0, devices: 50, estimate: 7, estimateMean: 7.143, exact: true });
-    expect(c.ble).toEqual({ frames: 20, accepted: 20, rejected: 0, weak: 0, devices: 20, estimate: 20, estimateMean: 20, exact: true });
+    // than the addresses / 7 (test/firmware-estimate.test.ts); BLE addresses are never linked.
+    // The estimator marks addresses by 17 bits of their keyed hash, and the key is random: two of
+    // the 50 share a bit under about 0.8 % of keys (20000 windows: 154 had 49 new addresses, 31 had
+    // a BLE pair sharing one), so the new-address count is 50 (rarely 49, 48 ...) and the BLE count
+    // 20 (rarely 19). Only what no key can change is exact; the rest is held to what a few collisions allow.
+    const { estimate: we, estimateMean: wm, ...wifi } = c.wifi;
+    const { estimate: be, estimateMean: bm, ...ble } = c.ble;
+    expect(wifi).toEqual({ frames: 151, accepted: 150, rejected: 1, weak: 0, devices: 50, exact: true });
+    expect(we).toBe(7);
+    expect([47, 48, 49, 50].map((n) => Math.round((n / 7) * 1000) / 1000)).toContain(wm);
+    expect(ble).toEqual({ frames: 20, accepted: 20, rejected: 0, weak: 0, devices: 20, exact: true });
+    expect(be).toBe(bm);
+    expect([18, 19, 20]).toContain(be);
     expect(c.unsupported).toBe(0);
   });
 
