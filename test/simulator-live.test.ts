@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { CaptureParser } from '../gateway/capture/pcap.ts';
 import { pacedFrames, simulate } from '../simulator/index.ts';
 import { runLive } from '../simulator/live.ts';
+import { eventually } from './support/wait.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sim-live-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -32,9 +33,9 @@ describe('runLive', () => {
     const wall = performance.now() - t0;
     expect(r.frames).toBe(file.gateways[0].frames);
     expect((await bytes).equals(readFileSync(file.gateways[0].pcap))).toBe(true);
-    // 6 simulated seconds at 10x: the last frame is due after ~0.6 s.
+    // 6 simulated seconds at 10x: the last frame is due after ~0.6 s, so a paced run cannot end
+    // sooner. How much later it ends is the machine's speed, not the simulator's: no upper bound here.
     expect(wall).toBeGreaterThan(450);
-    expect(wall).toBeLessThan(5000);
   });
 
   it('writes one radio as classic pcap, readable by the capture parser', async () => {
@@ -93,7 +94,7 @@ describe('presence simulate (CLI)', () => {
     const dir = join(root, 'fifo');
     const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '3m', '--scale', '0.5', '--out', dir, '--fifo'], { stdio: 'ignore' });
     const pipes = ['gw-a.pcapng', 'gw-b.pcapng'].map((f) => join(dir, f));
-    for (let i = 0; i < 200 && !pipes.every((p) => existsSync(p)); i++) await new Promise((r) => setTimeout(r, 50));
+    await eventually('the simulator to create both named pipes', () => pipes.every((p) => existsSync(p)) || sim.exitCode !== null);
     for (const p of pipes) expect(statSync(p).isFIFO()).toBe(true);
     const bytes = await Promise.all(
       pipes.map(async (p) => {
