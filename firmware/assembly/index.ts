@@ -17,7 +17,7 @@ import { HLL_M } from './hll';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
   estimatorBegin, estimatorSpan, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
-  seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes,
+  seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes, chainPtr, chainBytes,
 } from './estimator';
 import {
   STATS_BYTES, STAT_FRAMES, STAT_ACCEPTED, STAT_REJECTED, STAT_WEAK, STAT_DEVICES, STAT_ESTIMATE, STAT_EXACT,
@@ -285,10 +285,17 @@ export function estimator_seen_bytes(): u32 {
 export function estimator_link_times_ptr(): usize {
   return lastAtPtr();
 }
-/** Where the estimator keeps its counts, sub-window ends and previous Wi-Fi frame (time, signal, hash) (for the wipe test). */
+/** Where the estimator keeps its counts and sub-window ends (for the wipe test). */
 export function estimator_state_ptr(): usize {
   return statePtr();
 }
 export function estimator_state_bytes(): u32 {
   return stateBytes();
+}
+/** Where the estimator keeps, per dBm value, the time and hash of the last Wi-Fi frame (for the wipe test). */
+export function estimator_chain_ptr(): usize {
+  return chainPtr();
+}
+export function estimator_chain_bytes(): u32 {
+  return chainBytes();
 }

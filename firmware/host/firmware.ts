@@ -52,6 +52,8 @@ export interface FirmwareExports {
   estimator_link_times_ptr(): number;
   estimator_state_ptr(): number;
   estimator_state_bytes(): number;
+  estimator_chain_ptr(): number;
+  estimator_chain_bytes(): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
