@@ -48,7 +48,7 @@ export interface HealthState {
   /** What holds writes back while they fail (credentials, missing database, ...). */
   writeProblem?: string | null;
   /** Points refused by the server recently (they make the status "degraded"). */
-  drops?: Array<{ reason: string; points: number; last: number; message: string }>;
+  drops?: Array<{ reason: string; points: number; last: number; message: string; hint?: string }>;
   queueDepth: number;
   sink: string;
 }
@@ -85,7 +85,7 @@ export async function startHealthServer(
         const unhealthy = problems.length > 0;
         const drops = s.drops ?? [];
         for (const d of drops)
-          problems.push(`${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}`);
+          problems.push(`${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`);
         const status = unhealthy ? 'unhealthy' : drops.length ? 'degraded' : 'ok';
         res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status, problems, queue_depth: s.queueDepth, sink: s.sink, ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}) }));

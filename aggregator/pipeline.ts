@@ -54,6 +54,8 @@ export interface DropSummary {
   last: number;
   /** The server's words, e.g. "partial write: points beyond retention policy dropped=628". */
   message: string;
+  /** What to do about it, when known. */
+  hint?: string;
 }
 
 /** What one write of a set of lines ended in. */
@@ -232,7 +234,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
       this.pointsDropped += d.points;
       this.metrics.pointsDropped.inc({ reason: d.reason }, d.points);
       const prev = this.drops.get(d.reason);
-      this.drops.set(d.reason, { reason: d.reason, points: (prev?.points ?? 0) + d.points, last: now, message: d.message.slice(0, 500) });
+      this.drops.set(d.reason, { reason: d.reason, points: (prev?.points ?? 0) + d.points, last: now, message: d.message.slice(0, 500), hint: HINTS[d.reason] });
       this.dropLog.record(d.reason, d.points, d.message, undefined, this.sink.target, now);
       this.emit('dropped', d.points, d.reason);
     }

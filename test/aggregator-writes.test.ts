@@ -90,7 +90,7 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     expect(h.code).toBe(200);
     expect(h.body.status).toBe('degraded');
     expect(h.body.dropped).toEqual({ retention: 60 });
-    expect(h.body.problems.join('\n')).toMatch(/60 point\(s\) refused .*retention.*beyond retention policy/);
+    expect(h.body.problems.join('\n')).toMatch(/60 point\(s\) refused .*retention.*beyond retention policy.*needs a longer retention/);
   });
 
   it('1.x: a field type conflict drops the conflicting points (counted) and the others are stored', async () => {
