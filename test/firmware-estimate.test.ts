@@ -154,6 +154,19 @@ describe('firmware estimate', () => {
     expect(withOne.wifi.estimateMean).toBe(2); // its own burst per 10 s (+1)
   });
 
+  it('limit: one address with the bit clear can raise the estimate by 1 1/6 (counted fixed, moved into a burst by a chain, fixed again)', () => {
+    // W starts a burst at -78 dBm; Y, 700 ms later at a similar signal, is linked to it (1 s)
+    const base = [probe(1, T0 + 500, -78), probe(2, T0 + 1200, -78)];
+    const without = run(base, { startMs: T0, endMs: T0 + FIXED });
+    expect(without.wifi.estimateMean).toBe(0.167); // one burst in one 10-s sub-window of six
+    // X keeps its address: heard at 1000 ms (alone: fixed), Y chains to it (200 ms, 2 dB) and moves it
+    // into a burst of its own; heard alone again 14 s later: fixed again
+    const x = [fixed(9, T0 + 1000, -80), fixed(9, T0 + 15_000, -80)];
+    const withX = run([...base, ...x].sort((a, b) => a.timestampMs - b.timestampMs), { startMs: T0, endMs: T0 + FIXED });
+    expect(withX.wifi.devices - without.wifi.devices).toBe(1);
+    expect(withX.wifi.estimateMean).toBe(1.333); // + 1 fixed + 1/6 burst
+  });
+
   it('with no signal known, nothing is linked: addresses per sub-window', () => {
     const noSignal = (addr: number, t: number, first = 0x02): Frame => {
       const f = probe(addr, t, -50, first).data;
