@@ -76,7 +76,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const sub = await subscriber(broker.url, { filter: siteFilter('epoch') });
     const gw = spawnGateway(['--site', 'epoch', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', '1', '--window', '1s', '--queue-dir', join(tmp, 'q-epoch')]);
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'epoch');
     expect(c.length).toBe(windowsSpanned(real[0]!, real.at(-1)!, 1000));
     expect(c.every((w) => w.start.startsWith('2026-05-04T10:00:0'))).toBe(true);
@@ -108,7 +108,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const sub = await subscriber(broker.url, { filter: siteFilter('spb') });
     const gw = spawnGateway(['--site', 'spb', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-spb')]);
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'spb');
     expect(c.map((w) => w.start)).toEqual([
       new Date(a + 100).toISOString(), // first window, from its first frame
@@ -137,9 +137,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     expect(gw.stderr()).toMatch(/"msg":"gateway stopped"/);
     const closed = logLines(gw.stderr(), 'window closed').length;
-    // it stopped in the middle: far fewer windows than the gap holds were closed
-    expect(closed).toBeLessThan(gap / 2);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('gap', 'g') && m.payload.includes('"offline"')), 10_000, 'offline status');
+    // It stopped in the middle, not after the last: the gap holds `gap` empty windows and the second
+    // frame's window comes after them, so any count below gap + 1 and no window holding that frame
+    // shows the stop cut the run short. (How far it got before SIGTERM was handled is the machine's
+    // speed, so no tighter fraction is asked for.)
+    expect(closed).toBeLessThan(gap);
+    expect(counts(sub.messages, 'gap').reduce((n, c) => n + c.wifi.frames, 0)).toBe(1);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('gap', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     await sub.client.endAsync();
   });
 });

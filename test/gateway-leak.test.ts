@@ -132,6 +132,11 @@ function tsharkAddresses(file: string): Uint8Array[] {
   return [...set].map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
 }
 
+/** Has the subscriber got, at or after index `from`, a status of `site` saying offline? */
+function offlineStatusSince(messages: Received[], from: number, site: string): boolean {
+  return messages.slice(from).some((m) => m.topic === statusTopic(site, 'g') && (JSON.parse(m.payload.toString()) as StatusMessage).state === 'offline');
+}
+
 function filesUnder(dir: string): Array<{ path: string; data: Buffer }> {
   const out: Array<{ path: string; data: Buffer }> = [];
   for (const e of readdirSync(dir)) {
@@ -176,7 +181,7 @@ describe.skipIf(!ok)(SUITE, () => {
   /** The retained status of a site's gateway, as a subscriber arriving now gets it. */
   const retainedStatus = async (site: string): Promise<Received[]> => {
     const late = await subscriber(broker.url, { filter: statusTopic(site, 'g'), clean: true });
-    await waitFor(() => late.messages.length > 0, 10_000, `${site}: retained status`);
+    await waitFor(() => late.messages.length > 0, 30_000, `${site}: retained status`);
     await late.client.endAsync();
     expect(late.messages[0].retain).toBe(true);
     return late.messages;
@@ -235,11 +240,14 @@ describe.skipIf(!ok)(SUITE, () => {
         findings.push(...scan(`${run.site} log (broker down)`, Buffer.from(offline.stderr()), addresses));
       }
       // Broker up: queued windows (if any) and a fresh replay are published.
+      const from = sub.value!.messages.length;
       const online = spawnGateway([...common, '--mqtt-url', broker.url]);
       expect(await online.exited, online.stderr().slice(-2000)).toBe(0);
       findings.push(...scan(`${run.site} log`, Buffer.from(online.stderr()), addresses));
       for (const f of filesUnder(queueDir)) findings.push(...scan(f.path, f.data, addresses));
-      await new Promise((r) => setTimeout(r, 200));
+      // The offline status is the last thing a gateway that stops publishes: once it is here, so is
+      // everything the run published before it (one connection, in order), and all of it is scanned.
+      await waitFor(() => offlineStatusSince(sub.value!.messages, from, run.site), 30_000, `${run.site}: the final offline status`);
       const mine = sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === run.site);
       expect(mine.filter((m) => m.topic.endsWith('/counts')).length).toBeGreaterThan(0);
       // Every status published during the run and the retained one a newcomer gets are scanned too.
@@ -308,7 +316,8 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(log).toMatch(/"code":"bad_capture"/);
     findings.push(...scan(`${site} log`, Buffer.from(log), addresses));
     for (const f of filesUnder(queueDir)) findings.push(...scan(f.path, f.data, addresses));
-    await new Promise((r) => setTimeout(r, 200));
+    // As above: everything published before the final offline status has arrived with it.
+    await waitFor(() => offlineStatusSince(sub.value!.messages, 0, site), 30_000, `${site}: the final offline status`);
     const mine = mineNow();
     const statuses = mine.filter((m) => m.topic.endsWith('/status')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
     const errors = statuses.flatMap((st) => st.sources ?? []).filter((s) => s.last_error);

@@ -96,7 +96,7 @@ describe('capture command lifetime', () => {
     await waitFor(() => gw.stderr().includes('"msg":"window closed"'), 20_000, 'a window');
     gw.proc.kill('SIGKILL');
     await gw.exited;
-    await waitFor(() => !running(cmd) && !running(child), 10_000, `capture pids ${cmd} and ${child} to be gone after kill -9 of the gateway`);
+    await waitFor(() => !running(cmd) && !running(child), 30_000, `capture pids ${cmd} and ${child} to be gone after kill -9 of the gateway`);
   });
 
   it('SIGTERM with a command that ignores SIGTERM: the gateway exits and the whole group is gone', async () => {
@@ -107,7 +107,7 @@ describe('capture command lifetime', () => {
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     expect(gw.stderr()).toContain('"msg":"gateway stopped"');
-    await waitFor(() => !running(cmd) && !running(child), 10_000, `capture pids ${cmd} and ${child} to be gone after SIGTERM of the gateway`);
+    await waitFor(() => !running(cmd) && !running(child), 30_000, `capture pids ${cmd} and ${child} to be gone after SIGTERM of the gateway`);
   });
 
   it('SIGTERM while a process that left the group (setsid) holds the output: the gateway still exits', async () => {
@@ -138,7 +138,7 @@ describe('capture command lifetime', () => {
     const gw = gateway(await gatewayArgs('leftover', `wifi=cmd:${path}`));
     const { child } = await pids(dir, false); // the command exits at once; its child was started
     await waitFor(() => gw.stderr().includes('exited with code 5'), 20_000, 'the exit to be noticed although a child holds the output');
-    await waitFor(() => !running(child), 10_000, `the command's child ${child} to be gone`);
+    await waitFor(() => !running(child), 30_000, `the command's child ${child} to be gone`);
     await waitFor(() => (gw.stderr().match(/"msg":"capture command stopped; restarting"/g) ?? []).length >= 2, 20_000, 'a second run of the command');
     gw.proc.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
@@ -150,13 +150,13 @@ describe('capture command lifetime', () => {
     const src = new CommandSource({ name: 'x', command: ['no-such-capture-tool-xyz', '-w', '-'], restart_min: '1s', restart_max: '1s' }, pino({ level: 'silent' }));
     const states: string[] = [];
     src.start({ deliver: () => {}, stateChanged: (s) => states.push(s.state) });
-    await waitFor(() => src.errors > 0, 10_000, 'the failure');
+    await waitFor(() => src.errors > 0, 30_000, 'the failure');
     await src.stop();
     expect(src.lastErrorCode).toBe('cannot_start');
     const c = spawnCapture(['/bin/sh', '-c', 'echo $$; exec sleep 100']);
     let out = '';
     c.stdout!.on('data', (d) => (out += d));
-    await waitFor(() => out.includes('\n'), 10_000, 'the pid');
+    await waitFor(() => out.includes('\n'), 30_000, 'the pid');
     expect(Number(out)).toBe(c.pid); // exec: the command is the child itself
     const closed = new Promise<[number | null, string | null]>((r) => c.once('close', (code, sig) => r([code, sig])));
     process.kill(-c.pid!, 'SIGTERM');

@@ -52,10 +52,10 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const killedAt = sub.messages.length;
     first.proc.kill('SIGKILL');
     await first.exited;
-    await waitFor(() => statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'offline'), 10_000, 'last will (offline status)');
+    await waitFor(() => statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'offline'), 30_000, 'last will (offline status)');
     // The retained status is now the offline will.
     const late = await subscriber(broker.url, { filter: statusTopic('kill', 'g'), clean: true });
-    await waitFor(() => late.messages.length > 0, 5000, 'retained status');
+    await waitFor(() => late.messages.length > 0, 30_000, 'retained status');
     expect(JSON.parse(late.messages[0].payload.toString())).toMatchObject({ state: 'offline', site: 'kill', gateway: 'g' });
     await late.client.endAsync();
 
@@ -70,7 +70,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // seq goes on: the second run's first window follows the last window the killed process wrote.
     expect(restartSeq).toBeGreaterThan(Math.max(...beforeRestart));
     // Nothing the first run queued is lost: every seq below the restart arrives (resent if needed).
-    await waitFor(() => new Set(counts(sub.messages, 'kill').map((c) => c.seq).filter((s) => s < restartSeq)).size === restartSeq - 1, 10_000, 'windows queued before the kill');
+    await waitFor(() => new Set(counts(sub.messages, 'kill').map((c) => c.seq).filter((s) => s < restartSeq)).size === restartSeq - 1, 30_000, 'windows queued before the kill');
     expect(statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'online')).toBe(true);
 
     // A graceful stop publishes the offline status itself and exits 0.
@@ -90,10 +90,12 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // Two halves with a pause between (a stream, not a file), across at least one window boundary.
     await waitFor(() => gw.stderr().includes('gateway starting'), 15_000, 'the gateway to start');
     gw.proc.stdin!.write(bytes.subarray(0, 1000));
-    await new Promise((r) => setTimeout(r, 1500));
+    // The second half goes in once a window holding frames of the first has been published, so the
+    // two halves are counted in different windows whatever the machine's speed.
+    await waitFor(() => counts(sub.messages, 'stdin').some((c) => c.wifi.frames > 0), 50_000, 'a window with frames of the first half');
     gw.proc.stdin!.end(bytes.subarray(1000));
     expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
-    await waitFor(() => statuses(sub.messages, 'stdin').some((s) => s.state === 'offline'), 5000, 'final status');
+    await waitFor(() => statuses(sub.messages, 'stdin').some((s) => s.state === 'offline'), 50_000, 'final status');
     const c = counts(sub.messages, 'stdin');
     expect(c.length).toBeGreaterThanOrEqual(2);
     expect(c.map((x) => x.seq)).toEqual(c.map((_, i) => i + 1));

@@ -1,7 +1,9 @@
 // The gateway against a real Mosquitto: a real capture replayed as fast as possible publishes one
 // contract-valid window per aligned window of the capture's clock; Wi-Fi + BLE sources feed one
 // firmware; the broker stopped mid-replay and restarted loses no window and reorders none.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,7 +84,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
     const expected = windowsSpanned(span.first, span.last, windowMs);
     expect(windows.length).toBe(expected);
-    await waitFor(() => countsOf(sub.messages).length >= expected, 10_000, 'all windows at the subscriber');
+    await waitFor(() => countsOf(sub.messages).length >= expected, 30_000, 'all windows at the subscriber');
     const counts = countsOf(sub.messages);
     expect(firstArrivals(counts)).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
     for (const c of counts) expect(c).toMatchObject({ v: 1, site: 'replay', zone: 'lab', gateway: 'oppo' });
@@ -104,7 +106,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
     // Status is retained; after a finished replay the gateway says it is offline.
     const late = await subscriber(broker.url, { filter: STATUS_FILTER, clean: true });
-    await waitFor(() => late.messages.length > 0, 5000, 'retained status');
+    await waitFor(() => late.messages.length > 0, 30_000, 'retained status');
     const status = validateStatus(JSON.parse(late.messages[0].payload.toString()));
     expect(status.ok && status.value).toMatchObject({ site: 'replay', gateway: 'oppo', state: 'offline' });
     expect(sub.messages.filter((m) => m.topic.endsWith('/status')).some((m) => JSON.parse(m.payload.toString()).state === 'online')).toBe(true);
@@ -131,7 +133,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     });
     await gw.run();
     const expected = windowsSpanned(ble.firstMs, wifi.lastMs, 2000);
-    await waitFor(() => countsOf(sub.messages).length >= expected, 10_000, 'windows');
+    await waitFor(() => countsOf(sub.messages).length >= expected, 30_000, 'windows');
     const counts = countsOf(sub.messages);
     expect(firstArrivals(counts)).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
     expect(counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(wifi.frames);
@@ -172,19 +174,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // 10 frames in the first second, then silence until 5.5 s.
     const busy = wifiCapture(join(tmp, 'gap-a.pcap'), { devices: 2, startMs: base + 100, durationMs: 900, framesPerS: 10 });
     const late = wifiCapture(join(tmp, 'gap-b.pcap'), { devices: 1, startMs: base + 5500, durationMs: 10, framesPerS: 100 });
-    const { readFileSync, writeFileSync } = await import('node:fs');
-    writeFileSync(join(tmp, 'gap.pcap'), Buffer.concat([readFileSync(busy.path), readFileSync(late.path).subarray(24)]));
+    // The capture comes through a named pipe: the frame at 5.5 s is written only once [2 s, 3 s) has
+    // closed. A gateway that closed windows only when the next frame comes would never close it, and
+    // the wait below would fail; no wall-clock limit is needed to tell the two apart.
+    const fifo = join(tmp, 'gap.pcap');
+    execFileSync('mkfifo', [fifo]);
     const gw = new Gateway({
-      config: config({ site: 'gap', zone: 'z', id: 'g', mqtt: broker.url, source: [`pcap:${join(tmp, 'gap.pcap')}`], speed: '1', window: '1s', queueDir: join(tmp, 'q-gap') }),
+      config: config({ site: 'gap', zone: 'z', id: 'g', mqtt: broker.url, source: [`pcap:${fifo}`], speed: '1', window: '1s', queueDir: join(tmp, 'q-gap') }),
     });
     const closedAt: Array<{ start: number; at: number }> = [];
     gw.on('window', (m) => closedAt.push({ start: Date.parse(m.start) - base, at: performance.now() }));
-    await gw.run();
+    const done = gw.run();
+    const writer = await open(fifo, 'w');
+    await writer.write(readFileSync(busy.path));
+    await waitFor(() => closedAt.some((c) => c.start === 2000), 50_000, 'window [2 s, 3 s) to close before the frame at 5.5 s is written');
+    await writer.write(readFileSync(late.path).subarray(24));
+    await writer.close();
+    await done;
     expect(closedAt.map((c) => c.start)).toEqual([100, 1000, 2000, 3000, 4000, 5000]);
-    // [2 s, 3 s) closes about 2 s after [0.1 s, 1 s) did, not when the frame at 5.5 s comes.
-    const gap = closedAt[2].at - closedAt[0].at;
-    expect(gap).toBeGreaterThan(1500);
-    expect(gap).toBeLessThan(4000); // without the running clock every window would close at 5.5 s, together
+    // Paced on the capture clock: [2 s, 3 s) closes no sooner than about 2 s after [0.1 s, 1 s) did.
+    expect(closedAt[2].at - closedAt[0].at).toBeGreaterThan(1500);
   });
 
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
@@ -208,9 +217,10 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     let maxDepth = 0;
     gw.on('window', () => (maxDepth = Math.max(maxDepth, gw.queueDepth)));
     const done = gw.run();
-    await waitFor(() => countsOf(sub.messages).length >= 10, 10_000, 'first windows');
+    await waitFor(() => countsOf(sub.messages).length >= 10, 30_000, 'first windows');
     await broker.stop();
-    await new Promise((r) => setTimeout(r, 2500));
+    // The outage lasts until windows are held in the queue (the event), not a fixed time.
+    await waitFor(() => gw.queueDepth > 5, 50_000, 'windows held in the queue while the broker is down');
     await broker.start();
     await done;
     const expected = windowsSpanned(cap.firstMs, cap.lastMs, 1000);

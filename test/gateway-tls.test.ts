@@ -50,7 +50,7 @@ describe.skipIf(!ok)(SUITE, () => {
     await gw.run();
     const expected = windowsSpanned(cap.firstMs, cap.lastMs, 2000);
     const counts = () => sub.messages.filter((m) => m.topic.endsWith('/counts')).map((m) => validateCounts(JSON.parse(m.payload.toString())));
-    await waitFor(() => counts().length >= expected, 10_000, 'windows over TLS');
+    await waitFor(() => counts().length >= expected, 30_000, 'windows over TLS');
     expect(counts().every((v) => v.ok)).toBe(true);
     expect(counts().length).toBe(expected);
     await sub.client.endAsync();
