@@ -84,16 +84,24 @@ describe.skipIf(!ok)('aggregator faults', () => {
     );
     const first = await startCli(config, port);
     const msgs = windows('site-kill', 10, 300); // 3000 windows
-    const publishing = publishAll(pub, msgs.map(countsItem), 20);
+    // Half of them stream in while it runs; the other half is published only after the kill, so the
+    // kill falls mid-stream by construction (before, a fast aggregator could store all 3000 before a
+    // loaded test process got to kill it).
+    const publishing = publishAll(pub, msgs.slice(0, 1500).map(countsItem), 20);
     await until('some windows stored', () => wifi('site-kill'), (n) => n > 200, 30_000);
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     const atKill = await wifi('site-kill');
-    expect(atKill).toBeLessThan(3000);
+    expect(atKill).toBeLessThanOrEqual(1500);
+    const rest = publishAll(pub, msgs.slice(1500).map(countsItem), 20);
     await new Promise((r) => setTimeout(r, 500));
     const second = await startCli(config, port);
     await publishing;
-    await until('all 3000 windows after the restart', () => wifi('site-kill'), (n) => n >= 3000, 40_000);
+    await rest;
+    await until('all 3000 windows after the restart', () => wifi('site-kill'), (n) => n >= 3000, 50_000);
+    // A pause that only gives a wrong extra point (stored under another time) the chance to show; a
+    // copy delivered again is the same point and cannot raise the count, so no correct aggregator
+    // fails for a slow machine. Nothing marks "the last redelivery is written" to wait on instead.
     await new Promise((r) => setTimeout(r, 500));
     expect(await wifi('site-kill')).toBe(3000);
     expect(await influx.count('presence', 'devices', `"radio"='ble' AND "site"='site-kill'`)).toBe(3000);
