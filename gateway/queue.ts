@@ -20,7 +20,9 @@
 // EROFS: `write_failed`) never throws out of the queue. The temp file is removed, the windows
 // already on disk stay as they are, and the window (and every later one) is kept in memory, at
 // most `memoryWindows` of them (oldest dropped first, counted in `dropped`), where the publisher
-// reads it like a file. Writing is retried with a backoff (1 s doubling to 30 s); once it works the
+// reads it like a file. Writing is retried with a backoff (1 s doubling to 30 s; with nothing held
+// in memory a small check file is written and removed, so a full disk is never taken for a
+// writable one just because every held window was acknowledged); once it works the
 // windows in memory are written out oldest first and the state is `ok` again. `state` is what the
 // status publishes as queue_state.
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync, statSync } from 'node:fs';
@@ -388,6 +390,13 @@ export class WindowQueue {
       if (this.lockPending) {
         writeFileSync(join(this.dir, 'lock'), `${process.pid}\n`);
         this.lockPending = false;
+      }
+      if (this.memory.size === 0) {
+        // Nothing to write (every window held was acknowledged from memory): prove that a file
+        // can be written before saying so (a *.tmp name: removed at start if a crash leaves it).
+        const check = join(this.dir, 'write-check.tmp');
+        writeDurably(check, 'ok\n', this.dir);
+        unlinkSync(check);
       }
       for (const [seq, json] of this.memory) {
         writeDurably(this.file(seq), json, this.windowsDir);

@@ -5,7 +5,7 @@
 //     memory (bounded) and readable, the seq file is still updated (in place), and recover()
 //     writes them out once there is space again;
 //   - the real `presence gateway` process with a real Mosquitto: it keeps counting and publishing,
-//     its retained status says queue_state disk_full, windows closed while both the disk was full
+//     its retained status says queue_state disk_full (so do /metrics and /healthz), windows closed while both the disk was full
 //     and the broker down are published once the broker is back, and once space returns it
 //     recovers by itself; a restart on a full disk does not crash, removes stale temp files and
 //     goes on with seq; a kill -9 while the disk is full does not make seq go back.
@@ -20,6 +20,7 @@ import { WindowQueue } from '../gateway/queue.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
+import { freePort } from './support/ports.ts';
 
 const SUITE = 'gateway full disk';
 const CI = process.env.CI === 'true';
@@ -145,6 +146,26 @@ describe.skipIf(!mounted)(`${SUITE}: the queue`, () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('stays degraded while the disk is full even once every window held in memory was acknowledged', () => {
+    const dir = join(mnt, 'unit-acked');
+    const q = WindowQueue.open(dir, { maxWindows: 100 });
+    q.append(msg(1));
+    const filler = fill(mnt);
+    q.append(msg(2));
+    expect(q.state).toBe('disk_full');
+    q.remove(1);
+    q.remove(2);
+    fill(mnt); // the page window 1 held
+    expect(q.depth).toBe(0);
+    expect(q.recover()).toBe(false); // nothing left to write, but a write still fails
+    expect(q.state).toBe('disk_full');
+    unlinkSync(filler);
+    expect(q.recover()).toBe(true);
+    expect(tmpFiles(dir)).toEqual([]);
+    q.close();
+    rmSync(dir, { recursive: true });
+  });
+
   it('opens on a full filesystem (stale temp files removed) and recovers', () => {
     const dir = join(mnt, 'unit-open');
     const q0 = WindowQueue.open(dir, { maxWindows: 100 });
@@ -241,7 +262,15 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const script = join(root, 'capture.sh');
     writeFileSync(script, `#!/bin/sh\ncat '${cap.path}'\nwhile :; do tail -c +25 '${cap.path}'; sleep 0.3; done\n`, { mode: 0o755 });
     const queueDir = join(mnt, 'gw');
-    const args = ['--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `wifi=cmd:${script}`, '--window', '1s', '--status-interval', '250ms', '--queue-dir', queueDir];
+    const httpPort = await freePort();
+    const args = ['--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `wifi=cmd:${script}`, '--window', '1s', '--status-interval', '250ms', '--queue-dir', queueDir, '--http-port', String(httpPort)];
+    /** The queue_state gauge that is 1 on /metrics, and the /healthz status. */
+    const scrape = async (): Promise<{ metric: string | undefined; health: string }> => {
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      const metric = /^presence_gateway_queue_state\{state="([a-z_]+)"\} 1$/m.exec(text)?.[1];
+      const health = ((await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { status: string }).status;
+      return { metric, health };
+    };
     const sub = await subscriber(broker.url, { filter: `presence/v1/${site}/#` });
     const seqs = () => counts(sub.messages, site).map((c) => c.seq);
     const alive = (g: ReturnType<typeof spawnGateway>) => g.proc.exitCode === null && g.proc.signalCode === null;
@@ -260,6 +289,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const whileFull = counts(sub.messages, site).filter((c) => c.seq > firstFull);
     expect(whileFull.every((c) => c.wifi.devices > 0), JSON.stringify(counts(sub.messages, site))).toBe(true); // still counting
     expect(alive(g1)).toBe(true);
+    expect(await scrape(), g1.stderr().split('\n').filter((l) => /queue folder|window closed/.test(l)).join('\n')).toEqual({ metric: 'disk_full', health: 'degraded' });
 
     // 3. The broker goes away too: windows only in memory are published once it is back.
     await broker.stop();
@@ -277,6 +307,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const freedAt = sub.messages.length;
     await waitFor(() => statuses(sub.messages.slice(freedAt), site).some((s) => s.queue_state === 'ok'), 60_000, 'status ok again');
     expect(g1.stderr()).toContain('queue folder writable again');
+    expect((await scrape()).metric).toBe('ok');
     const afterRecovery = Math.max(...seqs());
     await waitFor(() => seqs().filter((s) => s > afterRecovery).length >= 2, 20_000, 'windows after recovery');
     g1.proc.kill('SIGTERM');
