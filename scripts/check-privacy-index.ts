@@ -46,6 +46,8 @@ export interface Problem {
 }
 
 const CITATION = /(test\/[A-Za-z0-9_./-]+\.test\.ts)(?:`?\s*›\s*`?"([^"\n]+)")?/g;
+/** A file and `›` with no quoted name after it on the same line: a citation broken across lines or unquoted. */
+const BROKEN = /(test\/[A-Za-z0-9_./-]+\.test\.ts)`?\s*›(?!\s*`?"[^"\n]+")/g;
 const INDEX_ROW = /^\|\s*(T\d+)\s*\|/;
 const REFERENCE = /\[(T\d+(?:\s*,\s*T\d+)*)\]/g;
 
@@ -81,6 +83,7 @@ export function parseMarkdown(
     const line = offset + i + 1;
     const row = INDEX_ROW.exec(l);
     const found = [...l.matchAll(CITATION)];
+    for (const m of l.matchAll(BROKEN)) problems.push({ source, line, message: `${m[1]} › must be followed by the test name in double quotes on the same line` });
     if (row) {
       const named = found.filter((m) => m[2] !== undefined);
       if (named.length !== 1) problems.push({ source, line, message: `index row ${row[1]} must hold exactly one citation \`test/x.test.ts › "name"\`` });

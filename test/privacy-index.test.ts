@@ -66,6 +66,8 @@ describe('privacy test index', () => {
         `| T4 | \`${GOOD}\` |`,
         `| T5 | \`${GOOD}\` |`,
         '| T6 | no citation here |',
+        'A citation broken over two lines [T1]: `test/gateway-privacy.test.ts ›',
+        '"budget per day: ..."`',
       ].join('\n'),
     );
     const messages = checkStatic([broken]).problems.map((p) => `${p.line}: ${p.message}`);
@@ -78,9 +80,10 @@ describe('privacy test index', () => {
         '1: [T9] refers to no row of the test index',
         '10: index row T5 is not referred to by any claim',
         expect.stringMatching(/^11: index row T6 must hold exactly one citation/),
+        '12: test/gateway-privacy.test.ts › must be followed by the test name in double quotes on the same line',
       ]),
     );
-    expect(messages).toHaveLength(7);
+    expect(messages).toHaveLength(8);
     // The command exits 1 and names the problem.
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'check-privacy-index.ts'), broken], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).toBe(1);
