@@ -4,7 +4,7 @@
 // checker (scripts/check-privacy-index.ts) catches each kind of broken citation, and that its --run
 // mode fails a cited test that fails, is skipped or does not exist.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,9 @@ describe('privacy test index', () => {
     expect(problems.map((p) => `${p.source}:${p.line}: ${p.message}`)).toEqual([]);
     expect(citations.filter((c) => c.source === 'PRIVACY.md' && c.id).length).toBeGreaterThan(40);
     expect(citations.some((c) => c.source === 'README.md' && c.name)).toBe(true);
+    // The README's privacy section points the reader to PRIVACY.md.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme.slice(readme.indexOf('## Privacy'), readme.indexOf('\n## ', readme.indexOf('## Privacy') + 1))).toContain('[PRIVACY.md](PRIVACY.md)');
   });
 
   it('reads test names as vitest makes them: plain, template and it.each names, inside skipIf and each', () => {
