@@ -5,6 +5,7 @@ import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../gateway/http.ts';
+import { exitUsage } from '../scripts/lib/usage.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
 export function registerAggregator(program: Command): void {
@@ -20,10 +21,7 @@ export function registerAggregator(program: Command): void {
         // Old flag names still work: each used prints one deprecation line naming the new one.
         config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
       } catch (e) {
-        if (e instanceof ConfigError) {
-          process.stderr.write(`presence aggregator: ${e.message}\n`);
-          process.exit(2);
-        }
+        if (e instanceof ConfigError) exitUsage('aggregator', e);
         throw e;
       }
       // A calibration file that does not parse stops the aggregator here: never a silent default.
@@ -76,6 +74,7 @@ export function registerAggregator(program: Command): void {
           // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
           aggregator.log.fatal({ err: e.message }, 'cannot start');
           await aggregator.stop(1000).catch(() => {});
+          if (e instanceof HttpPortError) exitUsage('aggregator', e, 'choose a free port with --http-port, or --http-port off');
           process.stderr.write(`presence aggregator: ${e.message}\n`);
           process.exit(2);
         }

@@ -12,6 +12,7 @@
 // the durations to the ones given (ALTER) and recreates the continuous query: the result is the same.
 // InfluxDB 2.x and 3.x: prints the exact commands (buckets with retention, the InfluxQL mapping,
 // a Flux task for 2.x); it does not call their APIs.
+import { exitUsage } from '../scripts/lib/usage.ts';
 import { Command, Option } from 'commander';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
@@ -252,10 +253,7 @@ export function registerInflux(program: Command): void {
       f.influxPasswordFile ??= env.INFLUX_PASSWORD_FILE;
       f.influxOrg ??= env.INFLUX_ORG;
       f.influxBucket ??= env.INFLUX_BUCKET;
-      const fail = (msg: string): never => {
-        process.stderr.write(`presence influx setup: ${msg}\n`);
-        process.exit(2);
-      };
+      const fail = (msg: string): never => exitUsage('influx setup', new Error(msg));
       const ms = (flag: string, text: string) => {
         try {
           const v = parseDuration(text);

@@ -10,6 +10,7 @@
 // The password is never printed or logged: stdout says which files changed and what the gateway
 // needs (its settings, the path of the password file). Files are replaced atomically (a temporary
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
+import { exitUsage } from '../scripts/lib/usage.ts';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -183,10 +184,7 @@ export function registerProvision(program: Command): void {
       try {
         r = provisionGateway(o);
       } catch (e) {
-        if (e instanceof ProvisionError || e instanceof SyntaxError) {
-          process.stderr.write(`presence provision gateway: ${e.message}\n`);
-          process.exit(2);
-        }
+        if (e instanceof ProvisionError || e instanceof SyntaxError) exitUsage('provision gateway', e);
         throw e;
       }
       const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];

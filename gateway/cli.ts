@@ -1,7 +1,8 @@
 // `presence gateway` and `presence doctor`.
 import { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
-import { ConfigError, GATEWAY_OPTIONS, loadConfig, type GatewayFlags } from './config.ts';
+import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
+import { exitUsage } from '../scripts/lib/usage.ts';
 import { QueueLockedError } from './queue.ts';
 import { HttpPortError } from './http.ts';
 
@@ -21,12 +22,13 @@ export function gatewayFlags<T extends GatewayFlags>(flags: T): T {
 
 function configOrExit(flags: GatewayFlags) {
   try {
-    return loadConfig(flags);
+    const cfg = loadConfig(flags);
+    // Files named as sources are checked before anything starts (not a log line after the start).
+    const missing = sourceFileProblems(cfg, flags.source);
+    if (missing.length) throw new ConfigError(missing, 'flags');
+    return cfg;
   } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`presence gateway: ${e.message}\n`);
-      process.exit(2);
-    }
+    if (e instanceof ConfigError) exitUsage('gateway', e);
     throw e;
   }
 }
@@ -57,8 +59,7 @@ export function registerGateway(program: Command): void {
     } catch (e) {
       if (e instanceof HttpPortError) {
         gw.log.fatal({ err: e.message }, 'cannot start');
-        process.stderr.write(`presence gateway: ${e.message}\n`);
-        process.exit(2);
+        exitUsage('gateway', e, 'choose a free port with --http-port (ss -ltnp shows what listens)');
       }
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: e.message }, 'cannot start');

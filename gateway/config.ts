@@ -3,6 +3,7 @@
 // `presence gateway --site s --zone z --id g --mqtt-url URL --source pcap:F` works with no file at all.
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
+import { accessSync, constants, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -381,6 +382,23 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key)) throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   return cfg;
+}
+
+/** File sources whose file is missing or unreadable: one problem each, naming the file. */
+export function sourceFileProblems(cfg: GatewayConfig, flags?: string[]): string[] {
+  const out: string[] = [];
+  cfg.sources.forEach((s, i) => {
+    if (s.type !== 'file') return;
+    const where = flags?.[i] !== undefined ? `--source ${flags[i]}` : `sources[${i}] (${s.name})`;
+    try {
+      if (!statSync(s.path).isFile()) out.push(`${where}: ${s.path} is not a file`);
+      else accessSync(s.path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      out.push(`${where}: ${s.path} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read: ${(e as Error).message}`}`);
+    }
+  });
+  return out;
 }
 
 /** Where the durable queue lives when the config names no folder. */

@@ -4,6 +4,7 @@
 // clock of gateway/window.ts, as in the gateway). Only counts are
 // printed: never an address, a hash or a key.
 
+import { exitUsage } from '../scripts/lib/usage.ts';
 import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -202,10 +203,8 @@ export function registerReplay(program: Command): void {
         if (e.code === 'EPIPE') process.exit(0);
         throw e;
       });
-      const fail = (message: string) => {
-        process.stderr.write(`presence replay: ${message}\n`);
-        process.exitCode = 1;
-      };
+      // A mistake in the call (a flag, a missing file): one line, one hint, exit 2.
+      const fail = (message: string): never => exitUsage('replay', new Error(message));
       let opts: ReplayOptions;
       try {
         opts = {
@@ -230,7 +229,7 @@ export function registerReplay(program: Command): void {
         try {
           total = statSync(file).size;
         } catch (e) {
-          return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+          return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message}`);
         }
       }
       const notes: string[] = [];
@@ -269,7 +268,10 @@ export function registerReplay(program: Command): void {
         bar = null;
         if (e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError) return fail(e.message);
         if ((e as NodeJS.ErrnoException).syscall) return fail(`${file}: ${(e as Error).message}`);
-        return fail(e instanceof Error ? e.message : String(e)); // e.g. the firmware build is missing
+        // not a usage mistake (e.g. the firmware build is missing): exit 1
+        process.stderr.write(`presence replay: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
+        return;
       } finally {
         bar?.stop();
         for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);

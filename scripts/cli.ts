@@ -1,5 +1,6 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { exitUsage, isUsageError } from './lib/usage.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from './package-root.ts';
@@ -28,8 +29,9 @@ export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command('presence')
     .description('Count crowds and traffic from Wi-Fi and Bluetooth signals without tracking anyone.')
     .version(VERSION)
-    .showHelpAfterError()
-    .configureOutput({ outputError: (s, write) => write(s) });
+    // A mistake in the call is one line and one hint (scripts/lib/usage.ts), never the whole help.
+    .showHelpAfterError(false)
+    .exitOverride();
   const args = argv?.slice(2) ?? [];
   const name = args.find((a) => !a.startsWith('-'));
   const known = COMMANDS.filter(([names]) => name !== undefined && names.includes(name));
@@ -38,10 +40,50 @@ export async function buildProgram(argv?: string[]): Promise<Command> {
     const mod = await load();
     (mod[fn] as Register)(program);
   }
+  for (const cmd of allCommands(program)) {
+    cmd.exitOverride();
+    cmd.showHelpAfterError(false);
+    cmd.configureOutput({ outputError: (text, write) => write(usageText(commandPath(cmd), text)) });
+  }
   return program;
+}
+
+function allCommands(cmd: Command): Command[] {
+  return [cmd, ...cmd.commands.flatMap(allCommands)];
+}
+
+/** "gateway", "influx setup"; "" for the program itself. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line and a hint line. */
+export function usageText(path: string, text: string): string {
+  const lines = text.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  let msg = lines[0].replace(/^error: /, '');
+  const didYouMean = lines.slice(1).find((l) => /^\(Did you mean/.test(l));
+  if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;
+  const where = path ? `presence ${path}` : 'presence';
+  return `${where}: ${msg}\nhint: ${where} --help lists the ${path ? 'options' : 'commands'}\n`;
 }
 
 export async function main(argv: string[]): Promise<void> {
   const program = await buildProgram(argv);
-  await program.parseAsync(argv);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here too (exit 0); a usage mistake was printed by outputError.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(e.exitCode);
+      if (e.code === 'commander.executeSubCommandAsync') process.exit(e.exitCode);
+      process.exit(2);
+    }
+    if (isUsageError(e)) {
+      const name = argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+      exitUsage(name, e);
+    }
+    throw e;
+  }
 }

@@ -1,5 +1,6 @@
 // `presence simulate`: generate captures and ground truth, stream them live, drive load, or
 // evaluate the firmware against the truth.
+import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { Option, type Command } from 'commander';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +52,6 @@ interface Flags {
   calibrate: boolean;
 }
 
-class UsageError extends Error {}
 
 /** --evaluate without --duration / --scale / --people: at most this long, at most this crowd. */
 const EVALUATE_DEFAULT_S = 1800;
@@ -188,8 +188,11 @@ export function registerSimulate(program: Command): void {
           const duration = dur('duration', f.duration);
           const count = num('count', f.count, 1);
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
+          const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
+          if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url))
+            throw new UsageError(`${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`);
           const r = await runLoad({
-            url: f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883'),
+            url,
             gateways: num('gateways', f.gateways, 1)!,
             rate: num('rate', f.rate, 0.001)!,
             duration,
@@ -282,6 +285,8 @@ export function registerSimulate(program: Command): void {
             `  truth: ${r.truthPath}${r.truthCsvPath ? `, ${r.truthCsvPath}` : ''}\n`,
         );
       } catch (e) {
+        // A mistake in the call: one line, one hint, exit 2 (scripts/lib/usage.ts).
+        if (e instanceof UsageError) exitUsage('simulate', e);
         // Every failure is reported as one line naming what is wrong; nothing prints a stack trace.
         return fail((e as Error).message ?? String(e));
       }

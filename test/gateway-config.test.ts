@@ -93,7 +93,7 @@ describe('gateway config', () => {
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');
     expect(problems(() => loadConfig({ config: broken }, {}))[0]).toMatch(/^not valid YAML/);
-    expect(problems(() => loadConfig({ config: join(tmp, 'missing.yaml') }, {}))[0]).toMatch(/^cannot read/);
+    expect(problems(() => loadConfig({ config: join(tmp, 'missing.yaml') }, {}))[0]).toMatch(/^config file .*missing\.yaml does not exist/);
   });
 
   it('parses source specs and durations', () => {

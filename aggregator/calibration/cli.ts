@@ -2,6 +2,7 @@
 // fit, its interval, the data used and warnings, and writes a calibration file.
 //   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
+import { exitUsage } from '../../scripts/lib/usage.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -289,6 +290,8 @@ export function registerCalibrate(program: Command): void {
       } catch (e) {
         const known = [UsageError, TruthError, FitError, CalibrationFileError, StoredSeriesError].some((c) => e instanceof c);
         const msg = known ? (e as Error).message : `${(e as Error).message ?? e}`;
+        // A mistake in the call: one line and a hint (scripts/lib/usage.ts); bad data: one line naming file and line.
+        if (e instanceof UsageError) exitUsage('calibrate', new Error(msg.split('\n')[0]));
         process.stderr.write(`presence calibrate: ${msg.split('\n')[0]}\n`);
         process.exitCode = known ? 2 : 1;
       }

@@ -5,6 +5,7 @@
 //   table.ts     CountTable and the feed that fills it from the broker
 //   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
+import { exitUsage, isUsageError } from '../lib/usage.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { runDemo, type DemoOptions } from './run.ts';
 
@@ -47,6 +48,7 @@ export function registerDemo(program: Command): void {
         const r = await runDemo(o);
         process.exit(r.complete ? 0 : 1);
       } catch (e) {
+        if (isUsageError(e)) exitUsage('demo', e);
         process.stderr.write(`presence demo: ${(e as Error).message}\n`);
         process.exit(1);
       }

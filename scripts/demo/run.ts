@@ -4,6 +4,7 @@
 // port), the aggregator writes what arrives to a line-protocol file (or to InfluxDB when INFLUX_URL
 // is set), and the terminal shows a live table of the counts passing through the broker, per zone
 // and window, then a summary.
+import { UsageError } from '../lib/usage.ts';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -40,7 +41,7 @@ export const CALIBRATION_SEED_OFFSET = 100;
 /** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it). */
 function parseWindowS(text: string): number {
   const ms = durationMs(text, { bare: 's' });
-  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT} (got "${text}")`);
+  if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")`);
   return ms / 1000;
 }
 
@@ -74,10 +75,10 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   mkdirSync(outDir, { recursive: true });
   const windowS = parseWindowS(opts.window);
   const speed: number | 'max' = opts.speed === 'max' ? 'max' : Number(opts.speed);
-  if (speed !== 'max' && !(speed > 0)) throw new Error(`--speed "${opts.speed}": must be a number above 0 or max`);
-  if (!(opts.minutes > 0)) throw new Error(`--minutes "${opts.minutes}": must be a number above 0`);
-  if (!(opts.scale > 0)) throw new Error(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
-  if (!Number.isInteger(opts.seed)) throw new Error(`--seed "${opts.seed}": must be a whole number`);
+  if (speed !== 'max' && !(speed > 0)) throw new UsageError(`--speed "${opts.speed}": must be a number above 0 or max`);
+  if (!(opts.minutes > 0)) throw new UsageError(`--minutes "${opts.minutes}": must be a number above 0`);
+  if (!(opts.scale > 0)) throw new UsageError(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
+  if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed "${opts.seed}": must be a whole number`);
   const durationS = Math.round(opts.minutes * 60);
   const logFile = join(outDir, 'demo.log');
   // One file, several components: a root logger without base fields, each part binds its own
@@ -88,7 +89,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const startMs = endMs - durationS * 1000;
 
   const radio = opts.calibrationRadio ?? 'auto';
-  if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new Error(`--calibration-radio "${radio}": must be auto, wifi or ble`);
+  if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new UsageError(`--calibration-radio "${radio}": must be auto, wifi or ble`);
   const write = (s: string) => out.write(s);
 
   // People only from a calibration: fitted on another simulated run of the same scenario and period.

@@ -313,7 +313,15 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError([`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`], path);
+    const code = (e as NodeJS.ErrnoException).code;
+    // Not "is invalid": the file is not there (or not readable), which is a different fix.
+    if (code === 'ENOENT')
+      throw Object.assign(new ConfigError([`config file ${path} does not exist${resolve(path) !== path ? ` (looked for ${resolve(path)})` : ''}`], 'flags'), {
+        hint: 'give --config the path of an existing YAML or JSON file (a relative path starts from the current folder)',
+      });
+    if (code === 'EACCES') throw new ConfigError([`config file ${path} cannot be read: permission denied (the user running this needs read access)`], 'flags');
+    if (code === 'EISDIR') throw new ConfigError([`config file ${path} is a folder, not a file`], 'flags');
+    throw new ConfigError([`config file ${path} cannot be read: ${(e as Error).message}`], 'flags');
   }
   const json = /\.json$/i.test(path);
   let value: unknown;

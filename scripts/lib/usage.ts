@@ -1,0 +1,47 @@
+// Usage errors of every `presence` command, one way: what is wrong on one line (one line per
+// problem when a configuration has several), then one hint line, exit code 2.
+//
+//   presence gateway: unknown option '--windw' (did you mean --window?)
+//   hint: presence gateway --help lists the options
+//
+// Runtime failures (a broker that goes away, a capture that fails) are not usage errors: they are
+// logged and end with exit code 1.
+import { ConfigError } from './config-loader.ts';
+
+/** A mistake in how a command was called: a flag, an argument, a file named on the command line. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The lines of a usage or configuration error, without the command prefix. */
+export function problemLines(e: Error): string[] {
+  if (e instanceof ConfigError) {
+    // Problems from flags or the environment already name the flag or variable; a file's name its file.
+    const fromFile = !/^(configuration|flags)\b/.test(e.where);
+    return e.problems.map((p) => (fromFile ? `${e.where}: ${p}` : p));
+  }
+  return e.message.split('\n').filter((l) => l.trim() !== '');
+}
+
+export function defaultHint(command: string): string {
+  return `presence ${command} --help lists the options`;
+}
+
+/** Prints a usage or configuration error (one line per problem, one hint line) and exits 2. */
+export function exitUsage(command: string, e: Error, hint?: string): never {
+  const lines = problemLines(e).map((l) => `presence ${command}: ${l}\n`);
+  const h = hint ?? (e as { hint?: string }).hint ?? defaultHint(command);
+  process.stderr.write(`${lines.join('')}hint: ${h}\n`);
+  process.exit(2);
+}
+
+/** True for errors that mean "called wrongly" (exit 2), not "failed while running" (exit 1). */
+export function isUsageError(e: unknown): e is Error {
+  return e instanceof UsageError || e instanceof ConfigError;
+}

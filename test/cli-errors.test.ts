@@ -1,0 +1,88 @@
+// Usage errors of the real CLI: one line naming what is wrong, one hint line, exit code 2, the same
+// way in every command; never the whole help. Files named on the command line are checked before
+// anything starts.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-cli-errors-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function presence(...args: string[]): { code: number | null; out: string; err: string } {
+  // MQTT_URL etc. from the environment must not change what is checked.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|INFLUX_|LOG_)/.test(k)));
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Exactly two lines: "presence CMD: ..." and "hint: ..."; exit 2; nothing on stdout. */
+function usage(r: ReturnType<typeof presence>, command: string, what: RegExp): void {
+  const lines = r.err.trimEnd().split('\n');
+  expect(lines, r.err).toHaveLength(2);
+  expect(lines[0]).toMatch(new RegExp(`^presence ${command}: `));
+  expect(lines[0]).toMatch(what);
+  expect(lines[1]).toMatch(/^hint: \S/);
+  expect(r.err).not.toMatch(/Usage:|Options:/);
+  expect(r.out).toBe('');
+  expect(r.code).toBe(2);
+}
+
+const GW = ['--site', 's', '--zone', 'z', '--id', 'g'];
+
+describe('usage errors', () => {
+  it('an unknown option, in every command, is one line and a hint, not the help', () => {
+    for (const cmd of [['gateway'], ['doctor'], ['aggregator'], ['replay', 'x.pcap'], ['simulate'], ['demo'], ['calibrate'], ['influx', 'setup'], ['provision', 'gateway']]) {
+      const r = presence(...cmd, '--no-such-option');
+      // (a command with a required option may name that one first: still one line and a hint)
+      usage(r, cmd[0] === 'replay' ? 'replay' : cmd.join(' '), /unknown option '--no-such-option'|required option '--[a-z-]+ <[a-z]+>' not specified/);
+      expect(r.err).toContain(`hint: presence ${cmd[0] === 'replay' ? 'replay' : cmd.join(' ')} --help lists the options`);
+    }
+  });
+
+  it('a near miss says what was meant; an unknown command and a bad choice are usage errors too', () => {
+    usage(presence('gateway', '--windw', '5s'), 'gateway', /unknown option '--windw' \(did you mean --window\?\)/);
+    const r = presence('no-such-command');
+    expect(r.err.trimEnd().split('\n')).toEqual(["presence: unknown command 'no-such-command'", 'hint: presence --help lists the commands']);
+    expect(r.code).toBe(2);
+    usage(presence('gateway', '--log-level', 'loud'), 'gateway', /'loud' is invalid\. Allowed choices are fatal, error/);
+    usage(presence('calibrate', '--capture'), 'calibrate', /argument missing/);
+  });
+
+  it('--config naming a missing file says the file does not exist', () => {
+    for (const cmd of ['gateway', 'aggregator']) {
+      const r = presence(cmd, '--config', 'missing.yaml');
+      usage(r, cmd, /config file missing\.yaml does not exist \(looked for .*missing\.yaml\)/);
+      expect(r.err).not.toMatch(/invalid|cannot read/);
+    }
+  });
+
+  it('--mqtt-url that is not a URL says what a valid one looks like', () => {
+    usage(presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'notaurl'), 'gateway', /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 or mqtts:\/\/host:8883 \(got "notaurl"\)/);
+    usage(presence('aggregator', '--mqtt-url', 'notaurl'), 'aggregator', /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883/);
+    usage(presence('simulate', '--load', '--count', '1', '--mqtt-url', 'notaurl'), 'simulate', /--mqtt-url: must be a URL like mqtt:\/\/host:1883/);
+    // the old name still works and gets the same check (plus its deprecation line)
+    const old = presence('gateway', ...GW, '--source', 'stdin', '--mqtt', 'notaurl');
+    expect(old.err).toContain('must be a URL like mqtt://host:1883');
+    expect(old.code).toBe(2);
+  });
+
+  it('--source pcap:FILE with a missing file stops before anything starts, naming the file', () => {
+    const r = presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'pcap:missing.pcap', '--queue-dir', join(tmp, 'q'));
+    usage(r, 'gateway', /--source pcap:missing\.pcap: .*missing\.pcap does not exist/);
+    expect(r.err).not.toContain('gateway starting'); // nothing was started, no JSON log line
+    usage(presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'bogus'), 'gateway', /--source "bogus": must be pcap:FILE/);
+    usage(presence('replay', 'missing.pcap'), 'replay', /missing\.pcap: the file does not exist/);
+  });
+
+  it('--help and --version still exit 0 and print to stdout', () => {
+    const h = presence('gateway', '--help');
+    expect(h.code).toBe(0);
+    expect(h.out).toContain('--http-port <port>');
+    const v = presence('--version');
+    expect(v.code).toBe(0);
+    expect(v.out.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
