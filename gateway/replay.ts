@@ -266,10 +266,11 @@ export function registerReplay(program: Command): void {
       } catch (e) {
         bar?.stop();
         bar = null;
-        if (e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError) return fail(e.message);
-        if ((e as NodeJS.ErrnoException).syscall) return fail(`${file}: ${(e as Error).message}`);
-        // not a usage mistake (e.g. the firmware build is missing): exit 1
-        process.stderr.write(`presence replay: ${e instanceof Error ? e.message : String(e)}\n`);
+        // The capture itself is bad or unreadable, or the firmware build is missing: not a mistake in
+        // the call, so no hint and exit 1 (the counts of the complete frames are already out).
+        const message =
+          e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError ? e.message : (e as NodeJS.ErrnoException).syscall ? `${file}: ${(e as Error).message}` : e instanceof Error ? e.message : String(e);
+        process.stderr.write(`presence replay: ${message}\n`);
         process.exitCode = 1;
         return;
       } finally {
