@@ -111,7 +111,7 @@ describe('presence simulate (CLI)', () => {
     }
   });
 
-  it('explains bad input and exits 1', async () => {
+  it('explains bad input (exit 1) and a mistake in the call (exit 2, with a hint line)', async () => {
     const bad = join(root, 'bad.yaml');
     writeFileSync(bad, 'name: x\nsite: x\nduration: forever\ngateways: []\n');
     const e1 = await run('node', [presence, 'simulate', bad]).catch((e) => e);
@@ -119,8 +119,8 @@ describe('presence simulate (CLI)', () => {
     expect(e1.stderr).toContain('duration: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "forever")');
     expect(e1.stderr).toContain('gateways: must NOT have fewer than 1 items');
     const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
-    expect(e2.code).toBe(1);
-    expect(e2.stderr).toContain('--format: must be pcap or pcapng (got "tar")');
+    expect(e2.code).toBe(2);
+    expect(e2.stderr).toContain('--format: must be pcap or pcapng (got "tar")\nhint: presence simulate --help');
     const e3 = await run('node', [presence, 'simulate', '--load', '--count', '1', '--mqtt-url', 'mqtt://127.0.0.1:1']).catch((e) => e);
     expect(e3.code).toBe(1);
     expect(e3.stderr).toMatch(/presence simulate: .*ECONNREFUSED/);
@@ -152,7 +152,7 @@ describe('presence simulate (CLI)', () => {
     expect(table).toMatch(/people from\s.*\n.*Wi-Fi \(calibrated\)/);
     expect(table).toContain('fitted on seed 7');
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
-    expect(same.code).toBe(1);
+    expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
     const uncalibrated = JSON.parse((await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout);
     expect(uncalibrated.calibration).toBeNull();
