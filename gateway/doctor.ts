@@ -18,6 +18,24 @@ export interface CheckResult {
   level: Level;
   detail: string;
   fix?: string;
+  /** Every line a capture tool wrote on stderr, addresses replaced by <addr> (the contract's redaction). */
+  output?: string[];
+}
+
+type CommandSource = Extract<SourceConfig, { type: 'command' }>;
+
+/** The radio of a source: its `radio` key, else guessed from a capture command's interface (bluetoothN/hciN: BLE). */
+export function radioOf(s: SourceConfig): 'wifi' | 'ble' | 'mixed' | 'unknown' {
+  if (s.radio) return s.radio;
+  if (s.type !== 'command') return 'unknown';
+  const iface = parseCaptureCommand(s.command).iface;
+  if (iface) return /^(bluetooth|hci)/.test(iface) ? 'ble' : 'wifi';
+  return /bluetooth|hci\d/.test(JSON.stringify(s.command)) ? 'ble' : 'unknown';
+}
+
+/** Capture commands of a configuration that listen on `radio` (a mixed or unknown one counts for both). */
+function commandsFor(cfg: GatewayConfig | null, radio: 'wifi' | 'ble'): CommandSource[] {
+  return (cfg?.sources ?? []).filter((s): s is CommandSource => s.type === 'command' && [radio, 'mixed', 'unknown'].includes(radioOf(s)));
 }
 
 interface Run {
@@ -85,7 +103,8 @@ const ARPHRD_RADIOTAP = 803;
 
 async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
-  const commands = (cfg?.sources ?? []).filter((s): s is Extract<SourceConfig, { type: 'command' }> => s.type === 'command');
+  const commands = (cfg?.sources ?? []).filter((s): s is CommandSource => s.type === 'command');
+  if (cfg && !commands.length) return [{ step: 'capture tool', level: 'ok', detail: 'not needed: no capture command in this configuration' }];
   const programs = commands.length ? [...new Set(commands.map((c) => parseCaptureCommand(c.command).program))] : ['tcpdump', 'dumpcap'];
   const root = process.getuid?.() === 0;
   for (const prog of programs) {
@@ -121,7 +140,9 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
 
 function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
   const out: CheckResult[] = [];
-  const commands = (cfg?.sources ?? []).filter((s): s is Extract<SourceConfig, { type: 'command' }> => s.type === 'command');
+  const commands = commandsFor(cfg, 'wifi');
+  // A configuration without a Wi-Fi capture command (BLE only, or files/stdin) needs no monitor mode.
+  if (cfg && !commands.length) return [{ step: 'monitor mode', level: 'ok', detail: 'not needed: no Wi-Fi capture command in this configuration (files, stdin or Bluetooth only)' }];
   const wifiIfaces = commands
     .map((c) => parseCaptureCommand(c.command).iface)
     .filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
@@ -165,7 +186,7 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
 }
 
 function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
-  const wantsBt = (cfg?.sources ?? []).some((s) => s.type === 'command' && /bluetooth|hci/.test(JSON.stringify(s.command)));
+  const wantsBt = commandsFor(cfg, 'ble').some((s) => radioOf(s) === 'ble');
   let adapters: string[] = [];
   try {
     adapters = readdirSync('/sys/class/bluetooth').filter((a) => /^hci\d+$/.test(a));
@@ -173,6 +194,8 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
     /* none */
   }
   if (adapters.length) return { step: 'bluetooth adapter', level: 'ok', detail: `adapters: ${adapters.join(', ')} (dumpcap names hciN as bluetoothN)` };
+  // A Wi-Fi-only gateway (or one replaying files) needs no adapter.
+  if (cfg && !wantsBt) return { step: 'bluetooth adapter', level: 'ok', detail: 'not needed: no Bluetooth capture command in this configuration (none on this machine)' };
   return {
     step: 'bluetooth adapter',
     level: wantsBt ? 'fail' : 'warn',
@@ -182,7 +205,30 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
 }
 
 /** Runs one capture command for up to `timeoutMs` and counts the frames it writes. */
-async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string }> {
+/** Lines of a capture tool's stderr kept for the report (the last ones when it writes more). */
+const MAX_OUTPUT_LINES = 40;
+
+/** Printable text of a capture tool's stderr, line by line, every address replaced by <addr>. */
+export function toolOutput(stderr: string): string[] {
+  const lines = stderr.split(/\r?\n/).map((l) => redactAddresses(l.replace(/[^ -~\t]+/g, ' ').trimEnd())).filter((l) => l.trim() !== '');
+  return lines.length > MAX_OUTPUT_LINES ? [`... (${lines.length - MAX_OUTPUT_LINES} earlier lines left out)`, ...lines.slice(-MAX_OUTPUT_LINES)] : lines;
+}
+
+/** What to do about a capture tool's error, from what it said. */
+export function captureFix(output: string[], command: string | string[]): string {
+  const text = output.join('\n');
+  const { program, iface } = parseCaptureCommand(command);
+  if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES/i.test(text))
+    return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
+  if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
+    return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;
+  if (/not found|No such file or directory|command not found|ENOENT/i.test(text)) return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
+  if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
+  if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;
+  return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';
+}
+
+async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[] }> {
   const { spawn } = await import('node:child_process');
   const child = Array.isArray(command)
     ? spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -191,7 +237,7 @@ async function sampleCommand(command: string | string[], timeoutMs: number): Pro
   let frames = 0;
   let problem: string | undefined;
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
     try {
       frames += parser.push(d).length;
@@ -209,9 +255,9 @@ async function sampleCommand(command: string | string[], timeoutMs: number): Pro
   const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
   const code = await exited;
   clearTimeout(timer);
-  const last = redactAddresses(stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '');
-  if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143) problem = `exited with code ${code}${last ? `: ${last}` : ''}`;
-  return { frames, linkTypes: [...parser.linkTypes], ...(problem ? { problem } : {}) };
+  const output = toolOutput(stderr);
+  if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143) problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
+  return { frames, linkTypes: [...parser.linkTypes], output, ...(problem ? { problem } : {}) };
 }
 
 async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promise<CheckResult[]> {
@@ -249,8 +295,9 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         level: 'fail',
         detail: r.problem ? redactAddresses(r.problem) : `no frames in ${timeoutMs / 1000}s`,
         fix: r.problem
-          ? 'run the command by hand to see its error; check the interface name, that it is up, and capture permission'
+          ? captureFix(r.output, s.command)
           : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
+        ...(r.output.length ? { output: r.output } : {}),
       });
   }
   return out;
@@ -375,11 +422,37 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(...(await checkCapturePermission(cfg)));
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
-  results.push(...(await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'))));
+  const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));
+  results.push(...frames);
+  results.push(canCount(cfg, frames, results));
   results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   results.push(await checkClock());
   results.push(brokerGiven || flags.queueDir ? checkQueue(cfg) : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   return results;
+}
+
+/**
+ * The verdict the gateway depends on: can any source deliver frames? With a configuration, at least
+ * one source must have delivered frames (or be stdin, which only the gateway can read); without one,
+ * the machine needs a radio: a Wi-Fi interface or a Bluetooth adapter. Never "ready" without.
+ */
+function canCount(cfg: GatewayConfig | null, frames: CheckResult[], results: CheckResult[]): CheckResult {
+  const step = 'a source that delivers frames';
+  if (cfg) {
+    const ok = frames.filter((f) => f.level === 'ok').map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
+    if (ok.length) return { step, level: 'ok', detail: `${ok.join(', ')} delivered frames` };
+    if (cfg.sources.some((s) => s.type === 'stdin')) return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };
+    return { step, level: 'fail', detail: `none of the ${cfg.sources.length} configured source(s) delivered a frame: the gateway would publish only zeros`, fix: 'fix the failed steps above (capture tool, interface, monitor mode, adapter), then run doctor again' };
+  }
+  const wifi = wirelessInterfaces().length > 0;
+  const bt = results.find((r) => r.step === 'bluetooth adapter')?.level === 'ok';
+  if (wifi || bt) return { step, level: 'ok', detail: `this machine has ${[wifi ? 'a Wi-Fi interface' : '', bt ? 'a Bluetooth adapter' : ''].filter(Boolean).join(' and ')}; give --config to try the capture` };
+  return {
+    step,
+    level: 'fail',
+    detail: 'this machine has no Wi-Fi interface and no Bluetooth adapter: nothing here can hear a phone',
+    fix: 'plug in a USB Wi-Fi adapter that supports monitor mode or a Bluetooth adapter, or give --config with a pcap file source to replay one',
+  };
 }
 
 export function printReport(results: CheckResult[], json: boolean): void {
@@ -391,6 +464,7 @@ export function printReport(results: CheckResult[], json: boolean): void {
   const width = Math.max(...results.map((r) => r.step.length));
   for (const r of results) {
     process.stdout.write(`[${tag[r.level]}] ${r.step.padEnd(width)}  ${r.detail}\n`);
+    for (const line of r.output ?? []) process.stdout.write(`       ${' '.repeat(width)}  | ${line}\n`);
     if (r.fix && r.level !== 'ok') process.stdout.write(`       ${' '.repeat(width)}  fix: ${r.fix}\n`);
   }
   const fails = results.filter((r) => r.level === 'fail').length;

@@ -1,0 +1,112 @@
+// `presence doctor` tells the truth on this machine (no Wi-Fi interface, no Bluetooth adapter): it
+// fails when nothing can deliver frames, checks each radio on its own (a BLE-only or Wi-Fi-only
+// gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
+// line a failing capture tool wrote, with addresses redacted, and the fix.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { ROOT, wifiCapture } from './gateway-support.ts';
+
+interface Check {
+  step: string;
+  level: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+  output?: string[];
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'presence-doctor-'));
+const hasRadio = (() => {
+  const wifi = existsSync('/sys/class/net') && readdirSync('/sys/class/net').some((i) => existsSync(join('/sys/class/net', i, 'wireless')) || existsSync(join('/sys/class/net', i, 'phy80211')));
+  const bt = existsSync('/sys/class/bluetooth') && readdirSync('/sys/class/bluetooth').some((a) => /^hci\d+$/.test(a));
+  return wifi || bt;
+})();
+
+function doctor(args: string[]): { code: number | null; results: Check[]; text: string } {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k)));
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'doctor', ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, results: args.includes('--json') ? (JSON.parse(r.stdout) as Check[]) : [], text: r.stdout + r.stderr };
+}
+const by = (r: { results: Check[] }, step: string) => r.results.find((c) => c.step === step);
+
+function config(name: string, sources: string[], brokerUrl: string): string {
+  const file = join(tmp, `${name}.yaml`);
+  writeFileSync(file, ['gateway: { site: doc, zone: z, id: g }', 'sources:', ...sources.map((s) => `  - ${s}`), `mqtt: { url: "${brokerUrl}" }`, `queue: { dir: ${join(tmp, `q-${name}`)} }`].join('\n'));
+  return file;
+}
+
+describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on this machine', () => {
+  const broker = new Mosquitto();
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {
+    const r = doctor(['--json']);
+    expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'fail', detail: expect.stringContaining('no Wi-Fi interface and no Bluetooth adapter'), fix: expect.stringMatching(/Wi-Fi adapter|Bluetooth adapter/) });
+    expect(r.code).toBe(1);
+    const text = doctor([]);
+    expect(text.text).not.toMatch(/^ready/m);
+    expect(text.text).toMatch(/\d+ to fix/);
+  });
+
+  it.skipIf(hasRadio)('a BLE-only gateway is checked for Bluetooth, not for monitor mode', () => {
+    const r = doctor(['--config', config('ble', ['{ type: command, name: ble, radio: ble, command: [dumpcap, -q, -i, bluetooth0, -w, "-"] }'], broker.url), '--json', '--frames-timeout', '2s']);
+    expect(by(r, 'monitor mode')).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
+    expect(by(r, 'bluetooth adapter')).toMatchObject({ level: 'fail', detail: expect.stringContaining('no Bluetooth adapter') });
+    expect(by(r, 'a source that delivers frames')!.level).toBe('fail');
+    expect(r.code).toBe(1);
+  });
+
+  it.skipIf(hasRadio)('a Wi-Fi-only gateway is checked for monitor mode, not for a Bluetooth adapter', () => {
+    const r = doctor(['--config', config('wifi', ['{ type: command, name: wifi, command: "tcpdump -i wlan0mon -U -w -" }'], broker.url), '--json', '--frames-timeout', '2s']);
+    expect(by(r, 'bluetooth adapter')).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
+    expect(by(r, 'monitor mode (wlan0mon)')).toMatchObject({ level: 'fail', detail: expect.stringContaining('does not exist') });
+    expect(by(r, 'a source that delivers frames')!.level).toBe('fail');
+    expect(r.code).toBe(1);
+  });
+
+  it('a Wi-Fi file source needs no monitor mode, no capture tool and no adapter: it passes', () => {
+    const cap = wifiCapture(join(tmp, 'file.pcap'), { devices: 3, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
+    const r = doctor(['--config', config('file', [`{ type: file, name: replay, radio: wifi, path: ${cap.path} }`], broker.url), '--json']);
+    for (const step of ['monitor mode', 'bluetooth adapter', 'capture tool']) expect(by(r, step), step).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
+    expect(by(r, 'frames arriving (replay)')!.level).toBe('ok');
+    expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'replay delivered frames' });
+    expect(r.results.filter((c) => c.level === 'fail'), JSON.stringify(r.results)).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  it("a failing capture tool: every line it wrote, addresses redacted, and the fix", () => {
+    // A stand-in for dumpcap: three lines on stderr, one holding an address, then exit 1.
+    const tool = join(tmp, 'fake-dumpcap');
+    writeFileSync(
+      tool,
+      '#!/bin/sh\necho "Capturing on \'bluetooth0\'" >&2\necho "dumpcap: The capture session could not be initiated on interface \'bluetooth0\' (You don\'t have permission to capture on that device)." >&2\necho "last device seen 12:34:56:78:9a:bc" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    const r = doctor(['--config', config('tool', [`{ type: command, name: ble, radio: ble, command: [${tool}, -i, bluetooth0] }`], broker.url), '--json', '--frames-timeout', '5s']);
+    const f = by(r, 'frames arriving (ble)')!;
+    expect(f.level).toBe('fail');
+    expect(f.output).toEqual([
+      "Capturing on 'bluetooth0'",
+      "dumpcap: The capture session could not be initiated on interface 'bluetooth0' (You don't have permission to capture on that device).",
+      'last device seen <addr>',
+    ]);
+    expect(f.fix).toMatch(/setcap cap_net_raw,cap_net_admin=eip/);
+    expect(r.text).not.toMatch(/12:34:56:78:9a:bc/i);
+    // The plain report prints every line too.
+    const plain = doctor(['--config', join(tmp, 'tool.yaml'), '--frames-timeout', '5s']);
+    expect(plain.text).toContain("| Capturing on 'bluetooth0'");
+    expect(plain.text).toContain('| last device seen <addr>');
+    expect(plain.text).not.toMatch(/12:34:56:78:9a:bc/i);
+    expect(plain.code).toBe(1);
+  });
+});
