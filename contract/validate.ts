@@ -1,6 +1,10 @@
 // Validators of the payloads (ajv, JSON Schema 2020-12) against the schema files in schemas/.
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+// The validators are ajv's standalone code for those schemas, generated ahead of time into
+// validators.generated.ts (scripts/gen-validators.ts, same ajv options as compiling here did): a
+// gateway or aggregator then neither loads ajv nor compiles the schemas at start-up, which cost an
+// idle gateway several MB of heap. test/contract-validators.test.ts fails when it drifts from the schemas.
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validateCounts as generatedCounts, validateStatus as generatedStatus } from './validators.generated.ts';
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
 import { CONTRACT_VERSION, MAX_COUNT, MAX_WINDOW_MS } from './topics.ts';
@@ -12,11 +16,8 @@ export const countsSchema: Record<string, unknown> = countsSchemaJson;
 /** The JSON Schema of a status message (contract/schemas/status.schema.json). */
 export const statusSchema: Record<string, unknown> = statusSchemaJson;
 
-const addFormats = addFormatsModule as unknown as (a: Ajv2020) => Ajv2020;
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const countsValidator = ajv.compile(countsSchema);
-const statusValidator = ajv.compile(statusSchema);
+const countsValidator = generatedCounts as unknown as ValidateFunction;
+const statusValidator = generatedStatus as unknown as ValidateFunction;
 
 /** What a field of each shared definition must be, in words (instead of ajv's pattern dump). */
 const DEF_WORDS: Record<string, string> = {

@@ -221,7 +221,6 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
 ];
 
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
-const validate = createAjv().compile(configSchema);
 
 /** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 function sourceErrors(cfg: { sources?: unknown }): string[] {
@@ -343,6 +342,9 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
 
   ensureSections(raw, GATEWAY_OPTIONS);
   const fail = (problems: string[]) => new ConfigError(problems, where);
+  // Compiled per call, not kept: the gateway loads its config once, and the validator and ajv itself
+  // are then garbage (createAjv), which keeps the idle gateway's heap small.
+  const validate = createAjv().compile(configSchema);
   if (!validate(raw)) {
     // oneOf over source kinds reports every branch; sourceErrors() says it per source instead.
     const errors = (validate.errors ?? []).filter(

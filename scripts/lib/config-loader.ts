@@ -13,10 +13,10 @@
 // its old names in `old: { flags, env, keys }` (and a line in test/config-aliases.test.ts).
 // Layers, lowest first: defaults < config file < environment < flags.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { deprecated } from './deprecate.ts';
 import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
 import { redactUrlsIn } from './secrets.ts';
@@ -132,7 +132,24 @@ export function buildSchema(specs: OptionSpec[], id: string): JsonSchema {
   return root;
 }
 
+/**
+ * Loads a CommonJS package for one use and takes it out of require's cache again, so that once the
+ * caller drops what it got (the Ajv instance and validator after loading a config, the YAML parser
+ * after reading the file), their code and data can be garbage collected: a long-running gateway does
+ * not keep ajv (several MB of heap) or yaml loaded for a job done once at start-up. A later call loads
+ * the package again. (An ESM `import` would stay loaded for the life of the process.)
+ */
+function requireTransient<T>(id: string): T {
+  const require = createRequire(import.meta.url);
+  const before = new Set(Object.keys(require.cache));
+  const mod = require(id) as T;
+  for (const key of Object.keys(require.cache)) if (!before.has(key)) delete require.cache[key];
+  return mod;
+}
+
+/** An Ajv for config schemas. Loads ajv on each call (requireTransient): compile, validate, let go. */
 export function createAjv(): Ajv {
+  const { Ajv } = requireTransient<typeof import('ajv')>('ajv');
   const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
   ajv.addKeyword({
     keyword: 'x-duration',
@@ -326,7 +343,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   const json = /\.json$/i.test(path);
   let value: unknown;
   try {
-    value = json ? JSON.parse(text) : parseYaml(text);
+    value = json ? JSON.parse(text) : requireTransient<typeof import('yaml')>('yaml').parse(text);
   } catch (e) {
     throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`], path);
   }

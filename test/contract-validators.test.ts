@@ -1,0 +1,62 @@
+// The contract's validators are ajv standalone code generated from the schema files
+// (scripts/gen-validators.ts): the committed file must be exactly what the schemas make now, so a
+// schema change without regenerating fails here instead of validating against the old schema.
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import type { ValidateFunction } from 'ajv';
+import { countsSchema, statusSchema } from '../contract/index.ts';
+import { validateCounts, validateStatus } from '../contract/validators.generated.ts';
+import { VALIDATORS_FILE, validatorsSource } from '../scripts/gen-validators.ts';
+
+describe('generated contract validators', () => {
+  it('are current with contract/schemas (else run: npx tsx scripts/gen-validators.ts)', () => {
+    expect(readFileSync(VALIDATORS_FILE, 'utf8')).toBe(validatorsSource());
+  });
+
+  it('give the same verdicts and errors as ajv compiling the schemas at run time', () => {
+    const addFormats = addFormatsModule as unknown as (a: Ajv2020) => Ajv2020;
+    const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
+    const compiled = { counts: ajv.compile(countsSchema), status: ajv.compile(statusSchema) };
+    const generated = { counts: validateCounts as unknown as ValidateFunction, status: validateStatus as unknown as ValidateFunction };
+    const radio = { frames: 3, probes: 2, rejected: 1, devices: 1, estimate: 1, exact: true };
+    const counts = {
+      v: 1,
+      site: 's',
+      zone: 'z',
+      gateway: 'g',
+      seq: 1,
+      start: '2026-04-27T12:00:00.000Z',
+      end: '2026-04-27T12:01:00.000Z',
+      complete: true,
+      wifi: radio,
+      ble: radio,
+      privacy: { min_count: 3, epsilon: 0.5 },
+    };
+    const status = { v: 1, site: 's', gateway: 'g', state: 'offline' };
+    const samples: unknown[] = [
+      counts,
+      status,
+      { ...counts, extra: 1, privacy: { min_count: -1, other: 'x' } },
+      { ...counts, site: 'AA:BB:CC:DD:EE:FF', seq: 2 ** 53, start: '2026-02-30T12:00:00Z', end: '2026-04-27T12:01:60Z' },
+      { ...counts, wifi: { ...radio, devices: 1.5, hash: 'x' }, ble: null, complete: 'yes' },
+      { ...status, v: 2, state: 'asleep', last_error: 'x'.repeat(1000), zone: '' },
+      { ...status, sources: [{ name: 'a b', state: 'x' }] },
+      { v: 1 },
+      null,
+      'text',
+      [],
+    ];
+    let valid = 0;
+    for (const s of samples) {
+      for (const k of ['counts', 'status'] as const) {
+        const verdict = generated[k](s);
+        expect(verdict).toBe(compiled[k](s));
+        expect(generated[k].errors ?? null).toEqual(compiled[k].errors ?? null);
+        if (verdict) valid++;
+      }
+    }
+    expect(valid).toBe(2); // the two good samples, each by its own schema
+  });
+});
