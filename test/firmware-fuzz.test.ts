@@ -156,7 +156,7 @@ describe('fuzz', () => {
     expect(seen.wifi).toBeGreaterThan(TOTAL / 10);
     expect(seen.ble).toBeGreaterThan(TOTAL / 10);
     expect(seen.accepted).toBeGreaterThan(TOTAL / 100);
-  });
+  }, 300_000); // CPU-bound (about 20 s here): the timeout is only a safety net for a loaded machine
 
   it(`${DIFFERENTIAL.toLocaleString('en')} frames parsed twice with different surrounding bytes give identical results`, () => {
     const r = rng(SEED ^ 0x9e3779b9);
@@ -173,7 +173,7 @@ describe('fuzz', () => {
       statuses.add(a.status);
     }
     expect([...statuses].sort()).toEqual([0, 1, 2]);
-  });
+  }, 300_000);
 });
 
 describe.skipIf(!dir)('malformed frames of the tcpdump regression tests', () => {

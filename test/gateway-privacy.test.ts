@@ -113,7 +113,7 @@ describe('small counts: the noise', () => {
     expect(ok(stats(() => Math.floor(Math.log(cryptoUniform()) / -epsilon)))).toBe(false); // one-sided
     expect(ok(stats(() => twoSidedGeometric(epsilon / 2, 1)))).toBe(false); // wrong scale
     expect(ok(stats(() => Math.round((Math.log(cryptoUniform()) - Math.log(cryptoUniform())) / epsilon)))).toBe(false); // rounded Laplace
-  });
+  }, 300_000); // CPU-bound: the timeout is only a safety net for a loaded machine
 
   it('draws from the CSPRNG: uniforms in (0, 1], two 8-byte draws per noise value, the same number every window', () => {
     let outside = 0;

@@ -98,7 +98,7 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
       expect(good, g.pcap).toBe(wifiFrames);
       expect(wifiFrames).toBeGreaterThan(0);
     }
-  });
+  }, 300_000); // runs TShark over the captures: the timeout is only a safety net for a loaded machine
 
   it('has BLE CRCs that TShark verifies itself (link layer re-wrapped without the pseudo-header)', async () => {
     // With the pseudo-header the CRC-valid flag is trusted; as plain LE LL (251) TShark computes it.
@@ -130,7 +130,7 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
         expect(ble, `${g.pcap} BLE`).toEqual(truthPerWindow(r, g.id, 'ble'));
       }
     }
-  });
+  }, 300_000);
 });
 
 describe('simulate: presence replay gives the truth', () => {
