@@ -13,10 +13,11 @@ import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
-import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type ScenarioOverrides } from './scenario.ts';
-import type { BleLink } from './sim.ts';
+import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
+import { runScenario, type BleLink } from './sim.ts';
 
 interface Flags {
+  yes?: boolean;
   list?: boolean;
   seed: string;
   duration?: string;
@@ -73,6 +74,51 @@ function dur(name: string, v: string | undefined): number | undefined {
 
 /** Flags renamed to the names every command uses; the old ones still work and print one deprecation line. */
 const RENAMED: OptionSpec[] = [{ key: 'mqtt.url', flag: '--mqtt-url <url>', env: 'MQTT_URL', old: { flags: ['--mqtt'] }, description: 'load: broker URL' }];
+
+/** Output larger than this needs --yes. */
+export const SIZE_GUARD_BYTES = 200 * 1024 * 1024;
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
+  return `${n} bytes`;
+}
+
+/**
+ * Frames and bytes a run will write, before writing: the engine (no files) on the same scenario with
+ * a fraction of its crowd, scaled up; a fraction of 1 when a small run gives too few frames to scale
+ * (then exact). Frames grow with the crowd, so a 1% crowd costs about 1% of the run.
+ */
+export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLink, format: 'pcap' | 'pcapng'): { frames: number; bytes: number; fraction: number; exact: boolean } {
+  // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
+  const overhead = format === 'pcap' ? 16 : 34;
+  const count = (scale: number) => {
+    let frames = 0;
+    let bytes = 0;
+    const it = runScenario({ ...scenario, scale }, { seed, bleLink });
+    for (let e = it.next(); !e.done; e = it.next())
+      if (e.value.type === 'frame') {
+        frames++;
+        bytes += e.value.frame.data.length + overhead;
+      }
+    return { frames, bytes };
+  };
+  // Fixed equipment (beacons, printers) does not scale with the crowd: counted once, at scale 0.
+  const base = count(0);
+  for (const fraction of [0.01, 0.1, 1]) {
+    const part = fraction === 1 ? count(scenario.scale) : count(scenario.scale * fraction);
+    const crowdFrames = part.frames - base.frames;
+    if (fraction === 1 || crowdFrames >= 5000)
+      return {
+        frames: Math.round(base.frames + crowdFrames / fraction),
+        bytes: Math.round(base.bytes + (part.bytes - base.bytes) / fraction),
+        fraction,
+        exact: fraction === 1,
+      };
+  }
+  throw new Error('unreachable');
+}
 
 function overrides(f: Flags): ScenarioOverrides {
   const start = f.start;
@@ -140,6 +186,7 @@ export function registerSimulate(program: Command): void {
     .option('--people <n>', 'scale the crowds so their nominal peak is n people')
     .option('--start <time>', 'simulated start time (ISO 8601)')
     .option('--out <dir>', 'output folder (default: sim-out/<scenario>)')
+    .option('--yes', 'write the captures even when they come to more than 200 MB (the size is printed first)')
     .option('--format <format>', 'pcapng (one file per gateway, both radios) or pcap (one file per radio)', 'pcapng')
     .option('--ble-link <kind>', 'BLE capture as ll (link layer with pseudo-header, 256) or hci (HCI events, 201)', 'll')
     .option('--live', 'stream frames in (accelerated) real time instead of writing files')
@@ -266,6 +313,17 @@ export function registerSimulate(program: Command): void {
         }
 
         const outDir = f.out ?? join('sim-out', scenario.name);
+        // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
+        const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
+        process.stderr.write(
+          `presence simulate: about ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${outDir.replace(/\/+$/, '')}/` +
+            `${est.exact ? '' : ` (estimated from a run at ${est.fraction * 100}% of the crowd)`}\n`,
+        );
+        if (est.bytes > SIZE_GUARD_BYTES && !f.yes)
+          throw new UsageError(
+            `this would write about ${formatBytes(est.bytes)} (more than ${SIZE_GUARD_BYTES / 1024 ** 2} MB); pass --yes to write it`,
+            'or make it smaller with --duration, --scale or --people',
+          );
         const t0 = performance.now();
         let bar: { update(n: number): void; stop(): void } | null = null;
         if (process.stderr.isTTY) {

@@ -3,7 +3,7 @@
 // variable query) returns data.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
@@ -85,6 +85,10 @@ describe(SUITE, () => {
     expect(result.stdout).toContain('presence.lp');
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
     expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
+     // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
+    expect(result.stdout).toMatch(/\/ holds [\d.]+ (kB|MB); the \d+ simulated captures \([\d.]+ (kB|MB)\) were deleted \(--keep-pcaps keeps them\)/);
+    const left = readdirSync(out, { recursive: true }).map(String).filter((f) => /\.pcap(ng)?$/.test(f));
+    expect(left).toEqual([]);
   });
 
   it('shows people only from a calibration fitted on another seed, and says which number is which', () => {

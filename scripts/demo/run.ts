@@ -5,7 +5,7 @@
 // is set), and the terminal shows a live table of the counts passing through the broker, per zone
 // and window, then a summary.
 import { UsageError } from '../lib/usage.ts';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
@@ -33,6 +33,32 @@ export interface DemoOptions {
   calibrationRadio?: string;
   /** Lines of demo.log: json (default) or pretty. */
   logFormat?: string;
+  /** Keep the simulated captures (deleted at the end by default). */
+  keepPcaps?: boolean;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
+}
+
+/** Deletes every .pcap/.pcapng below `dir`; returns how many and their size. */
+export function removeCaptures(dir: string): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !/\.pcap(ng)?$/.test(e.name)) continue;
+    const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    bytes += statSync(p).size;
+    rmSync(p);
+    files++;
+  }
+  return { files, bytes };
+}
+
+export function folderSize(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += statSync(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
+  return n;
 }
 
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
@@ -164,13 +190,23 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     await aggregator.stop();
     await broker.stop();
     log.flush();
+    // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
+    // (about 130 MB for the default run) and deleted unless --keep-pcaps. The size of what stays is printed.
+    const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(outDir);
 
     write(
       summary({
         outDir, logFile, lpFile: toFile ? lp : null, target: aggregator.sink.target, drained, aggregator: stats,
         period: today, table, messages: [...feed.messages.values()], truth: today.simulation.truth.windows,
         ...(cal && peopleOf ? { people: { of: peopleOf, label: peopleLabel, file: cal.file } } : {}),
+        capturesKept: !!opts.keepPcaps,
       }),
+    );
+    const kept = folderSize(outDir);
+    write(
+      `${outDir === resolve('presence-demo') ? 'presence-demo' : outDir}/ holds ${formatBytes(kept)}` +
+        (removed.files ? `; the ${removed.files} simulated captures (${formatBytes(removed.bytes)}) were deleted (--keep-pcaps keeps them)` : '') +
+        '\n',
     );
     return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
   } catch (e) {

@@ -61,6 +61,8 @@ export function peopleError(
 
 export interface SummaryInput {
   outDir: string;
+  /** false: the captures were deleted at the end (undefined: not said). */
+  capturesKept?: boolean;
   logFile: string;
   /** The line-protocol file, when the aggregator wrote to one. */
   lpFile: string | null;
@@ -106,7 +108,7 @@ export function summary(o: SummaryInput): string {
     lines.push(`  points went to ${o.target}`);
   }
   if (o.people) lines.push(`  ${rel(o.people.file)}  the people calibration (${o.people.label}); the aggregator wrote people for its zones`);
-  lines.push(`  ${rel(join(o.outDir, 'today'))}/  simulated captures (pcap, open in Wireshark) and ground truth`);
+  lines.push(`  ${rel(join(o.outDir, 'today'))}/  ${o.capturesKept === false ? 'ground truth (the simulated captures are deleted; --keep-pcaps keeps them)' : 'simulated captures (pcap, open in Wireshark) and ground truth'}`);
   lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (JSON)`);
   lines.push('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md');
   return lines.join('\n') + '\n';

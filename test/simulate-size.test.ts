@@ -1,0 +1,39 @@
+// Sizes up front: `presence simulate` prints the frames and bytes it is about to write, and past
+// 200 MB stops (exit 2, nothing written) unless --yes. The estimate of a small run is exact.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-sim-size-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const simulate = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'simulate', ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+
+describe('presence simulate: sizes up front', () => {
+  it('prints the frames and bytes first; for a small run they are what it writes', () => {
+    const out = join(tmp, 'small');
+    const r = simulate('quiet-night', '--duration', '10m', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const m = /^presence simulate: about ([\d,]+) frames, ([\d.]+) (kB|MB) into /m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const frames = Number(m![1].replace(/,/g, ''));
+    const written = /(\d+) Wi-Fi and (\d+) BLE frames/.exec(r.stdout)!;
+    expect(frames).toBe(Number(written[1]) + Number(written[2]));
+    const bytes = readdirSync(out).filter((f) => /\.pcapng$/.test(f)).reduce((n, f) => n + statSync(join(out, f)).size, 0);
+    const said = Number(m![2]) * (m![3] === 'MB' ? 1024 ** 2 : 1024);
+    // record bytes only (file and interface headers are not in the estimate): within 5 %
+    expect(Math.abs(said - bytes) / bytes).toBeLessThan(0.05);
+  });
+
+  it("past 200 MB (the README's old example: 1.8 GB) it stops before writing, exit 2, and names --yes", () => {
+    const out = join(tmp, 'big');
+    const r = simulate('kingsday-square', '--seed', '1', '--scale', '0.05', '--out', out);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/about [\d,]+ frames, [\d.]+ GB into .*big\/ \(estimated from a run at 1% of the crowd\)/);
+    expect(r.stderr).toMatch(/presence simulate: this would write about [\d.]+ GB \(more than 200 MB\); pass --yes to write it\nhint: or make it smaller with --duration, --scale or --people/);
+    expect(existsSync(out)).toBe(false);
+  });
+});
