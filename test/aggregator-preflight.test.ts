@@ -112,7 +112,7 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
 
   it("the README's load lines (database set-up, then curl) work as written, and docs/deployment.md has the same lines", async () => {
     const readme = readFileSync(join(repo, 'README.md'), 'utf8');
-    const block = /Load the result into InfluxDB 1\.x:\s*```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    const block = /Load the result into InfluxDB 1\.x:\s*```sh[^\n]*\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block).toBeTruthy();
     const lines = block!.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
     expect(lines.length).toBe(2);
