@@ -96,6 +96,11 @@ export interface GatewayConfig {
     min_count: number;
     epsilon?: number;
   };
+  /** Home Assistant MQTT discovery configs (gateway/homeassistant.ts); off by default. */
+  homeassistant: {
+    enabled: boolean;
+    prefix: string;
+  };
   /** /metrics and /healthz (gateway/http.ts); off without a port. */
   http: {
     port?: number | null;
@@ -207,6 +212,8 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
   { key: 'privacy.min_count', schema: { type: 'integer', minimum: 0, maximum: 1_000_000 }, default: 0, flag: '--privacy-min-count <k>', description: 'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off (gateway/README.md, "Privacy: small counts")' },
   { key: 'privacy.epsilon', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, flag: '--privacy-epsilon <epsilon>', description: 'differential-privacy mode: two-sided geometric noise with this epsilon on each radio\'s devices and estimate per window, before min_count; unset: no noise' },
+  { key: 'homeassistant.enabled', schema: { type: 'boolean' }, default: false, flag: '--homeassistant', description: 'publish Home Assistant MQTT discovery configs (retained): a sensor per radio for this zone\'s estimate, available while the gateway is online (gateway/README.md, "Home Assistant")' },
+  { key: 'homeassistant.prefix', schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, hint: 'must be one topic level: letters, digits, _ or - (Home Assistant\'s discovery prefix, default homeassistant)', default: 'homeassistant', flag: '--homeassistant-prefix <prefix>', description: 'discovery prefix set in Home Assistant\'s MQTT integration' },
   {
     key: 'http.port',
     schema: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }] },
@@ -278,6 +285,8 @@ export interface GatewayFlags {
   statusInterval?: string;
   privacyMinCount?: string;
   privacyEpsilon?: string;
+  homeassistant?: boolean;
+  homeassistantPrefix?: string;
   httpPort?: string;
   httpHost?: string;
   logLevel?: string;

@@ -181,7 +181,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
     this.publisher.on('acked', (seq) => this.emit('published', seq));
-    this.publisher.on('connect', () => void this.publishStatus());
+    this.publisher.on('connect', () => {
+      void this.publishStatus();
+      // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
+      if (this.config.homeassistant?.enabled) void import('./homeassistant.ts').then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log));
+    });
     this.publisher.start();
     this.windows = new WindowClock(this.fw, {
       windowMs: this.windowMs,

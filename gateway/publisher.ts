@@ -175,6 +175,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     });
   }
 
+  /** Publishes a retained QoS 1 message (e.g. a discovery config); resolves once acknowledged or not connected. */
+  publishRetained(topic: string, payload: string): Promise<boolean> {
+    const c = this.client;
+    if (!c?.connected) return Promise.resolve(false);
+    return new Promise((resolve) => c.publish(topic, payload, { qos: QOS, retain: true }, (err) => resolve(!err)));
+  }
+
   /** Resolves true once the queue is empty (every window acknowledged), false on timeout. */
   async flush(timeoutMs = Infinity): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;

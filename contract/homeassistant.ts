@@ -1,0 +1,81 @@
+// Home Assistant MQTT discovery (opt-in on the gateway, `homeassistant.enabled`): the config topic of
+// each sensor, its payload and the validator of the payload against schemas/ha-discovery.schema.json.
+// Kept out of contract/index.ts: it compiles its schema with ajv, which a gateway without Home
+// Assistant never loads.
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import haSchemaJson from './schemas/ha-discovery.schema.json' with { type: 'json' };
+import { countsTopic, statusTopic } from './topics.ts';
+
+export const HA_DEFAULT_PREFIX = 'homeassistant';
+/** Discovery prefix: Home Assistant's setting (default "homeassistant"); one topic level. */
+export const HA_PREFIX_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+export const haDiscoverySchema: Record<string, unknown> = haSchemaJson;
+
+export type HaRadio = 'wifi' | 'ble';
+
+export interface HaSensorConfig {
+  name: string;
+  unique_id: string;
+  object_id?: string;
+  state_topic: string;
+  value_template: string;
+  unit_of_measurement: 'devices';
+  state_class: 'measurement';
+  icon?: string;
+  suggested_display_precision?: number;
+  availability_topic: string;
+  availability_template: string;
+  payload_available: 'online';
+  payload_not_available: 'offline';
+  qos: 1;
+  device: { identifiers: string[]; name: string; manufacturer: 'presence-counter'; model: 'gateway'; sw_version?: string; suggested_area?: string };
+  origin: { name: 'presence-counter'; sw_version?: string };
+}
+
+/** Node id of a gateway in discovery topics: presence_{site}_{gateway}. */
+export function haNodeId(site: string, gateway: string): string {
+  return `presence_${site}_${gateway}`;
+}
+
+/** {prefix}/sensor/presence_{site}_{gateway}/{zone}_{radio}/config */
+export function haConfigTopic(prefix: string, site: string, gateway: string, zone: string, radio: HaRadio): string {
+  return `${prefix}/sensor/${haNodeId(site, gateway)}/${zone}_${radio}/config`;
+}
+
+/** The discovery config of one radio's estimate of a gateway's zone. */
+export function haSensorConfig(o: { site: string; zone: string; gateway: string; radio: HaRadio; version?: string }): HaSensorConfig {
+  const node = haNodeId(o.site, o.gateway);
+  return {
+    name: o.radio === 'wifi' ? 'Wi-Fi devices' : 'BLE devices',
+    unique_id: `${node}_${o.radio}_estimate`,
+    object_id: `presence_${o.site}_${o.zone}_${o.radio}`,
+    state_topic: countsTopic(o.site, o.gateway),
+    value_template: `{{ value_json.${o.radio}.estimate }}`,
+    unit_of_measurement: 'devices',
+    state_class: 'measurement',
+    icon: 'mdi:account-group',
+    suggested_display_precision: 1,
+    availability_topic: statusTopic(o.site, o.gateway),
+    availability_template: '{{ value_json.state }}',
+    payload_available: 'online',
+    payload_not_available: 'offline',
+    qos: 1,
+    device: {
+      identifiers: [node],
+      name: `presence ${o.site}/${o.gateway}`,
+      manufacturer: 'presence-counter',
+      model: 'gateway',
+      ...(o.version ? { sw_version: o.version } : {}),
+      suggested_area: o.zone,
+    },
+    origin: { name: 'presence-counter', ...(o.version ? { sw_version: o.version } : {}) },
+  };
+}
+
+let validator: ReturnType<Ajv2020['compile']> | null = null;
+/** Checks a discovery payload against the closed schema; the reason names the first bad fields. */
+export function validateHaConfig(value: unknown): { ok: true } | { ok: false; reason: string } {
+  validator ??= new Ajv2020({ allErrors: true, strict: true }).compile(haDiscoverySchema);
+  if (validator(value)) return { ok: true };
+  return { ok: false, reason: (validator.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ') };
+}

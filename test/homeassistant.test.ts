@@ -1,0 +1,126 @@
+// Home Assistant MQTT discovery against a real Mosquitto and the real CLI, checked against the
+// conventions of Home Assistant's MQTT discovery docs: config topic
+// <discovery_prefix>/<component>/[<node_id>/]<object_id>/config (ids of [a-zA-Z0-9_-]), retained
+// JSON config with full key names, a unique_id and a device with identifiers, state_topic plus a
+// value_template, availability_topic with payload_available / payload_not_available (here through an
+// availability_template on the status JSON). The sensor's value is read the way HA would from a
+// real counts message; its availability follows the gateway's last will after kill -9.
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haConfigTopic, haSensorConfig, validateHaConfig } from '../contract/homeassistant.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
+
+const SUITE = 'home assistant discovery';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+/** Home Assistant's template for these configs: `{{ value_json.a.b }}` (the only form used). */
+function render(template: string, payload: string): string {
+  const m = /^\{\{ value_json((?:\.[a-z_]+)+) \}\}$/.exec(template);
+  if (!m) throw new Error(`template not understood: ${template}`);
+  let v: unknown = JSON.parse(payload);
+  for (const k of m[1].slice(1).split('.')) v = (v as Record<string, unknown>)[k];
+  return String(v);
+}
+
+/** The availability HA derives from the latest message on the availability topic. */
+function availability(cfg: Record<string, string>, statusPayload: string): 'available' | 'unavailable' | 'unknown' {
+  const value = cfg.availability_template ? render(cfg.availability_template, statusPayload) : statusPayload;
+  return value === cfg.payload_available ? 'available' : value === cfg.payload_not_available ? 'unavailable' : 'unknown';
+}
+
+describe('discovery payloads (contract)', () => {
+  it('validate against the closed schema; an extra key or an abbreviation is refused', () => {
+    const cfg = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-01', radio: 'wifi', version: '0.1.0' });
+    expect(validateHaConfig(cfg)).toEqual({ ok: true });
+    expect(validateHaConfig({ ...cfg, extra: 1 }).ok).toBe(false);
+    expect(validateHaConfig({ ...cfg, device: { ...cfg.device, mac: 'aa:bb:cc:dd:ee:ff' } }).ok).toBe(false);
+    const { state_topic, ...rest } = cfg;
+    expect(validateHaConfig({ ...rest, stat_t: state_topic }).ok).toBe(false);
+    expect(haConfigTopic('homeassistant', 'utrecht', 'gw-01', 'neude', 'ble')).toBe('homeassistant/sensor/presence_utrecht_gw-01/neude_ble/config');
+  });
+});
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-ha-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('retained configs per radio; the sensor reads the estimate; availability follows the last will', async () => {
+    const gw = spawnGateway(
+      ['--site', 'utrecht', '--zone', 'neude', '--id', 'gw-ha', '--mqtt-url', broker.url, '--source', 'pcap:-@wifi', '--window', '1s', '--mqtt-keepalive', '1', '--queue-dir', join(tmp, 'q'), '--homeassistant', '--log-format', 'json'],
+      {},
+      'pipe',
+    );
+    try {
+      await waitFor(() => gw.stderr().includes('Home Assistant discovery configs published'), 20_000, 'the discovery configs');
+      // A subscriber that comes later (Home Assistant starting) gets the configs: they are retained.
+      const ha = await subscriber(broker.url, { filter: 'homeassistant/#', clean: true });
+      await waitFor(() => ha.messages.length >= 2, 10_000, 'two retained configs');
+      const configs = ha.messages.filter((m) => m.retain);
+      expect(configs.map((m) => m.topic).sort()).toEqual(['homeassistant/sensor/presence_utrecht_gw-ha/neude_ble/config', 'homeassistant/sensor/presence_utrecht_gw-ha/neude_wifi/config']);
+      for (const m of configs) {
+        // <discovery_prefix>/<component>/<node_id>/<object_id>/config, ids of [a-zA-Z0-9_-]
+        expect(m.topic).toMatch(/^homeassistant\/sensor\/[a-zA-Z0-9_-]+\/[a-zA-Z0-9_-]+\/config$/);
+        const cfg = JSON.parse(m.payload.toString());
+        expect(validateHaConfig(cfg)).toEqual({ ok: true });
+        // What an MQTT sensor needs, with full key names: state, unique id, device, availability.
+        for (const key of ['state_topic', 'value_template', 'unique_id', 'unit_of_measurement', 'state_class', 'availability_topic', 'payload_available', 'payload_not_available', 'device'])
+          expect(cfg, key).toHaveProperty(key);
+        expect(['measurement', 'total', 'total_increasing']).toContain(cfg.state_class);
+        expect(cfg.device.identifiers.length).toBeGreaterThan(0);
+        expect(cfg.state_topic).toBe('presence/v1/utrecht/gw-ha/counts');
+        expect(cfg.availability_topic).toBe('presence/v1/utrecht/gw-ha/status');
+      }
+      const wifiCfg = JSON.parse(configs.find((m) => m.topic.endsWith('neude_wifi/config'))!.payload.toString());
+      const bleCfg = JSON.parse(configs.find((m) => m.topic.endsWith('neude_ble/config'))!.payload.toString());
+      expect(new Set([wifiCfg.unique_id, bleCfg.unique_id]).size).toBe(2);
+      expect(wifiCfg.device).toEqual(bleCfg.device); // one device, two sensors
+
+      // Home Assistant subscribes to the state and availability topics.
+      const states = await subscriber(broker.url, { filter: 'presence/v1/utrecht/gw-ha/#', clean: true });
+      const last = (kind: string): Received | undefined => [...states.messages].reverse().find((m) => m.topic.endsWith(kind));
+      await waitFor(() => !!last('/status'), 10_000, 'the retained status');
+      expect(availability(wifiCfg, last('/status')!.payload.toString())).toBe('available');
+
+      // Frames in: a counts message; the sensor's state is its Wi-Fi estimate, a number.
+      const cap = wifiCapture(join(tmp, 'ha.pcap'), { devices: 6, startMs: Date.now() - 2000, durationMs: 1500, framesPerS: 40 });
+      gw.proc.stdin!.write(readFileSync(cap.path));
+      await waitFor(() => states.messages.some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.frames > 0), 20_000, 'a counts message with frames');
+      const counts = states.messages.filter((m) => m.topic.endsWith('/counts')).map((m) => m.payload.toString()).find((p) => JSON.parse(p).wifi.frames > 0)!;
+      const value = Number(render(wifiCfg.value_template, counts));
+      expect(value).toBe(JSON.parse(counts).wifi.estimate);
+      expect(Number.isFinite(Number(render(bleCfg.value_template, counts)))).toBe(true);
+
+      // kill -9: the broker publishes the last will (retained offline status): unavailable.
+      gw.proc.kill('SIGKILL');
+      await waitFor(() => availability(wifiCfg, last('/status')!.payload.toString()) === 'unavailable', 20_000, 'the last will');
+      // The configs stay (retained) for the next start.
+      const later = await subscriber(broker.url, { filter: 'homeassistant/#', clean: true });
+      await waitFor(() => later.messages.length >= 2, 10_000, 'retained configs after the gateway died');
+      for (const c of [ha, states, later]) await c.client.endAsync();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  });
+
+  it('off by default: nothing is published under homeassistant/', async () => {
+    const cap = wifiCapture(join(tmp, 'off.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
+    const ha = await subscriber(broker.url, { filter: 'homeassistant/sensor/presence_utrecht_gw-off/#', clean: true });
+    const gw = spawnGateway(['--site', 'utrecht', '--zone', 'neude', '--id', 'gw-off', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-off'), '--log-format', 'json']);
+    expect(await gw.exited).toBe(0);
+    expect(gw.stderr()).not.toContain('Home Assistant');
+    expect(ha.messages).toEqual([]);
+    await ha.client.endAsync();
+  });
+});
