@@ -30,7 +30,11 @@ export class GatewayMetrics {
     const r = [this.registry];
     addStandardMetrics(this.registry, 'gateway', processMetrics);
     const closed = new Counter({ name: 'presence_gateway_windows_closed_total', help: 'Windows closed and durably queued', registers: r });
-    const published = new Counter({ name: 'presence_gateway_windows_published_total', help: 'Windows acknowledged by the broker (PUBACK) and removed from the queue', registers: r });
+    const published = new Counter({
+      name: 'presence_gateway_windows_published_total',
+      help: 'Windows acknowledged by the broker (PUBACK) and removed from the queue',
+      registers: r,
+    });
     const windowFrames = new Counter({
       name: 'presence_gateway_window_frames_total',
       help: 'Frames counted in closed windows, by radio (as published: zeros for a suppressed radio)',
@@ -44,8 +48,22 @@ export class GatewayMetrics {
       windowFrames.inc({ radio: 'ble' }, m.ble.frames);
     });
     gw.on('published', () => published.inc());
-    new Gauge({ name: 'presence_gateway_queue_depth', help: 'Windows queued and not yet acknowledged by the broker', registers: r, collect() { this.set(gw.queueDepth); } });
-    new Gauge({ name: 'presence_gateway_queue_dropped', help: 'Windows dropped since start because the queue was full (queue.max_windows)', registers: r, collect() { this.set(gw.status().queue_dropped ?? 0); } });
+    new Gauge({
+      name: 'presence_gateway_queue_depth',
+      help: 'Windows queued and not yet acknowledged by the broker',
+      registers: r,
+      collect() {
+        this.set(gw.queueDepth);
+      },
+    });
+    new Gauge({
+      name: 'presence_gateway_queue_dropped',
+      help: 'Windows dropped since start because the queue was full (queue.max_windows)',
+      registers: r,
+      collect() {
+        this.set(gw.status().queue_dropped ?? 0);
+      },
+    });
     new Gauge({
       name: 'presence_gateway_queue_state',
       help: '1 for the state the queue folder is in: ok, disk_full (windows held in memory) or write_failed',
@@ -56,7 +74,14 @@ export class GatewayMetrics {
         for (const state of QUEUE_STATES) this.set({ state }, state === s ? 1 : 0);
       },
     });
-    new Gauge({ name: 'presence_gateway_mqtt_connected', help: '1 while connected to the broker', registers: r, collect() { this.set(gw.mqttConnected ? 1 : 0); } });
+    new Gauge({
+      name: 'presence_gateway_mqtt_connected',
+      help: '1 while connected to the broker',
+      registers: r,
+      collect() {
+        this.set(gw.mqttConnected ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'presence_gateway_source_frames',
       help: 'Frames read from each capture source since start (label radio: as configured, or "auto" when the link type says)',
@@ -124,7 +149,11 @@ export function health(gw: GatewayView): Health {
 
 /** Thrown when the port cannot be opened; names the flag to change. */
 export class HttpPortError extends Error {
-  constructor(readonly host: string, readonly port: number, cause: NodeJS.ErrnoException) {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    cause: NodeJS.ErrnoException,
+  ) {
     super(
       cause.code === 'EADDRINUSE'
         ? `--http-port ${port} (http.port): ${host}:${port} is already in use; choose another port with --http-port, or stop what listens there`
@@ -143,7 +172,12 @@ export interface HttpServer {
 }
 
 /** Listens on host:port and answers /metrics and /healthz; rejects with HttpPortError. */
-export async function listenHttp(port: number, host: string, routes: Record<string, () => Promise<{ code: number; type: string; body: string }>>, label = 'gateway'): Promise<HttpServer> {
+export async function listenHttp(
+  port: number,
+  host: string,
+  routes: Record<string, () => Promise<{ code: number; type: string; body: string }>>,
+  label = 'gateway',
+): Promise<HttpServer> {
   const server = createServer(async (req, res) => {
     const route = routes[(req.url ?? '/').split('?')[0]];
     try {

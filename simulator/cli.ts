@@ -4,7 +4,7 @@ import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { Option, type Command } from 'commander';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { createLogger } from '../scripts/lib/log.ts';
 import { evaluate, type Evaluation, type GatewayScore } from './evaluate.ts';
 import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
@@ -213,7 +213,7 @@ export function registerSimulate(program: Command): void {
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .action(async (scenarioArg: string | undefined, given: Flags) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
-      const log = pino({ name: 'simulate' }, pino.destination(2));
+      const log = createLogger({ component: 'simulate' });
       const fail = (m: string) => {
         process.stderr.write(`presence simulate: ${m}\n`);
         process.exitCode = 1;

@@ -34,7 +34,17 @@ const GW = ['--site', 's', '--zone', 'z', '--id', 'g'];
 
 describe('usage errors', () => {
   it('an unknown option, in every command, is one line and a hint, not the help', () => {
-    for (const cmd of [['gateway'], ['doctor'], ['aggregator'], ['replay', 'x.pcap'], ['simulate'], ['demo'], ['calibrate'], ['influx', 'setup'], ['provision', 'gateway']]) {
+    for (const cmd of [
+      ['gateway'],
+      ['doctor'],
+      ['aggregator'],
+      ['replay', 'x.pcap'],
+      ['simulate'],
+      ['demo'],
+      ['calibrate'],
+      ['influx', 'setup'],
+      ['provision', 'gateway'],
+    ]) {
       const r = presence(...cmd, '--no-such-option');
       // (a command with a required option may name that one first: still one line and a hint)
       usage(r, cmd[0] === 'replay' ? 'replay' : cmd.join(' '), /unknown option '--no-such-option'|required option '--[a-z-]+ <[a-z]+>' not specified/);
@@ -60,7 +70,11 @@ describe('usage errors', () => {
   });
 
   it('--mqtt-url that is not a URL says what a valid one looks like', () => {
-    usage(presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'notaurl'), 'gateway', /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 or mqtts:\/\/host:8883 \(got "notaurl"\)/);
+    usage(
+      presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'notaurl'),
+      'gateway',
+      /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 or mqtts:\/\/host:8883 \(got "notaurl"\)/,
+    );
     usage(presence('aggregator', '--mqtt-url', 'notaurl'), 'aggregator', /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883/);
     usage(presence('simulate', '--load', '--count', '1', '--mqtt-url', 'notaurl'), 'simulate', /--mqtt-url: must be a URL like mqtt:\/\/host:1883/);
     // the old name still works and gets the same check (plus its deprecation line)

@@ -21,7 +21,9 @@ interface Check {
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-doctor-'));
 const hasRadio = (() => {
-  const wifi = existsSync('/sys/class/net') && readdirSync('/sys/class/net').some((i) => existsSync(join('/sys/class/net', i, 'wireless')) || existsSync(join('/sys/class/net', i, 'phy80211')));
+  const wifi =
+    existsSync('/sys/class/net') &&
+    readdirSync('/sys/class/net').some((i) => existsSync(join('/sys/class/net', i, 'wireless')) || existsSync(join('/sys/class/net', i, 'phy80211')));
   const bt = existsSync('/sys/class/bluetooth') && readdirSync('/sys/class/bluetooth').some((a) => /^hci\d+$/.test(a));
   return wifi || bt;
 })();
@@ -35,7 +37,16 @@ const by = (r: { results: Check[] }, step: string) => r.results.find((c) => c.st
 
 function config(name: string, sources: string[], brokerUrl: string): string {
   const file = join(tmp, `${name}.yaml`);
-  writeFileSync(file, ['gateway: { site: doc, zone: z, id: g }', 'sources:', ...sources.map((s) => `  - ${s}`), `mqtt: { url: "${brokerUrl}" }`, `queue: { dir: ${join(tmp, `q-${name}`)} }`].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'gateway: { site: doc, zone: z, id: g }',
+      'sources:',
+      ...sources.map((s) => `  - ${s}`),
+      `mqtt: { url: "${brokerUrl}" }`,
+      `queue: { dir: ${join(tmp, `q-${name}`)} }`,
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -51,7 +62,11 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
 
   it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {
     const r = doctor(['--json']);
-    expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'fail', detail: expect.stringContaining('no Wi-Fi interface and no Bluetooth adapter'), fix: expect.stringMatching(/Wi-Fi adapter|Bluetooth adapter/) });
+    expect(by(r, 'a source that delivers frames')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('no Wi-Fi interface and no Bluetooth adapter'),
+      fix: expect.stringMatching(/Wi-Fi adapter|Bluetooth adapter/),
+    });
     expect(r.code).toBe(1);
     const text = doctor([]);
     expect(text.text).not.toMatch(/^ready/m);
@@ -59,7 +74,13 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   });
 
   it.skipIf(hasRadio)('a BLE-only gateway is checked for Bluetooth, not for monitor mode', () => {
-    const r = doctor(['--config', config('ble', ['{ type: command, name: ble, radio: ble, command: [dumpcap, -q, -i, bluetooth0, -w, "-"] }'], broker.url), '--json', '--frames-timeout', '2s']);
+    const r = doctor([
+      '--config',
+      config('ble', ['{ type: command, name: ble, radio: ble, command: [dumpcap, -q, -i, bluetooth0, -w, "-"] }'], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
     expect(by(r, 'monitor mode')).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
     expect(by(r, 'bluetooth adapter')).toMatchObject({ level: 'fail', detail: expect.stringContaining('no Bluetooth adapter') });
     expect(by(r, 'a source that delivers frames')!.level).toBe('fail');
@@ -67,7 +88,13 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   });
 
   it.skipIf(hasRadio)('a Wi-Fi-only gateway is checked for monitor mode, not for a Bluetooth adapter', () => {
-    const r = doctor(['--config', config('wifi', ['{ type: command, name: wifi, command: "tcpdump -i wlan0mon -U -w -" }'], broker.url), '--json', '--frames-timeout', '2s']);
+    const r = doctor([
+      '--config',
+      config('wifi', ['{ type: command, name: wifi, command: "tcpdump -i wlan0mon -U -w -" }'], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
     expect(by(r, 'bluetooth adapter')).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
     expect(by(r, 'monitor mode (wlan0mon)')).toMatchObject({ level: 'fail', detail: expect.stringContaining('does not exist') });
     expect(by(r, 'a source that delivers frames')!.level).toBe('fail');
@@ -77,14 +104,18 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   it('a Wi-Fi file source needs no monitor mode, no capture tool and no adapter: it passes', () => {
     const cap = wifiCapture(join(tmp, 'file.pcap'), { devices: 3, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
     const r = doctor(['--config', config('file', [`{ type: file, name: replay, radio: wifi, path: ${cap.path} }`], broker.url), '--json']);
-    for (const step of ['monitor mode', 'bluetooth adapter', 'capture tool']) expect(by(r, step), step).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
+    for (const step of ['monitor mode', 'bluetooth adapter', 'capture tool'])
+      expect(by(r, step), step).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
     expect(by(r, 'frames arriving (replay)')!.level).toBe('ok');
     expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'replay delivered frames' });
-    expect(r.results.filter((c) => c.level === 'fail'), JSON.stringify(r.results)).toEqual([]);
+    expect(
+      r.results.filter((c) => c.level === 'fail'),
+      JSON.stringify(r.results),
+    ).toEqual([]);
     expect(r.code).toBe(0);
   });
 
-  it("a failing capture tool: every line it wrote, addresses redacted, and the fix", () => {
+  it('a failing capture tool: every line it wrote, addresses redacted, and the fix', () => {
     // A stand-in for dumpcap: three lines on stderr, one holding an address, then exit 1.
     const tool = join(tmp, 'fake-dumpcap');
     writeFileSync(
@@ -92,7 +123,13 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       '#!/bin/sh\necho "Capturing on \'bluetooth0\'" >&2\necho "dumpcap: The capture session could not be initiated on interface \'bluetooth0\' (You don\'t have permission to capture on that device)." >&2\necho "last device seen 12:34:56:78:9a:bc" >&2\nexit 1\n',
       { mode: 0o755 },
     );
-    const r = doctor(['--config', config('tool', [`{ type: command, name: ble, radio: ble, command: [${tool}, -i, bluetooth0] }`], broker.url), '--json', '--frames-timeout', '5s']);
+    const r = doctor([
+      '--config',
+      config('tool', [`{ type: command, name: ble, radio: ble, command: [${tool}, -i, bluetooth0] }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '5s',
+    ]);
     const f = by(r, 'frames arriving (ble)')!;
     expect(f.level).toBe('fail');
     expect(f.output).toEqual([

@@ -47,8 +47,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const cap = wifiCapture(join(tmp, 'http.pcap'), { devices: 12, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 40_000, framesPerS: 20 });
     const port = await freePort();
     const gw = spawnGateway([
-      '--site', 'http', '--zone', 'z', '--id', 'gw-http', '--mqtt-url', broker.url, '--source', `wifi=pcap:${cap.path}@wifi`,
-      '--speed', '4', '--window', '10s', '--queue-dir', join(tmp, 'q'), '--http-port', String(port), '--log-format', 'json',
+      '--site',
+      'http',
+      '--zone',
+      'z',
+      '--id',
+      'gw-http',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `wifi=pcap:${cap.path}@wifi`,
+      '--speed',
+      '4',
+      '--window',
+      '10s',
+      '--queue-dir',
+      join(tmp, 'q'),
+      '--http-port',
+      String(port),
+      '--log-format',
+      'json',
     ]);
     try {
       const seen: number[] = [];
@@ -101,7 +119,24 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const port = (blocker.address() as { port: number }).port;
     const cap = wifiCapture(join(tmp, 'taken.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
     try {
-      const gw = spawnGateway(['--site', 'http', '--zone', 'z', '--id', 'gw-taken', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--queue-dir', join(tmp, 'q2'), '--http-port', String(port), '--log-format', 'json']);
+      const gw = spawnGateway([
+        '--site',
+        'http',
+        '--zone',
+        'z',
+        '--id',
+        'gw-taken',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        `pcap:${cap.path}`,
+        '--queue-dir',
+        join(tmp, 'q2'),
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ]);
       expect(await gw.exited).toBe(2);
       expect(gw.stderr()).toContain(`presence gateway: --http-port ${port} (http.port): 127.0.0.1:${port} is already in use`);
     } finally {

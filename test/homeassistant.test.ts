@@ -58,7 +58,27 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('retained configs per radio; the sensor reads the estimate; availability follows the last will', async () => {
     const gw = spawnGateway(
-      ['--site', 'utrecht', '--zone', 'neude', '--id', 'gw-ha', '--mqtt-url', broker.url, '--source', 'pcap:-@wifi', '--window', '1s', '--mqtt-keepalive', '1', '--queue-dir', join(tmp, 'q'), '--homeassistant', '--log-format', 'json'],
+      [
+        '--site',
+        'utrecht',
+        '--zone',
+        'neude',
+        '--id',
+        'gw-ha',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        'pcap:-@wifi',
+        '--window',
+        '1s',
+        '--mqtt-keepalive',
+        '1',
+        '--queue-dir',
+        join(tmp, 'q'),
+        '--homeassistant',
+        '--log-format',
+        'json',
+      ],
       {},
       'pipe',
     );
@@ -68,14 +88,27 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       const ha = await subscriber(broker.url, { filter: 'homeassistant/#', clean: true });
       await waitFor(() => ha.messages.length >= 2, 10_000, 'two retained configs');
       const configs = ha.messages.filter((m) => m.retain);
-      expect(configs.map((m) => m.topic).sort()).toEqual(['homeassistant/sensor/presence_utrecht_gw-ha/neude_ble/config', 'homeassistant/sensor/presence_utrecht_gw-ha/neude_wifi/config']);
+      expect(configs.map((m) => m.topic).sort()).toEqual([
+        'homeassistant/sensor/presence_utrecht_gw-ha/neude_ble/config',
+        'homeassistant/sensor/presence_utrecht_gw-ha/neude_wifi/config',
+      ]);
       for (const m of configs) {
         // <discovery_prefix>/<component>/<node_id>/<object_id>/config, ids of [a-zA-Z0-9_-]
         expect(m.topic).toMatch(/^homeassistant\/sensor\/[a-zA-Z0-9_-]+\/[a-zA-Z0-9_-]+\/config$/);
         const cfg = JSON.parse(m.payload.toString());
         expect(validateHaConfig(cfg)).toEqual({ ok: true });
         // What an MQTT sensor needs, with full key names: state, unique id, device, availability.
-        for (const key of ['state_topic', 'value_template', 'unique_id', 'unit_of_measurement', 'state_class', 'availability_topic', 'payload_available', 'payload_not_available', 'device'])
+        for (const key of [
+          'state_topic',
+          'value_template',
+          'unique_id',
+          'unit_of_measurement',
+          'state_class',
+          'availability_topic',
+          'payload_available',
+          'payload_not_available',
+          'device',
+        ])
           expect(cfg, key).toHaveProperty(key);
         expect(['measurement', 'total', 'total_increasing']).toContain(cfg.state_class);
         expect(cfg.device.identifiers.length).toBeGreaterThan(0);
@@ -96,8 +129,15 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       // Frames in: a counts message; the sensor's state is its Wi-Fi estimate, a number.
       const cap = wifiCapture(join(tmp, 'ha.pcap'), { devices: 6, startMs: Date.now() - 2000, durationMs: 1500, framesPerS: 40 });
       gw.proc.stdin!.write(readFileSync(cap.path));
-      await waitFor(() => states.messages.some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.frames > 0), 20_000, 'a counts message with frames');
-      const counts = states.messages.filter((m) => m.topic.endsWith('/counts')).map((m) => m.payload.toString()).find((p) => JSON.parse(p).wifi.frames > 0)!;
+      await waitFor(
+        () => states.messages.some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.frames > 0),
+        20_000,
+        'a counts message with frames',
+      );
+      const counts = states.messages
+        .filter((m) => m.topic.endsWith('/counts'))
+        .map((m) => m.payload.toString())
+        .find((p) => JSON.parse(p).wifi.frames > 0)!;
       const value = Number(render(wifiCfg.value_template, counts));
       expect(value).toBe(JSON.parse(counts).wifi.estimate);
       expect(Number.isFinite(Number(render(bleCfg.value_template, counts)))).toBe(true);
@@ -117,7 +157,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   it('off by default: nothing is published under homeassistant/', async () => {
     const cap = wifiCapture(join(tmp, 'off.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
     const ha = await subscriber(broker.url, { filter: 'homeassistant/sensor/presence_utrecht_gw-off/#', clean: true });
-    const gw = spawnGateway(['--site', 'utrecht', '--zone', 'neude', '--id', 'gw-off', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-off'), '--log-format', 'json']);
+    const gw = spawnGateway([
+      '--site',
+      'utrecht',
+      '--zone',
+      'neude',
+      '--id',
+      'gw-off',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${cap.path}`,
+      '--speed',
+      'max',
+      '--window',
+      '1s',
+      '--queue-dir',
+      join(tmp, 'q-off'),
+      '--log-format',
+      'json',
+    ]);
     expect(await gw.exited).toBe(0);
     expect(gw.stderr()).not.toContain('Home Assistant');
     expect(ha.messages).toEqual([]);

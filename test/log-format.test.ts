@@ -46,14 +46,50 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   });
 
   it('gateway and aggregator JSON lines share their base fields and repeat no key', async () => {
-    const agg = spawn(process.execPath, [join(ROOT, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', 'logs-agg', '--out', join(tmp, 'out.lp'), '--http-port', 'off', '--log-format', 'json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const agg = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'scripts/presence.js'),
+        'aggregator',
+        '--mqtt-url',
+        broker.url,
+        '--mqtt-client-id',
+        'logs-agg',
+        '--out',
+        join(tmp, 'out.lp'),
+        '--http-port',
+        'off',
+        '--log-format',
+        'json',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let aggErr = '';
     agg.stderr!.on('data', (d) => (aggErr += d));
     const aggExit = new Promise((r) => agg.once('exit', r));
     try {
       await waitFor(() => aggErr.includes('"msg":"subscribed"'), 20_000, 'the aggregator to subscribe');
       const cap = wifiCapture(join(tmp, 'logs.pcap'), { devices: 4, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 5000, framesPerS: 10 });
-      const gw = spawnGateway(['--site', 'logs', '--zone', 'z', '--id', 'gw-logs', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q'), '--log-format', 'json']);
+      const gw = spawnGateway([
+        '--site',
+        'logs',
+        '--zone',
+        'z',
+        '--id',
+        'gw-logs',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        `pcap:${cap.path}`,
+        '--speed',
+        'max',
+        '--window',
+        '1s',
+        '--queue-dir',
+        join(tmp, 'q'),
+        '--log-format',
+        'json',
+      ]);
       expect(await gw.exited).toBe(0);
       await waitFor(() => aggErr.includes('gw-logs'), 20_000, 'the aggregator to hear the gateway');
       const g = jsonLines(gw.stderr());
@@ -78,7 +114,16 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const file = join(tmp, 'demo.log');
     const root = createRootLogger({ dest: file, format: 'json' });
     const cap = wifiCapture(join(tmp, 'demo.pcap'), { devices: 3, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 3000, framesPerS: 10 });
-    const cfg = config({ site: 'demo', zone: 'z', id: 'gw-1', mqttUrl: broker.url, source: [`pcap:${cap.path}`], speed: 'max', window: '1s', queueDir: join(tmp, 'q-demo') });
+    const cfg = config({
+      site: 'demo',
+      zone: 'z',
+      id: 'gw-1',
+      mqttUrl: broker.url,
+      source: [`pcap:${cap.path}`],
+      speed: 'max',
+      window: '1s',
+      queueDir: join(tmp, 'q-demo'),
+    });
     const gw = new Gateway({ config: cfg, log: root.child({ component: 'gateway', site: 'demo', zone: 'z', gateway: 'gw-1' }) });
     await gw.run();
     root.flush();
@@ -89,7 +134,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('--log-format pretty writes readable lines', async () => {
     const cap = wifiCapture(join(tmp, 'pretty.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
-    const gw = spawnGateway(['--site', 'logs', '--zone', 'z', '--id', 'gw-pretty', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-pretty'), '--log-format', 'pretty']);
+    const gw = spawnGateway([
+      '--site',
+      'logs',
+      '--zone',
+      'z',
+      '--id',
+      'gw-pretty',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${cap.path}`,
+      '--speed',
+      'max',
+      '--window',
+      '1s',
+      '--queue-dir',
+      join(tmp, 'q-pretty'),
+      '--log-format',
+      'pretty',
+    ]);
     expect(await gw.exited).toBe(0);
     const out = gw.stderr();
     expect(out).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: gateway: gateway starting /m);

@@ -10,7 +10,8 @@ const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-sim-size-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const simulate = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'simulate', ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+const simulate = (...args: string[]) =>
+  spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'simulate', ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
 
 describe('presence simulate: sizes up front', () => {
   it('prints the frames and bytes first; for a small run they are what it writes', () => {
@@ -22,7 +23,9 @@ describe('presence simulate: sizes up front', () => {
     const frames = Number(m![1].replace(/,/g, ''));
     const written = /(\d+) Wi-Fi and (\d+) BLE frames/.exec(r.stdout)!;
     expect(frames).toBe(Number(written[1]) + Number(written[2]));
-    const bytes = readdirSync(out).filter((f) => /\.pcapng$/.test(f)).reduce((n, f) => n + statSync(join(out, f)).size, 0);
+    const bytes = readdirSync(out)
+      .filter((f) => /\.pcapng$/.test(f))
+      .reduce((n, f) => n + statSync(join(out, f)).size, 0);
     const said = Number(m![2]) * (m![3] === 'MB' ? 1024 ** 2 : 1024);
     // record bytes only (file and interface headers are not in the estimate): within 5 %
     expect(Math.abs(said - bytes) / bytes).toBeLessThan(0.05);
@@ -33,7 +36,9 @@ describe('presence simulate: sizes up front', () => {
     const r = simulate('kingsday-square', '--seed', '1', '--scale', '0.05', '--out', out);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/about [\d,]+ frames, [\d.]+ GB into .*big\/ \(estimated from a run at 1% of the crowd\)/);
-    expect(r.stderr).toMatch(/presence simulate: this would write about [\d.]+ GB \(more than 200 MB\); pass --yes to write it\nhint: or make it smaller with --duration, --scale or --people/);
+    expect(r.stderr).toMatch(
+      /presence simulate: this would write about [\d.]+ GB \(more than 200 MB\); pass --yes to write it\nhint: or make it smaller with --duration, --scale or --people/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 });
