@@ -21,19 +21,28 @@
 //   devices   distinct addresses: one address changes it by at most 1 while the firmware's table
 //             is exact (`exact: true`, up to 49,152 addresses; above that the sketch is read and
 //             one address can move it by more). Noise scale: 1.
-//   estimate  (firmware/assembly/estimator.ts) the mean over the window's 30-s sub-windows of
-//             max(entities, new addresses / 9). On a fixed sub-window grid, one address adds at
-//             most one entity (and 1/9 of an address) to each sub-window it is heard in, and there
-//             are no more such sub-windows than the divisor when the window is at most 30 s or a
-//             whole number of 30-s sub-windows: the mean, and the rounded estimate, go up by at most
-//             1 (at most 2 for other window lengths). That is what the noise is scaled to
-//             (estimateSensitivity). It is NOT a sensitivity of the estimate as the firmware
-//             computes it: (a) a new Wi-Fi address heard within 1 s and 8 dB of any earlier frame
-//             is linked to it, so one device's frames can absorb other devices' scans and lower the
-//             estimate by many; (b) the window clock opens windows without a span, so the grid and
-//             the divisor follow the window's first and last frame, and one frame at either end
-//             moves them (test/gateway-privacy.test.ts shows both with the real firmware). The
-//             epsilon is a differential-privacy guarantee for `devices`, not for `estimate`.
+//   estimate  (firmware/assembly/estimator.ts) Wi-Fi: (fixed counts of the window's 60-s
+//             sub-windows) / (60-s sub-windows in the window) + (burst counts of its 10-s
+//             sub-windows) / (10-s sub-windows in the window), a 10-s sub-window counting
+//             max(bursts, new addresses / 7); BLE: distinct addresses per 30-s sub-window, averaged.
+//             The noise is scaled to estimateSensitivity: the rise of the estimate, rounded as
+//             published, that the estimator's own rules give one address that is counted once as
+//             a device that keeps its address (1 per 60-s sub-window it is heard in) and moved once
+//             into a burst by a chain (1 per 10-s sub-window), then counted fixed again:
+//             ceil(ceil(w / 60 s) / max(1, w / 60 s) + 1 / max(1, w / 10 s)) for a window of w, at
+//             least the BLE part's ceil(ceil(w / 30 s) / max(1, w / 30 s)). For 60-s windows that
+//             is 1 1/6 of the mean (test/firmware-estimate.test.ts), 2 once rounded: 2.
+//             It is NOT a sensitivity of the estimate. One address can move it by far more, both
+//             ways: (a) up: the chain table keeps, per dBm value, the last Wi-Fi frame only, so one
+//             address heard again between each fixed device's probe and the random address that
+//             would have chained to it (300 ms, 8 dB) keeps every such device fixed: the estimate
+//             rises with the number of them (by 35 with 40 of them in a 60-s window); (b) down: a
+//             new Wi-Fi address heard within 1 s and 8 dB of a frame is linked to it, so one
+//             device's frames can absorb other devices' scans; (c) the window clock opens windows
+//             without a span, so the grid and the divisors follow the window's first and last
+//             frame, and one frame at either end moves them (test/gateway-privacy.test.ts shows
+//             all three with the real firmware). The epsilon is a differential-privacy guarantee
+//             for `devices`, not for `estimate`.
 //
 // Budget: each window publishes, for one address, its radio's `devices` and `estimate`: 2 epsilon
 // per window, 2 x epsilon x windows per day for an address heard all day (basic composition;
@@ -49,8 +58,10 @@
 import { randomFillSync } from 'node:crypto';
 import type { CountsMessage, RadioCounts } from '../contract/index.ts';
 
-/** The firmware estimator's sub-window (firmware/assembly/estimator.ts SUBWINDOW_MS). */
+/** The firmware estimator's sub-windows (firmware/assembly/estimator.ts): BLE, Wi-Fi bursts, Wi-Fi fixed. */
 export const SUBWINDOW_MS = 30_000;
+export const WIFI_SUB_MS = 10_000;
+export const FIXED_MS = 60_000;
 
 export interface PrivacySettings {
   /** k: radios whose devices or estimate is below it are published as zeros, suppressed (0: off). */
@@ -99,11 +110,16 @@ export function noiseVariance(epsilon: number, sensitivity = 1): number {
 }
 
 /**
- * How much one address can raise the published estimate (see the header): 1 when the window is at
- * most one sub-window or a whole number of them, else 2. Depends on the configured window only.
+ * The scale of the noise on the published (rounded) estimate (see the header): the rise one
+ * address counted fixed, moved once into a burst and counted fixed again gives, rounded up (a
+ * rounded count can rise by the ceiling of its mean's rise); at least the BLE part's. 2 for 60-s
+ * windows. Not an upper bound of the estimate's sensitivity (it has none). Depends on the
+ * configured window only.
  */
 export function estimateSensitivity(windowMs: number): number {
-  return windowMs <= SUBWINDOW_MS || windowMs % SUBWINDOW_MS === 0 ? 1 : 2;
+  const part = (len: number) => Math.ceil(windowMs / len - 1e-9) / Math.max(1, windowMs / len);
+  const wifi = part(FIXED_MS) + 1 / Math.max(1, windowMs / WIFI_SUB_MS);
+  return Math.max(Math.ceil(wifi - 1e-9), Math.ceil(part(SUBWINDOW_MS) - 1e-9));
 }
 
 /** Windows per day and the epsilon spent per day on one address heard in all of them (basic composition). */

@@ -7,9 +7,10 @@
 //   - what is published depends on the two counts of a radio, k and the random draws only;
 //   - a real gateway publishing to a real Mosquitto: a radio below k goes out as zeros (frames too)
 //     with suppressed: true, one above k unchanged; the message logged and queued is the published one;
-//   - what the noise's scale rests on, with the real firmware: one address raises devices by 1 and,
-//     on a fixed sub-window grid, the estimate by at most 1; and the two ways it moves the estimate
-//     by more (why the epsilon is not a guarantee for `estimate`);
+//   - what the noise's scale rests on, with the real firmware: one address raises devices by 1;
+//     counted fixed, moved into a burst and fixed again it raises the rounded estimate by 2 in a
+//     60-s window (1 1/6 of the mean), the scale of the estimate's noise; and the ways one address
+//     moves the estimate by more, up and down (why the epsilon is not a guarantee for `estimate`);
 //   - simulate --evaluate's table of the cost of each setting agrees with the evaluation at k = 0.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -203,10 +204,12 @@ describe('small counts: suppression', () => {
   it('budget per day: 2 x epsilon per window (devices and estimate of a radio), times the windows of a day', () => {
     expect(dailyBudget(60_000, 0.5)).toEqual({ windowsPerDay: 1440, perWindow: 1, perDay: 1440 });
     expect(dailyBudget(900_000, 0.1).perDay).toBeCloseTo(19.2, 9);
-    expect(estimateSensitivity(60_000)).toBe(1);
-    expect(estimateSensitivity(900_000)).toBe(1);
-    expect(estimateSensitivity(10_000)).toBe(1);
-    expect(estimateSensitivity(45_000)).toBe(2);
+    // the rounded rise of one address counted fixed, moved into a burst once and fixed again
+    expect(estimateSensitivity(60_000)).toBe(2); // 1 + 1/6, rounded up
+    expect(estimateSensitivity(900_000)).toBe(2); // 1 + 1/90
+    expect(estimateSensitivity(10_000)).toBe(2); // 1 + 1
+    expect(estimateSensitivity(45_000)).toBe(2); // 1 + 1/4.5; BLE 2/1.5
+    expect(estimateSensitivity(61_000)).toBe(3); // 2/1.017 + 1/6.1
   });
 });
 
@@ -214,17 +217,19 @@ describe('small counts: what one address does to the counts (real firmware)', ()
   const fw = Firmware.loadSync();
   const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
   const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
-  const mac = (i: number) => Uint8Array.from([0x02, 0x10, 0x20, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
-  const probe = (addr: number, t: number, signalDbm: number): Frame => ({
-    linkType: 127, timestampMs: t, data: probeRequest({ sa: mac(addr), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
+  const mac = (i: number, first: number) => Uint8Array.from([first, 0x10, 0x20, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
+  /** A probe request; first 0x02: a randomised (locally administered) address, 0x00: one a device keeps. */
+  const probe = (addr: number, t: number, signalDbm: number, first = 0x02): Frame => ({
+    linkType: 127, timestampMs: t, data: probeRequest({ sa: mac(addr, first), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
   });
+  const fixed = (addr: number, t: number, signalDbm: number): Frame => probe(addr, t, signalDbm, 0x00);
   const count = (frames: Frame[], span?: { startMs: number; endMs: number }) => {
     fw.beginWindow(span ?? {});
     fw.ingestMany([...frames].sort((x, y) => x.timestampMs - y.timestampMs));
     return fw.endWindow().wifi;
   };
 
-  it('on a fixed grid (window span given) one more address raises devices by exactly 1 and the estimate by at most 1', () => {
+  it('on a fixed grid (window span given) one more randomised address raises devices by exactly 1 and the estimate by at most 1', () => {
     const rng = new Rng(21);
     const span = { startMs: T0, endMs: T0 + 60_000 };
     let rose = 0;
@@ -241,6 +246,45 @@ describe('small counts: what one address does to the counts (real firmware)', ()
       if (withOne.estimate > without.estimate) rose++;
     }
     expect(rose).toBeGreaterThan(10);
+  });
+
+  it('the scale of the estimate\'s noise: one address counted fixed, moved into a burst by a chain and fixed again raises the rounded estimate by 2 in a 60-s window (1 1/6 of the mean)', () => {
+    const span = { startMs: T0, endMs: T0 + 60_000 };
+    // W starts a burst at -78 dBm, Y 700 ms later is linked to it (1 s, 8 dB); a lone burst in another
+    // 10-s sub-window: 2 bursts over six 10-s sub-windows, a mean of 0.333 (published: 0)
+    const base = [probe(1, T0 + 500, -78), probe(2, T0 + 1200, -78), probe(3, T0 + 45_000, -50)];
+    // X keeps its address: alone at 1000 ms (fixed), Y chains to it (200 ms, 2 dB) and moves it into
+    // a burst; alone again 14 s later: fixed again
+    const x = [fixed(9, T0 + 1000, -80), fixed(9, T0 + 15_000, -80)];
+    const without = count(base, span);
+    const withX = count([...base, ...x], span);
+    expect(withX.devices - without.devices).toBe(1);
+    expect(withX.estimateMean - without.estimateMean).toBeCloseTo(7 / 6, 2);
+    expect([without.estimate, withX.estimate]).toEqual([0, 2]); // 0.333 and 1.5, rounded
+    // a scale below this rise (1, 1 1/6) would understate it
+    expect(estimateSensitivity(60_000)).toBeGreaterThanOrEqual(withX.estimate - without.estimate);
+  });
+
+  it('NOT bounded: one address can raise the estimate by many (the chain table keeps one frame per dBm value)', () => {
+    // 40 devices that keep their address, each heard once, 1.4 s apart at -40 ... -79 dBm; 200 ms
+    // after each, a random address at the same signal chains to it and moves it into a burst:
+    // 40 bursts over six 10-s sub-windows, nothing fixed.
+    const span = { startMs: T0, endMs: T0 + 60_000 };
+    const base: Frame[] = [];
+    const one: Frame[] = [fixed(7, T0 + 100, -90)];
+    for (let i = 0; i < 40; i++) {
+      const t = T0 + 1000 + i * 1400;
+      base.push(fixed(100 + i, t, -40 - i), probe(1000 + i, t + 200, -40 - i));
+      one.push(fixed(7, t + 100, -40 - i)); // one more address heard between the two, at the same signal
+    }
+    const without = count(base, span);
+    const withOne = count([...base, ...one], span);
+    expect(without.estimate).toBe(7); // 40 / 6
+    expect(withOne.devices - without.devices).toBe(1);
+    // its frame replaces the fixed device's in the chain table: the random address chains to it
+    // and moves nothing, so all 40 devices stay fixed (and one more: itself)
+    expect(withOne.estimate).toBe(42);
+    expect(withOne.estimate - without.estimate).toBeGreaterThan(10 * estimateSensitivity(60_000));
   });
 
   it('NOT bounded the other way: one address can lower the estimate by many (links, and a grid set by the first and last frame)', () => {
