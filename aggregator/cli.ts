@@ -16,7 +16,7 @@ export function registerAggregator(program: Command): void {
   addOptions(cmd, AGGREGATOR_OPTIONS, { '--mqtt-version': (o: Option) => o.choices(['4', '5']) });
   cmd
     .action(async (given: AggregatorFlags) => {
-      let config;
+      let config: ReturnType<typeof loadConfig>;
       try {
         // Old flag names still work: each used prints one deprecation line naming the new one.
         config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));

@@ -1,6 +1,6 @@
 // Pure core of the aggregator: one MQTT message in, either points (line protocol) or a rejection
 // with a reason out. No I/O here.
-import { Point, escape, type PointSettings } from '@influxdata/influxdb-client';
+import { Point, escape as lp, type PointSettings } from '@influxdata/influxdb-client';
 import {
   MAX_PAYLOAD_BYTES,
   parseTopic,
@@ -45,8 +45,8 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
   let p = prefixCache.get(gateway);
   if (p === undefined || p.site !== site || p.zone !== zone) {
     // The client's own rules: tags sorted by key, names and values escaped with its escape helpers.
-    const head = `${escape.measurement(PRESENCE)},gateway=${escape.tag(gateway)},radio=`;
-    const tail = `,site=${escape.tag(site)},zone=${escape.tag(zone)}`;
+    const head = `${lp.measurement(PRESENCE)},gateway=${lp.tag(gateway)},radio=`;
+    const tail = `,site=${lp.tag(site)},zone=${lp.tag(zone)}`;
     p = { site, zone, wifi: `${head}wifi${tail}`, ble: `${head}ble${tail}` };
     if (prefixCache.size >= PREFIX_CACHE_MAX) prefixCache.clear();
     prefixCache.set(gateway, p);

@@ -305,7 +305,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
 
 async function checkBroker(cfg: GatewayConfig | null): Promise<CheckResult> {
   if (!cfg) return { step: 'broker reachable', level: 'warn', detail: 'no broker configured (give --config or --mqtt-url)' };
-  let opts;
+  let opts: ReturnType<typeof mqttOptions>;
   try {
     opts = mqttOptions(cfg, 10);
   } catch (e) {

@@ -90,7 +90,7 @@ export async function* replayFrames(
       for (const frame of batch) {
         const t = frame.timestampMs;
         if (!clock.window) clock.open(all ? t : alignDown(t, opts.window as number));
-        else if (t >= clock.end) for (let w; (w = clock.step(t)); ) yield out(w, true);
+        else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
         if (last === null || t > last) last = t;
         firmware.ingest(frame);
       }

@@ -198,7 +198,9 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       fits[radio] = fit;
       if (!fit) continue;
       const sc = scorePeople(fit, radio, windows, s.gateways.length);
-      sc.perGateway.forEach((p, i) => (people.perGateway[i][radio] = p));
+      sc.perGateway.forEach((p, i) => {
+        people.perGateway[i][radio] = p;
+      });
       people.overall[radio] = sc.overall;
     }
     calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted };

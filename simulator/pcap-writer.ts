@@ -228,7 +228,9 @@ export class CaptureWriter {
   /** Classic pcap: sinks[i] receives interface i. */
   static pcap(sinks: readonly Sink[], interfaces: readonly CaptureInterface[]): CaptureWriter {
     if (sinks.length !== interfaces.length) throw new Error('one sink per interface is needed for classic pcap');
-    interfaces.forEach((i, n) => sinks[n].write(pcapHeader(i.linkType)));
+    interfaces.forEach((i, n) => {
+      sinks[n].write(pcapHeader(i.linkType));
+    });
     return new CaptureWriter('pcap', interfaces, sinks);
   }
 

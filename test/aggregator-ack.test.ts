@@ -188,7 +188,9 @@ class WriteGate {
       // The aggregator's start-up checks (/ping, /query): passed on at once, not held or counted.
       const r = await fetch(this.upstream + req.url, { method: req.method, headers: req.headers['content-type'] ? { 'content-type': String(req.headers['content-type']) } : {}, body: req.method === 'GET' ? undefined : body });
       const headers: Record<string, string> = {};
-      r.headers.forEach((v, k) => (headers[k] = v));
+      r.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
       delete headers['content-encoding'];
       delete headers['content-length'];
       res.writeHead(r.status, headers).end(Buffer.from(await r.arrayBuffer()));
@@ -278,7 +280,9 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
       // Both writes are held at the gate: nothing may be acknowledged yet.
       expect(timeline.packets(1, 'toBroker', 'puback')).toHaveLength(0);
       const batchOf = new Map<string, number>();
-      gate.requests.forEach((r, i) => lineKeys(r.body).forEach((k) => batchOf.set(k, i)));
+      gate.requests.forEach((r, i) => {
+        for (const k of lineKeys(r.body)) batchOf.set(k, i);
+      });
       expect(batchOf.size).toBe(20);
       expect(publishes.slice(0, 10).every((p) => batchOf.get(publishKey(p.packet)) === 0)).toBe(true);
 

@@ -91,7 +91,9 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
       { topic: statusTopic('site-bad', 'gw-0'), payload: '{"v":1,"site":"site-bad","gateway":"gw-0","state":"sleeping"}' },
     ];
     const items: Array<{ topic: string; payload: Buffer | string }> = good.map(countsItem);
-    bad.forEach((b, i) => items.splice(i * 12 + 5, 0, b));
+    bad.forEach((b, i) => {
+      items.splice(i * 12 + 5, 0, b);
+    });
     await publishAll(pub, items, 20);
     await until('good windows stored', () => wifi(`"site"='site-bad'`), (n) => n === good.length);
     await until('all acked', () => agg.stats().queueDepth, (n) => n === 0);

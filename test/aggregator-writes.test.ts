@@ -145,7 +145,9 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     const a = await start(v2());
     const good = windows('site-400', 3, 10);
     const items = good.map(countsItem);
-    poison.forEach((p, i) => items.splice(i * 9 + 4, 0, countsItem(p)));
+    poison.forEach((p, i) => {
+      items.splice(i * 9 + 4, 0, countsItem(p));
+    });
     await publishAll(pub, items, 1);
     await allAcked(a, 33);
     expect(await vmCount('site-400', 60)).toBe(60);

@@ -154,7 +154,9 @@ describe('firmware window wipe', () => {
     const direct = Array.from({ length: 2000 }, (_, i) => address(i, 0xe1)); // no frame address starts with 0xe1
     const B = fw.exports.batch_ptr();
     fw.liveCounts(); // flushes the frames
-    direct.forEach((a, i) => mem.set(a, B + i * 6));
+    direct.forEach((a, i) => {
+      mem.set(a, B + i * 6);
+    });
     fw.exports.count_addresses(RADIO_WIFI, 1, B, direct.length);
 
     const live = fw.liveCounts();

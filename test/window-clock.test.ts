@@ -16,7 +16,7 @@ const T0 = Date.parse('2026-05-01T10:00:00.000Z');
 
 function steps(clock: WindowClock, t: number): ClosedWindow[] {
   const out: ClosedWindow[] = [];
-  for (let w; (w = clock.step(t)); ) out.push(w);
+  for (let w: ClosedWindow | null; (w = clock.step(t)); ) out.push(w);
   return out;
 }
 

@@ -189,7 +189,10 @@ export class Firmware {
     const data = frame.data;
     const len = data.length;
     const need = RECORD_HEADER_BYTES + ((len + 7) & ~7);
-    if (need > this.batchCapacity) return this.countOversize(frame.linkType);
+    if (need > this.batchCapacity) {
+      this.countOversize(frame.linkType);
+      return;
+    }
     if (this.offset + need > this.batchCapacity) this.flush();
     const rec = this.batch + this.offset;
     this.dv.setUint32(rec, frame.linkType >>> 0, true);

@@ -102,7 +102,9 @@ bind-address = "127.0.0.1:${this.rpcPort}"
     for (const series of body.results?.[0]?.series ?? []) {
       for (const values of series.values) {
         const row: Record<string, unknown> = { ...(series.tags ?? {}) };
-        series.columns.forEach((c: string, i: number) => (row[c] = values[i]));
+        series.columns.forEach((c: string, i: number) => {
+          row[c] = values[i];
+        });
         out.push(row as InfluxRow);
       }
     }
