@@ -10,6 +10,7 @@ import { CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } fro
 import { ConfigError, defaultQueueDir, loadConfig, parseDuration, type GatewayConfig, type GatewayFlags, type SourceConfig } from './config.ts';
 import { mqttOptions, safeUrl } from './publisher.ts';
 import { writeDurably } from './queue.ts';
+import { spawnCapture } from './sources.ts';
 import { redactAddresses } from './status.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
@@ -229,10 +230,9 @@ export function captureFix(output: string[], command: string | string[]): string
 }
 
 async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[] }> {
-  const { spawn } = await import('node:child_process');
-  const child = Array.isArray(command)
-    ? spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the gateway's own start: a process group of its own under a watcher that kills the group once
+  // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
+  const child = spawnCapture(command);
   const parser = new CaptureParser('capture command');
   let frames = 0;
   let problem: string | undefined;
@@ -252,9 +252,17 @@ async function sampleCommand(command: string | string[], timeoutMs: number): Pro
     });
     child.once('close', (code) => resolve(code));
   });
-  const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      /* the group is gone */
+    }
+  };
+  const timer = setTimeout(() => group('SIGTERM'), timeoutMs);
   const code = await exited;
   clearTimeout(timer);
+  child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr);
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143) problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
   return { frames, linkTypes: [...parser.linkTypes], output, ...(problem ? { problem } : {}) };
