@@ -41,3 +41,42 @@ export function redactUrlsIn(text: string): string {
     return r === '(unparsable url)' ? m.replace(/\/\/[^/@\s]*@/, '//') : r;
   });
 }
+
+/** Connection settings of an InfluxDB with the credentials taken out of its URL. */
+export interface InfluxCredentials {
+  /** The URL without user name and password (fetch refuses a URL with credentials). */
+  url: string;
+  username?: string;
+  password?: string;
+  token?: string;
+}
+
+/**
+ * Splits `http://user:password@host:8086` into the URL without credentials and the user name and
+ * password (percent-decoded), the one place every InfluxDB client of the project does it. Credentials
+ * given separately win over those in the URL. With `api: 'v2'` and no token given, the URL's userinfo
+ * is the token: `user:password` (InfluxDB 1.8's v2 form) or the one part given (a 2.x token). An unparsable URL is returned as it is.
+ */
+export function influxCredentials<T extends Partial<InfluxCredentials>>(c: T, api: 'v1' | 'v2' = 'v1'): T {
+  if (!c.url) return c;
+  let u: URL;
+  try {
+    u = new URL(c.url);
+  } catch {
+    return c;
+  }
+  if (!u.username && !u.password) return c;
+  const username = decodeURIComponent(u.username) || undefined;
+  const password = decodeURIComponent(u.password) || undefined;
+  u.username = '';
+  u.password = '';
+  let url = u.toString();
+  if (!c.url.endsWith('/') && url.endsWith('/') && u.pathname === '/') url = url.slice(0, -1);
+  const out: T = { ...c, url };
+  if (api === 'v2') out.token ??= username && password ? `${username}:${password}` : (password ?? username);
+  else if (c.username === undefined && c.password === undefined) {
+    if (username !== undefined) out.username = username;
+    if (password !== undefined) out.password = password;
+  }
+  return out;
+}

@@ -20,7 +20,15 @@ export class Influxd {
   private proc: ChildProcess | null = null;
   private output = '';
 
-  constructor(readonly database = 'presence') {}
+  /** With `auth`, influxd runs with auth-enabled and this admin user; the fixture's own queries use it. */
+  constructor(
+    readonly database = 'presence',
+    readonly auth?: { username: string; password: string },
+  ) {}
+
+  private get headers(): Record<string, string> {
+    return this.auth ? { authorization: `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString('base64')}` } : {};
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -42,7 +50,7 @@ bind-address = "127.0.0.1:${this.rpcPort}"
   enabled = true
   bind-address = "127.0.0.1:${this.port}"
   log-enabled = false
-  auth-enabled = false
+  auth-enabled = ${this.auth ? 'true' : 'false'}
   max-body-size = 0
 [monitor]
   store-enabled = false
@@ -74,6 +82,13 @@ bind-address = "127.0.0.1:${this.rpcPort}"
       if (Date.now() > deadline) throw new Error(`influxd did not answer /ping on ${this.url}: ${this.output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // With auth on and no user yet, influxd takes exactly one statement without credentials: the first admin.
+    if (this.auth) {
+      const q = `CREATE USER "${this.auth.username}" WITH PASSWORD '${this.auth.password}' WITH ALL PRIVILEGES`;
+      const res = await fetch(`${this.url}/query?${new URLSearchParams({ q })}`, { method: 'POST', headers: this.headers });
+      const text = await res.text();
+      if (!res.ok && !/already exists/.test(text)) throw new Error(`influxd: creating the admin user failed (${res.status}): ${text}`);
+    }
     await this.query(`CREATE DATABASE "${this.database}"`, 'POST');
     return this;
   }
@@ -88,7 +103,7 @@ bind-address = "127.0.0.1:${this.rpcPort}"
   /** Runs InfluxQL; returns the raw JSON answer. Throws on an error in the answer. */
   async query(q: string, method: 'GET' | 'POST' = 'GET'): Promise<any> {
     const params = new URLSearchParams({ q, db: this.database, epoch: 'ms' });
-    const res = await fetch(`${this.url}/query?${params}`, { method });
+    const res = await fetch(`${this.url}/query?${params}`, { method, headers: this.headers });
     const body = (await res.json()) as any;
     if (!res.ok || body.error) throw new Error(`influxd query failed (${res.status}): ${JSON.stringify(body)}`);
     for (const r of body.results ?? []) if (r.error) throw new Error(`influxd query "${q}": ${r.error}`);
