@@ -83,7 +83,8 @@ export function parseMarkdown(
     const line = offset + i + 1;
     const row = INDEX_ROW.exec(l);
     const found = [...l.matchAll(CITATION)];
-    for (const m of l.matchAll(BROKEN)) problems.push({ source, line, message: `${m[1]} › must be followed by the test name in double quotes on the same line` });
+    for (const m of l.matchAll(BROKEN))
+      problems.push({ source, line, message: `${m[1]} › must be followed by the test name in double quotes on the same line` });
     if (row) {
       const named = found.filter((m) => m[2] !== undefined);
       if (named.length !== 1) problems.push({ source, line, message: `index row ${row[1]} must hold exactly one citation \`test/x.test.ts › "name"\`` });
