@@ -61,7 +61,7 @@ describe('aggregator config', () => {
     expect(() => loadConfig({ flushInterval: 'soon' }, {})).toThrow(/--flush-interval \(batch\.flush_interval\): must be a duration/);
     expect(() => loadConfig({}, { INFLUX_URL: 'influx:8086' })).toThrow(/INFLUX_URL \(influx\.url\): must be a URL like http:\/\/host:8086/);
     expect(() => loadConfig({ influxUrl: 'http://x:8086', influxApi: 'v1' }, {})).toThrow(/influx\.database: is required/);
-    expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/cannot read .*absent\.yaml: no such file/);
+    expect(() => loadConfig({ config: join(dir, 'absent.yaml') }, {})).toThrow(/config file .*absent\.yaml does not exist/);
     expect(() => loadConfig({ config: file('broken.json', '{"mqtt":') }, {})).toThrow(/not valid JSON/);
   });
 

@@ -113,6 +113,47 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
   });
 
+  it('/healthz says degraded, with the reason, while a capture command keeps failing', async () => {
+    const port = await freePort();
+    const gw = spawnGateway([
+      '--site',
+      'http',
+      '--zone',
+      'z',
+      '--id',
+      'gw-bad',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      'bad=cmd:echo "no such device" >&2; exit 1',
+      '--queue-dir',
+      join(tmp, 'q-bad'),
+      '--http-port',
+      String(port),
+      '--log-format',
+      'json',
+    ]);
+    try {
+      await waitFor(() => gw.stderr().includes('"state":"restarting"'), 20_000, 'the source restarting');
+      // (between restarts the command runs again for a moment: read until a restarting state is seen)
+      let body: { status: string; problems: string[] } = { status: '', problems: [] };
+      const until = Date.now() + 20_000;
+      while (body.status !== 'degraded' && Date.now() < until) {
+        const h = await get(port, '/healthz');
+        expect(h.status).toBe(200);
+        body = JSON.parse(h.text);
+      }
+      expect(body.status).toBe('degraded');
+      expect(body.problems.join('\n')).toMatch(/source bad is restarting/);
+      const text = (await get(port, '/metrics')).text;
+      expect(sample(text, 'presence_gateway_source_state', { source: 'bad', state: 'failed' })).toBe(0);
+      expect(sample(text, 'presence_gateway_source_errors', { source: 'bad' })).toBeGreaterThanOrEqual(1);
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
+  });
+
   it('a taken --http-port stops the start with a message naming the flag (exit 2)', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));

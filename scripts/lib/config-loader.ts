@@ -66,7 +66,8 @@ export class ConfigError extends Error {
     readonly problems: string[],
     readonly where = 'configuration',
   ) {
-    super(`${where} is invalid:\n  ${problems.join('\n  ')}`);
+    // Problems of flags name their flag already: no "flags is invalid" header.
+    super(where === 'flags' ? problems.join('\n') : `${where} is invalid:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
   }
 }
