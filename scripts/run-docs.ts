@@ -35,11 +35,19 @@
 //   `useradd ...`                                           -> not run (creates no user on this machine)
 //   `MQTT_PASSWORD=...`, `-P ...`, `mosquitto_passwd -c F U` -> the aggregator's password (batch mode, -b)
 //   `npm ci` in the checkout                                -> not run: node_modules is installed (the package's `npm ci --omit=dev` runs for real)
-//   `mosquitto_sub ... -v` (runs until stopped)             -> not run: no gateway publishes on this machine
+//   `mosquitto_sub ...` (runs until stopped)                -> `mosquitto_sub -C 1 -W 30 ...`: ends after the first message, fails
+//                                                              after 30 s without one; `-p 1883` when it names no port
 //   `curl ...`                                              -> `curl --fail-with-body ...` (an HTTP error answer fails the command)
 //   `presence doctor` (no configuration)                    -> must print `[ OK ] node` and `[ OK ] firmware` (what the field guide expects
 //                                                              at that step); exit 1 is accepted only for the one FAIL of a machine
 //                                                              with no Wi-Fi card and no Bluetooth adapter
+//   ```sh run host=gateway                                  -> the block runs on the gateway's machine: a prefix of its own, holding
+//                                                              /etc/presence/ca.pem, the broker's CA (docs/field-guide.md, step 7)
+//   `scp F host:/path`                                      -> cp F to the gateway's prefix
+//   `cmd:tcpdump -i wlan0mon ...` source                    -> `pcap:` a capture the simulator made (quiet-night, 3 min); the gateway
+//                                                              gets --speed max and STATE_DIRECTORY (as its unit's StateDirectory=)
+//                                                              in its prefix, and ends once its windows are acknowledged
+//   `broker.example`, `broker.example.net`                  -> 127.0.0.1 (the Mosquitto above; its certificate names 127.0.0.1)
 //   `npm test`                                              -> not run (this runner is part of it)
 //   `npm start`                                             -> `npm start -- --minutes 3 --speed max --no-live --no-last-week` (DEMO_ARGS)
 //   `apt-get install -y P...`                               -> checks every package is installed (dpkg-query), installs nothing,
@@ -122,6 +130,10 @@ interface Machine {
   root: string;
   checkout: string;
   prefix: string;
+  /** The gateway's machine (blocks with host=gateway): its own prefix. */
+  gatewayPrefix: string;
+  /** A capture file standing in for a monitor-mode interface on the gateway's machine. */
+  capture: string;
   ports: { mqtt: number; mqtts: number; influx: number; aggregatorHttp: number; influxRpc: number; influx2: number };
 }
 
@@ -158,8 +170,6 @@ export function rewrite(cmd: string, m: Machine): Step {
     else return { kind: 'skip', why: "the checkout's node_modules is installed already (the package's npm ci --omit=dev runs for real)" };
   }
   c = c.replace(/\bnpm start\b(?!\s+--)/, `npm start -- ${DEMO_ARGS}`).replace(/\bnpm start --(?! --minutes 3)/, `npm start -- ${DEMO_ARGS}`);
-  if (/^\s*mosquitto_sub\b/.test(c) && !/\s-C\s/.test(c))
-    return { kind: 'skip', why: 'waits for counts from a gateway: none runs here (the Gateways block needs a monitor-mode Wi-Fi card)' };
   if (/\buseradd\b/.test(c)) return { kind: 'skip', why: 'creates a system user: not on this machine (the -o/-g ownership flags are dropped below)' };
   c = c.replace(/\bsudo\s+/g, '');
   c = c.replace(/\s-o root -g presence\b/g, '');
@@ -193,6 +203,25 @@ export function rewrite(cmd: string, m: Machine): Step {
         s.hup('aggregator');
       },
     };
+  // To the gateway: its own prefix.
+  const scp = /^\s*scp (\S+) (?:\S+@)?[\w.-]+:(\S+)(.*)$/.exec(c);
+  if (scp) {
+    const to = substitute(scp[2]!, { ...m, prefix: m.gatewayPrefix });
+    c = `mkdir -p ${dirname(to)} && cp ${scp[1]} ${to}${scp[3]}`;
+  }
+  // On the gateway: a capture file instead of the monitor-mode interface, replayed at full speed
+  // (the gateway ends once its windows are acknowledged); the queue in its state folder.
+  if (/\bcmd:tcpdump -i wlan0mon\b/.test(c)) {
+    c = c.replace(/cmd:tcpdump -i wlan0mon [^']*/g, `pcap:${m.capture}`);
+    if (/\bpresence gateway\b/.test(c)) c = c.replace(/\bpresence gateway\b/, `STATE_DIRECTORY=${m.prefix}/var/lib/presence-gateway $& --speed max`);
+  }
+  c = c.replace(/\bbroker\.example(\.net)?\b/g, '127.0.0.1');
+  // mosquitto_sub runs until stopped: here it ends after the first message (within 30 s); without -p
+  // it means the default port.
+  if (/^\s*mosquitto_sub\b/.test(c)) {
+    if (!/\s-p\s/.test(c)) c = c.replace(/^\s*mosquitto_sub\b/, '$& -p 1883');
+    if (!/\s-C\s/.test(c)) c = c.replace(/^\s*mosquitto_sub\b/, '$& -C 1 -W 30');
+  }
   c = substitute(c, m);
   // curl exits 0 on an HTTP error: here an error answer fails the command.
   c = c.replace(/(^|&&\s*|\|\s*)curl\s/g, '$1curl --fail-with-body ');
@@ -450,6 +479,17 @@ async function machine(root: string, name: string): Promise<Machine> {
     makeCertificates(backend, { cn: 'docs-run', user: 'docs-run', password: 'docs-run' });
   }
   cpSync(join(backend, 'ca.pem'), join(checkout, 'ca.pem'));
+  const gatewayPrefix = join(base, 'gateway-root');
+  mkdirSync(gatewayPrefix, { recursive: true });
+  const capture = join(root, 'capture', 'gw-lobby.pcapng');
+  if (!existsSync(capture))
+    execFileSync(
+      process.execPath,
+      [join(REPO, 'scripts/presence.js'), 'simulate', 'quiet-night', '--seed', '3', '--duration', '3m', '--scale', '0.2', '--out', dirname(capture)],
+      {
+        stdio: 'ignore',
+      },
+    );
   const ports = {
     mqtt: await freePort(),
     mqtts: await freePort(),
@@ -458,7 +498,7 @@ async function machine(root: string, name: string): Promise<Machine> {
     influxRpc: await freePort(),
     influx2: await freePort(),
   };
-  return { root: base, checkout, prefix, ports };
+  return { root: base, checkout, prefix, gatewayPrefix, capture, ports };
 }
 
 export interface RunResult {
@@ -522,7 +562,17 @@ export async function runDoc(doc: string, root: string, log: (s: string) => void
       if (b.attrs.needs === 'influxd') await services.startInfluxd(m);
       // InfluxDB 2.x's write API: VictoriaMetrics stands in for it (it takes /api/v2/write), on its own port.
       if (b.attrs.needs === 'influx2') await services.startVictoria(m);
-      const bm = b.attrs.needs === 'influx2' ? { ...m, ports: { ...m.ports, influx: m.ports.influx2 } } : m;
+      let bm = b.attrs.needs === 'influx2' ? { ...m, ports: { ...m.ports, influx: m.ports.influx2 } } : m;
+      if (b.attrs.host === 'gateway') {
+        bm = { ...m, prefix: m.gatewayPrefix };
+        // Set up as docs/field-guide.md says (step 7): the broker's CA certificate.
+        const ca = join(m.root, 'certs', 'ca.pem');
+        if (existsSync(ca) && !existsSync(join(m.gatewayPrefix, 'etc/presence/ca.pem'))) {
+          mkdirSync(join(m.gatewayPrefix, 'etc/presence'), { recursive: true });
+          cpSync(ca, join(m.gatewayPrefix, 'etc/presence/ca.pem'));
+          log(`${where(b.line)}: the gateway's machine has the broker's CA as /etc/presence/ca.pem (docs/field-guide.md, step 7)`);
+        }
+      }
       let cwd = m.checkout;
       for (const c of commands(b)) {
         const step = rewrite(c.text, bm);

@@ -35,6 +35,8 @@ function runDocs(...args: string[]): Promise<{ code: number; out: string }> {
 
 const machine = {
   root: '/tmp/m',
+  gatewayPrefix: '/tmp/m/gw',
+  capture: '/tmp/m/c.pcapng',
   checkout: '/tmp/m/c',
   prefix: '/tmp/m/root',
   ports: { mqtt: 1, mqtts: 2, influx: 3, aggregatorHttp: 4, influxRpc: 5, influx2: 6 },
@@ -88,13 +90,20 @@ describe('the docs runner', () => {
         /^docs\/deployment\.md:\d+: sudo presence provision gateway/m,
         /^docs\/deployment\.md:\d+: sudo systemctl daemon-reload && sudo systemctl enable --now presence-aggregator/m,
         /^docs\/deployment\.md:\d+: curl -sG http:\/\/127\.0\.0\.1:8086\/query/m,
+        /^docs\/deployment\.md:\d+: presence gateway --site dam/m,
+        /^docs\/deployment\.md:\d+: mosquitto_sub -h 127\.0\.0\.1 -u aggregator/m,
         /^docs\/field-guide\.md:\d+: cd \/opt\/presence-counter && sudo npm ci --omit=dev/m,
       ])
         expect(r.out).toMatch(line);
       // The documented checks answered what the doc says: the query found the demo's counts (loaded
       // in section 1), /healthz says ok.
-      expect(r.out).toMatch(/^\s+\| \{"results":\[\{"statement_id":0,"series":\[\{"name":"presence","tags":\{"radio":"(ble|wifi)","zone":"square-/m);
+      expect(r.out).toMatch(/^\s+\| \{"results":\[\{"statement_id":0,"series":\[\{"name":"presence"/m);
+      expect(r.out).toMatch(/\{"name":"presence","tags":\{"radio":"(ble|wifi)","zone":"square-(east|west|north)"\}/);
       expect(r.out).toMatch(/^\s+\| \{"status":"ok"/m);
+      // The gateway provisioned in docs/deployment.md published over TLS with its own credential
+      // through the recipe's ACL: its retained status reached mosquitto_sub, its counts InfluxDB.
+      expect(r.out).toMatch(/^\s+\| presence\/v1\/dam\/gw-plein-1\/status \{/m);
+      expect(r.out).toMatch(/"tags":\{"radio":"(ble|wifi)","zone":"plein"\}/);
     },
     600_000,
   );
