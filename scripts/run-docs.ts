@@ -443,6 +443,27 @@ class Services {
   }
 }
 
+async function aggregatorMetrics(port: number): Promise<{ counts: number; received: number; acked: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sum = (re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+  return {
+    counts: sum(/^presence_aggregator_messages_total\{kind="counts"\} (\S+)$/gm),
+    received: sum(/^presence_aggregator_messages_total\{[^}]*\} (\S+)$/gm),
+    acked: sum(/^presence_aggregator_acked_total (\S+)$/gm),
+  };
+}
+
+/** Waits (on the aggregator's own counters) until it received `counts` count messages and acknowledged every message. */
+async function aggregatorTook(port: number, counts: number): Promise<string | null> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const mm = await aggregatorMetrics(port);
+    if (mm.counts >= counts && mm.acked >= mm.received) return null;
+    if (Date.now() > deadline) return `the aggregator did not take the gateway's windows: ${JSON.stringify(mm)}, waited for ${counts} count messages`;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 let tarball: string | null = null;
 /** `npm pack` of this checkout, once per run (prepare finds dist/ and the WASM current). */
 function pack(root: string): string {
@@ -585,6 +606,7 @@ export async function runDoc(doc: string, root: string, log: (s: string) => void
           continue;
         }
         log(`${where(c.line)}: ${c.text.trim()}`);
+        const before = services.running('aggregator') ? (await aggregatorMetrics(m.ports.aggregatorHttp)).counts : 0;
         if (step.kind === 'action') {
           try {
             await step.run(m, services);
@@ -603,6 +625,14 @@ export async function runDoc(doc: string, root: string, log: (s: string) => void
           const wrong = step.accept ? step.accept(r.code, r.out) : r.code !== 0 ? `exit code ${r.code}` : null;
           if (wrong) fail(`${wrong}:\n${r.out.replace(/^/gm, '  | ')}`);
           if (existsSync(cwdFile)) cwd = readFileSync(cwdFile, 'utf8').trim();
+          // A gateway that ended has its windows acknowledged by the broker, not yet written: the
+          // checks that follow read InfluxDB, so wait until the aggregator has taken every window
+          // the gateway closed and acknowledged all it received (its /metrics).
+          const windows = (r.out.match(/"msg":"window closed"/g) ?? []).length;
+          if (b.attrs.host === 'gateway' && windows > 0 && services.running('aggregator')) {
+            const wrong = await aggregatorTook(m.ports.aggregatorHttp, before + windows);
+            if (wrong) fail(wrong);
+          }
         }
         result.ran.push({ doc, line: c.line, cmd: c.text.trim() });
       }
