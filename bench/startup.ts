@@ -31,7 +31,9 @@ function variants(dir: string): Variant[] {
   // As scripts/presence.js was: tsx's loader, then the CLI with every subcommand registered.
   writeFileSync(
     eager,
-    `import { register } from '${tsx}';\nregister();\nconst { buildProgram } = await import('${cli}');\nawait (await buildProgram()).parseAsync(process.argv);\n`,
+    // (commander's exitOverride throws for --version: exit as main() does)
+    `import { register } from '${tsx}';\nregister();\nconst { buildProgram } = await import('${cli}');\n` +
+      `try { await (await buildProgram()).parseAsync(process.argv); } catch (e) { if (e?.code === 'commander.version') process.exit(e.exitCode); throw e; }\n`,
   );
   writeFileSync(lazy, `import { register } from '${tsx}';\nregister();\nconst { main } = await import('${cli}');\nawait main(process.argv);\n`);
   return [
