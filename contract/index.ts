@@ -6,3 +6,4 @@ export * from './topics.ts';
 export * from './types.ts';
 export * from './validate.ts';
 export * from './redact.ts';
+export * from './last-error.ts';

@@ -87,3 +87,78 @@ export function sanitiseMessage(text: string): string {
   while (!new RegExp(MESSAGE_PATTERN).test(s)) s = s.slice(0, -1); // cannot loop forever: '' matches
   return s;
 }
+
+/** What redactFreeText puts in place of a token that could hold an address. */
+export const REDACTED = '<redacted>';
+
+/** Hex group, optionally with `0x`, as a whole alphanumeric word of 1-3 hex digits. */
+const SHORT_GROUP = '(?:0[xX])?[0-9A-Fa-f]{1,3}(?![0-9A-Za-z])';
+/** Three or more short hex groups joined by separators of 1-8 non-alphanumeric characters (`aa|bb|cc`, `a a b b`, `aa :: bb :: cc`). */
+const SHORT_RUN = new RegExp(`(?<![0-9A-Za-z])${SHORT_GROUP}(?:[^0-9A-Za-z]{1,8}${SHORT_GROUP}){2,}`, 'g');
+/** Four or more hex digits in a row, after any `0x` (`aabb`, `0xaabbccddeeff`, `2026`). */
+const HEX_RUN = /[0-9A-Fa-f]{4,}/g;
+/** An escape of a byte or code point: `\xaa`, `\u00aa`, `\x{aa}`, `%aa`. */
+const ESCAPE = /\\[xXuU]\{?[0-9A-Fa-f]|%[0-9A-Fa-f]{2}/g;
+/** A run of base64/base64url characters. */
+const B64_RUN = /[A-Za-z0-9+/_-]{8,}/g;
+/** A piece of an ordinary word: lower case, capitalised or upper case letters only. */
+const WORD = /^(?:[a-z]+|[A-Z][a-z]+|[A-Z]+)$/;
+
+/** A base64 run that could hold an address: exactly 8 characters (6 bytes), or any with a digit or mixed case. */
+function base64Like(run: string): boolean {
+  if (run.length === 8) return true;
+  return !run.split(/[+/_-]+/).every((piece) => piece === '' || WORD.test(piece));
+}
+
+/**
+ * Free text from outside (a capture tool's stderr, an exception message) made fit for a log line:
+ * NFKC-normalised (full-width digits and letters become ASCII), format characters (zero-width
+ * joiners and spaces, BOM, ...), combining marks and control characters removed (control characters
+ * and white space runs become one space); then every white-space-separated token that holds
+ * - a run of 4 or more hex digits (`0x` removed first),
+ * - an escape (`\xNN`, `\uNNNN`, `%NN`),
+ * - a base64/base64url run of exactly 8 characters, or a longer one with a digit or mixed case,
+ * - or is part of a run of 3 or more hex groups of 1-3 digits joined by up to 8 non-alphanumeric
+ *   characters (`aa|bb|cc`, `A A B B C C`, `aa - bb - cc`, tab-separated pairs),
+ * is replaced by `<redacted>` (consecutive ones by one). Ordinary words stay readable ("fatal:
+ * wlan0: No such device"); words of exactly 8 letters do not, nor numbers of 4 digits or more.
+ * Used for every log line and `presence doctor` line that carries a capture tool's text.
+ */
+export function redactFreeText(text: string): string {
+  const s = text
+    .normalize('NFKC')
+    .replace(/[\p{Cf}\p{Mn}\p{Me}]+/gu, '')
+    .replace(/[\p{Cc}\p{Z}\s]+/gu, ' ')
+    .trim();
+  if (!s) return s;
+  const flagged = new Uint8Array(s.length);
+  const mark = (start: number, end: number) => flagged.fill(1, start, end);
+  const scan = (re: RegExp, on: string, test?: (m: string) => boolean) => {
+    re.lastIndex = 0;
+    for (let m = re.exec(on); m; m = re.exec(on)) {
+      if (!test || test(m[0])) mark(m.index, m.index + m[0].length);
+      if (m[0].length === 0) re.lastIndex++;
+    }
+  };
+  // `0x` taken out without moving positions: replaced by two non-hex letters.
+  const no0x = s.replace(/0[xX](?=[0-9A-Fa-f])/g, 'gg');
+  scan(HEX_RUN, no0x);
+  scan(ESCAPE, s);
+  scan(B64_RUN, s, base64Like);
+  scan(SHORT_RUN, s);
+  // Whole tokens: any token touching a flagged character goes, runs of such tokens become one.
+  const out: string[] = [];
+  let lastRedacted = false;
+  for (const m of s.matchAll(/\S+/g)) {
+    const start = m.index;
+    const bad = flagged.subarray(start, start + m[0].length).includes(1);
+    if (bad) {
+      if (!lastRedacted) out.push(REDACTED);
+      lastRedacted = true;
+    } else {
+      out.push(m[0]);
+      lastRedacted = false;
+    }
+  }
+  return out.join(' ');
+}

@@ -60,7 +60,7 @@ export interface SourceStatus {
   errors: number;
   /** Why the source last failed: a fixed code. */
   error_code?: SourceErrorCode;
-  /** The last failure in words, sanitised (contract/redact.ts sanitiseMessage): printable ASCII, no address form. */
+  /** The last failure: the fixed sentence of error_code (contract/last-error.ts lastErrorText), never a capture tool's text. */
   last_error?: string;
 }
 

@@ -8,7 +8,6 @@ import { validateCounts as generatedCounts, validateStatus as generatedStatus } 
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
 import { CONTRACT_VERSION, MAX_COUNT, MAX_WINDOW_MS } from './topics.ts';
-import { MAX_MESSAGE_LENGTH } from './redact.ts';
 import type { CountsMessage, StatusMessage } from './types.ts';
 
 /** The JSON Schema of a counts message (contract/schemas/counts.schema.json). */
@@ -27,7 +26,7 @@ const DEF_WORDS: Record<string, string> = {
   time: 'must be a UTC time like 2026-04-27T12:00:00.000Z, in the years 2000-2099, with seconds 00-59 (no leap second)',
 };
 const FIELD_WORDS: Record<string, string> = {
-  last_error: `must be printable ASCII, at most ${MAX_MESSAGE_LENGTH} characters, with no device address in it`,
+  last_error: 'must be one of the fixed sentences of contract/last-error.ts (for exited optionally with the exit code and signal)',
   name: 'must be a source name: letters, digits, _ . -, 1 to 64 characters',
   version: 'must be a version like 1.2.3',
 };

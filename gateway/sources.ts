@@ -5,22 +5,24 @@
 //     with exponential backoff whenever it exits or writes something that is not a capture;
 //   - FileSource: a capture file, replayed in real time, N times faster, or as fast as possible;
 //   - StdinSource: pcap on standard input (`--source stdin`, `pcap:-`).
-// A source never logs frame contents. What it reports of a failure is a fixed code plus a message
-// sanitised by the contract (printable ASCII, bounded, every written form of an address replaced by
-// `<addr>`): a capture tool's stderr never reaches a log line or the status raw.
+// A source never logs frame contents. What it publishes of a failure is a fixed code and a fixed
+// sentence (contract lastErrorText: no text of the capture tool at all); the tool's message and
+// stderr go to the log only, through the contract's redactFreeText (every token that could hold
+// an address replaced by `<redacted>`). A capture command runs without the gateway's secrets in its
+// environment (captureEnv).
 //
 // A capture command never outlives the gateway (spawnCapture): it leads a process group of its
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
 // after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import { CaptureFormatError, fileChunks, readCaptureRecords } from './capture/pcap.ts';
-import { sanitiseMessage, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
+import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
 import { CLOCK_MAX_MS, CLOCK_MIN_MS, isClockTime } from './window.ts';
@@ -39,7 +41,7 @@ export abstract class CaptureSource {
   /** Frames delivered since start. */
   frames = 0;
   errors = 0;
-  /** The last failure: a fixed code and a sanitised message. */
+  /** The last failure: a fixed code and its fixed sentence (contract lastErrorText). */
   lastError: string | undefined;
   lastErrorCode: SourceErrorCode | undefined;
   /** Largest capture timestamp delivered so far (ms) within the clock's range (window.ts isClockTime), -Infinity before the first. */
@@ -92,8 +94,8 @@ export abstract class CaptureSource {
   protected fail(err: Error): void {
     this.errors++;
     this.lastErrorCode = failureCode(err);
-    this.lastError = sanitiseMessage(err.message);
-    this.log.error({ source: this.name, code: this.lastErrorCode, err: this.lastError }, 'source failed');
+    this.lastError = lastErrorText(this.lastErrorCode);
+    this.log.error({ source: this.name, code: this.lastErrorCode, err: redactFreeText(err.message) }, 'source failed');
     this.setState('failed');
   }
 
@@ -267,9 +269,12 @@ export class CommandSource extends CaptureSource {
       if (this.stopped) break;
       this.errors++;
       this.lastErrorCode = problem.code;
-      this.lastError = sanitiseMessage(problem.message);
+      this.lastError = lastErrorText(problem.code, problem.exit);
       if (Date.now() - began > maxMs) backoff = minMs; // it ran well for a while: start over
-      this.log.warn({ source: this.name, code: this.lastErrorCode, err: this.lastError, restart_in_ms: backoff }, 'capture command stopped; restarting');
+      this.log.warn(
+        { source: this.name, program: this.program, code: this.lastErrorCode, err: redactFreeText(problem.message), restart_in_ms: backoff },
+        'capture command stopped; restarting',
+      );
       this.setState('restarting');
       await new Promise<void>((r) => {
         const t = setTimeout(r, backoff);
@@ -283,8 +288,14 @@ export class CommandSource extends CaptureSource {
     }
   }
 
-  /** Runs the command once; resolves with why it stopped (raw: the caller sanitises it). */
-  private async once(): Promise<{ code: SourceErrorCode; message: string }> {
+  /** The capture program's basename (for the log). */
+  private get program(): string {
+    const cmd = this.cfg.command;
+    return basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? ''));
+  }
+
+  /** Runs the command once; resolves with why it stopped (message raw: the caller redacts it for the log). */
+  private async once(): Promise<{ code: SourceErrorCode; message: string; exit?: { code: number | null; signal: string | null } }> {
     const cmd = this.cfg.command;
     if (Array.isArray(cmd) && !findExecutable(cmd[0])) return { code: 'cannot_start', message: `cannot start: ${cmd[0]}: no such executable (PATH searched)` };
     const child = spawnCapture(cmd);
@@ -342,7 +353,7 @@ export class CommandSource extends CaptureSource {
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
     if (spawnError) return { code: 'cannot_start', message: `cannot start: ${(spawnError as Error).message}` };
     if (readError) return { code: failureCode(readError), message: `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}` };
-    return { code: 'exited', message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}` };
+    return { code: 'exited', exit: { code, signal }, message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}` };
   }
 
   protected async halt(): Promise<void> {
@@ -376,9 +387,17 @@ export const KILL_AFTER_MS = 3000;
  */
 export function spawnCapture(command: string | string[]): ChildProcess {
   const argv = Array.isArray(command) ? command : ['/bin/sh', '-c', command];
-  const child = spawn('/bin/sh', ['-c', CAPTURE_GUARD, 'presence-capture', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn('/bin/sh', ['-c', CAPTURE_GUARD, 'presence-capture', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: captureEnv() });
   child.stdin!.on('error', () => {}); // never written; EPIPE once the group is gone is no error
   return child;
+}
+
+/** Names of environment variables that hold secrets: …PASSWORD…, …TOKEN…, …SECRET…, …_KEY, each also with `_FILE` after it. */
+export const SECRET_ENV_NAME = /PASSWORD|TOKEN|SECRET|_KEY(?:_FILE)?$/i;
+
+/** The gateway's environment without its secrets (SECRET_ENV_NAME): what a capture command gets. */
+export function captureEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !SECRET_ENV_NAME.test(k)));
 }
 
 /** Sends `signal` to the capture command's whole process group (it leads one). */

@@ -1,10 +1,11 @@
 // Gateway status: the retained message on the status topic (state, version, uptime, frames/s and
 // errors per source, queue depth). Every field is one of the contract's; a source's last error is
-// sanitised (printable ASCII, bounded, addresses redacted) before it is published.
+// one of the contract's fixed sentences (lastErrorText), never a capture tool's text: anything else
+// is replaced by the fixed sentence of its error_code before it is published.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
-import { CONTRACT_VERSION, redactAddresses, sanitiseMessage, type QueueState, type SourceStatus, type StatusMessage } from '../contract/index.ts';
+import { CONTRACT_VERSION, isLastError, lastErrorText, redactAddresses, redactFreeText, type QueueState, type SourceStatus, type StatusMessage } from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {
@@ -14,8 +15,8 @@ export const VERSION: string = (() => {
   }
 })();
 
-/** Replaces anything shaped like a device address with "<addr>" (the contract's redaction). */
-export { redactAddresses };
+/** Replaces anything shaped like a device address with "<addr>"; redactFreeText: every token that could hold one with "<redacted>". */
+export { redactAddresses, redactFreeText };
 
 /** Frames per second per source, measured between two status snapshots. */
 export class RateTracker {
@@ -57,7 +58,9 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     queue_state: s.queueState ?? 'ok',
     windows: s.windows,
     last_seq: s.lastSeq,
-    sources: s.sources.map((src) => (src.last_error === undefined ? src : { ...src, last_error: sanitiseMessage(src.last_error) })),
+    sources: s.sources.map((src) =>
+      src.last_error === undefined || isLastError(src.last_error) ? src : { ...src, last_error: lastErrorText(src.error_code ?? 'failed') },
+    ),
     ts: new Date(s.now).toISOString(),
   };
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   countsTopic, statusTopic, parseTopic, sharedFilter, COUNTS_FILTER, validateCounts, validateStatus,
   offlineStatus, encode, countsSchema, statusSchema, sanitiseMessage, redactAddresses, FIELDS, ID_PATTERN, SOURCE_NAME_PATTERN,
-  MESSAGE_PATTERN, MAX_PAYLOAD_BYTES, MAX_COUNT, type CountsMessage, type StatusMessage,
+  MESSAGE_PATTERN, LAST_ERROR_PATTERN, LAST_ERROR_SENTENCES, LAST_ERROR_SIGNALS, isLastError, lastErrorText, MAX_PAYLOAD_BYTES, MAX_COUNT, type CountsMessage, type StatusMessage,
 } from '../contract/index.ts';
 import { Rng } from '../simulator/rng.ts';
 
@@ -47,7 +47,11 @@ const STRINGS: Record<string, (rng: Rng) => string> = {
     return s;
   },
   [SOURCE_NAME_PATTERN]: (rng) => ['wlan0', 'hci0', 'pcap0', 'mon.1', 'ubertooth_A', 'x'.repeat(64)][rng.int(0, 5)],
-  [MESSAGE_PATTERN]: (rng) => sanitiseMessage(randomText(rng, 400)),
+  [LAST_ERROR_PATTERN]: (rng) => {
+    const codes = Object.keys(LAST_ERROR_SENTENCES) as Array<keyof typeof LAST_ERROR_SENTENCES>;
+    const signal = rng.chance(0.5) ? LAST_ERROR_SIGNALS[rng.int(0, LAST_ERROR_SIGNALS.length - 1)] : null;
+    return lastErrorText(codes[rng.int(0, codes.length - 1)], { code: rng.chance(0.5) ? rng.int(0, 255) : null, signal });
+  },
 };
 const TIME_PATTERN = (countsSchema.$defs as Record<string, Schema>).time.pattern!;
 const VERSION_PATTERN = (statusSchema.properties as Record<string, Schema>).version.pattern!;
@@ -241,7 +245,7 @@ describe('wire contract', () => {
     const defs = (s: Schema) => s.$defs as Record<string, Schema>;
     for (const d of ['id', 'count', 'amount', 'time']) expect(defs(st)[d]).toEqual(defs(c)[d]);
     expect(defs(c).id.pattern).toBe(ID_PATTERN);
-    expect((defs(st).source.properties as Record<string, Schema>).last_error.pattern).toBe(MESSAGE_PATTERN);
+    expect((defs(st).source.properties as Record<string, Schema>).last_error.pattern).toBe(LAST_ERROR_PATTERN);
     expect(JSON.stringify([c, st])).not.toMatch(/"\$ref":"(?!#\/\$defs\/)/);
   });
 
@@ -301,13 +305,13 @@ describe('wire contract', () => {
           extras++;
         }
         // Free text and addresses in each string field: rejected, unless the field's pattern allows
-        // exactly that text (an id may look like hex; only last_error takes words, never an address).
+        // exactly that text (an id may look like hex; last_error takes only its fixed sentences).
         for (const { path, key } of stringsIn(m)) {
           for (const text of freeText) {
             const c = copy();
             stringsIn(c).find((s) => s.path === path)!.set(text);
             const r = validate(c);
-            const allowed = key === 'last_error' ? text.length <= 200 && /^[ -~]*$/.test(text) && !address.includes(text)
+            const allowed = key === 'last_error' ? isLastError(text)
               : (key === 'site' || key === 'zone' || key === 'gateway') ? new RegExp(ID_PATTERN).test(text)
               : key === 'name' ? new RegExp(SOURCE_NAME_PATTERN).test(text) : false;
             expect(r.ok, `${kind} ${path} = ${JSON.stringify(text)}`).toBe(allowed);
@@ -326,16 +330,27 @@ describe('wire contract', () => {
     expect(r).toEqual({ ok: false, code: 'invalid', reason: '/state must be one of online, offline' });
   });
 
-  it('sanitises any text into a last_error the schema accepts, with no address left', () => {
-    const rng = new Rng(5);
-    const re = new RegExp(MESSAGE_PATTERN);
-    for (let i = 0; i < 2000; i++) {
-      const text = randomText(rng, 600);
-      const s = sanitiseMessage(text);
-      expect(re.test(s), JSON.stringify({ text, s })).toBe(true);
-      expect(s.length).toBeLessThanOrEqual(200);
+  it('last_error is closed: a fixed sentence per error_code (exited with exit code and signal), no tool text, no hex run', () => {
+    const re = new RegExp(LAST_ERROR_PATTERN);
+    const all: string[] = [];
+    for (const code of Object.keys(LAST_ERROR_SENTENCES) as Array<keyof typeof LAST_ERROR_SENTENCES>) {
+      all.push(lastErrorText(code));
+      for (let c = 0; c <= 255; c++) for (const signal of [null, ...LAST_ERROR_SIGNALS]) all.push(lastErrorText(code, { code: c, signal }));
     }
-    expect(sanitiseMessage('tshark: dev 0xaabbccddeeff gone\n')).toBe('tshark: dev <addr> gone');
+    for (const s of all) {
+      expect(re.test(s), s).toBe(true);
+      expect(s, s).not.toMatch(/[0-9A-Fa-f]{4}/); // nothing that could be part of an address
+    }
+    expect(lastErrorText('exited', { code: 3, signal: null })).toBe('the capture command exited with code 3');
+    expect(lastErrorText('exited', { code: null, signal: 'SIGKILL' })).toBe('the capture command exited by SIGKILL');
+    expect(lastErrorText('exited', { code: 4096, signal: 'SIGAABBCC' })).toBe('the capture command exited'); // out of range: left out
+    // Any text of a capture tool is refused, however harmless it looks.
+    const rng = new Rng(5);
+    for (let i = 0; i < 2000; i++) expect(re.test(randomText(rng, 600))).toBe(false);
+    for (const t of ['tcpdump: wlan0: No such device', "Jan's iPhone", 'the capture command exited: aa', 'the source failed ']) expect(re.test(t), t).toBe(false);
+    expect(validateStatus({ v: 1, site: 'utrecht', gateway: 'gw-01', state: 'online', sources: [{ name: 'wlan0', state: 'failed', frames_per_s: 0, errors: 1, last_error: 'tcpdump: oops' }] })).toEqual({
+      ok: false, code: 'invalid', reason: expect.stringContaining('last_error must be one of the fixed sentences'),
+    });
   });
 
   it('redaction removes every written form of an address, in any surrounding text (property, 5000 cases)', () => {
@@ -356,7 +371,7 @@ describe('wire contract', () => {
         const h = order.map((x) => x.toString(16).padStart(2, '0')).join('');
         for (let k = 0; k + 8 <= 12; k += 2) expect(flat, JSON.stringify({ text, out })).not.toContain(h.slice(k, k + 8));
       }
-      // The schema refuses the raw text as a last_error, and accepts its sanitised form.
+      // The message pattern refuses the raw text, and accepts its sanitised form.
       if (text.length <= 200) expect(re.test(text), text).toBe(false);
       expect(re.test(sanitiseMessage(text))).toBe(true);
     }
