@@ -13,12 +13,14 @@ import {
   createAjv,
   describeErrors,
   getPath,
+  keyName,
   readConfigFile,
   renameOldKeys,
   resolvePaths,
   setPath,
   type OptionSpec,
   type Origins,
+  type Renamed,
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
@@ -216,16 +218,16 @@ export const configSchema = buildSchema(AGGREGATOR_OPTIONS, 'presence/aggregator
 const validate = createAjv().compile(configSchema);
 
 /** Validates a config object with snake_case keys (in place: fills defaults); returns readable problems. */
-function check(raw: Record<string, unknown>, origins: Origins, prefix: string): string[] {
+function check(raw: Record<string, unknown>, origins: Origins, prefix: string, renamed?: Renamed): string[] {
   if (validate(raw)) return [];
-  return describeErrors(validate.errors ?? [], { specs: AGGREGATOR_OPTIONS, schema: configSchema, data: raw, origins, prefix });
+  return describeErrors(validate.errors ?? [], { specs: AGGREGATOR_OPTIONS, schema: configSchema, data: raw, origins, prefix, renamed });
 }
 
 /** Validates a parsed config object (a file's section); returns readable messages, empty when fine. */
 export function checkConfigObject(value: unknown, where = 'aggregator.'): string[] {
   const raw = structuredClone((value ?? {}) as Record<string, unknown>);
-  renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
-  return check(raw, new Map(), where);
+  const renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
+  return check(raw, new Map(), where, renamed);
 }
 
 /** The aggregator's section of a file: its keys at the top, or under `aggregator:` (one file for all components). */
@@ -287,22 +289,24 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   const file = flags.config || env.PRESENCE_AGGREGATOR_CONFIG || undefined;
   let raw: Record<string, unknown> = {};
   let prefix = '';
+  let renamed: Renamed | undefined;
   if (file) {
     ({ section: raw, prefix } = readFile(file));
-    renameOldKeys(raw, AGGREGATOR_OPTIONS, file, prefix);
+    renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, file, prefix);
     resolvePaths(raw, AGGREGATOR_OPTIONS, file);
   }
   const origins: Origins = new Map();
   applyEnv(raw, AGGREGATOR_OPTIONS, env, origins);
   applyFlags(raw, AGGREGATOR_OPTIONS, flags as Record<string, unknown>, origins);
   if (typeof getPath(raw, 'mqtt.protocol_version') === 'string') setPath(raw, 'mqtt.protocol_version', Number(getPath(raw, 'mqtt.protocol_version')));
-  const problems = check(raw, origins, prefix);
+  for (const key of origins.keys()) renamed?.delete(key); // set again by the environment or a flag
+  const problems = check(raw, origins, prefix, renamed);
   if (problems.length) throw new ConfigError(problems, file ? `config file ${file}` : 'configuration (from flags and environment)');
-  return toInternal(raw, file ?? 'configuration');
+  return toInternal(raw, file ?? 'configuration', renamed);
 }
 
 /** Validated snake_case settings -> AggregatorConfig (camelCase, durations in ms, secrets read from their files). */
-function toInternal(c: any, where: string): AggregatorConfig {
+function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig {
   const d = (v: unknown, unit: 'ms' | 's' = 'ms') => parseDuration(v, unit) as number;
   const secret = (value: string | undefined, file: string | undefined, key: string) => {
     if (value !== undefined || !file) return value;
@@ -375,7 +379,7 @@ function toInternal(c: any, where: string): AggregatorConfig {
       throw new ConfigError(['influx.bucket: is required for the v2 API: set influx.bucket (--influx-bucket, INFLUX_BUCKET), or influx.database, used as bucket "db/rp"'], where);
     if (i.api === 'v1' && !i.database) throw new ConfigError(['influx.database: is required for the 1.x API (--influx-api v1): set it in the file, with --influx-db or INFLUX_DB'], where);
   }
-  if (cfg.batch.maxBuffer < cfg.batch.size) throw new ConfigError([`batch.max_buffer: must be at least batch.size (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`], where);
+  if (cfg.batch.maxBuffer < cfg.batch.size) throw new ConfigError([`${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`], where);
   return cfg;
 }
 
@@ -385,8 +389,8 @@ function toInternal(c: any, where: string): AggregatorConfig {
  */
 export function resolveConfig(partial: unknown = {}): AggregatorConfig {
   const raw = structuredClone((partial ?? {}) as Record<string, unknown>);
-  renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
-  const problems = check(raw, new Map(), '');
+  const renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
+  const problems = check(raw, new Map(), '', renamed);
   if (problems.length) throw new ConfigError(problems);
-  return toInternal(raw, 'configuration');
+  return toInternal(raw, 'configuration', renamed);
 }

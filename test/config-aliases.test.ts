@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig as loadAggregator } from '../aggregator/config.ts';
+import { loadConfig as loadAggregator, resolveConfig as resolveAggregator } from '../aggregator/config.ts';
 import { loadConfig as loadGateway } from '../gateway/config.ts';
 import { captureDeprecations } from '../scripts/lib/deprecate.ts';
 import { buildProgram } from '../scripts/cli.ts';
@@ -129,6 +129,22 @@ describe('aggregator: old flags and camelCase config keys', () => {
       expect(lines).toEqual([`presence: warning: config key aggregator.${old} (in ${f}) is deprecated, use aggregator.${replacement}; the old name still works for now`]);
     });
   }
+
+  it('an error about a key written under its old name names the old key and the new one', () => {
+    const f = join(tmp, 'bad-old-key.yaml');
+    writeFileSync(f, yamlOf('batch.maxBuffer', '0'));
+    const e = (() => {
+      try {
+        captureDeprecations(() => loadAggregator({ config: f }, {}));
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(e).toContain('aggregator.batch.maxBuffer (now aggregator.batch.max_buffer): must be');
+    expect(() => resolveAggregator({ batch: { maxBuffer: 10, size: 300 } })).toThrow('batch.maxBuffer (now batch.max_buffer): must be at least batch.size (300) (got 10)');
+    expect(() => resolveAggregator({ batch: { max_buffer: 10, size: 300 } })).toThrow(/^[^]*batch\.max_buffer: must be at least batch\.size/);
+  });
 
   it('the snake_case file gives the same config as the camelCase one, without warnings', () => {
     const nest = (pairs: Array<[string, string]>) => {

@@ -289,17 +289,31 @@ export function applyFlags(raw: Record<string, unknown>, specs: OptionSpec[], fl
   }
 }
 
-/** Moves old keys of a file to their new names, one deprecation line each. */
-export function renameOldKeys(raw: Record<string, unknown>, specs: OptionSpec[], where: string, prefix = '', announce = true): void {
+/** Old key names found in a config: new key -> the old key as the user wrote it (with the prefix). */
+export type Renamed = Map<string, string>;
+
+/** A key as the user wrote it: "batch.maxBuffer (now batch.max_buffer)" for a renamed one. */
+export function keyName(key: string, renamed?: Renamed, prefix = ''): string {
+  const old = renamed?.get(key);
+  return old ? `${old} (now ${prefix}${key})` : `${prefix}${key}`;
+}
+
+/** Moves old keys of a file to their new names, one deprecation line each; returns what was renamed. */
+export function renameOldKeys(raw: Record<string, unknown>, specs: OptionSpec[], where: string, prefix = '', announce = true): Renamed {
+  const renamed: Renamed = new Map();
   for (const spec of specs) {
     for (const old of spec.old?.keys ?? []) {
       const v = getPath(raw, old);
       if (v === undefined) continue;
       if (announce) deprecated('config key', prefix + old, prefix + spec.key, where);
-      if (getPath(raw, spec.key) === undefined) setPath(raw, spec.key, v);
+      if (getPath(raw, spec.key) === undefined) {
+        setPath(raw, spec.key, v);
+        renamed.set(spec.key, prefix + old);
+      }
       deletePath(raw, old);
     }
   }
+  return renamed;
 }
 
 /** Creates the (empty) sections of every option, so a missing one reports its required keys by name. */
@@ -392,6 +406,8 @@ export interface DescribeOptions {
   origins: Origins;
   /** Shown before every key: "aggregator." when the file nests the section. */
   prefix?: string;
+  /** Keys the user wrote under an old name (renameOldKeys): messages name both. */
+  renamed?: Renamed;
 }
 
 /** One readable line per problem: "gateway.window (--window): must be a duration like ... (got "x")". */
@@ -404,7 +420,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     if (e.keyword === 'required') key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
     const spec = byKey.get(key.replace(/\[\d+\].*$/, ''));
     const origin = o.origins.get(key);
-    const label = `${o.prefix ?? ''}${key || '(top level)'}`;
+    const label = key ? keyName(key, o.renamed, o.prefix ?? '') : `${o.prefix ?? ''}(top level)`;
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
     // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
     const got = value === undefined || spec?.secret ? '' : ` (got ${redactUrlsIn(JSON.stringify(value))})`;
