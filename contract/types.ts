@@ -82,6 +82,8 @@ export interface StatusMessage {
   queue_dropped?: number;
   /** Whether the queue folder can be written (`disk_full`: windows are kept in memory until it can). */
   queue_state?: QueueState;
+  /** Window publishes the broker refused (MQTT 5 PUBACK reason code >= 0x80, e.g. 0x87 not authorized) since start; those windows stay queued. */
+  publish_refused?: number;
   windows?: number;
   last_seq?: number;
   sources?: SourceStatus[];
@@ -97,7 +99,7 @@ export const FIELDS = {
   radio: { frames: true, devices: true, estimate: true, probes: true, adverts: true, rejected: true, weak: true, exact: true, suppressed: true } satisfies AllKeys<RadioCounts>,
   status: {
     v: true, site: true, gateway: true, state: true, zone: true, version: true, uptime_s: true, queue_depth: true,
-    queue_dropped: true, queue_state: true, windows: true, last_seq: true, sources: true, ts: true,
+    queue_dropped: true, queue_state: true, publish_refused: true, windows: true, last_seq: true, sources: true, ts: true,
   } satisfies AllKeys<StatusMessage>,
   source: { name: true, radio: true, state: true, frames_per_s: true, frames: true, errors: true, error_code: true, last_error: true } satisfies AllKeys<SourceStatus>,
 } as const;

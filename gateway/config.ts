@@ -81,6 +81,8 @@ export interface GatewayConfig {
     reject_unauthorized: boolean;
     keepalive: string;
     client_id?: string;
+    /** MQTT protocol: 5 (default; falls back to 4 = 3.1.1 when the broker refuses 5) or 4. */
+    version: 4 | 5;
   };
   queue: {
     dir?: string;
@@ -207,6 +209,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'do not check the broker certificate', description: 'check the broker certificate (--mqtt-insecure turns it off)' },
   { key: 'mqtt.keepalive', duration: durationFile, default: '30s', flag: '--mqtt-keepalive <duration>', fromText: secondsIfBare, old: { flags: ['--keepalive'] }, flagHelp: 'MQTT keepalive, e.g. 30s (a bare number is seconds); the broker publishes the last will about 1.5 x this after a silent death', description: 'MQTT keepalive; the broker publishes the last will about 1.5 x this after a silent death' },
   { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-gw-SITE-ID', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'] }, description: 'MQTT client id' },
+  { key: 'mqtt.version', schema: { type: 'integer', enum: [4, 5] }, default: 5, flag: '--mqtt-version <4|5>', flagHelp: 'MQTT protocol: 5 (default; a broker refusing it gets 3.1.1) or 4 (3.1.1, where a publish the broker ACL denies is acknowledged as if it went through)', description: 'MQTT protocol: 5 (default), falling back to 3.1.1 when the broker refuses 5; or 4 (MQTT 3.1.1 only). Over 3.1.1 a publish the broker ACL denies is still acknowledged (Mosquitto 2), so denials are invisible to the gateway; MQTT 5 gets reason code 0x87 and keeps the window queued' },
   { key: 'queue.dir', schema: { type: 'string', minLength: 1 }, path: true, defaultText: '$STATE_DIRECTORY or ~/.local/state/presence/gateway-SITE-ID', flag: '--queue-dir <dir>', description: 'folder of the durable window queue' },
   { key: 'queue.max_windows', schema: { type: 'integer', minimum: 1 }, default: 100_000, flag: '--queue-max <n>', description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)' },
   { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
@@ -278,6 +281,7 @@ export interface GatewayFlags {
   /** @deprecated the old name of mqttKeepalive (--keepalive) */
   keepalive?: string;
   mqttClientId?: string;
+  mqttVersion?: string;
   /** @deprecated the old name of mqttClientId (--client-id) */
   clientId?: string;
   queueDir?: string;
@@ -390,9 +394,24 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
     if (seen.has(s.name)) s.name = `${s.name}-${i}`;
     seen.add(s.name);
   });
+  const mismatch = usernameMismatch(cfg);
+  if (mismatch) throw fail([mismatch]);
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key)) throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   return cfg;
+}
+
+/**
+ * The shipped broker ACL (docs/mosquitto/presence.acl) lets the user name "{site}/{gateway}" publish
+ * to that site's and gateway's topics only. A user name of that form that is not this gateway's own
+ * means every publish is denied (and, over MQTT 3.1.1, silently): refused at start.
+ */
+export function usernameMismatch(cfg: GatewayConfig): string | null {
+  const user = cfg.mqtt.username;
+  if (user === undefined || !/^[^/]+\/[^/]+$/.test(user)) return null;
+  const own = `${cfg.gateway.site}/${cfg.gateway.id}`;
+  if (user === own) return null;
+  return `mqtt.username: "${user}" is a {site}/{gateway} user name but this gateway is ${own} (gateway.site/gateway.id, --site/--id): the broker ACL of docs/mosquitto/ would deny all its publishes. Fix --site/--id to match the credential (presence provision gateway), or use the credential provisioned for ${own}`;
 }
 
 /** File sources whose file is missing or unreadable: one problem each, naming the file. */

@@ -56,6 +56,8 @@ export interface GatewayEvents {
   window: [message: CountsMessage];
   /** A window was acknowledged by the broker and removed from the queue. */
   published: [seq: number];
+  /** The broker refused publishing a window (MQTT 5 reason code >= 0x80); it stays queued. */
+  refused: [seq: number, reasonCode: number, reason: string];
   status: [status: StatusMessage];
   /** Every source ended (files, stdin) and every window was acknowledged. */
   finished: [];
@@ -181,6 +183,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
     this.publisher.on('acked', (seq) => this.emit('published', seq));
+    this.publisher.on('refused', (seq, code, reason) => this.emit('refused', seq, code, reason));
     this.publisher.on('connect', () => {
       void this.publishStatus();
       // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
@@ -538,6 +541,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       queueDepth: this.queue?.depth ?? 0,
       queueDropped: this.queue?.dropped ?? 0,
       queueState: this.queue?.state ?? 'ok',
+      publishRefused: this.publisher?.refused ?? 0,
       windows: this.windowsClosed,
       lastSeq: this.lastSeq,
       sources: this.sources.map((s) => s.status(this.rates.rate(s.name, s.frames, now))),

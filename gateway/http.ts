@@ -21,6 +21,7 @@ export interface GatewayView {
   status(): { queue_state?: string; queue_dropped?: number; windows?: number; last_seq?: number };
   on(event: 'window', fn: (m: CountsMessage) => void): unknown;
   on(event: 'published', fn: (seq: number) => void): unknown;
+  on(event: 'refused', fn: (seq: number, reasonCode: number, reason: string) => void): unknown;
 }
 
 export class GatewayMetrics {
@@ -48,6 +49,13 @@ export class GatewayMetrics {
       windowFrames.inc({ radio: 'ble' }, m.ble.frames);
     });
     gw.on('published', () => published.inc());
+    const refused = new Counter({
+      name: 'presence_gateway_publish_refused_total',
+      help: 'Window publishes the broker refused (MQTT 5 PUBACK reason code >= 0x80, e.g. 0x87 not authorized), by reason; the window stays queued. Always 0 over MQTT 3.1.1, where a denied publish is acknowledged',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    gw.on('refused', (_seq, _code, reason) => refused.inc({ reason }));
     new Gauge({
       name: 'presence_gateway_queue_depth',
       help: 'Windows queued and not yet acknowledged by the broker',

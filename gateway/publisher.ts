@@ -2,6 +2,13 @@
 // window leaves the queue only when its PUBACK arrives (mqtt.js calls the publish callback then).
 // Status is retained, with the offline status as last will. mqtt.js reconnects by itself and resends
 // its in-flight QoS 1 messages in order; what was never handed to it stays on disk until then.
+// MQTT 5 by default: a publish the broker refuses (PUBACK reason code >= 0x80, e.g. 0x87 "not
+// authorized" from Mosquitto's ACL) is NOT removed from the queue; it is logged (rate-limited),
+// counted (`refused`: status publish_refused, metric presence_gateway_publish_refused_total) and
+// retried with backoff. A broker that refuses MQTT 5 (e.g. Aedes) gets MQTT 3.1.1 on the next attempt
+// (the pattern of aggregator/mqtt-ack.ts); over 3.1.1 Mosquitto 2 acknowledges a denied publish like
+// any other, so denials are invisible there (which is why the gateway also refuses to start with a
+// {site}/{gateway} user name that is not its own: gateway.ts).
 // Nothing outside the contract leaves: every message is validated against its (closed) schema
 // right before it is handed to mqtt.js, and one that fails is logged and not published.
 import { readFileSync } from 'node:fs';
@@ -20,7 +27,7 @@ const QUICK_CLOSES = 3;
 /** Windows handed to mqtt.js at once; the rest waits on disk. */
 const MAX_INFLIGHT = 32;
 
-export function mqttOptions(cfg: GatewayConfig, keepaliveS: number): IClientOptions {
+export function mqttOptions(cfg: GatewayConfig, keepaliveS: number, protocolVersion: 4 | 5 = cfg.mqtt.version ?? 5): IClientOptions {
   const m = cfg.mqtt;
   const { site, zone, id } = cfg.gateway;
   let password = m.password;
@@ -28,6 +35,7 @@ export function mqttOptions(cfg: GatewayConfig, keepaliveS: number): IClientOpti
   return {
     clientId: m.client_id ?? `presence-gw-${site}-${id}`,
     clean: true,
+    protocolVersion,
     keepalive: keepaliveS,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
@@ -47,6 +55,32 @@ export const safeUrl = (url: string): string => redactUrl(url);
 export interface PublisherEvents {
   acked: [seq: number];
   connect: [];
+  /** The broker refused a window (MQTT 5 PUBACK reason code >= 0x80); it stays queued. */
+  refused: [seq: number, reasonCode: number, reason: string];
+  /** The broker refused MQTT 5; the next attempt uses MQTT 3.1.1. */
+  fallback: [];
+}
+
+/** Retry of refused publishes: first after this, doubling up to REFUSED_RETRY_MAX_MS. */
+const REFUSED_RETRY_MIN_MS = 1000;
+const REFUSED_RETRY_MAX_MS = 60_000;
+/** The same refusal is logged at most once per this. */
+const REFUSED_LOG_INTERVAL_MS = 60_000;
+
+/** MQTT 5 reason codes a broker puts in a failed PUBACK (MQTT 5 3.4.2.1). */
+const PUBACK_REASONS: Record<number, string> = {
+  0x80: 'unspecified error',
+  0x83: 'implementation specific error',
+  0x87: 'not authorized',
+  0x90: 'topic name invalid',
+  0x91: 'packet identifier in use',
+  0x97: 'quota exceeded',
+  0x99: 'payload format invalid',
+};
+
+/** "0x87 not authorized" for a PUBACK reason code. */
+export function pubackReason(code: number): string {
+  return `0x${code.toString(16).padStart(2, '0')} ${PUBACK_REASONS[code] ?? 'error'}`;
 }
 
 export class Publisher extends EventEmitter<PublisherEvents> {
@@ -58,7 +92,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private closing = false;
   /** Windows acknowledged since start. */
   acked = 0;
+  /** Window publishes the broker refused (MQTT 5 reason code >= 0x80) since start. */
+  refused = 0;
+  /** The last refusal, e.g. "0x87 not authorized" (empty: none since the last acknowledged window). */
+  lastRefusal = '';
   private lastError = '';
+  private version: 4 | 5 = 5;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = REFUSED_RETRY_MIN_MS;
+  private lastRefusalLog = { text: '', at: -Infinity };
 
   constructor(
     private readonly cfg: GatewayConfig,
@@ -73,16 +115,25 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return !!this.client?.connected;
   }
 
+  /** The MQTT protocol in use: 5, or 4 (3.1.1) when configured or after the broker refused 5. */
+  get protocolVersion(): 4 | 5 {
+    return this.version;
+  }
+
   start(): void {
     const { site, id } = this.cfg.gateway;
     const url = this.cfg.mqtt.url.replace(/^tls:|^ssl:/, 'mqtts:').replace(/^tcp:/, 'mqtt:');
-    this.client = mqtt.connect(url, mqttOptions(this.cfg, this.keepaliveS));
+    this.version = this.cfg.mqtt.version ?? 5;
+    this.client = mqtt.connect(url, mqttOptions(this.cfg, this.keepaliveS, this.version));
+    const client = this.client;
     const topic = countsTopic(site, id);
     this.topic = topic;
     this.client.on('connect', () => {
       this.connectedAt = Date.now();
       this.lastError = '';
-      this.log.info({ broker: safeUrl(url) }, 'connected to broker');
+      this.log.info({ broker: safeUrl(url), mqtt_version: this.version === 5 ? '5' : '3.1.1' }, 'connected to broker');
+      if (this.version === 4)
+        this.log.debug('MQTT 3.1.1: a publish the broker ACL denies is acknowledged like any other (Mosquitto 2), so a denial cannot be seen here');
       this.emit('connect');
       this.pump();
     });
@@ -100,7 +151,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (this.quickCloses >= QUICK_CLOSES) this.takenOver(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
     });
     this.client.on('offline', () => this.log.warn({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued'));
-    this.client.on('error', (err) => {
+    this.client.on('error', (err: Error & { code?: number | string }) => {
+      // MQTT 3.1.1-only brokers refuse MQTT 5: CONNACK 1 = "unacceptable protocol version" (3.1.1),
+      // 132 = "unsupported protocol version" (5). As in aggregator/mqtt-ack.ts: mqtt.js reads
+      // client.options again at the next connect, and reconnectOnConnackError right after this event.
+      if (this.version === 5 && (err.code === 1 || err.code === 132)) {
+        this.version = 4;
+        client.options.protocolVersion = 4;
+        client.options.reconnectOnConnackError = true;
+        this.log.info({ broker: safeUrl(url) }, 'broker refused MQTT 5; using MQTT 3.1.1 (a publish the broker ACL denies cannot be seen over 3.1.1)');
+        this.emit('fallback');
+        return;
+      }
       if (err.message !== this.lastError) this.log.warn({ err: err.message }, 'mqtt error');
       this.lastError = err.message;
     });
@@ -120,7 +182,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Hands queued windows to mqtt.js, oldest first, keeping at most MAX_INFLIGHT unacknowledged. */
   pump(): void {
-    if (!this.client || this.closing || this.pumping) return;
+    if (!this.client || this.closing || this.pumping || this.retryTimer) return;
     this.pumping = true;
     try {
       const room = MAX_INFLIGHT - this.inflight.size;
@@ -144,8 +206,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
   }
 
-  private done(seq: number, err?: Error): void {
+  private done(seq: number, err?: Error & { code?: number | string }): void {
     this.inflight.delete(seq);
+    if (err && typeof err.code === 'number' && err.code >= 0x80) {
+      this.onRefused(seq, err.code);
+      return;
+    }
     if (err) {
       // The client was ended with this window in flight: it stays queued and is sent again later.
       this.log.debug({ seq, err: err.message }, 'window not acknowledged');
@@ -154,8 +220,40 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     this.queue.remove(seq);
     this.acked++;
+    this.retryMs = REFUSED_RETRY_MIN_MS;
+    this.lastRefusal = '';
     this.emit('acked', seq);
     this.pump();
+  }
+
+  /** The broker refused this window: it stays queued, is logged (rate-limited) and sent again after a backoff. */
+  private onRefused(seq: number, code: number): void {
+    this.refused++;
+    const reason = pubackReason(code);
+    this.lastRefusal = reason;
+    this.sentUpTo = Math.min(this.sentUpTo, seq - 1);
+    const now = Date.now();
+    const text = `${this.topic} ${reason}`;
+    if (text !== this.lastRefusalLog.text || now - this.lastRefusalLog.at >= REFUSED_LOG_INTERVAL_MS) {
+      this.lastRefusalLog = { text, at: now };
+      const { site, id } = this.cfg.gateway;
+      const user = this.cfg.mqtt.username;
+      this.log.error(
+        { topic: this.topic, reason, reason_code: code, seq, refused: this.refused, queue_depth: this.queue.depth, ...(user !== undefined ? { username: user } : {}) },
+        `broker refused publishing the window on ${this.topic} (${reason}); it stays queued and is retried with backoff. ` +
+          (code === 0x87 ? `Check the broker ACL: with the shipped ACL the user name must be "${site}/${id}" (--site/--id must match the credential of presence provision gateway)` : 'Check the broker log'),
+      );
+    }
+    this.emit('refused', seq, code, reason);
+    if (!this.retryTimer && !this.closing) {
+      const wait = this.retryMs;
+      this.retryMs = Math.min(REFUSED_RETRY_MAX_MS, this.retryMs * 2);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.pump();
+      }, wait);
+      this.retryTimer.unref();
+    }
   }
 
   /** Publishes a retained status (only while connected: stale statuses are not worth queueing). */
@@ -211,6 +309,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const { site, zone, id } = this.cfg.gateway;
     if (c.connected) await Promise.race([this.publishStatus(finalStatus ?? offlineStatus(site, id, zone)), new Promise((r) => setTimeout(r, 2000))]);
     this.closing = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     // A clean DISCONNECT (no last will); forced if the broker does not answer.
     if (!c.connected) {
       await new Promise<void>((resolve) => c.end(true, {}, () => resolve()));

@@ -39,6 +39,8 @@ export interface StatusInput {
   queueDropped: number;
   /** Whether the queue folder can be written (default ok). */
   queueState?: QueueState;
+  /** Window publishes the broker refused since start (MQTT 5 reason code >= 0x80). */
+  publishRefused?: number;
   windows: number;
   lastSeq: number;
   sources: SourceStatus[];
@@ -56,6 +58,7 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     queue_depth: s.queueDepth,
     queue_dropped: s.queueDropped,
     queue_state: s.queueState ?? 'ok',
+    publish_refused: s.publishRefused ?? 0,
     windows: s.windows,
     last_seq: s.lastSeq,
     sources: s.sources.map((src) =>
