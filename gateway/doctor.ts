@@ -8,7 +8,8 @@ import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
 import { ConfigError, defaultQueueDir, loadConfig, parseDuration, type GatewayConfig, type GatewayFlags, type SourceConfig } from './config.ts';
-import { mqttOptions, safeUrl } from './publisher.ts';
+import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
+import { encode, offlineStatus, QOS, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { spawnCapture } from './sources.ts';
 import { redactAddresses } from './status.ts';
@@ -311,29 +312,75 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
   return out;
 }
 
-async function checkBroker(cfg: GatewayConfig | null): Promise<CheckResult> {
-  if (!cfg) return { step: 'broker reachable', level: 'warn', detail: 'no broker configured (give --config or --mqtt-url)' };
+/**
+ * Connects as the gateway would (MQTT 5 unless mqtt.version is 4; 3.1.1 when the broker refuses 5)
+ * and publishes one test message the gateway is allowed to send: the offline form of its status
+ * ({v, site, gateway, zone, state: offline}, what its last will says), QoS 1, NOT retained, so the
+ * retained status stays the gateway's own. Over MQTT 5 the PUBACK reason code says whether the
+ * broker (its ACL) accepted it; over 3.1.1 a denied publish is acknowledged like any other, so the
+ * check can only warn.
+ */
+async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<CheckResult> {
+  const step = 'broker reachable';
+  if (!cfg) return { step, level: 'warn', detail: 'no broker configured (give --config or --mqtt-url)' };
+  const v = version ?? cfg.mqtt.version ?? 5;
   let opts: ReturnType<typeof mqttOptions>;
   try {
-    opts = mqttOptions(cfg, 10);
+    opts = mqttOptions(cfg, 10, v);
   } catch (e) {
-    return { step: 'broker reachable', level: 'fail', detail: (e as Error).message, fix: 'check the mqtt.ca / cert / key / password_file paths' };
+    return { step, level: 'fail', detail: (e as Error).message, fix: 'check the mqtt.ca / cert / key / password_file paths' };
   }
   const url = safeUrl(cfg.mqtt.url);
+  const { site, zone, id } = cfg.gateway;
+  const topic = statusTopic(site, id);
   const { will: _will, ...rest } = opts;
-  return new Promise((resolve) => {
+  const result = await new Promise<CheckResult | 'fallback'>((resolve) => {
     const client = mqtt.connect(cfg.mqtt.url, { ...rest, clientId: `${opts.clientId}-doctor`, reconnectPeriod: 0, connectTimeout: 5000 });
-    const finish = (r: CheckResult) => {
+    let done = false;
+    const finish = (r: CheckResult | 'fallback') => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       client.end(true);
       resolve(r);
     };
     const timer = setTimeout(
-      () => finish({ step: 'broker reachable', level: 'fail', detail: `${url}: no answer in 6 s`, fix: 'check the host and port, the network route and any firewall between gateway and broker' }),
+      () =>
+        finish({
+          step,
+          level: 'fail',
+          detail: `${url}: no answer in 6 s`,
+          fix: 'check the host and port, the network route and any firewall between gateway and broker',
+        }),
       6000,
     );
-    client.once('connect', () => finish({ step: 'broker reachable', level: 'ok', detail: `${url}: connected` }));
-    client.once('error', (err) => {
+    client.once('connect', () => {
+      client.publish(topic, encode(offlineStatus(site, id, zone)), { qos: QOS, retain: false }, (err) => {
+        const code = (err as (Error & { code?: unknown }) | undefined)?.code;
+        if (err && typeof code === 'number' && code >= 0x80)
+          finish({
+            step,
+            level: 'fail',
+            detail: `${url}: connected, but the broker refused a test publish on ${topic} (PUBACK ${pubackReason(code)})`,
+            fix:
+              code === 0x87
+                ? `the broker ACL does not let user ${cfg.mqtt.username === undefined ? '(none)' : `"${cfg.mqtt.username}"`} publish there: with docs/mosquitto/presence.acl the user name must be "${site}/${id}" (presence provision gateway) and --site/--id must match it`
+                : 'check the broker log for why it refused the publish',
+          });
+        else if (err)
+          finish({ step, level: 'fail', detail: `${url}: connected, but the test publish on ${topic} failed: ${err.message}`, fix: 'check the broker log' });
+        else if (v === 4)
+          finish({
+            step,
+            level: 'warn',
+            detail: `${url}: connected over MQTT 3.1.1 and published on ${topic}, but 3.1.1 acknowledges a publish the ACL denies like any other: not proven allowed`,
+            fix: 'use a broker that speaks MQTT 5 (Mosquitto 2 does) and leave mqtt.version at 5, or check the broker log for "Denied PUBLISH"',
+          });
+        else finish({ step, level: 'ok', detail: `${url}: connected; test publish on ${topic} accepted (MQTT 5 PUBACK)` });
+      });
+    });
+    client.once('error', (err: Error & { code?: number | string }) => {
+      if (v === 5 && (err.code === 1 || err.code === 132)) return finish('fallback');
       const m = err.message;
       const fix = /not authori[sz]ed|bad user name or password/i.test(m)
         ? 'check mqtt.username / mqtt.password (or MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file'
@@ -342,9 +389,10 @@ async function checkBroker(cfg: GatewayConfig | null): Promise<CheckResult> {
           : /ECONNREFUSED/.test(m)
             ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
             : 'check mqtt.url and that the broker is running';
-      finish({ step: 'broker reachable', level: 'fail', detail: `${url}: ${m}`, fix });
+      finish({ step, level: 'fail', detail: `${url}: ${m}`, fix });
     });
   });
+  return result === 'fallback' ? checkBroker(cfg, 4) : result;
 }
 
 async function checkClock(): Promise<CheckResult> {
@@ -433,7 +481,10 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));
   results.push(...frames);
   results.push(canCount(cfg, frames, results));
-  results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
+  // A configuration that failed to load gives no broker to check: say so, not "no broker configured".
+  const configFailed = results.some((r) => r.step === 'configuration' && r.level === 'fail');
+  if (configFailed) results.push({ step: 'broker reachable', level: 'warn', detail: 'skipped: the configuration has errors (listed above)', fix: 'correct the configuration, then run presence doctor again' });
+  else results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   results.push(await checkClock());
   results.push(brokerGiven || flags.queueDir ? checkQueue(cfg) : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
   return results;
