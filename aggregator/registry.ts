@@ -14,8 +14,8 @@
 //   - conflict           a counts message for a window (or seq) this aggregator accepted with other
 //                        counts; the identical message again (a redelivery) is accepted as before
 //
-// Bound of the conflict memory: the last `conflict_memory` accepted counts messages (default 100,000,
-// about 210 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
+// Bound of the conflict memory: the last `conflict_memory` accepted counts messages (default 50,000,
+// about 560 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
 // It lives in this process only: a window accepted before a restart, or forgotten since, or received
 // by another member of a shared-subscription group, is not compared, and a different message for it
 // is written over the stored point (InfluxDB keeps the last write of a point).
