@@ -46,7 +46,9 @@
 //
 // Budget: each window publishes, for one address, its radio's `devices` and `estimate`: 2 epsilon
 // per window, 2 x epsilon x windows per day for an address heard all day (basic composition;
-// dailyBudget). A phone that changes its address m times in a window is m addresses (group
+// dailyBudget). Both assume one address moves each count by at most 1, which holds for `devices`
+// only: for `estimate` (above) they are a lower bound of the cost, as the logged
+// privacy_epsilon_per_day is. A phone that changes its address m times in a window is m addresses (group
 // privacy: m times the cost).
 //
 // Randomness: Node's CSPRNG (crypto.randomFillSync), in the host, never in the WASM module. Each
