@@ -12,7 +12,7 @@ import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { spawnCapture } from './sources.ts';
-import { redactAddresses } from './status.ts';
+import { redactFreeText } from './status.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
 export interface CheckResult {
@@ -20,7 +20,7 @@ export interface CheckResult {
   level: Level;
   detail: string;
   fix?: string;
-  /** Every line a capture tool wrote on stderr, addresses replaced by <addr> (the contract's redaction). */
+  /** Every line a capture tool wrote on stderr, through the contract's redactFreeText (every token that could hold an address is <redacted>). */
   output?: string[];
 }
 
@@ -210,9 +210,9 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
 /** Lines of a capture tool's stderr kept for the report (the last ones when it writes more). */
 const MAX_OUTPUT_LINES = 40;
 
-/** Printable text of a capture tool's stderr, line by line, every address replaced by <addr>. */
+/** A capture tool's stderr, line by line, through the contract's redactFreeText (every token that could hold an address is <redacted>). */
 export function toolOutput(stderr: string): string[] {
-  const lines = stderr.split(/\r?\n/).map((l) => redactAddresses(l.replace(/[^ -~\t]+/g, ' ').trimEnd())).filter((l) => l.trim() !== '');
+  const lines = stderr.split(/\r?\n/).map((l) => redactFreeText(l)).filter((l) => l.trim() !== '');
   return lines.length > MAX_OUTPUT_LINES ? [`... (${lines.length - MAX_OUTPUT_LINES} earlier lines left out)`, ...lines.slice(-MAX_OUTPUT_LINES)] : lines;
 }
 
@@ -230,7 +230,7 @@ export function captureFix(output: string[], command: string | string[]): string
   return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';
 }
 
-async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[] }> {
+async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[]; fix: string }> {
   // the gateway's own start: a process group of its own under a watcher that kills the group once
   // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
   const child = spawnCapture(command);
@@ -266,7 +266,8 @@ async function sampleCommand(command: string | string[], timeoutMs: number): Pro
   child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr);
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143) problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
-  return { frames, linkTypes: [...parser.linkTypes], output, ...(problem ? { problem } : {}) };
+  // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
+  return { frames, linkTypes: [...parser.linkTypes], output, fix: captureFix(stderr.split(/\r?\n/), command), ...(problem ? { problem } : {}) };
 }
 
 async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promise<CheckResult[]> {
@@ -302,9 +303,9 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       out.push({
         step,
         level: 'fail',
-        detail: r.problem ? redactAddresses(r.problem) : `no frames in ${timeoutMs / 1000}s`,
+        detail: r.problem ? redactFreeText(r.problem) : `no frames in ${timeoutMs / 1000}s`,
         fix: r.problem
-          ? captureFix(r.output, s.command)
+          ? r.fix
           : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
         ...(r.output.length ? { output: r.output } : {}),
       });

@@ -1,0 +1,114 @@
+// The log-side redaction of a capture tool's free text (contract/redact.ts redactFreeText), and the
+// capture command's environment (gateway/sources.ts captureEnv): a property test over random 48-bit
+// addresses in every rendering a tool could produce, and a real capture command printing `env`.
+import { describe, expect, it } from 'vitest';
+import { REDACTED, redactFreeText } from '../contract/index.ts';
+import { captureEnv, spawnCapture } from '../gateway/sources.ts';
+import { Rng } from '../simulator/rng.ts';
+
+const PUNCT = ' \t!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+const ZERO_WIDTH = ['\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad'];
+const fullWidth = (c: string) => (c >= '!' && c <= '~' ? String.fromCodePoint(c.codePointAt(0)! + 0xfee0) : c === ' ' ? '\u3000' : c);
+
+/** One rendering of the 6 bytes, chosen by rng: groupings, separators, case, 0x, \x, base64, full width, zero width. */
+function render(rng: Rng, bytes: number[]): string {
+  const b = rng.chance(0.5) ? bytes : [...bytes].reverse();
+  let hex = b.map((x) => x.toString(16).padStart(2, '0')).join('');
+  const caseMode = rng.int(0, 2);
+  const cased = (s: string) => (caseMode === 0 ? s : caseMode === 1 ? s.toUpperCase() : [...s].map((c) => (rng.chance(0.5) ? c.toUpperCase() : c)).join(''));
+  let form: string;
+  const kind = rng.int(0, 9);
+  if (kind === 0) {
+    form = b.map((x) => `\\x${cased(x.toString(16).padStart(2, '0'))}`).join('');
+    if (rng.chance(0.5)) form = `b'${form}'`;
+  } else if (kind === 1) {
+    const enc = Buffer.from(b).toString('base64');
+    form = rng.chance(0.5) ? enc : enc.replace(/\+/g, '-').replace(/\//g, '_');
+  } else {
+    hex = cased(hex);
+    const size = [1, 2, 3, 4, 6][rng.int(0, 4)];
+    let groups = hex.match(new RegExp(`.{${size}}`, 'g'))!;
+    if (size === 2 && rng.chance(0.2)) groups = groups.map((g) => g.replace(/^0(?=.)/, '')); // ether_ntoa
+    if (rng.chance(0.2)) groups = groups.map((g) => `0${rng.chance(0.5) ? 'x' : 'X'}${g}`);
+    let sep = '';
+    for (let n = rng.int(1, 4); n > 0; n--) sep += PUNCT[rng.int(0, PUNCT.length - 1)];
+    if (rng.chance(0.3)) sep = ` ${sep.trim() || '-'} `;
+    form = groups.join(sep);
+  }
+  let out = '';
+  for (const c of form) {
+    out += rng.chance(0.15) ? fullWidth(c) : c;
+    if (rng.chance(0.1)) out += ZERO_WIDTH[rng.int(0, ZERO_WIDTH.length - 1)];
+  }
+  return out;
+}
+
+describe('redactFreeText', () => {
+  it('leaves ordinary words readable', () => {
+    expect(redactFreeText('fatal: wlan0: No such device')).toBe('fatal: wlan0: No such device');
+    expect(redactFreeText("tcpdump: Jan's iPhone went away")).toBe("tcpdump: Jan's iPhone went away");
+    expect(redactFreeText('exited with code 3: capture went away')).toBe('exited with code 3: capture went away');
+  });
+
+  it('redacts the forms a reviewer found', () => {
+    for (const t of [
+      "b'\\xaa\\xbb\\xcc\\xdd\\xee\\xff'", 'aa|bb|cc|dd|ee|ff', 'aa/bb/cc/dd/ee/ff', 'aa\tbb\tcc\tdd\tee\tff', 'aa::bb::cc::dd::ee::ff',
+      'aa - bb - cc - dd - ee - ff', 'A A B B C C D D E E F F', 'qrvM3e7/', '\uff41\uff41:\uff42\uff42:\uff43\uff43:\uff44\uff44:\uff45\uff45:\uff46\uff46',
+      'a\u200ba:b\u200db:c\u2060c:dd:ee:ff', 'aabbccddeeff', '0xaabbccddeeff', 'aab:bcc:dde:eff',
+    ])
+      expect(redactFreeText(`dev ${t} gone`), t).toBe(`dev ${REDACTED} gone`);
+  });
+
+  it('no rendering of any 48-bit address survives (property, seeded, 20000 cases)', () => {
+    const rng = new Rng(4812);
+    const words = ['fatal:', 'wlan0:', 'No such', 'tcpdump:', "Jan's iPhone", 'went away', 'dev', 'peer', '(', ')', 'addr'];
+    const shapes = new Set<string>();
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = Array.from({ length: 6 }, () => rng.int(0, 255));
+      const form = render(rng, bytes);
+      shapes.add(form.replace(/[0-9a-f]/gi, 'h'));
+      const pre = words[rng.int(0, words.length - 1)];
+      const post = words[rng.int(0, words.length - 1)];
+      const text = `${pre} ${form} ${post}`;
+      const out = redactFreeText(text);
+      // The words around are kept; what is left of the form has no letter or digit at all.
+      expect(out.startsWith(`${pre} `), JSON.stringify({ text, out })).toBe(true);
+      expect(out.endsWith(` ${post}`), JSON.stringify({ text, out })).toBe(true);
+      const rest = out.slice(pre.length, out.length - post.length).split(REDACTED).join('');
+      expect(rest, JSON.stringify({ text, out })).toMatch(/^[^\p{L}\p{N}]*$/u);
+      expect(out).toContain(REDACTED);
+    }
+    expect(shapes.size).toBeGreaterThan(5000);
+  });
+});
+
+describe('capture command environment', () => {
+  const secrets = {
+    MQTT_PASSWORD: 'hunter2-mqtt', INFLUX_TOKEN: 'tok-influx', PRESENCE_MQTT_PASSWORD_FILE: '/run/secrets/mqtt', INFLUX_TOKEN_FILE: '/run/secrets/influx',
+    API_SECRET: 'sec-api', AWS_SECRET_ACCESS_KEY: 'aws-key', SIGNING_KEY: 'sign-key', SIGNING_KEY_FILE: '/run/secrets/sign', github_token: 'gh-lower',
+  };
+
+  it('captureEnv drops every secret variable and keeps the rest', () => {
+    const env = captureEnv({ ...secrets, PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C' });
+    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C' });
+  });
+
+  it('a capture command printing env sees none of the secrets', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, secrets);
+    let out = '';
+    try {
+      const child = spawnCapture('env');
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => child.once('close', r));
+    } finally {
+      for (const k of Object.keys(secrets)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    expect(out).toMatch(/^PATH=/m); // the command did run and print its environment
+    for (const [k, v] of Object.entries(secrets)) {
+      expect(out).not.toContain(`${k}=`);
+      expect(out).not.toContain(v);
+    }
+  });
+});
