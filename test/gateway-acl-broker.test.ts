@@ -1,0 +1,168 @@
+// A gateway whose publishes the broker's ACL denies, against a real Mosquitto with the shipped
+// recipe (docs/mosquitto/presence.acl verbatim, a password file from `presence provision gateway`).
+// Over MQTT 5 (the gateway's default) the broker answers a denied publish with PUBACK 0x87: the
+// window stays queued, the refusal is logged and counted (status publish_refused, metric), and the
+// windows are published once the gateway runs with a credential the ACL allows (none lost). A user
+// name of the form {site}/{gateway} that is not the gateway's own is refused at start (exit 2), and
+// `presence doctor` fails on a test publish the broker refuses.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { provisionGateway } from '../aggregator/provision.ts';
+import { countsTopic, validateCounts } from '../contract/index.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { GatewayMetrics } from '../gateway/http.ts';
+import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'gateway against the shipped ACL';
+const ok = need('mosquitto', 'mosquitto', SUITE) && need('mosquitto_passwd', 'mosquitto', SUITE);
+const ACL = join(ROOT, 'docs/mosquitto/presence.acl');
+
+describe.skipIf(!ok)(SUITE, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-gw-acl-'));
+  const passwd = join(dir, 'passwd');
+  const broker = new Mosquitto({
+    listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${ACL}\n`,
+  });
+  beforeAll(async () => {
+    execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'aggregator', 'agg-pw']);
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-1', passwordFile: passwd, secretOut: join(dir, 'dam.pw') });
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const presence = (args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), ...args], { encoding: 'utf8', env: { ...process.env, LOG_FORMAT: 'json' } });
+
+  it('refuses to start with a {site}/{gateway} user name that is not its own (exit 2, says the fix)', () => {
+    const r = presence([
+      'gateway',
+      '--site',
+      'damrak',
+      '--zone',
+      'plein',
+      '--id',
+      'gw-plein-1',
+      '--mqtt-url',
+      broker.url,
+      '--mqtt-username',
+      'dam/gw-plein-1',
+      '--mqtt-password-file',
+      join(dir, 'dam.pw'),
+      '--source',
+      'stdin',
+      '--queue-dir',
+      join(dir, 'q-refused'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('"dam/gw-plein-1"');
+    expect(r.stderr).toContain('damrak/gw-plein-1');
+    expect(r.stderr).toMatch(/Fix --site\/--id/);
+  });
+
+  it('a denied publish keeps its window queued, is logged and counted; with an allowed credential every window is published', async () => {
+    // The typo'd site with the credential of dam/gw-plein-1. The start check cannot see this when the
+    // identity is not given as a user name (a client certificate's CN with use_identity_as_username),
+    // so the configuration is changed after loading, as such a setup would have it.
+    const cap = wifiCapture(join(dir, 'acl.pcap'), { devices: 3, startMs: Date.parse('2026-05-01T00:00:00.200Z'), durationMs: 8_000, framesPerS: 10 });
+    const expected = windowsSpanned(cap.firstMs, cap.lastMs, 2000);
+    const flags = {
+      site: 'dam',
+      zone: 'plein',
+      id: 'gw-plein-1',
+      mqttUrl: broker.url,
+      mqttUsername: 'dam/gw-plein-1',
+      mqttPasswordFile: join(dir, 'dam.pw'),
+      source: [`pcap:${cap.path}`],
+      speed: 'max',
+      window: '2s',
+      queueDir: join(dir, 'q'),
+    };
+    const typo = config(flags);
+    typo.gateway.site = 'damrak';
+    typo.mqtt.username = 'dam/gw-plein-1';
+    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: 'presence/v1/#' });
+    const logs: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => logs.push(s) });
+    const gw = new Gateway({ config: typo, log, processMetrics: false });
+    const metrics = new GatewayMetrics(gw, false);
+    let windows = 0;
+    const refused: string[] = [];
+    gw.on('window', () => windows++);
+    gw.on('refused', (_seq, _code, reason) => refused.push(reason));
+    await gw.start();
+    await waitFor(() => windows === expected && refused.length >= expected, 30_000, 'every window closed and refused');
+    expect(refused[0]).toBe('0x87 not authorized');
+    expect(gw.queueDepth).toBe(expected);
+    expect(gw.status().publish_refused).toBeGreaterThanOrEqual(expected);
+    expect(await metrics.registry.metrics()).toMatch(/presence_gateway_publish_refused_total\{reason="0x87 not authorized"\} [1-9]/);
+    const errors = logs.map((l) => JSON.parse(l)).filter((l) => l.level === 50 && /refused/.test(l.msg));
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.length).toBeLessThan(refused.length); // rate-limited: not one line per refusal
+    expect(errors[0]).toMatchObject({ topic: countsTopic('damrak', 'gw-plein-1'), reason: '0x87 not authorized' });
+    expect(errors[0].msg).toContain('"damrak/gw-plein-1"');
+    expect(sub.messages.filter((m) => m.topic.endsWith('/counts'))).toEqual([]);
+    const lastSeq = gw.status().last_seq!;
+    expect(lastSeq).toBe(expected);
+    await gw.stop(200);
+
+    // The credential the ACL allows for damrak/gw-plein-1: the queued windows go out, none lost.
+    provisionGateway({ site: 'damrak', zone: 'plein', id: 'gw-plein-1', passwordFile: passwd, secretOut: join(dir, 'damrak.pw') });
+    await broker.stop();
+    await broker.start();
+    const fixed = config({ ...flags, site: 'damrak', mqttUsername: 'damrak/gw-plein-1', mqttPasswordFile: join(dir, 'damrak.pw'), source: ['stdin'] });
+    const gw2 = new Gateway({ config: fixed, log: pino({ level: 'silent' }), processMetrics: false, stdin: (await import('node:stream')).Readable.from([]) });
+    await gw2.start();
+    const counts = () => sub.messages.filter((m) => m.topic === countsTopic('damrak', 'gw-plein-1')).map((m) => JSON.parse(m.payload.toString()));
+    await waitFor(() => counts().length >= expected, 30_000, 'the queued windows published');
+    expect(counts().every((m) => validateCounts(m).ok)).toBe(true);
+    // Every window of the refused run (seq 1..lastSeq) arrived; the second run may add its own short one.
+    const seqs = new Set(counts().map((m) => m.seq as number));
+    for (let seq = 1; seq <= lastSeq; seq++) expect(seqs.has(seq), `seq ${seq}`).toBe(true);
+    await gw2.stop(2000);
+    expect(gw2.status().publish_refused).toBe(0);
+    await sub.client.endAsync();
+  });
+
+  it('doctor fails on a test publish the broker refuses, naming the reason; passes with the right credential', () => {
+    const doctor = (extra: string[]) => {
+      const r = presence([
+        'doctor',
+        '--json',
+        '--site',
+        'dam',
+        '--zone',
+        'plein',
+        '--id',
+        'gw-plein-1',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        `pcap:${join(dir, 'acl.pcap')}`,
+        '--queue-dir',
+        join(dir, 'q-doctor'),
+        ...extra,
+      ]);
+      const results = JSON.parse(r.stdout) as Array<{ step: string; level: string; detail: string; fix?: string }>;
+      return results.find((x) => x.step === 'broker reachable')!;
+    };
+    // The aggregator's user connects but may only read.
+    const denied = doctor(['--mqtt-username', 'aggregator', '--mqtt-password', 'agg-pw']);
+    expect(denied.level).toBe('fail');
+    expect(denied.detail).toContain('0x87 not authorized');
+    expect(denied.fix).toContain('"dam/gw-plein-1"');
+    expect(doctor(['--mqtt-username', 'dam/gw-plein-1', '--mqtt-password-file', join(dir, 'dam.pw')])).toMatchObject({ level: 'ok' });
+    // A configuration with errors: the broker check says it was skipped, not "no broker configured".
+    const skipped = doctor(['--mqtt-username', 'dam/gw-plein-1', '--mqtt-password-file', join(dir, 'dam.pw'), '--window', 'soon']);
+    expect(skipped.level).toBe('warn');
+    expect(skipped.detail).toMatch(/skipped: the configuration has errors/);
+  });
+});
