@@ -4,9 +4,11 @@
 // every log line (stderr at trace level) and every file in the queue folder is scanned, and every
 // payload must consist of the contract's fields with numeric counts only. Every status message of a
 // run is scanned, and so is the retained status a subscriber arriving afterwards gets. A capture
-// command whose frames carry known addresses prints them on stderr in every written form the
-// contract's redaction knows, run after run, so they reach the gateway as source failures
-// (error_code and last_error in the log and the status): none may appear anywhere. A control
+// command whose frames carry known addresses prints them on stderr in the usual written forms and
+// in forms no pattern list foresees (\x escapes, odd separators, base64, full-width, zero-width),
+// run after run, so they reach the gateway as source failures (the redacted text in the log, the
+// fixed error_code and last_error in the status): none may appear anywhere. The scan also looks
+// for the 12 digits with anything but letters and digits between them, after NFKC. A control
 // sample shows the scanner does catch a planted address and a planted hash, and that the stderr
 // lines hold every address.
 import { execFileSync } from 'node:child_process';
@@ -53,8 +55,10 @@ export function addressForms(addr: Uint8Array): { text: string[]; binary: Buffer
 }
 
 /**
- * Lines a capture tool might print about these addresses: every written form the contract's
- * redaction catches (contract/README.md), both byte orders, a few per line around other words.
+ * Lines a capture tool might print about these addresses, both byte orders, a few per line around
+ * other words: the usual written forms, and forms no list of patterns foresees (`\x` escapes,
+ * `|` `/` tab `::` ` - ` separators, single hex digits apart, base64, full-width digits and letters,
+ * zero-width characters between the digits).
  */
 export function stderrLines(addresses: Uint8Array[]): string[] {
   const forms: string[] = [];
@@ -67,6 +71,11 @@ export function stderrLines(addresses: Uint8Array[]): string[] {
         forms.push(s, `0x${s}`, `${s.slice(0, 4)}.${s.slice(4, 8)}.${s.slice(8)}`, `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8)}`, `${s.slice(0, 6)}-${s.slice(6)}`, `${s.slice(0, 6)}:${s.slice(6)}`);
       }
       forms.push(h.match(/../g)!.map((x) => x.replace(/^0/, '')).join(':')); // ether_ntoa
+      const p = h.match(/../g)!;
+      forms.push(`b'${p.map((x) => `\\x${x}`).join('')}'`, p.join('|'), p.join('/'), p.join('\t'), p.join('::'), p.join(' - '), [...h.toUpperCase()].join(' '));
+      forms.push(a.toString('base64'), a.toString('base64url'));
+      forms.push([...p.join(':')].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join('')); // full width
+      forms.push([...h].join('\u200d'), p.join('\u200b:')); // zero-width joiners / spaces between the digits
     }
   const words = ['dev', 'from', 'addr=', '[', 'bssid', 'peer:', 'station', '(', 'src'];
   const lines: string[] = [];
@@ -85,11 +94,22 @@ export function scan(where: string, blob: Buffer, addresses: Uint8Array[]): Find
   const out: Finding[] = [];
   const text = blob.toString('latin1');
   const lower = text.toLowerCase();
+  // The same text as Unicode, NFKC-normalised (full-width forms become ASCII), format characters
+  // (zero-width) removed: the forms are searched in both.
+  const norm = blob.toString('utf8').normalize('NFKC').replace(/\p{Cf}+/gu, '');
   for (const addr of addresses) {
     const { text: forms, binary } = addressForms(addr);
     for (const f of forms) {
-      const found = /[a-z]/i.test(f) && f.length >= 8 && /[+/=_-]|[A-Z].*[a-z]|[a-z].*[A-Z]/.test(f) ? text.includes(f) : lower.includes(f.toLowerCase());
+      const mixed = /[a-z]/i.test(f) && f.length >= 8 && /[+/=_-]|[A-Z].*[a-z]|[a-z].*[A-Z]/.test(f);
+      const found = mixed ? text.includes(f) || norm.includes(f) : lower.includes(f.toLowerCase()) || norm.toLowerCase().includes(f.toLowerCase());
       if (found) out.push({ where, what: `address ${hex(addr)} as "${f}"` });
+    }
+    // The 12 hex digits in order with anything but letters and digits between them (any separator,
+    // white space, `0x`, `\x` escapes, JSON escapes of a log line), either byte order.
+    for (const a of [Buffer.from(addr), Buffer.from(addr).reverse()]) {
+      const sep = '(?:[^0-9a-z\\\\]|\\\\+(?:[tnrbf"/]|u[0-9a-f]{4}|x)|0x){0,12}';
+      const re = new RegExp(`(?<![0-9a-z])${[...a.toString('hex')].join(sep)}(?![0-9a-z])`, 'i');
+      if (re.test(norm)) out.push({ where, what: `address ${hex(addr)} as its digits apart` });
     }
     for (const b of binary) if (blob.includes(b)) out.push({ where, what: `address ${hex(addr)} as raw bytes` });
   }
@@ -266,7 +286,7 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('tool: a capture command printing its addresses on stderr in every written form; nothing of them in any status, log line or file', async () => {
     // The command's frames carry these addresses (they are counted), and its stderr names them in
-    // every form the contract's redaction knows, both byte orders; each run prints one line and
+    // many forms (stderrLines), both byte orders; each run prints one line and
     // then exits or writes garbage, so the line is relayed as a source failure (exited /
     // bad_capture) into the log and the status's last_error, run after run.
     const site = 'tool';
@@ -320,17 +340,17 @@ describe.skipIf(!ok)(SUITE, () => {
     await waitFor(() => offlineStatusSince(sub.value!.messages, 0, site), 30_000, `${site}: the final offline status`);
     const mine = mineNow();
     const statuses = mine.filter((m) => m.topic.endsWith('/status')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
-    const errors = statuses.flatMap((st) => st.sources ?? []).filter((s) => s.last_error);
-    // The status carries the fixed sentences only, never the tool's text.
-    expect(errors.some((s) => s.error_code === 'exited' && s.last_error === 'the capture command exited with code 3')).toBe(true);
-    expect(errors.some((s) => s.error_code === 'bad_capture' && s.last_error === 'the capture is not a valid pcap or pcapng stream')).toBe(true);
-    for (const s of errors) expect(isLastError(s.last_error!), s.last_error).toBe(true);
     for (const m of [...mine, ...(await retainedStatus(site))]) {
       findings.push(...scan(m.topic, Buffer.concat([Buffer.from(m.topic), m.payload]), addresses));
       shape.push(...shapeProblems(m.topic, m.payload, ['tool']));
     }
     expect(findings).toEqual([]);
     expect(shape).toEqual([]);
+    const errors = statuses.flatMap((st) => st.sources ?? []).filter((s) => s.last_error);
+    // The status carries the fixed sentences only, never the tool's text.
+    expect(errors.some((s) => s.error_code === 'exited' && s.last_error === 'the capture command exited with code 3')).toBe(true);
+    expect(errors.some((s) => s.error_code === 'bad_capture' && s.last_error === 'the capture is not a valid pcap or pcapng stream')).toBe(true);
+    for (const s of errors) expect(isLastError(s.last_error!), s.last_error).toBe(true);
   });
 
   it('every byte on the broker, across all runs, is clean of every address seen', async () => {

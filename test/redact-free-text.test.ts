@@ -27,7 +27,7 @@ function render(rng: Rng, bytes: number[]): string {
   } else {
     hex = cased(hex);
     const size = [1, 2, 3, 4, 6][rng.int(0, 4)];
-    let groups = hex.match(new RegExp(`.{${size}}`, 'g'))!;
+    let groups: string[] = hex.match(new RegExp(`.{${size}}`, 'g'))!;
     if (size === 2 && rng.chance(0.2)) groups = groups.map((g) => g.replace(/^0(?=.)/, '')); // ether_ntoa
     if (rng.chance(0.2)) groups = groups.map((g) => `0${rng.chance(0.5) ? 'x' : 'X'}${g}`);
     let sep = '';
