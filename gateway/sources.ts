@@ -288,10 +288,10 @@ export class CommandSource extends CaptureSource {
     }
   }
 
-  /** The capture program's basename (for the log). */
+  /** The capture program's basename (for the log; through redactFreeText like all text from outside). */
   private get program(): string {
     const cmd = this.cfg.command;
-    return basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? ''));
+    return redactFreeText(basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? '')));
   }
 
   /** Runs the command once; resolves with why it stopped (message raw: the caller redacts it for the log). */
