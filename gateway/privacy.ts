@@ -38,9 +38,9 @@
 //             would have chained to it (300 ms, 8 dB) keeps every such device fixed: the estimate
 //             rises with the number of them (by 35 with 40 of them in a 60-s window); (b) down: a
 //             new Wi-Fi address heard within 1 s and 8 dB of a frame is linked to it, so one
-//             device's frames can absorb other devices' scans; (c) the window clock opens windows
-//             without a span, so the grid and the divisors follow the window's first and last
-//             frame, and one frame at either end moves them (test/gateway-privacy.test.ts shows
+//             device's frames can absorb other devices' scans; (c) a window opened without a span
+//             (the gateway's window clock passes one for every finite window) has its grid and
+//             divisors follow the window's first and last frame, and one frame at either end moves them (test/gateway-privacy.test.ts shows
 //             all three with the real firmware). The epsilon is a differential-privacy guarantee
 //             for `devices`, not for `estimate`.
 //
