@@ -77,7 +77,10 @@ export class Aggregator extends EventEmitter {
   private readonly uncounted = { counts: 0, status: 0 };
   private readonly counters = { received: 0, rejected: 0 };
 
-  constructor(config: unknown = {}, private readonly opts: AggregatorOptions = {}) {
+  constructor(
+    config: unknown = {},
+    private readonly opts: AggregatorOptions = {},
+  ) {
     super();
     this.config = resolveConfig(config);
     this.log = opts.logger ?? createLogger({ component: 'aggregator', level: this.config.logLevel, format: this.config.logFormat });
@@ -111,7 +114,14 @@ export class Aggregator extends EventEmitter {
 
   stats(): AggregatorStats {
     const p = this.pipeline;
-    return { ...this.counters, pointsWritten: p.pointsWritten, pointsDropped: p.pointsDropped, acked: this.intake.acked, queueDepth: this.queueDepth, writeFailures: p.writeFailures };
+    return {
+      ...this.counters,
+      pointsWritten: p.pointsWritten,
+      pointsDropped: p.pointsDropped,
+      acked: this.intake.acked,
+      queueDepth: this.queueDepth,
+      writeFailures: p.writeFailures,
+    };
   }
 
   private syncMetrics(): void {
@@ -149,7 +159,18 @@ export class Aggregator extends EventEmitter {
     if (!this.opts.sink) await preflight(this.config.influx, this.log);
     this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
     this.missingTimer.unref();
-    this.log.info({ sink: this.sink.target, broker: redactUrl(this.config.mqtt.url), clientId: this.config.mqtt.clientId, group: this.config.mqtt.group || null, gateways_registered: this.identity.registered, allow_unknown: this.config.gateways.allow_unknown, http: this.http ? `${http.host}:${this.httpPort}` : null }, 'aggregator starting');
+    this.log.info(
+      {
+        sink: this.sink.target,
+        broker: redactUrl(this.config.mqtt.url),
+        clientId: this.config.mqtt.clientId,
+        group: this.config.mqtt.group || null,
+        gateways_registered: this.identity.registered,
+        allow_unknown: this.config.gateways.allow_unknown,
+        http: this.http ? `${http.host}:${this.httpPort}` : null,
+      },
+      'aggregator starting',
+    );
     await this.intake.start();
   }
 

@@ -1,5 +1,5 @@
 // `presence aggregator`: MQTT -> validation -> InfluxDB (or a line-protocol file).
-import { Command, Option } from 'commander';
+import type { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
@@ -11,76 +11,80 @@ import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } fro
 export function registerAggregator(program: Command): void {
   const cmd = program
     .command('aggregator')
-    .description('Subscribe to gateway counts and status, validate them, write them to InfluxDB (or a line-protocol file); acknowledge each message only once written.')
+    .description(
+      'Subscribe to gateway counts and status, validate them, write them to InfluxDB (or a line-protocol file); acknowledge each message only once written.',
+    )
     .option('-c, --config <file>', 'YAML or JSON config file, keys at the top or under "aggregator:" (env PRESENCE_AGGREGATOR_CONFIG)');
   addOptions(cmd, AGGREGATOR_OPTIONS, { '--mqtt-version': (o: Option) => o.choices(['4', '5']) });
-  cmd
-    .action(async (given: AggregatorFlags) => {
-      let config: ReturnType<typeof loadConfig>;
+  cmd.action(async (given: AggregatorFlags) => {
+    let config: ReturnType<typeof loadConfig>;
+    try {
+      // Old flag names still work: each used prints one deprecation line naming the new one.
+      config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
+    } catch (e) {
+      if (e instanceof ConfigError) exitUsage('aggregator', e);
+      throw e;
+    }
+    // A calibration file that does not parse stops the aggregator here: never a silent default.
+    const calibrationFile = config.calibration;
+    let calibration = null;
+    if (calibrationFile) {
       try {
-        // Old flag names still work: each used prints one deprecation line naming the new one.
-        config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
+        calibration = loadCalibration(calibrationFile);
       } catch (e) {
-        if (e instanceof ConfigError) exitUsage('aggregator', e);
-        throw e;
+        process.stderr.write(`presence aggregator: --calibration ${(e as Error).message}\n`);
+        process.exit(2);
       }
-      // A calibration file that does not parse stops the aggregator here: never a silent default.
-      const calibrationFile = config.calibration;
-      let calibration = null;
-      if (calibrationFile) {
+    }
+    const aggregator = new Aggregator(config, { processMetrics: true, calibration });
+    if (calibration && calibrationFile) {
+      aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
+      reloadOnSighup(aggregator, calibrationFile);
+    }
+    // SIGHUP also re-reads the config file's gateway registry (presence provision gateway adds to it).
+    const configFile = given.config || process.env.PRESENCE_AGGREGATOR_CONFIG;
+    if (configFile)
+      process.on('SIGHUP', () => {
         try {
-          calibration = loadCalibration(calibrationFile);
+          const next = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false)).gateways;
+          aggregator.identity.reload(next);
+          aggregator.log.info(
+            { file: configFile, gateways_registered: aggregator.identity.registered, allow_unknown: next.allow_unknown },
+            'gateway registry reloaded',
+          );
         } catch (e) {
-          process.stderr.write(`presence aggregator: --calibration ${(e as Error).message}\n`);
-          process.exit(2);
+          aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
         }
+      });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      aggregator.log.info({ signal }, 'stopping');
+      aggregator.stop().then(
+        () => process.exit(0),
+        (err) => {
+          aggregator.log.error({ err: String(err) }, 'stop failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    try {
+      await aggregator.start();
+    } catch (e) {
+      if (e instanceof PreflightError || e instanceof HttpPortError) {
+        // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
+        aggregator.log.fatal({ err: e.message }, 'cannot start');
+        await aggregator.stop(1000).catch(() => {});
+        if (e instanceof HttpPortError) exitUsage('aggregator', e, 'choose a free port with --http-port, or --http-port off');
+        process.stderr.write(`presence aggregator: ${e.message}\n`);
+        process.exit(2);
       }
-      const aggregator = new Aggregator(config, { processMetrics: true, calibration });
-      if (calibration && calibrationFile) {
-        aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
-        reloadOnSighup(aggregator, calibrationFile);
-      }
-      // SIGHUP also re-reads the config file's gateway registry (presence provision gateway adds to it).
-      const configFile = given.config || process.env.PRESENCE_AGGREGATOR_CONFIG;
-      if (configFile)
-        process.on('SIGHUP', () => {
-          try {
-            const next = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false)).gateways;
-            aggregator.identity.reload(next);
-            aggregator.log.info({ file: configFile, gateways_registered: aggregator.identity.registered, allow_unknown: next.allow_unknown }, 'gateway registry reloaded');
-          } catch (e) {
-            aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
-          }
-        });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        aggregator.log.info({ signal }, 'stopping');
-        aggregator.stop().then(
-          () => process.exit(0),
-          (err) => {
-            aggregator.log.error({ err: String(err) }, 'stop failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      try {
-        await aggregator.start();
-      } catch (e) {
-        if (e instanceof PreflightError || e instanceof HttpPortError) {
-          // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
-          aggregator.log.fatal({ err: e.message }, 'cannot start');
-          await aggregator.stop(1000).catch(() => {});
-          if (e instanceof HttpPortError) exitUsage('aggregator', e, 'choose a free port with --http-port, or --http-port off');
-          process.stderr.write(`presence aggregator: ${e.message}\n`);
-          process.exit(2);
-        }
-        aggregator.log.fatal({ err: (e as Error).message }, 'cannot start');
-        await aggregator.stop(0).catch(() => {});
-        process.exit(1);
-      }
-    });
+      aggregator.log.fatal({ err: (e as Error).message }, 'cannot start');
+      await aggregator.stop(0).catch(() => {});
+      process.exit(1);
+    }
+  });
 }

@@ -111,7 +111,9 @@ export interface AggregatorConfig {
  * `presence-aggregator-HOST-RANDOM`, new for each run: the session does not survive a restart.
  */
 export function defaultClientId(httpPort: unknown): string {
-  const host = hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '-');
   if (typeof httpPort === 'number' && httpPort > 0) return `presence-aggregator-${host}-p${httpPort}`;
   const id = `presence-aggregator-${host}-${randomBytes(4).toString('hex')}`;
   randomIds.add(id);
@@ -143,40 +145,246 @@ const ms = { bare: 'ms', zero: true } as const;
  * (one deprecation line each) and still the names of AggregatorConfig in memory.
  */
 export const AGGREGATOR_OPTIONS: OptionSpec[] = [
-  { key: 'mqtt.url', schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' }, hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883', default: 'mqtt://localhost:1883', example: 'mqtts://broker.example.net:8883', flag: '--mqtt-url <url>', env: 'MQTT_URL', description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://' },
-  { key: 'mqtt.username', schema: { type: 'string' }, flag: '--mqtt-username <name>', env: 'MQTT_USERNAME', example: 'aggregator', description: 'broker user name' },
-  { key: 'mqtt.password', schema: { type: 'string' }, secret: true, flag: '--mqtt-password <password>', env: 'MQTT_PASSWORD', description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag' },
-  { key: 'mqtt.password_file', schema: { type: 'string' }, path: true, flag: '--mqtt-password-file <file>', env: 'MQTT_PASSWORD_FILE', example: '/etc/presence/mqtt-password', description: 'file whose first line is the broker password' },
-  { key: 'mqtt.ca', schema: { type: 'string' }, path: true, flag: '--mqtt-ca <file>', example: '/etc/presence/ca.pem', description: 'CA certificate (PEM) that signed the broker certificate' },
-  { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
+  {
+    key: 'mqtt.url',
+    schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' },
+    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
+    default: 'mqtt://localhost:1883',
+    example: 'mqtts://broker.example.net:8883',
+    flag: '--mqtt-url <url>',
+    env: 'MQTT_URL',
+    description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://',
+  },
+  {
+    key: 'mqtt.username',
+    schema: { type: 'string' },
+    flag: '--mqtt-username <name>',
+    env: 'MQTT_USERNAME',
+    example: 'aggregator',
+    description: 'broker user name',
+  },
+  {
+    key: 'mqtt.password',
+    schema: { type: 'string' },
+    secret: true,
+    flag: '--mqtt-password <password>',
+    env: 'MQTT_PASSWORD',
+    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
+  },
+  {
+    key: 'mqtt.password_file',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-password-file <file>',
+    env: 'MQTT_PASSWORD_FILE',
+    example: '/etc/presence/mqtt-password',
+    description: 'file whose first line is the broker password',
+  },
+  {
+    key: 'mqtt.ca',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-ca <file>',
+    example: '/etc/presence/ca.pem',
+    description: 'CA certificate (PEM) that signed the broker certificate',
+  },
+  {
+    key: 'mqtt.cert',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-cert <file>',
+    description: 'client certificate (PEM) for mutual TLS, with mqtt.key',
+  },
   { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
-  { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'accept a broker certificate that does not verify', old: { keys: ['mqtt.rejectUnauthorized'] }, description: 'check the broker certificate' },
-  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-aggregator-HOSTNAME-pHTTPPORT', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'], keys: ['mqtt.clientId'] }, description: 'MQTT client id, unique per aggregator: the broker keeps the session (and queues QoS 1 messages) under it. Default: from the host name and http.port (the same across restarts); with http.port off or 0 a random one per run, whose session does not survive a restart' },
-  { key: 'mqtt.group', schema: { type: 'string', pattern: '^[^/+#$]*$' }, hint: 'must not contain / + # or $', flag: '--mqtt-group <name>', env: 'MQTT_GROUP', old: { flags: ['--group'] }, description: 'MQTT 5 shared-subscription group ($share/GROUP/presence/v1/+/+/counts): instances with the same group split the messages; empty: a plain subscription' },
-  { key: 'mqtt.protocol_version', schema: { enum: [4, 5] }, default: 5, flag: '--mqtt-version <n>', old: { keys: ['mqtt.protocolVersion'] }, description: 'MQTT protocol version: 5, falling back to 4 (3.1.1) when the broker refuses it' },
-  { key: 'mqtt.session_expiry', duration: { bare: 's', zero: true }, default: '7d', old: { keys: ['mqtt.sessionExpiry'] }, description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number is seconds)' },
-  { key: 'mqtt.receive_maximum', schema: { type: 'integer', minimum: 1, maximum: 65535 }, default: 20_000, old: { keys: ['mqtt.receiveMaximum'] }, description: 'MQTT 5 receive maximum: unacknowledged messages the broker may send at once' },
-  { key: 'mqtt.keepalive', duration: { bare: 's', zero: true }, default: '30s', flag: '--mqtt-keepalive <duration>', description: 'MQTT keepalive (a bare number is seconds; 0 turns it off)' },
-  { key: 'influx.url', schema: { type: 'string', pattern: '^https?://.+' }, hint: 'must be a URL like http://host:8086', flag: '--influx-url <url>', env: 'INFLUX_URL', example: 'http://influxdb:8086', description: 'InfluxDB URL; unset: line protocol goes to `out`. Credentials in it (http://user:password@host:8086) are taken out: the 1.x user and password, or the v2 token (user:password, or the one part given); separate settings win' },
-  { key: 'influx.api', schema: { enum: ['v2', 'v1'] }, default: 'v2', flag: '--influx-api <api>', env: 'INFLUX_API', description: 'v2: /api/v2/write (InfluxDB 2.x, 1.8+, 3.x, VictoriaMetrics); v1: /write (InfluxDB 1.x)' },
-  { key: 'influx.token', schema: { type: 'string' }, secret: true, flag: '--influx-token <token>', env: 'INFLUX_TOKEN', description: 'v2 API token; prefer INFLUX_TOKEN or a token file to a flag' },
-  { key: 'influx.token_file', schema: { type: 'string' }, path: true, flag: '--influx-token-file <file>', env: 'INFLUX_TOKEN_FILE', example: '/etc/presence/influx-token', description: 'file whose first line is the v2 API token' },
+  {
+    key: 'mqtt.reject_unauthorized',
+    schema: { type: 'boolean' },
+    default: true,
+    flag: '--mqtt-insecure',
+    flagValue: false,
+    flagHelp: 'accept a broker certificate that does not verify',
+    old: { keys: ['mqtt.rejectUnauthorized'] },
+    description: 'check the broker certificate',
+  },
+  {
+    key: 'mqtt.client_id',
+    schema: { type: 'string', minLength: 1, maxLength: 128 },
+    defaultText: 'presence-aggregator-HOSTNAME-pHTTPPORT',
+    flag: '--mqtt-client-id <id>',
+    old: { flags: ['--client-id'], keys: ['mqtt.clientId'] },
+    description:
+      'MQTT client id, unique per aggregator: the broker keeps the session (and queues QoS 1 messages) under it. Default: from the host name and http.port (the same across restarts); with http.port off or 0 a random one per run, whose session does not survive a restart',
+  },
+  {
+    key: 'mqtt.group',
+    schema: { type: 'string', pattern: '^[^/+#$]*$' },
+    hint: 'must not contain / + # or $',
+    flag: '--mqtt-group <name>',
+    env: 'MQTT_GROUP',
+    old: { flags: ['--group'] },
+    description:
+      'MQTT 5 shared-subscription group ($share/GROUP/presence/v1/+/+/counts): instances with the same group split the messages; empty: a plain subscription',
+  },
+  {
+    key: 'mqtt.protocol_version',
+    schema: { enum: [4, 5] },
+    default: 5,
+    flag: '--mqtt-version <n>',
+    old: { keys: ['mqtt.protocolVersion'] },
+    description: 'MQTT protocol version: 5, falling back to 4 (3.1.1) when the broker refuses it',
+  },
+  {
+    key: 'mqtt.session_expiry',
+    duration: { bare: 's', zero: true },
+    default: '7d',
+    old: { keys: ['mqtt.sessionExpiry'] },
+    description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number is seconds)',
+  },
+  {
+    key: 'mqtt.receive_maximum',
+    schema: { type: 'integer', minimum: 1, maximum: 65535 },
+    default: 20_000,
+    old: { keys: ['mqtt.receiveMaximum'] },
+    description: 'MQTT 5 receive maximum: unacknowledged messages the broker may send at once',
+  },
+  {
+    key: 'mqtt.keepalive',
+    duration: { bare: 's', zero: true },
+    default: '30s',
+    flag: '--mqtt-keepalive <duration>',
+    description: 'MQTT keepalive (a bare number is seconds; 0 turns it off)',
+  },
+  {
+    key: 'influx.url',
+    schema: { type: 'string', pattern: '^https?://.+' },
+    hint: 'must be a URL like http://host:8086',
+    flag: '--influx-url <url>',
+    env: 'INFLUX_URL',
+    example: 'http://influxdb:8086',
+    description:
+      'InfluxDB URL; unset: line protocol goes to `out`. Credentials in it (http://user:password@host:8086) are taken out: the 1.x user and password, or the v2 token (user:password, or the one part given); separate settings win',
+  },
+  {
+    key: 'influx.api',
+    schema: { enum: ['v2', 'v1'] },
+    default: 'v2',
+    flag: '--influx-api <api>',
+    env: 'INFLUX_API',
+    description: 'v2: /api/v2/write (InfluxDB 2.x, 1.8+, 3.x, VictoriaMetrics); v1: /write (InfluxDB 1.x)',
+  },
+  {
+    key: 'influx.token',
+    schema: { type: 'string' },
+    secret: true,
+    flag: '--influx-token <token>',
+    env: 'INFLUX_TOKEN',
+    description: 'v2 API token; prefer INFLUX_TOKEN or a token file to a flag',
+  },
+  {
+    key: 'influx.token_file',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--influx-token-file <file>',
+    env: 'INFLUX_TOKEN_FILE',
+    example: '/etc/presence/influx-token',
+    description: 'file whose first line is the v2 API token',
+  },
   { key: 'influx.org', schema: { type: 'string' }, flag: '--influx-org <org>', env: 'INFLUX_ORG', example: 'city', description: 'v2 organisation' },
   { key: 'influx.bucket', schema: { type: 'string' }, flag: '--influx-bucket <bucket>', env: 'INFLUX_BUCKET', example: 'presence', description: 'v2 bucket' },
-  { key: 'influx.database', schema: { type: 'string', minLength: 1 }, flag: '--influx-db <database>', env: 'INFLUX_DB', description: '1.x database (with the v2 API and no bucket: bucket "database/retention_policy")' },
-  { key: 'influx.retention_policy', schema: { type: 'string' }, flag: '--influx-rp <policy>', env: 'INFLUX_RP', old: { keys: ['influx.retentionPolicy'] }, description: '1.x retention policy' },
-  { key: 'influx.username', schema: { type: 'string' }, flag: '--influx-username <name>', env: 'INFLUX_USERNAME', description: '1.x user, sent as HTTP Basic authorization' },
-  { key: 'influx.password', schema: { type: 'string' }, secret: true, flag: '--influx-password <password>', env: 'INFLUX_PASSWORD', description: '1.x password' },
-  { key: 'influx.password_file', schema: { type: 'string' }, path: true, flag: '--influx-password-file <file>', env: 'INFLUX_PASSWORD_FILE', description: 'file whose first line is the 1.x password' },
+  {
+    key: 'influx.database',
+    schema: { type: 'string', minLength: 1 },
+    flag: '--influx-db <database>',
+    env: 'INFLUX_DB',
+    description: '1.x database (with the v2 API and no bucket: bucket "database/retention_policy")',
+  },
+  {
+    key: 'influx.retention_policy',
+    schema: { type: 'string' },
+    flag: '--influx-rp <policy>',
+    env: 'INFLUX_RP',
+    old: { keys: ['influx.retentionPolicy'] },
+    description: '1.x retention policy',
+  },
+  {
+    key: 'influx.username',
+    schema: { type: 'string' },
+    flag: '--influx-username <name>',
+    env: 'INFLUX_USERNAME',
+    description: '1.x user, sent as HTTP Basic authorization',
+  },
+  {
+    key: 'influx.password',
+    schema: { type: 'string' },
+    secret: true,
+    flag: '--influx-password <password>',
+    env: 'INFLUX_PASSWORD',
+    description: '1.x password',
+  },
+  {
+    key: 'influx.password_file',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--influx-password-file <file>',
+    env: 'INFLUX_PASSWORD_FILE',
+    description: 'file whose first line is the 1.x password',
+  },
   { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number is ms)' },
-  { key: 'influx.create', schema: { type: 'boolean' }, default: false, flag: '--influx-create', flagValue: true, env: 'INFLUX_CREATE', flagHelp: 'create a missing 1.x database (as presence influx setup does) at start', description: 'at start, create a missing InfluxDB 1.x database (as `presence influx setup` does: default policy detail of influx.retention, hourly aggregates) or a missing influx.retention_policy; off: the aggregator stops and prints the command that creates it' },
-  { key: 'influx.retention', duration: { bare: 'ms', zero: false }, default: '30d', flag: '--influx-retention <duration>', description: 'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d)' },
-  { key: 'out', schema: { type: 'string', minLength: 1 }, default: './presence.lp', flag: '-o, --out <file>', description: 'line-protocol file written when no InfluxDB URL is set' },
+  {
+    key: 'influx.create',
+    schema: { type: 'boolean' },
+    default: false,
+    flag: '--influx-create',
+    flagValue: true,
+    env: 'INFLUX_CREATE',
+    flagHelp: 'create a missing 1.x database (as presence influx setup does) at start',
+    description:
+      'at start, create a missing InfluxDB 1.x database (as `presence influx setup` does: default policy detail of influx.retention, hourly aggregates) or a missing influx.retention_policy; off: the aggregator stops and prints the command that creates it',
+  },
+  {
+    key: 'influx.retention',
+    duration: { bare: 'ms', zero: false },
+    default: '30d',
+    flag: '--influx-retention <duration>',
+    description: 'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d)',
+  },
+  {
+    key: 'out',
+    schema: { type: 'string', minLength: 1 },
+    default: './presence.lp',
+    flag: '-o, --out <file>',
+    description: 'line-protocol file written when no InfluxDB URL is set',
+  },
   { key: 'batch.size', schema: { type: 'integer', minimum: 1 }, default: 5000, flag: '--batch-size <n>', description: 'messages per write (two points each)' },
-  { key: 'batch.flush_interval', duration: ms, default: '200ms', flag: '--flush-interval <duration>', old: { keys: ['batch.flushInterval'] }, description: 'longest wait before a partial batch is written (a bare number is ms)' },
-  { key: 'batch.concurrency', schema: { type: 'integer', minimum: 1, maximum: 16 }, default: 2, description: 'batches written at once (acknowledgements still go out in arrival order)' },
-  { key: 'batch.max_buffer', schema: { type: 'integer', minimum: 1 }, default: 30_000, flag: '--max-buffer <n>', old: { keys: ['batch.maxBuffer'] }, description: 'unacknowledged messages held at most; beyond it reading from the broker pauses' },
-  { key: 'batch.max_retry_delay', duration: ms, default: '30s', old: { keys: ['batch.maxRetryDelay'] }, description: 'write retries back off from 250ms up to this (a bare number is ms)' },
+  {
+    key: 'batch.flush_interval',
+    duration: ms,
+    default: '200ms',
+    flag: '--flush-interval <duration>',
+    old: { keys: ['batch.flushInterval'] },
+    description: 'longest wait before a partial batch is written (a bare number is ms)',
+  },
+  {
+    key: 'batch.concurrency',
+    schema: { type: 'integer', minimum: 1, maximum: 16 },
+    default: 2,
+    description: 'batches written at once (acknowledgements still go out in arrival order)',
+  },
+  {
+    key: 'batch.max_buffer',
+    schema: { type: 'integer', minimum: 1 },
+    default: 30_000,
+    flag: '--max-buffer <n>',
+    old: { keys: ['batch.maxBuffer'] },
+    description: 'unacknowledged messages held at most; beyond it reading from the broker pauses',
+  },
+  {
+    key: 'batch.max_retry_delay',
+    duration: ms,
+    default: '30s',
+    old: { keys: ['batch.maxRetryDelay'] },
+    description: 'write retries back off from 250ms up to this (a bare number is ms)',
+  },
   {
     key: 'http.port',
     schema: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }, { const: false }] },
@@ -186,12 +394,53 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
     description: 'port of /healthz and /metrics; null (off on the command line) turns the server off',
   },
-  { key: 'http.host', schema: { type: 'string', minLength: 1 }, default: '127.0.0.1', flag: '--http-host <host>', description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface' },
-  { key: 'max_ahead', duration: ms, default: '5m', flag: '--max-ahead <duration>', old: { keys: ['maxAhead'] }, description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number is ms)' },
-  { key: 'missing_after_windows', schema: { type: 'number', minimum: 1 }, default: 2, old: { keys: ['missingAfterWindows'] }, description: 'a gateway silent this many window lengths is recorded as missing' },
-  { key: 'missing_check_interval', duration: ms, default: '1s', old: { keys: ['missingCheckInterval'] }, description: 'how often silent gateways are looked for (a bare number is ms)' },
-  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', old: { keys: ['logLevel'] }, description: 'log level of the lines on stderr' },
-  { key: 'log.format', schema: { enum: ['auto', 'pretty', 'json'] }, default: 'auto', flag: '--log-format <format>', env: 'LOG_FORMAT', old: { keys: ['logFormat'] }, description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)' },
+  {
+    key: 'http.host',
+    schema: { type: 'string', minLength: 1 },
+    default: '127.0.0.1',
+    flag: '--http-host <host>',
+    description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
+  },
+  {
+    key: 'max_ahead',
+    duration: ms,
+    default: '5m',
+    flag: '--max-ahead <duration>',
+    old: { keys: ['maxAhead'] },
+    description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number is ms)',
+  },
+  {
+    key: 'missing_after_windows',
+    schema: { type: 'number', minimum: 1 },
+    default: 2,
+    old: { keys: ['missingAfterWindows'] },
+    description: 'a gateway silent this many window lengths is recorded as missing',
+  },
+  {
+    key: 'missing_check_interval',
+    duration: ms,
+    default: '1s',
+    old: { keys: ['missingCheckInterval'] },
+    description: 'how often silent gateways are looked for (a bare number is ms)',
+  },
+  {
+    key: 'log.level',
+    schema: { enum: LOG_LEVELS },
+    default: 'info',
+    flag: '--log-level <level>',
+    env: 'LOG_LEVEL',
+    old: { keys: ['logLevel'] },
+    description: 'log level of the lines on stderr',
+  },
+  {
+    key: 'log.format',
+    schema: { enum: ['auto', 'pretty', 'json'] },
+    default: 'auto',
+    flag: '--log-format <format>',
+    env: 'LOG_FORMAT',
+    old: { keys: ['logFormat'] },
+    description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)',
+  },
   {
     key: 'gateways.registry',
     schema: {
@@ -201,17 +450,45 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
         type: 'object',
         additionalProperties: false,
         required: ['site', 'zone'],
-        properties: { site: { type: 'string', pattern: ID_PATTERN }, zone: { type: 'string', pattern: ID_PATTERN }, credential: { type: 'string', minLength: 1, maxLength: 256 } },
+        properties: {
+          site: { type: 'string', pattern: ID_PATTERN },
+          zone: { type: 'string', pattern: ID_PATTERN },
+          credential: { type: 'string', minLength: 1, maxLength: 256 },
+        },
       },
     },
     hint: 'gateway ids, sites and zones must be lower case letters, digits, - and _ (up to 63), each entry { site, zone, credential? }',
     example: { 'gw-plein-1': { site: 'dam', zone: 'plein', credential: 'dam/gw-plein-1' } },
-    description: 'gateway id -> { site, zone, credential }: messages of a registered gateway for another site or zone are rejected (identity_mismatch); `presence provision gateway` adds entries',
+    description:
+      'gateway id -> { site, zone, credential }: messages of a registered gateway for another site or zone are rejected (identity_mismatch); `presence provision gateway` adds entries',
   },
-  { key: 'gateways.allow_unknown', schema: { type: 'boolean' }, defaultText: 'false with a registry, true without', description: 'accept gateways that are not in gateways.registry (up to gateways.max_known); false: reject them (unknown_gateway)' },
-  { key: 'gateways.max_known', schema: { type: 'integer', minimum: 1 }, default: 10_000, flag: '--max-gateways <n>', description: 'unregistered gateways accepted at most; messages of further ones are rejected (gateway_limit) with a warning' },
-  { key: 'gateways.conflict_memory', schema: { type: 'integer', minimum: 0 }, default: 50_000, description: 'accepted counts messages remembered (about 560 bytes each): another message for one of their windows or seqs is rejected (conflict), an identical one is a redelivery; 0 turns it off' },
-  { key: 'calibration', schema: { type: 'string', minLength: 1 }, path: true, flag: '--calibration <file>', description: 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP' },
+  {
+    key: 'gateways.allow_unknown',
+    schema: { type: 'boolean' },
+    defaultText: 'false with a registry, true without',
+    description: 'accept gateways that are not in gateways.registry (up to gateways.max_known); false: reject them (unknown_gateway)',
+  },
+  {
+    key: 'gateways.max_known',
+    schema: { type: 'integer', minimum: 1 },
+    default: 10_000,
+    flag: '--max-gateways <n>',
+    description: 'unregistered gateways accepted at most; messages of further ones are rejected (gateway_limit) with a warning',
+  },
+  {
+    key: 'gateways.conflict_memory',
+    schema: { type: 'integer', minimum: 0 },
+    default: 50_000,
+    description:
+      'accepted counts messages remembered (about 560 bytes each): another message for one of their windows or seqs is rejected (conflict), an identical one is a redelivery; 0 turns it off',
+  },
+  {
+    key: 'calibration',
+    schema: { type: 'string', minLength: 1 },
+    path: true,
+    flag: '--calibration <file>',
+    description: 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP',
+  },
 ];
 
 export const configSchema = buildSchema(AGGREGATOR_OPTIONS, 'presence/aggregator-config');
@@ -233,7 +510,8 @@ export function checkConfigObject(value: unknown, where = 'aggregator.'): string
 /** The aggregator's section of a file: its keys at the top, or under `aggregator:` (one file for all components). */
 function readFile(path: string): { section: Record<string, unknown>; prefix: string } {
   const obj = readConfigFile(path);
-  if (obj.aggregator && typeof obj.aggregator === 'object' && !Array.isArray(obj.aggregator)) return { section: obj.aggregator as Record<string, unknown>, prefix: 'aggregator.' };
+  if (obj.aggregator && typeof obj.aggregator === 'object' && !Array.isArray(obj.aggregator))
+    return { section: obj.aggregator as Record<string, unknown>, prefix: 'aggregator.' };
   // A shared file with other components' sections (gateway:, simulator:, ...) and none for us: defaults.
   if (['gateway', 'simulator', 'demo', 'dashboards'].some((k) => k in obj)) return { section: {}, prefix: 'aggregator.' };
   return { section: obj, prefix: '' };
@@ -370,16 +648,25 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
     },
   };
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
-  for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>) for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
+  for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>)
+    for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
   // http://user:password@host: the credentials move out of the URL (fetch refuses such a URL).
   cfg.influx = influxCredentials(cfg.influx, cfg.influx.api);
   if (cfg.influx.url) {
     const i = cfg.influx;
     if (i.api === 'v2' && !i.bucket && !i.database)
-      throw new ConfigError(['influx.bucket: is required for the v2 API: set influx.bucket (--influx-bucket, INFLUX_BUCKET), or influx.database, used as bucket "db/rp"'], where);
-    if (i.api === 'v1' && !i.database) throw new ConfigError(['influx.database: is required for the 1.x API (--influx-api v1): set it in the file, with --influx-db or INFLUX_DB'], where);
+      throw new ConfigError(
+        ['influx.bucket: is required for the v2 API: set influx.bucket (--influx-bucket, INFLUX_BUCKET), or influx.database, used as bucket "db/rp"'],
+        where,
+      );
+    if (i.api === 'v1' && !i.database)
+      throw new ConfigError(['influx.database: is required for the 1.x API (--influx-api v1): set it in the file, with --influx-db or INFLUX_DB'], where);
   }
-  if (cfg.batch.maxBuffer < cfg.batch.size) throw new ConfigError([`${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`], where);
+  if (cfg.batch.maxBuffer < cfg.batch.size)
+    throw new ConfigError(
+      [`${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`],
+      where,
+    );
   return cfg;
 }
 

@@ -10,22 +10,59 @@ import { DROP_REASONS } from './writer.ts';
 
 export class AggregatorMetrics {
   readonly registry = new Registry();
-  readonly messages = new Counter({ name: 'presence_aggregator_messages_total', help: 'MQTT messages received, by topic kind', labelNames: ['kind'], registers: [this.registry] });
-  readonly rejected = new Counter({ name: 'presence_aggregator_rejected_total', help: 'Messages rejected (acknowledged, not written), by reason', labelNames: ['reason'], registers: [this.registry] });
-  readonly points = new Counter({ name: 'presence_aggregator_points_written_total', help: 'Points stored by the server, by measurement (points it refused are not counted here)', labelNames: ['measurement'], registers: [this.registry] });
-  readonly pointsDropped = new Counter({ name: 'presence_aggregator_points_dropped_total', help: 'Points the server refused and that can never be written (their messages are acknowledged), by reason', labelNames: ['reason'], registers: [this.registry] });
-  readonly acked = new Counter({ name: 'presence_aggregator_acked_total', help: 'Messages acknowledged to the broker (after their points were written)', registers: [this.registry] });
-  readonly writeFailures = new Counter({ name: 'presence_aggregator_write_failures_total', help: 'Failed write attempts (each is retried)', registers: [this.registry] });
+  readonly messages = new Counter({
+    name: 'presence_aggregator_messages_total',
+    help: 'MQTT messages received, by topic kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'presence_aggregator_rejected_total',
+    help: 'Messages rejected (acknowledged, not written), by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly points = new Counter({
+    name: 'presence_aggregator_points_written_total',
+    help: 'Points stored by the server, by measurement (points it refused are not counted here)',
+    labelNames: ['measurement'],
+    registers: [this.registry],
+  });
+  readonly pointsDropped = new Counter({
+    name: 'presence_aggregator_points_dropped_total',
+    help: 'Points the server refused and that can never be written (their messages are acknowledged), by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly acked = new Counter({
+    name: 'presence_aggregator_acked_total',
+    help: 'Messages acknowledged to the broker (after their points were written)',
+    registers: [this.registry],
+  });
+  readonly writeFailures = new Counter({
+    name: 'presence_aggregator_write_failures_total',
+    help: 'Failed write attempts (each is retried)',
+    registers: [this.registry],
+  });
   readonly writeSeconds = new Histogram({
     name: 'presence_aggregator_write_seconds',
     help: 'Latency of successful batch writes',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly batchSize = new Histogram({ name: 'presence_aggregator_batch_messages', help: 'Messages per written batch', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000], registers: [this.registry] });
+  readonly batchSize = new Histogram({
+    name: 'presence_aggregator_batch_messages',
+    help: 'Messages per written batch',
+    buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'presence_aggregator_queue_depth', help: 'Messages received and not yet acknowledged', registers: [this.registry] });
   readonly connected = new Gauge({ name: 'presence_aggregator_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] });
-  readonly gatewaysMissing = new Gauge({ name: 'presence_aggregator_gateways_missing', help: 'Gateways currently silent for too long', registers: [this.registry] });
+  readonly gatewaysMissing = new Gauge({
+    name: 'presence_aggregator_gateways_missing',
+    help: 'Gateways currently silent for too long',
+    registers: [this.registry],
+  });
   readonly gatewaysKnown = new Gauge({ name: 'presence_aggregator_gateways_known', help: 'Gateways heard from since start', registers: [this.registry] });
 
   /** `beforeScrape` brings counters kept outside prom-client (per-message hot path) up to date. */
@@ -33,7 +70,10 @@ export class AggregatorMetrics {
     this.beforeScrape();
   }
 
-  constructor(processMetrics = false, private readonly beforeScrape: () => void = () => {}) {
+  constructor(
+    processMetrics = false,
+    private readonly beforeScrape: () => void = () => {},
+  ) {
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
     for (const reason of DROP_REASONS) this.pointsDropped.inc({ reason }, 0);
     // Process metrics under their standard names (process_*, nodejs_*), presence_build_info always.
@@ -62,12 +102,7 @@ export interface HealthServer {
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
  *  server refused points recently (they are dropped); 503 {"status":"unhealthy"} with the reasons
  *  when not connected to the broker or while writes fail. */
-export async function startHealthServer(
-  metrics: AggregatorMetrics,
-  state: () => HealthState,
-  port: number,
-  host: string,
-): Promise<HealthServer> {
+export async function startHealthServer(metrics: AggregatorMetrics, state: () => HealthState, port: number, host: string): Promise<HealthServer> {
   const server = createServer(async (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     try {
@@ -81,14 +116,26 @@ export async function startHealthServer(
         const problems: string[] = [];
         if (!s.mqttConnected) problems.push('not connected to the MQTT broker');
         if (s.writeFailingSince !== null)
-          problems.push(`writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`);
+          problems.push(
+            `writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`,
+          );
         const unhealthy = problems.length > 0;
         const drops = s.drops ?? [];
         for (const d of drops)
-          problems.push(`${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`);
+          problems.push(
+            `${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`,
+          );
         const status = unhealthy ? 'unhealthy' : drops.length ? 'degraded' : 'ok';
         res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status, problems, queue_depth: s.queueDepth, sink: s.sink, ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}) }));
+        res.end(
+          JSON.stringify({
+            status,
+            problems,
+            queue_depth: s.queueDepth,
+            sink: s.sink,
+            ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}),
+          }),
+        );
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found: try /healthz or /metrics\n');
@@ -105,6 +152,10 @@ export async function startHealthServer(
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -13,7 +13,7 @@
 // InfluxDB 2.x and 3.x: prints the exact commands (buckets with retention, the InfluxQL mapping,
 // a Flux task for 2.x); it does not call their APIs.
 import { exitUsage } from '../scripts/lib/usage.ts';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { influxCredentials, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
 
@@ -234,7 +234,11 @@ export function registerInflux(program: Command): void {
       `InfluxDB 1.x: create the database, the retention policies "${DETAIL_RP}" (DEFAULT: the 1-minute windows the aggregator writes and the dashboards read) and "${HOURLY_RP}" (hourly aggregates), and the continuous query ${HOURLY_CQ} that fills it; safe to run again. 2.x/3.x: print the commands.`,
     )
     .option('--influx-url <url>', 'InfluxDB URL (env INFLUX_URL; default http://127.0.0.1:8086)')
-    .addOption(new Option('--influx-version <version>', 'InfluxDB major version: 1 (set up over /query), 2 or 3 (print the commands)').choices(['1', '2', '3']).default('1'))
+    .addOption(
+      new Option('--influx-version <version>', 'InfluxDB major version: 1 (set up over /query), 2 or 3 (print the commands)')
+        .choices(['1', '2', '3'])
+        .default('1'),
+    )
     .option('--influx-db <database>', 'database (env INFLUX_DB; default presence)')
     .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
     .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD); prefer INFLUX_PASSWORD or a file')
@@ -260,14 +264,24 @@ export function registerInflux(program: Command): void {
           influxDuration(v);
           return v;
         } catch (e) {
-          return fail(`--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : 'must be a duration like 30d or 36h'}`);
+          return fail(
+            `--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : 'must be a duration like 30d or 36h'}`,
+          );
         }
       };
       const detailMs = ms('detail', f.detail);
       const hourlyMs = ms('hourly', f.hourly);
       const database = f.influxDb ?? 'presence';
       if (f.influxVersion === '2') {
-        process.stdout.write(guidance2({ bucket: f.influxBucket ?? database, org: f.influxOrg ?? 'ORG', detail: influxDuration(detailMs), hourly: influxDuration(hourlyMs), database }));
+        process.stdout.write(
+          guidance2({
+            bucket: f.influxBucket ?? database,
+            org: f.influxOrg ?? 'ORG',
+            detail: influxDuration(detailMs),
+            hourly: influxDuration(hourlyMs),
+            database,
+          }),
+        );
         return;
       }
       if (f.influxVersion === '3') {
@@ -280,7 +294,14 @@ export function registerInflux(program: Command): void {
       } catch (e) {
         fail((e as Error).message);
       }
-      const o: SetupOptions = influxCredentials({ url: f.influxUrl ?? 'http://127.0.0.1:8086', database, detailMs, hourlyMs, username: f.influxUsername, password });
+      const o: SetupOptions = influxCredentials({
+        url: f.influxUrl ?? 'http://127.0.0.1:8086',
+        database,
+        detailMs,
+        hourlyMs,
+        username: f.influxUsername,
+        password,
+      });
       if (f.print) {
         for (const q of setupStatements(o, { policies: new Map(), cqs: new Set() })) process.stdout.write(`${q};\n`);
         return;
@@ -288,7 +309,9 @@ export function registerInflux(program: Command): void {
       try {
         await setupInflux1(o, (q) => process.stdout.write(`${q}\n`));
         const { durations, defaultPolicy } = await new InfluxQl(o).policies(database);
-        const shown = [...durations].map(([n, d]) => `${n} ${d === 0 ? 'infinite' : influxDurationOrHours(d)}${n === defaultPolicy ? ' (default)' : ''}`).join(', ');
+        const shown = [...durations]
+          .map(([n, d]) => `${n} ${d === 0 ? 'infinite' : influxDurationOrHours(d)}${n === defaultPolicy ? ' (default)' : ''}`)
+          .join(', ');
         process.stdout.write(`database ${database} at ${redactUrl(o.url)}: retention policies ${shown}; continuous query ${HOURLY_CQ}\n`);
       } catch (e) {
         fail((e as Error).message);

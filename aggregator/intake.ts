@@ -34,8 +34,7 @@ export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5)
   // MQTT 5 Maximum Packet Size: the broker does not send this client a packet larger than the
   // contract allows (it drops it), so an oversized publish never reaches the aggregator's memory.
   // MQTT 3.1.1 has no such field: there the broker's own limit (Mosquitto max_packet_size) applies.
-  if (protocolVersion === 5)
-    o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum, maximumPacketSize: MAX_PACKET_BYTES };
+  if (protocolVersion === 5) o.properties = { sessionExpiryInterval: m.sessionExpiry, receiveMaximum: m.receiveMaximum, maximumPacketSize: MAX_PACKET_BYTES };
   return o;
 }
 
@@ -92,7 +91,9 @@ export class Intake {
         this.acked += n;
         this.metrics.acked.inc(n);
       });
-      ack.on('handlerError', (err, topic) => this.log.error({ err: (err as Error)?.message ?? String(err), topic: topic.slice(0, 200) }, 'message not acknowledged'));
+      ack.on('handlerError', (err, topic) =>
+        this.log.error({ err: (err as Error)?.message ?? String(err), topic: topic.slice(0, 200) }, 'message not acknowledged'),
+      );
       ack.on('connect', (connack, { protocolVersion: version }) => {
         const client = ack.client!;
         this.connections++;
@@ -104,11 +105,18 @@ export class Intake {
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
         this.subscribe(client, version).then(
           () => {
-            if (!settled) { settled = true; resolve(); }
+            if (!settled) {
+              settled = true;
+              resolve();
+            }
           },
           (err) => {
             this.log.error({ err: err.message }, 'subscribe failed');
-            if (!settled) { settled = true; client.end(true); reject(err); }
+            if (!settled) {
+              settled = true;
+              client.end(true);
+              reject(err);
+            }
           },
         );
       });
@@ -121,7 +129,8 @@ export class Intake {
         if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
         else this.quickCloses = 0;
         this.connectedAt = 0;
-        if (this.quickCloses >= QUICK_CLOSES) this.takeover(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
+        if (this.quickCloses >= QUICK_CLOSES)
+          this.takeover(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
       });
       ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
       ack.on('error', (err) => {
@@ -134,7 +143,10 @@ export class Intake {
         }
       });
       if (isRandomClientId(m.clientId))
-        this.log.warn({ clientId: m.clientId }, 'no mqtt.client_id and no fixed http.port: this run uses a random client id, so the broker keeps no messages for it across a restart; set mqtt.client_id (unique per aggregator) to keep them');
+        this.log.warn(
+          { clientId: m.clientId },
+          'no mqtt.client_id and no fixed http.port: this run uses a random client id, so the broker keeps no messages for it across a restart; set mqtt.client_id (unique per aggregator) to keep them',
+        );
       ack.connect();
     });
   }
@@ -145,7 +157,8 @@ export class Intake {
     this.watched.add(client);
     client.on('disconnect', (packet) => {
       const code = packet.reasonCode ?? 0;
-      if (code === 0x8e) this.takeover('the broker handed this session to another client with the same client id (MQTT 5 DISCONNECT 0x8E "session taken over")');
+      if (code === 0x8e)
+        this.takeover('the broker handed this session to another client with the same client id (MQTT 5 DISCONNECT 0x8E "session taken over")');
       else this.log.warn({ reasonCode: code, reason: packet.properties?.reasonString }, 'the broker disconnected this client');
     });
   }

@@ -1,15 +1,7 @@
 // Pure core of the aggregator: one MQTT message in, either points (line protocol) or a rejection
 // with a reason out. No I/O here.
 import { Point, escape as lp, type PointSettings } from '@influxdata/influxdb-client';
-import {
-  MAX_PAYLOAD_BYTES,
-  parseTopic,
-  TOPIC_ROOT,
-  validateCounts,
-  validateStatus,
-  type CountsMessage,
-  type StatusMessage,
-} from '../contract/index.ts';
+import { MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 import { peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
 import { IDENTITY_REJECT_REASONS, type IdentityRejectReason } from './registry.ts';
 
@@ -18,7 +10,16 @@ export const GATEWAY_STATUS = 'gateway_status';
 
 /** Reasons a message is rejected; the label of the rejected-messages counter. */
 export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'unknown_field' | 'invalid' | 'topic_mismatch' | 'future' | IdentityRejectReason;
-export const REJECT_REASONS: RejectReason[] = ['too_large', 'bad_topic', 'bad_json', 'unknown_field', 'invalid', 'topic_mismatch', 'future', ...IDENTITY_REJECT_REASONS];
+export const REJECT_REASONS: RejectReason[] = [
+  'too_large',
+  'bad_topic',
+  'bad_json',
+  'unknown_field',
+  'invalid',
+  'topic_mismatch',
+  'future',
+  ...IDENTITY_REJECT_REASONS,
+];
 
 export type Classified =
   | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[]; windowMs: number }
@@ -158,10 +159,8 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
       return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
     const start = Date.parse(m.start);
     const end = Date.parse(m.end);
-    if (start > now + maxAheadMs)
-      return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
-    if (end > now + maxAheadMs)
-      return { ok: false, reason: 'future', detail: `window ends ${Math.round((end - now) / 1000)} s ahead of the clock` };
+    if (start > now + maxAheadMs) return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
+    if (end > now + maxAheadMs) return { ok: false, reason: 'future', detail: `window ends ${Math.round((end - now) / 1000)} s ahead of the clock` };
     return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: end - start };
   }
   const v = validateStatus(value);

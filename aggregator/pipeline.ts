@@ -89,7 +89,10 @@ function allWritten(lines: readonly string[]): Stored {
 /** One log line per reason per interval: the first drop at once, the rest summed up in the next line. */
 class DropLog {
   private readonly state = new Map<DropReason, { lastLogged: number; pending: number; message: string }>();
-  constructor(private readonly log: Logger, private readonly intervalMs = 60_000) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs = 60_000,
+  ) {}
 
   record(reason: DropReason, points: number, message: string, status: number | undefined, sink: string, now: number): void {
     let s = this.state.get(reason);
@@ -107,7 +110,8 @@ class DropLog {
 }
 
 const HINTS: Partial<Record<DropReason, string>> = {
-  retention: 'their time lies before the retention policy of the database; replaying old captures needs a longer retention (ALTER RETENTION POLICY ... DURATION INF)',
+  retention:
+    'their time lies before the retention policy of the database; replaying old captures needs a longer retention (ALTER RETENTION POLICY ... DURATION INF)',
   type_conflict: 'a field was written before with another type (e.g. float vs integer); write to a new database or drop the measurement',
   too_large: 'a single point is larger than the server accepts (max-body-size)',
   limit: 'a series or tag-value limit of the server is reached (max-series-per-database, max-values-per-tag)',
@@ -205,7 +209,10 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
   /** Writes the pending batch; up to batch.concurrency writes run at once while the next batch fills. */
   private flush(): void {
     if (this.abandoned || this.inFlight >= this.batch.concurrency || (this.pending.lines.length === 0 && this.pending.messages === 0)) return;
-    if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
     const batch = this.pending;
     this.pending = newBatch();
     this.inFlight++;
@@ -234,7 +241,13 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
       this.pointsDropped += d.points;
       this.metrics.pointsDropped.inc({ reason: d.reason }, d.points);
       const prev = this.drops.get(d.reason);
-      this.drops.set(d.reason, { reason: d.reason, points: (prev?.points ?? 0) + d.points, last: now, message: d.message.slice(0, 500), hint: HINTS[d.reason] });
+      this.drops.set(d.reason, {
+        reason: d.reason,
+        points: (prev?.points ?? 0) + d.points,
+        last: now,
+        message: d.message.slice(0, 500),
+        hint: HINTS[d.reason],
+      });
       this.dropLog.record(d.reason, d.points, d.message, undefined, this.sink.target, now);
       this.emit('dropped', d.points, d.reason);
     }
@@ -282,7 +295,10 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           return out;
         }
         const dropped = Math.min(f.dropped, lines.length);
-        return { written: new Map([[measurementOf(lines[0]), lines.length - dropped]]), dropped: dropped ? [{ reason: f.reason, points: dropped, message: f.message }] : [] };
+        return {
+          written: new Map([[measurementOf(lines[0]), lines.length - dropped]]),
+          dropped: dropped ? [{ reason: f.reason, points: dropped, message: f.message }] : [],
+        };
       }
       if (f.kind === 'refused' || f.kind === 'too_large') {
         // Some point is refused (or the body is too large) and the server does not say which: halves.
@@ -329,7 +345,10 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           problem = `writes to ${this.sink.target} fail: ${f.message}`;
       }
       this.writeProblem = problem;
-      this.log[level]({ err: f.message, status: f.status, kind: f.kind, attempt, retry_in_ms: delay, lines: lines.length, sink: this.sink.target }, `write failed; retrying: ${problem}`);
+      this.log[level](
+        { err: f.message, status: f.status, kind: f.kind, attempt, retry_in_ms: delay, lines: lines.length, sink: this.sink.target },
+        `write failed; retrying: ${problem}`,
+      );
       await new Promise((r) => setTimeout(r, delay).unref()); // does not keep a stopped process alive
     }
   }

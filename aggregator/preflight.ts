@@ -84,7 +84,10 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
   }
   if (major === 2) {
     if (cfg.api === 'v1') {
-      log.warn({ influx: url, version }, 'InfluxDB 2.x: its native API is --influx-api v2 (with --influx-org and --influx-bucket); /write of --influx-api v1 works only through a DBRP mapping (influx v1 dbrp create)');
+      log.warn(
+        { influx: url, version },
+        'InfluxDB 2.x: its native API is --influx-api v2 (with --influx-org and --influx-bucket); /write of --influx-api v1 works only through a DBRP mapping (influx v1 dbrp create)',
+      );
       return server;
     }
     await checkBucket2(cfg, version, log);
@@ -103,7 +106,9 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
   } catch (e) {
     const msg = redactUrlsIn((e as Error).message);
     if (/auth|401|403/i.test(msg))
-      throw new PreflightError(`InfluxDB ${version} at ${url} refuses the credentials (${msg}): check influx.username and influx.password (INFLUX_USERNAME, INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`);
+      throw new PreflightError(
+        `InfluxDB ${version} at ${url} refuses the credentials (${msg}): check influx.username and influx.password (INFLUX_USERNAME, INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`,
+      );
     log.warn({ influx: url, err: msg }, 'cannot list the databases; not checked at start');
     return;
   }
@@ -112,13 +117,22 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
     try {
       return influxDuration(retention);
     } catch {
-      throw new PreflightError(`influx.retention (--influx-retention): must be whole hours or days, at least 2h, to create the database or policy (got ${retention} ms)`);
+      throw new PreflightError(
+        `influx.retention (--influx-retention): must be whole hours or days, at least 2h, to create the database or policy (got ${retention} ms)`,
+      );
     }
   };
   if (!databases.includes(database)) {
     const d = duration();
     if (cfg.create) {
-      const statements = await setupInflux1({ url: cfg.url!, database, detailMs: retention, hourlyMs: Math.max(HOURLY_MS, retention), username: cfg.username, password: cfg.password });
+      const statements = await setupInflux1({
+        url: cfg.url!,
+        database,
+        detailMs: retention,
+        hourlyMs: Math.max(HOURLY_MS, retention),
+        username: cfg.username,
+        password: cfg.password,
+      });
       log.info({ influx: url, database, statements }, `created database ${database} (default retention policy detail ${d}) as presence influx setup does`);
     } else {
       throw new PreflightError(
@@ -162,10 +176,13 @@ async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Pr
     return;
   }
   if (res.status === 401)
-    throw new PreflightError(`InfluxDB ${version} at ${url} refuses the token (401${body.message ? ` ${body.message}` : ''}): check influx.token (INFLUX_TOKEN or INFLUX_TOKEN_FILE)`);
+    throw new PreflightError(
+      `InfluxDB ${version} at ${url} refuses the token (401${body.message ? ` ${body.message}` : ''}): check influx.token (INFLUX_TOKEN or INFLUX_TOKEN_FILE)`,
+    );
   const missing = (res.ok && Array.isArray(body.buckets) && body.buckets.length === 0) || (res.status === 404 && /not found/i.test(body.message ?? ''));
   if (!missing) {
-    if (!res.ok) log.warn({ influx: url, status: res.status, err: body.message }, 'cannot list the buckets (a write-only token may not read them); not checked at start');
+    if (!res.ok)
+      log.warn({ influx: url, status: res.status, err: body.message }, 'cannot list the buckets (a write-only token may not read them); not checked at start');
     return;
   }
   let d = '30d';

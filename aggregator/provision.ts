@@ -83,16 +83,28 @@ export interface ProvisionResult {
 
 /** Adds the gateway's credential, ACL patterns and registry entry. Throws ProvisionError naming what is wrong. */
 export function provisionGateway(o: ProvisionOptions): ProvisionResult {
-  for (const [what, v] of [['--site', o.site], ['--zone', o.zone], ['--id', o.id]] as const)
-    if (!v || !isValidId(v)) throw new ProvisionError(`${what}: must be lower case letters, digits, - and _ (1 to 63, starting with a letter or digit) (got ${JSON.stringify(v ?? '')})`);
-  if (!o.passwordFile && !o.aggregatorConfig) throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
+  for (const [what, v] of [
+    ['--site', o.site],
+    ['--zone', o.zone],
+    ['--id', o.id],
+  ] as const)
+    if (!v || !isValidId(v))
+      throw new ProvisionError(
+        `${what}: must be lower case letters, digits, - and _ (1 to 63, starting with a letter or digit) (got ${JSON.stringify(v ?? '')})`,
+      );
+  if (!o.passwordFile && !o.aggregatorConfig)
+    throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
   const user = credentialName(o.site, o.id);
   const changed: string[] = [];
 
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
   if (o.passwordFile) {
-    passwdLines = existsSync(o.passwordFile) ? readFileSync(o.passwordFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    passwdLines = existsSync(o.passwordFile)
+      ? readFileSync(o.passwordFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+      : [];
     if (passwdLines.some((l) => l.startsWith(`${user}:`)) && !o.rotate)
       throw new ProvisionError(`${o.passwordFile}: ${user} has a credential already; --rotate gives it a new password`);
   }
@@ -164,12 +176,12 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
 }
 
 export function registerProvision(program: Command): void {
-  const provision = program.command('provision').description('Set up identities: a gateway\'s broker credential, ACL and aggregator registry entry.');
+  const provision = program.command('provision').description("Set up identities: a gateway's broker credential, ACL and aggregator registry entry.");
   provision
     .command('gateway')
     .description(
       'Create a gateway\'s broker credential (user name "{site}/{gateway}", random password, mosquitto_passwd-compatible entry), ' +
-        'make sure the ACL binds it to its own topics, and add it to the aggregator\'s registry; the password goes to a 0600 file, never to the terminal.',
+        "make sure the ACL binds it to its own topics, and add it to the aggregator's registry; the password goes to a 0600 file, never to the terminal.",
     )
     .requiredOption('--site <site>', 'site id of the gateway')
     .requiredOption('--zone <zone>', 'zone id of the gateway')
@@ -177,7 +189,7 @@ export function registerProvision(program: Command): void {
     .option('--password-file <file>', 'Mosquitto password_file to add the credential to (created when absent), e.g. /etc/mosquitto/passwd')
     .option('--acl-file <file>', 'Mosquitto acl_file: adds the presence patterns when missing, e.g. /etc/mosquitto/presence.acl')
     .option('--aggregator-config <file>', 'aggregator config file (YAML or JSON) to add the registry entry to, e.g. /etc/presence/aggregator.yaml')
-    .option('--secret-out <file>', 'where to write the gateway\'s password (mode 0600); default ./{site}-{id}.mqtt-password')
+    .option('--secret-out <file>', "where to write the gateway's password (mode 0600); default ./{site}-{id}.mqtt-password")
     .option('--rotate', 'replace an existing credential (new password) or move a registered gateway')
     .action((o: ProvisionOptions) => {
       let r: ProvisionResult;

@@ -71,7 +71,10 @@ function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? '-';
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`;
 }
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
@@ -134,7 +137,10 @@ export class GatewayIdentity {
       return null;
     }
     if (!this.cfg.allow_unknown)
-      return { reason: 'unknown_gateway', detail: `gateway ${gateway} (site ${site}) is not in the registry (gateways.registry); add it with presence provision gateway` };
+      return {
+        reason: 'unknown_gateway',
+        detail: `gateway ${gateway} (site ${site}) is not in the registry (gateways.registry); add it with presence provision gateway`,
+      };
     const key = `${site}/${gateway}`;
     if (this.admitted.has(key)) return null;
     if (this.admitted.size >= this.cfg.max_known) {
@@ -168,11 +174,17 @@ export class GatewayIdentity {
     const w = this.byWindow.get(wk);
     if (w) {
       if (w.digest === digest) return null; // a redelivery: the same point is written again
-      return { reason: 'conflict', detail: `window ${m.start} of ${gw} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted` };
+      return {
+        reason: 'conflict',
+        detail: `window ${m.start} of ${gw} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted`,
+      };
     }
     const s = this.bySeq.get(sk);
     if (s && s.digest !== digest && start <= s.start)
-      return { reason: 'conflict', detail: `seq ${m.seq} of ${gw} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts` };
+      return {
+        reason: 'conflict',
+        detail: `seq ${m.seq} of ${gw} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
+      };
     const entry: Remembered = { digest, start, seq: m.seq };
     this.byWindow.set(wk, entry);
     this.bySeq.delete(sk); // re-insert: the newest at the end

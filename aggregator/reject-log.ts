@@ -20,7 +20,10 @@ export class RejectLog {
   private suppressed = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly log: Logger, opts: RejectLogOptions = {}) {
+  constructor(
+    private readonly log: Logger,
+    opts: RejectLogOptions = {},
+  ) {
     this.perInterval = opts.perInterval ?? 10;
     this.intervalMs = opts.intervalMs ?? 60_000;
   }
@@ -41,10 +44,13 @@ export class RejectLog {
     }
     this.suppressed.set(reason, (this.suppressed.get(reason) ?? 0) + 1);
     // The summary comes when the interval ends, also if no further message arrives.
-    this.timer ??= setTimeout(() => {
-      this.timer = null;
-      this.flush();
-    }, Math.max(0, this.windowStart + this.intervalMs - now)).unref();
+    this.timer ??= setTimeout(
+      () => {
+        this.timer = null;
+        this.flush();
+      },
+      Math.max(0, this.windowStart + this.intervalMs - now),
+    ).unref();
   }
 
   /** Writes the summary of rejections not logged one by one (if any). */

@@ -40,9 +40,21 @@ export type WriteFailure =
 
 /** The server's own words from an error: InfluxDB 1.x {"error": ...}, 2.x {"code", "message"}, or the body. */
 function serverMessage(e: HttpError): string {
-  const json = e.json ?? (() => { try { return JSON.parse(e.body ?? ''); } catch { return null; } })();
+  const json =
+    e.json ??
+    (() => {
+      try {
+        return JSON.parse(e.body ?? '');
+      } catch {
+        return null;
+      }
+    })();
   const text = json && typeof json === 'object' ? (json.error ?? json.message) : undefined;
-  return String(text ?? e.body ?? e.message ?? '').trim().slice(0, 2000) || `HTTP ${e.statusCode}`;
+  return (
+    String(text ?? e.body ?? e.message ?? '')
+      .trim()
+      .slice(0, 2000) || `HTTP ${e.statusCode}`
+  );
 }
 
 /** The reason of a refusal, from the server's message. */
@@ -109,8 +121,15 @@ export class InfluxV2Sink implements Sink {
   private readonly bucket: string;
   private readonly open = new Set<WriteApi>();
 
-  constructor(private readonly cfg: InfluxConfig, private readonly maxLines: number) {
-    this.influx = new InfluxDB({ url: cfg.url!, token: cfg.token ?? (cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined), timeout: cfg.timeout });
+  constructor(
+    private readonly cfg: InfluxConfig,
+    private readonly maxLines: number,
+  ) {
+    this.influx = new InfluxDB({
+      url: cfg.url!,
+      token: cfg.token ?? (cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined),
+      timeout: cfg.timeout,
+    });
     // InfluxDB 1.8+ takes "db/rp" as the bucket of its v2 compatibility API.
     this.bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
     this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(this.bucket)})`;
@@ -176,8 +195,7 @@ export class InfluxV1Sink implements Sink {
   async write(lines: string[]): Promise<void> {
     let status: number | undefined;
     await this.influx.transport.request(this.path, lines.join('\n'), { method: 'POST', headers: this.headers }, (_h, code) => (status = code));
-    if (status !== undefined && status !== 204 && status !== 200)
-      throw new HttpError(status, `InfluxDB answered ${status} to a write, 204 expected`);
+    if (status !== undefined && status !== 204 && status !== 200) throw new HttpError(status, `InfluxDB answered ${status} to a write, 204 expected`);
   }
 
   async close(): Promise<void> {}

@@ -50,7 +50,11 @@ async function publish(url: string, round: number): Promise<{ n: number; ms: num
     n++;
     c.publish(m.topic, m.payload, { qos: 1 }, () => {
       inFlight--;
-      if (wake) { const w = wake; wake = null; w(); }
+      if (wake) {
+        const w = wake;
+        wake = null;
+        w();
+      }
     });
   }
   while (inFlight > 0) await new Promise<void>((r) => (wake = r));
@@ -63,7 +67,11 @@ async function bare(url: string, n: number): Promise<number> {
   const t0 = performance.now();
   let got = 0;
   const c = mqtt.connect(url, session('bench-bare'));
-  await new Promise<void>((resolve) => c.on('message', () => { if (++got === n) resolve(); }));
+  await new Promise<void>((resolve) =>
+    c.on('message', () => {
+      if (++got === n) resolve();
+    }),
+  );
   const ms = performance.now() - t0;
   await c.endAsync();
   return ms;
@@ -89,7 +97,9 @@ async function aggregator(url: string, influx: Influxd, n: number): Promise<{ ms
   }
   if (process.env.BENCH_DEBUG) {
     const cpu = process.cpuUsage(cpu0);
-    console.log(`aggregator: most unacknowledged at once ${maxDepth}; node CPU ${((cpu.user + cpu.system) / 1000 / (performance.now() - t0) * 100).toFixed(0)}% of the wall time`);
+    console.log(
+      `aggregator: most unacknowledged at once ${maxDepth}; node CPU ${(((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100).toFixed(0)}% of the wall time`,
+    );
   }
   const ms = performance.now() - t0;
   return { ms, agg };
@@ -115,23 +125,38 @@ export async function run(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const pub = await publish(broker.url, round);
       published += pub.n;
-      console.log(`aggregator: round ${round + 1}: ${pub.n} counts messages (${GATEWAYS} gateways x ${WINDOWS} windows, simulator load mode) queued in Mosquitto at ${Math.round((pub.n / pub.ms) * 1000)} msg/s`);
+      console.log(
+        `aggregator: round ${round + 1}: ${pub.n} counts messages (${GATEWAYS} gateways x ${WINDOWS} windows, simulator load mode) queued in Mosquitto at ${Math.round((pub.n / pub.ms) * 1000)} msg/s`,
+      );
       const c0 = process.cpuUsage();
       const bareMs = await bare(broker.url, pub.n);
-      if (process.env.BENCH_DEBUG) { const c = process.cpuUsage(c0); console.log(`aggregator: bare node CPU ${((c.user + c.system) / 1000 / bareMs * 100).toFixed(0)}%`); }
+      if (process.env.BENCH_DEBUG) {
+        const c = process.cpuUsage(c0);
+        console.log(`aggregator: bare node CPU ${(((c.user + c.system) / 1000 / bareMs) * 100).toFixed(0)}%`);
+      }
       const b = (pub.n / bareMs) * 1000;
       const { ms: aggMs, agg } = await aggregator(broker.url, influx, pub.n);
-      if (process.env.BENCH_DEBUG) console.log((await agg.metrics.registry.metrics()).split('\n').filter((l) => /write_seconds_(sum|count)|batch_messages_(sum|count)|write_failures/.test(l)).join('\n'));
+      if (process.env.BENCH_DEBUG)
+        console.log(
+          (await agg.metrics.registry.metrics())
+            .split('\n')
+            .filter((l) => /write_seconds_(sum|count)|batch_messages_(sum|count)|write_failures/.test(l))
+            .join('\n'),
+        );
       await agg.stop(5000);
       const a = (pub.n / aggMs) * 1000;
-      console.log(`aggregator: round ${round + 1}: bare subscriber ${Math.round(b).toLocaleString('en')} msg/s, aggregator ${Math.round(a).toLocaleString('en')} msg/s`);
+      console.log(
+        `aggregator: round ${round + 1}: bare subscriber ${Math.round(b).toLocaleString('en')} msg/s, aggregator ${Math.round(a).toLocaleString('en')} msg/s`,
+      );
       bareRate = Math.max(bareRate, b);
       aggRate = Math.max(aggRate, a);
     }
     const stored = await influx.count('presence', 'devices', `"radio"='wifi'`);
     const ratio = aggRate / bareRate;
     console.log(`aggregator: bare MQTT.js subscriber (QoS 1, auto PUBACK), best          ${Math.round(bareRate).toLocaleString('en')} msg/s`);
-    console.log(`aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK), best ${Math.round(aggRate).toLocaleString('en')} msg/s (${Math.round(aggRate * 2).toLocaleString('en')} points/s); ${stored} of ${published} windows stored`);
+    console.log(
+      `aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK), best ${Math.round(aggRate).toLocaleString('en')} msg/s (${Math.round(aggRate * 2).toLocaleString('en')} points/s); ${stored} of ${published} windows stored`,
+    );
     const rateOk = aggRate >= GOAL_RATE;
     const ratioOk = ratio >= GOAL_RATIO;
     console.log(`aggregator: goal >= ${GOAL_RATE.toLocaleString('en')} msg/s: ${rateOk ? 'PASS' : 'FAIL'} (${Math.round(aggRate).toLocaleString('en')})`);

@@ -21,19 +21,81 @@ function rng(seed: number): () => number {
 }
 
 const PROBE_IES = Uint8Array.from([
-  0x00, 0x00, // wildcard SSID
-  0x01, 0x08, 0x02, 0x04, 0x0b, 0x16, 0x0c, 0x12, 0x18, 0x24, // supported rates
-  0x32, 0x04, 0x30, 0x48, 0x60, 0x6c, // extended rates
-  0x2d, 0x1a, 0x2d, 0x11, 0x17, 0xff, ...new Array(22).fill(0), // HT capabilities
-  0x7f, 0x08, 0x04, 0x00, 0x0a, 0x02, 0x01, 0x00, 0x40, 0x80, // extended capabilities
-  0xdd, 0x07, 0x00, 0x50, 0xf2, 0x08, 0x00, 0x12, 0x00, // vendor
+  0x00,
+  0x00, // wildcard SSID
+  0x01,
+  0x08,
+  0x02,
+  0x04,
+  0x0b,
+  0x16,
+  0x0c,
+  0x12,
+  0x18,
+  0x24, // supported rates
+  0x32,
+  0x04,
+  0x30,
+  0x48,
+  0x60,
+  0x6c, // extended rates
+  0x2d,
+  0x1a,
+  0x2d,
+  0x11,
+  0x17,
+  0xff,
+  ...new Array(22).fill(0), // HT capabilities
+  0x7f,
+  0x08,
+  0x04,
+  0x00,
+  0x0a,
+  0x02,
+  0x01,
+  0x00,
+  0x40,
+  0x80, // extended capabilities
+  0xdd,
+  0x07,
+  0x00,
+  0x50,
+  0xf2,
+  0x08,
+  0x00,
+  0x12,
+  0x00, // vendor
 ]);
 // beacon body: timestamp, interval, capability, SSID "city-wifi", rates, DS parameter set
 const BEACON_BODY = Uint8Array.from([
-  0, 0, 0, 0, 0, 0, 0, 0, 0x64, 0x00, 0x31, 0x04,
-  0x00, 0x09, ...new TextEncoder().encode('city-wifi'),
-  0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24,
-  0x03, 0x01, 0x06,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0x64,
+  0x00,
+  0x31,
+  0x04,
+  0x00,
+  0x09,
+  ...new TextEncoder().encode('city-wifi'),
+  0x01,
+  0x08,
+  0x82,
+  0x84,
+  0x8b,
+  0x96,
+  0x0c,
+  0x12,
+  0x18,
+  0x24,
+  0x03,
+  0x01,
+  0x06,
 ]);
 
 /** A radiotap 802.11 frame of another type/subtype (beacon 0x80, data 0x08), FCS recomputed. */
@@ -66,7 +128,11 @@ export function frameMix(n: number): { frames: Frame[]; addresses: Uint8Array[] 
     if (r < 35) {
       const sa = phones[next() % phones.length]!;
       addresses.push(sa);
-      frames.push({ linkType: 127, timestampMs: t, data: probeRequest({ sa, seq: i & 0xfff, ies: PROBE_IES, channel: 1 + (i % 11), signalDbm: -40 - (next() % 50), tsfUs: i }) });
+      frames.push({
+        linkType: 127,
+        timestampMs: t,
+        data: probeRequest({ sa, seq: i & 0xfff, ies: PROBE_IES, channel: 1 + (i % 11), signalDbm: -40 - (next() % 50), tsfUs: i }),
+      });
     } else if (r < 60) {
       frames.push({ linkType: 127, timestampMs: t, data: otherWifi(0x80, aps[next() % aps.length]!, BEACON_BODY, i & 0xfff) });
     } else if (r < 70) {
@@ -74,11 +140,26 @@ export function frameMix(n: number): { frames: Frame[]; addresses: Uint8Array[] 
     } else if (r < 90) {
       const adva = tags[next() % tags.length]!;
       addresses.push(adva);
-      frames.push({ linkType: 256, timestampMs: t, data: bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva, random: true, advData: Uint8Array.from([2, 1, 6, 5, 0xff, 0x4c, 0, 0x10, 0x05]), channel: 37, signalDbm: -70 }) });
+      frames.push({
+        linkType: 256,
+        timestampMs: t,
+        data: bleAdvertLL({
+          pduType: BLE_PDU.ADV_IND,
+          adva,
+          random: true,
+          advData: Uint8Array.from([2, 1, 6, 5, 0xff, 0x4c, 0, 0x10, 0x05]),
+          channel: 37,
+          signalDbm: -70,
+        }),
+      });
     } else {
       const adva = tags[next() % tags.length]!;
       addresses.push(adva);
-      frames.push({ linkType: 201, timestampMs: t, data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva, random: false, advData: Uint8Array.from([2, 1, 6]), signalDbm: -75 }) });
+      frames.push({
+        linkType: 201,
+        timestampMs: t,
+        data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva, random: false, advData: Uint8Array.from([2, 1, 6]), signalDbm: -75 }),
+      });
     }
   }
   return { frames, addresses };
@@ -211,12 +292,22 @@ export async function run(): Promise<void> {
 
   const accepted = counts!.wifi.accepted + counts!.ble.accepted;
   console.log(`medians of ${ROUNDS} interleaved rounds`);
-  console.log(`frame mix: ${fmt(frames.length)} frames (35 % probe requests, 25 % beacons, 10 % data, 20 % BLE LL adverts, 10 % HCI reports); per pass ${fmt(accepted)} addresses accepted, ${fmt(counts!.wifi.devices)} Wi-Fi + ${fmt(counts!.ble.devices)} BLE devices`);
+  console.log(
+    `frame mix: ${fmt(frames.length)} frames (35 % probe requests, 25 % beacons, 10 % data, 20 % BLE LL adverts, 10 % HCI reports); per pass ${fmt(accepted)} addresses accepted, ${fmt(counts!.wifi.devices)} Wi-Fi + ${fmt(counts!.ble.devices)} BLE devices`,
+  );
   console.log(`parse+hash+count (WASM):        ${fmt(fps)} frames/s   goal >= ${fmt(GOAL_FPS)}: ${verdict(fps >= GOAL_FPS)}`);
-  console.log(`keyed BLAKE2s ceiling (WASM):   ${fmt(ceiling)} addresses/s; frames/s as a ratio: ${ratio.toFixed(2)} (rounds ${Math.min(...ratioR).toFixed(2)}-${Math.max(...ratioR).toFixed(2)})   goal >= ${GOAL_CEILING_RATIO}: ${verdict(ratio >= GOAL_CEILING_RATIO)}`);
-  console.log(`@noble/hashes blake2s (JS):     ${fmt(jsRate)} addresses/s; WASM frames/s is ${(fps / jsRate).toFixed(1)}x, WASM hashing ${(ceiling / jsRate).toFixed(1)}x`);
+  console.log(
+    `keyed BLAKE2s ceiling (WASM):   ${fmt(ceiling)} addresses/s; frames/s as a ratio: ${ratio.toFixed(2)} (rounds ${Math.min(...ratioR).toFixed(2)}-${Math.max(...ratioR).toFixed(2)})   goal >= ${GOAL_CEILING_RATIO}: ${verdict(ratio >= GOAL_CEILING_RATIO)}`,
+  );
+  console.log(
+    `@noble/hashes blake2s (JS):     ${fmt(jsRate)} addresses/s; WASM frames/s is ${(fps / jsRate).toFixed(1)}x, WASM hashing ${(ceiling / jsRate).toFixed(1)}x`,
+  );
   console.log(`through the Node wrapper:       ${fmt(wrapperFps)} frames/s (copying into the batch buffer included)`);
-  console.log(`linear memory: ${fmt(after)} bytes fixed (${after / 65536} pages, static data ${fmt(x.static_end())} bytes), unchanged by a window: ${before === after}   goal <= ${fmt(GOAL_MEMORY)}: ${verdict(after <= GOAL_MEMORY && before === after)}`);
-  console.log(`100,000 distinct devices in one window: counted ${fmt(big.wifi.devices)} (sketch, error ${(bigErr * 100).toFixed(2)} %, 3 sigma = ${(3 * sigma * 100).toFixed(2)} %): ${verdict(bigErr <= 3 * sigma && before === after)}`);
+  console.log(
+    `linear memory: ${fmt(after)} bytes fixed (${after / 65536} pages, static data ${fmt(x.static_end())} bytes), unchanged by a window: ${before === after}   goal <= ${fmt(GOAL_MEMORY)}: ${verdict(after <= GOAL_MEMORY && before === after)}`,
+  );
+  console.log(
+    `100,000 distinct devices in one window: counted ${fmt(big.wifi.devices)} (sketch, error ${(bigErr * 100).toFixed(2)} %, 3 sigma = ${(3 * sigma * 100).toFixed(2)} %): ${verdict(bigErr <= 3 * sigma && before === after)}`,
+  );
   if (sink === 0.5) console.log(''); // keeps the hashing loops observable
 }

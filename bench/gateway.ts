@@ -34,7 +34,12 @@ export function makeCapture(path: string, startMs: number): number {
   const r = rng(42);
   const ies = Uint8Array.from([0x00, 0x00, 0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24, 0x32, 0x04, 0x30, 0x48, 0x60, 0x6c]);
   const adv = Uint8Array.from([0x02, 0x01, 0x06, 0x03, 0x03, 0x6f, 0xfd]);
-  const parts: Buffer[] = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }, { linkType: LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, name: 'ble0' }])];
+  const parts: Buffer[] = [
+    pcapngHeader([
+      { linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' },
+      { linkType: LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, name: 'ble0' },
+    ]),
+  ];
   const n = RATE * SECONDS;
   const addr = new Uint8Array(6);
   for (let i = 0; i < n; i++) {
@@ -48,10 +53,25 @@ export function makeCapture(path: string, startMs: number): number {
     }
     if (i % 2 === 0) {
       addr[0] = (addr[0] & 0xfc) | 0x02;
-      parts.push(pcapngPacket(0, t, probeRequest({ sa: addr, seq: i & 0xfff, ies, channel: 1 + (i % 11), signalDbm: -40 - Math.floor(r() * 50), tsfUs: i * 100 })));
+      parts.push(
+        pcapngPacket(0, t, probeRequest({ sa: addr, seq: i & 0xfff, ies, channel: 1 + (i % 11), signalDbm: -40 - Math.floor(r() * 50), tsfUs: i * 100 })),
+      );
     } else {
       addr[0] |= 0xc0;
-      parts.push(pcapngPacket(1, t, bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: addr, random: true, advData: adv, channel: ([37, 38, 39] as const)[i % 3], signalDbm: -50 - Math.floor(r() * 40) })));
+      parts.push(
+        pcapngPacket(
+          1,
+          t,
+          bleAdvertLL({
+            pduType: BLE_PDU.ADV_IND,
+            adva: addr,
+            random: true,
+            advData: adv,
+            channel: ([37, 38, 39] as const)[i % 3],
+            signalDbm: -50 - Math.floor(r() * 40),
+          }),
+        ),
+      );
     }
   }
   writeFileSync(path, Buffer.concat(parts));
@@ -130,11 +150,37 @@ function rssLine(samples: Sample[]): string {
 }
 
 /** Runs `presence gateway` on the capture; samples its CPU and RSS every 250 ms (from 1.5 s on when paced). */
-async function replay(capture: string, url: string, queueDir: string, speed: string): Promise<{ a: Sample; z: Sample; samples: Sample[]; wall: number } | null> {
+async function replay(
+  capture: string,
+  url: string,
+  queueDir: string,
+  speed: string,
+): Promise<{ a: Sample; z: Sample; samples: Sample[]; wall: number } | null> {
   const wallStart = performance.now();
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'scripts', 'presence.js'), 'gateway', '--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt-url', url, '--source', `pcap:${capture}`, '--speed', speed, '--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'warn'],
+    [
+      join(ROOT, 'scripts', 'presence.js'),
+      'gateway',
+      '--site',
+      'bench',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      url,
+      '--source',
+      `pcap:${capture}`,
+      '--speed',
+      speed,
+      '--window',
+      WINDOW,
+      '--queue-dir',
+      queueDir,
+      '--log-level',
+      'warn',
+    ],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -175,7 +221,9 @@ export async function run(): Promise<void> {
       const paced = await replay(capture, broker.url, join(dir, 'q1'), '1');
       const fmt = (x: number, d = 1) => x.toFixed(d);
       console.log(`capture: ${frames} frames (Wi-Fi + BLE, 2,000 devices), ${SECONDS} s at ${RATE} frames/s, ${WINDOW} windows; broker: ${broker.kind}`);
-      console.log(`baseline (firmware alone, in-process, same frames and windows): ${fmt(base.cpu, 3)} CPU s for ${base.frames} frames = ${fmt((base.cpu / base.frames) * 1e6, 2)} us/frame`);
+      console.log(
+        `baseline (firmware alone, in-process, same frames and windows): ${fmt(base.cpu, 3)} CPU s for ${base.frames} frames = ${fmt((base.cpu / base.frames) * 1e6, 2)} us/frame`,
+      );
       if (!paced) return;
       const perFrameFw = base.cpu / base.frames;
       {
@@ -185,7 +233,9 @@ export async function run(): Promise<void> {
         const cpu = z.cpu - a.cpu;
         const wall = z.t - a.t;
         const perFrame = cpu / (wall * RATE);
-        console.log(`--speed 1 (${RATE} frames/s): gateway process CPU ${fmt((cpu / wall) * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrame * 1e6, 2)} us/frame`);
+        console.log(
+          `--speed 1 (${RATE} frames/s): gateway process CPU ${fmt((cpu / wall) * 100)} % of one core over ${fmt(wall)} s = ${fmt(perFrame * 1e6, 2)} us/frame`,
+        );
         const ratio = perFrame / perFrameFw;
         console.log(`  gateway / firmware-alone CPU per frame: ${fmt(ratio, 2)}x (goal <= ${GOAL_RATIO}x: ${ratio <= GOAL_RATIO ? 'met' : 'missed'})`);
         console.log(`  RSS ${rssLine(samples)}`);
@@ -193,8 +243,12 @@ export async function run(): Promise<void> {
       const fast = await replay(capture, broker.url, join(dir, 'q2'), 'max');
       if (fast) {
         const cpu = fast.z.cpu;
-        console.log(`--speed max: ${frames} frames in ${fmt(fast.wall)} s = ${Math.round(frames / fast.wall)} frames/s (whole run incl. start-up), CPU ${fmt((cpu / frames) * 1e6, 2)} us/frame = ${fmt(cpu / frames / perFrameFw, 2)}x firmware alone`);
-        console.log(`  RSS, whole run (mostly start-up; the paced run above shows the steady state): max ${Math.max(...fast.samples.map((x) => x.rss)).toFixed(1)} MB`);
+        console.log(
+          `--speed max: ${frames} frames in ${fmt(fast.wall)} s = ${Math.round(frames / fast.wall)} frames/s (whole run incl. start-up), CPU ${fmt((cpu / frames) * 1e6, 2)} us/frame = ${fmt(cpu / frames / perFrameFw, 2)}x firmware alone`,
+        );
+        console.log(
+          `  RSS, whole run (mostly start-up; the paced run above shows the steady state): max ${Math.max(...fast.samples.map((x) => x.rss)).toFixed(1)} MB`,
+        );
       }
     } finally {
       await broker.stop();

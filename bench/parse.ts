@@ -25,9 +25,43 @@ function readAll(file: string): Frame[] {
 function syntheticProbes(n: number): Frame[] {
   const out: Frame[] = [];
   for (let i = 0; i < n; i++) {
-    const body = Uint8Array.from([0x40, 0, 0, 0, ...Array(6).fill(0xff), 2, 0, 0, i & 0xff, (i >> 8) & 0xff, 1, ...Array(6).fill(0xff), 0, 0, 0, 0, 1, 8, 2, 4, 11, 22, 12, 18, 24, 36, 45, 26, ...Array(26).fill(1)]);
+    const body = Uint8Array.from([
+      0x40,
+      0,
+      0,
+      0,
+      ...Array(6).fill(0xff),
+      2,
+      0,
+      0,
+      i & 0xff,
+      (i >> 8) & 0xff,
+      1,
+      ...Array(6).fill(0xff),
+      0,
+      0,
+      0,
+      0,
+      1,
+      8,
+      2,
+      4,
+      11,
+      22,
+      12,
+      18,
+      24,
+      36,
+      45,
+      26,
+      ...Array(26).fill(1),
+    ]);
     const fcs = crc32(body);
-    out.push({ linkType: 127, timestampMs: i, data: Uint8Array.from([0, 0, 10, 0, 0x22, 0, 0, 0, 0x10, 0xc4, ...body, fcs & 0xff, (fcs >>> 8) & 0xff, (fcs >>> 16) & 0xff, fcs >>> 24]) });
+    out.push({
+      linkType: 127,
+      timestampMs: i,
+      data: Uint8Array.from([0, 0, 10, 0, 0x22, 0, 0, 0, 0x10, 0xc4, ...body, fcs & 0xff, (fcs >>> 8) & 0xff, (fcs >>> 16) & 0xff, fcs >>> 24]),
+    });
   }
   return out;
 }
@@ -65,7 +99,10 @@ export async function run(): Promise<void> {
   const real = existsSync(join(captures, 'README.md'));
   const sets: Array<[string, Frame[]]> = real
     ? [
-        ['wifi radiotap+FCS (exthdr, test1, wpa3)', ['ieee802.11_exthdr.pcap', 'test1.pcap', 'wpa3-psk.pcap'].flatMap((f) => readAll(join(captures, 'wifi', f)))],
+        [
+          'wifi radiotap+FCS (exthdr, test1, wpa3)',
+          ['ieee802.11_exthdr.pcap', 'test1.pcap', 'wpa3-psk.pcap'].flatMap((f) => readAll(join(captures, 'wifi', f))),
+        ],
         ['wifi probes without FCS (sc6-61)', readAll(join(captures, 'wifi', 'sc6-61_2023-04-17_anonymized.pcap'))],
         ['ble LL + phdr, CRC-24 computed (Ubertooth)', readAll(join(captures, 'ble', 'anechoic__Ubertooth__ubertooth_capture_0.pcapng'))],
         ['ble nRF sniffer (nRF52)', readAll(join(captures, 'ble', 'anechoic__nRF52__nrf52_capture_0.pcapng'))],
@@ -103,6 +140,8 @@ export async function run(): Promise<void> {
       for (const c of chunks) p.push(c);
       p.end();
     }, buf.length);
-    console.log(`capture reader ${file.split('/').pop()}: ${parse.toFixed(0)} MB/s in 64 KiB chunks, ${(parse / copy).toFixed(2)}x copying the records alone (${copy.toFixed(0)} MB/s)`);
+    console.log(
+      `capture reader ${file.split('/').pop()}: ${parse.toFixed(0)} MB/s in 64 KiB chunks, ${(parse / copy).toFixed(2)}x copying the records alone (${copy.toFixed(0)} MB/s)`,
+    );
   }
 }

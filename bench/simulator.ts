@@ -55,8 +55,12 @@ export async function run(): Promise<void> {
     });
     const fps = (frames / sim.ms) * 1000;
     const baseFps = (frames / base.ms) * 1000;
-    console.log(`simulator: kingsday-square 10 min at scale 0.05: ${frames} frames (${sim.value.truth.totals.people} people) in ${sim.ms.toFixed(0)} ms = ${Math.round(fps)} frames/s`);
-    console.log(`simulator: writing the same number of pre-built frames (I/O floor): ${Math.round(baseFps)} frames/s; generation costs ${(baseFps / fps).toFixed(1)}x the floor`);
+    console.log(
+      `simulator: kingsday-square 10 min at scale 0.05: ${frames} frames (${sim.value.truth.totals.people} people) in ${sim.ms.toFixed(0)} ms = ${Math.round(fps)} frames/s`,
+    );
+    console.log(
+      `simulator: writing the same number of pre-built frames (I/O floor): ${Math.round(baseFps)} frames/s; generation costs ${(baseFps / fps).toFixed(1)}x the floor`,
+    );
 
     const double = await timed(() => simulate({ ...opts, scale: 0.1, outDir: join(dir, 'b') }));
     const frames2 = double.value.truth.totals.frames.wifi + double.value.truth.totals.frames.ble;

@@ -17,16 +17,46 @@ export const LAST_ERROR_SENTENCES: Readonly<Record<SourceErrorCode, string>> = {
 
 /** Signals a `last_error` may name (Linux's standard signals). */
 export const LAST_ERROR_SIGNALS = [
-  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV',
-  'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN',
-  'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS',
+  'SIGHUP',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGILL',
+  'SIGTRAP',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGFPE',
+  'SIGKILL',
+  'SIGUSR1',
+  'SIGSEGV',
+  'SIGUSR2',
+  'SIGPIPE',
+  'SIGALRM',
+  'SIGTERM',
+  'SIGSTKFLT',
+  'SIGCHLD',
+  'SIGCONT',
+  'SIGSTOP',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGURG',
+  'SIGXCPU',
+  'SIGXFSZ',
+  'SIGVTALRM',
+  'SIGPROF',
+  'SIGWINCH',
+  'SIGIO',
+  'SIGPWR',
+  'SIGSYS',
 ] as const;
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const facts = `(?: with code [0-9]{1,3})?(?: by (?:${LAST_ERROR_SIGNALS.join('|')}))?`;
 
 /** What a `last_error` may be: one of the fixed sentences, the exited one optionally with exit code and signal. */
-export const LAST_ERROR_PATTERN = `^(?:${Object.values(LAST_ERROR_SENTENCES).map((s) => esc(s) + (s === LAST_ERROR_SENTENCES.exited ? facts : '')).join('|')})$`;
+export const LAST_ERROR_PATTERN = `^(?:${Object.values(LAST_ERROR_SENTENCES)
+  .map((s) => esc(s) + (s === LAST_ERROR_SENTENCES.exited ? facts : ''))
+  .join('|')})$`;
 
 const LAST_ERROR_RE = new RegExp(LAST_ERROR_PATTERN);
 

@@ -81,7 +81,12 @@ export function redactAddresses(text: string): string {
 export function sanitiseMessage(text: string): string {
   // Redact before and after cutting, so a cut can neither split an address out of the pattern's
   // reach nor leave half of one.
-  let s = redactAddresses(text.replace(/[^ -~]+/g, ' ').replace(/ {2,}/g, ' ').trim());
+  let s = redactAddresses(
+    text
+      .replace(/[^ -~]+/g, ' ')
+      .replace(/ {2,}/g, ' ')
+      .trim(),
+  );
   if (s.length > MAX_MESSAGE_LENGTH) s = `${s.slice(0, MAX_MESSAGE_LENGTH - 3)}...`;
   s = redactAddresses(s);
   while (!new RegExp(MESSAGE_PATTERN).test(s)) s = s.slice(0, -1); // cannot loop forever: '' matches

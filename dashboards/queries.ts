@@ -190,11 +190,35 @@ export function intervalToMs(text: string): number {
 /** Grafana's rangeutil.roundInterval: a raw interval (ms) to a "nice" one. */
 export function roundInterval(ms: number): number {
   const ladder: Array<[number, number]> = [
-    [10, 1], [15, 10], [35, 20], [75, 50], [150, 100], [350, 200], [750, 500], [1500, 1000], [3500, 2000],
-    [7500, 5000], [12500, 10000], [17500, 15000], [25000, 20000], [45000, 30000], [90000, 60000],
-    [210000, 120000], [450000, 300000], [750000, 600000], [1050000, 900000], [1500000, 1200000],
-    [2700000, 1800000], [5400000, 3600000], [9000000, 7200000], [16200000, 10800000], [32400000, 21600000],
-    [86400000, 43200000], [604800000, 86400000], [1814400000, 604800000], [3628800000, 2592000000],
+    [10, 1],
+    [15, 10],
+    [35, 20],
+    [75, 50],
+    [150, 100],
+    [350, 200],
+    [750, 500],
+    [1500, 1000],
+    [3500, 2000],
+    [7500, 5000],
+    [12500, 10000],
+    [17500, 15000],
+    [25000, 20000],
+    [45000, 30000],
+    [90000, 60000],
+    [210000, 120000],
+    [450000, 300000],
+    [750000, 600000],
+    [1050000, 900000],
+    [1500000, 1200000],
+    [2700000, 1800000],
+    [5400000, 3600000],
+    [9000000, 7200000],
+    [16200000, 10800000],
+    [32400000, 21600000],
+    [86400000, 43200000],
+    [604800000, 86400000],
+    [1814400000, 604800000],
+    [3628800000, 2592000000],
   ];
   for (const [below, value] of ladder) if (ms < below) return value;
   return 31536000000;
@@ -203,7 +227,12 @@ export function roundInterval(ms: number): number {
 /** Go's gtime.FormatInterval, as Grafana's InfluxDB backend writes $__interval. */
 export function formatInterval(ms: number): string {
   const steps: Array<[number, string]> = [
-    [UNIT_MS.y, 'y'], [UNIT_MS.d, 'd'], [UNIT_MS.h, 'h'], [UNIT_MS.m, 'm'], [UNIT_MS.s, 's'], [1, 'ms'],
+    [UNIT_MS.y, 'y'],
+    [UNIT_MS.d, 'd'],
+    [UNIT_MS.h, 'h'],
+    [UNIT_MS.m, 'm'],
+    [UNIT_MS.s, 's'],
+    [1, 'ms'],
   ];
   for (const [size, unit] of steps) if (ms >= size) return `${Math.floor(ms / size)}${unit}`;
   return '1ms';
@@ -605,11 +634,7 @@ export function expandPanelQuery(
  * Runs every variable query and every panel query of a dashboard against InfluxDB. Errors of single
  * queries are reported in their result (error), not thrown, so one report shows them all.
  */
-export async function runDashboard(
-  d: Dashboard,
-  db: InfluxQL,
-  opts: RunOptions = {},
-): Promise<{ variables: VariableResult[]; queries: QueryResult[] }> {
+export async function runDashboard(d: Dashboard, db: InfluxQL, opts: RunOptions = {}): Promise<{ variables: VariableResult[]; queries: QueryResult[] }> {
   const now = opts.now ?? Date.now();
   const range = opts.range ?? timeRange(d.time?.from ?? 'now-6h', d.time?.to ?? 'now', now);
   const { vars, results } = await resolveVariables(d, db, range, opts);

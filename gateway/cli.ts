@@ -1,5 +1,5 @@
 // `presence gateway` and `presence doctor`.
-import { Command, Option } from 'commander';
+import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
@@ -35,9 +35,7 @@ function configOrExit(flags: GatewayFlags) {
 
 export function registerGateway(program: Command): void {
   addConfigOptions(
-    program
-      .command('gateway')
-      .description('Count Wi-Fi probe requests and BLE advertisements per window and publish the counts over MQTT'),
+    program.command('gateway').description('Count Wi-Fi probe requests and BLE advertisements per window and publish the counts over MQTT'),
   ).action(async (given: GatewayFlags) => {
     const cfg = configOrExit(gatewayFlags(given));
     const { Gateway } = await import('./gateway.ts');

@@ -178,13 +178,57 @@ const sourcesSchema = {
 
 /** Every gateway setting: YAML key, schema, default, flag, environment variable, old names. */
 export const GATEWAY_OPTIONS: OptionSpec[] = [
-  { key: 'gateway.site', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--site <id>', example: 'amsterdam-centraal', description: 'site id (lower case, digits, - and _)' },
-  { key: 'gateway.zone', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--zone <id>', example: 'hall-east', description: 'zone id' },
-  { key: 'gateway.id', schema: { type: 'string', pattern: ID_PATTERN }, hint: idHint, required: true, flag: '--id <id>', example: 'gw-01', description: 'gateway id' },
-  { key: 'gateway.window', duration: durationFile, default: '60s', flag: '--window <duration>', fromText: secondsIfBare, flagHelp: 'window length, e.g. 60s or 5m (a bare number is seconds)', description: 'window length; windows align to multiples of it' },
-  { key: 'gateway.rssi_min_dbm', schema: { type: 'integer', minimum: -127, maximum: 20 }, flag: '--rssi-min <dBm>', example: -90, description: 'drop frames whose signal is known and below this' },
+  {
+    key: 'gateway.site',
+    schema: { type: 'string', pattern: ID_PATTERN },
+    hint: idHint,
+    required: true,
+    flag: '--site <id>',
+    example: 'amsterdam-centraal',
+    description: 'site id (lower case, digits, - and _)',
+  },
+  {
+    key: 'gateway.zone',
+    schema: { type: 'string', pattern: ID_PATTERN },
+    hint: idHint,
+    required: true,
+    flag: '--zone <id>',
+    example: 'hall-east',
+    description: 'zone id',
+  },
+  {
+    key: 'gateway.id',
+    schema: { type: 'string', pattern: ID_PATTERN },
+    hint: idHint,
+    required: true,
+    flag: '--id <id>',
+    example: 'gw-01',
+    description: 'gateway id',
+  },
+  {
+    key: 'gateway.window',
+    duration: durationFile,
+    default: '60s',
+    flag: '--window <duration>',
+    fromText: secondsIfBare,
+    flagHelp: 'window length, e.g. 60s or 5m (a bare number is seconds)',
+    description: 'window length; windows align to multiples of it',
+  },
+  {
+    key: 'gateway.rssi_min_dbm',
+    schema: { type: 'integer', minimum: -127, maximum: 20 },
+    flag: '--rssi-min <dBm>',
+    example: -90,
+    description: 'drop frames whose signal is known and below this',
+  },
   { key: 'gateway.ignore_fcs', schema: { type: 'boolean' }, default: false, flag: '--ignore-fcs', description: 'count Wi-Fi frames whose FCS check fails' },
-  { key: 'gateway.clock', schema: { enum: ['auto', 'wall', 'capture'] }, default: 'auto', flag: '--clock <clock>', description: 'clock that closes windows: wall, capture, or auto (capture when every source is a file)' },
+  {
+    key: 'gateway.clock',
+    schema: { enum: ['auto', 'wall', 'capture'] },
+    default: 'auto',
+    flag: '--clock <clock>',
+    description: 'clock that closes windows: wall, capture, or auto (capture when every source is a file)',
+  },
   {
     key: 'sources',
     schema: sourcesSchema,
@@ -192,31 +236,157 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     flag: '--source <spec>',
     manualFlag: true,
     example: [
-      { name: 'wifi', type: 'command', radio: 'wifi', command: 'tcpdump -i wlan0mon -U -w - type mgt subtype probe-req', restart_min: '1s', restart_max: '60s' },
+      {
+        name: 'wifi',
+        type: 'command',
+        radio: 'wifi',
+        command: 'tcpdump -i wlan0mon -U -w - type mgt subtype probe-req',
+        restart_min: '1s',
+        restart_max: '60s',
+      },
       { name: 'ble', type: 'command', radio: 'ble', command: ['dumpcap', '-q', '-i', 'bluetooth0', '-w', '-'] },
     ],
     flagHelp: 'capture source, repeatable: pcap:FILE, pcap:- or stdin, cmd:"tcpdump -i wlan0mon -U -w -"; optional NAME= prefix, @wifi/@ble suffix',
     description:
       'capture sources, see "Sources" below; on the command line (repeatable) pcap:FILE, pcap:- or stdin, cmd:"COMMAND", with an optional NAME= prefix and @wifi/@ble suffix',
   },
-  { key: 'mqtt.url', schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' }, hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883', required: true, flag: '--mqtt-url <url>', env: 'MQTT_URL', example: 'mqtts://broker.example.net:8883', old: { flags: ['--mqtt'] }, description: 'broker URL, mqtt://host:1883 or mqtts://host:8883' },
-  { key: 'mqtt.username', schema: { type: 'string' }, flag: '--mqtt-username <name>', env: 'MQTT_USERNAME', example: 'amsterdam-centraal/gw-01', description: 'broker user name: {site}/{gateway} with the Mosquitto ACL of docs/mosquitto/ (presence provision gateway)' },
-  { key: 'mqtt.password', schema: { type: 'string' }, secret: true, flag: '--mqtt-password <password>', env: 'MQTT_PASSWORD', old: { env: ['PRESENCE_MQTT_PASSWORD'] }, description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag' },
-  { key: 'mqtt.password_file', schema: { type: 'string' }, path: true, flag: '--mqtt-password-file <file>', env: 'MQTT_PASSWORD_FILE', example: '/etc/presence/mqtt-password', description: 'file whose first line is the broker password' },
-  { key: 'mqtt.ca', schema: { type: 'string' }, path: true, flag: '--mqtt-ca <file>', example: '/etc/presence/ca.pem', description: 'CA certificate (PEM) that signed the broker certificate' },
+  {
+    key: 'mqtt.url',
+    schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' },
+    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
+    required: true,
+    flag: '--mqtt-url <url>',
+    env: 'MQTT_URL',
+    example: 'mqtts://broker.example.net:8883',
+    old: { flags: ['--mqtt'] },
+    description: 'broker URL, mqtt://host:1883 or mqtts://host:8883',
+  },
+  {
+    key: 'mqtt.username',
+    schema: { type: 'string' },
+    flag: '--mqtt-username <name>',
+    env: 'MQTT_USERNAME',
+    example: 'amsterdam-centraal/gw-01',
+    description: 'broker user name: {site}/{gateway} with the Mosquitto ACL of docs/mosquitto/ (presence provision gateway)',
+  },
+  {
+    key: 'mqtt.password',
+    schema: { type: 'string' },
+    secret: true,
+    flag: '--mqtt-password <password>',
+    env: 'MQTT_PASSWORD',
+    old: { env: ['PRESENCE_MQTT_PASSWORD'] },
+    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
+  },
+  {
+    key: 'mqtt.password_file',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-password-file <file>',
+    env: 'MQTT_PASSWORD_FILE',
+    example: '/etc/presence/mqtt-password',
+    description: 'file whose first line is the broker password',
+  },
+  {
+    key: 'mqtt.ca',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-ca <file>',
+    example: '/etc/presence/ca.pem',
+    description: 'CA certificate (PEM) that signed the broker certificate',
+  },
   { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM), with mqtt.key' },
   { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
-  { key: 'mqtt.reject_unauthorized', schema: { type: 'boolean' }, default: true, flag: '--mqtt-insecure', flagValue: false, flagHelp: 'do not check the broker certificate', description: 'check the broker certificate (--mqtt-insecure turns it off)' },
-  { key: 'mqtt.keepalive', duration: durationFile, default: '30s', flag: '--mqtt-keepalive <duration>', fromText: secondsIfBare, old: { flags: ['--keepalive'] }, flagHelp: 'MQTT keepalive, e.g. 30s (a bare number is seconds); the broker publishes the last will about 1.5 x this after a silent death', description: 'MQTT keepalive; the broker publishes the last will about 1.5 x this after a silent death' },
-  { key: 'mqtt.client_id', schema: { type: 'string', minLength: 1, maxLength: 128 }, defaultText: 'presence-gw-SITE-ID', flag: '--mqtt-client-id <id>', old: { flags: ['--client-id'] }, description: 'MQTT client id' },
-  { key: 'mqtt.version', schema: { type: 'integer', enum: [4, 5] }, default: 5, flag: '--mqtt-version <4|5>', flagHelp: 'MQTT protocol: 5 (default; a broker refusing it gets 3.1.1) or 4 (3.1.1, where a publish the broker ACL denies is acknowledged as if it went through)', description: 'MQTT protocol: 5 (default), falling back to 3.1.1 when the broker refuses 5; or 4 (MQTT 3.1.1 only). Over 3.1.1 a publish the broker ACL denies is still acknowledged (Mosquitto 2), so denials are invisible to the gateway; MQTT 5 gets reason code 0x87 and keeps the window queued' },
-  { key: 'queue.dir', schema: { type: 'string', minLength: 1 }, path: true, defaultText: '$STATE_DIRECTORY or ~/.local/state/presence/gateway-SITE-ID', flag: '--queue-dir <dir>', description: 'folder of the durable window queue' },
-  { key: 'queue.max_windows', schema: { type: 'integer', minimum: 1 }, default: 100_000, flag: '--queue-max <n>', description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)' },
-  { key: 'status.interval', duration: durationFile, default: '60s', flag: '--status-interval <duration>', description: 'status is republished with every window and at least this often' },
-  { key: 'privacy.min_count', schema: { type: 'integer', minimum: 0, maximum: 1_000_000 }, default: 0, flag: '--privacy-min-count <k>', description: 'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off (gateway/README.md, "Privacy: small counts")' },
-  { key: 'privacy.epsilon', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, flag: '--privacy-epsilon <epsilon>', description: 'differential-privacy mode: two-sided geometric noise with this epsilon on each radio\'s devices and estimate per window, before min_count; unset: no noise' },
-  { key: 'homeassistant.enabled', schema: { type: 'boolean' }, default: false, flag: '--homeassistant', description: 'publish Home Assistant MQTT discovery configs (retained): a sensor per radio for this zone\'s estimate, available while the gateway is online (gateway/README.md, "Home Assistant")' },
-  { key: 'homeassistant.prefix', schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, hint: 'must be one topic level: letters, digits, _ or - (Home Assistant\'s discovery prefix, default homeassistant)', default: 'homeassistant', flag: '--homeassistant-prefix <prefix>', description: 'discovery prefix set in Home Assistant\'s MQTT integration' },
+  {
+    key: 'mqtt.reject_unauthorized',
+    schema: { type: 'boolean' },
+    default: true,
+    flag: '--mqtt-insecure',
+    flagValue: false,
+    flagHelp: 'do not check the broker certificate',
+    description: 'check the broker certificate (--mqtt-insecure turns it off)',
+  },
+  {
+    key: 'mqtt.keepalive',
+    duration: durationFile,
+    default: '30s',
+    flag: '--mqtt-keepalive <duration>',
+    fromText: secondsIfBare,
+    old: { flags: ['--keepalive'] },
+    flagHelp: 'MQTT keepalive, e.g. 30s (a bare number is seconds); the broker publishes the last will about 1.5 x this after a silent death',
+    description: 'MQTT keepalive; the broker publishes the last will about 1.5 x this after a silent death',
+  },
+  {
+    key: 'mqtt.client_id',
+    schema: { type: 'string', minLength: 1, maxLength: 128 },
+    defaultText: 'presence-gw-SITE-ID',
+    flag: '--mqtt-client-id <id>',
+    old: { flags: ['--client-id'] },
+    description: 'MQTT client id',
+  },
+  {
+    key: 'mqtt.version',
+    schema: { type: 'integer', enum: [4, 5] },
+    default: 5,
+    flag: '--mqtt-version <4|5>',
+    flagHelp:
+      'MQTT protocol: 5 (default; a broker refusing it gets 3.1.1) or 4 (3.1.1, where a publish the broker ACL denies is acknowledged as if it went through)',
+    description:
+      'MQTT protocol: 5 (default), falling back to 3.1.1 when the broker refuses 5; or 4 (MQTT 3.1.1 only). Over 3.1.1 a publish the broker ACL denies is still acknowledged (Mosquitto 2), so denials are invisible to the gateway; MQTT 5 gets reason code 0x87 and keeps the window queued',
+  },
+  {
+    key: 'queue.dir',
+    schema: { type: 'string', minLength: 1 },
+    path: true,
+    defaultText: '$STATE_DIRECTORY or ~/.local/state/presence/gateway-SITE-ID',
+    flag: '--queue-dir <dir>',
+    description: 'folder of the durable window queue',
+  },
+  {
+    key: 'queue.max_windows',
+    schema: { type: 'integer', minimum: 1 },
+    default: 100_000,
+    flag: '--queue-max <n>',
+    description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)',
+  },
+  {
+    key: 'status.interval',
+    duration: durationFile,
+    default: '60s',
+    flag: '--status-interval <duration>',
+    description: 'status is republished with every window and at least this often',
+  },
+  {
+    key: 'privacy.min_count',
+    schema: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+    default: 0,
+    flag: '--privacy-min-count <k>',
+    description:
+      'k: a radio whose devices or estimate is below k is published as zeros (frames too) with suppressed: true; 0 turns it off (gateway/README.md, "Privacy: small counts")',
+  },
+  {
+    key: 'privacy.epsilon',
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+    flag: '--privacy-epsilon <epsilon>',
+    description:
+      "differential-privacy mode: two-sided geometric noise with this epsilon on each radio's devices and estimate per window, before min_count; unset: no noise",
+  },
+  {
+    key: 'homeassistant.enabled',
+    schema: { type: 'boolean' },
+    default: false,
+    flag: '--homeassistant',
+    description:
+      'publish Home Assistant MQTT discovery configs (retained): a sensor per radio for this zone\'s estimate, available while the gateway is online (gateway/README.md, "Home Assistant")',
+  },
+  {
+    key: 'homeassistant.prefix',
+    schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    hint: "must be one topic level: letters, digits, _ or - (Home Assistant's discovery prefix, default homeassistant)",
+    default: 'homeassistant',
+    flag: '--homeassistant-prefix <prefix>',
+    description: "discovery prefix set in Home Assistant's MQTT integration",
+  },
   {
     key: 'http.port',
     schema: { anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'null' }] },
@@ -225,9 +395,29 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
     description: 'port of /metrics (Prometheus) and /healthz; unset or null: no HTTP server',
   },
-  { key: 'http.host', schema: { type: 'string', minLength: 1 }, default: '127.0.0.1', flag: '--http-host <host>', description: 'address of /metrics and /healthz: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface' },
-  { key: 'log.level', schema: { enum: LOG_LEVELS }, default: 'info', flag: '--log-level <level>', env: 'LOG_LEVEL', description: 'log level of the lines on stderr' },
-  { key: 'log.format', schema: { enum: LOG_FORMATS }, default: 'auto', flag: '--log-format <format>', env: 'LOG_FORMAT', description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)' },
+  {
+    key: 'http.host',
+    schema: { type: 'string', minLength: 1 },
+    default: '127.0.0.1',
+    flag: '--http-host <host>',
+    description: 'address of /metrics and /healthz: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
+  },
+  {
+    key: 'log.level',
+    schema: { enum: LOG_LEVELS },
+    default: 'info',
+    flag: '--log-level <level>',
+    env: 'LOG_LEVEL',
+    description: 'log level of the lines on stderr',
+  },
+  {
+    key: 'log.format',
+    schema: { enum: LOG_FORMATS },
+    default: 'auto',
+    flag: '--log-format <format>',
+    env: 'LOG_FORMAT',
+    description: 'log lines on stderr: pretty (readable), json (one object a line), auto (pretty on a terminal, else json)',
+  },
 ];
 
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
@@ -245,7 +435,8 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     if (!s || typeof s !== 'object') return;
     const t = (s as { type?: unknown }).type;
     if (typeof t !== 'string' || !allowed[t]) return;
-    for (const k of Object.keys(s)) if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source (allowed: ${allowed[t].join(', ')})`);
+    for (const k of Object.keys(s))
+      if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source (allowed: ${allowed[t].join(', ')})`);
     if (t === 'command' && !('command' in s)) out.push(`sources[${i}].command: is required for a command source`);
     if (t === 'file' && !('path' in s)) out.push(`sources[${i}].path: is required for a file source`);
     const speed = (s as { speed?: unknown }).speed;
@@ -324,7 +515,8 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
 export function parseSpeed(text: string): Speed {
   if (text === 'max') return 'max';
   const n = Number(text.replace(/x$/, ''));
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigError([`--speed "${text}": must be a number above 0 (1 = real time, 10 = ten times faster) or max`], 'flags');
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError([`--speed "${text}": must be a number above 0 (1 = real time, 10 = ten times faster) or max`], 'flags');
   return n;
 }
 
@@ -361,7 +553,11 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if (!validate(raw)) {
     // oneOf over source kinds reports every branch; sourceErrors() says it per source instead.
     const errors = (validate.errors ?? []).filter(
-      (e) => !((/^\/sources\/\d+(\/type)?$/.test(e.instancePath) && ['additionalProperties', 'const', 'required', 'oneOf'].includes(e.keyword)) || /^\/sources\/\d+\/speed$/.test(e.instancePath)),
+      (e) =>
+        !(
+          (/^\/sources\/\d+(\/type)?$/.test(e.instancePath) && ['additionalProperties', 'const', 'required', 'oneOf'].includes(e.keyword)) ||
+          /^\/sources\/\d+\/speed$/.test(e.instancePath)
+        ),
     );
     const problems = [...sourceErrors(raw), ...describeErrors(errors, { specs: GATEWAY_OPTIONS, schema: configSchema, data: raw, origins })];
     throw fail(problems.length ? problems : ['sources: each entry needs a type (command, file or stdin) and its keys']);
@@ -396,7 +592,8 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   });
   const mismatch = usernameMismatch(cfg);
   if (mismatch) throw fail([mismatch]);
-  if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key)) throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
+  if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
+    throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   return cfg;
 }
@@ -425,7 +622,9 @@ export function sourceFileProblems(cfg: GatewayConfig, flags?: string[]): string
       else accessSync(s.path, constants.R_OK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      out.push(`${where}: ${s.path} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read: ${(e as Error).message}`}`);
+      out.push(
+        `${where}: ${s.path} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read: ${(e as Error).message}`}`,
+      );
     }
   });
   return out;

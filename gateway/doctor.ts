@@ -144,10 +144,9 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
   const out: CheckResult[] = [];
   const commands = commandsFor(cfg, 'wifi');
   // A configuration without a Wi-Fi capture command (BLE only, or files/stdin) needs no monitor mode.
-  if (cfg && !commands.length) return [{ step: 'monitor mode', level: 'ok', detail: 'not needed: no Wi-Fi capture command in this configuration (files, stdin or Bluetooth only)' }];
-  const wifiIfaces = commands
-    .map((c) => parseCaptureCommand(c.command).iface)
-    .filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
+  if (cfg && !commands.length)
+    return [{ step: 'monitor mode', level: 'ok', detail: 'not needed: no Wi-Fi capture command in this configuration (files, stdin or Bluetooth only)' }];
+  const wifiIfaces = commands.map((c) => parseCaptureCommand(c.command).iface).filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
   if (!existsSync(sysNet)) return [{ step: 'monitor mode', level: 'warn', detail: `${sysNet} is absent: cannot inspect network interfaces here` }];
   const wireless = wirelessInterfaces();
   const monitors = (() => {
@@ -167,10 +166,13 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
           step: `monitor mode (${iface})`,
           level: 'fail',
           detail: `interface ${iface} does not exist (present: ${(readdirSync(sysNet) ?? []).join(', ')})`,
-          fix: wireless.length ? fixFor(wireless[0]) : 'plug in a Wi-Fi adapter that supports monitor mode (check `iw list` for "monitor" under "Supported interface modes")',
+          fix: wireless.length
+            ? fixFor(wireless[0])
+            : 'plug in a Wi-Fi adapter that supports monitor mode (check `iw list` for "monitor" under "Supported interface modes")',
         });
       else if (t === ARPHRD_RADIOTAP) out.push({ step: `monitor mode (${iface})`, level: 'ok', detail: `${iface} is in monitor mode (radiotap)` });
-      else out.push({ step: `monitor mode (${iface})`, level: 'fail', detail: `${iface} exists but is not in monitor mode (link type ${t})`, fix: fixFor(iface) });
+      else
+        out.push({ step: `monitor mode (${iface})`, level: 'fail', detail: `${iface} exists but is not in monitor mode (link type ${t})`, fix: fixFor(iface) });
     }
     return out;
   }
@@ -197,7 +199,8 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
   }
   if (adapters.length) return { step: 'bluetooth adapter', level: 'ok', detail: `adapters: ${adapters.join(', ')} (dumpcap names hciN as bluetoothN)` };
   // A Wi-Fi-only gateway (or one replaying files) needs no adapter.
-  if (cfg && !wantsBt) return { step: 'bluetooth adapter', level: 'ok', detail: 'not needed: no Bluetooth capture command in this configuration (none on this machine)' };
+  if (cfg && !wantsBt)
+    return { step: 'bluetooth adapter', level: 'ok', detail: 'not needed: no Bluetooth capture command in this configuration (none on this machine)' };
   return {
     step: 'bluetooth adapter',
     level: wantsBt ? 'fail' : 'warn',
@@ -212,7 +215,10 @@ const MAX_OUTPUT_LINES = 40;
 
 /** A capture tool's stderr, line by line, through the contract's redactFreeText (every token that could hold an address is <redacted>). */
 export function toolOutput(stderr: string): string[] {
-  const lines = stderr.split(/\r?\n/).map((l) => redactFreeText(l)).filter((l) => l.trim() !== '');
+  const lines = stderr
+    .split(/\r?\n/)
+    .map((l) => redactFreeText(l))
+    .filter((l) => l.trim() !== '');
   return lines.length > MAX_OUTPUT_LINES ? [`... (${lines.length - MAX_OUTPUT_LINES} earlier lines left out)`, ...lines.slice(-MAX_OUTPUT_LINES)] : lines;
 }
 
@@ -224,13 +230,17 @@ export function captureFix(output: string[], command: string | string[]): string
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
   if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
     return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;
-  if (/not found|No such file or directory|command not found|ENOENT/i.test(text)) return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
+  if (/not found|No such file or directory|command not found|ENOENT/i.test(text))
+    return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
   if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
   if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;
   return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';
 }
 
-async function sampleCommand(command: string | string[], timeoutMs: number): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[]; fix: string }> {
+async function sampleCommand(
+  command: string | string[],
+  timeoutMs: number,
+): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[]; fix: string }> {
   // the gateway's own start: a process group of its own under a watcher that kills the group once
   // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
   const child = spawnCapture(command);
@@ -265,7 +275,8 @@ async function sampleCommand(command: string | string[], timeoutMs: number): Pro
   clearTimeout(timer);
   child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr);
-  if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143) problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
+  if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143)
+    problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
   // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
   return { frames, linkTypes: [...parser.linkTypes], output, fix: captureFix(stderr.split(/\r?\n/), command), ...(problem ? { problem } : {}) };
 }
@@ -298,7 +309,8 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         detail: `capture link type ${unsupported.map(linkTypeName).join(', ')} cannot be counted`,
         fix: 'capture from the monitor-mode interface (radiotap, 127) or the Bluetooth adapter (dumpcap -i bluetoothN), not a normal network interface',
       });
-    } else if (r.frames > 0) out.push({ step, level: 'ok', detail: `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})` });
+    } else if (r.frames > 0)
+      out.push({ step, level: 'ok', detail: `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})` });
     else
       out.push({
         step,
@@ -401,7 +413,12 @@ async function checkClock(): Promise<CheckResult> {
   const td = await run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value']);
   if (td.code === 0 && td.stdout.trim() === 'yes') return { step, level: 'ok', detail: 'timedatectl: NTP synchronised' };
   if (td.code === 0 && td.stdout.trim() === 'no')
-    return { step, level: 'fail', detail: 'timedatectl: the clock is NOT synchronised', fix: 'sudo timedatectl set-ntp true (systemd-timesyncd), or install chrony; the gateway needs network access to an NTP server' };
+    return {
+      step,
+      level: 'fail',
+      detail: 'timedatectl: the clock is NOT synchronised',
+      fix: 'sudo timedatectl set-ntp true (systemd-timesyncd), or install chrony; the gateway needs network access to an NTP server',
+    };
   if (existsSync('/run/systemd/timesync/synchronized')) return { step, level: 'ok', detail: 'systemd-timesyncd reports synchronised' };
   const chrony = await run('chronyc', ['-n', 'tracking']);
   if (chrony.code === 0) {
@@ -428,7 +445,12 @@ function checkQueue(cfg: GatewayConfig | null): CheckResult {
     const queued = existsSync(join(dir, 'windows')) ? readdirSync(join(dir, 'windows')).filter((f) => f.endsWith('.json')).length : 0;
     return { step: 'queue folder', level: 'ok', detail: `${dir} is writable (fsync works); ${queued} windows queued` };
   } catch (e) {
-    return { step: 'queue folder', level: 'fail', detail: `${dir}: ${(e as Error).message}`, fix: `create it and give the gateway's user write access (the systemd unit uses StateDirectory=presence-gateway)` };
+    return {
+      step: 'queue folder',
+      level: 'fail',
+      detail: `${dir}: ${(e as Error).message}`,
+      fix: `create it and give the gateway's user write access (the systemd unit uses StateDirectory=presence-gateway)`,
+    };
   }
 }
 
@@ -437,7 +459,12 @@ async function checkFirmware(): Promise<CheckResult> {
     await Firmware.load();
     return { step: 'firmware', level: 'ok', detail: 'WASM module loads' };
   } catch (e) {
-    return { step: 'firmware', level: 'fail', detail: (e as Error).message.split('\n')[0], fix: 'install the package again (it carries firmware/build/presence.wasm); in a checkout: npm run build' };
+    return {
+      step: 'firmware',
+      level: 'fail',
+      detail: (e as Error).message.split('\n')[0],
+      fix: 'install the package again (it carries firmware/build/presence.wasm); in a checkout: npm run build',
+    };
   }
 }
 
@@ -453,7 +480,14 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
       if (!flags.config && !(flags.site && flags.zone && flags.id && brokerUrl) && flags.source?.length) {
         // Checking a step by hand (`presence doctor --source cmd:...`): fill in what is missing.
         brokerGiven = !!brokerUrl;
-        cfg = loadConfig({ ...flags, site: flags.site ?? 'doctor', zone: flags.zone ?? 'doctor', id: flags.id ?? 'doctor', mqttUrl: brokerUrl ?? 'mqtt://127.0.0.1:1883', mqtt: undefined });
+        cfg = loadConfig({
+          ...flags,
+          site: flags.site ?? 'doctor',
+          zone: flags.zone ?? 'doctor',
+          id: flags.id ?? 'doctor',
+          mqttUrl: brokerUrl ?? 'mqtt://127.0.0.1:1883',
+          mqtt: undefined,
+        });
         results.push({
           step: 'configuration',
           level: 'warn',
@@ -462,7 +496,11 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         });
       } else {
         cfg = loadConfig(flags);
-        results.push({ step: 'configuration', level: 'ok', detail: `${cfg.gateway.site}/${cfg.gateway.zone}/${cfg.gateway.id}, ${cfg.sources.length} source(s)` });
+        results.push({
+          step: 'configuration',
+          level: 'ok',
+          detail: `${cfg.gateway.site}/${cfg.gateway.zone}/${cfg.gateway.id}, ${cfg.sources.length} source(s)`,
+        });
       }
     } catch (e) {
       results.push({
@@ -472,9 +510,19 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         fix: 'correct the configuration; see gateway/README.md for every key',
       });
     }
-  } else results.push({ step: 'configuration', level: 'warn', detail: 'none given: only machine checks run', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
+  } else
+    results.push({
+      step: 'configuration',
+      level: 'warn',
+      detail: 'none given: only machine checks run',
+      fix: 'presence doctor --config /etc/presence/gateway.yaml',
+    });
   const [major] = process.versions.node.split('.').map(Number);
-  results.push(major >= 20 ? { step: 'node', level: 'ok', detail: `Node ${process.versions.node}` } : { step: 'node', level: 'fail', detail: `Node ${process.versions.node}`, fix: 'install Node 20 or newer' });
+  results.push(
+    major >= 20
+      ? { step: 'node', level: 'ok', detail: `Node ${process.versions.node}` }
+      : { step: 'node', level: 'fail', detail: `Node ${process.versions.node}`, fix: 'install Node 20 or newer' },
+  );
   results.push(await checkFirmware());
   results.push(...(await checkCapturePermission(cfg)));
   results.push(...checkMonitorMode(cfg));
@@ -484,10 +532,25 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(canCount(cfg, frames, results));
   // A configuration that failed to load gives no broker to check: say so, not "no broker configured".
   const configFailed = results.some((r) => r.step === 'configuration' && r.level === 'fail');
-  if (configFailed) results.push({ step: 'broker reachable', level: 'warn', detail: 'skipped: the configuration has errors (listed above)', fix: 'correct the configuration, then run presence doctor again' });
-  else results.push(brokerGiven ? await checkBroker(cfg) : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
+  if (configFailed)
+    results.push({
+      step: 'broker reachable',
+      level: 'warn',
+      detail: 'skipped: the configuration has errors (listed above)',
+      fix: 'correct the configuration, then run presence doctor again',
+    });
+  else
+    results.push(
+      brokerGiven
+        ? await checkBroker(cfg)
+        : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
+    );
   results.push(await checkClock());
-  results.push(brokerGiven || flags.queueDir ? checkQueue(cfg) : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' });
+  results.push(
+    brokerGiven || flags.queueDir
+      ? checkQueue(cfg)
+      : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
+  );
   return results;
 }
 
@@ -501,12 +564,23 @@ function canCount(cfg: GatewayConfig | null, frames: CheckResult[], results: Che
   if (cfg) {
     const ok = frames.filter((f) => f.level === 'ok').map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
     if (ok.length) return { step, level: 'ok', detail: `${ok.join(', ')} delivered frames` };
-    if (cfg.sources.some((s) => s.type === 'stdin')) return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };
-    return { step, level: 'fail', detail: `none of the ${cfg.sources.length} configured source(s) delivered a frame: the gateway would publish only zeros`, fix: 'fix the failed steps above (capture tool, interface, monitor mode, adapter), then run doctor again' };
+    if (cfg.sources.some((s) => s.type === 'stdin'))
+      return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };
+    return {
+      step,
+      level: 'fail',
+      detail: `none of the ${cfg.sources.length} configured source(s) delivered a frame: the gateway would publish only zeros`,
+      fix: 'fix the failed steps above (capture tool, interface, monitor mode, adapter), then run doctor again',
+    };
   }
   const wifi = wirelessInterfaces().length > 0;
   const bt = results.find((r) => r.step === 'bluetooth adapter')?.level === 'ok';
-  if (wifi || bt) return { step, level: 'ok', detail: `this machine has ${[wifi ? 'a Wi-Fi interface' : '', bt ? 'a Bluetooth adapter' : ''].filter(Boolean).join(' and ')}; give --config to try the capture` };
+  if (wifi || bt)
+    return {
+      step,
+      level: 'ok',
+      detail: `this machine has ${[wifi ? 'a Wi-Fi interface' : '', bt ? 'a Bluetooth adapter' : ''].filter(Boolean).join(' and ')}; give --config to try the capture`,
+    };
   return {
     step,
     level: 'fail',

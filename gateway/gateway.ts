@@ -27,7 +27,16 @@ import { startGatewayHttp, type HttpServer } from './http.ts';
 const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
 import { dailyBudget, privacyActive, protect, type PrivacySettings } from './privacy.ts';
-import { CLOCK_MAX_MS, CLOCK_MIN_MS, countsMessage, MAX_EMPTY_WINDOWS, WindowClock, type ClosedWindow, type Identity, type WindowCounter as ClockCounter } from './window.ts';
+import {
+  CLOCK_MAX_MS,
+  CLOCK_MIN_MS,
+  countsMessage,
+  MAX_EMPTY_WINDOWS,
+  WindowClock,
+  type ClosedWindow,
+  type Identity,
+  type WindowCounter as ClockCounter,
+} from './window.ts';
 
 /** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
 const WINDOWS_PER_TURN = 16;
@@ -150,7 +159,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.fw ??= await loadFirmware();
     // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
     const http = this.config.http;
-    if (http && http.port !== undefined && http.port !== null) this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true);
+    if (http && http.port !== undefined && http.port !== null)
+      this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true);
     // A full disk does not stop the gateway: the queue keeps windows in memory, the status says so.
     this.queue = WindowQueue.open(this.queueDir, {
       maxWindows: this.config.queue.max_windows,
@@ -478,7 +488,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.timer) clearTimeout(this.timer);
       if (this.clockTimer) clearTimeout(this.clockTimer);
       this.log.info(
-        { windows: this.windowsClosed, queue_depth: this.queue.depth, clock_jumps: this.clockJumps, off_clock_frames: this.sources.reduce((n, s) => n + s.offClockFrames, 0) },
+        {
+          windows: this.windowsClosed,
+          queue_depth: this.queue.depth,
+          clock_jumps: this.clockJumps,
+          off_clock_frames: this.sources.reduce((n, s) => n + s.offClockFrames, 0),
+        },
         'sources ended; publishing queued windows',
       );
       await this.publishStatus();

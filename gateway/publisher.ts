@@ -69,13 +69,13 @@ const REFUSED_LOG_INTERVAL_MS = 60_000;
 
 /** MQTT 5 reason codes a broker puts in a failed PUBACK (MQTT 5 3.4.2.1). */
 const PUBACK_REASONS: Record<number, string> = {
-  0x80: 'unspecified error',
-  0x83: 'implementation specific error',
-  0x87: 'not authorized',
-  0x90: 'topic name invalid',
-  0x91: 'packet identifier in use',
-  0x97: 'quota exceeded',
-  0x99: 'payload format invalid',
+  128: 'unspecified error',
+  131: 'implementation specific error',
+  135: 'not authorized',
+  144: 'topic name invalid',
+  145: 'packet identifier in use',
+  151: 'quota exceeded',
+  153: 'payload format invalid',
 };
 
 /** "0x87 not authorized" for a PUBACK reason code. */
@@ -141,14 +141,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // Another client with this client id takes the connection over: MQTT 5 brokers may say so
     // (DISCONNECT 0x8E); otherwise the connection just closes right after it came up, again and again.
     this.client.on('disconnect', (packet) => {
-      if (packet.reasonCode === 0x8e) this.takenOver('the broker handed this session to another client with the same client id (DISCONNECT 0x8E "session taken over")');
+      if (packet.reasonCode === 0x8e)
+        this.takenOver('the broker handed this session to another client with the same client id (DISCONNECT 0x8E "session taken over")');
     });
     this.client.on('close', () => {
       if (this.closing) return;
       if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
       else this.quickCloses = 0;
       this.connectedAt = 0;
-      if (this.quickCloses >= QUICK_CLOSES) this.takenOver(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
+      if (this.quickCloses >= QUICK_CLOSES)
+        this.takenOver(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
     });
     this.client.on('offline', () => this.log.warn({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued'));
     this.client.on('error', (err: Error & { code?: number | string }) => {
@@ -177,7 +179,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (now - this.lastTakeover < 60_000) return;
     this.lastTakeover = now;
     const { site, id } = this.cfg.gateway;
-    this.log.error({ clientId: this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}` }, `session taken over: ${what}; is gateway ${site}/${id} running twice? Each gateway needs its own --id (or mqtt.client_id)`);
+    this.log.error(
+      { clientId: this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}` },
+      `session taken over: ${what}; is gateway ${site}/${id} running twice? Each gateway needs its own --id (or mqtt.client_id)`,
+    );
   }
 
   /** Hands queued windows to mqtt.js, oldest first, keeping at most MAX_INFLIGHT unacknowledged. */
@@ -239,9 +244,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const { site, id } = this.cfg.gateway;
       const user = this.cfg.mqtt.username;
       this.log.error(
-        { topic: this.topic, reason, reason_code: code, seq, refused: this.refused, queue_depth: this.queue.depth, ...(user !== undefined ? { username: user } : {}) },
+        {
+          topic: this.topic,
+          reason,
+          reason_code: code,
+          seq,
+          refused: this.refused,
+          queue_depth: this.queue.depth,
+          ...(user !== undefined ? { username: user } : {}),
+        },
         `broker refused publishing the window on ${this.topic} (${reason}); it stays queued and is retried with backoff. ` +
-          (code === 0x87 ? `Check the broker ACL: with the shipped ACL the user name must be "${site}/${id}" (--site/--id must match the credential of presence provision gateway)` : 'Check the broker log'),
+          (code === 0x87
+            ? `Check the broker ACL: with the shipped ACL the user name must be "${site}/${id}" (--site/--id must match the credential of presence provision gateway)`
+            : 'Check the broker log'),
       );
     }
     this.emit('refused', seq, code, reason);
@@ -291,10 +306,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
           clearTimeout(t);
           resolve();
         };
-        const t = setTimeout(() => {
-          this.off('acked', onAck);
-          resolve();
-        }, Math.min(200, Math.max(1, deadline - Date.now())));
+        const t = setTimeout(
+          () => {
+            this.off('acked', onAck);
+            resolve();
+          },
+          Math.min(200, Math.max(1, deadline - Date.now())),
+        );
         this.once('acked', onAck);
       });
       this.pump();

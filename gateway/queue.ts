@@ -25,7 +25,20 @@
 // writable one just because every held window was acknowledged); once it works the
 // windows in memory are written out oldest first and the state is `ok` again. `state` is what the
 // status publishes as queue_state.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CountsMessage, QueueState } from '../contract/index.ts';
@@ -131,7 +144,10 @@ export class WindowQueue {
   private retryMs = RETRY_MIN_MS;
   private closed = false;
 
-  private constructor(readonly dir: string, private readonly opts: QueueOptions) {
+  private constructor(
+    readonly dir: string,
+    private readonly opts: QueueOptions,
+  ) {
     this.windowsDir = join(dir, 'windows');
   }
 
@@ -196,7 +212,10 @@ export class WindowQueue {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (this.memory.size)
-      this.opts.log?.error({ code: this.state, windows: this.memory.size, first_seq: this.memory.keys().next().value }, 'queue: windows kept in memory could not be written to disk and are lost');
+      this.opts.log?.error(
+        { code: this.state, windows: this.memory.size, first_seq: this.memory.keys().next().value },
+        'queue: windows kept in memory could not be written to disk and are lost',
+      );
     const lockFile = join(this.dir, 'lock');
     try {
       if (Number(readFileSync(lockFile, 'utf8').trim()) === process.pid) unlinkSync(lockFile);
@@ -241,7 +260,8 @@ export class WindowQueue {
     this.seqs.push(message.seq);
     this.memory.set(message.seq, json);
     const max = this.opts.memoryWindows ?? MEMORY_WINDOWS;
-    while (this.memory.size > max) this.dropOldest(this.memory.keys().next().value!, 'queue folder not writable and too many windows in memory: dropped the oldest');
+    while (this.memory.size > max)
+      this.dropOldest(this.memory.keys().next().value!, 'queue folder not writable and too many windows in memory: dropped the oldest');
     // Nothing on disk carries this seq: the seq file does (updated in place, no space needed).
     this.saveSeq();
   }
@@ -307,7 +327,8 @@ export class WindowQueue {
   private forget(seq: number, deleteData = true): void {
     const i = this.seqs.indexOf(seq, this.head);
     if (i < 0) return;
-    if (i === this.head) this.head++; // the usual case: acknowledgements come oldest first
+    if (i === this.head)
+      this.head++; // the usual case: acknowledgements come oldest first
     else this.seqs.splice(i, 1);
     if (this.head > 1024 && this.head * 2 > this.seqs.length) {
       this.seqs = this.seqs.slice(this.head);
@@ -353,7 +374,14 @@ export class WindowQueue {
     // A file missing in a folder the full disk did not let us create is still the full disk.
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT' && this.state !== 'ok';
     const state: QueueState = isDiskFull(e) ? 'disk_full' : missing ? this.state : 'write_failed';
-    const fields = { code: state, errno: (e as NodeJS.ErrnoException).code, err: (e as Error).message, queue_dir: this.dir, in_memory: this.memory.size, retry_in_ms: this.retryMs };
+    const fields = {
+      code: state,
+      errno: (e as NodeJS.ErrnoException).code,
+      err: (e as Error).message,
+      queue_dir: this.dir,
+      in_memory: this.memory.size,
+      retry_in_ms: this.retryMs,
+    };
     if (this.state !== state) {
       this.state = state;
       this.opts.log?.error(

@@ -79,12 +79,12 @@ export async function* replayFrames(
   const clock = new WindowClock(firmware, {
     windowMs: opts.window,
     windowOptions: { ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm },
-    onJump: (j) => note(`the capture clock jumps from ${new Date(j.from).toISOString()} to ${new Date(j.to).toISOString()}: ${j.skipped} empty windows not printed`),
+    onJump: (j) =>
+      note(`the capture clock jumps from ${new Date(j.from).toISOString()} to ${new Date(j.to).toISOString()}: ${j.skipped} empty windows not printed`),
   });
   let last: number | null = null; // latest frame time ('all' ends there)
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
-  const out = (w: ClosedWindow | null, framed: boolean) =>
-    toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
+  const out = (w: ClosedWindow | null, framed: boolean) => toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
   try {
     for await (const batch of batches) {
       for (const frame of batch) {
@@ -175,13 +175,37 @@ async function humanTable(
 ): Promise<void> {
   const { default: Table } = await import('cli-table3');
   const table = new Table({
-    head: ['start', 'end', 'wifi frames', 'probes', 'rejected', 'devices', 'ble frames', 'adverts', 'rejected', 'devices', ...(people ? ['people (calibrated)'] : [])],
+    head: [
+      'start',
+      'end',
+      'wifi frames',
+      'probes',
+      'rejected',
+      'devices',
+      'ble frames',
+      'adverts',
+      'rejected',
+      'devices',
+      ...(people ? ['people (calibrated)'] : []),
+    ],
     style: { head: [], border: [] },
   });
   for await (const w of windows) {
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
     const p = people?.(w).people;
-    table.push([w.start ?? '-', w.end ?? '-', w.wifi.frames, w.wifi.probes, w.wifi.rejected, d(w.wifi), w.ble.frames, w.ble.adverts, w.ble.rejected, d(w.ble), ...(p ? [`${p.value} (${p.low}..${p.high})`] : [])]);
+    table.push([
+      w.start ?? '-',
+      w.end ?? '-',
+      w.wifi.frames,
+      w.wifi.probes,
+      w.wifi.rejected,
+      d(w.wifi),
+      w.ble.frames,
+      w.ble.adverts,
+      w.ble.rejected,
+      d(w.ble),
+      ...(p ? [`${p.value} (${p.low}..${p.high})`] : []),
+    ]);
   }
   out.write(table.toString() + '\n');
 }
@@ -239,7 +263,10 @@ export function registerReplay(program: Command): void {
       let done = 0;
       if (process.stderr.isTTY && total > 4 * 1024 * 1024) {
         const { SingleBar, Presets } = await import('cli-progress');
-        const b = new SingleBar({ stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true }, Presets.shades_classic);
+        const b = new SingleBar(
+          { stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
+          Presets.shades_classic,
+        );
         b.start(total, 0);
         bar = b;
       }
@@ -261,7 +288,9 @@ export function registerReplay(program: Command): void {
           await humanTable(tally(), process.stdout, people);
         }
         if (unsupported > 0) {
-          note(`${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`);
+          note(
+            `${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`,
+          );
         }
       } catch (e) {
         bar?.stop();
@@ -269,7 +298,13 @@ export function registerReplay(program: Command): void {
         // The capture itself is bad or unreadable, or the firmware build is missing: not a mistake in
         // the call, so no hint and exit 1 (the counts of the complete frames are already out).
         const message =
-          e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError ? e.message : (e as NodeJS.ErrnoException).syscall ? `${file}: ${(e as Error).message}` : e instanceof Error ? e.message : String(e);
+          e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError
+            ? e.message
+            : (e as NodeJS.ErrnoException).syscall
+              ? `${file}: ${(e as Error).message}`
+              : e instanceof Error
+                ? e.message
+                : String(e);
         process.stderr.write(`presence replay: ${message}\n`);
         process.exitCode = 1;
         return;

@@ -53,7 +53,11 @@ export abstract class CaptureSource {
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
-  constructor(readonly name: string, readonly radio: Radio | undefined, protected readonly log: Logger) {
+  constructor(
+    readonly name: string,
+    readonly radio: Radio | undefined,
+    protected readonly log: Logger,
+  ) {
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
 
@@ -107,7 +111,10 @@ export abstract class CaptureSource {
     const off = batch.countOutside(CLOCK_MIN_MS, CLOCK_MAX_MS);
     if (off > 0) {
       if (this.offClockFrames === 0)
-        this.log.warn({ source: this.name, frames: off }, 'frames stamped outside 2000-2099: counted in the window open when they come, the clock ignores their time');
+        this.log.warn(
+          { source: this.name, frames: off },
+          'frames stamped outside 2000-2099: counted in the window open when they come, the clock ignores their time',
+        );
       this.offClockFrames += off;
     }
     await this.sink!.deliver(this, batch);
@@ -130,7 +137,10 @@ export abstract class CaptureSource {
 /** Replays a capture file; windows then follow the capture's clock. */
 export class FileSource extends CaptureSource {
   readonly ends = true;
-  constructor(private readonly cfg: Pick<FileSourceConfig, 'name' | 'radio' | 'path' | 'speed'>, log: Logger) {
+  constructor(
+    private readonly cfg: Pick<FileSourceConfig, 'name' | 'radio' | 'path' | 'speed'>,
+    log: Logger,
+  ) {
     super(cfg.name, cfg.radio, log);
   }
 
@@ -231,7 +241,11 @@ export function pacer(
 /** pcap or pcapng on standard input (a pipe from tcpdump, or a file). */
 export class StdinSource extends CaptureSource {
   readonly ends = true;
-  constructor(cfg: Pick<StdinSourceConfig, 'name' | 'radio'>, log: Logger, private readonly input: NodeJS.ReadableStream = process.stdin) {
+  constructor(
+    cfg: Pick<StdinSourceConfig, 'name' | 'radio'>,
+    log: Logger,
+    private readonly input: NodeJS.ReadableStream = process.stdin,
+  ) {
     super(cfg.name, cfg.radio, log);
   }
   protected async run(): Promise<void> {
@@ -255,7 +269,10 @@ export class CommandSource extends CaptureSource {
   /** Times the command was (re)started. */
   starts = 0;
 
-  constructor(private readonly cfg: Pick<CommandSourceConfig, 'name' | 'radio' | 'command' | 'restart_min' | 'restart_max'>, log: Logger) {
+  constructor(
+    private readonly cfg: Pick<CommandSourceConfig, 'name' | 'radio' | 'command' | 'restart_min' | 'restart_max'>,
+    log: Logger,
+  ) {
     super(cfg.name, cfg.radio, log);
   }
 
@@ -353,7 +370,11 @@ export class CommandSource extends CaptureSource {
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
     if (spawnError) return { code: 'cannot_start', message: `cannot start: ${(spawnError as Error).message}` };
     if (readError) return { code: failureCode(readError), message: `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}` };
-    return { code: 'exited', exit: { code, signal }, message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}` };
+    return {
+      code: 'exited',
+      exit: { code, signal },
+      message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}`,
+    };
   }
 
   protected async halt(): Promise<void> {
@@ -429,7 +450,12 @@ async function endCapture(child: ChildProcess, closed: Promise<unknown>): Promis
 
 /** The path of an executable `name` (a path, or looked up in PATH), or null. */
 export function findExecutable(name: string, path = process.env.PATH ?? ''): string | null {
-  const candidates = name.includes('/') ? [name] : path.split(delimiter).filter(Boolean).map((d) => join(d, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : path
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const c of candidates) {
     try {
       accessSync(c, fsConstants.X_OK);

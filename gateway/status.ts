@@ -5,7 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
-import { CONTRACT_VERSION, isLastError, lastErrorText, redactAddresses, redactFreeText, type QueueState, type SourceStatus, type StatusMessage } from '../contract/index.ts';
+import {
+  CONTRACT_VERSION,
+  isLastError,
+  lastErrorText,
+  redactAddresses,
+  redactFreeText,
+  type QueueState,
+  type SourceStatus,
+  type StatusMessage,
+} from '../contract/index.ts';
 
 export const VERSION: string = (() => {
   try {

@@ -35,7 +35,11 @@ export class OpenWindow {
   complete: boolean;
 
   /** `start` is when counting began; a window opened after its boundary is incomplete. */
-  constructor(readonly start: number, windowMs: number, complete = true) {
+  constructor(
+    readonly start: number,
+    windowMs: number,
+    complete = true,
+  ) {
     this.nominalStart = windowMs === Infinity ? start : alignDown(start, windowMs);
     this.nominalEnd = this.nominalStart + windowMs;
     this.complete = complete && start === this.nominalStart;
@@ -197,12 +201,7 @@ export interface Identity {
 }
 
 /** The contract's counts message for one closed window. Only counts: nothing per device. */
-export function countsMessage(
-  id: Identity,
-  seq: number,
-  span: { start: number; end: number; complete: boolean },
-  c: FirmwareWindowCounts,
-): CountsMessage {
+export function countsMessage(id: Identity, seq: number, span: { start: number; end: number; complete: boolean }, c: FirmwareWindowCounts): CountsMessage {
   return {
     v: CONTRACT_VERSION,
     site: id.site,

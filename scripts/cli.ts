@@ -61,7 +61,11 @@ function commandPath(cmd: Command): string {
 
 /** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line and a hint line. */
 export function usageText(path: string, text: string): string {
-  const lines = text.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   let msg = lines[0].replace(/^error: /, '');
   const didYouMean = lines.slice(1).find((l) => /^\(Did you mean/.test(l));
   if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;

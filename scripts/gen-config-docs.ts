@@ -28,7 +28,8 @@ export const COMPONENTS: Component[] = [
   { name: 'aggregator', readme: 'aggregator/README.md', source: 'aggregator/config.ts', specs: AGGREGATOR_OPTIONS, section: 'aggregator' },
 ];
 
-const BEGIN = (c: Component) => `<!-- BEGIN config reference: generated from ${c.source} by scripts/gen-config-docs.ts; edit the option table there, not here -->`;
+const BEGIN = (c: Component) =>
+  `<!-- BEGIN config reference: generated from ${c.source} by scripts/gen-config-docs.ts; edit the option table there, not here -->`;
 const END = '<!-- END config reference -->';
 
 function typeOf(spec: OptionSpec): string {
@@ -58,7 +59,11 @@ function table(c: Component): string {
       cell(s.description),
     ].join(' | ');
   });
-  return ['| key | type | default | flag | environment | old names (deprecated) | description |', '|---|---|---|---|---|---|---|', ...rows.map((r) => `| ${r} |`)].join('\n');
+  return [
+    '| key | type | default | flag | environment | old names (deprecated) | description |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r} |`),
+  ].join('\n');
 }
 
 /** A sample file: every key with its default or an example; keys with neither are commented out. */
@@ -95,7 +100,9 @@ function sample(c: Component): string {
 }
 
 export function reference(c: Component): string {
-  return [BEGIN(c), '', table(c), '', `Sample \`${c.name}.yaml\` (every key, at its default or an example):`, '', '```yaml', sample(c), '```', '', END].join('\n');
+  return [BEGIN(c), '', table(c), '', `Sample \`${c.name}.yaml\` (every key, at its default or an example):`, '', '```yaml', sample(c), '```', '', END].join(
+    '\n',
+  );
 }
 
 /** The README with its marked section replaced; throws when the markers are missing. */

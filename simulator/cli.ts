@@ -53,7 +53,6 @@ interface Flags {
   calibrate: boolean;
 }
 
-
 /** --evaluate without --duration / --scale / --people: at most this long, at most this crowd. */
 const EVALUATE_DEFAULT_S = 1800;
 const EVALUATE_DEFAULT_PEOPLE = 300;
@@ -90,7 +89,12 @@ export function formatBytes(n: number): string {
  * a fraction of its crowd, scaled up; a fraction of 1 when a small run gives too few frames to scale
  * (then exact). Frames grow with the crowd, so a 1% crowd costs about 1% of the run.
  */
-export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLink, format: 'pcap' | 'pcapng'): { frames: number; bytes: number; fraction: number; exact: boolean } {
+export function estimateOutput(
+  scenario: Scenario,
+  seed: number,
+  bleLink: BleLink,
+  format: 'pcap' | 'pcapng',
+): { frames: number; bytes: number; fraction: number; exact: boolean } {
   // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
   const overhead = format === 'pcap' ? 16 : 34;
   const count = (scale: number) => {
@@ -149,24 +153,36 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   });
   const people = (p: PeopleScore | null) => (p ? `${p.mape} / ${p.mae}` : '-');
   const row = (id: string, g: Pick<GatewayScore, 'wifi' | 'ble' | 'people'>) => [
-    id, g.wifi.windows, g.wifi.devicesMape, g.wifi.estimateMape, g.ble.devicesMape, g.ble.estimateMape, people(g.people.wifi), people(g.people.ble), g.wifi.parityMismatches + g.ble.parityMismatches,
+    id,
+    g.wifi.windows,
+    g.wifi.devicesMape,
+    g.wifi.estimateMape,
+    g.ble.devicesMape,
+    g.ble.estimateMape,
+    people(g.people.wifi),
+    people(g.people.ble),
+    g.wifi.parityMismatches + g.ble.parityMismatches,
   ];
   for (const g of e.gateways) t.push(row(g.id, g));
   t.push(row('all', e.overall));
   const lines = [
     `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
     t.toString(),
-    'devices and estimate: uncalibrated device counts (distinct addresses; the firmware\'s estimate) against devices in reach per radio (the BLE estimate: without beacons, which it leaves out).',
+    "devices and estimate: uncalibrated device counts (distinct addresses; the firmware's estimate) against devices in reach per radio (the BLE estimate: without beacons, which it leaves out).",
   ];
   const c = e.calibration;
   if (c) {
-    lines.push(`people: people = k * (estimate - b) per zone, fitted on seed ${c.fitSeed} and tested here, against people present (time-averaged); MAE in people.`);
+    lines.push(
+      `people: people = k * (estimate - b) per zone, fitted on seed ${c.fitSeed} and tested here, against people present (time-averaged); MAE in people.`,
+    );
     for (const cal of [c.wifi, c.ble]) {
       const radio = cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE';
       if (cal.error) lines.push(`  ${radio}: no calibration: ${cal.error}`);
       else {
         const warnings = cal.zones.reduce((n, z) => n + z.warnings.length, 0);
-        lines.push(`  ${radio}: ${cal.zones.map((z) => `${z.zone} k ${+z.k.toFixed(3)} b ${+z.b.toFixed(2)}`).join(', ')}${warnings ? ` (${warnings} fit warnings: --json lists them)` : ''}`);
+        lines.push(
+          `  ${radio}: ${cal.zones.map((z) => `${z.zone} k ${+z.k.toFixed(3)} b ${+z.b.toFixed(2)}`).join(', ')}${warnings ? ` (${warnings} fit warnings: --json lists them)` : ''}`,
+        );
       }
     }
   } else lines.push('people: not calibrated (--no-calibrate), so not shown.');
@@ -180,8 +196,8 @@ export function registerSimulate(program: Command): void {
     .argument('[scenario]', `built-in scenario (${builtinScenarios().join(', ')}) or a scenario file (YAML/JSON)`)
     .option('--list', 'list the built-in scenarios')
     .option('--seed <n>', 'random seed: the same seed gives byte-identical output', '1')
-    .option('--duration <duration>', 'simulated time, e.g. 15m or 1h (default: the scenario\'s)')
-    .option('--window <duration>', 'ground-truth window, e.g. 60s (default: the scenario\'s)')
+    .option('--duration <duration>', "simulated time, e.g. 15m or 1h (default: the scenario's)")
+    .option('--window <duration>', "ground-truth window, e.g. 60s (default: the scenario's)")
     .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run')
     .option('--people <n>', 'scale the crowds so their nominal peak is n people')
     .option('--start <time>', 'simulated start time (ISO 8601)')
@@ -205,7 +221,10 @@ export function registerSimulate(program: Command): void {
     .option('--invalid <share>', 'load: share of schema-invalid payloads (0..1)')
     .option('--malformed <share>', 'load: share of payloads that are not JSON (0..1)')
     .option('--duplicate <share>', 'load: share of messages sent twice, as a QoS 1 redelivery (0..1)')
-    .option('--evaluate', 'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)')
+    .option(
+      '--evaluate',
+      'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)',
+    )
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
@@ -237,7 +256,9 @@ export function registerSimulate(program: Command): void {
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url))
-            throw new UsageError(`${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`);
+            throw new UsageError(
+              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`,
+            );
           const r = await runLoad({
             url,
             gateways: num('gateways', f.gateways, 1)!,
@@ -267,8 +288,19 @@ export function registerSimulate(program: Command): void {
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
             const fitSeed = num('fit-seed', f.fitSeed);
-            if (fitSeed !== undefined && fitSeed === seed) throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
-            const e = await evaluate({ scenario: name, seed, fitSeed, calibrate: f.calibrate, bleLink, ignoreFcs: f.ignoreFcs, rssiMinDbm: num('rssi-min', f.rssiMin), ...o, ...quick });
+            if (fitSeed !== undefined && fitSeed === seed)
+              throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
+            const e = await evaluate({
+              scenario: name,
+              seed,
+              fitSeed,
+              calibrate: f.calibrate,
+              bleLink,
+              ignoreFcs: f.ignoreFcs,
+              rssiMinDbm: num('rssi-min', f.rssiMin),
+              ...o,
+              ...quick,
+            });
             process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table));
           }
           return;
@@ -328,7 +360,10 @@ export function registerSimulate(program: Command): void {
         let bar: { update(n: number): void; stop(): void } | null = null;
         if (process.stderr.isTTY) {
           const { SingleBar, Presets } = await import('cli-progress');
-          const b = new SingleBar({ stream: process.stderr, format: 'simulate [{bar}] {percentage}% | {value}/{total} windows', hideCursor: true }, Presets.shades_classic);
+          const b = new SingleBar(
+            { stream: process.stderr, format: 'simulate [{bar}] {percentage}% | {value}/{total} windows', hideCursor: true },
+            Presets.shades_classic,
+          );
           b.start(Math.ceil(scenario.durationS / scenario.windowS), 0);
           bar = b;
         }

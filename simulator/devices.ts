@@ -2,7 +2,7 @@
 //
 // Every number here has a public source; docs/simulator-models.md names it. Where sources give a
 // range or only a qualitative statement the model takes a value inside that range and says so.
-import { Rng } from './rng.ts';
+import type { Rng } from './rng.ts';
 import { BLE_PDU, type BlePduType, is5GHz } from './frames.ts';
 
 export type DeviceKind = 'phone' | 'tablet' | 'laptop' | 'watch' | 'earbuds' | 'tracker' | 'beacon' | 'printer' | 'iot' | 'carkit';
@@ -129,7 +129,7 @@ function htCaps(capInfo: number, ampdu: number, streams: number): number[] {
 }
 /** VHT Capabilities: 4 bytes info, 8 bytes MCS/NSS map. */
 function vhtCaps(info: number, streams: number): number[] {
-  const map = 0xffff & ~((1 << (2 * streams)) - 1) | (streams >= 1 ? 0b10 : 0) | (streams >= 2 ? 0b1000 : 0);
+  const map = (0xffff & ~((1 << (2 * streams)) - 1)) | (streams >= 1 ? 0b10 : 0) | (streams >= 2 ? 0b1000 : 0);
   return ie(191, info & 0xff, (info >> 8) & 0xff, (info >> 16) & 0xff, (info >>> 24) & 0xff, map & 0xff, map >> 8, 0, 0, map & 0xff, map >> 8, 0, 0);
 }
 /** HE Capabilities (element extension 35): MAC caps, PHY caps (20 MHz only on 2.4, so one MCS map), MCS map. */
@@ -148,7 +148,15 @@ const EPIGRAM_OUI = [0x00, 0x90, 0x4c];
 /** WPS (Microsoft OUI type 4) in a probe request: version, request type, config methods, UUID-E, RF bands. */
 function wps(uuid: Uint8Array): number[] {
   const attr = (t: number, ...v: number[]) => [t >> 8, t & 0xff, v.length >> 8, v.length & 0xff, ...v];
-  return vendor(MICROSOFT_OUI, 0x04, ...attr(0x104a, 0x10), ...attr(0x103a, 0x00), ...attr(0x1008, 0x43, 0x88), ...attr(0x1047, ...uuid), ...attr(0x103c, 0x03));
+  return vendor(
+    MICROSOFT_OUI,
+    0x04,
+    ...attr(0x104a, 0x10),
+    ...attr(0x103a, 0x00),
+    ...attr(0x1008, 0x43, 0x88),
+    ...attr(0x1047, ...uuid),
+    ...attr(0x103c, 0x03),
+  );
 }
 /** Wi-Fi Direct (P2P) attributes: capability and listen channel. */
 const P2P = vendor(WFA_OUI, 0x09, 0x02, 0x02, 0x00, 0x25, 0x00, 0x06, 0x05, 0x00, 0x58, 0x58, 0x04, 0x51, 0x06);
@@ -158,7 +166,6 @@ const MBO = vendor(WFA_OUI, 0x16, 0x03, 0x01, 0x01);
 function bytes(...parts: number[][]): Uint8Array {
   return Uint8Array.from(parts.flat());
 }
-
 
 /**
  * Information elements copied from one real probe request of a phone in the public
@@ -179,16 +186,43 @@ function realIes(list: readonly string[]): (ch: number) => Uint8Array {
     );
 }
 /** iPhone 11 (iOS), ProbingPatternsDataset iPhone11-B. */
-const IES_IPHONE11 = realIes(['0000', '010482848b96', '32080c1218243048606c', 'DS', '2d1a2d401bff00000000000000000000000000000000000000000000', '7f080000080400000040', 'ff1c23010808180080203002000d009f08000000fdfffdff391cc7711c07']);
+const IES_IPHONE11 = realIes([
+  '0000',
+  '010482848b96',
+  '32080c1218243048606c',
+  'DS',
+  '2d1a2d401bff00000000000000000000000000000000000000000000',
+  '7f080000080400000040',
+  'ff1c23010808180080203002000d009f08000000fdfffdff391cc7711c07',
+]);
 /** Samsung Galaxy S21 Ultra (Android), ProbingPatternsDataset S21Ultra-M. */
 const IES_S21 = realIes([
-  '0000', '010482848b96', '32080c1218243048606c', 'DS', '2d1a2d001bffff000000000000000000000000000000000000000000', '7f0a04004880014000400021', 'ff03020014',
-  'ff1c23010808180080203002800d019e000c0000f5fff5ff391cc7711c07', 'dd1300904c0408bf0c7678910ffaff0000faff0020', 'dd070050f208001200', 'dd0a00101802000010000000', 'dd0a506f9a16030102650101',
+  '0000',
+  '010482848b96',
+  '32080c1218243048606c',
+  'DS',
+  '2d1a2d001bffff000000000000000000000000000000000000000000',
+  '7f0a04004880014000400021',
+  'ff03020014',
+  'ff1c23010808180080203002800d019e000c0000f5fff5ff391cc7711c07',
+  'dd1300904c0408bf0c7678910ffaff0000faff0020',
+  'dd070050f208001200',
+  'dd0a00101802000010000000',
+  'dd0a506f9a16030102650101',
 ]);
 /** Oppo Find X3 Neo (Android), ProbingPatternsDataset OppoFindX3Neo-A. */
 const IES_OPPO = realIes([
-  '0000', '010402040b16', '32080c1218243048606c', 'DS', '2d1aef0113ffff000000000000000000000000000000000000000100', 'bf0c92f19033faff6203faff6203', 'dd070050f208002800', '7f0b00000a8200400000000120', 'ff03020046',
-  'dd0a506f9a16030101650101', 'dd088cfdf00101020100',
+  '0000',
+  '010402040b16',
+  '32080c1218243048606c',
+  'DS',
+  '2d1aef0113ffff000000000000000000000000000000000000000100',
+  'bf0c92f19033faff6203faff6203',
+  'dd070050f208002800',
+  '7f0b00000a8200400000000120',
+  'ff03020046',
+  'dd0a506f9a16030101650101',
+  'dd088cfdf00101020100',
 ]);
 
 const CH_24_EU = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
@@ -502,7 +536,12 @@ export const MODELS: Record<string, DeviceModel> = {
       intervalMs: [1000, 1000],
       pduType: BLE_PDU.ADV_NONCONN_IND,
       activeShare: 1,
-      advData: (_rng, dev) => bytes(ad(0x01, 0x06), ad(0x03, 0xaa, 0xfe), ad(0x16, 0xaa, 0xfe, 0x00, 0xee, ...Array.from(dev.uuid.subarray(0, 10)), ...Array.from(dev.tag), 0x00, 0x00)),
+      advData: (_rng, dev) =>
+        bytes(
+          ad(0x01, 0x06),
+          ad(0x03, 0xaa, 0xfe),
+          ad(0x16, 0xaa, 0xfe, 0x00, 0xee, ...Array.from(dev.uuid.subarray(0, 10)), ...Array.from(dev.tag), 0x00, 0x00),
+        ),
     },
   },
   'printer-wifi-direct': {

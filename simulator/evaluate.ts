@@ -174,7 +174,8 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
   const seed = o.seed ?? 1;
   const fitSeed = o.fitSeed ?? seed + 1;
-  if (o.calibrate !== false && fitSeed === seed) throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
+  if (o.calibrate !== false && fitSeed === seed)
+    throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
   const windows = await countWindows(s, seed, o);
   const per = s.gateways.map(() => ({ wifi: acc(), ble: acc() }));
   const all = { wifi: acc(), ble: acc() };

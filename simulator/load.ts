@@ -69,7 +69,8 @@ function toMs(start: Date | string | number | undefined): number {
 
 function checkOptions(o: LoadOptions): void {
   if (!Number.isInteger(o.gateways) || o.gateways < 1) throw new Error(`load: gateways must be a whole number >= 1 (got ${o.gateways})`);
-  if (o.windows !== undefined && (!Number.isInteger(o.windows) || o.windows < 0)) throw new Error(`load: windows must be a whole number >= 0 (got ${o.windows})`);
+  if (o.windows !== undefined && (!Number.isInteger(o.windows) || o.windows < 0))
+    throw new Error(`load: windows must be a whole number >= 0 (got ${o.windows})`);
   if (o.windowMs !== undefined && !(o.windowMs > 0)) throw new Error(`load: windowMs must be > 0 (got ${o.windowMs})`);
   if (o.site !== undefined && !isValidId(o.site)) throw new Error(`load: site "${o.site}" must match lower-case letters, digits, - and _`);
 }
@@ -102,7 +103,7 @@ export function* loadMessages(opts: LoadOptions): Generator<LoadMessage> {
   const windows = opts.windows ?? Number.POSITIVE_INFINITY;
   for (let w = 0; w < windows; w++) {
     const ws = start + w * windowMs;
-    const profile = dayProfile(((ws / 3_600_000) % 24 + 24) % 24);
+    const profile = dayProfile((((ws / 3_600_000) % 24) + 24) % 24);
     const startIso = new Date(ws).toISOString();
     const endIso = new Date(ws + windowMs).toISOString();
     for (const g of gws) {

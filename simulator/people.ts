@@ -47,7 +47,13 @@ export interface FittedCalibration {
 
 /** Fits people = k * (estimate - b) per zone from the windows of one run (the session is the run). */
 export function fitPeople(windows: CountedWindow[], radio: CountsRadio, session: string): { fit: FitResult | null; summary: FittedCalibration } {
-  const samples: Sample[] = windows.map((w) => ({ estimate: w.counts[radio].estimate, people: peopleOf(w.truth), session, zone: w.zone, time: Date.parse(w.truth.start) }));
+  const samples: Sample[] = windows.map((w) => ({
+    estimate: w.counts[radio].estimate,
+    people: peopleOf(w.truth),
+    session,
+    zone: w.zone,
+    time: Date.parse(w.truth.start),
+  }));
   try {
     const r = fit(samples, { replicates: 200, seed: 1 });
     return { fit: r, summary: { radio, zones: r.zones.map((z) => ({ zone: z.zone, k: z.k.value, b: z.b.value, warnings: z.warnings })) } };
@@ -74,7 +80,12 @@ export class PeopleAcc {
   score(): PeopleScore {
     const r = (x: number) => Math.round(x * 10) / 10;
     const r2 = (x: number) => Math.round(x * 100) / 100;
-    return { windows: this.n, mape: this.n ? r((this.pctErr / this.n) * 100) : 0, mae: this.n ? r2(this.absErr / this.n) : 0, meanPeople: this.n ? r2(this.people / this.n) : 0 };
+    return {
+      windows: this.n,
+      mape: this.n ? r((this.pctErr / this.n) * 100) : 0,
+      mae: this.n ? r2(this.absErr / this.n) : 0,
+      meanPeople: this.n ? r2(this.people / this.n) : 0,
+    };
   }
 }
 

@@ -115,7 +115,13 @@ export async function phoneFigures(frames: readonly Frame[], opts: { ignoreFcs?:
     addressesPerBurst: round(mean(addrs)),
     probesPerBurst: round(mean(sizes), 1),
     burstIntervalS: round(mean(gaps), 1),
-    se: { addressesPerMinute: round(se(perWindow)), newAddressesPerMinute: round(se(fresh)), addressesPerBurst: round(se(addrs)), probesPerBurst: round(se(sizes), 1), burstIntervalS: round(se(gaps), 1) },
+    se: {
+      addressesPerMinute: round(se(perWindow)),
+      newAddressesPerMinute: round(se(fresh)),
+      addressesPerBurst: round(se(addrs)),
+      probesPerBurst: round(se(sizes), 1),
+      burstIntervalS: round(se(gaps), 1),
+    },
   };
 }
 

@@ -61,10 +61,17 @@ export function evaluatePrivacy(
   for (const minCount of grid.minCounts) {
     for (const epsilon of grid.epsilons) {
       const uniform = seededUniform(seed + minCount * 1000 + Math.round((epsilon ?? 0) * 1000));
-      const acc = Object.fromEntries(RADIOS.map((r) => [r, { n: 0, en: 0, all: 0, suppressed: 0, d: 0, e: 0, pn: 0, p: 0 }])) as Record<CountsRadio, { n: number; en: number; all: number; suppressed: number; d: number; e: number; pn: number; p: number }>;
+      const acc = Object.fromEntries(RADIOS.map((r) => [r, { n: 0, en: 0, all: 0, suppressed: 0, d: 0, e: 0, pn: 0, p: 0 }])) as Record<
+        CountsRadio,
+        { n: number; en: number; all: number; suppressed: number; d: number; e: number; pn: number; p: number }
+      >;
       for (const w of windows) {
         const start = Date.parse(w.truth.start);
-        const m = protect(countsMessage(id, 1, { start, end: start + windowMs, complete: true }, w.counts), { minCount, ...(epsilon !== null ? { epsilon } : {}), windowMs }, uniform);
+        const m = protect(
+          countsMessage(id, 1, { start, end: start + windowMs, complete: true }, w.counts),
+          { minCount, ...(epsilon !== null ? { epsilon } : {}), windowMs },
+          uniform,
+        );
         for (const radio of RADIOS) {
           const a = acc[radio];
           const published = m[radio];
@@ -113,14 +120,38 @@ export function evaluatePrivacy(
 export function privacyTable(rows: PrivacyRow[], Table: typeof import('cli-table3')): string {
   const t = new Table({
     style: { head: [], border: [] },
-    head: ['k', 'epsilon', 'Wi-Fi\nsuppressed %', 'Wi-Fi devices\nMAPE %', 'Wi-Fi estimate\nMAPE %', 'people from\nWi-Fi MAPE %', 'BLE\nsuppressed %', 'BLE devices\nMAPE %', 'BLE estimate\nMAPE %', 'people from\nBLE MAPE %'],
+    head: [
+      'k',
+      'epsilon',
+      'Wi-Fi\nsuppressed %',
+      'Wi-Fi devices\nMAPE %',
+      'Wi-Fi estimate\nMAPE %',
+      'people from\nWi-Fi MAPE %',
+      'BLE\nsuppressed %',
+      'BLE devices\nMAPE %',
+      'BLE estimate\nMAPE %',
+      'people from\nBLE MAPE %',
+    ],
   });
   const p = (x: number | null) => (x === null ? '-' : x);
   for (const r of rows)
-    t.push([r.minCount, r.epsilon ?? 'none', r.wifi.suppressedPct, r.wifi.devicesMape, r.wifi.estimateMape, p(r.wifi.peopleMape), r.ble.suppressedPct, r.ble.devicesMape, r.ble.estimateMape, p(r.ble.peopleMape)]);
-  return [
-    'small counts (gateway privacy.min_count = k, privacy.epsilon): the same windows as published with each setting, against the same truth',
-    t.toString(),
-    'k = 0, epsilon none is the table above. Noise from a generator seeded with the run\'s seed (the gateway uses the CSPRNG); a suppressed window counts as 0.',
-  ].join('\n') + '\n';
+    t.push([
+      r.minCount,
+      r.epsilon ?? 'none',
+      r.wifi.suppressedPct,
+      r.wifi.devicesMape,
+      r.wifi.estimateMape,
+      p(r.wifi.peopleMape),
+      r.ble.suppressedPct,
+      r.ble.devicesMape,
+      r.ble.estimateMape,
+      p(r.ble.peopleMape),
+    ]);
+  return (
+    [
+      'small counts (gateway privacy.min_count = k, privacy.epsilon): the same windows as published with each setting, against the same truth',
+      t.toString(),
+      "k = 0, epsilon none is the table above. Noise from a generator seeded with the run's seed (the gateway uses the CSPRNG); a suppressed window counts as 0.",
+    ].join('\n') + '\n'
+  );
 }

@@ -30,7 +30,7 @@ export function pathLossDb(env: Environment, distanceM: number): number {
 /** Distance at which the median received signal of `txDbm` equals `sensitivityDbm`. */
 export function reachM(env: Environment, txDbm: number, sensitivityDbm: number, extraLossDb = 0): number {
   const budget = txDbm - extraLossDb - sensitivityDbm - env.referenceLossDb;
-  return Math.pow(10, budget / (10 * env.pathLossExponent));
+  return 10 ** (budget / (10 * env.pathLossExponent));
 }
 
 export interface WifiReceiver {

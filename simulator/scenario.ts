@@ -207,7 +207,12 @@ const scenarioSchema = {
               type: 'object',
               additionalProperties: false,
               required: ['x', 'y', 'width', 'height'],
-              properties: { x: { type: 'number' }, y: { type: 'number' }, width: { type: 'number', exclusiveMinimum: 0 }, height: { type: 'number', exclusiveMinimum: 0 } },
+              properties: {
+                x: { type: 'number' },
+                y: { type: 'number' },
+                width: { type: 'number', exclusiveMinimum: 0 },
+                height: { type: 'number', exclusiveMinimum: 0 },
+              },
             },
             occupancy: {
               type: 'array',
@@ -292,13 +297,17 @@ function describe(errors: ErrorObject[]): string[] {
   let concrete = errors.filter((e) => !['oneOf', 'anyOf', 'if'].includes(e.keyword));
   // A branch that failed on its type (`wifi: false` vs an object) is noise when the other branch
   // reports something deeper down: keep the deeper, concrete message.
-  concrete = concrete.filter((e) => !((e.keyword === 'type' || e.keyword === 'const') && concrete.some((o) => o.instancePath.startsWith(`${e.instancePath}/`))));
+  concrete = concrete.filter(
+    (e) => !((e.keyword === 'type' || e.keyword === 'const') && concrete.some((o) => o.instancePath.startsWith(`${e.instancePath}/`))),
+  );
   const byPath = new Map<string, ErrorObject[]>();
   for (const e of concrete) byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
   for (const [path, errs] of byPath) {
     const where = dotted(path) || '(top level)';
     // `wifi: false` vs an object: prefer the object branch's messages.
-    const relevant = errs.some((e) => e.keyword !== 'type' && e.keyword !== 'const') ? errs.filter((e) => !(e.keyword === 'const' && (e.params as { allowedValue: unknown }).allowedValue === false)) : errs;
+    const relevant = errs.some((e) => e.keyword !== 'type' && e.keyword !== 'const')
+      ? errs.filter((e) => !(e.keyword === 'const' && (e.params as { allowedValue: unknown }).allowedValue === false))
+      : errs;
     for (const e of relevant) {
       switch (e.keyword) {
         case 'required':
@@ -395,7 +404,8 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
           };
     if (wifi && wifi.switchMs >= wifi.dwellMs) problems.push(`gateways[${i}].wifi.switch: must be shorter than wifi.dwell`);
     if (wifi && !(wifi.dwellMs > 0)) problems.push(`gateways[${i}].wifi.dwell: must be above 0`);
-    const ble: BleRadioSpec | undefined = g.ble === false ? undefined : { channel: g.ble?.channel ?? 37, sensitivityDbm: g.ble?.sensitivityDbm ?? -95, duty: g.ble?.duty ?? 1 };
+    const ble: BleRadioSpec | undefined =
+      g.ble === false ? undefined : { channel: g.ble?.channel ?? 37, sensitivityDbm: g.ble?.sensitivityDbm ?? -95, duty: g.ble?.duty ?? 1 };
     if (!wifi && !ble) problems.push(`gateways[${i}]: needs a wifi or a ble radio`);
     return { id: g.id, zone: g.zone, position: g.position, wifi, ble, reachM: g.reach };
   });
@@ -403,7 +413,8 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const crowds: CrowdSpec[] = (d.crowds ?? []).map((c: any, i: number): CrowdSpec => {
     if (c.type === 'gathering') {
       const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0]), p[1]]);
-      for (let k = 1; k < occ.length; k++) if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
+      for (let k = 1; k < occ.length; k++)
+        if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
       return {
         type: 'gathering',
         name: c.name ?? `gathering-${i}`,
@@ -420,7 +431,14 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
       checkModels(`crowds[${i}].modes.${name}.vehicleDevices`, m.vehicleDevices);
       const ppl: [number, number] = m.people ?? [1, 1];
       if (ppl[1] < ppl[0]) problems.push(`crowds[${i}].modes.${name}.people: [min, max] with max >= min`);
-      modes[name] = { perHour: m.perHour, speedMps: m.speed, speedCv: m.speedCv ?? 0.15, people: ppl, attenuationDb: m.attenuationDb ?? 0, vehicleDevices: m.vehicleDevices ?? {} };
+      modes[name] = {
+        perHour: m.perHour,
+        speedMps: m.speed,
+        speedCv: m.speedCv ?? 0.15,
+        people: ppl,
+        attenuationDb: m.attenuationDb ?? 0,
+        vehicleDevices: m.vehicleDevices ?? {},
+      };
     }
     return { type: 'flow', name: c.name ?? `flow-${i}`, from: c.from, to: c.to, bidirectional: c.bidirectional ?? true, modes };
   });
@@ -494,7 +512,11 @@ export function parseScenarioText(text: string, source: string): unknown {
     }
   }
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) throw new ScenarioError(source, doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length)
+    throw new ScenarioError(
+      source,
+      doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0]}`),
+    );
   return doc.toJS();
 }
 

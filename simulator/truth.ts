@@ -94,7 +94,14 @@ export class WindowTally {
       people,
       peopleMean: Math.round((this.peopleSeconds / ((endMs - startMs) / 1000)) * 100) / 100,
       devices: { total: this.devices.size, wifi: this.wifiDevices.size, ble: this.bleDevices.size, byKind },
-      addresses: { wifi: this.wifiAddr.size, ble: this.bleAddr.size, wifiLocal: this.wifiLocal, wifiGlobal: this.wifiGlobal, blePublic: this.blePublic, bleRandom: this.bleRandom },
+      addresses: {
+        wifi: this.wifiAddr.size,
+        ble: this.bleAddr.size,
+        wifiLocal: this.wifiLocal,
+        wifiGlobal: this.wifiGlobal,
+        blePublic: this.blePublic,
+        bleRandom: this.bleRandom,
+      },
       frames: { wifi: this.wifiFrames, ble: this.bleFrames },
       emitted: { wifi: this.emittedWifi.size, ble: this.emittedBle.size },
     };
@@ -111,10 +118,26 @@ export function median(xs: number[]): number {
 }
 
 const CSV_COLUMNS = [
-  'gateway', 'zone', 'start', 'end', 'people', 'people_mean', 'devices', 'devices_wifi', 'devices_ble',
+  'gateway',
+  'zone',
+  'start',
+  'end',
+  'people',
+  'people_mean',
+  'devices',
+  'devices_wifi',
+  'devices_ble',
   ...DEVICE_KINDS.map((k) => `devices_${k}`),
-  'addresses_wifi', 'addresses_ble', 'addresses_wifi_local', 'addresses_wifi_global', 'addresses_ble_public', 'addresses_ble_random',
-  'frames_wifi', 'frames_ble', 'emitted_wifi', 'emitted_ble',
+  'addresses_wifi',
+  'addresses_ble',
+  'addresses_wifi_local',
+  'addresses_wifi_global',
+  'addresses_ble_public',
+  'addresses_ble_random',
+  'frames_wifi',
+  'frames_ble',
+  'emitted_wifi',
+  'emitted_ble',
 ];
 
 /** One CSV row per gateway and window (travel statistics stay in the JSON file). */
@@ -123,10 +146,26 @@ export function truthCsv(t: TruthFile): string {
   for (const w of t.windows) {
     rows.push(
       [
-        w.gateway, w.zone, w.start, w.end, w.people, w.peopleMean, w.devices.total, w.devices.wifi, w.devices.ble,
+        w.gateway,
+        w.zone,
+        w.start,
+        w.end,
+        w.people,
+        w.peopleMean,
+        w.devices.total,
+        w.devices.wifi,
+        w.devices.ble,
         ...DEVICE_KINDS.map((k) => w.devices.byKind[k]),
-        w.addresses.wifi, w.addresses.ble, w.addresses.wifiLocal, w.addresses.wifiGlobal, w.addresses.blePublic, w.addresses.bleRandom,
-        w.frames.wifi, w.frames.ble, w.emitted.wifi, w.emitted.ble,
+        w.addresses.wifi,
+        w.addresses.ble,
+        w.addresses.wifiLocal,
+        w.addresses.wifiGlobal,
+        w.addresses.blePublic,
+        w.addresses.bleRandom,
+        w.frames.wifi,
+        w.frames.ble,
+        w.emitted.wifi,
+        w.emitted.ble,
       ].join(','),
     );
   }

@@ -89,7 +89,10 @@ class Relay {
   private readonly sockets = new Set<Socket>();
   port = 0;
 
-  constructor(private readonly timeline: Timeline, private readonly brokerPort: number) {}
+  constructor(
+    private readonly timeline: Timeline,
+    private readonly brokerPort: number,
+  ) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -114,7 +117,15 @@ class Relay {
       toClient = mqttPacket.parser({ protocolVersion });
       toBroker.on('packet', record('toBroker'));
       toClient.on('packet', record('toClient'));
-      for (const p of [toBroker, toClient]) p.on('error', (err) => this.timeline.add({ at: 'relay', conn, dir: 'toClient', packet: { cmd: 'disconnect', reasonCode: -1, properties: { reasonString: `parse error: ${err.message}` } } as unknown as Packet }));
+      for (const p of [toBroker, toClient])
+        p.on('error', (err) =>
+          this.timeline.add({
+            at: 'relay',
+            conn,
+            dir: 'toClient',
+            packet: { cmd: 'disconnect', reasonCode: -1, properties: { reasonString: `parse error: ${err.message}` } } as unknown as Packet,
+          }),
+        );
     };
     client.on('data', (buf: Buffer) => {
       broker.write(buf);
@@ -168,7 +179,10 @@ class WriteGate {
   pass = false;
   port = 0;
 
-  constructor(private readonly timeline: Timeline, private readonly upstream: string) {}
+  constructor(
+    private readonly timeline: Timeline,
+    private readonly upstream: string,
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -186,7 +200,11 @@ class WriteGate {
     const body = Buffer.concat(chunks).toString('utf8');
     if (!req.url?.startsWith('/write')) {
       // The aggregator's start-up checks (/ping, /query): passed on at once, not held or counted.
-      const r = await fetch(this.upstream + req.url, { method: req.method, headers: req.headers['content-type'] ? { 'content-type': String(req.headers['content-type']) } : {}, body: req.method === 'GET' ? undefined : body });
+      const r = await fetch(this.upstream + req.url, {
+        method: req.method,
+        headers: req.headers['content-type'] ? { 'content-type': String(req.headers['content-type']) } : {},
+        body: req.method === 'GET' ? undefined : body,
+      });
       const headers: Record<string, string> = {};
       r.headers.forEach((v, k) => {
         headers[k] = v;
@@ -394,7 +412,11 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
       gate.pass = true;
       await publishAll(pub, [countsItem(msgs[10])], 1);
       const last = (await timeline.waitFor('one more message', () => timeline.packets(2, 'toClient', 'publish')[10])).packet;
-      await until('the aggregator to take it', () => agg.stats().received, (n) => n === 21);
+      await until(
+        'the aggregator to take it',
+        () => agg.stats().received,
+        (n) => n === 21,
+      );
       expect(await agg.drain(30_000)).toBe(true); // writes the partial batch holding it
       await timeline.waitFor('its PUBACK', () => timeline.packets(2, 'toBroker', 'puback').some((p) => messageId(p.packet) === messageId(last)));
       const publishes = timeline.packets(2, 'toClient', 'publish');
@@ -439,7 +461,10 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
       ].join('\n'),
     );
     const startCli = () => {
-      const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', config], { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] });
+      const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', config], {
+        cwd: repo,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       procs.push(p);
       let log = '';
       p.stderr!.on('data', (d) => (log += d));

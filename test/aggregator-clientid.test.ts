@@ -21,7 +21,15 @@ const ok = need('mosquitto', 'mosquitto', 'aggregator-clientid');
 
 function capture() {
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(...String(chunk).split('\n').filter(Boolean));
+        cb();
+      },
+    }),
+  );
   return { logger, text: () => lines.join('\n') };
 }
 
@@ -58,14 +66,29 @@ describe.skipIf(!ok)('aggregator MQTT client id', () => {
   it('two aggregators on one host with the default id both stay connected and each gets every message', async () => {
     const logs = [capture(), capture()];
     const ports = [await freePort(), await freePort()];
-    const aggs = logs.map((l, i) => new Aggregator({ mqtt: { url: broker.url }, http: { port: ports[i], host: '127.0.0.1' }, out: join(dir, `default-${i}.lp`), batch: { flushInterval: '50ms' } }, { logger: l.logger }));
+    const aggs = logs.map(
+      (l, i) =>
+        new Aggregator(
+          { mqtt: { url: broker.url }, http: { port: ports[i], host: '127.0.0.1' }, out: join(dir, `default-${i}.lp`), batch: { flushInterval: '50ms' } },
+          { logger: l.logger },
+        ),
+    );
     running.push(...aggs);
     expect(aggs[0].config.mqtt.clientId).not.toBe(aggs[1].config.mqtt.clientId);
     await Promise.all(aggs.map((a) => a.start()));
     await publishAll(pub, windows('site-ids', 2, 50).map(countsItem)); // 100 windows, 200 lines
-    for (const a of aggs) await until('every window acknowledged by both', () => a.stats().acked, (n) => n === 100);
+    for (const a of aggs)
+      await until(
+        'every window acknowledged by both',
+        () => a.stats().acked,
+        (n) => n === 100,
+      );
     for (let i = 0; i < 2; i++) {
-      const lines = existsSync(join(dir, `default-${i}.lp`)) ? readFileSync(join(dir, `default-${i}.lp`), 'utf8').split('\n').filter((l) => l.startsWith('presence,')) : [];
+      const lines = existsSync(join(dir, `default-${i}.lp`))
+        ? readFileSync(join(dir, `default-${i}.lp`), 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('presence,'))
+        : [];
       expect(lines).toHaveLength(200);
       expect(aggs[i].connected).toBe(true);
       expect(logs[i].text()).not.toMatch(/connection to the broker closed|session taken over/);
@@ -75,24 +98,40 @@ describe.skipIf(!ok)('aggregator MQTT client id', () => {
 
   it('MQTT 5: a second aggregator with the same id -> "session taken over"', async () => {
     const logs = [capture(), capture()];
-    const aggs = logs.map((l, i) => new Aggregator({ mqtt: { url: broker.url, clientId: 'same-id-v5' }, http: { port: null }, out: join(dir, `v5-${i}.lp`) }, { logger: l.logger }));
+    const aggs = logs.map(
+      (l, i) => new Aggregator({ mqtt: { url: broker.url, clientId: 'same-id-v5' }, http: { port: null }, out: join(dir, `v5-${i}.lp`) }, { logger: l.logger }),
+    );
     running.push(...aggs);
     await aggs[0].start();
     await aggs[1].start();
     // Mosquitto 2.0.11 closes the older connection without a DISCONNECT 0x8E (brokers that send one,
     // e.g. EMQX, get the first line at once): here the repeated quick closes give it away.
-    const t = await until('the take-over logged', () => logs[0].text() + logs[1].text(), (x) => /"clientId":"same-id-v5","msg":"session taken over: .*another client with the same client id/.test(x));
+    const t = await until(
+      'the take-over logged',
+      () => logs[0].text() + logs[1].text(),
+      (x) => /"clientId":"same-id-v5","msg":"session taken over: .*another client with the same client id/.test(x),
+    );
     expect(t).toContain('every aggregator needs its own mqtt.client_id');
     await Promise.all(aggs.map((a) => a.stop(500)));
   });
 
   it('MQTT 3.1.1: two aggregators with the same id -> "another client with the same client id?"', async () => {
     const logs = [capture(), capture()];
-    const aggs = logs.map((l, i) => new Aggregator({ mqtt: { url: broker.url, clientId: 'same-id-v4', protocolVersion: 4 }, http: { port: null }, out: join(dir, `v4-${i}.lp`) }, { logger: l.logger }));
+    const aggs = logs.map(
+      (l, i) =>
+        new Aggregator(
+          { mqtt: { url: broker.url, clientId: 'same-id-v4', protocolVersion: 4 }, http: { port: null }, out: join(dir, `v4-${i}.lp`) },
+          { logger: l.logger },
+        ),
+    );
     running.push(...aggs);
     await aggs[0].start();
     await aggs[1].start();
-    await until('the guess logged', () => logs[0].text() + logs[1].text(), (t) => /session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?/.test(t));
+    await until(
+      'the guess logged',
+      () => logs[0].text() + logs[1].text(),
+      (t) => /session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?/.test(t),
+    );
     await Promise.all(aggs.map((a) => a.stop(500)));
   });
 });

@@ -88,7 +88,12 @@ describe.skipIf(!ok)('aggregator faults', () => {
     // kill falls mid-stream by construction (before, a fast aggregator could store all 3000 before a
     // loaded test process got to kill it).
     const publishing = publishAll(pub, msgs.slice(0, 1500).map(countsItem), 20);
-    await until('some windows stored', () => wifi('site-kill'), (n) => n > 200, 30_000);
+    await until(
+      'some windows stored',
+      () => wifi('site-kill'),
+      (n) => n > 200,
+      30_000,
+    );
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     const atKill = await wifi('site-kill');
@@ -98,7 +103,12 @@ describe.skipIf(!ok)('aggregator faults', () => {
     const second = await startCli(config, port);
     await publishing;
     await rest;
-    await until('all 3000 windows after the restart', () => wifi('site-kill'), (n) => n >= 3000, 50_000);
+    await until(
+      'all 3000 windows after the restart',
+      () => wifi('site-kill'),
+      (n) => n >= 3000,
+      50_000,
+    );
     // A pause that only gives a wrong extra point (stored under another time) the chance to show; a
     // copy delivered again is the same point and cannot raise the count, so no correct aggregator
     // fails for a slow machine. Nothing marks "the last redelivery is written" to wait on instead.
@@ -124,8 +134,17 @@ describe.skipIf(!ok)('aggregator faults', () => {
       await Promise.all([a.start(), b.start()]);
       const msgs = windows('site-share', 8, 250); // 2000 windows
       await publishAll(pub, msgs.map(countsItem), 50);
-      await until('all 2000 windows', () => wifi('site-share'), (n) => n === 2000, 30_000);
-      await until('both drained', () => a.stats().queueDepth + b.stats().queueDepth, (n) => n === 0);
+      await until(
+        'all 2000 windows',
+        () => wifi('site-share'),
+        (n) => n === 2000,
+        30_000,
+      );
+      await until(
+        'both drained',
+        () => a.stats().queueDepth + b.stats().queueDepth,
+        (n) => n === 0,
+      );
       const ra = a.stats().received;
       const rb = b.stats().received;
       expect(ra).toBeGreaterThan(0);

@@ -36,18 +36,40 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
     const out = join(dir, 'presence.lp');
     const p = spawn(
       process.execPath,
-      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', 'agg-file-test', '--out', out, '--http-port', 'off', '--flush-interval', '50ms'],
+      [
+        join(repo, 'scripts/presence.js'),
+        'aggregator',
+        '--mqtt-url',
+        broker.url,
+        '--mqtt-client-id',
+        'agg-file-test',
+        '--out',
+        out,
+        '--http-port',
+        'off',
+        '--flush-interval',
+        '50ms',
+      ],
       { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
     );
     let log = '';
     p.stderr!.on('data', (d) => (log += d));
     try {
-      await until('subscribed', () => log, (l) => l.includes('"subscribed"'), 30_000);
+      await until(
+        'subscribed',
+        () => log,
+        (l) => l.includes('"subscribed"'),
+        30_000,
+      );
       const pub = await publisher(broker.url);
       const msgs = windows('site-file', 3, 100);
       await publishAll(pub, [...msgs, ...msgs.slice(0, 10)].map(countsItem));
       await pub.endAsync();
-      await until('lines in the file', () => lineCount(out), (n) => n >= 620);
+      await until(
+        'lines in the file',
+        () => lineCount(out),
+        (n) => n >= 620,
+      );
     } finally {
       if (p.exitCode === null) {
         p.kill('SIGTERM');
@@ -77,8 +99,16 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
       const pub = await mqtt.connectAsync(url, { clientId: 'pub-aedes', protocolVersion: 4 });
       await publishAll(pub, windows('site-aedes', 2, 100).map(countsItem));
       await pub.endAsync();
-      await until('file lines', () => lineCount(out), (n) => n === 400);
-      await until('acked', () => agg.stats().acked, (n) => n === 200);
+      await until(
+        'file lines',
+        () => lineCount(out),
+        (n) => n === 400,
+      );
+      await until(
+        'acked',
+        () => agg.stats().acked,
+        (n) => n === 200,
+      );
     } finally {
       await agg.stop(2000);
       await new Promise<void>((r) => aedes.close(() => r()));

@@ -20,8 +20,7 @@ export function window(site: string, gateway: string, seq: number, startMs: numb
 /** `count` windows per gateway, gateways gw-0..gw-{n-1} of one site, windows back from `endMs`. */
 export function windows(site: string, gateways: number, count: number, endMs = Date.now() - 60_000, windowMs = 1000): CountsMessage[] {
   const out: CountsMessage[] = [];
-  for (let s = 0; s < count; s++)
-    for (let g = 0; g < gateways; g++) out.push(window(site, `gw-${g}`, s, endMs - (count - s) * windowMs, windowMs));
+  for (let s = 0; s < count; s++) for (let g = 0; g < gateways; g++) out.push(window(site, `gw-${g}`, s, endMs - (count - s) * windowMs, windowMs));
   return out;
 }
 

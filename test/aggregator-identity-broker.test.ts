@@ -68,12 +68,35 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     // One gateway through the command itself (the compiled CLI), the others through the function.
     const cli = spawnSync(
       process.execPath,
-      [join(repo, 'scripts/presence.js'), 'provision', 'gateway', '--site', 'dam', '--zone', 'plein', '--id', 'gw-plein-1', '--password-file', passwd, '--aggregator-config', aggConfig, '--secret-out', join(dir, 'gw-plein-1.pw')],
+      [
+        join(repo, 'scripts/presence.js'),
+        'provision',
+        'gateway',
+        '--site',
+        'dam',
+        '--zone',
+        'plein',
+        '--id',
+        'gw-plein-1',
+        '--password-file',
+        passwd,
+        '--aggregator-config',
+        aggConfig,
+        '--secret-out',
+        join(dir, 'gw-plein-1.pw'),
+      ],
       { cwd: dir, encoding: 'utf8' },
     );
     expect(cli.status, cli.stderr).toBe(0);
     cliStdout = cli.stdout + cli.stderr;
-    provisionGateway({ site: 'dam', zone: 'noord', id: 'gw-noord-1', passwordFile: passwd, aggregatorConfig: aggConfig, secretOut: join(dir, 'gw-noord-1.pw') });
+    provisionGateway({
+      site: 'dam',
+      zone: 'noord',
+      id: 'gw-noord-1',
+      passwordFile: passwd,
+      aggregatorConfig: aggConfig,
+      secretOut: join(dir, 'gw-noord-1.pw'),
+    });
     provisionGateway({ site: 'west', zone: 'kade', id: 'gw-west-1', passwordFile: passwd, aggregatorConfig: aggConfig, secretOut: join(dir, 'gw-west-1.pw') });
     // A credential the broker knows, but no registry entry.
     provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-rogue', passwordFile: passwd, secretOut: join(dir, 'gw-rogue.pw') });
@@ -90,7 +113,13 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
   });
 
   async function gateway(user: string, password: string | undefined): Promise<MqttClient> {
-    const c = await mqtt.connectAsync(broker.url, { username: user, password, protocolVersion: 5, reconnectPeriod: 0, clientId: `t-${user.replace('/', '-')}-${clients.length}` });
+    const c = await mqtt.connectAsync(broker.url, {
+      username: user,
+      password,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      clientId: `t-${user.replace('/', '-')}-${clients.length}`,
+    });
     clients.push(c);
     return c;
   }
@@ -122,7 +151,9 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
 
   it('refuses to register a gateway id again for another site, or a second credential, without --rotate', () => {
     expect(() => provisionGateway({ site: 'west', zone: 'kade', id: 'gw-plein-1', aggregatorConfig: aggConfig })).toThrow(ProvisionError);
-    expect(() => provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-1', passwordFile: passwd, secretOut: join(dir, 'x.pw') })).toThrow(/has a credential already/);
+    expect(() => provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-1', passwordFile: passwd, secretOut: join(dir, 'x.pw') })).toThrow(
+      /has a credential already/,
+    );
     expect(() => provisionGateway({ site: 'Dam', zone: 'plein', id: 'gw-1', passwordFile: passwd })).toThrow(/--site: must be lower case/);
     expect(existsSync(join(dir, 'x.pw'))).toBe(false);
   });
@@ -131,14 +162,22 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     const c = await gateway('dam/gw-noord-1', pw(join(dir, 'gw-noord-1.pw')));
     await c.publishAsync(countsTopic('dam', 'gw-noord-1'), encode(counts('dam', 'gw-noord-1', 'noord')), { qos: 1 });
     await c.publishAsync(statusTopic('dam', 'gw-noord-1'), encode({ ...status('dam', 'gw-noord-1'), zone: 'noord' }), { qos: 1, retain: true });
-    await until('stored', lines, (l) => l.some((x) => x.startsWith('presence,gateway=gw-noord-1')) && l.some((x) => x.startsWith('gateway_status,gateway=gw-noord-1')));
+    await until(
+      'stored',
+      lines,
+      (l) => l.some((x) => x.startsWith('presence,gateway=gw-noord-1')) && l.some((x) => x.startsWith('gateway_status,gateway=gw-noord-1')),
+    );
   });
 
   it('cannot publish as another gateway of its site, nor for another site: the broker refuses (not authorised)', async () => {
     const c = await gateway('dam/gw-plein-1', pw(join(dir, 'gw-plein-1.pw')));
     const before = lines().length;
     // As gw-noord-1 (same site), as gw-west-1 (another site), and as itself under another site.
-    for (const [site, gw, zone] of [['dam', 'gw-noord-1', 'noord'], ['west', 'gw-west-1', 'kade'], ['west', 'gw-plein-1', 'plein']]) {
+    for (const [site, gw, zone] of [
+      ['dam', 'gw-noord-1', 'noord'],
+      ['west', 'gw-west-1', 'kade'],
+      ['west', 'gw-plein-1', 'plein'],
+    ]) {
       await expect(c.publishAsync(countsTopic(site, gw), encode(counts(site, gw, zone)), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
       await expect(c.publishAsync(statusTopic(site, gw), encode(status(site, gw)), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
     }
@@ -154,7 +193,11 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     const rogue = await gateway('dam/gw-rogue', pw(join(dir, 'gw-rogue.pw')));
     await rogue.publishAsync(countsTopic('dam', 'gw-rogue'), encode(counts('dam', 'gw-rogue', 'plein')), { qos: 1 });
     await marker();
-    await until('both rejected', () => rejected.slice(n), (r) => r.length >= 2);
+    await until(
+      'both rejected',
+      () => rejected.slice(n),
+      (r) => r.length >= 2,
+    );
     expect(rejected.slice(n).sort()).toEqual(['identity_mismatch', 'unknown_gateway']);
     expect(lines().some((l) => l.includes('zone=noord') && l.includes('gateway=gw-plein-1'))).toBe(false);
     expect(lines().some((l) => l.includes('gateway=gw-rogue'))).toBe(false);
@@ -163,8 +206,9 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     expect(metric).toMatch(/reason="unknown_gateway"} [1-9]/);
   });
 
-  it('cannot connect anonymously, with a wrong password, or with another gateway\'s password', async () => {
-    const refused = (o: mqtt.IClientOptions) => expect(mqtt.connectAsync(broker.url, { ...o, protocolVersion: 5, reconnectPeriod: 0 })).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
+  it("cannot connect anonymously, with a wrong password, or with another gateway's password", async () => {
+    const refused = (o: mqtt.IClientOptions) =>
+      expect(mqtt.connectAsync(broker.url, { ...o, protocolVersion: 5, reconnectPeriod: 0 })).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
     await refused({});
     await refused({ username: 'dam/gw-plein-1', password: 'guess' });
     await refused({ username: 'dam/gw-plein-1', password: pw(join(dir, 'gw-noord-1.pw')) });
@@ -216,8 +260,13 @@ describe.skipIf(!okTls)('client certificates with use_identity_as_username and t
     const m = window('dam', 'gw-plein-1', 1, Date.now() - 120_000, 60_000, 'plein');
     await c.publishAsync(countsTopic('dam', 'gw-plein-1'), encode(m), { qos: 1 });
     await c.publishAsync(statusTopic('dam', 'gw-plein-1'), encode(status('dam', 'gw-plein-1')), { qos: 1 });
-    for (const [site, gw] of [['dam', 'gw-noord-1'], ['west', 'gw-plein-1']])
-      await expect(c.publishAsync(countsTopic(site, gw), encode(window(site, gw, 2, Date.now() - 120_000, 60_000, 'plein')), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
+    for (const [site, gw] of [
+      ['dam', 'gw-noord-1'],
+      ['west', 'gw-plein-1'],
+    ])
+      await expect(c.publishAsync(countsTopic(site, gw), encode(window(site, gw, 2, Date.now() - 120_000, 60_000, 'plein')), { qos: 1 })).rejects.toThrow(
+        /not authori[sz]ed/i,
+      );
   });
 
   it('without a client certificate there is no connection', async () => {

@@ -35,8 +35,14 @@ describe('gateway registry and limits (pure)', () => {
     expect(id.admit('dam', 'gw-plein-1', 'plein')).toBeNull();
     expect(id.admit('dam', 'gw-plein-1', undefined)).toBeNull(); // a status without a zone
     expect(id.admit('dam', 'gw-made-up', 'plein')).toMatchObject({ reason: 'unknown_gateway' });
-    expect(id.admit('damrak', 'gw-plein-1', 'plein')).toEqual({ reason: 'identity_mismatch', detail: 'gateway gw-plein-1 is registered for site dam, not damrak' });
-    expect(id.admit('dam', 'gw-plein-1', 'kalverstraat')).toMatchObject({ reason: 'identity_mismatch', detail: expect.stringContaining('zone plein of site dam, not zone kalverstraat') });
+    expect(id.admit('damrak', 'gw-plein-1', 'plein')).toEqual({
+      reason: 'identity_mismatch',
+      detail: 'gateway gw-plein-1 is registered for site dam, not damrak',
+    });
+    expect(id.admit('dam', 'gw-plein-1', 'kalverstraat')).toMatchObject({
+      reason: 'identity_mismatch',
+      detail: expect.stringContaining('zone plein of site dam, not zone kalverstraat'),
+    });
     expect(id.admit('dam', 'constructor', 'plein')).toMatchObject({ reason: 'unknown_gateway' }); // no prototype keys
   });
 
@@ -60,7 +66,9 @@ describe('gateway registry and limits (pure)', () => {
 
   it('the registry is validated with the file, key and reason', () => {
     expect(() => resolveConfig({ gateways: { registry: { 'GW 1': { site: 'dam', zone: 'plein' } } } })).toThrow(ConfigError);
-    expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'Dam Square', zone: 'plein' } } } })).toThrow(/gateways\.registry\.gw-1\.site: must match/);
+    expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'Dam Square', zone: 'plein' } } } })).toThrow(
+      /gateways\.registry\.gw-1\.site: must match/,
+    );
     expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam' } } } })).toThrow(/gateways\.registry\.gw-1\.zone: is required/);
     expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam', zone: 'plein', mac: 'x' } } } })).toThrow(/unknown key "mac"/);
     expect(loadConfig({ maxGateways: '25' }, {}).gateways.max_known).toBe(25);
@@ -164,7 +172,11 @@ describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
       statusItem({ ...status('dam', 'gw-made-up'), zone: 'plein' }),
       statusItem(status('dam', 'gw-plein-1')),
     ]);
-    await until('all handled', () => agg.stats(), (s) => s.received === 6 && s.queueDepth === 0);
+    await until(
+      'all handled',
+      () => agg.stats(),
+      (s) => s.received === 6 && s.queueDepth === 0,
+    );
     await agg.drain();
     const lines = read();
     expect(lines.filter((l) => l.startsWith('presence,'))).toHaveLength(2);
@@ -183,7 +195,11 @@ describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
     const t = Date.now() - 3_600_000;
     const items = Array.from({ length: 2000 }, (_, i) => countsItem(window('dam', `made-up-${i}`, 1, t, 60_000, 'plein')));
     await publishAll(pub, items);
-    await until('all handled', () => agg.stats(), (s) => s.received === 2000 && s.queueDepth === 0);
+    await until(
+      'all handled',
+      () => agg.stats(),
+      (s) => s.received === 2000 && s.queueDepth === 0,
+    );
     await agg.drain();
     expect(new Set(read().map((l) => /gateway=([^,]+)/.exec(l)![1])).size).toBe(50);
     expect(await metric('gateway_limit')).toBe(1950);
@@ -205,7 +221,11 @@ describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
     // The same counts, written by another serializer (keys in another order, no milliseconds).
     const { wifi: w0, ble: b0, ...rest } = m;
     await pub.publishAsync(topic, JSON.stringify({ ble: b0, wifi: w0, ...rest, start: m.start.replace('.000Z', 'Z') }), { qos: 1 });
-    await until('all handled', () => agg.stats(), (s) => s.received === 3 && s.queueDepth === 0);
+    await until(
+      'all handled',
+      () => agg.stats(),
+      (s) => s.received === 3 && s.queueDepth === 0,
+    );
     await agg.drain();
     const wifi = read().filter((l) => l.includes('radio=wifi'));
     expect(wifi).toHaveLength(2);
@@ -236,15 +256,26 @@ describe.skipIf(!ok)('presence aggregator reloads the gateway registry on SIGHUP
   it('a gateway provisioned into the config file is accepted after SIGHUP; a broken file keeps the registry in use', async () => {
     const cfg = join(dir, 'aggregator.yaml');
     const out = join(dir, 'presence.lp');
-    writeFileSync(cfg, `aggregator:\n  out: ${out}\n  http: { port: null }\n  batch: { flush_interval: 10ms }\n  gateways:\n    registry:\n      gw-a: { site: dam, zone: plein }\n`);
-    proc = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--mqtt-url', broker.url, '--mqtt-client-id', 'registry-hup'], {
-      cwd: dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
-    });
+    writeFileSync(
+      cfg,
+      `aggregator:\n  out: ${out}\n  http: { port: null }\n  batch: { flush_interval: 10ms }\n  gateways:\n    registry:\n      gw-a: { site: dam, zone: plein }\n`,
+    );
+    proc = spawn(
+      process.execPath,
+      [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--mqtt-url', broker.url, '--mqtt-client-id', 'registry-hup'],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+      },
+    );
     let log = '';
     proc.stderr!.on('data', (d) => (log += d));
-    await until('subscribed', () => log, (l) => l.includes('"msg":"subscribed"'));
+    await until(
+      'subscribed',
+      () => log,
+      (l) => l.includes('"msg":"subscribed"'),
+    );
     const pub = await publisher(broker.url);
     const t = Date.now() - 3_600_000;
     const lines = () => (existsSync(out) ? readFileSync(out, 'utf8') : '');
@@ -252,21 +283,40 @@ describe.skipIf(!ok)('presence aggregator reloads the gateway registry on SIGHUP
 
     await publishAll(pub, [countsItem(window('dam', 'gw-b', 1, t, 60_000, 'noord')), countsItem(window('dam', 'gw-a', 1, t, 60_000, 'plein'))]);
     await until('gw-a stored', lines, (l) => l.includes('gateway=gw-a'));
-    await until('gw-b rejected', () => log, (l) => /"reason":"unknown_gateway"/.test(l));
+    await until(
+      'gw-b rejected',
+      () => log,
+      (l) => /"reason":"unknown_gateway"/.test(l),
+    );
     expect(lines()).not.toContain('gateway=gw-b');
 
     provisionGateway({ site: 'dam', zone: 'noord', id: 'gw-b', aggregatorConfig: cfg });
     proc.kill('SIGHUP');
-    await until('reloaded', () => count(/gateway registry reloaded/g), (n) => n === 1);
+    await until(
+      'reloaded',
+      () => count(/gateway registry reloaded/g),
+      (n) => n === 1,
+    );
     await publishAll(pub, [countsItem(window('dam', 'gw-b', 2, t + 60_000, 60_000, 'noord'))]);
     await until('gw-b stored', lines, (l) => l.includes('gateway=gw-b'));
 
     writeFileSync(cfg, readFileSync(cfg, 'utf8') + '  nonsense_key: 1\n');
     proc.kill('SIGHUP');
-    await until('not reloaded', () => count(/gateway registry not reloaded/g), (n) => n === 1);
+    await until(
+      'not reloaded',
+      () => count(/gateway registry not reloaded/g),
+      (n) => n === 1,
+    );
     expect(log).toMatch(/has an unknown key \\"nonsense_key\\"/);
     await publishAll(pub, [countsItem(window('dam', 'gw-b', 3, t + 120_000, 60_000, 'noord'))]);
-    await until('gw-b still accepted', () => lines().split('\n').filter((l) => l.includes('gateway=gw-b')).length, (n) => n === 4);
+    await until(
+      'gw-b still accepted',
+      () =>
+        lines()
+          .split('\n')
+          .filter((l) => l.includes('gateway=gw-b')).length,
+      (n) => n === 4,
+    );
     await pub.endAsync();
   });
 });

@@ -43,7 +43,11 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
   it('stores N published windows as N points per radio, with the contract fields and tags', async () => {
     const msgs = windows('site-a', 5, 200); // 1000 windows
     await publishAll(pub, msgs.map(countsItem));
-    await until('1000 windows in influxd', () => wifi(`"site"='site-a'`), (n) => n === 1000);
+    await until(
+      '1000 windows in influxd',
+      () => wifi(`"site"='site-a'`),
+      (n) => n === 1000,
+    );
     expect(await influx.count('presence', 'devices', `"radio"='ble' AND "site"='site-a'`)).toBe(1000);
     const m = msgs[7];
     const rows = await influx.rows(
@@ -51,12 +55,24 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
     );
     expect(rows).toHaveLength(2);
     const w = rows.find((r) => r.radio === 'wifi')!;
-    expect(w).toMatchObject({ time: Date.parse(m.start), devices: m.wifi.devices, estimate: m.wifi.estimate, frames: m.wifi.frames, complete: true, zone: 'zone-a' });
+    expect(w).toMatchObject({
+      time: Date.parse(m.start),
+      devices: m.wifi.devices,
+      estimate: m.wifi.estimate,
+      frames: m.wifi.frames,
+      complete: true,
+      zone: 'zone-a',
+    });
     const b = rows.find((r) => r.radio === 'ble')!;
     expect(b).toMatchObject({ devices: m.ble.devices, estimate: m.ble.estimate, frames: m.ble.frames });
     // integer fields stay integers
     const types = await influx.query('SHOW FIELD KEYS FROM presence');
-    expect(Object.fromEntries(types.results[0].series[0].values)).toMatchObject({ devices: 'integer', estimate: 'integer', frames: 'integer', complete: 'boolean' });
+    expect(Object.fromEntries(types.results[0].series[0].values)).toMatchObject({
+      devices: 'integer',
+      estimate: 'integer',
+      frames: 'integer',
+      complete: 'boolean',
+    });
     expect(agg.stats().queueDepth).toBe(0);
   });
 
@@ -66,7 +82,11 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
     await publishAll(pub, [...msgs, ...msgs.slice(0, 40)].map(countsItem));
     // A message is acknowledged only after its write: once all 140 are, every write is done, and the
     // 40 copies must not have added a point.
-    await until('all 140 acknowledged (written)', () => agg.stats().acked - ackedBefore, (n) => n >= 140);
+    await until(
+      'all 140 acknowledged (written)',
+      () => agg.stats().acked - ackedBefore,
+      (n) => n >= 140,
+    );
     expect(await wifi(`"site"='site-dup'`)).toBe(100);
   });
 
@@ -95,8 +115,16 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
       items.splice(i * 12 + 5, 0, b);
     });
     await publishAll(pub, items, 20);
-    await until('good windows stored', () => wifi(`"site"='site-bad'`), (n) => n === good.length);
-    await until('all acked', () => agg.stats().queueDepth, (n) => n === 0);
+    await until(
+      'good windows stored',
+      () => wifi(`"site"='site-bad'`),
+      (n) => n === good.length,
+    );
+    await until(
+      'all acked',
+      () => agg.stats().queueDepth,
+      (n) => n === 0,
+    );
     expect(agg.stats().rejected - before.rejected).toBe(bad.length);
     const metrics = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
     const byReason = (r: string) => Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${r}"\\} (\\d+)`).exec(metrics)?.[1]);
@@ -116,15 +144,28 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
   it('writes gateway status and records a gateway silent for two windows as missing', async () => {
     await publishAll(pub, [statusItem(status('site-st', 'gw-s'))]);
     const start = Date.now() - 2000;
-    await publishAll(pub, [0, 1, 2].map((s) => countsItem(window('site-st', 'gw-s', s, start + s * 400, 400))));
-    await until('missing recorded', () => influx.count('gateway_status', 'missing_windows', `"gateway"='gw-s' AND "missing"=true`), (n) => n === 1, 30_000);
+    await publishAll(
+      pub,
+      [0, 1, 2].map((s) => countsItem(window('site-st', 'gw-s', s, start + s * 400, 400))),
+    );
+    await until(
+      'missing recorded',
+      () => influx.count('gateway_status', 'missing_windows', `"gateway"='gw-s' AND "missing"=true`),
+      (n) => n === 1,
+      30_000,
+    );
     expect(agg.missingGateways()).toContain('site-st/gw-s');
     const rows = await influx.rows(`SELECT * FROM gateway_status WHERE "gateway"='gw-s' AND "online"=true`);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ online: true, queue_depth: 3, uptime_s: 12.5, frames_per_s: 15, errors: 3 });
     // it comes back: a missing=false point
     await publishAll(pub, [countsItem(window('site-st', 'gw-s', 3, Date.now() - 1000, 400))]);
-    await until('back recorded', () => influx.count('gateway_status', 'missing_windows', `"gateway"='gw-s' AND "missing"=false`), (n) => n === 1, 30_000);
+    await until(
+      'back recorded',
+      () => influx.count('gateway_status', 'missing_windows', `"gateway"='gw-s' AND "missing"=false`),
+      (n) => n === 1,
+      30_000,
+    );
   });
 
   it('keeps memory bounded while influxd is down and stores everything once it returns', async () => {
@@ -154,7 +195,12 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
     const health = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`);
     expect(health.status).toBe(503);
     await influx.start();
-    await until('all 2400 windows after influxd returns', () => wifi(`"site"='site-down'`), (n) => n === 2400, 40_000);
+    await until(
+      'all 2400 windows after influxd returns',
+      () => wifi(`"site"='site-down'`),
+      (n) => n === 2400,
+      40_000,
+    );
   });
 
   it('loses nothing across a broker restart', async () => {
@@ -162,6 +208,11 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
     await publishAll(pub, msgs.slice(0, 400).map(countsItem));
     await broker.restart();
     await publishAll(pub, msgs.slice(400).map(countsItem));
-    await until('all windows after the broker restart', () => wifi(`"site"='site-restart'`), (n) => n === 800, 30_000);
+    await until(
+      'all windows after the broker restart',
+      () => wifi(`"site"='site-restart'`),
+      (n) => n === 800,
+      30_000,
+    );
   });
 });

@@ -44,7 +44,10 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
   });
 
   function run(args: string[]): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
-    const proc = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--http-port', 'off', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--http-port', 'off', ...args], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     procs.push(proc);
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
@@ -56,7 +59,10 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
   it('a missing database stops the aggregator (exit 2) with the command that creates it', async () => {
     const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'nodb', '--mqtt-client-id', 'preflight-missing']);
     expect(await r.exited).toBe(2);
-    const lastLines = r.out().split('\n').filter((l) => l.startsWith('presence aggregator:') || l.startsWith('  '));
+    const lastLines = r
+      .out()
+      .split('\n')
+      .filter((l) => l.startsWith('presence aggregator:') || l.startsWith('  '));
     expect(lastLines.join('\n')).toContain(`has no database "nodb"`);
     expect(r.out()).toContain(`  presence influx setup --influx-url ${influx.url} --influx-db nodb --detail 30d\n`);
     expect(r.out()).toContain('--influx-create');
@@ -64,24 +70,48 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
   });
 
   it('the command it prints creates the database', async () => {
-    execFileSync(process.execPath, [join(repo, 'scripts/presence.js'), 'influx', 'setup', '--influx-url', influx.url, '--influx-db', 'printed', '--detail', '30d'], { cwd: repo, stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [join(repo, 'scripts/presence.js'), 'influx', 'setup', '--influx-url', influx.url, '--influx-db', 'printed', '--detail', '30d'],
+      { cwd: repo, stdio: 'ignore' },
+    );
     const dbs = await influx.query('SHOW DATABASES');
     expect(dbs.results[0].series[0].values.flat()).toContain('printed');
   });
 
   it('--influx-create creates the database with the retention from config, and the counts are written', async () => {
-    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'created', '--influx-create', '--influx-retention', '7d', '--mqtt-client-id', 'preflight-create']);
+    const r = run([
+      '--influx-url',
+      influx.url,
+      '--influx-api',
+      'v1',
+      '--influx-db',
+      'created',
+      '--influx-create',
+      '--influx-retention',
+      '7d',
+      '--mqtt-client-id',
+      'preflight-create',
+    ]);
     try {
-      await until('subscribed', () => {
-        if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
-        return r.out().includes('"subscribed"');
-      }, (x) => x);
+      await until(
+        'subscribed',
+        () => {
+          if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
+          return r.out().includes('"subscribed"');
+        },
+        (x) => x,
+      );
       expect(r.out()).toContain('created database created');
       const rps = await influx.query('SHOW RETENTION POLICIES ON "created"');
       const rows = rps.results[0].series[0].values as unknown[][];
       expect(rows.find((v) => v[0] === 'detail')).toEqual(expect.arrayContaining(['detail', '168h0m0s', true]));
       await publishAll(pub, windows('site-created', 2, 5).map(countsItem));
-      await until('10 windows stored', async () => (await influx.rows(`SELECT count("devices") FROM "created"."detail"."presence" WHERE "radio"='wifi'`))[0]?.count, (n) => n === 10);
+      await until(
+        '10 windows stored',
+        async () => (await influx.rows(`SELECT count("devices") FROM "created"."detail"."presence" WHERE "radio"='wifi'`))[0]?.count,
+        (n) => n === 10,
+      );
     } finally {
       r.proc.kill('SIGTERM');
       await r.exited;
@@ -98,10 +128,14 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     for (const api of ['v1', 'v2']) {
       const r = run(['--influx-url', vm.url, '--influx-api', api, '--influx-db', 'presence', '--mqtt-client-id', `preflight-vm-${api}`]);
       try {
-        await until(`subscribed (${api})`, () => {
-          if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
-          return r.out().includes('"subscribed"');
-        }, (x) => x);
+        await until(
+          `subscribed (${api})`,
+          () => {
+            if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
+            return r.out().includes('"subscribed"');
+          },
+          (x) => x,
+        );
         expect(r.out()).toContain('without X-Influxdb-Version');
       } finally {
         r.proc.kill('SIGTERM');
@@ -122,17 +156,23 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     const work = mkdtempSync(join(dir, 'readme-'));
     // a line-protocol file as the demo writes it (ms timestamps)
     const now = Date.now() - 60_000;
-    const file = [0, 1, 2].map((i) => `presence,site=site-readme,zone=z,gateway=gw-0,radio=wifi devices=${i + 1}i,estimate=1i,frames=3i,complete=true ${now + i * 1000}`).join('\n');
+    const file = [0, 1, 2]
+      .map((i) => `presence,site=site-readme,zone=z,gateway=gw-0,radio=wifi devices=${i + 1}i,estimate=1i,frames=3i,complete=true ${now + i * 1000}`)
+      .join('\n');
     execFileSync('mkdir', ['-p', join(work, 'presence-demo')]);
     writeFileSync(join(work, 'presence-demo', 'presence.lp'), `${file}\n`);
     const other = new Influxd('unused-db-name');
     await other.start();
     try {
       for (const l of lines) {
-        const cmd = l.replaceAll('http://127.0.0.1:8086', other.url).replace(/^npx presence /, `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repo, 'scripts/presence.js'))} `);
+        const cmd = l
+          .replaceAll('http://127.0.0.1:8086', other.url)
+          .replace(/^npx presence /, `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repo, 'scripts/presence.js'))} `);
         execFileSync('sh', ['-c', cmd.startsWith('curl') ? `${cmd} --fail --silent --show-error` : cmd], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
       }
-      const rows = await fetch(`${other.url}/query?${new URLSearchParams({ db: 'presence', q: `SELECT count("devices") FROM presence WHERE "site"='site-readme'` })}`).then((r) => r.json() as Promise<any>);
+      const rows = await fetch(
+        `${other.url}/query?${new URLSearchParams({ db: 'presence', q: `SELECT count("devices") FROM presence WHERE "site"='site-readme'` })}`,
+      ).then((r) => r.json() as Promise<any>);
       expect(rows.results[0].series[0].values[0][1]).toBe(3);
     } finally {
       await other.dispose();

@@ -48,11 +48,26 @@ describe('redaction helper', () => {
     for (const name of ['INFLUX_PASSWORD_FILE', 'INFLUX_TOKEN_FILE']) {
       const r = spawnSync(
         process.execPath,
-        [join(repo, 'scripts/presence.js'), 'calibrate', '--influx-url', 'http://127.0.0.1:9', '--influx-db', 'presence', '--site', 's', '--zone', 'z', '--truth', join(dir, 'truth.csv'), '--out', join(dir, 'c.yaml')],
+        [
+          join(repo, 'scripts/presence.js'),
+          'calibrate',
+          '--influx-url',
+          'http://127.0.0.1:9',
+          '--influx-db',
+          'presence',
+          '--site',
+          's',
+          '--zone',
+          'z',
+          '--truth',
+          join(dir, 'truth.csv'),
+          '--out',
+          join(dir, 'c.yaml'),
+        ],
         { encoding: 'utf8', env: { ...process.env, INFLUX_PASSWORD: '', INFLUX_TOKEN: '', [name]: join(dir, 'no-such-secret') } },
       );
       expect(r.status).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`--influx-(password|token)-file: cannot read .*no-such-secret \\(ENOENT\\)`));
+      expect(r.stderr).toMatch(/--influx-(password|token)-file: cannot read .*no-such-secret \(ENOENT\)/);
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -82,7 +97,12 @@ describe.skipIf(!ok)('presence aggregator with secrets (real process, real Mosqu
 
   beforeAll(async () => {
     writeFileSync(passwd, '');
-    for (const [user, pw] of [['agg-url', S.mqttUrl], ['agg-env', S.mqttEnv], ['site-s/gw-s', S.gateway]]) execFileSync('mosquitto_passwd', ['-b', passwd, user, pw]);
+    for (const [user, pw] of [
+      ['agg-url', S.mqttUrl],
+      ['agg-env', S.mqttEnv],
+      ['site-s/gw-s', S.gateway],
+    ])
+      execFileSync('mosquitto_passwd', ['-b', passwd, user, pw]);
     writeFileSync(join(dir, 'influx-password'), `${S.influxFile}\n`);
     writeFileSync(join(dir, 'influx-token'), `${S.influxTokenFile}\n`);
     await broker.start();
@@ -121,62 +141,96 @@ describe.skipIf(!ok)('presence aggregator with secrets (real process, real Mosqu
     ],
   ];
 
-  it.each(setups)('no secret in any log line, /healthz or /metrics: %s', async (_name, args, env) => {
-    const mqttUrl = env.MQTT_PASSWORD ? broker.url : `mqtt://agg-url:${S.mqttUrl}@127.0.0.1:${broker.port}`;
-    const p = spawn(
-      process.execPath,
-      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-client-id', `secrets-${procs.length}`, '--http-port', '0', '--log-level', 'trace', '--flush-interval', '20ms', ...args],
-      {
-        cwd: repo,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env, MQTT_URL: mqttUrl, INFLUX_URL: env.INFLUX_URL!.replace('PORT', String(closedPort)), PRESENCE_AGGREGATOR_CONFIG: '' },
-      },
-    );
-    procs.push(p);
-    let out = '';
-    p.stdout!.on('data', (d) => (out += d));
-    p.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise((r) => p.once('exit', r));
+  it.each(setups)(
+    'no secret in any log line, /healthz or /metrics: %s',
+    async (_name, args, env) => {
+      const mqttUrl = env.MQTT_PASSWORD ? broker.url : `mqtt://agg-url:${S.mqttUrl}@127.0.0.1:${broker.port}`;
+      const p = spawn(
+        process.execPath,
+        [
+          join(repo, 'scripts/presence.js'),
+          'aggregator',
+          '--mqtt-client-id',
+          `secrets-${procs.length}`,
+          '--http-port',
+          '0',
+          '--log-level',
+          'trace',
+          '--flush-interval',
+          '20ms',
+          ...args,
+        ],
+        {
+          cwd: repo,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, ...env, MQTT_URL: mqttUrl, INFLUX_URL: env.INFLUX_URL!.replace('PORT', String(closedPort)), PRESENCE_AGGREGATOR_CONFIG: '' },
+        },
+      );
+      procs.push(p);
+      let out = '';
+      p.stdout!.on('data', (d) => (out += d));
+      p.stderr!.on('data', (d) => (out += d));
+      const exited = new Promise((r) => p.once('exit', r));
 
-    await until('subscribed (the credentials work)', () => out, (o) => o.includes('"msg":"subscribed"') || p.exitCode !== null, 30_000);
-    expect(out).toContain('"msg":"subscribed"');
-    const starting = JSON.parse(out.split('\n').find((l) => l.includes('aggregator starting'))!);
-    const [host, port] = String(starting.http).split(/:(?=\d+$)/);
-    expect(host).toBe('127.0.0.1');
+      await until(
+        'subscribed (the credentials work)',
+        () => out,
+        (o) => o.includes('"msg":"subscribed"') || p.exitCode !== null,
+        30_000,
+      );
+      expect(out).toContain('"msg":"subscribed"');
+      const starting = JSON.parse(out.split('\n').find((l) => l.includes('aggregator starting'))!);
+      const [host, port] = String(starting.http).split(/:(?=\d+$)/);
+      expect(host).toBe('127.0.0.1');
 
-    // One valid window from a gateway with its own credential; its write fails and is retried (logged).
-    const gw = await mqtt.connectAsync(broker.url, { username: 'site-s/gw-s', password: S.gateway, protocolVersion: 5 });
-    const m = window('site-s', 'gw-s', 1, Date.now() - 120_000, 60_000);
-    await gw.publishAsync(countsItem(m).topic, countsItem(m).payload, { qos: 1 });
-    await gw.endAsync();
-    await until('a failed write logged', () => out, (o) => o.includes('write failed; retrying'));
+      // One valid window from a gateway with its own credential; its write fails and is retried (logged).
+      const gw = await mqtt.connectAsync(broker.url, { username: 'site-s/gw-s', password: S.gateway, protocolVersion: 5 });
+      const m = window('site-s', 'gw-s', 1, Date.now() - 120_000, 60_000);
+      await gw.publishAsync(countsItem(m).topic, countsItem(m).payload, { qos: 1 });
+      await gw.endAsync();
+      await until(
+        'a failed write logged',
+        () => out,
+        (o) => o.includes('write failed; retrying'),
+      );
 
-    const health = await until('healthz 503 while writes fail', async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      return { status: r.status, body: await r.text() };
-    }, (h) => h.status === 503 && h.body.includes('writes to'));
-    const sink = JSON.parse(health.body).sink as string;
-    expect(sink).toContain(`127.0.0.1:${closedPort}`);
-    expect(sink).not.toContain('@');
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toContain('presence_aggregator_write_failures_total');
+      const health = await until(
+        'healthz 503 while writes fail',
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+          return { status: r.status, body: await r.text() };
+        },
+        (h) => h.status === 503 && h.body.includes('writes to'),
+      );
+      const sink = JSON.parse(health.body).sink as string;
+      expect(sink).toContain(`127.0.0.1:${closedPort}`);
+      expect(sink).not.toContain('@');
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toContain('presence_aggregator_write_failures_total');
 
-    // Not reachable on another interface of this machine (when it has one).
-    const other = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
-    if (other) {
-      const refused = await new Promise<boolean>((resolve) => {
-        const s = connect(Number(port), other.address);
-        s.once('connect', () => { s.destroy(); resolve(false); });
-        s.once('error', () => resolve(true));
-      });
-      expect(refused).toBe(true);
-    }
+      // Not reachable on another interface of this machine (when it has one).
+      const other = Object.values(networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal);
+      if (other) {
+        const refused = await new Promise<boolean>((resolve) => {
+          const s = connect(Number(port), other.address);
+          s.once('connect', () => {
+            s.destroy();
+            resolve(false);
+          });
+          s.once('error', () => resolve(true));
+        });
+        expect(refused).toBe(true);
+      }
 
-    p.kill('SIGTERM');
-    await exited;
-    const everything = [out, health.body, metrics].join('\n');
-    expect(out).toContain('aggregator stopped');
-    for (const [name, secret] of Object.entries(S)) expect(everything.includes(secret), `secret ${name} found`).toBe(false);
-    expect(everything).not.toMatch(/:\/\/[^/\s"]*@/); // no URL with userinfo at all
-  }, 60_000);
+      p.kill('SIGTERM');
+      await exited;
+      const everything = [out, health.body, metrics].join('\n');
+      expect(out).toContain('aggregator stopped');
+      for (const [name, secret] of Object.entries(S)) expect(everything.includes(secret), `secret ${name} found`).toBe(false);
+      expect(everything).not.toMatch(/:\/\/[^/\s"]*@/); // no URL with userinfo at all
+    },
+    60_000,
+  );
 });

@@ -28,7 +28,13 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('subscribes and writes every window over TLS with a client certificate and a password', async () => {
     const out = join(d, 'tls.lp');
-    const agg = new Aggregator({ mqtt: { url: url(), clientId: 'agg-tls', username: 'agg', password: 'pa55 word', ...tls }, out, http: { port: null }, batch: { flushInterval: '20ms' }, logLevel: 'error' });
+    const agg = new Aggregator({
+      mqtt: { url: url(), clientId: 'agg-tls', username: 'agg', password: 'pa55 word', ...tls },
+      out,
+      http: { port: null },
+      batch: { flushInterval: '20ms' },
+      logLevel: 'error',
+    });
     try {
       await agg.start();
       const pub = await mqtt.connectAsync(url(), {
@@ -41,14 +47,23 @@ describe.skipIf(!ok)(SUITE, () => {
       });
       await publishAll(pub, windows('site-tls', 2, 50).map(countsItem));
       await pub.endAsync();
-      await until('written', () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0), (n) => n === 200);
+      await until(
+        'written',
+        () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0),
+        (n) => n === 200,
+      );
     } finally {
       await agg.stop(2000);
     }
   });
 
-  it('fails to start with the broker\'s reason when the password is wrong', async () => {
-    const agg = new Aggregator({ mqtt: { url: url(), clientId: 'agg-tls-bad', username: 'agg', password: 'wrong', ...tls }, out: join(d, 'bad.lp'), http: { port: null }, logLevel: 'silent' });
+  it("fails to start with the broker's reason when the password is wrong", async () => {
+    const agg = new Aggregator({
+      mqtt: { url: url(), clientId: 'agg-tls-bad', username: 'agg', password: 'wrong', ...tls },
+      out: join(d, 'bad.lp'),
+      http: { port: null },
+      logLevel: 'silent',
+    });
     await expect(agg.start()).rejects.toThrow(/refused the connection: Connection refused: (Bad User Name or Password|Not authorized)/);
     await agg.stop(100);
   });

@@ -27,7 +27,10 @@ describe('aggregator config', () => {
   });
 
   it('layers file < environment < flags', () => {
-    const f = file('a.yaml', 'aggregator:\n  mqtt:\n    url: mqtts://broker:8883\n    group: city\n  influx:\n    url: http://file:8086\n    api: v1\n    database: fromfile\n  batch:\n    flush_interval: 2s\n');
+    const f = file(
+      'a.yaml',
+      'aggregator:\n  mqtt:\n    url: mqtts://broker:8883\n    group: city\n  influx:\n    url: http://file:8086\n    api: v1\n    database: fromfile\n  batch:\n    flush_interval: 2s\n',
+    );
     const c = loadConfig({ config: f, influxDb: 'fromflag' }, { INFLUX_URL: 'http://env:8086', INFLUX_DB: 'fromenv', INFLUX_RP: 'week' });
     expect(c.mqtt.url).toBe('mqtts://broker:8883');
     expect(c.mqtt.group).toBe('city');
@@ -105,7 +108,9 @@ describe('aggregator message core', () => {
 
   it('turns status into one gateway_status point with sums over sources', () => {
     const [line] = statusLines(status('site-a', 'gw-1', new Date(now)), now);
-    expect(line).toBe(`gateway_status,gateway=gw-1,site=site-a errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,up=1i,uptime_s=12.5 ${now}`);
+    expect(line).toBe(
+      `gateway_status,gateway=gw-1,site=site-a errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,up=1i,uptime_s=12.5 ${now}`,
+    );
   });
 
   it('rejects each kind of bad message with its reason', () => {

@@ -45,7 +45,11 @@ describe('rejection log rate limit', () => {
     const lines: LogLine[] = [];
     const r = new RejectLog(capturingLogger(lines), { perInterval: 1, intervalMs: 50 });
     for (let i = 0; i < 5; i++) r.record('invalid', 't', 'd', Date.now());
-    await until('the summary', () => lines.filter((l) => l.msg === 'messages rejected (summary)').length, (n) => n === 1);
+    await until(
+      'the summary',
+      () => lines.filter((l) => l.msg === 'messages rejected (summary)').length,
+      (n) => n === 1,
+    );
     expect(lines.find((l) => l.msg === 'messages rejected (summary)')!.by_reason).toEqual({ invalid: 4 });
   });
 });
@@ -87,14 +91,21 @@ describe.skipIf(!ok)(SUITE, () => {
   const publishThenSentinel = async (items: Array<{ topic: string; payload: Buffer | string }>, seq: number) => {
     const sentinel = window('val', 'gw-1', seq, Date.now() - 120_000);
     await publishAll(pub, [...items, { topic: countsTopic('val', 'gw-1'), payload: encode(sentinel) }], 1);
-    await until('the sentinel written', () => fileLines().filter((l) => l.endsWith(` ${Date.parse(sentinel.start)}`)).length, (n) => n === 2);
+    await until(
+      'the sentinel written',
+      () => fileLines().filter((l) => l.endsWith(` ${Date.parse(sentinel.start)}`)).length,
+      (n) => n === 2,
+    );
   };
 
   it('refuses a counts message carrying an address field, names the field, counts it, writes nothing of it', async () => {
     const m = window('val', 'gw-1', 1, Date.now() - 600_000);
     const withMac = { ...m, wifi: { ...m.wifi, mac: '3c:22:fb:01:a0:9e' } };
     const withHashes = { ...m, seq: 2, hashes: ['9f86d081884c7d65'] };
-    await publishThenSentinel([withMac, withHashes].map((x) => ({ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(x) })), 3);
+    await publishThenSentinel(
+      [withMac, withHashes].map((x) => ({ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(x) })),
+      3,
+    );
     expect(rejected).toEqual(['unknown_field', 'unknown_field']);
     expect(await metric('unknown_field')).toBe(2);
     const lines = logs.filter((l) => l.msg === 'message rejected');
@@ -114,10 +125,16 @@ describe.skipIf(!ok)(SUITE, () => {
       raw.replace(/"devices":\d+/, '"devices":1e400'),
     ];
     const before = await metric('invalid');
-    await publishThenSentinel(bad.map((payload) => ({ topic: countsTopic('val', 'gw-1'), payload })), 11);
+    await publishThenSentinel(
+      bad.map((payload) => ({ topic: countsTopic('val', 'gw-1'), payload })),
+      11,
+    );
     expect(rejected).toEqual(['invalid', 'invalid', 'invalid', 'invalid']);
     expect((await metric('invalid')) - before).toBe(4);
-    const details = logs.filter((l) => l.msg === 'message rejected').slice(-4).map((l) => l.detail);
+    const details = logs
+      .filter((l) => l.msg === 'message rejected')
+      .slice(-4)
+      .map((l) => l.detail);
     expect(details[0]).toMatch(/^\/start must be a UTC time .* \(no leap second\)$/);
     expect(details[1]).toMatch(/^\/start must be a UTC time .* in the years 2000-2099/);
     expect(details[2]).toBe('/seq must be an integer from 0 to 9007199254740991 (2^53 - 1)');
@@ -138,7 +155,12 @@ describe.skipIf(!ok)(SUITE, () => {
     big.write('"}', big.length - 2);
     expect(big.length).toBeGreaterThan(MAX_PACKET_BYTES * 10_000);
     await publishThenSentinel([{ topic: countsTopic('val', 'gw-1'), payload: big }], 20);
-    await until('the control subscriber got it', () => controlGot, (n) => n === big.length, 60_000);
+    await until(
+      'the control subscriber got it',
+      () => controlGot,
+      (n) => n === big.length,
+      60_000,
+    );
     await control.endAsync();
     // The aggregator heard only the sentinel: the big one was neither received nor rejected as too_large.
     expect(agg.stats().received - received).toBe(1);

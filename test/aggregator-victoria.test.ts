@@ -41,8 +41,18 @@ describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
     const msgs = windows('site-vm', 4, 250); // 1000 windows
     await publishAll(pub, [...msgs, ...msgs.slice(0, 100)].map(countsItem));
     await publishAll(pub, [statusItem(status('site-vm', 'gw-0'))]);
-    await until('all acked', () => agg.stats().queueDepth, (n) => n === 0);
-    const count = (m: string) => until(m, () => vm.count(m), (n) => n === 1000, 20_000);
+    await until(
+      'all acked',
+      () => agg.stats().queueDepth,
+      (n) => n === 0,
+    );
+    const count = (m: string) =>
+      until(
+        m,
+        () => vm.count(m),
+        (n) => n === 1000,
+        20_000,
+      );
     expect(await count('presence_devices{radio="wifi",site="site-vm"}')).toBe(1000);
     expect(await count('presence_estimate{radio="ble",site="site-vm"}')).toBe(1000);
     const series = await vm.export('presence_devices{radio="wifi",site="site-vm",gateway="gw-2"}');
@@ -52,16 +62,33 @@ describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
     // -dedup.minScrapeInterval keeps a window written twice as one sample
     expect(series.reduce((n, s) => n + s.timestamps.length, 0)).toBe(250);
     for (const m of msgs.filter((x) => x.gateway === 'gw-2')) expect(byTime.get(Date.parse(m.start))).toBe(m.wifi.devices);
-    expect(await until('status', () => vm.count('gateway_status_queue_depth{gateway="gw-0"}'), (n) => n === 1)).toBe(1);
+    expect(
+      await until(
+        'status',
+        () => vm.count('gateway_status_queue_depth{gateway="gw-0"}'),
+        (n) => n === 1,
+      ),
+    ).toBe(1);
   });
 
   it('retries while VictoriaMetrics is down and stores everything once it is back', async () => {
     await vm.stop();
     const msgs = windows('site-vm-down', 2, 300);
     await publishAll(pub, msgs.map(countsItem));
-    await until('write failures', () => agg.stats().writeFailures, (n) => n > 0);
+    await until(
+      'write failures',
+      () => agg.stats().writeFailures,
+      (n) => n > 0,
+    );
     await vm.start();
-    expect(await until('all after restart', () => vm.count('presence_frames{radio="wifi",site="site-vm-down"}'), (n) => n === 600, 30_000)).toBe(600);
+    expect(
+      await until(
+        'all after restart',
+        () => vm.count('presence_frames{radio="wifi",site="site-vm-down"}'),
+        (n) => n === 600,
+        30_000,
+      ),
+    ).toBe(600);
   });
 
   it('splits a write larger than the WriteApi batch into requests it awaits one by one', async () => {
@@ -69,6 +96,12 @@ describe.skipIf(!ok)('aggregator -> VictoriaMetrics (v2 path)', () => {
     const lines = windows('site-vm-chunks', 1, 35).flatMap((m) => countsLines(m));
     await sink.write(lines);
     await sink.close();
-    expect(await until('70 samples', () => vm.count('presence_devices{site="site-vm-chunks"}'), (n) => n === 70)).toBe(70);
+    expect(
+      await until(
+        '70 samples',
+        () => vm.count('presence_devices{site="site-vm-chunks"}'),
+        (n) => n === 70,
+      ),
+    ).toBe(70);
   });
 });

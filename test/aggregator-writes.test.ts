@@ -69,7 +69,13 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     const r = await fetch(`http://127.0.0.1:${a.httpPort}/healthz`);
     return { code: r.status, body: (await r.json()) as { status: string; problems: string[]; dropped?: Record<string, number> } };
   };
-  const allAcked = (a: Aggregator, n: number) => until(`${n} messages acknowledged`, () => a.stats().acked, (x) => x >= n, 30_000);
+  const allAcked = (a: Aggregator, n: number) =>
+    until(
+      `${n} messages acknowledged`,
+      () => a.stats().acked,
+      (x) => x >= n,
+      30_000,
+    );
 
   it('1.x: points beyond the retention policy are dropped and counted as such, not as written; the stream goes on', async () => {
     await influx.query('CREATE DATABASE "short" WITH DURATION 1h', 'POST');
@@ -78,7 +84,8 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     const recent = windows('site-new', 2, 10); // 20 windows of the last minutes
     await publishAll(pub, [...old, ...recent].map(countsItem));
     await allAcked(a, 50);
-    const stored = (site: string) => influx.rows(`SELECT count("devices") FROM "short"."autogen"."presence" WHERE "site"='${site}'`).then((r) => (r.length ? Number(r[0].count) : 0));
+    const stored = (site: string) =>
+      influx.rows(`SELECT count("devices") FROM "short"."autogen"."presence" WHERE "site"='${site}'`).then((r) => (r.length ? Number(r[0].count) : 0));
     expect(await stored('site-new')).toBe(40);
     expect(await stored('site-old')).toBe(0);
     expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 60, queueDepth: 0 });
@@ -96,7 +103,10 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
   it('1.x: a field type conflict drops the conflicting points (counted) and the others are stored', async () => {
     await influx.query('CREATE DATABASE "conflict"', 'POST');
     // devices written once as a float: the aggregator's integer devices conflict from now on
-    const w = await fetch(`${influx.url}/write?db=conflict&precision=ms`, { method: 'POST', body: `presence,site=earlier,radio=wifi devices=1.5 ${Date.now() - 3600_000}` });
+    const w = await fetch(`${influx.url}/write?db=conflict&precision=ms`, {
+      method: 'POST',
+      body: `presence,site=earlier,radio=wifi devices=1.5 ${Date.now() - 3600_000}`,
+    });
     expect(w.status).toBe(204);
     const a = await start({ url: influx.url, api: 'v1', database: 'conflict' });
     const msgs = windows('site-conflict', 3, 10);
@@ -113,7 +123,13 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
   });
 
   const v2 = () => ({ url: proxy.url, api: 'v2', token: 'unused', org: 'city', bucket: 'presence' });
-  const vmCount = (site: string, expected: number) => until(`${expected} samples of ${site}`, () => vm.count(`presence_devices{site="${site}"}`), (n) => n === expected, 20_000);
+  const vmCount = (site: string, expected: number) =>
+    until(
+      `${expected} samples of ${site}`,
+      () => vm.count(`presence_devices{site="${site}"}`),
+      (n) => n === expected,
+      20_000,
+    );
 
   it('v2: a 422 partial write stores the rest and counts the refused points as dropped', async () => {
     proxy.rule = (r) => {
@@ -123,7 +139,10 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
       return {
         status: 422,
         forward: r.lines.filter((l) => !l.includes('gateway=gw-1')),
-        body: JSON.stringify({ code: 'unprocessable entity', message: `failure writing points to database: partial write: field type conflict: input field "devices" on measurement "presence" is type integer, already exists as type float dropped=${refused.length}` }),
+        body: JSON.stringify({
+          code: 'unprocessable entity',
+          message: `failure writing points to database: partial write: field type conflict: input field "devices" on measurement "presence" is type integer, already exists as type float dropped=${refused.length}`,
+        }),
       };
     };
     const a = await start(v2());
@@ -140,7 +159,9 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     proxy.rule = (r) => {
       if (!r.path.startsWith('/api/v2/write')) return undefined;
       const bad = r.lines.find((l) => l.includes('gateway=gw-poison'));
-      return bad ? { status: 400, body: JSON.stringify({ code: 'invalid', message: `unable to parse '${bad.slice(0, 40)}': invalid field format` }) } : undefined;
+      return bad
+        ? { status: 400, body: JSON.stringify({ code: 'invalid', message: `unable to parse '${bad.slice(0, 40)}': invalid field format` }) }
+        : undefined;
     };
     const a = await start(v2());
     const good = windows('site-400', 3, 10);
@@ -157,7 +178,10 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
   });
 
   it('v2: 413 splits a batch until it fits; nothing is dropped', async () => {
-    proxy.rule = (r) => (r.path.startsWith('/api/v2/write') && r.lines.length > 25 ? { status: 413, body: JSON.stringify({ code: 'request too large', message: 'unable to read data: points batch is too large' }) } : undefined);
+    proxy.rule = (r) =>
+      r.path.startsWith('/api/v2/write') && r.lines.length > 25
+        ? { status: 413, body: JSON.stringify({ code: 'request too large', message: 'unable to read data: points batch is too large' }) }
+        : undefined;
     const before = proxy.writes().length;
     const a = await start(v2(), 300);
     await publishAll(pub, windows('site-413', 4, 25).map(countsItem)); // 100 windows, 200 points
@@ -172,7 +196,10 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
 
   it('v2: 429 with Retry-After is honoured before the next attempt', async () => {
     let throttled = 0;
-    proxy.rule = (r) => (r.path.startsWith('/api/v2/write') && throttled++ === 0 ? { status: 429, headers: { 'retry-after': '2' }, body: JSON.stringify({ code: 'too many requests', message: 'org exceeded write limit' }) } : undefined);
+    proxy.rule = (r) =>
+      r.path.startsWith('/api/v2/write') && throttled++ === 0
+        ? { status: 429, headers: { 'retry-after': '2' }, body: JSON.stringify({ code: 'too many requests', message: 'org exceeded write limit' }) }
+        : undefined;
     const before = proxy.writes().length;
     const a = await start(v2());
     await publishAll(pub, windows('site-429', 1, 5).map(countsItem));
@@ -187,10 +214,17 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
 
   it('v2: 401 makes /healthz unhealthy with the reason, acknowledges nothing, and writes once the credentials work', async () => {
     let refuse = true;
-    proxy.rule = (r) => (r.path.startsWith('/api/v2/write') && refuse ? { status: 401, body: JSON.stringify({ code: 'unauthorized', message: 'unauthorized access' }) } : undefined);
+    proxy.rule = (r) =>
+      r.path.startsWith('/api/v2/write') && refuse
+        ? { status: 401, body: JSON.stringify({ code: 'unauthorized', message: 'unauthorized access' }) }
+        : undefined;
     const a = await start(v2());
     await publishAll(pub, windows('site-401', 1, 8).map(countsItem));
-    const h = await until('healthz unhealthy', () => health(a), (x) => x.code === 503);
+    const h = await until(
+      'healthz unhealthy',
+      () => health(a),
+      (x) => x.code === 503,
+    );
     expect(h.body.status).toBe('unhealthy');
     expect(h.body.problems.join('\n')).toMatch(/refuses the credentials \(401\).*influx\.token/);
     expect(a.stats().acked).toBe(0);

@@ -91,7 +91,10 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     const r = presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'lab', '--json');
     expect(r.code, r.stderr).toBe(0);
     const zone = readCalibration(out).zones.lab;
-    const windows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const windows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(windows.length).toBeGreaterThan(200);
     for (const w of windows) {
       expect(w.people).toEqual(applyZone(zone, w.wifi.estimate, 0.9));
@@ -103,14 +106,19 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(plain.stdout).not.toContain('people');
     const wrong = presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'hall', '--json');
     expect(wrong.code).toBe(2); // a usage mistake: one line, one hint, exit 2
-    expect(wrong.stderr.trim().split('\n')).toEqual([`presence replay: zone hall is not in ${out} (zones there: lab); fix: pass one of them to --zone, or calibrate this zone`, 'hint: presence replay --help lists the options']);
+    expect(wrong.stderr.trim().split('\n')).toEqual([
+      `presence replay: zone hall is not in ${out} (zones there: lab); fix: pass one of them to --zone, or calibrate this zone`,
+      'hint: presence replay --help lists the options',
+    ]);
   });
 
   it.each([
     [
       'the truth of another day (times outside the capture)',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[1])],
-      new RegExp(`^presence calibrate: ${truth(DAYS[1]).replace(/[.]/g, '\\.')}:2: time 2022-10-25T08:58:51\\.533Z is outside the capture .*; fix: pair each --capture with its own --truth file`),
+      new RegExp(
+        `^presence calibrate: ${truth(DAYS[1]).replace(/[.]/g, '\\.')}:2: time 2022-10-25T08:58:51\\.533Z is outside the capture .*; fix: pair each --capture with its own --truth file`,
+      ),
     ],
     [
       'a bad row',
@@ -123,7 +131,11 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       },
       /^presence calibrate: .*bad\.csv:5: occupancy "five" is not a number of people; fix: write a number of people >= 0, like 3$/,
     ],
-    ['one truth short', () => ['--capture', pcap(DAYS[0]), '--capture', pcap(DAYS[1]), '--truth', truth(DAYS[0])], /give one --truth per --capture, in the same order \(got 2 capture\(s\), 1 truth file\(s\)\)/],
+    [
+      'one truth short',
+      () => ['--capture', pcap(DAYS[0]), '--capture', pcap(DAYS[1]), '--truth', truth(DAYS[0])],
+      /give one --truth per --capture, in the same order \(got 2 capture\(s\), 1 truth file\(s\)\)/,
+    ],
   ])('bad input: %s gives one line naming file, line and fix', (_name, args, message) => {
     const r = presence('calibrate', ...args(), '--zone', 'lab', '--out', join(dir, 'never.yaml'));
     expect(r.code).toBe(2);
@@ -169,7 +181,20 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
   });
 
   const stored = (...extra: string[]) =>
-    presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--truth', join(dir, 'counts.csv'), '--out', join(dir, 'cal.yaml'), ...extra);
+    presence(
+      'calibrate',
+      '--influx-url',
+      influx.url,
+      '--influx-db',
+      'presence',
+      '--site',
+      'station',
+      '--truth',
+      join(dir, 'counts.csv'),
+      '--out',
+      join(dir, 'cal.yaml'),
+      ...extra,
+    );
 
   it('reads the zone series with InfluxQL, pairs each count with its window and fits', () => {
     const r = stored('--zone', 'hall');
@@ -186,16 +211,36 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
   it('a zone absent from the series is one line naming the zones there', () => {
     const r = stored('--zone', 'platform');
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe('presence calibrate: zone platform is absent from the stored series of site station (zones there: gate, hall); fix: check --zone');
+    expect(r.stderr.trim()).toBe(
+      'presence calibrate: zone platform is absent from the stored series of site station (zones there: gate, hall); fix: check --zone',
+    );
   });
 
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);
-    const r = presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--zone', 'hall', '--truth', file, '--out', join(dir, 'never.yaml'));
+    const r = presence(
+      'calibrate',
+      '--influx-url',
+      influx.url,
+      '--influx-db',
+      'presence',
+      '--site',
+      'station',
+      '--zone',
+      'hall',
+      '--truth',
+      file,
+      '--out',
+      join(dir, 'never.yaml'),
+    );
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`late\\.csv:${counts.length + 1}: no stored window of zone hall holds 2026-05-09T08:00:00\\.000Z .*; fix: remove counts made while the gateways were down`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `late\\.csv:${counts.length + 1}: no stored window of zone hall holds 2026-05-09T08:00:00\\.000Z .*; fix: remove counts made while the gateways were down`,
+      ),
+    );
   });
 });

@@ -97,7 +97,22 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
   function start(calibration: string, out: string, clientId: string) {
     const p = spawn(
       process.execPath,
-      [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', clientId, '--out', out, '--http-port', 'off', '--flush-interval', '20ms', '--calibration', calibration],
+      [
+        join(repo, 'scripts/presence.js'),
+        'aggregator',
+        '--mqtt-url',
+        broker.url,
+        '--mqtt-client-id',
+        clientId,
+        '--out',
+        out,
+        '--http-port',
+        'off',
+        '--flush-interval',
+        '20ms',
+        '--calibration',
+        calibration,
+      ],
       { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '' } },
     );
     procs.push(p);
@@ -135,12 +150,21 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     let seq = 0;
     const send = async (n: number) => {
       const batch = [];
-      for (let i = 0; i < n; i++, seq++) batch.push(window('site-cal', 'gw-a', seq, t0 + seq * 1000, 1000, 'zone-a'), window('site-cal', 'gw-b', seq, t0 + seq * 1000, 1000, 'zone-b'));
+      for (let i = 0; i < n; i++, seq++)
+        batch.push(window('site-cal', 'gw-a', seq, t0 + seq * 1000, 1000, 'zone-a'), window('site-cal', 'gw-b', seq, t0 + seq * 1000, 1000, 'zone-b'));
       await publishAll(pub, batch.map(countsItem));
-      await until('lines written', () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0), (c) => c >= seq * 4);
+      await until(
+        'lines written',
+        () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0),
+        (c) => c >= seq * 4,
+      );
     };
     try {
-      await until('subscribed', () => state.log, (l) => l.includes('"subscribed"'));
+      await until(
+        'subscribed',
+        () => state.log,
+        (l) => l.includes('"subscribed"'),
+      );
       expect(state.log).toContain('"calibration loaded"');
       await send(20);
       const first = new Calibration(parseCalibration(calibrationYaml(0.5, 4)));
@@ -148,7 +172,7 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
       let a = peopleOf(text, 'zone-a');
       expect(a).toHaveLength(20);
       for (const x of a) {
-        const want = first.apply("zone-a", x!.estimate)!;
+        const want = first.apply('zone-a', x!.estimate)!;
         expect(x).toEqual({ estimate: x!.estimate, people: want.value, low: want.low, high: want.high });
       }
       expect(peopleOf(text, 'zone-b').every((x) => x === null)).toBe(true);
@@ -157,7 +181,11 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
       // A good file on SIGHUP: new k and b from the next window on.
       writeFileSync(file, calibrationYaml(2, 1));
       p.kill('SIGHUP');
-      await until('reloaded', () => state.log, (l) => l.includes('"calibration reloaded"'));
+      await until(
+        'reloaded',
+        () => state.log,
+        (l) => l.includes('"calibration reloaded"'),
+      );
       await send(10);
       const second = new Calibration(parseCalibration(calibrationYaml(2, 1)));
       text = readFileSync(out, 'utf8');
@@ -167,7 +195,11 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
       // A bad file on SIGHUP: logged, the second calibration stays, the process goes on.
       writeFileSync(file, 'format: presence-calibration/1\nzones: {}\n');
       p.kill('SIGHUP');
-      await until('kept', () => state.log, (l) => l.includes('calibration not reloaded; keeping the one in use'));
+      await until(
+        'kept',
+        () => state.log,
+        (l) => l.includes('calibration not reloaded; keeping the one in use'),
+      );
       const line = state.log.split('\n').find((l) => l.includes('calibration not reloaded'))!;
       expect(JSON.parse(line)).toMatchObject({ level: 50, file, kept: ['zone-a'] });
       expect(JSON.parse(line).err).toMatch(/calibration\.yaml: .*missing key "estimator"/);

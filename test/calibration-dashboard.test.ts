@@ -42,14 +42,20 @@ describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrat
     const withPeople: string[] = [];
     const without: string[] = [];
     for (let i = 0; i < 60; i++) {
-      for (const [gw, zone] of [['gw-h', 'hall'], ['gw-g', 'gate']]) {
+      for (const [gw, zone] of [
+        ['gw-h', 'hall'],
+        ['gw-g', 'gate'],
+      ]) {
         const m = window('station', gw, i, start + i * 60_000, 60_000, zone);
         withPeople.push(...countsLines(m, Date.parse(m.start), cal));
         without.push(...countsLines(m, Date.parse(m.start), null));
       }
     }
     expect(withPeople.join('\n')).toContain('people=');
-    for (const [db, lines] of [['calibrated', withPeople], ['uncalibrated', without]] as const) {
+    for (const [db, lines] of [
+      ['calibrated', withPeople],
+      ['uncalibrated', without],
+    ] as const) {
       const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body: lines.join('\n') });
       expect(res.status).toBe(204);
     }

@@ -33,7 +33,16 @@ function noise(seed: number) {
 }
 
 /** Windows of `sessions` days where estimate = b + people / k + noise, and each day its own offset. */
-function synthetic(opts: { k: number; b: number; sessions: number; windows: number; zone?: string; seed?: number; dayShift?: number; curve?: number }): Sample[] {
+function synthetic(opts: {
+  k: number;
+  b: number;
+  sessions: number;
+  windows: number;
+  zone?: string;
+  seed?: number;
+  dayShift?: number;
+  curve?: number;
+}): Sample[] {
   const n = noise(opts.seed ?? 7);
   const out: Sample[] = [];
   for (let d = 0; d < opts.sessions; d++) {
@@ -112,9 +121,7 @@ describe('fit', () => {
   it('warns when the data cannot support a fit', () => {
     const one = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows: 100 }));
     expect(one.warnings.join('\n')).toMatch(/one session only/);
-    const flat = fitZone(
-      synthetic({ k: 0.5, b: 6, sessions: 4, windows: 50 }).map((s) => ({ ...s, people: 5 + (s.time! % 120_000 ? 0 : 0.2) })),
-    );
+    const flat = fitZone(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 50 }).map((s) => ({ ...s, people: 5 + (s.time! % 120_000 ? 0 : 0.2) })));
     expect(flat.warnings.join('\n')).toMatch(/occupancy hardly varies/);
     const bent = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120, curve: 0.15 }));
     expect(bent.warnings.join('\n')).toMatch(/not a straight line/);
@@ -161,7 +168,11 @@ describe('apply', () => {
   });
 
   it('looks zones up by name (and site when the file names one)', () => {
-    const file = toCalibrationFile(fit(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'hall' })), { field: 'estimate', radio: 'wifi', window_s: 60 });
+    const file = toCalibrationFile(fit(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'hall' })), {
+      field: 'estimate',
+      radio: 'wifi',
+      window_s: 60,
+    });
     file.zones.hall.site = 'station';
     const c = new Calibration(file);
     expect(c.apply('hall', 20, 'station')).not.toBeNull();
@@ -213,7 +224,7 @@ describe('calibration file', () => {
     ['not a mapping', '- 1\n', /not a calibration file/],
     ['wrong format', (t: string) => t.replace('presence-calibration/1', 'something/2'), /format: must be "presence-calibration\/1"/],
     ['k not positive', (t: string) => t.replace(/(k:\n\s+value: )[\d.]+/, '$1-0.5'), /zones\.lab\.k\.value: must be above 0/],
-    ['missing b', (t: string) => t.replace(/\n    b:\n(      .*\n){4}/, '\n'), /zones\.lab: missing key "b"/],
+    ['missing b', (t: string) => t.replace(/\n {4}b:\n( {6}.*\n){4}/, '\n'), /zones\.lab: missing key "b"/],
     ['unknown key', (t: string) => t.replace('level: 0.9', 'level: 0.9\nlevle: 0.8'), /unknown key "levle"/],
     ['no zones', (t: string) => t.replace(/zones:\n[\s\S]*$/, 'zones: {}\n'), /zones: must name at least one zone/],
     ['not a number', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: .nan'), /zones\.lab\.residual_sd: must be a finite number/],
@@ -247,7 +258,12 @@ describe('truth', () => {
 
   it('pairs only whole windows inside the truth', () => {
     const o = parseOccupancy(csv, 'a.csv');
-    const w = [0, 1, 2, 3].map((i) => ({ start: Date.parse('2022-10-18T08:59:00Z') + i * 60_000, end: Date.parse('2022-10-18T09:00:00Z') + i * 60_000, estimate: i, devices: i }));
+    const w = [0, 1, 2, 3].map((i) => ({
+      start: Date.parse('2022-10-18T08:59:00Z') + i * 60_000,
+      end: Date.parse('2022-10-18T09:00:00Z') + i * 60_000,
+      estimate: i,
+      devices: i,
+    }));
     expect(pairOccupancy(w, o, 'day').map((p) => p.people)).toEqual([2, 4, 2]);
   });
 

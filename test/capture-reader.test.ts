@@ -50,7 +50,14 @@ class W {
 }
 
 function pcap(little: boolean, nanos: boolean, linkType: number, recs: Array<[number, number, Uint8Array]>): Uint8Array {
-  const w = new W(little).u32(nanos ? 0xa1b23c4d : 0xa1b2c3d4).u16(2).u16(4).u32(0).u32(0).u32(65535).u32(linkType);
+  const w = new W(little)
+    .u32(nanos ? 0xa1b23c4d : 0xa1b2c3d4)
+    .u16(2)
+    .u16(4)
+    .u32(0)
+    .u32(0)
+    .u32(65535)
+    .u32(linkType);
   for (const [sec, frac, data] of recs) w.u32(sec).u32(frac).u32(data.length).u32(data.length).bytes(data);
   return w.out();
 }
@@ -62,8 +69,7 @@ function block(little: boolean, type: number, body: (w: W) => void): Uint8Array 
   const total = b.length + 12;
   return new W(little).u32(type).u32(total).bytes(b.out()).u32(total).out();
 }
-const shb = (little: boolean) =>
-  block(little, 0x0a0d0d0a, (w) => w.u32(0x1a2b3c4d).u16(1).u16(0).u32(0xffffffff).u32(0xffffffff));
+const shb = (little: boolean) => block(little, 0x0a0d0d0a, (w) => w.u32(0x1a2b3c4d).u16(1).u16(0).u32(0xffffffff).u32(0xffffffff));
 const idb = (little: boolean, linkType: number, tsresol?: number) =>
   block(little, 1, (w) => {
     w.u16(linkType).u16(0).u32(0);
@@ -71,17 +77,30 @@ const idb = (little: boolean, linkType: number, tsresol?: number) =>
   });
 const epb = (little: boolean, iface: number, ts: bigint, data: Uint8Array) =>
   block(little, 6, (w) =>
-    w.u32(iface).u32(Number(ts >> 32n)).u32(Number(ts & 0xffffffffn)).u32(data.length).u32(data.length).bytes(data),
+    w
+      .u32(iface)
+      .u32(Number(ts >> 32n))
+      .u32(Number(ts & 0xffffffffn))
+      .u32(data.length)
+      .u32(data.length)
+      .bytes(data),
   );
 const spb = (little: boolean, data: Uint8Array) => block(little, 3, (w) => w.u32(data.length).bytes(data));
 const opb = (little: boolean, iface: number, ts: bigint, data: Uint8Array) =>
   block(little, 2, (w) =>
-    w.u16(iface).u16(0).u32(Number(ts >> 32n)).u32(Number(ts & 0xffffffffn)).u32(data.length).u32(data.length).bytes(data),
+    w
+      .u16(iface)
+      .u16(0)
+      .u32(Number(ts >> 32n))
+      .u32(Number(ts & 0xffffffffn))
+      .u32(data.length)
+      .u32(data.length)
+      .bytes(data),
   );
 const cat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p, o), (o += p.length));
+  for (const p of parts) out.set(p, o), (o += p.length);
   return out;
 };
 const bytes = (...v: number[]) => Uint8Array.from(v);
@@ -222,7 +241,10 @@ describe('garbage input', () => {
     let seed = 12345;
     const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
     const good = cat(shb(true), idb(true, 127, 9), epb(true, 0, 5n, bytes(1, 2, 3)), spb(true, bytes(4)));
-    const goodPcap = pcap(false, true, 251, [[1, 2, bytes(1, 2)], [3, 4, bytes(5)]]);
+    const goodPcap = pcap(false, true, 251, [
+      [1, 2, bytes(1, 2)],
+      [3, 4, bytes(5)],
+    ]);
     for (let i = 0; i < 3000; i++) {
       const base = i % 3 === 0 ? good : i % 3 === 1 ? goodPcap : new Uint8Array(40).map(rnd);
       const input = base.slice();
@@ -315,14 +337,31 @@ describe('packed records (the gateway path)', () => {
       idb(true, 127),
       idb(true, 256, 9),
       epb(true, 0, 1_700_000_000_123_456n, bytes(1, 2, 3)),
-      epb(true, 1, 1_700_000_000_500_000_000n, Uint8Array.from({ length: 100 }, (_, i) => i)),
+      epb(
+        true,
+        1,
+        1_700_000_000_500_000_000n,
+        Uint8Array.from({ length: 100 }, (_, i) => i),
+      ),
       spb(true, bytes(7, 7)),
       opb(true, 0, 1_700_000_001_000_000n, bytes()),
-      epb(true, 0, 1_700_000_002_000_000n, Uint8Array.from({ length: 65 }, (_, i) => 255 - i)),
+      epb(
+        true,
+        0,
+        1_700_000_002_000_000n,
+        Uint8Array.from({ length: 65 }, (_, i) => 255 - i),
+      ),
     );
 
   it('pushRecords gives the same frames as push, however the input is chunked, reusing its arrays or not', () => {
-    for (const file of [mixed(), pcap(false, true, 251, [[5, 1, bytes(1)], [6, 2, bytes()], [7, 3, Uint8Array.from({ length: 70 }, (_, i) => i)]])]) {
+    for (const file of [
+      mixed(),
+      pcap(false, true, 251, [
+        [5, 1, bytes(1)],
+        [6, 2, bytes()],
+        [7, 3, Uint8Array.from({ length: 70 }, (_, i) => i)],
+      ]),
+    ]) {
       const want = parseAll(file).frames;
       for (const chunk of [file.length, 33, 7, 1]) {
         for (const reuse of [false, true]) {
@@ -351,7 +390,12 @@ describe('packed records (the gateway path)', () => {
     expect([...b.bytes.subarray(16, 24)]).toEqual([1, 2, 3, 0, 0, 0, 0, 0]);
     expect(b.times[1]).toBe(1_700_000_000_500); // the second interface counts in nanoseconds
     expect(b.times[2]).toBe(b.times[1]); // an SPB has the previous frame's time
-    expect(b.slice(1, 3).frames().map((f) => f.data.length)).toEqual([100, 2]);
+    expect(
+      b
+        .slice(1, 3)
+        .frames()
+        .map((f) => f.data.length),
+    ).toEqual([100, 2]);
     expect(b.firstAtOrAfter(1_700_000_001_000)).toBe(3);
     expect(b.maxTime()).toBe(1_700_000_002_000);
   });

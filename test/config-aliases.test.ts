@@ -72,12 +72,21 @@ describe('gateway: old flags and environment variables', () => {
 
   it('the real CLI prints each deprecation once on stderr and names the new flags (doctor, which shares the options)', async () => {
     // No --site: the configuration is refused right after the flags are read (exit 2), nothing is started.
-    const r = await promisify(execFile)(process.execPath, [PRESENCE, 'gateway', '--zone', 'z', '--id', 'g', '--source', 'stdin', '--mqtt', 'mqtt://h', '--keepalive', '5', '--client-id', 'c'], {
-      env: { ...process.env, PRESENCE_MQTT_PASSWORD: 'pw' },
-    }).catch((e: { code: number; stderr: string }) => e);
+    const r = await promisify(execFile)(
+      process.execPath,
+      [PRESENCE, 'gateway', '--zone', 'z', '--id', 'g', '--source', 'stdin', '--mqtt', 'mqtt://h', '--keepalive', '5', '--client-id', 'c'],
+      {
+        env: { ...process.env, PRESENCE_MQTT_PASSWORD: 'pw' },
+      },
+    ).catch((e: { code: number; stderr: string }) => e);
     expect((r as { code: number }).code).toBe(2);
     const lines = (r as { stderr: string }).stderr.split('\n');
-    for (const [old, replacement] of [['--mqtt', '--mqtt-url'], ['--keepalive', '--mqtt-keepalive'], ['--client-id', '--mqtt-client-id'], ['PRESENCE_MQTT_PASSWORD', 'MQTT_PASSWORD']]) {
+    for (const [old, replacement] of [
+      ['--mqtt', '--mqtt-url'],
+      ['--keepalive', '--mqtt-keepalive'],
+      ['--client-id', '--mqtt-client-id'],
+      ['PRESENCE_MQTT_PASSWORD', 'MQTT_PASSWORD'],
+    ]) {
       expect(only(lines, old)).toHaveLength(1);
       expect(only(lines, old)[0]).toContain(`use ${replacement}`);
     }
@@ -126,7 +135,9 @@ describe('aggregator: old flags and camelCase config keys', () => {
       writeFileSync(f, yamlOf(old, value));
       const { result, lines } = captureDeprecations(() => loadAggregator({ config: f }, {}));
       expect(get(result)).toEqual(want);
-      expect(lines).toEqual([`presence: warning: config key aggregator.${old} (in ${f}) is deprecated, use aggregator.${replacement}; the old name still works for now`]);
+      expect(lines).toEqual([
+        `presence: warning: config key aggregator.${old} (in ${f}) is deprecated, use aggregator.${replacement}; the old name still works for now`,
+      ]);
     });
   }
 
@@ -142,8 +153,10 @@ describe('aggregator: old flags and camelCase config keys', () => {
       return '';
     })();
     expect(e).toContain('aggregator.batch.maxBuffer (now aggregator.batch.max_buffer): must be');
-    expect(() => resolveAggregator({ batch: { maxBuffer: 10, size: 300 } })).toThrow('batch.maxBuffer (now batch.max_buffer): must be at least batch.size (300) (got 10)');
-    expect(() => resolveAggregator({ batch: { max_buffer: 10, size: 300 } })).toThrow(/^[^]*batch\.max_buffer: must be at least batch\.size/);
+    expect(() => resolveAggregator({ batch: { maxBuffer: 10, size: 300 } })).toThrow(
+      'batch.maxBuffer (now batch.max_buffer): must be at least batch.size (300) (got 10)',
+    );
+    expect(() => resolveAggregator({ batch: { max_buffer: 10, size: 300 } })).toThrow(/^[\s\S]*batch\.max_buffer: must be at least batch\.size/);
   });
 
   it('the snake_case file gives the same config as the camelCase one, without warnings', () => {
@@ -172,7 +185,9 @@ describe('aggregator: old flags and camelCase config keys', () => {
     const f = join(tmp, 'cli.yaml');
     // influx.api v1 without a database: refused after reading everything (exit 2), nothing is started.
     writeFileSync(f, 'mqtt:\n  clientId: x\nbatch:\n  flushInterval: 1s\ninflux:\n  url: http://127.0.0.1:1\n  api: v1\n');
-    const r = await promisify(execFile)(process.execPath, [PRESENCE, 'aggregator', '--config', f, '--group', 'g', '--client-id', 'y']).catch((e: { code: number; stderr: string }) => e);
+    const r = await promisify(execFile)(process.execPath, [PRESENCE, 'aggregator', '--config', f, '--group', 'g', '--client-id', 'y']).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect((r as { code: number }).code).toBe(2);
     const lines = (r as { stderr: string }).stderr.split('\n');
     expect(only(lines, '--group')).toEqual([expect.stringContaining('use --mqtt-group')]);
@@ -185,7 +200,9 @@ describe('aggregator: old flags and camelCase config keys', () => {
 
 describe('simulate: old flag', () => {
   it('--mqtt still names the load broker, with one deprecation line', async () => {
-    const r = await promisify(execFile)(process.execPath, [PRESENCE, 'simulate', '--load', '--count', '1', '--mqtt', 'mqtt://127.0.0.1:1']).catch((e: { code: number; stderr: string }) => e);
+    const r = await promisify(execFile)(process.execPath, [PRESENCE, 'simulate', '--load', '--count', '1', '--mqtt', 'mqtt://127.0.0.1:1']).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     const stderr = (r as { stderr: string }).stderr;
     expect(only(stderr.split('\n'), '--mqtt')).toEqual([expect.stringContaining('use --mqtt-url')]);
     expect(stderr).toContain('127.0.0.1:1');

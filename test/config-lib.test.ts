@@ -18,7 +18,17 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('durations', () => {
   it('reads ms, s, m, h, d, decimals and compounds; rejects anything else with one message', () => {
-    for (const [text, ms] of [['250ms', 250], ['60s', 60_000], ['1.5s', 1500], ['15m', 900_000], ['2h', 7_200_000], ['1h30m', 5_400_000], ['7d', 604_800_000], ['1h 30m', 5_400_000], ['500 ms', 500]] as const)
+    for (const [text, ms] of [
+      ['250ms', 250],
+      ['60s', 60_000],
+      ['1.5s', 1500],
+      ['15m', 900_000],
+      ['2h', 7_200_000],
+      ['1h30m', 5_400_000],
+      ['7d', 604_800_000],
+      ['1h 30m', 5_400_000],
+      ['500 ms', 500],
+    ] as const)
       expect(parseDuration(text), text).toBe(ms);
     for (const bad of ['soon', '', '60 seconds', '5x', 'm5', '-1s', '1s-', null, {}, '0s'])
       expect(() => parseDuration(bad), String(bad)).toThrow(DurationError);
@@ -89,7 +99,9 @@ describe('error lines', () => {
   it('say where the value came from, the key, what it must be and what was given', () => {
     expect(lines({ a: {} })).toEqual(['a.size: is required: set it in the file or with --size or SIZE']);
     expect(lines({ a: { size: 'big' } }, new Map([['a.size', 'SIZE']]))).toEqual(['SIZE (a.size): must be a whole number (got "big")']);
-    expect(lines({ a: { size: 2, every: 'often' } }, new Map([['a.every', '--every']]))).toEqual(['--every (a.every): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "often")']);
+    expect(lines({ a: { size: 2, every: 'often' } }, new Map([['a.every', '--every']]))).toEqual([
+      '--every (a.every): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "often")',
+    ]);
     expect(lines({ a: { size: 2, evry: '1s' } })).toEqual(['a: has an unknown key "evry" (did you mean "every"?)']);
   });
 });

@@ -39,9 +39,16 @@ describe.skipIf(!ok)(SUITE, () => {
     const cfg = loadConfig({ site: 'cg', zone: 'z', id: 'g', mqttUrl: broker.url, source: ['pcap:/dev/null'], queueDir: dir }, {});
     const queue = WindowQueue.open(dir, { maxWindows: 100, log });
     const window = (seq: number): CountsMessage => ({
-      v: 1, site: 'cg', zone: 'z', gateway: 'g', seq, start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
-      end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(), complete: true,
-      wifi: { frames: 10, devices: 3, estimate: 3 }, ble: { frames: 5, devices: 2, estimate: 2 },
+      v: 1,
+      site: 'cg',
+      zone: 'z',
+      gateway: 'g',
+      seq,
+      start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
+      end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(),
+      complete: true,
+      wifi: { frames: 10, devices: 3, estimate: 3 },
+      ble: { frames: 5, devices: 2, estimate: 2 },
     });
     queue.append(window(1));
     queue.append({ ...window(2), wifi: { ...window(2).wifi, mac: '3c:22:fb:01:a0:9e' } } as CountsMessage);
@@ -53,8 +60,26 @@ describe.skipIf(!ok)(SUITE, () => {
     try {
       await waitFor(() => queue.depth === 0, 20_000, 'the queue to empty');
       const status = onlineStatus({
-        site: 'cg', zone: 'z', gateway: 'g', startedAt: 0, now: Date.UTC(2026, 5, 1, 13), queueDepth: 0, queueDropped: 0, windows: 3, lastSeq: 3,
-        sources: [{ name: 'wlan0', radio: 'wifi', state: 'restarting', frames_per_s: 0, errors: 1, error_code: 'exited', last_error: 'tcpdump: dev 0xAABBCCDDEEFF gone\nbye\u0007' }],
+        site: 'cg',
+        zone: 'z',
+        gateway: 'g',
+        startedAt: 0,
+        now: Date.UTC(2026, 5, 1, 13),
+        queueDepth: 0,
+        queueDropped: 0,
+        windows: 3,
+        lastSeq: 3,
+        sources: [
+          {
+            name: 'wlan0',
+            radio: 'wifi',
+            state: 'restarting',
+            frames_per_s: 0,
+            errors: 1,
+            error_code: 'exited',
+            last_error: 'tcpdump: dev 0xAABBCCDDEEFF gone\nbye\u0007',
+          },
+        ],
       });
       await pub.publishStatus({ ...status, hashes: ['9f86d081884c7d65'] } as StatusMessage);
       await pub.publishStatus(status);
@@ -81,19 +106,42 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('a capture tool printing addresses on stderr: status has a fixed error_code and a last_error without them; logs neither', async () => {
     // The forms of issue 10.2 and more, for the address 3c:22:fb:01:a0:9e (and reversed).
-    const forms = ['dev 0x3c22fb01a09e', '3c 22 fb 01 a0 9e', '3c_22_fb_01_a0_9e', '3c22-fb01-a09e', '3C:22:FB:01:A0:9E', '9e-a0-01-fb-22-3c', '3c22fb.01a09e', '0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e', '3c:22:fb:1:a0:9e'];
+    const forms = [
+      'dev 0x3c22fb01a09e',
+      '3c 22 fb 01 a0 9e',
+      '3c_22_fb_01_a0_9e',
+      '3c22-fb01-a09e',
+      '3C:22:FB:01:A0:9E',
+      '9e-a0-01-fb-22-3c',
+      '3c22fb.01a09e',
+      '0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e',
+      '3c:22:fb:1:a0:9e',
+    ];
     const logs: string[] = [];
     const log = pino({ level: 'trace' }, { write: (s: string) => void logs.push(s) });
     const sub = await subscriber(broker.url, { filter: siteFilter('tool') });
     const script = `echo "${forms.join(' | ')}" >&2`; // one stderr line: it becomes the message
     const gw = new Gateway({
-      config: config({ site: 'tool', zone: 'z', id: 'g', mqtt: broker.url, source: [`wifi=cmd:${script}; exit 3`], window: '1s', statusInterval: '200ms', queueDir: join(dir, 'q-tool') }),
+      config: config({
+        site: 'tool',
+        zone: 'z',
+        id: 'g',
+        mqtt: broker.url,
+        source: [`wifi=cmd:${script}; exit 3`],
+        window: '1s',
+        statusInterval: '200ms',
+        queueDir: join(dir, 'q-tool'),
+      }),
       log,
     });
     await gw.start();
     try {
       await waitFor(() => gw.sources[0].errors >= 2, 20_000, 'two failures of the command');
-      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('tool', 'g') && m.payload.includes('error_code')), 20_000, 'a status with the error');
+      await waitFor(
+        () => sub.messages.some((m) => m.topic === statusTopic('tool', 'g') && m.payload.includes('error_code')),
+        20_000,
+        'a status with the error',
+      );
     } finally {
       await gw.stop();
       await sub.client.endAsync();

@@ -2,24 +2,65 @@
 // schema walk that generates payloads and proves every field is bounded and no extra field passes.
 import { describe, expect, it } from 'vitest';
 import {
-  countsTopic, statusTopic, parseTopic, sharedFilter, COUNTS_FILTER, validateCounts, validateStatus,
-  offlineStatus, encode, countsSchema, statusSchema, sanitiseMessage, redactAddresses, FIELDS, ID_PATTERN, SOURCE_NAME_PATTERN,
-  MESSAGE_PATTERN, LAST_ERROR_PATTERN, LAST_ERROR_SENTENCES, LAST_ERROR_SIGNALS, isLastError, lastErrorText, MAX_PAYLOAD_BYTES, MAX_COUNT, type CountsMessage, type StatusMessage,
+  countsTopic,
+  statusTopic,
+  parseTopic,
+  sharedFilter,
+  COUNTS_FILTER,
+  validateCounts,
+  validateStatus,
+  offlineStatus,
+  encode,
+  countsSchema,
+  statusSchema,
+  sanitiseMessage,
+  redactAddresses,
+  FIELDS,
+  ID_PATTERN,
+  SOURCE_NAME_PATTERN,
+  MESSAGE_PATTERN,
+  LAST_ERROR_PATTERN,
+  LAST_ERROR_SENTENCES,
+  LAST_ERROR_SIGNALS,
+  isLastError,
+  lastErrorText,
+  MAX_PAYLOAD_BYTES,
+  MAX_COUNT,
+  type CountsMessage,
+  type StatusMessage,
 } from '../contract/index.ts';
 import { Rng } from '../simulator/rng.ts';
 
 const good: CountsMessage = {
-  v: 1, site: 'utrecht', zone: 'neude', gateway: 'gw-01', seq: 1234,
-  start: '2026-04-27T12:00:00.000Z', end: '2026-04-27T12:01:00.000Z', complete: true,
-  wifi: { frames: 812, devices: 140, estimate: 61 }, ble: { frames: 3011, devices: 95, estimate: 70 },
+  v: 1,
+  site: 'utrecht',
+  zone: 'neude',
+  gateway: 'gw-01',
+  seq: 1234,
+  start: '2026-04-27T12:00:00.000Z',
+  end: '2026-04-27T12:01:00.000Z',
+  complete: true,
+  wifi: { frames: 812, devices: 140, estimate: 61 },
+  ble: { frames: 3011, devices: 95, estimate: 70 },
 };
 
 // ---- a small walker over the two schema files ------------------------------------------------
 
 type Schema = Record<string, unknown> & {
-  $ref?: string; type?: string; properties?: Record<string, Schema>; required?: string[]; items?: Schema;
-  additionalProperties?: unknown; pattern?: string; maxLength?: number; minimum?: number; maximum?: number;
-  enum?: unknown[]; const?: unknown; maxItems?: number; format?: string;
+  $ref?: string;
+  type?: string;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  additionalProperties?: unknown;
+  pattern?: string;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+  const?: unknown;
+  maxItems?: number;
+  format?: string;
 };
 
 /** Follows a local `#/$defs/x` reference (the files have no other kind). */
@@ -77,8 +118,10 @@ export function addressForm(rng: Rng, bytes: number[] = Array.from({ length: 6 }
   const hex = b.map((x) => x.toString(16).padStart(2, '0'));
   const kind = rng.int(0, 9);
   let s: string;
-  if (kind === 0) s = b.map((x) => x.toString(16)).join(':'); // ether_ntoa: no leading zeros
-  else if (kind === 1) s = hex.map((h) => `0x${h}`).join([', ', ',', ' '][rng.int(0, 2)]); // C array
+  if (kind === 0)
+    s = b.map((x) => x.toString(16)).join(':'); // ether_ntoa: no leading zeros
+  else if (kind === 1)
+    s = hex.map((h) => `0x${h}`).join([', ', ',', ' '][rng.int(0, 2)]); // C array
   else {
     const group = [2, 2, 2, 4, 4, 6, 12][rng.int(0, 6)]; // hex digits per group
     const sep = group === 12 ? '' : [':', '-', '.', '_', ' ', ','][rng.int(0, 5)];
@@ -87,7 +130,11 @@ export function addressForm(rng: Rng, bytes: number[] = Array.from({ length: 6 }
   }
   const casing = rng.int(0, 2); // lower, upper, mixed
   if (casing === 1) s = s.toUpperCase().replace(/0X/g, rng.chance(0.5) ? '0x' : '0X');
-  if (casing === 2) s = [...s].map((c) => (rng.chance(0.5) ? c.toUpperCase() : c)).join('').replace(/0X/g, '0x');
+  if (casing === 2)
+    s = [...s]
+      .map((c) => (rng.chance(0.5) ? c.toUpperCase() : c))
+      .join('')
+      .replace(/0X/g, '0x');
   return s;
 }
 
@@ -99,8 +146,7 @@ function generate(root: Schema, s: Schema, rng: Rng, full: boolean): unknown {
   switch (r.type) {
     case 'object': {
       const out: Record<string, unknown> = {};
-      for (const [k, p] of Object.entries(r.properties ?? {}))
-        if (full || r.required?.includes(k) || rng.chance(0.5)) out[k] = generate(root, p, rng, full);
+      for (const [k, p] of Object.entries(r.properties ?? {})) if (full || r.required?.includes(k) || rng.chance(0.5)) out[k] = generate(root, p, rng, full);
       return out;
     }
     case 'array':
@@ -168,10 +214,19 @@ describe('wire contract', () => {
 
   it('accepts the example payload and every optional field', () => {
     expect(validateCounts(good)).toEqual({ ok: true, value: good });
-    const full = { ...good, wifi: { ...good.wifi, probes: 3, rejected: 1, weak: 2, exact: true }, ble: { ...good.ble, adverts: 9, rejected: 0, weak: 0, exact: false } };
+    const full = {
+      ...good,
+      wifi: { ...good.wifi, probes: 3, rejected: 1, weak: 2, exact: true },
+      ble: { ...good.ble, adverts: 9, rejected: 0, weak: 0, exact: false },
+    };
     expect(validateCounts(full).ok).toBe(true);
     // Small-count protection (gateway/privacy.ts): the privacy block and the per-radio suppressed flag.
-    const priv = { ...good, wifi: { ...good.wifi, suppressed: false }, ble: { frames: 0, devices: 0, estimate: 0, suppressed: true }, privacy: { min_count: 15, epsilon: 0.5 } };
+    const priv = {
+      ...good,
+      wifi: { ...good.wifi, suppressed: false },
+      ble: { frames: 0, devices: 0, estimate: 0, suppressed: true },
+      privacy: { min_count: 15, epsilon: 0.5 },
+    };
     expect(validateCounts(priv).ok).toBe(true);
     expect(validateCounts({ ...good, privacy: { min_count: 5 } }).ok).toBe(true);
     expect(validateCounts({ ...good, privacy: { epsilon: 1 } })).toEqual({ ok: false, code: 'invalid', reason: '/privacy/min_count is required' });
@@ -194,18 +249,32 @@ describe('wire contract', () => {
     expect(validateCounts(noV)).toEqual({ ok: false, code: 'invalid', reason: '/v is required' });
     expect(validateCounts({ ...good, v: 2 })).toEqual({ ok: false, code: 'invalid', reason: '/v must be 1' });
     expect(validateCounts({ ...good, end: good.start })).toEqual({ ok: false, code: 'invalid', reason: '/end must be after /start' });
-    expect(validateCounts({ ...good, end: '2026-04-28T12:00:00.001Z' })).toEqual({ ok: false, code: 'invalid', reason: '/end must be at most 24 h after /start' });
+    expect(validateCounts({ ...good, end: '2026-04-28T12:00:00.001Z' })).toEqual({
+      ok: false,
+      code: 'invalid',
+      reason: '/end must be at most 24 h after /start',
+    });
     expect(validateCounts({ ...good, start: 'yesterday' }).ok).toBe(false);
   });
 
   it('rejects fields the contract does not have, at every level, naming where', () => {
     const mac = validateCounts({ ...good, wifi: { ...good.wifi, mac: '3c:22:fb:01:a0:9e' } });
     expect(mac).toEqual({ ok: false, code: 'unknown_field', reason: '/wifi/mac is not a field of the contract' });
-    expect(validateCounts({ ...good, hashes: ['a1b2c3d4e5f60718'] })).toEqual({ ok: false, code: 'unknown_field', reason: '/hashes is not a field of the contract' });
+    expect(validateCounts({ ...good, hashes: ['a1b2c3d4e5f60718'] })).toEqual({
+      ok: false,
+      code: 'unknown_field',
+      reason: '/hashes is not a field of the contract',
+    });
     // A key that could itself be an address is not repeated in the reason.
     const r = validateCounts({ ...good, ble: { ...good.ble, '3c:22:fb:01:a0:9e': 1 } });
     expect(r).toEqual({ ok: false, code: 'unknown_field', reason: '/ble/(a key that is not a field name) is not a field of the contract' });
-    const s = validateStatus({ v: 1, site: 'a', gateway: 'b', state: 'online', sources: [{ name: 'x', state: 'running', frames_per_s: 0, errors: 0, addr: 'aa' }] });
+    const s = validateStatus({
+      v: 1,
+      site: 'a',
+      gateway: 'b',
+      state: 'online',
+      sources: [{ name: 'x', state: 'running', frames_per_s: 0, errors: 0, addr: 'aa' }],
+    });
     expect(s).toEqual({ ok: false, code: 'unknown_field', reason: '/sources/0/addr is not a field of the contract' });
   });
 
@@ -232,7 +301,7 @@ describe('wire contract', () => {
     expect(st).toEqual({ ok: false, code: 'invalid', reason: '/uptime_s must be a finite number from 0 to 9007199254740991 (2^53 - 1)' });
   });
 
-  it('has types that name exactly the schemas\' fields', () => {
+  it("has types that name exactly the schemas' fields", () => {
     const props = (root: Schema, s: Schema) => Object.keys(deref(root, s).properties ?? {}).sort();
     const c = countsSchema as Schema;
     const st = statusSchema as Schema;
@@ -269,8 +338,8 @@ describe('wire contract', () => {
         } else if (schema.type === 'boolean') {
           // nothing to bound
         } else {
-          expect(schema.enum ?? [schema.const], `${kind} ${path}: enum or const of fixed strings/numbers`).toSatisfy(
-            (v: unknown[]) => v.every((x) => typeof x === 'number' || (typeof x === 'string' && /^[a-z_]+$/.test(x))),
+          expect(schema.enum ?? [schema.const], `${kind} ${path}: enum or const of fixed strings/numbers`).toSatisfy((v: unknown[]) =>
+            v.every((x) => typeof x === 'number' || (typeof x === 'string' && /^[a-z_]+$/.test(x))),
           );
         }
       }
@@ -282,7 +351,15 @@ describe('wire contract', () => {
       const rng = new Rng(kind === 'counts' ? 11 : 12);
       const gen = (full: boolean) => (kind === 'counts' ? generateCounts(rng, full) : generateStatus(rng, full));
       const validate = validators[kind];
-      const address = ['3c:22:fb:01:a0:9e', '3C-22-FB-01-A0-9E', '3c22.fb01.a09e', '3c22fb01a09e', '0x3c22fb01a09e', '3c 22 fb 01 a0 9e', 'dev 9e_a0_01_fb_22_3c'];
+      const address = [
+        '3c:22:fb:01:a0:9e',
+        '3C-22-FB-01-A0-9E',
+        '3c22.fb01.a09e',
+        '3c22fb01a09e',
+        '0x3c22fb01a09e',
+        '3c 22 fb 01 a0 9e',
+        'dev 9e_a0_01_fb_22_3c',
+      ];
       const freeText = ['hello world', 'Name Surname', 'x'.repeat(201), 'line\nbreak', 'caf\u00e9', '', ...address];
       let extras = 0;
       let texts = 0;
@@ -309,11 +386,18 @@ describe('wire contract', () => {
         for (const { path, key } of stringsIn(m)) {
           for (const text of freeText) {
             const c = copy();
-            stringsIn(c).find((s) => s.path === path)!.set(text);
+            stringsIn(c)
+              .find((s) => s.path === path)!
+              .set(text);
             const r = validate(c);
-            const allowed = key === 'last_error' ? isLastError(text)
-              : (key === 'site' || key === 'zone' || key === 'gateway') ? new RegExp(ID_PATTERN).test(text)
-              : key === 'name' ? new RegExp(SOURCE_NAME_PATTERN).test(text) : false;
+            const allowed =
+              key === 'last_error'
+                ? isLastError(text)
+                : key === 'site' || key === 'zone' || key === 'gateway'
+                  ? new RegExp(ID_PATTERN).test(text)
+                  : key === 'name'
+                    ? new RegExp(SOURCE_NAME_PATTERN).test(text)
+                    : false;
             expect(r.ok, `${kind} ${path} = ${JSON.stringify(text)}`).toBe(allowed);
             texts++;
           }
@@ -347,15 +431,49 @@ describe('wire contract', () => {
     // Any text of a capture tool is refused, however harmless it looks.
     const rng = new Rng(5);
     for (let i = 0; i < 2000; i++) expect(re.test(randomText(rng, 600))).toBe(false);
-    for (const t of ['tcpdump: wlan0: No such device', "Jan's iPhone", 'the capture command exited: aa', 'the source failed ']) expect(re.test(t), t).toBe(false);
-    expect(validateStatus({ v: 1, site: 'utrecht', gateway: 'gw-01', state: 'online', sources: [{ name: 'wlan0', state: 'failed', frames_per_s: 0, errors: 1, last_error: 'tcpdump: oops' }] })).toEqual({
-      ok: false, code: 'invalid', reason: expect.stringContaining('last_error must be one of the fixed sentences'),
+    for (const t of ['tcpdump: wlan0: No such device', "Jan's iPhone", 'the capture command exited: aa', 'the source failed '])
+      expect(re.test(t), t).toBe(false);
+    expect(
+      validateStatus({
+        v: 1,
+        site: 'utrecht',
+        gateway: 'gw-01',
+        state: 'online',
+        sources: [{ name: 'wlan0', state: 'failed', frames_per_s: 0, errors: 1, last_error: 'tcpdump: oops' }],
+      }),
+    ).toEqual({
+      ok: false,
+      code: 'invalid',
+      reason: expect.stringContaining('last_error must be one of the fixed sentences'),
     });
   });
 
   it('redaction removes every written form of an address, in any surrounding text (property, 5000 cases)', () => {
     const rng = new Rng(48);
-    const around = ['', ' ', 'dev ', 'addr=', 'MAC:', '[', '](', ', ', ':', '-', '.', '_', 'dead', 'BEEF', 'cafe ', '0x', '1', 'f', '12:', 'a ', '2026-04-27 12:00:00', 'tcpdump: '];
+    const around = [
+      '',
+      ' ',
+      'dev ',
+      'addr=',
+      'MAC:',
+      '[',
+      '](',
+      ', ',
+      ':',
+      '-',
+      '.',
+      '_',
+      'dead',
+      'BEEF',
+      'cafe ',
+      '0x',
+      '1',
+      'f',
+      '12:',
+      'a ',
+      '2026-04-27 12:00:00',
+      'tcpdump: ',
+    ];
     const pick = () => around[rng.int(0, around.length - 1)];
     const re = new RegExp(MESSAGE_PATTERN);
     const forms = new Set<string>();
@@ -366,7 +484,10 @@ describe('wire contract', () => {
       const text = `${pick()}${pick()}${form}${pick()}${pick()}${rng.chance(0.2) ? addressForm(rng) : ''}`;
       const out = redactAddresses(text);
       // Nothing of 4 or more of its bytes survives, in either order, whatever separators remain.
-      const flat = out.toLowerCase().replace(/0x/g, '').replace(/[^0-9a-f]/g, '');
+      const flat = out
+        .toLowerCase()
+        .replace(/0x/g, '')
+        .replace(/[^0-9a-f]/g, '');
       for (const order of [bytes, [...bytes].reverse()]) {
         const h = order.map((x) => x.toString(16).padStart(2, '0')).join('');
         for (let k = 0; k + 8 <= 12; k += 2) expect(flat, JSON.stringify({ text, out })).not.toContain(h.slice(k, k + 8));
@@ -378,6 +499,8 @@ describe('wire contract', () => {
     expect(forms.size).toBeGreaterThan(60); // many distinct shapes were tried
     // The forms of issue 10.2, and ordinary text left alone.
     for (const t of ['dev 0xaabbccddeeff', 'aa bb cc dd ee ff', 'aa_bb_cc_dd_ee_ff', 'aabb-ccdd-eeff']) expect(redactAddresses(t)).not.toMatch(/aa|ff/i);
-    expect(redactAddresses('exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away')).toBe('exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away');
+    expect(redactAddresses('exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away')).toBe(
+      'exited with code 3 at 2026-04-27 12:00:00.000: capture interface went away',
+    );
   });
 });

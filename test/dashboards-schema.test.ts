@@ -34,14 +34,12 @@ function errorsOf(d: unknown): string[] {
   return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
 }
 
-const dashboards: Record<string, Dashboard> = Object.fromEntries(
-  FILES.map((f) => [f, loadDashboard(join(root, 'dashboards', `${f}.json`))]),
-);
+const dashboards: Record<string, Dashboard> = Object.fromEntries(FILES.map((f) => [f, loadDashboard(join(root, 'dashboards', `${f}.json`))]));
 
 describe.each(FILES)('dashboards/%s.json', (name) => {
   const d = dashboards[name];
 
-  it('validates against the schema derived from Grafana\'s dashboard types', () => {
+  it("validates against the schema derived from Grafana's dashboard types", () => {
     expect(errorsOf(d)).toEqual([]);
   });
 
@@ -96,7 +94,8 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
     }
     for (const v of variableQueries(d)) {
       // Tag values, or (crowd) the zones that have calibrated people in the range.
-      if (v.query.startsWith('SELECT')) expect(v.query).toMatch(/^SELECT DISTINCT\("zone"\) FROM \(SELECT "zone", "people" FROM "presence" WHERE .*"people" >= 0 AND \$timeFilter\)$/);
+      if (v.query.startsWith('SELECT'))
+        expect(v.query).toMatch(/^SELECT DISTINCT\("zone"\) FROM \(SELECT "zone", "people" FROM "presence" WHERE .*"people" >= 0 AND \$timeFilter\)$/);
       else expect(v.query).toMatch(/^SHOW TAG VALUES FROM "(presence|gateway_status)" WITH KEY = "\w+"/);
     }
   });
@@ -145,7 +144,11 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     expect(band!.repeat).toBe('zone');
     const overrides = JSON.stringify((band as any).fieldConfig.overrides);
     for (const r of ['wifi', 'ble']) expect(overrides).toContain(`{"id":"custom.fillBelowTo","value":"${r} low"}`);
-    expect(variables(d).filter((v) => v.name.startsWith('calibrated_')).map((v) => [v.name, (v as { hide?: number }).hide, v.includeAll])).toEqual([
+    expect(
+      variables(d)
+        .filter((v) => v.name.startsWith('calibrated_'))
+        .map((v) => [v.name, (v as { hide?: number }).hide, v.includeAll]),
+    ).toEqual([
       ['calibrated_wifi', 2, true],
       ['calibrated_ble', 2, true],
     ]);
@@ -161,7 +164,9 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     expect(variables(d).map((v) => v.name)).toEqual(expect.arrayContaining(['site', 'zone', 'gateway']));
   });
   it('gateways: online, last seen, frames/s, errors, queue depth, missing windows', () => {
-    const all = panelQueries(dashboards.gateways).map((q) => q.query).join('\n');
+    const all = panelQueries(dashboards.gateways)
+      .map((q) => q.query)
+      .join('\n');
     for (const f of ['"up"', '"frames_per_s"', '"frames"', '"errors"', '"queue_depth"', '"missing_windows"']) expect(all).toContain(f);
   });
 });
@@ -216,7 +221,7 @@ describe('query expansion follows Grafana', () => {
     { variable: { name, multi, includeAll }, value, raw },
   ];
 
-  it('$timeFilter is the backend\'s epoch-ms range', () => {
+  it("$timeFilter is the backend's epoch-ms range", () => {
     const range = { from: 1777284000000, to: 1777287600000 };
     expect(expandQuery('WHERE $timeFilter', new Map(), { range, interval: '1m', intervalMs: 60000 })).toBe(
       'WHERE time >= 1777284000000ms and time <= 1777287600000ms',

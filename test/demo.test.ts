@@ -16,7 +16,12 @@ const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');
 const hasInflux = need('influxd', 'influxdb', SUITE);
 
-function run(cmd: string, args: string[], timeoutMs: number, influx: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  influx: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     // No InfluxDB configured unless given: the demo falls back to its line-protocol file.
@@ -46,7 +51,11 @@ describe(SUITE, () => {
 
   beforeAll(async () => {
     // The real entry point of `npm start`, shortened: 5 simulated minutes, replayed at full speed.
-    result = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '5', '--speed', 'max', '--scale', '0.05', '--no-live', '--out', out], 240_000);
+    result = await run(
+      process.execPath,
+      ['scripts/presence.js', 'demo', '--minutes', '5', '--speed', 'max', '--scale', '0.05', '--no-live', '--out', out],
+      240_000,
+    );
     const lp = join(out, 'presence.lp');
     if (hasInflux && existsSync(lp)) {
       influxd = await new Influxd('presence').start();
@@ -85,9 +94,11 @@ describe(SUITE, () => {
     expect(result.stdout).toContain('presence.lp');
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
     expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
-     // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
+    // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
     expect(result.stdout).toMatch(/\/ holds [\d.]+ (kB|MB); the \d+ simulated captures \([\d.]+ (kB|MB)\) were deleted \(--keep-pcaps keeps them\)/);
-    const left = readdirSync(out, { recursive: true }).map(String).filter((f) => /\.pcap(ng)?$/.test(f));
+    const left = readdirSync(out, { recursive: true })
+      .map(String)
+      .filter((f) => /\.pcap(ng)?$/.test(f));
     expect(left).toEqual([]);
   });
 
@@ -97,43 +108,60 @@ describe(SUITE, () => {
     const m = /people from the (Wi-Fi|BLE) estimate .*: (.*calibration\.yaml)/.exec(result.stdout);
     expect(m, result.stdout).not.toBeNull();
     expect(existsSync(join(out, 'calibration.yaml'))).toBe(true);
-    expect(result.stdout).toMatch(/counts per zone and window: people \(calibrated from the (Wi-Fi|BLE) estimate, fitted on seed 101\) \| devices \(uncalibrated\), Wi-Fi \/ BLE/);
-    expect(result.stdout).toMatch(/error against the simulator's ground truth, people \(calibrated from the .*\): vs people present, .*MAPE [\d.]+ %, MAE [\d.]+ people/);
+    expect(result.stdout).toMatch(
+      /counts per zone and window: people \(calibrated from the (Wi-Fi|BLE) estimate, fitted on seed 101\) \| devices \(uncalibrated\), Wi-Fi \/ BLE/,
+    );
+    expect(result.stdout).toMatch(
+      /error against the simulator's ground truth, people \(calibrated from the .*\): vs people present, .*MAPE [\d.]+ %, MAE [\d.]+ people/,
+    );
     // Cells: people | Wi-Fi / BLE devices.
     expect(result.stdout).toMatch(/\d+ \| \d+ \/ \d+/);
     // Nothing calls a device count people.
     expect(result.stdout).not.toMatch(/estimated people/);
     // The aggregator wrote people for the calibrated radio, and only for it.
     const radio = m![1] === 'Wi-Fi' ? 'wifi' : 'ble';
-    const lines = readFileSync(join(out, 'presence.lp'), 'utf8').split('\n').filter((l) => l.startsWith('presence,'));
-    expect(lines.filter((l) => l.includes(`radio=${radio},`) && / people=[\d.]+,people_high=/.test(l.replace(/^[^ ]+/, ' ').replace(/,people=/, ' people='))).length).toBeGreaterThan(0);
+    const lines = readFileSync(join(out, 'presence.lp'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('presence,'));
+    expect(
+      lines.filter((l) => l.includes(`radio=${radio},`) && / people=[\d.]+,people_high=/.test(l.replace(/^[^ ]+/, ' ').replace(/,people=/, ' people='))).length,
+    ).toBeGreaterThan(0);
     expect(lines.filter((l) => !l.includes(`radio=${radio},`) && l.includes('people='))).toEqual([]);
   });
 
-  it.skipIf(!hasInflux)('with INFLUX_URL set, writes to that InfluxDB instead of a file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
-    const db = await new Influxd('demo').start();
-    try {
-      const r = await run(process.execPath, ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--no-calibrate', '--out', dir], 150_000, {
-        INFLUX_URL: db.url,
-        INFLUX_API: 'v1',
-        INFLUX_DB: 'demo',
-      });
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain(db.url);
-      expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
-      // Without a calibration the table says it shows devices, not people, and no people are claimed.
-      expect(r.stdout).toContain('counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE');
-      expect(r.stdout).not.toMatch(/people \(calibrated|people from the/);
-      expect(existsSync(join(dir, 'calibration.yaml'))).toBe(false);
-      // Three gateways, three or four windows each (the first and last cut short), Wi-Fi and BLE.
-      expect(await db.count('presence', 'estimate')).toBeGreaterThanOrEqual(3 * 3 * 2);
-      expect(await db.count('gateway_status', 'up')).toBeGreaterThan(0);
-    } finally {
-      await db.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 200_000);
+  it.skipIf(!hasInflux)(
+    'with INFLUX_URL set, writes to that InfluxDB instead of a file',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
+      const db = await new Influxd('demo').start();
+      try {
+        const r = await run(
+          process.execPath,
+          ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--no-calibrate', '--out', dir],
+          150_000,
+          {
+            INFLUX_URL: db.url,
+            INFLUX_API: 'v1',
+            INFLUX_DB: 'demo',
+          },
+        );
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain(db.url);
+        expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
+        // Without a calibration the table says it shows devices, not people, and no people are claimed.
+        expect(r.stdout).toContain('counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE');
+        expect(r.stdout).not.toMatch(/people \(calibrated|people from the/);
+        expect(existsSync(join(dir, 'calibration.yaml'))).toBe(false);
+        // Three gateways, three or four windows each (the first and last cut short), Wi-Fi and BLE.
+        expect(await db.count('presence', 'estimate')).toBeGreaterThanOrEqual(3 * 3 * 2);
+        expect(await db.count('gateway_status', 'up')).toBeGreaterThan(0);
+      } finally {
+        await db.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    200_000,
+  );
 
   it('leaves line protocol for presence and gateway_status', () => {
     const text = readFileSync(join(out, 'presence.lp'), 'utf8');
@@ -154,7 +182,9 @@ describe(SUITE, () => {
     const lp = readFileSync(join(out, 'presence.lp'), 'utf8').split('\n');
     const calibratedRadios = new Set(lp.filter((l) => /[ ,]people=/.test(l)).map((l) => /radio=(\w+)/.exec(l)?.[1]));
     const calibrated = calibratedRadios.size > 0;
-    for (const v of r.variables) if (!v.name.startsWith('calibrated_') || calibratedRadios.has(v.name.slice('calibrated_'.length))) expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
+    for (const v of r.variables)
+      if (!v.name.startsWith('calibrated_') || calibratedRadios.has(v.name.slice('calibrated_'.length)))
+        expect(v.values.length, `${name} variable ${v.name}: ${v.expanded}`).toBeGreaterThan(0);
     const empty = r.queries.filter((q) => q.error || (q.rows === 0 && (calibrated || !/"people/.test(q.expanded)))).map(describeResult);
     expect(empty).toEqual([]);
   });
@@ -201,7 +231,11 @@ describe('demo helpers', () => {
       { gateway: 'g1', start: '2026-04-27T10:01:00.000Z', end: '2026-04-27T10:02:00.000Z', peopleMean: 0 },
       { gateway: 'g1', start: '2026-04-27T10:02:00.000Z', end: '2026-04-27T10:03:00.000Z', peopleMean: 4 },
     ];
-    const ms = [msg('g1', 'a', '2026-04-27T10:00:00.000Z', 12, 0), msg('g1', 'a', '2026-04-27T10:01:00.000Z', 3, 0), msg('g1', 'a', '2026-04-27T10:02:00.000Z', 5, 0)];
+    const ms = [
+      msg('g1', 'a', '2026-04-27T10:00:00.000Z', 12, 0),
+      msg('g1', 'a', '2026-04-27T10:01:00.000Z', 3, 0),
+      msg('g1', 'a', '2026-04-27T10:02:00.000Z', 5, 0),
+    ];
     // |12-10|/10 = 20 %, |5-4|/4 = 25 % -> 22.5 %; MAE (2 + 1) / 2 = 1.5; the empty window is not scored.
     expect(peopleError(ms, truth, (m) => m.wifi.estimate)).toEqual({ windows: 2, mape: 22.5, mae: 1.5 });
   });
@@ -211,7 +245,14 @@ describe('demo helpers', () => {
       { gateway: 'g1', start: '2026-04-27T10:00:00.000Z', end: '2026-04-27T10:01:00.000Z', devices: { wifi: 10, ble: 0 } },
       { gateway: 'g1', start: '2026-04-27T10:01:00.000Z', end: '2026-04-27T10:02:00.000Z', devices: { wifi: 20, ble: 4 } },
     ];
-    const e = countingError([msg('g1', 'a', '2026-04-27T10:00:30.000Z', 12, 1, false), msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6), msg('g9', 'a', '2026-04-27T10:01:00.000Z', 1, 1)], truth);
+    const e = countingError(
+      [
+        msg('g1', 'a', '2026-04-27T10:00:30.000Z', 12, 1, false),
+        msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6),
+        msg('g9', 'a', '2026-04-27T10:01:00.000Z', 1, 1),
+      ],
+      truth,
+    );
     // Wi-Fi: |12-10|/10 = 20 %, |15-20|/20 = 25 % -> 22.5 %; BLE: only the second window, |6-4|/4 = 50 %.
     expect(e).toEqual({ windows: 2, wifi: 22.5, ble: 50 });
     // The BLE estimate leaves beacons out: it is scored against the BLE devices that are not beacons.

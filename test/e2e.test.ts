@@ -16,14 +16,7 @@ import { Aggregator } from '../aggregator/aggregator.ts';
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { runPeriod, type PeriodResult } from '../scripts/demo/index.ts';
 import { evaluate, type Evaluation } from '../simulator/evaluate.ts';
-import {
-  InfluxQL,
-  describeResult,
-  loadDashboard,
-  runDashboard,
-  type QueryResult,
-  type VariableResult,
-} from '../dashboards/queries.ts';
+import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
 
 const SUITE = 'end to end (simulator -> gateways -> Mosquitto -> aggregator -> influxd -> dashboards)';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('influxd', 'influxdb', SUITE);
@@ -73,7 +66,13 @@ describe.skipIf(!ok)(SUITE, () => {
     );
     await aggregator.start();
     const common = { scenario: SCENARIO, windowS: WINDOW_S, scale: SCALE, mqttUrl: mosquitto.url, speed: 'max' as const, queueDir: join(dir, 'queues'), log };
-    lastWeek = await runPeriod({ ...common, seed: SEED + 1, startMs: startMs - 7 * 86400_000 + (DURATION_S - LAST_WEEK_S) * 1000, durationS: LAST_WEEK_S, dir: join(dir, 'last-week') });
+    lastWeek = await runPeriod({
+      ...common,
+      seed: SEED + 1,
+      startMs: startMs - 7 * 86400_000 + (DURATION_S - LAST_WEEK_S) * 1000,
+      durationS: LAST_WEEK_S,
+      dir: join(dir, 'last-week'),
+    });
     today = await runPeriod({ ...common, seed: SEED, startMs, durationS: DURATION_S, dir: join(dir, 'today') });
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
     evaluation = await evaluate({ scenario: SCENARIO, seed: SEED, scale: SCALE, durationS: DURATION_S, windowS: WINDOW_S, start: startMs });

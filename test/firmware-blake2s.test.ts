@@ -36,9 +36,7 @@ function rng(seed: number) {
 
 describe('firmware BLAKE2s', () => {
   it('RFC 7693 Appendix B: BLAKE2s-256("abc")', () => {
-    expect(hex(wasmBlake2s(new TextEncoder().encode('abc'), new Uint8Array(0)))).toBe(
-      '508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982',
-    );
+    expect(hex(wasmBlake2s(new TextEncoder().encode('abc'), new Uint8Array(0)))).toBe('508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982');
   });
 
   // blake2s-kat.txt (reference implementation): key = 00..1f, input = 00..n-1, 32-byte digest

@@ -364,7 +364,12 @@ describe('firmware ingest accounting on real frames', () => {
     // everything that does not depend on the window's (random) key
     const fixed = (c: FirmwareWindowCounts) => ({
       unsupported: c.unsupported,
-      ...Object.fromEntries((['wifi', 'ble'] as const).map((r) => [r, { frames: c[r].frames, accepted: c[r].accepted, rejected: c[r].rejected, weak: c[r].weak, devices: c[r].devices, exact: c[r].exact }])),
+      ...Object.fromEntries(
+        (['wifi', 'ble'] as const).map((r) => [
+          r,
+          { frames: c[r].frames, accepted: c[r].accepted, rejected: c[r].rejected, weak: c[r].weak, devices: c[r].devices, exact: c[r].exact },
+        ]),
+      ),
     });
     expect(fixed(packed)).toEqual(fixed(one));
     expect(one.wifi).toMatchObject({ frames: 6001, rejected: 1 });

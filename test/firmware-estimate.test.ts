@@ -83,13 +83,16 @@ describe('firmware estimate', () => {
 
   it("never counts fewer than a 10-s sub-window's new addresses / 7: a dense crowd does not collapse into one burst", () => {
     // 91 addresses within 1 s at one signal: the link would make them one device
-    const c = run(burst(1, 91, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 })), { startMs: T0, endMs: T0 + SUB });
+    const c = run(
+      burst(1, 91, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 })),
+      { startMs: T0, endMs: T0 + SUB },
+    );
     expect(c.wifi.devices).toBe(91);
     expect(c.wifi.estimateMean).toBe(13);
     // 1,000 phones, 2 addresses each, scanning at random moments and signals over 10 s: the count
     // keeps rising with the crowd (linking alone would give a few dozen)
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const crowd = (n: number) =>
       Array.from({ length: n }, (_, k) => {
         const t = T0 + rnd() * (SUB - 100);
@@ -149,7 +152,10 @@ describe('firmware estimate', () => {
     expect(without.wifi.estimateMean).toBe(1); // one burst per 10 s, nothing fixed
     // one more address, far weaker, heard between the two addresses of each burst
     const between = Array.from({ length: 6 }, (_, k) => probe(900, T0 + k * SUB + 1100, -80));
-    const withOne = run([...bursts, ...between].sort((x, y) => x.timestampMs - y.timestampMs), { startMs: T0, endMs: T0 + FIXED });
+    const withOne = run(
+      [...bursts, ...between].sort((x, y) => x.timestampMs - y.timestampMs),
+      { startMs: T0, endMs: T0 + FIXED },
+    );
     expect(withOne.wifi.devices - without.wifi.devices).toBe(1);
     expect(withOne.wifi.estimateMean).toBe(2); // its own burst per 10 s (+1)
   });
@@ -162,7 +168,10 @@ describe('firmware estimate', () => {
     // X keeps its address: heard at 1000 ms (alone: fixed), Y chains to it (200 ms, 2 dB) and moves it
     // into a burst of its own; heard alone again 14 s later: fixed again
     const x = [fixed(9, T0 + 1000, -80), fixed(9, T0 + 15_000, -80)];
-    const withX = run([...base, ...x].sort((a, b) => a.timestampMs - b.timestampMs), { startMs: T0, endMs: T0 + FIXED });
+    const withX = run(
+      [...base, ...x].sort((a, b) => a.timestampMs - b.timestampMs),
+      { startMs: T0, endMs: T0 + FIXED },
+    );
     expect(withX.wifi.devices - without.wifi.devices).toBe(1);
     expect(withX.wifi.estimateMean).toBe(1.333); // + 1 fixed + 1/6 burst
   });
@@ -201,10 +210,22 @@ describe('firmware estimate', () => {
       timestampMs: T0 + 200 + addr,
       data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: mac(addr, 0x00), random: false, advData: Uint8Array.from(data), signalDbm: -60 }),
     });
-    const c = run([ll(1, ibeacon), ll(2, altbeacon), ll(3, eddystone), hci(4, ibeacon), ll(5, continuity, BLE_PDU.ADV_IND), ll(6, fastPair), hci(7, continuity), ll(8, [2, 1, 6])], {
-      startMs: T0,
-      endMs: T0 + BLE_SUB,
-    });
+    const c = run(
+      [
+        ll(1, ibeacon),
+        ll(2, altbeacon),
+        ll(3, eddystone),
+        hci(4, ibeacon),
+        ll(5, continuity, BLE_PDU.ADV_IND),
+        ll(6, fastPair),
+        hci(7, continuity),
+        ll(8, [2, 1, 6]),
+      ],
+      {
+        startMs: T0,
+        endMs: T0 + BLE_SUB,
+      },
+    );
     expect(c.ble.devices).toBe(8);
     expect(c.ble.estimateMean).toBe(4);
     // a beacon's data cut short is no beacon (the AD structure overruns), nor is a bare 0x4c00 header

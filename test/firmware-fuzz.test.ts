@@ -150,7 +150,12 @@ describe('fuzz', () => {
         expect(radio.accepted + radio.rejected).toBeLessThanOrEqual(radio.frames * 32);
         expect(radio.devices).toBeLessThanOrEqual(radio.accepted);
       }
-      seen = { wifi: seen.wifi + c.wifi.frames, ble: seen.ble + c.ble.frames, unsupported: seen.unsupported + c.unsupported, accepted: seen.accepted + c.wifi.accepted + c.ble.accepted };
+      seen = {
+        wifi: seen.wifi + c.wifi.frames,
+        ble: seen.ble + c.ble.frames,
+        unsupported: seen.unsupported + c.unsupported,
+        accepted: seen.accepted + c.wifi.accepted + c.ble.accepted,
+      };
     }
     // the mix reaches both radios and the parsers' accepting paths
     expect(seen.wifi).toBeGreaterThan(TOTAL / 10);

@@ -39,7 +39,15 @@ const mac = (s: string) => hex(s);
 const le16 = (v: number) => [v & 0xff, (v >> 8) & 0xff];
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 
-function probeRequest(sa: string, seq: number, elements: number[][] = [[0, 0], [1, 4, 0x02, 0x04, 0x0b, 0x16]], fc1 = 0): Uint8Array {
+function probeRequest(
+  sa: string,
+  seq: number,
+  elements: number[][] = [
+    [0, 0],
+    [1, 4, 0x02, 0x04, 0x0b, 0x16],
+  ],
+  fc1 = 0,
+): Uint8Array {
   const head = cat([0x40, fc1], [0, 0], mac('ff:ff:ff:ff:ff:ff'), mac(sa), mac('ff:ff:ff:ff:ff:ff'), le16(seq << 4));
   return cat(head, fc1 & 0x80 ? [0, 0, 0, 0] : [], ...elements);
 }
@@ -117,7 +125,15 @@ describe('802.11 and radiotap', () => {
   });
 
   it('gives the probe whatever its elements, even a truncated element list (they are not read)', () => {
-    expect(parse(105, probeRequest(sa, 1, [[0, 3, 97, 98, 99], [1, 9, 1]])).status).toBe(STATUS.ACCEPTED);
+    expect(
+      parse(
+        105,
+        probeRequest(sa, 1, [
+          [0, 3, 97, 98, 99],
+          [1, 9, 1],
+        ]),
+      ).status,
+    ).toBe(STATUS.ACCEPTED);
   });
 
   const tsft = [8, [1, 2, 3, 4, 5, 6, 7, 8]] as [number, number[]];
@@ -131,13 +147,25 @@ describe('802.11 and radiotap', () => {
   });
 
   it('verifies the FCS when the flags say it is at the end, unless told to ignore it', () => {
-    const rt = radiotap([0b100010], [[1, [0x10]], [1, [0xc4]]]);
+    const rt = radiotap(
+      [0b100010],
+      [
+        [1, [0x10]],
+        [1, [0xc4]],
+      ],
+    );
     const bad = withFcs(probeRequest(sa, 42));
     bad[bad.length - 1] ^= 1;
     expect(parse(127, cat(rt, bad)).status).toBe(STATUS.REJECTED);
     expect(parse(127, cat(rt, bad), true).status).toBe(STATUS.ACCEPTED);
     // FCS flag clear: no FCS to check
-    const noFcs = radiotap([0b100010], [[1, [0x00]], [1, [0xc4]]]);
+    const noFcs = radiotap(
+      [0b100010],
+      [
+        [1, [0x00]],
+        [1, [0xc4]],
+      ],
+    );
     expect(parse(127, cat(noFcs, probeRequest(sa, 42))).status).toBe(STATUS.ACCEPTED);
     // bad-FCS flag (0x40): rejected even without the FCS bytes
     const flagged = radiotap([0b10], [[1, [0x40]]]);
@@ -151,7 +179,17 @@ describe('802.11 and radiotap', () => {
     const w0 = (1 << 1) | (1 << 5) | (1 << 29) | (1 << 31);
     const w1 = (1 << 5) | (1 << 11) | (1 << 29) | (1 << 31);
     const w2 = (1 << 5) | (1 << 11);
-    const rt = radiotap([w0 >>> 0, w1 >>> 0, w2], [[1, [0x10]], [1, [0xc0]], [1, [0xbe]], [1, [0]], [1, [0xc2]], [1, [1]]]);
+    const rt = radiotap(
+      [w0 >>> 0, w1 >>> 0, w2],
+      [
+        [1, [0x10]],
+        [1, [0xc0]],
+        [1, [0xbe]],
+        [1, [0]],
+        [1, [0xc2]],
+        [1, [1]],
+      ],
+    );
     const r = parse(127, cat(rt, withFcs(probeRequest(sa, 9))));
     expect(r.status).toBe(STATUS.ACCEPTED);
     expect(r.slots[0].rssi).toBe(-64);
@@ -162,7 +200,15 @@ describe('802.11 and radiotap', () => {
     const w1 = (1 << 0) | (1 << 29) | (1 << 31); // vendor field bit 0 (skipped), back to radiotap
     const w2 = 1 << 5; // dBm signal
     const vendorHdr = [0x00, 0x11, 0x22, 0x01, ...le16(5)];
-    const rt = radiotap([w0 >>> 0, w1 >>> 0, w2], [[1, [0x10]], [2, vendorHdr], [1, [9, 9, 9, 9, 9]], [1, [0xd8]]]);
+    const rt = radiotap(
+      [w0 >>> 0, w1 >>> 0, w2],
+      [
+        [1, [0x10]],
+        [2, vendorHdr],
+        [1, [9, 9, 9, 9, 9]],
+        [1, [0xd8]],
+      ],
+    );
     const r = parse(127, cat(rt, withFcs(probeRequest(sa, 3))));
     expect(r.status).toBe(STATUS.ACCEPTED);
     expect(r.slots[0].rssi).toBe(-40);
@@ -194,7 +240,11 @@ describe('BLE link layer', () => {
   it('reads AdvA in canonical order from every advertising PDU type that has one (251, CRC computed)', () => {
     for (const type of [0, 1, 2, 4, 6]) {
       const r = parse(251, adv(type, true, 'c1:22:33:44:55:66', type === 1 ? [1, 2, 3, 4, 5, 6] : [2, 1, 6]));
-      expect(r).toEqual({ radio: RADIO.BLE, status: STATUS.ACCEPTED, slots: [{ address: 'c1:22:33:44:55:66', kind: ADDR.STATIC, rssi: RSSI_UNKNOWN, seq: SEQ_UNKNOWN }] });
+      expect(r).toEqual({
+        radio: RADIO.BLE,
+        status: STATUS.ACCEPTED,
+        slots: [{ address: 'c1:22:33:44:55:66', kind: ADDR.STATIC, rssi: RSSI_UNKNOWN, seq: SEQ_UNKNOWN }],
+      });
     }
     expect(parse(251, adv(3, true, 'c1:22:33:44:55:66')).status).toBe(STATUS.IGNORED); // SCAN_REQ
     expect(parse(251, adv(5, true, 'c1:22:33:44:55:66')).status).toBe(STATUS.IGNORED); // CONNECT_IND
@@ -271,7 +321,7 @@ describe('BLE link layer', () => {
       ['d0:11:22:33:44:55', ADDR.STATIC, -90],
     ]);
     expect(parse(201, event.subarray(0, event.length - 1)).status).toBe(STATUS.REJECTED);
-    const ext = (type: number, a: string) => [...le16(0x13), type, ...addrLE(a), 1, 0, 0xff, 0x7f, (-66) & 0xff, ...le16(0), 0, 0, 0, 0, 0, 0, 0, 3, 2, 1, 6];
+    const ext = (type: number, a: string) => [...le16(0x13), type, ...addrLE(a), 1, 0, 0xff, 0x7f, -66 & 0xff, ...le16(0), 0, 0, 0, 0, 0, 0, 0, 3, 2, 1, 6];
     const extParams = [0x0d, 2, ...ext(1, 'e5:00:00:00:00:01'), ...ext(0xff, '00:00:00:00:00:00')];
     const extEvent = cat([0, 0, 0, 1], [0x04, 0x3e, extParams.length], extParams);
     expect(parse(201, extEvent).slots.map((s) => [s.address, s.kind, s.rssi])).toEqual([['e5:00:00:00:00:01', ADDR.STATIC, -66]]);
@@ -320,7 +370,12 @@ describe.skipIf(!dir || !tshark)('real captures, frame by frame against TShark',
   it.each(list('wifi'))('wifi/%s', async (name) => {
     const file = join(dir!, 'wifi', name);
     const fs = await frames(file);
-    const ts = fields(file, 'wlan.fc.type_subtype == 0x0004', ['wlan.sa', 'wlan.fcs.status', 'wlan.seq', 'radiotap.dbm_antsignal'], ['-o', 'wlan.check_checksum:TRUE']);
+    const ts = fields(
+      file,
+      'wlan.fc.type_subtype == 0x0004',
+      ['wlan.sa', 'wlan.fcs.status', 'wlan.seq', 'radiotap.dbm_antsignal'],
+      ['-o', 'wlan.check_checksum:TRUE'],
+    );
     for (const ignoreFcs of [false, true]) {
       fs.forEach((f, i) => {
         const r = parse(f.linkType & 0x03ffffff, f.data, ignoreFcs);
@@ -348,7 +403,18 @@ describe.skipIf(!dir || !tshark)('real captures, frame by frame against TShark',
     const ts = fields(
       file,
       'btle.access_address == 0x8e89bed6 && btle.advertising_header',
-      ['btle.advertising_header.pdu_type', 'btle.advertising_address', 'btle.crc', 'btle.crc.incorrect', 'nordic_ble.crcok', 'btle_rf.flags', 'btle_rf.signal_dbm', 'nordic_ble.rssi', 'btle.length', 'btle.advertising_header.randomized_tx'],
+      [
+        'btle.advertising_header.pdu_type',
+        'btle.advertising_address',
+        'btle.crc',
+        'btle.crc.incorrect',
+        'nordic_ble.crcok',
+        'btle_rf.flags',
+        'btle_rf.signal_dbm',
+        'nordic_ble.rssi',
+        'btle.length',
+        'btle.advertising_header.randomized_tx',
+      ],
       extra,
     );
     let unverified = 0;
@@ -396,7 +462,9 @@ describe.skipIf(!dir || !tshark)('real captures, frame by frame against TShark',
       expect(s.rssi).toBe(rssi);
     });
     // TShark's count includes packets whose CRC it never verified; they are few and all bad
-    expect(unverified).toBeLessThanOrEqual({ 'anechoic__Ubertooth__ubertooth_capture_0.pcapng': 11, 'take_2__ble_all_adv.pcap': 2, 'take_3__adv37.pcap': 12 }[name] ?? 0);
+    expect(unverified).toBeLessThanOrEqual(
+      { 'anechoic__Ubertooth__ubertooth_capture_0.pcapng': 11, 'take_2__ble_all_adv.pcap': 2, 'take_3__adv37.pcap': 12 }[name] ?? 0,
+    );
   });
 
   it('ble/horizon74_btsnoop_hci.lt201.pcap: every LE advertising report', async () => {
@@ -405,7 +473,27 @@ describe.skipIf(!dir || !tshark)('real captures, frame by frame against TShark',
     const ts = new Map<number, string[]>();
     const out = execFileSync(
       'tshark',
-      ['-n', '-r', file, '-Y', 'bthci_evt.le_meta_subevent == 0x02 || bthci_evt.le_meta_subevent == 0x0d', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=;', '-e', 'frame.number', '-e', 'bthci_evt.bd_addr', '-e', 'bthci_evt.le_peer_address_type', '-e', 'bthci_evt.rssi'],
+      [
+        '-n',
+        '-r',
+        file,
+        '-Y',
+        'bthci_evt.le_meta_subevent == 0x02 || bthci_evt.le_meta_subevent == 0x0d',
+        '-T',
+        'fields',
+        '-E',
+        'occurrence=a',
+        '-E',
+        'aggregator=;',
+        '-e',
+        'frame.number',
+        '-e',
+        'bthci_evt.bd_addr',
+        '-e',
+        'bthci_evt.le_peer_address_type',
+        '-e',
+        'bthci_evt.rssi',
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
     );
     for (const line of out.trim().split('\n')) {

@@ -80,10 +80,18 @@ function traffic(n: number, salt: number) {
     frames.push({ linkType: 127, timestampMs: 1e12 + i, data: probeRequest({ sa, seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i }) });
     const adva = address(i + salt, 0x40 | (i & 0x3f)); // resolvable private
     bleRandom.push(adva);
-    frames.push({ linkType: 256, timestampMs: 1e12 + i, data: bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva, random: true, advData: new Uint8Array([2, 1, 6]), channel: 37, signalDbm: -60 }) });
+    frames.push({
+      linkType: 256,
+      timestampMs: 1e12 + i,
+      data: bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva, random: true, advData: new Uint8Array([2, 1, 6]), channel: 37, signalDbm: -60 }),
+    });
     const pub = address(i + salt, 0x00);
     blePublic.push(pub);
-    frames.push({ linkType: 201, timestampMs: 1e12 + i, data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: pub, random: false, advData: new Uint8Array([2, 1, 6]), signalDbm: -70 }) });
+    frames.push({
+      linkType: 201,
+      timestampMs: 1e12 + i,
+      data: bleAdvertHci({ pduType: BLE_PDU.ADV_NONCONN_IND, adva: pub, random: false, advData: new Uint8Array([2, 1, 6]), signalDbm: -70 }),
+    });
   }
   // devices that keep their address (locally administered bit clear), heard first, 400 ms apart
   // (so none is taken for the next address of a burst): the estimator marks them in its bitmap of

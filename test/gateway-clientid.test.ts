@@ -33,12 +33,26 @@ describe.skipIf(!ok)('gateway MQTT client id', () => {
     const cfg = loadConfig({ site: 'dam', zone: 'plein', id: 'gw-twice', mqttUrl: broker.url, source: ['pcap:unused.pcap'] } as never, {});
     expect(mqttOptions(cfg, 30).clientId).toBe('presence-gw-dam-gw-twice');
     const lines: string[] = [];
-    const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(c, _e, cb) {
+          lines.push(String(c));
+          cb();
+        },
+      }),
+    );
     const pubs = [0, 1].map((i) => new Publisher(cfg, WindowQueue.open(join(dir, `q${i}`), { maxWindows: 10 }), log, 30));
     try {
       for (const p of pubs) p.start();
-      const text = await until('the take-over logged', () => lines.join(''), (t) => t.includes('session taken over'));
-      expect(text).toMatch(/"clientId":"presence-gw-dam-gw-twice","msg":"session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?; is gateway dam\/gw-twice running twice\?/);
+      const text = await until(
+        'the take-over logged',
+        () => lines.join(''),
+        (t) => t.includes('session taken over'),
+      );
+      expect(text).toMatch(
+        /"clientId":"presence-gw-dam-gw-twice","msg":"session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?; is gateway dam\/gw-twice running twice\?/,
+      );
     } finally {
       await Promise.all(pubs.map((p) => p.stop()));
     }

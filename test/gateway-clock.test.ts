@@ -23,11 +23,13 @@ const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
 const probe = (i: number) => probeRequest({ sa: address(i % 5, 3, true), seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i });
 
 const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms.filter((m) => m.topic === countsTopic(site, 'g')).map((m) => {
-    const v = validateCounts(JSON.parse(m.payload.toString()));
-    if (!v.ok) throw new Error(v.reason);
-    return v.value;
-  });
+  ms
+    .filter((m) => m.topic === countsTopic(site, 'g'))
+    .map((m) => {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 /** pino JSON lines of the gateway's stderr with the given message. */
 const logLines = (stderr: string, msg: string) =>
   stderr
@@ -72,9 +74,29 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const t0 = Date.parse('2026-05-04T10:00:00.250Z');
     const real = Array.from({ length: 30 }, (_, i) => t0 + i * 100);
     const path = join(tmp, 'epoch.pcap');
-    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(1_000, probe(99)), ...real.map((t, i) => pcapRecord(t, probe(i)))]));
+    writeFileSync(
+      path,
+      Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(1_000, probe(99)), ...real.map((t, i) => pcapRecord(t, probe(i)))]),
+    );
     const sub = await subscriber(broker.url, { filter: siteFilter('epoch') });
-    const gw = spawnGateway(['--site', 'epoch', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', '1', '--window', '1s', '--queue-dir', join(tmp, 'q-epoch')]);
+    const gw = spawnGateway([
+      '--site',
+      'epoch',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${path}`,
+      '--speed',
+      '1',
+      '--window',
+      '1s',
+      '--queue-dir',
+      join(tmp, 'q-epoch'),
+    ]);
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'epoch');
@@ -106,7 +128,24 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       ]),
     );
     const sub = await subscriber(broker.url, { filter: siteFilter('spb') });
-    const gw = spawnGateway(['--site', 'spb', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-spb')]);
+    const gw = spawnGateway([
+      '--site',
+      'spb',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${path}`,
+      '--speed',
+      'max',
+      '--window',
+      '1s',
+      '--queue-dir',
+      join(tmp, 'q-spb'),
+    ]);
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'spb');
@@ -129,9 +168,29 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const t0 = Date.parse('2026-06-01T00:00:00.000Z');
     const gap = MAX_EMPTY_WINDOWS - 1; // filled with empty windows, each written to the queue with fsync
     const path = join(tmp, 'gap.pcap');
-    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(t0 + 10, probe(1)), pcapRecord(t0 + (gap + 1) * 1000 + 10, probe(2))]));
+    writeFileSync(
+      path,
+      Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(t0 + 10, probe(1)), pcapRecord(t0 + (gap + 1) * 1000 + 10, probe(2))]),
+    );
     const sub = await subscriber(broker.url, { filter: siteFilter('gap') });
-    const gw = spawnGateway(['--site', 'gap', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${path}`, '--speed', 'max', '--window', '1s', '--queue-dir', join(tmp, 'q-gap')]);
+    const gw = spawnGateway([
+      '--site',
+      'gap',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${path}`,
+      '--speed',
+      'max',
+      '--window',
+      '1s',
+      '--queue-dir',
+      join(tmp, 'q-gap'),
+    ]);
     await waitFor(() => counts(sub.messages, 'gap').length >= 20, 60_000, 'the first empty windows');
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);

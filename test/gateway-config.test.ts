@@ -76,11 +76,19 @@ describe('gateway config', () => {
         'gateway.id: is required: set it in the file or with --id',
       ]),
     );
-    expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(/^--site \(gateway\.site\): must be lower case.*\(got "Bad Site"\)$/);
+    expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(
+      /^--site \(gateway\.site\): must be lower case.*\(got "Bad Site"\)$/,
+    );
     expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources: is required: set it in the file or with --source');
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttUrl: 'http://x' }, {}))[0]).toMatch(/^--mqtt-url \(mqtt\.url\): must be a URL like mqtt:/);
-    expect(problems(() => loadConfig({ site: 's1', zone: 'z1', id: 'g1', source: ['stdin'] }, { MQTT_URL: 'broker:1883' }))[0]).toMatch(/^MQTT_URL \(mqtt\.url\): must be a URL like mqtt:.*\(got "broker:1883"\)$/);
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], rssiMin: 'loud' }, {}))[0]).toBe('--rssi-min (gateway.rssi_min_dbm): must be a whole number (got "loud")');
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttUrl: 'http://x' }, {}))[0]).toMatch(
+      /^--mqtt-url \(mqtt\.url\): must be a URL like mqtt:/,
+    );
+    expect(problems(() => loadConfig({ site: 's1', zone: 'z1', id: 'g1', source: ['stdin'] }, { MQTT_URL: 'broker:1883' }))[0]).toMatch(
+      /^MQTT_URL \(mqtt\.url\): must be a URL like mqtt:.*\(got "broker:1883"\)$/,
+    );
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], rssiMin: 'loud' }, {}))[0]).toBe(
+      '--rssi-min (gateway.rssi_min_dbm): must be a whole number (got "loud")',
+    );
     expect(problems(() => loadConfig({ ...base, source: ['nonsense'] }, {}))[0]).toMatch(/--source "nonsense": must be pcap:FILE/);
     expect(problems(() => loadConfig({ ...base, source: ['pcap:x'], speed: 'fast' }, {}))[0]).toMatch(/--speed "fast"/);
 
@@ -112,7 +120,18 @@ describe('gateway config', () => {
 
 function msg(seq: number): CountsMessage {
   const r = { frames: 0, devices: 0, estimate: 0 };
-  return { v: 1, site: 's', zone: 'z', gateway: 'g', seq, start: new Date(seq * 1000).toISOString(), end: new Date(seq * 1000 + 1000).toISOString(), complete: true, wifi: r, ble: r };
+  return {
+    v: 1,
+    site: 's',
+    zone: 'z',
+    gateway: 'g',
+    seq,
+    start: new Date(seq * 1000).toISOString(),
+    end: new Date(seq * 1000 + 1000).toISOString(),
+    complete: true,
+    wifi: r,
+    ble: r,
+  };
 }
 
 describe('durable queue', () => {

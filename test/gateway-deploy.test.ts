@@ -24,7 +24,10 @@ function verify(unitText: string): { code: number | null; out: string } {
   writeFileSync(path, unitText.replace('/usr/bin/node', process.execPath));
   const r = spawnSync('systemd-analyze', ['verify', path], { encoding: 'utf8' });
   // Lines about other units (systemd's own) are not ours to judge.
-  const out = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('presence-gateway')).join('\n');
+  const out = `${r.stdout}${r.stderr}`
+    .split('\n')
+    .filter((l) => l.includes('presence-gateway'))
+    .join('\n');
   return { code: r.status, out };
 }
 
@@ -94,7 +97,19 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     const r = doctor(['--config', cfgFile, '--json', '--frames-timeout', '2s']);
     const by = (step: string) => r.results.find((c) => c.step === step);
     const steps = r.results.map((c) => c.step);
-    for (const s of ['configuration', 'node', 'firmware', 'monitor mode (wlan0mon)', 'bluetooth adapter', 'frames arriving (wifi)', 'frames arriving (sample)', 'frames arriving (replay)', 'broker reachable', 'clock synchronised', 'queue folder'])
+    for (const s of [
+      'configuration',
+      'node',
+      'firmware',
+      'monitor mode (wlan0mon)',
+      'bluetooth adapter',
+      'frames arriving (wifi)',
+      'frames arriving (sample)',
+      'frames arriving (replay)',
+      'broker reachable',
+      'clock synchronised',
+      'queue folder',
+    ])
       expect(steps, s).toContain(s);
     expect(by('configuration')!.level).toBe('ok');
     expect(by('firmware')!.level).toBe('ok');
@@ -118,7 +133,21 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     expect(plain.text).toMatch(/clock synchronised/);
     expect(plain.text).not.toMatch(/at .*\.ts:\d+/); // no stack trace
     const port = await freePort();
-    const down = doctor(['--json', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', `mqtt://127.0.0.1:${port}`, '--source', 'stdin', '--frames-timeout', '1s']);
+    const down = doctor([
+      '--json',
+      '--site',
+      's',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${port}`,
+      '--source',
+      'stdin',
+      '--frames-timeout',
+      '1s',
+    ]);
     expect(down.results.find((c) => c.step === 'broker reachable')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/start the broker|port/) });
     const bad = doctor(['--json', '--site', 'S S', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://x', '--source', 'stdin', '--window', 'long']);
     const cfg = bad.results.find((c) => c.step === 'configuration')!;

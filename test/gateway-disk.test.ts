@@ -91,11 +91,27 @@ function keepFull(dir: string): () => void {
   return () => clearInterval(t);
 }
 
-const tmpFiles = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.tmp')) : []);
+const tmpFiles = (dir: string): string[] =>
+  existsSync(dir)
+    ? readdirSync(dir, { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith('.tmp'))
+    : [];
 
 function msg(seq: number): CountsMessage {
   const r = { frames: 3, devices: 2, estimate: 2 };
-  return { v: 1, site: 's', zone: 'z', gateway: 'g', seq, start: new Date(1.8e12 + seq * 1000).toISOString(), end: new Date(1.8e12 + seq * 1000 + 1000).toISOString(), complete: true, wifi: r, ble: r };
+  return {
+    v: 1,
+    site: 's',
+    zone: 'z',
+    gateway: 'g',
+    seq,
+    start: new Date(1.8e12 + seq * 1000).toISOString(),
+    end: new Date(1.8e12 + seq * 1000 + 1000).toISOString(),
+    complete: true,
+    wifi: r,
+    ble: r,
+  };
 }
 
 describe.skipIf(!mounted)(`${SUITE}: the queue`, () => {
@@ -228,17 +244,21 @@ describe.skipIf(!mountedInodes)(`${SUITE}: no inode left`, () => {
 });
 
 const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms.filter((m) => m.topic === countsTopic(site, 'g')).map((m) => {
-    const v = validateCounts(JSON.parse(m.payload.toString()));
-    if (!v.ok) throw new Error(v.reason);
-    return v.value;
-  });
+  ms
+    .filter((m) => m.topic === countsTopic(site, 'g'))
+    .map((m) => {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 const statuses = (ms: Received[], site: string): StatusMessage[] =>
-  ms.filter((m) => m.topic === statusTopic(site, 'g')).map((m) => {
-    const v = validateStatus(JSON.parse(m.payload.toString()));
-    if (!v.ok) throw new Error(v.reason);
-    return v.value;
-  });
+  ms
+    .filter((m) => m.topic === statusTopic(site, 'g'))
+    .map((m) => {
+      const v = validateStatus(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 /** `seq` of every "window closed" line of a gateway's log. */
 const closedSeqs = (log: string): number[] =>
   log
@@ -263,7 +283,26 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     writeFileSync(script, `#!/bin/sh\ncat '${cap.path}'\nwhile :; do tail -c +25 '${cap.path}'; sleep 0.3; done\n`, { mode: 0o755 });
     const queueDir = join(mnt, 'gw');
     const httpPort = await freePort();
-    const args = ['--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `wifi=cmd:${script}`, '--window', '1s', '--status-interval', '250ms', '--queue-dir', queueDir, '--http-port', String(httpPort)];
+    const args = [
+      '--site',
+      site,
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `wifi=cmd:${script}`,
+      '--window',
+      '1s',
+      '--status-interval',
+      '250ms',
+      '--queue-dir',
+      queueDir,
+      '--http-port',
+      String(httpPort),
+    ];
     /** The queue_state gauge that is 1 on /metrics, and the /healthz status. */
     const scrape = async (): Promise<{ metric: string | undefined; health: string }> => {
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
@@ -287,9 +326,19 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     const firstFull = closedSeqs(g1.stderr()).at(-1)!;
     await waitFor(() => seqs().filter((s) => s > firstFull).length >= 3, 20_000, 'windows published while the disk is full');
     const whileFull = counts(sub.messages, site).filter((c) => c.seq > firstFull);
-    expect(whileFull.every((c) => c.wifi.devices > 0), JSON.stringify(counts(sub.messages, site))).toBe(true); // still counting
+    expect(
+      whileFull.every((c) => c.wifi.devices > 0),
+      JSON.stringify(counts(sub.messages, site)),
+    ).toBe(true); // still counting
     expect(alive(g1)).toBe(true);
-    expect(await scrape(), g1.stderr().split('\n').filter((l) => /queue folder|window closed/.test(l)).join('\n')).toEqual({ metric: 'disk_full', health: 'degraded' });
+    expect(
+      await scrape(),
+      g1
+        .stderr()
+        .split('\n')
+        .filter((l) => /queue folder|window closed/.test(l))
+        .join('\n'),
+    ).toEqual({ metric: 'disk_full', health: 'degraded' });
 
     // 3. The broker goes away too: windows only in memory are published once it is back.
     await broker.stop();
@@ -324,7 +373,11 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     stop = keepFull(mnt);
     const g2At = sub.messages.length;
     const g2 = gateway(args);
-    await waitFor(() => statuses(sub.messages.slice(g2At), site).some((s) => s.state === 'online' && s.queue_state === 'disk_full'), 20_000, 'status disk_full after a restart on a full disk');
+    await waitFor(
+      () => statuses(sub.messages.slice(g2At), site).some((s) => s.state === 'online' && s.queue_state === 'disk_full'),
+      20_000,
+      'status disk_full after a restart on a full disk',
+    );
     await waitFor(() => counts(sub.messages.slice(g2At), site).length >= 3, 20_000, 'windows published after a restart on a full disk');
     expect(alive(g2)).toBe(true);
     expect(Math.min(...counts(sub.messages.slice(g2At), site).map((c) => c.seq))).toBe(lastOfG1 + 1);

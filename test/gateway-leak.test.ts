@@ -43,8 +43,8 @@ export function addressForms(addr: Uint8Array): { text: string[]; binary: Buffer
     // base64 at each of the three alignments: the characters that depend on the address alone.
     for (let k = 0; k < 3; k++) {
       const enc = Buffer.concat([Buffer.alloc(k), a]).toString('base64');
-      let from = Math.ceil((8 * k) / 6);
-      let to = Math.floor((8 * (k + 6)) / 6);
+      const from = Math.ceil((8 * k) / 6);
+      const to = Math.floor((8 * (k + 6)) / 6);
       text.push(enc.slice(from, to));
       const url = enc.slice(from, to).replace(/\+/g, '-').replace(/\//g, '_');
       text.push(url);
@@ -68,9 +68,21 @@ export function stderrLines(addresses: Uint8Array[]): string[] {
       for (const s of [h, h.toUpperCase()]) {
         const p = s.match(/../g)!;
         forms.push(p.join(':'), p.join('-'), p.join('.'), p.join('_'), p.join(' '), p.map((x) => `0x${x}`).join(', '), p.map((x) => `0x${x}`).join(','));
-        forms.push(s, `0x${s}`, `${s.slice(0, 4)}.${s.slice(4, 8)}.${s.slice(8)}`, `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8)}`, `${s.slice(0, 6)}-${s.slice(6)}`, `${s.slice(0, 6)}:${s.slice(6)}`);
+        forms.push(
+          s,
+          `0x${s}`,
+          `${s.slice(0, 4)}.${s.slice(4, 8)}.${s.slice(8)}`,
+          `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8)}`,
+          `${s.slice(0, 6)}-${s.slice(6)}`,
+          `${s.slice(0, 6)}:${s.slice(6)}`,
+        );
       }
-      forms.push(h.match(/../g)!.map((x) => x.replace(/^0/, '')).join(':')); // ether_ntoa
+      forms.push(
+        h
+          .match(/../g)!
+          .map((x) => x.replace(/^0/, ''))
+          .join(':'),
+      ); // ether_ntoa
       const p = h.match(/../g)!;
       forms.push(`b'${p.map((x) => `\\x${x}`).join('')}'`, p.join('|'), p.join('/'), p.join('\t'), p.join('::'), p.join(' - '), [...h.toUpperCase()].join(' '));
       forms.push(a.toString('base64'), a.toString('base64url'));
@@ -80,7 +92,12 @@ export function stderrLines(addresses: Uint8Array[]): string[] {
   const words = ['dev', 'from', 'addr=', '[', 'bssid', 'peer:', 'station', '(', 'src'];
   const lines: string[] = [];
   for (let i = 0; i < forms.length; i += 8)
-    lines.push(forms.slice(i, i + 8).map((f, k) => `${words[(i + k) % words.length]} ${f}`).join(' ') + ' went away');
+    lines.push(
+      forms
+        .slice(i, i + 8)
+        .map((f, k) => `${words[(i + k) % words.length]} ${f}`)
+        .join(' ') + ' went away',
+    );
   return lines;
 }
 
@@ -96,7 +113,10 @@ export function scan(where: string, blob: Buffer, addresses: Uint8Array[]): Find
   const lower = text.toLowerCase();
   // The same text as Unicode, NFKC-normalised (full-width forms become ASCII), format characters
   // (zero-width) removed: the forms are searched in both.
-  const norm = blob.toString('utf8').normalize('NFKC').replace(/\p{Cf}+/gu, '');
+  const norm = blob
+    .toString('utf8')
+    .normalize('NFKC')
+    .replace(/\p{Cf}+/gu, '');
   for (const addr of addresses) {
     const { text: forms, binary } = addressForms(addr);
     for (const f of forms) {
@@ -142,8 +162,22 @@ export function shapeProblems(topic: string, payload: Buffer, sourceNames: strin
 
 /** Every device address TShark sees in a capture. */
 function tsharkAddresses(file: string): Uint8Array[] {
-  const fields = ['wlan.sa', 'wlan.ta', 'wlan.ra', 'wlan.da', 'wlan.bssid', 'btle.advertising_address', 'btle.scanning_address', 'btle.initiator_address', 'bthci_evt.bd_addr'];
-  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
+  const fields = [
+    'wlan.sa',
+    'wlan.ta',
+    'wlan.ra',
+    'wlan.da',
+    'wlan.bssid',
+    'btle.advertising_address',
+    'btle.scanning_address',
+    'btle.initiator_address',
+    'bthci_evt.bd_addr',
+  ];
+  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const set = new Set<string>();
   for (const m of out.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)) {
     const h = m[1].toLowerCase().replace(/:/g, '');
@@ -179,7 +213,18 @@ describe('leak scanner (control)', () => {
     expect(scan('control', Buffer.from('{"start":"2026-01-01T00:00:00.000Z","wifi":{"devices":3}}'), [addr])).toEqual([]);
   });
   it('rejects a payload with a field beyond the contract or a non-numeric count', () => {
-    const base = { v: 1, site: 's', zone: 'z', gateway: 'g', seq: 1, start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T00:00:01.000Z', complete: true, wifi: { frames: 1, devices: 1, estimate: 1 }, ble: { frames: 0, devices: 0, estimate: 0 } };
+    const base = {
+      v: 1,
+      site: 's',
+      zone: 'z',
+      gateway: 'g',
+      seq: 1,
+      start: '2026-01-01T00:00:00.000Z',
+      end: '2026-01-01T00:00:01.000Z',
+      complete: true,
+      wifi: { frames: 1, devices: 1, estimate: 1 },
+      ble: { frames: 0, devices: 0, estimate: 0 },
+    };
     expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify(base)), [])).toEqual([]);
     expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify({ ...base, devices: ['3c22fb01a09e'] })), [])).not.toEqual([]);
     expect(shapeProblems(countsTopic('s', 'g'), Buffer.from(JSON.stringify({ ...base, wifi: { ...base.wifi, top: 'a1b2' } })), [])).not.toEqual([]);
@@ -246,7 +291,24 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(addresses.length).toBeGreaterThan(0);
       seen.push(...addresses);
       const queueDir = join(tmp, `q-${run.site}`);
-      const common = ['--site', run.site, '--zone', 'z', '--id', 'g', ...run.sources().flatMap((s) => ['--source', s]), '--speed', 'max', '--window', '5s', '--log-level', 'trace', '--queue-dir', queueDir, ...(run.extra ?? [])];
+      const common = [
+        '--site',
+        run.site,
+        '--zone',
+        'z',
+        '--id',
+        'g',
+        ...run.sources().flatMap((s) => ['--source', s]),
+        '--speed',
+        'max',
+        '--window',
+        '5s',
+        '--log-level',
+        'trace',
+        '--queue-dir',
+        queueDir,
+        ...(run.extra ?? []),
+      ];
       if (run.offline) {
         // Broker unreachable: every window stays in the queue folder; scan what was written there.
         const offline = spawnGateway([...common, '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`]);
@@ -298,7 +360,11 @@ describe.skipIf(!ok)(SUITE, () => {
     writeFileSync(linesFile, `${lines.join('\n')}\n`);
     // Control: the lines do hold every address (the scanner finds each one in them).
     const inLines = scan('stderr lines', readFileSync(linesFile), addresses);
-    for (const a of addresses) expect(inLines.some((f) => f.what.includes(hex(a))), hex(a)).toBe(true);
+    for (const a of addresses)
+      expect(
+        inLines.some((f) => f.what.includes(hex(a))),
+        hex(a),
+      ).toBe(true);
     const script = join(tmp, 'tool.sh');
     const counter = join(tmp, 'tool.count');
     writeFileSync(
@@ -316,13 +382,39 @@ describe.skipIf(!ok)(SUITE, () => {
     );
     const queueDir = join(tmp, `q-${site}`);
     const configFile = join(tmp, 'tool.json');
-    writeFileSync(configFile, JSON.stringify({ sources: [{ type: 'command', name: 'tool', radio: 'wifi', command: script, restart_min: '100ms', restart_max: '200ms' }] }));
-    const gw = spawnGateway(['--config', configFile, '--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--window', '1s', '--status-interval', '200ms', '--log-level', 'trace', '--queue-dir', queueDir]);
+    writeFileSync(
+      configFile,
+      JSON.stringify({ sources: [{ type: 'command', name: 'tool', radio: 'wifi', command: script, restart_min: '100ms', restart_max: '200ms' }] }),
+    );
+    const gw = spawnGateway([
+      '--config',
+      configFile,
+      '--site',
+      site,
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--window',
+      '1s',
+      '--status-interval',
+      '200ms',
+      '--log-level',
+      'trace',
+      '--queue-dir',
+      queueDir,
+    ]);
     const runs = () => (existsSync(counter) ? Number(readFileSync(counter, 'utf8')) : 0);
     const mineNow = () => sub.value!.messages.filter((m) => parseTopic(m.topic)?.site === site);
     try {
       await waitFor(() => runs() > lines.length + 1, 60_000, 'every stderr line printed by a run of the command');
-      await waitFor(() => mineNow().some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.devices > 0), 20_000, 'counts of the command');
+      await waitFor(
+        () => mineNow().some((m) => m.topic.endsWith('/counts') && JSON.parse(m.payload.toString()).wifi.devices > 0),
+        20_000,
+        'counts of the command',
+      );
     } catch (e) {
       gw.proc.kill('SIGKILL');
       throw e;

@@ -49,16 +49,7 @@ function captureScript(name: string, tail: string): { path: string; dir: string 
   const path = join(tmp, `${name}.sh`);
   writeFileSync(
     path,
-    [
-      '#!/bin/sh',
-      `mkdir -p '${dir}'`,
-      `echo $$ > '${dir}/cmd.pid'`,
-      'sleep 1000 &',
-      `echo $! > '${dir}/child.pid'`,
-      `cat '${header}'`,
-      tail,
-      '',
-    ].join('\n'),
+    ['#!/bin/sh', `mkdir -p '${dir}'`, `echo $$ > '${dir}/cmd.pid'`, 'sleep 1000 &', `echo $! > '${dir}/child.pid'`, `cat '${header}'`, tail, ''].join('\n'),
     { mode: 0o755 },
   );
   return { path, dir };
@@ -66,7 +57,11 @@ function captureScript(name: string, tail: string): { path: string; dir: string 
 
 /** The pids the capture script recorded; `alive`: both must be running now. */
 async function pids(dir: string, alive = true): Promise<{ cmd: number; child: number }> {
-  await waitFor(() => existsSync(join(dir, 'child.pid')) && readFileSync(join(dir, 'child.pid'), 'utf8').endsWith('\n'), 20_000, 'the capture command to start');
+  await waitFor(
+    () => existsSync(join(dir, 'child.pid')) && readFileSync(join(dir, 'child.pid'), 'utf8').endsWith('\n'),
+    20_000,
+    'the capture command to start',
+  );
   const cmd = Number(readFileSync(join(dir, 'cmd.pid'), 'utf8'));
   const child = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
   started.push(cmd, child);
@@ -85,7 +80,22 @@ function gateway(args: string[]): ReturnType<typeof spawnGateway> {
 
 async function gatewayArgs(site: string, source: string): Promise<string[]> {
   // No broker is needed to count; an unreachable one keeps windows queued.
-  return ['--site', site, '--zone', 'z', '--id', 'g', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--source', source, '--window', '1s', '--queue-dir', join(tmp, `q-${site}`)];
+  return [
+    '--site',
+    site,
+    '--zone',
+    'z',
+    '--id',
+    'g',
+    '--mqtt-url',
+    `mqtt://127.0.0.1:${await freePort()}`,
+    '--source',
+    source,
+    '--window',
+    '1s',
+    '--queue-dir',
+    join(tmp, `q-${site}`),
+  ];
 }
 
 describe('capture command lifetime', () => {
@@ -147,7 +157,10 @@ describe('capture command lifetime', () => {
   it('a list command that does not exist is cannot_start; spawnCapture keeps pid, exit code and signal of the command', async () => {
     expect(findExecutable('sh')).toMatch(/\/sh$/);
     expect(findExecutable('no-such-capture-tool-xyz')).toBeNull();
-    const src = new CommandSource({ name: 'x', command: ['no-such-capture-tool-xyz', '-w', '-'], restart_min: '1s', restart_max: '1s' }, pino({ level: 'silent' }));
+    const src = new CommandSource(
+      { name: 'x', command: ['no-such-capture-tool-xyz', '-w', '-'], restart_min: '1s', restart_max: '1s' },
+      pino({ level: 'silent' }),
+    );
     const states: string[] = [];
     src.start({ deliver: () => {}, stateChanged: (s) => states.push(s.state) });
     await waitFor(() => src.errors > 0, 30_000, 'the failure');

@@ -52,7 +52,14 @@ function seeded(seed: number): Uniform & { used: number } {
 }
 
 const msg = (wifi: Partial<CountsMessage['wifi']>, ble: Partial<CountsMessage['ble']> = {}): CountsMessage => ({
-  v: 1, site: 's', zone: 'z', gateway: 'g', seq: 1, start: '2026-06-01T12:00:00.000Z', end: '2026-06-01T12:01:00.000Z', complete: true,
+  v: 1,
+  site: 's',
+  zone: 'z',
+  gateway: 'g',
+  seq: 1,
+  start: '2026-06-01T12:00:00.000Z',
+  end: '2026-06-01T12:01:00.000Z',
+  complete: true,
   wifi: { frames: 120, devices: 3, estimate: 2, probes: 118, rejected: 2, weak: 0, exact: true, ...wifi },
   ble: { frames: 900, devices: 40, estimate: 31, adverts: 890, rejected: 10, weak: 1, exact: true, ...ble },
 });
@@ -107,7 +114,11 @@ describe('small counts: the noise', () => {
         if (z === 0) zeros++;
       }
       const mean = sum / n;
-      return { meanOk: Math.abs(mean) < 8 * Math.sqrt(variance / n), varOk: Math.abs((sq / n - mean * mean) / variance - 1) < 0.05, zeroOk: Math.abs(zeros / n - (1 - a) / (1 + a)) < 0.01 };
+      return {
+        meanOk: Math.abs(mean) < 8 * Math.sqrt(variance / n),
+        varOk: Math.abs((sq / n - mean * mean) / variance - 1) < 0.05,
+        zeroOk: Math.abs(zeros / n - (1 - a) / (1 + a)) < 0.01,
+      };
     };
     const ok = (s: ReturnType<typeof stats>) => s.meanOk && s.varOk && s.zeroOk;
     expect(ok(stats(() => twoSidedGeometric(epsilon, 1)))).toBe(true);
@@ -148,7 +159,10 @@ describe('small counts: suppression', () => {
     expect(validateCounts(out).ok).toBe(true);
     // devices at k but estimate below it: suppressed (both must reach k).
     expect(protect(msg({ devices: 5, estimate: 4 }), { minCount: 5, windowMs: 60_000 }).wifi.suppressed).toBe(true);
-    expect(protect(msg({ devices: 5, estimate: 5 }), { minCount: 5, windowMs: 60_000 }).wifi).toEqual({ ...msg({ devices: 5, estimate: 5 }).wifi, suppressed: false });
+    expect(protect(msg({ devices: 5, estimate: 5 }), { minCount: 5, windowMs: 60_000 }).wifi).toEqual({
+      ...msg({ devices: 5, estimate: 5 }).wifi,
+      suppressed: false,
+    });
     // Off: the message is unchanged, no privacy block, no flag.
     expect(protect(msg({}), { minCount: 0, windowMs: 60_000 })).toEqual(msg({}));
   });
@@ -175,7 +189,14 @@ describe('small counts: suppression', () => {
       const a = msg({ ...counts }, { ...counts });
       // Same counts, every other field different.
       const b: CountsMessage = {
-        ...a, site: 'other', zone: 'y', gateway: 'h', seq: rng.int(0, 1e9), start: '2030-01-01T00:00:00.000Z', end: '2030-01-01T00:15:00.000Z', complete: false,
+        ...a,
+        site: 'other',
+        zone: 'y',
+        gateway: 'h',
+        seq: rng.int(0, 1e9),
+        start: '2030-01-01T00:00:00.000Z',
+        end: '2030-01-01T00:15:00.000Z',
+        complete: false,
         wifi: { frames: rng.int(0, 1e6), ...counts, probes: rng.int(0, 1e6), rejected: rng.int(0, 1e6), weak: rng.int(0, 1e6), exact: rng.chance(0.5) },
         ble: { frames: rng.int(0, 1e6), ...counts, adverts: rng.int(0, 1e6), rejected: rng.int(0, 1e6), exact: rng.chance(0.5) },
       };
@@ -220,7 +241,9 @@ describe('small counts: what one address does to the counts (real firmware)', ()
   const mac = (i: number, first: number) => Uint8Array.from([first, 0x10, 0x20, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
   /** A probe request; first 0x02: a randomised (locally administered) address, 0x00: one a device keeps. */
   const probe = (addr: number, t: number, signalDbm: number, first = 0x02): Frame => ({
-    linkType: 127, timestampMs: t, data: probeRequest({ sa: mac(addr, first), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
+    linkType: 127,
+    timestampMs: t,
+    data: probeRequest({ sa: mac(addr, first), seq: addr & 0xfff, ies: IES, channel: 6, signalDbm, tsfUs: 0 }),
   });
   const fixed = (addr: number, t: number, signalDbm: number): Frame => probe(addr, t, signalDbm, 0x00);
   const count = (frames: Frame[], span?: { startMs: number; endMs: number }) => {
@@ -248,7 +271,7 @@ describe('small counts: what one address does to the counts (real firmware)', ()
     expect(rose).toBeGreaterThan(10);
   });
 
-  it('the scale of the estimate\'s noise: one address counted fixed, moved into a burst by a chain and fixed again raises the rounded estimate by 2 in a 60-s window (1 1/6 of the mean)', () => {
+  it("the scale of the estimate's noise: one address counted fixed, moved into a burst by a chain and fixed again raises the rounded estimate by 2 in a 60-s window (1 1/6 of the mean)", () => {
     const span = { startMs: T0, endMs: T0 + 60_000 };
     // W starts a burst at -78 dBm, Y 700 ms later is linked to it (1 s, 8 dB); a lone burst in another
     // 10-s sub-window: 2 bursts over six 10-s sub-windows, a mean of 0.333 (published: 0)
@@ -336,7 +359,17 @@ describe.skipIf(!ok)(SUITE, () => {
     const sub = await subscriber(broker.url, { filter: countsTopic(site, 'g') });
     const queued: CountsMessage[] = [];
     const gw = new Gateway({
-      config: config({ site, zone: 'z', id: 'g', mqttUrl: broker.url, source: [`wifi=pcap:${wifi.path}`, `ble=pcap:${ble.path}`], speed: 'max', window: '60s', queueDir: join(dir, `q-${site}`), ...flags }),
+      config: config({
+        site,
+        zone: 'z',
+        id: 'g',
+        mqttUrl: broker.url,
+        source: [`wifi=pcap:${wifi.path}`, `ble=pcap:${ble.path}`],
+        speed: 'max',
+        window: '60s',
+        queueDir: join(dir, `q-${site}`),
+        ...flags,
+      }),
       log,
       onWindow: (m) => queued.push(m),
     });

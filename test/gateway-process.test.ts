@@ -16,17 +16,21 @@ const SUITE = 'gateway process';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms.filter((m) => m.topic === countsTopic(site, 'g')).map((m) => {
-    const v = validateCounts(JSON.parse(m.payload.toString()));
-    if (!v.ok) throw new Error(v.reason);
-    return v.value;
-  });
+  ms
+    .filter((m) => m.topic === countsTopic(site, 'g'))
+    .map((m) => {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 const statuses = (ms: Received[], site: string): StatusMessage[] =>
-  ms.filter((m) => m.topic === statusTopic(site, 'g')).map((m) => {
-    const v = validateStatus(JSON.parse(m.payload.toString()));
-    if (!v.ok) throw new Error(v.reason);
-    return v.value;
-  });
+  ms
+    .filter((m) => m.topic === statusTopic(site, 'g'))
+    .map((m) => {
+      const v = validateStatus(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 
 describe.skipIf(!hasMosquitto)(SUITE, () => {
   const broker = new Mosquitto();
@@ -44,7 +48,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const cap = wifiCapture(join(tmp, 'kill.pcap'), { devices: 4, startMs: start + 300, durationMs: 60_000, framesPerS: 20 });
     const sub = await subscriber(broker.url, { filter: siteFilter('kill') });
     const queueDir = join(tmp, 'q-kill');
-    const args = ['--site', 'kill', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', `pcap:${cap.path}`, '--speed', '4', '--window', '1s', '--mqtt-keepalive', '1', '--queue-dir', queueDir];
+    const args = [
+      '--site',
+      'kill',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${cap.path}`,
+      '--speed',
+      '4',
+      '--window',
+      '1s',
+      '--mqtt-keepalive',
+      '1',
+      '--queue-dir',
+      queueDir,
+    ];
 
     const first = spawnGateway(args);
     await waitFor(() => counts(sub.messages, 'kill').length >= 4, 20_000, 'windows from the first run');
@@ -61,7 +84,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
     const beforeRestart = new Set(counts(sub.messages, 'kill').map((c) => c.seq));
     const second = spawnGateway(args);
-    await waitFor(() => counts(sub.messages, 'kill').filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).length >= 2, 20_000, 'the second run');
+    await waitFor(
+      () => counts(sub.messages, 'kill').filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).length >= 2,
+      20_000,
+      'the second run',
+    );
     await waitFor(() => counts(sub.messages, 'kill').length >= beforeRestart.size + 3, 20_000, 'more windows');
     const all = counts(sub.messages, 'kill');
     const runStarts = all.filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).map((c) => c.seq);
@@ -70,7 +97,17 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // seq goes on: the second run's first window follows the last window the killed process wrote.
     expect(restartSeq).toBeGreaterThan(Math.max(...beforeRestart));
     // Nothing the first run queued is lost: every seq below the restart arrives (resent if needed).
-    await waitFor(() => new Set(counts(sub.messages, 'kill').map((c) => c.seq).filter((s) => s < restartSeq)).size === restartSeq - 1, 30_000, 'windows queued before the kill');
+    await waitFor(
+      () =>
+        new Set(
+          counts(sub.messages, 'kill')
+            .map((c) => c.seq)
+            .filter((s) => s < restartSeq),
+        ).size ===
+        restartSeq - 1,
+      30_000,
+      'windows queued before the kill',
+    );
     expect(statuses(sub.messages.slice(killedAt), 'kill').some((s) => s.state === 'online')).toBe(true);
 
     // A graceful stop publishes the offline status itself and exits 0.
@@ -85,7 +122,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   it('reads pcap on stdin (--source pcap:-) on the wall clock, publishes, and exits 0 at end of input', async () => {
     const cap = wifiCapture(join(tmp, 'stdin.pcap'), { devices: 5, startMs: Date.parse('2026-04-01T10:00:00Z'), durationMs: 1_000, framesPerS: 100 });
     const sub = await subscriber(broker.url, { filter: siteFilter('stdin') });
-    const gw = spawnGateway(['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')], {}, 'pipe');
+    const gw = spawnGateway(
+      ['--site', 'stdin', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', 'pcap:-', '--window', '1s', '--queue-dir', join(tmp, 'q-stdin')],
+      {},
+      'pipe',
+    );
     const bytes = readFileSync(cap.path);
     // Two halves with a pause between (a stream, not a file), across at least one window boundary.
     await waitFor(() => gw.stderr().includes('gateway starting'), 15_000, 'the gateway to start');

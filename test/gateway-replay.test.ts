@@ -45,7 +45,7 @@ function countsOf(messages: { topic: string; payload: Buffer }[]): CountsMessage
 function firstArrivals(counts: CountsMessage[]): number[] {
   const seen = new Set<number>();
   const out: number[] = [];
-  for (const c of counts) if (!seen.has(c.seq)) (seen.add(c.seq), out.push(c.seq));
+  for (const c of counts) if (!seen.has(c.seq)) seen.add(c.seq), out.push(c.seq);
   return out;
 }
 
@@ -154,7 +154,17 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const run = async (site: string, extra: Record<string, unknown>) => {
       const out: CountsMessage[] = [];
       const gw = new Gateway({
-        config: config({ site, zone: 'z', id: 'g', mqtt: broker.url, source: [`pcap:${wifi.path}`, `pcap:${ble.path}`], speed: 'max', window: '1s', queueDir: join(tmp, `q-${site}`), ...extra }),
+        config: config({
+          site,
+          zone: 'z',
+          id: 'g',
+          mqtt: broker.url,
+          source: [`pcap:${wifi.path}`, `pcap:${ble.path}`],
+          speed: 'max',
+          window: '1s',
+          queueDir: join(tmp, `q-${site}`),
+          ...extra,
+        }),
       });
       gw.on('window', (m) => out.push(m));
       await gw.run();

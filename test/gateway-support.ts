@@ -102,7 +102,11 @@ export function bleCapture(path: string, o: { devices: number; startMs: number; 
 }
 
 /** `node scripts/presence.js gateway ...` as a child process; stderr (the JSON log) is recorded. */
-export function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}, stdin: 'ignore' | 'pipe' = 'ignore'): { proc: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+export function spawnGateway(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): { proc: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
   const proc = spawn(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'gateway', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -26,13 +26,24 @@ describe('influx setup statements', () => {
       'CREATE RETENTION POLICY "detail" ON "presence" DURATION 30d REPLICATION 1 DEFAULT',
       'CREATE RETENTION POLICY "hourly" ON "presence" DURATION 400d REPLICATION 1',
     ]);
-    const again = setupStatements({ ...o, detailMs: 36 * HOUR }, { policies: new Map([['detail', 1], ['hourly', 1]]), cqs: new Set([HOURLY_CQ]) });
+    const again = setupStatements(
+      { ...o, detailMs: 36 * HOUR },
+      {
+        policies: new Map([
+          ['detail', 1],
+          ['hourly', 1],
+        ]),
+        cqs: new Set([HOURLY_CQ]),
+      },
+    );
     expect(again.slice(1, 4)).toEqual([
       'ALTER RETENTION POLICY "detail" ON "presence" DURATION 36h DEFAULT',
       'ALTER RETENTION POLICY "hourly" ON "presence" DURATION 400d',
       'DROP CONTINUOUS QUERY "presence_hourly" ON "presence"',
     ]);
-    expect(again[4]).toMatch(/^CREATE CONTINUOUS QUERY "presence_hourly" ON "presence" BEGIN SELECT .* INTO "presence"."hourly"."presence" FROM "presence"."detail"."presence" GROUP BY time\(1h\), \* END$/);
+    expect(again[4]).toMatch(
+      /^CREATE CONTINUOUS QUERY "presence_hourly" ON "presence" BEGIN SELECT .* INTO "presence"."hourly"."presence" FROM "presence"."detail"."presence" GROUP BY time\(1h\), \* END$/,
+    );
     expect(() => setupStatements({ ...o, detailMs: HOUR }, { policies: new Map(), cqs: new Set() })).toThrow(/at least 2h/);
   });
 });
@@ -83,8 +94,16 @@ describe.skipIf(!ok)(SUITE, () => {
         const devices = 10 + ((i * 7 + (gateway === 'gw-2' ? 3 : 0)) % 23);
         const estimate = Math.round(devices / 2);
         const m: CountsMessage = {
-          v: 1, site: 'utrecht', zone: 'neude', gateway, seq: i, start: new Date(start).toISOString(), end: new Date(start + 60_000).toISOString(), complete: true,
-          wifi: { frames: 100 + i, devices, estimate }, ble: { frames: 50, devices: 5, estimate: 5 },
+          v: 1,
+          site: 'utrecht',
+          zone: 'neude',
+          gateway,
+          seq: i,
+          start: new Date(start).toISOString(),
+          end: new Date(start + 60_000).toISOString(),
+          complete: true,
+          wifi: { frames: 100 + i, devices, estimate },
+          ble: { frames: 50, devices: 5, estimate: 5 },
         };
         lines.push(...countsLines(m));
         const key = `${gateway} ${Math.floor(i / 60)}`;
@@ -105,10 +124,16 @@ describe.skipIf(!ok)(SUITE, () => {
     // Detail older than its policy is refused (InfluxDB deletes older shards by itself; not waited for here);
     // the hourly policy takes it.
     const old = Date.now() - 31 * DAY;
-    const refused = await fetch(`${influx.url}/write?db=city&precision=ms`, { method: 'POST', body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1i ${old}` });
+    const refused = await fetch(`${influx.url}/write?db=city&precision=ms`, {
+      method: 'POST',
+      body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1i ${old}`,
+    });
     expect(refused.status).toBe(400);
     expect(await refused.text()).toContain('points beyond retention policy dropped=1');
-    const kept = await fetch(`${influx.url}/write?db=city&rp=hourly&precision=ms`, { method: 'POST', body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1 ${old}` });
+    const kept = await fetch(`${influx.url}/write?db=city&rp=hourly&precision=ms`, {
+      method: 'POST',
+      body: `presence,site=s,zone=z,gateway=g,radio=wifi devices=1 ${old}`,
+    });
     expect(kept.status).toBe(204);
 
     await influx.query(`${hourlySelect('city')} WHERE time >= ${h0}ms AND time < ${h0 + 2 * HOUR}ms ${HOURLY_GROUP_BY}`, 'POST');

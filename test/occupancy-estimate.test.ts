@@ -61,7 +61,9 @@ const f2 = (x: number | null) => (x === null ? '-' : x.toFixed(2));
 
 describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one day out)', () => {
   it('scores the estimate and distinct addresses side by side', async () => {
-    const names = readdirSync(occupancyDir!).filter((f) => f.endsWith('.pcap')).sort();
+    const names = readdirSync(occupancyDir!)
+      .filter((f) => f.endsWith('.pcap'))
+      .sort();
     expect(names.length).toBeGreaterThanOrEqual(14);
     const samples: EvalSample[] = [];
     const samples15: EvalSample[] = [];
@@ -95,8 +97,14 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
     const loo15 = leaveOneOut(samples15);
     const est: Scores = loo.overall.estimate;
     const dev: Scores = loo.overall.devices;
-    const rEst = pearson(samples.map((s) => s.estimate), samples.map((s) => s.people));
-    const rDev = pearson(samples.map((s) => s.devices), samples.map((s) => s.people));
+    const rEst = pearson(
+      samples.map((s) => s.estimate),
+      samples.map((s) => s.people),
+    );
+    const rDev = pearson(
+      samples.map((s) => s.devices),
+      samples.map((s) => s.people),
+    );
     const gEst = mean(growth.est15) / mean(growth.est1);
     const gDev = mean(growth.dev15) / mean(growth.dev1);
     const rows = [
@@ -113,7 +121,12 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
         `${growth.est15.length} occupied 15-min windows, ${new Set(samples.map((s) => s.session)).size} days, frames >= ${RSSI_MIN} dBm\n` +
         rows.map((r) => `  ${r[0].padEnd(44)} ${r[1].padStart(9)} ${r[2].padStart(19)} ${r[3].padStart(8)}`).join('\n') +
         '\n  per held-out day (MAE occupied / empty-room people, estimate | distinct):\n' +
-        loo.sessions.map((s) => `    ${s.session}  ${f2(s.estimate.mae_occupied)} / ${f2(s.estimate.people_when_empty)}  |  ${f2(s.devices.mae_occupied)} / ${f2(s.devices.people_when_empty)}`).join('\n'),
+        loo.sessions
+          .map(
+            (s) =>
+              `    ${s.session}  ${f2(s.estimate.mae_occupied)} / ${f2(s.estimate.people_when_empty)}  |  ${f2(s.devices.mae_occupied)} / ${f2(s.devices.people_when_empty)}`,
+          )
+          .join('\n'),
     );
     // Levels measured when the estimator was written (see firmware/README.md), plus a margin.
     // Measured: MAE 2.67, empty room 1.99, r 0.886, growth 1.00.
@@ -142,7 +155,9 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       const e = ws.map((w) => w.estimate);
       const d = ws.map((w) => w.devices);
       all.push(...e);
-      lines.push(`  ${p.replace('_anonymized.pcap', '').padEnd(16)} ${String(ws.length).padStart(3)} windows  estimate mean ${mean(e).toFixed(2)} max ${Math.max(...e).toFixed(2)}   distinct addresses mean ${mean(d).toFixed(2)} max ${Math.max(...d)}`);
+      lines.push(
+        `  ${p.replace('_anonymized.pcap', '').padEnd(16)} ${String(ws.length).padStart(3)} windows  estimate mean ${mean(e).toFixed(2)} max ${Math.max(...e).toFixed(2)}   distinct addresses mean ${mean(d).toFixed(2)} max ${Math.max(...d)}`,
+      );
       expect(mean(e), p).toBeLessThanOrEqual(1.0); // measured 0.72, 0.65, 0.94
     }
     console.log(`lone phone, 1-min windows (goal: <= 1.2):\n${lines.join('\n')}\n  all windows: estimate mean ${mean(all).toFixed(2)}`);

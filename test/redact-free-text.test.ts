@@ -52,9 +52,19 @@ describe('redactFreeText', () => {
 
   it('redacts the forms a reviewer found', () => {
     for (const t of [
-      "b'\\xaa\\xbb\\xcc\\xdd\\xee\\xff'", 'aa|bb|cc|dd|ee|ff', 'aa/bb/cc/dd/ee/ff', 'aa\tbb\tcc\tdd\tee\tff', 'aa::bb::cc::dd::ee::ff',
-      'aa - bb - cc - dd - ee - ff', 'A A B B C C D D E E F F', 'qrvM3e7/', '\uff41\uff41:\uff42\uff42:\uff43\uff43:\uff44\uff44:\uff45\uff45:\uff46\uff46',
-      'a\u200ba:b\u200db:c\u2060c:dd:ee:ff', 'aabbccddeeff', '0xaabbccddeeff', 'aab:bcc:dde:eff',
+      "b'\\xaa\\xbb\\xcc\\xdd\\xee\\xff'",
+      'aa|bb|cc|dd|ee|ff',
+      'aa/bb/cc/dd/ee/ff',
+      'aa\tbb\tcc\tdd\tee\tff',
+      'aa::bb::cc::dd::ee::ff',
+      'aa - bb - cc - dd - ee - ff',
+      'A A B B C C D D E E F F',
+      'qrvM3e7/',
+      '\uff41\uff41:\uff42\uff42:\uff43\uff43:\uff44\uff44:\uff45\uff45:\uff46\uff46',
+      'a\u200ba:b\u200db:c\u2060c:dd:ee:ff',
+      'aabbccddeeff',
+      '0xaabbccddeeff',
+      'aab:bcc:dde:eff',
     ])
       expect(redactFreeText(`dev ${t} gone`), t).toBe(`dev ${REDACTED} gone`);
   });
@@ -74,7 +84,10 @@ describe('redactFreeText', () => {
       // The words around are kept; what is left of the form has no letter or digit at all.
       expect(out.startsWith(`${pre} `), JSON.stringify({ text, out })).toBe(true);
       expect(out.endsWith(` ${post}`), JSON.stringify({ text, out })).toBe(true);
-      const rest = out.slice(pre.length, out.length - post.length).split(REDACTED).join('');
+      const rest = out
+        .slice(pre.length, out.length - post.length)
+        .split(REDACTED)
+        .join('');
       expect(rest, JSON.stringify({ text, out })).toMatch(/^[^\p{L}\p{N}]*$/u);
       expect(out).toContain(REDACTED);
     }
@@ -84,8 +97,15 @@ describe('redactFreeText', () => {
 
 describe('capture command environment', () => {
   const secrets = {
-    MQTT_PASSWORD: 'hunter2-mqtt', INFLUX_TOKEN: 'tok-influx', PRESENCE_MQTT_PASSWORD_FILE: '/run/secrets/mqtt', INFLUX_TOKEN_FILE: '/run/secrets/influx',
-    API_SECRET: 'sec-api', AWS_SECRET_ACCESS_KEY: 'aws-key', SIGNING_KEY: 'sign-key', SIGNING_KEY_FILE: '/run/secrets/sign', github_token: 'gh-lower',
+    MQTT_PASSWORD: 'hunter2-mqtt',
+    INFLUX_TOKEN: 'tok-influx',
+    PRESENCE_MQTT_PASSWORD_FILE: '/run/secrets/mqtt',
+    INFLUX_TOKEN_FILE: '/run/secrets/influx',
+    API_SECRET: 'sec-api',
+    AWS_SECRET_ACCESS_KEY: 'aws-key',
+    SIGNING_KEY: 'sign-key',
+    SIGNING_KEY_FILE: '/run/secrets/sign',
+    github_token: 'gh-lower',
   };
 
   it('captureEnv drops every secret variable and keeps the rest', () => {

@@ -36,7 +36,10 @@ const WIFI: Record<string, { frames: number; pr: number; sa: number; staleFcs?: 
 // the capture. Every one of those is corrupt (test/firmware-parse.test.ts recomputes their CRC);
 // the firmware drops them, so they leave `unverifiedFrames` packets and `unverifiedOnly`
 // bit-flipped addresses out of the README figures.
-const BLE: Record<string, { frames: number; advA: number; crcBad: number; okDistinct: number; unverifiedFrames?: number; unverifiedOnly?: number; hci?: boolean }> = {
+const BLE: Record<
+  string,
+  { frames: number; advA: number; crcBad: number; okDistinct: number; unverifiedFrames?: number; unverifiedOnly?: number; hci?: boolean }
+> = {
   'anechoic__nRF52__nrf52_capture_0.pcapng': { frames: 832, advA: 817, crcBad: 32, okDistinct: 9 },
   'anechoic__Ubertooth__ubertooth_capture_0.pcapng': { frames: 1907, advA: 1883, crcBad: 12, okDistinct: 14, unverifiedFrames: 11, unverifiedOnly: 10 },
   'take_2__ble_all_adv.pcap': { frames: 221, advA: 188, crcBad: 16, okDistinct: 10, unverifiedFrames: 2, unverifiedOnly: 2 },
@@ -47,7 +50,13 @@ const BLE: Record<string, { frames: number; advA: number; crcBad: number; okDist
 };
 
 /** Files replayed through the real CLI (the rest call replayCapture directly). */
-const VIA_CLI = new Set(['n-02.cap', 'iPhone11-B_anonymized.pcap', 'anechoic__nRF52__nrf52_capture_0.pcapng', 'horizon74_btsnoop_hci.lt201.pcap', 'pairing_and_ltk_exchange.pcap']);
+const VIA_CLI = new Set([
+  'n-02.cap',
+  'iPhone11-B_anonymized.pcap',
+  'anechoic__nRF52__nrf52_capture_0.pcapng',
+  'horizon74_btsnoop_hci.lt201.pcap',
+  'pairing_and_ltk_exchange.pcap',
+]);
 
 async function cli(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
@@ -66,7 +75,10 @@ async function windows(file: string, opts: ReplayOptions): Promise<ReplayWindow[
     if (opts.ignoreFcs) args.push('--ignore-fcs');
     const { stdout, stderr, code } = await cli(args);
     expect(code, stderr).toBe(0);
-    return stdout.trim().split('\n').map((l) => JSON.parse(l));
+    return stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   }
   const out: ReplayWindow[] = [];
   for await (const w of replayCapture(file, opts)) out.push(w);
@@ -129,7 +141,20 @@ describe.skipIf(!dir || !tshark)('the README figures are what TShark says', () =
       .map((l) => l.split('\t'));
 
   it.each(Object.entries(WIFI))('wifi/%s', (name, want) => {
-    const rows = tsv(['-o', 'wlan.check_checksum:TRUE', '-r', join(dir!, 'wifi', name), '-Y', 'wlan.fc.type_subtype == 0x0004', '-T', 'fields', '-e', 'wlan.sa', '-e', 'wlan.fcs.status']);
+    const rows = tsv([
+      '-o',
+      'wlan.check_checksum:TRUE',
+      '-r',
+      join(dir!, 'wifi', name),
+      '-Y',
+      'wlan.fc.type_subtype == 0x0004',
+      '-T',
+      'fields',
+      '-e',
+      'wlan.sa',
+      '-e',
+      'wlan.fcs.status',
+    ]);
     expect(rows.length).toBe(want.pr);
     expect(new Set(rows.map((r) => r[0])).size).toBe(want.sa);
     const good = rows.filter((r) => r[1] !== '0');
@@ -138,7 +163,25 @@ describe.skipIf(!dir || !tshark)('the README figures are what TShark says', () =
 
   it.each(Object.entries(BLE).filter(([, w]) => !w.hci))('ble/%s', (name, want) => {
     const extra = name.startsWith('pairing') ? ['-o', 'uat:user_dlts:"User 0 (DLT=147)","btle","0","","0",""'] : [];
-    const rows = tsv([...extra, '-r', join(dir!, 'ble', name), '-Y', 'btle.access_address == 0x8e89bed6 && btle.advertising_header', '-T', 'fields', '-e', 'btle.advertising_header.pdu_type', '-e', 'btle.advertising_address', '-e', 'btle.crc.incorrect', '-e', 'nordic_ble.crcok', '-e', 'btle.crc']);
+    const rows = tsv([
+      ...extra,
+      '-r',
+      join(dir!, 'ble', name),
+      '-Y',
+      'btle.access_address == 0x8e89bed6 && btle.advertising_header',
+      '-T',
+      'fields',
+      '-e',
+      'btle.advertising_header.pdu_type',
+      '-e',
+      'btle.advertising_address',
+      '-e',
+      'btle.crc.incorrect',
+      '-e',
+      'nordic_ble.crcok',
+      '-e',
+      'btle.crc',
+    ]);
     const withAdvA = rows.filter((r) => ['0x00', '0x01', '0x02', '0x04', '0x06', '0x07'].includes(r[0]) && r[1]);
     const ok = withAdvA.filter((r) => r[2] === '' && r[3] !== '0');
     expect(withAdvA.length).toBe(want.advA);
@@ -147,7 +190,16 @@ describe.skipIf(!dir || !tshark)('the README figures are what TShark says', () =
   });
 
   it('ble/horizon74_btsnoop_hci.lt201.pcap', () => {
-    const rows = tsv(['-r', join(dir!, 'ble', 'horizon74_btsnoop_hci.lt201.pcap'), '-Y', 'bthci_evt.le_meta_subevent == 0x02 || bthci_evt.le_meta_subevent == 0x0d', '-T', 'fields', '-e', 'bthci_evt.bd_addr']);
+    const rows = tsv([
+      '-r',
+      join(dir!, 'ble', 'horizon74_btsnoop_hci.lt201.pcap'),
+      '-Y',
+      'bthci_evt.le_meta_subevent == 0x02 || bthci_evt.le_meta_subevent == 0x0d',
+      '-T',
+      'fields',
+      '-e',
+      'bthci_evt.bd_addr',
+    ]);
     const addrs = rows.flatMap((r) => r[0].split(','));
     expect(addrs.length).toBe(412);
     expect(new Set(addrs).size).toBe(36);
@@ -178,7 +230,10 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     expect(w.wifi.weak).toBeGreaterThan(0);
     expect(w.wifi.weak).toBeLessThan(511);
     if (tshark) {
-      const sig = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'radiotap.dbm_antsignal'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      const sig = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'radiotap.dbm_antsignal'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
         .trim()
         .split('\n')
         .map(Number);
@@ -243,7 +298,11 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
 
   it('reads a capture from stdin', async () => {
     const file = join(dir!, 'wifi', 'n-02.cap');
-    const out = execFileSync(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', '-', '--json', '--window', 'all'], { input: readFileSync(file), encoding: 'utf8', cwd: root });
+    const out = execFileSync(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', '-', '--json', '--window', 'all'], {
+      input: readFileSync(file),
+      encoding: 'utf8',
+      cwd: root,
+    });
     expect(JSON.parse(out).wifi).toMatchObject({ frames: 218, probes: 9, devices: 5 });
   });
 });

@@ -41,7 +41,13 @@ describe('runLive', () => {
   it('writes one radio as classic pcap, readable by the capture parser', async () => {
     const out = new PassThrough();
     const bytes = collect(out);
-    await runLive({ scenario: 'quiet-night', durationS: 5, seed: 1, speed: Infinity, outputs: [{ gateway: 'gw-lobby', stream: out, format: 'pcap', radio: 'ble' }] });
+    await runLive({
+      scenario: 'quiet-night',
+      durationS: 5,
+      seed: 1,
+      speed: Infinity,
+      outputs: [{ gateway: 'gw-lobby', stream: out, format: 'pcap', radio: 'ble' }],
+    });
     const p = new CaptureParser('live');
     const frames = p.push(await bytes);
     p.end();
@@ -64,7 +70,9 @@ describe('runLive', () => {
   });
 
   it('names an unknown gateway', async () => {
-    await expect(runLive({ scenario: 'quiet-night', durationS: 5, outputs: [{ gateway: 'gw-nope', stream: new PassThrough() }] })).rejects.toThrow('live: no gateway "gw-nope" in scenario quiet-night (gateways: gw-lobby)');
+    await expect(runLive({ scenario: 'quiet-night', durationS: 5, outputs: [{ gateway: 'gw-nope', stream: new PassThrough() }] })).rejects.toThrow(
+      'live: no gateway "gw-nope" in scenario quiet-night (gateways: gw-lobby)',
+    );
   });
 });
 
@@ -73,18 +81,24 @@ describe('presence simulate (CLI)', () => {
     const a = await run('node', [presence, 'simulate', 'traffic-corridor', '--duration', '2m', '--scale', '0.2', '--seed', '5', '--out', join(root, 'cli-a')]);
     await run('node', [presence, 'simulate', 'traffic-corridor', '--duration', '2m', '--scale', '0.2', '--seed', '5', '--out', join(root, 'cli-b')]);
     expect(a.stdout).toMatch(/traffic-corridor: \d+ people, \d+ devices/);
-    for (const f of ['gw-a.pcapng', 'gw-b.pcapng', 'truth.json', 'truth.csv']) expect(readFileSync(join(root, 'cli-a', f)).equals(readFileSync(join(root, 'cli-b', f))), f).toBe(true);
+    for (const f of ['gw-a.pcapng', 'gw-b.pcapng', 'truth.json', 'truth.csv'])
+      expect(readFileSync(join(root, 'cli-a', f)).equals(readFileSync(join(root, 'cli-b', f))), f).toBe(true);
   });
 
   it('--live to stdout feeds `presence replay -`', async () => {
-    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '2m', '--seed', '2'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '2m', '--seed', '2'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const replay = spawn('node', [presence, 'replay', '-', '--json'], { stdio: ['pipe', 'pipe', 'pipe'] });
     sim.stdout.pipe(replay.stdin);
     let out = '';
     replay.stdout.on('data', (d) => (out += d));
     const code = await new Promise((res) => replay.on('close', res));
     expect(code).toBe(0);
-    const windows = out.trim().split('\n').map((l) => JSON.parse(l));
+    const windows = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(windows.length).toBe(2);
     const truth = await simulate({ scenario: 'quiet-night', durationS: 120, seed: 2, outDir: join(root, 'live-truth') });
     expect(windows.map((w) => [w.wifi.devices, w.ble.devices])).toEqual(truth.truth.windows.map((w) => [w.addresses.wifi, w.addresses.ble]));
@@ -92,7 +106,11 @@ describe('presence simulate (CLI)', () => {
 
   it('--live --fifo writes each gateway to a named pipe', async () => {
     const dir = join(root, 'fifo');
-    const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '3m', '--scale', '0.5', '--out', dir, '--fifo'], { stdio: 'ignore' });
+    const sim = spawn(
+      'node',
+      [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '3m', '--scale', '0.5', '--out', dir, '--fifo'],
+      { stdio: 'ignore' },
+    );
     const pipes = ['gw-a.pcapng', 'gw-b.pcapng'].map((f) => join(dir, f));
     await eventually('the simulator to create both named pipes', () => pipes.every((p) => existsSync(p)) || sim.exitCode !== null);
     for (const p of pipes) expect(statSync(p).isFIFO()).toBe(true);
@@ -154,7 +172,9 @@ describe('presence simulate (CLI)', () => {
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
-    const uncalibrated = JSON.parse((await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout);
+    const uncalibrated = JSON.parse(
+      (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout,
+    );
     expect(uncalibrated.calibration).toBeNull();
     expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null });
   });

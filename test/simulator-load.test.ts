@@ -24,7 +24,12 @@ describe('loadMessages', () => {
     expect(new Set(msgs.map((m) => m.message.zone)).size).toBe(3);
     const g1 = msgs.filter((m) => m.message.gateway === 'gw-0001');
     expect(g1.map((m) => m.message.seq)).toEqual([0, 1, 2, 3]);
-    expect(g1.map((m) => m.message.start)).toEqual(['2026-05-01T12:00:00.000Z', '2026-05-01T12:00:30.000Z', '2026-05-01T12:01:00.000Z', '2026-05-01T12:01:30.000Z']);
+    expect(g1.map((m) => m.message.start)).toEqual([
+      '2026-05-01T12:00:00.000Z',
+      '2026-05-01T12:00:30.000Z',
+      '2026-05-01T12:01:00.000Z',
+      '2026-05-01T12:01:30.000Z',
+    ]);
     expect(msgs.some((m) => m.message.wifi.devices > 0)).toBe(true);
   });
 
@@ -123,7 +128,21 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
       if (parseTopic(topic)?.site === 'cli' && parseTopic(topic)?.kind === 'counts') n++;
     });
     await sub.subscribeAsync(COUNTS_FILTER, { qos: 1 });
-    const { stdout } = await promisify(execFile)('node', [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--gateways', '3', '--rate', '100', '--count', '30', '--site', 'cli', '--mqtt-url', broker.url]);
+    const { stdout } = await promisify(execFile)('node', [
+      join(import.meta.dirname, '..', 'scripts', 'presence.js'),
+      'simulate',
+      '--load',
+      '--gateways',
+      '3',
+      '--rate',
+      '100',
+      '--count',
+      '30',
+      '--site',
+      'cli',
+      '--mqtt-url',
+      broker.url,
+    ]);
     expect(JSON.parse(stdout)).toMatchObject({ published: 30, acked: 30, failed: 0 });
     await eventually('30 messages at the subscriber', () => n >= 30);
     expect(n).toBe(30);
@@ -131,6 +150,8 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
   });
 
   it('fails clearly when there is no broker', async () => {
-    await expect(runLoad({ url: 'mqtt://127.0.0.1:1', gateways: 1, rate: 10, count: 1, mqttOptions: { reconnectPeriod: 0, connectTimeout: 2000 } })).rejects.toThrow(/ECONNREFUSED|connect/);
+    await expect(
+      runLoad({ url: 'mqtt://127.0.0.1:1', gateways: 1, rate: 10, count: 1, mqttOptions: { reconnectPeriod: 0, connectTimeout: 2000 } }),
+    ).rejects.toThrow(/ECONNREFUSED|connect/);
   });
 });

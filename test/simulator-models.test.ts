@@ -99,7 +99,14 @@ describe('Wi-Fi address randomisation', () => {
 
 describe('BLE advertising', () => {
   it('phones advertise with resolvable private addresses that rotate every 10 to 15 minutes', () => {
-    const s = scenario({ 'iphone-ios17': 1 }, { people: { carry: [0, 1, 0, 0], primary: { 'iphone-ios17': 1 }, secondary: {} }, crowds: [{ type: 'gathering', region: { x: 0, y: 0, width: 1, height: 1 }, occupancy: [[0, 1]], dwell: '10h', dwellCv: 0 }] }, 3600);
+    const s = scenario(
+      { 'iphone-ios17': 1 },
+      {
+        people: { carry: [0, 1, 0, 0], primary: { 'iphone-ios17': 1 }, secondary: {} },
+        crowds: [{ type: 'gathering', region: { x: 0, y: 0, width: 1, height: 1 }, occupancy: [[0, 1]], dwell: '10h', dwellCv: 0 }],
+      },
+      3600,
+    );
     let ble: FrameEvent[] = [];
     for (let seed = 1; seed < 20 && ble.length === 0; seed++) ble = run(s, seed).frames.filter((f) => f.radio === 'ble');
     expect(ble.length).toBeGreaterThan(1000);
@@ -125,7 +132,17 @@ describe('BLE advertising', () => {
   });
 
   it('a fixed iBeacon keeps one public address and advertises every ~100 ms', () => {
-    const s = resolveScenario({ name: 'b', site: 'b', duration: 60, gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }], fixed: [{ model: 'ibeacon', position: [3, 0] }], environment: { shadowingDb: 0, fadingDb: 0 } }, 'b');
+    const s = resolveScenario(
+      {
+        name: 'b',
+        site: 'b',
+        duration: 60,
+        gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }],
+        fixed: [{ model: 'ibeacon', position: [3, 0] }],
+        environment: { shadowingDb: 0, fadingDb: 0 },
+      },
+      'b',
+    );
     const ble = run(s).frames;
     expect(new Set(ble.map((f) => hex(adva(f)))).size).toBe(1);
     expect(ble[0].frame.data[14] & 0x40, 'TxAdd public').toBe(0);
@@ -155,15 +172,37 @@ describe('radio', () => {
     expect(adjacentPenaltyDb(36, 40)).toBeNull();
   });
   it('received signal falls with distance', () => {
-    const near = run(resolveScenario({ name: 'n', site: 'n', duration: 10, gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }], fixed: [{ model: 'ibeacon', position: [2, 0] }] }, 'n')).frames;
-    const far = run(resolveScenario({ name: 'n', site: 'n', duration: 10, gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }], fixed: [{ model: 'ibeacon', position: [30, 0] }] }, 'n')).frames;
+    const near = run(
+      resolveScenario(
+        {
+          name: 'n',
+          site: 'n',
+          duration: 10,
+          gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }],
+          fixed: [{ model: 'ibeacon', position: [2, 0] }],
+        },
+        'n',
+      ),
+    ).frames;
+    const far = run(
+      resolveScenario(
+        {
+          name: 'n',
+          site: 'n',
+          duration: 10,
+          gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }],
+          fixed: [{ model: 'ibeacon', position: [30, 0] }],
+        },
+        'n',
+      ),
+    ).frames;
     const avg = (fs: FrameEvent[]) => fs.reduce((n, f) => n + new DataView(f.frame.data.buffer).getInt8(1), 0) / fs.length;
     expect(avg(near) - avg(far)).toBeGreaterThan(25);
   });
 });
 
 describe('crowds', () => {
-  it('traffic-corridor: travel times between the gateways match the modes\' speeds', () => {
+  it("traffic-corridor: travel times between the gateways match the modes' speeds", () => {
     const s = loadScenario('traffic-corridor', { durationS: 1800 });
     const stats = new Map<string, number[]>();
     for (const ev of runScenario(s, { seed: 4 }))
@@ -172,11 +211,11 @@ describe('crowds', () => {
       const xs = stats.get(m)!.sort((a, b) => a - b);
       return xs[xs.length >> 1];
     };
-    expect(med('car')).toBeGreaterThan(500 / 13.9 * 0.8);
-    expect(med('car')).toBeLessThan(500 / 13.9 * 1.25);
-    expect(med('cyclist')).toBeGreaterThan(500 / 4.5 * 0.75);
-    expect(med('cyclist')).toBeLessThan(500 / 4.5 * 1.3);
-    expect(med('pedestrian')).toBeGreaterThan(500 / 1.4 * 0.75);
+    expect(med('car')).toBeGreaterThan((500 / 13.9) * 0.8);
+    expect(med('car')).toBeLessThan((500 / 13.9) * 1.25);
+    expect(med('cyclist')).toBeGreaterThan((500 / 4.5) * 0.75);
+    expect(med('cyclist')).toBeLessThan((500 / 4.5) * 1.3);
+    expect(med('pedestrian')).toBeGreaterThan((500 / 1.4) * 0.75);
   });
 
   it('kingsday-square fills up: people in reach grow over the first hour', () => {
@@ -190,7 +229,14 @@ describe('crowds', () => {
   });
 
   it('people carry 0 to 3 devices', () => {
-    const s = scenario({ 'iphone-ios17': 1 }, { people: { carry: [0.25, 0.25, 0.25, 0.25], primary: { 'iphone-ios17': 1 }, secondary: { 'tracker-band': 1 } }, crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 200]], dwell: '10h', dwellCv: 0 }] }, 60);
+    const s = scenario(
+      { 'iphone-ios17': 1 },
+      {
+        people: { carry: [0.25, 0.25, 0.25, 0.25], primary: { 'iphone-ios17': 1 }, secondary: { 'tracker-band': 1 } },
+        crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 200]], dwell: '10h', dwellCv: 0 }],
+      },
+      60,
+    );
     const { windows } = run(s);
     const w = windows[0];
     expect(w.people).toBeGreaterThanOrEqual(200); // 200 present at the start, a few arrive to replace leavers

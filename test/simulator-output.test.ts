@@ -39,7 +39,7 @@ function truthPerWindow(r: SimulateResult, gateway: string, radio: 'wifi' | 'ble
 }
 
 describe('simulate: reproducible output', () => {
-  it('writes every gateway\'s frames in time order', async () => {
+  it("writes every gateway's frames in time order", async () => {
     const r = await simulate({ scenario: 'kingsday-square', durationS: 120, scale: 0.01, seed: 2, outDir: join(root, 'order') });
     for (const g of r.gateways) {
       let last = -Infinity;
@@ -90,10 +90,15 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
 
   it('finds no malformed frame, no bad FCS and no expert warning or error', () => {
     for (const [r, g] of all()) {
-      expect(tshark(['-r', g.pcap, '-o', 'wlan.check_checksum:TRUE', '-Y', '_ws.malformed || wlan.fcs.status == "Bad" || btle.crc.incorrect']), g.pcap).toBe('');
+      expect(tshark(['-r', g.pcap, '-o', 'wlan.check_checksum:TRUE', '-Y', '_ws.malformed || wlan.fcs.status == "Bad" || btle.crc.incorrect']), g.pcap).toBe(
+        '',
+      );
       expect(tshark(['-r', g.pcap, '-o', 'wlan.check_checksum:TRUE', '-q', '-z', 'expert,warn']), g.pcap).not.toMatch(/Warns|Errors/);
       // Every Wi-Fi frame's FCS is checked and good.
-      const good = tshark(['-r', g.pcap, '-o', 'wlan.check_checksum:TRUE', '-Y', 'wlan.fcs.status == "Good"', '-T', 'fields', '-e', 'frame.number']).trim().split('\n').filter(Boolean).length;
+      const good = tshark(['-r', g.pcap, '-o', 'wlan.check_checksum:TRUE', '-Y', 'wlan.fcs.status == "Good"', '-T', 'fields', '-e', 'frame.number'])
+        .trim()
+        .split('\n')
+        .filter(Boolean).length;
       const wifiFrames = r.truth.windows.filter((w) => w.gateway === g.id).reduce((n, w) => n + w.frames.wifi, 0);
       expect(good, g.pcap).toBe(wifiFrames);
       expect(wifiFrames).toBeGreaterThan(0);
@@ -121,7 +126,10 @@ describe.skipIf(!hasTshark)('simulate: TShark reads every generated capture clea
   it("TShark's distinct addresses per window equal the truth (Wi-Fi probes, BLE LL adverts, HCI reports)", () => {
     for (const r of [kings, quiet, hci]) {
       for (const g of r.gateways) {
-        const wifi = perWindow(tshark(['-r', g.pcap, '-Y', 'wlan.fc.type_subtype == 0x0004', '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'wlan.sa']), r.windowS);
+        const wifi = perWindow(
+          tshark(['-r', g.pcap, '-Y', 'wlan.fc.type_subtype == 0x0004', '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'wlan.sa']),
+          r.windowS,
+        );
         expect(wifi.size, `${g.pcap} has Wi-Fi windows`).toBeGreaterThan(0);
         expect(wifi, `${g.pcap} Wi-Fi`).toEqual(truthPerWindow(r, g.id, 'wifi'));
         const bleField = r === hci ? 'bthci_evt.bd_addr' : 'btle.advertising_address';

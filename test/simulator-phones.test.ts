@@ -22,44 +22,57 @@ function tolerance(measured: readonly [number, number], simSe: number): number {
 
 describe(SUITE, () => {
   it('models one phone of each of the three captures', () => {
-    expect(PHONES.map((m) => m.wifi!.measured!.capture).sort()).toEqual(['OppoFindX3Neo-A_anonymized.pcap', 'S21Ultra-M_anonymized.pcap', 'iPhone11-B_anonymized.pcap']);
+    expect(PHONES.map((m) => m.wifi!.measured!.capture).sort()).toEqual([
+      'OppoFindX3Neo-A_anonymized.pcap',
+      'S21Ultra-M_anonymized.pcap',
+      'iPhone11-B_anonymized.pcap',
+    ]);
   });
 
-  it.skipIf(!dir).each(PHONES.map((m) => [m.id, m.wifi!.measured!] as const))('%s: the figures written beside the model are those of its capture', async (_id, measured) => {
-    const real = await phoneFigures(await captureFrames(join(dir!, 'wifi', measured.capture)), { ignoreFcs: true });
-    const written: PhoneFigures = {
-      windows: measured.windows,
-      bursts: measured.bursts,
-      addressesPerMinute: measured.addressesPerMinute[0],
-      newAddressesPerMinute: measured.newAddressesPerMinute[0],
-      addressesPerBurst: measured.addressesPerBurst[0],
-      probesPerBurst: measured.probesPerBurst[0],
-      burstIntervalS: measured.burstIntervalS[0],
-      se: {
-        addressesPerMinute: measured.addressesPerMinute[1],
-        newAddressesPerMinute: measured.newAddressesPerMinute[1],
-        addressesPerBurst: measured.addressesPerBurst[1],
-        probesPerBurst: measured.probesPerBurst[1],
-        burstIntervalS: measured.burstIntervalS[1],
-      },
-    };
-    expect(real).toEqual(written);
-  });
+  it.skipIf(!dir).each(PHONES.map((m) => [m.id, m.wifi!.measured!] as const))(
+    '%s: the figures written beside the model are those of its capture',
+    async (_id, measured) => {
+      const real = await phoneFigures(await captureFrames(join(dir!, 'wifi', measured.capture)), { ignoreFcs: true });
+      const written: PhoneFigures = {
+        windows: measured.windows,
+        bursts: measured.bursts,
+        addressesPerMinute: measured.addressesPerMinute[0],
+        newAddressesPerMinute: measured.newAddressesPerMinute[0],
+        addressesPerBurst: measured.addressesPerBurst[0],
+        probesPerBurst: measured.probesPerBurst[0],
+        burstIntervalS: measured.burstIntervalS[0],
+        se: {
+          addressesPerMinute: measured.addressesPerMinute[1],
+          newAddressesPerMinute: measured.newAddressesPerMinute[1],
+          addressesPerBurst: measured.addressesPerBurst[1],
+          probesPerBurst: measured.probesPerBurst[1],
+          burstIntervalS: measured.burstIntervalS[1],
+        },
+      };
+      expect(real).toEqual(written);
+    },
+  );
 
-  it.each(PHONES.map((m) => [m.id, m.wifi!.measured!] as const))('%s: six simulated hours of one phone match the capture', async (id, measured: MeasuredPhone) => {
-    const sim = await phoneFigures(simulatedPhoneFrames(id, { seed: 1, durationS: 6 * 3600 }));
-    const checks: Array<[string, number, readonly [number, number], number]> = [
-      // What the firmware counts per minute from the model, against the phone's new addresses per
-      // minute: the capture's per-minute count also depends on where its scans fall against the
-      // minute (OppoFindX3Neo-A), the simulated phone's scans fall anywhere.
-      ['addresses per minute', sim.addressesPerMinute, measured.newAddressesPerMinute, sim.se.addressesPerMinute],
-      ['addresses per burst', sim.addressesPerBurst, measured.addressesPerBurst, sim.se.addressesPerBurst],
-      ['probes per burst', sim.probesPerBurst, measured.probesPerBurst, sim.se.probesPerBurst],
-      ['seconds between bursts', sim.burstIntervalS, measured.burstIntervalS, sim.se.burstIntervalS],
-    ];
-    for (const [what, simulated, real, simSe] of checks) {
-      const tol = tolerance(real, simSe);
-      expect(Math.abs(simulated - real[0]), `${id} ${what}: simulated ${simulated}, measured ${real[0]} ± ${real[1]} (tolerance ${tol.toFixed(2)})`).toBeLessThanOrEqual(tol);
-    }
-  });
+  it.each(PHONES.map((m) => [m.id, m.wifi!.measured!] as const))(
+    '%s: six simulated hours of one phone match the capture',
+    async (id, measured: MeasuredPhone) => {
+      const sim = await phoneFigures(simulatedPhoneFrames(id, { seed: 1, durationS: 6 * 3600 }));
+      const checks: Array<[string, number, readonly [number, number], number]> = [
+        // What the firmware counts per minute from the model, against the phone's new addresses per
+        // minute: the capture's per-minute count also depends on where its scans fall against the
+        // minute (OppoFindX3Neo-A), the simulated phone's scans fall anywhere.
+        ['addresses per minute', sim.addressesPerMinute, measured.newAddressesPerMinute, sim.se.addressesPerMinute],
+        ['addresses per burst', sim.addressesPerBurst, measured.addressesPerBurst, sim.se.addressesPerBurst],
+        ['probes per burst', sim.probesPerBurst, measured.probesPerBurst, sim.se.probesPerBurst],
+        ['seconds between bursts', sim.burstIntervalS, measured.burstIntervalS, sim.se.burstIntervalS],
+      ];
+      for (const [what, simulated, real, simSe] of checks) {
+        const tol = tolerance(real, simSe);
+        expect(
+          Math.abs(simulated - real[0]),
+          `${id} ${what}: simulated ${simulated}, measured ${real[0]} ± ${real[1]} (tolerance ${tol.toFixed(2)})`,
+        ).toBeLessThanOrEqual(tol);
+      }
+    },
+  );
 });

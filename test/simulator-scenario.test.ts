@@ -77,7 +77,11 @@ describe('scenario files', () => {
     const d = minimal() as any;
     d.people = { primary: { 'nokia-3310': 1 } };
     d.gateways.push({ id: 'gw-1', zone: 'z2', position: [5, 5] });
-    d.crowds[0].occupancy = [[0, 5], ['1h', 10], ['30m', 3]];
+    d.crowds[0].occupancy = [
+      [0, 5],
+      ['1h', 10],
+      ['30m', 3],
+    ];
     const m = problems(d);
     expect(m).toMatch(/people\.primary: unknown device model "nokia-3310" \(known: .*iphone-ios17/);
     expect(m).toContain('gateways[1].id: "gw-1" is used by another gateway');
@@ -92,7 +96,9 @@ describe('scenario files', () => {
 
   it('reports YAML syntax errors and unknown scenario names clearly', () => {
     expect(() => parseScenarioText('name: [unclosed', 'bad.yaml')).toThrow(/bad\.yaml: not valid YAML/);
-    expect(() => loadScenario('no-such-scenario')).toThrow(/no-such-scenario: no such scenario file, and not a built-in scenario \(built-ins: .*kingsday-square/);
+    expect(() => loadScenario('no-such-scenario')).toThrow(
+      /no-such-scenario: no such scenario file, and not a built-in scenario \(built-ins: .*kingsday-square/,
+    );
   });
 
   it('accepts the sample scenario of simulator/README.md', () => {

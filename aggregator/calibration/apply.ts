@@ -29,7 +29,10 @@ export function applyZone(z: ZoneCalibration, estimate: number, level = z.level 
 
 /** A loaded calibration file, looked up by zone (and site when the zone names one). */
 export class Calibration {
-  constructor(readonly file: CalibrationFile, readonly source = 'calibration') {}
+  constructor(
+    readonly file: CalibrationFile,
+    readonly source = 'calibration',
+  ) {}
 
   get field(): 'estimate' | 'devices' {
     return this.file.estimator.field;

@@ -74,7 +74,12 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
     }
     if (paired.length === 0) {
       const s = span(truth);
-      throw new TruthError(input.truth, null, `no whole window lies between its first and last time (${new Date(s.start).toISOString()} .. ${new Date(s.end).toISOString()})`, 'give a truth file covering at least a few windows');
+      throw new TruthError(
+        input.truth,
+        null,
+        `no whole window lies between its first and last time (${new Date(s.start).toISOString()} .. ${new Date(s.end).toISOString()})`,
+        'give a truth file covering at least a few windows',
+      );
     }
     out.push(...paired);
   }

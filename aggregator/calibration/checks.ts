@@ -38,7 +38,9 @@ export function checkFit(
   const distinct = new Set(people.map((p) => Math.round(p))).size;
   const spread = sd(people);
   if (distinct < 3 || spread < 1) {
-    w.push(`${z}: occupancy hardly varies (${distinct} distinct value(s), sd ${spread.toFixed(2)} people): k cannot be told from b; include empty and busy periods`);
+    w.push(
+      `${z}: occupancy hardly varies (${distinct} distinct value(s), sd ${spread.toFixed(2)} people): k cannot be told from b; include empty and busy periods`,
+    );
   }
   if (degenerate > replicates * 0.05) {
     w.push(`${z}: ${Math.round((degenerate / replicates) * 100)} % of the bootstrap samples give no rising line: k and b are poorly determined`);
@@ -59,7 +61,8 @@ export function checkFit(
       if (!q) return null;
       const mx = mean(x);
       const my = mean(y);
-      let sxy = 0, sxx = 0;
+      let sxy = 0,
+        sxx = 0;
       for (let i = 0; i < x.length; i++) {
         sxy += (x[i] - mx) * (y[i] - my);
         sxx += (x[i] - mx) ** 2;
@@ -70,7 +73,10 @@ export function checkFit(
     };
     const sags: number[] = [];
     for (const d of draws.slice(0, 300)) {
-      const v = sagOf(d.map((s) => s.people), d.map((s) => s.estimate));
+      const v = sagOf(
+        d.map((s) => s.people),
+        d.map((s) => s.estimate),
+      );
       if (v !== null) sags.push(v);
     }
     const s0 = sagOf(people, est);

@@ -5,7 +5,7 @@
 import { exitUsage } from '../../scripts/lib/usage.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
 import { parseWindow } from '../../gateway/replay.ts';
 import { VERSION } from '../../scripts/cli.ts';
@@ -108,8 +108,28 @@ export function describeFit(z: ZoneFit, field: string): string {
 export function describeLeaveOneOut(r: LeaveOneOut, level = 0.9): string {
   const cell = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
   const cols = (s: Scores) => [cell(s.mae_occupied), cell(s.people_when_empty), cell(s.r), s.coverage === null ? '-' : `${(s.coverage * 100).toFixed(0)} %`];
-  const head = ['session', 'windows', 'occupied', 'empty', 'estimate: MAE', 'empty people', 'r', 'in interval', 'devices: MAE', 'empty people', 'r', 'in interval'];
-  const rows = r.sessions.map((s) => [s.session, s.estimate.windows, s.estimate.occupied_windows, s.estimate.empty_windows, ...cols(s.estimate), ...cols(s.devices)]);
+  const head = [
+    'session',
+    'windows',
+    'occupied',
+    'empty',
+    'estimate: MAE',
+    'empty people',
+    'r',
+    'in interval',
+    'devices: MAE',
+    'empty people',
+    'r',
+    'in interval',
+  ];
+  const rows = r.sessions.map((s) => [
+    s.session,
+    s.estimate.windows,
+    s.estimate.occupied_windows,
+    s.estimate.empty_windows,
+    ...cols(s.estimate),
+    ...cols(s.devices),
+  ]);
   const o = r.overall;
   rows.push(['all (pooled)', o.estimate.windows, o.estimate.occupied_windows, o.estimate.empty_windows, ...cols(o.estimate), ...cols(o.devices)]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
@@ -142,7 +162,10 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
   let bar: { update(n: number): void; stop(): void } | null = null;
   if (process.stderr.isTTY) {
     const { SingleBar, Presets } = await import('cli-progress');
-    const b = new SingleBar({ stream: process.stderr, format: 'replaying captures [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true }, Presets.shades_classic);
+    const b = new SingleBar(
+      { stream: process.stderr, format: 'replaying captures [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
+      Presets.shades_classic,
+    );
     b.start(total, 0);
     bar = b;
   }
@@ -186,8 +209,14 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
       database: flags.influxDb,
       retentionPolicy: flags.influxRp,
       username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
-      password: flags.influxPassword ?? (process.env.INFLUX_PASSWORD || undefined) ?? secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
-      token: flags.influxToken ?? (process.env.INFLUX_TOKEN || undefined) ?? secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
+      password:
+        flags.influxPassword ??
+        (process.env.INFLUX_PASSWORD || undefined) ??
+        secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
+      token:
+        flags.influxToken ??
+        (process.env.INFLUX_TOKEN || undefined) ??
+        secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
     }),
     site: flags.site,
     zone: flags.zone,
@@ -217,8 +246,10 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
   const stored = flags.influxUrl !== undefined;
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
-  if (!stored && flags.capture.length === 0) throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
-  if (!flags.out && !flags.leaveOneOut && !flags.json) throw new UsageError('--out FILE is needed (where the calibration is written), unless only --leave-one-out or --json is wanted');
+  if (!stored && flags.capture.length === 0)
+    throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
+  if (!flags.out && !flags.leaveOneOut && !flags.json)
+    throw new UsageError('--out FILE is needed (where the calibration is written), unless only --leave-one-out or --json is wanted');
   const windowMs = parseWindow(flags.window);
   if (windowMs === 'all') throw new UsageError('--window: must be a duration like 60s (calibration pairs windows with the truth)');
   const level = number('level', flags.level, (v) => v > 0 && v < 1, 'between 0 and 1, like 0.9');
@@ -234,7 +265,12 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   const zone = result.zones[0];
   const estimator: Estimator = { field: flags.field, radio: flags.radio, window_s: windowMs / 1000, firmware: firmwareId(), version: VERSION };
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
-  const loo = flags.leaveOneOut ? leaveOneOut(samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })), { level, seed }) : null;
+  const loo = flags.leaveOneOut
+    ? leaveOneOut(
+        samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })),
+        { level, seed },
+      )
+    : null;
 
   if (flags.json) {
     out.write(JSON.stringify({ fit: zone, global: result.global, estimator, leaveOneOut: loo }, null, 2) + '\n');
@@ -258,14 +294,18 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
 export function registerCalibrate(program: Command): void {
   program
     .command('calibrate')
-    .description('Fit people = k * (estimate - b) for a zone from ground-truth counts; print the fit, its interval, the data and warnings; write a calibration file')
+    .description(
+      'Fit people = k * (estimate - b) for a zone from ground-truth counts; print the fit, its interval, the data and warnings; write a calibration file',
+    )
     .option('--capture <file>', 'capture (pcap/pcapng) of one session; repeat, each with its --truth', collect, [])
     .option('--truth <file>', 'truth CSV: time;occupancy (step function) for each --capture, or time;people counts with --influx-url', collect, [])
     .requiredOption('--zone <name>', 'zone the calibration is for')
     .option('--site <name>', 'site of the zone (needed with --influx-url; written to the file)')
     .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept (needed unless --leave-one-out or --json)')
     .addOption(new Option('--radio <radio>', 'radio whose counts are calibrated').choices(['wifi', 'ble']).default('wifi'))
-    .addOption(new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'))
+    .addOption(
+      new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'),
+    )
     .option('--window <duration>', 'window length, as the gateways count', '60s')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this (as the gateway is configured)')
@@ -273,10 +313,17 @@ export function registerCalibrate(program: Command): void {
     .option('--replicates <n>', 'bootstrap replicates over sessions', '1000')
     .option('--seed <n>', 'seed of the bootstrap (the same data and seed give the same file)', '1')
     .option('--prior <file>', 'earlier calibration file: shrink toward its global fit (for a zone with little data)')
-    .addOption(new Option('--session-by <unit>', 'capture form: a session (unit of the bootstrap and of --leave-one-out) is a UTC day (captures of one day together) or a capture').choices(['day', 'capture']).default('day'))
+    .addOption(
+      new Option(
+        '--session-by <unit>',
+        'capture form: a session (unit of the bootstrap and of --leave-one-out) is a UTC day (captures of one day together) or a capture',
+      )
+        .choices(['day', 'capture'])
+        .default('day'),
+    )
     .option('--leave-one-out', 'capture form: for each session, calibrate on the others and test on it (estimate and devices side by side)')
     .option('--json', 'print the fit (and leave-one-out scores) as JSON')
-    .option('--influx-url <url>', 'stored-series form: InfluxDB to read the zone\'s stored series from (InfluxQL /query)')
+    .option('--influx-url <url>', "stored-series form: InfluxDB to read the zone's stored series from (InfluxQL /query)")
     .option('--influx-db <database>', '1.x database (or a DBRP-mapped 2.x/3.x bucket)')
     .option('--influx-rp <policy>', 'retention policy')
     .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')

@@ -50,7 +50,10 @@ function score(field: Field, test: EvalSample[], people: Array<People | null>): 
   const empty = test.map((s, i) => ({ s, p: predicted[i] })).filter((x) => x.s.people === 0);
   const scored = test.map((s, i) => ({ s, p: people[i] })).filter((x): x is { s: EvalSample; p: People } => x.p !== null);
   const inside = scored.filter((x) => x.s.people >= x.p.low - 1e-9 && x.s.people <= x.p.high + 1e-9).length;
-  const r = pearson(test.map((s) => s[field]), test.map((s) => s.people));
+  const r = pearson(
+    test.map((s) => s[field]),
+    test.map((s) => s.people),
+  );
   const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
   return {
     windows: test.length,
@@ -87,7 +90,11 @@ export function leaveOneOut(samples: EvalSample[], options: FitOptions = {}): Le
         z = fitZone(asSamples(train, field), opts, 'loo');
       } catch (e) {
         row.error = (e as Error).message;
-        row[field] = score(field, test, test.map(() => null));
+        row[field] = score(
+          field,
+          test,
+          test.map(() => null),
+        );
         continue;
       }
       const pred = test.map((s) => applyZone(z, s[field]));

@@ -93,7 +93,8 @@ export function checkCalibration(value: unknown): string[] {
     for (const [zone, z] of Object.entries(v.zones)) {
       for (const name of ['k', 'b'] as const) {
         const p = z[name];
-        if (!(p.low <= p.value && p.value <= p.high)) problems.push(`zones.${zone}.${name}: low <= value <= high does not hold (${p.low}, ${p.value}, ${p.high})`);
+        if (!(p.low <= p.value && p.value <= p.high))
+          problems.push(`zones.${zone}.${name}: low <= value <= high does not hold (${p.low}, ${p.value}, ${p.high})`);
       }
     }
     return problems;

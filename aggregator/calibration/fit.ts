@@ -108,7 +108,10 @@ export interface Line {
 }
 
 function lineOf(samples: Sample[]): Line | null {
-  const r = ols(samples.map((s) => s.people), samples.map((s) => s.estimate));
+  const r = ols(
+    samples.map((s) => s.people),
+    samples.map((s) => s.estimate),
+  );
   return r && { a: r.a, c: r.c };
 }
 
@@ -208,12 +211,18 @@ interface Unshrunk {
 }
 
 function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
-  if (samples.length < 3) throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
+  if (samples.length < 3)
+    throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
   const line = lineOf(samples);
-  if (!line) throw new FitError(`zone ${zone}: the ${samples.length} windows all had the same number of people (${samples[0].people}); a line cannot be fitted: calibrate on periods with different numbers of people`);
+  if (!line)
+    throw new FitError(
+      `zone ${zone}: the ${samples.length} windows all had the same number of people (${samples[0].people}); a line cannot be fitted: calibrate on periods with different numbers of people`,
+    );
   const { k, b } = kb(line);
   if (!Number.isFinite(k)) {
-    throw new FitError(`zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`);
+    throw new FitError(
+      `zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`,
+    );
   }
   const boot = bootstrap(samples, opts.replicates, opts.seed);
   if (boot.k.length < Math.max(10, opts.replicates / 2)) {
@@ -250,7 +259,12 @@ function shrinkParam(own: number, boot: Float64Array, prior: { mean: number; sd:
   const lo = (1 - level) / 2;
   if (!prior || !Number.isFinite(v)) {
     return {
-      p: { value: own, low: sorted.length ? quantileSorted(sorted, lo) : NaN, high: sorted.length ? quantileSorted(sorted, 1 - lo) : NaN, sd: Number.isFinite(v) ? Math.sqrt(v) : NaN },
+      p: {
+        value: own,
+        low: sorted.length ? quantileSorted(sorted, lo) : NaN,
+        high: sorted.length ? quantileSorted(sorted, 1 - lo) : NaN,
+        sd: Number.isFinite(v) ? Math.sqrt(v) : NaN,
+      },
       w: 1,
     };
   }
@@ -300,8 +314,14 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
   if (!prior && own.length >= 2) {
     const usable = own.filter((z) => Number.isFinite(variance(z.boot.k)) && Number.isFinite(variance(z.boot.b)));
     if (usable.length >= 2) {
-      const rk = randomEffects(usable.map((z) => z.k), usable.map((z) => variance(z.boot.k)));
-      const rb = randomEffects(usable.map((z) => z.b), usable.map((z) => variance(z.boot.b)));
+      const rk = randomEffects(
+        usable.map((z) => z.k),
+        usable.map((z) => variance(z.boot.k)),
+      );
+      const rb = randomEffects(
+        usable.map((z) => z.b),
+        usable.map((z) => variance(z.boot.b)),
+      );
       prior = { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
     }
   }
@@ -325,7 +345,13 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
       unshrunk: { k: round(z.k), b: round(z.b) },
       data: summary(z.samples),
       quality: {
-        r: round(pearson(z.samples.map((s) => s.estimate), z.samples.map((s) => s.people)), 4),
+        r: round(
+          pearson(
+            z.samples.map((s) => s.estimate),
+            z.samples.map((s) => s.people),
+          ),
+          4,
+        ),
         mae: round(mean(z.samples.map((s, i) => Math.abs(Math.max(0, fitted[i]) - s.people))), 4),
       },
       warnings,
@@ -336,7 +362,10 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
 
 /** Fits one zone (all samples together, whatever their zone field) and returns its fit. */
 export function fitZone(samples: Sample[], options: FitOptions = {}, zone = 'default'): ZoneFit {
-  return fit(samples.map((s) => ({ ...s, zone })), options).zones[0];
+  return fit(
+    samples.map((s) => ({ ...s, zone })),
+    options,
+  ).zones[0];
 }
 
 /**
@@ -347,7 +376,13 @@ export function fitZone(samples: Sample[], options: FitOptions = {}, zone = 'def
 export function priorFromZones(zones: Array<{ k: Param; b: Param }>): Prior | null {
   const ok = zones.filter((z) => Number.isFinite(z.k.sd) && Number.isFinite(z.b.sd) && z.k.sd > 0 && z.b.sd > 0);
   if (ok.length < 2) return null;
-  const rk = randomEffects(ok.map((z) => z.k.value), ok.map((z) => z.k.sd ** 2));
-  const rb = randomEffects(ok.map((z) => z.b.value), ok.map((z) => z.b.sd ** 2));
+  const rk = randomEffects(
+    ok.map((z) => z.k.value),
+    ok.map((z) => z.k.sd ** 2),
+  );
+  const rb = randomEffects(
+    ok.map((z) => z.b.value),
+    ok.map((z) => z.b.sd ** 2),
+  );
   return { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
 }

@@ -13,19 +13,31 @@ interface RadioCounts {
  * Loads a calibration for `presence replay --calibration FILE --zone Z` and returns what to add to
  * each window. The zone must be in the file, and the window length must be the one it was fitted on.
  */
-export function replayPeople(file: string, zone: string | undefined, windowMs: number | 'all', rssiMinDbm?: number): (w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People } {
+export function replayPeople(
+  file: string,
+  zone: string | undefined,
+  windowMs: number | 'all',
+  rssiMinDbm?: number,
+): (w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People } {
   const cal = new Calibration(readCalibration(file), file);
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
   const z = cal.zone(zone);
-  if (!z) throw new CalibrationFileError(`zone ${zone} is not in ${file} (zones there: ${cal.zones().join(', ')}); fix: pass one of them to --zone, or calibrate this zone`);
+  if (!z)
+    throw new CalibrationFileError(
+      `zone ${zone} is not in ${file} (zones there: ${cal.zones().join(', ')}); fix: pass one of them to --zone, or calibrate this zone`,
+    );
   const fitted = cal.file.estimator.window_s * 1000;
   if (windowMs !== fitted) {
-    throw new CalibrationFileError(`${file} was fitted on ${cal.file.estimator.window_s} s windows; fix: replay with --window ${cal.file.estimator.window_s}s (a count of ${windowMs === 'all' ? 'the whole capture' : `${windowMs / 1000} s windows`} means something else)`);
+    throw new CalibrationFileError(
+      `${file} was fitted on ${cal.file.estimator.window_s} s windows; fix: replay with --window ${cal.file.estimator.window_s}s (a count of ${windowMs === 'all' ? 'the whole capture' : `${windowMs / 1000} s windows`} means something else)`,
+    );
   }
   const { field, radio, rssi_min_dbm: rssi } = cal.file.estimator;
   if (rssi !== rssiMinDbm) {
     const fix = rssi === undefined ? 'replay without --rssi-min' : `replay with --rssi-min ${rssi}`;
-    throw new CalibrationFileError(`${file} was fitted on ${rssi === undefined ? 'all frames' : `frames of ${rssi} dBm and stronger`}; fix: ${fix} (other frames give other counts)`);
+    throw new CalibrationFileError(
+      `${file} was fitted on ${rssi === undefined ? 'all frames' : `frames of ${rssi} dBm and stronger`}; fix: ${fix} (other frames give other counts)`,
+    );
   }
   return (w) => ({ people: cal.apply(zone, w[radio][field])! });
 }

@@ -3,7 +3,19 @@
 //   import { fit, fitZone, applyZone, leaveOneOut, Calibration, readCalibration } from './aggregator/calibration/index.ts';
 //   const z = fitZone([{ estimate: 12, people: 3, session: 'day-1' }, ...]);   // people = k * (estimate - b)
 //   applyZone(z, 20);                                                          // { value, low, high }
-export { fit, fitZone, priorFromZones, FitError, type Sample, type ZoneFit, type FitResult, type FitOptions, type Prior, type Param, type DataSummary } from './fit.ts';
+export {
+  fit,
+  fitZone,
+  priorFromZones,
+  FitError,
+  type Sample,
+  type ZoneFit,
+  type FitResult,
+  type FitOptions,
+  type Prior,
+  type Param,
+  type DataSummary,
+} from './fit.ts';
 export { applyZone, Calibration, type People } from './apply.ts';
 export { leaveOneOut, type EvalSample, type LeaveOneOut, type Scores, type SessionScores } from './evaluate.ts';
 export {

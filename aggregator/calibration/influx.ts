@@ -37,7 +37,9 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
   }
   const zones = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "zone" WHERE "site" = ${lit(o.site)}`));
   if (!zones.includes(o.zone)) {
-    throw new StoredSeriesError(`zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${zones.join(', ') || 'none'}); fix: check --zone`);
+    throw new StoredSeriesError(
+      `zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${zones.join(', ') || 'none'}); fix: check --zone`,
+    );
   }
   const q =
     `SELECT max("estimate") AS "estimate", max("devices") AS "devices" FROM "${PRESENCE}" ` +
@@ -66,7 +68,12 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
   const windows = await storedWindows(db, o, from, to);
   const iso = (t: number) => new Date(t).toISOString();
   if (windows.length === 0) {
-    throw new TruthError(truthFile, null, `no stored ${o.radio ?? 'wifi'} windows of zone ${o.zone} (site ${o.site}) between ${iso(from)} and ${iso(to)}`, 'count at times the gateways were running, in UTC (Z)');
+    throw new TruthError(
+      truthFile,
+      null,
+      `no stored ${o.radio ?? 'wifi'} windows of zone ${o.zone} (site ${o.site}) between ${iso(from)} and ${iso(to)}`,
+      'count at times the gateways were running, in UTC (Z)',
+    );
   }
   const { paired, unmatched } = pairPointCounts(windows, counts, o.zone);
   if (unmatched.length) {

@@ -43,7 +43,9 @@ export function pairPointCounts(windows: CountedWindow[], counts: PointCount[], 
   const unmatched: PointCount[] = [];
   for (const c of counts) {
     // Binary search for the last window starting at or before the count.
-    let lo = 0, hi = sorted.length - 1, at = -1;
+    let lo = 0,
+      hi = sorted.length - 1,
+      at = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       if (sorted[mid].start <= c.time) {

@@ -22,7 +22,9 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   if (n < 2) return NaN;
   const mx = mean(x);
   const my = mean(y);
-  let sxy = 0, sxx = 0, syy = 0;
+  let sxy = 0,
+    sxx = 0,
+    syy = 0;
   for (let i = 0; i < n; i++) {
     const dx = x[i] - mx;
     const dy = y[i] - my;
@@ -39,7 +41,8 @@ export function ols(x: ArrayLike<number>, y: ArrayLike<number>): { a: number; c:
   if (n < 2) return null;
   const mx = mean(x);
   const my = mean(y);
-  let sxy = 0, sxx = 0;
+  let sxy = 0,
+    sxx = 0;
   for (let i = 0; i < n; i++) {
     sxy += (x[i] - mx) * (y[i] - my);
     sxx += (x[i] - mx) ** 2;
@@ -59,7 +62,11 @@ export function quadratic(x: ArrayLike<number>, y: ArrayLike<number>): { q: numb
   const mx = mean(x);
   const s = sd(x) || 1;
   // Normal equations on u = (x - mx) / s: [1 u u^2]
-  const m = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+  const m = [
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ];
   const v = [0, 0, 0];
   for (let i = 0; i < n; i++) {
     const u = (x[i] - mx) / s;

@@ -42,9 +42,7 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
   const want = `time;${valueName}`;
   if (header !== want) {
     const other = valueName === 'occupancy' ? 'time;people' : 'time;occupancy';
-    const hint = header === other
-      ? `this is a ${other} file: pass it where ${other} truth is expected`
-      : `make the first line exactly "${want}"`;
+    const hint = header === other ? `this is a ${other} file: pass it where ${other} truth is expected` : `make the first line exactly "${want}"`;
     throw new TruthError(file, 1, `header is "${lines[0] ?? ''}", expected "${want}"`, hint);
   }
   const out: Array<{ time: number; value: number; line: number }> = [];
@@ -63,7 +61,7 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     }
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
     if (!Number.isFinite(value)) {
-      throw new TruthError(file, line, `${valueName} "${v}" is not a number of people`, "write a number of people >= 0, like 3");
+      throw new TruthError(file, line, `${valueName} "${v}" is not a number of people`, 'write a number of people >= 0, like 3');
     }
     if (out.length > 0 && time < out[out.length - 1].time) {
       throw new TruthError(file, line, `time ${t} is earlier than the row before it (line ${out[out.length - 1].line})`, 'sort the rows by time');
@@ -77,7 +75,12 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
 export function parseOccupancy(text: string, file = 'truth'): Occupancy {
   const r = rows(file, text, 'occupancy');
   if (r.length < 2) {
-    throw new TruthError(file, null, `holds ${r.length} row(s); a step function needs a first and a last time`, 'add a row at the end of the observation (the last time the count was known)');
+    throw new TruthError(
+      file,
+      null,
+      `holds ${r.length} row(s); a step function needs a first and a last time`,
+      'add a row at the end of the observation (the last time the count was known)',
+    );
   }
   return { file, times: r.map((x) => x.time), people: r.map((x) => x.value), lines: r.map((x) => x.line) };
 }

@@ -74,7 +74,11 @@ export class RecordBatch {
     for (let i = this.start; i < this.end; i++) {
       const o = this.offsets[i]!;
       const len = dv.getUint32(o + RECORD_CAPLEN, true);
-      out.push({ linkType: dv.getUint32(o + RECORD_LINKTYPE, true), timestampMs: this.times[i]!, data: this.bytes.slice(o + RECORD_HEADER_BYTES, o + RECORD_HEADER_BYTES + len) });
+      out.push({
+        linkType: dv.getUint32(o + RECORD_LINKTYPE, true),
+        timestampMs: this.times[i]!,
+        data: this.bytes.slice(o + RECORD_HEADER_BYTES, o + RECORD_HEADER_BYTES + len),
+      });
     }
     return out;
   }
@@ -162,7 +166,10 @@ export class RecordBatchBuilder {
 
 /** Packs Frame objects into a RecordBatch (tests, tools). */
 export function packFrames(frames: Frame[]): RecordBatch | null {
-  const b = new RecordBatchBuilder(frames.reduce((s, f) => s + recordBytes(f.data.length), 0), frames.length);
+  const b = new RecordBatchBuilder(
+    frames.reduce((s, f) => s + recordBytes(f.data.length), 0),
+    frames.length,
+  );
   for (const f of frames) b.add(f.linkType, f.timestampMs, f.data, 0, f.data.length);
   return b.take();
 }

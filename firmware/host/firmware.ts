@@ -86,12 +86,7 @@ export interface LiveCounts {
 }
 
 const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP, LINKTYPE.PPI]);
-const BLE_LINKTYPES = new Set<number>([
-  LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR,
-  LINKTYPE.BLUETOOTH_LE_LL,
-  LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR,
-  LINKTYPE.NORDIC_BLE,
-]);
+const BLE_LINKTYPES = new Set<number>([LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, LINKTYPE.NORDIC_BLE]);
 
 function missing(path: string): Error {
   return new Error(`firmware: ${path} not found; build it with \`npm run build:wasm\``);

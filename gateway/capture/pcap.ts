@@ -32,7 +32,10 @@ export class UnsupportedLinkTypeError extends Error {
   constructor(source: string, linkType: number) {
     super(
       `${source}: link type ${linkTypeName(linkType)} is not supported; supported link types: ` +
-        [...SUPPORTED_LINKTYPES].sort((a, b) => a - b).map(linkTypeName).join(', '),
+        [...SUPPORTED_LINKTYPES]
+          .sort((a, b) => a - b)
+          .map(linkTypeName)
+          .join(', '),
     );
     this.name = 'UnsupportedLinkTypeError';
     this.source = source;
@@ -40,9 +43,7 @@ export class UnsupportedLinkTypeError extends Error {
   }
 }
 
-const LINKTYPE_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(LINKTYPE).map(([name, value]) => [value, name]),
-);
+const LINKTYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(LINKTYPE).map(([name, value]) => [value, name]));
 const OTHER_NAMES: Record<number, string> = {
   0: 'NULL',
   1: 'ETHERNET',

@@ -51,7 +51,9 @@ export async function fitDemoCalibration(o: {
   const fitted = candidates.filter((c) => c.fit !== null).sort((a, b) => meanR(b.fit!) - meanR(a.fit!));
   if (!fitted.length) return { error: candidates.map((c) => `${NAME[c.radio]}: ${c.summary.error}`).join('; ') };
   const best = fitted[0];
-  const others = candidates.filter((c) => c !== best).map((c) => (c.fit ? `${NAME[c.radio]} r ${meanR(c.fit).toFixed(2)}` : `${NAME[c.radio]} not calibratable`));
+  const others = candidates
+    .filter((c) => c !== best)
+    .map((c) => (c.fit ? `${NAME[c.radio]} r ${meanR(c.fit).toFixed(2)}` : `${NAME[c.radio]} not calibratable`));
   const why = o.radio === 'auto' ? `r ${meanR(best.fit!).toFixed(2)} against people on that run${others.length ? `; ${others.join(', ')}` : ''}` : null;
   const content = toCalibrationFile(best.fit!, { field: 'estimate', radio: best.radio, window_s: o.windowS });
   // Zones of this site only: the file names the site of the simulated scenario.

@@ -30,20 +30,35 @@ function whole(text: string): number {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('Run the whole pipeline here, nothing installed: simulated crowd -> gateways (WASM) -> embedded MQTT broker -> aggregator -> line-protocol file (or InfluxDB with INFLUX_URL)')
+    .description(
+      'Run the whole pipeline here, nothing installed: simulated crowd -> gateways (WASM) -> embedded MQTT broker -> aggregator -> line-protocol file (or InfluxDB with INFLUX_URL)',
+    )
     .option('--scenario <name|file>', 'built-in scenario or scenario file', 'kingsday-square')
     .option('--minutes <n>', 'simulated minutes', positive, 30)
     .option('--window <duration>', 'window length', '60s')
     .option('--speed <factor|max>', 'replay speed of the captures (1 = real time)', '30')
-    .option('--scale <factor>', 'multiplier of the scenario\'s crowd (kingsday-square at 0.1: 50 people at the start, about 320 after 30 minutes)', positive, 0.1)
+    .option(
+      '--scale <factor>',
+      "multiplier of the scenario's crowd (kingsday-square at 0.1: 50 people at the start, about 320 after 30 minutes)",
+      positive,
+      0.1,
+    )
     .option('--seed <n>', 'simulator seed', whole, 1)
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
     .option('--keep-pcaps', 'keep the simulated captures (by default deleted at the end: about 130 MB for the default run)')
     .option('--no-calibrate', 'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated) only')
-    .addOption(new Option('--log-format <format>', 'lines of <out>/demo.log: json (one object a line) or pretty (readable); auto is json, the log is a file').choices(['auto', 'pretty', 'json']).default('auto'))
-    .option('--calibration-radio <radio>', 'radio whose estimate the people calibration maps: wifi, ble, or auto (the one that follows people better on the calibration run)', 'auto')
+    .addOption(
+      new Option('--log-format <format>', 'lines of <out>/demo.log: json (one object a line) or pretty (readable); auto is json, the log is a file')
+        .choices(['auto', 'pretty', 'json'])
+        .default('auto'),
+    )
+    .option(
+      '--calibration-radio <radio>',
+      'radio whose estimate the people calibration maps: wifi, ble, or auto (the one that follows people better on the calibration run)',
+      'auto',
+    )
     .action(async (o: DemoOptions) => {
       try {
         const r = await runDemo(o);

@@ -57,7 +57,8 @@ export function removeCaptures(dir: string): { files: number; bytes: number } {
 
 export function folderSize(dir: string): number {
   let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += statSync(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) n += statSync(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
   return n;
 }
 
@@ -76,7 +77,15 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibra
   const { loadConfig } = await import('../../aggregator/config.ts');
   const { Aggregator } = await import('../../aggregator/aggregator.ts');
   const config = loadConfig(
-    { mqttUrl, mqttVersion: '4', out: lp, httpPort: 'off', mqttClientId: 'presence-demo-aggregator', logLevel: 'info', ...(calibration ? { calibration: calibration.file } : {}) },
+    {
+      mqttUrl,
+      mqttVersion: '4',
+      out: lp,
+      httpPort: 'off',
+      mqttClientId: 'presence-demo-aggregator',
+      logLevel: 'info',
+      ...(calibration ? { calibration: calibration.file } : {}),
+    },
     // An empty variable (INFLUX_URL= in a shell profile) means "not set".
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
   );
@@ -87,7 +96,9 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibra
       await fetch(new URL('/ping', config.influx.url), { signal: AbortSignal.timeout(5000) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`INFLUX_URL ${config.influx.url}: no InfluxDB answers (${cause?.code ?? cause?.message ?? (e as Error).message}); unset INFLUX_URL to write a line-protocol file instead`);
+      throw new Error(
+        `INFLUX_URL ${config.influx.url}: no InfluxDB answers (${cause?.code ?? cause?.message ?? (e as Error).message}); unset INFLUX_URL to write a line-protocol file instead`,
+      );
     }
   }
   if (toFile && existsSync(lp)) rmSync(lp); // a fresh file per run
@@ -96,7 +107,10 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibra
   return { aggregator, toFile };
 }
 
-export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
+export async function runDemo(
+  opts: DemoOptions,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
   const windowS = parseWindowS(opts.window);
@@ -149,14 +163,25 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   }
   const { aggregator, toFile } = started;
 
-  write(`presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`);
+  write(
+    `presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`,
+  );
   write(`aggregator writes to ${aggregator.sink.target}\n`);
   try {
     if (opts.lastWeek) {
-      write('simulating the same time one week earlier (for the traffic dashboard\'s comparison) ...\n');
+      write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
       await runPeriod({
-        scenario: opts.scenario, seed: opts.seed + 7, startMs: startMs - 7 * 86400_000, durationS, windowS, scale: opts.scale,
-        dir: join(outDir, 'last-week'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed: 'max', log,
+        scenario: opts.scenario,
+        seed: opts.seed + 7,
+        startMs: startMs - 7 * 86400_000,
+        durationS,
+        windowS,
+        scale: opts.scale,
+        dir: join(outDir, 'last-week'),
+        queueDir: join(outDir, 'queues'),
+        mqttUrl: broker.url,
+        speed: 'max',
+        log,
       });
     }
     write('simulating today and replaying it through the gateways ...\n');
@@ -176,8 +201,17 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     };
     const timer = live ? setInterval(() => void redraw(), 250) : null;
     const today = await runPeriod({
-      scenario: opts.scenario, seed: opts.seed, startMs, durationS, windowS, scale: opts.scale,
-      dir: join(outDir, 'today'), queueDir: join(outDir, 'queues'), mqttUrl: broker.url, speed, log,
+      scenario: opts.scenario,
+      seed: opts.seed,
+      startMs,
+      durationS,
+      windowS,
+      scale: opts.scale,
+      dir: join(outDir, 'today'),
+      queueDir: join(outDir, 'queues'),
+      mqttUrl: broker.url,
+      speed,
+      log,
     });
     const drained = await aggregator.drain(30_000);
     if (timer) clearInterval(timer);
@@ -196,8 +230,16 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
 
     write(
       summary({
-        outDir, logFile, lpFile: toFile ? lp : null, target: aggregator.sink.target, drained, aggregator: stats,
-        period: today, table, messages: [...feed.messages.values()], truth: today.simulation.truth.windows,
+        outDir,
+        logFile,
+        lpFile: toFile ? lp : null,
+        target: aggregator.sink.target,
+        drained,
+        aggregator: stats,
+        period: today,
+        table,
+        messages: [...feed.messages.values()],
+        truth: today.simulation.truth.windows,
         ...(cal && peopleOf ? { people: { of: peopleOf, label: peopleLabel, file: cal.file } } : {}),
         capturesKept: !!opts.keepPcaps,
       }),

@@ -92,11 +92,15 @@ export function summary(o: SummaryInput): string {
   );
   const err = countingError(o.messages, o.truth);
   if (err.windows)
-    lines.push(`error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach (BLE without beacons), mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} %`);
+    lines.push(
+      `error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach (BLE without beacons), mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} %`,
+    );
   if (o.people) {
     const pe = peopleError(o.messages, o.truth, o.people.of);
     if (pe.windows)
-      lines.push(`error against the simulator's ground truth, people (${o.people.label}): vs people present, mean over ${pe.windows} gateway windows: MAPE ${pe.mape} %, MAE ${pe.mae} people`);
+      lines.push(
+        `error against the simulator's ground truth, people (${o.people.label}): vs people present, mean over ${pe.windows} gateway windows: MAPE ${pe.mape} %, MAE ${pe.mae} people`,
+      );
   }
   lines.push(`results in ${rel(o.outDir)}/`);
   if (o.lpFile) {
@@ -108,7 +112,9 @@ export function summary(o: SummaryInput): string {
     lines.push(`  points went to ${o.target}`);
   }
   if (o.people) lines.push(`  ${rel(o.people.file)}  the people calibration (${o.people.label}); the aggregator wrote people for its zones`);
-  lines.push(`  ${rel(join(o.outDir, 'today'))}/  ${o.capturesKept === false ? 'ground truth (the simulated captures are deleted; --keep-pcaps keeps them)' : 'simulated captures (pcap, open in Wireshark) and ground truth'}`);
+  lines.push(
+    `  ${rel(join(o.outDir, 'today'))}/  ${o.capturesKept === false ? 'ground truth (the simulated captures are deleted; --keep-pcaps keeps them)' : 'simulated captures (pcap, open in Wireshark) and ground truth'}`,
+  );
   lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (JSON)`);
   lines.push('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md');
   return lines.join('\n') + '\n';

@@ -122,7 +122,7 @@ export function buildSchema(specs: OptionSpec[], id: string): JsonSchema {
       if (last) props[parts[i]] = valueSchema(spec);
       else props[parts[i]] ??= { type: 'object', additionalProperties: false, properties: {}, default: {} };
       if (spec.required) {
-        const req = ((node.required as string[] | undefined) ?? []);
+        const req = (node.required as string[] | undefined) ?? [];
         if (!req.includes(parts[i])) req.push(parts[i]);
         node.required = req;
         if (!last) delete props[parts[i]].default;
@@ -397,7 +397,15 @@ export function keyOfPointer(pointer: string): string {
     .replace(/\.(\d+)(?=\.|$)/g, '[$1]');
 }
 
-const TYPE_WORDS: Record<string, string> = { integer: 'a whole number', number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'a mapping (key: value)', null: 'null' };
+const TYPE_WORDS: Record<string, string> = {
+  integer: 'a whole number',
+  number: 'a number',
+  string: 'text',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping (key: value)',
+  null: 'null',
+};
 
 export interface DescribeOptions {
   specs: OptionSpec[];
@@ -417,7 +425,8 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
   for (const e of errors) {
     if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
     let key = keyOfPointer(e.instancePath);
-    if (e.keyword === 'required') key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
+    if (e.keyword === 'required')
+      key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
     const spec = byKey.get(key.replace(/\[\d+\].*$/, ''));
     const origin = o.origins.get(key);
     const label = key ? keyName(key, o.renamed, o.prefix ?? '') : `${o.prefix ?? ''}(top level)`;
@@ -434,7 +443,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
         const choices = known(o.schema, e.instancePath.replace(/^\//, '').replace(/\//g, '.'));
-        const close = choices.filter((c) => distance(c, extra) <= Math.max(2, Math.floor(extra.length / 3))).sort((a, b) => distance(a, extra) - distance(b, extra));
+        const close = choices
+          .filter((c) => distance(c, extra) <= Math.max(2, Math.floor(extra.length / 3)))
+          .sort((a, b) => distance(a, extra) - distance(b, extra));
         line = `${label}: has an unknown key "${extra}"${close.length ? ` (did you mean "${close[0]}"?)` : choices.length ? ` (known: ${choices.join(', ')})` : ''}`;
         break;
       }

@@ -134,7 +134,14 @@ export class TruthAccounting {
         for (const [key, xs] of [...tv].sort((p, q) => (p[0] < q[0] ? -1 : 1))) {
           const [from, to, mode] = key.split('|');
           if (to !== g.spec.id) continue;
-          stats.push({ from, to, mode, count: xs.length, meanS: Math.round((xs.reduce((p, q) => p + q, 0) / xs.length) * 10) / 10, medianS: Math.round(median(xs) * 10) / 10 });
+          stats.push({
+            from,
+            to,
+            mode,
+            count: xs.length,
+            meanS: Math.round((xs.reduce((p, q) => p + q, 0) / xs.length) * 10) / 10,
+            medianS: Math.round(median(xs) * 10) / 10,
+          });
         }
       return this.tallies[g.index].close(g.spec.id, g.spec.zone, startMs + ws * 1000, startMs + t * 1000, stats);
     });

@@ -11,10 +11,25 @@ export function bleLinkType(link: BleLink): number {
 }
 
 /** Capture interfaces of a gateway: Wi-Fi monitor (radiotap) and/or BLE (LL with pseudo-header or HCI). */
-export function captureInterfaces(g: Scenario['gateways'][number], bleLink: BleLink): Array<{ radio: Radio; linkType: number; name: string; description: string }> {
+export function captureInterfaces(
+  g: Scenario['gateways'][number],
+  bleLink: BleLink,
+): Array<{ radio: Radio; linkType: number; name: string; description: string }> {
   const out: Array<{ radio: Radio; linkType: number; name: string; description: string }> = [];
-  if (g.wifi) out.push({ radio: 'wifi', linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon', description: `${g.id} Wi-Fi monitor, channels ${g.wifi.channels.join(',')}` });
-  if (g.ble) out.push({ radio: 'ble', linkType: bleLinkType(bleLink), name: bleLink === 'hci' ? 'hci0' : 'ble0', description: `${g.id} BLE ${bleLink === 'hci' ? 'host controller' : `sniffer, channel ${g.ble.channel}`}` });
+  if (g.wifi)
+    out.push({
+      radio: 'wifi',
+      linkType: LINKTYPE.IEEE802_11_RADIOTAP,
+      name: 'wlan0mon',
+      description: `${g.id} Wi-Fi monitor, channels ${g.wifi.channels.join(',')}`,
+    });
+  if (g.ble)
+    out.push({
+      radio: 'ble',
+      linkType: bleLinkType(bleLink),
+      name: bleLink === 'hci' ? 'hci0' : 'ble0',
+      description: `${g.id} BLE ${bleLink === 'hci' ? 'host controller' : `sniffer, channel ${g.ble.channel}`}`,
+    });
   return out;
 }
 

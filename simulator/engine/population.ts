@@ -114,7 +114,8 @@ export class Population {
       if (c.type === 'gathering') this.crowds.push({ spec: c, index: i, rng: root.fork(`crowd-${i}`) });
       else
         for (const mode of Object.keys(c.modes))
-          for (const reverse of c.bidirectional ? [false, true] : [false]) this.crowds.push({ spec: c, index: i, rng: root.fork(`crowd-${i}-${mode}-${reverse}`), mode, reverse });
+          for (const reverse of c.bidirectional ? [false, true] : [false])
+            this.crowds.push({ spec: c, index: i, rng: root.fork(`crowd-${i}-${mode}-${reverse}`), mode, reverse });
     });
   }
 
@@ -136,7 +137,16 @@ export class Population {
     }
     s.fixed.forEach((f) => {
       for (let k = 0; k < f.count; k++) {
-        const agent: Agent = { id: this.nextAgentId++, people: 0, wp: [0, f.position[0], f.position[1]], cursor: 0, arriveS: 0, departS: Infinity, extraLossDb: 0, devices: [] };
+        const agent: Agent = {
+          id: this.nextAgentId++,
+          people: 0,
+          wp: [0, f.position[0], f.position[1]],
+          cursor: 0,
+          arriveS: 0,
+          departS: Infinity,
+          extraLossDb: 0,
+          devices: [],
+        };
         agent.devices.push(this.devices.create(agent, f.model, true));
         this.agents.add(agent);
       }
@@ -242,7 +252,16 @@ export class Population {
     const by = b[1] + ny * lat;
     const dur = len / speed;
     const people = rng.int(m.people[0], m.people[1]);
-    const agent: Agent = { id: this.nextAgentId++, people, wp: [t0, ax, ay, t0 + dur, bx, by], cursor: 0, arriveS: t0, departS: t0 + dur, extraLossDb: m.attenuationDb, devices: [] };
+    const agent: Agent = {
+      id: this.nextAgentId++,
+      people,
+      wp: [t0, ax, ay, t0 + dur, bx, by],
+      cursor: 0,
+      arriveS: t0,
+      departS: t0 + dur,
+      extraLossDb: m.attenuationDb,
+      devices: [],
+    };
     this.onFlowPath({ ax, ay, bx, by, len, t0, speed, mode: cs.mode! });
     for (const [model, p] of Object.entries(m.vehicleDevices)) if (rng.chance(p)) agent.devices.push(this.devices.create(agent, model, false));
     this.addAgent(agent, rng, people);

@@ -50,7 +50,13 @@ export class FaultProxy {
         const raw = Buffer.concat(chunks);
         const gz = /gzip/.test(String(req.headers['content-encoding'] ?? ''));
         const text = (gz ? gunzipSync(raw) : raw).toString('utf8');
-        const r: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, lines: text.split('\n').filter((l) => l.trim()), at: Date.now() };
+        const r: ProxiedRequest = {
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
+          headers: req.headers,
+          lines: text.split('\n').filter((l) => l.trim()),
+          at: Date.now(),
+        };
         try {
           const answer = this.rule(r);
           if (!answer) {
@@ -87,7 +93,12 @@ export class FaultProxy {
     return this.requests.filter((r) => /\/(api\/v2\/)?write\?/.test(r.path));
   }
 
-  private forward(method: string, path: string, headers: IncomingMessage['headers'], body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  private forward(
+    method: string,
+    path: string,
+    headers: IncomingMessage['headers'],
+    body: Buffer,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
     const u = new URL(this.upstream);
     return new Promise((resolve, reject) => {
       const h = { ...headers, host: u.host, 'content-length': String(body.length) };
@@ -105,6 +116,10 @@ export class FaultProxy {
   async close(): Promise<void> {
     const s = this.server;
     this.server = null;
-    if (s) await new Promise<void>((resolve) => { s.closeAllConnections?.(); s.close(() => resolve()); });
+    if (s)
+      await new Promise<void>((resolve) => {
+        s.closeAllConnections?.();
+        s.close(() => resolve());
+      });
   }
 }

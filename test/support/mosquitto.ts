@@ -27,9 +27,7 @@ export class Mosquitto {
 
   async start(): Promise<this> {
     if (!this.port) this.port = await freePort();
-    const listener = this.opts.listenerConfig
-      ? this.opts.listenerConfig(this.port, this.dir)
-      : `listener ${this.port} 127.0.0.1\nallow_anonymous true\n`;
+    const listener = this.opts.listenerConfig ? this.opts.listenerConfig(this.port, this.dir) : `listener ${this.port} 127.0.0.1\nallow_anonymous true\n`;
     const conf = [
       // Started as root, Mosquitto would switch to its own user, which cannot write the private
       // temp folder: persistence and the log would fail silently. Stay root (no effect otherwise).

@@ -61,7 +61,22 @@ export function buildParserWasm(): string {
   const tmp = `${out}.${process.pid}.tmp`;
   execFileSync(
     process.execPath,
-    [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), entry, '--runtime', 'stub', '-O3', '--noAssert', '--use', 'abort=', '--initialMemory', '32', '--maximumMemory', '32', '-o', tmp],
+    [
+      join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'),
+      entry,
+      '--runtime',
+      'stub',
+      '-O3',
+      '--noAssert',
+      '--use',
+      'abort=',
+      '--initialMemory',
+      '32',
+      '--maximumMemory',
+      '32',
+      '-o',
+      tmp,
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'], cwd: root },
   );
   renameSync(tmp, out);
