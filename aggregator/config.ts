@@ -23,6 +23,7 @@ import {
   type Renamed,
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
+import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
 import type { GatewaysConfig } from './registry.ts';
@@ -145,67 +146,20 @@ const ms = { bare: 'ms', zero: true } as const;
  * (one deprecation line each) and still the names of AggregatorConfig in memory.
  */
 export const AGGREGATOR_OPTIONS: OptionSpec[] = [
-  {
-    key: 'mqtt.url',
-    schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' },
-    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
-    default: 'mqtt://localhost:1883',
-    example: 'mqtts://broker.example.net:8883',
-    flag: '--mqtt-url <url>',
-    env: 'MQTT_URL',
-    description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://',
-  },
-  {
-    key: 'mqtt.username',
-    schema: { type: 'string' },
-    flag: '--mqtt-username <name>',
-    env: 'MQTT_USERNAME',
-    example: 'aggregator',
-    description: 'broker user name',
-  },
-  {
-    key: 'mqtt.password',
-    schema: { type: 'string' },
-    secret: true,
-    flag: '--mqtt-password <password>',
-    env: 'MQTT_PASSWORD',
-    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
-  },
-  {
-    key: 'mqtt.password_file',
-    schema: { type: 'string' },
-    path: true,
-    flag: '--mqtt-password-file <file>',
-    env: 'MQTT_PASSWORD_FILE',
-    example: '/etc/presence/mqtt-password',
-    description: 'file whose first line is the broker password',
-  },
-  {
-    key: 'mqtt.ca',
-    schema: { type: 'string' },
-    path: true,
-    flag: '--mqtt-ca <file>',
-    example: '/etc/presence/ca.pem',
-    description: 'CA certificate (PEM) that signed the broker certificate',
-  },
-  {
-    key: 'mqtt.cert',
-    schema: { type: 'string' },
-    path: true,
-    flag: '--mqtt-cert <file>',
-    description: 'client certificate (PEM) for mutual TLS, with mqtt.key',
-  },
-  { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
-  {
-    key: 'mqtt.reject_unauthorized',
-    schema: { type: 'boolean' },
-    default: true,
-    flag: '--mqtt-insecure',
-    flagValue: false,
-    flagHelp: 'accept a broker certificate that does not verify',
-    old: { keys: ['mqtt.rejectUnauthorized'] },
-    description: 'check the broker certificate',
-  },
+  ...mqttOptionEntries({
+    'mqtt.url': {
+      schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' },
+      default: 'mqtt://localhost:1883',
+      description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://',
+    },
+    'mqtt.username': { example: 'aggregator', description: 'broker user name' },
+    'mqtt.cert': { description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
+    'mqtt.reject_unauthorized': {
+      flagHelp: 'accept a broker certificate that does not verify',
+      old: { keys: ['mqtt.rejectUnauthorized'] },
+      description: 'check the broker certificate',
+    },
+  }),
   {
     key: 'mqtt.client_id',
     schema: { type: 'string', minLength: 1, maxLength: 128 },

@@ -21,6 +21,7 @@ import {
   type Origins,
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
+import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { ID_PATTERN, SOURCE_NAME_PATTERN } from '../contract/index.ts';
 
 export { ConfigError };
@@ -250,62 +251,24 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     description:
       'capture sources, see "Sources" below; on the command line (repeatable) pcap:FILE, pcap:- or stdin, cmd:"COMMAND", with an optional NAME= prefix and @wifi/@ble suffix',
   },
-  {
-    key: 'mqtt.url',
-    schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' },
-    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
-    required: true,
-    flag: '--mqtt-url <url>',
-    env: 'MQTT_URL',
-    example: 'mqtts://broker.example.net:8883',
-    old: { flags: ['--mqtt'] },
-    description: 'broker URL, mqtt://host:1883 or mqtts://host:8883',
-  },
-  {
-    key: 'mqtt.username',
-    schema: { type: 'string' },
-    flag: '--mqtt-username <name>',
-    env: 'MQTT_USERNAME',
-    example: 'amsterdam-centraal/gw-01',
-    description: 'broker user name: {site}/{gateway} with the Mosquitto ACL of docs/mosquitto/ (presence provision gateway)',
-  },
-  {
-    key: 'mqtt.password',
-    schema: { type: 'string' },
-    secret: true,
-    flag: '--mqtt-password <password>',
-    env: 'MQTT_PASSWORD',
-    old: { env: ['PRESENCE_MQTT_PASSWORD'] },
-    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
-  },
-  {
-    key: 'mqtt.password_file',
-    schema: { type: 'string' },
-    path: true,
-    flag: '--mqtt-password-file <file>',
-    env: 'MQTT_PASSWORD_FILE',
-    example: '/etc/presence/mqtt-password',
-    description: 'file whose first line is the broker password',
-  },
-  {
-    key: 'mqtt.ca',
-    schema: { type: 'string' },
-    path: true,
-    flag: '--mqtt-ca <file>',
-    example: '/etc/presence/ca.pem',
-    description: 'CA certificate (PEM) that signed the broker certificate',
-  },
-  { key: 'mqtt.cert', schema: { type: 'string' }, path: true, flag: '--mqtt-cert <file>', description: 'client certificate (PEM), with mqtt.key' },
-  { key: 'mqtt.key', schema: { type: 'string' }, path: true, flag: '--mqtt-key <file>', description: 'key (PEM) of the client certificate' },
-  {
-    key: 'mqtt.reject_unauthorized',
-    schema: { type: 'boolean' },
-    default: true,
-    flag: '--mqtt-insecure',
-    flagValue: false,
-    flagHelp: 'do not check the broker certificate',
-    description: 'check the broker certificate (--mqtt-insecure turns it off)',
-  },
+  ...mqttOptionEntries({
+    'mqtt.url': {
+      schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' },
+      required: true,
+      old: { flags: ['--mqtt'] },
+      description: 'broker URL, mqtt://host:1883 or mqtts://host:8883',
+    },
+    'mqtt.username': {
+      example: 'amsterdam-centraal/gw-01',
+      description: 'broker user name: {site}/{gateway} with the Mosquitto ACL of docs/mosquitto/ (presence provision gateway)',
+    },
+    'mqtt.password': { old: { env: ['PRESENCE_MQTT_PASSWORD'] } },
+    'mqtt.cert': { description: 'client certificate (PEM), with mqtt.key' },
+    'mqtt.reject_unauthorized': {
+      flagHelp: 'do not check the broker certificate',
+      description: 'check the broker certificate (--mqtt-insecure turns it off)',
+    },
+  }),
   {
     key: 'mqtt.keepalive',
     duration: durationFile,

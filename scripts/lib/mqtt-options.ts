@@ -1,0 +1,93 @@
+/**
+ * The broker connection settings (mqtt.url ... mqtt.reject_unauthorized) shared by the gateway and
+ * the aggregator option tables. What differs per component (URL pattern, defaults, old names,
+ * examples, descriptions) is passed in as explicit overrides.
+ */
+import type { OptionSpec } from './config-loader.ts';
+
+/** The keys mqttOptionEntries returns, in table order. */
+export type MqttOptionKey =
+  | 'mqtt.url'
+  | 'mqtt.username'
+  | 'mqtt.password'
+  | 'mqtt.password_file'
+  | 'mqtt.ca'
+  | 'mqtt.cert'
+  | 'mqtt.key'
+  | 'mqtt.reject_unauthorized';
+
+type Base = Omit<OptionSpec, 'description'> & { description?: string };
+type Override = Partial<Omit<OptionSpec, 'key'>>;
+
+const BASE: Record<MqttOptionKey, Base> = {
+  'mqtt.url': {
+    key: 'mqtt.url',
+    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
+    flag: '--mqtt-url <url>',
+    env: 'MQTT_URL',
+    example: 'mqtts://broker.example.net:8883',
+  },
+  'mqtt.username': {
+    key: 'mqtt.username',
+    schema: { type: 'string' },
+    flag: '--mqtt-username <name>',
+    env: 'MQTT_USERNAME',
+  },
+  'mqtt.password': {
+    key: 'mqtt.password',
+    schema: { type: 'string' },
+    secret: true,
+    flag: '--mqtt-password <password>',
+    env: 'MQTT_PASSWORD',
+    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
+  },
+  'mqtt.password_file': {
+    key: 'mqtt.password_file',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-password-file <file>',
+    env: 'MQTT_PASSWORD_FILE',
+    example: '/etc/presence/mqtt-password',
+    description: 'file whose first line is the broker password',
+  },
+  'mqtt.ca': {
+    key: 'mqtt.ca',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-ca <file>',
+    example: '/etc/presence/ca.pem',
+    description: 'CA certificate (PEM) that signed the broker certificate',
+  },
+  'mqtt.cert': {
+    key: 'mqtt.cert',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-cert <file>',
+  },
+  'mqtt.key': {
+    key: 'mqtt.key',
+    schema: { type: 'string' },
+    path: true,
+    flag: '--mqtt-key <file>',
+    description: 'key (PEM) of the client certificate',
+  },
+  'mqtt.reject_unauthorized': {
+    key: 'mqtt.reject_unauthorized',
+    schema: { type: 'boolean' },
+    default: true,
+    flag: '--mqtt-insecure',
+    flagValue: false,
+  },
+};
+
+/**
+ * The shared MQTT option entries, each merged with its override. Entries without a shared
+ * description (mqtt.url, mqtt.username, mqtt.cert, mqtt.reject_unauthorized) need one in the overrides.
+ */
+export function mqttOptionEntries(overrides: Partial<Record<MqttOptionKey, Override>>): OptionSpec[] {
+  return (Object.keys(BASE) as MqttOptionKey[]).map((key) => {
+    const entry = { ...BASE[key], ...overrides[key] };
+    if (entry.description === undefined) throw new Error(`mqttOptionEntries: ${key} needs a description`);
+    return entry as OptionSpec;
+  });
+}
