@@ -4,7 +4,7 @@ import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { PreflightError } from './preflight.ts';
-import { HttpPortError } from '../gateway/http.ts';
+import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 

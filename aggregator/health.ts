@@ -1,10 +1,9 @@
 // /healthz and Prometheus /metrics for the aggregator. Each Aggregator has its own registry, so
 // several can run in one process (tests, demo).
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { HttpPortError } from '../gateway/http.ts';
+import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 
@@ -93,11 +92,7 @@ export interface HealthState {
   sink: string;
 }
 
-export interface HealthServer {
-  server: Server;
-  port: number;
-  close(): Promise<void>;
-}
+export type HealthServer = ListeningServer;
 
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
  *  server refused points recently (they are dropped); 503 {"status":"unhealthy"} with the reasons
@@ -145,17 +140,5 @@ export async function startHealthServer(metrics: AggregatorMetrics, state: () =>
       res.end(String(e));
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  };
+  return listenServer(server, host, port);
 }

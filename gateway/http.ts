@@ -4,11 +4,11 @@
 // Every value is read from the gateway when scraped (queue depth and state, broker connection,
 // frames and state per source) or counted from its events (windows queued and acknowledged):
 // counts only, no address or hash ever reaches a metric label (source names come from the config).
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
+import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
 
 const SOURCE_STATES: SourceStatus['state'][] = ['running', 'restarting', 'failed', 'finished'];
 const QUEUE_STATES = ['ok', 'disk_full', 'write_failed'] as const;
@@ -155,29 +155,8 @@ export function health(gw: GatewayView): Health {
   };
 }
 
-/** Thrown when the port cannot be opened; names the flag to change. */
-export class HttpPortError extends Error {
-  constructor(
-    readonly host: string,
-    readonly port: number,
-    cause: NodeJS.ErrnoException,
-  ) {
-    super(
-      cause.code === 'EADDRINUSE'
-        ? `--http-port ${port} (http.port): ${host}:${port} is already in use; choose another port with --http-port, or stop what listens there`
-        : cause.code === 'EACCES'
-          ? `--http-port ${port} (http.port): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with --http-port`
-          : `--http-port ${port} / --http-host ${host} (http.port, http.host): cannot listen: ${cause.message}`,
-    );
-    this.name = 'HttpPortError';
-  }
-}
-
-export interface HttpServer {
-  server: Server;
-  port: number;
-  close(): Promise<void>;
-}
+export { HttpPortError } from '../scripts/lib/http.ts';
+export type HttpServer = ListeningServer;
 
 /** Listens on host:port and answers /metrics and /healthz; rejects with HttpPortError. */
 export async function listenHttp(
@@ -202,19 +181,7 @@ export async function listenHttp(
       res.end(`${(e as Error).message}\n`);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  };
+  return listenServer(server, host, port);
 }
 
 export function startGatewayHttp(gw: GatewayView, port: number, host: string, processMetrics = true): Promise<HttpServer> {

@@ -1,0 +1,46 @@
+// Listening and closing for the small HTTP servers (/metrics, /healthz) of the gateway and the
+// aggregator: a port that cannot be opened becomes an HttpPortError naming the flag to change.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Thrown when the port cannot be opened; names the flag to change. */
+export class HttpPortError extends Error {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    cause: NodeJS.ErrnoException,
+  ) {
+    super(
+      cause.code === 'EADDRINUSE'
+        ? `--http-port ${port} (http.port): ${host}:${port} is already in use; choose another port with --http-port, or stop what listens there`
+        : cause.code === 'EACCES'
+          ? `--http-port ${port} (http.port): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with --http-port`
+          : `--http-port ${port} / --http-host ${host} (http.port, http.host): cannot listen: ${cause.message}`,
+    );
+    this.name = 'HttpPortError';
+  }
+}
+
+/** A listening server, the port it got (for port 0) and a close that also ends kept-alive connections. */
+export interface ListeningServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens with `server` on host:port; rejects with HttpPortError when the port cannot be opened. */
+export async function listenServer(server: Server, host: string, port: number): Promise<ListeningServer> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
