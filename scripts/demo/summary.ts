@@ -106,7 +106,8 @@ export function summary(o: SummaryInput): string {
   if (o.lpFile) {
     const lp = o.lpFile;
     lines.push(`  ${rel(lp)}  ${lineCount(lp)} points of InfluxDB line protocol (ms timestamps), ${Math.round(statSync(lp).size / 1024)} KiB`);
-    lines.push(`  load into InfluxDB 1.x:  curl -XPOST 'http://127.0.0.1:8086/write?db=presence&precision=ms' --data-binary @${rel(lp)}`);
+    lines.push('  load into InfluxDB 1.x:  npx presence influx setup --influx-url http://127.0.0.1:8086   # once: database and retention');
+    lines.push(`                           curl -XPOST 'http://127.0.0.1:8086/write?db=presence&precision=ms' --data-binary @${rel(lp)}`);
     lines.push(`  load into InfluxDB 2.x:  influx write --bucket presence --precision ms --file ${rel(lp)}`);
   } else if (o.drained) {
     lines.push(`  points went to ${o.target}`);
