@@ -16,13 +16,12 @@ export type HaRadio = 'wifi' | 'ble';
 export interface HaSensorConfig {
   name: string;
   unique_id: string;
-  object_id?: string;
+  default_entity_id?: string;
   state_topic: string;
   value_template: string;
   unit_of_measurement: 'devices';
   state_class: 'measurement';
   icon?: string;
-  suggested_display_precision?: number;
   availability_topic: string;
   availability_template: string;
   payload_available: 'online';
@@ -42,19 +41,27 @@ export function haConfigTopic(prefix: string, site: string, gateway: string, zon
   return `${prefix}/sensor/${haNodeId(site, gateway)}/${zone}_${radio}/config`;
 }
 
+/**
+ * Entity id Home Assistant gives the sensor on first discovery (replaces the deprecated object_id):
+ * sensor.presence_{site}_{gateway}_{zone}_{radio}. It names the gateway, so two gateways of one zone
+ * get distinct entity ids. Home Assistant turns the id into a slug ("-" becomes "_").
+ */
+export function haDefaultEntityId(site: string, gateway: string, zone: string, radio: HaRadio): string {
+  return `sensor.presence_${site}_${gateway}_${zone}_${radio}`;
+}
+
 /** The discovery config of one radio's estimate of a gateway's zone. */
 export function haSensorConfig(o: { site: string; zone: string; gateway: string; radio: HaRadio; version?: string }): HaSensorConfig {
   const node = haNodeId(o.site, o.gateway);
   return {
     name: o.radio === 'wifi' ? 'Wi-Fi devices' : 'BLE devices',
     unique_id: `${node}_${o.radio}_estimate`,
-    object_id: `presence_${o.site}_${o.zone}_${o.radio}`,
+    default_entity_id: haDefaultEntityId(o.site, o.gateway, o.zone, o.radio),
     state_topic: countsTopic(o.site, o.gateway),
     value_template: `{{ value_json.${o.radio}.estimate }}`,
     unit_of_measurement: 'devices',
     state_class: 'measurement',
     icon: 'mdi:account-group',
-    suggested_display_precision: 1,
     availability_topic: statusTopic(o.site, o.gateway),
     availability_template: '{{ value_json.state }}',
     payload_available: 'online',

@@ -43,6 +43,22 @@ describe('discovery payloads (contract)', () => {
     expect(validateHaConfig({ ...rest, stat_t: state_topic }).ok).toBe(false);
     expect(haConfigTopic('homeassistant', 'utrecht', 'gw-01', 'neude', 'ble')).toBe('homeassistant/sensor/presence_utrecht_gw-01/neude_ble/config');
   });
+
+  it('default_entity_id names site, gateway, zone and radio; object_id and a display precision are refused', () => {
+    const a = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-01', radio: 'wifi' });
+    const b = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-02', radio: 'wifi' });
+    expect(a.default_entity_id).toBe('sensor.presence_utrecht_gw-01_neude_wifi');
+    // Two gateways in one zone: distinct entity ids and unique ids.
+    expect(b.default_entity_id).toBe('sensor.presence_utrecht_gw-02_neude_wifi');
+    expect(a.unique_id).not.toBe(b.unique_id);
+    expect(a).not.toHaveProperty('object_id');
+    expect(a).not.toHaveProperty('suggested_display_precision');
+    expect(validateHaConfig(b)).toEqual({ ok: true });
+    // The deprecated key and the precision (the estimate is an integer) are not in the closed schema.
+    expect(validateHaConfig({ ...a, object_id: 'presence_utrecht_neude_wifi' }).ok).toBe(false);
+    expect(validateHaConfig({ ...a, suggested_display_precision: 1 }).ok).toBe(false);
+    expect(validateHaConfig({ ...a, default_entity_id: 'presence_utrecht_gw-01_neude_wifi' }).ok).toBe(false);
+  });
 });
 
 describe.skipIf(!hasMosquitto)(SUITE, () => {
@@ -118,6 +134,8 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       const wifiCfg = JSON.parse(configs.find((m) => m.topic.endsWith('neude_wifi/config'))!.payload.toString());
       const bleCfg = JSON.parse(configs.find((m) => m.topic.endsWith('neude_ble/config'))!.payload.toString());
       expect(new Set([wifiCfg.unique_id, bleCfg.unique_id]).size).toBe(2);
+      expect(wifiCfg.default_entity_id).toBe('sensor.presence_utrecht_gw-ha_neude_wifi');
+      expect(bleCfg.default_entity_id).toBe('sensor.presence_utrecht_gw-ha_neude_ble');
       expect(wifiCfg.device).toEqual(bleCfg.device); // one device, two sensors
 
       // Home Assistant subscribes to the state and availability topics.
