@@ -422,8 +422,19 @@ export interface DescribeOptions {
 export function describeErrors(errors: ErrorObject[], o: DescribeOptions): string[] {
   const byKey = new Map(o.specs.map((s) => [s.key, s]));
   const out: string[] = [];
+  // A value that fits none of the alternatives of an anyOf/oneOf (`integer or null`) gets one line,
+  // not one per alternative: the key's hint when it has one, else the first alternative's message.
+  const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf');
+  const collapsed = new Set<ErrorObject>();
   for (const e of errors) {
     if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    const alt = alternatives
+      .filter((a) => a.instancePath === e.instancePath && e.schemaPath.startsWith(`${a.schemaPath}/`))
+      .sort((a, b) => a.schemaPath.length - b.schemaPath.length)[0];
+    if (alt) {
+      if (collapsed.has(alt)) continue;
+      collapsed.add(alt);
+    }
     let key = keyOfPointer(e.instancePath);
     if (e.keyword === 'required')
       key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
@@ -468,6 +479,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       default:
         line = `${label}: ${spec?.hint ?? e.message ?? 'is invalid'}${got}`;
     }
+    if (alt && spec?.hint) line = `${label}: ${spec.hint}${got}`;
     if (origin && e.keyword !== 'required') line = `${origin} (${label.replace(/:.*/, '')}):${line.slice(label.length + 1)}`;
     out.push(line);
   }
