@@ -74,11 +74,16 @@ export function registerAggregator(program: Command): void {
     try {
       await aggregator.start();
     } catch (e) {
-      if (e instanceof PreflightError || e instanceof HttpPortError) {
+      if (e instanceof HttpPortError) {
+        // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
+        aggregator.log.level = 'silent';
+        await aggregator.stop(1000).catch(() => {});
+        exitUsage('aggregator', e);
+      }
+      if (e instanceof PreflightError) {
         // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.
         aggregator.log.fatal({ err: e.message }, 'cannot start');
         await aggregator.stop(1000).catch(() => {});
-        if (e instanceof HttpPortError) exitUsage('aggregator', e, 'choose a free port with --http-port, or --http-port off');
         process.stderr.write(`presence aggregator: ${e.message}\n`);
         process.exit(2);
       }

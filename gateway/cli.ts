@@ -55,10 +55,8 @@ export function registerGateway(program: Command): void {
     try {
       await gw.start();
     } catch (e) {
-      if (e instanceof HttpPortError) {
-        gw.log.fatal({ err: e.message }, 'cannot start');
-        exitUsage('gateway', e, 'choose a free port with --http-port (ss -ltnp shows what listens)');
-      }
+      // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
+      if (e instanceof HttpPortError) exitUsage('gateway', e);
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: e.message }, 'cannot start');
         process.exit(2);

@@ -3,8 +3,12 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** The hint line under an HttpPortError, the same for the gateway and the aggregator. */
+export const HTTP_PORT_HINT = 'choose a free port with --http-port, or --http-port off (ss -ltnp shows what listens)';
+
 /** Thrown when the port cannot be opened; names the flag to change. */
 export class HttpPortError extends Error {
+  readonly hint = HTTP_PORT_HINT;
   constructor(
     readonly host: string,
     readonly port: number,
@@ -12,7 +16,7 @@ export class HttpPortError extends Error {
   ) {
     super(
       cause.code === 'EADDRINUSE'
-        ? `--http-port ${port} (http.port): ${host}:${port} is already in use; choose another port with --http-port, or stop what listens there`
+        ? `--http-port ${port} (http.port): ${host}:${port} is already in use`
         : cause.code === 'EACCES'
           ? `--http-port ${port} (http.port): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with --http-port`
           : `--http-port ${port} / --http-host ${host} (http.port, http.host): cannot listen: ${cause.message}`,
