@@ -2,8 +2,8 @@
 // evaluate the firmware against the truth.
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { evaluate, type Evaluation, type GatewayScore } from './evaluate.ts';
 import { privacyTable } from './privacy-eval.ts';
@@ -82,6 +82,26 @@ export function formatBytes(n: number): string {
   if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
   if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
   return `${n} bytes`;
+}
+
+/** The scenario named on the command line; a name that is neither a file nor a built-in is a usage error. */
+function loadScenarioArg(nameOrPath: string, o: ScenarioOverrides): Scenario {
+  if (!existsSync(nameOrPath) && !builtinScenarios().includes(nameOrPath))
+    throw new UsageError(
+      `scenario "${nameOrPath}": not a built-in scenario and no such file`,
+      `the built-in scenarios are ${builtinScenarios().join(', ')} (presence simulate --list describes them); or give a scenario file (YAML/JSON)`,
+    );
+  return loadScenario(nameOrPath, o);
+}
+
+/** --pipe names a path in a folder that must exist: checked before the stream starts. */
+function checkPipeFolder(path: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(
+      `--pipe ${path}: the folder ${dir} does not exist`,
+      'give a path in an existing folder (mkfifo PATH makes a named pipe; --fifo makes it for you)',
+    );
 }
 
 /**
@@ -307,7 +327,7 @@ export function registerSimulate(program: Command): void {
         }
 
         if (!scenarioArg) throw new UsageError(`give a scenario (${builtinScenarios().join(', ')}) or a scenario file; --list shows them`);
-        const scenario = loadScenario(scenarioArg, o);
+        const scenario = loadScenarioArg(scenarioArg, o);
 
         if (f.live) {
           if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);
@@ -322,6 +342,7 @@ export function registerSimulate(program: Command): void {
             }
           } else {
             const gateway = f.gateway ?? scenario.gateways[0].id;
+            if (f.pipe) checkPipeFolder(f.pipe);
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
             outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe });
           }

@@ -3,6 +3,7 @@
 // anything starts.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -89,6 +90,43 @@ describe('usage errors', () => {
     expect(r.err).not.toContain('gateway starting'); // nothing was started, no JSON log line
     usage(presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'bogus'), 'gateway', /--source "bogus": must be pcap:FILE/);
     usage(presence('replay', 'missing.pcap'), 'replay', /missing\.pcap: the file does not exist/);
+  });
+
+  it('a scenario that is neither built in nor a file, and a --pipe in a missing folder, stop before anything starts', () => {
+    const r = presence('simulate', 'nosuchscenario', '--out', join(tmp, 'sim'));
+    usage(r, 'simulate', /scenario "nosuchscenario": not a built-in scenario and no such file/);
+    expect(r.err).toMatch(/hint: the built-in scenarios are .*kingsday-square/);
+    const p = presence('simulate', 'kingsday-square', '--live', '--pipe', '/nonexistent/dir/p');
+    usage(p, 'simulate', /--pipe \/nonexistent\/dir\/p: the folder \/nonexistent\/dir does not exist/);
+    expect(p.err).not.toContain('live stream started');
+  });
+
+  it('--http-port that is not a port is one line, not one per alternative of the schema', () => {
+    for (const cmd of [
+      ['gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'mqtt://127.0.0.1:9'],
+      ['aggregator', '--mqtt-url', 'mqtt://127.0.0.1:9'],
+    ]) {
+      const r = presence(...cmd, '--http-port', 'abc');
+      usage(r, cmd[0], /--http-port \(http\.port\): must be a port number 0\.\.65535, or null \(off\).* \(got "abc"\)/);
+    }
+  });
+
+  it('a taken --http-port is the usage line and the same hint in the gateway and the aggregator, no log line before', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const runs = [
+        presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'mqtt://127.0.0.1:9', '--queue-dir', join(tmp, 'q-port'), '--http-port', String(port)),
+        presence('aggregator', '--mqtt-url', 'mqtt://127.0.0.1:9', '--http-port', String(port)),
+      ];
+      for (const [i, cmd] of ['gateway', 'aggregator'].entries()) {
+        usage(runs[i], cmd, new RegExp(`--http-port ${port} \\(http\\.port\\): 127\\.0\\.0\\.1:${port} is already in use`));
+      }
+      expect(runs[0].err.split('\n')[1]).toBe(runs[1].err.split('\n')[1]);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('--help and --version still exit 0 and print to stdout', () => {
