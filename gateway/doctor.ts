@@ -327,12 +327,20 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
 
 /**
  * Connects as the gateway would (MQTT 5 unless mqtt.version is 4; 3.1.1 when the broker refuses 5)
- * and publishes one test message the gateway is allowed to send: the offline form of its status
- * ({v, site, gateway, zone, state: offline}, what its last will says), QoS 1, NOT retained, so the
- * retained status stays the gateway's own. Over MQTT 5 the PUBACK reason code says whether the
- * broker (its ACL) accepted it; over 3.1.1 a denied publish is acknowledged like any other, so the
- * check can only warn.
+ * and first subscribes to the gateway's status topic, waiting up to STATUS_WAIT_MS for its retained
+ * status. When that says online, the gateway is running and publishing there (its own publishes
+ * prove the permission): doctor publishes nothing, so subscribers (aggregator, Home Assistant
+ * availability) never see a running gateway go offline. Otherwise (no retained status, offline, or
+ * the ACL does not let this user read the topic: a refused SUBACK, or, with Mosquitto, no message at
+ * all) it publishes one test message the gateway is
+ * allowed to send: the offline form of its status ({v, site, gateway, zone, state: offline}, what its
+ * last will says), QoS 1, NOT retained, so the retained status stays the gateway's own. Over MQTT 5
+ * the PUBACK reason code says whether the broker (its ACL) accepted it; over 3.1.1 a denied publish
+ * is acknowledged like any other, so the check can only warn.
  */
+/** How long doctor waits for the retained status before its test publish. */
+export const STATUS_WAIT_MS = 2000;
+
 async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<CheckResult> {
   const step = 'broker reachable';
   if (!cfg) return { step, level: 'warn', detail: 'no broker configured (give --config or --mqtt-url)' };
@@ -350,10 +358,13 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
   const result = await new Promise<CheckResult | 'fallback'>((resolve) => {
     const client = mqtt.connect(cfg.mqtt.url, { ...rest, clientId: `${opts.clientId}-doctor`, reconnectPeriod: 0, connectTimeout: 5000 });
     let done = false;
+    let decided = false;
+    let statusWait: ReturnType<typeof setTimeout> | undefined;
     const finish = (r: CheckResult | 'fallback') => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(statusWait);
       client.end(true);
       resolve(r);
     };
@@ -362,12 +373,42 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
         finish({
           step,
           level: 'fail',
-          detail: `${url}: no answer in 6 s`,
+          detail: `${url}: no answer in ${(6000 + STATUS_WAIT_MS) / 1000} s`,
           fix: 'check the host and port, the network route and any firewall between gateway and broker',
         }),
-      6000,
+      6000 + STATUS_WAIT_MS,
     );
+    // Decides once: the retained status says online (publish nothing), or test-publish.
+    const decide = (online: boolean, note: string) => {
+      if (decided || done) return;
+      decided = true;
+      clearTimeout(statusWait);
+      if (online)
+        finish({
+          step,
+          level: 'ok',
+          detail: `${url}: connected; publish not tested: the gateway is online and publishing on ${topic} (its own publishes prove the permission)`,
+        });
+      else testPublish(note);
+    };
+    client.on('message', (t, payload, packet) => {
+      if (t !== topic || !packet.retain) return;
+      let state: unknown;
+      try {
+        state = (JSON.parse(payload.toString()) as { state?: unknown }).state;
+      } catch {
+        state = undefined;
+      }
+      decide(state === 'online', '');
+    });
     client.once('connect', () => {
+      client.subscribe(topic, { qos: QOS }, (err, granted) => {
+        const refused = !!err || (granted ?? []).some((g) => g.qos >= 0x80);
+        if (refused) return decide(false, ` (its retained status could not be read: the broker refused the subscription)`);
+        statusWait = setTimeout(() => decide(false, ''), STATUS_WAIT_MS);
+      });
+    });
+    const testPublish = (note: string) => {
       client.publish(topic, encode(offlineStatus(site, id, zone)), { qos: QOS, retain: false }, (err) => {
         const code = (err as (Error & { code?: unknown }) | undefined)?.code;
         if (err && typeof code === 'number' && code >= 0x80)
@@ -389,9 +430,9 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
             detail: `${url}: connected over MQTT 3.1.1 and published on ${topic}, but 3.1.1 acknowledges a publish the ACL denies like any other: not proven allowed`,
             fix: 'use a broker that speaks MQTT 5 (Mosquitto 2 does) and leave mqtt.version at 5, or check the broker log for "Denied PUBLISH"',
           });
-        else finish({ step, level: 'ok', detail: `${url}: connected; test publish on ${topic} accepted (MQTT 5 PUBACK)` });
+        else finish({ step, level: 'ok', detail: `${url}: connected; test publish on ${topic} accepted (MQTT 5 PUBACK)${note}` });
       });
-    });
+    };
     client.once('error', (err: Error & { code?: number | string }) => {
       if (v === 5 && (err.code === 1 || err.code === 132)) return finish('fallback');
       const m = err.message;

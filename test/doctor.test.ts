@@ -2,14 +2,14 @@
 // fails when nothing can deliver frames, checks each radio on its own (a BLE-only or Wi-Fi-only
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
-import { ROOT, wifiCapture } from './gateway-support.ts';
+import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 interface Check {
   step: string;
@@ -99,6 +99,91 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(r, 'monitor mode (wlan0mon)')).toMatchObject({ level: 'fail', detail: expect.stringContaining('does not exist') });
     expect(by(r, 'a source that delivers frames')!.level).toBe('fail');
     expect(r.code).toBe(1);
+  });
+
+  it('with a running gateway (retained status online) doctor publishes nothing on its status topic; after it dies it test-publishes', async () => {
+    const topic = 'presence/v1/doc/g-live/status';
+    const cap = wifiCapture(join(tmp, 'live.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const file = join(tmp, 'live.yaml');
+    writeFileSync(
+      file,
+      [
+        'gateway: { site: doc, zone: z, id: g-live }',
+        'sources:',
+        `  - { type: file, name: replay, radio: wifi, path: ${cap.path} }`,
+        `mqtt: { url: "${broker.url}" }`,
+        `queue: { dir: ${join(tmp, 'q-live')} }`,
+      ].join('\n'),
+    );
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k)));
+    const runDoctor = () =>
+      new Promise<Check[]>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [join(ROOT, 'scripts', 'presence.js'), 'doctor', '--config', file, '--json'],
+          { cwd: tmp, env, timeout: 60_000 },
+          (err, stdout) => (stdout ? resolve(JSON.parse(stdout) as Check[]) : reject(err)),
+        ),
+      );
+    const stateOf = (m: { payload: Buffer }) => {
+      try {
+        return (JSON.parse(m.payload.toString()) as { state?: string }).state;
+      } catch {
+        return undefined;
+      }
+    };
+    // The status messages that arrived from `from` on, up to a marker published after doctor exited:
+    // the broker delivers in order, so any message doctor sent reaches the subscriber before it.
+    const since = async (sub: Awaited<ReturnType<typeof subscriber>>, from: number, marker: string) => {
+      await sub.client.publishAsync(topic, marker, { qos: 1, retain: false });
+      await waitFor(() => sub.messages.some((m) => m.payload.toString() === marker), 10_000, 'the marker');
+      return sub.messages.slice(from).filter((m) => m.payload.toString() !== marker);
+    };
+    const gw = spawnGateway(
+      [
+        '--site',
+        'doc',
+        '--zone',
+        'z',
+        '--id',
+        'g-live',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        'pcap:-@wifi',
+        '--mqtt-keepalive',
+        '1',
+        '--queue-dir',
+        join(tmp, 'q-gw-live'),
+        '--log-format',
+        'json',
+      ],
+      {},
+      'pipe',
+    );
+    try {
+      const sub = await subscriber(broker.url, { filter: topic, clean: true });
+      await waitFor(() => sub.messages.some((m) => stateOf(m) === 'online'), 20_000, 'the gateway online');
+      const before = sub.messages.length;
+      const results = await runDoctor();
+      expect(by({ results }, 'broker reachable')).toMatchObject({
+        level: 'ok',
+        detail: expect.stringContaining('not tested: the gateway is online and publishing on'),
+      });
+      expect((await since(sub, before, 'marker-1')).map(stateOf)).toEqual([]);
+
+      // The gateway dies: its last will (retained offline); now doctor proves the permission by publishing.
+      gw.proc.kill('SIGKILL');
+      await waitFor(() => sub.messages.some((m) => stateOf(m) === 'offline'), 20_000, 'the last will');
+      const beforeDead = sub.messages.length;
+      const after = await runDoctor();
+      expect(by({ results: after }, 'broker reachable')).toMatchObject({ level: 'ok', detail: expect.stringContaining('test publish on') });
+      const sent = await since(sub, beforeDead, 'marker-2');
+      expect(sent.map((m) => [stateOf(m), m.retain])).toEqual([['offline', false]]);
+      await sub.client.endAsync();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
   });
 
   it('a Wi-Fi file source needs no monitor mode, no capture tool and no adapter: it passes', () => {

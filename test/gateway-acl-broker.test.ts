@@ -6,13 +6,14 @@
 // name of the form {site}/{gateway} that is not the gateway's own is refused at start (exit 2), and
 // `presence doctor` fails on a test publish the broker refuses.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionGateway } from '../aggregator/provision.ts';
-import { countsTopic, validateCounts } from '../contract/index.ts';
+import { countsTopic, statusTopic, validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { GatewayMetrics } from '../gateway/http.ts';
 import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
@@ -132,7 +133,7 @@ describe.skipIf(!ok)(SUITE, () => {
     await sub.client.endAsync();
   });
 
-  it('doctor fails on a test publish the broker refuses, naming the reason; passes with the right credential', () => {
+  it('doctor fails on a test publish the broker refuses, naming the reason; passes with the right credential', async () => {
     const doctor = (extra: string[]) => {
       const r = presence([
         'doctor',
@@ -160,6 +161,21 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(denied.detail).toContain('0x87 not authorized');
     expect(denied.fix).toContain('"dam/gw-plein-1"');
     expect(doctor(['--mqtt-username', 'dam/gw-plein-1', '--mqtt-password-file', join(dir, 'dam.pw')])).toMatchObject({ level: 'ok' });
+    // A retained online status (the gateway running): doctor reads it and publishes nothing. This needs
+    // the ACL's `pattern read` of the own status: without it Mosquitto grants the subscription but
+    // delivers nothing, and doctor test-publishes.
+    const gwClient = mqtt.connect(broker.url, { username: 'dam/gw-plein-1', password: readFileSync(join(dir, 'dam.pw'), 'utf8').trim(), protocolVersion: 5 });
+    await gwClient.publishAsync(
+      statusTopic('dam', 'gw-plein-1'),
+      JSON.stringify({ v: 1, site: 'dam', gateway: 'gw-plein-1', zone: 'plein', state: 'online' }),
+      { qos: 1, retain: true },
+    );
+    expect(doctor(['--mqtt-username', 'dam/gw-plein-1', '--mqtt-password-file', join(dir, 'dam.pw')])).toMatchObject({
+      level: 'ok',
+      detail: expect.stringContaining('not tested: the gateway is online'),
+    });
+    await gwClient.publishAsync(statusTopic('dam', 'gw-plein-1'), '', { qos: 1, retain: true });
+    await gwClient.endAsync();
     // A configuration with errors: the broker check says it was skipped, not "no broker configured".
     const skipped = doctor(['--mqtt-username', 'dam/gw-plein-1', '--mqtt-password-file', join(dir, 'dam.pw'), '--window', 'soon']);
     expect(skipped.level).toBe('warn');
