@@ -7,12 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countsTopic, siteFilter, statusTopic, validateCounts, type CountsMessage } from '../contract/index.ts';
+import { siteFilter, statusTopic } from '../contract/index.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_EMPTY_WINDOWS } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
-import { address, spawnGateway as spawn, subscriber, waitFor, windowsSpanned, type Received } from './gateway-support.ts';
+import { address, counts, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -22,14 +22,6 @@ const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
 const probe = (i: number) => probeRequest({ sa: address(i % 5, 3, true), seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i });
 
-const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms
-    .filter((m) => m.topic === countsTopic(site, 'g'))
-    .map((m) => {
-      const v = validateCounts(JSON.parse(m.payload.toString()));
-      if (!v.ok) throw new Error(v.reason);
-      return v.value;
-    });
 /** pino JSON lines of the gateway's stderr with the given message. */
 const logLines = (stderr: string, msg: string) =>
   stderr

@@ -15,11 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countsTopic, statusTopic, validateCounts, validateStatus, type CountsMessage, type QueueState, type StatusMessage } from '../contract/index.ts';
+import type { CountsMessage, QueueState } from '../contract/index.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
-import { spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
+import { counts, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
 
 const SUITE = 'gateway full disk';
@@ -243,22 +243,6 @@ describe.skipIf(!mountedInodes)(`${SUITE}: no inode left`, () => {
   });
 });
 
-const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms
-    .filter((m) => m.topic === countsTopic(site, 'g'))
-    .map((m) => {
-      const v = validateCounts(JSON.parse(m.payload.toString()));
-      if (!v.ok) throw new Error(v.reason);
-      return v.value;
-    });
-const statuses = (ms: Received[], site: string): StatusMessage[] =>
-  ms
-    .filter((m) => m.topic === statusTopic(site, 'g'))
-    .map((m) => {
-      const v = validateStatus(JSON.parse(m.payload.toString()));
-      if (!v.ok) throw new Error(v.reason);
-      return v.value;
-    });
 /** `seq` of every "window closed" line of a gateway's log. */
 const closedSeqs = (log: string): number[] =>
   log

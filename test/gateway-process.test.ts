@@ -6,31 +6,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countsTopic, siteFilter, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+import { siteFilter, statusTopic, type CountsMessage } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
-import { config, spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
+import { config, counts, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 const SUITE = 'gateway process';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
-
-const counts = (ms: Received[], site: string): CountsMessage[] =>
-  ms
-    .filter((m) => m.topic === countsTopic(site, 'g'))
-    .map((m) => {
-      const v = validateCounts(JSON.parse(m.payload.toString()));
-      if (!v.ok) throw new Error(v.reason);
-      return v.value;
-    });
-const statuses = (ms: Received[], site: string): StatusMessage[] =>
-  ms
-    .filter((m) => m.topic === statusTopic(site, 'g'))
-    .map((m) => {
-      const v = validateStatus(JSON.parse(m.payload.toString()));
-      if (!v.ok) throw new Error(v.reason);
-      return v.value;
-    });
 
 describe.skipIf(!hasMosquitto)(SUITE, () => {
   const broker = new Mosquitto();

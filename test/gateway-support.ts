@@ -8,6 +8,7 @@ import { bleAdvertLL, BLE_PDU, probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { writeFileSync } from 'node:fs';
+import { countsTopic, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
 
@@ -16,6 +17,26 @@ export interface Received {
   payload: Buffer;
   retain: boolean;
 }
+
+/** The counts messages of gateway `g` of `site` among `ms`, each checked against the contract. */
+export const counts = (ms: Received[], site: string): CountsMessage[] =>
+  ms
+    .filter((m) => m.topic === countsTopic(site, 'g'))
+    .map((m) => {
+      const v = validateCounts(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
+
+/** The status messages of gateway `g` of `site` among `ms`, each checked against the contract. */
+export const statuses = (ms: Received[], site: string): StatusMessage[] =>
+  ms
+    .filter((m) => m.topic === statusTopic(site, 'g'))
+    .map((m) => {
+      const v = validateStatus(JSON.parse(m.payload.toString()));
+      if (!v.ok) throw new Error(v.reason);
+      return v.value;
+    });
 
 /** A subscriber recording every message on `filter` (default `#`). Persistent session by default. */
 export async function subscriber(url: string, opts: IClientOptions & { filter?: string } = {}): Promise<{ client: MqttClient; messages: Received[] }> {
