@@ -145,6 +145,7 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     return { ok: false, reason: 'too_large', detail: `payload is ${payload.length} bytes, more than ${MAX_PAYLOAD_BYTES}` };
   const t = parseTopic(topic);
   if (!t) return { ok: false, reason: 'bad_topic', detail: `topic is not ${TOPIC_ROOT}/{site}/{gateway}/counts|status` };
+  if (t.kind === 'sketch') return { ok: false, reason: 'bad_topic', detail: 'a sketch topic: not counts or status' };
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));

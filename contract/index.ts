@@ -7,3 +7,4 @@ export * from './types.ts';
 export * from './validate.ts';
 export * from './redact.ts';
 export * from './last-error.ts';
+export * from './sketch.ts';

@@ -1,19 +1,22 @@
 // Topics, version and identifiers of the wire contract. Pure: no I/O.
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
+import sketchSchemaJson from './schemas/sketch.schema.json' with { type: 'json' };
 
 export const CONTRACT_VERSION = 1 as const;
 export const TOPIC_ROOT = `presence/v${CONTRACT_VERSION}`;
 /** Largest payload (bytes) a gateway sends and an aggregator accepts. */
 export const MAX_PAYLOAD_BYTES = 4096;
+/** Largest sketch payload (bytes): a sketch of the largest m (SKETCH_BITS_ALLOWED) in base64 plus its fields. */
+export const MAX_SKETCH_PAYLOAD_BYTES = 8192;
 /** Largest MQTT packet an aggregator accepts from the broker (MQTT 5 Maximum Packet Size): the
- *  largest payload plus room for the fixed header, the topic and properties. */
-export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
+ *  largest payload of any kind (a sketch) plus room for the fixed header, the topic and properties. */
+export const MAX_PACKET_BYTES = Math.max(MAX_PAYLOAD_BYTES, MAX_SKETCH_PAYLOAD_BYTES) + 1024;
 /** Largest count or amount in a payload: 2^53 - 1, exact as a double in every JSON implementation. */
 export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 /** Longest window a counts message may cover (end - start). */
 export const MAX_WINDOW_MS = 24 * 3600_000;
-/** MQTT QoS for counts and status. */
+/** MQTT QoS for counts, status and sketches. */
 export const QOS = 1 as const;
 
 /** Site, zone and gateway ids: lower case, digits, `-` and `_`; safe in a topic and an Influx tag. */
@@ -27,8 +30,14 @@ export function isValidId(id: string): boolean {
   return ID_RE.test(id);
 }
 
-export type TopicKind = 'counts' | 'status';
-export const TOPIC_KINDS: readonly TopicKind[] = ['counts', 'status'];
+export type TopicKind = 'counts' | 'status' | 'sketch';
+export const TOPIC_KINDS: readonly TopicKind[] = ['counts', 'status', 'sketch'];
+
+/** Sizes a corridor sketch may have, in bits (powers of two; contract/schemas/sketch.schema.json `m`). */
+export const SKETCH_BITS_ALLOWED: readonly number[] = sketchSchemaJson.properties.m.enum;
+/** Shortest and longest corridor epoch in seconds (`epoch_s`). */
+export const SKETCH_EPOCH_MIN_S: number = sketchSchemaJson.properties.epoch_s.minimum;
+export const SKETCH_EPOCH_MAX_S: number = sketchSchemaJson.properties.epoch_s.maximum;
 
 export function countsTopic(site: string, gateway: string): string {
   return `${TOPIC_ROOT}/${site}/${gateway}/counts`;
@@ -36,13 +45,18 @@ export function countsTopic(site: string, gateway: string): string {
 export function statusTopic(site: string, gateway: string): string {
   return `${TOPIC_ROOT}/${site}/${gateway}/status`;
 }
-/** Every topic of one site (all its gateways, counts and status). */
+/** Corridor sketches of a gateway (QoS 1, never retained). */
+export function sketchTopic(site: string, gateway: string): string {
+  return `${TOPIC_ROOT}/${site}/${gateway}/sketch`;
+}
+/** Every topic of one site (all its gateways, counts, status and sketches). */
 export function siteFilter(site: string): string {
   return `${TOPIC_ROOT}/${site}/#`;
 }
 /** Wildcard subscriptions for every site and gateway. */
 export const COUNTS_FILTER = `${TOPIC_ROOT}/+/+/counts`;
 export const STATUS_FILTER = `${TOPIC_ROOT}/+/+/status`;
+export const SKETCH_FILTER = `${TOPIC_ROOT}/+/+/sketch`;
 /** MQTT 5 shared subscription: brokers deliver each message to one member of the group. */
 export function sharedFilter(group: string, filter: string): string {
   return `$share/${group}/${filter}`;
@@ -53,7 +67,7 @@ export function parseTopic(topic: string): { site: string; gateway: string; kind
   const parts = topic.split('/');
   if (parts.length !== 5 || `${parts[0]}/${parts[1]}` !== TOPIC_ROOT) return null;
   const [, , site, gateway, kind] = parts;
-  if (kind !== 'counts' && kind !== 'status') return null;
+  if (kind !== 'counts' && kind !== 'status' && kind !== 'sketch') return null;
   if (!isValidId(site) || !isValidId(gateway)) return null;
   return { site, gateway, kind };
 }

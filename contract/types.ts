@@ -90,6 +90,28 @@ export interface StatusMessage {
   ts?: string;
 }
 
+/** A corridor sketch of one gateway for one window (contract/schemas/sketch.schema.json; contract/sketch.ts). */
+export interface SketchMessage {
+  v: typeof CONTRACT_VERSION;
+  site: string;
+  gateway: string;
+  /** The corridor group whose epoch key placed the bits. */
+  group: string;
+  /** floor(window_start ms / (epoch_s * 1000)). */
+  epoch: number;
+  /** Epoch length in seconds. */
+  epoch_s: number;
+  /** Window start and end, as `start`/`end` of the counts message of the same window. */
+  window_start: string;
+  window_end: string;
+  /** Bits in the sketch (a power of two, SKETCH_BITS_ALLOWED). */
+  m: number;
+  /** The quantised randomised-response probability T / 65536 (> 0). */
+  p: number;
+  /** The noisy bitmap: m / 8 bytes, base64; bit i is (byte[i >> 3] >> (i & 7)) & 1. */
+  bits: string;
+}
+
 /** Every field of each payload type, as a value (the contract test compares them with the schemas;
  *  the compiler fails here when a type gains or loses a field). */
 type AllKeys<T> = { [K in keyof Required<T>]: true };
@@ -136,6 +158,19 @@ export const FIELDS = {
     sources: true,
     ts: true,
   } satisfies AllKeys<StatusMessage>,
+  sketch: {
+    v: true,
+    site: true,
+    gateway: true,
+    group: true,
+    epoch: true,
+    epoch_s: true,
+    window_start: true,
+    window_end: true,
+    m: true,
+    p: true,
+    bits: true,
+  } satisfies AllKeys<SketchMessage>,
   source: {
     name: true,
     radio: true,

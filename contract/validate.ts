@@ -4,18 +4,23 @@
 // gateway or aggregator then neither loads ajv nor compiles the schemas at start-up, which cost an
 // idle gateway several MB of heap. test/contract-validators.test.ts fails when it drifts from the schemas.
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { validateCounts as generatedCounts, validateStatus as generatedStatus } from './validators.generated.ts';
+import { validateCounts as generatedCounts, validateSketch as generatedSketch, validateStatus as generatedStatus } from './validators.generated.ts';
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
+import sketchSchemaJson from './schemas/sketch.schema.json' with { type: 'json' };
 import { CONTRACT_VERSION, MAX_COUNT, MAX_WINDOW_MS } from './topics.ts';
-import type { CountsMessage, StatusMessage } from './types.ts';
+import type { CountsMessage, SketchMessage, StatusMessage } from './types.ts';
 
 /** The JSON Schema of a counts message (contract/schemas/counts.schema.json). */
 export const countsSchema: Record<string, unknown> = countsSchemaJson;
 /** The JSON Schema of a status message (contract/schemas/status.schema.json). */
 export const statusSchema: Record<string, unknown> = statusSchemaJson;
 
+/** The JSON Schema of a corridor sketch message (contract/schemas/sketch.schema.json). */
+export const sketchSchema: Record<string, unknown> = sketchSchemaJson;
+
 const countsValidator = generatedCounts as unknown as ValidateFunction;
+const sketchValidator = generatedSketch as unknown as ValidateFunction;
 const statusValidator = generatedStatus as unknown as ValidateFunction;
 
 /** What a field of each shared definition must be, in words (instead of ajv's pattern dump). */
@@ -29,6 +34,7 @@ const FIELD_WORDS: Record<string, string> = {
   last_error: 'must be one of the fixed sentences of contract/last-error.ts (for exited optionally with the exit code and signal)',
   name: 'must be a source name: letters, digits, _ . -, 1 to 64 characters',
   version: 'must be a version like 1.2.3',
+  bits: 'must be standard base64 with padding of m / 8 bytes',
 };
 
 /** A key named in a reason: printed only when it looks like a field name (an unknown key could itself be an address). */
@@ -88,8 +94,26 @@ export function validateStatus(value: unknown): Validation<StatusMessage> {
   return { ok: true, value: value as unknown as StatusMessage };
 }
 
+/**
+ * A corridor sketch: the schema, then window_end after window_start and at most MAX_WINDOW_MS after
+ * it, `bits` exactly m / 8 bytes, and `epoch` the epoch of window_start for epoch_s.
+ */
+export function validateSketch(value: unknown): Validation<SketchMessage> {
+  if (!sketchValidator(value)) return failure(sketchValidator.errors);
+  const m = value as unknown as SketchMessage;
+  const start = Date.parse(m.window_start);
+  const length = Date.parse(m.window_end) - start;
+  if (length <= 0) return { ok: false, code: 'invalid', reason: '/window_end must be after /window_start' };
+  if (length > MAX_WINDOW_MS) return { ok: false, code: 'invalid', reason: `/window_end must be at most ${MAX_WINDOW_MS / 3600_000} h after /window_start` };
+  const bytes = Buffer.from(m.bits, 'base64').length;
+  if (bytes !== m.m / 8) return { ok: false, code: 'invalid', reason: `/bits holds ${bytes} bytes, /m = ${m.m} needs ${m.m / 8}` };
+  const epoch = Math.floor(start / (m.epoch_s * 1000));
+  if (m.epoch !== epoch) return { ok: false, code: 'invalid', reason: `/epoch must be ${epoch}, the epoch of /window_start for /epoch_s = ${m.epoch_s}` };
+  return { ok: true, value: m };
+}
+
 /** Payload bytes of a message, as published. */
-export function encode(message: CountsMessage | StatusMessage): Buffer {
+export function encode(message: CountsMessage | StatusMessage | SketchMessage): Buffer {
   return Buffer.from(JSON.stringify(message));
 }
 

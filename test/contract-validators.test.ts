@@ -6,8 +6,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import type { ValidateFunction } from 'ajv';
-import { countsSchema, statusSchema } from '../contract/index.ts';
-import { validateCounts, validateStatus } from '../contract/validators.generated.ts';
+import { countsSchema, sketchSchema, statusSchema } from '../contract/index.ts';
+import { validateCounts, validateSketch, validateStatus } from '../contract/validators.generated.ts';
 import { VALIDATORS_FILE, validatorsSource } from '../scripts/gen-validators.ts';
 
 describe('generated contract validators', () => {
@@ -18,8 +18,12 @@ describe('generated contract validators', () => {
   it('give the same verdicts and errors as ajv compiling the schemas at run time', () => {
     const addFormats = addFormatsModule as unknown as (a: Ajv2020) => Ajv2020;
     const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
-    const compiled = { counts: ajv.compile(countsSchema), status: ajv.compile(statusSchema) };
-    const generated = { counts: validateCounts as unknown as ValidateFunction, status: validateStatus as unknown as ValidateFunction };
+    const compiled = { counts: ajv.compile(countsSchema), status: ajv.compile(statusSchema), sketch: ajv.compile(sketchSchema) };
+    const generated = {
+      counts: validateCounts as unknown as ValidateFunction,
+      status: validateStatus as unknown as ValidateFunction,
+      sketch: validateSketch as unknown as ValidateFunction,
+    };
     const radio = { frames: 3, probes: 2, rejected: 1, devices: 1, estimate: 1, exact: true };
     const counts = {
       v: 1,
@@ -35,9 +39,25 @@ describe('generated contract validators', () => {
       privacy: { min_count: 3, epsilon: 0.5 },
     };
     const status = { v: 1, site: 's', gateway: 'g', state: 'offline' };
+    const sketch = {
+      v: 1,
+      site: 's',
+      gateway: 'g',
+      group: 'main-street',
+      epoch: 493210,
+      epoch_s: 3600,
+      window_start: '2026-04-27T12:00:00.000Z',
+      window_end: '2026-04-27T12:01:00.000Z',
+      m: 1024,
+      p: 0.5,
+      bits: 'AAAA'.repeat(42) + 'AAAAAA==',
+    };
     const samples: unknown[] = [
       counts,
       status,
+      sketch,
+      { ...sketch, m: 1000, p: 0, bits: 'x', extra: true },
+      { ...sketch, epoch_s: 10, window_start: '2026-13-01T00:00:00Z', group: 'A' },
       { ...counts, extra: 1, privacy: { min_count: -1, other: 'x' } },
       { ...counts, site: 'AA:BB:CC:DD:EE:FF', seq: 2 ** 53, start: '2026-02-30T12:00:00Z', end: '2026-04-27T12:01:60Z' },
       { ...counts, wifi: { ...radio, devices: 1.5, hash: 'x' }, ble: null, complete: 'yes' },
@@ -50,13 +70,13 @@ describe('generated contract validators', () => {
     ];
     let valid = 0;
     for (const s of samples) {
-      for (const k of ['counts', 'status'] as const) {
+      for (const k of ['counts', 'status', 'sketch'] as const) {
         const verdict = generated[k](s);
         expect(verdict).toBe(compiled[k](s));
         expect(generated[k].errors ?? null).toEqual(compiled[k].errors ?? null);
         if (verdict) valid++;
       }
     }
-    expect(valid).toBe(2); // the two good samples, each by its own schema
+    expect(valid).toBe(3); // the three good samples, each by its own schema
   });
 });
