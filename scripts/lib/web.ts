@@ -1,0 +1,471 @@
+// The small web pages of the gateway and the aggregator: one static HTML file, local assets, a
+// Server-Sent Events stream and the access rule, on the same server as /metrics and /healthz.
+//
+// How to use (a component's HTTP request handler):
+//
+//   const access = webAccess(host, { user, password, token });    // from the http.* keys (webAuthOptionEntries)
+//   const page = staticPage(packageFile('gateway/web/index.html')); // read once; CSP with the inline scripts' hashes
+//   const hub = new SseHub({ maxBufferBytes: 256 * 1024 });
+//   const web = webHandler({ access, pages: { '/': page }, streams: { '/events': { hub, initial: () => [['snapshot', snap()]] } } });
+//   createServer((req, res) => { if (web(req, res)) return; ...the component's own routes (/metrics, /healthz) });
+//   setInterval(() => hub.broadcast('snapshot', snap()), 1000);   // never blocks: a client behind is dropped
+//
+// - Assets: `/assets/uPlot.iife.min.js` and `/assets/uPlot.min.css` come from the installed `uplot`
+//   package (resolved like an import, so from a checkout and from the packed package alike); the
+//   page links them by those paths. No CDN, no build step at run time.
+// - Page files ship beside the build: list their folder in package.json "files" and read them
+//   with packageFile() (relative to the package root, the same from sources and from dist/).
+// - Access: on a loopback host (127.0.0.1, ::1, localhost) the page is open, as /metrics is. On
+//   any other host the page, its assets and its stream need http.user + http.password (basic auth)
+//   or http.token (`Authorization: Bearer <token>`, or basic auth with any user and the token as
+//   password); without either they answer 403 naming the keys to set, and /metrics and /healthz
+//   (counts only) stay as they were. Secrets also come from PRESENCE_HTTP_PASSWORD(_FILE),
+//   PRESENCE_HTTP_TOKEN(_FILE) or http.password_file / http.token_file (scripts/lib/secrets.ts).
+// - SseHub: each event is serialised once and written to every client. A client whose unsent
+//   bytes (Node's buffer for its socket) would pass maxBufferBytes is dropped (its socket
+//   destroyed, `dropped` counted, 'drop' emitted): the producer never waits and memory per client
+//   stays bounded. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
+//   proxies from closing an idle stream.
+// Everything served must be counts only: test/support/leak.ts scans pages, streams and assets.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.ts';
+import type { OptionSpec } from './config-loader.ts';
+import { readSecretFile } from './secrets.ts';
+
+// ------------------------------------------------------------------------------------------ files
+
+/** A file that ships with the package, by its path relative to the package root. */
+export function packageFile(relative: string): string {
+  return join(PACKAGE_ROOT, relative);
+}
+
+/** A response body read once, with its headers. */
+export interface StaticFile {
+  body: Buffer;
+  headers: Record<string, string>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+};
+
+function typeOf(path: string): string {
+  const ext = path.slice(path.lastIndexOf('.'));
+  return TYPES[ext] ?? 'application/octet-stream';
+}
+
+/** The sha256 CSP source of every inline <script> (one without src) of a page. */
+export function inlineScriptHashes(html: string): string[] {
+  const out: string[] = [];
+  for (const m of html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/gi))
+    out.push(`'sha256-${createHash('sha256').update(m[1], 'utf8').digest('base64')}'`);
+  return out;
+}
+
+/**
+ * A page read once from `file`, served with a Content-Security-Policy that allows only the page's
+ * own inline scripts (by hash), scripts and styles from this server, and connections back to it.
+ * Throws an Error naming the file when it cannot be read.
+ */
+export function staticPage(file: string): StaticFile {
+  let html: string;
+  try {
+    html = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`web page ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is the package complete?`);
+  }
+  const csp = [
+    "default-src 'none'",
+    `script-src 'self' ${inlineScriptHashes(html).join(' ')}`.trim(),
+    // uPlot positions its legend and cursor with style attributes
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+  return { body: Buffer.from(html), headers: { 'content-type': TYPES['.html'], 'cache-control': 'no-store', 'content-security-policy': csp, ...COMMON } };
+}
+
+const COMMON = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
+/** Paths under /assets/ and the installed module file each one serves. */
+export const ASSETS: Readonly<Record<string, string>> = {
+  '/assets/uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js',
+  '/assets/uPlot.min.css': 'uplot/dist/uPlot.min.css',
+};
+
+const requireHere = createRequire(import.meta.url);
+
+/** An asset read once from the installed package (resolved as an import from here would be). */
+export function assetFile(modulePath: string): StaticFile {
+  let file: string;
+  try {
+    file = requireHere.resolve(modulePath);
+  } catch {
+    throw new Error(`web asset ${modulePath} is not installed (npm ci installs the dependency ${modulePath.split('/')[0]})`);
+  }
+  return { body: readFileSync(file), headers: { 'content-type': typeOf(file), 'cache-control': 'max-age=3600', ...COMMON } };
+}
+
+let assetCache: Map<string, StaticFile> | null = null;
+
+/** Every asset of ASSETS, read once per process. */
+export function assets(): Map<string, StaticFile> {
+  assetCache ??= new Map(Object.entries(ASSETS).map(([path, mod]) => [path, assetFile(mod)]));
+  return assetCache;
+}
+
+// ------------------------------------------------------------------------------------------ access
+
+/** 127.0.0.0/8, ::1, ::ffff:127.x and localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || /^0*:0*:0*:0*:0*:0*:0*:0*1$/.test(h);
+  return false;
+}
+
+/** The http.* values that give access to a page (after the config loader merged flags, env, file). */
+export interface WebAuthConfig {
+  user?: string;
+  password?: string;
+  password_file?: string;
+  token?: string;
+  token_file?: string;
+}
+
+/** Who may see a page. */
+export interface WebAccess {
+  /** Whether the page may be served at all (false: bound beyond loopback without credentials). */
+  readonly open: boolean;
+  /** 'none' on loopback without credentials; else what is checked. */
+  readonly scheme: 'none' | 'basic' | 'token' | 'basic+token';
+  /** Why the page is refused (open false), naming the keys to set. */
+  readonly refusal?: string;
+  /** True when the request may see the page. */
+  allows(req: IncomingMessage): boolean;
+}
+
+export class WebAuthError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebAuthError';
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
+/**
+ * The access rule of a page on `host`: credentials from `cfg` (a *_file read here; the first line).
+ * Throws WebAuthError for a half-given basic auth (user without password or the reverse) or an
+ * empty secret, naming the key. Credentials on a loopback host are checked too.
+ */
+export function webAccess(host: string, cfg: WebAuthConfig = {}): WebAccess {
+  const password = cfg.password ?? (cfg.password_file !== undefined ? readSecretFile(cfg.password_file, 'http.password_file') : undefined);
+  const token = cfg.token ?? (cfg.token_file !== undefined ? readSecretFile(cfg.token_file, 'http.token_file') : undefined);
+  if (password === '') throw new WebAuthError('http.password (or http.password_file) is empty: give a password or leave both unset');
+  if (token === '') throw new WebAuthError('http.token (or http.token_file) is empty: give a token or leave both unset');
+  if (cfg.user !== undefined && password === undefined)
+    throw new WebAuthError('http.user is set but no http.password (or http.password_file, PRESENCE_HTTP_PASSWORD)');
+  if (password !== undefined && cfg.user === undefined) throw new WebAuthError('http.password is set but no http.user');
+  const basic = cfg.user !== undefined && password !== undefined ? { user: cfg.user, password } : null;
+  const scheme = basic && token ? 'basic+token' : basic ? 'basic' : token ? 'token' : 'none';
+  if (scheme === 'none') {
+    const loop = isLoopback(host);
+    return {
+      open: loop,
+      scheme,
+      ...(loop
+        ? {}
+        : {
+            refusal: `the page is not served on ${host} without credentials: set http.user and http.password (basic auth) or http.token (bearer), or listen on 127.0.0.1 (http.host)`,
+          }),
+      allows: () => loop,
+    };
+  }
+  return {
+    open: true,
+    scheme,
+    allows(req) {
+      const h = req.headers.authorization ?? '';
+      const bearer = /^Bearer\s+(.+)$/i.exec(h);
+      if (bearer && token !== undefined) return same(bearer[1].trim(), token);
+      const b = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(h);
+      if (!b) return false;
+      const text = Buffer.from(b[1], 'base64').toString('utf8');
+      const colon = text.indexOf(':');
+      if (colon < 0) return false;
+      const [u, p] = [text.slice(0, colon), text.slice(colon + 1)];
+      // evaluate both so the time taken does not say which one failed
+      const asBasic = basic ? same(u, basic.user) && same(p, basic.password) : false;
+      const asToken = token !== undefined ? same(p, token) : false;
+      return asBasic || asToken;
+    },
+  };
+}
+
+/**
+ * The config entries http.user, http.password, http.password_file, http.token, http.token_file for a
+ * component's option table (`what`: "the gateway page"), as the MQTT credentials are shared.
+ */
+export function webAuthOptionEntries(what: string): OptionSpec[] {
+  return [
+    {
+      key: 'http.user',
+      schema: { type: 'string', minLength: 1 },
+      flag: '--http-user <name>',
+      description: `user name for basic authentication of ${what} (with http.password); needed, or http.token, when http.host is not loopback`,
+    },
+    {
+      key: 'http.password',
+      schema: { type: 'string' },
+      secret: true,
+      env: 'PRESENCE_HTTP_PASSWORD',
+      description: `password for basic authentication of ${what}; prefer PRESENCE_HTTP_PASSWORD or a password file`,
+    },
+    {
+      key: 'http.password_file',
+      schema: { type: 'string' },
+      path: true,
+      flag: '--http-password-file <file>',
+      env: 'PRESENCE_HTTP_PASSWORD_FILE',
+      example: '/etc/presence/http-password',
+      description: `file whose first line is the password of ${what}`,
+    },
+    {
+      key: 'http.token',
+      schema: { type: 'string' },
+      secret: true,
+      env: 'PRESENCE_HTTP_TOKEN',
+      description: `bearer token for ${what} (Authorization: Bearer <token>, or basic auth with the token as password); prefer PRESENCE_HTTP_TOKEN or a token file`,
+    },
+    {
+      key: 'http.token_file',
+      schema: { type: 'string' },
+      path: true,
+      flag: '--http-token-file <file>',
+      env: 'PRESENCE_HTTP_TOKEN_FILE',
+      example: '/etc/presence/http-token',
+      description: `file whose first line is the bearer token of ${what}`,
+    },
+  ];
+}
+
+// ------------------------------------------------------------------------------------------ SSE
+
+export interface SseOptions {
+  /** Unsent bytes a client may have before it is dropped (default 256 KiB). */
+  maxBufferBytes?: number;
+  /** Clients at a time; more are answered 503 (default 100). */
+  maxClients?: number;
+  /** A comment line this often keeps idle streams open through proxies (default 15 s; 0: none). */
+  heartbeatMs?: number;
+  /** Milliseconds the browser waits before it reconnects (the stream's `retry:` field; default 2000). */
+  retryMs?: number;
+}
+
+export interface SseClient {
+  readonly id: number;
+  readonly res: ServerResponse;
+  /** Bytes written to this client (accepted by Node; the kernel may still hold some). */
+  sent: number;
+}
+
+export interface SseEvents {
+  /** A client fell behind (its buffer would pass maxBufferBytes) and was dropped. */
+  drop: [client: SseClient, buffered: number];
+  connect: [client: SseClient];
+  disconnect: [client: SseClient];
+}
+
+/** Server-Sent Events to many clients; never waits for one. */
+export class SseHub extends EventEmitter<SseEvents> {
+  readonly maxBufferBytes: number;
+  readonly maxClients: number;
+  private readonly retryMs: number;
+  private readonly clients = new Set<SseClient>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private nextId = 1;
+  /** Clients dropped because they fell behind, since start. */
+  dropped = 0;
+  /** Clients refused because maxClients were connected, since start. */
+  refused = 0;
+  /** Events broadcast since start. */
+  events = 0;
+  /** The most unsent bytes any client had after a write, since start (never above maxBufferBytes). */
+  peakBuffered = 0;
+
+  constructor(opts: SseOptions = {}) {
+    super();
+    this.maxBufferBytes = opts.maxBufferBytes ?? 256 * 1024;
+    this.maxClients = opts.maxClients ?? 100;
+    this.retryMs = opts.retryMs ?? 2000;
+    const hb = opts.heartbeatMs ?? 15_000;
+    if (hb > 0) {
+      this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), hb);
+      this.heartbeat.unref();
+    }
+  }
+
+  /** Clients connected now. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** The largest number of unsent bytes a connected client has now. */
+  buffered(): number {
+    let max = 0;
+    for (const c of this.clients) max = Math.max(max, c.res.writableLength);
+    return max;
+  }
+
+  /** Takes over a GET request as an event stream; `initial` events go to this client first. */
+  attach(req: IncomingMessage, res: ServerResponse, initial: Array<[event: string, data: unknown]> = []): SseClient | null {
+    if (this.clients.size >= this.maxClients) {
+      this.refused++;
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
+      res.end(`too many viewers (${this.maxClients}); try again later\n`);
+      return null;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...COMMON });
+    req.socket.setNoDelay(true);
+    req.socket.setKeepAlive(true);
+    const client: SseClient = { id: this.nextId++, res, sent: 0 };
+    this.clients.add(client);
+    const gone = () => {
+      if (this.clients.delete(client)) this.emit('disconnect', client);
+    };
+    res.on('close', gone);
+    res.on('error', gone);
+    this.send(client, `retry: ${this.retryMs}\n\n`);
+    for (const [event, data] of initial) this.send(client, sseEvent(event, data));
+    if (this.clients.has(client)) this.emit('connect', client);
+    return client;
+  }
+
+  /** Sends one event to every client (serialised once); drops those that are behind. */
+  broadcast(event: string, data: unknown): void {
+    this.events++;
+    if (this.clients.size === 0) return;
+    this.write(sseEvent(event, data));
+  }
+
+  private write(chunk: string): void {
+    const buf = Buffer.from(chunk, 'utf8');
+    for (const c of [...this.clients]) this.send(c, buf);
+  }
+
+  private send(c: SseClient, chunk: string | Buffer): void {
+    const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    const before = c.res.writableLength;
+    if (before + n > this.maxBufferBytes) {
+      this.drop(c, before);
+      return;
+    }
+    c.res.write(chunk);
+    c.sent += n;
+    if (c.res.writableLength > this.peakBuffered) this.peakBuffered = c.res.writableLength;
+  }
+
+  private drop(c: SseClient, buffered: number): void {
+    if (!this.clients.delete(c)) return;
+    this.dropped++;
+    c.res.destroy(); // frees what is buffered for it; the browser reconnects and gets a fresh snapshot
+    this.emit('drop', c, buffered);
+  }
+
+  /** Ends every stream and the heartbeat. */
+  close(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    for (const c of [...this.clients]) {
+      this.clients.delete(c);
+      c.res.end();
+    }
+  }
+}
+
+/** One SSE event: `event:` line and the JSON data on one `data:` line (JSON has no raw newline). */
+export function sseEvent(event: string, data: unknown): string {
+  if (/[\r\n]/.test(event)) throw new Error(`SSE event name with a line break: ${JSON.stringify(event)}`);
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+// ------------------------------------------------------------------------------------------ handler
+
+export interface WebHandlerOptions {
+  access: WebAccess;
+  /** Page paths ('/') and their files (staticPage). */
+  pages: Record<string, StaticFile>;
+  /** Stream paths ('/events'), their hub and the events a new client gets first (a snapshot). */
+  streams?: Record<string, { hub: SseHub; initial?: () => Array<[event: string, data: unknown]> }>;
+  /** Serve ASSETS under /assets/ (default true). */
+  assets?: boolean;
+}
+
+/**
+ * A request handler for the pages, their assets and streams: returns false for any other path
+ * (the caller's own routes answer it). Only GET and HEAD; the access rule applies to all of them.
+ */
+export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const files = new Map<string, StaticFile>(Object.entries(opts.pages));
+  if (opts.assets !== false) for (const [p, f] of assets()) files.set(p, f);
+  const streams = new Map(Object.entries(opts.streams ?? {}));
+  const { access } = opts;
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/favicon.ico' && files.has('/')) {
+      // browsers ask for it on every page; no icon, and no 404 in the console
+      res.writeHead(204, { 'cache-control': 'max-age=86400' });
+      res.end();
+      return true;
+    }
+    const file = files.get(path);
+    const stream = streams.get(path);
+    if (!file && !stream) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${req.method} not allowed on ${path}\n`);
+      return true;
+    }
+    if (!access.open) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', ...COMMON });
+      res.end(`${access.refusal}\n`);
+      return true;
+    }
+    if (!access.allows(req)) {
+      res.writeHead(401, {
+        'content-type': 'text/plain; charset=utf-8',
+        // Basic also for a token (as the password): a browser then asks for it
+        'www-authenticate': 'Basic realm="presence", charset="UTF-8"',
+        ...COMMON,
+      });
+      res.end('authentication required\n');
+      return true;
+    }
+    if (stream) {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+        res.end();
+      } else stream.hub.attach(req, res, stream.initial?.() ?? []);
+      return true;
+    }
+    res.writeHead(200, { ...file!.headers, 'content-length': String(file!.body.length) });
+    res.end(req.method === 'HEAD' ? undefined : file!.body);
+    return true;
+  };
+}
