@@ -8,7 +8,7 @@ import { crc24, ADV_CRC_INIT } from './crc24';
 import {
   ADDR_BLE_PUBLIC, ADDR_BLE_RANDOM_STATIC, ADDR_BLE_RESOLVABLE, ADDR_BLE_NONRESOLVABLE,
   ADDR_BLE_RANDOM_RESERVED, RSSI_UNKNOWN, SEQ_UNKNOWN, STATUS_ACCEPTED, STATUS_IGNORED,
-  STATUS_REJECTED, addResult, setLastResultClass,
+  STATUS_REJECTED, addResult, setLastResultClass, setFrameChannel,
 } from './results';
 import { bleAdvClass } from './bleclass';
 
@@ -106,6 +106,9 @@ export function parseLinkLayerWithPhdr(ptr: usize, len: u32): u32 {
   if (len < PHDR_LEN) return STATUS_REJECTED;
   const flags = le16(ptr + 8);
   const rssi: i32 = flags & PHDR_SIGNAL_VALID ? <i32>load<i8>(ptr + 1) : <i32>RSSI_UNKNOWN;
+  // rf_channel is the RF channel (2402 + 2n MHz); advertising channels 37, 38, 39 are RF 0, 12, 39
+  const rf = <i32>u8at(ptr);
+  if (rf <= 39) setFrameChannel(rf == 0 ? 37 : rf == 12 ? 38 : rf == 39 ? 39 : rf < 12 ? rf - 1 : rf - 2);
   let crc = CRC_UNKNOWN;
   if (flags & PHDR_CRC_CHECKED) crc = flags & PHDR_CRC_VALID ? CRC_OK : CRC_BAD;
   const coded = ((flags >>> PHDR_PHY_SHIFT) & 3) == PHY_CODED;

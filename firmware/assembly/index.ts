@@ -9,7 +9,7 @@
 import { parseFrame, frameRadio, frameStatus } from './frame';
 import {
   wipeResults, resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
-  RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL,
+  RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel,
 } from './results';
 import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
@@ -23,6 +23,7 @@ import {
   STATS_BYTES, STAT_FRAMES, STAT_ACCEPTED, STAT_REJECTED, STAT_WEAK, STAT_DEVICES, STAT_ESTIMATE, STAT_EXACT,
   STAT_ESTIMATE_MILLI, STAT_UNSUPPORTED, STAT_BATCH_ERRORS, STAT_OPEN, STATS_RADIO_STRIDE,
   RECORD_HEADER_BYTES, RECORD_CAPLEN, RECORD_TIME, FLAG_IGNORE_FCS, KEY_BYTES,
+  LIVE_BYTES, LIVE_WIFI_CHANNEL, LIVE_BLE_CHANNEL, LIVE_RSSI_WIFI, LIVE_RSSI_BLE, LIVE_WIFI_CHANNELS, LIVE_BLE_CHANNELS,
 } from './layout';
 
 // ---- memory ----------------------------------------------------------------------------------
@@ -35,6 +36,8 @@ const KEY: usize = memory.data(<i32>KEY_BYTES, 16);
 
 // Stats: u32 words, layout in layout.ts (shared with the host). A block per radio: Wi-Fi at 0, BLE at 32.
 const STATS: usize = memory.data(<i32>STATS_BYTES, 16);
+// Live block (layout.ts): frames per channel and address slots per dBm of the open window.
+const LIVE: usize = memory.data(<i32>LIVE_BYTES, 16);
 // @ts-ignore: decorator
 @inline const R_FRAMES: usize = STAT_FRAMES;
 // @ts-ignore: decorator
@@ -71,6 +74,21 @@ export function stats_ptr(): usize {
   return STATS;
 }
 
+/** The live block (layout.ts): counts per channel and per dBm of the open window. */
+export function live_ptr(): usize {
+  return LIVE;
+}
+
+/** The live-block slot of a Wi-Fi frequency in MHz: 2.4, 5 and 6 GHz channel numbers, else unknown. */
+// @ts-ignore: decorator
+@inline function wifiChannelSlot(mhz: i32): u32 {
+  if (mhz == 2484) return 14;
+  if (mhz >= 2407 && mhz <= 2482 && (mhz - 2407) % 5 == 0) return <u32>((mhz - 2407) / 5);
+  if (mhz >= 5000 && mhz < 6000 && (mhz - 5000) % 5 == 0 && (mhz - 5000) / 5 < 200) return 16 + <u32>((mhz - 5000) / 5);
+  if (mhz > 5950 && mhz <= 7145 && (mhz - 5950) % 5 == 0) return 216 + <u32>((mhz - 5950) / 5);
+  return LIVE_WIFI_CHANNELS - 1;
+}
+
 /**
  * Opens a window with the 32 bytes at key_ptr(). The key is compressed into the chain value after
  * the key block and the key bytes are wiped at once. flags bit 0: ignore Wi-Fi FCS failures.
@@ -80,6 +98,7 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   countWipe();
   estimatorBegin(rssiMinDbm);
   memory.fill(STATS, 0, STATS_BYTES);
+  memory.fill(LIVE, 0, LIVE_BYTES);
   setKey(KEY);
   memory.fill(KEY, 0, KEY_BYTES);
   ignoreFcs = (flags & FLAG_IGNORE_FCS) != 0;
@@ -96,6 +115,8 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
 // @ts-ignore: decorator
 @inline function countSlot(radio: u32, r: u32, slot: usize, stats: usize, t: f64): void {
   const rssi = <i32>load<i8>(slot, 7);
+  const bucket: u32 = rssi == <i32>RSSI_UNKNOWN ? 0 : rssi >= 0 ? 128 : <u32>(rssi + 128);
+  bump(LIVE + (r == 0 ? LIVE_RSSI_WIFI : LIVE_RSSI_BLE) + (<usize>bucket << 2), 1);
   if (rssi != <i32>RSSI_UNKNOWN && rssi < rssiMin) {
     bump(stats + R_WEAK, 1);
     return;
@@ -157,6 +178,12 @@ export function ingest(count: u32): u32 {
       const r: u32 = radio == RADIO_WIFI ? 0 : 1;
       const stats = STATS + <usize>(r * STATS_RADIO_STRIDE);
       bump(stats + R_FRAMES, 1);
+      const ch = frameChannel;
+      const chSlot: u32 =
+        radio == RADIO_WIFI
+          ? (ch == CHANNEL_UNKNOWN ? LIVE_WIFI_CHANNELS - 1 : wifiChannelSlot(ch))
+          : (ch >= 0 && ch < 40 ? <u32>ch : LIVE_BLE_CHANNELS - 1);
+      bump(LIVE + (radio == RADIO_WIFI ? LIVE_WIFI_CHANNEL : LIVE_BLE_CHANNEL) + (<usize>chSlot << 2), 1);
       const status = frameStatus;
       if (status == STATUS_ACCEPTED) {
         const k = resultCount;
@@ -191,6 +218,7 @@ export function window_end(): void {
     store<u32>(stats + STAT_EXACT, countIsExact(r) ? 1 : 0);
   }
   store<u32>(STATS + S_OPEN, 0);
+  memory.fill(LIVE, 0, LIVE_BYTES);
   memory.fill(KEY, 0, KEY_BYTES);
   wipeKey();
   countWipe();

@@ -23,6 +23,23 @@ export const STAT_UNSUPPORTED = 64;
 export const STAT_BATCH_ERRORS = 68;
 export const STAT_OPEN = 72;
 
+/**
+ * Live block at live_ptr(): u32 counters of the open window, for a gateway's own page (counts per
+ * bucket only, never per device). Zeroed by window_begin and by window_end. Frames per Wi-Fi
+ * channel (every frame of the radio): slots 0..15 the 2.4 GHz channels, 16 + n the 5 GHz channel
+ * n (0..199), 216 + n the 6 GHz channel n (0..239), then one slot for an unknown channel. Frames per
+ * BLE channel index 0..39, then unknown. Address slots (accepted, weak ones included) per signal:
+ * one histogram per radio, slot 0 unknown, slot d + 128 for d dBm (-127..-1), slot 128 for 0 dBm and above.
+ */
+export const LIVE_WIFI_CHANNELS = 457;
+export const LIVE_BLE_CHANNELS = 41;
+export const LIVE_RSSI_SLOTS = 129;
+export const LIVE_WIFI_CHANNEL = 0;
+export const LIVE_BLE_CHANNEL = LIVE_WIFI_CHANNEL + 4 * LIVE_WIFI_CHANNELS;
+export const LIVE_RSSI_WIFI = LIVE_BLE_CHANNEL + 4 * LIVE_BLE_CHANNELS;
+export const LIVE_RSSI_BLE = LIVE_RSSI_WIFI + 4 * LIVE_RSSI_SLOTS;
+export const LIVE_BYTES = LIVE_RSSI_BLE + 4 * LIVE_RSSI_SLOTS;
+
 /** Batch record header: link type u32 at 0, caplen u32 at 4, capture time f64 (ms) at 8. */
 export const RECORD_HEADER_BYTES = 16;
 export const RECORD_LINKTYPE = 0;

@@ -7,7 +7,7 @@
 // match the header's lengths (Wireshark does not dissect the packet otherwise; neither do we).
 
 import { u8at, le16 } from './bytes';
-import { STATUS_IGNORED, STATUS_REJECTED } from './results';
+import { STATUS_IGNORED, STATUS_REJECTED, setFrameChannel } from './results';
 import { parseLinkLayer, CRC_OK, CRC_BAD } from './ble';
 
 const LL_OFFSET: u32 = 17;
@@ -42,6 +42,8 @@ export function parseNordic(ptr: usize, len: u32): u32 {
   if (version < 3 && id != PACKET_ID_DATA) return STATUS_IGNORED; // not an EVENT_PACKET
   const flags = u8at(ptr + 8);
   const rssi: i32 = -<i32>u8at(ptr + 10);
+  const channel = <i32>u8at(ptr + 9);
+  if (channel <= 39) setFrameChannel(channel);
   const coded = ((flags >>> 4) & 7) == PHY_CODED;
   return parseLinkLayer(ptr + LL_OFFSET, len - LL_OFFSET, flags & 1 ? CRC_OK : CRC_BAD, coded, rssi);
 }

@@ -8,7 +8,7 @@
 //   127: radiotap.
 
 import { u8at, le16, le32, alignUp } from './bytes';
-import { RADIO_BLE, RADIO_NONE, RADIO_WIFI, RSSI_UNKNOWN, STATUS_IGNORED, STATUS_REJECTED } from './results';
+import { RADIO_BLE, RADIO_NONE, RADIO_WIFI, RSSI_UNKNOWN, STATUS_IGNORED, STATUS_REJECTED, setFrameChannel } from './results';
 import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
 import { parse80211 } from './ieee80211';
 import { parseRadiotap } from './radiotap';
@@ -48,6 +48,8 @@ export function parsePpi(ptr: usize, len: u32, ignoreFcs: bool): u32 {
       hasFcs = (flags & COMMON_FLAG_FCS) != 0;
       fcsBad = (flags & COMMON_FLAG_BAD_FCS) != 0;
       rssi = <i32>load<i8>(ptr + data + 18);
+      const freq = <i32>le16(ptr + data + 12);
+      if (freq != 0) setFrameChannel(freq);
     }
     o = data + flen;
     if (aligned) o = alignUp(o, 4);

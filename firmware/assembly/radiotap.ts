@@ -1,10 +1,11 @@
 // Radiotap (link type 127): walks every present bitmap (extended by bit 31, namespaces switched by
 // bits 29/30), aligns each field naturally relative to the header start, reads the flags (FCS at
-// end 0x10, bad FCS 0x40) and the antenna signal in dBm, then hands the 802.11 frame on.
+// end 0x10, bad FCS 0x40), the channel's frequency and the antenna signal in dBm, then hands the
+// 802.11 frame on.
 // Reference: https://www.radiotap.org/fields/defined
 
 import { u8at, le16, le32, alignUp } from './bytes';
-import { STATUS_REJECTED } from './results';
+import { STATUS_REJECTED, setFrameChannel } from './results';
 import { parse80211 } from './ieee80211';
 
 export const RADIOTAP_FLAG_FCS: u32 = 0x10;
@@ -88,6 +89,7 @@ function walk(ptr: usize, hdrLen: u32): bool {
         off = alignUp(off, align);
         if (off + size > hdrLen) return false;
         if (index == 1) rtFlags = u8at(ptr + off);
+        else if (index == 3) setFrameChannel(<i32>le16(ptr + off));
         else if (index == 5 && !haveSignal) {
           rtSignal = <i32>load<i8>(ptr + off);
           haveSignal = true;

@@ -41,9 +41,19 @@ export let resultCount: u32 = 0;
   return RESULTS;
 }
 
-/** Forgets the slots of the previous frame (their bytes stay until the next write or the wipe). */
+/** The channel the current frame was heard on: Wi-Fi in MHz, BLE as its channel index 0..39; CHANNEL_UNKNOWN when the encapsulation says none. */
+export const CHANNEL_UNKNOWN: i32 = -1;
+export let frameChannel: i32 = CHANNEL_UNKNOWN;
+
+/** Sets the current frame's channel (Wi-Fi: frequency in MHz; BLE: channel index). */
+export function setFrameChannel(ch: i32): void {
+  frameChannel = ch;
+}
+
+/** Forgets the slots of the previous frame (their bytes stay until the next write or the wipe) and its channel. */
 export function resetResults(): void {
   resultCount = 0;
+  frameChannel = CHANNEL_UNKNOWN;
 }
 
 /** Zeroes every result slot (called when a window ends). */

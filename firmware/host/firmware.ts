@@ -33,6 +33,7 @@ export interface FirmwareExports {
   batch_capacity(): number;
   key_ptr(): number;
   stats_ptr(): number;
+  live_ptr(): number;
   window_begin(flags: number, rssiMinDbm: number): void;
   window_span(startMs: number, endMs: number): void;
   subwindow_ms(): number;
@@ -85,6 +86,34 @@ export interface LiveCounts {
   unsupported: number;
 }
 
+/**
+ * Counts per bucket for a gateway's own page (never per device): frames per channel since the
+ * firmware was loaded, and the open window's address slots per dBm (layout.ts, the live block).
+ */
+export interface LiveStats {
+  /** Frames per Wi-Fi channel slot (channelName('wifi', i) names slot i). */
+  wifiChannels: Float64Array;
+  /** Frames per BLE channel index 0..39, then unknown. */
+  bleChannels: Float64Array;
+  /** Open window: address slots per signal, slot 0 unknown, slot d + 128 for d dBm, slot 128 for 0 dBm and above. */
+  rssiWifi: Uint32Array;
+  rssiBle: Uint32Array;
+}
+
+/** The name of a live-block channel slot: "2.4 GHz 6", "5 GHz 36", "6 GHz 5", "BLE 37", or "unknown". */
+export function channelName(radio: 'wifi' | 'ble', slot: number): string {
+  if (radio === 'ble') return slot < 40 ? `BLE ${slot}` : 'unknown';
+  if (slot < 16) return `2.4 GHz ${slot}`;
+  if (slot < 216) return `5 GHz ${slot - 16}`;
+  if (slot < layout.LIVE_WIFI_CHANNELS - 1) return `6 GHz ${slot - 216}`;
+  return 'unknown';
+}
+
+/** The dBm value of a histogram slot (null: unknown; 0 stands for 0 dBm and above). */
+export function rssiOfSlot(slot: number): number | null {
+  return slot === 0 ? null : slot - 128;
+}
+
 const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP, LINKTYPE.PPI]);
 const BLE_LINKTYPES = new Set<number>([LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, LINKTYPE.NORDIC_BLE]);
 
@@ -111,6 +140,9 @@ export class Firmware {
   private readonly dv: DataView;
   private readonly batch: number;
   private readonly stats: number;
+  private readonly live: number;
+  /** Frames per channel of the windows already closed (the live block is zeroed when a window ends). */
+  private readonly channelsClosed = { wifi: new Float64Array(layout.LIVE_WIFI_CHANNELS), ble: new Float64Array(layout.LIVE_BLE_CHANNELS) };
   private offset = 0;
   private pending = 0;
   private open = false;
@@ -123,6 +155,7 @@ export class Firmware {
     this.dv = new DataView(exports.memory.buffer);
     this.batch = exports.batch_ptr();
     this.stats = exports.stats_ptr();
+    this.live = exports.live_ptr();
     this.batchCapacity = exports.batch_capacity();
     this.memoryBytes = exports.memory.buffer.byteLength;
     this.tableLimit = exports.table_limit();
@@ -265,6 +298,20 @@ export class Firmware {
     };
   }
 
+  /** Frames per channel since load and the open window's signal histogram (flushes the batch first). */
+  liveStats(): LiveStats {
+    if (this.open) this.flush();
+    const u32 = (off: number, n: number) => new Uint32Array(this.u8.buffer.slice(this.live + off, this.live + off + 4 * n));
+    const wifi = u32(layout.LIVE_WIFI_CHANNEL, layout.LIVE_WIFI_CHANNELS);
+    const ble = u32(layout.LIVE_BLE_CHANNEL, layout.LIVE_BLE_CHANNELS);
+    return {
+      wifiChannels: this.channelsClosed.wifi.map((v, i) => v + wifi[i]!),
+      bleChannels: this.channelsClosed.ble.map((v, i) => v + ble[i]!),
+      rssiWifi: u32(layout.LIVE_RSSI_WIFI, layout.LIVE_RSSI_SLOTS),
+      rssiBle: u32(layout.LIVE_RSSI_BLE, layout.LIVE_RSSI_SLOTS),
+    };
+  }
+
   /**
    * Ingests what is left, closes the window and returns its counts. The module wipes the key
    * state, every hash, the sketches, the parser's result slots and the batch buffer.
@@ -272,6 +319,14 @@ export class Firmware {
   endWindow(): FirmwareWindowCounts {
     if (!this.open) throw new Error('firmware: no window is open; call beginWindow() first');
     this.flush();
+    // the channel counts carry on across windows (window_end zeroes the live block)
+    for (const [key, off] of [
+      ['wifi', layout.LIVE_WIFI_CHANNEL],
+      ['ble', layout.LIVE_BLE_CHANNEL],
+    ] as const) {
+      const acc = this.channelsClosed[key];
+      for (let i = 0; i < acc.length; i++) acc[i] += this.dv.getUint32(this.live + off + 4 * i, true);
+    }
     this.exports.window_end();
     this.open = false;
     return statsOf(this.dv, this.stats, this.oversize);
