@@ -8,7 +8,7 @@
 //   ./messages.ts  pure: topic + payload -> points (line protocol) or a rejection with a reason
 //   ./pipeline.ts  batches, writes to the sink (./writer.ts) with retries; a promise per batch
 //   ./liveness.ts  gateways heard from and gateways gone silent
-//   ./health.ts    /healthz, /metrics
+//   ./health.ts    /healthz, /metrics, and the page of recent writes (./web.ts, ./recent.ts)
 //   ./reject-log.ts  rate limit of the "message rejected" log lines
 // A message's handler returns the promise of the batch holding its points; the intake acknowledges
 // in arrival order once it resolves. The broker limits unacknowledged messages (MQTT 5 receive
@@ -18,7 +18,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { createLogger } from '../scripts/lib/log.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
-import type { Calibration } from './calibration/apply.ts';
+import { windowPeople, type Calibration } from './calibration/apply.ts';
+import { RecentWrites } from './recent.ts';
 import { classify, type Classified } from './messages.ts';
 import { createSink, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
@@ -70,6 +71,8 @@ export class Aggregator extends EventEmitter {
   private readonly rejectLog: RejectLog;
   /** Registry, limit on unregistered gateways, conflict memory (./registry.ts). */
   readonly identity: GatewayIdentity;
+  /** What was written recently, for the page at / (./recent.ts); null when the page is off. */
+  readonly recent: RecentWrites | null;
   private http: HealthServer | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -90,6 +93,7 @@ export class Aggregator extends EventEmitter {
     this.rejectLog = new RejectLog(this.log, opts.rejectLog);
     this.identity = new GatewayIdentity(this.config.gateways, this.log);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
+    this.recent = this.config.http.port !== null && this.config.http.page ? new RecentWrites({ maxAgeMs: this.config.http.history }) : null;
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
     this.pipeline.on('dropped', (points, reason) => this.emit('dropped', points, reason));
@@ -97,7 +101,7 @@ export class Aggregator extends EventEmitter {
       this.config.missingAfterWindows,
       this.log,
       this.metrics,
-      (lines) => this.pipeline.addPoints(lines),
+      (lines, site, gateway, windows) => this.pipeline.addPoints(lines, this.recent ? () => this.recent!.missing(site, gateway, windows) : undefined),
       (site, gateway) => this.emit('missing', site, gateway),
     );
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload) => this.onMessage(topic, payload));
@@ -200,11 +204,18 @@ export class Aggregator extends EventEmitter {
       this.emit('rejected', r.reason, topic);
       return undefined;
     }
+    const recent = this.recent;
     if (r.kind === 'counts') {
-      this.liveness.seen(r.message.site, r.message.gateway, r.windowMs, r.message.complete, now);
-      return this.pipeline.addMessage(r.lines);
+      const m = r.message;
+      this.liveness.seen(m.site, m.gateway, r.windowMs, m.complete, now);
+      if (!recent) return this.pipeline.addMessage(r.lines);
+      // The people that went into the points (classify used the same calibration just now).
+      const cal = this.calibration;
+      const people = cal ? windowPeople(cal, m, cal.radio, m[cal.radio]) : null;
+      return this.pipeline.addMessage(r.lines, () => recent.counts(m, people));
     }
-    return this.pipeline.addMessage(r.lines);
+    const m = r.message;
+    return this.pipeline.addMessage(r.lines, recent ? () => recent.status(m) : undefined);
   }
 
   /** Records gateways silent for missingAfterWindows window lengths (runs every missingCheckInterval). */

@@ -88,7 +88,14 @@ export interface AggregatorConfig {
     /** Largest pause (ms) between write retries. */
     maxRetryDelay: number;
   };
-  http: { port: number | null; host: string };
+  http: {
+    port: number | null;
+    host: string;
+    /** Serve the page of recent writes at / (with /api/recent and /api/events). */
+    page: boolean;
+    /** How far back (ms) before each zone's newest window the page keeps windows. */
+    history: number;
+  };
   /** Windows starting more than this (ms) ahead of the clock are rejected. */
   maxAhead: number;
   /** A gateway silent for this many window lengths is recorded as missing. */
@@ -356,6 +363,23 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
   },
   {
+    key: 'http.page',
+    schema: { type: 'boolean' },
+    default: true,
+    flag: '--http-page <on|off>',
+    hint: 'must be on or off (true or false in a file)',
+    fromText: (t) => (/^(on|true|yes|1)$/i.test(t.trim()) ? true : /^(off|false|no|0)$/i.test(t.trim()) ? false : t),
+    description:
+      "serve, on the same port, a web page at / of what the aggregator wrote recently (people or devices per zone over time, the gateways' states) with its JSON at /api/recent and live updates at /api/events (Server-Sent Events); off serves /healthz and /metrics only",
+  },
+  {
+    key: 'http.history',
+    duration: ms,
+    default: '24h',
+    flag: '--http-history <duration>',
+    description: "the page keeps, in memory, the windows of this long before each zone's newest one (at most 1440 per zone; a bare number is ms)",
+  },
+  {
     key: 'max_ahead',
     duration: ms,
     default: '5m',
@@ -509,6 +533,8 @@ export interface AggregatorFlags {
   maxBuffer?: string;
   httpPort?: string;
   httpHost?: string;
+  httpPage?: boolean;
+  httpHistory?: string;
   maxAhead?: string;
   logLevel?: string;
   logFormat?: string;
@@ -586,7 +612,7 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       maxBuffer: c.batch.max_buffer,
       maxRetryDelay: d(c.batch.max_retry_delay),
     },
-    http: { port: c.http.port === false ? null : c.http.port, host: c.http.host },
+    http: { port: c.http.port === false ? null : c.http.port, host: c.http.host, page: c.http.page, history: d(c.http.history) },
     maxAhead: d(c.max_ahead),
     missingAfterWindows: c.missing_after_windows,
     missingCheckInterval: d(c.missing_check_interval),

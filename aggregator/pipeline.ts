@@ -24,10 +24,15 @@ import type { AggregatorMetrics } from './health.ts';
 import { GATEWAY_STATUS, PRESENCE } from './messages.ts';
 import { classifyWriteError, dropReason, type DropReason, type Sink, type WriteFailure } from './writer.ts';
 
+/** Told once the points of one message (or of one addPoints call) are confirmed stored, all of them. */
+export type OnStored = () => void;
+
 interface Batch {
   lines: string[];
   /** Messages whose points are in `lines`. */
   messages: number;
+  /** Callbacks waiting for their lines to be stored (the recent-writes store, ./recent.ts). */
+  notes: Array<{ lines: readonly string[]; stored: OnStored }>;
   /** Resolves once the batch is written. */
   written: Promise<void>;
   resolve: () => void;
@@ -36,7 +41,7 @@ interface Batch {
 function newBatch(): Batch {
   let resolve!: () => void;
   const written = new Promise<void>((res) => (resolve = res));
-  return { lines: [], messages: 0, written, resolve };
+  return { lines: [], messages: 0, notes: [], written, resolve };
 }
 
 export interface PipelineEvents {
@@ -63,6 +68,9 @@ interface Stored {
   /** Points stored, by measurement. */
   written: Map<string, number>;
   dropped: Array<{ reason: DropReason; points: number; message: string }>;
+  /** Lines that are not surely stored: refused ones, and all lines of a partial write that refused
+   *  some without saying which. */
+  unsure: string[];
 }
 
 /** The measurement of a line of protocol (up to the first unescaped comma or space). */
@@ -74,6 +82,7 @@ function measurementOf(line: string): string {
 function merge(a: Stored, b: Stored): Stored {
   for (const [k, v] of b.written) a.written.set(k, (a.written.get(k) ?? 0) + v);
   a.dropped.push(...b.dropped);
+  a.unsure.push(...b.unsure);
   return a;
 }
 
@@ -83,7 +92,7 @@ function allWritten(lines: readonly string[]): Stored {
     const m = measurementOf(l);
     written.set(m, (written.get(m) ?? 0) + 1);
   }
-  return { written, dropped: [] };
+  return { written, dropped: [], unsure: [] };
 }
 
 /** One log line per reason per interval: the first drop at once, the rest summed up in the next line. */
@@ -157,18 +166,20 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
   }
 
   /** Adds the points of one message; the promise resolves once the batch holding them is written. */
-  addMessage(lines: readonly string[]): Promise<void> {
+  addMessage(lines: readonly string[], stored?: OnStored): Promise<void> {
     const batch = this.pending;
     for (const l of lines) batch.lines.push(l);
     batch.messages++;
+    if (stored) batch.notes.push({ lines, stored });
     this.flushSoon(batch.messages >= this.batch.size);
     return batch.written;
   }
 
   /** Adds points that belong to no message (gateway_status written by the aggregator itself); they
    *  go with the next batch, at the latest after flushInterval. */
-  addPoints(lines: readonly string[]): void {
+  addPoints(lines: readonly string[], stored?: OnStored): void {
     for (const l of lines) this.pending.lines.push(l);
+    if (stored) this.pending.notes.push({ lines, stored });
     this.flushSoon(false);
   }
 
@@ -228,7 +239,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
   private async write(batch: Batch): Promise<void> {
     // Abandoned before the write landed: `written` never resolves, so its messages are never
     // acknowledged and stay with the broker.
-    const stored = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [] };
+    const stored: Stored | null = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [], unsure: [] };
     if (!stored) return;
     let written = 0;
     for (const [measurement, n] of stored.written) {
@@ -252,6 +263,18 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
       this.emit('dropped', d.points, d.reason);
     }
     if (batch.messages) this.metrics.batchSize.observe(batch.messages);
+    if (batch.notes.length) {
+      // Only what the server surely stored is reported as written.
+      const unsure = stored.unsure.length ? new Set(stored.unsure) : null;
+      for (const n of batch.notes) {
+        if (unsure && n.lines.some((l) => unsure.has(l))) continue;
+        try {
+          n.stored();
+        } catch (e) {
+          this.log.error({ err: String(e) }, 'recording a written message failed'); // never stops the writes
+        }
+      }
+    }
     batch.resolve(); // the PUBACKs of its messages follow, in arrival order
     this.emit('written', written);
   }
@@ -286,7 +309,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           g.push(l);
         }
         if (groups.size > 1) {
-          let out: Stored = { written: new Map(), dropped: [] };
+          let out: Stored = { written: new Map(), dropped: [], unsure: [] };
           for (const g of groups.values()) {
             const r = await this.store(g);
             if (!r) return null;
@@ -298,6 +321,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         return {
           written: new Map([[measurementOf(lines[0]), lines.length - dropped]]),
           dropped: dropped ? [{ reason: f.reason, points: dropped, message: f.message }] : [],
+          unsure: dropped ? lines : [],
         };
       }
       if (f.kind === 'refused' || f.kind === 'too_large') {
@@ -305,7 +329,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         this.writesGoThrough();
         if (lines.length === 1) {
           const reason: DropReason = f.kind === 'too_large' ? 'too_large' : dropReason(f.message);
-          return { written: new Map(), dropped: [{ reason, points: 1, message: `${f.status ?? ''} ${f.message}`.trim() }] };
+          return { written: new Map(), dropped: [{ reason, points: 1, message: `${f.status ?? ''} ${f.message}`.trim() }], unsure: lines };
         }
         const mid = lines.length >>> 1;
         const a = await this.store(lines.slice(0, mid));

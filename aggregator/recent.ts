@@ -1,0 +1,316 @@
+// What the aggregator wrote recently, in memory and bounded, for its web page (./web.ts): per site
+// and zone the windows written (per radio the devices and the estimate, people with its interval
+// where the zone is calibrated, the simulator's truth when the demo supplies it), and per gateway
+// the state from its latest status written (and whether it is missing). It is filled when the
+// database has confirmed a message's points (./pipeline.ts calls back once they are surely stored),
+// never from what merely arrived: the page shows what the aggregator wrote. The aggregator holds
+// nothing per device, and neither does this: only the numbers of the written points.
+//
+// Bounds: per zone the windows of the last `maxAgeMs` before its newest one, at most `maxWindows`;
+// at most `maxZones` zones and `maxGateways` gateways (the least recently written go first).
+import { EventEmitter } from 'node:events';
+import type { CountsMessage, StatusMessage } from '../contract/index.ts';
+import type { People } from './calibration/apply.ts';
+
+export interface RadioValues {
+  devices: number;
+  estimate: number;
+}
+
+/** One window of a zone: over the zone's gateways, the largest value of each (as the dashboards' max()). */
+export interface ZoneWindow {
+  /** Window start (ms since the epoch). */
+  t: number;
+  /** Window length (ms), the longest among the zone's gateways. */
+  len: number;
+  /** False when a gateway's window was cut short. */
+  complete: boolean;
+  wifi: RadioValues;
+  ble: RadioValues;
+  /** Calibrated people with its interval (the gateway with the most); null: not calibrated. */
+  people: People | null;
+  /** Gateways whose points of this window were written. */
+  gateways: number;
+  /** The simulator's people present (time-averaged), when known (demo); null otherwise. */
+  truth: number | null;
+}
+
+export interface ZoneView {
+  site: string;
+  zone: string;
+  /** True when a window of the zone has people (a calibration covers it). */
+  calibrated: boolean;
+  windows: ZoneWindow[];
+}
+
+/** A gateway's state as written: its latest status point and its missing point. */
+export interface GatewayView {
+  site: string;
+  gateway: string;
+  zone: string | null;
+  /** online / offline from the latest status written; null before any. */
+  state: 'online' | 'offline' | null;
+  /** Time of that status (ms). */
+  status_at: number | null;
+  uptime_s: number | null;
+  queue_depth: number | null;
+  /** Sum over the gateway's sources. */
+  frames_per_s: number | null;
+  errors: number | null;
+  sources: number | null;
+  sources_failed: number | null;
+  /** Recorded by the aggregator as silent for missing_windows window lengths. */
+  missing: boolean;
+  missing_windows: number;
+  /** Start (ms) of the newest counts window written. */
+  last_window: number | null;
+  /** Wall-clock time (ms) this gateway's latest write was confirmed. */
+  written_at: number;
+}
+
+export interface Snapshot {
+  /** Format of this JSON (the page checks it). */
+  format: 'presence-recent/1';
+  /** Wall-clock time of the snapshot (ms). */
+  now: number;
+  zones: ZoneView[];
+  gateways: GatewayView[];
+}
+
+export interface RecentOptions {
+  /** Windows older than this before a zone's newest window are dropped (default 24 h). */
+  maxAgeMs?: number;
+  /** Windows kept per zone (default 1440: a day of 1-minute windows). */
+  maxWindows?: number;
+  maxZones?: number;
+  maxGateways?: number;
+}
+
+export interface RecentEvents {
+  /** A window of a zone was written (or its truth became known). */
+  window: [site: string, zone: string, window: ZoneWindow, calibrated: boolean];
+  gateway: [gateway: GatewayView];
+}
+
+interface GatewayWindow {
+  len: number;
+  complete: boolean;
+  wifi: RadioValues;
+  ble: RadioValues;
+  people: People | null;
+}
+
+interface Zone {
+  site: string;
+  zone: string;
+  calibrated: boolean;
+  /** Window start -> gateway -> what was written. */
+  windows: Map<number, Map<string, GatewayWindow>>;
+  /** Window starts, ascending. */
+  order: number[];
+  truth: Map<number, number>;
+  touched: number;
+}
+
+/** Index of the first element >= x in ascending `a`. */
+function lowerBound(a: number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const key = (site: string, name: string) => `${site}/${name}`;
+
+export class RecentWrites extends EventEmitter<RecentEvents> {
+  private readonly zones = new Map<string, Zone>();
+  private readonly gateways = new Map<string, GatewayView>();
+  readonly maxAgeMs: number;
+  readonly maxWindows: number;
+  readonly maxZones: number;
+  readonly maxGateways: number;
+
+  constructor(o: RecentOptions = {}) {
+    super();
+    this.maxAgeMs = o.maxAgeMs ?? 24 * 3600_000;
+    this.maxWindows = o.maxWindows ?? 1440;
+    this.maxZones = o.maxZones ?? 500;
+    this.maxGateways = o.maxGateways ?? 2000;
+  }
+
+  private zoneOf(site: string, name: string, now: number): Zone {
+    const k = key(site, name);
+    let z = this.zones.get(k);
+    if (!z) {
+      if (this.zones.size >= this.maxZones) this.evictOldest(this.zones);
+      z = { site, zone: name, calibrated: false, windows: new Map(), order: [], truth: new Map(), touched: now };
+      this.zones.set(k, z);
+    }
+    z.touched = now;
+    return z;
+  }
+
+  private evictOldest<T extends { touched?: number; written_at?: number }>(m: Map<string, T>): void {
+    let oldest: string | null = null;
+    let at = Infinity;
+    for (const [k, v] of m) {
+      const t = v.touched ?? v.written_at ?? 0;
+      if (t < at) {
+        at = t;
+        oldest = k;
+      }
+    }
+    if (oldest !== null) m.delete(oldest);
+  }
+
+  private gatewayOf(site: string, gateway: string, now: number): GatewayView {
+    const k = key(site, gateway);
+    let g = this.gateways.get(k);
+    if (!g) {
+      if (this.gateways.size >= this.maxGateways) this.evictOldest(this.gateways);
+      g = {
+        site,
+        gateway,
+        zone: null,
+        state: null,
+        status_at: null,
+        uptime_s: null,
+        queue_depth: null,
+        frames_per_s: null,
+        errors: null,
+        sources: null,
+        sources_failed: null,
+        missing: false,
+        missing_windows: 0,
+        last_window: null,
+        written_at: now,
+      };
+      this.gateways.set(k, g);
+    }
+    g.written_at = now;
+    return g;
+  }
+
+  /** The points of a counts message were written; `people` is what went into the calibrated radio's
+   *  point (null: none). */
+  counts(m: CountsMessage, people: People | null, now = Date.now()): void {
+    const t = Date.parse(m.start);
+    const len = Date.parse(m.end) - t;
+    const z = this.zoneOf(m.site, m.zone, now);
+    const newest = z.order.length ? z.order[z.order.length - 1] : -Infinity;
+    if (t < newest - this.maxAgeMs) return; // older than what is kept
+    let w = z.windows.get(t);
+    if (!w) {
+      w = new Map();
+      z.windows.set(t, w);
+      z.order.splice(lowerBound(z.order, t), 0, t);
+    }
+    w.set(m.gateway, {
+      len,
+      complete: m.complete,
+      wifi: { devices: m.wifi.devices, estimate: m.wifi.estimate },
+      ble: { devices: m.ble.devices, estimate: m.ble.estimate },
+      people,
+    });
+    if (people) z.calibrated = true;
+    this.prune(z);
+    const g = this.gatewayOf(m.site, m.gateway, now);
+    g.zone = m.zone;
+    g.last_window = Math.max(g.last_window ?? -Infinity, t);
+    if (z.windows.has(t)) this.emit('window', z.site, z.zone, this.window(z, t)!, z.calibrated);
+    this.emit('gateway', { ...g });
+  }
+
+  /** A status message's point was written. */
+  status(m: StatusMessage, now = Date.now()): void {
+    const g = this.gatewayOf(m.site, m.gateway, now);
+    if (m.zone) g.zone = m.zone;
+    g.state = m.state;
+    g.status_at = m.ts ? Date.parse(m.ts) : now;
+    g.uptime_s = m.uptime_s ?? null;
+    g.queue_depth = m.queue_depth ?? null;
+    if (m.sources) {
+      let fps = 0;
+      let errors = 0;
+      let failed = 0;
+      for (const s of m.sources) {
+        fps += s.frames_per_s;
+        errors += s.errors;
+        if (s.state === 'failed') failed++;
+      }
+      g.frames_per_s = fps;
+      g.errors = errors;
+      g.sources = m.sources.length;
+      g.sources_failed = failed;
+    } else {
+      g.frames_per_s = g.errors = g.sources = g.sources_failed = null;
+    }
+    this.emit('gateway', { ...g });
+  }
+
+  /** The aggregator's own missing (windows > 0) or back (0) point of a gateway was written. */
+  missing(site: string, gateway: string, windows: number, now = Date.now()): void {
+    const g = this.gatewayOf(site, gateway, now);
+    g.missing = windows > 0;
+    g.missing_windows = windows;
+    this.emit('gateway', { ...g });
+  }
+
+  /** The simulator's people present in a zone's window (the demo); shown beside the written values. */
+  truth(site: string, zone: string, t: number, people: number, now = Date.now()): void {
+    const z = this.zoneOf(site, zone, now);
+    z.truth.set(t, people);
+    if (z.truth.size > this.maxWindows * 4) z.truth.delete(z.truth.keys().next().value!);
+    if (z.windows.has(t)) this.emit('window', z.site, z.zone, this.window(z, t)!, z.calibrated);
+  }
+
+  private prune(z: Zone): void {
+    const newest = z.order[z.order.length - 1];
+    let drop = 0;
+    while (drop < z.order.length && (z.order[drop] < newest - this.maxAgeMs || z.order.length - drop > this.maxWindows)) drop++;
+    if (!drop) return;
+    for (const t of z.order.slice(0, drop)) {
+      z.windows.delete(t);
+      z.truth.delete(t);
+    }
+    z.order.splice(0, drop);
+  }
+
+  private window(z: Zone, t: number): ZoneWindow | null {
+    const w = z.windows.get(t);
+    if (!w) return null;
+    const out: ZoneWindow = {
+      t,
+      len: 0,
+      complete: true,
+      wifi: { devices: 0, estimate: 0 },
+      ble: { devices: 0, estimate: 0 },
+      people: null,
+      gateways: w.size,
+      truth: z.truth.get(t) ?? null,
+    };
+    for (const g of w.values()) {
+      out.len = Math.max(out.len, g.len);
+      out.complete &&= g.complete;
+      for (const r of ['wifi', 'ble'] as const) {
+        out[r].devices = Math.max(out[r].devices, g[r].devices);
+        out[r].estimate = Math.max(out[r].estimate, g[r].estimate);
+      }
+      if (g.people && (!out.people || g.people.value > out.people.value)) out.people = { ...g.people };
+    }
+    return out;
+  }
+
+  snapshot(now = Date.now()): Snapshot {
+    const zones = [...this.zones.values()]
+      .filter((z) => z.order.length > 0)
+      .sort((a, b) => a.site.localeCompare(b.site) || a.zone.localeCompare(b.zone))
+      .map((z) => ({ site: z.site, zone: z.zone, calibrated: z.calibrated, windows: z.order.map((t) => this.window(z, t)!) }));
+    const gateways = [...this.gateways.values()].sort((a, b) => a.site.localeCompare(b.site) || a.gateway.localeCompare(b.gateway)).map((g) => ({ ...g }));
+    return { format: 'presence-recent/1', now, zones, gateways };
+  }
+}

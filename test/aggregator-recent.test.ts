@@ -1,0 +1,92 @@
+// The aggregator's memory of what it wrote recently (aggregator/recent.ts), the data of its page:
+// per zone the largest value among its gateways per window, people only where calibrated, the
+// gateways' states, and its bounds.
+import { describe, expect, it } from 'vitest';
+import { RecentWrites, type ZoneWindow } from '../aggregator/recent.ts';
+import { status, window } from './aggregator-helpers.ts';
+
+const T0 = Date.parse('2026-04-27T12:00:00Z');
+const MIN = 60_000;
+
+describe('recent writes', () => {
+  it('keeps per zone and window the largest value among the gateways, people with its interval', () => {
+    const r = new RecentWrites();
+    const a = window('s', 'gw-a', 1, T0, MIN, 'west');
+    const b = window('s', 'gw-b', 2, T0, MIN, 'west');
+    b.wifi.estimate = a.wifi.estimate + 5;
+    b.ble.devices = 1;
+    r.counts(a, { value: 10, low: 8, high: 12 });
+    r.counts(b, { value: 14, low: 11, high: 17 });
+    r.counts(window('s', 'gw-c', 3, T0, MIN, 'east'), null);
+    const snap = r.snapshot();
+    expect(snap.format).toBe('presence-recent/1');
+    expect(snap.zones.map((z) => [z.zone, z.calibrated])).toEqual([
+      ['east', false],
+      ['west', true],
+    ]);
+    const w = snap.zones[1].windows[0];
+    expect(w).toMatchObject({ t: T0, len: MIN, gateways: 2, truth: null, people: { value: 14, low: 11, high: 17 } });
+    expect(w.wifi.estimate).toBe(b.wifi.estimate);
+    expect(w.ble.devices).toBe(a.ble.devices);
+    expect(snap.zones[0].windows[0].people).toBeNull();
+    expect(snap.gateways.map((g) => [g.gateway, g.zone, g.last_window])).toEqual([
+      ['gw-a', 'west', T0],
+      ['gw-b', 'west', T0],
+      ['gw-c', 'east', T0],
+    ]);
+  });
+
+  it('emits each written window and gateway, and the truth once known', () => {
+    const r = new RecentWrites();
+    const seen: Array<[string, ZoneWindow]> = [];
+    r.on('window', (_site, zone, w) => seen.push([zone, w]));
+    const gws: string[] = [];
+    r.on('gateway', (g) => gws.push(`${g.gateway}:${g.state}:${g.missing}`));
+    r.counts(window('s', 'gw-a', 1, T0, MIN, 'west'), null);
+    r.truth('s', 'west', T0, 42.5);
+    r.truth('s', 'west', T0 + MIN, 43); // not written yet: kept for later, no event
+    r.counts(window('s', 'gw-a', 2, T0 + MIN, MIN, 'west'), null);
+    r.status(status('s', 'gw-a'));
+    r.missing('s', 'gw-a', 3);
+    expect(seen.map(([, w]) => [w.t, w.truth])).toEqual([
+      [T0, null],
+      [T0, 42.5],
+      [T0 + MIN, 43],
+    ]);
+    expect(gws).toEqual(['gw-a:null:false', 'gw-a:null:false', 'gw-a:online:false', 'gw-a:online:true']);
+    const g = r.snapshot().gateways[0];
+    expect(g).toMatchObject({
+      state: 'online',
+      uptime_s: 12.5,
+      queue_depth: 3,
+      frames_per_s: 15,
+      errors: 3,
+      sources: 2,
+      sources_failed: 0,
+      missing_windows: 3,
+    });
+  });
+
+  it('is bounded: windows by age and number per zone, zones and gateways by number', () => {
+    const r = new RecentWrites({ maxAgeMs: 10 * MIN, maxWindows: 5, maxZones: 3, maxGateways: 4 });
+    for (let i = 0; i < 20; i++) r.counts(window('s', 'gw-a', i, T0 + i * MIN, MIN, 'west'), null);
+    expect(r.snapshot().zones[0].windows.map((w) => (w.t - T0) / MIN)).toEqual([15, 16, 17, 18, 19]);
+    // A window from long before is not taken.
+    r.counts(window('s', 'gw-a', 99, T0 - 7 * 86400_000, MIN, 'west'), null);
+    expect(r.snapshot().zones[0].windows).toHaveLength(5);
+    const age = new RecentWrites({ maxAgeMs: 10 * MIN });
+    age.counts(window('s', 'gw-a', 0, T0 - 7 * 86400_000, MIN, 'west'), null); // last week's period first
+    age.counts(window('s', 'gw-a', 1, T0, MIN, 'west'), null);
+    expect(age.snapshot().zones[0].windows.map((w) => w.t)).toEqual([T0]);
+    for (let z = 0; z < 6; z++) r.counts(window('s', `gw-${z}`, 1, T0, MIN, `zone-${z}`), null, Date.now() + 1000 + z);
+    const snap = r.snapshot();
+    expect(snap.zones.map((z) => z.zone)).toEqual(['zone-3', 'zone-4', 'zone-5']);
+    expect(snap.gateways.map((g) => g.gateway)).toEqual(['gw-2', 'gw-3', 'gw-4', 'gw-5']);
+  });
+
+  it('windows arriving out of order are kept in time order', () => {
+    const r = new RecentWrites();
+    for (const i of [3, 1, 2, 0]) r.counts(window('s', 'gw-a', i, T0 + i * MIN, MIN, 'west'), null);
+    expect(r.snapshot().zones[0].windows.map((w) => (w.t - T0) / MIN)).toEqual([0, 1, 2, 3]);
+  });
+});
