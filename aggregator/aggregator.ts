@@ -19,7 +19,8 @@ import type { Logger } from 'pino';
 import { createLogger } from '../scripts/lib/log.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
 import { windowPeople, type Calibration } from './calibration/apply.ts';
-import { RecentWrites } from './recent.ts';
+import { RecentWrites, type RecentOptions } from './recent.ts';
+import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
 import { classify, type Classified } from './messages.ts';
 import { createSink, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
@@ -42,6 +43,10 @@ export interface AggregatorOptions {
   calibration?: Calibration | null;
   /** Rate limit of the "message rejected" log lines (default: 10 per minute, then a summary). */
   rejectLog?: RejectLogOptions;
+  /** Per-viewer bounds of the page's event stream (./web.ts). */
+  web?: AggregatorWebOptions;
+  /** Bounds of what the page keeps (./recent.ts); maxAgeMs defaults to http.history. */
+  recent?: RecentOptions;
 }
 
 export interface AggregatorStats {
@@ -74,6 +79,8 @@ export class Aggregator extends EventEmitter {
   /** What was written recently, for the page at / (./recent.ts); null when the page is off. */
   readonly recent: RecentWrites | null;
   private http: HealthServer | null = null;
+  /** The page at / (null when off). */
+  web: AggregatorWeb | null = null;
   private missingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   /** Received messages not yet added to the Prometheus counter (added per scrape, not per message). */
@@ -93,7 +100,7 @@ export class Aggregator extends EventEmitter {
     this.rejectLog = new RejectLog(this.log, opts.rejectLog);
     this.identity = new GatewayIdentity(this.config.gateways, this.log);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
-    this.recent = this.config.http.port !== null && this.config.http.page ? new RecentWrites({ maxAgeMs: this.config.http.history }) : null;
+    this.recent = this.config.http.port !== null && this.config.http.page ? new RecentWrites({ maxAgeMs: this.config.http.history, ...opts.recent }) : null;
     this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
     this.pipeline.on('dropped', (points, reason) => this.emit('dropped', points, reason));
@@ -144,6 +151,18 @@ export class Aggregator extends EventEmitter {
   async start(): Promise<void> {
     const { http } = this.config;
     if (http.port !== null) {
+      if (this.recent) {
+        const web = new AggregatorWeb(this.recent, http.host, { user: http.user, password: http.password, token: http.token }, this.opts.web);
+        this.web = web;
+        web.hub.on('connect', () => this.metrics.webViewers.set(web.hub.size));
+        web.hub.on('disconnect', () => this.metrics.webViewers.set(web.hub.size));
+        web.hub.on('drop', (_c, buffered) => {
+          this.metrics.webDropped.inc();
+          this.metrics.webViewers.set(web.hub.size);
+          this.log.debug({ buffered, limit: web.hub.maxBufferBytes }, 'page viewer fell behind; dropped');
+        });
+        if (!web.access.open) this.log.warn({ host: http.host }, `page not served: ${web.access.refusal}`);
+      }
       this.http = await startHealthServer(
         this.metrics,
         () => ({
@@ -156,6 +175,7 @@ export class Aggregator extends EventEmitter {
         }),
         http.port,
         http.host,
+        this.web ? (req, res) => this.web!.handle(req, res) : undefined,
       );
     }
     // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
@@ -172,6 +192,7 @@ export class Aggregator extends EventEmitter {
         gateways_registered: this.identity.registered,
         allow_unknown: this.config.gateways.allow_unknown,
         http: this.http ? `${http.host}:${this.httpPort}` : null,
+        page: this.web ? (this.web.access.open ? `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${this.httpPort}/` : 'refused') : null,
       },
       'aggregator starting',
     );
@@ -255,6 +276,7 @@ export class Aggregator extends EventEmitter {
     this.pipeline.abandon();
     await this.intake.end(!drained);
     await this.sink.close();
+    this.web?.close();
     await this.http?.close();
     this.rejectLog.flush();
     this.log.info(this.stats(), 'aggregator stopped');

@@ -23,6 +23,7 @@ import {
   type Renamed,
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
+import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
@@ -95,6 +96,10 @@ export interface AggregatorConfig {
     page: boolean;
     /** How far back (ms) before each zone's newest window the page keeps windows. */
     history: number;
+    /** Access to the page when not on loopback (scripts/lib/web.ts webAccess): basic auth and/or a bearer token. */
+    user?: string;
+    password?: string;
+    token?: string;
   };
   /** Windows starting more than this (ms) ahead of the clock are rejected. */
   maxAhead: number;
@@ -362,6 +367,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     flag: '--http-host <host>',
     description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
   },
+  ...webAuthOptionEntries('the aggregator page'),
   {
     key: 'http.page',
     schema: { type: 'boolean' },
@@ -533,7 +539,10 @@ export interface AggregatorFlags {
   maxBuffer?: string;
   httpPort?: string;
   httpHost?: string;
-  httpPage?: boolean;
+  httpPage?: string;
+  httpUser?: string;
+  httpPasswordFile?: string;
+  httpTokenFile?: string;
   httpHistory?: string;
   maxAhead?: string;
   logLevel?: string;
@@ -612,7 +621,15 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       maxBuffer: c.batch.max_buffer,
       maxRetryDelay: d(c.batch.max_retry_delay),
     },
-    http: { port: c.http.port === false ? null : c.http.port, host: c.http.host, page: c.http.page, history: d(c.http.history) },
+    http: {
+      port: c.http.port === false ? null : c.http.port,
+      host: c.http.host,
+      page: c.http.page,
+      history: d(c.http.history),
+      user: c.http.user,
+      password: secret(c.http.password, c.http.password_file, 'http.password_file'),
+      token: secret(c.http.token, c.http.token_file, 'http.token_file'),
+    },
     maxAhead: d(c.max_ahead),
     missingAfterWindows: c.missing_after_windows,
     missingCheckInterval: d(c.missing_check_interval),
@@ -628,8 +645,13 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
     },
   };
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
-  for (const section of [cfg.mqtt, cfg.influx] as unknown as Array<Record<string, unknown>>)
+  for (const section of [cfg.mqtt, cfg.influx, cfg.http] as unknown as Array<Record<string, unknown>>)
     for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
+  // The page's basic auth needs both halves (scripts/lib/web.ts webAccess).
+  if (cfg.http.user !== undefined && cfg.http.password === undefined)
+    throw new ConfigError(['http.user: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token'], where);
+  if (cfg.http.password !== undefined && cfg.http.user === undefined)
+    throw new ConfigError(['http.password: is set without http.user (--http-user); give both, or http.token'], where);
   // http://user:password@host: the credentials move out of the URL (fetch refuses such a URL).
   cfg.influx = influxCredentials(cfg.influx, cfg.influx.api);
   if (cfg.influx.url) {

@@ -1,6 +1,6 @@
-// /healthz and Prometheus /metrics for the aggregator. Each Aggregator has its own registry, so
+// /healthz and Prometheus /metrics for the aggregator (and, through `extra`, its page: ./web.ts). Each Aggregator has its own registry, so
 // several can run in one process (tests, demo).
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
 import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
@@ -62,6 +62,16 @@ export class AggregatorMetrics {
     help: 'Gateways currently silent for too long',
     registers: [this.registry],
   });
+  readonly webViewers = new Gauge({
+    name: 'presence_aggregator_web_viewers',
+    help: "Viewers connected to the page's event stream",
+    registers: [this.registry],
+  });
+  readonly webDropped = new Counter({
+    name: 'presence_aggregator_web_viewers_dropped_total',
+    help: 'Viewers of the page dropped because they fell behind (their unsent bytes passed the per-viewer bound)',
+    registers: [this.registry],
+  });
   readonly gatewaysKnown = new Gauge({ name: 'presence_aggregator_gateways_known', help: 'Gateways heard from since start', registers: [this.registry] });
 
   /** `beforeScrape` brings counters kept outside prom-client (per-message hot path) up to date. */
@@ -94,13 +104,23 @@ export interface HealthState {
 
 export type HealthServer = ListeningServer;
 
+/** A handler of further paths (the page, ./web.ts): true when it answered the request. */
+export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
  *  server refused points recently (they are dropped); 503 {"status":"unhealthy"} with the reasons
  *  when not connected to the broker or while writes fail. */
-export async function startHealthServer(metrics: AggregatorMetrics, state: () => HealthState, port: number, host: string): Promise<HealthServer> {
+export async function startHealthServer(
+  metrics: AggregatorMetrics,
+  state: () => HealthState,
+  port: number,
+  host: string,
+  extra?: ExtraRoutes,
+): Promise<HealthServer> {
   const server = createServer(async (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     try {
+      if (extra?.(req, res)) return;
       if (url === '/metrics') {
         metrics.sync();
         const body = await metrics.registry.metrics();
@@ -133,7 +153,7 @@ export async function startHealthServer(metrics: AggregatorMetrics, state: () =>
         );
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('not found: try /healthz or /metrics\n');
+        res.end(`not found: try ${extra ? '/ (the page), ' : ''}/healthz or /metrics\n`);
       }
     } catch (e) {
       res.writeHead(500, { 'content-type': 'text/plain' });

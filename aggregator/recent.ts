@@ -73,6 +73,8 @@ export interface Snapshot {
   format: 'presence-recent/1';
   /** Wall-clock time of the snapshot (ms). */
   now: number;
+  /** Windows older than this before a zone's newest are let go (the page does the same). */
+  history_ms: number;
   zones: ZoneView[];
   gateways: GatewayView[];
 }
@@ -84,6 +86,8 @@ export interface RecentOptions {
   maxWindows?: number;
   maxZones?: number;
   maxGateways?: number;
+  /** Windows starting before this (ms) are not kept (the demo: its week-earlier period). */
+  since?: number;
 }
 
 export interface RecentEvents {
@@ -108,7 +112,8 @@ interface Zone {
   windows: Map<number, Map<string, GatewayWindow>>;
   /** Window starts, ascending. */
   order: number[];
-  truth: Map<number, number>;
+  /** Window start -> the simulator's people and the window's end. */
+  truth: Map<number, { people: number; end: number }>;
   touched: number;
 }
 
@@ -133,6 +138,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   readonly maxWindows: number;
   readonly maxZones: number;
   readonly maxGateways: number;
+  readonly since: number;
 
   constructor(o: RecentOptions = {}) {
     super();
@@ -140,6 +146,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     this.maxWindows = o.maxWindows ?? 1440;
     this.maxZones = o.maxZones ?? 500;
     this.maxGateways = o.maxGateways ?? 2000;
+    this.since = o.since ?? -Infinity;
   }
 
   private zoneOf(site: string, name: string, now: number): Zone {
@@ -200,6 +207,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   counts(m: CountsMessage, people: People | null, now = Date.now()): void {
     const t = Date.parse(m.start);
     const len = Date.parse(m.end) - t;
+    if (t < this.since) return;
     const z = this.zoneOf(m.site, m.zone, now);
     const newest = z.order.length ? z.order[z.order.length - 1] : -Infinity;
     if (t < newest - this.maxAgeMs) return; // older than what is kept
@@ -260,12 +268,20 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     this.emit('gateway', { ...g });
   }
 
-  /** The simulator's people present in a zone's window (the demo); shown beside the written values. */
-  truth(site: string, zone: string, t: number, people: number, now = Date.now()): void {
+  /** The simulator's people present in a zone's window [t, end) (the demo); shown beside the
+   *  written window that starts in it (a window cut short starts after its truth window). */
+  truth(site: string, zone: string, t: number, end: number, people: number, now = Date.now()): void {
     const z = this.zoneOf(site, zone, now);
-    z.truth.set(t, people);
+    z.truth.set(t, { people, end });
     if (z.truth.size > this.maxWindows * 4) z.truth.delete(z.truth.keys().next().value!);
-    if (z.windows.has(t)) this.emit('window', z.site, z.zone, this.window(z, t)!, z.calibrated);
+    for (const w of z.windows.keys()) if (w >= t && w < end) this.emit('window', z.site, z.zone, this.window(z, w)!, z.calibrated);
+  }
+
+  private truthAt(z: Zone, t: number): number | null {
+    const exact = z.truth.get(t);
+    if (exact) return exact.people;
+    for (const [start, v] of z.truth) if (start <= t && t < v.end) return v.people;
+    return null;
   }
 
   private prune(z: Zone): void {
@@ -291,7 +307,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       ble: { devices: 0, estimate: 0 },
       people: null,
       gateways: w.size,
-      truth: z.truth.get(t) ?? null,
+      truth: this.truthAt(z, t),
     };
     for (const g of w.values()) {
       out.len = Math.max(out.len, g.len);
@@ -311,6 +327,6 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       .sort((a, b) => a.site.localeCompare(b.site) || a.zone.localeCompare(b.zone))
       .map((z) => ({ site: z.site, zone: z.zone, calibrated: z.calibrated, windows: z.order.map((t) => this.window(z, t)!) }));
     const gateways = [...this.gateways.values()].sort((a, b) => a.site.localeCompare(b.site) || a.gateway.localeCompare(b.gateway)).map((g) => ({ ...g }));
-    return { format: 'presence-recent/1', now, zones, gateways };
+    return { format: 'presence-recent/1', now, history_ms: this.maxAgeMs, zones, gateways };
   }
 }

@@ -43,8 +43,8 @@ describe('recent writes', () => {
     const gws: string[] = [];
     r.on('gateway', (g) => gws.push(`${g.gateway}:${g.state}:${g.missing}`));
     r.counts(window('s', 'gw-a', 1, T0, MIN, 'west'), null);
-    r.truth('s', 'west', T0, 42.5);
-    r.truth('s', 'west', T0 + MIN, 43); // not written yet: kept for later, no event
+    r.truth('s', 'west', T0, T0 + MIN, 42.5);
+    r.truth('s', 'west', T0 + MIN, T0 + 2 * MIN, 43); // not written yet: kept for later, no event
     r.counts(window('s', 'gw-a', 2, T0 + MIN, MIN, 'west'), null);
     r.status(status('s', 'gw-a'));
     r.missing('s', 'gw-a', 3);

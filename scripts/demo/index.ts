@@ -5,9 +5,10 @@
 //   table.ts     CountTable and the feed that fills it from the broker
 //   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
+// The page is the aggregator's own (aggregator/web.ts), on 127.0.0.1, fed the simulator's truth.
 import { exitUsage, isUsageError } from '../lib/usage.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { runDemo, type DemoOptions } from './run.ts';
+import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
 
 export { runDemo, type DemoOptions } from './run.ts';
 export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
@@ -59,9 +60,15 @@ export function registerDemo(program: Command): void {
       'radio whose estimate the people calibration maps: wifi, ble, or auto (the one that follows people better on the calibration run)',
       'auto',
     )
+    .option(
+      '--http-port <port|off>',
+      `port of the page on 127.0.0.1 (live charts of what the aggregator writes, the simulator's truth, the gateways' states); default ${DEMO_HTTP_PORT}, or a free port when it is taken; 0: any free port; off: no page`,
+    )
+    .option('--hold', 'after the run, keep serving the page until Ctrl-C (the default on a terminal)')
+    .option('--no-hold', 'exit at the end of the run (the default when the output is not a terminal)')
     .action(async (o: DemoOptions) => {
       try {
-        const r = await runDemo(o);
+        const r = await runDemo({ ...o, hold: o.hold ?? process.stdout.isTTY === true });
         process.exit(r.complete ? 0 : 1);
       } catch (e) {
         if (isUsageError(e)) exitUsage('demo', e);

@@ -31,6 +31,8 @@ export interface PeriodOptions {
   log: Logger;
   /** Called for each window a gateway closes (after it is queued on disk). */
   onWindow?: (m: CountsMessage) => void;
+  /** Called once the period is simulated (captures and ground truth made), before the gateways start. */
+  onSimulated?: (simulation: SimulateResult) => void;
 }
 
 export interface GatewayRun {
@@ -60,6 +62,7 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
     outDir: o.dir,
     ...(o.scale !== undefined ? { scale: o.scale } : {}),
   });
+  o.onSimulated?.(simulation);
   const gateways = simulation.gateways.map((g) => {
     const config = loadGatewayConfig(
       {

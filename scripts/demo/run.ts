@@ -35,7 +35,15 @@ export interface DemoOptions {
   logFormat?: string;
   /** Keep the simulated captures (deleted at the end by default). */
   keepPcaps?: boolean;
+  /** Port of the page (the aggregator's HTTP server on 127.0.0.1): a number (0: any free one), or
+   *  'off'. Default: 8464, or any free port when that one is taken. */
+  httpPort?: string;
+  /** After the run, keep serving the page until Ctrl-C (SIGINT/SIGTERM); default false. */
+  hold?: boolean;
 }
+
+/** The demo's page port when none is given; a free one is taken when it is in use. */
+export const DEMO_HTTP_PORT = 8464;
 
 function formatBytes(n: number): string {
   return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
@@ -72,16 +80,30 @@ function parseWindowS(text: string): number {
   return ms / 1000;
 }
 
-/** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file). */
-async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibration: DemoCalibration | null) {
+/** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file).
+ *  Its HTTP server (127.0.0.1) serves the page of what it wrote; windows before `sinceMs` (the
+ *  week-earlier period) are left out of the page. */
+async function startAggregator(
+  mqttUrl: string,
+  lp: string,
+  log: Logger,
+  calibration: DemoCalibration | null,
+  httpPort: string | undefined,
+  sinceMs: number,
+): Promise<{ aggregator: import('../../aggregator/aggregator.ts').Aggregator; toFile: boolean }> {
   const { loadConfig } = await import('../../aggregator/config.ts');
   const { Aggregator } = await import('../../aggregator/aggregator.ts');
+  const { HttpPortError } = await import('../lib/http.ts');
+  const port = httpPort ?? String(DEMO_HTTP_PORT);
+  if (!/^(\d+|off)$/.test(port) || (port !== 'off' && Number(port) > 65535))
+    throw new UsageError(`--http-port "${port}": must be a port number 0..65535 (0: any free port) or off`);
   const config = loadConfig(
     {
       mqttUrl,
       mqttVersion: '4',
       out: lp,
-      httpPort: 'off',
+      httpPort: port,
+      httpHost: '127.0.0.1',
       mqttClientId: 'presence-demo-aggregator',
       logLevel: 'info',
       ...(calibration ? { calibration: calibration.file } : {}),
@@ -102,8 +124,18 @@ async function startAggregator(mqttUrl: string, lp: string, log: Logger, calibra
     }
   }
   if (toFile && existsSync(lp)) rmSync(lp); // a fresh file per run
-  const aggregator = new Aggregator(config, { logger: log.child({ component: 'aggregator' }), calibration: calibration?.calibration ?? null });
-  await aggregator.start();
+  const make = (c: typeof config) =>
+    new Aggregator(c, { logger: log.child({ component: 'aggregator' }), calibration: calibration?.calibration ?? null, recent: { since: sinceMs } });
+  let aggregator = make(config);
+  try {
+    await aggregator.start();
+  } catch (e) {
+    await aggregator.stop(0).catch(() => {});
+    // The default port is taken (another demo, another program): any free port will do.
+    if (!(e instanceof HttpPortError) || httpPort !== undefined) throw e;
+    aggregator = make({ ...config, http: { ...config.http, port: 0 } });
+    await aggregator.start();
+  }
   return { aggregator, toFile };
 }
 
@@ -156,7 +188,7 @@ export async function runDemo(
   const broker = await new EmbeddedBroker().start(feed.onPublish);
   let started: Awaited<ReturnType<typeof startAggregator>>;
   try {
-    started = await startAggregator(broker.url, lp, log, cal);
+    started = await startAggregator(broker.url, lp, log, cal, opts.httpPort, startMs - windowS * 1000);
   } catch (e) {
     await broker.stop();
     throw e;
@@ -167,6 +199,11 @@ export async function runDemo(
     `presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`,
   );
   write(`aggregator writes to ${aggregator.sink.target}\n`);
+  const pageUrl = aggregator.httpPort !== null && aggregator.web ? `http://127.0.0.1:${aggregator.httpPort}/` : null;
+  if (pageUrl)
+    write(
+      `page: ${pageUrl}  (open it in a browser: people and devices per zone over time as the aggregator writes them, the simulator's truth beside them, the gateways' states${opts.hold ? '; it stays up after the run until Ctrl-C' : ''})\n`,
+    );
   try {
     if (opts.lastWeek) {
       write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
@@ -212,6 +249,20 @@ export async function runDemo(
       mqttUrl: broker.url,
       speed,
       log,
+      // The simulator's people present per zone and window (the largest among the zone's gateways,
+      // as the page shows the counts) go to the page beside what the aggregator writes.
+      onSimulated: (sim) => {
+        const recent = aggregator.recent;
+        if (!recent) return;
+        const best = new Map<string, { zone: string; t: number; end: number; people: number }>();
+        for (const w of sim.truth.windows) {
+          const t = Date.parse(w.start);
+          const k = `${w.zone} ${t}`;
+          const b = best.get(k);
+          if (!b || w.peopleMean > b.people) best.set(k, { zone: w.zone, t, end: Date.parse(w.end), people: w.peopleMean });
+        }
+        for (const b of best.values()) recent.truth(sim.site, b.zone, b.t, b.end, b.people);
+      },
     });
     const drained = await aggregator.drain(30_000);
     if (timer) clearInterval(timer);
@@ -221,8 +272,11 @@ export async function runDemo(
       logUpdate.done();
     } else write((await table.render(tableTitle, 1000)) + '\n');
     const stats = aggregator.stats();
-    await aggregator.stop();
-    await broker.stop();
+    const hold = !!opts.hold && pageUrl !== null;
+    if (!hold) {
+      await aggregator.stop();
+      await broker.stop();
+    }
     log.flush();
     // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
     // (about 130 MB for the default run) and deleted unless --keep-pcaps. The size of what stays is printed.
@@ -250,6 +304,21 @@ export async function runDemo(
         (removed.files ? `; the ${removed.files} simulated captures (${formatBytes(removed.bytes)}) were deleted (--keep-pcaps keeps them)` : '') +
         '\n',
     );
+    if (hold) {
+      // The page stays with the run's charts; its event streams end when the aggregator stops.
+      write(`the page stays at ${pageUrl} ; Ctrl-C ends the demo\n`);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          process.off('SIGINT', done);
+          process.off('SIGTERM', done);
+          resolve();
+        };
+        process.on('SIGINT', done);
+        process.on('SIGTERM', done);
+      });
+      await aggregator.stop();
+      await broker.stop();
+    }
     return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
   } catch (e) {
     await aggregator.stop(2000).catch(() => {});
