@@ -131,6 +131,38 @@ describe('fit', () => {
     expect(occupied.warnings.join('\n')).toMatch(/no empty-room windows/);
   });
 
+  it('holds b at 0 when the line would put an empty room below zero, and says so', () => {
+    // A room read well (estimate = people / 2 + noise, empty windows included), then truth that
+    // keeps 3 people counted for 200 windows in which the sensor hears nobody.
+    const good = synthetic({ k: 2, b: 0.5, sessions: 4, windows: 120, seed: 11, dayShift: 0.1 });
+    const silent = Array.from({ length: 200 }, (_, i) => ({ estimate: 0, people: 3, session: 'day-9', time: 9 * 86_400_000 + i * 60_000 }));
+    const z = fitZone([...good, ...silent]);
+    expect(z.b.value).toBe(0);
+    expect(z.b.low).toBe(0);
+    expect(z.warnings.join('\n')).toMatch(/the line put b \(the estimate with nobody there\) at -\d+\.\d\d, below zero: b is 0/);
+    expect(applyZone(z, 0).value).toBe(0);
+    // k: least squares of people on the estimate through zero
+    const all = [...good, ...silent];
+    const ratio = all.reduce((a, s) => a + s.estimate * s.people, 0) / all.reduce((a, s) => a + s.estimate * s.estimate, 0);
+    expect(z.k.value).toBeCloseTo(ratio, 4);
+    // the same room without the silent windows: b is its own, above zero, and no such warning
+    const own = fitZone(good);
+    expect(own.b.value).toBeGreaterThan(0);
+    expect(own.warnings.join('\n')).not.toMatch(/below zero/);
+  });
+
+  it('leaves a negative b alone when no window was empty (b is then an extrapolation)', () => {
+    const n = noise(5);
+    const samples = Array.from({ length: 240 }, (_, i) => {
+      const people = 3 + (i % 8);
+      return { estimate: 2 * people - 4 + n(0.3), people, session: `day-${i % 4}`, time: i * 60_000 };
+    });
+    const z = fitZone(samples);
+    expect(z.b.value).toBeLessThan(-1.5);
+    expect(z.warnings.join('\n')).toMatch(/no empty-room windows/);
+    expect(z.warnings.join('\n')).not.toMatch(/below zero/);
+  });
+
   it('refuses what cannot be fitted at all, with the reason', () => {
     expect(() => fitZone([])).toThrow(/nothing to fit/);
     expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/the estimate does not rise with people/);

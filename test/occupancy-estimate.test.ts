@@ -19,6 +19,8 @@ import { capturesDir } from './support/need.ts';
 /** Window options of the evaluation: frames below -70 dBm are "not in the room". */
 const RSSI_MIN = -70;
 const MINUTE = 60_000;
+/** Where the truth is suspect: held-out figures are printed without it too (never fitted to it apart). */
+const SUSPECT = { day: 'sc6-61_2024-02-08', from: Date.parse('2024-02-08T17:36:00.750Z') };
 const QUARTER = 15 * MINUTE;
 
 const dir = capturesDir('occupancy-estimate');
@@ -95,6 +97,17 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
     }
     const loo = leaveOneOut(samples);
     const loo15 = leaveOneOut(samples15);
+    // The truth of 2024-02-08 from 17:36 on is suspect (3 people for six hours on both sniffers
+    // while nothing in the room is heard, firmware/README.md): kept in the figures above, and
+    // printed apart here with that span left out of both the fit and the scores.
+    const suspect = (s: EvalSample) => s.session === SUSPECT.day && s.time! >= SUSPECT.from;
+    const clean = samples.filter((s) => !suspect(s));
+    const looClean = leaveOneOut(clean);
+    const rClean = (f: 'estimate' | 'devices') =>
+      pearson(
+        clean.map((s) => s[f]),
+        clean.map((s) => s.people),
+      ).toFixed(3);
     const est: Scores = loo.overall.estimate;
     const dev: Scores = loo.overall.devices;
     const rEst = pearson(
@@ -115,11 +128,19 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       ['mean 15-min / mean 1-min, occupied periods', gEst.toFixed(2), gDev.toFixed(2), '<= 1.2'],
       ['15-min windows: MAE people, occupied', f2(loo15.overall.estimate.mae_occupied), f2(loo15.overall.devices.mae_occupied), ''],
       ['15-min windows: Pearson r, uncalibrated', f2(loo15.overall.estimate.r), f2(loo15.overall.devices.r), ''],
+      [
+        `without 2024-02-08 from 17:36 (${samples.length - clean.length} windows): MAE`,
+        f2(looClean.overall.estimate.mae_occupied),
+        f2(looClean.overall.devices.mae_occupied),
+        '',
+      ],
+      ['  ... people in empty-room windows', f2(looClean.overall.estimate.people_when_empty), f2(looClean.overall.devices.people_when_empty), ''],
+      ['  ... Pearson r, uncalibrated', rClean('estimate'), rClean('devices'), ''],
     ];
     console.log(
       `occupancy: ${samples.length} 1-min windows (${est.occupied_windows} occupied, ${est.empty_windows} empty), ` +
         `${growth.est15.length} occupied 15-min windows, ${new Set(samples.map((s) => s.session)).size} days, frames >= ${RSSI_MIN} dBm\n` +
-        rows.map((r) => `  ${r[0].padEnd(44)} ${r[1].padStart(9)} ${r[2].padStart(19)} ${r[3].padStart(8)}`).join('\n') +
+        rows.map((r) => `  ${r[0].padEnd(52)} ${r[1].padStart(9)} ${r[2].padStart(19)} ${r[3].padStart(8)}`).join('\n') +
         '\n  per held-out day (MAE occupied / empty-room people, estimate | distinct):\n' +
         loo.sessions
           .map(
@@ -128,10 +149,10 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
           )
           .join('\n'),
     );
-    // Levels measured when the estimator was written (see firmware/README.md), plus a margin.
-    // Measured: MAE 2.67, empty room 1.99, r 0.886, growth 1.00.
-    expect(est.mae_occupied!).toBeLessThanOrEqual(2.75);
-    expect(est.people_when_empty!).toBeLessThanOrEqual(2.05);
+    // Levels measured (see firmware/README.md), plus a margin. Measured: MAE 2.62, empty room 1.21,
+    // r 0.886, growth 1.00 (the fit holding b at 0: before, with b as low as -0.76, 2.67 and 1.99).
+    expect(est.mae_occupied!).toBeLessThanOrEqual(2.7);
+    expect(est.people_when_empty!).toBeLessThanOrEqual(1.3);
     expect(rEst).toBeGreaterThanOrEqual(0.875);
     expect(gEst).toBeLessThanOrEqual(1.05);
     // ... and it beats a calibrated count of distinct addresses on every figure

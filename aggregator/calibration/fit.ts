@@ -105,6 +105,8 @@ export class FitError extends Error {
 export interface Line {
   a: number;
   c: number;
+  /** Set when the least-squares line put b below 0 on data with empty-room windows: that b (the line was then fitted through zero). */
+  negativeB?: number;
 }
 
 function lineOf(samples: Sample[]): Line | null {
@@ -112,7 +114,24 @@ function lineOf(samples: Sample[]): Line | null {
     samples.map((s) => s.people),
     samples.map((s) => s.estimate),
   );
-  return r && { a: r.a, c: r.c };
+  // With empty-room windows in the data, b < 0 would say an empty room reads below zero, which no
+  // count can: it comes from truth that counts people the sensor does not hear (a count kept after
+  // they left its range), and it inflates every prediction (b = -0.8 shows 1 person in a silent
+  // room). Without them b is an extrapolation beyond the data (a curve below the fewest people
+  // seen can put it below zero) and is left as the line gives it (checks.ts warns).
+  if (!r || r.a >= 0 || !samples.some((s) => s.people === 0)) return r && { a: r.a, c: r.c };
+  // Then b = 0 and the line goes through zero: people = k * estimate with k by least squares of
+  // people on the estimate (through zero a line no longer pivots on the calibration days' mean;
+  // its k is the classical one through zero times the squared uncentred correlation of estimate
+  // and people: 0.92 on the lab days of ../shared/captures/occupancy). No rising line when no
+  // window has both an estimate and people.
+  let sep = 0;
+  let see = 0;
+  for (const s of samples) {
+    sep += s.estimate * s.people;
+    see += s.estimate * s.estimate;
+  }
+  return { a: 0, c: sep > 1e-12 ? see / sep : 0, negativeB: r.a };
 }
 
 /** k, b of people = k * (estimate - b) from estimate = a + c * people; k is undefined unless c > 0. */
@@ -330,6 +349,12 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
     const sk = shrinkParam(z.k, z.boot.k, prior?.k ?? null, opts.level);
     const sb = shrinkParam(z.b, z.boot.b, prior?.b ?? null, opts.level);
     const warnings = [...z.checks.warnings];
+    if (z.line.negativeB !== undefined) {
+      warnings.push(
+        `zone ${z.zone}: the line put b (the estimate with nobody there) at ${z.line.negativeB.toFixed(2)}, below zero: b is 0 and the line goes through zero; ` +
+          'check the truth for people counted while the sensor heard nobody (e.g. a count kept after a session ended)',
+      );
+    }
     if (sk.w < 0.5 || sb.w < 0.5) {
       warnings.push(`zone ${z.zone}: little data of its own: k and b lean on the global prior (own weight k ${sk.w.toFixed(2)}, b ${sb.w.toFixed(2)})`);
     }
