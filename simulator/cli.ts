@@ -168,6 +168,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
       'BLE estimate\n(uncalibrated)\nMAPE %',
       'people from\nWi-Fi (calibrated)\nMAPE % / MAE',
       'people from\nBLE (calibrated)\nMAPE % / MAE',
+      'people from\nboth radios\nMAPE % / MAE',
       'parity\nmismatches',
     ],
   });
@@ -181,6 +182,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
     g.ble.estimateMape,
     people(g.people.wifi),
     people(g.people.ble),
+    people(g.people.combined),
     g.wifi.parityMismatches + g.ble.parityMismatches,
   ];
   for (const g of e.gateways) t.push(row(g.id, g));
@@ -205,6 +207,16 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
         );
       }
     }
+    if (c.combined)
+      lines.push(
+        `  both radios (evaluation only, no calibration file holds it): per zone Wi-Fi weight ${c.combined.zones.map((z) => `${z.zone} ${z.wifi}`).join(', ')} (the rest BLE; weights from the errors on seed ${c.fitSeed})`,
+      );
+    const o = e.overall.people;
+    const all = (name: string, p: PeopleScore | null) => (p ? `${name} ${p.mape} / ${p.wape} / ${p.coverage}` : `${name} -`);
+    if (o.wifi || o.ble || o.combined)
+      lines.push(
+        `  all windows, MAPE % / WAPE % (absolute errors over people, summed) / windows inside the 90 % interval %: ${all('Wi-Fi', o.wifi)}; ${all('BLE', o.ble)}; ${all('both', o.combined)}`,
+      );
   } else lines.push('people: not calibrated (--no-calibrate), so not shown.');
   return lines.join('\n') + '\n';
 }

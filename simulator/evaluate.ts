@@ -11,7 +11,19 @@ import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.
 import { runScenario, type BleLink } from './sim.ts';
 import { evaluatePrivacy, type PrivacyRow } from './privacy-eval.ts';
 import type { FitResult } from '../aggregator/calibration/index.ts';
-import { fitPeople, PEOPLE_TRUTH, RADIOS, scorePeople, type CountedWindow, type CountsRadio, type FittedCalibration, type PeopleScore } from './people.ts';
+import {
+  fitCombined,
+  fitPeople,
+  PEOPLE_TRUTH,
+  RADIOS,
+  scoreCombined,
+  scorePeople,
+  type CombinedFit,
+  type CountedWindow,
+  type CountsRadio,
+  type FittedCalibration,
+  type PeopleScore,
+} from './people.ts';
 
 export interface RadioScore {
   /** Windows scored (truth above zero). */
@@ -39,6 +51,8 @@ export interface RadioScore {
 export interface PeopleScores {
   wifi: PeopleScore | null;
   ble: PeopleScore | null;
+  /** Both radios in one figure (people.ts, fitCombined; null: neither radio calibrated). */
+  combined: PeopleScore | null;
 }
 
 export interface GatewayScore {
@@ -59,7 +73,7 @@ export interface Evaluation {
   /** All gateways together. */
   overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores };
   /** The calibrations the people were computed with, fitted on the run with `fitSeed` (null: not calibrated). */
-  calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration } | null;
+  calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration; combined: CombinedFit | null } | null;
   /** The same windows as the gateway would publish them with small-count protection (simulator/privacy-eval.ts). */
   privacy: PrivacyRow[];
 }
@@ -186,7 +200,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       add(target.ble, t.devices.ble, t.devices.ble - t.devices.byKind.beacon, c.ble.devices, c.ble.estimate, t.addresses.ble);
     }
   }
-  const none: PeopleScores = { wifi: null, ble: null };
+  const none: PeopleScores = { wifi: null, ble: null, combined: null };
   const people = { perGateway: s.gateways.map((): PeopleScores => ({ ...none })), overall: { ...none } };
   let calibration: Evaluation['calibration'] = null;
   const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
@@ -204,7 +218,16 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       });
       people.overall[radio] = sc.overall;
     }
-    calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted };
+    const both = { wifi: fits.wifi ?? null, ble: fits.ble ?? null };
+    const combined = fitCombined(training, both);
+    if (combined) {
+      const sc = scoreCombined(combined, both, windows, s.gateways.length);
+      sc.perGateway.forEach((p, i) => {
+        people.perGateway[i].combined = p;
+      });
+      people.overall.combined = sc.overall;
+    }
+    calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted, combined };
   }
   return {
     scenario: s.name,

@@ -164,11 +164,20 @@ describe('presence simulate (CLI)', () => {
       expect(e.overall.people[radio].mape).toBeGreaterThanOrEqual(0);
       expect(e.gateways[0].people[radio]).toEqual(e.overall.people[radio]);
     }
+    // Both radios in one figure, with the robust WAPE and the interval's coverage beside the MAPE.
+    expect(e.calibration.combined.zones.map((z: { zone: string }) => z.zone)).toEqual(['lobby']);
+    expect(e.overall.people.combined.windows).toBe(5);
+    for (const key of ['mape', 'wape', 'coverage']) expect(e.overall.people.combined[key]).toBeGreaterThanOrEqual(0);
     // The table says which number is which: device counts are uncalibrated, people calibrated.
     const table = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '7'])).stdout;
     expect(table).toMatch(/\(uncalibrated\)/);
     expect(table).toMatch(/people from\s.*\n.*Wi-Fi \(calibrated\)/);
     expect(table).toContain('fitted on seed 7');
+    expect(table).toMatch(/people from\s.*\n.*both radios/);
+    // (seed 7's five windows all hold 4 people: nothing could be fitted there; seed 4 can be)
+    expect(table).toContain('BLE: no calibration');
+    const fitted = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3'])).stdout;
+    expect(fitted).toMatch(/WAPE %.*: Wi-Fi [\d.]+ \/ [\d.]+ \/ [\d.]+; BLE [\d.]+ \/ [\d.]+ \/ [\d.]+; both [\d.]+ \/ [\d.]+ \/ [\d.]+/);
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
@@ -176,6 +185,6 @@ describe('presence simulate (CLI)', () => {
       (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout,
     );
     expect(uncalibrated.calibration).toBeNull();
-    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null });
+    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null });
   });
 });

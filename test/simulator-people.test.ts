@@ -1,7 +1,7 @@
 // People in the evaluation: a calibration fitted on one run's windows, applied to another's.
 import { describe, expect, it } from 'vitest';
 import type { FirmwareWindowCounts } from '../firmware/host/types.ts';
-import { fitPeople, scorePeople, type CountedWindow } from '../simulator/people.ts';
+import { combinedFor, fitCombined, fitPeople, PeopleAcc, scoreCombined, scorePeople, type CountedWindow } from '../simulator/people.ts';
 import type { TruthWindow } from '../simulator/truth.ts';
 
 function win(gateway: number, zone: string, minute: number, peopleMean: number, wifi: number, ble: number): CountedWindow {
@@ -54,5 +54,70 @@ describe('people from a calibration fitted on another run', () => {
     const { fit, summary } = fitPeople(flat, 'ble', 'seed-2');
     expect(fit).toBeNull();
     expect(summary.error).toMatch(/same number of people/);
+  });
+
+  it('MAPE per window, WAPE over the sums, and the share of windows inside the interval', () => {
+    const a = new PeopleAcc();
+    a.add({ value: 2, low: 1.5, high: 3 }, 1); // 100 % off, outside
+    a.add({ value: 9, low: 8, high: 12 }, 10); // 10 % off, inside
+    a.add(5, 0); // no people: not scored
+    const s = a.score();
+    expect(s.windows).toBe(2);
+    expect(s.mape).toBe(55); // (100 + 10) / 2
+    expect(s.wape).toBe(18.2); // (1 + 1) / (1 + 10)
+    expect(s.coverage).toBe(50);
+    expect(s.mae).toBe(1);
+  });
+});
+
+describe('people from both radios', () => {
+  // A deterministic scatter in -1..1 with mean near 0.
+  const jitter = (i: number, salt: number) => ((((i * 7919 + salt * 104729) % 1000) + 1000) % 1000) / 500 - 1;
+
+  it('takes the radio that tracks people when the other does not', () => {
+    // Wi-Fi = 2 * people exactly; BLE = people plus a scatter of up to 3.
+    const make = (salt: number) =>
+      Array.from({ length: 60 }, (_, m) => {
+        const p = 3 + (m % 11);
+        return win(0, 'a', m, p, 2 * p, p + 3 * jitter(m, salt));
+      });
+    const train = make(1);
+    const test = make(2);
+    const fits = { wifi: fitPeople(train, 'wifi', 's').fit, ble: fitPeople(train, 'ble', 's').fit };
+    const c = fitCombined(train, fits)!;
+    expect(c.zones[0].wifi).toBeGreaterThan(0.99);
+    const s = scoreCombined(c, fits, test, 1).overall;
+    expect(s.mape).toBeLessThan(0.5);
+    expect(s.mape).toBeLessThan(scorePeople(fits.ble!, 'ble', test, 1).overall.mape);
+  });
+
+  it('weighs two equally noisy radios about equally and beats each of them', () => {
+    const make = (salt: number) =>
+      Array.from({ length: 200 }, (_, m) => {
+        const p = 5 + (m % 21);
+        return win(0, 'a', m, p, p + 4 * jitter(m, salt), 2 * p + 8 * jitter(m, salt + 17));
+      });
+    const train = make(3);
+    const test = make(5);
+    const fits = { wifi: fitPeople(train, 'wifi', 's').fit, ble: fitPeople(train, 'ble', 's').fit };
+    const c = fitCombined(train, fits)!;
+    expect(c.zones[0].wifi).toBeGreaterThan(0.3);
+    expect(c.zones[0].wifi).toBeLessThan(0.7);
+    const both = scoreCombined(c, fits, test, 1).overall.mae;
+    expect(both).toBeLessThan(scorePeople(fits.wifi!, 'wifi', test, 1).overall.mae);
+    expect(both).toBeLessThan(scorePeople(fits.ble!, 'ble', test, 1).overall.mae);
+  });
+
+  it('uses the one radio a zone is calibrated on, and gives an interval around the value', () => {
+    const train = Array.from({ length: 40 }, (_, m) => win(0, 'a', m, 2 + (m % 9), 0, 3 * (2 + (m % 9)) + jitter(m, 9)));
+    const fits = { wifi: null, ble: fitPeople(train, 'ble', 's').fit };
+    const c = fitCombined(train, fits)!;
+    expect(c.zones).toEqual([{ zone: 'a', wifi: 0, residualSd: expect.any(Number) }]);
+    const p = combinedFor(c, fits, win(0, 'a', 0, 5, 0, 15))!;
+    expect(p.value).toBeCloseTo(5, 0);
+    expect(p.low).toBeLessThan(p.value);
+    expect(p.high).toBeGreaterThan(p.value);
+    expect(combinedFor(c, fits, win(1, 'b', 0, 5, 0, 15))).toBeNull();
+    expect(fitCombined(train, { wifi: null, ble: null })).toBeNull();
   });
 });
