@@ -5,14 +5,18 @@
 //
 // The wrapper draws each window's key itself (Firmware.beginWindow). To know the key, this file
 // watches the CSPRNG call from outside: `randomFillSync` is wrapped so that every draw is also
-// recorded here. The firmware code runs unchanged.
+// recorded here. The firmware code runs unchanged. The same for a corridor group's epoch key:
+// `hkdfSync` is wrapped to see the key the wrapper derived and that it zero-filled its copy.
 import { describe, expect, it, vi } from 'vitest';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { randomBytes } from 'node:crypto';
 import { Firmware } from '../firmware/host/firmware.ts';
+import { epochKey, randomisedResponse, trueSketch } from './support/sketch-reference.ts';
 import { STATS_BYTES } from '../firmware/assembly/layout.ts';
 
 const drawn = vi.hoisted(() => [] as Array<{ target: Uint8Array; offset: number; bytes: Uint8Array }>);
+/** Every epoch key the wrapper derived (the ArrayBuffer hkdfSync returned, as it is now, and a copy of it as returned). */
+const derived = vi.hoisted(() => [] as Array<{ buffer: ArrayBuffer; key: Uint8Array }>);
 vi.mock('node:crypto', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:crypto')>();
   const randomFillSync = ((buf: Uint8Array, offset = 0, size = buf.length - offset) => {
@@ -20,7 +24,12 @@ vi.mock('node:crypto', async (importOriginal) => {
     drawn.push({ target: buf, offset, bytes: Uint8Array.from(buf.subarray(offset, offset + size)) });
     return out;
   }) as typeof real.randomFillSync;
-  return { ...real, default: { ...real, randomFillSync }, randomFillSync };
+  const hkdfSync = ((...args: Parameters<typeof real.hkdfSync>) => {
+    const buffer = real.hkdfSync(...args);
+    derived.push({ buffer, key: new Uint8Array(buffer.slice(0)) });
+    return buffer;
+  }) as typeof real.hkdfSync;
+  return { ...real, default: { ...real, randomFillSync, hkdfSync }, randomFillSync, hkdfSync };
 });
 
 /** The key the wrapper drew for the window it just opened. */
@@ -231,7 +240,7 @@ describe('firmware window wipe', () => {
     expect(mem.subarray(chain, chain + chainBytes).every((b) => b === 0)).toBe(true);
   });
 
-  it('after window_end memory is the same whatever the window saw (only the stats block differs)', () => {
+  it('after window_end memory is the same whatever the window saw (only the stats block differs), with or without a corridor epoch before', () => {
     // Two modules run windows with different keys and devices; afterwards every byte outside the
     // stats block must be equal, so nothing of either window survived anywhere in memory.
     const a = Firmware.loadSync();
@@ -246,11 +255,19 @@ describe('firmware window wipe', () => {
       for (let i = 0; i < n; i++) mem.set(address(i + salt, 0xe1), B + i * 6);
       fw.exports.count_addresses(RADIO_WIFI, 0, B, n);
     };
-    a.beginWindow({ rssiMinDbm: -65 });
+    // a is in a corridor group too: two windows of one epoch, each making a sketch; then it leaves the group
+    a.setCorridor({ secret: new Uint8Array(randomBytes(32)), group: 'main-street', epochMs: 3_600_000, bits: 32768, p: 0.5 });
+    const at = Date.UTC(2026, 3, 27, 12, 0);
+    a.beginWindow({ startMs: at - 60_000, endMs: at });
+    a.ingestMany(traffic(50, 3333).frames);
+    expect(a.endWindow().sketch?.m).toBe(32768);
+    a.beginWindow({ rssiMinDbm: -65, startMs: at, endMs: at + 60_000 });
     a.ingestMany(ta.frames);
     a.liveCounts();
     direct(a, 30_000, 0);
     const ca = a.endWindow();
+    expect(ca.sketch?.bits.some((x) => x !== 0)).toBe(true);
+    a.clearCorridor();
     b.beginWindow();
     b.ingestMany(tb.frames);
     b.liveCounts();
@@ -267,5 +284,70 @@ describe('firmware window wipe', () => {
       if (ma[i] !== mb[i] && (i < stats || i >= stats + STATS_BYTES)) differing.push(i);
     }
     expect(differing.slice(0, 20)).toEqual([]);
+  });
+  it('corridor: the epoch key is in the module only as key state, the host copy is zero-filled; true bitmap and scratch are wiped at every window end, the key state at the epoch end', () => {
+    const fw = Firmware.loadSync();
+    const mem = new Uint8Array(fw.exports.memory.buffer);
+    const x = fw.exports;
+    const secret = new Uint8Array(randomBytes(32));
+    const HOUR = 3_600_000;
+    const e = 493_210;
+    const m = 8192;
+    fw.setCorridor({ secret, group: 'main-street', epochMs: HOUR, bits: m, p: 0.5 });
+    const key = epochKey(secret, 'main-street', e);
+    const derivedBefore = derived.length;
+    // the epoch's last two windows
+    const starts = [(e + 1) * HOUR - 120_000, (e + 1) * HOUR - 60_000];
+    let keyState: Uint8Array | null = null;
+    for (const [w, start] of starts.entries()) {
+      const t = traffic(200, w * 1000);
+      fw.beginWindow({ startMs: start, endMs: start + 60_000 });
+      // one derivation for the epoch, its result the agreed HKDF, and the wrapper's copy of it zero-filled
+      expect(derived.length).toBe(derivedBefore + 1);
+      expect(derived.at(-1)!.key).toEqual(key);
+      expect(new Uint8Array(derived.at(-1)!.buffer).every((b) => b === 0)).toBe(true);
+      expect(occurrences(mem, [key])).toEqual([]); // the key bytes are gone from the module's slot too
+      keyState ??= mem.slice(x.sketch_state_ptr(), x.sketch_state_ptr() + 32);
+      expect(keyState.some((b) => b !== 0)).toBe(true);
+      expect(occurrences(mem, [keyState])).toEqual([x.sketch_state_ptr()]);
+      fw.ingestMany(t.frames);
+      fw.liveCounts(); // flushes
+      const devices = [
+        ...t.wifiFixed.map((a) => ({ radio: 'wifi' as const, address: a })),
+        ...t.blePublic.map((a) => ({ radio: 'ble' as const, address: a })),
+        ...t.bleRandom.map((a) => ({ radio: 'ble' as const, address: a })),
+      ];
+      const truth = trueSketch(key, devices, m);
+      const trueBits = () => mem.subarray(x.sketch_true_ptr(), x.sketch_true_ptr() + m / 8);
+      expect(trueBits()).toEqual(truth); // the scan below looks for this
+      const c = fw.endWindow();
+      // the scratch came from the CSPRNG, straight into the module, 4 bytes per bit; the noisy bitmap is randomised response over it
+      const d = drawn.at(-1)!;
+      expect(d.target.buffer).toBe(x.memory.buffer);
+      expect(d.offset).toBe(x.sketch_scratch_ptr());
+      expect(d.bytes).toHaveLength(4 * m);
+      expect(c.sketch!.bits).toEqual(randomisedResponse(truth, m, 0.5, d.bytes));
+      // wiped at window end: the true bitmap and the scratch
+      expect(trueBits().every((b) => b === 0)).toBe(true);
+      expect(mem.subarray(x.sketch_scratch_ptr(), x.sketch_scratch_ptr() + 4 * m).every((b) => b === 0)).toBe(true);
+      expect(occurrences(mem, [d.bytes.subarray(0, 16)])).toEqual([]);
+      if (w === 0) {
+        expect(occurrences(mem, [keyState])).toEqual([x.sketch_state_ptr()]); // the epoch goes on: key state kept
+        expect(fw.currentEpoch).toBe(e);
+      }
+    }
+    // the epoch's last window closed: the key state is gone from the whole memory, and the key
+    expect(fw.currentEpoch).toBeNull();
+    expect(occurrences(mem, [keyState!])).toEqual([]);
+    expect(occurrences(mem, [key])).toEqual([]);
+    expect(mem.subarray(x.sketch_state_ptr(), x.sketch_state_ptr() + 32).every((b) => b === 0)).toBe(true);
+    // leaving the group mid-epoch wipes it as well
+    fw.beginWindow({ startMs: (e + 1) * HOUR, endMs: (e + 1) * HOUR + 60_000 });
+    fw.endWindow();
+    const next = mem.slice(x.sketch_state_ptr(), x.sketch_state_ptr() + 32);
+    expect(next.some((b) => b !== 0)).toBe(true);
+    fw.clearCorridor();
+    expect(occurrences(mem, [next])).toEqual([]);
+    expect(mem.subarray(x.sketch_noisy_ptr(), x.sketch_noisy_ptr() + m / 8).every((b) => b === 0)).toBe(true);
   });
 });

@@ -4,7 +4,7 @@
 // Two entry points:
 //  - blake2s(): the general function (any key length 0..32, any message length, digest 1..32
 //    bytes). Used by tests and by key set-up.
-//  - hashAddress(): the hot path. The window's key is compressed once (setKey) and the state after
+//  - hashAddress() / keyedHash(): the hot path. The window's key is compressed once (setKey) and the state after
 //    the key block is kept; each 8-byte device message then costs exactly one compression, with
 //    the 14 zero message words folded out of the unrolled rounds. Digest length is 8 bytes.
 
@@ -137,11 +137,20 @@ export function blake2s(keyPtr: usize, keyLen: u32, msgPtr: usize, msgLen: u32, 
 
 /** Takes the window's 32-byte key: keeps only the chain value after the key block. */
 export function setKey(keyPtr: usize): void {
-  init(KEYED, ADDRESS_DIGEST_BYTES, KEY_BYTES);
+  keyState(KEYED, keyPtr, ADDRESS_DIGEST_BYTES);
+}
+
+/**
+ * The chain value (32 bytes, written to state) after the key block of a 32-byte key at keyPtr, for
+ * digests of outLen bytes: what keyedHash() continues from. The scratch is wiped; the key bytes are
+ * the caller's to wipe.
+ */
+export function keyState(state: usize, keyPtr: usize, outLen: u32): void {
+  init(state, outLen, KEY_BYTES);
   const block = SCRATCH + 32;
   memory.fill(block, 0, 64);
   memory.copy(block, keyPtr, KEY_BYTES);
-  compress(KEYED, block, 64, false);
+  compress(state, block, 64, false);
   memory.fill(SCRATCH, 0, 96);
 }
 
@@ -162,11 +171,22 @@ export function keyedStatePtr(): usize {
  */
 // @ts-ignore: decorator
 @inline export function hashAddress(m0: u32, m1: u32): u64 {
-  const h0 = load<u32>(KEYED, 0), h1 = load<u32>(KEYED, 4);
-  let v0 = h0, v1 = h1, v2 = load<u32>(KEYED, 8), v3 = load<u32>(KEYED, 12);
-  let v4 = load<u32>(KEYED, 16), v5 = load<u32>(KEYED, 20), v6 = load<u32>(KEYED, 24), v7 = load<u32>(KEYED, 28);
+  return keyedHash(KEYED, 72, m0, m1); // t = 64 (key block) + 8
+}
+
+/**
+ * The last (and only) message block after a key block: BLAKE2s from the chain value at `state`
+ * (keyState()) over a message of at most 8 bytes, m0 | m1 little-endian words (the rest of the
+ * block zero), t = 64 + message length. Exactly one compression. Returns the first 8 digest bytes
+ * as a u64, LE (the digest length is the one keyState() was given).
+ */
+// @ts-ignore: decorator
+@inline export function keyedHash(state: usize, t: u32, m0: u32, m1: u32): u64 {
+  const h0 = load<u32>(state, 0), h1 = load<u32>(state, 4);
+  let v0 = h0, v1 = h1, v2 = load<u32>(state, 8), v3 = load<u32>(state, 12);
+  let v4 = load<u32>(state, 16), v5 = load<u32>(state, 20), v6 = load<u32>(state, 24), v7 = load<u32>(state, 28);
   let v8 = IV0, v9 = IV1, v10 = IV2, v11 = IV3;
-  let v12 = IV4 ^ 72, v13 = IV5, v14 = ~IV6, v15 = IV7; // t = 64 (key block) + 8; last block
+  let v12 = IV4 ^ t, v13 = IV5, v14 = ~IV6, v15 = IV7; // last block
   // round 0
   v0 += v4 + m0; v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
   v0 += v4 + m1; v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);

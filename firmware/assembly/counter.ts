@@ -53,13 +53,17 @@ function grow(r: u32, st: usize): void {
   memory.fill(SCRATCH, 0, n << 3);
 }
 
-/** Counts one keyed hash for radio index r. */
+/**
+ * Counts one keyed hash for radio index r. Returns false when the hash was already in the exact
+ * table (a device seen before in this window), true when it was new or the count has overflowed
+ * into the sketch (where it is not known).
+ */
 // @ts-ignore: decorator
-@inline export function countHash(r: u32, h: u64): void {
+@inline export function countHash(r: u32, h: u64): bool {
   const st = STATE + (<usize>r << 4);
   if (load<u32>(st, 4) != 0) {
     hllAdd(r, h);
-    return;
+    return true;
   }
   if (h == 0) h = 1; // 0 marks an empty slot
   const base = TABLES + (<usize>r << (TABLE_BITS + 3));
@@ -69,10 +73,10 @@ function grow(r: u32, st: usize): void {
   while (true) {
     const p = base + (<usize>i << 3);
     const v = load<u64>(p);
-    if (v == h) return;
+    if (v == h) return false;
     if (v == 0) {
       insertNew(r, st, h, p, bits);
-      return;
+      return true;
     }
     i = (i + 1) & mask;
   }

@@ -4,15 +4,23 @@
 // buffer is a static memory.data region. Per window the host writes the key, calls window_begin,
 // fills the batch buffer with frame records and calls ingest(count) per batch, then window_end,
 // which finalises the stats and wipes the key state, every hash, the sketches, the parser's result
-// slots and the batch buffer.
+// slots and the batch buffer. A gateway of a corridor group also writes an epoch key and calls
+// epoch_begin when an epoch starts; its windows then make a corridor sketch (sketch.ts): before
+// window_end the host fills the sketch scratch with random bytes, window_end leaves the noisy
+// bitmap at sketch_noisy_ptr() and wipes the true one; epoch_end wipes the epoch key.
 
 import { parseFrame, frameRadio, frameStatus } from './frame';
 import {
   wipeResults, resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
-  RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel,
+  RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel, ADDR_WIFI_GLOBAL, ADDR_BLE_RANDOM_STATIC,
+  ADDR_BLE_RESOLVABLE,
 } from './results';
 import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
+import {
+  epochKeyPtr, epochBegin, epochEnd, sketchOpen, sketchAdd, sketchWindowBegin, sketchWindowEnd, sketchBits,
+  sketchNoisyPtr, sketchScratchPtr, sketchTruePtr, sketchStatePtr,
+} from './sketch';
 import { HLL_M } from './hll';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
@@ -24,6 +32,7 @@ import {
   STAT_ESTIMATE_MILLI, STAT_UNSUPPORTED, STAT_BATCH_ERRORS, STAT_OPEN, STATS_RADIO_STRIDE,
   RECORD_HEADER_BYTES, RECORD_CAPLEN, RECORD_TIME, FLAG_IGNORE_FCS, KEY_BYTES,
   LIVE_BYTES, LIVE_WIFI_CHANNEL, LIVE_BLE_CHANNEL, LIVE_RSSI_WIFI, LIVE_RSSI_BLE, LIVE_WIFI_CHANNELS, LIVE_BLE_CHANNELS,
+  SKETCH_BITS_MAX, SKETCH_SCRATCH_PER_BIT, SKETCH_TAG_WIFI, SKETCH_TAG_BLE,
 } from './layout';
 
 // ---- memory ----------------------------------------------------------------------------------
@@ -101,6 +110,7 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   memory.fill(LIVE, 0, LIVE_BYTES);
   setKey(KEY);
   memory.fill(KEY, 0, KEY_BYTES);
+  sketchWindowBegin();
   ignoreFcs = (flags & FLAG_IGNORE_FCS) != 0;
   rssiMin = rssiMinDbm;
   store<u32>(STATS + S_OPEN, 1);
@@ -109,6 +119,26 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
 // @ts-ignore: decorator
 @inline function bump(p: usize, by: u32): void {
   store<u32>(p, load<u32>(p) + by);
+}
+
+/**
+ * Whether an address enters the corridor sketch: addresses a device keeps for longer than a scan
+ * (Wi-Fi globally unique, BLE public, random static, resolvable private), so that two gateways can
+ * see the same one; not per-scan random Wi-Fi, BLE non-resolvable or reserved addresses, nor
+ * beacons (fixed equipment, not traffic).
+ */
+// @ts-ignore: decorator
+@inline function entersSketch(radio: u32, kind: u32, beacon: bool): bool {
+  if (beacon) return false;
+  if (radio == RADIO_WIFI) return kind == <u32>ADDR_WIFI_GLOBAL;
+  return kind == <u32>ADDR_BLE_PUBLIC || kind == <u32>ADDR_BLE_RANDOM_STATIC || kind == <u32>ADDR_BLE_RESOLVABLE;
+}
+
+/** Sets the sketch bit of the address at slot (6 bytes, display order) when its class enters. */
+// @ts-ignore: decorator
+@inline function sketchSlot(radio: u32, kind: u32, beacon: bool, slot: usize): void {
+  if (!entersSketch(radio, kind, beacon)) return;
+  sketchAdd(radio == RADIO_WIFI ? SKETCH_TAG_WIFI : SKETCH_TAG_BLE, load<u32>(slot), <u32>load<u16>(slot, 4));
 }
 
 /** Hashes and counts result slot `slot` of a frame of radio `radio` (RADIO_WIFI / RADIO_BLE). */
@@ -126,9 +156,11 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   // message: radio, address-kind group, address (6 bytes, display order)
   const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
   const h = hashAddress(m0, load<u32>(slot, 2));
-  countHash(r, h);
+  const beacon = radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON;
+  // the corridor sketch: once per device and window (its first frame), matchable classes only
+  if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, beacon, slot);
   // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
-  if (radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON) return;
+  if (beacon) return;
   if (r == 0) estimatorWifi(h, rssi, t, kind == ADDR_WIFI_LOCAL);
   else estimatorBle(h, t);
 }
@@ -206,8 +238,11 @@ export function ingest(count: u32): u32 {
 /**
  * Closes the window: writes devices, estimate and exact per radio into the stats, then wipes the
  * key, the keyed state, every hash, both sketches, the parser's result slots and the batch buffer.
+ * Under an epoch key it first writes the noisy corridor sketch (randomised response from the
+ * scratch the host filled) to sketch_noisy_ptr() and wipes the true bitmap and the scratch.
  */
 export function window_end(): void {
+  sketchWindowEnd();
   for (let r: u32 = 0; r < 2; r++) {
     const stats = STATS + <usize>(r * STATS_RADIO_STRIDE);
     const devices = <u32>Math.round(countDistinct(r));
@@ -225,6 +260,54 @@ export function window_end(): void {
   estimatorWipe();
   wipeResults();
   memory.fill(BATCH, 0, BATCH_BYTES);
+}
+
+// ---- corridor epoch ----------------------------------------------------------------------------
+
+/** Where the host writes the 32-byte epoch key before epoch_begin. */
+export function epoch_key_ptr(): usize {
+  return epochKeyPtr();
+}
+
+/**
+ * Takes the epoch key at epoch_key_ptr() (wiping those bytes in every case): windows opened from
+ * now on make a sketch of m bits (a power of two, 8 to sketch_bits_max()) with randomised-response
+ * threshold t (0 to 65536). Returns 1, or 0 for m or t out of range (then there is no epoch).
+ * Any previous epoch is ended first.
+ */
+export function epoch_begin(m: u32, t: u32): u32 {
+  return epochBegin(m, t) ? 1 : 0;
+}
+
+/** Ends the epoch: wipes the epoch key (slot and chain value), both bitmaps and the scratch. */
+export function epoch_end(): void {
+  epochEnd();
+}
+
+/** Bits of the sketch of the current epoch (0: no epoch). */
+export function sketch_bits(): u32 {
+  return sketchBits();
+}
+export function sketch_bits_max(): u32 {
+  return SKETCH_BITS_MAX;
+}
+/** The noisy bitmap of the last window closed under an epoch key (sketch_bits() / 8 bytes). */
+export function sketch_noisy_ptr(): usize {
+  return sketchNoisyPtr();
+}
+/** Where the host writes sketch_bits() * 4 random bytes before window_end. */
+export function sketch_scratch_ptr(): usize {
+  return sketchScratchPtr();
+}
+export function sketch_scratch_bytes(): u32 {
+  return sketchBits() * SKETCH_SCRATCH_PER_BIT;
+}
+/** The true bitmap and the epoch key's chain value (for the wipe test). */
+export function sketch_true_ptr(): usize {
+  return sketchTruePtr();
+}
+export function sketch_state_ptr(): usize {
+  return sketchStatePtr();
 }
 
 // ---- facts for the host ----------------------------------------------------------------------
@@ -269,7 +352,8 @@ export function hash_address(radio: u32, group: u32, ptr: usize): u64 {
 
 /**
  * Counts `n` addresses (6 bytes each, packed at ptr) of one radio and address kind into the
- * window, as if they were accepted result slots with unknown RSSI. For tests of the counter.
+ * window, as if they were accepted result slots with unknown RSSI (not beacons): counter, estimate
+ * and, under an epoch key, the corridor sketch. For tests and the bench.
  */
 export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void {
   if (load<u32>(STATS + S_OPEN) == 0 || (radio != RADIO_WIFI && radio != RADIO_BLE)) return;
@@ -279,7 +363,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + <usize>i * 6;
     const h = hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
-    countHash(r, h);
+    if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, false, a);
     if (r == 0) estimatorWifi(h, <i32>RSSI_UNKNOWN, 0, kind == <u32>ADDR_WIFI_LOCAL);
     else estimatorBle(h, 0);
   }

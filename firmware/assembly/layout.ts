@@ -50,3 +50,20 @@ export const RECORD_TIME = 8;
 export const FLAG_IGNORE_FCS = 1;
 /** Bytes of the per-window key at key_ptr(). */
 export const KEY_BYTES = 32;
+
+/** Bytes of the corridor epoch key at epoch_key_ptr(). */
+export const EPOCH_KEY_BYTES = 32;
+/** Largest corridor sketch in bits (a power of two): the bitmaps and the scratch are sized for it. */
+export const SKETCH_BITS_MAX = 32768;
+/** Smallest corridor sketch in bits. */
+export const SKETCH_BITS_MIN = 8;
+/**
+ * Scratch bytes of randomness per sketch bit, filled by the host at window end: u = u16 LE at 4i
+ * (replace the bit when u < T), the replacement bit = bit 15 of the u16 LE at 4i + 2.
+ */
+export const SKETCH_SCRATCH_PER_BIT = 4;
+/** T / RR_SCALE is the probability that a sketch bit is replaced by a random bit; T <= RR_SCALE. */
+export const RR_SCALE = 65536;
+/** First byte of a sketch position message: the radio. */
+export const SKETCH_TAG_WIFI = 1;
+export const SKETCH_TAG_BLE = 2;

@@ -1,13 +1,22 @@
 // Node wrapper around the WASM firmware (firmware/build/presence.wasm): loads the module, opens and
 // closes windows (drawing each window's key itself), and batches frames into the module's batch
 // buffer so that one ingest() call handles many frames. See firmware/README.md for the ABI underneath.
-import { randomFillSync } from 'node:crypto';
+import { hkdfSync, randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../scripts/package-root.ts';
 import type { RecordBatch } from './batch.ts';
-import { LINKTYPE, LINKTYPE_MASK, type FirmwareRadioCounts, type FirmwareWindowCounts, type Frame, type WindowOptions } from './types.ts';
+import {
+  LINKTYPE,
+  LINKTYPE_MASK,
+  type CorridorSettings,
+  type FirmwareRadioCounts,
+  type FirmwareSketch,
+  type FirmwareWindowCounts,
+  type Frame,
+  type WindowOptions,
+} from './types.ts';
 import * as layout from '../assembly/layout.ts';
 
 /** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
@@ -19,6 +28,17 @@ export const KEY_BYTES = layout.KEY_BYTES;
 export const RECORD_HEADER_BYTES = layout.RECORD_HEADER_BYTES;
 /** window_begin flag bit: count Wi-Fi frames whose FCS check fails. */
 export const FLAG_IGNORE_FCS = layout.FLAG_IGNORE_FCS;
+/** Length of a corridor epoch key in bytes. */
+export const EPOCH_KEY_BYTES = layout.EPOCH_KEY_BYTES;
+/** HKDF salt of the corridor epoch key (the info is "<group>/<epoch>"). */
+export const EPOCH_KEY_SALT = 'presence-corridor/v1';
+/** Shortest group secret the wrapper takes, in bytes. */
+export const CORRIDOR_SECRET_MIN_BYTES = 32;
+
+/** The epoch key of a corridor group: HKDF-SHA256(ikm = secret, salt = "presence-corridor/v1", info = "<group>/<epoch>", 32 bytes). */
+export function deriveEpochKey(secret: Uint8Array, group: string, epoch: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', secret, EPOCH_KEY_SALT, `${group}/${epoch}`, EPOCH_KEY_BYTES));
+}
 
 // The project compiles without the DOM lib, which is where TypeScript keeps the WebAssembly types.
 declare const WebAssembly: {
@@ -55,6 +75,16 @@ export interface FirmwareExports {
   estimator_state_bytes(): number;
   estimator_chain_ptr(): number;
   estimator_chain_bytes(): number;
+  epoch_key_ptr(): number;
+  epoch_begin(m: number, t: number): number;
+  epoch_end(): void;
+  sketch_bits(): number;
+  sketch_bits_max(): number;
+  sketch_noisy_ptr(): number;
+  sketch_scratch_ptr(): number;
+  sketch_scratch_bytes(): number;
+  sketch_true_ptr(): number;
+  sketch_state_ptr(): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
@@ -148,6 +178,12 @@ export class Firmware {
   private open = false;
   /** Frames too large for the batch buffer: counted here, not in the module. */
   private oversize = { wifi: 0, ble: 0, unsupported: 0 };
+  /** The corridor group (with this wrapper's copy of the secret), or null. */
+  private corridor: CorridorSettings | null = null;
+  /** The epoch whose key the module holds, or null. */
+  private epoch: number | null = null;
+  /** The open window's end (ms), when it was given: the epoch key is wiped after the epoch's last window. */
+  private windowEndMs: number | undefined;
 
   private constructor(exports: FirmwareExports) {
     this.exports = exports;
@@ -182,6 +218,56 @@ export class Firmware {
   }
 
   /**
+   * Makes every window from the next one on produce a corridor sketch for this group. The wrapper
+   * keeps a copy of the secret (zeroed by clearCorridor()); per epoch it derives the epoch key with
+   * HKDF-SHA256 (node:crypto), copies it into the module and zero-fills its own copy; the module
+   * keeps only the BLAKE2s state after the key block and wipes it when the epoch's last window
+   * ends (or at clearCorridor()). Windows must then be opened with startMs and endMs.
+   */
+  setCorridor(c: CorridorSettings): void {
+    if (this.open) throw new Error('firmware: set the corridor between windows');
+    const max = this.exports.sketch_bits_max();
+    if (!(c.secret instanceof Uint8Array) || c.secret.length < CORRIDOR_SECRET_MIN_BYTES) {
+      throw new TypeError(`firmware: the corridor secret must be at least ${CORRIDOR_SECRET_MIN_BYTES} bytes`);
+    }
+    if (!Number.isInteger(c.bits) || c.bits < layout.SKETCH_BITS_MIN || c.bits > max || (c.bits & (c.bits - 1)) !== 0) {
+      throw new RangeError(`firmware: sketch bits must be a power of two from ${layout.SKETCH_BITS_MIN} to ${max}, got ${c.bits}`);
+    }
+    if (!(c.p >= 0 && c.p <= 1)) throw new RangeError(`firmware: sketch p must be from 0 to 1, got ${c.p}`);
+    if (!(Number.isInteger(c.epochMs) && c.epochMs > 0)) throw new RangeError(`firmware: epochMs must be a positive whole number of ms, got ${c.epochMs}`);
+    this.clearCorridor();
+    this.corridor = { ...c, secret: Uint8Array.from(c.secret) };
+  }
+
+  /** Forgets the corridor group: the module wipes the epoch key, bitmaps and scratch; the secret copy is zero-filled. */
+  clearCorridor(): void {
+    if (this.open) throw new Error('firmware: clear the corridor between windows');
+    this.exports.epoch_end();
+    this.epoch = null;
+    this.corridor?.secret.fill(0);
+    this.corridor = null;
+  }
+
+  /** The epoch whose key the module holds now (null: none). */
+  get currentEpoch(): number | null {
+    return this.epoch;
+  }
+
+  /** Gives the module the epoch key of the epoch a window starting at startMs belongs to, when it has another one. */
+  private enterEpoch(c: CorridorSettings, startMs: number): void {
+    const epoch = Math.floor(startMs / c.epochMs);
+    if (epoch === this.epoch) return;
+    this.exports.epoch_end();
+    this.epoch = null;
+    const key = deriveEpochKey(c.secret, c.group, epoch);
+    this.u8.set(key, this.exports.epoch_key_ptr());
+    key.fill(0);
+    const t = Math.round(c.p * layout.RR_SCALE);
+    if (this.exports.epoch_begin(c.bits, t) !== 1) throw new Error(`firmware: the module refused sketch bits ${c.bits} / threshold ${t}`);
+    this.epoch = epoch;
+  }
+
+  /**
    * Opens a window under a fresh key: 32 bytes from Node's CSPRNG (`crypto.randomFillSync`) are
    * written straight into the module's key buffer, so no copy of the key exists on the host side;
    * `window_begin` keeps only the BLAKE2s state after the key block and zeroes the key bytes.
@@ -200,8 +286,13 @@ export class Firmware {
     if ((startMs !== undefined || endMs !== undefined) && !(Number.isFinite(startMs) && Number.isFinite(endMs) && endMs! > startMs!)) {
       throw new TypeError(`firmware: startMs and endMs must both be finite with endMs > startMs, got ${startMs} and ${endMs}`);
     }
+    if (this.corridor && startMs === undefined) {
+      throw new TypeError('firmware: with a corridor group, windows need startMs and endMs (the epoch follows the window start)');
+    }
     // slots carry whole dBm: "below -80.5" is "below -80"
     const rssiMin = rssi === undefined ? -128 : Math.max(-128, Math.min(127, Math.ceil(rssi)));
+    if (this.corridor) this.enterEpoch(this.corridor, startMs!);
+    this.windowEndMs = endMs;
     randomFillSync(this.u8, this.exports.key_ptr(), KEY_BYTES);
     this.exports.window_begin(opts.ignoreFcs ? FLAG_IGNORE_FCS : 0, rssiMin);
     if (opts.startMs !== undefined) this.exports.window_span(opts.startMs, opts.endMs!);
@@ -327,9 +418,33 @@ export class Firmware {
       const acc = this.channelsClosed[key];
       for (let i = 0; i < acc.length; i++) acc[i] += this.dv.getUint32(this.live + off + 4 * i, true);
     }
+    const c = this.corridor;
+    const sketched = c !== null && this.epoch !== null;
+    // randomised response: CSPRNG bytes straight into the module's scratch, which window_end wipes
+    if (sketched) randomFillSync(this.u8, this.exports.sketch_scratch_ptr(), this.exports.sketch_scratch_bytes());
     this.exports.window_end();
     this.open = false;
-    return statsOf(this.dv, this.stats, this.oversize);
+    const counts = statsOf(this.dv, this.stats, this.oversize);
+    if (sketched) {
+      const epoch = this.epoch!;
+      const m = this.exports.sketch_bits();
+      const ptr = this.exports.sketch_noisy_ptr();
+      const sketch: FirmwareSketch = {
+        group: c.group,
+        epoch,
+        epochMs: c.epochMs,
+        m,
+        p: Math.round(c.p * layout.RR_SCALE) / layout.RR_SCALE,
+        bits: this.u8.slice(ptr, ptr + m / 8),
+      };
+      counts.sketch = sketch;
+      // the epoch's last window: its key is not needed any more
+      if (this.windowEndMs !== undefined && this.windowEndMs >= (epoch + 1) * c.epochMs) {
+        this.exports.epoch_end();
+        this.epoch = null;
+      }
+    }
+    return counts;
   }
 }
 

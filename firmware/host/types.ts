@@ -36,6 +36,36 @@ export interface FirmwareWindowCounts {
   ble: FirmwareRadioCounts;
   /** Frames whose link type the firmware does not parse. */
   unsupported: number;
+  /** The window's corridor sketch, when the firmware has a corridor group (Firmware.setCorridor). */
+  sketch?: FirmwareSketch;
+}
+
+/** A corridor sketch as it leaves the firmware: only the noisy bitmap (firmware/README.md, "Corridor sketch"). */
+export interface FirmwareSketch {
+  group: string;
+  /** floor(window start ms / epochMs). */
+  epoch: number;
+  epochMs: number;
+  /** Bits in the bitmap. */
+  m: number;
+  /** The quantised randomised-response probability T / 65536 the firmware applied. */
+  p: number;
+  /** The noisy bitmap, m / 8 bytes; bit i is (bits[i >> 3] >> (i & 7)) & 1. */
+  bits: Uint8Array;
+}
+
+/** A corridor group as the firmware wrapper needs it (Firmware.setCorridor). */
+export interface CorridorSettings {
+  /** The group secret: 32 bytes (or more) from a CSPRNG. The wrapper keeps a copy until clearCorridor(). */
+  secret: Uint8Array;
+  /** The group id (part of the epoch key's HKDF info). */
+  group: string;
+  /** Epoch length in ms; epochs are aligned to Unix time. */
+  epochMs: number;
+  /** Bits of the sketch (a power of two). */
+  bits: number;
+  /** Probability that a bit is replaced by a random bit (quantised to T / 65536). */
+  p: number;
 }
 
 export interface WindowOptions {
