@@ -51,6 +51,9 @@ interface Flags {
   rssiMin?: string;
   fitSeed?: string;
   calibrate: boolean;
+  sketchBits?: string;
+  sketchP?: string;
+  flows: boolean;
 }
 
 /** --evaluate without --duration / --scale / --people: at most this long, at most this crowd. */
@@ -154,6 +157,51 @@ function overrides(f: Flags): ScenarioOverrides {
     people: num('people', f.people, 0),
     start,
   };
+}
+
+function sketchBits(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 64 || (n & (n - 1)) !== 0) throw new UsageError(`--sketch-bits: must be a power of two >= 64 (got "${v}")`);
+  return n;
+}
+
+function flowsTable(e: Evaluation, Table: typeof import('cli-table3')): string {
+  const f = e.flows;
+  if (!f) return '';
+  const t = new Table({
+    style: { head: [], border: [] },
+    head: [
+      'from',
+      'to',
+      'true flow',
+      'estimate',
+      'baseline',
+      'flow error %\n(baseline)',
+      'travel median s\ntrue / estimate',
+      'travel median\nerror % (baseline)',
+    ],
+  });
+  const v = (x: number | null) => (x === null ? '-' : String(x));
+  for (const p of f.pairs)
+    t.push([
+      p.from,
+      p.to,
+      p.truth,
+      p.estimate,
+      p.baseline,
+      `${v(p.count_error_pct)} (${v(p.baseline_count_error_pct)})`,
+      `${v(p.truth_travel_median_s)} / ${v(p.estimate_travel_median_s)}`,
+      `${v(p.travel_median_error_pct)} (${v(p.baseline_travel_median_error_pct)})`,
+    ]);
+  return (
+    [
+      `flows from corridor sketches (m ${f.m}, p ${+f.p.toFixed(4)}, ${f.sketch_path} sketch path): per ${f.interval_s / 60}-min interval, ${f.intervals} intervals with a true flow >= 10 matchable identities`,
+      t.toString(),
+      `all pairs: flow error ${v(f.count_error_pct)} % (baseline ${v(f.baseline_count_error_pct)} %), travel median error ${v(f.travel_median_error_pct)} % (baseline ${v(f.baseline_travel_median_error_pct)} %); true flow within the bounds in ${Math.round((f.count_bounds_coverage ?? 0) * 100)} % of intervals`,
+      `epsilon per device per ${f.epoch_s / 3600}-h epoch: worst device ${f.epsilon} (${f.sketches_per_device.max} sketches), median device ${f.epsilon_median} (${f.sketches_per_device.median}); ${f.epsilon_per_sketch} per sketch`,
+    ].join('\n') + '\n'
+  );
 }
 
 function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): string {
@@ -262,6 +310,9 @@ export function registerSimulate(program: Command): void {
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
     .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
+    .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 2048)')
+    .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.05)')
+    .option('--no-flows', 'evaluate: skip the flows between gateways (corridor sketches)')
     .action(async (scenarioArg: string | undefined, given: Flags) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
       const log = createLogger({ component: 'simulate' });
@@ -330,10 +381,13 @@ export function registerSimulate(program: Command): void {
               bleLink,
               ignoreFcs: f.ignoreFcs,
               rssiMinDbm: num('rssi-min', f.rssiMin),
+              sketchBits: sketchBits(f.sketchBits),
+              sketchP: num('sketch-p', f.sketchP, 0),
+              flows: f.flows,
               ...o,
               ...quick,
             });
-            process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table));
+            process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table) + flowsTable(e, Table));
           }
           return;
         }

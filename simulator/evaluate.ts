@@ -10,6 +10,7 @@ import { WindowClock } from '../gateway/window.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
 import { evaluatePrivacy, type PrivacyRow } from './privacy-eval.ts';
+import { evaluateFlows, hasCorridor, type FlowsScore } from './flows-eval.ts';
 import type { FitResult } from '../aggregator/calibration/index.ts';
 import {
   fitCombined,
@@ -76,6 +77,8 @@ export interface Evaluation {
   calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration; combined: CombinedFit | null } | null;
   /** The same windows as the gateway would publish them with small-count protection (simulator/privacy-eval.ts). */
   privacy: PrivacyRow[];
+  /** Flows between gateways from the corridor sketches (simulator/flows-eval.ts); null without flow crowds passing two gateways. */
+  flows: FlowsScore | null;
 }
 
 export interface EvaluateOptions extends ScenarioOverrides {
@@ -91,6 +94,11 @@ export interface EvaluateOptions extends ScenarioOverrides {
   fitSeed?: number;
   /** Fit and score people (default true); false skips the second run. */
   calibrate?: boolean;
+  /** Corridor sketch bits and flip probability for the flows evaluation (defaults: SKETCH_DEFAULTS). */
+  sketchBits?: number;
+  sketchP?: number;
+  /** Skip the flows evaluation. */
+  flows?: boolean;
 }
 
 interface Acc {
@@ -239,5 +247,6 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     overall: { wifi: score(all.wifi), ble: score(all.ble), people: people.overall },
     calibration,
     privacy: evaluatePrivacy(windows, fits, s.windowS * 1000, seed),
+    flows: o.flows !== false && hasCorridor(s) ? await evaluateFlows(s, { seed, bleLink: o.bleLink, m: o.sketchBits, p: o.sketchP }) : null,
   };
 }

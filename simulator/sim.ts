@@ -20,7 +20,7 @@ import { Rng } from './rng.ts';
 import type { Scenario } from './scenario.ts';
 
 export { bleLinkType, captureInterfaces, gatewayReachM, REFERENCE_PHONE_DBM } from './engine/gateways.ts';
-export type { BleLink, EngineOptions, FrameEvent, Radio, SimEvent, SimTotals, WindowEvent } from './engine/types.ts';
+export type { BleLink, EngineOptions, EngineTap, FrameEvent, Radio, SimEvent, SimTotals, WindowEvent } from './engine/types.ts';
 
 /**
  * Runs a scenario, yielding every captured frame (all gateways, in time order) and, at each window
@@ -33,10 +33,10 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
   const endS = s.durationS;
   const gateways = gatewayStates(s, root);
   const queue = new TaskQueue();
-  const truth = new TruthAccounting(s, s.environment, gateways);
+  const truth = new TruthAccounting(s, s.environment, gateways, opts.tap);
   const devices = new DeviceBehaviour(s.environment, root, queue, gateways);
   const population = new Population(s, root, queue, devices, (p) => truth.flowPath(p));
-  const emit = new FrameEmitter(s.environment, gateways, air, opts.bleLink ?? 'll', s.startMs, truth);
+  const emit = new FrameEmitter(s.environment, gateways, air, opts.bleLink ?? 'll', s.startMs, truth, opts.tap);
 
   population.start();
   queue.push(0, TASK.TICK, null);

@@ -8,7 +8,7 @@ import type { Scenario } from '../scenario.ts';
 import { WindowTally, median, type TravelStat, type TruthWindow } from '../truth.ts';
 import type { Agent, FlowPath } from './population.ts';
 import { position } from './population.ts';
-import type { GatewayState } from './types.ts';
+import type { EngineTap, GatewayState } from './types.ts';
 
 /**
  * The truth windows of a run. Windows fall on multiples of the window length in UTC, as the gateways
@@ -48,6 +48,7 @@ export class TruthAccounting {
     private readonly s: Scenario,
     private readonly env: Environment,
     private readonly gateways: GatewayState[],
+    private readonly tap?: EngineTap,
   ) {
     this.windows = new TruthWindows(s.startMs, s.windowS);
     this.tallies = gateways.map(() => new WindowTally());
@@ -66,16 +67,20 @@ export class TruthAccounting {
   /** Travel times between consecutive gateways a flow agent's path passes within their reach. */
   flowPath(p: FlowPath): void {
     const { ax, ay, bx, by, len, t0, speed } = p;
-    const passes: Array<{ g: string; t: number }> = [];
+    const passes: Array<{ g: string; t: number; index: number }> = [];
     for (const g of this.gateways) {
       const proj = ((g.x - ax) * (bx - ax) + (g.y - ay) * (by - ay)) / len;
       if (proj < 0 || proj > len) continue;
       const px = ax + ((bx - ax) * proj) / len;
       const py = ay + ((by - ay) * proj) / len;
       if (Math.hypot(g.x - px, g.y - py) > g.reach) continue;
-      passes.push({ g: g.spec.id, t: t0 + proj / speed });
+      passes.push({ g: g.spec.id, t: t0 + proj / speed, index: g.index });
     }
     passes.sort((p, q) => p.t - q.t);
+    this.tap?.passes?.(
+      p.agent,
+      passes.map((x) => ({ gateway: x.index, t: x.t })),
+    );
     for (let k = 1; k < passes.length; k++) {
       if (passes[k - 1].t < 0) continue; // passed the first gateway before the simulation started
       const w = this.windows.indexOf(passes[k].t);

@@ -11,7 +11,7 @@ import type { TruthAccounting } from './accounting.ts';
 import { probeElements, type Device } from './devices.ts';
 import { bleLinkType } from './gateways.ts';
 import { position } from './population.ts';
-import type { BleLink, GatewayState, SimEvent } from './types.ts';
+import type { BleLink, EngineTap, GatewayState, SimEvent } from './types.ts';
 
 export function distance(d: Device, t: number, g: GatewayState): number {
   const [x, y] = position(d.agent, t);
@@ -29,6 +29,7 @@ export class FrameEmitter {
     private readonly bleLink: BleLink,
     private readonly startMs: number,
     private readonly truth: TruthAccounting,
+    private readonly tap?: EngineTap,
   ) {
     this.bleLinkType = bleLinkType(bleLink);
   }
@@ -52,6 +53,7 @@ export class FrameEmitter {
       if (rssi < g.wifi.sensitivityDbm) continue;
       const data = probeRequest({ sa: d.mac, seq: d.seq, ies: probeElements(d, ch), channel: tuned, signalDbm: rssi, tsfUs: g.tsfOffsetUs + t * 1e6 });
       tally.capturedWifi(d.macKey, d.macLocal);
+      this.tap?.captured?.(g.index, 'wifi', d, t);
       yield { type: 'frame', gateway: g.index, radio: 'wifi', frame: { linkType: LINKTYPE.IEEE802_11_RADIOTAP, timestampMs: this.startMs + tMs, data } };
     }
   }
@@ -72,6 +74,7 @@ export class FrameEmitter {
       const fields = { pduType: b.pduType, adva: d.ble, random: d.bleRandom, advData: d.advData, channel: g.ble.channel, signalDbm: rssi };
       const data = this.bleLink === 'hci' ? bleAdvertHci(fields) : bleAdvertLL(fields);
       tally.capturedBle(d.bleKey, d.bleRandom);
+      this.tap?.captured?.(g.index, 'ble', d, t);
       yield { type: 'frame', gateway: g.index, radio: 'ble', frame: { linkType: this.bleLinkType, timestampMs: this.startMs + t * 1000, data } };
     }
   }

@@ -58,6 +58,8 @@ export interface FlowPath {
   t0: number;
   speed: number;
   mode: string;
+  /** The agent on this path (its devices are added right after). */
+  agent: Agent;
 }
 
 type Region = GatheringSpec['region'];
@@ -262,7 +264,7 @@ export class Population {
       extraLossDb: m.attenuationDb,
       devices: [],
     };
-    this.onFlowPath({ ax, ay, bx, by, len, t0, speed, mode: cs.mode! });
+    this.onFlowPath({ ax, ay, bx, by, len, t0, speed, mode: cs.mode!, agent });
     for (const [model, p] of Object.entries(m.vehicleDevices)) if (rng.chance(p)) agent.devices.push(this.devices.create(agent, model, false));
     this.addAgent(agent, rng, people);
   }

@@ -5,6 +5,8 @@ import type { WifiReceiver } from '../radio.ts';
 import type { Rng } from '../rng.ts';
 import type { Scenario } from '../scenario.ts';
 import type { TruthWindow } from '../truth.ts';
+import type { Device } from './devices.ts';
+import type { Agent } from './population.ts';
 
 export type BleLink = 'll' | 'hci';
 export type Radio = 'wifi' | 'ble';
@@ -35,6 +37,19 @@ export interface EngineOptions {
   seed: number;
   /** BLE encapsulation: link layer with pseudo-header (256) or HCI event (201). */
   bleLink?: BleLink;
+  /** What the flows evaluation needs to know beyond the frames (simulator/flows-eval.ts). */
+  tap?: EngineTap;
+}
+
+/**
+ * Per-device truth for the flows evaluation: which gateways a flow agent passes and when, and who sent
+ * each captured frame. Only the evaluation listens; the frames and window truths do not change.
+ */
+export interface EngineTap {
+  /** A flow agent's passes (closest point of its path to each gateway within reach), in time order, s. */
+  passes?(agent: Agent, passes: Array<{ gateway: number; t: number }>): void;
+  /** Gateway g captured a frame of device d at t (s) on `radio`. */
+  captured?(g: number, radio: Radio, d: Device, t: number): void;
 }
 
 /** A gateway as the engine uses it. */

@@ -1,0 +1,514 @@
+// Flows and travel times between two gateways of a corridor group from their noisy sketches
+// (issue 13; the sketch is specified in contract/README and test/support/sketch-reference.ts).
+// Pure and deterministic: no clock, no I/O, randomness only from a seed given by the caller.
+//
+// A sketch is an m-bit map in which each matchable device heard in the window set one bit (keyed
+// hash, one key per group and epoch), published after randomised response: every bit is replaced by
+// a fair coin with probability q (the published, quantised p), so it is the true bit with
+// probability 1 - q/2. With f = q/2:
+//
+// 1. Debiasing. g_i = (bit_i - f) / (1 - 2f) is an unbiased estimate of the true bit i, with
+//    variance v + x_i(1 - ...) where v = f(1 - f) / (1 - 2f)^2 at a true 0. Sketches carry
+//    independent noise, so a product of g's of different sketches is an unbiased estimate of the
+//    product of their true bits: inverting the per-bit response on the joint (a, b) distribution.
+// 2. Run starts (double matches). A device heard in k consecutive windows at A and j at B would
+//    match k * j times (a pedestrian in reach for three minutes: 9 matches). The estimator works on
+//    run starts instead: s_t = g_t * (1 - g_{t-1}) estimates "the bit is set in window t and was
+//    not in t - 1". A device whose presence at a gateway is one run of consecutive windows has
+//    exactly one run start there, so it matches exactly once, at the lag between the windows where
+//    it was first heard at A and first heard at B. The share of a gateway's devices that were also
+//    heard in the window before (`repeatShare`) is measured the same way and reported.
+// 3. Pair count. C(t, l) = sum_i sA_t,i * sB_t+l,i - (sum sA_t)(sum sB_t+l) / m: the expected chance
+//    collisions of unrelated devices on one bit are subtracted (first-order linear counting; the
+//    load of a window, tens of devices in m >= 1024 bits, keeps the higher orders negligible).
+//    Variance estimate: sum_i sA_i^2 sB_i^2 (unbiased for sum E[sA^2] E[sB^2], which bounds the
+//    variance of the sum from above).
+// 4. Directions and lag 0. A -> B devices appear at lags l >= 0, B -> A at l <= 0; both share lag
+//    0 (passing both gateways within one window). For a device with travel time tau and a uniform
+//    phase in the window, the lag is k = floor(tau / W) with probability 1 - frac and k + 1 with
+//    probability frac (frac = tau / W - k). Lag 0 is split between the directions by an EM fit
+//    (Richardson-Lucy, started flat) of both directions' travel-time distributions on a grid of W/6
+//    to the lag counts pooled over all windows given.
+// 5. Travel time. The lag counts fix the mean travel time exactly (E[lag] = E[tau] / W) but not how
+//    the mass spreads inside a window: a point at 36 s and a spread over 0-72 s give the same lags.
+//    The estimator takes the least dispersed distribution with the observed lags (leastDispersed):
+//    exact for a narrow distribution (vehicles at about one speed), off by up to half a window for a
+//    mix of modes whose lags overlap. Median and 85th percentile come from it.
+// 6. Per interval. The flow of an interval (windows of A starting in it) is the sum of its rows'
+//    C(t, l) over l = 1..L plus the direction's share of C(t, 0); cells that cannot be observed
+//    (no sketch, another epoch's key) are made up for from the pooled lag distribution. Bounds:
+//    +-z standard deviations of that sum (z = 1.96). Travel-time median and 85th percentile per
+//    interval from the interval's own lag counts; bounds from a parametric bootstrap (cells redrawn
+//    with their variance, seeded by the caller).
+import { unsafeUniformIntDistribution, xoroshiro128plus, type RandomGenerator } from 'pure-rand';
+
+export interface NoisySketch {
+  /** m / 8 bytes, bit i at (bits[i >> 3] >> (i & 7)) & 1. */
+  bits: Uint8Array;
+  m: number;
+  /** The published (quantised) probability that a bit is replaced by a fair coin. */
+  p: number;
+}
+
+/** Unbiased per-bit estimates of the true bitmap. */
+export function debias(s: NoisySketch): Float64Array {
+  const f = s.p / 2;
+  if (!(f >= 0 && f < 0.5)) throw new Error(`p = ${s.p}: must be in [0, 1)`);
+  if (s.bits.length * 8 !== s.m) throw new Error(`sketch has ${s.bits.length} bytes, m = ${s.m} needs ${s.m / 8}`);
+  const one = (1 - f) / (1 - 2 * f);
+  const zero = -f / (1 - 2 * f);
+  const g = new Float64Array(s.m);
+  for (let i = 0; i < s.m; i++) g[i] = (s.bits[i >> 3] >> (i & 7)) & 1 ? one : zero;
+  return g;
+}
+
+/**
+ * Run-start estimates: g_t * (1 - g_{t-1}) bit by bit, divided by the share of bits clear in t - 1
+ * (a device's run start is visible only when no other device set its bit in the window before);
+ * without the previous window, g_t.
+ */
+export function runStarts(cur: Float64Array, prev: Float64Array | null): Float64Array {
+  if (!prev) return cur;
+  if (prev.length !== cur.length) throw new Error(`run starts: sketches of ${prev.length} and ${cur.length} bits`);
+  let set = 0;
+  for (let i = 0; i < prev.length; i++) set += prev[i];
+  const k = 1 / Math.max(0.05, 1 - Math.max(0, set / prev.length));
+  const s = new Float64Array(cur.length);
+  for (let i = 0; i < cur.length; i++) s[i] = cur[i] * (1 - prev[i]) * k;
+  return s;
+}
+
+export interface Cell {
+  count: number;
+  variance: number;
+}
+
+/** Estimated devices shared by two debiased (or run-start) vectors, chance collisions removed. */
+export function matchCount(a: Float64Array, b: Float64Array): Cell {
+  if (a.length !== b.length) throw new Error(`match: sketches of ${a.length} and ${b.length} bits`);
+  let dot = 0;
+  let sa = 0;
+  let sb = 0;
+  let v = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] * b[i];
+    dot += x;
+    sa += a[i];
+    sb += b[i];
+    v += x * x;
+  }
+  // A matched device's bit also carries other devices' bits with probability alpha (beta), and the
+  // subtraction above takes those away from it too: E[dot - sa * sb / m] = matches (1 - alpha)(1 - beta).
+  const m = a.length;
+  const k = 1 / (Math.max(0.05, 1 - Math.max(0, sa / m)) * Math.max(0.05, 1 - Math.max(0, sb / m)));
+  return { count: (dot - (sa * sb) / m) * k, variance: v * k * k };
+}
+
+/** Estimated distinct devices of a debiased vector (linear counting on the debiased zero share). */
+export function deviceCount(g: Float64Array): number {
+  let ones = 0;
+  for (let i = 0; i < g.length; i++) ones += g[i];
+  const zeros = Math.min(Math.max(g.length - ones, 0.5), g.length);
+  return -g.length * Math.log(zeros / g.length);
+}
+
+/** The sketches of one gateway by window index (consecutive windows differ by 1). */
+export type WindowSketches = Map<number, NoisySketch & { epoch: number }>;
+
+/** Lag counts of the ordered pair (from, to): rows by `from`'s window, cells for lags 0..maxLag. */
+export interface DirectedLags {
+  rows: Map<number, Array<Cell | null>>;
+}
+
+export interface PairLags {
+  ab: DirectedLags;
+  ba: DirectedLags;
+  /** Share of each gateway's heard devices that were heard in its window before (double matches without the run starts). */
+  repeatShare: { a: number; b: number };
+}
+
+function prepared(ws: WindowSketches): Map<number, { g: Float64Array; s: Float64Array; epoch: number }> {
+  const out = new Map<number, { g: Float64Array; s: Float64Array; epoch: number }>();
+  const keys = [...ws.keys()].sort((x, y) => x - y);
+  for (const t of keys) {
+    const sk = ws.get(t)!;
+    const g = debias(sk);
+    const prev = out.get(t - 1);
+    // a run started in the previous epoch is not visible: its bits are under another key
+    out.set(t, { g, s: runStarts(g, prev && prev.epoch === sk.epoch ? prev.g : null), epoch: sk.epoch });
+  }
+  return out;
+}
+
+function repeatShare(p: ReturnType<typeof prepared>): number {
+  let rep = 0;
+  let all = 0;
+  for (const [t, x] of p) {
+    all += Math.max(deviceCount(x.g), 0);
+    const prev = p.get(t - 1);
+    if (prev && prev.epoch === x.epoch) rep += matchCount(x.g, prev.g).count;
+  }
+  return all > 0 ? Math.max(0, rep) / all : 0;
+}
+
+/**
+ * All lag counts between two gateways' sketches, for lags 0..maxLag windows in both directions.
+ * Pairs of windows in different epochs (different keys) are null: not observable.
+ */
+export function pairLags(a: WindowSketches, b: WindowSketches, maxLag: number, windows?: Iterable<number>): PairLags {
+  const pa = prepared(a);
+  const pb = prepared(b);
+  const dir = (x: typeof pa, y: typeof pb): DirectedLags => {
+    const rows = new Map<number, Array<Cell | null>>();
+    for (const t of windows ?? x.keys()) {
+      const from = x.get(t);
+      if (!from) continue;
+      const row: Array<Cell | null> = [];
+      for (let l = 0; l <= maxLag; l++) {
+        const to = y.get(t + l);
+        row.push(to && to.epoch === from.epoch ? matchCount(from.s, to.s) : null);
+      }
+      rows.set(t, row);
+    }
+    return { rows };
+  };
+  return { ab: dir(pa, pb), ba: dir(pb, pa), repeatShare: { a: repeatShare(pa), b: repeatShare(pb) } };
+}
+
+// ---- travel-time fit ----
+
+/** Grid cells per window for the travel-time fit. */
+export const GRID_PER_WINDOW = 6;
+
+interface Fit {
+  ab: Float64Array;
+  ba: Float64Array;
+}
+
+/** Lag distribution of a travel time tau (in windows): [lag, probability] pairs. */
+function kernel(tauW: number): [number, number, number] {
+  const k = Math.floor(tauW);
+  return [k, 1 - (tauW - k), tauW - k];
+}
+
+/**
+ * EM for the two directions' travel-time weights on the grid, given lag sums yAb[l], yBa[l]
+ * (l = 1..L; index 0 unused) and the shared lag 0 sum y0. Negative sums count as 0.
+ */
+function em(yAb: Float64Array, yBa: Float64Array, y0: number, L: number, start: Fit | null, iterations: number): Fit {
+  const J = L * GRID_PER_WINDOW;
+  const ab = new Float64Array(J);
+  const ba = new Float64Array(J);
+  const pos = (x: number) => Math.max(x, 0);
+  const total = pos(y0) + yAb.reduce((s, x) => s + pos(x), 0) + yBa.reduce((s, x) => s + pos(x), 0);
+  if (start) {
+    ab.set(start.ab);
+    ba.set(start.ba);
+  } else {
+    ab.fill(total / (2 * J) || 1e-9);
+    ba.fill(total / (2 * J) || 1e-9);
+  }
+  if (total <= 0) return { ab: new Float64Array(J), ba: new Float64Array(J) };
+  // make sure no cell is stuck at exactly 0 (EM is multiplicative)
+  for (let j = 0; j < J; j++) {
+    ab[j] = Math.max(ab[j], 1e-6 * (total / J));
+    ba[j] = Math.max(ba[j], 1e-6 * (total / J));
+  }
+  const kern = Array.from({ length: J }, (_, j) => kernel((j + 0.5) / GRID_PER_WINDOW));
+  const muAb = new Float64Array(L + 2);
+  const muBa = new Float64Array(L + 2);
+  for (let it = 0; it < iterations; it++) {
+    muAb.fill(0);
+    muBa.fill(0);
+    for (let j = 0; j < J; j++) {
+      const [k, p0, p1] = kern[j];
+      muAb[k] += ab[j] * p0;
+      muAb[k + 1] += ab[j] * p1;
+      muBa[k] += ba[j] * p0;
+      muBa[k + 1] += ba[j] * p1;
+    }
+    const mu0 = muAb[0] + muBa[0];
+    const ratio = (y: number, mu: number) => (mu > 0 ? pos(y) / mu : 0);
+    const r0 = ratio(y0, mu0);
+    for (let j = 0; j < J; j++) {
+      const [k, p0, p1] = kern[j];
+      const rA0 = k === 0 ? r0 : ratio(yAb[k], muAb[k]);
+      const rA1 = k + 1 <= L ? ratio(yAb[k + 1], muAb[k + 1]) : 0;
+      const rB0 = k === 0 ? r0 : ratio(yBa[k], muBa[k]);
+      const rB1 = k + 1 <= L ? ratio(yBa[k + 1], muBa[k + 1]) : 0;
+      const norm = p0 + (k + 1 <= L ? p1 : 0);
+      ab[j] *= norm > 0 ? (p0 * rA0 + p1 * rA1) / norm : 0;
+      ba[j] *= norm > 0 ? (p0 * rB0 + p1 * rB1) / norm : 0;
+    }
+  }
+  return { ab, ba };
+}
+
+/** Share of the lag 0 count that belongs to each direction under a fit. */
+function lagZeroShare(fit: Fit): { ab: number; ba: number } {
+  let a = 0;
+  let b = 0;
+  for (let j = 0; j < fit.ab.length; j++) {
+    const [k, p0] = kernel((j + 0.5) / GRID_PER_WINDOW);
+    if (k !== 0) continue;
+    a += fit.ab[j] * p0;
+    b += fit.ba[j] * p0;
+  }
+  return a + b > 0 ? { ab: a / (a + b), ba: b / (a + b) } : { ab: 0.5, ba: 0.5 };
+}
+
+/** Lag distribution (0..L) a direction's fit predicts, normalised. */
+function lagDistribution(w: Float64Array, L: number): Float64Array {
+  const pi = new Float64Array(L + 1);
+  for (let j = 0; j < w.length; j++) {
+    const [k, p0, p1] = kernel((j + 0.5) / GRID_PER_WINDOW);
+    if (k <= L) pi[k] += w[j] * p0;
+    if (k + 1 <= L) pi[k + 1] += w[j] * p1;
+  }
+  const s = pi.reduce((x, y) => x + y, 0);
+  if (s > 0) for (let l = 0; l <= L; l++) pi[l] /= s;
+  return pi;
+}
+
+/**
+ * The least dispersed travel-time distribution with the lag distribution y (lags 0..L of one
+ * direction; negative counts as 0), as point masses [tau in windows, mass]. Mass in window interval
+ * [k, k + 1) reaches lags k and k + 1 linearly in tau, so within an interval a point at the mean is
+ * exactly as likely as any spread: the data cannot tell them apart. Of all distributions with this
+ * lag distribution this one has the least variance (minimum E[tau^2] at the fixed mean): each lag's
+ * count is split between the interval below and the one above it, the split chosen by dynamic
+ * programming on a grid of `steps` levels. Vehicles at about one speed make a narrow travel-time
+ * distribution, so this suits them better than a fit spreading the mass over the window.
+ */
+export function leastDispersed(y: ArrayLike<number>, steps = 24): Array<[number, number]> {
+  const L = y.length - 1;
+  const P = Array.from({ length: L + 1 }, (_, l) => Math.max(0, y[l]));
+  if (!P.some((x) => x > 0)) return [];
+  // a[l] = share of P_l given to interval l (its lower lag); the rest goes to interval l - 1
+  const level = (l: number, i: number) => (l === 0 ? P[0] : (P[l] * i) / steps);
+  const cost = (k: number, u: number, v: number) => (u + v > 0 ? (k * (u + v) + v) ** 2 / (u + v) : 0);
+  const S = steps + 1;
+  let best = new Float64Array(S).fill(Infinity);
+  const back: Int32Array[] = [];
+  best[0] = 0; // lag 0: all of it to interval 0 (level index irrelevant)
+  const firstLevels = 1;
+  for (let l = 1; l <= L; l++) {
+    const next = new Float64Array(S).fill(Infinity);
+    const from = new Int32Array(S);
+    for (let i = 0; i < S; i++) {
+      const a = level(l, i);
+      const v = P[l] - a; // to interval l - 1
+      for (let j = 0; j < (l === 1 ? firstLevels : S); j++) {
+        if (!Number.isFinite(best[j])) continue;
+        const c = best[j] + cost(l - 1, level(l - 1, j), v);
+        if (c < next[i]) {
+          next[i] = c;
+          from[i] = j;
+        }
+      }
+    }
+    back.push(from);
+    best = next;
+  }
+  let bi = 0;
+  let bc = Infinity;
+  for (let i = 0; i < S; i++) {
+    const c = best[i] + cost(L, level(L, i), 0);
+    if (c < bc) {
+      bc = c;
+      bi = i;
+    }
+  }
+  // walk back: the level chosen at every lag
+  const choice = new Array<number>(L + 1).fill(0);
+  choice[L] = bi;
+  for (let l = L; l >= 1; l--) choice[l - 1] = back[l - 1][choice[l]];
+  const points: Array<[number, number]> = [];
+  for (let k = 0; k <= L; k++) {
+    const u = level(k, choice[k]);
+    const v = k < L ? P[k + 1] - level(k + 1, choice[k + 1]) : 0;
+    if (u + v > 0) points.push([k + v / (u + v), u + v]);
+  }
+  return points;
+}
+
+/** Quantile q of point masses sorted by tau; null without mass. */
+export function pointQuantile(points: Array<[number, number]>, q: number): number | null {
+  const total = points.reduce((s, [, w]) => s + w, 0);
+  if (!(total > 0)) return null;
+  let acc = 0;
+  for (const [tau, w] of points) {
+    acc += w;
+    if (acc >= q * total - 1e-12) return tau;
+  }
+  return points[points.length - 1][0];
+}
+
+// ---- per interval ----
+
+export interface FlowEstimate {
+  /** First window (of the origin gateway) of the interval. */
+  firstWindow: number;
+  windows: number;
+  count: number;
+  countLow: number;
+  countHigh: number;
+  travelMedianS: number | null;
+  travelMedianLowS: number | null;
+  travelMedianHighS: number | null;
+  travelP85S: number | null;
+  travelP85LowS: number | null;
+  travelP85HighS: number | null;
+}
+
+export interface FlowOptions {
+  windowS: number;
+  maxLag: number;
+  /** Windows per interval (5-min intervals of 60-s windows: 5). */
+  intervalWindows: number;
+  /** Bootstrap replicates for the travel-time bounds (0: no bounds). */
+  bootstrap?: number;
+  seed?: number;
+  /** Confidence z for the bounds (1.96: 95 %). */
+  z?: number;
+  emIterations?: number;
+}
+
+export interface PairFlows {
+  ab: FlowEstimate[];
+  ba: FlowEstimate[];
+  pooled: { abMedianS: number | null; baMedianS: number | null; lagZeroShareAb: number };
+  repeatShare: { a: number; b: number };
+}
+
+function sums(d: DirectedLags, ts: Iterable<number>, L: number): { y: Float64Array; v: Float64Array } {
+  const y = new Float64Array(L + 1);
+  const v = new Float64Array(L + 1);
+  for (const t of ts) {
+    const row = d.rows.get(t);
+    if (!row) continue;
+    for (let l = 0; l <= L; l++) {
+      const c = row[l];
+      if (!c) continue;
+      y[l] += c.count;
+      v[l] += c.variance;
+    }
+  }
+  return { y, v };
+}
+
+function normal(rng: RandomGenerator): number {
+  // Box-Muller from two 31-bit uniforms
+  const u1 = (unsafeUniformIntDistribution(1, 0x7fffffff, rng) + 0.5) / 0x80000000;
+  const u2 = unsafeUniformIntDistribution(0, 0x7fffffff, rng) / 0x80000000;
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+}
+
+function percentile(xs: number[], q: number): number | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((x, y) => x - y);
+  const i = Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))));
+  return s[i];
+}
+
+/**
+ * Flows and travel times in both directions of one pair, per interval of `intervalWindows` windows
+ * (interval k holds the origin windows firstWindow..firstWindow + intervalWindows - 1 where
+ * firstWindow is a multiple of intervalWindows), from the lag counts of pairLags.
+ */
+export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
+  const L = o.maxLag;
+  const z = o.z ?? 1.96;
+  const iters = o.emIterations ?? 3000;
+  const all = (d: DirectedLags) => sums(d, d.rows.keys(), L);
+  const pAb = all(lags.ab);
+  const pBa = all(lags.ba);
+  // lag 0 is the same product in both directions: take it once
+  const pooled = em(pAb.y, pBa.y, pAb.y[0], L, null, iters);
+  const share = lagZeroShare(pooled);
+  const pi = { ab: lagDistribution(pooled.ab, L), ba: lagDistribution(pooled.ba, L) };
+  const rng = xoroshiro128plus(o.seed ?? 1);
+
+  const intervals = (d: DirectedLags) => {
+    const firsts = new Set<number>();
+    for (const t of d.rows.keys()) firsts.add(Math.floor(t / o.intervalWindows) * o.intervalWindows);
+    return [...firsts].sort((x, y) => x - y);
+  };
+
+  const perInterval = (dir: 'ab' | 'ba'): FlowEstimate[] => {
+    const d = lags[dir];
+    const sh = share[dir];
+    return intervals(d).map((first) => {
+      const ts = Array.from({ length: o.intervalWindows }, (_, i) => first + i).filter((t) => d.rows.has(t));
+      let count = 0;
+      let variance = 0;
+      for (const t of ts) {
+        const row = d.rows.get(t)!;
+        let seen = 0;
+        let c = 0;
+        let v = 0;
+        for (let l = 0; l <= L; l++) {
+          const cell = row[l];
+          if (!cell) continue;
+          const w = l === 0 ? sh : 1;
+          c += w * cell.count;
+          v += w * w * cell.variance;
+          seen += pi[dir][l];
+        }
+        // cells not observable (no sketch yet, another epoch): made up for from the pooled lag distribution
+        const scale = seen > 0.05 ? 1 / seen : 1;
+        count += c * scale;
+        variance += v * scale * scale;
+      }
+      const sd = Math.sqrt(variance);
+      // travel times: the least dispersed distribution with this interval's lag counts (lag 0: the direction's share)
+      const own = sums(d, ts, L);
+      const travel = (y: Float64Array) => {
+        const yy = Float64Array.from(y);
+        yy[0] *= sh;
+        const pts = leastDispersed(yy);
+        return [pointQuantile(pts, 0.5), pointQuantile(pts, 0.85)];
+      };
+      const [med, p85] = travel(own.y);
+      const meds: number[] = [];
+      const p85s: number[] = [];
+      for (let r = 0; r < (o.bootstrap ?? 40); r++) {
+        const [a, b] = travel(own.y.map((y, l) => y + Math.sqrt(own.v[l]) * normal(rng)));
+        if (a !== null) meds.push(a);
+        if (b !== null) p85s.push(b);
+      }
+      const s = (x: number | null) => (x === null ? null : x * o.windowS);
+      const lo = (z === 1.96 ? 0.025 : 0.16) as number;
+      return {
+        firstWindow: first,
+        windows: ts.length,
+        count,
+        countLow: Math.max(0, count - z * sd),
+        countHigh: Math.max(0, count + z * sd),
+        travelMedianS: s(med),
+        travelMedianLowS: s(percentile(meds, lo)),
+        travelMedianHighS: s(percentile(meds, 1 - lo)),
+        travelP85S: s(p85),
+        travelP85LowS: s(percentile(p85s, lo)),
+        travelP85HighS: s(percentile(p85s, 1 - lo)),
+      };
+    });
+  };
+  const med = (y: Float64Array, sh: number) => {
+    const yy = Float64Array.from(y);
+    yy[0] *= sh;
+    const q = pointQuantile(leastDispersed(yy), 0.5);
+    return q === null ? null : q * o.windowS;
+  };
+  return {
+    ab: perInterval('ab'),
+    ba: perInterval('ba'),
+    pooled: { abMedianS: med(pAb.y, share.ab), baMedianS: med(pBa.y, share.ba), lagZeroShareAb: share.ab },
+    repeatShare: lags.repeatShare,
+  };
+}
+
+/** Epsilon of one sketch for one device: ln((1 - q/2) / (q/2)). */
+export function epsilonPerSketch(p: number): number {
+  return Math.log((1 - p / 2) / (p / 2));
+}

@@ -1,0 +1,291 @@
+// Flows evaluation (issue 13): the corridor sketches of every gateway, window by window, through the
+// flow estimator of the aggregator (aggregator/flows/estimate.ts), scored against the truth of the
+// matchable devices that passed one gateway and then another; beside it the same figures for an
+// exact re-identification baseline (addresses matched with their capture times: what a system that
+// keeps identifiers reaches), computed here only and never anywhere else.
+//
+// Truth, precisely: a matchable identity is one radio of one device whose address class enters the
+// sketch (BLE public, static random and resolvable private addresses of devices that are not
+// beacons; Wi-Fi addresses with the locally administered bit clear), with that radio on. It passed
+// A then B when its agent's path passed within reach of A at t_A (closest point) and of B at
+// t_B > t_A. Flow of (A, B) in a 5-min interval: such identities whose t_A falls in the interval
+// (intervals on multiples of 5 min UTC); their travel times t_B - t_A give the interval's median.
+// A device with both a global Wi-Fi address and a BLE address is two identities, as it is two bits
+// of the sketch; an identity not heard at A or B (or whose BLE address rotated between them) is in
+// the truth and missed by both the estimate and the baseline.
+import { randomBytes } from 'node:crypto';
+import { estimatePairFlows, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
+import type { Device } from './engine/devices.ts';
+import type { Agent } from './engine/population.ts';
+import type { Scenario } from './scenario.ts';
+import { runScenario, type BleLink, type Radio } from './sim.ts';
+
+/** Sketch defaults (the gateway's corridor defaults follow these; README "Flows"). */
+export const SKETCH_DEFAULTS = { m: 2048, p: 0.05, epochS: 3600, horizonS: 600, intervalS: 300 };
+/** Intervals with fewer true identities than this are not scored (a percentage of 3 says little). */
+export const MIN_SCORED_FLOW = 10;
+
+export interface FlowsScore {
+  /** Mean absolute percentage error of the flow per 5-min interval (intervals with truth >= MIN_SCORED_FLOW). */
+  count_error_pct: number | null;
+  /** Same for the travel-time median of the interval. */
+  travel_median_error_pct: number | null;
+  baseline_count_error_pct: number | null;
+  baseline_travel_median_error_pct: number | null;
+  /** Epsilon per device per epoch of the worst device of the run (sketches it entered x epsilon per sketch). */
+  epsilon: number;
+  epsilon_median: number;
+  epsilon_per_sketch: number;
+  sketches_per_device: { median: number; max: number };
+  m: number;
+  p: number;
+  epoch_s: number;
+  interval_s: number;
+  /** How the sketches were made: the TypeScript reference of the sketch (firmware: the gateway's WASM). */
+  sketch_path: 'reference' | 'firmware';
+  /** Intervals scored, and the share of them whose true flow lies within the estimate's bounds. */
+  intervals: number;
+  count_bounds_coverage: number | null;
+  /** Measured share of a gateway's matchable identities heard again in its next window (from the sketches), per gateway. */
+  repeat_share: Record<string, number>;
+  pairs: Array<{
+    from: string;
+    to: string;
+    truth: number;
+    estimate: number;
+    baseline: number;
+    count_error_pct: number | null;
+    travel_median_error_pct: number | null;
+    baseline_count_error_pct: number | null;
+    baseline_travel_median_error_pct: number | null;
+    truth_travel_median_s: number | null;
+    estimate_travel_median_s: number | null;
+  }>;
+}
+
+export interface FlowsOptions {
+  seed: number;
+  bleLink?: BleLink;
+  m?: number;
+  p?: number;
+  epochS?: number;
+  horizonS?: number;
+}
+
+interface Identity {
+  device: Device;
+  radio: Radio;
+}
+
+/** Whether this radio of the device enters the corridor sketch (the firmware's classes). */
+export function matchable(d: Device, radio: Radio): boolean {
+  if (d.kind === 'beacon') return false;
+  if (radio === 'wifi') return d.wifiOn && !!d.model.wifi && d.model.wifi.macPolicy === 'fixed' && !d.macLocal;
+  return d.bleOn && !!d.model.ble;
+}
+
+const median = (xs: number[]): number | null => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+};
+const r1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
+
+/** Whether the scenario has flow crowds passing at least two gateways (else no flows evaluation). */
+export function hasCorridor(s: Scenario): boolean {
+  return s.gateways.length >= 2 && s.crowds.some((c) => c.type === 'flow');
+}
+
+export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<FlowsScore> {
+  const ref = await import('../test/support/sketch-reference.ts');
+  const m = o.m ?? SKETCH_DEFAULTS.m;
+  const p = ref.quantisedP(o.p ?? SKETCH_DEFAULTS.p);
+  const epochMs = (o.epochS ?? SKETCH_DEFAULTS.epochS) * 1000;
+  const windowMs = s.windowS * 1000;
+  const intervalWindows = Math.max(1, Math.round((SKETCH_DEFAULTS.intervalS * 1000) / windowMs));
+  const maxLag = Math.ceil(((o.horizonS ?? SKETCH_DEFAULTS.horizonS) * 1000) / windowMs);
+  const G = s.gateways.length;
+  const win = (tS: number) => Math.floor((s.startMs + tS * 1000) / windowMs);
+
+  // per gateway: window -> identity keys heard; identity key -> first/last capture time (baseline)
+  const heard: Array<Map<number, Map<string, Identity>>> = s.gateways.map(() => new Map());
+  const seen: Array<Map<string, { first: number; last: number }>> = s.gateways.map(() => new Map());
+  const passes: Array<{ agent: Agent; passes: Array<{ gateway: number; t: number }> }> = [];
+  const gen = runScenario(s, {
+    seed: o.seed,
+    bleLink: o.bleLink,
+    tap: {
+      passes: (agent, ps) => passes.push({ agent, passes: ps }),
+      captured: (g, radio, d, t) => {
+        if (!matchable(d, radio)) return;
+        const key = `${radio}/${radio === 'wifi' ? d.macKey : d.bleKey}`;
+        const w = win(t);
+        let hw = heard[g].get(w);
+        if (!hw) heard[g].set(w, (hw = new Map()));
+        hw.set(key, { device: d, radio });
+        const sn = seen[g].get(key);
+        if (sn) sn.last = t;
+        else seen[g].set(key, { first: t, last: t });
+      },
+    },
+  });
+  for (let r = gen.next(); !r.done; r = gen.next()) {
+    /* the tap collects; frames are not needed here */
+  }
+
+  // sketches: one random key per epoch (the gateways of a group derive the same one), RR with CSPRNG bytes
+  const keys = new Map<number, Uint8Array>();
+  const keyOf = (epoch: number) => {
+    let k = keys.get(epoch);
+    if (!k) keys.set(epoch, (k = randomBytes(32)));
+    return k;
+  };
+  const sketches: WindowSketches[] = s.gateways.map(() => new Map());
+  const firstW = win(0);
+  const lastW = win(s.durationS - 1e-6);
+  const perDevice = new Map<string, number>(); // device/epoch -> sketches it entered
+  for (let g = 0; g < G; g++) {
+    for (let w = firstW; w <= lastW; w++) {
+      const ids = heard[g].get(w) ?? new Map<string, Identity>();
+      const epoch = Math.floor((w * windowMs) / epochMs);
+      const devices = [...ids.values()].map((id, i) => {
+        const pk = `${id.device.id}/${epoch}`;
+        perDevice.set(pk, (perDevice.get(pk) ?? 0) + 1);
+        const key = [...ids.keys()][i];
+        return { radio: id.radio, address: hexToBytes(key.slice(key.indexOf('/') + 1)) };
+      });
+      const bits = ref.noisySketch(keyOf(epoch), devices, m, p, randomBytes(m * ref.SCRATCH_BYTES_PER_BIT));
+      sketches[g].set(w, { bits, m, p, epoch });
+    }
+  }
+
+  // truth per ordered pair and interval; baseline by re-identification
+  type Acc = { n: number; travel: number[] };
+  const intervalOf = (tS: number) => Math.floor(win(tS) / intervalWindows) * intervalWindows;
+  const truth = new Map<string, Map<number, Acc>>();
+  const add = (map: Map<string, Map<number, Acc>>, a: number, b: number, iv: number, travel: number) => {
+    const k = `${a}>${b}`;
+    let mm = map.get(k);
+    if (!mm) map.set(k, (mm = new Map()));
+    const acc = mm.get(iv) ?? { n: 0, travel: [] };
+    acc.n++;
+    acc.travel.push(travel);
+    mm.set(iv, acc);
+  };
+  for (const { agent, passes: ps } of passes) {
+    for (let i = 0; i < ps.length; i++)
+      for (let j = i + 1; j < ps.length; j++) {
+        const a = ps[i];
+        const b = ps[j];
+        if (a.t < 0 || b.t >= s.durationS || b.t <= a.t) continue;
+        for (const d of agent.devices)
+          for (const radio of ['wifi', 'ble'] as const) if (matchable(d, radio)) add(truth, a.gateway, b.gateway, intervalOf(a.t), b.t - a.t);
+      }
+  }
+  const baseline = new Map<string, Map<number, Acc>>();
+  for (let a = 0; a < G; a++)
+    for (let b = 0; b < G; b++) {
+      if (a === b) continue;
+      for (const [key, sa] of seen[a]) {
+        const sb = seen[b].get(key);
+        if (!sb) continue;
+        const ta = (sa.first + sa.last) / 2;
+        const tb = (sb.first + sb.last) / 2;
+        if (tb > ta) add(baseline, a, b, intervalOf(ta), tb - ta);
+      }
+    }
+
+  // estimate every unordered pair; score every ordered pair's complete intervals
+  const lastScored = lastW - maxLag; // an interval is complete when its last window's horizon is in the run
+  const eps = ref.epsilonPerSketch(p);
+  const rows: FlowsScore['pairs'] = [];
+  const errs = { c: [] as number[], t: [] as number[], bc: [] as number[], bt: [] as number[], cover: [] as number[] };
+  const repeat: Record<string, number> = {};
+  for (let a = 0; a < G; a++)
+    for (let b = a + 1; b < G; b++) {
+      const lags = pairLags(sketches[a], sketches[b], maxLag);
+      const f = estimatePairFlows(lags, { windowS: s.windowS, maxLag, intervalWindows, seed: o.seed });
+      repeat[s.gateways[a].id] = r1(f.repeatShare.a * 100)! / 100;
+      repeat[s.gateways[b].id] = r1(f.repeatShare.b * 100)! / 100;
+      for (const [x, y, est] of [
+        [a, b, f.ab],
+        [b, a, f.ba],
+      ] as Array<[number, number, FlowEstimate[]]>) {
+        const tr = truth.get(`${x}>${y}`) ?? new Map<number, Acc>();
+        const bl = baseline.get(`${x}>${y}`) ?? new Map<number, Acc>();
+        const pe = { c: [] as number[], t: [] as number[], bc: [] as number[], bt: [] as number[] };
+        let sumT = 0;
+        let sumE = 0;
+        let sumB = 0;
+        const tMed: number[] = [];
+        const eMed: number[] = [];
+        for (const e of est) {
+          // complete intervals only: all their windows in the run and within the horizon of its end
+          if (e.firstWindow < firstW || e.firstWindow + intervalWindows - 1 > lastScored) continue;
+          const t = tr.get(e.firstWindow);
+          if (!t || t.n < MIN_SCORED_FLOW) continue;
+          const bb = bl.get(e.firstWindow) ?? { n: 0, travel: [] };
+          const tm = median(t.travel)!;
+          sumT += t.n;
+          sumE += e.count;
+          sumB += bb.n;
+          pe.c.push(Math.abs(e.count - t.n) / t.n);
+          pe.bc.push(Math.abs(bb.n - t.n) / t.n);
+          errs.cover.push(t.n >= e.countLow && t.n <= e.countHigh ? 1 : 0);
+          if (e.travelMedianS !== null) pe.t.push(Math.abs(e.travelMedianS - tm) / tm);
+          const bm = median(bb.travel);
+          if (bm !== null) pe.bt.push(Math.abs(bm - tm) / tm);
+          tMed.push(tm);
+          if (e.travelMedianS !== null) eMed.push(e.travelMedianS);
+        }
+        const pct = (xs: number[]) => (xs.length ? r1((xs.reduce((u, v) => u + v, 0) / xs.length) * 100) : null);
+        rows.push({
+          from: s.gateways[x].id,
+          to: s.gateways[y].id,
+          truth: sumT,
+          estimate: Math.round(sumE),
+          baseline: sumB,
+          count_error_pct: pct(pe.c),
+          travel_median_error_pct: pct(pe.t),
+          baseline_count_error_pct: pct(pe.bc),
+          baseline_travel_median_error_pct: pct(pe.bt),
+          truth_travel_median_s: r1(median(tMed)),
+          estimate_travel_median_s: r1(median(eMed)),
+        });
+        errs.c.push(...pe.c);
+        errs.t.push(...pe.t);
+        errs.bc.push(...pe.bc);
+        errs.bt.push(...pe.bt);
+      }
+    }
+  const pct = (xs: number[]) => (xs.length ? r1((xs.reduce((u, v) => u + v, 0) / xs.length) * 100) : null);
+  const counts = [...perDevice.values()];
+  const maxSk = counts.length ? Math.max(...counts) : 0;
+  const medSk = median(counts) ?? 0;
+  return {
+    count_error_pct: pct(errs.c),
+    travel_median_error_pct: pct(errs.t),
+    baseline_count_error_pct: pct(errs.bc),
+    baseline_travel_median_error_pct: pct(errs.bt),
+    epsilon: r1(maxSk * eps)!,
+    epsilon_median: r1(medSk * eps)!,
+    epsilon_per_sketch: Math.round(eps * 1000) / 1000,
+    sketches_per_device: { median: medSk, max: maxSk },
+    m,
+    p,
+    epoch_s: epochMs / 1000,
+    interval_s: intervalWindows * s.windowS,
+    sketch_path: 'reference',
+    intervals: errs.c.length,
+    count_bounds_coverage: errs.cover.length ? r1((errs.cover.reduce((u, v) => u + v, 0) / errs.cover.length) * 100)! / 100 : null,
+    repeat_share: repeat,
+    pairs: rows,
+  };
+}
+
+function hexToBytes(h: string): Uint8Array {
+  const out = new Uint8Array(h.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(h.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
