@@ -196,7 +196,7 @@ function flowsTable(e: Evaluation, Table: typeof import('cli-table3')): string {
     ]);
   return (
     [
-      `flows from corridor sketches (m ${f.m}, p ${+f.p.toFixed(4)}, ${f.sketch_path} sketch path): per ${f.interval_s / 60}-min interval, ${f.intervals} intervals with a true flow >= 10 matchable identities`,
+      `flows from corridor sketches (m ${f.m}, p ${+f.p.toFixed(4)}; the firmware's sketches of the simulated frames): per ${f.interval_s / 60}-min interval, ${f.intervals} intervals with a true flow >= 10 matchable identities`,
       t.toString(),
       `all pairs: flow error ${v(f.count_error_pct)} % (baseline ${v(f.baseline_count_error_pct)} %), travel median error ${v(f.travel_median_error_pct)} % (baseline ${v(f.baseline_travel_median_error_pct)} %); true flow within the bounds in ${Math.round((f.count_bounds_coverage ?? 0) * 100)} % of intervals`,
       `epsilon per device per ${f.epoch_s / 3600}-h epoch: worst device ${f.epsilon} (${f.sketches_per_device.max} sketches), median device ${f.epsilon_median} (${f.sketches_per_device.median}); ${f.epsilon_per_sketch} per sketch`,

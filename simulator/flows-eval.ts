@@ -14,7 +14,9 @@
 // of the sketch; an identity not heard at A or B (or whose BLE address rotated between them) is in
 // the truth and missed by both the estimate and the baseline.
 import { randomBytes } from 'node:crypto';
-import { estimatePairFlows, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
+import type { Frame } from '../firmware/host/types.ts';
+import { WindowClock } from '../gateway/window.ts';
+import { epsilonPerSketch, estimatePairFlows, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
 import type { Device } from './engine/devices.ts';
 import type { Agent } from './engine/population.ts';
 import type { Scenario } from './scenario.ts';
@@ -41,8 +43,8 @@ export interface FlowsScore {
   p: number;
   epoch_s: number;
   interval_s: number;
-  /** How the sketches were made: the TypeScript reference of the sketch (firmware: the gateway's WASM). */
-  sketch_path: 'reference' | 'firmware';
+  /** How the sketches were made: by the gateway's WASM firmware from the simulated frames, on the gateway's window clock. */
+  sketch_path: 'firmware';
   /** Intervals scored, and the share of them whose true flow lies within the estimate's bounds. */
   intervals: number;
   count_bounds_coverage: number | null;
@@ -70,6 +72,8 @@ export interface FlowsOptions {
   p?: number;
   epochS?: number;
   horizonS?: number;
+  /** Path of the WASM module (default: the firmware's build). */
+  wasmPath?: string;
 }
 
 interface Identity {
@@ -98,9 +102,8 @@ export function hasCorridor(s: Scenario): boolean {
 }
 
 export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<FlowsScore> {
-  const ref = await import('../test/support/sketch-reference.ts');
   const m = o.m ?? SKETCH_DEFAULTS.m;
-  const p = ref.quantisedP(o.p ?? SKETCH_DEFAULTS.p);
+  const p = Math.round((o.p ?? SKETCH_DEFAULTS.p) * 65536) / 65536;
   const epochMs = (o.epochS ?? SKETCH_DEFAULTS.epochS) * 1000;
   const windowMs = s.windowS * 1000;
   const intervalWindows = Math.max(1, Math.round((SKETCH_DEFAULTS.intervalS * 1000) / windowMs));
@@ -112,6 +115,25 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
   const heard: Array<Map<number, Map<string, Identity>>> = s.gateways.map(() => new Map());
   const seen: Array<Map<string, { first: number; last: number }>> = s.gateways.map(() => new Map());
   const passes: Array<{ agent: Agent; passes: Array<{ gateway: number; t: number }> }> = [];
+  // The real sketch path: one firmware per gateway on the gateway's window clock, all in one group
+  // (one secret, drawn from the CSPRNG here as `presence corridor init` does).
+  const { Firmware } = await import('../firmware/host/firmware.ts');
+  const secret = randomBytes(32);
+  const fws = await Promise.all(s.gateways.map(() => Firmware.load(o.wasmPath)));
+  for (const fw of fws) fw.setCorridor({ secret, group: 'sim', epochMs, bits: m, p });
+  secret.fill(0);
+  const clocks = fws.map((fw) => new WindowClock(fw, { windowMs }));
+  for (const c of clocks) c.open(s.startMs);
+  const pending: Frame[][] = s.gateways.map(() => []);
+  const sketches: WindowSketches[] = s.gateways.map(() => new Map());
+  const keep = (g: number, counts: { sketch?: { bits: Uint8Array; m: number; p: number; epoch: number } } | undefined, startMs: number) => {
+    const sk = counts?.sketch;
+    if (sk) sketches[g].set(Math.floor(startMs / windowMs), { bits: sk.bits, m: sk.m, p: sk.p, epoch: sk.epoch });
+  };
+  const flush = (g: number) => {
+    if (pending[g].length) fws[g].ingestMany(pending[g]);
+    pending[g] = [];
+  };
   const gen = runScenario(s, {
     seed: o.seed,
     bleLink: o.bleLink,
@@ -131,34 +153,38 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
     },
   });
   for (let r = gen.next(); !r.done; r = gen.next()) {
-    /* the tap collects; frames are not needed here */
+    const ev = r.value;
+    if (ev.type === 'frame') {
+      pending[ev.gateway].push(ev.frame);
+      if (pending[ev.gateway].length >= 512) flush(ev.gateway);
+    } else
+      ev.windows.forEach((t, g) => {
+        flush(g);
+        const end = Date.parse(t.end);
+        const start = Date.parse(t.start);
+        const w = end >= clocks[g].end ? clocks[g].step(end) : clocks[g].close(end);
+        keep(g, w?.counts, start);
+      });
   }
+  clocks.forEach((c, g) => {
+    // a run that ends between two boundaries leaves its last window open
+    const open = c.window;
+    if (open) keep(g, c.close()?.counts, open.nominalStart);
+  });
+  for (const fw of fws) fw.clearCorridor();
 
-  // sketches: one random key per epoch (the gateways of a group derive the same one), RR with CSPRNG bytes
-  const keys = new Map<number, Uint8Array>();
-  const keyOf = (epoch: number) => {
-    let k = keys.get(epoch);
-    if (!k) keys.set(epoch, (k = randomBytes(32)));
-    return k;
-  };
-  const sketches: WindowSketches[] = s.gateways.map(() => new Map());
+  // epsilon: the sketches each device entered per epoch (every matchable identity heard in a window is one bit)
   const firstW = win(0);
   const lastW = win(s.durationS - 1e-6);
   const perDevice = new Map<string, number>(); // device/epoch -> sketches it entered
-  for (let g = 0; g < G; g++) {
-    for (let w = firstW; w <= lastW; w++) {
-      const ids = heard[g].get(w) ?? new Map<string, Identity>();
+  for (let g = 0; g < G; g++)
+    for (const [w, ids] of heard[g]) {
       const epoch = Math.floor((w * windowMs) / epochMs);
-      const devices = [...ids.values()].map((id, i) => {
+      for (const id of ids.values()) {
         const pk = `${id.device.id}/${epoch}`;
         perDevice.set(pk, (perDevice.get(pk) ?? 0) + 1);
-        const key = [...ids.keys()][i];
-        return { radio: id.radio, address: hexToBytes(key.slice(key.indexOf('/') + 1)) };
-      });
-      const bits = ref.noisySketch(keyOf(epoch), devices, m, p, randomBytes(m * ref.SCRATCH_BYTES_PER_BIT));
-      sketches[g].set(w, { bits, m, p, epoch });
+      }
     }
-  }
 
   // truth per ordered pair and interval; baseline by re-identification
   type Acc = { n: number; travel: number[] };
@@ -198,7 +224,7 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
 
   // estimate every unordered pair; score every ordered pair's complete intervals
   const lastScored = lastW - maxLag; // an interval is complete when its last window's horizon is in the run
-  const eps = ref.epsilonPerSketch(p);
+  const eps = epsilonPerSketch(p);
   const rows: FlowsScore['pairs'] = [];
   const errs = { c: [] as number[], t: [] as number[], bc: [] as number[], bt: [] as number[], cover: [] as number[] };
   const repeat: Record<string, number> = {};
@@ -276,16 +302,10 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
     p,
     epoch_s: epochMs / 1000,
     interval_s: intervalWindows * s.windowS,
-    sketch_path: 'reference',
+    sketch_path: 'firmware',
     intervals: errs.c.length,
     count_bounds_coverage: errs.cover.length ? r1((errs.cover.reduce((u, v) => u + v, 0) / errs.cover.length) * 100)! / 100 : null,
     repeat_share: repeat,
     pairs: rows,
   };
-}
-
-function hexToBytes(h: string): Uint8Array {
-  const out = new Uint8Array(h.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
