@@ -5,6 +5,7 @@ import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type Gate
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { QueueLockedError } from './queue.ts';
 import { HttpPortError } from './http.ts';
+import { WebAuthError } from '../scripts/lib/web.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -57,6 +58,12 @@ export function registerGateway(program: Command): void {
     } catch (e) {
       // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
       if (e instanceof HttpPortError) exitUsage('gateway', e);
+      if (e instanceof WebAuthError)
+        exitUsage(
+          'gateway',
+          e,
+          'the page takes http.user with http.password (or PRESENCE_HTTP_PASSWORD[_FILE]), or http.token (PRESENCE_HTTP_TOKEN[_FILE]); gateway/README.md, "Web page"',
+        );
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: e.message }, 'cannot start');
         process.exit(2);

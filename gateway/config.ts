@@ -22,6 +22,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
+import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { ID_PATTERN, SOURCE_NAME_PATTERN } from '../contract/index.ts';
 
 export { ConfigError };
@@ -104,10 +105,23 @@ export interface GatewayConfig {
     enabled: boolean;
     prefix: string;
   };
-  /** /metrics and /healthz (gateway/http.ts); off without a port. */
+  /** /metrics, /healthz and the page at / (gateway/http.ts, gateway/web.ts); off without a port. */
   http: {
     port?: number | null;
     host: string;
+    /** Serve the live page at / (default true). */
+    page: boolean;
+    /** How often the page gets a new picture. */
+    update_interval: string;
+    /** Unsent bytes a page viewer may have before it is dropped. */
+    viewer_buffer: number;
+    /** Page viewers at a time. */
+    max_viewers: number;
+    user?: string;
+    password?: string;
+    password_file?: string;
+    token?: string;
+    token_file?: string;
   };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -356,15 +370,48 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     hint: 'must be a port number 0..65535, or null (off)',
     flag: '--http-port <port>',
     fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
-    description: 'port of /metrics (Prometheus) and /healthz; unset or null: no HTTP server',
+    description: 'port of /metrics (Prometheus), /healthz and the live page at /; unset or null: no HTTP server',
   },
   {
     key: 'http.host',
     schema: { type: 'string', minLength: 1 },
     default: '127.0.0.1',
     flag: '--http-host <host>',
-    description: 'address of /metrics and /healthz: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
+    description:
+      'address of /metrics, /healthz and the page: loopback by default; 0.0.0.0 or :: for every interface. /metrics and /healthz have no authentication; beyond loopback the page needs http.user and http.password, or http.token',
   },
+  {
+    key: 'http.page',
+    schema: { type: 'boolean' },
+    default: true,
+    flag: '--http-no-page',
+    flagValue: false,
+    flagHelp: 'do not serve the live page at / (only /metrics and /healthz)',
+    description:
+      'serve the live page at / (gateway/README.md, "Web page"): frames per second per channel, signal histogram, running counts, last windows, queue, broker, sources, doctor checks',
+  },
+  {
+    key: 'http.update_interval',
+    duration: durationFile,
+    default: '1s',
+    flag: '--http-update <duration>',
+    fromText: secondsIfBare,
+    description: 'how often the page gets a new picture over its event stream (at least 10ms); a source changing state sends one at once',
+  },
+  {
+    key: 'http.viewer_buffer',
+    schema: { type: 'integer', minimum: 16384, maximum: 67108864 },
+    default: 262144,
+    description:
+      'bytes not yet sent that a page viewer may have before it is dropped (a stalled or slow browser; it reconnects by itself): the gateway never waits for a viewer',
+  },
+  {
+    key: 'http.max_viewers',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 100,
+    description: 'page viewers (event streams) at a time; more are answered 503',
+  },
+  ...webAuthOptionEntries('the page'),
   {
     key: 'log.level',
     schema: { enum: LOG_LEVELS },
@@ -447,6 +494,11 @@ export interface GatewayFlags {
   homeassistantPrefix?: string;
   httpPort?: string;
   httpHost?: string;
+  httpNoPage?: boolean;
+  httpUpdate?: string;
+  httpUser?: string;
+  httpPasswordFile?: string;
+  httpTokenFile?: string;
   logLevel?: string;
   logFormat?: string;
 }
@@ -607,6 +659,11 @@ export function durations(cfg: GatewayConfig): { windowMs: number; keepaliveS: n
     keepaliveS: Math.max(1, Math.round(parseDuration(cfg.mqtt.keepalive) / 1000)),
     statusMs: parseDuration(cfg.status.interval),
   };
+}
+
+/** The page's update interval in milliseconds (at least 10). */
+export function pageIntervalMs(cfg: GatewayConfig): number {
+  return Math.max(10, parseDuration(cfg.http.update_interval ?? '1s'));
 }
 
 /** The clock that closes windows: capture time when every source is a file, else wall time. */

@@ -509,6 +509,16 @@ async function checkFirmware(): Promise<CheckResult> {
   }
 }
 
+/**
+ * The checks a running gateway makes of its machine for its page (gateway/web.ts), without
+ * disturbing itself: capture permission, monitor mode, Bluetooth adapter, clock. No capture command
+ * is run, no broker connection made, nothing written (the gateway's own sources, broker connection
+ * and queue say the rest). Each check runs its tool asynchronously with a timeout.
+ */
+export async function machineChecks(cfg: GatewayConfig): Promise<CheckResult[]> {
+  return [...(await checkCapturePermission(cfg)), ...checkMonitorMode(cfg), checkBluetooth(cfg), await checkClock()];
+}
+
 export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   let cfg: GatewayConfig | null = null;

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
-import { Firmware } from '../firmware/host/firmware.ts';
+import { Firmware, type LiveCounts, type LiveStats } from '../firmware/host/firmware.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
@@ -22,6 +22,7 @@ import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
 import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
 import { startGatewayHttp, type HttpServer } from './http.ts';
+import { GatewayPage } from './web.ts';
 
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
@@ -38,12 +39,21 @@ import {
   type WindowCounter as ClockCounter,
 } from './window.ts';
 
+/** A host as it goes into a URL (an IPv6 address in brackets). */
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
 /** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
 const WINDOWS_PER_TURN = 16;
 
 /** What the gateway needs from the firmware (firmware/host/firmware.ts `Firmware`): no key, it draws its own. */
 export interface WindowCounter extends ClockCounter {
   ingestBatch(batch: RecordBatch): unknown;
+  /** Running counts of the open window (the page; absent in test doubles). */
+  liveCounts?(): LiveCounts;
+  /** Counts per channel and per dBm (the page; absent in test doubles). */
+  liveStats?(): LiveStats;
 }
 
 export interface GatewayOptions {
@@ -68,6 +78,8 @@ export interface GatewayEvents {
   /** The broker refused publishing a window (MQTT 5 reason code >= 0x80); it stays queued. */
   refused: [seq: number, reasonCode: number, reason: string];
   status: [status: StatusMessage];
+  /** A source changed state (running, restarting, failed, finished). */
+  source: [name: string, state: string];
   /** Every source ended (files, stdin) and every window was acknowledged. */
   finished: [];
 }
@@ -152,6 +164,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** /metrics and /healthz (http.port set); null when off. */
   http: HttpServer | null = null;
+  /** The live page at / (http.port set and http.page not false); null when off. */
+  page: GatewayPage | null = null;
 
   /** Opens the queue, loads the firmware, connects (in the background) and starts the sources. */
   async start(): Promise<void> {
@@ -159,8 +173,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.fw ??= await loadFirmware();
     // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
     const http = this.config.http;
-    if (http && http.port !== undefined && http.port !== null)
-      this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true);
+    if (http && http.port !== undefined && http.port !== null) {
+      // The page (gateway/web.ts): a bad credential setting stops the start here, naming the key.
+      if (http.page !== false) this.page = GatewayPage.fromConfig(this, this.config);
+      this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true, this.page ?? undefined);
+    }
     // A full disk does not stop the gateway: the queue keeps windows in memory, the status says so.
     this.queue = WindowQueue.open(this.queueDir, {
       maxWindows: this.config.queue.max_windows,
@@ -180,6 +197,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         queue_state: this.queue.state,
         next_seq: this.queue.nextSeq,
         ...(this.http ? { http: `${this.config.http.host}:${this.http.port}` } : {}),
+        ...(this.page ? { page: this.page.access.open ? `http://${urlHost(this.config.http.host)}:${this.http!.port}/` : 'refused (see the next line)' } : {}),
         ...(privacyActive(this.privacy)
           ? {
               privacy_min_count: this.privacy.minCount,
@@ -191,6 +209,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       },
       'gateway starting',
     );
+    if (this.page && !this.page.access.open) this.log.warn({ host: this.config.http.host }, this.page.access.refusal!);
+    this.page?.start();
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
     this.publisher.on('acked', (seq) => this.emit('published', seq));
     this.publisher.on('refused', (seq, code, reason) => this.emit('refused', seq, code, reason));
@@ -463,6 +483,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private sourceStateChanged(src: CaptureSource): void {
     this.log.info({ source: src.name, state: src.state, errors: src.errors }, 'source state');
+    this.emit('source', src.name, src.state);
     if (src.state === 'restarting' || src.state === 'failed') {
       this.windows?.cutShort();
       void this.publishStatus();
@@ -539,6 +560,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.clockTimer) clearTimeout(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.publisher?.stop();
+    this.page?.stop();
     await this.http?.close();
     this.queue?.close();
     this.log.info({ windows: this.windowsClosed, last_seq: this.lastSeq, queue_depth: this.queue?.depth ?? 0 }, 'gateway stopped');
@@ -546,6 +568,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   // ---- status --------------------------------------------------------------------------------
+
+  /**
+   * What the page shows of the open window and the queue, read now: counts only (gateway/web.ts).
+   * Unlike status(), reading it changes nothing (no rate is reset).
+   */
+  live(): {
+    window: { start: number; end: number } | null;
+    counts: LiveCounts | null;
+    stats: LiveStats | null;
+    queue: { depth: number; state: string; dropped: number; refused: number };
+    lastSeq: number;
+  } {
+    const w = this.windows?.window;
+    const open = !!w && !this.shuttingDown;
+    return {
+      window: open ? { start: w.start, end: w.nominalEnd } : null,
+      counts: open ? (this.fw?.liveCounts?.() ?? null) : null,
+      stats: open || this.fw?.liveStats ? (this.fw?.liveStats?.() ?? null) : null,
+      queue: { depth: this.queue?.depth ?? 0, state: this.queue?.state ?? 'ok', dropped: this.queue?.dropped ?? 0, refused: this.publisher?.refused ?? 0 },
+      lastSeq: this.lastSeq,
+    };
+  }
 
   status(): StatusMessage {
     const now = Date.now();

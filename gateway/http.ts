@@ -1,14 +1,18 @@
 // /metrics (Prometheus) and /healthz of a running gateway (`presence gateway --http-port`), as the
-// aggregator has them. Off unless a port is given; loopback by default (no authentication).
+// aggregator has them, and the live page at / with its event stream /events (gateway/web.ts). Off
+// unless a port is given; loopback by default. /metrics and /healthz have no authentication; the page
+// needs http.user and http.password, or http.token, on any other address (scripts/lib/web.ts).
 //
 // Every value is read from the gateway when scraped (queue depth and state, broker connection,
 // frames and state per source) or counted from its events (windows queued and acknowledged):
 // counts only, no address or hash ever reaches a metric label (source names come from the config).
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
 import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
+import { type SseHub, webHandler } from '../scripts/lib/web.ts';
+import type { GatewayPage } from './web.ts';
 
 const SOURCE_STATES: SourceStatus['state'][] = ['running', 'restarting', 'failed', 'finished'];
 const QUEUE_STATES = ['ok', 'disk_full', 'write_failed'] as const;
@@ -164,13 +168,15 @@ export async function listenHttp(
   host: string,
   routes: Record<string, () => Promise<{ code: number; type: string; body: string }>>,
   label = 'gateway',
+  web?: { handle: (req: IncomingMessage, res: ServerResponse) => boolean; paths: string[] },
 ): Promise<HttpServer> {
   const server = createServer(async (req, res) => {
+    if (web?.handle(req, res)) return;
     const route = routes[(req.url ?? '/').split('?')[0]];
     try {
       if (!route) {
         res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end(`not found: the ${label} answers ${Object.keys(routes).join(' and ')}\n`);
+        res.end(`not found: the ${label} answers ${[...(web?.paths ?? []), ...Object.keys(routes)].join(', ')}\n`);
         return;
       }
       const out = await route();
@@ -184,13 +190,64 @@ export async function listenHttp(
   return listenServer(server, host, port);
 }
 
-export function startGatewayHttp(gw: GatewayView, port: number, host: string, processMetrics = true): Promise<HttpServer> {
-  const metrics = new GatewayMetrics(gw, processMetrics);
-  return listenHttp(port, host, {
-    '/metrics': async () => ({ code: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-    '/healthz': async () => {
-      const h = health(gw);
-      return { code: h.status === 'unhealthy' ? 503 : 200, type: 'application/json', body: JSON.stringify(h) };
+/** The page's viewers on /metrics: connected now, dropped for falling behind, refused, the largest unsent buffer. */
+function addViewerMetrics(registry: Registry, hub: SseHub): void {
+  const r = [registry];
+  new Gauge({
+    name: 'presence_gateway_page_viewers',
+    help: 'Viewers of the live page (event streams) connected now',
+    registers: r,
+    collect() {
+      this.set(hub.size);
     },
   });
+  new Gauge({
+    name: 'presence_gateway_page_viewers_dropped',
+    help: 'Page viewers dropped since start because they fell behind (more unsent bytes than http.viewer_buffer)',
+    registers: r,
+    collect() {
+      this.set(hub.dropped);
+    },
+  });
+  new Gauge({
+    name: 'presence_gateway_page_viewers_refused',
+    help: 'Page viewers refused since start because http.max_viewers were connected',
+    registers: r,
+    collect() {
+      this.set(hub.refused);
+    },
+  });
+  new Gauge({
+    name: 'presence_gateway_page_buffer_peak_bytes',
+    help: 'The most unsent bytes any page viewer had since start (at most http.viewer_buffer)',
+    registers: r,
+    collect() {
+      this.set(hub.peakBuffered);
+    },
+  });
+}
+
+export function startGatewayHttp(gw: GatewayView, port: number, host: string, processMetrics = true, page?: GatewayPage): Promise<HttpServer> {
+  const metrics = new GatewayMetrics(gw, processMetrics);
+  let web: { handle: (req: IncomingMessage, res: ServerResponse) => boolean; paths: string[] } | undefined;
+  if (page) {
+    addViewerMetrics(metrics.registry, page.hub);
+    web = {
+      handle: webHandler({ access: page.access, pages: { '/': page.page }, streams: { '/events': { hub: page.hub, initial: () => page.initial() } } }),
+      paths: ['/ (the page)', '/events'],
+    };
+  }
+  return listenHttp(
+    port,
+    host,
+    {
+      '/metrics': async () => ({ code: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+      '/healthz': async () => {
+        const h = health(gw);
+        return { code: h.status === 'unhealthy' ? 503 : 200, type: 'application/json', body: JSON.stringify(h) };
+      },
+    },
+    'gateway',
+    web,
+  );
 }

@@ -175,8 +175,16 @@ const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
  * empty secret, naming the key. Credentials on a loopback host are checked too.
  */
 export function webAccess(host: string, cfg: WebAuthConfig = {}): WebAccess {
-  const password = cfg.password ?? (cfg.password_file !== undefined ? readSecretFile(cfg.password_file, 'http.password_file') : undefined);
-  const token = cfg.token ?? (cfg.token_file !== undefined ? readSecretFile(cfg.token_file, 'http.token_file') : undefined);
+  const secret = (file: string | undefined, key: string) => {
+    if (file === undefined) return undefined;
+    try {
+      return readSecretFile(file, key);
+    } catch (e) {
+      throw new WebAuthError((e as Error).message);
+    }
+  };
+  const password = cfg.password ?? secret(cfg.password_file, 'http.password_file');
+  const token = cfg.token ?? secret(cfg.token_file, 'http.token_file');
   if (password === '') throw new WebAuthError('http.password (or http.password_file) is empty: give a password or leave both unset');
   if (token === '') throw new WebAuthError('http.token (or http.token_file) is empty: give a token or leave both unset');
   if (cfg.user !== undefined && password === undefined)

@@ -1,0 +1,323 @@
+// The gateway's live page (`presence gateway --http-port`, gateway/web.ts) in real headless Chromium
+// against the real CLI and a real Mosquitto:
+// - the page loads with no console error and shows what the gateway hears (frames per channel,
+//   the signal histogram, the windows it published); the page, its assets, its event stream and
+//   the rendered page hold no address in any form, although the frames replayed carry known
+//   addresses (the leak scan of test/support/leak.ts, the one the MQTT and log checks use);
+// - a capture command that exits shows on the page at once: the update interval is an hour, so
+//   only the push on a source's change of state can bring it;
+// - 50 viewers, 10 of them never reading, during a max-speed replay: the gateway counts every frame,
+//   each viewer's unsent bytes stay under http.viewer_buffer, the stalled ones are dropped and
+//   counted, the reading ones get every picture; a closed viewer is gone from the count;
+// - beyond loopback the page needs credentials (403 without any, 401 with wrong ones) while
+//   /metrics stays open.
+// UPDATE_SCREENSHOTS=1 writes docs/gateway-page.png from the first test.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { freePort, waitForPort } from './support/ports.ts';
+import { launchBrowser, needChromium, openPage, type Browser } from './support/browser.ts';
+import { scan, type Finding } from './support/leak.ts';
+import { bleCapture, spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
+import { ASSETS } from '../scripts/lib/web.ts';
+
+const SUITE = 'gateway page';
+const ok = needChromium(SUITE) && need('mosquitto', 'mosquitto', SUITE);
+const ROOT = join(import.meta.dirname, '..');
+
+/** Value of one sample of a Prometheus text exposition. */
+function sample(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A viewer reading /events: everything it got, and the number of pictures. */
+function viewer(port: number): Promise<{ res: IncomingMessage; text: () => string; pictures: () => number; closed: () => boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/events' }, (res) => {
+      let n = 0;
+      let tail = '';
+      let all = '';
+      let closed = false;
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        const s = tail + d;
+        n += s.split('event: snapshot\n').length - 1;
+        tail = s.slice(-15);
+        if (all.length < 4_000_000) all += d;
+      });
+      res.on('close', () => (closed = true));
+      resolve({ res, text: () => all, pictures: () => n, closed: () => closed });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A viewer that sends its request and never reads a byte. */
+function stalledViewer(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      s.pause();
+      resolve(s);
+    });
+    s.on('error', () => {}); // reset by the gateway when dropped
+    s.once('error', reject);
+  });
+}
+
+/** Waits for an asynchronous condition, checking every 50 ms. */
+async function poll(cond: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function text(url: string, init?: RequestInit): Promise<{ status: number; body: Buffer }> {
+  const r = await fetch(url, init);
+  return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
+}
+
+describe.skipIf(!ok)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-web-'));
+  let browser: Browser;
+  beforeAll(async () => {
+    await broker.start();
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const start = Date.parse('2026-06-01T12:00:00.000Z');
+
+  it('loads with no console error, shows what the gateway hears, and no address reaches the page, its assets or its stream', async () => {
+    const wifi = wifiCapture(join(tmp, 'w.pcap'), { devices: 25, startMs: start + 100, durationMs: 60_000, framesPerS: 60, salt: 21 });
+    const ble = bleCapture(join(tmp, 'b.pcap'), { devices: 15, startMs: start + 50, durationMs: 60_000, framesPerS: 60, salt: 22 });
+    const addresses = [...wifi.addresses, ...ble.addresses];
+    const port = await freePort();
+    const gw = spawnGateway([
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-web', '--mqtt-url', broker.url, '--window', '5s', '--log-level', 'debug'],
+      ...['--source', `wifi=pcap:${wifi.path}@wifi`, '--source', `ble=pcap:${ble.path}@ble`, '--speed', '4'],
+      ...['--queue-dir', join(tmp, 'q1'), '--http-port', String(port), '--http-update', '500ms'],
+    ]);
+    try {
+      await waitForPort(port);
+      const base = `http://127.0.0.1:${port}`;
+      const stream = await viewer(port);
+      const v = await openPage(browser, `${base}/`, { viewport: { width: 1280, height: 1400 } });
+      // A window published, frames per channel and the signal histogram on the page.
+      await v.page.waitForFunction("document.querySelector('#windows')?.textContent.includes('published')", { timeout: 30_000 });
+      await v.page.waitForFunction("/2\\.4 GHz 6: [1-9]/.test(document.getElementById('channels-text')?.textContent ?? '')", { timeout: 30_000 });
+      await v.page.waitForFunction("document.querySelector('#checks')?.textContent.includes('clock')", { timeout: 30_000 });
+      const shown = await v.page.evaluate('document.body.innerText');
+      expect(shown).toMatch(/BLE 37: [1-9]/);
+      expect(shown).toMatch(/web \/ hall \/ gw-web/);
+      expect(await v.page.$$eval('canvas', (c) => c.length)).toBeGreaterThanOrEqual(4);
+      // The page and its assets as served.
+      const served: Array<[string, Buffer]> = [['page', (await text(`${base}/`)).body]];
+      for (const path of Object.keys(ASSETS)) served.push([path, (await text(`${base}${path}`)).body]);
+      if (process.env.UPDATE_SCREENSHOTS === '1') {
+        await new Promise((r) => setTimeout(r, 4000)); // a few more pictures on the charts
+        await v.page.screenshot({ path: join(ROOT, 'docs', 'gateway-page.png'), fullPage: true });
+      }
+      expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+      // Everything the browser was given, the stream of a whole run, and what the page rendered.
+      const findings: Finding[] = [];
+      for (const [what, body] of served) {
+        expect(body.length, what).toBeGreaterThan(1000);
+        // uPlot's minified code is third-party: addresses only (its identifiers can look hash-like)
+        findings.push(...scan(what, body, addresses, { hashLike: what === 'page' }));
+      }
+      findings.push(...scan('page as rendered', Buffer.from(await v.page.content()), addresses));
+      findings.push(...scan('event stream', Buffer.from(stream.text()), addresses));
+      expect(stream.pictures()).toBeGreaterThan(3);
+      // The frames did carry these addresses: the windows counted devices.
+      expect(stream.text()).toMatch(/"devices":[1-9]/);
+      expect(findings).toEqual([]);
+      // Control: the same scan finds one of these addresses planted in the stream.
+      const a = Buffer.from(wifi.addresses[3]!).toString('hex').toUpperCase().match(/../g)!.join(':');
+      expect(scan('control', Buffer.from(`${stream.text()}data: {"x":"${a}"}\n`), addresses)).not.toEqual([]);
+      expect(v.errors).toEqual([]);
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('what the browser fetches is what the scan read: the page and assets as served', async () => {
+    const port = await freePort();
+    const cap = wifiCapture(join(tmp, 'w2.pcap'), { devices: 5, startMs: start, durationMs: 20_000, framesPerS: 10, salt: 23 });
+    const gw = spawnGateway([
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-serve', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`],
+      ...['--source', `pcap:${cap.path}@wifi`, '--speed', '1', '--queue-dir', join(tmp, 'q2'), '--http-port', String(port)],
+    ]);
+    try {
+      await waitForPort(port);
+      const base = `http://127.0.0.1:${port}`;
+      const page = await text(`${base}/`);
+      expect(page.status).toBe(200);
+      expect(page.body.equals(readFileSync(join(ROOT, 'gateway', 'web', 'index.html')))).toBe(true);
+      for (const path of Object.keys(ASSETS)) {
+        const a = await text(`${base}${path}`);
+        expect(a.status, path).toBe(200);
+        expect(a.body.equals(readFileSync(join(ROOT, 'node_modules', ASSETS[path]!))), path).toBe(true);
+      }
+      expect((await text(`${base}/metrics`)).status).toBe(200);
+      expect((await text(`${base}/nope`)).body.toString()).toMatch(/\/events/);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  });
+
+  it('a capture command that exits shows on the page at once (the update interval is an hour)', async () => {
+    const cap = wifiCapture(join(tmp, 'cmd.pcap'), { devices: 4, startMs: Date.now() - 1000, durationMs: 500, framesPerS: 20, salt: 24 });
+    const go = join(tmp, 'fail-now');
+    const script = join(tmp, 'capture.sh');
+    // Writes a capture, then waits until told, then exits with code 3 (and again on each restart).
+    writeFileSync(script, `#!/bin/sh\ncat '${cap.path}'\nwhile [ ! -f '${go}' ]; do sleep 0.05; done\nexit 3\n`, { mode: 0o755 });
+    const config = join(tmp, 'cmd.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        sources: [{ type: 'command', name: 'antenna', radio: 'wifi', command: [script], restart_min: '30s', restart_max: '60s' }],
+        http: { update_interval: '1h' },
+      }),
+    );
+    const port = await freePort();
+    const gw = spawnGateway([
+      ...['--config', config, '--site', 'web', '--zone', 'hall', '--id', 'gw-fail', '--mqtt-url', broker.url],
+      ...['--queue-dir', join(tmp, 'q3'), '--http-port', String(port), '--window', '10s'],
+    ]);
+    try {
+      await waitForPort(port);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      await v.page.waitForFunction("document.getElementById('sources')?.textContent.includes('running')", { timeout: 30_000 });
+      expect(await v.page.evaluate("document.getElementById('alerts').textContent")).not.toMatch(/antenna/);
+      writeFileSync(go, '');
+      await v.page.waitForFunction(
+        "document.getElementById('alerts')?.textContent.includes('Source antenna restarting: the capture command exited with code 3')",
+        {
+          timeout: 30_000,
+        },
+      );
+      expect(await v.page.evaluate("document.getElementById('sources').textContent")).toMatch(/restarting/);
+      expect(v.errors).toEqual([]);
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  });
+
+  it('50 viewers, 10 never reading, during a max-speed replay: every frame counted, buffers bounded, the stalled ones dropped and counted', async () => {
+    const wifi = wifiCapture(join(tmp, 'fast.pcap'), { devices: 200, startMs: start, durationMs: 600_000, framesPerS: 400, salt: 25 });
+    const port = await freePort();
+    const queueDir = join(tmp, 'q4');
+    const BUFFER = 1024 * 1024;
+    const config = join(tmp, 'fast.json');
+    writeFileSync(config, JSON.stringify({ http: { update_interval: '10ms', viewer_buffer: BUFFER, max_viewers: 60 } }));
+    // The broker is down, so the gateway stays up with its windows queued after the input ends.
+    const gw = spawnGateway(
+      [
+        ...['--config', config, '--site', 'web', '--zone', 'hall', '--id', 'gw-load', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`],
+        ...['--source', 'stdin@wifi', '--clock', 'capture', '--window', '10s', '--queue-dir', queueDir, '--http-port', String(port)],
+      ],
+      {},
+      'pipe',
+    );
+    try {
+      await waitForPort(port);
+      const base = `http://127.0.0.1:${port}`;
+      const metrics = async () => (await text(`${base}/metrics`)).body.toString();
+      const readers = await Promise.all(Array.from({ length: 40 }, () => viewer(port)));
+      const stalled = await Promise.all(Array.from({ length: 10 }, () => stalledViewer(port)));
+      await waitFor(() => readers.every((r) => r.pictures() > 0), 20_000, 'every reader has a picture');
+      expect(sample(await metrics(), 'presence_gateway_page_viewers')).toBe(50);
+      // The whole capture at once on standard input: the gateway reads it as fast as it can.
+      gw.proc.stdin!.end(readFileSync(wifi.path));
+      await waitFor(() => gw.stderr().includes('sources ended'), 60_000, 'the gateway to read the whole capture');
+      // Every frame is in a queued window.
+      const windows = readdirSync(join(queueDir, 'windows'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(readFileSync(join(queueDir, 'windows', f), 'utf8')));
+      expect(windows.reduce((n, w) => n + w.wifi.frames, 0)).toBe(wifi.frames);
+      expect(windows.length).toBe(60);
+      // Pictures keep coming until the stalled viewers' buffers (the kernel's, then the gateway's) are full.
+      let m = '';
+      await poll(async () => (sample((m = await metrics()), 'presence_gateway_page_viewers_dropped') ?? 0) >= 10, 'the 10 stalled viewers dropped', 150_000);
+      expect(sample(m, 'presence_gateway_page_viewers_dropped')).toBe(10);
+      expect(sample(m, 'presence_gateway_page_viewers')).toBe(40);
+      expect(sample(m, 'presence_gateway_page_buffer_peak_bytes')).toBeLessThanOrEqual(BUFFER);
+      expect(sample(m, 'presence_gateway_page_buffer_peak_bytes')).toBeGreaterThan(0);
+      // The readers were never dropped and are still getting pictures.
+      const before = readers.map((r) => r.pictures());
+      await waitFor(() => readers.every((r, i) => r.pictures() > before[i]!), 20_000, 'more pictures for every reader');
+      expect(readers.filter((r) => r.closed())).toEqual([]);
+      // A viewer that closes is gone from the count.
+      for (const r of readers.slice(0, 5)) r.res.destroy();
+      await poll(async () => sample(await metrics(), 'presence_gateway_page_viewers') === 35, '35 viewers after 5 closed');
+      for (const s of stalled) s.destroy();
+      for (const r of readers) r.res.destroy();
+      gw.proc.kill('SIGTERM');
+      expect(await gw.exited).toBe(0);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 240_000);
+
+  it('beyond loopback the page needs credentials; /metrics stays open', async () => {
+    const cap = wifiCapture(join(tmp, 'w5.pcap'), { devices: 3, startMs: start, durationMs: 30_000, framesPerS: 5, salt: 26 });
+    const common = (port: number) => [
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-auth', '--mqtt-url', `mqtt://127.0.0.1:1`, '--source', `pcap:${cap.path}@wifi`, '--speed', '1'],
+      ...['--http-port', String(port), '--http-host', '0.0.0.0'],
+    ];
+    // No credentials: refused with a line naming the keys, /metrics and /healthz as before.
+    const port1 = await freePort();
+    const open = spawnGateway([...common(port1), '--queue-dir', join(tmp, 'q5')]);
+    try {
+      await waitForPort(port1);
+      const r = await text(`http://127.0.0.1:${port1}/`);
+      expect(r.status).toBe(403);
+      expect(r.body.toString()).toMatch(/http\.user and http\.password/);
+      expect((await text(`http://127.0.0.1:${port1}/events`)).status).toBe(403);
+      expect((await text(`http://127.0.0.1:${port1}/metrics`)).status).toBe(200);
+      await waitFor(() => /the page is not served on 0\.0\.0\.0/.test(open.stderr()), 10_000, 'the refusal in the log');
+    } finally {
+      open.proc.kill('SIGKILL');
+    }
+    // A token from a file (PRESENCE_HTTP_TOKEN_FILE): bearer or basic with it as password.
+    const tokenFile = join(tmp, 'token');
+    writeFileSync(tokenFile, 's3cret-token\n');
+    const port2 = await freePort();
+    const authed = spawnGateway([...common(port2), '--queue-dir', join(tmp, 'q6')], { PRESENCE_HTTP_TOKEN_FILE: tokenFile });
+    try {
+      await waitForPort(port2);
+      const url = `http://127.0.0.1:${port2}/`;
+      expect((await text(url)).status).toBe(401);
+      expect((await text(url, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      expect((await text(url, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+      const v = await openPage(browser, url, { auth: { username: 'field', password: 's3cret-token' } });
+      await v.page.waitForFunction("document.getElementById('stream')?.textContent === 'live'", { timeout: 20_000 });
+      expect(v.errors).toEqual([]);
+      await v.page.close();
+      expect(authed.stderr()).not.toContain('s3cret-token');
+    } finally {
+      authed.proc.kill('SIGKILL');
+    }
+    // A user without a password is a usage error naming the key.
+    const half = spawnGateway([...common(await freePort()), '--queue-dir', join(tmp, 'q7'), '--http-user', 'field']);
+    expect(await half.exited).not.toBe(0);
+    expect(half.stderr()).toMatch(/http\.user is set but no http\.password/);
+    expect(existsSync(join(tmp, 'q7', 'windows')) && readdirSync(join(tmp, 'q7', 'windows')).length > 0).toBe(false);
+  }, 90_000);
+});
