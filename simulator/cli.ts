@@ -261,9 +261,9 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
       );
     const o = e.overall.people;
     const all = (name: string, p: PeopleScore | null) => (p ? `${name} ${p.mape} / ${p.wape} / ${p.coverage}` : `${name} -`);
-    if (o.wifi || o.ble || o.combined)
+    if (o.wifi || o.ble || o.combined || o.reference)
       lines.push(
-        `  all windows, MAPE % / WAPE % (absolute errors over people, summed) / windows inside the 90 % interval %: ${all('Wi-Fi', o.wifi)}; ${all('BLE', o.ble)}; ${all('both', o.combined)}`,
+        `  all windows, MAPE % / WAPE % (absolute errors over people, summed) / windows inside the 90 % interval %: ${all('Wi-Fi', o.wifi)}; ${all('BLE', o.ble)}; ${all('both', o.combined)}; reference, people from the devices in reach as the simulator knows them (no radio measures that) ${all('', o.reference).trim()}`,
       );
   } else lines.push('people: not calibrated (--no-calibrate), so not shown.');
   return lines.join('\n') + '\n';

@@ -15,10 +15,12 @@ import type { FitResult } from '../aggregator/calibration/index.ts';
 import {
   fitCombined,
   fitPeople,
+  fitReference,
   PEOPLE_TRUTH,
   RADIOS,
   scoreCombined,
   scorePeople,
+  scoreReference,
   type CombinedFit,
   type CountedWindow,
   type CountsRadio,
@@ -54,6 +56,11 @@ export interface PeopleScores {
   ble: PeopleScore | null;
   /** Both radios in one figure (people.ts, fitCombined; null: neither radio calibrated). */
   combined: PeopleScore | null;
+  /**
+   * The reference: people calibrated the same way from the devices in reach as the simulator knows
+   * them (truth, no radio measures it): what a perfect count of devices would reach.
+   */
+  reference: PeopleScore | null;
 }
 
 export interface GatewayScore {
@@ -208,7 +215,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       add(target.ble, t.devices.ble, t.devices.ble - t.devices.byKind.beacon, c.ble.devices, c.ble.estimate, t.addresses.ble);
     }
   }
-  const none: PeopleScores = { wifi: null, ble: null, combined: null };
+  const none: PeopleScores = { wifi: null, ble: null, combined: null, reference: null };
   const people = { perGateway: s.gateways.map((): PeopleScores => ({ ...none })), overall: { ...none } };
   let calibration: Evaluation['calibration'] = null;
   const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
@@ -234,6 +241,14 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
         people.perGateway[i].combined = p;
       });
       people.overall.combined = sc.overall;
+    }
+    const reference = fitReference(training, `seed-${fitSeed}`);
+    if (reference) {
+      const sc = scoreReference(reference, windows, s.gateways.length);
+      sc.perGateway.forEach((p, i) => {
+        people.perGateway[i].reference = p;
+      });
+      people.overall.reference = sc.overall;
     }
     calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted, combined };
   }

@@ -60,8 +60,41 @@ export interface FittedCalibration {
 
 /** Fits people = k * (estimate - b) per zone from the windows of one run (the session is the run). */
 export function fitPeople(windows: CountedWindow[], radio: CountsRadio, session: string): { fit: FitResult | null; summary: FittedCalibration } {
+  return fitOn(windows, (w) => w.counts[radio].estimate, radio, session);
+}
+
+/**
+ * The physical devices in reach as the simulator knows them (truth.devices.total): no radio
+ * measures this, so people calibrated from it (`fitReference`) are the reference a perfect count
+ * of devices would reach; what is left is how many devices the people present happen to carry.
+ */
+const inReach = (w: CountedWindow) => w.truth.devices.total;
+
+/** The same fit on the devices in reach (truth) in place of an estimate: the reference. */
+export function fitReference(windows: CountedWindow[], session: string): FitResult | null {
+  return fitOn(windows, inReach, 'wifi', session).fit;
+}
+
+/** Scores people calibrated from the devices in reach (`fitReference`), per gateway and overall. */
+export function scoreReference(f: FitResult, windows: CountedWindow[], gateways: number): { perGateway: PeopleScore[]; overall: PeopleScore } {
+  return scoreWith(
+    (w) => {
+      const z = zoneOf(f, w.zone);
+      return z ? applyZone(z, inReach(w)) : null;
+    },
+    windows,
+    gateways,
+  );
+}
+
+function fitOn(
+  windows: CountedWindow[],
+  x: (w: CountedWindow) => number,
+  radio: CountsRadio,
+  session: string,
+): { fit: FitResult | null; summary: FittedCalibration } {
   const samples: Sample[] = windows.map((w) => ({
-    estimate: w.counts[radio].estimate,
+    estimate: x(w),
     people: peopleOf(w.truth),
     session,
     zone: w.zone,

@@ -168,6 +168,8 @@ describe('presence simulate (CLI)', () => {
     expect(e.calibration.combined.zones.map((z: { zone: string }) => z.zone)).toEqual(['lobby']);
     expect(e.overall.people.combined.windows).toBe(5);
     for (const key of ['mape', 'wape', 'coverage']) expect(e.overall.people.combined[key]).toBeGreaterThanOrEqual(0);
+    // and the reference: the same fit on the devices in reach as the simulator knows them
+    expect(e.overall.people.reference.windows).toBe(5);
     // The table says which number is which: device counts are uncalibrated, people calibrated.
     const table = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '7'])).stdout;
     expect(table).toMatch(/\(uncalibrated\)/);
@@ -177,7 +179,9 @@ describe('presence simulate (CLI)', () => {
     // (seed 7's five windows all hold 4 people: nothing could be fitted there; seed 4 can be)
     expect(table).toContain('BLE: no calibration');
     const fitted = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3'])).stdout;
-    expect(fitted).toMatch(/WAPE %.*: Wi-Fi [\d.]+ \/ [\d.]+ \/ [\d.]+; BLE [\d.]+ \/ [\d.]+ \/ [\d.]+; both [\d.]+ \/ [\d.]+ \/ [\d.]+/);
+    expect(fitted).toMatch(
+      /WAPE %.*: Wi-Fi [\d.]+ \/ [\d.]+ \/ [\d.]+; BLE [\d.]+ \/ [\d.]+ \/ [\d.]+; both [\d.]+ \/ [\d.]+ \/ [\d.]+; reference.* [\d.]+ \/ [\d.]+ \/ [\d.]+$/m,
+    );
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
@@ -185,6 +189,6 @@ describe('presence simulate (CLI)', () => {
       (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout,
     );
     expect(uncalibrated.calibration).toBeNull();
-    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null });
+    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null, reference: null });
   });
 });

@@ -1,7 +1,17 @@
 // People in the evaluation: a calibration fitted on one run's windows, applied to another's.
 import { describe, expect, it } from 'vitest';
 import type { FirmwareWindowCounts } from '../firmware/host/types.ts';
-import { combinedFor, fitCombined, fitPeople, PeopleAcc, scoreCombined, scorePeople, type CountedWindow } from '../simulator/people.ts';
+import {
+  combinedFor,
+  fitCombined,
+  fitPeople,
+  fitReference,
+  PeopleAcc,
+  scoreCombined,
+  scorePeople,
+  scoreReference,
+  type CountedWindow,
+} from '../simulator/people.ts';
 import type { TruthWindow } from '../simulator/truth.ts';
 
 function win(gateway: number, zone: string, minute: number, peopleMean: number, wifi: number, ble: number): CountedWindow {
@@ -54,6 +64,16 @@ describe('people from a calibration fitted on another run', () => {
     const { fit, summary } = fitPeople(flat, 'ble', 'seed-2');
     expect(fit).toBeNull();
     expect(summary.error).toMatch(/same number of people/);
+  });
+
+  it('the reference is the same fit on the devices in reach (truth), not on any count', () => {
+    // devices in reach = 1.5 * people + 2; the radios' counts are unrelated to people
+    const withDevices = (w: CountedWindow, p: number) => ({ ...w, truth: { ...w.truth, devices: { total: 1.5 * p + 2 } } }) as unknown as CountedWindow;
+    const make = () => Array.from({ length: 40 }, (_, m) => withDevices(win(0, 'a', m, 2 + (m % 9), 7, 7), 2 + (m % 9)));
+    const f = fitReference(make(), 'seed-2')!;
+    expect(f.zones[0].k.value).toBeCloseTo(1 / 1.5, 6);
+    expect(f.zones[0].b.value).toBeCloseTo(2, 6);
+    expect(scoreReference(f, make(), 1).overall.mape).toBe(0);
   });
 
   it('MAPE per window, WAPE over the sums, and the share of windows inside the interval', () => {
