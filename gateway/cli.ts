@@ -4,7 +4,7 @@ import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { QueueLockedError } from './queue.ts';
-import { HttpPortError } from './http.ts';
+import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

@@ -21,8 +21,8 @@ import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './confi
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
 import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
-import { startGatewayHttp, type HttpServer } from './http.ts';
-import { GatewayPage } from './web.ts';
+import type { HttpServer } from './http.ts';
+import type { GatewayPage } from './web.ts';
 
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
@@ -174,6 +174,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
     const http = this.config.http;
     if (http && http.port !== undefined && http.port !== null) {
+      // Loaded only with a port: prom-client and the page stay out of a gateway that serves none.
+      const [{ startGatewayHttp }, { GatewayPage }] = await Promise.all([import('./http.ts'), import('./web.ts')]);
       // The page (gateway/web.ts): a bad credential setting stops the start here, naming the key.
       if (http.page !== false) this.page = GatewayPage.fromConfig(this, this.config);
       this.http = await startGatewayHttp(this, http.port, http.host ?? '127.0.0.1', this.opts.processMetrics ?? true, this.page ?? undefined);
