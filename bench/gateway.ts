@@ -30,7 +30,7 @@ function rng(seed: number): () => number {
 }
 
 /** pcapng with two interfaces (radiotap Wi-Fi, BLE LL): RATE frames/s for SECONDS, 2,000 devices rotating addresses. */
-export function makeCapture(path: string, startMs: number): number {
+export function makeCapture(path: string, startMs: number, seconds = SECONDS): number {
   const r = rng(42);
   const ies = Uint8Array.from([0x00, 0x00, 0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24, 0x32, 0x04, 0x30, 0x48, 0x60, 0x6c]);
   const adv = Uint8Array.from([0x02, 0x01, 0x06, 0x03, 0x03, 0x6f, 0xfd]);
@@ -40,7 +40,7 @@ export function makeCapture(path: string, startMs: number): number {
       { linkType: LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, name: 'ble0' },
     ]),
   ];
-  const n = RATE * SECONDS;
+  const n = RATE * seconds;
   const addr = new Uint8Array(6);
   for (let i = 0; i < n; i++) {
     const t = startMs + (i * 1000) / RATE;
@@ -102,7 +102,7 @@ async function startBroker(dir: string): Promise<{ url: string; kind: string; st
 }
 
 const TICK = 100; // USER_HZ on Linux
-function procCpuSeconds(pid: number): number {
+export function procCpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return (Number(rest[11]) + Number(rest[12])) / TICK; // utime + stime

@@ -59,7 +59,8 @@ export interface Snapshot {
   rates: Record<'wifi' | 'ble', { fps: number; channels: ChannelRate[] }>;
   /** Address slots of the open window per signal bucket (RSSI_FROM + i * RSSI_STEP dBm), and those without a signal. */
   rssi: { from: number; step: number; wifi: number[]; ble: number[]; unknown: { wifi: number; ble: number } };
-  windows: WindowRow[];
+  /** The last windows; left out of a picture when unchanged since the previous one (the page keeps what it has). */
+  windows?: WindowRow[];
   queue: { depth: number; state: string; dropped: number; refused: number };
   broker: { connected: boolean; url: string };
   sources: Array<{
@@ -72,8 +73,8 @@ export interface Snapshot {
     error_code?: string;
     last_error?: string;
   }>;
-  /** The machine checks (null until the first run has finished). */
-  checks: { at: number; results: Array<{ step: string; level: string; detail: string; fix?: string }> } | null;
+  /** The machine checks (null until the first run has finished); left out when unchanged since the previous picture. */
+  checks?: { at: number; results: Array<{ step: string; level: string; detail: string; fix?: string }> } | null;
   viewers: { connected: number; dropped: number };
 }
 
@@ -111,6 +112,9 @@ export class GatewayPage {
   private prev: { at: number; wifi: Float64Array; ble: Float64Array } | null = null;
   private lastRates: Snapshot['rates'] = { wifi: { fps: 0, channels: [] }, ble: { fps: 0, channels: [] } };
   private checks: Snapshot['checks'] = null;
+  /** The windows or checks changed since the last picture broadcast. */
+  private windowsChanged = true;
+  private checksChanged = true;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -132,7 +136,10 @@ export class GatewayPage {
     this.gw.on('window', (m) => this.addWindow(m));
     this.gw.on('published', (seq) => {
       const row = this.rows.find((r) => r.seq === seq);
-      if (row) row.published = true;
+      if (row) {
+        row.published = true;
+        this.windowsChanged = true;
+      }
     });
     // a source failing shows at once, not at the next tick
     this.gw.on('source', () => this.pushSoon());
@@ -174,6 +181,7 @@ export class GatewayPage {
     const r = (x: CountsMessage['wifi']) => ({ frames: x.frames, devices: x.devices, estimate: x.estimate });
     this.rows.push({ seq: m.seq, start: m.start, end: m.end, complete: m.complete, wifi: r(m.wifi), ble: r(m.ble), published: false });
     if (this.rows.length > PAGE_WINDOWS) this.rows.splice(0, this.rows.length - PAGE_WINDOWS);
+    this.windowsChanged = true;
   }
 
   private async runChecks(): Promise<void> {
@@ -182,6 +190,7 @@ export class GatewayPage {
       const results = await machineChecks(this.gw.config);
       // the step, level, detail and fix only (the doctor's `output` of a capture tool is never shown here)
       this.checks = { at: Date.now(), results: results.map(({ step, level, detail, fix }) => ({ step, level, detail, ...(fix ? { fix } : {}) })) };
+      this.checksChanged = true;
       this.pushSoon();
     } catch (e) {
       this.gw.log.warn({ err: (e as Error).message }, 'page: the machine checks failed');
@@ -212,7 +221,9 @@ export class GatewayPage {
 
   /**
    * The picture now: counts only. `tick`: rates are measured since the previous tick (a new
-   * viewer's first picture repeats the last rates, so viewers arriving do not shorten the interval).
+   * viewer's first picture repeats the last rates, so viewers arriving do not shorten the interval),
+   * and the windows and checks go out only when they changed since the previous tick (a new
+   * viewer's first picture always has them).
    */
   snapshot(tick = true): Snapshot {
     const now = Date.now();
@@ -222,6 +233,9 @@ export class GatewayPage {
     const ble = live.stats ? rssiBuckets(live.stats.rssiBle) : { buckets: new Array<number>(RSSI_BUCKETS).fill(0), unknown: 0 };
     const g = gw.config.gateway;
     const counts = live.counts;
+    const withWindows = !tick || this.windowsChanged;
+    const withChecks = !tick || this.checksChanged;
+    if (tick) this.windowsChanged = this.checksChanged = false;
     return {
       at: now,
       gateway: { site: g.site, zone: g.zone, id: g.id, window_ms: gw.windowMs, clock: gw.clock, started: this.startedAt },
@@ -229,7 +243,7 @@ export class GatewayPage {
       live: counts ? { wifi: { ...counts.wifi }, ble: { ...counts.ble } } : null,
       rates: tick ? this.channelRates(live.stats, now) : this.lastRates,
       rssi: { from: RSSI_FROM, step: RSSI_STEP, wifi: wifi.buckets, ble: ble.buckets, unknown: { wifi: wifi.unknown, ble: ble.unknown } },
-      windows: this.rows.slice(),
+      ...(withWindows ? { windows: this.rows.slice() } : {}),
       queue: live.queue,
       broker: { connected: gw.mqttConnected, url: safeUrl(gw.config.mqtt.url) },
       sources: gw.sources.map((s) => {
@@ -246,7 +260,7 @@ export class GatewayPage {
           ...(st.last_error ? { last_error: st.last_error } : {}),
         };
       }),
-      checks: this.checks,
+      ...(withChecks ? { checks: this.checks } : {}),
       viewers: { connected: this.hub.size, dropped: this.hub.dropped },
     };
   }
