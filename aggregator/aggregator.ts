@@ -31,6 +31,9 @@ import { preflight } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
 import { GatewayIdentity } from './registry.ts';
+import { CorridorFlows } from './flows/intake.ts';
+import { aliveInstance, instanceId, Ownership } from './flows/ownership.ts';
+import { CorridorLink } from './flows/link.ts';
 
 export interface AggregatorOptions {
   /** A pino logger to use (default: JSON to stderr at config.logLevel). */
@@ -84,8 +87,12 @@ export class Aggregator extends EventEmitter {
   private missingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   /** Received messages not yet added to the Prometheus counter (added per scrape, not per message). */
-  private readonly uncounted = { counts: 0, status: 0 };
+  private readonly uncounted = { counts: 0, status: 0, sketch: 0 };
   private readonly counters = { received: 0, rejected: 0 };
+  /** Corridor flows (./flows/): null without corridors in the config. */
+  readonly flows: CorridorFlows | null;
+  readonly ownership: Ownership | null;
+  private readonly link: CorridorLink | null;
 
   constructor(
     config: unknown = {},
@@ -111,7 +118,19 @@ export class Aggregator extends EventEmitter {
       (lines, site, gateway, windows) => this.pipeline.addPoints(lines, this.recent ? () => this.recent!.missing(site, gateway, windows) : undefined),
       (site, gateway) => this.emit('missing', site, gateway),
     );
+    const corridors = this.config.corridors;
+    this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;
+    this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload) => this.onMessage(topic, payload));
+    this.link = this.ownership
+      ? new CorridorLink(
+          this.config.mqtt,
+          this.ownership,
+          this.log,
+          (topic, payload) => this.onCorridorMessage(topic, payload),
+          () => this.reassign(Date.now()),
+        )
+      : null;
   }
 
   /** Port of the /healthz and /metrics server (null when off). */
@@ -139,7 +158,8 @@ export class Aggregator extends EventEmitter {
     const u = this.uncounted;
     if (u.counts) this.metrics.messages.inc({ kind: 'counts' }, u.counts);
     if (u.status) this.metrics.messages.inc({ kind: 'status' }, u.status);
-    u.counts = u.status = 0;
+    if (u.sketch) this.metrics.messages.inc({ kind: 'sketch' }, u.sketch);
+    u.counts = u.status = u.sketch = 0;
     this.metrics.queueDepth.set(this.queueDepth);
   }
 
@@ -197,10 +217,69 @@ export class Aggregator extends EventEmitter {
       'aggregator starting',
     );
     await this.intake.start();
+    await this.link?.start();
+  }
+
+  /** Takes the groups this instance owns now, and lets go of the others (./flows/ownership.ts). */
+  private reassign(now: number): void {
+    const flows = this.flows;
+    const own = this.ownership;
+    if (!flows || !own) return;
+    const owned = new Set(own.owned());
+    for (const g of flows.groupIds) {
+      if (owned.has(g) && !flows.owns(g)) {
+        flows.own(g, now);
+        this.log.info({ group: g, instances: own.instances }, 'corridor group owned here: its flows are computed by this aggregator');
+      } else if (!owned.has(g) && flows.owns(g)) {
+        flows.disown(g);
+        this.log.info({ group: g, instances: own.instances }, 'corridor group owned by another aggregator');
+      }
+    }
+    this.metrics.corridorGroupsOwned.set(owned.size);
+    this.metrics.sketchesHeld.set(flows.held);
+  }
+
+  /** A corridor sketch: held (or ignored: another instance owns the group) and acknowledged at once; flow points due are written. */
+  private onSketch(topic: string, payload: Buffer, now: number): void {
+    const flows = this.flows!;
+    let r: ReturnType<CorridorFlows['accept']>;
+    try {
+      r = flows.accept(topic, payload, now);
+    } catch (e) {
+      r = { ok: false, reason: 'sketch_invalid', detail: `cannot be read: ${(e as Error).message}` };
+    }
+    this.metrics.sketchesHeld.set(flows.held);
+    if (!r.ok) {
+      this.counters.rejected++;
+      this.metrics.rejected.inc({ reason: r.reason });
+      // the reason and the topic only: a sketch's bits never go to a log
+      this.rejectLog.record(r.reason, topic, r.detail, now);
+      this.emit('rejected', r.reason, topic);
+      return;
+    }
+    if (!r.held) this.metrics.sketchesIgnored.inc();
+    if (r.lines.length) {
+      this.metrics.flowIntervals.inc();
+      this.emit('flows', r.lines);
+      // the sketch itself needs no write: its acknowledgement does not wait for the flow points
+      void this.pipeline.addMessage(r.lines).catch(() => {});
+    }
   }
 
   /** One message in. Returns what its PUBACK waits for: nothing (rejected: acknowledge now) or the
    *  write of the batch that holds its points. */
+  private onCorridorMessage(topic: string, payload: Buffer): void {
+    const now = Date.now();
+    const inst = aliveInstance(topic);
+    if (inst !== null) {
+      if (this.ownership!.update(inst, payload)) this.reassign(now);
+      return;
+    }
+    this.counters.received++;
+    this.uncounted.sketch++;
+    this.onSketch(topic, payload, now);
+  }
+
   private onMessage(topic: string, payload: Buffer): Promise<void> | undefined {
     const now = Date.now();
     this.counters.received++;
@@ -270,6 +349,9 @@ export class Aggregator extends EventEmitter {
     this.stopping = true;
     this.pipeline.finishing();
     this.intake.closingSoon();
+    // a clean stop clears this instance's alive message (a lost connection: the broker's last will does)
+    await this.link?.stop();
+    for (const g of this.flows?.groupIds ?? []) this.flows!.disown(g);
     if (this.missingTimer) clearInterval(this.missingTimer);
     const drained = await this.drain(timeoutMs);
     if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');

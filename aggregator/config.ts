@@ -114,6 +114,17 @@ export interface AggregatorConfig {
   calibration?: string;
   /** Gateway registry, limit on unregistered gateways, conflict memory (./registry.ts; snake_case keys in memory too). */
   gateways: GatewaysConfig;
+  /** Corridor groups whose sketches this aggregator turns into flows (./flows/; empty: sketches are not read). */
+  corridors: CorridorConfig[];
+}
+
+/** One corridor group: its gateways' sketches meet here (./flows/intake.ts). */
+export interface CorridorConfig {
+  group: string;
+  site: string;
+  members: string[];
+  /** Longest travel time looked for, ms (sketches are kept this long after their window). */
+  horizon: number;
 }
 
 /**
@@ -467,6 +478,33 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
       'accepted counts messages remembered (about 560 bytes each): another message for one of their windows or seqs is rejected (conflict), an identical one is a redelivery; 0 turns it off',
   },
   {
+    key: 'corridors',
+    schema: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['group', 'site', 'members'],
+        properties: {
+          group: { type: 'string', pattern: ID_PATTERN },
+          site: { type: 'string', pattern: ID_PATTERN },
+          members: { type: 'array', minItems: 2, maxItems: 64, uniqueItems: true, items: { type: 'string', pattern: ID_PATTERN } },
+          horizon: {
+            anyOf: [
+              { type: 'string', minLength: 1 },
+              { type: 'number', minimum: 1 },
+            ],
+          },
+        },
+      },
+    },
+    default: [],
+    hint: 'a list of { group, site, members: [gateway ids, at least 2, at most 64, no repeats], horizon? }; ids lower case letters, digits, - and _ (up to 63)',
+    example: [{ group: 'main-street', site: 'corridor', members: ['gw-a', 'gw-b'], horizon: '10m' }],
+    description:
+      'corridor groups (presence corridor init): the sketches of their members are read from presence/v1/{site}/{gateway}/sketch and turned into flows between every pair (measurement flow); horizon: the longest travel time looked for (default 10m, a bare number is ms)',
+  },
+  {
     key: 'calibration',
     schema: { type: 'string', minLength: 1 },
     path: true,
@@ -643,7 +681,9 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       max_known: c.gateways.max_known,
       conflict_memory: c.gateways.conflict_memory,
     },
+    corridors: [],
   };
+  cfg.corridors = corridors(c.corridors ?? [], where);
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
   for (const section of [cfg.mqtt, cfg.influx, cfg.http] as unknown as Array<Record<string, unknown>>)
     for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
@@ -670,6 +710,33 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       where,
     );
   return cfg;
+}
+
+/** Checks across corridor groups the schema cannot express; durations to ms. */
+function corridors(list: any[], where: string): CorridorConfig[] {
+  const problems: string[] = [];
+  const groups = new Map<string, number>();
+  const memberOf = new Map<string, string>();
+  const out = list.map((c, i): CorridorConfig => {
+    if (groups.has(c.group)) problems.push(`corridors[${i}].group: "${c.group}" is also corridors[${groups.get(c.group)}].group; a group is listed once`);
+    groups.set(c.group, i);
+    for (const m of c.members as string[]) {
+      const other = memberOf.get(m);
+      if (other !== undefined && other !== c.group)
+        problems.push(`corridors[${i}].members: gateway "${m}" is already a member of group "${other}"; a gateway is in one group`);
+      memberOf.set(m, c.group);
+    }
+    let horizon = 600_000;
+    if (c.horizon !== undefined) {
+      const ms = typeof c.horizon === 'number' ? c.horizon : durationMs(String(c.horizon));
+      if (!(ms >= 60_000 && ms <= 6 * 3_600_000))
+        problems.push(`corridors[${i}].horizon: must be a duration from 1m to 6h like 10m (got ${JSON.stringify(c.horizon)})`);
+      else horizon = ms;
+    }
+    return { group: c.group, site: c.site, members: [...c.members], horizon };
+  });
+  if (problems.length) throw new ConfigError(problems, where);
+  return out;
 }
 
 /**

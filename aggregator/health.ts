@@ -55,6 +55,26 @@ export class AggregatorMetrics {
     buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000],
     registers: [this.registry],
   });
+  readonly sketchesHeld = new Gauge({
+    name: 'presence_aggregator_sketches_held',
+    help: 'Corridor sketches held in memory now (kept for the lag horizon, dropped once used; never written)',
+    registers: [this.registry],
+  });
+  readonly sketchesIgnored = new Counter({
+    name: 'presence_aggregator_sketches_ignored_total',
+    help: 'Valid corridor sketches of groups another aggregator owns (dropped at once)',
+    registers: [this.registry],
+  });
+  readonly corridorGroupsOwned = new Gauge({
+    name: 'presence_aggregator_corridor_groups_owned',
+    help: 'Corridor groups whose flows this aggregator computes',
+    registers: [this.registry],
+  });
+  readonly flowIntervals = new Counter({
+    name: 'presence_aggregator_flow_intervals_total',
+    help: 'Corridor group intervals whose flows were computed',
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'presence_aggregator_queue_depth', help: 'Messages received and not yet acknowledged', registers: [this.registry] });
   readonly connected = new Gauge({ name: 'presence_aggregator_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] });
   readonly gatewaysMissing = new Gauge({

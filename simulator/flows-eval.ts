@@ -250,12 +250,13 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
           // complete intervals only: all their windows in the run and within the horizon of its end
           if (e.firstWindow < firstW || e.firstWindow + intervalWindows - 1 > lastScored) continue;
           const t = tr.get(e.firstWindow);
-          if (!t || t.n < MIN_SCORED_FLOW) continue;
           const bb = bl.get(e.firstWindow) ?? { n: 0, travel: [] };
-          const tm = median(t.travel)!;
-          sumT += t.n;
+          // the sums cover every complete interval (pairs without traffic show what the estimate makes of none)
+          sumT += t?.n ?? 0;
           sumE += e.count;
           sumB += bb.n;
+          if (!t || t.n < MIN_SCORED_FLOW) continue;
+          const tm = median(t.travel)!;
           pe.c.push(Math.abs(e.count - t.n) / t.n);
           pe.bc.push(Math.abs(bb.n - t.n) / t.n);
           errs.cover.push(t.n >= e.countLow && t.n <= e.countHigh ? 1 : 0);

@@ -1,0 +1,263 @@
+// The aggregator's corridor flows: sketches of the groups this instance owns are validated, kept in
+// memory for the lag horizon only, turned into flow points per pair and 5-min interval
+// (./estimate.ts), and dropped once used. No I/O here: the aggregator gives it the messages and
+// writes the lines it returns. A sketch is never written anywhere, never logged (rejections carry a
+// reason and the topic, never the bits), and never leaves this object except as flow aggregates.
+//
+// When an interval is computed: the group's clock is its newest sketch's window end (the
+// "watermark"); interval [s, s + 5 min) is computed once the watermark passes s + 5 min + horizon
+// + one window (a gateway a window late still makes it). Its sketches older than the last window
+// before the next interval are then dropped (that one window stays: run starts need the window
+// before). Pairs of windows in different epochs are not compared (their keys differ).
+import { Point } from '@influxdata/influxdb-client';
+import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
+import type { CorridorConfig } from '../config.ts';
+import { msSettings } from '../messages.ts';
+import { estimatePairFlows, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
+
+export const FLOW = 'flow';
+export const FLOW_INTERVAL_MS = 300_000;
+/** Largest sketch message read (bytes): the contract's largest m in base64 plus the fields. */
+export const MAX_SKETCH_BYTES = 8192;
+
+export type SketchRejectReason =
+  | 'sketch_too_large'
+  | 'sketch_invalid'
+  | 'sketch_size'
+  | 'sketch_unknown_group'
+  | 'sketch_not_member'
+  | 'sketch_duplicate'
+  | 'sketch_too_old'
+  | 'sketch_future';
+export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
+  'sketch_too_large',
+  'sketch_invalid',
+  'sketch_size',
+  'sketch_unknown_group',
+  'sketch_not_member',
+  'sketch_duplicate',
+  'sketch_too_old',
+  'sketch_future',
+];
+
+export type SketchResult = { ok: true; held: boolean; lines: string[] } | { ok: false; reason: SketchRejectReason; detail: string };
+
+interface Held extends NoisySketch {
+  epoch: number;
+}
+
+interface GroupState {
+  cfg: CorridorConfig;
+  windowMs: number | null;
+  /** gateway -> window index -> sketch */
+  sketches: Map<string, Map<number, Held>>;
+  watermark: number;
+  /** First window of the next interval to compute (null: not yet known). */
+  next: number | null;
+  /** Owned since (ms): intervals starting before are not computed (their sketches went elsewhere). */
+  ownedSince: number;
+}
+
+export interface FlowPointFields {
+  site: string;
+  group: string;
+  from: string;
+  to: string;
+  startMs: number;
+  estimate: FlowEstimate;
+}
+
+export class CorridorFlows {
+  private readonly groups = new Map<string, GroupState>();
+  private readonly configs = new Map<string, CorridorConfig>();
+  /** Intervals computed and their points, for tests and metrics. */
+  intervalsComputed = 0;
+  sketchesDropped = 0;
+
+  constructor(
+    corridors: CorridorConfig[],
+    private readonly opts: { maxAheadMs: number; seed?: number; onPoint?: (f: FlowPointFields) => void } = { maxAheadMs: 300_000 },
+  ) {
+    for (const c of corridors) this.configs.set(c.group, c);
+  }
+
+  get groupIds(): string[] {
+    return [...this.configs.keys()];
+  }
+
+  /** Sketches held in memory now (all groups). */
+  get held(): number {
+    let n = 0;
+    for (const g of this.groups.values()) for (const w of g.sketches.values()) n += w.size;
+    return n;
+  }
+
+  owns(group: string): boolean {
+    return this.groups.has(group);
+  }
+
+  /** This instance owns the group from `now` on: intervals starting from the next boundary are computed here. */
+  own(group: string, now: number): void {
+    const cfg = this.configs.get(group);
+    if (!cfg || this.groups.has(group)) return;
+    this.groups.set(group, { cfg, windowMs: null, sketches: new Map(), watermark: -Infinity, next: null, ownedSince: now });
+  }
+
+  /** Another instance owns the group: its sketches here are dropped. */
+  disown(group: string): void {
+    const g = this.groups.get(group);
+    if (!g) return;
+    for (const w of g.sketches.values()) {
+      for (const s of w.values()) s.bits.fill(0);
+      this.sketchesDropped += w.size;
+    }
+    this.groups.delete(group);
+  }
+
+  /** One sketch message in: rejected with a reason, ignored (a group another instance owns), or held; returns flow lines that became due. */
+  accept(topic: string, payload: Buffer, now: number): SketchResult {
+    if (payload.length > MAX_SKETCH_BYTES)
+      return { ok: false, reason: 'sketch_too_large', detail: `payload is ${payload.length} bytes, more than ${MAX_SKETCH_BYTES}` };
+    const t = parseTopic(topic);
+    if (t?.kind !== 'sketch') return { ok: false, reason: 'sketch_invalid', detail: 'topic is not presence/v1/{site}/{gateway}/sketch' };
+    let value: unknown;
+    try {
+      value = JSON.parse(payload.toString('utf8'));
+    } catch (e) {
+      return { ok: false, reason: 'sketch_invalid', detail: `payload is not JSON: ${(e as Error).message}` };
+    }
+    const v = validateSketch(value);
+    // a bitmap of the wrong length or an m the contract does not allow: the wrong size
+    if (!v.ok) return { ok: false, reason: /(^|\s)\/(bits holds|m\b)/.test(v.reason) ? 'sketch_size' : 'sketch_invalid', detail: v.reason };
+    const m = v.value;
+    if (m.site !== t.site || m.gateway !== t.gateway)
+      return { ok: false, reason: 'sketch_invalid', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+    const cfg = this.configs.get(m.group);
+    if (!cfg) return { ok: false, reason: 'sketch_unknown_group', detail: `group "${m.group}" is not in corridors` };
+    if (cfg.site !== m.site || !cfg.members.includes(m.gateway))
+      return {
+        ok: false,
+        reason: 'sketch_not_member',
+        detail: `gateway ${m.site}/${m.gateway} is not a member of group "${m.group}" (${cfg.site}: ${cfg.members.join(', ')})`,
+      };
+    const bits = Buffer.from(m.bits, 'base64');
+    if (bits.length * 8 !== m.m) return { ok: false, reason: 'sketch_size', detail: `bits hold ${bits.length * 8} bits, m is ${m.m}` };
+    const start = Date.parse(m.window_start);
+    const end = Date.parse(m.window_end);
+    if (start > now + this.opts.maxAheadMs)
+      return { ok: false, reason: 'sketch_future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
+    if (Math.floor(start / (m.epoch_s * 1000)) !== m.epoch)
+      return {
+        ok: false,
+        reason: 'sketch_invalid',
+        detail: `epoch ${m.epoch} is not floor(window_start / epoch_s) = ${Math.floor(start / (m.epoch_s * 1000))}`,
+      };
+    const g = this.groups.get(m.group);
+    if (!g) return { ok: true, held: false, lines: [] };
+    return this.hold(g, m, bits, start, end);
+  }
+
+  private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number): SketchResult {
+    const windowMs = end - start;
+    if (g.windowMs === null) g.windowMs = windowMs;
+    if (windowMs !== g.windowMs || start % windowMs !== 0)
+      return {
+        ok: false,
+        reason: 'sketch_invalid',
+        detail: `window ${m.window_start}..${m.window_end} is not a ${g.windowMs / 1000}-s window of the group on its boundary`,
+      };
+    const w = start / windowMs;
+    const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
+    // the first whole interval of what this instance receives (after a take-over: the next one)
+    if (g.next === null) g.next = Math.ceil(start / windowMs / perInterval) * perInterval;
+    // the window before the next interval is still needed (run starts); anything older is done
+    if (w < g.next - 1) return { ok: false, reason: 'sketch_too_old', detail: `window ${m.window_start} is older than the interval being computed` };
+    let byWindow = g.sketches.get(m.gateway);
+    if (!byWindow) g.sketches.set(m.gateway, (byWindow = new Map()));
+    const have = byWindow.get(w);
+    if (have) return { ok: false, reason: 'sketch_duplicate', detail: `a sketch of ${m.gateway} for window ${m.window_start} is already held` };
+    // every sketch of a group has one m (the estimator compares bit by bit)
+    for (const other of g.sketches.values())
+      for (const s of other.values()) {
+        if (s.m !== m.m) return { ok: false, reason: 'sketch_size', detail: `m is ${m.m}, the group's sketches have ${s.m}` };
+        break;
+      }
+    byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
+    g.watermark = Math.max(g.watermark, end);
+    return { ok: true, held: true, lines: this.due(g) };
+  }
+
+  /** Flow lines of every interval whose horizon the group's watermark has passed. */
+  private due(g: GroupState): string[] {
+    const lines: string[] = [];
+    const windowMs = g.windowMs!;
+    const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
+    const maxLag = Math.ceil(g.cfg.horizon / windowMs);
+    while (g.next !== null && g.watermark >= (g.next + perInterval + maxLag + 1) * windowMs) {
+      lines.push(...this.compute(g, g.next, perInterval, maxLag));
+      g.next += perInterval;
+      // drop what no later interval needs
+      for (const byWindow of g.sketches.values())
+        for (const w of [...byWindow.keys()])
+          if (w < g.next - 1) {
+            byWindow.get(w)!.bits.fill(0);
+            byWindow.delete(w);
+            this.sketchesDropped++;
+          }
+    }
+    return lines;
+  }
+
+  private compute(g: GroupState, first: number, perInterval: number, maxLag: number): string[] {
+    this.intervalsComputed++;
+    const windowMs = g.windowMs!;
+    const members = g.cfg.members;
+    const windows = Array.from({ length: perInterval }, (_, i) => first + i);
+    const lines: string[] = [];
+    for (let i = 0; i < members.length; i++)
+      for (let j = i + 1; j < members.length; j++) {
+        const a = g.sketches.get(members[i]);
+        const b = g.sketches.get(members[j]);
+        if (!a || !b) continue;
+        const lags = pairLags(a, b, maxLag, windows);
+        if (!lags.ab.rows.size && !lags.ba.rows.size) continue;
+        const f = estimatePairFlows(lags, { windowS: windowMs / 1000, maxLag, intervalWindows: perInterval, seed: this.opts.seed ?? first });
+        for (const [from, to, list] of [
+          [members[i], members[j], f.ab],
+          [members[j], members[i], f.ba],
+        ] as const) {
+          const e = list.find((x) => x.firstWindow === first);
+          if (!e) continue;
+          const startMs = first * windowMs;
+          this.opts.onPoint?.({ site: g.cfg.site, group: g.cfg.group, from, to, startMs, estimate: e });
+          lines.push(flowLine(g.cfg.site, from, to, startMs, e));
+        }
+      }
+    return lines;
+  }
+}
+
+const r = (x: number) => Math.round(x * 100) / 100;
+
+/** One `flow` point: tags site, from, to; time = interval start (ms). */
+export function flowLine(site: string, from: string, to: string, startMs: number, e: FlowEstimate): string {
+  const p = new Point(FLOW)
+    .tag('site', site)
+    .tag('from', from)
+    .tag('to', to)
+    .floatField('count', r(e.count))
+    .floatField('count_low', r(e.countLow))
+    .floatField('count_high', r(e.countHigh))
+    .intField('windows', e.windows)
+    .timestamp(startMs);
+  for (const [k, v] of [
+    ['travel_median_s', e.travelMedianS],
+    ['travel_median_low_s', e.travelMedianLowS],
+    ['travel_median_high_s', e.travelMedianHighS],
+    ['travel_p85_s', e.travelP85S],
+    ['travel_p85_low_s', e.travelP85LowS],
+    ['travel_p85_high_s', e.travelP85HighS],
+  ] as const)
+    if (v !== null) p.floatField(k, r(v));
+  return p.toLineProtocol(msSettings)!;
+}

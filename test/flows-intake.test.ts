@@ -1,0 +1,169 @@
+// The aggregator's corridor intake (aggregator/flows/intake.ts) and its config: bad sketches are
+// rejected with a reason and change nothing else; flows come out per interval once the horizon has
+// passed; sketches are dropped once used; ownership (rendezvous) moves only the lost instance's groups.
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../aggregator/config.ts';
+import { CorridorFlows } from '../aggregator/flows/intake.ts';
+import { instanceId, Ownership, ownerOf } from '../aggregator/flows/ownership.ts';
+import { encode, sketchTopic, type SketchMessage } from '../contract/index.ts';
+import { corridorRun } from './support/corridor.ts';
+
+const START = Date.parse('2026-03-10T07:00:00Z');
+const CORRIDOR = { group: 'main-street', site: 'corridor', members: ['gw-a', 'gw-b'], horizon: 180_000 };
+const NOW = START + 24 * 3_600_000;
+
+function feed(flows: CorridorFlows, msgs: SketchMessage[], now = NOW) {
+  const lines: string[] = [];
+  const rejected: string[] = [];
+  for (const s of msgs) {
+    const r = flows.accept(sketchTopic(s.site, s.gateway), encode(s), now);
+    if (r.ok) lines.push(...r.lines);
+    else rejected.push(r.reason);
+  }
+  return { lines, rejected };
+}
+
+describe('corridor flows intake', () => {
+  const run = corridorRun({ site: 'corridor', group: 'main-street', startMs: START, windows: 40 });
+
+  it('writes one flow point per direction and interval, with bounds, and drops the sketches it used', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const { lines, rejected } = feed(flows, run.messages);
+    expect(rejected).toEqual([]);
+    // 40 windows = 8 intervals; the last ones wait for their horizon (3 windows + 1)
+    const ab = lines.filter((l) => l.startsWith('flow,from=gw-a,site=corridor,to=gw-b '));
+    const ba = lines.filter((l) => l.startsWith('flow,from=gw-b,site=corridor,to=gw-a '));
+    expect(ab.length).toBe(7);
+    expect(ba.length).toBe(7);
+    for (const l of ab) {
+      const f = Object.fromEntries(
+        l
+          .split(' ')[1]
+          .split(',')
+          .map((kv) => kv.split('=')),
+      );
+      const ts = Number(l.split(' ')[2]);
+      const truth = run.truthAb.get(ts)!;
+      expect(Number(f.count_low)).toBeLessThanOrEqual(Number(f.count));
+      expect(Number(f.count_high)).toBeGreaterThanOrEqual(Number(f.count));
+      expect(Math.abs(Number(f.count) - truth) / truth).toBeLessThan(0.5);
+      expect(Number(f.travel_median_s)).toBeGreaterThan(15);
+      expect(Number(f.travel_median_s)).toBeLessThan(60);
+    }
+    // held: only what later intervals still need (the window before the next interval, and after)
+    expect(flows.held).toBeLessThanOrEqual(2 * (40 - 35 + 1));
+    expect(flows.sketchesDropped).toBeGreaterThanOrEqual(2 * 34);
+  });
+
+  it('rejects bad sketches with a reason, and they change nothing else', () => {
+    const good = run.messages.slice(0, 40);
+    const bad: Array<[string, SketchMessage | string]> = [
+      ['sketch_invalid', { ...good[0], v: 2 as 1 }],
+      ['sketch_size', { ...good[0], m: 1000 }],
+      ['sketch_size', { ...good[0], m: 4096 }],
+      ['sketch_size', { ...good[0], bits: Buffer.alloc(128).toString('base64') }],
+      ['sketch_unknown_group', { ...good[0], group: 'other-street' }],
+      ['sketch_not_member', { ...good[0], gateway: 'gw-x' }],
+      ['sketch_not_member', { ...good[0], site: 'elsewhere' }],
+      [
+        'sketch_future',
+        {
+          ...good[0],
+          epoch: Math.floor((NOW + 3_600_000) / 3_600_000),
+          window_start: new Date(NOW + 3_600_000).toISOString(),
+          window_end: new Date(NOW + 3_660_000).toISOString(),
+        },
+      ],
+      ['sketch_invalid', { ...good[0], epoch: good[0].epoch + 1 }],
+      ['sketch_invalid', 'not json'],
+    ];
+    const clean = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    clean.own('main-street', START);
+    const expected = feed(clean, run.messages).lines;
+
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const reasons: string[] = [];
+    const lines: string[] = [];
+    run.messages.forEach((s, i) => {
+      const r = flows.accept(sketchTopic(s.site, s.gateway), encode(s), NOW);
+      if (r.ok) lines.push(...r.lines);
+      if (i === 10)
+        for (const [, b] of bad) {
+          const topic = typeof b === 'string' ? sketchTopic('corridor', 'gw-a') : sketchTopic(b.site, b.gateway);
+          const rb = flows.accept(topic, typeof b === 'string' ? Buffer.from(b) : encode(b), NOW);
+          reasons.push(rb.ok ? 'accepted' : rb.reason);
+        }
+      // a replay of a sketch already held, and of one already used
+      if (i === 30) {
+        const dup = flows.accept(sketchTopic('corridor', 'gw-a'), encode(run.messages[28]), NOW);
+        const old = flows.accept(sketchTopic('corridor', 'gw-a'), encode(run.messages[0]), NOW);
+        reasons.push(dup.ok ? 'accepted' : dup.reason, old.ok ? 'accepted' : old.reason);
+      }
+    });
+    expect(reasons).toEqual([...bad.map(([r]) => r), 'sketch_duplicate', 'sketch_too_old']);
+    expect(lines).toEqual(expected);
+  });
+
+  it('ignores the sketches of a group another instance owns, and keeps none of them', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
+    const r = feed(flows, run.messages.slice(0, 10));
+    expect(r.rejected).toEqual([]);
+    expect(r.lines).toEqual([]);
+    expect(flows.held).toBe(0);
+  });
+
+  it('owner: rendezvous over the live instances; losing one moves only its groups', () => {
+    const groups = Array.from({ length: 40 }, (_, i) => `g-${i}`);
+    const ids = ['agg-1', 'agg-2', 'agg-3'].map(instanceId);
+    const alive = new Map(ids.map((id) => [id, groups]));
+    const before = new Map(groups.map((g) => [g, ownerOf(g, alive)]));
+    expect(new Set(before.values()).size).toBe(3);
+    alive.delete(ids[0]);
+    for (const g of groups) {
+      const now = ownerOf(g, alive);
+      if (before.get(g) !== ids[0]) expect(now).toBe(before.get(g));
+      else expect(now).not.toBe(ids[0]);
+    }
+    const o = new Ownership(ids[1], ['main-street']);
+    expect(o.owned()).toEqual(ownerOf('main-street', new Map([[ids[1], ['main-street']]])) === ids[1] ? ['main-street'] : []);
+    expect(o.update(ids[2], Buffer.from(JSON.stringify({ v: 1, instance: ids[2], groups: ['main-street'] })))).toBe(true);
+    const both = ownerOf(
+      'main-street',
+      new Map([
+        [ids[1], ['main-street']],
+        [ids[2], ['main-street']],
+      ]),
+    );
+    expect(o.owned()).toEqual(both === ids[1] ? ['main-street'] : []);
+    expect(o.update(ids[2], Buffer.alloc(0))).toBe(true);
+    expect(o.owned()).toEqual(['main-street']);
+  });
+
+  it('config: corridors validated with messages naming the entry', () => {
+    expect(resolveConfig({ corridors: [CORRIDOR] }).corridors).toEqual([CORRIDOR]);
+    expect(resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'] }] }).corridors[0].horizon).toBe(600_000);
+    expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x'] }] })).toThrow(/corridors/);
+    expect(() => resolveConfig({ corridors: [{ group: 'A B', site: 's', members: ['x', 'y'] }] })).toThrow(/corridors/);
+    expect(() =>
+      resolveConfig({
+        corridors: [
+          { group: 'a', site: 's', members: ['x', 'y'] },
+          { group: 'a', site: 's', members: ['z', 'w'] },
+        ],
+      }),
+    ).toThrow(/corridors\[1\]\.group: "a" is also corridors\[0\]\.group/);
+    expect(() =>
+      resolveConfig({
+        corridors: [
+          { group: 'a', site: 's', members: ['x', 'y'] },
+          { group: 'b', site: 's', members: ['y', 'z'] },
+        ],
+      }),
+    ).toThrow(/corridors\[1\]\.members: gateway "y" is already a member of group "a"/);
+    expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], horizon: '10s' }] })).toThrow(
+      /corridors\[0\]\.horizon: must be a duration from 1m to 6h/,
+    );
+  });
+});
