@@ -33,6 +33,8 @@ export interface ZoneWindow {
   gateways: number;
   /** The simulator's people present (time-averaged), when known (demo); null otherwise. */
   truth: number | null;
+  /** Revision: higher is newer (a viewer keeps the newest of what it got from the stream and a snapshot). */
+  v: number;
 }
 
 export interface ZoneView {
@@ -66,6 +68,8 @@ export interface GatewayView {
   last_window: number | null;
   /** Wall-clock time (ms) this gateway's latest write was confirmed. */
   written_at: number;
+  /** Revision: higher is newer. */
+  v: number;
 }
 
 export interface Snapshot {
@@ -112,6 +116,8 @@ interface Zone {
   windows: Map<number, Map<string, GatewayWindow>>;
   /** Window starts, ascending. */
   order: number[];
+  /** Window start -> revision of its latest change. */
+  revs: Map<number, number>;
   /** Window start -> the simulator's people and the window's end. */
   truth: Map<number, { people: number; end: number }>;
   touched: number;
@@ -134,6 +140,8 @@ const key = (site: string, name: string) => `${site}/${name}`;
 export class RecentWrites extends EventEmitter<RecentEvents> {
   private readonly zones = new Map<string, Zone>();
   private readonly gateways = new Map<string, GatewayView>();
+  /** Revision counter: every change takes the next one. */
+  private rev = 0;
   readonly maxAgeMs: number;
   readonly maxWindows: number;
   readonly maxZones: number;
@@ -154,7 +162,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     let z = this.zones.get(k);
     if (!z) {
       if (this.zones.size >= this.maxZones) this.evictOldest(this.zones);
-      z = { site, zone: name, calibrated: false, windows: new Map(), order: [], truth: new Map(), touched: now };
+      z = { site, zone: name, calibrated: false, windows: new Map(), order: [], revs: new Map(), truth: new Map(), touched: now };
       this.zones.set(k, z);
     }
     z.touched = now;
@@ -195,10 +203,12 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
         missing_windows: 0,
         last_window: null,
         written_at: now,
+        v: 0,
       };
       this.gateways.set(k, g);
     }
     g.written_at = now;
+    g.v = ++this.rev;
     return g;
   }
 
@@ -225,6 +235,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       people,
     });
     if (people) z.calibrated = true;
+    z.revs.set(t, ++this.rev);
     this.prune(z);
     const g = this.gatewayOf(m.site, m.gateway, now);
     g.zone = m.zone;
@@ -274,7 +285,11 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     const z = this.zoneOf(site, zone, now);
     z.truth.set(t, { people, end });
     if (z.truth.size > this.maxWindows * 4) z.truth.delete(z.truth.keys().next().value!);
-    for (const w of z.windows.keys()) if (w >= t && w < end) this.emit('window', z.site, z.zone, this.window(z, w)!, z.calibrated);
+    for (const w of z.windows.keys())
+      if (w >= t && w < end) {
+        z.revs.set(w, ++this.rev);
+        this.emit('window', z.site, z.zone, this.window(z, w)!, z.calibrated);
+      }
   }
 
   private truthAt(z: Zone, t: number): number | null {
@@ -291,6 +306,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     if (!drop) return;
     for (const t of z.order.slice(0, drop)) {
       z.windows.delete(t);
+      z.revs.delete(t);
       z.truth.delete(t);
     }
     z.order.splice(0, drop);
@@ -308,6 +324,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       people: null,
       gateways: w.size,
       truth: this.truthAt(z, t),
+      v: z.revs.get(t) ?? 0,
     };
     for (const g of w.values()) {
       out.len = Math.max(out.len, g.len);
