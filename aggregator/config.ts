@@ -687,7 +687,9 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
   for (const section of [cfg.mqtt, cfg.influx, cfg.http] as unknown as Array<Record<string, unknown>>)
     for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
-  // The page's basic auth needs both halves (scripts/lib/web.ts webAccess).
+  // The page's basic auth needs both halves (scripts/lib/web.ts webAccess); no empty secret.
+  if (cfg.http.password === '') throw new ConfigError(['http.password (or http.password_file) is empty: give a password or leave both unset'], where);
+  if (cfg.http.token === '') throw new ConfigError(['http.token (or http.token_file) is empty: give a token or leave both unset'], where);
   if (cfg.http.user !== undefined && cfg.http.password === undefined)
     throw new ConfigError(['http.user: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token'], where);
   if (cfg.http.password !== undefined && cfg.http.user === undefined)
