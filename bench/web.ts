@@ -92,7 +92,12 @@ async function viewers(port: number, readers: number, stalled: number): Promise<
     s.on('error', () => {});
     closers.push(() => s.destroy());
   }
-  return { pictures: () => counts, close: () => closers.forEach((c) => c()) };
+  return {
+    pictures: () => counts,
+    close: () => {
+      for (const c of closers) c();
+    },
+  };
 }
 
 /** Resolves once a picture with the machine checks comes (the gateway has started up); closes that viewer. */

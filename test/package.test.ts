@@ -3,12 +3,13 @@
 // lockfile). The installed `presence` runs from dist/ with the prebuilt WASM, and nothing that
 // compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
 // Needs the npm registry (or npm's cache) for the runtime dependencies.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitForPort } from './support/ports.ts';
 
 const run = promisify(execFile);
 const repo = join(import.meta.dirname, '..');
@@ -91,5 +92,31 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect(lines.some((w) => w.ble.devices > 0)).toBe(true);
     expect(fromPackage).toBe(await replay(checkout));
+  });
+
+  it('serves the gateway page and its uPlot assets from the installed package (no CDN, no build)', async () => {
+    expect(files).toContain('gateway/web/index.html');
+    const port = await freePort();
+    const gw = spawn(
+      bin,
+      [
+        ...['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:1', '--speed', '1'],
+        ...['--source', `pcap:${join(dir, 'sim-installed', 'gw-lobby.pcapng')}`, '--queue-dir', join(dir, 'q'), '--http-port', String(port)],
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      await waitForPort(port);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('/assets/uPlot.iife.min.js');
+      for (const path of ['/assets/uPlot.iife.min.js', '/assets/uPlot.min.css']) {
+        const r = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(r.status, path).toBe(200);
+        expect((await r.arrayBuffer()).byteLength, path).toBeGreaterThan(1000);
+      }
+    } finally {
+      gw.kill('SIGKILL');
+    }
   });
 });
