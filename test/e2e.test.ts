@@ -17,6 +17,8 @@ import { Calibration, parseCalibration } from '../aggregator/calibration/index.t
 import { runPeriod, type PeriodResult } from '../scripts/demo/index.ts';
 import { evaluate, type Evaluation } from '../simulator/evaluate.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
+import { publishAll, publisher } from './aggregator-helpers.ts';
+import { corridorRun, sketchItem } from './support/corridor.ts';
 
 const SUITE = 'end to end (simulator -> gateways -> Mosquitto -> aggregator -> influxd -> dashboards)';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('influxd', 'influxdb', SUITE);
@@ -61,6 +63,9 @@ describe.skipIf(!ok)(SUITE, () => {
         mqtt: { url: mosquitto.url, clientId: 'presence-e2e-aggregator' },
         influx: { url: influxd.url, api: 'v1', database: 'presence' },
         http: { port: null },
+        // The traffic dashboard's corridor flow panels: corridor sketches of two gateways of the site
+        // (made by the reference sketch of test/support: the scenario's gateways are not a corridor).
+        corridors: [{ group: 'e2e-corridor', site: 'kingsday', members: ['gw-a', 'gw-b'], horizon: '3m' }],
       },
       { logger: log.child({ component: 'aggregator' }), calibration },
     );
@@ -74,6 +79,11 @@ describe.skipIf(!ok)(SUITE, () => {
       dir: join(dir, 'last-week'),
     });
     today = await runPeriod({ ...common, seed: SEED, startMs, durationS: DURATION_S, dir: join(dir, 'today') });
+    const pub = await publisher(mosquitto.url);
+    await publishAll(pub, corridorRun({ site: 'kingsday', group: 'e2e-corridor', startMs, windows: 30, label: 'e2e' }).messages.map(sketchItem), 10);
+    await pub.endAsync();
+    // 30 windows: intervals 0-4 are due once window 29 arrived (horizon 3 windows + 1)
+    for (let i = 0; i < 300 && (aggregator.flows?.intervalsComputed ?? 0) < 4; i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
     evaluation = await evaluate({ scenario: SCENARIO, seed: SEED, scale: SCALE, durationS: DURATION_S, windowS: WINDOW_S, start: startMs });
 
