@@ -19,7 +19,7 @@ import { isMap, parseDocument, type Document } from 'yaml';
 import { isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { checkConfigObject } from './config.ts';
 
-export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern write ${TOPIC_ROOT}/%u/status`];
+export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern write ${TOPIC_ROOT}/%u/status`, `pattern write ${TOPIC_ROOT}/%u/sketch`];
 /** Mosquitto 2's default for mosquitto_passwd (PW_DEFAULT_ITERATIONS). */
 const PBKDF2_ITERATIONS = 101;
 

@@ -6,6 +6,7 @@ import { exitUsage } from '../scripts/lib/usage.ts';
 import { QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
+import { corridorOf } from './corridor.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -27,6 +28,8 @@ function configOrExit(flags: GatewayFlags) {
     // Files named as sources are checked before anything starts (not a log line after the start).
     const missing = sourceFileProblems(cfg, flags.source);
     if (missing.length) throw new ConfigError(missing, 'flags');
+    // The corridor's secret file too (read, checked, forgotten: the gateway reads it again at start).
+    corridorOf(cfg)?.secret.fill(0);
     return cfg;
   } catch (e) {
     if (e instanceof ConfigError) exitUsage('gateway', e);

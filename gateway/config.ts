@@ -23,7 +23,7 @@ import {
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { ID_PATTERN, SOURCE_NAME_PATTERN } from '../contract/index.ts';
+import { ID_PATTERN, SKETCH_BITS_ALLOWED, SKETCH_EPOCH_MAX_S, SKETCH_EPOCH_MIN_S, SOURCE_NAME_PATTERN } from '../contract/index.ts';
 
 export { ConfigError };
 
@@ -99,6 +99,18 @@ export interface GatewayConfig {
   privacy: {
     min_count: number;
     epsilon?: number;
+  };
+  /** Corridor group (gateway/corridor.ts): a sketch per window for flows between gateways; off without a group. */
+  corridor: {
+    group?: string;
+    /** File whose first line is the group secret (64 hex digits), mode 0600. */
+    secret_file?: string;
+    /** Epoch length: the epoch key changes at multiples of it since the Unix epoch. */
+    epoch: string;
+    /** Bits in a sketch. */
+    sketch_bits: number;
+    /** Probability that a sketch bit is replaced by a random bit (randomised response). */
+    sketch_p: number;
   };
   /** Home Assistant MQTT discovery configs (gateway/homeassistant.ts); off by default. */
   homeassistant: {
@@ -349,6 +361,47 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
       "differential-privacy mode: two-sided geometric noise with this epsilon on each radio's devices and estimate per window, before min_count; unset: no noise",
   },
   {
+    key: 'corridor.group',
+    schema: { type: 'string', pattern: ID_PATTERN },
+    hint: idHint,
+    flag: '--corridor-group <id>',
+    example: 'main-street',
+    description:
+      'corridor group this gateway belongs to: it then publishes a noisy sketch per window for flows and travel times between the gateways of the group (gateway/README.md, "Corridor sketches"); unset: no sketch',
+  },
+  {
+    key: 'corridor.secret_file',
+    schema: { type: 'string', minLength: 1 },
+    path: true,
+    flag: '--corridor-secret-file <file>',
+    env: 'CORRIDOR_SECRET_FILE',
+    example: '/etc/presence/corridor-main-street.secret',
+    description:
+      'file (mode 0600) whose first line is the group secret, 64 hex digits, made by presence corridor init and installed by presence corridor join; required with corridor.group',
+  },
+  {
+    key: 'corridor.epoch',
+    duration: durationFile,
+    default: '1h',
+    flag: '--corridor-epoch <duration>',
+    description: `epoch of the corridor key: whole seconds from ${SKETCH_EPOCH_MIN_S}s to 7d and a multiple of gateway.window; the same in every gateway of the group`,
+  },
+  {
+    key: 'corridor.sketch_bits',
+    schema: { type: 'integer', enum: [...SKETCH_BITS_ALLOWED] },
+    default: 8192,
+    flag: '--corridor-sketch-bits <m>',
+    description: `bits in a sketch (${SKETCH_BITS_ALLOWED.join(', ')}); the same in every gateway of the group`,
+  },
+  {
+    key: 'corridor.sketch_p',
+    schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    default: 0.5,
+    flag: '--corridor-sketch-p <p>',
+    description:
+      'probability that each sketch bit is replaced by a random bit (randomised response, quantised to T / 65536): epsilon per sketch and device = ln((1 - p/2) / (p/2)), 1.10 at 0.5',
+  },
+  {
     key: 'homeassistant.enabled',
     schema: { type: 'boolean' },
     default: false,
@@ -490,6 +543,11 @@ export interface GatewayFlags {
   statusInterval?: string;
   privacyMinCount?: string;
   privacyEpsilon?: string;
+  corridorGroup?: string;
+  corridorSecretFile?: string;
+  corridorEpoch?: string;
+  corridorSketchBits?: string;
+  corridorSketchP?: string;
   homeassistant?: boolean;
   homeassistantPrefix?: string;
   httpPort?: string;
@@ -610,7 +668,44 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
     throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
+  const corridor = corridorProblems(cfg, origins);
+  if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});
   return cfg;
+}
+
+/** The hint printed after a corridor problem. */
+export const CORRIDOR_HINT =
+  'presence corridor init --group GROUP --out FILE makes a group secret; presence corridor join --config FILE --group GROUP --secret-file COPY installs it (gateway/README.md, "Corridor sketches")';
+
+/** Where a corridor key was set, for messages: the flag or variable, else the key. */
+function named(key: string, origins: Origins): string {
+  const o = origins.get(key);
+  return o ? `${key} (${o})` : key;
+}
+
+/** The corridor section's rules beyond the schema: a group needs a secret file; the epoch fits the windows. */
+function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
+  const c = cfg.corridor;
+  const out: string[] = [];
+  if (!c) return out;
+  if (c.group === undefined) {
+    if (c.secret_file !== undefined)
+      out.push(`${named('corridor.secret_file', origins)}: is set but corridor.group is not: name the group (--corridor-group) or remove it`);
+    return out;
+  }
+  if (c.secret_file === undefined) {
+    out.push(
+      `corridor.secret_file: is required with corridor.group "${c.group}": the file holding the group secret (--corridor-secret-file, CORRIDOR_SECRET_FILE)`,
+    );
+  }
+  const windowMs = parseDuration(cfg.gateway.window);
+  const epochMs = parseDuration(c.epoch);
+  if (epochMs % 1000 !== 0 || epochMs < SKETCH_EPOCH_MIN_S * 1000 || epochMs > SKETCH_EPOCH_MAX_S * 1000 || epochMs % windowMs !== 0) {
+    out.push(
+      `${named('corridor.epoch', origins)}: must be whole seconds from ${SKETCH_EPOCH_MIN_S}s to 7d and a multiple of gateway.window (${cfg.gateway.window}), got ${c.epoch}`,
+    );
+  }
+  return out;
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
 import { Firmware, type LiveCounts, type LiveStats } from '../firmware/host/firmware.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
-import type { WindowOptions } from '../firmware/host/types.ts';
+import type { CorridorSettings, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
@@ -23,6 +23,8 @@ import { WindowQueue } from './queue.ts';
 import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
 import type { HttpServer } from './http.ts';
 import type { GatewayPage } from './web.ts';
+import { corridorOf, SKETCH_QUEUE_MAX, sketchMessage, SketchQueue, type SketchDrop } from './corridor.ts';
+import { sketchEpsilon } from '../contract/index.ts';
 
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
@@ -54,7 +56,13 @@ export interface WindowCounter extends ClockCounter {
   liveCounts?(): LiveCounts;
   /** Counts per channel and per dBm (the page; absent in test doubles). */
   liveStats?(): LiveStats;
+  /** Corridor groups only (Firmware.setCorridor / clearCorridor). */
+  setCorridor?(c: CorridorSettings): void;
+  clearCorridor?(): void;
 }
+
+/** What happened to a corridor sketch (metrics): queued in memory, acknowledged, or dropped and why. */
+export type SketchEvent = 'queued' | 'published' | `dropped_${SketchDrop}`;
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -82,6 +90,8 @@ export interface GatewayEvents {
   source: [name: string, state: string];
   /** Every source ended (files, stdin) and every window was acknowledged. */
   finished: [];
+  /** A corridor sketch was queued, published or dropped. */
+  sketch: [event: SketchEvent];
 }
 
 /** The gateway's own logger: base fields component, site, zone, gateway (scripts/lib/log.ts). */
@@ -127,6 +137,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly done: Promise<void>;
   windowsClosed = 0;
   private lastSeq = 0;
+  /** The corridor group this gateway publishes sketches for (null: none). */
+  corridorGroup: string | null = null;
+  private sketches: SketchQueue | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
@@ -162,6 +175,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return !!this.publisher?.connected;
   }
 
+  /** Corridor sketches waiting in memory for the broker. */
+  get sketchQueueDepth(): number {
+    return this.sketches?.depth ?? 0;
+  }
+
   /** /metrics and /healthz (http.port set); null when off. */
   http: HttpServer | null = null;
   /** The live page at / (http.port set and http.page not false); null when off. */
@@ -170,7 +188,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Opens the queue, loads the firmware, connects (in the background) and starts the sources. */
   async start(): Promise<void> {
     this.startedAt = Date.now();
+    // The corridor's secret file is read (and checked) before anything runs.
+    const corridor = corridorOf(this.config);
     this.fw ??= await loadFirmware();
+    if (corridor) {
+      if (!this.fw.setCorridor) throw new Error('the firmware given to the gateway cannot make corridor sketches');
+      // The firmware wrapper keeps its own copy of the secret; this one is zero-filled at once.
+      this.fw.setCorridor({ secret: corridor.secret, group: corridor.group, epochMs: corridor.epochMs, bits: corridor.bits, p: corridor.p });
+      corridor.secret.fill(0);
+      this.corridorGroup = corridor.group;
+      this.sketches = new SketchQueue(SKETCH_QUEUE_MAX, corridor.epochMs, (reason) => this.emit('sketch', `dropped_${reason}`));
+    }
     // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
     const http = this.config.http;
     if (http && http.port !== undefined && http.port !== null) {
@@ -208,12 +236,23 @@ export class Gateway extends EventEmitter<GatewayEvents> {
                 : {}),
             }
           : {}),
+        ...(corridor
+          ? {
+              corridor_group: corridor.group,
+              corridor_epoch_s: corridor.epochMs / 1000,
+              sketch_bits: corridor.bits,
+              sketch_p: Math.round(corridor.p * 65536) / 65536,
+              sketch_epsilon: Number(sketchEpsilon(corridor.p).toFixed(3)),
+            }
+          : {}),
       },
       'gateway starting',
     );
     if (this.page && !this.page.access.open) this.log.warn({ host: this.config.http.host }, this.page.access.refusal!);
     this.page?.start();
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
+    this.publisher.sketches = this.sketches;
+    this.publisher.on('sketchPublished', () => this.emit('sketch', 'published'));
     this.publisher.on('acked', (seq) => this.emit('published', seq));
     this.publisher.on('refused', (seq, code, reason) => this.emit('refused', seq, code, reason));
     this.publisher.on('connect', () => {
@@ -342,6 +381,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
     this.emit('window', message);
     this.publisher.pump();
+    // The window's corridor sketch (only the noisy bitmap left the firmware): in memory, never on disk.
+    if (w.counts.sketch && this.sketches) {
+      this.sketches.push(sketchMessage(this.id, { start: w.start, end: w.end }, w.counts.sketch));
+      this.emit('sketch', 'queued');
+      this.publisher.pumpSketches();
+    }
     // Status goes out with every window, at most once a second (fast replays close many per second).
     if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
   }
@@ -565,6 +610,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.page?.stop();
     await this.http?.close();
     this.queue?.close();
+    // The epoch key leaves the firmware's memory and the wrapper's copy of the secret is zero-filled.
+    this.sketches?.clear();
+    if (this.corridorGroup && this.fw?.clearCorridor && !this.windows?.window) this.fw.clearCorridor();
     this.log.info({ windows: this.windowsClosed, last_seq: this.lastSeq, queue_depth: this.queue?.depth ?? 0 }, 'gateway stopped');
     this.doneResolve();
   }

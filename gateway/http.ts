@@ -26,6 +26,10 @@ export interface GatewayView {
   on(event: 'window', fn: (m: CountsMessage) => void): unknown;
   on(event: 'published', fn: (seq: number) => void): unknown;
   on(event: 'refused', fn: (seq: number, reasonCode: number, reason: string) => void): unknown;
+  /** Corridor gateways only: the group (null or absent: none) and the sketches waiting in memory. */
+  readonly corridorGroup?: string | null;
+  readonly sketchQueueDepth?: number;
+  on(event: 'sketch', fn: (event: string) => void): unknown;
 }
 
 export class GatewayMetrics {
@@ -60,6 +64,25 @@ export class GatewayMetrics {
       registers: r,
     });
     gw.on('refused', (_seq, _code, reason) => refused.inc({ reason }));
+    // Corridor sketches (gateway/corridor.ts): counts of what happened to them, never their bits.
+    if (gw.corridorGroup) {
+      const sketches = new Counter({
+        name: 'presence_gateway_sketches_total',
+        help: 'Corridor sketches by outcome: queued (in memory, never on disk), published (acknowledged by the broker), dropped_full (the in-memory queue was full), dropped_expired (held longer than an epoch), dropped_refused (the broker refused it), dropped_invalid (outside the contract)',
+        labelNames: ['outcome'],
+        registers: r,
+      });
+      for (const outcome of ['queued', 'published', 'dropped_full', 'dropped_expired', 'dropped_refused', 'dropped_invalid']) sketches.inc({ outcome }, 0);
+      gw.on('sketch', (outcome) => sketches.inc({ outcome }));
+      new Gauge({
+        name: 'presence_gateway_sketch_queue_depth',
+        help: 'Corridor sketches waiting in memory for the broker',
+        registers: r,
+        collect() {
+          this.set(gw.sketchQueueDepth ?? 0);
+        },
+      });
+    }
     new Gauge({
       name: 'presence_gateway_queue_depth',
       help: 'Windows queued and not yet acknowledged by the broker',

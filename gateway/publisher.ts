@@ -15,8 +15,20 @@ import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { countsTopic, encode, offlineStatus, QOS, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
+import {
+  countsTopic,
+  encode,
+  offlineStatus,
+  QOS,
+  sketchTopic,
+  statusTopic,
+  validateCounts,
+  validateSketch,
+  validateStatus,
+  type StatusMessage,
+} from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
+import type { SketchQueue } from './corridor.ts';
 import type { WindowQueue } from './queue.ts';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 
@@ -62,6 +74,8 @@ export interface PublisherEvents {
   refused: [seq: number, reasonCode: number, reason: string];
   /** The broker refused MQTT 5; the next attempt uses MQTT 3.1.1. */
   fallback: [];
+  /** A corridor sketch was acknowledged by the broker. */
+  sketchPublished: [];
 }
 
 /** Retry of refused publishes: first after this, doubling up to REFUSED_RETRY_MAX_MS. */
@@ -118,6 +132,48 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return !!this.client?.connected;
   }
 
+  /** Corridor sketches to publish (gateway/corridor.ts), or null: this gateway is in no corridor group. */
+  sketches: SketchQueue | null = null;
+  private lastSketchRefusalLog = -Infinity;
+
+  /**
+   * Hands the waiting corridor sketches to mqtt.js (QoS 1, never retained), while connected. Each
+   * is checked against the contract first; acknowledged ones leave the queue, refused ones (MQTT 5
+   * reason code >= 0x80) are dropped and counted, unsent ones wait for the next connection.
+   */
+  pumpSketches(): void {
+    const c = this.client;
+    if (!c?.connected || this.closing || !this.sketches) return;
+    const topic = sketchTopic(this.cfg.gateway.site, this.cfg.gateway.id);
+    for (const item of this.sketches.take()) {
+      const valid = validateSketch(item.message);
+      if (!valid.ok) {
+        this.log.error({ reason: valid.reason }, 'sketch does not match the contract; dropped');
+        item.settle('invalid');
+        continue;
+      }
+      c.publish(topic, encode(item.message), { qos: QOS, retain: false }, (err?: Error & { code?: number | string }) => {
+        if (err && typeof err.code === 'number' && err.code >= 0x80) {
+          item.settle('refused');
+          if (Date.now() - this.lastSketchRefusalLog >= REFUSED_LOG_INTERVAL_MS) {
+            this.lastSketchRefusalLog = Date.now();
+            this.log.error(
+              { topic, reason: pubackReason(err.code) },
+              `broker refused publishing a sketch on ${topic} (${pubackReason(err.code)}); sketches are dropped, not retried. Check the broker ACL (pattern write presence/v1/%u/sketch, docs/mosquitto/presence.acl)`,
+            );
+          }
+          return;
+        }
+        if (err) {
+          item.settle(false);
+          return;
+        }
+        item.settle(true);
+        this.emit('sketchPublished');
+      });
+    }
+  }
+
   /** The MQTT protocol in use: 5, or 4 (3.1.1) when configured or after the broker refused 5. */
   get protocolVersion(): 4 | 5 {
     return this.version;
@@ -139,6 +195,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.log.debug('MQTT 3.1.1: a publish the broker ACL denies is acknowledged like any other (Mosquitto 2), so a denial cannot be seen here');
       this.emit('connect');
       this.pump();
+      this.pumpSketches();
     });
     this.client.on('reconnect', () => this.log.debug('reconnecting to broker'));
     // Another client with this client id takes the connection over: MQTT 5 brokers may say so
@@ -298,11 +355,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return new Promise((resolve) => c.publish(topic, payload, { qos: QOS, retain: true }, (err) => resolve(!err)));
   }
 
-  /** Resolves true once the queue is empty (every window acknowledged), false on timeout. */
+  /** Resolves true once the queue is empty (every window acknowledged, every sketch acknowledged or dropped), false on timeout. */
   async flush(timeoutMs = Infinity): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     this.pump();
-    while (this.queue.depth > 0) {
+    this.pumpSketches();
+    while (this.queue.depth > 0 || (this.sketches?.depth ?? 0) > 0) {
       if (Date.now() >= deadline || this.closing || !this.client) return false;
       await new Promise<void>((resolve) => {
         const onAck = () => {
@@ -319,6 +377,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.once('acked', onAck);
       });
       this.pump();
+      this.pumpSketches();
     }
     return true;
   }

@@ -12,6 +12,7 @@ type Register = (program: Command) => void;
 const COMMANDS: Array<[string[], () => Promise<Record<string, unknown>>, string]> = [
   [['replay'], () => import('../gateway/replay.ts'), 'registerReplay'],
   [['gateway', 'doctor'], () => import('../gateway/cli.ts'), 'registerGateway'],
+  [['corridor'], () => import('../gateway/corridor-cli.ts'), 'registerCorridor'],
   [['aggregator'], () => import('../aggregator/cli.ts'), 'registerAggregator'],
   [['calibrate'], () => import('../aggregator/calibration/cli.ts'), 'registerCalibrate'],
   [['influx'], () => import('../aggregator/influx-setup.ts'), 'registerInflux'],

@@ -1,0 +1,216 @@
+// `presence corridor init` and `presence corridor join`: provisioning a corridor group's secret.
+//
+// init  makes the group secret (32 bytes from the CSPRNG) in a new file of mode 0600, once per group.
+// join  installs a copy of that file on a gateway: checks it, writes it (mode 0600) where the
+//       gateway's config will name it, and sets corridor.group and corridor.secret_file (and
+//       corridor.epoch when given) in the gateway's config file, keeping its comments; the config
+//       must still load afterwards, else nothing is changed.
+// Neither command prints the secret. The aggregator never gets it: it knows groups and members only.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { isMap, parseDocument } from 'yaml';
+import { isValidId } from '../contract/index.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
+import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
+import { parseDuration } from '../scripts/lib/duration.ts';
+
+const GROUP_HINT = 'a group id is lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit), e.g. main-street';
+
+/** Writes a file through a temporary one of mode 0600, then gives it `mode` (a secret keeps 0600). */
+function writeFileAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
+  chmodSync(tmp, 0o600);
+  writeFileSync(tmp, text);
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+export interface InitOptions {
+  group: string;
+  out: string;
+  force?: boolean;
+}
+
+/** Creates a group secret file; returns its absolute path. Throws UsageError. */
+export function corridorInit(o: InitOptions): string {
+  if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
+  const out = resolve(o.out);
+  if (existsSync(out) && !o.force)
+    throw new UsageError(
+      `--out ${out}: the file exists (a group has one secret: copy that file instead); --force replaces it`,
+      'presence corridor join installs a copy of an existing secret',
+    );
+  if (!existsSync(dirname(out))) throw new UsageError(`--out ${out}: the folder ${dirname(out)} does not exist`);
+  const secret = new Uint8Array(randomBytes(SECRET_BYTES));
+  writeFileAtomic(out, secretText(secret), 0o600);
+  secret.fill(0);
+  return out;
+}
+
+export interface JoinOptions {
+  config: string;
+  group: string;
+  secretFile: string;
+  install?: string;
+  epoch?: string;
+  force?: boolean;
+}
+
+/** Installs a copied secret and names it in the gateway's config. Returns what changed. Throws UsageError or ConfigError. */
+export function corridorJoin(o: JoinOptions): { installed: string; config: string } {
+  if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
+  if (o.epoch !== undefined) {
+    try {
+      parseDuration(o.epoch);
+    } catch {
+      throw new UsageError(`--epoch "${o.epoch}": not a duration like 1h or 30m`);
+    }
+  }
+  const config = resolve(o.config);
+  if (!existsSync(config)) throw new UsageError(`--config ${config}: the gateway's config file does not exist`);
+  // The copy may have lost its mode on the way (scp, a USB stick): its content is what counts here.
+  let copied: string;
+  try {
+    copied = readFileSync(o.secretFile, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--secret-file ${o.secretFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let secret: Uint8Array;
+  try {
+    secret = parseSecret(copied);
+  } catch (e) {
+    throw new UsageError(`--secret-file ${o.secretFile}: not a group secret: ${(e as Error).message}`, 'copy the file presence corridor init made, unchanged');
+  }
+  const installed = resolve(o.install ?? join(dirname(config), `corridor-${o.group}.secret`));
+  if (existsSync(installed) && installed !== resolve(o.secretFile)) {
+    let same = false;
+    try {
+      same = Buffer.from(parseSecret(readFileSync(installed, 'utf8'))).equals(Buffer.from(secret));
+    } catch {
+      same = false;
+    }
+    if (!same && !o.force) throw new UsageError(`--install ${installed}: another secret is there already; --force replaces it`);
+  }
+  const text = readFileSync(config, 'utf8');
+  const json = /\.json$/i.test(config);
+  const settings: Record<string, unknown> = { group: o.group, secret_file: installed, ...(o.epoch !== undefined ? { epoch: o.epoch } : {}) };
+  let next: string;
+  if (json) {
+    const obj = (text.trim() ? JSON.parse(text) : {}) as Record<string, Record<string, unknown>>;
+    obj.corridor = { ...(obj.corridor ?? {}), ...settings };
+    next = `${JSON.stringify(obj, null, 2)}\n`;
+  } else {
+    // Keeps the file's comments and layout (yaml Document API).
+    const doc = parseDocument(text.trim() ? text : '{}\n');
+    if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+    if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
+    for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
+    next = doc.toString();
+  }
+  // Install the secret first (0600), then the config; if the gateway would refuse the corridor
+  // settings, undo both.
+  const hadInstalled = existsSync(installed) ? readFileSync(installed) : null;
+  if (installed !== resolve(o.secretFile) || (statSync(installed).mode & 0o077) !== 0) writeFileAtomic(installed, secretText(secret), 0o600);
+  secret.fill(0);
+  const mode = statSync(config).mode & 0o777;
+  writeFileAtomic(config, next, mode);
+  try {
+    checkLoads(config, next, json);
+    readSecret(installed).fill(0);
+  } catch (e) {
+    writeFileAtomic(config, text, mode);
+    if (hadInstalled) writeFileAtomic(installed, hadInstalled.toString('utf8'), 0o600);
+    else if (installed !== resolve(o.secretFile)) rmSync(installed, { force: true });
+    throw e;
+  }
+  return { installed, config };
+}
+
+/**
+ * Loads the joined config as the gateway would. Settings a config file may leave to flags or the
+ * environment (site, zone, id, broker, sources) are filled in with placeholders when missing, so
+ * that only the file's own problems, the corridor's among them, are found. Throws ConfigError.
+ */
+function checkLoads(config: string, text: string, json: boolean): void {
+  const obj = ((json ? JSON.parse(text) : parseDocument(text).toJS()) ?? {}) as Record<string, Record<string, unknown> | unknown[]>;
+  const gateway = (obj.gateway ??= {}) as Record<string, unknown>;
+  for (const k of ['site', 'zone', 'id']) gateway[k] ??= 'placeholder';
+  const mqtt = (obj.mqtt ??= {}) as Record<string, unknown>;
+  mqtt.url ??= 'mqtt://placeholder:1883';
+  obj.sources ??= [{ type: 'stdin' }];
+  // beside the config, so that its relative paths mean the same
+  const check = join(dirname(config), `.presence-corridor-check-${process.pid}.json`);
+  writeFileSync(check, JSON.stringify(obj), { mode: 0o600 });
+  try {
+    loadConfig({ config: check });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.problems, config);
+    throw e;
+  } finally {
+    rmSync(check, { force: true });
+  }
+}
+
+export function registerCorridor(program: Command): void {
+  const corridor = program
+    .command('corridor')
+    .description('Corridor groups: gateways that share a secret so the aggregator can estimate flows and travel times between them from noisy sketches');
+  corridor
+    .command('init')
+    .description(
+      "Make a corridor group's secret: 32 random bytes as 64 hex digits in a new file of mode 0600 (never printed). Once per group; copy the file to each gateway of the group and run presence corridor join there",
+    )
+    .requiredOption('--group <id>', 'group id, e.g. main-street (lower case, digits, - and _)')
+    .requiredOption('--out <file>', 'the secret file to create (it must not exist)')
+    .option('--force', 'replace an existing file (the gateways holding the old secret then no longer match)')
+    .action((o: InitOptions) => {
+      let out: string;
+      try {
+        out = corridorInit(o);
+      } catch (e) {
+        if (e instanceof UsageError) exitUsage('corridor init', e);
+        throw e;
+      }
+      process.stdout.write(
+        [
+          `wrote the secret of corridor group ${o.group} to ${out} (mode 0600)`,
+          'next, for each gateway of the group: copy the file there over a secure channel (e.g. scp) and run',
+          `  presence corridor join --config /etc/presence/gateway.yaml --group ${o.group} --secret-file COPY`,
+          'then delete the copies; keep this file as safe as the gateways themselves',
+          `and tell the aggregator the group's members (no secret): corridors: [{ group: ${o.group}, site: SITE, members: [gw-a, gw-b] }]`,
+          '',
+        ].join('\n'),
+      );
+    });
+  corridor
+    .command('join')
+    .description(
+      "Install a copied group secret on this gateway: check it, write it with mode 0600 (default: corridor-GROUP.secret next to the config file) and set corridor.group and corridor.secret_file in the gateway's config file (comments kept); the config must still load, else nothing changes. Restart the gateway afterwards",
+    )
+    .requiredOption('--config <file>', "the gateway's config file (YAML or JSON)")
+    .requiredOption('--group <id>', 'group id, as given to presence corridor init')
+    .requiredOption('--secret-file <file>', 'the copy of the file presence corridor init wrote')
+    .option('--install <file>', 'where to install the secret (default: corridor-GROUP.secret next to the config file)')
+    .option('--epoch <duration>', 'set corridor.epoch too (the same in every gateway of the group; default 1h)')
+    .option('--force', 'replace another secret already installed at --install')
+    .action((o: JoinOptions) => {
+      let r: { installed: string; config: string };
+      try {
+        r = corridorJoin(o);
+      } catch (e) {
+        if (e instanceof UsageError || e instanceof ConfigError) exitUsage('corridor join', e);
+        throw e;
+      }
+      process.stdout.write(
+        [
+          `joined corridor group ${o.group}: secret installed at ${r.installed} (mode 0600); ${r.config} names it (corridor.group, corridor.secret_file)`,
+          `restart the gateway to start publishing sketches, and delete the copy ${resolve(o.secretFile) === r.installed ? '(none: installed in place)' : o.secretFile}`,
+          '',
+        ].join('\n'),
+      );
+    });
+}

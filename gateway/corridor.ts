@@ -1,0 +1,167 @@
+// A gateway's corridor group (issue 13): its secret file, the sketch message per window and the
+// bounded in-memory queue the sketches wait in for the broker. The firmware makes the sketch
+// (firmware/assembly/sketch.ts) under an epoch key the wrapper derives from the group secret
+// (Firmware.setCorridor); this file only reads the secret, wraps what the firmware returns into the
+// contract's sketch message and holds it until the broker acknowledges it.
+//
+// The secret: 32 bytes from a CSPRNG, written by `presence corridor init` as one line of 64 hex
+// digits in a file of mode 0600, read here once at start. It never goes into a log line, the status,
+// /metrics or an MQTT message. Sketches are never written to disk (not to the durable window queue
+// either): they wait in memory, at most SKETCH_QUEUE_MAX of them, each at most one epoch long.
+import { readFileSync, statSync } from 'node:fs';
+import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/index.ts';
+import type { FirmwareSketch } from '../firmware/host/types.ts';
+import { ConfigError, CORRIDOR_HINT, parseDuration, type GatewayConfig } from './config.ts';
+import type { Identity } from './window.ts';
+
+/** Bytes of a group secret. */
+export const SECRET_BYTES = 32;
+/** Sketches held at most while the broker is away (1 h of 60-s windows, twice). */
+export const SKETCH_QUEUE_MAX = 120;
+
+/** A corridor group as the gateway runs it (the secret read from its file). */
+export interface Corridor {
+  group: string;
+  secret: Uint8Array;
+  epochMs: number;
+  bits: number;
+  p: number;
+}
+
+/** The text of a secret file: 64 lower-case hex digits and a newline. */
+export function secretText(secret: Uint8Array): string {
+  return `${Buffer.from(secret).toString('hex')}\n`;
+}
+
+/**
+ * The group secret in a file's text (first line, 64 hex digits). Throws an Error whose message says
+ * what is wrong without quoting the file's content.
+ */
+export function parseSecret(text: string): Uint8Array {
+  const line = text.split(/\r?\n/)[0]!.trim();
+  if (!/^[0-9a-fA-F]*$/.test(line)) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (0-9, a-f) and has other characters`);
+  if (line.length !== SECRET_BYTES * 2) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (${SECRET_BYTES} bytes), it has ${line.length}`);
+  return new Uint8Array(Buffer.from(line, 'hex'));
+}
+
+/**
+ * Reads and checks a secret file: readable, not readable by group or others, one line of 64 hex
+ * digits. Throws ConfigError (one line, naming `key` and the file; never the content) with the hint.
+ */
+export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Array {
+  const fail = (what: string) => Object.assign(new ConfigError([`${key}: ${path} ${what}`], 'configuration'), { hint: CORRIDOR_HINT });
+  let text: string;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw fail('is not a file');
+    if ((st.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${path}`);
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw fail(code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? 'error'})`);
+  }
+  try {
+    return parseSecret(text);
+  } catch (e) {
+    throw fail(`does not hold a group secret: ${(e as Error).message}`);
+  }
+}
+
+/** The gateway's corridor group with its secret, or null without corridor.group. Throws ConfigError. */
+export function corridorOf(cfg: GatewayConfig): Corridor | null {
+  const c = cfg.corridor;
+  if (!c?.group || !c.secret_file) return null;
+  if (!new RegExp(ID_PATTERN).test(c.group)) throw new ConfigError([`corridor.group: "${c.group}" is not an id`], 'configuration');
+  return { group: c.group, secret: readSecret(c.secret_file), epochMs: parseDuration(c.epoch), bits: c.sketch_bits, p: c.sketch_p };
+}
+
+/** The contract's sketch message of one closed window (the same start and end as its counts message). */
+export function sketchMessage(id: Identity, span: { start: number; end: number }, s: FirmwareSketch): SketchMessage {
+  return {
+    v: CONTRACT_VERSION,
+    site: id.site,
+    gateway: id.gateway,
+    group: s.group,
+    epoch: s.epoch,
+    epoch_s: s.epochMs / 1000,
+    window_start: new Date(span.start).toISOString(),
+    window_end: new Date(span.end).toISOString(),
+    m: s.m,
+    p: s.p,
+    bits: Buffer.from(s.bits).toString('base64'),
+  };
+}
+
+export type SketchDrop = 'full' | 'expired' | 'refused' | 'invalid';
+
+interface Entry {
+  message: SketchMessage;
+  queuedAt: number;
+  inflight: boolean;
+}
+
+/**
+ * Sketches waiting for the broker, in memory only: at most `max`; when full the oldest is dropped,
+ * and one held longer than an epoch (by the wall clock) is dropped as expired.
+ */
+export class SketchQueue {
+  private entries: Entry[] = [];
+  constructor(
+    readonly max: number,
+    readonly maxAgeMs: number,
+    private readonly onDrop: (reason: SketchDrop) => void,
+  ) {}
+
+  get depth(): number {
+    return this.entries.length;
+  }
+
+  push(message: SketchMessage, now = Date.now()): void {
+    this.expire(now);
+    while (this.entries.length >= this.max) {
+      const i = this.entries.findIndex((e) => !e.inflight);
+      if (i < 0) break;
+      this.entries.splice(i, 1);
+      this.onDrop('full');
+    }
+    this.entries.push({ message, queuedAt: now, inflight: false });
+  }
+
+  /** Drops sketches held longer than maxAgeMs (not those in flight). */
+  expire(now = Date.now()): void {
+    const keep: Entry[] = [];
+    for (const e of this.entries) {
+      if (!e.inflight && now - e.queuedAt > this.maxAgeMs) this.onDrop('expired');
+      else keep.push(e);
+    }
+    this.entries = keep;
+  }
+
+  /** Sketches not in flight, oldest first; each is marked in flight. */
+  take(now = Date.now()): Array<{ message: SketchMessage; settle: (sent: boolean | SketchDrop) => void }> {
+    this.expire(now);
+    const out: Array<{ message: SketchMessage; settle: (sent: boolean | SketchDrop) => void }> = [];
+    for (const e of this.entries) {
+      if (e.inflight) continue;
+      e.inflight = true;
+      out.push({
+        message: e.message,
+        // true: acknowledged (removed); false: not sent (stays, sent again later); a reason: dropped
+        settle: (sent) => {
+          e.inflight = false;
+          if (sent === false) return;
+          const i = this.entries.indexOf(e);
+          if (i >= 0) this.entries.splice(i, 1);
+          if (sent !== true) this.onDrop(sent);
+        },
+      });
+    }
+    return out;
+  }
+
+  /** Forgets every sketch (the gateway stops: sketches are never kept). */
+  clear(): void {
+    this.entries = [];
+  }
+}

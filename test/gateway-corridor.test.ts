@@ -1,0 +1,334 @@
+// A gateway of a corridor group against a real Mosquitto (`presence corridor init` / `join`, then
+// `presence gateway` as a child process): one sketch per window on .../sketch, QoS 1, not retained,
+// valid against the contract, the same window as the counts, and made of the window's matchable
+// devices under the group's epoch key (checked against the TypeScript reference). No sketch on
+// disk (the gateway's whole state folder is scanned) or in the log (trace level); the secret and the
+// epoch key in none of the log, the status, /metrics and everything on the broker. A gateway without
+// a corridor publishes nothing new. Bad corridor settings: one line naming the key, a hint, exit 2.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  countsTopic,
+  epochOf,
+  parseTopic,
+  sketchBit,
+  sketchTopic,
+  statusTopic,
+  validateCounts,
+  validateSketch,
+  type SketchMessage,
+} from '../contract/index.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
+import { epochKey, trueSketch, type SketchDevice } from './support/sketch-reference.ts';
+import { bleCapture, ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
+
+const SUITE = 'gateway corridor';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+function presence(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function filesUnder(dir: string): Array<{ path: string; data: Buffer }> {
+  const out: Array<{ path: string; data: Buffer }> = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else if (e.isFile()) out.push({ path: p, data: readFileSync(p) });
+  }
+  return out;
+}
+
+/** Every written form of some bytes a scan looks for: raw, hex either case, base64 (and url), and 12-byte slices of each. */
+function forms(bytes: Uint8Array): Buffer[] {
+  const b = Buffer.from(bytes);
+  const out = [
+    b,
+    Buffer.from(b.toString('hex')),
+    Buffer.from(b.toString('hex').toUpperCase()),
+    Buffer.from(b.toString('base64')),
+    Buffer.from(b.toString('base64url')),
+  ];
+  for (let i = 0; i + 12 <= b.length; i += 12) out.push(b.subarray(i, i + 12), Buffer.from(b.subarray(i, i + 12).toString('hex')));
+  return out;
+}
+const holds = (data: Buffer, needles: Buffer[]) => needles.some((n) => data.includes(n));
+
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) return Number(m[3]);
+  }
+  return undefined;
+}
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-corridor-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('publishes one noisy sketch per window of the matchable devices, never on disk or in the log; the secret goes nowhere', async () => {
+    const dir = join(tmp, 'run');
+    mkdirSync(dir);
+    // provisioning as a field engineer does it: init once, join on the gateway
+    const init = presence(['corridor', 'init', '--group', 'main-street', '--out', join(dir, 'main-street.secret')]);
+    expect(init.code, init.stderr).toBe(0);
+    const secretHex = readFileSync(join(dir, 'main-street.secret'), 'utf8').trim();
+    expect(secretHex).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(join(dir, 'main-street.secret')).mode & 0o777).toBe(0o600);
+    expect(init.stdout + init.stderr).not.toContain(secretHex);
+    const secret = new Uint8Array(Buffer.from(secretHex, 'hex'));
+    const state = join(dir, 'state');
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'gateway.yaml'),
+      [
+        '# gateway at the north end of main street',
+        'gateway: { site: city, zone: north, id: gw-a, window: 60s, clock: capture }',
+        `mqtt: { url: "${broker.url}" }`,
+        `queue: { dir: "${state}" }`,
+        `http: { port: ${port} }`,
+        'log: { level: trace, format: json }',
+        '',
+      ].join('\n'),
+    );
+    const join_ = presence([
+      'corridor',
+      'join',
+      '--config',
+      join(dir, 'gateway.yaml'),
+      '--group',
+      'main-street',
+      '--secret-file',
+      join(dir, 'main-street.secret'),
+    ]);
+    expect(join_.code, join_.stderr).toBe(0);
+    expect(join_.stdout + join_.stderr).not.toContain(secretHex);
+    expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).toContain('# gateway at the north end of main street');
+    expect(readFileSync(join(dir, 'corridor-main-street.secret'), 'utf8').trim()).toBe(secretHex);
+
+    const start = Date.UTC(2026, 3, 27, 12, 0, 0);
+    const wifi = wifiCapture(join(dir, 'wifi.pcap'), { devices: 200, startMs: start, durationMs: 210_000, framesPerS: 20, salt: 11 });
+    const ble = bleCapture(join(dir, 'ble.pcap'), { devices: 200, startMs: start, durationMs: 210_000, framesPerS: 20, salt: 12 });
+    const sub = await subscriber(broker.url);
+    // Wi-Fi on stdin (kept open: the last window stays open while /metrics is read), BLE from a file
+    const gw = spawnGateway(
+      ['--config', join(dir, 'gateway.yaml'), '--source', `wifi=stdin@wifi`, '--source', `ble=pcap:${ble.path}@ble`, '--speed', 'max'],
+      {},
+      'pipe',
+    );
+    try {
+      gw.proc.stdin!.write(readFileSync(wifi.path));
+      const mine = (topic: string) => sub.messages.filter((m) => m.topic === topic);
+      await waitFor(() => mine(sketchTopic('city', 'gw-a')).length >= 3, 30_000, 'three sketches');
+      let metrics = '';
+      await waitFor(
+        () => {
+          void fetch(`http://127.0.0.1:${port}/metrics`)
+            .then((r) => r.text())
+            .then((t) => (metrics = t))
+            .catch(() => {});
+          return sample(metrics, 'presence_gateway_sketches_total', { outcome: 'published' }) === 3;
+        },
+        20_000,
+        'three sketches published on /metrics',
+      );
+      expect(sample(metrics, 'presence_gateway_sketches_total', { outcome: 'queued' })).toBe(3);
+      expect(sample(metrics, 'presence_gateway_sketches_total', { outcome: 'dropped_full' })).toBe(0);
+      expect(sample(metrics, 'presence_gateway_sketch_queue_depth')).toBe(0);
+      gw.proc.stdin!.end();
+      expect(await gw.exited).toBe(0);
+      await waitFor(() => mine(sketchTopic('city', 'gw-a')).length >= 4, 10_000, 'the last sketch');
+
+      const counts = mine(countsTopic('city', 'gw-a')).map((m) => {
+        const v = validateCounts(JSON.parse(m.payload.toString()));
+        if (!v.ok) throw new Error(v.reason);
+        return v.value;
+      });
+      const sketchMsgs = mine(sketchTopic('city', 'gw-a'));
+      expect(sketchMsgs.every((m) => !m.retain)).toBe(true);
+      const sketches: SketchMessage[] = sketchMsgs.map((m) => {
+        const v = validateSketch(JSON.parse(m.payload.toString()));
+        if (!v.ok) throw new Error(v.reason);
+        return v.value;
+      });
+      // one per window, the same windows as the counts
+      expect(sketches.map((s) => [s.window_start, s.window_end])).toEqual(counts.map((c) => [c.start, c.end]));
+      expect(sketches).toHaveLength(4);
+      const epoch = epochOf(start, 3600);
+      const key = epochKey(secret, 'main-street', epoch);
+      // the matchable devices: Wi-Fi with the locally administered bit clear, BLE random static and resolvable
+      const devices: SketchDevice[] = [
+        ...wifi.addresses.filter((a) => (a[0]! & 0x02) === 0).map((a) => ({ radio: 'wifi' as const, address: a })),
+        ...ble.addresses.filter((a) => a[0]! >> 6 === 3 || a[0]! >> 6 === 1).map((a) => ({ radio: 'ble' as const, address: a })),
+      ];
+      expect(devices.length).toBeGreaterThan(150);
+      const truth = trueSketch(key, devices, 8192);
+      for (const s of sketches) {
+        expect(s).toMatchObject({ site: 'city', gateway: 'gw-a', group: 'main-street', epoch, epoch_s: 3600, m: 8192, p: 0.5 });
+        // randomised response with p = 0.5: a set bit stays 1 with probability 0.75, a clear bit becomes 1 with 0.25
+        const bits = new Uint8Array(Buffer.from(s.bits, 'base64'));
+        let onesKept = 0;
+        let ones = 0;
+        let zerosSet = 0;
+        for (let i = 0; i < 8192; i++) {
+          if (sketchBit(truth, i)) {
+            ones++;
+            onesKept += sketchBit(bits, i);
+          } else zerosSet += sketchBit(bits, i);
+        }
+        expect(onesKept / ones).toBeGreaterThan(0.6);
+        expect(zerosSet / (8192 - ones)).toBeGreaterThan(0.2);
+        expect(zerosSet / (8192 - ones)).toBeLessThan(0.3);
+      }
+
+      // never on disk, never in the log: the sketches, and the true bitmap
+      const sketchForms = [...sketches.flatMap((s) => forms(Buffer.from(s.bits, 'base64'))), ...forms(truth)];
+      const stored = filesUnder(state);
+      expect(stored.length).toBeGreaterThan(0);
+      for (const f of stored) expect(holds(f.data, sketchForms), f.path).toBe(false);
+      expect(holds(Buffer.from(gw.stderr()), sketchForms)).toBe(false);
+      // the secret and the epoch key: not in the log, /metrics, the status or anything on the broker
+      const secretForms = [...forms(secret), ...forms(key)];
+      expect(holds(Buffer.from(gw.stderr()), secretForms)).toBe(false);
+      expect(holds(Buffer.from(metrics), secretForms)).toBe(false);
+      for (const m of sub.messages) expect(holds(Buffer.concat([Buffer.from(m.topic), m.payload]), secretForms), m.topic).toBe(false);
+      expect(mine(statusTopic('city', 'gw-a')).length).toBeGreaterThan(0);
+      // the log says the gateway is in the group, with the privacy parameters
+      expect(gw.stderr()).toMatch(/"corridor_group":"main-street".*"sketch_epsilon":1\.099/);
+      // the control: the scan does find what it looks for
+      expect(holds(Buffer.from(`x${Buffer.from(key).toString('base64')}y`), secretForms)).toBe(true);
+      expect(holds(Buffer.from(JSON.stringify(sketches[0])), sketchForms)).toBe(true);
+    } finally {
+      gw.proc.kill();
+      sub.client.end(true);
+    }
+  }, 90_000);
+
+  it('a gateway without a corridor publishes no sketch and logs nothing of one', async () => {
+    const dir = join(tmp, 'plain');
+    mkdirSync(dir);
+    const wifi = wifiCapture(join(dir, 'wifi.pcap'), { devices: 30, startMs: Date.UTC(2026, 3, 27, 13, 0, 0), durationMs: 130_000, framesPerS: 10 });
+    const sub = await subscriber(broker.url);
+    const gw = spawnGateway([
+      '--site',
+      'city',
+      '--zone',
+      'south',
+      '--id',
+      'gw-plain',
+      '--mqtt-url',
+      broker.url,
+      '--source',
+      `pcap:${wifi.path}`,
+      '--speed',
+      'max',
+      '--queue-dir',
+      join(dir, 'q'),
+      '--log-format',
+      'json',
+    ]);
+    try {
+      expect(await gw.exited).toBe(0);
+      await waitFor(() => sub.messages.some((m) => m.topic === countsTopic('city', 'gw-plain')), 10_000, 'counts');
+      const kinds = new Set(sub.messages.filter((m) => parseTopic(m.topic)?.gateway === 'gw-plain').map((m) => parseTopic(m.topic)!.kind));
+      expect([...kinds].sort()).toEqual(['counts', 'status']);
+      expect(gw.stderr()).not.toMatch(/corridor_group|sketch/);
+    } finally {
+      sub.client.end(true);
+    }
+  }, 60_000);
+});
+
+describe('corridor settings and commands', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-corridor-cfg-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const base = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'stdin'];
+  const secretFile = (name: string, text: string, mode = 0o600) => {
+    const p = join(tmp, name);
+    writeFileSync(p, text);
+    chmodSync(p, mode);
+    return p;
+  };
+  const bad = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = presence([...base, ...args], env);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(2); // the problem and the hint
+    expect(lines[1]).toMatch(/^hint: /);
+    return lines[0]!;
+  };
+
+  it('bad corridor settings: one line naming the key and what to do, then a hint, exit 2; never the file content', () => {
+    const good = secretFile('good.secret', `${'ab'.repeat(32)}\n`);
+    expect(bad(['--corridor-group', 'main-street'])).toMatch(/corridor\.secret_file: is required with corridor\.group "main-street"/);
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', join(tmp, 'nope.secret')])).toMatch(
+      /corridor\.secret_file: .*nope\.secret does not exist/,
+    );
+    const long = secretFile('long.secret', `${'cd'.repeat(35)}\n`);
+    const line = bad(['--corridor-group', 'main-street', '--corridor-secret-file', long]);
+    expect(line).toMatch(/corridor\.secret_file: .* does not hold a group secret: the first line must be 64 hex digits \(32 bytes\), it has 70/);
+    expect(line).not.toContain('cdcdcdcd');
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', secretFile('short.secret', 'abc\n')])).toMatch(/it has 3/);
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', tmp])).toMatch(/corridor\.secret_file: .* is not a file/);
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', secretFile('open.secret', `${'ab'.repeat(32)}\n`, 0o644)])).toMatch(
+      /can be read by others than its owner \(mode 0644\): chmod 600/,
+    );
+    expect(bad(['--corridor-group', 'Main Street', '--corridor-secret-file', good])).toMatch(/corridor\.group\)?: must be lower case letters/);
+    expect(bad(['--corridor-secret-file', good])).toMatch(/corridor\.secret_file .*: is set but corridor\.group is not/);
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', good, '--corridor-epoch', '90s'])).toMatch(
+      /corridor\.epoch .*: must be whole seconds from 60s to 7d and a multiple of gateway\.window/,
+    );
+    expect(bad(['--corridor-group', 'main-street', '--corridor-sketch-bits', '1000'], { CORRIDOR_SECRET_FILE: good })).toMatch(/corridor\.sketch_bits/);
+  });
+
+  it('init makes a 0600 file once; join installs a copy, keeps the config loadable or changes nothing', () => {
+    const out = join(tmp, 'g.secret');
+    expect(presence(['corridor', 'init', '--group', 'g1', '--out', out]).code).toBe(0);
+    const again = presence(['corridor', 'init', '--group', 'g1', '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/the file exists/);
+    expect(presence(['corridor', 'init', '--group', 'G 1', '--out', join(tmp, 'x.secret')]).code).toBe(2);
+    const cfg = join(tmp, 'gw.yaml');
+    const text = '# my gateway\ngateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://127.0.0.1:1" }\nsources: [{ type: stdin }]\n';
+    writeFileSync(cfg, text);
+    // a damaged copy, and a config the gateway would refuse: nothing changes
+    const damaged = secretFile('damaged.secret', 'not a secret\n', 0o644);
+    const r1 = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', damaged]);
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toMatch(/not a group secret/);
+    const r2 = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', out, '--epoch', '90s']);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/corridor\.epoch/);
+    expect(readFileSync(cfg, 'utf8')).toBe(text);
+    expect(existsSync(join(tmp, 'corridor-g1.secret'))).toBe(false);
+    // a copy that lost its mode on the way is installed 0600
+    const copy = secretFile('copy.secret', readFileSync(out, 'utf8'), 0o644);
+    const r3 = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', copy, '--epoch', '30m']);
+    expect(r3.code, r3.stderr).toBe(0);
+    const installed = join(tmp, 'corridor-g1.secret');
+    expect(readFileSync(installed, 'utf8')).toBe(readFileSync(out, 'utf8'));
+    expect(statSync(installed).mode & 0o777).toBe(0o600);
+    const after = readFileSync(cfg, 'utf8');
+    expect(after).toContain('# my gateway');
+    expect(after).toMatch(/corridor:\n {2}group: g1\n {2}secret_file: .*corridor-g1\.secret\n {2}epoch: 30m/);
+    expect(r3.stdout + r3.stderr).not.toContain(readFileSync(out, 'utf8').trim());
+    // the gateway takes it (no problem line: it gets as far as connecting)
+    const help = presence(['corridor', '--help']);
+    expect(help.stdout).toMatch(/init/);
+    expect(help.stdout).toMatch(/join/);
+  });
+});
