@@ -32,6 +32,12 @@ export interface GatewayView {
   on(event: 'sketch', fn: (event: string) => void): unknown;
 }
 
+/** A counter whose total is kept elsewhere (the gateway counts it): read when scraped. */
+function setCounter(c: Counter, total: number): void {
+  c.reset();
+  c.inc(total);
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
 
@@ -91,12 +97,12 @@ export class GatewayMetrics {
         this.set(gw.queueDepth);
       },
     });
-    new Gauge({
-      name: 'presence_gateway_queue_dropped',
+    new Counter({
+      name: 'presence_gateway_queue_dropped_total',
       help: 'Windows dropped since start because the queue was full (queue.max_windows)',
       registers: r,
       collect() {
-        this.set(gw.status().queue_dropped ?? 0);
+        setCounter(this, gw.status().queue_dropped ?? 0);
       },
     });
     new Gauge({
@@ -117,22 +123,24 @@ export class GatewayMetrics {
         this.set(gw.mqttConnected ? 1 : 0);
       },
     });
-    new Gauge({
-      name: 'presence_gateway_source_frames',
+    new Counter({
+      name: 'presence_gateway_source_frames_total',
       help: 'Frames read from each capture source since start (label radio: as configured, or "auto" when the link type says)',
       labelNames: ['source', 'radio'],
       registers: r,
       collect() {
-        for (const s of gw.sources) this.set({ source: s.name, radio: s.radio ?? 'auto' }, s.frames);
+        this.reset();
+        for (const s of gw.sources) this.inc({ source: s.name, radio: s.radio ?? 'auto' }, s.frames);
       },
     });
-    new Gauge({
-      name: 'presence_gateway_source_errors',
+    new Counter({
+      name: 'presence_gateway_source_errors_total',
       help: 'Failures of each capture source since start (exits, unreadable output)',
       labelNames: ['source'],
       registers: r,
       collect() {
-        for (const s of gw.sources) this.set({ source: s.name }, s.errors);
+        this.reset();
+        for (const s of gw.sources) this.inc({ source: s.name }, s.errors);
       },
     });
     new Gauge({
@@ -224,20 +232,20 @@ function addViewerMetrics(registry: Registry, hub: SseHub): void {
       this.set(hub.size);
     },
   });
-  new Gauge({
-    name: 'presence_gateway_page_viewers_dropped',
+  new Counter({
+    name: 'presence_gateway_page_viewers_dropped_total',
     help: 'Page viewers dropped since start because they fell behind (more unsent bytes than http.viewer_buffer)',
     registers: r,
     collect() {
-      this.set(hub.dropped);
+      setCounter(this, hub.dropped);
     },
   });
-  new Gauge({
-    name: 'presence_gateway_page_viewers_refused',
+  new Counter({
+    name: 'presence_gateway_page_viewers_refused_total',
     help: 'Page viewers refused since start because http.max_viewers were connected',
     registers: r,
     collect() {
-      this.set(hub.refused);
+      setCounter(this, hub.refused);
     },
   });
   new Gauge({

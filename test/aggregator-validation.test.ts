@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import mqtt from 'mqtt';
+import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
@@ -167,6 +168,18 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(agg.stats().rejected).toBe(rejectedBefore);
     expect(await metric('too_large')).toBe(0);
     expect(agg.connected).toBe(true);
+  });
+
+  it('/metrics follows the Prometheus conventions: every counter ends in _total, nothing else does', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    expect(metricNameProblems(text)).toEqual([]);
+    expect(metricTypes(text)).toMatchObject({
+      presence_aggregator_messages_total: 'counter',
+      presence_aggregator_rejected_total: 'counter',
+      presence_aggregator_acked_total: 'counter',
+      presence_aggregator_web_viewers_dropped_total: 'counter',
+      presence_aggregator_queue_depth: 'gauge',
+    });
   });
 
   it('a flood of bad messages gives a bounded log: the first lines of the interval, then one summary by reason', async () => {

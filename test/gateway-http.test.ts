@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { freePort } from './support/ports.ts';
 import { spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
 
@@ -75,7 +76,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       await waitFor(() => /"http":"127\.0\.0\.1:\d+"/.test(gw.stderr()), 20_000, 'gateway starting with http');
       const scrape = async () => {
         text = (await get(port, '/metrics')).text;
-        return sample(text, 'presence_gateway_source_frames', { source: 'wifi', radio: 'wifi' }) ?? 0;
+        return sample(text, 'presence_gateway_source_frames_total', { source: 'wifi', radio: 'wifi' }) ?? 0;
       };
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
@@ -95,6 +96,18 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(sample(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
       expect(text).not.toMatch(/presence_gateway_process_|presence_gateway_nodejs_/);
       expect(sample(text, 'presence_build_info', { component: 'gateway', version: '0.1.0' })).toBe(1);
+      // Prometheus conventions: what is counted since start is a counter, and every counter ends in _total.
+      expect(metricNameProblems(text)).toEqual([]);
+      expect(metricTypes(text)).toMatchObject({
+        presence_gateway_source_frames_total: 'counter',
+        presence_gateway_source_errors_total: 'counter',
+        presence_gateway_queue_dropped_total: 'counter',
+        presence_gateway_windows_closed_total: 'counter',
+        presence_gateway_windows_published_total: 'counter',
+        presence_gateway_page_viewers_dropped_total: 'counter',
+        presence_gateway_page_viewers_refused_total: 'counter',
+        presence_gateway_queue_depth: 'gauge',
+      });
       const h = await get(port, '/healthz');
       expect(h.status).toBe(200);
       expect(JSON.parse(h.text)).toMatchObject({ status: 'ok', problems: [], sources: { wifi: 'running' } });
@@ -147,7 +160,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(body.problems.join('\n')).toMatch(/source bad is restarting/);
       const text = (await get(port, '/metrics')).text;
       expect(sample(text, 'presence_gateway_source_state', { source: 'bad', state: 'failed' })).toBe(0);
-      expect(sample(text, 'presence_gateway_source_errors', { source: 'bad' })).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'presence_gateway_source_errors_total', { source: 'bad' })).toBeGreaterThanOrEqual(1);
     } finally {
       gw.proc.kill('SIGTERM');
       await gw.exited;

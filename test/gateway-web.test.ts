@@ -254,8 +254,12 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(windows.length).toBe(60);
       // Pictures keep coming until the stalled viewers' buffers (the kernel's, then the gateway's) are full.
       let m = '';
-      await poll(async () => (sample((m = await metrics()), 'presence_gateway_page_viewers_dropped') ?? 0) >= 10, 'the 10 stalled viewers dropped', 150_000);
-      expect(sample(m, 'presence_gateway_page_viewers_dropped')).toBe(10);
+      await poll(
+        async () => (sample((m = await metrics()), 'presence_gateway_page_viewers_dropped_total') ?? 0) >= 10,
+        'the 10 stalled viewers dropped',
+        150_000,
+      );
+      expect(sample(m, 'presence_gateway_page_viewers_dropped_total')).toBe(10);
       expect(sample(m, 'presence_gateway_page_viewers')).toBe(40);
       expect(sample(m, 'presence_gateway_page_buffer_peak_bytes')).toBeLessThanOrEqual(BUFFER);
       expect(sample(m, 'presence_gateway_page_buffer_peak_bytes')).toBeGreaterThan(0);
