@@ -207,7 +207,7 @@ export class Aggregator extends EventEmitter {
       {
         sink: this.sink.target,
         broker: redactUrl(this.config.mqtt.url),
-        clientId: this.config.mqtt.clientId,
+        client_id: this.config.mqtt.clientId,
         group: this.config.mqtt.group || null,
         gateways_registered: this.identity.registered,
         allow_unknown: this.config.gateways.allow_unknown,
@@ -361,6 +361,18 @@ export class Aggregator extends EventEmitter {
     this.web?.close();
     await this.http?.close();
     this.rejectLog.flush();
-    this.log.info(this.stats(), 'aggregator stopped');
+    const s = this.stats();
+    this.log.info(
+      {
+        received: s.received,
+        rejected: s.rejected,
+        points_written: s.pointsWritten,
+        points_dropped: s.pointsDropped,
+        acked: s.acked,
+        queue_depth: s.queueDepth,
+        write_failures: s.writeFailures,
+      },
+      'aggregator stopped',
+    );
   }
 }

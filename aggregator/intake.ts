@@ -100,7 +100,7 @@ export class Intake {
         this.connectedAt = Date.now();
         this.watchTakeover(client);
         this.metrics.connected.set(1);
-        this.log.info({ sessionPresent: connack.sessionPresent, protocolVersion: version }, 'connected to the broker');
+        this.log.info({ session_present: connack.sessionPresent, protocol_version: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
         this.subscribe(client, version).then(
@@ -144,7 +144,7 @@ export class Intake {
       });
       if (isRandomClientId(m.clientId))
         this.log.warn(
-          { clientId: m.clientId },
+          { client_id: m.clientId },
           'no mqtt.client_id and no fixed http.port: this run uses a random client id, so the broker keeps no messages for it across a restart; set mqtt.client_id (unique per aggregator) to keep them',
         );
       ack.connect();
@@ -159,7 +159,7 @@ export class Intake {
       const code = packet.reasonCode ?? 0;
       if (code === 0x8e)
         this.takeover('the broker handed this session to another client with the same client id (MQTT 5 DISCONNECT 0x8E "session taken over")');
-      else this.log.warn({ reasonCode: code, reason: packet.properties?.reasonString }, 'the broker disconnected this client');
+      else this.log.warn({ reason_code: code, reason: packet.properties?.reasonString }, 'the broker disconnected this client');
     });
   }
 
@@ -168,7 +168,7 @@ export class Intake {
     if (now - this.lastTakeoverLog < TAKEOVER_LOG_INTERVAL_MS) return;
     this.lastTakeoverLog = now;
     this.log.error(
-      { clientId: this.config.clientId },
+      { client_id: this.config.clientId },
       `session taken over: ${what}; every aggregator needs its own mqtt.client_id (--mqtt-client-id), or leave it unset for one unique per instance`,
     );
   }

@@ -240,7 +240,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.lastTakeover = now;
     const { site, id } = this.cfg.gateway;
     this.log.error(
-      { clientId: this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}` },
+      { client_id: this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}` },
       `session taken over: ${what}; is gateway ${site}/${id} running twice? Each gateway needs its own --id (or mqtt.client_id)`,
     );
   }

@@ -352,7 +352,7 @@ export function registerSimulate(program: Command): void {
             seed,
             windowMs: (dur('window', f.window) ?? 60) * 1000,
             faults: { invalid: num('invalid', f.invalid, 0), malformed: num('malformed', f.malformed, 0), duplicate: num('duplicate', f.duplicate, 0) },
-            onProgress: (p) => log.info(p, 'load progress'),
+            onProgress: (p) => log.info({ published: p.published, acked: p.acked, elapsed_s: p.elapsedS }, 'load progress'),
           });
           process.stdout.write(JSON.stringify(r) + '\n');
           if (r.failed > 0) process.exitCode = 1;

@@ -109,7 +109,7 @@ describe.skipIf(!ok)('aggregator MQTT client id', () => {
     const t = await until(
       'the take-over logged',
       () => logs[0].text() + logs[1].text(),
-      (x) => /"clientId":"same-id-v5","msg":"session taken over: .*another client with the same client id/.test(x),
+      (x) => /"client_id":"same-id-v5","msg":"session taken over: .*another client with the same client id/.test(x),
     );
     expect(t).toContain('every aggregator needs its own mqtt.client_id');
     await Promise.all(aggs.map((a) => a.stop(500)));

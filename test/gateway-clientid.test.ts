@@ -51,7 +51,7 @@ describe.skipIf(!ok)('gateway MQTT client id', () => {
         (t) => t.includes('session taken over'),
       );
       expect(text).toMatch(
-        /"clientId":"presence-gw-dam-gw-twice","msg":"session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?; is gateway dam\/gw-twice running twice\?/,
+        /"client_id":"presence-gw-dam-gw-twice","msg":"session taken over: the broker closed the connection right after it came up, 3 times in a row: another client with the same client id\?; is gateway dam\/gw-twice running twice\?/,
       );
     } finally {
       await Promise.all(pubs.map((p) => p.stop()));

@@ -1,6 +1,6 @@
 // Logs: the gateway and the aggregator (real CLI processes, real Mosquitto) write JSON lines with the
-// same base fields (level, time, component, msg; no pid, hostname or name) and never a key twice;
-// the demo's way of hosting several components on one log file repeats no key either; on request
+// same base fields (level, time, component, msg; no pid, hostname or name), snake_case keys only and
+// never a key twice; the demo's way of hosting several components on one log file repeats no key either; on request
 // (--log-format pretty) the lines are readable text.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,12 +17,20 @@ import { config, ROOT, spawnGateway, waitFor, wifiCapture } from './gateway-supp
 const SUITE = 'log format';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
+/** Keys, at any depth, that are not snake_case (the one key style of every log line, as of the config). */
+function notSnakeCase(value: unknown, path = ''): string[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => notSnakeCase(v, `${path}${i}.`));
+  if (!value || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => [...(/^[a-z0-9_]+$/.test(k) ? [] : [`${path}${k}`]), ...notSnakeCase(v, `${path}${k}.`)]);
+}
+
 function jsonLines(text: string): Array<Record<string, unknown>> {
   return text
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => {
       expect(duplicateKeys(l), l).toEqual([]);
+      expect(notSnakeCase(JSON.parse(l)), l).toEqual([]);
       return JSON.parse(l) as Record<string, unknown>;
     });
 }
