@@ -3,7 +3,10 @@
 //   1. its broker credential: user name "{site}/{gateway}" with a fresh random password, added to a
 //      Mosquitto password_file as a mosquitto_passwd-compatible entry (PBKDF2-SHA512, "$7$" format)
 //   2. the ACL: the patterns of docs/mosquitto/presence.acl bind that user name to the gateway's own
-//      topics; they are added to the acl_file when it lacks them (one file serves every gateway)
+//      topics; they are added to the acl_file when it lacks them (one file serves every gateway).
+//      With --homeassistant also a `user {site}/{gateway}` entry that may write the gateway's own
+//      Home Assistant discovery configs ({prefix}/sensor/presence_{site}_{gateway}/+/config): a
+//      pattern cannot say that (%u holds a "/"), so the grant is per gateway
 //   3. its registry entry (site, zone, credential) in the aggregator's config file
 //   4. the password, in a file of its own (mode 0600) to copy to the gateway
 //
@@ -17,6 +20,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isMap, parseDocument, type Document } from 'yaml';
 import { isValidId, TOPIC_ROOT } from '../contract/index.ts';
+import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
 
 export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern write ${TOPIC_ROOT}/%u/status`, `pattern write ${TOPIC_ROOT}/%u/sketch`];
@@ -73,6 +77,8 @@ export interface ProvisionOptions {
   secretOut?: string;
   /** Replace an existing credential (new password) and registry entry. */
   rotate?: boolean;
+  /** Let the gateway write its Home Assistant discovery configs (in aclFile); a string is the discovery prefix. */
+  homeassistant?: boolean | string;
 }
 
 export interface ProvisionResult {
@@ -96,6 +102,10 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
   const user = credentialName(o.site, o.id);
   const changed: string[] = [];
+  const haPrefix = o.homeassistant === undefined || o.homeassistant === false ? null : o.homeassistant === true ? HA_DEFAULT_PREFIX : o.homeassistant;
+  if (haPrefix !== null && !o.aclFile) throw new ProvisionError('--homeassistant: grants the discovery topics in the ACL; give --acl-file too');
+  if (haPrefix !== null && !new RegExp(HA_PREFIX_PATTERN).test(haPrefix))
+    throw new ProvisionError(`--homeassistant: the discovery prefix must be one topic level of letters, digits, _ and - (got ${JSON.stringify(haPrefix)})`);
 
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
@@ -151,10 +161,16 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     const text = existsSync(o.aclFile) ? readFileSync(o.aclFile, 'utf8') : '';
     const have = new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')));
     const missing = ACL_PATTERNS.filter((p) => !have.has(p));
-    if (missing.length) {
-      const head = text ? (text.endsWith('\n') ? text : `${text}\n`) : `user aggregator\ntopic read ${TOPIC_ROOT}/#\n`;
-      replaceFile(o.aclFile, `${head}\n# presence-counter gateways: user name "{site}/{gateway}", its own topics only\n${missing.join('\n')}\n`, 0o644);
-      changed.push(`${o.aclFile} (patterns ${missing.join(', ')})`);
+    const haGrant = haPrefix === null ? null : `topic write ${haConfigFilter(haPrefix, o.site, o.id)}`;
+    const addHa = haGrant !== null && !have.has(haGrant);
+    if (missing.length || addHa) {
+      let next = text ? (text.endsWith('\n') ? text : `${text}\n`) : `user aggregator\ntopic read ${TOPIC_ROOT}/#\n`;
+      if (missing.length) next += `\n# presence-counter gateways: user name "{site}/{gateway}", its own topics only\n${missing.join('\n')}\n`;
+      // Topic lines belong to the user line above them; patterns apply to every user wherever they stand.
+      if (addHa) next += `\n# Home Assistant discovery configs of gateway ${user} (homeassistant.enabled)\nuser ${user}\n${haGrant}\n`;
+      replaceFile(o.aclFile, next, 0o644);
+      if (missing.length) changed.push(`${o.aclFile} (patterns ${missing.join(', ')})`);
+      if (addHa) changed.push(`${o.aclFile} (${user}: ${haGrant})`);
     }
   }
   if (cfgFile) {
@@ -191,6 +207,10 @@ export function registerProvision(program: Command): void {
     .option('--aggregator-config <file>', 'aggregator config file (YAML or JSON) to add the registry entry to, e.g. /etc/presence/aggregator.yaml')
     .option('--secret-out <file>', "where to write the gateway's password (mode 0600); default ./{site}-{id}.mqtt-password")
     .option('--rotate', 'replace an existing credential (new password) or move a registered gateway')
+    .option(
+      '--homeassistant [prefix]',
+      'the gateway publishes Home Assistant discovery (homeassistant.enabled): let it write {prefix}/sensor/presence_{site}_{id}/+/config in the --acl-file (prefix: default homeassistant)',
+    )
     .action((o: ProvisionOptions) => {
       let r: ProvisionResult;
       try {
@@ -200,7 +220,8 @@ export function registerProvision(program: Command): void {
         throw e;
       }
       const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];
-      if (o.passwordFile) out.push('then reload Mosquitto so it reads the new credential: sudo systemctl reload mosquitto (or kill -HUP its pid)');
+      if (o.passwordFile || o.aclFile)
+        out.push('then reload Mosquitto so it reads the new credential and ACL: sudo systemctl reload mosquitto (or kill -HUP its pid)');
       if (o.aggregatorConfig) out.push('and make the aggregator re-read its registry: sudo systemctl kill -s HUP presence-aggregator (SIGHUP; or restart it)');
       out.push(
         '',
@@ -212,6 +233,9 @@ export function registerProvision(program: Command): void {
         '  mqtt:',
         `    username: ${r.credential}`,
         '    password_file: /etc/presence/mqtt-password',
+        ...(o.homeassistant === undefined || o.homeassistant === false
+          ? []
+          : ['  homeassistant:', '    enabled: true', ...(typeof o.homeassistant === 'string' ? [`    prefix: ${o.homeassistant}`] : [])]),
         '',
       );
       process.stdout.write(out.join('\n'));

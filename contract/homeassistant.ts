@@ -41,6 +41,12 @@ export function haConfigTopic(prefix: string, site: string, gateway: string, zon
   return `${prefix}/sensor/${haNodeId(site, gateway)}/${zone}_${radio}/config`;
 }
 
+/** The filter of every discovery config topic of one gateway: {prefix}/sensor/presence_{site}_{gateway}/+/config
+ *  (what its broker user must be allowed to write; `presence provision gateway --homeassistant` grants it). */
+export function haConfigFilter(prefix: string, site: string, gateway: string): string {
+  return `${prefix}/sensor/${haNodeId(site, gateway)}/+/config`;
+}
+
 /**
  * Entity id Home Assistant gives the sensor on first discovery (replaces the deprecated object_id):
  * sensor.presence_{site}_{gateway}_{zone}_{radio}. It names the gateway, so two gateways of one zone

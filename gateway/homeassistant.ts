@@ -33,6 +33,11 @@ export async function publishDiscovery(cfg: GatewayConfig, publisher: RetainedPu
       continue;
     }
     if (await publisher.publishRetained(m.topic, m.payload)) n++;
+    else
+      log.warn(
+        { topic: m.topic },
+        'Home Assistant discovery config not published (the broker refused it, e.g. its ACL, or the connection dropped); presence provision gateway --homeassistant grants these topics',
+      );
   }
   log.info({ configs: n, prefix: cfg.homeassistant?.prefix }, 'Home Assistant discovery configs published');
   return n;

@@ -1,0 +1,122 @@
+// Home Assistant discovery behind the shipped Mosquitto ACL (docs/mosquitto/presence.acl), with a real
+// Mosquitto and the real CLI. The recipe's patterns bind a gateway to presence/v1/{site}/{gateway}/...
+// only; `presence provision gateway --homeassistant` adds the grant of the gateway's own discovery
+// topics, so a gateway with --homeassistant gets both configs published. A gateway without the grant
+// is refused (and says so in its log), and no gateway may write another gateway's discovery config.
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProvisionError, provisionGateway } from '../aggregator/provision.ts';
+import { haConfigTopic } from '../contract/homeassistant.ts';
+import { ROOT, spawnGateway, subscriber, waitFor } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'home assistant discovery behind the shipped ACL';
+const ok = need('mosquitto', 'mosquitto', SUITE) && need('mosquitto_passwd', 'mosquitto', SUITE);
+
+describe.skipIf(!ok)(SUITE, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-ha-acl-'));
+  const passwd = join(dir, 'passwd');
+  const acl = join(dir, 'presence.acl');
+  const broker = new Mosquitto({
+    listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\n`,
+  });
+
+  beforeAll(async () => {
+    copyFileSync(join(ROOT, 'docs/mosquitto/presence.acl'), acl);
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-ha', passwordFile: passwd, aclFile: acl, homeassistant: true, secretOut: join(dir, 'gw-ha.pw') });
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plain', passwordFile: passwd, aclFile: acl, secretOut: join(dir, 'gw-plain.pw') });
+    // Home Assistant's own broker user reads the discovery configs.
+    execFileSync('mosquitto_passwd', ['-b', passwd, 'ha', 'ha-pw']);
+    appendFileSync(acl, '\nuser ha\ntopic read homeassistant/#\n');
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const gateway = (id: string) =>
+    spawnGateway(
+      [
+        '--site',
+        'dam',
+        '--zone',
+        'plein',
+        '--id',
+        id,
+        '--mqtt-url',
+        broker.url,
+        '--mqtt-username',
+        `dam/${id}`,
+        '--mqtt-password-file',
+        join(dir, `${id}.pw`),
+        '--source',
+        'pcap:-@wifi',
+        '--queue-dir',
+        join(dir, `q-${id}`),
+        '--homeassistant',
+        '--log-format',
+        'json',
+      ],
+      {},
+      'pipe',
+    );
+
+  it('provision writes the grant once per gateway, next to the recipe it leaves as it was', () => {
+    const text = readFileSync(acl, 'utf8');
+    expect(text.startsWith(readFileSync(join(ROOT, 'docs/mosquitto/presence.acl'), 'utf8'))).toBe(true);
+    expect(text).toContain('\nuser dam/gw-ha\ntopic write homeassistant/sensor/presence_dam_gw-ha/+/config\n');
+    expect(text).not.toContain('gw-plain');
+    const again = provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-ha', aclFile: acl, homeassistant: true, aggregatorConfig: join(dir, 'agg.yaml') });
+    expect(again.changed.filter((c) => c.startsWith(acl))).toEqual([]);
+    expect(() => provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-x', passwordFile: passwd, homeassistant: true })).toThrow(ProvisionError);
+  });
+
+  it('with the grant both configs are published; without it the broker refuses them and the gateway says so', async () => {
+    const ha = await subscriber(broker.url, { filter: 'homeassistant/#', clean: true, username: 'ha', password: 'ha-pw', protocolVersion: 5 });
+    const granted = gateway('gw-ha');
+    const plain = gateway('gw-plain');
+    try {
+      await waitFor(() => granted.stderr().includes('Home Assistant discovery configs published'), 20_000, 'gw-ha publishing its discovery');
+      await waitFor(() => plain.stderr().includes('Home Assistant discovery configs published'), 20_000, 'gw-plain trying its discovery');
+      await waitFor(() => ha.messages.length >= 2, 10_000, 'the two configs of gw-ha');
+      expect(ha.messages.map((m) => m.topic).sort()).toEqual([
+        haConfigTopic('homeassistant', 'dam', 'gw-ha', 'plein', 'ble'),
+        haConfigTopic('homeassistant', 'dam', 'gw-ha', 'plein', 'wifi'),
+      ]);
+      const summary = (text: string) => JSON.parse(text.split('\n').find((l) => l.includes('Home Assistant discovery configs published'))!);
+      expect(summary(granted.stderr()).configs).toBe(2);
+      expect(summary(plain.stderr()).configs).toBe(0);
+      expect(plain.stderr()).toContain('Home Assistant discovery config not published');
+      expect(plain.stderr()).toContain('presence provision gateway --homeassistant');
+    } finally {
+      granted.proc.kill('SIGKILL');
+      plain.proc.kill('SIGKILL');
+      await ha.client.endAsync();
+    }
+  });
+
+  it("a gateway cannot write another gateway's discovery config (MQTT 5 PUBACK 0x87)", async () => {
+    const c = await mqtt.connectAsync(broker.url, {
+      username: 'dam/gw-plain',
+      password: readFileSync(join(dir, 'gw-plain.pw'), 'utf8').trim(),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    try {
+      const topic = haConfigTopic('homeassistant', 'dam', 'gw-ha', 'plein', 'wifi');
+      const err = await c.publishAsync(topic, '{}', { qos: 1, retain: true }).then(
+        () => null,
+        (e: { code?: number }) => e,
+      );
+      expect(err?.code).toBe(0x87);
+    } finally {
+      await c.endAsync();
+    }
+  });
+});
