@@ -37,13 +37,30 @@ describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
     const r = verify(unit);
     expect(r.out).toBe('');
     expect(r.code).toBe(0);
-    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/presence-counter\/scripts\/presence\.js gateway --config \/etc\/presence\/gateway\.yaml$/m);
+    expect(unit).toMatch(
+      /^ExecStart=\/usr\/bin\/node (--[a-z0-9-]+=\S+ )*\/opt\/presence-counter\/scripts\/presence\.js gateway --config \/etc\/presence\/gateway\.yaml$/m,
+    );
     expect(unit).toMatch(/^StateDirectory=presence-gateway$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
   });
   it('a broken copy is caught (the check can fail)', () => {
     const r = verify(unit.replace('ProtectHome=yes', 'ProtectHome=sometimes').replace('[Service]', '[Service]\nRestartt=always'));
     expect(r.out).toMatch(/ProtectHome|Restartt/);
+  });
+});
+
+describe('gateway systemd unit: node flags', () => {
+  it("node takes the unit's node flags (a misspelt one would stop the gateway from starting)", () => {
+    const exec = /^ExecStart=(.*)$/m.exec(readFileSync(join(ROOT, 'gateway', 'presence-gateway.service'), 'utf8'))![1]!.split(' ');
+    const flags = exec.slice(
+      1,
+      exec.findIndex((w) => w.endsWith('presence.js')),
+    );
+    const r = spawnSync(process.execPath, [...flags, '-e', "process.stdout.write('ok')"], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ok');
+    // and a wrong one is refused by the same call (the check can fail)
+    expect(spawnSync(process.execPath, ['--max-semi-space-sizes=1', '-e', ''], { encoding: 'utf8' }).status).not.toBe(0);
   });
 });
 
