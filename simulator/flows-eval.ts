@@ -16,7 +16,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Frame } from '../firmware/host/types.ts';
 import { WindowClock } from '../gateway/window.ts';
-import { epsilonPerSketch, estimatePairFlows, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
+import { encode, sketchTopic, type SketchMessage } from '../contract/index.ts';
+import { CorridorFlows } from '../aggregator/flows/intake.ts';
+import { epsilonPerSketch, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
 import type { Device } from './engine/devices.ts';
 import type { Agent } from './engine/population.ts';
 import type { Scenario } from './scenario.ts';
@@ -228,15 +230,55 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
   const rows: FlowsScore['pairs'] = [];
   const errs = { c: [] as number[], t: [] as number[], bc: [] as number[], bt: [] as number[], cover: [] as number[] };
   const repeat: Record<string, number> = {};
+  // The aggregator's path: the sketches as contract messages, in window order, through its corridor
+  // intake (one group of all the scenario's gateways), which computes each interval once its
+  // horizon has passed, from that interval's sketches only.
+  const estimates = new Map<string, FlowEstimate[]>();
+  const ids = s.gateways.map((g) => g.id);
+  const flows = new CorridorFlows([{ group: 'sim', site: s.site, members: ids, horizon: maxLag * windowMs }], {
+    maxAheadMs: Number.POSITIVE_INFINITY,
+    seed: o.seed,
+    onPoint: (pt) => {
+      const k = `${ids.indexOf(pt.from)}>${ids.indexOf(pt.to)}`;
+      const list = estimates.get(k) ?? [];
+      list.push(pt.estimate);
+      estimates.set(k, list);
+    },
+  });
+  flows.own('sim', s.startMs);
+  for (let w = firstW; w <= lastW; w++)
+    for (let g = 0; g < G; g++) {
+      const sk = sketches[g].get(w);
+      if (!sk) continue;
+      const startMs = w * windowMs;
+      const message: SketchMessage = {
+        v: 1,
+        site: s.site,
+        gateway: ids[g],
+        group: 'sim',
+        epoch: sk.epoch,
+        epoch_s: epochMs / 1000,
+        window_start: new Date(startMs).toISOString(),
+        window_end: new Date(startMs + windowMs).toISOString(),
+        m: sk.m,
+        p: sk.p,
+        bits: Buffer.from(sk.bits).toString('base64'),
+      };
+      const r = flows.accept(sketchTopic(s.site, ids[g]), encode(message), startMs + windowMs);
+      if (!r.ok) throw new Error(`flows evaluation: the aggregator rejected a sketch: ${r.reason}: ${r.detail}`);
+    }
+  // a repeat share per gateway (measured from the sketches; the aggregator does not report it)
+  for (let g = 0; g + 1 < G; g += 2) {
+    const lags = pairLags(sketches[g], sketches[g + 1], 1);
+    repeat[ids[g]] = r1(lags.repeatShare.a * 100)! / 100;
+    repeat[ids[g + 1]] = r1(lags.repeatShare.b * 100)! / 100;
+  }
+  if (G % 2) repeat[ids[G - 1]] = r1(pairLags(sketches[G - 1], sketches[0], 1).repeatShare.a * 100)! / 100;
   for (let a = 0; a < G; a++)
     for (let b = a + 1; b < G; b++) {
-      const lags = pairLags(sketches[a], sketches[b], maxLag);
-      const f = estimatePairFlows(lags, { windowS: s.windowS, maxLag, intervalWindows, seed: o.seed });
-      repeat[s.gateways[a].id] = r1(f.repeatShare.a * 100)! / 100;
-      repeat[s.gateways[b].id] = r1(f.repeatShare.b * 100)! / 100;
       for (const [x, y, est] of [
-        [a, b, f.ab],
-        [b, a, f.ba],
+        [a, b, estimates.get(`${a}>${b}`) ?? []],
+        [b, a, estimates.get(`${b}>${a}`) ?? []],
       ] as Array<[number, number, FlowEstimate[]]>) {
         const tr = truth.get(`${x}>${y}`) ?? new Map<number, Acc>();
         const bl = baseline.get(`${x}>${y}`) ?? new Map<number, Acc>();
