@@ -16,7 +16,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { loadConfig } from '../aggregator/config.ts';
 import { mosquittoPasswordEntry, provisionGateway, ProvisionError, verifyPasswordEntry } from '../aggregator/provision.ts';
-import { countsTopic, encode, statusTopic } from '../contract/index.ts';
+import { countsTopic, encode, sketchTopic, statusTopic } from '../contract/index.ts';
 import { status, until, window } from './aggregator-helpers.ts';
 import { makeCertificates } from './support/tls.ts';
 
@@ -204,6 +204,31 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     const metric = await agg.metrics.registry.getSingleMetricAsString('presence_aggregator_rejected_total');
     expect(metric).toMatch(/reason="identity_mismatch"} [1-9]/);
     expect(metric).toMatch(/reason="unknown_gateway"} [1-9]/);
+  });
+
+  it('a gateway publishes corridor sketches on its own sketch topic only', async () => {
+    const c = await gateway('dam/gw-plein-1', pw(join(dir, 'gw-plein-1.pw')));
+    const sketch = (site: string, gw: string) =>
+      encode({
+        v: 1,
+        site,
+        gateway: gw,
+        group: 'dam-route',
+        epoch: Math.floor((t0 - 3_600_000) / 3_600_000),
+        epoch_s: 3600,
+        window_start: new Date(Math.floor((t0 - 3_600_000) / 3_600_000) * 3_600_000).toISOString(),
+        window_end: new Date(Math.floor((t0 - 3_600_000) / 3_600_000) * 3_600_000 + 60_000).toISOString(),
+        m: 1024,
+        p: 0.5,
+        bits: Buffer.alloc(128).toString('base64'),
+      });
+    await c.publishAsync(sketchTopic('dam', 'gw-plein-1'), sketch('dam', 'gw-plein-1'), { qos: 1 });
+    for (const [site, gw] of [
+      ['dam', 'gw-noord-1'],
+      ['west', 'gw-west-1'],
+      ['west', 'gw-plein-1'],
+    ])
+      await expect(c.publishAsync(sketchTopic(site, gw), sketch(site, gw), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
   });
 
   it("cannot connect anonymously, with a wrong password, or with another gateway's password", async () => {
