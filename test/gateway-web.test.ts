@@ -155,7 +155,7 @@ describe.skipIf(!ok)(SUITE, () => {
     }
   }, 120_000);
 
-  it('what the browser fetches is what the scan read: the page and assets as served', async () => {
+  it('serves the page and assets as they are in the package; --http-no-page leaves /metrics and /healthz only', async () => {
     const port = await freePort();
     const cap = wifiCapture(join(tmp, 'w2.pcap'), { devices: 5, startMs: start, durationMs: 20_000, framesPerS: 10, salt: 23 });
     const gw = spawnGateway([
@@ -177,6 +177,21 @@ describe.skipIf(!ok)(SUITE, () => {
       expect((await text(`${base}/nope`)).body.toString()).toMatch(/\/events/);
     } finally {
       gw.proc.kill('SIGKILL');
+    }
+    // --http-no-page: /metrics and /healthz only.
+    const port2 = await freePort();
+    const off = spawnGateway([
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-nopage', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--http-no-page'],
+      ...['--source', `pcap:${cap.path}@wifi`, '--speed', '1', '--queue-dir', join(tmp, 'q2b'), '--http-port', String(port2)],
+    ]);
+    try {
+      await waitForPort(port2);
+      expect((await text(`http://127.0.0.1:${port2}/`)).status).toBe(404);
+      expect((await text(`http://127.0.0.1:${port2}/events`)).status).toBe(404);
+      expect((await text(`http://127.0.0.1:${port2}/metrics`)).body.toString()).not.toMatch(/presence_gateway_page_viewers/);
+      expect((await text(`http://127.0.0.1:${port2}/healthz`)).status).toBe(200);
+    } finally {
+      off.proc.kill('SIGKILL');
     }
   });
 
