@@ -19,7 +19,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isMap, parseDocument, type Document } from 'yaml';
-import { isValidId, TOPIC_ROOT } from '../contract/index.ts';
+import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
 
@@ -164,7 +164,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     const haGrant = haPrefix === null ? null : `topic write ${haConfigFilter(haPrefix, o.site, o.id)}`;
     const addHa = haGrant !== null && !have.has(haGrant);
     if (missing.length || addHa) {
-      let next = text ? (text.endsWith('\n') ? text : `${text}\n`) : `user aggregator\ntopic read ${TOPIC_ROOT}/#\n`;
+      let next = text ? (text.endsWith('\n') ? text : `${text}\n`) : `user aggregator\ntopic read ${TOPIC_ROOT}/#\ntopic write ${ALIVE_FILTER}\n`;
       if (missing.length) next += `\n# presence-counter gateways: user name "{site}/{gateway}", its own topics only\n${missing.join('\n')}\n`;
       // Topic lines belong to the user line above them; patterns apply to every user wherever they stand.
       if (addHa) next += `\n# Home Assistant discovery configs of gateway ${user} (homeassistant.enabled)\nuser ${user}\n${haGrant}\n`;

@@ -57,6 +57,26 @@ export function siteFilter(site: string): string {
 export const COUNTS_FILTER = `${TOPIC_ROOT}/+/+/counts`;
 export const STATUS_FILTER = `${TOPIC_ROOT}/+/+/status`;
 export const SKETCH_FILTER = `${TOPIC_ROOT}/+/+/sketch`;
+/** Aggregators with corridors: each one's retained alive message on {root}/_aggregators/{instance}/alive
+ *  ({instance}: 16 hex digits; empty payload: gone), which decides who computes a group's flows
+ *  (aggregator/flows/ownership.ts). Not a site: ids cannot start with "_". */
+export const ALIVE_FILTER = `${TOPIC_ROOT}/_aggregators/+/alive`;
+export function aliveTopic(instance: string): string {
+  return `${TOPIC_ROOT}/_aggregators/${instance}/alive`;
+}
+/** The instance of an alive topic, or null when the topic is not one. */
+export function aliveInstance(topic: string): string | null {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || `${parts[0]}/${parts[1]}` !== TOPIC_ROOT || parts[2] !== '_aggregators' || parts[4] !== 'alive') return null;
+  return /^[0-9a-f]{16}$/.test(parts[3]!) ? parts[3]! : null;
+}
+/** The payload of an alive message: the corridor groups the instance is configured for. */
+export interface AliveMessage {
+  v: typeof CONTRACT_VERSION;
+  instance: string;
+  groups: readonly string[];
+}
+
 /** MQTT 5 shared subscription: brokers deliver each message to one member of the group. */
 export function sharedFilter(group: string, filter: string): string {
   return `$share/${group}/${filter}`;

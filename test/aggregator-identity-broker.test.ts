@@ -16,7 +16,8 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { loadConfig } from '../aggregator/config.ts';
 import { mosquittoPasswordEntry, provisionGateway, ProvisionError, verifyPasswordEntry } from '../aggregator/provision.ts';
-import { countsTopic, encode, sketchTopic, statusTopic } from '../contract/index.ts';
+import { aliveTopic, countsTopic, encode, sketchTopic, statusTopic } from '../contract/index.ts';
+import { instanceId } from '../aggregator/flows/ownership.ts';
 import { status, until, window } from './aggregator-helpers.ts';
 import { makeCertificates } from './support/tls.ts';
 
@@ -184,6 +185,14 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     await marker();
     const added = lines().slice(before);
     expect(added.every((l) => l.includes('gateway=gw-plein-1') && l.includes('site=dam'))).toBe(true);
+  });
+
+  it('the aggregator may publish its alive message (corridor ownership), a gateway may not', async () => {
+    const topic = aliveTopic(instanceId('identity-broker'));
+    const a = await gateway('aggregator', 'agg-pw');
+    await a.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+    const g = await gateway('dam/gw-plein-1', pw(join(dir, 'gw-plein-1.pw')));
+    await expect(g.publishAsync(topic, '{"v":1}', { qos: 1, retain: true })).rejects.toThrow(/not authori[sz]ed/i);
   });
 
   it('its own topic with another zone, or a credential without a registry entry: the aggregator rejects and counts them', async () => {

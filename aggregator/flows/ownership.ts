@@ -13,22 +13,13 @@
 // away, the next one in that order takes the group over from the next 5-min interval on (the
 // interval in progress at the change is not written: its earlier sketches went to the old owner).
 import { createHash } from 'node:crypto';
-import { TOPIC_ROOT } from '../../contract/index.ts';
+import { type AliveMessage, CONTRACT_VERSION } from '../../contract/index.ts';
 
-export const ALIVE_FILTER = `${TOPIC_ROOT}/_aggregators/+/alive`;
+// The topics are the contract's (contract/topics.ts); re-exported for the flows code and its tests.
+export { ALIVE_FILTER, aliveInstance, aliveTopic } from '../../contract/index.ts';
 
 export function instanceId(clientId: string): string {
   return createHash('sha256').update(clientId).digest('hex').slice(0, 16);
-}
-
-export function aliveTopic(instance: string): string {
-  return `${TOPIC_ROOT}/_aggregators/${instance}/alive`;
-}
-
-/** The instance of an alive topic, or null when the topic is not one. */
-export function aliveInstance(topic: string): string | null {
-  const m = /^presence\/v1\/_aggregators\/([0-9a-f]{16})\/alive$/.exec(topic);
-  return m ? m[1] : null;
 }
 
 function rank(group: string, instance: string): string {
@@ -63,7 +54,8 @@ export class Ownership {
 
   /** The alive payload of this instance. */
   payload(): Buffer {
-    return Buffer.from(JSON.stringify({ v: 1, instance: this.self, groups: this.groups }));
+    const m: AliveMessage = { v: CONTRACT_VERSION, instance: this.self, groups: this.groups };
+    return Buffer.from(JSON.stringify(m));
   }
 
   /** An alive message (empty: that instance went away). Returns true when the set changed. */
