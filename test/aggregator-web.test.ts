@@ -203,6 +203,38 @@ describe.skipIf(!ok)(SUITE, () => {
       await pub.endAsync();
     }
   }, 60_000);
+
+  it('beyond loopback the page, its data and its stream need credentials; /metrics and /healthz stay as they are', async () => {
+    const start = async (http: Record<string, unknown>, id: string) => {
+      const a = new Aggregator(
+        { mqtt: { url: mosquitto.url, client_id: id }, influx: { url: influxd.url, api: 'v1', database: 'presence' }, http: { port: 0, ...http } },
+        { logger: log.child({ component: id }) },
+      );
+      await a.start();
+      return a;
+    };
+    const open = await start({ host: '0.0.0.0' }, 'presence-web-test-open');
+    const token = await start({ host: '0.0.0.0', token: 'a-long-enough-token' }, 'presence-web-test-token');
+    try {
+      for (const path of ['/', '/api/recent', '/api/events', '/assets/uPlot.iife.min.js']) {
+        const res = await fetch(`http://127.0.0.1:${open.httpPort}${path}`);
+        expect(res.status, path).toBe(403);
+        expect(await res.text()).toMatch(/http\.user and http\.password .* or http\.token/);
+        expect((await fetch(`http://127.0.0.1:${token.httpPort}${path}`)).status, path).toBe(401);
+      }
+      const ok = await fetch(`http://127.0.0.1:${token.httpPort}/api/recent`, { headers: { authorization: 'Bearer a-long-enough-token' } });
+      expect(ok.status).toBe(200);
+      expect(((await ok.json()) as Snapshot).format).toBe('presence-recent/1');
+      expect((await fetch(`http://127.0.0.1:${open.httpPort}/metrics`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${open.httpPort}/healthz`)).status).toBe(200);
+    } finally {
+      await open.stop(2000);
+      await token.stop(2000);
+    }
+    // Half a basic auth, or an empty secret, is a configuration error naming the key.
+    expect(() => new Aggregator({ http: { user: 'ops' } })).toThrow(/http\.user: is set without http\.password/);
+    expect(() => new Aggregator({ http: { token: '' } })).toThrow(/http\.token .* is empty/);
+  });
 });
 
 /** A metric's value from a Prometheus text page (0 when absent). */
