@@ -78,7 +78,19 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
 
   it('uses raw InfluxQL with $timeFilter, $__interval and only variables it defines', () => {
     const defined = new Set(variables(d).map((v) => v.name));
-    const builtins = new Set(['timeFilter', '__interval', '__interval_ms', 'interval', 'tag_zone', 'tag_gateway', 'tag_radio', 'tag_site', 'tag_from', 'tag_to', 'col']);
+    const builtins = new Set([
+      'timeFilter',
+      '__interval',
+      '__interval_ms',
+      'interval',
+      'tag_zone',
+      'tag_gateway',
+      'tag_radio',
+      'tag_site',
+      'tag_from',
+      'tag_to',
+      'col',
+    ]);
     const queries = panelQueries(d);
     expect(queries.length).toBeGreaterThan(0);
     for (const q of queries) {
