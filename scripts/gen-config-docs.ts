@@ -3,6 +3,9 @@
 // does with sample.conf: every key with its type, default, flag, environment variable, old names and
 // description, then a sample YAML file.
 //
+// Commands that take flags only (`presence simulate`, `presence replay`) get a flags reference
+// instead, from the command's commander options (what --help prints).
+//
 //   npx tsx scripts/gen-config-docs.ts           rewrite the marked sections
 //   npx tsx scripts/gen-config-docs.ts --check   exit 1 when a README is out of date (the test does this too)
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +13,7 @@ import { join } from 'node:path';
 import { Document, isSeq, stringify, visit } from 'yaml';
 import { AGGREGATOR_OPTIONS } from '../aggregator/config.ts';
 import { GATEWAY_OPTIONS } from '../gateway/config.ts';
+import { buildProgram } from './cli.ts';
 import { defaultText, longFlag, type OptionSpec } from './lib/config-loader.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -113,9 +117,73 @@ export function updated(c: Component, text: string): string {
   return text.slice(0, start) + reference(c) + text.slice(end + END.length);
 }
 
+/** A command configured by flags only, and the README that documents them. */
+export interface FlagsDoc {
+  command: string;
+  readme: string;
+}
+
+export const FLAG_DOCS: FlagsDoc[] = [
+  { command: 'simulate', readme: 'simulator/README.md' },
+  { command: 'replay', readme: 'gateway/capture/README.md' },
+];
+
+const FLAGS_BEGIN = (d: FlagsDoc) =>
+  `<!-- BEGIN flags reference: generated from the options of \`presence ${d.command}\` by scripts/gen-config-docs.ts; edit them there, not here -->`;
+const FLAGS_END = '<!-- END flags reference -->';
+
+/** The options of a command as commander holds them (what --help lists), without the hidden old names. */
+export interface FlagInfo {
+  flags: string;
+  description: string;
+  defaultValue?: unknown;
+  defaultValueDescription?: string;
+  argChoices?: string[];
+  hidden?: boolean;
+}
+
+export async function commandFlags(command: string): Promise<{ usage: string; options: FlagInfo[] }> {
+  const program = await buildProgram();
+  const cmd = program.commands.find((c) => c.name() === command);
+  if (!cmd) throw new Error(`no command ${command}`);
+  return { usage: `presence ${command} ${cmd.usage()}`, options: cmd.options as unknown as FlagInfo[] };
+}
+
+export function flagsReference(d: FlagsDoc, flags: { usage: string; options: FlagInfo[] }): string {
+  const rows = flags.options
+    .filter((o) => !o.hidden)
+    .map((o) => {
+      const dflt = o.defaultValueDescription ?? (o.defaultValue === undefined ? '' : String(o.defaultValue));
+      const choices = o.argChoices ? ` (one of ${o.argChoices.join(', ')})` : '';
+      return `| ${code(o.flags)} | ${dflt ? code(dflt) : ''} | ${cell(o.description + choices)} |`;
+    });
+  return [FLAGS_BEGIN(d), '', `\`${flags.usage}\``, '', '| flag | default | description |', '|---|---|---|', ...rows, '', FLAGS_END].join('\n');
+}
+
+/** The README with its marked flags section replaced; throws when the markers are missing. */
+export function updatedFlags(d: FlagsDoc, flags: { usage: string; options: FlagInfo[] }, text: string): string {
+  const start = text.indexOf('<!-- BEGIN flags reference');
+  const end = text.indexOf(FLAGS_END);
+  if (start < 0 || end < start) throw new Error(`${d.readme}: no "<!-- BEGIN flags reference ... -->" / "${FLAGS_END}" markers`);
+  return text.slice(0, start) + flagsReference(d, flags) + text.slice(end + FLAGS_END.length);
+}
+
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const check = process.argv.includes('--check');
   let stale = 0;
+  for (const d of FLAG_DOCS) {
+    const path = join(ROOT, d.readme);
+    const before = readFileSync(path, 'utf8');
+    const after = updatedFlags(d, await commandFlags(d.command), before);
+    if (before === after) continue;
+    if (check) {
+      process.stderr.write(`${d.readme}: the flags reference is out of date; run npx tsx scripts/gen-config-docs.ts\n`);
+      stale++;
+    } else {
+      writeFileSync(path, after);
+      process.stdout.write(`${d.readme}: flags reference rewritten\n`);
+    }
+  }
   for (const c of COMPONENTS) {
     const path = join(ROOT, c.readme);
     const before = readFileSync(path, 'utf8');

@@ -1,13 +1,13 @@
 // The config reference in each component README is generated from the component's option table
 // (scripts/gen-config-docs.ts); this fails when a README no longer matches the table, and checks
 // that the sample files in them are valid configurations.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { checkConfigObject } from '../aggregator/config.ts';
 import { loadConfig } from '../gateway/config.ts';
-import { COMPONENTS, reference, updated } from '../scripts/gen-config-docs.ts';
+import { COMPONENTS, commandFlags, FLAG_DOCS, flagsReference, reference, updated, updatedFlags } from '../scripts/gen-config-docs.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -35,6 +35,26 @@ describe('config reference in the READMEs', () => {
       expect(text.slice(0, config).match(/^## /gm) ?? []).toEqual([]);
     });
   }
+
+  for (const d of FLAG_DOCS) {
+    it(`${d.readme} holds the flags reference generated from presence ${d.command}'s options (npx tsx scripts/gen-config-docs.ts rewrites it)`, async () => {
+      const text = readme(d.readme);
+      const flags = await commandFlags(d.command);
+      expect(updatedFlags(d, flags, text), `${d.readme} is out of date: run npx tsx scripts/gen-config-docs.ts`).toBe(text);
+      const shown = flags.options.filter((o) => !o.hidden);
+      expect(shown.length).toBeGreaterThan(3);
+      for (const o of shown) expect(text).toContain(`| \`${o.flags}\``);
+      // A changed description makes it stale.
+      const changed = { ...flags, options: flags.options.map((o, i) => (i === 0 ? { ...o, description: `${o.description}, changed` } : o)) };
+      expect(flagsReference(d, changed)).not.toBe(flagsReference(d, flags));
+    });
+  }
+
+  it('the simulator README lists every built-in scenario', () => {
+    const text = readme('simulator/README.md');
+    for (const f of readdirSync(join(ROOT, 'simulator/scenarios')).filter((n) => n.endsWith('.yaml')))
+      expect(text, f).toContain(`| \`${f.slice(0, -'.yaml'.length)}\` |`);
+  });
 
   it('a changed option table makes the README stale', () => {
     const c = COMPONENTS[0];
