@@ -2,7 +2,7 @@
 // gateways and 5-min interval, with the group size that implies (pairs grow as n(n - 1) / 2).
 //  - size: bytes of a sketch message per window for each allowed m, per gateway per day at 60-s windows;
 //  - CPU: the aggregator's corridor intake (aggregator/flows/intake.ts) fed one group's sketches
-//    (60-s windows, horizon 10 min, m = 2048, p = 0.05), as the CPU time per pair and interval, against
+//    (60-s windows, horizon 10 min, m = 8192, p = 0.05), as the CPU time per pair and interval, against
 //    the same messages read and validated by an instance that does not own the group (the baseline:
 //    what every sketch costs before any flow is computed), measured in the same run.
 import { randomBytes } from 'node:crypto';
@@ -65,11 +65,11 @@ export async function run(): Promise<void> {
   {
     const warm = new CorridorFlows([{ group: 'bench-street', site: 'bench', members: ['gw-0', 'gw-1'], horizon }], { maxAheadMs: Number.POSITIVE_INFINITY });
     warm.own('bench-street', start);
-    for (const x of messages(['gw-0', 'gw-1'], windows, 2048, 0.05, start)) warm.accept(x.topic, x.payload, 0);
+    for (const x of messages(['gw-0', 'gw-1'], windows, 8192, 0.05, start)) warm.accept(x.topic, x.payload, 0);
   }
   for (const n of sizes) {
     const gateways = Array.from({ length: n }, (_, i) => `gw-${i}`);
-    const msgs = messages(gateways, windows, 2048, 0.05, start);
+    const msgs = messages(gateways, windows, 8192, 0.05, start);
     const corridor = { group: 'bench-street', site: 'bench', members: gateways, horizon };
     // baseline: read and validate only (the group is owned elsewhere)
     const idle = new CorridorFlows([corridor], { maxAheadMs: Number.POSITIVE_INFINITY });
