@@ -15,7 +15,7 @@
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
 import { influxCredentials, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
-import { parseDuration } from '../scripts/lib/duration.ts';
+import { durationMs, parseDuration } from '../scripts/lib/duration.ts';
 
 export const DETAIL_RP = 'detail';
 export const HOURLY_RP = 'hourly';
@@ -75,11 +75,10 @@ export function setupStatements(o: SetupOptions, existing: { policies: Map<strin
   return out;
 }
 
-/** "720h0m0s" (SHOW RETENTION POLICIES) in ms; "0s" is infinite (0). */
+/** "720h0m0s" (SHOW RETENTION POLICIES) in ms, read with the one duration parser; "0s" is infinite (0). */
 export function parseInfluxDuration(text: string): number {
-  let ms = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(h|m|s)/g)) ms += Number(m[1]) * { h: HOUR_MS, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
-  return ms;
+  const ms = durationMs(text, { zero: true });
+  return Number.isNaN(ms) ? 0 : ms;
 }
 
 interface QueryResult {
