@@ -103,6 +103,16 @@ describe('corridor flows intake', () => {
       }
     });
     expect(reasons).toEqual([...bad.map(([r]) => r), 'sketch_duplicate', 'sketch_too_old']);
+    // a window cut short: placed in its window once the length is known, refused before
+    const fresh = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
+    fresh.own('main-street', START);
+    const part = { ...good[2], window_start: new Date(START + 60_000 + 25_000).toISOString() };
+    const first = fresh.accept(sketchTopic('corridor', 'gw-a'), encode(part), NOW);
+    expect(first.ok ? 'held' : first.reason).toBe('sketch_partial');
+    expect(fresh.accept(sketchTopic('corridor', 'gw-a'), encode(good[0]), NOW).ok).toBe(true);
+    const second = fresh.accept(sketchTopic('corridor', 'gw-a'), encode(part), NOW);
+    expect(second.ok && second.held).toBe(true);
+    expect(fresh.held).toBe(2);
     expect(lines).toEqual(expected);
   });
 

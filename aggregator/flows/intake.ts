@@ -28,7 +28,8 @@ export type SketchRejectReason =
   | 'sketch_not_member'
   | 'sketch_duplicate'
   | 'sketch_too_old'
-  | 'sketch_future';
+  | 'sketch_future'
+  | 'sketch_partial';
 export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
   'sketch_too_large',
   'sketch_invalid',
@@ -38,6 +39,7 @@ export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
   'sketch_duplicate',
   'sketch_too_old',
   'sketch_future',
+  'sketch_partial',
 ];
 
 export type SketchResult = { ok: true; held: boolean; lines: string[] } | { ok: false; reason: SketchRejectReason; detail: string };
@@ -158,15 +160,26 @@ export class CorridorFlows {
   }
 
   private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number): SketchResult {
-    const windowMs = end - start;
-    if (g.windowMs === null) g.windowMs = windowMs;
-    if (windowMs !== g.windowMs || start % windowMs !== 0)
+    // The group's window length comes from its first whole window (start on a multiple of its
+    // length). A window cut short (a gateway starting or stopping) is placed in the whole window
+    // it lies in; before the length is known it cannot be placed.
+    if (g.windowMs === null) {
+      if (start % (end - start) !== 0)
+        return {
+          ok: false,
+          reason: 'sketch_partial',
+          detail: `window ${m.window_start}..${m.window_end} was cut short and the group's window length is not known yet`,
+        };
+      g.windowMs = end - start;
+    }
+    const windowMs = g.windowMs;
+    const w = Math.floor(start / windowMs);
+    if (end > (w + 1) * windowMs)
       return {
         ok: false,
         reason: 'sketch_invalid',
-        detail: `window ${m.window_start}..${m.window_end} is not a ${g.windowMs / 1000}-s window of the group on its boundary`,
+        detail: `window ${m.window_start}..${m.window_end} does not lie in one ${windowMs / 1000}-s window of the group`,
       };
-    const w = start / windowMs;
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     // the first whole interval of what this instance receives (after a take-over: the next one)
     if (g.next === null) g.next = Math.ceil(start / windowMs / perInterval) * perInterval;
