@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { loadConfig } from '../gateway/config.ts';
-import { mqttOptions, Publisher } from '../gateway/publisher.ts';
+import { connectMqtt, mqttOptions, Publisher } from '../gateway/publisher.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { until } from './aggregator-helpers.ts';
 
@@ -27,6 +27,26 @@ describe.skipIf(!ok)('gateway MQTT client id', () => {
   afterAll(async () => {
     await broker.dispose();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connectMqtt: a plain mqtt:// URL over its own TCP socket, one with credentials in it through mqtt.connect; both connect', async () => {
+    const port = new URL(broker.url).port;
+    for (const [url, username] of [
+      [`mqtt://127.0.0.1:${port}`, undefined],
+      [`mqtt://someone:secret@127.0.0.1:${port}`, 'someone'],
+    ] as const) {
+      const client = connectMqtt(url, { reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          client.once('connect', () => resolve());
+          client.once('error', reject);
+        });
+        expect(client.options.port).toBe(Number(port));
+        expect(client.options.username).toBe(username);
+      } finally {
+        await client.endAsync();
+      }
+    }
   });
 
   it('the same gateway run twice: "session taken over" in the log', async () => {
