@@ -2,7 +2,7 @@
 // version control (no more, no fewer), each of their folders named in the row as `name/`, and every
 // file the table links to exists. A folder added or removed without the table fails here.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -54,6 +54,15 @@ describe('README layout table', () => {
       return !row || !row[1]!.includes(`${child}/`);
     });
     expect(missing, 'folders not named (as `name/`) in their component row').toEqual([]);
+  });
+
+  it('the Benchmarks section names every bench in bench/', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const list = /`npm run bench -- ([a-z-]+(?:\|[a-z-]+)+)`/.exec(readme)?.[1]?.split('|') ?? [];
+    const benches = readdirSync(join(ROOT, 'bench'))
+      .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+      .map((f) => f.slice(0, -3));
+    expect(list.sort()).toEqual(benches.sort());
   });
 
   it('links only files that exist', () => {
