@@ -216,8 +216,10 @@ describe.skipIf(!ok)(SUITE, () => {
     ]);
     try {
       await waitForPort(port);
-      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`, { timeZone: 'America/New_York' });
       await v.page.waitForFunction("document.getElementById('sources')?.textContent.includes('running')", { timeout: 30_000 });
+      // Times in the viewer's time zone, named on the page (and on the time axes, drawn in the canvas).
+      expect(await v.page.evaluate("document.getElementById('tz').textContent")).toBe('America/New_York');
       expect(await v.page.evaluate("document.getElementById('alerts').textContent")).not.toMatch(/antenna/);
       writeFileSync(go, '');
       await v.page.waitForFunction(
@@ -238,7 +240,7 @@ describe.skipIf(!ok)(SUITE, () => {
     const wifi = wifiCapture(join(tmp, 'fast.pcap'), { devices: 200, startMs: start, durationMs: 600_000, framesPerS: 400, salt: 25 });
     const port = await freePort();
     const queueDir = join(tmp, 'q4');
-    const BUFFER = 1024 * 1024;
+    const BUFFER = 256 * 1024;
     const config = join(tmp, 'fast.json');
     writeFileSync(config, JSON.stringify({ http: { update_interval: '10ms', viewer_buffer: BUFFER, max_viewers: 60 } }));
     // The broker is down, so the gateway stays up with its windows queued after the input ends.
