@@ -168,7 +168,7 @@ async function once(
     await waitUntil(() => ended > 0 || child.exitCode !== null, 'the gateway to read the whole capture', 300_000);
     if (!ended) throw new Error(`bench web: the gateway exited early: ${stderr.slice(-800)}`);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const dropped = Number(/^presence_gateway_page_viewers_dropped (\S+)/m.exec(metrics)?.[1] ?? 0);
+    const dropped = Number(/^presence_gateway_page_viewers_dropped_total (\S+)/m.exec(metrics)?.[1] ?? 0);
     const windowFrames = [...metrics.matchAll(/^presence_gateway_window_frames_total\{radio="\w+"\} (\S+)/gm)].reduce((s, m) => s + Number(m[1]), 0);
     if (windowFrames !== frames) throw new Error(`bench web: ${windowFrames} frames counted in windows, the capture has ${frames}`);
     return { fps: frames / ((ended - t0) / 1000), cpuUsPerFrame: ((cpuEnd - cpu0) * 1e6) / frames, dropped };

@@ -274,7 +274,7 @@ describe.skipIf(!ok)(SUITE, () => {
       await poll(
         async () => (sample((m = await metrics()), 'presence_gateway_page_viewers_dropped_total') ?? 0) >= 10,
         'the 10 stalled viewers dropped',
-        150_000,
+        400_000,
       );
       expect(sample(m, 'presence_gateway_page_viewers_dropped_total')).toBe(10);
       expect(sample(m, 'presence_gateway_page_viewers')).toBe(40);
@@ -294,7 +294,8 @@ describe.skipIf(!ok)(SUITE, () => {
     } finally {
       gw.proc.kill('SIGKILL');
     }
-  }, 240_000);
+    // Pictures of about 1 kB every 10 ms: the kernel's buffers of a stalled viewer (a few MB) take a minute to fill.
+  }, 600_000);
 
   it('beyond loopback the page needs credentials; /metrics stays open', async () => {
     const cap = wifiCapture(join(tmp, 'w5.pcap'), { devices: 3, startMs: start, durationMs: 30_000, framesPerS: 5, salt: 26 });
