@@ -44,7 +44,8 @@ describe('the packed package, installed with --omit=dev', () => {
     mkdirSync(prefix);
     await run('tar', ['-xzf', join(dir, packed.filename), '-C', prefix, '--strip-components=1']);
     await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prefix });
-    bin = join(prefix, 'scripts', 'presence.js');
+    // What `presence` is once installed: the package's bin entry (npm links it onto PATH).
+    bin = join(prefix, (JSON.parse(readFileSync(join(prefix, 'package.json'), 'utf8')) as { bin: { presence: string } }).bin.presence);
   }, 300_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
