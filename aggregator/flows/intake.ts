@@ -4,9 +4,11 @@
 // writes the lines it returns. A sketch is never written anywhere, never logged (rejections carry a
 // reason and the topic, never the bits), and never leaves this object except as flow aggregates.
 //
-// When an interval is computed: the group's clock is its newest sketch's window end (the
-// "watermark"); interval [s, s + 5 min) is computed once the watermark passes s + 5 min + horizon
-// + one window (a gateway a window late still makes it). Its sketches older than the last window
+// When an interval is computed: the group's clock (the "watermark") is the oldest of its members'
+// newest window ends, leaving out a member that is more than horizon + interval + one window behind
+// the newest (silent or gone: the others do not wait for it; its late sketches are then too old);
+// a member not heard yet counts as being at the group's first window until then. Interval
+// [s, s + 5 min) is computed once the watermark passes s + 5 min + horizon + one window. Its sketches older than the last window
 // before the next interval are then dropped (that one window stays: run starts need the window
 // before). Pairs of windows in different epochs are not compared (their keys differ).
 import { Point } from '@influxdata/influxdb-client';
@@ -54,10 +56,15 @@ interface GroupState {
   /** gateway -> window index -> sketch */
   sketches: Map<string, Map<number, Held>>;
   watermark: number;
+  /** Newest window end per member, and the first window start of the group seen. */
+  latest: Map<string, number>;
+  firstSeen: number;
   /** First window of the next interval to compute (null: not yet known). */
   next: number | null;
-  /** Owned since (ms): intervals starting before are not computed (their sketches went elsewhere). */
+  /** Owned since (ms). */
   ownedSince: number;
+  /** Whether an interval was computed (then an older window is a replay). */
+  computed: boolean;
 }
 
 export interface FlowPointFields {
@@ -102,7 +109,17 @@ export class CorridorFlows {
   own(group: string, now: number): void {
     const cfg = this.configs.get(group);
     if (!cfg || this.groups.has(group)) return;
-    this.groups.set(group, { cfg, windowMs: null, sketches: new Map(), watermark: -Infinity, next: null, ownedSince: now });
+    this.groups.set(group, {
+      cfg,
+      windowMs: null,
+      sketches: new Map(),
+      watermark: -Infinity,
+      latest: new Map(),
+      firstSeen: Number.POSITIVE_INFINITY,
+      next: null,
+      ownedSince: now,
+      computed: false,
+    });
   }
 
   /** Another instance owns the group: its sketches here are dropped. */
@@ -183,8 +200,13 @@ export class CorridorFlows {
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     // the first whole interval of what this instance receives (after a take-over: the next one)
     if (g.next === null) g.next = Math.ceil(start / windowMs / perInterval) * perInterval;
-    // the window before the next interval is still needed (run starts); anything older is done
-    if (w < g.next - 1) return { ok: false, reason: 'sketch_too_old', detail: `window ${m.window_start} is older than the interval being computed` };
+    // the window before the next interval is still needed (run starts); anything older is done:
+    // a replay once an interval was computed, and before that a window before the first whole
+    // interval this instance sees (ignored, not an error: a start or a take-over mid-interval)
+    if (w < g.next - 1) {
+      if (!g.computed) return { ok: true, held: false, lines: [] };
+      return { ok: false, reason: 'sketch_too_old', detail: `window ${m.window_start} is older than the interval being computed` };
+    }
     let byWindow = g.sketches.get(m.gateway);
     if (!byWindow) g.sketches.set(m.gateway, (byWindow = new Map()));
     const have = byWindow.get(w);
@@ -196,8 +218,22 @@ export class CorridorFlows {
         break;
       }
     byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
-    g.watermark = Math.max(g.watermark, end);
+    g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
+    g.firstSeen = Math.min(g.firstSeen, start);
+    g.watermark = this.watermark(g);
     return { ok: true, held: true, lines: this.due(g) };
+  }
+
+  private watermark(g: GroupState): number {
+    const windowMs = g.windowMs!;
+    const allowance = g.cfg.horizon + FLOW_INTERVAL_MS + windowMs;
+    const newest = Math.max(...g.latest.values());
+    let wm = Number.POSITIVE_INFINITY;
+    for (const member of g.cfg.members) {
+      const at = g.latest.get(member) ?? g.firstSeen;
+      if (at >= newest - allowance) wm = Math.min(wm, at);
+    }
+    return wm;
   }
 
   /** Flow lines of every interval whose horizon the group's watermark has passed. */
@@ -208,6 +244,7 @@ export class CorridorFlows {
     const maxLag = Math.ceil(g.cfg.horizon / windowMs);
     while (g.next !== null && g.watermark >= (g.next + perInterval + maxLag + 1) * windowMs) {
       lines.push(...this.compute(g, g.next, perInterval, maxLag));
+      g.computed = true;
       g.next += perInterval;
       // drop what no later interval needs
       for (const byWindow of g.sketches.values())
