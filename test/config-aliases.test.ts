@@ -121,6 +121,7 @@ describe('aggregator: old flags and camelCase config keys', () => {
     ['missingAfterWindows', '3', 'missing_after_windows', (c) => c.missingAfterWindows, 3],
     ['missingCheckInterval', '250ms', 'missing_check_interval', (c) => c.missingCheckInterval, 250],
     ['logLevel', 'warn', 'log.level', (c) => c.logLevel, 'warn'],
+    ['logFormat', 'json', 'log.format', (c) => c.logFormat, 'json'],
   ];
 
   /** YAML of one dotted key under `aggregator:`. */
@@ -195,6 +196,18 @@ describe('aggregator: old flags and camelCase config keys', () => {
     expect(only(lines, 'mqtt.clientId')).toEqual([expect.stringContaining('use mqtt.client_id')]);
     expect(only(lines, 'batch.flushInterval')).toEqual([expect.stringContaining('use batch.flush_interval')]);
     expect(lines.join('\n')).toContain('influx.database: is required for the 1.x API');
+  });
+});
+
+describe('the renamed settings table of docs/deployment.md', () => {
+  it('names every old flag, environment variable and config key the option tables still accept', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(join(ROOT, 'docs', 'deployment.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Renamed settings'));
+    const { GATEWAY_OPTIONS } = await import('../gateway/config.ts');
+    const olds = [...GATEWAY_OPTIONS, ...AGGREGATOR_OPTIONS].flatMap((s) => [...(s.old?.flags ?? []), ...(s.old?.env ?? []), ...(s.old?.keys ?? [])]);
+    expect(olds.length).toBeGreaterThan(15);
+    for (const old of olds) expect(section, old).toContain(`\`${old}`);
   });
 });
 
