@@ -11,6 +11,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProvisionError, provisionGateway } from '../aggregator/provision.ts';
 import { haConfigTopic } from '../contract/homeassistant.ts';
+import { statusTopic } from '../contract/index.ts';
 import { ROOT, spawnGateway, subscriber, waitFor } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
@@ -98,6 +99,25 @@ describe.skipIf(!ok)(SUITE, () => {
       granted.proc.kill('SIGKILL');
       plain.proc.kill('SIGKILL');
       await ha.client.endAsync();
+    }
+  });
+
+  it('the grant adds to the recipe: the gateway with it still publishes its own status, and nothing of another gateway', async () => {
+    const c = await mqtt.connectAsync(broker.url, {
+      username: 'dam/gw-ha',
+      password: readFileSync(join(dir, 'gw-ha.pw'), 'utf8').trim(),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    try {
+      await c.publishAsync(statusTopic('dam', 'gw-ha'), '{"v":1}', { qos: 1 });
+      const err = await c.publishAsync(statusTopic('dam', 'gw-plain'), '{"v":1}', { qos: 1 }).then(
+        () => null,
+        (e: { code?: number }) => e,
+      );
+      expect(err?.code).toBe(0x87);
+    } finally {
+      await c.endAsync();
     }
   });
 
