@@ -65,6 +65,17 @@ describe('README layout table', () => {
     expect(list.sort()).toEqual(benches.sort());
   });
 
+  it('every component README starts with a title and a paragraph saying what the component does', () => {
+    const readmes = rows.flatMap((r) => [...r[2]!.matchAll(/\]\(((?:[a-z-]+\/)+README\.md)\)/g)].map((m) => m[1]!));
+    expect(readmes.length).toBeGreaterThanOrEqual(7);
+    for (const f of readmes) {
+      const lines = readFileSync(join(ROOT, f), 'utf8').split('\n');
+      expect(lines[0], f).toMatch(/^# \S/);
+      const first = lines.slice(1).find((l) => l.trim() !== '') ?? '';
+      expect(first, `${f}: the first thing after the title`).toMatch(/^(?!```|[#|<>\s]|[-*] )\S/);
+    }
+  });
+
   it('links only files that exist', () => {
     for (const r of rows) for (const m of r[2]!.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)) expect(existsSync(join(ROOT, m[1]!)), `${r[0]}: ${m[1]}`).toBe(true);
   });
