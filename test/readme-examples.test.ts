@@ -2,9 +2,10 @@
 // real Mosquitto: the block is taken from the README and run by bash, with only what is
 // machine-specific replaced (the broker the example starts on 1883 is this suite's Mosquitto on a
 // free port, /tmp/ is a temp folder, `npx presence` the checkout's CLI, the aggregator's 9464 a free
-// port). The other docs' shell blocks are run by test/docs-run.test.ts.
+// port); the contract's and the firmware's examples print what their READMEs say. The other docs'
+// shell blocks are run by test/docs-run.test.ts.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,4 +70,40 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(out).toMatch(/^(presence|gateway_status),\S+ \S+ \d+$/m); // head -3: line protocol
     expect(out).toContain('presence_aggregator_points_written_total{measurement="presence"} 400');
   }, 180_000);
+});
+
+const bash = (script: string) =>
+  new Promise<string>((resolve, reject) =>
+    execFile('bash', ['-c', script], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+
+describe('README examples without a broker', () => {
+  it('contract/README.md: the example prints what the README says', async () => {
+    const text = readFileSync(join(ROOT, 'contract/README.md'), 'utf8');
+    const m = /## Example\n\n```sh\n([\s\S]*?)```\n\nprints\n\n```\n([\s\S]*?)```/.exec(text);
+    expect(m, 'the example and its output in contract/README.md').not.toBeNull();
+    expect(await bash(m![1]!)).toBe(m![2]);
+  });
+
+  const capture = join(ROOT, '..', 'shared', 'captures', 'wifi', 'n-02.cap');
+  if (!existsSync(capture)) console.warn(`README examples: ${capture} is absent (public captures beside the repo); the firmware example is skipped`);
+  it.skipIf(!existsSync(capture))('firmware/README.md: replaying the capture prints the counts the README shows', async () => {
+    const text = readFileSync(join(ROOT, 'firmware/README.md'), 'utf8');
+    const block = /Build it and count a capture with it[\s\S]*?```sh\n([\s\S]*?)```/.exec(text)![1]!;
+    const command = block.split('\n').find((l) => l.startsWith('node scripts/presence.js replay'))!;
+    const expected = block
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .map((l) => l.replace(/^#\s*/, ''))
+      .join('');
+    const out = (await bash(command)).trim();
+    let at = 0;
+    for (const part of expected.split('...')) {
+      const i = out.indexOf(part, at);
+      expect(i, `"${part}" in ${out}`).toBeGreaterThanOrEqual(at);
+      at = i + part.length;
+    }
+  });
 });
