@@ -207,8 +207,13 @@ describe.skipIf(!ok)(SUITE, () => {
     const events = Buffer.concat(stream);
     expect(events.toString()).toMatch(/event: update\ndata: \{"windows":\[\{/);
     findings.push(...scan('/api/events', events, addresses));
-    findings.push(...scan('the page as rendered', await opened.page.content(), addresses));
+    const rendered = await opened.page.content();
+    findings.push(...scan('the page as rendered', rendered, addresses));
     expect(findings).toEqual([]);
+    // Control: the same scan finds one of these addresses planted in the stream and in the page.
+    const planted = [...addresses[0]].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    expect(scan('control', Buffer.concat([events, Buffer.from(`data: {"zone":"${planted}"}`)]), addresses)).not.toEqual([]);
+    expect(scan('control', rendered.replace('</body>', `<td>${planted.toUpperCase()}</td></body>`), addresses)).not.toEqual([]);
   });
 
   it('Ctrl-C ends the demo while the page and a reader still hold their event streams open', async () => {
