@@ -391,7 +391,14 @@ describe.skipIf(!ok)('aggregator page: 50 viewers, 25 of them never reading, whi
       await publishAll(pub, items);
       published += items.length;
       await until('every message of the round written', written, (n) => n === 2 * published, 120_000);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      // The stream carries the whole round before the next one (so how much it sends does not
+      // depend on how fast the machine is): every reader has the round's last window of every zone.
+      const last = base + (round * PER_ROUND - 1) * 1000;
+      await eventually('the readers have the round', () =>
+        readers.every((r) => Array.from({ length: GATEWAYS }, (_, g) => r.windows.has(`load/zone-${g}/${last}`)).every(Boolean)),
+      );
+      return ms;
     };
     try {
       // No viewer: the baseline of this run.
@@ -412,7 +419,8 @@ describe.skipIf(!ok)('aggregator page: 50 viewers, 25 of them never reading, whi
       // The readers start from the snapshot, as the page does once its stream is open.
       await Promise.all(readers.map((r) => r.load()));
       // Messages flow until every stalled viewer has fallen behind (the kernel takes a few MB for
-      // a socket nobody reads, then the 256 KiB bound) and been dropped.
+      // a socket nobody reads, then the 256 KiB bound) and been dropped: each round sends about
+      // 600 kB of updates.
       const withViewers: number[] = [];
       while (metric(await metrics(), 'presence_aggregator_web_viewers_dropped_total') < 25) {
         if (round > 60) throw new Error(`after ${published} messages the stalled viewers are still connected`);
