@@ -109,17 +109,28 @@ export function statusLines(m: StatusMessage, receivedAt: number): string[] {
   if (m.uptime_s !== undefined) p.floatField('uptime_s', m.uptime_s);
   if (m.queue_depth !== undefined) p.intField('queue_depth', m.queue_depth);
   if (m.sources) {
-    let fps = 0;
-    let errors = 0;
-    let failed = 0;
-    for (const s of m.sources) {
-      fps += s.frames_per_s;
-      errors += s.errors;
-      if (s.state === 'failed') failed++;
-    }
-    p.floatField('frames_per_s', fps).intField('errors', errors).intField('sources', m.sources.length).intField('sources_failed', failed);
+    const t = sourceTotals(m.sources);
+    p.floatField('frames_per_s', t.frames_per_s).intField('errors', t.errors).intField('sources', t.sources).intField('sources_failed', t.sources_failed);
   }
   return [p.toLineProtocol(msSettings)!];
+}
+
+/** A status message's sources summed: what the gateway_status point and the page show of them. */
+export function sourceTotals(sources: NonNullable<StatusMessage['sources']>): {
+  frames_per_s: number;
+  errors: number;
+  sources: number;
+  sources_failed: number;
+} {
+  let fps = 0;
+  let errors = 0;
+  let failed = 0;
+  for (const s of sources) {
+    fps += s.frames_per_s;
+    errors += s.errors;
+    if (s.state === 'failed') failed++;
+  }
+  return { frames_per_s: fps, errors, sources: sources.length, sources_failed: failed };
 }
 
 /** The point recording that a gateway has been silent for `windows` window lengths (or is back: 0). */

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import type { People } from './calibration/apply.ts';
+import { sourceTotals } from './messages.ts';
 
 export interface RadioValues {
   devices: number;
@@ -253,18 +254,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     g.uptime_s = m.uptime_s ?? null;
     g.queue_depth = m.queue_depth ?? null;
     if (m.sources) {
-      let fps = 0;
-      let errors = 0;
-      let failed = 0;
-      for (const s of m.sources) {
-        fps += s.frames_per_s;
-        errors += s.errors;
-        if (s.state === 'failed') failed++;
-      }
-      g.frames_per_s = fps;
-      g.errors = errors;
-      g.sources = m.sources.length;
-      g.sources_failed = failed;
+      Object.assign(g, sourceTotals(m.sources));
     } else {
       g.frames_per_s = g.errors = g.sources = g.sources_failed = null;
     }

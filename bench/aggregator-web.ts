@@ -12,6 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { Aggregator } from '../aggregator/aggregator.ts';
+import { publishAll } from './aggregator.ts';
 import { loadMessages } from '../simulator/load.ts';
 import { Influxd } from '../test/support/influxd.ts';
 import { Mosquitto } from '../test/support/mosquitto.ts';
@@ -57,24 +58,12 @@ async function once(url: string, influx: Influxd, mode: Mode, round: number, ind
   const v = mode === 'viewers' ? await viewers(agg.httpPort!) : null;
   const c = await mqtt.connectAsync(url, { clientId: `bench-web-pub-${mode}-${round}`, protocolVersion: 5 });
   const t0 = performance.now();
-  let n = 0;
-  let inFlight = 0;
-  let wake: (() => void) | null = null;
   // Each run writes windows of its own (a time range per run), so nothing is a duplicate.
   const start = Date.parse('2026-01-01T00:00:00Z') + index * WINDOWS * 1000;
-  for (const m of loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 + index, start, seqStart: index * WINDOWS })) {
-    while (inFlight >= 2000) await new Promise<void>((r) => (wake = r));
-    inFlight++;
-    n++;
-    c.publish(m.topic, m.payload, { qos: 1 }, () => {
-      inFlight--;
-      if (wake) {
-        const w = wake;
-        wake = null;
-        w();
-      }
-    });
-  }
+  const { n } = await publishAll(
+    c,
+    loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 + index, start, seqStart: index * WINDOWS }),
+  );
   while (agg.stats().acked < n) await new Promise((r) => setTimeout(r, 5));
   const ms = performance.now() - t0;
   const dropped = agg.web?.hub.dropped ?? 0;

@@ -37,27 +37,46 @@ async function presubscribe(url: string, clientId: string): Promise<void> {
   await c.endAsync();
 }
 
-async function publish(url: string, round: number): Promise<{ n: number; ms: number }> {
-  const c = await mqtt.connectAsync(url, { clientId: 'bench-publisher', protocolVersion: 5 });
-  const t0 = performance.now();
+/** Publishes `messages` at QoS 1 with at most 2000 unacknowledged; resolves once the last is
+ *  sent (not acknowledged). The aggregator-page bench publishes through it too. */
+export async function publishAll(
+  c: mqtt.MqttClient,
+  messages: Iterable<{ topic: string; payload: Buffer }>,
+): Promise<{ n: number; settled: () => Promise<void> }> {
   let n = 0;
   let inFlight = 0;
   let wake: (() => void) | null = null;
-  const start = Date.parse('2026-01-01T00:00:00Z') + round * WINDOWS * 1000;
-  for (const m of loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 + round, start, seqStart: round * WINDOWS })) {
+  const done = () => {
+    inFlight--;
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  for (const m of messages) {
     while (inFlight >= 2000) await new Promise<void>((r) => (wake = r));
     inFlight++;
     n++;
-    c.publish(m.topic, m.payload, { qos: 1 }, () => {
-      inFlight--;
-      if (wake) {
-        const w = wake;
-        wake = null;
-        w();
-      }
-    });
+    c.publish(m.topic, m.payload, { qos: 1 }, done);
   }
-  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  return {
+    n,
+    settled: async () => {
+      while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+    },
+  };
+}
+
+async function publish(url: string, round: number): Promise<{ n: number; ms: number }> {
+  const c = await mqtt.connectAsync(url, { clientId: 'bench-publisher', protocolVersion: 5 });
+  const t0 = performance.now();
+  const start = Date.parse('2026-01-01T00:00:00Z') + round * WINDOWS * 1000;
+  const { n, settled } = await publishAll(
+    c,
+    loadMessages({ gateways: GATEWAYS, windows: WINDOWS, windowMs: 1000, site: 'bench', seed: 7 + round, start, seqStart: round * WINDOWS }),
+  );
+  await settled();
   const ms = performance.now() - t0;
   await c.endAsync();
   return { n, ms };

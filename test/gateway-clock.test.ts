@@ -12,7 +12,7 @@ import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_EMPTY_WINDOWS } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
-import { address, counts, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
+import { address, counts, gatewayArgs, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -71,24 +71,9 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(1_000, probe(99)), ...real.map((t, i) => pcapRecord(t, probe(i)))]),
     );
     const sub = await subscriber(broker.url, { filter: siteFilter('epoch') });
-    const gw = spawnGateway([
-      '--site',
-      'epoch',
-      '--zone',
-      'z',
-      '--id',
-      'g',
-      '--mqtt-url',
-      broker.url,
-      '--source',
-      `pcap:${path}`,
-      '--speed',
-      '1',
-      '--window',
-      '1s',
-      '--queue-dir',
-      join(tmp, 'q-epoch'),
-    ]);
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'epoch', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-epoch') }, '--speed', '1', '--window', '1s'),
+    );
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'epoch');
@@ -120,24 +105,9 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       ]),
     );
     const sub = await subscriber(broker.url, { filter: siteFilter('spb') });
-    const gw = spawnGateway([
-      '--site',
-      'spb',
-      '--zone',
-      'z',
-      '--id',
-      'g',
-      '--mqtt-url',
-      broker.url,
-      '--source',
-      `pcap:${path}`,
-      '--speed',
-      'max',
-      '--window',
-      '1s',
-      '--queue-dir',
-      join(tmp, 'q-spb'),
-    ]);
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'spb', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-spb') }, '--speed', 'max', '--window', '1s'),
+    );
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
     const c = counts(sub.messages, 'spb');
@@ -165,24 +135,9 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(t0 + 10, probe(1)), pcapRecord(t0 + (gap + 1) * 1000 + 10, probe(2))]),
     );
     const sub = await subscriber(broker.url, { filter: siteFilter('gap') });
-    const gw = spawnGateway([
-      '--site',
-      'gap',
-      '--zone',
-      'z',
-      '--id',
-      'g',
-      '--mqtt-url',
-      broker.url,
-      '--source',
-      `pcap:${path}`,
-      '--speed',
-      'max',
-      '--window',
-      '1s',
-      '--queue-dir',
-      join(tmp, 'q-gap'),
-    ]);
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'gap', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-gap') }, '--speed', 'max', '--window', '1s'),
+    );
     await waitFor(() => counts(sub.messages, 'gap').length >= 20, 60_000, 'the first empty windows');
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);

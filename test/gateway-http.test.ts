@@ -10,7 +10,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { freePort } from './support/ports.ts';
-import { spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
+import { gatewayArgs, spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
 
 const SUITE = 'gateway http';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -47,28 +47,19 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // 40 s of capture at 20 frames/s, replayed 4x: about 10 s of wall time.
     const cap = wifiCapture(join(tmp, 'http.pcap'), { devices: 12, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 40_000, framesPerS: 20 });
     const port = await freePort();
-    const gw = spawnGateway([
-      '--site',
-      'http',
-      '--zone',
-      'z',
-      '--id',
-      'gw-http',
-      '--mqtt-url',
-      broker.url,
-      '--source',
-      `wifi=pcap:${cap.path}@wifi`,
-      '--speed',
-      '4',
-      '--window',
-      '10s',
-      '--queue-dir',
-      join(tmp, 'q'),
-      '--http-port',
-      String(port),
-      '--log-format',
-      'json',
-    ]);
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'http', id: 'gw-http', mqttUrl: broker.url, source: `wifi=pcap:${cap.path}@wifi`, queueDir: join(tmp, 'q') },
+        '--speed',
+        '4',
+        '--window',
+        '10s',
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ),
+    );
     try {
       const seen: number[] = [];
       let text = '';
@@ -128,24 +119,15 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('/healthz says degraded, with the reason, while a capture command keeps failing', async () => {
     const port = await freePort();
-    const gw = spawnGateway([
-      '--site',
-      'http',
-      '--zone',
-      'z',
-      '--id',
-      'gw-bad',
-      '--mqtt-url',
-      broker.url,
-      '--source',
-      'bad=cmd:echo "no such device" >&2; exit 1',
-      '--queue-dir',
-      join(tmp, 'q-bad'),
-      '--http-port',
-      String(port),
-      '--log-format',
-      'json',
-    ]);
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'http', id: 'gw-bad', mqttUrl: broker.url, source: 'bad=cmd:echo "no such device" >&2; exit 1', queueDir: join(tmp, 'q-bad') },
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ),
+    );
     try {
       await waitFor(() => gw.stderr().includes('"state":"restarting"'), 20_000, 'the source restarting');
       // (between restarts the command runs again for a moment: read until a restarting state is seen)
@@ -173,24 +155,15 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const port = (blocker.address() as { port: number }).port;
     const cap = wifiCapture(join(tmp, 'taken.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
     try {
-      const gw = spawnGateway([
-        '--site',
-        'http',
-        '--zone',
-        'z',
-        '--id',
-        'gw-taken',
-        '--mqtt-url',
-        broker.url,
-        '--source',
-        `pcap:${cap.path}`,
-        '--queue-dir',
-        join(tmp, 'q2'),
-        '--http-port',
-        String(port),
-        '--log-format',
-        'json',
-      ]);
+      const gw = spawnGateway(
+        gatewayArgs(
+          { site: 'http', id: 'gw-taken', mqttUrl: broker.url, source: `pcap:${cap.path}`, queueDir: join(tmp, 'q2') },
+          '--http-port',
+          String(port),
+          '--log-format',
+          'json',
+        ),
+      );
       expect(await gw.exited).toBe(2);
       expect(gw.stderr()).toContain(`presence gateway: --http-port ${port} (http.port): 127.0.0.1:${port} is already in use`);
     } finally {

@@ -122,6 +122,11 @@ export function bleCapture(path: string, o: { devices: number; startMs: number; 
   return { path, addresses, frames: n, firstMs: o.startMs, lastMs: last };
 }
 
+/** The flags every spawned test gateway takes (zone `z`, id `g` unless given), then `extra`. */
+export function gatewayArgs(o: { site: string; id?: string; mqttUrl: string; source: string; queueDir: string }, ...extra: string[]): string[] {
+  return ['--site', o.site, '--zone', 'z', '--id', o.id ?? 'g', '--mqtt-url', o.mqttUrl, '--source', o.source, '--queue-dir', o.queueDir, ...extra];
+}
+
 /** `node scripts/presence.js gateway ...` as a child process; stderr (the JSON log) is recorded. */
 export function spawnGateway(
   args: string[],
