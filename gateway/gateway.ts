@@ -24,7 +24,7 @@ import { createSource, FileSource, type CaptureSource, type FrameSink } from './
 import type { HttpServer } from './http.ts';
 import type { GatewayPage } from './web.ts';
 import { corridorOf, SKETCH_QUEUE_MAX, sketchMessage, SketchQueue, type SketchDrop } from './corridor.ts';
-import { sketchEpsilon } from '../contract/index.ts';
+import { quantisedP, sketchEpsilon } from '../contract/index.ts';
 
 /** Wall-clock margin behind a paced replay's clock before its windows close. */
 const PACED_MARGIN_MS = 250;
@@ -241,7 +241,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
               corridor_group: corridor.group,
               corridor_epoch_s: corridor.epochMs / 1000,
               sketch_bits: corridor.bits,
-              sketch_p: Math.round(corridor.p * 65536) / 65536,
+              sketch_p: quantisedP(corridor.p),
               sketch_epsilon: Number(sketchEpsilon(corridor.p).toFixed(3)),
             }
           : {}),

@@ -16,9 +16,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Frame } from '../firmware/host/types.ts';
 import { WindowClock } from '../gateway/window.ts';
-import { encode, sketchTopic, type SketchMessage } from '../contract/index.ts';
+import { encode, quantisedP, sketchEpsilon, sketchTopic, type SketchMessage } from '../contract/index.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
-import { epsilonPerSketch, pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
+import { pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
 import type { Device } from './engine/devices.ts';
 import type { Agent } from './engine/population.ts';
 import type { Scenario } from './scenario.ts';
@@ -105,7 +105,7 @@ export function hasCorridor(s: Scenario): boolean {
 
 export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<FlowsScore> {
   const m = o.m ?? SKETCH_DEFAULTS.m;
-  const p = Math.round((o.p ?? SKETCH_DEFAULTS.p) * 65536) / 65536;
+  const p = quantisedP(o.p ?? SKETCH_DEFAULTS.p);
   const epochMs = (o.epochS ?? SKETCH_DEFAULTS.epochS) * 1000;
   const windowMs = s.windowS * 1000;
   const intervalWindows = Math.max(1, Math.round((SKETCH_DEFAULTS.intervalS * 1000) / windowMs));
@@ -226,7 +226,7 @@ export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<Flows
 
   // estimate every unordered pair; score every ordered pair's complete intervals
   const lastScored = lastW - maxLag; // an interval is complete when its last window's horizon is in the run
-  const eps = epsilonPerSketch(p);
+  const eps = sketchEpsilon(p);
   const rows: FlowsScore['pairs'] = [];
   const errs = { c: [] as number[], t: [] as number[], bc: [] as number[], bt: [] as number[], cover: [] as number[] };
   const repeat: Record<string, number> = {};

@@ -507,8 +507,3 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
     repeatShare: lags.repeatShare,
   };
 }
-
-/** Epsilon of one sketch for one device: ln((1 - q/2) / (q/2)). */
-export function epsilonPerSketch(p: number): number {
-  return Math.log((1 - p / 2) / (p / 2));
-}

@@ -2,7 +2,7 @@
 // known travel times, their sketches made by the reference sketch (test/support/sketch-reference.ts)
 // under one epoch key, as contract messages.
 import { createHash } from 'node:crypto';
-import { encode, sketchTopic, type SketchMessage } from '../../contract/index.ts';
+import { encode, quantisedP, sketchTopic, type SketchMessage } from '../../contract/index.ts';
 import { noisySketch } from './sketch-reference.ts';
 
 /** Deterministic bytes from a label (the gateway draws its randomness from the CSPRNG). */
@@ -80,7 +80,7 @@ export function corridorRun(o: { site: string; group: string; startMs: number; w
         window_start: new Date(start).toISOString(),
         window_end: new Date(start + W).toISOString(),
         m,
-        p: Math.round(p * 65536) / 65536,
+        p: quantisedP(p),
         bits: Buffer.from(bits).toString('base64'),
       });
     }
