@@ -191,4 +191,19 @@ describe('presence simulate (CLI)', () => {
     expect(uncalibrated.calibration).toBeNull();
     expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null, reference: null });
   });
+
+  it('--evaluate --json on a corridor carries the flows object: errors beside the re-identification baseline, and epsilon', async () => {
+    const { stdout } = await run('node', [presence, 'simulate', 'traffic-corridor', '--evaluate', '--json', '--duration', '20m', '--no-calibrate'], {
+      maxBuffer: 64 << 20,
+    });
+    const flows = JSON.parse(stdout).flows;
+    for (const k of ['count_error_pct', 'travel_median_error_pct', 'baseline_count_error_pct', 'baseline_travel_median_error_pct', 'epsilon']) {
+      expect(Number.isFinite(flows[k]), k).toBe(true);
+      expect(flows[k], k).toBeGreaterThanOrEqual(0);
+    }
+    expect(flows.sketch_path).toBe('firmware'); // made by the firmware, not the TypeScript reference
+    // epsilon is the worst device's: its sketches times the epsilon of one sketch
+    expect(flows.epsilon).toBeCloseTo(flows.sketches_per_device.max * flows.epsilon_per_sketch, 0);
+    expect(flows.pairs.map((p: { from: string; to: string }) => `${p.from}>${p.to}`).sort()).toEqual(['gw-a>gw-b', 'gw-b>gw-a']);
+  });
 });
