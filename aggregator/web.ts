@@ -17,7 +17,7 @@
 // http.user + http.password or http.token (scripts/lib/web.ts webAccess). Nothing per device: the
 // store holds the numbers of written points only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { packageFile, SseHub, staticPage, webAccess, webHandler, type WebAccess, type WebAuthConfig } from '../scripts/lib/web.ts';
+import { packageFile, SseHub, staticPage, webAccess, webHandler, webRefusal, type WebAccess, type WebAuthConfig } from '../scripts/lib/web.ts';
 import type { GatewayView, RecentWrites, ZoneWindow } from './recent.ts';
 
 interface WindowUpdate {
@@ -144,12 +144,12 @@ export class AggregatorWeb {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
       res.end(`${req.method} not allowed on ${path}\n`);
-    } else if (!this.access.open) {
-      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${this.access.refusal}\n`);
-    } else if (!this.access.allows(req)) {
-      res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Basic realm="presence", charset="UTF-8"' });
-      res.end('authentication required\n');
+      return true;
+    }
+    const refused = webRefusal(this.access, req);
+    if (refused) {
+      res.writeHead(refused.status, refused.headers);
+      res.end(refused.body);
     } else {
       // Serialised at most once per second: after a `reload` every viewer asks at once.
       const now = Date.now();

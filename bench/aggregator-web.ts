@@ -35,7 +35,7 @@ function viewers(port: number): Promise<ChildProcess> {
     const http = require('node:http'); const net = require('node:net');
     let open = 0; const done = () => { if (++open === ${READERS + STALLED}) process.stdout.write('ready\\n'); };
     for (let i = 0; i < ${READERS}; i++) http.get('http://127.0.0.1:${port}/api/events', (res) => { res.on('data', () => {}); done(); });
-    for (let i = 0; i < ${STALLED}; i++) { const s = net.connect(${port}, '127.0.0.1', () => { s.write('GET /api/events HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); s.pause(); done(); }); s.on('error', () => {}); }
+    for (let i = 0; i < ${STALLED}; i++) { const s = net.connect(${port}, '127.0.0.1', () => { s.write('GET /api/events HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n'); s.pause(); done(); }); s.on('error', () => {}); }
   `;
   const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
 // The shared web pieces (scripts/lib/web.ts) on a real HTTP server: the event stream hub drops
-// clients that stop reading (their buffers stay bounded) while every reading client gets every
-// event; the access rule (loopback open, elsewhere basic auth or a bearer token, secrets from files);
+// clients that stop reading (their buffers stay bounded; by bytes, and by broadcasts in a row with
+// bytes unsent) while every reading client gets every event; the access rule (loopback open to
+// loopback Host names only, elsewhere basic auth or a bearer token, secrets from files);
 // uPlot served from the installed package; and a page using it in real headless Chromium, under
 // the page's Content-Security-Policy, with no console error. The leak scan finds a planted address
 // in a page and nothing in the assets.
@@ -10,6 +11,8 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AggregatorWeb } from '../aggregator/web.ts';
+import { RecentWrites } from '../aggregator/recent.ts';
 import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
 import { ASSETS, assets, isLoopback, SseHub, sseEvent, staticPage, webAccess, WebAuthError, webHandler, type WebAccess } from '../scripts/lib/web.ts';
 import { launchBrowser, needChromium, openPage, type Browser } from './support/browser.ts';
@@ -132,6 +135,38 @@ describe('event stream hub', () => {
     await srv.close();
   });
 
+  it('drops a client that still has unsent bytes at stallEvents broadcasts in a row, long before maxBufferBytes', async () => {
+    // maxBufferBytes far above what is sent: only the stall rule can drop the client. Events of
+    // 32 KiB, each once every reader has had the previous one; the stalled client's kernel buffer
+    // fills first (a few MB on loopback), then Node starts buffering for it.
+    const hub = new SseHub({ maxBufferBytes: 1 << 30, stallEvents: 5, heartbeatMs: 0 });
+    const srv = await serve(webAccess('127.0.0.1'), hub);
+    const readers = await Promise.all(Array.from({ length: 3 }, () => reader(srv.port)));
+    const stuck = await stalled(srv.port);
+    await waitFor(() => hub.size === 4, 10_000, '4 clients connected');
+    const drops: Array<{ reason: string; buffered: number; behindFor: number }> = [];
+    hub.on('drop', (c, buffered, reason) => drops.push({ reason, buffered, behindFor: hub.events - c.behindSince! }));
+    const payload = { n: 0, pad: 'x'.repeat(32 * 1024) };
+    let sent = 0;
+    while (drops.length === 0) {
+      payload.n = ++sent;
+      hub.broadcast('tick', payload);
+      await soon(() => readers.every((r) => r.events() >= sent + 1), `event ${sent} read by every reader`);
+      expect(sent, 'the stalled client dropped before 64 MiB were sent to it').toBeLessThan(2048);
+    }
+    expect(drops).toHaveLength(1);
+    expect(drops[0]!.reason).toBe('stalled');
+    // dropped at the 5th broadcast after the one that found it behind, holding at most the event
+    // being sent when its kernel buffer filled and the 5 sent since
+    expect(drops[0]!.behindFor).toBe(5);
+    expect(drops[0]!.buffered).toBeLessThanOrEqual(6 * (32 * 1024 + 100));
+    expect(hub.size).toBe(3);
+    for (const r of readers) expect(r.events()).toBe(sent + 1);
+    stuck.destroy();
+    hub.close();
+    await srv.close();
+  });
+
   it('refuses clients beyond maxClients with 503; an event is one data line of JSON', async () => {
     const hub = new SseHub({ maxClients: 2, heartbeatMs: 0 });
     const srv = await serve(webAccess('127.0.0.1'), hub);
@@ -161,6 +196,56 @@ describe('access', () => {
     expect(() => webAccess('0.0.0.0', { password: 'p' })).toThrow(/http\.user/);
     expect(() => webAccess('0.0.0.0', { token: '' })).toThrow(/http\.token/);
     expect(() => webAccess('0.0.0.0', { token_file: join(tmp, 'missing') })).toThrow(/http\.token_file: cannot read/);
+  });
+
+  it('open on loopback: only requests addressed to a loopback name (no DNS rebinding); with credentials any name', async () => {
+    const hub = new SseHub({ heartbeatMs: 0 });
+    const open = await serve(webAccess('127.0.0.1'), hub);
+    const get = (port: number, path: string, host: string, auth?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port, path, method: path.endsWith('events') ? 'HEAD' : 'GET', headers: { host, ...(auth ? { authorization: auth } : {}) } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    for (const host of [`127.0.0.1:${open.port}`, `localhost:${open.port}`, `[::1]:${open.port}`, '127.0.0.1', 'LOCALHOST'])
+      expect((await get(open.port, '/', host)).status, host).toBe(200);
+    for (const host of [`attacker.example:${open.port}`, 'attacker.example', `192.168.1.5:${open.port}`, '127.0.0.1.attacker.example']) {
+      for (const path of ['/', '/events', '/assets/uPlot.iife.min.js']) {
+        const r = await get(open.port, path, host);
+        expect(r.status, `${host} ${path}`).toBe(421);
+        if (path === '/') expect(r.body).toMatch(/addressed to 127\.0\.0\.1, \[::1\] or localhost/);
+      }
+    }
+    await open.close();
+    // With a token the Host does not matter (a reverse proxy may pass its own name).
+    const withToken = await serve(webAccess('127.0.0.1', { token: 'tok-1' }), hub);
+    expect((await get(withToken.port, '/', 'gateway.example.org', 'Bearer tok-1')).status).toBe(200);
+    expect((await get(withToken.port, '/', 'gateway.example.org')).status).toBe(401);
+    await withToken.close();
+    hub.close();
+    // The aggregator's page and its JSON snapshot follow the same rule.
+    const agg = new AggregatorWeb(new RecentWrites(), '127.0.0.1', {}, { heartbeatMs: 0 });
+    const aggSrv = await listenServer(
+      createServer((req, res) => {
+        if (!agg.handle(req, res)) res.writeHead(404).end();
+      }),
+      '127.0.0.1',
+      0,
+    );
+    for (const path of ['/', '/api/recent', '/api/events']) {
+      expect((await get(aggSrv.port, path, 'attacker.example')).status, path).toBe(421);
+      expect((await get(aggSrv.port, path, `127.0.0.1:${aggSrv.port}`)).status, path).toBe(200);
+    }
+    agg.close();
+    await aggSrv.close();
   });
 
   it('beyond loopback: 403 naming the keys without credentials; basic auth or a bearer token when given', async () => {

@@ -19,12 +19,16 @@
 //   any other host the page, its assets and its stream need http.user + http.password (basic auth)
 //   or http.token (`Authorization: Bearer <token>`, or basic auth with any user and the token as
 //   password); without either they answer 403 naming the keys to set, and /metrics and /healthz
-//   (counts only) stay as they were. Secrets also come from PRESENCE_HTTP_PASSWORD(_FILE),
+//   (counts only) stay as they were. Open on loopback, they answer only requests addressed to a
+//   loopback name (Host 127.x, [::1], localhost; else 421), so a web site cannot read them through
+//   a name of its own that resolves to 127.0.0.1 (DNS rebinding). webRefusal() applies all of this. Secrets also come from PRESENCE_HTTP_PASSWORD(_FILE),
 //   PRESENCE_HTTP_TOKEN(_FILE) or http.password_file / http.token_file (scripts/lib/secrets.ts).
 // - SseHub: each event is serialised once and written to every client. A client whose unsent
-//   bytes (Node's buffer for its socket) would pass maxBufferBytes is dropped (its socket
-//   destroyed, `dropped` counted, 'drop' emitted): the producer never waits and memory per client
-//   stays bounded. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
+//   bytes (Node's buffer for its socket) would pass maxBufferBytes, or that still has unsent bytes
+//   at stallEvents (10) broadcasts in a row, is dropped (its socket destroyed, `dropped` counted,
+//   'drop' emitted): the producer never waits and memory per client stays bounded. Node buffers
+//   only once the kernel's socket buffer is full (up to 4 MB on loopback for a client that never
+//   reads); that part is the kernel's and is not counted here. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
 //   proxies from closing an idle stream.
 // Everything served must be counts only: test/support/leak.ts scans pages, streams and assets.
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -159,6 +163,38 @@ export interface WebAccess {
   allows(req: IncomingMessage): boolean;
 }
 
+/**
+ * The host name of a request's Host header (no port, no brackets), lower case; '' when absent.
+ */
+export function requestHostName(req: IncomingMessage): string {
+  const h = (req.headers.host ?? '').trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') < 0 ? undefined : h.indexOf(']'));
+  const colon = h.lastIndexOf(':');
+  return colon >= 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h;
+}
+
+/** Why a request may not see a page (status, body), or null when it may. */
+export function webRefusal(access: WebAccess, req: IncomingMessage): { status: number; headers: Record<string, string>; body: string } | null {
+  const text = { 'content-type': 'text/plain; charset=utf-8', ...COMMON };
+  if (!access.open) return { status: 403, headers: text, body: `${access.refusal}\n` };
+  // Open on loopback without credentials: only for requests addressed to a loopback name, so a web
+  // site cannot read the page through a name of its own that resolves to 127.0.0.1 (DNS rebinding).
+  if (access.scheme === 'none' && !isLoopback(requestHostName(req)))
+    return {
+      status: 421,
+      headers: text,
+      body: `the page without credentials answers only requests addressed to 127.0.0.1, [::1] or localhost (this one was addressed to ${JSON.stringify(req.headers.host ?? '')}); through a proxy, keep the Host header at the upstream's (nginx's default), or set http.user and http.password, or http.token\n`,
+    };
+  if (!access.allows(req))
+    return {
+      status: 401,
+      // Basic also for a token (as the password): a browser then asks for it
+      headers: { ...text, 'www-authenticate': 'Basic realm="presence", charset="UTF-8"' },
+      body: 'authentication required\n',
+    };
+  return null;
+}
+
 export class WebAuthError extends Error {
   constructor(message: string) {
     super(message);
@@ -284,6 +320,12 @@ export interface SseOptions {
   heartbeatMs?: number;
   /** Milliseconds the browser waits before it reconnects (the stream's `retry:` field; default 2000). */
   retryMs?: number;
+  /**
+   * Events a client may stay behind: one that still has unsent bytes (Node's buffer for its socket,
+   * which fills only once the kernel's is full) at this many broadcasts in a row is dropped, however
+   * few bytes that is (default 10; 0: only maxBufferBytes drops).
+   */
+  stallEvents?: number;
 }
 
 export interface SseClient {
@@ -291,11 +333,13 @@ export interface SseClient {
   readonly res: ServerResponse;
   /** Bytes written to this client (accepted by Node; the kernel may still hold some). */
   sent: number;
+  /** The broadcast (events count) since which this client has had unsent bytes at every broadcast; null: none unsent at the last one. */
+  behindSince: number | null;
 }
 
 export interface SseEvents {
-  /** A client fell behind (its buffer would pass maxBufferBytes) and was dropped. */
-  drop: [client: SseClient, buffered: number];
+  /** A client fell behind (its buffer would pass maxBufferBytes, or it had unsent bytes at stallEvents broadcasts in a row) and was dropped. */
+  drop: [client: SseClient, buffered: number, reason: 'buffer' | 'stalled'];
   connect: [client: SseClient];
   disconnect: [client: SseClient];
 }
@@ -304,6 +348,7 @@ export interface SseEvents {
 export class SseHub extends EventEmitter<SseEvents> {
   readonly maxBufferBytes: number;
   readonly maxClients: number;
+  readonly stallEvents: number;
   private readonly retryMs: number;
   private readonly clients = new Set<SseClient>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -322,6 +367,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     this.maxBufferBytes = opts.maxBufferBytes ?? 256 * 1024;
     this.maxClients = opts.maxClients ?? 100;
     this.retryMs = opts.retryMs ?? 2000;
+    this.stallEvents = opts.stallEvents ?? 10;
     const hb = opts.heartbeatMs ?? 15_000;
     if (hb > 0) {
       this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), hb);
@@ -352,7 +398,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...COMMON });
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
-    const client: SseClient = { id: this.nextId++, res, sent: 0 };
+    const client: SseClient = { id: this.nextId++, res, sent: 0, behindSince: null };
     this.clients.add(client);
     const gone = () => {
       if (this.clients.delete(client)) this.emit('disconnect', client);
@@ -369,7 +415,21 @@ export class SseHub extends EventEmitter<SseEvents> {
   broadcast(event: string, data: unknown): void {
     this.events++;
     if (this.clients.size === 0) return;
-    this.write(sseEvent(event, data));
+    const buf = Buffer.from(sseEvent(event, data), 'utf8');
+    for (const c of [...this.clients]) {
+      // Still bytes unsent from earlier events: the kernel's buffer for it is full. At stallEvents
+      // broadcasts in a row the client is dropped (a stalled browser is let go after a number of
+      // pictures, not only once Node has buffered maxBufferBytes for it).
+      if (c.res.writableLength === 0) c.behindSince = null;
+      else {
+        c.behindSince ??= this.events;
+        if (this.stallEvents > 0 && this.events - c.behindSince >= this.stallEvents) {
+          this.drop(c, c.res.writableLength, 'stalled');
+          continue;
+        }
+      }
+      this.send(c, buf);
+    }
   }
 
   private write(chunk: string): void {
@@ -381,7 +441,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     const before = c.res.writableLength;
     if (before + n > this.maxBufferBytes) {
-      this.drop(c, before);
+      this.drop(c, before, 'buffer');
       return;
     }
     c.res.write(chunk);
@@ -389,11 +449,11 @@ export class SseHub extends EventEmitter<SseEvents> {
     if (c.res.writableLength > this.peakBuffered) this.peakBuffered = c.res.writableLength;
   }
 
-  private drop(c: SseClient, buffered: number): void {
+  private drop(c: SseClient, buffered: number, reason: 'buffer' | 'stalled'): void {
     if (!this.clients.delete(c)) return;
     this.dropped++;
     c.res.destroy(); // frees what is buffered for it; the browser reconnects and gets a fresh snapshot
-    this.emit('drop', c, buffered);
+    this.emit('drop', c, buffered, reason);
   }
 
   /** Ends every stream and the heartbeat. */
@@ -450,19 +510,10 @@ export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res:
       res.end(`${req.method} not allowed on ${path}\n`);
       return true;
     }
-    if (!access.open) {
-      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', ...COMMON });
-      res.end(`${access.refusal}\n`);
-      return true;
-    }
-    if (!access.allows(req)) {
-      res.writeHead(401, {
-        'content-type': 'text/plain; charset=utf-8',
-        // Basic also for a token (as the password): a browser then asks for it
-        'www-authenticate': 'Basic realm="presence", charset="UTF-8"',
-        ...COMMON,
-      });
-      res.end('authentication required\n');
+    const refused = webRefusal(access, req);
+    if (refused) {
+      res.writeHead(refused.status, refused.headers);
+      res.end(refused.body);
       return true;
     }
     if (stream) {
