@@ -125,6 +125,12 @@ export interface CorridorConfig {
   members: string[];
   /** Longest travel time looked for, ms (sketches are kept this long after their window). */
   horizon: number;
+  /**
+   * Matched devices times this is the flow written: one factor for every pair, or per ordered pair
+   * "from>to" (pairs not named: 1). Calibrated against a reference count of the travellers
+   * (README "Corridor flows"); default 1, the flow of matched devices.
+   */
+  expansion?: number | Record<string, number>;
 }
 
 /**
@@ -495,14 +501,25 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
               { type: 'number', minimum: 1 },
             ],
           },
+          expansion: {
+            anyOf: [
+              { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+              {
+                type: 'object',
+                minProperties: 1,
+                propertyNames: { pattern: '^[a-z0-9_-]{1,63}>[a-z0-9_-]{1,63}$' },
+                additionalProperties: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+              },
+            ],
+          },
         },
       },
     },
     default: [],
-    hint: 'a list of { group, site, members: [gateway ids, at least 2, at most 64, no repeats], horizon? }; ids lower case letters, digits, - and _ (up to 63)',
+    hint: 'a list of { group, site, members: [gateway ids, at least 2, at most 64, no repeats], horizon?, expansion?: a number > 0 or { "from>to": number } }; ids lower case letters, digits, - and _ (up to 63)',
     example: [{ group: 'main-street', site: 'corridor', members: ['gw-a', 'gw-b'], horizon: '10m' }],
     description:
-      'corridor groups (presence corridor init): the sketches of their members are read from presence/v1/{site}/{gateway}/sketch and turned into flows between every pair (measurement flow); horizon: the longest travel time looked for (default 10m, a bare number is ms)',
+      'corridor groups (presence corridor init): the sketches of their members are read from presence/v1/{site}/{gateway}/sketch and turned into flows between every pair (measurement flow); horizon: the longest travel time looked for (default 10m, a bare number is ms); expansion: matched devices times this is the flow written (calibrated against a reference count; default 1: matched devices), one number or per "from>to" pair',
   },
   {
     key: 'calibration',
@@ -735,7 +752,15 @@ function corridors(list: any[], where: string): CorridorConfig[] {
         problems.push(`corridors[${i}].horizon: must be a duration from 1m to 6h like 10m (got ${JSON.stringify(c.horizon)})`);
       else horizon = ms;
     }
-    return { group: c.group, site: c.site, members: [...c.members], horizon };
+    if (c.expansion !== undefined && typeof c.expansion === 'object')
+      for (const k of Object.keys(c.expansion)) {
+        const [from, to] = k.split('>');
+        if (from === to || !c.members.includes(from) || !c.members.includes(to))
+          problems.push(`corridors[${i}].expansion: "${k}" is not an ordered pair of two of the group's members (${c.members.join(', ')})`);
+      }
+    const out: CorridorConfig = { group: c.group, site: c.site, members: [...c.members], horizon };
+    if (c.expansion !== undefined) out.expansion = typeof c.expansion === 'number' ? c.expansion : { ...c.expansion };
+    return out;
   });
   if (problems.length) throw new ConfigError(problems, where);
   return out;

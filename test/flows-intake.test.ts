@@ -2,7 +2,7 @@
 // rejected with a reason and change nothing else; flows come out per interval once the horizon has
 // passed; sketches are dropped once used; ownership (rendezvous) moves only the lost instance's groups.
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../aggregator/config.ts';
+import { resolveConfig, type CorridorConfig } from '../aggregator/config.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { instanceId, Ownership, ownerOf } from '../aggregator/flows/ownership.ts';
 import { encode, sketchTopic, type SketchMessage } from '../contract/index.ts';
@@ -175,5 +175,39 @@ describe('corridor flows intake', () => {
     expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], horizon: '10s' }] })).toThrow(
       /corridors\[0\]\.horizon: must be a duration from 1m to 6h/,
     );
+    // expansion: one factor, or per ordered pair of the group's members
+    expect(resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], expansion: 1.2 }] }).corridors[0].expansion).toBe(1.2);
+    expect(resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], expansion: { 'x>y': 1.1 } }] }).corridors[0].expansion).toEqual({
+      'x>y': 1.1,
+    });
+    expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], expansion: { 'x>z': 1.1 } }] })).toThrow(
+      /corridors\[0\]\.expansion: "x>z" is not an ordered pair of two of the group's members \(x, y\)/,
+    );
+    expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], expansion: 0 }] })).toThrow(/expansion/);
+  });
+
+  it("writes matched devices times the pair's expansion factor (count and bounds), per direction", () => {
+    const lines = (expansion?: CorridorConfig['expansion']) => {
+      const flows = new CorridorFlows([{ ...CORRIDOR, ...(expansion === undefined ? {} : { expansion }) }], { maxAheadMs: 300_000, seed: 1 });
+      flows.own('main-street', START);
+      return feed(flows, run.messages).lines.map((l) => {
+        const f = Object.fromEntries(
+          l
+            .split(' ')[1]
+            .split(',')
+            .map((kv) => kv.split('=')),
+        );
+        return { dir: l.split(' ')[0], count: Number(f.count), low: Number(f.count_low), high: Number(f.count_high), travel: f.travel_median_s };
+      });
+    };
+    const plain = lines();
+    const scaled = lines({ 'gw-a>gw-b': 1.5 });
+    expect(scaled.length).toBe(plain.length);
+    for (let i = 0; i < plain.length; i++) {
+      const k = plain[i].dir.includes('from=gw-a') ? 1.5 : 1;
+      expect(scaled[i].count).toBeCloseTo(plain[i].count * k, 1);
+      if (plain[i].high > 0) expect(scaled[i].high).toBeCloseTo(plain[i].high * k, 1);
+      expect(scaled[i].travel).toBe(plain[i].travel); // travel times are not scaled
+    }
   });
 });

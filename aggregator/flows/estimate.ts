@@ -21,8 +21,9 @@
 // 3. Pair count. C(t, l) = sum_i sA_t,i * sB_t+l,i - (sum sA_t)(sum sB_t+l) / m: the expected chance
 //    collisions of unrelated devices on one bit are subtracted (first-order linear counting; the
 //    load of a window, tens of devices in m >= 1024 bits, keeps the higher orders negligible).
-//    Variance estimate: sum_i sA_i^2 sB_i^2 (unbiased for sum E[sA^2] E[sB^2], which bounds the
-//    variance of the sum from above).
+//    Variance estimate: sum_i (x_i^2 - x_i) with x_i = sA_i sB_i (for a true product t of 0 or 1,
+//    E[x^2] = Var x + t and E[x] = t: unbiased for the noise's variance; sum x^2 alone would count
+//    every true match as variance and weigh the lags that hold the flow down).
 // 4. Directions and lag 0. A -> B devices appear at lags l >= 0, B -> A at l <= 0; both share lag
 //    0 (passing both gateways within one window). For a device with travel time tau and a uniform
 //    phase in the window, the lag is k = floor(tau / W) with probability 1 - frac and k + 1 with
@@ -34,12 +35,19 @@
 //    The estimator takes the least dispersed distribution with the observed lags (leastDispersed):
 //    exact for a narrow distribution (vehicles at about one speed), off by up to half a window for a
 //    mix of modes whose lags overlap. Median and 85th percentile come from it.
-// 6. Per interval. The flow of an interval (windows of A starting in it) is the sum of its rows'
-//    C(t, l) over l = 1..L plus the direction's share of C(t, 0); cells that cannot be observed
-//    (no sketch, another epoch's key) are made up for from the pooled lag distribution. Bounds:
-//    +-z standard deviations of that sum (z = 1.96). Travel-time median and 85th percentile per
-//    interval from the interval's own lag counts; bounds from a parametric bootstrap (cells redrawn
-//    with their variance, seeded by the caller).
+// 6. Per interval. Both directions' flows of an interval (windows of the origin gateway starting in
+//    it) by weighted least squares on the interval's lag sums (weightedFlows): lag l of A -> B is
+//    expected to hold N_ab times the direction's lag profile at l, lag 0 holds both directions, and
+//    each lag sum weighs with the inverse of its noise variance, so the lags where the profile
+//    expects few devices add little of their noise (a plain sum over lags 0..L added all of it).
+//    The profiles come from the interval's lag sums plus the pair's history (LagHistory: the lag
+//    sums of earlier intervals, decayed; numbers per lag, never a sketch). Cells that cannot be
+//    observed (no sketch, another epoch's key) enter through the share of rows that have them.
+//    Bounds: +-z standard deviations of the fit. The flow is of matched devices, times the pair's
+//    expansion factor when one is given (calibrated against a reference count; see the aggregator
+//    README). Travel-time median and 85th percentile per interval from the interval's own lag
+//    counts plus the history's profile weighted as one interval (travelPrior); bounds from a
+//    parametric bootstrap (cells redrawn with their variance, seeded by the caller).
 import { unsafeUniformIntDistribution, xoroshiro128plus, type RandomGenerator } from 'pure-rand';
 
 export interface NoisySketch {
@@ -95,13 +103,14 @@ export function matchCount(a: Float64Array, b: Float64Array): Cell {
     dot += x;
     sa += a[i];
     sb += b[i];
-    v += x * x;
+    // x^2 - x: unbiased for the variance of x when the true product is 0 or 1 (E[x^2] = Var + t, E[x] = t, t^2 = t)
+    v += x * x - x;
   }
   // A matched device's bit also carries other devices' bits with probability alpha (beta), and the
   // subtraction above takes those away from it too: E[dot - sa * sb / m] = matches (1 - alpha)(1 - beta).
   const m = a.length;
   const k = 1 / (Math.max(0.05, 1 - Math.max(0, sa / m)) * Math.max(0.05, 1 - Math.max(0, sb / m)));
-  return { count: (dot - (sa * sb) / m) * k, variance: v * k * k };
+  return { count: (dot - (sa * sb) / m) * k, variance: Math.max(v, 0) * k * k };
 }
 
 /** Estimated distinct devices of a debiased vector (linear counting on the debiased zero share). */
@@ -257,19 +266,6 @@ function lagZeroShare(fit: Fit): { ab: number; ba: number } {
   return a + b > 0 ? { ab: a / (a + b), ba: b / (a + b) } : { ab: 0.5, ba: 0.5 };
 }
 
-/** Lag distribution (0..L) a direction's fit predicts, normalised. */
-function lagDistribution(w: Float64Array, L: number): Float64Array {
-  const pi = new Float64Array(L + 1);
-  for (let j = 0; j < w.length; j++) {
-    const [k, p0, p1] = kernel((j + 0.5) / GRID_PER_WINDOW);
-    if (k <= L) pi[k] += w[j] * p0;
-    if (k + 1 <= L) pi[k + 1] += w[j] * p1;
-  }
-  const s = pi.reduce((x, y) => x + y, 0);
-  if (s > 0) for (let l = 0; l <= L; l++) pi[l] /= s;
-  return pi;
-}
-
 /**
  * The least dispersed travel-time distribution with the lag distribution y (lags 0..L of one
  * direction; negative counts as 0), as point masses [tau in windows, mass]. Mass in window interval
@@ -372,6 +368,25 @@ export interface FlowOptions {
   /** Confidence z for the bounds (1.96: 95 %). */
   z?: number;
   emIterations?: number;
+  /**
+   * The pair's lag counts of earlier intervals (LagHistory.sums; aggregates only, never a sketch):
+   * with them the lag profile of each direction and the split of lag 0 are fitted on far more
+   * devices than one interval holds. Without: on the lag counts given alone.
+   */
+  history?: LagSums | null;
+  /**
+   * Expansion factor per direction: matched devices times this is the flow reported (count and its
+   * bounds). 1 (default): the flow of matched devices. See estimatePairFlows.
+   */
+  expansion?: { ab: number; ba: number };
+  /** Weight of the history's lag profile in an interval's travel times, in intervals (default 1; 0: the interval's own counts only). */
+  travelPrior?: number;
+}
+
+/** Lag sums of both directions (ab[0] and ba[0] are the same lag-0 sum). */
+export interface LagSums {
+  ab: Float64Array;
+  ba: Float64Array;
 }
 
 export interface PairFlows {
@@ -379,11 +394,15 @@ export interface PairFlows {
   ba: FlowEstimate[];
   pooled: { abMedianS: number | null; baMedianS: number | null; lagZeroShareAb: number };
   repeatShare: { a: number; b: number };
+  /** This call's lag sums (all rows given), to fold into the pair's history. */
+  sums: LagSums;
 }
 
-function sums(d: DirectedLags, ts: Iterable<number>, L: number): { y: Float64Array; v: Float64Array } {
+function sums(d: DirectedLags, ts: Iterable<number>, L: number): { y: Float64Array; v: Float64Array; rows: Float64Array } {
   const y = new Float64Array(L + 1);
   const v = new Float64Array(L + 1);
+  // rows in which lag l could be observed (both sketches there, one epoch)
+  const rows = new Float64Array(L + 1);
   for (const t of ts) {
     const row = d.rows.get(t);
     if (!row) continue;
@@ -392,9 +411,38 @@ function sums(d: DirectedLags, ts: Iterable<number>, L: number): { y: Float64Arr
       if (!c) continue;
       y[l] += c.count;
       v[l] += c.variance;
+      rows[l]++;
     }
   }
-  return { y, v };
+  return { y, v, rows };
+}
+
+/**
+ * The lag counts of a pair's past intervals, decayed: after each interval the sums are multiplied
+ * by `decay` and the interval's sums added (0.9 per 5-min interval: a half-life of about half an
+ * hour). Numbers of device pairs per lag only, never a sketch or a bit.
+ */
+export class LagHistory {
+  private readonly ab: Float64Array;
+  private readonly ba: Float64Array;
+  private used = false;
+  constructor(
+    readonly maxLag: number,
+    private readonly decay = 0.9,
+  ) {
+    this.ab = new Float64Array(maxLag + 1);
+    this.ba = new Float64Array(maxLag + 1);
+  }
+  get sums(): LagSums | null {
+    return this.used ? { ab: this.ab, ba: this.ba } : null;
+  }
+  add(s: LagSums): void {
+    for (let l = 0; l <= this.maxLag; l++) {
+      this.ab[l] = this.ab[l] * this.decay + (s.ab[l] ?? 0);
+      this.ba[l] = this.ba[l] * this.decay + (s.ba[l] ?? 0);
+    }
+    this.used = true;
+  }
 }
 
 function normal(rng: RandomGenerator): number {
@@ -412,6 +460,71 @@ function percentile(xs: number[], q: number): number | null {
 }
 
 /**
+ * Both directions' flows of one interval by weighted least squares on its lag sums: lag l of
+ * A -> B has expectation N_ab * a_l * pi_ab[l] (a_l: share of the interval's rows in which lag l
+ * was observable), B -> A likewise, and lag 0 is shared: N_ab a_0 pi_ab[0] + N_ba a_0 pi_ba[0].
+ * Each lag sum is weighted by the inverse of its variance, so lags where the profile expects few
+ * devices add little of their noise (a plain sum over lags 0..L adds every lag's noise at full
+ * weight). Returns the two flows and their covariance.
+ */
+function weightedFlows(
+  ab: { y: Float64Array; v: Float64Array; rows: Float64Array },
+  ba: { y: Float64Array; v: Float64Array; rows: Float64Array },
+  pi: { ab: Float64Array; ba: Float64Array },
+  windows: number,
+): { nab: number; nba: number; vab: number; vba: number } {
+  const L = ab.y.length - 1;
+  let sxx = 0;
+  let szz = 0;
+  let sxy = 0;
+  let szy = 0;
+  let sxz = 0;
+  // no lag sum is trusted to better than half a device (noise-free sketches would give 0 variance)
+  const floor = (v: number) => Math.max(v, 0.25);
+  for (let l = 1; l <= L; l++) {
+    const x = (ab.rows[l] / windows) * pi.ab[l];
+    const z = (ba.rows[l] / windows) * pi.ba[l];
+    if (ab.rows[l] > 0) {
+      sxx += (x * x) / floor(ab.v[l]);
+      sxy += (x * ab.y[l]) / floor(ab.v[l]);
+    }
+    if (ba.rows[l] > 0) {
+      szz += (z * z) / floor(ba.v[l]);
+      szy += (z * ba.y[l]) / floor(ba.v[l]);
+    }
+  }
+  // lag 0: rows of A's windows and B's windows are the same windows here; use A's
+  const a0 = Math.max(ab.rows[0], ba.rows[0]) / windows;
+  if (a0 > 0) {
+    const v0 = floor(Math.max(ab.v[0], ba.v[0]));
+    const y0 = ab.rows[0] >= ba.rows[0] ? ab.y[0] : ba.y[0];
+    const x0 = a0 * pi.ab[0];
+    const z0 = a0 * pi.ba[0];
+    sxx += (x0 * x0) / v0;
+    szz += (z0 * z0) / v0;
+    sxz += (x0 * z0) / v0;
+    sxy += (x0 * y0) / v0;
+    szy += (z0 * y0) / v0;
+  }
+  const det = sxx * szz - sxz * sxz;
+  if (!(det > 1e-18)) {
+    // one direction without a profile: fit the other alone
+    return {
+      nab: sxx > 0 ? sxy / sxx : 0,
+      nba: szz > 0 ? szy / szz : 0,
+      vab: sxx > 0 ? 1 / sxx : 0,
+      vba: szz > 0 ? 1 / szz : 0,
+    };
+  }
+  return {
+    nab: (szz * sxy - sxz * szy) / det,
+    nba: (sxx * szy - sxz * sxy) / det,
+    vab: szz / det,
+    vba: sxx / det,
+  };
+}
+
+/**
  * Flows and travel times in both directions of one pair, per interval of `intervalWindows` windows
  * (interval k holds the origin windows firstWindow..firstWindow + intervalWindows - 1 where
  * firstWindow is a multiple of intervalWindows), from the lag counts of pairLags.
@@ -423,65 +536,68 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
   const all = (d: DirectedLags) => sums(d, d.rows.keys(), L);
   const pAb = all(lags.ab);
   const pBa = all(lags.ba);
-  // lag 0 is the same product in both directions: take it once
-  const pooled = em(pAb.y, pBa.y, pAb.y[0], L, null, iters);
+  // the profiles: this call's lag sums plus the pair's history (lag 0 is the same product in both
+  // directions: take it once)
+  const h = o.history;
+  const yAb = Float64Array.from(pAb.y, (y, l) => y + (h ? h.ab[l] : 0));
+  const yBa = Float64Array.from(pBa.y, (y, l) => y + (h ? h.ba[l] : 0));
+  const pooled = em(yAb, yBa, yAb[0], L, null, iters);
   const share = lagZeroShare(pooled);
-  const pi = { ab: lagDistribution(pooled.ab, L), ba: lagDistribution(pooled.ba, L) };
-  const rng = xoroshiro128plus(o.seed ?? 1);
-
-  const intervals = (d: DirectedLags) => {
-    const firsts = new Set<number>();
-    for (const t of d.rows.keys()) firsts.add(Math.floor(t / o.intervalWindows) * o.intervalWindows);
-    return [...firsts].sort((x, y) => x - y);
+  // Lag profiles for the weighting: the lag sums themselves, not clipped at 0 (clipping would give
+  // the empty lags the positive part of their noise as mass, and the flows would be read too high);
+  // lag 0 split by the EM fit's share
+  const profile = (y: Float64Array, sh: number) => {
+    const pr = Float64Array.from(y);
+    pr[0] = y[0] * sh;
+    const total = pr.reduce((a, b) => a + b, 0);
+    return total > 0 ? pr.map((x) => x / total) : new Float64Array(L + 1);
   };
+  const pi = { ab: profile(yAb, share.ab), ba: profile(yBa, share.ba) };
+  const rng = xoroshiro128plus(o.seed ?? 1);
+  const expansion = o.expansion ?? { ab: 1, ba: 1 };
 
-  const perInterval = (dir: 'ab' | 'ba'): FlowEstimate[] => {
-    const d = lags[dir];
-    const sh = share[dir];
-    return intervals(d).map((first) => {
-      const ts = Array.from({ length: o.intervalWindows }, (_, i) => first + i).filter((t) => d.rows.has(t));
-      let count = 0;
-      let variance = 0;
-      for (const t of ts) {
-        const row = d.rows.get(t)!;
-        let seen = 0;
-        let c = 0;
-        let v = 0;
-        for (let l = 0; l <= L; l++) {
-          const cell = row[l];
-          if (!cell) continue;
-          const w = l === 0 ? sh : 1;
-          c += w * cell.count;
-          v += w * w * cell.variance;
-          seen += pi[dir][l];
-        }
-        // cells not observable (no sketch yet, another epoch): made up for from the pooled lag distribution
-        const scale = seen > 0.05 ? 1 / seen : 1;
-        count += c * scale;
-        variance += v * scale * scale;
-      }
-      const sd = Math.sqrt(variance);
+  const firsts = new Set<number>();
+  for (const d of [lags.ab, lags.ba]) for (const t of d.rows.keys()) firsts.add(Math.floor(t / o.intervalWindows) * o.intervalWindows);
+  const intervals = [...firsts].sort((x, y) => x - y);
+  const out: { ab: FlowEstimate[]; ba: FlowEstimate[] } = { ab: [], ba: [] };
+  for (const first of intervals) {
+    const ts = Array.from({ length: o.intervalWindows }, (_, i) => first + i);
+    const own = { ab: sums(lags.ab, ts, L), ba: sums(lags.ba, ts, L) };
+    const f = weightedFlows(own.ab, own.ba, pi, o.intervalWindows);
+    for (const dir of ['ab', 'ba'] as const) {
+      const d = lags[dir];
+      const windows = ts.filter((t) => d.rows.has(t)).length;
+      if (!windows) continue;
+      const k = expansion[dir];
+      const count = (dir === 'ab' ? f.nab : f.nba) * k;
+      const sd = Math.sqrt(dir === 'ab' ? f.vab : f.vba) * k;
+      const sh = share[dir];
       // travel times: the least dispersed distribution with this interval's lag counts (lag 0: the direction's share)
-      const own = sums(d, ts, L);
-      const travel = (y: Float64Array) => {
-        const yy = Float64Array.from(y);
+      const y = own[dir];
+      const travel = (yy0: Float64Array) => {
+        const yy = Float64Array.from(yy0);
         yy[0] *= sh;
         const pts = leastDispersed(yy);
         return [pointQuantile(pts, 0.5), pointQuantile(pts, 0.85)];
       };
-      const [med, p85] = travel(own.y);
+      // with a history: its lag profile, weighted as `travelPrior` intervals of this size, is added
+      // to the interval's own lag counts (a shrinkage towards the recent profile; one interval's
+      // counts alone flip the median between modes on their noise)
+      const prior = (h ? (o.travelPrior ?? 1) : 0) * Math.max(0, dir === 'ab' ? f.nab : f.nba);
+      const yt = Float64Array.from(y.y, (v, l) => v + prior * (l === 0 ? pi[dir][0] / sh : pi[dir][l]));
+      const [med, p85] = travel(yt);
       const meds: number[] = [];
       const p85s: number[] = [];
       for (let r = 0; r < (o.bootstrap ?? 40); r++) {
-        const [a, b] = travel(own.y.map((y, l) => y + Math.sqrt(own.v[l]) * normal(rng)));
+        const [a, b] = travel(yt.map((v, l) => v + Math.sqrt(y.v[l]) * normal(rng)));
         if (a !== null) meds.push(a);
         if (b !== null) p85s.push(b);
       }
       const s = (x: number | null) => (x === null ? null : x * o.windowS);
       const lo = (z === 1.96 ? 0.025 : 0.16) as number;
-      return {
+      out[dir].push({
         firstWindow: first,
-        windows: ts.length,
+        windows,
         count,
         countLow: Math.max(0, count - z * sd),
         countHigh: Math.max(0, count + z * sd),
@@ -491,9 +607,9 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
         travelP85S: s(p85),
         travelP85LowS: s(percentile(p85s, lo)),
         travelP85HighS: s(percentile(p85s, 1 - lo)),
-      };
-    });
-  };
+      });
+    }
+  }
   const med = (y: Float64Array, sh: number) => {
     const yy = Float64Array.from(y);
     yy[0] *= sh;
@@ -501,9 +617,10 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
     return q === null ? null : q * o.windowS;
   };
   return {
-    ab: perInterval('ab'),
-    ba: perInterval('ba'),
+    ab: out.ab,
+    ba: out.ba,
     pooled: { abMedianS: med(pAb.y, share.ab), baMedianS: med(pBa.y, share.ba), lagZeroShareAb: share.ab },
     repeatShare: lags.repeatShare,
+    sums: { ab: pAb.y, ba: pBa.y },
   };
 }

@@ -15,7 +15,7 @@ import { Point } from '@influxdata/influxdb-client';
 import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { msSettings } from '../messages.ts';
-import { estimatePairFlows, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
+import { estimatePairFlows, LagHistory, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
 
 export const FLOW = 'flow';
 export const FLOW_INTERVAL_MS = 300_000;
@@ -65,6 +65,8 @@ interface GroupState {
   ownedSince: number;
   /** Whether an interval was computed (then an older window is a replay). */
   computed: boolean;
+  /** Per pair ("a|b", members in config order): the lag counts of the intervals computed here (aggregates, no sketch). */
+  history: Map<string, LagHistory>;
 }
 
 export interface FlowPointFields {
@@ -119,6 +121,7 @@ export class CorridorFlows {
       next: null,
       ownedSince: now,
       computed: false,
+      history: new Map(),
     });
   }
 
@@ -271,7 +274,18 @@ export class CorridorFlows {
         if (!a || !b) continue;
         const lags = pairLags(a, b, maxLag, windows);
         if (!lags.ab.rows.size && !lags.ba.rows.size) continue;
-        const f = estimatePairFlows(lags, { windowS: windowMs / 1000, maxLag, intervalWindows: perInterval, seed: this.opts.seed ?? first });
+        const key = `${members[i]}|${members[j]}`;
+        let history = g.history.get(key);
+        if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
+        const f = estimatePairFlows(lags, {
+          windowS: windowMs / 1000,
+          maxLag,
+          intervalWindows: perInterval,
+          seed: this.opts.seed ?? first,
+          history: history.sums,
+          expansion: expansionOf(g.cfg, members[i], members[j]),
+        });
+        history.add(f.sums);
         for (const [from, to, list] of [
           [members[i], members[j], f.ab],
           [members[j], members[i], f.ba],
@@ -285,6 +299,14 @@ export class CorridorFlows {
       }
     return lines;
   }
+}
+
+/** The expansion factors of the pair (a, b) in both directions (CorridorConfig.expansion; default 1). */
+export function expansionOf(cfg: CorridorConfig, a: string, b: string): { ab: number; ba: number } {
+  const e = cfg.expansion;
+  if (e === undefined) return { ab: 1, ba: 1 };
+  if (typeof e === 'number') return { ab: e, ba: e };
+  return { ab: e[`${a}>${b}`] ?? 1, ba: e[`${b}>${a}`] ?? 1 };
 }
 
 const r = (x: number) => Math.round(x * 100) / 100;
