@@ -2,14 +2,15 @@
 // Every check returns ok / warn / fail with a one-line detail and, when not ok, the fix. A check that
 // cannot run here (no systemd, no Wi-Fi adapter, no broker) reports that; it never throws.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
-import { ConfigError, defaultQueueDir, loadConfig, parseDuration, type GatewayConfig, type GatewayFlags, type SourceConfig } from './config.ts';
+import { corridorOf } from './corridor.ts';
+import { ConfigError, CORRIDOR_HINT, defaultQueueDir, loadConfig, parseDuration, type GatewayConfig, type GatewayFlags, type SourceConfig } from './config.ts';
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
-import { encode, offlineStatus, QOS, statusTopic } from '../contract/index.ts';
+import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { spawnCapture } from './sources.ts';
 import { redactFreeText } from './status.ts';
@@ -575,6 +576,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
       : { step: 'node', level: 'fail', detail: `Node ${process.versions.node}`, fix: 'install Node 20 or newer' },
   );
   results.push(await checkFirmware());
+  if (cfg?.corridor?.group || cfg?.corridor?.secret_file) results.push(checkCorridor(cfg));
   results.push(...(await checkCapturePermission(cfg)));
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
@@ -603,6 +605,51 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
       : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
   );
   return results;
+}
+
+/** Above this flip probability the flows of the sketches are too noisy to use (README "Flows between gateways"). */
+export const USABLE_SKETCH_P = 0.1;
+
+/**
+ * The corridor group, as the gateway reads it at start (gateway/corridor.ts): the group named, its
+ * secret file there, readable, of mode 0600 or stricter, owned by the user doctor runs as (the
+ * gateway's user), one line of 64 hex digits. Never shows the secret. A flip probability above
+ * USABLE_SKETCH_P is a warning: legal, and more private, but its flows are far off.
+ */
+export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
+  const step = 'corridor secret';
+  if (!cfg) return { step, level: 'warn', detail: 'not checked: no configuration loaded' };
+  const c = cfg.corridor;
+  if (!c?.group) return { step, level: 'ok', detail: 'no corridor group (corridor.group): no sketches, no flows from this gateway' };
+  let corridor: ReturnType<typeof corridorOf>;
+  try {
+    corridor = corridorOf(cfg);
+  } catch (e) {
+    const problems = e instanceof ConfigError ? e.problems.join('; ') : (e as Error).message;
+    return { step, level: 'fail', detail: `group ${c.group}: ${problems}`, fix: CORRIDOR_HINT };
+  }
+  if (!corridor) return { step, level: 'fail', detail: `group ${c.group} has no corridor.secret_file`, fix: CORRIDOR_HINT };
+  corridor.secret.fill(0);
+  const file = c.secret_file!;
+  const st = statSync(file);
+  const uid = process.getuid?.();
+  if (uid !== undefined && uid !== 0 && st.uid !== uid)
+    return {
+      step,
+      level: 'fail',
+      detail: `group ${c.group}: ${file} is owned by uid ${st.uid}, not by uid ${uid} that runs this check (and the gateway)`,
+      fix: `sudo chown $(id -u):$(id -g) ${file}   (the file must belong to the user the gateway runs as, mode 0600)`,
+    };
+  const p = quantisedP(c.sketch_p);
+  const what = `group ${c.group}: ${file} holds a 32-byte secret, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}; epoch ${c.epoch}, m ${c.sketch_bits}, p ${+p.toFixed(4)} (epsilon ${sketchEpsilon(p).toFixed(2)} per sketch and device)`;
+  if (p > USABLE_SKETCH_P)
+    return {
+      step,
+      level: 'warn',
+      detail: `${what}: flows from sketches this noisy are far off (at p 0.5 about 300 % per 5-min interval on the simulator)`,
+      fix: 'set corridor.sketch_p: 0.05 in every gateway of the group (epsilon 3.66 per sketch) if the group is to give usable flows (README, "Flows between gateways")',
+    };
+  return { step, level: 'ok', detail: what };
 }
 
 /**

@@ -3,7 +3,7 @@
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,6 +184,55 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     } finally {
       gw.proc.kill('SIGKILL');
     }
+  });
+
+  it('checks the corridor secret: a good one passes (never shown), a readable-by-others, malformed or missing one fails with the fix, a noisy p warns', () => {
+    const cap = wifiCapture(join(tmp, 'corr.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const secret = 'ab'.repeat(32);
+    const withCorridor = (name: string, corridor: string) => {
+      const file = config(name, [`{ type: file, name: replay, radio: wifi, path: ${cap.path} }`], broker.url);
+      writeFileSync(file, `${readFileSync(file, 'utf8')}\ncorridor: ${corridor}\n`);
+      return file;
+    };
+    const good = join(tmp, 'good.secret');
+    writeFileSync(good, `${secret}\n`, { mode: 0o600 });
+    const ok = doctor(['--config', withCorridor('corr-ok', `{ group: main-street, secret_file: ${good}, sketch_p: 0.05 }`), '--json']);
+    expect(by(ok, 'corridor secret'), JSON.stringify(ok.results)).toMatchObject({
+      level: 'ok',
+      detail: expect.stringMatching(/group main-street: .*good\.secret holds a 32-byte secret, mode 0600; epoch 1h, m 8192, p 0\.05 \(epsilon 3\.66/),
+    });
+    expect(ok.code).toBe(0);
+    // the default p (0.5): legal, but its flows are far off
+    const noisy = doctor(['--config', withCorridor('corr-noisy', `{ group: main-street, secret_file: ${good} }`), '--json']);
+    expect(by(noisy, 'corridor secret')).toMatchObject({ level: 'warn', fix: expect.stringContaining('corridor.sketch_p: 0.05') });
+    const open = join(tmp, 'open.secret');
+    writeFileSync(open, `${secret}\n`, { mode: 0o644 });
+    chmodSync(open, 0o644); // whatever the umask
+    const loose = doctor(['--config', withCorridor('corr-loose', `{ group: main-street, secret_file: ${open}, sketch_p: 0.05 }`), '--json']);
+    expect(by(loose, 'corridor secret')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/can be read by others than its owner \(mode 0644\): chmod 600 /),
+      fix: expect.stringContaining('presence corridor init'),
+    });
+    expect(loose.code).not.toBe(0);
+    const short = join(tmp, 'short.secret');
+    writeFileSync(short, 'abcd\n', { mode: 0o600 });
+    const bad = doctor(['--config', withCorridor('corr-short', `{ group: main-street, secret_file: ${short}, sketch_p: 0.05 }`), '--json']);
+    expect(by(bad, 'corridor secret')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/64 hex digits \(32 bytes\), it has 4/) });
+    const missing = doctor([
+      '--config',
+      withCorridor('corr-missing', `{ group: main-street, secret_file: ${join(tmp, 'nope.secret')}, sketch_p: 0.05 }`),
+      '--json',
+    ]);
+    expect(by(missing, 'corridor secret')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/nope\.secret does not exist/) });
+    // the secret itself is never printed
+    for (const r of [ok, noisy, loose, bad, missing]) expect(JSON.stringify(r.results)).not.toContain(secret);
+    // a group without a secret file is the configuration's error (named there)
+    const none = doctor(['--config', withCorridor('corr-none', '{ group: main-street }'), '--json']);
+    expect(by(none, 'configuration')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('corridor.secret_file: is required with corridor.group "main-street"'),
+    });
   });
 
   it('a Wi-Fi file source needs no monitor mode, no capture tool and no adapter: it passes', () => {
