@@ -124,6 +124,26 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(shown).toMatch(/BLE 37: [1-9]/);
       expect(shown).toMatch(/web \/ hall \/ gw-web/);
       expect(await v.page.$$eval('canvas', (c) => c.length)).toBeGreaterThanOrEqual(4);
+      // Every state badge (white text on its colour) is readable: WCAG AA contrast, 4.5:1 at least.
+      const contrasts = (await v.page.evaluate(`(() => {
+        const lum = (css) => {
+          const [r, g, b] = css.match(/[0-9.]+/g).slice(0, 3).map((x) => Number(x) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const out = {};
+        for (const level of ['ok', 'warn', 'fail', 'info']) {
+          const el = document.createElement('span');
+          el.className = 'badge ' + level;
+          el.textContent = level;
+          document.body.append(el);
+          const st = getComputedStyle(el);
+          const [a, b] = [lum(st.color), lum(st.backgroundColor)].sort((x, y) => y - x);
+          out[level] = (a + 0.05) / (b + 0.05);
+          el.remove();
+        }
+        return out;
+      })()`)) as Record<string, number>;
+      for (const [level, ratio] of Object.entries(contrasts)) expect(ratio, `contrast of the ${level} badge`).toBeGreaterThanOrEqual(4.5);
       // The page and its assets as served.
       const served: Array<[string, Buffer]> = [['page', (await text(`${base}/`)).body]];
       for (const path of Object.keys(ASSETS)) served.push([path, (await text(`${base}${path}`)).body]);
