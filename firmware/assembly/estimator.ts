@@ -65,7 +65,8 @@ const FIXED_SEEN: usize = SEEN + <usize>(2 * SEEN_BYTES);
 const LAST_AT: usize = memory.data(256 * 8, 16);
 /** Wi-Fi chain table: per dBm value (index dBm + 128), 16 bytes [0] f64 time, [8] u64 hash of the last frame at that signal; then 256 bytes: 1 when that frame added a fixed device. */
 const CHAIN_BYTES: u32 = 256 * 16 + 256;
-const CHAIN: usize = memory.data(<i32>CHAIN_BYTES, 16);
+/** (16 bytes after the fixed marks are never written: the range test below reads 17 marks from any slot.) */
+const CHAIN: usize = memory.data(<i32>(CHAIN_BYTES + 16), 16);
 const CHAIN_FIXED: usize = CHAIN + 256 * 16;
 /**
  * Per radio, 64 bytes: [0] f64 index of the current sub-window, [8] f64 counts summed over the
@@ -234,6 +235,10 @@ export function estimatorWifi(hash: u64, rssi: i32, t: f64, local: bool): void {
     const lo = max<i32>(rssi - LINK_DB, -128) + 128;
     const hi = min<i32>(rssi + LINK_DB, 127) + 128;
     const since = wifiSubStart;
+    // No fixed mark among the 17 marks from lo on (a superset of lo..hi): finding one chaining frame
+    // is all the scan can do, so it stops there. Otherwise every chaining frame is visited.
+    const marks = CHAIN_FIXED + <usize>lo;
+    const anyFixed = (load<u64>(marks) | load<u64>(marks, 8) | <u64>load<u8>(marks, 16)) != 0;
     for (let i = lo; i <= hi; i++) {
       const e = CHAIN + (<usize>i << 4);
       const at = load<f64>(e);
@@ -251,6 +256,7 @@ export function estimatorWifi(hash: u64, rssi: i32, t: f64, local: bool): void {
             store<u32>(st, load<u32>(st, 16) + 1, 16);
           }
         }
+        if (!anyFixed) break;
       }
     }
   }

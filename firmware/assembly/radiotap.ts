@@ -50,12 +50,54 @@ const MAX_PRESENT_WORDS: u32 = 64;
 let rtFlags: u32 = 0;
 let rtSignal: i32 = -128;
 
+// The field layout of the last single-word present bitmap (a capture's frames nearly always share
+// one): offsets of the flags, channel and first antenna signal from the header start (0: absent),
+// and where the last field the walk reads ends. A pure function of the bitmap, so reusing it gives
+// exactly what the walk below would; it holds nothing of any frame's contents.
+let layoutPresent: u32 = 0xffffffff; // bit 31 set: never a single-word bitmap
+let layoutFlags: u32 = 0;
+let layoutChannel: u32 = 0;
+let layoutSignal: u32 = 0;
+let layoutEnd: u32 = 0;
+
+/** Lays out the fields of a single present word (bits 29-31 clear), as walk() would read them. */
+function computeLayout(present: u32): void {
+  layoutFlags = 0;
+  layoutChannel = 0;
+  layoutSignal = 0;
+  let off: u32 = 8;
+  let bits = present;
+  while (bits != 0) {
+    const index = <u32>ctz(bits);
+    bits &= bits - 1;
+    if (index >= KNOWN_FIELDS) break; // walk() gives up here too
+    const spec = load<u32>(FIELDS + (<usize>index << 2));
+    off = alignUp(off, spec >>> 16);
+    if (index == 1) layoutFlags = off;
+    else if (index == 3) layoutChannel = off;
+    else if (index == 5) layoutSignal = off;
+    off += spec & 0xffff;
+  }
+  layoutEnd = off;
+  layoutPresent = present;
+}
+
 /**
  * Walks the radiotap header at [ptr, ptr + hdrLen). Returns false when the header is malformed
  * (a field or a bitmap runs past the header). Fields after one of unknown size are skipped (the
  * flags and signal come first, so they are still read).
  */
 function walk(ptr: usize, hdrLen: u32): bool {
+  const first = le32(ptr + 4);
+  if ((first & 0xe0000000) == 0) {
+    // one present word in the radiotap namespace: its cached layout (fields past hdrLen: malformed)
+    if (first != layoutPresent) computeLayout(first);
+    if (layoutEnd > hdrLen) return false;
+    rtFlags = layoutFlags != 0 ? u8at(ptr + layoutFlags) : 0;
+    if (layoutChannel != 0) setFrameChannel(<i32>le16(ptr + layoutChannel));
+    rtSignal = layoutSignal != 0 ? <i32>load<i8>(ptr + layoutSignal) : -128;
+    return true;
+  }
   rtFlags = 0;
   rtSignal = -128;
   // Count present words first: data fields start after the last one.
