@@ -163,6 +163,37 @@ describe('fit', () => {
     expect(z.warnings.join('\n')).not.toMatch(/below zero/);
   });
 
+  it('puts the line through zero when the data cannot tell k from b, and says so', () => {
+    // Occupancy between 3 and 5 people while the estimate's noise is as large as a person's share:
+    // the slope swings from sample to sample, so b is held at 0 and only k is fitted.
+    const n = noise(4);
+    const samples = Array.from({ length: 60 }, (_, i) => {
+      const people = 3 + (i % 3);
+      return { estimate: Math.max(0, people / 2 + n(1)), people, session: 'run', time: i * 60_000 };
+    });
+    const z = fitZone(samples);
+    expect(z.warnings.join('\n')).toMatch(/the data cannot tell k from b \(its slope varies by \d+ % over the bootstrap, more than 25 %\): b is 0/);
+    expect(z.b).toEqual({ value: 0, low: 0, high: 0, sd: 0 });
+    const ratio = samples.reduce((a, s) => a + s.estimate * s.people, 0) / samples.reduce((a, s) => a + s.estimate * s.estimate, 0);
+    expect(z.k.value).toBeCloseTo(ratio, 4);
+    // the same room read with little noise: the slope is determined, b is fitted as before
+    const quiet = noise(4);
+    const clean = samples.map((s) => ({ ...s, estimate: 1 + s.people / 2 + quiet(0.02) }));
+    const c = fitZone(clean);
+    expect(c.warnings.join('\n')).not.toMatch(/cannot tell k from b/);
+    expect(c.b.value).toBeCloseTo(1, 1);
+    // several zones, one held at zero: the others' b are fitted and shrunk among themselves, none is NaN
+    const r = fit([
+      ...samples.map((s) => ({ ...s, zone: 'flat' })),
+      ...synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60, zone: 'a' }),
+      ...synthetic({ k: 0.5, b: 4, sessions: 4, windows: 60, zone: 'b', seed: 9 }),
+    ]);
+    const byZone = Object.fromEntries(r.zones.map((x) => [x.zone, x]));
+    expect(byZone.flat.b.value).toBe(0);
+    for (const x of r.zones) for (const v of [x.k.value, x.b.value, x.k.low, x.b.high]) expect(Number.isFinite(v)).toBe(true);
+    expect(byZone.a.b.value).toBeGreaterThan(3);
+  });
+
   it('refuses what cannot be fitted at all, with the reason', () => {
     expect(() => fitZone([])).toThrow(/nothing to fit/);
     expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/the estimate does not rise with people/);

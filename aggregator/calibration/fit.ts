@@ -107,9 +107,41 @@ export interface Line {
   c: number;
   /** Set when the least-squares line put b below 0 on data with empty-room windows: that b (the line was then fitted through zero). */
   negativeB?: number;
+  /**
+   * Set when the least-squares line's slope was too poorly determined to tell k from b (its relative
+   * spread over the bootstrap, or Infinity when more than 5 % of the samples gave no rising line):
+   * the line was then fitted through zero.
+   */
+  slopeSpread?: number;
 }
 
-function lineOf(samples: Sample[]): Line | null {
+/**
+ * Above this relative spread of the line's slope over the bootstrap (standard deviation over the
+ * slope) k cannot be told from b: the two trade off against each other along the data, so b is 0
+ * and only the ratio of people to the estimate is fitted (through zero).
+ */
+export const MAX_SLOPE_SPREAD = 0.25;
+
+/** Relative spread of the slope c = 1 / k over the bootstrap; Infinity when over 5 % of the samples give no rising line. */
+function slopeSpread(boot: Boot, c: number, replicates: number): number {
+  if (boot.degenerate > replicates * 0.05 || boot.k.length < 10 || !(c > 0)) return Infinity;
+  return sd(Array.from(boot.k, (k) => 1 / k)) / c;
+}
+
+/** Least squares of people on the estimate through zero: estimate = people / k with k = sum(e p) / sum(e e). */
+function throughZero(samples: Sample[]): { a: number; c: number } {
+  let sep = 0;
+  let see = 0;
+  for (const s of samples) {
+    sep += s.estimate * s.people;
+    see += s.estimate * s.estimate;
+  }
+  return { a: 0, c: sep > 1e-12 ? see / sep : 0 };
+}
+
+/** The line of the samples; `zero`: through zero whatever the data (the slope could not be told from b). */
+function lineOf(samples: Sample[], zero = false): Line | null {
+  if (zero) return samples.some((s) => s.estimate > 0 && s.people > 0) ? throughZero(samples) : null;
   const r = ols(
     samples.map((s) => s.people),
     samples.map((s) => s.estimate),
@@ -125,13 +157,7 @@ function lineOf(samples: Sample[]): Line | null {
   // its k is the classical one through zero times the squared uncentred correlation of estimate
   // and people: 0.92 on the lab days of ../shared/captures/occupancy). No rising line when no
   // window has both an estimate and people.
-  let sep = 0;
-  let see = 0;
-  for (const s of samples) {
-    sep += s.estimate * s.people;
-    see += s.estimate * s.estimate;
-  }
-  return { a: 0, c: sep > 1e-12 ? see / sep : 0, negativeB: r.a };
+  return { ...throughZero(samples), negativeB: r.a };
 }
 
 /** k, b of people = k * (estimate - b) from estimate = a + c * people; k is undefined unless c > 0. */
@@ -171,7 +197,7 @@ interface Boot {
   draws: Sample[][];
 }
 
-function bootstrap(samples: Sample[], replicates: number, seed: number): Boot {
+function bootstrap(samples: Sample[], replicates: number, seed: number, zero = false): Boot {
   let units = groupBy(samples, (s) => s.session);
   if (units.size < 2) units = blocks(samples, 10);
   const keys = [...units.keys()];
@@ -184,7 +210,7 @@ function bootstrap(samples: Sample[], replicates: number, seed: number): Boot {
     const draw: Sample[] = [];
     for (let i = 0; i < keys.length; i++) for (const s of units.get(keys[rng.index(keys.length)])!) draw.push(s);
     draws.push(draw);
-    const line = lineOf(draw);
+    const line = lineOf(draw, zero);
     const p = line && kb(line);
     if (!p || !Number.isFinite(p.k)) {
       degenerate++;
@@ -232,18 +258,29 @@ interface Unshrunk {
 function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
   if (samples.length < 3)
     throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
-  const line = lineOf(samples);
+  let line = lineOf(samples);
   if (!line)
     throw new FitError(
       `zone ${zone}: the ${samples.length} windows all had the same number of people (${samples[0].people}); a line cannot be fitted: calibrate on periods with different numbers of people`,
     );
-  const { k, b } = kb(line);
-  if (!Number.isFinite(k)) {
+  if (!Number.isFinite(kb(line).k)) {
     throw new FitError(
       `zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`,
     );
   }
-  const boot = bootstrap(samples, opts.replicates, opts.seed);
+  let boot = bootstrap(samples, opts.replicates, opts.seed);
+  // When the data cannot tell k from b (too little spread in occupancy for the noise of the
+  // estimate), a line through both swings with every window; the ratio of people to the estimate
+  // is what they do determine: b is 0 and the line goes through zero (bootstrapped the same way).
+  if (line.a !== 0) {
+    const spread = slopeSpread(boot, line.c, opts.replicates);
+    const zero = spread > MAX_SLOPE_SPREAD ? lineOf(samples, true) : null;
+    if (zero && zero.c > 1e-9) {
+      line = { ...zero, slopeSpread: spread };
+      boot = bootstrap(samples, opts.replicates, opts.seed, true);
+    }
+  }
+  const { k, b } = kb(line);
   if (boot.k.length < Math.max(10, opts.replicates / 2)) {
     throw new FitError(
       `zone ${zone}: ${boot.degenerate} of ${opts.replicates} bootstrap samples give no rising line (too few sessions with people varying in them): no interval can be given; calibrate on more sessions`,
@@ -267,7 +304,7 @@ function randomEffects(values: number[], v: number[]): { mean: number; tau2: num
   const q = values.reduce((a, x, i) => a + w[i] * (x - fixed) ** 2, 0);
   const c = sw - w.reduce((a, x) => a + x * x, 0) / sw;
   const tau2 = Math.max(0, (q - (values.length - 1)) / Math.max(c, 1e-12));
-  const ws = v.map((x) => 1 / (x + tau2));
+  const ws = v.map((x) => 1 / Math.max(x + tau2, 1e-12));
   const sws = ws.reduce((a, b) => a + b, 0);
   return { mean: values.reduce((a, x, i) => a + ws[i] * x, 0) / sws, tau2 };
 }
@@ -329,30 +366,50 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
   }
   if (own.length === 0) throw new FitError(skipped.map((x) => x.reason).join('; '));
 
+  // A zone whose line was put through zero because its data could not tell k from b holds b at 0:
+  // it is neither shrunk nor part of the prior of b (the other zones' b say nothing about it).
+  const bHeld = (z: Unshrunk) => z.line.slopeSpread !== undefined;
   let prior: Prior | null = options.prior ?? null;
+  let priorK = prior?.k ?? null;
+  let priorB = prior?.b ?? null;
   if (!prior && own.length >= 2) {
-    const usable = own.filter((z) => Number.isFinite(variance(z.boot.k)) && Number.isFinite(variance(z.boot.b)));
+    const usable = own.filter((z) => Number.isFinite(variance(z.boot.k)));
     if (usable.length >= 2) {
       const rk = randomEffects(
         usable.map((z) => z.k),
         usable.map((z) => variance(z.boot.k)),
       );
-      const rb = randomEffects(
-        usable.map((z) => z.b),
-        usable.map((z) => variance(z.boot.b)),
-      );
-      prior = { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
+      priorK = { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) };
+      const withB = usable.filter((z) => !bHeld(z) && Number.isFinite(variance(z.boot.b)));
+      if (withB.length >= 2) {
+        const rb = randomEffects(
+          withB.map((z) => z.b),
+          withB.map((z) => variance(z.boot.b)),
+        );
+        priorB = { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) };
+      }
+      // the file's global prior needs both (a zone added later is shrunk toward it)
+      prior = priorB ? { k: priorK, b: priorB } : null;
     }
   }
 
   const zones = own.map((z): ZoneFit => {
-    const sk = shrinkParam(z.k, z.boot.k, prior?.k ?? null, opts.level);
-    const sb = shrinkParam(z.b, z.boot.b, prior?.b ?? null, opts.level);
+    const sk = shrinkParam(z.k, z.boot.k, priorK, opts.level);
+    const sb = bHeld(z) ? { p: { value: 0, low: 0, high: 0, sd: 0 }, w: 1 } : shrinkParam(z.b, z.boot.b, priorB, opts.level);
     const warnings = [...z.checks.warnings];
     if (z.line.negativeB !== undefined) {
       warnings.push(
         `zone ${z.zone}: the line put b (the estimate with nobody there) at ${z.line.negativeB.toFixed(2)}, below zero: b is 0 and the line goes through zero; ` +
           'check the truth for people counted while the sensor heard nobody (e.g. a count kept after a session ended)',
+      );
+    }
+    if (z.line.slopeSpread !== undefined) {
+      const spread = Number.isFinite(z.line.slopeSpread)
+        ? `its slope varies by ${Math.round(z.line.slopeSpread * 100)} % over the bootstrap, more than ${MAX_SLOPE_SPREAD * 100} %`
+        : 'more than 5 % of the bootstrap samples give no rising line';
+      warnings.push(
+        `zone ${z.zone}: the data cannot tell k from b (${spread}): b is 0 and the line goes through zero (people = k * estimate); ` +
+          'calibrate on periods with more spread in occupancy to fit b',
       );
     }
     if (sk.w < 0.5 || sb.w < 0.5) {
