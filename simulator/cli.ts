@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
-import { evaluate, type Evaluation, type GatewayScore } from './evaluate.ts';
+import { evaluate, PEOPLE_GOAL_MAPE, type Evaluation, type GatewayScore } from './evaluate.ts';
 import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
 import { simulate } from './index.ts';
@@ -272,6 +272,58 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   return lines.join('\n') + '\n';
 }
 
+/** One row per scenario evaluated: the estimates' error and people per radio against the goal. */
+export function summaryTable(es: Evaluation[], Table: typeof import('cli-table3')): string {
+  const t = new Table({
+    style: { head: [], border: [] },
+    head: [
+      'scenario',
+      'seed\n(fit seed)',
+      'windows',
+      'Wi-Fi estimate\n(uncalibrated)\nMAPE %',
+      'BLE estimate\n(uncalibrated)\nMAPE %',
+      'people from\nWi-Fi\nMAPE %',
+      'people from\nBLE\nMAPE %',
+      'people from\nboth radios\nMAPE %',
+      'reference:\ndevices in reach\nMAPE %',
+      `people MAPE\n<= ${PEOPLE_GOAL_MAPE} %`,
+    ],
+  });
+  const v = (x: number | null) => (x === null ? '-' : x);
+  const names = { wifi: 'Wi-Fi', ble: 'BLE', combined: 'both radios' } as const;
+  for (const e of es) {
+    const s = e.summary;
+    const radios = (['wifi', 'ble', 'combined'] as const).filter((r) => s.people[r] !== null);
+    const best = radios.sort((a, b) => s.people[a]! - s.people[b]!)[0];
+    const verdict = !e.calibration
+      ? 'not scored'
+      : s.met.length
+        ? `met: ${s.met.map((r) => names[r]).join(', ')}`
+        : best
+          ? `not met (best: ${names[best]})`
+          : 'not met (no calibration)';
+    t.push([
+      e.scenario,
+      e.calibration ? `${e.seed} (${e.calibration.fitSeed})` : e.seed,
+      s.windows,
+      s.wifiEstimateMape,
+      s.bleEstimateMape,
+      v(s.people.wifi),
+      v(s.people.ble),
+      v(s.people.combined),
+      v(s.people.reference),
+      verdict,
+    ]);
+  }
+  const e0 = es[0];
+  return (
+    [
+      `summary: ${es.length === 1 ? 'the scenario' : `${es.length} scenarios`}, ${e0.durationS} s in ${e0.windowS}-s windows; people calibrated on the fit seed and scored on the seed, against people present; the estimates against the devices in reach`,
+      t.toString(),
+    ].join('\n') + '\n'
+  );
+}
+
 export function registerSimulate(program: Command): void {
   program
     .command('simulate')
@@ -366,6 +418,7 @@ export function registerSimulate(program: Command): void {
         if (f.evaluate) {
           const names = scenarioArg ? [scenarioArg] : builtinScenarios();
           const Table = (await import('cli-table3')).default;
+          const done: Evaluation[] = [];
           for (const name of names) {
             // Quick by default: at most 30 simulated minutes and a crowd of at most ~300 people.
             const base = loadScenario(name);
@@ -391,7 +444,9 @@ export function registerSimulate(program: Command): void {
               ...quick,
             });
             process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table) + flowsTable(e, Table));
+            done.push(e);
           }
+          if (!f.json) process.stdout.write(summaryTable(done, Table));
           return;
         }
 

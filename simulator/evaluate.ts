@@ -71,6 +71,38 @@ export interface GatewayScore {
   people: PeopleScores;
 }
 
+/** Issue 9's goal: people within this mean absolute percentage error, calibration fitted on another seed. */
+export const PEOPLE_GOAL_MAPE = 15;
+
+/** The figures of a scenario in one line: the uncalibrated estimates' error and people per radio against the goal. */
+export interface EvaluationSummary {
+  windows: number;
+  /** MAPE % of the uncalibrated estimates against the devices in reach they estimate. */
+  wifiEstimateMape: number;
+  bleEstimateMape: number;
+  /** MAPE % of people (calibrated on the fit seed) from each radio, both radios, and the reference (null: not calibrated). */
+  people: { wifi: number | null; ble: number | null; combined: number | null; reference: number | null };
+  goalMape: number;
+  /** The radios (and the combination) whose people are within the goal; empty: not met. */
+  met: Array<'wifi' | 'ble' | 'combined'>;
+}
+
+/** Summarises an evaluation's overall figures against the people goal. */
+export function summarise(overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores }): EvaluationSummary {
+  const p = overall.people;
+  const mape = (x: PeopleScore | null) => (x && x.windows > 0 && Number.isFinite(x.mape) ? x.mape : null);
+  const people = { wifi: mape(p.wifi), ble: mape(p.ble), combined: mape(p.combined), reference: mape(p.reference) };
+  const met = (['wifi', 'ble', 'combined'] as const).filter((r) => people[r] !== null && people[r]! <= PEOPLE_GOAL_MAPE);
+  return {
+    windows: overall.wifi.windows,
+    wifiEstimateMape: overall.wifi.estimateMape,
+    bleEstimateMape: overall.ble.estimateMape,
+    people,
+    goalMape: PEOPLE_GOAL_MAPE,
+    met,
+  };
+}
+
 export interface Evaluation {
   scenario: string;
   seed: number;
@@ -80,6 +112,8 @@ export interface Evaluation {
   gateways: GatewayScore[];
   /** All gateways together. */
   overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores };
+  /** The overall figures against issue 9's people goal (people MAPE <= 15 %). */
+  summary: EvaluationSummary;
   /** The calibrations the people were computed with, fitted on the run with `fitSeed` (null: not calibrated). */
   calibration: { fitSeed: number; truth: typeof PEOPLE_TRUTH; wifi: FittedCalibration; ble: FittedCalibration; combined: CombinedFit | null } | null;
   /** The same windows as the gateway would publish them with small-count protection (simulator/privacy-eval.ts). */
@@ -252,6 +286,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     }
     calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted, combined };
   }
+  const overall = { wifi: score(all.wifi), ble: score(all.ble), people: people.overall };
   return {
     scenario: s.name,
     seed,
@@ -259,7 +294,8 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     durationS: s.durationS,
     windowS: s.windowS,
     gateways: s.gateways.map((g, i) => ({ id: g.id, zone: g.zone, wifi: score(per[i].wifi), ble: score(per[i].ble), people: people.perGateway[i] })),
-    overall: { wifi: score(all.wifi), ble: score(all.ble), people: people.overall },
+    overall,
+    summary: summarise(overall),
     calibration,
     privacy: evaluatePrivacy(windows, fits, s.windowS * 1000, seed),
     flows: o.flows !== false && hasCorridor(s) ? await evaluateFlows(s, { seed, bleLink: o.bleLink, m: o.sketchBits, p: o.sketchP }) : null,

@@ -170,6 +170,12 @@ describe('presence simulate (CLI)', () => {
     for (const key of ['mape', 'wape', 'coverage']) expect(e.overall.people.combined[key]).toBeGreaterThanOrEqual(0);
     // and the reference: the same fit on the devices in reach as the simulator knows them
     expect(e.overall.people.reference.windows).toBe(5);
+    // the summary against the goal (people MAPE <= 15 %) carries the same figures
+    expect(e.summary.goalMape).toBe(15);
+    expect(e.summary.wifiEstimateMape).toBe(e.overall.wifi.estimateMape);
+    expect(e.summary.bleEstimateMape).toBe(e.overall.ble.estimateMape);
+    for (const radio of ['wifi', 'ble', 'combined', 'reference']) expect(e.summary.people[radio]).toBe(e.overall.people[radio].mape);
+    expect(e.summary.met).toEqual(['wifi', 'ble', 'combined'].filter((r) => e.overall.people[r].mape <= 15));
     // The table says which number is which: device counts are uncalibrated, people calibrated.
     const table = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '7'])).stdout;
     expect(table).toMatch(/\(uncalibrated\)/);
@@ -182,6 +188,10 @@ describe('presence simulate (CLI)', () => {
     expect(fitted).toMatch(
       /WAPE %.*: Wi-Fi [\d.]+ \/ [\d.]+ \/ [\d.]+; BLE [\d.]+ \/ [\d.]+ \/ [\d.]+; both [\d.]+ \/ [\d.]+ \/ [\d.]+; reference.* [\d.]+ \/ [\d.]+ \/ [\d.]+$/m,
     );
+    // one summary row per scenario: the estimates' errors, people per radio and the goal
+    expect(fitted).toMatch(/summary: the scenario, 300 s in 60-s windows/);
+    expect(fitted).toMatch(/people MAPE\s*│\n.*<= 15 %/);
+    expect(fitted).toMatch(/│ quiet-night │ 3 \(4\)\s+│ 5\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ (met: |not met \(best: )/);
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
