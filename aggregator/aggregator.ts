@@ -232,14 +232,14 @@ export class Aggregator extends EventEmitter {
         this.log.info({ group: g, instances: own.instances }, 'corridor group owned here: its flows are computed by this aggregator');
       } else if (!owned.has(g) && flows.owns(g)) {
         flows.disown(g);
-        this.log.info({ group: g, instances: own.instances }, 'corridor group owned by another aggregator');
+        this.log.info({ group: g, instances: own.instances }, 'corridor group owned by another aggregator: standing by (its sketches held, nothing computed)');
       }
     }
     this.metrics.corridorGroupsOwned.set(owned.size);
     this.metrics.sketchesHeld.set(flows.held);
   }
 
-  /** A corridor sketch: held (or ignored: another instance owns the group) and acknowledged at once; flow points due are written. */
+  /** A corridor sketch: held (by the owner, or by a standby for a take-over) or ignored, acknowledged at once; flow points due are written. */
   private onSketch(topic: string, payload: Buffer, now: number): void {
     const flows = this.flows!;
     let r: ReturnType<CorridorFlows['accept']>;
@@ -351,7 +351,7 @@ export class Aggregator extends EventEmitter {
     this.intake.closingSoon();
     // a clean stop clears this instance's alive message (a lost connection: the broker's last will does)
     await this.link?.stop();
-    for (const g of this.flows?.groupIds ?? []) this.flows!.disown(g);
+    this.flows?.dropAll();
     if (this.missingTimer) clearInterval(this.missingTimer);
     const drained = await this.drain(timeoutMs);
     if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');

@@ -62,7 +62,7 @@ export class AggregatorMetrics {
   });
   readonly sketchesIgnored = new Counter({
     name: 'presence_aggregator_sketches_ignored_total',
-    help: 'Valid corridor sketches not kept: of groups another aggregator owns, or of windows before the first whole interval this one sees (dropped at once)',
+    help: 'Valid corridor sketches not kept: of windows before the first whole interval this aggregator sees (dropped at once)',
     registers: [this.registry],
   });
   readonly corridorGroupsOwned = new Gauge({

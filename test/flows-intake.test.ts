@@ -116,12 +116,38 @@ describe('corridor flows intake', () => {
     expect(lines).toEqual(expected);
   });
 
-  it('ignores the sketches of a group another instance owns, and keeps none of them', () => {
+  it('a standby (another instance owns the group) holds the sketches, writes nothing, drops them as the owner does plus one interval', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
-    const r = feed(flows, run.messages.slice(0, 10));
+    const r = feed(flows, run.messages.slice(0, 40));
     expect(r.rejected).toEqual([]);
     expect(r.lines).toEqual([]);
+    expect(flows.owns('main-street')).toBe(false);
+    expect(flows.intervalsComputed).toBe(0);
+    // windows 0-19 of both gateways; intervals 0-2 due: the owner keeps windows 14-19, the standby 9-19
+    expect(flows.held).toBe(2 * 11);
+    flows.dropAll();
     expect(flows.held).toBe(0);
+  });
+
+  it('a take-over from standby writes the interval in progress, and the last due one again with the same values', () => {
+    const owner = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    const standby = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    const whole = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    owner.own('main-street', START);
+    whole.own('main-street', START);
+    const all = feed(whole, run.messages).lines;
+    // both see windows 0-19; the owner dies (its lines for intervals 0-2 were written)
+    const before = feed(owner, run.messages.slice(0, 40)).lines;
+    expect(feed(standby, run.messages.slice(0, 40)).lines).toEqual([]);
+    standby.own('main-street', START + 20 * 60_000);
+    const after = feed(standby, run.messages.slice(40)).lines;
+    const start = (l: string) => Number(l.split(' ')[2]);
+    const iv = (ls: string[]) => [...new Set(ls.map(start))].map((t) => (t - START) / 300_000).sort((a, b) => a - b);
+    expect(iv(before)).toEqual([0, 1, 2]);
+    // interval 3 (windows 15-19, in progress at the change) is written, and interval 2 again
+    expect(iv(after)).toEqual([2, 3, 4, 5, 6]);
+    // the same points an owner that never went away writes: interval 2 twice is one point in the database
+    expect([...new Set([...before, ...after])].sort()).toEqual([...all].sort());
   });
 
   it('owner: rendezvous over the live instances; losing one moves only its groups', () => {

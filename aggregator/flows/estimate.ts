@@ -417,6 +417,11 @@ function sums(d: DirectedLags, ts: Iterable<number>, L: number): { y: Float64Arr
   return { y, v, rows };
 }
 
+/** The lag sums of both directions over all rows of pairLags (what estimatePairFlows returns as `sums`). */
+export function lagSums(lags: PairLags, L: number): LagSums {
+  return { ab: sums(lags.ab, lags.ab.rows.keys(), L).y, ba: sums(lags.ba, lags.ba.rows.keys(), L).y };
+}
+
 /**
  * The lag counts of a pair's past intervals, decayed: after each interval the sums are multiplied
  * by `decay` and the interval's sums added (0.9 per 5-min interval: a half-life of about half an
@@ -426,6 +431,8 @@ export class LagHistory {
   private readonly ab: Float64Array;
   private readonly ba: Float64Array;
   private used = false;
+  /** The sums before the last add and the interval it was for (one step of undo, for a take-over). */
+  private before: { ab: Float64Array; ba: Float64Array; used: boolean; first: number } | null = null;
   constructor(
     readonly maxLag: number,
     private readonly decay = 0.9,
@@ -436,12 +443,23 @@ export class LagHistory {
   get sums(): LagSums | null {
     return this.used ? { ab: this.ab, ba: this.ba } : null;
   }
-  add(s: LagSums): void {
+  /** Folds in the sums of the interval starting at window `first`. */
+  add(s: LagSums, first = Number.NaN): void {
+    this.before = { ab: Float64Array.from(this.ab), ba: Float64Array.from(this.ba), used: this.used, first };
     for (let l = 0; l <= this.maxLag; l++) {
       this.ab[l] = this.ab[l] * this.decay + (s.ab[l] ?? 0);
       this.ba[l] = this.ba[l] * this.decay + (s.ba[l] ?? 0);
     }
     this.used = true;
+  }
+  /** Takes back the last add if it was for the interval at window `first` or later (it is to be computed again). */
+  undoFrom(first: number): void {
+    const b = this.before;
+    if (!b || !(b.first >= first)) return;
+    this.ab.set(b.ab);
+    this.ba.set(b.ba);
+    this.used = b.used;
+    this.before = null;
   }
 }
 

@@ -11,13 +11,23 @@
 // [s, s + 5 min) is computed once the watermark passes s + 5 min + horizon + one window. Its sketches older than the last window
 // before the next interval are then dropped (that one window stays: run starts need the window
 // before). Pairs of windows in different epochs are not compared (their keys differ).
+//
+// Standby: an instance configured for a group that another instance owns holds the group's
+// sketches all the same (the same checks, the same clock, the same drop rule, plus one interval
+// more: STANDBY_GRACE) and keeps the pairs' lag histories up to date (lag sums only, no flow
+// computed, nothing written). When it takes the group over (own()), it computes from the interval
+// in progress on, and the last interval the old owner had computed too (the old owner may have
+// died before writing it): that one is written again with the same values (same sketches, same
+// history, same seed), the same series and time, so the database keeps one point.
 import { Point } from '@influxdata/influxdb-client';
 import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { msSettings } from '../messages.ts';
-import { estimatePairFlows, LagHistory, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
+import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
 
 export const FLOW = 'flow';
+/** Intervals a standby instance keeps beyond the owner's drop rule, recomputed when it takes over. */
+export const STANDBY_GRACE = 1;
 export const FLOW_INTERVAL_MS = 300_000;
 /** Largest sketch message read (bytes): the contract's largest m in base64 plus the fields. */
 export const MAX_SKETCH_BYTES = 8192;
@@ -67,6 +77,10 @@ interface GroupState {
   computed: boolean;
   /** Per pair ("a|b", members in config order): the lag counts of the intervals computed here (aggregates, no sketch). */
   history: Map<string, LagHistory>;
+  /** Another instance owns the group: sketches held, histories kept, nothing computed or written. */
+  standby: boolean;
+  /** First interval whose sketches this state holds from its start (the window before it included). */
+  floor: number | null;
 }
 
 export interface FlowPointFields {
@@ -104,36 +118,68 @@ export class CorridorFlows {
   }
 
   owns(group: string): boolean {
-    return this.groups.has(group);
+    const g = this.groups.get(group);
+    return !!g && !g.standby;
   }
 
-  /** This instance owns the group from `now` on: intervals starting from the next boundary are computed here. */
-  own(group: string, now: number): void {
-    const cfg = this.configs.get(group);
-    if (!cfg || this.groups.has(group)) return;
-    this.groups.set(group, {
+  private state(cfg: CorridorConfig, now: number, standby: boolean): GroupState {
+    const g: GroupState = {
       cfg,
       windowMs: null,
       sketches: new Map(),
-      watermark: -Infinity,
+      watermark: Number.NEGATIVE_INFINITY,
       latest: new Map(),
       firstSeen: Number.POSITIVE_INFINITY,
       next: null,
       ownedSince: now,
       computed: false,
       history: new Map(),
-    });
+      standby,
+      floor: null,
+    };
+    this.groups.set(cfg.group, g);
+    return g;
   }
 
-  /** Another instance owns the group: its sketches here are dropped. */
+  /**
+   * This instance owns the group from `now` on. From standby: the intervals not yet due, and the
+   * last STANDBY_GRACE due ones whose sketches it holds, are computed here. Fresh: from the first
+   * whole interval it receives.
+   */
+  own(group: string, now: number): void {
+    const cfg = this.configs.get(group);
+    if (!cfg) return;
+    const g = this.groups.get(group);
+    if (!g) {
+      this.state(cfg, now, false);
+      return;
+    }
+    if (!g.standby) return;
+    g.standby = false;
+    g.ownedSince = now;
+    if (g.next !== null && g.windowMs !== null) {
+      const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / g.windowMs));
+      g.next = Math.max(g.floor ?? g.next, g.next - STANDBY_GRACE * perInterval);
+      // the histories as they were before the intervals to be computed again
+      for (const h of g.history.values()) h.undoFrom(g.next);
+    }
+  }
+
+  /** Another instance owns the group: this one goes to standby (keeps holding its sketches, computes nothing). */
   disown(group: string): void {
     const g = this.groups.get(group);
-    if (!g) return;
-    for (const w of g.sketches.values()) {
-      for (const s of w.values()) s.bits.fill(0);
-      this.sketchesDropped += w.size;
-    }
-    this.groups.delete(group);
+    if (g) g.standby = true;
+  }
+
+  /** Drops every sketch of every group (a stop). */
+  dropAll(): void {
+    for (const g of this.groups.values())
+      for (const w of g.sketches.values()) {
+        for (const s of w.values()) s.bits.fill(0);
+        this.sketchesDropped += w.size;
+        w.clear();
+      }
+    this.groups.clear();
   }
 
   /** One sketch message in: rejected with a reason, ignored (a group another instance owns), or held; returns flow lines that became due. */
@@ -174,8 +220,7 @@ export class CorridorFlows {
         reason: 'sketch_invalid',
         detail: `epoch ${m.epoch} is not floor(window_start / epoch_s) = ${Math.floor(start / (m.epoch_s * 1000))}`,
       };
-    const g = this.groups.get(m.group);
-    if (!g) return { ok: true, held: false, lines: [] };
+    const g = this.groups.get(m.group) ?? this.state(cfg, now, true);
     return this.hold(g, m, bits, start, end);
   }
 
@@ -202,11 +247,11 @@ export class CorridorFlows {
       };
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     // the first whole interval of what this instance receives (after a take-over: the next one)
-    if (g.next === null) g.next = Math.ceil(start / windowMs / perInterval) * perInterval;
+    if (g.next === null) g.floor = g.next = Math.ceil(start / windowMs / perInterval) * perInterval;
     // the window before the next interval is still needed (run starts); anything older is done:
     // a replay once an interval was computed, and before that a window before the first whole
     // interval this instance sees (ignored, not an error: a start or a take-over mid-interval)
-    if (w < g.next - 1) {
+    if (w < g.next - 1 - (g.standby ? STANDBY_GRACE * perInterval : 0)) {
       if (!g.computed) return { ok: true, held: false, lines: [] };
       return { ok: false, reason: 'sketch_too_old', detail: `window ${m.window_start} is older than the interval being computed` };
     }
@@ -246,19 +291,40 @@ export class CorridorFlows {
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     const maxLag = Math.ceil(g.cfg.horizon / windowMs);
     while (g.next !== null && g.watermark >= (g.next + perInterval + maxLag + 1) * windowMs) {
-      lines.push(...this.compute(g, g.next, perInterval, maxLag));
+      if (g.standby) this.follow(g, g.next, perInterval, maxLag);
+      else lines.push(...this.compute(g, g.next, perInterval, maxLag));
       g.computed = true;
       g.next += perInterval;
-      // drop what no later interval needs
+      // drop what no later interval needs (a standby: one interval more, for a take-over)
+      const keep = g.next - 1 - (g.standby ? STANDBY_GRACE * perInterval : 0);
+      g.floor = Math.max(g.floor ?? keep + 1, keep + 1);
       for (const byWindow of g.sketches.values())
         for (const w of [...byWindow.keys()])
-          if (w < g.next - 1) {
+          if (w < keep) {
             byWindow.get(w)!.bits.fill(0);
             byWindow.delete(w);
             this.sketchesDropped++;
           }
     }
     return lines;
+  }
+
+  /** A standby's interval: the pairs' lag histories advanced as the owner advances them, nothing computed or written. */
+  private follow(g: GroupState, first: number, perInterval: number, maxLag: number): void {
+    const members = g.cfg.members;
+    const windows = Array.from({ length: perInterval }, (_, i) => first + i);
+    for (let i = 0; i < members.length; i++)
+      for (let j = i + 1; j < members.length; j++) {
+        const a = g.sketches.get(members[i]);
+        const b = g.sketches.get(members[j]);
+        if (!a || !b) continue;
+        const lags = pairLags(a, b, maxLag, windows);
+        if (!lags.ab.rows.size && !lags.ba.rows.size) continue;
+        const key = `${members[i]}|${members[j]}`;
+        let history = g.history.get(key);
+        if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
+        history.add(lagSums(lags, maxLag), first);
+      }
   }
 
   private compute(g: GroupState, first: number, perInterval: number, maxLag: number): string[] {
@@ -285,7 +351,7 @@ export class CorridorFlows {
           history: history.sums,
           expansion: expansionOf(g.cfg, members[i], members[j]),
         });
-        history.add(f.sums);
+        history.add(f.sums, first);
         for (const [from, to, list] of [
           [members[i], members[j], f.ab],
           [members[j], members[i], f.ba],

@@ -9,9 +9,10 @@
 // subscription: each instance receives every sketch). Among the live instances configured for a
 // group, the owner is the one with the smallest SHA-256(group "/" instance) (rendezvous hashing:
 // groups spread over instances, and when an instance goes away only its groups move). An instance
-// holds and computes only the groups it owns and ignores the other sketches; when the owner goes
-// away, the next one in that order takes the group over from the next 5-min interval on (the
-// interval in progress at the change is not written: its earlier sketches went to the old owner).
+// computes only the groups it owns; it holds the sketches of the others too, standing by (see
+// ./intake.ts: same clock and drop rule plus one interval, histories kept, nothing written). When the
+// owner goes away, the next one in that order takes the group over from its held sketches: the
+// interval in progress at the change is written, and the last due one again with the same values.
 import { createHash } from 'node:crypto';
 import { type AliveMessage, CONTRACT_VERSION } from '../../contract/index.ts';
 
