@@ -167,6 +167,25 @@ describe('event stream hub', () => {
     await srv.close();
   });
 
+  it('a stream is the events as they are, without chunked framing (one socket write per event and viewer), ended by closing', async () => {
+    const hub = new SseHub({ heartbeatMs: 0 });
+    const srv = await serve(webAccess('127.0.0.1'), hub);
+    const raw: Buffer[] = [];
+    const s = connect(srv.port, '127.0.0.1', () => s.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    s.on('data', (d) => raw.push(d));
+    const closed = new Promise<void>((r) => s.on('close', () => r()));
+    await waitFor(() => hub.size === 1, 10_000, 'the client connected');
+    hub.broadcast('tick', { n: 1 });
+    hub.close(); // ends the stream: the server closes the connection
+    await closed;
+    const text = Buffer.concat(raw).toString('utf8');
+    const head = text.slice(0, text.indexOf('\r\n\r\n'));
+    expect(head).not.toMatch(/transfer-encoding/i);
+    expect(head).toMatch(/^connection: close$/im);
+    expect(text.slice(head.length + 4)).toBe('retry: 2000\n\nevent: tick\ndata: {"n":0}\n\nevent: tick\ndata: {"n":1}\n\n');
+    await srv.close();
+  });
+
   it('refuses clients beyond maxClients with 503; an event is one data line of JSON', async () => {
     const hub = new SseHub({ maxClients: 2, heartbeatMs: 0 });
     const srv = await serve(webAccess('127.0.0.1'), hub);
