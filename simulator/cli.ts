@@ -358,7 +358,7 @@ export function registerSimulate(program: Command): void {
     .option('--duplicate <share>', 'load: share of messages sent twice, as a QoS 1 redelivery (0..1)')
     .option(
       '--evaluate',
-      'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed: per radio, both radios together, and a reference from the devices in reach (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)',
+      'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed: per radio, both radios together, and a reference from the devices in reach, then a summary row per scenario against the goal of people within 15 % (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)',
     )
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
