@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
+import { listenServer, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 
@@ -137,7 +137,7 @@ export async function startHealthServer(
   host: string,
   extra?: ExtraRoutes,
 ): Promise<HealthServer> {
-  const server = createServer(async (req, res) => {
+  const server = createServer(SERVER_OPTIONS, async (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     try {
       if (extra?.(req, res)) return;

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
+import { listenServer, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { type SseHub, webHandler } from '../scripts/lib/web.ts';
 import type { GatewayPage } from './web.ts';
 
@@ -201,7 +201,7 @@ export async function listenHttp(
   label = 'gateway',
   web?: { handle: (req: IncomingMessage, res: ServerResponse) => boolean; paths: string[] },
 ): Promise<HttpServer> {
-  const server = createServer(async (req, res) => {
+  const server = createServer(SERVER_OPTIONS, async (req, res) => {
     if (web?.handle(req, res)) return;
     const route = routes[(req.url ?? '/').split('?')[0]];
     try {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AggregatorWeb } from '../aggregator/web.ts';
 import { RecentWrites } from '../aggregator/recent.ts';
+import { listenHttp } from '../gateway/http.ts';
 import { listenServer, type ListeningServer } from '../scripts/lib/http.ts';
 import { ASSETS, assets, isLoopback, SseHub, sseEvent, staticPage, webAccess, WebAuthError, webHandler, type WebAccess } from '../scripts/lib/web.ts';
 import { launchBrowser, needChromium, openPage, type Browser } from './support/browser.ts';
@@ -299,6 +300,44 @@ describe('access', () => {
     await both.close();
     hub.close();
   });
+});
+
+describe("slow clients on the gateway's server", () => {
+  it('one trickling its headers (408) or its body is closed by the server; an event stream stays open past both limits', async () => {
+    const hub = new SseHub({ heartbeatMs: 0 });
+    const web = webHandler({ access: webAccess('127.0.0.1'), pages: {}, assets: false, streams: { '/events': { hub } } });
+    const srv = await listenHttp(0, '127.0.0.1', { '/healthz': async () => ({ code: 200, type: 'text/plain', body: 'ok' }) }, 'test', {
+      handle: web,
+      paths: ['/events'],
+    });
+    const stream = await reader(srv.port);
+    const trickle = (first: string, more: string) =>
+      new Promise<string>((resolve, reject) => {
+        let got = '';
+        const s = connect(srv.port, '127.0.0.1', () => s.write(first));
+        const t = setInterval(() => s.writable && s.write(more), 500);
+        s.on('data', (d) => (got += d));
+        s.on('close', () => {
+          clearInterval(t);
+          resolve(got);
+        });
+        s.on('error', reject);
+      });
+    // headers that never end; a body (Content-Length 1000) a byte at a time: each closed by the server
+    const [headers, body] = await Promise.all([
+      trickle('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 'X-A: b\r\n'),
+      trickle('POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n', 'x'),
+    ]);
+    expect(headers).toMatch(/^HTTP\/1\.1 408/);
+    // (this route answers without reading the body; the server still closes the connection)
+    expect(body).toMatch(/^HTTP\/1\.1 (200|408)/);
+    // The stream, open since before both, is still served.
+    hub.broadcast('tick', { n: 1 });
+    await soon(() => stream.events() >= 1, 'the event on the stream');
+    expect(stream.res.destroyed).toBe(false);
+    hub.close();
+    await srv.close();
+  }, 60_000);
 });
 
 describe('assets and page', () => {

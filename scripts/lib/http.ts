@@ -25,6 +25,14 @@ export class HttpPortError extends Error {
   }
 }
 
+/**
+ * Options for createServer of these servers: a client gets 10 s to send its request's headers and
+ * 20 s for the whole request (checked every second), then 408 and the connection closed, so clients
+ * that trickle a request (slowloris) hold no connection for long. An event stream, once its request
+ * is in, is not limited by them.
+ */
+export const SERVER_OPTIONS = { headersTimeout: 10_000, requestTimeout: 20_000, connectionsCheckingInterval: 1_000 } as const;
+
 /** A listening server, the port it got (for port 0) and a close that also ends kept-alive connections. */
 export interface ListeningServer {
   server: Server;
