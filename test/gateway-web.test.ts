@@ -9,6 +9,8 @@
 // - 50 viewers, 10 of them never reading, during a max-speed replay: the gateway counts every frame,
 //   each viewer's unsent bytes stay under http.viewer_buffer, the stalled ones are dropped and
 //   counted, the reading ones get every picture; a closed viewer is gone from the count;
+// - no secret (the broker password in the URL, the page token, the corridor secret) reaches the
+//   page, its stream, /metrics or /healthz; its state badges are readable (contrast 4.5:1);
 // - beyond loopback the page needs credentials (403 without any, 401 with wrong ones) while
 //   /metrics stays open.
 // UPDATE_SCREENSHOTS=1 writes docs/gateway-page.png from the first test.
@@ -316,6 +318,67 @@ describe.skipIf(!ok)(SUITE, () => {
     }
     // Pictures of about 1 kB every 10 ms: the kernel's buffers of a stalled viewer (a few MB) take a minute to fill.
   }, 600_000);
+
+  it('no secret reaches the page, its stream, /metrics or /healthz: not the broker password, the page token or the corridor secret', async () => {
+    const cap = wifiCapture(join(tmp, 'w8.pcap'), { devices: 3, startMs: start, durationMs: 30_000, framesPerS: 5, salt: 27 });
+    const secretFile = join(tmp, 'corridor.secret');
+    const corridorSecret = `${'c0ffee'.repeat(10)}beef`;
+    writeFileSync(secretFile, `${corridorSecret}\n`, { mode: 0o600 });
+    const mqttPassword = 'mqtt-Pw-7f3a9';
+    const token = 'page-Tok-5d1e8';
+    const port = await freePort();
+    const brokerUrl = new URL(broker.url);
+    brokerUrl.username = 'presence';
+    brokerUrl.password = mqttPassword;
+    const gw = spawnGateway(
+      [
+        ...['--site', 'web', '--zone', 'hall', '--id', 'gw-sec', '--mqtt-url', brokerUrl.href, '--source', `pcap:${cap.path}@wifi`, '--speed', '5'],
+        ...[
+          '--corridor-group',
+          'main-street',
+          '--corridor-secret-file',
+          secretFile,
+          '--queue-dir',
+          join(tmp, 'q8'),
+          '--http-port',
+          String(port),
+          '--http-update',
+          '200ms',
+        ],
+      ],
+      { PRESENCE_HTTP_TOKEN: token },
+    );
+    try {
+      await waitForPort(port);
+      const auth = { authorization: `Bearer ${token}` };
+      // the page, /metrics and /healthz while it runs (it exits at the end of the file), then
+      const served = [(await text(`http://127.0.0.1:${port}/`, { headers: auth })).body.toString()];
+      for (const path of ['/metrics', '/healthz']) served.push((await text(`http://127.0.0.1:${port}${path}`)).body.toString());
+      // the stream until a picture with the machine checks and a closed window has come
+      const stream = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/events', headers: auth }, (res) => {
+          let all = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            all += d;
+            if (/"checks":\{/.test(all) && /"seq":1/.test(all)) {
+              res.destroy();
+              resolve(all);
+            }
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      served.push(stream);
+      expect(stream).toMatch(/"url":"mqtt:\/\/127\.0\.0\.1:\d+"/);
+      for (const body of served)
+        for (const secret of [mqttPassword, token, corridorSecret, corridorSecret.toUpperCase(), Buffer.from(corridorSecret, 'hex').toString('base64')])
+          expect(body.includes(secret), `${secret} in ${body.slice(0, 60)}`).toBe(false);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('beyond loopback the page needs credentials; /metrics stays open', async () => {
     const cap = wifiCapture(join(tmp, 'w5.pcap'), { devices: 3, startMs: start, durationMs: 30_000, framesPerS: 5, salt: 26 });
