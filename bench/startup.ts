@@ -48,7 +48,12 @@ function variants(dir: string): Variant[] {
   ];
 }
 
-/** Runs to the end; wall time from spawn to exit, peak RSS as the process itself saw it at exit. */
+/**
+ * Runs to the end; wall time from spawn to exit, and the child's own peak RSS: VmHWM of its own
+ * address space, read from /proc/self/status by the exit hook. (Not process.resourceUsage().maxRSS:
+ * Linux folds the peak of the address space a process had before exec into it, which for a spawned
+ * child is the parent's: a node child of a 300 MB parent reports 300 MB there and 40 MB here.)
+ */
 function once(args: string[], rssHook: string): Promise<{ s: number; mb: number; out: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -60,7 +65,7 @@ function once(args: string[], rssHook: string): Promise<{ s: number; mb: number;
     child.once('error', reject);
     child.once('exit', (code) => {
       const s = (performance.now() - t0) / 1000;
-      const m = /^presence-bench-maxrss (\d+)$/m.exec(err);
+      const m = /^presence-bench-vmhwm (\d+)$/m.exec(err);
       if (code !== 0 || !m) reject(new Error(`${args.join(' ')} exited ${code}: ${err.slice(-400)}`));
       else resolve({ s, mb: Number(m[1]) / 1024, out });
     });
@@ -134,8 +139,11 @@ async function idleMedian(n: number, name: string, args: (k: number) => string[]
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'presence-bench-startup-'));
   try {
-    const hook = join(dir, 'maxrss.cjs');
-    writeFileSync(hook, "process.on('exit', () => require('node:fs').writeSync(2, '\\npresence-bench-maxrss ' + process.resourceUsage().maxRSS + '\\n'));\n");
+    const hook = join(dir, 'vmhwm.cjs');
+    writeFileSync(
+      hook,
+      "process.on('exit', () => { const fs = require('node:fs'); const kb = /VmHWM:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]; fs.writeSync(2, '\\npresence-bench-vmhwm ' + kb + '\\n'); });\n",
+    );
     const vs = variants(dir);
     const fmt = (x: number, d = 2) => x.toFixed(d);
     const empty: number[] = [];
