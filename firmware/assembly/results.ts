@@ -70,9 +70,11 @@ export function addResult(addr: usize, reversed: bool, kind: u8, rssi: i32, seq:
   if (resultCount >= RESULT_MAX) return;
   const slot = RESULTS + <usize>(resultCount * SLOT_SIZE);
   if (reversed) {
-    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + 5 - i));
+    store<u32>(slot, bswap<u32>(load<u32>(addr, 2)));
+    store<u16>(slot, bswap<u16>(load<u16>(addr)), 4);
   } else {
-    for (let i: usize = 0; i < 6; i++) store<u8>(slot + i, load<u8>(addr + i));
+    store<u32>(slot, load<u32>(addr));
+    store<u16>(slot, load<u16>(addr, 4), 4);
   }
   store<u8>(slot + 6, kind);
   store<i8>(slot + 7, rssi < -128 ? -128 : rssi > 127 ? 127 : <i8>rssi);

@@ -116,8 +116,10 @@ export function sketchWindowEnd(): void {
     let out: u32 = 0;
     const s = SCRATCH + (<usize>b << 5); // 8 bits * 4 bytes
     for (let k: u32 = 0; k < 8; k++) {
-      const u = <u32>load<u16>(s + (k << 2));
-      const bit = u < t ? <u32>load<u16>(s + (k << 2), 2) >> 15 : (truth >> k) & 1;
+      // the u16 LE at 4k in the low half, the one at 4k + 2 in the high half (its bit 15 is bit 31);
+      // (a select, not a branch: which bits are replaced is as good as random)
+      const w = load<u32>(s + (k << 2));
+      const bit = select<u32>(w >>> 31, (truth >> k) & 1, (w & 0xffff) < t);
       out |= bit << k;
     }
     store<u8>(NOISY_BITS + b, <u8>out);
