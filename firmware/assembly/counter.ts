@@ -3,10 +3,11 @@
 // Exact while it fits: an open-addressing table (linear probing) of 64-bit keyed hashes per radio.
 // The table starts at 2^10 slots and doubles whenever it is 3/4 full, up to 2^16 slots (512 KiB)
 // holding 49,152 distinct devices, so a quiet window touches only a few KiB (cache-friendly).
-// Every hash new to the table also goes into the radio's HyperLogLog sketch, so when the largest
-// table is full the sketch already holds everything: from then on each hash only updates the
-// sketch, and the count becomes the sketch's estimate (exact = false). Nothing is allocated; the
-// tables and the scratch used while doubling are static and wiped.
+// When the largest table is full, every hash it holds goes into the radio's HyperLogLog sketch at
+// once (a register keeps the largest rank it was given, so the sketch is the same as if each hash
+// had gone in when it was new): from then on each hash only updates the sketch, and the count
+// becomes the sketch's estimate (exact = false). Nothing is allocated; the tables and the scratch
+// used while doubling are static and wiped.
 
 import { hllAdd, hllEstimate, hllWipe } from './hll';
 
@@ -84,7 +85,6 @@ function grow(r: u32, st: usize): void {
 
 /** A hash not in the table; p: the empty slot its probe reached. */
 function insertNew(r: u32, st: usize, h: u64, p: usize, bits: u32): void {
-  hllAdd(r, h);
   const used = load<u32>(st);
   if (used < ((<u32>3 << bits) >> 2)) {
     store<u64>(p, h);
@@ -101,7 +101,15 @@ function insertNew(r: u32, st: usize, h: u64, p: usize, bits: u32): void {
     store<u32>(st, used + 1);
     return;
   }
-  store<u32>(st, 1, 4); // one more than the largest table holds: the sketch counts from now on
+  // one more than the largest table holds: the sketch takes the table's hashes and this one, and
+  // counts from now on
+  const base = TABLES + (<usize>r << (TABLE_BITS + 3));
+  for (let i: usize = 0; i < <usize>TABLE_SLOTS; i++) {
+    const v = load<u64>(base + (i << 3));
+    if (v != 0) hllAdd(r, v);
+  }
+  hllAdd(r, h);
+  store<u32>(st, 1, 4);
 }
 
 /** True while radio index r's count is exact. */
