@@ -9,7 +9,8 @@
 // of each mode (median), the gateway's CPU per frame (its /proc utime + stime over the replay), the
 // pictures each reader had and the viewers the gateway dropped; the goal is the ratio of frames per
 // second with 50 viewers to none. The 1-viewer mode splits the cost: per picture (1 viewer / none)
-// and per viewer (50 / 1). The broker is down on purpose, so the process stays up after the input
+// and per viewer (50 / 1). The gateway writes to each viewer at most every 50 ms (scripts/lib/web.ts
+// SseHub writeIntervalMs), so here about five pictures go in each write. The broker is down on purpose, so the process stays up after the input
 // ends and its windows wait in the queue: the same work in every mode, no broker in the measurement.
 import { spawn } from 'node:child_process';
 import { rmSync, mkdtempSync } from 'node:fs';

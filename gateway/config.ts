@@ -125,7 +125,7 @@ export interface GatewayConfig {
     page: boolean;
     /** How often the page gets a new picture. */
     update_interval: string;
-    /** Unsent bytes a page viewer may have before it is dropped. */
+    /** Unsent bytes a page viewer may have before it is dropped (or bytes unsent at every write for 10 pictures). */
     viewer_buffer: number;
     /** Page viewers at a time. */
     max_viewers: number;
@@ -449,14 +449,15 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     default: '1s',
     flag: '--http-update <duration>',
     fromText: secondsIfBare,
-    description: 'how often the page gets a new picture over its event stream (at least 10ms); a source changing state sends one at once',
+    description:
+      'how often the page gets a new picture over its event stream (at least 10ms; a viewer gets at most one write every 50ms, pictures made sooner go together); a source changing state sends one at once',
   },
   {
     key: 'http.viewer_buffer',
     schema: { type: 'integer', minimum: 16384, maximum: 67108864 },
     default: 262144,
     description:
-      'bytes not yet sent that a page viewer may have before it is dropped (a stalled or slow browser; it reconnects by itself): the gateway never waits for a viewer',
+      'bytes not yet sent that a page viewer may have before it is dropped (a stalled or slow browser; it reconnects by itself); one with bytes unsent at every write for 10 pictures is dropped too: the gateway never waits for a viewer',
   },
   {
     key: 'http.max_viewers',

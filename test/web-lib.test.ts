@@ -100,7 +100,7 @@ function stalled(port: number): Promise<Socket> {
 
 describe('event stream hub', () => {
   it('drops the clients that stop reading, counts them, keeps every buffer bounded; readers get every event', async () => {
-    const hub = new SseHub({ maxBufferBytes: 64 * 1024, heartbeatMs: 0 });
+    const hub = new SseHub({ maxBufferBytes: 64 * 1024, heartbeatMs: 0, writeIntervalMs: 0 });
     const srv = await serve(webAccess('127.0.0.1'), hub);
     const readers = await Promise.all(Array.from({ length: 40 }, () => reader(srv.port)));
     const stuck = await Promise.all(Array.from({ length: 10 }, () => stalled(srv.port)));
@@ -184,6 +184,31 @@ describe('event stream hub', () => {
     expect(head).not.toMatch(/transfer-encoding/i);
     expect(head).toMatch(/^connection: close$/im);
     expect(text.slice(head.length + 4)).toBe('retry: 2000\n\nevent: tick\ndata: {"n":0}\n\nevent: tick\ndata: {"n":1}\n\n');
+    await srv.close();
+  });
+
+  it('events broadcast within writeIntervalMs of the last write go to each client together, in one write, in order; a client arriving meanwhile gets only those after it', async () => {
+    const hub = new SseHub({ heartbeatMs: 0, writeIntervalMs: 5000 }); // long: the test's own pauses stay far below it
+    const srv = await serve(webAccess('127.0.0.1'), hub);
+    const a = await reader(srv.port);
+    await waitFor(() => hub.size === 1, 10_000, 'a connected');
+    hub.broadcast('tick', { n: 1 }); // after a quiet spell: at once
+    expect(hub.writes).toBe(1);
+    await soon(() => a.events() === 2, 'event 1 at a');
+    for (let n = 2; n <= 4; n++) hub.broadcast('tick', { n }); // within 5 s of the last write: they wait
+    expect(hub.writes).toBe(1);
+    const b = await reader(srv.port); // its first picture at once, then only what comes after it
+    await waitFor(() => hub.size === 2, 10_000, 'b connected');
+    await soon(() => b.events() === 1, "b's initial event");
+    hub.broadcast('tick', { n: 5 });
+    await soon(() => a.events() === 6 && b.events() === 2, 'events 2-5 at a, 5 at b');
+    expect(hub.writes).toBe(3); // one write to a (1), then one to a (2-5) and one to b (5)
+    const ns = (t: string) => [...t.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]));
+    expect(ns(a.text())).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(ns(b.text())).toEqual([0, 5]);
+    a.res.destroy();
+    b.res.destroy();
+    hub.close();
     await srv.close();
   });
 

@@ -23,9 +23,13 @@
 //   loopback name (Host 127.x, [::1], localhost; else 421), so a web site cannot read them through
 //   a name of its own that resolves to 127.0.0.1 (DNS rebinding). webRefusal() applies all of this. Secrets also come from PRESENCE_HTTP_PASSWORD(_FILE),
 //   PRESENCE_HTTP_TOKEN(_FILE) or http.password_file / http.token_file (scripts/lib/secrets.ts).
-// - SseHub: each event is serialised once and written to every client. A client whose unsent
+// - SseHub: each event is serialised once and written to every client as it is (no chunked
+//   framing: the stream ends when its connection closes), at once after a quiet spell, else with
+//   the events that follow within writeIntervalMs (50 ms) of the last write, in one write per
+//   client: at most 20 writes a second per client, however often events come (a socket write is
+//   most of what a viewer costs). A client whose unsent
 //   bytes (Node's buffer for its socket) would pass maxBufferBytes, or that still has unsent bytes
-//   at stallEvents (10) broadcasts in a row, is dropped (its socket destroyed, `dropped` counted,
+//   stallEvents (10) events after it was first found with some, is dropped (its socket destroyed, `dropped` counted,
 //   'drop' emitted): the producer never waits and memory per client stays bounded. Node buffers
 //   only once the kernel's socket buffer is full (up to 4 MB on loopback for a client that never
 //   reads); that part is the kernel's and is not counted here. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
@@ -322,10 +326,16 @@ export interface SseOptions {
   retryMs?: number;
   /**
    * Events a client may stay behind: one that still has unsent bytes (Node's buffer for its socket,
-   * which fills only once the kernel's is full) at this many broadcasts in a row is dropped, however
-   * few bytes that is (default 10; 0: only maxBufferBytes drops).
+   * which fills only once the kernel's is full) at every write for this many events is dropped,
+   * however few bytes that is (default 10; 0: only maxBufferBytes drops).
    */
   stallEvents?: number;
+  /**
+   * Least milliseconds between two writes to a client: events broadcast sooner after the last write
+   * wait and go together in one write (default 50: at most 20 writes a second per client, whatever
+   * the rate of events; 0: each event at once). An event after a quiet spell goes at once.
+   */
+  writeIntervalMs?: number;
 }
 
 export interface SseClient {
@@ -333,12 +343,14 @@ export interface SseClient {
   readonly res: ServerResponse;
   /** Bytes written to this client (accepted by Node; the kernel may still hold some). */
   sent: number;
-  /** The broadcast (events count) since which this client has had unsent bytes at every broadcast; null: none unsent at the last one. */
+  /** The broadcast (events count) since which this client has had unsent bytes at every write; null: none unsent at the last one. */
   behindSince: number | null;
+  /** Events waiting for the next write that were broadcast before this client came (not for it). */
+  skip: number;
 }
 
 export interface SseEvents {
-  /** A client fell behind (its buffer would pass maxBufferBytes, or it had unsent bytes at stallEvents broadcasts in a row) and was dropped. */
+  /** A client fell behind (its buffer would pass maxBufferBytes, or it had unsent bytes at every write for stallEvents events) and was dropped. */
   drop: [client: SseClient, buffered: number, reason: 'buffer' | 'stalled'];
   connect: [client: SseClient];
   disconnect: [client: SseClient];
@@ -349,7 +361,12 @@ export class SseHub extends EventEmitter<SseEvents> {
   readonly maxBufferBytes: number;
   readonly maxClients: number;
   readonly stallEvents: number;
+  readonly writeIntervalMs: number;
   private readonly retryMs: number;
+  /** Events serialised and waiting for the next write (at most writeIntervalMs after the last). */
+  private pending: Buffer[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private lastWrite = Number.NEGATIVE_INFINITY;
   private readonly clients = new Set<SseClient>();
   private heartbeat: NodeJS.Timeout | null = null;
   private nextId = 1;
@@ -359,6 +376,8 @@ export class SseHub extends EventEmitter<SseEvents> {
   refused = 0;
   /** Events broadcast since start. */
   events = 0;
+  /** Writes of events to clients since start (one per client per flush of the waiting events). */
+  writes = 0;
   /** The most unsent bytes any client had after a write, since start (never above maxBufferBytes). */
   peakBuffered = 0;
 
@@ -368,6 +387,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     this.maxClients = opts.maxClients ?? 100;
     this.retryMs = opts.retryMs ?? 2000;
     this.stallEvents = opts.stallEvents ?? 10;
+    this.writeIntervalMs = opts.writeIntervalMs ?? 50;
     const hb = opts.heartbeatMs ?? 15_000;
     if (hb > 0) {
       this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), hb);
@@ -404,7 +424,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     res.flushHeaders();
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
-    const client: SseClient = { id: this.nextId++, res, sent: 0, behindSince: null };
+    const client: SseClient = { id: this.nextId++, res, sent: 0, behindSince: null, skip: this.pending.length };
     this.clients.add(client);
     const gone = () => {
       if (this.clients.delete(client)) this.emit('disconnect', client);
@@ -417,14 +437,36 @@ export class SseHub extends EventEmitter<SseEvents> {
     return client;
   }
 
-  /** Sends one event to every client (serialised once); drops those that are behind. */
+  /**
+   * Sends one event to every client, serialised once: at once, or with the events that follow
+   * within writeIntervalMs of the last write, in one write per client. Drops those that are behind.
+   */
   broadcast(event: string, data: unknown): void {
     this.events++;
     if (this.clients.size === 0) return;
-    const buf = Buffer.from(sseEvent(event, data), 'utf8');
+    this.pending.push(Buffer.from(sseEvent(event, data), 'utf8'));
+    const wait = this.lastWrite + this.writeIntervalMs - performance.now();
+    if (wait <= 0) this.flush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.flush(), Math.ceil(wait));
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Writes the waiting events to every client now (one write each). */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.pending.length === 0) return;
+    const pending = this.pending;
+    const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    this.pending = [];
+    this.lastWrite = performance.now();
     for (const c of [...this.clients]) {
-      // Still bytes unsent from earlier events: the kernel's buffer for it is full. At stallEvents
-      // broadcasts in a row the client is dropped (a stalled browser is let go after a number of
+      const skip = c.skip;
+      c.skip = 0;
+      // Still bytes unsent from earlier writes: the kernel's buffer for it is full. At stallEvents
+      // events in a row the client is dropped (a stalled browser is let go after a number of
       // pictures, not only once Node has buffered maxBufferBytes for it).
       if (c.res.writableLength === 0) c.behindSince = null;
       else {
@@ -434,7 +476,9 @@ export class SseHub extends EventEmitter<SseEvents> {
           continue;
         }
       }
-      this.send(c, buf);
+      if (skip >= pending.length) continue;
+      this.send(c, skip === 0 ? all : Buffer.concat(pending.slice(skip)));
+      this.writes++;
     }
   }
 
@@ -464,6 +508,7 @@ export class SseHub extends EventEmitter<SseEvents> {
 
   /** Ends every stream and the heartbeat. */
   close(): void {
+    this.flush();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     for (const c of [...this.clients]) {
