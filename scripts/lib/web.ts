@@ -258,10 +258,11 @@ export function webAccess(host: string, cfg: WebAuthConfig = {}): WebAccess {
       const colon = text.indexOf(':');
       if (colon < 0) return false;
       const [u, p] = [text.slice(0, colon), text.slice(colon + 1)];
-      // evaluate both so the time taken does not say which one failed
-      const asBasic = basic ? same(u, basic.user) && same(p, basic.password) : false;
+      // every comparison made (no && short cut), so the time taken does not say which one failed
+      const userOk = basic ? same(u, basic.user) : false;
+      const passwordOk = basic ? same(p, basic.password) : false;
       const asToken = token !== undefined ? same(p, token) : false;
-      return asBasic || asToken;
+      return (userOk && passwordOk) || asToken;
     },
   };
 }
