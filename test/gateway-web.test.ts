@@ -11,6 +11,7 @@
 //   counted, the reading ones get every picture; a closed viewer is gone from the count;
 // - no secret (the broker password in the URL, the page token, the corridor secret) reaches the
 //   page, its stream, /metrics or /healthz; its state badges are readable (contrast 4.5:1);
+// - markup in configured strings (a program, an interface, the broker URL) shows as text;
 // - beyond loopback the page needs credentials (403 without any, 401 with wrong ones) while
 //   /metrics stays open.
 // UPDATE_SCREENSHOTS=1 writes docs/gateway-page.png from the first test.
@@ -318,6 +319,40 @@ describe.skipIf(!ok)(SUITE, () => {
     }
     // Pictures of about 1 kB every 10 ms: the kernel's buffers of a stalled viewer (a few MB) take a minute to fill.
   }, 600_000);
+
+  it('strings from the configuration reach the page as text, never as HTML (program, interface, broker URL)', async () => {
+    const port = await freePort();
+    const cfg = join(tmp, 'xss.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'gateway: { site: web, zone: hall, id: gw-xss }',
+        `mqtt: { url: "${broker.url}/<img src=x id=xss0 onerror=alert(0)>" }`,
+        'sources:',
+        '  - type: command',
+        '    name: cap',
+        '    command: ["/nonexistent/<img src=x id=xss1 onerror=alert(1)>", "-i", "<b id=xss2>wlan</b>"]',
+        `http: { port: ${port}, update_interval: 200ms }`,
+        `queue: { dir: ${join(tmp, 'q9')} }`,
+      ].join('\n'),
+    );
+    const gw = spawnGateway(['--config', cfg]);
+    try {
+      await waitForPort(port);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      await v.page.waitForFunction("document.querySelector('#checks')?.textContent.includes('monitor mode')", { timeout: 30_000 });
+      const shown = (await v.page.evaluate('document.body.innerText')) as string;
+      // the markup as the visitor sees it, literally, and no element made from it
+      expect(shown).toContain('<img src=x id=xss1 onerror=alert(1)>');
+      expect(shown).toContain('<b id=xss2>wlan</b>');
+      expect(await v.page.evaluate("['xss0', 'xss1', 'xss2'].filter((id) => document.getElementById(id))")).toEqual([]);
+      expect(await v.page.$$eval('main img, header img', (imgs) => imgs.length)).toBe(0);
+      expect(v.errors).toEqual([]);
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('no secret reaches the page, its stream, /metrics or /healthz: not the broker password, the page token or the corridor secret', async () => {
     const cap = wifiCapture(join(tmp, 'w8.pcap'), { devices: 3, startMs: start, durationMs: 30_000, framesPerS: 5, salt: 27 });
