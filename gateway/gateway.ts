@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
 import { Firmware, type LiveCounts, type LiveStats } from '../firmware/host/firmware.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
+import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import type { CorridorSettings, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
@@ -56,6 +57,8 @@ export interface WindowCounter extends ClockCounter {
   liveCounts?(): LiveCounts;
   /** Counts per channel and per dBm (the page; absent in test doubles). */
   liveStats?(): LiveStats;
+  /** The module's capture splitting (absent in test doubles: the reader then parses every frame itself). */
+  readonly splitter?: CaptureSplitter;
   /** Corridor groups only (Firmware.setCorridor / clearCorridor). */
   setCorridor?(c: CorridorSettings): void;
   clearCorridor?(): void;
@@ -283,6 +286,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     };
     for (const s of this.sources) {
       this.pending.set(s, []);
+      s.splitter = this.fw.splitter ?? null;
       s.start(sink);
       s.finished.then(() => this.sourceFinished(s));
     }

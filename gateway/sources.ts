@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
+import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { CaptureFormatError, fileChunks, readCaptureRecords } from './capture/pcap.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
@@ -50,6 +51,8 @@ export abstract class CaptureSource {
   offClockFrames = 0;
   protected stopped = false;
   protected sink: FrameSink | null = null;
+  /** The firmware's capture splitting, when the gateway's firmware has it (set before start()): the reader hands it whole runs of records. */
+  splitter: CaptureSplitter | null = null;
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -165,7 +168,7 @@ export class FileSource extends CaptureSource {
 
   protected async run(): Promise<void> {
     const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal, this.jumpMs);
-    for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path)) {
+    for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path, this.splitter)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
       if (this.stopped) break;
@@ -249,7 +252,7 @@ export class StdinSource extends CaptureSource {
     super(cfg.name, cfg.radio, log);
   }
   protected async run(): Promise<void> {
-    for await (const batch of readCaptureRecords(this.input as AsyncIterable<Uint8Array>, 'stdin')) {
+    for await (const batch of readCaptureRecords(this.input as AsyncIterable<Uint8Array>, 'stdin', this.splitter)) {
       if (this.stopped) break;
       await this.deliver(batch);
     }
@@ -352,7 +355,7 @@ export class CommandSource extends CaptureSource {
     let readError: Error | null = null;
     try {
       let first = true;
-      for await (const batch of readCaptureRecords(child.stdout!, `command ${this.name}`)) {
+      for await (const batch of readCaptureRecords(child.stdout!, `command ${this.name}`, this.splitter)) {
         if (first) {
           first = false;
           this.setState('running');

@@ -13,9 +13,13 @@ import {
   readCaptureRecords,
   unsupportedLinkType,
 } from '../gateway/capture/pcap.ts';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Frame } from '../firmware/host/types.ts';
+import { Firmware } from '../firmware/host/firmware.ts';
+import { CaptureSplitter } from '../firmware/host/capture-split.ts';
+import * as layout from '../firmware/assembly/layout.ts';
+import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 import { capturesDir, need } from './support/need.ts';
 
 // ---- builders -------------------------------------------------------------------------------
@@ -427,5 +431,117 @@ describe('packed records (the gateway path)', () => {
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the firmware's capture splitting (the gateway's path)", () => {
+  const fw = Firmware.loadSync();
+
+  /** Every batch's bytes, times and offsets, and the error (message and where it came), read with or without the splitter. */
+  function records(file: Uint8Array, chunk: number, split: boolean) {
+    const parser = new CaptureParser('mem', split ? fw.splitter : null);
+    const out: Array<{ bytes: number[]; times: number[]; offsets: number[] }> = [];
+    let error: string | null = null;
+    try {
+      for (let i = 0; i < file.length; i += chunk) {
+        const b = parser.pushRecords(file.subarray(i, i + chunk), true);
+        if (b) out.push({ bytes: [...b.bytes], times: [...b.times], offsets: [...b.offsets] });
+      }
+      parser.end();
+    } catch (e) {
+      if (!(e instanceof CaptureFormatError)) throw e;
+      error = `${e.message} after ${out.length} batches`;
+    }
+    return { out, error };
+  }
+
+  /** A pcapng of `n` frames on two interfaces (microsecond and nanosecond times), frames of 0 to 300 bytes. */
+  function many(n: number, little = true): Uint8Array {
+    const parts = [shb(little), idb(little, 127), idb(little, 251, 9)];
+    for (let i = 0; i < n; i++) {
+      const data = Uint8Array.from({ length: (i * 37) % 301 }, (_, k) => (i + k) & 0xff);
+      parts.push(
+        i % 3 === 2
+          ? spb(little, data)
+          : epb(little, i % 2, i % 2 ? 1_700_000_000_000_000_000n + BigInt(i) * 123_456_789n : 1_700_000_000_000_000n + BigInt(i) * 977n, data),
+      );
+    }
+    return cat(...parts);
+  }
+
+  it('gives the same records, times and errors as the reader alone, however the input is chunked', () => {
+    const inputs = [
+      many(3000),
+      many(500, false),
+      pcap(true, false, 127, [
+        [5, 1, bytes(1)],
+        [6, 999_999, bytes()],
+        [7, 3, Uint8Array.from({ length: 70 }, (_, i) => i)],
+      ]),
+      pcap(false, true, 0x04000000 | 127, [
+        [1_700_000_000, 999_999_999, bytes(9, 9)],
+        [1_700_000_001, 1, Uint8Array.from({ length: 200 }, (_, i) => i)],
+      ]),
+      // the simulator's writer, as the gateway bench's capture
+      Buffer.concat([
+        pcapngHeader([{ linkType: 127, name: 'wlan0mon' }]),
+        ...Array.from({ length: 2000 }, (_, i) => pcapngPacket(0, 1_785_000_000_000 + i * 0.1, bytes(i & 0xff, 1, 2, 3, 4, 5))),
+      ]),
+    ];
+    const realDir = capturesDir('capture-reader');
+    if (realDir)
+      for (const sub of ['wifi', 'ble', 'fuzz'])
+        for (const f of readdirSync(join(realDir, sub)).filter((f) => /\.(pcap|pcapng|cap)$/.test(f))) inputs.push(readFileSync(join(realDir, sub, f)));
+    for (const file of inputs) {
+      for (const chunk of [file.length, 65536 + 13, 4096, 100, 7]) {
+        const want = records(file, chunk, false);
+        expect(want.error).toBeNull();
+        expect(records(file, chunk, true)).toEqual(want);
+      }
+    }
+  });
+
+  it('leaves damage to the reader: the same error at the same place', () => {
+    const good = many(200);
+    let seed = 99;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xffff;
+    let errors = 0;
+    for (let i = 0; i < 300; i++) {
+      const input = (
+        i % 2
+          ? good
+          : pcap(i % 4 === 1, i % 3 === 0, 127, [
+              [1, 2, bytes(1, 2, 3)],
+              [3, 4, bytes(5)],
+              [5, 6, bytes()],
+            ])
+      ).slice();
+      for (let k = rnd() % 4; k >= 0; k--) input[rnd() % input.length] = rnd() & 0xff;
+      const chunk = 1 + (rnd() % 5000);
+      const want = records(input, chunk, false);
+      if (want.error) errors++;
+      expect(records(input, chunk, true)).toEqual(want);
+    }
+    expect(errors).toBeGreaterThan(50); // the mutations did hit the error paths
+  });
+
+  it('takes the plain records itself and leaves no frame bytes in the module after a push', () => {
+    const splitter = new CaptureSplitter(fw.exports);
+    let took = 0;
+    const split = splitter.split.bind(splitter);
+    splitter.split = (...a) => {
+      const r = split(...a);
+      took += r.consumed;
+      return r;
+    };
+    const parser = new CaptureParser('mem', splitter);
+    const file = many(300);
+    expect(parser.pushRecords(file)!.count).toBe(300);
+    // every EPB went through the module; the headers, interfaces and SPBs (every third frame) did not
+    expect(took).toBeGreaterThan(file.length * 0.6);
+    const mem = new Uint8Array(fw.exports.memory.buffer);
+    const zero = (ptr: number, n: number) => mem.subarray(ptr, ptr + n).every((b) => b === 0);
+    expect(zero(fw.exports.capture_in_ptr(), layout.CAPTURE_IN_BYTES)).toBe(true);
+    expect(zero(fw.exports.capture_out_ptr(), layout.CAPTURE_OUT_BYTES)).toBe(true);
   });
 });

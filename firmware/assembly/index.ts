@@ -22,6 +22,7 @@ import {
   sketchNoisyPtr, sketchScratchPtr, sketchTruePtr, sketchStatePtr,
 } from './sketch';
 import { HLL_M } from './hll';
+import { captureSplit, captureInPtr, captureOutPtr, captureTimesPtr, captureOffsetsPtr, captureIfacesPtr, captureResultPtr } from './capture';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
   estimatorBegin, estimatorSpan, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
@@ -328,6 +329,30 @@ export function sketch_registers(): u32 {
 /** End of the static data (bytes): everything the module uses lies below this. */
 export function static_end(): usize {
   return __heap_base;
+}
+
+// ---- capture splitting (capture.ts) ----------------------------------------------------------
+
+export function capture_in_ptr(): usize {
+  return captureInPtr();
+}
+export function capture_out_ptr(): usize {
+  return captureOutPtr();
+}
+export function capture_times_ptr(): usize {
+  return captureTimesPtr();
+}
+export function capture_offsets_ptr(): usize {
+  return captureOffsetsPtr();
+}
+export function capture_ifaces_ptr(): usize {
+  return captureIfacesPtr();
+}
+export function capture_result_ptr(): usize {
+  return captureResultPtr();
+}
+export function capture_split(format: u32, len: u32, base: u32, little: bool, linkType: u32, pcapHeader: u32, nanos: bool, interfaces: u32): u32 {
+  return captureSplit(format, len, base, little, linkType, pcapHeader, nanos, interfaces);
 }
 
 // ---- test and bench entries ------------------------------------------------------------------

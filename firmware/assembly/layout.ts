@@ -67,3 +67,31 @@ export const RR_SCALE = 65536;
 /** First byte of a sketch position message: the radio. */
 export const SKETCH_TAG_WIFI = 1;
 export const SKETCH_TAG_BLE = 2;
+
+/**
+ * Capture splitting (capture.ts, capture_split): the host copies up to CAPTURE_IN_BYTES of a
+ * pcap/pcapng stream to capture_in_ptr(); the module writes the complete records it finds as batch
+ * records to capture_out_ptr() (at most CAPTURE_OUT_BYTES), their capture times (f64) to
+ * capture_times_ptr() and their offsets (u32, n + 1 of them) to capture_offsets_ptr().
+ */
+export const CAPTURE_IN_BYTES = 65536;
+export const CAPTURE_OUT_BYTES = 98304;
+/** Most records one call writes (a pcap record is at least 16 bytes). */
+export const CAPTURE_MAX_RECORDS = 4096;
+/** pcapng interfaces the host describes at capture_ifaces_ptr(); a packet of a later one is left to the host. */
+export const CAPTURE_MAX_INTERFACES = 64;
+/** Bytes per interface: link type u32 at 0, timestamp units per second f64 at 8, offset in seconds f64 at 16. */
+export const CAPTURE_IFACE_BYTES = 24;
+export const CAPTURE_IFACE_LINKTYPE = 0;
+export const CAPTURE_IFACE_UNITS = 8;
+export const CAPTURE_IFACE_OFFSET = 16;
+/** Result block at capture_result_ptr(): bytes consumed u32, records u32, record bytes u32, last capture time f64. */
+export const CAPTURE_RESULT_CONSUMED = 0;
+export const CAPTURE_RESULT_RECORDS = 4;
+export const CAPTURE_RESULT_BYTES = 8;
+export const CAPTURE_RESULT_LAST_TIME = 16;
+/** capture_split formats. */
+export const CAPTURE_PCAP = 1;
+export const CAPTURE_PCAPNG = 2;
+/** Largest record or block the host's reader accepts (gateway/capture/pcap.ts MAX_RECORD_BYTES). */
+export const CAPTURE_MAX_RECORD_BYTES = 16 * 1024 * 1024;

@@ -105,6 +105,27 @@ export class RecordBatchBuilder {
     return this.n;
   }
 
+  /** Bytes of records added since the last take(): where the next record goes. */
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  /**
+   * Appends records laid out elsewhere (the firmware's capture splitting, capture-split.ts):
+   * `bytes` holds them back to back, `times` their capture times, `offsets` their offsets in this
+   * builder (starting at usedBytes; one more than records, the last one the end).
+   */
+  appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array): void {
+    const k = times.length;
+    if (this.used + bytes.length > this.bytes.length) this.growBytes(this.used + bytes.length);
+    while (this.n + k + 1 > this.offsets.length) this.growFrames();
+    this.bytes.set(bytes, this.used);
+    this.times.set(times, this.n);
+    this.offsets.set(offsets, this.n);
+    this.n += k;
+    this.used += bytes.length;
+  }
+
   /** Appends a record: `len` bytes of `src` from `start`. */
   add(linkType: number, timestampMs: number, src: Uint8Array, start: number, len: number): void {
     const size = recordBytes(len);

@@ -18,6 +18,7 @@ import {
   type WindowOptions,
 } from './types.ts';
 import * as layout from '../assembly/layout.ts';
+import { CaptureSplitter } from './capture-split.ts';
 
 /** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
 export const WASM_PATH = process.env.PRESENCE_WASM || join(PACKAGE_ROOT, 'firmware', 'build', 'presence.wasm');
@@ -85,6 +86,13 @@ export interface FirmwareExports {
   sketch_scratch_bytes(): number;
   sketch_true_ptr(): number;
   sketch_state_ptr(): number;
+  capture_in_ptr(): number;
+  capture_out_ptr(): number;
+  capture_times_ptr(): number;
+  capture_offsets_ptr(): number;
+  capture_ifaces_ptr(): number;
+  capture_result_ptr(): number;
+  capture_split(format: number, len: number, base: number, little: number, linkType: number, pcapHeader: number, nanos: number, interfaces: number): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
@@ -165,6 +173,8 @@ export class Firmware {
   readonly memoryBytes: number;
   /** Distinct devices per radio counted exactly before the count switches to the sketch. */
   readonly tableLimit: number;
+  /** The module's capture splitting, for the capture reader (gateway/capture/pcap.ts): whole chunks in, batch records out. */
+  readonly splitter: CaptureSplitter;
 
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
@@ -195,6 +205,7 @@ export class Firmware {
     this.batchCapacity = exports.batch_capacity();
     this.memoryBytes = exports.memory.buffer.byteLength;
     this.tableLimit = exports.table_limit();
+    this.splitter = new CaptureSplitter(exports);
   }
 
   static async load(path: string = WASM_PATH): Promise<Firmware> {

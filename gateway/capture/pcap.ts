@@ -10,6 +10,7 @@
 
 import { open } from 'node:fs/promises';
 import { RecordBatchBuilder, type RecordBatch } from '../../firmware/host/batch.ts';
+import type { CaptureSplitter } from '../../firmware/host/capture-split.ts';
 import type { Frame } from '../../firmware/host/types.ts';
 import { LINKTYPE, LINKTYPE_MASK, SUPPORTED_LINKTYPES } from '../../firmware/host/types.ts';
 
@@ -135,7 +136,15 @@ export class CaptureParser {
   private failed: CaptureFormatError | null = null;
   private ended = false;
 
-  constructor(source: string) {
+  /**
+   * `splitter`: the firmware's capture splitting (Firmware.splitter). With it, pushRecords() hands
+   * runs of plain records (pcap records, pcapng enhanced packet blocks) to the module instead of
+   * reading them one by one here; the frames, times and errors are the same either way.
+   */
+  constructor(
+    source: string,
+    private readonly splitter: CaptureSplitter | null = null,
+  ) {
     this.source = source;
   }
 
@@ -279,9 +288,26 @@ export class CaptureParser {
         if (!this.readFileHeader()) return;
         continue;
       }
+      if (this.splitter && out instanceof RecordBatchBuilder) this.split(this.splitter, out);
       const progressed = this.fmt === 'pcap' ? this.readPcapRecord(out) : this.readPcapngBlock(out);
       if (!progressed) return;
     }
+  }
+
+  /** As many plain records as the module takes from here on (the rest is read record by record). */
+  private split(splitter: CaptureSplitter, out: RecordBatchBuilder): void {
+    const pcap = this.fmt === 'pcap';
+    const { consumed, lastTime } = splitter.split(
+      pcap
+        ? { format: 'pcap', little: this.little, linkType: this.pcapLinkType, recordHeader: this.pcapRecordHeader, nanos: this.pcapNanos }
+        : { format: 'pcapng', little: this.little, interfaces: this.interfaces },
+      this.buf,
+      this.pos,
+      this.buf.length,
+      out,
+    );
+    this.pos += consumed;
+    if (!pcap && consumed > 0) this.lastTimestampMs = lastTime;
   }
 
   private readFileHeader(): boolean {
@@ -461,8 +487,12 @@ export async function* readCapture(input: AsyncIterable<Uint8Array>, source: str
  * gateway's path). Each batch is valid until the next one is asked for: its arrays are reused
  * then, so a consumer must have counted (or copied) a batch before it pulls the next.
  */
-export async function* readCaptureRecords(input: AsyncIterable<Uint8Array>, source: string): AsyncGenerator<RecordBatch> {
-  const parser = new CaptureParser(source);
+export async function* readCaptureRecords(
+  input: AsyncIterable<Uint8Array>,
+  source: string,
+  splitter: CaptureSplitter | null = null,
+): AsyncGenerator<RecordBatch> {
+  const parser = new CaptureParser(source, splitter);
   for await (const chunk of input) {
     const batch = parser.pushRecords(chunk, true);
     if (batch) yield batch;
