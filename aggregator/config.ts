@@ -177,7 +177,7 @@ const ms = { bare: 'ms', zero: true } as const;
 export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   ...mqttOptionEntries({
     'mqtt.url': {
-      schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+' },
+      schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+', format: 'url' },
       default: 'mqtt://localhost:1883',
       description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://',
     },
@@ -239,7 +239,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'influx.url',
-    schema: { type: 'string', pattern: '^https?://.+' },
+    schema: { type: 'string', pattern: '^https?://.+', format: 'url' },
     hint: 'must be a URL like http://host:8086',
     flag: '--influx-url <url>',
     env: 'INFLUX_URL',

@@ -279,7 +279,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   ...mqttOptionEntries({
     'mqtt.url': {
-      schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://' },
+      schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://', format: 'url' },
       required: true,
       old: { flags: ['--mqtt'] },
       description: 'broker URL, mqtt://host:1883 or mqtts://host:8883',

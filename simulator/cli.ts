@@ -13,6 +13,7 @@ import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { isParsableUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
 
@@ -393,9 +394,9 @@ export function registerSimulate(program: Command): void {
           const count = num('count', f.count, 1);
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
-          if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url))
+          if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
             throw new UsageError(
-              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`,
+              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${redactUrlsIn(JSON.stringify(url))})`,
             );
           const r = await runLoad({
             url,

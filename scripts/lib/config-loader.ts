@@ -19,7 +19,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { deprecated } from './deprecate.ts';
 import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
-import { redactUrlsIn } from './secrets.ts';
+import { isParsableUrl, redactUrlsIn } from './secrets.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -158,6 +158,9 @@ export function createAjv(): Ajv {
     errors: false,
     validate: (opts: DurationOptions, data: unknown) => !Number.isNaN(durationMs(data, opts)),
   });
+  // `format: 'url'`: a URL that Node can parse (a scheme pattern alone lets `mqtt://u:p@[::1` through,
+  // which then throws, with its password, deep inside a client library).
+  ajv.addFormat('url', { type: 'string', validate: isParsableUrl });
   return ajv;
 }
 

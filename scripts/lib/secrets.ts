@@ -34,6 +34,18 @@ export function redactUrl(url: string | undefined): string {
   return u.toString();
 }
 
+/**
+ * True when the text is a URL with a host that Node's URL parser reads. A scheme pattern alone lets
+ * `mqtt://user:password@[::1` through, which then throws, with the password, inside a client library.
+ */
+export function isParsableUrl(text: string): boolean {
+  try {
+    return new URL(text).hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** Replaces every URL with credentials inside a free text (an error message) by its redacted form. */
 export function redactUrlsIn(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (m) => {
