@@ -50,54 +50,113 @@ const MAX_PRESENT_WORDS: u32 = 64;
 let rtFlags: u32 = 0;
 let rtSignal: i32 = -128;
 
-// The field layout of the last single-word present bitmap (a capture's frames nearly always share
-// one): offsets of the flags, channel and first antenna signal from the header start (0: absent),
-// and where the last field the walk reads ends. A pure function of the bitmap, so reusing it gives
-// exactly what the walk below would; it holds nothing of any frame's contents.
-let layoutPresent: u32 = 0xffffffff; // bit 31 set: never a single-word bitmap
+// The field layout of the last well-formed header's present bitmaps (a capture's frames nearly
+// always share them): up to LAYOUT_WORDS words without a vendor namespace. Offsets from the header
+// start of the flags and channel fields the walk reads last and of the first antenna signal (0:
+// none), and where the last field the walk reads ends. A pure function of the present words, so
+// reusing it gives exactly what the walk would; module globals, holding nothing of any device.
+// @ts-ignore: decorator
+@inline const LAYOUT_WORDS: u32 = 4;
+let layoutWords: u32 = 0; // 0: nothing learnt yet
+let layoutWord0: u32 = 0;
+let layoutWord1: u32 = 0;
+let layoutWord2: u32 = 0;
+let layoutWord3: u32 = 0;
 let layoutFlags: u32 = 0;
 let layoutChannel: u32 = 0;
 let layoutSignal: u32 = 0;
 let layoutEnd: u32 = 0;
 
-/** Lays out the fields of a single present word (bits 29-31 clear), as walk() would read them. */
-function computeLayout(present: u32): void {
-  layoutFlags = 0;
-  layoutChannel = 0;
-  layoutSignal = 0;
-  let off: u32 = 8;
-  let bits = present;
-  while (bits != 0) {
-    const index = <u32>ctz(bits);
-    bits &= bits - 1;
-    if (index >= KNOWN_FIELDS) break; // walk() gives up here too
-    const spec = load<u32>(FIELDS + (<usize>index << 2));
-    off = alignUp(off, spec >>> 16);
-    if (index == 1) layoutFlags = off;
-    else if (index == 3) layoutChannel = off;
-    else if (index == 5) layoutSignal = off;
-    off += spec & 0xffff;
+/** True when the header at ptr has exactly the learnt present words, all inside hdrLen. */
+// @ts-ignore: decorator
+@inline function sameLayout(ptr: usize, hdrLen: u32): bool {
+  const n = layoutWords;
+  if (n == 0 || le32(ptr + 4) != layoutWord0 || (n << 2) + 4 > hdrLen) return false;
+  if (n > 1 && le32(ptr + 8) != layoutWord1) return false;
+  if (n > 2 && le32(ptr + 12) != layoutWord2) return false;
+  if (n > 3 && le32(ptr + 16) != layoutWord3) return false;
+  return true; // the last learnt word ends the chain (bit 31 clear), so the header has n words
+}
+
+/**
+ * Learns the layout of the header at ptr, which walk() has just found well-formed (so its present
+ * words lie inside it): the same steps as the walk, without reading any field. Headers with more
+ * than LAYOUT_WORDS words or a vendor namespace are not learnt (the walk reads a vendor skip length
+ * from the data).
+ */
+function learnLayout(ptr: usize): void {
+  let words: u32 = 1;
+  while (le32(ptr + 4 * words) & 0x80000000) {
+    words++;
+    if (words > LAYOUT_WORDS) return;
   }
+  let off: u32 = 4 + 4 * words;
+  let bitBase: u32 = 0;
+  let radiotapNs = true;
+  let flags: u32 = 0;
+  let channel: u32 = 0;
+  let signal: u32 = 0;
+  let giveUp = false;
+  for (let w: u32 = 0; w < words; w++) {
+    const present = le32(ptr + 4 + 4 * w);
+    if (present & 0x40000000) return; // a vendor namespace
+    if (radiotapNs && !giveUp) {
+      let bits = present & 0x1fffffff;
+      while (bits != 0) {
+        const bit = <u32>ctz(bits);
+        bits &= bits - 1;
+        const index = bitBase + bit;
+        if (index >= KNOWN_FIELDS) {
+          giveUp = true;
+          break;
+        }
+        const spec = load<u32>(FIELDS + (<usize>index << 2));
+        off = alignUp(off, spec >>> 16);
+        if (index == 1) flags = off;
+        else if (index == 3) channel = off;
+        else if (index == 5 && signal == 0) signal = off;
+        off += spec & 0xffff;
+      }
+    }
+    if (present & 0x20000000) {
+      radiotapNs = true;
+      bitBase = 0;
+    } else {
+      bitBase += 32;
+    }
+  }
+  layoutWords = words;
+  layoutWord0 = le32(ptr + 4);
+  layoutWord1 = words > 1 ? le32(ptr + 8) : 0;
+  layoutWord2 = words > 2 ? le32(ptr + 12) : 0;
+  layoutWord3 = words > 3 ? le32(ptr + 16) : 0;
+  layoutFlags = flags;
+  layoutChannel = channel;
+  layoutSignal = signal;
   layoutEnd = off;
-  layoutPresent = present;
 }
 
 /**
  * Walks the radiotap header at [ptr, ptr + hdrLen). Returns false when the header is malformed
  * (a field or a bitmap runs past the header). Fields after one of unknown size are skipped (the
- * flags and signal come first, so they are still read).
+ * flags and signal come first, so they are still read). A header with the learnt present words
+ * takes the learnt layout (fields past hdrLen: malformed); any other is walked, then learnt.
  */
 function walk(ptr: usize, hdrLen: u32): bool {
-  const first = le32(ptr + 4);
-  if ((first & 0xe0000000) == 0) {
-    // one present word in the radiotap namespace: its cached layout (fields past hdrLen: malformed)
-    if (first != layoutPresent) computeLayout(first);
+  if (sameLayout(ptr, hdrLen)) {
     if (layoutEnd > hdrLen) return false;
     rtFlags = layoutFlags != 0 ? u8at(ptr + layoutFlags) : 0;
     if (layoutChannel != 0) setFrameChannel(<i32>le16(ptr + layoutChannel));
     rtSignal = layoutSignal != 0 ? <i32>load<i8>(ptr + layoutSignal) : -128;
     return true;
   }
+  if (!walkFields(ptr, hdrLen)) return false;
+  learnLayout(ptr);
+  return true;
+}
+
+/** The walk itself, field by field. */
+function walkFields(ptr: usize, hdrLen: u32): bool {
   rtFlags = 0;
   rtSignal = -128;
   // Count present words first: data fields start after the last one.
