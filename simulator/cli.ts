@@ -367,7 +367,7 @@ export function registerSimulate(program: Command): void {
     .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
-    .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.05)')
+    .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.03)')
     .option('--no-flows', 'evaluate: skip the flows between gateways (corridor sketches)')
     .action(async (scenarioArg: string | undefined, given: Flags) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);

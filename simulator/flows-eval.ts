@@ -29,7 +29,7 @@ import type { Scenario } from './scenario.ts';
 import { runScenario, type BleLink, type Radio } from './sim.ts';
 
 /** Sketch defaults (the gateway's corridor defaults follow these; README "Flows"). */
-export const SKETCH_DEFAULTS = { m: 8192, p: 0.05, epochS: 3600, horizonS: 600, intervalS: 300 };
+export const SKETCH_DEFAULTS = { m: 8192, p: 0.03, epochS: 3600, horizonS: 600, intervalS: 300 };
 /** Intervals with fewer true identities than this are not scored (a percentage of 3 says little). */
 export const MIN_SCORED_FLOW = 10;
 

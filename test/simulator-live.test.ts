@@ -215,5 +215,11 @@ describe('presence simulate (CLI)', () => {
     // epsilon is the worst device's: its sketches times the epsilon of one sketch
     expect(flows.epsilon).toBeCloseTo(flows.sketches_per_device.max * flows.epsilon_per_sketch, 0);
     expect(flows.pairs.map((p: { from: string; to: string }) => `${p.from}>${p.to}`).sort()).toEqual(['gw-a>gw-b', 'gw-b>gw-a']);
+    // calibrated on a run with another seed; the uncalibrated figures beside
+    expect(flows.calibration_seed).toBe(1001);
+    for (const k of ['matched_count_error_pct', 'baseline_matched_count_error_pct', 'travellers_count_error_pct'])
+      expect(Number.isFinite(flows[k]), k).toBe(true);
+    for (const p of flows.pairs) expect(p.expansion, `${p.from}>${p.to}`).toBeGreaterThan(0.5);
+    expect(flows.p).toBeCloseTo(0.03, 3);
   });
 });

@@ -43,7 +43,8 @@
 //    The profiles come from the interval's lag sums plus the pair's history (LagHistory: the lag
 //    sums of earlier intervals, decayed; numbers per lag, never a sketch). Cells that cannot be
 //    observed (no sketch, another epoch's key) enter through the share of rows that have them.
-//    Bounds: +-z standard deviations of the fit. The flow is of matched devices, times the pair's
+//    Bounds: +-z standard deviations of the fit's noise and of a Poisson count of the matched
+//    devices (which devices were heard, and in which interval their run started). The flow is of matched devices, times the pair's
 //    expansion factor when one is given (calibrated against a reference count; see the aggregator
 //    README). Travel-time median and 85th percentile per interval from the interval's own lag
 //    counts plus the history's profile weighted as one interval (travelPrior); bounds from a
@@ -588,7 +589,10 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
       if (!windows) continue;
       const k = expansion[dir];
       const count = (dir === 'ab' ? f.nab : f.nba) * k;
-      const sd = Math.sqrt(dir === 'ab' ? f.vab : f.vba) * k;
+      // the bounds: the randomised response's noise (the fit's variance) and the variation of which
+      // devices were heard and in which interval their run started, taken as Poisson (the matched count)
+      const matched = dir === 'ab' ? f.nab : f.nba;
+      const sd = Math.sqrt((dir === 'ab' ? f.vab : f.vba) + Math.max(matched, 0)) * k;
       const sh = share[dir];
       // travel times: the least dispersed distribution with this interval's lag counts (lag 0: the direction's share)
       const y = own[dir];
