@@ -457,7 +457,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     schema: { type: 'integer', minimum: 16384, maximum: 67108864 },
     default: 262144,
     description:
-      'bytes not yet sent that a page viewer may have before it is dropped (a stalled or slow browser; it reconnects by itself); one with bytes unsent at every write for 10 pictures is dropped too: the gateway never waits for a viewer',
+      "bytes not yet sent that a page viewer may have before it is dropped, in the gateway and in its socket's kernel send queue (a stalled or slow browser; it reconnects by itself); one with bytes unsent in the gateway at every write for 10 pictures is dropped too: the gateway never waits for a viewer",
   },
   {
     key: 'http.max_viewers',

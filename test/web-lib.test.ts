@@ -187,6 +187,34 @@ describe('event stream hub', () => {
     await srv.close();
   });
 
+  it("a client that stops reading is dropped after about maxBufferBytes, its kernel send queue counted (Linux) at 3 reads in a row, not after the kernel's buffer filled", async () => {
+    // Events of 32 KiB, each once the readers had the previous one; the kernel's send queue read at
+    // every write. Without it the stalled client takes about 4 MB on loopback before Node holds
+    // a byte for it.
+    const hub = new SseHub({ maxBufferBytes: 512 * 1024, stallEvents: 0, writeIntervalMs: 0, kernelProbeMs: 0, heartbeatMs: 0 });
+    const srv = await serve(webAccess('127.0.0.1'), hub);
+    const readers = await Promise.all(Array.from({ length: 2 }, () => reader(srv.port)));
+    const stuck = await stalled(srv.port);
+    await waitFor(() => hub.size === 3, 10_000, '3 clients connected');
+    const drops: Array<{ sent: number; reason: string }> = [];
+    hub.on('drop', (c, _buffered, reason) => drops.push({ sent: c.sent, reason }));
+    const payload = { n: 0, pad: 'x'.repeat(32 * 1024) };
+    let sent = 0;
+    while (drops.length === 0) {
+      payload.n = ++sent;
+      hub.broadcast('tick', payload);
+      await soon(() => readers.every((r) => r.events() >= sent + 1), `event ${sent} read by every reader`);
+      expect(sent, 'dropped before 8 MiB were sent to it').toBeLessThan(256);
+    }
+    expect(drops[0]!.reason).toBe('buffer');
+    // 512 KiB in its send queue, and what its own receive buffer took (acknowledged, not counted)
+    expect(drops[0]!.sent).toBeLessThan(1536 * 1024);
+    for (const r of readers) expect(r.events()).toBe(sent + 1);
+    stuck.destroy();
+    hub.close();
+    await srv.close();
+  });
+
   it('events broadcast within writeIntervalMs of the last write go to each client together, in one write, in order; a client arriving meanwhile gets only those after it', async () => {
     const hub = new SseHub({ heartbeatMs: 0, writeIntervalMs: 5000 }); // long: the test's own pauses stay far below it
     const srv = await serve(webAccess('127.0.0.1'), hub);

@@ -27,12 +27,13 @@
 //   framing: the stream ends when its connection closes), at once after a quiet spell, else with
 //   the events that follow within writeIntervalMs (50 ms) of the last write, in one write per
 //   client: at most 20 writes a second per client, however often events come (a socket write is
-//   most of what a viewer costs). A client whose unsent
-//   bytes (Node's buffer for its socket) would pass maxBufferBytes, or that still has unsent bytes
-//   stallEvents (10) events after it was first found with some, is dropped (its socket destroyed, `dropped` counted,
-//   'drop' emitted): the producer never waits and memory per client stays bounded. Node buffers
-//   only once the kernel's socket buffer is full (up to 4 MB on loopback for a client that never
-//   reads); that part is the kernel's and is not counted here. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
+//   most of what a viewer costs). A client whose unsent bytes in Node's buffer would pass
+//   maxBufferBytes, or pass it with its socket's kernel send queue (Linux, /proc/net/tcp, read once
+//   a second) at 3 reads in a row, or that still has bytes in Node's buffer stallEvents (10) events
+//   after it was first found with some, is dropped (its socket destroyed, `dropped` counted, 'drop' emitted):
+//   the producer never waits and memory per client stays bounded. Without the kernel's queue a
+//   client that never reads would take the kernel's whole buffer first (up to 4 MB on loopback);
+//   what the peer's own receive buffer took (acknowledged) is not seen. At most maxClients at a time (503 beyond). A comment line every heartbeatMs keeps
 //   proxies from closing an idle stream.
 // Everything served must be counts only: test/support/leak.ts scans pages, streams and assets.
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -337,6 +338,14 @@ export interface SseOptions {
    * the rate of events; 0: each event at once). An event after a quiet spell goes at once.
    */
   writeIntervalMs?: number;
+  /**
+   * How often the kernel's send queue of each client is read (Linux: /proc/net/tcp, tx_queue), at a
+   * write. A client whose send queue and Node's buffer together hold more than maxBufferBytes at 3
+   * reads in a row (not a passing backlog) is dropped: one that stops reading goes after about
+   * maxBufferBytes, not after the kernel's buffer (up to 4 MB) has filled too. Default 1000 ms;
+   * 0: at every write; null: never (Node's buffer only). Nothing on other systems.
+   */
+  kernelProbeMs?: number | null;
 }
 
 export interface SseClient {
@@ -348,14 +357,23 @@ export interface SseClient {
   behindSince: number | null;
   /** Events waiting for the next write that were broadcast before this client came (not for it). */
   skip: number;
+  /** The socket's ports, "local:remote" (its line in /proc/net/tcp). */
+  readonly ports: string;
+  /** Bytes in the kernel's send queue of its socket at the last probe (0 when unknown). */
+  kernelQueued: number;
+  /** Probes in a row that found more than maxBufferBytes in its send queue and Node's buffer. */
+  overProbes: number;
 }
 
 export interface SseEvents {
-  /** A client fell behind (its buffer would pass maxBufferBytes, or it had unsent bytes at every write for stallEvents events) and was dropped. */
+  /** A client fell behind (its buffer, with its kernel send queue, would pass maxBufferBytes, or it had unsent bytes at every write for stallEvents events) and was dropped; `buffered`: Node's buffer for it. */
   drop: [client: SseClient, buffered: number, reason: 'buffer' | 'stalled'];
   connect: [client: SseClient];
   disconnect: [client: SseClient];
 }
+
+/** Probes in a row with more than maxBufferBytes unsent, kernel's queue included, that drop a client. */
+const KERNEL_OVER_PROBES = 3;
 
 /** Server-Sent Events to many clients; never waits for one. */
 export class SseHub extends EventEmitter<SseEvents> {
@@ -368,6 +386,8 @@ export class SseHub extends EventEmitter<SseEvents> {
   private pending: Buffer[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private lastWrite = Number.NEGATIVE_INFINITY;
+  private readonly kernelProbeMs: number | null;
+  private lastProbe = Number.NEGATIVE_INFINITY;
   private readonly clients = new Set<SseClient>();
   private heartbeat: NodeJS.Timeout | null = null;
   private nextId = 1;
@@ -389,6 +409,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     this.retryMs = opts.retryMs ?? 2000;
     this.stallEvents = opts.stallEvents ?? 10;
     this.writeIntervalMs = opts.writeIntervalMs ?? 50;
+    this.kernelProbeMs = opts.kernelProbeMs === undefined ? 1000 : opts.kernelProbeMs;
     const hb = opts.heartbeatMs ?? 15_000;
     if (hb > 0) {
       this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), hb);
@@ -425,7 +446,16 @@ export class SseHub extends EventEmitter<SseEvents> {
     res.flushHeaders();
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
-    const client: SseClient = { id: this.nextId++, res, sent: 0, behindSince: null, skip: this.pending.length };
+    const client: SseClient = {
+      id: this.nextId++,
+      res,
+      sent: 0,
+      behindSince: null,
+      skip: this.pending.length,
+      ports: `${req.socket.localPort}:${req.socket.remotePort}`,
+      kernelQueued: 0,
+      overProbes: 0,
+    };
     this.clients.add(client);
     const gone = () => {
       if (this.clients.delete(client)) this.emit('disconnect', client);
@@ -463,6 +493,15 @@ export class SseHub extends EventEmitter<SseEvents> {
     const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
     this.pending = [];
     this.lastWrite = performance.now();
+    if (this.kernelProbeMs !== null && this.lastWrite - this.lastProbe >= this.kernelProbeMs) {
+      this.lastProbe = this.lastWrite;
+      const queues = kernelSendQueues();
+      for (const c of [...this.clients]) {
+        c.kernelQueued = queues.get(c.ports) ?? 0;
+        c.overProbes = c.kernelQueued + c.res.writableLength > this.maxBufferBytes ? c.overProbes + 1 : 0;
+        if (c.overProbes >= KERNEL_OVER_PROBES) this.drop(c, c.res.writableLength, 'buffer');
+      }
+    }
     for (const c of [...this.clients]) {
       const skip = c.skip;
       c.skip = 0;
@@ -492,7 +531,7 @@ export class SseHub extends EventEmitter<SseEvents> {
     const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     const before = c.res.writableLength;
     if (before + n > this.maxBufferBytes) {
-      this.drop(c, before, 'buffer');
+      this.drop(c, c.res.writableLength, 'buffer');
       return;
     }
     c.res.write(chunk);
@@ -517,6 +556,33 @@ export class SseHub extends EventEmitter<SseEvents> {
       c.res.end();
     }
   }
+}
+
+/**
+ * Bytes in the kernel's send queue (sent or not, not yet acknowledged by the peer) of each
+ * established TCP socket, by "localPort:remotePort", from /proc/net/tcp and /proc/net/tcp6 (Linux);
+ * an empty map where they cannot be read.
+ */
+export function kernelSendQueues(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue ...; 01 = ESTABLISHED
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5 || f[3] !== '01') continue;
+      const port = (a: string) => Number.parseInt(a.slice(a.lastIndexOf(':') + 1), 16);
+      const key = `${port(f[1]!)}:${port(f[2]!)}`;
+      const tx = Number.parseInt(f[4]!.slice(0, f[4]!.indexOf(':')), 16);
+      out.set(key, Math.max(out.get(key) ?? 0, tx));
+    }
+  }
+  return out;
 }
 
 /** One SSE event: `event:` line and the JSON data on one `data:` line (JSON has no raw newline). */
