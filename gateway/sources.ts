@@ -18,7 +18,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
@@ -109,9 +108,8 @@ export abstract class CaptureSource {
   protected async deliver(batch: RecordBatch): Promise<void> {
     if (batch.count === 0 || this.stopped) return;
     this.frames += batch.count;
-    const latest = batch.maxTime(CLOCK_MIN_MS, CLOCK_MAX_MS);
+    const { max: latest, outside: off } = batch.span(CLOCK_MIN_MS, CLOCK_MAX_MS);
     if (latest > this.lastTimestampMs) this.lastTimestampMs = latest;
-    const off = batch.countOutside(CLOCK_MIN_MS, CLOCK_MAX_MS);
     if (off > 0) {
       if (this.offClockFrames === 0)
         this.log.warn(
@@ -211,6 +209,23 @@ export function pacer(
   let wall0 = -1;
   let ts0 = 0;
   let prev = -Infinity; // the latest capture time paced so far
+  // One abort listener for the whole replay rather than one per wait (timers/promises' sleep with
+  // a signal adds and removes one every time: ten times a second). false: stopped.
+  let wake: (() => void) | null = null;
+  signal?.addEventListener('abort', () => wake?.(), { once: true });
+  const wait = (ms: number) =>
+    new Promise<boolean>((resolve) => {
+      if (signal?.aborted) return resolve(false);
+      const timer = setTimeout(() => {
+        wake = null;
+        resolve(true);
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        wake = null;
+        resolve(false);
+      };
+    });
   return async (batch, deliver) => {
     const times = batch.times;
     let from = batch.start;
@@ -230,11 +245,7 @@ export function pacer(
       if (ts <= limit) continue;
       if (i > from) await deliver(batch.slice(from, i));
       from = i;
-      try {
-        await sleep(Math.max(PACE_TICK_MS, (ts - ts0) / speed - (now - wall0)), undefined, { signal });
-      } catch {
-        return; // stopped during a quiet stretch of the capture
-      }
+      if (!(await wait(Math.max(PACE_TICK_MS, (ts - ts0) / speed - (now - wall0))))) return; // stopped during a quiet stretch of the capture
       limit = ts0 + (performance.now() - wall0) * speed;
     }
     if (from < batch.end) await deliver(from === batch.start ? batch : batch.slice(from, batch.end));

@@ -18,6 +18,8 @@ import { tmpdir } from 'node:os';
 import type { Frame } from '../firmware/host/types.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { CaptureSplitter } from '../firmware/host/capture-split.ts';
+import { packFrames, type RecordBatch } from '../firmware/host/batch.ts';
+import { pacer } from '../gateway/sources.ts';
 import * as layout from '../firmware/assembly/layout.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 import { capturesDir, need } from './support/need.ts';
@@ -402,6 +404,7 @@ describe('packed records (the gateway path)', () => {
     ).toEqual([100, 2]);
     expect(b.firstAtOrAfter(1_700_000_001_000)).toBe(3);
     expect(b.maxTime()).toBe(1_700_000_002_000);
+    expect(b.span(1_700_000_000_200, 1_700_000_001_500)).toEqual({ max: 1_700_000_001_000, outside: 2 });
   });
 
   it('the parser keeps no view of a chunk: a reader may overwrite its buffer once push returns', () => {
@@ -543,5 +546,23 @@ describe("the firmware's capture splitting (the gateway's path)", () => {
     const zero = (ptr: number, n: number) => mem.subarray(ptr, ptr + n).every((b) => b === 0);
     expect(zero(fw.exports.capture_in_ptr(), layout.CAPTURE_IN_BYTES)).toBe(true);
     expect(zero(fw.exports.capture_out_ptr(), layout.CAPTURE_OUT_BYTES)).toBe(true);
+  });
+});
+
+describe('paced replay (pacer)', () => {
+  it('delivers what is due, waits for the rest, and a stop ends a wait at once', async () => {
+    const t0 = Date.parse('2026-08-01T12:00:00Z');
+    const frame = (t: number) => ({ linkType: 127, timestampMs: t, data: bytes(1) });
+    // two frames at once, the third an hour of capture time later
+    const batch = packFrames([frame(t0), frame(t0), frame(t0 + 3_600_000)])!;
+    const stop = new AbortController();
+    const delivered: number[][] = [];
+    const pace = pacer(1, undefined, stop.signal);
+    const done = pace(batch, async (b: RecordBatch) => {
+      delivered.push([...b.times.subarray(b.start, b.end)]);
+      stop.abort(); // stopped while the replay waits for the third frame
+    });
+    await done; // would wait an hour without the stop
+    expect(delivered).toEqual([[t0, t0]]);
   });
 });

@@ -57,6 +57,20 @@ export class RecordBatch {
     return m;
   }
 
+  /** In one pass: the largest capture time in [lo, hi) (-Infinity when none) and how many frames lie outside it. */
+  span(lo: number, hi: number): { max: number; outside: number } {
+    let max = -Infinity;
+    let outside = 0;
+    const times = this.times;
+    for (let i = this.start; i < this.end; i++) {
+      const t = times[i]!;
+      if (t >= lo && t < hi) {
+        if (t > max) max = t;
+      } else outside++;
+    }
+    return { max, outside };
+  }
+
   /** Frames whose time is outside [lo, hi). */
   countOutside(lo: number, hi: number): number {
     let n = 0;
