@@ -25,7 +25,7 @@ import { CaptureFormatError, fileChunks, readCaptureRecords } from './capture/pc
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
-import { CLOCK_MAX_MS, CLOCK_MIN_MS, isClockTime } from './window.ts';
+import { CLOCK_MAX_MS, CLOCK_MIN_MS } from './window.ts';
 
 export type SourceState = SourceStatus['state'];
 
@@ -231,8 +231,10 @@ export function pacer(
     let from = batch.start;
     let limit = -Infinity; // frames up to this capture time are due
     for (let i = batch.start; i < batch.end; i++) {
+      // skip what is due already (a time off the clock is no reading: due now); a sorted batch by binary search
+      i = batch.firstAfter(limit, i, CLOCK_MIN_MS, CLOCK_MAX_MS);
+      if (i === batch.end) break;
       const ts = times[i]!;
-      if (ts <= limit || !isClockTime(ts)) continue; // a time off the clock is no reading: due now
       const now = performance.now();
       // The first frame, or a jump of the capture clock that the gateway skips: (re)start the pace here.
       if (wall0 < 0 || ts - prev > jumpMs) {

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import type { Frame } from '../firmware/host/types.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { CaptureSplitter } from '../firmware/host/capture-split.ts';
-import { packFrames, type RecordBatch } from '../firmware/host/batch.ts';
+import { packFrames, RecordBatch } from '../firmware/host/batch.ts';
 import { pacer } from '../gateway/sources.ts';
 import * as layout from '../firmware/assembly/layout.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
@@ -443,12 +443,12 @@ describe("the firmware's capture splitting (the gateway's path)", () => {
   /** Every batch's bytes, times and offsets, and the error (message and where it came), read with or without the splitter. */
   function records(file: Uint8Array, chunk: number, split: boolean) {
     const parser = new CaptureParser('mem', split ? fw.splitter : null);
-    const out: Array<{ bytes: number[]; times: number[]; offsets: number[] }> = [];
+    const out: Array<{ bytes: number[]; times: number[]; offsets: number[]; sorted: boolean }> = [];
     let error: string | null = null;
     try {
       for (let i = 0; i < file.length; i += chunk) {
         const b = parser.pushRecords(file.subarray(i, i + chunk), true);
-        if (b) out.push({ bytes: [...b.bytes], times: [...b.times], offsets: [...b.offsets] });
+        if (b) out.push({ bytes: [...b.bytes], times: [...b.times], offsets: [...b.offsets], sorted: b.sorted });
       }
       parser.end();
     } catch (e) {
@@ -565,4 +565,37 @@ describe('paced replay (pacer)', () => {
     await done; // would wait an hour without the stop
     expect(delivered).toEqual([[t0, t0]]);
   });
+});
+
+describe('RecordBatch lookups', () => {
+  it('give the same answers for a batch known sorted (binary search, end points) as by a pass over every frame', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 2 ** 24;
+    for (let round = 0; round < 300; round++) {
+      const n = 1 + Math.floor(rnd() * 40);
+      let t = 1000;
+      const frames = Array.from({ length: n }, () => ({ linkType: 127, timestampMs: (t += Math.floor(rnd() * 3)), data: bytes(1) }));
+      const sorted = packFrames(frames)!;
+      expect(sorted.sorted).toBe(true);
+      const probe = () => 995 + Math.floor(rnd() * (t - 990));
+      for (let k = 0; k < 10; k++) {
+        const from = Math.floor(rnd() * n);
+        const [a, b] = [probe(), probe()].sort((x, y) => x - y);
+        for (const batch of [sorted, sorted.slice(from, n)]) {
+          const plain = new RecordBatch(batch.bytes, batch.times, batch.offsets, batch.start, batch.end, false);
+          const f = batch.start + Math.floor(rnd() * batch.count);
+          expect(batch.firstAtOrAfter(a, f)).toBe(plain.firstAtOrAfter(a, f));
+          expect(batch.firstAtOrAfter(a, f, b)).toBe(plain.firstAtOrAfter(a, f, b));
+          expect(batch.firstAfter(a, f, 990, b)).toBe(plain.firstAfter(a, f, 990, b));
+          expect(batch.firstAfter(a, f, -Infinity, Infinity)).toBe(plain.firstAfter(a, f, -Infinity, Infinity));
+          expect(batch.span(a, b)).toEqual(plain.span(a, b));
+          expect(batch.span(-Infinity, Infinity)).toEqual(plain.span(-Infinity, Infinity));
+        }
+      }
+    }
+    // a time going back makes the batch unsorted
+    expect(packFrames([frame(5), frame(4)])!.sorted).toBe(false);
+    expect(packFrames([frame(5), frame(Number.NaN)])!.sorted).toBe(false);
+  });
+  const frame = (t: number) => ({ linkType: 127, timestampMs: t, data: bytes(1) });
 });

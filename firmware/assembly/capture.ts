@@ -14,7 +14,7 @@ import {
   RECORD_HEADER_BYTES, RECORD_LINKTYPE, RECORD_CAPLEN, RECORD_TIME, CAPTURE_IN_BYTES, CAPTURE_OUT_BYTES,
   CAPTURE_MAX_RECORDS, CAPTURE_MAX_INTERFACES, CAPTURE_IFACE_BYTES, CAPTURE_IFACE_LINKTYPE, CAPTURE_IFACE_UNITS,
   CAPTURE_IFACE_OFFSET, CAPTURE_RESULT_CONSUMED, CAPTURE_RESULT_RECORDS, CAPTURE_RESULT_BYTES,
-  CAPTURE_RESULT_LAST_TIME, CAPTURE_PCAP, CAPTURE_MAX_RECORD_BYTES,
+  CAPTURE_RESULT_LAST_TIME, CAPTURE_RESULT_SORTED, CAPTURE_PCAP, CAPTURE_MAX_RECORD_BYTES,
 } from './layout';
 
 const IN: usize = memory.data(<i32>CAPTURE_IN_BYTES, 16);
@@ -64,8 +64,8 @@ export function captureResultPtr(): usize {
  * format), link type `linkType`, fractions in ns when `nanos`; CAPTURE_PCAPNG: enhanced packet
  * blocks of the first `interfaces` interfaces described in the interface area. `little`: the
  * byte order of the file or section. Offsets are written from `base` on (the host's block offset).
- * Returns the number of records; the result block holds the bytes consumed, the record bytes and
- * the last record's capture time.
+ * Returns the number of records; the result block holds the bytes consumed, the record bytes, whether the
+ * times are non-decreasing and the last record's capture time.
  */
 export function captureSplit(format: u32, len: u32, base: u32, little: bool, linkType: u32, pcapHeader: u32, nanos: bool, interfaces: u32): u32 {
   if (len > IN_BYTES) len = IN_BYTES;
@@ -74,6 +74,8 @@ export function captureSplit(format: u32, len: u32, base: u32, little: bool, lin
   let o: u32 = 0;
   let n: u32 = 0;
   let last: f64 = NaN;
+  let prev: f64 = -Infinity;
+  let sorted: u32 = 1;
   while (n < MAX_RECORDS) {
     const at = IN + <usize>p;
     const avail = len - p;
@@ -121,6 +123,8 @@ export function captureSplit(format: u32, len: u32, base: u32, little: bool, lin
     store<f64>(rec, ts, RECORD_TIME);
     memory.copy(rec + HEADER, IN + <usize>data, cap);
     memory.fill(rec + HEADER + <usize>cap, 0, size - HEADER - cap);
+    if (!(ts >= prev)) sorted = 0;
+    prev = ts;
     store<f64>(TIMES + (<usize>n << 3), ts);
     store<u32>(OFFSETS + (<usize>n << 2), base + o);
     o += size;
@@ -132,6 +136,7 @@ export function captureSplit(format: u32, len: u32, base: u32, little: bool, lin
   store<u32>(RESULT, p, CAPTURE_RESULT_CONSUMED);
   store<u32>(RESULT, n, CAPTURE_RESULT_RECORDS);
   store<u32>(RESULT, o, CAPTURE_RESULT_BYTES);
+  store<u32>(RESULT, sorted, CAPTURE_RESULT_SORTED);
   store<f64>(RESULT, last, CAPTURE_RESULT_LAST_TIME);
   return n;
 }

@@ -85,10 +85,11 @@ export const CAPTURE_IFACE_BYTES = 24;
 export const CAPTURE_IFACE_LINKTYPE = 0;
 export const CAPTURE_IFACE_UNITS = 8;
 export const CAPTURE_IFACE_OFFSET = 16;
-/** Result block at capture_result_ptr(): bytes consumed u32, records u32, record bytes u32, last capture time f64. */
+/** Result block at capture_result_ptr(): bytes consumed u32, records u32, record bytes u32, times non-decreasing u32 (1/0), last capture time f64. */
 export const CAPTURE_RESULT_CONSUMED = 0;
 export const CAPTURE_RESULT_RECORDS = 4;
 export const CAPTURE_RESULT_BYTES = 8;
+export const CAPTURE_RESULT_SORTED = 12;
 export const CAPTURE_RESULT_LAST_TIME = 16;
 /** capture_split formats. */
 export const CAPTURE_PCAP = 1;

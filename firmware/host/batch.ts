@@ -17,6 +17,9 @@ export function recordBytes(caplen: number): number {
 /**
  * Records [start, end) of a packed block. Record i (start <= i < end) occupies
  * bytes[offsets[i], offsets[i + 1]) and was captured at times[i]. Slices share the block.
+ * `sorted`: the whole block's times are known to be non-decreasing (the builder sets it, as it is
+ * for a capture written in time order); the lookups below then take a binary search or the end
+ * points instead of a pass over every frame.
  */
 export class RecordBatch {
   constructor(
@@ -25,6 +28,7 @@ export class RecordBatch {
     readonly offsets: Uint32Array,
     readonly start: number,
     readonly end: number,
+    readonly sorted = false,
   ) {}
 
   get count(): number {
@@ -33,17 +37,52 @@ export class RecordBatch {
 
   /** Records [from, to) (indexes as for `times`), sharing this block. */
   slice(from: number, to: number): RecordBatch {
-    return new RecordBatch(this.bytes, this.times, this.offsets, from, to);
+    return new RecordBatch(this.bytes, this.times, this.offsets, from, to, this.sorted);
+  }
+
+  /** Sorted, and every time from `from` to the end lies in [lo, hi). */
+  private within(from: number, lo: number, hi: number): boolean {
+    return this.sorted && from < this.end && this.times[from]! >= lo && this.times[this.end - 1]! < hi;
+  }
+
+  /** Sorted only: the first index in [from, end) whose time is >= t (orEqual) or > t. */
+  private search(t: number, from: number, orEqual: boolean): number {
+    const times = this.times;
+    let lo = from;
+    let hi = this.end;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (orEqual ? times[mid]! >= t : times[mid]! > t) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /**
    * The first index >= from whose time is >= t and below `ceiling`, or `end` (times within a batch
-   * need not be sorted: this scans). Times at or past the ceiling count as before t.
+   * need not be sorted: unless the batch is known sorted, this scans). Times at or past the ceiling
+   * count as before t.
    */
   firstAtOrAfter(t: number, from: number = this.start, ceiling = Infinity): number {
+    if (this.within(from, -Infinity, ceiling)) return this.search(t, from, true);
     const times = this.times;
     let i = from;
     while (i < this.end && !(times[i]! >= t && times[i]! < ceiling)) i++;
+    return i;
+  }
+
+  /**
+   * The first index >= from whose time lies in [lo, hi) and is above `limit`, or `end`: for a paced
+   * replay, the first frame not yet due (a time outside [lo, hi) is due at once).
+   */
+  firstAfter(limit: number, from: number, lo: number, hi: number): number {
+    if (this.within(from, lo, hi)) return this.search(limit, from, false);
+    const times = this.times;
+    let i = from;
+    for (; i < this.end; i++) {
+      const t = times[i]!;
+      if (t > limit && t >= lo && t < hi) break;
+    }
     return i;
   }
 
@@ -59,6 +98,7 @@ export class RecordBatch {
 
   /** In one pass: the largest capture time in [lo, hi) (-Infinity when none) and how many frames lie outside it. */
   span(lo: number, hi: number): { max: number; outside: number } {
+    if (this.within(this.start, lo, hi)) return { max: this.times[this.end - 1]!, outside: 0 };
     let max = -Infinity;
     let outside = 0;
     const times = this.times;
@@ -106,6 +146,9 @@ export class RecordBatchBuilder {
   private offsets: Uint32Array;
   private n = 0;
   private used = 0;
+  /** The times added since the last take() are non-decreasing so far; the latest of them. */
+  private sorted = true;
+  private last = -Infinity;
 
   /** `bytesHint`: expected bytes of records (e.g. the chunk's length); `framesHint`: expected frames. */
   constructor(bytesHint = 64 * 1024, framesHint = 512) {
@@ -127,10 +170,14 @@ export class RecordBatchBuilder {
   /**
    * Appends records laid out elsewhere (the firmware's capture splitting, capture-split.ts):
    * `bytes` holds them back to back, `times` their capture times, `offsets` their offsets in this
-   * builder (starting at usedBytes; one more than records, the last one the end).
+   * builder (starting at usedBytes; one more than records, the last one the end); `sorted`: the
+   * times are non-decreasing among themselves.
    */
-  appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array): void {
+  appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array, sorted: boolean): void {
     const k = times.length;
+    if (k === 0) return;
+    if (!sorted || !(times[0]! >= this.last)) this.sorted = false;
+    this.last = times[k - 1]!;
     if (this.used + bytes.length > this.bytes.length) this.growBytes(this.used + bytes.length);
     while (this.n + k + 1 > this.offsets.length) this.growFrames();
     this.bytes.set(bytes, this.used);
@@ -145,6 +192,8 @@ export class RecordBatchBuilder {
     const size = recordBytes(len);
     if (this.used + size > this.bytes.length) this.growBytes(this.used + size);
     if (this.n + 1 >= this.offsets.length) this.growFrames();
+    if (!(timestampMs >= this.last)) this.sorted = false;
+    this.last = timestampMs;
     const o = this.used;
     const dv = this.dv;
     dv.setUint32(o + RECORD_LINKTYPE, linkType >>> 0, true);
@@ -170,7 +219,16 @@ export class RecordBatchBuilder {
    */
   take(reuse = false): RecordBatch | null {
     if (this.n === 0) return null;
-    const batch = new RecordBatch(this.bytes.subarray(0, this.used), this.times.subarray(0, this.n), this.offsets.subarray(0, this.n + 1), 0, this.n);
+    const batch = new RecordBatch(
+      this.bytes.subarray(0, this.used),
+      this.times.subarray(0, this.n),
+      this.offsets.subarray(0, this.n + 1),
+      0,
+      this.n,
+      this.sorted,
+    );
+    this.sorted = true;
+    this.last = -Infinity;
     if (!reuse) {
       this.bytes = new Uint8Array(0);
       this.dv = new DataView(this.bytes.buffer);

@@ -28,7 +28,7 @@ export type SplitFormat =
 export interface SplitSink {
   /** Bytes of records the sink holds so far: the first new record's offset. */
   readonly usedBytes: number;
-  appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array): void;
+  appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array, sorted: boolean): void;
 }
 
 export class CaptureSplitter {
@@ -93,7 +93,12 @@ export class CaptureSplitter {
       const used = dv.getUint32(this.result + layout.CAPTURE_RESULT_CONSUMED, true);
       const bytes = dv.getUint32(this.result + layout.CAPTURE_RESULT_BYTES, true);
       if (n > 0) {
-        sink.appendRecords(this.u8.subarray(this.outPtr, this.outPtr + bytes), this.times.subarray(0, n), this.offsets.subarray(0, n + 1));
+        sink.appendRecords(
+          this.u8.subarray(this.outPtr, this.outPtr + bytes),
+          this.times.subarray(0, n),
+          this.offsets.subarray(0, n + 1),
+          dv.getUint32(this.result + layout.CAPTURE_RESULT_SORTED, true) === 1,
+        );
         lastTime = dv.getFloat64(this.result + layout.CAPTURE_RESULT_LAST_TIME, true);
       }
       // no frame bytes stay in the module
