@@ -38,7 +38,7 @@ describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
     expect(r.out).toBe('');
     expect(r.code).toBe(0);
     expect(unit).toMatch(
-      /^ExecStart=\/usr\/bin\/node (--[a-z0-9-]+=\S+ )*\/opt\/presence-counter\/scripts\/presence\.js gateway --config \/etc\/presence\/gateway\.yaml$/m,
+      /^ExecStart=\/usr\/bin\/node (--[a-z0-9-]+(=\S+)? )*\/opt\/presence-counter\/scripts\/presence\.js gateway --config \/etc\/presence\/gateway\.yaml$/m,
     );
     expect(unit).toMatch(/^StateDirectory=presence-gateway$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
