@@ -1,6 +1,7 @@
 // The shared configuration pieces in scripts/lib: one duration syntax, one deprecation line per old
 // name, secrets from files, and error lines that name the key, where it came from and the fix.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { parseDuration as aggregatorDuration } from '../aggregator/config.ts';
 import { parseWindow } from '../gateway/replay.ts';
 import { parseDuration as gatewayDuration } from '../gateway/config.ts';
 import { parseDuration as scenarioDuration } from '../simulator/scenario.ts';
-import { buildSchema, createAjv, describeErrors, type OptionSpec } from '../scripts/lib/config-loader.ts';
+import { buildSchema, ConfigError, createAjv, describeErrors, readConfigFile, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { captureDeprecations, deprecated } from '../scripts/lib/deprecate.ts';
 import { DurationError, durationMs, formatDuration, isDurationString, parseDuration } from '../scripts/lib/duration.ts';
 import { readSecretFile } from '../scripts/lib/secrets.ts';
@@ -81,6 +82,59 @@ describe('secrets', () => {
     writeFileSync(f, 's3cret\r\nignored\n');
     expect(readSecretFile(f, 'mqtt.password_file')).toBe('s3cret');
     expect(() => readSecretFile(join(tmp, 'absent'), 'mqtt.password_file')).toThrow(/^mqtt\.password_file: cannot read .*absent \(ENOENT\)$/);
+  });
+});
+
+describe('files that are not what they claim', () => {
+  /** The problems of the ConfigError that fn throws. */
+  const problems = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems.join('\n');
+    }
+    throw new Error('no error');
+  };
+
+  it('a config path that is a fifo, a device or a huge file is refused at once, naming the file', () => {
+    const fifo = join(tmp, 'config.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // (reading a fifo blocks until a writer opens it: the check must not read it)
+    expect(problems(() => readConfigFile(fifo))).toBe(`config file ${fifo} is not a regular file (a fifo): give the path of a YAML or JSON file`);
+    expect(problems(() => readConfigFile('/dev/zero'))).toMatch(/^config file \/dev\/zero is not a regular file \(a device\)/);
+    const huge = join(tmp, 'huge.yaml');
+    writeFileSync(huge, '');
+    truncateSync(huge, 64 * 1024 * 1024); // sparse: nothing is written, the size is what is checked
+    expect(problems(() => readConfigFile(huge))).toBe(`config file ${huge} is 64 MiB; a config file is at most 1 MiB`);
+  });
+
+  it('a secret file that is a fifo, a device or a huge file is refused, naming the setting and the file', () => {
+    const fifo = join(tmp, 'secret.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => readSecretFile(fifo, 'mqtt.password_file')).toThrow(`mqtt.password_file: ${fifo} is not a regular file (a fifo)`);
+    expect(() => readSecretFile('/dev/zero', 'mqtt.password_file')).toThrow('mqtt.password_file: /dev/zero is not a regular file (a device)');
+    const huge = join(tmp, 'huge.secret');
+    writeFileSync(huge, '');
+    truncateSync(huge, 1024 * 1024);
+    expect(() => readSecretFile(huge, 'mqtt.password_file')).toThrow(`mqtt.password_file: ${huge} is 1024 KiB; a secret file is at most 64 KiB`);
+  });
+
+  it('a config file holding a password, token or URL credentials that others can read gets one warning line', () => {
+    const f = join(tmp, 'secrets.yaml');
+    writeFileSync(f, 'mqtt:\n  url: mqtt://broker:1883\n  password: hunter2\ninflux:\n  url: http://user:pw@influx:8086\n');
+    chmodSync(f, 0o644);
+    const open = captureDeprecations(() => readConfigFile(f));
+    expect(open.lines).toEqual([
+      `presence: warning: config file ${f} holds mqtt.password, influx.url (credentials) and others than its owner can read it (mode 0644): chmod 600 ${f}`,
+    ]);
+    expect(open.lines.join('')).not.toMatch(/hunter2|:pw@/);
+    chmodSync(f, 0o600);
+    expect(captureDeprecations(() => readConfigFile(f)).lines).toEqual([]);
+    const plain = join(tmp, 'plain.yaml');
+    writeFileSync(plain, 'mqtt:\n  url: mqtt://broker:1883\n  password_file: /etc/presence/mqtt-password\n');
+    chmodSync(plain, 0o644);
+    expect(captureDeprecations(() => readConfigFile(plain)).lines).toEqual([]);
   });
 });
 

@@ -45,10 +45,11 @@ describe.skipIf(!ok)(SUITE, () => {
       ...lines.map((l) =>
         l
           .replaceAll('npx presence aggregator', `npx presence aggregator --http-port ${httpPort}`)
-          .replaceAll('npx presence', `node ${join(ROOT, 'scripts', 'presence.js')}`)
           .replaceAll('1883', String(broker.port))
           .replaceAll('9464', String(httpPort))
-          .replaceAll('/tmp/', `${tmp}/`),
+          .replaceAll('/tmp/', `${tmp}/`)
+          // last: the checkout's own path (which may be below /tmp/) is not rewritten
+          .replaceAll('npx presence', `node ${join(ROOT, 'scripts', 'presence.js')}`),
       ),
     ].join('\n');
     return new Promise((resolve, reject) =>

@@ -12,12 +12,12 @@
 // then `npx tsx scripts/gen-config-docs.ts` to rewrite the README reference. A renamed setting keeps
 // its old names in `old: { flags, env, keys }` (and a line in test/config-aliases.test.ts).
 // Layers, lowest first: defaults < config file < environment < flags.
-import { readFileSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
-import { deprecated } from './deprecate.ts';
+import { deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
 import { isParsableUrl, redactUrlsIn } from './secrets.ts';
 
@@ -342,12 +342,33 @@ export function resolvePaths(raw: Record<string, unknown>, specs: OptionSpec[], 
   }
 }
 
+/** A config file is at most this big: anything larger is a wrong path, not a configuration. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** "a fifo", "a device", "a socket": what a path that is not a regular file is. */
+export function kindOfFile(st: Stats): string {
+  if (st.isFIFO()) return 'a fifo';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
+}
+
 /** Reads a YAML or JSON config file into a mapping; throws ConfigError naming the file. */
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
+    // Checked before reading: a fifo would block the read forever, a device or a huge file fill memory.
+    const st = statSync(path);
+    if (st.isDirectory()) throw new ConfigError([`config file ${path} is a folder, not a file`], 'flags');
+    if (!st.isFile()) throw new ConfigError([`config file ${path} is not a regular file (${kindOfFile(st)}): give the path of a YAML or JSON file`], 'flags');
+    if (st.size > MAX_CONFIG_BYTES)
+      throw new ConfigError(
+        [`config file ${path} is ${+(st.size / 2 ** 20).toFixed(1)} MiB; a config file is at most ${MAX_CONFIG_BYTES / 2 ** 20} MiB`],
+        'flags',
+      );
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     // Not "is invalid": the file is not there (or not readable), which is a different fix.
     if (code === 'ENOENT')
@@ -355,7 +376,6 @@ export function readConfigFile(path: string): Record<string, unknown> {
         hint: 'give --config the path of an existing YAML or JSON file (a relative path starts from the current folder)',
       });
     if (code === 'EACCES') throw new ConfigError([`config file ${path} cannot be read: permission denied (the user running this needs read access)`], 'flags');
-    if (code === 'EISDIR') throw new ConfigError([`config file ${path} is a folder, not a file`], 'flags');
     throw new ConfigError([`config file ${path} cannot be read: ${(e as Error).message}`], 'flags');
   }
   const json = /\.json$/i.test(path);
@@ -367,7 +387,35 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   value ??= {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['the top level must be a mapping (key: value)'], path);
+  warnReadableSecrets(path, value as Record<string, unknown>);
   return value as Record<string, unknown>;
+}
+
+/** Keys whose value is a secret, wherever they are in a config file. */
+const SECRET_KEY = /^(password|token|secret)$/;
+/** A URL with a user name or password in it. */
+const URL_CREDENTIALS = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i;
+
+/** The dotted keys of a config mapping that hold a secret: a password or token, or a URL with credentials. */
+export function secretKeys(obj: unknown, prefix = ''): string[] {
+  if (!obj || typeof obj !== 'object') return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = Array.isArray(obj) ? `${prefix.replace(/\.$/, '')}[${k}]` : `${prefix}${k}`;
+    if (typeof v === 'string' && v !== '' && SECRET_KEY.test(k)) out.push(key);
+    else if (typeof v === 'string' && URL_CREDENTIALS.test(v)) out.push(`${key} (credentials)`);
+    else if (v && typeof v === 'object') out.push(...secretKeys(v, `${key}.`));
+  }
+  return out;
+}
+
+/** One warning line when a config file that holds secrets can be read by others than its owner. */
+function warnReadableSecrets(path: string, value: Record<string, unknown>): void {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o044) === 0) return;
+  const keys = secretKeys(value);
+  if (keys.length === 0) return;
+  warning(`config file ${path} holds ${keys.join(', ')} and others than its owner can read it (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}`);
 }
 
 // ---------------------------------------------------------------------------------------- messages

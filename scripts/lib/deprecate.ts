@@ -1,5 +1,6 @@
 // Old names (flags, environment variables, config keys) keep working; each use prints one line
-// naming the new name, once per process, on stderr (or wherever a test points the sink).
+// naming the new name, once per process, on stderr (or wherever a test points the sink); other
+// warnings about a setting (a config file holding secrets that others can read) go the same way.
 
 type Sink = (line: string) => void;
 
@@ -12,6 +13,14 @@ export function deprecated(kind: 'flag' | 'environment variable' | 'config key',
   if (seen.has(id)) return;
   seen.add(id);
   sink(`presence: warning: ${kind} ${old}${where ? ` (in ${where})` : ''} is deprecated, use ${replacement}; the old name still works for now`);
+}
+
+/** Prints one warning line (`presence: warning: ...`), once per process per text, where deprecation lines go. */
+export function warning(text: string): void {
+  const id = `warning ${text}`;
+  if (seen.has(id)) return;
+  seen.add(id);
+  sink(`presence: warning: ${text}`);
 }
 
 /** Runs `fn` with deprecation lines collected instead of printed; returns them with the result. */

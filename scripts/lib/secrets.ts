@@ -1,13 +1,25 @@
 // Secrets come from a value or from a file holding it (first line), so a password never has to be
 // on a command line: MQTT_PASSWORD or MQTT_PASSWORD_FILE, --mqtt-password-file, mqtt.password_file.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+
+/** A secret file is at most this big (a password, a token, a certificate's key fits many times over). */
+const MAX_SECRET_BYTES = 64 * 1024;
 
 /** The first line of a secret file, without its line ending. Throws an Error naming the file. */
 export function readSecretFile(path: string, what: string): string {
   let text: string;
   try {
+    // Checked before reading: a fifo would block the read forever, a device or a huge file fill memory.
+    const st = statSync(path);
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a fifo' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'a socket';
+      throw new Error(`${what}: ${path} is not a regular file (${kind})`);
+    }
+    if (st.size > MAX_SECRET_BYTES)
+      throw new Error(`${what}: ${path} is ${+(st.size / 1024).toFixed(1)} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return text.split(/\r?\n/)[0];
