@@ -150,6 +150,27 @@ describe('corridor flows intake', () => {
     expect([...new Set([...before, ...after])].sort()).toEqual([...all].sort());
   });
 
+  it('a newcomer that takes the group over from an empty start: the old owner writes the intervals in progress, no interval is lost', () => {
+    const old = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    const fresh = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    old.own('main-street', START);
+    const before = feed(old, run.messages.slice(0, 40)).lines;
+    // the newcomer starts at window 21 and ranks first: it owns the group from its first sketch on
+    fresh.own('main-street', START + 21 * 60_000);
+    old.disown('main-street');
+    expect(old.owns('main-street')).toBe(false);
+    const afterOld = feed(old, run.messages.slice(40)).lines;
+    const afterNew = feed(fresh, run.messages.slice(42)).lines;
+    const start = (l: string) => Number(l.split(' ')[2]);
+    const iv = (ls: string[]) => [...new Set(ls.map(start))].map((t) => (t - START) / 300_000).sort((a, b) => a - b);
+    expect(iv(before)).toEqual([0, 1, 2]);
+    // the newcomer's first whole interval is 5 (windows 25-29); the old owner writes 3 and 4 (and 5, overlapping), then stops
+    expect(iv(afterNew)).toEqual([5, 6]);
+    expect(iv(afterOld)).toEqual([3, 4, 5]);
+    expect(old.intervalsComputed).toBe(6);
+    expect(new Set([...iv(before), ...iv(afterOld), ...iv(afterNew)]).size).toBe(7);
+  });
+
   it('owner: rendezvous over the live instances; losing one moves only its groups', () => {
     const groups = Array.from({ length: 40 }, (_, i) => `g-${i}`);
     const ids = ['agg-1', 'agg-2', 'agg-3'].map(instanceId);

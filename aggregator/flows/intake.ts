@@ -18,7 +18,9 @@
 // computed, nothing written). When it takes the group over (own()), it computes from the interval
 // in progress on, and the last interval the old owner had computed too (the old owner may have
 // died before writing it): that one is written again with the same values (same sketches, same
-// history, same seed), the same series and time, so the database keeps one point.
+// history, same seed), the same series and time, so the database keeps one point. An owner that
+// loses the group to a newcomer (which starts without the sketches of the interval in progress)
+// goes on writing for HANDOVER_INTERVALS intervals + horizon of the group's clock (disown).
 import { Point } from '@influxdata/influxdb-client';
 import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
@@ -28,6 +30,8 @@ import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, ty
 export const FLOW = 'flow';
 /** Intervals a standby instance keeps beyond the owner's drop rule, recomputed when it takes over. */
 export const STANDBY_GRACE = 1;
+/** Intervals (beyond the horizon) an instance that lost a group to a newcomer still writes. */
+export const HANDOVER_INTERVALS = 2;
 export const FLOW_INTERVAL_MS = 300_000;
 /** Largest sketch message read (bytes): the contract's largest m in base64 plus the fields. */
 export const MAX_SKETCH_BYTES = 8192;
@@ -81,6 +85,12 @@ interface GroupState {
   standby: boolean;
   /** First interval whose sketches this state holds from its start (the window before it included). */
   floor: number | null;
+  /**
+   * Handed over to another instance (disown while owning): intervals due up to this group clock
+   * (ms) are still computed and written here, as the new owner may have started without the
+   * sketches of the interval in progress. Null: none.
+   */
+  handoverUntil: number | null;
 }
 
 export interface FlowPointFields {
@@ -136,6 +146,7 @@ export class CorridorFlows {
       history: new Map(),
       standby,
       floor: null,
+      handoverUntil: null,
     };
     this.groups.set(cfg.group, g);
     return g;
@@ -156,6 +167,7 @@ export class CorridorFlows {
     }
     if (!g.standby) return;
     g.standby = false;
+    g.handoverUntil = null;
     g.ownedSince = now;
     if (g.next !== null && g.windowMs !== null) {
       const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / g.windowMs));
@@ -165,10 +177,19 @@ export class CorridorFlows {
     }
   }
 
-  /** Another instance owns the group: this one goes to standby (keeps holding its sketches, computes nothing). */
+  /**
+   * Another instance owns the group: this one goes to standby (keeps holding its sketches, computes
+   * nothing). If it owned the group (a new instance ranks first and takes it over from an empty
+   * start), it goes on writing the intervals due within HANDOVER_INTERVALS intervals + horizon + one
+   * window of the group's clock: the interval in progress and those before the new owner's first
+   * whole one. The new owner writes some of them too, the same series and time: the database keeps
+   * one point (the last written).
+   */
   disown(group: string): void {
     const g = this.groups.get(group);
-    if (g) g.standby = true;
+    if (!g || g.standby) return;
+    g.standby = true;
+    if (g.windowMs !== null && Number.isFinite(g.watermark)) g.handoverUntil = g.watermark + HANDOVER_INTERVALS * FLOW_INTERVAL_MS + g.cfg.horizon + g.windowMs;
   }
 
   /** Drops every sketch of every group (a stop). */
@@ -291,7 +312,8 @@ export class CorridorFlows {
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     const maxLag = Math.ceil(g.cfg.horizon / windowMs);
     while (g.next !== null && g.watermark >= (g.next + perInterval + maxLag + 1) * windowMs) {
-      if (g.standby) this.follow(g, g.next, perInterval, maxLag);
+      const handingOver = g.handoverUntil !== null && (g.next + perInterval + maxLag + 1) * windowMs <= g.handoverUntil;
+      if (g.standby && !handingOver) this.follow(g, g.next, perInterval, maxLag);
       else lines.push(...this.compute(g, g.next, perInterval, maxLag));
       g.computed = true;
       g.next += perInterval;
