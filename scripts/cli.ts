@@ -75,6 +75,13 @@ export function usageText(path: string, text: string): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that goes away (`presence simulate --list | head -1`) is no crash: what would have been
+  // printed is dropped and the command finishes its work (files it writes are written whole).
+  // Commands that stream to stdout handle it themselves (replay stops, simulate --live names it).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+    if (process.stdout.listenerCount('error') === 1) throw e;
+  });
   const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);

@@ -149,6 +149,30 @@ describe('usage errors', () => {
     }
   });
 
+  it('a reader that closes the output early (presence ... | head) is no crash: the command does its work and ends quietly', async () => {
+    const { spawn } = await import('node:child_process');
+    const { existsSync, statSync } = await import('node:fs');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|INFLUX_|LOG_)/.test(k)));
+    const out = join(tmp, 'sim-closed-stdout');
+    for (const args of [
+      ['simulate', '--list'],
+      ['simulate', 'quiet-night', '--duration', '2m', '--out', out],
+    ]) {
+      const child = spawn(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // the reader is gone before the command writes anything
+      let err = '';
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      const code = await new Promise((r) => child.on('close', (c, signal) => r(c ?? signal)));
+      expect(err, args.join(' ')).not.toMatch(/EPIPE|Unhandled|at .*\.js:\d+/);
+      expect(code, `${args.join(' ')}: ${err}`).toBe(0);
+    }
+    // the captures were written whole all the same
+    expect(existsSync(join(out, 'truth.json'))).toBe(true);
+    expect(statSync(join(out, 'gw-lobby.pcapng')).size).toBeGreaterThan(0);
+  });
+
   it('--help and --version still exit 0 and print to stdout', () => {
     const h = presence('gateway', '--help');
     expect(h.code).toBe(0);
