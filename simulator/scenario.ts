@@ -2,7 +2,8 @@
 // field ("gateways[1].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d").
 // Built-in scenarios live in simulator/scenarios/<name>.yaml.
 import { Ajv, type ErrorObject } from 'ajv';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { basename, extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ID_PATTERN, isValidId } from '../contract/index.ts';
@@ -517,8 +518,16 @@ export function parseScenarioText(text: string, source: string): unknown {
       source,
       doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0]}`),
     );
-  return doc.toJS();
+  try {
+    return doc.toJS();
+  } catch (e) {
+    // (too many aliases, a YAML bomb, shows here, not in doc.errors)
+    throw new ScenarioError(source, [`not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
 }
+
+/** A scenario file is at most this big (the built-ins are 1-3 kB). */
+const MAX_SCENARIO_BYTES = 1024 * 1024;
 
 /** Loads a built-in scenario by name or a scenario file by path. */
 export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Scenario {
@@ -530,8 +539,9 @@ export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Sce
   }
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readSmallFile(path, MAX_SCENARIO_BYTES);
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESMALLFILE') throw new ScenarioError(path, [`the scenario file ${(e as Error).message}`]);
     throw new ScenarioError(path, [`cannot read the scenario file (${(e as Error).message})`]);
   }
   const doc = parseScenarioText(text, path);

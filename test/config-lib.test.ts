@@ -13,6 +13,8 @@ import { buildSchema, ConfigError, createAjv, describeErrors, readConfigFile, ty
 import { captureDeprecations, deprecated } from '../scripts/lib/deprecate.ts';
 import { DurationError, durationMs, formatDuration, isDurationString, parseDuration } from '../scripts/lib/duration.ts';
 import { readSecretFile } from '../scripts/lib/secrets.ts';
+import { loadScenario } from '../simulator/scenario.ts';
+import { readCalibration } from '../aggregator/calibration/index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-config-lib-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -118,6 +120,35 @@ describe('files that are not what they claim', () => {
     writeFileSync(huge, '');
     truncateSync(huge, 1024 * 1024);
     expect(() => readSecretFile(huge, 'mqtt.password_file')).toThrow(`mqtt.password_file: ${huge} is 1024 KiB; a secret file is at most 64 KiB`);
+  });
+
+  it('a scenario or calibration file that is a fifo, a huge file or a YAML alias bomb is refused, naming the file', () => {
+    const fifo = join(tmp, 'named.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const huge = join(tmp, 'huge-scenario.yaml');
+    writeFileSync(huge, '');
+    truncateSync(huge, 8 * 1024 * 1024);
+    // Each level refers 9 times to the one before: 9^12 strings once expanded.
+    const bomb = join(tmp, 'bomb.yaml');
+    writeFileSync(
+      bomb,
+      [
+        'a: &a [x, x, x, x, x, x, x, x, x]',
+        ...Array.from(
+          { length: 12 },
+          (_, i) =>
+            `l${i + 1}: &l${i + 1} [${Array(9)
+              .fill(`*${i ? `l${i}` : 'a'}`)
+              .join(', ')}]`,
+        ),
+      ].join('\n'),
+    );
+    expect(() => loadScenario(fifo)).toThrow(`${fifo}: the scenario file is not a regular file (a fifo)`);
+    expect(() => loadScenario(huge)).toThrow(`${huge}: the scenario file is 8 MiB; at most 1 MiB is read`);
+    expect(() => loadScenario(bomb)).toThrow(new RegExp(`^${bomb.replace(/[.]/g, '\\.')}: not valid YAML: .*alias`));
+    expect(() => readCalibration(fifo)).toThrow(`${fifo}: is not a regular file (a fifo); give the calibration file presence calibrate wrote`);
+    expect(() => readCalibration(huge)).toThrow(`${huge}: is 8 MiB; at most 4 MiB is read`);
+    expect(() => readCalibration(bomb)).toThrow(new RegExp(`^${bomb.replace(/[.]/g, '\\.')}: not valid YAML: .*alias`));
   });
 
   it('a config file holding a password, token or URL credentials that others can read gets one warning line', () => {

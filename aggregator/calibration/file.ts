@@ -1,7 +1,8 @@
 // The calibration file: YAML, checked against calibration.schema.json (ajv). It holds per zone
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync } from 'node:fs';
+import { readSmallFile } from '../../scripts/lib/small-file.ts';
 import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -123,12 +124,16 @@ export function parseCalibration(text: string, file = 'calibration'): Calibratio
   return parsed as CalibrationFile;
 }
 
+/** A calibration file is at most this big (one zone is about 1 kB). */
+const MAX_CALIBRATION_BYTES = 4 * 1024 * 1024;
+
 export function readCalibration(file: string): CalibrationFile {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file, MAX_CALIBRATION_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ESMALLFILE') throw new CalibrationFileError(`${file}: ${(e as Error).message}; give the calibration file presence calibrate wrote`);
     throw new CalibrationFileError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${(e as Error).message})`}`);
   }
   return parseCalibration(text, file);

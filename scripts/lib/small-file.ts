@@ -1,0 +1,21 @@
+// Files a person names (a scenario, a calibration) are read whole; these checks come first, so a
+// wrong path fails at once with a sentence instead of hanging on a fifo or filling memory from a
+// device or a huge file. (Config and secret files have their own, same checks in config-loader.ts
+// and secrets.ts.)
+import { readFileSync, statSync } from 'node:fs';
+
+/** What is wrong with a path that should be a regular file of at most maxBytes, or null. */
+export function smallFileProblem(path: string, maxBytes: number): string | null {
+  const st = statSync(path);
+  if (st.isDirectory()) return 'is a folder, not a file';
+  if (!st.isFile()) return `is not a regular file (${st.isFIFO() ? 'a fifo' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'a socket'})`;
+  if (st.size > maxBytes) return `is ${+(st.size / 2 ** 20).toFixed(1)} MiB; at most ${+(maxBytes / 2 ** 20).toFixed(1)} MiB is read`;
+  return null;
+}
+
+/** The text of a small regular file; throws an Error whose message is the problem (fs errors as they are). */
+export function readSmallFile(path: string, maxBytes: number): string {
+  const problem = smallFileProblem(path, maxBytes);
+  if (problem) throw Object.assign(new Error(problem), { code: 'ESMALLFILE' });
+  return readFileSync(path, 'utf8');
+}
