@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { listenServer, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 
@@ -141,6 +141,7 @@ export async function startHealthServer(
     const url = (req.url ?? '/').split('?')[0];
     try {
       if (extra?.(req, res)) return;
+      if ((url === '/metrics' || url === '/healthz') && refuseMethod(req, res, url)) return;
       if (url === '/metrics') {
         metrics.sync();
         const body = await metrics.registry.metrics();

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { listenServer, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { type SseHub, webHandler } from '../scripts/lib/web.ts';
 import type { GatewayPage } from './web.ts';
 
@@ -210,6 +210,7 @@ export async function listenHttp(
         res.end(`not found: the ${label} answers ${[...(web?.paths ?? []), ...Object.keys(routes)].join(', ')}\n`);
         return;
       }
+      if (refuseMethod(req, res, (req.url ?? '/').split('?')[0]!)) return;
       const out = await route();
       res.writeHead(out.code, { 'content-type': out.type });
       res.end(out.body);

@@ -227,6 +227,8 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(((await ok.json()) as Snapshot).format).toBe('presence-recent/1');
       expect((await fetch(`http://127.0.0.1:${open.httpPort}/metrics`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${open.httpPort}/healthz`)).status).toBe(200);
+      // read-only: another method is 405
+      for (const path of ['/metrics', '/healthz']) expect((await fetch(`http://127.0.0.1:${open.httpPort}${path}`, { method: 'POST' })).status, path).toBe(405);
     } finally {
       await open.stop(2000);
       await token.stop(2000);

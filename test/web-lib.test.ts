@@ -382,12 +382,19 @@ describe("slow clients on the gateway's server", () => {
       trickle('POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n', 'x'),
     ]);
     expect(headers).toMatch(/^HTTP\/1\.1 408/);
-    // (this route answers without reading the body; the server still closes the connection)
-    expect(body).toMatch(/^HTTP\/1\.1 (200|408)/);
+    // (a POST is answered 405 at once, the body unread; the server still closes the connection)
+    expect(body).toMatch(/^HTTP\/1\.1 (405|408)/);
     // The stream, open since before both, is still served.
     hub.broadcast('tick', { n: 1 });
     await soon(() => stream.events() >= 1, 'the event on the stream');
     expect(stream.res.destroyed).toBe(false);
+    // /healthz is read-only: GET and HEAD only
+    for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+      const r = await fetch(`http://127.0.0.1:${srv.port}/healthz`, { method });
+      expect(r.status, method).toBe(405);
+      expect(r.headers.get('allow')).toBe('GET, HEAD');
+    }
+    expect((await fetch(`http://127.0.0.1:${srv.port}/healthz`, { method: 'HEAD' })).status).toBe(200);
     hub.close();
     await srv.close();
   }, 60_000);

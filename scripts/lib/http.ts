@@ -1,6 +1,6 @@
 // Listening and closing for the small HTTP servers (/metrics, /healthz) of the gateway and the
 // aggregator: a port that cannot be opened becomes an HttpPortError naming the flag to change.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** The hint line under an HttpPortError, the same for the gateway and the aggregator. */
@@ -32,6 +32,17 @@ export class HttpPortError extends Error {
  * is in, is not limited by them.
  */
 export const SERVER_OPTIONS = { headersTimeout: 10_000, requestTimeout: 20_000, connectionsCheckingInterval: 1_000 } as const;
+
+/**
+ * Answers 405 (Allow: GET, HEAD) to any other method and returns true; /metrics and /healthz are
+ * read-only. Returns false for GET and HEAD.
+ */
+export function refuseMethod(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false;
+  res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+  res.end(`${req.method} not allowed on ${path}\n`);
+  return true;
+}
 
 /** A listening server, the port it got (for port 0) and a close that also ends kept-alive connections. */
 export interface ListeningServer {
