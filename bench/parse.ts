@@ -3,11 +3,13 @@
 //    BLE adverts (CRC-24 computed) and HCI reports, against the same frames under a link type the
 //    firmware does not parse (batching and dispatch only);
 //  - capture reader: MB/s of CaptureParser on a pcap and a pcapng in memory, against copying the
-//    same records out of the buffer.
+//    same records out of the buffer; and as the gateway reads (batch records), frame by frame in
+//    JavaScript against split by the firmware (capture_split).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
+import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { CaptureParser } from '../gateway/capture/pcap.ts';
@@ -140,8 +142,18 @@ export async function run(): Promise<void> {
       for (const c of chunks) p.push(c);
       p.end();
     }, buf.length);
+    // the gateway's path: packed batch records, read here frame by frame or split by the WASM module
+    const records = (splitter: CaptureSplitter | null) =>
+      mbPerSecond(() => {
+        const p = new CaptureParser(file, splitter);
+        for (const c of chunks) p.pushRecords(c, true);
+        p.end();
+      }, buf.length);
+    const packed = records(null);
+    const split = records(fw.splitter);
     console.log(
-      `capture reader ${file.split('/').pop()}: ${parse.toFixed(0)} MB/s in 64 KiB chunks, ${(parse / copy).toFixed(2)}x copying the records alone (${copy.toFixed(0)} MB/s)`,
+      `capture reader ${file.split('/').pop()}: ${parse.toFixed(0)} MB/s in 64 KiB chunks, ${(parse / copy).toFixed(2)}x copying the records alone (${copy.toFixed(0)} MB/s); ` +
+        `as batch records ${packed.toFixed(0)} MB/s, split by the firmware (capture_split) ${split.toFixed(0)} MB/s = ${(split / packed).toFixed(2)}x`,
     );
   }
 }
