@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { LIVE_BYTES, LIVE_RSSI_SLOTS, LIVE_WIFI_CHANNELS } from '../firmware/assembly/layout.ts';
 import { channelName, Firmware, rssiOfSlot } from '../firmware/host/firmware.ts';
+import { crc32 } from '../simulator/crc.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 
 const ies = Uint8Array.from([0x00, 0x00]);
@@ -83,5 +84,27 @@ describe('firmware live block', () => {
     expect(s.rssiWifi[0]).toBe(1); // no signal: the unknown slot
     expect(rssiOfSlot(0)).toBeNull();
     fw.endWindow();
+  });
+
+  it('every Wi-Fi frame counts on its channel: beacons, data frames and frames whose FCS fails too, not only counted probes', () => {
+    const fw = Firmware.loadSync();
+    fw.beginWindow();
+    // The same radiotap frame on channel 6 with its 802.11 frame control changed, the FCS made again.
+    const retyped = (fc: number, i: number) => {
+      const b = wifi(6, -50, i).data.slice();
+      const m = b[2]! | (b[3]! << 8);
+      b[m] = fc;
+      new DataView(b.buffer).setUint32(b.length - 4, crc32(b, m, b.length - 4), true);
+      return { linkType: 127, timestampMs: 1_700_000_000_000 + i, data: b };
+    };
+    const badFcs = wifi(6, -50, 4);
+    badFcs.data[badFcs.data.length - 1]! ^= 0xff;
+    fw.ingestMany([retyped(0x80, 1), retyped(0x80, 2), retyped(0x08, 3), badFcs, wifi(6, -50, 5)]);
+    const s = fw.liveStats();
+    expect(s.wifiChannels[slotOf('2.4 GHz 6')]).toBe(5);
+    expect(s.wifiChannels[LIVE_WIFI_CHANNELS - 1]).toBe(0);
+    const c = fw.endWindow();
+    expect(c.wifi.frames).toBe(5);
+    expect(c.wifi.devices).toBe(1); // only the good probe request is counted as a device
   });
 });

@@ -9,7 +9,7 @@ import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
 import { parseNordic } from './nordic';
 import { parseHciH4 } from './hci';
 import { parsePpi, ppiRadio } from './ppi';
-import { RADIO_NONE, RADIO_WIFI, RADIO_BLE, STATUS_IGNORED, STATUS_ACCEPTED, RSSI_UNKNOWN, resetResults } from './results';
+import { RADIO_NONE, RADIO_WIFI, RADIO_BLE, STATUS_IGNORED, STATUS_ACCEPTED, RSSI_UNKNOWN, resetResults, dropResults } from './results';
 
 export let frameRadio: u32 = RADIO_NONE;
 export let frameStatus: u32 = STATUS_IGNORED;
@@ -58,7 +58,8 @@ export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool)
     default:
       break;
   }
-  if (status != STATUS_ACCEPTED || radio == RADIO_NONE) resetResults();
+  if (radio == RADIO_NONE) resetResults();
+  else if (status != STATUS_ACCEPTED) dropResults(); // the channel stays: the live block counts every frame where it was heard
   if (radio == RADIO_NONE) status = STATUS_IGNORED;
   frameRadio = radio;
   frameStatus = status;

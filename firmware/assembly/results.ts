@@ -56,6 +56,11 @@ export function resetResults(): void {
   frameChannel = CHANNEL_UNKNOWN;
 }
 
+/** Forgets the current frame's slots but keeps its channel: a frame that is not a counted probe was still heard there. */
+export function dropResults(): void {
+  resultCount = 0;
+}
+
 /** Zeroes every result slot (called when a window ends). */
 export function wipeResults(): void {
   memory.fill(RESULTS, 0, SLOT_SIZE * RESULT_MAX);
