@@ -6,6 +6,7 @@ import {
   debias,
   estimatePairFlows,
   LagHistory,
+  concentrated,
   leastDispersed,
   matchCount,
   pairLags,
@@ -88,6 +89,20 @@ describe('flow estimator', () => {
     expect(pointQuantile(pts, 0.5)! * W).toBeLessThan(45);
     expect(pointQuantile(pts, 0.85)! * W).toBeGreaterThan(90);
     expect(leastDispersed([0, -3, 0])).toEqual([]);
+  });
+
+  it("reads a mix of narrow modes with each mode's lags together (most concentrated), and where that fails", () => {
+    expect(pointQuantile(concentrated([40, 60, 0, 0]), 0.5)! * W).toBeCloseTo(36, 6);
+    // 80 % cars at 45 s (lags 0, 1 with 0.25, 0.75), 20 % cyclists at 111 s (lags 1, 2 with 0.15, 0.85)
+    const mix = (cars: number) => [cars * 0.25, cars * 0.75 + (1 - cars) * 0.15, (1 - cars) * 0.85, 0, 0];
+    const y = mix(0.8);
+    expect(Math.abs(pointQuantile(concentrated(y), 0.5)! * W - 45)).toBeLessThan(1.5); // 45.8: lag 1 stays with the cars
+    expect(pointQuantile(leastDispersed(y), 0.5)! * W).toBeLessThan(41); // the reading used before: the cars early
+    expect(pointQuantile(concentrated(y), 0.85)! * W).toBeGreaterThan(90);
+    // the limit: with 60 % cars the cyclists' lag 2 outweighs the cars' lag 0, the shared lag 1 goes
+    // to the cyclists and the median is read in their window (README: "How a flow is estimated")
+    expect(pointQuantile(concentrated(mix(0.6)), 0.5)! * W).toBeGreaterThan(60);
+    expect(concentrated([0, -3, 0])).toEqual([]);
   });
 
   it('estimates flow per interval and travel median from noisy sketches, truth within the bounds', () => {
