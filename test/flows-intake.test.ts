@@ -116,6 +116,36 @@ describe('corridor flows intake', () => {
     expect(lines).toEqual(expected);
   });
 
+  it("a window that ends ahead of the clock is from the future (as for counts), and does not set the group's window length", () => {
+    const clean = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    clean.own('main-street', START);
+    const expected = feed(clean, run.messages).lines;
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    // starts now, on the hour, but ends an hour later: the group's first sketch
+    const long = { ...run.messages[0], window_end: new Date(START + 3_600_000).toISOString() };
+    const r = flows.accept(sketchTopic('corridor', 'gw-a'), encode(long), START + 60_000);
+    expect(r.ok ? 'held' : r.reason).toBe('sketch_future');
+    expect(r.ok ? '' : r.detail).toMatch(/window ends 3540 s ahead of the clock/);
+    expect(flows.held).toBe(0);
+    const { lines, rejected } = feed(flows, run.messages);
+    expect(rejected).toEqual([]);
+    expect(lines).toEqual(expected);
+  });
+
+  it('a payload that is not JSON is rejected without quoting it (no piece of a bitmap in the reason)', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const bits = Buffer.from(run.messages[0].bits, 'base64').subarray(0, 24).toString('base64');
+    for (const text of [`{"bits": ${bits}}`, bits, `{"v":1,"bits":"${bits}" x}`]) {
+      const r = flows.accept(sketchTopic('corridor', 'gw-a'), Buffer.from(text), NOW);
+      expect(r.ok ? 'held' : r.reason).toBe('sketch_invalid');
+      expect(r.ok ? '' : r.detail).toMatch(/^payload is not JSON/);
+      expect(r.ok ? '' : r.detail).not.toContain(bits.slice(0, 8));
+    }
+    expect(flows.held).toBe(0);
+  });
+
   it('a standby (another instance owns the group) holds the sketches, writes nothing, drops them as the owner does plus one interval', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
     const r = feed(flows, run.messages.slice(0, 40));

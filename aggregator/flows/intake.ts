@@ -213,7 +213,9 @@ export class CorridorFlows {
     try {
       value = JSON.parse(payload.toString('utf8'));
     } catch (e) {
-      return { ok: false, reason: 'sketch_invalid', detail: `payload is not JSON: ${(e as Error).message}` };
+      // JSON.parse quotes a piece of the text in some messages: only the position goes into the reason
+      const at = /at position (\d+)/.exec((e as Error).message);
+      return { ok: false, reason: 'sketch_invalid', detail: `payload is not JSON${at ? ` (at byte ${at[1]})` : ''}` };
     }
     const v = validateSketch(value);
     // a bitmap of the wrong length or an m the contract does not allow: the wrong size
@@ -235,6 +237,9 @@ export class CorridorFlows {
     const end = Date.parse(m.window_end);
     if (start > now + this.opts.maxAheadMs)
       return { ok: false, reason: 'sketch_future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
+    // as for counts: the end too (else a group's first sketch could set a window length of hours)
+    if (end > now + this.opts.maxAheadMs)
+      return { ok: false, reason: 'sketch_future', detail: `window ends ${Math.round((end - now) / 1000)} s ahead of the clock` };
     if (Math.floor(start / (m.epoch_s * 1000)) !== m.epoch)
       return {
         ok: false,
