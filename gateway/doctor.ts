@@ -647,7 +647,7 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
       step,
       level: 'warn',
       detail: `${what}: flows from sketches this noisy are far off (at p 0.5 about 300 % per 5-min interval on the simulator)`,
-      fix: 'set corridor.sketch_p: 0.03 in every gateway of the group (epsilon 4.19 per sketch) if the group is to give usable flows (README, "Flows between gateways")',
+      fix: `set corridor.sketch_p: 0.03 in every gateway of the group (epsilon ${sketchEpsilon(quantisedP(0.03)).toFixed(2)} per sketch) if the group is to give usable flows (README, "Flows between gateways")`,
     };
   return { step, level: 'ok', detail: what };
 }

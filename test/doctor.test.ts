@@ -204,7 +204,10 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(ok.code).toBe(0);
     // the default p (0.5): legal, but its flows are far off
     const noisy = doctor(['--config', withCorridor('corr-noisy', `{ group: main-street, secret_file: ${good} }`), '--json']);
-    expect(by(noisy, 'corridor secret')).toMatchObject({ level: 'warn', fix: expect.stringContaining('corridor.sketch_p: 0.03') });
+    expect(by(noisy, 'corridor secret')).toMatchObject({
+      level: 'warn',
+      fix: expect.stringContaining('corridor.sketch_p: 0.03 in every gateway of the group (epsilon 4.18 per sketch)'),
+    });
     const open = join(tmp, 'open.secret');
     writeFileSync(open, `${secret}\n`, { mode: 0o644 });
     chmodSync(open, 0o644); // whatever the umask
