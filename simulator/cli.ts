@@ -13,7 +13,7 @@ import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
-import { isParsableUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
 
@@ -350,7 +350,10 @@ export function registerSimulate(program: Command): void {
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
     .option('--gateways <n>', 'load: number of virtual gateways', '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')
-    .option('--mqtt-url <url>', 'load: broker URL (env MQTT_URL; default mqtt://127.0.0.1:1883)')
+    .option(
+      '--mqtt-url <url>',
+      'load: broker URL (env MQTT_URL; default mqtt://127.0.0.1:1883; credentials from MQTT_USERNAME and MQTT_PASSWORD or MQTT_PASSWORD_FILE)',
+    )
     .addOption(new Option('--mqtt <url>', 'deprecated: use --mqtt-url').hideHelp())
     .option('--site <id>', 'load: site id', 'load')
     .option('--count <n>', 'load: stop after n messages')
@@ -398,8 +401,19 @@ export function registerSimulate(program: Command): void {
             throw new UsageError(
               `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${redactUrlsIn(JSON.stringify(url))})`,
             );
+          // The broker credentials as every command takes them (the URL's user:password works too).
+          const username = process.env.MQTT_USERNAME || undefined;
+          let password = process.env.MQTT_PASSWORD || undefined;
+          if (password === undefined && process.env.MQTT_PASSWORD_FILE) {
+            try {
+              password = readSecretFile(process.env.MQTT_PASSWORD_FILE, 'MQTT_PASSWORD_FILE');
+            } catch (e) {
+              throw new UsageError((e as Error).message);
+            }
+          }
           const r = await runLoad({
             url,
+            mqttOptions: { ...(username !== undefined && { username }), ...(password !== undefined && { password }) },
             gateways: num('gateways', f.gateways, 1)!,
             rate: num('rate', f.rate, 0.001)!,
             duration,

@@ -1,7 +1,9 @@
 // Load mode: contract-valid messages from a seed, and QoS 1 publishing to a real Mosquitto.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { COUNTS_FILTER, STATUS_FILTER, parseTopic, validateCounts, validateStatus } from '../contract/index.ts';
@@ -155,3 +157,48 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
     ).rejects.toThrow(/ECONNREFUSED|connect/);
   });
 });
+
+describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 'simulator-load'))(
+  'presence simulate --load against a broker that needs a password',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-load-auth-'));
+    const passwd = join(dir, 'passwd');
+    const broker = new Mosquitto({ listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\n` });
+    beforeAll(async () => {
+      execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'loader', 'load-pw']);
+      await broker.start();
+    });
+    afterAll(async () => {
+      await broker.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('takes MQTT_USERNAME and MQTT_PASSWORD_FILE, as every command does', async () => {
+      const pwFile = join(dir, 'load.pw');
+      writeFileSync(pwFile, 'load-pw\n', { mode: 0o600 });
+      const env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k))),
+        MQTT_USERNAME: 'loader',
+        MQTT_PASSWORD_FILE: pwFile,
+      };
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          join(import.meta.dirname, '..', 'scripts', 'presence.js'),
+          'simulate',
+          '--load',
+          '--count',
+          '5',
+          '--gateways',
+          '1',
+          '--rate',
+          '100',
+          '--mqtt-url',
+          broker.url,
+        ],
+        { env },
+      );
+      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 5, acked: 5, failed: 0 });
+    });
+  },
+);
