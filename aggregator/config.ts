@@ -546,13 +546,28 @@ export function checkConfigObject(value: unknown, where = 'aggregator.'): string
   return check(raw, new Map(), where, renamed);
 }
 
+/** Sections of other components in a file that holds every component's. */
+const OTHER_SECTIONS = ['gateway', 'simulator', 'demo', 'dashboards'];
+
 /** The aggregator's section of a file: its keys at the top, or under `aggregator:` (one file for all components). */
 function readFile(path: string): { section: Record<string, unknown>; prefix: string } {
   const obj = readConfigFile(path);
-  if (obj.aggregator && typeof obj.aggregator === 'object' && !Array.isArray(obj.aggregator))
+  if (obj.aggregator && typeof obj.aggregator === 'object' && !Array.isArray(obj.aggregator)) {
+    // An aggregator file with some keys under aggregator: and others at the top: the top ones would
+    // be ignored (a shared file's other sections may have top-level keys of their own, e.g. a gateway's mqtt).
+    if (!OTHER_SECTIONS.some((k) => k in obj)) {
+      const roots = new Set(AGGREGATOR_OPTIONS.map((o) => o.key.split('.')[0]));
+      const stray = Object.keys(obj).filter((k) => k !== 'aggregator' && roots.has(k));
+      if (stray.length)
+        throw new ConfigError(
+          [`has an aggregator: section and aggregator settings at the top level too (${stray.join(', ')}), which would be ignored: put them under aggregator:`],
+          `config file ${path}`,
+        );
+    }
     return { section: obj.aggregator as Record<string, unknown>, prefix: 'aggregator.' };
+  }
   // A shared file with other components' sections (gateway:, simulator:, ...) and none for us: defaults.
-  if (['gateway', 'simulator', 'demo', 'dashboards'].some((k) => k in obj)) return { section: {}, prefix: 'aggregator.' };
+  if (OTHER_SECTIONS.some((k) => k in obj)) return { section: {}, prefix: 'aggregator.' };
   return { section: obj, prefix: '' };
 }
 

@@ -60,6 +60,11 @@ describe('aggregator config', () => {
     expect(msg).toContain('(top level): has an unknown key "max_ahaed" (did you mean "max_ahead"?)');
     const nested = file('nested.yaml', 'aggregator:\n  mqtt:\n    url: localhost\n');
     expect(() => loadConfig({ config: nested }, {})).toThrow(/aggregator\.mqtt\.url: must be a URL/);
+    // keys under aggregator: and others at the top: the top ones would be ignored (a broker and database never used)
+    const mixed = file('mixed.yaml', 'mqtt:\n  url: mqtt://broker:1883\ninflux:\n  url: http://db:8086\naggregator:\n  corridors: []\n');
+    expect(() => loadConfig({ config: mixed }, {})).toThrow(
+      /mixed\.yaml.*aggregator settings at the top level too \(mqtt, influx\), which would be ignored: put them under aggregator:/s,
+    );
     expect(() => loadConfig({ batchSize: 'lots' }, {})).toThrow(/--batch-size \(batch\.size\): must be a whole number \(got "lots"\)/);
     expect(() => loadConfig({ flushInterval: 'soon' }, {})).toThrow(/--flush-interval \(batch\.flush_interval\): must be a duration/);
     expect(() => loadConfig({}, { INFLUX_URL: 'influx:8086' })).toThrow(/INFLUX_URL \(influx\.url\): must be a URL like http:\/\/host:8086/);
