@@ -151,6 +151,17 @@ describe('files that are not what they claim', () => {
     expect(() => readCalibration(bomb)).toThrow(new RegExp(`^${bomb.replace(/[.]/g, '\\.')}: not valid YAML: .*alias`));
   });
 
+  it('a secret file that others can read is read, with one warning line naming the setting, the file and the fix', () => {
+    const f = join(tmp, 'open.secret');
+    writeFileSync(f, 'hunter2\n');
+    chmodSync(f, 0o644);
+    const open = captureDeprecations(() => readSecretFile(f, 'mqtt.password_file'));
+    expect(open.result).toBe('hunter2');
+    expect(open.lines).toEqual([`presence: warning: mqtt.password_file: ${f} can be read by others than its owner (mode 0644): chmod 600 ${f}`]);
+    chmodSync(f, 0o600);
+    expect(captureDeprecations(() => readSecretFile(f, 'mqtt.password_file')).lines).toEqual([]);
+  });
+
   it('a config file holding a password, token or URL credentials that others can read gets one warning line', () => {
     const f = join(tmp, 'secrets.yaml');
     writeFileSync(f, 'mqtt:\n  url: mqtt://broker:1883\n  password: hunter2\ninflux:\n  url: http://user:pw@influx:8086\n');

@@ -1,6 +1,7 @@
 // Secrets come from a value or from a file holding it (first line), so a password never has to be
 // on a command line: MQTT_PASSWORD or MQTT_PASSWORD_FILE, --mqtt-password-file, mqtt.password_file.
 import { readFileSync, statSync } from 'node:fs';
+import { warning } from './deprecate.ts';
 
 /** A secret file is at most this big (a password, a token, a certificate's key fits many times over). */
 const MAX_SECRET_BYTES = 64 * 1024;
@@ -18,6 +19,8 @@ export function readSecretFile(path: string, what: string): string {
     if (st.size > MAX_SECRET_BYTES)
       throw new Error(`${what}: ${path} is ${+(st.size / 1024).toFixed(1)} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`);
     text = readFileSync(path, 'utf8');
+    const mode = st.mode & 0o777;
+    if (mode & 0o044) warning(`${what}: ${path} can be read by others than its owner (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}`);
   } catch (e) {
     if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
