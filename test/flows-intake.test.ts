@@ -146,6 +146,21 @@ describe('corridor flows intake', () => {
     expect(flows.held).toBe(0);
   });
 
+  it("a member whose epoch length is not the group's is refused, naming both (its bits are under keys the others never use)", () => {
+    expect(run.messages[0].gateway).toBe('gw-a');
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const msgs = run.messages.map((s) => (s.gateway === 'gw-b' ? { ...s, epoch_s: 1800, epoch: Math.floor(Date.parse(s.window_start) / 1_800_000) } : s));
+    const details: string[] = [];
+    for (const s of msgs) {
+      const r = flows.accept(sketchTopic(s.site, s.gateway), encode(s), NOW);
+      if (!r.ok) details.push(`${s.gateway} ${r.reason} ${r.detail}`);
+    }
+    expect(details.length).toBe(msgs.filter((s) => s.gateway === 'gw-b').length);
+    expect(details[0]).toMatch(/^gw-b sketch_invalid epoch_s is 1800, the group's sketches have 3600/);
+    expect(flows.held).toBeGreaterThan(0);
+  });
+
   it('a standby (another instance owns the group) holds the sketches, writes nothing, drops them as the owner does plus one interval', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
     const r = feed(flows, run.messages.slice(0, 40));

@@ -67,6 +67,8 @@ interface Held extends NoisySketch {
 interface GroupState {
   cfg: CorridorConfig;
   windowMs: number | null;
+  /** Epoch length (s) of the group's sketches: that of the first one held. */
+  epochS: number | null;
   /** gateway -> window index -> sketch */
   sketches: Map<string, Map<number, Held>>;
   watermark: number;
@@ -136,6 +138,7 @@ export class CorridorFlows {
     const g: GroupState = {
       cfg,
       windowMs: null,
+      epochS: null,
       sketches: new Map(),
       watermark: Number.NEGATIVE_INFINITY,
       latest: new Map(),
@@ -291,6 +294,15 @@ export class CorridorFlows {
         if (s.m !== m.m) return { ok: false, reason: 'sketch_size', detail: `m is ${m.m}, the group's sketches have ${s.m}` };
         break;
       }
+    // and one epoch length: epochs of another length are under keys no other member uses (no match
+    // at all, no flow written); the first sketch held decides, as for m
+    g.epochS ??= m.epoch_s;
+    if (m.epoch_s !== g.epochS)
+      return {
+        ok: false,
+        reason: 'sketch_invalid',
+        detail: `epoch_s is ${m.epoch_s}, the group's sketches have ${g.epochS} (corridor.epoch must be the same in every gateway of the group)`,
+      };
     byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
     g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
     g.firstSeen = Math.min(g.firstSeen, start);
