@@ -23,7 +23,7 @@ import {
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { ID_PATTERN, SKETCH_BITS_ALLOWED, SKETCH_EPOCH_MAX_S, SKETCH_EPOCH_MIN_S, SOURCE_NAME_PATTERN } from '../contract/index.ts';
+import { flipThreshold, ID_PATTERN, SKETCH_BITS_ALLOWED, SKETCH_EPOCH_MAX_S, SKETCH_EPOCH_MIN_S, SOURCE_NAME_PATTERN } from '../contract/index.ts';
 
 export { ConfigError };
 
@@ -706,6 +706,11 @@ function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
       `${named('corridor.epoch', origins)}: must be whole seconds from ${SKETCH_EPOCH_MIN_S}s to 7d and a multiple of gateway.window (${cfg.gateway.window}), got ${c.epoch}`,
     );
   }
+  // the firmware compares with T = round(p * 65536): below 1 / 131072 that is 0, no randomised response at all
+  if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === 0)
+    out.push(
+      `${named('corridor.sketch_p', origins)}: must be at least 1 / 131072 (0.0000077): ${c.sketch_p} rounds to T = 0 of 65536, and no bit would be randomised`,
+    );
   return out;
 }
 

@@ -98,6 +98,16 @@ describe('gateway config', () => {
     expect(p).toContain('gateway: has an unknown key "windw" (did you mean "window"?)');
     expect(p).toContain('sources[0].speed (--speed): must be a number above 0 or "max" (got -1)');
 
+    // a p that rounds to T = 0: no bit would be randomised (the sketch the true bitmap)
+    const tiny = join(tmp, 'tiny.yaml');
+    writeFileSync(
+      tiny,
+      'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: mqtt://h }\ncorridor: { group: main-street, secret_file: x.secret, sketch_p: 0.000001 }\n',
+    );
+    expect(problems(() => loadConfig({ config: tiny }, {}))).toContain(
+      'corridor.sketch_p: must be at least 1 / 131072 (0.0000077): 0.000001 rounds to T = 0 of 65536, and no bit would be randomised',
+    );
+
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');
     expect(problems(() => loadConfig({ config: broken }, {}))[0]).toMatch(/^not valid YAML/);
