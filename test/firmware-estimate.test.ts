@@ -2,7 +2,7 @@
 // (locally administered bit clear) counts once per 60-s sub-window in which it is heard 5 dB above
 // the RSSI gate; a phone that randomises counts once per scan burst per 10-s sub-window (a new
 // address within 1 s of another burst frame at a signal within 8 dB is the same burst; a 10-s
-// sub-window counts at least its new addresses / 7); an address that follows another address's
+// sub-window counts at least its new addresses / the burst addresses the host gives, 7 by default); an address that follows another address's
 // frame within 300 ms and 8 dB is part of a burst, never fixed, whatever its bit; both parts are
 // averaged over the window and added. BLE: distinct addresses per 30-s sub-window, never linked.
 import { describe, expect, it } from 'vitest';
@@ -239,6 +239,43 @@ describe('firmware estimate', () => {
     const f = run([fixed(1, T0 + 1000), fixed(1, T0 + 61_000)]);
     expect(f.wifi.estimateMean).toBe(1); // 60-s sub-windows at +0 and +60 s
     expect(run([]).wifi.estimateMean).toBe(0);
+  });
+
+  it('the floor divides by the burst addresses the host gives for the window (7 unless given), and only for that window', () => {
+    // 91 addresses within 1 s at one signal: the link makes them one burst, the floor lifts it
+    const dense = burst(1, 91, T0 + 1000).map((f, i) => ({ ...f, timestampMs: T0 + 1000 + i * 10 }));
+    const span = { startMs: T0, endMs: T0 + SUB };
+    const at = (burstAddresses?: number) => {
+      fw.beginWindow({ ...span, ...(burstAddresses === undefined ? {} : { burstAddresses }) });
+      fw.ingestMany(dense);
+      return fw.endWindow().wifi.estimateMean;
+    };
+    expect(at()).toBe(13); // 91 / 7
+    expect(at(7)).toBe(13);
+    expect(at(1.5)).toBeCloseTo(91 / 1.5, 3);
+    expect(at(13)).toBe(7);
+    expect(at(64)).toBe(1.422); // 91 / 64, the link's single burst is lower
+    expect(at()).toBe(13); // the next window is back at 7
+    // with a divisor of 1 every new randomised address counts: one burst of 3 addresses reads 3
+    fw.beginWindow({ ...span, burstAddresses: 1 });
+    fw.ingestMany(burst(500, 3, T0 + 1000));
+    expect(fw.endWindow().wifi.estimateMean).toBe(3);
+    // a fixed device is not in the floor
+    fw.beginWindow({ ...span, burstAddresses: 1 });
+    fw.ingestMany([fixed(9, T0 + 1000), fixed(9, T0 + 5000)]);
+    expect(fw.endWindow().wifi.estimateMean).toBe(1);
+    // the module ignores values outside 1..64 (and outside a window); the wrapper refuses them
+    fw.exports.window_begin(0, -128);
+    expect(fw.exports.window_burst_addresses(0.5)).toBe(0);
+    expect(fw.exports.window_burst_addresses(Number.NaN)).toBe(0);
+    expect(fw.exports.window_burst_addresses(65)).toBe(0);
+    expect(fw.exports.window_burst_addresses(2)).toBe(1);
+    fw.exports.window_end();
+    expect(fw.exports.window_burst_addresses(2)).toBe(0);
+    for (const bad of [0, 0.99, 65, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => fw.beginWindow({ burstAddresses: bad }), String(bad)).toThrow(/burstAddresses must be a number from 1 to 64/);
+    }
+    expect(fw.windowOpen).toBe(false);
   });
 
   it('refuses bounds that are not a finite interval, before opening the window', () => {

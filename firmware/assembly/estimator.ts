@@ -13,10 +13,12 @@
 //     sub-window is a new burst unless a Wi-Fi frame of the same sub-window that is not fixed came at
 //     most LINK_GAP_MS (1 s) from it at a signal within LINK_DB (8 dB) (then it is the next address of
 //     that burst), or it is chained (below). A 10-s sub-window counts max(bursts, new addresses /
+//     the addresses of one burst this receiver hears, window_burst_addresses; default
 //     WIFI_FLOOR_ADDRESSES): where phones are dense their scans overlap in time and signal and the
 //     link joins unrelated phones; the floor keeps the count rising with the addresses heard
-//     (7: the iPhone 11 of ../shared/captures/wifi shows 7.3 addresses per 10-s sub-window in which
-//     it is heard).
+//     (7: the iPhone 11 of ../shared/captures/wifi, heard by three sniffers fixed on channels 1, 6
+//     and 11, shows 7.3 addresses per 10-s sub-window in which it is heard; a radio hopping over
+//     channels hears fewer of each burst, so the host passes its own figure).
 //   - The LA bit alone is not trusted: a phone's burst of random addresses can carry addresses
 //     whose LA bit is clear (anonymised captures randomise it). An address new in its sub-windows
 //     is chained when another address was heard at most CHAIN_MS (300 ms) before it, in the same
@@ -54,7 +56,11 @@ export const LINK_GAP_MS: f64 = 1000;
 export const LINK_DB: i32 = 8;
 export const CHAIN_MS: f64 = 300;
 export const FIXED_MARGIN_DB: i32 = 5;
+/** Default addresses of one burst the receiver hears (window_burst_addresses changes it per window). */
 export const WIFI_FLOOR_ADDRESSES: f64 = 7;
+/** Accepted range of window_burst_addresses. */
+export const BURST_ADDRESSES_MIN: f64 = 1;
+export const BURST_ADDRESSES_MAX: f64 = 64;
 
 const SEEN_BITS: u32 = 17;
 const SEEN_BYTES: u32 = 1 << (SEEN_BITS - 3);
@@ -87,6 +93,8 @@ let lastRecord: f64 = 0;
 let wifiSubStart: f64 = 0;
 /** Signal (dBm) a fixed Wi-Fi address needs to count: the window's gate + FIXED_MARGIN_DB. */
 let fixedMin: i32 = -128;
+/** The floor's divisor of the open window (estimatorBurstAddresses). */
+let burstAddresses: f64 = WIFI_FLOOR_ADDRESSES;
 /** Wi-Fi fixed part: end (ms) of the current 60-s sub-window, its count, the closed sub-windows' sum. */
 let fixedEnd: f64 = -Infinity;
 let fixedCount: u32 = 0;
@@ -127,6 +135,17 @@ export function estimatorBegin(rssiMin: i32): void {
   estimatorWipe();
   clearLastAt();
   fixedMin = rssiMin + FIXED_MARGIN_DB;
+  burstAddresses = WIFI_FLOOR_ADDRESSES;
+}
+
+/**
+ * The floor's divisor for this window: addresses of one scan burst that this receiver hears (it
+ * depends on how it listens). Ignored unless finite and within BURST_ADDRESSES_MIN..MAX.
+ */
+export function estimatorBurstAddresses(n: f64): bool {
+  if (!isFinite(n) || n < BURST_ADDRESSES_MIN || n > BURST_ADDRESSES_MAX) return false;
+  burstAddresses = n;
+  return true;
 }
 
 /** The window's bounds (ms, the frames' clock): the grid starts at start; the mean is over end - start. */
@@ -326,7 +345,7 @@ function enterFixed(t: f64): void {
 /** The (burst) count of the current sub-window of radio r whose state is at st. */
 function subwindowCount(r: u32, st: usize): f64 {
   const entities = <f64>load<u32>(st, 16);
-  return r == 0 ? max<f64>(entities, <f64>load<u32>(st, 24) / WIFI_FLOOR_ADDRESSES) : entities;
+  return r == 0 ? max<f64>(entities, <f64>load<u32>(st, 24) / burstAddresses) : entities;
 }
 
 /** Sub-windows of length len in the window (fractional with a span; at least 1). */
@@ -352,6 +371,7 @@ export function estimatorWipe(): void {
   memory.fill(LAST_AT, 0, 256 * 8);
   memory.fill(STATE, 0, 2 * STATE_STRIDE);
   memory.fill(CHAIN, 0, CHAIN_BYTES);
+  burstAddresses = WIFI_FLOOR_ADDRESSES;
   spanSet = false;
   spanStart = 0;
   spanEnd = 0;

@@ -25,7 +25,7 @@ import { HLL_M } from './hll';
 import { captureSplit, captureInPtr, captureOutPtr, captureTimesPtr, captureOffsetsPtr, captureIfacesPtr, captureResultPtr } from './capture';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
-  estimatorBegin, estimatorSpan, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
+  estimatorBegin, estimatorSpan, estimatorBurstAddresses, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
   seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes, chainPtr, chainBytes,
 } from './estimator';
 import {
@@ -175,6 +175,17 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
 export function window_span(startMs: f64, endMs: f64): void {
   if (load<u32>(STATS + S_OPEN) == 0) return;
   estimatorSpan(startMs, endMs);
+}
+
+/**
+ * Optional, after window_begin: the addresses of one scan burst this receiver hears (1 to 64; 7
+ * unless set, window_begin resets it), the divisor of the Wi-Fi estimate's floor (a 10-s
+ * sub-window counts at least its new randomised addresses / n). Returns 1 when taken, 0 when
+ * ignored (no window open, or n not finite or outside 1..64).
+ */
+export function window_burst_addresses(n: f64): u32 {
+  if (load<u32>(STATS + S_OPEN) == 0) return 0;
+  return estimatorBurstAddresses(n) ? 1 : 0;
 }
 
 /** Sub-window length of the estimate in ms. */

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../scripts/package-root.ts';
 import type { RecordBatch } from './batch.ts';
 import {
+  BURST_ADDRESSES_MAX,
+  BURST_ADDRESSES_MIN,
   LINKTYPE,
   LINKTYPE_MASK,
   type CorridorSettings,
@@ -57,6 +59,7 @@ export interface FirmwareExports {
   live_ptr(): number;
   window_begin(flags: number, rssiMinDbm: number): void;
   window_span(startMs: number, endMs: number): void;
+  window_burst_addresses(n: number): number;
   subwindow_ms(): number;
   ingest(count: number): number;
   window_end(): void;
@@ -297,6 +300,10 @@ export class Firmware {
     if ((startMs !== undefined || endMs !== undefined) && !(Number.isFinite(startMs) && Number.isFinite(endMs) && endMs! > startMs!)) {
       throw new TypeError(`firmware: startMs and endMs must both be finite with endMs > startMs, got ${startMs} and ${endMs}`);
     }
+    const burst = opts.burstAddresses;
+    if (burst !== undefined && !(Number.isFinite(burst) && burst >= BURST_ADDRESSES_MIN && burst <= BURST_ADDRESSES_MAX)) {
+      throw new TypeError(`firmware: burstAddresses must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX}, got ${burst}`);
+    }
     if (this.corridor && startMs === undefined) {
       throw new TypeError('firmware: with a corridor group, windows need startMs and endMs (the epoch follows the window start)');
     }
@@ -307,6 +314,7 @@ export class Firmware {
     randomFillSync(this.u8, this.exports.key_ptr(), KEY_BYTES);
     this.exports.window_begin(opts.ignoreFcs ? FLAG_IGNORE_FCS : 0, rssiMin);
     if (opts.startMs !== undefined) this.exports.window_span(opts.startMs, opts.endMs!);
+    if (burst !== undefined) this.exports.window_burst_addresses(burst);
     this.open = true;
     this.offset = 0;
     this.pending = 0;

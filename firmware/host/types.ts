@@ -80,7 +80,20 @@ export interface WindowOptions {
    */
   startMs?: number;
   endMs?: number;
+  /**
+   * Addresses of one scan burst that this receiver hears (1 to 64, default 7): the divisor of the
+   * Wi-Fi estimate's floor, a 10-s sub-window counts at least its new randomised addresses / this.
+   * 7 suits a receiver fixed on a channel (three fixed sniffers hear 7.3 of an iPhone 11's burst);
+   * a radio hopping over channels hears fewer (firmware/README.md, "The estimate").
+   */
+  burstAddresses?: number;
 }
+
+/** Range of WindowOptions.burstAddresses (the firmware ignores values outside it). */
+export const BURST_ADDRESSES_MIN = 1;
+export const BURST_ADDRESSES_MAX = 64;
+/** The firmware's default of WindowOptions.burstAddresses. */
+export const BURST_ADDRESSES_DEFAULT = 7;
 
 /** Link types the firmware parses. */
 export const LINKTYPE = {
