@@ -24,6 +24,7 @@ import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { flipThreshold, ID_PATTERN, SKETCH_BITS_ALLOWED, SKETCH_EPOCH_MAX_S, SKETCH_EPOCH_MIN_S, SOURCE_NAME_PATTERN } from '../contract/index.ts';
+import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 
 export { ConfigError };
 
@@ -70,6 +71,11 @@ export interface GatewayConfig {
     clock: 'auto' | 'wall' | 'capture';
   };
   sources: SourceConfig[];
+  /** The firmware's in-window estimate (firmware/README.md, "The estimate"). */
+  estimator: {
+    /** Addresses of one scan burst this gateway's Wi-Fi radio hears: the floor's divisor. */
+    burst_addresses: number;
+  };
   mqtt: {
     url: string;
     username?: string;
@@ -255,6 +261,14 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     default: 'auto',
     flag: '--clock <clock>',
     description: 'clock that closes windows: wall, capture, or auto (capture when every source is a file)',
+  },
+  {
+    key: 'estimator.burst_addresses',
+    schema: { type: 'number', minimum: BURST_ADDRESSES_MIN, maximum: BURST_ADDRESSES_MAX },
+    default: BURST_ADDRESSES_DEFAULT,
+    flag: '--burst-addresses <n>',
+    description:
+      "addresses of one phone's scan burst this Wi-Fi radio hears (1 to 64): a 10-s sub-window of the estimate counts at least its new randomised addresses / this. It depends on how the radio listens, which the gateway cannot see, so set it: 7 for three radios fixed on channels 1, 6 and 11 (the real iPhone 11 capture of the lab figures: 7.3 addresses per sub-window); about 2.8 for one radio fixed on channel 6 (2.0 on 1, 3.5 on 11: that capture's sniffers one at a time); about 2.4 for one radio hopping over 1, 6 and 11 at 200 ms (the simulator's model of that phone, no real capture). Too high and a dense crowd is under-counted; too low and a lone phone counts more than once (firmware/README.md, \"The estimate\")",
   },
   {
     key: 'sources',
@@ -518,6 +532,7 @@ export interface GatewayFlags {
   id?: string;
   window?: string;
   rssiMin?: string;
+  burstAddresses?: string;
   ignoreFcs?: boolean;
   clock?: string;
   source?: string[];

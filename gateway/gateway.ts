@@ -155,7 +155,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.keepaliveS = d.keepaliveS;
     const g = opts.config.gateway;
     this.id = { site: g.site, zone: g.zone, gateway: g.id };
-    this.windowOpts = { ignoreFcs: g.ignore_fcs, ...(g.rssi_min_dbm !== undefined ? { rssiMinDbm: g.rssi_min_dbm } : {}) };
+    this.windowOpts = {
+      ignoreFcs: g.ignore_fcs,
+      ...(g.rssi_min_dbm !== undefined ? { rssiMinDbm: g.rssi_min_dbm } : {}),
+      ...(opts.config.estimator?.burst_addresses !== undefined ? { burstAddresses: opts.config.estimator.burst_addresses } : {}),
+    };
     const p = opts.config.privacy ?? { min_count: 0 };
     this.privacy = { minCount: p.min_count ?? 0, ...(p.epsilon !== undefined ? { epsilon: p.epsilon } : {}), windowMs: this.windowMs };
     this.fw = opts.firmware ?? null;

@@ -9,6 +9,7 @@ import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { FirmwareRadioCounts, FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
+import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 import { alignDown, WindowClock, type ClosedWindow } from './window.ts';
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
@@ -20,6 +21,8 @@ export interface ReplayOptions {
   window: number | 'all';
   ignoreFcs?: boolean;
   rssiMinDbm?: number;
+  /** Addresses of one scan burst the capturing radio hears (the Wi-Fi estimate's floor divisor; default 7). */
+  burstAddresses?: number;
 }
 
 export interface ReplayRadio {
@@ -78,7 +81,11 @@ export async function* replayFrames(
   const all = opts.window === 'all';
   const clock = new WindowClock(firmware, {
     windowMs: opts.window,
-    windowOptions: { ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm },
+    windowOptions: {
+      ignoreFcs: opts.ignoreFcs,
+      rssiMinDbm: opts.rssiMinDbm,
+      ...(opts.burstAddresses !== undefined ? { burstAddresses: opts.burstAddresses } : {}),
+    },
     onJump: (j) =>
       note(`the capture clock jumps from ${new Date(j.from).toISOString()} to ${new Date(j.to).toISOString()}: ${j.skipped} empty windows not printed`),
   });
@@ -160,6 +167,14 @@ export function parseWindow(text: string): number | 'all' {
   return ms;
 }
 
+function parseBurstAddresses(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < BURST_ADDRESSES_MIN || v > BURST_ADDRESSES_MAX) {
+    throw new Error(`--burst-addresses: must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX}, like 2.8 (got "${text}")`);
+  }
+  return v;
+}
+
 function parseRssi(text: string): number {
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v) || v < -128 || v > 127) {
@@ -219,98 +234,108 @@ export function registerReplay(program: Command): void {
     .option('--json', 'one JSON object per window per line')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this')
+    .option(
+      '--burst-addresses <n>',
+      "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (default 7: three radios fixed on channels 1, 6 and 11; gateway/README.md, estimator.burst_addresses)",
+    )
     .option('--calibration <file>', 'calibration file (presence calibrate): add calibrated people with an interval to each window')
     .option('--zone <name>', 'zone of the capture in the calibration file')
-    .action(async (file: string, flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string; calibration?: string; zone?: string }) => {
-      // `presence replay x.pcap | head`: a closed pipe ends the replay quietly
-      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'EPIPE') process.exit(0);
-        throw e;
-      });
-      // A mistake in the call (a flag, a missing file): one line, one hint, exit 2.
-      const fail = (message: string): never => exitUsage('replay', new Error(message));
-      let opts: ReplayOptions;
-      try {
-        opts = {
-          window: parseWindow(flags.window),
-          ignoreFcs: flags.ignoreFcs === true,
-          rssiMinDbm: flags.rssiMin === undefined ? undefined : parseRssi(flags.rssiMin),
-        };
-      } catch (e) {
-        return fail((e as Error).message);
-      }
-      let people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null;
-      if (flags.calibration) {
+    .action(
+      async (
+        file: string,
+        flags: { window: string; json?: boolean; ignoreFcs?: boolean; rssiMin?: string; burstAddresses?: string; calibration?: string; zone?: string },
+      ) => {
+        // `presence replay x.pcap | head`: a closed pipe ends the replay quietly
+        process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+          if (e.code === 'EPIPE') process.exit(0);
+          throw e;
+        });
+        // A mistake in the call (a flag, a missing file): one line, one hint, exit 2.
+        const fail = (message: string): never => exitUsage('replay', new Error(message));
+        let opts: ReplayOptions;
         try {
-          const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
-          people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm);
+          opts = {
+            window: parseWindow(flags.window),
+            ignoreFcs: flags.ignoreFcs === true,
+            rssiMinDbm: flags.rssiMin === undefined ? undefined : parseRssi(flags.rssiMin),
+            ...(flags.burstAddresses === undefined ? {} : { burstAddresses: parseBurstAddresses(flags.burstAddresses) }),
+          };
         } catch (e) {
           return fail((e as Error).message);
         }
-      } else if (flags.zone) return fail('--zone goes with --calibration FILE');
-      let total = 0;
-      if (file !== '-') {
-        try {
-          total = statSync(file).size;
-        } catch (e) {
-          return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message}`);
-        }
-      }
-      const notes: string[] = [];
-      const note = (m: string) => notes.push(m);
-      // Progress bar on stderr for long files, only on a terminal.
-      let bar: { update(n: number): void; stop(): void } | null = null;
-      let done = 0;
-      if (process.stderr.isTTY && total > 4 * 1024 * 1024) {
-        const { SingleBar, Presets } = await import('cli-progress');
-        const b = new SingleBar(
-          { stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
-          Presets.shades_classic,
-        );
-        b.start(total, 0);
-        bar = b;
-      }
-      const windows = replayCapture(file, opts, note, (n) => {
-        done += n;
-        bar?.update(done);
-      });
-      try {
-        let unsupported = 0;
-        async function* tally(): AsyncGenerator<ReplayWindow> {
-          for await (const w of windows) {
-            unsupported += w.unsupported;
-            yield w;
+        let people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null;
+        if (flags.calibration) {
+          try {
+            const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
+            people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm);
+          } catch (e) {
+            return fail((e as Error).message);
+          }
+        } else if (flags.zone) return fail('--zone goes with --calibration FILE');
+        let total = 0;
+        if (file !== '-') {
+          try {
+            total = statSync(file).size;
+          } catch (e) {
+            return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message}`);
           }
         }
-        if (flags.json) {
-          for await (const w of tally()) process.stdout.write(JSON.stringify(people ? { ...w, ...people(w) } : w) + '\n');
-        } else {
-          await humanTable(tally(), process.stdout, people);
-        }
-        if (unsupported > 0) {
-          note(
-            `${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`,
+        const notes: string[] = [];
+        const note = (m: string) => notes.push(m);
+        // Progress bar on stderr for long files, only on a terminal.
+        let bar: { update(n: number): void; stop(): void } | null = null;
+        let done = 0;
+        if (process.stderr.isTTY && total > 4 * 1024 * 1024) {
+          const { SingleBar, Presets } = await import('cli-progress');
+          const b = new SingleBar(
+            { stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
+            Presets.shades_classic,
           );
+          b.start(total, 0);
+          bar = b;
         }
-      } catch (e) {
-        bar?.stop();
-        bar = null;
-        // The capture itself is bad or unreadable, or the firmware build is missing: not a mistake in
-        // the call, so no hint and exit 1 (the counts of the complete frames are already out).
-        const message =
-          e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError
-            ? e.message
-            : (e as NodeJS.ErrnoException).syscall
-              ? `${file}: ${(e as Error).message}`
-              : e instanceof Error
-                ? e.message
-                : String(e);
-        process.stderr.write(`presence replay: ${message}\n`);
-        process.exitCode = 1;
-        return;
-      } finally {
-        bar?.stop();
-        for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);
-      }
-    });
+        const windows = replayCapture(file, opts, note, (n) => {
+          done += n;
+          bar?.update(done);
+        });
+        try {
+          let unsupported = 0;
+          async function* tally(): AsyncGenerator<ReplayWindow> {
+            for await (const w of windows) {
+              unsupported += w.unsupported;
+              yield w;
+            }
+          }
+          if (flags.json) {
+            for await (const w of tally()) process.stdout.write(JSON.stringify(people ? { ...w, ...people(w) } : w) + '\n');
+          } else {
+            await humanTable(tally(), process.stdout, people);
+          }
+          if (unsupported > 0) {
+            note(
+              `${unsupported} frame(s) were not parsed: their link type, or the link type inside PPI, is not one the firmware parses (inside PPI: 105, 127, 147, 251, 256)`,
+            );
+          }
+        } catch (e) {
+          bar?.stop();
+          bar = null;
+          // The capture itself is bad or unreadable, or the firmware build is missing: not a mistake in
+          // the call, so no hint and exit 1 (the counts of the complete frames are already out).
+          const message =
+            e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError
+              ? e.message
+              : (e as NodeJS.ErrnoException).syscall
+                ? `${file}: ${(e as Error).message}`
+                : e instanceof Error
+                  ? e.message
+                  : String(e);
+          process.stderr.write(`presence replay: ${message}\n`);
+          process.exitCode = 1;
+          return;
+        } finally {
+          bar?.stop();
+          for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);
+        }
+      },
+    );
 }

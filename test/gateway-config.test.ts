@@ -65,6 +65,23 @@ describe('gateway config', () => {
     expect(j.sources[0]).toMatchObject({ type: 'stdin', name: 'stdin0' });
   });
 
+  it("estimator.burst_addresses: 7 unless set, from the file or --burst-addresses, 1 to 64, and the gateway's windows take it", async () => {
+    expect(loadConfig({ ...base, source: ['stdin'] }, {}).estimator.burst_addresses).toBe(7);
+    const yaml = join(tmp, 'burst.yaml');
+    writeFileSync(yaml, 'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://h" }\nestimator: { burst_addresses: 2.8 }\n');
+    expect(loadConfig({ config: yaml }, {}).estimator.burst_addresses).toBe(2.8);
+    expect(loadConfig({ config: yaml, burstAddresses: '2.4' }, {}).estimator.burst_addresses).toBe(2.4);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], burstAddresses: '0.5' }, {}))[0]).toMatch(
+      /^--burst-addresses \(estimator\.burst_addresses\): must be .*1.*\(got "?0\.5"?\)$/,
+    );
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], burstAddresses: 'many' }, {}))[0]).toMatch(
+      /^--burst-addresses \(estimator\.burst_addresses\)/,
+    );
+    const { Gateway } = await import('../gateway/gateway.ts');
+    const gw = new Gateway({ config: loadConfig({ config: yaml }, {}) });
+    expect((gw as unknown as { windowOpts: { burstAddresses?: number } }).windowOpts.burstAddresses).toBe(2.8);
+  });
+
   it('names the key, the flag and the problem', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '60 seconds' }, {}))).toContain(
       '--window (gateway.window): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "60 seconds")',
