@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
+import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 import { evaluate, PEOPLE_GOAL_MAPE, type Evaluation, type GatewayScore } from './evaluate.ts';
 import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
@@ -51,6 +52,7 @@ interface Flags {
   ignoreFcs?: boolean;
   rssiMin?: string;
   fitSeed?: string;
+  burstAddresses?: string;
   calibrate: boolean;
   sketchBits?: string;
   sketchP?: string;
@@ -65,6 +67,13 @@ function num(name: string, v: string | undefined, min = -Infinity): number | und
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: must be a number${min > -Infinity ? ` >= ${min}` : ''} (got "${v}")`);
+  return n;
+}
+/** --burst-addresses: 1 to 64. */
+function burstAddresses(v: string | undefined): number | undefined {
+  const n = num('burst-addresses', v);
+  if (n !== undefined && !(n >= BURST_ADDRESSES_MIN && n <= BURST_ADDRESSES_MAX))
+    throw new UsageError(`--burst-addresses: must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX} (got "${v}")`);
   return n;
 }
 /** Seconds of a duration flag; a bare number is seconds, as these flags always read it. */
@@ -243,6 +252,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
     `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
     t.toString(),
     "devices and estimate: uncalibrated device counts (distinct addresses; the firmware's estimate) against devices in reach per radio (the BLE estimate: without beacons, which it leaves out).",
+    `Wi-Fi estimate's floor: new addresses / burst addresses per 10-s sub-window; burst addresses per gateway ${e.gateways.map((g) => `${g.id} ${g.burstAddresses}`).join(', ')}.`,
   ];
   const c = e.calibration;
   if (c) {
@@ -367,6 +377,10 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'evaluate: print JSON')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
+    .option(
+      '--burst-addresses <n>',
+      "evaluate: addresses of one scan burst every gateway hears, the Wi-Fi estimate's floor divisor, 1 to 64 (default: each gateway's figure from its simulated receiver, printed with the table)",
+    )
     .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
@@ -452,6 +466,7 @@ export function registerSimulate(program: Command): void {
               bleLink,
               ignoreFcs: f.ignoreFcs,
               rssiMinDbm: num('rssi-min', f.rssiMin),
+              burstAddresses: burstAddresses(f.burstAddresses),
               sketchBits: sketchBits(f.sketchBits),
               sketchP: num('sketch-p', f.sketchP, 0),
               flows: f.flows,

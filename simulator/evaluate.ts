@@ -5,7 +5,8 @@
 // calibration fitted on another run of the scenario (another seed: people.ts) and scores those
 // against the people present. A change to counting shows its effect here in one command:
 // `presence simulate --evaluate`.
-import type { Frame } from '../firmware/host/types.ts';
+import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN, type Frame } from '../firmware/host/types.ts';
+import { burstAddressesHeard, phoneHeardBy } from './phones.ts';
 import { WindowClock } from '../gateway/window.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
@@ -66,6 +67,8 @@ export interface PeopleScores {
 export interface GatewayScore {
   id: string;
   zone: string;
+  /** Addresses of one scan burst the gateway's firmware was told it hears (the Wi-Fi floor's divisor). */
+  burstAddresses: number;
   wifi: RadioScore;
   ble: RadioScore;
   people: PeopleScores;
@@ -140,6 +143,43 @@ export interface EvaluateOptions extends ScenarioOverrides {
   sketchP?: number;
   /** Skip the flows evaluation. */
   flows?: boolean;
+  /**
+   * Addresses of one scan burst a gateway hears (the Wi-Fi estimate's floor divisor) for every
+   * gateway; default: each gateway's own figure from its simulated receiver (receiverBurstAddresses).
+   */
+  burstAddresses?: number;
+}
+
+/** The phone model, seeds and length of the single-phone runs behind receiverBurstAddresses. */
+export const BURST_PHONE = { model: 'iphone-ios17', seeds: [1, 2, 3], durationS: 4 * 3600 } as const;
+const burstCache = new Map<string, number>();
+
+/**
+ * The addresses of one scan burst a simulated Wi-Fi receiver hears: the simulator's model of the
+ * iPhone 11 (the phone behind the firmware's default of 7, which is that phone's real capture as
+ * three sniffers fixed on channels 1, 6 and 11 hear it) right beside one receiver set up like
+ * this one, distinct addresses per 10-s sub-window in which it is heard (simulator/phones.ts,
+ * burstAddressesHeard), pooled over BURST_PHONE's seeds. Measured from the simulator's own frames,
+ * never from the people counts.
+ */
+export function receiverBurstAddresses(wifi: { channels: readonly number[]; dwellMs: number; switchMs: number }): number {
+  const key = `${wifi.channels.join(',')}/${wifi.dwellMs}/${wifi.switchMs}`;
+  const known = burstCache.get(key);
+  if (known !== undefined) return known;
+  let sum = 0;
+  let n = 0;
+  for (const seed of BURST_PHONE.seeds) {
+    const frames = phoneHeardBy(BURST_PHONE.model, [{ channels: [...wifi.channels], dwell: `${wifi.dwellMs}ms`, switch: `${wifi.switchMs}ms` }], {
+      seed,
+      durationS: BURST_PHONE.durationS,
+    });
+    const m = burstAddressesHeard(frames);
+    sum += m.mean * m.subwindows;
+    n += m.subwindows;
+  }
+  const figure = Math.min(BURST_ADDRESSES_MAX, Math.max(BURST_ADDRESSES_MIN, Math.round((sum / n) * 100) / 100));
+  burstCache.set(key, figure);
+  return figure;
 }
 
 interface Acc {
@@ -191,6 +231,11 @@ function score(a: Acc): RadioScore {
 
 const BATCH = 512;
 
+/** Per gateway, the burst addresses its firmware is given: the override, else its receiver's figure (7 without Wi-Fi). */
+export function gatewayBurstAddresses(s: Scenario, o: Pick<EvaluateOptions, 'burstAddresses'> = {}): number[] {
+  return s.gateways.map((g) => o.burstAddresses ?? (g.wifi ? receiverBurstAddresses(g.wifi) : BURST_ADDRESSES_DEFAULT));
+}
+
 /**
  * Runs the scenario with `seed` through one Firmware instance per gateway, on the window clock, and
  * returns every gateway window's counts beside its truth.
@@ -199,9 +244,10 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
   const { Firmware } = await import('../firmware/host/firmware.ts');
   const windowOpts = { ignoreFcs: o.ignoreFcs, rssiMinDbm: o.rssiMinDbm };
   const fws = await Promise.all(s.gateways.map(() => Firmware.load(o.wasmPath)));
+  const burst = gatewayBurstAddresses(s, o);
   // The simulator's truth windows fall on multiples of the window length, the first one starting
   // with the scenario: the clock opens there and each truth window's end closes the clock's window.
-  const clocks = fws.map((fw) => new WindowClock(fw, { windowMs: s.windowS * 1000, windowOptions: windowOpts }));
+  const clocks = fws.map((fw, g) => new WindowClock(fw, { windowMs: s.windowS * 1000, windowOptions: { ...windowOpts, burstAddresses: burst[g] } }));
   const pending: Frame[][] = s.gateways.map(() => []);
   for (const c of clocks) c.open(s.startMs);
   const out: CountedWindow[] = [];
@@ -240,6 +286,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   if (o.calibrate !== false && fitSeed === seed)
     throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
   const windows = await countWindows(s, seed, o);
+  const burst = gatewayBurstAddresses(s, o);
   const per = s.gateways.map(() => ({ wifi: acc(), ble: acc() }));
   const all = { wifi: acc(), ble: acc() };
   for (const { gateway, counts: c, truth: t } of windows) {
@@ -293,7 +340,14 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
     scale: s.scale,
     durationS: s.durationS,
     windowS: s.windowS,
-    gateways: s.gateways.map((g, i) => ({ id: g.id, zone: g.zone, wifi: score(per[i].wifi), ble: score(per[i].ble), people: people.perGateway[i] })),
+    gateways: s.gateways.map((g, i) => ({
+      id: g.id,
+      zone: g.zone,
+      burstAddresses: burst[i],
+      wifi: score(per[i].wifi),
+      ble: score(per[i].ble),
+      people: people.perGateway[i],
+    })),
     overall,
     summary: summarise(overall),
     calibration,

@@ -147,8 +147,20 @@ export async function captureFrames(path: string): Promise<Frame[]> {
  * channels 1, 6 and 11 right beside it capture them (merged, in time order).
  */
 export function simulatedPhoneFrames(model: string, opts: { seed?: number; durationS?: number } = {}): Frame[] {
+  const sniffer = (ch: number) => ({ channels: [ch], dwell: '24h', switch: '0ms' });
+  return phoneHeardBy(model, [sniffer(1), sniffer(6), sniffer(11)], opts);
+}
+
+/** A Wi-Fi receiver as a scenario gives it (`gateways[].wifi`). */
+export interface ReceiverSpec {
+  channels: number[];
+  dwell: string | number;
+  switch?: string | number;
+}
+
+/** The frames one simulated phone of `model` sends during `durationS`, as receivers right beside it hear them (merged, in time order). */
+export function phoneHeardBy(model: string, receivers: readonly ReceiverSpec[], opts: { seed?: number; durationS?: number } = {}): Frame[] {
   if (!MODELS[model]?.wifi) throw new Error(`simulatedPhoneFrames: "${model}" is not a Wi-Fi device model`);
-  const sniffer = (ch: number) => ({ id: `ch${ch}`, zone: 'bench', position: [0, 0], wifi: { channels: [ch], dwell: '24h', switch: '0ms' }, ble: false });
   const s = resolveScenario(
     {
       name: 'single-phone',
@@ -156,7 +168,7 @@ export function simulatedPhoneFrames(model: string, opts: { seed?: number; durat
       start: '2026-01-01T00:00:00Z',
       duration: opts.durationS ?? 3600,
       window: '60s',
-      gateways: [sniffer(1), sniffer(6), sniffer(11)],
+      gateways: receivers.map((wifi, i) => ({ id: `rx${i}`, zone: 'bench', position: [0, 0], wifi, ble: false })),
       fixed: [{ model, position: [1, 0], count: 1 }],
       environment: { shadowingDb: 0, fadingDb: 0 },
     },
@@ -165,4 +177,27 @@ export function simulatedPhoneFrames(model: string, opts: { seed?: number; durat
   const frames: Frame[] = [];
   for (const ev of runScenario(s, { seed: opts.seed ?? 1 })) if (ev.type === 'frame' && ev.radio === 'wifi') frames.push(ev.frame);
   return frames;
+}
+
+/** Sub-window of the firmware's burst count (WIFI_SUB_MS of firmware/assembly/estimator.ts). */
+export const BURST_SUB_MS = 10_000;
+
+/**
+ * Addresses of one scan burst a receiver hears, as the firmware's floor divides by them: distinct
+ * source addresses of probe requests per 10-s sub-window (a grid from the first probe) in which the
+ * phone is heard, mean over those sub-windows. One phone's frames only.
+ */
+export function burstAddressesHeard(frames: readonly Frame[]): { subwindows: number; mean: number; se: number } {
+  const probes = probesOf(frames);
+  if (!probes.length) throw new Error('burstAddressesHeard: no probe requests in the frames');
+  const origin = probes[0].t;
+  const subs = new Map<number, Set<string>>();
+  for (const p of probes) {
+    const k = Math.floor((p.t - origin) / BURST_SUB_MS);
+    let set = subs.get(k);
+    if (!set) subs.set(k, (set = new Set()));
+    set.add(p.sa);
+  }
+  const sizes = [...subs.values()].map((x) => x.size);
+  return { subwindows: sizes.length, mean: round(mean(sizes)), se: round(se(sizes)) };
 }

@@ -16,6 +16,7 @@ import { Aggregator } from '../aggregator/aggregator.ts';
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { runPeriod, type PeriodResult } from '../scripts/demo/index.ts';
 import { evaluate, type Evaluation } from '../simulator/evaluate.ts';
+import { BURST_ADDRESSES_DEFAULT } from '../firmware/host/types.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
 import { publishAll, publisher } from './aggregator-helpers.ts';
 import { corridorRun, sketchItem } from './support/corridor.ts';
@@ -85,7 +86,16 @@ describe.skipIf(!ok)(SUITE, () => {
     // 30 windows: intervals 0-4 are due once window 29 arrived (horizon 3 windows + 1)
     for (let i = 0; i < 300 && (aggregator.flows?.intervalsComputed ?? 0) < 4; i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
-    evaluation = await evaluate({ scenario: SCENARIO, seed: SEED, scale: SCALE, durationS: DURATION_S, windowS: WINDOW_S, start: startMs });
+    // The pipeline's gateways run with the gateway's default burst addresses: evaluate with the same.
+    evaluation = await evaluate({
+      scenario: SCENARIO,
+      seed: SEED,
+      scale: SCALE,
+      durationS: DURATION_S,
+      windowS: WINDOW_S,
+      start: startMs,
+      burstAddresses: BURST_ADDRESSES_DEFAULT,
+    });
 
     const db = new InfluxQL({ url: influxd.url, database: 'presence' });
     const now = Date.now();

@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { MODELS, type MeasuredPhone } from '../simulator/devices.ts';
-import { captureFrames, phoneFigures, simulatedPhoneFrames, type PhoneFigures } from '../simulator/phones.ts';
+import { BURST_PHONE, gatewayBurstAddresses, receiverBurstAddresses } from '../simulator/evaluate.ts';
+import { burstAddressesHeard, captureFrames, phoneFigures, simulatedPhoneFrames, type PhoneFigures } from '../simulator/phones.ts';
+import { loadScenario } from '../simulator/scenario.ts';
 import { capturesDir } from './support/need.ts';
 
 const SUITE = 'simulator phone models against single-phone captures';
@@ -75,4 +77,18 @@ describe(SUITE, () => {
       }
     },
   );
+
+  it("the addresses of one burst a gateway hears, as evaluate gives the firmware: hopping over 1, 6 and 11 hears about a third of the fixed sniffers' figure", () => {
+    const hopping = receiverBurstAddresses({ channels: [1, 6, 11], dwellMs: 200, switchMs: 5 });
+    expect(hopping).toBeGreaterThanOrEqual(2.2);
+    expect(hopping).toBeLessThanOrEqual(2.6);
+    // the same phone beside three sniffers fixed on 1, 6 and 11 (its capture's set-up; the real one: 7.3-7.5)
+    const fixed = burstAddressesHeard(simulatedPhoneFrames(BURST_PHONE.model, { seed: 1, durationS: BURST_PHONE.durationS }));
+    expect(fixed.mean).toBeGreaterThan(5.5);
+    expect(hopping).toBeLessThan(fixed.mean / 2);
+    // a scenario's gateways get their own receiver's figure unless one is given for all
+    const s = loadScenario('kingsday-square', { durationS: 60 });
+    expect(gatewayBurstAddresses(s)).toEqual(s.gateways.map((g) => receiverBurstAddresses(g.wifi!)));
+    expect(gatewayBurstAddresses(s, { burstAddresses: 7 })).toEqual(s.gateways.map(() => 7));
+  });
 });
