@@ -161,6 +161,27 @@ describe('corridor flows intake', () => {
     expect(flows.held).toBeGreaterThan(0);
   });
 
+  it("an old sketch replayed as a group's first (year 2000) changes no flow and does not make the instance walk every interval since", () => {
+    const clean = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    clean.own('main-street', START);
+    const expected = feed(clean, run.messages).lines;
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const at = Date.parse('2000-01-01T00:00:00Z');
+    const old = {
+      ...run.messages[1],
+      epoch: Math.floor(at / 3_600_000),
+      window_start: new Date(at).toISOString(),
+      window_end: new Date(at + 60_000).toISOString(),
+    };
+    flows.accept(sketchTopic('corridor', old.gateway), encode(old), NOW);
+    const { lines, rejected } = feed(flows, run.messages);
+    expect(rejected).toEqual([]);
+    expect(lines).toEqual(expected);
+    // 26 years are 2.8 million 5-min intervals, all empty
+    expect(flows.intervalsComputed).toBeLessThanOrEqual(clean.intervalsComputed + 1);
+  });
+
   it('a standby (another instance owns the group) holds the sketches, writes nothing, drops them as the owner does plus one interval', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
     const r = feed(flows, run.messages.slice(0, 40));

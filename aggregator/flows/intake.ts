@@ -25,7 +25,7 @@ import { Point } from '@influxdata/influxdb-client';
 import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { msSettings } from '../messages.ts';
-import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch } from './estimate.ts';
+import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
 
 export const FLOW = 'flow';
 /** Intervals a standby instance keeps beyond the owner's drop rule, recomputed when it takes over. */
@@ -329,23 +329,47 @@ export class CorridorFlows {
     const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
     const maxLag = Math.ceil(g.cfg.horizon / windowMs);
     while (g.next !== null && g.watermark >= (g.next + perInterval + maxLag + 1) * windowMs) {
+      // No member has a sketch in this interval (a gap, or an old sketch replayed as the group's
+      // first): it has nothing to compare, and neither have the due ones up to the first window
+      // held; they are passed in one step instead of one by one (26 years are 2.8 million intervals).
+      const earliest = this.earliestHeld(g, g.next - 1);
+      if (earliest === null || earliest >= g.next + perInterval) {
+        const lastDue = Math.floor(g.watermark / windowMs) - perInterval - maxLag - 1;
+        const dueSteps = Math.floor((lastDue - g.next) / perInterval) + 1;
+        const steps = earliest === null ? dueSteps : Math.min(dueSteps, Math.floor((earliest - g.next) / perInterval));
+        g.computed = true;
+        g.next += Math.max(1, steps) * perInterval;
+        this.dropBefore(g, perInterval);
+        continue;
+      }
       const handingOver = g.handoverUntil !== null && (g.next + perInterval + maxLag + 1) * windowMs <= g.handoverUntil;
       if (g.standby && !handingOver) this.follow(g, g.next, perInterval, maxLag);
       else lines.push(...this.compute(g, g.next, perInterval, maxLag));
       g.computed = true;
       g.next += perInterval;
-      // drop what no later interval needs (a standby: one interval more, for a take-over)
-      const keep = g.next - 1 - (g.standby ? STANDBY_GRACE * perInterval : 0);
-      g.floor = Math.max(g.floor ?? keep + 1, keep + 1);
-      for (const byWindow of g.sketches.values())
-        for (const w of [...byWindow.keys()])
-          if (w < keep) {
-            byWindow.get(w)!.bits.fill(0);
-            byWindow.delete(w);
-            this.sketchesDropped++;
-          }
+      this.dropBefore(g, perInterval);
     }
     return lines;
+  }
+
+  /** Drops what no interval from g.next on needs (a standby: one interval more, for a take-over). */
+  private dropBefore(g: GroupState, perInterval: number): void {
+    const keep = g.next! - 1 - (g.standby ? STANDBY_GRACE * perInterval : 0);
+    g.floor = Math.max(g.floor ?? keep + 1, keep + 1);
+    for (const byWindow of g.sketches.values())
+      for (const w of [...byWindow.keys()])
+        if (w < keep) {
+          byWindow.get(w)!.bits.fill(0);
+          byWindow.delete(w);
+          this.sketchesDropped++;
+        }
+  }
+
+  /** The first window at or after `from` that any member has a sketch of (null: none). */
+  private earliestHeld(g: GroupState, from: number): number | null {
+    let first: number | null = null;
+    for (const byWindow of g.sketches.values()) for (const w of byWindow.keys()) if (w >= from && (first === null || w < first)) first = w;
+    return first;
   }
 
   /** A standby's interval: the pairs' lag histories advanced as the owner advances them, nothing computed or written. */
@@ -358,7 +382,7 @@ export class CorridorFlows {
         const b = g.sketches.get(members[j]);
         if (!a || !b) continue;
         const lags = pairLags(a, b, maxLag, windows);
-        if (!lags.ab.rows.size && !lags.ba.rows.size) continue;
+        if (!observable(lags)) continue;
         const key = `${members[i]}|${members[j]}`;
         let history = g.history.get(key);
         if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
@@ -378,7 +402,7 @@ export class CorridorFlows {
         const b = g.sketches.get(members[j]);
         if (!a || !b) continue;
         const lags = pairLags(a, b, maxLag, windows);
-        if (!lags.ab.rows.size && !lags.ba.rows.size) continue;
+        if (!observable(lags)) continue;
         const key = `${members[i]}|${members[j]}`;
         let history = g.history.get(key);
         if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
@@ -404,6 +428,16 @@ export class CorridorFlows {
       }
     return lines;
   }
+}
+
+/**
+ * Whether any window of the interval could be compared with the other gateway in one direction at
+ * least (both sketches there, one epoch). A pair with none has nothing to estimate: no point is
+ * written (a count of 0 would claim a flow of none where nothing was seen), no history kept.
+ */
+function observable(lags: PairLags): boolean {
+  for (const d of [lags.ab, lags.ba]) for (const row of d.rows.values()) if (row.some((c) => c !== null)) return true;
+  return false;
 }
 
 /** The expansion factors of the pair (a, b) in both directions (CorridorConfig.expansion; default 1). */
