@@ -30,6 +30,7 @@ import { GatewayLiveness } from './liveness.ts';
 import { preflight } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
+import { topicKind } from '../contract/index.ts';
 import { GatewayIdentity } from './registry.ts';
 import { CorridorFlows } from './flows/intake.ts';
 import { aliveInstance, instanceId, Ownership } from './flows/ownership.ts';
@@ -295,7 +296,7 @@ export class Aggregator extends EventEmitter {
       const denied = this.identity.admit(m.site, m.gateway, m.zone) ?? (r.kind === 'counts' ? this.identity.checkCounts(r.message) : null);
       if (denied) r = { ok: false, ...denied };
     }
-    if (r.ok ? r.kind === 'status' : topic.endsWith('/status')) this.uncounted.status++;
+    if ((r.ok ? r.kind : topicKind(topic)) === 'status') this.uncounted.status++;
     else this.uncounted.counts++;
     if (!r.ok) {
       this.counters.rejected++;

@@ -82,6 +82,12 @@ export function sharedFilter(group: string, filter: string): string {
   return `$share/${group}/${filter}`;
 }
 
+/** The kind a topic's last level names (counts, status, sketch), also for a topic parseTopic refuses; else null. */
+export function topicKind(topic: string): TopicKind | null {
+  const last = topic.slice(topic.lastIndexOf('/') + 1);
+  return (TOPIC_KINDS as readonly string[]).includes(last) ? (last as TopicKind) : null;
+}
+
 /** Splits a topic of this contract; null when it is not one. */
 export function parseTopic(topic: string): { site: string; gateway: string; kind: TopicKind } | null {
   const parts = topic.split('/');

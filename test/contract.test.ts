@@ -5,6 +5,7 @@ import {
   countsTopic,
   statusTopic,
   parseTopic,
+  topicKind,
   sharedFilter,
   COUNTS_FILTER,
   validateCounts,
@@ -209,6 +210,10 @@ describe('wire contract', () => {
     expect(parseTopic('presence/v2/utrecht/gw-01/counts')).toBeNull();
     expect(parseTopic('presence/v1/utrecht/gw-01/other')).toBeNull();
     expect(parseTopic('presence/v1/Utrecht/gw 01/counts')).toBeNull();
+    // the kind of a refused topic still counts it as counts or status (the aggregator's metrics)
+    expect(topicKind('presence/v1/Utrecht/gw 01/status')).toBe('status');
+    expect(topicKind('presence/v1/utrecht/gw-01/sketch')).toBe('sketch');
+    expect(topicKind('presence/v1/utrecht/gw-01/other')).toBeNull();
     expect(sharedFilter('agg', COUNTS_FILTER)).toBe('$share/agg/presence/v1/+/+/counts');
   });
 
