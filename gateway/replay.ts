@@ -267,7 +267,7 @@ export function registerReplay(program: Command): void {
         if (flags.calibration) {
           try {
             const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
-            people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm);
+            people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm, opts.burstAddresses);
           } catch (e) {
             return fail((e as Error).message);
           }

@@ -114,6 +114,44 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     ]);
   });
 
+  it('--burst-addresses is recorded in the file, and replay refuses a calibration counted with another divisor', () => {
+    const burst = join(dir, 'burst.yaml');
+    const c = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', burst, '--burst-addresses', '2.8');
+    expect(c.code, c.stderr).toBe(0);
+    expect(readCalibration(burst).estimator.burst_addresses).toBe(2.8);
+    expect(readCalibration(out).estimator.burst_addresses).toBeUndefined(); // the default, 7
+    const other = presence('replay', pcap(DAYS[0]), '--calibration', burst, '--zone', 'lab', '--json');
+    expect(other.code).toBe(2);
+    expect(other.stderr.trim().split('\n')[0]).toBe(
+      `presence replay: ${burst} was fitted on Wi-Fi estimates counted with 2.8 burst addresses; fix: replay with --burst-addresses 2.8 (another divisor gives other estimates)`,
+    );
+    expect(presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'lab', '--burst-addresses', '2.8', '--json').code).toBe(2);
+    const same = presence('replay', pcap(DAYS[0]), '--calibration', burst, '--zone', 'lab', '--burst-addresses', '2.8', '--json');
+    expect(same.code, same.stderr).toBe(0);
+    const zone = readCalibration(burst).zones.lab;
+    for (const line of same.stdout.trim().split('\n')) {
+      const w = JSON.parse(line);
+      expect(w.people).toEqual(applyZone(zone, w.wifi.estimate, 0.9));
+    }
+    const stored = presence(
+      'calibrate',
+      '--influx-url',
+      'http://127.0.0.1:1',
+      '--site',
+      's',
+      '--zone',
+      'lab',
+      '--truth',
+      truth(DAYS[0]),
+      '--out',
+      burst,
+      '--burst-addresses',
+      '2.8',
+    );
+    expect(stored.code).toBe(2);
+    expect(stored.stderr).toContain('--burst-addresses goes with --capture');
+  });
+
   it.each([
     [
       'the truth of another day (times outside the capture)',

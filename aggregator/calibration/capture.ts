@@ -18,6 +18,8 @@ export interface CaptureOptions {
   windowMs?: number;
   ignoreFcs?: boolean;
   rssiMinDbm?: number;
+  /** Addresses of one scan burst the capturing radio heard (the Wi-Fi estimate's floor divisor; default 7). */
+  burstAddresses?: number;
   zone?: string;
   /**
    * What makes a session (the unit of the bootstrap and of leave-one-out): 'day' (default), the UTC
@@ -38,7 +40,12 @@ export function sessionName(capture: string): string {
 /** Replays one capture into counted windows of one radio, with the first and last frame time. */
 export async function countCapture(file: string, opts: CaptureOptions = {}): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null }> {
   const radio = opts.radio ?? 'wifi';
-  const ropts: ReplayOptions = { window: opts.windowMs ?? 60_000, ignoreFcs: opts.ignoreFcs, rssiMinDbm: opts.rssiMinDbm };
+  const ropts: ReplayOptions = {
+    window: opts.windowMs ?? 60_000,
+    ignoreFcs: opts.ignoreFcs,
+    rssiMinDbm: opts.rssiMinDbm,
+    ...(opts.burstAddresses !== undefined ? { burstAddresses: opts.burstAddresses } : {}),
+  };
   const windows: CountedWindow[] = [];
   // Where the capture starts and ends, to window precision: the first and last window with frames.
   let first: number | null = null;

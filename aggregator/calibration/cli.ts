@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
+import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
 import { parseWindow } from '../../gateway/replay.ts';
 import { VERSION } from '../../scripts/cli.ts';
 import { pairCaptures, type CaptureTruth } from './capture.ts';
@@ -30,6 +31,7 @@ interface Flags {
   window: string;
   ignoreFcs?: boolean;
   rssiMin?: string;
+  burstAddresses?: string;
   level: string;
   replicates: string;
   seed: string;
@@ -63,6 +65,16 @@ function number(name: string, text: string, ok: (v: number) => boolean, what: st
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name}: must be ${what} (got "${text}")`);
   return v;
+}
+
+/** --burst-addresses: 1 to 64, as the gateway's estimator.burst_addresses. */
+function burstAddressesFlag(text: string): number {
+  return number(
+    'burst-addresses',
+    text,
+    (v) => v >= BURST_ADDRESSES_MIN && v <= BURST_ADDRESSES_MAX,
+    `a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX}, like 2.8`,
+  );
 }
 
 /** The prior of an earlier calibration file: its `global`, else its zone of the same name. */
@@ -178,6 +190,7 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
       sessionBy: flags.sessionBy,
       ignoreFcs: flags.ignoreFcs === true,
       rssiMinDbm: flags.rssiMin === undefined ? undefined : number('rssi-min', flags.rssiMin, (v) => v >= -128 && v <= 127, 'a signal level in dBm like -80'),
+      ...(flags.burstAddresses === undefined ? {} : { burstAddresses: burstAddressesFlag(flags.burstAddresses) }),
       onBytes: (n) => bar?.update((done += n)),
       note: (m) => process.stderr.write(`presence calibrate: note: ${m}\n`),
     });
@@ -246,6 +259,8 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
   const stored = flags.influxUrl !== undefined;
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
+  if (stored && flags.burstAddresses !== undefined)
+    throw new UsageError('--burst-addresses goes with --capture: stored counts were counted by the gateway with its own estimator.burst_addresses');
   if (!stored && flags.capture.length === 0)
     throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
   if (!flags.out && !flags.leaveOneOut && !flags.json)
@@ -265,6 +280,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   const zone = result.zones[0];
   const estimator: Estimator = { field: flags.field, radio: flags.radio, window_s: windowMs / 1000, firmware: firmwareId(), version: VERSION };
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
+  if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
   const loo = flags.leaveOneOut
     ? leaveOneOut(
         samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })),
@@ -309,6 +325,10 @@ export function registerCalibrate(program: Command): void {
     .option('--window <duration>', 'window length, as the gateways count', '60s')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this (as the gateway is configured)')
+    .option(
+      '--burst-addresses <n>',
+      "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (as the gateway's estimator.burst_addresses; default 7)",
+    )
     .option('--level <p>', 'central level of the intervals', '0.9')
     .option('--replicates <n>', 'bootstrap replicates over sessions', '1000')
     .option('--seed <n>', 'seed of the bootstrap (the same data and seed give the same file)', '1')

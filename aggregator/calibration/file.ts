@@ -19,6 +19,8 @@ export interface Estimator {
   window_s: number;
   /** Frames below this signal were dropped when the windows were counted (as the gateway's --rssi-min). */
   rssi_min_dbm?: number;
+  /** Addresses of one scan burst the radio heard, the Wi-Fi estimate's floor divisor (as the gateway's estimator.burst_addresses); absent: 7. */
+  burst_addresses?: number;
   /** sha256 of the firmware (WASM) build the windows were counted with. */
   firmware?: string;
   /** presence-counter version. */

@@ -1,5 +1,6 @@
 // Small hooks that put calibrated people where a person looks: `presence replay --calibration`
 // and the aggregator's points. Kept here so the files they hook into change by a few lines.
+import { BURST_ADDRESSES_DEFAULT } from '../../firmware/host/types.ts';
 import { Calibration, type People } from './apply.ts';
 import { CalibrationFileError, readCalibration } from './file.ts';
 
@@ -18,6 +19,7 @@ export function replayPeople(
   zone: string | undefined,
   windowMs: number | 'all',
   rssiMinDbm?: number,
+  burstAddresses?: number,
 ): (w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People } {
   const cal = new Calibration(readCalibration(file), file);
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
@@ -37,6 +39,13 @@ export function replayPeople(
     const fix = rssi === undefined ? 'replay without --rssi-min' : `replay with --rssi-min ${rssi}`;
     throw new CalibrationFileError(
       `${file} was fitted on ${rssi === undefined ? 'all frames' : `frames of ${rssi} dBm and stronger`}; fix: ${fix} (other frames give other counts)`,
+    );
+  }
+  const fittedBurst = cal.file.estimator.burst_addresses ?? BURST_ADDRESSES_DEFAULT;
+  const givenBurst = burstAddresses ?? BURST_ADDRESSES_DEFAULT;
+  if (radio === 'wifi' && field === 'estimate' && fittedBurst !== givenBurst) {
+    throw new CalibrationFileError(
+      `${file} was fitted on Wi-Fi estimates counted with ${fittedBurst} burst addresses; fix: replay with --burst-addresses ${fittedBurst} (another divisor gives other estimates)`,
     );
   }
   return (w) => ({ people: cal.apply(zone, w[radio][field])! });
