@@ -202,7 +202,11 @@ export class Aggregator extends EventEmitter {
     // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
     // mistake stops here (PreflightError) instead of ending in endless write retries.
     if (!this.opts.sink) await preflight(this.config.influx, this.log);
-    this.missingTimer = setInterval(() => this.checkMissing(Date.now()), this.config.missingCheckInterval);
+    this.missingTimer = setInterval(() => {
+      const now = Date.now();
+      this.checkMissing(now);
+      this.checkCorridorIdle(now);
+    }, this.config.missingCheckInterval);
     this.missingTimer.unref();
     this.log.info(
       {
@@ -324,6 +328,23 @@ export class Aggregator extends EventEmitter {
     // While the aggregator itself cannot hear (disconnected, or not reading because writes fail) a
     // silent gateway proves nothing.
     this.liveness.check(now, this.connected && !this.intake.paused && this.pipeline.writeFailingSince === null);
+  }
+
+  /**
+   * Corridor groups that have had no sketch for their horizon + one interval of this clock: the
+   * intervals their held sketches allow are computed and written, then the sketches are dropped
+   * (./flows/intake.ts expireIdle; runs every missingCheckInterval).
+   */
+  checkCorridorIdle(now: number): void {
+    const flows = this.flows;
+    if (!flows) return;
+    const lines = flows.expireIdle(now);
+    this.metrics.sketchesHeld.set(flows.held);
+    if (lines.length) {
+      this.metrics.flowIntervals.inc();
+      this.emit('flows', lines);
+      void this.pipeline.addMessage(lines).catch(() => {});
+    }
   }
 
   /** Gateways currently recorded as missing, as site/gateway. */

@@ -422,7 +422,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: ms,
     default: '1s',
     old: { keys: ['missingCheckInterval'] },
-    description: 'how often silent gateways are looked for (a bare number is ms)',
+    description: 'how often silent gateways and idle corridor groups are looked for (a bare number is ms)',
   },
   {
     key: 'log.level',

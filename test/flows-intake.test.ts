@@ -182,6 +182,59 @@ describe('corridor flows intake', () => {
     expect(flows.intervalsComputed).toBeLessThanOrEqual(clean.intervalsComputed + 1);
   });
 
+  it('a group that goes silent: after horizon + one interval of the clock its due intervals are written as a run that went on would, and no sketch is held', () => {
+    const idle = CorridorFlows.idleLimit(CORRIDOR);
+    expect(idle).toBe(180_000 + 300_000);
+    // the run that went on: the gateways come back two hours later, which moves the group's clock past every interval held
+    const on = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    on.own('main-street', START);
+    const at = START + 2 * 3_600_000;
+    const later = run.messages.slice(0, 2).map((s) => ({
+      ...s,
+      epoch: Math.floor(at / 3_600_000),
+      window_start: new Date(at).toISOString(),
+      window_end: new Date(at + 60_000).toISOString(),
+    }));
+    const expected = feed(on, [...run.messages, ...later]);
+    expect(expected.rejected).toEqual([]);
+    // the group that stops after window 39: intervals 0-6 written as the sketches came, interval 7 waits
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const fed = feed(flows, run.messages);
+    expect(fed.rejected).toEqual([]);
+    const start = (l: string) => Number(l.split(' ')[2]);
+    const iv = (ls: string[]) => [...new Set(ls.map(start))].map((t) => (t - START) / 300_000).sort((a, b) => a - b);
+    expect(iv(fed.lines)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const held = flows.held;
+    expect(held).toBeGreaterThan(0);
+    // not before the limit
+    expect(flows.expireIdle(NOW + idle - 1)).toEqual([]);
+    expect(flows.held).toBe(held);
+    const dropped = flows.sketchesDropped;
+    const flushed = flows.expireIdle(NOW + idle);
+    expect(iv(flushed)).toEqual([7]);
+    expect([...fed.lines, ...flushed]).toEqual(expected.lines);
+    expect(flows.held).toBe(0);
+    expect(flows.sketchesDropped).toBe(dropped + held);
+    // a late sketch of a window used is too old; the group's state goes on (a gateway that comes back is held)
+    expect(feed(flows, [run.messages[60]], NOW + idle).rejected).toEqual(['sketch_too_old']);
+    expect(feed(flows, later, NOW + idle).rejected).toEqual([]);
+    expect(flows.held).toBe(2);
+    // silent again: the interval of that window is written (both gateways had a sketch in it), then nothing is held
+    expect(iv(flows.expireIdle(NOW + 2 * idle))).toEqual([(at - START) / 300_000]);
+    expect(flows.held).toBe(0);
+  });
+
+  it('a standby whose group goes silent drops every sketch after the idle limit and writes nothing', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    expect(feed(flows, run.messages).lines).toEqual([]);
+    expect(flows.held).toBeGreaterThan(0);
+    const computed = flows.intervalsComputed;
+    expect(flows.expireIdle(NOW + CorridorFlows.idleLimit(CORRIDOR))).toEqual([]);
+    expect(flows.intervalsComputed).toBe(computed);
+    expect(flows.held).toBe(0);
+  });
+
   it('a standby (another instance owns the group) holds the sketches, writes nothing, drops them as the owner does plus one interval', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
     const r = feed(flows, run.messages.slice(0, 40));

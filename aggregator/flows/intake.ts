@@ -10,7 +10,10 @@
 // a member not heard yet counts as being at the group's first window until then. Interval
 // [s, s + 5 min) is computed once the watermark passes s + 5 min + horizon + one window. Its sketches older than the last window
 // before the next interval are then dropped (that one window stays: run starts need the window
-// before). Pairs of windows in different epochs are not compared (their keys differ).
+// before). Pairs of windows in different epochs are not compared (their keys differ). The
+// watermark moves only with sketches: a group that has had none held for horizon + one interval of
+// the aggregator's clock (expireIdle, run by the aggregator's timer) gets the intervals its held
+// sketches allow computed as if the watermark had passed them, then all its sketches dropped.
 //
 // Standby: an instance configured for a group that another instance owns holds the group's
 // sketches all the same (the same checks, the same clock, the same drop rule, plus one interval
@@ -93,6 +96,8 @@ interface GroupState {
    * sketches of the interval in progress. Null: none.
    */
   handoverUntil: number | null;
+  /** The aggregator's clock (ms) when the group's last sketch was held: the idle limit counts from it. */
+  lastHeldAt: number;
 }
 
 export interface FlowPointFields {
@@ -150,6 +155,7 @@ export class CorridorFlows {
       standby,
       floor: null,
       handoverUntil: null,
+      lastHeldAt: now,
     };
     this.groups.set(cfg.group, g);
     return g;
@@ -206,6 +212,46 @@ export class CorridorFlows {
     this.groups.clear();
   }
 
+  /** How long (ms of the aggregator's clock) a group may go without a sketch held before expireIdle() empties it: its horizon + one interval. */
+  static idleLimit(cfg: CorridorConfig): number {
+    return cfg.horizon + FLOW_INTERVAL_MS;
+  }
+
+  /**
+   * Groups that have had no sketch held for idleLimit() of the aggregator's clock (every gateway
+   * stopped, or its sketches no longer reach this instance): their clock can no longer pass the
+   * intervals held, so the intervals that can be computed from the sketches held are computed now,
+   * as if the group's clock had passed them (an owner writes them, a standby only advances its
+   * lag histories), then every sketch of the group is zero-filled and dropped. Returns the flow
+   * lines of those intervals. The group's state (its next interval, the pairs' lag histories: no
+   * sketch) is kept, so a late sketch of an interval computed here is refused as too old.
+   */
+  expireIdle(now: number): string[] {
+    const lines: string[] = [];
+    for (const g of this.groups.values()) {
+      if (g.windowMs === null || now - g.lastHeldAt < CorridorFlows.idleLimit(g.cfg)) continue;
+      let newest: number | null = null;
+      for (const byWindow of g.sketches.values()) for (const w of byWindow.keys()) if (newest === null || w > newest) newest = w;
+      if (newest === null) continue;
+      const windowMs = g.windowMs;
+      const perInterval = Math.max(1, Math.round(FLOW_INTERVAL_MS / windowMs));
+      const maxLag = Math.ceil(g.cfg.horizon / windowMs);
+      if (g.next !== null) {
+        // the clock at which the interval of the newest window held is due
+        const last = Math.floor(newest / perInterval) * perInterval;
+        g.watermark = Math.max(g.watermark, (last + perInterval + maxLag + 1) * windowMs);
+        lines.push(...this.due(g));
+        g.floor = Math.max(g.floor ?? g.next, g.next);
+      }
+      for (const byWindow of g.sketches.values()) {
+        for (const s of byWindow.values()) s.bits.fill(0);
+        this.sketchesDropped += byWindow.size;
+        byWindow.clear();
+      }
+    }
+    return lines;
+  }
+
   /** One sketch message in: rejected with a reason, ignored (a group another instance owns), or held; returns flow lines that became due. */
   accept(topic: string, payload: Buffer, now: number): SketchResult {
     if (payload.length > MAX_SKETCH_BYTES)
@@ -250,10 +296,10 @@ export class CorridorFlows {
         detail: `epoch ${m.epoch} is not floor(window_start / epoch_s) = ${Math.floor(start / (m.epoch_s * 1000))}`,
       };
     const g = this.groups.get(m.group) ?? this.state(cfg, now, true);
-    return this.hold(g, m, bits, start, end);
+    return this.hold(g, m, bits, start, end, now);
   }
 
-  private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number): SketchResult {
+  private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number, now: number): SketchResult {
     // The group's window length comes from its first whole window (start on a multiple of its
     // length). A window cut short (a gateway starting or stopping) is placed in the whole window
     // it lies in; before the length is known it cannot be placed.
@@ -304,6 +350,7 @@ export class CorridorFlows {
         detail: `epoch_s is ${m.epoch_s}, the group's sketches have ${g.epochS} (corridor.epoch must be the same in every gateway of the group)`,
       };
     byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
+    g.lastHeldAt = Math.max(g.lastHeldAt, now);
     g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
     g.firstSeen = Math.min(g.firstSeen, start);
     g.watermark = this.watermark(g);
