@@ -23,7 +23,15 @@ import {
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { flipThreshold, ID_PATTERN, SKETCH_BITS_ALLOWED, SKETCH_EPOCH_MAX_S, SKETCH_EPOCH_MIN_S, SOURCE_NAME_PATTERN } from '../contract/index.ts';
+import {
+  flipThreshold,
+  ID_PATTERN,
+  sketchEpsilon,
+  SKETCH_BITS_ALLOWED,
+  SKETCH_EPOCH_MAX_S,
+  SKETCH_EPOCH_MIN_S,
+  SOURCE_NAME_PATTERN,
+} from '../contract/index.ts';
 import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 
 export { ConfigError };
@@ -115,8 +123,8 @@ export interface GatewayConfig {
     epoch: string;
     /** Bits in a sketch. */
     sketch_bits: number;
-    /** Probability that a sketch bit is replaced by a random bit (randomised response). */
-    sketch_p: number;
+    /** Probability that a sketch bit is replaced by a random bit (randomised response); required with a group, no default. */
+    sketch_p?: number;
   };
   /** Home Assistant MQTT discovery configs (gateway/homeassistant.ts); off by default. */
   homeassistant: {
@@ -151,6 +159,19 @@ export interface GatewayConfig {
 /** Milliseconds of a duration ("60s", "500ms", "1h30m"); a bare number is seconds. Throws on anything else. */
 export function parseDuration(text: string | number): number {
   return parseLibDuration(text, { bare: 's' });
+}
+
+/** The flip probability the docs and `presence corridor init` / `join` advise: flows within about 15 % per 5-min interval on the simulator. */
+export const SKETCH_P_ADVISED = 0.03;
+
+/** Epsilon per sketch and device the firmware really gives for p (quantised to T / 65536), two decimals. */
+export function epsilonText(p: number): string {
+  return sketchEpsilon(p).toFixed(2);
+}
+
+/** The problem line of a corridor group without corridor.sketch_p: the choice and its cost in numbers. */
+export function sketchPMissing(): string {
+  return `corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`;
 }
 
 /** Digits only on the command line: seconds, as the gateway's flags always read them. */
@@ -410,10 +431,9 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   {
     key: 'corridor.sketch_p',
     schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-    default: 0.5,
     flag: '--corridor-sketch-p <p>',
-    description:
-      'probability that each sketch bit is replaced by a random bit (randomised response, quantised to T / 65536): epsilon per sketch and device = ln((1 - p/2) / (p/2)), 1.10 at 0.5',
+    example: SKETCH_P_ADVISED,
+    description: `probability that each sketch bit is replaced by a random bit (randomised response, quantised to T / 65536); required with corridor.group, no default: the privacy/accuracy trade-off is the operator's choice (PRIVACY.md, "Corridor sketches"). Epsilon per sketch and device = ln((1 - p/2) / (p/2)): ${epsilonText(SKETCH_P_ADVISED)} at ${SKETCH_P_ADVISED} (flows within about 15 % on the simulator), ${epsilonText(0.5)} at 0.5 (more private, flows off by several hundred %)`,
   },
   {
     key: 'homeassistant.enabled',
@@ -721,6 +741,7 @@ function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
       `${named('corridor.epoch', origins)}: must be whole seconds from ${SKETCH_EPOCH_MIN_S}s to 7d and a multiple of gateway.window (${cfg.gateway.window}), got ${c.epoch}`,
     );
   }
+  if (c.sketch_p === undefined) out.push(sketchPMissing());
   // the firmware compares with T = round(p * 65536): below 1 / 131072 that is 0, no randomised response at all
   if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === 0)
     out.push(

@@ -3,8 +3,11 @@
 // init  makes the group secret (32 bytes from the CSPRNG) in a new file of mode 0600, once per group.
 // join  installs a copy of that file on a gateway: checks it, writes it (mode 0600) where the
 //       gateway's config will name it, and sets corridor.group and corridor.secret_file (and
-//       corridor.epoch when given) in the gateway's config file, keeping its comments; the config
-//       must still load afterwards, else nothing is changed.
+//       corridor.epoch and corridor.sketch_p when given) in the gateway's config file, keeping its
+//       comments; the config must still load afterwards, else nothing is changed.
+// corridor.sketch_p has no default: both commands print the lines to add with the advised value and
+// the epsilon it costs, and the gateway refuses a group without it, so the privacy/accuracy
+// trade-off is the operator's choice.
 // Neither command prints the secret. The aggregator never gets it: it knows groups and members only.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -12,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isMap, parseDocument } from 'yaml';
 import { isValidId } from '../contract/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
@@ -57,12 +60,16 @@ export interface JoinOptions {
   secretFile: string;
   install?: string;
   epoch?: string;
+  sketchP?: string;
   force?: boolean;
 }
 
 /** Installs a copied secret and names it in the gateway's config. Returns what changed. Throws UsageError or ConfigError. */
-export function corridorJoin(o: JoinOptions): { installed: string; config: string } {
+export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
+  const sketchP = o.sketchP === undefined ? undefined : Number(o.sketchP);
+  if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP <= 1))
+    throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and at most 1, e.g. ${SKETCH_P_ADVISED}`);
   if (o.epoch !== undefined) {
     try {
       parseDuration(o.epoch);
@@ -97,11 +104,18 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   }
   const text = readFileSync(config, 'utf8');
   const json = /\.json$/i.test(config);
-  const settings: Record<string, unknown> = { group: o.group, secret_file: installed, ...(o.epoch !== undefined ? { epoch: o.epoch } : {}) };
+  const settings: Record<string, unknown> = {
+    group: o.group,
+    secret_file: installed,
+    ...(o.epoch !== undefined ? { epoch: o.epoch } : {}),
+    ...(sketchP !== undefined ? { sketch_p: sketchP } : {}),
+  };
   let next: string;
+  let chosenP: number | undefined;
   if (json) {
     const obj = (text.trim() ? JSON.parse(text) : {}) as Record<string, Record<string, unknown>>;
     obj.corridor = { ...(obj.corridor ?? {}), ...settings };
+    chosenP = typeof obj.corridor.sketch_p === 'number' ? obj.corridor.sketch_p : undefined;
     next = `${JSON.stringify(obj, null, 2)}\n`;
   } else {
     // Keeps the file's comments and layout (yaml Document API).
@@ -109,6 +123,8 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
     if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
+    const p = doc.getIn(['corridor', 'sketch_p']);
+    chosenP = typeof p === 'number' ? p : undefined;
     next = doc.toString();
   }
   // Install the secret first (0600), then the config; if the gateway would refuse the corridor
@@ -127,7 +143,15 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     else if (installed !== resolve(o.secretFile)) rmSync(installed, { force: true });
     throw e;
   }
-  return { installed, config };
+  return { installed, config, sketchP: chosenP };
+}
+
+/** The config lines that choose the flip probability, with the epsilon the advised value costs. */
+export function sketchPLines(indent: string): string[] {
+  return [
+    `${indent}corridor:`,
+    `${indent}  sketch_p: ${SKETCH_P_ADVISED}  # epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; flows within about 15 %; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`,
+  ];
 }
 
 /**
@@ -142,6 +166,9 @@ function checkLoads(config: string, text: string, json: boolean): void {
   const mqtt = (obj.mqtt ??= {}) as Record<string, unknown>;
   mqtt.url ??= 'mqtt://placeholder:1883';
   obj.sources ??= [{ type: 'stdin' }];
+  // corridor.sketch_p is the operator's choice, told after joining: a config without it is still joined
+  const corridor = obj.corridor as Record<string, unknown>;
+  corridor.sketch_p ??= SKETCH_P_ADVISED;
   // beside the config, so that its relative paths mean the same
   const check = join(dirname(config), `.presence-corridor-check-${process.pid}.json`);
   writeFileSync(check, JSON.stringify(obj), { mode: 0o600 });
@@ -162,7 +189,7 @@ export function registerCorridor(program: Command): void {
   corridor
     .command('init')
     .description(
-      "Make a corridor group's secret: 32 random bytes as 64 hex digits in a new file of mode 0600 (never printed). Once per group; copy the file to each gateway of the group and run presence corridor join there",
+      `Make a corridor group's secret: 32 random bytes as 64 hex digits in a new file of mode 0600 (never printed). Once per group; copy the file to each gateway of the group and run presence corridor join there. Then prints the config lines to add: corridor.sketch_p has no default, ${SKETCH_P_ADVISED} costs epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (flows within about 15 %)`,
     )
     .requiredOption('--group <id>', 'group id, e.g. main-street (lower case, digits, - and _)')
     .requiredOption('--out <file>', 'the secret file to create (it must not exist)')
@@ -182,6 +209,8 @@ export function registerCorridor(program: Command): void {
           `  presence corridor join --config /etc/presence/gateway.yaml --group ${o.group} --secret-file COPY`,
           'then delete the copies; keep this file as safe as the gateways themselves',
           `and tell the aggregator the group's members (no secret): corridors: [{ group: ${o.group}, site: SITE, members: [gw-a, gw-b] }]`,
+          `choose the flip probability of the sketches (no default; the same in every gateway of the group): join --sketch-p ${SKETCH_P_ADVISED} sets it, or add to each gateway's config file`,
+          ...sketchPLines('  '),
           '',
         ].join('\n'),
       );
@@ -189,16 +218,20 @@ export function registerCorridor(program: Command): void {
   corridor
     .command('join')
     .description(
-      "Install a copied group secret on this gateway: check it, write it with mode 0600 (default: corridor-GROUP.secret next to the config file) and set corridor.group and corridor.secret_file in the gateway's config file (comments kept); the config must still load, else nothing changes. Restart the gateway afterwards",
+      `Install a copied group secret on this gateway: check it, write it with mode 0600 (default: corridor-GROUP.secret next to the config file) and set corridor.group and corridor.secret_file in the gateway's config file (comments kept); the config must still load, else nothing changes. corridor.sketch_p has no default: --sketch-p sets it, else the lines to add are printed (${SKETCH_P_ADVISED}: epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device, flows within about 15 %); the gateway does not start without it. Restart the gateway afterwards`,
     )
     .requiredOption('--config <file>', "the gateway's config file (YAML or JSON)")
     .requiredOption('--group <id>', 'group id, as given to presence corridor init')
     .requiredOption('--secret-file <file>', 'the copy of the file presence corridor init wrote')
     .option('--install <file>', 'where to install the secret (default: corridor-GROUP.secret next to the config file)')
     .option('--epoch <duration>', 'set corridor.epoch too (the same in every gateway of the group; default 1h)')
+    .option(
+      '--sketch-p <p>',
+      `set corridor.sketch_p too, the flip probability of the sketches (no default; the same in every gateway of the group): ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)})`,
+    )
     .option('--force', 'replace another secret already installed at --install')
     .action((o: JoinOptions) => {
-      let r: { installed: string; config: string };
+      let r: ReturnType<typeof corridorJoin>;
       try {
         r = corridorJoin(o);
       } catch (e) {
@@ -208,6 +241,13 @@ export function registerCorridor(program: Command): void {
       process.stdout.write(
         [
           `joined corridor group ${o.group}: secret installed at ${r.installed} (mode 0600); ${r.config} names it (corridor.group, corridor.secret_file)`,
+          ...(r.sketchP === undefined
+            ? [
+                `corridor.sketch_p is not set in ${r.config}: the gateway will not start until it is. Choose the flip probability (the same in every gateway of the group) and add`,
+                ...sketchPLines('  '),
+                `  or run this command again with --sketch-p ${SKETCH_P_ADVISED}`,
+              ]
+            : [`corridor.sketch_p ${r.sketchP}: epsilon ${epsilonText(r.sketchP)} per sketch and device`]),
           `restart the gateway to start publishing sketches, and delete the copy ${resolve(o.secretFile) === r.installed ? '(none: installed in place)' : o.secretFile}`,
           '',
         ].join('\n'),

@@ -11,7 +11,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/index.ts';
 import type { FirmwareSketch } from '../firmware/host/types.ts';
-import { ConfigError, CORRIDOR_HINT, parseDuration, type GatewayConfig } from './config.ts';
+import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
 import type { Identity } from './window.ts';
 
 /** Bytes of a group secret. */
@@ -73,6 +73,7 @@ export function corridorOf(cfg: GatewayConfig): Corridor | null {
   const c = cfg.corridor;
   if (!c?.group || !c.secret_file) return null;
   if (!new RegExp(ID_PATTERN).test(c.group)) throw new ConfigError([`corridor.group: "${c.group}" is not an id`], 'configuration');
+  if (c.sketch_p === undefined) throw new ConfigError([sketchPMissing()], 'configuration');
   return { group: c.group, secret: readSecret(c.secret_file), epochMs: parseDuration(c.epoch), bits: c.sketch_bits, p: c.sketch_p };
 }
 

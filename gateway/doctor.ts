@@ -8,7 +8,18 @@ import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
 import { corridorOf } from './corridor.ts';
-import { ConfigError, CORRIDOR_HINT, defaultQueueDir, loadConfig, parseDuration, type GatewayConfig, type GatewayFlags, type SourceConfig } from './config.ts';
+import {
+  ConfigError,
+  CORRIDOR_HINT,
+  defaultQueueDir,
+  epsilonText,
+  loadConfig,
+  parseDuration,
+  SKETCH_P_ADVISED,
+  type GatewayConfig,
+  type GatewayFlags,
+  type SourceConfig,
+} from './config.ts';
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
@@ -614,7 +625,7 @@ export const USABLE_SKETCH_P = 0.1;
  * The corridor group, as the gateway reads it at start (gateway/corridor.ts): the group named, its
  * secret file there, readable, of mode 0600 or stricter, owned by the user doctor runs as (the
  * gateway's user), one line of 64 hex digits. Never shows the secret. A flip probability above
- * USABLE_SKETCH_P is a warning: legal, and more private, but its flows are far off.
+ * USABLE_SKETCH_P is a warning: legal, and more private, but its flows will be inaccurate.
  */
 export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
   const step = 'corridor secret';
@@ -640,14 +651,14 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
       detail: `group ${c.group}: ${file} is owned by uid ${st.uid}, not by uid ${uid} that runs this check (and the gateway)`,
       fix: `sudo chown $(id -u):$(id -g) ${file}   (the file must belong to the user the gateway runs as, mode 0600)`,
     };
-  const p = quantisedP(c.sketch_p);
+  const p = quantisedP(corridor.p);
   const what = `group ${c.group}: ${file} holds a 32-byte secret, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}; epoch ${c.epoch}, m ${c.sketch_bits}, p ${+p.toFixed(4)} (epsilon ${sketchEpsilon(p).toFixed(2)} per sketch and device)`;
   if (p > USABLE_SKETCH_P)
     return {
       step,
       level: 'warn',
-      detail: `${what}: flows from sketches this noisy are far off (at p 0.5 about 300 % per 5-min interval on the simulator)`,
-      fix: `set corridor.sketch_p: 0.03 in every gateway of the group (epsilon ${sketchEpsilon(quantisedP(0.03)).toFixed(2)} per sketch) if the group is to give usable flows (README, "Flows between gateways")`,
+      detail: `${what}: flows will be inaccurate: sketches this noisy put them far off (at p 0.5 about 300 % per 5-min interval on the simulator)`,
+      fix: `set corridor.sketch_p: ${SKETCH_P_ADVISED} in every gateway of the group (epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch) if the group is to give usable flows (README, "Flows between gateways")`,
     };
   return { step, level: 'ok', detail: what };
 }

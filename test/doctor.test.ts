@@ -202,10 +202,11 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       detail: expect.stringMatching(/group main-street: .*good\.secret holds a 32-byte secret, mode 0600; epoch 1h, m 8192, p 0\.05 \(epsilon 3\.66/),
     });
     expect(ok.code).toBe(0);
-    // the default p (0.5): legal, but its flows are far off
-    const noisy = doctor(['--config', withCorridor('corr-noisy', `{ group: main-street, secret_file: ${good} }`), '--json']);
+    // p 0.5, set by the operator: legal and more private, but its flows are far off
+    const noisy = doctor(['--config', withCorridor('corr-noisy', `{ group: main-street, secret_file: ${good}, sketch_p: 0.5 }`), '--json']);
     expect(by(noisy, 'corridor secret')).toMatchObject({
       level: 'warn',
+      detail: expect.stringMatching(/p 0\.5 \(epsilon 1\.10 per sketch and device\): flows will be inaccurate/),
       fix: expect.stringContaining('corridor.sketch_p: 0.03 in every gateway of the group (epsilon 4.18 per sketch)'),
     });
     const open = join(tmp, 'open.secret');
@@ -231,7 +232,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     // the secret itself is never printed
     for (const r of [ok, noisy, loose, bad, missing]) expect(JSON.stringify(r.results)).not.toContain(secret);
     // a group without a secret file is the configuration's error (named there)
-    const none = doctor(['--config', withCorridor('corr-none', '{ group: main-street }'), '--json']);
+    const none = doctor(['--config', withCorridor('corr-none', '{ group: main-street, sketch_p: 0.03 }'), '--json']);
     expect(by(none, 'configuration')).toMatchObject({
       level: 'fail',
       detail: expect.stringContaining('corridor.secret_file: is required with corridor.group "main-street"'),

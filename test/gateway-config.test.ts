@@ -7,7 +7,7 @@ import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
 import { redactAddresses } from '../gateway/status.ts';
-import type { CountsMessage } from '../contract/index.ts';
+import { quantisedP, sketchEpsilon, type CountsMessage } from '../contract/index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -124,6 +124,23 @@ describe('gateway config', () => {
     expect(problems(() => loadConfig({ config: tiny }, {}))).toContain(
       'corridor.sketch_p: must be at least 1 / 131072 (0.0000077): 0.000001 rounds to T = 0 of 65536, and no bit would be randomised',
     );
+
+    // a group without sketch_p: no default, the operator chooses; the line gives the trade-off in numbers
+    const noP = join(tmp, 'no-p.yaml');
+    writeFileSync(
+      noP,
+      'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: mqtt://h }\ncorridor: { group: main-street, secret_file: x.secret }\n',
+    );
+    const missing = problems(() => loadConfig({ config: noP }, {}));
+    expect(missing).toHaveLength(1);
+    expect(missing[0]).toMatch(/^corridor\.sketch_p: is not set: choose the flip probability/);
+    expect(missing[0]).toContain(`0.03 gives flows within about 15 % at epsilon ${sketchEpsilon(quantisedP(0.03)).toFixed(2)} per sketch and device`);
+    expect(missing[0]).toContain('4.18');
+    expect(loadConfig({ config: noP, corridorSketchP: '0.03' }, {}).corridor.sketch_p).toBe(0.03);
+    // without a group, no p is needed
+    const plain = join(tmp, 'plain.yaml');
+    writeFileSync(plain, 'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: mqtt://h }\n');
+    expect(loadConfig({ config: plain }, {}).corridor.sketch_p).toBeUndefined();
 
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');

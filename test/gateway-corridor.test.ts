@@ -14,7 +14,9 @@ import {
   countsTopic,
   epochOf,
   parseTopic,
+  quantisedP,
   sketchBit,
+  sketchEpsilon,
   sketchTopic,
   statusTopic,
   validateCounts,
@@ -22,6 +24,7 @@ import {
   type SketchMessage,
 } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
+import { loadConfig } from '../gateway/config.ts';
 import { need } from './support/need.ts';
 import { freePort } from './support/ports.ts';
 import { epochKey, trueSketch, type SketchDevice } from './support/sketch-reference.ts';
@@ -114,8 +117,12 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       'main-street',
       '--secret-file',
       join(dir, 'main-street.secret'),
+      // the flip probability is the operator's choice (no default); 0.5 here, whose flip rates are checked below
+      '--sketch-p',
+      '0.5',
     ]);
     expect(join_.code, join_.stderr).toBe(0);
+    expect(join_.stdout).toContain('corridor.sketch_p 0.5: epsilon 1.10 per sketch and device');
     expect(join_.stdout + join_.stderr).not.toContain(secretHex);
     expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).toContain('# gateway at the north end of main street');
     expect(readFileSync(join(dir, 'corridor-main-street.secret'), 'utf8').trim()).toBe(secretHex);
@@ -256,7 +263,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 describe('corridor settings and commands', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'presence-corridor-cfg-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-  const base = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'stdin'];
+  const base = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'stdin', '--corridor-sketch-p', '0.03'];
   const secretFile = (name: string, text: string, mode = 0o600) => {
     const p = join(tmp, name);
     writeFileSync(p, text);
@@ -295,6 +302,51 @@ describe('corridor settings and commands', () => {
     expect(bad(['--corridor-group', 'main-street', '--corridor-sketch-bits', '1000'], { CORRIDOR_SECRET_FILE: good })).toMatch(/corridor\.sketch_bits/);
   });
 
+  it('a group without corridor.sketch_p is refused: one line naming the file, the key and the trade-off in numbers', () => {
+    const good = secretFile('p-good.secret', `${'ab'.repeat(32)}\n`);
+    const cfg = join(tmp, 'no-p.yaml');
+    writeFileSync(
+      cfg,
+      `gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://127.0.0.1:1" }\nsources: [{ type: stdin }]\ncorridor: { group: main-street, secret_file: ${good} }\n`,
+    );
+    const r = presence(['gateway', '--config', cfg]);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(2);
+    const eps = sketchEpsilon(quantisedP(0.03)).toFixed(2);
+    expect(eps).toBe('4.18');
+    expect(lines[0]).toBe(
+      `presence gateway: ${cfg}: corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); 0.03 gives flows within about 15 % at epsilon ${eps} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${sketchEpsilon(0.5).toFixed(2)}, flows off by several hundred %)`,
+    );
+    // from flags only: the same line, without a file
+    const flags = presence([
+      'gateway',
+      '--site',
+      's',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      'mqtt://127.0.0.1:1',
+      '--source',
+      'stdin',
+      '--corridor-group',
+      'main-street',
+      '--corridor-secret-file',
+      good,
+    ]);
+    expect(flags.code, flags.stderr).toBe(2);
+    expect(flags.stderr).toMatch(/^presence gateway: corridor\.sketch_p: is not set: choose the flip probability/);
+    // chosen by flag (or in the file), the same config loads
+    expect(loadConfig({ config: cfg, corridorSketchP: '0.03' }, {}).corridor.sketch_p).toBe(0.03);
+    expect(() => loadConfig({ config: cfg }, {})).toThrow(/corridor\.sketch_p: is not set/);
+    const help = presence(['corridor', 'join', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain(`--sketch-p <p>`);
+    expect(help).toContain(`0.03 gives flows within about 15 % at epsilon ${eps} per sketch and device`);
+    expect(presence(['corridor', 'init', '--help']).stdout.replace(/\s+/g, ' ')).toContain(`corridor.sketch_p has no default, 0.03 costs epsilon ${eps}`);
+  });
+
   it('init makes a 0600 file once; join installs a copy, keeps the config loadable or changes nothing', () => {
     const out = join(tmp, 'g.secret');
     expect(presence(['corridor', 'init', '--group', 'g1', '--out', out]).code).toBe(0);
@@ -319,6 +371,10 @@ describe('corridor settings and commands', () => {
     const copy = secretFile('copy.secret', readFileSync(out, 'utf8'), 0o644);
     const r3 = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', copy, '--epoch', '30m']);
     expect(r3.code, r3.stderr).toBe(0);
+    // no --sketch-p and none in the file: joined, and the lines to add are printed with the epsilon they cost
+    expect(r3.stdout).toContain(`corridor.sketch_p is not set in ${cfg}: the gateway will not start until it is`);
+    expect(r3.stdout).toMatch(/\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device; flows within about 15 %/);
+    expect(r3.stdout).toContain('--sketch-p 0.03');
     const installed = join(tmp, 'corridor-g1.secret');
     expect(readFileSync(installed, 'utf8')).toBe(readFileSync(out, 'utf8'));
     expect(statSync(installed).mode & 0o777).toBe(0o600);
@@ -326,6 +382,19 @@ describe('corridor settings and commands', () => {
     expect(after).toContain('# my gateway');
     expect(after).toMatch(/corridor:\n {2}group: g1\n {2}secret_file: .*corridor-g1\.secret\n {2}epoch: 30m/);
     expect(r3.stdout + r3.stderr).not.toContain(readFileSync(out, 'utf8').trim());
+    // the gateway refuses it until p is chosen, naming the file and the key
+    const refused = presence(['gateway', '--config', cfg]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${cfg}: corridor.sketch_p: is not set`);
+    // join again with --sketch-p: written, with its epsilon
+    const r4 = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', installed, '--sketch-p', '0.03']);
+    expect(r4.code, r4.stderr).toBe(0);
+    expect(r4.stdout).toContain('corridor.sketch_p 0.03: epsilon 4.18 per sketch and device');
+    expect(readFileSync(cfg, 'utf8')).toMatch(/corridor:\n {2}group: g1\n {2}secret_file: .*corridor-g1\.secret\n {2}epoch: 30m\n {2}sketch_p: 0\.03\n/);
+    expect(presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', installed, '--sketch-p', '2']).code).toBe(2);
+    const init = presence(['corridor', 'init', '--group', 'g2', '--out', join(tmp, 'g2.secret')]);
+    expect(init.stdout).toMatch(/\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device/);
+    expect(init.stdout).not.toContain(readFileSync(join(tmp, 'g2.secret'), 'utf8').trim());
     // the gateway takes it (no problem line: it gets as far as connecting)
     const help = presence(['corridor', '--help']);
     expect(help.stdout).toMatch(/init/);

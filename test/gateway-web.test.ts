@@ -373,6 +373,8 @@ describe.skipIf(!ok)(SUITE, () => {
           'main-street',
           '--corridor-secret-file',
           secretFile,
+          '--corridor-sketch-p',
+          '0.03',
           '--queue-dir',
           join(tmp, 'q8'),
           '--http-port',
