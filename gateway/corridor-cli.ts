@@ -248,7 +248,7 @@ export function registerCorridor(program: Command): void {
                 `  or run this command again with --sketch-p ${SKETCH_P_ADVISED}`,
               ]
             : [`corridor.sketch_p ${r.sketchP}: epsilon ${epsilonText(r.sketchP)} per sketch and device`]),
-          `restart the gateway to start publishing sketches, and delete the copy ${resolve(o.secretFile) === r.installed ? '(none: installed in place)' : o.secretFile}`,
+          `${r.sketchP === undefined ? 'once corridor.sketch_p is set, restart' : 'restart'} the gateway to start publishing sketches, and delete the copy ${resolve(o.secretFile) === r.installed ? '(none: installed in place)' : o.secretFile}`,
           '',
         ].join('\n'),
       );

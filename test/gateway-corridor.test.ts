@@ -375,6 +375,7 @@ describe('corridor settings and commands', () => {
     expect(r3.stdout).toContain(`corridor.sketch_p is not set in ${cfg}: the gateway will not start until it is`);
     expect(r3.stdout).toMatch(/\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device; flows within about 15 %/);
     expect(r3.stdout).toContain('--sketch-p 0.03');
+    expect(r3.stdout).toContain('once corridor.sketch_p is set, restart the gateway');
     const installed = join(tmp, 'corridor-g1.secret');
     expect(readFileSync(installed, 'utf8')).toBe(readFileSync(out, 'utf8'));
     expect(statSync(installed).mode & 0o777).toBe(0o600);
