@@ -382,6 +382,10 @@ async function collect(s: Scenario, o: FlowsOptions, expansion: Map<string, { es
   return { rows, perDevice, repeat, m, p, epochMs, intervalWindows };
 }
 
+/** The relative errors scored per interval: flow (c), travel median (t), the baseline's (bc, bt), uncalibrated (mc, mbc), travellers (tc). */
+const ERROR_KEYS = ['c', 't', 'bc', 'bt', 'mc', 'mbc', 'tc'] as const;
+const errorLists = () => Object.fromEntries(ERROR_KEYS.map((k) => [k, [] as number[]])) as Record<(typeof ERROR_KEYS)[number], number[]>;
+
 function score(
   s: Scenario,
   run: Collected,
@@ -391,16 +395,7 @@ function score(
   const G = s.gateways.length;
   const eps = sketchEpsilon(run.p);
   const rows: FlowsScore['pairs'] = [];
-  const errs = {
-    c: [] as number[],
-    t: [] as number[],
-    bc: [] as number[],
-    bt: [] as number[],
-    mc: [] as number[],
-    mbc: [] as number[],
-    tc: [] as number[],
-    cover: [] as number[],
-  };
+  const errs = { ...errorLists(), cover: [] as number[] };
   const pct = (xs: number[]) => (xs.length ? r1((xs.reduce((u, v) => u + v, 0) / xs.length) * 100) : null);
   for (let a = 0; a < G; a++)
     for (let b = a + 1; b < G; b++)
@@ -410,15 +405,7 @@ function score(
       ]) {
         const k = `${x}>${y}`;
         const f = expansion.get(k) ?? { est: 1, base: 1, travellers: 1 };
-        const pe = {
-          c: [] as number[],
-          t: [] as number[],
-          bc: [] as number[],
-          bt: [] as number[],
-          mc: [] as number[],
-          mbc: [] as number[],
-          tc: [] as number[],
-        };
+        const pe = errorLists();
         let sumT = 0;
         let sumE = 0;
         let sumB = 0;
@@ -464,7 +451,7 @@ function score(
           truth_travel_median_s: r1(median(tMed)),
           estimate_travel_median_s: r1(median(eMed)),
         });
-        for (const key of ['c', 't', 'bc', 'bt', 'mc', 'mbc', 'tc'] as const) errs[key].push(...pe[key]);
+        for (const key of ERROR_KEYS) errs[key].push(...pe[key]);
       }
   const counts = [...run.perDevice.values()];
   const maxSk = counts.length ? Math.max(...counts) : 0;

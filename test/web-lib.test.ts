@@ -87,6 +87,22 @@ async function soon(cond: () => boolean, what: string, timeoutMs = 20_000): Prom
 }
 
 /** A client that sends its request and never reads a byte. */
+/**
+ * Broadcasts events of 32 KiB, each once every reader has read the previous one, until dropped()
+ * holds; fails when `limit` events were sent first. Returns how many were sent.
+ */
+async function broadcastUntilDrop(hub: SseHub, readers: Array<{ events: () => number }>, dropped: () => boolean, limit: number, what: string): Promise<number> {
+  const payload = { n: 0, pad: 'x'.repeat(32 * 1024) };
+  let sent = 0;
+  while (!dropped()) {
+    payload.n = ++sent;
+    hub.broadcast('tick', payload);
+    await soon(() => readers.every((r) => r.events() >= sent + 1), `event ${sent} read by every reader`);
+    expect(sent, what).toBeLessThan(limit);
+  }
+  return sent;
+}
+
 function stalled(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => {
@@ -147,14 +163,7 @@ describe('event stream hub', () => {
     await waitFor(() => hub.size === 4, 10_000, '4 clients connected');
     const drops: Array<{ reason: string; buffered: number; behindFor: number }> = [];
     hub.on('drop', (c, buffered, reason) => drops.push({ reason, buffered, behindFor: hub.events - c.behindSince! }));
-    const payload = { n: 0, pad: 'x'.repeat(32 * 1024) };
-    let sent = 0;
-    while (drops.length === 0) {
-      payload.n = ++sent;
-      hub.broadcast('tick', payload);
-      await soon(() => readers.every((r) => r.events() >= sent + 1), `event ${sent} read by every reader`);
-      expect(sent, 'the stalled client dropped before 64 MiB were sent to it').toBeLessThan(2048);
-    }
+    const sent = await broadcastUntilDrop(hub, readers, () => drops.length > 0, 2048, 'the stalled client dropped before 64 MiB were sent to it');
     expect(drops).toHaveLength(1);
     expect(drops[0]!.reason).toBe('stalled');
     // dropped at the 5th broadcast after the one that found it behind, holding at most the event
@@ -198,14 +207,7 @@ describe('event stream hub', () => {
     await waitFor(() => hub.size === 3, 10_000, '3 clients connected');
     const drops: Array<{ sent: number; reason: string }> = [];
     hub.on('drop', (c, _buffered, reason) => drops.push({ sent: c.sent, reason }));
-    const payload = { n: 0, pad: 'x'.repeat(32 * 1024) };
-    let sent = 0;
-    while (drops.length === 0) {
-      payload.n = ++sent;
-      hub.broadcast('tick', payload);
-      await soon(() => readers.every((r) => r.events() >= sent + 1), `event ${sent} read by every reader`);
-      expect(sent, 'dropped before 8 MiB were sent to it').toBeLessThan(256);
-    }
+    const sent = await broadcastUntilDrop(hub, readers, () => drops.length > 0, 256, 'dropped before 8 MiB were sent to it');
     expect(drops[0]!.reason).toBe('buffer');
     // 512 KiB in its send queue, and what its own receive buffer took (acknowledged, not counted)
     expect(drops[0]!.sent).toBeLessThan(1536 * 1024);

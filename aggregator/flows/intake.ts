@@ -421,60 +421,58 @@ export class CorridorFlows {
 
   /** A standby's interval: the pairs' lag histories advanced as the owner advances them, nothing computed or written. */
   private follow(g: GroupState, first: number, perInterval: number, maxLag: number): void {
-    const members = g.cfg.members;
-    const windows = Array.from({ length: perInterval }, (_, i) => first + i);
-    for (let i = 0; i < members.length; i++)
-      for (let j = i + 1; j < members.length; j++) {
-        const a = g.sketches.get(members[i]);
-        const b = g.sketches.get(members[j]);
-        if (!a || !b) continue;
-        const lags = pairLags(a, b, maxLag, windows);
-        if (!observable(lags)) continue;
-        const key = `${members[i]}|${members[j]}`;
-        let history = g.history.get(key);
-        if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
-        history.add(lagSums(lags, maxLag), first);
-      }
+    for (const { lags, history } of observedPairs(g, first, perInterval, maxLag)) history.add(lagSums(lags, maxLag), first);
   }
 
   private compute(g: GroupState, first: number, perInterval: number, maxLag: number): string[] {
     this.intervalsComputed++;
     const windowMs = g.windowMs!;
-    const members = g.cfg.members;
-    const windows = Array.from({ length: perInterval }, (_, i) => first + i);
     const lines: string[] = [];
-    for (let i = 0; i < members.length; i++)
-      for (let j = i + 1; j < members.length; j++) {
-        const a = g.sketches.get(members[i]);
-        const b = g.sketches.get(members[j]);
-        if (!a || !b) continue;
-        const lags = pairLags(a, b, maxLag, windows);
-        if (!observable(lags)) continue;
-        const key = `${members[i]}|${members[j]}`;
-        let history = g.history.get(key);
-        if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
-        const f = estimatePairFlows(lags, {
-          windowS: windowMs / 1000,
-          maxLag,
-          intervalWindows: perInterval,
-          seed: this.opts.seed ?? first,
-          history: history.sums,
-          expansion: expansionOf(g.cfg, members[i], members[j]),
-        });
-        history.add(f.sums, first);
-        for (const [from, to, list] of [
-          [members[i], members[j], f.ab],
-          [members[j], members[i], f.ba],
-        ] as const) {
-          const e = list.find((x) => x.firstWindow === first);
-          if (!e) continue;
-          const startMs = first * windowMs;
-          this.opts.onPoint?.({ site: g.cfg.site, group: g.cfg.group, from, to, startMs, estimate: e });
-          lines.push(flowLine(g.cfg.site, from, to, startMs, e));
-        }
+    for (const { a, b, lags, history } of observedPairs(g, first, perInterval, maxLag)) {
+      const f = estimatePairFlows(lags, {
+        windowS: windowMs / 1000,
+        maxLag,
+        intervalWindows: perInterval,
+        seed: this.opts.seed ?? first,
+        history: history.sums,
+        expansion: expansionOf(g.cfg, a, b),
+      });
+      history.add(f.sums, first);
+      for (const [from, to, list] of [
+        [a, b, f.ab],
+        [b, a, f.ba],
+      ] as const) {
+        const e = list.find((x) => x.firstWindow === first);
+        if (!e) continue;
+        const startMs = first * windowMs;
+        this.opts.onPoint?.({ site: g.cfg.site, group: g.cfg.group, from, to, startMs, estimate: e });
+        lines.push(flowLine(g.cfg.site, from, to, startMs, e));
       }
+    }
     return lines;
   }
+}
+
+/**
+ * The group's pairs (a before b in members) whose sketches of the interval's windows can be compared
+ * (observable), with their lag counts and their lag history (made on first use): what the owner
+ * computes from and what a standby follows.
+ */
+function* observedPairs(g: GroupState, first: number, perInterval: number, maxLag: number) {
+  const members = g.cfg.members;
+  const windows = Array.from({ length: perInterval }, (_, i) => first + i);
+  for (let i = 0; i < members.length; i++)
+    for (let j = i + 1; j < members.length; j++) {
+      const sa = g.sketches.get(members[i]);
+      const sb = g.sketches.get(members[j]);
+      if (!sa || !sb) continue;
+      const lags = pairLags(sa, sb, maxLag, windows);
+      if (!observable(lags)) continue;
+      const key = `${members[i]}|${members[j]}`;
+      let history = g.history.get(key);
+      if (!history) g.history.set(key, (history = new LagHistory(maxLag)));
+      yield { a: members[i], b: members[j], lags, history };
+    }
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   type WindowOptions,
 } from './types.ts';
 import * as layout from '../assembly/layout.ts';
-import { CaptureSplitter } from './capture-split.ts';
+import { type CaptureSplitExports, CaptureSplitter } from './capture-split.ts';
 
 /** Where `npm run build:wasm` writes the module (PRESENCE_WASM overrides it, for firmware work). */
 export const WASM_PATH = process.env.PRESENCE_WASM || join(PACKAGE_ROOT, 'firmware', 'build', 'presence.wasm');
@@ -49,8 +49,8 @@ declare const WebAssembly: {
   Instance: new (module: object, imports: object) => { exports: object };
 };
 
-/** The module's exports (the ABI). */
-export interface FirmwareExports {
+/** The module's exports (the ABI; the capture splitter's as capture-split.ts lists them). */
+export interface FirmwareExports extends CaptureSplitExports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   batch_ptr(): number;
   batch_capacity(): number;
@@ -89,13 +89,6 @@ export interface FirmwareExports {
   sketch_scratch_bytes(): number;
   sketch_true_ptr(): number;
   sketch_state_ptr(): number;
-  capture_in_ptr(): number;
-  capture_out_ptr(): number;
-  capture_times_ptr(): number;
-  capture_offsets_ptr(): number;
-  capture_ifaces_ptr(): number;
-  capture_result_ptr(): number;
-  capture_split(format: number, len: number, base: number, little: number, linkType: number, pcapHeader: number, nanos: number, interfaces: number): number;
 }
 
 /** Stats block layout (u32 words at stats_ptr()): the module's own numbers, firmware/assembly/layout.ts. */
