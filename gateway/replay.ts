@@ -5,6 +5,7 @@
 // printed: never an address, a hash or a key.
 
 import { exitUsage } from '../scripts/lib/usage.ts';
+import { progressBar } from '../scripts/lib/progress.ts';
 import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -283,17 +284,8 @@ export function registerReplay(program: Command): void {
         const notes: string[] = [];
         const note = (m: string) => notes.push(m);
         // Progress bar on stderr for long files, only on a terminal.
-        let bar: { update(n: number): void; stop(): void } | null = null;
+        let bar = await progressBar('replay', total, 'bytes', total > 4 * 1024 * 1024);
         let done = 0;
-        if (process.stderr.isTTY && total > 4 * 1024 * 1024) {
-          const { SingleBar, Presets } = await import('cli-progress');
-          const b = new SingleBar(
-            { stream: process.stderr, format: 'replay [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
-            Presets.shades_classic,
-          );
-          b.start(total, 0);
-          bar = b;
-        }
         const windows = replayCapture(file, opts, note, (n) => {
           done += n;
           bar?.update(done);

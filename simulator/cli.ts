@@ -1,6 +1,7 @@
 // `presence simulate`: generate captures and ground truth, stream them live, drive load, or
 // evaluate the firmware against the truth.
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
+import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -532,16 +533,7 @@ export function registerSimulate(program: Command): void {
             'or make it smaller with --duration, --scale or --people',
           );
         const t0 = performance.now();
-        let bar: { update(n: number): void; stop(): void } | null = null;
-        if (process.stderr.isTTY) {
-          const { SingleBar, Presets } = await import('cli-progress');
-          const b = new SingleBar(
-            { stream: process.stderr, format: 'simulate [{bar}] {percentage}% | {value}/{total} windows', hideCursor: true },
-            Presets.shades_classic,
-          );
-          b.start(Math.ceil(scenario.durationS / scenario.windowS), 0);
-          bar = b;
-        }
+        const bar = await progressBar('simulate', Math.ceil(scenario.durationS / scenario.windowS), 'windows');
         let windows = 0;
         const r = await simulate({ scenario, seed, outDir, format: f.format as 'pcap' | 'pcapng', bleLink, onWindow: () => bar?.update(++windows) });
         bar?.stop();

@@ -3,6 +3,7 @@
 //   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
 import { exitUsage } from '../../scripts/lib/usage.ts';
+import { progressBar } from '../../scripts/lib/progress.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
@@ -171,16 +172,7 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
       throw new UsageError(`${i.capture}: no such file (--capture)`);
     }
   }
-  let bar: { update(n: number): void; stop(): void } | null = null;
-  if (process.stderr.isTTY) {
-    const { SingleBar, Presets } = await import('cli-progress');
-    const b = new SingleBar(
-      { stream: process.stderr, format: 'replaying captures [{bar}] {percentage}% | {value}/{total} bytes', hideCursor: true },
-      Presets.shades_classic,
-    );
-    b.start(total, 0);
-    bar = b;
-  }
+  const bar = await progressBar('replaying captures', total, 'bytes');
   let done = 0;
   try {
     return await pairCaptures(inputs, {
