@@ -88,12 +88,7 @@ export class RecordBatch {
 
   /** Largest capture time in [lo, hi) in the batch (-Infinity when there is none). */
   maxTime(lo = -Infinity, hi = Infinity): number {
-    let m = -Infinity;
-    for (let i = this.start; i < this.end; i++) {
-      const t = this.times[i]!;
-      if (t > m && t >= lo && t < hi) m = t;
-    }
-    return m;
+    return this.span(lo, hi).max;
   }
 
   /** In one pass: the largest capture time in [lo, hi) (-Infinity when none) and how many frames lie outside it. */
@@ -109,16 +104,6 @@ export class RecordBatch {
       } else outside++;
     }
     return { max, outside };
-  }
-
-  /** Frames whose time is outside [lo, hi). */
-  countOutside(lo: number, hi: number): number {
-    let n = 0;
-    for (let i = this.start; i < this.end; i++) {
-      const t = this.times[i]!;
-      if (!(t >= lo && t < hi)) n++;
-    }
-    return n;
   }
 
   /** The records as Frame objects (copies of their bytes): for tests and tools, not the hot path. */
