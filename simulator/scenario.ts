@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { deprecated } from '../scripts/lib/deprecate.ts';
 
 export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
 
@@ -126,16 +127,16 @@ const scenarioSchema = {
     start: { type: 'string', format: 'date-time' },
     duration: duration,
     window: duration,
-    truthStep: duration,
+    truth_step: duration,
     environment: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        pathLossExponent: { type: 'number', minimum: 1.5, maximum: 6 },
-        referenceLossDb: { type: 'number', minimum: 0, maximum: 80 },
-        shadowingDb: { type: 'number', minimum: 0, maximum: 20 },
-        fadingDb: { type: 'number', minimum: 0, maximum: 20 },
-        bodyLossDb: { type: 'number', minimum: 0, maximum: 30 },
+        path_loss_exponent: { type: 'number', minimum: 1.5, maximum: 6 },
+        reference_loss_db: { type: 'number', minimum: 0, maximum: 80 },
+        shadowing_db: { type: 'number', minimum: 0, maximum: 20 },
+        fading_db: { type: 'number', minimum: 0, maximum: 20 },
+        body_loss_db: { type: 'number', minimum: 0, maximum: 30 },
       },
     },
     gateways: {
@@ -160,7 +161,7 @@ const scenarioSchema = {
                   channels: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1, maximum: 177 } },
                   dwell: duration,
                   switch: duration,
-                  sensitivityDbm: dbm,
+                  sensitivity_dbm: dbm,
                 },
               },
             ],
@@ -173,7 +174,7 @@ const scenarioSchema = {
                 additionalProperties: false,
                 properties: {
                   channel: { enum: [37, 38, 39] },
-                  sensitivityDbm: dbm,
+                  sensitivity_dbm: dbm,
                   duty: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
                 },
               },
@@ -221,9 +222,9 @@ const scenarioSchema = {
               items: { type: 'array', minItems: 2, maxItems: 2, prefixItems: [duration, { type: 'number', minimum: 0 }] },
             },
             dwell: duration,
-            dwellCv: { type: 'number', minimum: 0, maximum: 5 },
+            dwell_cv: { type: 'number', minimum: 0, maximum: 5 },
             speed: { type: 'number', exclusiveMinimum: 0 },
-            moveEvery: duration,
+            move_every: duration,
           },
         },
         else: {
@@ -241,14 +242,14 @@ const scenarioSchema = {
               additionalProperties: {
                 type: 'object',
                 additionalProperties: false,
-                required: ['perHour', 'speed'],
+                required: ['per_hour', 'speed'],
                 properties: {
-                  perHour: { type: 'number', minimum: 0 },
+                  per_hour: { type: 'number', minimum: 0 },
                   speed: { type: 'number', exclusiveMinimum: 0 },
-                  speedCv: { type: 'number', minimum: 0, maximum: 1 },
+                  speed_cv: { type: 'number', minimum: 0, maximum: 1 },
                   people: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
-                  attenuationDb: { type: 'number', minimum: 0, maximum: 40 },
-                  vehicleDevices: { type: 'object', additionalProperties: { type: 'number', minimum: 0, maximum: 1 } },
+                  attenuation_db: { type: 'number', minimum: 0, maximum: 40 },
+                  vehicle_devices: { type: 'object', additionalProperties: { type: 'number', minimum: 0, maximum: 1 } },
                 },
               },
             },
@@ -368,8 +369,70 @@ const DEFAULT_PEOPLE: PeopleSpec = {
   secondary: { 'watch-apple': 0.25, 'watch-wearos': 0.1, 'earbuds-airpods': 0.3, 'tracker-band': 0.1, 'ipad-ios17': 0.1, 'laptop-windows': 0.15 },
 };
 
+/**
+ * Keys that were camelCase until scenario files took the snake_case of every other configuration
+ * file: old name -> new name, by where they sit. An old key still works and prints one deprecation
+ * line (per key, whichever gateway or crowd it is in); when both are given, the new one wins.
+ */
+const OLD_SCENARIO_KEYS: Array<{ at: (d: Rec) => Rec[]; where: string; keys: Record<string, string> }> = [
+  { at: (d) => [d], where: '', keys: { truthStep: 'truth_step' } },
+  {
+    at: (d) => [d.environment as Rec],
+    where: 'environment.',
+    keys: {
+      pathLossExponent: 'path_loss_exponent',
+      referenceLossDb: 'reference_loss_db',
+      shadowingDb: 'shadowing_db',
+      fadingDb: 'fading_db',
+      bodyLossDb: 'body_loss_db',
+    },
+  },
+  { at: (d) => list(d.gateways).map((g) => g.wifi as Rec), where: 'gateways[].wifi.', keys: { sensitivityDbm: 'sensitivity_dbm' } },
+  { at: (d) => list(d.gateways).map((g) => g.ble as Rec), where: 'gateways[].ble.', keys: { sensitivityDbm: 'sensitivity_dbm' } },
+  { at: (d) => list(d.crowds), where: 'crowds[].', keys: { dwellCv: 'dwell_cv', moveEvery: 'move_every' } },
+  {
+    at: (d) => list(d.crowds).flatMap((c) => (isRec(c.modes) ? Object.values(c.modes) : []) as Rec[]),
+    where: 'crowds[].modes.*.',
+    keys: { perHour: 'per_hour', speedCv: 'speed_cv', attenuationDb: 'attenuation_db', vehicleDevices: 'vehicle_devices' },
+  },
+];
+type Rec = Record<string, unknown>;
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = (v: unknown): Rec[] => (Array.isArray(v) ? v.filter(isRec) : []);
+
+/** A copy of the document with old camelCase keys under their snake_case names, one deprecation line per old key. */
+export function renameOldScenarioKeys(doc: unknown, source: string): unknown {
+  if (!isRec(doc)) return doc;
+  const copy = structuredClone(doc);
+  for (const { at, where, keys } of OLD_SCENARIO_KEYS) {
+    for (const o of at(copy)) {
+      if (!isRec(o)) continue;
+      for (const [old, key] of Object.entries(keys)) {
+        if (!(old in o)) continue;
+        deprecated('config key', where + old, where + key, source);
+        if (!(key in o)) o[key] = o[old];
+        delete o[old];
+      }
+    }
+  }
+  return copy;
+}
+
+/** The radio environment of a file (snake_case keys) over the defaults. */
+function environmentOf(e: Rec | undefined): Environment {
+  const pick = (k: string, def: number) => (typeof e?.[k] === 'number' ? (e[k] as number) : def);
+  return {
+    pathLossExponent: pick('path_loss_exponent', DEFAULT_ENV.pathLossExponent),
+    referenceLossDb: pick('reference_loss_db', DEFAULT_ENV.referenceLossDb),
+    shadowingDb: pick('shadowing_db', DEFAULT_ENV.shadowingDb),
+    fadingDb: pick('fading_db', DEFAULT_ENV.fadingDb),
+    bodyLossDb: pick('body_loss_db', DEFAULT_ENV.bodyLossDb),
+  };
+}
+
 /** Validates a parsed scenario document and resolves defaults and overrides. Throws ScenarioError. */
 export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOverrides = {}): Scenario {
+  doc = renameOldScenarioKeys(doc, source);
   currentInput = doc;
   if (!validate(doc)) throw new ScenarioError(source, describe(validate.errors ?? []));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -401,12 +464,12 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
             channels: g.wifi?.channels ?? [1, 6, 11],
             dwellMs: dur(g.wifi?.dwell, 0.2) * 1000,
             switchMs: dur(g.wifi?.switch, 0.005) * 1000,
-            sensitivityDbm: g.wifi?.sensitivityDbm ?? -92,
+            sensitivityDbm: g.wifi?.sensitivity_dbm ?? -92,
           };
     if (wifi && wifi.switchMs >= wifi.dwellMs) problems.push(`gateways[${i}].wifi.switch: must be shorter than wifi.dwell`);
     if (wifi && !(wifi.dwellMs > 0)) problems.push(`gateways[${i}].wifi.dwell: must be above 0`);
     const ble: BleRadioSpec | undefined =
-      g.ble === false ? undefined : { channel: g.ble?.channel ?? 37, sensitivityDbm: g.ble?.sensitivityDbm ?? -95, duty: g.ble?.duty ?? 1 };
+      g.ble === false ? undefined : { channel: g.ble?.channel ?? 37, sensitivityDbm: g.ble?.sensitivity_dbm ?? -95, duty: g.ble?.duty ?? 1 };
     if (!wifi && !ble) problems.push(`gateways[${i}]: needs a wifi or a ble radio`);
     return { id: g.id, zone: g.zone, position: g.position, wifi, ble, reachM: g.reach };
   });
@@ -422,23 +485,23 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
         region: c.region,
         occupancy: occ,
         dwellS: dur(c.dwell, 1800),
-        dwellCv: c.dwellCv ?? 0.8,
+        dwellCv: c.dwell_cv ?? 0.8,
         speedMps: c.speed ?? 1.2,
-        moveEveryS: dur(c.moveEvery, 900),
+        moveEveryS: dur(c.move_every, 900),
       };
     }
     const modes: Record<string, FlowModeSpec> = {};
     for (const [name, m] of Object.entries<any>(c.modes)) {
-      checkModels(`crowds[${i}].modes.${name}.vehicleDevices`, m.vehicleDevices);
+      checkModels(`crowds[${i}].modes.${name}.vehicle_devices`, m.vehicle_devices);
       const ppl: [number, number] = m.people ?? [1, 1];
       if (ppl[1] < ppl[0]) problems.push(`crowds[${i}].modes.${name}.people: [min, max] with max >= min`);
       modes[name] = {
-        perHour: m.perHour,
+        perHour: m.per_hour,
         speedMps: m.speed,
-        speedCv: m.speedCv ?? 0.15,
+        speedCv: m.speed_cv ?? 0.15,
         people: ppl,
-        attenuationDb: m.attenuationDb ?? 0,
-        vehicleDevices: m.vehicleDevices ?? {},
+        attenuationDb: m.attenuation_db ?? 0,
+        vehicleDevices: m.vehicle_devices ?? {},
       };
     }
     return { type: 'flow', name: c.name ?? `flow-${i}`, from: c.from, to: c.to, bidirectional: c.bidirectional ?? true, modes };
@@ -463,9 +526,9 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     startMs,
     durationS,
     windowS,
-    truthStepS: o.truthStepS ?? dur(d.truthStep, Math.min(5, windowS)),
+    truthStepS: o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS)),
     scale: 1,
-    environment: { ...DEFAULT_ENV, ...(d.environment ?? {}) },
+    environment: environmentOf(d.environment),
     gateways,
     people,
     crowds,

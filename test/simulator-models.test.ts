@@ -14,8 +14,8 @@ function scenario(primary: Record<string, number>, extra: Record<string, unknown
       window: '60s',
       gateways: [{ id: 'gw', zone: 'z', position: [0, 0] }],
       people: { carry: [0, 1, 0, 0], primary, secondary: { 'watch-apple': 1 } },
-      crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 6]], dwell: '10h', dwellCv: 0 }],
-      environment: { shadowingDb: 0, fadingDb: 0 },
+      crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 6]], dwell: '10h', dwell_cv: 0 }],
+      environment: { shadowing_db: 0, fading_db: 0 },
       ...extra,
     },
     'test',
@@ -103,7 +103,7 @@ describe('BLE advertising', () => {
       { 'iphone-ios17': 1 },
       {
         people: { carry: [0, 1, 0, 0], primary: { 'iphone-ios17': 1 }, secondary: {} },
-        crowds: [{ type: 'gathering', region: { x: 0, y: 0, width: 1, height: 1 }, occupancy: [[0, 1]], dwell: '10h', dwellCv: 0 }],
+        crowds: [{ type: 'gathering', region: { x: 0, y: 0, width: 1, height: 1 }, occupancy: [[0, 1]], dwell: '10h', dwell_cv: 0 }],
       },
       3600,
     );
@@ -139,7 +139,7 @@ describe('BLE advertising', () => {
         duration: 60,
         gateways: [{ id: 'gw', zone: 'z', position: [0, 0], wifi: false }],
         fixed: [{ model: 'ibeacon', position: [3, 0] }],
-        environment: { shadowingDb: 0, fadingDb: 0 },
+        environment: { shadowing_db: 0, fading_db: 0 },
       },
       'b',
     );
@@ -233,7 +233,7 @@ describe('crowds', () => {
       { 'iphone-ios17': 1 },
       {
         people: { carry: [0.25, 0.25, 0.25, 0.25], primary: { 'iphone-ios17': 1 }, secondary: { 'tracker-band': 1 } },
-        crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 200]], dwell: '10h', dwellCv: 0 }],
+        crowds: [{ type: 'gathering', region: { x: -5, y: -5, width: 10, height: 10 }, occupancy: [[0, 200]], dwell: '10h', dwell_cv: 0 }],
       },
       60,
     );

@@ -3,7 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { builtinScenarios, loadScenario, nominalPeople, parseDuration, parseScenarioText, resolveScenario, ScenarioError } from '../simulator/scenario.ts';
+import {
+  builtinScenarios,
+  loadScenario,
+  nominalPeople,
+  parseDuration,
+  parseScenarioText,
+  resolveScenario,
+  SCENARIO_DIR,
+  ScenarioError,
+} from '../simulator/scenario.ts';
+import { captureDeprecations } from '../scripts/lib/deprecate.ts';
 
 const minimal = () => ({
   name: 'test',
@@ -90,8 +100,51 @@ describe('scenario files', () => {
 
   it('checks the fields of a flow crowd', () => {
     const d = minimal() as any;
-    d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { perHour: 'lots', speed: 10 } } }];
-    expect(problems(d)).toContain('crowds[0].modes.car.perHour: must be number');
+    d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { per_hour: 'lots', speed: 10 } } }];
+    expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be number');
+  });
+
+  it('reads the camelCase keys of earlier scenario files the same as snake_case ones, with one deprecation line per key', () => {
+    const snake = parseScenarioText(readFileSync(join(SCENARIO_DIR, 'crossroads.yaml'), 'utf8'), 'crossroads.yaml') as any;
+    const camel = structuredClone(snake);
+    camel.truthStep = camel.truth_step;
+    delete camel.truth_step;
+    camel.environment = { pathLossExponent: 2.5, bodyLossDb: 7 };
+    snake.environment = { path_loss_exponent: 2.5, body_loss_db: 7 };
+    for (const g of camel.gateways) {
+      g.wifi.sensitivityDbm = g.wifi.sensitivity_dbm;
+      delete g.wifi.sensitivity_dbm;
+    }
+    let modes = 0;
+    for (const c of camel.crowds)
+      for (const m of Object.values<any>(c.modes ?? {})) {
+        for (const [o, n] of [
+          ['perHour', 'per_hour'],
+          ['speedCv', 'speed_cv'],
+          ['attenuationDb', 'attenuation_db'],
+          ['vehicleDevices', 'vehicle_devices'],
+        ])
+          if (n in m) {
+            m[o] = m[n];
+            delete m[n];
+            modes++;
+          }
+      }
+    expect(modes).toBeGreaterThan(3);
+    const { result, lines } = captureDeprecations(() => resolveScenario(camel, 'old.yaml'));
+    expect(result).toEqual(resolveScenario(snake, 'new.yaml'));
+    expect(result.environment.pathLossExponent).toBe(2.5);
+    expect(result.environment.bodyLossDb).toBe(7);
+    expect(lines).toContain(
+      'presence: warning: config key gateways[].wifi.sensitivityDbm (in old.yaml) is deprecated, use gateways[].wifi.sensitivity_dbm; the old name still works for now',
+    );
+    expect(lines).toContain('presence: warning: config key truthStep (in old.yaml) is deprecated, use truth_step; the old name still works for now');
+    expect(lines.filter((l) => l.includes('perHour'))).toHaveLength(1); // one line per key, not per mode
+    expect(camel.truthStep).toBeDefined(); // the caller's object is not changed
+    // both names: the new one wins
+    const both = structuredClone(snake);
+    both.truthStep = '60s';
+    expect(captureDeprecations(() => resolveScenario(both, 'both.yaml')).result.truthStepS).toBe(resolveScenario(snake, 'x').truthStepS);
   });
 
   it('reports YAML syntax errors and unknown scenario names clearly', () => {
