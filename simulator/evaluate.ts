@@ -62,6 +62,11 @@ export interface PeopleScores {
    * them (truth, no radio measures it): what a perfect count of devices would reach.
    */
   reference: PeopleScore | null;
+  /**
+   * The same from the phones in reach (truth, no radio measures it): what a perfect count of
+   * phones alone would reach, the other devices people carry left out.
+   */
+  phones: PeopleScore | null;
 }
 
 export interface GatewayScore {
@@ -83,8 +88,8 @@ export interface EvaluationSummary {
   /** MAPE % of the uncalibrated estimates against the devices in reach they estimate. */
   wifiEstimateMape: number;
   bleEstimateMape: number;
-  /** MAPE % of people (calibrated on the fit seed) from each radio, both radios, and the reference (null: not calibrated). */
-  people: { wifi: number | null; ble: number | null; combined: number | null; reference: number | null };
+  /** MAPE % of people (calibrated on the fit seed) from each radio, both radios, and the references (null: not calibrated). */
+  people: { wifi: number | null; ble: number | null; combined: number | null; reference: number | null; phones: number | null };
   goalMape: number;
   /** The radios (and the combination) whose people are within the goal; empty: not met. */
   met: Array<'wifi' | 'ble' | 'combined'>;
@@ -94,7 +99,7 @@ export interface EvaluationSummary {
 export function summarise(overall: { wifi: RadioScore; ble: RadioScore; people: PeopleScores }): EvaluationSummary {
   const p = overall.people;
   const mape = (x: PeopleScore | null) => (x && x.windows > 0 && Number.isFinite(x.mape) ? x.mape : null);
-  const people = { wifi: mape(p.wifi), ble: mape(p.ble), combined: mape(p.combined), reference: mape(p.reference) };
+  const people = { wifi: mape(p.wifi), ble: mape(p.ble), combined: mape(p.combined), reference: mape(p.reference), phones: mape(p.phones) };
   const met = (['wifi', 'ble', 'combined'] as const).filter((r) => people[r] !== null && people[r]! <= PEOPLE_GOAL_MAPE);
   return {
     windows: overall.wifi.windows,
@@ -296,7 +301,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       add(target.ble, t.devices.ble, t.devices.ble - t.devices.byKind.beacon, c.ble.devices, c.ble.estimate, t.addresses.ble);
     }
   }
-  const none: PeopleScores = { wifi: null, ble: null, combined: null, reference: null };
+  const none: PeopleScores = { wifi: null, ble: null, combined: null, reference: null, phones: null };
   const people = { perGateway: s.gateways.map((): PeopleScores => ({ ...none })), overall: { ...none } };
   let calibration: Evaluation['calibration'] = null;
   const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
@@ -323,13 +328,17 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
       });
       people.overall.combined = sc.overall;
     }
-    const reference = fitReference(training, `seed-${fitSeed}`);
-    if (reference) {
-      const sc = scoreReference(reference, windows, s.gateways.length);
+    for (const [of, key] of [
+      ['devices', 'reference'],
+      ['phones', 'phones'],
+    ] as const) {
+      const reference = fitReference(training, `seed-${fitSeed}`, of);
+      if (!reference) continue;
+      const sc = scoreReference(reference, windows, s.gateways.length, of);
       sc.perGateway.forEach((p, i) => {
-        people.perGateway[i].reference = p;
+        people.perGateway[i][key] = p;
       });
-      people.overall.reference = sc.overall;
+      people.overall[key] = sc.overall;
     }
     calibration = { fitSeed, truth: PEOPLE_TRUTH, ...fitted, combined };
   }

@@ -70,17 +70,34 @@ export function fitPeople(windows: CountedWindow[], radio: CountsRadio, session:
  */
 const inReach = (w: CountedWindow) => w.truth.devices.total;
 
-/** The same fit on the devices in reach (truth) in place of an estimate: the reference. */
-export function fitReference(windows: CountedWindow[], session: string): FitResult | null {
-  return fitOn(windows, inReach, 'wifi', session).fit;
+/**
+ * The phones in reach as the simulator knows them (truth.devices.byKind.phone): the reference a
+ * perfect count of phones alone would reach (watches, earbuds, tablets, laptops, trackers and
+ * fixed equipment left out). Beside `inReach` it says how much of the error is the number of
+ * devices each person carries rather than the counting.
+ */
+const phonesInReach = (w: CountedWindow) => w.truth.devices.byKind.phone;
+
+/** What a reference is fitted on: every device in reach, or the phones in reach. */
+export type ReferenceTruth = 'devices' | 'phones';
+const REFERENCE: Record<ReferenceTruth, (w: CountedWindow) => number> = { devices: inReach, phones: phonesInReach };
+
+/** The same fit on the devices (or phones) in reach (truth) in place of an estimate: the reference. */
+export function fitReference(windows: CountedWindow[], session: string, of: ReferenceTruth = 'devices'): FitResult | null {
+  return fitOn(windows, REFERENCE[of], 'wifi', session).fit;
 }
 
-/** Scores people calibrated from the devices in reach (`fitReference`), per gateway and overall. */
-export function scoreReference(f: FitResult, windows: CountedWindow[], gateways: number): { perGateway: PeopleScore[]; overall: PeopleScore } {
+/** Scores people calibrated from the devices (or phones) in reach (`fitReference`), per gateway and overall. */
+export function scoreReference(
+  f: FitResult,
+  windows: CountedWindow[],
+  gateways: number,
+  of: ReferenceTruth = 'devices',
+): { perGateway: PeopleScore[]; overall: PeopleScore } {
   return scoreWith(
     (w) => {
       const z = zoneOf(f, w.zone);
-      return z ? applyZone(z, inReach(w)) : null;
+      return z ? applyZone(z, REFERENCE[of](w)) : null;
     },
     windows,
     gateways,

@@ -170,11 +170,13 @@ describe('presence simulate (CLI)', () => {
     for (const key of ['mape', 'wape', 'coverage']) expect(e.overall.people.combined[key]).toBeGreaterThanOrEqual(0);
     // and the reference: the same fit on the devices in reach as the simulator knows them
     expect(e.overall.people.reference.windows).toBe(5);
+    // and from the phones in reach alone
+    expect(e.overall.people.phones.windows).toBe(5);
     // the summary against the goal (people MAPE <= 15 %) carries the same figures
     expect(e.summary.goalMape).toBe(15);
     expect(e.summary.wifiEstimateMape).toBe(e.overall.wifi.estimateMape);
     expect(e.summary.bleEstimateMape).toBe(e.overall.ble.estimateMape);
-    for (const radio of ['wifi', 'ble', 'combined', 'reference']) expect(e.summary.people[radio]).toBe(e.overall.people[radio].mape);
+    for (const radio of ['wifi', 'ble', 'combined', 'reference', 'phones']) expect(e.summary.people[radio]).toBe(e.overall.people[radio].mape);
     expect(e.summary.met).toEqual(['wifi', 'ble', 'combined'].filter((r) => e.overall.people[r].mape <= 15));
     // The table says which number is which: device counts are uncalibrated, people calibrated.
     const table = (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '7'])).stdout;
@@ -191,7 +193,9 @@ describe('presence simulate (CLI)', () => {
     // one summary row per scenario: the estimates' errors, people per radio and the goal
     expect(fitted).toMatch(/summary: the scenario, 300 s in 60-s windows/);
     expect(fitted).toMatch(/people MAPE\s*│\n.*<= 15 %/);
-    expect(fitted).toMatch(/│ quiet-night │ 3 \(4\)\s+│ 5\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ (met: |not met \(best: )/);
+    expect(fitted).toMatch(
+      /│ quiet-night │ 3 \(4\)\s+│ 5\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ (met: |not met \(best: )/,
+    );
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
     expect(same.stderr).toContain('--fit-seed: must differ from --seed (3)');
@@ -199,7 +203,7 @@ describe('presence simulate (CLI)', () => {
       (await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--no-calibrate'])).stdout,
     );
     expect(uncalibrated.calibration).toBeNull();
-    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null, reference: null });
+    expect(uncalibrated.overall.people).toEqual({ wifi: null, ble: null, combined: null, reference: null, phones: null });
   });
 
   it('--evaluate --json on a corridor carries the flows object: errors beside the re-identification baseline, and epsilon', async () => {

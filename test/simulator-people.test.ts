@@ -76,6 +76,18 @@ describe('people from a calibration fitted on another run', () => {
     expect(scoreReference(f, make(), 1).overall.mape).toBe(0);
   });
 
+  it('the phones reference is the same fit on the phones in reach alone, the other devices left out', () => {
+    // phones in reach = people; every other device in reach (watches, earbuds, ...) is unrelated to people
+    const withPhones = (w: CountedWindow, p: number, m: number) =>
+      ({ ...w, truth: { ...w.truth, devices: { total: p + (m % 5) * 3, byKind: { phone: p } } } }) as unknown as CountedWindow;
+    const make = () => Array.from({ length: 40 }, (_, m) => withPhones(win(0, 'a', m, 2 + (m % 9), 7, 7), 2 + (m % 9), m));
+    const phones = fitReference(make(), 'seed-2', 'phones')!;
+    expect(phones.zones[0].k.value).toBeCloseTo(1, 6);
+    expect(scoreReference(phones, make(), 1, 'phones').overall.mape).toBe(0);
+    const devices = fitReference(make(), 'seed-2')!;
+    expect(scoreReference(devices, make(), 1).overall.mape).toBeGreaterThan(10);
+  });
+
   it('MAPE per window, WAPE over the sums, and the share of windows inside the interval', () => {
     const a = new PeopleAcc();
     a.add({ value: 2, low: 1.5, high: 3 }, 1); // 100 % off, outside
