@@ -13,7 +13,7 @@ import type { Frame } from '../firmware/host/types.ts';
 import { readCaptureFile } from '../gateway/capture/pcap.ts';
 import { meanOccupancy, parseOccupancy, type Occupancy } from '../aggregator/calibration/truth.ts';
 import { leaveOneOut, type EvalSample, type Scores } from '../aggregator/calibration/evaluate.ts';
-import { pearson } from '../aggregator/calibration/stats.ts';
+import { ols, pearson } from '../aggregator/calibration/stats.ts';
 import { capturesDir } from './support/need.ts';
 
 /** Window options of the evaluation: frames below -70 dBm are "not in the room". */
@@ -59,6 +59,31 @@ function windows(frames: Frame[], ms: number, opts: { ignoreFcs?: boolean } = {}
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * What any line can do with this count at best: for each day a line people = a + c * x fitted by
+ * least squares on that day's own windows (the day it is then scored on, so not a calibration
+ * anyone could have), people below 0 read 0. Its error is the scatter of single windows around
+ * their own day's line, which no choice of k and b removes.
+ */
+function ownDayLine(samples: EvalSample[], field: 'estimate' | 'devices'): { mae: number; empty: number } {
+  const occupied: number[] = [];
+  const empty: number[] = [];
+  for (const day of new Set(samples.map((s) => s.session))) {
+    const xs = samples.filter((s) => s.session === day);
+    const line = ols(
+      xs.map((s) => s[field]),
+      xs.map((s) => s.people),
+    );
+    if (!line) continue;
+    for (const s of xs) {
+      const p = Math.max(0, line.a + line.c * s[field]);
+      if (s.people > 0) occupied.push(Math.abs(p - s.people));
+      else empty.push(p);
+    }
+  }
+  return { mae: mean(occupied), empty: mean(empty) };
+}
 const f2 = (x: number | null) => (x === null ? '-' : x.toFixed(2));
 
 describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one day out)', () => {
@@ -118,6 +143,8 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       samples.map((s) => s.devices),
       samples.map((s) => s.people),
     );
+    const boundEst = ownDayLine(samples, 'estimate');
+    const boundDev = ownDayLine(samples, 'devices');
     const gEst = mean(growth.est15) / mean(growth.est1);
     const gDev = mean(growth.dev15) / mean(growth.dev1);
     const rows = [
@@ -136,6 +163,8 @@ describe.skipIf(!dir)('estimate against the occupancy of a real room (leave one 
       ],
       ['  ... people in empty-room windows', f2(looClean.overall.estimate.people_when_empty), f2(looClean.overall.devices.people_when_empty), ''],
       ['  ... Pearson r, uncalibrated', rClean('estimate'), rClean('devices'), ''],
+      ['bound: line fitted on the scored day itself: MAE', f2(boundEst.mae), f2(boundDev.mae), ''],
+      ['  ... people in empty-room windows', f2(boundEst.empty), f2(boundDev.empty), ''],
     ];
     console.log(
       `occupancy: ${samples.length} 1-min windows (${est.occupied_windows} occupied, ${est.empty_windows} empty), ` +
