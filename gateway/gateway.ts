@@ -21,14 +21,11 @@ import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
-import { createSource, FileSource, type CaptureSource, type FrameSink } from './sources.ts';
+import { createSource, FileSource, PACE_TICK_MS, type CaptureSource, type FrameSink } from './sources.ts';
 import type { HttpServer } from './http.ts';
 import type { GatewayPage } from './web.ts';
 import { corridorOf, SKETCH_QUEUE_MAX, sketchMessage, SketchQueue, type SketchDrop } from './corridor.ts';
 import { quantisedP, sketchEpsilon } from '../contract/index.ts';
-
-/** Wall-clock margin behind a paced replay's clock before its windows close. */
-const PACED_MARGIN_MS = 250;
 import { onlineStatus, RateTracker } from './status.ts';
 import { dailyBudget, privacyActive, protect, type PrivacySettings } from './privacy.ts';
 import {
@@ -42,10 +39,15 @@ import {
   type WindowCounter as ClockCounter,
 } from './window.ts';
 
+/** Wall-clock margin behind a paced replay's clock before its windows close: a delivery tick and 250 ms to spare. */
+const PACED_MARGIN_MS = PACE_TICK_MS + 250;
+
 /** A host as it goes into a URL (an IPv6 address in brackets). */
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Windows closed at most per turn of the event loop (each is written to the queue with fsync). */
 const WINDOWS_PER_TURN = 16;
@@ -426,24 +428,25 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private pump(final = false): Promise<void> {
     if (final) this.pumpFinal = true;
-    if (this.stopping) return Promise.resolve();
+    if (this.stopping) return RESOLVED;
     if (this.pumping) {
       this.pumpAgain = true;
       return this.pumping;
     }
-    let done = false;
+    // The usual case, a delivery or a tick of the clock: caught up in one turn, no promise made.
+    if (this.advance(this.pumpFinal)) return RESOLVED;
     const run = (async () => {
       try {
         do {
           this.pumpAgain = false;
-          while (!this.stopping && !this.advance(this.pumpFinal)) await new Promise((r) => setImmediate(r));
+          do await new Promise((r) => setImmediate(r));
+          while (!this.stopping && !this.advance(this.pumpFinal));
         } while (this.pumpAgain && !this.stopping);
       } finally {
-        done = true;
         this.pumping = null;
       }
     })();
-    if (!done) this.pumping = run;
+    this.pumping = run;
     return run;
   }
 

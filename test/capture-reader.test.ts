@@ -14,6 +14,7 @@ import {
   unsupportedLinkType,
 } from '../gateway/capture/pcap.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Frame } from '../firmware/host/types.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -431,6 +432,30 @@ describe('packed records (the gateway path)', () => {
       const got: Frame[] = [];
       for await (const b of readCaptureRecords(fileChunks(file, 16), file)) got.push(...b.frames());
       expect(got).toEqual(parseAll(mixed()).frames);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('fileChunks waits for a FIFO without blocking the event loop (only a regular file is read synchronously)', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'presence-fifo-'));
+    try {
+      const fifo = join(d, 'capture');
+      execFileSync('mkfifo', [fifo]);
+      const chunks = fileChunks(fifo)[Symbol.asyncIterator]();
+      const first = chunks.next();
+      // the writer is this process: a read that blocked the event loop would never see its bytes
+      const w = await open(fifo, 'w');
+      await w.write(Uint8Array.from([1, 2]));
+      expect([...((await first).value as Uint8Array)]).toEqual([1, 2]);
+      const second = chunks.next(); // nothing written yet
+      let timerRan = false;
+      await new Promise<void>((r) => setTimeout(() => r(void (timerRan = true)), 20));
+      expect(timerRan).toBe(true);
+      await w.write(Uint8Array.from([3]));
+      expect([...((await second).value as Uint8Array)]).toEqual([3]);
+      await w.close();
+      expect((await chunks.next()).done).toBe(true);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
