@@ -180,6 +180,18 @@ describe('files that are not what they claim', () => {
   });
 });
 
+describe('config schemas', () => {
+  // createAjv compiles without checking a schema against the meta-schema (a start-up cost): here it is.
+  it("the gateway's and the aggregator's are valid JSON Schema, and an invalid one is caught", async () => {
+    const { Ajv } = await import('ajv');
+    const ajv = new Ajv({ strict: false });
+    const { configSchema: gateway } = await import('../gateway/config.ts');
+    const { configSchema: aggregator } = await import('../aggregator/config.ts');
+    for (const schema of [gateway, aggregator]) expect(ajv.validateSchema(schema), JSON.stringify(ajv.errors)).toBe(true);
+    expect(ajv.validateSchema({ type: 'object', properties: { a: { type: 'integer', minimum: 'one' } } })).toBe(false);
+  });
+});
+
 describe('error lines', () => {
   const specs: OptionSpec[] = [
     { key: 'a.size', schema: { type: 'integer', minimum: 1 }, flag: '--size <n>', env: 'SIZE', description: 'size', required: true },

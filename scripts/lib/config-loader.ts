@@ -148,10 +148,18 @@ function requireTransient<T>(id: string): T {
   return mod;
 }
 
-/** An Ajv for config schemas. Loads ajv on each call (requireTransient): compile, validate, let go. */
+/**
+ * An Ajv for config schemas. Loads ajv on each call (requireTransient): compile, validate, let go.
+ * The schemas are built by buildSchema from the components' option lists, not read from users, so
+ * they are not checked against the JSON Schema meta-schema at run time (`validateSchema: false`)
+ * and ajv's pass that tidies the generated code is skipped (`code.optimize: false`): the validator
+ * is used once. Together that is ~4 of the ~12 MB a gateway allocated to load its config, garbage
+ * the idle process keeps paged in until V8's memory reducer returns it (bench/startup.ts).
+ * test/config-lib.test.ts checks each config schema against the meta-schema instead.
+ */
 export function createAjv(): Ajv {
   const { Ajv } = requireTransient<typeof import('ajv')>('ajv');
-  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, validateSchema: false, code: { optimize: false } });
   ajv.addKeyword({
     keyword: 'x-duration',
     schemaType: 'object',
