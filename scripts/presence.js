@@ -2,6 +2,32 @@
 // The one CLI, `presence`: runs the compiled build in dist/ (`npm run build`; shipped in the package).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+
+// `presence gateway` runs for months on small boards (a Pi Zero 2 has 512 MB): before anything is
+// loaded, two V8 settings that V8 reads while running (not only when node starts) are set for it:
+// --no-opt: no optimising compiler (TurboFan): start-up's module loading and config validation made
+//   it compile a few dozen functions, whose compiler code (paged in from the node binary) and
+//   worker-thread memory stayed resident, ~9 MB of an idle gateway. The per-frame work is the WASM
+//   module's (its compiler is apart from this flag); `npm run bench -- gateway` measures the CPU.
+// --semi-space-growth-factor=1: the young generation keeps its 1 MB semi-spaces instead of
+//   doubling to 8 MB during start-up (the effect of the systemd unit's --max-semi-space-size=1,
+//   which only works on node's command line).
+// Flags given to node itself (command line or NODE_OPTIONS) win: a flag named there is not set.
+// Flags that only take effect when node starts (--max-semi-space-size, --v8-pool-size) stay on the
+// unit's command line (gateway/presence-gateway.service). bench/startup.ts measures both ways.
+const GATEWAY_V8_FLAGS = ['--no-opt', '--semi-space-growth-factor=1'];
+
+const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
+if (command === 'gateway') {
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map(flagName);
+  for (const flag of GATEWAY_V8_FLAGS) if (!given.includes(flagName(flag))) setFlagsFromString(flag);
+}
+
+/** '--no-opt' and '--opt' -> 'opt'; '--semi-space-growth-factor=1' -> 'semi_space_growth_factor'. */
+function flagName(flag) {
+  return flag.replace(/^--/, '').replace(/=.*$/, '').replace(/^no-/, '').replace(/-/g, '_');
+}
 
 const cli = new URL('../dist/scripts/cli.js', import.meta.url);
 if (!existsSync(cli)) {
