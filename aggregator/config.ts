@@ -24,7 +24,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
+import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
 import type { GatewaysConfig } from './registry.ts';
@@ -566,8 +566,16 @@ function readFile(path: string): { section: Record<string, unknown>; prefix: str
     }
     return { section: obj.aggregator as Record<string, unknown>, prefix: 'aggregator.' };
   }
-  // A shared file with other components' sections (gateway:, simulator:, ...) and none for us: defaults.
-  if (OTHER_SECTIONS.some((k) => k in obj)) return { section: {}, prefix: 'aggregator.' };
+  // Other components' sections (gateway:, simulator:, ...) and none for us: most likely a gateway's
+  // file given by mistake; running on defaults (localhost broker, ./presence.lp) would hide that.
+  const others = OTHER_SECTIONS.filter((k) => k in obj);
+  if (others.length)
+    throw new ConfigError(
+      [
+        `has no aggregator settings: no aggregator: section beside ${others.map((k) => `${k}:`).join(', ')} (is it another component's file?); put the aggregator's settings under aggregator:, or give the aggregator's own file`,
+      ],
+      `config file ${path}`,
+    );
   return { section: obj, prefix: '' };
 }
 
@@ -653,6 +661,8 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       throw new ConfigError([(e as Error).message], where);
     }
   };
+  const noUser = passwordWithoutUsername(c.mqtt);
+  if (noUser) throw new ConfigError([noUser], where);
   const cfg: AggregatorConfig = {
     mqtt: {
       url: c.mqtt.url,

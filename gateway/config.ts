@@ -21,7 +21,7 @@ import {
   type Origins,
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
-import { mqttOptionEntries } from '../scripts/lib/mqtt-options.ts';
+import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
@@ -701,6 +701,8 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   });
   const mismatch = usernameMismatch(cfg);
   if (mismatch) throw fail([mismatch]);
+  const noUser = passwordWithoutUsername(cfg.mqtt);
+  if (noUser) throw fail([noUser]);
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
     throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);

@@ -43,6 +43,22 @@ describe('aggregator config', () => {
     expect(c.influx).toMatchObject({ url: 'http://db:8086', api: 'v2', token: 't', org: 'city', bucket: 'presence' });
   });
 
+  it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
+    expect(() => loadConfig({}, { MQTT_PASSWORD: 'pw' })).toThrow(/mqtt\.password: is set without mqtt\.username \(--mqtt-username, MQTT_USERNAME\)/);
+    expect(() => loadConfig({ mqttPasswordFile: join(dir, 'absent.pw') }, {})).toThrow(/mqtt\.password_file: is set without mqtt\.username/);
+    expect(loadConfig({}, { MQTT_USERNAME: 'agg', MQTT_PASSWORD: 'pw' }).mqtt).toMatchObject({ username: 'agg', password: 'pw' });
+    expect(loadConfig({ mqttUrl: 'mqtt://agg:pw@broker:1883' }, {}).mqtt.url).toBe('mqtt://agg:pw@broker:1883');
+  });
+
+  it('refuses a file of other components with no aggregator: section (a gateway file given by mistake) instead of running on defaults', () => {
+    const gw = file('gateway.yaml', 'gateway: { site: s, zone: z, id: g }\nsources: [stdin]\nmqtt: { url: "mqtt://broker:1883" }\n');
+    expect(() => loadConfig({ config: gw }, {})).toThrow(
+      /gateway\.yaml.*has no aggregator settings: no aggregator: section beside gateway:.*put the aggregator's settings under aggregator:/s,
+    );
+    const shared = file('shared.yaml', 'gateway: { site: s, zone: z, id: g }\naggregator:\n  mqtt: { url: "mqtt://broker:1883" }\n');
+    expect(loadConfig({ config: shared }, {}).mqtt.url).toBe('mqtt://broker:1883');
+  });
+
   it('names the key and what it must be', () => {
     const f = file('bad.yaml', 'mqtt:\n  url: localhost\nbatch:\n  flush_interval: soon\n  size: -1\nsurprise: 1\nmax_ahaed: 5m\n');
     let msg = '';

@@ -55,7 +55,7 @@ describe('gateway: old flags and environment variables', () => {
   }
 
   it('PRESENCE_MQTT_PASSWORD still sets the broker password, with one deprecation line; MQTT_PASSWORD wins', () => {
-    const flags = { site: 's', zone: 'z', id: 'g', source: ['stdin'], mqttUrl: 'mqtt://h' };
+    const flags = { site: 's', zone: 'z', id: 'g', source: ['stdin'], mqttUrl: 'mqtt://h', mqttUsername: 'u' };
     const { result, lines } = captureDeprecations(() => loadGateway(flags, { PRESENCE_MQTT_PASSWORD: 'old-pw' }));
     expect(result.mqtt.password).toBe('old-pw');
     expect(lines).toEqual([expect.stringMatching(/environment variable PRESENCE_MQTT_PASSWORD is deprecated, use MQTT_PASSWORD\b/)]);
@@ -66,7 +66,7 @@ describe('gateway: old flags and environment variables', () => {
 
   it('the new names print nothing', async () => {
     const opts = await parsedOptions('gateway', [...base, '--mqtt-url', 'mqtt://h', '--mqtt-keepalive', '5s', '--mqtt-client-id', 'x']);
-    const { lines } = captureDeprecations(() => loadGateway(gatewayFlags(opts), { MQTT_PASSWORD: 'pw' }));
+    const { lines } = captureDeprecations(() => loadGateway(gatewayFlags(opts), { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }));
     expect(lines).toEqual([]);
   });
 

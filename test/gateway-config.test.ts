@@ -82,6 +82,18 @@ describe('gateway config', () => {
     expect((gw as unknown as { windowOpts: { burstAddresses?: number } }).windowOpts.burstAddresses).toBe(2.8);
   });
 
+  it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
+    const msg = /^mqtt\.password: is set without mqtt\.username \(--mqtt-username, MQTT_USERNAME\): an MQTT client sends no password without a user name/;
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'] }, { MQTT_PASSWORD: 'pw' }))[0]).toMatch(msg);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttPasswordFile: '/run/secrets/mqtt' }, {}))[0]).toMatch(
+      /^mqtt\.password_file: is set without mqtt\.username/,
+    );
+    // a user name from the flag, the environment or the URL is enough
+    expect(loadConfig({ ...base, source: ['stdin'], mqttUsername: 'u' }, { MQTT_PASSWORD: 'pw' }).mqtt.password).toBe('pw');
+    expect(loadConfig({ ...base, source: ['stdin'] }, { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }).mqtt.username).toBe('u');
+    expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: 'mqtt://u:pw@h:1883' }, {}).mqtt.url).toBe('mqtt://u:pw@h:1883');
+  });
+
   it('names the key, the flag and the problem', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '60 seconds' }, {}))).toContain(
       '--window (gateway.window): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "60 seconds")',

@@ -39,7 +39,7 @@ const BASE: Record<MqttOptionKey, Base> = {
     secret: true,
     flag: '--mqtt-password <password>',
     env: 'MQTT_PASSWORD',
-    description: 'broker password; prefer MQTT_PASSWORD or a password file to a flag',
+    description: 'broker password (with mqtt.username); prefer MQTT_PASSWORD or a password file to a flag',
   },
   'mqtt.password_file': {
     key: 'mqtt.password_file',
@@ -48,7 +48,7 @@ const BASE: Record<MqttOptionKey, Base> = {
     flag: '--mqtt-password-file <file>',
     env: 'MQTT_PASSWORD_FILE',
     example: '/etc/presence/mqtt-password',
-    description: 'file whose first line is the broker password',
+    description: 'file whose first line is the broker password (with mqtt.username)',
   },
   'mqtt.ca': {
     key: 'mqtt.ca',
@@ -90,4 +90,24 @@ export function mqttOptionEntries(overrides: Partial<Record<MqttOptionKey, Overr
     if (entry.description === undefined) throw new Error(`mqttOptionEntries: ${key} needs a description`);
     return entry as OptionSpec;
   });
+}
+
+/**
+ * A broker password needs a user name: mqtt.js (mqtt-packet) destroys the connection of a CONNECT
+ * with a password and no user name before anything is sent, without an 'error' event, so such a
+ * client retries for ever and never says why. A user name in the URL (mqtt://user:pw@host) counts.
+ * Returns the problem line, or null when the settings are fine.
+ */
+export function passwordWithoutUsername(mqtt: { url?: unknown; username?: unknown; password?: unknown; password_file?: unknown }): string | null {
+  if (mqtt.password === undefined && mqtt.password_file === undefined) return null;
+  if (typeof mqtt.username === 'string' && mqtt.username !== '') return null;
+  let urlUser = '';
+  try {
+    urlUser = typeof mqtt.url === 'string' ? new URL(mqtt.url).username : '';
+  } catch {
+    // an unparsable URL is reported by the URL's own check
+  }
+  if (urlUser !== '') return null;
+  const which = mqtt.password !== undefined ? 'mqtt.password' : 'mqtt.password_file';
+  return `${which}: is set without mqtt.username (--mqtt-username, MQTT_USERNAME): an MQTT client sends no password without a user name, so it would never connect; give the user name too, or no password`;
 }
