@@ -74,7 +74,36 @@ export function usageText(path: string, text: string): string {
   return `${where}: ${msg}\nhint: ${where} --help lists the ${path ? 'options' : 'commands'}\n`;
 }
 
+/** A flag whose value is a secret (--mqtt-password, --influx-token, ...); a *-file flag names a file, no secret. */
+const SECRET_FLAG = /^--[a-z0-9-]*(password|token|secret)$/;
+/** The user name and password of a URL (mqtt://user:password@host). */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi;
+
+/**
+ * The command-line arguments with every secret replaced by `***` (the value of a secret flag, the
+ * credentials of a URL), or null when there is none. Any user of the machine can read a process's
+ * command line (`ps`, /proc/PID/cmdline); main() shows this form there instead.
+ */
+export function maskedArgs(args: string[]): string[] | null {
+  let changed = false;
+  const out = args.map((a, i) => {
+    const eq = a.indexOf('=');
+    let m: string;
+    if (a.startsWith('--') && eq > 0 && SECRET_FLAG.test(a.slice(0, eq))) m = `${a.slice(0, eq)}=***`;
+    else if (i > 0 && SECRET_FLAG.test(args[i - 1])) m = '***';
+    else m = a.replace(URL_CREDENTIALS, '$1***@');
+    if (m !== a) changed = true;
+    return m;
+  });
+  return changed ? out : null;
+}
+
 export async function main(argv: string[]): Promise<void> {
+  // A password or token given as a flag (or inside a URL) would be readable by every user of the
+  // machine for as long as the command runs: the process title (what ps and /proc/PID/cmdline show,
+  // written over the original arguments on Linux) gets the masked arguments first thing.
+  const masked = maskedArgs(argv.slice(2));
+  if (masked) process.title = [...argv.slice(0, 2), ...masked].join(' ');
   // A reader that goes away (`presence simulate --list | head -1`) is no crash: what would have been
   // printed is dropped and the command finishes its work (files it writes are written whole).
   // Commands that stream to stdout handle it themselves (replay stops, simulate --live names it).

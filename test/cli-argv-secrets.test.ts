@@ -1,0 +1,76 @@
+// A secret given on the command line (--mqtt-password, --influx-token, a URL's user:password) is not
+// left for every user of the machine to read in `ps` / /proc/PID/cmdline while the command runs:
+// scripts/cli.ts main() sets the process title to the masked arguments before anything else.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { maskedArgs } from '../scripts/cli.ts';
+import { freePort } from './support/ports.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-argv-secrets-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('secrets on the command line', () => {
+  it('maskedArgs replaces secret flag values and URL credentials, and nothing else', () => {
+    expect(maskedArgs(['gateway', '--site', 's', '--mqtt-password-file', '/run/pw', '--mqtt-url', 'mqtt://broker:1883'])).toBeNull();
+    expect(maskedArgs(['aggregator', '--mqtt-password', 'hunter2', '--influx-token=tok', '--influx-password', 'p w'])).toEqual([
+      'aggregator',
+      '--mqtt-password',
+      '***',
+      '--influx-token=***',
+      '--influx-password',
+      '***',
+    ]);
+    expect(maskedArgs(['gateway', '--mqtt-url', 'mqtts://gw:s3cret@broker:8883/x@y', '--influx-url=http://u:p@db:8086'])).toEqual([
+      'gateway',
+      '--mqtt-url',
+      'mqtts://***@broker:8883/x@y',
+      '--influx-url=http://***@db:8086',
+    ]);
+  });
+
+  it.runIf(process.platform === 'linux')('a running command shows no password, token or URL credentials in /proc/PID/cmdline', async () => {
+    const port = await freePort(); // nothing listens: the aggregator keeps reconnecting until killed
+    const secrets = ['Flag-Pw-4b7e1', 'Url-Pw-9c2d0', 'Tok-3a8f5'];
+    const p = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'scripts/presence.js'),
+        'aggregator',
+        '--mqtt-url',
+        `mqtt://agg:${secrets[1]}@127.0.0.1:${port}`,
+        '--mqtt-password',
+        secrets[0],
+        `--influx-token=${secrets[2]}`,
+        '--http-port',
+        'off',
+        '--out',
+        join(tmp, 'out.lp'),
+        '--log-format',
+        'json',
+      ],
+      { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    try {
+      let stderr = '';
+      // The first log line: the command is past main()'s start and running.
+      await new Promise<void>((resolve, reject) => {
+        p.stderr!.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('"msg"')) resolve();
+        });
+        p.once('exit', (code) => reject(new Error(`presence aggregator exited (${code}): ${stderr}`)));
+      });
+      const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      expect(cmdline).toContain('aggregator --mqtt-url mqtt://***@127.0.0.1');
+      expect(cmdline).toContain('--mqtt-password ***');
+      for (const s of secrets) expect(cmdline).not.toContain(s);
+      for (const s of secrets) expect(stderr).not.toContain(s);
+    } finally {
+      p.kill('SIGKILL');
+    }
+  });
+});
