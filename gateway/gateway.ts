@@ -291,6 +291,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       stateChanged: (src) => this.sourceStateChanged(src),
     };
     for (const s of this.sources) {
+      if (this.clock === 'capture' && s instanceof FileSource && s.paced)
+        s.onPace = () => {
+          if (this.clockTimer) this.schedulePacedClock();
+        };
       this.pending.set(s, []);
       s.splitter = this.fw.splitter ?? null;
       s.start(sink);
@@ -298,18 +302,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.statusTimer = setInterval(() => void this.publishStatus(), this.statusMs);
     this.statusTimer.unref();
-    if (this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced)) this.schedulePacedClock();
+    if (this.pacedClock) this.schedulePacedClock();
+  }
+
+  /** Capture clock with a paced replay among the sources: a timer closes windows through quiet stretches (schedulePacedClock). */
+  private get pacedClock(): boolean {
+    return this.clock === 'capture' && this.sources.some((s) => s instanceof FileSource && s.paced);
   }
 
   /**
    * Paced replays: the replay's clock runs on between frames, so a window must close when that
    * clock (less the margin) passes its end even if no frame comes. One timer, set for that moment
-   * (at most a second ahead, at least 10 ms), instead of polling.
+   * (at least 10 ms, at most a minute ahead; a second while no window is open or no replay has
+   * its first frame yet), instead of polling: while frames come, their deliveries close the
+   * windows and the process wakes for this timer about once a window, not every second. What
+   * moves that moment, a replay (re)starting its pace or a source changing state, sets it again.
    */
   private schedulePacedClock(): void {
     if (this.clockTimer) clearTimeout(this.clockTimer);
     this.clockTimer = null;
-    if (this.stopping) return;
+    if (this.stopping || !this.windows) return;
     let wait = 1000;
     const end = this.windows.window?.nominalEnd;
     if (end !== undefined) {
@@ -319,7 +331,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         const ms = s.wallMsUntil(end + PACED_MARGIN_MS * (s.speed as number));
         if (ms !== null) due = Math.max(due, ms);
       }
-      if (due > -Infinity) wait = Math.min(1000, Math.max(10, Math.ceil(due)));
+      if (due > -Infinity) wait = Math.min(60_000, Math.max(10, Math.ceil(due)));
     }
     this.clockTimer = setTimeout(() => {
       this.clockTimer = null;
@@ -547,6 +559,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       void this.publishStatus();
     }
     if (this.clock === 'capture') void this.pump();
+    if (this.pacedClock && this.clockTimer) this.schedulePacedClock();
   }
 
   private sourceFinished(src: CaptureSource): void {

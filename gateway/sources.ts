@@ -164,8 +164,19 @@ export class FileSource extends CaptureSource {
     return this.cfg.speed;
   }
 
+  /** Called when the replay's pace (re)starts: its clock moved (set by the gateway, to re-arm its window timer). */
+  onPace: (() => void) | null = null;
+
   protected async run(): Promise<void> {
-    const pace = pacer(this.cfg.speed, (wall0, ts0) => (this.clock = { wall0, ts0 }), this.abort.signal, this.jumpMs);
+    const pace = pacer(
+      this.cfg.speed,
+      (wall0, ts0) => {
+        this.clock = { wall0, ts0 };
+        this.onPace?.();
+      },
+      this.abort.signal,
+      this.jumpMs,
+    );
     for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path, this.splitter)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
