@@ -21,6 +21,7 @@ import {
   type OptionSpec,
   type Origins,
   type Renamed,
+  onOff,
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
@@ -209,11 +210,12 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
       'MQTT 5 shared-subscription group ($share/GROUP/presence/v1/+/+/counts): instances with the same group split the messages; empty: a plain subscription',
   },
   {
-    key: 'mqtt.protocol_version',
+    key: 'mqtt.version',
     schema: { enum: [4, 5] },
     default: 5,
-    flag: '--mqtt-version <n>',
-    old: { keys: ['mqtt.protocolVersion'] },
+    flag: '--mqtt-version <4|5>',
+    // mqtt.version, as in the gateway's file: one key for the same thing in every file
+    old: { keys: ['mqtt.protocolVersion', 'mqtt.protocol_version'] },
     description: 'MQTT protocol version: 5, falling back to 4 (3.1.1) when the broker refuses it',
   },
   {
@@ -391,7 +393,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: true,
     flag: '--http-page <on|off>',
     hint: 'must be on or off (true or false in a file)',
-    fromText: (t) => (/^(on|true|yes|1)$/i.test(t.trim()) ? true : /^(off|false|no|0)$/i.test(t.trim()) ? false : t),
+    fromText: onOff,
     description:
       "serve, on the same port, a web page at / of what the aggregator wrote recently (people or devices per zone over time, the gateways' states) with its JSON at /api/recent and live updates at /api/events (Server-Sent Events); off serves /healthz and /metrics only",
   },
@@ -643,7 +645,7 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   const origins: Origins = new Map();
   applyEnv(raw, AGGREGATOR_OPTIONS, env, origins);
   applyFlags(raw, AGGREGATOR_OPTIONS, flags as Record<string, unknown>, origins);
-  if (typeof getPath(raw, 'mqtt.protocol_version') === 'string') setPath(raw, 'mqtt.protocol_version', Number(getPath(raw, 'mqtt.protocol_version')));
+  if (typeof getPath(raw, 'mqtt.version') === 'string') setPath(raw, 'mqtt.version', Number(getPath(raw, 'mqtt.version')));
   for (const key of origins.keys()) renamed?.delete(key); // set again by the environment or a flag
   const problems = check(raw, origins, prefix, renamed);
   if (problems.length) throw new ConfigError(problems, file ? `config file ${file}` : 'configuration (from flags and environment)');
@@ -674,7 +676,7 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
       rejectUnauthorized: c.mqtt.reject_unauthorized,
       clientId: c.mqtt.client_id ?? defaultClientId(c.http.port),
       group: c.mqtt.group,
-      protocolVersion: c.mqtt.protocol_version,
+      protocolVersion: c.mqtt.version,
       sessionExpiry: Math.round(d(c.mqtt.session_expiry, 's') / 1000),
       receiveMaximum: c.mqtt.receive_maximum,
       keepalive: Math.round(d(c.mqtt.keepalive, 's') / 1000),

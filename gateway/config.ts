@@ -19,6 +19,7 @@ import {
   resolvePaths,
   type OptionSpec,
   type Origins,
+  onOff,
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
@@ -471,9 +472,11 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     key: 'http.page',
     schema: { type: 'boolean' },
     default: true,
-    flag: '--http-no-page',
-    flagValue: false,
-    flagHelp: 'do not serve the live page at / (only /metrics and /healthz)',
+    flag: '--http-page <on|off>',
+    hint: 'must be on or off (true or false in a file)',
+    fromText: onOff,
+    old: { flags: ['--http-no-page'], flagValues: { '--http-no-page': 'off' } },
+    flagHelp: 'serve the live page at /; off serves /metrics and /healthz only',
     description:
       'serve the live page at / (gateway/README.md, "Web page"): frames per second per channel, signal histogram, running counts, last windows, queue, broker, sources, doctor checks',
   },
@@ -588,6 +591,8 @@ export interface GatewayFlags {
   homeassistantPrefix?: string;
   httpPort?: string;
   httpHost?: string;
+  httpPage?: string;
+  /** @deprecated the old form of httpPage 'off' (--http-no-page) */
   httpNoPage?: boolean;
   httpUpdate?: string;
   httpUser?: string;

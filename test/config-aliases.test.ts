@@ -54,6 +54,25 @@ describe('gateway: old flags and environment variables', () => {
     });
   }
 
+  it('--http-no-page still turns the page off as --http-page off does, with one deprecation line', async () => {
+    const opts = await parsedOptions('gateway', [...base, '--mqtt-url', 'mqtt://h', '--http-no-page']);
+    const { result, lines } = captureDeprecations(() => loadGateway(gatewayFlags(opts), {}));
+    expect(result.http.page).toBe(false);
+    expect(lines).toEqual([expect.stringMatching(/flag --http-no-page is deprecated, use --http-page off\b/)]);
+    for (const [text, page] of [
+      ['off', false],
+      ['on', true],
+    ] as const) {
+      const now = await parsedOptions('gateway', [...base, '--mqtt-url', 'mqtt://h', '--http-page', text]);
+      const r = captureDeprecations(() => loadGateway(gatewayFlags(now), {}));
+      expect(r.result.http.page).toBe(page);
+      expect(r.lines).toEqual([]);
+    }
+    // the same flag as the aggregator's, for the same setting
+    const agg = await parsedOptions('aggregator', ['--http-page', 'off']);
+    expect(loadAggregator(renameOldFlags(agg, AGGREGATOR_OPTIONS, true), {}).http.page).toBe(false);
+  });
+
   it('PRESENCE_MQTT_PASSWORD still sets the broker password, with one deprecation line; MQTT_PASSWORD wins', () => {
     const flags = { site: 's', zone: 'z', id: 'g', source: ['stdin'], mqttUrl: 'mqtt://h', mqttUsername: 'u' };
     const { result, lines } = captureDeprecations(() => loadGateway(flags, { PRESENCE_MQTT_PASSWORD: 'old-pw' }));
@@ -110,7 +129,8 @@ describe('aggregator: old flags and camelCase config keys', () => {
   const OLD_KEYS: Array<[string, string, string, (c: ReturnType<typeof loadAggregator>) => unknown, unknown]> = [
     ['mqtt.rejectUnauthorized', 'false', 'mqtt.reject_unauthorized', (c) => c.mqtt.rejectUnauthorized, false],
     ['mqtt.clientId', 'agg-7', 'mqtt.client_id', (c) => c.mqtt.clientId, 'agg-7'],
-    ['mqtt.protocolVersion', '4', 'mqtt.protocol_version', (c) => c.mqtt.protocolVersion, 4],
+    ['mqtt.protocolVersion', '4', 'mqtt.version', (c) => c.mqtt.protocolVersion, 4],
+    ['mqtt.protocol_version', '4', 'mqtt.version', (c) => c.mqtt.protocolVersion, 4],
     ['mqtt.sessionExpiry', '2h', 'mqtt.session_expiry', (c) => c.mqtt.sessionExpiry, 7200],
     ['mqtt.receiveMaximum', '100', 'mqtt.receive_maximum', (c) => c.mqtt.receiveMaximum, 100],
     ['influx.retentionPolicy', 'week', 'influx.retention_policy', (c) => c.influx.retentionPolicy, 'week'],

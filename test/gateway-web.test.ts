@@ -178,7 +178,7 @@ describe.skipIf(!ok)(SUITE, () => {
     }
   }, 120_000);
 
-  it('serves the page and assets as they are in the package; --http-no-page leaves /metrics and /healthz only', async () => {
+  it('serves the page and assets as they are in the package; --http-page off leaves /metrics and /healthz only', async () => {
     const port = await freePort();
     const cap = wifiCapture(join(tmp, 'w2.pcap'), { devices: 5, startMs: start, durationMs: 20_000, framesPerS: 10, salt: 23 });
     const gw = spawnGateway([
@@ -201,10 +201,10 @@ describe.skipIf(!ok)(SUITE, () => {
     } finally {
       gw.proc.kill('SIGKILL');
     }
-    // --http-no-page: /metrics and /healthz only.
+    // --http-page off: /metrics and /healthz only.
     const port2 = await freePort();
     const off = spawnGateway([
-      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-nopage', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--http-no-page'],
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-nopage', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--http-page', 'off'],
       ...['--source', `pcap:${cap.path}@wifi`, '--speed', '1', '--queue-dir', join(tmp, 'q2b'), '--http-port', String(port2)],
     ]);
     try {

@@ -56,7 +56,13 @@ export interface OptionSpec {
   /** Example for the sample YAML when there is no default. */
   example?: unknown;
   /** Old names that still work and print one deprecation line. Keys are dotted paths. */
-  old?: { flags?: string[]; env?: string[]; keys?: string[] };
+  old?: {
+    flags?: string[];
+    env?: string[];
+    keys?: string[];
+    /** An old flag that took no value and stands for one value of the new flag ('--http-no-page': 'off'). */
+    flagValues?: Record<string, string>;
+  };
 }
 
 // ------------------------------------------------------------------------------------------ errors
@@ -221,9 +227,10 @@ export function addOptions(cmd: Command, specs: OptionSpec[], extra: Record<stri
     const tweak = extra[longFlag(spec.flag)];
     cmd.addOption(tweak ? tweak(opt) : opt);
     for (const old of spec.old?.flags ?? []) {
-      const args = spec.flag.slice(spec.flag.indexOf(longFlag(spec.flag)) + longFlag(spec.flag).length);
-      let o = new Option(`${old}${args}`, `deprecated: use ${longFlag(spec.flag)}`).hideHelp();
-      if (tweak) o = tweak(o).hideHelp();
+      const fixed = spec.old?.flagValues?.[old];
+      const args = fixed !== undefined ? '' : spec.flag.slice(spec.flag.indexOf(longFlag(spec.flag)) + longFlag(spec.flag).length);
+      let o = new Option(`${old}${args}`, `deprecated: use ${longFlag(spec.flag)}${fixed !== undefined ? ` ${fixed}` : ''}`).hideHelp();
+      if (tweak && fixed === undefined) o = tweak(o).hideHelp();
       cmd.addOption(o);
     }
   }
@@ -243,8 +250,9 @@ export function renameOldFlags<T extends Record<string, unknown>>(flags: T, spec
     for (const old of spec.old?.flags ?? []) {
       const oldAttr = attrOf(old);
       if (out[oldAttr] === undefined || oldAttr === attr) continue;
-      if (announce) deprecated('flag', old, longFlag(spec.flag));
-      if (out[attr] === undefined) out[attr] = out[oldAttr];
+      const fixed = spec.old?.flagValues?.[old];
+      if (announce) deprecated('flag', old, `${longFlag(spec.flag)}${fixed !== undefined ? ` ${fixed}` : ''}`);
+      if (out[attr] === undefined) out[attr] = fixed !== undefined ? fixed : out[oldAttr];
       delete out[oldAttr];
     }
   }
@@ -264,6 +272,12 @@ function textValue(spec: OptionSpec, text: string): unknown {
   if ((t === 'integer' || t === 'number') && trimmed !== '' && Number.isFinite(Number(trimmed))) return Number(trimmed);
   if (t === 'boolean' && /^(true|false)$/i.test(trimmed)) return /^true$/i.test(trimmed);
   return text;
+}
+
+/** The text of an on/off flag (`--http-page off`): on, true, yes, 1 or off, false, no, 0; anything else as given (refused by the schema). */
+export function onOff(text: string): unknown {
+  const t = text.trim();
+  return /^(on|true|yes|1)$/i.test(t) ? true : /^(off|false|no|0)$/i.test(t) ? false : text;
 }
 
 /** Applies environment variables (an empty one counts as unset); old names print one deprecation line. */
