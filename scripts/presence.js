@@ -2,7 +2,6 @@
 // The one CLI, `presence`: runs the compiled build in dist/ (`npm run build`; shipped in the package).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
 
 // `presence gateway` runs for months on small boards (a Pi Zero 2 has 512 MB): before anything is
 // loaded, two V8 settings that V8 reads while running (not only when node starts) are set for it:
@@ -20,6 +19,7 @@ const GATEWAY_V8_FLAGS = ['--no-opt', '--semi-space-growth-factor=1'];
 
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 if (command === 'gateway') {
+  const { setFlagsFromString } = await import('node:v8'); // (only here: --version stays as small as it was)
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map(flagName);
   for (const flag of GATEWAY_V8_FLAGS) if (!given.includes(flagName(flag))) setFlagsFromString(flag);
 }

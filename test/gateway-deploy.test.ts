@@ -62,6 +62,14 @@ describe('gateway systemd unit: node flags', () => {
     // and a wrong one is refused by the same call (the check can fail)
     expect(spawnSync(process.execPath, ['--max-semi-space-sizes=1', '-e', ''], { encoding: 'utf8' }).status).not.toBe(0);
   });
+  it('node knows the V8 flags the bin sets for `presence gateway` (v8.setFlagsFromString ignores an unknown one silently)', () => {
+    const bin = readFileSync(join(ROOT, 'scripts', 'presence.js'), 'utf8');
+    const flags = JSON.parse(/^const GATEWAY_V8_FLAGS = (\[.*\]);$/m.exec(bin)![1]!.replace(/'/g, '"')) as string[];
+    expect(flags).toContain('--no-opt');
+    const r = spawnSync(process.execPath, [...flags, '-e', "process.stdout.write('ok')"], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ok');
+  });
 });
 
 describe('gateway README', () => {
