@@ -15,7 +15,9 @@
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readSmallFile } from '../scripts/lib/small-file.ts';
+import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isMap, parseDocument, type Document } from 'yaml';
@@ -28,6 +30,22 @@ export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern w
 const PBKDF2_ITERATIONS = 101;
 
 export class ProvisionError extends Error {}
+
+/** A broker password file or ACL is read whole: at most this big (about 400,000 gateways' entries). */
+const MAX_LIST_BYTES = 64 * 2 ** 20;
+
+/**
+ * The text of a file provision edits, '' when it does not exist yet. Read before anything is
+ * written; a folder, a fifo, a device or a file above maxBytes is refused, naming the flag.
+ */
+function readEdited(path: string, flag: string, maxBytes: number): string {
+  if (!existsSync(path)) return '';
+  try {
+    return readSmallFile(path, maxBytes);
+  } catch (e) {
+    throw new ProvisionError(`${flag} ${path}: ${(e as Error).message}`);
+  }
+}
 
 /** The broker user name of a gateway: site and gateway, bound to presence/v1/%u/... by the ACL. */
 export function credentialName(site: string, gateway: string): string {
@@ -110,11 +128,9 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
   if (o.passwordFile) {
-    passwdLines = existsSync(o.passwordFile)
-      ? readFileSync(o.passwordFile, 'utf8')
-          .split('\n')
-          .filter((l) => l.trim() !== '')
-      : [];
+    passwdLines = readEdited(o.passwordFile, '--password-file', MAX_LIST_BYTES)
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     if (passwdLines.some((l) => l.startsWith(`${user}:`)) && !o.rotate)
       throw new ProvisionError(`${o.passwordFile}: ${user} has a credential already; --rotate gives it a new password`);
   }
@@ -123,11 +139,18 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   let registryPath: string[] = [];
   const cfgFile = o.aggregatorConfig;
   if (cfgFile) {
-    const text = existsSync(cfgFile) ? readFileSync(cfgFile, 'utf8') : '';
-    if (/\.json$/i.test(cfgFile)) json = text.trim() ? JSON.parse(text) : { aggregator: {} };
-    else {
+    const text = readEdited(cfgFile, '--aggregator-config', MAX_CONFIG_BYTES);
+    if (/\.json$/i.test(cfgFile)) {
+      try {
+        json = text.trim() ? JSON.parse(text) : { aggregator: {} };
+      } catch (e) {
+        throw new ProvisionError(`${cfgFile}: not valid JSON: ${(e as Error).message}`);
+      }
+      if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
+    } else {
       doc = parseDocument(text.trim() ? text : 'aggregator: {}\n');
       if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
+      if (!isMap(doc.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     }
     const top = json ?? (doc!.toJS() as Record<string, unknown> | null) ?? {};
     const nested = top.aggregator && typeof top.aggregator === 'object';
@@ -144,6 +167,8 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     if (problems.length) throw new ProvisionError(`${cfgFile} would not be a valid aggregator config:\n  ${problems.join('\n  ')}`);
   }
 
+  const aclText = o.aclFile ? readEdited(o.aclFile, '--acl-file', MAX_LIST_BYTES) : '';
+
   let secretFile: string | null = null;
   if (o.passwordFile) {
     const password = randomBytes(24).toString('base64url');
@@ -158,7 +183,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     changed.push(`${o.passwordFile} (credential ${user})`);
   }
   if (o.aclFile) {
-    const text = existsSync(o.aclFile) ? readFileSync(o.aclFile, 'utf8') : '';
+    const text = aclText;
     const have = new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')));
     const missing = ACL_PATTERNS.filter((p) => !have.has(p));
     const haGrant = haPrefix === null ? null : `topic write ${haConfigFilter(haPrefix, o.site, o.id)}`;

@@ -19,6 +19,9 @@ import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED } from './config
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
+import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { readSmallFile } from '../scripts/lib/small-file.ts';
+import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 
 const GROUP_HINT = 'a group id is lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit), e.g. main-street';
 
@@ -82,9 +85,10 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   // The copy may have lost its mode on the way (scp, a USB stick): its content is what counts here.
   let copied: string;
   try {
-    copied = readFileSync(o.secretFile, 'utf8');
+    copied = readSmallFile(o.secretFile, MAX_SECRET_BYTES);
   } catch (e) {
-    throw new UsageError(`--secret-file ${o.secretFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`--secret-file ${o.secretFile}: ${code === 'ESMALLFILE' ? (e as Error).message : `cannot be read (${code ?? 'error'})`}`);
   }
   let secret: Uint8Array;
   try {
@@ -96,13 +100,18 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   if (existsSync(installed) && installed !== resolve(o.secretFile)) {
     let same = false;
     try {
-      same = Buffer.from(parseSecret(readFileSync(installed, 'utf8'))).equals(Buffer.from(secret));
+      same = Buffer.from(parseSecret(readSmallFile(installed, MAX_SECRET_BYTES))).equals(Buffer.from(secret));
     } catch {
       same = false;
     }
     if (!same && !o.force) throw new UsageError(`--install ${installed}: another secret is there already; --force replaces it`);
   }
-  const text = readFileSync(config, 'utf8');
+  let text: string;
+  try {
+    text = readSmallFile(config, MAX_CONFIG_BYTES);
+  } catch (e) {
+    throw new UsageError(`--config ${config}: ${(e as Error).message}`);
+  }
   const json = /\.json$/i.test(config);
   const settings: Record<string, unknown> = {
     group: o.group,
@@ -113,7 +122,13 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   let next: string;
   let chosenP: number | undefined;
   if (json) {
-    const obj = (text.trim() ? JSON.parse(text) : {}) as Record<string, Record<string, unknown>>;
+    let obj: Record<string, Record<string, unknown>>;
+    try {
+      obj = (text.trim() ? JSON.parse(text) : {}) as Record<string, Record<string, unknown>>;
+    } catch (e) {
+      throw new UsageError(`--config ${config}: not valid JSON: ${(e as Error).message}`);
+    }
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     obj.corridor = { ...(obj.corridor ?? {}), ...settings };
     chosenP = typeof obj.corridor.sketch_p === 'number' ? obj.corridor.sketch_p : undefined;
     next = `${JSON.stringify(obj, null, 2)}\n`;

@@ -4,7 +4,10 @@
 //   - `time;people`: point counts of a deployed zone (a person or a camera counted N at time T).
 // Every error names the file, the line and the fix, on one line.
 
-import { readFileSync } from 'node:fs';
+import { readSmallFile } from '../../scripts/lib/small-file.ts';
+
+/** A truth file is read whole: at most this big (a year of 1-s rows is about 1 GB; of 1-min rows, 20 MB). */
+const TRUTH_MAX_BYTES = 256 * 2 ** 20;
 
 export class TruthError extends Error {
   constructor(
@@ -102,7 +105,7 @@ export function readPointCounts(file: string): PointCount[] {
 
 function readText(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readSmallFile(file, TRUTH_MAX_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new TruthError(file, null, code === 'ENOENT' ? 'no such file' : (e as Error).message, 'check the path given to --truth');

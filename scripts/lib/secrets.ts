@@ -4,7 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { warning } from './deprecate.ts';
 
 /** A secret file is at most this big (a password, a token, a certificate's key fits many times over). */
-const MAX_SECRET_BYTES = 64 * 1024;
+export const MAX_SECRET_BYTES = 64 * 1024;
 
 /** The first line of a secret file, without its line ending. Throws an Error naming the file. */
 export function readSecretFile(path: string, what: string): string {

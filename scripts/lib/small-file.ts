@@ -4,12 +4,15 @@
 // and secrets.ts.)
 import { readFileSync, statSync } from 'node:fs';
 
+/** 1.9 MiB, 64 KiB. */
+const size = (bytes: number) => (bytes >= 2 ** 20 ? `${+(bytes / 2 ** 20).toFixed(1)} MiB` : `${+(bytes / 1024).toFixed(1)} KiB`);
+
 /** What is wrong with a path that should be a regular file of at most maxBytes, or null. */
 export function smallFileProblem(path: string, maxBytes: number): string | null {
   const st = statSync(path);
   if (st.isDirectory()) return 'is a folder, not a file';
   if (!st.isFile()) return `is not a regular file (${st.isFIFO() ? 'a fifo' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'a socket'})`;
-  if (st.size > maxBytes) return `is ${+(st.size / 2 ** 20).toFixed(1)} MiB; at most ${+(maxBytes / 2 ** 20).toFixed(1)} MiB is read`;
+  if (st.size > maxBytes) return `is ${size(st.size)}; at most ${size(maxBytes)} is read`;
   return null;
 }
 
