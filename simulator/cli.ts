@@ -16,6 +16,7 @@ import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
 
@@ -420,6 +421,16 @@ export function registerSimulate(program: Command): void {
             );
           // The broker credentials as every command takes them (the URL's user:password works too).
           const username = process.env.MQTT_USERNAME || undefined;
+          const noUser = passwordWithoutUsername({
+            url,
+            username,
+            password: process.env.MQTT_PASSWORD || undefined,
+            password_file: process.env.MQTT_PASSWORD_FILE || undefined,
+          });
+          if (noUser)
+            throw new UsageError(
+              `${process.env.MQTT_PASSWORD ? 'MQTT_PASSWORD' : 'MQTT_PASSWORD_FILE'}: is set without MQTT_USERNAME: an MQTT client sends no password without a user name, so it would never connect; set MQTT_USERNAME too (or a user name in the URL)`,
+            );
           let password = process.env.MQTT_PASSWORD || undefined;
           if (password === undefined && process.env.MQTT_PASSWORD_FILE) {
             try {

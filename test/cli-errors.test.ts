@@ -62,6 +62,17 @@ describe('usage errors', () => {
     usage(presence('calibrate', '--capture'), 'calibrate', /argument missing/);
   });
 
+  it('a broker password without a user name is a usage error, not a silent endless reconnect (simulate --load; gateway and aggregator: their config tests)', () => {
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|INFLUX_|LOG_)/.test(k))), MQTT_PASSWORD: 'pw' };
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'simulate', '--load', '--count', '1', '--mqtt-url', 'mqtt://127.0.0.1:1'], {
+      cwd: tmp,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    usage({ code: r.status, out: r.stdout, err: r.stderr }, 'simulate', /^presence simulate: MQTT_PASSWORD: is set without MQTT_USERNAME: /);
+  });
+
   it('--config naming a missing file says the file does not exist', () => {
     for (const cmd of ['gateway', 'aggregator']) {
       const r = presence(cmd, '--config', 'missing.yaml');
