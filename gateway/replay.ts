@@ -276,7 +276,9 @@ export function registerReplay(program: Command): void {
         let total = 0;
         if (file !== '-') {
           try {
-            total = statSync(file).size;
+            const st = statSync(file);
+            if (st.isDirectory()) return fail(`${file}: is a folder, not a capture file`);
+            total = st.size;
           } catch (e) {
             return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message}`);
           }

@@ -121,6 +121,7 @@ describe('usage errors', () => {
     expect(r.err).not.toContain('gateway starting'); // nothing was started, no JSON log line
     usage(presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'bogus'), 'gateway', /--source "bogus": must be pcap:FILE/);
     usage(presence('replay', 'missing.pcap'), 'replay', /missing\.pcap: the file does not exist/);
+    usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
   });
 
   it('a scenario that is neither built in nor a file, and a --pipe in a missing folder, stop before anything starts', () => {

@@ -111,6 +111,19 @@ describe('files that are not what they claim', () => {
     expect(problems(() => readConfigFile(huge))).toBe(`config file ${huge} is 64 MiB; a config file is at most 1 MiB`);
   });
 
+  it('a config file with a YAML tag (binary data, a set, a date, a function) is refused as not plain YAML, naming the tag', () => {
+    for (const [text, tag] of [
+      ['gateway: !!binary AAAA\n', 'binary'],
+      ['mqtt: !!set { url }\n', 'set'],
+      ['gateway:\n  site: !!timestamp 2001-01-01\n', 'timestamp'],
+      ['!!js/function "function () {}"\n', 'js/function'],
+    ]) {
+      const f = join(tmp, `tagged-${tag.replace('/', '-')}.yaml`);
+      writeFileSync(f, text);
+      expect(problems(() => readConfigFile(f))).toMatch(new RegExp(`^not valid YAML: Unresolved tag: tag:yaml\\.org,2002:${tag} at line`));
+    }
+  });
+
   it('a secret file that is a fifo, a device or a huge file is refused, naming the setting and the file', () => {
     const fifo = join(tmp, 'secret.fifo');
     execFileSync('mkfifo', [fifo]);

@@ -375,6 +375,18 @@ export function kindOfFile(st: Stats): string {
   return 'not a file';
 }
 
+/**
+ * Plain YAML data only: a tag (`!!binary`, `!!set`, `!!timestamp`, `!!js/function`, ...) is an error
+ * (thrown, like a syntax error) instead of a Buffer, Set or Date no setting takes, or a warning
+ * printed by the process; at most 100 aliases are expanded (a "billion laughs" file is refused).
+ */
+function parseYaml(text: string): unknown {
+  const doc = requireTransient<typeof import('yaml')>('yaml').parseDocument(text, { resolveKnownTags: false, logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw problem;
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
 /** Reads a YAML or JSON config file into a mapping; throws ConfigError naming the file. */
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
@@ -403,7 +415,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   const json = /\.json$/i.test(path);
   let value: unknown;
   try {
-    value = json ? JSON.parse(text) : requireTransient<typeof import('yaml')>('yaml').parse(text);
+    value = json ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`], path);
   }
