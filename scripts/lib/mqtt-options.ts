@@ -3,7 +3,9 @@
  * the aggregator option tables. What differs per component (URL pattern, defaults, old names,
  * examples, descriptions) is passed in as explicit overrides.
  */
+import { accessSync, constants } from 'node:fs';
 import type { OptionSpec } from './config-loader.ts';
+import { smallFileProblem } from './small-file.ts';
 
 /** The keys mqttOptionEntries returns, in table order. */
 export type MqttOptionKey =
@@ -110,4 +112,31 @@ export function passwordWithoutUsername(mqtt: { url?: unknown; username?: unknow
   if (urlUser !== '') return null;
   const which = mqtt.password !== undefined ? 'mqtt.password' : 'mqtt.password_file';
   return `${which}: is set without mqtt.username (--mqtt-username, MQTT_USERNAME): an MQTT client sends no password without a user name, so it would never connect; give the user name too, or no password`;
+}
+
+/** A TLS file (a CA bundle, a certificate, a key) is read whole when connecting: at most this big. */
+const TLS_FILE_MAX_BYTES = 4 * 2 ** 20;
+
+/**
+ * mqtt.ca, mqtt.cert and mqtt.key, checked with the configuration (not at the first connect, where
+ * a missing file stopped the command with a bare ENOENT or EISDIR, and /dev/zero filled memory):
+ * each must be a readable regular file of at most 4 MiB. One problem line per bad file.
+ */
+export function tlsFileProblems(mqtt: { ca?: unknown; cert?: unknown; key?: unknown }): string[] {
+  const out: string[] = [];
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const path = mqtt[k];
+    if (typeof path !== 'string') continue;
+    try {
+      const problem = smallFileProblem(path, TLS_FILE_MAX_BYTES);
+      if (problem) out.push(`mqtt.${k}: ${path} ${problem}`);
+      else accessSync(path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      out.push(
+        `mqtt.${k}: ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? (e as Error).message})`}`,
+      );
+    }
+  }
+  return out;
 }
