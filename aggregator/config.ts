@@ -25,7 +25,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationMs } from '../scripts/lib/duration.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblems } from '../scripts/lib/mqtt-options.ts';
+import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
 import type { GatewaysConfig } from './registry.ts';
@@ -665,8 +665,6 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
   };
   const noUser = passwordWithoutUsername(c.mqtt);
   if (noUser) throw new ConfigError([noUser], where);
-  const tls = tlsFileProblems(c.mqtt);
-  if (tls.length) throw new ConfigError(tls, where);
   const cfg: AggregatorConfig = {
     mqtt: {
       url: c.mqtt.url,

@@ -7,6 +7,7 @@ import { QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
+import { tlsFileProblems } from '../scripts/lib/mqtt-options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -25,8 +26,8 @@ export function gatewayFlags<T extends GatewayFlags>(flags: T): T {
 function configOrExit(flags: GatewayFlags) {
   try {
     const cfg = loadConfig(flags);
-    // Files named as sources are checked before anything starts (not a log line after the start).
-    const missing = sourceFileProblems(cfg, flags.source);
+    // Files named as sources, and the TLS files, are checked before anything starts (not a log line after the start).
+    const missing = [...sourceFileProblems(cfg, flags.source), ...tlsFileProblems(cfg.mqtt)];
     if (missing.length) throw new ConfigError(missing, 'flags');
     // The corridor's secret file too (read, checked, forgotten: the gateway reads it again at start).
     corridorOf(cfg)?.secret.fill(0);

@@ -22,7 +22,7 @@ import {
   onOff,
 } from '../scripts/lib/config-loader.ts';
 import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
-import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblems } from '../scripts/lib/mqtt-options.ts';
+import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
@@ -710,8 +710,6 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if (noUser) throw fail([noUser]);
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
     throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
-  const tls = tlsFileProblems(cfg.mqtt);
-  if (tls.length) throw fail(tls);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   const corridor = corridorProblems(cfg, origins);
   if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});

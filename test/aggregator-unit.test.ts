@@ -50,14 +50,6 @@ describe('aggregator config', () => {
     expect(loadConfig({ mqttUrl: 'mqtt://agg:pw@broker:1883' }, {}).mqtt.url).toBe('mqtt://agg:pw@broker:1883');
   });
 
-  it('checks the TLS files with the configuration: a missing file or a device is named, key by key', () => {
-    const missing = join(dir, 'no-such-ca.pem');
-    expect(() => loadConfig({ mqttCa: missing }, {})).toThrow(`mqtt.ca: ${missing} does not exist`);
-    expect(() => loadConfig({ mqttCert: '/dev/zero', mqttKey: dir }, {})).toThrow(
-      /mqtt\.cert: \/dev\/zero is not a regular file \(a device\)[\s\S]*mqtt\.key: .* is a folder, not a file/,
-    );
-  });
-
   it('refuses a file of other components with no aggregator: section (a gateway file given by mistake) instead of running on defaults', () => {
     const gw = file('gateway.yaml', 'gateway: { site: s, zone: z, id: g }\nsources: [stdin]\nmqtt: { url: "mqtt://broker:1883" }\n');
     expect(() => loadConfig({ config: gw }, {})).toThrow(

@@ -124,6 +124,18 @@ describe('usage errors', () => {
     usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
   });
 
+  it('TLS files (mqtt.ca, mqtt.cert, mqtt.key) that are missing, a folder or a device stop the gateway and the aggregator before anything starts', () => {
+    const missing = join(tmp, 'no-such-ca.pem');
+    const gw = presence('gateway', ...GW, '--mqtt-url', 'mqtts://127.0.0.1:9', '--source', 'stdin', '--queue-dir', join(tmp, 'q-tls'), '--mqtt-ca', missing);
+    usage(gw, 'gateway', new RegExp(`^presence gateway: mqtt\\.ca: ${missing.replace(/[.]/g, '\\.')} does not exist$`));
+    expect(gw.err).not.toContain('gateway starting');
+    const agg = presence('aggregator', '--mqtt-url', 'mqtts://127.0.0.1:9', '--http-port', 'off', '--mqtt-cert', '/dev/zero', '--mqtt-key', tmp);
+    expect(agg.code).toBe(2);
+    expect(agg.err).toContain('mqtt.cert: /dev/zero is not a regular file (a device)');
+    expect(agg.err).toContain(`mqtt.key: ${tmp} is a folder, not a file`);
+    expect(agg.err).not.toMatch(/"level"/); // nothing was started: no log line
+  });
+
   it('a scenario that is neither built in nor a file, and a --pipe in a missing folder, stop before anything starts', () => {
     const r = presence('simulate', 'nosuchscenario', '--out', join(tmp, 'sim'));
     usage(r, 'simulate', /scenario "nosuchscenario": not a built-in scenario and no such file/);

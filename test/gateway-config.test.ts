@@ -1,5 +1,5 @@
 // Gateway configuration (file + flags, ajv messages), the durable queue and window alignment.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,8 +47,6 @@ describe('gateway config', () => {
         'queue: { dir: queue, max_windows: 10 }',
       ].join('\n'),
     );
-    mkdirSync(join(tmp, 'certs'), { recursive: true });
-    writeFileSync(join(tmp, 'certs', 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
     const cfg = loadConfig({ config: yaml, window: '5', ignoreFcs: true }, { MQTT_PASSWORD: 'pw' });
     expect(cfg.gateway.window).toBe('5s');
     expect(cfg.gateway.rssi_min_dbm).toBe(-90);
@@ -94,15 +92,6 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], mqttUsername: 'u' }, { MQTT_PASSWORD: 'pw' }).mqtt.password).toBe('pw');
     expect(loadConfig({ ...base, source: ['stdin'] }, { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }).mqtt.username).toBe('u');
     expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: 'mqtt://u:pw@h:1883' }, {}).mqtt.url).toBe('mqtt://u:pw@h:1883');
-  });
-
-  it('checks the TLS files with the configuration: a missing file, a folder or a device is named, key by key', () => {
-    const missing = join(tmp, 'no-such-ca.pem');
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttCa: missing }, {}))).toEqual([`mqtt.ca: ${missing} does not exist`]);
-    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttCert: tmp, mqttKey: '/dev/zero' }, {}))).toEqual([
-      `mqtt.cert: ${tmp} is a folder, not a file`,
-      'mqtt.key: /dev/zero is not a regular file (a device)',
-    ]);
   });
 
   it('names the key, the flag and the problem', () => {
