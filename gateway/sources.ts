@@ -224,7 +224,7 @@ export function pacer(
   let ts0 = 0;
   let prev = -Infinity; // the latest capture time paced so far
   // One abort listener for the whole replay rather than one per wait (timers/promises' sleep with
-  // a signal adds and removes one every time: ten times a second). false: stopped.
+  // a signal adds and removes one every time: four times a second). false: stopped.
   let wake: (() => void) | null = null;
   signal?.addEventListener('abort', () => wake?.(), { once: true });
   const wait = (ms: number) =>
