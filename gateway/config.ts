@@ -642,6 +642,9 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   const where = flags.config ?? 'configuration (from flags)';
   const raw: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
   if (flags.config) {
+    // One file may hold every component's section (aggregator/README.md, "Configuration"): the
+    // aggregator's is not the gateway's to check.
+    delete raw.aggregator;
     renameOldKeys(raw, GATEWAY_OPTIONS, flags.config);
     // Paths in a config file are relative to the file.
     resolvePaths(raw, GATEWAY_OPTIONS, flags.config);

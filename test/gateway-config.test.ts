@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from '../gateway/config.ts';
+import { loadConfig as loadAggregator } from '../aggregator/config.ts';
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
 import { redactAddresses } from '../gateway/status.ts';
@@ -92,6 +93,18 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], mqttUsername: 'u' }, { MQTT_PASSWORD: 'pw' }).mqtt.password).toBe('pw');
     expect(loadConfig({ ...base, source: ['stdin'] }, { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }).mqtt.username).toBe('u');
     expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: 'mqtt://u:pw@h:1883' }, {}).mqtt.url).toBe('mqtt://u:pw@h:1883');
+  });
+
+  it("reads a file that holds the aggregator's section too, as the aggregator does (one file for both on one machine)", () => {
+    const shared = join(tmp, 'shared.yaml');
+    writeFileSync(
+      shared,
+      'gateway: { site: s1, zone: z1, id: g1 }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://broker:1883" }\naggregator:\n  mqtt: { url: "mqtt://other:1883" }\n  influx: { url: "http://db:8086", api: v1, database: presence }\n',
+    );
+    const cfg = loadConfig({ config: shared }, {});
+    expect(cfg.mqtt.url).toBe('mqtt://broker:1883');
+    expect(cfg.gateway.site).toBe('s1');
+    expect(loadAggregator({ config: shared }, {}).mqtt.url).toBe('mqtt://other:1883');
   });
 
   it('names the key, the flag and the problem', () => {
