@@ -23,7 +23,7 @@ import {
   type Renamed,
   onOff,
 } from '../scripts/lib/config-loader.ts';
-import { durationMs } from '../scripts/lib/duration.ts';
+import { durationLimitProblems, durationMs } from '../scripts/lib/duration.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
@@ -750,6 +750,16 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
     if (i.api === 'v1' && !i.database)
       throw new ConfigError(['influx.database: is required for the 1.x API (--influx-api v1): set it in the file, with --influx-db or INFLUX_DB'], where);
   }
+  const limits = durationLimitProblems(
+    [
+      [keyName('batch.flush_interval', renamed), cfg.batch.flushInterval],
+      [keyName('batch.max_retry_delay', renamed), cfg.batch.maxRetryDelay],
+      [keyName('missing_check_interval', renamed), cfg.missingCheckInterval],
+      [keyName('influx.timeout', renamed), cfg.influx.timeout],
+    ],
+    ['mqtt.keepalive', cfg.mqtt.keepalive],
+  );
+  if (limits.length) throw new ConfigError(limits, where);
   if (cfg.batch.maxBuffer < cfg.batch.size)
     throw new ConfigError(
       [`${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`],

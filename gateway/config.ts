@@ -21,7 +21,7 @@ import {
   type Origins,
   onOff,
 } from '../scripts/lib/config-loader.ts';
-import { parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
+import { durationLimitProblems, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
@@ -716,6 +716,26 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   const corridor = corridorProblems(cfg, origins);
   if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});
+  // Named as the schema's messages name a key: "--flag (key)" when a flag or variable set it.
+  const at = (key: string) => (origins.has(key) ? `${origins.get(key)} (${key})` : key);
+  const limits = durationLimitProblems(
+    [
+      [at('gateway.window'), parseDuration(cfg.gateway.window)],
+      [at('status.interval'), parseDuration(cfg.status.interval)],
+      [at('http.update_interval'), parseDuration(cfg.http.update_interval ?? '1s')],
+      ...cfg.sources.flatMap(
+        (s, i): Array<[string, number]> =>
+          s.type === 'command'
+            ? [
+                [`sources[${i}].restart_min`, parseDuration(s.restart_min)],
+                [`sources[${i}].restart_max`, parseDuration(s.restart_max)],
+              ]
+            : [],
+      ),
+    ],
+    [at('mqtt.keepalive'), parseDuration(cfg.mqtt.keepalive) / 1000],
+  );
+  if (limits.length) throw fail(limits);
   return cfg;
 }
 

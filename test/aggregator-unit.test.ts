@@ -50,6 +50,20 @@ describe('aggregator config', () => {
     expect(loadConfig({ mqttUrl: 'mqtt://agg:pw@broker:1883' }, {}).mqtt.url).toBe('mqtt://agg:pw@broker:1883');
   });
 
+  it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry', () => {
+    const f = file('long.yaml', 'missing_check_interval: 30d\nbatch:\n  maxRetryDelay: 25d\nmqtt:\n  keepalive: 70000\n');
+    let msg = '';
+    try {
+      loadConfig({ config: f }, {});
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('batch.maxRetryDelay (now batch.max_retry_delay): must be at most 24d (a longer period fires at once in Node) (got 25d)');
+    expect(msg).toContain('missing_check_interval: must be at most 24d (a longer period fires at once in Node) (got 30d)');
+    expect(msg).toContain("mqtt.keepalive: must be at most 18h12m15s (65535 s, MQTT's limit) (got 19h26m40s)");
+    expect(loadConfig({ flushInterval: '24d' }, {}).batch.flushInterval).toBe(24 * 86_400_000);
+  });
+
   it('refuses a file of other components with no aggregator: section (a gateway file given by mistake) instead of running on defaults', () => {
     const gw = file('gateway.yaml', 'gateway: { site: s, zone: z, id: g }\nsources: [stdin]\nmqtt: { url: "mqtt://broker:1883" }\n');
     expect(() => loadConfig({ config: gw }, {})).toThrow(

@@ -107,6 +107,19 @@ describe('gateway config', () => {
     expect(loadAggregator({ config: shared }, {}).mqtt.url).toBe('mqtt://other:1883');
   });
 
+  it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry (a 30d status interval republished the status every millisecond)', () => {
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '30d' }, {}))).toEqual([
+      '--status-interval (status.interval): must be at most 24d (a longer period fires at once in Node) (got 30d)',
+    ]);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '99999999999d' }, {}))[0]).toMatch(
+      /^--window \(gateway\.window\): must be at most 24d/,
+    );
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttKeepalive: '19h' }, {}))).toEqual([
+      "--mqtt-keepalive (mqtt.keepalive): must be at most 18h12m15s (65535 s, MQTT's limit) (got 19h)",
+    ]);
+    expect(loadConfig({ ...base, source: ['stdin'], statusInterval: '24d', mqttKeepalive: '18h' }, {}).status.interval).toBe('24d');
+  });
+
   it('names the key, the flag and the problem', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '60 seconds' }, {}))).toContain(
       '--window (gateway.window): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "60 seconds")',

@@ -84,3 +84,23 @@ export function formatDuration(ms: number): string {
   }
   return out;
 }
+
+/**
+ * The longest timer Node keeps: setTimeout/setInterval take a 32-bit signed delay, and a longer one
+ * fires after 1 ms instead (with a TimeoutOverflowWarning), so a setting that is a timer's period must
+ * stay below it (about 24.8 days).
+ */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+
+/** MQTT's keepalive is a 16-bit number of seconds; mqtt.js drops a CONNECT above it without an error. */
+export const MQTT_KEEPALIVE_MAX_S = 65_535;
+
+/** "key: must be at most 24d (...)" for each timer setting above TIMER_MAX_MS, and a keepalive above MQTT's limit. */
+export function durationLimitProblems(timers: Array<[name: string, ms: number]>, keepalive?: [name: string, seconds: number]): string[] {
+  const out: string[] = [];
+  for (const [name, ms] of timers)
+    if (ms > TIMER_MAX_MS) out.push(`${name}: must be at most 24d (a longer period fires at once in Node) (got ${formatDuration(ms)})`);
+  if (keepalive && keepalive[1] > MQTT_KEEPALIVE_MAX_S)
+    out.push(`${keepalive[0]}: must be at most 18h12m15s (65535 s, MQTT's limit) (got ${formatDuration(keepalive[1] * 1000)})`);
+  return out;
+}
