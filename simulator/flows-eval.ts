@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Frame } from '../firmware/host/types.ts';
 import { WindowClock } from '../gateway/window.ts';
-import { encode, quantisedP, sketchEpsilon, sketchTopic, type SketchMessage } from '../contract/index.ts';
+import { CONTRACT_VERSION, encode, quantisedP, sketchEpsilon, sketchTopic, type SketchMessage } from '../contract/index.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { pairLags, type FlowEstimate, type WindowSketches } from '../aggregator/flows/estimate.ts';
 import type { Device } from './engine/devices.ts';
@@ -338,7 +338,7 @@ async function collect(s: Scenario, o: FlowsOptions, expansion: Map<string, { es
       if (!sk) continue;
       const startMs = w * windowMs;
       const message: SketchMessage = {
-        v: 1,
+        v: CONTRACT_VERSION,
         site: s.site,
         gateway: ids[g],
         group: 'sim',
