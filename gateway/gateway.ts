@@ -446,7 +446,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return this.pumping;
     }
     // The usual case, a delivery or a tick of the clock: caught up in one turn, no promise made.
-    if (this.advance(this.pumpFinal)) return RESOLVED;
+    // (A failure is a rejected promise, as from the loop below, not an exception thrown at the caller.)
+    try {
+      if (this.advance(this.pumpFinal)) return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const run = (async () => {
       try {
         do {
