@@ -6,10 +6,12 @@
 //   - FileSource: a capture file, replayed in real time, N times faster, or as fast as possible;
 //   - StdinSource: pcap on standard input (`--source stdin`, `pcap:-`).
 // A source never logs frame contents. What it publishes of a failure is a fixed code and a fixed
-// sentence (contract lastErrorText: no text of the capture tool at all); the tool's message and
-// stderr go to the log only, through the contract's redactFreeText (every token that could hold
-// an address replaced by `<redacted>`). A capture command runs without the gateway's secrets in its
-// environment (captureEnv).
+// sentence (contract lastErrorText: no text of the capture tool at all). The log gets what went
+// wrong and where as fields that hold no byte of a frame (failureFields: the reader's kind of damage
+// and byte offset, the frames read before it, the configured path or program, an errno code); only
+// text from outside (a capture tool's stderr, an unexpected error's message) goes through the
+// contract's redactFreeText (every token that could hold an address replaced by `<redacted>`). A
+// capture command runs without the gateway's secrets in its environment (captureEnv).
 //
 // A capture command never outlives the gateway (spawnCapture): it leads a process group of its
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
@@ -88,6 +90,11 @@ export abstract class CaptureSource {
     await this.finished;
   }
 
+  /** Where the source reads from, for the log: operator-given configuration only. */
+  protected where(): Record<string, string> {
+    return {};
+  }
+
   protected abstract run(): Promise<void>;
   protected async halt(): Promise<void> {}
 
@@ -101,7 +108,7 @@ export abstract class CaptureSource {
     this.errors++;
     this.lastErrorCode = failureCode(err);
     this.lastError = lastErrorText(this.lastErrorCode);
-    this.log.error({ source: this.name, code: this.lastErrorCode, err: redactFreeText(err.message) }, 'source failed');
+    this.log.error({ source: this.name, ...this.where(), code: this.lastErrorCode, ...failureFields(err), frames_before: this.frames }, 'source failed');
     this.setState('failed');
   }
 
@@ -143,6 +150,10 @@ export class FileSource extends CaptureSource {
     log: Logger,
   ) {
     super(cfg.name, cfg.radio, log);
+  }
+
+  protected where(): Record<string, string> {
+    return { path: this.cfg.path };
   }
 
   /** Paced replays: the capture time the replay has reached now (-Infinity before the first frame or at max speed). */
@@ -312,6 +323,7 @@ export class CommandSource extends CaptureSource {
     let backoff = minMs;
     while (!this.stopped) {
       const began = Date.now();
+      const framesBefore = this.frames;
       const problem = await this.once();
       if (this.stopped) break;
       this.errors++;
@@ -319,7 +331,16 @@ export class CommandSource extends CaptureSource {
       this.lastError = lastErrorText(problem.code, problem.exit);
       if (Date.now() - began > maxMs) backoff = minMs; // it ran well for a while: start over
       this.log.warn(
-        { source: this.name, program: this.program, code: this.lastErrorCode, err: redactFreeText(problem.message), restart_in_ms: backoff },
+        {
+          source: this.name,
+          program: this.program,
+          code: this.lastErrorCode,
+          ...(problem.exit ? { exit_code: problem.exit.code, signal: problem.exit.signal } : {}),
+          ...(problem.error ? failureFields(problem.error) : {}),
+          ...(problem.error instanceof CaptureFormatError ? { frames_before: this.frames - framesBefore } : {}),
+          ...(problem.stderr ? { stderr: redactFreeText(problem.stderr) } : {}),
+          restart_in_ms: backoff,
+        },
         'capture command stopped; restarting',
       );
       this.setState('restarting');
@@ -335,16 +356,17 @@ export class CommandSource extends CaptureSource {
     }
   }
 
-  /** The capture program's basename (for the log; through redactFreeText like all text from outside). */
+  /** The capture program's basename, for the log (operator-given configuration). */
   private get program(): string {
     const cmd = this.cfg.command;
-    return redactFreeText(basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? '')));
+    return basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? ''));
   }
 
-  /** Runs the command once; resolves with why it stopped (message raw: the caller redacts it for the log). */
-  private async once(): Promise<{ code: SourceErrorCode; message: string; exit?: { code: number | null; signal: string | null } }> {
+  /** Runs the command once; resolves with why it stopped (stderr raw: the caller redacts it for the log). */
+  private async once(): Promise<{ code: SourceErrorCode; error?: Error; stderr?: string; exit?: { code: number | null; signal: string | null } }> {
     const cmd = this.cfg.command;
-    if (Array.isArray(cmd) && !findExecutable(cmd[0])) return { code: 'cannot_start', message: `cannot start: ${cmd[0]}: no such executable (PATH searched)` };
+    if (Array.isArray(cmd) && !findExecutable(cmd[0]))
+      return { code: 'cannot_start', error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }) };
     const child = spawnCapture(cmd);
     this.child = child;
     this.starts++;
@@ -398,13 +420,9 @@ export class CommandSource extends CaptureSource {
     const { code, signal } = await exited;
     this.child = null;
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
-    if (spawnError) return { code: 'cannot_start', message: `cannot start: ${(spawnError as Error).message}` };
-    if (readError) return { code: failureCode(readError), message: `${readError.message}${lastLine ? ` (stderr: ${lastLine})` : ''}` };
-    return {
-      code: 'exited',
-      exit: { code, signal },
-      message: `exited${code !== null ? ` with code ${code}` : ''}${signal ? ` by ${signal}` : ''}${lastLine ? `: ${lastLine}` : ''}`,
-    };
+    if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine };
+    if (readError) return { code: failureCode(readError), error: readError, stderr: lastLine };
+    return { code: 'exited', exit: { code, signal }, stderr: lastLine };
   }
 
   protected async halt(): Promise<void> {
@@ -498,6 +516,20 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
 }
 
 /** The fixed code of a failure: a capture that is not pcap/pcapng, an I/O error, or anything else. */
+/**
+ * A source's failure as log fields holding no byte of a frame: a damaged capture's kind of damage
+ * and byte offset (never its sentence, which quotes values read from the stream), a system error's
+ * errno code and call; only an unexpected error's message, whose text is unknown, goes through
+ * redactFreeText.
+ */
+export function failureFields(err: Error): Record<string, string | number> {
+  if (err instanceof CaptureFormatError) return { damage: err.damage, byte_offset: err.offset };
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code))
+    return { errno: code, ...(typeof syscall === 'string' && /^\w+$/.test(syscall) ? { syscall } : {}) };
+  return { err: redactFreeText(err.message) };
+}
+
 export function failureCode(err: Error): SourceErrorCode {
   if (err instanceof CaptureFormatError) return 'bad_capture';
   if (typeof (err as NodeJS.ErrnoException).code === 'string') return 'read_failed';

@@ -15,15 +15,37 @@ import type { CaptureSplitter } from '../../firmware/host/capture-split.ts';
 import type { Frame } from '../../firmware/host/types.ts';
 import { LINKTYPE, LINKTYPE_MASK, SUPPORTED_LINKTYPES } from '../../firmware/host/types.ts';
 
+/**
+ * What is wrong with a capture, as a fixed word (for logs: unlike the error's sentence, it holds
+ * no value read from the stream, so no byte of a frame).
+ */
+export type CaptureDamage =
+  | 'empty'
+  | 'not_a_capture'
+  | 'unsupported_version'
+  | 'ends_inside_file_header'
+  | 'ends_inside_record'
+  | 'oversized_record'
+  | 'bad_byte_order_magic'
+  | 'bad_block_length'
+  | 'block_length_mismatch'
+  | 'block_too_short'
+  | 'packet_overruns_block'
+  | 'unknown_interface'
+  | 'bad_interface_option';
+
 /** A capture that is not pcap/pcapng, or is damaged or cut short. */
 export class CaptureFormatError extends Error {
   readonly source: string;
+  /** Stream offset of the damage (a count of bytes, no value read from the stream). */
   readonly offset: number;
-  constructor(source: string, offset: number, problem: string) {
+  readonly damage: CaptureDamage;
+  constructor(source: string, offset: number, problem: string, damage: CaptureDamage) {
     super(`${source}: ${problem} (at byte offset ${offset})`);
     this.name = 'CaptureFormatError';
     this.source = source;
     this.offset = offset;
+    this.damage = damage;
   }
 }
 
@@ -211,16 +233,16 @@ export class CaptureParser {
     this.ended = true;
     const left = this.buf.length - this.pos;
     if (this.fmt === null) {
-      if (this.base + this.buf.length === 0) throw this.fail(0, 'empty input: no pcap or pcapng header');
-      throw this.fail(this.offset, `input ends inside the file header (${left} bytes)`);
+      if (this.base + this.buf.length === 0) throw this.fail(0, 'empty input: no pcap or pcapng header', 'empty');
+      throw this.fail(this.offset, `input ends inside the file header (${left} bytes)`, 'ends_inside_file_header');
     }
     if (left > 0) {
-      throw this.fail(this.offset, `input ends inside a ${this.fmt === 'pcap' ? 'record' : 'block'} (${left} of its bytes present)`);
+      throw this.fail(this.offset, `input ends inside a ${this.fmt === 'pcap' ? 'record' : 'block'} (${left} of its bytes present)`, 'ends_inside_record');
     }
   }
 
-  private fail(offset: number, problem: string): CaptureFormatError {
-    this.failed = new CaptureFormatError(this.source, offset, problem);
+  private fail(offset: number, problem: string, damage: CaptureDamage): CaptureFormatError {
+    this.failed = new CaptureFormatError(this.source, offset, problem, damage);
     return this.failed;
   }
 
@@ -331,12 +353,12 @@ export class CaptureParser {
       little = false;
       magic = be;
     } else {
-      throw this.fail(this.offset, `not a pcap or pcapng capture (starts with 0x${be.toString(16).padStart(8, '0')})`);
+      throw this.fail(this.offset, `not a pcap or pcapng capture (starts with 0x${be.toString(16).padStart(8, '0')})`, 'not_a_capture');
     }
     if (avail < 24) return false;
     this.little = little;
     const major = this.u16(p + 4);
-    if (major !== 2) throw this.fail(this.offset + 4, `unsupported pcap version ${major}.${this.u16(p + 6)}`);
+    if (major !== 2) throw this.fail(this.offset + 4, `unsupported pcap version ${major}.${this.u16(p + 6)}`, 'unsupported_version');
     this.pcapNanos = magic === PCAP_MAGIC_NS;
     this.pcapRecordHeader = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
     this.pcapLinkType = this.u32(p + 20);
@@ -354,7 +376,7 @@ export class CaptureParser {
     const frac = this.u32(p + 4);
     const capLen = this.u32(p + 8);
     if (capLen > MAX_RECORD_BYTES) {
-      throw this.fail(this.offset, `record claims ${capLen} captured bytes (more than ${MAX_RECORD_BYTES}): damaged capture`);
+      throw this.fail(this.offset, `record claims ${capLen} captured bytes (more than ${MAX_RECORD_BYTES}): damaged capture`, 'oversized_record');
     }
     // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
     // one is taken as it is: only a captured length no frame can have counts as damage.
@@ -374,27 +396,28 @@ export class CaptureParser {
       const bomLE = this.view.getUint32(p + 8, true);
       if (bomLE === PCAPNG_BOM) this.little = true;
       else if (this.view.getUint32(p + 8, false) === PCAPNG_BOM) this.little = false;
-      else throw this.fail(at + 8, 'pcapng section header with an unknown byte-order magic');
+      else throw this.fail(at + 8, 'pcapng section header with an unknown byte-order magic', 'bad_byte_order_magic');
     }
     const type = this.u32(p);
     const len = this.u32(p + 4);
-    if (len < 12 || len % 4 !== 0) throw this.fail(at + 4, `pcapng block of type 0x${type.toString(16)} has an invalid length ${len}`);
-    if (len > MAX_RECORD_BYTES) throw this.fail(at + 4, `pcapng block claims ${len} bytes (more than ${MAX_RECORD_BYTES}): damaged capture`);
+    if (len < 12 || len % 4 !== 0) throw this.fail(at + 4, `pcapng block of type 0x${type.toString(16)} has an invalid length ${len}`, 'bad_block_length');
+    if (len > MAX_RECORD_BYTES)
+      throw this.fail(at + 4, `pcapng block claims ${len} bytes (more than ${MAX_RECORD_BYTES}): damaged capture`, 'oversized_record');
     if (avail < len) return false;
     const trailer = this.u32(p + len - 4);
-    if (trailer !== len) throw this.fail(at + len - 4, `pcapng block length ${len} does not match its trailing copy ${trailer}`);
+    if (trailer !== len) throw this.fail(at + len - 4, `pcapng block length ${len} does not match its trailing copy ${trailer}`, 'block_length_mismatch');
     const body = p + 8;
     const bodyLen = len - 12;
     switch (type) {
       case PCAPNG_SHB: {
-        if (bodyLen < 16) throw this.fail(at, 'pcapng section header block too short');
+        if (bodyLen < 16) throw this.fail(at, 'pcapng section header block too short', 'block_too_short');
         const major = this.u16(body + 4);
-        if (major !== 1) throw this.fail(at + 12, `unsupported pcapng version ${major}.${this.u16(body + 6)}`);
+        if (major !== 1) throw this.fail(at + 12, `unsupported pcapng version ${major}.${this.u16(body + 6)}`, 'unsupported_version');
         this.interfaces = [];
         break;
       }
       case BT_IDB: {
-        if (bodyLen < 8) throw this.fail(at, 'pcapng interface description block too short');
+        if (bodyLen < 8) throw this.fail(at, 'pcapng interface description block too short', 'block_too_short');
         const iface: Interface = { linkType: this.u16(body), snapLen: this.u32(body + 4), unitsPerSecond: 1e6, offsetSeconds: 0 };
         this.readIdbOptions(iface, body + 8, bodyLen - 8, at + 16);
         this.interfaces.push(iface);
@@ -402,23 +425,23 @@ export class CaptureParser {
         break;
       }
       case BT_EPB: {
-        if (bodyLen < 20) throw this.fail(at, 'pcapng enhanced packet block too short');
+        if (bodyLen < 20) throw this.fail(at, 'pcapng enhanced packet block too short', 'block_too_short');
         const iface = this.iface(this.u32(body), at + 8);
         const capLen = this.u32(body + 12);
-        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`, 'packet_overruns_block');
         this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
       case BT_OPB: {
-        if (bodyLen < 20) throw this.fail(at, 'pcapng packet block too short');
+        if (bodyLen < 20) throw this.fail(at, 'pcapng packet block too short', 'block_too_short');
         const iface = this.iface(this.u16(body), at + 8);
         const capLen = this.u32(body + 12);
-        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`);
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`, 'packet_overruns_block');
         this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
       case BT_SPB: {
-        if (bodyLen < 4) throw this.fail(at, 'pcapng simple packet block too short');
+        if (bodyLen < 4) throw this.fail(at, 'pcapng simple packet block too short', 'block_too_short');
         const iface = this.iface(0, at);
         const origLen = this.u32(body);
         let capLen = Math.min(origLen, bodyLen - 4);
@@ -436,7 +459,7 @@ export class CaptureParser {
 
   private iface(id: number, at: number): Interface {
     const iface = this.interfaces[id];
-    if (!iface) throw this.fail(at, `pcapng packet refers to interface ${id}, but the section describes ${this.interfaces.length}`);
+    if (!iface) throw this.fail(at, `pcapng packet refers to interface ${id}, but the section describes ${this.interfaces.length}`, 'unknown_interface');
     return iface;
   }
 
@@ -456,13 +479,13 @@ export class CaptureParser {
       const code = this.u16(o);
       const olen = this.u16(o + 2);
       if (code === 0) break; // opt_endofopt
-      if (o + 4 + olen > end) throw this.fail(at + (o - start), `pcapng interface option ${code} overruns its block`);
+      if (o + 4 + olen > end) throw this.fail(at + (o - start), `pcapng interface option ${code} overruns its block`, 'bad_interface_option');
       if (code === 9 && olen >= 1) {
         // if_tsresol: bit 7 clear -> 10^-n seconds, set -> 2^-n seconds
         const v = this.buf[o + 4];
         const n = v & 0x7f;
         const units = v & 0x80 ? 2 ** n : 10 ** n;
-        if (!Number.isFinite(units) || units < 1 || n > 63) throw this.fail(at + (o - start), `pcapng if_tsresol ${v} out of range`);
+        if (!Number.isFinite(units) || units < 1 || n > 63) throw this.fail(at + (o - start), `pcapng if_tsresol ${v} out of range`, 'bad_interface_option');
         iface.unitsPerSecond = units;
       } else if (code === 14 && olen >= 8) {
         // if_tsoffset: signed 64-bit seconds

@@ -1,0 +1,88 @@
+// What the gateway logs when a capture source fails: what is wrong and where, readable (kind of
+// damage, byte offset, frames read before it, the configured path), and no byte of a frame: the
+// reader's own sentence quotes values read from the stream (a block's type and length, a file's
+// first bytes), which on a damaged stream can be part of a device address.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { FileSource, type FrameSink } from '../gateway/sources.ts';
+import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'source-failure-log-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An address's bytes: the reader's sentence would quote them, the log must not hold them in any form. */
+const ADDRESS = [0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e];
+
+async function failLog(bytes: Buffer): Promise<{ entry: Record<string, unknown>; text: string; path: string }> {
+  const path = join(dir, `c${Math.random().toString(36).slice(2, 8)}.pcapng`);
+  writeFileSync(path, bytes);
+  const lines: string[] = [];
+  const log = pino({ level: 'trace' }, { write: (s: string) => void lines.push(s) });
+  const src = new FileSource({ name: 'replay', radio: 'wifi', path, speed: 'max' }, log);
+  const sink: FrameSink = { deliver: () => {}, stateChanged: () => {} };
+  src.start(sink);
+  await src.finished;
+  expect(src.state).toBe('failed');
+  const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const entry = entries.find((e) => e.msg === 'source failed')!;
+  expect(entry).toBeDefined();
+  // every log line without pino's own time, pid and host
+  const text = entries.map(({ time, pid, hostname, ...rest }) => JSON.stringify(rest)).join('\n');
+  return { entry, text, path };
+}
+
+/** No rendering of ADDRESS (either byte order, any 4 of its bytes in a row) in the text's hex digits. */
+function expectNoAddress(text: string): void {
+  const hex = text.toLowerCase().replace(/0x|[^0-9a-f]/g, '');
+  for (const order of [ADDRESS, [...ADDRESS].reverse()])
+    for (let i = 0; i + 4 <= order.length; i++) {
+      const piece = order
+        .slice(i, i + 4)
+        .map((b) => b.toString(16).padStart(2, '0'))
+        .join('');
+      expect(hex, piece).not.toContain(piece);
+    }
+  expect(text).not.toMatch(/\b\d{8,}\b/); // nor as a decimal number
+}
+
+const header = () => pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]);
+const frame = () => pcapngPacket(0, 1_700_000_000_000, new Uint8Array(40));
+
+describe('a failing capture source logs what is wrong and where, without frame bytes', () => {
+  it('a block whose type and length are address bytes: kind of damage, byte offset, frames before it, the path', async () => {
+    const good = Buffer.concat([header(), frame(), frame()]);
+    const bad = Buffer.from([0x00, ...ADDRESS, 0x01, ...Buffer.alloc(16)]); // type 0xfb223c00, length 0x019ea001 (odd)
+    const { entry, text, path } = await failLog(Buffer.concat([good, bad]));
+    expect(entry).toMatchObject({ source: 'replay', path, code: 'bad_capture', damage: 'bad_block_length', frames_before: 2 });
+    expect(entry.byte_offset).toBe(good.length + 4);
+    expect(text).not.toContain('<redacted>'); // nothing in it needed hiding
+    expectNoAddress(text.replaceAll(path, ''));
+  });
+
+  it('a file that starts with an address: not a capture, at byte 0', async () => {
+    const { entry, text, path } = await failLog(Buffer.from([...ADDRESS, ...ADDRESS, 0, 0, 0, 0]));
+    expect(entry).toMatchObject({ path, code: 'bad_capture', damage: 'not_a_capture', byte_offset: 0, frames_before: 0 });
+    expectNoAddress(text.replaceAll(path, ''));
+  });
+
+  it('a capture cut short inside a record', async () => {
+    const good = Buffer.concat([header(), frame()]);
+    const { entry, path } = await failLog(Buffer.concat([good, frame().subarray(0, 20)]));
+    expect(entry).toMatchObject({ path, code: 'bad_capture', damage: 'ends_inside_record', byte_offset: good.length, frames_before: 1 });
+  });
+
+  it('a file that cannot be read: errno and call, the path', async () => {
+    const path = join(dir, 'missing.pcapng');
+    const lines: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (s: string) => void lines.push(s) });
+    const src = new FileSource({ name: 'replay', path, speed: 'max' }, log);
+    src.start({ deliver: () => {}, stateChanged: () => {} });
+    await src.finished;
+    const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.msg === 'source failed');
+    expect(entry).toMatchObject({ path, code: 'read_failed', errno: 'ENOENT' });
+  });
+});
