@@ -12,6 +12,30 @@
 // ratio is the gateway's whole steady-state CPU per frame over the median baseline repetition; the
 // spread of the per-segment ratios is printed beside it. The node flags the shipped systemd unit
 // gives the gateway (gateway/presence-gateway.service ExecStart) are measured the same way.
+//
+// Those rows replay a FILE (`--source pcap:FILE --speed 1`), whose pacer hands the gateway what is
+// due every 250 ms. A gateway in the field reads a live capture from a pipe instead
+// (`--source cmd:"tcpdump -i wlan0mon -U -w -"`, or stdin), so the LIVE-PIPE rows run the same
+// capture, same baseline method and ratio, through `--source cmd:` with a small writer
+// (bench/live-capture-writer.mjs) standing in for tcpdump: it writes the capture in real time, each
+// packet re-stamped and written with ITS OWN write(2), as `tcpdump -U` does (pcap_dump_flush after
+// every packet). How often the writes come is what a live capture decides:
+//   - tcpdump opens the interface with a 1000 ms packet-buffer timeout (tcpdump.c:
+//     pcap_set_timeout(pc, 1000)), unless --immediate-mode;
+//   - on Linux, libpcap reads through a TPACKET_V3 ring (pcap-linux.c create_ring: a V3 "frame" is
+//     MAXIMUM_SNAPLEN = 262,144 bytes, the block is the smallest power of two of the page size that
+//     holds it, so 256 KiB, 8 blocks in the default 2 MiB buffer; tp_retire_blk_tov = that timeout),
+//     and hands tcpdump a whole block once it is full or its timeout expires. At 10,000 frames/s of
+//     this capture (~100 B frames, ~70 B of tpacket3 header and alignment each) a block holds
+//     ~1,500 packets and fills in ~150 ms, well before the 1000 ms timeout;
+//   - --immediate-mode makes libpcap use TPACKET_V2 instead, one packet at a time.
+// So the rows are: 'block', a burst of one-write-per-packet every 100 ms (a little more often than
+// the ~150 ms a full block takes: the wake-ups a real tcpdump causes, or more); and 'packet', every
+// packet written when it is due, spread evenly in time (what --immediate-mode, or a capture tool
+// without a block ring, does): the worst realistic case for a reader that wakes on every readable
+// event. The writer's own CPU is not counted (it stands in for tcpdump).
+// The gateway reads a capture command's stdout through the socket pair Node's spawn makes (libuv's
+// UV_CREATE_PIPE), as it does in the field. BENCH_GATEWAY_PATHS=replay or =live runs only one kind.
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -251,25 +275,35 @@ async function replay(
   nodeFlags: string[] = [],
   segmentS = Infinity,
   between?: () => void,
+  live?: LiveMode,
 ): Promise<{ a: Sample; z: Sample; samples: Sample[]; cuts: number[]; wall: number; startedT: number } | null> {
   const wallStart = performance.now();
+  // live: a capture command (the paced writer standing in for tcpdump -U -w -) instead of the file
+  const source = live ? `cmd:${process.execPath} ${LIVE_WRITER} ${capture} ${live.mode} ${live.blockMs}` : `pcap:${capture}`;
   const child = spawn(
     process.execPath,
     [
       ...nodeFlags,
       join(ROOT, 'scripts', 'presence.js'),
       'gateway',
-      ...['--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt-url', url, '--source', `pcap:${capture}`],
-      ...['--speed', speed, '--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'info'],
+      ...['--site', 'bench', '--zone', 'z', '--id', 'g', '--mqtt-url', url, '--source', source],
+      ...(live ? [] : ['--speed', speed]),
+      ...['--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'info'],
     ],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
   /** When the gateway logged 'gateway starting' (modules loaded, firmware instantiated, sources about to start). */
   let startedT = Infinity;
+  let ended = false;
   child.stderr!.on('data', (d) => {
     stderr += d;
     if (startedT === Infinity && stderr.includes('"msg":"gateway starting"')) startedT = (performance.now() - wallStart) / 1000;
+    // A capture command is restarted when it exits: the writer has written the whole capture, stop the gateway.
+    if (live && !ended && stderr.includes('capture command stopped')) {
+      ended = true;
+      child.kill('SIGTERM');
+    }
   });
   let alive = true;
   const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
@@ -305,6 +339,24 @@ async function replay(
   return { a: samples[0], z: samples[samples.length - 1], samples, cuts, wall, startedT };
 }
 
+/** The paced writer standing in for `tcpdump -U -w -` on a live interface (plain JavaScript: not a bench). */
+const LIVE_WRITER = join(import.meta.dirname, 'live-capture-writer.mjs');
+/** How the live rows' writer spaces its writes (see the header): each packet when due, or bursts every blockMs. */
+interface LiveMode {
+  mode: 'packet' | 'block';
+  blockMs: number;
+}
+const LIVE_MODES: LiveMode[] = [
+  { mode: 'packet', blockMs: 0 },
+  { mode: 'block', blockMs: 100 },
+];
+const liveLabel = (l: LiveMode) =>
+  l.mode === 'packet'
+    ? '--source cmd: writer, one write(2) per packet when due (spread evenly)'
+    : `--source cmd: writer, one write(2) per packet in a burst every ${l.blockMs} ms`;
+/** Which rows run: BENCH_GATEWAY_PATHS=replay,live (the default: both), or one of them. */
+const PATHS = (process.env.BENCH_GATEWAY_PATHS ?? 'replay,live').split(',');
+
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
 export async function run(): Promise<void> {
@@ -321,10 +373,13 @@ export async function run(): Promise<void> {
     const segmentS = Math.max(2, SECONDS / 8);
     try {
       const unitFlags = unitNodeFlags();
-      const runs: Array<[string, string[]]> = [['as started by hand', []]];
-      if (unitFlags.length > 0) runs.push([`with the systemd unit's node flags ${unitFlags.join(' ')}`, unitFlags]);
+      const flagSets: Array<[string, string[]]> = [['as started by hand', []]];
+      if (unitFlags.length > 0) flagSets.push([`with the systemd unit's node flags ${unitFlags.join(' ')}`, unitFlags]);
+      const runs: Array<[string, string[], LiveMode?]> = [];
+      if (PATHS.includes('replay')) runs.push(...flagSets);
+      if (PATHS.includes('live')) for (const live of LIVE_MODES) for (const [what, flags] of flagSets) runs.push([what, flags, live]);
       const objectsAll: number[] = [];
-      for (const [i, [what, flags]] of runs.entries()) {
+      for (const [i, [what, flags, live]] of runs.entries()) {
         // baseline repetitions interleaved with the segments of this replay (ns per frame)
         const objects: number[] = [];
         const packed: number[] = [];
@@ -333,12 +388,12 @@ export async function run(): Promise<void> {
           packed.push(base.packed());
         };
         rep();
-        const paced = await replay(capture, broker.url, join(dir, `q${i}`), '1', flags, segmentS, rep);
+        const paced = await replay(capture, broker.url, join(dir, `q${i}`), '1', flags, segmentS, rep, live);
         if (!paced) return;
         objectsAll.push(...objects);
         const fwObjects = median(objects);
         const fwPacked = median(packed);
-        console.log(`--speed 1 (${RATE} frames/s), ${what}:`);
+        console.log(`${live ? `live pipe, ${liveLabel(live)}` : '--speed 1'} (${RATE} frames/s), ${what}:`);
         console.log(
           `  baseline (firmware alone, in this process, same frames and windows; ${objects.length} repetitions between the segments, median [range]): ` +
             `Frame objects ${us(fwObjects)} us/frame [${us(Math.min(...objects))}-${us(Math.max(...objects))}], ` +
@@ -377,7 +432,7 @@ export async function run(): Promise<void> {
         );
         console.log(`  RSS ${rssLine(samples)}`);
       }
-      const fast = await replay(capture, broker.url, join(dir, 'qmax'), 'max');
+      const fast = PATHS.includes('replay') ? await replay(capture, broker.url, join(dir, 'qmax'), 'max') : null;
       if (fast) {
         const cpu = fast.z.cpu;
         console.log(
