@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import {
   applyEnv,
+  bareDurations,
   applyFlags,
   buildSchema,
   ConfigError,
@@ -223,7 +224,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: { bare: 's', zero: true },
     default: '7d',
     old: { keys: ['mqtt.sessionExpiry'] },
-    description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number is seconds)',
+    description: 'MQTT 5 session expiry: how long the broker keeps queueing while the aggregator is away (a bare number, deprecated, is read as seconds)',
   },
   {
     key: 'mqtt.receive_maximum',
@@ -237,7 +238,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: { bare: 's', zero: true },
     default: '30s',
     flag: '--mqtt-keepalive <duration>',
-    description: 'MQTT keepalive (a bare number is seconds; 0 turns it off)',
+    description: 'MQTT keepalive (0 turns it off; a bare number, deprecated, is read as seconds)',
   },
   {
     key: 'influx.url',
@@ -314,7 +315,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     env: 'INFLUX_PASSWORD_FILE',
     description: 'file whose first line is the 1.x password',
   },
-  { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number is ms)' },
+  { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number, deprecated, is read as ms)' },
   {
     key: 'influx.create',
     schema: { type: 'boolean' },
@@ -347,7 +348,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: '200ms',
     flag: '--flush-interval <duration>',
     old: { keys: ['batch.flushInterval'] },
-    description: 'longest wait before a partial batch is written (a bare number is ms)',
+    description: 'longest wait before a partial batch is written (a bare number, deprecated, is read as ms)',
   },
   {
     key: 'batch.concurrency',
@@ -368,7 +369,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: ms,
     default: '30s',
     old: { keys: ['batch.maxRetryDelay'] },
-    description: 'write retries back off from 250ms up to this (a bare number is ms)',
+    description: 'write retries back off from 250ms up to this (a bare number, deprecated, is read as ms)',
   },
   {
     key: 'http.port',
@@ -402,7 +403,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: ms,
     default: '24h',
     flag: '--http-history <duration>',
-    description: "the page keeps, in memory, the windows of this long before each zone's newest one (at most 1440 per zone; a bare number is ms)",
+    description:
+      "the page keeps, in memory, the windows of this long before each zone's newest one (at most 1440 per zone; a bare number, deprecated, is read as ms)",
   },
   {
     key: 'max_ahead',
@@ -410,7 +412,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: '5m',
     flag: '--max-ahead <duration>',
     old: { keys: ['maxAhead'] },
-    description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number is ms)',
+    description: 'windows starting or ending (or status times) further ahead of the clock are rejected (a bare number, deprecated, is read as ms)',
   },
   {
     key: 'missing_after_windows',
@@ -424,7 +426,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: ms,
     default: '1s',
     old: { keys: ['missingCheckInterval'] },
-    description: 'how often silent gateways and idle corridor groups are looked for (a bare number is ms)',
+    description: 'how often silent gateways and idle corridor groups are looked for (a bare number, deprecated, is read as ms)',
   },
   {
     key: 'log.level',
@@ -521,7 +523,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     hint: 'a list of { group, site, members: [gateway ids, at least 2, at most 64, no repeats], horizon?, expansion?: a number > 0 or { "from>to": number } }; ids lower case letters, digits, - and _ (up to 63)',
     example: [{ group: 'main-street', site: 'corridor', members: ['gw-a', 'gw-b'], horizon: '10m' }],
     description:
-      'corridor groups (presence corridor init): the sketches of their members are read from presence/v1/{site}/{gateway}/sketch and turned into flows between every pair (measurement flow); horizon: the longest travel time looked for (default 10m, a bare number is ms); expansion: matched devices times this is the flow written (calibrated against a reference count; default 1: matched devices), one number or per "from>to" pair',
+      'corridor groups (presence corridor init): the sketches of their members are read from presence/v1/{site}/{gateway}/sketch and turned into flows between every pair (measurement flow); horizon: the longest travel time looked for (default 10m; a bare number, deprecated, is read as ms); expansion: matched devices times this is the flow written (calibrated against a reference count; default 1: matched devices), one number or per "from>to" pair',
   },
   {
     key: 'calibration',
@@ -645,6 +647,7 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   const origins: Origins = new Map();
   applyEnv(raw, AGGREGATOR_OPTIONS, env, origins);
   applyFlags(raw, AGGREGATOR_OPTIONS, flags as Record<string, unknown>, origins);
+  bareDurations(raw, AGGREGATOR_OPTIONS, origins, file, prefix);
   if (typeof getPath(raw, 'mqtt.version') === 'string') setPath(raw, 'mqtt.version', Number(getPath(raw, 'mqtt.version')));
   for (const key of origins.keys()) renamed?.delete(key); // set again by the environment or a flag
   const problems = check(raw, origins, prefix, renamed);
@@ -784,7 +787,7 @@ function corridors(list: any[], where: string): CorridorConfig[] {
     }
     let horizon = 600_000;
     if (c.horizon !== undefined) {
-      const ms = typeof c.horizon === 'number' ? c.horizon : durationMs(String(c.horizon));
+      const ms = durationMs(c.horizon, { bare: 'ms', name: `corridors[${i}].horizon`, where });
       if (!(ms >= 60_000 && ms <= 6 * 3_600_000))
         problems.push(`corridors[${i}].horizon: must be a duration from 1m to 6h like 10m (got ${JSON.stringify(c.horizon)})`);
       else horizon = ms;

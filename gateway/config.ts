@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   applyEnv,
+  bareDurations,
   applyFlags,
   buildSchema,
   ConfigError,
@@ -176,12 +177,13 @@ export function sketchPMissing(): string {
 }
 
 /** Digits only on the command line: seconds, as the gateway's flags always read them. */
-const secondsIfBare = (text: string) => (/^\d+(\.\d+)?$/.test(text.trim()) ? `${text.trim()}s` : text);
 
 const radio = { enum: ['wifi', 'ble', 'mixed'] } as const;
 /** Source names appear in the published status: the contract's pattern. */
 const name = { type: 'string', pattern: SOURCE_NAME_PATTERN } as const;
 const durationFile = {} as const;
+/** A duration whose flag and environment variable always read a bare number as seconds (kept, with a deprecation line). */
+const durationFlagSeconds = { bareText: 's' } as const;
 const idHint = 'must be lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit)';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const LOG_FORMATS = ['auto', 'pretty', 'json'];
@@ -262,11 +264,10 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'gateway.window',
-    duration: durationFile,
+    duration: durationFlagSeconds,
     default: '60s',
     flag: '--window <duration>',
-    fromText: secondsIfBare,
-    flagHelp: 'window length, e.g. 60s or 5m (a bare number is seconds)',
+    flagHelp: 'window length, e.g. 60s or 5m (a bare number, deprecated, is read as seconds)',
     description: 'window length; windows align to multiples of it',
   },
   {
@@ -333,12 +334,12 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   }),
   {
     key: 'mqtt.keepalive',
-    duration: durationFile,
+    duration: durationFlagSeconds,
     default: '30s',
     flag: '--mqtt-keepalive <duration>',
-    fromText: secondsIfBare,
     old: { flags: ['--keepalive'] },
-    flagHelp: 'MQTT keepalive, e.g. 30s (a bare number is seconds); the broker publishes the last will about 1.5 x this after a silent death',
+    flagHelp:
+      'MQTT keepalive, e.g. 30s (a bare number, deprecated, is read as seconds); the broker publishes the last will about 1.5 x this after a silent death',
     description: 'MQTT keepalive; the broker publishes the last will about 1.5 x this after a silent death',
   },
   {
@@ -482,10 +483,9 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'http.update_interval',
-    duration: durationFile,
+    duration: durationFlagSeconds,
     default: '1s',
     flag: '--http-update <duration>',
-    fromText: secondsIfBare,
     description:
       'how often the page gets a new picture over its event stream (at least 10ms; a viewer gets at most one write every 50ms, pictures made sooner go together); a source changing state sends one at once',
   },
@@ -655,6 +655,7 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   const origins: Origins = new Map();
   applyEnv(raw, GATEWAY_OPTIONS, env, origins);
   applyFlags(raw, GATEWAY_OPTIONS, flags as Record<string, unknown>, origins);
+  bareDurations(raw, GATEWAY_OPTIONS, origins, flags.config);
   const speed = flags.speed !== undefined ? parseSpeed(flags.speed) : undefined;
   if (flags.source?.length) {
     raw.sources = flags.source.map((s, i) => parseSourceSpec(s, i, speed));

@@ -78,10 +78,10 @@ function burstAddresses(v: string | undefined): number | undefined {
     throw new UsageError(`--burst-addresses: must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX} (got "${v}")`);
   return n;
 }
-/** Seconds of a duration flag; a bare number is seconds, as these flags always read it. */
+/** Seconds of a duration flag; a bare number is seconds, as these flags always read it (with one deprecation line). */
 function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const ms = durationMs(v, { bare: 's' });
+  const ms = durationMs(v, { bare: 's', name: `--${name}` });
   if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")`);
   return ms / 1000;
 }

@@ -15,9 +15,13 @@ import { deprecated } from '../scripts/lib/deprecate.ts';
 
 export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
 
-/** Seconds of a duration: a number (seconds) or text like 250ms, 60s, 15m, 1h30m (the one syntax of scripts/lib/duration.ts). NaN when not one. */
-export function parseDuration(v: string | number): number {
-  const ms = durationMs(v, typeof v === 'number' ? { bare: 's', zero: true } : { zero: true });
+/**
+ * Seconds of a duration: text like 250ms, 60s, 15m, 1h30m (the one syntax of scripts/lib/duration.ts).
+ * A YAML number is read as seconds, as scenarios always did; with `name` (the key) it prints one
+ * deprecation line saying how to write it. NaN when not one.
+ */
+export function parseDuration(v: string | number, name?: string, where?: string): number {
+  const ms = durationMs(v, typeof v === 'number' ? { bare: 's', zero: true, name, where } : { zero: true });
   return Number.isNaN(ms) ? NaN : ms / 1000;
 }
 
@@ -438,7 +442,7 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const d = doc as any;
   const problems: string[] = [];
-  const dur = (v: unknown, def: number) => (v === undefined ? def : parseDuration(v as string | number));
+  const dur = (v: unknown, def: number, name: string) => (v === undefined ? def : parseDuration(v as string | number, name, source));
 
   const knownModels = Object.keys(MODELS);
   const checkModels = (where: string, w: Record<string, number> | undefined) => {
@@ -462,8 +466,8 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
         ? undefined
         : {
             channels: g.wifi?.channels ?? [1, 6, 11],
-            dwellMs: dur(g.wifi?.dwell, 0.2) * 1000,
-            switchMs: dur(g.wifi?.switch, 0.005) * 1000,
+            dwellMs: dur(g.wifi?.dwell, 0.2, `gateways[${i}].wifi.dwell`) * 1000,
+            switchMs: dur(g.wifi?.switch, 0.005, `gateways[${i}].wifi.switch`) * 1000,
             sensitivityDbm: g.wifi?.sensitivity_dbm ?? -92,
           };
     if (wifi && wifi.switchMs >= wifi.dwellMs) problems.push(`gateways[${i}].wifi.switch: must be shorter than wifi.dwell`);
@@ -476,7 +480,7 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
 
   const crowds: CrowdSpec[] = (d.crowds ?? []).map((c: any, i: number): CrowdSpec => {
     if (c.type === 'gathering') {
-      const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0]), p[1]]);
+      const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0], `crowds[${i}].occupancy`, source), p[1]]);
       for (let k = 1; k < occ.length; k++)
         if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
       return {
@@ -484,10 +488,10 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
         name: c.name ?? `gathering-${i}`,
         region: c.region,
         occupancy: occ,
-        dwellS: dur(c.dwell, 1800),
+        dwellS: dur(c.dwell, 1800, `crowds[${i}].dwell`),
         dwellCv: c.dwell_cv ?? 0.8,
         speedMps: c.speed ?? 1.2,
-        moveEveryS: dur(c.move_every, 900),
+        moveEveryS: dur(c.move_every, 900, `crowds[${i}].move_every`),
       };
     }
     const modes: Record<string, FlowModeSpec> = {};
@@ -513,8 +517,8 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
 
   const startMs = o.start !== undefined ? new Date(o.start).getTime() : d.start ? Date.parse(d.start) : Date.parse('2026-04-27T10:00:00Z');
   if (!Number.isFinite(startMs)) problems.push(`start: not a date (${String(o.start)})`);
-  const durationS = o.durationS ?? parseDuration(d.duration);
-  const windowS = o.windowS ?? dur(d.window, 60);
+  const durationS = o.durationS ?? parseDuration(d.duration, 'duration', source);
+  const windowS = o.windowS ?? dur(d.window, 60, 'window');
   if (!(durationS > 0)) problems.push(`duration: must be above 0 (got ${durationS})`);
   if (!(windowS > 0)) problems.push(`window: must be above 0 (got ${windowS})`);
   if (problems.length) throw new ScenarioError(source, problems);
@@ -526,7 +530,7 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     startMs,
     durationS,
     windowS,
-    truthStepS: o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS)),
+    truthStepS: o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS), 'truth_step'),
     scale: 1,
     environment: environmentOf(d.environment),
     gateways,

@@ -15,6 +15,7 @@ import { buildProgram } from '../scripts/cli.ts';
 import { gatewayFlags } from '../gateway/cli.ts';
 import { renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { AGGREGATOR_OPTIONS } from '../aggregator/config.ts';
+import { loadScenario } from '../simulator/scenario.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const PRESENCE = join(ROOT, 'scripts', 'presence.js');
@@ -41,7 +42,7 @@ describe('gateway: old flags and environment variables', () => {
 
   for (const [old, value, replacement, check] of [
     ['--mqtt', 'mqtt://old:1883', '--mqtt-url', (c: ReturnType<typeof loadGateway>) => c.mqtt.url === 'mqtt://old:1883'],
-    ['--keepalive', '7', '--mqtt-keepalive', (c: ReturnType<typeof loadGateway>) => c.mqtt.keepalive === '7s'],
+    ['--keepalive', '7s', '--mqtt-keepalive', (c: ReturnType<typeof loadGateway>) => c.mqtt.keepalive === '7s'],
     ['--client-id', 'old-id', '--mqtt-client-id', (c: ReturnType<typeof loadGateway>) => c.mqtt.client_id === 'old-id'],
   ] as const) {
     it(`${old} still sets what ${replacement} sets, with one deprecation line`, async () => {
@@ -73,14 +74,14 @@ describe('gateway: old flags and environment variables', () => {
     expect(loadAggregator(renameOldFlags(agg, AGGREGATOR_OPTIONS, true), {}).http.page).toBe(false);
   });
 
-  it('PRESENCE_MQTT_PASSWORD still sets the broker password, with one deprecation line; MQTT_PASSWORD wins', () => {
+  it('PRESENCE_MQTT_PASSWORD still sets the broker password, with one deprecation line; MQTT_PASSWORD wins, with one warning that the old one is ignored', () => {
     const flags = { site: 's', zone: 'z', id: 'g', source: ['stdin'], mqttUrl: 'mqtt://h', mqttUsername: 'u' };
     const { result, lines } = captureDeprecations(() => loadGateway(flags, { PRESENCE_MQTT_PASSWORD: 'old-pw' }));
     expect(result.mqtt.password).toBe('old-pw');
     expect(lines).toEqual([expect.stringMatching(/environment variable PRESENCE_MQTT_PASSWORD is deprecated, use MQTT_PASSWORD\b/)]);
     const both = captureDeprecations(() => loadGateway(flags, { PRESENCE_MQTT_PASSWORD: 'old-pw', MQTT_PASSWORD: 'new-pw' }));
     expect(both.result.mqtt.password).toBe('new-pw');
-    expect(both.lines).toEqual([]);
+    expect(both.lines).toEqual([expect.stringMatching(/environment variable PRESENCE_MQTT_PASSWORD is ignored: MQTT_PASSWORD is set too and wins/)]);
   });
 
   it('the new names print nothing', async () => {
@@ -239,5 +240,75 @@ describe('simulate: old flag', () => {
     const stderr = (r as { stderr: string }).stderr;
     expect(only(stderr.split('\n'), '--mqtt')).toEqual([expect.stringContaining('use --mqtt-url')]);
     expect(stderr).toContain('127.0.0.1:1');
+  });
+});
+
+describe('durations: written with a unit; a bare number where one was always accepted keeps its meaning, with one line', () => {
+  it('aggregator file: a bare number is read in the unit it always was (keepalive seconds, flush interval ms), one line per key saying how to write it', () => {
+    const file = join(tmp, 'bare.yaml');
+    writeFileSync(file, 'mqtt:\n  url: mqtt://h\n  keepalive: 30\nbatch:\n  flush_interval: 200\n');
+    const { result, lines } = captureDeprecations(() => loadAggregator({ config: file }, {}));
+    expect(result.mqtt.keepalive).toBe(30);
+    expect(result.batch.flushInterval).toBe(200);
+    expect(lines).toEqual([
+      `presence: warning: mqtt.keepalive (in ${file}): 30 without a unit is deprecated; read as seconds, as before; use 30s`,
+      `presence: warning: batch.flush_interval (in ${file}): 200 without a unit is deprecated; read as milliseconds, as before; use 200ms`,
+    ]);
+    writeFileSync(file, 'mqtt:\n  url: mqtt://h\n  keepalive: 30s\nbatch:\n  flush_interval: 200ms\n');
+    const withUnits = captureDeprecations(() => loadAggregator({ config: file }, {}));
+    expect([withUnits.result.mqtt.keepalive, withUnits.result.batch.flushInterval]).toEqual([30, 200]);
+    expect(withUnits.lines).toEqual([]);
+  });
+
+  it('aggregator flag and variable: the same rule', () => {
+    const { result, lines } = captureDeprecations(() => loadAggregator({ mqttUrl: 'mqtt://h', flushInterval: '300' }, { MQTT_KEEPALIVE: '' }));
+    expect(result.batch.flushInterval).toBe(300);
+    expect(lines).toEqual([
+      expect.stringMatching(/^presence: warning: batch\.flush_interval \(--flush-interval\): 300 without a unit .* milliseconds, as before; use 300ms$/),
+    ]);
+  });
+
+  it('gateway flags that always read a bare number as seconds still do, with one line; its file never took one and says to write the unit', async () => {
+    const opts = await parsedOptions('gateway', [
+      '--site',
+      's',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--source',
+      'stdin',
+      '--mqtt-url',
+      'mqtt://h',
+      '--window',
+      '60',
+      '--mqtt-keepalive',
+      '30',
+    ]);
+    const { result, lines } = captureDeprecations(() => loadGateway(gatewayFlags(opts), {}));
+    expect([result.gateway.window, result.mqtt.keepalive]).toEqual(['60s', '30s']);
+    expect(lines).toEqual([
+      'presence: warning: gateway.window (--window): 60 without a unit is deprecated; read as seconds, as before; use 60s',
+      'presence: warning: mqtt.keepalive (--mqtt-keepalive): 30 without a unit is deprecated; read as seconds, as before; use 30s',
+    ]);
+    const file = join(tmp, 'gw-bare.yaml');
+    writeFileSync(file, 'mqtt:\n  keepalive: 30\n');
+    expect(() => loadGateway({ ...gatewayFlags(opts), window: undefined, mqttKeepalive: undefined, config: file }, {})).toThrow(
+      /mqtt\.keepalive: must be a duration like 250ms, 60s, 15m, 1h30m or 7d \(got 30\): write it with its unit/,
+    );
+  });
+
+  it('scenario file: a YAML number is still seconds, with one line per key; a unit prints nothing', () => {
+    const file = join(tmp, 'bare-scenario.yaml');
+    const doc = (dur: string) =>
+      `name: bare\nsite: bare\nstart: "2026-03-10T16:00:00Z"\nduration: ${dur}\nwindow: 60s\ngateways:\n  - { id: g1, zone: z, position: [10, 10] }\ncrowds:\n  - { type: gathering, region: { x: 0, y: 0, width: 20, height: 20 }, occupancy: [[0s, 5]] }\n`;
+    writeFileSync(file, doc('600'));
+    const { result, lines } = captureDeprecations(() => loadScenario(file));
+    expect(result.durationS).toBe(600);
+    expect(lines).toEqual([`presence: warning: duration (in ${file}): 600 without a unit is deprecated; read as seconds, as before; use 600s`]);
+    writeFileSync(file, doc('10m'));
+    const withUnit = captureDeprecations(() => loadScenario(file));
+    expect(withUnit.result.durationS).toBe(600);
+    expect(withUnit.lines).toEqual([]);
   });
 });

@@ -73,9 +73,9 @@ export function folderSize(dir: string): number {
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
 export const CALIBRATION_SEED_OFFSET = 100;
 
-/** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it). */
+/** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it, with one deprecation line). */
 function parseWindowS(text: string): number {
-  const ms = durationMs(text, { bare: 's' });
+  const ms = durationMs(text, { bare: 's', name: '--window' });
   if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")`);
   return ms / 1000;
 }

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
-import { deprecated, warning } from './deprecate.ts';
+import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
 import { isParsableUrl, redactUrlsIn } from './secrets.ts';
 
@@ -28,8 +28,13 @@ export interface OptionSpec {
   key: string;
   /** JSON Schema of the value (without `default`). For durations use `duration` instead. */
   schema?: JsonSchema;
-  /** The value is a duration ("60s"); `bare` names the unit of a bare number where one was always accepted. */
-  duration?: DurationOptions;
+  /**
+   * The value is a duration ("60s"), written with its unit. `bare` names the unit of a bare number
+   * where the setting always accepted one (file, environment and flag); `bareText`, where only its
+   * flag and environment variable did. Such a number keeps its old meaning and prints one
+   * deprecation line (bareDurations).
+   */
+  duration?: DurationOptions & { bareText?: 'ms' | 's' };
   description: string;
   /** Applied when the key is unset. */
   default?: unknown;
@@ -280,13 +285,19 @@ export function onOff(text: string): unknown {
   return /^(on|true|yes|1)$/i.test(t) ? true : /^(off|false|no|0)$/i.test(t) ? false : text;
 }
 
-/** Applies environment variables (an empty one counts as unset); old names print one deprecation line. */
+/**
+ * Applies environment variables (an empty one counts as unset); old names print one deprecation
+ * line, or, when the new name is set too, one warning that the old one is ignored.
+ */
 export function applyEnv(raw: Record<string, unknown>, specs: OptionSpec[], env: NodeJS.ProcessEnv, origins: Origins): void {
   for (const spec of specs) {
     if (!spec.env) continue;
     let name = spec.env;
     let text = env[name];
-    if (text === undefined || text === '') {
+    if (text !== undefined && text !== '') {
+      for (const old of spec.old?.env ?? [])
+        if (env[old] !== undefined && env[old] !== '') warning(`environment variable ${old} is ignored: ${spec.env} is set too and wins (unset ${old})`);
+    } else {
       for (const old of spec.old?.env ?? []) {
         if (env[old] === undefined || env[old] === '') continue;
         deprecated('environment variable', old, spec.env);
@@ -311,6 +322,27 @@ export function applyFlags(raw: Record<string, unknown>, specs: OptionSpec[], fl
     const value = typeof v === 'string' ? textValue(spec, v) : v === true && spec.flagValue !== undefined ? spec.flagValue : v;
     setPath(raw, spec.key, value);
     origins.set(spec.key, longFlag(spec.flag));
+  }
+}
+
+const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
+
+/**
+ * Durations written as a bare number where the setting always took one (OptionSpec.duration `bare`,
+ * or `bareText` when set by a flag or variable): rewritten with the unit they were always read in,
+ * one deprecation line each naming the key, that unit and how to write it ("use 30s"). Anything
+ * else is left to the schema, which wants a unit. Call after the file, environment and flags.
+ */
+export function bareDurations(raw: Record<string, unknown>, specs: OptionSpec[], origins: Origins, file?: string, prefix = ''): void {
+  for (const spec of specs) {
+    const from = origins.get(spec.key);
+    const unit = spec.duration?.bare ?? (from ? spec.duration?.bareText : undefined);
+    if (!unit) continue;
+    const v = getPath(raw, spec.key);
+    const text = typeof v === 'number' && Number.isFinite(v) && v >= 0 ? String(v) : typeof v === 'string' && BARE_NUMBER.test(v.trim()) ? v.trim() : null;
+    if (text === null) continue;
+    bareDuration(`${prefix}${spec.key}${from ? ` (${from})` : ''}`, text, unit, from ? undefined : file);
+    setPath(raw, spec.key, `${text}${unit}`);
   }
 }
 
@@ -546,7 +578,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         break;
       }
       case 'x-duration':
-        line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}`;
+        line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}${
+          typeof value === 'number' || (typeof value === 'string' && BARE_NUMBER.test(value.trim())) ? ': write it with its unit (ms, s, m, h or d)' : ''
+        }`;
         break;
       case 'enum':
         line = `${label}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}${got}`;

@@ -15,6 +15,20 @@ export function deprecated(kind: 'flag' | 'environment variable' | 'config key',
   sink(`presence: warning: ${kind} ${old}${where ? ` (in ${where})` : ''} is deprecated, use ${replacement}; the old name still works for now`);
 }
 
+/**
+ * Reports a duration written as a bare number where the setting always took one: it is read in its
+ * old unit (a running config keeps its meaning) and the line says how to write it; once per process
+ * per name.
+ */
+export function bareDuration(name: string, value: string, unit: 'ms' | 's', where?: string): void {
+  const id = `bare ${name}`;
+  if (seen.has(id)) return;
+  seen.add(id);
+  sink(
+    `presence: warning: ${name}${where ? ` (in ${where})` : ''}: ${value} without a unit is deprecated; read as ${unit === 's' ? 'seconds' : 'milliseconds'}, as before; use ${value}${unit}`,
+  );
+}
+
 /** Prints one warning line (`presence: warning: ...`), once per process per text, where deprecation lines go. */
 export function warning(text: string): void {
   const id = `warning ${text}`;

@@ -1,6 +1,9 @@
 // The one duration syntax of every presence-counter command and config file: one or more
 // <number><unit> parts with the units ms, s, m, h and d, e.g. 250ms, 60s, 1.5s, 15m, 1h30m, 7d.
-// A bare number is read in a unit only where a setting always accepted one (the caller says which).
+// A duration is written with its unit, in every file and flag. A bare number is read only where a
+// setting always accepted one, in the unit it always was (the caller says which: a running config
+// never changes meaning), and then prints one deprecation line saying how to write it ("use 30s").
+import { bareDuration } from './deprecate.ts';
 
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -24,6 +27,10 @@ export interface DurationOptions {
   bare?: 'ms' | 's';
   /** Accept 0 (default: a duration must be above 0). */
   zero?: boolean;
+  /** The setting's name (key or flag): a bare number read under `bare` then prints one deprecation line naming it. */
+  name?: string;
+  /** Where the setting was written (a file), for that line. */
+  where?: string;
 }
 
 /** Milliseconds of a duration, or NaN when the value is not one. Never throws. */
@@ -36,6 +43,7 @@ export function durationMs(value: unknown, opts: DurationOptions = {}): number {
     const n = Number(value);
     if (!Number.isFinite(n) || n < 0) return NaN;
     ms = n * UNIT_MS[opts.bare];
+    if (opts.name) bareDuration(opts.name, String(value).trim(), opts.bare, opts.where);
   } else if (typeof value === 'string') {
     const text = value;
     if (!text) return NaN;
