@@ -13,7 +13,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 /** Options shared by `gateway` and `doctor` (doctor checks what the gateway would use); one per GATEWAY_OPTIONS entry. */
 function addConfigOptions(cmd: Command): Command {
-  cmd.option('-c, --config <file>', 'configuration file (YAML or JSON); the environment and flags override it');
+  cmd.option('-c, --config <file>', 'configuration file (YAML or JSON; env PRESENCE_GATEWAY_CONFIG); the environment and flags override it');
   addOptions(cmd, GATEWAY_OPTIONS, { '--source': (o: Option) => o.argParser(collect) });
   return cmd.option('--speed <speed>', 'file replay speed: 1 (real time), 10, ... or max (sources[].speed)');
 }

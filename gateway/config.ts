@@ -639,23 +639,25 @@ export function parseSpeed(text: string): Speed {
  * with one line per problem, naming the key and the flag or variable that set it.
  */
 export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const where = flags.config ?? 'configuration (from flags)';
-  const raw: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
-  if (flags.config) {
+  // As the aggregator has PRESENCE_AGGREGATOR_CONFIG: a service sets the file in its environment.
+  const file = flags.config || env.PRESENCE_GATEWAY_CONFIG || undefined;
+  const where = file ?? 'configuration (from flags)';
+  const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
+  if (file) {
     // One file may hold every component's section (aggregator/README.md, "Configuration"): the
     // aggregator's is not the gateway's to check.
     delete raw.aggregator;
-    renameOldKeys(raw, GATEWAY_OPTIONS, flags.config);
+    renameOldKeys(raw, GATEWAY_OPTIONS, file);
     // Paths in a config file are relative to the file.
-    resolvePaths(raw, GATEWAY_OPTIONS, flags.config);
+    resolvePaths(raw, GATEWAY_OPTIONS, file);
     if (Array.isArray(raw.sources))
       for (const s of raw.sources as Array<Record<string, unknown>>)
-        if (s && s.type === 'file' && typeof s.path === 'string') s.path = resolve(flags.config, '..', s.path);
+        if (s && s.type === 'file' && typeof s.path === 'string') s.path = resolve(file, '..', s.path);
   }
   const origins: Origins = new Map();
   applyEnv(raw, GATEWAY_OPTIONS, env, origins);
   applyFlags(raw, GATEWAY_OPTIONS, flags as Record<string, unknown>, origins);
-  bareDurations(raw, GATEWAY_OPTIONS, origins, flags.config);
+  bareDurations(raw, GATEWAY_OPTIONS, origins, file);
   const speed = flags.speed !== undefined ? parseSpeed(flags.speed) : undefined;
   if (flags.source?.length) {
     raw.sources = flags.source.map((s, i) => parseSourceSpec(s, i, speed));

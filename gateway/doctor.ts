@@ -532,6 +532,8 @@ export async function machineChecks(cfg: GatewayConfig): Promise<CheckResult[]> 
 }
 
 export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }): Promise<CheckResult[]> {
+  // The gateway's file from its environment, as `presence gateway` reads it (loadConfig).
+  if (!flags.config && process.env.PRESENCE_GATEWAY_CONFIG) flags = { ...flags, config: process.env.PRESENCE_GATEWAY_CONFIG };
   const results: CheckResult[] = [];
   let cfg: GatewayConfig | null = null;
   const anyConfig = Object.entries(flags).some(([k, v]) => v !== undefined && k !== 'framesTimeout' && k !== 'json');

@@ -84,6 +84,15 @@ describe('gateway: old flags and environment variables', () => {
     expect(both.lines).toEqual([expect.stringMatching(/environment variable PRESENCE_MQTT_PASSWORD is ignored: MQTT_PASSWORD is set too and wins/)]);
   });
 
+  it('PRESENCE_GATEWAY_CONFIG names the file as PRESENCE_AGGREGATOR_CONFIG does for the aggregator; --config wins', () => {
+    const a = join(tmp, 'gw-env.yaml');
+    const b = join(tmp, 'gw-flag.yaml');
+    writeFileSync(a, 'gateway: { site: from-env, zone: z, id: g }\nmqtt: { url: mqtt://h }\nsources: [{ type: stdin, name: in }]\n');
+    writeFileSync(b, 'gateway: { site: from-flag, zone: z, id: g }\nmqtt: { url: mqtt://h }\nsources: [{ type: stdin, name: in }]\n');
+    expect(loadGateway({}, { PRESENCE_GATEWAY_CONFIG: a }).gateway.site).toBe('from-env');
+    expect(loadGateway({ config: b }, { PRESENCE_GATEWAY_CONFIG: a }).gateway.site).toBe('from-flag');
+  });
+
   it('the new names print nothing', async () => {
     const opts = await parsedOptions('gateway', [...base, '--mqtt-url', 'mqtt://h', '--mqtt-keepalive', '5s', '--mqtt-client-id', 'x']);
     const { lines } = captureDeprecations(() => loadGateway(gatewayFlags(opts), { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }));
