@@ -1,12 +1,23 @@
 // Pure core of the aggregator: one MQTT message in, either points (line protocol) or a rejection
 // with a reason out. No I/O here.
 import { Point, escape as lp, type PointSettings } from '@influxdata/influxdb-client';
-import { MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+import {
+  GATEWAY_STATUS_MEASUREMENT,
+  MAX_PAYLOAD_BYTES,
+  PRESENCE_MEASUREMENT,
+  parseTopic,
+  TOPIC_ROOT,
+  validateCounts,
+  validateStatus,
+  type CountsMessage,
+  type StatusMessage,
+} from '../contract/index.ts';
 import { peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
 import { IDENTITY_REJECT_REASONS, type IdentityRejectReason } from './registry.ts';
 
-export const PRESENCE = 'presence';
-export const GATEWAY_STATUS = 'gateway_status';
+/** The measurements written here: their names, tags and fields are the contract's (contract/influx.ts). */
+export const PRESENCE = PRESENCE_MEASUREMENT;
+export const GATEWAY_STATUS = GATEWAY_STATUS_MEASUREMENT;
 
 /** Reasons a message is rejected; the label of the rejected-messages counter. */
 export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'unknown_field' | 'invalid' | 'topic_mismatch' | 'future' | IdentityRejectReason;

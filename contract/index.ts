@@ -8,3 +8,4 @@ export * from './validate.ts';
 export * from './redact.ts';
 export * from './last-error.ts';
 export * from './sketch.ts';
+export * from './influx.ts';

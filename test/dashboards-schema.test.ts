@@ -22,6 +22,7 @@ import {
   type Dashboard,
   type ResolvedVariable,
 } from '../dashboards/queries.ts';
+import { GATEWAY_STATUS_MEASUREMENT, INFLUX_SCHEMA, type Measurement, PRESENCE_MEASUREMENT } from '../contract/index.ts';
 
 const root = join(import.meta.dirname, '..');
 const FILES = ['crowd', 'traffic', 'gateways'];
@@ -108,7 +109,13 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
       // Tag values, or (crowd) the zones that have calibrated people in the range.
       if (v.query.startsWith('SELECT'))
         expect(v.query).toMatch(/^SELECT DISTINCT\("zone"\) FROM \(SELECT "zone", "people" FROM "presence" WHERE .*"people" >= 0 AND \$timeFilter\)$/);
-      else expect(v.query).toMatch(/^SHOW TAG VALUES FROM "(presence|gateway_status)" WITH KEY = "\w+"/);
+      else {
+        // tag values of a contract measurement, by one of its tags
+        const m = /^SHOW TAG VALUES FROM "(\w+)" WITH KEY = "(\w+)"/.exec(v.query);
+        expect(m, v.query).not.toBeNull();
+        expect([PRESENCE_MEASUREMENT, GATEWAY_STATUS_MEASUREMENT]).toContain(m![1]);
+        expect(INFLUX_SCHEMA[m![1] as Measurement].tags as readonly string[]).toContain(m![2]);
+      }
     }
   });
 

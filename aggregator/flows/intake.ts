@@ -25,12 +25,13 @@
 // loses the group to a newcomer (which starts without the sketches of the interval in progress)
 // goes on writing for HANDOVER_INTERVALS intervals + horizon of the group's clock (disown).
 import { Point } from '@influxdata/influxdb-client';
-import { parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
+import { FLOW_MEASUREMENT, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { msSettings } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
 
-export const FLOW = 'flow';
+/** The flow measurement (its tags and fields: contract/influx.ts). */
+export const FLOW = FLOW_MEASUREMENT;
 /** Intervals a standby instance keeps beyond the owner's drop rule, recomputed when it takes over. */
 export const STANDBY_GRACE = 1;
 /** Intervals (beyond the horizon) an instance that lost a group to a newcomer still writes. */

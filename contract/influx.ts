@@ -1,0 +1,41 @@
+// The stored side of the contract: the InfluxDB measurements the aggregator writes, with their tags
+// and fields. The aggregator writes them (aggregator/messages.ts, aggregator/flows/intake.ts), the
+// dashboards and `presence influx setup` read them, and their tests take the names from here
+// (test/influx-contract.test.ts checks that what the aggregator writes and what the dashboards
+// query is exactly this).
+
+/** Measurement of the per-window counts: one point per gateway, radio and window (time = window start). */
+export const PRESENCE_MEASUREMENT = 'presence';
+/** Measurement of the gateways' status: one point per status message, and one when a gateway goes missing or comes back. */
+export const GATEWAY_STATUS_MEASUREMENT = 'gateway_status';
+/** Measurement of the corridor flows: one point per group pair and interval (time = interval start). */
+export const FLOW_MEASUREMENT = 'flow';
+
+/** Every measurement's tags and fields (a field is written only when it applies: `people` only with a calibration). */
+export const INFLUX_SCHEMA = {
+  [PRESENCE_MEASUREMENT]: {
+    tags: ['gateway', 'radio', 'site', 'zone'],
+    fields: ['complete', 'devices', 'estimate', 'frames', 'people', 'people_high', 'people_low', 'rejected', 'suppressed'],
+  },
+  [GATEWAY_STATUS_MEASUREMENT]: {
+    tags: ['gateway', 'site', 'zone'],
+    fields: ['errors', 'frames_per_s', 'missing', 'missing_windows', 'online', 'queue_depth', 'sources', 'sources_failed', 'up', 'uptime_s'],
+  },
+  [FLOW_MEASUREMENT]: {
+    tags: ['from', 'site', 'to'],
+    fields: [
+      'count',
+      'count_high',
+      'count_low',
+      'travel_median_high_s',
+      'travel_median_low_s',
+      'travel_median_s',
+      'travel_p85_high_s',
+      'travel_p85_low_s',
+      'travel_p85_s',
+      'windows',
+    ],
+  },
+} as const satisfies Record<string, { tags: readonly string[]; fields: readonly string[] }>;
+
+export type Measurement = keyof typeof INFLUX_SCHEMA;
