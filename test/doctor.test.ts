@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
@@ -102,7 +103,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   });
 
   it('with a running gateway (retained status online) doctor publishes nothing on its status topic; after it dies it test-publishes', async () => {
-    const topic = 'presence/v1/doc/g-live/status';
+    const topic = statusTopic('doc', 'g-live');
     const cap = wifiCapture(join(tmp, 'live.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
     const file = join(tmp, 'live.yaml');
     writeFileSync(

@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionGateway } from '../aggregator/provision.ts';
-import { countsTopic, statusTopic, validateCounts } from '../contract/index.ts';
+import { countsTopic, statusTopic, TOPIC_ROOT, validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { GatewayMetrics } from '../gateway/http.ts';
 import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
@@ -90,7 +90,7 @@ describe.skipIf(!ok)(SUITE, () => {
     const typo = config(flags);
     typo.gateway.site = 'damrak';
     typo.mqtt.username = 'dam/gw-plein-1';
-    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: 'presence/v1/#' });
+    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: `${TOPIC_ROOT}/#` });
     const logs: string[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => logs.push(s) });
     const gw = new Gateway({ config: typo, log, processMetrics: false });

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CountsMessage, QueueState } from '../contract/index.ts';
+import { type CountsMessage, type QueueState, siteFilter } from '../contract/index.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
@@ -294,7 +294,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
       const health = ((await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { status: string }).status;
       return { metric, health };
     };
-    const sub = await subscriber(broker.url, { filter: `presence/v1/${site}/#` });
+    const sub = await subscriber(broker.url, { filter: siteFilter(site) });
     const seqs = () => counts(sub.messages, site).map((c) => c.seq);
     const alive = (g: ReturnType<typeof spawnGateway>) => g.proc.exitCode === null && g.proc.signalCode === null;
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haConfigTopic, haSensorConfig, validateHaConfig } from '../contract/homeassistant.ts';
+import { TOPIC_ROOT } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
@@ -139,7 +140,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(wifiCfg.device).toEqual(bleCfg.device); // one device, two sensors
 
       // Home Assistant subscribes to the state and availability topics.
-      const states = await subscriber(broker.url, { filter: 'presence/v1/utrecht/gw-ha/#', clean: true });
+      const states = await subscriber(broker.url, { filter: `${TOPIC_ROOT}/utrecht/gw-ha/#`, clean: true });
       const last = (kind: string): Received | undefined => [...states.messages].reverse().find((m) => m.topic.endsWith(kind));
       await waitFor(() => !!last('/status'), 10_000, 'the retained status');
       expect(availability(wifiCfg, last('/status')!.payload.toString())).toBe('available');
