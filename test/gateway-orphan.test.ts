@@ -136,7 +136,7 @@ describe('capture command lifetime', () => {
     const { path, dir } = captureScript('escaped-exit', `setsid sleep 301 &\necho $! >> '${join(tmp, 'escaped-exit.pids')}'\nexit 4`);
     const gw = gateway(await gatewayArgs('escaped-exit', `wifi=cmd:${path}`));
     await pids(dir, false);
-    await waitFor(() => (gw.stderr().match(/exited with code 4/g) ?? []).length >= 2, 20_000, 'two runs of the command');
+    await waitFor(() => (gw.stderr().match(/"code":"exited","exit_code":4,/g) ?? []).length >= 2, 20_000, 'two runs of the command');
     for (const pid of readFileSync(join(tmp, 'escaped-exit.pids'), 'utf8').trim().split('\n')) started.push(Number(pid));
     expect(gw.stderr()).not.toContain('"code":"read_failed"');
     gw.proc.kill('SIGTERM');
@@ -147,7 +147,7 @@ describe('capture command lifetime', () => {
     const { path, dir } = captureScript('leftover', 'exit 5');
     const gw = gateway(await gatewayArgs('leftover', `wifi=cmd:${path}`));
     const { child } = await pids(dir, false); // the command exits at once; its child was started
-    await waitFor(() => gw.stderr().includes('exited with code 5'), 20_000, 'the exit to be noticed although a child holds the output');
+    await waitFor(() => gw.stderr().includes('"code":"exited","exit_code":5,'), 20_000, 'the exit to be noticed although a child holds the output');
     await waitFor(() => !running(child), 30_000, `the command's child ${child} to be gone`);
     await waitFor(() => (gw.stderr().match(/"msg":"capture command stopped; restarting"/g) ?? []).length >= 2, 20_000, 'a second run of the command');
     gw.proc.kill('SIGTERM');
