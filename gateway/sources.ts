@@ -20,6 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
@@ -279,6 +280,70 @@ export function pacer(
   };
 }
 
+/**
+ * How often a live capture (a capture command's stdout, standard input) is read: what the pipe
+ * holds is taken every READ_TICK_MS, not on every readable event. `tcpdump -U` writes each packet
+ * with its own write(2) (and with --immediate-mode, or a ring that hands it packets one by one, the
+ * writes come spread out in time): woken on each, the gateway paid its whole read, parse and count
+ * path once per frame or so, ~25 us of CPU per frame at 10,000 frames/s (bench `gateway`, live-pipe
+ * rows), 100 times the firmware's own cost. Taking a tick's worth at once pays it ~100 times a second.
+ *
+ * The bound, so the capture tool does not block at the rates the gateway claims: between two reads
+ * the bytes wait in the kernel (a pipe: 64 KiB; the socket pair a command's stdout is: 212,992
+ * bytes of send buffer counted with each write's ~0.7 KiB of kernel overhead, ~280 writes with
+ * small packets, measured) and then in the stream's own buffer (16 KiB, Node 20's default for a
+ * pipe or socket; reading stops there). With pcap records of 84-300 bytes (the bench's frames;
+ * probe requests with many elements) that is at least ~270 writes of 300 B or ~470 of 84 B:
+ * 27 ms at 10,000 frames/s, so a 10 ms tick leaves the capture tool never blocked below ~27,000
+ * frames/s, and with room for the event loop being late by 15 ms or more at 10,000 frames/s. A
+ * read that finds a full stream buffer (a backlog, or a burst: tcpdump hands on a whole TPACKET_V3
+ * block, ~150 ms of packets, at once) is followed by the next at once, without waiting for the
+ * tick. The tick delays a frame by at most 10 ms before it is counted; windows still close on
+ * their timer (a frame at a window's edge may count in the next one, as tcpdump's own buffering,
+ * up to its 1 s block timeout, already makes it).
+ */
+export const READ_TICK_MS = 10;
+
+/**
+ * A live stream's bytes, at most one chunk every `tickMs` (READ_TICK_MS): everything buffered, as
+ * one chunk. Ends with the stream; throws its error, or a premature-close error if it was
+ * destroyed before its end (as a for-await over the stream does). Nothing read is dropped.
+ */
+export async function* tickedChunks(stream: NodeJS.ReadableStream, tickMs = READ_TICK_MS): AsyncGenerator<Uint8Array> {
+  const r = stream as Readable;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  r.on('readable', notify);
+  r.on('end', notify);
+  r.on('error', notify);
+  r.on('close', notify);
+  const hwm = r.readableHighWaterMark ?? 16 * 1024;
+  try {
+    for (;;) {
+      const chunk = r.read() as Uint8Array | string | null;
+      if (chunk !== null) {
+        yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        if (chunk.length >= hwm) continue; // the buffer was full: a backlog, read on at once
+        await new Promise((resolve) => setTimeout(resolve, tickMs)); // an end, error or stop is seen after it too
+        continue;
+      }
+      if (r.errored) throw r.errored;
+      if (r.readableEnded) return;
+      if (r.destroyed) throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    r.off('readable', notify);
+    r.off('end', notify);
+    r.off('error', notify);
+    r.off('close', notify);
+  }
+}
+
 /** pcap or pcapng on standard input (a pipe from tcpdump, or a file). */
 export class StdinSource extends CaptureSource {
   readonly ends = true;
@@ -290,7 +355,7 @@ export class StdinSource extends CaptureSource {
     super(cfg.name, cfg.radio, log);
   }
   protected async run(): Promise<void> {
-    for await (const batch of readCaptureRecords(this.input as AsyncIterable<Uint8Array>, 'stdin', this.splitter)) {
+    for await (const batch of readCaptureRecords(tickedChunks(this.input), 'stdin', this.splitter)) {
       if (this.stopped) break;
       await this.deliver(batch);
     }
@@ -404,7 +469,7 @@ export class CommandSource extends CaptureSource {
     let readError: Error | null = null;
     try {
       let first = true;
-      for await (const batch of readCaptureRecords(child.stdout!, `command ${this.name}`, this.splitter)) {
+      for await (const batch of readCaptureRecords(tickedChunks(child.stdout!), `command ${this.name}`, this.splitter)) {
         if (first) {
           first = false;
           this.setState('running');
