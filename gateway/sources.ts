@@ -289,13 +289,15 @@ export function pacer(
  * rows), 100 times the firmware's own cost. Taking a tick's worth at once pays it ~100 times a second.
  *
  * The bound, so the capture tool does not block at the rates the gateway claims: between two reads
- * the bytes wait in the kernel (a pipe: 64 KiB; the socket pair a command's stdout is: 212,992
- * bytes of send buffer counted with each write's ~0.7 KiB of kernel overhead, ~280 writes with
- * small packets, measured) and then in the stream's own buffer (16 KiB, Node 20's default for a
- * pipe or socket; reading stops there). With pcap records of 84-300 bytes (the bench's frames;
- * probe requests with many elements) that is at least ~270 writes of 300 B or ~470 of 84 B:
- * 27 ms at 10,000 frames/s, so a 10 ms tick leaves the capture tool never blocked below ~27,000
- * frames/s, and with room for the event loop being late by 15 ms or more at 10,000 frames/s. A
+ * the bytes wait in the kernel, then in the stream's own buffer (16 KiB, Node 20's default for a
+ * pipe or socket; reading stops there). Measured here with non-blocking writes until EAGAIN: a
+ * pipe takes 64 KiB (768 writes of 84 B, 208 of 300 B); the socket pair a command's stdout is
+ * (libuv's UV_CREATE_PIPE) counts each write's kernel overhead against its 212,992-byte send
+ * buffer (278 writes of 84 B, 167 of 300 B). With pcap records of 84 B (the bench's frames) to
+ * 300 B (probe requests with many elements) and one write per record, that is at least 221
+ * records (167 + 54) = 22 ms at 10,000 frames/s (47-96 ms with 84 B records), so a 10 ms tick
+ * keeps the capture tool from waiting below ~22,000 frames/s, and at 10,000 frames/s lets the
+ * event loop be ~12 ms late (a window close, a GC) before it does. A
  * read that finds a full stream buffer (a backlog, or a burst: tcpdump hands on a whole TPACKET_V3
  * block, ~150 ms of packets, at once) is followed by the next at once, without waiting for the
  * tick. The tick delays a frame by at most 10 ms before it is counted; windows still close on
