@@ -16,8 +16,10 @@
 // A capture command never outlives the gateway (spawnCapture): it leads a process group of its
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
 // after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
@@ -346,6 +348,123 @@ export async function* tickedChunks(stream: NodeJS.ReadableStream, tickMs = READ
   }
 }
 
+/**
+ * A pipe for a capture command's stdout that the gateway reads without being woken by each write:
+ * a FIFO (mkfifo: Node has no pipe(2)), opened at both ends and its name removed at once; the
+ * write end goes to the command, the read end to tickedPipe. null when no FIFO can be made (no
+ * mkfifo): the command's stdout is then Node's own pipe, read through tickedChunks.
+ */
+export function capturePipe(): { read: number; write: number } | null {
+  let dir: string | null = null;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'presence-capture-'));
+    const path = join(dir, 'out');
+    execFileSync(findExecutable('mkfifo') ?? 'mkfifo', ['-m', '600', path], { stdio: 'ignore' });
+    const read = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const write = openSync(path, fsConstants.O_WRONLY);
+    return { read, write };
+  } catch {
+    return null;
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A pipe's read end read a tick at a time (tickedPipe): its chunks, what was read and not yet handed on, and a way to close it. */
+export interface TickedPipe {
+  chunks: AsyncGenerator<Uint8Array>;
+  /** Bytes read from the pipe and not yet handed on. */
+  pending(): number;
+  destroy(): void;
+  readonly destroyed: boolean;
+}
+
+/**
+ * Reads a pipe's read end (`fd`) as tickedChunks does a stream, but between two reads the pipe is
+ * not watched at all (the socket is paused: libuv stops polling the fd), so a writer's writes wake
+ * the gateway not once each but once a tick: every READ_TICK_MS (at once again after a read that
+ * filled the 64 KiB read buffer: more is waiting) the socket is resumed, libuv reads what the pipe
+ * holds into one reused buffer, and it is paused again. While nothing comes the pipe is watched,
+ * so the first bytes after a quiet spell are read when they come. A chunk handed on is valid until
+ * the next one is asked for (the capture reader copies what it keeps): no allocation per read.
+ */
+export function tickedPipe(fd: number, tickMs = READ_TICK_MS): TickedPipe {
+  const readBuf = Buffer.allocUnsafe(64 * 1024);
+  let acc = Buffer.allocUnsafe(64 * 1024);
+  let len = 0;
+  let lastFull = false;
+  let ended = false;
+  let error: Error | null = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  // onread (one reused buffer; pause() then stops polling the fd) is a documented option of the
+  // constructor that @types/node 20 leaves out of SocketConstructorOpts
+  const socket = new Socket({
+    fd,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: readBuf,
+      callback: (n: number, buf: Uint8Array) => {
+        if (len + n > acc.length) {
+          const grown = Buffer.allocUnsafe(Math.max(acc.length * 2, len + n));
+          acc.copy(grown, 0, 0, len);
+          acc = grown;
+        }
+        acc.set(buf.subarray(0, n), len);
+        len += n;
+        lastFull = n === readBuf.length;
+        notify();
+        return false; // pause: the pipe is not watched until the next tick
+      },
+    },
+  } as ConstructorParameters<typeof Socket>[0]);
+  socket.pause();
+  socket.on('end', () => {
+    ended = true;
+    notify();
+  });
+  socket.on('error', (err) => {
+    error = err;
+    notify();
+  });
+  socket.on('close', notify);
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        if (len > 0) {
+          const full = lastFull;
+          yield acc.subarray(0, len);
+          len = 0;
+          if (!full && !ended && !socket.destroyed) await new Promise((r) => setTimeout(r, tickMs));
+          continue;
+        }
+        if (error) throw error;
+        if (ended) return;
+        if (socket.destroyed) throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          socket.resume();
+        });
+      }
+    } finally {
+      socket.destroy();
+    }
+  }
+  return {
+    chunks: chunks(),
+    pending: () => len,
+    destroy: () => socket.destroy(),
+    get destroyed() {
+      return socket.destroyed;
+    },
+  };
+}
+
 /** pcap or pcapng on standard input (a pipe from tcpdump, or a file). */
 export class StdinSource extends CaptureSource {
   readonly ends = true;
@@ -371,6 +490,8 @@ export class StdinSource extends CaptureSource {
 export class CommandSource extends CaptureSource {
   readonly ends = false;
   private child: ChildProcess | null = null;
+  /** The running command's output as read (the FIFO's reader or Node's pipe). */
+  private output: { pending(): number; destroy(): void } | null = null;
   /** Resolves once the running command has exited and its output is closed. */
   private childClosed: Promise<unknown> | null = null;
   private wake: (() => void) | null = null;
@@ -434,7 +555,20 @@ export class CommandSource extends CaptureSource {
     const cmd = this.cfg.command;
     if (Array.isArray(cmd) && !findExecutable(cmd[0]))
       return { code: 'cannot_start', error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }) };
-    const child = spawnCapture(cmd);
+    // stdout through a FIFO read a tick at a time (tickedPipe); Node's own pipe when none can be made
+    const fifo = capturePipe();
+    let child: ChildProcess;
+    try {
+      child = spawnCapture(cmd, fifo?.write);
+    } finally {
+      if (fifo) closeSync(fifo.write); // the command holds it now
+    }
+    const pipe = fifo ? tickedPipe(fifo.read) : null;
+    const output = {
+      pending: () => pipe?.pending() ?? child.stdout?.readableLength ?? 0,
+      destroy: () => (pipe ? pipe.destroy() : child.stdout?.destroy()),
+    };
+    this.output = output;
     this.child = child;
     this.starts++;
     let stderrTail = '';
@@ -456,12 +590,12 @@ export class CommandSource extends CaptureSource {
     child.once('exit', () => {
       let t: NodeJS.Timeout;
       const check = () => {
-        if ((child.stdout?.readableLength ?? 0) > 0) {
+        if (output.pending() > 0) {
           t = setTimeout(check, 1000);
           return;
         }
         abandoned = true;
-        child.stdout?.destroy();
+        output.destroy();
         child.stderr?.destroy();
       };
       t = setTimeout(check, 1000);
@@ -471,7 +605,7 @@ export class CommandSource extends CaptureSource {
     let readError: Error | null = null;
     try {
       let first = true;
-      for await (const batch of readCaptureRecords(tickedChunks(child.stdout!), `command ${this.name}`, this.splitter)) {
+      for await (const batch of readCaptureRecords(pipe ? pipe.chunks : tickedChunks(child.stdout!), `command ${this.name}`, this.splitter)) {
         if (first) {
           first = false;
           this.setState('running');
@@ -483,9 +617,11 @@ export class CommandSource extends CaptureSource {
       // Output closed by the gateway after the command exited (above) is no read failure.
       if (!abandoned) readError = err as Error;
     }
-    if (readError) await endCapture(child, exited);
+    if (readError) await endCapture(child, exited, output.destroy);
     const { code, signal } = await exited;
+    output.destroy(); // (read to its end, or given up)
     this.child = null;
+    this.output = null;
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
     if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine };
     if (readError) return { code: failureCode(readError), error: readError, stderr: lastLine };
@@ -495,7 +631,7 @@ export class CommandSource extends CaptureSource {
   protected async halt(): Promise<void> {
     this.wake?.();
     const child = this.child;
-    if (child && this.childClosed) await endCapture(child, this.childClosed);
+    if (child && this.childClosed) await endCapture(child, this.childClosed, this.output?.destroy);
   }
 }
 
@@ -521,9 +657,13 @@ export const KILL_AFTER_MS = 3000;
  * (and session) it leads, under CAPTURE_GUARD: stdin is the guard's pipe (never written), stdout
  * and stderr are pipes to the gateway.
  */
-export function spawnCapture(command: string | string[]): ChildProcess {
+export function spawnCapture(command: string | string[], stdoutFd?: number): ChildProcess {
   const argv = Array.isArray(command) ? command : ['/bin/sh', '-c', command];
-  const child = spawn('/bin/sh', ['-c', CAPTURE_GUARD, 'presence-capture', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: captureEnv() });
+  const child = spawn('/bin/sh', ['-c', CAPTURE_GUARD, 'presence-capture', ...argv], {
+    stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'],
+    detached: true,
+    env: captureEnv(),
+  });
   child.stdin!.on('error', () => {}); // never written; EPIPE once the group is gone is no error
   return child;
 }
@@ -551,10 +691,11 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
  * closed. A process that left the group (setsid) and still holds the output cannot keep it open:
  * 1 s after the SIGKILL the gateway closes its ends of the pipes itself.
  */
-async function endCapture(child: ChildProcess, closed: Promise<unknown>): Promise<void> {
+async function endCapture(child: ChildProcess, closed: Promise<unknown>, closeOutput?: () => void): Promise<void> {
   signalGroup(child, 'SIGTERM');
   const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_AFTER_MS);
   const abandon = setTimeout(() => {
+    closeOutput?.();
     child.stdout?.destroy();
     child.stderr?.destroy();
   }, KILL_AFTER_MS + 1000);

@@ -3,12 +3,15 @@
 // one chunk, every byte in order, nothing dropped; a full buffer is read on without waiting; the
 // stream's end, error or destruction end the reading as a for-await over the stream would. The
 // tick's timer is faked: nothing here waits on the wall clock.
+import { closeSync, mkdtempSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
-import { StdinSource, tickedChunks, type FrameSink } from '../gateway/sources.ts';
+import { CommandSource, capturePipe, StdinSource, tickedChunks, tickedPipe, type FrameSink } from '../gateway/sources.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
@@ -17,6 +20,8 @@ const turn = () => new Promise((r) => setImmediate(r));
 afterEach(() => {
   vi.useRealTimers();
 });
+const dir = mkdtempSync(join(tmpdir(), 'source-ticked-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('tickedChunks', () => {
   it('hands on what arrived during a tick as one chunk, in order, and ends with the stream', async () => {
@@ -95,5 +100,71 @@ describe('StdinSource reads a tick at a time and loses no frame', () => {
     expect(src.frames).toBe(n);
     expect(batches.reduce((k, b) => k + b.count, 0)).toBe(n);
     expect(batches.length).toBeLessThan(n); // coalesced, not one batch per write
+  });
+});
+
+describe('tickedPipe: a capture command writes into a FIFO that is not watched between ticks', () => {
+  it('writes made while the reader waits for its tick are read at once when it comes, all of them, in order', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const fifo = capturePipe();
+    expect(fifo).not.toBeNull();
+    const pipe = tickedPipe(fifo!.read, 10);
+    const it = pipe.chunks[Symbol.asyncIterator]();
+    writeSync(fifo!.write, Buffer.from([0]));
+    expect(Buffer.from((await it.next()).value!)).toEqual(Buffer.from([0]));
+    const next = it.next(); // paused until the tick
+    const all: number[] = [];
+    for (let k = 1; k <= 200; k++) {
+      writeSync(fifo!.write, Buffer.from([k & 0xff, k >> 8])); // one write(2) each
+      all.push(k & 0xff, k >> 8);
+      if (k % 20 === 0) await turn();
+    }
+    expect(pipe.pending()).toBe(0); // nothing was read while paused
+    await vi.advanceTimersByTimeAsync(10);
+    expect(Buffer.from((await next).value!)).toEqual(Buffer.from(all));
+    closeSync(fifo!.write);
+    const done = it.next();
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await done).done).toBe(true);
+  });
+
+  it('a destroyed reader ends with a premature close, as a destroyed stream does', async () => {
+    const fifo = capturePipe()!;
+    const pipe = tickedPipe(fifo.read, 1);
+    const p = pipe.chunks.next();
+    pipe.destroy();
+    await expect(p).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    closeSync(fifo.write);
+  });
+
+  it('CommandSource delivers every frame of a capture written in real time, one write(2) per packet', async () => {
+    const n = 400;
+    const path = join(dir, 'paced.pcapng');
+    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
+    const parts = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }])];
+    for (let i = 0; i < n; i++) {
+      sa[5] = i & 0xff;
+      sa[4] = i >> 8;
+      parts.push(
+        pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i })),
+      );
+    }
+    writeFileSync(path, Buffer.concat(parts));
+    const writer = join(import.meta.dirname, '..', 'bench', 'live-capture-writer.mjs');
+    const src = new CommandSource(
+      { name: 'w', radio: 'wifi', command: [process.execPath, writer, path, 'packet'], restart_min: '60s', restart_max: '60s' },
+      pino({ level: 'silent' }),
+    );
+    let batches = 0;
+    const restarting = new Promise<void>((resolve) => {
+      src.start({
+        deliver: (_s, b) => void (batches += b.count > 0 ? 1 : 0),
+        stateChanged: (s) => s.state === 'restarting' && resolve(),
+      });
+    });
+    await restarting; // the writer exited after the whole capture
+    await src.stop();
+    expect(src.frames).toBe(n);
+    expect(batches).toBeLessThan(n);
   });
 });
