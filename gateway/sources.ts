@@ -287,24 +287,27 @@ export function pacer(
  * holds is taken every READ_TICK_MS, not on every readable event. `tcpdump -U` writes each packet
  * with its own write(2) (and with --immediate-mode, or a ring that hands it packets one by one, the
  * writes come spread out in time): woken on each, the gateway paid its whole read, parse and count
- * path once per frame or so, ~25 us of CPU per frame at 10,000 frames/s (bench `gateway`, live-pipe
- * rows), 100 times the firmware's own cost. Taking a tick's worth at once pays it ~100 times a second.
+ * path per frame, 20-25 us of CPU per frame at 10,000 frames/s written evenly (bench `gateway`,
+ * live-pipe rows, 26 Nov). A capture command's stdout is a FIFO that is not even watched between
+ * two ticks (tickedPipe); standard input and the fallback without mkfifo are streams read a tick
+ * at a time (tickedChunks), which still wake on each write to buffer it.
  *
- * The bound, so the capture tool does not block at the rates the gateway claims: between two reads
- * the bytes wait in the kernel, then in the stream's own buffer (16 KiB, Node 20's default for a
- * pipe or socket; reading stops there). Measured here with non-blocking writes until EAGAIN: a
- * pipe takes 64 KiB (768 writes of 84 B, 208 of 300 B); the socket pair a command's stdout is
- * (libuv's UV_CREATE_PIPE) counts each write's kernel overhead against its 212,992-byte send
- * buffer (278 writes of 84 B, 167 of 300 B). With pcap records of 84 B (the bench's frames) to
- * 300 B (probe requests with many elements) and one write per record, that is at least 221
- * records (167 + 54) = 22 ms at 10,000 frames/s (47-96 ms with 84 B records), so a 10 ms tick
- * keeps the capture tool from waiting below ~22,000 frames/s, and at 10,000 frames/s lets the
- * event loop be ~12 ms late (a window close, a GC) before it does. A
- * read that finds a full stream buffer (a backlog, or a burst: tcpdump hands on a whole TPACKET_V3
- * block, ~150 ms of packets, at once) is followed by the next at once, without waiting for the
- * tick. The tick delays a frame by at most 10 ms before it is counted; windows still close on
- * their timer (a frame at a window's edge may count in the next one, as tcpdump's own buffering,
- * up to its 1 s block timeout, already makes it).
+ * The bound, so the capture tool does not wait at the rates the gateway claims: between two reads
+ * the bytes wait in the kernel. Measured here with non-blocking writes until EAGAIN: a pipe (the
+ * FIFO) takes 64 KiB, 768 writes of 84 B or 208 of 300 B (small writes share its pages); the socket
+ * pair Node makes for a child's stdout (the fallback) counts each write's kernel overhead against
+ * its 212,992-byte send buffer, 278 writes of 84 B or 167 of 300 B, plus the stream's own 16 KiB.
+ * With pcap records of 84 B (the bench's frames) to 300 B (probe requests with many elements) and
+ * one write per record, the FIFO holds at least 208 records, 21 ms at 10,000 frames/s (77 ms with
+ * 84 B records), so a 10 ms tick keeps the capture tool from waiting below ~20,000 frames/s, and
+ * at 10,000 frames/s lets the event loop be ~10 ms late (a window close, a GC) before it does. A
+ * read that fills the 64 KiB read buffer (a backlog, or a burst: tcpdump gets a whole TPACKET_V3
+ * block, ~150 ms of packets, from libpcap at once and cannot write it into any pipe without
+ * waiting) is followed by the next at once, without waiting for the tick; meanwhile the kernel's
+ * ring (2 MiB by default, ~1 s of such a capture) keeps the packets. The tick delays a frame by at
+ * most 10 ms before it is counted; windows still close on their timer (a frame at a window's edge
+ * may count in the next one, as tcpdump's own buffering, up to its 1 s block timeout, already
+ * makes it).
  */
 export const READ_TICK_MS = 10;
 
