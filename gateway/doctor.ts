@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
-import { CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
+import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
 import { corridorOf } from './corridor.ts';
 import {
   ConfigError,
@@ -252,19 +252,23 @@ export function captureFix(output: string[], command: string | string[]): string
 async function sampleCommand(
   command: string | string[],
   timeoutMs: number,
-): Promise<{ frames: number; linkTypes: number[]; problem?: string; output: string[]; fix: string }> {
+): Promise<{ frames: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string }> {
   // the gateway's own start: a process group of its own under a watcher that kills the group once
   // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
   const child = spawnCapture(command);
   const parser = new CaptureParser('capture command');
   let frames = 0;
   let problem: string | undefined;
+  // A damaged capture in fixed words (the reader's sentence quotes values read from the stream).
+  let damage: string | undefined;
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
     try {
       frames += parser.push(d).length;
     } catch (e) {
+      if (e instanceof CaptureFormatError)
+        damage ??= `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
       problem ??= (e as Error).message;
     }
   });
@@ -290,7 +294,14 @@ async function sampleCommand(
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143)
     problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
   // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
-  return { frames, linkTypes: [...parser.linkTypes], output, fix: captureFix(stderr.split(/\r?\n/), command), ...(problem ? { problem } : {}) };
+  return {
+    frames,
+    linkTypes: [...parser.linkTypes],
+    output,
+    fix: captureFix(stderr.split(/\r?\n/), command),
+    ...(problem ? { problem } : {}),
+    ...(damage ? { damage } : {}),
+  };
 }
 
 async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promise<CheckResult[]> {
@@ -327,7 +338,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       out.push({
         step,
         level: 'fail',
-        detail: r.problem ? redactFreeText(r.problem) : `no frames in ${timeoutMs / 1000}s`,
+        detail: r.damage ?? (r.problem ? redactFreeText(r.problem) : `no frames in ${timeoutMs / 1000}s`),
         fix: r.problem
           ? r.fix
           : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',

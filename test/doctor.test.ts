@@ -286,4 +286,25 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(plain.text).not.toMatch(/12:34:56:78:9a:bc/i);
     expect(plain.code).toBe(1);
   });
+
+  it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
+    const tool = join(tmp, 'not-a-capture.sh');
+    // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
+    writeFileSync(
+      tool,
+      "#!/bin/sh\nprintf '\\074\\042\\373\\001\\240\\236\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000'\n",
+      { mode: 0o755 },
+    );
+    const r = doctor([
+      '--config',
+      config('notcap', [`{ type: command, name: w, radio: wifi, command: [${tool}] }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '5s',
+    ]);
+    const f = by(r, 'frames arriving (w)')!;
+    expect(f.level).toBe('fail');
+    expect(f.detail).toBe("the command's output is not a valid capture: not_a_capture at byte offset 0, after 0 frames");
+    expect(r.text.toLowerCase().replace(/0x|[^0-9a-f]/g, '')).not.toMatch(/3c22fb01|01fb223c/);
+  });
 });
