@@ -34,8 +34,8 @@
 // packet written when it is due, spread evenly in time (what --immediate-mode, or a capture tool
 // without a block ring, does): the worst realistic case for a reader that wakes on every readable
 // event. The writer's own CPU is not counted (it stands in for tcpdump).
-// The gateway reads a capture command's stdout through the socket pair Node's spawn makes (libuv's
-// UV_CREATE_PIPE), as it does in the field. BENCH_GATEWAY_PATHS=replay or =live runs only one kind.
+// The gateway reads the writer's stdout as it reads any capture command's in the field (through
+// the FIFO it makes for it, gateway/sources.ts capturePipe). BENCH_GATEWAY_PATHS=replay or =live runs only one kind.
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
