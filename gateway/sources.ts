@@ -563,6 +563,9 @@ export class CommandSource extends CaptureSource {
     let child: ChildProcess;
     try {
       child = spawnCapture(cmd, fifo?.write);
+    } catch (err) {
+      if (fifo) closeSync(fifo.read); // nothing will read it: the source fails (start())
+      throw err;
     } finally {
       if (fifo) closeSync(fifo.write); // the command holds it now
     }

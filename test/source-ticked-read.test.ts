@@ -3,7 +3,7 @@
 // one chunk, every byte in order, nothing dropped; a full buffer is read on without waiting; the
 // stream's end, error or destruction end the reading as a for-await over the stream would. The
 // tick's timer is faked: nothing here waits on the wall clock.
-import { closeSync, mkdtempSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -135,6 +135,20 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
     pipe.destroy();
     await expect(p).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
     closeSync(fifo.write);
+  });
+
+  it('CommandSource closes both ends of its FIFO when the command cannot even be spawned (the source fails, no descriptor is left open)', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const src = new CommandSource(
+      // a NUL byte: spawn() throws at once, before any process exists
+      { name: 'nul', radio: 'wifi', command: 'tcpdump -i wlan0mon\u0000 -U -w -', restart_min: '60s', restart_max: '60s' },
+      pino({ level: 'silent' }),
+    );
+    const failed = new Promise<void>((resolve) => src.start({ deliver: () => {}, stateChanged: (s) => s.state === 'failed' && resolve() }));
+    await failed;
+    await src.stop();
+    expect(fds()).toBe(before);
   });
 
   it('CommandSource delivers every frame of a capture written in real time, one write(2) per packet', async () => {
