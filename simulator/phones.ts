@@ -154,8 +154,9 @@ export function simulatedPhoneFrames(model: string, opts: { seed?: number; durat
 /** A Wi-Fi receiver as a scenario gives it (`gateways[].wifi`). */
 export interface ReceiverSpec {
   channels: number[];
-  dwell: string | number;
-  switch?: string | number;
+  /** A duration with its unit: 250ms, 24h. */
+  dwell: string;
+  switch?: string;
 }
 
 /** The frames one simulated phone of `model` sends during `durationS`, as receivers right beside it hear them (merged, in time order). */
@@ -166,11 +167,11 @@ export function phoneHeardBy(model: string, receivers: readonly ReceiverSpec[], 
       name: 'single-phone',
       site: 'lab',
       start: '2026-01-01T00:00:00Z',
-      duration: opts.durationS ?? 3600,
+      duration: `${opts.durationS ?? 3600}s`,
       window: '60s',
       gateways: receivers.map((wifi, i) => ({ id: `rx${i}`, zone: 'bench', position: [0, 0], wifi, ble: false })),
       fixed: [{ model, position: [1, 0], count: 1 }],
-      environment: { shadowingDb: 0, fadingDb: 0 },
+      environment: { shadowing_db: 0, fading_db: 0 },
     },
     'single-phone',
   );

@@ -14,6 +14,7 @@ import {
   ScenarioError,
 } from '../simulator/scenario.ts';
 import { captureDeprecations } from '../scripts/lib/deprecate.ts';
+import { phoneHeardBy } from '../simulator/phones.ts';
 
 const minimal = () => ({
   name: 'test',
@@ -102,6 +103,14 @@ describe('scenario files', () => {
     const d = minimal() as any;
     d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { per_hour: 'lots', speed: 10 } } }];
     expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be number');
+  });
+
+  it("the simulator's own scenarios (the built-ins, the single-phone runs of --evaluate) use no deprecated key or bare duration", () => {
+    const { lines } = captureDeprecations(() => {
+      for (const name of builtinScenarios()) loadScenario(name);
+      phoneHeardBy('iphone-ios17', [{ channels: [1], dwell: '24h', switch: '0ms' }], { durationS: 60 });
+    });
+    expect(lines).toEqual([]);
   });
 
   it('reads the camelCase keys of earlier scenario files the same as snake_case ones, with one deprecation line per key', () => {
