@@ -1,3 +1,4 @@
+import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 // Shared bits of the aggregator suites: contract-conformant windows and a QoS 1 publisher.
 import mqtt, { type MqttClient } from 'mqtt';
 import { countsTopic, encode, statusTopic, type CountsMessage, type StatusMessage } from '../contract/index.ts';
@@ -75,3 +76,19 @@ export async function until<T>(what: string, fn: () => Promise<T> | T, ok: (v: T
 }
 
 export const silentLogger = { level: 'silent' };
+
+/** A Wi-Fi estimate calibration of one zone, "hall" (k 0.5, b 4), for tests that need people written. */
+export function hallCalibration(): Calibration {
+  return new Calibration(
+    parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  hall:
+    k: { value: 0.5, low: 0.45, high: 0.55, sd: 0.03 }
+    b: { value: 4, low: 3, high: 5, sd: 0.6 }
+    corr_kb: 0.4
+    residual_sd: 1.5
+`),
+  );
+}

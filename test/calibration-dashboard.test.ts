@@ -6,24 +6,12 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { countsLines } from '../aggregator/messages.ts';
-import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { window } from './aggregator-helpers.ts';
+import { hallCalibration, window } from './aggregator-helpers.ts';
 
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
 const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
-const cal = new Calibration(
-  parseCalibration(`format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 60 }
-level: 0.9
-zones:
-  hall:
-    k: { value: 0.5, low: 0.45, high: 0.55, sd: 0.03 }
-    b: { value: 4, low: 3, high: 5, sd: 0.6 }
-    corr_kb: 0.4
-    residual_sd: 1.5
-`),
-);
+const cal = hallCalibration();
 
 describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrated devices labelled as such (real influxd)', () => {
   const influx = new Influxd('calibrated');

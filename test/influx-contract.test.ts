@@ -6,10 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FLOW_MEASUREMENT, GATEWAY_STATUS_MEASUREMENT, INFLUX_SCHEMA, PRESENCE_MEASUREMENT, type Measurement } from '../contract/index.ts';
-import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { flowLine } from '../aggregator/flows/intake.ts';
 import { countsLines, missingLines, statusLines } from '../aggregator/messages.ts';
-import { status, window } from './aggregator-helpers.ts';
+import { hallCalibration, status, window } from './aggregator-helpers.ts';
 
 /** Measurement, tag keys and field keys of one line of line protocol (no escaped spaces or commas in these test values). */
 function parseLine(line: string): { measurement: string; tags: string[]; fields: string[] } {
@@ -18,18 +17,7 @@ function parseLine(line: string): { measurement: string; tags: string[]; fields:
   return { measurement, tags: tags.map((t) => t.split('=')[0]), fields: fieldSet.split(',').map((f) => f.split('=')[0]) };
 }
 
-const cal = new Calibration(
-  parseCalibration(`format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 60 }
-level: 0.9
-zones:
-  hall:
-    k: { value: 0.5, low: 0.45, high: 0.55, sd: 0.03 }
-    b: { value: 4, low: 3, high: 5, sd: 0.6 }
-    corr_kb: 0.4
-    residual_sd: 1.5
-`),
-);
+const cal = hallCalibration();
 
 describe('InfluxDB names: one source, contract/influx.ts', () => {
   it('every point the aggregator writes uses only the contract measurement, tags and fields, and together they use all of them', () => {

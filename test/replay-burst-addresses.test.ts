@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LINKTYPE } from '../firmware/host/types.ts';
 import { probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
@@ -15,24 +17,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A pcap (radiotap) of 28 randomised addresses 10 ms apart at one signal: the link makes them one burst. */
 function denseScan(path: string): void {
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(0xa1b2c3d4, 0);
-  header.writeUInt16LE(2, 4);
-  header.writeUInt16LE(4, 6);
-  header.writeUInt32LE(65535, 16);
-  header.writeUInt32LE(127, 20);
-  const parts = [header];
+  const parts = [pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP)];
   const t0 = Date.UTC(2026, 0, 1, 12, 0, 1);
   for (let i = 0; i < 28; i++) {
     const sa = Uint8Array.from([0x02, 0x10, 0x20, 0x30, 0x40, i]);
-    const frame = probeRequest({ sa, seq: i, ies: Uint8Array.from([0, 0]), channel: 6, signalDbm: -50, tsfUs: 0 });
-    const rec = Buffer.alloc(16);
-    const t = t0 + i * 10;
-    rec.writeUInt32LE(Math.floor(t / 1000), 0);
-    rec.writeUInt32LE((t % 1000) * 1000, 4);
-    rec.writeUInt32LE(frame.length, 8);
-    rec.writeUInt32LE(frame.length, 12);
-    parts.push(rec, Buffer.from(frame));
+    parts.push(pcapRecord(t0 + i * 10, probeRequest({ sa, seq: i, ies: Uint8Array.from([0, 0]), channel: 6, signalDbm: -50, tsfUs: 0 })));
   }
   writeFileSync(path, Buffer.concat(parts));
 }
