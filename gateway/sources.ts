@@ -637,32 +637,22 @@ export class CommandSource extends CaptureSource {
     let readError: Error | null = null;
     try {
       let first = true;
-      if (pipe) {
-        // The FIFO's chunks straight to the parser and the sink, a tick at a time: no async layer
-        // between them but the reader's own (readCaptureRecords does the same through one more).
-        const parser = new CaptureParser(`command ${this.name}`, this.splitter);
-        for await (const chunk of pipe.chunks) {
-          const batch = parser.pushRecords(chunk, true);
-          if (batch) {
-            if (first) {
-              first = false;
-              this.setState('running');
-            }
-            const wait = this.deliverNow(batch);
-            if (wait) await wait;
-          }
-          if (this.stopped) break;
-        }
-        if (!this.stopped) parser.end();
-      } else
-        for await (const batch of readCaptureRecords(tickedChunks(child.stdout!), `command ${this.name}`, this.splitter)) {
+      // Chunks (a tick's worth) straight to the parser and the sink: no async layer between them
+      // but the reader's own.
+      const parser = new CaptureParser(`command ${this.name}`, this.splitter);
+      for await (const chunk of pipe ? pipe.chunks : tickedChunks(child.stdout!)) {
+        const batch = parser.pushRecords(chunk, true);
+        if (batch) {
           if (first) {
             first = false;
             this.setState('running');
           }
-          await this.deliver(batch);
-          if (this.stopped) break;
+          const wait = this.deliverNow(batch);
+          if (wait) await wait;
         }
+        if (this.stopped) break;
+      }
+      if (!this.stopped) parser.end();
     } catch (err) {
       // Output closed by the gateway after the command exited (above) is no read failure.
       if (!abandoned) readError = err as Error;
