@@ -16,8 +16,8 @@
 // A capture command never outlives the gateway (spawnCapture): it leads a process group of its
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
 // after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
@@ -288,33 +288,74 @@ export function pacer(
 }
 
 /**
- * How often a live capture (a capture command's stdout, standard input) is read: what the pipe
- * holds is taken every READ_TICK_MS, not on every readable event. `tcpdump -U` writes each packet
- * with its own write(2) (and with --immediate-mode, or a ring that hands it packets one by one, the
- * writes come spread out in time): woken on each, the gateway paid its whole read, parse and count
- * path per frame, 20-25 us of CPU per frame at 10,000 frames/s written evenly (bench `gateway`,
- * live-pipe rows, 26 Nov). A capture command's stdout is a FIFO that is not even watched between
- * two ticks (tickedPipe); standard input and the fallback without mkfifo are streams read a tick
- * at a time (tickedChunks), which still wake on each write to buffer it.
- *
- * The bound, so the capture tool does not wait at the rates the gateway claims: between two reads
- * the bytes wait in the kernel. Measured here with non-blocking writes until EAGAIN: a pipe (the
- * FIFO) takes 64 KiB, 768 writes of 84 B or 208 of 300 B (small writes share its pages); the socket
- * pair Node makes for a child's stdout (the fallback) counts each write's kernel overhead against
- * its 212,992-byte send buffer, 278 writes of 84 B or 167 of 300 B, plus the stream's own 16 KiB.
- * With pcap records of 84 B (the bench's frames) to 300 B (probe requests with many elements) and
- * one write per record, the FIFO holds at least 208 records, 21 ms at 10,000 frames/s (77 ms with
- * 84 B records), so a 10 ms tick keeps the capture tool from waiting below ~20,000 frames/s, and
- * at 10,000 frames/s lets the event loop be ~10 ms late (a window close, a GC) before it does. A
- * read that fills the 64 KiB read buffer (a backlog, or a burst: tcpdump gets a whole TPACKET_V3
- * block, ~150 ms of packets, from libpcap at once and cannot write it into any pipe without
- * waiting) is followed by the next at once, without waiting for the tick; meanwhile the kernel's
- * ring (2 MiB by default, ~1 s of such a capture) keeps the packets. The tick delays a frame by at
- * most 10 ms before it is counted; windows still close on their timer (a frame at a window's edge
- * may count in the next one, as tcpdump's own buffering, up to its 1 s block timeout, already
- * makes it).
+ * How often a live stream (standard input, or a capture command's stdout where no FIFO can be
+ * made) is read: what arrived is taken every READ_TICK_MS, not on every readable event. `tcpdump
+ * -U` writes each packet with its own write(2): woken on each, the gateway paid its whole read,
+ * parse and count path per frame (20-25 us of CPU per frame at 10,000 frames/s written evenly,
+ * bench `gateway`, 26 Nov). A stream still wakes the process on each write to buffer it; a
+ * capture command's FIFO is not watched at all between reads (tickedPipe, readTick).
  */
 export const READ_TICK_MS = 10;
+
+/**
+ * When a capture command's FIFO is read (tickedPipe): the tick follows the data rate. Each
+ * wake-up costs the process 0.2-0.5 ms of CPU on the bench's machine whatever it carries (a bare
+ * node process woken by a timer every 50 ms: ~0.2 ms a wake-up; the gateway reading and counting
+ * ~600 frames: ~0.5 ms), as much as counting a few thousand frames, so the reader waits as long as
+ * the pipe allows: until it should be three quarters full, between READ_TICK_MIN_MS and
+ * READ_TICK_MAX_MS (the delivery tick of a paced replay, PACE_TICK_MS).
+ *
+ * The bound: between two reads the bytes wait in the kernel. A pipe takes 64 KiB unless enlarged
+ * (measured with non-blocking writes until EAGAIN: 768 writes of 84 B or 208 of 300 B, small
+ * writes share its pages); capturePipe asks Linux for PIPE_BYTES (1 MiB, the default
+ * /proc/sys/fs/pipe-max-size) through perl's fcntl (F_SETPIPE_SZ: Node has no fcntl, Debian always
+ * has perl). A 1 MiB pipe holds 250 ms of 300-B records up to ~10,000 frames/s (3 MB/s) with a
+ * quarter to spare for the event loop being late (a window close, a GC); a 64 KiB one 16 ms (the
+ * tick then stays near 10-20 ms at that rate). A writer that waits loses nothing: tcpdump blocks in
+ * write(2) while the kernel's capture ring (2 MiB by default, ~0.7 s at 3 MB/s) keeps the packets.
+ * A read that fills the read buffer (a backlog, or a burst larger than the pipe) is followed by the
+ * next at once, and the next tick is at most half the last, down to READ_TICK_MIN_MS. A frame
+ * waits at most READ_TICK_MAX_MS (plus the event loop's lateness) before it is counted; windows
+ * still close on their timer, so a frame at a window's edge may count in the next one (as
+ * tcpdump's own buffering, up to its 1 s block timeout, already makes it). A pipe found empty on
+ * two reads in a row is watched instead (a quiet pipe costs no wake-ups), and the first bytes
+ * after a quiet spell are read when they come.
+ */
+export const READ_TICK_MIN_MS = 10;
+export const READ_TICK_MAX_MS = PACE_TICK_MS;
+/** What a pipe holds when it was not enlarged (Linux's default). */
+export const PIPE_DEFAULT_BYTES = 64 * 1024;
+/** What capturePipe asks Linux to enlarge a capture command's FIFO to. */
+export const PIPE_BYTES = 1024 * 1024;
+
+/** The read tick's state: the tick last chosen and the data rate seen (bytes per ms, smoothed). */
+export interface ReadTick {
+  tickMs: number;
+  rate: number;
+}
+
+/**
+ * The next tick (pure): after `bytes` were read over `elapsedMs` since the previous timed read
+ * (`full`: one of those reads filled the read buffer, more was waiting). The rate is averaged with
+ * the last one (half each; taken as it is after a quiet spell, `prev` null); the tick is what
+ * brings `targetBytes` (three quarters of the pipe) at that rate, at most half the last one after
+ * a full read, within [minMs, maxMs].
+ */
+export function readTick(
+  prev: ReadTick | null,
+  bytes: number,
+  elapsedMs: number,
+  full: boolean,
+  minMs = READ_TICK_MIN_MS,
+  maxMs = READ_TICK_MAX_MS,
+  targetBytes = (PIPE_DEFAULT_BYTES * 3) / 4,
+): ReadTick {
+  const seen = bytes / Math.max(elapsedMs, 0.001);
+  const rate = prev ? (prev.rate + seen) / 2 : seen;
+  let tickMs = rate > 0 ? targetBytes / rate : maxMs;
+  if (full && prev) tickMs = Math.min(tickMs, prev.tickMs / 2);
+  return { tickMs: Math.min(maxMs, Math.max(minMs, tickMs)), rate };
+}
 
 /**
  * A live stream's bytes, at most one chunk every `tickMs` (READ_TICK_MS): everything buffered, as
@@ -358,11 +399,12 @@ export async function* tickedChunks(stream: NodeJS.ReadableStream, tickMs = READ
 
 /**
  * A pipe for a capture command's stdout that the gateway reads without being woken by each write:
- * a FIFO (mkfifo: Node has no pipe(2)), opened at both ends and its name removed at once; the
- * write end goes to the command, the read end to tickedPipe. null when no FIFO can be made (no
+ * a FIFO (mkfifo: Node has no pipe(2)), opened at both ends and its name removed at once, and
+ * enlarged to PIPE_BYTES where Linux allows it (enlargePipe); the write end goes to the command,
+ * the read end to tickedPipe. `bytes`: what the pipe holds. null when no FIFO can be made (no
  * mkfifo): the command's stdout is then Node's own pipe, read through tickedChunks.
  */
-export function capturePipe(): { read: number; write: number } | null {
+export function capturePipe(): { read: number; write: number; bytes: number } | null {
   let dir: string | null = null;
   try {
     dir = mkdtempSync(join(tmpdir(), 'presence-capture-'));
@@ -370,12 +412,36 @@ export function capturePipe(): { read: number; write: number } | null {
     execFileSync(findExecutable('mkfifo') ?? 'mkfifo', ['-m', '600', path], { stdio: 'ignore' });
     const read = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const write = openSync(path, fsConstants.O_WRONLY);
-    return { read, write };
+    return { read, write, bytes: enlargePipe(write) };
   } catch {
     return null;
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Asks Linux to let the pipe behind `fd` hold `bytes` (at most /proc/sys/fs/pipe-max-size):
+ * fcntl(F_SETPIPE_SZ), made by perl (Node has no fcntl; perl-base is part of every Debian and
+ * Raspberry Pi OS). Returns what the pipe holds then (F_GETPIPE_SZ), or PIPE_DEFAULT_BYTES where
+ * that cannot be done or read (no perl, not Linux, over the user's pipe quota): nothing else
+ * changes, the tick just stays shorter.
+ */
+export function enlargePipe(fd: number, bytes = PIPE_BYTES): number {
+  const perl = findExecutable('perl');
+  if (!perl) return PIPE_DEFAULT_BYTES;
+  let max = bytes;
+  try {
+    max = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8').trim()) || bytes;
+  } catch {
+    /* not Linux: perl's fcntl fails below */
+  }
+  // 1031, 1032: F_SETPIPE_SZ, F_GETPIPE_SZ (linux/fcntl.h: F_LINUX_SPECIFIC_BASE 1024 + 7, + 8);
+  // + 0: a number (perl passes a string argument to fcntl as a pointer)
+  const script = 'fcntl(STDOUT, 1031, $ARGV[0] + 0); my $n = fcntl(STDOUT, 1032, 0); print STDERR (defined $n ? $n + 0 : 0)';
+  const r = spawnSync(perl, ['-e', script, String(Math.min(bytes, max))], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 5000, env: {} });
+  const got = Number(r.stderr?.trim());
+  return r.status === 0 && Number.isInteger(got) && got >= 4096 ? got : PIPE_DEFAULT_BYTES;
 }
 
 /** A pipe's read end read a tick at a time (tickedPipe): its chunks, what was read and not yet handed on, and a way to close it. */
@@ -390,18 +456,25 @@ export interface TickedPipe {
 /**
  * Reads a pipe's read end (`fd`) as tickedChunks does a stream, but while bytes keep coming the
  * pipe is not watched at all, so a writer's writes wake the gateway not once each but once a
- * tick: every READ_TICK_MS (at once again after a read that filled the 64 KiB read buffer: more is
- * waiting) one read(2) on the non-blocking fd, straight into one reused buffer, takes what the pipe
- * holds. Only when a read finds it empty (EAGAIN) is the pipe watched (the socket resumed: libuv
- * polls the fd; paused again by the first read that wakes it), so the first bytes after a quiet
- * spell are read when they come and a quiet pipe costs no wake-ups. A chunk handed on is valid
- * until the next one is asked for (the capture reader copies what it keeps): no allocation per
- * read. (Resuming the socket on every tick instead cost two epoll_ctl calls and one more return
- * from epoll_wait per tick: strace counted 3 epoll_pwait, 2 epoll_ctl and 1 read per tick, now 2,
- * 0 and 1.)
+ * tick: one read(2) on the non-blocking fd, straight into one reused buffer, takes what the pipe
+ * holds, and the tick follows the data rate (readTick: 10-100 ms; at once again after a read that
+ * filled the 64 KiB read buffer). A number for `ticks` fixes the tick. Only when two reads in a
+ * row find it empty (EAGAIN) is the pipe watched (the socket resumed: libuv polls the fd; paused
+ * again by the first read that wakes it), so the first bytes after a quiet spell are read when
+ * they come and a quiet pipe costs no wake-ups. A chunk handed on is valid until the next one is
+ * asked for (the capture reader copies what it keeps): no allocation per read.
  */
-export function tickedPipe(fd: number, tickMs = READ_TICK_MS): TickedPipe {
-  const readBuf = Buffer.allocUnsafe(64 * 1024);
+export function tickedPipe(
+  fd: number,
+  ticks: number | { minMs: number; maxMs: number } = { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS },
+  pipeBytes = PIPE_DEFAULT_BYTES,
+): TickedPipe {
+  const { minMs, maxMs } = typeof ticks === 'number' ? { minMs: ticks, maxMs: ticks } : ticks;
+  // A read takes what the pipe holds (its pages are touched only as far as a read fills them).
+  const readBuf = Buffer.allocUnsafe(Math.max(pipeBytes, PIPE_DEFAULT_BYTES));
+  // A read this large found the pipe full (small writes leave part of its last page unused: 64,512
+  // bytes of 84-B writes fill 64 KiB, 62,400 of 300-B ones): the writer may be waiting.
+  const fullBytes = readBuf.length - 4096;
   let acc = Buffer.allocUnsafe(64 * 1024);
   let len = 0;
   let lastFull = false;
@@ -429,7 +502,7 @@ export function tickedPipe(fd: number, tickMs = READ_TICK_MS): TickedPipe {
         }
         acc.set(buf.subarray(0, n), len);
         len += n;
-        lastFull = n === readBuf.length;
+        lastFull = n >= fullBytes;
         notify();
         return false; // pause: the pipe is not watched until the next tick
       },
@@ -454,30 +527,65 @@ export function tickedPipe(fd: number, tickMs = READ_TICK_MS): TickedPipe {
       throw err;
     }
   };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   async function* chunks(): AsyncGenerator<Uint8Array> {
+    let tick: ReadTick | null = null; // null: no rate seen since the pipe was last watched
+    let prevAt = performance.now(); // when the previous timed read was made
+    let at = prevAt; // when this one was
+    let timed = true; // the next read is a timed one (after a tick), not a read-on after a full one
+    let bytes = 0; // read by this timed read and the reads on after it
+    let full = false; // one of those reads filled the read buffer
+    let empty = 0; // timed reads in a row that found the pipe empty
+    /** Waits for the next timed read: a tick chosen from what came between the last two. */
+    const next = async () => {
+      tick = readTick(tick, bytes, at - prevAt, full, minMs, maxMs, (readBuf.length * 3) / 4);
+      prevAt = at;
+      bytes = 0;
+      full = false;
+      await sleep(tick.tickMs);
+      timed = true;
+    };
     try {
       for (;;) {
         if (len > 0) {
-          // read by the socket, woken by the first bytes after a quiet spell
-          const full = lastFull;
+          // read by the socket, woken by the first bytes after a quiet spell: the rate is not known yet
+          const wasFull = lastFull;
           yield acc.subarray(0, len);
           len = 0;
-          if (!full && !ended && !socket.destroyed) await new Promise((r) => setTimeout(r, tickMs));
+          tick = null;
+          bytes = 0;
+          empty = 0;
+          prevAt = performance.now();
+          timed = true;
+          if (!wasFull && !ended && !socket.destroyed) await sleep(minMs);
           continue;
         }
         if (error) throw error;
         if (ended) return;
         if (socket.destroyed) throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        if (timed) {
+          at = performance.now();
+          timed = false;
+        }
         const n = readNow();
         if (n > 0) {
+          bytes += n;
+          empty = 0;
           yield n === readBuf.length ? readBuf : readBuf.subarray(0, n);
-          if (n < readBuf.length && !socket.destroyed) await new Promise((r) => setTimeout(r, tickMs));
+          if (n >= fullBytes)
+            full = true; // more is waiting: read on at once
+          else if (!socket.destroyed) await next();
           continue;
         }
         if (n === 0) return; // every writer closed it
+        if (bytes > 0 || ++empty < 2) {
+          // drained after a full read, or empty once: data may still be flowing (a writer handing on bursts)
+          await next();
+          continue;
+        }
         await new Promise<void>((resolve) => {
           wake = resolve;
-          socket.resume(); // empty: watched until something comes
+          socket.resume(); // empty twice: watched until something comes
         });
       }
     } finally {
@@ -494,24 +602,48 @@ export function tickedPipe(fd: number, tickMs = READ_TICK_MS): TickedPipe {
   };
 }
 
-/** pcap or pcapng on standard input (a pipe from tcpdump, or a file). */
+/**
+ * pcap or pcapng on standard input (a pipe from tcpdump, or a file). When standard input is a pipe
+ * (`tcpdump -U -w - | presence gateway --source stdin`) and no other input was given, it is read as
+ * a capture command's FIFO is: enlarged (enlargePipe) and read on a tick that follows the data rate
+ * (tickedPipe), without touching process.stdin. Anything else (a file, a terminal, a stream given
+ * for tests) is a stream read a tick at a time (tickedChunks).
+ */
 export class StdinSource extends CaptureSource {
   readonly ends = true;
+  /** What the pipe on standard input holds, once it is read as a FIFO (null: read as a stream). */
+  pipeBytes: number | null = null;
+  private pipe: TickedPipe | null = null;
   constructor(
     cfg: Pick<StdinSourceConfig, 'name' | 'radio'>,
     log: Logger,
-    private readonly input: NodeJS.ReadableStream = process.stdin,
+    private readonly input?: NodeJS.ReadableStream,
   ) {
     super(cfg.name, cfg.radio, log);
   }
   protected async run(): Promise<void> {
-    for await (const batch of readCaptureRecords(tickedChunks(this.input), 'stdin', this.splitter)) {
+    if (!this.input && isPipe(0)) {
+      this.pipeBytes = enlargePipe(0);
+      this.pipe = tickedPipe(0, undefined, this.pipeBytes);
+    }
+    const chunks = this.pipe ? this.pipe.chunks : tickedChunks(this.input ?? process.stdin);
+    for await (const batch of readCaptureRecords(chunks, 'stdin', this.splitter)) {
       if (this.stopped) break;
       await this.deliver(batch);
     }
   }
   protected async halt(): Promise<void> {
-    (this.input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    if (this.pipe) this.pipe.destroy();
+    else ((this.input ?? process.stdin) as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+  }
+}
+
+/** True when `fd` is a pipe or FIFO. */
+function isPipe(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFIFO();
+  } catch {
+    return false;
   }
 }
 
@@ -595,7 +727,7 @@ export class CommandSource extends CaptureSource {
     } finally {
       if (fifo) closeSync(fifo.write); // the command holds it now
     }
-    const pipe = fifo ? tickedPipe(fifo.read) : null;
+    const pipe = fifo ? tickedPipe(fifo.read, undefined, fifo.bytes) : null;
     const output = {
       pending: () => pipe?.pending() ?? child.stdout?.readableLength ?? 0,
       destroy: () => (pipe ? pipe.destroy() : child.stdout?.destroy()),

@@ -3,15 +3,30 @@
 // one chunk, every byte in order, nothing dropped; a full buffer is read on without waiting; the
 // stream's end, error or destruction end the reading as a for-await over the stream would. The
 // tick's timer is faked: nothing here waits on the wall clock.
-import { closeSync, mkdtempSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
-import { CommandSource, capturePipe, StdinSource, tickedChunks, tickedPipe, type FrameSink } from '../gateway/sources.ts';
+import {
+  CommandSource,
+  capturePipe,
+  findExecutable,
+  PIPE_BYTES,
+  PIPE_DEFAULT_BYTES,
+  READ_TICK_MAX_MS,
+  READ_TICK_MIN_MS,
+  readTick,
+  StdinSource,
+  tickedChunks,
+  tickedPipe,
+  type FrameSink,
+} from '../gateway/sources.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
@@ -100,6 +115,129 @@ describe('StdinSource reads a tick at a time and loses no frame', () => {
     expect(src.frames).toBe(n);
     expect(batches.reduce((k, b) => k + b.count, 0)).toBe(n);
     expect(batches.length).toBeLessThan(n); // coalesced, not one batch per write
+  });
+});
+
+describe('StdinSource: standard input that is a pipe is read as a FIFO (tcpdump -U -w - | presence gateway --source stdin)', () => {
+  it('enlarges the pipe, reads it on the tick, and delivers every frame of a capture written to it packet by packet', async () => {
+    const n = 500;
+    const fifo = capturePipe()!;
+    // The source runs in a process of its own whose standard input is the FIFO's read end (the
+    // compiled sources, as `presence` runs them: npm test builds dist/ first).
+    const sources = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'gateway', 'sources.js')).href;
+    const script = `
+      import { StdinSource } from ${JSON.stringify(sources)};
+      const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+      const src = new StdinSource({ name: 'stdin' }, quiet);
+      let batches = 0;
+      src.start({ deliver: () => void batches++, stateChanged: () => {} });
+      await src.finished;
+      process.stdout.write(JSON.stringify({ state: src.state, frames: src.frames, batches, pipeBytes: src.pipeBytes }));
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: [fifo.read, 'pipe', 'inherit'] });
+    closeSync(fifo.read);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    writeSync(fifo.write, pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]));
+    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
+    for (let i = 0; i < n; i++) {
+      sa[5] = i & 0xff;
+      sa[4] = i >> 8;
+      const packet = pcapngPacket(
+        0,
+        Date.parse('2026-08-01T12:00:00Z') + i,
+        probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i }),
+      );
+      writeSync(fifo.write, packet); // one write(2) each
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    closeSync(fifo.write);
+    expect(await exited).toBe(0);
+    const got = JSON.parse(out);
+    expect(got).toMatchObject({ state: 'finished', frames: n });
+    expect(got.batches).toBeLessThan(n); // coalesced, not one batch per write
+    expect(got.pipeBytes).toBe(process.platform === 'linux' && findExecutable('perl') ? PIPE_BYTES : PIPE_DEFAULT_BYTES);
+  });
+});
+
+describe('readTick: the wait between two reads of a FIFO follows the data rate', () => {
+  const target = (PIPE_DEFAULT_BYTES * 3) / 4;
+  it('waits until the pipe should be three quarters full, within the shortest and longest tick', () => {
+    // 840 KB/s (10,000 frames/s of 84-B records) into a 64 KiB pipe: 48 KiB in ~58 ms
+    expect(readTick(null, 8400, 10, false).tickMs).toBeCloseTo(target / 840, 5);
+    // twice the rate: half the tick; far above it: never below the shortest
+    expect(readTick(null, 16800, 10, false).tickMs).toBeCloseTo(target / 1680, 5);
+    expect(readTick(null, 60_000, 1, false).tickMs).toBe(READ_TICK_MIN_MS);
+    // a trickle, or nothing: the longest tick (a frame waits no longer than that)
+    expect(readTick(null, 84, 100, false).tickMs).toBe(READ_TICK_MAX_MS);
+    expect(readTick(null, 0, 100, false).tickMs).toBe(READ_TICK_MAX_MS);
+    // a 1 MiB pipe at the same rate: the longest tick
+    expect(readTick(null, 8400, 10, false, READ_TICK_MIN_MS, READ_TICK_MAX_MS, (PIPE_BYTES * 3) / 4).tickMs).toBe(READ_TICK_MAX_MS);
+  });
+
+  it('averages the rate with the last one, and after a read that found the pipe full waits at most half as long as before', () => {
+    const slow = readTick(null, 840, 10, false); // 84 B/ms
+    const mixed = readTick(slow, 8400, 10, false); // (84 + 840) / 2 B/ms
+    expect(mixed.rate).toBeCloseTo(462, 5);
+    expect(mixed.tickMs).toBeCloseTo(target / 462, 5);
+    // the pipe was full: what came is no measure of the rate (it was more); the tick halves, down to the shortest
+    let t = { tickMs: READ_TICK_MAX_MS, rate: 84 };
+    const ticks: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      t = readTick(t, 1, 1000, true);
+      ticks.push(t.tickMs);
+    }
+    expect(ticks).toEqual([READ_TICK_MAX_MS / 2, READ_TICK_MAX_MS / 4, READ_TICK_MAX_MS / 8, READ_TICK_MAX_MS / 16, READ_TICK_MIN_MS, READ_TICK_MIN_MS]);
+  });
+});
+
+describe('capturePipe: the FIFO a capture command writes into', () => {
+  it('holds PIPE_BYTES where Linux and perl let it be enlarged, and says what it holds', () => {
+    const fifo = capturePipe()!;
+    expect(fifo).not.toBeNull();
+    try {
+      // Fill it through a second, non-blocking opening of the same FIFO until it takes no more.
+      const w = openSync(`/proc/self/fd/${fifo.write}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      const page = Buffer.alloc(4096, 1);
+      let held = 0;
+      try {
+        for (;;) held += writeSync(w, page);
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('EAGAIN');
+      } finally {
+        closeSync(w);
+      }
+      expect(held).toBe(fifo.bytes);
+      if (process.platform === 'linux' && findExecutable('perl')) expect(fifo.bytes).toBe(PIPE_BYTES);
+      else expect(fifo.bytes).toBe(PIPE_DEFAULT_BYTES);
+    } finally {
+      closeSync(fifo.read);
+      closeSync(fifo.write);
+    }
+  });
+
+  it('stays as Linux made it (64 KiB) and still works where no perl is found', async () => {
+    const saved = process.env.PATH;
+    const bin = mkdtempSync(join(tmpdir(), 'no-perl-'));
+    try {
+      const mkfifo = findExecutable('mkfifo');
+      expect(mkfifo).not.toBeNull();
+      symlinkSync(mkfifo!, join(bin, 'mkfifo'));
+      process.env.PATH = bin;
+      const fifo = capturePipe()!;
+      process.env.PATH = saved;
+      expect(fifo.bytes).toBe(PIPE_DEFAULT_BYTES);
+      writeSync(fifo.write, Buffer.from([1, 2, 3]));
+      closeSync(fifo.write);
+      const pipe = tickedPipe(fifo.read, 1, fifo.bytes);
+      const got: number[] = [];
+      for await (const c of pipe.chunks) got.push(...c);
+      expect(got).toEqual([1, 2, 3]);
+    } finally {
+      process.env.PATH = saved;
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 
