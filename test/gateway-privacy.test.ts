@@ -302,11 +302,15 @@ describe('small counts: what one address does to the counts (real firmware)', ()
     }
     const without = count(base, span);
     const withOne = count([...base, ...one], span);
-    expect(without.estimate).toBe(7); // 40 / 6
+    // (7 and 42 below, unless two of the addresses share a bit of the sub-window map under this
+    // window's random key, about 1 window in 100 here: one of the two then reads one off)
+    expect(without.estimate).toBeGreaterThanOrEqual(7); // 40 / 6
+    expect(without.estimate).toBeLessThanOrEqual(8);
     expect(withOne.devices - without.devices).toBe(1);
     // its frame replaces the fixed device's in the chain table: the random address chains to it
     // and moves nothing, so all 40 devices stay fixed (and one more: itself)
-    expect(withOne.estimate).toBe(42);
+    expect(withOne.estimate).toBeGreaterThanOrEqual(41);
+    expect(withOne.estimate).toBeLessThanOrEqual(42);
     expect(withOne.estimate - without.estimate).toBeGreaterThan(10 * estimateSensitivity(60_000));
   });
 
@@ -398,7 +402,10 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(full.length).toBeGreaterThanOrEqual(2);
     for (const m of full) {
       const p = plain.published.find((x) => x.seq === m.seq - plain.published[0].seq + published[0].seq) ?? plain.published.find((x) => x.start === m.start)!;
-      expect(m.ble).toEqual({ ...p.ble, suppressed: false });
+      // The estimate reads a map of hashed addresses under each window's own random key: in one
+      // window in a hundred or so two of the 20 addresses share a bit, and the two runs differ by one.
+      expect(m.ble).toEqual({ ...p.ble, estimate: m.ble.estimate, suppressed: false });
+      expect(Math.abs(m.ble.estimate - p.ble.estimate)).toBeLessThanOrEqual(1);
       expect(m.ble.devices).toBe(20);
     }
     // What was queued (and would be sent again after a restart) is exactly what was published.
