@@ -2,7 +2,7 @@
 // Every check returns ok / warn / fail with a one-line detail and, when not ok, the fix. A check that
 // cannot run here (no systemd, no Wi-Fi adapter, no broker) reports that; it never throws.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -23,7 +23,7 @@ import {
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
-import { spawnCapture } from './sources.ts';
+import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { redactFreeText } from './status.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
@@ -518,6 +518,35 @@ function checkQueue(cfg: GatewayConfig | null): CheckResult {
   }
 }
 
+/**
+ * The FIFO a capture command (or a piped stdin) writes into: enlarged to 1 MiB, the gateway reads it
+ * a few times a second; left at 64 KiB (no perl, or over the user's pipe quota) it must read it up
+ * to 16 times as often at high frame rates, which costs CPU (gateway/README.md "Host cost").
+ */
+export function checkCapturePipe(cfg: GatewayConfig | null): CheckResult | null {
+  if (!cfg?.sources.some((s) => s.type === 'command' || s.type === 'stdin')) return null;
+  const fifo = capturePipe();
+  if (!fifo)
+    return {
+      step: 'capture pipe',
+      level: 'warn',
+      detail: 'no FIFO could be made (mkfifo missing?): a capture command is read as a stream, woken by every packet it writes',
+      fix: 'install coreutils (mkfifo)',
+    };
+  closeSync(fifo.read);
+  closeSync(fifo.write);
+  const kib = Math.round(fifo.bytes / 1024);
+  if (fifo.bytes >= PIPE_BYTES) return { step: 'capture pipe', level: 'ok', detail: `the capture FIFO holds ${kib} KiB: read a few times a second` };
+  return {
+    step: 'capture pipe',
+    level: 'warn',
+    detail: `the capture FIFO holds ${kib} KiB, not ${PIPE_BYTES / 1024}: ${findExecutable('perl') ? "Linux refused to enlarge it (/proc/sys/fs/pipe-max-size, or the user's pipe quota)" : 'no perl found to enlarge it'}; at high frame rates the gateway reads it more often, which costs CPU`,
+    fix: findExecutable('perl')
+      ? 'raise /proc/sys/fs/pipe-max-size to 1048576 (sysctl fs.pipe-max-size=1048576) or the pipe quota (fs.pipe-user-pages-soft)'
+      : 'apt-get install perl-base',
+  };
+}
+
 async function checkFirmware(): Promise<CheckResult> {
   try {
     await Firmware.load();
@@ -602,6 +631,8 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(await checkFirmware());
   if (cfg?.corridor?.group || cfg?.corridor?.secret_file) results.push(checkCorridor(cfg));
   results.push(...(await checkCapturePermission(cfg)));
+  const pipe = checkCapturePipe(cfg);
+  if (pipe) results.push(pipe);
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
   const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));

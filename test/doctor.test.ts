@@ -2,8 +2,8 @@
 // fails when nothing can deliver frames, checks each radio on its own (a BLE-only or Wi-Fi-only
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
-import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,8 +29,8 @@ const hasRadio = (() => {
   return wifi || bt;
 })();
 
-function doctor(args: string[]): { code: number | null; results: Check[]; text: string } {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k)));
+function doctor(args: string[], path = process.env.PATH): { code: number | null; results: Check[]; text: string } {
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k))), PATH: path };
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'doctor', ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, results: args.includes('--json') ? (JSON.parse(r.stdout) as Check[]) : [], text: r.stdout + r.stderr };
 }
@@ -245,6 +245,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     const r = doctor(['--config', config('file', [`{ type: file, name: replay, radio: wifi, path: ${cap.path} }`], broker.url), '--json']);
     for (const step of ['monitor mode', 'bluetooth adapter', 'capture tool'])
       expect(by(r, step), step).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^not needed/) });
+    expect(by(r, 'capture pipe')).toBeUndefined(); // no capture command, no stdin
     expect(by(r, 'frames arriving (replay)')!.level).toBe('ok');
     expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'replay delivered frames' });
     expect(
@@ -252,6 +253,22 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       JSON.stringify(r.results),
     ).toEqual([]);
     expect(r.code).toBe(0);
+  });
+
+  it('says how large the FIFO a capture command writes into can be made here, and the fix when it stays at 64 KiB', () => {
+    const cfg = config('pipe', ['{ type: command, name: sniff, radio: wifi, command: "true" }'], broker.url);
+    const r = doctor(['--config', cfg, '--json']);
+    expect(by(r, 'capture pipe')).toMatchObject({ level: 'ok', detail: 'the capture FIFO holds 1024 KiB: read a few times a second' });
+    // no perl on the PATH (only mkfifo): the FIFO keeps Linux's 64 KiB, and doctor says what to install
+    const bin = mkdtempSync(join(tmpdir(), 'doctor-no-perl-'));
+    symlinkSync(execFileSync('sh', ['-c', 'command -v mkfifo'], { encoding: 'utf8' }).trim(), join(bin, 'mkfifo'));
+    const without = doctor(['--config', cfg, '--json'], bin);
+    expect(by(without, 'capture pipe')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/^the capture FIFO holds 64 KiB, not 1024: no perl found to enlarge it/),
+      fix: 'apt-get install perl-base',
+    });
+    rmSync(bin, { recursive: true, force: true });
   });
 
   it('a failing capture tool: every line it wrote, addresses redacted, and the fix', () => {
