@@ -107,6 +107,21 @@ export abstract class CaptureSource {
     this.sink?.stateChanged(this);
   }
 
+  private pipeNoted = false;
+  /**
+   * Logs once per source when the pipe it reads (a capture command's FIFO, a piped stdin) holds
+   * less than PIPE_BYTES: the gateway then reads it more often (64 KiB: a short tick; less, over
+   * the user's pipe quota: on every write), which costs CPU; `presence doctor` says what to fix.
+   */
+  protected notePipe(bytes: number): void {
+    if (bytes >= PIPE_BYTES || this.pipeNoted) return;
+    this.pipeNoted = true;
+    this.log.warn(
+      { source: this.name, pipe_bytes: bytes, read: bytes < PIPE_DEFAULT_BYTES ? 'every_write' : 'short_tick' },
+      'capture pipe not enlarged to 1 MiB (no perl, or over the pipe quota): read more often, at a higher CPU cost (presence doctor)',
+    );
+  }
+
   protected fail(err: Error): void {
     this.errors++;
     this.lastErrorCode = failureCode(err);
@@ -406,14 +421,17 @@ export async function* tickedChunks(stream: NodeJS.ReadableStream, tickMs = READ
  */
 export function capturePipe(): { read: number; write: number; bytes: number } | null {
   let dir: string | null = null;
+  let read: number | null = null;
   try {
     dir = mkdtempSync(join(tmpdir(), 'presence-capture-'));
     const path = join(dir, 'out');
-    execFileSync(findExecutable('mkfifo') ?? 'mkfifo', ['-m', '600', path], { stdio: 'ignore' });
-    const read = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    // no environment: mkfifo needs none, and the gateway's holds its secrets (captureEnv)
+    execFileSync(findExecutable('mkfifo') ?? 'mkfifo', ['-m', '600', path], { stdio: 'ignore', env: {} });
+    read = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const write = openSync(path, fsConstants.O_WRONLY);
     return { read, write, bytes: enlargePipe(write) };
   } catch {
+    if (read !== null) closeSync(read); // the write end could not be opened: no descriptor is left open
     return null;
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -437,8 +455,10 @@ export function enlargePipe(fd: number, bytes = PIPE_BYTES): number {
     /* not Linux: perl's fcntl fails below */
   }
   // 1031, 1032: F_SETPIPE_SZ, F_GETPIPE_SZ (linux/fcntl.h: F_LINUX_SPECIFIC_BASE 1024 + 7, + 8);
-  // + 0: a number (perl passes a string argument to fcntl as a pointer)
-  const script = 'fcntl(STDOUT, 1031, $ARGV[0] + 0); my $n = fcntl(STDOUT, 1032, 0); print STDERR (defined $n ? $n + 0 : 0)';
+  // + 0: a number (perl passes a string argument to fcntl as a pointer). Only ever enlarged: a
+  // pipe-max-size below what the pipe holds already must not shrink it.
+  const script =
+    'my $was = fcntl(STDOUT, 1032, 0); fcntl(STDOUT, 1031, $ARGV[0] + 0) if !defined $was || $was < $ARGV[0]; my $n = fcntl(STDOUT, 1032, 0); print STDERR (defined $n ? $n + 0 : 0)';
   const r = spawnSync(perl, ['-e', script, String(Math.min(bytes, max))], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 5000, env: {} });
   const got = Number(r.stderr?.trim());
   return r.status === 0 && Number.isInteger(got) && got >= 4096 ? got : PIPE_DEFAULT_BYTES;
@@ -457,12 +477,20 @@ export interface TickedPipe {
  * Reads a pipe's read end (`fd`) as tickedChunks does a stream, but while bytes keep coming the
  * pipe is not watched at all, so a writer's writes wake the gateway not once each but once a
  * tick: one read(2) on the non-blocking fd, straight into one reused buffer, takes what the pipe
- * holds, and the tick follows the data rate (readTick: 10-100 ms; at once again after a read that
- * filled the 64 KiB read buffer). A number for `ticks` fixes the tick. Only when two reads in a
- * row find it empty (EAGAIN) is the pipe watched (the socket resumed: libuv polls the fd; paused
- * again by the first read that wakes it), so the first bytes after a quiet spell are read when
- * they come and a quiet pipe costs no wake-ups. A chunk handed on is valid until the next one is
- * asked for (the capture reader copies what it keeps): no allocation per read.
+ * holds, and the tick follows the data rate (readTick: READ_TICK_MIN_MS to READ_TICK_MAX_MS; at
+ * once again after a read that filled the read buffer, as large as the pipe). A number for `ticks`
+ * fixes the tick. Only when two reads in a row find it empty (EAGAIN) is the pipe watched (the
+ * socket resumed: libuv polls the fd; paused again by the first read that wakes it), so the first
+ * bytes after a quiet spell are read when they come and a quiet pipe costs no wake-ups. A chunk
+ * handed on is valid until the next one is asked for (the capture reader copies what it keeps): no
+ * allocation per read.
+ *
+ * A pipe that holds less than Linux's default 64 KiB (`pipeBytes`: a user over its pipe quota,
+ * fs.pipe-user-pages-soft, gets pipes of 8 KiB that cannot be enlarged) is not read on a tick: it
+ * fills in a few ms at high frame rates (8 KiB at 3 MB/s: under 3 ms, shorter than the shortest
+ * tick), and a capture tool held back that long loses packets once the kernel's capture ring is
+ * full. It is watched all the time and read whenever it holds something, as a stream would be
+ * (a wake-up per read: more CPU, nothing held back).
  */
 export function tickedPipe(
   fd: number,
@@ -470,6 +498,8 @@ export function tickedPipe(
   pipeBytes = PIPE_DEFAULT_BYTES,
 ): TickedPipe {
   const { minMs, maxMs } = typeof ticks === 'number' ? { minMs: ticks, maxMs: ticks } : ticks;
+  /** Too small to wait for (see above): read whenever it holds something. */
+  const small = pipeBytes < PIPE_DEFAULT_BYTES;
   // A read takes what the pipe holds (its pages are touched only as far as a read fills them).
   const readBuf = Buffer.allocUnsafe(Math.max(pipeBytes, PIPE_DEFAULT_BYTES));
   // A read this large found the pipe full (small writes leave part of its last page unused: 64,512
@@ -557,7 +587,7 @@ export function tickedPipe(
           empty = 0;
           prevAt = performance.now();
           timed = true;
-          if (!wasFull && !ended && !socket.destroyed) await sleep(minMs);
+          if (!small && !wasFull && !ended && !socket.destroyed) await sleep(minMs);
           continue;
         }
         if (error) throw error;
@@ -572,13 +602,18 @@ export function tickedPipe(
           bytes += n;
           empty = 0;
           yield n === readBuf.length ? readBuf : readBuf.subarray(0, n);
+          if (small) {
+            // read on once the event loop has had its turn (timers, the broker), until it is empty
+            await new Promise((r) => setImmediate(r));
+            continue;
+          }
           if (n >= fullBytes)
             full = true; // more is waiting: read on at once
           else if (!socket.destroyed) await next();
           continue;
         }
         if (n === 0) return; // every writer closed it
-        if (bytes > 0 || ++empty < 2) {
+        if (!small && (bytes > 0 || ++empty < 2)) {
           // drained after a full read, or empty once: data may still be flowing (a writer handing on bursts)
           await next();
           continue;
@@ -624,6 +659,7 @@ export class StdinSource extends CaptureSource {
   protected async run(): Promise<void> {
     if (!this.input && isPipe(0)) {
       this.pipeBytes = enlargePipe(0);
+      this.notePipe(this.pipeBytes);
       this.pipe = tickedPipe(0, undefined, this.pipeBytes);
     }
     const chunks = this.pipe ? this.pipe.chunks : tickedChunks(this.input ?? process.stdin);
@@ -727,6 +763,7 @@ export class CommandSource extends CaptureSource {
     } finally {
       if (fifo) closeSync(fifo.write); // the command holds it now
     }
+    if (fifo) this.notePipe(fifo.bytes);
     const pipe = fifo ? tickedPipe(fifo.read, undefined, fifo.bytes) : null;
     const output = {
       pending: () => pipe?.pending() ?? child.stdout?.readableLength ?? 0,

@@ -7,7 +7,7 @@ import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -16,6 +16,7 @@ import type { RecordBatch } from '../firmware/host/batch.ts';
 import {
   CommandSource,
   capturePipe,
+  enlargePipe,
   findExecutable,
   PIPE_BYTES,
   PIPE_DEFAULT_BYTES,
@@ -217,6 +218,19 @@ describe('capturePipe: the FIFO a capture command writes into', () => {
     }
   });
 
+  it('never shrinks a pipe: asked for less than it holds, it keeps what it holds', () => {
+    const fifo = capturePipe()!;
+    try {
+      if (process.platform === 'linux' && findExecutable('perl')) {
+        expect(enlargePipe(fifo.write, 16 * 1024)).toBe(fifo.bytes);
+        expect(fifo.bytes).toBeGreaterThanOrEqual(PIPE_DEFAULT_BYTES);
+      }
+    } finally {
+      closeSync(fifo.read);
+      closeSync(fifo.write);
+    }
+  });
+
   it('stays as Linux made it (64 KiB) and still works where no perl is found', async () => {
     const saved = process.env.PATH;
     const bin = mkdtempSync(join(tmpdir(), 'no-perl-'));
@@ -264,6 +278,33 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
     const done = it.next();
     await vi.advanceTimersByTimeAsync(10);
     expect((await done).done).toBe(true);
+  });
+
+  it('a pipe smaller than 64 KiB (over the pipe quota) is read whenever it holds something, never held back for a tick', async () => {
+    if (process.platform !== 'linux' || !findExecutable('perl')) return; // nothing can shrink a pipe for the test
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // the tick never comes: only reads on events deliver
+    const fifo = capturePipe()!;
+    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages (F_SETPIPE_SZ by perl, as enlargePipe does).
+    const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1; print STDERR fcntl(STDOUT, 1032, 0) + 0'], {
+      stdio: ['ignore', fifo.write, 'pipe'],
+      encoding: 'utf8',
+    });
+    expect(shrink.stderr.trim()).toBe('8192');
+    const pipe = tickedPipe(fifo.read, { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS }, 8192);
+    // A writer with 25 pipes' worth of bytes, one write(2) of 300 B per packet: it waits whenever the pipe is full.
+    const total = 25 * 8192;
+    const writer = spawn(
+      process.execPath,
+      ['-e', `const b = Buffer.alloc(300, 7); let n = ${total}; while (n > 0) { const k = Math.min(300, n); require('fs').writeSync(1, b, 0, k); n -= k; }`],
+      {
+        stdio: ['ignore', fifo.write, 'inherit'],
+      },
+    );
+    closeSync(fifo.write);
+    let got = 0;
+    for await (const c of pipe.chunks) got += c.length;
+    expect(got).toBe(total);
+    await new Promise((r) => writer.once('close', r));
   });
 
   it('a destroyed reader ends with a premature close, as a destroyed stream does', async () => {
