@@ -502,9 +502,11 @@ export function tickedPipe(
   const small = pipeBytes < PIPE_DEFAULT_BYTES;
   // A read takes what the pipe holds (its pages are touched only as far as a read fills them).
   const readBuf = Buffer.allocUnsafe(Math.max(pipeBytes, PIPE_DEFAULT_BYTES));
-  // A read this large found the pipe full (small writes leave part of its last page unused: 64,512
-  // bytes of 84-B writes fill 64 KiB, 62,400 of 300-B ones): the writer may be waiting.
-  const fullBytes = readBuf.length - 4096;
+  // A read this large found the pipe full: the writer may be waiting. A write goes into the last
+  // page only if it fits there, so small writes leave part of every page unused: 84-B writes fill
+  // 4,032 bytes of a page, 300-B ones 3,900 (64,512 and 62,400 bytes of 64 KiB; 1,032,192 and
+  // 998,400 of 1 MiB, where one page less than the buffer would never be reached).
+  const fullBytes = Math.floor((readBuf.length * 7) / 8);
   let acc = Buffer.allocUnsafe(64 * 1024);
   let len = 0;
   let lastFull = false;

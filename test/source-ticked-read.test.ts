@@ -307,6 +307,31 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
     await new Promise((r) => writer.once('close', r));
   });
 
+  it('a read that finds the enlarged pipe full of 300-B writes (95 % of its bytes: a writer waits) reads on at once, not a tick later', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // the tick never comes: only reading on delivers
+    const fifo = capturePipe()!;
+    // Fill it as tcpdump -U would, one write of a 300-B record at a time, until a write would wait.
+    const w = openSync(`/proc/self/fd/${fifo.write}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    const record = Buffer.alloc(300, 5);
+    let held = 0;
+    try {
+      for (;;) held += writeSync(w, record);
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('EAGAIN');
+    } finally {
+      closeSync(w);
+    }
+    expect(held).toBe(Math.floor(4096 / 300) * 300 * (fifo.bytes / 4096)); // whole records only, page by page
+    const pipe = tickedPipe(fifo.read, { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS }, fifo.bytes);
+    const it = pipe.chunks[Symbol.asyncIterator]();
+    expect((await it.next()).value!.length).toBe(held);
+    writeSync(fifo.write, Buffer.from([9])); // what the waiting writer wrote as soon as there was room
+    expect(Buffer.from((await it.next()).value!)).toEqual(Buffer.from([9]));
+    closeSync(fifo.write);
+    pipe.destroy();
+    await it.next().catch(() => {});
+  });
+
   it('a destroyed reader ends with a premature close, as a destroyed stream does', async () => {
     const fifo = capturePipe()!;
     const pipe = tickedPipe(fifo.read, 1);
