@@ -17,7 +17,7 @@
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
 // after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
@@ -429,7 +429,9 @@ export function capturePipe(): { read: number; write: number; bytes: number } | 
     execFileSync(findExecutable('mkfifo') ?? 'mkfifo', ['-m', '600', path], { stdio: 'ignore', env: {} });
     read = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const write = openSync(path, fsConstants.O_WRONLY);
-    return { read, write, bytes: enlargePipe(write) };
+    // without perl nothing enlarges it, but what it holds can still be measured (over the user's
+    // pipe quota: 8 KiB, read on every write by tickedPipe)
+    return { read, write, bytes: findExecutable('perl') ? enlargePipe(write) : measurePipe(read, write) };
   } catch {
     if (read !== null) closeSync(read); // the write end could not be opened: no descriptor is left open
     return null;
@@ -462,6 +464,36 @@ export function enlargePipe(fd: number, bytes = PIPE_BYTES): number {
   const r = spawnSync(perl, ['-e', script, String(Math.min(bytes, max))], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 5000, env: {} });
   const got = Number(r.stderr?.trim());
   return r.status === 0 && Number.isInteger(got) && got >= 4096 ? got : PIPE_DEFAULT_BYTES;
+}
+
+/**
+ * What an empty FIFO (both ends held here, no other writer yet) holds, measured: page-sized
+ * non-blocking writes (through a second, non-blocking opening of it, /proc/self/fd) until one
+ * would wait, then everything read back out, so it is empty again. For when no perl can ask
+ * Linux (F_GETPIPE_SZ); PIPE_DEFAULT_BYTES where it cannot be measured (not Linux).
+ */
+export function measurePipe(read: number, write: number): number {
+  let probe: number | null = null;
+  try {
+    probe = openSync(`/proc/self/fd/${write}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    const page = Buffer.alloc(4096);
+    let held = 0;
+    try {
+      for (;;) held += writeSync(probe, page);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+    for (let left = held; left > 0; ) {
+      const n = readSync(read, page, 0, Math.min(page.length, left), null);
+      if (n <= 0) throw new Error('pipe drained short');
+      left -= n;
+    }
+    return held >= 4096 ? held : PIPE_DEFAULT_BYTES;
+  } catch {
+    return PIPE_DEFAULT_BYTES;
+  } finally {
+    if (probe !== null) closeSync(probe);
+  }
 }
 
 /** A pipe's read end read a tick at a time (tickedPipe): its chunks, what was read and not yet handed on, and a way to close it. */

@@ -3,7 +3,7 @@
 // one chunk, every byte in order, nothing dropped; a full buffer is read on without waiting; the
 // stream's end, error or destruction end the reading as a for-await over the stream would. The
 // tick's timer is faked: nothing here waits on the wall clock.
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,6 +18,7 @@ import {
   capturePipe,
   enlargePipe,
   findExecutable,
+  measurePipe,
   PIPE_BYTES,
   PIPE_DEFAULT_BYTES,
   READ_TICK_MAX_MS,
@@ -225,6 +226,21 @@ describe('capturePipe: the FIFO a capture command writes into', () => {
         expect(enlargePipe(fifo.write, 16 * 1024)).toBe(fifo.bytes);
         expect(fifo.bytes).toBeGreaterThanOrEqual(PIPE_DEFAULT_BYTES);
       }
+    } finally {
+      closeSync(fifo.read);
+      closeSync(fifo.write);
+    }
+  });
+
+  it('without perl, measures what the FIFO holds (8 KiB over the pipe quota) and leaves it empty', () => {
+    if (process.platform !== 'linux' || !findExecutable('perl')) return; // nothing can shrink a pipe for the test
+    const fifo = capturePipe()!;
+    try {
+      // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages.
+      const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1'], { stdio: ['ignore', fifo.write, 'inherit'] });
+      expect(shrink.status).toBe(0);
+      expect(measurePipe(fifo.read, fifo.write)).toBe(8192);
+      expect(() => readSync(fifo.read, Buffer.alloc(16))).toThrow(expect.objectContaining({ code: 'EAGAIN' })); // nothing left in it
     } finally {
       closeSync(fifo.read);
       closeSync(fifo.write);
