@@ -34,6 +34,20 @@ import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const turn = () => new Promise((r) => setImmediate(r));
 
+/** Writes `chunk` again and again into a FIFO (through a second, non-blocking opening of it) until a write would wait: the bytes it took. */
+function fillPipe(writeFd: number, chunk: Buffer): number {
+  const w = openSync(`/proc/self/fd/${writeFd}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+  let held = 0;
+  try {
+    for (;;) held += writeSync(w, chunk);
+  } catch (err) {
+    expect((err as NodeJS.ErrnoException).code).toBe('EAGAIN');
+  } finally {
+    closeSync(w);
+  }
+  return held;
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -199,17 +213,7 @@ describe('capturePipe: the FIFO a capture command writes into', () => {
     const fifo = capturePipe()!;
     expect(fifo).not.toBeNull();
     try {
-      // Fill it through a second, non-blocking opening of the same FIFO until it takes no more.
-      const w = openSync(`/proc/self/fd/${fifo.write}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-      const page = Buffer.alloc(4096, 1);
-      let held = 0;
-      try {
-        for (;;) held += writeSync(w, page);
-      } catch (err) {
-        expect((err as NodeJS.ErrnoException).code).toBe('EAGAIN');
-      } finally {
-        closeSync(w);
-      }
+      const held = fillPipe(fifo.write, Buffer.alloc(4096, 1));
       expect(held).toBe(fifo.bytes);
       if (process.platform === 'linux' && findExecutable('perl')) expect(fifo.bytes).toBe(PIPE_BYTES);
       else expect(fifo.bytes).toBe(PIPE_DEFAULT_BYTES);
@@ -326,17 +330,8 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
   it('a read that finds the enlarged pipe full of 300-B writes (95 % of its bytes: a writer waits) reads on at once, not a tick later', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // the tick never comes: only reading on delivers
     const fifo = capturePipe()!;
-    // Fill it as tcpdump -U would, one write of a 300-B record at a time, until a write would wait.
-    const w = openSync(`/proc/self/fd/${fifo.write}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-    const record = Buffer.alloc(300, 5);
-    let held = 0;
-    try {
-      for (;;) held += writeSync(w, record);
-    } catch (err) {
-      expect((err as NodeJS.ErrnoException).code).toBe('EAGAIN');
-    } finally {
-      closeSync(w);
-    }
+    // Fill it as tcpdump -U would, one write of a 300-B record at a time.
+    const held = fillPipe(fifo.write, Buffer.alloc(300, 5));
     expect(held).toBe(Math.floor(4096 / 300) * 300 * (fifo.bytes / 4096)); // whole records only, page by page
     const pipe = tickedPipe(fifo.read, { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS }, fifo.bytes);
     const it = pipe.chunks[Symbol.asyncIterator]();
