@@ -431,7 +431,7 @@ export function capturePipe(): { read: number; write: number; bytes: number } | 
     const write = openSync(path, fsConstants.O_WRONLY);
     // without perl nothing enlarges it, but what it holds can still be measured (over the user's
     // pipe quota: 8 KiB, read on every write by tickedPipe)
-    return { read, write, bytes: findExecutable('perl') ? enlargePipe(write) : measurePipe(read, write) };
+    return { read, write, bytes: enlargePipe(write) ?? measurePipe(read, write) };
   } catch {
     if (read !== null) closeSync(read); // the write end could not be opened: no descriptor is left open
     return null;
@@ -443,13 +443,13 @@ export function capturePipe(): { read: number; write: number; bytes: number } | 
 /**
  * Asks Linux to let the pipe behind `fd` hold `bytes` (at most /proc/sys/fs/pipe-max-size):
  * fcntl(F_SETPIPE_SZ), made by perl (Node has no fcntl; perl-base is part of every Debian and
- * Raspberry Pi OS). Returns what the pipe holds then (F_GETPIPE_SZ), or PIPE_DEFAULT_BYTES where
- * that cannot be done or read (no perl, not Linux, over the user's pipe quota): nothing else
- * changes, the tick just stays shorter.
+ * Raspberry Pi OS). Returns what the pipe holds then (F_GETPIPE_SZ), PIPE_DEFAULT_BYTES where
+ * that cannot be done or read (not Linux, over the user's pipe quota): nothing else changes, the
+ * tick just stays shorter; null when there is no perl to ask.
  */
-export function enlargePipe(fd: number, bytes = PIPE_BYTES): number {
+export function enlargePipe(fd: number, bytes = PIPE_BYTES): number | null {
   const perl = findExecutable('perl');
-  if (!perl) return PIPE_DEFAULT_BYTES;
+  if (!perl) return null;
   let max = bytes;
   try {
     max = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8').trim()) || bytes;
@@ -594,9 +594,8 @@ export function tickedPipe(
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   async function* chunks(): AsyncGenerator<Uint8Array> {
     let tick: ReadTick | null = null; // null: no rate seen since the pipe was last watched
-    let prevAt = performance.now(); // when the previous timed read was made
+    let prevAt = performance.now(); // when the previous timed read (the first after a wait) was made
     let at = prevAt; // when this one was
-    let timed = true; // the next read is a timed one (after a tick), not a read-on after a full one
     let bytes = 0; // read by this timed read and the reads on after it
     let full = false; // one of those reads filled the read buffer
     let empty = 0; // timed reads in a row that found the pipe empty
@@ -607,7 +606,7 @@ export function tickedPipe(
       bytes = 0;
       full = false;
       await sleep(tick.tickMs);
-      timed = true;
+      at = performance.now();
     };
     try {
       for (;;) {
@@ -620,17 +619,13 @@ export function tickedPipe(
           bytes = 0;
           empty = 0;
           prevAt = performance.now();
-          timed = true;
           if (!small && !wasFull && !ended && !socket.destroyed) await sleep(minMs);
+          at = performance.now();
           continue;
         }
         if (error) throw error;
         if (ended) return;
         if (socket.destroyed) throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-        if (timed) {
-          at = performance.now();
-          timed = false;
-        }
         const n = readNow();
         if (n > 0) {
           bytes += n;
@@ -692,7 +687,7 @@ export class StdinSource extends CaptureSource {
   }
   protected async run(): Promise<void> {
     if (!this.input && isPipe(0)) {
-      this.pipeBytes = enlargePipe(0);
+      this.pipeBytes = enlargePipe(0) ?? PIPE_DEFAULT_BYTES;
       this.notePipe(this.pipeBytes);
       this.pipe = tickedPipe(0, undefined, this.pipeBytes);
     }
