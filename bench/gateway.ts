@@ -41,13 +41,13 @@
 // full FIFO makes the writer wait). BENCH_GATEWAY_PATHS=replay or =live runs only one kind.
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { CaptureParser, fileChunks } from '../gateway/capture/pcap.ts';
-import { findExecutable } from '../gateway/sources.ts';
+import { noPerlPath } from '../test/support/no-perl.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
@@ -344,14 +344,6 @@ async function replay(
     return null;
   }
   return { a: samples[0], z: samples[samples.length - 1], samples, cuts, wall, startedT, writerDoneT };
-}
-
-/** A PATH with mkfifo and nothing else, so the gateway finds no perl to enlarge its FIFO with (gateway/sources.ts enlargePipe). */
-function noPerlPath(bin: string): string {
-  mkdirSync(bin, { recursive: true });
-  const mkfifo = findExecutable('mkfifo');
-  if (mkfifo) symlinkSync(mkfifo, join(bin, 'mkfifo'));
-  return bin;
 }
 
 /** The paced writer standing in for `tcpdump -U -w -` on a live interface (plain JavaScript: not a bench). */

@@ -2,14 +2,15 @@
 // fails when nothing can deliver frames, checks each radio on its own (a BLE-only or Wi-Fi-only
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { noPerlPath } from './support/no-perl.ts';
 import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 interface Check {
@@ -260,8 +261,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     const r = doctor(['--config', cfg, '--json']);
     expect(by(r, 'capture pipe')).toMatchObject({ level: 'ok', detail: 'the capture FIFO holds 1024 KiB: read a few times a second' });
     // no perl on the PATH (only mkfifo): the FIFO keeps Linux's 64 KiB, and doctor says what to install
-    const bin = mkdtempSync(join(tmpdir(), 'doctor-no-perl-'));
-    symlinkSync(execFileSync('sh', ['-c', 'command -v mkfifo'], { encoding: 'utf8' }).trim(), join(bin, 'mkfifo'));
+    const bin = noPerlPath(mkdtempSync(join(tmpdir(), 'doctor-no-perl-')));
     const without = doctor(['--config', cfg, '--json'], bin);
     expect(by(without, 'capture pipe')).toMatchObject({
       level: 'warn',

@@ -3,7 +3,7 @@
 // one chunk, every byte in order, nothing dropped; a full buffer is read on without waiting; the
 // stream's end, error or destruction end the reading as a for-await over the stream would. The
 // tick's timer is faked: nothing here waits on the wall clock.
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +30,7 @@ import {
   type FrameSink,
 } from '../gateway/sources.ts';
 import { probeRequest } from '../simulator/frames.ts';
+import { noPerlPath } from './support/no-perl.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -255,10 +256,8 @@ describe('capturePipe: the FIFO a capture command writes into', () => {
     const saved = process.env.PATH;
     const bin = mkdtempSync(join(tmpdir(), 'no-perl-'));
     try {
-      const mkfifo = findExecutable('mkfifo');
-      expect(mkfifo).not.toBeNull();
-      symlinkSync(mkfifo!, join(bin, 'mkfifo'));
-      process.env.PATH = bin;
+      expect(findExecutable('mkfifo')).not.toBeNull();
+      process.env.PATH = noPerlPath(bin);
       const fifo = capturePipe()!;
       process.env.PATH = saved;
       expect(fifo.bytes).toBe(PIPE_DEFAULT_BYTES);
