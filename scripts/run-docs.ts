@@ -465,7 +465,7 @@ async function aggregatorTook(port: number, counts: number): Promise<string | nu
 }
 
 let tarball: string | null = null;
-/** `npm pack` of this checkout, once per run (prepare finds dist/ and the WASM current). */
+/** `npm pack` of this checkout, once per run (its prepack build finds dist/ and the WASM current). */
 function pack(root: string): string {
   if (tarball) return tarball;
   const dir = join(root, 'pack');

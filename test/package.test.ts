@@ -4,7 +4,7 @@
 // compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
 // Needs the npm registry (or npm's cache) for the runtime dependencies.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,16 +33,19 @@ function installed(dir: string, out: string[] = []): string[] {
 describe('the packed package, installed with --omit=dev', () => {
   const dir = mkdtempSync(join(tmpdir(), 'presence-package-'));
   const prefix = join(dir, 'presence-counter');
+  const manifestBefore = readFileSync(join(repo, 'package.json'));
   let files: string[] = [];
+  let tarball = '';
   let bin = '';
 
   beforeAll(async () => {
-    // dist/ is current (vitest's global setup built it), so prepare, run by npm pack, finds nothing to do.
+    // dist/ is current (vitest's global setup built it), so the build run by prepack finds nothing to do.
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repo });
     const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = packed.files.map((f) => f.path);
+    tarball = join(dir, packed.filename);
     mkdirSync(prefix);
-    await run('tar', ['-xzf', join(dir, packed.filename), '-C', prefix, '--strip-components=1']);
+    await run('tar', ['-xzf', tarball, '-C', prefix, '--strip-components=1']);
     await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prefix });
     // What `presence` is once installed: the package's bin entry (npm links it onto PATH).
     bin = join(prefix, (JSON.parse(readFileSync(join(prefix, 'package.json'), 'utf8')) as { bin: { presence: string } }).bin.presence);
@@ -59,6 +62,27 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(existsSync(join(repo, 'npm-shrinkwrap.json'))).toBe(false); // only in the package
     expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
   });
+
+  it('has no install script: the checkout keeps its prepare (the build on npm ci), the package does not', () => {
+    const installed = JSON.parse(readFileSync(join(prefix, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(Object.keys(installed.scripts).filter((s) => ['preinstall', 'install', 'postinstall', 'prepare'].includes(s))).toEqual([]);
+    // npm pack gave the checkout its package.json back as it was, byte for byte.
+    expect(readFileSync(join(repo, 'package.json')).equals(manifestBefore)).toBe(true);
+    expect((JSON.parse(manifestBefore.toString('utf8')) as { scripts: Record<string, string> }).scripts.prepare).toBe('node scripts/build.js');
+    expect(existsSync(join(repo, 'package.json.packing'))).toBe(false);
+  });
+
+  it('installs from the tarball into a project without a warning (npm install ./presence-counter-0.1.0.tgz)', async () => {
+    // npm asks to approve a dependency's install scripts (allowScripts), a tarball's prepare among them:
+    // `npm warn install-scripts 1 package has install scripts not yet covered by allowScripts`.
+    const project = join(dir, 'project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'package.json'), '{ "name": "project", "version": "1.0.0", "private": true }\n');
+    const out = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: project });
+    expect(out.stderr).not.toMatch(/install-scripts|allowScripts/);
+    const v = await run(join(project, 'node_modules', '.bin', 'presence'), ['--version']);
+    expect(v.stdout.trim()).toBe(version);
+  }, 300_000);
 
   it('installs none of the compilers', () => {
     const names = installed(join(prefix, 'node_modules'));
