@@ -3,11 +3,12 @@
 // against a real influxd, and bad input giving one line that names the file, the line and the fix.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { capturesDir, need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
+import { freePort } from './support/ports.ts';
 import { applyZone, pairCaptures, readCalibration, readOccupancy } from '../aggregator/calibration/index.ts';
 
 const repo = join(import.meta.dirname, '..');
@@ -87,6 +88,35 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     const both = ['', '_pos2'].map((p) => ({ capture: join(occ!, `sc6-61_2024-02-15${p}.pcap`), truth: join(occ!, `sc6-61_2024-02-15${p}_occupancy.csv`) }));
     expect([...new Set((await pairCaptures(both)).map((s) => s.session))]).toEqual(['2024-02-15']);
     expect([...new Set((await pairCaptures(both, { sessionBy: 'capture' })).map((s) => s.session))]).toEqual(['sc6-61_2024-02-15', 'sc6-61_2024-02-15_pos2']);
+  });
+
+  it.each([
+    [
+      'in a folder that does not exist',
+      () => join(dir, 'no-such-folder', 'lab.yaml'),
+      /: its folder does not exist; fix: choose a path in a folder that exists/,
+    ],
+    [
+      'onto a file that is not a calibration',
+      () => {
+        const other = join(dir, 'notes.txt');
+        writeFileSync(other, 'my notes\n');
+        return other;
+      },
+      /^presence calibrate: --out .*notes\.txt: not a calibration file .*; fix: give --out a calibration file to add the zone to, or a new file$/,
+    ],
+  ])('--out %s: one line naming it and the fix, nothing written', (_name, path, message) => {
+    const target = path();
+    const before = existsSync(target) ? readFileSync(target, 'utf8') : null;
+    const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', target);
+    expect(r.code).toBe(2);
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes(': warning: '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+    expect(existsSync(target) ? readFileSync(target, 'utf8') : null).toBe(before);
   });
 
   it('presence replay --calibration adds people with an interval to each window', () => {
@@ -176,6 +206,53 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       () => ['--capture', pcap(DAYS[0]), '--capture', pcap(DAYS[1]), '--truth', truth(DAYS[0])],
       /give one --truth per --capture, in the same order \(got 2 capture\(s\), 1 truth file\(s\)\)/,
     ],
+    [
+      'a folder as the capture',
+      () => ['--capture', dir, '--truth', truth(DAYS[0])],
+      new RegExp(`^presence calibrate: ${dir.replace(/[.]/g, '\\.')}: is a folder, not a file \\(--capture\\); fix: give a pcap or pcapng file$`),
+    ],
+    [
+      'a count of people too large to be one',
+      () => {
+        const bad = join(dir, 'huge.csv');
+        const lines = readFileSync(truth(DAYS[0]), 'utf8').split('\n');
+        lines[4] = lines[4].replace(/;\d+$/, ';99999999999999999999999');
+        writeFileSync(bad, lines.join('\n'));
+        return ['--capture', pcap(DAYS[0]), '--truth', bad];
+      },
+      /^presence calibrate: .*huge\.csv:5: occupancy 99999999999999999999999 is more people than a zone holds \(at most 1000000\); fix: /,
+    ],
+    [
+      'the BLE counts of a capture without BLE frames',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--radio', 'ble'],
+      new RegExp(
+        `^presence calibrate: ${pcap(DAYS[0]).replace(/[.]/g, '\\.')}: holds no ble frames \\(only wifi\\); fix: calibrate its wifi counts with --radio wifi`,
+      ),
+    ],
+    [
+      'a prior fitted on another count (devices)',
+      () => {
+        const devices = join(dir, 'devices.yaml');
+        const r = presence(
+          'calibrate',
+          ...DAYS.flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]),
+          '--zone',
+          'lab',
+          '--field',
+          'devices',
+          '--out',
+          devices,
+        );
+        expect(r.code, r.stderr).toBe(0);
+        return ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--prior', devices];
+      },
+      /^presence calibrate: --prior .*devices\.yaml: holds a calibration of wifi devices in 60 s windows, this fit is of wifi estimate in 60 s windows; fix: give --prior a file fitted on the same counts$/,
+    ],
+    [
+      'a prior that is not a calibration file',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--prior', truth(DAYS[0])],
+      /^presence calibrate: --prior .*_occupancy\.csv: not a calibration file .*; fix: give --prior a calibration file written by presence calibrate$/,
+    ],
   ])('bad input: %s gives one line naming file, line and fix', (_name, args, message) => {
     const r = presence('calibrate', ...args(), '--zone', 'lab', '--out', join(dir, 'never.yaml'));
     expect(r.code).toBe(2);
@@ -254,6 +331,42 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(r.stderr.trim()).toBe(
       'presence calibrate: zone platform is absent from the stored series of site station (zones there: gate, hall); fix: check --zone',
     );
+  });
+
+  it.each([
+    [
+      'a database that is not there',
+      () => ['--influx-url', influx.url, '--influx-db', 'nodb'],
+      /^presence calibrate: InfluxDB at http:\/\/127\.0\.0\.1:\d+\/: rejected the query: database not found: nodb; fix: check --influx-db$/,
+    ],
+    [
+      'no InfluxDB at the URL',
+      async () => ['--influx-url', `http://127.0.0.1:${await freePort()}`, '--influx-db', 'presence'],
+      /^presence calibrate: cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ \(ECONNREFUSED\); fix: check --influx-url and that InfluxDB runs there$/,
+    ],
+    [
+      'a URL that is none',
+      () => ['--influx-url', 'influx:8086', '--influx-db', 'presence'],
+      /^presence calibrate: --influx-url: must be an http\(s\) URL of InfluxDB/,
+    ],
+  ])('%s: one line naming it and the fix', async (_name, args, message) => {
+    const r = presence(
+      'calibrate',
+      ...(await args()),
+      '--site',
+      'station',
+      '--zone',
+      'hall',
+      '--truth',
+      join(dir, 'counts.csv'),
+      '--out',
+      join(dir, 'never.yaml'),
+    );
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.length === 1 || (lines.length === 2 && lines[1].startsWith('hint: '))).toBe(true);
+    expect(lines[0]).toMatch(message);
+    expect(existsSync(join(dir, 'never.yaml'))).toBe(false);
   });
 
   it('a count outside the stored windows names its line', () => {

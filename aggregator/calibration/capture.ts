@@ -38,7 +38,10 @@ export function sessionName(capture: string): string {
 }
 
 /** Replays one capture into counted windows of one radio, with the first and last frame time. */
-export async function countCapture(file: string, opts: CaptureOptions = {}): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null }> {
+export async function countCapture(
+  file: string,
+  opts: CaptureOptions = {},
+): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null; radioFrames: number }> {
   const radio = opts.radio ?? 'wifi';
   const ropts: ReplayOptions = {
     window: opts.windowMs ?? 60_000,
@@ -50,18 +53,20 @@ export async function countCapture(file: string, opts: CaptureOptions = {}): Pro
   // Where the capture starts and ends, to window precision: the first and last window with frames.
   let first: number | null = null;
   let last: number | null = null;
+  let radioFrames = 0;
   for await (const w of replayCapture(file, ropts, opts.note, opts.onBytes) as AsyncIterable<ReplayWindow>) {
     if (w.start === null || w.end === null) continue;
     const start = Date.parse(w.start);
     const end = Date.parse(w.end);
     const r = w[radio];
     windows.push({ start, end, estimate: r.estimate, devices: r.devices });
+    radioFrames += r.frames;
     if (w.wifi.frames + w.ble.frames > 0) {
       first ??= start;
       last = end;
     }
   }
-  return { windows, first, last };
+  return { windows, first, last, radioFrames };
 }
 
 /** Replays each capture and pairs its windows with its truth; one session per capture. */
@@ -69,9 +74,20 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
   const out: PairedWindow[] = [];
   for (const input of inputs) {
     const truth: Occupancy = readOccupancy(input.truth);
-    const { windows, first, last } = await countCapture(input.capture, opts);
+    const { windows, first, last, radioFrames } = await countCapture(input.capture, opts);
     if (first === null || last === null) {
-      throw new TruthError(input.truth, null, `the capture ${input.capture} holds no frames to pair with`, 'pass a capture with frames of this radio');
+      throw new TruthError(input.capture, null, 'holds no frames to pair with the truth', 'pass the capture of the session the --truth file counted');
+    }
+    const radio = opts.radio ?? 'wifi';
+    if (radioFrames === 0) {
+      // All its windows would count 0: the fit would fail on the data instead of saying why.
+      const other = radio === 'wifi' ? 'ble' : 'wifi';
+      throw new TruthError(
+        input.capture,
+        null,
+        `holds no ${radio} frames (only ${other})`,
+        `calibrate its ${other} counts with --radio ${other}, or pass a capture with ${radio} frames`,
+      );
     }
     checkWithinCapture(truth, first, last, opts.windowMs ?? 60_000, input.capture);
     let paired = pairOccupancy(windows, truth, input.session ?? sessionName(input.capture), opts.zone);

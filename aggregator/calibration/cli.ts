@@ -5,7 +5,7 @@
 import { exitUsage } from '../../scripts/lib/usage.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
@@ -19,7 +19,7 @@ import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibrat
 import { pairStored, StoredSeriesError } from './influx.ts';
 import type { PairedWindow } from './pair.ts';
 import { readPointCounts, TruthError } from './truth.ts';
-import { influxCredentials, readSecretFile } from '../../scripts/lib/secrets.ts';
+import { influxCredentials, isParsableUrl, readSecretFile } from '../../scripts/lib/secrets.ts';
 
 interface Flags {
   capture: string[];
@@ -78,9 +78,24 @@ function burstAddressesFlag(text: string): number {
   );
 }
 
-/** The prior of an earlier calibration file: its `global`, else its zone of the same name. */
-function priorFrom(file: string, zone: string): Prior {
-  const c = readCalibration(file);
+/**
+ * The prior of an earlier calibration file: its `global`, else its zone of the same name. The file
+ * must calibrate the same counts (field, radio, window length): a k of another count is no prior.
+ */
+function priorFrom(file: string, zone: string, want: Pick<Estimator, 'field' | 'radio' | 'window_s'>): Prior {
+  let c: CalibrationFile;
+  try {
+    c = readCalibration(file);
+  } catch (e) {
+    const why = (e as Error).message.replace(/; (fix: )?(give|write) .*$/, '');
+    throw new CalibrationFileError(`--prior ${why}; fix: give --prior a calibration file written by presence calibrate`);
+  }
+  const a = c.estimator;
+  if (a.field !== want.field || a.radio !== want.radio || a.window_s !== want.window_s) {
+    throw new CalibrationFileError(
+      `--prior ${file}: holds a calibration of ${a.radio} ${a.field} in ${a.window_s} s windows, this fit is of ${want.radio} ${want.field} in ${want.window_s} s windows; fix: give --prior a file fitted on the same counts`,
+    );
+  }
   if (c.global) return c.global;
   const z = c.zones[zone] ?? Object.values(c.zones)[0];
   return { k: { mean: z.k.value, sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd } };
@@ -166,11 +181,15 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
   const inputs: CaptureTruth[] = flags.capture.map((capture, i) => ({ capture, truth: flags.truth[i] }));
   let total = 0;
   for (const i of inputs) {
+    let st: Stats;
     try {
-      total += statSync(i.capture).size;
-    } catch {
-      throw new UsageError(`${i.capture}: no such file (--capture)`);
+      st = statSync(i.capture);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`${i.capture}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${(e as Error).message})`} (--capture)`);
     }
+    if (st.isDirectory()) throw new UsageError(`${i.capture}: is a folder, not a file (--capture); fix: give a pcap or pcapng file`);
+    total += st.size;
   }
   const bar = await progressBar('replaying captures', total, 'bytes');
   let done = 0;
@@ -201,7 +220,14 @@ function secretFile(file: string | undefined, what: string): string | undefined 
   }
 }
 
+/** The scheme of a URL Node can parse with a host ('' otherwise; the text itself may hold a password, so it is not echoed). */
+function parsableProtocol(url: string): string {
+  return isParsableUrl(url) ? new URL(url).protocol : '';
+}
+
 async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
+  if (!/^https?:$/.test(parsableProtocol(flags.influxUrl!)))
+    throw new UsageError('--influx-url: must be an http(s) URL of InfluxDB, like http://influxdb:8086');
   if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
@@ -233,7 +259,14 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
 /** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
 function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
   if (!existsSync(existing)) return { file: next, kept: [] };
-  const old = readCalibration(existing);
+  let old: CalibrationFile;
+  try {
+    old = readCalibration(existing);
+  } catch (e) {
+    // The zone is added to what --out holds: a file there that is no calibration is not overwritten.
+    const why = (e as Error).message.replace(/; (fix: )?(give|write) .*$/, '');
+    throw new CalibrationFileError(`--out ${why}; fix: give --out a calibration file to add the zone to, or a new file`);
+  }
   const a = old.estimator;
   const b = next.estimator;
   if (a.field !== b.field || a.radio !== b.radio || a.window_s !== b.window_s) {
@@ -262,7 +295,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   const level = number('level', flags.level, (v) => v > 0 && v < 1, 'between 0 and 1, like 0.9');
   const replicates = number('replicates', flags.replicates, (v) => Number.isInteger(v) && v >= 50, 'a whole number >= 50');
   const seed = number('seed', flags.seed, Number.isInteger, 'a whole number');
-  const prior = flags.prior ? priorFrom(flags.prior, flags.zone) : undefined;
+  const prior = flags.prior ? priorFrom(flags.prior, flags.zone, { field: flags.field, radio: flags.radio, window_s: windowMs / 1000 }) : undefined;
 
   const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
   const result = fit(

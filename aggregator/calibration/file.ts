@@ -1,7 +1,7 @@
 // The calibration file: YAML, checked against calibration.schema.json (ajv). It holds per zone
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
-import { writeFileSync, renameSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readSmallFile } from '../../scripts/lib/small-file.ts';
 import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
@@ -175,6 +175,13 @@ export function writeCalibration(file: string, c: CalibrationFile): void {
   const problems = checkCalibration(c);
   if (problems.length) throw new CalibrationFileError(`${file}: refusing to write an invalid calibration: ${problems.join('; ')}`);
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatCalibration(c));
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, formatCalibration(c));
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'its folder does not exist' : code === 'EISDIR' ? 'is a folder' : `cannot write it (${code ?? (e as Error).message})`;
+    throw new CalibrationFileError(`${file}: ${why}; fix: choose a path in a folder that exists and can be written`);
+  }
 }

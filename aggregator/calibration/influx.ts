@@ -6,6 +6,7 @@ import { InfluxQL, tagValues, type InfluxOptions } from '../../dashboards/querie
 import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
+import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 
 export interface StoredOptions {
   influx: InfluxOptions;
@@ -59,13 +60,32 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
   return out;
 }
 
+/** An InfluxDB that cannot be reached or refuses the query, as one line naming the URL and the fix. */
+function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const url = redactUrl(o.influx.url);
+  if (err.message === 'fetch failed') {
+    const why = err.cause?.code ?? err.cause?.message ?? 'no answer';
+    return new StoredSeriesError(`cannot reach InfluxDB at ${url} (${why}); fix: check --influx-url and that InfluxDB runs there`);
+  }
+  const first = redactUrlsIn(err.message.split('\n')[0]).replace(/^InfluxDB /, '');
+  const fix = /database not found/i.test(first)
+    ? 'check --influx-db'
+    : /auth|401|403/i.test(first)
+      ? 'check the credentials (--influx-username/--influx-password or --influx-token)'
+      : 'check --influx-url and --influx-db';
+  return new StoredSeriesError(`InfluxDB at ${url}: ${first}; fix: ${fix}`);
+}
+
 /** Pairs point counts with the stored windows; a count without a stored window is an error naming its line. */
 export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions): Promise<PairedWindow[]> {
   const winMs = o.windowMs ?? 60_000;
   const db = new InfluxQL(o.influx);
   const from = Math.min(...counts.map((c) => c.time));
   const to = Math.max(...counts.map((c) => c.time)) + winMs;
-  const windows = await storedWindows(db, o, from, to);
+  const windows = await storedWindows(db, o, from, to).catch((e: unknown) => {
+    throw e instanceof StoredSeriesError ? e : storedError(e, o);
+  });
   const iso = (t: number) => new Date(t).toISOString();
   if (windows.length === 0) {
     throw new TruthError(

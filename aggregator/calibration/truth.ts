@@ -37,6 +37,9 @@ export interface PointCount {
   line: number;
 }
 
+/** More people than this in one zone is a typo or a wrong column (and would swamp the fit). */
+export const MAX_PEOPLE = 1_000_000;
+
 const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number }> {
@@ -65,6 +68,14 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
     if (!Number.isFinite(value)) {
       throw new TruthError(file, line, `${valueName} "${v}" is not a number of people`, 'write a number of people >= 0, like 3');
+    }
+    if (value > MAX_PEOPLE) {
+      throw new TruthError(
+        file,
+        line,
+        `${valueName} ${v} is more people than a zone holds (at most ${MAX_PEOPLE})`,
+        'write the number of people counted, like 3',
+      );
     }
     if (out.length > 0 && time < out[out.length - 1].time) {
       throw new TruthError(file, line, `time ${t} is earlier than the row before it (line ${out[out.length - 1].line})`, 'sort the rows by time');
