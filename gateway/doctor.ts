@@ -521,7 +521,8 @@ function checkQueue(cfg: GatewayConfig | null): CheckResult {
 /**
  * The FIFO a capture command (or a piped stdin) writes into: enlarged to 1 MiB, the gateway reads it
  * a few times a second; left at 64 KiB (no perl, or over the user's pipe quota) it must read it up
- * to 16 times as often at high frame rates, which costs CPU (gateway/README.md "Host cost").
+ * to 16 times as often at high frame rates, which costs CPU (gateway/README.md "Host cost"). A
+ * piped stdin whose size the gateway cannot tell (no perl) is read on every write.
  */
 export function checkCapturePipe(cfg: GatewayConfig | null): CheckResult | null {
   if (!cfg?.sources.some((s) => s.type === 'command' || s.type === 'stdin')) return null;
@@ -540,7 +541,7 @@ export function checkCapturePipe(cfg: GatewayConfig | null): CheckResult | null 
   return {
     step: 'capture pipe',
     level: 'warn',
-    detail: `the capture FIFO holds ${kib} KiB, not ${PIPE_BYTES / 1024}: ${findExecutable('perl') ? "Linux refused to enlarge it (/proc/sys/fs/pipe-max-size, or the user's pipe quota)" : 'no perl found to enlarge it'}; at high frame rates the gateway reads it more often, which costs CPU`,
+    detail: `the capture FIFO holds ${kib} KiB, not ${PIPE_BYTES / 1024}: ${findExecutable('perl') ? "Linux refused to enlarge it (/proc/sys/fs/pipe-max-size, or the user's pipe quota)" : 'no perl found to enlarge it'}; at high frame rates the gateway reads it more often, which costs CPU${!findExecutable('perl') && cfg.sources.some((s) => s.type === 'stdin') ? ' (a piped stdin, whose size it cannot tell without perl, on every write)' : ''}`,
     fix: findExecutable('perl')
       ? 'raise /proc/sys/fs/pipe-max-size to 1048576 (sysctl fs.pipe-max-size=1048576) or the pipe quota (fs.pipe-user-pages-soft)'
       : 'apt-get install perl-base',

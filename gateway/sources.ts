@@ -111,13 +111,14 @@ export abstract class CaptureSource {
   /**
    * Logs once per source when the pipe it reads (a capture command's FIFO, a piped stdin) holds
    * less than PIPE_BYTES: the gateway then reads it more often (64 KiB: a short tick; less, over
-   * the user's pipe quota: on every write), which costs CPU; `presence doctor` says what to fix.
+   * the user's pipe quota, or not known: on every write), which costs CPU; `presence doctor` says
+   * what to fix. `bytes` null: not known (a piped stdin without perl, `pipe_bytes: null`).
    */
-  protected notePipe(bytes: number): void {
-    if (bytes >= PIPE_BYTES || this.pipeNoted) return;
+  protected notePipe(bytes: number | null): void {
+    if ((bytes !== null && bytes >= PIPE_BYTES) || this.pipeNoted) return;
     this.pipeNoted = true;
     this.log.warn(
-      { source: this.name, pipe_bytes: bytes, read: bytes < PIPE_DEFAULT_BYTES ? 'every_write' : 'short_tick' },
+      { source: this.name, pipe_bytes: bytes, read: bytes === null || bytes < PIPE_DEFAULT_BYTES ? 'every_write' : 'short_tick' },
       'capture pipe not enlarged to 1 MiB (no perl, or over the pipe quota): read more often, at a higher CPU cost (presence doctor)',
     );
   }
@@ -522,18 +523,19 @@ export interface TickedPipe {
  * fills in a few ms at high frame rates (8 KiB at 3 MB/s: under 3 ms, shorter than the shortest
  * tick), and a capture tool held back that long loses packets once the kernel's capture ring is
  * full. It is watched all the time and read whenever it holds something, as a stream would be
- * (a wake-up per read: more CPU, nothing held back).
+ * (a wake-up per read: more CPU, nothing held back). So is a pipe whose size is not known
+ * (`pipeBytes` null: a piped stdin without perl), which may be such a pipe.
  */
 export function tickedPipe(
   fd: number,
   ticks: number | { minMs: number; maxMs: number } = { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS },
-  pipeBytes = PIPE_DEFAULT_BYTES,
+  pipeBytes: number | null = PIPE_DEFAULT_BYTES,
 ): TickedPipe {
   const { minMs, maxMs } = typeof ticks === 'number' ? { minMs: ticks, maxMs: ticks } : ticks;
-  /** Too small to wait for (see above): read whenever it holds something. */
-  const small = pipeBytes < PIPE_DEFAULT_BYTES;
+  /** Too small to wait for, or maybe so (see above): read whenever it holds something. */
+  const small = pipeBytes === null || pipeBytes < PIPE_DEFAULT_BYTES;
   // A read takes what the pipe holds (its pages are touched only as far as a read fills them).
-  const readBuf = Buffer.allocUnsafe(Math.max(pipeBytes, PIPE_DEFAULT_BYTES));
+  const readBuf = Buffer.allocUnsafe(Math.max(pipeBytes ?? 0, PIPE_DEFAULT_BYTES));
   // A read this large found the pipe full: the writer may be waiting. A write goes into the last
   // page only if it fits there, so small writes leave part of every page unused: 84-B writes fill
   // 4,032 bytes of a page, 300-B ones 3,900 (64,512 and 62,400 bytes of 64 KiB; 1,032,192 and
@@ -670,12 +672,19 @@ export function tickedPipe(
  * pcap or pcapng on standard input (a pipe from tcpdump, or a file). When standard input is a pipe
  * (`tcpdump -U -w - | presence gateway --source stdin`) and no other input was given, it is read as
  * a capture command's FIFO is: enlarged (enlargePipe) and read on a tick that follows the data rate
- * (tickedPipe), without touching process.stdin. Anything else (a file, a terminal, a stream given
- * for tests) is a stream read a tick at a time (tickedChunks).
+ * (tickedPipe), without touching process.stdin. Without perl what it holds is not known: Linux
+ * tells a pipe's size only through fcntl (F_GETPIPE_SZ; not in fstat nor /proc/self/fdinfo), and
+ * it cannot be measured as capturePipe measures its own FIFO (filled and emptied before anyone
+ * writes into it): its writer is running already, so bytes written to measure it would mix into
+ * the capture. It may then be a pipe of 8 KiB or less (made while its user was over the pipe
+ * quota), so it is read whenever it holds something (tickedPipe), as such a pipe is. Anything else
+ * (a file, a terminal, a stream given for tests) is a stream read a tick at a time (tickedChunks).
  */
 export class StdinSource extends CaptureSource {
   readonly ends = true;
-  /** What the pipe on standard input holds, once it is read as a FIFO (null: read as a stream). */
+  /** True once standard input is read as a pipe (tickedPipe), false while read as a stream. */
+  readsPipe = false;
+  /** What that pipe holds (null: not known, no perl to ask Linux; or read as a stream). */
   pipeBytes: number | null = null;
   private pipe: TickedPipe | null = null;
   constructor(
@@ -687,7 +696,8 @@ export class StdinSource extends CaptureSource {
   }
   protected async run(): Promise<void> {
     if (!this.input && isPipe(0)) {
-      this.pipeBytes = enlargePipe(0) ?? PIPE_DEFAULT_BYTES;
+      this.readsPipe = true;
+      this.pipeBytes = enlargePipe(0);
       this.notePipe(this.pipeBytes);
       this.pipe = tickedPipe(0, undefined, this.pipeBytes);
     }

@@ -174,7 +174,75 @@ describe('StdinSource: standard input that is a pipe is read as a FIFO (tcpdump 
     const got = JSON.parse(out);
     expect(got).toMatchObject({ state: 'finished', frames: n });
     expect(got.batches).toBeLessThan(n); // coalesced, not one batch per write
-    expect(got.pipeBytes).toBe(process.platform === 'linux' && findExecutable('perl') ? PIPE_BYTES : PIPE_DEFAULT_BYTES);
+    expect(got.pipeBytes).toBe(process.platform === 'linux' && findExecutable('perl') ? PIPE_BYTES : null);
+  });
+
+  it('without perl its size is not known: it is read whenever it holds something, never held back for a tick, as a pipe over the quota (8 KiB) must be', async () => {
+    if (process.platform !== 'linux' || !findExecutable('perl')) return; // nothing can shrink a pipe for the test
+    const fifo = capturePipe()!;
+    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages (F_SETPIPE_SZ by perl, as enlargePipe does).
+    const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1; print STDERR fcntl(STDOUT, 1032, 0) + 0'], {
+      stdio: ['ignore', fifo.write, 'pipe'],
+      encoding: 'utf8',
+    });
+    expect(shrink.stderr.trim()).toBe('8192');
+    // The source in a process of its own, its standard input the FIFO's read end, no perl on its PATH,
+    // and no timer that ever fires: only reads made when the pipe holds something deliver. A read
+    // left waiting for a tick never comes back, and the process ends with its top-level await
+    // unsettled (exit code 13), the frames not all read.
+    const sources = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'gateway', 'sources.js')).href;
+    const script = `
+      globalThis.setTimeout = () => ({ ref() {}, unref() {}, hasRef: () => false });
+      const { StdinSource } = await import(${JSON.stringify(sources)});
+      const warnings = [];
+      const log = { info() {}, warn: (o) => warnings.push(o), error() {}, debug() {} };
+      const src = new StdinSource({ name: 'stdin' }, log);
+      src.start({ deliver: () => {}, stateChanged: () => {} });
+      await src.finished;
+      process.stdout.write(JSON.stringify({ state: src.state, frames: src.frames, readsPipe: src.readsPipe, pipeBytes: src.pipeBytes, warnings }));
+    `;
+    const bin = noPerlPath(mkdtempSync(join(tmpdir(), 'stdin-no-perl-')));
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: [fifo.read, 'pipe', 'inherit'], env: { PATH: bin } });
+    closeSync(fifo.read);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    // A writer with 25 pipes' worth of packets, one write(2) each: it waits whenever the pipe is full.
+    const n = 2500; // 84 B each
+    const packets: Buffer[] = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }])];
+    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
+    for (let i = 0; i < n; i++) {
+      sa[5] = i & 0xff;
+      sa[4] = i >> 8;
+      packets.push(
+        pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i })),
+      );
+    }
+    expect(packets.reduce((k, p) => k + p.length, 0)).toBeGreaterThan(25 * 8192);
+    const capture = join(dir, 'stdin-no-perl.pcapng');
+    writeFileSync(capture, Buffer.concat(packets));
+    const lengths = JSON.stringify(packets.map((p) => p.length));
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs'); const b = fs.readFileSync(${JSON.stringify(capture)}); let o = 0; for (const k of ${lengths}) { fs.writeSync(1, b, o, k); o += k; }`,
+      ],
+      { stdio: ['ignore', fifo.write, 'ignore'] },
+    );
+    closeSync(fifo.write);
+    const writerExited = new Promise<number | null>((r) => writer.once('exit', r));
+    try {
+      expect(await exited).toBe(0);
+      expect(await writerExited).toBe(0);
+      const got = JSON.parse(out);
+      expect(got).toMatchObject({ state: 'finished', frames: n, readsPipe: true, pipeBytes: null });
+      expect(got.warnings).toEqual([{ source: 'stdin', pipe_bytes: null, read: 'every_write' }]);
+    } finally {
+      writer.kill();
+      child.kill();
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 
