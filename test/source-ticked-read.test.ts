@@ -7,7 +7,7 @@ import { closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -31,6 +31,7 @@ import {
 } from '../gateway/sources.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { noPerlPath } from './support/no-perl.ts';
+import { shrinkPipe } from './support/shrink-pipe.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -180,12 +181,8 @@ describe('StdinSource: standard input that is a pipe is read as a FIFO (tcpdump 
   it('without perl its size is not known: it is read whenever it holds something, never held back for a tick, as a pipe over the quota (8 KiB) must be', async () => {
     if (process.platform !== 'linux' || !findExecutable('perl')) return; // nothing can shrink a pipe for the test
     const fifo = capturePipe()!;
-    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages (F_SETPIPE_SZ by perl, as enlargePipe does).
-    const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1; print STDERR fcntl(STDOUT, 1032, 0) + 0'], {
-      stdio: ['ignore', fifo.write, 'pipe'],
-      encoding: 'utf8',
-    });
-    expect(shrink.stderr.trim()).toBe('8192');
+    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages.
+    expect(shrinkPipe(fifo.write)).toBe(8192);
     // The source in a process of its own, its standard input the FIFO's read end, no perl on its PATH,
     // and no timer that ever fires: only reads made when the pipe holds something deliver. A read
     // left waiting for a tick never comes back, and the process ends with its top-level await
@@ -310,8 +307,7 @@ describe('capturePipe: the FIFO a capture command writes into', () => {
     const fifo = capturePipe()!;
     try {
       // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages.
-      const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1'], { stdio: ['ignore', fifo.write, 'inherit'] });
-      expect(shrink.status).toBe(0);
+      expect(shrinkPipe(fifo.write)).toBe(8192);
       expect(measurePipe(fifo.read, fifo.write)).toBe(8192);
       expect(() => readSync(fifo.read, Buffer.alloc(16))).toThrow(expect.objectContaining({ code: 'EAGAIN' })); // nothing left in it
     } finally {
@@ -371,12 +367,8 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
     if (process.platform !== 'linux' || !findExecutable('perl')) return; // nothing can shrink a pipe for the test
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // the tick never comes: only reads on events deliver
     const fifo = capturePipe()!;
-    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages (F_SETPIPE_SZ by perl, as enlargePipe does).
-    const shrink = spawnSync('perl', ['-e', 'fcntl(STDOUT, 1031, 8192) or exit 1; print STDERR fcntl(STDOUT, 1032, 0) + 0'], {
-      stdio: ['ignore', fifo.write, 'pipe'],
-      encoding: 'utf8',
-    });
-    expect(shrink.stderr.trim()).toBe('8192');
+    // What a user over fs.pipe-user-pages-soft gets: a pipe of two pages.
+    expect(shrinkPipe(fifo.write)).toBe(8192);
     const pipe = tickedPipe(fifo.read, { minMs: READ_TICK_MIN_MS, maxMs: READ_TICK_MAX_MS }, 8192);
     // A writer with 25 pipes' worth of bytes, one write(2) of 300 B per packet: it waits whenever the pipe is full.
     const total = 25 * 8192;
