@@ -37,17 +37,27 @@
 // The gateway reads the writer's stdout as it reads any capture command's in the field (through
 // the FIFO it makes for it, gateway/sources.ts capturePipe): enlarged to 1 MiB (perl's fcntl), and,
 // in two more rows as started by hand, as Linux makes it, 64 KiB (the gateway run with a PATH that
-// holds mkfifo but no perl). Each live row says whether the gateway kept pace with the writer (a
-// full FIFO makes the writer wait). BENCH_GATEWAY_PATHS=replay or =live runs only one kind.
-import { spawn } from 'node:child_process';
+// holds mkfifo but no perl). Two QUOTA rows measure a pipe as a user over its pipe quota
+// (fs.pipe-user-pages-soft) gets: 8 KiB, which cannot be enlarged and is read on every write, not on
+// a tick. The quota itself is not used (lowering it would change every pipe of the user, on a shared
+// machine other people's, and root, who runs CI, is not limited by it): the bench makes a FIFO,
+// shrinks it to 8 KiB (fcntl F_SETPIPE_SZ by perl: that pipe only, test/support/shrink-pipe.ts) and
+// gives it to the gateway as its standard input (`--source stdin`, as in `tcpdump -U -w - | presence
+// gateway --source stdin`), the gateway run with no perl on its PATH so that it cannot enlarge it
+// (over the quota Linux would refuse); the writer starts when the gateway logs 'gateway starting', as
+// a capture command would. Each live row says whether the gateway kept pace with the writer (a full
+// FIFO makes the writer wait). BENCH_GATEWAY_PATHS=replay, =live or =quota runs only one kind.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { CaptureParser, fileChunks } from '../gateway/capture/pcap.ts';
+import { capturePipe } from '../gateway/sources.ts';
 import { noPerlPath } from '../test/support/no-perl.ts';
+import { shrinkPipe } from '../test/support/shrink-pipe.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
@@ -282,8 +292,21 @@ async function replay(
   live?: LiveMode,
 ): Promise<{ a: Sample; z: Sample; samples: Sample[]; cuts: number[]; wall: number; startedT: number; writerDoneT: number } | null> {
   const wallStart = performance.now();
+  const writerArgs = live ? [LIVE_WRITER, capture, live.mode, String(live.blockMs)] : [];
+  // quota: standard input, a FIFO shrunk to 8 KiB, written by the writer started here
+  let fifo: { read: number; write: number } | null = null;
+  if (live?.pipe === 'quota') {
+    fifo = capturePipe();
+    const held = fifo ? shrinkPipe(fifo.write, QUOTA_PIPE_BYTES) : null;
+    if (held !== QUOTA_PIPE_BYTES) {
+      if (fifo) for (const fd of [fifo.read, fifo.write]) closeSync(fd);
+      console.log(`live pipe, ${liveLabel(live)}: no pipe of ${QUOTA_PIPE_BYTES} bytes could be made (needs mkfifo and perl; got ${held})`);
+      process.exitCode = 1;
+      return null;
+    }
+  }
   // live: a capture command (the paced writer standing in for tcpdump -U -w -) instead of the file
-  const source = live ? `cmd:${process.execPath} ${LIVE_WRITER} ${capture} ${live.mode} ${live.blockMs}` : `pcap:${capture}`;
+  const source = fifo ? 'stdin' : live ? `cmd:${[process.execPath, ...writerArgs].join(' ')}` : `pcap:${capture}`;
   const child = spawn(
     process.execPath,
     [
@@ -294,8 +317,14 @@ async function replay(
       ...(live ? [] : ['--speed', speed]),
       ...['--window', WINDOW, '--queue-dir', queueDir, '--log-level', 'info'],
     ],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: live?.pipe === 'default' ? { ...process.env, PATH: noPerlPath(`${queueDir}-bin`) } : process.env },
+    {
+      cwd: ROOT,
+      stdio: [fifo ? fifo.read : 'ignore', 'ignore', 'pipe'],
+      env: live && live.pipe !== 'enlarged' ? { ...process.env, PATH: noPerlPath(`${queueDir}-bin`) } : process.env,
+    },
   );
+  if (fifo) closeSync(fifo.read);
+  let writer: ChildProcess | null = null;
   let stderr = '';
   /** When the gateway logged 'gateway starting' (modules loaded, firmware instantiated, sources about to start). */
   let startedT = Infinity;
@@ -304,7 +333,15 @@ async function replay(
   let writerDoneT = Number.NaN;
   child.stderr!.on('data', (d) => {
     stderr += d;
-    if (startedT === Infinity && stderr.includes('"msg":"gateway starting"')) startedT = (performance.now() - wallStart) / 1000;
+    if (startedT === Infinity && stderr.includes('"msg":"gateway starting"')) {
+      startedT = (performance.now() - wallStart) / 1000;
+      if (fifo && !writer) {
+        // The gateway ends when its standard input does: when the writer has written the whole capture and exited.
+        writer = spawn(process.execPath, writerArgs, { stdio: ['ignore', fifo.write, 'inherit'] });
+        closeSync(fifo.write);
+        writer.once('exit', () => (writerDoneT = (performance.now() - wallStart) / 1000));
+      }
+    }
     // A capture command is restarted when it exits: the writer has written the whole capture, stop the gateway.
     if (live && !ended && stderr.includes('capture command stopped')) {
       ended = true;
@@ -337,6 +374,8 @@ async function replay(
     await new Promise((r) => setTimeout(r, every));
   }
   const code = await exited;
+  if (fifo && !writer) closeSync(fifo.write); // the gateway never started
+  (writer as ChildProcess | null)?.kill();
   const wall = (performance.now() - wallStart) / 1000;
   if (code !== 0 || samples.length < (speed === 'max' ? 1 : 2)) {
     console.log(`gateway --speed ${speed}: replay failed (exit ${code}, ${samples.length} samples): ${stderr.slice(-500)}`);
@@ -352,22 +391,32 @@ const LIVE_WRITER = join(import.meta.dirname, 'live-capture-writer.mjs');
 interface LiveMode {
   mode: 'packet' | 'block';
   blockMs: number;
-  /** The FIFO as the gateway enlarges it (perl found), or as Linux makes it (64 KiB: the gateway run with no perl on its PATH). */
-  pipe: 'enlarged' | 'default';
+  /**
+   * The FIFO as the gateway enlarges it (perl found), as Linux makes it (64 KiB: the gateway run with
+   * no perl on its PATH), or as over the user's pipe quota (8 KiB, standard input: see the header).
+   */
+  pipe: 'enlarged' | 'default' | 'quota';
 }
+/** What a pipe holds over the user's pipe quota (two pages). */
+const QUOTA_PIPE_BYTES = 8192;
 const LIVE_MODES: LiveMode[] = [
   { mode: 'packet', blockMs: 0, pipe: 'enlarged' },
   { mode: 'block', blockMs: 100, pipe: 'enlarged' },
   { mode: 'packet', blockMs: 0, pipe: 'default' },
   { mode: 'block', blockMs: 100, pipe: 'default' },
+  { mode: 'packet', blockMs: 0, pipe: 'quota' },
+  { mode: 'block', blockMs: 100, pipe: 'quota' },
 ];
 const liveLabel = (l: LiveMode) =>
-  (l.mode === 'packet'
-    ? '--source cmd: writer, one write(2) per packet when due (spread evenly)'
-    : `--source cmd: writer, one write(2) per packet in a burst every ${l.blockMs} ms`) +
-  (l.pipe === 'enlarged' ? ', FIFO enlarged to 1 MiB' : ', FIFO of 64 KiB (no perl on the PATH)');
-/** Which rows run: BENCH_GATEWAY_PATHS=replay,live (the default: both), or one of them. */
-const PATHS = (process.env.BENCH_GATEWAY_PATHS ?? 'replay,live').split(',');
+  `${l.pipe === 'quota' ? '--source stdin' : '--source cmd:'} ` +
+  (l.mode === 'packet' ? 'writer, one write(2) per packet when due (spread evenly)' : `writer, one write(2) per packet in a burst every ${l.blockMs} ms`) +
+  (l.pipe === 'enlarged'
+    ? ', FIFO enlarged to 1 MiB'
+    : l.pipe === 'default'
+      ? ', FIFO of 64 KiB (no perl on the PATH)'
+      : `, a pipe of ${QUOTA_PIPE_BYTES / 1024} KiB as over the pipe quota (no perl on the PATH): read on every write`);
+/** Which rows run: BENCH_GATEWAY_PATHS=replay,live,quota (the default: all), or some of them. */
+const PATHS = (process.env.BENCH_GATEWAY_PATHS ?? 'replay,live,quota').split(',');
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
@@ -389,9 +438,10 @@ export async function run(): Promise<void> {
       if (unitFlags.length > 0) flagSets.push([`with the systemd unit's node flags ${unitFlags.join(' ')}`, unitFlags]);
       const runs: Array<[string, string[], LiveMode?]> = [];
       if (PATHS.includes('replay')) runs.push(...flagSets);
-      // The 64-KiB FIFO (a machine without perl) is measured as started by hand only.
-      if (PATHS.includes('live'))
-        for (const live of LIVE_MODES) for (const [what, flags] of live.pipe === 'enlarged' ? flagSets : flagSets.slice(0, 1)) runs.push([what, flags, live]);
+      // The 64-KiB FIFO (a machine without perl) and the 8-KiB pipe are measured as started by hand only.
+      for (const live of LIVE_MODES)
+        if (PATHS.includes(live.pipe === 'quota' ? 'quota' : 'live'))
+          for (const [what, flags] of live.pipe === 'enlarged' ? flagSets : flagSets.slice(0, 1)) runs.push([what, flags, live]);
       const objectsAll: number[] = [];
       for (const [i, [what, flags, live]] of runs.entries()) {
         // baseline repetitions interleaved with the segments of this replay (ns per frame)
