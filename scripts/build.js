@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`: the WASM firmware (scripts/build-wasm.js) and the TypeScript sources compiled to
 // dist/ (tsc -p tsconfig.build.json: scripts/cli.ts and everything it imports). Runs on `npm ci`
-// (prepare), on `npm pack` (prepack, scripts/pack.js), before `npm start`, `npm test` and `npm run
-// bench`; skips each part that is newer than its sources.
+// (preprepare: see the README's "Build and package"), on `npm pack` (prepack), before `npm start`,
+// `npm test` and `npm run bench`; skips each part that is newer than its sources.
 // Reports on stderr only: `npm pack --json` owns stdout.
 //   --force     rebuild both
 //   --no-check  emit without type checking (tests and benches; `npm run typecheck` checks)
