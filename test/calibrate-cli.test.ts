@@ -249,6 +249,16 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       /^presence calibrate: --prior .*devices\.yaml: holds a calibration of wifi devices in 60 s windows, this fit is of wifi estimate in 60 s windows; fix: give --prior a file fitted on the same counts$/,
     ],
     [
+      'a window shorter than a second (1ms made millions of empty windows)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--window', '500ms'],
+      /^presence calibrate: --window: must be whole seconds from 1s to 24h, like 60s, as the gateways count \(got "500ms"\)$/,
+    ],
+    [
+      'a billion bootstrap replicates (out of memory)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--replicates', '1e9'],
+      /^presence calibrate: --replicates: must be a whole number from 50 to 100000 \(got "1e9"\)$/,
+    ],
+    [
       'a prior that is not a calibration file',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--prior', truth(DAYS[0])],
       /^presence calibrate: --prior .*_occupancy\.csv: not a calibration file .*; fix: give --prior a calibration file written by presence calibrate$/,

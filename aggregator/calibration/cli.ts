@@ -68,6 +68,26 @@ function number(name: string, text: string, ok: (v: number) => boolean, what: st
   return v;
 }
 
+/** Bootstrap replicates at most (each one refits every session: more only costs time and memory). */
+const MAX_REPLICATES = 100_000;
+
+/**
+ * --window: whole seconds from 1 s to 24 h (a counts message covers at most 24 h; the file keeps
+ * window_s). Shorter windows would only make millions of empty windows out of a capture.
+ */
+function calibrationWindow(text: string): number {
+  let ms: number | 'all';
+  try {
+    ms = parseWindow(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/, or "all"/, ''));
+  }
+  if (ms === 'all' || ms < 1000 || ms > 86_400_000 || ms % 1000 !== 0) {
+    throw new UsageError(`--window: must be whole seconds from 1s to 24h, like 60s, as the gateways count (got "${text}")`);
+  }
+  return ms;
+}
+
 /** --burst-addresses: 1 to 64, as the gateway's estimator.burst_addresses. */
 function burstAddressesFlag(text: string): number {
   return number(
@@ -290,10 +310,14 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
   if (!flags.out && !flags.leaveOneOut && !flags.json)
     throw new UsageError('--out FILE is needed (where the calibration is written), unless only --leave-one-out or --json is wanted');
-  const windowMs = parseWindow(flags.window);
-  if (windowMs === 'all') throw new UsageError('--window: must be a duration like 60s (calibration pairs windows with the truth)');
+  const windowMs = calibrationWindow(flags.window);
   const level = number('level', flags.level, (v) => v > 0 && v < 1, 'between 0 and 1, like 0.9');
-  const replicates = number('replicates', flags.replicates, (v) => Number.isInteger(v) && v >= 50, 'a whole number >= 50');
+  const replicates = number(
+    'replicates',
+    flags.replicates,
+    (v) => Number.isInteger(v) && v >= 50 && v <= MAX_REPLICATES,
+    `a whole number from 50 to ${MAX_REPLICATES}`,
+  );
   const seed = number('seed', flags.seed, Number.isInteger, 'a whole number');
   const prior = flags.prior ? priorFrom(flags.prior, flags.zone, { field: flags.field, radio: flags.radio, window_s: windowMs / 1000 }) : undefined;
 
@@ -347,7 +371,7 @@ export function registerCalibrate(program: Command): void {
     .addOption(
       new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'),
     )
-    .option('--window <duration>', 'window length, as the gateways count', '60s')
+    .option('--window <duration>', 'window length, as the gateways count: whole seconds from 1s to 24h', '60s')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this (as the gateway is configured)')
     .option(
@@ -355,7 +379,7 @@ export function registerCalibrate(program: Command): void {
       "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (as the gateway's estimator.burst_addresses; default 7)",
     )
     .option('--level <p>', 'central level of the intervals', '0.9')
-    .option('--replicates <n>', 'bootstrap replicates over sessions', '1000')
+    .option('--replicates <n>', 'bootstrap replicates over sessions, 50 to 100000', '1000')
     .option('--seed <n>', 'seed of the bootstrap (the same data and seed give the same file)', '1')
     .option('--prior <file>', 'earlier calibration file: shrink toward its global fit (for a zone with little data)')
     .addOption(
