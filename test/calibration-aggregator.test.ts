@@ -69,6 +69,19 @@ describe('people fields in points', () => {
     expect(countsLines(short, t, cal)[0]).not.toContain('people');
   });
 
+  it('not for a radio the gateway suppressed (privacy.min_count): its 0 is no count of people', () => {
+    const t = Date.parse(m.start);
+    const zeros = { frames: 0, devices: 0, estimate: 0 };
+    const suppressed = { ...m, privacy: { min_count: 5 }, wifi: { ...zeros, suppressed: true }, ble: { ...zeros, suppressed: true } };
+    const lines = countsLines(suppressed, t, cal);
+    expect(lines).toEqual(countsPoints(suppressed, cal).map((p) => p.toLineProtocol(msSettings)));
+    expect(lines[0]).toContain(',suppressed=T ');
+    expect(lines[0]).not.toContain('people');
+    // A counted 0 of the same gateway (not suppressed) still gets its people.
+    const counted = { ...suppressed, wifi: { ...zeros, suppressed: false } };
+    expect(countsLines(counted, t, cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0,suppressed=F /);
+  });
+
   it('are never negative', () => {
     const low = { ...m, wifi: { ...m.wifi, estimate: 0 } };
     expect(countsLines(low, Date.parse(m.start), cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0 /);

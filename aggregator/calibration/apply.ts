@@ -70,11 +70,18 @@ export interface CountsWindow {
 
 /**
  * People for one radio's counts of a window, or null: the zone is not calibrated, the radio is not
- * the calibrated one, or the window is not one the fit holds for (a complete window of another
- * length, or a cut-short one longer than the fitted length).
+ * the calibrated one, the window is not one the fit holds for (a complete window of another
+ * length, or a cut-short one longer than the fitted length), or the radio's counts were suppressed
+ * by the gateway's small-count protection (their 0 stands for "fewer than min_count", not for a
+ * count: people read from it would say 0 with an interval that does not hold the truth).
  */
-export function windowPeople(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): People | null {
-  if (!cal || cal.radio !== radio) return null;
+export function windowPeople(
+  cal: Calibration | null,
+  w: CountsWindow,
+  radio: 'wifi' | 'ble',
+  r: { devices: number; estimate: number; suppressed?: boolean },
+): People | null {
+  if (!cal || cal.radio !== radio || r.suppressed === true) return null;
   const z = cal.zone(w.zone, w.site);
   if (!z) return null;
   const len = Date.parse(w.end) - Date.parse(w.start);
@@ -87,7 +94,12 @@ export function windowPeople(cal: Calibration | null, w: CountsWindow, radio: 'w
  * Line-protocol fields `people`, `people_high`, `people_low` (floats, in the client's sorted order)
  * for one radio's point of a counts message, or '' (see windowPeople).
  */
-export function peopleFields(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble', r: { devices: number; estimate: number }): string {
+export function peopleFields(
+  cal: Calibration | null,
+  w: CountsWindow,
+  radio: 'wifi' | 'ble',
+  r: { devices: number; estimate: number; suppressed?: boolean },
+): string {
   const p = windowPeople(cal, w, radio, r);
   return p ? `,people=${p.value},people_high=${p.high},people_low=${p.low}` : '';
 }
