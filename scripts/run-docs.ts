@@ -69,6 +69,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, re
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { makeCertificates } from '../test/support/tls.ts';
+import { packCommand } from '../test/support/pack.ts';
 import { freePort, waitForPort } from '../test/support/ports.ts';
 
 const REPO = join(import.meta.dirname, '..');
@@ -470,7 +471,7 @@ function pack(root: string): string {
   if (tarball) return tarball;
   const dir = join(root, 'pack');
   mkdirSync(dir, { recursive: true });
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(...packCommand(dir), { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const [packed] = JSON.parse(out) as Array<{ filename: string }>;
   tarball = join(dir, packed!.filename);
   return tarball;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packCommand } from './support/pack.ts';
 import { freePort, waitForPort } from './support/ports.ts';
 
 const run = promisify(execFile);
@@ -39,7 +40,7 @@ describe('the packed package, installed with --omit=dev', () => {
 
   beforeAll(async () => {
     // dist/ is current (vitest's global setup built it), so the build run by prepack finds nothing to do.
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repo });
+    const { stdout } = await run(...packCommand(dir), { cwd: repo });
     const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = packed.files.map((f) => f.path);
     tarball = join(dir, packed.filename);
