@@ -61,6 +61,16 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(z.data).toMatchObject({ sessions: 3, session_ids: DAYS });
   });
 
+  it('a b held at 0 is printed as held, not as a fitted b with an interval of 0 .. 0', () => {
+    // One lab day: its data cannot tell k from b, so the fit holds b at 0 and warns.
+    const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', join(dir, 'held.yaml'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(readCalibration(join(dir, 'held.yaml')).zones.lab.b).toEqual({ value: 0, low: 0, high: 0, sd: 0 });
+    expect(r.stdout).toMatch(/^ {2}b 0 {2}\(held at 0, not fitted: the line goes through zero; see the warning\)/m);
+    expect(r.stdout).not.toMatch(/interval 0\.00 \.\. 0\.00/);
+    expect(r.stderr).toMatch(/warning: zone lab: .*b is 0 and the line goes through zero/);
+  });
+
   it('pairs exactly the whole 1-minute windows between the first and last truth time of each capture', () => {
     const z = readCalibration(out).zones.lab;
     expect((z.data as { windows: number }).windows).toBe(DAYS.reduce((n, d) => n + wholeMinutes(truth(d)), 0));

@@ -129,7 +129,13 @@ export function describeFit(z: ZoneFit, field: string): string {
   const d = z.data;
   lines.push(`zone ${z.zone}: people = ${f(z.k.value, 4)} * (${field} ${z.b.value < 0 ? '+' : '-'} ${f(Math.abs(z.b.value), 2)})`);
   lines.push(`  k ${f(z.k.value, 4)}  (${pct(z.level)} interval ${f(z.k.low, 4)} .. ${f(z.k.high, 4)})   people per unit of ${field}`);
-  lines.push(`  b ${f(z.b.value, 2)}  (${pct(z.level)} interval ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`);
+  // b held at 0 (the line through zero; the warnings say why) has no interval: "0.00 .. 0.00" would claim certainty.
+  const bHeld = z.b.value === 0 && z.b.low === 0 && z.b.high === 0 && z.b.sd === 0;
+  lines.push(
+    bHeld
+      ? `  b 0  (held at 0, not fitted: the line goes through zero; see the warning)   ${field} with nobody there`
+      : `  b ${f(z.b.value, 2)}  (${pct(z.level)} interval ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`,
+  );
   lines.push(
     z.shrinkage.k === 1 && z.shrinkage.b === 1
       ? '  shrinkage: none (own data only)'
