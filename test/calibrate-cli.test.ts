@@ -389,6 +389,62 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(existsSync(join(dir, 'never.yaml'))).toBe(false);
   });
 
+  it('counts in windows the gateways suppressed (privacy.min_count) are left out with a note, not fitted as 0', async () => {
+    // Zone "quiet": estimate = 5 + 2 * people, but windows below the gateways' minimum count (12)
+    // are published as zeros with suppressed: true, as gateway/privacy.ts does.
+    const lines: string[] = [];
+    const quiet: string[] = ['time;people'];
+    let hidden = 0;
+    for (let day = 0; day < 3; day++) {
+      for (let i = 0; i < 120; i++) {
+        const t = t0 + day * 86_400_000 + i * 60_000;
+        const p = Math.round(10 + 10 * Math.sin(i / 15 + day));
+        const e = 5 + 2 * p;
+        const suppressed = e < 12;
+        for (const gw of ['gw-q1', 'gw-q2']) {
+          lines.push(
+            suppressed
+              ? `presence,gateway=${gw},radio=wifi,site=station,zone=quiet devices=0i,estimate=0i,frames=0i,complete=T,suppressed=T ${t}`
+              : `presence,gateway=${gw},radio=wifi,site=station,zone=quiet devices=${e}i,estimate=${e}i,frames=100i,complete=T,suppressed=F ${t}`,
+          );
+        }
+        if (i % 5 === 2) {
+          quiet.push(`${new Date(t + 20_000).toISOString()};${p}`);
+          if (suppressed) hidden++;
+        }
+      }
+    }
+    expect(hidden).toBeGreaterThan(5);
+    const res = await fetch(`${influx.url}/write?db=presence&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    const file = join(dir, 'quiet.csv');
+    writeFileSync(file, `${quiet.join('\n')}\n`);
+    const out = join(dir, 'quiet.yaml');
+    const r = presence(
+      'calibrate',
+      '--influx-url',
+      influx.url,
+      '--influx-db',
+      'presence',
+      '--site',
+      'station',
+      '--zone',
+      'quiet',
+      '--truth',
+      file,
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(`note: .*quiet\\.csv: ${hidden} count\\(s\\) \\(first on line \\d+\\) fall in windows whose counts the gateways suppressed`),
+    );
+    const z = readCalibration(out).zones.quiet;
+    expect((z.data as { windows: number }).windows).toBe(quiet.length - 1 - hidden);
+    expect(z.k.value).toBeCloseTo(0.5, 6);
+    expect(z.b.value).toBeCloseTo(5, 6);
+  });
+
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);

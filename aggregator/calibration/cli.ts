@@ -259,27 +259,32 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
   if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
   const counts = readPointCounts(flags.truth[0]);
-  return pairStored(counts, flags.truth[0], {
-    // Credentials may come from the environment (as for the aggregator), so they stay out of `ps`.
-    influx: influxCredentials({
-      url: flags.influxUrl!,
-      database: flags.influxDb,
-      retentionPolicy: flags.influxRp,
-      username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
-      password:
-        flags.influxPassword ??
-        (process.env.INFLUX_PASSWORD || undefined) ??
-        secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
-      token:
-        flags.influxToken ??
-        (process.env.INFLUX_TOKEN || undefined) ??
-        secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
-    }),
-    site: flags.site,
-    zone: flags.zone,
-    radio: flags.radio,
-    windowMs,
-  });
+  return pairStored(
+    counts,
+    flags.truth[0],
+    {
+      // Credentials may come from the environment (as for the aggregator), so they stay out of `ps`.
+      influx: influxCredentials({
+        url: flags.influxUrl!,
+        database: flags.influxDb,
+        retentionPolicy: flags.influxRp,
+        username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
+        password:
+          flags.influxPassword ??
+          (process.env.INFLUX_PASSWORD || undefined) ??
+          secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
+        token:
+          flags.influxToken ??
+          (process.env.INFLUX_TOKEN || undefined) ??
+          secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
+      }),
+      site: flags.site,
+      zone: flags.zone,
+      radio: flags.radio,
+      windowMs,
+    },
+    (m) => process.stderr.write(`presence calibrate: note: ${m}\n`),
+  );
 }
 
 /** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */

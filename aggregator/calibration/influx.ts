@@ -26,8 +26,21 @@ export class StoredSeriesError extends Error {
   }
 }
 
-/** The zone's windows between `from` and `to` (ms), one per window length, max over its gateways. */
-export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number, to: number): Promise<CountedWindow[]> {
+/** What the stored series holds between two times: counted windows, and the starts of suppressed ones. */
+export interface StoredWindows {
+  windows: CountedWindow[];
+  /**
+   * Starts of windows in which every point of the zone was suppressed by the gateways' small-count
+   * protection (privacy.min_count): their 0 means "fewer than the minimum count", not a count.
+   */
+  suppressed: number[];
+}
+
+/**
+ * The zone's windows between `from` and `to` (ms), one per window length, max over its gateways;
+ * a window whose points were all suppressed (privacy.min_count) is not a counted window.
+ */
+export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number, to: number): Promise<StoredWindows> {
   const radio = o.radio ?? 'wifi';
   const winMs = o.windowMs ?? 60_000;
   const sites = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "site"`));
@@ -42,22 +55,36 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
       `zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${zones.join(', ') || 'none'}); fix: check --zone`,
     );
   }
-  const q =
-    `SELECT max("estimate") AS "estimate", max("devices") AS "devices" FROM "${PRESENCE}" ` +
+  const where =
     `WHERE "site" = ${lit(o.site)} AND "zone" = ${lit(o.zone)} AND "radio" = ${lit(radio)} ` +
-    `AND time >= ${Math.floor(from / winMs) * winMs}ms AND time < ${to}ms GROUP BY time(${winMs}ms) fill(none)`;
-  const out: CountedWindow[] = [];
+    `AND time >= ${Math.floor(from / winMs) * winMs}ms AND time < ${to}ms`;
+  const group = `GROUP BY time(${winMs}ms) fill(none)`;
+  const q = `SELECT max("estimate") AS "estimate", max("devices") AS "devices", count("estimate") AS "n" FROM "${PRESENCE}" ${where} ${group}`;
+  // Points of gateways with small-count protection that were below it (the `suppressed` field).
+  const qs = `SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${where} AND "suppressed" = true ${group}`;
+  const suppressedPoints = new Map<number, number>();
+  for (const s of await db.query(qs)) {
+    const ci = (c: string) => s.columns.indexOf(c);
+    for (const row of s.values) if (typeof row[ci('n')] === 'number') suppressedPoints.set(row[ci('time')] as number, row[ci('n')] as number);
+  }
+  const windows: CountedWindow[] = [];
+  const suppressed: number[] = [];
   for (const s of await db.query(q)) {
     const ci = (c: string) => s.columns.indexOf(c);
     for (const row of s.values) {
       const start = row[ci('time')] as number;
       const estimate = row[ci('estimate')];
       if (typeof estimate !== 'number') continue;
+      // Every point suppressed: the zone's count is unknown below the minimum, not 0.
+      if ((suppressedPoints.get(start) ?? 0) >= (row[ci('n')] as number)) {
+        suppressed.push(start);
+        continue;
+      }
       const devices = row[ci('devices')];
-      out.push({ start, end: start + winMs, estimate, devices: typeof devices === 'number' ? devices : estimate });
+      windows.push({ start, end: start + winMs, estimate, devices: typeof devices === 'number' ? devices : estimate });
     }
   }
-  return out;
+  return { windows, suppressed };
 }
 
 /** An InfluxDB that cannot be reached or refuses the query, as one line naming the URL and the fix. */
@@ -77,16 +104,39 @@ function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
   return new StoredSeriesError(`InfluxDB at ${url}: ${first}; fix: ${fix}`);
 }
 
-/** Pairs point counts with the stored windows; a count without a stored window is an error naming its line. */
-export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions): Promise<PairedWindow[]> {
+/**
+ * Pairs point counts with the stored windows; a count without a stored window is an error naming
+ * its line. Counts in windows the gateways suppressed (privacy.min_count) are left out, with a note.
+ */
+export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions, note?: (m: string) => void): Promise<PairedWindow[]> {
   const winMs = o.windowMs ?? 60_000;
   const db = new InfluxQL(o.influx);
   const from = Math.min(...counts.map((c) => c.time));
   const to = Math.max(...counts.map((c) => c.time)) + winMs;
-  const windows = await storedWindows(db, o, from, to).catch((e: unknown) => {
+  const stored = await storedWindows(db, o, from, to).catch((e: unknown) => {
     throw e instanceof StoredSeriesError ? e : storedError(e, o);
   });
+  const windows = stored.windows;
   const iso = (t: number) => new Date(t).toISOString();
+  if (stored.suppressed.length) {
+    const hidden = new Set(stored.suppressed);
+    const left = counts.filter((c) => hidden.has(Math.floor(c.time / winMs) * winMs));
+    if (left.length) {
+      note?.(
+        `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows whose counts the gateways suppressed (privacy.min_count: fewer devices than the minimum, published as 0); they are left out of the fit, which therefore holds no windows below the minimum count`,
+      );
+      const out = new Set(left);
+      counts = counts.filter((c) => !out.has(c));
+      if (counts.length === 0) {
+        throw new TruthError(
+          truthFile,
+          null,
+          'every count falls in a window the gateways suppressed (privacy.min_count)',
+          'count at busier times, or calibrate with captures (--capture)',
+        );
+      }
+    }
+  }
   if (windows.length === 0) {
     throw new TruthError(
       truthFile,
