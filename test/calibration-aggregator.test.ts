@@ -82,6 +82,25 @@ describe('people fields in points', () => {
     expect(countsLines(counted, t, cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0,suppressed=F /);
   });
 
+  it('stay finite numbers line protocol can hold, for any count and any calibration the file format allows', () => {
+    const max = 1_000_000;
+    const widest = new Calibration(
+      parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  zone-a:
+    k: { value: ${max}, low: ${max}, high: ${max}, sd: ${max} }
+    b: { value: -${max}, low: -${max}, high: ${max}, sd: ${max} }
+    corr_kb: -1
+    residual_sd: ${max}
+`),
+    );
+    const huge = { ...m, wifi: { ...m.wifi, estimate: Number.MAX_SAFE_INTEGER, devices: Number.MAX_SAFE_INTEGER } };
+    const line = countsLines(huge, Date.parse(m.start), widest)[0];
+    for (const k of ['people', 'people_low', 'people_high']) expect(Number.isFinite(Number(new RegExp(`,${k}=([^, ]+)`).exec(line)![1]))).toBe(true);
+  });
+
   it('are never negative', () => {
     const low = { ...m, wifi: { ...m.wifi, estimate: 0 } };
     expect(countsLines(low, Date.parse(m.start), cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0 /);

@@ -291,6 +291,9 @@ describe('calibration file', () => {
     ['unknown key', (t: string) => t.replace('level: 0.9', 'level: 0.9\nlevle: 0.8'), /unknown key "levle"/],
     ['no zones', (t: string) => t.replace(/zones:\n[\s\S]*$/, 'zones: {}\n'), /zones: must name at least one zone/],
     ['not a number', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: .nan'), /zones\.lab\.residual_sd: must be a finite number/],
+    // Finite but so large that people came out as Infinity, which line protocol cannot hold (the point was refused).
+    ['a huge residual sd', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: 1e200'), /zones\.lab\.residual_sd: must be at most 1000000 /],
+    ['a huge k', (t: string) => t.replace(/(k:\n\s+value: )[\d.]+/, '$11e300'), /zones\.lab\.k\.value: must be at most 1000000 /],
   ])('says what is wrong: %s', (_name, edit, message) => {
     const good = formatCalibration(file);
     const text = typeof edit === 'string' ? edit : edit(good);

@@ -77,6 +77,10 @@ function human(e: ErrorObject): string {
     case 'exclusiveMinimum':
       if (key.endsWith('k.value')) return `${key}: must be above 0 (people rise with the estimate); refit with more varied data`;
       return `${key}: must be above ${p.limit}`;
+    case 'maximum':
+      return `${key}: must be at most ${p.limit} (a calibration's numbers keep people finite); refit with presence calibrate`;
+    case 'minimum':
+      return `${key}: must be at least ${p.limit}`;
     case 'minProperties':
       return `${key}: must name at least one zone`;
     case 'propertyNames':
