@@ -269,12 +269,17 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       /^presence calibrate: --replicates: must be a whole number from 50 to 100000 \(got "1e9"\)$/,
     ],
     [
+      'a zone no gateway can publish (upper case: people would never be written for it)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'Lab'],
+      /^presence calibrate: --zone "Lab": not a zone id \(lower case letters, digits, - and _, at most 63, as in the gateways' config\)$/,
+    ],
+    [
       'a prior that is not a calibration file',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--prior', truth(DAYS[0])],
       /^presence calibrate: --prior .*_occupancy\.csv: not a calibration file .*; fix: give --prior a calibration file written by presence calibrate$/,
     ],
   ])('bad input: %s gives one line naming file, line and fix', (_name, args, message) => {
-    const r = presence('calibrate', ...args(), '--zone', 'lab', '--out', join(dir, 'never.yaml'));
+    const r = presence('calibrate', '--zone', 'lab', ...args(), '--out', join(dir, 'never.yaml'));
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     // bad data: one line; a mistake in the call (one truth short): that line and a hint line

@@ -292,6 +292,13 @@ describe('calibration file', () => {
     ['no zones', (t: string) => t.replace(/zones:\n[\s\S]*$/, 'zones: {}\n'), /zones: must name at least one zone/],
     ['not a number', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: .nan'), /zones\.lab\.residual_sd: must be a finite number/],
     // Finite but so large that people came out as Infinity, which line protocol cannot hold (the point was refused).
+    // No gateway can publish zone "Lab" (ids are lower case): such a file would never give people.
+    ['a zone no gateway can publish', (t: string) => t.replace(/\n {2}lab:\n/, '\n  Lab:\n'), /zones: zone name "Lab" is not a zone id \(lower case/],
+    [
+      'a site no gateway can publish',
+      (t: string) => t.replace(/\n {2}lab:\n/, '\n  lab:\n    site: Station\n'),
+      /zones\.lab\.site: must be an id \(lower case/,
+    ],
     ['a huge residual sd', (t: string) => t.replace(/residual_sd: [\d.]+/, 'residual_sd: 1e200'), /zones\.lab\.residual_sd: must be at most 1000000 /],
     ['a huge k', (t: string) => t.replace(/(k:\n\s+value: )[\d.]+/, '$11e300'), /zones\.lab\.k\.value: must be at most 1000000 /],
   ])('says what is wrong: %s', (_name, edit, message) => {

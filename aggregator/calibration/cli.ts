@@ -11,6 +11,7 @@ import { WASM_PATH } from '../../firmware/host/firmware.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
 import { parseWindow } from '../../gateway/replay.ts';
 import { VERSION } from '../../scripts/cli.ts';
+import { isValidId } from '../../contract/topics.ts';
 import { pairCaptures, type CaptureTruth } from './capture.ts';
 import { applyZone } from './apply.ts';
 import { fit, FitError, priorFromZones, type Prior, type ZoneFit } from './fit.ts';
@@ -313,6 +314,15 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
 
 export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
+  // A zone or site the gateways cannot publish would never get people: refused here, not ignored later.
+  for (const [flag, id] of [
+    ['zone', flags.zone],
+    ['site', flags.site],
+  ] as const) {
+    if (id !== undefined && !isValidId(id)) {
+      throw new UsageError(`--${flag} "${id}": not a ${flag} id (lower case letters, digits, - and _, at most 63, as in the gateways' config)`);
+    }
+  }
   const stored = flags.influxUrl !== undefined;
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
   if (stored && flags.burstAddresses !== undefined)
@@ -375,7 +385,7 @@ export function registerCalibrate(program: Command): void {
     )
     .option('--capture <file>', 'capture (pcap/pcapng) of one session; repeat, each with its --truth', collect, [])
     .option('--truth <file>', 'truth CSV: time;occupancy (step function) for each --capture, or time;people counts with --influx-url', collect, [])
-    .requiredOption('--zone <name>', 'zone the calibration is for')
+    .requiredOption('--zone <name>', "zone the calibration is for: its id as in the gateways' config (lower case, digits, - and _)")
     .option('--site <name>', 'site of the zone (needed with --influx-url; written to the file)')
     .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept (needed unless --leave-one-out or --json)')
     .addOption(new Option('--radio <radio>', 'radio whose counts are calibrated').choices(['wifi', 'ble']).default('wifi'))

@@ -84,7 +84,11 @@ function human(e: ErrorObject): string {
     case 'minProperties':
       return `${key}: must name at least one zone`;
     case 'propertyNames':
-      return `${key}: zone name "${p.propertyName}" may not contain spaces, / + # or $`;
+      return `${key}: zone name "${p.propertyName}" is not a zone id (lower case letters, digits, - and _, at most 63, as the gateways publish it)`;
+    case 'pattern':
+      // (the pattern of a zone name is reported by its propertyNames error)
+      if ((e as { propertyName?: string }).propertyName !== undefined) return '';
+      return `${key}: must be an id (lower case letters, digits, - and _, at most 63, as the gateways publish it)`;
     case 'type':
       return `${key}: must be ${p.type === 'number' ? 'a finite number' : p.type === 'object' ? 'a mapping of keys' : p.type}`;
     default:
@@ -109,7 +113,7 @@ export function checkCalibration(value: unknown): string[] {
   const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf');
   const anyOf = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const kept = errors.filter((e) => e.keyword === 'anyOf' || !anyOf.has(e.instancePath));
-  return [...new Set(kept.map(human))];
+  return [...new Set(kept.map(human))].filter((m) => m !== '');
 }
 
 /** Parses and validates the text of a calibration file; throws CalibrationFileError naming the problem. */
