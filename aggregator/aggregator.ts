@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../scripts/lib/log.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
 import { windowPeople, type Calibration } from './calibration/apply.ts';
+import { WindowMismatchNotes } from './calibration/hooks.ts';
 import { RecentWrites, type RecentOptions } from './recent.ts';
 import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
 import { classify, type Classified } from './messages.ts';
@@ -94,6 +95,7 @@ export class Aggregator extends EventEmitter {
   readonly flows: CorridorFlows | null;
   readonly ownership: Ownership | null;
   private readonly link: CorridorLink | null;
+  private readonly windowMismatch = new WindowMismatchNotes();
 
   constructor(
     config: unknown = {},
@@ -313,6 +315,7 @@ export class Aggregator extends EventEmitter {
     if (r.kind === 'counts') {
       const m = r.message;
       this.liveness.seen(m.site, m.gateway, r.windowMs, m.complete, now);
+      this.windowMismatch.check(this.calibration, m, this.log);
       if (!recent) return this.pipeline.addMessage(r.lines);
       // The people that went into the points (classify used the same calibration just now).
       const cal = this.calibration;

@@ -172,6 +172,45 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     expect(existsSync(out)).toBe(false);
   });
 
+  it('says once why a calibrated zone gets no people when its windows are not the fitted length', async () => {
+    const file = join(dir, 'one-second.yaml');
+    const out = join(dir, 'two-second.lp');
+    writeFileSync(file, calibrationYaml(0.5, 4)); // fitted on 1-s windows
+    const { p, state } = start(file, out, 'cal-length');
+    const pub = await publisher(broker.url);
+    try {
+      await until(
+        'subscribed',
+        () => state.log,
+        (l) => l.includes('"subscribed"'),
+      );
+      const t0 = Date.now() - 3_600_000;
+      // Five 2-s windows of the calibrated zone, one of an uncalibrated zone (no note for it).
+      const batch = [0, 1, 2, 3, 4].map((i) => window('site-len', 'gw-len', i, t0 + i * 2000, 2000, 'zone-a'));
+      batch.push(window('site-len', 'gw-other', 0, t0, 2000, 'zone-b'));
+      await publishAll(pub, batch.map(countsItem));
+      await until(
+        'lines written',
+        () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0),
+        (c) => c >= 12,
+      );
+      expect(peopleOf(readFileSync(out, 'utf8'), 'zone-a').every((x) => x === null)).toBe(true);
+      await until(
+        'noted',
+        () => state.log,
+        (l) => l.includes('calibrated zone gets no people'),
+      );
+      const notes = state.log.split('\n').filter((l) => l.includes('calibrated zone gets no people'));
+      expect(notes).toHaveLength(1);
+      expect(JSON.parse(notes[0])).toMatchObject({ level: 40, site: 'site-len', zone: 'zone-a', window_s: 2, calibration_window_s: 1, calibration: file });
+      expect(JSON.parse(notes[0]).msg).toContain('fix: calibrate on 2 s windows (presence calibrate --window 2s)');
+    } finally {
+      await pub.endAsync();
+      p.kill('SIGTERM');
+      await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+    }
+  });
+
   it('writes people for calibrated zones; SIGHUP reloads a good file and keeps the old one on a bad file', async () => {
     const file = join(dir, 'calibration.yaml');
     const out = join(dir, 'presence.lp');

@@ -1,7 +1,8 @@
 // Small hooks that put calibrated people where a person looks: `presence replay --calibration`
 // and the aggregator's points. Kept here so the files they hook into change by a few lines.
 import { BURST_ADDRESSES_DEFAULT } from '../../firmware/host/types.ts';
-import { Calibration, type People } from './apply.ts';
+import type { Logger } from 'pino';
+import { Calibration, type CountsWindow, type People } from './apply.ts';
 import { CalibrationFileError, readCalibration } from './file.ts';
 
 /** The radio counts a calibration reads (the shape of a replay window or a counts message). */
@@ -49,4 +50,32 @@ export function replayPeople(
     );
   }
   return (w) => ({ people: cal.apply(zone, w[radio][field])! });
+}
+
+/**
+ * Says (once per calibration, site, zone and window length; warn) when a calibrated zone's complete
+ * windows get no people because they are not the length the calibration was fitted on: the zone
+ * then shows devices (uncalibrated), and without this line nothing would tell why.
+ */
+export class WindowMismatchNotes {
+  private cal: Calibration | null = null;
+  private readonly said = new Set<string>();
+
+  check(cal: Calibration | null, m: CountsWindow & { gateway: string }, log: Logger): void {
+    if (!cal || !m.complete || !cal.zone(m.zone, m.site)) return;
+    const fitted = cal.file.estimator.window_s;
+    const len = (Date.parse(m.end) - Date.parse(m.start)) / 1000;
+    if (len === fitted) return;
+    if (cal !== this.cal) {
+      this.cal = cal;
+      this.said.clear();
+    }
+    const key = `${m.site}/${m.zone}/${len}`;
+    if (this.said.has(key) || this.said.size >= 1000) return;
+    this.said.add(key);
+    log.warn(
+      { site: m.site, zone: m.zone, gateway: m.gateway, window_s: len, calibration: cal.source, calibration_window_s: fitted },
+      `calibrated zone gets no people: its gateways count ${len} s windows, the calibration was fitted on ${fitted} s windows; fix: calibrate on ${len} s windows (presence calibrate --window ${len}s) or set the gateways' window to ${fitted}s`,
+    );
+  }
 }
