@@ -61,6 +61,28 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(z.data).toMatchObject({ sessions: 3, session_ids: DAYS });
   });
 
+  it('a zone counted with other settings is not added to a file (its estimator would then be wrong for one of them)', () => {
+    const mixed = join(dir, 'mixed.yaml');
+    const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
+    const first = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--rssi-min', '-70', '--out', mixed);
+    expect(first.code, first.stderr).toBe(0);
+    const before = readFileSync(mixed, 'utf8');
+    const r = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab-b', '--out', mixed);
+    expect(r.code).toBe(2);
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes(': warning: '));
+    expect(lines).toEqual([
+      `presence calibrate: --out ${mixed}: holds a calibration of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses) at level 0.9, this one is of wifi estimate in 60 s windows (all frames, 7 burst addresses) at level 0.9; fix: write to another --out file`,
+    ]);
+    expect(readFileSync(mixed, 'utf8')).toBe(before);
+    // The same settings are added.
+    const same = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab-b', '--rssi-min', '-70', '--out', mixed);
+    expect(same.code, same.stderr).toBe(0);
+    expect(Object.keys(readCalibration(mixed).zones).sort()).toEqual(['lab', 'lab-b']);
+  });
+
   it('a b held at 0 is printed as held, not as a fitted b with an interval of 0 .. 0', () => {
     // One lab day: its data cannot tell k from b, so the fit holds b at 0 and warns.
     const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', join(dir, 'held.yaml'));

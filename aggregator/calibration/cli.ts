@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
-import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
+import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
 import { parseWindow } from '../../gateway/replay.ts';
 import { VERSION } from '../../scripts/cli.ts';
 import { isValidId } from '../../contract/topics.ts';
@@ -288,6 +288,13 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   );
 }
 
+/** The counts a calibration maps to people, in words: what must match for zones to share a file. */
+function describeCounts(e: Estimator): string {
+  const frames = e.rssi_min_dbm === undefined ? 'all frames' : `frames of ${e.rssi_min_dbm} dBm and stronger`;
+  const burst = e.radio === 'wifi' && e.field === 'estimate' ? `, ${e.burst_addresses ?? BURST_ADDRESSES_DEFAULT} burst addresses` : '';
+  return `${e.radio} ${e.field} in ${e.window_s} s windows (${frames}${burst})`;
+}
+
 /** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
 function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
   if (!existsSync(existing)) return { file: next, kept: [] };
@@ -301,9 +308,11 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
   }
   const a = old.estimator;
   const b = next.estimator;
-  if (a.field !== b.field || a.radio !== b.radio || a.window_s !== b.window_s) {
+  // The file's estimator and level hold for every zone in it: a zone counted or fitted otherwise
+  // would be applied under settings it was not fitted with.
+  if (describeCounts(a) !== describeCounts(b) || old.level !== next.level) {
     throw new CalibrationFileError(
-      `${existing}: holds a calibration of ${a.radio} ${a.field} in ${a.window_s} s windows, this one is ${b.radio} ${b.field} in ${b.window_s} s windows; fix: write to another --out file`,
+      `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${next.level}; fix: write to another --out file`,
     );
   }
   const kept = Object.keys(old.zones).filter((z) => !(z in next.zones));
