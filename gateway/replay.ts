@@ -264,7 +264,7 @@ export function registerReplay(program: Command): void {
         } catch (e) {
           return fail((e as Error).message);
         }
-        let people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null;
+        let people: (((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) & { radio: 'wifi' | 'ble' }) | null = null;
         if (flags.calibration) {
           try {
             const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
@@ -294,9 +294,12 @@ export function registerReplay(program: Command): void {
         });
         try {
           let unsupported = 0;
+          const heard = { wifi: 0, ble: 0 };
           async function* tally(): AsyncGenerator<ReplayWindow> {
             for await (const w of windows) {
               unsupported += w.unsupported;
+              heard.wifi += w.wifi.frames;
+              heard.ble += w.ble.frames;
               yield w;
             }
           }
@@ -304,6 +307,13 @@ export function registerReplay(program: Command): void {
             for await (const w of tally()) process.stdout.write(JSON.stringify(people ? { ...w, ...people(w) } : w) + '\n');
           } else {
             await humanTable(tally(), process.stdout, people);
+          }
+          if (people && heard[people.radio] === 0) {
+            // People of a radio the capture never heard read an empty radio, not an empty place.
+            const other = people.radio === 'wifi' ? 'ble' : 'wifi';
+            note(
+              `the capture holds no ${people.radio} frames, and ${flags.calibration} maps ${people.radio} counts to people: every people value above reads a radio that heard nothing, not the people there; fix: use a calibration of the ${other} counts`,
+            );
           }
           if (unsupported > 0) {
             note(

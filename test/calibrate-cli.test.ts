@@ -83,6 +83,33 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(Object.keys(readCalibration(mixed).zones).sort()).toEqual(['lab', 'lab-b']);
   });
 
+  it('presence replay --calibration of a radio the capture never heard says so (its people read an empty radio)', () => {
+    const ble = join(dir, 'ble.yaml');
+    writeFileSync(
+      ble,
+      `format: presence-calibration/1
+estimator: { field: estimate, radio: ble, window_s: 60 }
+level: 0.9
+zones:
+  lab:
+    k: { value: 1.2, low: 1.1, high: 1.3, sd: 0.05 }
+    b: { value: 1, low: 0.5, high: 1.5, sd: 0.3 }
+    corr_kb: 0.2
+    residual_sd: 1.5
+`,
+    );
+    const r = presence('replay', pcap(DAYS[0]), '--calibration', ble, '--zone', 'lab', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').length).toBeGreaterThan(100);
+    expect(r.stderr).toContain(
+      `presence replay: note: the capture holds no ble frames, and ${ble} maps ble counts to people: every people value above reads a radio that heard nothing, not the people there; fix: use a calibration of the wifi counts`,
+    );
+    // A calibration of the radio it holds: no such note.
+    const wifi = presence('replay', pcap(DAYS[0]), '--calibration', out, '--zone', 'lab', '--json');
+    expect(wifi.code, wifi.stderr).toBe(0);
+    expect(wifi.stderr).not.toContain('holds no');
+  });
+
   it('a b held at 0 is printed as held, not as a fitted b with an interval of 0 .. 0', () => {
     // One lab day: its data cannot tell k from b, so the fit holds b at 0 and warns.
     const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', join(dir, 'held.yaml'));

@@ -21,7 +21,7 @@ export function replayPeople(
   windowMs: number | 'all',
   rssiMinDbm?: number,
   burstAddresses?: number,
-): (w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People } {
+): ((w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People }) & { radio: 'wifi' | 'ble' } {
   const cal = new Calibration(readCalibration(file), file);
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
   const z = cal.zone(zone);
@@ -49,7 +49,7 @@ export function replayPeople(
       `${file} was fitted on Wi-Fi estimates counted with ${fittedBurst} burst addresses; fix: replay with --burst-addresses ${fittedBurst} (another divisor gives other estimates)`,
     );
   }
-  return (w) => ({ people: cal.apply(zone, w[radio][field])! });
+  return Object.assign((w: { wifi: RadioCounts; ble: RadioCounts }) => ({ people: cal.apply(zone, w[radio][field])! }), { radio });
 }
 
 /**
