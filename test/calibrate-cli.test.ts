@@ -323,6 +323,11 @@ zones:
       /^presence calibrate: --zone "Lab": not a zone id \(lower case letters, digits, - and _, at most 63, as in the gateways' config\)$/,
     ],
     [
+      'the same capture twice (its windows would count twice)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--capture', `${occDir}/./sc6-61_${DAYS[0]}.pcap`, '--truth', truth(DAYS[0])],
+      /^presence calibrate: .*sc6-61_2022-10-18\.pcap: given twice as --capture \(also as .*\); fix: give each capture once$/,
+    ],
+    [
       'a prior that is not a calibration file',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--prior', truth(DAYS[0])],
       /^presence calibrate: --prior .*_occupancy\.csv: not a calibration file .*; fix: give --prior a calibration file written by presence calibrate$/,

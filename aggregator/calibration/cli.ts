@@ -5,7 +5,7 @@
 import { exitUsage } from '../../scripts/lib/usage.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, type Stats, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
 import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
@@ -206,6 +206,19 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
     throw new UsageError(`give one --truth per --capture, in the same order (got ${flags.capture.length} capture(s), ${flags.truth.length} truth file(s))`);
   }
   const inputs: CaptureTruth[] = flags.capture.map((capture, i) => ({ capture, truth: flags.truth[i] }));
+  // The same capture twice would count its windows twice, as if the room had been seen on two days.
+  const seen = new Map<string, string>();
+  for (const i of inputs) {
+    let key = i.capture;
+    try {
+      key = realpathSync(i.capture);
+    } catch {
+      // (a missing file is reported below)
+    }
+    const before = seen.get(key);
+    if (before !== undefined) throw new UsageError(`${i.capture}: given twice as --capture (also as ${before}); fix: give each capture once`);
+    seen.set(key, i.capture);
+  }
   let total = 0;
   for (const i of inputs) {
     let st: Stats;
