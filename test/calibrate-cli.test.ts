@@ -404,6 +404,14 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(z.b.value).toBeLessThan(6.5);
   });
 
+  it('a --window longer than the stored windows is refused (their max would be fitted as one window)', () => {
+    const r = stored('--zone', 'hall', '--window', '120s');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(
+      /^presence calibrate: gateway gw-[12] of zone hall stored several windows in \d+ of its \d+ windows of --window 120s: its windows are shorter; fix: give --window the gateways' window length \(gateway\.window\)$/,
+    );
+  });
+
   it('a zone absent from the series is one line naming the zones there', () => {
     const r = stored('--zone', 'platform');
     expect(r.code).toBe(2);

@@ -59,6 +59,20 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
     `WHERE "site" = ${lit(o.site)} AND "zone" = ${lit(o.zone)} AND "radio" = ${lit(radio)} ` +
     `AND time >= ${Math.floor(from / winMs) * winMs}ms AND time < ${to}ms`;
   const group = `GROUP BY time(${winMs}ms) fill(none)`;
+  // A gateway with several points in most windows counts shorter windows than --window: the max over
+  // its points would be calibrated as if it were the count of a whole window (and never applied).
+  // (A restart can put two cut-short windows into one; that is not most of them.)
+  const perGateway = `SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${where} GROUP BY time(${winMs}ms), "gateway" fill(none)`;
+  for (const s of await db.query(perGateway)) {
+    const ci = (c: string) => s.columns.indexOf(c);
+    const ns = s.values.map((row) => row[ci('n')]).filter((n): n is number => typeof n === 'number');
+    const several = ns.filter((n) => n > 1).length;
+    if (several > ns.length / 2) {
+      throw new StoredSeriesError(
+        `gateway ${s.tags?.gateway ?? '?'} of zone ${o.zone} stored several windows in ${several} of its ${ns.length} windows of --window ${winMs / 1000}s: its windows are shorter; fix: give --window the gateways' window length (gateway.window)`,
+      );
+    }
+  }
   const q = `SELECT max("estimate") AS "estimate", max("devices") AS "devices", count("estimate") AS "n" FROM "${PRESENCE}" ${where} ${group}`;
   // Points of gateways with small-count protection that were below it (the `suppressed` field).
   const qs = `SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${where} AND "suppressed" = true ${group}`;
