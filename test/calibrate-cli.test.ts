@@ -412,6 +412,15 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     );
   });
 
+  it.each([
+    [['--rssi-min', '-70'], '--rssi-min goes with --capture: stored counts were counted by the gateway with its own rssi_min_dbm'],
+    [['--ignore-fcs'], '--ignore-fcs goes with --capture: stored counts were counted by the gateway with its own setting'],
+  ])('%s is refused with stored counts (it was ignored, and the file said nothing of it)', (extra, message) => {
+    const r = stored('--zone', 'hall', ...extra);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`presence calibrate: ${message}`);
+  });
+
   it('a zone absent from the series is one line naming the zones there', () => {
     const r = stored('--zone', 'platform');
     expect(r.code).toBe(2);

@@ -349,6 +349,10 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
   if (stored && flags.burstAddresses !== undefined)
     throw new UsageError('--burst-addresses goes with --capture: stored counts were counted by the gateway with its own estimator.burst_addresses');
+  // (they were ignored here: the stored counts are what the gateways counted with their own settings)
+  if (stored && flags.rssiMin !== undefined)
+    throw new UsageError('--rssi-min goes with --capture: stored counts were counted by the gateway with its own rssi_min_dbm');
+  if (stored && flags.ignoreFcs) throw new UsageError('--ignore-fcs goes with --capture: stored counts were counted by the gateway with its own setting');
   if (!stored && flags.capture.length === 0)
     throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
   if (!flags.out && !flags.leaveOneOut && !flags.json)
@@ -415,8 +419,8 @@ export function registerCalibrate(program: Command): void {
       new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'),
     )
     .option('--window <duration>', 'window length, as the gateways count: whole seconds from 1s to 24h', '60s')
-    .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
-    .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this (as the gateway is configured)')
+    .option('--ignore-fcs', 'capture form: count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
+    .option('--rssi-min <dBm>', 'capture form: drop frames whose signal is known and below this (as the gateway is configured)')
     .option(
       '--burst-addresses <n>',
       "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (as the gateway's estimator.burst_addresses; default 7)",
