@@ -415,6 +415,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
   it.each([
     [['--rssi-min', '-70'], '--rssi-min goes with --capture: stored counts were counted by the gateway with its own rssi_min_dbm'],
     [['--ignore-fcs'], '--ignore-fcs goes with --capture: stored counts were counted by the gateway with its own setting'],
+    [['--session-by', 'capture'], '--session-by capture goes with --capture: with stored counts a session is the UTC day of the count'],
   ])('%s is refused with stored counts (it was ignored, and the file said nothing of it)', (extra, message) => {
     const r = stored('--zone', 'hall', ...extra);
     expect(r.code).toBe(2);

@@ -352,6 +352,8 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   // (they were ignored here: the stored counts are what the gateways counted with their own settings)
   if (stored && flags.rssiMin !== undefined)
     throw new UsageError('--rssi-min goes with --capture: stored counts were counted by the gateway with its own rssi_min_dbm');
+  if (stored && flags.sessionBy === 'capture')
+    throw new UsageError('--session-by capture goes with --capture: with stored counts a session is the UTC day of the count');
   if (stored && flags.ignoreFcs) throw new UsageError('--ignore-fcs goes with --capture: stored counts were counted by the gateway with its own setting');
   if (!stored && flags.capture.length === 0)
     throw new UsageError('give --capture FILE --truth FILE (one pair per session), or --influx-url with --site and --truth');
