@@ -376,7 +376,14 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     { level, replicates, seed, prior },
   );
   const zone = result.zones[0];
-  const estimator: Estimator = { field: flags.field, radio: flags.radio, window_s: windowMs / 1000, firmware: firmwareId(), version: VERSION };
+  // Stored counts were counted by the gateways' firmware, not by this build: no firmware is claimed for them.
+  const estimator: Estimator = {
+    field: flags.field,
+    radio: flags.radio,
+    window_s: windowMs / 1000,
+    firmware: stored ? undefined : firmwareId(),
+    version: VERSION,
+  };
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
   const loo = flags.leaveOneOut
