@@ -264,7 +264,7 @@ export function registerReplay(program: Command): void {
         } catch (e) {
           return fail((e as Error).message);
         }
-        let people: (((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) & { radio: 'wifi' | 'ble' }) | null = null;
+        let people: (((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) & { radio: 'wifi' | 'ble'; note?: string }) | null = null;
         if (flags.calibration) {
           try {
             const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
@@ -285,6 +285,7 @@ export function registerReplay(program: Command): void {
         }
         const notes: string[] = [];
         const note = (m: string) => notes.push(m);
+        if (people?.note) note(people.note);
         // Progress bar on stderr for long files, only on a terminal.
         let bar = await progressBar('replay', total, 'bytes', total > 4 * 1024 * 1024);
         let done = 0;

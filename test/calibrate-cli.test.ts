@@ -397,8 +397,11 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/data: 3 session\(s\), 36 windows/);
     const file = readCalibration(join(dir, 'cal.yaml'));
-    // The gateways counted these windows: the file names no firmware build of this machine.
+    // The gateways counted these windows: the file names no firmware build of this machine, and
+    // says it does not know their frame gate and burst divisor.
     expect(file.estimator.firmware).toBeUndefined();
+    expect(file.estimator.counted_by).toBe('gateways');
+    expect(file.estimator.rssi_min_dbm).toBeUndefined();
     const z = file.zones.hall;
     expect(z.site).toBe('station');
     expect(z.k.value).toBeGreaterThan(0.47);
@@ -423,6 +426,16 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     const r = stored('--zone', 'hall', ...extra);
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe(`presence calibrate: ${message}`);
+  });
+
+  it.skipIf(!occ)('presence replay with it does not claim it was fitted on all frames: a note says the gateways settings apply', () => {
+    // (runs after the test above wrote cal.yaml)
+    const r = presence('replay', pcap(DAYS[0]), '--rssi-min', '-70', '--calibration', join(dir, 'cal.yaml'), '--zone', 'hall', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.split('\n')[0]).people).toBeDefined();
+    expect(r.stderr).toContain(
+      `presence replay: note: ${join(dir, 'cal.yaml')} was fitted on the counts the gateways stored, whose --rssi-min and --burst-addresses it does not record: its people hold for this replay only if it used the gateways' settings`,
+    );
   });
 
   it('a zone absent from the series is one line naming the zones there', () => {

@@ -303,6 +303,7 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
 
 /** The counts a calibration maps to people, in words: what must match for zones to share a file. */
 function describeCounts(e: Estimator): string {
+  if (e.counted_by === 'gateways') return `${e.radio} ${e.field} in ${e.window_s} s windows (as the gateways counted them)`;
   const frames = e.rssi_min_dbm === undefined ? 'all frames' : `frames of ${e.rssi_min_dbm} dBm and stronger`;
   const burst = e.radio === 'wifi' && e.field === 'estimate' ? `, ${e.burst_addresses ?? BURST_ADDRESSES_DEFAULT} burst addresses` : '';
   return `${e.radio} ${e.field} in ${e.window_s} s windows (${frames}${burst})`;
@@ -384,6 +385,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     firmware: stored ? undefined : firmwareId(),
     version: VERSION,
   };
+  if (stored) estimator.counted_by = 'gateways';
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
   const loo = flags.leaveOneOut

@@ -21,6 +21,12 @@ export interface Estimator {
   rssi_min_dbm?: number;
   /** Addresses of one scan burst the radio heard, the Wi-Fi estimate's floor divisor (as the gateway's estimator.burst_addresses); absent: 7. */
   burst_addresses?: number;
+  /**
+   * 'gateways': fitted on the counts the gateways stored (the stored-series form), with their own
+   * rssi_min_dbm and burst_addresses, which the file does not know. Absent: replayed captures with
+   * the settings recorded here.
+   */
+  counted_by?: 'gateways';
   /** sha256 of the firmware (WASM) build the windows were counted with. */
   firmware?: string;
   /** presence-counter version. */

@@ -21,7 +21,7 @@ export function replayPeople(
   windowMs: number | 'all',
   rssiMinDbm?: number,
   burstAddresses?: number,
-): ((w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People }) & { radio: 'wifi' | 'ble' } {
+): ((w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People }) & { radio: 'wifi' | 'ble'; note?: string } {
   const cal = new Calibration(readCalibration(file), file);
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
   const z = cal.zone(zone);
@@ -35,7 +35,16 @@ export function replayPeople(
       `${file} was fitted on ${cal.file.estimator.window_s} s windows; fix: replay with --window ${cal.file.estimator.window_s}s (a count of ${windowMs === 'all' ? 'the whole capture' : `${windowMs / 1000} s windows`} means something else)`,
     );
   }
-  const { field, radio, rssi_min_dbm: rssi } = cal.file.estimator;
+  const { field, radio, rssi_min_dbm: rssi, counted_by: countedBy } = cal.file.estimator;
+  const fn = (w: { wifi: RadioCounts; ble: RadioCounts }) => ({ people: cal.apply(zone, w[radio][field])! });
+  if (countedBy === 'gateways') {
+    // Fitted on what the gateways stored: their frame gate and burst divisor are not in the file, so
+    // they cannot be checked; the note says the replay must use the gateways' own.
+    return Object.assign(fn, {
+      radio,
+      note: `${file} was fitted on the counts the gateways stored, whose --rssi-min and --burst-addresses it does not record: its people hold for this replay only if it used the gateways' settings`,
+    });
+  }
   if (rssi !== rssiMinDbm) {
     const fix = rssi === undefined ? 'replay without --rssi-min' : `replay with --rssi-min ${rssi}`;
     throw new CalibrationFileError(
@@ -49,7 +58,7 @@ export function replayPeople(
       `${file} was fitted on Wi-Fi estimates counted with ${fittedBurst} burst addresses; fix: replay with --burst-addresses ${fittedBurst} (another divisor gives other estimates)`,
     );
   }
-  return Object.assign((w: { wifi: RadioCounts; ble: RadioCounts }) => ({ people: cal.apply(zone, w[radio][field])! }), { radio });
+  return Object.assign(fn, { radio });
 }
 
 /**
