@@ -438,6 +438,14 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     );
   });
 
+  it('a --window shorter than the stored windows is refused, not read as gateways that were down', () => {
+    const r = stored('--zone', 'hall', '--window', '30s');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "presence calibrate: the stored windows of zone hall start at least 60 s apart: --window 30s is shorter than the gateways' windows; fix: give --window the gateways' window length (gateway.window)",
+    );
+  });
+
   it('a zone absent from the series is one line naming the zones there', () => {
     const r = stored('--zone', 'platform');
     expect(r.code).toBe(2);

@@ -159,6 +159,19 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
       'count at times the gateways were running, in UTC (Z)',
     );
   }
+  // No two stored windows within one --window of each other: the gateways count longer windows, and a
+  // count would be paired with a part of one (or with none, read as gateways that were down).
+  // (suppressed windows are stored windows too)
+  const starts = [...new Set([...windows.map((w) => w.start), ...stored.suppressed])].sort((a, b) => a - b);
+  if (starts.length >= 2) {
+    let gap = Infinity;
+    for (let i = 1; i < starts.length; i++) gap = Math.min(gap, starts[i] - starts[i - 1]);
+    if (gap > winMs) {
+      throw new StoredSeriesError(
+        `the stored windows of zone ${o.zone} start at least ${gap / 1000} s apart: --window ${winMs / 1000}s is shorter than the gateways' windows; fix: give --window the gateways' window length (gateway.window)`,
+      );
+    }
+  }
   const { paired, unmatched } = pairPointCounts(windows, counts, o.zone);
   if (unmatched.length) {
     const c = unmatched[0];
