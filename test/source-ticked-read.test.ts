@@ -36,6 +36,12 @@ import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const turn = () => new Promise((r) => setImmediate(r));
 
+/** Probe request number `i` as a pcapng packet: an address and a time (1 ms apart) of its own. */
+function numberedProbe(i: number): Buffer {
+  const sa = Uint8Array.from([0x02, 0, 0, 0, i >> 8, i & 0xff]);
+  return pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i }));
+}
+
 /** Writes `chunk` again and again into a FIFO (through a second, non-blocking opening of it) until a write would wait: the bytes it took. */
 function fillPipe(writeFd: number, chunk: Buffer): number {
   const w = openSync(`/proc/self/fd/${writeFd}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
@@ -118,13 +124,8 @@ describe('StdinSource reads a tick at a time and loses no frame', () => {
     const sink: FrameSink = { deliver: (_s, b) => void batches.push(b), stateChanged: () => {} };
     src.start(sink);
     input.write(pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]));
-    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
     for (let i = 0; i < n; i++) {
-      sa[5] = i & 0xff;
-      sa[4] = i >> 8;
-      input.write(
-        pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i })),
-      );
+      input.write(numberedProbe(i));
       if (i % 50 === 0) await turn();
     }
     input.end();
@@ -207,13 +208,8 @@ describe('StdinSource: standard input that is a pipe is read as a FIFO (tcpdump 
     // A writer with 25 pipes' worth of packets, one write(2) each: it waits whenever the pipe is full.
     const n = 2500; // 84 B each
     const packets: Buffer[] = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }])];
-    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
     for (let i = 0; i < n; i++) {
-      sa[5] = i & 0xff;
-      sa[4] = i >> 8;
-      packets.push(
-        pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i })),
-      );
+      packets.push(numberedProbe(i));
     }
     expect(packets.reduce((k, p) => k + p.length, 0)).toBeGreaterThan(25 * 8192);
     const capture = join(dir, 'stdin-no-perl.pcapng');
@@ -428,14 +424,9 @@ describe('tickedPipe: a capture command writes into a FIFO that is not watched b
   it('CommandSource delivers every frame of a capture written in real time, one write(2) per packet', async () => {
     const n = 400;
     const path = join(dir, 'paced.pcapng');
-    const sa = Uint8Array.from([0x02, 0, 0, 0, 0, 0]);
     const parts = [pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }])];
     for (let i = 0; i < n; i++) {
-      sa[5] = i & 0xff;
-      sa[4] = i >> 8;
-      parts.push(
-        pcapngPacket(0, Date.parse('2026-08-01T12:00:00Z') + i, probeRequest({ sa, seq: i, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: i })),
-      );
+      parts.push(numberedProbe(i));
     }
     writeFileSync(path, Buffer.concat(parts));
     const writer = join(import.meta.dirname, '..', 'bench', 'live-capture-writer.mjs');
