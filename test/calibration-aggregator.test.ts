@@ -12,6 +12,9 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { countsItem, publishAll, publisher, until, window } from './aggregator-helpers.ts';
 import { countsLines, countsPoints, msSettings } from '../aggregator/messages.ts';
 import { applyZone, Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
+import { windowPeople } from '../aggregator/calibration/apply.ts';
+import { protect } from '../gateway/privacy.ts';
+import { Rng } from '../simulator/rng.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'calibration-aggregator');
 const repo = join(import.meta.dirname, '..');
@@ -99,6 +102,40 @@ zones:
     const huge = { ...m, wifi: { ...m.wifi, estimate: Number.MAX_SAFE_INTEGER, devices: Number.MAX_SAFE_INTEGER } };
     const line = countsLines(huge, Date.parse(m.start), widest)[0];
     for (const k of ['people', 'people_low', 'people_high']) expect(Number.isFinite(Number(new RegExp(`,${k}=([^, ]+)`).exec(line)![1]))).toBe(true);
+  });
+
+  it('with privacy.epsilon, hold the people as often as the level says despite the noise on the estimate', () => {
+    // A line known exactly (k 1, b 0, residual 0.01): all the uncertainty is the gateway's noise.
+    const exact = new Calibration(
+      parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  zone-a:
+    k: { value: 1, low: 1, high: 1, sd: 0 }
+    b: { value: 0, low: 0, high: 0, sd: 0 }
+    corr_kb: 0
+    residual_sd: 0.01
+`),
+    );
+    const people = 40;
+    const counted = { ...m, wifi: { ...m.wifi, devices: people, estimate: people } };
+    const rng = new Rng(7);
+    const uniform = () => 1 - rng.float();
+    const settings = { minCount: 0, epsilon: 0.5, windowMs: 60_000 };
+    let inside = 0;
+    let insideWithout = 0;
+    const n = 2000;
+    for (let i = 0; i < n; i++) {
+      const noisy = protect(counted, settings, uniform);
+      const p = windowPeople(exact, noisy, 'wifi', noisy.wifi)!;
+      if (p.low <= people && people <= p.high) inside++;
+      const bare = windowPeople(exact, { ...noisy, privacy: undefined }, 'wifi', noisy.wifi)!;
+      if (bare.low <= people && people <= bare.high) insideWithout++;
+    }
+    expect(inside / n).toBeGreaterThanOrEqual(0.85);
+    // The interval that ignores the noise would hold them far less often than it claims.
+    expect(insideWithout / n).toBeLessThan(0.5);
   });
 
   it('are never negative', () => {

@@ -1,7 +1,9 @@
 // Applying a calibration: estimate -> people with an interval. people = k * (estimate - b); the
 // interval adds the uncertainty of k and b (delta method with their bootstrap sd and correlation)
 // to the scatter of single windows around the line (residual_sd), so it says where the people of
-// this window are, not only where the line is. Never negative.
+// this window are, not only where the line is. A window published with differential-privacy noise
+// (privacy.epsilon, gateway/privacy.ts) adds that noise's variance too. Never negative.
+import { estimateSensitivity, noiseVariance } from '../../gateway/privacy.ts';
 import type { CalibrationFile, ZoneCalibration } from './file.ts';
 import { zFor } from './stats.ts';
 
@@ -13,8 +15,11 @@ export interface People {
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
-/** People for one estimate under one zone's calibration. */
-export function applyZone(z: ZoneCalibration, estimate: number, level = z.level ?? 0.9): People {
+/**
+ * People for one estimate under one zone's calibration. `noiseVar`: the variance of noise the
+ * gateway added to the estimate (0: none), in units of the estimate.
+ */
+export function applyZone(z: ZoneCalibration, estimate: number, level = z.level ?? 0.9, noiseVar = 0): People {
   const k = z.k.value;
   const b = z.b.value;
   const d = estimate - b;
@@ -22,7 +27,7 @@ export function applyZone(z: ZoneCalibration, estimate: number, level = z.level 
   const sk = Number.isFinite(z.k.sd) ? z.k.sd : 0;
   const sb = Number.isFinite(z.b.sd) ? z.b.sd : 0;
   const varLine = d * d * sk * sk + k * k * sb * sb - 2 * d * k * z.corr_kb * sk * sb;
-  const s = Math.sqrt(Math.max(0, varLine) + z.residual_sd ** 2);
+  const s = Math.sqrt(Math.max(0, varLine) + z.residual_sd ** 2 + k * k * noiseVar);
   const h = zFor(level) * s;
   return { value: r2(Math.max(0, raw)), low: r2(Math.max(0, raw - h)), high: r2(Math.max(0, raw + h)) };
 }
@@ -66,6 +71,8 @@ export interface CountsWindow {
   start: string;
   end: string;
   complete: boolean;
+  /** The gateway's small-count protection, when on: with an epsilon, its counts carry noise. */
+  privacy?: { epsilon?: number };
 }
 
 /**
@@ -73,7 +80,10 @@ export interface CountsWindow {
  * the calibrated one, the window is not one the fit holds for (a complete window of another
  * length, or a cut-short one longer than the fitted length), or the radio's counts were suppressed
  * by the gateway's small-count protection (their 0 stands for "fewer than min_count", not for a
- * count: people read from it would say 0 with an interval that does not hold the truth).
+ * count: people read from it would say 0 with an interval that does not hold the truth). With
+ * privacy.epsilon the interval is widened by the variance of the two-sided geometric noise on the
+ * calibrated field (sensitivity 1 on devices, estimateSensitivity of the fitted window on the
+ * estimate), so it still holds where the people are.
  */
 export function windowPeople(
   cal: Calibration | null,
@@ -87,7 +97,9 @@ export function windowPeople(
   const len = Date.parse(w.end) - Date.parse(w.start);
   const fitted = cal.file.estimator.window_s * 1000;
   if (w.complete ? len !== fitted : len > fitted) return null;
-  return applyZone(z, r[cal.field], cal.file.level);
+  const eps = w.privacy?.epsilon;
+  const noise = eps !== undefined && eps > 0 ? noiseVariance(eps, cal.field === 'devices' ? 1 : estimateSensitivity(fitted)) : 0;
+  return applyZone(z, r[cal.field], cal.file.level, noise);
 }
 
 /**
