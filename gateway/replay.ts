@@ -6,6 +6,7 @@
 
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
+import { unreadableProblem } from '../scripts/lib/readable.ts';
 import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -278,6 +279,8 @@ export function registerReplay(program: Command): void {
           try {
             const st = statSync(file);
             if (st.isDirectory()) return fail(`${file}: is a folder, not a capture file`);
+            const unreadable = unreadableProblem(file);
+            if (unreadable) return fail(`${file}: ${unreadable}`);
             total = st.size;
           } catch (e) {
             return fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message}`);

@@ -4,6 +4,7 @@
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
 import { exitUsage } from '../../scripts/lib/usage.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
+import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
@@ -229,6 +230,8 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
       throw new UsageError(`${i.capture}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${(e as Error).message})`} (--capture)`);
     }
     if (st.isDirectory()) throw new UsageError(`${i.capture}: is a folder, not a file (--capture); fix: give a pcap or pcapng file`);
+    const unreadable = unreadableProblem(i.capture);
+    if (unreadable) throw new UsageError(`${i.capture} (--capture): ${unreadable}`);
     total += st.size;
   }
   const bar = await progressBar('replaying captures', total, 'bytes');
