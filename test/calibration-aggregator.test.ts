@@ -104,6 +104,39 @@ zones:
     for (const k of ['people', 'people_low', 'people_high']) expect(Number.isFinite(Number(new RegExp(`,${k}=([^, ]+)`).exec(line)![1]))).toBe(true);
   });
 
+  it('stay finite numbers or are left out for any privacy.epsilon the contract allows (a noise too wide for a finite interval gives no people, the counts stay)', () => {
+    const t = Date.parse(m.start);
+    const max = 1_000_000;
+    const wide = new Calibration(
+      parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  zone-a:
+    k: { value: ${max}, low: ${max}, high: ${max}, sd: ${max} }
+    b: { value: 0, low: 0, high: 0, sd: 0 }
+    corr_kb: 0
+    residual_sd: 1
+`),
+    );
+    for (const c of [cal, wide]) {
+      for (const epsilon of [Number.MIN_VALUE, 1e-300, 1e-17, 1e-9, 0.5, 1e9, Number.MAX_SAFE_INTEGER]) {
+        const noisy = { ...m, privacy: { min_count: 0, epsilon } };
+        const lines = countsLines(noisy, t, c);
+        // The hand-written line is what the client Point writes (which refuses a field that is not finite).
+        expect(lines).toEqual(countsPoints(noisy, c).map((p) => p.toLineProtocol(msSettings)));
+        expect(lines[0]).toContain(`estimate=${m.wifi.estimate}`);
+        const fields = ['people', 'people_low', 'people_high'].map((k) => new RegExp(`,${k}=([^, ]+)`).exec(lines[0])?.[1]);
+        if (fields[0] === undefined) expect(fields).toEqual([undefined, undefined, undefined]);
+        else for (const f of fields) expect(f).toMatch(/^\d+(\.\d+)?(e\+\d+)?$/);
+      }
+      // An epsilon that leaves the interval finite still gets its people.
+      expect(countsLines({ ...m, privacy: { min_count: 0, epsilon: 1e-9 } }, t, c)[0]).toContain(',people=');
+    }
+    // A noise variance past what a double holds: no people, the counts are written as they are.
+    expect(countsLines({ ...m, privacy: { min_count: 0, epsilon: 1e-300 } }, t, cal)[0]).not.toContain('people');
+  });
+
   it('with privacy.epsilon, hold the people as often as the level says despite the noise on the estimate', () => {
     // A line known exactly (k 1, b 0, residual 0.01): all the uncertainty is the gateway's noise.
     const exact = new Calibration(

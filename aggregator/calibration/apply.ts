@@ -83,7 +83,8 @@ export interface CountsWindow {
  * count: people read from it would say 0 with an interval that does not hold the truth). With
  * privacy.epsilon the interval is widened by the variance of the two-sided geometric noise on the
  * calibrated field (sensitivity 1 on devices, estimateSensitivity of the fitted window on the
- * estimate), so it still holds where the people are.
+ * estimate), so it still holds where the people are; null when that interval is not finite (an
+ * epsilon below about 1e-16: the noise swamps any count).
  */
 export function windowPeople(
   cal: Calibration | null,
@@ -99,7 +100,11 @@ export function windowPeople(
   if (w.complete ? len !== fitted : len > fitted) return null;
   const eps = w.privacy?.epsilon;
   const noise = eps !== undefined && eps > 0 ? noiseVariance(eps, cal.field === 'devices' ? 1 : estimateSensitivity(fitted)) : 0;
-  return applyZone(z, r[cal.field], cal.file.level, noise);
+  const p = applyZone(z, r[cal.field], cal.file.level, noise);
+  // An epsilon so small (below about 1e-16) that the noise's variance, or the interval it gives, is
+  // past what a double holds: the count says nothing about people, and people_high=Infinity is no
+  // value line protocol holds (InfluxDB would refuse the point, counts and all).
+  return Number.isFinite(p.high) ? p : null;
 }
 
 /**
