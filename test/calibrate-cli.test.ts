@@ -83,6 +83,28 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(Object.keys(readCalibration(mixed).zones).sort()).toEqual(['lab', 'lab-b']);
   });
 
+  it('a zone of another site is not written over a zone of the same name in the file (a file holds one calibration per zone name)', () => {
+    const sites = join(dir, 'sites.yaml');
+    const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
+    const first = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--site', 'site-a', '--out', sites);
+    expect(first.code, first.stderr).toBe(0);
+    const before = readFileSync(sites, 'utf8');
+    const r = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--site', 'site-b', '--out', sites);
+    expect(r.code).toBe(2);
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes(': warning: '));
+    expect(lines).toEqual([
+      `presence calibrate: --out ${sites}: holds zone lab of site site-a, this one is of site site-b (a file holds one calibration per zone name); fix: write to another --out file`,
+    ]);
+    expect(readFileSync(sites, 'utf8')).toBe(before);
+    // The same site is refitted in place.
+    const again = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--site', 'site-a', '--out', sites);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readCalibration(sites).zones.lab.site).toBe('site-a');
+  });
+
   it('presence replay --calibration of a radio the capture never heard says so (its people read an empty radio)', () => {
     const ble = join(dir, 'ble.yaml');
     writeFileSync(

@@ -332,6 +332,15 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
       `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${next.level}; fix: write to another --out file`,
     );
   }
+  // Zones are keyed by name: a zone of another site would replace this one's without a word.
+  for (const [name, z] of Object.entries(next.zones)) {
+    const had = Object.hasOwn(old.zones, name) ? old.zones[name].site : undefined;
+    if (had !== undefined && z.site !== undefined && had !== z.site) {
+      throw new CalibrationFileError(
+        `--out ${existing}: holds zone ${name} of site ${had}, this one is of site ${z.site} (a file holds one calibration per zone name); fix: write to another --out file`,
+      );
+    }
+  }
   const kept = Object.keys(old.zones).filter((z) => !(z in next.zones));
   const zones = { ...old.zones, ...next.zones };
   // With several zones, `global` is what they imply together: the prior of `--prior FILE`.
@@ -427,7 +436,10 @@ export function registerCalibrate(program: Command): void {
     .option('--truth <file>', 'truth CSV: time;occupancy (step function) for each --capture, or time;people counts with --influx-url', collect, [])
     .requiredOption('--zone <name>', "zone the calibration is for: its id as in the gateways' config (lower case, digits, - and _)")
     .option('--site <name>', 'site of the zone (needed with --influx-url; written to the file)')
-    .option('-o, --out <file>', 'calibration file to write (YAML); other zones already in it are kept (needed unless --leave-one-out or --json)')
+    .option(
+      '-o, --out <file>',
+      'calibration file to write (YAML); other zones already in it are kept, a zone of the same name is replaced unless of another --site (needed unless --leave-one-out or --json)',
+    )
     .addOption(new Option('--radio <radio>', 'radio whose counts are calibrated').choices(['wifi', 'ble']).default('wifi'))
     .addOption(
       new Option('--field <field>', 'counts field mapped to people (devices: for comparison only)').choices(['estimate', 'devices']).default('estimate'),
