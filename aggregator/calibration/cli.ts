@@ -449,7 +449,7 @@ export function registerCalibrate(program: Command): void {
     .option('--rssi-min <dBm>', 'capture form: drop frames whose signal is known and below this (as the gateway is configured)')
     .option(
       '--burst-addresses <n>',
-      "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (as the gateway's estimator.burst_addresses; default 7)",
+      "capture form: addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (as the gateway's estimator.burst_addresses; default 7)",
     )
     .option('--level <p>', 'central level of the intervals', '0.9')
     .option('--replicates <n>', 'bootstrap replicates over sessions, 50 to 100000', '1000')
