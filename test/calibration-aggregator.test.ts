@@ -2,6 +2,7 @@
 // against a real Mosquitto. A file that does not parse stops it at start with the reason; a good
 // one adds people, people_low, people_high to the calibrated radio's points of calibrated zones;
 // SIGHUP reloads it, and a bad file on SIGHUP keeps the one in use and logs why.
+// Windows with privacy.epsilon noise go through a real influxd 1.6.7 with their counts, whatever the epsilon.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsItem, publishAll, publisher, until, window } from './aggregator-helpers.ts';
 import { countsLines, countsPoints, msSettings } from '../aggregator/messages.ts';
 import { applyZone, Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
@@ -17,6 +20,7 @@ import { protect } from '../gateway/privacy.ts';
 import { Rng } from '../simulator/rng.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'calibration-aggregator');
+const okInflux = ok && need('influxd', 'influxdb', 'calibration-aggregator (influxd)');
 const repo = join(import.meta.dirname, '..');
 
 function calibrationYaml(k: number, b: number, zone = 'zone-a', windowS = 1): string {
@@ -356,5 +360,53 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
       await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
     }
     expect(p.exitCode).toBe(0);
+  });
+});
+
+describe.skipIf(!okInflux)('people of noisy windows into a real influxd 1.6.7 (real Mosquitto)', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let agg: Aggregator | null = null;
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+  });
+  afterAll(async () => {
+    await agg?.stop(2000).catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  it('a window of any privacy.epsilon the contract allows is stored with its counts (people only where their interval is finite)', async () => {
+    const cal = new Calibration(parseCalibration(calibrationYaml(0.5, 4, 'zone-a', 60)));
+    agg = new Aggregator(
+      {
+        mqtt: { url: broker.url, clientId: 'cal-agg-eps' },
+        influx: { url: influx.url, api: 'v1', database: 'presence', create: true },
+        batch: { size: 300, flushInterval: '20ms', maxBuffer: 1000, maxRetryDelay: '500ms' },
+        http: { port: 0, host: '127.0.0.1' },
+        logLevel: 'silent',
+      },
+      { calibration: cal },
+    );
+    await agg.start();
+    const pub = await publisher(broker.url);
+    const t0 = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
+    const epsilons = [1e-300, 1e-17, 1e-9, 0.5, 1e9];
+    const msgs = epsilons.map((epsilon, i) => ({ ...window('site-eps', 'gw-eps', i, t0 + i * 60_000, 60_000, 'zone-a'), privacy: { min_count: 0, epsilon } }));
+    try {
+      await publishAll(pub, msgs.map(countsItem));
+      // Every window's Wi-Fi point is stored (a people_high=Infinity made InfluxDB refuse two of them).
+      const rows = await until(
+        'the five Wi-Fi points in influxd',
+        () => influx.rows(`SELECT "estimate", "people", "people_high", "people_low" FROM "presence" WHERE "site" = 'site-eps' AND "radio" = 'wifi'`),
+        (r) => r.length === epsilons.length,
+      );
+      expect(rows.map((r) => r.estimate)).toEqual(msgs.map((m) => m.wifi.estimate));
+      // Below about 1e-16 the noise's variance is past a double: no people; above, finite people.
+      expect(rows.slice(0, 2).map((r) => r.people)).toEqual([null, null]);
+      for (const r of rows.slice(2)) for (const k of ['people', 'people_high', 'people_low']) expect(Number.isFinite(r[k])).toBe(true);
+    } finally {
+      await pub.endAsync();
+    }
   });
 });
