@@ -6,7 +6,7 @@
 //                  the flag, so a suppressed 0 and a counted 0 are told apart).
 //   epsilon        Differential-privacy mode: two-sided geometric noise (the discrete Laplace) with
 //                  this epsilon is added to `devices` and to `estimate` of each radio, per window,
-//                  then the result is clamped at 0. Suppression (k) is decided after the noise, on
+//                  then the result is clamped at 0 (and at 2^53 - 1). Suppression (k) is decided after the noise, on
 //                  the noisy counts.
 //
 // Which fields. `devices` and `estimate` are the counts of people's devices: they are noised and
@@ -89,10 +89,19 @@ export const cryptoUniform: Uniform = () => {
   return (hi * 67108864 + lo + 1) / TWO_POW_53;
 };
 
-/** Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g with alpha = exp(-rate); ln alpha = -rate exactly. */
+/**
+ * Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g with alpha = exp(-rate); ln alpha = -rate exactly.
+ * At most 2^53 - 1 (the largest count the contract holds): an epsilon so small that the draw would be
+ * larger (or a rate that underflows to 0) gives that instead of a number no count can be; a uniform
+ * of 1 is 0 at any rate.
+ */
 function geometric(rate: number, uniform: Uniform): number {
-  return Math.floor(Math.log(uniform()) / -rate);
+  const g = Math.floor(Math.log(uniform()) / -rate);
+  return Number.isNaN(g) ? 0 : Math.min(g, Number.MAX_SAFE_INTEGER);
 }
+
+/** A noisy count as the contract holds it: 0 to 2^53 - 1 (clipping is post-processing: no privacy lost). */
+const countOf = (v: number) => Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, v));
 
 /**
  * Two-sided geometric (discrete Laplace) noise: P(z) = (1 - alpha) / (1 + alpha) alpha^|z| with
@@ -139,8 +148,8 @@ function protectRadio(r: RadioCounts, s: PrivacySettings, uniform: Uniform): Rad
   let devices = r.devices;
   let estimate = r.estimate;
   if (s.epsilon !== undefined) {
-    devices = Math.max(0, devices + twoSidedGeometric(s.epsilon, 1, uniform));
-    estimate = Math.max(0, estimate + twoSidedGeometric(s.epsilon, estimateSensitivity(s.windowMs), uniform));
+    devices = countOf(devices + twoSidedGeometric(s.epsilon, 1, uniform));
+    estimate = countOf(estimate + twoSidedGeometric(s.epsilon, estimateSensitivity(s.windowMs), uniform));
   }
   if (s.minCount <= 0) return { ...r, devices, estimate };
   // Decided on the two (noisy) counts and k only.

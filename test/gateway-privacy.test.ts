@@ -127,6 +127,21 @@ describe('small counts: the noise', () => {
     expect(ok(stats(() => Math.round((Math.log(cryptoUniform()) - Math.log(cryptoUniform())) / epsilon)))).toBe(false); // rounded Laplace
   }, 300_000); // CPU-bound: the timeout is only a safety net for a loaded machine
 
+  it('at the smallest epsilon the config allows, the noisy counts stay counts the contract holds (a window is never dropped for them)', () => {
+    // The first draw of each pair the smallest uniform, the second 1: the largest positive noise.
+    let i = 0;
+    const extreme: Uniform = () => (i++ % 2 === 0 ? 2 ** -53 : 1);
+    for (const epsilon of [Number.MIN_VALUE, 1e-300, 1e-15, 1e-9]) {
+      i = 0;
+      const out = protect(msg({}), { minCount: 0, epsilon, windowMs: 60_000 }, extreme);
+      const valid = validateCounts(out);
+      expect(valid.ok, `epsilon ${epsilon}: ${valid.ok ? '' : valid.reason}`).toBe(true);
+      for (const r of [out.wifi, out.ble]) for (const n of [r.devices, r.estimate]) expect(Number.isSafeInteger(n)).toBe(true);
+      // With protection below the counts, they are kept (not suppressed).
+      expect(validateCounts(protect(msg({}), { minCount: 5, epsilon, windowMs: 60_000 }, extreme)).ok).toBe(true);
+    }
+  });
+
   it('draws from the CSPRNG: uniforms in (0, 1], two 8-byte draws per noise value, the same number every window', () => {
     let outside = 0;
     for (let i = 0; i < 10_000; i++) {
