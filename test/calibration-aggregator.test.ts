@@ -36,6 +36,22 @@ zones:
 `;
 }
 
+/** A 60-s Wi-Fi calibration of zone-a with this line, these sds, correlation and residual (its intervals matter to no test here). */
+function exactLine(o: { k: number; kSd: number; b: number; bSd: number; corr: number; residual: number }): Calibration {
+  return new Calibration(
+    parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  zone-a:
+    k: { value: ${o.k}, low: ${o.k}, high: ${o.k}, sd: ${o.kSd} }
+    b: { value: ${o.b}, low: ${Math.min(o.b, -o.b)}, high: ${Math.max(o.b, -o.b)}, sd: ${o.bSd} }
+    corr_kb: ${o.corr}
+    residual_sd: ${o.residual}
+`),
+  );
+}
+
 /** people fields of the wifi lines of a zone, in file order. */
 function peopleOf(text: string, zone: string, radio = 'wifi'): Array<{ estimate: number; people: number; low: number; high: number } | null> {
   return text
@@ -91,18 +107,7 @@ describe('people fields in points', () => {
 
   it('stay finite numbers line protocol can hold, for any count and any calibration the file format allows', () => {
     const max = 1_000_000;
-    const widest = new Calibration(
-      parseCalibration(`format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 60 }
-level: 0.9
-zones:
-  zone-a:
-    k: { value: ${max}, low: ${max}, high: ${max}, sd: ${max} }
-    b: { value: -${max}, low: -${max}, high: ${max}, sd: ${max} }
-    corr_kb: -1
-    residual_sd: ${max}
-`),
-    );
+    const widest = exactLine({ k: max, kSd: max, b: -max, bSd: max, corr: -1, residual: max });
     const huge = { ...m, wifi: { ...m.wifi, estimate: Number.MAX_SAFE_INTEGER, devices: Number.MAX_SAFE_INTEGER } };
     const line = countsLines(huge, Date.parse(m.start), widest)[0];
     for (const k of ['people', 'people_low', 'people_high']) expect(Number.isFinite(Number(new RegExp(`,${k}=([^, ]+)`).exec(line)![1]))).toBe(true);
@@ -111,18 +116,7 @@ zones:
   it('stay finite numbers or are left out for any privacy.epsilon the contract allows (a noise too wide for a finite interval gives no people, the counts stay)', () => {
     const t = Date.parse(m.start);
     const max = 1_000_000;
-    const wide = new Calibration(
-      parseCalibration(`format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 60 }
-level: 0.9
-zones:
-  zone-a:
-    k: { value: ${max}, low: ${max}, high: ${max}, sd: ${max} }
-    b: { value: 0, low: 0, high: 0, sd: 0 }
-    corr_kb: 0
-    residual_sd: 1
-`),
-    );
+    const wide = exactLine({ k: max, kSd: max, b: 0, bSd: 0, corr: 0, residual: 1 });
     for (const c of [cal, wide]) {
       for (const epsilon of [Number.MIN_VALUE, 1e-300, 1e-17, 1e-9, 0.5, 1e9, Number.MAX_SAFE_INTEGER]) {
         const noisy = { ...m, privacy: { min_count: 0, epsilon } };
@@ -143,18 +137,7 @@ zones:
 
   it('with privacy.epsilon, hold the people as often as the level says despite the noise on the estimate', () => {
     // A line known exactly (k 1, b 0, residual 0.01): all the uncertainty is the gateway's noise.
-    const exact = new Calibration(
-      parseCalibration(`format: presence-calibration/1
-estimator: { field: estimate, radio: wifi, window_s: 60 }
-level: 0.9
-zones:
-  zone-a:
-    k: { value: 1, low: 1, high: 1, sd: 0 }
-    b: { value: 0, low: 0, high: 0, sd: 0 }
-    corr_kb: 0
-    residual_sd: 0.01
-`),
-    );
+    const exact = exactLine({ k: 1, kSd: 0, b: 0, bSd: 0, corr: 0, residual: 0.01 });
     const people = 40;
     const counted = { ...m, wifi: { ...m.wifi, devices: people, estimate: people } };
     const rng = new Rng(7);
