@@ -16,7 +16,7 @@ const dist = join(root, 'dist');
 const stamp = join(dist, '.built');
 const force = process.argv.includes('--force');
 // What tsc may compile: every .ts file and every .json file below the root (at the root only the
-// tsconfig files: package.json, the lockfiles and npm-shrinkwrap.json, made by prepack, are no input),
+// tsconfig files: package.json and the lockfile npm-shrinkwrap.json are no input),
 // outside these folders (firmware/assembly included: the host imports its ABI layout).
 const SKIP = new Set(['node_modules', 'dist', 'test', 'bench', 'docs', 'presence-demo', 'sim-out', 'out', 'tmp']);
 const SKIP_PATHS = new Set([join(root, 'firmware', 'build')]);

@@ -1,7 +1,7 @@
-// `npm pack` of a checkout, one at a time on this machine. The package's prepack writes
-// npm-shrinkwrap.json into the checkout and its postpack removes it, so two packs of one checkout at
-// once (test/package.test.ts and the docs run of test/docs-run.test.ts, in parallel workers) could
-// pack without it, or fail on it. flock (util-linux, in every Debian) holds a lock file around each.
+// `npm pack` of a checkout, one at a time on this machine. The package's prepack runs the build,
+// which rewrites dist/ when a source changed, so two packs of one checkout at once
+// (test/package.test.ts and the docs run of test/docs-run.test.ts, in parallel workers) could pack a
+// dist/ the other is writing. flock (util-linux, in every Debian) holds a lock file around each.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
