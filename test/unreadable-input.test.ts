@@ -40,6 +40,16 @@ describe.skipIf(reason !== null)('a capture the user cannot read', () => {
     expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`^presence replay: ${capture}: ${fix}`));
   });
 
+  it('presence calibrate names a truth file it cannot read and the fix', () => {
+    const secret = join(dir, 'root-only.csv');
+    writeFileSync(secret, 'time;occupancy\n2026-01-01T00:00:00Z;3\n', { mode: 0o600 });
+    const readable = join(dir, 'readable.pcap');
+    writeFileSync(readable, pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), { mode: 0o644 });
+    const r = run('calibrate', '--capture', readable, '--truth', secret, '--zone', 'lab', '--leave-one-out');
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`^presence calibrate: ${secret}: ${fix}`));
+  });
+
   it('presence calibrate names it, the flag and the fix', () => {
     const r = run('calibrate', '--capture', capture, '--truth', truth, '--zone', 'lab', '--leave-one-out');
     expect(r.status).toBe(2);

@@ -119,6 +119,14 @@ function readText(file: string): string {
     return readSmallFile(file, TRUTH_MAX_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new TruthError(
+        file,
+        null,
+        'cannot be read (permission denied)',
+        'give the user running this read access (e.g. chmod o+r on the file) or run as its owner',
+      );
+    }
     throw new TruthError(file, null, code === 'ENOENT' ? 'no such file' : (e as Error).message, 'check the path given to --truth');
   }
 }
