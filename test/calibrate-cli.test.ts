@@ -398,21 +398,10 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const stored = (...extra: string[]) =>
-    presence(
-      'calibrate',
-      '--influx-url',
-      influx.url,
-      '--influx-db',
-      'presence',
-      '--site',
-      'station',
-      '--truth',
-      join(dir, 'counts.csv'),
-      '--out',
-      join(dir, 'cal.yaml'),
-      ...extra,
-    );
+  /** The stored-series form on site station with this truth file and --out. */
+  const storedWith = (truthFile: string, out: string, ...extra: string[]) =>
+    presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--truth', truthFile, '--out', out, ...extra);
+  const stored = (...extra: string[]) => storedWith(join(dir, 'counts.csv'), join(dir, 'cal.yaml'), ...extra);
 
   it('reads the zone series with InfluxQL, pairs each count with its window and fits', () => {
     const r = stored('--zone', 'hall');
@@ -543,21 +532,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     const file = join(dir, 'quiet.csv');
     writeFileSync(file, `${quiet.join('\n')}\n`);
     const out = join(dir, 'quiet.yaml');
-    const r = presence(
-      'calibrate',
-      '--influx-url',
-      influx.url,
-      '--influx-db',
-      'presence',
-      '--site',
-      'station',
-      '--zone',
-      'quiet',
-      '--truth',
-      file,
-      '--out',
-      out,
-    );
+    const r = storedWith(file, out, '--zone', 'quiet');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       new RegExp(`note: .*quiet\\.csv: ${hidden} count\\(s\\) \\(first on line \\d+\\) fall in windows whose counts the gateways suppressed`),
@@ -571,21 +546,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);
-    const r = presence(
-      'calibrate',
-      '--influx-url',
-      influx.url,
-      '--influx-db',
-      'presence',
-      '--site',
-      'station',
-      '--zone',
-      'hall',
-      '--truth',
-      file,
-      '--out',
-      join(dir, 'never.yaml'),
-    );
+    const r = storedWith(file, join(dir, 'never.yaml'), '--zone', 'hall');
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
