@@ -263,6 +263,15 @@ zones:
     expect(stored.stderr).toContain('--burst-addresses goes with --capture');
   });
 
+  /** The first day's capture with its truth, the occupancy on line 5 replaced by `value`, written as `name`. */
+  const withRow5 = (name: string, value: string) => {
+    const bad = join(dir, name);
+    const rows = readFileSync(truth(DAYS[0]), 'utf8').split('\n');
+    rows[4] = rows[4].replace(/;\d+$/, `;${value}`);
+    writeFileSync(bad, rows.join('\n'));
+    return ['--capture', pcap(DAYS[0]), '--truth', bad];
+  };
+
   it.each([
     [
       'the truth of another day (times outside the capture)',
@@ -273,13 +282,7 @@ zones:
     ],
     [
       'a bad row',
-      () => {
-        const bad = join(dir, 'bad.csv');
-        const lines = readFileSync(truth(DAYS[0]), 'utf8').split('\n');
-        lines[4] = lines[4].replace(/;\d+$/, ';five');
-        writeFileSync(bad, lines.join('\n'));
-        return ['--capture', pcap(DAYS[0]), '--truth', bad];
-      },
+      () => withRow5('bad.csv', 'five'),
       /^presence calibrate: .*bad\.csv:5: occupancy "five" is not a number of people; fix: write a number of people >= 0, like 3$/,
     ],
     [
@@ -294,13 +297,7 @@ zones:
     ],
     [
       'a count of people too large to be one',
-      () => {
-        const bad = join(dir, 'huge.csv');
-        const lines = readFileSync(truth(DAYS[0]), 'utf8').split('\n');
-        lines[4] = lines[4].replace(/;\d+$/, ';99999999999999999999999');
-        writeFileSync(bad, lines.join('\n'));
-        return ['--capture', pcap(DAYS[0]), '--truth', bad];
-      },
+      () => withRow5('huge.csv', '99999999999999999999999'),
       /^presence calibrate: .*huge\.csv:5: occupancy 99999999999999999999999 is more people than a zone holds \(at most 1000000\); fix: /,
     ],
     [
