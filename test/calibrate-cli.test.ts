@@ -61,18 +61,23 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(z.data).toMatchObject({ sessions: 3, session_ids: DAYS });
   });
 
+  /** --capture and --truth of one day. */
+  const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
+  /** The lines of stderr that are not warnings. */
+  const errorLines = (stderr: string) =>
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes(': warning: '));
+
   it('a zone counted with other settings is not added to a file (its estimator would then be wrong for one of them)', () => {
     const mixed = join(dir, 'mixed.yaml');
-    const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
     const first = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--rssi-min', '-70', '--out', mixed);
     expect(first.code, first.stderr).toBe(0);
     const before = readFileSync(mixed, 'utf8');
     const r = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab-b', '--out', mixed);
     expect(r.code).toBe(2);
-    const lines = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => !l.includes(': warning: '));
+    const lines = errorLines(r.stderr);
     expect(lines).toEqual([
       `presence calibrate: --out ${mixed}: holds a calibration of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses) at level 0.9, this one is of wifi estimate in 60 s windows (all frames, 7 burst addresses) at level 0.9; fix: write to another --out file`,
     ]);
@@ -85,16 +90,12 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
 
   it('a zone of another site is not written over a zone of the same name in the file (a file holds one calibration per zone name)', () => {
     const sites = join(dir, 'sites.yaml');
-    const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
     const first = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--site', 'site-a', '--out', sites);
     expect(first.code, first.stderr).toBe(0);
     const before = readFileSync(sites, 'utf8');
     const r = presence('calibrate', ...day(DAYS[0]), ...day(DAYS[1]), '--zone', 'lab', '--site', 'site-b', '--out', sites);
     expect(r.code).toBe(2);
-    const lines = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => !l.includes(': warning: '));
+    const lines = errorLines(r.stderr);
     expect(lines).toEqual([
       `presence calibrate: --out ${sites}: holds zone lab of site site-a, this one is of site site-b (a file holds one calibration per zone name); fix: write to another --out file`,
     ]);
@@ -191,10 +192,7 @@ zones:
     const before = existsSync(target) ? readFileSync(target, 'utf8') : null;
     const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', target);
     expect(r.code).toBe(2);
-    const lines = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => !l.includes(': warning: '));
+    const lines = errorLines(r.stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);
     expect(existsSync(target) ? readFileSync(target, 'utf8') : null).toBe(before);
