@@ -538,11 +538,12 @@ export function checkCapturePipe(cfg: GatewayConfig | null): CheckResult | null 
   closeSync(fifo.write);
   const kib = Math.round(fifo.bytes / 1024);
   if (fifo.bytes >= PIPE_BYTES) return { step: 'capture pipe', level: 'ok', detail: `the capture FIFO holds ${kib} KiB: read a few times a second` };
+  const perl = findExecutable('perl') !== null;
   return {
     step: 'capture pipe',
     level: 'warn',
-    detail: `the capture FIFO holds ${kib} KiB, not ${PIPE_BYTES / 1024}: ${findExecutable('perl') ? "Linux refused to enlarge it (/proc/sys/fs/pipe-max-size, or the user's pipe quota)" : 'no perl found to enlarge it'}; at high frame rates the gateway reads it more often, which costs CPU${!findExecutable('perl') && cfg.sources.some((s) => s.type === 'stdin') ? ' (a piped stdin, whose size it cannot tell without perl, on every write)' : ''}`,
-    fix: findExecutable('perl')
+    detail: `the capture FIFO holds ${kib} KiB, not ${PIPE_BYTES / 1024}: ${perl ? "Linux refused to enlarge it (/proc/sys/fs/pipe-max-size, or the user's pipe quota)" : 'no perl found to enlarge it'}; at high frame rates the gateway reads it more often, which costs CPU${!perl && cfg.sources.some((s) => s.type === 'stdin') ? ' (a piped stdin, whose size it cannot tell without perl, on every write)' : ''}`,
+    fix: perl
       ? 'raise /proc/sys/fs/pipe-max-size to 1048576 (sysctl fs.pipe-max-size=1048576) or the pipe quota (fs.pipe-user-pages-soft)'
       : 'apt-get install perl-base',
   };

@@ -7,6 +7,7 @@
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { unreadableProblem } from '../scripts/lib/readable.ts';
+import type { ReplayPeople } from '../aggregator/calibration/hooks.ts';
 import { createReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -265,7 +266,7 @@ export function registerReplay(program: Command): void {
         } catch (e) {
           return fail((e as Error).message);
         }
-        let people: (((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) & { radio: 'wifi' | 'ble'; note?: string }) | null = null;
+        let people: ReplayPeople | null = null;
         if (flags.calibration) {
           try {
             const { replayPeople } = await import('../aggregator/calibration/hooks.ts');

@@ -100,6 +100,9 @@ function burstAddressesFlag(text: string): number {
   );
 }
 
+/** A calibration file's error without its own fix, for a message that gives the fix of the flag that named the file. */
+const withoutFix = (message: string) => message.replace(/; (fix: )?(give|write) .*$/, '');
+
 /**
  * The prior of an earlier calibration file: its `global`, else its zone of the same name. The file
  * must calibrate the same counts (field, radio, window length): a k of another count is no prior.
@@ -109,7 +112,7 @@ function priorFrom(file: string, zone: string, want: Pick<Estimator, 'field' | '
   try {
     c = readCalibration(file);
   } catch (e) {
-    const why = (e as Error).message.replace(/; (fix: )?(give|write) .*$/, '');
+    const why = withoutFix((e as Error).message);
     throw new CalibrationFileError(`--prior ${why}; fix: give --prior a calibration file written by presence calibrate`);
   }
   const a = c.estimator;
@@ -320,7 +323,7 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
     old = readCalibration(existing);
   } catch (e) {
     // The zone is added to what --out holds: a file there that is no calibration is not overwritten.
-    const why = (e as Error).message.replace(/; (fix: )?(give|write) .*$/, '');
+    const why = withoutFix((e as Error).message);
     throw new CalibrationFileError(`--out ${why}; fix: give --out a calibration file to add the zone to, or a new file`);
   }
   const a = old.estimator;

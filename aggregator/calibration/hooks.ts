@@ -11,17 +11,14 @@ interface RadioCounts {
   estimate: number;
 }
 
+/** People of a replayed window, with the radio the calibration reads and a note for the replay's notes. */
+export type ReplayPeople = ((w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People }) & { radio: 'wifi' | 'ble'; note?: string };
+
 /**
  * Loads a calibration for `presence replay --calibration FILE --zone Z` and returns what to add to
  * each window. The zone must be in the file, and the window length must be the one it was fitted on.
  */
-export function replayPeople(
-  file: string,
-  zone: string | undefined,
-  windowMs: number | 'all',
-  rssiMinDbm?: number,
-  burstAddresses?: number,
-): ((w: { wifi: RadioCounts; ble: RadioCounts }) => { people: People }) & { radio: 'wifi' | 'ble'; note?: string } {
+export function replayPeople(file: string, zone: string | undefined, windowMs: number | 'all', rssiMinDbm?: number, burstAddresses?: number): ReplayPeople {
   const cal = new Calibration(readCalibration(file), file);
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
   const z = cal.zone(zone);

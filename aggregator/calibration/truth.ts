@@ -4,6 +4,7 @@
 //   - `time;people`: point counts of a deployed zone (a person or a camera counted N at time T).
 // Every error names the file, the line and the fix, on one line.
 
+import { PERMISSION_DENIED } from '../../scripts/lib/readable.ts';
 import { readSmallFile } from '../../scripts/lib/small-file.ts';
 
 /** A truth file is read whole: at most this big (a year of 1-s rows is about 1 GB; of 1-min rows, 20 MB). */
@@ -119,14 +120,7 @@ function readText(file: string): string {
     return readSmallFile(file, TRUTH_MAX_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new TruthError(
-        file,
-        null,
-        'cannot be read (permission denied)',
-        'give the user running this read access (e.g. chmod o+r on the file) or run as its owner',
-      );
-    }
+    if (code === 'EACCES' || code === 'EPERM') throw new TruthError(file, null, PERMISSION_DENIED.problem, PERMISSION_DENIED.fix);
     throw new TruthError(file, null, code === 'ENOENT' ? 'no such file' : (e as Error).message, 'check the path given to --truth');
   }
 }
