@@ -325,6 +325,11 @@ zones:
       /^presence calibrate: --prior .*devices\.yaml: holds a calibration of wifi devices in 60 s windows, this fit is of wifi estimate in 60 s windows; fix: give --prior a file fitted on the same counts$/,
     ],
     [
+      'a prior fitted on all frames for a fit at --rssi-min -70 (its k and b are of other counts)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--rssi-min', '-70', '--prior', out],
+      /^presence calibrate: --prior .*lab\.yaml: holds a calibration of wifi estimate in 60 s windows \(all frames, 7 burst addresses\), this fit is of wifi estimate in 60 s windows \(frames of -70 dBm and stronger, 7 burst addresses\); fix: give --prior a file fitted with the same --rssi-min and --burst-addresses$/,
+    ],
+    [
       'a window shorter than a second (1ms made millions of empty windows)',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--window', '500ms'],
       /^presence calibrate: --window: must be whole seconds from 1s to 24h, like 60s, as the gateways count \(got "500ms"\)$/,
@@ -441,6 +446,41 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(JSON.parse(r.stdout.split('\n')[0]).people).toBeDefined();
     expect(r.stderr).toContain(
       `presence replay: note: ${join(dir, 'cal.yaml')} was fitted on the counts the gateways stored, whose --rssi-min and --burst-addresses it does not record: its people hold for this replay only if it used the gateways' settings`,
+    );
+  });
+
+  it.skipIf(!occ)('a lab prior for stored counts (or the other way round) is taken, with a note naming what must agree', () => {
+    // (runs after the first test wrote cal.yaml, fitted on the gateways' counts)
+    const r = presence(
+      'calibrate',
+      '--capture',
+      pcap(DAYS[0]),
+      '--truth',
+      truth(DAYS[0]),
+      '--zone',
+      'lab',
+      '--rssi-min',
+      '-70',
+      '--prior',
+      join(dir, 'cal.yaml'),
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `presence calibrate: note: --prior ${join(dir, 'cal.yaml')} holds a calibration of wifi estimate in 60 s windows (as the gateways counted them), this fit is of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses): the prior is fair only if the gateways' rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
+    );
+  });
+
+  it('a file fitted on stored counts before counted_by existed: the refusal to add to it says how to mark it', () => {
+    const old = join(dir, 'old.yaml');
+    const text = readFileSync(join(dir, 'cal.yaml'), 'utf8');
+    expect(text).toMatch(/^ {2}counted_by: gateways\n/m);
+    writeFileSync(old, text.replace(/^ {2}counted_by: gateways\n/m, ''));
+    const r = storedWith(join(dir, 'counts.csv'), old, '--zone', 'hall');
+    expect(r.code).toBe(2);
+    // (the fit's own warnings come first; the refusal is the last line)
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(
+      `presence calibrate: --out ${old}: holds a calibration of wifi estimate in 60 s windows (all frames, 7 burst addresses) at level 0.9, this one is of wifi estimate in 60 s windows (as the gateways counted them) at level 0.9; fix: write to another --out file (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add \`counted_by: gateways\` under its \`estimator:\`)`,
     );
   });
 

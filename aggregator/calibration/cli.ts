@@ -105,9 +105,12 @@ const withoutFix = (message: string) => message.replace(/; (fix: )?(give|write) 
 
 /**
  * The prior of an earlier calibration file: its `global`, else its zone of the same name. The file
- * must calibrate the same counts (field, radio, window length): a k of another count is no prior.
+ * must calibrate the same counts: a k of another count is no prior. Field, radio and window length
+ * must always match. The frame gate and the burst divisor must match too where both files know them;
+ * counts the gateways stored carry the gateways' own settings, which no file records, so a lab prior
+ * for a deployed zone (or the other way round) is taken with a note naming what must agree.
  */
-function priorFrom(file: string, zone: string, want: Pick<Estimator, 'field' | 'radio' | 'window_s'>): Prior {
+function priorFrom(file: string, zone: string, want: Estimator, note: (m: string) => void): Prior {
   let c: CalibrationFile;
   try {
     c = readCalibration(file);
@@ -119,6 +122,16 @@ function priorFrom(file: string, zone: string, want: Pick<Estimator, 'field' | '
   if (a.field !== want.field || a.radio !== want.radio || a.window_s !== want.window_s) {
     throw new CalibrationFileError(
       `--prior ${file}: holds a calibration of ${a.radio} ${a.field} in ${a.window_s} s windows, this fit is of ${want.radio} ${want.field} in ${want.window_s} s windows; fix: give --prior a file fitted on the same counts`,
+    );
+  }
+  if (describeCounts(a) !== describeCounts(want)) {
+    if (a.counted_by !== 'gateways' && want.counted_by !== 'gateways') {
+      throw new CalibrationFileError(
+        `--prior ${file}: holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}; fix: give --prior a file fitted with the same --rssi-min and --burst-addresses`,
+      );
+    }
+    note(
+      `--prior ${file} holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}: the prior is fair only if the gateways' rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
     );
   }
   if (c.global) return c.global;
@@ -315,6 +328,17 @@ function describeCounts(e: Estimator): string {
   return `${e.radio} ${e.field} in ${e.window_s} s windows (${frames}${burst})`;
 }
 
+/**
+ * Files fitted on stored counts before `counted_by` was written read as counted here on all frames.
+ * Where that may be the cause of a mismatch, the error says how to mark such a file.
+ */
+function storedHint(old: Estimator, next: Estimator): string {
+  const oldUnmarked = old.counted_by === undefined && old.rssi_min_dbm === undefined && old.burst_addresses === undefined;
+  return next.counted_by === 'gateways' && oldUnmarked
+    ? ' (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add `counted_by: gateways` under its `estimator:`)'
+    : '';
+}
+
 /** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
 function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
   if (!existsSync(existing)) return { file: next, kept: [] };
@@ -332,7 +356,7 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
   // would be applied under settings it was not fitted with.
   if (describeCounts(a) !== describeCounts(b) || old.level !== next.level) {
     throw new CalibrationFileError(
-      `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${next.level}; fix: write to another --out file`,
+      `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${next.level}; fix: write to another --out file${storedHint(a, b)}`,
     );
   }
   // Zones are keyed by name: a zone of another site would replace this one's without a word.
@@ -384,14 +408,6 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     `a whole number from 50 to ${MAX_REPLICATES}`,
   );
   const seed = number('seed', flags.seed, Number.isInteger, 'a whole number');
-  const prior = flags.prior ? priorFrom(flags.prior, flags.zone, { field: flags.field, radio: flags.radio, window_s: windowMs / 1000 }) : undefined;
-
-  const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
-  const result = fit(
-    samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
-    { level, replicates, seed, prior },
-  );
-  const zone = result.zones[0];
   // Stored counts were counted by the gateways' firmware, not by this build: no firmware is claimed for them.
   const estimator: Estimator = {
     field: flags.field,
@@ -403,6 +419,14 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (stored) estimator.counted_by = 'gateways';
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
+  const prior = flags.prior ? priorFrom(flags.prior, flags.zone, estimator, (m) => process.stderr.write(`presence calibrate: note: ${m}\n`)) : undefined;
+
+  const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
+  const result = fit(
+    samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
+    { level, replicates, seed, prior },
+  );
+  const zone = result.zones[0];
   const loo = flags.leaveOneOut
     ? leaveOneOut(
         samples.map((s) => ({ estimate: s.estimate, devices: s.devices, people: s.people, session: s.session, time: s.start })),
