@@ -156,6 +156,16 @@ export function missingLines(site: string, gateway: string, windows: number, at:
 }
 
 /**
+ * Why a payload is not JSON, for the log: JSON.parse quotes a piece of the text in some of its
+ * messages (`Unexpected token 'a', "aa:bb:cc:dd:ee:ff" is not valid JSON`), so only the byte
+ * offset it names, if any, is kept: nothing of the payload reaches the log.
+ */
+export function notJson(text: string, err: unknown): string {
+  const at = /at position (\d+)/.exec((err as Error).message);
+  return `payload is not JSON${at ? ` (at byte ${Buffer.byteLength(text.slice(0, Number(at[1])))})` : ''}`;
+}
+
+/**
  * Validates a message against the contract and turns it into points. In this order: the payload's
  * size (before any parsing), the topic, JSON, the closed schema (a field the contract does not have
  * is `unknown_field`; a bad value, a time outside 2000-2099 or on a leap second, a number that is not
@@ -169,10 +179,11 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
   if (!t) return { ok: false, reason: 'bad_topic', detail: `topic is not ${TOPIC_ROOT}/{site}/{gateway}/counts|status` };
   if (t.kind === 'sketch') return { ok: false, reason: 'bad_topic', detail: 'a sketch topic: not counts or status' };
   let value: unknown;
+  const text = payload.toString('utf8');
   try {
-    value = JSON.parse(payload.toString('utf8'));
+    value = JSON.parse(text);
   } catch (e) {
-    return { ok: false, reason: 'bad_json', detail: `payload is not JSON: ${(e as Error).message}` };
+    return { ok: false, reason: 'bad_json', detail: notJson(text, e) };
   }
   if (t.kind === 'counts') {
     const v = validateCounts(value);

@@ -169,4 +169,19 @@ describe('aggregator message core', () => {
     const bad = classify(t, Buffer.from(JSON.stringify({ ...m, wifi: { ...m.wifi, devices: -1 } })), now, 300_000);
     expect(bad.ok ? '' : bad.detail).toContain('/wifi/devices');
   });
+
+  it('a payload that is not JSON: the detail gives the position only, never a piece of the payload (an address in it stays out of the log)', () => {
+    const t = countsTopic('site-a', 'gw-1');
+    // JSON.parse quotes up to about 20 characters of the text in some of its messages
+    for (const payload of ['aa:bb:cc:dd:ee:ff', '{"v":1,"mac":aabbccddeeff}', 'AA-BB-CC-DD-EE-FF garbage', '{"v":1,"zone":"z",\n fa:ce:b0:0c:12:34 }']) {
+      for (const topic of [t, statusTopic('site-a', 'gw-1')]) {
+        const c = classify(topic, Buffer.from(payload), now, 300_000);
+        expect(c.ok ? 'ok' : c.reason).toBe('bad_json');
+        const detail = c.ok ? '' : c.detail;
+        expect(detail).toMatch(/^payload is not JSON( \(at byte \d+\))?$/);
+      }
+    }
+    const at = classify(t, Buffer.from('{"v":1 aabbccddeeff'), now, 300_000);
+    expect(at.ok ? '' : at.detail).toBe('payload is not JSON (at byte 7)');
+  });
 });

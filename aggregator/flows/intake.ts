@@ -27,7 +27,7 @@
 import { Point } from '@influxdata/influxdb-client';
 import { FLOW_MEASUREMENT, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
-import { msSettings } from '../messages.ts';
+import { msSettings, notJson } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
 
 /** The flow measurement (its tags and fields: contract/influx.ts). */
@@ -260,12 +260,11 @@ export class CorridorFlows {
     const t = parseTopic(topic);
     if (t?.kind !== 'sketch') return { ok: false, reason: 'sketch_invalid', detail: 'topic is not presence/v1/{site}/{gateway}/sketch' };
     let value: unknown;
+    const text = payload.toString('utf8');
     try {
-      value = JSON.parse(payload.toString('utf8'));
+      value = JSON.parse(text);
     } catch (e) {
-      // JSON.parse quotes a piece of the text in some messages: only the position goes into the reason
-      const at = /at position (\d+)/.exec((e as Error).message);
-      return { ok: false, reason: 'sketch_invalid', detail: `payload is not JSON${at ? ` (at byte ${at[1]})` : ''}` };
+      return { ok: false, reason: 'sketch_invalid', detail: notJson(text, e) };
     }
     const v = validateSketch(value);
     // a bitmap of the wrong length or an m the contract does not allow: the wrong size
