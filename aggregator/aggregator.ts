@@ -72,7 +72,7 @@ export class Aggregator extends EventEmitter {
   readonly metrics: AggregatorMetrics;
   readonly log: Logger;
   readonly sink: Sink;
-  /** Adds people, people_low, people_high to the points of calibrated zones; null: none. */
+  /** Adds calibrated and people, people_low, people_high to the points of calibrated zones; null: none. */
   calibration: Calibration | null;
 
   private readonly intake: Intake;

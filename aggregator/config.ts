@@ -530,7 +530,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     schema: { type: 'string', minLength: 1 },
     path: true,
     flag: '--calibration <file>',
-    description: 'calibration file (presence calibrate): write people, people_low, people_high for its zones; reloaded on SIGHUP',
+    description: 'calibration file (presence calibrate): write calibrated, people, people_low, people_high for its zones; reloaded on SIGHUP',
   },
 ];
 

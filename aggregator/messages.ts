@@ -12,7 +12,7 @@ import {
   type CountsMessage,
   type StatusMessage,
 } from '../contract/index.ts';
-import { peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
+import { calibratedField, calibrationFor, peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
 import { IDENTITY_REJECT_REASONS, type IdentityRejectReason } from './registry.ts';
 
 /** The measurements written here: their names, tags and fields are the contract's (contract/influx.ts). */
@@ -70,14 +70,15 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
  * Two points (wifi, ble) of a counts message, time = window start in ms. The line is what the
  * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
  * directly because this runs for every message (the equivalence is tested). With a calibration,
- * the calibrated radio's point of a calibrated zone also gets `people`, `people_low`, `people_high`
- * (when the window has the length the calibration was fitted on).
+ * the calibrated radio's point of a calibrated zone gets `calibrated=T` (when the window has the
+ * length the calibration was fitted on), and also `people`, `people_low`, `people_high` unless the
+ * gateway suppressed the radio (its 0 means fewer than min_count) or the interval is not finite.
  */
 export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: Calibration | null = null): string[] {
   const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
   const line = (prefix: string, radio: 'wifi' | 'ble', r: CountsMessage['wifi']) =>
-    `${prefix} complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
+    `${prefix} ${calibratedField(cal, m, radio)}complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
     `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''}` +
     `${typeof r.suppressed === 'boolean' ? `,suppressed=${r.suppressed ? 'T' : 'F'}` : ''} ${time}`;
   return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble)];
@@ -97,6 +98,8 @@ export function countsPoints(m: CountsMessage, cal: Calibration | null = null): 
       .intField('frames', m[radio].frames)
       .booleanField('complete', m.complete)
       .timestamp(time);
+    // Every point of a calibrated zone and radio says so, a suppressed one too (it has no people).
+    if (calibrationFor(cal, m, radio)) p.booleanField('calibrated', true);
     const people = windowPeople(cal, m, radio, m[radio]);
     if (people) p.floatField('people', people.value).floatField('people_low', people.low).floatField('people_high', people.high);
     const rejected = m[radio].rejected;

@@ -11,11 +11,11 @@ export const GATEWAY_STATUS_MEASUREMENT = 'gateway_status';
 /** Measurement of the corridor flows: one point per group pair and interval (time = interval start). */
 export const FLOW_MEASUREMENT = 'flow';
 
-/** Every measurement's tags and fields (a field is written only when it applies: `people` only with a calibration). */
+/** Every measurement's tags and fields (a field is written only when it applies: `calibrated` and `people` only with a calibration). */
 export const INFLUX_SCHEMA = {
   [PRESENCE_MEASUREMENT]: {
     tags: ['gateway', 'radio', 'site', 'zone'],
-    fields: ['complete', 'devices', 'estimate', 'frames', 'people', 'people_high', 'people_low', 'rejected', 'suppressed'],
+    fields: ['calibrated', 'complete', 'devices', 'estimate', 'frames', 'people', 'people_high', 'people_low', 'rejected', 'suppressed'],
   },
   [GATEWAY_STATUS_MEASUREMENT]: {
     tags: ['gateway', 'site', 'zone'],

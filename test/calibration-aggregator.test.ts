@@ -1,6 +1,6 @@
 // Calibrated people in the aggregator: `presence aggregator --calibration FILE` as a real process
 // against a real Mosquitto. A file that does not parse stops it at start with the reason; a good
-// one adds people, people_low, people_high to the calibrated radio's points of calibrated zones;
+// one adds calibrated=T and people, people_low, people_high to the calibrated radio's points of calibrated zones;
 // SIGHUP reloads it, and a bad file on SIGHUP keeps the one in use and logs why.
 // Windows with privacy.epsilon noise go through a real influxd 1.6.7 with their counts, whatever the epsilon.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,9 +76,11 @@ describe('people fields in points', () => {
     expect(lines).toEqual(countsPoints(m, cal).map((p) => p.toLineProtocol(msSettings)));
     const p = applyZone(cal.file.zones['zone-a'], m.wifi.estimate);
     expect(lines[0]).toContain(`,people=${p.value},people_high=${p.high},people_low=${p.low} `);
+    expect(lines[0]).toContain(' calibrated=T,complete=T,');
     expect(lines[1]).not.toContain('people');
+    expect(lines[1]).not.toContain('calibrated');
     const other = { ...m, zone: 'zone-b' };
-    expect(countsLines(other, Date.parse(m.start), cal).join('\n')).not.toContain('people');
+    expect(countsLines(other, Date.parse(m.start), cal).join('\n')).not.toMatch(/people|calibrated/);
     expect(countsLines(m, Date.parse(m.start), null)).toEqual(countsLines(m));
   });
 
@@ -86,6 +88,7 @@ describe('people fields in points', () => {
     const t = Date.parse('2026-01-01T00:00:00Z');
     const five = window('s', 'g', 4, t, 300_000, 'zone-a');
     expect(countsLines(five, t, cal)[0]).not.toContain('people');
+    expect(countsLines(five, t, cal)[0]).not.toContain('calibrated');
     const cut = { ...window('s', 'g', 5, t, 20_000, 'zone-a'), complete: false };
     expect(countsLines(cut, t, cal)[0]).toContain('people=');
     const short = window('s', 'g', 6, t, 20_000, 'zone-a');
@@ -100,6 +103,9 @@ describe('people fields in points', () => {
     expect(lines).toEqual(countsPoints(suppressed, cal).map((p) => p.toLineProtocol(msSettings)));
     expect(lines[0]).toContain(',suppressed=T ');
     expect(lines[0]).not.toContain('people');
+    // It is still a calibrated zone's point: the dashboard must not take the zone for uncalibrated.
+    expect(lines[0]).toContain(' calibrated=T,complete=T,');
+    expect(lines[1]).not.toContain('calibrated');
     // A counted 0 of the same gateway (not suppressed) still gets its people.
     const counted = { ...suppressed, wifi: { ...zeros, suppressed: false } };
     expect(countsLines(counted, t, cal)[0]).toMatch(/,people=0,people_high=[\d.]+,people_low=0,suppressed=F /);

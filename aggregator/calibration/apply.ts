@@ -76,9 +76,24 @@ export interface CountsWindow {
 }
 
 /**
- * People for one radio's counts of a window, or null: the zone is not calibrated, the radio is not
- * the calibrated one, the window is not one the fit holds for (a complete window of another
- * length, or a cut-short one longer than the fitted length), or the radio's counts were suppressed
+ * The zone's calibration when it holds for this radio's counts of a window, or null: the zone is
+ * not calibrated, the radio is not the calibrated one, or the window is not one the fit holds for (a
+ * complete window of another length, or a cut-short one longer than the fitted length). Suppression
+ * does not matter here: a suppressed window of a calibrated zone is still a calibrated zone's window
+ * (the aggregator marks its point `calibrated`), it only has no people.
+ */
+export function calibrationFor(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble'): ZoneCalibration | null {
+  if (!cal || cal.radio !== radio) return null;
+  const z = cal.zone(w.zone, w.site);
+  if (!z) return null;
+  const len = Date.parse(w.end) - Date.parse(w.start);
+  const fitted = cal.file.estimator.window_s * 1000;
+  return (w.complete ? len === fitted : len <= fitted) ? z : null;
+}
+
+/**
+ * People for one radio's counts of a window, or null: no calibration holds for it (calibrationFor),
+ * or the radio's counts were suppressed
  * by the gateway's small-count protection (their 0 stands for "fewer than min_count", not for a
  * count: people read from it would say 0 with an interval that does not hold the truth). With
  * privacy.epsilon the interval is widened by the variance of the two-sided geometric noise on the
@@ -92,12 +107,10 @@ export function windowPeople(
   radio: 'wifi' | 'ble',
   r: { devices: number; estimate: number; suppressed?: boolean },
 ): People | null {
-  if (!cal || cal.radio !== radio || r.suppressed === true) return null;
-  const z = cal.zone(w.zone, w.site);
-  if (!z) return null;
-  const len = Date.parse(w.end) - Date.parse(w.start);
+  if (r.suppressed === true) return null;
+  const z = calibrationFor(cal, w, radio);
+  if (!cal || !z) return null;
   const fitted = cal.file.estimator.window_s * 1000;
-  if (w.complete ? len !== fitted : len > fitted) return null;
   const eps = w.privacy?.epsilon;
   const noise = eps !== undefined && eps > 0 ? noiseVariance(eps, cal.field === 'devices' ? 1 : estimateSensitivity(fitted)) : 0;
   const p = applyZone(z, r[cal.field], cal.file.level, noise);
@@ -105,6 +118,16 @@ export function windowPeople(
   // past what a double holds: the count says nothing about people, and people_high=Infinity is no
   // value line protocol holds (InfluxDB would refuse the point, counts and all).
   return Number.isFinite(p.high) ? p : null;
+}
+
+/**
+ * The line-protocol field `calibrated=T` (with its trailing comma, it sorts before `complete`) for
+ * one radio's point of a counts message that a calibration holds for, suppressed or not, or ''.
+ * It is what keeps a calibrated zone recognisable when none of its windows in a range has people
+ * (all suppressed): the crowd dashboard's calibrated_wifi / calibrated_ble select on it.
+ */
+export function calibratedField(cal: Calibration | null, w: CountsWindow, radio: 'wifi' | 'ble'): string {
+  return calibrationFor(cal, w, radio) ? 'calibrated=T,' : '';
 }
 
 /**
