@@ -1,15 +1,26 @@
 // The crowd dashboard with calibrated and uncalibrated zones, against a real influxd: people (and
 // the band people_low..people_high) only where a zone is calibrated for a radio, the count of
 // devices labelled "devices (uncalibrated)" everywhere else, and nothing else when no zone is.
+// Windows the gateways suppressed (privacy.min_count), through the real aggregator and a real
+// Mosquitto: a calibrated zone stays calibrated when all its windows are suppressed, and a
+// suppressed window is shown as suppressed, never as 0 people or as devices (uncalibrated).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { countsLines } from '../aggregator/messages.ts';
+import { protect } from '../gateway/privacy.ts';
+import type { CountsMessage } from '../contract/index.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { hallCalibration, window } from './aggregator-helpers.ts';
+import { countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
 
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
+const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (suppressed windows)');
+/** Queries of the windows the gateways suppressed: they have rows only where some window was. */
+const readsSuppressed = (r: QueryResult) => /"suppressed" = true/.test(r.expanded);
 const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
 const cal = hallCalibration();
 
@@ -27,6 +38,7 @@ describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrat
   beforeAll(async () => {
     await influx.start();
     await influx.query('CREATE DATABASE "uncalibrated"', 'POST');
+    await influx.query('CREATE DATABASE "before_marker"', 'POST');
     const withPeople: string[] = [];
     const without: string[] = [];
     for (let i = 0; i < 60; i++) {
@@ -40,9 +52,12 @@ describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrat
       }
     }
     expect(withPeople.join('\n')).toContain('people=');
+    expect(withPeople.join('\n')).toContain(' calibrated=T,');
     for (const [db, lines] of [
       ['calibrated', withPeople],
       ['uncalibrated', without],
+      // Points written before the aggregator marked calibrated points: people, no `calibrated`.
+      ['before_marker', withPeople.map((l) => l.replace(' calibrated=T,', ' '))],
     ] as const) {
       const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body: lines.join('\n') });
       expect(res.status).toBe(204);
@@ -61,8 +76,15 @@ describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrat
     expect(v(none, 'calibrated_wifi')).toEqual([]);
   });
 
-  it('every panel query returns data when one zone is calibrated', () => {
-    expect(both.queries.filter((x) => x.error || x.rows === 0).map(describeResult)).toEqual([]);
+  it('finds a zone with people as calibrated in points written before the calibrated marker', async () => {
+    const old = await run('before_marker');
+    expect(old.variables.find((x) => x.name === 'calibrated_wifi')!.values).toEqual(['hall']);
+    expect(keys(q(old, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble']);
+  });
+
+  it('every panel query returns data when one zone is calibrated (those of suppressed windows: none here)', () => {
+    expect(both.queries.filter((x) => x.error || (x.rows === 0 && !readsSuppressed(x))).map(describeResult)).toEqual([]);
+    expect(both.queries.filter(readsSuppressed).map((x) => x.rows)).toEqual([0, 0]);
   });
 
   it('people only for the calibrated zone and radio; devices (uncalibrated) for every other zone and radio', () => {
@@ -95,6 +117,161 @@ describe.skipIf(!ok)('crowd dashboard: calibrated people with a band, uncalibrat
     for (const r of none.queries.filter((x) => /"people/.test(x.expanded))) expect(r.rows, describeResult(r)).toBe(0);
     expect(keys(q(none, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'hall/wifi']);
     const others = none.queries.filter((x) => !/"people/.test(x.expanded));
-    expect(others.filter((x) => x.error || x.rows === 0).map(describeResult)).toEqual([]);
+    expect(others.filter((x) => x.error || (x.rows === 0 && !readsSuppressed(x))).map(describeResult)).toEqual([]);
+  });
+});
+
+describe.skipIf(!okBroker)('crowd dashboard: windows the gateways suppressed (real aggregator, real Mosquitto, real influxd)', () => {
+  // hall and quiet are calibrated on Wi-Fi, gate is not. Every gateway protects small counts (k = 5).
+  // hall's last 10 windows and every window of quiet have fewer than k devices: suppressed.
+  const k = 5;
+  const cal = new Calibration(
+    parseCalibration(`format: presence-calibration/1
+estimator: { field: estimate, radio: wifi, window_s: 60 }
+level: 0.9
+zones:
+  hall: { k: { value: 0.5, low: 0.45, high: 0.55, sd: 0.03 }, b: { value: 4, low: 3, high: 5, sd: 0.6 }, corr_kb: 0.4, residual_sd: 1.5 }
+  quiet: { k: { value: 0.5, low: 0.45, high: 0.55, sd: 0.03 }, b: { value: 4, low: 3, high: 5, sd: 0.6 }, corr_kb: 0.4, residual_sd: 1.5 }
+`),
+  );
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let agg: Aggregator | null = null;
+  const end = Math.floor(Date.now() / 60_000) * 60_000;
+  const start = end - 60 * 60_000;
+  const suppressedStarts = Array.from({ length: 10 }, (_, i) => start + (50 + i) * 60_000);
+  const run = async (select: Record<string, string | string[]> = { zone: '$__all' }) =>
+    runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: start - 60_000, to: end + 60_000 },
+      select,
+      dataSourceInterval: '1m',
+    });
+  const q = (r: { queries: QueryResult[] }, panelTitle: RegExp, refId: string) => r.queries.find((x) => panelTitle.test(x.panelTitle) && x.refId === refId)!;
+  const keys = (r: QueryResult) => r.series.map((s) => `${s.tags?.zone ?? '*'}/${s.tags?.radio ?? '*'}`).sort();
+  /** [time, value] of one column of a series, null values included. */
+  const column = (r: QueryResult, radio: string, c: string) => {
+    const s = r.series.find((x) => x.tags?.radio === radio);
+    return s ? s.values.map((row) => [row[0] as number, row[s.columns.indexOf(c)]] as const) : [];
+  };
+  let all: { variables: VariableResult[]; queries: QueryResult[] };
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+    agg = new Aggregator(
+      {
+        mqtt: { url: broker.url, clientId: 'cal-dash-suppressed' },
+        influx: { url: influx.url, api: 'v1', database: 'presence', create: true },
+        batch: { size: 300, flushInterval: '20ms', maxBuffer: 1000, maxRetryDelay: '500ms' },
+        http: { port: 0, host: '127.0.0.1' },
+        logLevel: 'silent',
+      },
+      { calibration: cal },
+    );
+    await agg.start();
+    const few = (m: CountsMessage): CountsMessage => ({
+      ...m,
+      wifi: { ...m.wifi, frames: 40, devices: 2, estimate: 1 },
+      ble: { ...m.ble, frames: 30, devices: 3, estimate: 2 },
+    });
+    const msgs: CountsMessage[] = [];
+    for (let i = 0; i < 60; i++) {
+      const t = start + i * 60_000;
+      const hall = window('station', 'gw-h', i, t, 60_000, 'hall');
+      msgs.push(
+        protect(i < 50 ? hall : few(hall), { minCount: k, windowMs: 60_000 }),
+        protect(few(window('station', 'gw-q', i, t, 60_000, 'quiet')), { minCount: k, windowMs: 60_000 }),
+        protect(window('station', 'gw-g', i, t, 60_000, 'gate'), { minCount: k, windowMs: 60_000 }),
+      );
+    }
+    const pub = await publisher(broker.url);
+    try {
+      await publishAll(pub, msgs.map(countsItem));
+    } finally {
+      await pub.endAsync();
+    }
+    await until(
+      'all 360 points in influxd',
+      () => influx.count('presence', 'estimate'),
+      (n) => n === 2 * msgs.length,
+    );
+    all = await run();
+  }, 60_000);
+  afterAll(async () => {
+    await agg?.stop(2000).catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  it('the aggregator marks every Wi-Fi point of the calibrated zones calibrated, suppressed or not; suppressed ones get no people', async () => {
+    const rows = await influx.rows(`SELECT "calibrated", "people", "suppressed", "estimate" FROM "presence" WHERE "radio" = 'wifi' GROUP BY "zone"`);
+    const of = (zone: string) => rows.filter((r) => r.zone === zone);
+    for (const zone of ['hall', 'quiet']) expect(of(zone).map((r) => r.calibrated)).toEqual(Array(60).fill(true));
+    expect(of('gate').map((r) => r.calibrated)).toEqual(Array(60).fill(null));
+    expect(of('quiet').map((r) => [r.suppressed, r.estimate, r.people])).toEqual(Array(60).fill([true, 0, null]));
+    expect(
+      of('hall')
+        .filter((r) => r.suppressed)
+        .map((r) => [r.time, r.people]),
+    ).toEqual(suppressedStarts.map((t) => [t, null]));
+    expect(
+      (await influx.rows(`SELECT "calibrated" FROM "presence" WHERE "radio" = 'ble'`)).filter((r) => r.calibrated !== null),
+      'BLE is not calibrated',
+    ).toEqual([]);
+  });
+
+  it('lists a calibrated zone whose windows in the range were all suppressed as calibrated', async () => {
+    const v = (r: typeof all, n: string) => r.variables.find((x) => x.name === n)!.values;
+    expect(v(all, 'calibrated_wifi')).toEqual(['hall', 'quiet']);
+    expect(v(all, 'calibrated_ble')).toEqual([]);
+    // Only the suppressed windows in the range: still calibrated.
+    const late = await runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: suppressedStarts[0], to: end },
+      select: { zone: '$__all' },
+      dataSourceInterval: '1m',
+    });
+    expect(v(late, 'calibrated_wifi')).toEqual(['hall', 'quiet']);
+    expect(keys(q(late, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
+  });
+
+  it('never shows the calibrated radio of an all-suppressed zone as devices (uncalibrated); says "suppressed (< k)" instead', () => {
+    expect(keys(q(all, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
+    expect(keys(q(all, /^Peak devices by hour/, 'A'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
+    // "Now": the zones whose last window was suppressed, one tile per zone and radio.
+    const now = q(all, /^Now per zone/, 'D');
+    expect(keys(now)).toEqual(['hall/ble', 'hall/wifi', 'quiet/ble', 'quiet/wifi']);
+    for (const s of now.series) expect(s.values.map((row) => row[1])).toEqual([1]);
+    // The calibrated zones have people only where a window was counted: quiet has none.
+    expect(keys(q(all, /^Now per zone/, 'A'))).toEqual(['hall/wifi']);
+    expect(keys(q(all, /^Occupancy now/, 'A'))).toEqual(['hall/*']);
+    expect(keys(q(all, /^Peak people by hour/, 'A'))).toEqual(['hall/*']);
+  });
+
+  it('draws a suppressed window as suppressed, never as 0 people: a gap in the people, a bar "suppressed (< k)"', async () => {
+    const quiet = await run({ zone: 'quiet' });
+    const panel = /people \(calibrated, with interval\)/;
+    expect(
+      q(quiet, panel, 'A')
+        .series.flatMap((s) => s.values.map((row) => row[1]))
+        .filter((x) => x !== null),
+    ).toEqual([]);
+    expect(keys(q(quiet, panel, 'B'))).toEqual(['*/ble']);
+    const bars = q(quiet, panel, 'C');
+    expect(keys(bars)).toEqual(['*/ble', '*/wifi']);
+    expect(column(bars, 'wifi', 'suppressed').map(([t]) => t)).toEqual(Array.from({ length: 60 }, (_, i) => start + i * 60_000));
+
+    const hall = await run({ zone: 'hall' });
+    const people = new Map(column(q(hall, panel, 'A'), 'wifi', 'people'));
+    expect(suppressedStarts.map((t) => people.get(t))).toEqual(Array(10).fill(null));
+    const counted = [...people].filter(([t]) => t >= start && t < suppressedStarts[0]);
+    expect(counted).toHaveLength(50);
+    for (const [, p] of counted) expect(p).toBeGreaterThan(0);
+    expect(column(q(hall, panel, 'C'), 'wifi', 'suppressed').map(([t]) => t)).toEqual(suppressedStarts);
+    // No people query of the dashboard returns 0 people anywhere: every counted window here has
+    // people above 0 (a band's low end may be 0), the only 0 counts are the suppressed ones.
+    for (const r of [...all.queries, ...quiet.queries, ...hall.queries].filter((x) => /"people"/.test(x.expanded)))
+      for (const s of r.series) for (const row of s.values) expect(row[1], describeResult(r)).not.toBe(0);
+  });
+
+  it('every panel query returns data', () => {
+    expect(all.queries.filter((x) => x.error || x.rows === 0).map(describeResult)).toEqual([]);
   });
 });

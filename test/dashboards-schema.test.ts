@@ -106,9 +106,12 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
       for (const v of ['site', 'zone', 'gateway']) if (q.query.includes(`$${v}`)) expect(q.query, where).toContain(`"${v}" =~ /^$${v}$/`);
     }
     for (const v of variableQueries(d)) {
-      // Tag values, or (crowd) the zones that have calibrated people in the range.
+      // Tag values, or (crowd) the zones calibrated in the range: points marked calibrated (suppressed
+      // ones too), or with people (points written before the marker).
       if (v.query.startsWith('SELECT'))
-        expect(v.query).toMatch(/^SELECT DISTINCT\("zone"\) FROM \(SELECT "zone", "people" FROM "presence" WHERE .*"people" >= 0 AND \$timeFilter\)$/);
+        expect(v.query).toMatch(
+          /^SELECT DISTINCT\("zone"\) FROM \(SELECT "zone", "calibrated", "people" FROM "presence" WHERE .*\("calibrated" = true OR "people" >= 0\) AND \$timeFilter\)$/,
+        );
       else {
         // tag values of a contract measurement, by one of its tags
         const m = /^SHOW TAG VALUES FROM "(\w+)" WITH KEY = "(\w+)"/.exec(v.query);

@@ -142,7 +142,9 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it.each(['crowd', 'traffic', 'gateways'])('%s: every panel query returns data', (name) => {
     const { queries } = dashboards[name];
-    const failing = queries.filter((q) => q.error || q.rows === 0).map(describeResult);
+    // The gateways here protect no small counts: the queries of suppressed windows have no rows
+    // (they have in test/calibration-dashboard.test.ts).
+    const failing = queries.filter((q) => q.error || (q.rows === 0 && !/"suppressed" = true/.test(q.expanded))).map(describeResult);
     expect(failing).toEqual([]);
   });
 
