@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { createLogger } from '../scripts/lib/log.ts';
 import { resolveConfig, type AggregatorConfig } from './config.ts';
-import { windowPeople, type Calibration } from './calibration/apply.ts';
+import { calibrationFor, windowPeople, type Calibration } from './calibration/apply.ts';
 import { WindowMismatchNotes } from './calibration/hooks.ts';
 import { RecentWrites, type RecentOptions } from './recent.ts';
 import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
@@ -320,7 +320,8 @@ export class Aggregator extends EventEmitter {
       // The people that went into the points (classify used the same calibration just now).
       const cal = this.calibration;
       const people = cal ? windowPeople(cal, m, cal.radio, m[cal.radio]) : null;
-      return this.pipeline.addMessage(r.lines, () => recent.counts(m, people));
+      const calibrated = cal ? calibrationFor(cal, m, cal.radio) !== null : false;
+      return this.pipeline.addMessage(r.lines, () => recent.counts(m, people, Date.now(), calibrated));
     }
     const m = r.message;
     return this.pipeline.addMessage(r.lines, recent ? () => recent.status(m) : undefined);

@@ -41,7 +41,7 @@ export interface ZoneWindow {
 export interface ZoneView {
   site: string;
   zone: string;
-  /** True when a window of the zone has people (a calibration covers it). */
+  /** True when a window of the zone has people or was marked calibrated (a calibration covers it). */
   calibrated: boolean;
   windows: ZoneWindow[];
 }
@@ -214,8 +214,9 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   }
 
   /** The points of a counts message were written; `people` is what went into the calibrated radio's
-   *  point (null: none). */
-  counts(m: CountsMessage, people: People | null, now = Date.now()): void {
+   *  point (null: none); `calibrated`: that point was marked calibrated (a window the gateway
+   *  suppressed has no people but is still a calibrated zone's). */
+  counts(m: CountsMessage, people: People | null, now = Date.now(), calibrated = people !== null): void {
     const t = Date.parse(m.start);
     const len = Date.parse(m.end) - t;
     if (t < this.since) return;
@@ -235,7 +236,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       ble: { devices: m.ble.devices, estimate: m.ble.estimate },
       people,
     });
-    if (people) z.calibrated = true;
+    if (people || calibrated) z.calibrated = true;
     z.revs.set(t, ++this.rev);
     this.prune(z);
     const g = this.gatewayOf(m.site, m.gateway, now);

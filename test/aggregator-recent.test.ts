@@ -36,6 +36,18 @@ describe('recent writes', () => {
     ]);
   });
 
+  it('a calibrated zone whose windows were all suppressed (no people) is still calibrated', () => {
+    const r = new RecentWrites();
+    const zeros = { frames: 0, devices: 0, estimate: 0, suppressed: true };
+    const quiet = { ...window('s', 'gw-q', 1, T0, MIN, 'quiet'), privacy: { min_count: 5 }, wifi: zeros, ble: zeros };
+    r.counts(quiet, null, Date.now(), true);
+    r.counts(window('s', 'gw-c', 1, T0, MIN, 'east'), null, Date.now(), false);
+    expect(r.snapshot().zones.map((z) => [z.zone, z.calibrated, z.windows[0].people])).toEqual([
+      ['east', false, null],
+      ['quiet', true, null],
+    ]);
+  });
+
   it('emits each written window and gateway, and the truth once known', () => {
     const r = new RecentWrites();
     const seen: Array<[string, ZoneWindow]> = [];
