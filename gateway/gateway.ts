@@ -31,6 +31,7 @@ import { dailyBudget, privacyActive, protect, type PrivacySettings } from './pri
 import {
   CLOCK_MAX_MS,
   CLOCK_MIN_MS,
+  MAX_HELD_OFF_CLOCK,
   countsMessage,
   MAX_EMPTY_WINDOWS,
   WindowClock,
@@ -423,10 +424,43 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     const q = this.pending.get(src)!;
-    q.push(batch);
+    if (!this.windows.window && !this.pumping) this.holdOffClock(q, batch);
+    else q.push(batch);
     void this.pump();
     if (q.length === 0) return;
+    // No window open after the pump: every frame waiting is stamped off the clock (one on it would
+    // have opened a window). They wait for the first window without holding up their source, which
+    // would otherwise never deliver the frame that opens it.
+    if (!this.windows.window && !this.pumping) return;
     return new Promise((resolve) => this.waiters.set(src, resolve));
+  }
+
+  /** Frames stamped off the clock before any frame on it, not counted: past MAX_HELD_OFF_CLOCK held for the first window. */
+  private offClockDropped = 0;
+
+  /**
+   * Queues a batch while no window is open: the frames stamped off the clock before its first frame
+   * on the clock wait for the first window, at most MAX_HELD_OFF_CLOCK of them in all; the rest are
+   * not counted (one warn line, and `off_clock_dropped` when the sources end).
+   */
+  private holdOffClock(q: RecordBatch[], batch: RecordBatch): void {
+    const on = batch.firstAtOrAfter(CLOCK_MIN_MS, batch.start, CLOCK_MAX_MS);
+    let held = 0;
+    for (const p of this.pending.values()) for (const b of p) held += b.count;
+    const room = Math.max(0, MAX_HELD_OFF_CLOCK - held);
+    const drop = on - batch.start - room;
+    if (drop <= 0) {
+      q.push(batch);
+      return;
+    }
+    if (room > 0) q.push(batch.slice(batch.start, batch.start + room));
+    if (on < batch.end) q.push(batch.slice(on, batch.end));
+    if (this.offClockDropped === 0)
+      this.log.warn(
+        { held: MAX_HELD_OFF_CLOCK },
+        'frames stamped outside 2000-2099 before any frame on the clock: past the ones held for the first window, not counted',
+      );
+    this.offClockDropped += drop;
   }
 
   private pumping: Promise<void> | null = null;
@@ -590,6 +624,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           queue_depth: this.queue.depth,
           clock_jumps: this.clockJumps,
           off_clock_frames: this.sources.reduce((n, s) => n + s.offClockFrames, 0),
+          off_clock_dropped: this.offClockDropped,
         },
         'sources ended; publishing queued windows',
       );

@@ -16,6 +16,11 @@ export const MAX_EMPTY_WINDOWS = 10_000;
  * move the gateway's capture clock: it is counted in the window open when it comes.
  */
 export const CLOCK_MIN_MS = Date.UTC(2000, 0, 1);
+/**
+ * Frames stamped outside the clock that come before any frame on it wait for the first window, at
+ * most this many (the gateway's memory); more before it are not counted (a warn line says so).
+ */
+export const MAX_HELD_OFF_CLOCK = 16_384;
 export const CLOCK_MAX_MS = Date.UTC(2100, 0, 1);
 export function isClockTime(t: number): boolean {
   return t >= CLOCK_MIN_MS && t < CLOCK_MAX_MS;

@@ -1,15 +1,16 @@
 // A crafted capture cannot hang the gateway (issue 10.6). `presence gateway` runs as a real process
 // against a real Mosquitto on captures written here: a frame stamped 1970 before the real ones, a
 // pcapng whose first packet is a simple packet block (no timestamp: time 0) followed by a jump of
-// the capture clock by two months, and a gap of almost MAX_EMPTY_WINDOWS empty windows during
-// which SIGTERM must end the process long before the last of them.
+// the capture clock by two months, captures whose first reads (or all of them) hold only frames
+// stamped 1970, and a gap of almost MAX_EMPTY_WINDOWS empty windows during which SIGTERM must end
+// the process long before the last of them.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { siteFilter, statusTopic } from '../contract/index.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
-import { MAX_EMPTY_WINDOWS } from '../gateway/window.ts';
+import { MAX_EMPTY_WINDOWS, MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
 import { address, counts, gatewayArgs, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
@@ -123,6 +124,65 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
     expect(jumps).toHaveLength(1);
     expect(jumps[0]).toMatchObject({ from: new Date(a + 3000).toISOString(), to: new Date(b).toISOString(), skipped_windows: (b - a - 3000) / 1000, jumps: 1 });
+    await sub.client.endAsync();
+  });
+
+  it('a capture whose first 20,000 frames are stamped 1970 (a gateway without a real-time clock before NTP): no hang; 16,384 wait for the first real window, the rest are not counted and say so', async () => {
+    const t0 = Date.parse('2026-05-04T10:00:00.250Z');
+    const off = 20_000; // more than the file source reads at once, so whole reads hold only 1970 frames
+    const real = Array.from({ length: 30 }, (_, i) => t0 + i * 100);
+    const path = join(tmp, 'boot1970.pcap');
+    writeFileSync(
+      path,
+      Buffer.concat([
+        pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP),
+        ...Array.from({ length: off }, (_, i) => pcapRecord(5_000 + i, probe(i))),
+        ...real.map((t, i) => pcapRecord(t, probe(i))),
+      ]),
+    );
+    const sub = await subscriber(broker.url, { filter: siteFilter('boot') });
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'boot', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-boot') }, '--speed', 'max', '--window', '1s'),
+    );
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('boot', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
+    const c = counts(sub.messages, 'boot');
+    expect(c.length).toBe(windowsSpanned(real[0]!, real.at(-1)!, 1000));
+    expect(c.every((w) => w.start.startsWith('2026-05-04T10:00:0'))).toBe(true);
+    expect(c[0]!.wifi.frames).toBe(8 + MAX_HELD_OFF_CLOCK);
+    expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(real.length + MAX_HELD_OFF_CLOCK);
+    const dropped = logLines(
+      gw.stderr(),
+      'frames stamped outside 2000-2099 before any frame on the clock: past the ones held for the first window, not counted',
+    );
+    expect(dropped).toHaveLength(1);
+    expect(logLines(gw.stderr(), 'sources ended; publishing queued windows')[0]).toMatchObject({
+      off_clock_frames: off,
+      off_clock_dropped: off - MAX_HELD_OFF_CLOCK,
+    });
+    await sub.client.endAsync();
+  });
+
+  it('a capture stamped 1970 throughout: no hang, nothing published, the log says no frame was counted', async () => {
+    const path = join(tmp, 'all1970.pcap');
+    writeFileSync(
+      path,
+      Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...Array.from({ length: 20_000 }, (_, i) => pcapRecord(5_000 + i, probe(i)))]),
+    );
+    const sub = await subscriber(broker.url, { filter: siteFilter('never') });
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'never', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-never') }, '--speed', 'max', '--window', '1s'),
+    );
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('never', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
+    expect(counts(sub.messages, 'never')).toHaveLength(0);
+    const none = logLines(gw.stderr(), 'no frame of the capture is stamped in 2000-2099: these frames were not counted');
+    expect(none).toHaveLength(1);
+    expect(none[0]).toMatchObject({ frames: MAX_HELD_OFF_CLOCK });
+    expect(logLines(gw.stderr(), 'sources ended; publishing queued windows')[0]).toMatchObject({
+      off_clock_frames: 20_000,
+      off_clock_dropped: 20_000 - MAX_HELD_OFF_CLOCK,
+    });
     await sub.client.endAsync();
   });
 
