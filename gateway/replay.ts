@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { FirmwareRadioCounts, FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
-import { alignDown, WindowClock, type ClosedWindow } from './window.ts';
+import { alignDown, isClockTime, MAX_HELD_OFF_CLOCK, WindowClock, type ClosedWindow } from './window.ts';
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
@@ -92,19 +92,61 @@ export async function* replayFrames(
     onJump: (j) =>
       note(`the capture clock jumps from ${new Date(j.from).toISOString()} to ${new Date(j.to).toISOString()}: ${j.skipped} empty windows not printed`),
   });
-  let last: number | null = null; // latest frame time ('all' ends there)
+  let last: number | null = null; // latest frame time that moved the clock ('all' ends there)
+  // Frames stamped outside 2000-2099 do not move the clock, as in the gateway: they are counted in
+  // the window open when they come, or held (at most MAX_HELD_OFF_CLOCK) for the first window. A
+  // capture with no frame on the clock among its first MAX_HELD_OFF_CLOCK (or at all; a recorder
+  // whose clock was never set) is replayed on its own clock instead, where the gateway counts none.
+  const st: { mode: 'undecided' | 'clock' | 'own' } = { mode: 'undecided' };
+  const held: Frame[] = [];
+  let offClock = 0;
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
   const out = (w: ClosedWindow | null, framed: boolean) => toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
+  function* place(frame: Frame): Generator<ReplayWindow> {
+    const t = frame.timestampMs;
+    if (!clock.window) clock.open(all ? t : alignDown(t, opts.window as number));
+    else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
+    if (last === null || t > last) last = t;
+    firmware.ingest(frame);
+  }
+  function* ownClock(): Generator<ReplayWindow> {
+    st.mode = 'own';
+    for (const f of held) yield* place(f);
+    held.length = 0;
+  }
   try {
     for await (const batch of batches) {
       for (const frame of batch) {
-        const t = frame.timestampMs;
-        if (!clock.window) clock.open(all ? t : alignDown(t, opts.window as number));
-        else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
-        if (last === null || t > last) last = t;
-        firmware.ingest(frame);
+        if (st.mode === 'own') {
+          yield* place(frame);
+          continue;
+        }
+        if (!isClockTime(frame.timestampMs)) {
+          offClock++;
+          if (st.mode === 'clock') firmware.ingest(frame);
+          else if (held.length < MAX_HELD_OFF_CLOCK) held.push(frame);
+          else {
+            note(
+              `the first ${MAX_HELD_OFF_CLOCK} frames are stamped outside 2000-2099: windows follow the capture's own clock (a gateway counts no frame before the first one stamped in 2000-2099)`,
+            );
+            yield* ownClock();
+            yield* place(frame);
+          }
+          continue;
+        }
+        if (st.mode === 'undecided') {
+          st.mode = 'clock';
+          yield* place(frame);
+          for (const f of held) firmware.ingest(f);
+          held.length = 0;
+        } else yield* place(frame);
       }
     }
+    if (st.mode === 'undecided' && held.length > 0) {
+      note(`no frame of the capture is stamped in 2000-2099: windows follow the capture's own clock (a gateway counts none of its ${held.length} frame(s))`);
+      yield* ownClock();
+    } else if (st.mode === 'clock' && offClock > 0)
+      note(`${offClock} frame(s) stamped outside 2000-2099: counted in the window open when they came (or the first one), the clock ignores their time`);
     if (clock.window) yield out(clock.close(), true);
     else if (all) {
       // a capture without frames: one window of zeros

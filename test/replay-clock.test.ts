@@ -1,0 +1,119 @@
+// `presence replay` keeps the gateway's capture clock (gateway/README.md, "A capture clock that
+// misbehaves"): a frame stamped outside 2000-2099 does not move the clock and is counted in the
+// window open when it comes (or the first one). The real CLI on captures written here.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
+import { probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-replay-clock-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const probe = (i: number) =>
+  probeRequest({
+    sa: Uint8Array.from([0x02, 0x10, 0x20, 0x30, (i >> 8) & 0xff, i & 0xff]),
+    seq: i & 0xfff,
+    ies: Uint8Array.from([0, 0]),
+    channel: 6,
+    signalDbm: -50,
+    tsfUs: 0,
+  });
+const EPOCH_1970 = 5_000;
+const YEAR_2106 = 0xffffffff * 1000; // the largest pcap seconds field
+
+async function replay(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(root, 'scripts', 'presence.js'), 'replay', ...args], { cwd: root, maxBuffer: 64 << 20 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+const lines = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { start: string; end: string; wifi: { frames: number } });
+
+describe('presence replay: frames stamped outside 2000-2099', () => {
+  const t0 = Date.parse('2026-05-04T10:00:00.250Z');
+  const real = Array.from({ length: 30 }, (_, i) => t0 + i * 100); // 10:00:00.250 to 10:00:03.150
+  const file = join(tmp, 'off-clock.pcap');
+  writeFileSync(
+    file,
+    Buffer.concat([
+      pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP),
+      pcapRecord(EPOCH_1970, probe(900)), // before the first real frame: counted in the first window
+      ...real.slice(0, 10).map((t, i) => pcapRecord(t, probe(i))),
+      pcapRecord(YEAR_2106, probe(901)), // in the middle: counted in the window open then
+      ...real.slice(10).map((t, i) => pcapRecord(t, probe(10 + i))),
+      pcapRecord(EPOCH_1970, probe(902)), // at the end: in the last window
+    ]),
+  );
+
+  it('counts them in the window open when they come, or the first one; no window in 1970 or 2106, no jump', async () => {
+    const r = await replay(['--json', '--window', '1s', file]);
+    expect(r.code, r.stderr).toBe(0);
+    const w = lines(r.stdout);
+    expect(w.map((x) => x.start)).toEqual(['2026-05-04T10:00:00.000Z', '2026-05-04T10:00:01.000Z', '2026-05-04T10:00:02.000Z', '2026-05-04T10:00:03.000Z']);
+    expect(w.map((x) => x.wifi.frames)).toEqual([8 + 1, 10 + 1, 10, 2 + 1]);
+    expect(r.stderr).not.toMatch(/jumps/);
+    expect(r.stderr).toMatch(
+      /3 frame\(s\) stamped outside 2000-2099: counted in the window open when they came \(or the first one\), the clock ignores their time/,
+    );
+  });
+
+  it('--window all spans the frames on the clock', async () => {
+    const r = await replay(['--json', '--window', 'all', file]);
+    expect(r.code, r.stderr).toBe(0);
+    const w = lines(r.stdout);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatchObject({ start: new Date(real[0]!).toISOString(), end: new Date(real.at(-1)!).toISOString(), wifi: { frames: 33 } });
+  });
+
+  it('a capture with no frame on the clock (a recorder whose clock was never set) is replayed on its own clock, and says that a gateway counts none of it', async () => {
+    const all1970 = join(tmp, 'all1970.pcap');
+    const n = 500;
+    writeFileSync(
+      all1970,
+      Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...Array.from({ length: n }, (_, i) => pcapRecord(EPOCH_1970 + i * 10, probe(i)))]),
+    );
+    const r = await replay(['--json', '--window', 'all', all1970]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(lines(r.stdout)).toEqual([expect.objectContaining({ start: new Date(EPOCH_1970).toISOString(), wifi: expect.objectContaining({ frames: n }) })]);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `no frame of the capture is stamped in 2000-2099: windows follow the capture's own clock \\(a gateway counts none of its ${n} frame\\(s\\)\\)`,
+      ),
+    );
+  });
+
+  it('when the first MAX_HELD_OFF_CLOCK frames are all off the clock, the replay follows the capture clock of its own from the start', async () => {
+    const late = join(tmp, 'late.pcap');
+    const n = MAX_HELD_OFF_CLOCK + 100;
+    writeFileSync(
+      late,
+      Buffer.concat([
+        pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP),
+        ...Array.from({ length: n }, (_, i) => pcapRecord(EPOCH_1970 + i, probe(i))),
+        ...real.map((t, i) => pcapRecord(t, probe(i))),
+      ]),
+    );
+    const l = await replay(['--json', '--window', 'all', late]);
+    expect(l.code, l.stderr).toBe(0);
+    expect(lines(l.stdout)).toEqual([
+      expect.objectContaining({ start: new Date(EPOCH_1970).toISOString(), wifi: expect.objectContaining({ frames: n + real.length }) }),
+    ]);
+    expect(l.stderr).toMatch(new RegExp(`the first ${MAX_HELD_OFF_CLOCK} frames are stamped outside 2000-2099: windows follow the capture's own clock`));
+  });
+});
