@@ -6,6 +6,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, readdirSync, r
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
+import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
 import { corridorOf } from './corridor.ts';
 import {
@@ -252,6 +253,7 @@ export function captureFix(output: string[], command: string | string[]): string
 async function sampleCommand(
   command: string | string[],
   timeoutMs: number,
+  onFrames: (frames: Frame[]) => void = () => {},
 ): Promise<{ frames: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string }> {
   // the gateway's own start: a process group of its own under a watcher that kills the group once
   // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
@@ -265,7 +267,9 @@ async function sampleCommand(
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
     try {
-      frames += parser.push(d).length;
+      const got = parser.push(d);
+      frames += got.length;
+      onFrames(got);
     } catch (e) {
       if (e instanceof CaptureFormatError)
         damage ??= `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
@@ -304,6 +308,69 @@ async function sampleCommand(
   };
 }
 
+/** Sources that deliver frames, none of them countable yet (a quiet place): not a reason to fail. */
+const quietSources = new WeakSet<CheckResult>();
+const quiet = (r: CheckResult): CheckResult => (quietSources.add(r), r);
+
+/**
+ * What the gateway's firmware makes of a source's frames under its settings (gateway.ignore_fcs,
+ * rssi_min_dbm): frames that arrive but are all rejected (a driver that flags an FCS it does not
+ * update) or all below the RSSI gate count nothing, so the gateway would publish only zeros. Counts
+ * only: the window is closed (and wiped) before the verdict is read.
+ */
+class Counter {
+  private counts: FirmwareWindowCounts | null = null;
+  private constructor(private readonly fw: Firmware) {}
+
+  static async open(cfg: GatewayConfig): Promise<Counter> {
+    const fw = await Firmware.load();
+    const g = cfg.gateway;
+    fw.beginWindow({ ignoreFcs: g.ignore_fcs, ...(g.rssi_min_dbm !== undefined ? { rssiMinDbm: g.rssi_min_dbm } : {}) });
+    return new Counter(fw);
+  }
+
+  add(frames: Frame[]): void {
+    if (!this.counts) this.fw.ingestMany(frames);
+  }
+
+  close(): void {
+    this.counts ??= this.fw.endWindow();
+  }
+
+  verdict(step: string, detail: string, cfg: GatewayConfig): CheckResult {
+    this.close();
+    const { wifi, ble } = this.counts!;
+    const accepted = wifi.accepted + ble.accepted;
+    const rejected = wifi.rejected + ble.rejected;
+    const weak = wifi.weak + ble.weak;
+    if (accepted === 0 && rejected > 0)
+      return {
+        step,
+        level: 'fail',
+        detail: `${detail}, none countable: the firmware rejected ${rejected} (bad FCS or CRC, truncated or malformed), so the gateway would publish only zeros`,
+        fix: cfg.gateway.ignore_fcs
+          ? 'check the adapter and its driver: its frames fail the firmware checks even with gateway.ignore_fcs'
+          : 'if the capture carries a stale FCS (some drivers flag an FCS they do not update), set gateway.ignore_fcs: true (--ignore-fcs); else check the adapter and its driver',
+      };
+    if (accepted > 0 && weak === accepted)
+      return {
+        step,
+        level: 'fail',
+        detail: `${detail}, none countable: all ${accepted} probe requests and advertisements are below gateway.rssi_min_dbm (${cfg.gateway.rssi_min_dbm} dBm), so the gateway would publish only zeros`,
+        fix: 'lower gateway.rssi_min_dbm (--rssi-min) or leave it unset, or move the antenna closer to where people are',
+      };
+    if (accepted === 0)
+      return quiet({
+        step,
+        level: 'warn',
+        detail: `${detail}, but none is a probe request or a BLE advertisement with an address: nothing to count yet`,
+        fix: 'on a live radio, wait for people nearby or check the channel (probe requests) and that the Bluetooth adapter scans; a file may simply hold none',
+      });
+    const notes = [rejected ? `${rejected} rejected` : '', weak ? `${weak} below rssi_min_dbm` : ''].filter(Boolean);
+    return { step, level: 'ok', detail: `${detail}; ${accepted - weak} countable${notes.length ? ` (${notes.join(', ')})` : ''}` };
+  }
+}
+
 async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promise<CheckResult[]> {
   if (!cfg) return [{ step: 'frames arriving', level: 'warn', detail: 'no sources configured (give --config or --source) so no capture was tried' }];
   const out: CheckResult[] = [];
@@ -314,16 +381,28 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       continue;
     }
     if (s.type === 'file') {
+      const counter = await Counter.open(cfg);
       try {
         let frames = 0;
-        for await (const batch of readCaptureFile(s.path)) frames += batch.length;
-        out.push({ step, level: frames ? 'ok' : 'warn', detail: `${s.path}: ${frames} frames`, ...(frames ? {} : { fix: 'the file holds no frames' }) });
+        for await (const batch of readCaptureFile(s.path)) {
+          frames += batch.length;
+          counter.add(batch);
+        }
+        out.push(
+          frames
+            ? counter.verdict(step, `${s.path}: ${frames} frames`, cfg)
+            : { step, level: 'warn', detail: `${s.path}: 0 frames`, fix: 'the file holds no frames' },
+        );
       } catch (e) {
         out.push({ step, level: 'fail', detail: (e as Error).message, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' });
+      } finally {
+        counter.close();
       }
       continue;
     }
-    const r = await sampleCommand(s.command, timeoutMs);
+    const counter = await Counter.open(cfg);
+    const r = await sampleCommand(s.command, timeoutMs, (f) => counter.add(f));
+    counter.close();
     const unsupported = r.linkTypes.filter((l) => !isSupportedLinkType(l));
     if (unsupported.length) {
       out.push({
@@ -333,7 +412,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         fix: 'capture from the monitor-mode interface (radiotap, 127) or the Bluetooth adapter (dumpcap -i bluetoothN), not a normal network interface',
       });
     } else if (r.frames > 0)
-      out.push({ step, level: 'ok', detail: `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})` });
+      out.push(counter.verdict(step, `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg));
     else
       out.push({
         step,
@@ -717,15 +796,15 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
 function canCount(cfg: GatewayConfig | null, frames: CheckResult[], results: CheckResult[]): CheckResult {
   const step = 'a source that delivers frames';
   if (cfg) {
-    const ok = frames.filter((f) => f.level === 'ok').map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
+    const ok = frames.filter((f) => f.level === 'ok' || quietSources.has(f)).map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
     if (ok.length) return { step, level: 'ok', detail: `${ok.join(', ')} delivered frames` };
     if (cfg.sources.some((s) => s.type === 'stdin'))
       return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };
     return {
       step,
       level: 'fail',
-      detail: `none of the ${cfg.sources.length} configured source(s) delivered a frame: the gateway would publish only zeros`,
-      fix: 'fix the failed steps above (capture tool, interface, monitor mode, adapter), then run doctor again',
+      detail: `none of the ${cfg.sources.length} configured source(s) delivered a frame the firmware counts: the gateway would publish only zeros`,
+      fix: 'fix the failed steps above (capture tool, interface, monitor mode, adapter, FCS, RSSI gate), then run doctor again',
     };
   }
   const wifi = wirelessInterfaces().length > 0;

@@ -256,6 +256,49 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(r.code).toBe(0);
   });
 
+  it('frames that arrive but count nothing (every FCS stale, or all below the RSSI gate) fail with the fix; with gateway.ignore_fcs they count', () => {
+    // probe requests whose radiotap flags say an FCS is there, with the FCS's last byte changed
+    const cap = wifiCapture(join(tmp, 'stale.pcap'), { devices: 3, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
+    const bytes = readFileSync(cap.path);
+    for (let off = 24; off < bytes.length; ) {
+      const len = bytes.readUInt32LE(off + 8);
+      bytes[off + 16 + len - 1] ^= 0xff;
+      off += 16 + len;
+    }
+    writeFileSync(cap.path, bytes);
+    const withGateway = (name: string, gateway: string) => {
+      const file = join(tmp, `${name}.yaml`);
+      writeFileSync(
+        file,
+        [
+          `gateway: { site: doc, zone: z, id: g${gateway} }`,
+          'sources:',
+          `  - { type: file, name: stale, radio: wifi, path: ${cap.path} }`,
+          `mqtt: { url: "${broker.url}" }`,
+          `queue: { dir: ${join(tmp, `q-${name}`)} }`,
+        ].join('\n'),
+      );
+      return doctor(['--config', file, '--json']);
+    };
+    const stale = withGateway('stale', '');
+    expect(by(stale, 'frames arriving (stale)')).toMatchObject({
+      level: 'fail',
+      detail: `${cap.path}: ${cap.frames} frames, none countable: the firmware rejected ${cap.frames} (bad FCS or CRC, truncated or malformed), so the gateway would publish only zeros`,
+      fix: expect.stringContaining('set gateway.ignore_fcs: true (--ignore-fcs)'),
+    });
+    expect(by(stale, 'a source that delivers frames')!.level).toBe('fail');
+    expect(stale.code).toBe(1);
+    const ignored = withGateway('ignored', ', ignore_fcs: true');
+    expect(by(ignored, 'frames arriving (stale)')).toMatchObject({ level: 'ok', detail: `${cap.path}: ${cap.frames} frames; ${cap.frames} countable` });
+    expect(by(ignored, 'a source that delivers frames')!.level).toBe('ok');
+    const gated = withGateway('gated', ', ignore_fcs: true, rssi_min_dbm: -40'); // the frames are at -50 dBm
+    expect(by(gated, 'frames arriving (stale)')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining(`none countable: all ${cap.frames} probe requests and advertisements are below gateway.rssi_min_dbm (-40 dBm)`),
+    });
+    expect(by(gated, 'a source that delivers frames')!.level).toBe('fail');
+  });
+
   it('says how large the FIFO a capture command writes into can be made here, and the fix when it stays at 64 KiB', () => {
     const cfg = config('pipe', ['{ type: command, name: sniff, radio: wifi, command: "true" }'], broker.url);
     const r = doctor(['--config', cfg, '--json']);
