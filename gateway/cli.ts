@@ -1,4 +1,5 @@
 // `presence gateway` and `presence doctor`.
+import { existsSync, writeFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
@@ -38,13 +39,37 @@ function configOrExit(flags: GatewayFlags) {
   }
 }
 
+/**
+ * The gateway's memory holds frames with device addresses on their way to the firmware (capture
+ * chunks, not zeroed: PRIVACY.md), so a core dump of it (a crash with core dumps enabled, e.g.
+ * systemd-coredump) would write them to disk. Linux dumps only the kinds of mapping that
+ * /proc/self/coredump_filter names: 0 names none, so a core holds registers and the list of
+ * mappings, no memory. Capture commands started later inherit the setting. Returns the error when it
+ * cannot be set on Linux (elsewhere there is nothing to set), null when set.
+ */
+export function keepMemoryOutOfCoreDumps(): string | null {
+  if (!existsSync('/proc/self/coredump_filter')) return null;
+  try {
+    writeFileSync('/proc/self/coredump_filter', '0');
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 export function registerGateway(program: Command): void {
   addConfigOptions(
     program.command('gateway').description('Count Wi-Fi probe requests and BLE advertisements per window and publish the counts over MQTT'),
   ).action(async (given: GatewayFlags) => {
     const cfg = configOrExit(gatewayFlags(given));
+    const coreDumps = keepMemoryOutOfCoreDumps();
     const { Gateway } = await import('./gateway.ts');
     const gw = new Gateway({ config: cfg });
+    if (coreDumps)
+      gw.log.warn(
+        { err: coreDumps },
+        'cannot keep memory out of core dumps (/proc/self/coredump_filter): a crash with core dumps enabled would write frames to disk',
+      );
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       signals++;

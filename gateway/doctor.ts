@@ -310,7 +310,10 @@ async function sampleCommand(
 
 /** Sources that deliver frames, none of them countable yet (a quiet place): not a reason to fail. */
 const quietSources = new WeakSet<CheckResult>();
-const quiet = (r: CheckResult): CheckResult => (quietSources.add(r), r);
+function quiet(r: CheckResult): CheckResult {
+  quietSources.add(r);
+  return r;
+}
 
 /**
  * What the gateway's firmware makes of a source's frames under its settings (gateway.ignore_fcs,

@@ -1,0 +1,113 @@
+// Privacy: a core dump of the gateway holds none of its memory. The gateway's JavaScript memory
+// holds capture chunks (frames with device addresses) until the garbage collector reuses it
+// (PRIVACY.md), so a crash with core dumps enabled (ulimit -c, systemd-coredump) would write them to
+// disk. `presence gateway` sets /proc/self/coredump_filter to 0 (no mapping dumped; its capture
+// commands inherit it). The real process is checked, and where the kernel writes core files into
+// the working folder (core_pattern a plain name) a real SIGABRT core is searched for the raw bytes
+// of every address the gateway read; a control core of a plain node process holding the same
+// capture shows the search finds them.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { gatewayArgs, ROOT, waitFor, wifiCapture } from './gateway-support.ts';
+
+const linux = existsSync('/proc/self/coredump_filter');
+const pattern = linux ? readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim() : '';
+// the kernel writes `core` (or core.PID) into the crashing process's working folder
+const plainCores = /^core$/.test(pattern);
+
+/** Raw bytes of any of the addresses (either byte order) in a file. */
+function addressesIn(file: string, addresses: Uint8Array[]): number {
+  const blob = readFileSync(file);
+  return addresses.filter((a) => blob.includes(Buffer.from(a)) || blob.includes(Buffer.from(a).reverse())).length;
+}
+
+/** A process started through sh with core dumps allowed, in its own folder; stderr kept. */
+function withCores(dir: string, argv: string[]) {
+  const proc = spawn('/bin/sh', ['-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  proc.stdout!.on('data', (d) => (err += d));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return { proc, stderr: () => err, exited };
+}
+const cores = (dir: string) => readdirSync(dir).filter((f) => /^core(\.\d+)?$/.test(f));
+
+/** Pids of a process's descendants (from /proc/PID/stat). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent) {
+      if (pp !== p) continue;
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+describe.skipIf(!linux)('gateway core dumps', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-core-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const cap = wifiCapture(join(tmp, 'frames.pcap'), { devices: 40, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 120_000, framesPerS: 40 });
+
+  it('the gateway and its capture commands dump no memory: coredump_filter is 0, and a real core holds no address it read', async () => {
+    const dir = mkdtempSync(join(tmp, 'gw-'));
+    const gw = withCores(dir, [
+      process.execPath,
+      join(ROOT, 'scripts', 'presence.js'),
+      'gateway',
+      ...gatewayArgs({ site: 'core', mqttUrl: 'mqtt://127.0.0.1:1', source: `pcap:${cap.path}`, queueDir: join(dir, 'q') }, '--speed', '1', '--window', '1s'),
+      '--source',
+      'idle=cmd:exec sleep 120',
+    ]);
+    try {
+      // frames read and counted: a window closed on the capture clock
+      await waitFor(() => gw.stderr().includes('"msg":"window closed"'), 60_000, 'a window closed');
+      expect(readFileSync(`/proc/${gw.proc.pid}/coredump_filter`, 'utf8').trim()).toBe('00000000');
+      const children = descendants(gw.proc.pid!);
+      expect(children.length).toBeGreaterThan(0); // the capture command and its watcher
+      for (const c of children) expect(readFileSync(`/proc/${c}/coredump_filter`, 'utf8').trim(), `pid ${c}`).toBe('00000000');
+      gw.proc.kill('SIGABRT');
+      await gw.exited;
+    } finally {
+      gw.proc.kill('SIGKILL');
+      for (const c of descendants(gw.proc.pid!)) process.kill(c, 'SIGKILL');
+    }
+    if (!plainCores) {
+      console.warn(`gateway core dumps: core_pattern is ${JSON.stringify(pattern)}, not a file in the working folder: only coredump_filter was checked`);
+      return;
+    }
+    const written = cores(dir);
+    expect(written.length, `a core in ${dir}`).toBe(1);
+    expect(addressesIn(join(dir, written[0]!), cap.addresses)).toBe(0);
+  });
+
+  it.skipIf(!plainCores)('control: the core of a node process holding the same capture has its addresses (the search finds them)', async () => {
+    const dir = mkdtempSync(join(tmp, 'control-'));
+    const holder = withCores(dir, [
+      process.execPath,
+      '-e',
+      `globalThis.keep = require('node:fs').readFileSync(${JSON.stringify(cap.path)}); console.log('holding'); setInterval(() => {}, 1000);`,
+    ]);
+    await waitFor(() => holder.stderr().includes('holding'), 30_000, 'the capture held');
+    holder.proc.kill('SIGABRT');
+    await holder.exited;
+    const written = cores(dir);
+    expect(written.length).toBe(1);
+    expect(addressesIn(join(dir, written[0]!), cap.addresses)).toBe(cap.addresses.length);
+  });
+});
