@@ -82,6 +82,31 @@ describe('fit', () => {
     expect(moody.b.high - moody.b.low).toBeGreaterThan(3 * (calm.b.high - calm.b.low));
   });
 
+  it('warns when the line misses whole sessions (the people per counted device changed between them), not when they agree', () => {
+    const disagree =
+      /^zone \S+: the sessions disagree: over a session the line reads on average from ([\d.]+) people too few \(day-\d\) to ([\d.]+) people too many \(day-\d\), and misses (\d) of 6 sessions by more than 1 person or 15 % of their people: .*recalibrate when the zone changes$/;
+    // dayShift 0.1 / 0.5 in estimate units is 0.05 / 0.25 people at k 0.5: the sessions agree.
+    for (const dayShift of [0.1, 0.5]) {
+      const z = fitZone(synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, dayShift, zone: 'lab' }));
+      expect(z.warnings.filter((w) => disagree.test(w))).toEqual([]);
+    }
+    // 4 in estimate units is about 2 people a session, either way.
+    const moody = fitZone(synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, dayShift: 4, zone: 'lab' }));
+    const w = moody.warnings.find((x) => disagree.test(x));
+    expect(w, moody.warnings.join('\n')).toBeDefined();
+    const [, few, many, off] = disagree.exec(w!)!;
+    expect(Number(few)).toBeGreaterThan(1);
+    expect(Number(many)).toBeGreaterThan(1);
+    expect(Number(off)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('does not judge sessions of fewer than 10 windows, nor a single session', () => {
+    const short = fitZone(synthetic({ k: 0.5, b: 6, sessions: 6, windows: 9, dayShift: 4, zone: 'lab' }));
+    expect(short.warnings.some((w) => w.includes('sessions disagree'))).toBe(false);
+    const one = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows: 300, dayShift: 4, zone: 'lab' }));
+    expect(one.warnings.some((w) => w.includes('sessions disagree'))).toBe(false);
+  });
+
   it('shrinks a zone with little data toward the other zones, and not a zone with much', () => {
     const samples = [
       ...synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, zone: 'a', seed: 1 }),

@@ -1,5 +1,6 @@
 // Checks that say when the data cannot support a fit: too few sessions, too few windows, no spread
-// in occupancy, an estimate that does not rise with people, and a relation that is not a straight
+// in occupancy, an estimate that does not rise with people, sessions that the one line misses by
+// much (the people per counted device changed between them), and a relation that is not a straight
 // line (curvature that the session bootstrap says is real and large enough to matter).
 import type { Sample } from './fit.ts';
 import { mean, quadratic, quantile, sd } from './stats.ts';
@@ -12,6 +13,27 @@ export interface FitChecks {
 
 export const MIN_SESSIONS = 3;
 export const MIN_WINDOWS = 30;
+/**
+ * A session disagrees when the line fitted on all of them misses its windows by more than this on
+ * average: 1 person, or 15 % of the session's mean people where that is more. Sessions of fewer than
+ * 10 windows are not judged (their mean says little).
+ */
+export const SESSION_MISS = { people: 1, share: 0.15, minWindows: 10 };
+
+/** The mean miss of the line (people it reads minus people present) per session. */
+function sessionMisses(samples: Sample[], line: { a: number; c: number }): { session: string; miss: number; people: number }[] {
+  const by = new Map<string, { n: number; miss: number; people: number }>();
+  for (const s of samples) {
+    const e = by.get(s.session) ?? { n: 0, miss: 0, people: 0 };
+    e.n++;
+    e.miss += (s.estimate - line.a) / line.c - s.people;
+    e.people += s.people;
+    by.set(s.session, e);
+  }
+  return [...by].filter(([, e]) => e.n >= SESSION_MISS.minWindows).map(([session, e]) => ({ session, miss: e.miss / e.n, people: e.people / e.n }));
+}
+
+const missWords = (m: { session: string; miss: number }) => `${Math.abs(m.miss).toFixed(1)} people too ${m.miss < 0 ? 'few' : 'many'} (${m.session})`;
 
 export function checkFit(
   zone: string,
@@ -44,6 +66,19 @@ export function checkFit(
   }
   if (degenerate > replicates * 0.05) {
     w.push(`${z}: ${Math.round((degenerate / replicates) * 100)} % of the bootstrap samples give no rising line: k and b are poorly determined`);
+  }
+  if (sessions >= 2 && line.c > 0) {
+    const misses = sessionMisses(samples, line);
+    const off = misses.filter((m) => Math.abs(m.miss) > Math.max(SESSION_MISS.people, SESSION_MISS.share * m.people));
+    if (off.length > 0) {
+      const sorted = [...misses].sort((x, y) => x.miss - y.miss);
+      w.push(
+        `${z}: the sessions disagree: over a session the line reads on average from ${missWords(sorted[0])} to ${missWords(sorted[sorted.length - 1])}, ` +
+          `and misses ${off.length} of ${misses.length} sessions by more than ${SESSION_MISS.people} person or ${SESSION_MISS.share * 100} % of their people: ` +
+          `the people per counted device changed between them (other phones, fixed equipment switched on or off, the sensor moved); ` +
+          `expect a new session to be off as much, and recalibrate when the zone changes`,
+      );
+    }
   }
   if (!samples.some((s) => s.people === 0)) {
     w.push(`${z}: no empty-room windows: b (what fixed equipment shows with nobody there) is extrapolated`);
