@@ -36,8 +36,11 @@ export function registerAggregator(program: Command): void {
       try {
         calibration = loadCalibration(calibrationFile);
       } catch (e) {
-        process.stderr.write(`presence aggregator: --calibration ${(e as Error).message}\n`);
-        process.exit(2);
+        exitUsage(
+          'aggregator',
+          new Error(`--calibration ${(e as Error).message}`),
+          'give the file presence calibrate wrote (aggregator/README.md, "Calibration: people from counts")',
+        );
       }
     }
     const aggregator = new Aggregator(config, { processMetrics: true, calibration });

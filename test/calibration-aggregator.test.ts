@@ -228,9 +228,10 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     const { state, exited } = start(file, out, 'cal-bad');
     expect(await exited).toBe(2);
     const lines = state.log.trim().split('\n');
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(2); // the problem, then the hint
     expect(lines[0]).toMatch(/^presence aggregator: --calibration /);
     expect(lines[0]).toMatch(message);
+    expect(lines[1]).toMatch(/^hint: give the file presence calibrate wrote/);
     expect(state.log).not.toContain('subscribed');
     expect(existsSync(out)).toBe(false);
   });

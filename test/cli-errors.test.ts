@@ -73,6 +73,14 @@ describe('usage errors', () => {
     usage({ code: r.status, out: r.stdout, err: r.stderr }, 'simulate', /^presence simulate: MQTT_PASSWORD: is set without MQTT_USERNAME: /);
   });
 
+  it('aggregator --calibration naming a missing file: one line naming it, a hint, exit 2, before anything starts', () => {
+    usage(
+      presence('aggregator', '--mqtt-url', 'mqtt://127.0.0.1:1', '--calibration', 'missing-calibration.yaml'),
+      'aggregator',
+      /--calibration missing-calibration\.yaml: no such file/,
+    );
+  });
+
   it('--config naming a missing file says the file does not exist', () => {
     for (const cmd of ['gateway', 'aggregator']) {
       const r = presence(cmd, '--config', 'missing.yaml');
