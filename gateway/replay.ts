@@ -342,11 +342,13 @@ export function registerReplay(program: Command): void {
         try {
           let unsupported = 0;
           const heard = { wifi: 0, ble: 0 };
+          let wifiRejected = 0;
           async function* tally(): AsyncGenerator<ReplayWindow> {
             for await (const w of windows) {
               unsupported += w.unsupported;
               heard.wifi += w.wifi.frames;
               heard.ble += w.ble.frames;
+              wifiRejected += w.wifi.rejected;
               yield w;
             }
           }
@@ -360,6 +362,12 @@ export function registerReplay(program: Command): void {
             const other = people.radio === 'wifi' ? 'ble' : 'wifi';
             note(
               `the capture holds no ${people.radio} frames, and ${flags.calibration} maps ${people.radio} counts to people: every people value above reads a radio that heard nothing, not the people there; fix: use a calibration of the ${other} counts`,
+            );
+          }
+          if (heard.wifi > 0 && wifiRejected === heard.wifi && !opts.ignoreFcs) {
+            // every Wi-Fi frame rejected: most often a capture whose FCS the driver flagged but did not update
+            note(
+              `all ${heard.wifi} Wi-Fi frames were rejected (bad FCS, truncated or malformed), so nothing was counted; if the capture carries a stale FCS, replay it with --ignore-fcs`,
             );
           }
           if (unsupported > 0) {

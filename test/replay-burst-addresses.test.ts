@@ -1,7 +1,7 @@
 // `presence replay --burst-addresses`: the real CLI on a capture with one dense scan, the divisor
 // reaching the firmware's floor (firmware/README.md, "The estimate", step 4).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,5 +57,29 @@ describe('presence replay --burst-addresses', () => {
     const bad = await replay(['--burst-addresses', '0.5', file]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--burst-addresses: must be a number from 1 to 64, like 2.8 \(got "0.5"\)/);
+  });
+});
+
+describe('presence replay: a capture whose every Wi-Fi frame is rejected', () => {
+  it('says so and names --ignore-fcs (a stale FCS), and counts them with it', async () => {
+    // the dense scan's probe requests with the last byte of each FCS changed
+    const file = join(tmp, 'stale-fcs.pcap');
+    denseScan(file);
+    const bytes = readFileSync(file);
+    for (let off = 24; off < bytes.length; ) {
+      const len = bytes.readUInt32LE(off + 8);
+      bytes[off + 16 + len - 1]! ^= 0xff;
+      off += 16 + len;
+    }
+    writeFileSync(file, bytes);
+    const stale = await replay(['--json', '--window', 'all', file]);
+    expect(stale.code, stale.stderr).toBe(0);
+    expect(JSON.parse(stale.stdout).wifi).toMatchObject({ frames: 28, rejected: 28, devices: 0 });
+    expect(stale.stderr).toContain(
+      'all 28 Wi-Fi frames were rejected (bad FCS, truncated or malformed), so nothing was counted; if the capture carries a stale FCS, replay it with --ignore-fcs',
+    );
+    const ignored = await replay(['--json', '--window', 'all', '--ignore-fcs', file]);
+    expect(JSON.parse(ignored.stdout).wifi).toMatchObject({ frames: 28, rejected: 0, devices: 28 });
+    expect(ignored.stderr).not.toContain('were rejected');
   });
 });
