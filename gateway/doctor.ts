@@ -385,8 +385,8 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
     }
     if (s.type === 'file') {
       const counter = await Counter.open(cfg);
+      let frames = 0;
       try {
-        let frames = 0;
         for await (const batch of readCaptureFile(s.path)) {
           frames += batch.length;
           counter.add(batch);
@@ -397,7 +397,13 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
             : { step, level: 'warn', detail: `${s.path}: 0 frames`, fix: 'the file holds no frames' },
         );
       } catch (e) {
-        out.push({ step, level: 'fail', detail: (e as Error).message, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' });
+        // A damaged capture in fixed words: the reader's sentence quotes values read from the file
+        // (its first bytes, a length), which may be address bytes.
+        const detail =
+          e instanceof CaptureFormatError
+            ? `${s.path}: not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`
+            : (e as Error).message;
+        out.push({ step, level: 'fail', detail, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' });
       } finally {
         counter.close();
       }

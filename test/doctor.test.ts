@@ -354,6 +354,31 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(plain.code).toBe(1);
   });
 
+  it('a file source that is not a capture, or is damaged: what is wrong and where in fixed words, no byte of it', () => {
+    // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be, then as a
+    // pcapng block's type and length after a good header and frame
+    const notCap = join(tmp, 'address-first.pcap');
+    writeFileSync(notCap, Buffer.from([0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e, 0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e, 0, 0, 0, 0]));
+    const r = doctor(['--config', config('notcapfile', [`{ type: file, name: f, radio: wifi, path: ${notCap} }`], broker.url), '--json']);
+    expect(by(r, 'frames arriving (f)')).toMatchObject({
+      level: 'fail',
+      detail: `${notCap}: not a valid capture: not_a_capture at byte offset 0, after 0 frames`,
+    });
+    const good = readFileSync(
+      wifiCapture(join(tmp, 'good-then-bad.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 2 }).path,
+    );
+    const damaged = join(tmp, 'good-then-bad.pcap');
+    // a pcap record header whose captured length is address bytes (more than 16 MiB)
+    writeFileSync(damaged, Buffer.concat([good, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e, 0xfb, 0x01])]));
+    const d = doctor(['--config', config('damagedfile', [`{ type: file, name: f, radio: wifi, path: ${damaged} }`], broker.url), '--json']);
+    expect(by(d, 'frames arriving (f)')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/^\S+good-then-bad\.pcap: not a valid capture: \w+ at byte offset \d+, after 2 frames$/),
+    });
+    for (const text of [r.text, d.text]) expect(text.toLowerCase().replace(/0x|[^0-9a-f]/g, '')).not.toMatch(/3c22fb01|01fb223c|1fb223c/);
+    expect(d.text).not.toMatch(/33235516|claims/); // 0x01fb223c as a number: no value read from the file
+  });
+
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
     const tool = join(tmp, 'not-a-capture.sh');
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
