@@ -15,6 +15,9 @@ import type { FirmwareRadioCounts, FirmwareWindowCounts, Frame } from '../firmwa
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 import { alignDown, isClockTime, MAX_HELD_OFF_CLOCK, WindowClock, type ClosedWindow } from './window.ts';
 
+/** A time (ms) a Date can hold: +-8.64e15 ms (ECMAScript's time range). */
+const isDateTime = (t: number) => Math.abs(t) <= 8.64e15;
+
 export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
@@ -96,57 +99,65 @@ export async function* replayFrames(
   // Frames stamped outside 2000-2099 do not move the clock, as in the gateway: they are counted in
   // the window open when they come, or held (at most MAX_HELD_OFF_CLOCK) for the first window. A
   // capture with no frame on the clock among its first MAX_HELD_OFF_CLOCK (or at all; a recorder
-  // whose clock was never set) is replayed on its own clock instead, where the gateway counts none.
+  // whose clock was never set) is replayed on its own clock instead, where the gateway counts none;
+  // there a time no date can hold (past +-8.64e15 ms) does not move the clock either.
   const st: { mode: 'undecided' | 'clock' | 'own' } = { mode: 'undecided' };
   const held: Frame[] = [];
-  let offClock = 0;
+  let offClock = 0; // frames that did not move the clock
+  let dropped = 0;
+  const fits = (t: number) => (st.mode === 'own' ? isDateTime(t) : isClockTime(t));
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
   const out = (w: ClosedWindow | null, framed: boolean) => toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
+  /** A frame whose time fits the clock: moves it (opening the first window, with the frames held for it). */
   function* place(frame: Frame): Generator<ReplayWindow> {
     const t = frame.timestampMs;
-    if (!clock.window) clock.open(all ? t : alignDown(t, opts.window as number));
-    else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
+    if (!clock.window) {
+      clock.open(all ? t : alignDown(t, opts.window as number));
+      if (st.mode === 'undecided') st.mode = 'clock';
+      for (const f of held.splice(0)) firmware.ingest(f);
+    } else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
     if (last === null || t > last) last = t;
     firmware.ingest(frame);
   }
+  /** A frame whose time does not fit: into the open window, else held for the first one. */
+  function* aside(frame: Frame): Generator<ReplayWindow> {
+    if (!clock.window && held.length >= MAX_HELD_OFF_CLOCK && st.mode === 'undecided') {
+      note(
+        `the first ${MAX_HELD_OFF_CLOCK} frames are stamped outside 2000-2099: windows follow the capture's own clock (a gateway counts no frame before the first one stamped in 2000-2099)`,
+      );
+      yield* ownClock();
+      yield* (fits(frame.timestampMs) ? place : aside)(frame);
+      return;
+    }
+    offClock++;
+    if (clock.window) firmware.ingest(frame);
+    else if (held.length < MAX_HELD_OFF_CLOCK) held.push(frame);
+    else dropped++;
+  }
+  /** Replays what was held, and what comes, on the capture's own clock. */
   function* ownClock(): Generator<ReplayWindow> {
     st.mode = 'own';
-    for (const f of held) yield* place(f);
-    held.length = 0;
+    const waiting = held.splice(0);
+    offClock -= waiting.length;
+    for (const f of waiting) yield* (fits(f.timestampMs) ? place : aside)(f);
   }
   try {
-    for await (const batch of batches) {
-      for (const frame of batch) {
-        if (st.mode === 'own') {
-          yield* place(frame);
-          continue;
-        }
-        if (!isClockTime(frame.timestampMs)) {
-          offClock++;
-          if (st.mode === 'clock') firmware.ingest(frame);
-          else if (held.length < MAX_HELD_OFF_CLOCK) held.push(frame);
-          else {
-            note(
-              `the first ${MAX_HELD_OFF_CLOCK} frames are stamped outside 2000-2099: windows follow the capture's own clock (a gateway counts no frame before the first one stamped in 2000-2099)`,
-            );
-            yield* ownClock();
-            yield* place(frame);
-          }
-          continue;
-        }
-        if (st.mode === 'undecided') {
-          st.mode = 'clock';
-          yield* place(frame);
-          for (const f of held) firmware.ingest(f);
-          held.length = 0;
-        } else yield* place(frame);
-      }
-    }
+    for await (const batch of batches) for (const frame of batch) yield* (fits(frame.timestampMs) ? place : aside)(frame);
     if (st.mode === 'undecided' && held.length > 0) {
       note(`no frame of the capture is stamped in 2000-2099: windows follow the capture's own clock (a gateway counts none of its ${held.length} frame(s))`);
       yield* ownClock();
-    } else if (st.mode === 'clock' && offClock > 0)
-      note(`${offClock} frame(s) stamped outside 2000-2099: counted in the window open when they came (or the first one), the clock ignores their time`);
+    }
+    const counted = offClock - dropped;
+    if (!clock.window && held.length > 0) note(`no frame of the capture has a time a date can hold: its ${held.length + dropped} frame(s) were not counted`);
+    else if (counted > 0)
+      note(
+        `${counted} frame(s) ${st.mode === 'clock' ? 'stamped outside 2000-2099' : 'with a time no date can hold'}: counted in the window open when they came (or the first one), the clock ignores their time`,
+      );
+    if (clock.window && dropped > 0)
+      note(
+        `${dropped} frame(s) with a time no date can hold came before any other and were not counted (at most ${MAX_HELD_OFF_CLOCK} wait for the first window)`,
+      );
+    held.length = 0;
     if (clock.window) yield out(clock.close(), true);
     else if (all) {
       // a capture without frames: one window of zeros

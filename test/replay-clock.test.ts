@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
-import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
+import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
@@ -115,5 +115,26 @@ describe('presence replay: frames stamped outside 2000-2099', () => {
       expect.objectContaining({ start: new Date(EPOCH_1970).toISOString(), wifi: expect.objectContaining({ frames: n + real.length }) }),
     ]);
     expect(l.stderr).toMatch(new RegExp(`the first ${MAX_HELD_OFF_CLOCK} frames are stamped outside 2000-2099: windows follow the capture's own clock`));
+  });
+
+  it('a time no date can hold (a pcapng timestamp past 8.64e15 ms): counted beside the others, never an "Invalid time value"', async () => {
+    const huge = (data: Uint8Array) => {
+      const b = pcapngPacket(0, 0, data);
+      b.writeUInt32LE(0x7fffffff, 12); // 2^63 us: 9.2e15 ms
+      return b;
+    };
+    const head = pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]);
+    const mixed = join(tmp, 'huge-time.pcapng');
+    writeFileSync(mixed, Buffer.concat([head, huge(probe(1)), pcapngPacket(0, real[0]!, probe(2))]));
+    const r = await replay(['--json', '--window', 'all', mixed]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(lines(r.stdout)).toEqual([expect.objectContaining({ start: new Date(real[0]!).toISOString(), wifi: expect.objectContaining({ frames: 2 }) })]);
+    const alone = join(tmp, 'huge-time-only.pcapng');
+    writeFileSync(alone, Buffer.concat([head, huge(probe(1))]));
+    const a = await replay(['--json', '--window', 'all', alone]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(lines(a.stdout)).toEqual([expect.objectContaining({ start: null, wifi: expect.objectContaining({ frames: 0 }) })]);
+    expect(a.stderr).toMatch(/no frame of the capture has a time a date can hold: its 1 frame\(s\) were not counted/);
+    expect(a.stderr).not.toMatch(/Invalid time value/);
   });
 });
