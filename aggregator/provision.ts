@@ -25,7 +25,17 @@ import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
 
-export const ACL_PATTERNS = [`pattern write ${TOPIC_ROOT}/%u/counts`, `pattern write ${TOPIC_ROOT}/%u/status`, `pattern write ${TOPIC_ROOT}/%u/sketch`];
+/**
+ * The gateway lines of docs/mosquitto/presence.acl: each gateway publishes its own topics only, and
+ * reads its own status (presence doctor checks the retained status first, so it never test-publishes
+ * an offline status for a running gateway).
+ */
+export const ACL_PATTERNS = [
+  `pattern write ${TOPIC_ROOT}/%u/counts`,
+  `pattern write ${TOPIC_ROOT}/%u/status`,
+  `pattern write ${TOPIC_ROOT}/%u/sketch`,
+  `pattern read ${TOPIC_ROOT}/%u/status`,
+];
 /** Mosquitto 2's default for mosquitto_passwd (PW_DEFAULT_ITERATIONS). */
 const PBKDF2_ITERATIONS = 101;
 

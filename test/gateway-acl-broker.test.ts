@@ -182,3 +182,49 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(skipped.detail).toMatch(/skipped: the configuration has errors/);
   });
 });
+
+describe.skipIf(!ok)('gateway against an ACL that presence provision gateway wrote from nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-gw-acl-provisioned-'));
+  const passwd = join(dir, 'passwd');
+  const acl = join(dir, 'presence.acl');
+  const broker = new Mosquitto({
+    listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\n`,
+  });
+  beforeAll(async () => {
+    execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'aggregator', 'agg-pw']);
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-2', passwordFile: passwd, aclFile: acl, secretOut: join(dir, 'dam.pw') });
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has every gateway pattern of the shipped ACL, so doctor reads a running gateway retained status and publishes nothing', async () => {
+    const patterns = (text: string) => text.split('\n').filter((l) => l.startsWith('pattern '));
+    expect(patterns(readFileSync(acl, 'utf8')).sort()).toEqual(patterns(readFileSync(ACL, 'utf8')).sort());
+    const password = readFileSync(join(dir, 'dam.pw'), 'utf8').trim();
+    const gwClient = mqtt.connect(broker.url, { username: 'dam/gw-plein-2', password, protocolVersion: 5 });
+    const online = JSON.stringify({ v: 1, site: 'dam', gateway: 'gw-plein-2', zone: 'plein', state: 'online' });
+    await gwClient.publishAsync(statusTopic('dam', 'gw-plein-2'), online, { qos: 1, retain: true });
+    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: statusTopic('dam', 'gw-plein-2') });
+    await waitFor(() => sub.messages.length >= 1, 10_000, 'the retained online status');
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'scripts', 'presence.js'),
+        'doctor',
+        '--json',
+        ...['--site', 'dam', '--zone', 'plein', '--id', 'gw-plein-2', '--mqtt-url', broker.url, '--source', 'stdin'],
+        ...['--mqtt-username', 'dam/gw-plein-2', '--mqtt-password-file', join(dir, 'dam.pw'), '--queue-dir', join(dir, 'q')],
+      ],
+      { encoding: 'utf8' },
+    );
+    const check = (JSON.parse(r.stdout) as Array<{ step: string; level: string; detail: string }>).find((x) => x.step === 'broker reachable')!;
+    expect(check).toMatchObject({ level: 'ok', detail: expect.stringContaining('not tested: the gateway is online') });
+    expect(sub.messages.map((m) => m.payload.toString())).toEqual([online]); // no offline test publish reached a subscriber
+    await gwClient.publishAsync(statusTopic('dam', 'gw-plein-2'), '', { qos: 1, retain: true });
+    await gwClient.endAsync();
+    await sub.client.endAsync();
+  });
+});
