@@ -974,7 +974,7 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
 /** The fixed code of a failure: a capture that is not pcap/pcapng, an I/O error, or anything else. */
 /**
  * A source's failure as log fields holding no byte of a frame: a damaged capture's kind of damage
- * and byte offset (never its sentence, which quotes values read from the stream), a system error's
+ * and byte offset (fields to filter on; the reader's sentence quotes no value read from the stream either), a system error's
  * errno code and call; only an unexpected error's message, whose text is unknown, goes through
  * redactFreeText.
  */

@@ -176,7 +176,7 @@ describe('pcap', () => {
     const file = cat(pcap(true, false, 127, [[1, 0, bytes(1)]]), new W(true).u32(1).u32(0).u32(0x7fffffff).u32(0x7fffffff).out());
     const parser = new CaptureParser('big.pcap');
     expect(parser.push(file)).toHaveLength(1); // the good frame first
-    expect(() => parser.push(bytes(0))).toThrow(/big\.pcap: record claims 2147483647 .*offset 41/);
+    expect(() => parser.push(bytes(0))).toThrow(/big\.pcap: record claims more than 16777216 captured bytes: damaged capture \(at byte offset 41\)/);
     expect(() => parser.end()).toThrow(CaptureFormatError);
   });
 });
@@ -222,7 +222,7 @@ describe('pcapng', () => {
 
   it('names the block and offset of a packet for an undeclared interface', () => {
     const file = cat(shb(true), idb(true, 127), epb(true, 3, 1n, bytes(1)));
-    expect(() => parseAll(file)).toThrow(/mem: pcapng packet refers to interface 3, but the section describes 1 \(at byte offset 56\)/);
+    expect(() => parseAll(file)).toThrow(/mem: pcapng packet refers to an interface the section does not describe \(it describes 1\) \(at byte offset 56\)/);
   });
 
   it('detects a block whose trailing length disagrees', () => {
@@ -231,14 +231,14 @@ describe('pcapng', () => {
     const file = cat(shb(true), idb(true, 127), epb(true, 0, 1n, bytes(9)), bad);
     const parser = new CaptureParser('x.pcapng');
     expect(parser.push(file).map((f) => [...f.data])).toEqual([[9]]);
-    expect(() => parser.end()).toThrow(/x\.pcapng: pcapng block length 36 does not match its trailing copy/);
+    expect(() => parser.end()).toThrow(/x\.pcapng: pcapng block length does not match its trailing copy \(at byte offset \d+\)/);
   });
 });
 
 describe('garbage input', () => {
   it('gives a clear error, never a crash', () => {
     expect(() => parseAll(new TextEncoder().encode('hello, this is not a capture'))).toThrow(
-      /mem: not a pcap or pcapng capture \(starts with 0x68656c6c\) \(at byte offset 0\)/,
+      /mem: not a pcap or pcapng capture \(its first 4 bytes are no pcap or pcapng magic number\) \(at byte offset 0\)/,
     );
     expect(() => parseAll(new Uint8Array())).toThrow(/empty input/);
     expect(() => parseAll(bytes(0xd4, 0xc3, 0xb2, 0xa1, 2, 0))).toThrow(/ends inside the file header/);

@@ -293,7 +293,7 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     writeFileSync(garbage, 'this is not a capture at all');
     const g = await cli([garbage]);
     expect(g.code).toBe(1);
-    expect(g.stderr).toContain(`${garbage}: not a pcap or pcapng capture (starts with 0x74686973) (at byte offset 0)`);
+    expect(g.stderr).toContain(`${garbage}: not a pcap or pcapng capture (its first 4 bytes are no pcap or pcapng magic number) (at byte offset 0)`);
   });
 
   it('reads a capture from stdin', async () => {

@@ -1,7 +1,7 @@
 // What the gateway logs when a capture source fails: what is wrong and where, readable (kind of
-// damage, byte offset, frames read before it, the configured path), and no byte of a frame: the
-// reader's own sentence quotes values read from the stream (a block's type and length, a file's
-// first bytes), which on a damaged stream can be part of a device address.
+// damage, byte offset, frames read before it, the configured path), and no byte of a frame: values
+// read from the stream (a block's type and length, a file's first bytes) can be part of a device
+// address on a damaged stream (the reader's sentence quotes none: test/capture-error-text.test.ts).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -34,7 +34,12 @@ export type CaptureDamage =
   | 'unknown_interface'
   | 'bad_interface_option';
 
-/** A capture that is not pcap/pcapng, or is damaged or cut short. */
+/**
+ * A capture that is not pcap/pcapng, or is damaged or cut short. The message names what is wrong
+ * and the byte offset, and quotes no value read from the stream (a block's type or length, a
+ * record's length, an interface id, a file's first bytes: on a damaged stream they can be bytes of
+ * a device address), so it can be printed as it is (test/capture-error-text.test.ts).
+ */
 export class CaptureFormatError extends Error {
   readonly source: string;
   /** Stream offset of the damage (a count of bytes, no value read from the stream). */
@@ -353,12 +358,12 @@ export class CaptureParser {
       little = false;
       magic = be;
     } else {
-      throw this.fail(this.offset, `not a pcap or pcapng capture (starts with 0x${be.toString(16).padStart(8, '0')})`, 'not_a_capture');
+      throw this.fail(this.offset, 'not a pcap or pcapng capture (its first 4 bytes are no pcap or pcapng magic number)', 'not_a_capture');
     }
     if (avail < 24) return false;
     this.little = little;
     const major = this.u16(p + 4);
-    if (major !== 2) throw this.fail(this.offset + 4, `unsupported pcap version ${major}.${this.u16(p + 6)}`, 'unsupported_version');
+    if (major !== 2) throw this.fail(this.offset + 4, 'unsupported pcap version (the reader reads version 2)', 'unsupported_version');
     this.pcapNanos = magic === PCAP_MAGIC_NS;
     this.pcapRecordHeader = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
     this.pcapLinkType = this.u32(p + 20);
@@ -376,7 +381,7 @@ export class CaptureParser {
     const frac = this.u32(p + 4);
     const capLen = this.u32(p + 8);
     if (capLen > MAX_RECORD_BYTES) {
-      throw this.fail(this.offset, `record claims ${capLen} captured bytes (more than ${MAX_RECORD_BYTES}): damaged capture`, 'oversized_record');
+      throw this.fail(this.offset, `record claims more than ${MAX_RECORD_BYTES} captured bytes: damaged capture`, 'oversized_record');
     }
     // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
     // one is taken as it is: only a captured length no frame can have counts as damage.
@@ -400,19 +405,18 @@ export class CaptureParser {
     }
     const type = this.u32(p);
     const len = this.u32(p + 4);
-    if (len < 12 || len % 4 !== 0) throw this.fail(at + 4, `pcapng block of type 0x${type.toString(16)} has an invalid length ${len}`, 'bad_block_length');
-    if (len > MAX_RECORD_BYTES)
-      throw this.fail(at + 4, `pcapng block claims ${len} bytes (more than ${MAX_RECORD_BYTES}): damaged capture`, 'oversized_record');
+    if (len < 12 || len % 4 !== 0) throw this.fail(at + 4, 'pcapng block with an invalid length (under 12 or not a multiple of 4)', 'bad_block_length');
+    if (len > MAX_RECORD_BYTES) throw this.fail(at + 4, `pcapng block claims more than ${MAX_RECORD_BYTES} bytes: damaged capture`, 'oversized_record');
     if (avail < len) return false;
     const trailer = this.u32(p + len - 4);
-    if (trailer !== len) throw this.fail(at + len - 4, `pcapng block length ${len} does not match its trailing copy ${trailer}`, 'block_length_mismatch');
+    if (trailer !== len) throw this.fail(at + len - 4, 'pcapng block length does not match its trailing copy', 'block_length_mismatch');
     const body = p + 8;
     const bodyLen = len - 12;
     switch (type) {
       case PCAPNG_SHB: {
         if (bodyLen < 16) throw this.fail(at, 'pcapng section header block too short', 'block_too_short');
         const major = this.u16(body + 4);
-        if (major !== 1) throw this.fail(at + 12, `unsupported pcapng version ${major}.${this.u16(body + 6)}`, 'unsupported_version');
+        if (major !== 1) throw this.fail(at + 12, 'unsupported pcapng version (the reader reads version 1)', 'unsupported_version');
         this.interfaces = [];
         break;
       }
@@ -428,7 +432,7 @@ export class CaptureParser {
         if (bodyLen < 20) throw this.fail(at, 'pcapng enhanced packet block too short', 'block_too_short');
         const iface = this.iface(this.u32(body), at + 8);
         const capLen = this.u32(body + 12);
-        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`, 'packet_overruns_block');
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, 'pcapng packet does not fit its block', 'packet_overruns_block');
         this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
@@ -436,7 +440,7 @@ export class CaptureParser {
         if (bodyLen < 20) throw this.fail(at, 'pcapng packet block too short', 'block_too_short');
         const iface = this.iface(this.u16(body), at + 8);
         const capLen = this.u32(body + 12);
-        if (capLen > bodyLen - 20) throw this.fail(at + 20, `pcapng packet of ${capLen} bytes does not fit its block of ${len} bytes`, 'packet_overruns_block');
+        if (capLen > bodyLen - 20) throw this.fail(at + 20, 'pcapng packet does not fit its block', 'packet_overruns_block');
         this.frame(out, iface, this.u32(body + 4), this.u32(body + 8), body + 20, capLen);
         break;
       }
@@ -459,7 +463,8 @@ export class CaptureParser {
 
   private iface(id: number, at: number): Interface {
     const iface = this.interfaces[id];
-    if (!iface) throw this.fail(at, `pcapng packet refers to interface ${id}, but the section describes ${this.interfaces.length}`, 'unknown_interface');
+    if (!iface)
+      throw this.fail(at, `pcapng packet refers to an interface the section does not describe (it describes ${this.interfaces.length})`, 'unknown_interface');
     return iface;
   }
 
@@ -479,13 +484,13 @@ export class CaptureParser {
       const code = this.u16(o);
       const olen = this.u16(o + 2);
       if (code === 0) break; // opt_endofopt
-      if (o + 4 + olen > end) throw this.fail(at + (o - start), `pcapng interface option ${code} overruns its block`, 'bad_interface_option');
+      if (o + 4 + olen > end) throw this.fail(at + (o - start), 'pcapng interface option overruns its block', 'bad_interface_option');
       if (code === 9 && olen >= 1) {
         // if_tsresol: bit 7 clear -> 10^-n seconds, set -> 2^-n seconds
         const v = this.buf[o + 4];
         const n = v & 0x7f;
         const units = v & 0x80 ? 2 ** n : 10 ** n;
-        if (!Number.isFinite(units) || units < 1 || n > 63) throw this.fail(at + (o - start), `pcapng if_tsresol ${v} out of range`, 'bad_interface_option');
+        if (!Number.isFinite(units) || units < 1 || n > 63) throw this.fail(at + (o - start), 'pcapng if_tsresol out of range', 'bad_interface_option');
         iface.unitsPerSecond = units;
       } else if (code === 14 && olen >= 8) {
         // if_tsoffset: signed 64-bit seconds
