@@ -11,7 +11,6 @@
 // for the 12 digits with anything but letters and digits between them, after NFKC. A control
 // sample shows the scanner does catch a planted address and a planted hash, and that the stderr
 // lines hold every address.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +19,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
 import { bleCapture, spawnGateway, subscriber, waitFor, wifiCapture, type Received } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
-import { addressForms, scan, type Finding } from './support/leak.ts';
+import { addressForms, scan, tsharkAddresses, type Finding } from './support/leak.ts';
 import { countsTopic, isLastError, parseTopic, statusTopic, validateCounts, validateStatus, type StatusMessage } from '../contract/index.ts';
 
 const SUITE = 'gateway leak';
@@ -94,32 +93,6 @@ export function shapeProblems(topic: string, payload: Buffer, sourceNames: strin
   if (t.kind === 'status')
     for (const s of (v.value as StatusMessage).sources ?? []) if (!sourceNames.includes(s.name)) p.push(`${topic}: unknown source name ${s.name}`);
   return p;
-}
-
-/** Every device address TShark sees in a capture. */
-function tsharkAddresses(file: string): Uint8Array[] {
-  const fields = [
-    'wlan.sa',
-    'wlan.ta',
-    'wlan.ra',
-    'wlan.da',
-    'wlan.bssid',
-    'btle.advertising_address',
-    'btle.scanning_address',
-    'btle.initiator_address',
-    'bthci_evt.bd_addr',
-  ];
-  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const set = new Set<string>();
-  for (const m of out.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)) {
-    const h = m[1].toLowerCase().replace(/:/g, '');
-    if (h !== 'ffffffffffff' && h !== '000000000000') set.add(h);
-  }
-  return [...set].map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
 }
 
 /** Has the subscriber got, at or after index `from`, a status of `site` saying offline? */

@@ -4,6 +4,8 @@
 // form of each address (both byte orders), the 12 digits with anything but letters and digits
 // between them after NFKC, the raw bytes, and (unless told otherwise) any hash-like run.
 
+import { execFileSync } from 'node:child_process';
+
 export const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** Every text form of an address we look for (both byte orders: BLE puts addresses on air reversed). */
@@ -75,4 +77,30 @@ export function scan(where: string, blob: Buffer | string, addresses: Uint8Array
   for (const m of text.matchAll(/[A-Za-z0-9+]{16,}={0,2}/g))
     if (/\d/.test(m[0]) && /[A-Z]/.test(m[0]) && /[a-z]/.test(m[0])) out.push({ where, what: `base64-like run "${m[0].slice(0, 24)}"` });
   return out;
+}
+
+/** Every device address TShark sees in a capture. */
+export function tsharkAddresses(file: string): Uint8Array[] {
+  const fields = [
+    'wlan.sa',
+    'wlan.ta',
+    'wlan.ra',
+    'wlan.da',
+    'wlan.bssid',
+    'btle.advertising_address',
+    'btle.scanning_address',
+    'btle.initiator_address',
+    'bthci_evt.bd_addr',
+  ];
+  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const set = new Set<string>();
+  for (const m of out.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)) {
+    const h = m[1].toLowerCase().replace(/:/g, '');
+    if (h !== 'ffffffffffff' && h !== '000000000000') set.add(h);
+  }
+  return [...set].map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
 }
