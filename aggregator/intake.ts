@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { COUNTS_FILTER, MAX_PACKET_BYTES, STATUS_FILTER, QOS, sharedFilter } from '../contract/index.ts';
+import { COUNTS_FILTER, MAX_PACKET_BYTES, STATUS_FILTER, QOS, sharedFilter, topicForLog } from '../contract/index.ts';
 import { isRandomClientId, type AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
@@ -92,7 +92,7 @@ export class Intake {
         this.metrics.acked.inc(n);
       });
       ack.on('handlerError', (err, topic) =>
-        this.log.error({ err: (err as Error)?.message ?? String(err), topic: topic.slice(0, 200) }, 'message not acknowledged'),
+        this.log.error({ err: (err as Error)?.message ?? String(err), topic: topicForLog(topic) }, 'message not acknowledged'),
       );
       ack.on('connect', (connack, { protocolVersion: version }) => {
         const client = ack.client!;

@@ -97,3 +97,15 @@ export function parseTopic(topic: string): { site: string; gateway: string; kind
   if (!isValidId(site) || !isValidId(gateway)) return null;
   return { site, gateway, kind };
 }
+
+/**
+ * A topic as it may be logged: the root, the kind and every level that is a valid id kept, any other
+ * level (it is whatever the publisher wrote: an address, say) as `(not an id)`, at most 8 levels.
+ * Nothing of a level that is no id reaches a log.
+ */
+export function topicForLog(topic: string): string {
+  const parts = topic.split('/');
+  const root = TOPIC_ROOT.split('/');
+  const shown = parts.slice(0, 8).map((p, i) => (p === root[i] || (TOPIC_KINDS as readonly string[]).includes(p) || isValidId(p) ? p : '(not an id)'));
+  return parts.length > 8 ? `${shown.join('/')}/... (${parts.length} levels)` : shown.join('/');
+}

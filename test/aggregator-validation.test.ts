@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import mqtt from 'mqtt';
 import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { need } from './support/need.ts';
+import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { RejectLog } from '../aggregator/reject-log.ts';
@@ -115,6 +116,27 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(fileLines()).toHaveLength(2); // the sentinel's two points only
   });
 
+  it('a topic whose site or gateway level is no id (an address): bad_topic, logged with the levels that are no id left out', async () => {
+    const before = await metric('bad_topic');
+    const from = logs.length;
+    const m = encode(window('val', 'gw-1', 3, Date.now() - 660_000));
+    const addr = Uint8Array.from([0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e]);
+    const topics = ['presence/v1/3C:22:FB:01:A0:9E/gw-1/counts', 'presence/v1/val/9e.a0.01.fb.22.3c/status', 'presence/v1/val/PGlfsY0j/counts'];
+    await publishThenSentinel(
+      topics.map((topic) => ({ topic, payload: m })),
+      4,
+    );
+    expect((await metric('bad_topic')) - before).toBe(3);
+    const lines = logs.slice(from).filter((l) => l.msg === 'message rejected') as Array<LogLine & { topic?: string }>;
+    expect(lines.map((l) => [l.reason, l.topic])).toEqual([
+      ['bad_topic', 'presence/v1/(not an id)/gw-1/counts'],
+      ['bad_topic', 'presence/v1/val/(not an id)/status'],
+      ['bad_topic', 'presence/v1/val/(not an id)/counts'],
+    ]);
+    expect(scan('log', JSON.stringify(logs.slice(from)), [addr], { hashLike: false })).toEqual([]);
+    expect(JSON.stringify(logs.slice(from))).not.toContain('PGlfsY0j');
+  });
+
   it('refuses a leap second, year 0001 and 1e400 with reasons naming the field', async () => {
     rejected.length = 0;
     const m = window('val', 'gw-1', 10, Date.now() - 900_000);
@@ -183,7 +205,7 @@ describe.skipIf(!ok)(SUITE, () => {
   });
 
   it('a flood of bad messages gives a bounded log: the first lines of the interval, then one summary by reason', async () => {
-    const singleBefore = logs.filter((l) => l.msg === 'message rejected').length; // 6 so far in this interval
+    const singleBefore = logs.filter((l) => l.msg === 'message rejected').length; // 9 so far in this interval
     const bad = Array.from({ length: 300 }, (_, i) => ({
       topic: countsTopic('val', 'gw-1'),
       payload: i % 3 === 0 ? '{"v":1,' : JSON.stringify({ ...window('val', 'gw-1', 100 + i, Date.now() - 60_000), extra: i }),
@@ -193,11 +215,11 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(await metric('unknown_field')).toBe(2 + 200);
     await agg.stop(); // the end of the interval: its summary is written
     const single = logs.filter((l) => l.msg === 'message rejected').length;
-    expect(singleBefore).toBe(6);
+    expect(singleBefore).toBe(9);
     expect(single).toBe(10); // perInterval
     const summary = logs.filter((l) => l.msg === 'messages rejected (summary)');
     expect(summary).toHaveLength(1);
-    expect(summary[0].not_logged).toBe(296);
-    expect(summary[0].by_reason).toEqual({ bad_json: 98, unknown_field: 198 });
+    expect(summary[0].not_logged).toBe(299);
+    expect(summary[0].by_reason).toEqual({ bad_json: 99, unknown_field: 200 });
   });
 });
