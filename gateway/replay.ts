@@ -20,7 +20,7 @@ const isDateTime = (t: number) => Math.abs(t) <= 8.64e15;
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
-import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { DURATION_HINT, durationMs, zeroNote } from '../scripts/lib/duration.ts';
 
 export interface ReplayOptions {
   /** Window length in milliseconds, or 'all' for one window over the whole capture. */
@@ -219,7 +219,7 @@ export async function* replayCapture(
 export function parseWindow(text: string): number | 'all' {
   if (text === 'all') return 'all';
   const ms = durationMs(text);
-  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT}, or "all" (got "${text}")`);
+  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT}, or "all" (got "${text}")${zeroNote(text)}`);
   return ms;
 }
 

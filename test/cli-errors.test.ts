@@ -73,6 +73,15 @@ describe('usage errors', () => {
     usage({ code: r.status, out: r.stdout, err: r.stderr }, 'simulate', /^presence simulate: MQTT_PASSWORD: is set without MQTT_USERNAME: /);
   });
 
+  it('a zero duration is written right but has no length: the line says it must be longer than 0', () => {
+    usage(
+      presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'stdin', '--window', '0s'),
+      'gateway',
+      /--window \(gateway\.window\): must be a duration like .* \(got "0s"\): it must be longer than 0$/,
+    );
+    usage(presence('replay', '--window', '0m', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0m"\): it must be longer than 0$/);
+  });
+
   it('aggregator --calibration naming a missing file: one line naming it, a hint, exit 2, before anything starts', () => {
     usage(
       presence('aggregator', '--mqtt-url', 'mqtt://127.0.0.1:1', '--calibration', 'missing-calibration.yaml'),

@@ -18,7 +18,7 @@ import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
-import { DURATION_HINT, durationMs, type DurationOptions } from './duration.ts';
+import { DURATION_HINT, durationMs, zeroNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, redactUrlsIn } from './secrets.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -579,7 +579,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       }
       case 'x-duration':
         line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}${
-          typeof value === 'number' || (typeof value === 'string' && BARE_NUMBER.test(value.trim())) ? ': write it with its unit (ms, s, m, h or d)' : ''
+          typeof value === 'number' || (typeof value === 'string' && BARE_NUMBER.test(value.trim()))
+            ? ': write it with its unit (ms, s, m, h or d)'
+            : zeroNote(value)
         }`;
         break;
       case 'enum':

@@ -17,9 +17,14 @@ export const DURATION_HINT = 'must be a duration like 250ms, 60s, 15m, 1h30m or 
 
 export class DurationError extends Error {
   constructor(readonly value: unknown) {
-    super(`${DURATION_HINT} (got ${JSON.stringify(value)})`);
+    super(`${DURATION_HINT} (got ${JSON.stringify(value)})${zeroNote(value)}`);
     this.name = 'DurationError';
   }
+}
+
+/** What a zero duration lacks, for the end of its error ("0s" is written right but is no length). */
+export function zeroNote(value: unknown): string {
+  return typeof value === 'string' && durationMs(value, { zero: true }) === 0 ? ': it must be longer than 0' : '';
 }
 
 export interface DurationOptions {
