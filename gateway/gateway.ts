@@ -383,6 +383,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
   private queueWindow(w: ClosedWindow | null, cutShort = false): void {
+    if (w && w.counts.unsupported > 0) this.unparsed(w.counts.unsupported);
     if (!w || w.end <= w.start) return; // nothing was counted in an empty interval
     const counted = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
     // Noise and suppression before the window is queued, logged or published (gateway/privacy.ts).
@@ -414,6 +415,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
   }
   private lastStatusAt = 0;
+
+  /**
+   * Frames of a link type the firmware does not parse (tcpdump on a normal network interface gives
+   * Ethernet frames) are counted nowhere: one warn line says so, at the first window that had them
+   * and again at most once an hour, instead of zeros published in silence. The frames are counted,
+   * the link type is not named (doctor names it: `frames arriving`).
+   */
+  private unparsed(frames: number): void {
+    const now = Date.now();
+    if (now - this.unparsedWarnedAt < 3_600_000) return;
+    this.unparsedWarnedAt = now;
+    this.log.warn(
+      {
+        frames,
+        fix: 'capture from the monitor-mode interface (radiotap, link type 127) or the Bluetooth adapter, not a normal network interface; presence doctor names the link type',
+      },
+      'frames of a link type the firmware does not parse: not counted',
+    );
+  }
+  private unparsedWarnedAt = -Infinity;
 
   // ---- frames --------------------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+// A capture of a link type the firmware does not parse (tcpdump on a normal network interface,
+// not the monitor-mode one: Ethernet frames) counts nothing. `presence gateway` says so in its log
+// instead of publishing zeros in silence. A real gateway process and a real Mosquitto.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { siteFilter, statusTopic } from '../contract/index.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
+import { address, counts, gatewayArgs, spawnGateway, subscriber, waitFor } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'gateway link types';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+const UNPARSED = 'frames of a link type the firmware does not parse: not counted';
+const logLines = (stderr: string, msg: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === msg);
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-linktype-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const capture = (name: string, linkType: number) => {
+    const t0 = Date.parse('2026-05-04T10:00:00.250Z');
+    const path = join(tmp, name);
+    const probe = (i: number) => probeRequest({ sa: address(i % 5, 3, true), seq: i, ies: Uint8Array.from([0, 0]), channel: 6, signalDbm: -50, tsfUs: i });
+    writeFileSync(path, Buffer.concat([pcapHeader(linkType), ...Array.from({ length: 20 }, (_, i) => pcapRecord(t0 + i * 100, probe(i)))]));
+    return path;
+  };
+
+  it('an Ethernet capture: zeros are published, and one warn line says its frames were not counted and what to check', async () => {
+    const path = capture('eth.pcap', 1); // LINKTYPE_ETHERNET
+    const sub = await subscriber(broker.url, { filter: siteFilter('eth') });
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'eth', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-eth') }, '--speed', 'max', '--window', '1s'),
+    );
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('eth', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
+    const c = counts(sub.messages, 'eth');
+    expect(c.length).toBeGreaterThan(0);
+    expect(c.every((w) => w.wifi.frames === 0 && w.ble.frames === 0)).toBe(true);
+    const warned = logLines(gw.stderr(), UNPARSED);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, frames: 8 }); // those of the first window: .250 to .950
+    expect(String(warned[0]!.fix)).toMatch(/monitor-mode interface/);
+    await sub.client.endAsync();
+  });
+
+  it('a radiotap capture says nothing of the kind', async () => {
+    const path = capture('radiotap.pcap', LINKTYPE.IEEE802_11_RADIOTAP);
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'rt', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-rt') }, '--speed', 'max', '--window', '1s'),
+    );
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    expect(logLines(gw.stderr(), UNPARSED)).toHaveLength(0);
+  });
+});
