@@ -283,6 +283,29 @@ describe('wire contract', () => {
     expect(s).toEqual({ ok: false, code: 'unknown_field', reason: '/sources/0/addr is not a field of the contract' });
   });
 
+  it('an unknown key shaped like a field name but holding an address (bare hex, hex groups joined by _) is not repeated in the reason', () => {
+    const keys = ['da22fb01a09e', 'DA22FB01A09E'.toLowerCase(), 'da_22_fb_01_a0_9e', 'da_22_fb_1_a0_9e', 'e_9_a_0_1_f', 'da22fb01', 'fb01a0', 'ca_fe_01'];
+    for (const key of keys) {
+      const where = [
+        validateCounts({ ...good, [key]: 1 }),
+        validateCounts({ ...good, wifi: { ...good.wifi, [key]: 1 } }),
+        validateStatus({ v: 1, site: 'a', gateway: 'b', state: 'online', sources: [{ name: 'x', state: 'running', frames_per_s: 0, errors: 0, [key]: 1 }] }),
+      ];
+      for (const v of where) {
+        expect(v.ok, key).toBe(false);
+        if (!v.ok) {
+          expect(v.reason, key).not.toContain(key);
+          expect(v.reason, key).toMatch(/\/\(a key that is not a field name\) is not a field of the contract$/);
+        }
+      }
+    }
+    // Names a person reads as a field's are still named, and every name the contract has anywhere.
+    for (const key of ['mac', 'hashes', 'device_list', 'accepted', 'estimate', 'frames_per_s', 'last_error'])
+      expect(validateCounts({ ...good, ble: { ...good.ble, [key]: 1 }, [key]: 1 })).toMatchObject({
+        reason: expect.stringContaining(`/${key} is not a field of the contract`),
+      });
+  });
+
   it('rejects times outside 2000-2099, leap seconds, offsets and numbers beyond 2^53 - 1 with clear reasons', () => {
     const time = 'must be a UTC time like 2026-04-27T12:00:00.000Z, in the years 2000-2099, with seconds 00-59 (no leap second)';
     const at = (start: string, end = '2026-04-27T12:01:00.000Z') => validateCounts({ ...good, start, end });
