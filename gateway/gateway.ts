@@ -16,7 +16,7 @@ import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
 import { Firmware, type LiveCounts, type LiveStats } from '../firmware/host/firmware.ts';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
-import type { CorridorSettings, WindowOptions } from '../firmware/host/types.ts';
+import type { CorridorSettings, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
@@ -384,6 +384,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
   private queueWindow(w: ClosedWindow | null, cutShort = false): void {
     if (w && w.counts.unsupported > 0) this.unparsed(w.counts.unsupported);
+    if (w) this.allRejected(w.counts);
     if (!w || w.end <= w.start) return; // nothing was counted in an empty interval
     const counted = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
     // Noise and suppression before the window is queued, logged or published (gateway/privacy.ts).
@@ -435,6 +436,34 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
   }
   private unparsedWarnedAt = -Infinity;
+
+  /**
+   * A window in which a radio heard frames and rejected every one of them (a driver that flags an
+   * FCS it does not update, a sniffer passing frames with a bad CRC) publishes zeros: one warn line
+   * per radio says so, with the fix, at most once an hour.
+   */
+  private allRejected(c: FirmwareWindowCounts): void {
+    const now = Date.now();
+    for (const radio of ['wifi', 'ble'] as const) {
+      const r = c[radio];
+      if (r.frames === 0 || r.rejected < r.frames || now - this.rejectedWarnedAt[radio] < 3_600_000) continue;
+      this.rejectedWarnedAt[radio] = now;
+      this.log.warn(
+        {
+          radio,
+          frames: r.frames,
+          fix:
+            radio === 'wifi'
+              ? this.windowOpts.ignoreFcs
+                ? 'the frames fail the firmware checks even with gateway.ignore_fcs: check the adapter and its driver'
+                : 'if the capture carries a stale FCS (some drivers flag an FCS they do not update), set gateway.ignore_fcs: true (--ignore-fcs); else check the adapter and its driver'
+              : 'check the sniffer and its firmware: every advertisement failed its CRC or was malformed',
+        },
+        'every frame of the window was rejected (bad FCS or CRC, truncated or malformed): nothing counted',
+      );
+    }
+  }
+  private rejectedWarnedAt = { wifi: -Infinity, ble: -Infinity };
 
   // ---- frames --------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 // A capture of a link type the firmware does not parse (tcpdump on a normal network interface,
-// not the monitor-mode one: Ethernet frames) counts nothing. `presence gateway` says so in its log
-// instead of publishing zeros in silence. A real gateway process and a real Mosquitto.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// not the monitor-mode one: Ethernet frames), or whose every frame the firmware rejects (a stale
+// FCS), counts nothing. `presence gateway` says so in its log instead of publishing zeros in
+// silence. A real gateway process and a real Mosquitto.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,7 @@ const SUITE = 'gateway link types';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const UNPARSED = 'frames of a link type the firmware does not parse: not counted';
+const REJECTED = 'every frame of the window was rejected (bad FCS or CRC, truncated or malformed): nothing counted';
 const logLines = (stderr: string, msg: string) =>
   stderr
     .split('\n')
@@ -68,5 +70,37 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     );
     expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
     expect(logLines(gw.stderr(), UNPARSED)).toHaveLength(0);
+    expect(logLines(gw.stderr(), REJECTED)).toHaveLength(0);
+  });
+
+  it('a capture whose every FCS is stale: zeros, and one warn line names gateway.ignore_fcs; with it the frames count', async () => {
+    const path = capture('stale.pcap', LINKTYPE.IEEE802_11_RADIOTAP);
+    const bytes = readFileSync(path);
+    for (let off = 24; off < bytes.length; ) {
+      const len = bytes.readUInt32LE(off + 8);
+      bytes[off + 16 + len - 1] ^= 0xff; // the FCS's last byte
+      off += 16 + len;
+    }
+    writeFileSync(path, bytes);
+    const gw = spawnGateway(
+      gatewayArgs({ site: 'stale', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-stale') }, '--speed', 'max', '--window', '1s'),
+    );
+    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+    const warned = logLines(gw.stderr(), REJECTED);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, radio: 'wifi', frames: 8 });
+    expect(String(warned[0]!.fix)).toContain('set gateway.ignore_fcs: true (--ignore-fcs)');
+    const ignored = spawnGateway(
+      gatewayArgs(
+        { site: 'stale2', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-stale2') },
+        '--speed',
+        'max',
+        '--window',
+        '1s',
+        '--ignore-fcs',
+      ),
+    );
+    expect(await ignored.exited, ignored.stderr().slice(-2000)).toBe(0);
+    expect(logLines(ignored.stderr(), REJECTED)).toHaveLength(0);
   });
 });
