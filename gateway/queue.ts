@@ -295,8 +295,12 @@ export class WindowQueue {
     try {
       return JSON.parse(readFileSync(this.file(seq), 'utf8')) as CountsMessage;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.opts.log?.error({ seq, err: (e as Error).message }, 'queue: unreadable window file removed');
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') {
+        // errno code, or "not JSON" without JSON.parse's message: that quotes a piece of the file,
+        // which after a torn write can be any bytes that were on the disk there
+        const problem = typeof code === 'string' ? { errno: code } : { problem: e instanceof SyntaxError ? 'not JSON' : 'unreadable' };
+        this.opts.log?.error({ seq, ...problem }, 'queue: unreadable window file removed');
         this.remove(seq);
       }
       return null;

@@ -5,11 +5,12 @@
 // every form and dies: its status carries a fixed error code and a message with no address, and no
 // log line holds one either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { need } from './support/need.ts';
+import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { config, subscriber, waitFor } from './gateway-support.ts';
 import { Gateway } from '../gateway/gateway.ts';
@@ -157,5 +158,46 @@ describe.skipIf(!ok)(SUITE, () => {
     const everything = [...sub.messages.map((m) => m.payload.toString()), ...logs].join('\n').toLowerCase();
     for (const hex of ['3c22fb01a09e', '9ea001fb223c']) expect(everything.replace(/0x|[^0-9a-f]/g, '')).not.toContain(hex);
     for (const f of forms) expect(everything).not.toContain(f.toLowerCase().replace(/^dev /, ''));
+  });
+});
+
+describe('a damaged window file in the queue folder', () => {
+  it('is removed and logged with its seq and what is wrong, never a piece of its content', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-queue-damaged-'));
+    try {
+      const lines: string[] = [];
+      const log = pino({ level: 'trace' }, { write: (s: string) => void lines.push(s) });
+      const queue = WindowQueue.open(dir, { maxWindows: 100, log });
+      const seqs = [1, 2, 3];
+      for (const seq of seqs)
+        queue.append({
+          v: 1,
+          site: 'q',
+          zone: 'z',
+          gateway: 'g',
+          seq,
+          start: '2026-06-01T12:00:00.000Z',
+          end: '2026-06-01T12:01:00.000Z',
+          complete: true,
+          wifi: { frames: 1, devices: 1, estimate: 1 },
+          ble: { frames: 0, devices: 0, estimate: 0 },
+        });
+      // What a torn write can leave: other bytes of the disk where the window was (here an address).
+      const files = readdirSync(join(dir, 'windows')).sort();
+      expect(files).toHaveLength(3);
+      writeFileSync(join(dir, 'windows', files[0]!), 'da:22:fb:01:a0:9e seen');
+      writeFileSync(join(dir, 'windows', files[1]!), '{"v":1,"mac":da22fb01a09e}');
+      expect(queue.read(seqs[0]!)).toBeNull();
+      expect(queue.read(seqs[1]!)).toBeNull();
+      expect(queue.read(seqs[2]!)).toMatchObject({ wifi: { devices: 1 } });
+      const removed = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'queue: unreadable window file removed');
+      expect(removed.map((e) => e.seq)).toEqual([seqs[0], seqs[1]]);
+      expect(readdirSync(join(dir, 'windows'))).toEqual([files[2]]);
+      const text = lines.join('\n');
+      expect(scan('log', text, [Uint8Array.from([0xda, 0x22, 0xfb, 0x01, 0xa0, 0x9e])], { hashLike: false })).toEqual([]);
+      expect(text).not.toMatch(/da22|seen/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
