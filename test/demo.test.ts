@@ -163,6 +163,44 @@ describe(SUITE, () => {
     200_000,
   );
 
+  it.skipIf(!hasInflux)(
+    'with INFLUX_DB naming a database that does not exist, says how to create it with what the demo takes (INFLUX_CREATE=true, not an aggregator flag)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-demo-nodb-'));
+      const db = await new Influxd('demo').start();
+      try {
+        const env = { INFLUX_URL: db.url, INFLUX_API: 'v1', INFLUX_DB: 'nodb' };
+        const args = [
+          'scripts/presence.js',
+          'demo',
+          '--minutes',
+          '2',
+          '--speed',
+          'max',
+          '--scale',
+          '0.05',
+          '--no-last-week',
+          '--no-live',
+          '--no-calibrate',
+          '--out',
+          dir,
+        ];
+        const r = await run(process.execPath, args, 150_000, env);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/has no database "nodb"/);
+        expect(r.stderr).toContain('presence influx setup --influx-url');
+        expect(r.stderr).toContain('or run the demo with INFLUX_CREATE=true');
+        expect(r.stderr).not.toMatch(/start the aggregator|--influx-create/);
+        const created = await run(process.execPath, args, 150_000, { ...env, INFLUX_CREATE: 'true' });
+        expect(created.code, created.stderr).toBe(0);
+      } finally {
+        await db.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
+
   it('leaves line protocol for presence and gateway_status', () => {
     const text = readFileSync(join(out, 'presence.lp'), 'utf8');
     expect(text).toMatch(/^presence,/m);

@@ -131,6 +131,9 @@ async function startAggregator(
     await aggregator.start();
   } catch (e) {
     await aggregator.stop(0).catch(() => {});
+    // The aggregator's advice names its own flag; the demo takes the variable only.
+    if (e instanceof Error && e.name === 'PreflightError')
+      e.message = e.message.replace(/or start the aggregator with --influx-create \([^)]*\)/, 'or run the demo with INFLUX_CREATE=true');
     // The default port is taken (another demo, another program): any free port will do.
     if (!(e instanceof HttpPortError) || httpPort !== undefined) throw e;
     aggregator = make({ ...config, http: { ...config.http, port: 0 } });
