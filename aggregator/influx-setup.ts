@@ -99,7 +99,12 @@ export class InfluxQl {
     try {
       res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params });
     } catch (e) {
-      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${redactUrlsIn((e as Error).message)}`);
+      // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, ...) is its cause
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      throw new Error(
+        `InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${redactUrlsIn(why)}; check the host and port in --influx-url and that influxd runs there`,
+      );
     }
     const text = await res.text();
     let body: QueryResult;

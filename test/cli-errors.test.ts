@@ -82,6 +82,19 @@ describe('usage errors', () => {
     usage(presence('replay', '--window', '0m', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0m"\): it must be longer than 0$/);
   });
 
+  it('influx setup against a port nothing listens on names the reason (not just "fetch failed") and what to check', async () => {
+    // a port that was free a moment ago (port 1 is one fetch refuses to use at all: "bad port")
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const r = presence('influx', 'setup', '--influx-url', `http://127.0.0.1:${port}`);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain(`InfluxDB at http://127.0.0.1:${port}/ cannot be reached: ECONNREFUSED; check the host and port in --influx-url`);
+  });
+
   it('aggregator --calibration naming a missing file: one line naming it, a hint, exit 2, before anything starts', () => {
     usage(
       presence('aggregator', '--mqtt-url', 'mqtt://127.0.0.1:1', '--calibration', 'missing-calibration.yaml'),
