@@ -86,6 +86,13 @@ interface QueryResult {
   error?: string;
 }
 
+/** Why a fetch found no server, by name: fetch says only "fetch failed", the reason is its cause
+ *  (ECONNREFUSED, ENOTFOUND, "bad port" for a port fetch refuses to use); URLs in it redacted. */
+export function unreachableReason(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  return redactUrlsIn(cause?.code ?? cause?.message ?? (e as Error).message);
+}
+
 /** A small InfluxDB 1.x /query client (POST for statements that change something). */
 export class InfluxQl {
   constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password'>) {}
@@ -99,11 +106,8 @@ export class InfluxQl {
     try {
       res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params });
     } catch (e) {
-      // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, ...) is its cause
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (e as Error).message;
       throw new Error(
-        `InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${redactUrlsIn(why)}; check the host and port in --influx-url and that influxd runs there`,
+        `InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${unreachableReason(e)}; check the host and port in --influx-url and that influxd runs there`,
       );
     }
     const text = await res.text();

@@ -15,7 +15,7 @@
 //   (warning logged), as it does when InfluxDB goes away later.
 import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
-import { ident, influxDuration, InfluxQl, setupInflux1 } from './influx-setup.ts';
+import { ident, influxDuration, InfluxQl, setupInflux1, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 /** The URL as given, without credentials (no trailing slash added): for messages and commands. */
@@ -45,8 +45,7 @@ export async function detectServer(url: string, timeoutMs: number): Promise<Serv
     res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer();
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    return { unreachable: redactUrlsIn(err.cause?.code ?? err.message) };
+    return { unreachable: unreachableReason(e) };
   }
   if (!res.ok) return { unreachable: `/ping answered ${res.status}` };
   const version = res.headers.get('x-influxdb-version');
@@ -60,7 +59,10 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
   const url = redactUrl(cfg.url);
   const server = await detectServer(cfg.url, cfg.timeout);
   if ('unreachable' in server) {
-    log.warn({ influx: url, err: server.unreachable }, 'InfluxDB does not answer /ping; not checked at start: writes are retried until it answers');
+    log.warn(
+      { influx: url, err: server.unreachable },
+      'InfluxDB does not answer /ping: check the host and port of influx.url (--influx-url, INFLUX_URL) and that InfluxDB runs there; not checked at start: writes are retried until it answers',
+    );
     return null;
   }
   const { version, major, minor } = server;
@@ -172,7 +174,7 @@ async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Pr
     });
     body = (await res.json().catch(() => ({}))) as typeof body;
   } catch (e) {
-    log.warn({ influx: url, err: redactUrlsIn((e as Error).message) }, 'cannot list the buckets; not checked at start');
+    log.warn({ influx: url, err: unreachableReason(e) }, 'cannot list the buckets; not checked at start');
     return;
   }
   if (res.status === 401)

@@ -9,6 +9,10 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import pino from 'pino';
+import { loadConfig } from '../aggregator/config.ts';
+import { preflight } from '../aggregator/preflight.ts';
 import type { MqttClient } from 'mqtt';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -176,6 +180,39 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
       expect(rows.results[0].series[0].values[0][1]).toBe(3);
     } finally {
       await other.dispose();
+    }
+  });
+});
+
+// No server needed: what the start-up check logs when nothing answers /ping.
+describe('aggregator start-up check of an InfluxDB that does not answer', () => {
+  async function warned(url: string): Promise<Record<string, unknown>[]> {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const cfg = loadConfig({ influxUrl: url, influxApi: 'v1', influxDb: 'presence' }, {}).influx;
+    expect(await preflight(cfg, log)).toBeNull();
+    return lines;
+  }
+  const freePort = () =>
+    new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+
+  it('names the reason (ECONNREFUSED, "bad port"; not fetch\'s bare "fetch failed") and what to check', async () => {
+    const port = await freePort();
+    // port 1 is one fetch refuses to use at all: its cause says "bad port", with no code
+    for (const [url, reason] of [
+      [`http://127.0.0.1:${port}`, 'ECONNREFUSED'],
+      ['http://127.0.0.1:1', 'bad port'],
+    ]) {
+      const lines = await warned(url);
+      expect(lines).toHaveLength(1);
+      expect(lines[0].level).toBe(40);
+      expect(lines[0].err).toBe(reason);
+      expect(lines[0].msg).toContain('check the host and port of influx.url (--influx-url, INFLUX_URL) and that InfluxDB runs there');
     }
   });
 });
