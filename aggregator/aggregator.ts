@@ -52,6 +52,9 @@ export interface AggregatorOptions {
   web?: AggregatorWebOptions;
   /** Bounds of what the page keeps (./recent.ts); maxAgeMs defaults to http.history. */
   recent?: RecentOptions;
+  /** The InfluxDB was checked by the caller with preflight() just before (the demo checks it before
+   *  its calibration fit): start() does not check it again. */
+  preflighted?: boolean;
 }
 
 export interface AggregatorStats {
@@ -203,7 +206,7 @@ export class Aggregator extends EventEmitter {
     }
     // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
     // mistake stops here (PreflightError) instead of ending in endless write retries.
-    if (!this.opts.sink) await preflight(this.config.influx, this.log);
+    if (!this.opts.sink && !this.opts.preflighted) await preflight(this.config.influx, this.log);
     this.missingTimer = setInterval(() => {
       const now = Date.now();
       this.checkMissing(now);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
@@ -193,6 +194,37 @@ describe(SUITE, () => {
         expect(r.stderr).not.toMatch(/start the aggregator|--influx-create/);
         const created = await run(process.execPath, args, 150_000, { ...env, INFLUX_CREATE: 'true' });
         expect(created.code, created.stderr).toBe(0);
+      } finally {
+        await db.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
+
+  it.skipIf(!hasInflux)(
+    'a wrong INFLUX_URL or a missing database is said before the calibration fit, not after it',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-demo-early-'));
+      const db = await new Influxd('demo').start();
+      // a port that was free a moment ago: nothing answers there
+      const port = await new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, '127.0.0.1', () => {
+          const p = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(p));
+        });
+      });
+      try {
+        // with the calibration fit on (the default): the error comes before the fit starts
+        const args = ['scripts/presence.js', 'demo', '--minutes', '2', '--speed', 'max', '--scale', '0.05', '--no-live', '--no-hold', '--out', dir];
+        const nodb = await run(process.execPath, args, 150_000, { INFLUX_URL: db.url, INFLUX_API: 'v1', INFLUX_DB: 'nodb' });
+        expect(nodb.code).toBe(1);
+        expect(nodb.stderr).toMatch(/has no database "nodb"/);
+        expect(nodb.stdout).not.toContain('fitting a people calibration');
+        const away = await run(process.execPath, args, 150_000, { INFLUX_URL: `http://127.0.0.1:${port}`, INFLUX_API: 'v1', INFLUX_DB: 'demo' });
+        expect(away.code).toBe(1);
+        expect(away.stderr).toContain(`INFLUX_URL http://127.0.0.1:${port}: no InfluxDB answers (ECONNREFUSED)`);
+        expect(away.stdout).not.toContain('fitting a people calibration');
       } finally {
         await db.dispose();
         rmSync(dir, { recursive: true, force: true });

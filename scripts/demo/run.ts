@@ -80,9 +80,60 @@ function parseWindowS(text: string): number {
   return ms / 1000;
 }
 
-/** The aggregator of the demo: to INFLUX_URL when set (checked first), else to `lp` (a fresh file).
- *  Its HTTP server (127.0.0.1) serves the page of what it wrote; windows before `sinceMs` (the
- *  week-earlier period) are left out of the page. */
+/** The demo's aggregator settings: InfluxDB from the environment (INFLUX_URL and the rest, as the
+ *  aggregator reads them), else the line-protocol file `lp`; the page on 127.0.0.1 at `port`. */
+async function demoConfig(lp: string, port: string, more: { mqttUrl?: string; calibration?: string } = {}) {
+  const { loadConfig } = await import('../../aggregator/config.ts');
+  return loadConfig(
+    {
+      mqttVersion: '4',
+      out: lp,
+      httpPort: port,
+      httpHost: '127.0.0.1',
+      mqttClientId: 'presence-demo-aggregator',
+      logLevel: 'info',
+      ...more,
+    },
+    // An empty variable (INFLUX_URL= in a shell profile) means "not set".
+    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
+  );
+}
+
+/** With INFLUX_URL set: that an InfluxDB answers there, then the aggregator's own start-up check
+ *  (aggregator/preflight.ts: API, database or bucket; created with INFLUX_CREATE=true). Run before
+ *  the calibration fit, so a wrong URL or a missing database is said at once, not after it.
+ *  Returns whether the InfluxDB was checked (the aggregator then does not check it again). */
+async function checkInflux(lp: string, port: string, log: Logger): Promise<boolean> {
+  const config = await demoConfig(lp, port);
+  if (!config.influx.url) return false;
+  const { detectServer, preflight, PreflightError } = await import('../../aggregator/preflight.ts');
+  // Fail fast with a clear message rather than retrying writes into nothing (the aggregator alone
+  // would start and retry).
+  const server = await detectServer(config.influx.url, 5000);
+  if ('unreachable' in server)
+    throw new Error(`INFLUX_URL ${config.influx.url}: no InfluxDB answers (${server.unreachable}); unset INFLUX_URL to write a line-protocol file instead`);
+  try {
+    await preflight(config.influx, log.child({ component: 'aggregator' }));
+  } catch (e) {
+    // The aggregator's advice names its own flag; the demo takes the variable only.
+    if (e instanceof PreflightError)
+      e.message = e.message.replace(/or start the aggregator with --influx-create \([^)]*\)/, 'or run the demo with INFLUX_CREATE=true');
+    throw e;
+  }
+  return true;
+}
+
+/** The demo's page port: --http-port as given, else DEMO_HTTP_PORT. */
+function pagePort(httpPort: string | undefined): string {
+  const port = httpPort ?? String(DEMO_HTTP_PORT);
+  if (!/^(\d+|off)$/.test(port) || (port !== 'off' && Number(port) > 65535))
+    throw new UsageError(`--http-port "${port}": must be a port number 0..65535 (0: any free port) or off`);
+  return port;
+}
+
+/** The aggregator of the demo: to INFLUX_URL when set (checked by checkInflux before), else to `lp`
+ *  (a fresh file). Its HTTP server (127.0.0.1) serves the page of what it wrote; windows before
+ *  `sinceMs` (the week-earlier period) are left out of the page. */
 async function startAggregator(
   mqttUrl: string,
   lp: string,
@@ -90,50 +141,25 @@ async function startAggregator(
   calibration: DemoCalibration | null,
   httpPort: string | undefined,
   sinceMs: number,
+  influxChecked: boolean,
 ): Promise<{ aggregator: import('../../aggregator/aggregator.ts').Aggregator; toFile: boolean }> {
-  const { loadConfig } = await import('../../aggregator/config.ts');
   const { Aggregator } = await import('../../aggregator/aggregator.ts');
   const { HttpPortError } = await import('../lib/http.ts');
-  const port = httpPort ?? String(DEMO_HTTP_PORT);
-  if (!/^(\d+|off)$/.test(port) || (port !== 'off' && Number(port) > 65535))
-    throw new UsageError(`--http-port "${port}": must be a port number 0..65535 (0: any free port) or off`);
-  const config = loadConfig(
-    {
-      mqttUrl,
-      mqttVersion: '4',
-      out: lp,
-      httpPort: port,
-      httpHost: '127.0.0.1',
-      mqttClientId: 'presence-demo-aggregator',
-      logLevel: 'info',
-      ...(calibration ? { calibration: calibration.file } : {}),
-    },
-    // An empty variable (INFLUX_URL= in a shell profile) means "not set".
-    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')),
-  );
+  const config = await demoConfig(lp, pagePort(httpPort), { mqttUrl, ...(calibration ? { calibration: calibration.file } : {}) });
   const toFile = !config.influx.url;
-  if (!toFile) {
-    // Fail fast with a clear message rather than retrying writes into nothing.
-    try {
-      await fetch(new URL('/ping', config.influx.url), { signal: AbortSignal.timeout(5000) });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(
-        `INFLUX_URL ${config.influx.url}: no InfluxDB answers (${cause?.code ?? cause?.message ?? (e as Error).message}); unset INFLUX_URL to write a line-protocol file instead`,
-      );
-    }
-  }
   if (toFile && existsSync(lp)) rmSync(lp); // a fresh file per run
   const make = (c: typeof config) =>
-    new Aggregator(c, { logger: log.child({ component: 'aggregator' }), calibration: calibration?.calibration ?? null, recent: { since: sinceMs } });
+    new Aggregator(c, {
+      logger: log.child({ component: 'aggregator' }),
+      calibration: calibration?.calibration ?? null,
+      recent: { since: sinceMs },
+      preflighted: influxChecked,
+    });
   let aggregator = make(config);
   try {
     await aggregator.start();
   } catch (e) {
     await aggregator.stop(0).catch(() => {});
-    // The aggregator's advice names its own flag; the demo takes the variable only.
-    if (e instanceof Error && e.name === 'PreflightError')
-      e.message = e.message.replace(/or start the aggregator with --influx-create \([^)]*\)/, 'or run the demo with INFLUX_CREATE=true');
     // The default port is taken (another demo, another program): any free port will do.
     if (!(e instanceof HttpPortError) || httpPort !== undefined) throw e;
     aggregator = make({ ...config, http: { ...config.http, port: 0 } });
@@ -166,6 +192,9 @@ export async function runDemo(
   const radio = opts.calibrationRadio ?? 'auto';
   if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new UsageError(`--calibration-radio "${radio}": must be auto, wifi or ble`);
   const write = (s: string) => out.write(s);
+  const lp = join(outDir, 'presence.lp');
+  // A wrong INFLUX_URL or a missing database is said now, not after the calibration fit.
+  const influxChecked = await checkInflux(lp, pagePort(opts.httpPort), log);
 
   // People only from a calibration: fitted on another simulated run of the same scenario and period.
   let cal: DemoCalibration | null = null;
@@ -184,14 +213,13 @@ export async function runDemo(
   const peopleLabel = cal ? `calibrated from the ${cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate, fitted on seed ${cal.seed}` : '';
 
   const table = new CountTable(windowS * 1000, peopleOf);
-  const lp = join(outDir, 'presence.lp');
   // The table shows what passes through the broker: every counts message of today's period.
   let dirty = false;
   const feed = countsFeed(table, startMs - windowS * 1000, () => (dirty = true));
   const broker = await new EmbeddedBroker().start(feed.onPublish);
   let started: Awaited<ReturnType<typeof startAggregator>>;
   try {
-    started = await startAggregator(broker.url, lp, log, cal, opts.httpPort, startMs - windowS * 1000);
+    started = await startAggregator(broker.url, lp, log, cal, opts.httpPort, startMs - windowS * 1000, influxChecked);
   } catch (e) {
     await broker.stop();
     throw e;
