@@ -467,7 +467,33 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(
-      `presence calibrate: note: --prior ${join(dir, 'cal.yaml')} holds a calibration of wifi estimate in 60 s windows (as the gateways counted them), this fit is of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses): the prior is fair only if the gateways' rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
+      `presence calibrate: note: --prior ${join(dir, 'cal.yaml')} holds a calibration of wifi estimate in 60 s windows (as the gateways counted them), this fit is of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses): the prior is fair only if the gateways' gateway.rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
+    );
+  });
+
+  it.skipIf(!occ)('a prior of the stored devices: the note names the RSSI gate only (the burst divisor plays no part in devices)', () => {
+    // (runs after the first test wrote cal.yaml, fitted on the gateways' counts)
+    const devices = join(dir, 'cal-devices.yaml');
+    writeFileSync(devices, readFileSync(join(dir, 'cal.yaml'), 'utf8').replace(/^ {2}field: estimate$/m, '  field: devices'));
+    // (the note is written when the prior is read, before the fit: whether this one day's devices fit is not the point)
+    const r = presence(
+      'calibrate',
+      '--capture',
+      pcap(DAYS[0]),
+      '--truth',
+      truth(DAYS[0]),
+      '--zone',
+      'lab',
+      '--field',
+      'devices',
+      '--rssi-min',
+      '-70',
+      '--prior',
+      devices,
+      '--json',
+    );
+    expect(r.stderr).toContain(
+      `presence calibrate: note: --prior ${devices} holds a calibration of wifi devices in 60 s windows (as the gateways counted them), this fit is of wifi devices in 60 s windows (frames of -70 dBm and stronger): the prior is fair only if the gateways' gateway.rssi_min_dbm is the setting named on the other side`,
     );
   });
 

@@ -127,11 +127,13 @@ function priorFrom(file: string, zone: string, want: Estimator, note: (m: string
   if (describeCounts(a) !== describeCounts(want)) {
     if (a.counted_by !== 'gateways' && want.counted_by !== 'gateways') {
       throw new CalibrationFileError(
-        `--prior ${file}: holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}; fix: give --prior a file fitted with the same --rssi-min and --burst-addresses`,
+        `--prior ${file}: holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}; fix: give --prior a file fitted with the same --rssi-min${usesBurst(want) ? ' and --burst-addresses' : ''}`,
       );
     }
     note(
-      `--prior ${file} holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}: the prior is fair only if the gateways' rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
+      `--prior ${file} holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}: the prior is fair only if the gateways' ${
+        usesBurst(want) ? 'gateway.rssi_min_dbm and estimator.burst_addresses are the settings' : 'gateway.rssi_min_dbm is the setting'
+      } named on the other side`,
     );
   }
   if (c.global) return c.global;
@@ -320,11 +322,14 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   );
 }
 
+/** Counts that the burst divisor changes: only the Wi-Fi estimate (devices and BLE do not use it). */
+const usesBurst = (e: Estimator) => e.radio === 'wifi' && e.field === 'estimate';
+
 /** The counts a calibration maps to people, in words: what must match for zones to share a file. */
 function describeCounts(e: Estimator): string {
   if (e.counted_by === 'gateways') return `${e.radio} ${e.field} in ${e.window_s} s windows (as the gateways counted them)`;
   const frames = e.rssi_min_dbm === undefined ? 'all frames' : `frames of ${e.rssi_min_dbm} dBm and stronger`;
-  const burst = e.radio === 'wifi' && e.field === 'estimate' ? `, ${e.burst_addresses ?? BURST_ADDRESSES_DEFAULT} burst addresses` : '';
+  const burst = usesBurst(e) ? `, ${e.burst_addresses ?? BURST_ADDRESSES_DEFAULT} burst addresses` : '';
   return `${e.radio} ${e.field} in ${e.window_s} s windows (${frames}${burst})`;
 }
 
