@@ -74,7 +74,7 @@ export function checkFit(
       const sorted = [...misses].sort((x, y) => x.miss - y.miss);
       w.push(
         `${z}: the sessions disagree: over a session the line reads on average from ${missWords(sorted[0])} to ${missWords(sorted[sorted.length - 1])}, ` +
-          `and misses ${off.length} of ${misses.length} sessions by more than ${SESSION_MISS.people} person or ${SESSION_MISS.share * 100} % of their people: ` +
+          `and misses ${off.length} of ${misses.length} sessions by more than ${SESSION_MISS.people} person or ${SESSION_MISS.share * 100} % of their people, whichever is more: ` +
           `the people per counted device changed between them (other phones, fixed equipment switched on or off, the sensor moved); ` +
           `expect a new session to be off as much, and recalibrate when the zone changes`,
       );
