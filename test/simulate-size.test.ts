@@ -31,6 +31,22 @@ describe('presence simulate: sizes up front', () => {
     expect(Math.abs(said - bytes) / bytes).toBeLessThan(0.05);
   });
 
+  it('kingsday-square --scale 0.05 --duration 30m: the size it prints is what it writes (was 37.3 MB said, 26 MB written)', () => {
+    // Its crowd at 10 % is a couple of dozen people, too few to scale up: counted exactly instead.
+    const out = join(tmp, 'mid');
+    const r = simulate('kingsday-square', '--seed', '1', '--scale', '0.05', '--duration', '30m', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const m = /^presence simulate: about ([\d,]+) frames, ([\d.]+) (kB|MB) into /m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const written = /(\d+) Wi-Fi and (\d+) BLE frames/.exec(r.stdout)!;
+    expect(Number(m![1].replace(/,/g, ''))).toBe(Number(written[1]) + Number(written[2]));
+    const bytes = readdirSync(out)
+      .filter((f) => /\.pcapng$/.test(f))
+      .reduce((n, f) => n + statSync(join(out, f)).size, 0);
+    const said = Number(m![2]) * (m![3] === 'MB' ? 1024 ** 2 : 1024);
+    expect(Math.abs(said - bytes) / bytes).toBeLessThan(0.05);
+  });
+
   it("past 200 MB (the README's old example: 1.8 GB) it stops before writing, exit 2, and names --yes", () => {
     const out = join(tmp, 'big');
     const r = simulate('kingsday-square', '--seed', '1', '--scale', '0.05', '--out', out);
