@@ -261,6 +261,23 @@ async function humanTable(
     ],
     style: { head: [], border: [] },
   });
+  // The table is written at the end, also when the capture turns out damaged: the windows counted
+  // before the damage (replayFrames yields them before it throws) are printed, then the error (no
+  // table when nothing was counted: a file that is no capture at all).
+  try {
+    await tableRows(windows, table, people);
+  } catch (e) {
+    if (table.length > 0) out.write(table.toString() + '\n');
+    throw e;
+  }
+  out.write(table.toString() + '\n');
+}
+
+async function tableRows(
+  windows: AsyncIterable<ReplayWindow>,
+  table: { push(row: Array<string | number>): unknown },
+  people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null,
+): Promise<void> {
   for await (const w of windows) {
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
     const p = people?.(w).people;
@@ -278,7 +295,6 @@ async function humanTable(
       ...(p ? [`${p.value} (${p.low}..${p.high})`] : []),
     ]);
   }
-  out.write(table.toString() + '\n');
 }
 
 export function registerReplay(program: Command): void {

@@ -280,11 +280,19 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     const w: ReplayWindow = JSON.parse(r.stdout);
     expect(w.wifi.frames).toBe(125);
     expect(w.wifi.devices).toBe(5);
+    // The table (no --json) is printed at the end: it still holds the window of the frames before the damage.
+    const t = await cli([cut, '--window', 'all']);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(/cut\.pcap: input ends inside a record \(94 of its bytes present\) \(at byte offset 19906\)/);
+    const rows = t.stdout.split('\n').filter((l) => /^│ \d{4}-/.test(l));
+    expect(rows, t.stdout).toHaveLength(1);
+    expect(rows[0].split('│').map((c) => c.trim())[3]).toBe('125');
     const garbage = join(tmp, 'garbage.pcap');
     writeFileSync(garbage, 'this is not a capture at all');
     const g = await cli([garbage]);
     expect(g.code).toBe(1);
     expect(g.stderr).toContain(`${garbage}: not a pcap or pcapng capture (its first 4 bytes are no pcap or pcapng magic number) (at byte offset 0)`);
+    expect(g.stdout).toBe(''); // nothing counted: no empty table
   });
 
   it('reads a capture from stdin', async () => {
