@@ -308,6 +308,9 @@ async function sampleCommand(
   };
 }
 
+/** File sources whose countable frames came before the damage that failed them: they delivered frames. */
+const deliveredBeforeDamage = new WeakSet<CheckResult>();
+
 /** Sources that deliver frames, none of them countable yet (a quiet place): not a reason to fail. */
 const quietSources = new WeakSet<CheckResult>();
 function quiet(r: CheckResult): CheckResult {
@@ -338,6 +341,13 @@ class Counter {
 
   close(): void {
     this.counts ??= this.fw.endWindow();
+  }
+
+  /** Frames the firmware counts (accepted, not below the RSSI gate); closes the window. */
+  countable(): number {
+    this.close();
+    const { wifi, ble } = this.counts!;
+    return wifi.accepted + ble.accepted - wifi.weak - ble.weak;
   }
 
   verdict(step: string, detail: string, cfg: GatewayConfig): CheckResult {
@@ -399,11 +409,18 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       } catch (e) {
         // A damaged capture in fixed words: the reader's sentence quotes values read from the file
         // (its first bytes, a length), which may be address bytes.
+        // The frames before the damage are counted by the gateway (its source fails after them): said
+        // here, and the source counts as one that delivered frames (canCount), not as only zeros.
+        const before = e instanceof CaptureFormatError && frames > 0 ? counter.countable() : 0;
         const detail =
           e instanceof CaptureFormatError
-            ? `${s.path}: not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`
+            ? `${s.path}: not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames${
+                before > 0 ? ` (${before} countable: the gateway counts them, then the source fails)` : ''
+              }`
             : (e as Error).message;
-        out.push({ step, level: 'fail', detail, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' });
+        const r: CheckResult = { step, level: 'fail', detail, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' };
+        if (before > 0) deliveredBeforeDamage.add(r);
+        out.push(r);
       } finally {
         counter.close();
       }
@@ -805,7 +822,9 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
 function canCount(cfg: GatewayConfig | null, frames: CheckResult[], results: CheckResult[]): CheckResult {
   const step = 'a source that delivers frames';
   if (cfg) {
-    const ok = frames.filter((f) => f.level === 'ok' || quietSources.has(f)).map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
+    const ok = frames
+      .filter((f) => f.level === 'ok' || quietSources.has(f) || deliveredBeforeDamage.has(f))
+      .map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
     if (ok.length) return { step, level: 'ok', detail: `${ok.join(', ')} delivered frames` };
     if (cfg.sources.some((s) => s.type === 'stdin'))
       return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };
