@@ -114,6 +114,9 @@ export function registerGateway(program: Command): void {
     .option('--json', 'print the results as JSON')
     .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean }) => {
       const flags = gatewayFlags(given);
+      // doctor reads frames from the gateway's sources (a live radio's addresses) as the gateway does
+      const coreDumps = keepMemoryOutOfCoreDumps();
+      if (coreDumps) process.stderr.write(`presence doctor: cannot keep memory out of core dumps (/proc/self/coredump_filter): ${coreDumps}\n`);
       const { runDoctor, printReport } = await import('./doctor.ts');
       const results = await runDoctor(flags);
       printReport(results, !!flags.json);

@@ -384,6 +384,25 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(d.text).not.toMatch(/33235516|claims/); // 0x01fb223c as a number: no value read from the file
   });
 
+  it.skipIf(!existsSync('/proc/self/coredump_filter'))(
+    'doctor keeps its memory out of core dumps as the gateway does: its capture commands (live frames) inherit coredump_filter 0',
+    () => {
+      const good = wifiCapture(join(tmp, 'filter.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 2 }).path;
+      const seen = join(tmp, 'filter-seen.txt');
+      const tool = join(tmp, 'filter-tool.sh');
+      writeFileSync(tool, `#!/bin/sh\ncat /proc/self/coredump_filter > ${seen}\nexec cat ${good}\n`, { mode: 0o755 });
+      const r = doctor([
+        '--config',
+        config('filter', [`{ type: command, name: w, radio: wifi, command: [${tool}] }`], broker.url),
+        '--json',
+        '--frames-timeout',
+        '5s',
+      ]);
+      expect(by(r, 'frames arriving (w)')?.level, r.text).toBe('ok');
+      expect(Number.parseInt(readFileSync(seen, 'utf8').trim(), 16)).toBe(0);
+    },
+  );
+
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
     const tool = join(tmp, 'not-a-capture.sh');
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
