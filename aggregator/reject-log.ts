@@ -4,7 +4,7 @@
 // one summary line gives their number by reason. Every rejection is still counted in
 // presence_aggregator_rejected_total{reason}; this only bounds the log.
 import type { Logger } from 'pino';
-import { topicForLog } from '../contract/index.ts';
+import { addressLikeLevels, topicForLog } from '../contract/index.ts';
 
 export interface RejectLogOptions {
   /** Rejections logged one by one per interval. Default 10. */
@@ -38,7 +38,9 @@ export class RejectLog {
     }
     if (this.logged < this.perInterval) {
       this.logged++;
-      this.log.warn({ reason, topic: topicForLog(topic), detail: detail.slice(0, 1000) }, 'message rejected');
+      // a detail names the topic's site or gateway (topic_mismatch, unknown_gateway): hidden as in the topic
+      const shown = addressLikeLevels(topic).reduce((d, level) => d.split(level).join('(not an id)'), detail);
+      this.log.warn({ reason, topic: topicForLog(topic), detail: shown.slice(0, 1000) }, 'message rejected');
       if (this.logged === this.perInterval)
         this.log.warn({ interval_s: this.intervalMs / 1000 }, `more rejections in this interval are summed up in one line at its end`);
       return;

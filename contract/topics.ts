@@ -2,6 +2,7 @@
 import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
 import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
 import sketchSchemaJson from './schemas/sketch.schema.json' with { type: 'json' };
+import { ADDRESS_PATTERN } from './redact.ts';
 
 export const CONTRACT_VERSION = 1 as const;
 export const TOPIC_ROOT = `presence/v${CONTRACT_VERSION}`;
@@ -101,11 +102,24 @@ export function parseTopic(topic: string): { site: string; gateway: string; kind
 /**
  * A topic as it may be logged: the root, the kind and every level that is a valid id kept, any other
  * level (it is whatever the publisher wrote: an address, say) as `(not an id)`, at most 8 levels.
- * Nothing of a level that is no id reaches a log.
+ * So is a valid id with the form of an address in it (`3c22fb01a09e`, `3c-22-fb-01-a0-9e`: any form
+ * contract/redact.ts knows). Nothing of a level that is no id, or may be an address, reaches a log.
  */
+const ADDRESS_RE = new RegExp(ADDRESS_PATTERN);
+
 export function topicForLog(topic: string): string {
   const parts = topic.split('/');
   const root = TOPIC_ROOT.split('/');
-  const shown = parts.slice(0, 8).map((p, i) => (p === root[i] || (TOPIC_KINDS as readonly string[]).includes(p) || isValidId(p) ? p : '(not an id)'));
+  const shown = parts
+    .slice(0, 8)
+    .map((p, i) => (p === root[i] || (TOPIC_KINDS as readonly string[]).includes(p) || (isValidId(p) && !ADDRESS_RE.test(p)) ? p : '(not an id)'));
   return parts.length > 8 ? `${shown.join('/')}/... (${parts.length} levels)` : shown.join('/');
+}
+
+/**
+ * The levels of a topic that are valid ids shaped like an address (topicForLog shows them as
+ * `(not an id)`): a rejection's detail that names the topic's site or gateway hides them the same way.
+ */
+export function addressLikeLevels(topic: string): string[] {
+  return topic.split('/').filter((p) => p !== '' && isValidId(p) && ADDRESS_RE.test(p));
 }

@@ -15,6 +15,7 @@ import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { RejectLog } from '../aggregator/reject-log.ts';
+import { classify } from '../aggregator/messages.ts';
 import { countsTopic, encode, MAX_PACKET_BYTES } from '../contract/index.ts';
 import { publishAll, publisher, until, window } from './aggregator-helpers.ts';
 
@@ -27,6 +28,28 @@ type LogLine = { level: number; msg: string; reason?: string; detail?: string; n
 function capturingLogger(lines: LogLine[]) {
   return pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
 }
+
+describe('rejection log: a topic level that is a valid id shaped like an address', () => {
+  it('is not logged, in the topic or in the detail that names it (3c-22-fb-01-a0-9e, 3c22fb01a09e)', () => {
+    const lines: Array<LogLine & { topic?: string }> = [];
+    const r = new RejectLog(capturingLogger(lines), { perInterval: 10, intervalMs: 3600_000 });
+    const now = Date.now();
+    const payload = encode(window('val', 'gw-1', 4, now - 670_000));
+    const addr = Uint8Array.from([0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e]);
+    // both topics parse (their levels are valid ids): a topic_mismatch whose detail names the topic's levels
+    const topics = ['presence/v1/3c-22-fb-01-a0-9e/gw-1/counts', 'presence/v1/val/3c22fb01a09e/counts'];
+    for (const topic of topics) {
+      const c = classify(topic, payload, now, 60_000);
+      if (c.ok) throw new Error(`${topic} was accepted`);
+      r.record(c.reason, topic, c.detail, now);
+    }
+    expect(lines.map((l) => [l.reason, l.topic, l.detail])).toEqual([
+      ['topic_mismatch', 'presence/v1/(not an id)/gw-1/counts', 'topic names (not an id)/gw-1, payload val/gw-1'],
+      ['topic_mismatch', 'presence/v1/val/(not an id)/counts', 'topic names val/(not an id), payload val/gw-1'],
+    ]);
+    expect(scan('log', JSON.stringify(lines), [addr], { hashLike: false })).toEqual([]);
+  });
+});
 
 describe('rejection log rate limit', () => {
   it('logs the first rejections of an interval one by one, then one summary by reason', () => {
