@@ -308,7 +308,7 @@ async function sampleCommand(
   };
 }
 
-/** File sources whose countable frames came before the damage that failed them: they delivered frames. */
+/** Sources (a file, a command) whose countable frames came before the damage that stopped them: they delivered frames. */
 const deliveredBeforeDamage = new WeakSet<CheckResult>();
 
 /** Sources that deliver frames, none of them countable yet (a quiet place): not a reason to fail. */
@@ -437,9 +437,20 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         detail: `capture link type ${unsupported.map(linkTypeName).join(', ')} cannot be counted`,
         fix: 'capture from the monitor-mode interface (radiotap, 127) or the Bluetooth adapter (dumpcap -i bluetoothN), not a normal network interface',
       });
-    } else if (r.frames > 0)
-      out.push(counter.verdict(step, `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg));
-    else
+    } else if (r.frames > 0) {
+      const v = counter.verdict(step, `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg);
+      if (r.damage && v.level === 'ok') {
+        // counted, but then the output turned damaged: the gateway stops and restarts the command there
+        const w: CheckResult = {
+          step,
+          level: 'warn',
+          detail: `${v.detail}; then ${r.damage}`,
+          fix: 'the gateway restarts the command each time its output turns damaged: have the capture tool write the capture alone to stdout (tcpdump -U -w -, dumpcap -q -w -)',
+        };
+        deliveredBeforeDamage.add(w);
+        out.push(w);
+      } else out.push(v);
+    } else
       out.push({
         step,
         level: 'fail',

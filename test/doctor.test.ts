@@ -403,6 +403,25 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     },
   );
 
+  it('a command whose output turns damaged after countable frames: a warning naming the damage, and the frames count as delivered', () => {
+    const good = wifiCapture(join(tmp, 'cmd-good.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 2 }).path;
+    const tool = join(tmp, 'good-then-bad.sh');
+    // a pcap record header whose captured length is more than 16 MiB after the good frames
+    writeFileSync(tool, `#!/bin/sh\ncat ${good}\nprintf '\\000\\000\\000\\000\\000\\000\\000\\000\\377\\377\\377\\177\\000\\000\\000\\000'\n`, { mode: 0o755 });
+    const r = doctor([
+      '--config',
+      config('cmddamaged', [`{ type: command, name: w, radio: wifi, command: [${tool}] }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '5s',
+    ]);
+    expect(by(r, 'frames arriving (w)'), r.text).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/; 2 countable; then the command's output is not a valid capture: \w+ at byte offset \d+, after 2 frames$/),
+    });
+    expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'w delivered frames' });
+  });
+
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
     const tool = join(tmp, 'not-a-capture.sh');
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
