@@ -327,7 +327,7 @@ zones:
     [
       'a prior fitted on all frames for a fit at --rssi-min -70 (its k and b are of other counts)',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--rssi-min', '-70', '--prior', out],
-      /^presence calibrate: --prior .*lab\.yaml: holds a calibration of wifi estimate in 60 s windows \(all frames, 7 burst addresses\), this fit is of wifi estimate in 60 s windows \(frames of -70 dBm and stronger, 7 burst addresses\); fix: give --prior a file fitted with the same --rssi-min and --burst-addresses$/,
+      /^presence calibrate: --prior .*lab\.yaml: holds a calibration of wifi estimate in 60 s windows \(all frames, 7 burst addresses\), this fit is of wifi estimate in 60 s windows \(frames of -70 dBm and stronger, 7 burst addresses\); fix: give --prior a file fitted with the same --rssi-min and --burst-addresses \(or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add `counted_by: gateways` under its `estimator:`\)$/,
     ],
     [
       'a window shorter than a second (1ms made millions of empty windows)',
@@ -507,6 +507,16 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     // (the fit's own warnings come first; the refusal is the last line)
     expect(r.stderr.trim().split('\n').at(-1)).toBe(
       `presence calibrate: --out ${old}: holds a calibration of wifi estimate in 60 s windows (all frames, 7 burst addresses) at level 0.9, this one is of wifi estimate in 60 s windows (as the gateways counted them) at level 0.9; fix: write to another --out file (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add \`counted_by: gateways\` under its \`estimator:\`)`,
+    );
+  });
+
+  it.skipIf(!occ)('a prior fitted on stored counts before counted_by existed: its refusal says how to mark it', () => {
+    const old = join(dir, 'old-prior.yaml');
+    writeFileSync(old, readFileSync(join(dir, 'cal.yaml'), 'utf8').replace(/^ {2}counted_by: gateways\n/m, ''));
+    const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--rssi-min', '-70', '--prior', old, '--json');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')[0]).toBe(
+      `presence calibrate: --prior ${old}: holds a calibration of wifi estimate in 60 s windows (all frames, 7 burst addresses), this fit is of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses); fix: give --prior a file fitted with the same --rssi-min and --burst-addresses (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add \`counted_by: gateways\` under its \`estimator:\`)`,
     );
   });
 

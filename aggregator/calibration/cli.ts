@@ -127,7 +127,7 @@ function priorFrom(file: string, zone: string, want: Estimator, note: (m: string
   if (describeCounts(a) !== describeCounts(want)) {
     if (a.counted_by !== 'gateways' && want.counted_by !== 'gateways') {
       throw new CalibrationFileError(
-        `--prior ${file}: holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}; fix: give --prior a file fitted with the same --rssi-min${usesBurst(want) ? ' and --burst-addresses' : ''}`,
+        `--prior ${file}: holds a calibration of ${describeCounts(a)}, this fit is of ${describeCounts(want)}; fix: give --prior a file fitted with the same --rssi-min${usesBurst(want) ? ' and --burst-addresses' : ''}${unmarked(a) ? STORED_HINT : ''}`,
       );
     }
     note(
@@ -337,11 +337,11 @@ function describeCounts(e: Estimator): string {
  * Files fitted on stored counts before `counted_by` was written read as counted here on all frames.
  * Where that may be the cause of a mismatch, the error says how to mark such a file.
  */
+const unmarked = (e: Estimator) => e.counted_by === undefined && e.rssi_min_dbm === undefined && e.burst_addresses === undefined;
+const STORED_HINT =
+  ' (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add `counted_by: gateways` under its `estimator:`)';
 function storedHint(old: Estimator, next: Estimator): string {
-  const oldUnmarked = old.counted_by === undefined && old.rssi_min_dbm === undefined && old.burst_addresses === undefined;
-  return next.counted_by === 'gateways' && oldUnmarked
-    ? ' (or, if that file was fitted on stored counts with --influx-url by an earlier presence calibrate, add `counted_by: gateways` under its `estimator:`)'
-    : '';
+  return next.counted_by === 'gateways' && unmarked(old) ? STORED_HINT : '';
 }
 
 /** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
