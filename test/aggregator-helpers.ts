@@ -1,4 +1,5 @@
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
 // Shared bits of the aggregator suites: contract-conformant windows and a QoS 1 publisher.
 import mqtt, { type MqttClient } from 'mqtt';
 import { countsTopic, encode, statusTopic, type CountsMessage, type StatusMessage } from '../contract/index.ts';
@@ -90,5 +91,19 @@ zones:
     corr_kb: 0.4
     residual_sd: 1.5
 `),
+  );
+}
+
+/** An aggregator on a real broker and influxd 1.x (database made at start) applying this calibration; quick batches, no log. */
+export function calibratedAggregator(brokerUrl: string, influxUrl: string, clientId: string, calibration: Calibration): Aggregator {
+  return new Aggregator(
+    {
+      mqtt: { url: brokerUrl, clientId },
+      influx: { url: influxUrl, api: 'v1', database: 'presence', create: true },
+      batch: { size: 300, flushInterval: '20ms', maxBuffer: 1000, maxRetryDelay: '500ms' },
+      http: { port: 0, host: '127.0.0.1' },
+      logLevel: 'silent',
+    },
+    { calibration },
   );
 }

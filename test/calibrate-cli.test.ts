@@ -402,6 +402,9 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
   const storedWith = (truthFile: string, out: string, ...extra: string[]) =>
     presence('calibrate', '--influx-url', influx.url, '--influx-db', 'presence', '--site', 'station', '--truth', truthFile, '--out', out, ...extra);
   const stored = (...extra: string[]) => storedWith(join(dir, 'counts.csv'), join(dir, 'cal.yaml'), ...extra);
+  /** The capture form on one lab day, zone lab, with a prior (and the rest of the flags). */
+  const labDayWithPrior = (prior: string, ...extra: string[]) =>
+    presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', ...extra, '--prior', prior, '--json');
 
   it('reads the zone series with InfluxQL, pairs each count with its window and fits', () => {
     const r = stored('--zone', 'hall');
@@ -451,20 +454,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
 
   it.skipIf(!occ)('a lab prior for stored counts (or the other way round) is taken, with a note naming what must agree', () => {
     // (runs after the first test wrote cal.yaml, fitted on the gateways' counts)
-    const r = presence(
-      'calibrate',
-      '--capture',
-      pcap(DAYS[0]),
-      '--truth',
-      truth(DAYS[0]),
-      '--zone',
-      'lab',
-      '--rssi-min',
-      '-70',
-      '--prior',
-      join(dir, 'cal.yaml'),
-      '--json',
-    );
+    const r = labDayWithPrior(join(dir, 'cal.yaml'), '--rssi-min', '-70');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(
       `presence calibrate: note: --prior ${join(dir, 'cal.yaml')} holds a calibration of wifi estimate in 60 s windows (as the gateways counted them), this fit is of wifi estimate in 60 s windows (frames of -70 dBm and stronger, 7 burst addresses): the prior is fair only if the gateways' gateway.rssi_min_dbm and estimator.burst_addresses are the settings named on the other side`,
@@ -476,22 +466,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     const devices = join(dir, 'cal-devices.yaml');
     writeFileSync(devices, readFileSync(join(dir, 'cal.yaml'), 'utf8').replace(/^ {2}field: estimate$/m, '  field: devices'));
     // (the note is written when the prior is read, before the fit: whether this one day's devices fit is not the point)
-    const r = presence(
-      'calibrate',
-      '--capture',
-      pcap(DAYS[0]),
-      '--truth',
-      truth(DAYS[0]),
-      '--zone',
-      'lab',
-      '--field',
-      'devices',
-      '--rssi-min',
-      '-70',
-      '--prior',
-      devices,
-      '--json',
-    );
+    const r = labDayWithPrior(devices, '--field', 'devices', '--rssi-min', '-70');
     expect(r.stderr).toContain(
       `presence calibrate: note: --prior ${devices} holds a calibration of wifi devices in 60 s windows (as the gateways counted them), this fit is of wifi devices in 60 s windows (frames of -70 dBm and stronger): the prior is fair only if the gateways' gateway.rssi_min_dbm is the setting named on the other side`,
     );

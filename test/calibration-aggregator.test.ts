@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
-import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsItem, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import type { Aggregator } from '../aggregator/aggregator.ts';
+import { calibratedAggregator, countsItem, publishAll, publisher, until, window } from './aggregator-helpers.ts';
 import { countsLines, countsPoints, msSettings } from '../aggregator/messages.ts';
 import { applyZone, Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { windowPeople } from '../aggregator/calibration/apply.ts';
@@ -368,16 +368,7 @@ describe.skipIf(!okInflux)('people of noisy windows into a real influxd 1.6.7 (r
 
   it('a window of any privacy.epsilon the contract allows is stored with its counts (people only where their interval is finite)', async () => {
     const cal = new Calibration(parseCalibration(calibrationYaml(0.5, 4, 'zone-a', 60)));
-    agg = new Aggregator(
-      {
-        mqtt: { url: broker.url, clientId: 'cal-agg-eps' },
-        influx: { url: influx.url, api: 'v1', database: 'presence', create: true },
-        batch: { size: 300, flushInterval: '20ms', maxBuffer: 1000, maxRetryDelay: '500ms' },
-        http: { port: 0, host: '127.0.0.1' },
-        logLevel: 'silent',
-      },
-      { calibration: cal },
-    );
+    agg = calibratedAggregator(broker.url, influx.url, 'cal-agg-eps', cal);
     await agg.start();
     const pub = await publisher(broker.url);
     const t0 = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import { Aggregator } from '../aggregator/aggregator.ts';
+import type { Aggregator } from '../aggregator/aggregator.ts';
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { countsLines } from '../aggregator/messages.ts';
 import { protect } from '../gateway/privacy.ts';
 import type { CountsMessage } from '../contract/index.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
 
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
 const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (suppressed windows)');
@@ -157,16 +157,7 @@ zones:
 
   beforeAll(async () => {
     await Promise.all([broker.start(), influx.start()]);
-    agg = new Aggregator(
-      {
-        mqtt: { url: broker.url, clientId: 'cal-dash-suppressed' },
-        influx: { url: influx.url, api: 'v1', database: 'presence', create: true },
-        batch: { size: 300, flushInterval: '20ms', maxBuffer: 1000, maxRetryDelay: '500ms' },
-        http: { port: 0, host: '127.0.0.1' },
-        logLevel: 'silent',
-      },
-      { calibration: cal },
-    );
+    agg = calibratedAggregator(broker.url, influx.url, 'cal-dash-suppressed', cal);
     await agg.start();
     const few = (m: CountsMessage): CountsMessage => ({
       ...m,

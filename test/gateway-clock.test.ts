@@ -13,7 +13,7 @@ import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_EMPTY_WINDOWS, MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
-import { address, counts, gatewayArgs, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
+import { address, counts, gatewayArgs, logLines, runCapture, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -22,14 +22,6 @@ const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
 const probe = (i: number) => probeRequest({ sa: address(i % 5, 3, true), seq: i & 0xfff, ies: IES, channel: 6, signalDbm: -50, tsfUs: i });
-
-/** pino JSON lines of the gateway's stderr with the given message. */
-const logLines = (stderr: string, msg: string) =>
-  stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === msg);
 
 /** A simple packet block (interface 0): it carries no timestamp. */
 function spb(data: Uint8Array): Buffer {
@@ -71,13 +63,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       path,
       Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(1_000, probe(99)), ...real.map((t, i) => pcapRecord(t, probe(i)))]),
     );
-    const sub = await subscriber(broker.url, { filter: siteFilter('epoch') });
-    const gw = spawnGateway(
-      gatewayArgs({ site: 'epoch', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-epoch') }, '--speed', '1', '--window', '1s'),
-    );
-    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('epoch', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
-    const c = counts(sub.messages, 'epoch');
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'epoch', path, queueDir: join(tmp, 'q-epoch') }, ['--speed', '1', '--window', '1s'], spawnGateway);
     expect(c.length).toBe(windowsSpanned(real[0]!, real.at(-1)!, 1000));
     expect(c.every((w) => w.start.startsWith('2026-05-04T10:00:0'))).toBe(true);
     expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(31); // the 1970 frame too
@@ -87,7 +77,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(warned[0]).toMatchObject({ frames: 1 });
     expect(logLines(gw.stderr(), 'sources ended; publishing queued windows')[0]).toMatchObject({ off_clock_frames: 1, clock_jumps: 0 });
     expect(gw.stderr()).not.toMatch(/does not match the contract/);
-    await sub.client.endAsync();
+    await end();
   });
 
   it('a pcapng starting with a simple packet block (time 0), then a jump of two months: the jump is skipped and logged with its count', async () => {
@@ -105,13 +95,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
         ...after.map((t, i) => pcapngPacket(0, t, probe(10 + i))),
       ]),
     );
-    const sub = await subscriber(broker.url, { filter: siteFilter('spb') });
-    const gw = spawnGateway(
-      gatewayArgs({ site: 'spb', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-spb') }, '--speed', 'max', '--window', '1s'),
-    );
-    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('spb', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
-    const c = counts(sub.messages, 'spb');
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'spb', path, queueDir: join(tmp, 'q-spb') }, ['--speed', 'max', '--window', '1s'], spawnGateway);
     expect(c.map((w) => w.start)).toEqual([
       new Date(a + 100).toISOString(), // first window, from its first frame
       new Date(a + 1000).toISOString(),
@@ -124,7 +112,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
     expect(jumps).toHaveLength(1);
     expect(jumps[0]).toMatchObject({ from: new Date(a + 3000).toISOString(), to: new Date(b).toISOString(), skipped_windows: (b - a - 3000) / 1000, jumps: 1 });
-    await sub.client.endAsync();
+    await end();
   });
 
   it('a capture whose first 20,000 frames are stamped 1970 (a gateway without a real-time clock before NTP): no hang; 16,384 wait for the first real window, the rest are not counted and say so', async () => {
@@ -140,13 +128,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
         ...real.map((t, i) => pcapRecord(t, probe(i))),
       ]),
     );
-    const sub = await subscriber(broker.url, { filter: siteFilter('boot') });
-    const gw = spawnGateway(
-      gatewayArgs({ site: 'boot', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-boot') }, '--speed', 'max', '--window', '1s'),
-    );
-    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('boot', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
-    const c = counts(sub.messages, 'boot');
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'boot', path, queueDir: join(tmp, 'q-boot') }, ['--speed', 'max', '--window', '1s'], spawnGateway);
     expect(c.length).toBe(windowsSpanned(real[0]!, real.at(-1)!, 1000));
     expect(c.every((w) => w.start.startsWith('2026-05-04T10:00:0'))).toBe(true);
     expect(c[0]!.wifi.frames).toBe(8 + MAX_HELD_OFF_CLOCK);
@@ -160,7 +146,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       off_clock_frames: off,
       off_clock_dropped: off - MAX_HELD_OFF_CLOCK,
     });
-    await sub.client.endAsync();
+    await end();
   });
 
   it('a capture stamped 1970 throughout: no hang, nothing published, the log says no frame was counted', async () => {
@@ -169,13 +155,12 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       path,
       Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...Array.from({ length: 20_000 }, (_, i) => pcapRecord(5_000 + i, probe(i)))]),
     );
-    const sub = await subscriber(broker.url, { filter: siteFilter('never') });
-    const gw = spawnGateway(
-      gatewayArgs({ site: 'never', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-never') }, '--speed', 'max', '--window', '1s'),
-    );
-    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('never', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
-    expect(counts(sub.messages, 'never')).toHaveLength(0);
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'never', path, queueDir: join(tmp, 'q-never') }, ['--speed', 'max', '--window', '1s'], spawnGateway);
+    expect(c).toHaveLength(0);
     const none = logLines(gw.stderr(), 'no frame of the capture is stamped in 2000-2099: these frames were not counted');
     expect(none).toHaveLength(1);
     expect(none[0]).toMatchObject({ frames: MAX_HELD_OFF_CLOCK });
@@ -183,7 +168,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       off_clock_frames: 20_000,
       off_clock_dropped: 20_000 - MAX_HELD_OFF_CLOCK,
     });
-    await sub.client.endAsync();
+    await end();
   });
 
   it('SIGTERM ends the gateway while it closes thousands of empty windows, not after the last', async () => {

@@ -6,11 +6,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { siteFilter, statusTopic } from '../contract/index.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
-import { address, counts, gatewayArgs, spawnGateway, subscriber, waitFor } from './gateway-support.ts';
+import { address, gatewayArgs, logLines, runCapture, spawnGateway } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -19,13 +18,6 @@ const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const UNPARSED = 'frames of a link type the firmware does not parse: not counted';
 const REJECTED = 'every frame of the window was rejected (bad FCS or CRC, truncated or malformed): nothing counted';
-const logLines = (stderr: string, msg: string) =>
-  stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === msg);
-
 describe.skipIf(!hasMosquitto)(SUITE, () => {
   const broker = new Mosquitto();
   const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-linktype-'));
@@ -47,20 +39,18 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('an Ethernet capture: zeros are published, and one warn line says its frames were not counted and what to check', async () => {
     const path = capture('eth.pcap', 1); // LINKTYPE_ETHERNET
-    const sub = await subscriber(broker.url, { filter: siteFilter('eth') });
-    const gw = spawnGateway(
-      gatewayArgs({ site: 'eth', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-eth') }, '--speed', 'max', '--window', '1s'),
-    );
-    expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
-    await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('eth', 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
-    const c = counts(sub.messages, 'eth');
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'eth', path, queueDir: join(tmp, 'q-eth') }, ['--speed', 'max', '--window', '1s']);
     expect(c.length).toBeGreaterThan(0);
     expect(c.every((w) => w.wifi.frames === 0 && w.ble.frames === 0)).toBe(true);
     const warned = logLines(gw.stderr(), UNPARSED);
     expect(warned).toHaveLength(1);
     expect(warned[0]).toMatchObject({ level: 40, frames: 8 }); // those of the first window: .250 to .950
     expect(String(warned[0]!.fix)).toMatch(/monitor-mode interface/);
-    await sub.client.endAsync();
+    await end();
   });
 
   it('a radiotap capture says nothing of the kind', async () => {

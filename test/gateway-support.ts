@@ -1,6 +1,7 @@
 // Helpers for the gateway suites: an MQTT subscriber that records everything, generated captures
 // with known device addresses, a gateway config from a few fields, and polling.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { expect } from 'vitest';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig, type GatewayConfig, type GatewayFlags } from '../gateway/config.ts';
@@ -8,7 +9,7 @@ import { bleAdvertLL, BLE_PDU, probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { writeFileSync } from 'node:fs';
-import { countsTopic, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+import { countsTopic, siteFilter, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
 
@@ -148,4 +149,31 @@ export function spawnGateway(
 /** Number of aligned windows a capture from first to last (ms) spans. */
 export function windowsSpanned(firstMs: number, lastMs: number, windowMs: number): number {
   return Math.floor(lastMs / windowMs) - Math.floor(firstMs / windowMs) + 1;
+}
+
+/** pino JSON lines of a gateway's stderr with the given message. */
+export const logLines = (stderr: string, msg: string): Record<string, unknown>[] =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === msg);
+
+type Spawned = ReturnType<typeof spawnGateway>;
+
+/**
+ * A capture file through a gateway of `site` (zone z, id g) to its end: subscribed to the site
+ * first, then its exit (0) and its offline status waited for. The run, the counts it published and
+ * `end()`, which ends the subscription. `start` spawns it (default spawnGateway).
+ */
+export async function runCapture(
+  o: { brokerUrl: string; site: string; path: string; queueDir: string },
+  extra: string[],
+  start: (args: string[]) => Spawned = (args) => spawnGateway(args),
+): Promise<{ gw: Spawned; counts: CountsMessage[]; end: () => Promise<void> }> {
+  const sub = await subscriber(o.brokerUrl, { filter: siteFilter(o.site) });
+  const gw = start(gatewayArgs({ site: o.site, mqttUrl: o.brokerUrl, source: `pcap:${o.path}`, queueDir: o.queueDir }, ...extra));
+  expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+  await waitFor(() => sub.messages.some((m) => m.topic === statusTopic(o.site, 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
+  return { gw, counts: counts(sub.messages, o.site), end: () => sub.client.endAsync() };
 }
