@@ -236,7 +236,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       ble: { devices: m.ble.devices, estimate: m.ble.estimate },
       people,
     });
-    if (people || calibrated) z.calibrated = true;
+    if (calibrated) z.calibrated = true;
     z.revs.set(t, ++this.rev);
     this.prune(z);
     const g = this.gatewayOf(m.site, m.gateway, now);

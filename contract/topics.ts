@@ -99,14 +99,17 @@ export function parseTopic(topic: string): { site: string; gateway: string; kind
   return { site, gateway, kind };
 }
 
+const ADDRESS_RE = new RegExp(ADDRESS_PATTERN);
+
+/** A topic level that is a valid id with the form of an address in it (any form contract/redact.ts knows). */
+const addressLike = (level: string) => isValidId(level) && ADDRESS_RE.test(level);
+
 /**
  * A topic as it may be logged: the root, the kind and every level that is a valid id kept, any other
  * level (it is whatever the publisher wrote: an address, say) as `(not an id)`, at most 8 levels.
- * So is a valid id with the form of an address in it (`3c22fb01a09e`, `3c-22-fb-01-a0-9e`: any form
- * contract/redact.ts knows). Nothing of a level that is no id, or may be an address, reaches a log.
+ * So is a valid id with the form of an address in it (`3c22fb01a09e`, `3c-22-fb-01-a0-9e`). Nothing
+ * of a level that is no id, or may be an address, reaches a log.
  */
-const ADDRESS_RE = new RegExp(ADDRESS_PATTERN);
-
 export function topicForLog(topic: string): string {
   const parts = topic.split('/');
   const root = TOPIC_ROOT.split('/');
@@ -121,5 +124,5 @@ export function topicForLog(topic: string): string {
  * `(not an id)`): a rejection's detail that names the topic's site or gateway hides them the same way.
  */
 export function addressLikeLevels(topic: string): string[] {
-  return topic.split('/').filter((p) => p !== '' && isValidId(p) && ADDRESS_RE.test(p));
+  return topic.split('/').filter(addressLike);
 }

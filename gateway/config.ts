@@ -176,6 +176,16 @@ export function sketchPMissing(): string {
   return `corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`;
 }
 
+/**
+ * The fix for Wi-Fi frames that arrive and are all rejected, for the gateway's warn line and doctor
+ * alike: a stale FCS (some drivers flag an FCS they do not update) is the usual cause.
+ */
+export function rejectedFramesFix(ignoreFcs: boolean): string {
+  return ignoreFcs
+    ? 'check the adapter and its driver: its frames fail the firmware checks even with gateway.ignore_fcs'
+    : 'if the capture carries a stale FCS (some drivers flag an FCS they do not update), set gateway.ignore_fcs: true (--ignore-fcs); else check the adapter and its driver';
+}
+
 /** Digits only on the command line: seconds, as the gateway's flags always read them. */
 
 const radio = { enum: ['wifi', 'ble', 'mixed'] } as const;

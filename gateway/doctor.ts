@@ -16,6 +16,7 @@ import {
   epsilonText,
   loadConfig,
   parseDuration,
+  rejectedFramesFix,
   SKETCH_P_ADVISED,
   type GatewayConfig,
   type GatewayFlags,
@@ -308,13 +309,13 @@ async function sampleCommand(
   };
 }
 
-/** Sources (a file, a command) whose countable frames came before the damage that stopped them: they delivered frames. */
-const deliveredBeforeDamage = new WeakSet<CheckResult>();
-
-/** Sources that deliver frames, none of them countable yet (a quiet place): not a reason to fail. */
-const quietSources = new WeakSet<CheckResult>();
-function quiet(r: CheckResult): CheckResult {
-  quietSources.add(r);
+/**
+ * Frame checks that are not ok but whose source delivered frames (canCount): none countable yet (a
+ * quiet place), or countable ones before the damage that stopped it.
+ */
+const deliveredFrames = new WeakSet<CheckResult>();
+function delivered(r: CheckResult): CheckResult {
+  deliveredFrames.add(r);
   return r;
 }
 
@@ -361,9 +362,7 @@ class Counter {
         step,
         level: 'fail',
         detail: `${detail}, none countable: the firmware rejected ${rejected} (bad FCS or CRC, truncated or malformed), so the gateway would publish only zeros`,
-        fix: cfg.gateway.ignore_fcs
-          ? 'check the adapter and its driver: its frames fail the firmware checks even with gateway.ignore_fcs'
-          : 'if the capture carries a stale FCS (some drivers flag an FCS they do not update), set gateway.ignore_fcs: true (--ignore-fcs); else check the adapter and its driver',
+        fix: rejectedFramesFix(!!cfg.gateway.ignore_fcs),
       };
     if (accepted > 0 && weak === accepted)
       return {
@@ -373,7 +372,7 @@ class Counter {
         fix: 'lower gateway.rssi_min_dbm (--rssi-min) or leave it unset, or move the antenna closer to where people are',
       };
     if (accepted === 0)
-      return quiet({
+      return delivered({
         step,
         level: 'warn',
         detail: `${detail}, but none is a probe request or a BLE advertisement with an address: nothing to count yet`,
@@ -419,8 +418,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
               }`
             : (e as Error).message;
         const r: CheckResult = { step, level: 'fail', detail, fix: 'give a pcap or pcapng file (tcpdump -w / dumpcap -w output)' };
-        if (before > 0) deliveredBeforeDamage.add(r);
-        out.push(r);
+        out.push(before > 0 ? delivered(r) : r);
       } finally {
         counter.close();
       }
@@ -441,14 +439,14 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       const v = counter.verdict(step, `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg);
       if (r.damage && v.level === 'ok') {
         // counted, but then the output turned damaged: the gateway stops and restarts the command there
-        const w: CheckResult = {
-          step,
-          level: 'warn',
-          detail: `${v.detail}; then ${r.damage}`,
-          fix: 'the gateway restarts the command each time its output turns damaged: have the capture tool write the capture alone to stdout (tcpdump -U -w -, dumpcap -q -w -)',
-        };
-        deliveredBeforeDamage.add(w);
-        out.push(w);
+        out.push(
+          delivered({
+            step,
+            level: 'warn',
+            detail: `${v.detail}; then ${r.damage}`,
+            fix: 'the gateway restarts the command each time its output turns damaged: have the capture tool write the capture alone to stdout (tcpdump -U -w -, dumpcap -q -w -)',
+          }),
+        );
       } else out.push(v);
     } else
       out.push({
@@ -833,9 +831,7 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
 function canCount(cfg: GatewayConfig | null, frames: CheckResult[], results: CheckResult[]): CheckResult {
   const step = 'a source that delivers frames';
   if (cfg) {
-    const ok = frames
-      .filter((f) => f.level === 'ok' || quietSources.has(f) || deliveredBeforeDamage.has(f))
-      .map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
+    const ok = frames.filter((f) => f.level === 'ok' || deliveredFrames.has(f)).map((f) => /\((.*)\)$/.exec(f.step)?.[1] ?? f.step);
     if (ok.length) return { step, level: 'ok', detail: `${ok.join(', ')} delivered frames` };
     if (cfg.sources.some((s) => s.type === 'stdin'))
       return { step, level: 'warn', detail: 'only stdin, which doctor cannot sample', fix: 'pipe a capture into the gateway itself to see it count' };

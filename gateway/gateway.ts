@@ -18,7 +18,7 @@ import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import type { CorridorSettings, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
-import { clockOf, defaultQueueDir, durations, type GatewayConfig } from './config.ts';
+import { clockOf, defaultQueueDir, durations, rejectedFramesFix, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
 import { createSource, FileSource, PACE_TICK_MS, type CaptureSource, type FrameSink } from './sources.ts';
@@ -454,9 +454,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           frames: r.frames,
           fix:
             radio === 'wifi'
-              ? this.windowOpts.ignoreFcs
-                ? 'the frames fail the firmware checks even with gateway.ignore_fcs: check the adapter and its driver'
-                : 'if the capture carries a stale FCS (some drivers flag an FCS they do not update), set gateway.ignore_fcs: true (--ignore-fcs); else check the adapter and its driver'
+              ? rejectedFramesFix(!!this.windowOpts.ignoreFcs)
               : 'check the sniffer and its firmware: every advertisement failed its CRC or was malformed',
         },
         'every frame of the window was rejected (bad FCS or CRC, truncated or malformed): nothing counted',

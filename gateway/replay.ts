@@ -239,11 +239,7 @@ function parseRssi(text: string): number {
   return v;
 }
 
-async function humanTable(
-  windows: AsyncIterable<ReplayWindow>,
-  out: NodeJS.WritableStream,
-  people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null = null,
-): Promise<void> {
+async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream, people: ReplayPeople | null = null): Promise<void> {
   const { default: Table } = await import('cli-table3');
   const table = new Table({
     head: [
@@ -276,7 +272,7 @@ async function humanTable(
 async function tableRows(
   windows: AsyncIterable<ReplayWindow>,
   table: { push(row: Array<string | number>): unknown },
-  people: ((w: ReplayWindow) => { people: { value: number; low: number; high: number } }) | null,
+  people: ReplayPeople | null,
 ): Promise<void> {
   for await (const w of windows) {
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;

@@ -70,6 +70,9 @@ function number(name: string, text: string, ok: (v: number) => boolean, what: st
   return v;
 }
 
+/** A note on stderr (the fit goes on). */
+const note = (m: string) => process.stderr.write(`presence calibrate: note: ${m}\n`);
+
 /** Bootstrap replicates at most (each one refits every session: more only costs time and memory). */
 const MAX_REPLICATES = 100_000;
 
@@ -110,7 +113,7 @@ const withoutFix = (message: string) => message.replace(/; (fix: )?(give|write) 
  * counts the gateways stored carry the gateways' own settings, which no file records, so a lab prior
  * for a deployed zone (or the other way round) is taken with a note naming what must agree.
  */
-function priorFrom(file: string, zone: string, want: Estimator, note: (m: string) => void): Prior {
+function priorFrom(file: string, zone: string, want: Estimator): Prior {
   let c: CalibrationFile;
   try {
     c = readCalibration(file);
@@ -264,7 +267,7 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
       rssiMinDbm: flags.rssiMin === undefined ? undefined : number('rssi-min', flags.rssiMin, (v) => v >= -128 && v <= 127, 'a signal level in dBm like -80'),
       ...(flags.burstAddresses === undefined ? {} : { burstAddresses: burstAddressesFlag(flags.burstAddresses) }),
       onBytes: (n) => bar?.update((done += n)),
-      note: (m) => process.stderr.write(`presence calibrate: note: ${m}\n`),
+      note,
     });
   } finally {
     bar?.stop();
@@ -318,7 +321,7 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
       radio: flags.radio,
       windowMs,
     },
-    (m) => process.stderr.write(`presence calibrate: note: ${m}\n`),
+    note,
   );
 }
 
@@ -424,7 +427,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (stored) estimator.counted_by = 'gateways';
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
-  const prior = flags.prior ? priorFrom(flags.prior, flags.zone, estimator, (m) => process.stderr.write(`presence calibrate: note: ${m}\n`)) : undefined;
+  const prior = flags.prior ? priorFrom(flags.prior, flags.zone, estimator) : undefined;
 
   const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
   const result = fit(

@@ -7,6 +7,7 @@ import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
+import { unreachableReason } from '../influx-setup.ts';
 
 export interface StoredOptions {
   influx: InfluxOptions;
@@ -103,11 +104,10 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
 
 /** An InfluxDB that cannot be reached or refuses the query, as one line naming the URL and the fix. */
 function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
-  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const err = e as Error;
   const url = redactUrl(o.influx.url);
   if (err.message === 'fetch failed') {
-    const why = err.cause?.code ?? err.cause?.message ?? 'no answer';
-    return new StoredSeriesError(`cannot reach InfluxDB at ${url} (${why}); fix: check --influx-url and that InfluxDB runs there`);
+    return new StoredSeriesError(`cannot reach InfluxDB at ${url} (${unreachableReason(e)}); fix: check --influx-url and that InfluxDB runs there`);
   }
   const first = redactUrlsIn(err.message.split('\n')[0]).replace(/^InfluxDB /, '');
   const fix = /database not found/i.test(first)
