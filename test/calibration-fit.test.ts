@@ -219,6 +219,16 @@ describe('fit', () => {
     expect(byZone.a.b.value).toBeGreaterThan(3);
   });
 
+  it('names the field it fitted (--field devices) in its refusal and warnings, not the estimate', () => {
+    const flat = [1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' }));
+    expect(() => fitZone(flat, { field: 'devices' })).toThrow(/zone default: the devices count does not rise with people/);
+    const good = synthetic({ k: 2, b: 0.5, sessions: 4, windows: 120, seed: 11, dayShift: 0.1 });
+    const silent = Array.from({ length: 200 }, (_, i) => ({ estimate: 0, people: 3, session: 'day-9', time: 9 * 86_400_000 + i * 60_000 }));
+    const held = fitZone([...good, ...silent], { field: 'devices' }).warnings.join('\n');
+    expect(held).toMatch(/the line put b \(the devices count with nobody there\)/);
+    expect(held).not.toMatch(/estimate/);
+  });
+
   it('refuses what cannot be fitted at all, with the reason', () => {
     expect(() => fitZone([])).toThrow(/nothing to fit/);
     expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/the estimate does not rise with people/);

@@ -432,7 +432,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
   const result = fit(
     samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
-    { level, replicates, seed, prior },
+    { level, replicates, seed, prior, field: flags.field },
   );
   const zone = result.zones[0];
   const loo = flags.leaveOneOut

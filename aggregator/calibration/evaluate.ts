@@ -87,7 +87,7 @@ export function leaveOneOut(samples: EvalSample[], options: FitOptions = {}): Le
     for (const field of ['estimate', 'devices'] as const) {
       let z: ZoneCalibration;
       try {
-        z = fitZone(asSamples(train, field), opts, 'loo');
+        z = fitZone(asSamples(train, field), { ...opts, field }, 'loo');
       } catch (e) {
         row.error = (e as Error).message;
         row[field] = score(

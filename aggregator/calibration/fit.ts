@@ -84,6 +84,8 @@ export interface FitOptions {
   seed?: number;
   /** Prior for shrinkage; with several zones and none given, it is estimated from the zones. */
   prior?: Prior;
+  /** Name of the counts field in `Sample.estimate` (default `estimate`), for the messages. */
+  field?: string;
 }
 
 export interface FitResult {
@@ -265,7 +267,7 @@ function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions,
     );
   if (!Number.isFinite(kb(line).k)) {
     throw new FitError(
-      `zone ${zone}: the estimate does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`,
+      `zone ${zone}: the ${fieldWords(opts.field)} does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`,
     );
   }
   let boot = bootstrap(samples, opts.replicates, opts.seed);
@@ -340,6 +342,9 @@ function corr(a: Float64Array, b: Float64Array): number {
   return Number.isFinite(r) ? r : 0;
 }
 
+/** The counts field as the subject of a sentence: "the estimate", "the devices count". */
+const fieldWords = (field: string) => (field === 'estimate' ? field : `${field} count`);
+
 const round = (x: number, d = 6) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 const roundParam = (p: Param): Param => ({ value: round(p.value), low: round(p.low), high: round(p.high), sd: round(p.sd) });
 
@@ -348,7 +353,7 @@ const roundParam = (p: Param): Param => ({ value: round(p.value), low: round(p.l
  * Throws FitError when a zone cannot be fitted at all; otherwise problems are in `warnings`.
  */
 export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
-  const opts = { level: options.level ?? 0.9, replicates: options.replicates ?? 1000, seed: options.seed ?? 1 };
+  const opts = { level: options.level ?? 0.9, replicates: options.replicates ?? 1000, seed: options.seed ?? 1, field: options.field ?? 'estimate' };
   if (!(opts.level > 0 && opts.level < 1)) throw new FitError(`level must be between 0 and 1 (got ${opts.level})`);
   const clean = samples.filter((s) => Number.isFinite(s.estimate) && Number.isFinite(s.people));
   if (clean.length === 0) throw new FitError('no windows paired with the truth: nothing to fit');
@@ -399,7 +404,7 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
     const warnings = [...z.checks.warnings];
     if (z.line.negativeB !== undefined) {
       warnings.push(
-        `zone ${z.zone}: the line put b (the estimate with nobody there) at ${z.line.negativeB.toFixed(2)}, below zero: b is 0 and the line goes through zero; ` +
+        `zone ${z.zone}: the line put b (the ${fieldWords(opts.field)} with nobody there) at ${z.line.negativeB.toFixed(2)}, below zero: b is 0 and the line goes through zero; ` +
           'check the truth for people counted while the sensor heard nobody (e.g. a count kept after a session ended)',
       );
     }
@@ -408,7 +413,7 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
         ? `its slope varies by ${Math.round(z.line.slopeSpread * 100)} % over the bootstrap, more than ${MAX_SLOPE_SPREAD * 100} %`
         : 'more than 5 % of the bootstrap samples give no rising line';
       warnings.push(
-        `zone ${z.zone}: the data cannot tell k from b (${spread}): b is 0 and the line goes through zero (people = k * estimate); ` +
+        `zone ${z.zone}: the data cannot tell k from b (${spread}): b is 0 and the line goes through zero (people = k * ${opts.field}); ` +
           'calibrate on periods with more spread in occupancy to fit b',
       );
     }
