@@ -40,6 +40,13 @@ import {
   type WindowCounter as ClockCounter,
 } from './window.ts';
 
+/**
+ * Wall clock: a window whose span has passed on the monotonic clock while the wall clock still puts
+ * its end more than this far ahead is ended (the clock was set back); a smaller step back only
+ * lengthens the window by the step.
+ */
+export const WALL_CLOCK_BACK_MS = 1_000;
+
 /** Wall-clock margin behind a paced replay's clock before its windows close: a delivery tick and 250 ms to spare. */
 const PACED_MARGIN_MS = PACE_TICK_MS + 250;
 
@@ -356,13 +363,32 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private openWindow(at: number, complete: boolean): void {
     this.windows.open(at, complete && this.sourcesOk());
-    if (this.clock === 'wall') this.scheduleClose();
+    if (this.clock === 'wall') {
+      this.wallOpened();
+      this.scheduleClose();
+    }
   }
+
+  /**
+   * Wall clock: a window's key may live as long as the window's span on the wall clock when it
+   * opened, measured on the monotonic clock: a wall clock set back (NTP stepping a board without a
+   * real-time clock, an operator) must not keep one key, and its hashes, for the time it went back.
+   */
+  private wallOpened(): void {
+    const w = this.windows.window;
+    if (!w) return;
+    this.openedMono = performance.now();
+    this.openedSpanMs = w.nominalEnd - w.start;
+  }
+  /** Wall clock: when (performance.now()) the open window was opened, and its span on the wall clock then. */
+  private openedMono = 0;
+  private openedSpanMs = 0;
 
   /** Closes the open window once the clock reached `t` (see WindowClock.step); true if one closed. */
   private step(t: number): boolean {
     const closed = this.windows.step(t);
     if (!closed) return false;
+    if (this.clock === 'wall') this.wallOpened();
     if (!this.sourcesOk()) this.windows.cutShort();
     this.queueWindow(closed);
     return true;
@@ -370,15 +396,42 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private scheduleClose(): void {
     if (this.timer) clearTimeout(this.timer);
-    const delay = Math.max(0, this.windows.end - Date.now());
+    // Timers run on the monotonic clock: the boundary on the wall clock, or the window's span since
+    // it opened, whichever comes first.
+    const delay = Math.max(0, Math.min(this.windows.end - Date.now(), this.openedMono + this.openedSpanMs - performance.now()));
     this.timer = setTimeout(() => this.onBoundary(), delay);
   }
 
   private onBoundary(): void {
     this.timer = null;
-    if (!this.windows.window || this.stopping) return;
-    this.step(Date.now()); // woke early: nothing closes
-    this.scheduleClose();
+    const w = this.windows.window;
+    if (!w || this.stopping) return;
+    if (this.step(Date.now())) {
+      this.scheduleClose();
+      return;
+    }
+    const counted = performance.now() - this.openedMono;
+    const behind = this.windows.end - Date.now();
+    if (counted >= this.openedSpanMs && behind > WALL_CLOCK_BACK_MS) {
+      // The window has counted its whole span, yet the wall clock says it has `behind` ms to go:
+      // the clock was set back. The window ends now (cut short, stamped with the span it counted)
+      // and the next one, under a new key, starts at the clock's new time.
+      this.clockJumps++;
+      this.log.warn(
+        { back_ms: Math.round(behind), counted_ms: Math.round(counted) },
+        'the wall clock went back; the window ends now and the next one starts at the new time',
+      );
+      this.queueWindow(this.windows.close(w.start + counted, false));
+      this.openWindow(Date.now(), false);
+      return;
+    }
+    if (counted >= this.openedSpanMs) {
+      // set back by at most WALL_CLOCK_BACK_MS: the window ends at its boundary on the new time
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.onBoundary(), Math.max(0, behind));
+      return;
+    }
+    this.scheduleClose(); // woke early: nothing closes
   }
 
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */

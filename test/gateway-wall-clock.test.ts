@@ -1,0 +1,145 @@
+// The wall clock of a live gateway can be set back (NTP stepping a board without a real-time clock,
+// an operator fixing the time). Each window's key may live for the window's span only: before the
+// fix, a gateway whose clock went back an hour kept its open window, its key and every hash of it,
+// for that hour. A real gateway (in this process, so that its wall clock can be moved by Date.now)
+// against a real Mosquitto, with the firmware's beginWindow watched.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { CountsMessage } from '../contract/index.ts';
+import { Firmware } from '../firmware/host/firmware.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { config } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'gateway wall clock';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+const HOUR = 3_600_000;
+
+/** Waits on the monotonic clock (Date.now is moved by the test). */
+async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-wall-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('the wall clock set back an hour: the open window ends after its span all the same, the next one under a new key, and the log says so', async () => {
+    const realNow = Date.now.bind(Date);
+    let offset = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset);
+    const fw = await Firmware.load();
+    const begun: number[] = [];
+    const begin = fw.beginWindow.bind(fw);
+    fw.beginWindow = (o) => {
+      begun.push(performance.now());
+      begin(o);
+    };
+    const lines: Record<string, unknown>[] = [];
+    const log = pino(
+      { level: 'info', base: null },
+      new Writable({
+        write(chunk, _enc, done) {
+          for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+          done();
+        },
+      }),
+    );
+    const gw = new Gateway({
+      config: config({ site: 'wall', zone: 'z', id: 'g', mqttUrl: broker.url, source: ['wifi=cmd:exec sleep 600'], window: '1s', queueDir: join(tmp, 'q') }),
+      firmware: fw,
+      log,
+      processMetrics: false,
+    });
+    const closed: CountsMessage[] = [];
+    gw.on('window', (m) => closed.push(m));
+    await gw.start();
+    try {
+      await until(() => closed.length >= 2, 'two windows on the right clock');
+
+      // Back by an hour: the open window must still end after its second, not an hour later.
+      offset = -HOUR;
+      const before = { closed: closed.length, begun: begun.length, at: performance.now() };
+      await until(() => closed.length >= before.closed + 3, 'three windows after the clock went back');
+      const cut = closed[before.closed]!;
+      expect(cut.complete).toBe(false);
+      expect(Date.parse(cut.end) - Date.parse(cut.start)).toBeLessThanOrEqual(1000);
+      const warned = lines.filter((l) => l.msg === 'the wall clock went back; the window ends now and the next one starts at the new time');
+      expect(warned).toHaveLength(1);
+      expect(warned[0]!.back_ms).toBeGreaterThan(HOUR - 2000);
+      // the windows after it are on the new clock, each opened by the firmware with a fresh key
+      const after = closed.slice(before.closed + 1);
+      for (const w of after) expect(Date.parse(w.start)).toBeLessThan(realNow() - HOUR + 5000);
+      expect(begun.length).toBeGreaterThanOrEqual(before.begun + 3);
+      expect(gw.clockJumps).toBe(1);
+
+      // Forward by the hour again: the window closes and the next one opens at the new time.
+      offset = 0;
+      const fwd = closed.length;
+      await until(() => closed.length >= fwd + 2, 'two windows after the clock went forward');
+      expect(lines.some((l) => l.msg === 'clock jumped or the process stalled; the next window starts now')).toBe(true);
+      expect(Date.parse(closed.at(-1)!.start)).toBeGreaterThan(realNow() - 5000);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('a step back smaller than a second only lengthens the open window by the step: no window is cut for it', async () => {
+    const realNow = Date.now.bind(Date);
+    let offset = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset);
+    const lines: string[] = [];
+    const log = pino(
+      { level: 'info', base: null },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
+    const gw = new Gateway({
+      config: config({ site: 'wall', zone: 'z', id: 'g2', mqttUrl: broker.url, source: ['wifi=cmd:exec sleep 600'], window: '1s', queueDir: join(tmp, 'q2') }),
+      log,
+      processMetrics: false,
+    });
+    const closed: CountsMessage[] = [];
+    gw.on('window', (m) => closed.push(m));
+    await gw.start();
+    try {
+      await until(() => closed.length >= 2, 'two windows');
+      offset = -300;
+      const n = closed.length;
+      await until(() => closed.length >= n + 3, 'three windows after a step back of 300 ms');
+      expect(lines.join('')).not.toContain('the wall clock went back');
+      expect(gw.clockJumps).toBe(0);
+      // every window after the step is whole and follows the one before it
+      for (let i = n + 1; i < closed.length; i++) {
+        expect(closed[i]!.start).toBe(closed[i - 1]!.end);
+        expect(closed[i]!.complete).toBe(true);
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
