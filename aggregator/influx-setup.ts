@@ -14,7 +14,7 @@
 // a Flux task for 2.x); it does not call their APIs.
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
-import { influxCredentials, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { influxCredentials, influxUrlProblem, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { durationMs, parseDuration } from '../scripts/lib/duration.ts';
 
 export const DETAIL_RP = 'detail';
@@ -259,6 +259,7 @@ export function registerInflux(program: Command): void {
     .action(async (f: SetupFlags) => {
       // Flags win over the environment (defaults are not shown in --help: a URL may hold a password).
       const env = process.env;
+      const urlName = f.influxUrl === undefined && env.INFLUX_URL !== undefined ? 'INFLUX_URL' : '--influx-url';
       f.influxUrl ??= env.INFLUX_URL ?? 'http://127.0.0.1:8086';
       f.influxDb ??= env.INFLUX_DB;
       f.influxUsername ??= env.INFLUX_USERNAME;
@@ -296,6 +297,9 @@ export function registerInflux(program: Command): void {
         process.stdout.write(guidance3({ database, detail: influxDuration(detailMs), hourly: influxDuration(hourlyMs) }));
         return;
       }
+      const urlProblem = influxUrlProblem(f.influxUrl, urlName);
+      // Already without credentials; redactUrlsIn would cut a URL with a space in it.
+      if (urlProblem) exitUsage('influx setup', new Error(urlProblem));
       let password = f.influxPassword ?? process.env.INFLUX_PASSWORD;
       try {
         if (password === undefined && f.influxPasswordFile) password = readSecretFile(f.influxPasswordFile, '--influx-password-file');

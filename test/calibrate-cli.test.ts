@@ -525,7 +525,7 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     [
       'a URL that is none',
       () => ['--influx-url', 'influx:8086', '--influx-db', 'presence'],
-      /^presence calibrate: --influx-url: must be an http\(s\) URL of InfluxDB/,
+      /^presence calibrate: --influx-url "influx:8086" does not start with http:\/\/ or https:\/\/ \(InfluxDB answers HTTP\); fix: give an http\(s\) URL, like http:\/\/influxdb:8086$/,
     ],
   ])('%s: one line naming it and the fix', async (_name, args, message) => {
     const r = presence(

@@ -2,7 +2,7 @@
 // way in every command; never the whole help. Files named on the command line are checked before
 // anything starts.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,37 @@ describe('usage errors', () => {
       usage(r, cmd, what);
       expect(r.err).not.toContain('S3cr3tPW');
     }
+  });
+
+  it('an --influx-url that is no URL says so, naming the flag, the value as typed (less its password) and an example, in calibrate, influx setup and the aggregator', () => {
+    const truth = join(tmp, 'counts.csv');
+    writeFileSync(truth, 'time;people\n2026-05-09T08:00:00Z;3\n');
+    const calibrate = ['calibrate', '--influx-db', 'p', '--site', 's', '--zone', 'z', '--truth', truth, '--out', join(tmp, 'never.yaml')];
+    for (const url of ['http://u:S3cr3tPW@in flux:8086', 'http://influx:99999', 'http://']) {
+      const shown = JSON.stringify(url.replace('u:S3cr3tPW@', '')).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const notUrl = new RegExp(`: --influx-url ${shown} is not a valid URL; fix: give InfluxDB's address as an http\\(s\\) URL, like http://influxdb:8086$`);
+      for (const [cmd, args] of [
+        ['calibrate', [...calibrate, '--influx-url', url]],
+        ['influx setup', ['influx', 'setup', '--influx-url', url]],
+      ] as const) {
+        const r = presence(...args);
+        usage(r, cmd, notUrl);
+        expect(r.err).not.toMatch(/cannot be reached|Invalid URL|S3cr3tPW/);
+      }
+      const agg = presence('aggregator', '--influx-url', url, '--influx-api', 'v1', '--influx-db', 'p', '--mqtt-url', 'mqtt://127.0.0.1:9');
+      usage(agg, 'aggregator', new RegExp(`--influx-url \\(influx\\.url\\): must be a URL like http://host:8086 \\(got ${shown}\\)$`));
+      expect(agg.err).not.toContain('S3cr3tPW');
+    }
+    // from the environment: named as such
+    const env = { ...process.env, INFLUX_URL: 'not a url' };
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'influx', 'setup'], { cwd: tmp, env, encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toMatch(/^presence influx setup: INFLUX_URL "not a url" does not start with http:\/\/ or https:\/\/ \(InfluxDB answers HTTP\); fix: /);
+    expect(r.status).toBe(2);
+    usage(
+      presence(...calibrate, '--influx-url', 'ftp://influx'),
+      'calibrate',
+      /--influx-url "ftp:\/\/influx" does not start with http:\/\/ or https:\/\/ \(InfluxDB answers HTTP\); fix: give an http\(s\) URL, like http:\/\/influxdb:8086$/,
+    );
   });
 
   it('--source pcap:FILE with a missing file stops before anything starts, naming the file', () => {

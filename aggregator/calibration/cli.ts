@@ -21,7 +21,7 @@ import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibrat
 import { pairStored, StoredSeriesError } from './influx.ts';
 import type { PairedWindow } from './pair.ts';
 import { readPointCounts, TruthError } from './truth.ts';
-import { influxCredentials, isParsableUrl, readSecretFile } from '../../scripts/lib/secrets.ts';
+import { influxCredentials, influxUrlProblem, readSecretFile } from '../../scripts/lib/secrets.ts';
 
 interface Flags {
   capture: string[];
@@ -285,13 +285,9 @@ function secretFile(file: string | undefined, what: string): string | undefined 
 }
 
 /** The scheme of a URL Node can parse with a host ('' otherwise; the text itself may hold a password, so it is not echoed). */
-function parsableProtocol(url: string): string {
-  return isParsableUrl(url) ? new URL(url).protocol : '';
-}
-
 async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
-  if (!/^https?:$/.test(parsableProtocol(flags.influxUrl!)))
-    throw new UsageError('--influx-url: must be an http(s) URL of InfluxDB, like http://influxdb:8086');
+  const urlProblem = influxUrlProblem(flags.influxUrl!);
+  if (urlProblem) throw new UsageError(urlProblem);
   if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);

@@ -19,7 +19,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, zeroNote, type DurationOptions } from './duration.ts';
-import { isParsableUrl, redactUrlsIn } from './secrets.ts';
+import { isParsableUrl, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -560,7 +560,10 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     const label = key ? keyName(key, o.renamed, o.prefix ?? '') : `${o.prefix ?? ''}(top level)`;
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
     // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
-    const got = value === undefined || spec?.secret ? '' : ` (got ${redactUrlsIn(JSON.stringify(value))})`;
+    // A URL is echoed as typed (less its credentials): redactUrlsIn would normalise it, or cut it at a space.
+    const shown =
+      typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? JSON.stringify(redactTypedUrl(value)) : redactUrlsIn(JSON.stringify(value));
+    const got = value === undefined || spec?.secret ? '' : ` (got ${shown})`;
     let line: string;
     switch (e.keyword) {
       case 'required': {

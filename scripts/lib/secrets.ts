@@ -61,6 +61,31 @@ export function isParsableUrl(text: string): boolean {
   }
 }
 
+/**
+ * A URL as the user typed it, for an error that echoes it: its user name and password (and the value
+ * of a secret-looking query parameter) taken out, nothing else changed. `redactUrl` would print
+ * `http://in flux:8086` as "(unparsable url)", and `redactUrlsIn` as `http://in/ flux:8086`.
+ */
+export function redactTypedUrl(text: string): string {
+  const r = redactUrl(text);
+  if (r === '(unparsable url)') return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  const u = new URL(text);
+  return u.username || u.password || [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? r : text;
+}
+
+/**
+ * Why a flag's value is not an http(s) URL of InfluxDB, as one line naming the flag, the value (without
+ * credentials) and an example; undefined when it is one. Checked before any connection, so a typo is
+ * not reported as an InfluxDB that "cannot be reached: Invalid URL".
+ */
+export function influxUrlProblem(text: string, name = '--influx-url'): string | undefined {
+  const shown = `${name} ${JSON.stringify(redactTypedUrl(text))}`;
+  if (!/^https?:\/\//i.test(text))
+    return `${shown} does not start with http:// or https:// (InfluxDB answers HTTP); fix: give an http(s) URL, like http://influxdb:8086`;
+  if (!isParsableUrl(text)) return `${shown} is not a valid URL; fix: give InfluxDB's address as an http(s) URL, like http://influxdb:8086`;
+  return undefined;
+}
+
 /** Replaces every URL with credentials inside a free text (an error message) by its redacted form. */
 export function redactUrlsIn(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (m) => {
