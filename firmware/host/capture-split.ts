@@ -3,8 +3,9 @@
 // writes the plain records it finds as batch records; the reader appends them to its batch in
 // three copies (bytes, times, offsets) instead of parsing frame by frame in JavaScript. What the
 // module leaves (headers, interface descriptions, other blocks, damage, an incomplete record) the
-// reader handles itself. The in and out areas are zero-filled after every call: no frame bytes
-// stay in the module between calls.
+// reader handles itself. The in and out areas, the records' times and offsets, the result and the
+// interface descriptions are zero-filled after every call: nothing of the frames stays in the
+// module between calls.
 import * as layout from '../assembly/layout.ts';
 
 /** The exports the splitter uses (a subset of FirmwareExports). */
@@ -30,6 +31,9 @@ export interface SplitSink {
   readonly usedBytes: number;
   appendRecords(bytes: Uint8Array, times: Float64Array, offsets: Uint32Array, sorted: boolean): void;
 }
+
+/** The result block capture_split writes (consumed, records, bytes, sorted, last time). */
+const RESULT_BLOCK_BYTES = layout.CAPTURE_RESULT_LAST_TIME + 8;
 
 export class CaptureSplitter {
   /** Most bytes of the stream one call takes. */
@@ -101,13 +105,20 @@ export class CaptureSplitter {
         );
         lastTime = dv.getFloat64(this.result + layout.CAPTURE_RESULT_LAST_TIME, true);
       }
-      // no frame bytes stay in the module
+      // nothing of the frames stays in the module: their bytes, times, lengths (offsets), the result
       this.u8.fill(0, this.inPtr, this.inPtr + len);
       if (bytes > 0) this.u8.fill(0, this.outPtr, this.outPtr + bytes);
+      if (n > 0) {
+        this.times.fill(0, 0, n);
+        this.offsets.fill(0, 0, n + 1);
+      }
+      this.u8.fill(0, this.result, this.result + RESULT_BLOCK_BYTES);
       consumed += used;
       start += used;
       if (used === 0) break;
     }
+    // the interface descriptions (link types, clock units) of this call
+    if (ifaceCount > 0) this.u8.fill(0, this.ifaces, this.ifaces + ifaceCount * layout.CAPTURE_IFACE_BYTES);
     return { consumed, lastTime };
   }
 }
