@@ -343,6 +343,27 @@ describe('calibration file', () => {
     expect(() => parseCalibration(text, 'x.yaml')).toThrow(message);
   });
 
+  it('a wrong value names the file, the line of its key and the value; an unknown key its own line', () => {
+    const good = formatCalibration(file);
+    const lineOf = (text: string, re: RegExp) => text.split('\n').findIndex((l) => re.test(l)) + 1;
+    const quoted = good.replace(/(k:\n\s+value: )([\d.]+)/, '$1"$2"');
+    expect(() => parseCalibration(quoted, 'x.yaml')).toThrow(
+      new RegExp(`^x\\.yaml:${lineOf(quoted, /^ {6}value: "/)}: zones\\.lab\\.k\\.value: must be a finite number \\(got "[\\d.]+"\\)$`),
+    );
+    const radio = good.replace('radio: wifi', 'radio: WIFI');
+    expect(() => parseCalibration(radio, 'x.yaml')).toThrow(
+      `x.yaml:${lineOf(radio, /radio: WIFI/)}: estimator.radio: must be one of "wifi", "ble" (got "WIFI")`,
+    );
+    const nan = good.replace(/residual_sd: [\d.]+/, 'residual_sd: .nan');
+    expect(() => parseCalibration(nan, 'x.yaml')).toThrow(
+      `x.yaml:${lineOf(nan, /residual_sd: \.nan/)}: zones.lab.residual_sd: must be a finite number (got NaN)`,
+    );
+    const extra = good.replace('level: 0.9', 'level: 0.9\nlevle: 0.8');
+    expect(() => parseCalibration(extra, 'x.yaml')).toThrow(`x.yaml:${lineOf(extra, /^levle:/)}: (top): unknown key "levle"`);
+    const missing = good.replace(/\n {4}b:\n( {6}.*\n){4}/, '\n');
+    expect(() => parseCalibration(missing, 'x.yaml')).toThrow(`x.yaml:${lineOf(missing, /^ {2}lab:/)}: zones.lab: missing key "b"`);
+  });
+
   it('a missing file is named', () => {
     expect(() => readCalibration(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml: no such file/);
   });

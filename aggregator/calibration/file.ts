@@ -102,27 +102,89 @@ function human(e: ErrorObject): string {
   }
 }
 
-/** Checks a parsed object; returns readable problems (empty when valid). */
-export function checkCalibration(value: unknown): string[] {
+/** One problem of a file: the keys leading to it (to find its line) and the sentence. */
+interface Problem {
+  path: Array<string | number>;
+  text: string;
+}
+
+const pathOf = (pointer: string): string[] =>
+  pointer
+    ? pointer
+        .slice(1)
+        .split('/')
+        .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
+    : [];
+
+/** The value at a JSON pointer path of the parsed file, shown after a problem: ` (got "1.35")`. */
+function got(value: unknown, path: string[]): string {
+  let v: unknown = value;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  if (v === undefined || (v !== null && typeof v === 'object')) return '';
+  // (JSON would show .nan and 1e400 as null)
+  const shown = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  return ` (got ${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown})`;
+}
+
+function problems(value: unknown): Problem[] {
   if (validate(value)) {
     const v = value as CalibrationFile;
-    const problems: string[] = [];
+    const out: Problem[] = [];
     for (const [zone, z] of Object.entries(v.zones)) {
       for (const name of ['k', 'b'] as const) {
         const p = z[name];
         if (!(p.low <= p.value && p.value <= p.high))
-          problems.push(`zones.${zone}.${name}: low <= value <= high does not hold (${p.low}, ${p.value}, ${p.high})`);
+          out.push({ path: ['zones', zone, name], text: `zones.${zone}.${name}: low <= value <= high does not hold (${p.low}, ${p.value}, ${p.high})` });
       }
     }
-    return problems;
+    return out;
   }
   const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf');
   const anyOf = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const kept = errors.filter((e) => e.keyword === 'anyOf' || !anyOf.has(e.instancePath));
-  return [...new Set(kept.map(human))].filter((m) => m !== '');
+  const seen = new Set<string>();
+  const out: Problem[] = [];
+  for (const e of kept) {
+    let text = human(e);
+    if (text === '' || seen.has(text)) continue;
+    seen.add(text);
+    const path = pathOf(e.instancePath);
+    const p = e.params as Record<string, unknown>;
+    // A key that should not be there is found at itself; a wrong value is shown as it is.
+    if (e.keyword === 'additionalProperties') path.push(String(p.additionalProperty));
+    else if (e.keyword === 'propertyNames') path.push(String(p.propertyName));
+    else if (e.keyword !== 'required' && e.keyword !== 'minProperties') {
+      // the value goes with the problem, before a "; refit ..."
+      const cut = text.indexOf('; ');
+      text = cut < 0 ? text + got(value, path) : text.slice(0, cut) + got(value, path) + text.slice(cut);
+    }
+    out.push({ path, text });
+  }
+  return out;
 }
 
-/** Parses and validates the text of a calibration file; throws CalibrationFileError naming the problem. */
+/** Checks a parsed object; returns readable problems (empty when valid). */
+export function checkCalibration(value: unknown): string[] {
+  return problems(value).map((p) => p.text);
+}
+
+/** The 1-based line of the key at `path` in the YAML text (of the nearest key that is there). */
+function lineOf(doc: YAML.Document, lines: YAML.LineCounter, path: Array<string | number>): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = (n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true)) as { range?: [number, number, number] } | undefined;
+    // a key's line: the pair's key node when the parent is a mapping
+    const parent = n > 0 ? (n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true)) : undefined;
+    if (YAML.isMap(parent)) {
+      const pair = parent.items.find((it) => YAML.isScalar(it.key) && String(it.key.value) === String(path[n - 1]));
+      const key = pair?.key as { range?: [number, number, number] } | undefined;
+      if (key?.range) return lines.linePos(key.range[0]).line;
+    }
+    if (node?.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Parses and validates the text of a calibration file; throws CalibrationFileError naming the problem and its line. */
 export function parseCalibration(text: string, file = 'calibration'): CalibrationFile {
   let parsed: unknown;
   try {
@@ -135,8 +197,17 @@ export function parseCalibration(text: string, file = 'calibration'): Calibratio
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new CalibrationFileError(`${file}: not a calibration file (expected a mapping with format: ${FORMAT}); write one with \`presence calibrate\``);
   }
-  const problems = checkCalibration(parsed);
-  if (problems.length) throw new CalibrationFileError(`${file}: ${problems.join('; ')}`);
+  const found = problems(parsed);
+  if (found.length) {
+    const lines = new YAML.LineCounter();
+    const doc = YAML.parseDocument(text, { lineCounter: lines });
+    const at = (p: Problem) => {
+      // (a key missing at the top has no line of its own)
+      const line = p.path.length ? lineOf(doc, lines, p.path) : undefined;
+      return `${file}${line ? `:${line}` : ''}: ${p.text}`;
+    };
+    throw new CalibrationFileError(found.map(at).join('; '));
+  }
   return parsed as CalibrationFile;
 }
 
