@@ -1,0 +1,39 @@
+// The gateway configurations the docs show a field engineer load as written, and their broker user
+// name is the one `presence provision gateway` creates and the shipped ACL (docs/mosquitto/presence.acl,
+// `pattern write presence/v1/%u/counts`) lets publish: "{site}/{gateway}". A sample with another
+// user name would have every window refused by the broker (PUBACK 0x87) on a machine set up by the docs.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../gateway/config.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'docs-gw-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The YAML blocks of a doc that hold a gateway configuration (a `gateway:` section and `mqtt:`). */
+function gatewayBlocks(doc: string): Array<{ line: number; text: string }> {
+  const text = readFileSync(join(ROOT, doc), 'utf8');
+  const out: Array<{ line: number; text: string }> = [];
+  for (const m of text.matchAll(/```yaml[^\n]*\n([\s\S]*?)```/g)) {
+    const body = m[1]!;
+    if (/^gateway:/m.test(body) && /^mqtt:/m.test(body)) out.push({ line: text.slice(0, m.index).split('\n').length, text: body });
+  }
+  return out;
+}
+
+describe('gateway configurations in the docs', () => {
+  const blocks = ['docs/field-guide.md', 'gateway/README.md'].flatMap((doc) => gatewayBlocks(doc).map((b) => ({ doc, ...b })));
+
+  it('there are some', () => {
+    expect(blocks.map((b) => b.doc)).toEqual(expect.arrayContaining(['docs/field-guide.md', 'gateway/README.md']));
+  });
+
+  it.each(blocks.map((b) => [`${b.doc}:${b.line}`, b] as const))('%s loads and its mqtt.username is {site}/{gateway}', (_, b) => {
+    const file = join(dir, `${b.doc.replace(/\W/g, '_')}-${b.line}.yaml`);
+    writeFileSync(file, b.text);
+    const cfg = loadConfig({ config: file }, {});
+    if (cfg.mqtt.username !== undefined) expect(cfg.mqtt.username).toBe(`${cfg.gateway.site}/${cfg.gateway.id}`);
+  });
+});
