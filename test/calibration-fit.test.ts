@@ -411,6 +411,12 @@ describe('truth', () => {
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z,3\n', /a\.csv:3: .* has 1 field\(s\), expected 2/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n2022-10-18T09:01:00Z;3\n', /a\.csv:3: time .* is earlier than the row before it \(line 2\); fix: sort/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n', /a\.csv: holds 1 row\(s\).*; fix: add a row at the end/],
+    // a spreadsheet's export: the separator is named, not only the header
+    [
+      'time,occupancy\r\n2022-10-18T09:00:00Z,1\r\n',
+      /^a\.csv:1: header is "time,occupancy", expected "time;occupancy"; fix: the fields are separated by ",": separate them with ";" in every line \(time;occupancy\)$/,
+    ],
+    ['\uFEFFtime\toccupancy\n', /a\.csv:1: .*; fix: the fields are separated by tabs: separate them with ";"/],
   ])('bad truth rows give one line naming file, line and fix (%#)', (text, message) => {
     let err: unknown;
     try {

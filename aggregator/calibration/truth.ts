@@ -49,7 +49,14 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
   const want = `time;${valueName}`;
   if (header !== want) {
     const other = valueName === 'occupancy' ? 'time;people' : 'time;occupancy';
-    const hint = header === other ? `this is a ${other} file: pass it where ${other} truth is expected` : `make the first line exactly "${want}"`;
+    // A file written with another separator (a spreadsheet's "," or a tab) gets that said, not only its header.
+    const sep = [',', '\t', '|'].find((c) => header.includes(c) && [want, other].includes(header.split(c).join(';')));
+    const shown = (c: string) => (c === '\t' ? 'tabs' : `"${c}"`);
+    const hint = sep
+      ? `the fields are separated by ${shown(sep)}: separate them with ";" in every line (${want})`
+      : header === other
+        ? `this is a ${other} file: pass it where ${other} truth is expected`
+        : `make the first line exactly "${want}"`;
     throw new TruthError(file, 1, `header is "${lines[0] ?? ''}", expected "${want}"`, hint);
   }
   const out: Array<{ time: number; value: number; line: number }> = [];
