@@ -104,7 +104,7 @@ describe.skipIf(!ok)(SUITE, () => {
   });
   const start = Date.parse('2026-06-01T12:00:00.000Z');
 
-  it('loads with no console error, shows what the gateway hears, and no address reaches the page, its assets or its stream', async () => {
+  it('loads with no console error, shows what the gateway hears, and no address reaches the page, its assets, its stream, /metrics or /healthz', async () => {
     const wifi = wifiCapture(join(tmp, 'w.pcap'), { devices: 25, startMs: start + 100, durationMs: 60_000, framesPerS: 60, salt: 21 });
     const ble = bleCapture(join(tmp, 'b.pcap'), { devices: 15, startMs: start + 50, durationMs: 60_000, framesPerS: 60, salt: 22 });
     const addresses = [...wifi.addresses, ...ble.addresses];
@@ -150,6 +150,11 @@ describe.skipIf(!ok)(SUITE, () => {
       // The page and its assets as served.
       const served: Array<[string, Buffer]> = [['page', (await text(`${base}/`)).body]];
       for (const path of Object.keys(ASSETS)) served.push([path, (await text(`${base}${path}`)).body]);
+      // /metrics and /healthz of the same server: addresses in the whole text, hash-like runs in
+      // everything but the sample values (floats such as 0.0011254285322632516 read as hex runs)
+      const metrics = (await text(`${base}/metrics`)).body.toString('utf8');
+      const healthz = (await text(`${base}/healthz`)).body;
+      expect(metrics).toMatch(/presence_gateway_source_frames_total\{source="wifi",radio="wifi"\} [1-9]/);
       if (process.env.UPDATE_SCREENSHOTS === '1') {
         await new Promise((r) => setTimeout(r, 4000)); // a few more pictures on the charts
         await v.page.screenshot({ path: join(ROOT, 'docs', 'gateway-page.png'), fullPage: true });
@@ -164,6 +169,14 @@ describe.skipIf(!ok)(SUITE, () => {
       }
       findings.push(...scan('page as rendered', Buffer.from(await v.page.content()), addresses));
       findings.push(...scan('event stream', Buffer.from(stream.text()), addresses));
+      findings.push(...scan('/metrics', metrics, addresses, { hashLike: false }));
+      const metricNamesAndLabels = metrics.replace(/^([^#\n][^\n]*) \S+$/gm, '$1');
+      findings.push(...scan('/metrics without its values', metricNamesAndLabels, addresses));
+      findings.push(...scan('/healthz', healthz, addresses));
+      // control: a hash in a label value is found once the values are taken off
+      expect(scan('control', `${metricNamesAndLabels}\npresence_x{source="a1b2c3d4e5f60718"} 1\n`, []).map((f) => f.what)).toEqual([
+        'hex run "a1b2c3d4e5f60718"',
+      ]);
       expect(stream.pictures()).toBeGreaterThan(3);
       // The frames did carry these addresses: the windows counted devices.
       expect(stream.text()).toMatch(/"devices":[1-9]/);
