@@ -61,6 +61,37 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(z.data).toMatchObject({ sessions: 3, session_ids: DAYS });
   });
 
+  it("aggregator/README.md's example on three lab days prints what the README shows, and its calibration file holds the numbers this fit writes", () => {
+    const readme = readFileSync(join(repo, 'aggregator/README.md'), 'utf8');
+    const example = ['2022-11-08', '2023-02-07', '2023-03-07'].flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]);
+    const shown = readme.split('### Example on a real occupancy capture')[1].split('```\n')[2].split('\n').slice(0, 7).join('\n');
+    const r = presence('calibrate', '--zone', 'lab', '--rssi-min', '-70', '--out', join(dir, 'readme.yaml'), ...example);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(shown.trim());
+    // the file of the same fit at --burst-addresses 2.8, as the README's "The calibration file" says
+    const block = readme.split('### The calibration file')[1].split('```yaml\n')[1].split('```')[0];
+    const r28 = presence('calibrate', '--zone', 'lab', '--rssi-min', '-70', '--burst-addresses', '2.8', '--out', join(dir, 'readme28.yaml'), ...example);
+    expect(r28.code, r28.stderr).toBe(0);
+    const z = readCalibration(join(dir, 'readme28.yaml')).zones.lab;
+    const num = (key: string) => Number(new RegExp(`${key}[:, ]+(-?[\\d.]+)`).exec(block)![1]);
+    expect({
+      k: num('k: \\{ value'),
+      b: num('b: \\{ value'),
+      corr_kb: num('corr_kb'),
+      residual_sd: num('residual_sd'),
+      r: num('quality: \\{ r'),
+      mae: num('mae'),
+    }).toEqual({
+      k: z.k.value,
+      b: z.b.value,
+      corr_kb: z.corr_kb,
+      residual_sd: z.residual_sd,
+      r: z.quality.r,
+      mae: z.quality.mae,
+    });
+    expect(block).toContain(`windows: ${z.data.windows}, occupied_windows: ${z.data.occupied_windows}, empty_windows: ${z.data.empty_windows}`);
+  });
+
   /** --capture and --truth of one day. */
   const day = (d: string) => ['--capture', pcap(d), '--truth', truth(d)];
   /** The lines of stderr that are not warnings. */
