@@ -3,7 +3,7 @@
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -14,11 +14,11 @@ import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
-import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
-import { runScenario, type BleLink } from './sim.ts';
+import { captureInterfaces, runScenario, type BleLink } from './sim.ts';
 
 interface Flags {
   yes?: boolean;
@@ -82,8 +82,99 @@ function burstAddresses(v: string | undefined): number | undefined {
 function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const ms = durationMs(v, { bare: 's', name: `--${name}` });
-  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")`);
+  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zeroNote(v)}`);
   return ms / 1000;
+}
+
+/** The simulator's RNG takes a 32-bit seed: a seed is a whole number in that range (1.5 and 2^32 + 1 were seed 1). */
+export const SEED_MAX = 0xffff_ffff;
+function seedOf(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > SEED_MAX)
+    throw new UsageError(
+      `--${name}: must be a whole number from 0 to ${SEED_MAX} (got "${v}")`,
+      'the same seed gives byte-identical output; another seed, another crowd',
+    );
+  return n;
+}
+
+/** Longest simulated time: the truth of every window is held until the run ends, and the engine samples every few seconds. */
+export const DURATION_MAX_S = 31 * 86_400;
+/** Most people a crowd may hold at its nominal peak: the engine keeps every person present in memory (~25 kB each). */
+export const PEOPLE_MAX = 300_000;
+
+/** A scale or --people whose crowd the engine cannot hold is refused before anything runs, naming the largest that fits. */
+function checkCrowd(s: Scenario, f: Flags): void {
+  const nominal = nominalPeople(s);
+  const peak = nominal * s.scale;
+  if (!(peak > PEOPLE_MAX)) return;
+  const flag = f.people !== undefined ? `--people ${f.people}` : `--scale ${f.scale}`;
+  const fits = (x: number) => {
+    const r = Number(x.toPrecision(3));
+    return r > x ? Number((x * 0.995).toPrecision(3)) : r;
+  };
+  const instead = f.people !== undefined ? `--people ${PEOPLE_MAX}` : `--scale ${fits(PEOPLE_MAX / nominal)}`;
+  throw new UsageError(
+    `${flag}: ${s.name} would hold ${Math.round(peak).toLocaleString('en')} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')} (${instead} or less)`,
+    'every person present is kept in memory; make the crowd smaller with --scale or --people',
+  );
+}
+
+/**
+ * --out: an existing folder, or the folders to make under the nearest one that exists; made here
+ * (one level at a time: Node's recursive mkdir never returns under /proc). Returns the folders it
+ * made, so a run refused afterwards can take them away again.
+ */
+function makeOutDir(dir: string): string[] {
+  const missing: string[] = [];
+  let p = resolve(dir);
+  const hint = 'give a folder you can write to (it is made when missing), e.g. --out sim-out/run1';
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // ENOTDIR: a file on the way up, named by the next step
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p)
+        throw new UsageError(`--out ${dir}: cannot use ${p} (${code ?? (e as Error).message})`, hint);
+      missing.unshift(p);
+      p = dirname(p);
+      continue;
+    }
+    if (!isDir) throw new UsageError(`--out ${dir}: ${missing.length ? `${p} is a file, not a folder` : 'is a file, not a folder'}`, hint);
+    try {
+      accessSync(p, constants.W_OK);
+    } catch {
+      throw new UsageError(
+        `--out ${dir}: ${missing.length ? `cannot create the folder ${missing[0]}: ${p} is not writable` : 'the folder is not writable'}`,
+        hint,
+      );
+    }
+    break;
+  }
+  const made: string[] = [];
+  for (const m of missing) {
+    try {
+      mkdirSync(m);
+      made.push(m);
+    } catch (e) {
+      removeDirs(made);
+      throw new UsageError(`--out ${dir}: cannot create the folder ${m} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, hint);
+    }
+  }
+  return made;
+}
+
+/** Takes away the (empty) folders makeOutDir made, innermost first. */
+function removeDirs(made: string[]): void {
+  for (const d of [...made].reverse())
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty or gone: left as it is
+    }
 }
 
 /** Flags renamed to the names every command uses; the old ones still work and print one deprecation line. */
@@ -119,6 +210,9 @@ function checkPipeFolder(path: string): void {
     );
 }
 
+/** Engine frames the estimate may run through (a few seconds); past them it gives a lower bound. */
+export const ESTIMATE_BUDGET_FRAMES = 3_000_000;
+
 /**
  * Frames and bytes a run will write, before writing: the engine (no files) on the same scenario with
  * a fraction of its crowd, scaled up; a fraction of 1 when a small run gives too few frames to scale
@@ -128,30 +222,61 @@ function checkPipeFolder(path: string): void {
  * estimated, 283,512 written; at --scale 0.1 from 1%: 2.6 million for 548,000). Below that the next
  * fraction runs, so the estimate costs at most an engine run of about 500,000 frames (about a second)
  * beside the 1% one.
+ * The estimate runs through at most `budget` engine frames (fixed equipment over a month is tens of
+ * millions): past them it stops at the next window end and gives what it has counted so far, the
+ * crowd's part scaled up, as a lower bound (`atLeast`, with the simulated seconds it reached).
  */
 export function estimateOutput(
   scenario: Scenario,
   seed: number,
   bleLink: BleLink,
   format: 'pcap' | 'pcapng',
-): { frames: number; bytes: number; fraction: number; exact: boolean } {
+  budget = ESTIMATE_BUDGET_FRAMES,
+): { frames: number; bytes: number; fraction: number; exact: boolean; atLeast: boolean; reachedS: number } {
   // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
   const overhead = format === 'pcap' ? 16 : 34;
-  const count = (scale: number) => {
-    let frames = 0;
-    let bytes = 0;
+  let spent = 0;
+  // Bytes and frames up to each window end, and the simulated time of that end.
+  type Run = { frames: number; bytes: number; at: Array<{ frames: number; bytes: number; endS: number }>; stopped: boolean };
+  const count = (scale: number): Run => {
+    const r: Run = { frames: 0, bytes: 0, at: [], stopped: false };
     const it = runScenario({ ...scenario, scale }, { seed, bleLink });
     for (let e = it.next(); !e.done; e = it.next())
       if (e.value.type === 'frame') {
-        frames++;
-        bytes += e.value.frame.data.length + overhead;
+        r.frames++;
+        r.bytes += e.value.frame.data.length + overhead;
+      } else {
+        const w = e.value.windows[0];
+        r.at.push({ frames: r.frames, bytes: r.bytes, endS: w ? (Date.parse(w.end) - scenario.startMs) / 1000 : 0 });
+        if (spent + r.frames > budget) {
+          r.stopped = true;
+          break;
+        }
       }
-    return { frames, bytes };
+    spent += r.frames;
+    return r;
   };
   // Fixed equipment (beacons, printers) does not scale with the crowd: counted once, at scale 0.
   const base = count(0);
+  if (base.stopped) {
+    const last = base.at[base.at.length - 1];
+    return { frames: base.frames, bytes: base.bytes, fraction: 1, exact: false, atLeast: true, reachedS: last.endS };
+  }
   for (const fraction of [0.01, 0.1, 1]) {
     const part = fraction === 1 ? count(scenario.scale) : count(scenario.scale * fraction);
+    if (part.stopped) {
+      // The crowd's frames so far (the part's less the fixed equipment's to the same window end), scaled up.
+      const i = part.at.length - 1;
+      const fixed = base.at[i] ?? { frames: base.frames, bytes: base.bytes };
+      return {
+        frames: Math.round(base.frames + Math.max(0, part.frames - fixed.frames) / fraction),
+        bytes: Math.round(base.bytes + Math.max(0, part.bytes - fixed.bytes) / fraction),
+        fraction,
+        exact: false,
+        atLeast: true,
+        reachedS: part.at[i].endS,
+      };
+    }
     const crowdFrames = part.frames - base.frames;
     if (fraction === 1 || crowdFrames >= 50_000)
       return {
@@ -159,6 +284,8 @@ export function estimateOutput(
         bytes: Math.round(base.bytes + (part.bytes - base.bytes) / fraction),
         fraction,
         exact: fraction === 1,
+        atLeast: false,
+        reachedS: scenario.durationS,
       };
   }
   throw new Error('unreachable');
@@ -167,8 +294,14 @@ export function estimateOutput(
 function overrides(f: Flags): ScenarioOverrides {
   const start = f.start;
   if (start !== undefined && Number.isNaN(Date.parse(start))) throw new UsageError(`--start: must be a date like 2026-04-27T10:00:00Z (got "${start}")`);
+  const durationS = dur('duration', f.duration);
+  if (durationS !== undefined && durationS > DURATION_MAX_S)
+    throw new UsageError(
+      `--duration: at most ${formatDuration(DURATION_MAX_S * 1000)} (got "${f.duration}")`,
+      'simulate a longer period as several runs, each with its own --start',
+    );
   return {
-    durationS: dur('duration', f.duration),
+    durationS,
     windowS: dur('window', f.window),
     scale: num('scale', f.scale, 0),
     people: num('people', f.people, 0),
@@ -350,13 +483,13 @@ export function registerSimulate(program: Command): void {
     .description('Simulated crowds: captures per gateway with ground truth, live streams, MQTT load, or firmware evaluation')
     .argument('[scenario]', `built-in scenario (${builtinScenarios().join(', ')}) or a scenario file (YAML/JSON)`)
     .option('--list', 'list the built-in scenarios')
-    .option('--seed <n>', 'random seed: the same seed gives byte-identical output', '1')
-    .option('--duration <duration>', "simulated time, e.g. 15m or 1h (default: the scenario's)")
+    .option('--seed <n>', 'random seed, 0 to 4294967295: the same seed gives byte-identical output', '1')
+    .option('--duration <duration>', "simulated time, e.g. 15m or 1h, at most 31d (default: the scenario's)")
     .option('--window <duration>', "ground-truth window, e.g. 60s (default: the scenario's)")
-    .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run')
+    .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run (at most 300,000 people at the peak)')
     .option('--people <n>', 'scale the crowds so their nominal peak is n people')
     .option('--start <time>', 'simulated start time (ISO 8601)')
-    .option('--out <dir>', 'output folder (default: sim-out/<scenario>)')
+    .option('--out <dir>', 'output folder, made when missing; files of an earlier run there are replaced (default: sim-out/<scenario>)')
     .option('--yes', 'write the captures even when they come to more than 200 MB (the size is printed first)')
     .option('--format <format>', 'pcapng (one file per gateway, both radios) or pcap (one file per radio)', 'pcapng')
     .option('--ble-link <kind>', 'BLE capture as ll (link layer with pseudo-header, 256) or hci (HCI events, 201)', 'll')
@@ -403,7 +536,7 @@ export function registerSimulate(program: Command): void {
         process.exitCode = 1;
       };
       try {
-        const seed = num('seed', f.seed)!;
+        const seed = seedOf('seed', f.seed)!;
         if (f.list) {
           for (const name of builtinScenarios()) {
             const s = loadScenario(name);
@@ -474,7 +607,8 @@ export function registerSimulate(program: Command): void {
               durationS: o.durationS ?? Math.min(base.durationS, EVALUATE_DEFAULT_S),
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
-            const fitSeed = num('fit-seed', f.fitSeed);
+            checkCrowd(loadScenario(name, { ...o, ...quick }), f);
+            const fitSeed = seedOf('fit-seed', f.fitSeed);
             if (fitSeed !== undefined && fitSeed === seed)
               throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
             const e = await evaluate({
@@ -501,6 +635,7 @@ export function registerSimulate(program: Command): void {
 
         if (!scenarioArg) throw new UsageError(`give a scenario (${builtinScenarios().join(', ')}) or a scenario file; --list shows them`);
         const scenario = loadScenarioArg(scenarioArg, o);
+        checkCrowd(scenario, f);
 
         if (f.live) {
           if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);
@@ -539,17 +674,35 @@ export function registerSimulate(program: Command): void {
         }
 
         const outDir = f.out ?? join('sim-out', scenario.name);
+        const shownDir = `${outDir.replace(/\/+$/, '')}/`;
+        // The folder first: a file in its place, or a place no folder can be made, is said before the estimate runs.
+        const made = makeOutDir(outDir);
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
         const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
+        const about = est.atLeast ? 'at least' : 'about';
         process.stderr.write(
-          `presence simulate: about ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${outDir.replace(/\/+$/, '')}/` +
-            `${est.exact ? '' : ` (estimated from a run at ${est.fraction * 100}% of the crowd)`}\n`,
+          `presence simulate: ${about} ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${shownDir}` +
+            (est.atLeast
+              ? ` (counted to ${formatDuration(est.reachedS * 1000)} of ${formatDuration(scenario.durationS * 1000)}, then the estimate stopped)`
+              : est.exact
+                ? ''
+                : ` (estimated from a run at ${est.fraction * 100}% of the crowd)`) +
+            '\n',
         );
-        if (est.bytes > SIZE_GUARD_BYTES && !f.yes)
+        if (est.bytes > SIZE_GUARD_BYTES && !f.yes) {
+          removeDirs(made);
           throw new UsageError(
-            `this would write about ${formatBytes(est.bytes)} (more than ${SIZE_GUARD_BYTES / 1024 ** 2} MB); pass --yes to write it`,
+            `this would write ${about} ${formatBytes(est.bytes)} (more than ${SIZE_GUARD_BYTES / 1024 ** 2} MB); pass --yes to write it`,
             'or make it smaller with --duration, --scale or --people',
           );
+        }
+        // Files of an earlier run that this one replaces (nothing else in the folder is touched).
+        const names = ['truth.json', 'truth.csv'];
+        for (const g of scenario.gateways)
+          if (f.format === 'pcapng') names.splice(names.length - 2, 0, `${g.id}.pcapng`);
+          else for (const i of captureInterfaces(g, bleLink)) names.splice(names.length - 2, 0, `${g.id}.${i.radio}.pcap`);
+        const replaced = names.filter((n) => existsSync(join(outDir, n)));
+        if (replaced.length) process.stderr.write(`presence simulate: replacing ${replaced.join(', ')} of an earlier run in ${shownDir}\n`);
         const t0 = performance.now();
         const bar = await progressBar('simulate', Math.ceil(scenario.durationS / scenario.windowS), 'windows');
         let windows = 0;

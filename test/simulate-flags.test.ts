@@ -1,0 +1,112 @@
+// `presence simulate` with flag values a tester gets wrong: each is one line naming the flag and
+// what it must be, one hint line, exit 2, before anything runs or is written; never a hang, a
+// stack trace or a silent substitute (a seed of 1.5 was seed 1, 2^32 + 1 too).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-sim-flags-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function simulate(...args: string[]): { code: number | null; out: string; err: string } {
+  // The timeout only ends a hang the test then reports; no assertion depends on how long a run takes.
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'simulate', ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** "presence simulate: ..." matching `what`, then one hint line; exit 2; nothing on stdout. */
+function refused(r: ReturnType<typeof simulate>, what: RegExp): void {
+  const lines = r.err.trimEnd().split('\n');
+  expect(lines, r.err).toHaveLength(2);
+  expect(lines[0]).toMatch(/^presence simulate: /);
+  expect(lines[0]).toMatch(what);
+  expect(lines[1]).toMatch(/^hint: \S/);
+  expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+  expect(r.out).toBe('');
+  expect(r.code).toBe(2);
+}
+
+describe('presence simulate: bad flag values', () => {
+  it('a seed that is not a whole number from 0 to 4294967295 is refused (1.5 and 4294967297 were seed 1)', () => {
+    for (const seed of ['1.5', '-1', '4294967297', '1e30']) {
+      const out = join(tmp, `seed-${seed}`);
+      refused(
+        simulate('quiet-night', '--duration', '1m', '--seed', seed, '--out', out),
+        new RegExp(`--seed: must be a whole number from 0 to 4294967295 \\(got "${seed.replace('.', '\\.')}"\\)`),
+      );
+      expect(existsSync(out)).toBe(false);
+    }
+    refused(
+      simulate('quiet-night', '--evaluate', '--duration', '1m', '--fit-seed', '2.5'),
+      /--fit-seed: must be a whole number from 0 to 4294967295 \(got "2\.5"\)/,
+    );
+  });
+
+  it('a zero duration says it must be longer than 0', () => {
+    refused(
+      simulate('quiet-night', '--duration', '0s', '--out', join(tmp, 'zero')),
+      /--duration: must be a duration like .* \(got "0s"\): it must be longer than 0/,
+    );
+  });
+
+  it('a duration past 31d is refused at once (99999d ran the engine for hours before saying anything)', () => {
+    const out = join(tmp, 'long');
+    refused(simulate('quiet-night', '--duration', '99999d', '--out', out), /--duration: at most 31d \(got "99999d"\)/);
+    refused(simulate('quiet-night', '--evaluate', '--duration', '99999d'), /--duration: at most 31d \(got "99999d"\)/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a month of output is refused after a bounded estimate that says it stopped, not after counting all of it', () => {
+    // quiet-night's fixed beacons alone make about 1.7 million frames a day: counting 31 days took minutes.
+    const out = join(tmp, 'month');
+    const r = simulate('quiet-night', '--duration', '31d', '--out', out);
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines, r.err).toHaveLength(3);
+    expect(lines[0]).toMatch(/^presence simulate: at least [\d,]+ frames, [\d.]+ MB into .*month\/ \(counted to \S+ of 31d, then the estimate stopped\)$/);
+    expect(lines[1]).toMatch(/^presence simulate: this would write at least [\d.]+ MB \(more than 200 MB\); pass --yes to write it$/);
+    expect(lines[2]).toMatch(/^hint: /);
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a crowd past 300,000 people is refused at once, naming the scale that fits (--scale 1e9 never came back)', () => {
+    const out = join(tmp, 'crowd');
+    refused(
+      simulate('kingsday-square', '--scale', '1e9', '--duration', '1m', '--out', out),
+      /--scale 1e9: kingsday-square would hold 30,000,000,000,000 people at its peak; the simulator holds at most 300,000 \(--scale 10 or less\)/,
+    );
+    refused(simulate('kingsday-square', '--people', '1000000', '--duration', '1m', '--out', out), /--people 1000000: .* at most 300,000/);
+    refused(simulate('kingsday-square', '--evaluate', '--scale', '1e9', '--duration', '1m'), /--scale 1e9: kingsday-square would hold/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('--out naming a file, a folder under a file, or a place no folder can be made is one line, before the size is estimated', () => {
+    const file = join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    refused(simulate('quiet-night', '--duration', '1m', '--out', file), /--out .*a-file: is a file, not a folder/);
+    refused(simulate('quiet-night', '--duration', '1m', '--out', join(file, 'sub')), /--out .*a-file\/sub: .*a-file is a file, not a folder/);
+    // /proc takes no new folder, even from root (Node's recursive mkdir loops on it for ever)
+    refused(
+      simulate('quiet-night', '--duration', '1m', '--out', '/proc/presence-sim-test/x'),
+      /--out \/proc\/presence-sim-test\/x: cannot create the folder \/proc\/presence-sim-test/,
+    );
+    expect(readFileSync(file, 'utf8')).toBe('x');
+  });
+
+  it('files of an earlier run in --out are replaced with one line saying which, and nothing else there is touched', () => {
+    const out = join(tmp, 'again');
+    mkdirSync(out);
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    const first = simulate('quiet-night', '--duration', '1m', '--out', out);
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).not.toMatch(/replac/);
+    const second = simulate('quiet-night', '--duration', '1m', '--out', out);
+    expect(second.code, second.err).toBe(0);
+    expect(second.err).toMatch(/^presence simulate: replacing gw-lobby\.pcapng, truth\.json, truth\.csv of an earlier run in .*again\/$/m);
+    expect(readdirSync(out).sort()).toEqual(['gw-lobby.pcapng', 'notes.txt', 'truth.csv', 'truth.json']);
+    expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+});
