@@ -27,6 +27,7 @@ import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } fr
 import { writeDurably } from './queue.ts';
 import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { redactFreeText } from './status.ts';
+import { problemLines } from '../scripts/lib/usage.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
 export interface CheckResult {
@@ -687,6 +688,10 @@ export async function machineChecks(cfg: GatewayConfig): Promise<CheckResult[]> 
   return [...(await checkCapturePermission(cfg)), ...checkMonitorMode(cfg), checkBluetooth(cfg), await checkClock()];
 }
 
+/** A check that needs the configuration, when the configuration has errors. */
+const SKIPPED_FOR_CONFIG = 'skipped: the configuration has errors (listed above)';
+const FIX_CONFIG_FIRST = 'correct the configuration, then run presence doctor again';
+
 export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }): Promise<CheckResult[]> {
   // The gateway's file from its environment, as `presence gateway` reads it (loadConfig).
   if (!flags.config && process.env.PRESENCE_GATEWAY_CONFIG) flags = { ...flags, config: process.env.PRESENCE_GATEWAY_CONFIG };
@@ -724,11 +729,13 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         });
       }
     } catch (e) {
+      // As the gateway says it (problemLines): a file's problems name the file.
+      const hint = (e as { hint?: string }).hint;
       results.push({
         step: 'configuration',
         level: 'fail',
-        detail: e instanceof ConfigError ? e.problems.join('; ') : (e as Error).message,
-        fix: 'correct the configuration; see gateway/README.md for every key',
+        detail: e instanceof ConfigError ? problemLines(e).join('; ') : (e as Error).message,
+        fix: hint ?? 'correct the configuration; see gateway/README.md for every key',
       });
     }
   } else
@@ -751,18 +758,20 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   if (pipe) results.push(pipe);
   results.push(...checkMonitorMode(cfg));
   results.push(checkBluetooth(cfg));
-  const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));
-  results.push(...frames);
-  results.push(canCount(cfg, frames, results));
-  // A configuration that failed to load gives no broker to check: say so, not "no broker configured".
+  // A configuration that failed to load gives no sources, broker or queue folder to check: say so,
+  // not "no sources configured (give --config ...)" to someone who gave --config.
   const configFailed = results.some((r) => r.step === 'configuration' && r.level === 'fail');
   if (configFailed)
-    results.push({
-      step: 'broker reachable',
-      level: 'warn',
-      detail: 'skipped: the configuration has errors (listed above)',
-      fix: 'correct the configuration, then run presence doctor again',
-    });
+    results.push(
+      { step: 'frames arriving', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST },
+      { step: 'a source that delivers frames', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST },
+    );
+  else {
+    const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));
+    results.push(...frames);
+    results.push(canCount(cfg, frames, results));
+  }
+  if (configFailed) results.push({ step: 'broker reachable', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST });
   else
     results.push(
       brokerGiven
@@ -771,9 +780,16 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
     );
   results.push(await checkClock());
   results.push(
-    brokerGiven || flags.queueDir
-      ? checkQueue(cfg)
-      : { step: 'queue folder', level: 'warn', detail: 'not checked for a partial configuration', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
+    configFailed
+      ? { step: 'queue folder', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST }
+      : brokerGiven || flags.queueDir
+        ? checkQueue(cfg)
+        : {
+            step: 'queue folder',
+            level: 'warn',
+            detail: 'not checked for a partial configuration',
+            fix: 'presence doctor --config /etc/presence/gateway.yaml',
+          },
   );
   return results;
 }

@@ -75,6 +75,27 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(text.text).toMatch(/\d+ to fix/);
   });
 
+  it('a configuration with errors: its file named as the gateway names it, the checks that need it skipped (never "no sources configured, give --config")', () => {
+    const file = join(tmp, 'typo.yaml');
+    writeFileSync(file, 'gateway: { site: s, zone: z, id: g, windw: 60s }\nsources:\n  - { type: file, path: x.pcap }\nmqtt: { url: "mqtt://127.0.0.1:1" }\n');
+    const r = doctor(['--config', file, '--json']);
+    expect(by(r, 'configuration')).toMatchObject({
+      level: 'fail',
+      detail: `${file}: gateway: has an unknown key "windw" (did you mean "window"?)`,
+    });
+    for (const step of ['frames arriving', 'a source that delivers frames', 'broker reachable', 'queue folder'])
+      expect(by(r, step), step).toMatchObject({ level: 'warn', detail: 'skipped: the configuration has errors (listed above)' });
+    expect(JSON.stringify(r.results)).not.toMatch(/no sources configured|give --config|no configuration/);
+    expect(r.code).toBe(1);
+    // a file that is not there: the fix is the path, not "correct the configuration"
+    const missing = doctor(['--config', join(tmp, 'nope.yaml'), '--json']);
+    expect(by(missing, 'configuration')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('nope.yaml does not exist'),
+      fix: expect.stringContaining('give --config the path of an existing YAML or JSON file'),
+    });
+  });
+
   it.skipIf(hasRadio)('a BLE-only gateway is checked for Bluetooth, not for monitor mode', () => {
     const r = doctor([
       '--config',
