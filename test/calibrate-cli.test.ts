@@ -86,10 +86,11 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       b: z.b.value,
       corr_kb: z.corr_kb,
       residual_sd: z.residual_sd,
-      r: z.quality.r,
-      mae: z.quality.mae,
+      r: z.quality?.r,
+      mae: z.quality?.mae,
     });
-    expect(block).toContain(`windows: ${z.data.windows}, occupied_windows: ${z.data.occupied_windows}, empty_windows: ${z.data.empty_windows}`);
+    const data = z.data as { windows: number; occupied_windows: number; empty_windows: number };
+    expect(block).toContain(`windows: ${data.windows}, occupied_windows: ${data.occupied_windows}, empty_windows: ${data.empty_windows}`);
   });
 
   /** --capture and --truth of one day. */

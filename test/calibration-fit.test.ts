@@ -1,6 +1,6 @@
 // Calibration core: the fit people = k * (estimate - b), its bootstrap interval, shrinkage, the
 // checks that warn when data cannot support a fit, the calibration file and the truth readers.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -362,6 +362,17 @@ describe('calibration file', () => {
     expect(() => parseCalibration(extra, 'x.yaml')).toThrow(`x.yaml:${lineOf(extra, /^levle:/)}: (top): unknown key "levle"`);
     const missing = good.replace(/\n {4}b:\n( {6}.*\n){4}/, '\n');
     expect(() => parseCalibration(missing, 'x.yaml')).toThrow(`x.yaml:${lineOf(missing, /^ {2}lab:/)}: zones.lab: missing key "b"`);
+  });
+
+  it('a YAML tag it does not know is one problem in the error, not a warning of its own on stderr (the aggregator logs JSON there)', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const text = formatCalibration(file).replace(/\n {2}lab:\n/, '\n  lab: !!js/function "f"\n  old:\n');
+      expect(() => parseCalibration(text, 'x.yaml')).toThrow(/x\.yaml:\d+: zones\.lab: must be a mapping of keys \(got "f"\)/);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('a missing file is named', () => {

@@ -188,7 +188,7 @@ function lineOf(doc: YAML.Document, lines: YAML.LineCounter, path: Array<string 
 export function parseCalibration(text: string, file = 'calibration'): CalibrationFile {
   let parsed: unknown;
   try {
-    parsed = YAML.parse(text);
+    parsed = YAML.parse(text, { logLevel: 'error' });
   } catch (e) {
     const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
     const first = (e as Error).message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
@@ -200,7 +200,7 @@ export function parseCalibration(text: string, file = 'calibration'): Calibratio
   const found = problems(parsed);
   if (found.length) {
     const lines = new YAML.LineCounter();
-    const doc = YAML.parseDocument(text, { lineCounter: lines });
+    const doc = YAML.parseDocument(text, { lineCounter: lines, logLevel: 'error' });
     const at = (p: Problem) => {
       // (a key missing at the top has no line of its own)
       const line = p.path.length ? lineOf(doc, lines, p.path) : undefined;
