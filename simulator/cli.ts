@@ -718,6 +718,15 @@ export function registerSimulate(program: Command): void {
       } catch (e) {
         // A mistake in the call: one line, one hint, exit 2 (scripts/lib/usage.ts).
         if (e instanceof UsageError) exitUsage('simulate', e);
+        // A scenario file's mistakes are a usage error too: one line per problem naming the file and the field.
+        if (e instanceof ScenarioError)
+          exitUsage(
+            'simulate',
+            new UsageError(
+              e.problems.map((p) => `${e.source}: ${p}`).join('\n'),
+              'simulator/README.md, "Sample scenario", shows every key; presence simulate --list names the built-in scenarios',
+            ),
+          );
         // Every failure is reported as one line naming what is wrong; nothing prints a stack trace.
         return fail((e as Error).message ?? String(e));
       }

@@ -96,6 +96,49 @@ describe('presence simulate: bad flag values', () => {
     expect(readFileSync(file, 'utf8')).toBe('x');
   });
 
+  it("a scenario file's mistakes: one line per problem naming the file and the field, a hint, exit 2 (was exit 1, the problems in a list)", () => {
+    const file = join(tmp, 'market.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: market-street',
+        'site: market',
+        'duration: 2h',
+        'window: 60s',
+        'gateways:',
+        '  - id: gw-north',
+        '    zone: market-north',
+        '    position: [20, 5]',
+        '    wifi: { channels: [1, 6, 11], dwell: fast, sensitivity_dbm: high }',
+        'crowds:',
+        '  - type: gathering',
+        '    region: { x: 0, y: 0, width: 200, height: 12 }',
+        '    occupancy: [[0s, 50], [1h, 800]]',
+        '    dwell: 30m',
+        '',
+      ].join('\n'),
+    );
+    for (const args of [['--out', join(tmp, 'market')], ['--evaluate']]) {
+      const r = simulate(file, '--duration', '1m', ...args);
+      const lines = r.err.trimEnd().split('\n');
+      expect(lines, r.err).toEqual([
+        `presence simulate: ${file}: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
+        `presence simulate: ${file}: gateways[0].wifi.sensitivity_dbm: must be number`,
+        expect.stringMatching(/^hint: \S/),
+      ]);
+      expect(r.code).toBe(2);
+    }
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8')
+        .replace('dwell: fast, sensitivity_dbm: high', 'dwell: 200ms')
+        .replace('crowds:', 'people:\n  primary: { nokia-3310: 1 }\ncrowds:'),
+    );
+    const r = simulate(file, '--duration', '1m', '--out', join(tmp, 'market'));
+    refused(r, /^presence simulate: .*market\.yaml: people\.primary: unknown device model "nokia-3310" \(known: iphone-ios17, /);
+    expect(existsSync(join(tmp, 'market'))).toBe(false);
+  });
+
   it('files of an earlier run in --out are replaced with one line saying which, and nothing else there is touched', () => {
     const out = join(tmp, 'again');
     mkdirSync(out);
