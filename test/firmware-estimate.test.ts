@@ -9,6 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { Firmware, KEY_BYTES } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest, type BlePduType } from '../simulator/frames.ts';
+import { join } from 'node:path';
+import { readCaptureFile } from '../gateway/capture/pcap.ts';
+import { capturesDir } from './support/need.ts';
 
 const fw = Firmware.loadSync();
 const SUB = 10_000; // Wi-Fi bursts
@@ -331,5 +334,52 @@ describe('firmware estimate', () => {
   it('a window shorter than a sub-window is one sub-window', () => {
     const c = run([probe(1, T0 + 100), probe(2, T0 + 5000)], { startMs: T0, endMs: T0 + 8000 });
     expect(c.wifi.estimateMean).toBe(2);
+  });
+});
+
+describe('what of a probe request is used', () => {
+  it('real probe requests with their sequence numbers and information elements replaced by random bytes count exactly the same', async (ctx) => {
+    // PRIVACY.md: the information elements (SSIDs of known networks, capabilities: a fingerprint)
+    // and the sequence numbers of probe requests are not used. Replaced by random bytes, with the
+    // element list no longer well formed, every count of every window stays the same.
+    const dir = capturesDir('firmware estimate');
+    if (!dir) return ctx.skip();
+    const frames: Frame[] = [];
+    for (const f of ['wifi/iPhone11-B_anonymized.pcap', 'wifi/sc6-61_2023-04-17_anonymized.pcap', 'wifi/OppoFindX3Neo-A_anonymized.pcap'])
+      for await (const chunk of readCaptureFile(join(dir, f))) frames.push(...chunk.map((fr) => ({ ...fr, data: Uint8Array.from(fr.data) })));
+    let rnd = 0x2545f491;
+    const next = () => {
+      rnd ^= rnd << 13;
+      rnd ^= rnd >>> 17;
+      rnd ^= rnd << 5;
+      return rnd & 0xff;
+    };
+    let changed = 0;
+    const scrambled = frames.map((fr) => {
+      if (fr.linkType !== 127 || fr.data.length < 4) return fr;
+      const rt = fr.data[2]! | (fr.data[3]! << 8);
+      const d = Uint8Array.from(fr.data);
+      if (d.length < rt + 24 || d[rt] !== 0x40) return fr; // probe requests only
+      // sequence control at 22-23, then the elements up to the FCS (the captures' FCS is stale: counted with ignoreFcs)
+      for (let i = rt + 22; i < d.length - 4; i++) d[i] = next();
+      changed++;
+      return { ...fr, data: d };
+    });
+    expect(changed).toBeGreaterThan(1000);
+    const count = (fs: Frame[]) => {
+      const out = [];
+      // every 60-s window that holds a frame, in order
+      const starts = [...new Set(fs.map((f) => Math.floor(f.timestampMs / 60_000) * 60_000))].sort((a, b) => a - b);
+      for (const w of starts) {
+        fw.beginWindow({ ignoreFcs: true, startMs: w, endMs: w + 60_000 });
+        fw.ingestMany(fs.filter((f) => f.timestampMs >= w && f.timestampMs < w + 60_000).sort((a, b) => a.timestampMs - b.timestampMs));
+        const c = fw.endWindow();
+        out.push({ wifi: c.wifi, ble: c.ble });
+      }
+      return out;
+    };
+    const before = count(frames);
+    expect(before.reduce((n, c) => n + c.wifi.devices, 0)).toBeGreaterThan(10);
+    expect(count(scrambled)).toEqual(before);
   });
 });
