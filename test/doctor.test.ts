@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import { need } from './support/need.ts';
+import { scan, tsharkAddresses } from './support/leak.ts';
+import { capturesDir, need } from './support/need.ts';
 import { noPerlPath } from './support/no-perl.ts';
 import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
@@ -22,6 +23,7 @@ interface Check {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-doctor-'));
+const captures = capturesDir('doctor');
 const hasRadio = (() => {
   const wifi =
     existsSync('/sys/class/net') &&
@@ -375,6 +377,34 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(plain.code).toBe(1);
   });
 
+  it.skipIf(!captures || !need('tshark', 'tshark', 'doctor'))(
+    "real captures, and a capture tool printing TShark's dissection of them on stderr: no address of them in its report, plain or --json",
+    () => {
+      const wifi = join(captures!, 'wifi/iPhone11-B_anonymized.pcap');
+      const ble = join(captures!, 'ble/take_2__ble_all_adv.pcap');
+      const addresses = [...tsharkAddresses(wifi), ...tsharkAddresses(ble)];
+      expect(addresses.length).toBeGreaterThan(10);
+      // the wifi capture read as it is; the BLE one by a tool that, instead of the capture, prints
+      // TShark's full dissection of it (addresses in TShark's own notations) on stderr and fails
+      const file = config(
+        'real',
+        [
+          `{ type: command, name: wifi, radio: wifi, command: "cat ${wifi}" }`,
+          `{ type: command, name: ble, radio: ble, command: "tshark -n -r ${ble} -V >&2; exit 3" }`,
+        ],
+        broker.url,
+      );
+      const json = doctor(['--config', file, '--json', '--frames-timeout', '5s', '--ignore-fcs', '--log-level', 'trace']);
+      const plain = doctor(['--config', file, '--frames-timeout', '5s', '--ignore-fcs', '--log-level', 'trace']);
+      expect(by(json, 'frames arriving (wifi)')!.detail).toMatch(/^\d+ frames/);
+      expect(by(json, 'frames arriving (ble)')).toMatchObject({ level: 'fail', output: expect.any(Array) });
+      expect(by(json, 'frames arriving (ble)')!.output!.join('\n')).toMatch(/Address: <redacted>/);
+      expect(plain.text).toContain('<redacted>');
+      expect(scan('doctor --json', json.text, addresses, { hashLike: false })).toEqual([]);
+      expect(scan('doctor', plain.text, addresses, { hashLike: false })).toEqual([]);
+    },
+    60_000,
+  );
   it('a file source that is not a capture, or is damaged: what is wrong and where in fixed words, no byte of it', () => {
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be, then as a
     // pcapng block's type and length after a good header and frame
