@@ -428,6 +428,13 @@ describe('truth', () => {
       /^a\.csv:1: header is "time,occupancy", expected "time;occupancy"; fix: the fields are separated by ",": separate them with ";" in every line \(time;occupancy\)$/,
     ],
     ['\uFEFFtime\toccupancy\n', /a\.csv:1: .*; fix: the fields are separated by tabs: separate them with ";"/],
+    // a capture given as the truth: said as such, its bytes not echoed to the terminal
+    [
+      '\u00d4\u00c3\u00b2\u00a1\u0002\u0000\u0004\u0000time;occupancy',
+      /^a\.csv: is not a text file \(it holds binary data, as a capture does\); fix: give --truth the time;occupancy CSV/,
+    ],
+    // a long row is shown cut short
+    [`time;occupancy\n${'x'.repeat(100_000)}\n`, /^a\.csv:2: "x{57}\.\.\." has 1 field\(s\), expected 2/],
   ])('bad truth rows give one line naming file, line and fix (%#)', (text, message) => {
     let err: unknown;
     try {

@@ -43,7 +43,28 @@ export const MAX_PEOPLE = 1_000_000;
 
 const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
+/** A control character other than white space (tab, line ends, form feed) or escape: not a CSV. */
+function isBinary(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 9 || (c > 13 && c < 32 && c !== 27)) return true;
+  }
+  return false;
+}
+
+/** Text of the file as a message shows it: quoted, control characters escaped, at most 60 characters. */
+const quote = (text: string) => JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+
 function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number }> {
+  // A capture (or any binary file) given as the truth: said as such, not echoed to the terminal.
+  if (isBinary(text.slice(0, 4096))) {
+    throw new TruthError(
+      file,
+      null,
+      'is not a text file (it holds binary data, as a capture does)',
+      `give --truth the time;${valueName} CSV (and the capture to --capture)`,
+    );
+  }
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const header = (lines[0] ?? '').trim().toLowerCase();
   const want = `time;${valueName}`;
@@ -57,7 +78,7 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
       : header === other
         ? `this is a ${other} file: pass it where ${other} truth is expected`
         : `make the first line exactly "${want}"`;
-    throw new TruthError(file, 1, `header is "${lines[0] ?? ''}", expected "${want}"`, hint);
+    throw new TruthError(file, 1, `header is ${quote(lines[0] ?? '')}, expected "${want}"`, hint);
   }
   const out: Array<{ time: number; value: number; line: number }> = [];
   for (let i = 1; i < lines.length; i++) {
@@ -66,16 +87,16 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     const line = i + 1;
     const parts = raw.split(';');
     if (parts.length !== 2) {
-      throw new TruthError(file, line, `"${raw}" has ${parts.length} field(s), expected 2 (time;${valueName})`, `write the row as 2022-10-18T08:54:02Z;3`);
+      throw new TruthError(file, line, `${quote(raw)} has ${parts.length} field(s), expected 2 (time;${valueName})`, `write the row as 2022-10-18T08:54:02Z;3`);
     }
     const [t, v] = parts.map((s) => s.trim());
     const time = ISO.test(t) ? Date.parse(t) : NaN;
     if (!Number.isFinite(time)) {
-      throw new TruthError(file, line, `"${t}" is not a time`, 'use ISO 8601 with a zone, e.g. 2022-10-18T08:54:02Z');
+      throw new TruthError(file, line, `${quote(t)} is not a time`, 'use ISO 8601 with a zone, e.g. 2022-10-18T08:54:02Z');
     }
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
     if (!Number.isFinite(value)) {
-      throw new TruthError(file, line, `${valueName} "${v}" is not a number of people`, 'write a number of people >= 0, like 3');
+      throw new TruthError(file, line, `${valueName} ${quote(v)} is not a number of people`, 'write a number of people >= 0, like 3');
     }
     if (value > MAX_PEOPLE) {
       throw new TruthError(
