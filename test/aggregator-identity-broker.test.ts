@@ -240,6 +240,48 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
       await expect(c.publishAsync(sketchTopic(site, gw), sketch(site, gw), { qos: 1 })).rejects.toThrow(/not authori[sz]ed/i);
   });
 
+  it("a gateway's credential reads nothing of the others: no counts, status or sketch of another gateway or site, only its own status", async () => {
+    // A stolen gateway's credential must not be a way to collect the other gateways' sketches
+    // (with the group secret from the same gateway, their bits could be tested) or counts.
+    const reader = await gateway('dam/gw-noord-1', pw(join(dir, 'gw-noord-1.pw')));
+    const got: string[] = [];
+    let ownLive = 0;
+    reader.on('message', (topic, _payload, packet) => {
+      got.push(topic);
+      if (topic === statusTopic('dam', 'gw-noord-1') && !packet.retain) ownLive++;
+    });
+    await reader.subscribeAsync(['#', 'presence/v1/#', 'presence/v1/dam/+/sketch', '$SYS/#'], { qos: 1 });
+    const plein = await gateway('dam/gw-plein-1', pw(join(dir, 'gw-plein-1.pw')));
+    const west = await gateway('west/gw-west-1', pw(join(dir, 'gw-west-1.pw')));
+    const sketch = encode({
+      v: 1,
+      site: 'dam',
+      gateway: 'gw-plein-1',
+      group: 'dam-route',
+      epoch: Math.floor(t0 / 3_600_000),
+      epoch_s: 3600,
+      window_start: new Date(Math.floor(t0 / 3_600_000) * 3_600_000).toISOString(),
+      window_end: new Date(Math.floor(t0 / 3_600_000) * 3_600_000 + 60_000).toISOString(),
+      m: 1024,
+      p: 0.5,
+      bits: Buffer.alloc(128, 0x5a).toString('base64'),
+    });
+    await plein.publishAsync(sketchTopic('dam', 'gw-plein-1'), sketch, { qos: 1 });
+    await plein.publishAsync(countsTopic('dam', 'gw-plein-1'), encode(counts('dam', 'gw-plein-1', 'plein')), { qos: 1 });
+    await plein.publishAsync(statusTopic('dam', 'gw-plein-1'), encode(status('dam', 'gw-plein-1')), { qos: 1, retain: true });
+    await west.publishAsync(countsTopic('west', 'gw-west-1'), encode(counts('west', 'gw-west-1', 'kade')), { qos: 1 });
+    // Its own status, published last, is the one thing it may read: once it has it, everything
+    // published before it was delivered to it or withheld.
+    const own = await gateway('dam/gw-noord-1', pw(join(dir, 'gw-noord-1.pw')));
+    await own.publishAsync(statusTopic('dam', 'gw-noord-1'), encode({ ...status('dam', 'gw-noord-1'), zone: 'noord' }), { qos: 1, retain: true });
+    await until(
+      'its own status',
+      () => ownLive,
+      (n) => n >= 1,
+    );
+    expect([...new Set(got)]).toEqual([statusTopic('dam', 'gw-noord-1')]);
+  });
+
   it("cannot connect anonymously, with a wrong password, or with another gateway's password", async () => {
     const refused = (o: mqtt.IClientOptions) =>
       expect(mqtt.connectAsync(broker.url, { ...o, protocolVersion: 5, reconnectPeriod: 0 })).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
