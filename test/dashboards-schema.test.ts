@@ -185,6 +185,15 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     }
     expect(variables(d).map((v) => v.name)).toEqual(expect.arrayContaining(['site', 'zone', 'gateway']));
   });
+  it('traffic: a panel of the estimate says it counts devices, not people, in its title and in every series name', () => {
+    const counts = flatPanels(dashboards.traffic).filter((p) => p.targets?.some((t) => /"estimate"/.test(t.query ?? '')));
+    expect(counts.length).toBeGreaterThanOrEqual(6);
+    for (const p of counts) {
+      expect(p.title, `panel ${p.id}`).toMatch(/devices/i);
+      expect(p.title, `panel ${p.id}`).not.toMatch(/(?<!not )people/);
+      for (const t of p.targets ?? []) if (t.alias) expect(t.alias, `panel ${p.id}`).toMatch(/ devices\b/);
+    }
+  });
   it('gateways: online, last seen, frames/s, errors, queue depth, missing windows', () => {
     const all = panelQueries(dashboards.gateways)
       .map((q) => q.query)
