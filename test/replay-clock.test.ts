@@ -138,3 +138,23 @@ describe('presence replay: frames stamped outside 2000-2099', () => {
     expect(a.stderr).not.toMatch(/Invalid time value/);
   });
 });
+
+describe('presence replay: a capture clock that goes back', () => {
+  it('limit: a capture clock that goes back an hour keeps the open window, and its key, for the hour of frames after it', async () => {
+    // Frames stamped earlier than the open window are counted in it however far back
+    // (gateway/README.md): 30 s of 10 devices, then 40 minutes of 40 other devices stamped an hour
+    // earlier, all in the one window open when they come. A window of the capture clock is not
+    // bounded in capture time the way a wall-clock window is (test/gateway-wall-clock.test.ts).
+    const t0 = Date.parse('2026-05-04T10:00:00.000Z');
+    const records: Buffer[] = [pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP)];
+    for (let s = 0; s < 30; s++) records.push(pcapRecord(t0 + s * 1000, probe(s % 10)));
+    for (let m = 0; m < 40; m++) for (let s = 0; s < 60; s += 5) records.push(pcapRecord(t0 - 3_600_000 + m * 60_000 + s * 1000, probe(100 + m)));
+    const path = join(tmp, 'back.pcap');
+    writeFileSync(path, Buffer.concat(records));
+    const r = await replay([path, '--json', '--window', '60s']);
+    expect(r.code).toBe(0);
+    const w = lines(r.stdout) as unknown as Array<{ start: string; end: string; wifi: { frames: number; devices: number } }>;
+    expect(w.map((x) => [x.start, x.end])).toEqual([['2026-05-04T10:00:00.000Z', '2026-05-04T10:01:00.000Z']]);
+    expect(w[0]!.wifi).toMatchObject({ frames: 30 + 40 * 12, devices: 50 });
+  });
+});
