@@ -254,4 +254,32 @@ describe('firmware corridor sketch', () => {
       fw.clearCorridor();
     }
   });
+  it('draws fresh noise for every window: the same devices in two windows of an epoch give sketches that differ where independent draws would', () => {
+    // w x epsilon for a device in w sketches (PRIVACY.md) needs each sketch's noise drawn anew; noise
+    // drawn once per epoch would leave the same bits flipped in every window of it.
+    const fw = Firmware.loadSync();
+    const m = 32768;
+    const p = 0.5;
+    fw.setCorridor({ secret: new Uint8Array(randomBytes(32)), group: 'fresh', epochMs: HOUR, bits: m, p });
+    const start = 493_100 * HOUR;
+    const sketches: Uint8Array[] = [];
+    for (let w = 0; w < 3; w++) {
+      fw.beginWindow({ startMs: start + w * 60_000, endMs: start + (w + 1) * 60_000 });
+      fw.ingestMany(traffic(800, start + w * 60_000, 7).frames); // the same devices every window
+      sketches.push(fw.endWindow().sketch!.bits);
+    }
+    fw.clearCorridor();
+    // a bit is flipped with probability p/2 in each sketch, independently: two sketches of the same
+    // truth differ in a bit with probability 2 (p/2)(1 - p/2); 5 standard deviations of the binomial
+    const q = 2 * (p / 2) * (1 - p / 2);
+    for (const [a, b] of [
+      [0, 1],
+      [1, 2],
+      [0, 2],
+    ] as const) {
+      let differ = 0;
+      for (let i = 0; i < m; i++) differ += sketchBit(sketches[a]!, i) ^ sketchBit(sketches[b]!, i);
+      expect(Math.abs(differ - m * q)).toBeLessThan(5 * Math.sqrt(m * q * (1 - q)));
+    }
+  });
 });
