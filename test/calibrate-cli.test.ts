@@ -62,33 +62,32 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
   });
 
   it("aggregator/README.md's example on three lab days prints what the README shows, and its calibration file holds the numbers this fit writes", () => {
+    // The estimate marks hashes under a fresh random key per window, so its counts (and the fit) vary
+    // a little from run to run: each number must agree within 1 % + 0.05, the words exactly.
+    const near = (got: number, want: number, what: string) =>
+      expect(Math.abs(got - want), `${what}: ${got}, README ${want}`).toBeLessThanOrEqual(0.01 * Math.abs(want) + 0.05);
+    const numbers = (text: string) => [...text.matchAll(/-?\d+(?:\.\d+)?/g)].map((m) => Number(m[0]));
+    const words = (text: string) => text.replace(/-?\d+(?:\.\d+)?/g, '#');
     const readme = readFileSync(join(repo, 'aggregator/README.md'), 'utf8');
     const example = ['2022-11-08', '2023-02-07', '2023-03-07'].flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]);
-    const shown = readme.split('### Example on a real occupancy capture')[1].split('```\n')[2].split('\n').slice(0, 7).join('\n');
+    const shown = readme.split('### Example on a real occupancy capture')[1].split('```\n')[2].split('\n').slice(0, 7).join('\n').trim();
     const r = presence('calibrate', '--zone', 'lab', '--rssi-min', '-70', '--out', join(dir, 'readme.yaml'), ...example);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe(shown.trim());
+    expect(words(r.stdout.trim())).toBe(words(shown));
+    const got = numbers(r.stdout.trim());
+    for (const [i, want] of numbers(shown).entries()) near(got[i], want, `number ${i + 1} of the printed fit`);
     // the file of the same fit at --burst-addresses 2.8, as the README's "The calibration file" says
     const block = readme.split('### The calibration file')[1].split('```yaml\n')[1].split('```')[0];
     const r28 = presence('calibrate', '--zone', 'lab', '--rssi-min', '-70', '--burst-addresses', '2.8', '--out', join(dir, 'readme28.yaml'), ...example);
     expect(r28.code, r28.stderr).toBe(0);
     const z = readCalibration(join(dir, 'readme28.yaml')).zones.lab;
     const num = (key: string) => Number(new RegExp(`${key}[:, ]+(-?[\\d.]+)`).exec(block)![1]);
-    expect({
-      k: num('k: \\{ value'),
-      b: num('b: \\{ value'),
-      corr_kb: num('corr_kb'),
-      residual_sd: num('residual_sd'),
-      r: num('quality: \\{ r'),
-      mae: num('mae'),
-    }).toEqual({
-      k: z.k.value,
-      b: z.b.value,
-      corr_kb: z.corr_kb,
-      residual_sd: z.residual_sd,
-      r: z.quality?.r,
-      mae: z.quality?.mae,
-    });
+    near(z.k.value, num('k: \\{ value'), 'k');
+    near(z.b.value, num('b: \\{ value'), 'b');
+    near(z.corr_kb, num('corr_kb'), 'corr_kb');
+    near(z.residual_sd, num('residual_sd'), 'residual_sd');
+    near(z.quality?.r ?? NaN, num('quality: \\{ r'), 'r');
+    near(z.quality?.mae ?? NaN, num('mae'), 'mae');
     const data = z.data as { windows: number; occupied_windows: number; empty_windows: number };
     expect(block).toContain(`windows: ${data.windows}, occupied_windows: ${data.occupied_windows}, empty_windows: ${data.empty_windows}`);
   });
