@@ -93,6 +93,25 @@ export function unreachableReason(e: unknown): string {
   return redactUrlsIn(cause?.code ?? cause?.message ?? (e as Error).message);
 }
 
+/**
+ * Why the server at `url` runs no InfluxQL although it answers: its /ping has no X-Influxdb-Version,
+ * as VictoriaMetrics' does (the aggregator's start-up check reads it the same way). VictoriaMetrics
+ * answers every /query with one made-up database, "_internal", so a setup "succeeded" and a stored
+ * series was "absent, the site holds _internal". Null when the server names a version, or does not
+ * answer /ping (the query then says why).
+ */
+export async function noInfluxQl(url: string, timeoutMs = 10_000): Promise<string | null> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+  } catch {
+    return null;
+  }
+  if (!res.ok || res.headers.get('x-influxdb-version')) return null;
+  return `${redactUrl(url)} answers /ping without X-Influxdb-Version, as VictoriaMetrics does, not as InfluxDB: it runs no InfluxQL (every query gets the same made-up answer)`;
+}
+
 /** A small InfluxDB 1.x /query client (POST for statements that change something). */
 export class InfluxQl {
   constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password'>) {}
@@ -317,6 +336,12 @@ export function registerInflux(program: Command): void {
       if (f.print) {
         for (const q of setupStatements(o, { policies: new Map(), cqs: new Set() })) process.stdout.write(`${q};\n`);
         return;
+      }
+      const notInflux = await noInfluxQl(o.url);
+      if (notInflux) {
+        fail(
+          `${notInflux}, so it keeps no database, retention policy or continuous query to set up; fix: nothing to set up there (VictoriaMetrics keeps what the aggregator writes with --influx-api v2 for its -retentionPeriod), or give --influx-url an InfluxDB 1.x`,
+        );
       }
       try {
         await setupInflux1(o, (q) => process.stdout.write(`${q}\n`));

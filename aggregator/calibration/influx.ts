@@ -7,7 +7,7 @@ import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
-import { unreachableReason } from '../influx-setup.ts';
+import { noInfluxQl, unreachableReason } from '../influx-setup.ts';
 
 export interface StoredOptions {
   influx: InfluxOptions;
@@ -124,6 +124,12 @@ function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
  */
 export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions, note?: (m: string) => void): Promise<PairedWindow[]> {
   const winMs = o.windowMs ?? 60_000;
+  const notInflux = await noInfluxQl(o.influx.url);
+  if (notInflux) {
+    throw new StoredSeriesError(
+      `${notInflux}, so the stored series cannot be read there; fix: give --influx-url the InfluxDB the series is in (1.x, or 2.x/3.x through the v1 API), or calibrate with captures (--capture)`,
+    );
+  }
   const db = new InfluxQL(o.influx);
   const from = Math.min(...counts.map((c) => c.time));
   const to = Math.max(...counts.map((c) => c.time)) + winMs;
