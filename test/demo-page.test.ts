@@ -191,7 +191,7 @@ describe.skipIf(!ok)(SUITE, () => {
     if (process.env.UPDATE_SCREENSHOTS === '1') writeFileSync(join(root, 'docs', 'demo-page.png'), png);
   });
 
-  it('the page, its data, its event stream and its assets hold no address of the replayed captures', async () => {
+  it('the page, its data, its event stream, its assets, /metrics and /healthz hold no address of the replayed captures', async () => {
     const addresses = addressesIn(pcapsUnder(out));
     expect(addresses.length).toBeGreaterThan(100);
     // Everything fetched first, then scanned (a scan takes a while; no kept-alive socket goes stale meanwhile).
@@ -209,6 +209,15 @@ describe.skipIf(!ok)(SUITE, () => {
     findings.push(...scan('/api/events', events, addresses));
     const rendered = await opened.page.content();
     findings.push(...scan('the page as rendered', rendered, addresses));
+    // the same server's /metrics and /healthz: addresses in the whole text, hash-like runs in all but
+    // the sample values (floats read as hex runs)
+    for (const path of ['metrics', 'healthz']) {
+      const res = await fetch(`${url}${path}`);
+      const body = await res.text();
+      expect(body.length, path).toBeGreaterThan(10);
+      findings.push(...scan(`/${path}`, body, addresses, { hashLike: false }));
+      findings.push(...scan(`/${path} without its values`, body.replace(/^([^#\n][^\n]*) \S+$/gm, '$1'), addresses));
+    }
     expect(findings).toEqual([]);
     // Control: the same scan finds one of these addresses planted in the stream and in the page.
     const planted = [...addresses[0]].map((b) => b.toString(16).padStart(2, '0')).join(':');
