@@ -380,6 +380,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.openedMono = performance.now();
     this.openedSpanMs = w.nominalEnd - w.start;
   }
+  /**
+   * Wall clock: where to end the open window now (stop, end of the sources): the wall clock's time,
+   * or, when the clock was set back since the window opened, its start plus the time it counted on
+   * the monotonic clock (else its interval would be empty and its counts never published).
+   */
+  private wallCloseAt(): number {
+    const w = this.windows.window;
+    return w ? Math.max(Date.now(), w.start + (performance.now() - this.openedMono)) : Date.now();
+  }
   /** Wall clock: when (performance.now()) the open window was opened, and its span on the wall clock then. */
   private openedMono = 0;
   private openedSpanMs = 0;
@@ -716,7 +725,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         if (this.stopping) return; // stop() closes the window
         const last = Math.max(...this.sources.map((s) => s.lastTimestampMs));
         this.queueWindow(this.windows.close(Number.isFinite(last) ? Math.floor(last) + 1 : -Infinity), true);
-      } else this.queueWindow(this.windows.close(Date.now()), true);
+      } else this.queueWindow(this.windows.close(this.wallCloseAt()), true);
       if (this.timer) clearTimeout(this.timer);
       if (this.clockTimer) clearTimeout(this.clockTimer);
       this.log.info(
@@ -753,7 +762,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         // Where the replay's clock stands: the last frame, or further on during a quiet stretch.
         const last = Math.max(...this.sources.map((s) => Math.max(s.lastTimestampMs, s instanceof FileSource ? s.captureNow() : -Infinity)));
         this.queueWindow(this.windows.close(Number.isFinite(last) ? Math.floor(last) + 1 : -Infinity), true);
-      } else this.queueWindow(this.windows.close(Date.now()), true);
+      } else this.queueWindow(this.windows.close(this.wallCloseAt()), true);
     }
     if (this.publisher) {
       // Waiting for acknowledgements only makes sense with a broker connection.

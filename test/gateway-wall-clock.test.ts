@@ -142,4 +142,27 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       await gw.stop();
     }
   });
+  it('stopped right after the wall clock was set back: the open window is still published, with the time it counted', async () => {
+    const realNow = Date.now.bind(Date);
+    let offset = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset);
+    const gw = new Gateway({
+      config: config({ site: 'wall', zone: 'z', id: 'g3', mqttUrl: broker.url, source: ['wifi=cmd:exec sleep 600'], window: '10s', queueDir: join(tmp, 'q3') }),
+      log: pino({ level: 'silent' }),
+      processMetrics: false,
+    });
+    const closed: CountsMessage[] = [];
+    gw.on('window', (m) => closed.push(m));
+    await gw.start();
+    await new Promise((r) => setTimeout(r, 300)); // the open window counts a while
+    const before = closed.length; // 0, or 1 when a 10-s boundary fell in these 300 ms
+    offset = -HOUR;
+    await gw.stop();
+    // before the fix, the window was closed at the new time, before its start: an empty interval, never published
+    expect(closed).toHaveLength(before + 1);
+    const last = closed.at(-1)!;
+    expect(last.complete).toBe(false);
+    expect(Date.parse(last.end)).toBeGreaterThan(Date.parse(last.start));
+    expect(Date.parse(last.start)).toBeGreaterThan(realNow() - 60_000);
+  });
 });
