@@ -3,7 +3,7 @@
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { accessSync, appendFileSync, constants, existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -18,6 +18,7 @@ import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/
 import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
+import { checkCrowd, checkDuration, makeOutDir, removeDirs, scenarioUsageError, seedOf } from './limits.ts';
 import { captureInterfaces, runScenario, type BleLink } from './sim.ts';
 
 interface Flags {
@@ -84,97 +85,6 @@ function dur(name: string, v: string | undefined): number | undefined {
   const ms = durationMs(v, { bare: 's', name: `--${name}` });
   if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zeroNote(v)}`);
   return ms / 1000;
-}
-
-/** The simulator's RNG takes a 32-bit seed: a seed is a whole number in that range (1.5 and 2^32 + 1 were seed 1). */
-export const SEED_MAX = 0xffff_ffff;
-function seedOf(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > SEED_MAX)
-    throw new UsageError(
-      `--${name}: must be a whole number from 0 to ${SEED_MAX} (got "${v}")`,
-      'the same seed gives byte-identical output; another seed, another crowd',
-    );
-  return n;
-}
-
-/** Longest simulated time: the truth of every window is held until the run ends, and the engine samples every few seconds. */
-export const DURATION_MAX_S = 31 * 86_400;
-/** Most people a crowd may hold at its nominal peak: the engine keeps every person present in memory (~25 kB each). */
-export const PEOPLE_MAX = 300_000;
-
-/** A scale or --people whose crowd the engine cannot hold is refused before anything runs, naming the largest that fits. */
-function checkCrowd(s: Scenario, f: Flags): void {
-  const nominal = nominalPeople(s);
-  const peak = nominal * s.scale;
-  if (!(peak > PEOPLE_MAX)) return;
-  const flag = f.people !== undefined ? `--people ${f.people}` : `--scale ${f.scale}`;
-  const fits = (x: number) => {
-    const r = Number(x.toPrecision(3));
-    return r > x ? Number((x * 0.995).toPrecision(3)) : r;
-  };
-  const instead = f.people !== undefined ? `--people ${PEOPLE_MAX}` : `--scale ${fits(PEOPLE_MAX / nominal)}`;
-  throw new UsageError(
-    `${flag}: ${s.name} would hold ${Math.round(peak).toLocaleString('en')} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')} (${instead} or less)`,
-    'every person present is kept in memory; make the crowd smaller with --scale or --people',
-  );
-}
-
-/**
- * --out: an existing folder, or the folders to make under the nearest one that exists; made here
- * (one level at a time: Node's recursive mkdir never returns under /proc). Returns the folders it
- * made, so a run refused afterwards can take them away again.
- */
-function makeOutDir(dir: string): string[] {
-  const missing: string[] = [];
-  let p = resolve(dir);
-  const hint = 'give a folder you can write to (it is made when missing), e.g. --out sim-out/run1';
-  for (;;) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // ENOTDIR: a file on the way up, named by the next step
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p)
-        throw new UsageError(`--out ${dir}: cannot use ${p} (${code ?? (e as Error).message})`, hint);
-      missing.unshift(p);
-      p = dirname(p);
-      continue;
-    }
-    if (!isDir) throw new UsageError(`--out ${dir}: ${missing.length ? `${p} is a file, not a folder` : 'is a file, not a folder'}`, hint);
-    try {
-      accessSync(p, constants.W_OK);
-    } catch {
-      throw new UsageError(
-        `--out ${dir}: ${missing.length ? `cannot create the folder ${missing[0]}: ${p} is not writable` : 'the folder is not writable'}`,
-        hint,
-      );
-    }
-    break;
-  }
-  const made: string[] = [];
-  for (const m of missing) {
-    try {
-      mkdirSync(m);
-      made.push(m);
-    } catch (e) {
-      removeDirs(made);
-      throw new UsageError(`--out ${dir}: cannot create the folder ${m} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, hint);
-    }
-  }
-  return made;
-}
-
-/** Takes away the (empty) folders makeOutDir made, innermost first. */
-function removeDirs(made: string[]): void {
-  for (const d of [...made].reverse())
-    try {
-      rmdirSync(d);
-    } catch {
-      // not empty or gone: left as it is
-    }
 }
 
 /** Flags renamed to the names every command uses; the old ones still work and print one deprecation line. */
@@ -295,11 +205,7 @@ function overrides(f: Flags): ScenarioOverrides {
   const start = f.start;
   if (start !== undefined && Number.isNaN(Date.parse(start))) throw new UsageError(`--start: must be a date like 2026-04-27T10:00:00Z (got "${start}")`);
   const durationS = dur('duration', f.duration);
-  if (durationS !== undefined && durationS > DURATION_MAX_S)
-    throw new UsageError(
-      `--duration: at most ${formatDuration(DURATION_MAX_S * 1000)} (got "${f.duration}")`,
-      'simulate a longer period as several runs, each with its own --start',
-    );
+  if (durationS !== undefined) checkDuration('--duration', durationS, f.duration!);
   return {
     durationS,
     windowS: dur('window', f.window),
@@ -536,7 +442,7 @@ export function registerSimulate(program: Command): void {
         process.exitCode = 1;
       };
       try {
-        const seed = seedOf('seed', f.seed)!;
+        const seed = seedOf('--seed', f.seed)!;
         if (f.list) {
           for (const name of builtinScenarios()) {
             const s = loadScenario(name);
@@ -608,7 +514,7 @@ export function registerSimulate(program: Command): void {
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
             checkCrowd(loadScenario(name, { ...o, ...quick }), f);
-            const fitSeed = seedOf('fit-seed', f.fitSeed);
+            const fitSeed = seedOf('--fit-seed', f.fitSeed);
             if (fitSeed !== undefined && fitSeed === seed)
               throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
             const e = await evaluate({
@@ -676,7 +582,7 @@ export function registerSimulate(program: Command): void {
         const outDir = f.out ?? join('sim-out', scenario.name);
         const shownDir = `${outDir.replace(/\/+$/, '')}/`;
         // The folder first: a file in its place, or a place no folder can be made, is said before the estimate runs.
-        const made = makeOutDir(outDir);
+        const made = makeOutDir('--out', outDir);
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
         const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
         const about = est.atLeast ? 'at least' : 'about';
@@ -719,14 +625,7 @@ export function registerSimulate(program: Command): void {
         // A mistake in the call: one line, one hint, exit 2 (scripts/lib/usage.ts).
         if (e instanceof UsageError) exitUsage('simulate', e);
         // A scenario file's mistakes are a usage error too: one line per problem naming the file and the field.
-        if (e instanceof ScenarioError)
-          exitUsage(
-            'simulate',
-            new UsageError(
-              e.problems.map((p) => `${e.source}: ${p}`).join('\n'),
-              'simulator/README.md, "Sample scenario", shows every key; presence simulate --list names the built-in scenarios',
-            ),
-          );
+        if (e instanceof ScenarioError) exitUsage('simulate', scenarioUsageError(e));
         // Every failure is reported as one line naming what is wrong; nothing prints a stack trace.
         return fail((e as Error).message ?? String(e));
       }

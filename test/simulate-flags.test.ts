@@ -153,3 +153,41 @@ describe('presence simulate: bad flag values', () => {
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
 });
+
+describe('presence demo: the same limits, before the calibration run starts', () => {
+  const demo = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'demo', '--no-hold', '--http-port', 'off', ...args], {
+      cwd: tmp,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  /** What was wrong, one line each, then one hint; exit 2; the calibration run never started. */
+  const refusedDemo = (r: ReturnType<typeof demo>, ...what: RegExp[]) => {
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines, r.err).toHaveLength(what.length + 1);
+    what.forEach((w, i) => expect(lines[i]).toMatch(new RegExp(`^presence demo: ${w.source}`)));
+    expect(lines[what.length]).toMatch(/^hint: \S/);
+    expect(r.out).not.toMatch(/fitting a people calibration/);
+    expect(r.code).toBe(2);
+  };
+
+  it('a scenario that does not exist or has mistakes, a crowd or a length the simulator cannot hold, a seed out of range', () => {
+    refusedDemo(demo('--scenario', 'nosuch'), /nosuch: no such scenario file, and not a built-in scenario/);
+    const file = join(tmp, 'demo-bad.yaml');
+    writeFileSync(file, 'name: x\nsite: x\nduration: 1h\nwindow: 60s\ngateways:\n  - { id: g, zone: z, position: [0, 0], wifi: { dwell: fast } }\n');
+    refusedDemo(demo('--scenario', file), /.*demo-bad\.yaml: gateways\[0\]\.wifi\.dwell: must be a duration/);
+    refusedDemo(demo('--scale', '1e9'), /--scale 1000000000: kingsday-square would hold 30,000,000,000,000 people at its peak; .*--scale 10 or less/);
+    refusedDemo(demo('--minutes', '99999999'), /--minutes: at most 31d \(got "99999999"\)/);
+    refusedDemo(demo('--seed', '-1'), /--seed: must be a whole number from 0 to 4294967295 \(got "-1"\)/);
+  });
+
+  it('--out that is a file, or a folder that cannot be made, is one line (was EEXIST with exit 1, and a hang under /proc)', () => {
+    const file = join(tmp, 'demo-file');
+    writeFileSync(file, 'x');
+    refusedDemo(demo('--out', file), /--out .*demo-file: is a file, not a folder/);
+    refusedDemo(demo('--out', '/proc/presence-demo-test/x'), /--out \/proc\/presence-demo-test\/x: cannot create the folder \/proc\/presence-demo-test/);
+    expect(readFileSync(file, 'utf8')).toBe('x');
+  });
+});

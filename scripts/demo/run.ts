@@ -5,7 +5,7 @@
 // is set), and the terminal shows a live table of the counts passing through the broker, per zone
 // and window, then a summary.
 import { UsageError } from '../lib/usage.ts';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
@@ -15,7 +15,9 @@ import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
-import { DURATION_HINT, durationMs } from '../lib/duration.ts';
+import { DURATION_HINT, durationMs, zeroNote } from '../lib/duration.ts';
+import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
+import { checkCrowd, checkDuration, makeOutDir, scenarioUsageError, seedOf } from '../../simulator/limits.ts';
 
 export interface DemoOptions {
   scenario: string;
@@ -76,7 +78,7 @@ export const CALIBRATION_SEED_OFFSET = 100;
 /** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it, with one deprecation line). */
 function parseWindowS(text: string): number {
   const ms = durationMs(text, { bare: 's', name: '--window' });
-  if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")`);
+  if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")${zeroNote(text)}`);
   return ms / 1000;
 }
 
@@ -173,14 +175,22 @@ export async function runDemo(
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
   const outDir = resolve(opts.out);
-  mkdirSync(outDir, { recursive: true });
   const windowS = parseWindowS(opts.window);
   const speed: number | 'max' = opts.speed === 'max' ? 'max' : Number(opts.speed);
   if (speed !== 'max' && !(speed > 0)) throw new UsageError(`--speed "${opts.speed}": must be a number above 0 or max`);
   if (!(opts.minutes > 0)) throw new UsageError(`--minutes "${opts.minutes}": must be a number above 0`);
   if (!(opts.scale > 0)) throw new UsageError(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
-  if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed "${opts.seed}": must be a whole number`);
+  seedOf('--seed', opts.seed);
   const durationS = Math.round(opts.minutes * 60);
+  checkDuration('--minutes', durationS, String(opts.minutes), "a demo of a few hours shows the whole pipeline (--minutes 240 is King's Day from start to end)");
+  // The scenario and its crowd before anything runs: a name that is no scenario, a file with mistakes,
+  // or a crowd the simulator cannot hold is one line, not a failure after the calibration run.
+  try {
+    checkCrowd(loadScenario(opts.scenario, { scale: opts.scale }), { scale: opts.scale });
+  } catch (e) {
+    throw e instanceof ScenarioError ? scenarioUsageError(e) : e;
+  }
+  makeOutDir('--out', outDir);
   const logFile = join(outDir, 'demo.log');
   // One file, several components: a root logger without base fields, each part binds its own
   // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
