@@ -63,6 +63,10 @@ export function registerAggregator(program: Command): void {
           aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
         }
       });
+    // With nothing to reload, SIGHUP (a `systemctl reload`, a log rotation) would end the process as
+    // Node's default does, with nothing logged: it is said and ignored instead.
+    if (!calibrationFile && !configFile)
+      process.on('SIGHUP', () => aggregator.log.info('SIGHUP: nothing to reload (no --calibration and no --config file); going on'));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
