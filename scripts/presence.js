@@ -17,6 +17,13 @@ import { fileURLToPath } from 'node:url';
 // unit's command line (gateway/presence-gateway.service). bench/startup.ts measures both ways.
 const GATEWAY_V8_FLAGS = ['--no-opt', '--semi-space-growth-factor=1'];
 
+// SIGUSR1 would start Node's inspector on 127.0.0.1:9229, through which any local user could run
+// code in this process and read its memory (a window's hashes and key state, frames on their way to
+// the firmware, a corridor group's secret). Anyone able to signal the process could open it: a
+// capture command it started, which parses radio frames and runs as the same user, for one.
+// With a listener of its own Node does not start the inspector; the signal is ignored.
+process.on('SIGUSR1', () => {});
+
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 if (command === 'gateway') {
   const { setFlagsFromString } = await import('node:v8'); // (only here: --version stays as small as it was)
