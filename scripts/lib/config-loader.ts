@@ -561,9 +561,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
     // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
     // A URL is echoed as typed (less its credentials): redactUrlsIn would normalise it, or cut it at a space.
-    const shown =
+    const shown = () =>
       typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? JSON.stringify(redactTypedUrl(value)) : redactUrlsIn(JSON.stringify(value));
-    const got = value === undefined || spec?.secret ? '' : ` (got ${shown})`;
+    const got = value === undefined || spec?.secret ? '' : ` (got ${shown()})`;
     let line: string;
     switch (e.keyword) {
       case 'required': {
