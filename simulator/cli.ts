@@ -3,7 +3,7 @@
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -117,6 +117,12 @@ function checkPipeFolder(path: string): void {
     throw new UsageError(
       `--pipe ${path}: the folder ${dir} does not exist`,
       'give a path in an existing folder (mkfifo PATH makes a named pipe; --fifo makes it for you)',
+    );
+  // A file that is there already is not written over: a stream goes into a named pipe or a new file.
+  if (existsSync(path) && statSync(path).isFile())
+    throw new UsageError(
+      `--pipe ${path}: a file of that name exists, and --pipe does not write over it`,
+      'remove it, give another path, or make a named pipe there (mkfifo PATH; --fifo makes it for you)',
     );
 }
 
@@ -402,7 +408,7 @@ export function registerSimulate(program: Command): void {
     .option('--live', 'stream frames in (accelerated) real time instead of writing files')
     .option('--speed <n>', 'live: simulated seconds per second, or "max"', '1')
     .option('--gateway <id>', 'live: the gateway whose stream goes to stdout or --pipe')
-    .option('--pipe <path>', 'live: write the stream to this path (a named pipe) instead of stdout')
+    .option('--pipe <path>', 'live: write the stream to this path (a named pipe, or a new file) instead of stdout')
     .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
     .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type)')
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
@@ -548,8 +554,11 @@ export function registerSimulate(program: Command): void {
           const radio = f.radio as 'wifi' | 'ble' | undefined;
           const speed = f.speed === 'max' ? Infinity : num('speed', f.speed, 0.001)!;
           const outputs: LiveOutput[] = [];
+          const ids = scenario.gateways.map((g) => g.id);
+          if (f.gateway !== undefined && !ids.includes(f.gateway))
+            throw new UsageError(`--gateway ${f.gateway}: ${scenario.name} has no such gateway (its gateways: ${ids.join(', ')})`);
+          if (f.out) makeOutDir('--out', f.out);
           if (f.out && !f.gateway) {
-            mkdirSync(f.out, { recursive: true });
             for (const g of scenario.gateways) {
               const path = join(f.out, `${g.id}.${f.format}`);
               outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio });

@@ -154,6 +154,26 @@ describe('presence simulate: bad flag values', () => {
   });
 });
 
+describe('presence simulate --live: its outputs are checked before the stream starts', () => {
+  it('an unknown --gateway, an --out that is a file or cannot be made, and a --pipe onto an existing file are one line each', () => {
+    const live = (...args: string[]) => simulate('quiet-night', '--live', '--speed', 'max', '--duration', '1m', ...args);
+    refused(live('--gateway', 'gw-nosuch'), /--gateway gw-nosuch: quiet-night has no such gateway \(its gateways: gw-lobby\)/);
+    const file = join(tmp, 'live-file');
+    writeFileSync(file, 'keep me');
+    refused(live('--out', file), /--out .*live-file: is a file, not a folder/);
+    refused(live('--out', '/proc/presence-live-test/x'), /--out \/proc\/presence-live-test\/x: cannot create the folder \/proc\/presence-live-test/);
+    // it wrote the stream over the file, without a word
+    refused(live('--pipe', file), /--pipe .*live-file: a file of that name exists, and --pipe does not write over it/);
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
+    // --out with --gateway: the folder is made for truth.jsonl (it was not, and the run failed on it)
+    const out = join(tmp, 'live-one');
+    const pipe = join(tmp, 'live-one.pcapng');
+    const r = live('--out', out, '--gateway', 'gw-lobby', '--pipe', pipe);
+    expect(r.code, r.err).toBe(0);
+    expect(readFileSync(join(out, 'truth.jsonl'), 'utf8')).toMatch(/"gateway":"gw-lobby"/);
+  });
+});
+
 describe('presence demo: the same limits, before the calibration run starts', () => {
   const demo = (...args: string[]) => {
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), 'demo', '--no-hold', '--http-port', 'off', ...args], {

@@ -129,13 +129,14 @@ describe('presence simulate (CLI)', () => {
     }
   });
 
-  it('explains bad input (exit 1) and a mistake in the call (exit 2, with a hint line)', async () => {
+  it('explains a scenario file with mistakes and a mistake in the call (exit 2, one line per problem, a hint line), and a failure while running (exit 1)', async () => {
     const bad = join(root, 'bad.yaml');
     writeFileSync(bad, 'name: x\nsite: x\nduration: forever\ngateways: []\n');
     const e1 = await run('node', [presence, 'simulate', bad]).catch((e) => e);
-    expect(e1.code).toBe(1);
-    expect(e1.stderr).toContain('duration: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "forever")');
-    expect(e1.stderr).toContain('gateways: must NOT have fewer than 1 items');
+    expect(e1.code).toBe(2);
+    expect(e1.stderr).toContain(`presence simulate: ${bad}: duration: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "forever")\n`);
+    expect(e1.stderr).toContain(`presence simulate: ${bad}: gateways: must NOT have fewer than 1 items\n`);
+    expect(e1.stderr).toMatch(/\nhint: \S/);
     const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
     expect(e2.code).toBe(2);
     expect(e2.stderr).toContain('--format: must be pcap or pcapng (got "tar")\nhint: presence simulate --help');
