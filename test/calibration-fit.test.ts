@@ -24,6 +24,7 @@ import {
   TruthError,
   type Sample,
 } from '../aggregator/calibration/index.ts';
+import { checkWithinCapture } from '../aggregator/calibration/truth.ts';
 
 /** Deterministic normal noise (LCG + Box-Muller), so the tests do not depend on luck. */
 function noise(seed: number) {
@@ -413,6 +414,16 @@ describe('truth', () => {
     const r = pairPointCounts(w, counts, 'z');
     expect(r.paired).toEqual([{ ...w[0], people: 140, session: '2025-06-01', zone: 'z' }]);
     expect(r.unmatched.map((c) => c.line)).toEqual([3]);
+  });
+
+  it('a truth time outside the capture: another day says to pair the files, the same day to write UTC or drop the rows past the capture', () => {
+    const o = parseOccupancy('time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T12:00:00Z;3\n2022-10-18T18:00:00Z;0\n', 'a.csv');
+    const [first, last] = [Date.parse('2022-10-18T08:55:00Z'), Date.parse('2022-10-18T13:50:00Z')];
+    expect(() => checkWithinCapture(o, first, last, 60_000, 'day.pcap')).toThrow(
+      /^a\.csv:4: time 2022-10-18T18:00:00\.000Z is outside the capture day\.pcap .*; fix: write times in UTC \(Z\), and remove the rows after the capture ends$/,
+    );
+    const other = parseOccupancy('time;occupancy\n2022-10-25T09:00:00Z;1\n2022-10-25T12:00:00Z;3\n', 'b.csv');
+    expect(() => checkWithinCapture(other, first, last, 60_000, 'day.pcap')).toThrow(/^b\.csv:2: .*; fix: pair each --capture with its own --truth file/);
   });
 
   it.each([

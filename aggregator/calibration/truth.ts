@@ -188,7 +188,11 @@ export function checkWithinCapture(o: Occupancy, first: number, last: number, sl
         o.file,
         o.lines[i],
         `time ${iso(t)} is outside the capture ${capture} (frames from ${iso(first)} to ${iso(last)})`,
-        'pair each --capture with its own --truth file, and write times in UTC (Z)',
+        // Another day: the truth of another capture. The same day: a clock in local time, or rows
+        // counted while the sniffer was not recording.
+        iso(t).slice(0, 10) === iso(first).slice(0, 10) || iso(t).slice(0, 10) === iso(last).slice(0, 10)
+          ? `write times in UTC (Z), and remove the rows ${t < first ? 'before the capture starts' : 'after the capture ends'}`
+          : 'pair each --capture with its own --truth file, and write times in UTC (Z)',
       );
     }
   }
