@@ -50,6 +50,7 @@ export interface DataSummary {
   occupied_windows: number;
   empty_windows: number;
   people: { min: number; mean: number; max: number };
+  /** Of the field fitted: the estimate, or the devices count with `field: devices`. */
   estimate: { min: number; mean: number; max: number };
   from?: string;
   to?: string;
