@@ -519,10 +519,14 @@ export function registerSimulate(program: Command): void {
               durationS: o.durationS ?? Math.min(base.durationS, EVALUATE_DEFAULT_S),
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
-            checkCrowd(loadScenario(name, { ...o, ...quick }), f);
+            const run = loadScenario(name, { ...o, ...quick });
+            checkCrowd(run, f);
             const fitSeed = seedOf('--fit-seed', f.fitSeed);
             if (fitSeed !== undefined && fitSeed === seed)
               throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
+            // A bar on a terminal over the scored run and the fitting run (the flows' runs come after it).
+            const total = Math.ceil(run.durationS / run.windowS) * (f.calibrate ? 2 : 1);
+            const bar = await progressBar(`evaluate ${run.name}`, total, 'windows');
             const e = await evaluate({
               scenario: name,
               seed,
@@ -537,7 +541,9 @@ export function registerSimulate(program: Command): void {
               flows: f.flows,
               ...o,
               ...quick,
+              onWindow: (n) => bar?.update(Math.min(n, total)),
             });
+            bar?.stop();
             process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table) + flowsTable(e, Table));
             done.push(e);
           }

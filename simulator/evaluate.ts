@@ -148,6 +148,8 @@ export interface EvaluateOptions extends ScenarioOverrides {
   sketchP?: number;
   /** Skip the flows evaluation. */
   flows?: boolean;
+  /** Called at every window end of each simulated run (the scored one, then the fitting one) with the windows done so far over both. */
+  onWindow?: (done: number) => void;
   /**
    * Addresses of one scan burst a gateway hears (the Wi-Fi estimate's floor divisor) for every
    * gateway; default: each gateway's own figure from its simulated receiver (receiverBurstAddresses).
@@ -256,6 +258,7 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
   const pending: Frame[][] = s.gateways.map(() => []);
   for (const c of clocks) c.open(s.startMs);
   const out: CountedWindow[] = [];
+  let windowEnds = 0;
   const flush = (g: number) => {
     if (pending[g].length) fws[g].ingestMany(pending[g]);
     pending[g] = [];
@@ -274,6 +277,7 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
         if (!w) throw new Error(`evaluate: truth window ${t.start}..${t.end} has no counted window`);
         out.push({ gateway: g, zone: s.gateways[g].zone, counts: w.counts, truth: t });
       });
+      o.onWindow?.(++windowEnds);
     }
   }
   for (const c of clocks) c.close();
@@ -291,6 +295,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   if (o.calibrate !== false && fitSeed === seed)
     throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
   const windows = await countWindows(s, seed, o);
+  const scoredEnds = windows.length / Math.max(1, s.gateways.length);
   const burst = gatewayBurstAddresses(s, o);
   const per = s.gateways.map(() => ({ wifi: acc(), ble: acc() }));
   const all = { wifi: acc(), ble: acc() };
@@ -306,7 +311,7 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   let calibration: Evaluation['calibration'] = null;
   const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
   if (o.calibrate !== false) {
-    const training = await countWindows(s, fitSeed, o);
+    const training = await countWindows(s, fitSeed, { ...o, onWindow: o.onWindow && ((n) => o.onWindow!(scoredEnds + n)) });
     const fitted = {} as Record<CountsRadio, FittedCalibration>;
     for (const radio of RADIOS) {
       const { fit, summary } = fitPeople(training, radio, `seed-${fitSeed}`);

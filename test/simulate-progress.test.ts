@@ -1,0 +1,42 @@
+// Long runs show progress on a terminal: `presence simulate` a bar over the windows it writes,
+// `--evaluate` one per scenario over the scored run and the run the calibration is fitted on (it
+// printed nothing until a scenario's table, minutes for a long run). On a pipe, no bar.
+// The terminal is script(1)'s pseudo-terminal (util-linux, on every Debian).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-sim-progress-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const cli = `${process.execPath} ${join(ROOT, 'scripts/presence.js')}`;
+/** The command on a pseudo-terminal: stdout and stderr together, as a terminal shows them. */
+const onTerminal = (args: string) => {
+  const r = spawnSync('script', ['-qec', `${cli} ${args}`, '/dev/null'], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+  expect(r.error, 'script(1) from util-linux').toBeUndefined();
+  return { code: r.status, out: r.stdout.replace(/\r/g, '\n') };
+};
+const onPipe = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+
+describe('progress of long runs', () => {
+  it('--evaluate: a bar per scenario over the scored and the fitting run, then the table; none on a pipe', () => {
+    const t = onTerminal('simulate quiet-night --evaluate --duration 10m');
+    expect(t.code, t.out).toBe(0);
+    expect(t.out).toMatch(/evaluate quiet-night \[[^\]]*\] 100% \| 20\/20 windows/);
+    expect(t.out.indexOf('20/20 windows')).toBeLessThan(t.out.indexOf('summary:'));
+    const noCalibration = onTerminal('simulate quiet-night --evaluate --duration 10m --no-calibrate');
+    expect(noCalibration.out).toMatch(/evaluate quiet-night \[[^\]]*\] 100% \| 10\/10 windows/);
+    const p = onPipe(['simulate', 'quiet-night', '--evaluate', '--duration', '10m']);
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stderr + p.stdout).not.toMatch(/windows\s*$|\d+\/\d+ windows/m);
+  });
+
+  it('simulate: a bar over the windows it writes', () => {
+    const t = onTerminal(`simulate quiet-night --duration 10m --out ${join(tmp, 'out')}`);
+    expect(t.code, t.out).toBe(0);
+    expect(t.out).toMatch(/simulate \[[^\]]*\] 100% \| 10\/10 windows/);
+  });
+});
