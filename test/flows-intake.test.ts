@@ -225,6 +225,24 @@ describe('corridor flows intake', () => {
     expect(flows.held).toBe(0);
   });
 
+  it("a silent group's sketches are dropped after the idle limit of the clock's forward steps, however far it was set back meanwhile", () => {
+    // As the aggregator runs it (idleForwardOnly): before, a wall clock set back an hour after the
+    // last sketch kept a silent group's sketches in memory an hour longer than horizon + one interval.
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1, idleForwardOnly: true });
+    flows.own('main-street', START);
+    expect(feed(flows, run.messages).rejected).toEqual([]);
+    const held = flows.held;
+    expect(held).toBeGreaterThan(0);
+    const idle = CorridorFlows.idleLimit(CORRIDOR);
+    const back = NOW - 3_600_000; // the clock, set back an hour after the last sketch
+    flows.expireIdle(back);
+    flows.expireIdle(back + idle - 1);
+    expect(flows.held).toBe(held);
+    flows.expireIdle(back + idle);
+    expect(flows.held).toBe(0);
+    expect(flows.sketchesDropped).toBeGreaterThanOrEqual(held);
+  });
+
   it('a standby whose group goes silent drops every sketch after the idle limit and writes nothing', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
     expect(feed(flows, run.messages).lines).toEqual([]);

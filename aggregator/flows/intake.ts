@@ -97,7 +97,7 @@ interface GroupState {
    * sketches of the interval in progress. Null: none.
    */
   handoverUntil: number | null;
-  /** The aggregator's clock (ms) when the group's last sketch was held: the idle limit counts from it. */
+  /** When the group's last sketch was held, on the idle clock (idleNow): the idle limit counts from it. */
   lastHeldAt: number;
 }
 
@@ -119,9 +119,30 @@ export class CorridorFlows {
 
   constructor(
     corridors: CorridorConfig[],
-    private readonly opts: { maxAheadMs: number; seed?: number; onPoint?: (f: FlowPointFields) => void } = { maxAheadMs: 300_000 },
+    private readonly opts: {
+      maxAheadMs: number;
+      seed?: number;
+      onPoint?: (f: FlowPointFields) => void;
+      /**
+       * The idle limit counts only the forward steps of the `now` given (the aggregator's clock):
+       * a wall clock set back must not keep a silent group's sketches in memory for the time it
+       * went back. Off: it counts on `now` as given (the unit tests' own times).
+       */
+      idleForwardOnly?: boolean;
+    } = { maxAheadMs: 300_000 },
   ) {
     for (const c of corridors) this.configs.set(c.group, c);
+  }
+
+  private idleClock: number | null = null;
+  private idleLastNow = 0;
+  /** The idle limit's clock: `now`, or (idleForwardOnly) a clock that moves with `now` but never back. */
+  private idleNow(now: number): number {
+    if (!this.opts.idleForwardOnly) return now;
+    if (this.idleClock === null) this.idleClock = now;
+    else this.idleClock += Math.max(0, now - this.idleLastNow);
+    this.idleLastNow = now;
+    return this.idleClock;
   }
 
   get groupIds(): string[] {
@@ -156,7 +177,7 @@ export class CorridorFlows {
       standby,
       floor: null,
       handoverUntil: null,
-      lastHeldAt: now,
+      lastHeldAt: this.idleNow(now),
     };
     this.groups.set(cfg.group, g);
     return g;
@@ -230,7 +251,7 @@ export class CorridorFlows {
   expireIdle(now: number): string[] {
     const lines: string[] = [];
     for (const g of this.groups.values()) {
-      if (g.windowMs === null || now - g.lastHeldAt < CorridorFlows.idleLimit(g.cfg)) continue;
+      if (g.windowMs === null || this.idleNow(now) - g.lastHeldAt < CorridorFlows.idleLimit(g.cfg)) continue;
       let newest: number | null = null;
       for (const byWindow of g.sketches.values()) for (const w of byWindow.keys()) if (newest === null || w > newest) newest = w;
       if (newest === null) continue;
@@ -350,7 +371,7 @@ export class CorridorFlows {
         detail: `epoch_s is ${m.epoch_s}, the group's sketches have ${g.epochS} (corridor.epoch must be the same in every gateway of the group)`,
       };
     byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
-    g.lastHeldAt = Math.max(g.lastHeldAt, now);
+    g.lastHeldAt = Math.max(g.lastHeldAt, this.idleNow(now));
     g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
     g.firstSeen = Math.min(g.firstSeen, start);
     g.watermark = this.watermark(g);
