@@ -320,7 +320,7 @@ export async function runDemo(
     }
     log.flush();
     // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
-    // (about 130 MB for the default run) and deleted unless --keep-pcaps. The size of what stays is printed.
+    // (about 94 MB for the default run) and deleted unless --keep-pcaps. The size of what stays is printed.
     const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(outDir);
 
     write(
