@@ -72,6 +72,25 @@ function num(name: string, v: string | undefined, min = -Infinity): number | und
   if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: must be a number${min > -Infinity ? ` >= ${min}` : ''} (got "${v}")`);
   return n;
 }
+/** A count flag: a whole number of at least `min`. */
+function whole(name: string, v: string | undefined, min: number): number | undefined {
+  const n = num(name, v, min);
+  if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`--${name}: must be a whole number >= ${min} (got "${v}")`);
+  return n;
+}
+/** A share flag: 0 to 1. */
+function share(name: string, v: string | undefined): number | undefined {
+  const n = num(name, v, 0);
+  if (n !== undefined && n > 1) throw new UsageError(`--${name}: must be a share from 0 to 1, like 0.01 (got "${v}")`);
+  return n;
+}
+/** --rssi-min: a signal level in dBm, -128 to 127 (as presence replay takes it). */
+function rssiMin(v: string | undefined): number | undefined {
+  const n = num('rssi-min', v);
+  if (n !== undefined && !(n >= -128 && n <= 127))
+    throw new UsageError(`--rssi-min: must be a signal level in dBm between -128 and 127, like -80 (got "${v}")`);
+  return n;
+}
 /** --burst-addresses: 1 to 64. */
 function burstAddresses(v: string | undefined): number | undefined {
   const n = num('burst-addresses', v);
@@ -462,7 +481,7 @@ export function registerSimulate(program: Command): void {
 
         if (f.load) {
           const duration = dur('duration', f.duration);
-          const count = num('count', f.count, 1);
+          const count = whole('count', f.count, 1);
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
@@ -492,14 +511,14 @@ export function registerSimulate(program: Command): void {
           const r = await runLoad({
             url,
             mqttOptions: { ...(username !== undefined && { username }), ...(password !== undefined && { password }) },
-            gateways: num('gateways', f.gateways, 1)!,
+            gateways: whole('gateways', f.gateways, 1)!,
             rate: num('rate', f.rate, 0.001)!,
             duration,
             count,
             site: f.site,
             seed,
             windowMs: (dur('window', f.window) ?? 60) * 1000,
-            faults: { invalid: num('invalid', f.invalid, 0), malformed: num('malformed', f.malformed, 0), duplicate: num('duplicate', f.duplicate, 0) },
+            faults: { invalid: share('invalid', f.invalid), malformed: share('malformed', f.malformed), duplicate: share('duplicate', f.duplicate) },
             onProgress: (p) => log.info({ published: p.published, acked: p.acked, elapsed_s: p.elapsedS }, 'load progress'),
           });
           process.stdout.write(JSON.stringify(r) + '\n');
@@ -510,9 +529,23 @@ export function registerSimulate(program: Command): void {
         const o = overrides(f);
         if (f.evaluate) {
           const names = scenarioArg ? [scenarioArg] : builtinScenarios();
-          const Table = (await import('cli-table3')).default;
-          const done: Evaluation[] = [];
-          for (const name of names) {
+          // Every flag and every scenario's run is checked before the first run starts.
+          const fitSeed = seedOf('--fit-seed', f.fitSeed);
+          if (fitSeed !== undefined && fitSeed === seed)
+            throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
+          const settings = {
+            seed,
+            fitSeed,
+            calibrate: f.calibrate,
+            bleLink,
+            ignoreFcs: f.ignoreFcs,
+            rssiMinDbm: rssiMin(f.rssiMin),
+            burstAddresses: burstAddresses(f.burstAddresses),
+            sketchBits: sketchBits(f.sketchBits),
+            sketchP: share('sketch-p', f.sketchP),
+            flows: f.flows,
+          };
+          const runs = names.map((name) => {
             // Quick by default: at most 30 simulated minutes and a crowd of at most ~300 people.
             const base = loadScenario(name);
             const quick: ScenarioOverrides = {
@@ -521,24 +554,17 @@ export function registerSimulate(program: Command): void {
             };
             const run = loadScenario(name, { ...o, ...quick });
             checkCrowd(run, f);
-            const fitSeed = seedOf('--fit-seed', f.fitSeed);
-            if (fitSeed !== undefined && fitSeed === seed)
-              throw new UsageError(`--fit-seed: must differ from --seed (${seed}): the calibration is tested on a run it was not fitted on`);
+            return { name, quick, run };
+          });
+          const Table = (await import('cli-table3')).default;
+          const done: Evaluation[] = [];
+          for (const { name, quick, run } of runs) {
             // A bar on a terminal over the scored run and the fitting run (the flows' runs come after it).
             const total = Math.ceil(run.durationS / run.windowS) * (f.calibrate ? 2 : 1);
             const bar = await progressBar(`evaluate ${run.name}`, total, 'windows');
             const e = await evaluate({
               scenario: name,
-              seed,
-              fitSeed,
-              calibrate: f.calibrate,
-              bleLink,
-              ignoreFcs: f.ignoreFcs,
-              rssiMinDbm: num('rssi-min', f.rssiMin),
-              burstAddresses: burstAddresses(f.burstAddresses),
-              sketchBits: sketchBits(f.sketchBits),
-              sketchP: num('sketch-p', f.sketchP, 0),
-              flows: f.flows,
+              ...settings,
               ...o,
               ...quick,
               onWindow: (n) => bar?.update(Math.min(n, total)),

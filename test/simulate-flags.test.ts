@@ -154,6 +154,29 @@ describe('presence simulate: bad flag values', () => {
   });
 });
 
+describe('presence simulate --load and --evaluate: counts, shares and signal levels', () => {
+  it('--gateways and --count are whole numbers, the fault shares 0 to 1: refused before connecting', () => {
+    const load = (...args: string[]) => simulate('--load', '--count', '5', '--mqtt-url', 'mqtt://127.0.0.1:1', ...args);
+    refused(load('--gateways', '1.5'), /--gateways: must be a whole number >= 1 \(got "1\.5"\)/);
+    refused(load('--count', '2.5'), /--count: must be a whole number >= 1 \(got "2\.5"\)/);
+    refused(load('--invalid', '2'), /--invalid: must be a share from 0 to 1, like 0\.01 \(got "2"\)/);
+    refused(load('--duplicate', '5'), /--duplicate: must be a share from 0 to 1, like 0\.01 \(got "5"\)/);
+  });
+
+  it('--rssi-min is a signal level and --sketch-p a probability; every scenario is checked before the first runs', () => {
+    refused(
+      simulate('quiet-night', '--evaluate', '--duration', '1m', '--rssi-min', '500'),
+      /--rssi-min: must be a signal level in dBm between -128 and 127, like -80 \(got "500"\)/,
+    );
+    refused(
+      simulate('traffic-corridor', '--evaluate', '--duration', '1m', '--sketch-p', '2'),
+      /--sketch-p: must be a share from 0 to 1, like 0\.01 \(got "2"\)/,
+    );
+    // crossroads (first) holds 3,337 people at --scale 11, kingsday-square (second) 330,000: it printed crossroads' tables first
+    refused(simulate('--evaluate', '--duration', '1m', '--scale', '11'), /--scale 11: kingsday-square would hold 330,000 people at its peak/);
+  });
+});
+
 describe('presence simulate --live: its outputs are checked before the stream starts', () => {
   it('an unknown --gateway, an --out that is a file or cannot be made, and a --pipe onto an existing file are one line each', () => {
     const live = (...args: string[]) => simulate('quiet-night', '--live', '--speed', 'max', '--duration', '1m', ...args);
