@@ -484,7 +484,11 @@ export function registerCalibrate(program: Command): void {
     )
     .option('--level <p>', 'central level of the intervals', '0.9')
     .option('--replicates <n>', 'bootstrap replicates over sessions, 50 to 100000', '1000')
-    .option('--seed <n>', 'seed of the bootstrap (the same windows and seed give the same file; a capture replayed again may count a window one higher or lower: a fresh random key per window)', '1')
+    .option(
+      '--seed <n>',
+      'seed of the bootstrap (the same windows and seed give the same file; a capture replayed again may count a window one higher or lower: a fresh random key per window)',
+      '1',
+    )
     .option('--prior <file>', 'earlier calibration file: shrink toward its global fit (for a zone with little data)')
     .addOption(
       new Option(
