@@ -336,7 +336,12 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
         (l) => l.includes('calibration not reloaded; keeping the one in use'),
       );
       const line = state.log.split('\n').find((l) => l.includes('calibration not reloaded'))!;
-      expect(JSON.parse(line)).toMatchObject({ level: 50, file, kept: ['zone-a'] });
+      expect(JSON.parse(line)).toMatchObject({
+        level: 50,
+        file,
+        kept: ['zone-a'],
+        fix: 'correct the file (or write it again with presence calibrate), then send SIGHUP again',
+      });
       expect(JSON.parse(line).err).toMatch(/calibration\.yaml: .*missing key "estimator"/);
       await send(10);
       text = readFileSync(out, 'utf8');

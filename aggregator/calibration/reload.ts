@@ -17,7 +17,15 @@ export function reloadOnSighup(target: { calibration: Calibration | null; log: L
       target.calibration = next;
       target.log.info({ file, zones: next.zones(), radio: next.radio, field: next.field }, 'calibration reloaded');
     } catch (e) {
-      target.log.error({ file, err: (e as Error).message, kept: target.calibration?.zones() ?? [] }, 'calibration not reloaded; keeping the one in use');
+      target.log.error(
+        {
+          file,
+          err: (e as Error).message,
+          kept: target.calibration?.zones() ?? [],
+          fix: 'correct the file (or write it again with presence calibrate), then send SIGHUP again',
+        },
+        'calibration not reloaded; keeping the one in use',
+      );
     }
   };
   process.on('SIGHUP', onHup);
