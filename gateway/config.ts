@@ -813,7 +813,12 @@ export function sourceFileProblems(cfg: GatewayConfig, flags?: string[]): string
     if (s.type !== 'file') return;
     const where = flags?.[i] !== undefined ? `--source ${flags[i]}` : `sources[${i}] (${s.name})`;
     try {
-      if (!statSync(s.path).isFile()) out.push(`${where}: ${s.path} is not a file`);
+      // A FIFO (or a character device) is read as it comes (gateway/README.md, "Host cost"): a capture
+      // tool writing into a FIFO is a file source too. A folder, a socket or a block device is not.
+      const st = statSync(s.path);
+      if (st.isDirectory()) out.push(`${where}: ${s.path} is a folder, not a capture file`);
+      else if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice())
+        out.push(`${where}: ${s.path} is not a capture file (nor a FIFO a capture is written into)`);
       else accessSync(s.path, constants.R_OK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -179,6 +179,11 @@ describe('usage errors', () => {
   it('--source pcap:FILE with a missing file stops before anything starts, naming the file', () => {
     const r = presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'pcap:missing.pcap', '--queue-dir', join(tmp, 'q'));
     usage(r, 'gateway', /--source pcap:missing\.pcap: .*missing\.pcap does not exist/);
+    usage(
+      presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', `pcap:${tmp}`, '--queue-dir', join(tmp, 'q')),
+      'gateway',
+      /--source pcap:.*: .* is a folder, not a capture file$/,
+    );
     expect(r.err).not.toContain('gateway starting'); // nothing was started, no JSON log line
     usage(presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'bogus'), 'gateway', /--source "bogus": must be pcap:FILE/);
     usage(presence('replay', 'missing.pcap'), 'replay', /missing\.pcap: the file does not exist/);

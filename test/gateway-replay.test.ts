@@ -12,7 +12,7 @@ import { COUNTS_FILTER, STATUS_FILTER, countsTopic, siteFilter, validateCounts, 
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
-import { bleCapture, config, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+import { bleCapture, config, runCapture, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 
 const SUITE = 'gateway replay';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -208,6 +208,24 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // from a moment before the replay starts, so a slow machine only makes it later; the distance
     // between two closes, as before, shrank when the first close came late.)
     expect(closedAt[2].at - wroteAt).toBeGreaterThanOrEqual(2900);
+  });
+
+  it('presence gateway --source pcap:FIFO (the command line, as gateway/README.md says) counts what a writer puts into the FIFO', async () => {
+    const cap = wifiCapture(join(tmp, 'fifo-src.pcap'), { devices: 3, startMs: Date.parse('2026-03-01T10:00:00.000Z'), durationMs: 3000, framesPerS: 20 });
+    const fifo = join(tmp, 'cli.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // The writer opens once the gateway has opened the FIFO for reading (open waits for the other end).
+    const writing = (async () => {
+      const w = await open(fifo, 'w');
+      await w.write(readFileSync(cap.path));
+      await w.close();
+    })();
+    const run = await runCapture({ brokerUrl: broker.url, site: 'fifo', path: fifo, queueDir: join(tmp, 'q-fifo') }, ['--speed', 'max', '--window', '1s']);
+    await writing;
+    await run.end();
+    expect(run.counts.map((c) => c.seq)).toEqual([1, 2, 3]);
+    expect(run.counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(cap.frames);
+    expect(Math.max(...run.counts.map((c) => c.wifi.devices))).toBe(3);
   });
 
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
