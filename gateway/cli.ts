@@ -110,7 +110,7 @@ export function registerGateway(program: Command): void {
       .command('doctor')
       .description('Check this machine step by step for running a gateway (capture permission, monitor mode, frames, broker, clock) and say what to fix'),
   )
-    .option('--frames-timeout <duration>', 'how long to wait for frames from each capture command, e.g. 5s, 30s', '5s')
+    .option('--frames-timeout <duration>', 'how long to wait for frames from each capture command (and a FIFO given as a file source), e.g. 5s, 30s', '5s')
     .option('--json', 'print the results as JSON')
     .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean }) => {
       const flags = gatewayFlags(given);

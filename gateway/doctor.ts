@@ -384,6 +384,14 @@ class Counter {
   }
 }
 
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return true; // missing or unreadable: reading it says so
+  }
+}
+
 async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promise<CheckResult[]> {
   if (!cfg) return [{ step: 'frames arriving', level: 'warn', detail: 'no sources configured (give --config or --source) so no capture was tried' }];
   const out: CheckResult[] = [];
@@ -391,6 +399,41 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
     const step = `frames arriving (${s.name})`;
     if (s.type === 'stdin') {
       out.push({ step, level: 'warn', detail: 'stdin source: doctor cannot sample it; pipe a capture in with the gateway itself' });
+      continue;
+    }
+    if (s.type === 'file' && !isRegularFile(s.path)) {
+      // A FIFO (or a device) may have no writer yet, or one that never stops: it is sampled for
+      // --frames-timeout by `cat`, as a capture command is (a read of doctor's own would wait in
+      // open(2) for a writer, and hold doctor's exit with it).
+      const counter = await Counter.open(cfg);
+      const r = await sampleCommand(['cat', '--', s.path], timeoutMs, (f) => counter.add(f));
+      counter.close();
+      const what = `${s.path} (a FIFO or device): ${r.frames} frames in ${timeoutMs / 1000}s`;
+      if (r.frames > 0) {
+        const v = counter.verdict(step, what, cfg);
+        out.push(
+          r.damage && v.level === 'ok'
+            ? delivered({
+                step,
+                level: 'warn',
+                detail: `${v.detail}; then ${r.damage.replace("the command's output", 'the FIFO')}`,
+                fix: 'have the capture tool write one pcap or pcapng capture into it (tcpdump -U -w FIFO)',
+              })
+            : v,
+        );
+      } else
+        out.push({
+          step,
+          level: 'fail',
+          detail: r.damage
+            ? `${s.path}: ${r.damage.replace("the command's output", 'what was written into it')}`
+            : r.problem
+              ? `${s.path}: ${redactFreeText(r.problem)}`
+              : `${what}: nothing was written into it`,
+          fix: r.damage
+            ? 'have the capture tool write one pcap or pcapng capture into it (tcpdump -U -w FIFO)'
+            : `start the capture that writes into ${s.path} (e.g. tcpdump -U -w ${s.path}), or wait longer with --frames-timeout 30s`,
+        });
       continue;
     }
     if (s.type === 'file') {

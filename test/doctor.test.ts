@@ -2,7 +2,7 @@
 // fails when nothing can deliver frames, checks each radio on its own (a BLE-only or Wi-Fi-only
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,6 +262,33 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       level: 'fail',
       detail: expect.stringContaining('corridor.secret_file: is required with corridor.group "main-street"'),
     });
+  });
+
+  it('a FIFO as a file source is sampled for --frames-timeout: no writer is a failure that says so (doctor returns), a writer that stays open is read', () => {
+    const fifo = join(tmp, 'capture.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const file = config('fifo', [`{ type: file, name: fifo, radio: wifi, path: ${fifo} }`], broker.url);
+    // nobody writes: open(2) of the FIFO waits for ever; doctor must end anyway (before, it hung)
+    const none = doctor(['--config', file, '--json', '--frames-timeout', '1s']);
+    expect(by(none, 'frames arriving (fifo)')).toMatchObject({
+      level: 'fail',
+      detail: `${fifo} (a FIFO or device): 0 frames in 1s: nothing was written into it`,
+      fix: expect.stringContaining(`tcpdump -U -w ${fifo}`),
+    });
+    expect(none.code).toBe(1);
+    // a writer that writes a capture and keeps the FIFO open (a live tcpdump -w FIFO): its frames count
+    const cap = wifiCapture(join(tmp, 'fifo.pcap'), { devices: 3, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
+    const writer = spawn('sh', ['-c', 'exec 3>"$0"; cat "$1" >&3; exec sleep 60', fifo, cap.path], { stdio: 'ignore' });
+    try {
+      const live = doctor(['--config', file, '--json', '--frames-timeout', '2s']);
+      expect(by(live, 'frames arriving (fifo)')).toMatchObject({
+        level: 'ok',
+        detail: `${fifo} (a FIFO or device): ${cap.frames} frames in 2s; ${cap.frames} countable`,
+      });
+      expect(by(live, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'fifo delivered frames' });
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 
   it('a Wi-Fi file source needs no monitor mode, no capture tool and no adapter: it passes', () => {
