@@ -183,6 +183,12 @@ describe('gateway config', () => {
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');
     expect(problems(() => loadConfig({ config: broken }, {}))[0]).toMatch(/^not valid YAML/);
+    // where, without a dangling colon (the parser's snippet of the file, which may hold a secret, is not shown)
+    const indented = join(tmp, 'indented.yaml');
+    writeFileSync(indented, 'gateway:\n  site: s\n   zone: z\n');
+    expect(problems(() => loadConfig({ config: indented }, {}))).toEqual([
+      'not valid YAML: Nested mappings are not allowed in compact mappings at line 2, column 9',
+    ]);
     expect(problems(() => loadConfig({ config: join(tmp, 'missing.yaml') }, {}))[0]).toMatch(/^config file .*missing\.yaml does not exist/);
   });
 

@@ -449,7 +449,9 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     value = json ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`], path);
+    // The yaml parser's first line ends "at line 2, column 9:" before a snippet of the file (not
+    // shown: it may be a secret's line); the line and column say where.
+    throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`], path);
   }
   value ??= {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['the top level must be a mapping (key: value)'], path);
