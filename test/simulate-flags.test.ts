@@ -210,7 +210,7 @@ describe('presence demo: the same limits, before the calibration run starts', ()
   const refusedDemo = (r: ReturnType<typeof demo>, ...what: RegExp[]) => {
     const lines = r.err.trimEnd().split('\n');
     expect(lines, r.err).toHaveLength(what.length + 1);
-    what.forEach((w, i) => expect(lines[i]).toMatch(new RegExp(`^presence demo: ${w.source}`)));
+    for (const [i, w] of what.entries()) expect(lines[i]).toMatch(new RegExp(`^presence demo: ${w.source}`));
     expect(lines[what.length]).toMatch(/^hint: \S/);
     expect(r.out).not.toMatch(/fitting a people calibration/);
     expect(r.code).toBe(2);
