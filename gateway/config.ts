@@ -689,7 +689,13 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
           /^\/sources\/\d+\/speed$/.test(e.instancePath)
         ),
     );
-    const problems = [...sourceErrors(raw), ...describeErrors(errors, { specs: GATEWAY_OPTIONS, schema: configSchema, data: raw, origins })];
+    // The limits of the durations that did parse are said too: fixing the lines above must not
+    // reveal another problem that was there all along (a keepalive past MQTT's limit).
+    const problems = [
+      ...sourceErrors(raw),
+      ...describeErrors(errors, { specs: GATEWAY_OPTIONS, schema: configSchema, data: raw, origins }),
+      ...durationLimits(raw as unknown as GatewayConfig, origins),
+    ];
     throw fail(problems.length ? problems : ['sources: each entry needs a type (command, file or stdin) and its keys']);
   }
   const cfg = raw as unknown as GatewayConfig;
@@ -729,27 +735,43 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
   const corridor = corridorProblems(cfg, origins);
   if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});
+  const limits = durationLimits(cfg, origins);
+  if (limits.length) throw fail(limits);
+  return cfg;
+}
+
+/**
+ * Durations past what a timer (24d) or MQTT's keepalive (18h12m15s) can hold. Also run on a
+ * configuration the schema refused: a value that is no duration (said by the schema) counts as 0.
+ */
+function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
   // Named as the schema's messages name a key: "--flag (key)" when a flag or variable set it.
   const at = (key: string) => (origins.has(key) ? `${origins.get(key)} (${key})` : key);
-  const limits = durationLimitProblems(
+  const ms = (v: unknown) => {
+    try {
+      return typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : 0;
+    } catch {
+      return 0;
+    }
+  };
+  const sources = Array.isArray(cfg.sources) ? cfg.sources : [];
+  return durationLimitProblems(
     [
-      [at('gateway.window'), parseDuration(cfg.gateway.window)],
-      [at('status.interval'), parseDuration(cfg.status.interval)],
-      [at('http.update_interval'), parseDuration(cfg.http.update_interval ?? '1s')],
-      ...cfg.sources.flatMap(
+      [at('gateway.window'), ms(cfg.gateway?.window)],
+      [at('status.interval'), ms(cfg.status?.interval)],
+      [at('http.update_interval'), ms(cfg.http?.update_interval ?? '1s')],
+      ...sources.flatMap(
         (s, i): Array<[string, number]> =>
-          s.type === 'command'
+          s && typeof s === 'object' && s.type === 'command'
             ? [
-                [`sources[${i}].restart_min`, parseDuration(s.restart_min)],
-                [`sources[${i}].restart_max`, parseDuration(s.restart_max)],
+                [`sources[${i}].restart_min`, ms(s.restart_min)],
+                [`sources[${i}].restart_max`, ms(s.restart_max)],
               ]
             : [],
       ),
     ],
-    [at('mqtt.keepalive'), parseDuration(cfg.mqtt.keepalive) / 1000],
+    [at('mqtt.keepalive'), ms(cfg.mqtt?.keepalive) / 1000],
   );
-  if (limits.length) throw fail(limits);
-  return cfg;
 }
 
 /** The hint printed after a corridor problem. */
