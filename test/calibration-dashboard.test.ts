@@ -236,6 +236,35 @@ zones:
     expect(keys(q(all, /^Peak people by hour/, 'A'))).toEqual(['hall/*']);
   });
 
+  it('traffic: a window the gateways suppressed carries a bar "suppressed (< k)" beside its 0 devices, per corridor and per gateway', async () => {
+    const traffic = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
+    const r = await runDashboard(traffic, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: start - 60_000, to: end + 60_000 },
+      select: { site: 'station', zone: '$__all', gateway: '$__all', radio: 'wifi' },
+      dataSourceInterval: '1m',
+    });
+    const starts = (x: QueryResult, tag: string, value: string) =>
+      x.series
+        .find((s) => s.tags?.[tag] === value)
+        ?.values.filter((row) => row[1] !== null)
+        .map((row) => row[0] as number) ?? [];
+    const corridor = q(r, /^Devices per corridor \(not people\): selected range$/, 'B');
+    expect(starts(corridor, 'zone', 'quiet')).toEqual(Array.from({ length: 60 }, (_, i) => start + i * 60_000));
+    expect(starts(corridor, 'zone', 'hall')).toEqual(suppressedStarts);
+    expect(starts(corridor, 'zone', 'gate')).toEqual([]);
+    // the 0 devices the bars stand beside
+    const devices = q(r, /^Devices per corridor \(not people\): selected range$/, 'A');
+    expect(
+      new Set(
+        devices.series
+          .find((s) => s.tags?.zone === 'quiet')!
+          .values.filter((row) => row[1] !== null)
+          .map((row) => row[1]),
+      ),
+    ).toEqual(new Set([0]));
+    expect(starts(q(r, /^Devices per gateway/, 'B'), 'gateway', 'gw-h')).toEqual(suppressedStarts);
+  });
+
   it('draws a suppressed window as suppressed, never as 0 people: a gap in the people, a bar "suppressed (< k)"', async () => {
     const quiet = await run({ zone: 'quiet' });
     const panel = /people \(calibrated, with interval\)/;

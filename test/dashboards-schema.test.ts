@@ -191,7 +191,23 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
     for (const p of counts) {
       expect(p.title, `panel ${p.id}`).toMatch(/devices/i);
       expect(p.title, `panel ${p.id}`).not.toMatch(/(?<!not )people/);
-      for (const t of p.targets ?? []) if (t.alias) expect(t.alias, `panel ${p.id}`).toMatch(/ devices\b/);
+      for (const t of p.targets ?? []) if (t.alias && /"estimate"/.test(t.query ?? '')) expect(t.alias, `panel ${p.id}`).toMatch(/ devices\b/);
+    }
+  });
+  it('traffic: each time series of devices marks suppressed windows with bars on a hidden axis, named "suppressed (< k)"', () => {
+    const series = flatPanels(dashboards.traffic).filter((p) => p.type === 'timeseries' && p.targets?.some((t) => /max\("estimate"\)/.test(t.query ?? '')));
+    expect(series.length).toBe(3);
+    for (const p of series) {
+      const bars = p.targets!.find((t) => /count\("suppressed"\).*"suppressed" = true/.test(t.query ?? ''));
+      expect(bars, `panel ${p.id}`).toBeTruthy();
+      expect(bars!.alias).toMatch(/ suppressed \(< k\)/);
+      const overrides = (
+        p as { fieldConfig?: { overrides?: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }> } }
+      ).fieldConfig?.overrides;
+      const o = (overrides ?? []).find((x) => x.matcher.id === 'byRegexp' && new RegExp(x.matcher.options).test(bars!.alias!.replace(/\$tag_\w+/g, 'x')));
+      expect(o, `panel ${p.id}: an override for the bars`).toBeTruthy();
+      const props = Object.fromEntries(o!.properties.map((x) => [x.id, x.value]));
+      expect(props).toMatchObject({ 'custom.drawStyle': 'bars', 'custom.axisPlacement': 'hidden', max: 1 });
     }
   });
   it('gateways: online, last seen, frames/s, errors, queue depth, missing windows', () => {
