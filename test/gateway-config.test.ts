@@ -120,7 +120,10 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], statusInterval: '24d', mqttKeepalive: '18h' }, {}).status.interval).toBe('24d');
     // said with the other problems of the file, not only once they are fixed
     const file = join(tmp, 'limits-and-types.yaml');
-    writeFileSync(file, 'gateway: { site: s, zone: z, id: g, window: fast }\nsources: [{ type: stdin }]\nmqtt: { url: 1883, keepalive: 19h }\nstatus: { interval: 30d }\n');
+    writeFileSync(
+      file,
+      'gateway: { site: s, zone: z, id: g, window: fast }\nsources: [{ type: stdin }]\nmqtt: { url: 1883, keepalive: 19h }\nstatus: { interval: 30d }\n',
+    );
     expect(problems(() => loadConfig({ config: file }, {}))).toEqual([
       'gateway.window: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")',
       'mqtt.url: must be text (got 1883)',
