@@ -82,6 +82,9 @@ export function registerGateway(program: Command): void {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal or ssh session: stop as on SIGTERM (Node's default ended the process at
+    // once, and the open window's counts with it). The gateway has nothing to reload.
+    process.on('SIGHUP', onSignal);
     try {
       await gw.start();
     } catch (e) {

@@ -129,6 +129,46 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await sub.client.endAsync();
   });
 
+  it('SIGHUP (a closed terminal) stops it as SIGTERM does: the open window with its frames is published, then the offline status, exit 0', async () => {
+    const cap = wifiCapture(join(tmp, 'hup.pcap'), { devices: 4, startMs: Date.parse('2026-04-01T11:00:00Z'), durationMs: 1_000, framesPerS: 100 });
+    const sub = await subscriber(broker.url, { filter: siteFilter('hup') });
+    // A long window, so the frames written are still in the open window when the signal comes.
+    const gw = spawnGateway(
+      [
+        '--site',
+        'hup',
+        '--zone',
+        'z',
+        '--id',
+        'g',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        'pcap:-',
+        '--window',
+        '1h',
+        '--status-interval',
+        '1s',
+        '--queue-dir',
+        join(tmp, 'q-hup'),
+      ],
+      {},
+      'pipe',
+    );
+    await waitFor(() => gw.stderr().includes('gateway starting'), 15_000, 'the gateway to start');
+    gw.proc.stdin!.write(readFileSync(cap.path));
+    // every frame read (the source's count in the status) before the signal
+    await waitFor(() => statuses(sub.messages, 'hup').some((s) => s.sources?.some((x) => x.frames === cap.frames)), 30_000, 'a status with every frame read');
+    gw.proc.kill('SIGHUP');
+    expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+    await waitFor(() => statuses(sub.messages, 'hup').some((s) => s.state === 'offline'), 30_000, 'offline status');
+    const c = counts(sub.messages, 'hup');
+    expect(c.reduce((n, x) => n + x.wifi.frames, 0)).toBe(cap.frames);
+    expect(c.at(-1)!.complete).toBe(false);
+    expect(gw.stderr()).toMatch(/"signal":"SIGHUP"/);
+    await sub.client.endAsync();
+  });
+
   it('restarts a dying capture command with backoff and reports it in status; wall-clock windows close with zero frames', async () => {
     const cap = wifiCapture(join(tmp, 'cmd.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T09:00:00Z'), durationMs: 2_000, framesPerS: 50 });
     const sub = await subscriber(broker.url, { filter: siteFilter('cmd') });
