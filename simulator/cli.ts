@@ -18,7 +18,20 @@ import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/
 import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
-import { checkCrowd, checkDuration, makeOutDir, removeDirs, scenarioUsageError, seedOf } from './limits.ts';
+import {
+  checkCrowd,
+  checkDisk,
+  checkDuration,
+  estimateOutput,
+  formatBytes,
+  makeOutDir,
+  removeDirs,
+  scenarioUsageError,
+  SIZE_GUARD_BYTES,
+  seedOf,
+} from './limits.ts';
+
+export { estimateOutput, formatBytes, SIZE_GUARD_BYTES } from './limits.ts';
 import { captureInterfaces, runScenario, type BleLink } from './sim.ts';
 
 interface Flags {
@@ -109,16 +122,6 @@ function dur(name: string, v: string | undefined): number | undefined {
 /** Flags renamed to the names every command uses; the old ones still work and print one deprecation line. */
 const RENAMED: OptionSpec[] = [{ key: 'mqtt.url', flag: '--mqtt-url <url>', env: 'MQTT_URL', old: { flags: ['--mqtt'] }, description: 'load: broker URL' }];
 
-/** Output larger than this needs --yes. */
-export const SIZE_GUARD_BYTES = 200 * 1024 * 1024;
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
-  return `${n} bytes`;
-}
-
 /** The scenario named on the command line; a name that is neither a file nor a built-in is a usage error. */
 function loadScenarioArg(nameOrPath: string, o: ScenarioOverrides): Scenario {
   if (!existsSync(nameOrPath) && !builtinScenarios().includes(nameOrPath))
@@ -143,87 +146,6 @@ function checkPipeFolder(path: string): void {
       `--pipe ${path}: a file of that name exists, and --pipe does not write over it`,
       'remove it, give another path, or make a named pipe there (mkfifo PATH; --fifo makes it for you)',
     );
-}
-
-/** Engine frames the estimate may run through (a few seconds); past them it gives a lower bound. */
-export const ESTIMATE_BUDGET_FRAMES = 3_000_000;
-
-/**
- * Frames and bytes a run will write, before writing: the engine (no files) on the same scenario with
- * a fraction of its crowd, scaled up; a fraction of 1 when a small run gives too few frames to scale
- * (then exact). Frames grow with the crowd, so a 1% crowd costs about 1% of the run.
- * A sample is scaled up only from 50,000 crowd frames: a few dozen people make far more or fewer
- * frames than their share (kingsday-square --scale 0.05 --duration 30m at 10%: 456,377 frames
- * estimated, 283,512 written; at --scale 0.1 from 1%: 2.6 million for 548,000). Below that the next
- * fraction runs, so the estimate costs at most an engine run of about 500,000 frames (about a second)
- * beside the 1% one.
- * The estimate runs through at most `budget` engine frames (fixed equipment over a month is tens of
- * millions): past them it stops at the next window end and gives what it has counted so far, the
- * crowd's part scaled up, as a lower bound (`atLeast`, with the simulated seconds it reached).
- */
-export function estimateOutput(
-  scenario: Scenario,
-  seed: number,
-  bleLink: BleLink,
-  format: 'pcap' | 'pcapng',
-  budget = ESTIMATE_BUDGET_FRAMES,
-): { frames: number; bytes: number; fraction: number; exact: boolean; atLeast: boolean; reachedS: number } {
-  // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
-  const overhead = format === 'pcap' ? 16 : 34;
-  let spent = 0;
-  // Bytes and frames up to each window end, and the simulated time of that end.
-  type Run = { frames: number; bytes: number; at: Array<{ frames: number; bytes: number; endS: number }>; stopped: boolean };
-  const count = (scale: number): Run => {
-    const r: Run = { frames: 0, bytes: 0, at: [], stopped: false };
-    const it = runScenario({ ...scenario, scale }, { seed, bleLink });
-    for (let e = it.next(); !e.done; e = it.next())
-      if (e.value.type === 'frame') {
-        r.frames++;
-        r.bytes += e.value.frame.data.length + overhead;
-      } else {
-        const w = e.value.windows[0];
-        r.at.push({ frames: r.frames, bytes: r.bytes, endS: w ? (Date.parse(w.end) - scenario.startMs) / 1000 : 0 });
-        if (spent + r.frames > budget) {
-          r.stopped = true;
-          break;
-        }
-      }
-    spent += r.frames;
-    return r;
-  };
-  // Fixed equipment (beacons, printers) does not scale with the crowd: counted once, at scale 0.
-  const base = count(0);
-  if (base.stopped) {
-    const last = base.at[base.at.length - 1];
-    return { frames: base.frames, bytes: base.bytes, fraction: 1, exact: false, atLeast: true, reachedS: last.endS };
-  }
-  for (const fraction of [0.01, 0.1, 1]) {
-    const part = fraction === 1 ? count(scenario.scale) : count(scenario.scale * fraction);
-    if (part.stopped) {
-      // The crowd's frames so far (the part's less the fixed equipment's to the same window end), scaled up.
-      const i = part.at.length - 1;
-      const fixed = base.at[i] ?? { frames: base.frames, bytes: base.bytes };
-      return {
-        frames: Math.round(base.frames + Math.max(0, part.frames - fixed.frames) / fraction),
-        bytes: Math.round(base.bytes + Math.max(0, part.bytes - fixed.bytes) / fraction),
-        fraction,
-        exact: false,
-        atLeast: true,
-        reachedS: part.at[i].endS,
-      };
-    }
-    const crowdFrames = part.frames - base.frames;
-    if (fraction === 1 || crowdFrames >= 50_000)
-      return {
-        frames: Math.round(base.frames + crowdFrames / fraction),
-        bytes: Math.round(base.bytes + (part.bytes - base.bytes) / fraction),
-        fraction,
-        exact: fraction === 1,
-        atLeast: false,
-        reachedS: scenario.durationS,
-      };
-  }
-  throw new Error('unreachable');
 }
 
 function overrides(f: Flags): ScenarioOverrides {
@@ -626,22 +548,29 @@ export function registerSimulate(program: Command): void {
         const made = makeOutDir('--out', outDir);
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
         const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
-        const about = est.atLeast ? 'at least' : 'about';
+        const pct = (x: number) => `${x * 100}%`;
         process.stderr.write(
-          `presence simulate: ${about} ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${shownDir}` +
-            (est.atLeast
-              ? ` (counted to ${formatDuration(est.reachedS * 1000)} of ${formatDuration(scenario.durationS * 1000)}, then the estimate stopped)`
+          `presence simulate: about ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${shownDir}` +
+            (est.projected
+              ? ` (projected from its first ${formatDuration(est.reachedS * 1000)} of ${formatDuration(scenario.durationS * 1000)}${est.fraction < 1 ? ` at ${pct(est.fraction)} of the crowd` : ''}, where the estimate stopped)`
               : est.exact
                 ? ''
-                : ` (estimated from a run at ${est.fraction * 100}% of the crowd)`) +
+                : ` (estimated from a run at ${pct(est.fraction)} of the crowd)`) +
             '\n',
         );
         if (est.bytes > SIZE_GUARD_BYTES && !f.yes) {
           removeDirs(made);
           throw new UsageError(
-            `this would write ${about} ${formatBytes(est.bytes)} (more than ${SIZE_GUARD_BYTES / 1024 ** 2} MB); pass --yes to write it`,
+            `this would write about ${formatBytes(est.bytes)} (more than ${SIZE_GUARD_BYTES / 1024 ** 2} MB); pass --yes to write it`,
             'or make it smaller with --duration, --scale or --people',
           );
+        }
+        // With --yes too: captures that cannot fit on the disk are not started.
+        try {
+          checkDisk(outDir, est.bytes, 'this run', 'make it smaller with --duration, --scale or --people, or give an --out on a larger disk');
+        } catch (e) {
+          removeDirs(made);
+          throw e;
         }
         // Files of an earlier run that this one replaces (nothing else in the folder is touched).
         const names = ['truth.json', 'truth.csv'];

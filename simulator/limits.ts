@@ -1,12 +1,13 @@
 // What a simulated run may ask for, checked before anything runs by `presence simulate` and
 // `presence demo`: a seed the generator takes as it is, a duration and a crowd the engine can hold,
-// and an output folder that is one (or can be made). Each mistake is a UsageError: one line naming
+// an output folder that is one (or can be made), and captures that fit: the size estimate. Each mistake is a UsageError: one line naming
 // the flag and what it must be (scripts/lib/usage.ts).
-import { accessSync, constants, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../scripts/lib/usage.ts';
 import { formatDuration } from '../scripts/lib/duration.ts';
 import { nominalPeople, type ScenarioError, type Scenario } from './scenario.ts';
+import { runScenario, type BleLink } from './sim.ts';
 
 /** The simulator's RNG takes a 32-bit seed: a seed is a whole number in that range (1.5 and 2^32 + 1 were seed 1). */
 export const SEED_MAX = 0xffff_ffff;
@@ -122,4 +123,130 @@ export function removeDirs(made: string[]): void {
     } catch {
       // not empty or gone: left as it is
     }
+}
+
+/** Output larger than this needs --yes. */
+export const SIZE_GUARD_BYTES = 200 * 1024 * 1024;
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 4) return `${(n / 1024 ** 4).toFixed(1)} TB`;
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
+  return `${n} bytes`;
+}
+
+/** Engine frames the estimate may run through (a few seconds); past them it projects what it counted over the whole run. */
+export const ESTIMATE_BUDGET_FRAMES = 1_000_000;
+
+/** What a run will write: counted (exact), scaled up from a fraction of the crowd, or projected from its first part. */
+export interface OutputEstimate {
+  frames: number;
+  bytes: number;
+  /** The share of the crowd the count ran with (1: all of it). */
+  fraction: number;
+  exact: boolean;
+  /** The count stopped after ESTIMATE_BUDGET_FRAMES: frames and bytes are its rate up to reachedS, over the whole run. */
+  projected: boolean;
+  /** Simulated seconds the count reached (the run's duration unless projected). */
+  reachedS: number;
+}
+
+/**
+ * Frames and bytes a run will write, before writing: the engine (no files) on the same scenario with
+ * a fraction of its crowd, scaled up; a fraction of 1 when a small run gives too few frames to scale
+ * (then exact). Frames grow with the crowd, so a 1% crowd costs about 1% of the run.
+ * A sample is scaled up only from 50,000 crowd frames: a few dozen people make far more or fewer
+ * frames than their share (kingsday-square --scale 0.05 --duration 30m at 10%: 456,377 frames
+ * estimated, 283,512 written; at --scale 0.1 from 1%: 2.6 million for 548,000). Below that the next
+ * fraction runs, so the estimate costs at most an engine run of about 500,000 frames (about a second)
+ * beside the 1% one.
+ * The count runs through at most `budget` engine frames, half of them for the fixed equipment (a
+ * month of quiet-night's beacons is tens of millions): past them it stops at a window end and
+ * projects the bytes per simulated second it counted over the whole run (`projected`), the fixed
+ * equipment's at its own rate.
+ */
+export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLink, format: 'pcap' | 'pcapng', budget = ESTIMATE_BUDGET_FRAMES): OutputEstimate {
+  // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
+  const overhead = format === 'pcap' ? 16 : 34;
+  let spent = 0;
+  // Frames and bytes up to each window end, and the simulated time of that end.
+  type Mark = { frames: number; bytes: number; endS: number };
+  type Run = { frames: number; bytes: number; at: Mark[]; stopped: boolean };
+  const count = (scale: number, limit: number): Run => {
+    const r: Run = { frames: 0, bytes: 0, at: [], stopped: false };
+    const it = runScenario({ ...scenario, scale }, { seed, bleLink });
+    for (let e = it.next(); !e.done; e = it.next())
+      if (e.value.type === 'frame') {
+        r.frames++;
+        r.bytes += e.value.frame.data.length + overhead;
+      } else {
+        const w = e.value.windows[0];
+        r.at.push({ frames: r.frames, bytes: r.bytes, endS: w ? (Date.parse(w.end) - scenario.startMs) / 1000 : 0 });
+        if (r.frames > limit) {
+          r.stopped = true;
+          break;
+        }
+      }
+    spent += r.frames;
+    return r;
+  };
+  const duration = scenario.durationS;
+  // Fixed equipment (beacons, printers) does not scale with the crowd: counted once, at scale 0.
+  const base = count(0, budget / 2);
+  const baseEnd = base.at.length ? base.at[base.at.length - 1].endS : 0;
+  // The fixed equipment's frames and bytes up to a window end: counted, or at its rate past where its count stopped.
+  const baseAt = (i: number, endS: number): { frames: number; bytes: number } =>
+    i < base.at.length ? base.at[i] : { frames: (base.frames * endS) / baseEnd, bytes: (base.bytes * endS) / baseEnd };
+  const baseAll = base.stopped ? baseAt(Number.POSITIVE_INFINITY, duration) : base;
+  for (const fraction of [0.01, 0.1, 1]) {
+    const part = count(fraction === 1 ? scenario.scale : scenario.scale * fraction, Math.max(1, budget - spent));
+    if (part.stopped) {
+      // The crowd's frames so far (the part's less the fixed equipment's to the same window end), scaled up, then over the whole run.
+      const i = part.at.length - 1;
+      const reachedS = part.at[i].endS;
+      const fixed = baseAt(i, reachedS);
+      const over = reachedS > 0 ? duration / reachedS : 1;
+      return {
+        frames: Math.round((fixed.frames + Math.max(0, part.frames - fixed.frames) / fraction) * over),
+        bytes: Math.round((fixed.bytes + Math.max(0, part.bytes - fixed.bytes) / fraction) * over),
+        fraction,
+        exact: false,
+        projected: true,
+        reachedS,
+      };
+    }
+    const crowdFrames = part.frames - baseAll.frames;
+    if (fraction === 1 || crowdFrames >= 50_000)
+      return {
+        frames: Math.round(baseAll.frames + crowdFrames / fraction),
+        bytes: Math.round(baseAll.bytes + (part.bytes - baseAll.bytes) / fraction),
+        fraction,
+        exact: fraction === 1 && !base.stopped,
+        projected: base.stopped,
+        reachedS: base.stopped ? baseEnd : duration,
+      };
+  }
+  throw new Error('unreachable');
+}
+
+/** Bytes free for an unprivileged writer on the file system that holds `dir` (or its nearest existing parent). */
+export function freeBytes(dir: string): number {
+  let p = resolve(dir);
+  for (;;) {
+    try {
+      const f = statfsSync(p);
+      return f.bavail * f.bsize;
+    } catch {
+      if (dirname(p) === p) return Number.POSITIVE_INFINITY;
+      p = dirname(p);
+    }
+  }
+}
+
+/** A run whose captures would not fit on the disk is refused before it writes anything (whatever --yes says). */
+export function checkDisk(dir: string, bytes: number, what: string, hint: string): void {
+  const free = freeBytes(dir);
+  if (bytes > free)
+    throw new UsageError(`${what} would write about ${formatBytes(bytes)}, more than the ${formatBytes(free)} free on the file system of ${dir}`, hint);
 }

@@ -59,14 +59,34 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('a month of output is refused after a bounded estimate that says it stopped, not after counting all of it', () => {
+  it('a month of output is refused after a bounded estimate that projects what it counted, not after counting all of it', () => {
     // quiet-night's fixed beacons alone make about 1.7 million frames a day: counting 31 days took minutes.
     const out = join(tmp, 'month');
     const r = simulate('quiet-night', '--duration', '31d', '--out', out);
     const lines = r.err.trimEnd().split('\n');
     expect(lines, r.err).toHaveLength(3);
-    expect(lines[0]).toMatch(/^presence simulate: at least [\d,]+ frames, [\d.]+ MB into .*month\/ \(counted to \S+ of 31d, then the estimate stopped\)$/);
-    expect(lines[1]).toMatch(/^presence simulate: this would write at least [\d.]+ MB \(more than 200 MB\); pass --yes to write it$/);
+    const m =
+      /^presence simulate: about ([\d,]+) frames, ([\d.]+) GB into .*month\/ \(projected from its first \S+ of 31d at 1% of the crowd, where the estimate stopped\)$/.exec(
+        lines[0],
+      );
+    expect(m, lines[0]).not.toBeNull();
+    // 31 days of about 1.74 million frames a day (a 1-day run writes 1,737,165)
+    expect(Number(m![1].replace(/,/g, '')) / 31 / 1_737_165).toBeGreaterThan(0.9);
+    expect(Number(m![1].replace(/,/g, '')) / 31 / 1_737_165).toBeLessThan(1.1);
+    expect(lines[1]).toMatch(/^presence simulate: this would write about [\d.]+ GB \(more than 200 MB\); pass --yes to write it$/);
+    expect(lines[2]).toMatch(/^hint: /);
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('with --yes, captures that cannot fit on the disk are refused before anything is written', () => {
+    // 300,000 people for a month: terabytes, more than any disk this runs on has free
+    const out = join(tmp, 'disk');
+    const r = simulate('kingsday-square', '--scale', '10', '--duration', '31d', '--yes', '--out', out);
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines, r.err).toHaveLength(3);
+    expect(lines[0]).toMatch(/^presence simulate: about [\d,]+ frames, [\d.]+ TB into .*disk\/ \(projected from its first/);
+    expect(lines[1]).toMatch(/^presence simulate: this run would write about [\d.]+ TB, more than the [\d.]+ [kMGT]?B free on the file system of .*disk$/);
     expect(lines[2]).toMatch(/^hint: /);
     expect(r.code).toBe(2);
     expect(existsSync(out)).toBe(false);
@@ -224,6 +244,12 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     refusedDemo(demo('--scale', '1e9'), /--scale 1000000000: kingsday-square would hold 30,000,000,000,000 people at its peak; .*--scale 10 or less/);
     refusedDemo(demo('--minutes', '99999999'), /--minutes: at most 31d \(got "99999999"\)/);
     refusedDemo(demo('--seed', '-1'), /--seed: must be a whole number from 0 to 4294967295 \(got "-1"\)/);
+    // a month of 300,000 people: terabytes of captures, refused before they fill the disk
+    refusedDemo(
+      demo('--minutes', '44640', '--scale', '10', '--out', join(tmp, 'demo-disk')),
+      /the demo would write about [\d.]+ TB, more than the [\d.]+ [kMGT]?B free/,
+    );
+    expect(existsSync(join(tmp, 'demo-disk'))).toBe(false);
   });
 
   it('--out that is a file, or a folder that cannot be made, is one line (was EEXIST with exit 1, and a hang under /proc)', () => {

@@ -17,7 +17,18 @@ import { CountTable, countsFeed } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
 import { DURATION_HINT, durationMs, zeroNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
-import { checkCrowd, checkDuration, makeOutDir, scenarioUsageError, seedOf } from '../../simulator/limits.ts';
+import {
+  checkCrowd,
+  checkDisk,
+  checkDuration,
+  estimateOutput,
+  formatBytes as sizeText,
+  makeOutDir,
+  removeDirs,
+  scenarioUsageError,
+  SIZE_GUARD_BYTES,
+  seedOf,
+} from '../../simulator/limits.ts';
 
 export interface DemoOptions {
   scenario: string;
@@ -190,7 +201,20 @@ export async function runDemo(
   } catch (e) {
     throw e instanceof ScenarioError ? scenarioUsageError(e) : e;
   }
-  makeOutDir('--out', outDir);
+  const made = makeOutDir('--out', outDir);
+  // The captures it writes (today, and last week unless --no-last-week) must fit on the disk; past
+  // 200 MB it says how much, as presence simulate does.
+  const period = loadScenario(opts.scenario, { scale: opts.scale, durationS, windowS });
+  const est = estimateOutput(period, opts.seed, 'll', 'pcapng');
+  const captureBytes = est.bytes * (opts.lastWeek === false ? 1 : 2);
+  try {
+    checkDisk(outDir, captureBytes, 'the demo', 'make it smaller with --minutes or --scale, or give an --out on a larger disk');
+  } catch (e) {
+    removeDirs(made);
+    throw e;
+  }
+  if (captureBytes > SIZE_GUARD_BYTES)
+    out.write(`presence demo: the simulated captures come to about ${sizeText(captureBytes)} (deleted at the end unless --keep-pcaps)\n`);
   const logFile = join(outDir, 'demo.log');
   // One file, several components: a root logger without base fields, each part binds its own
   // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
