@@ -22,6 +22,7 @@ import {
   checkCrowd,
   checkDisk,
   checkDuration,
+  checkStart,
   estimateOutput,
   formatBytes,
   makeOutDir,
@@ -341,7 +342,7 @@ export function registerSimulate(program: Command): void {
     .option('--window <duration>', "ground-truth window, e.g. 60s (default: the scenario's)")
     .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run (at most 300,000 people at the peak)')
     .option('--people <n>', 'scale the crowds so their nominal peak is n people')
-    .option('--start <time>', 'simulated start time (ISO 8601)')
+    .option('--start <time>', 'simulated start time (ISO 8601); the run must lie in 2000-2099, the years a gateway counts')
     .option('--out <dir>', 'output folder, made when missing; files of an earlier run there are replaced (default: sim-out/<scenario>)')
     .option('--yes', 'write the captures even when they come to more than 200 MB (the size is printed first)')
     .option('--format <format>', 'pcapng (one file per gateway, both radios) or pcap (one file per radio)', 'pcapng')
@@ -476,6 +477,7 @@ export function registerSimulate(program: Command): void {
             };
             const run = loadScenario(name, { ...o, ...quick });
             checkCrowd(run, f);
+            checkStart(run, f.start);
             return { name, quick, run };
           });
           const Table = (await import('cli-table3')).default;
@@ -502,6 +504,7 @@ export function registerSimulate(program: Command): void {
         if (!scenarioArg) throw new UsageError(`give a scenario (${builtinScenarios().join(', ')}) or a scenario file; --list shows them`);
         const scenario = loadScenarioArg(scenarioArg, o);
         checkCrowd(scenario, f);
+        checkStart(scenario, f.start);
 
         if (f.live) {
           if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);

@@ -61,6 +61,21 @@ export function checkCrowd(s: Scenario, given: { people?: string | number; scale
   );
 }
 
+/** Capture clocks a gateway and `presence replay` count by: frames stamped outside these years do not move their clock. */
+const CLOCK_FROM_MS = Date.UTC(2000, 0, 1);
+const CLOCK_TO_MS = Date.UTC(2100, 0, 1);
+
+/** A run's simulated time must lie in 2000-2099: the gateway counts no frame stamped outside it (and classic pcap ends in 2106). */
+export function checkStart(s: Scenario, given: string | undefined): void {
+  const endMs = s.startMs + s.durationS * 1000;
+  if (s.startMs >= CLOCK_FROM_MS && endMs <= CLOCK_TO_MS) return;
+  const what = given !== undefined ? `--start ${given}` : `${s.name}: start ${Number.isFinite(s.startMs) ? new Date(s.startMs).toISOString() : s.startMs}`;
+  throw new UsageError(
+    `${what}: the run must lie in the years 2000 to 2099, like --start 2026-04-27T10:00:00Z (a gateway and presence replay count no frame stamped outside them)`,
+    'give a --start in 2000-2099 whose run ends by 2100',
+  );
+}
+
 /** A scenario file's mistakes as a usage error: one line per problem naming the file and the field. */
 export function scenarioUsageError(e: ScenarioError): UsageError {
   return new UsageError(

@@ -45,6 +45,23 @@ describe('presence simulate: bad flag values', () => {
     );
   });
 
+  it('a --start whose run does not lie in 2000-2099 is refused: a gateway counts none of its frames (1970), classic pcap cannot stamp 2150 (it failed naming no flag)', () => {
+    for (const start of ['1970-01-01T00:00:00Z', '2150-01-01T00:00:00Z', '2099-12-31T23:59:00Z']) {
+      const out = join(tmp, 'start');
+      refused(
+        simulate('quiet-night', '--duration', '2m', '--format', 'pcap', '--start', start, '--out', out),
+        new RegExp(`--start ${start}: the run must lie in the years 2000 to 2099`),
+      );
+      expect(existsSync(out)).toBe(false);
+    }
+    refused(
+      simulate('quiet-night', '--evaluate', '--duration', '2m', '--start', '1970-01-01T00:00:00Z'),
+      /--start 1970-01-01T00:00:00Z: the run must lie in the years 2000 to 2099/,
+    );
+    const ok = simulate('quiet-night', '--duration', '2m', '--start', '2099-12-31T23:00:00Z', '--out', join(tmp, 'start-ok'));
+    expect(ok.code, ok.err).toBe(0);
+  });
+
   it('a zero duration says it must be longer than 0', () => {
     refused(
       simulate('quiet-night', '--duration', '0s', '--out', join(tmp, 'zero')),
