@@ -23,6 +23,7 @@ import {
   checkDisk,
   checkDuration,
   checkStart,
+  checkWindows,
   estimateOutput,
   formatBytes,
   makeOutDir,
@@ -478,6 +479,7 @@ export function registerSimulate(program: Command): void {
             const run = loadScenario(name, { ...o, ...quick });
             checkCrowd(run, f);
             checkStart(run, f.start);
+            checkWindows(run, f);
             return { name, quick, run };
           });
           const Table = (await import('cli-table3')).default;
@@ -505,6 +507,7 @@ export function registerSimulate(program: Command): void {
         const scenario = loadScenarioArg(scenarioArg, o);
         checkCrowd(scenario, f);
         checkStart(scenario, f.start);
+        checkWindows(scenario, f);
 
         if (f.live) {
           if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);

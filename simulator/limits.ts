@@ -61,6 +61,20 @@ export function checkCrowd(s: Scenario, given: { people?: string | number; scale
   );
 }
 
+/** Most truth windows a run may have: the truth of every window and gateway is kept until the run ends (a month of 60-s windows is 44,640). */
+export const WINDOWS_MAX = 50_000;
+
+/** A --window so short for the run's --duration that its truth would not fit in memory is refused, naming the shortest that fits. */
+export function checkWindows(s: Scenario, given: { window?: string; duration?: string }): void {
+  const windows = Math.ceil(s.durationS / s.windowS);
+  if (windows <= WINDOWS_MAX) return;
+  const shortest = formatDuration(Math.ceil(s.durationS / WINDOWS_MAX) * 1000);
+  throw new UsageError(
+    `${given.window !== undefined ? `--window ${given.window}` : `${s.name}: window ${formatDuration(s.windowS * 1000)}`}: ${windows.toLocaleString('en')} windows over ${formatDuration(s.durationS * 1000)}; the simulator keeps the truth of at most ${WINDOWS_MAX.toLocaleString('en')} (--window ${shortest} or longer)`,
+    'give a longer --window or a shorter --duration',
+  );
+}
+
 /** Capture clocks a gateway and `presence replay` count by: frames stamped outside these years do not move their clock. */
 const CLOCK_FROM_MS = Date.UTC(2000, 0, 1);
 const CLOCK_TO_MS = Date.UTC(2100, 0, 1);

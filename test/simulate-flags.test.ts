@@ -62,6 +62,16 @@ describe('presence simulate: bad flag values', () => {
     expect(ok.code, ok.err).toBe(0);
   });
 
+  it('more than 50,000 truth windows is refused, naming the shortest window that fits (--window 10ms over 31d was 267 million, all kept in memory)', () => {
+    const out = join(tmp, 'windows');
+    refused(
+      simulate('quiet-night', '--window', '10ms', '--duration', '31d', '--out', out),
+      /--window 10ms: 267,840,000 windows over 31d; the simulator keeps the truth of at most 50,000 \(--window 54s or longer\)/,
+    );
+    refused(simulate('quiet-night', '--evaluate', '--window', '1s', '--duration', '1d'), /--window 1s: 86,400 windows over 1d; .*\(--window 2s or longer\)/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a zero duration says it must be longer than 0', () => {
     refused(
       simulate('quiet-night', '--duration', '0s', '--out', join(tmp, 'zero')),
@@ -261,6 +271,7 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     refusedDemo(demo('--scale', '1e9'), /--scale 1000000000: kingsday-square would hold 30,000,000,000,000 people at its peak; .*--scale 10 or less/);
     refusedDemo(demo('--minutes', '99999999'), /--minutes: at most 31d \(got "99999999"\)/);
     refusedDemo(demo('--seed', '-1'), /--seed: must be a whole number from 0 to 4294967295 \(got "-1"\)/);
+    refusedDemo(demo('--minutes', '44640', '--window', '1s'), /--window 1s: 2,678,400 windows over 31d; .*\(--window 54s or longer\)/);
     // a month of 300,000 people: terabytes of captures, refused before they fill the disk
     refusedDemo(
       demo('--minutes', '44640', '--scale', '10', '--out', join(tmp, 'demo-disk')),

@@ -21,6 +21,7 @@ import {
   checkCrowd,
   checkDisk,
   checkDuration,
+  checkWindows,
   estimateOutput,
   formatBytes as sizeText,
   makeOutDir,
@@ -201,10 +202,11 @@ export async function runDemo(
   } catch (e) {
     throw e instanceof ScenarioError ? scenarioUsageError(e) : e;
   }
+  const period = loadScenario(opts.scenario, { scale: opts.scale, durationS, windowS });
+  checkWindows(period, { window: opts.window });
   const made = makeOutDir('--out', outDir);
   // The captures it writes (today, and last week unless --no-last-week) must fit on the disk; past
   // 200 MB it says how much, as presence simulate does.
-  const period = loadScenario(opts.scenario, { scale: opts.scale, durationS, windowS });
   const est = estimateOutput(period, opts.seed, 'll', 'pcapng');
   const captureBytes = est.bytes * (opts.lastWeek === false ? 1 : 2);
   try {
