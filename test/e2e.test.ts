@@ -153,7 +153,8 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(shifted.length).toBeGreaterThan(0);
     for (const q of shifted) {
       expect(q.range.to).toBeLessThan(startMs - 6 * 86400_000);
-      expect(q.rows).toBeGreaterThan(0);
+      // The gateways here protect no small counts: the week-earlier panel's query of suppressed windows has no rows.
+      if (!/"suppressed" = true/.test(q.expanded)) expect(q.rows, describeResult(q)).toBeGreaterThan(0);
     }
   });
 
