@@ -2,7 +2,7 @@
 // Every check returns ok / warn / fail with a one-line detail and, when not ok, the fix. A check that
 // cannot run here (no systemd, no Wi-Fi adapter, no broker) reports that; it never throws.
 import { execFile } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
@@ -24,7 +24,7 @@ import {
 } from './config.ts';
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
-import { writeDurably } from './queue.ts';
+import { makeFolders, writeDurably } from './queue.ts';
 import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { redactFreeText } from './status.ts';
 import { problemLines } from '../scripts/lib/usage.ts';
@@ -660,7 +660,7 @@ function checkQueue(cfg: GatewayConfig | null): CheckResult {
   if (!cfg) return { step: 'queue folder', level: 'warn', detail: 'no configuration, so the queue folder is unknown' };
   const dir = defaultQueueDir(cfg);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolders(dir);
     const probe = join(dir, `.doctor-${process.pid}`);
     writeDurably(probe, 'ok', dir);
     unlinkSync(probe);

@@ -39,7 +39,7 @@ import {
   writeFileSync,
   statSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CountsMessage, QueueState } from '../contract/index.ts';
 
@@ -155,7 +155,7 @@ export class WindowQueue {
   static open(dir: string, opts: QueueOptions): WindowQueue {
     const q = new WindowQueue(dir, opts);
     try {
-      mkdirSync(q.windowsDir, { recursive: true, mode: 0o750 });
+      makeFolders(q.windowsDir, 0o750);
     } catch (e) {
       if (!isDiskFull(e)) throw e;
       q.failed(e, 'creating the queue folder');
@@ -418,7 +418,7 @@ export class WindowQueue {
     if (this.state === 'ok' || this.closed) return this.state === 'ok';
     let written = 0;
     try {
-      mkdirSync(this.windowsDir, { recursive: true, mode: 0o750 });
+      makeFolders(this.windowsDir, 0o750);
       if (this.lockPending) {
         writeFileSync(join(this.dir, 'lock'), `${process.pid}\n`);
         this.lockPending = false;
@@ -463,4 +463,33 @@ export class WindowQueue {
       /* already gone */
     }
   }
+}
+
+/**
+ * Makes a folder and the missing ones above it, one mkdir(2) each. Not mkdirSync's `recursive`:
+ * under /proc or /sys (a queue.dir mistyped there) it retries for ever, mkdir(2) saying ENOENT
+ * for the folder and EEXIST for its parent. A file on the way is named as one.
+ */
+export function makeFolders(dir: string, mode = 0o777): void {
+  const missing: string[] = [];
+  for (let p = dir; ; p = dirname(p)) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p) throw e;
+      missing.unshift(p);
+      continue;
+    }
+    if (!st.isDirectory()) throw Object.assign(new Error(`${p} is a file, not a folder`), { code: 'ENOTDIR' });
+    break;
+  }
+  for (const m of missing)
+    try {
+      mkdirSync(m, mode);
+    } catch (e) {
+      // made meanwhile (two gateways starting on one folder: the lock sorts them out)
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(m).isDirectory()) throw e;
+    }
 }

@@ -13,9 +13,16 @@ const tmp = mkdtempSync(join(tmpdir(), 'presence-cli-errors-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function presence(...args: string[]): { code: number | null; out: string; err: string } {
+  // SIGKILL at the timeout: a command stuck in a synchronous loop never runs its SIGTERM handler.
   // MQTT_URL etc. from the environment must not change what is checked.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|INFLUX_|LOG_)/.test(k)));
-  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], {
+    cwd: tmp,
+    env,
+    encoding: 'utf8',
+    timeout: 30_000,
+    killSignal: 'SIGKILL',
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -188,6 +195,24 @@ describe('usage errors', () => {
     usage(presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'bogus'), 'gateway', /--source "bogus": must be pcap:FILE/);
     usage(presence('replay', 'missing.pcap'), 'replay', /missing\.pcap: the file does not exist/);
     usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
+  });
+
+  it('a queue folder that cannot be made (under /proc) or that is a file stops the gateway and fails doctor with the reason; under /proc both hung', () => {
+    const file = join(tmp, 'queue-is-a-file');
+    writeFileSync(file, '');
+    for (const [dir, why] of [
+      ['/proc/presence-no-such/q', "ENOENT: no such file or directory, mkdir '/proc/presence-no-such'"],
+      [join(file, 'q'), `${file} is a file, not a folder`],
+    ] as const) {
+      const gw = presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--queue-dir', dir, '--log-format', 'json');
+      expect(gw.code, gw.err).toBe(1);
+      expect(JSON.parse(gw.err.trim().split('\n').pop()!)).toMatchObject({ msg: 'cannot start', err: why });
+      const doc = presence('doctor', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--queue-dir', dir, '--json');
+      expect((JSON.parse(doc.out) as Array<{ step: string }>).find((c) => c.step === 'queue folder')).toMatchObject({
+        level: 'fail',
+        detail: `${dir}: ${why}`,
+      });
+    }
   });
 
   it('TLS files (mqtt.ca, mqtt.cert, mqtt.key) that are missing, a folder or a device stop the gateway and the aggregator before anything starts', () => {
