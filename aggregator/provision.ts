@@ -15,7 +15,8 @@
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 import { dirname, resolve } from 'node:path';
@@ -78,7 +79,7 @@ export function verifyPasswordEntry(entry: string, password: string): boolean {
 /** Writes `text` to `path` atomically, with the mode (and, as root, owner) of the file it replaces
  *  or `mode`; `secret`: always `mode`, from the first byte on. */
 function replaceFile(path: string, text: string, mode: number, secret = false): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolders(dirname(path));
   const old = existsSync(path) ? statSync(path) : null;
   const m = old && !secret ? old.mode & 0o777 : mode;
   const tmp = `${path}.tmp-${process.pid}`;
@@ -252,6 +253,13 @@ export function registerProvision(program: Command): void {
         r = provisionGateway(o);
       } catch (e) {
         if (e instanceof ProvisionError || e instanceof SyntaxError) exitUsage('provision gateway', e);
+        // A file that cannot be written (no permission, a folder that cannot be made): the reason,
+        // not a stack trace.
+        const sys = e as NodeJS.ErrnoException;
+        if (sys.code && sys.syscall) {
+          process.stderr.write(`presence provision gateway: ${sys.message}\nhint: check the paths given and that this user may write them (sudo)\n`);
+          process.exit(1);
+        }
         throw e;
       }
       const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];

@@ -3,7 +3,7 @@
 // Each write() resolves only once the server (or the disk) has confirmed the whole batch, and
 // rejects otherwise; the caller retries. Nothing here retries or drops on its own.
 import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync } from 'node:fs';
+import { makeFolders } from '../scripts/lib/folders.ts';
 import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from './config.ts';
@@ -213,7 +213,7 @@ export class FileSink implements Sink {
 
   async write(lines: string[]): Promise<void> {
     if (!this.handle) {
-      mkdirSync(dirname(resolve(this.path)), { recursive: true });
+      makeFolders(dirname(resolve(this.path)));
       this.handle = open(this.path, 'a');
       this.handle.catch(() => (this.handle = null));
     }

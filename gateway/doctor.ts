@@ -24,7 +24,8 @@ import {
 } from './config.ts';
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
-import { makeFolders, writeDurably } from './queue.ts';
+import { writeDurably } from './queue.ts';
+import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { redactFreeText } from './status.ts';
 import { problemLines } from '../scripts/lib/usage.ts';

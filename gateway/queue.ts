@@ -25,22 +25,10 @@
 // writable one just because every held window was acknowledged); once it works the
 // windows in memory are written out oldest first and the state is `ok` again. `state` is what the
 // status publishes as queue_state.
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-  existsSync,
-  writeFileSync,
-  statSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { makeFolders } from '../scripts/lib/folders.ts';
 import type { CountsMessage, QueueState } from '../contract/index.ts';
 
 const NAME_RE = /^(\d{1,16})\.json$/;
@@ -463,33 +451,4 @@ export class WindowQueue {
       /* already gone */
     }
   }
-}
-
-/**
- * Makes a folder and the missing ones above it, one mkdir(2) each. Not mkdirSync's `recursive`:
- * under /proc or /sys (a queue.dir mistyped there) it retries for ever, mkdir(2) saying ENOENT
- * for the folder and EEXIST for its parent. A file on the way is named as one.
- */
-export function makeFolders(dir: string, mode = 0o777): void {
-  const missing: string[] = [];
-  for (let p = dir; ; p = dirname(p)) {
-    let st: ReturnType<typeof statSync>;
-    try {
-      st = statSync(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p) throw e;
-      missing.unshift(p);
-      continue;
-    }
-    if (!st.isDirectory()) throw Object.assign(new Error(`${p} is a file, not a folder`), { code: 'ENOTDIR' });
-    break;
-  }
-  for (const m of missing)
-    try {
-      mkdirSync(m, mode);
-    } catch (e) {
-      // made meanwhile (two gateways starting on one folder: the lock sorts them out)
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(m).isDirectory()) throw e;
-    }
 }

@@ -213,6 +213,30 @@ describe('usage errors', () => {
         detail: `${dir}: ${why}`,
       });
     }
+    // presence provision's --secret-out there: refused with the reason before any file is changed (it hung)
+    const prov = presence(
+      'provision',
+      'gateway',
+      '--site',
+      's',
+      '--zone',
+      'z',
+      '--id',
+      'g-proc',
+      '--password-file',
+      join(tmp, 'prov-passwd'),
+      '--acl-file',
+      join(tmp, 'prov.acl'),
+      '--aggregator-config',
+      join(tmp, 'prov-agg.yaml'),
+      '--secret-out',
+      '/proc/presence-no-such/pw',
+    );
+    expect(prov.code, prov.err).not.toBe(null);
+    expect(prov.code).not.toBe(0);
+    expect(prov.err).toBe(
+      "presence provision gateway: ENOENT: no such file or directory, mkdir '/proc/presence-no-such'\nhint: check the paths given and that this user may write them (sudo)\n",
+    );
   });
 
   it('TLS files (mqtt.ca, mqtt.cert, mqtt.key) that are missing, a folder or a device stop the gateway and the aggregator before anything starts', () => {
