@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../gateway/config.ts';
+import { problemLines } from '../scripts/lib/usage.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'docs-gw-config-'));
@@ -35,5 +36,20 @@ describe('gateway configurations in the docs', () => {
     writeFileSync(file, b.text);
     const cfg = loadConfig({ config: file }, {});
     if (cfg.mqtt.username !== undefined) expect(cfg.mqtt.username).toBe(`${cfg.gateway.site}/${cfg.gateway.id}`);
+  });
+
+  it('the error lines the field guide quotes for a bad gateway.yaml are what the gateway and doctor print', () => {
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, 'gateway: { site: s, zone: z, id: g, window: 1 minute, windw: 60s }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://h" }\n');
+    let lines: string[] = [];
+    try {
+      loadConfig({ config: file }, {});
+    } catch (e) {
+      lines = problemLines(e as Error).map((l) => l.replace(file, '/etc/presence/gateway.yaml'));
+    }
+    const guide = readFileSync(join(ROOT, 'docs/field-guide.md'), 'utf8').replace(/\s*\n\s*/g, ' ');
+    const quoted = [...guide.matchAll(/`(\/etc\/presence\/gateway\.yaml: [^`]*)`/g)].map((m) => m[1]!);
+    expect(quoted.length).toBeGreaterThanOrEqual(2);
+    for (const q of quoted) expect(lines).toContain(q);
   });
 });
