@@ -296,6 +296,18 @@ async function sampleCommand(
   const timer = setTimeout(() => group('SIGTERM'), timeoutMs);
   const code = await exited;
   clearTimeout(timer);
+  // Damage in the chunk that also completed the last frames is kept by the parser for its next
+  // push (the frames first): an empty push asks for it. (Not end(): a command stopped at the
+  // timeout may end inside a record, which is no damage.) Whether the two came in one read or two
+  // depended on timing, so doctor said OK or WARN for the same output.
+  if (!damage)
+    try {
+      parser.push(new Uint8Array(0));
+    } catch (e) {
+      if (e instanceof CaptureFormatError)
+        damage = `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
+      problem ??= (e as Error).message;
+    }
   child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr);
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143)

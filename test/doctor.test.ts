@@ -498,6 +498,20 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       detail: expect.stringMatching(/; 2 countable; then the command's output is not a valid capture: \w+ at byte offset \d+, after 2 frames$/),
     });
     expect(by(r, 'a source that delivers frames')).toMatchObject({ level: 'ok', detail: 'w delivered frames' });
+    // the frames and the damage in one write (one read for doctor): the same verdict
+    const combined = join(tmp, 'cmd-good-then-bad.pcap');
+    writeFileSync(combined, Buffer.concat([readFileSync(good), Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0])]));
+    const once = doctor([
+      '--config',
+      config('cmddamaged1', [`{ type: command, name: w, radio: wifi, command: [cat, ${combined}] }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '5s',
+    ]);
+    expect(by(once, 'frames arriving (w)'), once.text).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/; 2 countable; then the command's output is not a valid capture: oversized_record at byte offset \d+, after 2 frames$/),
+    });
   });
 
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
