@@ -534,6 +534,15 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
 
 /** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
+/** The source a --source text names (pcap:FILE, stdin, cmd:...), or null when it names none. */
+function sourceSpecOf(text: string, index: number): SourceConfig | null {
+  try {
+    return parseSourceSpec(text, index);
+  } catch {
+    return null;
+  }
+}
+
 function sourceErrors(cfg: { sources?: unknown }): string[] {
   const out: string[] = [];
   if (!Array.isArray(cfg.sources)) return out;
@@ -543,6 +552,15 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     stdin: ['type', 'name', 'radio'],
   };
   cfg.sources.forEach((s, i) => {
+    const spec = typeof s === 'string' ? sourceSpecOf(s, i) : null;
+    if (spec) {
+      // the --source form written into the file: say how the file writes it
+      const { name: _n, speed: _s, restart_min: _a, restart_max: _b, ...keys } = spec as SourceConfig & Record<string, unknown>;
+      const flow = Object.entries(keys)
+        .map(([k, v]) => `${k}: ${/^[\w./-]+$/.test(String(v)) ? v : JSON.stringify(v)}`)
+        .join(', ');
+      out.push(`sources[${i}]: must be a mapping, not the --source form (got ${JSON.stringify(s)}): in a file write - { ${flow} }`);
+    }
     if (!s || typeof s !== 'object') return;
     const t = (s as { type?: unknown }).type;
     if (typeof t !== 'string' || !allowed[t]) return;
@@ -680,12 +698,16 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   // Compiled per call, not kept: the gateway loads its config once, and the validator and ajv itself
   // are then garbage (createAjv), which keeps the idle gateway's heap small.
   const validate = createAjv().compile(configSchema);
+  const rawSources = Array.isArray(raw.sources) ? (raw.sources as unknown[]) : [];
+  const specText = (i: number) => typeof rawSources[i] === 'string' && sourceSpecOf(rawSources[i] as string, i) !== null;
   if (!validate(raw)) {
     // oneOf over source kinds reports every branch; sourceErrors() says it per source instead.
     const errors = (validate.errors ?? []).filter(
       (e) =>
         !(
           (/^\/sources\/\d+(\/type)?$/.test(e.instancePath) && ['additionalProperties', 'const', 'required', 'oneOf'].includes(e.keyword)) ||
+          // a --source text as an entry: said by sourceErrors with the mapping to write
+          (/^\/sources\/\d+$/.test(e.instancePath) && specText(Number(e.instancePath.split('/')[2]))) ||
           /^\/sources\/\d+\/speed$/.test(e.instancePath)
         ),
     );

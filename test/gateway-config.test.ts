@@ -192,6 +192,17 @@ describe('gateway config', () => {
     writeFileSync(plain, 'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: mqtt://h }\n');
     expect(loadConfig({ config: plain }, {}).corridor.sketch_p).toBeUndefined();
 
+    // a --source text written as a list entry: the mapping the file needs instead
+    const asFlag = join(tmp, 'as-flag.yaml');
+    writeFileSync(
+      asFlag,
+      'gateway: { site: s, zone: z, id: g }\nsources:\n  - pcap:/tmp/x.pcap\n  - "cmd:tcpdump -i wlan0mon -U -w -"\nmqtt: { url: "mqtt://h" }\n',
+    );
+    expect(problems(() => loadConfig({ config: asFlag }, {}))).toEqual([
+      'sources[0]: must be a mapping, not the --source form (got "pcap:/tmp/x.pcap"): in a file write - { type: file, path: /tmp/x.pcap }',
+      'sources[1]: must be a mapping, not the --source form (got "cmd:tcpdump -i wlan0mon -U -w -"): in a file write - { type: command, command: "tcpdump -i wlan0mon -U -w -" }',
+    ]);
+
     const broken = join(tmp, 'broken.yaml');
     writeFileSync(broken, 'gateway: [unclosed\n');
     expect(problems(() => loadConfig({ config: broken }, {}))[0]).toMatch(/^not valid YAML/);
