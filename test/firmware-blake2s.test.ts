@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { blake2s as nobleBlake2s } from '@noble/hashes/blake2.js';
 import { Firmware } from '../firmware/host/firmware.ts';
+import { rng } from './support/rng.ts';
 
 const fw = Firmware.loadSync();
 const x = fw.exports;
@@ -19,19 +20,6 @@ function wasmBlake2s(msg: Uint8Array, key: Uint8Array, outLen = 32): Uint8Array 
   mem.set(msg, MSG);
   expect(x.blake2s(KEY, key.length, MSG, msg.length, OUT, outLen)).toBe(1);
   return mem.slice(OUT, OUT + outLen);
-}
-
-/** Deterministic xorshift32 so a failure names a reproducible case. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
 }
 
 describe('firmware BLAKE2s', () => {
@@ -62,7 +50,7 @@ describe('firmware BLAKE2s', () => {
   }
 
   it('matches @noble/hashes for random keys, messages and digest lengths', () => {
-    const next = rng(0x5eed);
+    const { next } = rng(0x5eed);
     for (let i = 0; i < 600; i++) {
       const keyLen = i % 3 === 0 ? 32 : next() % 33;
       const msgLen = i < 300 ? i : next() % 1000;
@@ -84,7 +72,7 @@ describe('firmware BLAKE2s', () => {
   });
 
   it('the per-address path (key state precomputed per window, one compression) equals keyed BLAKE2s-64', () => {
-    const next = rng(42);
+    const { next } = rng(42);
     for (let w = 0; w < 5; w++) {
       const key = Uint8Array.from({ length: 32 }, () => next() & 0xff);
       // the module's own ABI under a known key (the wrapper's beginWindow draws a random one)

@@ -13,24 +13,13 @@ import { readCaptureFile } from '../gateway/capture/pcap.ts';
 import { replayCapture } from '../gateway/replay.ts';
 import { capturesDir } from './support/need.ts';
 import { loadParserWasm, type ParserWasm } from './support/parser-wasm.ts';
+import { rng } from './support/rng.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1234) >>> 0;
 const TOTAL = 1_000_000;
 const DIFFERENTIAL = 200_000;
 const LINKTYPES = Object.values(LINKTYPE);
 const dir = capturesDir('firmware-fuzz');
-
-/** xorshift32: fast, deterministic, seedable. */
-function rng(seed: number) {
-  let s = seed || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-  return { next, below: (n: number) => next() % n, byte: () => next() & 0xff };
-}
 
 /** Seed frames: every frame of the real captures plus hand-built ones for link types without a capture. */
 async function seedFrames(): Promise<Frame[]> {

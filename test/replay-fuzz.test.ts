@@ -12,24 +12,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CaptureFormatError, UnsupportedLinkTypeError } from '../gateway/capture/pcap.ts';
 import { replayCapture } from '../gateway/replay.ts';
 import { capturesDir } from './support/need.ts';
+import { rng } from './support/rng.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xfe9f22) >>> 0;
 const FILES = 150;
 const dir = capturesDir('replay fuzz');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-replay-fuzz-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** xorshift32: fast, deterministic, seedable. */
-function rng(seed: number) {
-  let s = seed || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-  return { next, below: (n: number) => next() % n };
-}
 
 /** Values that length and type fields go wrong with. */
 const EDGE32 = [0, 1, 4, 8, 12, 28, 32, 0x7fffffff, 0x80000000, 0xfffffffc, 0xffffffff, 0x0a0d0d0a, 0x1a2b3c4d];
