@@ -26,6 +26,7 @@ import {
   checkWindows,
   estimateOutput,
   formatBytes,
+  LOAD_GATEWAYS_MAX,
   makeOutDir,
   removeDirs,
   scenarioUsageError,
@@ -91,6 +92,16 @@ function num(name: string, v: string | undefined, min = -Infinity): number | und
 function whole(name: string, v: string | undefined, min: number): number | undefined {
   const n = num(name, v, min);
   if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`--${name}: must be a whole number >= ${min} (got "${v}")`);
+  return n;
+}
+/** --gateways of load mode: a whole number from 1 to LOAD_GATEWAYS_MAX. */
+function loadGateways(v: string | undefined): number {
+  const n = whole('gateways', v, 1)!;
+  if (n > LOAD_GATEWAYS_MAX)
+    throw new UsageError(
+      `--gateways: at most ${LOAD_GATEWAYS_MAX.toLocaleString('en')} virtual gateways (got "${v}")`,
+      'each virtual gateway is held in memory; for more, run several load generators, each with its own --site',
+    );
   return n;
 }
 /** A share flag: 0 to 1. */
@@ -355,7 +366,7 @@ export function registerSimulate(program: Command): void {
     .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
     .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type)')
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
-    .option('--gateways <n>', 'load: number of virtual gateways', '10')
+    .option('--gateways <n>', `load: number of virtual gateways (1 to ${LOAD_GATEWAYS_MAX.toLocaleString('en')})`, '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')
     .option(
       '--mqtt-url <url>',
@@ -435,7 +446,7 @@ export function registerSimulate(program: Command): void {
           const r = await runLoad({
             url,
             mqttOptions: { ...(username !== undefined && { username }), ...(password !== undefined && { password }) },
-            gateways: whole('gateways', f.gateways, 1)!,
+            gateways: loadGateways(f.gateways),
             rate: num('rate', f.rate, 0.001)!,
             duration,
             count,

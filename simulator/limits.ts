@@ -18,6 +18,9 @@ export const DURATION_MAX_S = 31 * 86_400;
 /** Most people a crowd may hold at its nominal peak: the engine keeps every person present in memory (~25 kB each). */
 export const PEOPLE_MAX = 300_000;
 
+/** Most virtual gateways of load mode: each is held in memory with its own generator (1e8 ran out of heap). */
+export const LOAD_GATEWAYS_MAX = 100_000;
+
 /** A seed flag's value: a whole number from 0 to SEED_MAX. */
 export function seedOf(flag: string, v: string | number | undefined): number | undefined {
   if (v === undefined) return undefined;

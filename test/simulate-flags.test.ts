@@ -205,6 +205,8 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
   it('--gateways and --count are whole numbers, the fault shares 0 to 1: refused before connecting', () => {
     const load = (...args: string[]) => simulate('--load', '--count', '5', '--mqtt-url', 'mqtt://127.0.0.1:1', ...args);
     refused(load('--gateways', '1.5'), /--gateways: must be a whole number >= 1 \(got "1\.5"\)/);
+    // each virtual gateway is held in memory: 1e8 ran out of heap once a broker answered
+    refused(load('--gateways', '100000000'), /--gateways: at most 100,000 virtual gateways \(got "100000000"\)/);
     refused(load('--count', '2.5'), /--count: must be a whole number >= 1 \(got "2\.5"\)/);
     refused(load('--invalid', '2'), /--invalid: must be a share from 0 to 1, like 0\.01 \(got "2"\)/);
     refused(load('--duplicate', '5'), /--duplicate: must be a share from 0 to 1, like 0\.01 \(got "5"\)/);
