@@ -93,22 +93,37 @@ export function unreachableReason(e: unknown): string {
   return redactUrlsIn(cause?.code ?? cause?.message ?? (e as Error).message);
 }
 
-/**
- * Why the server at `url` runs no InfluxQL although it answers: its /ping has no X-Influxdb-Version,
- * as VictoriaMetrics' does (the aggregator's start-up check reads it the same way). VictoriaMetrics
- * answers every /query with one made-up database, "_internal", so a setup "succeeded" and a stored
- * series was "absent, the site holds _internal". Null when the server names a version, or does not
- * answer /ping (the query then says why).
- */
-export async function noInfluxQl(url: string, timeoutMs = 10_000): Promise<string | null> {
+export interface ServerInfo {
+  /** X-Influxdb-Version of /ping, null when the server sends none (VictoriaMetrics). */
+  version: string | null;
+  major: number | null;
+  minor: number | null;
+}
+
+/** Asks /ping who answers (the aggregator's start-up check, the demo, setup and calibrate). */
+export async function detectServer(url: string, timeoutMs: number): Promise<ServerInfo | { unreachable: string }> {
   let res: Response;
   try {
     res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer();
-  } catch {
-    return null;
+  } catch (e) {
+    return { unreachable: unreachableReason(e) };
   }
-  if (!res.ok || res.headers.get('x-influxdb-version')) return null;
+  if (!res.ok) return { unreachable: `/ping answered ${res.status}` };
+  const version = res.headers.get('x-influxdb-version');
+  const m = version ? /^v?(\d+)\.(\d+)/.exec(version) : null;
+  return { version, major: m ? Number(m[1]) : null, minor: m ? Number(m[2]) : null };
+}
+
+/**
+ * Why the server at `url` runs no InfluxQL although it answers: its /ping has no X-Influxdb-Version,
+ * as VictoriaMetrics' does. VictoriaMetrics answers every /query with one made-up database,
+ * "_internal", so a setup "succeeded" and a stored series was "absent, the site holds _internal".
+ * Null when the server names a version, or does not answer /ping (the query then says why).
+ */
+export async function noInfluxQl(url: string, timeoutMs = 10_000): Promise<string | null> {
+  const server = await detectServer(url, timeoutMs);
+  if ('unreachable' in server || server.version) return null;
   return `${redactUrl(url)} answers /ping without X-Influxdb-Version, as VictoriaMetrics does, not as InfluxDB: it runs no InfluxQL (every query gets the same made-up answer)`;
 }
 

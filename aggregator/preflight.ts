@@ -15,7 +15,7 @@
 //   (warning logged), as it does when InfluxDB goes away later.
 import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
-import { ident, influxDuration, InfluxQl, setupInflux1, unreachableReason } from './influx-setup.ts';
+import { detectServer, ident, influxDuration, InfluxQl, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 /** The URL as given, without credentials (no trailing slash added): for messages and commands. */
@@ -29,29 +29,7 @@ export class PreflightError extends Error {
   override name = 'PreflightError';
 }
 
-export interface ServerInfo {
-  /** X-Influxdb-Version of /ping, null when the server sends none (VictoriaMetrics). */
-  version: string | null;
-  major: number | null;
-  minor: number | null;
-}
-
 const HOURLY_MS = 400 * 24 * 3_600_000;
-
-/** Asks /ping who answers; null when nothing answers. */
-export async function detectServer(url: string, timeoutMs: number): Promise<ServerInfo | { unreachable: string }> {
-  let res: Response;
-  try {
-    res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-  } catch (e) {
-    return { unreachable: unreachableReason(e) };
-  }
-  if (!res.ok) return { unreachable: `/ping answered ${res.status}` };
-  const version = res.headers.get('x-influxdb-version');
-  const m = version ? /^v?(\d+)\.(\d+)/.exec(version) : null;
-  return { version, major: m ? Number(m[1]) : null, minor: m ? Number(m[2]) : null };
-}
 
 /** Runs the checks; throws PreflightError on a mistake that needs the operator. */
 export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerInfo | null> {

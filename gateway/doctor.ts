@@ -397,6 +397,9 @@ class Counter {
   }
 }
 
+/** The fix for a FIFO whose writer wrote something that is not one capture. */
+const FIFO_CAPTURE_FIX = 'have the capture tool write one pcap or pcapng capture into it (tcpdump -U -w FIFO)';
+
 function isRegularFile(path: string): boolean {
   try {
     return statSync(path).isFile();
@@ -430,7 +433,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
                 step,
                 level: 'warn',
                 detail: `${v.detail}; then ${r.damage.replace("the command's output", 'the FIFO')}`,
-                fix: 'have the capture tool write one pcap or pcapng capture into it (tcpdump -U -w FIFO)',
+                fix: FIFO_CAPTURE_FIX,
               })
             : v,
         );
@@ -444,7 +447,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
               ? `${s.path}: ${redactFreeText(r.problem)}`
               : `${what}: nothing was written into it`,
           fix: r.damage
-            ? 'have the capture tool write one pcap or pcapng capture into it (tcpdump -U -w FIFO)'
+            ? FIFO_CAPTURE_FIX
             : `start the capture that writes into ${s.path} (e.g. tcpdump -U -w ${s.path}), or wait longer with --frames-timeout 30s`,
         });
       continue;
@@ -745,8 +748,12 @@ export async function machineChecks(cfg: GatewayConfig): Promise<CheckResult[]> 
 }
 
 /** A check that needs the configuration, when the configuration has errors. */
-const SKIPPED_FOR_CONFIG = 'skipped: the configuration has errors (listed above)';
-const FIX_CONFIG_FIRST = 'correct the configuration, then run presence doctor again';
+const skippedForConfig = (step: string): CheckResult => ({
+  step,
+  level: 'warn',
+  detail: 'skipped: the configuration has errors (listed above)',
+  fix: 'correct the configuration, then run presence doctor again',
+});
 
 export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }): Promise<CheckResult[]> {
   // The gateway's file from its environment, as `presence gateway` reads it (loadConfig).
@@ -817,17 +824,13 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   // A configuration that failed to load gives no sources, broker or queue folder to check: say so,
   // not "no sources configured (give --config ...)" to someone who gave --config.
   const configFailed = results.some((r) => r.step === 'configuration' && r.level === 'fail');
-  if (configFailed)
-    results.push(
-      { step: 'frames arriving', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST },
-      { step: 'a source that delivers frames', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST },
-    );
+  if (configFailed) results.push(skippedForConfig('frames arriving'), skippedForConfig('a source that delivers frames'));
   else {
     const frames = await checkFrames(cfg, parseDuration(flags.framesTimeout ?? '5s'));
     results.push(...frames);
     results.push(canCount(cfg, frames, results));
   }
-  if (configFailed) results.push({ step: 'broker reachable', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST });
+  if (configFailed) results.push(skippedForConfig('broker reachable'));
   else
     results.push(
       brokerGiven
@@ -837,7 +840,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
   results.push(await checkClock());
   results.push(
     configFailed
-      ? { step: 'queue folder', level: 'warn', detail: SKIPPED_FOR_CONFIG, fix: FIX_CONFIG_FIRST }
+      ? skippedForConfig('queue folder')
       : brokerGiven || flags.queueDir
         ? checkQueue(cfg)
         : {

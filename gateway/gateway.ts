@@ -371,14 +371,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /**
    * Wall clock: a window's key may live as long as the window's span on the wall clock when it
-   * opened, measured on the monotonic clock: a wall clock set back (NTP stepping a board without a
-   * real-time clock, an operator) must not keep one key, and its hashes, for the time it went back.
+   * opened (nominalEnd - start), measured on the monotonic clock from here: a wall clock set back
+   * (NTP stepping a board without a real-time clock, an operator) must not keep one key, and its
+   * hashes, for the time it went back.
    */
   private wallOpened(): void {
-    const w = this.windows.window;
-    if (!w) return;
     this.openedMono = performance.now();
-    this.openedSpanMs = w.nominalEnd - w.start;
   }
   /**
    * Wall clock: where to end the open window now (stop, end of the sources): the wall clock's time,
@@ -389,9 +387,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const w = this.windows.window;
     return w ? Math.max(Date.now(), w.start + (performance.now() - this.openedMono)) : Date.now();
   }
-  /** Wall clock: when (performance.now()) the open window was opened, and its span on the wall clock then. */
+  /** Wall clock: when (performance.now()) the open window was opened. */
   private openedMono = 0;
-  private openedSpanMs = 0;
 
   /** Closes the open window once the clock reached `t` (see WindowClock.step); true if one closed. */
   private step(t: number): boolean {
@@ -407,7 +404,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.timer) clearTimeout(this.timer);
     // Timers run on the monotonic clock: the boundary on the wall clock, or the window's span since
     // it opened, whichever comes first.
-    const delay = Math.max(0, Math.min(this.windows.end - Date.now(), this.openedMono + this.openedSpanMs - performance.now()));
+    const w = this.windows.window!;
+    const delay = Math.max(0, Math.min(w.nominalEnd - Date.now(), this.openedMono + (w.nominalEnd - w.start) - performance.now()));
     this.timer = setTimeout(() => this.onBoundary(), delay);
   }
 
@@ -420,8 +418,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     const counted = performance.now() - this.openedMono;
-    const behind = this.windows.end - Date.now();
-    if (counted >= this.openedSpanMs && behind > WALL_CLOCK_BACK_MS) {
+    const spanDone = counted >= w.nominalEnd - w.start;
+    const behind = w.nominalEnd - Date.now();
+    if (spanDone && behind > WALL_CLOCK_BACK_MS) {
       // The window has counted its whole span, yet the wall clock says it has `behind` ms to go:
       // the clock was set back. The window ends now (cut short, stamped with the span it counted)
       // and the next one, under a new key, starts at the clock's new time.
@@ -434,7 +433,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.openWindow(Date.now(), false);
       return;
     }
-    if (counted >= this.openedSpanMs) {
+    if (spanDone) {
       // set back by at most WALL_CLOCK_BACK_MS: the window ends at its boundary on the new time
       if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => this.onBoundary(), Math.max(0, behind));

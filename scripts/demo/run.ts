@@ -120,7 +120,8 @@ async function demoConfig(lp: string, port: string, more: { mqttUrl?: string; ca
 async function checkInflux(lp: string, port: string, log: Logger): Promise<boolean> {
   const config = await demoConfig(lp, port);
   if (!config.influx.url) return false;
-  const { detectServer, preflight, PreflightError } = await import('../../aggregator/preflight.ts');
+  const { preflight, PreflightError } = await import('../../aggregator/preflight.ts');
+  const { detectServer } = await import('../../aggregator/influx-setup.ts');
   // Fail fast with a clear message rather than retrying writes into nothing (the aggregator alone
   // would start and retry).
   const server = await detectServer(config.influx.url, 5000);
