@@ -19,11 +19,9 @@ import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secr
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
-  checkCrowd,
   checkDisk,
   checkDuration,
-  checkStart,
-  checkWindows,
+  checkRun,
   estimateOutput,
   formatBytes,
   LOAD_GATEWAYS_MAX,
@@ -488,9 +486,7 @@ export function registerSimulate(program: Command): void {
               scale: o.scale ?? (o.people === undefined ? Math.min(1, EVALUATE_DEFAULT_PEOPLE / Math.max(1, nominalPeople(base))) : undefined),
             };
             const run = loadScenario(name, { ...o, ...quick });
-            checkCrowd(run, f);
-            checkStart(run, f.start);
-            checkWindows(run, f);
+            checkRun(run, f);
             return { name, quick, run };
           });
           const Table = (await import('cli-table3')).default;
@@ -516,9 +512,7 @@ export function registerSimulate(program: Command): void {
 
         if (!scenarioArg) throw new UsageError(`give a scenario (${builtinScenarios().join(', ')}) or a scenario file; --list shows them`);
         const scenario = loadScenarioArg(scenarioArg, o);
-        checkCrowd(scenario, f);
-        checkStart(scenario, f.start);
-        checkWindows(scenario, f);
+        checkRun(scenario, f);
 
         if (f.live) {
           if (f.radio !== undefined && f.radio !== 'wifi' && f.radio !== 'ble') throw new UsageError(`--radio: must be wifi or ble (got "${f.radio}")`);

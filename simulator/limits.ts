@@ -8,6 +8,7 @@ import { UsageError } from '../scripts/lib/usage.ts';
 import { formatDuration } from '../scripts/lib/duration.ts';
 import { nominalPeople, type ScenarioError, type Scenario } from './scenario.ts';
 import { runScenario, type BleLink } from './sim.ts';
+import { CLOCK_MAX_MS, CLOCK_MIN_MS } from '../gateway/window.ts';
 
 /** The simulator's RNG takes a 32-bit seed: a seed is a whole number in that range (1.5 and 2^32 + 1 were seed 1). */
 export const SEED_MAX = 0xffff_ffff;
@@ -78,14 +79,17 @@ export function checkWindows(s: Scenario, given: { window?: string; duration?: s
   );
 }
 
-/** Capture clocks a gateway and `presence replay` count by: frames stamped outside these years do not move their clock. */
-const CLOCK_FROM_MS = Date.UTC(2000, 0, 1);
-const CLOCK_TO_MS = Date.UTC(2100, 0, 1);
+/** A scenario's run as the flags made it: its crowd, its start and its windows (checkCrowd, checkStart, checkWindows). */
+export function checkRun(s: Scenario, given: { people?: string | number; scale?: string | number; start?: string; window?: string; duration?: string }): void {
+  checkCrowd(s, given);
+  checkStart(s, given.start);
+  checkWindows(s, given);
+}
 
 /** A run's simulated time must lie in 2000-2099: the gateway counts no frame stamped outside it (and classic pcap ends in 2106). */
 export function checkStart(s: Scenario, given: string | undefined): void {
   const endMs = s.startMs + s.durationS * 1000;
-  if (s.startMs >= CLOCK_FROM_MS && endMs <= CLOCK_TO_MS) return;
+  if (s.startMs >= CLOCK_MIN_MS && endMs <= CLOCK_MAX_MS) return;
   const what = given !== undefined ? `--start ${given}` : `${s.name}: start ${Number.isFinite(s.startMs) ? new Date(s.startMs).toISOString() : s.startMs}`;
   throw new UsageError(
     `${what}: the run must lie in the years 2000 to 2099, like --start 2026-04-27T10:00:00Z (a gateway and presence replay count no frame stamped outside them)`,
