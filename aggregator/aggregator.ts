@@ -125,7 +125,7 @@ export class Aggregator extends EventEmitter {
       (site, gateway) => this.emit('missing', site, gateway),
     );
     const corridors = this.config.corridors;
-    this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead, idleForwardOnly: true }) : null;
+    this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;
     this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload) => this.onMessage(topic, payload));
     this.link = this.ownership

@@ -226,9 +226,9 @@ describe('corridor flows intake', () => {
   });
 
   it("a silent group's sketches are dropped after the idle limit of the clock's forward steps, however far it was set back meanwhile", () => {
-    // As the aggregator runs it (idleForwardOnly): before, a wall clock set back an hour after the
+    // Before, a wall clock set back an hour after the
     // last sketch kept a silent group's sketches in memory an hour longer than horizon + one interval.
-    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1, idleForwardOnly: true });
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
     flows.own('main-street', START);
     expect(feed(flows, run.messages).rejected).toEqual([]);
     const held = flows.held;

@@ -123,12 +123,6 @@ export class CorridorFlows {
       maxAheadMs: number;
       seed?: number;
       onPoint?: (f: FlowPointFields) => void;
-      /**
-       * The idle limit counts only the forward steps of the `now` given (the aggregator's clock):
-       * a wall clock set back must not keep a silent group's sketches in memory for the time it
-       * went back. Off: it counts on `now` as given (the unit tests' own times).
-       */
-      idleForwardOnly?: boolean;
     } = { maxAheadMs: 300_000 },
   ) {
     for (const c of corridors) this.configs.set(c.group, c);
@@ -136,9 +130,12 @@ export class CorridorFlows {
 
   private idleClock: number | null = null;
   private idleLastNow = 0;
-  /** The idle limit's clock: `now`, or (idleForwardOnly) a clock that moves with `now` but never back. */
+  /**
+   * The idle limit's clock: it moves with the `now` given (the aggregator's clock) but never back, so
+   * a wall clock set back does not keep a silent group's sketches in memory for the time it went
+   * back. With a `now` that only moves on, it is that `now`.
+   */
   private idleNow(now: number): number {
-    if (!this.opts.idleForwardOnly) return now;
     if (this.idleClock === null) this.idleClock = now;
     else this.idleClock += Math.max(0, now - this.idleLastNow);
     this.idleLastNow = now;
