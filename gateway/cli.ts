@@ -4,7 +4,7 @@ import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
-import { QueueLockedError } from './queue.ts';
+import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
@@ -89,7 +89,7 @@ export function registerGateway(program: Command): void {
       await gw.start();
     } catch (e) {
       // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
-      if (e instanceof HttpPortError) exitUsage('gateway', e);
+      if (e instanceof HttpPortError || e instanceof QueueFolderError) exitUsage('gateway', e);
       if (e instanceof WebAuthError)
         exitUsage(
           'gateway',

@@ -91,6 +91,11 @@ export function writeDurably(path: string, data: string | Buffer, dir: string): 
 
 export class QueueLockedError extends Error {}
 
+/** The queue folder cannot be made or written (a file on its path, no permission, a read-only file system): a setting to fix. */
+export class QueueFolderError extends Error {
+  readonly hint = "queue.dir (--queue-dir) must name a folder the gateway's user can create and write; presence doctor checks it";
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -145,7 +150,7 @@ export class WindowQueue {
     try {
       makeFolders(q.windowsDir, 0o750);
     } catch (e) {
-      if (!isDiskFull(e)) throw e;
+      if (!isDiskFull(e)) throw new QueueFolderError(`queue.dir ${dir}: ${(e as Error).message}`);
       q.failed(e, 'creating the queue folder');
     }
     q.lock();
@@ -186,7 +191,7 @@ export class WindowQueue {
       this.lockPending = false;
     } catch (e) {
       // A full disk, or a folder a full disk did not let us create: taken when it can be.
-      if (!isDiskFull(e) && this.state === 'ok') throw e;
+      if (!isDiskFull(e) && this.state === 'ok') throw new QueueFolderError(`queue.dir ${this.dir}: ${(e as Error).message}`);
       this.lockPending = true;
       this.failed(e, 'writing the lock file');
     }

@@ -39,6 +39,7 @@ function usage(r: ReturnType<typeof presence>, command: string, what: RegExp): v
 }
 
 const GW = ['--site', 's', '--zone', 'z', '--id', 'g'];
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('usage errors', () => {
   it('an unknown option, in every command, is one line and a hint, not the help', () => {
@@ -197,7 +198,7 @@ describe('usage errors', () => {
     usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
   });
 
-  it('a queue folder that cannot be made (under /proc) or that is a file stops the gateway and fails doctor with the reason; under /proc both hung', () => {
+  it('a queue folder that cannot be made (under /proc) or that is a file stops the gateway as a usage error (exit 2, no log line) and fails doctor with the reason; under /proc both hung', () => {
     const file = join(tmp, 'queue-is-a-file');
     writeFileSync(file, '');
     for (const [dir, why] of [
@@ -205,8 +206,8 @@ describe('usage errors', () => {
       [join(file, 'q'), `${file} is a file, not a folder`],
     ] as const) {
       const gw = presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--queue-dir', dir, '--log-format', 'json');
-      expect(gw.code, gw.err).toBe(1);
-      expect(JSON.parse(gw.err.trim().split('\n').pop()!)).toMatchObject({ msg: 'cannot start', err: why });
+      usage(gw, 'gateway', new RegExp(`^presence gateway: queue\\.dir ${escapeRegExp(dir)}: ${escapeRegExp(why)}$`));
+      expect(gw.err).toMatch(/^hint: queue\.dir \(--queue-dir\) must name a folder/m);
       const doc = presence('doctor', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--queue-dir', dir, '--json');
       expect((JSON.parse(doc.out) as Array<{ step: string }>).find((c) => c.step === 'queue folder')).toMatchObject({
         level: 'fail',
