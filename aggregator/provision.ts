@@ -139,9 +139,17 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
   if (o.passwordFile) {
-    passwdLines = readEdited(o.passwordFile, '--password-file', MAX_LIST_BYTES)
-      .split('\n')
-      .filter((l) => l.trim() !== '');
+    const text = readEdited(o.passwordFile, '--password-file', MAX_LIST_BYTES);
+    // Only a password file is rewritten: another file named by mistake (mosquitto.conf, the ACL, a
+    // certificate) would lose its form and its mode (0600). Mosquitto reads user:password-or-hash
+    // lines and skips # comments, which are kept.
+    text.split('\n').forEach((l, i) => {
+      if (l.trim() === '' || l.startsWith('#') || /^[^:]+:[^:\s]/.test(l.replace(/\r$/, ''))) return;
+      throw new ProvisionError(
+        `${o.passwordFile} line ${i + 1}: not a Mosquitto password entry (user:hash); --password-file must name the broker's password_file (its setting in mosquitto.conf), which is created when absent`,
+      );
+    });
+    passwdLines = text.split('\n').filter((l) => l.trim() !== '');
     if (passwdLines.some((l) => l.startsWith(`${user}:`)) && !o.rotate)
       throw new ProvisionError(`${o.passwordFile}: ${user} has a credential already; --rotate gives it a new password`);
   }

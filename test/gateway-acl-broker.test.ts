@@ -6,7 +6,7 @@
 // name of the form {site}/{gateway} that is not the gateway's own is refused at start (exit 2), and
 // `presence doctor` fails on a test publish the broker refuses.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -32,6 +32,7 @@ describe.skipIf(!ok)(SUITE, () => {
   });
   beforeAll(async () => {
     execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'aggregator', 'agg-pw']);
+    writeFileSync(passwd, `# broker users, kept by presence provision\n${readFileSync(passwd, 'utf8')}`);
     provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-1', passwordFile: passwd, secretOut: join(dir, 'dam.pw') });
     await broker.start();
   });
@@ -42,6 +43,19 @@ describe.skipIf(!ok)(SUITE, () => {
 
   const presence = (args: string[]) =>
     spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), ...args], { encoding: 'utf8', env: { ...process.env, LOG_FORMAT: 'json' } });
+
+  it('provision keeps the password file\'s comments (the broker still reads it: every test here logs in with it) and refuses a file that is not one, naming its line, changing nothing', () => {
+    expect(readFileSync(passwd, 'utf8')).toMatch(/^# broker users, kept by presence provision\naggregator:\$7\$.*\ndam\/gw-plein-1:\$7\$/);
+    const conf = join(dir, 'mosquitto.conf');
+    const text = `# the broker\npid_file /run/mosquitto/mosquitto.pid\npassword_file ${passwd}\n`;
+    writeFileSync(conf, text, { mode: 0o644 });
+    expect(() => provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-9', passwordFile: conf, secretOut: join(dir, 'gw9.pw') })).toThrow(
+      `${conf} line 2: not a Mosquitto password entry (user:hash); --password-file must name the broker's password_file`,
+    );
+    expect(readFileSync(conf, 'utf8')).toBe(text);
+    expect(statSync(conf).mode & 0o777).toBe(0o644);
+    expect(existsSync(join(dir, 'gw9.pw'))).toBe(false);
+  });
 
   it('refuses to start with a {site}/{gateway} user name that is not its own (exit 2, says the fix)', () => {
     const r = presence([
