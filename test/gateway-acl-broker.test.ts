@@ -44,7 +44,7 @@ describe.skipIf(!ok)(SUITE, () => {
   const presence = (args: string[]) =>
     spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), ...args], { encoding: 'utf8', env: { ...process.env, LOG_FORMAT: 'json' } });
 
-  it('provision keeps the password file\'s comments (the broker still reads it: every test here logs in with it) and refuses a file that is not one, naming its line, changing nothing', () => {
+  it("provision keeps the password file's comments (the broker still reads it: every test here logs in with it) and refuses a file that is not one, naming its line, changing nothing", () => {
     expect(readFileSync(passwd, 'utf8')).toMatch(/^# broker users, kept by presence provision\naggregator:\$7\$.*\ndam\/gw-plein-1:\$7\$/);
     const conf = join(dir, 'mosquitto.conf');
     const text = `# the broker\npid_file /run/mosquitto/mosquitto.pid\npassword_file ${passwd}\n`;
