@@ -241,6 +241,8 @@ function parseRssi(text: string): number {
 
 async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream, people: ReplayPeople | null = null): Promise<void> {
   const { default: Table } = await import('cli-table3');
+  // Headed by what the numbers are: the JSON fields devices (distinct addresses) and estimate
+  // (devices present, averaged over the window). Neither is people.
   const table = new Table({
     head: [
       'start',
@@ -248,13 +250,13 @@ async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.Writ
       'wifi frames',
       'probes',
       'rejected',
-      'devices',
-      'estimate',
+      'addresses',
+      'devices present',
       'ble frames',
       'adverts',
       'rejected',
-      'devices',
-      'estimate',
+      'addresses',
+      'devices present',
       ...(people ? ['people (calibrated)'] : []),
     ],
     style: { head: [], border: [] },

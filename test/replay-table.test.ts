@@ -38,13 +38,13 @@ describe('presence replay: the table', () => {
       'wifi frames',
       'probes',
       'rejected',
-      'devices',
-      'estimate',
+      'addresses',
+      'devices present',
       'ble frames',
       'adverts',
       'rejected',
-      'devices',
-      'estimate',
+      'addresses',
+      'devices present',
     ]);
     const windows = json.stdout
       .trim()
