@@ -14,8 +14,18 @@ import { Calibration, parseCalibration } from '../aggregator/calibration/index.t
 import { countsLines } from '../aggregator/messages.ts';
 import { protect } from '../gateway/privacy.ts';
 import type { CountsMessage } from '../contract/index.ts';
-import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
+import { InfluxQL, describeResult, flatPanels, loadDashboard, runDashboard, type Panel, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
 import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+
+/** Grafana value mappings and field config, as far as the tests read them. */
+interface ValueMapping {
+  type: string;
+  options: Record<string, any>;
+}
+interface FieldConfig {
+  defaults: { mappings?: ValueMapping[] };
+  overrides?: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }>;
+}
 
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
 const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (suppressed windows)');
@@ -174,6 +184,12 @@ zones:
         protect(window('station', 'gw-g', i, t, 60_000, 'gate'), { minCount: k, windowMs: 60_000 }),
       );
     }
+    // Another site (after "station", so not the dashboards' default): a gateway without small-count
+    // protection that heard nobody, whose 0 is a count.
+    for (let i = 0; i < 5; i++) {
+      const w = window('yard', 'gw-y', i, start + i * 60_000, 60_000, 'lane');
+      msgs.push({ ...w, wifi: { ...w.wifi, frames: 3, devices: 0, estimate: 0 }, ble: { ...w.ble, frames: 2, devices: 0, estimate: 0 } });
+    }
     const pub = await publisher(broker.url);
     try {
       await publishAll(pub, msgs.map(countsItem));
@@ -181,7 +197,7 @@ zones:
       await pub.endAsync();
     }
     await until(
-      'all 360 points in influxd',
+      'all 370 points in influxd',
       () => influx.count('presence', 'estimate'),
       (n) => n === 2 * msgs.length,
     );
@@ -263,6 +279,65 @@ zones:
       ),
     ).toEqual(new Set([0]));
     expect(starts(q(r, /^Devices per gateway/, 'B'), 'gateway', 'gw-h')).toEqual(suppressedStarts);
+  });
+
+  it('traffic: the peak gauges and the per-gateway table read "suppressed (< k)" where every window was suppressed, never 0; a counted 0 stays 0', async () => {
+    const traffic = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    const panels = flatPanels(traffic);
+    /** What Grafana shows for a field's value: the text of its value mapping (value and null ones), else the number. */
+    const shown = (panelTitle: RegExp, field: string, value: unknown): string => {
+      const p = panels.find((x) => panelTitle.test(x.title)) as Panel & { fieldConfig: FieldConfig };
+      const byName = p.fieldConfig.overrides
+        ?.find((o) => o.matcher.id === 'byName' && o.matcher.options === field)
+        ?.properties.find((x) => x.id === 'mappings')?.value;
+      for (const m of (byName ?? p.fieldConfig.defaults.mappings ?? []) as ValueMapping[]) {
+        if (m.type === 'value' && value !== null && m.options[String(value)]) return m.options[String(value)].text;
+        if (m.type === 'special' && value === null && m.options.match === 'null') return m.options.result.text;
+      }
+      return String(value);
+    };
+    for (const radio of ['wifi', 'ble']) {
+      const r = await runDashboard(traffic, db, {
+        range: { from: start - 60_000, to: end + 60_000 },
+        select: { site: 'station', zone: '$__all', gateway: '$__all', radio },
+        dataSourceInterval: '1m',
+      });
+      for (const title of [/^Peak devices per corridor \(not people\): selected range$/, /^Peak devices per corridor \(not people\): one week earlier$/]) {
+        const gauge = q(r, title, 'A');
+        expect(gauge.error, describeResult(gauge)).toBeUndefined();
+        if (/week earlier/.test(gauge.panelTitle)) {
+          expect(gauge.series, 'no data a week earlier: no bars').toEqual([]);
+          continue;
+        }
+        const peaks = Object.fromEntries(gauge.series.map((s) => [s.tags!.zone, shown(title, 'peak', s.values[0][1])]));
+        // hall: its counted windows' peak (window(): Wi-Fi estimates 8-12, BLE 15-17); quiet: every window suppressed.
+        expect(peaks, radio).toEqual(
+          radio === 'wifi' ? { gate: '12', hall: '12', quiet: 'suppressed (< k)' } : { gate: '17', hall: '17', quiet: 'suppressed (< k)' },
+        );
+      }
+      const table = q(r, /^Per gateway: windows, frames and peak devices$/, 'A');
+      expect(table.error, describeResult(table)).toBeUndefined();
+      const rows = Object.fromEntries(
+        table.series.map((s) => [
+          s.tags!.gateway,
+          Object.fromEntries(s.columns.filter((c) => c !== 'time').map((c, i) => [c, shown(/^Per gateway: windows/, c, s.values[0][i + 1])])),
+        ]),
+      );
+      expect(rows['gw-q'], radio).toEqual({ windows: '60', 'suppressed windows (< k)': '60', frames: '0', 'peak devices': 'suppressed (< k)' });
+      expect(rows['gw-h']).toMatchObject({ windows: '60', 'suppressed windows (< k)': '10', 'peak devices': radio === 'wifi' ? '12' : '17' });
+      expect(rows['gw-g']).toMatchObject({ windows: '60', 'suppressed windows (< k)': '0', 'peak devices': radio === 'wifi' ? '12' : '17' });
+    }
+    // A gateway without small-count protection that counted 0 devices: its peak is 0, not suppressed.
+    const yard = await runDashboard(traffic, db, {
+      range: { from: start - 60_000, to: end + 60_000 },
+      select: { site: 'yard', zone: '$__all', gateway: '$__all', radio: 'wifi' },
+      dataSourceInterval: '1m',
+    });
+    const gauge = q(yard, /^Peak devices per corridor \(not people\): selected range$/, 'A');
+    expect(gauge.series.map((s) => [s.tags!.zone, shown(/^Peak devices per corridor/, 'peak', s.values[0][1])])).toEqual([['lane', '0']]);
+    const table = q(yard, /^Per gateway: windows, frames and peak devices$/, 'A');
+    expect(table.series.map((s) => s.values[0].slice(1).map((v, i) => shown(/^Per gateway: windows/, s.columns[i + 1], v)))).toEqual([['5', '0', '15', '0']]);
   });
 
   it('draws a suppressed window as suppressed, never as 0 people: a gap in the people, a bar "suppressed (< k)"', async () => {
