@@ -13,9 +13,19 @@ import type { Aggregator } from '../aggregator/aggregator.ts';
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import { countsLines } from '../aggregator/messages.ts';
 import { protect } from '../gateway/privacy.ts';
-import type { CountsMessage } from '../contract/index.ts';
-import { InfluxQL, describeResult, flatPanels, loadDashboard, runDashboard, type Panel, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import type { CountsMessage, StatusMessage } from '../contract/index.ts';
+import {
+  InfluxQL,
+  describeResult,
+  flatPanels,
+  loadDashboard,
+  runDashboard,
+  timeRange,
+  type Panel,
+  type QueryResult,
+  type VariableResult,
+} from '../dashboards/queries.ts';
+import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
 
 /** Grafana value mappings and field config, as far as the tests read them. */
 interface ValueMapping {
@@ -150,6 +160,7 @@ zones:
   const end = Math.floor(Date.now() / 60_000) * 60_000;
   const start = end - 60 * 60_000;
   const suppressedStarts = Array.from({ length: 10 }, (_, i) => start + (50 + i) * 60_000);
+  const offlineAt = end - 7 * 3600_000;
   const run = async (select: Record<string, string | string[]> = { zone: '$__all' }) =>
     runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), {
       range: { from: start - 60_000, to: end + 60_000 },
@@ -190,9 +201,15 @@ zones:
       const w = window('yard', 'gw-y', i, start + i * 60_000, 60_000, 'lane');
       msgs.push({ ...w, wifi: { ...w.wifi, frames: 3, devices: 0, estimate: 0 }, ble: { ...w.ble, frames: 2, devices: 0, estimate: 0 } });
     }
+    // Status: gw-g online now; gw-old online until 7 hours ago, then offline (before a 6-hour range).
+    const statuses: StatusMessage[] = [
+      status('station', 'gw-g', new Date(end)),
+      status('station', 'gw-old', new Date(offlineAt - 60_000)),
+      { v: 1, site: 'station', gateway: 'gw-old', state: 'offline', ts: new Date(offlineAt).toISOString() },
+    ];
     const pub = await publisher(broker.url);
     try {
-      await publishAll(pub, msgs.map(countsItem));
+      await publishAll(pub, [...msgs.map(countsItem), ...statuses.map(statusItem)]);
     } finally {
       await pub.endAsync();
     }
@@ -200,6 +217,11 @@ zones:
       'all 370 points in influxd',
       () => influx.count('presence', 'estimate'),
       (n) => n === 2 * msgs.length,
+    );
+    await until(
+      'the 3 status points in influxd',
+      () => influx.count('gateway_status', 'up'),
+      (n) => n === statuses.length,
     );
     all = await run();
   }, 60_000);
@@ -338,6 +360,25 @@ zones:
     expect(gauge.series.map((s) => [s.tags!.zone, shown(/^Peak devices per corridor/, 'peak', s.values[0][1])])).toEqual([['lane', '0']]);
     const table = q(yard, /^Per gateway: windows, frames and peak devices$/, 'A');
     expect(table.series.map((s) => s.values[0].slice(1).map((v, i) => shown(/^Per gateway: windows/, s.columns[i + 1], v)))).toEqual([['5', '0', '15', '0']]);
+  });
+
+  it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
+    const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+    const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: timeRange('now-6h', 'now'),
+      select: { site: 'station', gateway: '$__all' },
+      dataSourceInterval: '1m',
+    });
+    expect(r.variables.find((v) => v.name === 'gateway')!.values).toEqual(['gw-g', 'gw-old']);
+    const last = (title: RegExp) =>
+      Object.fromEntries(
+        q(r, title, 'A')
+          .series.filter((s) => s.values.length)
+          .map((s) => [s.tags!.gateway, s.values.at(-1)!] as const),
+      );
+    // the stat maps up 0 / 1 to offline / online
+    expect(last(/^Online now$/)).toEqual({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
+    expect(last(/^Last seen$/)).toEqual({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
   });
 
   it('draws a suppressed window as suppressed, never as 0 people: a gap in the people, a bar "suppressed (< k)"', async () => {
