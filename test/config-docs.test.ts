@@ -5,8 +5,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { checkConfigObject } from '../aggregator/config.ts';
+import { checkConfigObject, loadConfig as loadAggregatorConfig } from '../aggregator/config.ts';
 import { loadConfig } from '../gateway/config.ts';
+import { webAccess } from '../scripts/lib/web.ts';
 import { COMPONENTS, commandFlags, FLAG_DOCS, flagsReference, reference, updated, updatedFlags } from '../scripts/gen-config-docs.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,20 +65,39 @@ describe('config reference in the READMEs', () => {
     expect(reference(changed)).toContain(', changed');
   });
 
-  it('the gateway sample is a valid gateway configuration', () => {
-    const sample = sampleOf(readme('gateway/README.md'))!;
+  // The samples load as a reader would use them: their /etc/presence files made in a folder of their own.
+  const withSampleFiles = (readmePath: string, run: (file: string, dir: string) => void) => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-docs-'));
     try {
-      writeFileSync(join(dir, 'gateway.yaml'), sample);
-      const cfg = loadConfig({ config: join(dir, 'gateway.yaml') }, {});
-      expect(cfg.sources.map((s) => s.name)).toEqual(['wifi', 'ble']);
+      const text = sampleOf(readme(readmePath))!;
+      const named = [...new Set(text.match(/\/etc\/presence\/[\w.-]+/g) ?? [])];
+      expect(named.length).toBeGreaterThan(0);
+      for (const path of named) writeFileSync(join(dir, path.slice('/etc/presence/'.length)), 'a-secret-line\n', { mode: 0o600 });
+      const file = join(dir, 'sample.yaml');
+      writeFileSync(file, text.replaceAll('/etc/presence/', `${dir}/`), { mode: 0o600 });
+      run(file, dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+
+  it('the gateway sample is a valid gateway configuration, its page credentials included', () => {
+    withSampleFiles('gateway/README.md', (file) => {
+      const cfg = loadConfig({ config: file }, {});
+      expect(cfg.sources.map((s) => s.name)).toEqual(['wifi', 'ble']);
+      // What the gateway checks when --http-port starts its page: basic auth needs both halves.
+      expect(webAccess('127.0.0.1', cfg.http).scheme).toBe('basic+token');
+    });
   });
 
-  it('the aggregator sample passes the aggregator schema', () => {
+  it('the aggregator sample loads as an aggregator configuration, as `presence aggregator --config` loads it', () => {
     const sample = parse(sampleOf(readme('aggregator/README.md'))!);
     expect(checkConfigObject(sample.aggregator)).toEqual([]);
+    withSampleFiles('aggregator/README.md', (file) => {
+      const cfg = loadAggregatorConfig({ config: file }, {});
+      expect(cfg.http.user).toBe('ops');
+      expect(cfg.http.password).toBe('a-secret-line');
+      expect(cfg.influx.token).toBe('a-secret-line');
+    });
   });
 });

@@ -278,6 +278,7 @@ export function webAuthOptionEntries(what: string): OptionSpec[] {
       key: 'http.user',
       schema: { type: 'string', minLength: 1 },
       flag: '--http-user <name>',
+      example: 'ops',
       description: `user name for basic authentication of ${what} (with http.password); needed, or http.token, when http.host is not loopback`,
     },
     {
