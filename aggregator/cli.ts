@@ -5,8 +5,8 @@ import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
-import { exitUsage } from '../scripts/lib/usage.ts';
-import { tlsFileProblems } from '../scripts/lib/mqtt-options.ts';
+import { exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
 export function registerAggregator(program: Command): void {
@@ -23,8 +23,8 @@ export function registerAggregator(program: Command): void {
       // Old flag names still work: each used prints one deprecation line naming the new one.
       config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
       // The TLS files before anything starts (not a "cannot start" log line at the first connect).
-      const tls = tlsFileProblems(config.mqtt);
-      if (tls.length) throw new ConfigError(tls, 'flags');
+      const tls = tlsFileProblemsIn(config.mqtt, given as AggregatorFlags, given.config || process.env.PRESENCE_AGGREGATOR_CONFIG || undefined);
+      if (tls.length) throw new ConfigError(tls, 'flags', MISSING_FILE_HINT);
     } catch (e) {
       if (e instanceof ConfigError) exitUsage('aggregator', e);
       throw e;

@@ -198,6 +198,33 @@ describe('usage errors', () => {
     usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
   });
 
+  it('a capture or TLS file missing from a config file names the config file and says where a relative path starts', () => {
+    const file = join(tmp, 'files-missing.yaml');
+    writeFileSync(
+      file,
+      'gateway: {site: s, zone: z, id: g}\nsources: [{type: file, path: captures/day1.pcap}]\nmqtt: {url: "mqtts://127.0.0.1:9", ca: ca.pem}\n',
+    );
+    const r = presence('gateway', '--config', file, '--queue-dir', join(tmp, 'q'));
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines, r.err).toEqual([
+      `presence gateway: ${file}: sources[0] (file0): ${join(tmp, 'captures/day1.pcap')} does not exist`,
+      `presence gateway: ${file}: mqtt.ca: ${join(tmp, 'ca.pem')} does not exist`,
+      "hint: check the path: a relative path in a config file starts from the file's folder, one on the command line from the current folder",
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    // The aggregator's TLS files the same way; one given by a flag is named by its key, as before.
+    const agg = join(tmp, 'agg-files-missing.yaml');
+    writeFileSync(agg, 'mqtt: {url: "mqtts://127.0.0.1:9", ca: ca.pem, key: client.key}\nhttp: {port: null}\n');
+    const a = presence('aggregator', '--config', agg, '--mqtt-key', 'nope.key');
+    expect(a.err.trimEnd().split('\n'), a.err).toEqual([
+      `presence aggregator: ${agg}: mqtt.ca: ${join(tmp, 'ca.pem')} does not exist`,
+      'presence aggregator: mqtt.key: nope.key does not exist',
+      "hint: check the path: a relative path in a config file starts from the file's folder, one on the command line from the current folder",
+    ]);
+    expect(a.code).toBe(2);
+  });
+
   it('a queue folder that cannot be made (under /proc) or that is a file stops the gateway as a usage error (exit 2, no log line) and fails doctor with the reason; under /proc both hung', () => {
     const file = join(tmp, 'queue-is-a-file');
     writeFileSync(file, '');

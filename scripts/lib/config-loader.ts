@@ -76,6 +76,8 @@ export class ConfigError extends Error {
   constructor(
     readonly problems: string[],
     readonly where = 'configuration',
+    /** The hint line after the problems (scripts/lib/usage.ts exitUsage); unset: the command's --help. */
+    readonly hint?: string,
   ) {
     // Problems of flags name their flag already: no "flags is invalid" header.
     super(where === 'flags' ? problems.join('\n') : `${where} is invalid:\n  ${problems.join('\n  ')}`);

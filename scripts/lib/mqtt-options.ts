@@ -140,3 +140,19 @@ export function tlsFileProblems(mqtt: { ca?: unknown; cert?: unknown; key?: unkn
   }
   return out;
 }
+
+/**
+ * tlsFileProblems, each naming where its path came from: a path given by a flag as before
+ * ("mqtt.ca: PATH ..."), one from the config file after the file's name ("FILE: mqtt.ca: PATH ...").
+ */
+export function tlsFileProblemsIn(
+  mqtt: { ca?: unknown; cert?: unknown; key?: unknown },
+  flags: { mqttCa?: string; mqttCert?: string; mqttKey?: string },
+  file: string | undefined,
+): string[] {
+  const flagged = { ca: flags.mqttCa, cert: flags.mqttCert, key: flags.mqttKey };
+  return tlsFileProblems(mqtt).map((p) => {
+    const key = /^mqtt\.(ca|cert|key):/.exec(p)?.[1] as keyof typeof flagged | undefined;
+    return file && key && flagged[key] === undefined ? `${file}: ${p}` : p;
+  });
+}

@@ -29,6 +29,10 @@ export function problemLines(e: Error): string[] {
   return e.message.split('\n').filter((l) => l.trim() !== '');
 }
 
+/** The hint after a file named in a configuration (a capture, a TLS file) that is missing or unreadable. */
+export const MISSING_FILE_HINT =
+  "check the path: a relative path in a config file starts from the file's folder, one on the command line from the current folder";
+
 export function defaultHint(command: string): string {
   return `presence ${command} --help lists the options`;
 }
