@@ -175,6 +175,22 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
       ['calibrated_ble', 2, true],
     ]);
   });
+  it('every series of counts is named for what it counts: "distinct addresses" (devices), "devices" (estimate), never people or a bare "estimate"', () => {
+    for (const name of FILES)
+      for (const p of flatPanels(dashboards[name]))
+        for (const t of p.targets ?? []) {
+          const where = `${name} panel ${p.id} ${t.refId}`;
+          // The columns of the outer SELECT that read a count per window, and the series names they get.
+          const select = /^SELECT (.*?) FROM /.exec(t.query)![1];
+          for (const m of select.matchAll(/(?:max|min|last|mean)\("(devices|estimate)"\)(?! \*)(?: AS "([^"]+)")?/g)) {
+            const column = m[2] ?? m[0].replace(/\(.*/, '');
+            const series = t.alias ? t.alias.replace('$col', column) : `${p.title} ${column}`;
+            if (m[1] === 'devices') expect(series, where).toMatch(/distinct addresses/);
+            else expect(series, where).toMatch(/devices/);
+            expect(series, where).not.toMatch(/people|\bestimate\b(?! \()/);
+          }
+        }
+  });
   it('traffic: per corridor and gateway, and the same query shifted by 7 days', () => {
     const d = dashboards.traffic;
     const shifted = flatPanels(d).filter((p) => p.timeShift === '7d');
