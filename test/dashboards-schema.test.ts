@@ -191,6 +191,20 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
           }
         }
   });
+  it('crowd: only people are coloured against the capacity; a count of devices (uncalibrated) keeps a fixed colour', () => {
+    type Override = { matcher: { id: string; options: string }; properties: Array<{ id: string; value: any }> };
+    const capacity = flatPanels(dashboards.crowd).filter((p) => p.targets?.some((t) => t.query.includes('$capacity')));
+    expect(capacity.length).toBeGreaterThanOrEqual(2);
+    for (const p of capacity) {
+      const overrides = ((p as any).fieldConfig?.overrides ?? []) as Override[];
+      for (const t of p.targets ?? []) {
+        if (!t.alias || !/"estimate"/.test(t.query)) continue;
+        const series = t.alias.replace(/\$tag_\w+/g, 'x');
+        const o = overrides.find((x) => (x.matcher.id === 'byRegexp' ? new RegExp(x.matcher.options).test(series) : x.matcher.options === series));
+        expect(o?.properties.find((x) => x.id === 'color')?.value, `panel ${p.id} ${t.refId} "${t.alias}"`).toMatchObject({ mode: 'fixed' });
+      }
+    }
+  });
   it('traffic: per corridor and gateway, and the same query shifted by 7 days', () => {
     const d = dashboards.traffic;
     const shifted = flatPanels(d).filter((p) => p.timeShift === '7d');
