@@ -133,14 +133,15 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     chosenP = typeof obj.corridor.sketch_p === 'number' ? obj.corridor.sketch_p : undefined;
     next = `${JSON.stringify(obj, null, 2)}\n`;
   } else {
-    // Keeps the file's comments and layout (yaml Document API).
+    // Keeps the file's comments and layout (yaml Document API; lineWidth 0: no line of the file is
+    // folded, such as the field guide's one-line sources, which the writer folds past 80 characters).
     const doc = parseDocument(text.trim() ? text : '{}\n');
     if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
     if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
     const p = doc.getIn(['corridor', 'sketch_p']);
     chosenP = typeof p === 'number' ? p : undefined;
-    next = doc.toString();
+    next = doc.toString({ lineWidth: 0 });
   }
   // Install the secret first (0600), then the config; if the gateway would refuse the corridor
   // settings, undo both.

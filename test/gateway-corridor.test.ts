@@ -347,6 +347,31 @@ describe('corridor settings and commands', () => {
     expect(presence(['corridor', 'init', '--help']).stdout.replace(/\s+/g, ' ')).toContain(`corridor.sketch_p has no default, 0.03 costs epsilon ${eps}`);
   });
 
+  it("join leaves the config's own lines as they were: the field guide's long one-line sources stay one line each", () => {
+    const out = join(tmp, 'layout.secret');
+    expect(presence(['corridor', 'init', '--group', 'layout', '--out', out]).code).toBe(0);
+    const cfg = join(tmp, 'layout.yaml');
+    // docs/field-guide.md, step 8 (lines longer than 80 characters, which the YAML writer folds by default)
+    const text = [
+      'gateway:',
+      '  site: amsterdam-centraal',
+      '  zone: hall-east',
+      '  id: gw-01',
+      'sources:',
+      '  - { name: wifi, type: command, radio: wifi, command: "tcpdump -i wlan0mon -U -w - type mgt subtype probe-req" }',
+      '  - { name: ble, type: command, radio: ble, command: "dumpcap -q -i bluetooth0 -w -" }',
+      'mqtt:',
+      '  url: mqtts://broker.example.net:8883',
+      '',
+    ].join('\n');
+    writeFileSync(cfg, text);
+    const r = presence(['corridor', 'join', '--config', cfg, '--group', 'layout', '--secret-file', out, '--sketch-p', '0.03']);
+    expect(r.code, r.stderr).toBe(0);
+    const after = readFileSync(cfg, 'utf8');
+    expect(after.startsWith(text), after).toBe(true);
+    expect(after.slice(text.length)).toMatch(/^corridor:\n {2}group: layout\n {2}secret_file: .*corridor-layout\.secret\n {2}sketch_p: 0\.03\n$/);
+  });
+
   it('init makes a 0600 file once; join installs a copy, keeps the config loadable or changes nothing', () => {
     const out = join(tmp, 'g.secret');
     expect(presence(['corridor', 'init', '--group', 'g1', '--out', out]).code).toBe(0);
