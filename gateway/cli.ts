@@ -2,7 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
-import { ConfigError, GATEWAY_OPTIONS, loadConfig, sourceFileProblems, type GatewayFlags } from './config.ts';
+import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, sourceFileProblems, type GatewayFlags } from './config.ts';
 import { exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
 import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
@@ -95,12 +95,7 @@ export function registerGateway(program: Command): void {
     } catch (e) {
       // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
       if (e instanceof HttpPortError || e instanceof QueueFolderError) exitUsage('gateway', e);
-      if (e instanceof WebAuthError)
-        exitUsage(
-          'gateway',
-          e,
-          'the page takes http.user with http.password (or PRESENCE_HTTP_PASSWORD[_FILE]), or http.token (PRESENCE_HTTP_TOKEN[_FILE]); gateway/README.md, "Web page"',
-        );
+      if (e instanceof WebAuthError) exitUsage('gateway', e, PAGE_CREDENTIALS_HINT);
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: e.message }, 'cannot start');
         process.exit(2);

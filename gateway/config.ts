@@ -755,6 +755,8 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
     throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
+  const page = pageCredentialProblem(cfg.http, origins);
+  if (page) throw Object.assign(fail([page]), { hint: PAGE_CREDENTIALS_HINT });
   const corridor = corridorProblems(cfg, origins);
   if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});
   const limits = durationLimits(cfg, origins);
@@ -794,6 +796,23 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
     ],
     [at('mqtt.keepalive'), ms(cfg.mqtt?.keepalive) / 1000],
   );
+}
+
+/** The hint printed after a half-given basic auth of the page. */
+export const PAGE_CREDENTIALS_HINT =
+  'the page takes http.user with http.password (or PRESENCE_HTTP_PASSWORD[_FILE]), or http.token (PRESENCE_HTTP_TOKEN[_FILE]); gateway/README.md, "Web page"';
+
+/**
+ * The page's basic auth needs both halves, whether or not http.port serves it now: said when the
+ * configuration is loaded (the gateway and doctor, naming the file), as the aggregator does, not
+ * only once --http-port starts the page (scripts/lib/web.ts webAccess checks it again there).
+ */
+function pageCredentialProblem(http: GatewayConfig['http'] | undefined, origins: Origins): string | null {
+  const password = http?.password !== undefined ? 'http.password' : http?.password_file !== undefined ? 'http.password_file' : null;
+  if (http?.user !== undefined && !password)
+    return `${named('http.user', origins)}: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token`;
+  if (password && http?.user === undefined) return `${named(password, origins)}: is set without http.user (--http-user); give both, or http.token`;
+  return null;
 }
 
 /** The hint printed after a corridor problem. */

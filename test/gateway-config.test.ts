@@ -95,6 +95,31 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: 'mqtt://u:pw@h:1883' }, {}).mqtt.url).toBe('mqtt://u:pw@h:1883');
   });
 
+  it('refuses a half-given basic auth of the page when the file is loaded, naming the file, with or without http.port (as the aggregator does)', () => {
+    const file = join(tmp, 'page-auth.yaml');
+    writeFileSync(file, 'gateway: {site: s1, zone: z1, id: g1}\nsources: [{type: stdin}]\nmqtt: {url: "mqtt://127.0.0.1:1883"}\nhttp: {password_file: pw}\n');
+    let err: unknown;
+    try {
+      loadConfig({ config: file }, {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).where).toBe(file);
+    expect((err as ConfigError).problems).toEqual(['http.password_file: is set without http.user (--http-user); give both, or http.token']);
+    expect((err as ConfigError).hint).toMatch(/^the page takes http\.user with http\.password/);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], httpUser: 'ops' }, {}))).toEqual([
+      'http.user (--http-user): is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token',
+    ]);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'] }, { PRESENCE_HTTP_PASSWORD: 'pw' }))[0]).toMatch(
+      /^http\.password \(PRESENCE_HTTP_PASSWORD\): is set without http\.user/,
+    );
+    // both halves, a token alone, or neither: loads
+    expect(loadConfig({ config: file, httpUser: 'ops' }, {}).http.user).toBe('ops');
+    expect(loadConfig({ ...base, source: ['stdin'] }, { PRESENCE_HTTP_TOKEN: 't' }).http.token).toBe('t');
+    expect(loadConfig({ ...base, source: ['stdin'] }, {}).http.user).toBeUndefined();
+  });
+
   it("reads a file that holds the aggregator's section too, as the aggregator does (one file for both on one machine)", () => {
     const shared = join(tmp, 'shared.yaml');
     writeFileSync(

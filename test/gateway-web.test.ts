@@ -472,7 +472,7 @@ describe.skipIf(!ok)(SUITE, () => {
     // A user without a password is a usage error naming the key.
     const half = spawnGateway([...common(await freePort()), '--queue-dir', join(tmp, 'q7'), '--http-user', 'field']);
     expect(await half.exited).not.toBe(0);
-    expect(half.stderr()).toMatch(/http\.user is set but no http\.password/);
+    expect(half.stderr()).toMatch(/http\.user \(--http-user\): is set without http\.password/);
     expect(existsSync(join(tmp, 'q7', 'windows')) && readdirSync(join(tmp, 'q7', 'windows')).length > 0).toBe(false);
   }, 90_000);
 });
