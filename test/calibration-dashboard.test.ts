@@ -39,8 +39,8 @@ interface FieldConfig {
 
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
 const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (suppressed windows)');
-/** Queries of the windows the gateways suppressed: they have rows only where some window was. */
-const readsSuppressed = (r: QueryResult) => /"suppressed" = true/.test(r.expanded);
+/** Queries that count the windows the gateways suppressed: they have rows only where some window was. */
+const readsSuppressed = (r: QueryResult) => /count\("suppressed"\) AS "suppressed"/.test(r.expanded);
 const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
 const cal = hallCalibration();
 
@@ -258,12 +258,25 @@ zones:
       dataSourceInterval: '1m',
     });
     expect(v(late, 'calibrated_wifi')).toEqual(['hall', 'quiet']);
-    expect(keys(q(late, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
+    // Now per zone: no counted window of hall or quiet in this range, so no devices tile for them.
+    expect(keys(q(late, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi']);
   });
 
   it('never shows the calibrated radio of an all-suppressed zone as devices (uncalibrated); says "suppressed (< k)" instead', () => {
-    expect(keys(q(all, /^Now per zone/, 'C'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
     expect(keys(q(all, /^Peak devices by hour/, 'A'))).toEqual(['gate/ble', 'gate/wifi', 'hall/ble', 'quiet/ble']);
+    // Now per zone: the devices (uncalibrated) tile is the zone's last counted window, never a
+    // suppressed 0; absent where no window in the range was counted (quiet).
+    const devices = q(all, /^Now per zone/, 'C');
+    expect(keys(devices)).toEqual(['gate/ble', 'gate/wifi', 'hall/ble']);
+    const lastCounted = (zone: string) =>
+      devices.series
+        .find((s) => s.tags?.zone === zone && s.tags?.radio === 'ble')!
+        .values.filter((row) => row[1] !== null)
+        .at(-1);
+    // hall's windows 50-59 were suppressed: its last counted one is window 49 (BLE estimate 15 + 49 % 3)
+    expect(lastCounted('hall')).toEqual([suppressedStarts[0] - 60_000, 16]);
+    expect(lastCounted('gate')![0]).toBe(start + 59 * 60_000);
+    for (const s of devices.series) for (const row of s.values) expect(row[1], `${s.tags?.zone} ${s.tags?.radio}`).not.toBe(0);
     // "Now": the zones whose last window was suppressed, one tile per zone and radio.
     const now = q(all, /^Now per zone/, 'D');
     expect(keys(now)).toEqual(['hall/ble', 'hall/wifi', 'quiet/ble', 'quiet/wifi']);
