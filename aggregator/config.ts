@@ -655,8 +655,12 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   return toInternal(raw, file ?? 'configuration', renamed);
 }
 
-/** Validated snake_case settings -> AggregatorConfig (camelCase, durations in ms, secrets read from their files). */
-function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig {
+/**
+ * Validated snake_case settings -> AggregatorConfig (camelCase, durations in ms, secrets read from their files).
+ * `inMemory`: a config built in the process (resolveConfig, e.g. `new Aggregator(loadConfig(...))`), whose
+ * durations may be numbers of ms already: no deprecation line for them.
+ */
+function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false): AggregatorConfig {
   const d = (v: unknown, unit: 'ms' | 's' = 'ms') => parseDuration(v, unit) as number;
   const secret = (value: string | undefined, file: string | undefined, key: string) => {
     if (value !== undefined || !file) return value;
@@ -730,7 +734,7 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
     },
     corridors: [],
   };
-  cfg.corridors = corridors(c.corridors ?? [], where);
+  cfg.corridors = corridors(c.corridors ?? [], where, inMemory);
   // Drop unset optional values so the object round-trips through resolveConfig unchanged.
   for (const section of [cfg.mqtt, cfg.influx, cfg.http] as unknown as Array<Record<string, unknown>>)
     for (const k of Object.keys(section)) if (section[k] === undefined) delete section[k];
@@ -771,8 +775,8 @@ function toInternal(c: any, where: string, renamed?: Renamed): AggregatorConfig 
   return cfg;
 }
 
-/** Checks across corridor groups the schema cannot express; durations to ms. */
-function corridors(list: any[], where: string): CorridorConfig[] {
+/** Checks across corridor groups the schema cannot express; durations to ms (a bare number: ms, with one deprecation line unless in memory). */
+function corridors(list: any[], where: string, inMemory = false): CorridorConfig[] {
   const problems: string[] = [];
   const groups = new Map<string, number>();
   const memberOf = new Map<string, string>();
@@ -787,7 +791,7 @@ function corridors(list: any[], where: string): CorridorConfig[] {
     }
     let horizon = 600_000;
     if (c.horizon !== undefined) {
-      const ms = durationMs(c.horizon, { bare: 'ms', name: `corridors[${i}].horizon`, where });
+      const ms = durationMs(c.horizon, { bare: 'ms', ...(inMemory ? {} : { name: `corridors[${i}].horizon` }), where });
       if (!(ms >= 60_000 && ms <= 6 * 3_600_000))
         problems.push(`corridors[${i}].horizon: must be a duration from 1m to 6h like 10m (got ${JSON.stringify(c.horizon)})`);
       else horizon = ms;
@@ -815,5 +819,5 @@ export function resolveConfig(partial: unknown = {}): AggregatorConfig {
   const renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
   const problems = check(raw, new Map(), '', renamed);
   if (problems.length) throw new ConfigError(problems);
-  return toInternal(raw, 'configuration', renamed);
+  return toInternal(raw, 'configuration', renamed, true);
 }

@@ -307,6 +307,21 @@ describe('durations: written with a unit; a bare number where one was always acc
     );
   });
 
+  it('aggregator corridors: a horizon written with its unit prints nothing, loaded and then resolved in memory as the aggregator does; a bare one prints one line naming the file', () => {
+    const file = join(tmp, 'agg-corridors.yaml');
+    // aggregator/README.md, "Corridor flows"
+    writeFileSync(file, 'aggregator:\n  corridors:\n    - { group: main-street, site: corridor, members: [gw-a, gw-b, gw-c], horizon: 10m }\n');
+    const loaded = captureDeprecations(() => resolveAggregator(loadAggregator({ config: file }, {})));
+    expect(loaded.result.corridors[0]!.horizon).toBe(600_000);
+    expect(loaded.lines).toEqual([]);
+    writeFileSync(file, 'aggregator:\n  corridors:\n    - { group: main-street, site: corridor, members: [gw-a, gw-b], horizon: 300000 }\n');
+    const bare = captureDeprecations(() => resolveAggregator(loadAggregator({ config: file }, {})));
+    expect(bare.result.corridors[0]!.horizon).toBe(300_000);
+    expect(bare.lines).toEqual([
+      `presence: warning: corridors[0].horizon (in ${file}): 300000 without a unit is deprecated; read as milliseconds, as before; use 300000ms`,
+    ]);
+  });
+
   it('scenario file: a YAML number is still seconds, with one line per key; a unit prints nothing', () => {
     const file = join(tmp, 'bare-scenario.yaml');
     const doc = (dur: string) =>
