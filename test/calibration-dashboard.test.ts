@@ -201,11 +201,23 @@ zones:
       const w = window('yard', 'gw-y', i, start + i * 60_000, 60_000, 'lane');
       msgs.push({ ...w, wifi: { ...w.wifi, frames: 3, devices: 0, estimate: 0 }, ble: { ...w.ble, frames: 2, devices: 0, estimate: 0 } });
     }
+    // ... and one that restarted in its third minute: that window is cut in two, both cut short.
+    for (const [seq, at, len] of [
+      [0, 0, 60],
+      [1, 60, 60],
+      [2, 120, 20],
+      [3, 160, 20],
+      [4, 180, 60],
+      [5, 240, 60],
+    ])
+      msgs.push({ ...window('yard', 'gw-r', seq, start + at * 1000, len * 1000, 'dock'), complete: len === 60 });
     // Status: gw-g online now; gw-old online until 7 hours ago, then offline (before a 6-hour range).
     const statuses: StatusMessage[] = [
       status('station', 'gw-g', new Date(end)),
       status('station', 'gw-old', new Date(offlineAt - 60_000)),
       { v: 1, site: 'station', gateway: 'gw-old', state: 'offline', ts: new Date(offlineAt).toISOString() },
+      status('yard', 'gw-y', new Date(end)),
+      status('yard', 'gw-r', new Date(end)),
     ];
     const pub = await publisher(broker.url);
     try {
@@ -214,12 +226,12 @@ zones:
       await pub.endAsync();
     }
     await until(
-      'all 370 points in influxd',
+      'all 382 points in influxd',
       () => influx.count('presence', 'estimate'),
       (n) => n === 2 * msgs.length,
     );
     await until(
-      'the 3 status points in influxd',
+      'the 5 status points in influxd',
       () => influx.count('gateway_status', 'up'),
       (n) => n === statuses.length,
     );
@@ -359,20 +371,51 @@ zones:
           Object.fromEntries(s.columns.filter((c) => c !== 'time').map((c, i) => [c, shown(/^Per gateway: windows/, c, s.values[0][i + 1])])),
         ]),
       );
-      expect(rows['gw-q'], radio).toEqual({ windows: '60', 'suppressed windows (< k)': '60', frames: '0', 'peak devices': 'suppressed (< k)' });
+      expect(rows['gw-q'], radio).toEqual({
+        windows: '60',
+        'cut short': '0',
+        'suppressed windows (< k)': '60',
+        frames: '0',
+        'peak devices': 'suppressed (< k)',
+      });
       expect(rows['gw-h']).toMatchObject({ windows: '60', 'suppressed windows (< k)': '10', 'peak devices': radio === 'wifi' ? '12' : '17' });
       expect(rows['gw-g']).toMatchObject({ windows: '60', 'suppressed windows (< k)': '0', 'peak devices': radio === 'wifi' ? '12' : '17' });
     }
     // A gateway without small-count protection that counted 0 devices: its peak is 0, not suppressed.
     const yard = await runDashboard(traffic, db, {
       range: { from: start - 60_000, to: end + 60_000 },
-      select: { site: 'yard', zone: '$__all', gateway: '$__all', radio: 'wifi' },
+      select: { site: 'yard', zone: 'lane', gateway: '$__all', radio: 'wifi' },
       dataSourceInterval: '1m',
     });
     const gauge = q(yard, /^Peak devices per corridor \(not people\): selected range$/, 'A');
     expect(gauge.series.map((s) => [s.tags!.zone, shown(/^Peak devices per corridor/, 'peak', s.values[0][1])])).toEqual([['lane', '0']]);
     const table = q(yard, /^Per gateway: windows, frames and peak devices$/, 'A');
-    expect(table.series.map((s) => s.values[0].slice(1).map((v, i) => shown(/^Per gateway: windows/, s.columns[i + 1], v)))).toEqual([['5', '0', '15', '0']]);
+    expect(table.series.map((s) => s.values[0].slice(1).map((v, i) => shown(/^Per gateway: windows/, s.columns[i + 1], v)))).toEqual([
+      ['5', '0', '0', '15', '0'],
+    ]);
+  });
+
+  it('windows cut short (complete=false): counted apart from whole windows, so a restart inside a window does not pass for one window more', async () => {
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    const range = { from: start - 60_000, to: end + 60_000 };
+    const gateways = await runDashboard(loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json')), db, {
+      range,
+      select: { site: 'yard', gateway: '$__all' },
+      dataSourceInterval: '1m',
+    });
+    const counts = (refId: string) =>
+      Object.fromEntries(q(gateways, /^Windows received in range/, refId).series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]));
+    expect(counts('A')).toEqual({ 'gw-r': [4], 'gw-y': [5] });
+    expect(counts('B')).toEqual({ 'gw-r': [2] });
+    const traffic = await runDashboard(loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json')), db, {
+      range,
+      select: { site: 'yard', zone: 'dock', gateway: '$__all', radio: 'wifi' },
+      dataSourceInterval: '1m',
+    });
+    const table = q(traffic, /^Per gateway: windows, frames and peak devices$/, 'A');
+    expect(table.series.map((s) => [s.tags!.gateway, s.values[0][s.columns.indexOf('windows')], s.values[0][s.columns.indexOf('cut short')]])).toEqual([
+      ['gw-r', 6, 2],
+    ]);
   });
 
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
