@@ -214,6 +214,8 @@ zones:
     // Status: gw-g online now; gw-old online until 7 hours ago, then offline (before a 6-hour range).
     const statuses: StatusMessage[] = [
       status('station', 'gw-g', new Date(end)),
+      status('station', 'gw-h', new Date(end)),
+      status('station', 'gw-q', new Date(end)),
       status('station', 'gw-old', new Date(offlineAt - 60_000)),
       { v: 1, site: 'station', gateway: 'gw-old', state: 'offline', ts: new Date(offlineAt).toISOString() },
       status('yard', 'gw-y', new Date(end)),
@@ -231,7 +233,7 @@ zones:
       (n) => n === 2 * msgs.length,
     );
     await until(
-      'the 5 status points in influxd',
+      'the 7 status points in influxd',
       () => influx.count('gateway_status', 'up'),
       (n) => n === statuses.length,
     );
@@ -418,6 +420,36 @@ zones:
     ]);
   });
 
+  it('gateways: the frames and rejected frames of a suppressed window (published as 0) carry a bar "suppressed (< k)"', async () => {
+    const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+    const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: start - 60_000, to: end + 60_000 },
+      select: { site: 'station', gateway: '$__all' },
+      dataSourceInterval: '1m',
+    });
+    for (const title of [/^Frames\/s per radio/, /^Rejected frames per radio/]) {
+      const panel = flatPanels(gateways).find((p) => title.test(p.title))! as Panel & { fieldConfig: FieldConfig };
+      const bars = q(r, title, 'B');
+      expect(panel.targets?.find((t) => t.refId === 'B')?.alias, `${title}: a query of the suppressed windows`).toMatch(/ suppressed \(< k\)$/);
+      const times = (gateway: string, radio: string) =>
+        bars.series
+          .find((s) => s.tags?.gateway === gateway && s.tags?.radio === radio)
+          ?.values.filter((row) => row[1] !== null)
+          .map((row) => row[0]) ?? [];
+      for (const radio of ['wifi', 'ble']) {
+        expect(times('gw-q', radio)).toEqual(Array.from({ length: 60 }, (_, i) => start + i * 60_000));
+        expect(times('gw-h', radio)).toEqual(suppressedStarts);
+        expect(times('gw-g', radio)).toEqual([]);
+      }
+      const o = panel.fieldConfig.overrides?.find((x) => x.matcher.id === 'byRegexp' && new RegExp(x.matcher.options).test('gw-q wifi suppressed (< k)'));
+      expect(Object.fromEntries(o!.properties.map((x) => [x.id, x.value]))).toMatchObject({
+        'custom.drawStyle': 'bars',
+        'custom.axisPlacement': 'hidden',
+        max: 1,
+      });
+    }
+  });
+
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
     const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
     const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {
@@ -425,7 +457,7 @@ zones:
       select: { site: 'station', gateway: '$__all' },
       dataSourceInterval: '1m',
     });
-    expect(r.variables.find((v) => v.name === 'gateway')!.values).toEqual(['gw-g', 'gw-old']);
+    expect(r.variables.find((v) => v.name === 'gateway')!.values).toEqual(['gw-g', 'gw-h', 'gw-old', 'gw-q']);
     const last = (title: RegExp) =>
       Object.fromEntries(
         q(r, title, 'A')
@@ -433,8 +465,8 @@ zones:
           .map((s) => [s.tags!.gateway, s.values.at(-1)!] as const),
       );
     // the stat maps up 0 / 1 to offline / online
-    expect(last(/^Online now$/)).toEqual({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
-    expect(last(/^Last seen$/)).toEqual({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
+    expect(last(/^Online now$/)).toMatchObject({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
+    expect(last(/^Last seen$/)).toMatchObject({ 'gw-g': [end, 1], 'gw-old': [offlineAt, 0] });
   });
 
   it('draws a suppressed window as suppressed, never as 0 people: a gap in the people, a bar "suppressed (< k)"', async () => {
