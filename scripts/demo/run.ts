@@ -43,7 +43,7 @@ export interface DemoOptions {
   live: boolean;
   /** Fit a people calibration on another seed first (default true); false shows devices only. */
   calibrate?: boolean;
-  /** Radio whose estimate the calibration maps to people (default wifi). */
+  /** Radio whose estimate the calibration maps to people: wifi, ble or auto (the default: the one that follows people better on the calibration run). */
   calibrationRadio?: string;
   /** Lines of demo.log: json (default) or pretty. */
   logFormat?: string;
