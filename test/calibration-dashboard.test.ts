@@ -37,6 +37,19 @@ interface FieldConfig {
   overrides?: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }>;
 }
 
+/** What Grafana shows for a field's value in a panel: the text of its value mapping (value and null ones), else the number. */
+function shownIn(d: Dashboard, panelTitle: RegExp, field: string, value: unknown): string {
+  const p = flatPanels(d).find((x) => panelTitle.test(x.title)) as Panel & { fieldConfig: FieldConfig };
+  const byName = p.fieldConfig.overrides
+    ?.find((o) => o.matcher.id === 'byName' && o.matcher.options === field)
+    ?.properties.find((x) => x.id === 'mappings')?.value;
+  for (const m of (byName ?? p.fieldConfig.defaults.mappings ?? []) as ValueMapping[]) {
+    if (m.type === 'value' && value !== null && m.options[String(value)]) return m.options[String(value)].text;
+    if (m.type === 'special' && value === null && m.options.match === 'null') return m.options.result.text;
+  }
+  return String(value);
+}
+
 const ok = need('influxd', 'influxdb', 'calibration-dashboard');
 const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (suppressed windows)');
 /** Queries that count the windows the gateways suppressed: they have rows only where some window was. */
@@ -297,7 +310,19 @@ zones:
     for (const s of now.series) expect(s.values.map((row) => row[1])).toEqual([1]);
     // The calibrated zones have people only where a window was counted: quiet has none.
     expect(keys(q(all, /^Now per zone/, 'A'))).toEqual(['hall/wifi']);
-    expect(keys(q(all, /^Occupancy now/, 'A'))).toEqual(['hall/*']);
+    // Occupancy now: a calibrated zone whose last window was suppressed reads "suppressed (< k)", not
+    // the occupancy of its last counted window.
+    const occupancy = q(all, /^Occupancy now/, 'A');
+    expect(
+      Object.fromEntries(
+        occupancy.series.map((s) => [s.tags!.zone, shownIn(crowd, /^Occupancy now/, 'x', s.values.filter((row) => row[1] !== null).at(-1)![1])]),
+      ),
+    ).toEqual({ hall: 'suppressed (< k)', quiet: 'suppressed (< k)' });
+    const hallOccupancy = occupancy.series.find((s) => s.tags?.zone === 'hall')!.values.filter((row) => row[1] !== null);
+    expect(hallOccupancy).toHaveLength(60);
+    for (const [t, v] of hallOccupancy)
+      if ((t as number) >= suppressedStarts[0]) expect(shownIn(crowd, /^Occupancy now/, 'x', v)).toBe('suppressed (< k)');
+      else expect(v).toBeGreaterThan(0);
     expect(keys(q(all, /^Peak people by hour/, 'A'))).toEqual(['hall/*']);
   });
 
@@ -333,19 +358,7 @@ zones:
   it('traffic: the peak gauges and the per-gateway table read "suppressed (< k)" where every window was suppressed, never 0; a counted 0 stays 0', async () => {
     const traffic = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
     const db = new InfluxQL({ url: influx.url, database: 'presence' });
-    const panels = flatPanels(traffic);
-    /** What Grafana shows for a field's value: the text of its value mapping (value and null ones), else the number. */
-    const shown = (panelTitle: RegExp, field: string, value: unknown): string => {
-      const p = panels.find((x) => panelTitle.test(x.title)) as Panel & { fieldConfig: FieldConfig };
-      const byName = p.fieldConfig.overrides
-        ?.find((o) => o.matcher.id === 'byName' && o.matcher.options === field)
-        ?.properties.find((x) => x.id === 'mappings')?.value;
-      for (const m of (byName ?? p.fieldConfig.defaults.mappings ?? []) as ValueMapping[]) {
-        if (m.type === 'value' && value !== null && m.options[String(value)]) return m.options[String(value)].text;
-        if (m.type === 'special' && value === null && m.options.match === 'null') return m.options.result.text;
-      }
-      return String(value);
-    };
+    const shown = (panelTitle: RegExp, field: string, value: unknown) => shownIn(traffic, panelTitle, field, value);
     for (const radio of ['wifi', 'ble']) {
       const r = await runDashboard(traffic, db, {
         range: { from: start - 60_000, to: end + 60_000 },
