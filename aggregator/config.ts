@@ -378,14 +378,14 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: 9464,
     flag: '--http-port <port>',
     fromText: (t) => (/^(off|none|false|null)$/i.test(t.trim()) ? null : /^\d+$/.test(t.trim()) ? Number(t) : t),
-    description: 'port of /healthz and /metrics; null (off on the command line) turns the server off',
+    description: 'port of /healthz, /metrics and the page at / (http.page); null (off on the command line) turns the server off',
   },
   {
     key: 'http.host',
     schema: { type: 'string', minLength: 1 },
     default: '127.0.0.1',
     flag: '--http-host <host>',
-    description: 'address of /healthz and /metrics: loopback by default (they have no authentication); 0.0.0.0 or :: for every interface',
+    description: 'address of /healthz, /metrics and the page: loopback by default (/healthz and /metrics have no authentication); 0.0.0.0 or :: for every interface, where the page needs http.user and http.password, or http.token',
   },
   ...webAuthOptionEntries('the aggregator page'),
   {

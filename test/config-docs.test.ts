@@ -51,6 +51,17 @@ describe('config reference in the READMEs', () => {
     });
   }
 
+  it("the aggregator's --http-port and --http-host name the page they serve, as the gateway's do", async () => {
+    const { buildProgram } = await import('../scripts/cli.ts');
+    const program = await buildProgram();
+    for (const name of ['aggregator', 'gateway']) {
+      const cmd = program.commands.find((c) => c.name() === name)!;
+      const opt = (flag: string) => cmd.options.find((o) => o.long === flag)!.description.replace(/\s+/g, ' ');
+      expect(opt('--http-port'), name).toMatch(/the (live )?page at \//);
+      expect(opt('--http-host'), name).toMatch(/page/);
+    }
+  });
+
   it('the simulator README lists every built-in scenario', () => {
     const text = readme('simulator/README.md');
     for (const f of readdirSync(join(ROOT, 'simulator/scenarios')).filter((n) => n.endsWith('.yaml')))
