@@ -198,6 +198,22 @@ describe('usage errors', () => {
     usage(presence('replay', tmp), 'replay', /: is a folder, not a capture file$/);
   });
 
+  it("a mistake in a config file points at the README's key reference, not at --help (which lists flags); a flag's mistake still at --help", () => {
+    const gw = join(tmp, 'gw-typo.yaml');
+    writeFileSync(gw, 'gateway: {site: s, zone: z, id: g, windw: 60s}\nsources: [{type: stdin}]\nmqtt: {url: "mqtt://127.0.0.1:9"}\n');
+    const g = presence('gateway', '--config', gw);
+    usage(g, 'gateway', new RegExp(`^presence gateway: ${escapeRegExp(gw)}: gateway: has an unknown key "windw" \\(did you mean "window"\\?\\)$`));
+    expect(g.err).toContain('hint: gateway/README.md, "Configuration", lists every key of the file with its type and default (presence gateway --help lists the flags)');
+    const agg = join(tmp, 'agg-typo.yaml');
+    writeFileSync(agg, 'batch: {flush_interval: soon}\n');
+    const a = presence('aggregator', '--config', agg, '--http-port', 'off');
+    usage(a, 'aggregator', /batch\.flush_interval: must be a duration/);
+    expect(a.err).toContain('hint: aggregator/README.md, "Configuration", lists every key of the file with its type and default');
+    const flag = presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--window', '1q');
+    usage(flag, 'gateway', /^presence gateway: --window \(gateway\.window\): must be a duration/);
+    expect(flag.err).toContain('hint: presence gateway --help lists the options');
+  });
+
   it('a capture or TLS file missing from a config file names the config file and says where a relative path starts', () => {
     const file = join(tmp, 'files-missing.yaml');
     writeFileSync(

@@ -19,11 +19,24 @@ export class UsageError extends Error {
   }
 }
 
+/** True for a configuration error found in a config file (its `where` names the file). */
+export function inConfigFile(e: ConfigError): boolean {
+  return !/^(configuration|flags)\b/.test(e.where);
+}
+
+/**
+ * The hint after a mistake in a component's config file: where its keys are described, since
+ * `--help` lists the flags only (a file's keys are snake_case and nested, not the flags' names).
+ */
+export function configFileHint(command: 'gateway' | 'aggregator'): string {
+  return `${command}/README.md, "Configuration", lists every key of the file with its type and default (presence ${command} --help lists the flags)`;
+}
+
 /** The lines of a usage or configuration error, without the command prefix. */
 export function problemLines(e: Error): string[] {
   if (e instanceof ConfigError) {
     // Problems from flags or the environment already name the flag or variable; a file's name its file.
-    const fromFile = !/^(configuration|flags)\b/.test(e.where);
+    const fromFile = inConfigFile(e);
     return e.problems.map((p) => (fromFile ? `${e.where}: ${p}` : p));
   }
   return e.message.split('\n').filter((l) => l.trim() !== '');
