@@ -62,6 +62,22 @@ describe('config reference in the READMEs', () => {
     }
   });
 
+  it("the aggregator README's metrics table lists every presence_* metric of /metrics, as one table", async () => {
+    const { AggregatorMetrics } = await import('../aggregator/health.ts');
+    const served = (await new AggregatorMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('presence_'));
+    expect(served.length).toBeGreaterThan(10);
+    const text = readme('aggregator/README.md');
+    const start = text.indexOf('| metric | |');
+    expect(start).toBeGreaterThan(0);
+    // The table's rows: from its header to the first line that is not a row (a blank line ends a Markdown table).
+    const rows = text.slice(start).split('\n').slice(2);
+    const table = rows.slice(0, rows.findIndex((l) => !l.startsWith('|'))).join('\n');
+    for (const name of served) {
+      const short = name.replace(/^presence_aggregator/, '');
+      expect(table.includes(`\`${name}`) || table.includes(`\`${short}`), `${name} in the metrics table`).toBe(true);
+    }
+  });
+
   it('the simulator README lists every built-in scenario', () => {
     const text = readme('simulator/README.md');
     for (const f of readdirSync(join(ROOT, 'simulator/scenarios')).filter((n) => n.endsWith('.yaml')))
