@@ -67,7 +67,8 @@ export function haSensorConfig(o: { site: string; zone: string; gateway: string;
     value_template: `{{ value_json.${o.radio}.estimate }}`,
     unit_of_measurement: 'devices',
     state_class: 'measurement',
-    icon: 'mdi:account-group',
+    // A phone with radio waves, not a group of people: the value is a count of devices.
+    icon: 'mdi:cellphone-wireless',
     availability_topic: statusTopic(o.site, o.gateway),
     availability_template: '{{ value_json.state }}',
     payload_available: 'online',

@@ -45,6 +45,18 @@ describe('discovery payloads (contract)', () => {
     expect(haConfigTopic('homeassistant', 'utrecht', 'gw-01', 'neude', 'ble')).toBe('homeassistant/sensor/presence_utrecht_gw-01/neude_ble/config');
   });
 
+  it('a sensor is a count of devices in name, unit and icon, never drawn as people (no calibration reaches Home Assistant)', () => {
+    for (const radio of ['wifi', 'ble'] as const) {
+      const cfg = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-01', radio });
+      expect(cfg.name).toBe(radio === 'wifi' ? 'Wi-Fi devices' : 'BLE devices');
+      expect(cfg.unit_of_measurement).toBe('devices');
+      expect(cfg.icon).toBe('mdi:cellphone-wireless');
+      expect(validateHaConfig(cfg)).toEqual({ ok: true });
+      // A people icon (the one these sensors had) is refused by the closed schema.
+      expect(validateHaConfig({ ...cfg, icon: 'mdi:account-group' }).ok).toBe(false);
+    }
+  });
+
   it('default_entity_id names site, gateway, zone and radio; object_id and a display precision are refused', () => {
     const a = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-01', radio: 'wifi' });
     const b = haSensorConfig({ site: 'utrecht', zone: 'neude', gateway: 'gw-02', radio: 'wifi' });
