@@ -105,7 +105,8 @@ export async function detectServer(url: string, timeoutMs: number): Promise<Serv
   let res: Response;
   try {
     res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
+    // Only the status and headers count: a body (none from InfluxDB) is not read, however long.
+    await res.body?.cancel();
   } catch (e) {
     return { unreachable: unreachableReason(e) };
   }

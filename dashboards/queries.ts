@@ -462,6 +462,87 @@ export interface InfluxOptions {
   /** API token (2.x / 3.x): sent as `Authorization: Token ...`. */
   token?: string;
   retentionPolicy?: string;
+  /** How long one query may take, answer included (default 60 s); past it the query fails. */
+  timeoutMs?: number;
+  /** The most bytes an answer may have (default 256 MiB); a longer one is cut off and the query fails. */
+  maxResponseBytes?: number;
+}
+
+export const INFLUXQL_TIMEOUT_MS = 60_000;
+export const INFLUXQL_MAX_RESPONSE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Text a server sent, as an error message may show it: at most `max` characters, every control
+ * character escaped (\u001b...), so an answer cannot move the cursor or retitle the terminal.
+ */
+export function serverText(text: string, max = 200): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+  return text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Why a parsed /query answer is not InfluxQL's shape ({results: [{series: [{columns, values}]}]}), or null. */
+function notInfluxQlShape(body: unknown): string | null {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'it is not a JSON object';
+  const b = body as { results?: unknown; error?: unknown };
+  if (b.error !== undefined && typeof b.error !== 'string') return '"error" is not a string';
+  if (b.results === undefined) return b.error === undefined ? 'it has no "results"' : null;
+  if (!Array.isArray(b.results)) return '"results" is not a list';
+  for (const r of b.results) {
+    if (r === null || typeof r !== 'object') return 'a result is not an object';
+    const { series, error } = r as { series?: unknown; error?: unknown };
+    if (error !== undefined && typeof error !== 'string') return 'a result\'s "error" is not a string';
+    if (series === undefined) continue;
+    if (!Array.isArray(series)) return '"series" is not a list';
+    for (const s of series) {
+      if (s === null || typeof s !== 'object') return 'a series is not an object';
+      const { columns, values, tags } = s as { columns?: unknown; values?: unknown; tags?: unknown };
+      if (!Array.isArray(columns) || !columns.every((c) => typeof c === 'string')) return 'a series has no list of column names';
+      if (values !== undefined && (!Array.isArray(values) || !values.every((v) => Array.isArray(v)))) return 'a series\' "values" is not a list of rows';
+      if (tags !== undefined && (tags === null || typeof tags !== 'object' || !Object.values(tags).every((t) => typeof t === 'string')))
+        return 'a series\' "tags" are not names and strings';
+    }
+  }
+  return null;
+}
+
+/** The body of a response as text, refused past `max` bytes (the rest is not read). */
+async function boundedText(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length'));
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {});
+    throw new InfluxQLTooLargeError(max);
+  }
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > max) {
+      await reader.cancel().catch(() => {});
+      throw new InfluxQLTooLargeError(max);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A query that took longer than its timeout (InfluxOptions.timeoutMs). */
+export class InfluxQLTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`InfluxDB did not answer the query within ${timeoutMs / 1000} s`);
+    this.name = 'InfluxQLTimeoutError';
+  }
+}
+
+/** An answer longer than InfluxOptions.maxResponseBytes. */
+export class InfluxQLTooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`InfluxDB's answer to a query is longer than ${maxBytes / 2 ** 20} MiB`);
+    this.name = 'InfluxQLTooLargeError';
+  }
 }
 
 /** Minimal InfluxQL client over the /query HTTP API (1.x; 2.x and 3.x through their v1 compatibility API). */
@@ -474,18 +555,36 @@ export class InfluxQL {
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (this.opts.token) headers.authorization = `Token ${this.opts.token}`;
     else if (this.opts.username) headers.authorization = `Basic ${Buffer.from(`${this.opts.username}:${this.opts.password ?? ''}`).toString('base64')}`;
-    const res = await fetch(new URL('/query', this.opts.url), { method: 'POST', headers, body: params.toString() });
-    const text = await res.text();
+    const timeoutMs = this.opts.timeoutMs ?? INFLUXQL_TIMEOUT_MS;
+    // One deadline for the request and the whole answer: a server that stops sending mid-answer fails too.
+    const signal = AbortSignal.timeout(timeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(new URL('/query', this.opts.url), { method: 'POST', headers, body: params.toString(), signal });
+      text = await boundedText(res, this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES);
+    } catch (e) {
+      if (signal.aborted) throw new InfluxQLTimeoutError(timeoutMs);
+      throw e;
+    }
+    // What the server says is shown as it is, less the credentials sent to it (a server may echo them).
+    const shown = (t: string) => {
+      let out = t.slice(0, 64 * 1024);
+      for (const secret of [this.opts.token, this.opts.password]) if (secret) out = out.split(secret).join('***');
+      return serverText(out);
+    };
     let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
     try {
       body = JSON.parse(text);
     } catch {
-      throw new Error(`InfluxDB answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+      throw new Error(`InfluxDB answered ${res.status} with something that is not JSON: ${shown(text)}`);
     }
-    if (!res.ok || body.error) throw new Error(`InfluxDB rejected the query (${res.status}): ${body.error ?? text.slice(0, 200)}\n  query: ${q}`);
+    const shape = notInfluxQlShape(body);
+    if (shape) throw new Error(`InfluxDB answered ${res.status} with JSON that is not an InfluxQL result (${shape}): ${shown(text)}`);
+    if (!res.ok || body.error) throw new Error(`InfluxDB rejected the query (${res.status}): ${shown(body.error ?? text)}\n  query: ${q}`);
     const r = body.results?.[0];
-    if (r?.error) throw new Error(`InfluxDB rejected the query: ${r.error}\n  query: ${q}`);
-    return r?.series ?? [];
+    if (r?.error) throw new Error(`InfluxDB rejected the query: ${shown(r.error)}\n  query: ${q}`);
+    return (r?.series ?? []).map((s) => ({ ...s, values: s.values ?? [] }));
   }
 
   /** Writes line protocol (precision ns unless given) through /write. */

@@ -3,6 +3,7 @@
 //   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
 import { exitUsage } from '../../scripts/lib/usage.ts';
+import { DURATION_HINT, durationMs, TIMER_MAX_MS, zeroNote } from '../../scripts/lib/duration.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
@@ -50,6 +51,7 @@ interface Flags {
   influxPasswordFile?: string;
   influxToken?: string;
   influxTokenFile?: string;
+  influxTimeout: string;
 }
 
 class UsageError extends Error {}
@@ -292,6 +294,9 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
   if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
+  const timeoutMs = durationMs(flags.influxTimeout);
+  if (!(timeoutMs <= TIMER_MAX_MS))
+    throw new UsageError(`--influx-timeout: ${DURATION_HINT}, at most 24d (got ${JSON.stringify(flags.influxTimeout)})${zeroNote(flags.influxTimeout)}`);
   const counts = readPointCounts(flags.truth[0]);
   return pairStored(
     counts,
@@ -311,6 +316,7 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
           flags.influxToken ??
           (process.env.INFLUX_TOKEN || undefined) ??
           secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
+        timeoutMs,
       }),
       site: flags.site,
       zone: flags.zone,
@@ -508,6 +514,7 @@ export function registerCalibrate(program: Command): void {
     .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)')
     .option('--influx-token <token>', '2.x/3.x token (env INFLUX_TOKEN)')
     .option('--influx-token-file <file>', 'file whose first line is the 2.x/3.x token (env INFLUX_TOKEN_FILE)')
+    .option('--influx-timeout <duration>', 'stored-series form: the longest one query may take, its answer included (answers over 256 MiB are refused)', '60s')
     .action(async (flags: Flags) => {
       try {
         await runCalibrate(flags);

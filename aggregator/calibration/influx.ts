@@ -2,7 +2,7 @@
 // InfluxDB with InfluxQL (1.x /query; 2.x and 3.x through their v1 compatibility API), paired with
 // manual or camera counts (`time;people`). A zone's count in a window is the largest among its
 // gateways, as on the crowd dashboard.
-import { InfluxQL, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
+import { InfluxQL, InfluxQLTimeoutError, InfluxQLTooLargeError, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
 import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
@@ -87,9 +87,15 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
   for (const s of await db.query(q)) {
     const ci = (c: string) => s.columns.indexOf(c);
     for (const row of s.values) {
-      const start = row[ci('time')] as number;
+      const start = row[ci('time')];
       const estimate = row[ci('estimate')];
       if (typeof estimate !== 'number') continue;
+      // (epoch=ms: every row's time is a number of ms; anything else is no InfluxDB answer to this query)
+      if (typeof start !== 'number' || !Number.isFinite(start)) {
+        throw new StoredSeriesError(
+          `InfluxDB at ${redactUrl(o.influx.url)} answered a window without a time in ms (the query asked for epoch=ms); fix: give --influx-url an InfluxDB (1.x, or 2.x/3.x through the v1 API)`,
+        );
+      }
       // Every point suppressed: the zone's count is unknown below the minimum, not 0.
       if ((suppressedPoints.get(start) ?? 0) >= (row[ci('n')] as number)) {
         suppressed.push(start);
@@ -106,6 +112,16 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
 function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
   const err = e as Error;
   const url = redactUrl(o.influx.url);
+  if (err instanceof InfluxQLTimeoutError) {
+    return new StoredSeriesError(
+      `InfluxDB at ${url} did not answer a query within ${err.timeoutMs / 1000} s; fix: check that InfluxDB runs there and is not overloaded, or give --influx-timeout a longer time`,
+    );
+  }
+  if (err instanceof InfluxQLTooLargeError) {
+    return new StoredSeriesError(
+      `InfluxDB at ${url} answered a query with more than ${err.maxBytes / 2 ** 20} MiB (the answer was not read further); fix: check that --influx-url is the InfluxDB that holds the series, or calibrate on counts of a shorter span`,
+    );
+  }
   if (err.message === 'fetch failed') {
     return new StoredSeriesError(`cannot reach InfluxDB at ${url} (${unreachableReason(e)}); fix: check --influx-url and that InfluxDB runs there`);
   }

@@ -1,0 +1,147 @@
+// `presence calibrate --influx-url` against a server that is not a well-behaved InfluxDB: it answers
+// /ping as InfluxDB does, then answers /query with JSON of another shape, with text that would
+// drive the terminal, with the credentials it was sent, never, or with more than 256 MiB. Each is one
+// line naming the URL and the fix, in bounded time and memory, with nothing of the token shown.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const repo = join(import.meta.dirname, '..');
+const TOKEN = 'tok-5f3a9c1e-never-shown';
+const dir = mkdtempSync(join(tmpdir(), 'presence-calibrate-hostile-'));
+const counts = join(dir, 'counts.csv');
+writeFileSync(counts, 'time;people\n2025-06-01T12:00:00Z;140\n2025-06-01T12:05:00Z;150\n');
+
+/** What /query answers, by the database name the test asks for. */
+const answers: Record<string, (res: ServerResponse) => void> = {
+  null: (res) => res.end('null'),
+  'bad-series': (res) => res.end('{"results":[{"series":[{"name":"x","columns":5,"values":"abc"}]}]}'),
+  'series-not-list': (res) => res.end('{"results":[{"series":"zz"}]}'),
+  escapes: (res) => {
+    res.statusCode = 500;
+    res.end('\x1b]0;owned\x07\x1b[2Jbroken');
+  },
+  'echoes-token': (res) => {
+    res.statusCode = 401;
+    res.end(JSON.stringify({ error: `token ${TOKEN} is not valid` }));
+  },
+  never: () => {},
+  huge: (res) => {
+    // 257 MiB, streamed without a length: read only up to the limit
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    let sent = 0;
+    const more = () => {
+      while (sent < 257) {
+        sent++;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    res.on('error', () => {});
+    more();
+  },
+};
+
+let server: Server;
+let url = '';
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    if (req.url?.startsWith('/ping')) {
+      res.writeHead(204, { 'X-Influxdb-Version': '1.8.10' });
+      return void res.end();
+    }
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => answers[new URLSearchParams(body).get('db') ?? '']?.(res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+});
+afterAll(() => {
+  server.closeAllConnections();
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function calibrate(db: string, ...extra: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  const args = [
+    'scripts/presence.js',
+    'calibrate',
+    '--influx-url',
+    url,
+    '--influx-db',
+    db,
+    '--site',
+    's',
+    '--zone',
+    'z',
+    '--truth',
+    counts,
+    '--json',
+    ...extra,
+  ];
+  const child = spawn(process.execPath, args, { cwd: repo, env: { ...process.env, INFLUX_TOKEN: TOKEN } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.resume();
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr, ms: Date.now() - t0 })));
+}
+
+describe('presence calibrate --influx-url against a hostile or broken server', () => {
+  it('JSON of another shape is named as such, not as a JavaScript error', async () => {
+    for (const [db, why] of [
+      ['null', 'it is not a JSON object'],
+      ['bad-series', 'a series has no list of column names'],
+      ['series-not-list', '"series" is not a list'],
+    ]) {
+      const r = await calibrate(db);
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`presence calibrate: InfluxDB at ${url}/: answered 200 with JSON that is not an InfluxQL result (${why})`);
+      expect(r.stderr).not.toMatch(/Cannot read|is not a function|undefined/);
+    }
+  });
+
+  it("the server's text reaches the terminal with its control characters escaped", async () => {
+    const r = await calibrate('escapes');
+    expect(r.code).toBe(2);
+    expect([...r.stderr].filter((c) => c < ' ' && c !== '\n')).toEqual([]);
+    expect(r.stderr).toContain('\\u001b]0;owned\\u0007\\u001b[2Jbroken');
+  });
+
+  it('a token the server echoes back is not printed', async () => {
+    const r = await calibrate('echoes-token');
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain(TOKEN);
+    expect(r.stderr).toContain('token *** is not valid');
+  });
+
+  it('a server that never answers a query fails after --influx-timeout, naming the flag', async () => {
+    const r = await calibrate('never', '--influx-timeout', '1s');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `presence calibrate: InfluxDB at ${url}/ did not answer a query within 1 s; fix: check that InfluxDB runs there and is not overloaded, or give --influx-timeout a longer time`,
+    );
+    expect(r.ms).toBeLessThan(15_000);
+  });
+
+  it('an answer of more than 256 MiB is not read whole', async () => {
+    const r = await calibrate('huge');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `presence calibrate: InfluxDB at ${url}/ answered a query with more than 256 MiB (the answer was not read further); fix: check that --influx-url is the InfluxDB that holds the series, or calibrate on counts of a shorter span`,
+    );
+  }, 60_000);
+
+  it('--influx-timeout takes a duration', async () => {
+    const r = await calibrate('null', '--influx-timeout', '10');
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('presence calibrate: --influx-timeout: must be a duration like 250ms, 60s, 15m, 1h30m or 7d, at most 24d (got "10")');
+  });
+});
