@@ -18,9 +18,11 @@ import {
   InfluxQL,
   describeResult,
   flatPanels,
+  intervalToMs,
   loadDashboard,
   runDashboard,
   timeRange,
+  type Dashboard,
   type Panel,
   type QueryResult,
   type VariableResult,
@@ -201,6 +203,8 @@ zones:
       wifi: { ...m.wifi, frames: 40, devices: 2, estimate: 1 },
       ble: { ...m.ble, frames: 30, devices: 3, estimate: 2 },
     });
+    // gate's gateway drops 6 Wi-Fi and 3 BLE frames (bad FCS / CRC) in every window
+    const withRejected = (m: CountsMessage): CountsMessage => ({ ...m, wifi: { ...m.wifi, rejected: 6 }, ble: { ...m.ble, rejected: 3 } });
     const msgs: CountsMessage[] = [];
     for (let i = 0; i < 60; i++) {
       const t = start + i * 60_000;
@@ -208,7 +212,7 @@ zones:
       msgs.push(
         protect(i < 50 ? hall : few(hall), { minCount: k, windowMs: 60_000 }),
         protect(few(window('station', 'gw-q', i, t, 60_000, 'quiet')), { minCount: k, windowMs: 60_000 }),
-        protect(window('station', 'gw-g', i, t, 60_000, 'gate'), { minCount: k, windowMs: 60_000 }),
+        protect(withRejected(window('station', 'gw-g', i, t, 60_000, 'gate')), { minCount: k, windowMs: 60_000 }),
       );
     }
     // Another site (after "station", so not the dashboards' default): a gateway without small-count
@@ -449,7 +453,7 @@ zones:
       select: { site: 'station', gateway: '$__all' },
       dataSourceInterval: '1m',
     });
-    for (const title of [/^Frames\/s per radio/, /^Rejected frames per radio/]) {
+    for (const title of [/^Frames\/s per radio/, /^Rejected frames per/]) {
       const panel = flatPanels(gateways).find((p) => title.test(p.title))! as Panel & { fieldConfig: FieldConfig };
       const bars = q(r, title, 'B');
       expect(panel.targets?.find((t) => t.refId === 'B')?.alias, `${title}: a query of the suppressed windows`).toMatch(/ suppressed \(< k\)$/);
@@ -470,6 +474,33 @@ zones:
         max: 1,
       });
     }
+  });
+
+  it('gateways: rejected frames are a rate, per minute, the same whatever the range (and so the interval)', async () => {
+    const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    for (const [from, interval] of [
+      [start, '1m'],
+      [end - 48 * 3600_000, '5m'],
+    ] as const) {
+      const r = await runDashboard(gateways, db, { range: { from, to: end }, select: { site: 'station', gateway: 'gw-g' }, dataSourceInterval: '1m' });
+      const rejected = q(r, /^Rejected frames per/, 'A');
+      expect(rejected.interval).toBe(interval);
+      const ms = intervalToMs(interval);
+      for (const [radio, perWindow] of [
+        ['wifi', 6],
+        ['ble', 3],
+      ] as const) {
+        // the intervals wholly inside gate's hour of windows
+        const inner = rejected.series
+          .find((s) => s.tags?.radio === radio)!
+          .values.filter((row) => (row[0] as number) >= start && (row[0] as number) + ms <= end)
+          .map((row) => row[1]);
+        expect(inner.length, `${radio} over ${interval}`).toBeGreaterThanOrEqual(10);
+        expect(new Set(inner), `${radio} over ${interval}`).toEqual(new Set([perWindow]));
+      }
+    }
+    expect(flatPanels(gateways).find((p) => /^Rejected frames per/.test(p.title))!.title).toMatch(/per minute/);
   });
 
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
