@@ -2,13 +2,12 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
-import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, sourceFileProblems, type GatewayFlags } from './config.ts';
-import { configFileHint, exitUsage, inConfigFile, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
+import { configFileHint, exitUsage, inConfigFile } from '../scripts/lib/usage.ts';
 import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
-import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -28,13 +27,8 @@ function configOrExit(flags: GatewayFlags) {
   try {
     const cfg = loadConfig(flags);
     // Files named as sources, and the TLS files, are checked before anything starts (not a log line after the start).
-    // Each problem names where the path came from: its flag, else the config file (relative paths there are the file's).
-    const file = flags.config || process.env.PRESENCE_GATEWAY_CONFIG || undefined;
-    const missing = [
-      ...sourceFileProblems(cfg, flags.source).map((p) => (flags.source?.length || !file ? p : `${file}: ${p}`)),
-      ...tlsFileProblemsIn(cfg.mqtt, flags, file),
-    ];
-    if (missing.length) throw new ConfigError(missing, 'flags', MISSING_FILE_HINT);
+    const missing = startFileError(cfg, flags);
+    if (missing) throw missing;
     // The corridor's secret file too (read, checked, forgotten: the gateway reads it again at start).
     corridorOf(cfg)?.secret.fill(0);
     return cfg;

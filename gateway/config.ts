@@ -23,7 +23,8 @@ import {
   onOff,
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
-import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
+import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
+import { MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
@@ -891,6 +892,21 @@ export function sourceFileProblems(cfg: GatewayConfig, flags?: string[]): string
     }
   });
   return out;
+}
+
+/**
+ * The files the gateway checks before anything starts (capture files, TLS files), each problem naming
+ * where its path came from: its flag, else the config file (where relative paths start from the
+ * file's folder). A ConfigError with the hint saying so, or null. `presence gateway` stops on it
+ * (exit 2) and `presence doctor` fails its configuration line with it.
+ */
+export function startFileError(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): ConfigError | null {
+  const file = flags.config || env.PRESENCE_GATEWAY_CONFIG || undefined;
+  const missing = [
+    ...sourceFileProblems(cfg, flags.source).map((p) => (flags.source?.length || !file ? p : `${file}: ${p}`)),
+    ...tlsFileProblemsIn(cfg.mqtt, flags, file),
+  ];
+  return missing.length ? new ConfigError(missing, 'flags', MISSING_FILE_HINT) : null;
 }
 
 /** Where the durable queue lives when the config names no folder. */

@@ -16,6 +16,7 @@ import {
   epsilonText,
   loadConfig,
   parseDuration,
+  startFileError,
   rejectedFramesFix,
   SKETCH_P_ADVISED,
   type GatewayConfig,
@@ -785,6 +786,9 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         });
       } else {
         cfg = loadConfig(flags);
+        // What the gateway checks before it starts: a capture or TLS file that is missing or unreadable.
+        const missing = startFileError(cfg, flags);
+        if (missing) throw missing;
         results.push({
           step: 'configuration',
           level: 'ok',

@@ -96,6 +96,17 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       detail: expect.stringContaining('nope.yaml does not exist'),
       fix: expect.stringContaining('give --config the path of an existing YAML or JSON file'),
     });
+    // a capture file the gateway would not start without (exit 2): the configuration fails, as the gateway says it
+    const noCapture = join(tmp, 'no-capture.yaml');
+    writeFileSync(noCapture, 'gateway: { site: s, zone: z, id: g }\nsources:\n  - { type: file, path: x.pcap }\nmqtt: { url: "mqtt://127.0.0.1:1" }\n');
+    const capture = doctor(['--config', noCapture, '--json']);
+    expect(by(capture, 'configuration')).toMatchObject({
+      level: 'fail',
+      detail: `${noCapture}: sources[0] (file0): ${join(tmp, 'x.pcap')} does not exist`,
+      fix: expect.stringContaining("a relative path in a config file starts from the file's folder"),
+    });
+    expect(by(capture, 'frames arriving'), 'frames arriving').toMatchObject({ level: 'warn', detail: 'skipped: the configuration has errors (listed above)' });
+    expect(capture.code).toBe(1);
   });
 
   it.skipIf(hasRadio)('a BLE-only gateway is checked for Bluetooth, not for monitor mode', () => {
