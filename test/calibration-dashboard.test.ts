@@ -503,6 +503,18 @@ zones:
     expect(flatPanels(gateways).find((p) => /^Rejected frames per/.test(p.title))!.title).toMatch(/per minute/);
   });
 
+  it('gateways: a gateway that reported its status in the range but sent no window shows 0 whole windows, not nothing', async () => {
+    const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+    const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: start - 60_000, to: end + 60_000 },
+      select: { site: 'station', gateway: '$__all' },
+      dataSourceInterval: '1m',
+    });
+    const windows = Object.fromEntries(q(r, /^Windows received in range/, 'A').series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]));
+    // gw-g2 (status only, online then offline half an hour ago) sent none; gw-old's status is before the range
+    expect(windows).toEqual({ 'gw-g': [60], 'gw-g2': [0], 'gw-h': [60], 'gw-q': [60] });
+  });
+
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
     const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
     const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {
