@@ -1,7 +1,7 @@
 // Calibration core: the fit people = k * (estimate - b), its bootstrap interval, shrinkage, the
 // checks that warn when data cannot support a fit, the calibration file and the truth readers.
 import { describe, it, expect, vi } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -316,6 +316,17 @@ describe('calibration file', () => {
     expect(text).toMatch(/^# presence-counter calibration/);
     expect(readCalibration(path)).toEqual(JSON.parse(JSON.stringify(file)));
     expect(formatCalibration(file)).toBe(text);
+  });
+
+  it('a link at the temporary name does not get the file it points to overwritten (a folder others can write)', () => {
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me\n');
+    const path = join(dir, 'linked.yaml');
+    symlinkSync(victim, `${path}.tmp-${process.pid}`);
+    writeCalibration(path, file);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me\n');
+    expect(readCalibration(path)).toEqual(JSON.parse(JSON.stringify(file)));
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
   });
 
   it.each([

@@ -261,7 +261,10 @@ export function writeCalibration(file: string, c: CalibrationFile): void {
   if (problems.length) throw new CalibrationFileError(`${file}: refusing to write an invalid calibration: ${problems.join('; ')}`);
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, formatCalibration(c));
+    // A new file, never one that is there (wx): in a folder others can write, a link put at the
+    // temporary name would otherwise have the file it points to overwritten (by root, say).
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, formatCalibration(c), { flag: 'wx' });
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
