@@ -315,7 +315,12 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     env: 'INFLUX_PASSWORD_FILE',
     description: 'file whose first line is the 1.x password',
   },
-  { key: 'influx.timeout', duration: ms, default: '10s', description: 'write request timeout (a bare number, deprecated, is read as ms)' },
+  {
+    key: 'influx.timeout',
+    duration: ms,
+    default: '10s',
+    description: 'write request timeout, and that of each check of InfluxDB at start (a bare number, deprecated, is read as ms)',
+  },
   {
     key: 'influx.create',
     schema: { type: 'boolean' },
@@ -385,7 +390,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     schema: { type: 'string', minLength: 1 },
     default: '127.0.0.1',
     flag: '--http-host <host>',
-    description: 'address of /healthz, /metrics and the page: loopback by default (/healthz and /metrics have no authentication); 0.0.0.0 or :: for every interface, where the page needs http.user and http.password, or http.token',
+    description:
+      'address of /healthz, /metrics and the page: loopback by default (/healthz and /metrics have no authentication); 0.0.0.0 or :: for every interface, where the page needs http.user and http.password, or http.token',
   },
   ...webAuthOptionEntries('the aggregator page'),
   {

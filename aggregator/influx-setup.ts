@@ -15,7 +15,8 @@
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
 import { influxCredentials, influxUrlProblem, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
-import { durationMs, parseDuration } from '../scripts/lib/duration.ts';
+import { durationMs, parseDuration, TIMER_MAX_MS } from '../scripts/lib/duration.ts';
+import { BodyTooLargeError, boundedText, notInfluxQlShape, serverText } from '../scripts/lib/http-body.ts';
 
 export const DETAIL_RP = 'detail';
 export const HOURLY_RP = 'hourly';
@@ -32,6 +33,8 @@ export interface SetupOptions {
   hourlyMs: number;
   username?: string;
   password?: string;
+  /** How long one query may take, its answer included (default SETUP_QUERY_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /** An InfluxQL identifier, double-quoted. */
@@ -128,32 +131,62 @@ export async function noInfluxQl(url: string, timeoutMs = 10_000): Promise<strin
   return `${redactUrl(url)} answers /ping without X-Influxdb-Version, as VictoriaMetrics does, not as InfluxDB: it runs no InfluxQL (every query gets the same made-up answer)`;
 }
 
+/** How long one setup or start-up query may take, its answer included (InfluxQl's default). */
+export const SETUP_QUERY_TIMEOUT_MS = 60_000;
+/** The longest answer read (SHOW DATABASES, RETENTION POLICIES, CONTINUOUS QUERIES: a few kB). */
+const SETUP_ANSWER_MAX_BYTES = 16 * 2 ** 20;
+
 /** A small InfluxDB 1.x /query client (POST for statements that change something). */
 export class InfluxQl {
-  constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password'>) {}
+  constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password' | 'timeoutMs'>) {}
 
   async run(q: string, db?: string): Promise<QueryResult> {
     const params = new URLSearchParams({ q });
     if (db) params.set('db', db);
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (this.o.username) headers.authorization = `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}`;
+    const timeoutMs = this.o.timeoutMs ?? SETUP_QUERY_TIMEOUT_MS;
+    // One deadline for the request and its whole answer (a server may stop sending half-way).
+    const signal = AbortSignal.timeout(timeoutMs);
     let res: Response;
+    let text: string;
     try {
-      res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params });
+      res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params, signal });
+      text = await boundedText(res, SETUP_ANSWER_MAX_BYTES);
     } catch (e) {
+      if (signal.aborted)
+        throw new Error(
+          `InfluxDB at ${redactUrl(this.o.url)} did not answer "${q}" within ${timeoutMs / 1000} s; check that influxd runs there and is not overloaded`,
+        );
+      if (e instanceof BodyTooLargeError)
+        throw new Error(
+          `InfluxDB at ${redactUrl(this.o.url)} answered "${q}" with more than ${e.maxBytes / 2 ** 20} MiB; check that --influx-url is an InfluxDB 1.x`,
+        );
       throw new Error(
         `InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${unreachableReason(e)}; check the host and port in --influx-url and that influxd runs there`,
       );
     }
-    const text = await res.text();
+    // What the server says, as a message shows it: control characters escaped, the password sent to it as ***.
+    const shown = (t: string) =>
+      serverText(
+        this.o.password
+          ? t
+              .slice(0, 64 * 1024)
+              .split(this.o.password)
+              .join('***')
+          : t,
+      );
     let body: QueryResult;
     try {
       body = JSON.parse(text) as QueryResult;
     } catch {
-      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with something that is not JSON: ${shown(text)}`);
     }
-    const err = body.error ?? body.results?.find((r) => r.error)?.error;
-    if (!res.ok || err) throw new Error(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${redactUrlsIn(String(err ?? res.status))}`);
+    const shape = notInfluxQlShape(body);
+    if (shape)
+      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with JSON that is not an InfluxQL result (${shape}): ${shown(text)}`);
+    const err = body.error ?? body.results?.find((r) => r?.error)?.error;
+    if (!res.ok || err) throw new Error(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${shown(redactUrlsIn(String(err ?? res.status)))}`);
     return body;
   }
 
@@ -267,6 +300,7 @@ interface SetupFlags {
   detail: string;
   hourly: string;
   print?: boolean;
+  influxTimeout: string;
 }
 
 export function registerInflux(program: Command): void {
@@ -291,6 +325,7 @@ export function registerInflux(program: Command): void {
     .option('--detail <duration>', 'how long the 1-minute windows are kept, e.g. 30d', '30d')
     .option('--hourly <duration>', 'how long the hourly aggregates are kept, e.g. 400d', '400d')
     .option('--print', 'print the statements, change nothing')
+    .option('--influx-timeout <duration>', 'the longest one query may take, its answer included', '60s')
     .action(async (f: SetupFlags) => {
       // Flags win over the environment (defaults are not shown in --help: a URL may hold a password).
       const env = process.env;
@@ -315,6 +350,8 @@ export function registerInflux(program: Command): void {
       };
       const detailMs = ms('detail', f.detail);
       const hourlyMs = ms('hourly', f.hourly);
+      const timeoutMs = durationMs(f.influxTimeout);
+      if (!(timeoutMs <= TIMER_MAX_MS)) fail(`--influx-timeout "${f.influxTimeout}": must be a duration like 10s or 2m, at most 24d`);
       const database = f.influxDb ?? 'presence';
       if (f.influxVersion === '2') {
         process.stdout.write(
@@ -348,6 +385,7 @@ export function registerInflux(program: Command): void {
         hourlyMs,
         username: f.influxUsername,
         password,
+        timeoutMs,
       });
       if (f.print) {
         for (const q of setupStatements(o, { policies: new Map(), cqs: new Set() })) process.stdout.write(`${q};\n`);

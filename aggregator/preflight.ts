@@ -79,7 +79,7 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
 
 async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | undefined, version: string, log: Logger): Promise<void> {
   const url = redactUrl(cfg.url);
-  const client = new InfluxQl({ url: cfg.url!, username: cfg.username, password: cfg.password });
+  const client = new InfluxQl({ url: cfg.url!, username: cfg.username, password: cfg.password, timeoutMs: cfg.timeout });
   let databases: string[];
   try {
     databases = await client.databases();
@@ -112,6 +112,7 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
         hourlyMs: Math.max(HOURLY_MS, retention),
         username: cfg.username,
         password: cfg.password,
+        timeoutMs: cfg.timeout,
       });
       log.info({ influx: url, database, statements }, `created database ${database} (default retention policy detail ${d}) as presence influx setup does`);
     } else {

@@ -16,6 +16,7 @@
 //   relative (applyPanelTimeOverrides).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { boundedText, notInfluxQlShape, serverText } from '../scripts/lib/http-body.ts';
 
 // ----------------------------------------------------------------------------------------- types
 
@@ -471,64 +472,6 @@ export interface InfluxOptions {
 export const INFLUXQL_TIMEOUT_MS = 60_000;
 export const INFLUXQL_MAX_RESPONSE_BYTES = 256 * 2 ** 20;
 
-/**
- * Text a server sent, as an error message may show it: at most `max` characters, every control
- * character escaped (\u001b...), so an answer cannot move the cursor or retitle the terminal.
- */
-export function serverText(text: string, max = 200): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-  return text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** Why a parsed /query answer is not InfluxQL's shape ({results: [{series: [{columns, values}]}]}), or null. */
-function notInfluxQlShape(body: unknown): string | null {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'it is not a JSON object';
-  const b = body as { results?: unknown; error?: unknown };
-  if (b.error !== undefined && typeof b.error !== 'string') return '"error" is not a string';
-  if (b.results === undefined) return b.error === undefined ? 'it has no "results"' : null;
-  if (!Array.isArray(b.results)) return '"results" is not a list';
-  for (const r of b.results) {
-    if (r === null || typeof r !== 'object') return 'a result is not an object';
-    const { series, error } = r as { series?: unknown; error?: unknown };
-    if (error !== undefined && typeof error !== 'string') return 'a result\'s "error" is not a string';
-    if (series === undefined) continue;
-    if (!Array.isArray(series)) return '"series" is not a list';
-    for (const s of series) {
-      if (s === null || typeof s !== 'object') return 'a series is not an object';
-      const { columns, values, tags } = s as { columns?: unknown; values?: unknown; tags?: unknown };
-      if (!Array.isArray(columns) || !columns.every((c) => typeof c === 'string')) return 'a series has no list of column names';
-      if (values !== undefined && (!Array.isArray(values) || !values.every((v) => Array.isArray(v)))) return 'a series\' "values" is not a list of rows';
-      if (tags !== undefined && (tags === null || typeof tags !== 'object' || !Object.values(tags).every((t) => typeof t === 'string')))
-        return 'a series\' "tags" are not names and strings';
-    }
-  }
-  return null;
-}
-
-/** The body of a response as text, refused past `max` bytes (the rest is not read). */
-async function boundedText(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (declared > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new InfluxQLTooLargeError(max);
-  }
-  if (!res.body) return '';
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > max) {
-      await reader.cancel().catch(() => {});
-      throw new InfluxQLTooLargeError(max);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** A query that took longer than its timeout (InfluxOptions.timeoutMs). */
 export class InfluxQLTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
@@ -562,7 +505,7 @@ export class InfluxQL {
     let text: string;
     try {
       res = await fetch(new URL('/query', this.opts.url), { method: 'POST', headers, body: params.toString(), signal });
-      text = await boundedText(res, this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES);
+      text = await boundedText(res, this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES, (m) => new InfluxQLTooLargeError(m));
     } catch (e) {
       if (signal.aborted) throw new InfluxQLTimeoutError(timeoutMs);
       throw e;

@@ -1,7 +1,8 @@
-// `presence calibrate --influx-url` against a server that is not a well-behaved InfluxDB: it answers
-// /ping as InfluxDB does, then answers /query with JSON of another shape, with text that would
-// drive the terminal, with the credentials it was sent, never, or with more than 256 MiB. Each is one
-// line naming the URL and the fix, in bounded time and memory, with nothing of the token shown.
+// The InfluxQL clients against a server that is not a well-behaved InfluxDB: it answers /ping as
+// InfluxDB does, then answers /query with JSON of another shape, with text that would drive the
+// terminal, with the credentials it was sent, never, or with more than 256 MiB. `presence calibrate
+// --influx-url` and `presence influx setup` give one line naming the URL and the fix, in bounded time
+// and memory, with nothing of the token or password shown; the aggregator's start is not held up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -49,13 +50,15 @@ let server: Server;
 let url = '';
 beforeAll(async () => {
   server = createServer((req, res) => {
-    if (req.url?.startsWith('/ping')) {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.endsWith('/ping')) {
       res.writeHead(204, { 'X-Influxdb-Version': '1.8.10' });
       return void res.end();
     }
     let body = '';
     req.on('data', (d) => (body += d));
-    req.on('end', () => answers[new URLSearchParams(body).get('db') ?? '']?.(res));
+    // (SHOW DATABASES of influx setup and the aggregator's start carries no db: the path names the answer)
+    req.on('end', () => answers[new URLSearchParams(body).get('db') ?? path.split('/')[1]]?.(res));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const a = server.address();
@@ -67,29 +70,28 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function calibrate(db: string, ...extra: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
+function presence(args: string[], env: Record<string, string>, until?: RegExp): Promise<{ code: number | null; stderr: string; ms: number }> {
   const t0 = Date.now();
-  const args = [
-    'scripts/presence.js',
-    'calibrate',
-    '--influx-url',
-    url,
-    '--influx-db',
-    db,
-    '--site',
-    's',
-    '--zone',
-    'z',
-    '--truth',
-    counts,
-    '--json',
-    ...extra,
-  ];
-  const child = spawn(process.execPath, args, { cwd: repo, env: { ...process.env, INFLUX_TOKEN: TOKEN } });
+  const child = spawn(process.execPath, ['scripts/presence.js', ...args], { cwd: repo, env: { ...process.env, ...env } });
   let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdout.resume();
+  const take = (d: Buffer) => {
+    stderr += d;
+    if (until?.test(stderr)) child.kill();
+  };
+  child.stderr.on('data', take);
+  // (the aggregator logs to stdout: what `until` waits for may come there)
+  child.stdout.on('data', (d: Buffer) => until && take(d));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr, ms: Date.now() - t0 })));
+}
+
+function calibrate(db: string, ...extra: string[]) {
+  const args = ['calibrate', '--influx-url', url, '--influx-db', db, '--site', 's', '--zone', 'z', '--truth', counts, '--json', ...extra];
+  return presence(args, { INFLUX_TOKEN: TOKEN });
+}
+
+/** presence influx setup against the server, its /query under /{answer}/ (the URL's path). */
+function setup(answer: string, ...extra: string[]) {
+  return presence(['influx', 'setup', '--influx-url', `${url}/${answer}/`, ...extra], { INFLUX_USERNAME: 'admin', INFLUX_PASSWORD: TOKEN });
 }
 
 describe('presence calibrate --influx-url against a hostile or broken server', () => {
@@ -144,4 +146,62 @@ describe('presence calibrate --influx-url against a hostile or broken server', (
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe('presence calibrate: --influx-timeout: must be a duration like 250ms, 60s, 15m, 1h30m or 7d, at most 24d (got "10")');
   });
+});
+
+describe('presence influx setup and the aggregator against a hostile or broken server', () => {
+  it('influx setup: JSON of another shape, control characters and an echoed password', async () => {
+    const shape = await setup('series-not-list');
+    expect(shape.code).toBe(2);
+    expect(shape.stderr.split('\n')[0]).toContain(
+      `presence influx setup: InfluxDB at ${url}/series-not-list/ answered 200 with JSON that is not an InfluxQL result ("series" is not a list)`,
+    );
+    const esc = await setup('escapes');
+    expect(esc.stderr).toContain('\\u001b]0;owned\\u0007\\u001b[2Jbroken');
+    expect([...esc.stderr].filter((c) => c < ' ' && c !== '\n')).toEqual([]);
+    const echo = await setup('echoes-token');
+    expect(echo.stderr).not.toContain(TOKEN);
+    expect(echo.stderr).toContain('token *** is not valid');
+  });
+
+  it('influx setup: a server that never answers fails after --influx-timeout; one that answers 257 MiB is not read whole', async () => {
+    const never = await setup('never', '--influx-timeout', '1s');
+    expect(never.code).toBe(2);
+    expect(never.stderr.split('\n')[0]).toBe(
+      `presence influx setup: InfluxDB at ${url}/never/ did not answer "SHOW DATABASES" within 1 s; check that influxd runs there and is not overloaded`,
+    );
+    expect(never.ms).toBeLessThan(15_000);
+    const huge = await setup('huge');
+    expect(huge.code).toBe(2);
+    expect(huge.stderr.split('\n')[0]).toBe(
+      `presence influx setup: InfluxDB at ${url}/huge/ answered "SHOW DATABASES" with more than 16 MiB; check that --influx-url is an InfluxDB 1.x`,
+    );
+  }, 60_000);
+
+  it("the aggregator's start checks give up after influx.timeout and it goes on (it used to wait minutes for a /query answer)", async () => {
+    const config = join(dir, 'aggregator.yaml');
+    writeFileSync(config, 'influx:\n  timeout: 1s\n');
+    const r = await presence(
+      [
+        'aggregator',
+        '--config',
+        config,
+        '--mqtt-url',
+        'mqtt://127.0.0.1:1',
+        '--influx-url',
+        `${url}/never/`,
+        '--influx-api',
+        'v1',
+        '--influx-db',
+        'presence',
+        '--http-port',
+        '0',
+        '--log-format',
+        'json',
+      ],
+      {},
+      /not checked at start/,
+    );
+    expect(r.stderr).toContain(`did not answer \\"SHOW DATABASES\\" within 1 s`);
+    expect(r.ms).toBeLessThan(15_000);
+  }, 30_000);
 });
