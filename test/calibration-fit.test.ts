@@ -59,6 +59,13 @@ function synthetic(opts: {
 }
 
 describe('fit', () => {
+  it('fits and summarises 300,000 windows (Math.min(...xs) threw RangeError past about 100,000)', () => {
+    const r = fit(synthetic({ k: 0.5, b: 6, sessions: 3, windows: 100_000 }), { replicates: 50 });
+    expect(r.zones[0].data.windows).toBe(300_000);
+    expect(r.zones[0].data.people.max).toBe(18);
+    expect(r.zones[0].data.to).toBe(new Date(2 * 86_400_000 + 99_999 * 60_000).toISOString());
+  }, 120_000);
+
   it('recovers k and b, with an interval that covers them', () => {
     const z = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120 }));
     expect(z.k.value).toBeGreaterThan(0.45);

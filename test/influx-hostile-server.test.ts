@@ -110,6 +110,14 @@ describe('presence calibrate --influx-url against a hostile or broken server', (
     }
   });
 
+  it('a --truth of 500,000 counts is read (Math.min(...counts) threw RangeError: "Maximum call stack size exceeded")', async () => {
+    const many = join(dir, 'many.csv');
+    const t0 = Date.parse('2025-06-01T00:00:00Z');
+    writeFileSync(many, `time;people\n${Array.from({ length: 500_000 }, (_, i) => `${new Date(t0 + i * 1000).toISOString()};${i % 50}`).join('\n')}\n`);
+    const r = await presence(['calibrate', '--influx-url', url, '--influx-db', 'null', '--site', 's', '--zone', 'z', '--truth', many, '--json'], {});
+    expect(r.stderr.split('\n')[0]).toContain('answered 200 with JSON that is not an InfluxQL result (it is not a JSON object)');
+  }, 60_000);
+
   it("the server's text reaches the terminal with its control characters escaped", async () => {
     const r = await calibrate('escapes');
     expect(r.code).toBe(2);

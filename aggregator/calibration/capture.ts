@@ -104,7 +104,7 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
         'give a truth file covering at least a few windows',
       );
     }
-    out.push(...paired);
+    for (const w of paired) out.push(w); // (push(...paired) throws RangeError past ~100,000 windows)
   }
   return out;
 }

@@ -3,7 +3,7 @@
 // much (the people per counted device changed between them), and a relation that is not a straight
 // line (curvature that the session bootstrap says is real and large enough to matter).
 import type { Sample } from './fit.ts';
-import { mean, quadratic, quantile, sd } from './stats.ts';
+import { max, mean, min, quadratic, quantile, sd } from './stats.ts';
 
 export interface FitChecks {
   warnings: string[];
@@ -117,7 +117,7 @@ export function checkFit(
     const s0 = sagOf(people, est);
     if (s0 !== null && sags.length >= 20) {
       curvature = { sag: s0, low: quantile(sags, 0.025), high: quantile(sags, 0.975) };
-      const range = Math.max(...people) - Math.min(...people);
+      const range = max(people) - min(people);
       const material = Math.abs(s0) > Math.max(0.5, 0.05 * range);
       if (material && (curvature.low > 0 || curvature.high < 0)) {
         // Residual pattern by thirds of the occupancy, for the message (in people).

@@ -99,8 +99,9 @@ export function leaveOneOut(samples: EvalSample[], options: FitOptions = {}): Le
       }
       const pred = test.map((s) => applyZone(z, s[field]));
       row[field] = score(field, test, pred);
-      pooled[field].test.push(...test);
-      pooled[field].pred.push(...pred);
+      // (push(...test) throws RangeError past ~100,000 windows)
+      for (const s of test) pooled[field].test.push(s);
+      for (const p of pred) pooled[field].pred.push(p);
     }
     rows.push(row as SessionScores);
   }

@@ -14,7 +14,7 @@
 //   variance, tau^2 the spread between zones. With several zones the prior is estimated from them
 //   (DerSimonian-Laird); a single zone can be given one (e.g. the `global` of an earlier file).
 import { checkFit, type FitChecks } from './checks.ts';
-import { mean, ols, pearson, quantileSorted, Resampler, sd } from './stats.ts';
+import { max, mean, min, ols, pearson, quantileSorted, Resampler, sd } from './stats.ts';
 
 /** One window paired with its ground truth. */
 export interface Sample {
@@ -237,12 +237,12 @@ function summary(samples: Sample[]): DataSummary {
     windows: samples.length,
     occupied_windows: people.filter((p) => p > 0).length,
     empty_windows: people.filter((p) => p === 0).length,
-    people: { min: r3(Math.min(...people)), mean: r3(mean(people)), max: r3(Math.max(...people)) },
-    estimate: { min: r3(Math.min(...est)), mean: r3(mean(est)), max: r3(Math.max(...est)) },
+    people: { min: r3(min(people)), mean: r3(mean(people)), max: r3(max(people)) },
+    estimate: { min: r3(min(est)), mean: r3(mean(est)), max: r3(max(est)) },
   };
   if (times.length) {
-    d.from = new Date(Math.min(...times)).toISOString();
-    d.to = new Date(Math.max(...times)).toISOString();
+    d.from = new Date(min(times)).toISOString();
+    d.to = new Date(max(times)).toISOString();
   }
   return d;
 }

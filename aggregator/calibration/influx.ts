@@ -6,6 +6,7 @@ import { InfluxQL, InfluxQLTimeoutError, InfluxQLTooLargeError, tagValues, type 
 import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
+import { max, min } from './stats.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 import { noInfluxQl, unreachableReason } from '../influx-setup.ts';
 
@@ -147,8 +148,8 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
     );
   }
   const db = new InfluxQL(o.influx);
-  const from = Math.min(...counts.map((c) => c.time));
-  const to = Math.max(...counts.map((c) => c.time)) + winMs;
+  const from = min(counts.map((c) => c.time));
+  const to = max(counts.map((c) => c.time)) + winMs;
   const stored = await storedWindows(db, o, from, to).catch((e: unknown) => {
     throw e instanceof StoredSeriesError ? e : storedError(e, o);
   });
@@ -197,8 +198,8 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
   const { paired, unmatched } = pairPointCounts(windows, counts, o.zone);
   if (unmatched.length) {
     const c = unmatched[0];
-    const first = Math.min(...windows.map((w) => w.start));
-    const last = Math.max(...windows.map((w) => w.end));
+    const first = min(windows.map((w) => w.start));
+    const last = max(windows.map((w) => w.end));
     throw new TruthError(
       truthFile,
       c.line,

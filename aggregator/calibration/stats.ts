@@ -2,6 +2,20 @@
 // generator for the bootstrap (pure-rand), so a fit is reproducible byte for byte.
 import { xoroshiro128plus, type RandomGenerator } from 'pure-rand';
 
+/** The least of xs (Infinity for none). A loop: Math.min(...xs) throws RangeError past ~100,000 values. */
+export function min(xs: ArrayLike<number>): number {
+  let m = Infinity;
+  for (let i = 0; i < xs.length; i++) if (xs[i] < m) m = xs[i];
+  return m;
+}
+
+/** The largest of xs (-Infinity for none). A loop: Math.max(...xs) throws RangeError past ~100,000 values. */
+export function max(xs: ArrayLike<number>): number {
+  let m = -Infinity;
+  for (let i = 0; i < xs.length; i++) if (xs[i] > m) m = xs[i];
+  return m;
+}
+
 export function mean(xs: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < xs.length; i++) s += xs[i];
