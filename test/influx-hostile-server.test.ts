@@ -29,6 +29,10 @@ const answers: Record<string, (res: ServerResponse) => void> = {
     res.statusCode = 401;
     res.end(JSON.stringify({ error: `token ${TOKEN} is not valid` }));
   },
+  'many-sites': (res) => {
+    const sites = [['\x1b[2Jsite'], ...Array.from({ length: 120 }, (_, i) => [`site-${i}`])];
+    res.end(JSON.stringify({ results: [{ series: [{ name: 'presence', columns: ['key', 'value'], values: sites.map(([v]) => ['site', v]) }] }] }));
+  },
   never: () => {},
   huge: (res) => {
     // 257 MiB, streamed without a length: read only up to the limit
@@ -117,6 +121,14 @@ describe('presence calibrate --influx-url against a hostile or broken server', (
     const r = await presence(['calibrate', '--influx-url', url, '--influx-db', 'null', '--site', 's', '--zone', 'z', '--truth', many, '--json'], {});
     expect(r.stderr.split('\n')[0]).toContain('answered 200 with JSON that is not an InfluxQL result (it is not a JSON object)');
   }, 60_000);
+
+  it('site names the server lists are shown escaped, at most 20 of them', async () => {
+    const r = await calibrate('many-sites');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `presence calibrate: site s is absent from the stored series (measurement presence in database many-sites holds sites \\u001b[2Jsite, ${Array.from({ length: 19 }, (_, i) => `site-${i}`).join(', ')} and 101 more); fix: check --site and --influx-db`,
+    );
+  });
 
   it("the server's text reaches the terminal with its control characters escaped", async () => {
     const r = await calibrate('escapes');

@@ -7,6 +7,7 @@ import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
 import { max, min } from './stats.ts';
+import { serverText } from '../../scripts/lib/http-body.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 import { noInfluxQl, unreachableReason } from '../influx-setup.ts';
 
@@ -16,6 +17,12 @@ export interface StoredOptions {
   zone: string;
   radio?: 'wifi' | 'ble';
   windowMs?: number;
+}
+
+/** Tag values as a message shows them: escaped (they are the server's text), the first 20 and how many more. */
+function names(values: string[]): string {
+  const shown = values.slice(0, 20).map((v) => serverText(v, 63));
+  return values.length > 20 ? `${shown.join(', ')} and ${values.length - 20} more` : shown.join(', ');
 }
 
 /** An InfluxQL string literal. */
@@ -48,13 +55,13 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
   const sites = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "site"`));
   if (!sites.includes(o.site)) {
     throw new StoredSeriesError(
-      `site ${o.site} is absent from the stored series (measurement ${PRESENCE} in database ${o.influx.database} holds ${sites.length ? `sites ${sites.join(', ')}` : 'no data'}); fix: check --site and --influx-db`,
+      `site ${o.site} is absent from the stored series (measurement ${PRESENCE} in database ${o.influx.database} holds ${sites.length ? `sites ${names(sites)}` : 'no data'}); fix: check --site and --influx-db`,
     );
   }
   const zones = tagValues(await db.query(`SHOW TAG VALUES FROM "${PRESENCE}" WITH KEY = "zone" WHERE "site" = ${lit(o.site)}`));
   if (!zones.includes(o.zone)) {
     throw new StoredSeriesError(
-      `zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${zones.join(', ') || 'none'}); fix: check --zone`,
+      `zone ${o.zone} is absent from the stored series of site ${o.site} (zones there: ${names(zones) || 'none'}); fix: check --zone`,
     );
   }
   const where =
@@ -71,7 +78,7 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
     const several = ns.filter((n) => n > 1).length;
     if (several > ns.length / 2) {
       throw new StoredSeriesError(
-        `gateway ${s.tags?.gateway ?? '?'} of zone ${o.zone} stored several windows in ${several} of its ${ns.length} windows of --window ${winMs / 1000}s: its windows are shorter; fix: give --window the gateways' window length (gateway.window)`,
+        `gateway ${serverText(s.tags?.gateway ?? '?', 63)} of zone ${o.zone} stored several windows in ${several} of its ${ns.length} windows of --window ${winMs / 1000}s: its windows are shorter; fix: give --window the gateways' window length (gateway.window)`,
       );
     }
   }
