@@ -447,6 +447,11 @@ describe('truth', () => {
   it.each([
     ['time;people\n2022-10-18T09:00:00Z;1\n', /a\.csv:1: header is "time;people", expected "time;occupancy"; fix: this is a time;people file/],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n18.10.2022 09:01;2\n', /a\.csv:3: "18\.10\.2022 09:01" is not a time; fix: use ISO 8601/],
+    // Date.parse read it as 2022-03-02: a typo moved the row by days without a word
+    [
+      'time;occupancy\n2022-02-28T09:00:00Z;1\n2022-02-30T09:01:00Z;2\n',
+      /^a\.csv:3: "2022-02-30T09:01:00Z" is not a date \(month 02 of 2022 has no day 30\); fix: correct the date$/,
+    ],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z;-2\n', /a\.csv:3: occupancy "-2" is not a number of people; fix:/],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z,3\n', /a\.csv:3: .* has 1 field\(s\), expected 2/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n2022-10-18T09:01:00Z;3\n', /a\.csv:3: time .* is earlier than the row before it \(line 2\); fix: sort/],

@@ -94,6 +94,11 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     if (!Number.isFinite(time)) {
       throw new TruthError(file, line, `${quote(t)} is not a time`, 'use ISO 8601 with a zone, e.g. 2022-10-18T08:54:02Z');
     }
+    // Date.parse rolls a day past the month's end over (2022-02-30 is read as 2022-03-02): refused, not moved.
+    const [y, m, d] = t.slice(0, 10).split('-').map(Number);
+    if (d > new Date(Date.UTC(y, m, 0)).getUTCDate()) {
+      throw new TruthError(file, line, `${quote(t)} is not a date (month ${t.slice(5, 7)} of ${y} has no day ${d})`, 'correct the date');
+    }
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
     if (!Number.isFinite(value)) {
       throw new TruthError(file, line, `${valueName} ${quote(v)} is not a number of people`, 'write a number of people >= 0, like 3');
