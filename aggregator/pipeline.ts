@@ -294,7 +294,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
       } catch (err) {
         this.writeFailures++;
         this.metrics.writeFailures.inc();
-        f = classifyWriteError(err);
+        f = classifyWriteError(err, this.sink.secrets);
       }
       if (f.kind === 'partial') {
         // The server stored all but f.dropped points. Which measurement lost them is known only when

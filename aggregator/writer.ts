@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from './config.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { serverText } from '../scripts/lib/http-body.ts';
 
 export interface Sink {
   /** Writes lines of line protocol (ms timestamps). Resolves once confirmed. */
@@ -15,6 +16,8 @@ export interface Sink {
   close(): Promise<void>;
   /** Where it writes, for logs (no secrets). */
   readonly target: string;
+  /** The credentials it sends (token, password): never shown, even when the server echoes them. */
+  readonly secrets?: readonly string[];
 }
 
 /** Why InfluxDB refused points: the label of presence_aggregator_points_dropped_total. */
@@ -75,13 +78,29 @@ export function retryAfterMs(value: unknown, now = Date.now()): number | null {
   return Number.isNaN(t) ? null : Math.max(0, t - now);
 }
 
-export function classifyWriteError(error: unknown): WriteFailure {
+/** The credentials a sink sends, as a server could echo them: token, password, and the Basic header's user:password (also base64). */
+function sentSecrets(cfg: InfluxConfig): string[] {
+  const pair = cfg.username ? `${cfg.username}:${cfg.password ?? ''}` : undefined;
+  return [cfg.token, cfg.password, pair, pair && Buffer.from(pair).toString('base64')].filter((x): x is string => !!x);
+}
+
+/**
+ * What a failed write means. `secrets`: the credentials the sink sends, shown as *** in the message
+ * (a proxy or a server may echo the Authorization header; the message reaches the log and /healthz,
+ * which needs no credentials), whose control characters are escaped (the server's text).
+ */
+export function classifyWriteError(error: unknown, secrets: readonly string[] = []): WriteFailure {
+  const clean = (text: string) => {
+    let t = redactUrlsIn(text);
+    for (const secret of secrets) if (secret) t = t.split(secret).join('***');
+    return serverText(t, 2000);
+  };
   if (!(error instanceof HttpError)) {
     const e = error as Error & { code?: string };
-    return { kind: 'transient', message: redactUrlsIn(`${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(error)}`) };
+    return { kind: 'transient', message: clean(`${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(error)}`) };
   }
   const status = error.statusCode;
-  const message = redactUrlsIn(serverMessage(error));
+  const message = clean(serverMessage(error));
   const retryAfter = retryAfterMs(error.headers?.['retry-after']);
   if (status === 400 || status === 422) {
     const m = /dropped=(\d+)/.exec(message);
@@ -117,6 +136,7 @@ export function routeClientLog(log: { warn: (o: object, m: string) => void; erro
  */
 export class InfluxV2Sink implements Sink {
   readonly target: string;
+  readonly secrets: readonly string[];
   private readonly influx: InfluxDB;
   private readonly bucket: string;
   private readonly open = new Set<WriteApi>();
@@ -133,6 +153,7 @@ export class InfluxV2Sink implements Sink {
     // InfluxDB 1.8+ takes "db/rp" as the bucket of its v2 compatibility API.
     this.bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
     this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(this.bucket)})`;
+    this.secrets = sentSecrets(cfg);
   }
 
   async write(lines: string[]): Promise<void> {
@@ -176,6 +197,7 @@ export class InfluxV2Sink implements Sink {
  */
 export class InfluxV1Sink implements Sink {
   readonly target: string;
+  readonly secrets: readonly string[];
   private readonly influx: InfluxDB;
   private readonly path: string;
   private readonly headers: Record<string, string>;
@@ -190,6 +212,7 @@ export class InfluxV1Sink implements Sink {
     if (cfg.username) this.headers.authorization = `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}`;
     else if (cfg.token) this.headers.authorization = `Token ${cfg.token}`;
     this.target = `${redactUrl(cfg.url)} (1.x API, database ${JSON.stringify(cfg.database)}${cfg.retentionPolicy ? `, retention policy ${JSON.stringify(cfg.retentionPolicy)}` : ''})`;
+    this.secrets = sentSecrets(cfg);
   }
 
   async write(lines: string[]): Promise<void> {

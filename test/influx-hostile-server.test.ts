@@ -9,6 +9,10 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { freePort } from './support/ports.ts';
+import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
 
 const repo = join(import.meta.dirname, '..');
 const TOKEN = 'tok-5f3a9c1e-never-shown';
@@ -55,6 +59,11 @@ let url = '';
 beforeAll(async () => {
   server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.endsWith('/write')) {
+      // a proxy or server that echoes the credentials it was sent, and a control sequence
+      res.writeHead(401, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ error: `authorization failed for ${req.headers.authorization} \x1b[2J` }));
+    }
     if (path.endsWith('/ping')) {
       res.writeHead(204, { 'X-Influxdb-Version': '1.8.10' });
       return void res.end();
@@ -224,4 +233,43 @@ describe('presence influx setup and the aggregator against a hostile or broken s
     expect(r.stderr).toContain(`did not answer \\"SHOW DATABASES\\" within 1 s`);
     expect(r.ms).toBeLessThan(15_000);
   }, 30_000);
+});
+
+describe.skipIf(!need('mosquitto', 'mosquitto', 'influx-hostile-server'))('the aggregator writing to a server that echoes its credentials', () => {
+  const broker = new Mosquitto();
+  beforeAll(() => broker.start());
+  afterAll(() => broker.dispose());
+
+  it('neither its log nor /healthz (open without credentials) shows the token or the password, and the control characters are escaped', async () => {
+    for (const [what, env] of [
+      ['token', { INFLUX_TOKEN: TOKEN }],
+      ['user and password', { INFLUX_USERNAME: 'writer', INFLUX_PASSWORD: TOKEN }],
+    ] as const) {
+      const port = await freePort();
+      const args = ['aggregator', '--mqtt-url', broker.url, '--influx-url', url, '--influx-api', 'v1', '--influx-db', 'presence', '--http-port', String(port)];
+      const child = spawn(process.execPath, ['scripts/presence.js', ...args], { cwd: repo, env: { ...process.env, ...env, LOG_FORMAT: 'json' } });
+      let log = '';
+      child.stdout.on('data', (d) => (log += d));
+      child.stderr.on('data', (d) => (log += d));
+      try {
+        await until(`the aggregator (${what}) to subscribe`, () => log.includes('"subscribed"'), Boolean);
+        const pub = await publisher(broker.url);
+        await publishAll(pub, windows('s', 1, 1).map(countsItem));
+        await pub.endAsync();
+        const health = await until(
+          `the refused write (${what}) on /healthz`,
+          async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).text(),
+          (t) => t.includes('refuses the credentials'),
+        );
+        expect(health).toContain('authorization failed for ');
+        for (const text of [health, log]) {
+          expect(text).not.toContain(TOKEN);
+          expect(text).not.toContain(Buffer.from(`writer:${TOKEN}`).toString('base64'));
+          expect(text).not.toContain('\x1b');
+        }
+      } finally {
+        child.kill();
+      }
+    }
+  }, 90_000);
 });
