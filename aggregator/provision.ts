@@ -168,6 +168,8 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     } else {
       doc = parseDocument(text.trim() ? text : 'aggregator: {}\n');
+      // A new file in block style: the entry added below stays one line under aggregator.gateways.registry.
+      if (!text.trim()) doc.set('aggregator', doc.createNode({}));
       if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
       if (!isMap(doc.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     }
@@ -228,7 +230,8 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       // Keeps the file's comments and layout (yaml Document API).
       doc!.setIn([...registryPath, o.id], doc!.createNode(entry, { flow: true }));
       if (!isMap(doc!.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
-      replaceFile(cfgFile, doc!.toString(), 0o644);
+      // No line width: the YAML writer would fold every line past 80 characters (the file's own too).
+      replaceFile(cfgFile, doc!.toString({ lineWidth: 0 }), 0o644);
     }
     changed.push(`${cfgFile} (registry: ${o.id} -> site ${o.site}, zone ${o.zone})`);
   }

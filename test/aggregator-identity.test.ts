@@ -75,6 +75,28 @@ describe('gateway registry and limits (pure)', () => {
   });
 });
 
+describe('presence provision writes the registry readably', () => {
+  it('a new config file gets block style with one line per gateway, however long its names; the aggregator loads it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-provision-style-'));
+    try {
+      const file = join(dir, 'aggregator.yaml');
+      for (const id of ['gw-neude-noordzijde-01', 'gw-neude-noordzijde-02'])
+        provisionGateway({ site: 'utrecht-centrum-oost', zone: 'neude-noordzijde-plein', id, aggregatorConfig: file });
+      const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+      expect(lines.slice(0, 3)).toEqual(['aggregator:', '  gateways:', '    registry:']);
+      expect(lines.slice(3)).toEqual(
+        ['01', '02'].map(
+          (n) =>
+            `      gw-neude-noordzijde-${n}: { site: utrecht-centrum-oost, zone: neude-noordzijde-plein, credential: utrecht-centrum-oost/gw-neude-noordzijde-${n} }`,
+        ),
+      );
+      expect(Object.keys(loadConfig({ config: file }).gateways.registry)).toEqual(['gw-neude-noordzijde-01', 'gw-neude-noordzijde-02']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('conflicts (pure)', () => {
   const m = window('dam', 'gw-1', 7, T0, 60_000, 'plein');
 
