@@ -119,7 +119,7 @@ describe('gateway: old flags and environment variables', () => {
       expect(only(lines, old)).toHaveLength(1);
       expect(only(lines, old)[0]).toContain(`use ${replacement}`);
     }
-    expect(lines.join('\n')).toContain('gateway.site: is required: set it in the file or with --site');
+    expect(lines.join('\n')).toContain('gateway.site: is required: set it in the --config file or with --site');
   });
 });
 

@@ -218,7 +218,7 @@ describe('error lines', () => {
   };
 
   it('say where the value came from, the key, what it must be and what was given', () => {
-    expect(lines({ a: {} })).toEqual(['a.size: is required: set it in the file or with --size or SIZE']);
+    expect(lines({ a: {} })).toEqual(['a.size: is required: set it in the --config file or with --size or SIZE']);
     expect(lines({ a: { size: 'big' } }, new Map([['a.size', 'SIZE']]))).toEqual(['SIZE (a.size): must be a whole number (got "big")']);
     expect(lines({ a: { size: 2, every: 'often' } }, new Map([['a.every', '--every']]))).toEqual([
       '--every (a.every): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "often")',

@@ -163,15 +163,15 @@ describe('gateway config', () => {
     );
     expect(problems(() => loadConfig({ source: ['stdin'], mqttUrl: 'mqtt://h' }, {}))).toEqual(
       expect.arrayContaining([
-        'gateway.site: is required: set it in the file or with --site',
-        'gateway.zone: is required: set it in the file or with --zone',
-        'gateway.id: is required: set it in the file or with --id',
+        'gateway.site: is required: set it in the --config file or with --site',
+        'gateway.zone: is required: set it in the --config file or with --zone',
+        'gateway.id: is required: set it in the --config file or with --id',
       ]),
     );
     expect(problems(() => loadConfig({ ...base, site: 'Bad Site', source: ['stdin'] }, {}))[0]).toMatch(
       /^--site \(gateway\.site\): must be lower case.*\(got "Bad Site"\)$/,
     );
-    expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources: is required: set it in the file or with --source');
+    expect(problems(() => loadConfig({ ...base }, {}))).toContain('sources: is required: set it in the --config file or with --source');
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], mqttUrl: 'http://x' }, {}))[0]).toMatch(
       /^--mqtt-url \(mqtt\.url\): must be a URL like mqtt:/,
     );

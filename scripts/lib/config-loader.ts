@@ -572,7 +572,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     switch (e.keyword) {
       case 'required': {
         const names = spec ? namesOf(spec) : '';
-        line = `${label}: is required${names ? `: set it in the file or with ${names.split(', ').join(' or ')}` : ''}`;
+        line = `${label}: is required${names ? `: set it in the --config file or with ${names.split(', ').join(' or ')}` : ''}`;
         break;
       }
       case 'additionalProperties': {
