@@ -170,9 +170,17 @@ export function span(o: Occupancy): { start: number; end: number } {
 export function meanOccupancy(o: Occupancy, start: number, end: number): number | null {
   const { times, people } = o;
   if (end <= start || start < times[0] || end > times[times.length - 1]) return null;
+  // The last row at or before `start` (binary search: a truth file may hold millions of rows, and
+  // this runs for every window), then the rows up to `end`.
+  let lo = 0;
+  let hi = times.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (times[mid] <= start) lo = mid;
+    else hi = mid - 1;
+  }
   let sum = 0;
-  // Rows are few (tens); a linear scan is clear and fast enough.
-  for (let i = 0; i < times.length - 1; i++) {
+  for (let i = lo; i < times.length - 1 && times[i] < end; i++) {
     const a = Math.max(start, times[i]);
     const b = Math.min(end, times[i + 1]);
     if (b > a) sum += people[i] * (b - a);
