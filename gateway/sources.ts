@@ -919,9 +919,15 @@ export function spawnCapture(command: string | string[], stdoutFd?: number): Chi
 /** Names of environment variables that hold secrets: …PASSWORD…, …TOKEN…, …SECRET…, …_KEY, each also with `_FILE` after it. */
 export const SECRET_ENV_NAME = /PASSWORD|TOKEN|SECRET|_KEY(?:_FILE)?$/i;
 
-/** The gateway's environment without its secrets (SECRET_ENV_NAME): what a capture command gets. */
+/** A URL with a user name or password in it (mqtt://user:password@host): a secret whatever its variable's name. */
+const URL_WITH_CREDENTIALS = /\b[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/i;
+
+/**
+ * The gateway's environment without its secrets: what a capture command gets. Dropped: variables
+ * named like a secret (SECRET_ENV_NAME) and any that hold a URL with credentials (MQTT_URL=mqtt://user:password@broker).
+ */
 export function captureEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !SECRET_ENV_NAME.test(k)));
+  return Object.fromEntries(Object.entries(env).filter(([k, v]) => !SECRET_ENV_NAME.test(k) && !URL_WITH_CREDENTIALS.test(v ?? '')));
 }
 
 /** Sends `signal` to the capture command's whole process group (it leads one). */

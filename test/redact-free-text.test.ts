@@ -106,11 +106,22 @@ describe('capture command environment', () => {
     SIGNING_KEY: 'sign-key',
     SIGNING_KEY_FILE: '/run/secrets/sign',
     github_token: 'gh-lower',
+    // a URL with credentials is a secret whatever the variable's name
+    MQTT_URL: 'mqtts://gw-01:pass-in-url@broker:8883',
+    INFLUX_URL: 'http://admin:influx-in-url@influx:8086',
   };
 
   it('captureEnv drops every secret variable and keeps the rest', () => {
-    const env = captureEnv({ ...secrets, PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C' });
-    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C' });
+    const env = captureEnv({
+      ...secrets,
+      PATH: '/usr/bin',
+      HOME: '/home/x',
+      KEYBOARD: 'us',
+      LANG: 'C',
+      PROXY_URL: 'http://proxy:3128/',
+      MAIL: 'ops@example.org',
+    });
+    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C', PROXY_URL: 'http://proxy:3128/', MAIL: 'ops@example.org' });
   });
 
   it('a capture command printing env sees none of the secrets', async () => {
