@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
 import { detectServer, ident, influxDuration, InfluxQl, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { BodyTooLargeError, boundedText } from '../scripts/lib/http-body.ts';
 
 /** The URL as given, without credentials (no trailing slash added): for messages and commands. */
 function redactUrl(url: string | undefined): string {
@@ -139,6 +140,9 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
   );
 }
 
+/** The longest answer to the bucket list read at start. */
+const BUCKETS_MAX_BYTES = 2 ** 20;
+
 async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Promise<void> {
   const url = redactUrl(cfg.url);
   const bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
@@ -151,9 +155,17 @@ async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Pr
       headers: cfg.token ? { authorization: `Token ${cfg.token}` } : {},
       signal: AbortSignal.timeout(cfg.timeout),
     });
-    body = (await res.json().catch(() => ({}))) as typeof body;
+    // (a list of buckets is a few kB: a longer answer is not read, whatever the server sends)
+    const text = await boundedText(res, BUCKETS_MAX_BYTES);
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      body = {};
+    }
+    if (body === null || typeof body !== 'object') body = {};
   } catch (e) {
-    log.warn({ influx: url, err: unreachableReason(e) }, 'cannot list the buckets; not checked at start');
+    const err = e instanceof BodyTooLargeError ? `its answer is longer than ${e.maxBytes / 2 ** 20} MiB` : unreachableReason(e);
+    log.warn({ influx: url, err }, 'cannot list the buckets; not checked at start');
     return;
   }
   if (res.status === 401)

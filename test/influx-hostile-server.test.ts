@@ -64,8 +64,14 @@ beforeAll(async () => {
       res.writeHead(401, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({ error: `authorization failed for ${req.headers.authorization} \x1b[2J` }));
     }
+    if (path.endsWith('/api/v2/buckets')) {
+      // 3 MiB for a list of buckets (a few kB), streamed without a length
+      res.writeHead(200, { 'content-type': 'application/json' });
+      for (let i = 0; i < 3; i++) res.write(Buffer.alloc(1 << 20, 0x20));
+      return void res.end('{}');
+    }
     if (path.endsWith('/ping')) {
-      res.writeHead(204, { 'X-Influxdb-Version': '1.8.10' });
+      res.writeHead(204, { 'X-Influxdb-Version': path.startsWith('/v2') ? '2.7.1' : '1.8.10' });
       return void res.end();
     }
     let body = '';
@@ -232,6 +238,26 @@ describe('presence influx setup and the aggregator against a hostile or broken s
     );
     expect(r.stderr).toContain(`did not answer \\"SHOW DATABASES\\" within 1 s`);
     expect(r.ms).toBeLessThan(15_000);
+  }, 30_000);
+});
+
+describe('the aggregator starting against a hostile InfluxDB 2.x', () => {
+  it('a bucket list longer than 1 MiB is not read; it says so and goes on', async () => {
+    const args = [
+      'aggregator',
+      '--mqtt-url',
+      'mqtt://127.0.0.1:1',
+      '--influx-url',
+      `${url}/v2-huge/`,
+      '--influx-org',
+      'o',
+      '--influx-bucket',
+      'b',
+      '--http-port',
+      '0',
+    ];
+    const r = await presence(args, { INFLUX_TOKEN: TOKEN, LOG_FORMAT: 'json' }, /not checked at start/);
+    expect(r.stderr).toContain('"err":"its answer is longer than 1 MiB","msg":"cannot list the buckets; not checked at start"');
   }, 30_000);
 });
 
