@@ -258,7 +258,9 @@ async function sampleCommand(
   command: string | string[],
   timeoutMs: number,
   onFrames: (frames: Frame[]) => void = () => {},
-): Promise<{ frames: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string }> {
+): Promise<{ frames: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string; span: string }> {
+  const startedAt = performance.now();
+  let timedOut = false;
   // the gateway's own start: a process group of its own under a watcher that kills the group once
   // doctor closes the guard's pipe (or exits), so no capture process outlives doctor
   const child = spawnCapture(command);
@@ -294,9 +296,14 @@ async function sampleCommand(
       /* the group is gone */
     }
   };
-  const timer = setTimeout(() => group('SIGTERM'), timeoutMs);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    group('SIGTERM');
+  }, timeoutMs);
   const code = await exited;
   clearTimeout(timer);
+  // How long the frames were read: the sampling time, or less when the command ended by itself.
+  const span = timedOut ? `in ${timeoutMs / 1000}s` : `in ${((performance.now() - startedAt) / 1000).toFixed(1)}s (the command ended)`;
   // Damage in the chunk that also completed the last frames is kept by the parser for its next
   // push (the frames first): an empty push asks for it. (Not end(): a command stopped at the
   // timeout may end inside a record, which is no damage.) Whether the two came in one read or two
@@ -319,6 +326,7 @@ async function sampleCommand(
     linkTypes: [...parser.linkTypes],
     output,
     fix: captureFix(stderr.split(/\r?\n/), command),
+    span,
     ...(problem ? { problem } : {}),
     ...(damage ? { damage } : {}),
   };
@@ -497,7 +505,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         fix: 'capture from the monitor-mode interface (radiotap, 127) or the Bluetooth adapter (dumpcap -i bluetoothN), not a normal network interface',
       });
     } else if (r.frames > 0) {
-      const v = counter.verdict(step, `${r.frames} frames in ${timeoutMs / 1000}s (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg);
+      const v = counter.verdict(step, `${r.frames} frames ${r.span} (link types ${r.linkTypes.map(linkTypeName).join(', ')})`, cfg);
       if (r.damage && v.level === 'ok') {
         // counted, but then the output turned damaged: the gateway stops and restarts the command there
         out.push(
@@ -513,7 +521,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       out.push({
         step,
         level: 'fail',
-        detail: r.damage ?? (r.problem ? redactFreeText(r.problem) : `no frames in ${timeoutMs / 1000}s`),
+        detail: r.damage ?? (r.problem ? redactFreeText(r.problem) : `no frames ${r.span}`),
         fix: r.problem
           ? r.fix
           : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',

@@ -523,6 +523,16 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       level: 'warn',
       detail: expect.stringMatching(/; 2 countable; then the command's output is not a valid capture: oversized_record at byte offset \d+, after 2 frames$/),
     });
+    // how long it was read: the command ended by itself well within the 5 s, and says so
+    expect(by(once, 'frames arriving (w)')?.detail).toMatch(/^2 frames in \d+\.\ds \(the command ended\) \(link types 127 /);
+    const stays = doctor([
+      '--config',
+      config('cmdstays', [`{ type: command, name: w, radio: wifi, command: "cat ${good}; sleep 30" }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '1s',
+    ]);
+    expect(by(stays, 'frames arriving (w)'), stays.text).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^2 frames in 1s \(link types 127 /) });
   });
 
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
