@@ -197,6 +197,19 @@ zones:
     expect(third.stderr).toMatch(/one session only/);
   });
 
+  it('a zone named constructor (an id, and a key every object inherits) takes its prior from another zone and is kept in the file', () => {
+    const file = join(dir, 'constructor.yaml');
+    const day = ['--capture', pcap('2022-11-01'), '--truth', truth('2022-11-01')];
+    expect(readCalibration(out).global ?? null).toBeNull(); // one zone: its own is the prior
+    const first = presence('calibrate', ...day, '--zone', 'constructor', '--prior', out, '--out', file);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^zone constructor: people = /);
+    const second = presence('calibrate', ...day, '--zone', 'lab', '--out', file);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain('kept its other zones: constructor');
+    expect(Object.keys(readCalibration(file).zones).sort()).toEqual(['constructor', 'lab']);
+  });
+
   it('two sniffers in the room on one day are one session (unless --session-by capture)', async () => {
     const both = ['', '_pos2'].map((p) => ({ capture: join(occ!, `sc6-61_2024-02-15${p}.pcap`), truth: join(occ!, `sc6-61_2024-02-15${p}_occupancy.csv`) }));
     expect([...new Set((await pairCaptures(both)).map((s) => s.session))]).toEqual(['2024-02-15']);

@@ -142,7 +142,8 @@ function priorFrom(file: string, zone: string, want: Estimator): Prior {
     );
   }
   if (c.global) return c.global;
-  const z = c.zones[zone] ?? Object.values(c.zones)[0];
+  // (own keys only: a zone named constructor would find Object's)
+  const z = Object.hasOwn(c.zones, zone) ? c.zones[zone] : Object.values(c.zones)[0];
   return { k: { mean: z.k.value, sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd } };
 }
 
@@ -378,7 +379,7 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
       );
     }
   }
-  const kept = Object.keys(old.zones).filter((z) => !(z in next.zones));
+  const kept = Object.keys(old.zones).filter((z) => !Object.hasOwn(next.zones, z));
   const zones = { ...old.zones, ...next.zones };
   // With several zones, `global` is what they imply together: the prior of `--prior FILE`.
   return { file: { ...next, global: priorFromZones(Object.values(zones)) ?? next.global ?? old.global ?? null, zones }, kept };
