@@ -302,7 +302,9 @@ async function tableRows(
 export function registerReplay(program: Command): void {
   program
     .command('replay')
-    .description('Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people)')
+    .description(
+      'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people)',
+    )
     .argument('<file>', 'capture file (pcap or pcapng), or - for stdin')
     .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m, or "all"', '60s')
     .option('--json', 'one JSON object per window per line')

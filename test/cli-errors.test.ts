@@ -203,7 +203,9 @@ describe('usage errors', () => {
     writeFileSync(gw, 'gateway: {site: s, zone: z, id: g, windw: 60s}\nsources: [{type: stdin}]\nmqtt: {url: "mqtt://127.0.0.1:9"}\n');
     const g = presence('gateway', '--config', gw);
     usage(g, 'gateway', new RegExp(`^presence gateway: ${escapeRegExp(gw)}: gateway: has an unknown key "windw" \\(did you mean "window"\\?\\)$`));
-    expect(g.err).toContain('hint: gateway/README.md, "Configuration", lists every key of the file with its type and default (presence gateway --help lists the flags)');
+    expect(g.err).toContain(
+      'hint: gateway/README.md, "Configuration", lists every key of the file with its type and default (presence gateway --help lists the flags)',
+    );
     const agg = join(tmp, 'agg-typo.yaml');
     writeFileSync(agg, 'batch: {flush_interval: soon}\n');
     const a = presence('aggregator', '--config', agg, '--http-port', 'off');

@@ -71,7 +71,12 @@ describe('config reference in the READMEs', () => {
     expect(start).toBeGreaterThan(0);
     // The table's rows: from its header to the first line that is not a row (a blank line ends a Markdown table).
     const rows = text.slice(start).split('\n').slice(2);
-    const table = rows.slice(0, rows.findIndex((l) => !l.startsWith('|'))).join('\n');
+    const table = rows
+      .slice(
+        0,
+        rows.findIndex((l) => !l.startsWith('|')),
+      )
+      .join('\n');
     for (const name of served) {
       const short = name.replace(/^presence_aggregator/, '');
       expect(table.includes(`\`${name}`) || table.includes(`\`${short}`), `${name} in the metrics table`).toBe(true);

@@ -208,7 +208,10 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
   it('a time series of the largest count per $__interval says that one point can cover several windows', () => {
     for (const name of FILES)
       for (const p of flatPanels(dashboards[name]))
-        if (p.type === 'timeseries' && p.targets?.some((t) => /max\("(estimate|people|devices)"\)/.test(t.query) && t.query.includes('GROUP BY time($__interval)')))
+        if (
+          p.type === 'timeseries' &&
+          p.targets?.some((t) => /max\("(estimate|people|devices)"\)/.test(t.query) && t.query.includes('GROUP BY time($__interval)'))
+        )
           expect((p as { description?: string }).description, `${name} panel ${p.id}`).toMatch(/one point covers several windows .* the largest of them/);
   });
   it('traffic: per corridor and gateway, and the same query shifted by 7 days', () => {
