@@ -51,6 +51,13 @@ function seeded(seed: number): Uniform & { used: number } {
   return f;
 }
 
+/** Every number in a log line under a key path that names Wi-Fi (`wifi`, `wifi_devices`, `wifi.frames`, ...). */
+function wifiNumbers(v: unknown, path = ''): Array<[string, number]> {
+  if (typeof v === 'number') return /wifi/i.test(path) ? [[path, v]] : [];
+  if (v === null || typeof v !== 'object') return [];
+  return Object.entries(v).flatMap(([k, x]) => wifiNumbers(x, path ? `${path}.${k}` : k));
+}
+
 const msg = (wifi: Partial<CountsMessage['wifi']>, ble: Partial<CountsMessage['ble']> = {}): CountsMessage => ({
   v: 1,
   site: 's',
@@ -374,7 +381,8 @@ describe.skipIf(!ok)(SUITE, () => {
 
   async function run(site: string, flags: { privacyMinCount?: string; privacyEpsilon?: string }) {
     const logs: Array<Record<string, unknown>> = [];
-    const log = pino({ level: 'info' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
+    // trace: every line the gateway can write, debug and trace included
+    const log = pino({ level: 'trace' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
     const sub = await subscriber(broker.url, { filter: countsTopic(site, 'g') });
     const queued: CountsMessage[] = [];
     const gw = new Gateway({
@@ -429,6 +437,13 @@ describe.skipIf(!ok)(SUITE, () => {
     const lines = logs.filter((l) => l.msg === 'window closed');
     expect(lines.length).toBe(published.length);
     for (const l of lines) expect(l.wifi).toBe(0);
+    // No line at any level carries a Wi-Fi count before protection, under any name (`wifi`,
+    // `wifi_devices`, `wifi.devices`, ...): every number under a key naming Wi-Fi is 0. Control: the
+    // run without k logs its Wi-Fi counts under those names, so the scan sees them.
+    const numbers = (ls: Array<Record<string, unknown>>) => ls.flatMap((l) => wifiNumbers(l));
+    expect(numbers(plain.logs).some(([, v]) => v > 0)).toBe(true);
+    expect(numbers(logs).length).toBeGreaterThanOrEqual(lines.length);
+    expect(numbers(logs).filter(([, v]) => v !== 0)).toEqual([]);
   });
 
   it('epsilon = 1 with k = 5: noisy counts, drawn once per window (queued = published), the privacy block says so', async () => {
