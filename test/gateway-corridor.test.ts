@@ -208,8 +208,10 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(stored.length).toBeGreaterThan(0);
       for (const f of stored) expect(holds(f.data, sketchForms), f.path).toBe(false);
       expect(holds(Buffer.from(gw.stderr()), sketchForms)).toBe(false);
-      // the secret and the epoch key: not in the log, /metrics, the status or anything on the broker
+      // the secret and the epoch key: not on disk (the secret file lives outside the state folder),
+      // not in the log, /metrics, the status or anything on the broker
       const secretForms = [...forms(secret), ...forms(key)];
+      for (const f of stored) expect(holds(f.data, secretForms), f.path).toBe(false);
       expect(holds(Buffer.from(gw.stderr()), secretForms)).toBe(false);
       expect(holds(Buffer.from(metrics), secretForms)).toBe(false);
       for (const m of sub.messages) expect(holds(Buffer.concat([Buffer.from(m.topic), m.payload]), secretForms), m.topic).toBe(false);
