@@ -359,6 +359,10 @@ describe('firmware window wipe', () => {
     const e = 493_210;
     const m = 8192;
     fw.setCorridor({ secret, group: 'main-street', epochMs: HOUR, bits: m, p: 0.5 });
+    // the wrapper keeps its own copy of the secret (to derive each epoch's key), zero-filled when the group is left
+    const held = (fw as unknown as { corridor: { secret: Uint8Array } }).corridor.secret;
+    expect(held).not.toBe(secret);
+    expect(held).toEqual(secret);
     const key = epochKey(secret, 'main-street', e);
     const derivedBefore = derived.length;
     // the epoch's last two windows
@@ -412,6 +416,7 @@ describe('firmware window wipe', () => {
     const next = mem.slice(x.sketch_state_ptr(), x.sketch_state_ptr() + 32);
     expect(next.some((b) => b !== 0)).toBe(true);
     fw.clearCorridor();
+    expect(held.every((b) => b === 0)).toBe(true);
     expect(occurrences(mem, [next])).toEqual([]);
     expect(mem.subarray(x.sketch_noisy_ptr(), x.sketch_noisy_ptr() + m / 8).every((b) => b === 0)).toBe(true);
   });
