@@ -52,7 +52,20 @@ describe.skipIf(!ok)('corridor flows: two aggregators, a kill, no sketch kept', 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startCli(name: string, port: number): Promise<ChildProcess> {
+  /** startOnce on a free port; again on another when something took that port in the meantime
+   *  (an outbound connection of any process may get it: they share the ephemeral range). */
+  async function startCli(name: string): Promise<[ChildProcess, number]> {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      try {
+        return [await startOnce(name, port), port];
+      } catch (e) {
+        if (attempt >= 3 || !/is already in use/.test((e as Error).message)) throw e;
+      }
+    }
+  }
+
+  async function startOnce(name: string, port: number): Promise<ChildProcess> {
     const config = join(dir, `${name}.yaml`);
     writeFileSync(
       config,
@@ -88,15 +101,18 @@ describe.skipIf(!ok)('corridor flows: two aggregators, a kill, no sketch kept', 
     logs.set(p, '');
     p.stdout!.on('data', (d) => logs.set(p, logs.get(p) + d));
     p.stderr!.on('data', (d) => logs.set(p, logs.get(p) + d));
-    await until(
-      `${name} to subscribe`,
-      async () => {
-        if (p.exitCode !== null) throw new Error(`aggregator exited ${p.exitCode}: ${logs.get(p)}`);
-        return logs.get(p)!.includes('corridor link subscribed') && (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
-      },
-      (s) => s === 200,
-      30_000,
-    );
+    // An exit ends the wait at once (until() retries a failing check up to its deadline).
+    const exited = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`aggregator exited ${code}: ${logs.get(p)}`))));
+    exited.catch(() => {}); // an exit after a good start is the test's own doing
+    await Promise.race([
+      exited,
+      until(
+        `${name} to subscribe`,
+        async () => logs.get(p)!.includes('corridor link subscribed') && (await fetch(`http://127.0.0.1:${port}/healthz`)).status,
+        (s) => s === 200,
+        30_000,
+      ),
+    ]);
     return p;
   }
 
@@ -108,10 +124,10 @@ describe.skipIf(!ok)('corridor flows: two aggregators, a kill, no sketch kept', 
   const flowPoints = (where = '') => influx.count('flow', 'count', `"site"='corridor'${where ? ` AND ${where}` : ''}`);
 
   it('one owner writes the flows; after a SIGKILL the other takes the group over; no sketch anywhere afterwards', async () => {
-    const ports = [await freePort(), await freePort()];
     const names = ['flows-agg-1', 'flows-agg-2'];
-    const a = await startCli(names[0], ports[0]);
-    const b = await startCli(names[1], ports[1]);
+    const [a, portA] = await startCli(names[0]);
+    const [b, portB] = await startCli(names[1]);
+    const ports = [portA, portB];
     const ids = names.map(instanceId);
     const owner = ownerOf('main-street', new Map(ids.map((id) => [id, ['main-street']])));
     const o = ids.indexOf(owner!);
