@@ -16,7 +16,7 @@ import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
 import { influxCredentials, influxUrlProblem, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { durationMs, parseDuration, TIMER_MAX_MS } from '../scripts/lib/duration.ts';
-import { BodyTooLargeError, boundedText, notInfluxQlShape, serverText } from '../scripts/lib/http-body.ts';
+import { BodyTooLargeError, DeadlineError, fetchText, notInfluxQlShape, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 export const DETAIL_RP = 'detail';
 export const HOURLY_RP = 'hourly';
@@ -145,18 +145,19 @@ export class InfluxQl {
     if (db) params.set('db', db);
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (this.o.username) headers.authorization = `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}`;
-    const timeoutMs = this.o.timeoutMs ?? SETUP_QUERY_TIMEOUT_MS;
-    // One deadline for the request and its whole answer (a server may stop sending half-way).
-    const signal = AbortSignal.timeout(timeoutMs);
     let res: Response;
     let text: string;
     try {
-      res = await fetch(new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`), { method: 'POST', headers, body: params, signal });
-      text = await boundedText(res, SETUP_ANSWER_MAX_BYTES);
+      ({ res, text } = await fetchText(
+        new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`),
+        { method: 'POST', headers, body: params },
+        this.o.timeoutMs ?? SETUP_QUERY_TIMEOUT_MS,
+        SETUP_ANSWER_MAX_BYTES,
+      ));
     } catch (e) {
-      if (signal.aborted)
+      if (e instanceof DeadlineError)
         throw new Error(
-          `InfluxDB at ${redactUrl(this.o.url)} did not answer "${q}" within ${timeoutMs / 1000} s; check that influxd runs there and is not overloaded`,
+          `InfluxDB at ${redactUrl(this.o.url)} did not answer "${q}" within ${e.timeoutMs / 1000} s; check that influxd runs there and is not overloaded`,
         );
       if (e instanceof BodyTooLargeError)
         throw new Error(
@@ -167,15 +168,7 @@ export class InfluxQl {
       );
     }
     // What the server says, as a message shows it: control characters escaped, the password sent to it as ***.
-    const shown = (t: string) =>
-      serverText(
-        this.o.password
-          ? t
-              .slice(0, 64 * 1024)
-              .split(this.o.password)
-              .join('***')
-          : t,
-      );
+    const shown = (t: string) => withoutSecrets(t, [this.o.password]);
     let body: QueryResult;
     try {
       body = JSON.parse(text) as QueryResult;

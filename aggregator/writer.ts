@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from './config.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
-import { serverText } from '../scripts/lib/http-body.ts';
+import { withoutSecrets } from '../scripts/lib/http-body.ts';
 
 export interface Sink {
   /** Writes lines of line protocol (ms timestamps). Resolves once confirmed. */
@@ -90,11 +90,7 @@ function sentSecrets(cfg: InfluxConfig): string[] {
  * which needs no credentials), whose control characters are escaped (the server's text).
  */
 export function classifyWriteError(error: unknown, secrets: readonly string[] = []): WriteFailure {
-  const clean = (text: string) => {
-    let t = redactUrlsIn(text);
-    for (const secret of secrets) if (secret) t = t.split(secret).join('***');
-    return serverText(t, 2000);
-  };
+  const clean = (text: string) => withoutSecrets(redactUrlsIn(text), secrets, 2000);
   if (!(error instanceof HttpError)) {
     const e = error as Error & { code?: string };
     return { kind: 'transient', message: clean(`${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(error)}`) };

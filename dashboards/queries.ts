@@ -16,7 +16,7 @@
 //   relative (applyPanelTimeOverrides).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { boundedText, notInfluxQlShape, serverText } from '../scripts/lib/http-body.ts';
+import { fetchText, notInfluxQlShape, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 // ----------------------------------------------------------------------------------------- types
 
@@ -463,30 +463,14 @@ export interface InfluxOptions {
   /** API token (2.x / 3.x): sent as `Authorization: Token ...`. */
   token?: string;
   retentionPolicy?: string;
-  /** How long one query may take, answer included (default 60 s); past it the query fails. */
+  /** How long one query may take, answer included (default 60 s); past it the query fails (DeadlineError). */
   timeoutMs?: number;
-  /** The most bytes an answer may have (default 256 MiB); a longer one is cut off and the query fails. */
+  /** The most bytes an answer may have (default 256 MiB); a longer one is cut off and the query fails (BodyTooLargeError). */
   maxResponseBytes?: number;
 }
 
 export const INFLUXQL_TIMEOUT_MS = 60_000;
 export const INFLUXQL_MAX_RESPONSE_BYTES = 256 * 2 ** 20;
-
-/** A query that took longer than its timeout (InfluxOptions.timeoutMs). */
-export class InfluxQLTimeoutError extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`InfluxDB did not answer the query within ${timeoutMs / 1000} s`);
-    this.name = 'InfluxQLTimeoutError';
-  }
-}
-
-/** An answer longer than InfluxOptions.maxResponseBytes. */
-export class InfluxQLTooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`InfluxDB's answer to a query is longer than ${maxBytes / 2 ** 20} MiB`);
-    this.name = 'InfluxQLTooLargeError';
-  }
-}
 
 /** Minimal InfluxQL client over the /query HTTP API (1.x; 2.x and 3.x through their v1 compatibility API). */
 export class InfluxQL {
@@ -498,24 +482,14 @@ export class InfluxQL {
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (this.opts.token) headers.authorization = `Token ${this.opts.token}`;
     else if (this.opts.username) headers.authorization = `Basic ${Buffer.from(`${this.opts.username}:${this.opts.password ?? ''}`).toString('base64')}`;
-    const timeoutMs = this.opts.timeoutMs ?? INFLUXQL_TIMEOUT_MS;
-    // One deadline for the request and the whole answer: a server that stops sending mid-answer fails too.
-    const signal = AbortSignal.timeout(timeoutMs);
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(new URL('/query', this.opts.url), { method: 'POST', headers, body: params.toString(), signal });
-      text = await boundedText(res, this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES, (m) => new InfluxQLTooLargeError(m));
-    } catch (e) {
-      if (signal.aborted) throw new InfluxQLTimeoutError(timeoutMs);
-      throw e;
-    }
-    // What the server says is shown as it is, less the credentials sent to it (a server may echo them).
-    const shown = (t: string) => {
-      let out = t.slice(0, 64 * 1024);
-      for (const secret of [this.opts.token, this.opts.password]) if (secret) out = out.split(secret).join('***');
-      return serverText(out);
-    };
+    const { res, text } = await fetchText(
+      new URL('/query', this.opts.url),
+      { method: 'POST', headers, body: params.toString() },
+      this.opts.timeoutMs ?? INFLUXQL_TIMEOUT_MS,
+      this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES,
+    );
+    // What the server says is shown escaped, less the credentials sent to it (a server may echo them).
+    const shown = (t: string) => withoutSecrets(t, [this.opts.token, this.opts.password]);
     let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
     try {
       body = JSON.parse(text);

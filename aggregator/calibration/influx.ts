@@ -2,12 +2,12 @@
 // InfluxDB with InfluxQL (1.x /query; 2.x and 3.x through their v1 compatibility API), paired with
 // manual or camera counts (`time;people`). A zone's count in a window is the largest among its
 // gateways, as on the crowd dashboard.
-import { InfluxQL, InfluxQLTimeoutError, InfluxQLTooLargeError, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
+import { InfluxQL, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
 import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
 import { TruthError, type PointCount } from './truth.ts';
 import { max, min } from './stats.ts';
-import { serverText } from '../../scripts/lib/http-body.ts';
+import { BodyTooLargeError, DeadlineError, serverText } from '../../scripts/lib/http-body.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 import { noInfluxQl, unreachableReason } from '../influx-setup.ts';
 
@@ -120,12 +120,12 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
 function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
   const err = e as Error;
   const url = redactUrl(o.influx.url);
-  if (err instanceof InfluxQLTimeoutError) {
+  if (err instanceof DeadlineError) {
     return new StoredSeriesError(
       `InfluxDB at ${url} did not answer a query within ${err.timeoutMs / 1000} s; fix: check that InfluxDB runs there and is not overloaded, or give --influx-timeout a longer time`,
     );
   }
-  if (err instanceof InfluxQLTooLargeError) {
+  if (err instanceof BodyTooLargeError) {
     return new StoredSeriesError(
       `InfluxDB at ${url} answered a query with more than ${err.maxBytes / 2 ** 20} MiB (the answer was not read further); fix: check that --influx-url is the InfluxDB that holds the series, or calibrate on counts of a shorter span`,
     );

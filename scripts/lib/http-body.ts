@@ -10,6 +10,14 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** A request whose answer did not arrive in full within its deadline (fetchText). */
+export class DeadlineError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no full answer within ${timeoutMs / 1000} s`);
+    this.name = 'DeadlineError';
+  }
+}
+
 /**
  * Text a server sent, as an error message may show it: at most `max` characters, every control
  * character escaped (\u001b...), so an answer cannot move the cursor or retitle the terminal.
@@ -19,12 +27,35 @@ export function serverText(text: string, max = 200): string {
   return text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** serverText of a server's text with the credentials sent to it (a server or proxy may echo them) shown as ***. */
+export function withoutSecrets(text: string, secrets: readonly (string | undefined)[], max = 200): string {
+  let t = text.slice(0, 64 * 1024);
+  for (const secret of secrets) if (secret) t = t.split(secret).join('***');
+  return serverText(t, max);
+}
+
+/**
+ * fetch with one deadline for the request and its whole answer (a server may stop sending
+ * half-way), the answer read as text up to `maxBytes`: DeadlineError past the deadline,
+ * BodyTooLargeError past the size.
+ */
+export async function fetchText(url: URL, init: RequestInit, timeoutMs: number, maxBytes: number): Promise<{ res: Response; text: string }> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await fetch(url, { ...init, signal });
+    return { res, text: await boundedText(res, maxBytes) };
+  } catch (e) {
+    if (signal.aborted) throw new DeadlineError(timeoutMs);
+    throw e;
+  }
+}
+
 /** The body of a response as text, refused past `max` bytes (the rest is not read). */
-export async function boundedText(res: Response, max: number, tooLarge: (max: number) => Error = (m) => new BodyTooLargeError(m)): Promise<string> {
+export async function boundedText(res: Response, max: number): Promise<string> {
   const declared = Number(res.headers.get('content-length'));
   if (declared > max) {
     await res.body?.cancel().catch(() => {});
-    throw tooLarge(max);
+    throw new BodyTooLargeError(max);
   }
   if (!res.body) return '';
   const chunks: Uint8Array[] = [];
@@ -36,7 +67,7 @@ export async function boundedText(res: Response, max: number, tooLarge: (max: nu
     n += value.byteLength;
     if (n > max) {
       await reader.cancel().catch(() => {});
-      throw tooLarge(max);
+      throw new BodyTooLargeError(max);
     }
     chunks.push(value);
   }
