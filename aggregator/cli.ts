@@ -5,7 +5,7 @@ import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
-import { configFileHint, exitUsage, inConfigFile, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { exitConfig, exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 
@@ -26,7 +26,7 @@ export function registerAggregator(program: Command): void {
       const tls = tlsFileProblemsIn(config.mqtt, given as AggregatorFlags, given.config || process.env.PRESENCE_AGGREGATOR_CONFIG || undefined);
       if (tls.length) throw new ConfigError(tls, 'flags', MISSING_FILE_HINT);
     } catch (e) {
-      if (e instanceof ConfigError) exitUsage('aggregator', e, e.hint ?? (inConfigFile(e) ? configFileHint('aggregator') : undefined));
+      if (e instanceof ConfigError) exitConfig('aggregator', e);
       throw e;
     }
     // A calibration file that does not parse stops the aggregator here: never a silent default.

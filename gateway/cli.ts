@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
-import { configFileHint, exitUsage, inConfigFile } from '../scripts/lib/usage.ts';
+import { exitConfig, exitUsage } from '../scripts/lib/usage.ts';
 import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
@@ -33,7 +33,7 @@ function configOrExit(flags: GatewayFlags) {
     corridorOf(cfg)?.secret.fill(0);
     return cfg;
   } catch (e) {
-    if (e instanceof ConfigError) exitUsage('gateway', e, e.hint ?? (inConfigFile(e) ? configFileHint('gateway') : undefined));
+    if (e instanceof ConfigError) exitConfig('gateway', e);
     throw e;
   }
 }

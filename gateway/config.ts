@@ -534,7 +534,6 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
 
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
 
-/** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 /** The source a --source text names (pcap:FILE, stdin, cmd:...), or null when it names none. */
 function sourceSpecOf(text: string, index: number): SourceConfig | null {
   try {
@@ -544,6 +543,7 @@ function sourceSpecOf(text: string, index: number): SourceConfig | null {
   }
 }
 
+/** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 function sourceErrors(cfg: { sources?: unknown }): string[] {
   const out: string[] = [];
   if (!Array.isArray(cfg.sources)) return out;

@@ -120,30 +120,9 @@ const TLS_FILE_MAX_BYTES = 4 * 2 ** 20;
 /**
  * mqtt.ca, mqtt.cert and mqtt.key, checked with the configuration (not at the first connect, where
  * a missing file stopped the command with a bare ENOENT or EISDIR, and /dev/zero filled memory):
- * each must be a readable regular file of at most 4 MiB. One problem line per bad file.
- */
-export function tlsFileProblems(mqtt: { ca?: unknown; cert?: unknown; key?: unknown }): string[] {
-  const out: string[] = [];
-  for (const k of ['ca', 'cert', 'key'] as const) {
-    const path = mqtt[k];
-    if (typeof path !== 'string') continue;
-    try {
-      const problem = smallFileProblem(path, TLS_FILE_MAX_BYTES);
-      if (problem) out.push(`mqtt.${k}: ${path} ${problem}`);
-      else accessSync(path, constants.R_OK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      out.push(
-        `mqtt.${k}: ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? (e as Error).message})`}`,
-      );
-    }
-  }
-  return out;
-}
-
-/**
- * tlsFileProblems, each naming where its path came from: a path given by a flag as before
- * ("mqtt.ca: PATH ..."), one from the config file after the file's name ("FILE: mqtt.ca: PATH ...").
+ * each must be a readable regular file of at most 4 MiB. One problem line per bad file, naming where
+ * its path came from: a path given by a flag as "mqtt.ca: PATH ...", one from the config file `file`
+ * after the file's name ("FILE: mqtt.ca: PATH ...").
  */
 export function tlsFileProblemsIn(
   mqtt: { ca?: unknown; cert?: unknown; key?: unknown },
@@ -151,8 +130,21 @@ export function tlsFileProblemsIn(
   file: string | undefined,
 ): string[] {
   const flagged = { ca: flags.mqttCa, cert: flags.mqttCert, key: flags.mqttKey };
-  return tlsFileProblems(mqtt).map((p) => {
-    const key = /^mqtt\.(ca|cert|key):/.exec(p)?.[1] as keyof typeof flagged | undefined;
-    return file && key && flagged[key] === undefined ? `${file}: ${p}` : p;
-  });
+  const out: string[] = [];
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const path = mqtt[k];
+    if (typeof path !== 'string') continue;
+    const where = `${file && flagged[k] === undefined ? `${file}: ` : ''}mqtt.${k}: ${path}`;
+    try {
+      const problem = smallFileProblem(path, TLS_FILE_MAX_BYTES);
+      if (problem) out.push(`${where} ${problem}`);
+      else accessSync(path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      out.push(
+        `${where} ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? (e as Error).message})`}`,
+      );
+    }
+  }
+  return out;
 }

@@ -20,7 +20,7 @@ export class UsageError extends Error {
 }
 
 /** True for a configuration error found in a config file (its `where` names the file). */
-export function inConfigFile(e: ConfigError): boolean {
+function inConfigFile(e: ConfigError): boolean {
   return !/^(configuration|flags)\b/.test(e.where);
 }
 
@@ -28,7 +28,7 @@ export function inConfigFile(e: ConfigError): boolean {
  * The hint after a mistake in a component's config file: where its keys are described, since
  * `--help` lists the flags only (a file's keys are snake_case and nested, not the flags' names).
  */
-export function configFileHint(command: 'gateway' | 'aggregator'): string {
+function configFileHint(command: 'gateway' | 'aggregator'): string {
   return `${command}/README.md, "Configuration", lists every key of the file with its type and default (presence ${command} --help lists the flags)`;
 }
 
@@ -56,6 +56,12 @@ export function exitUsage(command: string, e: Error, hint?: string): never {
   const h = hint ?? (e as { hint?: string }).hint ?? defaultHint(command);
   process.stderr.write(`${lines.join('')}hint: ${h}\n`);
   process.exit(2);
+}
+
+/** exitUsage for a configuration error of the gateway or the aggregator: its own hint, else for a
+ *  mistake in the config file where its keys are described, else the command's --help. */
+export function exitConfig(command: 'gateway' | 'aggregator', e: ConfigError): never {
+  exitUsage(command, e, e.hint ?? (inConfigFile(e) ? configFileHint(command) : undefined));
 }
 
 /** True for errors that mean "called wrongly" (exit 2), not "failed while running" (exit 1). */
