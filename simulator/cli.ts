@@ -227,10 +227,10 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
     head: [
       'gateway',
       'windows',
-      'Wi-Fi devices\n(uncalibrated)\nMAPE %',
-      'Wi-Fi estimate\n(uncalibrated)\nMAPE %',
-      'BLE devices\n(uncalibrated)\nMAPE %',
-      'BLE estimate\n(uncalibrated)\nMAPE %',
+      'Wi-Fi distinct\naddresses\nMAPE %',
+      'Wi-Fi devices\npresent (estimate)\nMAPE %',
+      'BLE distinct\naddresses\nMAPE %',
+      'BLE devices\npresent (estimate)\nMAPE %',
       'people from\nWi-Fi (calibrated)\nMAPE % / MAE',
       'people from\nBLE (calibrated)\nMAPE % / MAE',
       'people from\nboth radios\nMAPE % / MAE',
@@ -255,7 +255,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   const lines = [
     `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
     t.toString(),
-    "devices and estimate: uncalibrated device counts (distinct addresses; the firmware's estimate) against devices in reach per radio (the BLE estimate: without beacons, which it leaves out).",
+    "distinct addresses (the devices field) and devices present (the estimate field), both uncalibrated, against the devices in reach per radio (the BLE estimate: without beacons, which it leaves out); neither is people.",
     `Wi-Fi estimate's floor: new addresses / burst addresses per 10-s sub-window; burst addresses per gateway ${e.gateways.map((g) => `${g.id} ${g.burstAddresses}`).join(', ')}.`,
   ];
   const c = e.calibration;
@@ -295,8 +295,8 @@ export function summaryTable(es: Evaluation[], Table: typeof import('cli-table3'
       'scenario',
       'seed\n(fit seed)',
       'windows',
-      'Wi-Fi estimate\n(uncalibrated)\nMAPE %',
-      'BLE estimate\n(uncalibrated)\nMAPE %',
+      'Wi-Fi devices\npresent (estimate)\nMAPE %',
+      'BLE devices\npresent (estimate)\nMAPE %',
       'people from\nWi-Fi\nMAPE %',
       'people from\nBLE\nMAPE %',
       'people from\nboth radios\nMAPE %',
