@@ -255,7 +255,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   const lines = [
     `${e.scenario} (seed ${e.seed}, scale ${+e.scale.toFixed(4)}, ${e.durationS} s in ${e.windowS}-s windows)`,
     t.toString(),
-    "distinct addresses (the devices field) and devices present (the estimate field), both uncalibrated, against the devices in reach per radio (the BLE estimate: without beacons, which it leaves out); neither is people.",
+    'distinct addresses (the devices field) and devices present (the estimate field), both uncalibrated, against the devices in reach per radio (the BLE estimate: without beacons, which it leaves out); neither is people.',
     `Wi-Fi estimate's floor: new addresses / burst addresses per 10-s sub-window; burst addresses per gateway ${e.gateways.map((g) => `${g.id} ${g.burstAddresses}`).join(', ')}.`,
   ];
   const c = e.calibration;
