@@ -865,6 +865,10 @@ export class CommandSource extends CaptureSource {
       // Output closed by the gateway after the command exited (above) is no read failure.
       if (!abandoned) readError = err as Error;
     }
+    // A command that wrote nothing at all and ended by itself (a tool not installed, exit 127; an
+    // interface that is missing or not permitted, exit 1) exited: it did not write a damaged capture.
+    // Its exit code is what says why, not the reader's "empty input".
+    if (readError instanceof CaptureFormatError && readError.damage === 'empty' && (await endsWithin(exited, EMPTY_EXIT_WAIT_MS))) readError = null;
     if (readError) await endCapture(child, exited, output.destroy);
     const { code, signal } = await exited;
     output.destroy(); // (read to its end, or given up)
@@ -880,6 +884,22 @@ export class CommandSource extends CaptureSource {
     this.wake?.();
     const child = this.child;
     if (child && this.childClosed) await endCapture(child, this.childClosed, this.output?.destroy);
+  }
+}
+
+/** How long a command whose output ended before any byte is given to exit by itself. */
+const EMPTY_EXIT_WAIT_MS = 1000;
+
+/** True when `p` settles within `ms`. */
+async function endsWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    t = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(t);
   }
 }
 

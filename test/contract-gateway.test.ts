@@ -150,11 +150,11 @@ describe.skipIf(!ok)(SUITE, () => {
     const statuses = sub.messages.filter((m) => m.topic === statusTopic('tool', 'g')).map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
     for (const st of statuses) expect(validateStatus(st).ok, JSON.stringify(st)).toBe(true);
     const failing = statuses.find((st) => st.sources?.[0]?.error_code)!.sources![0];
-    // The command wrote no capture before it died: its (empty) output is not pcap.
-    expect(failing.error_code).toBe('bad_capture');
-    expect(failing.last_error).toBe('the capture is not a valid pcap or pcapng stream'); // no tool text at all
-    // The log says what went wrong (the reader's kind of damage, its byte offset) and keeps the tool's words, redacted.
-    expect(logs.join('\n')).toMatch(/"code":"bad_capture","damage":"empty","byte_offset":0,"frames_before":0,"stderr":"dev <redacted>/);
+    // The command wrote nothing before it died: it exited (its code says why), it wrote no damaged capture.
+    expect(failing.error_code).toBe('exited');
+    expect(failing.last_error).toBe('the capture command exited with code 3'); // no tool text at all
+    // The log says what went wrong (the exit code) and keeps the tool's words, redacted.
+    expect(logs.join('\n')).toMatch(/"code":"exited","exit_code":3,"signal":null,"stderr":"dev <redacted>/);
     const everything = [...sub.messages.map((m) => m.payload.toString()), ...logs].join('\n').toLowerCase();
     for (const hex of ['3c22fb01a09e', '9ea001fb223c']) expect(everything.replace(/0x|[^0-9a-f]/g, '')).not.toContain(hex);
     for (const f of forms) expect(everything).not.toContain(f.toLowerCase().replace(/^dev /, ''));

@@ -10,7 +10,7 @@ import { siteFilter, statusTopic, type CountsMessage } from '../contract/index.t
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
-import { config, counts, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
+import { config, counts, gatewayArgs, logLines, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 const SUITE = 'gateway process';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -205,6 +205,34 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(closed.some((c) => c.wifi.frames === 0)).toBe(true); // a window during the backoff: zero is a count
     expect(closed.some((c) => c.wifi.frames === cap.frames)).toBe(true); // one run of the command, counted whole
     expect(closed.reduce((n, c) => n + c.wifi.frames, 0) % cap.frames).toBe(0);
+    await sub.client.endAsync();
+  });
+
+  it('a capture command that ends without writing a byte (a tool not installed) is reported as exited with its code, not as a damaged capture', async () => {
+    const sub = await subscriber(broker.url, { filter: siteFilter('notool') });
+    // What a field gateway runs without tcpdump installed: /bin/sh says "not found" and exits 127.
+    const gw = spawnGateway([
+      ...gatewayArgs({
+        site: 'notool',
+        mqttUrl: broker.url,
+        source: 'wifi=cmd:presence-no-such-capture-tool -i wlan0mon -U -w -',
+        queueDir: join(tmp, 'q-notool'),
+      }),
+      '--window',
+      '1s',
+      '--status-interval',
+      '500ms',
+    ]);
+    await waitFor(() => logLines(gw.stderr(), 'capture command stopped; restarting').length >= 2, 20_000, 'two failed runs of the command');
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+    for (const line of logLines(gw.stderr(), 'capture command stopped; restarting')) {
+      expect(line).toMatchObject({ source: 'wifi', program: 'presence-no-such-capture-tool', code: 'exited', exit_code: 127 });
+      expect(line).not.toHaveProperty('damage');
+    }
+    await waitFor(() => statuses(sub.messages, 'notool').some((s) => s.sources?.[0]?.state === 'restarting'), 10_000, 'a status of the failing source');
+    const failing = statuses(sub.messages, 'notool').find((s) => s.sources?.[0]?.state === 'restarting')!;
+    expect(failing.sources![0]).toMatchObject({ error_code: 'exited', last_error: 'the capture command exited with code 127' });
     await sub.client.endAsync();
   });
 });
