@@ -278,7 +278,7 @@ export function registerProvision(program: Command): void {
       if (o.aggregatorConfig) out.push('and make the aggregator re-read its registry: sudo systemctl kill -s HUP presence-aggregator (SIGHUP; or restart it)');
       out.push(
         '',
-        'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, mode 0600, then delete this copy):',
+        'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, readable by the service user: chown root:presence and mode 0640; then delete this copy):',
         '  gateway:',
         `    site: ${o.site}`,
         `    zone: ${o.zone}`,

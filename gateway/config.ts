@@ -25,6 +25,8 @@ import {
 import { durationLimitProblems, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { smallFileProblem } from '../scripts/lib/small-file.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
@@ -902,11 +904,45 @@ export function sourceFileProblems(cfg: GatewayConfig, flags?: string[]): string
  */
 export function startFileError(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): ConfigError | null {
   const file = flags.config || env.PRESENCE_GATEWAY_CONFIG || undefined;
+  const password = passwordFileProblem(cfg, flags, env, file);
   const missing = [
     ...sourceFileProblems(cfg, flags.source).map((p) => (flags.source?.length || !file ? p : `${file}: ${p}`)),
     ...tlsFileProblemsIn(cfg.mqtt, flags, file),
+    ...(password ? [password] : []),
   ];
   return missing.length ? new ConfigError(missing, 'flags', MISSING_FILE_HINT) : null;
+}
+
+/**
+ * mqtt.password_file (when no mqtt.password is given), checked with the other files before anything
+ * starts: read at the first connect, a file missing or not readable by the user the gateway runs as
+ * (a root-owned 0600 copy on a gateway whose service runs as presence) stopped it after its start
+ * line with exit code 1 and no fix. One line naming where the path came from, what is wrong and,
+ * for a file this user may not read, the chown that lets it.
+ */
+function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJS.ProcessEnv, file: string | undefined): string | null {
+  const path = cfg.mqtt.password_file;
+  if (path === undefined || cfg.mqtt.password !== undefined) return null;
+  const where =
+    flags.mqttPasswordFile !== undefined
+      ? `--mqtt-password-file (mqtt.password_file): ${path}`
+      : env.MQTT_PASSWORD_FILE !== undefined
+        ? `MQTT_PASSWORD_FILE (mqtt.password_file): ${path}`
+        : `${file ? `${file}: ` : ''}mqtt.password_file: ${path}`;
+  try {
+    const problem = smallFileProblem(path, MAX_SECRET_BYTES);
+    if (problem) return `${where} ${problem}`;
+    accessSync(path, constants.R_OK);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${where} does not exist`;
+    if (code === 'EACCES') {
+      const user = currentUser();
+      return `${where} cannot be read by ${user}, who runs the gateway (permission denied): chown ${user} ${path} && chmod 600 ${path}`;
+    }
+    return `${where} cannot be read (${code ?? (e as Error).message})`;
+  }
 }
 
 /** Where the durable queue lives when the config names no folder. */

@@ -181,7 +181,7 @@ describe('files that are not what they claim', () => {
     chmodSync(f, 0o644);
     const open = captureDeprecations(() => readConfigFile(f));
     expect(open.lines).toEqual([
-      `presence: warning: config file ${f} holds mqtt.password, influx.url (credentials) and others than its owner can read it (mode 0644): chmod 600 ${f}`,
+      `presence: warning: config file ${f} holds mqtt.password, influx.url (credentials) and can be read by others than its owner (mode 0644): chmod 600 ${f}`,
     ]);
     expect(open.lines.join('')).not.toMatch(/hunter2|:pw@/);
     chmodSync(f, 0o600);

@@ -19,7 +19,7 @@ import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, zeroNote, type DurationOptions } from './duration.ts';
-import { isParsableUrl, redactTypedUrl, redactUrlsIn } from './secrets.ts';
+import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -481,11 +481,11 @@ export function secretKeys(obj: unknown, prefix = ''): string[] {
 
 /** One warning line when a config file that holds secrets can be read by others than its owner. */
 function warnReadableSecrets(path: string, value: Record<string, unknown>): void {
-  const mode = statSync(path).mode & 0o777;
-  if ((mode & 0o044) === 0) return;
+  const readable = readableSecretProblem(path, statSync(path));
+  if (!readable) return;
   const keys = secretKeys(value);
   if (keys.length === 0) return;
-  warning(`config file ${path} holds ${keys.join(', ')} and others than its owner can read it (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}`);
+  warning(`config file ${path} holds ${keys.join(', ')} and ${readable}`);
 }
 
 // ---------------------------------------------------------------------------------------- messages

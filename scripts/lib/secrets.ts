@@ -1,7 +1,38 @@
 // Secrets come from a value or from a file holding it (first line), so a password never has to be
 // on a command line: MQTT_PASSWORD or MQTT_PASSWORD_FILE, --mqtt-password-file, mqtt.password_file.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { warning } from './deprecate.ts';
+
+/** The name of the user this process runs as ("uid N" when it has no name). */
+export function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+/**
+ * What is wrong with who may read a secret (a secret file, or a config file holding one) and its fix,
+ * or null when only the readers it needs can read it. `chmod 600` is the fix for the file's own user
+ * (and root); anyone else it would lock out. A service user that reads a root-owned file through its
+ * group (mode 0640, group presence: how docs/deployment.md installs the services' secrets) needs that
+ * group: only "every user of the machine" is then a problem. A file this user reads only because
+ * every user may is fixed by making it this user's.
+ */
+export function readableSecretProblem(path: string, st: Pick<Stats, 'mode' | 'uid' | 'gid'>): string | null {
+  const mode = st.mode & 0o777;
+  const modeText = `mode ${mode.toString(8).padStart(4, '0')}`;
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0 || uid === st.uid) return mode & 0o044 ? `can be read by others than its owner (${modeText}): chmod 600 ${path}` : null;
+  const groups = [process.getgid?.(), ...(process.getgroups?.() ?? [])];
+  if (groups.includes(st.gid) && mode & 0o040)
+    return mode & 0o004 ? `can be read by every user of the machine (${modeText}): chmod o-rwx ${path} (${currentUser()} reads it through its group)` : null;
+  if ((mode & 0o044) === 0) return null;
+  const user = currentUser();
+  return `can be read by others than its owner (${modeText}), uid ${st.uid}: chown ${user} ${path} && chmod 600 ${path} (${user} runs this; chmod 600 alone would lock it out)`;
+}
 
 /** A secret file is at most this big (a password, a token, a certificate's key fits many times over). */
 export const MAX_SECRET_BYTES = 64 * 1024;
@@ -19,8 +50,8 @@ export function readSecretFile(path: string, what: string): string {
     if (st.size > MAX_SECRET_BYTES)
       throw new Error(`${what}: ${path} is ${+(st.size / 1024).toFixed(1)} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`);
     text = readFileSync(path, 'utf8');
-    const mode = st.mode & 0o777;
-    if (mode & 0o044) warning(`${what}: ${path} can be read by others than its owner (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}`);
+    const readable = readableSecretProblem(path, st);
+    if (readable) warning(`${what}: ${path} ${readable}`);
   } catch (e) {
     if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
