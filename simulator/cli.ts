@@ -15,7 +15,7 @@ import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/lib/duration.ts';
-import { isParsableUrl, readSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
@@ -453,9 +453,17 @@ export function registerSimulate(program: Command): void {
             windowMs: (dur('window', f.window) ?? 60) * 1000,
             faults: { invalid: share('invalid', f.invalid), malformed: share('malformed', f.malformed), duplicate: share('duplicate', f.duplicate) },
             onProgress: (p) => log.info({ published: p.published, acked: p.acked, elapsed_s: p.elapsedS }, 'load progress'),
+            onConnection: (state, unacked) =>
+              state === 'lost'
+                ? log.warn({ broker: redactUrl(url), unacked }, 'lost the connection to the broker; reconnecting, publishes wait for it')
+                : log.info({ broker: redactUrl(url), unacked }, 'connected to the broker again'),
           });
           process.stdout.write(JSON.stringify(r) + '\n');
-          if (r.failed > 0) process.exitCode = 1;
+          if (r.failed > 0 || r.unacked > 0)
+            return fail(
+              `${r.failed + r.unacked} of the messages published (counts and statuses) were not acknowledged by the broker at ${redactUrl(url)}` +
+                ` (${r.failed} failed, ${r.unacked} unanswered when the run ended); check that the broker stays up and reachable for the whole run`,
+            );
           return;
         }
 

@@ -16,6 +16,7 @@ import {
   type CountsMessage,
   type StatusMessage,
 } from '../contract/index.ts';
+import { redactUrl } from '../scripts/lib/secrets.ts';
 import { Rng } from './rng.ts';
 
 export type LoadFault = 'invalid' | 'malformed' | 'duplicate';
@@ -186,6 +187,10 @@ export interface RunLoadOptions extends Omit<LoadOptions, 'windows'> {
   signal?: AbortSignal;
   /** Called about once a second. */
   onProgress?: (p: { published: number; acked: number; elapsedS: number }) => void;
+  /** Called when the connection to the broker is lost during the run, and when it is back. */
+  onConnection?: (state: 'lost' | 'back', unacked: number) => void;
+  /** How long to wait at the end for acknowledgements still outstanding (ms). Default 30,000. */
+  ackWaitMs?: number;
 }
 
 export interface RunLoadResult {
@@ -195,6 +200,8 @@ export interface RunLoadResult {
   acked: number;
   /** Publishes that failed. */
   failed: number;
+  /** Publishes neither acknowledged nor failed when the run ended (the broker went away, or did not answer within the wait). */
+  unacked: number;
   /** Deliberately broken payloads among the published. */
   faults: number;
   elapsedMs: number;
@@ -216,19 +223,39 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
   const windows = Math.ceil(limit / opts.gateways);
   const start = opts.start ?? Math.floor(Date.now() / windowMs) * windowMs - windows * windowMs;
   const gen = loadMessages({ ...opts, windows, windowMs, start });
-  const client: MqttClient = await mqtt.connectAsync(opts.url, {
-    clientId: opts.clientId ?? `presence-load-${process.pid}`,
-    reconnectPeriod: 500,
-    ...opts.mqttOptions,
-  });
+  let client: MqttClient;
+  try {
+    client = await mqtt.connectAsync(opts.url, {
+      clientId: opts.clientId ?? `presence-load-${process.pid}`,
+      reconnectPeriod: 500,
+      ...opts.mqttOptions,
+    });
+  } catch (e) {
+    // The broker named, so the line says which one did not answer (mqtt.js says "connack timeout").
+    throw new Error(`broker ${redactUrl(opts.url)}: ${(e as Error).message}; check that it is running and reachable at that address`);
+  }
   const t0 = performance.now();
   let published = 0;
   let acked = 0;
   let failed = 0;
   let faults = 0;
   let inFlight = 0;
+  let unacked = 0;
+  let failedAtEnd = 0;
   const maxInFlight = opts.maxInFlight ?? 1000;
   let lastProgress = t0;
+  // A broker that goes away mid-run: said when it happens, not only as a stalled acked count.
+  let lost = false;
+  client.on('offline', () => {
+    if (lost) return;
+    lost = true;
+    opts.onConnection?.('lost', inFlight);
+  });
+  client.on('connect', () => {
+    if (!lost) return;
+    lost = false;
+    opts.onConnection?.('back', inFlight);
+  });
   const publish = (topic: string, payload: Buffer, retain = false) => {
     inFlight++;
     client.publishAsync(topic, payload, { qos: QOS, retain }).then(
@@ -263,11 +290,16 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
       await sleep(published >= due ? Math.max(1, Math.min(20, ((published + 1) / opts.rate) * 1000 - (now - t0))) : 1);
     }
     // Wait for outstanding acknowledgements (bounded).
-    const waitUntil = performance.now() + 30_000;
+    const waitUntil = performance.now() + (opts.ackWaitMs ?? 30_000);
     while (inFlight > 0 && performance.now() < waitUntil && !opts.signal?.aborted) await sleep(5);
   } finally {
-    await client.endAsync();
+    // Counted before the end: a forced end fails what is still outstanding, which is unacked, not failed.
+    unacked = inFlight;
+    failedAtEnd = failed;
+    // With publishes still unacknowledged a graceful end waits for them for ever (and once nothing else
+    // keeps Node's event loop alive, the process exits 13 in the middle of this await): force it.
+    await client.endAsync(inFlight > 0);
   }
   const elapsedMs = performance.now() - t0;
-  return { published, acked, failed, faults, elapsedMs, ratePerS: (published / elapsedMs) * 1000 };
+  return { published, acked, failed: failedAtEnd, unacked, faults, elapsedMs, ratePerS: (published / elapsedMs) * 1000 };
 }

@@ -154,8 +154,76 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
   it('fails clearly when there is no broker', async () => {
     await expect(
       runLoad({ url: 'mqtt://127.0.0.1:1', gateways: 1, rate: 10, count: 1, mqttOptions: { reconnectPeriod: 0, connectTimeout: 2000 } }),
-    ).rejects.toThrow(/ECONNREFUSED|connect/);
+    ).rejects.toThrow(/^broker mqtt:\/\/127\.0\.0\.1:1\/?: .*ECONNREFUSED.*; check that it is running and reachable/);
   });
+});
+
+describe.skipIf(!hasMosquitto)('runLoad when the broker goes away during the run', () => {
+  const broker = new Mosquitto();
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+  });
+
+  it('returns what was not acknowledged, says when the connection was lost, and ends (a graceful end waited for ever)', async () => {
+    const events: string[] = [];
+    const run = runLoad({
+      url: broker.url,
+      gateways: 2,
+      rate: 100,
+      duration: 3,
+      status: false,
+      ackWaitMs: 1000,
+      mqttOptions: { reconnectPeriod: 200 },
+      onConnection: (state) => events.push(state),
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await broker.stop();
+    const r = await run;
+    await broker.start();
+    expect(events[0]).toBe('lost');
+    expect(r.acked).toBeGreaterThan(0);
+    expect(r.unacked).toBeGreaterThan(0);
+    expect(r.acked + r.failed + r.unacked).toBe(r.published);
+  }, 30_000);
+
+  it('`presence simulate --load` prints its result, one line naming the broker and what was not acknowledged, exit 1 (was exit 13 and nothing)', async () => {
+    const child = execFile(process.execPath, [
+      join(import.meta.dirname, '..', 'scripts', 'presence.js'),
+      'simulate',
+      '--load',
+      '--gateways',
+      '2',
+      '--rate',
+      '100',
+      '--duration',
+      '3s',
+      '--mqtt-url',
+      broker.url,
+    ]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await eventually('the first acknowledged messages', () => /"acked":[1-9]/.test(stderr), 10_000);
+    await broker.stop();
+    // The run waits up to 30 s for the outstanding acknowledgements, then ends.
+    const code = await exited;
+    await broker.start();
+    const result = JSON.parse(stdout.trim());
+    expect(result.unacked).toBeGreaterThan(0);
+    expect(stderr).toMatch(/lost the connection to the broker/);
+    const last = stderr.trimEnd().split('\n').pop()!;
+    expect(last).toMatch(
+      new RegExp(
+        `^presence simulate: \\d+ of the messages published \\(counts and statuses\\) were not acknowledged by the broker at mqtt://127\\.0\\.0\\.1:${broker.port}\\b`,
+      ),
+    );
+    expect(code).toBe(1);
+  }, 90_000);
 });
 
 describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 'simulator-load'))(
