@@ -1,9 +1,9 @@
 // What the aggregator wrote recently, in memory and bounded, for its web page (./web.ts): per site
 // and zone the windows written (per radio the devices and the estimate, people with its interval
 // where the zone is calibrated, the simulator's truth when the demo supplies it), and per gateway
-// the state from its latest status written (and whether it is missing). It is filled when the
-// database has confirmed a message's points (./pipeline.ts calls back once they are surely stored),
-// never from what merely arrived: the page shows what the aggregator wrote. The aggregator holds
+// the state from its newest status written, by the status's own time as the database's last()
+// reads it (and whether it is missing). It is filled when the database has confirmed a message's
+// points (./pipeline.ts calls back once they are surely stored), never from what merely arrived: the page shows what the aggregator wrote. The aggregator holds
 // nothing per device, and neither does this: only the numbers of the written points.
 //
 // Bounds: per zone the windows of the last `maxAgeMs` before its newest one, at most `maxWindows`;
@@ -246,12 +246,16 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     this.emit('gateway', { ...g });
   }
 
-  /** A status message's point was written. */
+  /** A status message's point was written. Batches are written concurrently and retried, so
+   *  points can be confirmed out of order: a status older than the one already shown is left out,
+   *  as the database's latest status (by time) is the newer one too. */
   status(m: StatusMessage, now = Date.now()): void {
+    const at = m.ts ? Date.parse(m.ts) : now;
     const g = this.gatewayOf(m.site, m.gateway, now);
+    if (g.status_at !== null && at < g.status_at) return;
     if (m.zone) g.zone = m.zone;
     g.state = m.state;
-    g.status_at = m.ts ? Date.parse(m.ts) : now;
+    g.status_at = at;
     g.uptime_s = m.uptime_s ?? null;
     g.queue_depth = m.queue_depth ?? null;
     if (m.sources) {

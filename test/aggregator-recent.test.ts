@@ -48,6 +48,16 @@ describe('recent writes', () => {
     ]);
   });
 
+  it("keeps a gateway's newest status when an older one is confirmed after it (batches written out of order)", () => {
+    const r = new RecentWrites();
+    const offline = { ...status('s', 'gw-a', new Date(T0 + MIN)), state: 'offline' as const };
+    r.status(offline);
+    r.status(status('s', 'gw-a', new Date(T0))); // older, confirmed later
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline', status_at: T0 + MIN });
+    r.status(status('s', 'gw-a', new Date(T0 + 2 * MIN))); // newer: taken
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'online', status_at: T0 + 2 * MIN });
+  });
+
   it('emits each written window and gateway, and the truth once known', () => {
     const r = new RecentWrites();
     const seen: Array<[string, ZoneWindow]> = [];

@@ -173,7 +173,8 @@ describe.skipIf(!ok)(SUITE, () => {
       );
     // Wait for the table to settle, then compare: under load a read right after the rows appeared
     // could see a state not yet drawn.
-    await eventually('the table shows every gateway with its state as written', async () => sameEntries(await table(), await written()));
+    // (if it never settles, the comparison below shows which gateways differ)
+    await eventually('the table shows every gateway with its state as written', async () => sameEntries(await table(), await written())).catch(() => {});
     expect(await table()).toEqual(await written());
   });
 
