@@ -3,8 +3,9 @@
 // where the zone is calibrated, the simulator's truth when the demo supplies it), and per gateway
 // the state from its newest status written, by the status's own time as the database's last()
 // reads it (and whether it is missing). It is filled when the database has confirmed a message's
-// points (./pipeline.ts calls back once they are surely stored), never from what merely arrived: the page shows what the aggregator wrote. The aggregator holds
-// nothing per device, and neither does this: only the numbers of the written points.
+// points (./pipeline.ts calls back once they are surely stored), never from what merely arrived:
+// the page shows what the aggregator wrote. The aggregator holds nothing per device, and neither
+// does this: only the numbers of the written points.
 //
 // Bounds: per zone the windows of the last `maxAgeMs` before its newest one, at most `maxWindows`;
 // at most `maxZones` zones and `maxGateways` gateways (the least recently written go first).
