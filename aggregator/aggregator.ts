@@ -121,7 +121,7 @@ export class Aggregator extends EventEmitter {
       this.config.missingAfterWindows,
       this.log,
       this.metrics,
-      (lines, site, gateway, windows) => this.pipeline.addPoints(lines, this.recent ? () => this.recent!.missing(site, gateway, windows) : undefined),
+      (lines, site, gateway, windows, at) => this.pipeline.addPoints(lines, this.recent ? () => this.recent!.missing(site, gateway, windows, at) : undefined),
       (site, gateway) => this.emit('missing', site, gateway),
     );
     const corridors = this.config.corridors;

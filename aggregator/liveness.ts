@@ -20,14 +20,14 @@ export class GatewayLiveness {
   private blindUntil = 0;
 
   /**
-   * @param write   takes gateway_status lines (missing / back: windows 0) to be written
+   * @param write   takes gateway_status lines (missing / back: windows 0, made at `at`) to be written
    * @param onMissing called when a gateway is recorded as missing
    */
   constructor(
     private readonly missingAfterWindows: number,
     private readonly log: Logger,
     private readonly metrics: AggregatorMetrics,
-    private readonly write: (lines: string[], site: string, gateway: string, windows: number) => void,
+    private readonly write: (lines: string[], site: string, gateway: string, windows: number, at: number) => void,
     private readonly onMissing: (site: string, gateway: string) => void,
   ) {}
 
@@ -46,7 +46,7 @@ export class GatewayLiveness {
       g.missing = false;
       this.metrics.gatewaysMissing.dec();
       this.log.info({ site, gateway }, 'gateway is back');
-      this.write(missingLines(site, gateway, 0, now), site, gateway, 0);
+      this.write(missingLines(site, gateway, 0, now), site, gateway, 0, now);
     }
   }
 
@@ -64,7 +64,7 @@ export class GatewayLiveness {
         g.missing = true;
         this.metrics.gatewaysMissing.inc();
         this.log.warn({ site: g.site, gateway: g.gateway, silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
-        this.write(missingLines(g.site, g.gateway, windows, now), g.site, g.gateway, windows);
+        this.write(missingLines(g.site, g.gateway, windows, now), g.site, g.gateway, windows, now);
         this.onMissing(g.site, g.gateway);
       }
     }

@@ -142,6 +142,8 @@ const key = (site: string, name: string) => `${site}/${name}`;
 export class RecentWrites extends EventEmitter<RecentEvents> {
   private readonly zones = new Map<string, Zone>();
   private readonly gateways = new Map<string, GatewayView>();
+  /** The time of the missing / back point each gateway's view shows. */
+  private readonly missingAt = new WeakMap<GatewayView, number>();
   /** Revision counter: every change takes the next one. */
   private rev = 0;
   readonly maxAgeMs: number;
@@ -267,9 +269,13 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     this.emit('gateway', { ...g });
   }
 
-  /** The aggregator's own missing (windows > 0) or back (0) point of a gateway was written. */
-  missing(site: string, gateway: string, windows: number, now = Date.now()): void {
+  /** The aggregator's own missing (windows > 0) or back (0) point of a gateway, made at `at`, was
+   *  written. As with a status, one older than the one already shown is left out. */
+  missing(site: string, gateway: string, windows: number, at: number, now = Date.now()): void {
     const g = this.gatewayOf(site, gateway, now);
+    const shown = this.missingAt.get(g);
+    if (shown !== undefined && at < shown) return;
+    this.missingAt.set(g, at);
     g.missing = windows > 0;
     g.missing_windows = windows;
     this.emit('gateway', { ...g });

@@ -48,7 +48,7 @@ describe('recent writes', () => {
     ]);
   });
 
-  it("keeps a gateway's newest status when an older one is confirmed after it (batches written out of order)", () => {
+  it("keeps a gateway's newest status and missing point when an older one is confirmed after it (batches written out of order)", () => {
     const r = new RecentWrites();
     const offline = { ...status('s', 'gw-a', new Date(T0 + MIN)), state: 'offline' as const };
     r.status(offline);
@@ -56,6 +56,12 @@ describe('recent writes', () => {
     expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline', status_at: T0 + MIN });
     r.status(status('s', 'gw-a', new Date(T0 + 2 * MIN))); // newer: taken
     expect(r.snapshot().gateways[0]).toMatchObject({ state: 'online', status_at: T0 + 2 * MIN });
+    // the same for the aggregator's own missing / back points
+    r.missing('s', 'gw-a', 0, T0 + 4 * MIN); // back, confirmed first
+    r.missing('s', 'gw-a', 3, T0 + 3 * MIN); // the missing point before it, confirmed later
+    expect(r.snapshot().gateways[0]).toMatchObject({ missing: false, missing_windows: 0 });
+    r.missing('s', 'gw-a', 5, T0 + 9 * MIN);
+    expect(r.snapshot().gateways[0]).toMatchObject({ missing: true, missing_windows: 5 });
   });
 
   it('emits each written window and gateway, and the truth once known', () => {
@@ -69,7 +75,7 @@ describe('recent writes', () => {
     r.truth('s', 'west', T0 + MIN, T0 + 2 * MIN, 43); // not written yet: kept for later, no event
     r.counts(window('s', 'gw-a', 2, T0 + MIN, MIN, 'west'), null);
     r.status(status('s', 'gw-a'));
-    r.missing('s', 'gw-a', 3);
+    r.missing('s', 'gw-a', 3, T0 + 2 * MIN);
     expect(seen.map(([, w]) => [w.t, w.truth])).toEqual([
       [T0, null],
       [T0, 42.5],
