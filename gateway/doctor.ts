@@ -23,7 +23,7 @@ import {
   type GatewayFlags,
   type SourceConfig,
 } from './config.ts';
-import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
+import { brokerErrorFix, mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
@@ -642,14 +642,7 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
     client.once('error', (err: Error & { code?: number | string }) => {
       if (v === 5 && (err.code === 1 || err.code === 132)) return finish('fallback');
       const m = err.message;
-      const fix = /not authori[sz]ed|bad user name or password/i.test(m)
-        ? 'check mqtt.username / mqtt.password (or MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file'
-        : /certificate|self.signed|CERT|SSL|TLS/i.test(m)
-          ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
-          : /ECONNREFUSED/.test(m)
-            ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
-            : 'check mqtt.url and that the broker is running';
-      finish({ step, level: 'fail', detail: `${url}: ${m}`, fix });
+      finish({ step, level: 'fail', detail: `${url}: ${m}`, fix: brokerErrorFix(m) });
     });
   });
   return result === 'fallback' ? checkBroker(cfg, 4) : result;

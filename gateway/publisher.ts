@@ -51,6 +51,10 @@ export function mqttOptions(cfg: GatewayConfig, keepaliveS: number, protocolVers
     protocolVersion,
     keepalive: keepaliveS,
     reconnectPeriod: 1000,
+    // A CONNACK refusal (a credential the broker does not know yet, a broker that is still loading
+    // its password file) is retried like any other failure: mqtt.js otherwise never connects again,
+    // and the gateway counted into its queue until someone restarted it.
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
     // mqtt-packet otherwise builds 65,536 two-byte Buffers (6 MB of heap) on the first packet, to
     // save an allocation per packet id; the gateway sends a few packets a minute.
@@ -79,6 +83,20 @@ export function connectMqtt(url: string, opts: IClientOptions): MqttClient {
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
   const port = u.port ? Number(u.port) : 1883;
   return new MqttClient(() => createConnection({ host, port }), { ...opts, protocol: 'mqtt', host, hostname: host, port });
+}
+
+/**
+ * What to do about an error of the connection to the broker (mqtt.js's message): the same fix in
+ * `presence doctor`'s broker line and in the gateway's log line.
+ */
+export function brokerErrorFix(message: string): string {
+  return /not authori[sz]ed|bad user name or password/i.test(message)
+    ? 'check mqtt.username / mqtt.password (or MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file'
+    : /certificate|self.signed|CERT|SSL|TLS/i.test(message)
+      ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
+      : /ECONNREFUSED/.test(message)
+        ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
+        : 'check mqtt.url and that the broker is running';
 }
 
 /** Broker URL without credentials, for logs (the shared redaction of scripts/lib/secrets.ts). */
@@ -242,7 +260,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.emit('fallback');
         return;
       }
-      if (err.message !== this.lastError) this.log.warn({ err: err.message }, 'mqtt error');
+      // Once per kind of failure (mqtt.js retries every second): what failed, where, and what to do.
+      if (err.message !== this.lastError)
+        this.log.warn(
+          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message), queue_depth: this.queue.depth },
+          client.connected ? 'mqtt error' : 'cannot connect to the broker; windows stay queued and it is tried again every second',
+        );
       this.lastError = err.message;
     });
   }

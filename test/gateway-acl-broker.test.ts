@@ -6,17 +6,17 @@
 // name of the form {site}/{gateway} that is not the gateway's own is refused at start (exit 2), and
 // `presence doctor` fails on a test publish the broker refuses.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { provisionGateway } from '../aggregator/provision.ts';
+import { mosquittoPasswordEntry, provisionGateway } from '../aggregator/provision.ts';
 import { countsTopic, statusTopic, TOPIC_ROOT, validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { GatewayMetrics } from '../gateway/http.ts';
-import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+import { config, gatewayArgs, ROOT, spawnGateway, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -145,6 +145,52 @@ describe.skipIf(!ok)(SUITE, () => {
     await gw2.stop(2000);
     expect(gw2.status().publish_refused).toBe(0);
     await sub.client.endAsync();
+  });
+
+  it('a login the broker refuses (credential not provisioned yet) is logged with the fix and tried again: once the broker knows it, every queued window is published', async () => {
+    // A gateway installed before the backend team added its credential: the broker refuses the
+    // CONNECT. mqtt.js gives up after a refused CONNACK unless told to retry, which left such a
+    // gateway disconnected for good, counting into its queue, until someone restarted it.
+    const cap = wifiCapture(join(dir, 'late.pcap'), { devices: 4, startMs: Date.parse('2026-05-02T00:00:00.200Z'), durationMs: 5_000, framesPerS: 10 });
+    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: `${TOPIC_ROOT}/dam/gw-late/#` });
+    const gw = spawnGateway(
+      [
+        ...gatewayArgs({ site: 'dam', id: 'gw-late', mqttUrl: broker.url, source: `pcap:${cap.path}`, queueDir: join(dir, 'q-late') }),
+        '--mqtt-username',
+        'dam/gw-late',
+        '--speed',
+        'max',
+        '--window',
+        '1s',
+      ],
+      { MQTT_PASSWORD: 'late-pw', LOG_FORMAT: 'json' },
+    );
+    try {
+      await waitFor(() => /Not authori[sz]ed/.test(gw.stderr()), 20_000, 'the refused login');
+      const refusedLine = gw
+        .stderr()
+        .split('\n')
+        .find((l) => /Not authori[sz]ed/.test(l))!;
+      expect(JSON.parse(refusedLine)).toMatchObject({
+        msg: expect.stringMatching(/^cannot connect to the broker/),
+        broker: broker.url,
+        fix: expect.stringContaining('mqtt.username'),
+      });
+      // The credential arrives (the broker re-reads its password file at a restart).
+      appendFileSync(passwd, `${mosquittoPasswordEntry('dam/gw-late', 'late-pw')}\n`);
+      await broker.stop();
+      await broker.start();
+      // The file source has ended: the gateway exits 0 once every queued window is acknowledged.
+      const code = await Promise.race([gw.exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+      expect(code, gw.stderr().slice(-1500)).toBe(0);
+      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('dam', 'gw-late') && m.payload.includes('"offline"')), 20_000, 'the offline status');
+      const counts = sub.messages.filter((m) => m.topic === countsTopic('dam', 'gw-late')).map((m) => JSON.parse(m.payload.toString()));
+      expect(counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(cap.frames);
+      expect(counts.map((c) => c.seq)).toEqual(counts.map((_, i) => i + 1));
+    } finally {
+      gw.proc.kill('SIGKILL');
+      await sub.client.endAsync();
+    }
   });
 
   it('doctor fails on a test publish the broker refuses, naming the reason; passes with the right credential', async () => {
