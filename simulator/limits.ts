@@ -175,6 +175,9 @@ export function formatBytes(n: number): string {
 /** Engine frames the estimate may run through (a few seconds); past them it projects what it counted over the whole run. */
 export const ESTIMATE_BUDGET_FRAMES = 1_000_000;
 
+/** Longest window the estimate counts in: where it may stop (a minute of any built-in crowd is far below the budget). */
+export const ESTIMATE_WINDOW_S = 60;
+
 /** What a run will write: counted (exact), scaled up from a fraction of the crowd, or projected from its first part. */
 export interface OutputEstimate {
   frames: number;
@@ -211,7 +214,9 @@ export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLin
   type Run = { frames: number; bytes: number; at: Mark[]; stopped: boolean };
   const count = (scale: number, limit: number): Run => {
     const r: Run = { frames: 0, bytes: 0, at: [], stopped: false };
-    const it = runScenario({ ...scenario, scale }, { seed, bleLink });
+    // Counted in windows of at most a minute whatever the run's --window (the frames do not depend on
+    // it): the count can only stop at a window end, and one 31-day window ran all of it, for many minutes.
+    const it = runScenario({ ...scenario, scale, windowS: Math.min(scenario.windowS, ESTIMATE_WINDOW_S) }, { seed, bleLink });
     for (let e = it.next(); !e.done; e = it.next())
       if (e.value.type === 'frame') {
         r.frames++;

@@ -106,6 +106,19 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a month in one --window is estimated as fast as in minutes (the estimate stops only at a window end: one 31-day window ran all of it)', () => {
+    const out = join(tmp, 'month-window');
+    const r = simulate('quiet-night', '--duration', '31d', '--window', '31d', '--out', out);
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines, r.err).toHaveLength(3);
+    expect(lines[0]).toMatch(
+      /^presence simulate: about [\d,]+ frames, [\d.]+ GB into .*month-window\/ \(projected from its first \S+ of 31d at 1% of the crowd, where the estimate stopped\)$/,
+    );
+    expect(lines[1]).toMatch(/^presence simulate: this would write about [\d.]+ GB \(more than 200 MB\); pass --yes to write it$/);
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('with --yes, captures that cannot fit on the disk are refused before anything is written', () => {
     // 300,000 people for a month: terabytes, more than any disk this runs on has free
     const out = join(tmp, 'disk');
