@@ -3,7 +3,7 @@
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -157,6 +157,25 @@ function checkPipeFolder(path: string): void {
       `--pipe ${path}: a file of that name exists, and --pipe does not write over it`,
       'remove it, give another path, or make a named pipe there (mkfifo PATH; --fifo makes it for you)',
     );
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** What is at `path` when it is not a regular file ("a folder", "a named pipe", ...); undefined for a file. */
+function notAFile(path: string): string | undefined {
+  const st = lstatSync(path);
+  if (st.isFile()) return undefined;
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isSocket()) return 'a socket';
+  return 'a device';
 }
 
 function overrides(f: Flags): ScenarioOverrides {
@@ -565,6 +584,22 @@ export function registerSimulate(program: Command): void {
         const shownDir = `${outDir.replace(/\/+$/, '')}/`;
         // The folder first: a file in its place, or a place no folder can be made, is said before the estimate runs.
         const made = makeOutDir('--out', outDir);
+        // Files of an earlier run that this one replaces (nothing else in the folder is touched). Anything
+        // else under one of their names (a folder, a named pipe, a link) is said now: writing into it failed
+        // with EISDIR after the captures were written, or waited for ever on a pipe's reader.
+        const names = ['truth.json', 'truth.csv'];
+        for (const g of scenario.gateways)
+          if (f.format === 'pcapng') names.splice(names.length - 2, 0, `${g.id}.pcapng`);
+          else for (const i of captureInterfaces(g, bleLink)) names.splice(names.length - 2, 0, `${g.id}.${i.radio}.pcap`);
+        const replaced = names.filter((n) => existsSync(join(outDir, n)) || isLink(join(outDir, n)));
+        for (const n of replaced) {
+          const kind = notAFile(join(outDir, n));
+          if (kind)
+            throw new UsageError(
+              `--out ${outDir}: ${n} there is ${kind}, not a file of an earlier run, and this run writes a file of that name`,
+              'remove it or give another --out',
+            );
+        }
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
         const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
         const pct = (x: number) => `${x * 100}%`;
@@ -591,12 +626,6 @@ export function registerSimulate(program: Command): void {
           removeDirs(made);
           throw e;
         }
-        // Files of an earlier run that this one replaces (nothing else in the folder is touched).
-        const names = ['truth.json', 'truth.csv'];
-        for (const g of scenario.gateways)
-          if (f.format === 'pcapng') names.splice(names.length - 2, 0, `${g.id}.pcapng`);
-          else for (const i of captureInterfaces(g, bleLink)) names.splice(names.length - 2, 0, `${g.id}.${i.radio}.pcap`);
-        const replaced = names.filter((n) => existsSync(join(outDir, n)));
         if (replaced.length) process.stderr.write(`presence simulate: replacing ${replaced.join(', ')} of an earlier run in ${shownDir}\n`);
         const t0 = performance.now();
         const bar = await progressBar('simulate', Math.ceil(scenario.durationS / scenario.windowS), 'windows');

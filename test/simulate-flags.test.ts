@@ -1,8 +1,8 @@
 // `presence simulate` with flag values a tester gets wrong: each is one line naming the flag and
 // what it must be, one hint line, exit 2, before anything runs or is written; never a hang, a
 // stack trace or a silent substitute (a seed of 1.5 was seed 1, 2^32 + 1 too).
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -197,6 +197,24 @@ describe('presence simulate: bad flag values', () => {
     const r = simulate(file, '--duration', '1m', '--out', join(tmp, 'market'));
     refused(r, /^presence simulate: .*market\.yaml: people\.primary: unknown device model "nokia-3310" \(known: iphone-ios17, /);
     expect(existsSync(join(tmp, 'market'))).toBe(false);
+  });
+
+  it('a folder, a named pipe or a link under the name of an output file is one line before anything is written (was EISDIR after the captures, or a hang on the pipe)', () => {
+    for (const [name, make, kind] of [
+      ['gw-lobby.pcapng', (p: string) => mkdirSync(p), 'a folder'],
+      ['truth.csv', (p: string) => execFileSync('mkfifo', [p]), 'a named pipe'],
+      ['truth.json', (p: string) => symlinkSync(join(tmp, 'nowhere', 'x'), p), 'a symbolic link'],
+    ] as const) {
+      const out = join(tmp, `taken-${name}`);
+      mkdirSync(out);
+      make(join(out, name));
+      const r = simulate('quiet-night', '--duration', '1m', '--out', out);
+      refused(
+        r,
+        new RegExp(`^presence simulate: --out .*taken-${name.replace('.', '\\.')}: ${name.replace('.', '\\.')} there is ${kind}, not a file of an earlier run`),
+      );
+      expect(readdirSync(out)).toEqual([name]);
+    }
   });
 
   it('files of an earlier run in --out are replaced with one line saying which, and nothing else there is touched', () => {
