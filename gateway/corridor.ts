@@ -8,7 +8,7 @@
 // digits in a file of mode 0600, read here once at start. It never goes into a log line, the status,
 // /metrics or an MQTT message. Sketches are never written to disk (not to the durable window queue
 // either): they wait in memory, at most SKETCH_QUEUE_MAX of them, each at most one epoch long.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/index.ts';
 import type { FirmwareSketch } from '../firmware/host/types.ts';
 import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
@@ -33,38 +33,91 @@ export function secretText(secret: Uint8Array): string {
   return `${Buffer.from(secret).toString('hex')}\n`;
 }
 
+/** Largest secret file read (bytes): the secret is its first line; the rest is not looked at. */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+const hexValue = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10);
+const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0b || c === 0x0c;
+
 /**
- * The group secret in a file's text (first line, 64 hex digits). Throws an Error whose message says
- * what is wrong without quoting the file's content.
+ * The group secret in the bytes of a secret file (first line, 64 hex digits; a UTF-8 byte order
+ * mark and white space around it are skipped), decoded into an array of its own. No string and no
+ * Buffer from Node's shared pool holds it on the way (nothing would ever zero-fill those): the
+ * caller zero-fills `bytes` and, once done with it, the result. Throws an Error whose message says
+ * what is wrong without quoting the content.
  */
-export function parseSecret(text: string): Uint8Array {
-  const line = text.split(/\r?\n/)[0]!.trim();
-  if (!/^[0-9a-fA-F]*$/.test(line)) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (0-9, a-f) and has other characters`);
-  if (line.length !== SECRET_BYTES * 2) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (${SECRET_BYTES} bytes), it has ${line.length}`);
-  return new Uint8Array(Buffer.from(line, 'hex'));
+export function parseSecretBytes(bytes: Uint8Array): Uint8Array {
+  let from = 0;
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) from = 3;
+  let to = bytes.indexOf(0x0a, from);
+  if (to < 0) to = bytes.length;
+  while (from < to && isSpace(bytes[from]!)) from++;
+  while (to > from && isSpace(bytes[to - 1]!)) to--;
+  for (let i = from; i < to; i++)
+    if (!isHex(bytes[i]!)) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (0-9, a-f) and has other characters`);
+  if (to - from !== SECRET_BYTES * 2) throw new Error(`the first line must be ${SECRET_BYTES * 2} hex digits (${SECRET_BYTES} bytes), it has ${to - from}`);
+  const secret = new Uint8Array(SECRET_BYTES);
+  for (let i = 0; i < SECRET_BYTES; i++) secret[i] = (hexValue(bytes[from + 2 * i]!) << 4) | hexValue(bytes[from + 2 * i + 1]!);
+  return secret;
 }
 
 /**
- * Reads and checks a secret file: readable, not readable by group or others, one line of 64 hex
- * digits. Throws ConfigError (one line, naming `key` and the file; never the content) with the hint.
+ * The group secret in a file's text (first line, 64 hex digits), for a text already read (`presence
+ * corridor join`'s copy). Decoded into an array of its own, not Node's shared Buffer pool. Throws an
+ * Error whose message says what is wrong without quoting the file's content.
+ */
+export function parseSecret(text: string): Uint8Array {
+  const bytes = new Uint8Array(Buffer.byteLength(text));
+  Buffer.from(bytes.buffer).write(text, 'utf8');
+  try {
+    return parseSecretBytes(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/**
+ * Reads and checks a secret file: a regular file, not readable by group or others, one line of 64
+ * hex digits. Throws ConfigError (one line, naming `key` and the file; never the content) with the
+ * hint. The file is read into a buffer of its own (not Node's shared pool), zero-filled once the
+ * secret is decoded, so the only copy left is the one returned, which the caller zero-fills.
  */
 export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Array {
   const fail = (what: string) => Object.assign(new ConfigError([`${key}: ${path} ${what}`], 'configuration'), { hint: CORRIDOR_HINT });
-  let text: string;
+  const mode = (m: number) => (m & 0o777).toString(8).padStart(4, '0');
+  let fd: number | null = null;
+  let buf: Buffer | null = null;
+  let n = 0;
   try {
-    const st = statSync(path);
-    if (!st.isFile()) throw fail('is not a file');
-    if ((st.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${path}`);
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw fail(code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? 'error'})`);
-  }
-  try {
-    return parseSecret(text);
-  } catch (e) {
-    throw fail(`does not hold a group secret: ${(e as Error).message}`);
+    try {
+      // checked before it is opened: opening a fifo would wait for a writer
+      const st = statSync(path);
+      if (!st.isFile()) throw fail('is not a file');
+      if ((st.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${mode(st.mode)}): chmod 600 ${path}`);
+      fd = openSync(path, 'r');
+      const fst = fstatSync(fd);
+      if (!fst.isFile()) throw fail('is not a file');
+      if ((fst.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${mode(fst.mode)}): chmod 600 ${path}`);
+      buf = Buffer.allocUnsafeSlow(Math.min(fst.size, MAX_SECRET_FILE_BYTES));
+      while (n < buf.length) {
+        const got = readSync(fd, buf, n, buf.length - n, n);
+        if (got === 0) break;
+        n += got;
+      }
+    } catch (e) {
+      if (e instanceof ConfigError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      throw fail(code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? 'error'})`);
+    }
+    try {
+      return parseSecretBytes(buf.subarray(0, n));
+    } catch (e) {
+      throw fail(`does not hold a group secret: ${(e as Error).message}`);
+    }
+  } finally {
+    buf?.fill(0);
+    if (fd !== null) closeSync(fd);
   }
 }
 

@@ -1,10 +1,14 @@
 // The gateway's own copy of a corridor group's secret: read from its file once, handed to the
 // firmware wrapper (which keeps its own copy, zero-filled when the group is left) and zero-filled
-// at once, so the secret read from the file does not stay in the gateway's memory.
+// at once, so the secret read from the file does not stay in the gateway's memory. Reading it leaves
+// no other copy behind: not in Node's shared Buffer pool (small Buffers are slices of one 8 KiB
+// slab that nothing zero-fills), neither as bytes nor as its hex text.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { readSecret } from '../gateway/corridor.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { config } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
@@ -58,5 +62,46 @@ describe('gateway corridor secret in memory', () => {
       await gw.stop();
     }
     expect(held.every((b) => b === 0)).toBe(true);
+  });
+
+  it("reads the secret file without leaving a copy in Node's shared Buffer pool, as bytes or as hex text", () => {
+    // the secret to look for, in buffers of their own (not the pool this test searches)
+    const secret = Buffer.allocUnsafeSlow(32);
+    randomBytes(32).copy(secret);
+    const hexText = Buffer.allocUnsafeSlow(64);
+    hexText.write(secret.toString('hex'), 'latin1');
+    const file = join(dir, 'pool.secret');
+    /** The bytes in a buffer of its own: Buffer.concat would put them in the pool. */
+    const own = (...parts: Uint8Array[]) => {
+      const b = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        b.set(p, at);
+        at += p.length;
+      }
+      return b;
+    };
+    const newline = Uint8Array.of(0x0a);
+    writeFileSync(file, own(hexText, newline));
+    chmodSync(file, 0o600);
+    const pool = () => Buffer.from(Buffer.allocUnsafe(1).buffer);
+    // the search works: a secret decoded the usual way, Buffer.from(hex, 'hex'), lands in the pool
+    const decoded = Buffer.from(hexText.toString('latin1'), 'hex');
+    expect(decoded.buffer).toBe(pool().buffer);
+    expect(pool().includes(secret)).toBe(true);
+    decoded.fill(0);
+    expect(pool().includes(secret)).toBe(false);
+    const got = readSecret(file);
+    expect(Buffer.from(got.buffer, got.byteOffset, got.length).equals(secret)).toBe(true);
+    expect(got.buffer).not.toBe(pool().buffer);
+    got.fill(0);
+    expect(pool().includes(secret)).toBe(false);
+    expect(pool().includes(hexText)).toBe(false);
+    // and a file that is not a secret: nothing of its first line is left either
+    const bad = join(dir, 'bad.secret');
+    writeFileSync(bad, own(hexText.subarray(0, 62), Uint8Array.of(0x7a, 0x7a, 0x0a)));
+    chmodSync(bad, 0o600);
+    expect(() => readSecret(bad)).toThrow(/has other characters/);
+    expect(pool().includes(hexText.subarray(0, 62))).toBe(false);
   });
 });
