@@ -10,7 +10,10 @@
 //                          on disk the newest one's name carries it)
 //   windows/<seq>.json     one counts message per unacknowledged window (counts only: the
 //                          contract's payload, nothing per device)
-//   lock                   pid of the gateway using the folder
+//   lock                   pid of the gateway using the folder, with (on Linux) the boot id and
+//                          its start time in clock ticks after boot: a lock a power cut left is
+//                          not the holder's any more when, after the reboot, its pid is another
+//                          process's (lockHolder)
 //
 // Bound: at most `maxWindows` windows are kept. When a new window would exceed it, the OLDEST
 // queued window is deleted, a warning is logged and the `dropped` counter (published in status as
@@ -105,6 +108,48 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Linux's id of this boot and a process's start time (clock ticks after boot), or null where /proc does not say. */
+function processIdentity(pid: number): { boot: string; start: string } | null {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (in parentheses, which may hold spaces): state is field 3, starttime field 22.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return boot && start && /^\d+$/.test(start) ? { boot, start } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The lock file's line for this process: its pid, then the boot id and its start time where known. */
+function lockLine(): string {
+  const id = processIdentity(process.pid);
+  return id ? `${process.pid} ${id.boot} ${id.start}\n` : `${process.pid}\n`;
+}
+
+/** The pid a lock file names (its first word), or 0. */
+function lockPid(text: string): number {
+  return Number(text.trim().split(/\s+/)[0]) || 0;
+}
+
+/**
+ * The live process holding a lock file's folder, or 0 when the lock is stale. A pid alone is not
+ * enough: a power cut leaves the lock file, and after the reboot its pid may be any other process
+ * (a kernel thread, another service), which kept the gateway from ever starting again. A lock that
+ * names its boot and start time is held only by that very process; one that names a pid only (an
+ * older gateway's) by any live process of that pid.
+ */
+function lockHolder(text: string): number {
+  const [pidText, boot, start] = text.trim().split(/\s+/);
+  const pid = Number(pidText) || 0;
+  if (!pid || pid === process.pid || !pidAlive(pid)) return 0;
+  if (boot && start) {
+    const now = processIdentity(pid);
+    if (now && (now.boot !== boot || now.start !== start)) return 0;
+  }
+  return pid;
+}
+
 export interface QueueOptions {
   maxWindows: number;
   /** Windows kept in memory at most while the folder cannot be written (default MEMORY_WINDOWS). */
@@ -182,12 +227,11 @@ export class WindowQueue {
   private lock(): void {
     const lockFile = join(this.dir, 'lock');
     if (existsSync(lockFile)) {
-      const pid = Number(readFileSync(lockFile, 'utf8').trim());
-      if (pid && pid !== process.pid && pidAlive(pid))
-        throw new QueueLockedError(`queue folder ${this.dir} is in use by process ${pid} (another gateway with the same queue.dir?)`);
+      const pid = lockHolder(readFileSync(lockFile, 'utf8'));
+      if (pid) throw new QueueLockedError(`queue folder ${this.dir} is in use by process ${pid} (another gateway with the same queue.dir?)`);
     }
     try {
-      writeFileSync(lockFile, `${process.pid}\n`);
+      writeFileSync(lockFile, lockLine());
       this.lockPending = false;
     } catch (e) {
       // A full disk, or a folder a full disk did not let us create: taken when it can be.
@@ -211,7 +255,7 @@ export class WindowQueue {
       );
     const lockFile = join(this.dir, 'lock');
     try {
-      if (Number(readFileSync(lockFile, 'utf8').trim()) === process.pid) unlinkSync(lockFile);
+      if (lockPid(readFileSync(lockFile, 'utf8')) === process.pid) unlinkSync(lockFile);
     } catch {
       /* already gone */
     }
@@ -413,7 +457,7 @@ export class WindowQueue {
     try {
       makeFolders(this.windowsDir, 0o750);
       if (this.lockPending) {
-        writeFileSync(join(this.dir, 'lock'), `${process.pid}\n`);
+        writeFileSync(join(this.dir, 'lock'), lockLine());
         this.lockPending = false;
       }
       if (this.memory.size === 0) {

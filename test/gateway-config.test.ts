@@ -329,6 +329,26 @@ describe('durable queue', () => {
     expect(() => WindowQueue.open(dir, { maxWindows: 3 }).close()).not.toThrow();
     q.close();
   });
+
+  it('a lock naming its boot and start time is held by that process only: not by its pid after a reboot or in another process', () => {
+    const dir = join(tmp, 'q-boot');
+    WindowQueue.open(dir, { maxWindows: 3 }).close();
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    // The live parent process as it is: its folder.
+    writeFileSync(join(dir, 'lock'), `${process.ppid} ${boot} ${start}\n`);
+    expect(() => WindowQueue.open(dir, { maxWindows: 3 })).toThrow(QueueLockedError);
+    // Its pid, written during another boot (a power cut left the file): stale.
+    writeFileSync(join(dir, 'lock'), `${process.ppid} 00000000-0000-4000-8000-000000000000 ${start}\n`);
+    const q = WindowQueue.open(dir, { maxWindows: 3 });
+    // The new lock is this process's, with this boot and its own start time.
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toMatch(new RegExp(`^${process.pid} ${boot} \\d+\n$`));
+    q.close();
+    // Its pid, but a process that started at another time (the pid reused): stale.
+    writeFileSync(join(dir, 'lock'), `${process.ppid} ${boot} ${Number(start) + 1}\n`);
+    expect(() => WindowQueue.open(dir, { maxWindows: 3 }).close()).not.toThrow();
+  });
 });
 
 describe('gateway start-up failure', () => {

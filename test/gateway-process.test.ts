@@ -2,7 +2,8 @@
 // offline through the last will, and after a restart seq goes on where it stopped, with every window
 // written before the kill delivered. A capture command that dies is restarted with backoff and its
 // failure shows in the status; windows on the wall clock close on time with zero frames too.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { siteFilter, statusTopic, type CountsMessage } from '../contract/index.t
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
 import { config, counts, gatewayArgs, logLines, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 const SUITE = 'gateway process';
@@ -100,6 +102,42 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(st.at(-1)!.state).toBe('offline');
     expect(second.stderr()).toMatch(/"msg":"gateway stopped"/);
     await sub.client.endAsync();
+  });
+
+  it('a lock file a crash left is taken over even when its pid now belongs to another process (a reboot after a power cut): nothing queued is lost', async () => {
+    const cap = wifiCapture(join(tmp, 'reboot.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T11:00:00.300Z'), durationMs: 4_000, framesPerS: 20 });
+    const queueDir = join(tmp, 'q-reboot');
+    // The broker unreachable: every window stays queued; then the power goes (kill -9).
+    const first = spawnGateway(
+      gatewayArgs(
+        { site: 'reboot', mqttUrl: `mqtt://127.0.0.1:${await freePort()}`, source: `pcap:${cap.path}`, queueDir },
+        '--speed',
+        'max',
+        '--window',
+        '1s',
+      ),
+    );
+    await waitFor(() => logLines(first.stderr(), 'window closed').length >= 5, 20_000, 'the windows queued');
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    // After the reboot the pid in the lock file is another, unrelated live process.
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const lock = join(queueDir, 'lock');
+      writeFileSync(lock, readFileSync(lock, 'utf8').replace(/^\d+/, String(other.pid)));
+      const sub = await subscriber(broker.url, { filter: siteFilter('reboot') });
+      const second = spawnGateway(gatewayArgs({ site: 'reboot', mqttUrl: broker.url, source: 'wifi=cmd:sleep 60', queueDir }, '--window', '1s'));
+      await waitFor(() => counts(sub.messages, 'reboot').length >= 5 || second.stderr().includes('cannot start'), 20_000, 'the queued windows');
+      expect(second.stderr()).not.toContain('cannot start');
+      second.proc.kill('SIGTERM');
+      expect(await second.exited, second.stderr().slice(-1500)).toBe(0);
+      const c = counts(sub.messages, 'reboot');
+      expect(c.slice(0, 5).map((x) => x.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(c.reduce((n, x) => n + x.wifi.frames, 0)).toBe(cap.frames);
+      await sub.client.endAsync();
+    } finally {
+      other.kill();
+    }
   });
 
   it('reads pcap on stdin (--source pcap:-) on the wall clock, publishes, and exits 0 at end of input', async () => {
