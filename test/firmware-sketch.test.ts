@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
-import { epochKey, randomisedResponse, sketchBit, trueSketch, type SketchDevice } from './support/sketch-reference.ts';
+import { epochKey, randomisedResponse, sketchBit, sketchPosition, trueSketch, type SketchDevice } from './support/sketch-reference.ts';
 
 const HOUR = 3_600_000;
 const IES = Uint8Array.from([0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
@@ -281,5 +281,39 @@ describe('firmware corridor sketch', () => {
       for (let i = 0; i < m; i++) differ += sketchBit(sketches[a]!, i) ^ sketchBit(sketches[b]!, i);
       expect(Math.abs(differ - m * q)).toBeLessThan(5 * Math.sqrt(m * q * (1 - q)));
     }
+  });
+
+  it('links a device across windows and gateways within an epoch, by design: it sets the same bit in every window of the epoch at every gateway of the group, another in the next epoch', () => {
+    // What "no profiling" does not cover (PRIVACY.md): a corridor group's sketches are made to be
+    // compared across windows and gateways. Two gateways of one group (two modules, one secret), p = 0.
+    const secret = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+    const m = 8192;
+    const gateways = [Firmware.loadSync(), Firmware.loadSync()];
+    for (const fw of gateways) fw.setCorridor({ secret, group: 'main-street', epochMs: HOUR, bits: m, p: 0 });
+    const device = addr(0x00, 77, 5); // Wi-Fi, locally administered bit clear: it enters
+    const e = 493_200;
+    const setBits = (fw: Firmware, start: number): number[] => {
+      fw.beginWindow({ startMs: start, endMs: start + 60_000 });
+      fw.ingestMany([
+        { linkType: 127, timestampMs: start + 5_000, data: probeRequest({ sa: device, seq: 1, ies: IES, channel: 6, signalDbm: -50, tsfUs: 1 }) },
+      ]);
+      const bits = fw.endWindow().sketch!.bits;
+      const out: number[] = [];
+      for (let i = 0; i < m; i++) if (sketchBit(bits, i)) out.push(i);
+      return out;
+    };
+    const a1 = setBits(gateways[0]!, e * HOUR); // gateway A, first window of the epoch
+    const b1 = setBits(gateways[1]!, e * HOUR + 20 * 60_000); // gateway B, 20 minutes later
+    const a2 = setBits(gateways[0]!, e * HOUR + 59 * 60_000); // gateway A, the epoch's last window
+    const next = setBits(gateways[1]!, (e + 1) * HOUR); // gateway B, the next epoch
+    expect(a1).toHaveLength(1);
+    expect(b1).toEqual(a1);
+    expect(a2).toEqual(a1);
+    expect(next).toHaveLength(1);
+    expect(next).not.toEqual(a1);
+    // the position is the keyed one: without the epoch key it cannot be computed
+    expect(a1[0]).toBe(sketchPosition(epochKey(secret, 'main-street', e), 'wifi', device, m));
+    expect(next[0]).toBe(sketchPosition(epochKey(secret, 'main-street', e + 1), 'wifi', device, m));
+    for (const fw of gateways) fw.clearCorridor();
   });
 });
