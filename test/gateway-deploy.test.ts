@@ -43,6 +43,13 @@ describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
     expect(unit).toMatch(/^StateDirectory=presence-gateway$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
   });
+  it('the node it starts is the one the field guide tells to install (a Node elsewhere fails with 203/EXEC while doctor says OK)', () => {
+    const node = /^ExecStart=(\S+)/m.exec(unit)![1]!;
+    const guide = readFileSync(join(ROOT, 'docs', 'field-guide.md'), 'utf8');
+    const step1 = guide.slice(guide.indexOf('## 1. Operating system'), guide.indexOf('## 2. Install presence-counter'));
+    expect(step1).toContain(`The service (step 9) starts \`${node}\``);
+    expect(step1).toContain(`ln -s "$(command -v node)" ${node}`);
+  });
   it('a broken copy is caught (the check can fail)', () => {
     const r = verify(unit.replace('ProtectHome=yes', 'ProtectHome=sometimes').replace('[Service]', '[Service]\nRestartt=always'));
     expect(r.out).toMatch(/ProtectHome|Restartt/);
