@@ -183,6 +183,12 @@ function overrides(f: Flags): ScenarioOverrides {
   if (start !== undefined && Number.isNaN(Date.parse(start))) throw new UsageError(`--start: must be a date like 2026-04-27T10:00:00Z (got "${start}")`);
   const durationS = dur('duration', f.duration);
   if (durationS !== undefined) checkDuration('--duration', durationS, f.duration!);
+  // Both set the crowd's scale: one of them was silently dropped (--people won).
+  if (f.scale !== undefined && f.people !== undefined)
+    throw new UsageError(
+      `--scale ${f.scale} and --people ${f.people}: both set the crowd's size; give one of them`,
+      '--scale multiplies the crowds, --people N sets that factor so their nominal peak is N people',
+    );
   return {
     durationS,
     windowS: dur('window', f.window),

@@ -72,6 +72,16 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--scale and --people together are refused: both set the scale, and --people silently won', () => {
+    const out = join(tmp, 'both');
+    refused(
+      simulate('kingsday-square', '--people', '100', '--scale', '0.5', '--duration', '1m', '--out', out),
+      /^presence simulate: --scale 0\.5 and --people 100: both set the crowd's size; give one of them$/,
+    );
+    refused(simulate('kingsday-square', '--evaluate', '--people', '100', '--scale', '0.5', '--duration', '1m'), /--scale 0\.5 and --people 100: /);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a zero duration says it must be longer than 0', () => {
     refused(
       simulate('quiet-night', '--duration', '0s', '--out', join(tmp, 'zero')),
