@@ -159,6 +159,49 @@ function checkPipeFolder(path: string): void {
     );
 }
 
+/** The flags of each mode (the help marks them live:, load:, evaluate:); --seed, --duration and --window are every mode's. */
+const MODE_FLAGS: Record<'files' | 'live' | 'load' | 'evaluate', ReadonlyArray<keyof Flags>> = {
+  files: ['scale', 'people', 'start', 'out', 'yes', 'format', 'bleLink'],
+  live: ['scale', 'people', 'start', 'out', 'format', 'bleLink', 'speed', 'gateway', 'pipe', 'fifo', 'radio'],
+  load: ['gateways', 'rate', 'mqttUrl', 'mqtt', 'site', 'count', 'invalid', 'malformed', 'duplicate'],
+  evaluate: ['scale', 'people', 'start', 'bleLink', 'json', 'ignoreFcs', 'rssiMin', 'burstAddresses', 'fitSeed', 'calibrate', 'sketchBits', 'sketchP', 'flows'],
+};
+const MODE_NAME = { files: 'a run that writes capture files', live: '--live', load: '--load', evaluate: '--evaluate' };
+
+/** The option's flag as written: bleLink -> --ble-link, calibrate -> --no-calibrate. */
+function flagName(key: string): string {
+  if (key === 'calibrate' || key === 'flows') return `--no-${key}`;
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/**
+ * A flag given for another mode than the one run is refused: it was silently ignored (--radio wifi on a
+ * pcapng stream streamed both radios, --out with --evaluate wrote nothing, --scale with --load changed nothing).
+ */
+function checkModeFlags(f: Flags, scenarioArg: string | undefined, given: (key: string) => boolean): void {
+  const modes = (['live', 'load', 'evaluate'] as const).filter((m) => f[m]);
+  if (modes.length > 1) throw new UsageError(`${modes.map((m) => `--${m}`).join(' and ')}: give one mode`, "presence simulate --help marks each option's mode");
+  if (f.list) return;
+  const mode = modes[0] ?? 'files';
+  const allowed = new Set<string>(MODE_FLAGS[mode]);
+  for (const key of new Set(Object.values(MODE_FLAGS).flat()))
+    if (!allowed.has(key) && given(key)) {
+      const owners = (Object.keys(MODE_FLAGS) as Array<keyof typeof MODE_FLAGS>).filter((m) => MODE_FLAGS[m].includes(key)).map((m) => MODE_NAME[m]);
+      throw new UsageError(`${flagName(key)}: used by ${owners.join(' or ')}, not by ${MODE_NAME[mode]}`, "presence simulate --help marks each option's mode");
+    }
+  if (mode === 'load' && scenarioArg !== undefined)
+    throw new UsageError(
+      `scenario "${scenarioArg}": --load publishes counts of virtual gateways and runs no scenario`,
+      'leave the scenario out, or leave out --load',
+    );
+  if (mode === 'live') {
+    if (given('radio') && f.format !== 'pcap')
+      throw new UsageError(`--radio ${f.radio}: only with --format pcap (a pcapng stream holds both radios)`, 'add --format pcap, or leave out --radio');
+    if (f.fifo && !f.out && !f.pipe)
+      throw new UsageError('--fifo: makes the named pipes of --out or --pipe; give one of them', 'presence simulate --help describes both');
+  }
+}
+
 function isLink(path: string): boolean {
   try {
     return lstatSync(path).isSymbolicLink();
@@ -417,7 +460,7 @@ export function registerSimulate(program: Command): void {
     .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
     .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.03)')
     .option('--no-flows', 'evaluate: skip the flows between gateways (corridor sketches)')
-    .action(async (scenarioArg: string | undefined, given: Flags) => {
+    .action(async (scenarioArg: string | undefined, given: Flags, cmd: Command) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
       const log = createLogger({ component: 'simulate' });
       const fail = (m: string) => {
@@ -433,6 +476,7 @@ export function registerSimulate(program: Command): void {
           }
           return;
         }
+        checkModeFlags(f, scenarioArg, (key) => cmd.getOptionValueSource(key) === 'cli');
         if (f.format !== 'pcap' && f.format !== 'pcapng') throw new UsageError(`--format: must be pcap or pcapng (got "${f.format}")`);
         if (f.bleLink !== 'll' && f.bleLink !== 'hci') throw new UsageError(`--ble-link: must be ll or hci (got "${f.bleLink}")`);
         const bleLink = f.bleLink as BleLink;

@@ -267,6 +267,39 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
   });
 });
 
+describe('presence simulate: a flag of another mode is refused, not ignored', () => {
+  it('--radio on a pcapng stream, --out with --evaluate, --speed when writing files, --scale or a scenario with --load, two modes', () => {
+    const out = join(tmp, 'modes');
+    refused(
+      simulate('quiet-night', '--live', '--speed', 'max', '--radio', 'wifi', '--duration', '1m'),
+      /^presence simulate: --radio wifi: only with --format pcap/,
+    );
+    refused(
+      simulate('quiet-night', '--live', '--speed', 'max', '--fifo', '--duration', '1m'),
+      /^presence simulate: --fifo: makes the named pipes of --out or --pipe/,
+    );
+    refused(
+      simulate('quiet-night', '--evaluate', '--duration', '1m', '--out', out),
+      /^presence simulate: --out: used by a run that writes capture files or --live, not by --evaluate$/,
+    );
+    refused(
+      simulate('quiet-night', '--speed', '10', '--duration', '1m', '--out', out),
+      /^presence simulate: --speed: used by --live, not by a run that writes capture files$/,
+    );
+    refused(
+      simulate('quiet-night', '--no-calibrate', '--duration', '1m', '--out', out),
+      /^presence simulate: --no-calibrate: used by --evaluate, not by a run that writes capture files$/,
+    );
+    refused(simulate('--load', '--count', '1', '--scale', '2', '--mqtt-url', 'mqtt://127.0.0.1:1'), /^presence simulate: --scale: used by .*, not by --load$/);
+    refused(
+      simulate('quiet-night', '--load', '--count', '1', '--mqtt-url', 'mqtt://127.0.0.1:1'),
+      /^presence simulate: scenario "quiet-night": --load publishes counts of virtual gateways and runs no scenario$/,
+    );
+    refused(simulate('--load', '--evaluate', '--count', '1'), /^presence simulate: --load and --evaluate: give one mode$/);
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
 describe('presence simulate --live: its outputs are checked before the stream starts', () => {
   it('an unknown --gateway, an --out that is a file or cannot be made, and a --pipe onto an existing file are one line each', () => {
     const live = (...args: string[]) => simulate('quiet-night', '--live', '--speed', 'max', '--duration', '1m', ...args);
