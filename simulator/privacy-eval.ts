@@ -3,7 +3,7 @@
 // on the message gateway/window.ts `countsMessage` builds) for each setting of a grid of minimum
 // counts k and epsilons, and the published devices, estimate and calibrated people are scored
 // against the simulator's truth as the evaluation scores the unprotected counts (MAPE over windows
-// whose truth is above zero; a suppressed window counts with its published 0).
+// whose truth is above zero; a suppressed window counts with its published 0, and with 0 people).
 //
 // The noise here comes from a seeded generator (the run's seed), so an evaluation is reproducible;
 // the gateway draws it from the CSPRNG. The people calibration is the one the evaluation fitted
@@ -92,7 +92,11 @@ export function evaluatePrivacy(
           const f = fits[radio];
           const people = w.truth[PEOPLE_TRUTH];
           if (f && people > 0) {
-            const p = peopleFor(f, radio, { ...w, counts: { ...w.counts, [radio]: { ...w.counts[radio], estimate: published.estimate } } });
+            // A suppressed window has no people (the aggregator writes none): it counts as 0, as its devices
+            // do. The calibration applied to its published 0 gave k * -b people, which a zone shows nowhere.
+            const p = published.suppressed
+              ? 0
+              : peopleFor(f, radio, { ...w, counts: { ...w.counts, [radio]: { ...w.counts[radio], estimate: published.estimate } } });
             if (p !== null) {
               a.pn++;
               a.p += Math.abs(p - people) / people;
@@ -151,7 +155,7 @@ export function privacyTable(rows: PrivacyRow[], Table: typeof import('cli-table
     [
       'small counts (gateway privacy.min_count = k, privacy.epsilon): the same windows as published with each setting, against the same truth',
       t.toString(),
-      "k = 0, epsilon none is the table above. Noise from a generator seeded with the run's seed (the gateway uses the CSPRNG); a suppressed window counts as 0.",
+      "k = 0, epsilon none is the table above. Noise from a generator seeded with the run's seed (the gateway uses the CSPRNG); a suppressed window counts as 0 (devices, estimate and people).",
     ].join('\n') + '\n'
   );
 }
