@@ -3,6 +3,7 @@
 import { Point, escape as lp, type PointSettings } from '@influxdata/influxdb-client';
 import {
   GATEWAY_STATUS_MEASUREMENT,
+  idForLog,
   MAX_PAYLOAD_BYTES,
   PRESENCE_MEASUREMENT,
   parseTopic,
@@ -193,7 +194,11 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     if (!v.ok) return { ok: false, reason: v.code, detail: v.reason };
     const m = v.value;
     if (m.site !== t.site || m.gateway !== t.gateway)
-      return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+      return {
+        ok: false,
+        reason: 'topic_mismatch',
+        detail: `topic names ${idForLog(t.site)}/${idForLog(t.gateway)}, payload ${idForLog(m.site)}/${idForLog(m.gateway)}`,
+      };
     const start = Date.parse(m.start);
     const end = Date.parse(m.end);
     if (start > now + maxAheadMs) return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
@@ -204,7 +209,11 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
   if (!v.ok) return { ok: false, reason: v.code, detail: v.reason };
   const m = v.value;
   if (m.site !== t.site || m.gateway !== t.gateway)
-    return { ok: false, reason: 'topic_mismatch', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+    return {
+      ok: false,
+      reason: 'topic_mismatch',
+      detail: `topic names ${idForLog(t.site)}/${idForLog(t.gateway)}, payload ${idForLog(m.site)}/${idForLog(m.gateway)}`,
+    };
   if (m.ts && Date.parse(m.ts) > now + maxAheadMs)
     return { ok: false, reason: 'future', detail: `status time is ${Math.round((Date.parse(m.ts) - now) / 1000)} s ahead of the clock` };
   return { ok: true, kind: 'status', message: m, lines: statusLines(m, now) };

@@ -22,7 +22,7 @@
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import countsSchema from '../contract/schemas/counts.schema.json' with { type: 'json' };
-import type { CountsMessage } from '../contract/index.ts';
+import { idForLog, type CountsMessage } from '../contract/index.ts';
 
 export interface RegisteredGateway {
   site: string;
@@ -131,15 +131,19 @@ export class GatewayIdentity {
   admit(site: string, gateway: string, zone: string | undefined): IdentityVerdict {
     const reg = Object.hasOwn(this.cfg.registry, gateway) ? this.cfg.registry[gateway] : undefined;
     if (reg) {
-      if (reg.site !== site) return { reason: 'identity_mismatch', detail: `gateway ${gateway} is registered for site ${reg.site}, not ${site}` };
+      if (reg.site !== site)
+        return { reason: 'identity_mismatch', detail: `gateway ${idForLog(gateway)} is registered for site ${reg.site}, not ${idForLog(site)}` };
       if (zone !== undefined && reg.zone !== zone)
-        return { reason: 'identity_mismatch', detail: `gateway ${gateway} is registered for zone ${reg.zone} of site ${site}, not zone ${zone}` };
+        return {
+          reason: 'identity_mismatch',
+          detail: `gateway ${idForLog(gateway)} is registered for zone ${reg.zone} of site ${idForLog(site)}, not zone ${idForLog(zone)}`,
+        };
       return null;
     }
     if (!this.cfg.allow_unknown)
       return {
         reason: 'unknown_gateway',
-        detail: `gateway ${gateway} (site ${site}) is not in the registry (gateways.registry); add it with presence provision gateway`,
+        detail: `gateway ${idForLog(gateway)} (site ${idForLog(site)}) is not in the registry (gateways.registry); add it with presence provision gateway`,
       };
     const key = `${site}/${gateway}`;
     if (this.admitted.has(key)) return null;
@@ -147,11 +151,14 @@ export class GatewayIdentity {
       if (!this.limitWarned) {
         this.limitWarned = true;
         this.log.warn(
-          { max_known: this.cfg.max_known, site, gateway },
+          { max_known: this.cfg.max_known, site: idForLog(site), gateway: idForLog(gateway) },
           'gateway limit reached: messages of further unregistered gateways are rejected (gateway_limit); register the real ones (gateways.registry) or raise gateways.max_known',
         );
       }
-      return { reason: 'gateway_limit', detail: `${this.cfg.max_known} unregistered gateways are known already (gateways.max_known); ${key} is not accepted` };
+      return {
+        reason: 'gateway_limit',
+        detail: `${this.cfg.max_known} unregistered gateways are known already (gateways.max_known); ${idForLog(site)}/${idForLog(gateway)} is not accepted`,
+      };
     }
     this.admitted.add(key);
     return null;
@@ -168,6 +175,7 @@ export class GatewayIdentity {
     if (limit <= 0) return null;
     const start = Date.parse(m.start);
     const gw = `${m.site}/${m.gateway}`;
+    const gwForLog = `${idForLog(m.site)}/${idForLog(m.gateway)}`;
     const wk = `${gw}@${start}`;
     const sk = `${gw}#${m.seq}`;
     const digest = countsDigest(m);
@@ -176,14 +184,14 @@ export class GatewayIdentity {
       if (w.digest === digest) return null; // a redelivery: the same point is written again
       return {
         reason: 'conflict',
-        detail: `window ${m.start} of ${gw} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted`,
+        detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted`,
       };
     }
     const s = this.bySeq.get(sk);
     if (s && s.digest !== digest && start <= s.start)
       return {
         reason: 'conflict',
-        detail: `seq ${m.seq} of ${gw} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
+        detail: `seq ${m.seq} of ${gwForLog} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
       };
     const entry: Remembered = { digest, start, seq: m.seq };
     this.byWindow.set(wk, entry);

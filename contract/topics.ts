@@ -126,3 +126,12 @@ export function topicForLog(topic: string): string {
 export function addressLikeLevels(topic: string): string[] {
   return topic.split('/').filter(addressLike);
 }
+
+/**
+ * An id as it may be logged: `(not an id)` when it has the form of an address (as topicForLog shows
+ * such a topic level), else the id. For the ids a payload or a topic names in a rejection's detail
+ * or a log line (site, gateway, zone, group: whatever the publisher chose).
+ */
+export function idForLog(id: string): string {
+  return addressLike(id) || !isValidId(id) ? '(not an id)' : id;
+}

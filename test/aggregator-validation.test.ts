@@ -15,9 +15,11 @@ import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { RejectLog } from '../aggregator/reject-log.ts';
+import { GatewayIdentity } from '../aggregator/registry.ts';
+import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { classify } from '../aggregator/messages.ts';
 import { countsTopic, encode, MAX_PACKET_BYTES } from '../contract/index.ts';
-import { publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import { publishAll, publisher, status, until, window } from './aggregator-helpers.ts';
 
 const SUITE = 'aggregator validation';
 const ok = need('mosquitto', 'mosquitto', SUITE);
@@ -48,6 +50,61 @@ describe('rejection log: a topic level that is a valid id shaped like an address
       ['topic_mismatch', 'presence/v1/val/(not an id)/counts', 'topic names val/(not an id), payload val/gw-1'],
     ]);
     expect(scan('log', JSON.stringify(lines), [addr], { hashLike: false })).toEqual([]);
+  });
+
+  it("is not logged when the payload names it either: the payload's site, gateway, zone or group", () => {
+    const lines: Array<LogLine & { topic?: string }> = [];
+    const r = new RejectLog(capturingLogger(lines), { perInterval: 100, intervalMs: 3600_000 });
+    const now = Date.now();
+    const addr = Uint8Array.from([0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e]);
+    const forms = ['3c22fb01a09e', '3c-22-fb-01-a0-9e', '3c_22_fb_01_a0_9e', 'gw-3c22fb01a09e'];
+    for (const id of forms) {
+      // counts and status on a gateway's own topic, whose payload names another (address-shaped) gateway or site
+      for (const [topic, payload] of [
+        ['presence/v1/val/gw-1/counts', encode(window('val', id, 4, now - 670_000))],
+        ['presence/v1/val/gw-1/counts', encode(window(id, 'gw-1', 4, now - 670_000))],
+        ['presence/v1/val/gw-1/status', encode(status('val', id))],
+      ] as const) {
+        const c = classify(topic, payload, now, 60_000);
+        if (c.ok) throw new Error(`${topic} was accepted`);
+        r.record(c.reason, topic, c.detail, now);
+      }
+      // the registry, for a payload's zone
+      const reg = new GatewayIdentity(
+        { registry: { 'gw-1': { site: 'val', zone: 'zone-a' } }, allow_unknown: false, max_known: 10, conflict_memory: 10 },
+        pino({ level: 'silent' }),
+      );
+      const v = reg.admit('val', 'gw-1', id);
+      if (!v) throw new Error(`zone ${id} was admitted`);
+      r.record(v.reason, 'presence/v1/val/gw-1/counts', v.detail, now);
+      // the corridor intake, for a payload's group
+      const flows = new CorridorFlows([{ group: 'main-street', site: 'val', members: ['gw-1', 'gw-2'], horizon: 600_000 }]);
+      const windowStart = Math.floor(now / 60_000) * 60_000 - 120_000;
+      const sketch = {
+        v: 1,
+        site: 'val',
+        gateway: 'gw-1',
+        group: id,
+        epoch: Math.floor(windowStart / 3_600_000),
+        epoch_s: 3600,
+        window_start: new Date(windowStart).toISOString(),
+        window_end: new Date(windowStart + 60_000).toISOString(),
+        m: 1024,
+        p: 0.5,
+        bits: Buffer.alloc(128).toString('base64'),
+      };
+      const f = flows.accept('presence/v1/val/gw-1/sketch', Buffer.from(JSON.stringify(sketch)), now);
+      if (f.ok) throw new Error(`group ${id} was accepted`);
+      r.record(f.reason, 'presence/v1/val/gw-1/sketch', f.detail, now);
+    }
+    expect(lines.filter((l) => l.msg === 'message rejected')).toHaveLength(forms.length * 5);
+    for (const l of lines) if (l.detail) expect(l.detail).toContain('(not an id)');
+    expect(lines.map((l) => l.detail)).toContain('topic names val/gw-1, payload val/(not an id)');
+    expect(scan('log', JSON.stringify(lines), [addr], { hashLike: false })).toEqual([]);
+    // ids that are not shaped like an address are shown as they are
+    const c = classify('presence/v1/val/gw-1/counts', encode(window('val', 'gw-2', 4, now - 670_000)), now, 60_000);
+    if (c.ok) throw new Error('gw-2 on the topic of gw-1 was accepted');
+    expect(c.detail).toBe('topic names val/gw-1, payload val/gw-2');
   });
 });
 

@@ -25,7 +25,7 @@
 // loses the group to a newcomer (which starts without the sketches of the interval in progress)
 // goes on writing for HANDOVER_INTERVALS intervals + horizon of the group's clock (disown).
 import { Point } from '@influxdata/influxdb-client';
-import { FLOW_MEASUREMENT, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
+import { FLOW_MEASUREMENT, idForLog, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { msSettings, notJson } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
@@ -289,14 +289,18 @@ export class CorridorFlows {
     if (!v.ok) return { ok: false, reason: /(^|\s)\/(bits holds|m\b)/.test(v.reason) ? 'sketch_size' : 'sketch_invalid', detail: v.reason };
     const m = v.value;
     if (m.site !== t.site || m.gateway !== t.gateway)
-      return { ok: false, reason: 'sketch_invalid', detail: `topic names ${t.site}/${t.gateway}, payload ${m.site}/${m.gateway}` };
+      return {
+        ok: false,
+        reason: 'sketch_invalid',
+        detail: `topic names ${idForLog(t.site)}/${idForLog(t.gateway)}, payload ${idForLog(m.site)}/${idForLog(m.gateway)}`,
+      };
     const cfg = this.configs.get(m.group);
-    if (!cfg) return { ok: false, reason: 'sketch_unknown_group', detail: `group "${m.group}" is not in corridors` };
+    if (!cfg) return { ok: false, reason: 'sketch_unknown_group', detail: `group "${idForLog(m.group)}" is not in corridors` };
     if (cfg.site !== m.site || !cfg.members.includes(m.gateway))
       return {
         ok: false,
         reason: 'sketch_not_member',
-        detail: `gateway ${m.site}/${m.gateway} is not a member of group "${m.group}" (${cfg.site}: ${cfg.members.join(', ')})`,
+        detail: `gateway ${idForLog(m.site)}/${idForLog(m.gateway)} is not a member of group "${idForLog(m.group)}" (${cfg.site}: ${cfg.members.join(', ')})`,
       };
     const bits = Buffer.from(m.bits, 'base64');
     if (bits.length * 8 !== m.m) return { ok: false, reason: 'sketch_size', detail: `bits hold ${bits.length * 8} bits, m is ${m.m}` };
@@ -351,7 +355,7 @@ export class CorridorFlows {
     let byWindow = g.sketches.get(m.gateway);
     if (!byWindow) g.sketches.set(m.gateway, (byWindow = new Map()));
     const have = byWindow.get(w);
-    if (have) return { ok: false, reason: 'sketch_duplicate', detail: `a sketch of ${m.gateway} for window ${m.window_start} is already held` };
+    if (have) return { ok: false, reason: 'sketch_duplicate', detail: `a sketch of ${idForLog(m.gateway)} for window ${m.window_start} is already held` };
     // every sketch of a group has one m (the estimator compares bit by bit)
     for (const other of g.sketches.values())
       for (const s of other.values()) {
