@@ -501,7 +501,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /**
    * A window in which a radio heard frames and rejected every one of them (a driver that flags an
    * FCS it does not update, a sniffer passing frames with a bad CRC) publishes zeros: one warn line
-   * per radio says so, with the fix, at most once an hour.
+   * per radio says so, with the fix, at most once an hour. With privacy.min_count the line does not
+   * say how many frames: the window's counts are logged only as published (gateway/privacy.ts), and
+   * a radio below k publishes its frames as 0.
    */
   private allRejected(c: FirmwareWindowCounts): void {
     const now = Date.now();
@@ -512,7 +514,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.log.warn(
         {
           radio,
-          frames: r.frames,
+          ...(this.privacy.minCount > 0 ? {} : { frames: r.frames }),
           fix:
             radio === 'wifi'
               ? rejectedFramesFix(!!this.windowOpts.ignoreFcs)

@@ -93,4 +93,35 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(await ignored.exited, ignored.stderr().slice(-2000)).toBe(0);
     expect(logLines(ignored.stderr(), REJECTED)).toHaveLength(0);
   });
+
+  it('with privacy.min_count the warn line of a window whose every frame was rejected leaves out how many: the log holds the counts only as published', async () => {
+    const path = capture('stale-k.pcap', LINKTYPE.IEEE802_11_RADIOTAP);
+    const bytes = readFileSync(path);
+    for (let off = 24; off < bytes.length; ) {
+      const len = bytes.readUInt32LE(off + 8);
+      bytes[off + 16 + len - 1] ^= 0xff; // the FCS's last byte
+      off += 16 + len;
+    }
+    writeFileSync(path, bytes);
+    const {
+      gw,
+      counts: c,
+      end,
+    } = await runCapture({ brokerUrl: broker.url, site: 'stale-k', path, queueDir: join(tmp, 'q-stale-k') }, [
+      '--speed',
+      'max',
+      '--window',
+      '1s',
+      '--privacy-min-count',
+      '5',
+    ]);
+    expect(c.length).toBeGreaterThan(0);
+    expect(c.every((w) => w.wifi.frames === 0 && w.wifi.rejected === 0 && w.wifi.suppressed === true)).toBe(true);
+    const warned = logLines(gw.stderr(), REJECTED);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, radio: 'wifi' });
+    expect(warned[0]).not.toHaveProperty('frames');
+    expect(String(warned[0]!.fix)).toContain('set gateway.ignore_fcs: true (--ignore-fcs)');
+    await end();
+  });
 });
