@@ -110,7 +110,8 @@ export function validateSketch(value: unknown): Validation<SketchMessage> {
   const length = Date.parse(m.window_end) - start;
   if (length <= 0) return { ok: false, code: 'invalid', reason: '/window_end must be after /window_start' };
   if (length > MAX_WINDOW_MS) return { ok: false, code: 'invalid', reason: `/window_end must be at most ${MAX_WINDOW_MS / 3600_000} h after /window_start` };
-  const bytes = Buffer.from(m.bits, 'base64').length;
+  // its length without decoding it: a decoded copy would stay in Node's Buffer pool, not zero-filled
+  const bytes = Buffer.byteLength(m.bits, 'base64');
   if (bytes !== m.m / 8) return { ok: false, code: 'invalid', reason: `/bits holds ${bytes} bytes, /m = ${m.m} needs ${m.m / 8}` };
   const epoch = Math.floor(start / (m.epoch_s * 1000));
   if (m.epoch !== epoch) return { ok: false, code: 'invalid', reason: `/epoch must be ${epoch}, the epoch of /window_start for /epoch_s = ${m.epoch_s}` };

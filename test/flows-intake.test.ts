@@ -1,7 +1,7 @@
 // The aggregator's corridor intake (aggregator/flows/intake.ts) and its config: bad sketches are
 // rejected with a reason and change nothing else; flows come out per interval once the horizon has
 // passed; sketches are dropped once used; ownership (rendezvous) moves only the lost instance's groups.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type CorridorConfig } from '../aggregator/config.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { instanceId, Ownership, ownerOf } from '../aggregator/flows/ownership.ts';
@@ -223,6 +223,49 @@ describe('corridor flows intake', () => {
     // silent again: the interval of that window is written (both gateways had a sketch in it), then nothing is held
     expect(iv(flows.expireIdle(NOW + 2 * idle))).toEqual([(at - START) / 300_000]);
     expect(flows.held).toBe(0);
+  });
+
+  it('zero-fills every sketch it decoded once it lets go of it: used, expired, stopped, or refused after decoding', () => {
+    // Every bitmap the intake decodes (base64 -> bytes) is caught here; once the intake holds none,
+    // each must be all zeros: those used by an interval, those of a silent group, those dropped at
+    // stop, and those refused after decoding (a duplicate, one too old, one of another m).
+    const decoded: Buffer[] = [];
+    const from = Buffer.from.bind(Buffer) as (...a: unknown[]) => Buffer;
+    const spy = vi.spyOn(Buffer, 'from').mockImplementation(((...a: unknown[]) => {
+      const b = from(...a);
+      if (a[1] === 'base64') decoded.push(b);
+      return b;
+    }) as typeof Buffer.from);
+    try {
+      const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+      flows.own('main-street', START);
+      expect(feed(flows, run.messages.slice(0, 60)).rejected).toEqual([]);
+      const used = decoded.length;
+      expect(used).toBe(60);
+      expect(flows.held).toBeGreaterThan(0);
+      const other = { ...run.messages[70]!, m: 1024, bits: Buffer.alloc(128, 0xa5).toString('base64') };
+      expect(feed(flows, [run.messages[59]!, run.messages[0]!, other]).rejected).toEqual(['sketch_duplicate', 'sketch_too_old', 'sketch_size']);
+      expect(decoded.length).toBe(used + 3);
+      // the refused ones at once, whatever the intake still holds
+      for (const b of decoded.slice(used)) expect(b.every((x) => x === 0)).toBe(true);
+      // the control: a bitmap still held is not all zeros
+      const nonZero = (bs: Buffer[]) => bs.filter((b) => b.some((x) => x !== 0)).length;
+      expect(nonZero(decoded)).toBe(flows.held);
+      flows.expireIdle(NOW + CorridorFlows.idleLimit(CORRIDOR));
+      expect(flows.held).toBe(0);
+      expect(nonZero(decoded)).toBe(0);
+      // and at stop
+      const stopped = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+      stopped.own('main-street', START);
+      const before = decoded.length;
+      expect(feed(stopped, run.messages.slice(0, 10)).rejected).toEqual([]);
+      expect(nonZero(decoded.slice(before))).toBe(stopped.held);
+      expect(stopped.held).toBeGreaterThan(0);
+      stopped.dropAll();
+      expect(nonZero(decoded.slice(before))).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("a silent group's sketches are dropped after the idle limit of the clock's forward steps, however far it was set back meanwhile", () => {

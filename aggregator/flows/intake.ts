@@ -303,6 +303,14 @@ export class CorridorFlows {
         detail: `gateway ${idForLog(m.site)}/${idForLog(m.gateway)} is not a member of group "${idForLog(m.group)}" (${cfg.site}: ${cfg.members.join(', ')})`,
       };
     const bits = Buffer.from(m.bits, 'base64');
+    const r = this.place(cfg, m, bits, now);
+    // a decoded sketch that is not held (refused, or before the first interval) is zero-filled at once
+    if (!(r.ok && r.held)) bits.fill(0);
+    return r;
+  }
+
+  /** Checks a decoded sketch against the clock and the group, and holds it. */
+  private place(cfg: CorridorConfig, m: SketchMessage, bits: Uint8Array, now: number): SketchResult {
     if (bits.length * 8 !== m.m) return { ok: false, reason: 'sketch_size', detail: `bits hold ${bits.length * 8} bits, m is ${m.m}` };
     const start = Date.parse(m.window_start);
     const end = Date.parse(m.window_end);
