@@ -5,6 +5,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { estimateOutput } from '../simulator/limits.ts';
+import { loadScenario } from '../simulator/scenario.ts';
+import { runScenario } from '../simulator/sim.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-sim-size-'));
@@ -46,6 +49,17 @@ describe('presence simulate: sizes up front', () => {
     const said = Number(m![2]) * (m![3] === 'MB' ? 1024 ** 2 : 1024);
     expect(Math.abs(said - bytes) / bytes).toBeLessThan(0.05);
   });
+
+  it('a projected estimate counts the crowd too: quiet-night over 12 hours (its beacons stopped the count, and a day was said 15 % short)', () => {
+    // Over 12 hours the fixed equipment's count reaches its half of the budget first and is projected;
+    // the crowd's 1% sample (0.06 people) was counted with the equipment, stopped with it, and read as no crowd.
+    const s = loadScenario('quiet-night', { durationS: 12 * 3600 });
+    const est = estimateOutput(s, 1, 'll', 'pcapng');
+    expect(est.projected).toBe(true);
+    let frames = 0;
+    for (const e of runScenario(s, { seed: 1 })) if (e.type === 'frame') frames++;
+    expect(Math.abs(est.frames / frames - 1), `${est.frames} said, ${frames} made`).toBeLessThan(0.06);
+  }, 120_000);
 
   it("past 200 MB (the README's old example: 1.8 GB) it stops before writing, exit 2, and names --yes", () => {
     const out = join(tmp, 'big');
