@@ -126,7 +126,9 @@ function burstAddresses(v: string | undefined): number | undefined {
 function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const ms = durationMs(v, { bare: 's', name: `--${name}` });
-  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zeroNote(v)}`);
+  // A bare 0 is read as seconds too (with its deprecation line): it is refused for being 0, and says so.
+  const zero = zeroNote(v) || (/^\s*[\d.]+\s*$/.test(v) && Number(v) === 0 ? ': it must be longer than 0' : '');
+  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zero}`);
   return ms / 1000;
 }
 

@@ -87,6 +87,10 @@ describe('presence simulate: bad flag values', () => {
       simulate('quiet-night', '--duration', '0s', '--out', join(tmp, 'zero')),
       /--duration: must be a duration like .* \(got "0s"\): it must be longer than 0/,
     );
+    // A bare 0 (seconds, deprecated) was refused as if it were not a duration at all.
+    const r = simulate('quiet-night', '--window', '0', '--out', join(tmp, 'zero'));
+    expect(r.err).toMatch(/^presence simulate: --window: must be a duration like .* \(got "0"\): it must be longer than 0$/m);
+    expect(r.code).toBe(2);
   });
 
   it('a duration past 31d is refused at once (99999d ran the engine for hours before saying anything)', () => {
