@@ -105,6 +105,31 @@ describe('small counts: the noise', () => {
     });
   }
 
+  it('as protect() applies it in 60-s windows: standard deviation 1.4 / 2.8 / 14.1 on devices, twice that on the estimate (its sensitivity 2)', () => {
+    const n = 100_000;
+    const uniform = seeded(11);
+    for (const [epsilon, sdDevices, sdEstimate] of [
+      [1, 1.4, 2.8],
+      [0.5, 2.8, 5.6],
+      [0.1, 14.1, 28.3],
+    ] as const) {
+      let dev = 0;
+      let est = 0;
+      for (let i = 0; i < n; i++) {
+        const m = protect(msg({ devices: 100_000, estimate: 100_000 }), { minCount: 0, epsilon, windowMs: 60_000 }, uniform);
+        dev += (m.wifi.devices - 100_000) ** 2;
+        est += (m.wifi.estimate - 100_000) ** 2;
+      }
+      // the figures of gateway/README.md, to their 0.1, and the variance 2a/(1-a)^2 with a = exp(-epsilon / sensitivity)
+      expect(Math.sqrt(dev / n)).toBeCloseTo(sdDevices, 0);
+      expect(Math.sqrt(est / n)).toBeCloseTo(sdEstimate, 0);
+      expect(Math.abs(dev / n / noiseVariance(epsilon) - 1)).toBeLessThan(0.05);
+      expect(Math.abs(est / n / noiseVariance(epsilon, 2) - 1)).toBeLessThan(0.05);
+      expect(Math.sqrt(noiseVariance(epsilon))).toBeCloseTo(sdDevices, 1);
+      expect(Math.sqrt(noiseVariance(epsilon, 2))).toBeCloseTo(sdEstimate, 1);
+    }
+  });
+
   it('the bounds above fail a broken sampler (one-sided, epsilon halved, rounded continuous Laplace)', () => {
     const n = 200_000;
     const epsilon = 0.5;
