@@ -91,6 +91,9 @@ describe('corridor sketch contract', () => {
     expect(quantisedP(0.3)).toBe(Math.round(0.3 * 65536) / 65536);
     expect(sketchEpsilon(0.5)).toBeCloseTo(Math.log(3), 12);
     expect(sketchEpsilon(1)).toBe(0);
+    // p goes up to 1 and every larger p is more private: 0.5 is not the most private setting
+    expect(sketchEpsilon(0.75)).toBeCloseTo(Math.log(5 / 3), 3);
+    for (let t = 1; t + 97 <= 65536; t += 97) expect(sketchEpsilon((t + 97) / 65536)).toBeLessThan(sketchEpsilon(t / 65536));
     expect(sketchEpsilon(0)).toBe(Number.POSITIVE_INFINITY);
     expect(() => flipThreshold(1.5)).toThrow(/from 0 to 1/);
     expect(epochOf(Date.parse('2026-04-27T12:59:59.999Z'), 3600)).toBe(epochOf(Date.parse('2026-04-27T12:00:00.000Z'), 3600));
