@@ -308,13 +308,15 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
     ],
   });
   const people = (p: PeopleScore | null) => (p ? `${p.mape} / ${p.mae}` : '-');
+  // A MAPE over no window (no such radio, nothing of it in reach) is '-', not a perfect 0.
+  const mape = (x: number, windows: number) => (windows > 0 ? x : '-');
   const row = (id: string, g: Pick<GatewayScore, 'wifi' | 'ble' | 'people'>) => [
     id,
     g.wifi.windows,
-    g.wifi.devicesMape,
-    g.wifi.estimateMape,
-    g.ble.devicesMape,
-    g.ble.estimateMape,
+    mape(g.wifi.devicesMape, g.wifi.windows),
+    mape(g.wifi.estimateMape, g.wifi.estimateWindows),
+    mape(g.ble.devicesMape, g.ble.windows),
+    mape(g.ble.estimateMape, g.ble.estimateWindows),
     people(g.people.wifi),
     people(g.people.ble),
     people(g.people.combined),
@@ -392,8 +394,8 @@ export function summaryTable(es: Evaluation[], Table: typeof import('cli-table3'
       e.scenario,
       e.calibration ? `${e.seed} (${e.calibration.fitSeed})` : e.seed,
       s.windows,
-      s.wifiEstimateMape,
-      s.bleEstimateMape,
+      v(s.wifiEstimateMape),
+      v(s.bleEstimateMape),
       v(s.people.wifi),
       v(s.people.ble),
       v(s.people.combined),

@@ -85,9 +85,9 @@ export const PEOPLE_GOAL_MAPE = 15;
 /** The figures of a scenario in one line: the uncalibrated estimates' error and people per radio against the goal. */
 export interface EvaluationSummary {
   windows: number;
-  /** MAPE % of the uncalibrated estimates against the devices in reach they estimate. */
-  wifiEstimateMape: number;
-  bleEstimateMape: number;
+  /** MAPE % of the uncalibrated estimates against the devices in reach they estimate (null: no window to score, e.g. no such radio). */
+  wifiEstimateMape: number | null;
+  bleEstimateMape: number | null;
   /** MAPE % of people (calibrated on the fit seed) from each radio, both radios, and the references (null: not calibrated). */
   people: { wifi: number | null; ble: number | null; combined: number | null; reference: number | null; phones: number | null };
   goalMape: number;
@@ -103,8 +103,9 @@ export function summarise(overall: { wifi: RadioScore; ble: RadioScore; people: 
   const met = (['wifi', 'ble', 'combined'] as const).filter((r) => people[r] !== null && people[r]! <= PEOPLE_GOAL_MAPE);
   return {
     windows: overall.wifi.windows,
-    wifiEstimateMape: overall.wifi.estimateMape,
-    bleEstimateMape: overall.ble.estimateMape,
+    // 0 over no window would read as a perfect score.
+    wifiEstimateMape: overall.wifi.estimateWindows > 0 ? overall.wifi.estimateMape : null,
+    bleEstimateMape: overall.ble.estimateWindows > 0 ? overall.ble.estimateMape : null,
     people,
     goalMape: PEOPLE_GOAL_MAPE,
     met,

@@ -20,6 +20,8 @@ export const PRIVACY_GRID: { minCounts: number[]; epsilons: Array<number | null>
 export interface PrivacyRadioScore {
   /** Windows scored for devices (devices in reach above zero). */
   windows: number;
+  /** Windows scored for the estimate (the devices it estimates above zero). */
+  estimateWindows: number;
   /** Share of all windows published as suppressed, %. */
   suppressedPct: number;
   devicesMape: number;
@@ -108,6 +110,7 @@ export function evaluatePrivacy(
         const a = acc[radio];
         return {
           windows: a.n,
+          estimateWindows: a.en,
           suppressedPct: a.all ? r1((a.suppressed / a.all) * 100) : 0,
           devicesMape: a.n ? r1((a.d / a.n) * 100) : 0,
           estimateMape: a.en ? r1((a.e / a.en) * 100) : 0,
@@ -138,17 +141,19 @@ export function privacyTable(rows: PrivacyRow[], Table: typeof import('cli-table
     ],
   });
   const p = (x: number | null) => (x === null ? '-' : x);
+  // A MAPE over no window (no such radio, nothing of it in reach) is '-', not a perfect 0.
+  const m = (x: number, windows: number) => (windows > 0 ? x : '-');
   for (const r of rows)
     t.push([
       r.minCount,
       r.epsilon ?? 'none',
       r.wifi.suppressedPct,
-      r.wifi.devicesMape,
-      r.wifi.estimateMape,
+      m(r.wifi.devicesMape, r.wifi.windows),
+      m(r.wifi.estimateMape, r.wifi.estimateWindows),
       p(r.wifi.peopleMape),
       r.ble.suppressedPct,
-      r.ble.devicesMape,
-      r.ble.estimateMape,
+      m(r.ble.devicesMape, r.ble.windows),
+      m(r.ble.estimateMape, r.ble.estimateWindows),
       p(r.ble.peopleMape),
     ]);
   return (
