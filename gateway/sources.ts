@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { CaptureFormatError, CaptureParser, fileChunks, readCaptureRecords } from './capture/pcap.ts';
+import { captureFix } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
@@ -763,6 +764,7 @@ export class CommandSource extends CaptureSource {
           ...(problem.error ? failureFields(problem.error) : {}),
           ...(problem.error instanceof CaptureFormatError ? { frames_before: this.frames - framesBefore } : {}),
           ...(problem.stderr ? { stderr: redactFreeText(problem.stderr) } : {}),
+          ...(problem.fix ? { fix: problem.fix } : {}),
           restart_in_ms: backoff,
         },
         'capture command stopped; restarting',
@@ -786,11 +788,25 @@ export class CommandSource extends CaptureSource {
     return basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? ''));
   }
 
-  /** Runs the command once; resolves with why it stopped (stderr raw: the caller redacts it for the log). */
-  private async once(): Promise<{ code: SourceErrorCode; error?: Error; stderr?: string; exit?: { code: number | null; signal: string | null } }> {
+  /**
+   * Runs the command once; resolves with why it stopped (stderr raw: the caller redacts it for the
+   * log) and, when it exited or could not start, what to do (captureFix: chosen from its whole
+   * stderr, a fixed sentence naming only the configured program and interface).
+   */
+  private async once(): Promise<{
+    code: SourceErrorCode;
+    error?: Error;
+    stderr?: string;
+    exit?: { code: number | null; signal: string | null };
+    fix?: string;
+  }> {
     const cmd = this.cfg.command;
     if (Array.isArray(cmd) && !findExecutable(cmd[0]))
-      return { code: 'cannot_start', error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }) };
+      return {
+        code: 'cannot_start',
+        error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }),
+        fix: captureFix(['ENOENT'], cmd),
+      };
     // stdout through a FIFO read a tick at a time (tickedPipe); Node's own pipe when none can be made
     const fifo = capturePipe();
     let child: ChildProcess;
@@ -875,9 +891,11 @@ export class CommandSource extends CaptureSource {
     this.child = null;
     this.output = null;
     const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
-    if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine };
+    const fix = captureFix(stderrTail.split(/\r?\n/), cmd);
+    if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine, fix };
     if (readError) return { code: failureCode(readError), error: readError, stderr: lastLine };
-    return { code: 'exited', exit: { code, signal }, stderr: lastLine };
+    // Stopped by the gateway (a stop, a restart it asked for): nothing to fix.
+    return { code: 'exited', exit: { code, signal }, stderr: lastLine, ...(this.stopped ? {} : { fix }) };
   }
 
   protected async halt(): Promise<void> {

@@ -265,7 +265,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     gw.proc.kill('SIGTERM');
     expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
     for (const line of logLines(gw.stderr(), 'capture command stopped; restarting')) {
-      expect(line).toMatchObject({ source: 'wifi', program: 'presence-no-such-capture-tool', code: 'exited', exit_code: 127 });
+      expect(line).toMatchObject({
+        source: 'wifi',
+        program: 'presence-no-such-capture-tool',
+        code: 'exited',
+        exit_code: 127,
+        fix: "install presence-no-such-capture-tool (sudo apt-get install -y presence-no-such-capture-tool) or fix the command's path",
+      });
       expect(line).not.toHaveProperty('damage');
     }
     await waitFor(() => statuses(sub.messages, 'notool').some((s) => s.sources?.[0]?.state === 'restarting'), 10_000, 'a status of the failing source');

@@ -1,0 +1,30 @@
+// What to do about a capture command that failed, from what it said on stderr: shared by
+// `presence doctor` (its "frames arriving" line) and the gateway (its "capture command stopped" log
+// line). The fix is a fixed sentence with the program and interface of the configured command only,
+// never any text of the tool, whose stderr can hold device addresses.
+
+/** The program and `-i` interface of a capture command. */
+export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string } {
+  const argv = Array.isArray(command) ? command : command.trim().split(/\s+/);
+  let i = 0;
+  while (i < argv.length && (argv[i] === 'sudo' || argv[i] === 'exec' || /^\w+=/.test(argv[i]))) i++;
+  const program = argv[i] ?? '';
+  const at = argv.findIndex((a) => a === '-i' || a === '--interface');
+  const iface = at >= 0 ? argv[at + 1] : argv.find((a) => a.startsWith('-i') && a.length > 2)?.slice(2);
+  return { program: program.split('/').pop()!, ...(iface ? { iface } : {}) };
+}
+
+/** What to do about a capture tool's error, from what it said. */
+export function captureFix(output: string[], command: string | string[]): string {
+  const text = output.join('\n');
+  const { program, iface } = parseCaptureCommand(command);
+  if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES/i.test(text))
+    return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
+  if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
+    return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;
+  if (/not found|No such file or directory|command not found|ENOENT/i.test(text))
+    return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
+  if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
+  if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;
+  return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';
+}
