@@ -571,6 +571,22 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
       if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source (allowed: ${allowed[t].join(', ')})`);
     if (t === 'command' && !('command' in s)) out.push(`sources[${i}].command: is required for a command source`);
     if (t === 'file' && !('path' in s)) out.push(`sources[${i}].path: is required for a file source`);
+    if (t === 'command') {
+      // The backoff doubles from restart_min up to restart_max: a minimum above the maximum was
+      // silently raised to be the maximum too.
+      const { restart_min: lo = '1s', restart_max: hi = '60s' } = s as { restart_min?: unknown; restart_max?: unknown };
+      const ms = (v: unknown) => {
+        try {
+          return typeof v === 'string' ? parseDuration(v) : Number.NaN;
+        } catch {
+          return Number.NaN;
+        }
+      };
+      if (ms(lo) > ms(hi))
+        out.push(
+          `sources[${i}]: restart_min (${lo}) is longer than restart_max (${hi}): a failed command is restarted after restart_min, then twice as long each time up to restart_max; make restart_max at least restart_min`,
+        );
+    }
     const speed = (s as { speed?: unknown }).speed;
     if (t === 'file' && speed !== undefined && speed !== 'max' && !(typeof speed === 'number' && speed > 0))
       out.push(`sources[${i}].speed (--speed): must be a number above 0 or "max" (got ${JSON.stringify(speed)})`);

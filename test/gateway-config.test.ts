@@ -83,6 +83,20 @@ describe('gateway config', () => {
     expect((gw as unknown as { windowOpts: { burstAddresses?: number } }).windowOpts.burstAddresses).toBe(2.8);
   });
 
+  it('refuses a command source whose restart_min is longer than its restart_max (it was silently raised to be the maximum too)', () => {
+    const file = join(tmp, 'restart.yaml');
+    const write = (keys: string) =>
+      writeFileSync(file, `gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://h" }\nsources: [{ name: w, type: command, command: "true"${keys} }]\n`);
+    write(', restart_min: 10s, restart_max: 1s');
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([
+      'sources[0]: restart_min (10s) is longer than restart_max (1s): a failed command is restarted after restart_min, then twice as long each time up to restart_max; make restart_max at least restart_min',
+    ]);
+    write(', restart_min: 2m'); // against the default restart_max
+    expect(problems(() => loadConfig({ config: file }, {}))[0]).toMatch(/^sources\[0\]: restart_min \(2m\) is longer than restart_max \(60s\)/);
+    write(', restart_min: 5s, restart_max: 5s');
+    expect(loadConfig({ config: file }, {}).sources[0]).toMatchObject({ restart_min: '5s', restart_max: '5s' });
+  });
+
   it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
     const msg = /^mqtt\.password: is set without mqtt\.username \(--mqtt-username, MQTT_USERNAME\): an MQTT client sends no password without a user name/;
     expect(problems(() => loadConfig({ ...base, source: ['stdin'] }, { MQTT_PASSWORD: 'pw' }))[0]).toMatch(msg);
