@@ -17,6 +17,7 @@ import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts
 import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
+import { isValidId, MAX_WINDOW_MS } from '../contract/index.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
   checkDisk,
@@ -421,7 +422,7 @@ export function registerSimulate(program: Command): void {
     .option('--list', 'list the built-in scenarios')
     .option('--seed <n>', 'random seed, 0 to 4294967295: the same seed gives byte-identical output', '1')
     .option('--duration <duration>', "simulated time, e.g. 15m or 1h, at most 31d (default: the scenario's)")
-    .option('--window <duration>', "ground-truth window, e.g. 60s (default: the scenario's)")
+    .option('--window <duration>', "ground-truth window, e.g. 60s (default: the scenario's); load: the counts' window, at most 24h (default 60s)")
     .option('--scale <factor>', 'multiply crowd sizes and flow rates, e.g. 0.01 for a quick run (at most 300,000 people at the peak)')
     .option('--people <n>', 'scale the crowds so their nominal peak is n people')
     .option('--start <time>', 'simulated start time (ISO 8601); the run must lie in 2000-2099, the years a gateway counts')
@@ -489,6 +490,15 @@ export function registerSimulate(program: Command): void {
           const duration = dur('duration', f.duration);
           const count = whole('count', f.count, 1);
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
+          // Checked before connecting: the generator found them only after the broker had the statuses.
+          if (!isValidId(f.site))
+            throw new UsageError(`--site ${JSON.stringify(f.site)}: must be lower-case letters, digits, - and _, like city-centre`, 'a site id is part of every topic');
+          const windowS = dur('window', f.window) ?? 60;
+          if (windowS * 1000 > MAX_WINDOW_MS)
+            throw new UsageError(
+              `--window ${f.window}: a counts window is at most ${MAX_WINDOW_MS / 3_600_000}h (the contract's limit)`,
+              'give a shorter --window, like 60s',
+            );
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
             throw new UsageError(
@@ -523,7 +533,7 @@ export function registerSimulate(program: Command): void {
             count,
             site: f.site,
             seed,
-            windowMs: (dur('window', f.window) ?? 60) * 1000,
+            windowMs: windowS * 1000,
             faults: { invalid: share('invalid', f.invalid), malformed: share('malformed', f.malformed), duplicate: share('duplicate', f.duplicate) },
             onProgress: (p) => log.info({ published: p.published, acked: p.acked, elapsed_s: p.elapsedS }, 'load progress'),
             onConnection: (state, unacked) =>

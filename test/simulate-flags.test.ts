@@ -258,6 +258,18 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
     refused(load('--duplicate', '5'), /--duplicate: must be a share from 0 to 1, like 0\.01 \(got "5"\)/);
   });
 
+  it('--site and --window of load mode are checked before connecting (they failed after it, exit 1, naming no flag)', () => {
+    // No broker listens on port 1: a check after connecting would say ECONNREFUSED instead.
+    refused(
+      simulate('--load', '--count', '1', '--site', 'Bad Site', '--mqtt-url', 'mqtt://127.0.0.1:1'),
+      /^presence simulate: --site "Bad Site": must be lower-case letters, digits, - and _/,
+    );
+    refused(
+      simulate('--load', '--count', '1', '--window', '40d', '--mqtt-url', 'mqtt://127.0.0.1:1'),
+      /^presence simulate: --window 40d: a counts window is at most 24h \(the contract's limit\)$/,
+    );
+  });
+
   it('--rssi-min is a signal level and --sketch-p a probability; every scenario is checked before the first runs', () => {
     refused(
       simulate('quiet-night', '--evaluate', '--duration', '1m', '--rssi-min', '500'),
