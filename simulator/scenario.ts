@@ -541,7 +541,10 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   let scale = o.scale ?? 1;
   if (o.people !== undefined) {
     const nominal = nominalPeople(scenario);
-    if (nominal <= 0) throw new ScenarioError(source, ['people override: the scenario has no crowds to scale']);
+    if (nominal <= 0)
+      throw new ScenarioError(source, [
+        `--people ${o.people}: the scenario has no crowds to scale (its devices are fixed equipment), so no scale gives a peak of ${o.people} people; leave out --people`,
+      ]);
     scale = o.people / nominal;
   }
   if (!(scale >= 0) || !Number.isFinite(scale)) throw new ScenarioError(source, [`scale: must be a number >= 0 (got ${scale})`]);

@@ -72,6 +72,18 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--people for a scenario without crowds names the flag (it said "people override")', () => {
+    const file = join(tmp, 'fixed-only.yaml');
+    writeFileSync(
+      file,
+      'name: fixed-only\nsite: lab\nduration: 1m\ngateways:\n  - { id: rx, zone: bench, position: [0, 0] }\nfixed:\n  - { model: ibeacon, position: [1, 0] }\n',
+    );
+    refused(
+      simulate(file, '--people', '5', '--out', join(tmp, 'fixed-only')),
+      /^presence simulate: .*fixed-only\.yaml: --people 5: the scenario has no crowds to scale .*; leave out --people$/,
+    );
+  });
+
   it('--scale and --people together are refused: both set the scale, and --people silently won', () => {
     const out = join(tmp, 'both');
     refused(
