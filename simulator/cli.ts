@@ -492,7 +492,10 @@ export function registerSimulate(program: Command): void {
           if (duration === undefined && count === undefined) throw new UsageError('--load needs --duration or --count');
           // Checked before connecting: the generator found them only after the broker had the statuses.
           if (!isValidId(f.site))
-            throw new UsageError(`--site ${JSON.stringify(f.site)}: must be lower-case letters, digits, - and _, like city-centre`, 'a site id is part of every topic');
+            throw new UsageError(
+              `--site ${JSON.stringify(f.site)}: must be lower-case letters, digits, - and _, like city-centre`,
+              'a site id is part of every topic',
+            );
           const windowS = dur('window', f.window) ?? 60;
           if (windowS * 1000 > MAX_WINDOW_MS)
             throw new UsageError(
@@ -617,13 +620,13 @@ export function registerSimulate(program: Command): void {
           if (f.out && !f.gateway) {
             for (const g of scenario.gateways) {
               const path = join(f.out, `${g.id}.${f.format}`);
-              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio });
+              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio, name: path });
             }
           } else {
             const gateway = f.gateway ?? scenario.gateways[0].id;
             if (f.pipe) checkPipeFolder(f.pipe);
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
-            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe });
+            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe, name: f.pipe ?? 'stdout' });
           }
           log.info({ scenario: scenario.name, speed: Number.isFinite(speed) ? speed : 'max', outputs: outputs.map((x) => x.gateway) }, 'live stream started');
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.

@@ -156,13 +156,16 @@ export class FileSink implements Sink {
 export class StreamSink implements Sink {
   private blocked = false;
   private failure: Error | null = null;
+  /** `name`: what the stream is, for its errors (a gateway and its pipe, "stdout"); with several, which one failed. */
   constructor(
     private readonly stream: Writable,
     private readonly end = true,
+    name?: string,
   ) {
     // A reader that goes away (EPIPE) surfaces at the next write or drain, not as a crash.
+    const what = name ? `the capture stream ${name}` : 'the capture stream';
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      this.failure ??= new Error(e.code === 'EPIPE' ? 'the reader closed the capture stream (EPIPE)' : `capture stream: ${e.message}`);
+      this.failure ??= new Error(e.code === 'EPIPE' ? `the reader closed ${what} (EPIPE)` : `${what}: ${e.message}`);
     });
   }
   write(chunk: Uint8Array): void {

@@ -104,6 +104,29 @@ describe('presence simulate (CLI)', () => {
     expect(windows.map((w) => [w.wifi.devices, w.ble.devices])).toEqual(truth.truth.windows.map((w) => [w.addresses.wifi, w.addresses.ble]));
   });
 
+  it('a reader that goes away: one line naming the gateway and its pipe, exit 1 (it said "the capture stream" of several)', async () => {
+    const dir = join(root, 'fifo-gone');
+    const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '10m', '--out', dir, '--fifo'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    sim.stderr.on('data', (d) => (err += d));
+    const pipes = ['gw-a.pcapng', 'gw-b.pcapng'].map((f) => join(dir, f));
+    await eventually('the simulator to create both named pipes', () => pipes.every((p) => existsSync(p)) || sim.exitCode !== null);
+    // gw-a's reader reads on; gw-b's reads the first bytes and leaves.
+    const a = (async () => {
+      for await (const _ of createReadStream(pipes[0])) void _;
+    })();
+    const b = createReadStream(pipes[1]);
+    await new Promise((res) => b.once('data', res));
+    b.destroy();
+    const code = await new Promise((res) => sim.on('close', res));
+    await a;
+    expect(code).toBe(1);
+    const last = err.trimEnd().split('\n').pop();
+    expect(last).toBe(`presence simulate: the reader closed the capture stream of gw-b (${join(dir, 'gw-b.pcapng')}) (EPIPE)`);
+  });
+
   it('--live --fifo writes each gateway to a named pipe', async () => {
     const dir = join(root, 'fifo');
     const sim = spawn(
