@@ -964,8 +964,12 @@ function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJ
 /** Where the durable queue lives when the config names no folder. */
 export function defaultQueueDir(cfg: GatewayConfig, env: NodeJS.ProcessEnv = process.env): string {
   if (cfg.queue.dir) return cfg.queue.dir;
-  const state = env.STATE_DIRECTORY?.split(':')[0] ?? join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'presence');
-  return join(state, `gateway-${cfg.gateway.site}-${cfg.gateway.id}`);
+  // The systemd unit's StateDirectory is this gateway's own folder (/var/lib/presence-gateway, as
+  // the unit, the field guide and doctor name it): used as it is. Started from a shell, one folder
+  // per gateway under the user's state home.
+  const unit = env.STATE_DIRECTORY?.split(':')[0];
+  if (unit) return unit;
+  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'presence', `gateway-${cfg.gateway.site}-${cfg.gateway.id}`);
 }
 
 /** Window length, keepalive etc. in milliseconds. */

@@ -651,16 +651,30 @@ async function checkClock(): Promise<CheckResult> {
   };
 }
 
-function checkQueue(cfg: GatewayConfig | null): CheckResult {
+/** The queue folder of the shipped systemd unit (StateDirectory=presence-gateway, given to the gateway as $STATE_DIRECTORY). */
+export const UNIT_QUEUE_DIR = '/var/lib/presence-gateway';
+
+function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.env): CheckResult {
   if (!cfg) return { step: 'queue folder', level: 'warn', detail: 'no configuration, so the queue folder is unknown' };
-  const dir = defaultQueueDir(cfg);
+  const dir = defaultQueueDir(cfg, env);
   try {
     makeFolders(dir);
     const probe = join(dir, `.doctor-${process.pid}`);
     writeDurably(probe, 'ok', dir);
     unlinkSync(probe);
     const queued = existsSync(join(dir, 'windows')) ? readdirSync(join(dir, 'windows')).filter((f) => f.endsWith('.json')).length : 0;
-    return { step: 'queue folder', level: 'ok', detail: `${dir} is writable (fsync works); ${queued} windows queued` };
+    const detail = `${dir} is writable (fsync works); ${queued} windows queued`;
+    // Without queue.dir the gateway's folder depends on how it is started: the systemd unit gives it
+    // $STATE_DIRECTORY, a shell does not, so doctor (run from a shell) checked the home folder of
+    // whoever ran it while the service used another one.
+    if (!cfg.queue.dir && !env.STATE_DIRECTORY)
+      return {
+        step: 'queue folder',
+        level: 'warn',
+        detail: `queue.dir is not set: under the systemd unit the gateway uses ${UNIT_QUEUE_DIR} ($STATE_DIRECTORY), not the folder checked here, which it uses when started from a shell as this user: ${detail}`,
+        fix: `set queue.dir: ${UNIT_QUEUE_DIR} in the configuration (the unit's StateDirectory), so that doctor checks the folder the service uses`,
+      };
+    return { step: 'queue folder', level: 'ok', detail };
   } catch (e) {
     return {
       step: 'queue folder',

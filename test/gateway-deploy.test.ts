@@ -187,4 +187,37 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     expect(cfg.detail).toMatch(/--site \(gateway\.site\): must be lower case/);
     expect(cfg.detail).toMatch(/--window \(gateway\.window\): must be a duration like 250ms, 60s, 15m, 1h30m or 7d \(got "long"\)/);
   });
+
+  it('checks the queue folder the service uses: without queue.dir it warns that the unit uses its StateDirectory, not the folder of the shell that runs doctor', async () => {
+    await broker.start();
+    const unit = readFileSync(join(ROOT, 'gateway', 'presence-gateway.service'), 'utf8');
+    const unitDir = `/var/lib/${/^StateDirectory=(\S+)$/m.exec(unit)![1]}`;
+    const home = mkdtempSync(join(tmp, 'home-'));
+    const args = ['doctor', '--json', '--site', 'doc', '--zone', 'z', '--id', 'g', '--mqtt-url', broker.url, '--source', 'stdin'];
+    const run = (env: NodeJS.ProcessEnv) => {
+      const { STATE_DIRECTORY: _s, XDG_STATE_HOME: _x, ...rest } = process.env;
+      const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), ...args], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 45_000,
+        env: { ...rest, HOME: home, ...env },
+      });
+      return (JSON.parse(r.stdout) as Check[]).find((c) => c.step === 'queue folder')!;
+    };
+    // From a shell, as the field guide runs it: the home folder is all doctor can see, and it says so.
+    const shell = run({});
+    expect(shell.level).toBe('warn');
+    expect(shell.detail).toContain(`under the systemd unit the gateway uses ${unitDir} ($STATE_DIRECTORY)`);
+    expect(shell.detail).toContain(join(home, '.local', 'state', 'presence', 'gateway-doc-g'));
+    expect(shell.fix).toBe(`set queue.dir: ${unitDir} in the configuration (the unit's StateDirectory), so that doctor checks the folder the service uses`);
+    // As the unit starts it ($STATE_DIRECTORY), or with queue.dir: that folder, OK.
+    const state = mkdtempSync(join(tmp, 'state-'));
+    expect(run({ STATE_DIRECTORY: state })).toMatchObject({ level: 'ok', detail: `${state} is writable (fsync works); 0 windows queued` });
+    // The field guide's configuration names the unit's folder.
+    const guide = readFileSync(join(ROOT, 'docs', 'field-guide.md'), 'utf8');
+    const yaml = /```yaml file=\/etc\/presence\/gateway\.yaml\n([\s\S]*?)```/.exec(guide)![1]!;
+    const file = join(tmp, 'guide.yaml');
+    writeFileSync(file, yaml);
+    expect(loadConfig({ config: file }, {}).queue.dir).toBe(unitDir);
+  });
 });
