@@ -232,7 +232,11 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
     });
   } catch (e) {
     // The broker named, so the line says which one did not answer (mqtt.js says "connack timeout").
-    throw new Error(`broker ${redactUrl(opts.url)}: ${(e as Error).message}; check that it is running and reachable at that address`);
+    const m = (e as Error).message;
+    const fix = /not authori[sz]ed|bad user ?name or password/i.test(m)
+      ? 'check the user name and password (MQTT_USERNAME, and MQTT_PASSWORD or MQTT_PASSWORD_FILE)'
+      : 'check that it is running and reachable at that address';
+    throw new Error(`broker ${redactUrl(opts.url)}: ${m}; ${fix}`);
   }
   const t0 = performance.now();
   let published = 0;

@@ -268,5 +268,26 @@ describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 
       );
       expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 5, acked: 5, failed: 0 });
     });
+
+    it('a wrong password is one line naming the broker and the credentials to check', async () => {
+      const pwFile = join(dir, 'wrong.pw');
+      writeFileSync(pwFile, 'not-the-password\n', { mode: 0o600 });
+      const env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k))),
+        MQTT_USERNAME: 'loader',
+        MQTT_PASSWORD_FILE: pwFile,
+      };
+      const r = await promisify(execFile)(
+        process.execPath,
+        [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'simulate', '--load', '--count', '1', '--mqtt-url', broker.url],
+        { env },
+      ).catch((e: { code: number; stderr: string }) => e);
+      expect((r as { code: number }).code).toBe(1);
+      expect((r as { stderr: string }).stderr.trimEnd()).toMatch(
+        new RegExp(
+          `^presence simulate: broker mqtt://127\\.0\\.0\\.1:${broker.port}/?: .*; check the user name and password \\(MQTT_USERNAME, and MQTT_PASSWORD or MQTT_PASSWORD_FILE\\)$`,
+        ),
+      );
+    });
   },
 );
