@@ -625,6 +625,12 @@ export function registerSimulate(program: Command): void {
           } else {
             const gateway = f.gateway ?? scenario.gateways[0].id;
             if (f.pipe) checkPipeFolder(f.pipe);
+            // As gzip does: a binary capture is not written to a terminal (hours of it at --speed 1).
+            else if (process.stdout.isTTY)
+              throw new UsageError(
+                `--live: the capture stream of ${gateway} goes to stdout, which is a terminal`,
+                'pipe it into its reader (| presence replay - --json), or give --pipe PATH or --out DIR',
+              );
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
             outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe, name: f.pipe ?? 'stdout' });
           }

@@ -1,6 +1,7 @@
 // Long runs show progress on a terminal: `presence simulate` a bar over the windows it writes,
 // `--evaluate` one per scenario over the scored run and the run the calibration is fitted on (it
-// printed nothing until a scenario's table, minutes for a long run). On a pipe, no bar.
+// printed nothing until a scenario's table, minutes for a long run). On a pipe, no bar. And a live
+// capture stream is not written to a terminal.
 // The terminal is script(1)'s pseudo-terminal (util-linux, on every Debian).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,6 +33,13 @@ describe('progress of long runs', () => {
     const p = onPipe(['simulate', 'quiet-night', '--evaluate', '--duration', '10m']);
     expect(p.status, p.stderr).toBe(0);
     expect(p.stderr + p.stdout).not.toMatch(/windows\s*$|\d+\/\d+ windows/m);
+  });
+
+  it('--live to stdout on a terminal is refused: a binary capture there is garbage on the screen', () => {
+    const t = onTerminal('simulate quiet-night --live --speed max --duration 1m');
+    expect(t.code).toBe(2);
+    expect(t.out).toMatch(/^presence simulate: --live: the capture stream of gw-lobby goes to stdout, which is a terminal\n+hint: pipe it into its reader/m);
+    expect(t.out).not.toMatch(/\x00/);
   });
 
   it('simulate: a bar over the windows it writes', () => {
