@@ -22,7 +22,7 @@ import {
   type Origins,
   onOff,
 } from '../scripts/lib/config-loader.ts';
-import { durationLimitProblems, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
+import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
 import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
@@ -31,6 +31,7 @@ import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
   ID_PATTERN,
+  MAX_WINDOW_MS,
   sketchEpsilon,
   SKETCH_BITS_ALLOWED,
   SKETCH_EPOCH_MAX_S,
@@ -281,7 +282,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     default: '60s',
     flag: '--window <duration>',
     flagHelp: 'window length, e.g. 60s or 5m (a bare number, deprecated, is read as seconds)',
-    description: 'window length; windows align to multiples of it',
+    description: 'window length, at most 24h; windows align to multiples of it',
   },
   {
     key: 'gateway.rssi_min_dbm',
@@ -798,23 +799,35 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
     }
   };
   const sources = Array.isArray(cfg.sources) ? cfg.sources : [];
-  return durationLimitProblems(
-    [
-      [at('gateway.window'), ms(cfg.gateway?.window)],
-      [at('status.interval'), ms(cfg.status?.interval)],
-      [at('http.update_interval'), ms(cfg.http?.update_interval ?? '1s')],
-      ...sources.flatMap(
-        (s, i): Array<[string, number]> =>
-          s && typeof s === 'object' && s.type === 'command'
-            ? [
-                [`sources[${i}].restart_min`, ms(s.restart_min)],
-                [`sources[${i}].restart_max`, ms(s.restart_max)],
-              ]
-            : [],
-      ),
-    ],
-    [at('mqtt.keepalive'), ms(cfg.mqtt?.keepalive) / 1000],
-  );
+  // the counts message holds a window of at most MAX_WINDOW_MS: a longer one would be counted, under
+  // one key, for all of its length and then dropped as outside the contract
+  const windowMs = ms(cfg.gateway?.window);
+  const window =
+    windowMs > MAX_WINDOW_MS
+      ? [
+          `${at('gateway.window')}: must be at most 24h, the longest window a counts message holds (got ${typeof cfg.gateway?.window === 'string' ? cfg.gateway.window : formatDuration(windowMs)}); use 24h or less`,
+        ]
+      : [];
+  return [
+    ...durationLimitProblems(
+      [
+        [at('gateway.window'), ms(cfg.gateway?.window)],
+        [at('status.interval'), ms(cfg.status?.interval)],
+        [at('http.update_interval'), ms(cfg.http?.update_interval ?? '1s')],
+        ...sources.flatMap(
+          (s, i): Array<[string, number]> =>
+            s && typeof s === 'object' && s.type === 'command'
+              ? [
+                  [`sources[${i}].restart_min`, ms(s.restart_min)],
+                  [`sources[${i}].restart_max`, ms(s.restart_max)],
+                ]
+              : [],
+        ),
+      ],
+      [at('mqtt.keepalive'), ms(cfg.mqtt?.keepalive) / 1000],
+    ),
+    ...window,
+  ];
 }
 
 /** The hint printed after a half-given basic auth of the page. */

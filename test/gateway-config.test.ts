@@ -8,7 +8,7 @@ import { loadConfig as loadAggregator } from '../aggregator/config.ts';
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
 import { redactAddresses } from '../gateway/status.ts';
-import { quantisedP, sketchEpsilon, type CountsMessage } from '../contract/index.ts';
+import { MAX_WINDOW_MS, quantisedP, sketchEpsilon, type CountsMessage } from '../contract/index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -144,6 +144,18 @@ describe('gateway config', () => {
     expect(cfg.mqtt.url).toBe('mqtt://broker:1883');
     expect(cfg.gateway.site).toBe('s1');
     expect(loadAggregator({ config: shared }, {}).mqtt.url).toBe('mqtt://other:1883');
+  });
+
+  it('refuses a window longer than 24h, the longest a counts message holds (it was counted under one key for all its length, then dropped)', () => {
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '25h' }, {}))).toEqual([
+      '--window (gateway.window): must be at most 24h, the longest window a counts message holds (got 25h); use 24h or less',
+    ]);
+    const file = join(tmp, 'window-2d.yaml');
+    writeFileSync(file, 'gateway: { site: s, zone: z, id: g, window: 2d }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://broker:1883" }\n');
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([
+      'gateway.window: must be at most 24h, the longest window a counts message holds (got 2d); use 24h or less',
+    ]);
+    expect(parseDuration(loadConfig({ ...base, source: ['stdin'], window: '24h' }, {}).gateway.window)).toBe(MAX_WINDOW_MS);
   });
 
   it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry (a 30d status interval republished the status every millisecond)', () => {
