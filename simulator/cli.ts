@@ -701,9 +701,23 @@ export function registerSimulate(program: Command): void {
         }
         if (replaced.length) process.stderr.write(`presence simulate: replacing ${replaced.join(', ')} of an earlier run in ${shownDir}\n`);
         const t0 = performance.now();
-        const bar = await progressBar('simulate', Math.ceil(scenario.durationS / scenario.windowS), 'windows');
+        // Over the windows; with windows longer than a minute, over the simulated minutes (one 31-day
+        // window held the bar at 0 for the whole run).
+        const byMinute = scenario.windowS > 60;
+        const minutes = Math.ceil(scenario.durationS / 60);
+        const bar = byMinute
+          ? await progressBar('simulate', minutes, 'simulated minutes')
+          : await progressBar('simulate', Math.ceil(scenario.durationS / scenario.windowS), 'windows');
         let windows = 0;
-        const r = await simulate({ scenario, seed, outDir, format: f.format as 'pcap' | 'pcapng', bleLink, onWindow: () => bar?.update(++windows) });
+        const r = await simulate({
+          scenario,
+          seed,
+          outDir,
+          format: f.format as 'pcap' | 'pcapng',
+          bleLink,
+          onWindow: (w) => bar?.update(byMinute ? Math.min(minutes, Math.ceil((Date.parse(w[0]?.end ?? '') - scenario.startMs) / 60_000) || 0) : ++windows),
+          onTime: byMinute ? (t) => bar?.update(Math.min(minutes, Math.floor(t / 60))) : undefined,
+        });
         bar?.stop();
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         process.stdout.write(

@@ -30,6 +30,8 @@ export interface SimulateOptions extends ScenarioOverrides {
   csv?: boolean;
   /** Called at every window end. */
   onWindow?: (windows: TruthWindow[]) => void;
+  /** Called with the simulated seconds written so far, every 65,536 frames (a progress bar inside long windows). */
+  onTime?: (simulatedS: number) => void;
 }
 
 export interface SimulatedGateway {
@@ -122,6 +124,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
         w.writer.write(w.ifaceOf[ev.radio], ev.frame.timestampMs, ev.frame.data);
         if (ev.radio === 'wifi') wifiFrames++;
         else bleFrames++;
+        if (o.onTime && ((wifiFrames + bleFrames) & 0xffff) === 0) o.onTime((ev.frame.timestampMs - s.startMs) / 1000);
       } else {
         windows.push(...ev.windows);
         o.onWindow?.(ev.windows);

@@ -35,6 +35,14 @@ describe('progress of long runs', () => {
     expect(p.stderr + p.stdout).not.toMatch(/windows\s*$|\d+\/\d+ windows/m);
   });
 
+  it('simulate: with windows longer than a minute, a bar over the simulated minutes that moves inside a window (one 6-h window held it at 0/1)', () => {
+    const t = onTerminal(`simulate quiet-night --duration 6h --window 6h --out ${join(tmp, 'long-window')}`);
+    expect(t.code, t.out).toBe(0);
+    expect(t.out).toMatch(/simulate \[[^\]]*\] 100% \| 360\/360 simulated minutes/);
+    const between = [...t.out.matchAll(/\| (\d+)\/360 simulated minutes/g)].map((m) => Number(m[1])).filter((n) => n > 0 && n < 360);
+    expect(between.length, t.out).toBeGreaterThan(0);
+  });
+
   it('--live to stdout on a terminal is refused: a binary capture there is garbage on the screen', () => {
     const t = onTerminal('simulate quiet-night --live --speed max --duration 1m');
     expect(t.code).toBe(2);
