@@ -269,6 +269,34 @@ describe('small counts: suppression', () => {
     expect(countsLines(msg({})).join('\n')).not.toContain('suppressed');
   });
 
+  it('limit: exact is published as counted, with noise and suppression alike: one address past 49,152 flips it', () => {
+    // the firmware: exact up to its table's 49,152 addresses inclusive, not one more
+    const fw = Firmware.loadSync();
+    const x = fw.exports;
+    const mem = new Uint8Array(x.memory.buffer);
+    const run = (n: number) => {
+      fw.beginWindow();
+      for (let done = 0; done < n; ) {
+        const k = Math.min(4096, n - done);
+        for (let j = 0; j < k; j++) mem.set([0x02, 0x11, 0, (done + j) >> 16, ((done + j) >> 8) & 0xff, (done + j) & 0xff], x.batch_ptr() + 6 * j);
+        x.count_addresses(1, 1, x.batch_ptr(), k);
+        done += k;
+      }
+      return fw.endWindow().wifi;
+    };
+    expect(run(49_152).exact).toBe(true);
+    expect(run(49_153).exact).toBe(false);
+    // and the gateway publishes it as it is: no noise, no suppression touches it
+    const uniform = seeded(5);
+    for (const exact of [true, false])
+      for (const s of [
+        { minCount: 0, epsilon: 0.1, windowMs: 60_000 },
+        { minCount: 100_000, epsilon: 1, windowMs: 60_000 },
+        { minCount: 5, windowMs: 60_000 },
+      ])
+        for (let i = 0; i < 50; i++) expect(protect(msg({ devices: 49_152, estimate: 9000, exact }), s, uniform).wifi.exact).toBe(exact);
+  });
+
   it('budget per day: 2 x epsilon per window (devices and estimate of a radio), times the windows of a day', () => {
     expect(dailyBudget(60_000, 0.5)).toEqual({ windowsPerDay: 1440, perWindow: 1, perDay: 1440 });
     expect(dailyBudget(900_000, 0.1).perDay).toBeCloseTo(19.2, 9);
