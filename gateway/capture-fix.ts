@@ -18,7 +18,8 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
 export function captureFix(output: string[], command: string | string[]): string {
   const text = output.join('\n');
   const { program, iface } = parseCaptureCommand(command);
-  if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES/i.test(text))
+  // dumpcap without capture rights lists no interface at all and says only this.
+  if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES|no interfaces on which a capture can be done/i.test(text))
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
   if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
     return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;

@@ -3,7 +3,7 @@
 // written before the kill delivered. A capture command that dies is restarted with backoff and its
 // failure shows in the status; windows on the wall clock close on time with zero frames too.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -275,6 +275,21 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(line).not.toHaveProperty('damage');
     }
     await waitFor(() => statuses(sub.messages, 'notool').some((s) => s.sources?.[0]?.state === 'restarting'), 10_000, 'a status of the failing source');
+    // dumpcap without capture rights: it sees no interface and says only that (a stand-in that says the same).
+    const dumpcap = join(tmp, 'bin', 'dumpcap');
+    mkdirSync(join(tmp, 'bin'), { recursive: true });
+    writeFileSync(dumpcap, '#!/bin/sh\necho "dumpcap: There are no interfaces on which a capture can be done" >&2\nexit 1\n', { mode: 0o755 });
+    const noRights = spawnGateway(
+      gatewayArgs({ site: 'norights', mqttUrl: broker.url, source: `ble=cmd:${dumpcap} -q -i bluetooth0 -w -`, queueDir: join(tmp, 'q-norights') }),
+    );
+    await waitFor(() => logLines(noRights.stderr(), 'capture command stopped; restarting').length >= 1, 20_000, 'a failed run of dumpcap');
+    noRights.proc.kill('SIGTERM');
+    await noRights.exited;
+    expect(logLines(noRights.stderr(), 'capture command stopped; restarting')[0]).toMatchObject({
+      code: 'exited',
+      exit_code: 1,
+      fix: 'give dumpcap capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v dumpcap) (or run the gateway with the systemd unit)',
+    });
     const failing = statuses(sub.messages, 'notool').find((s) => s.sources?.[0]?.state === 'restarting')!;
     expect(failing.sources![0]).toMatchObject({ error_code: 'exited', last_error: 'the capture command exited with code 127' });
     await sub.client.endAsync();
