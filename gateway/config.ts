@@ -3,7 +3,7 @@
 // `presence gateway --site s --zone z --id g --mqtt-url URL --source pcap:F` works with no file at all.
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -981,7 +981,12 @@ export function defaultQueueDir(cfg: GatewayConfig, env: NodeJS.ProcessEnv = pro
   // the unit, the field guide and doctor name it): used as it is. Started from a shell, one folder
   // per gateway under the user's state home.
   const unit = env.STATE_DIRECTORY?.split(':')[0];
-  if (unit) return unit;
+  if (unit) {
+    // Earlier versions kept the queue one level down (gateway-SITE-ID): an upgraded gateway goes on
+    // with that folder, so the windows it left unacknowledged are sent and seq goes on.
+    const earlier = join(unit, `gateway-${cfg.gateway.site}-${cfg.gateway.id}`);
+    return existsSync(earlier) ? earlier : unit;
+  }
   return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'presence', `gateway-${cfg.gateway.site}-${cfg.gateway.id}`);
 }
 

@@ -2,7 +2,7 @@
 // README's sample configuration is valid, and `presence doctor` runs for real on this machine:
 // every step reports ok/warn/fail, anything not ok says what to fix, and nothing crashes.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -213,6 +213,14 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     // As the unit starts it ($STATE_DIRECTORY), or with queue.dir: that folder, OK.
     const state = mkdtempSync(join(tmp, 'state-'));
     expect(run({ STATE_DIRECTORY: state })).toMatchObject({ level: 'ok', detail: `${state} is writable (fsync works); 0 windows queued` });
+    // A gateway upgraded from a version that queued one level down goes on with that folder (nothing stranded).
+    const earlier = join(state, 'gateway-doc-g', 'windows');
+    mkdirSync(earlier, { recursive: true });
+    writeFileSync(join(earlier, '000000000007.json'), '{}');
+    expect(run({ STATE_DIRECTORY: state })).toMatchObject({
+      level: 'ok',
+      detail: `${join(state, 'gateway-doc-g')} is writable (fsync works); 1 windows queued`,
+    });
     // The field guide's configuration names the unit's folder.
     const guide = readFileSync(join(ROOT, 'docs', 'field-guide.md'), 'utf8');
     const yaml = /```yaml file=\/etc\/presence\/gateway\.yaml\n([\s\S]*?)```/.exec(guide)![1]!;
