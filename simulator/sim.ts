@@ -31,6 +31,9 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
   const root = new Rng(opts.seed);
   const air = root.fork('air');
   const endS = s.durationS;
+  // Truth samples at most a window apart: a window shorter than the step held no sample, and read
+  // nobody in reach while its captures held their frames.
+  const step = Math.min(s.truthStepS, s.windowS);
   const gateways = gatewayStates(s, root);
   const queue = new TaskQueue();
   const truth = new TruthAccounting(s, s.environment, gateways, opts.tap);
@@ -74,7 +77,7 @@ export function* runScenario(s: Scenario, opts: EngineOptions): Generator<SimEve
       case TASK.TICK: {
         population.prune(t);
         truth.sample(population.agents, t);
-        if (t + s.truthStepS < endS) queue.push(t + s.truthStepS, TASK.TICK, null);
+        if (t + step < endS) queue.push(t + step, TASK.TICK, null);
         break;
       }
       case TASK.WINDOW: {

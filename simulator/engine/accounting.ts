@@ -95,8 +95,8 @@ export class TruthAccounting {
 
   /** One truth step at t: people and devices in reach of each gateway (agents that have arrived and not yet left). */
   sample(agents: Iterable<Agent>, t: number): void {
-    const step = this.s.truthStepS;
     const env = this.env;
+    for (const tl of this.tallies) tl.samples++;
     for (const a of agents) {
       if (a.arriveS > t || a.departS <= t) continue;
       const [x, y] = position(a, t);
@@ -105,7 +105,7 @@ export class TruthAccounting {
         const tl = this.tallies[g.index];
         if (a.people > 0 && dd <= g.reach) {
           tl.people.set(a.id, a.people);
-          tl.peopleSeconds += a.people * step;
+          tl.peopleSampled += a.people;
         }
         const pl = pathLossDb(env, dd) + a.extraLossDb;
         for (const d of a.devices) {
