@@ -205,6 +205,9 @@ function checkModeFlags(f: Flags, scenarioArg: string | undefined, given: (key: 
   }
 }
 
+/** "1 person", "2 people". */
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 function isLink(path: string): boolean {
   try {
     return lstatSync(path).isSymbolicLink();
@@ -721,7 +724,7 @@ export function registerSimulate(program: Command): void {
         bar?.stop();
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         process.stdout.write(
-          `${scenario.name}: ${r.truth.totals.people} people, ${r.truth.totals.devices} devices, ` +
+          `${scenario.name}: ${count(r.truth.totals.people, 'person', 'people')}, ${count(r.truth.totals.devices, 'device', 'devices')}, ` +
             `${r.truth.totals.frames.wifi} Wi-Fi and ${r.truth.totals.frames.ble} BLE frames in ${secs} s\n` +
             r.gateways.map((g) => `  ${g.id} (${g.zone}): ${g.pcaps.join(', ')}  ${g.frames} frames\n`).join('') +
             `  truth: ${r.truthPath}${r.truthCsvPath ? `, ${r.truthCsvPath}` : ''}\n`,

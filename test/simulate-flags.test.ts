@@ -78,6 +78,9 @@ describe('presence simulate: bad flag values', () => {
       file,
       'name: fixed-only\nsite: lab\nduration: 1m\ngateways:\n  - { id: rx, zone: bench, position: [0, 0] }\nfixed:\n  - { model: ibeacon, position: [1, 0] }\n',
     );
+    const r = simulate(file, '--out', join(tmp, 'fixed-only'));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^fixed-only: 0 people, 1 device, /); // was "1 devices"
     refused(
       simulate(file, '--people', '5', '--out', join(tmp, 'fixed-only')),
       /^presence simulate: .*fixed-only\.yaml: --people 5: the scenario has no crowds to scale .*; leave out --people$/,
