@@ -119,6 +119,32 @@ describe('a damaged capture is described without a value read from the stream', 
     expect(ea.message).toBe(eb.message);
   });
 
+  it('a link type past the registry is not named by its number: it may be address bytes (pcap header, pcapng interface)', () => {
+    const file = join(tmp, 'linktype');
+    const captures = {
+      pcap: (a: number[]) => {
+        const h = pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP);
+        Buffer.from([a[2]!, a[3]!, a[4]!, a[5]! & 0x03]).copy(h, 20); // the masked 26 bits of the link type
+        return h;
+      },
+      pcapng: (a: number[]) => pcapngHeader([{ linkType: a[4]! | (a[5]! << 8), name: 'wlan0mon' }]),
+    };
+    for (const [kind, bytes] of Object.entries(captures)) {
+      const outputs: string[] = [];
+      for (const a of [A, B]) {
+        writeFileSync(file, bytes(a));
+        const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'presence.js'), 'replay', file], { cwd: tmp, encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, `${kind}: ${r.stderr}`).not.toBe(0);
+        const text = r.stdout + r.stderr;
+        expect(text, kind).toContain('link type above 511 (not in the registry; the number is not shown) is not supported');
+        expect(scan('output', text, [Uint8Array.from(a)], { hashLike: false })).toEqual([]);
+        for (const n of [a[4]! | (a[5]! << 8), Buffer.from([a[2]!, a[3]!, a[4]!, a[5]! & 0x03]).readUInt32LE(0)]) expect(text).not.toContain(String(n));
+        outputs.push(text);
+      }
+      expect(outputs[0], kind).toBe(outputs[1]);
+    }
+  });
+
   it('replay, calibrate and doctor print no byte of the address of a damaged capture', () => {
     const file = join(tmp, 'damaged.pcapng');
     const truth = join(tmp, 'truth.csv');

@@ -85,9 +85,16 @@ const OTHER_NAMES: Record<number, string> = {
   276: 'LINUX_SLL2',
 };
 
-/** "127 (IEEE802_11_RADIOTAP)" */
+/**
+ * The tcpdump link-type registry assigns numbers below this; a larger one is not shown: read from a
+ * damaged stream (a pcap header's 4 bytes, a pcapng interface's 2), it may be bytes of an address.
+ */
+const LINKTYPE_SHOWN_MAX = 511;
+
+/** "127 (IEEE802_11_RADIOTAP)"; a number past the registry's range is not shown. */
 export function linkTypeName(linkType: number): string {
   const lt = linkType & LINKTYPE_MASK;
+  if (lt > LINKTYPE_SHOWN_MAX) return `above ${LINKTYPE_SHOWN_MAX} (not in the registry; the number is not shown)`;
   const name = LINKTYPE_NAMES[lt] ?? OTHER_NAMES[lt];
   return name ? `${lt} (${name})` : String(lt);
 }
