@@ -463,7 +463,7 @@ export function registerSimulate(program: Command): void {
       '--burst-addresses <n>',
       "evaluate: addresses of one scan burst every gateway hears, the Wi-Fi estimate's floor divisor, 1 to 64 (default: each gateway's figure from its simulated receiver, printed with the table)",
     )
-    .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1)')
+    .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1, 0 after 4294967295)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
     .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.03)')

@@ -292,7 +292,8 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
 export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
   const seed = o.seed ?? 1;
-  const fitSeed = o.fitSeed ?? seed + 1;
+  // Within the generator's 32 bits, as it reads a seed: seed 4294967295 is fitted on 0 (it said 4294967296).
+  const fitSeed = o.fitSeed ?? (seed + 1) >>> 0;
   if (o.calibrate !== false && fitSeed === seed)
     throw new Error(`evaluate: the calibration must be fitted on another seed than the one it is tested on (both ${seed})`);
   const windows = await countWindows(s, seed, o);

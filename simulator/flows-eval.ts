@@ -156,7 +156,8 @@ type Acc = { n: number; travel: number[] };
  */
 export async function evaluateFlows(s: Scenario, o: FlowsOptions): Promise<FlowsScore> {
   const calibrate = o.calibrate !== false;
-  const calibrationSeed = o.calibrationSeed ?? o.seed + 1000;
+  // Within the generator's 32 bits, as it reads a seed (seed 4294967295 calibrates on 999, not "4294968295").
+  const calibrationSeed = o.calibrationSeed ?? (o.seed + 1000) >>> 0;
   const expansion = new Map<string, { est: number; base: number; travellers: number }>();
   if (calibrate) {
     const c = await collect(s, { ...o, seed: calibrationSeed }, null);

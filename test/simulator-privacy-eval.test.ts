@@ -69,3 +69,12 @@ describe('evaluate: a radio with nothing to score', () => {
     }
   });
 });
+
+describe("evaluate: the seeds it derives stay within the generator's 32 bits", () => {
+  it('seed 4294967295 is fitted on seed 0 and says so (it said 4294967296, which the generator reads as 0)', async () => {
+    const e = await evaluate({ scenario: 'quiet-night', seed: 4294967295, durationS: 300, flows: false });
+    expect(e.calibration?.fitSeed).toBe(0);
+    const same = await evaluate({ scenario: 'quiet-night', seed: 4294967295, fitSeed: 0, durationS: 300, flows: false });
+    expect(same.calibration?.wifi).toEqual(e.calibration?.wifi);
+  });
+});

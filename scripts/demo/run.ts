@@ -236,7 +236,8 @@ export async function runDemo(
   // People only from a calibration: fitted on another simulated run of the same scenario and period.
   let cal: DemoCalibration | null = null;
   if (opts.calibrate !== false) {
-    const seed = opts.seed + CALIBRATION_SEED_OFFSET;
+    // Within the generator's 32 bits, as it reads a seed, so the seed printed is the one used.
+    const seed = (opts.seed + CALIBRATION_SEED_OFFSET) >>> 0;
     const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
     write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
     const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
@@ -277,7 +278,7 @@ export async function runDemo(
       write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
       await runPeriod({
         scenario: opts.scenario,
-        seed: opts.seed + 7,
+        seed: (opts.seed + 7) >>> 0,
         startMs: startMs - 7 * 86400_000,
         durationS,
         windowS,
