@@ -83,6 +83,7 @@ export class Intake {
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let lastRefusal = ''; // the refusal on a reconnect logged last
       const m = this.config;
       const ack = new DeferredAckClient(m.url, mqttOptions(m, m.protocolVersion), { maxUnacked: this.maxUnacked });
       this.client = ack;
@@ -100,6 +101,7 @@ export class Intake {
         this.connectedAt = Date.now();
         this.watchTakeover(client);
         this.metrics.connected.set(1);
+        lastRefusal = '';
         this.log.info({ session_present: connack.sessionPresent, protocol_version: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
@@ -135,6 +137,24 @@ export class Intake {
       ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
       ack.on('error', (err) => {
         const refused = typeof err.code === 'number';
+        if (refused && settled) {
+          // Refused on a reconnect (the broker restarted with a changed password file or ACL):
+          // mqtt.js would stop reconnecting for good and the aggregator sit idle with its process
+          // alive; try again every second instead, logging each kind of refusal once.
+          if (ack.client) ack.client.options.reconnectOnConnackError = true;
+          if (err.message !== lastRefusal)
+            this.log.error(
+              {
+                err: redactUrlsIn(err.message),
+                code: err.code,
+                broker: redactUrl(m.url),
+                fix: 'check mqtt.username and mqtt.password (or mqtt.password_file) against the broker password file',
+              },
+              'broker refused the connection; messages stay with the broker and it is tried again every second',
+            );
+          lastRefusal = err.message;
+          return;
+        }
         this.log.error({ err: redactUrlsIn(err.message), code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
         if (refused && !settled) {
           settled = true;
