@@ -18,6 +18,7 @@ import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/
 import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { isValidId, MAX_WINDOW_MS } from '../contract/index.ts';
+import { CLOCK_MIN_MS } from '../gateway/window.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
   checkDisk,
@@ -505,6 +506,17 @@ export function registerSimulate(program: Command): void {
               `--window ${f.window}: a counts window is at most ${MAX_WINDOW_MS / 3_600_000}h (the contract's limit)`,
               'give a shorter --window, like 60s',
             );
+          // The windows end near now, one per gateway and message: too many go back before 2000, which no
+          // gateway counts and the contract refuses (found after connecting, naming no flag).
+          const gateways = loadGateways(f.gateways);
+          const rate = num('rate', f.rate, 0.001)!;
+          const limit = Math.min(count ?? Infinity, duration !== undefined ? Math.ceil(rate * duration) : Infinity);
+          const firstStart = Date.now() - (Math.ceil(limit / gateways) + 1) * windowS * 1000;
+          if (firstStart < CLOCK_MIN_MS)
+            throw new UsageError(
+              `${count !== undefined && limit === count ? `--count ${f.count}` : `--duration ${f.duration} at --rate ${f.rate}`}: ${limit.toLocaleString('en')} messages of ${gateways.toLocaleString('en')} gateways in ${formatDuration(windowS * 1000)} windows ending now begin before 2000, the years a gateway counts`,
+              'give fewer messages (--count, --duration), more --gateways or a shorter --window',
+            );
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
             throw new UsageError(
@@ -533,8 +545,8 @@ export function registerSimulate(program: Command): void {
           const r = await runLoad({
             url,
             mqttOptions: { ...(username !== undefined && { username }), ...(password !== undefined && { password }) },
-            gateways: loadGateways(f.gateways),
-            rate: num('rate', f.rate, 0.001)!,
+            gateways,
+            rate,
             duration,
             count,
             site: f.site,

@@ -285,6 +285,17 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
     );
   });
 
+  it("load windows that would begin before 2000 are refused before connecting (they failed after it with the contract's reason)", () => {
+    refused(
+      simulate('--load', '--count', '100000000', '--gateways', '1', '--mqtt-url', 'mqtt://127.0.0.1:1'),
+      /^presence simulate: --count 100000000: 100,000,000 messages of 1 gateways in 1m windows ending now begin before 2000, the years a gateway counts$/,
+    );
+    refused(
+      simulate('--load', '--duration', '31d', '--rate', '1000', '--gateways', '1', '--mqtt-url', 'mqtt://127.0.0.1:1'),
+      /^presence simulate: --duration 31d at --rate 1000: /,
+    );
+  });
+
   it('--rssi-min is a signal level and --sketch-p a probability; every scenario is checked before the first runs', () => {
     refused(
       simulate('quiet-night', '--evaluate', '--duration', '1m', '--rssi-min', '500'),
