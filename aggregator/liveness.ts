@@ -5,6 +5,7 @@
 // because writes fail): counting starts again from when it hears again.
 import type { Logger } from 'pino';
 import type { AggregatorMetrics } from './health.ts';
+import { idForLog } from '../contract/index.ts';
 import { missingLines } from './messages.ts';
 
 interface GatewayState {
@@ -45,7 +46,7 @@ export class GatewayLiveness {
     if (g.missing) {
       g.missing = false;
       this.metrics.gatewaysMissing.dec();
-      this.log.info({ site, gateway }, 'gateway is back');
+      this.log.info({ site: idForLog(site), gateway: idForLog(gateway) }, 'gateway is back');
       this.write(missingLines(site, gateway, 0, now), site, gateway, 0, now);
     }
   }
@@ -63,7 +64,7 @@ export class GatewayLiveness {
       if (windows >= this.missingAfterWindows) {
         g.missing = true;
         this.metrics.gatewaysMissing.inc();
-        this.log.warn({ site: g.site, gateway: g.gateway, silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
+        this.log.warn({ site: idForLog(g.site), gateway: idForLog(g.gateway), silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
         this.write(missingLines(g.site, g.gateway, windows, now), g.site, g.gateway, windows, now);
         this.onMissing(g.site, g.gateway);
       }

@@ -15,6 +15,8 @@ import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { RejectLog } from '../aggregator/reject-log.ts';
+import { GatewayLiveness } from '../aggregator/liveness.ts';
+import { AggregatorMetrics } from '../aggregator/health.ts';
 import { GatewayIdentity } from '../aggregator/registry.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { classify } from '../aggregator/messages.ts';
@@ -50,6 +52,32 @@ describe('rejection log: a topic level that is a valid id shaped like an address
       ['topic_mismatch', 'presence/v1/val/(not an id)/counts', 'topic names val/(not an id), payload val/gw-1'],
     ]);
     expect(scan('log', JSON.stringify(lines), [addr], { hashLike: false })).toEqual([]);
+  });
+
+  it('is not logged when a gateway of that name goes missing or comes back', () => {
+    const lines: Array<LogLine & { gateway?: string }> = [];
+    const addr = Uint8Array.from([0x3c, 0x22, 0xfb, 0x01, 0xa0, 0x9e]);
+    const written: string[][] = [];
+    const live = new GatewayLiveness(
+      2,
+      capturingLogger(lines),
+      new AggregatorMetrics(),
+      (l) => written.push(l),
+      () => {},
+    );
+    const t0 = Date.now();
+    for (const id of ['3c22fb01a09e', '3c-22-fb-01-a0-9e']) live.seen('val', id, 60_000, true, t0);
+    live.check(t0 + 180_000, true);
+    for (const id of ['3c22fb01a09e', '3c-22-fb-01-a0-9e']) live.seen('val', id, 60_000, true, t0 + 200_000);
+    expect(lines.map((l) => [l.msg, l.gateway])).toEqual([
+      ['gateway missing', '(not an id)'],
+      ['gateway missing', '(not an id)'],
+      ['gateway is back', '(not an id)'],
+      ['gateway is back', '(not an id)'],
+    ]);
+    expect(scan('log', JSON.stringify(lines), [addr], { hashLike: false })).toEqual([]);
+    // (the points written name the gateway: it is the gateway's own id, and the series is its)
+    expect(written).toHaveLength(4);
   });
 
   it("is not logged when the payload names it either: the payload's site, gateway, zone or group", () => {
