@@ -281,7 +281,11 @@ export class WindowQueue {
    */
   append(message: CountsMessage): void {
     if (message.seq !== this.lastSeq + 1) throw new Error(`queue: seq ${message.seq} out of order (expected ${this.lastSeq + 1})`);
-    while (this.depth >= this.opts.maxWindows) this.dropOldest(this.seqs[this.head], 'queue full: dropped the oldest unpublished window');
+    this.dropWhile(
+      () => this.depth >= this.opts.maxWindows,
+      () => this.seqs[this.head],
+      'queue full: dropped the oldest unpublished window',
+    );
     const json = JSON.stringify(message);
     if (this.state === 'ok') {
       try {
@@ -297,17 +301,33 @@ export class WindowQueue {
     this.seqs.push(message.seq);
     this.memory.set(message.seq, json);
     const max = this.opts.memoryWindows ?? MEMORY_WINDOWS;
-    while (this.memory.size > max)
-      this.dropOldest(this.memory.keys().next().value!, 'queue folder not writable and too many windows in memory: dropped the oldest');
+    this.dropWhile(
+      () => this.memory.size > max,
+      () => this.memory.keys().next().value!,
+      'queue folder not writable and too many windows in memory: dropped the oldest',
+    );
     // Nothing on disk carries this seq: the seq file does (updated in place, no space needed).
     this.saveSeq();
   }
 
-  private dropOldest(seq: number, why: string): void {
-    if (seq === this.lastSeq) this.saveSeq();
-    this.forget(seq);
-    this.dropped++;
-    this.opts.log?.warn({ seq, max_windows: this.opts.maxWindows, in_memory: this.memory.size, dropped: this.dropped }, why);
+  /** Drops the oldest window while `over()`, and logs it once: one line however many went (a
+   *  max_windows lowered below the backlog drops thousands at the first window). */
+  private dropWhile(over: () => boolean, oldest: () => number, why: string): void {
+    let first: number | null = null;
+    let last = 0;
+    let n = 0;
+    while (over()) {
+      const seq = oldest();
+      if (seq === this.lastSeq) this.saveSeq();
+      this.forget(seq);
+      this.dropped++;
+      first ??= seq;
+      last = seq;
+      n++;
+    }
+    if (n === 0) return;
+    const which = n === 1 ? { seq: first } : { seqs: `${first}-${last}`, windows: n };
+    this.opts.log?.warn({ ...which, max_windows: this.opts.maxWindows, in_memory: this.memory.size, dropped: this.dropped }, why);
   }
 
   /** Up to `n` queued sequence numbers after `after` (exclusive), oldest first. */

@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from '../gateway/config.ts';
 import { loadConfig as loadAggregator } from '../aggregator/config.ts';
@@ -344,6 +345,24 @@ describe('durable queue', () => {
     expect(readdirSync(join(tmp, 'q2', 'windows')).sort()).toEqual(['000000000003.json', '000000000004.json', '000000000005.json']);
     expect(JSON.parse(readFileSync(join(tmp, 'q2', 'windows', '000000000005.json'), 'utf8'))).toEqual(msg(5));
     q.close();
+  });
+
+  it('a bound lowered below the backlog drops the oldest at the next window with one log line, not one per window', () => {
+    const dir = join(tmp, 'q-lowered');
+    const q = WindowQueue.open(dir, { maxWindows: 1000 });
+    for (let s = 1; s <= 500; s++) q.append(msg(s));
+    q.close();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const again = WindowQueue.open(dir, { maxWindows: 10, log });
+    again.append(msg(501));
+    expect(again.dropped).toBe(491);
+    expect(again.pending(0, 20)).toEqual([492, 493, 494, 495, 496, 497, 498, 499, 500, 501]);
+    const dropped = lines.filter((l) => String(l.msg).startsWith('queue full'));
+    expect(dropped).toEqual([expect.objectContaining({ seqs: '1-491', windows: 491, max_windows: 10, dropped: 491 })]);
+    again.append(msg(502)); // one more: one line naming that one window
+    expect(lines.filter((l) => String(l.msg).startsWith('queue full')).at(-1)).toMatchObject({ seq: 492, dropped: 492 });
+    again.close();
   });
 
   it('refuses a folder another live gateway holds', () => {
