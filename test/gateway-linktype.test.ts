@@ -63,8 +63,9 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(logLines(gw.stderr(), REJECTED)).toHaveLength(0);
   });
 
-  it('a capture whose every FCS is stale: zeros, and one warn line names gateway.ignore_fcs; with it the frames count', async () => {
-    const path = capture('stale.pcap', LINKTYPE.IEEE802_11_RADIOTAP);
+  /** A Wi-Fi capture whose every frame's FCS is stale (its last byte flipped). */
+  function staleCapture(name: string): string {
+    const path = capture(name, LINKTYPE.IEEE802_11_RADIOTAP);
     const bytes = readFileSync(path);
     for (let off = 24; off < bytes.length; ) {
       const len = bytes.readUInt32LE(off + 8);
@@ -72,6 +73,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       off += 16 + len;
     }
     writeFileSync(path, bytes);
+    return path;
+  }
+
+  it('a capture whose every FCS is stale: zeros, and one warn line names gateway.ignore_fcs; with it the frames count', async () => {
+    const path = staleCapture('stale.pcap');
     const gw = spawnGateway(
       gatewayArgs({ site: 'stale', mqttUrl: broker.url, source: `pcap:${path}`, queueDir: join(tmp, 'q-stale') }, '--speed', 'max', '--window', '1s'),
     );
@@ -95,14 +101,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   });
 
   it('with privacy.min_count the warn line of a window whose every frame was rejected leaves out how many: the log holds the counts only as published', async () => {
-    const path = capture('stale-k.pcap', LINKTYPE.IEEE802_11_RADIOTAP);
-    const bytes = readFileSync(path);
-    for (let off = 24; off < bytes.length; ) {
-      const len = bytes.readUInt32LE(off + 8);
-      bytes[off + 16 + len - 1] ^= 0xff; // the FCS's last byte
-      off += 16 + len;
-    }
-    writeFileSync(path, bytes);
+    const path = staleCapture('stale-k.pcap');
     const {
       gw,
       counts: c,
