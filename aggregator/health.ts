@@ -40,7 +40,7 @@ export class AggregatorMetrics {
   });
   readonly writeFailures = new Counter({
     name: 'presence_aggregator_write_failures_total',
-    help: 'Failed write attempts (each is retried)',
+    help: 'Write requests that did not store the whole batch (retried, split or partly dropped)',
     registers: [this.registry],
   });
   readonly writeSeconds = new Histogram({

@@ -12,8 +12,10 @@
 // - Points the server refuses can never be written: they are dropped, counted by reason
 //   (presence_aggregator_points_dropped_total{reason}, never as written), logged (rate-limited) and
 //   make /healthz "degraded"; their messages are acknowledged so the stream goes on. A partial write
-//   ("... dropped=N", InfluxDB 1.x 400, 2.x 422) stored the rest; a 400/422 without a count and a 413
-//   split the batch in halves until the refused (or too large) points are found.
+//   ("... dropped=N", InfluxDB 1.x 400, 2.x 422) stored the rest, and is split in halves (written
+//   again: idempotent) until the refused points are found, so the messages whose points were stored
+//   still reach the page (at most PARTIAL_SPLIT_WRITES such writes a batch); a 400/422 without a
+//   count and a 413 split the batch in halves until the refused (or too large) points are found.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
 import { redactUrlsIn } from '../scripts/lib/secrets.ts';
@@ -125,6 +127,10 @@ const HINTS: Partial<Record<DropReason, string>> = {
   too_large: 'a single point is larger than the server accepts (max-body-size)',
   limit: 'a series or tag-value limit of the server is reached (max-series-per-database, max-values-per-tag)',
 };
+
+/** Writes a batch may spend finding which of its lines a partial write refused (the server says how
+ *  many, not which): beyond, the lines of the part left are not reported as stored to the page. */
+export const PARTIAL_SPLIT_WRITES = 64;
 
 /** How long a drop keeps /healthz "degraded". */
 export const DEGRADED_FOR_MS = 15 * 60_000;
@@ -279,8 +285,12 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     this.emit('written', written);
   }
 
-  /** Writes lines until the server has answered for each of them: stored or refused. Null once abandoned. */
-  private async store(lines: string[]): Promise<Stored | null> {
+  /**
+   * Writes lines until the server has answered for each of them: stored or refused. Null once abandoned.
+   * `split`: writes left to find which lines of a partial write were refused (shared by a batch's
+   * halves: a batch where refused and stored points alternate costs at most that many writes more).
+   */
+  private async store(lines: string[], split = { left: PARTIAL_SPLIT_WRITES }): Promise<Stored | null> {
     let attempt = 0;
     for (;;) {
       if (this.abandoned) return null;
@@ -311,13 +321,25 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         if (groups.size > 1) {
           let out: Stored = { written: new Map(), dropped: [], unsure: [] };
           for (const g of groups.values()) {
-            const r = await this.store(g);
+            const r = await this.store(g, split);
             if (!r) return null;
             out = merge(out, r);
           }
           return out;
         }
         const dropped = Math.min(f.dropped, lines.length);
+        // Some were stored and some refused, and the server does not say which: halves again (while
+        // the batch's budget of such writes lasts), so the page (notes of stored lines) still gets
+        // the messages whose points were stored, and not only the refused ones are left out.
+        if (dropped > 0 && dropped < lines.length && split.left > 0) {
+          split.left -= 2;
+          const mid = lines.length >>> 1;
+          const a = await this.store(lines.slice(0, mid), split);
+          if (!a) return null;
+          const b = await this.store(lines.slice(mid), split);
+          if (!b) return null;
+          return merge(a, b);
+        }
         return {
           written: new Map([[measurementOf(lines[0]), lines.length - dropped]]),
           dropped: dropped ? [{ reason: f.reason, points: dropped, message: f.message }] : [],
@@ -332,9 +354,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           return { written: new Map(), dropped: [{ reason, points: 1, message: `${f.status ?? ''} ${f.message}`.trim() }], unsure: lines };
         }
         const mid = lines.length >>> 1;
-        const a = await this.store(lines.slice(0, mid));
+        const a = await this.store(lines.slice(0, mid), split);
         if (!a) return null;
-        const b = await this.store(lines.slice(mid));
+        const b = await this.store(lines.slice(mid), split);
         if (!b) return null;
         return merge(a, b);
       }

@@ -100,6 +100,26 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     expect(h.body.problems.join('\n')).toMatch(/60 point\(s\) refused .*retention.*beyond retention policy.*needs a longer retention/);
   });
 
+  it("1.x: a window beyond the retention policy in a batch keeps the other gateways' stored windows on the page", async () => {
+    await influx.query('CREATE DATABASE "short2" WITH DURATION 1h', 'POST');
+    // one batch: one gateway replaying a 2023 window among the recent windows of two others
+    const a = await start({ url: influx.url, api: 'v1', database: 'short2' }, 1000);
+    const recent = windows('site-live', 2, 5);
+    const old = window('site-live', 'gw-stale', 0, Date.parse('2023-04-27T12:00:00Z'), 1000, 'zone-stale');
+    await publishAll(pub, [...recent.slice(0, 5), old, ...recent.slice(5)].map(countsItem));
+    await allAcked(a, 11);
+    expect(a.stats()).toMatchObject({ pointsWritten: 20, pointsDropped: 2, queueDepth: 0 });
+    const stored = await influx.rows(`SELECT count("devices") FROM "short2"."autogen"."presence" WHERE "site"='site-live'`);
+    expect(Number(stored[0].count)).toBe(20);
+    // the page shows what was stored: the ten windows of gw-0 and gw-1, not the refused one
+    const snap = a.recent!.snapshot(Date.now());
+    expect(snap.gateways.map((g) => g.gateway).sort()).toEqual(['gw-0', 'gw-1']);
+    const zone = snap.zones.find((z) => z.zone === 'zone-a');
+    expect(zone?.windows.length).toBe(5);
+    expect(zone?.windows.every((w) => w.gateways === 2)).toBe(true);
+    expect(snap.zones.some((z) => z.zone === 'zone-stale')).toBe(false);
+  });
+
   it('1.x: a field type conflict drops the conflicting points (counted) and the others are stored', async () => {
     await influx.query('CREATE DATABASE "conflict"', 'POST');
     // devices written once as a float: the aggregator's integer devices conflict from now on
