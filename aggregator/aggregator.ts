@@ -127,7 +127,9 @@ export class Aggregator extends EventEmitter {
     const corridors = this.config.corridors;
     this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;
     this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
-    this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload) => this.onMessage(topic, payload));
+    this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload, packet) =>
+      this.onMessage(topic, payload, packet.retain),
+    );
     this.link = this.ownership
       ? new CorridorLink(
           this.config.mqtt,
@@ -290,15 +292,26 @@ export class Aggregator extends EventEmitter {
     this.onSketch(topic, payload, now);
   }
 
-  private onMessage(topic: string, payload: Buffer): Promise<void> | undefined {
+  private onMessage(topic: string, payload: Buffer, retained = false): Promise<void> | undefined {
     const now = Date.now();
     this.counters.received++;
     let r: Classified;
-    try {
-      r = classify(topic, payload, now, this.config.maxAhead, this.calibration);
-    } catch (e) {
-      r = { ok: false, reason: 'invalid', detail: `cannot be turned into points: ${(e as Error).message}` };
-    }
+    if (retained && topicKind(topic) === 'counts') {
+      // A counts message is never retained (contract/README.md): the broker's stored copy, sent again
+      // at every subscribe (each reconnect), is not a window as it was sent, and would make a silent
+      // gateway look back. The live delivery of the same publish comes without the flag.
+      r = {
+        ok: false,
+        reason: 'retained',
+        detail:
+          'a retained copy the broker keeps for this counts topic (counts are never retained); clear it with an empty retained publish: mosquitto_pub -r -n -t <topic>',
+      };
+    } else
+      try {
+        r = classify(topic, payload, now, this.config.maxAhead, this.calibration);
+      } catch (e) {
+        r = { ok: false, reason: 'invalid', detail: `cannot be turned into points: ${(e as Error).message}` };
+      }
     if (r.ok) {
       // Who may publish what (registry, limit on unknown gateways), then conflicts with accepted windows.
       const m = r.message;

@@ -21,7 +21,16 @@ export const PRESENCE = PRESENCE_MEASUREMENT;
 export const GATEWAY_STATUS = GATEWAY_STATUS_MEASUREMENT;
 
 /** Reasons a message is rejected; the label of the rejected-messages counter. */
-export type RejectReason = 'too_large' | 'bad_topic' | 'bad_json' | 'unknown_field' | 'invalid' | 'topic_mismatch' | 'future' | IdentityRejectReason;
+export type RejectReason =
+  | 'too_large'
+  | 'bad_topic'
+  | 'bad_json'
+  | 'unknown_field'
+  | 'invalid'
+  | 'topic_mismatch'
+  | 'future'
+  | 'retained'
+  | IdentityRejectReason;
 export const REJECT_REASONS: RejectReason[] = [
   'too_large',
   'bad_topic',
@@ -30,6 +39,7 @@ export const REJECT_REASONS: RejectReason[] = [
   'invalid',
   'topic_mismatch',
   'future',
+  'retained',
   ...IDENTITY_REJECT_REASONS,
 ];
 

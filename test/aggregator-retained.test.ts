@@ -1,0 +1,87 @@
+// A counts message published with the retain flag, with a real Mosquitto and influxd: counts are never
+// retained (contract/README.md), but a broker keeps such a copy and sends it again at every subscribe,
+// so at each reconnect of the aggregator. The live delivery (and the copy queued for its persistent
+// session while it was away) is written; the stored copy sent at a subscribe is rejected (retained),
+// and it does not make a gateway that has gone silent look back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { countsTopic, encode } from '../contract/index.ts';
+import { publisher, until, window } from './aggregator-helpers.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator-retained') && need('influxd', 'influxdb', 'aggregator-retained');
+
+describe.skipIf(!ok)('aggregator: retained counts', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let pub: MqttClient;
+  const aggs: Aggregator[] = [];
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+    await influx.query('CREATE DATABASE "presence"', 'POST');
+    pub = await publisher(broker.url);
+  });
+
+  afterAll(async () => {
+    for (const a of aggs) await a.stop(2000).catch(() => {});
+    await pub?.endAsync().catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  async function start(): Promise<Aggregator> {
+    const a = new Aggregator({
+      mqtt: { url: broker.url, clientId: 'agg-retained' },
+      influx: { url: influx.url, api: 'v1', database: 'presence' },
+      batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
+      http: { port: null },
+      missingAfterWindows: 2,
+      missingCheckInterval: '100ms',
+      logLevel: 'silent',
+    });
+    aggs.push(a);
+    await a.start();
+    return a;
+  }
+  const retained = (a: Aggregator) => {
+    let n = 0;
+    a.on('rejected', (reason: string) => reason === 'retained' && n++);
+    return () => n;
+  };
+  const stored = () => influx.count('presence', 'devices', `"site"='ret'`);
+
+  it('writes the live delivery and the copy queued while away, rejects the stored copy at each subscribe, and a silent gateway stays missing', async () => {
+    const topic = countsTopic('ret', 'gw-1');
+    const t0 = Date.now() - 30_000;
+    let a = await start();
+    let seen = retained(a);
+    await pub.publishAsync(topic, encode(window('ret', 'gw-1', 1, t0)), { qos: 1, retain: true });
+    await until('the live window written', stored, (n) => n === 2);
+    expect(seen()).toBe(0);
+
+    // away: the next window is queued for the session, and its retained copy replaces the first one
+    await a.stop();
+    await pub.publishAsync(topic, encode(window('ret', 'gw-1', 2, t0 + 1000)), { qos: 1, retain: true });
+    a = await start();
+    seen = retained(a);
+    await until('the queued window written', stored, (n) => n === 4);
+    await until('the stored copy rejected', seen, (n) => n === 1);
+
+    // 1-s windows: missing after 2 s of silence; a reconnect (broker restart) sends the copy again
+    await until(
+      'the gateway recorded missing',
+      () => a.missingGateways(),
+      (m) => m.includes('ret/gw-1'),
+      10_000,
+    );
+    await broker.restart();
+    await until('the stored copy rejected again after the reconnect', seen, (n) => n === 2, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.missingGateways()).toContain('ret/gw-1');
+    expect(await stored()).toBe(4);
+    expect(a.stats().queueDepth).toBe(0);
+  });
+});
