@@ -2,7 +2,7 @@
 // InfluxDB 1.x /write (1.6 and 1.7 have no /api/v2/write), and a line-protocol file.
 // Each write() resolves only once the server (or the disk) has confirmed the whole batch, and
 // rejects otherwise; the caller retries. Nothing here retries or drops on its own.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
@@ -221,16 +221,35 @@ export class InfluxV1Sink implements Sink {
 }
 
 /** Appends line protocol to a file and syncs it to disk before confirming. Load it with
- *  `curl -XPOST 'http://host:8086/write?db=presence&precision=ms' --data-binary @presence.lp`. */
+ *  `curl -XPOST 'http://host:8086/write?db=presence&precision=ms' --data-binary @presence.lp`.
+ *  A file moved away or deleted (loaded, then cleared, or rotated) is noticed at the next write: the
+ *  path is opened again, a new file, so what comes after lands at the path, not in the moved file or
+ *  in a deleted one (acknowledged and gone). Writes are one at a time. */
 export class FileSink implements Sink {
   readonly target: string;
   private handle: Promise<FileHandle> | null = null;
+  private last: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly path: string) {
     this.target = `file ${resolve(path)}`;
   }
 
-  async write(lines: string[]): Promise<void> {
+  write(lines: string[]): Promise<void> {
+    const next = this.last.then(() => this.append(lines));
+    this.last = next.catch(() => {});
+    return next;
+  }
+
+  private async append(lines: string[]): Promise<void> {
+    if (this.handle) {
+      // the open file still the one at the path? (same device and inode)
+      const fh = await this.handle;
+      const [open, atPath] = await Promise.all([fh.stat(), stat(this.path).catch(() => null)]);
+      if (!atPath || atPath.ino !== open.ino || atPath.dev !== open.dev) {
+        this.handle = null;
+        await fh.close().catch(() => {});
+      }
+    }
     if (!this.handle) {
       makeFolders(dirname(resolve(this.path)));
       this.handle = open(this.path, 'a');
@@ -242,6 +261,7 @@ export class FileSink implements Sink {
   }
 
   async close(): Promise<void> {
+    await this.last;
     const h = this.handle;
     this.handle = null;
     if (h) await (await h).close().catch(() => {});

@@ -3,7 +3,7 @@
 // (what `curl --data-binary @presence.lp` does). The embedded Aedes broker (MQTT 3.1.1 only) works too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +85,43 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
     expect(res.status).toBe(204);
     expect(await influx.count('presence', 'devices', `"radio"='wifi'`)).toBe(300);
     expect(await influx.count('presence', 'devices', `"radio"='ble'`)).toBe(300);
+  });
+
+  it('a file moved away (loaded, say) or deleted while running: later windows land in a new file at the path', async () => {
+    const out = join(dir, 'moved.lp');
+    const loaded = join(dir, 'loaded.lp');
+    const agg = new Aggregator({
+      mqtt: { url: broker.url, clientId: 'agg-file-moved' },
+      out,
+      http: { port: null },
+      batch: { flushInterval: '20ms' },
+      logLevel: 'error',
+    });
+    const pub = await publisher(broker.url);
+    const send = async (site: string, acked: number) => {
+      await publishAll(pub, windows(site, 1, 5).map(countsItem));
+      await until(
+        `${acked} acknowledged`,
+        () => agg.stats().acked,
+        (n) => n === acked,
+      );
+    };
+    try {
+      await agg.start();
+      await send('site-first', 5);
+      renameSync(out, loaded); // as after: curl --data-binary @presence.lp, then mv it away
+      await send('site-second', 10);
+      expect(lineCount(loaded)).toBe(10);
+      expect(readFileSync(out, 'utf8')).toMatch(/site=site-second/);
+      expect(lineCount(out)).toBe(10);
+      rmSync(out);
+      await send('site-third', 15);
+      expect(lineCount(out)).toBe(10);
+      expect(readFileSync(out, 'utf8')).toMatch(/site=site-third/);
+    } finally {
+      await pub.endAsync();
+      await agg.stop(2000);
+    }
   });
 
   it('works with the embedded Aedes broker (MQTT 3.1.1, no shared subscriptions)', async () => {
