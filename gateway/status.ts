@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import {
   CONTRACT_VERSION,
+  encode,
   isLastError,
+  MAX_PAYLOAD_BYTES,
   lastErrorText,
   redactAddresses,
   redactFreeText,
@@ -55,8 +57,30 @@ export interface StatusInput {
   sources: SourceStatus[];
 }
 
+/**
+ * The status as published: within MAX_PAYLOAD_BYTES, which the aggregator checks before anything
+ * else (too_large; past the broker's max_packet_size, 8192 in docs/mosquitto/, the broker even
+ * closes the gateway's connection, its counts with it). The schema allows 64 sources, about 180
+ * bytes each when they fail: a gateway with some 20 or more would be over. Then, in turn: the sources
+ * without their last_error sentence (error_code tells it), with their required fields only, and
+ * none (the status without sources: the aggregator writes no source totals for it).
+ */
+export function fitStatus(m: StatusMessage): StatusMessage {
+  const fits = (x: StatusMessage) => encode(x).length <= MAX_PAYLOAD_BYTES;
+  if (fits(m) || !m.sources) return m;
+  const withoutSentences: StatusMessage = { ...m, sources: m.sources.map(({ last_error: _, ...src }) => src) };
+  if (fits(withoutSentences)) return withoutSentences;
+  const required: StatusMessage = {
+    ...m,
+    sources: m.sources.map((src) => ({ name: src.name, state: src.state, frames_per_s: src.frames_per_s, errors: src.errors })),
+  };
+  if (fits(required)) return required;
+  const { sources: _, ...rest } = m;
+  return rest;
+}
+
 export function onlineStatus(s: StatusInput): StatusMessage {
-  return {
+  return fitStatus({
     v: CONTRACT_VERSION,
     site: s.site,
     gateway: s.gateway,
@@ -74,5 +98,5 @@ export function onlineStatus(s: StatusInput): StatusMessage {
       src.last_error === undefined || isLastError(src.last_error) ? src : { ...src, last_error: lastErrorText(src.error_code ?? 'failed') },
     ),
     ts: new Date(s.now).toISOString(),
-  };
+  });
 }
