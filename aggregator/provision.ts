@@ -50,12 +50,23 @@ const MAX_LIST_BYTES = 64 * 2 ** 20;
  * written; a folder, a fifo, a device or a file above maxBytes is refused, naming the flag.
  */
 function readEdited(path: string, flag: string, maxBytes: number): string {
-  if (!existsSync(path)) return '';
+  if (!existsSync(path)) {
+    folderMustExist(path, flag);
+    return '';
+  }
   try {
     return readSmallFile(path, maxBytes);
   } catch (e) {
     throw new ProvisionError(`${flag} ${path}: ${(e as Error).message}`);
   }
+}
+
+/** A file that does not exist yet is created, but not its folder: a folder that is not there is a
+ *  mistyped path (/etc/mosquito/passwd), and a file made there would be read by nobody. */
+function folderMustExist(path: string, flag: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir))
+    throw new ProvisionError(`${flag} ${path}: the folder ${dir} does not exist; check the path (a new file is created, its folder is not)`);
 }
 
 /** The broker user name of a gateway: site and gateway, bound to presence/v1/%u/... by the ACL. */
@@ -96,11 +107,11 @@ export interface ProvisionOptions {
   site: string;
   zone: string;
   id: string;
-  /** Mosquitto password_file (created when absent). */
+  /** Mosquitto password_file (created when absent; its folder must exist). */
   passwordFile?: string;
   /** Mosquitto acl_file: the presence patterns are added when missing (created from the recipe when absent). */
   aclFile?: string;
-  /** The aggregator's config file (YAML or JSON; created when absent). */
+  /** The aggregator's config file (YAML or JSON; created when absent; its folder must exist). */
   aggregatorConfig?: string;
   /** Where the gateway's password goes (mode 0600). Default ./{site}-{id}.mqtt-password. */
   secretOut?: string;
@@ -195,6 +206,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     secretFile = resolve(o.secretOut ?? `${o.site}-${o.id}.mqtt-password`);
     // The secret first: exclusive create, 0600 (or a replacement, when rotating).
     if (existsSync(secretFile) && !o.rotate) throw new ProvisionError(`${secretFile} exists; --rotate replaces it, or choose --secret-out`);
+    folderMustExist(secretFile, '--secret-out');
     replaceFile(secretFile, `${password}\n`, 0o600, true);
     changed.push(`${secretFile} (the gateway's password, mode 0600)`);
     const lines = passwdLines.filter((l) => !l.startsWith(`${user}:`));
@@ -248,7 +260,7 @@ export function registerProvision(program: Command): void {
     .requiredOption('--site <site>', 'site id of the gateway')
     .requiredOption('--zone <zone>', 'zone id of the gateway')
     .requiredOption('--id <gateway>', 'gateway id')
-    .option('--password-file <file>', 'Mosquitto password_file to add the credential to (created when absent), e.g. /etc/mosquitto/passwd')
+    .option('--password-file <file>', 'Mosquitto password_file to add the credential to (created when absent, in a folder that exists), e.g. /etc/mosquitto/passwd')
     .option('--acl-file <file>', 'Mosquitto acl_file: adds the presence patterns when missing, e.g. /etc/mosquitto/presence.acl')
     .option('--aggregator-config <file>', 'aggregator config file (YAML or JSON) to add the registry entry to, e.g. /etc/presence/aggregator.yaml')
     .option('--secret-out <file>', "where to write the gateway's password (mode 0600); default ./{site}-{id}.mqtt-password")

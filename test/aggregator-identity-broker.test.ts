@@ -159,6 +159,25 @@ describe.skipIf(!ok)('provisioned gateways against a real Mosquitto with the shi
     expect(existsSync(join(dir, 'x.pw'))).toBe(false);
   });
 
+  it('refuses a file whose folder does not exist (a mistyped path) and changes nothing', () => {
+    const typo = join(dir, 'mosquito');
+    const before = readFileSync(aggConfig, 'utf8');
+    const cases = [
+      { passwordFile: join(typo, 'passwd'), flag: '--password-file' },
+      { passwordFile: passwd, aclFile: join(typo, 'presence.acl'), flag: '--acl-file' },
+      { aggregatorConfig: join(typo, 'aggregator.yaml'), flag: '--aggregator-config' },
+      { passwordFile: passwd, aggregatorConfig: aggConfig, secretOut: join(typo, 'gw.pw'), flag: '--secret-out' },
+    ];
+    for (const { flag, ...files } of cases)
+      expect(() => provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-typo', secretOut: join(dir, 'gw-typo.pw'), ...files })).toThrow(
+        new RegExp(`^${flag} .*mosquito/[a-z.]+: the folder .*mosquito does not exist; check the path`),
+      );
+    expect(existsSync(typo)).toBe(false);
+    expect(existsSync(join(dir, 'gw-typo.pw'))).toBe(false);
+    expect(readFileSync(passwd, 'utf8')).not.toMatch(/gw-typo/);
+    expect(readFileSync(aggConfig, 'utf8')).toBe(before);
+  });
+
   it('a gateway publishes its own counts and status', async () => {
     const c = await gateway('dam/gw-noord-1', pw(join(dir, 'gw-noord-1.pw')));
     await c.publishAsync(countsTopic('dam', 'gw-noord-1'), encode(counts('dam', 'gw-noord-1', 'noord')), { qos: 1 });
