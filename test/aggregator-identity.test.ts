@@ -67,7 +67,7 @@ describe('gateway registry and limits (pure)', () => {
   it('the registry is validated with the file, key and reason', () => {
     expect(() => resolveConfig({ gateways: { registry: { 'GW 1': { site: 'dam', zone: 'plein' } } } })).toThrow(ConfigError);
     expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'Dam Square', zone: 'plein' } } } })).toThrow(
-      /gateways\.registry\.gw-1\.site: must match/,
+      /gateways\.registry\.gw-1\.site: gateway ids, sites and zones must be lower case letters, digits, - and _ \(up to 63\).* \(got "Dam Square"\)$/m,
     );
     expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam' } } } })).toThrow(/gateways\.registry\.gw-1\.zone: is required/);
     expect(() => resolveConfig({ gateways: { registry: { 'gw-1': { site: 'dam', zone: 'plein', mac: 'x' } } } })).toThrow(/unknown key "mac"/);

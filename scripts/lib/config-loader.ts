@@ -560,6 +560,12 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     if (e.keyword === 'required')
       key = key ? `${key}.${(e.params as { missingProperty: string }).missingProperty}` : (e.params as { missingProperty: string }).missingProperty;
     const spec = byKey.get(key.replace(/\[\d+\].*$/, ''));
+    // A key inside an object option (gateways.registry.gw-1.site): the option's hint, not a pattern.
+    let outer = spec;
+    for (let k = key.replace(/\[\d+\].*$/, ''); !outer && k.includes('.'); ) {
+      k = k.slice(0, k.lastIndexOf('.'));
+      outer = byKey.get(k);
+    }
     const origin = o.origins.get(key);
     const label = key ? keyName(key, o.renamed, o.prefix ?? '') : `${o.prefix ?? ''}(top level)`;
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
@@ -599,7 +605,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         break;
       case 'pattern':
       case 'format':
-        line = `${label}: ${spec?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
+        line = `${label}: ${outer?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
         break;
       case 'type':
         line = `${label}: must be ${TYPE_WORDS[(e.params as { type: string }).type] ?? `a ${(e.params as { type: string }).type}`}${got}`;
