@@ -84,6 +84,9 @@ export class Intake {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let lastRefusal = ''; // the refusal on a reconnect logged last
+      // A broker that cannot be reached is tried every second: its error is logged once, and again
+      // when it changes or after a connection came up, not twice a second for the whole outage.
+      let lastNetError = '';
       const m = this.config;
       const ack = new DeferredAckClient(m.url, mqttOptions(m, m.protocolVersion), { maxUnacked: this.maxUnacked });
       this.client = ack;
@@ -102,6 +105,7 @@ export class Intake {
         this.watchTakeover(client);
         this.metrics.connected.set(1);
         lastRefusal = '';
+        lastNetError = '';
         this.log.info({ session_present: connack.sessionPresent, protocol_version: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
@@ -125,7 +129,8 @@ export class Intake {
       ack.on('close', () => {
         this.metrics.connected.set(0);
         if (this.closing) return;
-        this.log.warn('connection to the broker closed; reconnecting');
+        // A failed attempt (nothing connected) is said by its error line, once.
+        if (this.connectedAt) this.log.warn({ broker: redactUrl(m.url) }, 'connection to the broker closed; reconnecting');
         // MQTT 3.1.1 has no reason for a take-over: the broker just closes the older connection.
         // Connections closed right after coming up, again and again, are the sign.
         if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
@@ -155,7 +160,16 @@ export class Intake {
           lastRefusal = err.message;
           return;
         }
-        this.log.error({ err: redactUrlsIn(err.message), code: err.code }, refused ? 'broker refused the connection' : 'MQTT error');
+        if (!refused) {
+          if (err.message === lastNetError) return;
+          lastNetError = err.message;
+          this.log.error(
+            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url) },
+            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: check mqtt.url, that the broker runs, and the TLS settings (mqtt.ca)`,
+          );
+          return;
+        }
+        this.log.error({ err: redactUrlsIn(err.message), code: err.code }, 'broker refused the connection');
         if (refused && !settled) {
           settled = true;
           ack.client?.end(true);
