@@ -80,4 +80,41 @@ describe.skipIf(!ok)(SUITE, () => {
     await broker.start();
     await until('the window written after the reconnect', lines, (l) => l.some((x) => x.includes('gateway=gw-1') && x.endsWith(` ${Date.parse(m.start)}`)));
   }, 60_000);
+
+  it('the corridor link (a second connection, for the sketches) is tried again too, and logs each kind of error once', async () => {
+    const linkLogged: Array<Record<string, unknown>> = [];
+    const withCorridor = new Aggregator(
+      {
+        mqtt: { url: broker.url, username: 'aggregator', password: 'agg-pw', clientId: 'refused-corridor' },
+        out: join(dir, 'corridor.lp'),
+        http: { port: null },
+        corridors: [{ group: 'main', site: 'corridor', members: ['gw-a', 'gw-b'] }],
+      },
+      { logger: pino({ level: 'info' }, { write: (line: string) => void linkLogged.push(JSON.parse(line)) }) },
+    );
+    const link = () => (withCorridor as unknown as { link: { connected: boolean } }).link;
+    try {
+      await withCorridor.start();
+      expect(link().connected).toBe(true);
+      users('another-password');
+      await broker.stop();
+      await broker.start();
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(link().connected).toBe(false);
+      const linkErrors = linkLogged.filter((l) => String(l.msg).startsWith('corridor link: no connection'));
+      expect(linkErrors.length).toBeLessThanOrEqual(2); // the lost connection's error, then the refusal: once each
+      expect(linkErrors.at(-1)).toMatchObject({ broker: broker.url });
+      users('agg-pw');
+      await broker.stop();
+      await broker.start();
+      await until(
+        'the corridor link connected again',
+        () => link().connected,
+        (c) => c,
+        10_000,
+      );
+    } finally {
+      await withCorridor.stop(2000);
+    }
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { QOS, SKETCH_FILTER } from '../../contract/index.ts';
 import type { AggregatorConfig } from '../config.ts';
 import { mqttOptions } from '../intake.ts';
+import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 import { ALIVE_FILTER, aliveTopic, type Ownership } from './ownership.ts';
 
 export class CorridorLink {
@@ -39,10 +40,23 @@ export class CorridorLink {
     const client = mqtt.connect(this.config.url, options);
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) => this.log.error({ err: err.message }, 'corridor link: MQTT error'));
+    // As the intake (../intake.ts): a refused CONNACK on a reconnect (the broker restarted with a
+    // changed password file) is tried again every second (mqtt.js would stop for good, and no flow be
+    // computed again while the process runs), and each kind of error is logged once, not every second.
+    let lastError = '';
+    client.on('error', (err: Error & { code?: number | string }) => {
+      if (typeof err.code === 'number') client.options.reconnectOnConnackError = true;
+      if (err.message === lastError) return;
+      lastError = err.message;
+      this.log.error(
+        { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(this.config.url) },
+        'corridor link: no connection to the MQTT broker; tried again every second (this line again only when the error changes)',
+      );
+    });
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       client.on('connect', () => {
+        lastError = '';
         client
           .subscribeAsync({ [SKETCH_FILTER]: { qos: QOS }, [ALIVE_FILTER]: { qos: QOS } })
           .then(async (granted) => {
