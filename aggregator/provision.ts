@@ -260,7 +260,10 @@ export function registerProvision(program: Command): void {
     .requiredOption('--site <site>', 'site id of the gateway')
     .requiredOption('--zone <zone>', 'zone id of the gateway')
     .requiredOption('--id <gateway>', 'gateway id')
-    .option('--password-file <file>', 'Mosquitto password_file to add the credential to (created when absent, in a folder that exists), e.g. /etc/mosquitto/passwd')
+    .option(
+      '--password-file <file>',
+      'Mosquitto password_file to add the credential to (created when absent, in a folder that exists), e.g. /etc/mosquitto/passwd',
+    )
     .option('--acl-file <file>', 'Mosquitto acl_file: adds the presence patterns when missing, e.g. /etc/mosquitto/presence.acl')
     .option('--aggregator-config <file>', 'aggregator config file (YAML or JSON) to add the registry entry to, e.g. /etc/presence/aggregator.yaml')
     .option('--secret-out <file>', "where to write the gateway's password (mode 0600); default ./{site}-{id}.mqtt-password")
