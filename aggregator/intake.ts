@@ -83,10 +83,9 @@ export class Intake {
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      let lastRefusal = ''; // the refusal on a reconnect logged last
-      // A broker that cannot be reached is tried every second: its error is logged once, and again
-      // when it changes or after a connection came up, not twice a second for the whole outage.
-      let lastNetError = '';
+      // A broker that cannot be reached or refuses the login is tried every second: its error is
+      // logged once, and again when it changes or after a connection came up, not every second.
+      let lastError = '';
       const m = this.config;
       const ack = new DeferredAckClient(m.url, mqttOptions(m, m.protocolVersion), { maxUnacked: this.maxUnacked });
       this.client = ack;
@@ -104,8 +103,7 @@ export class Intake {
         this.connectedAt = Date.now();
         this.watchTakeover(client);
         this.metrics.connected.set(1);
-        lastRefusal = '';
-        lastNetError = '';
+        lastError = '';
         this.log.info({ session_present: connack.sessionPresent, protocol_version: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
@@ -142,39 +140,34 @@ export class Intake {
       ack.on('fallback', () => this.log.warn('broker refuses MQTT 5; using MQTT 3.1.1 (persistent session with clean=false)'));
       ack.on('error', (err) => {
         const refused = typeof err.code === 'number';
-        if (refused && settled) {
-          // Refused on a reconnect (the broker restarted with a changed password file or ACL):
-          // mqtt.js would stop reconnecting for good and the aggregator sit idle with its process
-          // alive; try again every second instead, logging each kind of refusal once.
-          if (ack.client) ack.client.options.reconnectOnConnackError = true;
-          if (err.message !== lastRefusal)
-            this.log.error(
-              {
-                err: redactUrlsIn(err.message),
-                code: err.code,
-                broker: redactUrl(m.url),
-                fix: 'check mqtt.username and mqtt.password (or mqtt.password_file) against the broker password file',
-              },
-              'broker refused the connection; messages stay with the broker and it is tried again every second',
-            );
-          lastRefusal = err.message;
+        if (refused && !settled) {
+          this.log.error({ err: redactUrlsIn(err.message), code: err.code }, 'broker refused the connection');
+          settled = true;
+          ack.client?.end(true);
+          reject(new Error(`MQTT broker ${redactUrl(m.url)} refused the connection: ${redactUrlsIn(err.message)}`));
           return;
         }
-        if (!refused) {
-          if (err.message === lastNetError) return;
-          lastNetError = err.message;
+        // Refused on a reconnect (the broker restarted with a changed password file or ACL): mqtt.js
+        // would stop reconnecting for good and the aggregator sit idle with its process alive; it is
+        // tried again every second instead, as a broker that cannot be reached is.
+        if (refused && ack.client) ack.client.options.reconnectOnConnackError = true;
+        if (err.message === lastError) return;
+        lastError = err.message;
+        if (refused)
+          this.log.error(
+            {
+              err: redactUrlsIn(err.message),
+              code: err.code,
+              broker: redactUrl(m.url),
+              fix: 'check mqtt.username and mqtt.password (or mqtt.password_file) against the broker password file',
+            },
+            'broker refused the connection; messages stay with the broker and it is tried again every second',
+          );
+        else
           this.log.error(
             { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url) },
             `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: check mqtt.url, that the broker runs, and the TLS settings (mqtt.ca)`,
           );
-          return;
-        }
-        this.log.error({ err: redactUrlsIn(err.message), code: err.code }, 'broker refused the connection');
-        if (refused && !settled) {
-          settled = true;
-          ack.client?.end(true);
-          reject(new Error(`MQTT broker ${redactUrl(m.url)} refused the connection: ${redactUrlsIn(err.message)}`));
-        }
       });
       if (isRandomClientId(m.clientId))
         this.log.warn(

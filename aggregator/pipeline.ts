@@ -290,6 +290,15 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
    * `split`: writes left to find which lines of a partial write were refused (shared by a batch's
    * halves: a batch where refused and stored points alternate costs at most that many writes more).
    */
+  /** Stores each half of `lines` in turn (null once abandoned), their results merged. */
+  private async storeHalves(lines: string[], split: { left: number }): Promise<Stored | null> {
+    const mid = lines.length >>> 1;
+    const a = await this.store(lines.slice(0, mid), split);
+    if (!a) return null;
+    const b = await this.store(lines.slice(mid), split);
+    return b && merge(a, b);
+  }
+
   private async store(lines: string[], split = { left: PARTIAL_SPLIT_WRITES }): Promise<Stored | null> {
     let attempt = 0;
     for (;;) {
@@ -333,12 +342,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         // the messages whose points were stored, and not only the refused ones are left out.
         if (dropped > 0 && dropped < lines.length && split.left > 0) {
           split.left -= 2;
-          const mid = lines.length >>> 1;
-          const a = await this.store(lines.slice(0, mid), split);
-          if (!a) return null;
-          const b = await this.store(lines.slice(mid), split);
-          if (!b) return null;
-          return merge(a, b);
+          return this.storeHalves(lines, split);
         }
         return {
           written: new Map([[measurementOf(lines[0]), lines.length - dropped]]),
@@ -353,12 +357,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           const reason: DropReason = f.kind === 'too_large' ? 'too_large' : dropReason(f.message);
           return { written: new Map(), dropped: [{ reason, points: 1, message: `${f.status ?? ''} ${f.message}`.trim() }], unsure: lines };
         }
-        const mid = lines.length >>> 1;
-        const a = await this.store(lines.slice(0, mid), split);
-        if (!a) return null;
-        const b = await this.store(lines.slice(mid), split);
-        if (!b) return null;
-        return merge(a, b);
+        return this.storeHalves(lines, split);
       }
       attempt++;
       this.writeFailingSince ??= Date.now();

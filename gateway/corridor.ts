@@ -8,7 +8,7 @@
 // digits in a file of mode 0600, read here once at start. It never goes into a log line, the status,
 // /metrics or an MQTT message. Sketches are never written to disk (not to the durable window queue
 // either): they wait in memory, at most SKETCH_QUEUE_MAX of them, each at most one epoch long.
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/index.ts';
 import type { FirmwareSketch } from '../firmware/host/types.ts';
 import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
@@ -85,20 +85,21 @@ export function parseSecret(text: string): Uint8Array {
  */
 export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Array {
   const fail = (what: string) => Object.assign(new ConfigError([`${key}: ${path} ${what}`], 'configuration'), { hint: CORRIDOR_HINT });
-  const mode = (m: number) => (m & 0o777).toString(8).padStart(4, '0');
+  /** A regular file that only its owner can read (or the error saying what it is instead). */
+  const check = (st: Stats): Stats => {
+    if (!st.isFile()) throw fail('is not a file');
+    if ((st.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${path}`);
+    return st;
+  };
   let fd: number | null = null;
   let buf: Buffer | null = null;
   let n = 0;
   try {
     try {
       // checked before it is opened: opening a fifo would wait for a writer
-      const st = statSync(path);
-      if (!st.isFile()) throw fail('is not a file');
-      if ((st.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${mode(st.mode)}): chmod 600 ${path}`);
+      check(statSync(path));
       fd = openSync(path, 'r');
-      const fst = fstatSync(fd);
-      if (!fst.isFile()) throw fail('is not a file');
-      if ((fst.mode & 0o077) !== 0) throw fail(`can be read by others than its owner (mode ${mode(fst.mode)}): chmod 600 ${path}`);
+      const fst = check(fstatSync(fd));
       buf = Buffer.allocUnsafeSlow(Math.min(fst.size, MAX_SECRET_FILE_BYTES));
       while (n < buf.length) {
         const got = readSync(fd, buf, n, buf.length - n, n);

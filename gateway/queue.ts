@@ -140,8 +140,8 @@ function lockPid(text: string): number {
  * older gateway's) by any live process of that pid.
  */
 function lockHolder(text: string): number {
-  const [pidText, boot, start] = text.trim().split(/\s+/);
-  const pid = Number(pidText) || 0;
+  const pid = lockPid(text);
+  const [, boot, start] = text.trim().split(/\s+/);
   if (!pid || pid === process.pid || !pidAlive(pid)) return 0;
   if (boot && start) {
     const now = processIdentity(pid);
