@@ -13,6 +13,7 @@ import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/in
 import type { FirmwareSketch } from '../firmware/host/types.ts';
 import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
 import type { Identity } from './window.ts';
+import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
 
 /** Bytes of a group secret. */
 export const SECRET_BYTES = 32;
@@ -32,9 +33,6 @@ export interface Corridor {
 export function secretText(secret: Uint8Array): string {
   return `${Buffer.from(secret).toString('hex')}\n`;
 }
-
-/** Largest secret file read (bytes): the secret is its first line; the rest is not looked at. */
-const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 const hexValue = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10);
@@ -100,7 +98,7 @@ export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Arr
       check(statSync(path));
       fd = openSync(path, 'r');
       const fst = check(fstatSync(fd));
-      buf = Buffer.allocUnsafeSlow(Math.min(fst.size, MAX_SECRET_FILE_BYTES));
+      buf = Buffer.allocUnsafeSlow(Math.min(fst.size, MAX_SECRET_BYTES));
       while (n < buf.length) {
         const got = readSync(fd, buf, n, buf.length - n, n);
         if (got === 0) break;
