@@ -484,6 +484,8 @@ async function machine(root: string, name: string): Promise<Machine> {
   const prefix = join(base, 'root');
   mkdirSync(checkout, { recursive: true });
   mkdirSync(join(prefix, 'usr/local/bin'), { recursive: true });
+  // Root's home, which every machine has (the docs write secrets to /root/...).
+  mkdirSync(join(prefix, 'root'), { recursive: true });
   const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: REPO, encoding: 'utf8' })
     .split('\0')
     .filter((f) => f && existsSync(join(REPO, f)));
@@ -502,7 +504,7 @@ async function machine(root: string, name: string): Promise<Machine> {
   }
   cpSync(join(backend, 'ca.pem'), join(checkout, 'ca.pem'));
   const gatewayPrefix = join(base, 'gateway-root');
-  mkdirSync(gatewayPrefix, { recursive: true });
+  mkdirSync(join(gatewayPrefix, 'root'), { recursive: true });
   const capture = join(root, 'capture', 'gw-lobby.pcapng');
   if (!existsSync(capture))
     execFileSync(

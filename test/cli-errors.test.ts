@@ -281,7 +281,7 @@ describe('usage errors', () => {
     expect(prov.code, prov.err).not.toBe(null);
     expect(prov.code).not.toBe(0);
     expect(prov.err).toBe(
-      "presence provision gateway: ENOENT: no such file or directory, mkdir '/proc/presence-no-such'\nhint: check the paths given and that this user may write them (sudo)\n",
+      'presence provision gateway: --secret-out /proc/presence-no-such/pw: the folder /proc/presence-no-such does not exist; check the path (a new file is created, its folder is not)\nhint: presence provision gateway --help lists the options\n',
     );
   });
 
