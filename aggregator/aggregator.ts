@@ -135,7 +135,7 @@ export class Aggregator extends EventEmitter {
           this.config.mqtt,
           this.ownership,
           this.log,
-          (topic, payload) => this.onCorridorMessage(topic, payload),
+          (topic, payload, retained) => this.onCorridorMessage(topic, payload, retained),
           () => this.reassign(Date.now()),
         )
       : null;
@@ -251,6 +251,14 @@ export class Aggregator extends EventEmitter {
     this.metrics.sketchesHeld.set(flows.held);
   }
 
+  /** A message refused: counted, logged (its reason, topic and detail, never its payload), reported. */
+  private reject(reason: string, topic: string, detail: string, now: number): void {
+    this.counters.rejected++;
+    this.metrics.rejected.inc({ reason });
+    this.rejectLog.record(reason, topic, detail, now);
+    this.emit('rejected', reason, topic);
+  }
+
   /** A corridor sketch: held (by the owner, or by a standby for a take-over) or ignored, acknowledged at once; flow points due are written. */
   private onSketch(topic: string, payload: Buffer, now: number): void {
     const flows = this.flows!;
@@ -262,11 +270,8 @@ export class Aggregator extends EventEmitter {
     }
     this.metrics.sketchesHeld.set(flows.held);
     if (!r.ok) {
-      this.counters.rejected++;
-      this.metrics.rejected.inc({ reason: r.reason });
       // the reason and the topic only: a sketch's bits never go to a log
-      this.rejectLog.record(r.reason, topic, r.detail, now);
-      this.emit('rejected', r.reason, topic);
+      this.reject(r.reason, topic, r.detail, now);
       return;
     }
     if (!r.held) this.metrics.sketchesIgnored.inc();
@@ -280,7 +285,7 @@ export class Aggregator extends EventEmitter {
 
   /** One message in. Returns what its PUBACK waits for: nothing (rejected: acknowledge now) or the
    *  write of the batch that holds its points. */
-  private onCorridorMessage(topic: string, payload: Buffer): void {
+  private onCorridorMessage(topic: string, payload: Buffer, retained: boolean): void {
     const now = Date.now();
     const inst = aliveInstance(topic);
     if (inst !== null) {
@@ -289,6 +294,18 @@ export class Aggregator extends EventEmitter {
     }
     this.counters.received++;
     this.uncounted.sketch++;
+    if (retained) {
+      // As a retained counts message (onMessage): a sketch is never retained, and the broker's stored
+      // copy, sent again at every subscribe, is not a window as it was sent; a stale one would be held
+      // and become the first window a group's flows start from.
+      this.reject(
+        'retained',
+        topic,
+        'a retained copy the broker keeps for this sketch topic (sketches are never retained); clear it with an empty retained publish: mosquitto_pub -r -n -t <topic>',
+        now,
+      );
+      return;
+    }
     this.onSketch(topic, payload, now);
   }
 
@@ -321,10 +338,7 @@ export class Aggregator extends EventEmitter {
     if ((r.ok ? r.kind : topicKind(topic)) === 'status') this.uncounted.status++;
     else this.uncounted.counts++;
     if (!r.ok) {
-      this.counters.rejected++;
-      this.metrics.rejected.inc({ reason: r.reason });
-      this.rejectLog.record(r.reason, topic, r.detail, now);
-      this.emit('rejected', r.reason, topic);
+      this.reject(r.reason, topic, r.detail, now);
       return undefined;
     }
     const recent = this.recent;

@@ -19,7 +19,7 @@ export class CorridorLink {
     private readonly config: AggregatorConfig['mqtt'],
     private readonly ownership: Ownership,
     private readonly log: Logger,
-    private readonly onMessage: (topic: string, payload: Buffer) => void,
+    private readonly onMessage: (topic: string, payload: Buffer, retained: boolean) => void,
     private readonly onSubscribed: () => void,
   ) {}
 
@@ -39,7 +39,7 @@ export class CorridorLink {
     };
     const client = mqtt.connect(this.config.url, options);
     this.client = client;
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
     // As the intake (../intake.ts): a refused CONNACK on a reconnect (the broker restarted with a
     // changed password file) is tried again every second (mqtt.js would stop for good, and no flow be
     // computed again while the process runs), and each kind of error is logged once, not every second.
