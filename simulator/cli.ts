@@ -601,15 +601,25 @@ export function registerSimulate(program: Command): void {
           const Table = (await import('cli-table3')).default;
           const done: Evaluation[] = [];
           for (const { name, quick, run } of runs) {
-            // A bar on a terminal over the scored run and the fitting run (the flows' runs come after it).
-            const total = Math.ceil(run.durationS / run.windowS) * (f.calibrate ? 2 : 1);
-            const bar = await progressBar(`evaluate ${run.name}`, total, 'windows');
+            // A bar on a terminal over the scored run and the fitting run (the flows' runs come after it);
+            // with windows longer than a minute, over the simulated minutes, as simulate's bar.
+            const runsToCount = f.calibrate ? 2 : 1;
+            const byMinute = run.windowS > 60;
+            const perRun = byMinute ? Math.ceil(run.durationS / 60) : Math.ceil(run.durationS / run.windowS);
+            const total = perRun * runsToCount;
+            const bar = await progressBar(`evaluate ${run.name}`, total, byMinute ? 'simulated minutes' : 'windows');
+            const windowsPerRun = Math.ceil(run.durationS / run.windowS);
             const e = await evaluate({
               scenario: name,
               ...settings,
               ...o,
               ...quick,
-              onWindow: (n) => bar?.update(Math.min(n, total)),
+              // a run's last window may be cut short by its end: its minutes end with the run
+              onWindow: (n) =>
+                bar?.update(
+                  byMinute ? Math.min(total, Math.floor(n / windowsPerRun) * perRun + Math.min(perRun, Math.ceil(((n % windowsPerRun) * run.windowS) / 60))) : Math.min(n, total),
+                ),
+              onTime: byMinute ? (t) => bar?.update(Math.min(total, Math.floor(t / 60))) : undefined,
             });
             bar?.stop();
             process.stdout.write(f.json ? JSON.stringify(e) + '\n' : evaluationTable(e, Table) + privacyTable(e.privacy, Table) + flowsTable(e, Table));

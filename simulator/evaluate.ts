@@ -151,6 +151,8 @@ export interface EvaluateOptions extends ScenarioOverrides {
   flows?: boolean;
   /** Called at every window end of each simulated run (the scored one, then the fitting one) with the windows done so far over both. */
   onWindow?: (done: number) => void;
+  /** Called every 65,536 frames with the simulated seconds done so far over both runs (a progress bar inside long windows). */
+  onTime?: (simulatedS: number) => void;
   /**
    * Addresses of one scan burst a gateway hears (the Wi-Fi estimate's floor divisor) for every
    * gateway; default: each gateway's own figure from its simulated receiver (receiverBurstAddresses).
@@ -260,6 +262,7 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
   for (const c of clocks) c.open(s.startMs);
   const out: CountedWindow[] = [];
   let windowEnds = 0;
+  let frames = 0;
   const flush = (g: number) => {
     if (pending[g].length) fws[g].ingestMany(pending[g]);
     pending[g] = [];
@@ -269,6 +272,7 @@ export async function countWindows(s: Scenario, seed: number, o: EvaluateOptions
       const p = pending[ev.gateway];
       p.push(ev.frame);
       if (p.length >= BATCH) flush(ev.gateway);
+      if (o.onTime && (++frames & 0xffff) === 0) o.onTime((ev.frame.timestampMs - s.startMs) / 1000);
     } else {
       ev.windows.forEach((t, g) => {
         flush(g);
@@ -313,7 +317,11 @@ export async function evaluate(o: EvaluateOptions): Promise<Evaluation> {
   let calibration: Evaluation['calibration'] = null;
   const fits: Partial<Record<CountsRadio, FitResult | null>> = {};
   if (o.calibrate !== false) {
-    const training = await countWindows(s, fitSeed, { ...o, onWindow: o.onWindow && ((n) => o.onWindow!(scoredEnds + n)) });
+    const training = await countWindows(s, fitSeed, {
+      ...o,
+      onWindow: o.onWindow && ((n) => o.onWindow!(scoredEnds + n)),
+      onTime: o.onTime && ((t) => o.onTime!(s.durationS + t)),
+    });
     const fitted = {} as Record<CountsRadio, FittedCalibration>;
     for (const radio of RADIOS) {
       const { fit, summary } = fitPeople(training, radio, `seed-${fitSeed}`);

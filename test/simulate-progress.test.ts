@@ -1,6 +1,7 @@
 // Long runs show progress on a terminal: `presence simulate` a bar over the windows it writes,
 // `--evaluate` one per scenario over the scored run and the run the calibration is fitted on (it
-// printed nothing until a scenario's table, minutes for a long run). On a pipe, no bar. And a live
+// printed nothing until a scenario's table, minutes for a long run); with windows longer than a
+// minute both bars count simulated minutes, so they move inside a window. On a pipe, no bar. And a live
 // capture stream is not written to a terminal.
 // The terminal is script(1)'s pseudo-terminal (util-linux, on every Debian).
 import { spawnSync } from 'node:child_process';
@@ -33,6 +34,16 @@ describe('progress of long runs', () => {
     const p = onPipe(['simulate', 'quiet-night', '--evaluate', '--duration', '10m']);
     expect(p.status, p.stderr).toBe(0);
     expect(p.stderr + p.stdout).not.toMatch(/windows\s*$|\d+\/\d+ windows/m);
+  });
+
+  it('--evaluate: with windows longer than a minute, a bar over the simulated minutes of both runs that moves inside a window', () => {
+    const t = onTerminal('simulate quiet-night --evaluate --duration 3h --window 3h --no-flows');
+    expect(t.code, t.out).toBe(0);
+    expect(t.out).toMatch(/evaluate quiet-night \[[^\]]*\] 100% \| 360\/360 simulated minutes/);
+    const between = [...t.out.matchAll(/\| (\d+)\/360 simulated minutes/g)].map((m) => Number(m[1]));
+    // inside the scored run's one window, and inside the fitting run's
+    expect(between.some((n) => n > 0 && n < 180), t.out).toBe(true);
+    expect(between.some((n) => n > 180 && n < 360), t.out).toBe(true);
   });
 
   it('simulate: with windows longer than a minute, a bar over the simulated minutes that moves inside a window (one 6-h window held it at 0/1)', () => {
