@@ -10,13 +10,14 @@
 import { describe, expect, it, vi } from 'vitest';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { randomBytes } from 'node:crypto';
-import { Firmware } from '../firmware/host/firmware.ts';
+import { Firmware, WASM_PATH } from '../firmware/host/firmware.ts';
 import { epochKey, randomisedResponse, trueSketch } from './support/sketch-reference.ts';
 import { STATS_BYTES } from '../firmware/assembly/layout.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CaptureParser } from '../gateway/capture/pcap.ts';
 import { capturesDir } from './support/need.ts';
+import { globalValues, moduleWithGlobals } from './support/wasm-globals.ts';
 
 const drawn = vi.hoisted(() => [] as Array<{ target: Uint8Array; offset: number; bytes: Uint8Array }>);
 /** Every epoch key the wrapper derived (the ArrayBuffer hkdfSync returned, as it is now, and a copy of it as returned). */
@@ -350,6 +351,52 @@ describe('firmware window wipe', () => {
     }
     expect(differing.slice(0, 20)).toEqual([]);
   });
+  it('after window_end every global of the module is the same whatever the window saw: nothing of its last frame (signal, channel, radio, radiotap layout) or its settings', () => {
+    // The module's top-level variables are WebAssembly globals, outside linear memory: the scans
+    // above never see them. A copy of the module that exports every global lets them be compared.
+    const { path, globals, names } = moduleWithGlobals(WASM_PATH);
+    expect(globals).toBeGreaterThan(10);
+    const a = Firmware.loadSync(path);
+    const b = Firmware.loadSync(path);
+    const name = (i: number) => names[i] ?? `global ${i}`;
+    const differing = () => {
+      const ga = globalValues(a.exports, globals);
+      const gb = globalValues(b.exports, globals);
+      return ga.flatMap((v, i) => (Object.is(v, gb[i]) ? [] : [`${name(i)}: ${String(v)} / ${String(gb[i])}`]));
+    };
+    // the same first window in both (the CRC tables are filled on first use)
+    for (const fw of [a, b]) {
+      fw.beginWindow();
+      fw.ingestMany(traffic(5, 1).frames);
+      fw.endWindow();
+    }
+    expect(differing()).toEqual([]);
+    // then different windows, each ending on a different kind of frame: a probe request at -33 dBm
+    // on channel 11 with a radiotap header of its own layout (no TSFT), under an RSSI gate and FCS
+    // failures ignored; a BLE advert on channel 38
+    const ta = traffic(300, 0).frames;
+    const last = probeRequest({ sa: address(9, 0x02), seq: 1, ies: IES, channel: 11, signalDbm: -33, tsfUs: 0 });
+    ta.push({ linkType: 127, timestampMs: 1e12 + 500, data: last });
+    const tb = traffic(120, 5555).frames;
+    tb.push({
+      linkType: 256,
+      timestampMs: 1e12 + 500,
+      data: bleAdvertLL({ pduType: BLE_PDU.ADV_IND, adva: address(9, 0x40), random: true, advData: new Uint8Array([2, 1, 6]), channel: 38, signalDbm: -81 }),
+    });
+    a.beginWindow({ rssiMinDbm: -90, ignoreFcs: true });
+    a.ingestMany(ta);
+    a.liveCounts();
+    b.beginWindow();
+    b.ingestMany(tb);
+    b.liveCounts();
+    // while the windows are open the globals tell them apart (the comparison can fail) ...
+    expect(differing().length).toBeGreaterThan(3);
+    a.endWindow();
+    b.endWindow();
+    // ... and after window_end nothing of either is left in any global
+    expect(differing()).toEqual([]);
+  });
+
   it('corridor: the epoch key is in the module only as key state, the host copy is zero-filled; true bitmap and scratch are wiped at every window end, the key state at the epoch end', () => {
     const fw = Firmware.loadSync();
     const mem = new Uint8Array(fw.exports.memory.buffer);

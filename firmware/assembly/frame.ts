@@ -3,13 +3,13 @@
 // parseFrame() looks at one captured frame and has the matching parser fill the result store
 // (results.ts); it never allocates and never reads outside [ptr, ptr + len).
 
-import { parseRadiotap } from './radiotap';
+import { parseRadiotap, radiotapWipe } from './radiotap';
 import { parse80211 } from './ieee80211';
 import { parseLinkLayer, parseLinkLayerWithPhdr, CRC_UNKNOWN } from './ble';
 import { parseNordic } from './nordic';
 import { parseHciH4 } from './hci';
-import { parsePpi, ppiRadio } from './ppi';
-import { RADIO_NONE, RADIO_WIFI, RADIO_BLE, STATUS_IGNORED, STATUS_ACCEPTED, RSSI_UNKNOWN, resetResults, dropResults } from './results';
+import { parsePpi, ppiRadio, ppiWipe } from './ppi';
+import { RADIO_NONE, RADIO_WIFI, RADIO_BLE, STATUS_IGNORED, STATUS_ACCEPTED, RSSI_UNKNOWN, resetResults, dropResults, wipeResults } from './results';
 
 export let frameRadio: u32 = RADIO_NONE;
 export let frameStatus: u32 = STATUS_IGNORED;
@@ -63,4 +63,17 @@ export function parseFrame(linkType: u32, ptr: usize, len: u32, ignoreFcs: bool)
   if (radio == RADIO_NONE) status = STATUS_IGNORED;
   frameRadio = radio;
   frameStatus = status;
+}
+
+/**
+ * Forgets everything of the last frame parsed (window_end): its result slots and channel, its radio
+ * and status, and the parsers' module globals (radiotap flags, signal and learnt layout; the PPI
+ * radio), so nothing of the window's last frame is left in linear memory or in any global.
+ */
+export function frameWipe(): void {
+  wipeResults();
+  radiotapWipe();
+  ppiWipe();
+  frameRadio = RADIO_NONE;
+  frameStatus = STATUS_IGNORED;
 }

@@ -9,9 +9,9 @@
 // window_end the host fills the sketch scratch with random bytes, window_end leaves the noisy
 // bitmap at sketch_noisy_ptr() and wipes the true one; epoch_end wipes the epoch key.
 
-import { parseFrame, frameRadio, frameStatus } from './frame';
+import { parseFrame, frameRadio, frameStatus, frameWipe } from './frame';
 import {
-  wipeResults, resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
+  resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
   RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel, ADDR_WIFI_GLOBAL, ADDR_BLE_RANDOM_STATIC,
   ADDR_BLE_RESOLVABLE,
 } from './results';
@@ -270,8 +270,10 @@ export function window_end(): void {
   wipeKey();
   countWipe();
   estimatorWipe();
-  wipeResults();
+  frameWipe();
   memory.fill(BATCH, 0, BATCH_BYTES);
+  ignoreFcs = false;
+  rssiMin = -128;
 }
 
 // ---- corridor epoch ----------------------------------------------------------------------------

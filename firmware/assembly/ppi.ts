@@ -20,6 +20,11 @@ const COMMON_FLAG_BAD_FCS: u32 = 0x0004;
 /** Radio of the last PPI frame parsed (RADIO_NONE for an inner link type not parsed). */
 export let ppiRadio: u32 = 0; // RADIO_NONE
 
+/** Forgets the last PPI frame's radio (window_end). */
+export function ppiWipe(): void {
+  ppiRadio = RADIO_NONE;
+}
+
 export function parsePpi(ptr: usize, len: u32, ignoreFcs: bool): u32 {
   ppiRadio = RADIO_NONE;
   if (len < 8) return STATUS_REJECTED;

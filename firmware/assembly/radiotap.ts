@@ -54,7 +54,8 @@ let rtSignal: i32 = -128;
 // always share them): up to LAYOUT_WORDS words without a vendor namespace. Offsets from the header
 // start of the flags and channel fields the walk reads last and of the first antenna signal (0:
 // none), and where the last field the walk reads ends. A pure function of the present words, so
-// reusing it gives exactly what the walk would; module globals, holding nothing of any device.
+// reusing it gives exactly what the walk would; module globals, forgotten at each window's end
+// (radiotapWipe), like the last frame's flags and signal.
 // @ts-ignore: decorator
 @inline const LAYOUT_WORDS: u32 = 4;
 let layoutWords: u32 = 0; // 0: nothing learnt yet
@@ -66,6 +67,25 @@ let layoutFlags: u32 = 0;
 let layoutChannel: u32 = 0;
 let layoutSignal: u32 = 0;
 let layoutEnd: u32 = 0;
+
+/**
+ * Forgets the last frame's flags and signal and the learnt layout (window_end): the present words
+ * say which fields the driver reported for that frame, which can depend on the sender (an HE or VHT
+ * field for a Wi-Fi 6 or 5 transmission), so nothing of it outlives the window.
+ */
+export function radiotapWipe(): void {
+  rtFlags = 0;
+  rtSignal = -128;
+  layoutWords = 0;
+  layoutWord0 = 0;
+  layoutWord1 = 0;
+  layoutWord2 = 0;
+  layoutWord3 = 0;
+  layoutFlags = 0;
+  layoutChannel = 0;
+  layoutSignal = 0;
+  layoutEnd = 0;
+}
 
 /** True when the header at ptr has exactly the learnt present words, all inside hdrLen. */
 // @ts-ignore: decorator

@@ -61,10 +61,11 @@ export function dropResults(): void {
   resultCount = 0;
 }
 
-/** Zeroes every result slot (called when a window ends). */
+/** Zeroes every result slot and forgets the frame's channel (called when a window ends). */
 export function wipeResults(): void {
   memory.fill(RESULTS, 0, SLOT_SIZE * RESULT_MAX);
   resultCount = 0;
+  frameChannel = CHANNEL_UNKNOWN;
 }
 
 /**
