@@ -617,7 +617,9 @@ export function registerSimulate(program: Command): void {
               // a run's last window may be cut short by its end: its minutes end with the run
               onWindow: (n) =>
                 bar?.update(
-                  byMinute ? Math.min(total, Math.floor(n / windowsPerRun) * perRun + Math.min(perRun, Math.ceil(((n % windowsPerRun) * run.windowS) / 60))) : Math.min(n, total),
+                  byMinute
+                    ? Math.min(total, Math.floor(n / windowsPerRun) * perRun + Math.min(perRun, Math.ceil(((n % windowsPerRun) * run.windowS) / 60)))
+                    : Math.min(n, total),
                 ),
               onTime: byMinute ? (t) => bar?.update(Math.min(total, Math.floor(t / 60))) : undefined,
             });

@@ -42,8 +42,14 @@ describe('progress of long runs', () => {
     expect(t.out).toMatch(/evaluate quiet-night \[[^\]]*\] 100% \| 360\/360 simulated minutes/);
     const between = [...t.out.matchAll(/\| (\d+)\/360 simulated minutes/g)].map((m) => Number(m[1]));
     // inside the scored run's one window, and inside the fitting run's
-    expect(between.some((n) => n > 0 && n < 180), t.out).toBe(true);
-    expect(between.some((n) => n > 180 && n < 360), t.out).toBe(true);
+    expect(
+      between.some((n) => n > 0 && n < 180),
+      t.out,
+    ).toBe(true);
+    expect(
+      between.some((n) => n > 180 && n < 360),
+      t.out,
+    ).toBe(true);
   });
 
   it('simulate: with windows longer than a minute, a bar over the simulated minutes that moves inside a window (one 6-h window held it at 0/1)', () => {
