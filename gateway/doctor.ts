@@ -651,6 +651,51 @@ async function checkClock(): Promise<CheckResult> {
   };
 }
 
+/**
+ * Swap (the kernel's list of swap areas, `/proc/swaps`): with an area on a disk or SD card the
+ * kernel may write any page of the gateway's memory there (frames with device addresses on their
+ * way to the firmware, the open window's hashes and key state), which coredump_filter does not
+ * stop and nothing wipes. zram areas are compressed RAM, not a disk: OK (unless the operator gave
+ * zram a backing device, which this does not see). A `WARN` with the fix while disk swap is on.
+ */
+export function checkSwap(swaps = '/proc/swaps'): CheckResult {
+  const step = 'swap';
+  let text: string;
+  try {
+    text = readFileSync(swaps, 'utf8');
+  } catch (e) {
+    return {
+      step,
+      level: 'warn',
+      detail: `cannot tell whether swap is on: ${swaps}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      fix: 'check with `swapon --show`; turn swap off on a gateway (see the fix doctor gives when it is on)',
+    };
+  }
+  // "Filename Type Size Used Priority", then one line per area (a path with spaces is written \040)
+  const areas = text
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 2 && f[0] !== '')
+    .map((f) => ({ name: f[0]!.replace(/\\040/g, ' '), type: f[1]! }));
+  const disk = areas.filter((a) => !/^\/dev\/zram\d+$/.test(a.name));
+  if (disk.length === 0)
+    return {
+      step,
+      level: 'ok',
+      detail:
+        areas.length === 0
+          ? "no swap: the kernel writes none of the gateway's memory to disk"
+          : `swap in RAM only (${areas.map((a) => a.name).join(', ')}, zram)`,
+    };
+  return {
+    step,
+    level: 'warn',
+    detail: `swap is on (${disk.map((a) => `${a.name}, ${a.type}`).join('; ')}): the kernel may write pages of the gateway's memory there, frames with device addresses and the open window's hashes among them, and nothing wipes them`,
+    fix: 'turn swap off: sudo swapoff -a and remove its line from /etc/fstab; on Raspberry Pi OS: sudo dphys-swapfile swapoff && sudo dphys-swapfile uninstall && sudo systemctl disable dphys-swapfile (docs/field-guide.md, step 1)',
+  };
+}
+
 /** The queue folder of the shipped systemd unit (StateDirectory=presence-gateway, given to the gateway as $STATE_DIRECTORY). */
 export const UNIT_QUEUE_DIR = '/var/lib/presence-gateway';
 
@@ -834,6 +879,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
     );
   results.push(await checkClock());
+  results.push(checkSwap());
   results.push(
     configFailed
       ? skippedForConfig('queue folder')

@@ -2,11 +2,12 @@
 // README's sample configuration is valid, and `presence doctor` runs for real on this machine:
 // every step reports ok/warn/fail, anything not ok says what to fix, and nothing crashes.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../gateway/config.ts';
+import { checkSwap } from '../gateway/doctor.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { freePort } from './support/ports.ts';
@@ -42,6 +43,8 @@ describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
     );
     expect(unit).toMatch(/^StateDirectory=presence-gateway$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
+    // the service's pages (frames with addresses, the open window's hashes) never go to swap
+    expect(unit).toMatch(/^MemorySwapMax=0$/m);
   });
   it('the node it starts is the one the field guide tells to install (a Node elsewhere fails with 203/EXEC while doctor says OK)', () => {
     const node = /^ExecStart=(\S+)/m.exec(unit)![1]!;
@@ -105,6 +108,40 @@ function doctor(args: string[]): { code: number | null; results: Check[]; text: 
   return { code: r.status, results, text: r.stdout + r.stderr };
 }
 
+describe('presence doctor: swap', () => {
+  const swaps = (lines: string[]) => {
+    const path = join(mkdtempSync(join(tmp, 'swaps-')), 'swaps');
+    // the kernel's format: a header, then one line per area, tab-separated after the padded name
+    writeFileSync(path, ['Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority', ...lines, ''].join('\n'));
+    return path;
+  };
+  it("warns, naming the area and the fix, while swap on a disk or SD card is on (it may hold pages of the gateway's memory); zram or none is OK", () => {
+    // Raspberry Pi OS's dphys-swapfile, and a swap partition
+    const on = checkSwap(
+      swaps(['/var/swap                               file\t\t102396\t\t0\t\t-2', '/dev/sda2                               partition\t2097148\t\t0\t\t-3']),
+    );
+    expect(on).toMatchObject({ step: 'swap', level: 'warn' });
+    expect(on.detail).toContain('swap is on (/var/swap, file; /dev/sda2, partition)');
+    expect(on.detail).toContain('device addresses');
+    expect(on.fix).toContain('sudo dphys-swapfile swapoff && sudo dphys-swapfile uninstall && sudo systemctl disable dphys-swapfile');
+    expect(on.fix).toContain('sudo swapoff -a');
+    // a file name with a space, as the kernel writes it
+    expect(checkSwap(swaps(['/srv/my\\040swap                          file\t\t1024\t\t0\t\t-2'])).detail).toContain('(/srv/my swap, file)');
+    // compressed RAM (Raspberry Pi OS since Trixie, zram-tools): not a disk
+    expect(checkSwap(swaps(['/dev/zram0                              partition\t1015804\t\t0\t\t100']))).toMatchObject({
+      level: 'ok',
+      detail: 'swap in RAM only (/dev/zram0, zram)',
+    });
+    expect(checkSwap(swaps([]))).toMatchObject({ level: 'ok', detail: "no swap: the kernel writes none of the gateway's memory to disk" });
+    expect(checkSwap(join(tmp, 'no-such-swaps'))).toMatchObject({ level: 'warn', detail: expect.stringContaining('cannot tell whether swap is on') });
+  });
+  it.skipIf(!existsSync('/proc/swaps'))("reads this machine's /proc/swaps as swapon does", () => {
+    const real = checkSwap();
+    const areas = readFileSync('/proc/swaps', 'utf8').trim().split('\n').length - 1;
+    expect(real.level).toBe(areas === 0 || /^\/dev\/zram/m.test(readFileSync('/proc/swaps', 'utf8')) ? 'ok' : 'warn');
+  });
+});
+
 describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doctor on this machine', () => {
   const broker = new Mosquitto();
   afterAll(() => broker.dispose());
@@ -140,6 +177,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
       'frames arriving (replay)',
       'broker reachable',
       'clock synchronised',
+      'swap',
       'queue folder',
     ])
       expect(steps, s).toContain(s);
