@@ -18,7 +18,6 @@
 //   count and a 413 split the batch in halves until the refused (or too large) points are found.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
-import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AggregatorConfig } from './config.ts';

@@ -35,7 +35,7 @@ import {
 } from './limits.ts';
 
 export { estimateOutput, formatBytes, SIZE_GUARD_BYTES } from './limits.ts';
-import { captureInterfaces, runScenario, type BleLink } from './sim.ts';
+import { captureInterfaces, type BleLink } from './sim.ts';
 
 interface Flags {
   yes?: boolean;

@@ -214,18 +214,16 @@ export class MemorySink implements Sink {
  * with one sink per radio (classic pcap holds one link type per file).
  */
 export class CaptureWriter {
-  private started = new Set<number>();
   frames = 0;
   private constructor(
     readonly format: CaptureFormat,
-    private readonly interfaces: readonly CaptureInterface[],
     private readonly sinks: readonly Sink[],
   ) {}
 
   /** pcapng: all interfaces in one sink. */
   static pcapng(sink: Sink, interfaces: readonly CaptureInterface[]): CaptureWriter {
     sink.write(pcapngHeader(interfaces));
-    return new CaptureWriter('pcapng', interfaces, [sink]);
+    return new CaptureWriter('pcapng', [sink]);
   }
 
   /** Classic pcap: sinks[i] receives interface i. */
@@ -234,7 +232,7 @@ export class CaptureWriter {
     interfaces.forEach((i, n) => {
       sinks[n].write(pcapHeader(i.linkType));
     });
-    return new CaptureWriter('pcap', interfaces, sinks);
+    return new CaptureWriter('pcap', sinks);
   }
 
   write(iface: number, timestampMs: number, data: Uint8Array): void {

@@ -19,7 +19,7 @@ export class TruthWindows {
   private readonly firstEndS: number;
 
   constructor(
-    private readonly startMs: number,
+    startMs: number,
     private readonly windowS: number,
   ) {
     const windowMs = windowS * 1000;
