@@ -1,5 +1,6 @@
 // Gateway liveness: which gateways the aggregator has heard from, and which have been silent for
-// missingAfterWindows of their window lengths (learned from their counts messages). A gateway going
+// missingAfterWindows of their window lengths (learned from their counts messages; a gateway heard
+// only through a window cut short, its first after a start, has no length yet and is not counted). A gateway going
 // missing, and coming back, is written as a gateway_status point (missingLines in ./messages.ts).
 // Silence is not counted while the aggregator itself cannot hear (disconnected, or not reading
 // because writes fail): counting starts again from when it hears again.
@@ -37,12 +38,15 @@ export class GatewayLiveness {
     const key = `${site}/${gateway}`;
     let g = this.gateways.get(key);
     if (!g) {
-      g = { site, gateway, lastSeen: now, windowMs, missing: false };
+      // A window cut short does not tell the length: the first one after a gateway starts spans
+      // from the start to the next boundary, often a second or two of a minute's window, and taken
+      // as the length it recorded every newly started gateway missing (and back) a few seconds later.
+      // Its length is learned from its next window (complete, or cut short but longer).
+      g = { site, gateway, lastSeen: now, windowMs: complete ? windowMs : 0, missing: false };
       this.gateways.set(key, g);
       this.metrics.gatewaysKnown.set(this.gateways.size);
-    }
+    } else if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
     g.lastSeen = now;
-    if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
     if (g.missing) {
       g.missing = false;
       this.metrics.gatewaysMissing.dec();

@@ -1,0 +1,71 @@
+// A gateway that has just started, with a real Mosquitto and influxd: its first window is cut short
+// (from the start to the next window boundary, often a second or two of a minute's window) and must
+// not be taken as the window length, or the aggregator records the gateway missing a few seconds
+// later (log 'gateway missing', a gateway_status point missing=true on the dashboards) and back at
+// its next window. Its next window tells the length; silence is counted from then on.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { need } from './support/need.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { Influxd } from './support/influxd.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { countsTopic, encode } from '../contract/index.ts';
+import { publisher, until, window } from './aggregator-helpers.ts';
+
+const ok = need('mosquitto', 'mosquitto', 'aggregator-liveness') && need('influxd', 'influxdb', 'aggregator-liveness');
+
+describe.skipIf(!ok)('aggregator: liveness of a gateway that has just started', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let pub: MqttClient;
+  let agg: Aggregator;
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+    await influx.query('CREATE DATABASE "presence"', 'POST');
+    pub = await publisher(broker.url);
+    agg = new Aggregator({
+      mqtt: { url: broker.url, clientId: 'agg-liveness' },
+      influx: { url: influx.url, api: 'v1', database: 'presence' },
+      batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
+      http: { port: null },
+      missingAfterWindows: 2,
+      missingCheckInterval: '100ms',
+      logLevel: 'silent',
+    });
+    await agg.start();
+  });
+
+  afterAll(async () => {
+    await agg?.stop(2000).catch(() => {});
+    await pub?.endAsync().catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  const missingPoints = () => influx.count('gateway_status', 'missing_windows', `"site"='live' AND "missing"=true`);
+  const stored = () => influx.count('presence', 'devices', `"site"='live'`);
+
+  it('does not record a gateway missing for the length of its first, cut-short window; learns it from the next one', async () => {
+    const topic = countsTopic('live', 'gw-1');
+    // 5-s windows; the gateway started 300 ms before a boundary, so its first window spans 300 ms
+    const boundary = Math.floor(Date.now() / 5000) * 5000;
+    const first = { ...window('live', 'gw-1', 1, boundary - 300, 300), complete: false };
+    await pub.publishAsync(topic, encode(first), { qos: 1 });
+    await until('the first window written', stored, (n) => n === 2);
+    // 2 x 300 ms passed many times over; the next window is not due for seconds
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(agg.missingGateways()).not.toContain('live/gw-1');
+    expect(await missingPoints()).toBe(0);
+
+    // the next window, complete, tells the length (1 s here): silent for 2 of them, the gateway is missing
+    await pub.publishAsync(topic, encode(window('live', 'gw-1', 2, boundary, 1000)), { qos: 1 });
+    await until('the second window written', stored, (n) => n === 4);
+    await until(
+      'the gateway recorded missing',
+      () => agg.missingGateways(),
+      (m) => m.includes('live/gw-1'),
+      10_000,
+    );
+    await until('its missing point written', missingPoints, (n) => n === 1);
+  });
+});
