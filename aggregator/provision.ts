@@ -249,6 +249,39 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   return { credential: user, secretFile, changed };
 }
 
+/**
+ * What `presence provision gateway` prints: the files changed, the reloads they need, and the
+ * gateway's settings. The copy of a password file is asked for only when one was written: a run
+ * that only moves a registry entry (--aggregator-config --rotate) made none, and the gateway keeps
+ * the password it has.
+ */
+export function provisionReport(o: ProvisionOptions, r: ProvisionResult): string {
+  const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];
+  if (r.changed.length === 0) out.push('nothing to change: the files already hold this gateway');
+  const brokerChanged = r.secretFile !== null || (o.aclFile !== undefined && r.changed.some((c) => c.startsWith(`${o.aclFile} (`)));
+  const registryChanged = o.aggregatorConfig !== undefined && r.changed.some((c) => c.startsWith(`${o.aggregatorConfig} (`));
+  if (brokerChanged) out.push('then reload Mosquitto so it reads the new credential and ACL: sudo systemctl reload mosquitto (or kill -HUP its pid)');
+  if (registryChanged) out.push('and make the aggregator re-read its registry: sudo systemctl kill -s HUP presence-aggregator (SIGHUP; or restart it)');
+  out.push(
+    '',
+    r.secretFile
+      ? 'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, readable by the service user: chown root:presence and mode 0640; then delete this copy):'
+      : 'on the gateway (no password was made here, as no --password-file was given: the gateway keeps the password file it has):',
+    '  gateway:',
+    `    site: ${o.site}`,
+    `    zone: ${o.zone}`,
+    `    id: ${o.id}`,
+    '  mqtt:',
+    `    username: ${r.credential}`,
+    '    password_file: /etc/presence/mqtt-password',
+    ...(o.homeassistant === undefined || o.homeassistant === false
+      ? []
+      : ['  homeassistant:', '    enabled: true', ...(typeof o.homeassistant === 'string' ? [`    prefix: ${o.homeassistant}`] : [])]),
+    '',
+  );
+  return out.join('\n');
+}
+
 export function registerProvision(program: Command): void {
   const provision = program.command('provision').description("Set up identities: a gateway's broker credential, ACL and aggregator registry entry.");
   provision
@@ -287,25 +320,6 @@ export function registerProvision(program: Command): void {
         }
         throw e;
       }
-      const out = [`gateway ${o.id} (site ${o.site}, zone ${o.zone}), broker user name ${r.credential}`, 'changed:', ...r.changed.map((c) => `  ${c}`), ''];
-      if (o.passwordFile || o.aclFile)
-        out.push('then reload Mosquitto so it reads the new credential and ACL: sudo systemctl reload mosquitto (or kill -HUP its pid)');
-      if (o.aggregatorConfig) out.push('and make the aggregator re-read its registry: sudo systemctl kill -s HUP presence-aggregator (SIGHUP; or restart it)');
-      out.push(
-        '',
-        'on the gateway (copy the password file there, e.g. with scp, as /etc/presence/mqtt-password, readable by the service user: chown root:presence and mode 0640; then delete this copy):',
-        '  gateway:',
-        `    site: ${o.site}`,
-        `    zone: ${o.zone}`,
-        `    id: ${o.id}`,
-        '  mqtt:',
-        `    username: ${r.credential}`,
-        '    password_file: /etc/presence/mqtt-password',
-        ...(o.homeassistant === undefined || o.homeassistant === false
-          ? []
-          : ['  homeassistant:', '    enabled: true', ...(typeof o.homeassistant === 'string' ? [`    prefix: ${o.homeassistant}`] : [])]),
-        '',
-      );
-      process.stdout.write(out.join('\n'));
+      process.stdout.write(provisionReport(o, r));
     });
 }

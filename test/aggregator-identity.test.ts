@@ -14,7 +14,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
 import { countsDigest, GatewayIdentity, type GatewaysConfig } from '../aggregator/registry.ts';
-import { provisionGateway } from '../aggregator/provision.ts';
+import { provisionGateway, provisionReport } from '../aggregator/provision.ts';
 import { encode, type CountsMessage } from '../contract/index.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
 
@@ -91,6 +91,31 @@ describe('presence provision writes the registry readably', () => {
         ),
       );
       expect(Object.keys(loadConfig({ config: file }).gateways.registry)).toEqual(['gw-neude-noordzijde-01', 'gw-neude-noordzijde-02']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('presence provision says what to do on the gateway', () => {
+  it('asks for the password file to be copied only when one was written: a registry move alone made none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-provision-report-'));
+    try {
+      const cfg = join(dir, 'aggregator.yaml');
+      const o = { site: 'dam', zone: 'plein', id: 'gw-1', aggregatorConfig: cfg, passwordFile: join(dir, 'passwd'), secretOut: join(dir, 'gw-1.pw') };
+      const first = provisionReport(o, provisionGateway(o));
+      expect(first).toContain('copy the password file there');
+      expect(first).toContain('reload Mosquitto');
+      // the gateway moves to another zone: the registry only, --rotate, no --password-file
+      const move = { site: 'dam', zone: 'noord', id: 'gw-1', aggregatorConfig: cfg, rotate: true };
+      const r = provisionGateway(move);
+      expect(r.secretFile).toBeNull();
+      const report = provisionReport(move, r);
+      expect(report).not.toContain('copy the password file');
+      expect(report).not.toContain('reload Mosquitto');
+      expect(report).toContain('no password was made here, as no --password-file was given: the gateway keeps the password file it has');
+      expect(report).toContain('    zone: noord');
+      expect(report).toContain('re-read its registry');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
