@@ -3,6 +3,7 @@ import type { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
+import { warnCalibratedZonesOutsideRegistry } from './calibration/hooks.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitConfig, exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
@@ -46,6 +47,7 @@ export function registerAggregator(program: Command): void {
     const aggregator = new Aggregator(config, { processMetrics: true, calibration });
     if (calibration && calibrationFile) {
       aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
+      warnCalibratedZonesOutsideRegistry(calibration, calibrationFile, aggregator.identity, aggregator.log);
       reloadOnSighup(aggregator, calibrationFile);
     }
     // SIGHUP also re-reads the config file's gateway registry (presence provision gateway adds to it).
@@ -62,6 +64,12 @@ export function registerAggregator(program: Command): void {
         } catch (e) {
           aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
         }
+      });
+    // After both reloads (listeners run in the order they were added): the calibration's zones
+    // against the registry in use.
+    if (calibrationFile)
+      process.on('SIGHUP', () => {
+        if (aggregator.calibration) warnCalibratedZonesOutsideRegistry(aggregator.calibration, calibrationFile, aggregator.identity, aggregator.log);
       });
     // With nothing to reload, SIGHUP (a `systemctl reload`, a log rotation) would end the process as
     // Node's default does, with nothing logged: it is said and ignored instead.

@@ -114,6 +114,16 @@ export class GatewayIdentity {
     this.limitWarned = false;
   }
 
+  /** Where the registered gateways are installed (empty: no registry). */
+  get entries(): RegisteredGateway[] {
+    return Object.values(this.cfg.registry);
+  }
+
+  /** Whether gateways that are not in the registry are accepted. */
+  get allowUnknown(): boolean {
+    return this.cfg.allow_unknown;
+  }
+
   /** Gateways known: registered plus accepted unregistered ones. */
   get known(): number {
     return this.registered + this.admitted.size;

@@ -236,6 +236,67 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     expect(existsSync(out)).toBe(false);
   });
 
+  it('says which calibrated zones no registered gateway is in, at start and after SIGHUP', async () => {
+    const cfg = join(dir, 'registry.yaml');
+    writeFileSync(cfg, 'aggregator:\n  gateways:\n    registry:\n      gw-a: { site: dam, zone: plein }\n');
+    const file = join(dir, 'typo.yaml');
+    writeFileSync(file, calibrationYaml(0.5, 4, 'plien', 60));
+    const p = spawn(
+      process.execPath,
+      [
+        join(repo, 'scripts/presence.js'),
+        'aggregator',
+        '--config',
+        cfg,
+        '--mqtt-url',
+        broker.url,
+        '--mqtt-client-id',
+        'cal-zones',
+        '--out',
+        join(dir, 'zones.lp'),
+        '--http-port',
+        'off',
+        '--calibration',
+        file,
+      ],
+      { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' } },
+    );
+    procs.push(p);
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    await until(
+      'subscribed',
+      () => log,
+      (l) => l.includes('"msg":"subscribed"'),
+    );
+    const warnings = () => log.split('\n').filter((l) => l.includes("in no registered gateway's zone"));
+    expect(warnings()).toHaveLength(1);
+    const w = JSON.parse(warnings()[0]);
+    expect(w.level).toBe(40);
+    expect(w.msg).toBe("calibration zone plien is in no registered gateway's zone: no window there gets people");
+    expect(w.zones).toEqual(['plien']);
+    expect(w.registered_zones).toEqual(['dam/plein']);
+    expect(w.file).toBe(file);
+    expect(w.fix).toMatch(/presence calibrate --zone/);
+
+    // the zone id corrected: reloaded on SIGHUP, no warning
+    writeFileSync(file, calibrationYaml(0.5, 4, 'plein', 60));
+    p.kill('SIGHUP');
+    await until(
+      'reloaded',
+      () => log,
+      (l) => l.includes('"msg":"gateway registry reloaded"') && l.includes('"msg":"calibration reloaded"'),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(warnings()).toHaveLength(1);
+
+    // the registry moves the gateway to another zone: the calibration's zone is in none again
+    writeFileSync(cfg, 'aggregator:\n  gateways:\n    registry:\n      gw-a: { site: dam, zone: noord }\n');
+    p.kill('SIGHUP');
+    await until('warned after the reload', warnings, (w) => w.length === 2);
+    expect(JSON.parse(warnings()[1]).registered_zones).toEqual(['dam/noord']);
+  });
+
   it('says once why a calibrated zone gets no people when its windows are not the fitted length', async () => {
     const file = join(dir, 'one-second.yaml');
     const out = join(dir, 'two-second.lp');

@@ -85,3 +85,35 @@ export class WindowMismatchNotes {
     );
   }
 }
+
+/**
+ * Zones of a calibration that no registered gateway is in: their people are never written, which
+ * nothing else would show (a zone id mistyped in `presence calibrate --zone`, or a calibration of
+ * another site). Empty without a registry, or when unregistered gateways are accepted (they may be
+ * in any zone).
+ */
+export function calibratedZonesOutsideRegistry(cal: Calibration, registry: Array<{ site: string; zone: string }>, allowUnknown: boolean): string[] {
+  if (registry.length === 0 || allowUnknown) return [];
+  return cal.zones().filter((zone) => !registry.some((g) => cal.zone(zone, g.site) !== null && g.zone === zone));
+}
+
+/** Says (warn) which zones of the calibration no registered gateway is in; nothing when all are. */
+export function warnCalibratedZonesOutsideRegistry(
+  cal: Calibration,
+  file: string,
+  identity: { entries: Array<{ site: string; zone: string }>; allowUnknown: boolean },
+  log: Logger,
+): void {
+  const outside = calibratedZonesOutsideRegistry(cal, identity.entries, identity.allowUnknown);
+  if (outside.length === 0) return;
+  const registered = [...new Set(identity.entries.map((g) => `${g.site}/${g.zone}`))].sort();
+  log.warn(
+    {
+      file,
+      zones: outside,
+      registered_zones: registered.slice(0, 50),
+      fix: 'the calibration must name the zones as the gateways are registered (presence calibrate --zone, gateways.registry): calibrate those zones, or correct the ids',
+    },
+    `calibration zone${outside.length === 1 ? '' : 's'} ${outside.slice(0, 20).join(', ')} ${outside.length === 1 ? 'is' : 'are'} in no registered gateway's zone: no window there gets people`,
+  );
+}
