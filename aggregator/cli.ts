@@ -9,6 +9,7 @@ import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitConfig, exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
+import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
 
 export function registerAggregator(program: Command): void {
   const cmd = program
@@ -44,7 +45,14 @@ export function registerAggregator(program: Command): void {
         );
       }
     }
+    // A corridor group's sketches and the broker and database credentials stay out of core dumps.
+    const coreDumps = keepMemoryOutOfCoreDumps();
     const aggregator = new Aggregator(config, { processMetrics: true, calibration });
+    if (coreDumps)
+      aggregator.log.warn(
+        { err: coreDumps },
+        "cannot keep memory out of core dumps (/proc/self/coredump_filter): a crash with core dumps enabled would write a corridor group's sketches and the credentials to disk",
+      );
     if (calibration && calibrationFile) {
       aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');
       warnCalibratedZonesOutsideRegistry(calibration, calibrationFile, aggregator.identity, aggregator.log);

@@ -1,5 +1,4 @@
 // `presence gateway` and `presence doctor`.
-import { existsSync, writeFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
@@ -8,6 +7,7 @@ import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
+import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -35,24 +35,6 @@ function configOrExit(flags: GatewayFlags) {
   } catch (e) {
     if (e instanceof ConfigError) exitConfig('gateway', e);
     throw e;
-  }
-}
-
-/**
- * The gateway's memory holds frames with device addresses on their way to the firmware (capture
- * chunks, not zeroed: PRIVACY.md), so a core dump of it (a crash with core dumps enabled, e.g.
- * systemd-coredump) would write them to disk. Linux dumps only the kinds of mapping that
- * /proc/self/coredump_filter names: 0 names none, so a core holds registers and the list of
- * mappings, no memory. Capture commands started later inherit the setting. Returns the error when it
- * cannot be set on Linux (elsewhere there is nothing to set), null when set.
- */
-export function keepMemoryOutOfCoreDumps(): string | null {
-  if (!existsSync('/proc/self/coredump_filter')) return null;
-  try {
-    writeFileSync('/proc/self/coredump_filter', '0');
-    return null;
-  } catch (e) {
-    return (e as Error).message;
   }
 }
 
