@@ -225,7 +225,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.client.on('connect', () => {
       this.connectedAt = Date.now();
       this.lastError = '';
-      this.log.info({ broker: safeUrl(url), mqtt_version: this.version === 5 ? '5' : '3.1.1' }, 'connected to broker');
+      // While another client with this id takes the connection every second (the same gateway run
+      // twice), the 'session taken over' line says so once a minute; a connected and a lost line
+      // for every turn would be two lines a second for as long as both run.
+      this.log[this.fighting ? 'debug' : 'info']({ broker: safeUrl(url), mqtt_version: this.version === 5 ? '5' : '3.1.1' }, 'connected to broker');
       if (this.version === 4)
         this.log.debug('MQTT 3.1.1: a publish the broker ACL denies is acknowledged like any other (Mosquitto 2), so a denial cannot be seen here');
       this.emit('connect');
@@ -242,12 +245,22 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.client.on('close', () => {
       if (this.closing) return;
       if (this.connectedAt && Date.now() - this.connectedAt < QUICK_CLOSE_MS) this.quickCloses++;
-      else this.quickCloses = 0;
+      else {
+        this.quickCloses = 0;
+        if (this.connectedAt) this.takenOverNow = false;
+      }
       this.connectedAt = 0;
       if (this.quickCloses >= QUICK_CLOSES)
         this.takenOver(`the broker closed the connection right after it came up, ${this.quickCloses} times in a row: another client with the same client id?`);
     });
-    this.client.on('offline', () => this.log.warn({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued'));
+    // mqtt.js emits 'offline' before the 'close' handler above counts a quick close: the line waits
+    // for that count, so the close that shows a take-over is not logged as the broker being unreachable.
+    this.client.on('offline', () =>
+      setImmediate(() => {
+        if (this.closing) return;
+        this.log[this.fighting ? 'debug' : 'warn']({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued');
+      }),
+    );
     this.client.on('error', (err: Error & { code?: number | string }) => {
       // MQTT 3.1.1-only brokers refuse MQTT 5: CONNACK 1 = "unacceptable protocol version" (3.1.1),
       // 132 = "unsupported protocol version" (5). As in aggregator/mqtt-ack.ts: mqtt.js reads
@@ -274,7 +287,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private quickCloses = 0;
   private lastTakeover = -Infinity;
 
+  /** Another client with this client id keeps taking the connection (QUICK_CLOSES quick closes in a row, until one lasts). */
+  private get fighting(): boolean {
+    return this.takenOverNow || this.quickCloses >= QUICK_CLOSES;
+  }
+  /** A take-over was seen, and no connection has lasted QUICK_CLOSE_MS since. */
+  private takenOverNow = false;
+
   private takenOver(what: string): void {
+    this.takenOverNow = true;
     const now = Date.now();
     if (now - this.lastTakeover < 60_000) return;
     this.lastTakeover = now;
