@@ -199,9 +199,21 @@ describe('small counts: the noise', () => {
 
 describe('small counts: suppression', () => {
   it('a radio below k is published as zeros, every count of it, with suppressed: true; one at or above k unchanged', () => {
-    const out = protect(msg({}), { minCount: 5, windowMs: 60_000 });
+    // every count of the radio is non-zero before, so each one is seen to be zeroed (weak too: the
+    // address slots heard below the RSSI gate, one phone at the edge of the range)
+    const out = protect(msg({ weak: 7 }), { minCount: 5, windowMs: 60_000 });
     expect(out.wifi).toEqual({ frames: 0, devices: 0, estimate: 0, probes: 0, rejected: 0, weak: 0, exact: true, suppressed: true });
     expect(out.ble).toEqual({ ...msg({}).ble, suppressed: false });
+    expect(protect(msg({}, { devices: 2, estimate: 1 }), { minCount: 5, windowMs: 60_000 }).ble).toEqual({
+      frames: 0,
+      devices: 0,
+      estimate: 0,
+      adverts: 0,
+      rejected: 0,
+      weak: 0,
+      exact: true,
+      suppressed: true,
+    });
     expect(out.privacy).toEqual({ min_count: 5 });
     expect(validateCounts(out).ok).toBe(true);
     // devices at k but estimate below it: suppressed (both must reach k).
