@@ -15,6 +15,7 @@ import {
 } from '../contract/index.ts';
 import { calibratedField, calibrationFor, peopleFields, windowPeople, type Calibration } from './calibration/apply.ts';
 import { IDENTITY_REJECT_REASONS, type IdentityRejectReason } from './registry.ts';
+import { formatDuration } from '../scripts/lib/duration.ts';
 
 /** The measurements written here: their names, tags and fields are the contract's (contract/influx.ts). */
 export const PRESENCE = PRESENCE_MEASUREMENT;
@@ -180,6 +181,15 @@ export function notJson(text: string, err: unknown): string {
 }
 
 /**
+ * Why a time ahead of the clock is refused, and what to do: a gateway publishes a window after it
+ * ends, so it means a wrong clock, the gateway's or this host's (every window of that gateway is
+ * refused until it is fixed, so the line must say where to look).
+ */
+export function aheadOfClock(what: string, byMs: number, maxAheadMs: number): string {
+  return `${what} ${Math.round(byMs / 1000)} s ahead of this aggregator's clock (max_ahead ${formatDuration(maxAheadMs)}): the gateway's clock or this host's is wrong; check both are synchronised (on the gateway: presence doctor, "clock synchronised"; timedatectl)`;
+}
+
+/**
  * Validates a message against the contract and turns it into points. In this order: the payload's
  * size (before any parsing), the topic, JSON, the closed schema (a field the contract does not have
  * is `unknown_field`; a bad value, a time outside 2000-2099 or on a leap second, a number that is not
@@ -211,8 +221,8 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
       };
     const start = Date.parse(m.start);
     const end = Date.parse(m.end);
-    if (start > now + maxAheadMs) return { ok: false, reason: 'future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
-    if (end > now + maxAheadMs) return { ok: false, reason: 'future', detail: `window ends ${Math.round((end - now) / 1000)} s ahead of the clock` };
+    if (start > now + maxAheadMs) return { ok: false, reason: 'future', detail: aheadOfClock('window starts', start - now, maxAheadMs) };
+    if (end > now + maxAheadMs) return { ok: false, reason: 'future', detail: aheadOfClock('window ends', end - now, maxAheadMs) };
     return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: end - start };
   }
   const v = validateStatus(value);
@@ -225,6 +235,6 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
       detail: `topic names ${idForLog(t.site)}/${idForLog(t.gateway)}, payload ${idForLog(m.site)}/${idForLog(m.gateway)}`,
     };
   if (m.ts && Date.parse(m.ts) > now + maxAheadMs)
-    return { ok: false, reason: 'future', detail: `status time is ${Math.round((Date.parse(m.ts) - now) / 1000)} s ahead of the clock` };
+    return { ok: false, reason: 'future', detail: aheadOfClock('status time is', Date.parse(m.ts) - now, maxAheadMs) };
   return { ok: true, kind: 'status', message: m, lines: statusLines(m, now) };
 }

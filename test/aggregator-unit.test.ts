@@ -163,6 +163,15 @@ describe('aggregator message core', () => {
     expect(r(countsTopic('site-b', 'gw-1'), encode(m))).toBe('topic_mismatch');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 6 * 60_000)))).toBe('future');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 4 * 60_000)))).toBe('ok');
+    // a wrong clock: the detail says by how much, the limit, and where to look
+    const early = classify(t, Buffer.from(encode(window('site-a', 'gw-1', 6, now + 10 * 60_000))), now, 300_000);
+    expect(early.ok ? '' : early.detail).toBe(
+      `window starts 600 s ahead of this aggregator's clock (max_ahead 5m): the gateway's clock or this host's is wrong; check both are synchronised (on the gateway: presence doctor, "clock synchronised"; timedatectl)`,
+    );
+    const st = classify(statusTopic('site-a', 'gw-1'), Buffer.from(encode(status('site-a', 'gw-1', new Date(now + 3_600_000)))), now, 300_000);
+    expect(st.ok ? '' : st.detail).toMatch(
+      /^status time is 3600 s ahead of this aggregator's clock \(max_ahead 5m\): the gateway's clock or this host's is wrong/,
+    );
     expect(r(t, JSON.stringify({ ...m, pad: 'x'.repeat(MAX_PAYLOAD_BYTES) }))).toBe('too_large');
     expect(r(`${TOPIC_ROOT}/site-a/gw-1/other`, encode(m))).toBe('bad_topic');
     expect(r(statusTopic('site-a', 'gw-1'), '{"v":1,"site":"site-a","gateway":"gw-1","state":"asleep"}')).toBe('invalid');

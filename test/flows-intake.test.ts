@@ -126,7 +126,7 @@ describe('corridor flows intake', () => {
     const long = { ...run.messages[0], window_end: new Date(START + 3_600_000).toISOString() };
     const r = flows.accept(sketchTopic('corridor', 'gw-a'), encode(long), START + 60_000);
     expect(r.ok ? 'held' : r.reason).toBe('sketch_future');
-    expect(r.ok ? '' : r.detail).toMatch(/window ends 3540 s ahead of the clock/);
+    expect(r.ok ? '' : r.detail).toMatch(/window ends 3540 s ahead of this aggregator's clock \(max_ahead 5m\): the gateway's clock or this host's is wrong/);
     expect(flows.held).toBe(0);
     const { lines, rejected } = feed(flows, run.messages);
     expect(rejected).toEqual([]);

@@ -27,7 +27,7 @@
 import { Point } from '@influxdata/influxdb-client';
 import { FLOW_MEASUREMENT, idForLog, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
-import { msSettings, notJson } from '../messages.ts';
+import { aheadOfClock, msSettings, notJson } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
 
 /** The flow measurement (its tags and fields: contract/influx.ts). */
@@ -315,10 +315,9 @@ export class CorridorFlows {
     const start = Date.parse(m.window_start);
     const end = Date.parse(m.window_end);
     if (start > now + this.opts.maxAheadMs)
-      return { ok: false, reason: 'sketch_future', detail: `window starts ${Math.round((start - now) / 1000)} s ahead of the clock` };
+      return { ok: false, reason: 'sketch_future', detail: aheadOfClock('window starts', start - now, this.opts.maxAheadMs) };
     // as for counts: the end too (else a group's first sketch could set a window length of hours)
-    if (end > now + this.opts.maxAheadMs)
-      return { ok: false, reason: 'sketch_future', detail: `window ends ${Math.round((end - now) / 1000)} s ahead of the clock` };
+    if (end > now + this.opts.maxAheadMs) return { ok: false, reason: 'sketch_future', detail: aheadOfClock('window ends', end - now, this.opts.maxAheadMs) };
     if (Math.floor(start / (m.epoch_s * 1000)) !== m.epoch)
       return {
         ok: false,
