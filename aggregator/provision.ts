@@ -21,7 +21,9 @@ import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Document, isMap, parseDocument } from 'yaml';
+import * as YAML from 'yaml';
+import { Document, isMap } from 'yaml';
+import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
@@ -179,7 +181,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     } else {
       // A new file in block style (a parsed `{}` would be flow style, and so all added under it).
-      doc = text.trim() ? parseDocument(text) : new Document({ aggregator: {} });
+      doc = text.trim() ? parseYamlDocument(YAML, text) : new Document({ aggregator: {} });
       if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
       if (!isMap(doc.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     }

@@ -13,7 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { isMap, parseDocument } from 'yaml';
+import * as YAML from 'yaml';
+import { isMap } from 'yaml';
+import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
 import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
@@ -135,7 +137,7 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   } else {
     // Keeps the file's comments and layout (yaml Document API; lineWidth 0: no line of the file is
     // folded, such as the field guide's one-line sources, which the writer folds past 80 characters).
-    const doc = parseDocument(text.trim() ? text : '{}\n');
+    const doc = parseYamlDocument(YAML, text.trim() ? text : '{}\n');
     if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
     if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
@@ -176,7 +178,7 @@ export function sketchPLines(indent: string): string[] {
  * that only the file's own problems, the corridor's among them, are found. Throws ConfigError.
  */
 function checkLoads(config: string, text: string, json: boolean): void {
-  const obj = ((json ? JSON.parse(text) : parseDocument(text).toJS()) ?? {}) as Record<string, Record<string, unknown> | unknown[]>;
+  const obj = ((json ? JSON.parse(text) : parseYamlDocument(YAML, text).toJS()) ?? {}) as Record<string, Record<string, unknown> | unknown[]>;
   const gateway = (obj.gateway ??= {}) as Record<string, unknown>;
   for (const k of ['site', 'zone', 'id']) gateway[k] ??= 'placeholder';
   const mqtt = (obj.mqtt ??= {}) as Record<string, unknown>;

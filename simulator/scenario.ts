@@ -5,7 +5,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { existsSync, readdirSync } from 'node:fs';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { basename, extname, join } from 'node:path';
-import { parseDocument } from 'yaml';
+import * as YAML from 'yaml';
+import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { ID_PATTERN, isValidId } from '../contract/index.ts';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
@@ -582,7 +583,7 @@ export function parseScenarioText(text: string, source: string): unknown {
       throw new ScenarioError(source, [`not valid JSON: ${(e as Error).message}`]);
     }
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  const doc = parseYamlDocument(YAML, text, { prettyErrors: true });
   if (doc.errors.length)
     throw new ScenarioError(
       source,

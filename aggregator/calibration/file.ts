@@ -7,6 +7,7 @@ import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';
+import { parseYamlDocument } from '../../scripts/lib/yaml-doc.ts';
 import type { FitResult, Param, Prior, ZoneFit } from './fit.ts';
 
 export const FORMAT = 'presence-calibration/1';
@@ -184,11 +185,19 @@ function lineOf(doc: YAML.Document, lines: YAML.LineCounter, path: Array<string 
   return undefined;
 }
 
+/** Problems of a file named in its error, at most (the rest are counted). */
+export const MAX_PROBLEMS_SHOWN = 20;
+
 /** Parses and validates the text of a calibration file; throws CalibrationFileError naming the problem and its line. */
 export function parseCalibration(text: string, file = 'calibration'): CalibrationFile {
   let parsed: unknown;
+  // One parse: its document gives the lines of the problems too; duplicate keys found in one pass
+  // (scripts/lib/yaml-doc.ts: the yaml package's own check is quadratic in a mapping's keys).
+  const lines = new YAML.LineCounter();
+  const doc = parseYamlDocument(YAML, text, { lineCounter: lines, logLevel: 'error' });
   try {
-    parsed = YAML.parse(text, { logLevel: 'error' });
+    if (doc.errors.length) throw doc.errors[0];
+    parsed = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
     const first = (e as Error).message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
@@ -199,14 +208,17 @@ export function parseCalibration(text: string, file = 'calibration'): Calibratio
   }
   const found = problems(parsed);
   if (found.length) {
-    const lines = new YAML.LineCounter();
-    const doc = YAML.parseDocument(text, { lineCounter: lines, logLevel: 'error' });
     const at = (p: Problem) => {
       // (a key missing at the top has no line of its own)
       const line = p.path.length ? lineOf(doc, lines, p.path) : undefined;
       return `${file}${line ? `:${line}` : ''}: ${p.text}`;
     };
-    throw new CalibrationFileError(found.map(at).join('; '));
+    // The first problems only, each with its line: finding a key's line scans its mapping, so a
+    // line for every problem of a file of many bad zones was quadratic in them, and the message
+    // held every problem (a megabyte for 16,000 zones).
+    const shown = found.slice(0, MAX_PROBLEMS_SHOWN).map(at);
+    const more = found.length - shown.length;
+    throw new CalibrationFileError(`${shown.join('; ')}${more > 0 ? `; and ${more} more problem(s) (fix these first)` : ''}`);
   }
   return parsed as CalibrationFile;
 }

@@ -20,6 +20,7 @@ import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, zeroNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
+import { parseYamlDocument } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -412,10 +413,12 @@ export function kindOfFile(st: Stats): string {
 /**
  * Plain YAML data only: a tag (`!!binary`, `!!set`, `!!timestamp`, `!!js/function`, ...) is an error
  * (thrown, like a syntax error) instead of a Buffer, Set or Date no setting takes, or a warning
- * printed by the process; at most 100 aliases are expanded (a "billion laughs" file is refused).
+ * printed by the process; at most 100 aliases are expanded (a "billion laughs" file is refused); a
+ * key twice in a mapping is an error, found in one pass (./yaml-doc.ts: a large registry parses in
+ * linear time).
  */
 function parseYaml(text: string): unknown {
-  const doc = requireTransient<typeof import('yaml')>('yaml').parseDocument(text, { resolveKnownTags: false, logLevel: 'silent' });
+  const doc = parseYamlDocument(requireTransient<typeof import('yaml')>('yaml'), text, { resolveKnownTags: false, logLevel: 'silent' });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw problem;
   return doc.toJS({ maxAliasCount: 100 });
