@@ -1,0 +1,139 @@
+// What the crowd dashboard draws for a zone, against what the aggregator wrote and shows on its page
+// (real Mosquitto, real aggregator, real influxd):
+// - a calibrated zone with two gateways: the people line is the larger of their people in each
+//   window, and its band is that count's own interval (its people_low and people_high), as on the
+//   aggregator's page, not the lowest low of any gateway of the zone;
+// - the hourly heat maps: an hour without any window has no cell, a counted 0 has one.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { need } from './support/need.ts';
+import { Influxd } from './support/influxd.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import type { Aggregator } from '../aggregator/aggregator.ts';
+import type { CountsMessage } from '../contract/index.ts';
+import { InfluxQL, describeResult, flatPanels, loadDashboard, runDashboard, type QueryResult } from '../dashboards/queries.ts';
+import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+
+const ok = need('influxd', 'influxdb', 'dashboards-zone-views') && need('mosquitto', 'mosquitto', 'dashboards-zone-views');
+const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
+
+interface RecentPeople {
+  value: number;
+  low: number;
+  high: number;
+}
+
+describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and shows it on its page', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let agg: Aggregator | null = null;
+  const hour = 3_600_000;
+  // Three whole hours back from the last full hour: hall in the first hour, gate in the first and
+  // the last, nothing in the middle one.
+  const end = Math.floor(Date.now() / hour) * hour;
+  const start = end - 3 * hour;
+  const hallWindows = 30;
+  const range = { from: start, to: end - 1 };
+  const run = (select: Record<string, string | string[]>) =>
+    runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), { range, select, dataSourceInterval: '1m' });
+  const q = (r: { queries: QueryResult[] }, panelTitle: RegExp, refId: string) => r.queries.find((x) => panelTitle.test(x.panelTitle) && x.refId === refId)!;
+  let page: Map<number, RecentPeople>;
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+    agg = calibratedAggregator(broker.url, influx.url, 'zone-views', hallCalibration());
+    await agg.start();
+    const withWifi = (m: CountsMessage, estimate: number, devices = estimate + 3): CountsMessage => ({ ...m, wifi: { ...m.wifi, estimate, devices } });
+    const msgs: CountsMessage[] = [];
+    for (let i = 0; i < hallWindows; i++) {
+      const t = start + i * 60_000;
+      // hall (calibrated on Wi-Fi) has two gateways: gw-h1 over the whole hall, gw-h2 at its edge,
+      // which hears fewer; in every fifth window gw-h2 hears more.
+      const big = 40 + (i % 7);
+      const small = i % 5 === 0 ? big + 6 : 12 + (i % 3);
+      msgs.push(withWifi(window('station', 'gw-h1', i, t, 60_000, 'hall'), big), withWifi(window('station', 'gw-h2', i, t, 60_000, 'hall'), small));
+    }
+    // gate (uncalibrated): windows in the first hour, then none for an hour, then windows in which
+    // its gateway (no small-count protection) heard nobody: a counted 0.
+    for (let i = 0; i < 10; i++) msgs.push(withWifi(window('station', 'gw-g', i, start + i * 60_000, 60_000, 'gate'), 9));
+    for (let i = 0; i < 10; i++) {
+      const m = window('station', 'gw-g', 100 + i, start + 2 * hour + i * 60_000, 60_000, 'gate');
+      msgs.push({ ...m, wifi: { frames: 0, devices: 0, estimate: 0 }, ble: { frames: 0, devices: 0, estimate: 0 } });
+    }
+    const pub = await publisher(broker.url);
+    try {
+      await publishAll(pub, msgs.map(countsItem));
+    } finally {
+      await pub.endAsync();
+    }
+    await until(
+      'every point in influxd',
+      () => influx.count('presence', 'estimate'),
+      (n) => n === 2 * msgs.length,
+    );
+    const recent = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/recent`)).json()) as {
+      zones: Array<{ zone: string; windows: Array<{ t: number; people: RecentPeople | null }> }>;
+    };
+    const hall = recent.zones.find((z) => z.zone === 'hall')!;
+    page = new Map(hall.windows.filter((w) => w.people).map((w) => [w.t, w.people!]));
+  }, 60_000);
+  afterAll(async () => {
+    await agg?.stop(2000).catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  it("the people band is the interval of the zone's count, the same as on the aggregator's page, in every window", async () => {
+    expect(page.size).toBe(hallWindows);
+    const r = await run({ zone: 'hall' });
+    const band = q(r, /people \(calibrated, with interval\)/, 'A');
+    expect(band.interval, describeResult(band)).toBe('1m');
+    const s = band.series.find((x) => x.tags?.radio === 'wifi')!;
+    const col = (c: string) => s.columns.indexOf(c);
+    const shown = new Map(
+      s.values
+        .filter((row) => row[col('people')] !== null)
+        .map((row) => [row[0] as number, { value: row[col('people')], low: row[col('low')], high: row[col('high')] }]),
+    );
+    expect(shown.size).toBe(hallWindows);
+    for (const [t, p] of page) expect(shown.get(t), new Date(t).toISOString()).toEqual(p);
+  });
+
+  it('over intervals of several windows the band is that of the peak window drawn', async () => {
+    // Two days on a half-width panel are drawn in 5-minute steps: the line is each step's largest
+    // people, and its band that window's interval.
+    const wide = await runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: end - 48 * hour, to: end - 1 },
+      select: { zone: 'hall' },
+      dataSourceInterval: '1m',
+    });
+    const band = q(wide, /people \(calibrated, with interval\)/, 'A');
+    expect(band.interval, describeResult(band)).toBe('5m');
+    const s = band.series.find((x) => x.tags?.radio === 'wifi')!;
+    const rows = s.values.filter((row) => row[1] !== null);
+    expect(rows).toHaveLength(hallWindows / 5);
+    for (const [t, value, low, high] of rows) {
+      const inStep = [...page].filter(([w]) => w >= (t as number) && w < (t as number) + 5 * 60_000).map(([, p]) => p);
+      const peak = inStep.reduce((a, b) => (b.value > a.value ? b : a));
+      expect({ value, low, high }, new Date(t as number).toISOString()).toEqual(peak);
+    }
+  });
+
+  it('the hourly heat maps: an hour without windows has no cell, an hour counted 0 has a 0 cell that is drawn', async () => {
+    const r = await run({ zone: '$__all' });
+    const devices = q(r, /^Peak devices by hour/, 'A');
+    const gateWifi = devices.series.find((x) => x.tags?.zone === 'gate' && x.tags?.radio === 'wifi')!;
+    expect(gateWifi.values, describeResult(devices)).toEqual([
+      [start, 9],
+      [start + 2 * hour, 0],
+    ]);
+    const hallBle = devices.series.find((x) => x.tags?.zone === 'hall' && x.tags?.radio === 'ble')!;
+    expect(hallBle.values.map((row) => row[0])).toEqual([start]);
+    // Grafana's heat map hides the cells at or below filterValues.le: a 0 must stay visible.
+    for (const title of [/^Peak devices by hour/, /^Peak people by hour/]) {
+      const p = flatPanels(crowd).find((x) => title.test(x.title)) as { options?: { filterValues?: { le?: number } } };
+      const le = p.options?.filterValues?.le;
+      // (absent, Grafana's default 1e-9 applies)
+      expect(le !== undefined && le < 0, `${title}: filterValues.le ${le} hides a counted 0`).toBe(true);
+    }
+  });
+});
