@@ -560,6 +560,12 @@ export function registerSimulate(program: Command): void {
                 : log.info({ broker: redactUrl(url), unacked }, 'connected to the broker again'),
           });
           process.stdout.write(JSON.stringify(r) + '\n');
+          if (r.refused > 0)
+            return fail(
+              `${r.refused} of the messages published (counts and statuses) were refused by the broker at ${redactUrl(url)} (PUBACK ${r.refusedReason}): ` +
+                `its ACL does not let ${username === undefined ? 'an anonymous client' : `user ${username}`} publish on presence/v1/${f.site}/#; ` +
+                `give the load a user that may (with docs/mosquitto/presence.acl: a user block with topic write presence/v1/${f.site}/#)`,
+            );
           if (r.failed > 0 || r.unacked > 0)
             return fail(
               `${r.failed + r.unacked} of the messages published (counts and statuses) were not acknowledged by the broker at ${redactUrl(url)}` +

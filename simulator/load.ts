@@ -17,6 +17,7 @@ import {
   type StatusMessage,
 } from '../contract/index.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
+import { pubackReason } from '../gateway/publisher.ts';
 import { Rng } from './rng.ts';
 
 export type LoadFault = 'invalid' | 'malformed' | 'duplicate';
@@ -198,8 +199,12 @@ export interface RunLoadResult {
   published: number;
   /** Messages the broker acknowledged (PUBACK). */
   acked: number;
-  /** Publishes that failed. */
+  /** Publishes that failed (refused ones included). */
   failed: number;
+  /** Publishes the broker refused (MQTT 5 PUBACK reason code 0x80 or more, e.g. 0x87 not authorized by its ACL). */
+  refused: number;
+  /** The reason of the last refusal ("0x87 not authorized"), or null. */
+  refusedReason: string | null;
   /** Publishes neither acknowledged nor failed when the run ended (the broker went away, or did not answer within the wait). */
   unacked: number;
   /** Deliberately broken payloads among the published. */
@@ -224,12 +229,24 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
   const start = opts.start ?? Math.floor(Date.now() / windowMs) * windowMs - windows * windowMs;
   const gen = loadMessages({ ...opts, windows, windowMs, start });
   let client: MqttClient;
-  try {
-    client = await mqtt.connectAsync(opts.url, {
+  // MQTT 5 unless the caller says otherwise: over 3.1.1 a broker acknowledges a publish its ACL
+  // denies like any other (Mosquitto 2), so a run the broker threw away reported every message acked.
+  // A broker that speaks only 3.1.1 (CONNACK 1 or 132) gets 3.1.1.
+  const connect = (protocolVersion: 4 | 5) =>
+    mqtt.connectAsync(opts.url, {
       clientId: opts.clientId ?? `presence-load-${process.pid}`,
       reconnectPeriod: 500,
+      protocolVersion,
       ...opts.mqttOptions,
     });
+  try {
+    try {
+      client = await connect(5);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (opts.mqttOptions?.protocolVersion !== undefined || (code !== 1 && code !== 132)) throw e;
+      client = await connect(4);
+    }
   } catch (e) {
     // The broker named, so the line says which one did not answer (mqtt.js says "connack timeout").
     const m = (e as Error).message;
@@ -242,6 +259,8 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
   let published = 0;
   let acked = 0;
   let failed = 0;
+  let refused = 0;
+  let refusedReason: string | null = null;
   let faults = 0;
   let inFlight = 0;
   let unacked = 0;
@@ -267,8 +286,12 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
         if (!retain) acked++;
         inFlight--;
       },
-      () => {
+      (err: Error & { code?: unknown }) => {
         failed++;
+        if (typeof err?.code === 'number' && err.code >= 0x80) {
+          refused++;
+          refusedReason = pubackReason(err.code);
+        }
         inFlight--;
       },
     );
@@ -305,5 +328,5 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
     await client.endAsync(inFlight > 0);
   }
   const elapsedMs = performance.now() - t0;
-  return { published, acked, failed: failedAtEnd, unacked, faults, elapsedMs, ratePerS: (published / elapsedMs) * 1000 };
+  return { published, acked, failed: failedAtEnd, refused, refusedReason, unacked, faults, elapsedMs, ratePerS: (published / elapsedMs) * 1000 };
 }

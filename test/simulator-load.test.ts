@@ -231,9 +231,15 @@ describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 
   () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-load-auth-'));
     const passwd = join(dir, 'passwd');
-    const broker = new Mosquitto({ listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\n` });
+    const acl = join(dir, 'acl');
+    const broker = new Mosquitto({
+      listenerConfig: (port) => `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\nacl_file ${acl}\n`,
+    });
     beforeAll(async () => {
       execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'loader', 'load-pw']);
+      execFileSync('mosquitto_passwd', ['-b', passwd, 'reader', 'read-pw']);
+      // the aggregator's lines of docs/mosquitto/presence.acl for reader: it may read, not publish counts
+      writeFileSync(acl, 'user loader\ntopic write presence/v1/#\n\nuser reader\ntopic read presence/v1/#\ntopic write presence/v1/_aggregators/+/alive\n');
       await broker.start();
     });
     afterAll(async () => {
@@ -267,6 +273,39 @@ describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 
         { env },
       );
       expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 5, acked: 5, failed: 0 });
+    });
+
+    it('publishes the broker ACL refuses are not counted as acknowledged: one line naming the refusal, the user and the fix, exit 1', async () => {
+      const pwFile = join(dir, 'reader.pw');
+      writeFileSync(pwFile, 'read-pw\n', { mode: 0o600 });
+      const env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^MQTT_/.test(k))),
+        MQTT_USERNAME: 'reader',
+        MQTT_PASSWORD_FILE: pwFile,
+      };
+      const r = await promisify(execFile)(
+        process.execPath,
+        [
+          join(import.meta.dirname, '..', 'scripts', 'presence.js'),
+          'simulate',
+          '--load',
+          '--count',
+          '4',
+          '--gateways',
+          '2',
+          '--rate',
+          '100',
+          '--mqtt-url',
+          broker.url,
+        ],
+        { env },
+      ).catch((e: { code: number; stdout: string; stderr: string }) => e);
+      const { code, stdout, stderr } = r as { code: number; stdout: string; stderr: string };
+      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 4, acked: 0, refused: 6, refusedReason: '0x87 not authorized' });
+      expect(stderr.trimEnd().split('\n').pop()).toBe(
+        `presence simulate: 6 of the messages published (counts and statuses) were refused by the broker at ${broker.url.replace(/\/$/, '')} (PUBACK 0x87 not authorized): its ACL does not let user reader publish on presence/v1/load/#; give the load a user that may (with docs/mosquitto/presence.acl: a user block with topic write presence/v1/load/#)`,
+      );
+      expect(code).toBe(1);
     });
 
     it('a wrong password is one line naming the broker and the credentials to check', async () => {
