@@ -130,7 +130,8 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const start = Date.UTC(2026, 3, 27, 12, 0, 0);
     const wifi = wifiCapture(join(dir, 'wifi.pcap'), { devices: 200, startMs: start, durationMs: 210_000, framesPerS: 20, salt: 11 });
     const ble = bleCapture(join(dir, 'ble.pcap'), { devices: 200, startMs: start, durationMs: 210_000, framesPerS: 20, salt: 12 });
-    const sub = await subscriber(broker.url);
+    // Retain As Published: a live delivery keeps the gateway's retain flag, which is checked below
+    const sub = await subscriber(broker.url, { rap: true });
     // Wi-Fi on stdin (kept open: the last window stays open while /metrics is read), BLE from a file
     const gw = spawnGateway(
       ['--config', join(dir, 'gateway.yaml'), '--source', `wifi=stdin@wifi`, '--source', `ble=pcap:${ble.path}@ble`, '--speed', 'max'],
@@ -166,7 +167,11 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
         return v.value;
       });
       const sketchMsgs = mine(sketchTopic('city', 'gw-a'));
+      // neither sketches nor counts are retained (the broker would keep the last of each for good);
+      // the status is, so the check sees the flag
       expect(sketchMsgs.every((m) => !m.retain)).toBe(true);
+      expect(mine(countsTopic('city', 'gw-a')).every((m) => !m.retain)).toBe(true);
+      expect(mine(statusTopic('city', 'gw-a')).some((m) => m.retain)).toBe(true);
       const sketches: SketchMessage[] = sketchMsgs.map((m) => {
         const v = validateSketch(JSON.parse(m.payload.toString()));
         if (!v.ok) throw new Error(v.reason);

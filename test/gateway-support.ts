@@ -40,13 +40,23 @@ export const statuses = (ms: Received[], site: string): StatusMessage[] =>
     });
 
 /** A subscriber recording every message on `filter` (default `#`). Persistent session by default. */
-export async function subscriber(url: string, opts: IClientOptions & { filter?: string } = {}): Promise<{ client: MqttClient; messages: Received[] }> {
+/**
+ * A subscriber to `filter` (default `#`) that keeps every message. With `rap` it subscribes over
+ * MQTT 5 with Retain As Published, so `retain` is the flag the publisher set even on a live delivery
+ * (otherwise the broker clears it on every message but a retained copy sent at subscribe).
+ */
+export async function subscriber(
+  url: string,
+  opts: IClientOptions & { filter?: string; rap?: boolean } = {},
+): Promise<{ client: MqttClient; messages: Received[] }> {
   const messages: Received[] = [];
+  const { filter, rap, ...options } = opts;
   const client = mqtt.connect(url, {
     clientId: `test-sub-${Math.random().toString(36).slice(2)}`,
     clean: false,
     reconnectPeriod: 200,
-    ...opts,
+    ...(rap ? { protocolVersion: 5 as const } : {}),
+    ...options,
   });
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: Buffer.from(payload), retain: !!packet.retain }));
   client.on('error', () => {});
@@ -54,7 +64,7 @@ export async function subscriber(url: string, opts: IClientOptions & { filter?: 
     client.once('connect', () => resolve());
     setTimeout(() => reject(new Error('subscriber could not connect')), 10_000);
   });
-  await client.subscribeAsync(opts.filter ?? '#', { qos: 1 });
+  await client.subscribeAsync(filter ?? '#', { qos: 1, ...(rap ? { rap: true } : {}) });
   return { client, messages };
 }
 
