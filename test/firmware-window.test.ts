@@ -307,8 +307,10 @@ describe('firmware window wipe', () => {
     // the wrapper then ingests. Everything that path leaves in the module must be gone too.
     const dir = capturesDir('firmware window wipe');
     if (!dir) return ctx.skip();
-    const a = Firmware.loadSync();
-    const b = Firmware.loadSync();
+    // (a copy of the module that exports its globals: they are compared too, below)
+    const { path, globals, names } = moduleWithGlobals(WASM_PATH);
+    const a = Firmware.loadSync(path);
+    const b = Firmware.loadSync(path);
     const feed = (fw: Firmware, files: string[]) => {
       for (const f of files) {
         const parser = new CaptureParser(f, fw.splitter);
@@ -342,6 +344,9 @@ describe('firmware window wipe', () => {
     expect(ca.wifi.devices).toBeGreaterThan(5);
     expect(ca.ble.devices).toBeGreaterThan(10);
     expect([cb.wifi.devices, cb.ble.devices]).not.toEqual([ca.wifi.devices, ca.ble.devices]);
+    const ga = globalValues(a.exports, globals);
+    const gb = globalValues(b.exports, globals);
+    expect(ga.flatMap((v, i) => (Object.is(v, gb[i]) ? [] : [`${names[i] ?? i}: ${String(v)} / ${String(gb[i])}`]))).toEqual([]);
     const ma = new Uint8Array(a.exports.memory.buffer);
     const mb = new Uint8Array(b.exports.memory.buffer);
     const stats = a.exports.stats_ptr();
