@@ -386,7 +386,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           problem = `InfluxDB answered ${f.status} to a write: ${f.message}`;
           break;
         default:
-          problem = `writes to ${this.sink.target} fail: ${f.message}`;
+          problem = /^(ENOSPC|EDQUOT)\b/.test(f.message)
+            ? `writes to ${this.sink.target} fail: ${f.message}: its filesystem (or the quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then`
+            : `writes to ${this.sink.target} fail: ${f.message}`;
       }
       this.writeProblem = problem;
       this.log[level](

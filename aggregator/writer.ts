@@ -93,7 +93,10 @@ export function classifyWriteError(error: unknown, secrets: readonly string[] = 
   const clean = (text: string) => withoutSecrets(redactUrlsIn(text), secrets, 2000);
   if (!(error instanceof HttpError)) {
     const e = error as Error & { code?: string };
-    return { kind: 'transient', message: clean(`${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(error)}`) };
+    const text = e?.message ?? String(error);
+    // Node's file errors begin with their code already ("ENOSPC: no space left on device, write").
+    const code = e?.code && !text.startsWith(`${e.code}:`) ? `${e.code}: ` : '';
+    return { kind: 'transient', message: clean(`${code}${text}`) };
   }
   const status = error.statusCode;
   const message = clean(serverMessage(error));
@@ -256,8 +259,18 @@ export class FileSink implements Sink {
       this.handle.catch(() => (this.handle = null));
     }
     const fh = await this.handle;
-    await fh.appendFile(lines.join('\n') + '\n');
-    await fh.datasync();
+    const { size } = await fh.stat();
+    try {
+      await fh.appendFile(lines.join('\n') + '\n');
+      await fh.datasync();
+    } catch (e) {
+      // A disk that fills up takes part of the batch (whole pages): a torn line would stay in the
+      // file, and the retry would append the whole batch after it, so the file no longer loads
+      // (InfluxDB refuses the torn line and the one it runs into) and holds those lines twice. Cut
+      // the file back to where this write began; cutting needs no space.
+      await fh.truncate(size).catch(() => {});
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
