@@ -22,7 +22,7 @@ import { calibrationFor, windowPeople, type Calibration } from './calibration/ap
 import { WindowMismatchNotes } from './calibration/hooks.ts';
 import { RecentWrites, type RecentOptions } from './recent.ts';
 import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
-import { classify, type Classified } from './messages.ts';
+import { classify, statusLines, type Classified } from './messages.ts';
 import { createSink, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
 import { Intake } from './intake.ts';
@@ -344,7 +344,7 @@ export class Aggregator extends EventEmitter {
     const recent = this.recent;
     if (r.kind === 'counts') {
       const m = r.message;
-      this.liveness.seen(m.site, m.gateway, r.windowMs, m.complete, now);
+      this.liveness.seen(m.site, m.gateway, r.windowMs, m.complete, now, m.zone);
       this.windowMismatch.check(this.calibration, m, this.log);
       if (!recent) return this.pipeline.addMessage(r.lines);
       // The people that went into the points (classify used the same calibration just now).
@@ -354,7 +354,9 @@ export class Aggregator extends EventEmitter {
       return this.pipeline.addMessage(r.lines, () => recent.counts(m, people, Date.now(), calibrated));
     }
     const m = r.message;
-    return this.pipeline.addMessage(r.lines, recent ? () => recent.status(m) : undefined);
+    // A gateway recorded as missing stays so in its status points until a window of it arrives.
+    const lines = this.liveness.isMissing(m.site, m.gateway) ? statusLines(m, now, true) : r.lines;
+    return this.pipeline.addMessage(lines, recent ? () => recent.status(m) : undefined);
   }
 
   /** Records gateways silent for missingAfterWindows window lengths (runs every missingCheckInterval). */

@@ -12,6 +12,8 @@ import { missingLines } from './messages.ts';
 interface GatewayState {
   site: string;
   gateway: string;
+  /** The zone of its latest counts message: its missing points carry it, as its status points do. */
+  zone: string;
   lastSeen: number;
   windowMs: number;
   missing: boolean;
@@ -33,8 +35,8 @@ export class GatewayLiveness {
     private readonly onMissing: (site: string, gateway: string) => void,
   ) {}
 
-  /** A counts message of this gateway arrived at `now` (ms). */
-  seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number): void {
+  /** A counts message of this gateway (in `zone`) arrived at `now` (ms). */
+  seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number, zone = ''): void {
     const key = `${site}/${gateway}`;
     let g = this.gateways.get(key);
     if (!g) {
@@ -42,16 +44,17 @@ export class GatewayLiveness {
       // from the start to the next boundary, often a second or two of a minute's window, and taken
       // as the length it recorded every newly started gateway missing (and back) a few seconds later.
       // Its length is learned from its next window (complete, or cut short but longer).
-      g = { site, gateway, lastSeen: now, windowMs: complete ? windowMs : 0, missing: false };
+      g = { site, gateway, zone, lastSeen: now, windowMs: complete ? windowMs : 0, missing: false };
       this.gateways.set(key, g);
       this.metrics.gatewaysKnown.set(this.gateways.size);
     } else if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
     g.lastSeen = now;
+    g.zone = zone;
     if (g.missing) {
       g.missing = false;
       this.metrics.gatewaysMissing.dec();
       this.log.info({ site: idForLog(site), gateway: idForLog(gateway) }, 'gateway is back');
-      this.write(missingLines(site, gateway, 0, now), site, gateway, 0, now);
+      this.write(missingLines(site, gateway, 0, now, zone), site, gateway, 0, now);
     }
   }
 
@@ -69,10 +72,15 @@ export class GatewayLiveness {
         g.missing = true;
         this.metrics.gatewaysMissing.inc();
         this.log.warn({ site: idForLog(g.site), gateway: idForLog(g.gateway), silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
-        this.write(missingLines(g.site, g.gateway, windows, now), g.site, g.gateway, windows, now);
+        this.write(missingLines(g.site, g.gateway, windows, now, g.zone), g.site, g.gateway, windows, now);
         this.onMissing(g.site, g.gateway);
       }
     }
+  }
+
+  /** Whether this gateway is recorded as missing now. */
+  isMissing(site: string, gateway: string): boolean {
+    return this.gateways.get(`${site}/${gateway}`)?.missing === true;
   }
 
   /** Gateways currently recorded as missing, as site/gateway. */

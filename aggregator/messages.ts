@@ -122,14 +122,16 @@ export function countsPoints(m: CountsMessage, cal: Calibration | null = null): 
   });
 }
 
-export function statusLines(m: StatusMessage, receivedAt: number): string[] {
+/** `missing`: the aggregator has the gateway recorded as silent (its counts stopped) when the status
+ *  arrives; a status says nothing of the windows, so it must not mark a silent gateway back. */
+export function statusLines(m: StatusMessage, receivedAt: number, missing = false): string[] {
   const time = m.ts ? Date.parse(m.ts) : receivedAt;
   const p = new Point(GATEWAY_STATUS)
     .tag('site', m.site)
     .tag('gateway', m.gateway)
     .booleanField('online', m.state === 'online')
     .intField('up', m.state === 'online' ? 1 : 0)
-    .booleanField('missing', false)
+    .booleanField('missing', missing)
     .timestamp(time);
   if (m.zone) p.tag('zone', m.zone);
   if (m.uptime_s !== undefined) p.floatField('uptime_s', m.uptime_s);
@@ -160,11 +162,10 @@ export function sourceTotals(sources: NonNullable<StatusMessage['sources']>): {
 }
 
 /** The point recording that a gateway has been silent for `windows` window lengths (or is back: 0). */
-export function missingLines(site: string, gateway: string, windows: number, at: number): string[] {
-  const p = new Point(GATEWAY_STATUS)
-    .tag('site', site)
-    .tag('gateway', gateway)
-    .booleanField('missing', windows > 0)
+export function missingLines(site: string, gateway: string, windows: number, at: number, zone = ''): string[] {
+  const p = new Point(GATEWAY_STATUS).tag('site', site).tag('gateway', gateway);
+  if (zone) p.tag('zone', zone);
+  p.booleanField('missing', windows > 0)
     .intField('missing_windows', windows)
     .timestamp(at);
   return [p.toLineProtocol(msSettings)!];

@@ -57,7 +57,7 @@ const okBroker = ok && need('mosquitto', 'mosquitto', 'calibration-dashboard (su
 /** Queries that count the windows the gateways suppressed: they have rows only where some window was. */
 const readsSuppressed = (r: QueryResult) => /count\("suppressed"\) AS "suppressed"/.test(r.expanded);
 /** The query of the gateways offline now: rows only where one is (the first suite writes no status). */
-const readsOffline = (r: QueryResult) => /count\("up"\) AS "offline"/.test(r.expanded);
+const readsOffline = (r: QueryResult) => /count\("missing"\) AS "offline"/.test(r.expanded);
 const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
 const cal = hallCalibration();
 

@@ -3,16 +3,19 @@
 // - a calibrated zone with two gateways: the people line is the larger of their people in each
 //   window, and its band is that count's own interval (its people_low and people_high), as on the
 //   aggregator's page, not the lowest low of any gateway of the zone;
-// - the hourly heat maps: an hour without any window has no cell, a counted 0 has one.
+// - the hourly heat maps: an hour without any window has no cell, a counted 0 has one;
+// - a gateway whose windows stopped while it goes on sending its status (a live process whose
+//   counts no longer come): the page says missing, and so do the gateways dashboard's "Missing
+//   windows" and the crowd dashboard's "Now per zone", after every later status too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import type { Aggregator } from '../aggregator/aggregator.ts';
-import type { CountsMessage } from '../contract/index.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { InfluxQL, describeResult, flatPanels, loadDashboard, runDashboard, type QueryResult } from '../dashboards/queries.ts';
-import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, until, window } from './aggregator-helpers.ts';
+import { calibratedAggregator, countsItem, hallCalibration, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
 
 const ok = need('influxd', 'influxdb', 'dashboards-zone-views') && need('mosquitto', 'mosquitto', 'dashboards-zone-views');
 const crowd = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'crowd.json'));
@@ -135,5 +138,107 @@ describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and sho
       // (absent, Grafana's default 1e-9 applies)
       expect(le !== undefined && le < 0, `${title}: filterValues.le ${le} hides a counted 0`).toBe(true);
     }
+  });
+});
+
+describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (real Mosquitto, real aggregator, real influxd)', () => {
+  const broker = new Mosquitto();
+  const influx = new Influxd('presence');
+  let agg: Aggregator;
+  const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+  const begin = Date.now() - 60_000;
+  const online = (ts: number): StatusMessage => ({ ...status('station', 'gw-s', new Date(ts)), zone: 'hall' });
+  const dashboard = (d: typeof crowd, select: Record<string, string | string[]>) =>
+    runDashboard(d, new InfluxQL({ url: influx.url, database: 'presence' }), {
+      range: { from: begin, to: Date.now() + 60_000 },
+      select,
+      dataSourceInterval: '1m',
+    });
+  const q = (r: { queries: QueryResult[] }, panelTitle: RegExp, refId: string) => r.queries.find((x) => panelTitle.test(x.panelTitle) && x.refId === refId)!;
+  const pageSays = async () => {
+    const recent = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/recent`)).json()) as { gateways: Array<{ gateway: string; missing: boolean }> };
+    return recent.gateways.find((g) => g.gateway === 'gw-s')?.missing;
+  };
+
+  beforeAll(async () => {
+    await Promise.all([broker.start(), influx.start()]);
+    agg = new Aggregator({
+      mqtt: { url: broker.url, clientId: 'zone-views-silent' },
+      influx: { url: influx.url, api: 'v1', database: 'presence', create: true },
+      batch: { flushInterval: '20ms', maxRetryDelay: '300ms' },
+      http: { port: 0, host: '127.0.0.1' },
+      missingAfterWindows: 2,
+      missingCheckInterval: '100ms',
+      logLevel: 'silent',
+    });
+    await agg.start();
+  }, 60_000);
+  afterAll(async () => {
+    await agg?.stop(2000).catch(() => {});
+    await Promise.all([broker.dispose(), influx.dispose()]);
+  });
+
+  it('stays missing on the page and on both dashboards when its next status says online', async () => {
+    const pub = await publisher(broker.url);
+    try {
+      // 1-s windows, then only status messages (a gateway republishes its status at least every status.interval)
+      const t0 = Math.floor(Date.now() / 1000) * 1000 - 3000;
+      await publishAll(
+        pub,
+        [0, 1, 2].map((i) => countsItem(window('station', 'gw-s', i, t0 + i * 1000, 1000, 'hall'))),
+      );
+      await publishAll(pub, [statusItem(online(Date.now()))]);
+      await until(
+        'the gateway recorded missing',
+        () => agg.missingGateways(),
+        (m) => m.includes('station/gw-s'),
+        10_000,
+      );
+      await until(
+        'its missing point written',
+        () => influx.count('gateway_status', 'missing_windows', `"missing"=true`),
+        (n) => n === 1,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      await publishAll(pub, [statusItem(online(Date.now()))]);
+      await until(
+        'both status points written',
+        () => influx.count('gateway_status', 'up'),
+        (n) => n === 2,
+      );
+    } finally {
+      await pub.endAsync();
+    }
+    expect(await pageSays()).toBe(true);
+
+    const g = await dashboard(gateways, { site: 'station', gateway: '$__all' });
+    const silent = q(g, /^Missing windows/, 'A').series.find((s) => s.tags?.gateway === 'gw-s')!;
+    const col = silent.columns.indexOf('silent');
+    const values = silent.values.map((row) => row[col]).filter((v) => v !== null);
+    expect(values.at(-1), describeResult(q(g, /^Missing windows/, 'A'))).toBe(true);
+
+    const c = await dashboard(crowd, { site: 'station', zone: '$__all' });
+    const tile = q(c, /^Now per zone/, 'E');
+    expect(
+      tile.series.map((s) => [s.tags?.zone, s.values.at(-1)?.[1]]),
+      describeResult(tile),
+    ).toEqual([['hall', 1]]);
+
+    // Its next window brings it back everywhere.
+    const back = await publisher(broker.url);
+    try {
+      await publishAll(back, [countsItem(window('station', 'gw-s', 9, Math.floor(Date.now() / 1000) * 1000, 1000, 'hall'))]);
+      await publishAll(back, [statusItem(online(Date.now() + 20))]);
+    } finally {
+      await back.endAsync();
+    }
+    await until('the page says back', pageSays, (m) => m === false);
+    await until(
+      'the status written',
+      () => influx.count('gateway_status', 'up'),
+      (n) => n === 3,
+    );
+    const again = await dashboard(crowd, { site: 'station', zone: '$__all' });
+    expect(q(again, /^Now per zone/, 'E').series).toEqual([]);
   });
 });
