@@ -316,4 +316,51 @@ describe('firmware corridor sketch', () => {
     expect(next[0]).toBe(sketchPosition(epochKey(secret, 'main-street', e + 1), 'wifi', device, m));
     for (const fw of gateways) fw.clearCorridor();
   });
+
+  it("limit: without the key, whoever holds an epoch's sketches follows a device that stays, from window to window and gateway to gateway (p = 0.03)", () => {
+    // The key keeps an address from being mapped to its bit; it does not keep a bit from being
+    // followed. A device heard at gateway A for 10 windows, then at B for 10, among 40 other devices
+    // a window (new ones every window) at each gateway: the broker, the aggregator or an insider with
+    // the sketches, and no key, finds one bit that is set at A, then at B, far above the noise:
+    // a pseudonym of that device for the epoch, and where it was.
+    const secret = new Uint8Array(randomBytes(32));
+    const m = 8192;
+    const A = Firmware.loadSync();
+    const B = Firmware.loadSync();
+    for (const fw of [A, B]) fw.setCorridor({ secret, group: 'main-street', epochMs: HOUR, bits: m, p: 0.03 });
+    const device = addr(0x00, 4711, 9);
+    const e = 493_200;
+    let next = 0;
+    const sketch = (fw: Firmware, w: number, withDevice: boolean): Uint8Array => {
+      const start = e * HOUR + w * 60_000;
+      fw.beginWindow({ startMs: start, endMs: start + 60_000 });
+      const mem = new Uint8Array(fw.exports.memory.buffer);
+      const B0 = fw.exports.batch_ptr();
+      const list = Array.from({ length: 40 }, () => addr(0x00, next++ & 0xffff, 100 + (next >>> 16)));
+      if (withDevice) list.push(device);
+      for (const [i, a] of list.entries()) mem.set(a, B0 + 6 * i);
+      fw.exports.count_addresses(RADIO_WIFI, ADDR_WIFI_GLOBAL, B0, list.length);
+      return fw.endWindow().sketch!.bits;
+    };
+    const atA: Uint8Array[] = [];
+    const atB: Uint8Array[] = [];
+    for (let w = 0; w < 20; w++) {
+      atA.push(sketch(A, w, w < 10));
+      atB.push(sketch(B, w, w >= 10));
+    }
+    // the attacker's score, no key: per bit, the windows it is set in at A (0-9) and at B (10-19)
+    const score = (i: number) => atA.slice(0, 10).reduce((n, b) => n + sketchBit(b, i), 0) + atB.slice(10).reduce((n, b) => n + sketchBit(b, i), 0);
+    const scores = Array.from({ length: m }, (_, i) => score(i));
+    const best = scores.indexOf(Math.max(...scores));
+    // it is the device's bit (which only the key says), set in (nearly) all 20 sketches (each bit flips
+    // with probability 1.5 %) ...
+    expect(best).toBe(sketchPosition(epochKey(secret, 'main-street', e), 'wifi', device, m));
+    expect(scores[best]).toBeGreaterThanOrEqual(16);
+    // ... where no other bit comes near
+    expect([...scores].sort((x, y) => y - x)[1]).toBeLessThan(8);
+    // and the move is in the sketches too: the bit left A when the device did, and was not at B before
+    expect(atA.slice(10).reduce((n, b) => n + sketchBit(b, best), 0)).toBeLessThanOrEqual(3);
+    expect(atB.slice(0, 10).reduce((n, b) => n + sketchBit(b, best), 0)).toBeLessThanOrEqual(3);
+    for (const fw of [A, B]) fw.clearCorridor();
+  });
 });
