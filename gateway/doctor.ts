@@ -777,12 +777,12 @@ async function checkFirmware(): Promise<CheckResult> {
 
 /**
  * The checks a running gateway makes of its machine for its page (gateway/web.ts), without
- * disturbing itself: capture permission, monitor mode, Bluetooth adapter, clock. No capture command
+ * disturbing itself: capture permission, monitor mode, Bluetooth adapter, clock, swap. No capture command
  * is run, no broker connection made, nothing written (the gateway's own sources, broker connection
  * and queue say the rest). Each check runs its tool asynchronously with a timeout.
  */
 export async function machineChecks(cfg: GatewayConfig): Promise<CheckResult[]> {
-  return [...(await checkCapturePermission(cfg)), ...checkMonitorMode(cfg), checkBluetooth(cfg), await checkClock()];
+  return [...(await checkCapturePermission(cfg)), ...checkMonitorMode(cfg), checkBluetooth(cfg), await checkClock(), checkSwap()];
 }
 
 /** A check that needs the configuration, when the configuration has errors. */

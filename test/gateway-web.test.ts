@@ -126,6 +126,8 @@ describe.skipIf(!ok)(SUITE, () => {
       const shown = await v.page.evaluate('document.body.innerText');
       expect(shown).toMatch(/BLE 37: [1-9]/);
       expect(shown).toMatch(/web \/ hall \/ gw-web/);
+      // the machine checks include swap (the kernel may write the gateway's memory there)
+      expect(await v.page.evaluate("document.querySelector('#checks')?.textContent ?? ''")).toContain('swap');
       expect(await v.page.$$eval('canvas', (c) => c.length)).toBeGreaterThanOrEqual(4);
       // Every state badge (white text on its colour) is readable: WCAG AA contrast, 4.5:1 at least.
       const contrasts = (await v.page.evaluate(`(() => {
