@@ -12,6 +12,7 @@
 // Nothing outside the contract leaves: every message is validated against its (closed) schema
 // right before it is handed to mqtt.js, and one that fails is logged and not published.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
@@ -26,12 +27,17 @@ import {
   validateCounts,
   validateSketch,
   validateStatus,
+  type CountsMessage,
   type StatusMessage,
 } from '../contract/index.ts';
 import type { GatewayConfig } from './config.ts';
 import type { SketchQueue } from './corridor.ts';
-import type { WindowQueue } from './queue.ts';
+import { writeDurably, type WindowQueue } from './queue.ts';
+import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+
+/** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
+export const OTHER_GATEWAYS_DIR = 'other-gateways';
 
 /** A connection closed this soon after coming up, QUICK_CLOSES times in a row: another client with our id. */
 const QUICK_CLOSE_MS = 5000;
@@ -306,6 +312,39 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     );
   }
 
+  /** Gateways (site/id) whose queued windows were set aside, and how many. */
+  private readonly setAsideCount = new Map<string, number>();
+
+  /**
+   * A queued window of another gateway (the queue folder was that gateway's before this one was
+   * given another --site or --id, with windows still queued): published on this gateway's topic,
+   * the aggregator refuses it (topic_mismatch), so it left the queue as if delivered. It goes to
+   * OTHER_GATEWAYS_DIR in the queue folder instead, with one error line per other gateway.
+   */
+  private setAside(seq: number, m: CountsMessage): void {
+    const dir = join(this.queue.dir, OTHER_GATEWAYS_DIR);
+    const other = `${m.site}/${m.gateway}`;
+    try {
+      makeFolders(dir);
+      writeDurably(join(dir, `${m.site}-${m.gateway}-${seq}.json`), `${JSON.stringify(m)}\n`, dir);
+    } catch (e) {
+      // kept in the queue (not published); tried again at the next connection
+      this.log.error(
+        { seq, other, err: (e as Error).message, dir },
+        'a queued window of another gateway could not be set aside; kept in the queue, not published',
+      );
+      return;
+    }
+    this.queue.remove(seq);
+    const n = (this.setAsideCount.get(other) ?? 0) + 1;
+    this.setAsideCount.set(other, n);
+    if (n === 1)
+      this.log.error(
+        { seq, other, zone: m.zone, this_gateway: `${this.cfg.gateway.site}/${this.cfg.gateway.id}`, dir },
+        `queued window of gateway ${other}, not this one: the queue folder was that gateway's; not published (the aggregator would refuse it on this gateway's topic), moved to ${dir} with any more of its windows. Publish them as that gateway (its --site, --id and credential, that folder's files in a queue folder's windows/) or delete them`,
+      );
+  }
+
   /** Hands queued windows to mqtt.js, oldest first, keeping at most MAX_INFLIGHT unacknowledged. */
   pump(): void {
     if (!this.client || this.closing || this.pumping || this.retryTimer) return;
@@ -322,6 +361,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
           // Not the contract (a queue file from another version, or a bug): never published.
           this.log.error({ seq, reason: valid.reason }, 'queued window does not match the contract; dropped');
           this.queue.remove(seq);
+          continue;
+        }
+        if (message.site !== this.cfg.gateway.site || message.gateway !== this.cfg.gateway.id) {
+          this.setAside(seq, message);
           continue;
         }
         this.inflight.add(seq);

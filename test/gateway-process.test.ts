@@ -3,7 +3,7 @@
 // written before the kill delivered. A capture command that dies is restarted with backoff and its
 // failure shows in the status; windows on the wall clock close on time with zero frames too.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,6 +137,52 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       await sub.client.endAsync();
     } finally {
       other.kill();
+    }
+  });
+
+  it("windows another gateway queued in the folder are not published as this one's: set aside, with one line naming it", async () => {
+    const cap = wifiCapture(join(tmp, 'renamed.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T12:00:00.300Z'), durationMs: 3_000, framesPerS: 20 });
+    const queueDir = join(tmp, 'q-renamed');
+    // gateway old-site/gw-old queues its windows (no broker), then the box is given another site and id
+    const first = spawnGateway(
+      gatewayArgs(
+        { site: 'old-site', id: 'gw-old', mqttUrl: `mqtt://127.0.0.1:${await freePort()}`, source: `pcap:${cap.path}`, queueDir },
+        '--speed',
+        'max',
+        '--window',
+        '1s',
+      ),
+    );
+    await waitFor(() => first.stderr().includes('sources ended'), 20_000, 'the windows queued');
+    first.proc.kill('SIGTERM');
+    expect(await first.exited, first.stderr().slice(-1500)).toBe(0);
+    const queued = logLines(first.stderr(), 'window closed').length;
+    expect(queued).toBeGreaterThanOrEqual(3);
+    const sub = await subscriber(broker.url, { filter: '#' });
+    const second = spawnGateway(gatewayArgs({ site: 'new-site', id: 'gw-new', mqttUrl: broker.url, source: 'wifi=cmd:sleep 60', queueDir }, '--window', '1s'));
+    try {
+      await waitFor(() => logLines(second.stderr(), 'window closed').length >= 2, 20_000, 'windows of the new gateway');
+      const mine = () =>
+        sub.messages.filter((m) => m.topic === 'presence/v1/new-site/gw-new/counts').map((m) => JSON.parse(m.payload.toString()) as CountsMessage);
+      await waitFor(() => mine().length >= 1, 20_000, 'a window of the new gateway published');
+      // nothing of gw-old went out, on any topic
+      expect(sub.messages.filter((m) => m.payload.includes('gw-old'))).toEqual([]);
+      const aside = readdirSync(join(queueDir, 'other-gateways')).sort();
+      expect(aside).toHaveLength(queued);
+      expect(aside[0]).toBe('old-site-gw-old-1.json');
+      expect(JSON.parse(readFileSync(join(queueDir, 'other-gateways', aside[0]), 'utf8'))).toMatchObject({ site: 'old-site', gateway: 'gw-old', seq: 1 });
+      const lines = second
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('queued window of gateway'));
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0])).toMatchObject({ level: 50, other: 'old-site/gw-old', this_gateway: 'new-site/gw-new' });
+      // the new gateway's own windows go on from the folder's seq
+      expect(mine()[0]).toMatchObject({ site: 'new-site', gateway: 'gw-new', seq: queued + 1 });
+    } finally {
+      second.proc.kill('SIGTERM');
+      await second.exited;
+      await sub.client.endAsync();
     }
   });
 
