@@ -224,7 +224,8 @@ const scenarioSchema = {
             occupancy: {
               type: 'array',
               minItems: 1,
-              items: { type: 'array', minItems: 2, maxItems: 2, prefixItems: [duration, { type: 'number', minimum: 0 }] },
+              // [time, people]: the tuple form of `items` (this Ajv reads draft-07, which has no prefixItems)
+              items: { type: 'array', minItems: 2, maxItems: 2, items: [duration, { type: 'number', minimum: 0 }] },
             },
             dwell: duration,
             dwell_cv: { type: 'number', minimum: 0, maximum: 5 },
@@ -482,6 +483,10 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const crowds: CrowdSpec[] = (d.crowds ?? []).map((c: any, i: number): CrowdSpec => {
     if (c.type === 'gathering') {
       const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0], `crowds[${i}].occupancy`, source), p[1]]);
+      occ.forEach(([, n], k) => {
+        // (YAML reads 1e400 as Infinity, which the schema's type number lets through)
+        if (!Number.isFinite(n)) problems.push(`crowds[${i}].occupancy[${k}][1]: people must be a finite number like 500 (got ${n})`);
+      });
       for (let k = 1; k < occ.length; k++)
         if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
       return {

@@ -84,6 +84,62 @@ describe('scenario files', () => {
     expect(m).toContain('site: must be lower-case letters, digits, - and _');
   });
 
+  it('checks each occupancy point: a time, and a number of people that is a finite number >= 0', () => {
+    // The schema's tuple was written as draft 2020's prefixItems, which this Ajv (draft-07) ignores:
+    // -5 people and "ten" people ran (as a crowd of none), "fast" said "600 s after NaN s".
+    const at = (occupancy: unknown[]) => {
+      const d = minimal() as any;
+      d.crowds[0].occupancy = occupancy;
+      return problems(d);
+    };
+    expect(
+      at([
+        [0, -5],
+        ['10m', 10],
+      ]),
+    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be >= 0');
+    expect(
+      at([
+        [0, 'ten'],
+        ['10m', 10],
+      ]),
+    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be number');
+    expect(
+      at([
+        ['fast', 5],
+        ['10m', 10],
+      ]),
+    ).toBe('file.yaml: crowds[0].occupancy[0][0]: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")');
+    expect(
+      at([
+        [0, 5],
+        ['10m', Number.POSITIVE_INFINITY],
+      ]),
+    ).toBe('file.yaml: crowds[0].occupancy[1][1]: people must be a finite number like 500 (got Infinity)');
+    expect(
+      resolveScenario(
+        {
+          ...minimal(),
+          crowds: [
+            {
+              ...minimal().crowds[0],
+              occupancy: [
+                [0, 2.5],
+                ['10m', 0],
+              ],
+            },
+          ],
+        },
+        'x',
+      ).crowds[0],
+    ).toMatchObject({
+      occupancy: [
+        [0, 2.5],
+        [600, 0],
+      ],
+    });
+  });
+
   it('names an unknown device model, a duplicate gateway and times out of order', () => {
     const d = minimal() as any;
     d.people = { primary: { 'nokia-3310': 1 } };
