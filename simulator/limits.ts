@@ -53,14 +53,22 @@ export function checkCrowd(s: Scenario, given: { people?: string | number; scale
   const peak = nominal * s.scale;
   if (!(peak > PEOPLE_MAX)) return;
   const byPeople = given.people !== undefined;
-  const flag = byPeople ? `--people ${given.people}` : `--scale ${given.scale}`;
   const fits = (x: number) => {
     const r = Number(x.toPrecision(3));
     return r > x ? Number((x * 0.995).toPrecision(3)) : r;
   };
   const instead = byPeople ? `--people ${PEOPLE_MAX}` : `--scale ${fits(PEOPLE_MAX / nominal)}`;
+  const peakText = `${Math.round(peak).toLocaleString('en')} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')}`;
+  // Neither flag: the crowd is the scenario's own (a file's occupancy or per_hour), so the line names
+  // the scenario, not a --scale that was never given.
+  if (!byPeople && given.scale === undefined)
+    throw new UsageError(
+      `${s.name}: its crowds would hold ${peakText} (--scale ${fits(PEOPLE_MAX / nominal)} or less, or smaller occupancy and per_hour in its file)`,
+      'every person present is kept in memory; make the crowd smaller with --scale or --people',
+    );
+  const flag = byPeople ? `--people ${given.people}` : `--scale ${given.scale}`;
   throw new UsageError(
-    `${flag}: ${s.name} would hold ${Math.round(peak).toLocaleString('en')} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')} (${instead} or less)`,
+    `${flag}: ${s.name} would hold ${peakText} (${instead} or less)`,
     'every person present is kept in memory; make the crowd smaller with --scale or --people',
   );
 }

@@ -173,6 +173,26 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("a scenario file whose own crowd is past 300,000 people is named, not a --scale that was never given ('--scale undefined')", () => {
+    const file = join(tmp, 'stadium.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: stadium',
+        'site: stadium',
+        'duration: 10m',
+        'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]',
+        'crowds: [{ type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 1000000]] }]',
+      ].join('\n'),
+    );
+    const out = join(tmp, 'stadium');
+    refused(
+      simulate(file, '--out', out),
+      /^presence simulate: stadium: its crowds would hold 1,000,000 people at its peak; the simulator holds at most 300,000 \(--scale 0\.3 or less, or smaller occupancy and per_hour in its file\)$/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('--out naming a file, a folder under a file, or a place no folder can be made is one line, before the size is estimated', () => {
     const file = join(tmp, 'a-file');
     writeFileSync(file, 'x');
