@@ -314,7 +314,10 @@ export function registerReplay(program: Command): void {
       '--burst-addresses <n>',
       "addresses of one scan burst the capturing radio heard, the Wi-Fi estimate's floor divisor, 1 to 64 (default 7: three radios fixed on channels 1, 6 and 11; gateway/README.md, estimator.burst_addresses)",
     )
-    .option('--calibration <file>', 'calibration file (presence calibrate): add calibrated people with an interval to each window')
+    .option(
+      '--calibration <file>',
+      'calibration file (presence calibrate): add calibrated people to each window, with the prediction interval of its people (low, high) at the level the file gives',
+    )
     .option('--zone <name>', 'zone of the capture in the calibration file')
     .action(
       async (

@@ -48,6 +48,10 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(run.stdout).toMatch(/^zone lab: people = [\d.]+ \* \(estimate [-+] [\d.]+\)/);
     expect(run.stdout).toMatch(/k [\d.]+ +\(90 % interval [\d.]+ \.\. [\d.]+\)/);
     expect(run.stdout).toMatch(/data: 3 session\(s\), \d+ windows \(\d+ occupied, \d+ empty\)/);
+    // What the intervals of "reads as" are: their level, and that they hold one window's people (applyZone), not the line.
+    expect(run.stdout).toMatch(
+      /^ {2}reads as \(90 % prediction interval of the people in one window\): estimate \d+ -> [\d.]+ people \([\d.]+ \.\. [\d.]+\);/m,
+    );
     expect(run.stdout).toContain('leave one session out');
     for (const d of DAYS) expect(run.stdout).toMatch(new RegExp(`^${d} +\\d+`, 'm'));
     expect(run.stdout).toMatch(/all \(pooled\) +\d+/);

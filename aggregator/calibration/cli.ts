@@ -174,8 +174,10 @@ export function describeFit(z: ZoneFit, field: string): string {
   );
   lines.push(`  in-sample: Pearson r of ${field} vs people ${f(z.quality.r)}, mean absolute error ${f(z.quality.mae)} people, residual sd ${f(z.residual_sd)}`);
   const probes = [d.estimate.min, d.estimate.mean, d.estimate.max].map((e) => Math.round(e));
+  // The interval of applyZone: where one window's people are (the line's uncertainty and the
+  // scatter of single windows around it), not where the line is.
   lines.push(
-    `  reads as: ${probes
+    `  reads as (${pct(z.level)} prediction interval of the people in one window): ${probes
       .map((e) => {
         const p = applyZone(z, e, z.level);
         return `${field} ${e} -> ${f(p.value, 1)} people (${f(p.low, 1)} .. ${f(p.high, 1)})`;
