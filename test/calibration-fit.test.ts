@@ -25,6 +25,7 @@ import {
   type Sample,
 } from '../aggregator/calibration/index.ts';
 import { checkWithinCapture } from '../aggregator/calibration/truth.ts';
+import { t975 } from '../aggregator/calibration/stats.ts';
 
 /** Deterministic normal noise (LCG + Box-Muller), so the tests do not depend on luck. */
 function noise(seed: number) {
@@ -162,6 +163,39 @@ describe('fit', () => {
     expect(straight.warnings.join('\n')).not.toMatch(/straight line/);
     const occupied = fitZone(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60 }).filter((s) => s.people > 0));
     expect(occupied.warnings.join('\n')).toMatch(/no empty-room windows/);
+  });
+
+  it('does not call a curve real that a few sessions cannot tell from how they differ, and says it cannot tell', () => {
+    /** Sessions of 120 windows, each bent by its own amount (estimate in units of 0.5 people, b 6). */
+    const bentBy = (curves: number[]) => {
+      const n = noise(7);
+      return curves.flatMap((c, d) =>
+        Array.from({ length: 120 }, (_, i): Sample => {
+          const people = Math.max(0, Math.round(8 + 10 * Math.sin(i / 15 + d)));
+          return { estimate: Math.max(0, 6 + (people + c * (people - 9) ** 2) / 0.5 + n(1)), people, session: `day-${d}`, time: d * 86_400_000 + i * 60_000 };
+        }),
+      );
+    };
+    const straightness = (z: { warnings: string[] }) => z.warnings.filter((w) => /straight line/.test(w));
+    // Three sessions bending the same way by very different amounts (as three of any straight
+    // relation do one time in four): the bootstrap's percentiles over 3 sessions are about the
+    // least and largest single session's curve, and read as a 95 % interval without 0.
+    const three = straightness(fitZone(bentBy([0.01, 0.04, 0.12])));
+    expect(three).toHaveLength(1);
+    expect(three[0]).toMatch(
+      /cannot tell whether the relation is a straight line: .* \(95 % interval over 3 sessions -?[\d.]+ to [\d.]+\), but that is within/,
+    );
+    expect(three[0]).not.toMatch(/not a straight line/);
+    // One session: the bootstrap is over blocks of its windows, not sessions; no interval is claimed.
+    const one = straightness(fitZone(bentBy([0.1])));
+    expect(one).toHaveLength(1);
+    expect(one[0]).toMatch(/cannot tell whether .* 1 session\(s\) cannot tell that from how sessions differ/);
+    expect(one[0]).not.toMatch(/95 %/);
+    // (Student's t of the interval: tabled to 30 degrees of freedom, then an expansion)
+    expect([t975(2), t975(11), t975(30)]).toEqual([4.303, 2.201, 2.042]);
+    expect(t975(40)).toBeCloseTo(2.021, 3);
+    // Three sessions bending alike: that the sessions do tell.
+    expect(straightness(fitZone(bentBy([0.1, 0.1, 0.1])))[0]).toMatch(/not a straight line: .* \(95 % interval over 3 sessions -[\d.]+ to -[\d.]+\)/);
   });
 
   it('holds b at 0 when the line would put an empty room below zero, and says so', () => {

@@ -3,11 +3,14 @@
 // much (the people per counted device changed between them), and a relation that is not a straight
 // line (curvature that the session bootstrap says is real and large enough to matter).
 import type { Sample } from './fit.ts';
-import { max, mean, min, quadratic, quantile, sd } from './stats.ts';
+import { max, mean, min, quadratic, quantile, sd, t975 } from './stats.ts';
 
 export interface FitChecks {
   warnings: string[];
-  /** Quadratic minus straight line at the median estimate (people), and its 95 % bootstrap interval. */
+  /**
+   * Quadratic minus straight line at the median occupancy (people), and its 95 % interval over
+   * sessions; null when it was too small to matter or could not be judged.
+   */
   curvature: { sag: number; low: number; high: number } | null;
 }
 
@@ -115,19 +118,38 @@ export function checkFit(
       if (v !== null) sags.push(v);
     }
     const s0 = sagOf(people, est);
-    if (s0 !== null && sags.length >= 20) {
-      curvature = { sag: s0, low: quantile(sags, 0.025), high: quantile(sags, 0.975) };
-      const range = max(people) - min(people);
-      const material = Math.abs(s0) > Math.max(0.5, 0.05 * range);
-      if (material && (curvature.low > 0 || curvature.high < 0)) {
-        // Residual pattern by thirds of the occupancy, for the message (in people).
-        const order = [...samples.keys()].sort((i, j) => people[i] - people[j]);
-        const third = Math.ceil(order.length / 3);
-        const res = [0, 1, 2].map((t) => mean(order.slice(t * third, (t + 1) * third).map((i) => (est[i] - line.a - line.c * people[i]) / line.c)));
+    const range = max(people) - min(people);
+    if (s0 !== null && Math.abs(s0) > Math.max(0.5, 0.05 * range)) {
+      // Large enough to matter in these data: is it more than the sessions' differences? With few
+      // sessions the bootstrap's percentiles cannot say (with 3, its 2.5 % and 97.5 % points are
+      // about the least and largest single session's curve, so three sessions bending the same way,
+      // which happens one time in four by chance, would read as a 95 % interval without 0). The
+      // interval is therefore s0 +- t(n - 1) x its bootstrap sd x sqrt(n / (n - 1)): the sd of a
+      // bootstrap over n sessions is short by that factor, and the t quantile is that of n - 1
+      // degrees of freedom. Below MIN_SESSIONS, or without enough bootstrap samples, it cannot judge.
+      const at = `at the median occupancy (${quantile(people, 0.5).toFixed(1)} people) a curve differs from the line by ${s0.toFixed(2)} people`;
+      // Mean of what the line reads minus the people present, by thirds of the occupancy (people).
+      const order = [...samples.keys()].sort((i, j) => people[i] - people[j]);
+      const third = Math.ceil(order.length / 3);
+      const res = [0, 1, 2].map((t) => mean(order.slice(t * third, (t + 1) * third).map((i) => (est[i] - line.a - line.c * people[i]) / line.c)));
+      const thirds = `over the lowest, middle and highest third of the occupancy the line reads on average ${res.map((r) => r.toFixed(2)).join(' / ')} people too many (below 0: too few)`;
+      const n = sessions;
+      const se = n >= MIN_SESSIONS && sags.length >= 20 ? sd(sags) * Math.sqrt(n / (n - 1)) : NaN;
+      const h = t975(n - 1) * se;
+      if (Number.isFinite(h)) curvature = { sag: s0, low: s0 - h, high: s0 + h };
+      const interval = curvature ? ` (95 % interval over ${n} sessions ${curvature.low.toFixed(2)} to ${curvature.high.toFixed(2)})` : '';
+      if (curvature && (curvature.low > 0 || curvature.high < 0)) {
         w.push(
-          `${z}: the relation is not a straight line: at the median occupancy (${mid.toFixed(1)} people) a curve differs from the line by ${s0.toFixed(2)} people ` +
-            `(95 % over sessions ${curvature.low.toFixed(2)} to ${curvature.high.toFixed(2)}); mean residual by thirds of the occupancy ${res.map((r) => r.toFixed(2)).join(' / ')} people: ` +
-            `the calibration is off at the ends; use it only within the range it was fitted on`,
+          `${z}: the relation is not a straight line: ${at}${interval}; ${thirds}: ` +
+            'so the calibration is off within the range it was fitted on, and more beyond it; use it only within that range',
+        );
+      } else {
+        w.push(
+          `${z}: cannot tell whether the relation is a straight line: in these data ${at}${interval}, but ${
+            curvature
+              ? 'that is within what the sessions differ by; ' + thirds + '; calibrate on more sessions over the same range of occupancy to judge'
+              : `${n} session(s) cannot tell that from how sessions differ; ${thirds}; calibrate on at least ${MIN_SESSIONS} sessions to judge`
+          }`,
         );
       }
     }
