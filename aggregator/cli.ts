@@ -51,7 +51,7 @@ export function registerAggregator(program: Command): void {
     if (coreDumps)
       aggregator.log.warn(
         { err: coreDumps },
-        "cannot keep memory out of core dumps (/proc/self/coredump_filter): a crash with core dumps enabled would write a corridor group's sketches and the credentials to disk",
+        "cannot keep memory out of core dumps: a crash with core dumps enabled could write a corridor group's sketches and the credentials to disk",
       );
     if (calibration && calibrationFile) {
       aggregator.log.info({ file: calibrationFile, zones: calibration.zones(), radio: calibration.radio, field: calibration.field }, 'calibration loaded');

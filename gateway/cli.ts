@@ -46,11 +46,7 @@ export function registerGateway(program: Command): void {
     const coreDumps = keepMemoryOutOfCoreDumps();
     const { Gateway } = await import('./gateway.ts');
     const gw = new Gateway({ config: cfg });
-    if (coreDumps)
-      gw.log.warn(
-        { err: coreDumps },
-        'cannot keep memory out of core dumps (/proc/self/coredump_filter): a crash with core dumps enabled would write frames to disk',
-      );
+    if (coreDumps) gw.log.warn({ err: coreDumps }, 'cannot keep memory out of core dumps: a crash with core dumps enabled could write frames to disk');
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       signals++;
@@ -95,7 +91,7 @@ export function registerGateway(program: Command): void {
       const flags = gatewayFlags(given);
       // doctor reads frames from the gateway's sources (a live radio's addresses) as the gateway does
       const coreDumps = keepMemoryOutOfCoreDumps();
-      if (coreDumps) process.stderr.write(`presence doctor: cannot keep memory out of core dumps (/proc/self/coredump_filter): ${coreDumps}\n`);
+      if (coreDumps) process.stderr.write(`presence doctor: cannot keep memory out of core dumps: ${coreDumps}\n`);
       const { runDoctor, printReport } = await import('./doctor.ts');
       const results = await runDoctor(flags);
       printReport(results, !!flags.json);

@@ -5,6 +5,7 @@
 // printed: never an address, a hash or a key.
 
 import { exitUsage } from '../scripts/lib/usage.ts';
+import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { unreadableProblem } from '../scripts/lib/readable.ts';
 import type { ReplayPeople } from '../aggregator/calibration/hooks.ts';
@@ -329,6 +330,10 @@ export function registerReplay(program: Command): void {
           if (e.code === 'EPIPE') process.exit(0);
           throw e;
         });
+        // A live pipe (`tcpdump ... | presence replay -`) brings frames that are on no disk: a core
+        // dump must not put them there, nor the windows' keys and hashes.
+        const coreDumps = keepMemoryOutOfCoreDumps();
+        if (coreDumps) process.stderr.write(`presence replay: cannot keep memory out of core dumps: ${coreDumps}\n`);
         // A mistake in the call (a flag, a missing file): one line, one hint, exit 2.
         const fail = (message: string): never => exitUsage('replay', new Error(message));
         let opts: ReplayOptions;

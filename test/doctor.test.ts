@@ -474,12 +474,14 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   });
 
   it.skipIf(!existsSync('/proc/self/coredump_filter'))(
-    'doctor keeps its memory out of core dumps as the gateway does: its capture commands (live frames) inherit coredump_filter 0',
+    'doctor keeps its memory out of core dumps as the gateway does: its capture commands (live frames) inherit coredump_filter 0 and a core file size limit of 0',
     () => {
       const good = wifiCapture(join(tmp, 'filter.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 2 }).path;
       const seen = join(tmp, 'filter-seen.txt');
       const tool = join(tmp, 'filter-tool.sh');
-      writeFileSync(tool, `#!/bin/sh\ncat /proc/self/coredump_filter > ${seen}\nexec cat ${good}\n`, { mode: 0o755 });
+      writeFileSync(tool, `#!/bin/sh\ncat /proc/self/coredump_filter > ${seen}\ngrep 'Max core file size' /proc/self/limits >> ${seen}\nexec cat ${good}\n`, {
+        mode: 0o755,
+      });
       const r = doctor([
         '--config',
         config('filter', [`{ type: command, name: w, radio: wifi, command: [${tool}] }`], broker.url),
@@ -488,7 +490,10 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
         '5s',
       ]);
       expect(by(r, 'frames arriving (w)')?.level, r.text).toBe('ok');
-      expect(Number.parseInt(readFileSync(seen, 'utf8').trim(), 16)).toBe(0);
+      const [filter, limit] = readFileSync(seen, 'utf8').trim().split('\n');
+      expect(Number.parseInt(filter!, 16)).toBe(0);
+      // and no core at all: the core file size limit, soft and hard, is 0
+      expect(limit).toMatch(/^Max core file size\s+0\s+0\s+bytes$/);
     },
   );
 

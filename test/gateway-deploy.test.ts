@@ -45,6 +45,8 @@ describe.skipIf(!hasAnalyze)('gateway systemd unit', () => {
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN$/m);
     // the service's pages (frames with addresses, the open window's hashes) never go to swap
     expect(unit).toMatch(/^MemorySwapMax=0$/m);
+    // and no core dump of it
+    expect(unit).toMatch(/^LimitCORE=0$/m);
   });
   it('the node it starts is the one the field guide tells to install (a Node elsewhere fails with 203/EXEC while doctor says OK)', () => {
     const node = /^ExecStart=(\S+)/m.exec(unit)![1]!;
