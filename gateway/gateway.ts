@@ -31,6 +31,7 @@ import { dailyBudget, privacyActive, protect, type PrivacySettings } from './pri
 import {
   CLOCK_MAX_MS,
   CLOCK_MIN_MS,
+  isClockTime,
   MAX_HELD_OFF_CLOCK,
   countsMessage,
   MAX_EMPTY_WINDOWS,
@@ -447,6 +448,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (w && w.counts.unsupported > 0) this.unparsed(w.counts.unsupported);
     if (w) this.allRejected(w.counts);
     if (!w || w.end <= w.start) return; // nothing was counted in an empty interval
+    if (this.clock === 'wall' && (!isClockTime(w.start) || !isClockTime(w.end))) {
+      this.unstamped(w.start, w.end);
+      return;
+    }
     const counted = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
     // Noise and suppression before the window is queued, logged or published (gateway/privacy.ts).
     const message = protect(counted, this.privacy);
@@ -477,6 +482,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
   }
   private lastStatusAt = 0;
+  private unstampedWindows = 0;
+  private unstampedLoggedAt = -Infinity;
+
+  /**
+   * A window the wall clock puts outside the contract's years 2000-2099: the clock is not set (a
+   * Raspberry Pi has no real-time clock and reads 1970 until NTP sets it). Such a window cannot be
+   * stamped, so it is neither queued nor published (it was queued, then dropped at every publish as
+   * not matching the contract, two error lines a window that did not say why). One warn line at the
+   * first and at most once an hour after, with the fix.
+   */
+  private unstamped(start: number, end: number): void {
+    this.unstampedWindows++;
+    if (Date.now() - this.unstampedLoggedAt < 3_600_000 && this.unstampedWindows > 1) return;
+    this.unstampedLoggedAt = Date.now();
+    const at = Number.isFinite(end) ? new Date(end).toISOString() : String(end);
+    this.log.warn(
+      { clock: at, start: Number.isFinite(start) ? new Date(start).toISOString() : String(start), unstamped_windows: this.unstampedWindows },
+      `the wall clock reads ${at}, outside 2000-2099: it is not set (a board without a real-time clock before NTP has set it); windows counted until it is cannot be stamped and are not queued or published. Fix the time synchronisation: timedatectl show -p NTPSynchronized --value (yes), presence doctor ("clock synchronised")`,
+    );
+  }
 
   /**
    * Frames of a link type the firmware does not parse (tcpdump on a normal network interface gives

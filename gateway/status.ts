@@ -97,6 +97,8 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     sources: s.sources.map((src) =>
       src.last_error === undefined || isLastError(src.last_error) ? src : { ...src, last_error: lastErrorText(src.error_code ?? 'failed') },
     ),
-    ts: new Date(s.now).toISOString(),
+    // A wall clock that is not set yet (before 2000: a board without a real-time clock before NTP)
+    // cannot stamp the status within the contract; without ts the aggregator takes the receipt time.
+    ...(s.now >= Date.UTC(2000, 0, 1) && s.now < Date.UTC(2100, 0, 1) ? { ts: new Date(s.now).toISOString() } : {}),
   });
 }

@@ -10,10 +10,10 @@ import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { CountsMessage } from '../contract/index.ts';
+import { validateStatus, type CountsMessage } from '../contract/index.ts';
 import { Firmware } from '../firmware/host/firmware.ts';
 import { Gateway } from '../gateway/gateway.ts';
-import { config } from './gateway-support.ts';
+import { config, subscriber } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
@@ -115,6 +115,47 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       expect(Date.parse(closed.at(-1)!.start)).toBeGreaterThan(clock.realNow() - 5000);
     } finally {
       await gw.stop();
+    }
+  });
+
+  it('a wall clock not set yet (1970, a board without a real-time clock before NTP): no window is stamped or queued, one line says why; the status goes without ts; counting starts once it is set', async () => {
+    const clock = movableClock();
+    clock.offset = Date.UTC(1970, 0, 8) - clock.realNow();
+    const sub = await subscriber(broker.url, { filter: 'presence/v1/wall/unset/#' });
+    const lines: Record<string, unknown>[] = [];
+    const { gw, closed } = await wallGateway('unset', '1s', { log: capturedLog(lines) });
+    try {
+      await new Promise((r) => setTimeout(r, 3500));
+      expect(closed).toEqual([]);
+      const warned = lines.filter((l) => String(l.msg).startsWith('the wall clock reads 1970-01-08T'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]!.level).toBe(40);
+      expect(String(warned[0]!.msg)).toContain('outside 2000-2099: it is not set');
+      expect(String(warned[0]!.msg)).toContain('timedatectl show -p NTPSynchronized');
+      expect(lines.filter((l) => String(l.msg).includes('does not match the contract'))).toEqual([]);
+      const published = () => sub.messages.map((m) => ({ topic: m.topic, body: JSON.parse(m.payload.toString()) }));
+      expect(published().filter((m) => m.topic.endsWith('/counts'))).toEqual([]);
+      const online = published().filter((m) => m.topic.endsWith('/status') && m.body.state === 'online');
+      expect(online.length).toBeGreaterThan(0);
+      for (const st of online) {
+        expect(validateStatus(st.body).ok).toBe(true);
+        expect(st.body.ts).toBeUndefined();
+      }
+
+      // NTP sets the clock: windows from then on, stamped now, seq from 1
+      clock.offset = 0;
+      await until(() => published().filter((m) => m.topic.endsWith('/counts')).length >= 2, 'windows once the clock is set');
+      const c = published().filter((m) => m.topic.endsWith('/counts'))[0]!.body as CountsMessage;
+      expect(c.seq).toBe(1);
+      expect(Date.parse(c.start)).toBeGreaterThan(clock.realNow() - 10_000);
+      expect(
+        published()
+          .filter((m) => m.topic.endsWith('/status'))
+          .at(-1)!.body.ts,
+      ).toBeDefined();
+    } finally {
+      await gw.stop();
+      await sub.client.endAsync();
     }
   });
 
