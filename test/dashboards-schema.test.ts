@@ -98,9 +98,9 @@ describe.each(FILES)('dashboards/%s.json', (name) => {
       const where = `${name} panel ${q.panelId} ${q.refId}`;
       expect(q.query, where).toContain('$timeFilter');
       expect(q.query, where).toMatch(/^SELECT /);
-      // GROUP BY time() follows the panel's interval unless it is a fixed bucket (the hourly heat map).
-      const g = /GROUP BY time\(([^)]+)\)/.exec(q.query);
-      if (g) expect(['$__interval', '1h'], where).toContain(g[1]);
+      // GROUP BY time() follows the panel's interval unless it is a fixed bucket: the hourly heat
+      // map, or the minute whose windows the "now" panels take the last of.
+      for (const g of q.query.matchAll(/GROUP BY time\(([^)]+)\)/g)) expect(['$__interval', '1h', '1m'], where).toContain(g[1]);
       for (const m of q.query.matchAll(/\$\{?(\w+)/g)) expect(defined.has(m[1]) || builtins.has(m[1]), `${where} uses $${m[1]}`).toBe(true);
       // Tag filters go through regex so that multi-value and All selections work.
       for (const v of ['site', 'zone', 'gateway']) if (q.query.includes(`$${v}`)) expect(q.query, where).toContain(`"${v}" =~ /^$${v}$/`);

@@ -3,6 +3,8 @@
 // - a calibrated zone with two gateways: the people line is the larger of their people in each
 //   window, and its band is that count's own interval (its people_low and people_high), as on the
 //   aggregator's page, not the lowest low of any gateway of the zone;
+// - "Now per zone" and the occupancy gauge: the zone's last window, as on the page, whatever the
+//   range (not the largest of the windows of the range's last step of several minutes);
 // - the hourly heat maps: an hour without any window has no cell, a counted 0 has one;
 // - a gateway whose windows stopped while it goes on sending its status (a live process whose
 //   counts no longer come): the page says missing, and so do the gateways dashboard's "Missing
@@ -41,12 +43,14 @@ describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and sho
     runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), { range, select, dataSourceInterval: '1m' });
   const q = (r: { queries: QueryResult[] }, panelTitle: RegExp, refId: string) => r.queries.find((x) => panelTitle.test(x.panelTitle) && x.refId === refId)!;
   let page: Map<number, RecentPeople>;
+  let pageLast: { t: number; ble: number; people: number };
 
   beforeAll(async () => {
     await Promise.all([broker.start(), influx.start()]);
     agg = calibratedAggregator(broker.url, influx.url, 'zone-views', hallCalibration());
     await agg.start();
     const withWifi = (m: CountsMessage, estimate: number, devices = estimate + 3): CountsMessage => ({ ...m, wifi: { ...m.wifi, estimate, devices } });
+    const withBle = (m: CountsMessage, estimate: number): CountsMessage => ({ ...m, ble: { ...m.ble, estimate, devices: estimate + 2 } });
     const msgs: CountsMessage[] = [];
     for (let i = 0; i < hallWindows; i++) {
       const t = start + i * 60_000;
@@ -54,7 +58,11 @@ describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and sho
       // which hears fewer; in every fifth window gw-h2 hears more.
       const big = 40 + (i % 7);
       const small = i % 5 === 0 ? big + 6 : 12 + (i % 3);
-      msgs.push(withWifi(window('station', 'gw-h1', i, t, 60_000, 'hall'), big), withWifi(window('station', 'gw-h2', i, t, 60_000, 'hall'), small));
+      // BLE (uncalibrated here) falls over the half hour
+      msgs.push(
+        withBle(withWifi(window('station', 'gw-h1', i, t, 60_000, 'hall'), big), 60 - i),
+        withBle(withWifi(window('station', 'gw-h2', i, t, 60_000, 'hall'), small), 10),
+      );
     }
     // gate (uncalibrated): windows in the first hour, then none for an hour, then windows in which
     // its gateway (no small-count protection) heard nobody: a counted 0.
@@ -75,10 +83,12 @@ describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and sho
       (n) => n === 2 * msgs.length,
     );
     const recent = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/recent`)).json()) as {
-      zones: Array<{ zone: string; windows: Array<{ t: number; people: RecentPeople | null }> }>;
+      zones: Array<{ zone: string; windows: Array<{ t: number; people: RecentPeople | null; ble: { estimate: number } }> }>;
     };
     const hall = recent.zones.find((z) => z.zone === 'hall')!;
     page = new Map(hall.windows.filter((w) => w.people).map((w) => [w.t, w.people!]));
+    const last = hall.windows.reduce((a, b) => (b.t > a.t ? b : a));
+    pageLast = { t: last.t, ble: last.ble.estimate, people: last.people!.value };
   }, 60_000);
   afterAll(async () => {
     await agg?.stop(2000).catch(() => {});
@@ -99,6 +109,29 @@ describe.skipIf(!ok)('crowd dashboard: a zone as the aggregator wrote it and sho
     );
     expect(shown.size).toBe(hallWindows);
     for (const [t, p] of page) expect(shown.get(t), new Date(t).toISOString()).toEqual(p);
+  });
+
+  it("'Now per zone' and the occupancy gauge show the zone's last window, as the page does, over any range", async () => {
+    // The last five minutes of the hall held more (people and BLE devices) than its last window.
+    expect(pageLast).toEqual({ t: start + (hallWindows - 1) * 60_000, ble: 31, people: 18.5 });
+    for (const hours of [6, 24, 24 * 7]) {
+      const r = await runDashboard(crowd, new InfluxQL({ url: influx.url, database: 'presence' }), {
+        range: { from: end - hours * hour, to: end - 1 },
+        select: { zone: 'hall' },
+        dataSourceInterval: '1m',
+      });
+      const last = (ref: string, radio: string, panel = /^Now per zone/) => {
+        const res = q(r, panel, ref);
+        const s = res.series.find((x) => (x.tags?.radio ?? radio) === radio);
+        return [s?.values.at(-1), describeResult(res)] as const;
+      };
+      const [people, pq] = last('A', 'wifi');
+      expect(people, `${hours} h: ${pq}`).toEqual([pageLast.t, pageLast.people]);
+      const [ble, bq] = last('C', 'ble');
+      expect(ble, `${hours} h: ${bq}`).toEqual([pageLast.t, pageLast.ble]);
+      const [occupancy, oq] = last('A', 'wifi', /^Occupancy now/);
+      expect(occupancy?.[1], `${hours} h: ${oq}`).toBeCloseTo((pageLast.people * 100) / 1000, 6);
+    }
   });
 
   it('over intervals of several windows the band is that of the peak window drawn', async () => {
