@@ -123,6 +123,20 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
     expect(r.acked).toBe(r.published);
   });
 
+  it('publishes the statuses of more gateways than MQTT has packet ids within the in-flight bound, then counts for the whole --duration', async () => {
+    // All at once, 66,000 statuses outran the 65,535 packet ids: the run never ended (100,000 gateways
+    // sat at 'published 0' for ten minutes), and the statuses took the whole of a short duration, which
+    // then published no counts, reported as a success.
+    const r = await runLoad({ url: broker.url, gateways: 66_000, rate: 20, duration: 1, site: 'many', ackWaitMs: 10_000 });
+    expect(r).toMatchObject({ failed: 0, unacked: 0, faults: 0 });
+    expect(r.published).toBeGreaterThan(0);
+    expect(r.published).toBeLessThanOrEqual(20);
+    expect(r.acked).toBe(r.published);
+    // the duration is the counts': timed from the first count, after the statuses
+    expect(r.elapsedMs).toBeGreaterThanOrEqual(950);
+    expect(r.elapsedMs).toBeLessThan(10_000);
+  }, 120_000);
+
   it('`presence simulate --load` publishes and prints its result', async () => {
     const sub = await mqtt.connectAsync(broker.url, { clientId: 'load-cli-sub' });
     let n = 0;
