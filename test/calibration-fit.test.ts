@@ -152,6 +152,34 @@ describe('fit', () => {
     expect(Math.abs(shrunk.k.value - 0.5)).toBeLessThan(Math.abs(own.k.value - 0.5));
   });
 
+  it('a zone leaning wholly on a prior keeps the uncertainty of its mean: no interval of width 0', () => {
+    // Two zones that agree within their errors (here: alike): random effects put the spread between zones at 0.
+    const two = fit([
+      ...synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, zone: 'a', seed: 1 }),
+      ...synthetic({ k: 0.5, b: 6, sessions: 6, windows: 100, zone: 'b', seed: 1 }),
+    ]);
+    const prior = two.global!;
+    expect(prior.k.sd).toBe(0);
+    expect(prior.k.mean_sd).toBeGreaterThan(0);
+    for (const z of two.zones) expect(z.k.high - z.k.low).toBeGreaterThan(0);
+    // The file holds the prior with its mean's sd, and reads back with it.
+    const dir = mkdtempSync(join(tmpdir(), 'cal-prior-'));
+    try {
+      writeCalibration(join(dir, 'two.yaml'), toCalibrationFile(two, { field: 'estimate', radio: 'wifi', window_s: 60, version: 'test' }));
+      expect(readCalibration(join(dir, 'two.yaml')).global).toEqual(prior);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // A third zone with noisy data of its own is pulled onto the prior (own weight 0), and its k
+    // is as uncertain as the prior's mean, not known exactly (it was 0.5 .. 0.5, sd 0).
+    const third = fitZone(synthetic({ k: 0.9, b: 0, sessions: 3, windows: 40, seed: 9, dayShift: 3 }), { prior });
+    expect(third.shrinkage.k).toBe(0);
+    expect(third.k.sd).toBeCloseTo(prior.k.mean_sd!, 6);
+    expect(third.k.high - third.k.low).toBeGreaterThan(2 * prior.k.mean_sd!);
+    expect(third.k.low).toBeLessThan(prior.k.mean);
+    expect(third.k.high).toBeGreaterThan(prior.k.mean);
+  });
+
   it('warns when the data cannot support a fit', () => {
     const one = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows: 100 }));
     expect(one.warnings.join('\n')).toMatch(/one session only/);

@@ -141,10 +141,12 @@ function priorFrom(file: string, zone: string, want: Estimator): Prior {
       } named on the other side`,
     );
   }
-  if (c.global) return c.global;
+  // A global written before mean_sd was recorded: the same prior from the file's zones, with it.
+  if (c.global) return c.global.k.mean_sd === undefined ? (priorFromZones(Object.values(c.zones)) ?? c.global) : c.global;
   // (own keys only: a zone named constructor would find Object's)
   const z = Object.hasOwn(c.zones, zone) ? c.zones[zone] : Object.values(c.zones)[0];
-  return { k: { mean: z.k.value, sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd } };
+  // One zone: its value is the prior's mean, known to within its own sd.
+  return { k: { mean: z.k.value, sd: z.k.sd, mean_sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd, mean_sd: z.b.sd } };
 }
 
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');

@@ -12,7 +12,9 @@
 // - Shrinkage: each zone's k and b are pulled toward a global prior by how uncertain they are
 //   (normal-normal empirical Bayes): weight w = tau^2 / (tau^2 + v), v the zone's bootstrap
 //   variance, tau^2 the spread between zones. With several zones the prior is estimated from them
-//   (DerSimonian-Laird); a single zone can be given one (e.g. the `global` of an earlier file).
+//   (DerSimonian-Laird); a single zone can be given one (e.g. the `global` of an earlier file). The
+//   shrunk value's variance is w v + (1 - w)^2 m^2, m the standard error of the prior's mean, so a
+//   zone that leans wholly on the prior is as uncertain as that mean, never exact.
 import { checkFit, type FitChecks } from './checks.ts';
 import { max, mean, min, ols, pearson, quantileSorted, Resampler, sd } from './stats.ts';
 
@@ -38,9 +40,20 @@ export interface Param {
   sd: number;
 }
 
+/**
+ * One parameter's prior: `mean`, `sd` the spread between zones (tau), and `mean_sd` the standard
+ * error of `mean` itself (it was estimated from a few zones), which a zone leaning on the prior
+ * keeps in its interval (absent: 0, as in files written before it was recorded).
+ */
+export interface PriorParam {
+  mean: number;
+  sd: number;
+  mean_sd?: number;
+}
+
 export interface Prior {
-  k: { mean: number; sd: number };
-  b: { mean: number; sd: number };
+  k: PriorParam;
+  b: PriorParam;
 }
 
 export interface DataSummary {
@@ -299,8 +312,8 @@ function variance(xs: Float64Array): number {
   return xs.length >= 10 ? sd(xs) ** 2 : NaN;
 }
 
-/** DerSimonian-Laird: mean and between-zone variance of per-zone estimates with variances v. */
-function randomEffects(values: number[], v: number[]): { mean: number; tau2: number } {
+/** DerSimonian-Laird: mean, its variance and the between-zone variance of per-zone estimates with variances v. */
+function randomEffects(values: number[], v: number[]): { mean: number; meanVar: number; tau2: number } {
   const w = v.map((x) => 1 / Math.max(x, 1e-12));
   const sw = w.reduce((a, b) => a + b, 0);
   const fixed = values.reduce((a, x, i) => a + w[i] * x, 0) / sw;
@@ -309,10 +322,17 @@ function randomEffects(values: number[], v: number[]): { mean: number; tau2: num
   const tau2 = Math.max(0, (q - (values.length - 1)) / Math.max(c, 1e-12));
   const ws = v.map((x) => 1 / Math.max(x + tau2, 1e-12));
   const sws = ws.reduce((a, b) => a + b, 0);
-  return { mean: values.reduce((a, x, i) => a + ws[i] * x, 0) / sws, tau2 };
+  return { mean: values.reduce((a, x, i) => a + ws[i] * x, 0) / sws, meanVar: 1 / sws, tau2 };
 }
 
-function shrinkParam(own: number, boot: Float64Array, prior: { mean: number; sd: number } | null, level: number): { p: Param; w: number } {
+/** The prior of one parameter as the file writes it, from random effects over the zones. */
+const priorParam = (r: { mean: number; meanVar: number; tau2: number }): PriorParam => ({
+  mean: round(r.mean),
+  sd: round(Math.sqrt(r.tau2)),
+  mean_sd: round(Math.sqrt(r.meanVar)),
+});
+
+function shrinkParam(own: number, boot: Float64Array, prior: PriorParam | null, level: number): { p: Param; w: number } {
   const v = variance(boot);
   const sorted = Float64Array.from(boot).sort();
   const lo = (1 - level) / 2;
@@ -330,10 +350,15 @@ function shrinkParam(own: number, boot: Float64Array, prior: { mean: number; sd:
   const tau2 = prior.sd ** 2;
   const w = tau2 + v > 0 ? tau2 / (tau2 + v) : 1;
   const value = prior.mean + w * (own - prior.mean);
-  // Posterior spread sqrt(w * v): the bootstrap percentiles re-centred and scaled by sqrt(w).
-  const f = Math.sqrt(w);
+  // Posterior variance w v + (1 - w)^2 m^2, m the standard error of the prior's mean (estimated
+  // from a few zones): without it a zone that leans wholly on the prior (tau 0: the zones agreed
+  // within their errors) would get an interval of width 0. The bootstrap percentiles are re-centred
+  // and scaled to that spread.
+  const m2 = (prior.mean_sd ?? 0) ** 2;
+  const post = w * v + (1 - w) ** 2 * m2;
+  const f = v > 0 ? Math.sqrt(post / v) : 0;
   return {
-    p: { value, low: value + f * (quantileSorted(sorted, lo) - own), high: value + f * (quantileSorted(sorted, 1 - lo) - own), sd: Math.sqrt(w * v) },
+    p: { value, low: value + f * (quantileSorted(sorted, lo) - own), high: value + f * (quantileSorted(sorted, 1 - lo) - own), sd: Math.sqrt(post) },
     w,
   };
 }
@@ -385,14 +410,14 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
         usable.map((z) => z.k),
         usable.map((z) => variance(z.boot.k)),
       );
-      priorK = { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) };
+      priorK = priorParam(rk);
       const withB = usable.filter((z) => !bHeld(z) && Number.isFinite(variance(z.boot.b)));
       if (withB.length >= 2) {
         const rb = randomEffects(
           withB.map((z) => z.b),
           withB.map((z) => variance(z.boot.b)),
         );
-        priorB = { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) };
+        priorB = priorParam(rb);
       }
       // the file's global prior needs both (a zone added later is shrunk toward it)
       prior = priorB ? { k: priorK, b: priorB } : null;
@@ -472,5 +497,5 @@ export function priorFromZones(zones: Array<{ k: Param; b: Param }>): Prior | nu
     ok.map((z) => z.b.value),
     ok.map((z) => z.b.sd ** 2),
   );
-  return { k: { mean: round(rk.mean), sd: round(Math.sqrt(rk.tau2)) }, b: { mean: round(rb.mean), sd: round(Math.sqrt(rb.tau2)) } };
+  return { k: priorParam(rk), b: priorParam(rb) };
 }
