@@ -32,6 +32,7 @@ import { captureFix, parseCaptureCommand } from './capture-fix.ts';
 
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
+import { isClockTime } from './window.ts';
 import { problemLines } from '../scripts/lib/usage.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
@@ -625,8 +626,18 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
   return result === 'fallback' ? checkBroker(cfg, 4) : result;
 }
 
-async function checkClock(): Promise<CheckResult> {
+export async function checkClock(): Promise<CheckResult> {
   const step = 'clock synchronised';
+  // Not set at all (a Raspberry Pi reads 1970 until NTP sets it): whatever the tools say, the
+  // gateway stamps and publishes no window until it is.
+  const now = Date.now();
+  if (!isClockTime(now))
+    return {
+      step,
+      level: 'fail',
+      detail: `the clock reads ${new Date(now).toISOString()}, outside 2000-2099: it is not set, and the gateway counts no window until it is`,
+      fix: 'sudo timedatectl set-ntp true (systemd-timesyncd), or install chrony; the gateway needs network access to an NTP server (UDP port 123)',
+    };
   const td = await run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value']);
   if (td.code === 0 && td.stdout.trim() === 'yes') return { step, level: 'ok', detail: 'timedatectl: NTP synchronised' };
   if (td.code === 0 && td.stdout.trim() === 'no')

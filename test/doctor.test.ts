@@ -6,7 +6,8 @@ import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { checkClock } from '../gateway/doctor.ts';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { scan, tsharkAddresses } from './support/leak.ts';
@@ -559,5 +560,18 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(f.level).toBe('fail');
     expect(f.detail).toBe("the command's output is not a valid capture: not_a_capture at byte offset 0, after 0 frames");
     expect(r.text.toLowerCase().replace(/0x|[^0-9a-f]/g, '')).not.toMatch(/3c22fb01|01fb223c/);
+  });
+});
+
+describe('presence doctor: a clock that is not set', () => {
+  afterAll(() => vi.restoreAllMocks());
+  it('fails "clock synchronised" when the clock reads 1970 (a Raspberry Pi before NTP), whatever the time tools say', async () => {
+    vi.spyOn(Date, 'now').mockImplementation(() => Date.UTC(1970, 0, 8, 0, 0, 5));
+    const r = await checkClock();
+    expect(r).toMatchObject({ step: 'clock synchronised', level: 'fail' });
+    expect(r.detail).toMatch(/^the clock reads 1970-01-08T\S+, outside 2000-2099: it is not set, and the gateway counts no window until it is$/);
+    expect(r.fix).toMatch(/timedatectl set-ntp true/);
+    vi.restoreAllMocks();
+    expect((await checkClock()).detail).not.toMatch(/1970/);
   });
 });
