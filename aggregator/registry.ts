@@ -142,11 +142,14 @@ export class GatewayIdentity {
     const reg = Object.hasOwn(this.cfg.registry, gateway) ? this.cfg.registry[gateway] : undefined;
     if (reg) {
       if (reg.site !== site)
-        return { reason: 'identity_mismatch', detail: `gateway ${idForLog(gateway)} is registered for site ${reg.site}, not ${idForLog(site)}` };
+        return {
+          reason: 'identity_mismatch',
+          detail: `gateway ${idForLog(gateway)} is registered for site ${reg.site}, not ${idForLog(site)}; fix: gateway.site ${reg.site} on the gateway, or move the entry (presence provision gateway --site ${idForLog(site)} --zone ${reg.zone} --id ${idForLog(gateway)} --aggregator-config FILE --rotate, then SIGHUP)`,
+        };
       if (zone !== undefined && reg.zone !== zone)
         return {
           reason: 'identity_mismatch',
-          detail: `gateway ${idForLog(gateway)} is registered for zone ${reg.zone} of site ${idForLog(site)}, not zone ${idForLog(zone)}`,
+          detail: `gateway ${idForLog(gateway)} is registered for zone ${reg.zone} of site ${idForLog(site)}, not zone ${idForLog(zone)}; fix: gateway.zone ${reg.zone} on the gateway, or move the entry (presence provision gateway --site ${idForLog(site)} --zone ${idForLog(zone)} --id ${idForLog(gateway)} --aggregator-config FILE --rotate, then SIGHUP)`,
         };
       return null;
     }

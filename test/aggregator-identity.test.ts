@@ -37,11 +37,13 @@ describe('gateway registry and limits (pure)', () => {
     expect(id.admit('dam', 'gw-made-up', 'plein')).toMatchObject({ reason: 'unknown_gateway' });
     expect(id.admit('damrak', 'gw-plein-1', 'plein')).toEqual({
       reason: 'identity_mismatch',
-      detail: 'gateway gw-plein-1 is registered for site dam, not damrak',
+      detail:
+        'gateway gw-plein-1 is registered for site dam, not damrak; fix: gateway.site dam on the gateway, or move the entry (presence provision gateway --site damrak --zone plein --id gw-plein-1 --aggregator-config FILE --rotate, then SIGHUP)',
     });
     expect(id.admit('dam', 'gw-plein-1', 'kalverstraat')).toMatchObject({
       reason: 'identity_mismatch',
-      detail: expect.stringContaining('zone plein of site dam, not zone kalverstraat'),
+      detail:
+        'gateway gw-plein-1 is registered for zone plein of site dam, not zone kalverstraat; fix: gateway.zone plein on the gateway, or move the entry (presence provision gateway --site dam --zone kalverstraat --id gw-plein-1 --aggregator-config FILE --rotate, then SIGHUP)',
     });
     expect(id.admit('dam', 'constructor', 'plein')).toMatchObject({ reason: 'unknown_gateway' }); // no prototype keys
   });
