@@ -7,8 +7,8 @@
 //   range (not the largest of the windows of the range's last step of several minutes);
 // - the hourly heat maps: an hour without any window has no cell, a counted 0 has one;
 // - a gateway whose windows stopped while it goes on sending its status (a live process whose
-//   counts no longer come): the page says missing, and so do the gateways dashboard's "Missing
-//   windows" and the crowd dashboard's "Now per zone", after every later status too.
+//   counts no longer come): the page says missing, and so do the gateways dashboard's "Online now"
+//   and "Missing windows" and the crowd dashboard's "Now per zone", after every later status too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
@@ -188,6 +188,15 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
       dataSourceInterval: '1m',
     });
   const q = (r: { queries: QueryResult[] }, panelTitle: RegExp, refId: string) => r.queries.find((x) => panelTitle.test(x.panelTitle) && x.refId === refId)!;
+  /** What the "Online now" stat shows for gw-s: the text its value mapping gives the last value. */
+  const onlineNow = (r: { queries: QueryResult[] }) => {
+    const res = q(r, /^Online now$/, 'A');
+    const v = res.series.find((s) => s.tags?.gateway === 'gw-s')?.values.at(-1)?.[1];
+    const panel = flatPanels(gateways).find((p) => p.title === 'Online now') as {
+      fieldConfig: { defaults: { mappings: Array<{ options: Record<string, { text: string }> }> } };
+    };
+    return panel.fieldConfig.defaults.mappings[0].options[String(v)]?.text ?? `${v} (${describeResult(res)})`;
+  };
   const pageSays = async () => {
     const recent = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/recent`)).json()) as { gateways: Array<{ gateway: string; missing: boolean }> };
     return recent.gateways.find((g) => g.gateway === 'gw-s')?.missing;
@@ -250,6 +259,9 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
     const values = silent.values.map((row) => row[col]).filter((v) => v !== null);
     expect(values.at(-1), describeResult(q(g, /^Missing windows/, 'A'))).toBe(true);
 
+    // "Online now" reads "missing" (its value mapping of -1), as the page does, not "online"
+    expect(onlineNow(g)).toBe('missing');
+
     const c = await dashboard(crowd, { site: 'station', zone: '$__all' });
     const tile = q(c, /^Now per zone/, 'E');
     expect(
@@ -273,5 +285,6 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
     );
     const again = await dashboard(crowd, { site: 'station', zone: '$__all' });
     expect(q(again, /^Now per zone/, 'E').series).toEqual([]);
+    expect(onlineNow(await dashboard(gateways, { site: 'station', gateway: '$__all' }))).toBe('online');
   });
 });
