@@ -97,6 +97,12 @@ export interface WindowClockOptions {
   /** Passed to the firmware's beginWindow for every window. */
   windowOptions?: WindowOptions;
   /**
+   * Where the input is known to end (ms), when it is: a window reaching past it tells the firmware
+   * this end as its span's, so the estimate of a window the input cuts short is the mean over the
+   * part counted, not over the whole window (the simulator's evaluation knows its run's end).
+   */
+  inputEndMs?: number;
+  /**
    * When the clock moves on by more than a window, the empty windows in between are closed (each
    * a count of zero) up to this many; a larger jump skips them and the next window starts at the
    * new time, cut short. Default MAX_EMPTY_WINDOWS (capture clocks). 0 suits the wall clock: a
@@ -147,7 +153,8 @@ export class WindowClock {
     const win = new OpenWindow(at, this.windowMs, complete);
     // A finite window tells the firmware its span, so the estimator's sub-window grid and divisor
     // follow the window, not the first and last frame heard in it.
-    const span = Number.isFinite(win.nominalEnd) ? { startMs: at, endMs: win.nominalEnd } : {};
+    const inputEnd = this.opts.inputEndMs ?? Infinity;
+    const span = Number.isFinite(win.nominalEnd) ? { startMs: at, endMs: inputEnd > at ? Math.min(win.nominalEnd, inputEnd) : win.nominalEnd } : {};
     this.counter.beginWindow({ ...this.opts.windowOptions, ...span });
     this.win = win;
     return win;

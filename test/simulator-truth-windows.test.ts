@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { countWindows } from '../simulator/evaluate.ts';
 import { simulate } from '../simulator/index.ts';
+import { loadScenario } from '../simulator/scenario.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sim-truth-windows-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -29,6 +31,27 @@ describe('truth of odd window lengths (quiet-night samples every 5 s)', () => {
         expect(w.peopleMean, what).toBeLessThanOrEqual(w.people);
         expect(w.devices.total, what).toBeGreaterThan(0);
       }
+    }
+  });
+});
+
+describe("the evaluation's firmware on a window the run's end cuts short", () => {
+  it('estimates over the part simulated, as the truth window counts it: a 2-h window of a 5-min run reads as a 5-min window', async () => {
+    // The firmware was told the whole 2-h window as its span, so its estimate (a mean over the
+    // window's sub-windows) was divided over 2 h: 0 against the devices of the 5 minutes, MAPE 100 %.
+    const counted = async (windowS: number) => {
+      const [w, ...more] = await countWindows(loadScenario('quiet-night', { durationS: 300, windowS }), 1);
+      expect(more).toHaveLength(0);
+      expect(w.truth.end).toBe('2026-11-23T01:05:00.000Z');
+      return w.counts;
+    };
+    const cut = await counted(7200);
+    const whole = await counted(300);
+    for (const radio of ['wifi', 'ble'] as const) {
+      expect(cut[radio].devices, radio).toBe(whole[radio].devices);
+      expect(cut[radio].estimate, radio).toBeGreaterThan(0);
+      // each window draws its own key, which moves the estimate by a little
+      expect(Math.abs(cut[radio].estimate - whole[radio].estimate), radio).toBeLessThanOrEqual(1);
     }
   });
 });
