@@ -258,6 +258,21 @@ describe('fit', () => {
     expect(z.warnings.join('\n')).not.toMatch(/below zero/);
   });
 
+  it('makes no straight-line judgement against a line whose slope the data do not fix', () => {
+    // Three sessions of 12 to 17 people whose estimate does not follow them (r 0.08): the slope is
+    // undetermined, so b is held at 0; a curve against it was reported as -1.84 people (95 % -15 ..).
+    const n = noise(4);
+    const samples = Array.from({ length: 300 }, (_, i) => ({
+      estimate: Math.max(0, 11 + n(3)),
+      people: 12 + (i % 6),
+      session: `day-${i % 3}`,
+      time: i * 60_000,
+    }));
+    const z = fitZone(samples);
+    expect(z.warnings.join('\n')).toMatch(/the data cannot tell k from b/);
+    expect(z.warnings.join('\n')).not.toMatch(/straight line/);
+  });
+
   it('puts the line through zero when the data cannot tell k from b, and says so', () => {
     // Occupancy between 3 and 5 people while the estimate's noise is as large as a person's share:
     // the slope swings from sample to sample, so b is held at 0 and only k is fitted.
