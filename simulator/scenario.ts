@@ -341,6 +341,12 @@ function describe(errors: ErrorObject[]): string[] {
           out.add(`${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`);
           break;
         case 'type':
+          if (!path) {
+            out.add(
+              `(top level): must be a mapping of keys (name:, site:, duration:, gateways: ...), not ${Array.isArray(currentInput) ? 'a list' : typeof currentInput}`,
+            );
+            break;
+          }
           out.add(`${where}: must be ${String((e.params as { type: string | string[] }).type).replace(',', ' or ')}`);
           break;
         default:
@@ -592,8 +598,11 @@ export function parseScenarioText(text: string, source: string): unknown {
   if (doc.errors.length)
     throw new ScenarioError(
       source,
-      doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0]}`),
+      // the first line of the parser's message ends in ':' before a code frame of the line
+      doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0].replace(/:\s*$/, '')}`),
     );
+  // An empty file (or one of comments) is null: said as such, not as '(top level): must be object'.
+  if (doc.contents === null) throw new ScenarioError(source, ['the file is empty; a scenario needs at least name, site, duration and gateways']);
   try {
     return doc.toJS();
   } catch (e) {

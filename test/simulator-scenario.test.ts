@@ -84,6 +84,22 @@ describe('scenario files', () => {
     expect(m).toContain('site: must be lower-case letters, digits, - and _');
   });
 
+  it('an empty file, a list and broken YAML are each one line that ends where the problem is', () => {
+    const parsed = (text: string) => {
+      try {
+        return resolveScenario(parseScenarioText(text, 'f.yaml'), 'f.yaml');
+      } catch (e) {
+        expect(e).toBeInstanceOf(ScenarioError);
+        return (e as Error).message;
+      }
+    };
+    // an empty file said '(top level): must be object'; a YAML error ended in ':' with nothing after it
+    expect(parsed('')).toBe('f.yaml: the file is empty; a scenario needs at least name, site, duration and gateways');
+    expect(parsed('# nothing yet\n')).toBe('f.yaml: the file is empty; a scenario needs at least name, site, duration and gateways');
+    expect(parsed('- name: x\n')).toBe('f.yaml: (top level): must be a mapping of keys (name:, site:, duration:, gateways: ...), not a list');
+    expect(parsed('name: x\n\tsite: y\n')).toBe('f.yaml: not valid YAML: Tabs are not allowed as indentation at line 2, column 1');
+  });
+
   it('checks each occupancy point: a time, and a number of people that is a finite number >= 0', () => {
     // The schema's tuple was written as draft 2020's prefixItems, which this Ajv (draft-07) ignores:
     // -5 people and "ten" people ran (as a crowd of none), "fast" said "600 s after NaN s".
