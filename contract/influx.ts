@@ -27,6 +27,7 @@ export const INFLUX_SCHEMA = {
       'count',
       'count_high',
       'count_low',
+      'interval_s',
       'travel_median_high_s',
       'travel_median_low_s',
       'travel_median_s',

@@ -74,3 +74,73 @@ describe.skipIf(!ok)('traffic dashboard: corridor flow panels (real influxd)', (
     expect(points.length).toBeGreaterThanOrEqual(20);
   });
 });
+
+describe.skipIf(!ok)('traffic dashboard: flows of a group whose intervals are not 5 minutes (real influxd)', () => {
+  // 2-minute windows: an interval is the whole number of windows nearest 5 minutes, 3 windows, 6 minutes.
+  const influx = new Influxd('flows');
+  const W = 120_000;
+  const end = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  const start = end - 30 * W;
+  const points: FlowPointFields[] = [];
+  let queries: QueryResult[] = [];
+
+  beforeAll(async () => {
+    await influx.start();
+    const flows = new CorridorFlows([{ group: 'long', site: 'corridor', members: ['gw-a', 'gw-b'], horizon: 240_000 }], {
+      maxAheadMs: 300_000,
+      seed: 1,
+      onPoint: (p) => points.push(p),
+    });
+    flows.own('long', start);
+    const lines: string[] = [];
+    for (const s of corridorRun({ site: 'corridor', group: 'long', startMs: start, windows: 30, label: 'long', windowMs: W }).messages) {
+      const r = flows.accept(sketchTopic(s.site, s.gateway), encode(s), Date.now());
+      if (!r.ok) throw new Error(r.detail);
+      lines.push(...r.lines);
+    }
+    for (let i = 0; i < 30; i++)
+      for (const gw of ['gw-a', 'gw-b']) lines.push(...countsLines(window('corridor', gw, i, start + i * W, W, gw), start + i * W, null));
+    expect(lines.filter((l) => l.startsWith('flow,')).every((l) => /[ ,]interval_s=360[, ]/.test(l))).toBe(true);
+    const res = await fetch(`${influx.url}/write?db=flows&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    ({ queries } = await runDashboard(traffic, new InfluxQL({ url: influx.url, database: 'flows' }), {
+      range: { from: start, to: end },
+      select: { zone: '$__all', gateway: '$__all' },
+      dataSourceInterval: '1m',
+    }));
+  }, 60_000);
+  afterAll(async () => {
+    await influx.dispose();
+  });
+
+  it('the flow panel reads per 5 minutes: a 6-minute interval counts 5/6 of its devices there; the table sums them all', () => {
+    expect(points.length).toBeGreaterThanOrEqual(4);
+    for (const [ref, field] of [
+      ['A', 'count'],
+      ['B', 'countLow'],
+      ['C', 'countHigh'],
+    ] as const) {
+      const panel = queries.find((q) => q.panelTitle.startsWith('Flow per corridor pair') && q.refId === ref)!;
+      expect(panel.interval, describeResult(panel)).toBe('5m');
+      for (const s of panel.series) {
+        const written = points.filter((p) => p.from === s.tags?.from && p.to === s.tags?.to);
+        const shown = s.values.filter((row) => row[1] !== null);
+        // every 5-minute step holds at most one 6-minute interval's start
+        expect(shown.map((row) => row[0])).toEqual(written.map((p) => Math.floor(p.startMs / 300_000) * 300_000));
+        for (const [i, p] of written.entries())
+          expect(shown[i][1] as number, `${ref} ${s.tags?.from}>${s.tags?.to} ${new Date(p.startMs).toISOString()}`).toBeCloseTo(
+            (Math.round(p.estimate[field] * 100) / 100) * (300 / 360),
+            6,
+          );
+      }
+    }
+    const table = queries.find((q) => q.panelTitle.startsWith('Per corridor pair'))!;
+    for (const s of table.series) {
+      const written = points.filter((p) => p.from === s.tags?.from && p.to === s.tags?.to);
+      expect(s.values[0][s.columns.indexOf('flow')] as number).toBeCloseTo(
+        written.reduce((n, p) => n + Math.round(p.estimate.count * 100) / 100, 0),
+        1,
+      );
+    }
+  });
+});

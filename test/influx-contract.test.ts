@@ -43,7 +43,7 @@ describe('InfluxDB names: one source, contract/influx.ts', () => {
       travelP85LowS: 80,
       travelP85HighS: 100,
     };
-    const lines = [...countsLines(counts, t0, cal), ...statusLines(st, t0), ...missingLines('s', 'g', 2, t0), flowLine('s', 'a', 'b', t0, flow)];
+    const lines = [...countsLines(counts, t0, cal), ...statusLines(st, t0), ...missingLines('s', 'g', 2, t0), flowLine('s', 'a', 'b', t0, flow, 300)];
     const seen = new Map<string, { tags: Set<string>; fields: Set<string> }>();
     for (const line of lines) {
       const { measurement, tags, fields } = parseLine(line);

@@ -475,7 +475,7 @@ export class CorridorFlows {
         if (!e) continue;
         const startMs = first * windowMs;
         this.opts.onPoint?.({ site: g.cfg.site, group: g.cfg.group, from, to, startMs, estimate: e });
-        lines.push(flowLine(g.cfg.site, from, to, startMs, e));
+        lines.push(flowLine(g.cfg.site, from, to, startMs, e, (perInterval * windowMs) / 1000));
       }
     }
     return lines;
@@ -524,8 +524,9 @@ export function expansionOf(cfg: CorridorConfig, a: string, b: string): { ab: nu
 
 const r = (x: number) => Math.round(x * 100) / 100;
 
-/** One `flow` point: tags site, from, to; time = interval start (ms). */
-export function flowLine(site: string, from: string, to: string, startMs: number, e: FlowEstimate): string {
+/** One `flow` point: tags site, from, to; time = interval start (ms); `intervalS`: the interval's
+ *  length (whole windows nearest 5 minutes), so a reader can turn the counts into a rate. */
+export function flowLine(site: string, from: string, to: string, startMs: number, e: FlowEstimate, intervalS: number): string {
   const p = new Point(FLOW)
     .tag('site', site)
     .tag('from', from)
@@ -534,6 +535,7 @@ export function flowLine(site: string, from: string, to: string, startMs: number
     .floatField('count_low', r(e.countLow))
     .floatField('count_high', r(e.countHigh))
     .intField('windows', e.windows)
+    .floatField('interval_s', intervalS)
     .timestamp(startMs);
   for (const [k, v] of [
     ['travel_median_s', e.travelMedianS],

@@ -28,10 +28,20 @@ export interface CorridorRun {
  * `windows` 60-s windows from `startMs` (an epoch boundary), 8 devices a window from gw-a to gw-b
  * (30-40 s) and 8 the other way, 20 heard at one gateway only.
  */
-export function corridorRun(o: { site: string; group: string; startMs: number; windows: number; m?: number; p?: number; label?: string }): CorridorRun {
+export function corridorRun(o: {
+  site: string;
+  group: string;
+  startMs: number;
+  windows: number;
+  m?: number;
+  p?: number;
+  label?: string;
+  /** Window length (default 60 s; truthAb assumes it). */
+  windowMs?: number;
+}): CorridorRun {
   const m = o.m ?? 2048;
   const p = o.p ?? 0.05;
-  const W = 60_000;
+  const W = o.windowMs ?? 60_000;
   const key = detBytes(`${o.label ?? 'k'}/key`, 32);
   const heard = { 'gw-a': new Map<number, Uint8Array[]>(), 'gw-b': new Map<number, Uint8Array[]>() };
   const put = (g: 'gw-a' | 'gw-b', w: number, a: Uint8Array) => {
