@@ -15,7 +15,8 @@
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
@@ -42,7 +43,14 @@ export const ACL_PATTERNS = [
 /** Mosquitto 2's default for mosquitto_passwd (PW_DEFAULT_ITERATIONS). */
 const PBKDF2_ITERATIONS = 101;
 
-export class ProvisionError extends Error {}
+export class ProvisionError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** A broker password file or ACL is read whole: at most this big (about 400,000 gateways' entries). */
 const MAX_LIST_BYTES = 64 * 2 ** 20;
@@ -89,20 +97,53 @@ export function verifyPasswordEntry(entry: string, password: string): boolean {
   return pbkdf2Sync(password, Buffer.from(m[2], 'base64'), Number(m[1]), 64, 'sha512').toString('base64') === m[3];
 }
 
-/** Writes `text` to `path` atomically, with the mode (and, as root, owner) of the file it replaces
- *  or `mode`; `secret`: always `mode`, from the first byte on. */
-function replaceFile(path: string, text: string, mode: number, secret = false): void {
-  makeFolders(dirname(path));
-  const old = existsSync(path) ? statSync(path) : null;
-  const m = old && !secret ? old.mode & 0o777 : mode;
-  const tmp = `${path}.tmp-${process.pid}`;
-  // Created 0600 (whatever the umask), filled, then given its final mode.
-  writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
-  chmodSync(tmp, 0o600);
-  writeFileSync(tmp, text);
-  chmodSync(tmp, m);
-  if (old && process.getuid?.() === 0) chownSync(tmp, old.uid, old.gid);
-  renameSync(tmp, path);
+/**
+ * The files one run replaces, with what they held before: a file that cannot be written (a folder
+ * this user may not write, a full disk) puts back the ones already replaced, so a failed run changes
+ * nothing (the gateway's password file was left behind, and the next run refused it as existing).
+ */
+class Changes {
+  private readonly before: Array<{ path: string; text: Buffer | null; mode: number; owner?: { uid: number; gid: number } }> = [];
+
+  /**
+   * Writes `text` to `path` atomically (scripts/lib/atomic-file.ts), with the mode (and, as root,
+   * owner) of the file it replaces or `mode`; `secret`: always `mode`, from the first byte on. A
+   * failure is a ProvisionError naming `flag`, the path and why, after the earlier files were put back.
+   */
+  replace(flag: string, path: string, text: string, mode: number, secret = false): void {
+    try {
+      makeFolders(dirname(path));
+      const old = existsSync(path) ? statSync(path) : null;
+      // (read below to be put back: a fifo would block the read, a folder cannot be replaced)
+      if (old && !old.isFile()) throw fileWriteProblem(path, { code: old.isDirectory() ? 'EISDIR' : 'ENOTREG' });
+      const owner = old && process.getuid?.() === 0 ? { uid: old.uid, gid: old.gid } : undefined;
+      const previous = old ? readFileSync(path) : null;
+      writeFileAtomic(path, text, { mode: old && !secret ? old.mode & 0o777 : mode, owner });
+      this.before.push({ path, text: previous, mode: old ? old.mode & 0o777 : mode, owner });
+    } catch (e) {
+      const undone = this.undo();
+      const why = e instanceof FileWriteError ? e.message : `${path}: ${(e as Error).message}`;
+      throw new ProvisionError(
+        `${flag} ${why}${undone ? `; ${undone}` : '; nothing was changed'}`,
+        'check the paths given and that this user may write them (sudo)',
+      );
+    }
+  }
+
+  /** Puts back every file replaced so far, the last first; says what could not be. */
+  private undo(): string {
+    const failed: string[] = [];
+    for (const b of this.before.reverse()) {
+      try {
+        if (b.text === null) rmSync(b.path, { force: true });
+        else writeFileAtomic(b.path, b.text, { mode: b.mode, owner: b.owner });
+      } catch {
+        failed.push(b.path);
+      }
+    }
+    this.before.length = 0;
+    return failed.length ? `could not put back ${failed.join(', ')} as they were` : '';
+  }
 }
 
 export interface ProvisionOptions {
@@ -202,6 +243,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
 
   const aclText = o.aclFile ? readEdited(o.aclFile, '--acl-file', MAX_LIST_BYTES) : '';
 
+  const changes = new Changes();
   let secretFile: string | null = null;
   if (o.passwordFile) {
     const password = randomBytes(24).toString('base64url');
@@ -209,11 +251,11 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     // The secret first: exclusive create, 0600 (or a replacement, when rotating).
     if (existsSync(secretFile) && !o.rotate) throw new ProvisionError(`${secretFile} exists; --rotate replaces it, or choose --secret-out`);
     folderMustExist(secretFile, '--secret-out');
-    replaceFile(secretFile, `${password}\n`, 0o600, true);
+    changes.replace('--secret-out', secretFile, `${password}\n`, 0o600, true);
     changed.push(`${secretFile} (the gateway's password, mode 0600)`);
     const lines = passwdLines.filter((l) => !l.startsWith(`${user}:`));
     lines.push(mosquittoPasswordEntry(user, password));
-    replaceFile(o.passwordFile, lines.join('\n') + '\n', 0o600);
+    changes.replace('--password-file', o.passwordFile, lines.join('\n') + '\n', 0o600);
     changed.push(`${o.passwordFile} (credential ${user})`);
   }
   if (o.aclFile) {
@@ -227,7 +269,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       if (missing.length) next += `\n# presence-counter gateways: user name "{site}/{gateway}", its own topics only\n${missing.join('\n')}\n`;
       // Topic lines belong to the user line above them; patterns apply to every user wherever they stand.
       if (addHa) next += `\n# Home Assistant discovery configs of gateway ${user} (homeassistant.enabled)\nuser ${user}\n${haGrant}\n`;
-      replaceFile(o.aclFile, next, 0o644);
+      changes.replace('--acl-file', o.aclFile, next, 0o644);
       if (missing.length) changed.push(`${o.aclFile} (patterns ${missing.join(', ')})`);
       if (addHa) changed.push(`${o.aclFile} (${user}: ${haGrant})`);
     }
@@ -238,13 +280,13 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       let cur: Record<string, any> = json;
       for (const k of registryPath) cur = cur[k] ??= {};
       cur[o.id] = entry;
-      replaceFile(cfgFile, JSON.stringify(json, null, 2) + '\n', 0o644);
+      changes.replace('--aggregator-config', cfgFile, JSON.stringify(json, null, 2) + '\n', 0o644);
     } else {
       // Keeps the file's comments and layout (yaml Document API).
       doc!.setIn([...registryPath, o.id], doc!.createNode(entry, { flow: true }));
       if (!isMap(doc!.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
       // No line width: the YAML writer would fold every line past 80 characters (the file's own too).
-      replaceFile(cfgFile, doc!.toString({ lineWidth: 0 }), 0o644);
+      changes.replace('--aggregator-config', cfgFile, doc!.toString({ lineWidth: 0 }), 0o644);
     }
     changed.push(`${cfgFile} (registry: ${o.id} -> site ${o.site}, zone ${o.zone})`);
   }

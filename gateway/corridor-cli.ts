@@ -10,7 +10,7 @@
 // trade-off is the operator's choice.
 // Neither command prints the secret. The aggregator never gets it: it knows groups and members only.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
@@ -23,18 +23,23 @@ import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
 import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
+import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 
 const GROUP_HINT = 'a group id is lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit), e.g. main-street';
 
-/** Writes a file through a temporary one of mode 0600, then gives it `mode` (a secret keeps 0600). */
-function writeFileAtomic(path: string, text: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
-  chmodSync(tmp, 0o600);
-  writeFileSync(tmp, text);
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+/**
+ * Writes a file through a temporary one of mode 0600, then gives it `mode` (a secret keeps 0600).
+ * A file that cannot be written is a UsageError naming `flag`, the path and why, and leaves no
+ * temporary file (with the secret in it) behind.
+ */
+function writeFile(flag: string, path: string, text: string, mode: number): void {
+  try {
+    writeFileAtomic(path, text, { mode });
+  } catch (e) {
+    if (e instanceof FileWriteError) throw new UsageError(`${flag} ${e.message}`, 'nothing was changed: fix the path or the permissions, then run it again');
+    throw e;
+  }
 }
 
 export interface InitOptions {
@@ -47,6 +52,8 @@ export interface InitOptions {
 export function corridorInit(o: InitOptions): string {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
   const out = resolve(o.out);
+  if (existsSync(out) && statSync(out).isDirectory())
+    throw new UsageError(`--out ${out}: is a folder; give the path of the secret file to create, e.g. ${join(out, `${o.group}.secret`)}`);
   if (existsSync(out) && !o.force)
     throw new UsageError(
       `--out ${out}: the file exists (a group has one secret: copy that file instead); --force replaces it`,
@@ -54,8 +61,11 @@ export function corridorInit(o: InitOptions): string {
     );
   if (!existsSync(dirname(out))) throw new UsageError(`--out ${out}: the folder ${dirname(out)} does not exist`);
   const secret = new Uint8Array(randomBytes(SECRET_BYTES));
-  writeFileAtomic(out, secretText(secret), 0o600);
-  secret.fill(0);
+  try {
+    writeFile('--out', out, secretText(secret), 0o600);
+  } finally {
+    secret.fill(0);
+  }
   return out;
 }
 
@@ -99,6 +109,9 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     throw new UsageError(`--secret-file ${o.secretFile}: not a group secret: ${(e as Error).message}`, 'copy the file presence corridor init made, unchanged');
   }
   const installed = resolve(o.install ?? join(dirname(config), `corridor-${o.group}.secret`));
+  // (read below to be put back if the config cannot be changed: a fifo there blocked for ever)
+  if (existsSync(installed) && !statSync(installed).isFile())
+    throw new UsageError(`--install ${fileWriteProblem(installed, { code: statSync(installed).isDirectory() ? 'EISDIR' : 'ENOTREG' }).message}`);
   if (existsSync(installed) && installed !== resolve(o.secretFile)) {
     let same = false;
     try {
@@ -148,16 +161,22 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   // Install the secret first (0600), then the config; if the gateway would refuse the corridor
   // settings, undo both.
   const hadInstalled = existsSync(installed) ? readFileSync(installed) : null;
-  if (installed !== resolve(o.secretFile) || (statSync(installed).mode & 0o077) !== 0) writeFileAtomic(installed, secretText(secret), 0o600);
-  secret.fill(0);
-  const mode = statSync(config).mode & 0o777;
-  writeFileAtomic(config, next, mode);
   try {
+    if (installed !== resolve(o.secretFile) || (statSync(installed).mode & 0o077) !== 0) writeFile('--install', installed, secretText(secret), 0o600);
+  } finally {
+    secret.fill(0);
+  }
+  const mode = statSync(config).mode & 0o777;
+  let configWritten = false;
+  try {
+    // (a config whose folder this user may not write: the secret just installed is taken back)
+    writeFile('--config', config, next, mode);
+    configWritten = true;
     checkLoads(config, next, json);
     readSecret(installed).fill(0);
   } catch (e) {
-    writeFileAtomic(config, text, mode);
-    if (hadInstalled) writeFileAtomic(installed, hadInstalled.toString('utf8'), 0o600);
+    if (configWritten) writeFile('--config', config, text, mode);
+    if (hadInstalled) writeFile('--install', installed, hadInstalled.toString('utf8'), 0o600);
     else if (installed !== resolve(o.secretFile)) rmSync(installed, { force: true });
     throw e;
   }

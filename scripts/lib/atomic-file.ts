@@ -1,0 +1,78 @@
+// Files replaced whole, atomically: a new temporary file beside the target (`PATH.tmp-PID`, created
+// exclusively with mode 0600 whatever the umask), filled, given its mode (and owner), then renamed
+// over the target. Used by the commands that write secrets and the files around them
+// (presence corridor init and join, presence provision gateway).
+//
+// On any failure the temporary file is removed (it may hold a secret: a target that is a folder,
+// or a folder that cannot be written, left `PATH.tmp-PID` with the secret in it) and a
+// FileWriteError says what is wrong with the target in words, not with the temporary name:
+//
+//   try { writeFileAtomic(path, text, { mode: 0o600 }); }
+//   catch (e) { if (e instanceof FileWriteError) throw new UsageError(`--out ${e.message}`); throw e; }
+import { chmodSync, chownSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** A file that could not be written: `message` is "PATH: why; fix", `code` the system's error code. */
+export class FileWriteError extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FileWriteError';
+  }
+}
+
+/** "PATH: why; what to do" for a system error writing `path` (ENOTREG: the path is no regular file). */
+export function fileWriteProblem(path: string, e: { code?: string }): FileWriteError {
+  const code = e.code ?? 'EIO';
+  const dir = dirname(path);
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? `permission denied: this user may not write in ${dir}; run it as a user who may (sudo), or choose another path`
+      : code === 'ENOENT'
+        ? `the folder ${dir} does not exist or cannot hold files; check the path`
+        : code === 'EISDIR'
+          ? 'is a folder; give the path of a file'
+          : code === 'ENOTREG'
+            ? 'is not a regular file (a fifo, a device or a socket); give the path of a file'
+            : code === 'ENOTDIR'
+              ? `a part of ${dir} is a file, not a folder; check the path`
+              : code === 'EROFS'
+                ? `${dir} is on a read-only file system; choose a path on a writable one`
+                : code === 'ENOSPC' || code === 'EDQUOT'
+                  ? `no space left on the device of ${dir} (or the quota is full); free some, then run it again`
+                  : code === 'EEXIST'
+                    ? `its temporary file ${path}.tmp-${process.pid} is there already (left by an earlier run that stopped); remove it, then run it again`
+                    : `cannot be written (${code}); check the path and the device`;
+  return new FileWriteError(path, code, `${path}: ${why}`);
+}
+
+export interface AtomicWriteOptions {
+  /** Mode of the file once written (the temporary file is 0600 until then). */
+  mode: number;
+  /** Owner to give it (root only), e.g. the one of the file it replaces. */
+  owner?: { uid: number; gid: number };
+}
+
+/** Replaces `path` with `text` atomically; throws FileWriteError, leaving no temporary file behind. */
+export function writeFileAtomic(path: string, text: string | Buffer, o: AtomicWriteOptions): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  let created = false;
+  try {
+    // A new file, never one that is there (wx): a link put at that name is not followed.
+    writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
+    created = true;
+    chmodSync(tmp, 0o600);
+    writeFileSync(tmp, text);
+    chmodSync(tmp, o.mode);
+    if (o.owner) chownSync(tmp, o.owner.uid, o.owner.gid);
+    renameSync(tmp, path);
+  } catch (e) {
+    // Only the file made here (an existing one at that name is not ours to remove).
+    if (created) rmSync(tmp, { force: true });
+    // A rename onto a folder fails on the target, the rest on the temporary name: both said of the target.
+    throw fileWriteProblem(path, e as NodeJS.ErrnoException);
+  }
+}
