@@ -28,6 +28,7 @@ import { AggregatorMetrics, startHealthServer, type HealthServer } from './healt
 import { Intake } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
+import { ClockSkew } from './clock-skew.ts';
 import { preflight } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl } from '../scripts/lib/secrets.ts';
@@ -99,6 +100,8 @@ export class Aggregator extends EventEmitter {
   readonly ownership: Ownership | null;
   private readonly link: CorridorLink | null;
   private readonly windowMismatch = new WindowMismatchNotes();
+  /** Gateway clocks that run behind, told by their statuses (./clock-skew.ts). */
+  private readonly clockSkew: ClockSkew;
 
   constructor(
     config: unknown = {},
@@ -126,6 +129,7 @@ export class Aggregator extends EventEmitter {
     );
     const corridors = this.config.corridors;
     this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;
+    this.clockSkew = new ClockSkew(this.config.maxAhead, this.log);
     this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload, packet) =>
       this.onMessage(topic, payload, packet.retain),
@@ -354,6 +358,8 @@ export class Aggregator extends EventEmitter {
       return this.pipeline.addMessage(r.lines, () => recent.counts(m, people, Date.now(), calibrated));
     }
     const m = r.message;
+    // A live status (not the broker's retained copy) tells how far the gateway's clock runs behind.
+    if (!retained && m.ts) this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
     // A gateway recorded as missing stays so in its status points until a window of it arrives.
     const lines = this.liveness.isMissing(m.site, m.gateway) ? statusLines(m, now, true) : r.lines;
     return this.pipeline.addMessage(lines, recent ? () => recent.status(m) : undefined);

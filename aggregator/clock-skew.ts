@@ -1,0 +1,67 @@
+// A gateway clock that runs behind: nothing refuses its windows (a window in the past is what a
+// gateway's queue sends after an outage), so they are stored that far in the past and the dashboards
+// show the gateway as silent and its zone as empty now, with no line saying why. A clock ahead is
+// refused already (`future`). A gateway publishes its status live, with every window and at least
+// every status.interval (60 s), stamped `ts` by its own clock; a status can only reach the aggregator
+// later than that, never earlier (a backlog after the aggregator was away delays every message). So
+// the smallest (receipt time - ts) over statuses received across a few minutes is an upper bound of
+// how far the gateway's clock is behind, near it as soon as one status came straight through.
+// Only a run of late statuses is kept per gateway (when it began, how many, the smallest lag).
+import type { Logger } from 'pino';
+import { idForLog } from '../contract/index.ts';
+
+/** Late statuses received over at least this span (ms), none on time between, make a clock behind. */
+export const SKEW_SPAN_MS = 3 * 60_000;
+/** A gateway's clock is said to be behind at most once in this (ms). */
+const SKEW_LOG_INTERVAL_MS = 3_600_000;
+
+/** A run of statuses of one gateway that all came more than the threshold after their ts. */
+interface Late {
+  /** Receipt time of the first of the run, or null: the last status was on time. */
+  since: number | null;
+  statuses: number;
+  /** The smallest lag of the run (ms). */
+  behind: number;
+  loggedAt: number;
+}
+
+export class ClockSkew {
+  private readonly byGateway = new Map<string, Late>();
+
+  /** @param thresholdMs a status later than this after its ts is late (max_ahead) */
+  constructor(
+    private readonly thresholdMs: number,
+    private readonly log: Logger,
+    private readonly maxGateways = 100_000,
+  ) {}
+
+  /** A status of this gateway, not a retained copy, stamped `ts`, arrived at `now`. */
+  status(site: string, gateway: string, ts: number, now: number): void {
+    const key = `${site}/${gateway}`;
+    let g = this.byGateway.get(key);
+    const lag = now - ts;
+    if (!g) {
+      if (lag <= this.thresholdMs || this.byGateway.size >= this.maxGateways) return;
+      g = { since: null, statuses: 0, behind: Infinity, loggedAt: -Infinity };
+      this.byGateway.set(key, g);
+    }
+    if (lag <= this.thresholdMs) {
+      g.since = null;
+      return;
+    }
+    if (g.since === null) {
+      g.since = now;
+      g.statuses = 0;
+      g.behind = Infinity;
+    }
+    g.statuses++;
+    g.behind = Math.min(g.behind, lag);
+    if (g.statuses < 3 || now - g.since < SKEW_SPAN_MS || now - g.loggedAt < SKEW_LOG_INTERVAL_MS) return;
+    g.loggedAt = now;
+    const behind = Math.round(g.behind / 1000);
+    this.log.warn(
+      { site: idForLog(site), gateway: idForLog(gateway), behind_s: behind, statuses: g.statuses },
+      `the clock of gateway ${idForLog(site)}/${idForLog(gateway)} is about ${behind} s behind this aggregator's: every status of the last ${Math.round((now - g.since) / 60_000)} minutes came that much after its ts, so its windows are stored that far in the past and the dashboards show it silent now; check the gateway's time synchronisation (presence doctor, "clock synchronised"; timedatectl), or this host's clock (or, just after this aggregator was away, a backlog still being delivered)`,
+    );
+  }
+}
