@@ -207,6 +207,10 @@ zones:
     expect(readCalibration(out).global ?? null).toBeNull(); // one zone: its own is the prior
     const first = presence('calibrate', ...day, '--zone', 'constructor', '--prior', out, '--out', file);
     expect(first.code, first.stderr).toBe(0);
+    // A zone's own sd is no spread between zones: the fit says what such a prior does.
+    expect(first.stderr).toContain(
+      `presence calibrate: note: --prior ${out} holds no global prior (that takes two or more zones with fitted k and b), so its zone lab is the prior: its own sd stands for how much zones differ, which one zone cannot tell, so the pull toward it is as strong as if the zones were alike`,
+    );
     expect(first.stdout).toMatch(/^zone constructor: people = /);
     const second = presence('calibrate', ...day, '--zone', 'lab', '--out', file);
     expect(second.code, second.stderr).toBe(0);

@@ -144,7 +144,12 @@ function priorFrom(file: string, zone: string, want: Estimator): Prior {
   // A global written before mean_sd was recorded: the same prior from the file's zones, with it.
   if (c.global) return c.global.k.mean_sd === undefined ? (priorFromZones(Object.values(c.zones)) ?? c.global) : c.global;
   // (own keys only: a zone named constructor would find Object's)
-  const z = Object.hasOwn(c.zones, zone) ? c.zones[zone] : Object.values(c.zones)[0];
+  const name = Object.hasOwn(c.zones, zone) ? zone : Object.keys(c.zones)[0];
+  const z = c.zones[name];
+  note(
+    `--prior ${file} holds no global prior (that takes two or more zones with fitted k and b), so its zone ${name} is the prior: ` +
+      'its own sd stands for how much zones differ, which one zone cannot tell, so the pull toward it is as strong as if the zones were alike',
+  );
   // One zone: its value is the prior's mean, known to within its own sd.
   return { k: { mean: z.k.value, sd: z.k.sd, mean_sd: z.k.sd }, b: { mean: z.b.value, sd: z.b.sd, mean_sd: z.b.sd } };
 }
