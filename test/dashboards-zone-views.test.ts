@@ -192,7 +192,7 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
   const onlineNow = (r: { queries: QueryResult[] }) => {
     const res = q(r, /^Online now$/, 'A');
     const v = res.series.find((s) => s.tags?.gateway === 'gw-s')?.values.at(-1)?.[1];
-    const panel = flatPanels(gateways).find((p) => p.title === 'Online now') as {
+    const panel = flatPanels(gateways).find((p) => p.title === 'Online now') as unknown as {
       fieldConfig: { defaults: { mappings: Array<{ options: Record<string, { text: string }> }> } };
     };
     return panel.fieldConfig.defaults.mappings[0].options[String(v)]?.text ?? `${v} (${describeResult(res)})`;
