@@ -228,7 +228,7 @@ export function describeLeaveOneOut(r: LeaveOneOut, level = 0.9): string {
     'leave one session out (calibrated on the other sessions, tested on this one):',
     '  MAE: mean absolute error of calibrated people on occupied windows; empty people: mean calibrated people',
     '  on empty-room windows; r: Pearson r of the uncalibrated field against the truth; in interval: share of',
-    `  windows whose people lie inside the calibrated interval (nominal ${pct(level)})`,
+    `  windows whose people lie inside their prediction interval (people_low .. people_high; nominal ${pct(level)})`,
     line(head),
     ...rows.map(line),
     ...notes,
