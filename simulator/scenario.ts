@@ -275,7 +275,8 @@ const scenarioSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// strictNumbers: YAML reads 1e400 as Infinity (and .nan as NaN), which type number would let through
+const ajv = new Ajv({ allErrors: true, strict: false, strictNumbers: true });
 ajv.addFormat('duration', { type: 'string', validate: (s: string) => !Number.isNaN(parseDuration(s)) });
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)) });
 const validate = ajv.compile(scenarioSchema);
@@ -347,7 +348,12 @@ function describe(errors: ErrorObject[]): string[] {
             );
             break;
           }
-          out.add(`${where}: must be ${String((e.params as { type: string | string[] }).type).replace(',', ' or ')}`);
+          {
+            const got = valueAt(path);
+            // a number that is not finite says so (1e400 in YAML is Infinity)
+            const shown = typeof got === 'number' ? ` (got ${got}; a finite number)` : '';
+            out.add(`${where}: must be ${String((e.params as { type: string | string[] }).type).replace(',', ' or ')}${shown}`);
+          }
           break;
         default:
           out.add(`${where}: ${e.message}`);
@@ -489,10 +495,6 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const crowds: CrowdSpec[] = (d.crowds ?? []).map((c: any, i: number): CrowdSpec => {
     if (c.type === 'gathering') {
       const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0], `crowds[${i}].occupancy`, source), p[1]]);
-      occ.forEach(([, n], k) => {
-        // (YAML reads 1e400 as Infinity, which the schema's type number lets through)
-        if (!Number.isFinite(n)) problems.push(`crowds[${i}].occupancy[${k}][1]: people must be a finite number like 500 (got ${n})`);
-      });
       for (let k = 1; k < occ.length; k++)
         if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
       return {
@@ -506,6 +508,8 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
         moveEveryS: dur(c.move_every, 900, `crowds[${i}].move_every`),
       };
     }
+    if (c.from[0] === c.to[0] && c.from[1] === c.to[1])
+      problems.push(`crowds[${i}].to: must differ from from (${JSON.stringify(c.from)}): a flow passes from one end to the other`);
     const modes: Record<string, FlowModeSpec> = {};
     for (const [name, m] of Object.entries<any>(c.modes)) {
       checkModels(`crowds[${i}].modes.${name}.vehicle_devices`, m.vehicle_devices);

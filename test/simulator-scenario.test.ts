@@ -84,6 +84,21 @@ describe('scenario files', () => {
     expect(m).toContain('site: must be lower-case letters, digits, - and _');
   });
 
+  it('numbers that are not finite (YAML 1e400 and .nan) and a flow from a point to itself are refused, naming the field', () => {
+    // Infinity passed type number: per_hour 1e400 said 'would hold ∞ people (--scale 0 or less)', a
+    // gateway at Infinity heard nothing, and a flow from [0, 0] to [0, 0] ran people who were never heard.
+    const d = minimal() as any;
+    d.gateways[0].position = [Number.POSITIVE_INFINITY, 0];
+    d.crowds.push({ type: 'flow', from: [0, 0], to: [0, 0], modes: { car: { per_hour: Number.POSITIVE_INFINITY, speed: Number.NaN } } });
+    const m = problems(d);
+    expect(m).toContain('gateways[0].position[0]: must be number (got Infinity; a finite number)');
+    expect(m).toContain('crowds[1].modes.car.per_hour: must be number (got Infinity; a finite number)');
+    expect(m).toContain('crowds[1].modes.car.speed: must be number (got NaN; a finite number)');
+    d.gateways[0].position = [0, 0];
+    d.crowds[1].modes.car = { per_hour: 60, speed: 8 };
+    expect(problems(d)).toBe('file.yaml: crowds[1].to: must differ from from ([0,0]): a flow passes from one end to the other');
+  });
+
   it('an empty file, a list and broken YAML are each one line that ends where the problem is', () => {
     const parsed = (text: string) => {
       try {
@@ -131,7 +146,7 @@ describe('scenario files', () => {
         [0, 5],
         ['10m', Number.POSITIVE_INFINITY],
       ]),
-    ).toBe('file.yaml: crowds[0].occupancy[1][1]: people must be a finite number like 500 (got Infinity)');
+    ).toBe('file.yaml: crowds[0].occupancy[1][1]: must be number (got Infinity; a finite number)');
     expect(
       resolveScenario(
         {
