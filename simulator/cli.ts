@@ -517,6 +517,14 @@ export function registerSimulate(program: Command): void {
               `${count !== undefined && limit === count ? `--count ${f.count}` : `--duration ${f.duration} at --rate ${f.rate}`}: ${limit.toLocaleString('en')} messages of ${gateways.toLocaleString('en')} gateways in ${formatDuration(windowS * 1000)} windows ending now begin before 2000, the years a gateway counts`,
               'give fewer messages (--count, --duration), more --gateways or a shorter --window',
             );
+          // A message is broken one way or the other: the two shares together are at most the whole
+          // (0.6 and 0.6 made every message invalid or malformed, 0.6 and 0.4, without a word).
+          const faults = { invalid: share('invalid', f.invalid), malformed: share('malformed', f.malformed), duplicate: share('duplicate', f.duplicate) };
+          if ((faults.invalid ?? 0) + (faults.malformed ?? 0) > 1)
+            throw new UsageError(
+              `--invalid ${f.invalid} and --malformed ${f.malformed}: together more than 1 (each message is broken one way at most)`,
+              'give shares that add up to 1 or less, like --invalid 0.01 --malformed 0.01',
+            );
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
             throw new UsageError(
@@ -552,7 +560,7 @@ export function registerSimulate(program: Command): void {
             site: f.site,
             seed,
             windowMs: windowS * 1000,
-            faults: { invalid: share('invalid', f.invalid), malformed: share('malformed', f.malformed), duplicate: share('duplicate', f.duplicate) },
+            faults,
             onProgress: (p) => log.info({ published: p.published, acked: p.acked, elapsed_s: p.elapsedS }, 'load progress'),
             onConnection: (state, unacked) =>
               state === 'lost'

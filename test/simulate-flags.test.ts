@@ -290,6 +290,11 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
     refused(load('--gateways', '100000000'), /--gateways: at most 100,000 virtual gateways \(got "100000000"\)/);
     refused(load('--count', '2.5'), /--count: must be a whole number >= 1 \(got "2\.5"\)/);
     refused(load('--invalid', '2'), /--invalid: must be a share from 0 to 1, like 0\.01 \(got "2"\)/);
+    // each message is broken one way at most: 0.6 and 0.6 broke every message, 0.4 of them malformed
+    refused(
+      load('--invalid', '0.6', '--malformed', '0.6'),
+      /^presence simulate: --invalid 0\.6 and --malformed 0\.6: together more than 1 \(each message is broken one way at most\)$/,
+    );
     refused(load('--duplicate', '5'), /--duplicate: must be a share from 0 to 1, like 0\.01 \(got "5"\)/);
   });
 
