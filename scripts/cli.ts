@@ -76,8 +76,11 @@ export function usageText(path: string, text: string): string {
 
 /** A flag whose value is a secret (--mqtt-password, --influx-token, ...); a *-file flag names a file, no secret. */
 const SECRET_FLAG = /^--[a-z0-9-]*(password|token|secret)$/;
-/** The user name and password of a URL (mqtt://user:password@host). */
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi;
+/**
+ * The user name and password of a URL (mqtt://user:password@host): up to the last @ before the path,
+ * query or fragment, where a URL parser ends them (a password may hold an @ that is not percent-encoded).
+ */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi;
 
 /**
  * The command-line arguments with every secret replaced by `***` (the value of a secret flag, the

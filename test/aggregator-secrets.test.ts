@@ -28,6 +28,8 @@ describe('redaction helper', () => {
     expect(redactUrl('not a url')).toBe('(unparsable url)');
     const text = 'connect to http://writer:S3cret@influx:8086/write failed; also mqtts://u:Pw@b:8883';
     expect(redactUrlsIn(text)).toBe('connect to http://influx:8086/write failed; also mqtts://b:8883');
+    // A URL no parser reads (a bracket left open), its password with an @ not percent-encoded: all of it goes.
+    expect(redactUrlsIn('cannot connect to mqtt://agg:S3c@ret@[::1:1883/x@y')).toBe('cannot connect to mqtt://[::1:1883/x@y');
   });
 
   it('a config error never echoes the credentials of a URL', () => {

@@ -30,11 +30,25 @@ describe('secrets on the command line', () => {
       'mqtts://***@broker:8883/x@y',
       '--influx-url=http://***@db:8086',
     ]);
+    // A password with an @ in it, not percent-encoded: a URL parser ends the user information at the
+    // last @ before the path, so all of it goes (the part after its first @ was shown).
+    expect(maskedArgs(['aggregator', '--mqtt-url', 'mqtt://agg:top@secret@broker:1883/x@y?q=a@b#c@d'])).toEqual([
+      'aggregator',
+      '--mqtt-url',
+      'mqtt://***@broker:1883/x@y?q=a@b#c@d',
+    ]);
+    expect(maskedArgs(['gateway', '--influx-url=http://u:p@ss@db:8086?x=1', '--mqtt-url', 'ws://a@b@c?d@e'])).toEqual([
+      'gateway',
+      '--influx-url=http://***@db:8086?x=1',
+      '--mqtt-url',
+      'ws://***@c?d@e',
+    ]);
   });
 
   it.runIf(process.platform === 'linux')('a running command shows no password, token or URL credentials in /proc/PID/cmdline', async () => {
     const port = await freePort(); // nothing listens: the aggregator keeps reconnecting until killed
-    const secrets = ['Flag-Pw-4b7e1', 'Url-Pw-9c2d0', 'Tok-3a8f5'];
+    // (the URL's password has an @ in it, as a URL may hold without percent-encoding)
+    const secrets = ['Flag-Pw-4b7e1', 'Url-Pw@9c2d0', 'Tok-3a8f5', '9c2d0'];
     const p = spawn(
       process.execPath,
       [

@@ -121,7 +121,7 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
 export function redactUrlsIn(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (m) => {
     const r = redactUrl(m);
-    return r === '(unparsable url)' ? m.replace(/\/\/[^/@\s]*@/, '//') : r;
+    return r === '(unparsable url)' ? m.replace(/\/\/[^/?#\s]*@/, '//') : r;
   });
 }
 
