@@ -5,7 +5,9 @@
 //                                dashboards read (their queries name none): the 1-minute windows.
 //   hourly   (e.g. 400d)         hourly aggregates, written by the continuous query presence_hourly
 //                                from detail: mean and max of devices, estimate and people, the sum
-//                                of frames and the number of windows, per site, zone, gateway and radio.
+//                                of frames and the number of windows, per site, zone, gateway and radio;
+//                                every run recomputes the last day's hours (RESAMPLE FOR 1d), so
+//                                windows written late reach it too.
 //
 // Detail older than its duration is deleted by InfluxDB itself (the retention service), so 1-minute
 // data does not outlive the policy. gateway_status stays in detail only. Running it again changes
@@ -62,6 +64,15 @@ export function hourlySelect(db: string): string {
 /** GROUP BY of the continuous query: hours, every tag kept. */
 export const HOURLY_GROUP_BY = 'GROUP BY time(1h), *';
 
+/**
+ * How far back every run of the continuous query recomputes. Without it InfluxDB computes each hour
+ * once, when it ends, and never again: windows that reach the database later (a gateway's queue
+ * sent after an outage, an aggregator catching up on the broker's backlog) were in detail but never
+ * in hourly. Each run now recomputes the last day's hours (the same series and times: the rows are
+ * replaced, not added).
+ */
+export const HOURLY_RESAMPLE = 'RESAMPLE FOR 1d';
+
 /** The statements setup runs, in order, given what exists already. */
 export function setupStatements(o: SetupOptions, existing: { policies: Map<string, number>; cqs: Set<string> }): string[] {
   const db = ident(o.database);
@@ -74,7 +85,7 @@ export function setupStatements(o: SetupOptions, existing: { policies: Map<strin
   policy(DETAIL_RP, o.detailMs, true);
   policy(HOURLY_RP, o.hourlyMs, false);
   if (existing.cqs.has(HOURLY_CQ)) out.push(`DROP CONTINUOUS QUERY ${ident(HOURLY_CQ)} ON ${db}`);
-  out.push(`CREATE CONTINUOUS QUERY ${ident(HOURLY_CQ)} ON ${db} BEGIN ${hourlySelect(o.database)} ${HOURLY_GROUP_BY} END`);
+  out.push(`CREATE CONTINUOUS QUERY ${ident(HOURLY_CQ)} ON ${db} ${HOURLY_RESAMPLE} BEGIN ${hourlySelect(o.database)} ${HOURLY_GROUP_BY} END`);
   return out;
 }
 
