@@ -1,6 +1,6 @@
 // Gateway liveness: which gateways the aggregator has heard from, and which have been silent for
-// missingAfterWindows of their window lengths (learned from their counts messages; a gateway heard
-// only through a window cut short, its first after a start, has no length yet and is not counted). A gateway going
+// missingAfterWindows of their window lengths (learned from their complete windows; windows cut
+// short, as at a stop and a start, tell no length: see seen()). A gateway going
 // missing, and coming back, is written as a gateway_status point (missingLines in ./messages.ts).
 // Silence is not counted while the aggregator itself cannot hear (disconnected, or not reading
 // because writes fail): counting starts again from when it hears again.
@@ -17,7 +17,13 @@ interface GatewayState {
   lastSeen: number;
   windowMs: number;
   missing: boolean;
+  /** Windows cut short (complete: false) since the last complete one, and the longest of them. */
+  cutShort: number;
+  cutShortMax: number;
 }
+
+/** Windows cut short in a row after which a gateway with no complete window takes the longest as its length. */
+export const CUT_SHORT_RUN = 3;
 
 export class GatewayLiveness {
   private readonly gateways = new Map<string, GatewayState>();
@@ -40,14 +46,26 @@ export class GatewayLiveness {
     const key = `${site}/${gateway}`;
     let g = this.gateways.get(key);
     if (!g) {
-      // A window cut short does not tell the length: the first one after a gateway starts spans
-      // from the start to the next boundary, often a second or two of a minute's window, and taken
-      // as the length it recorded every newly started gateway missing (and back) a few seconds later.
-      // Its length is learned from its next window (complete, or cut short but longer).
-      g = { site, gateway, zone, lastSeen: now, windowMs: complete ? windowMs : 0, missing: false };
+      g = { site, gateway, zone, lastSeen: now, windowMs: 0, missing: false, cutShort: 0, cutShortMax: 0 };
       this.gateways.set(key, g);
       this.metrics.gatewaysKnown.set(this.gateways.size);
-    } else if (complete || windowMs > g.windowMs) g.windowMs = windowMs;
+    }
+    // A window cut short does not tell the length: the last one before a gateway stops and the first
+    // one after it starts span a second or two of a minute's window, and taken as the length they
+    // recorded every newly started (or restarted, after the aggregator) gateway missing, and back, a
+    // few seconds later. The length comes from a complete window; a known one grows with a longer
+    // window cut short; only a gateway whose windows are all cut short (a capture command that keeps
+    // restarting), CUT_SHORT_RUN of them in a row, gets the longest of them.
+    if (complete) {
+      g.windowMs = windowMs;
+      g.cutShort = 0;
+      g.cutShortMax = 0;
+    } else {
+      g.cutShort++;
+      g.cutShortMax = Math.max(g.cutShortMax, windowMs);
+      if (g.windowMs > 0) g.windowMs = Math.max(g.windowMs, windowMs);
+      else if (g.cutShort >= CUT_SHORT_RUN) g.windowMs = g.cutShortMax;
+    }
     g.lastSeen = now;
     g.zone = zone;
     if (g.missing) {

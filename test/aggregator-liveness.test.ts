@@ -45,21 +45,25 @@ describe.skipIf(!ok)('aggregator: liveness of a gateway that has just started', 
   const missingPoints = () => influx.count('gateway_status', 'missing_windows', `"site"='live' AND "missing"=true`);
   const stored = () => influx.count('presence', 'devices', `"site"='live'`);
 
-  it('does not record a gateway missing for the length of its first, cut-short window; learns it from the next one', async () => {
+  it('does not record a gateway missing for the length of its windows cut short at a stop and a start; learns it from a complete one', async () => {
     const topic = countsTopic('live', 'gw-1');
     // 5-s windows; the gateway started 300 ms before a boundary, so its first window spans 300 ms
     const boundary = Math.floor(Date.now() / 5000) * 5000;
-    const first = { ...window('live', 'gw-1', 1, boundary - 300, 300), complete: false };
+    // a restart the aggregator saw nothing before: the last window of the run that stopped (700 ms,
+    // waiting in the aggregator's session), then the first of the new run (300 ms)
+    const last = { ...window('live', 'gw-1', 1, boundary - 5000, 700), complete: false };
+    const first = { ...window('live', 'gw-1', 2, boundary - 300, 300), complete: false };
+    await pub.publishAsync(topic, encode(last), { qos: 1 });
     await pub.publishAsync(topic, encode(first), { qos: 1 });
-    await until('the first window written', stored, (n) => n === 2);
-    // 2 x 300 ms passed many times over; the next window is not due for seconds
+    await until('the first window written', stored, (n) => n === 4);
+    // 2 x 700 ms passed many times over; the next window is not due for seconds
     await new Promise((r) => setTimeout(r, 2500));
     expect(agg.missingGateways()).not.toContain('live/gw-1');
     expect(await missingPoints()).toBe(0);
 
     // the next window, complete, tells the length (1 s here): silent for 2 of them, the gateway is missing
-    await pub.publishAsync(topic, encode(window('live', 'gw-1', 2, boundary, 1000)), { qos: 1 });
-    await until('the second window written', stored, (n) => n === 4);
+    await pub.publishAsync(topic, encode(window('live', 'gw-1', 3, boundary, 1000)), { qos: 1 });
+    await until('the complete window written', stored, (n) => n === 6);
     await until(
       'the gateway recorded missing',
       () => agg.missingGateways(),
@@ -67,5 +71,18 @@ describe.skipIf(!ok)('aggregator: liveness of a gateway that has just started', 
       10_000,
     );
     await until('its missing point written', missingPoints, (n) => n === 1);
+  });
+
+  it('a gateway whose windows are all cut short (a capture command that keeps restarting) gets the longest of three in a row as its length', async () => {
+    const topic = countsTopic('live', 'gw-2');
+    const t = Math.floor(Date.now() / 1000) * 1000 - 3000;
+    for (let seq = 1; seq <= 3; seq++)
+      await pub.publishAsync(topic, encode({ ...window('live', 'gw-2', seq, t + (seq - 1) * 1000, seq === 2 ? 1000 : 400), complete: false }), { qos: 1 });
+    await until(
+      'recorded missing after 2 x 1 s',
+      () => agg.missingGateways(),
+      (m) => m.includes('live/gw-2'),
+      10_000,
+    );
   });
 });
