@@ -47,6 +47,8 @@ import {
  * lengthens the window by the step.
  */
 export const WALL_CLOCK_BACK_MS = 1_000;
+/** A window's status waits at most this long (ms) for the broker's answer for the window. */
+export const STATUS_AFTER_WINDOW_MS = 2_000;
 
 /** Wall-clock margin behind a paced replay's clock before its windows close: a delivery tick and 250 ms to spare. */
 const PACED_MARGIN_MS = PACE_TICK_MS + 250;
@@ -271,8 +273,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
     this.publisher.sketches = this.sketches;
     this.publisher.on('sketchPublished', () => this.emit('sketch', 'published'));
-    this.publisher.on('acked', (seq) => this.emit('published', seq));
-    this.publisher.on('refused', (seq, code, reason) => this.emit('refused', seq, code, reason));
+    this.publisher.on('acked', (seq) => {
+      this.emit('published', seq);
+      if (this.statusAfterSeq !== null && seq >= this.statusAfterSeq) this.windowStatus();
+    });
+    this.publisher.on('refused', (seq, code, reason) => {
+      this.emit('refused', seq, code, reason);
+      if (this.statusAfterSeq !== null && seq >= this.statusAfterSeq) this.windowStatus();
+    });
     this.publisher.on('connect', () => {
       void this.publishStatus();
       // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
@@ -478,10 +486,27 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.emit('sketch', 'queued');
       this.publisher.pumpSketches();
     }
-    // Status goes out with every window, at most once a second (fast replays close many per second).
-    if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
+    // Status goes out with every window, at most once a second (fast replays close many per second),
+    // once the broker has answered for the window (or after STATUS_AFTER_WINDOW_MS without an answer):
+    // taken at once it counted the window just handed to the broker in queue_depth, so every status
+    // of a healthy gateway said 1 window waiting.
+    this.statusAfterSeq = message.seq;
+    if (!this.statusAfterTimer) {
+      this.statusAfterTimer = setTimeout(() => this.windowStatus(), STATUS_AFTER_WINDOW_MS);
+      this.statusAfterTimer.unref();
+    }
   }
   private lastStatusAt = 0;
+  /** The status of the last window waits for the broker's answer for this seq (null: none waits). */
+  private statusAfterSeq: number | null = null;
+  private statusAfterTimer: NodeJS.Timeout | null = null;
+
+  private windowStatus(): void {
+    if (this.statusAfterTimer) clearTimeout(this.statusAfterTimer);
+    this.statusAfterTimer = null;
+    this.statusAfterSeq = null;
+    if (Date.now() - this.lastStatusAt >= 1000) void this.publishStatus();
+  }
   private unstampedWindows = 0;
   private unstampedLoggedAt = -Infinity;
 
@@ -804,6 +829,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.shuttingDown = true;
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.statusAfterTimer) clearTimeout(this.statusAfterTimer);
     if (this.clockTimer) clearTimeout(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
     await this.publisher?.stop();
