@@ -231,6 +231,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.client.on('connect', () => {
       this.connectedAt = Date.now();
       this.lastError = '';
+      this.fallingBack = false;
       // While another client with this id takes the connection every second (the same gateway run
       // twice), the 'session taken over' line says so once a minute; a connected and a lost line
       // for every turn would be two lines a second for as long as both run.
@@ -264,7 +265,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.client.on('offline', () =>
       setImmediate(() => {
         if (this.closing) return;
-        this.log[this.fighting ? 'debug' : 'warn']({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued');
+        // the connection the broker closed for MQTT 5 (the fallback line said so) is not an outage
+        this.log[this.fighting || this.fallingBack ? 'debug' : 'warn']({ queue_depth: this.queue.depth }, 'broker unreachable; windows stay queued');
       }),
     );
     this.client.on('error', (err: Error & { code?: number | string }) => {
@@ -275,6 +277,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.version = 4;
         client.options.protocolVersion = 4;
         client.options.reconnectOnConnackError = true;
+        this.fallingBack = true;
         this.log.info({ broker: safeUrl(url) }, 'broker refused MQTT 5; using MQTT 3.1.1 (a publish the broker ACL denies cannot be seen over 3.1.1)');
         this.emit('fallback');
         return;
@@ -297,6 +300,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private get fighting(): boolean {
     return this.takenOverNow || this.quickCloses >= QUICK_CLOSES;
   }
+  /** The broker refused MQTT 5 and the next attempt uses 3.1.1 (until it connects). */
+  private fallingBack = false;
   /** A take-over was seen, and no connection has lasted QUICK_CLOSE_MS since. */
   private takenOverNow = false;
 

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { createServer, type Server } from 'node:net';
+import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -83,6 +85,42 @@ describe.skipIf(!ok)('gateway MQTT client id', () => {
       expect(later.filter((m) => m.startsWith('session taken over')).length).toBeLessThanOrEqual(2);
     } finally {
       await Promise.all(pubs.map((p) => p.stop()));
+    }
+  });
+
+  it('a broker that speaks only MQTT 3.1.1 (the embedded Aedes): the fallback is one info line, not "broker unreachable"', async () => {
+    const aedes = await Aedes.createBroker();
+    const server: Server = createServer(aedes.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const cfg = loadConfig({ site: 'dam', zone: 'plein', id: 'gw-aedes', mqttUrl: url, source: ['pcap:unused.pcap'] } as never, {});
+    const lines: Array<{ level: number; msg: string }> = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(c, _e, cb) {
+          lines.push(JSON.parse(String(c)));
+          cb();
+        },
+      }),
+    );
+    const p = new Publisher(cfg, WindowQueue.open(join(dir, 'q-aedes'), { maxWindows: 10 }), log, 30);
+    try {
+      p.start();
+      await until(
+        'connected over 3.1.1',
+        () => p.connected && p.protocolVersion === 4,
+        (c) => c,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(lines.map((l) => l.msg)).toEqual([
+        'broker refused MQTT 5; using MQTT 3.1.1 (a publish the broker ACL denies cannot be seen over 3.1.1)',
+        'connected to broker',
+      ]);
+    } finally {
+      await p.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => aedes.close(() => r()));
     }
   });
 });
