@@ -628,7 +628,7 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
 
 export async function checkClock(): Promise<CheckResult> {
   const step = 'clock synchronised';
-  // Not set at all (a Raspberry Pi reads 1970 until NTP sets it): whatever the tools say, the
+  // Not set at all (a board without a real-time clock or fake-hwclock reads 1970 until NTP sets it): whatever the tools say, the
   // gateway stamps and publishes no window until it is.
   const now = Date.now();
   if (!isClockTime(now))

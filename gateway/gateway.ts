@@ -512,7 +512,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /**
    * A window the wall clock puts outside the contract's years 2000-2099: the clock is not set (a
-   * Raspberry Pi has no real-time clock and reads 1970 until NTP sets it). Such a window cannot be
+   * board without a real-time clock or fake-hwclock reads 1970 until NTP sets it). Such a window cannot be
    * stamped, so it is neither queued nor published (it was queued, then dropped at every publish as
    * not matching the contract, two error lines a window that did not say why). One warn line at the
    * first and at most once an hour after, with the fix.
