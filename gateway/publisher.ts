@@ -102,7 +102,9 @@ export function brokerErrorFix(message: string): string {
       ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
       : /ECONNREFUSED/.test(message)
         ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
-        : 'check mqtt.url and that the broker is running';
+        : /ENOTFOUND|EAI_AGAIN/.test(message)
+          ? `the broker's host name does not resolve${/EAI_AGAIN/.test(message) ? ' (no DNS answer: is the uplink up?)' : ''}: check the name in mqtt.url and this machine's DNS (getent hosts ${/(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(message)?.[1] ?? 'HOST'})`
+          : 'check mqtt.url and that the broker is running';
 }
 
 /** Broker URL without credentials, for logs (the shared redaction of scripts/lib/secrets.ts). */

@@ -65,6 +65,17 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     rmSync(tmp, { recursive: true, force: true });
   });
 
+  it('a broker host name that does not resolve: the fix names the name and DNS, not "check that the broker is running"', () => {
+    const cap = wifiCapture(join(tmp, 'dns.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const r = doctor(['--config', config('dns', [`{ type: file, name: f, radio: wifi, path: ${cap.path} }`], 'mqtt://broker.example.invalid:1883'), '--json']);
+    const b = by(r, 'broker reachable')!;
+    expect(b.level).toBe('fail');
+    expect(b.detail).toMatch(/^mqtt:\/\/broker\.example\.invalid:1883: getaddrinfo (ENOTFOUND|EAI_AGAIN) broker\.example\.invalid$/);
+    expect(b.fix).toMatch(
+      /^the broker's host name does not resolve( \(no DNS answer: is the uplink up\?\))?: check the name in mqtt\.url and this machine's DNS \(getent hosts broker\.example\.invalid\)$/,
+    );
+  });
+
   it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {
     const r = doctor(['--json']);
     expect(by(r, 'a source that delivers frames')).toMatchObject({
