@@ -657,6 +657,26 @@ export function registerSimulate(program: Command): void {
           const ids = scenario.gateways.map((g) => g.id);
           if (f.gateway !== undefined && !ids.includes(f.gateway))
             throw new UsageError(`--gateway ${f.gateway}: ${scenario.name} has no such gateway (its gateways: ${ids.join(', ')})`);
+          // A classic pcap of a radio the gateway lacks: said before any folder, file or pipe is made
+          // (it failed after 'live stream started', exit 1 and no hint, leaving an empty file).
+          if (radio !== undefined) {
+            const streamed = f.out && !f.gateway ? scenario.gateways : scenario.gateways.filter((g) => g.id === (f.gateway ?? ids[0]));
+            const without = streamed.filter((g) => !g[radio]);
+            if (without.length)
+              throw new UsageError(
+                `--radio ${radio}: ${without.map((g) => g.id).join(', ')} of ${scenario.name} ${without.length > 1 ? 'have' : 'has'} no ${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} radio`,
+                `give the other --radio${
+                  streamed.length > without.length || ids.length > 1
+                    ? `, or a --gateway with that radio (${
+                        scenario.gateways
+                          .filter((g) => g[radio])
+                          .map((g) => g.id)
+                          .join(', ') || 'none has it'
+                      })`
+                    : ''
+                }`,
+              );
+          }
           if (f.out) makeOutDir('--out', f.out);
           if (f.out && !f.gateway) {
             for (const g of scenario.gateways) {

@@ -173,6 +173,37 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--live --format pcap --radio of a radio the gateway lacks is one line before any file or pipe is made', () => {
+    // It failed after 'live stream started' with exit 1 and no hint, leaving an empty --pipe file.
+    const file = join(tmp, 'wifi-only.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: wifi-only',
+        'site: wifi-only',
+        'duration: 1m',
+        'gateways: [{ id: gw-1, zone: z1, position: [0, 0], ble: false }, { id: gw-2, zone: z2, position: [9, 0] }]',
+        'crowds: [{ type: gathering, region: { x: 0, y: 0, width: 10, height: 10 }, occupancy: [[0s, 3]] }]',
+      ].join('\n'),
+    );
+    const pipe = join(tmp, 'wifi-only.pcap');
+    refused(
+      simulate(file, '--live', '--speed', 'max', '--format', 'pcap', '--radio', 'ble', '--pipe', pipe),
+      /^presence simulate: --radio ble: gw-1 of wifi-only has no BLE radio$/,
+    );
+    expect(existsSync(pipe)).toBe(false);
+    const out = join(tmp, 'wifi-only-out');
+    refused(
+      simulate(file, '--live', '--speed', 'max', '--format', 'pcap', '--radio', 'ble', '--out', out, '--fifo'),
+      /^presence simulate: --radio ble: gw-1 of wifi-only has no BLE radio$/,
+    );
+    expect(existsSync(out)).toBe(false);
+    // the gateway that has it streams
+    const r = simulate(file, '--live', '--speed', 'max', '--format', 'pcap', '--radio', 'ble', '--gateway', 'gw-2', '--pipe', pipe);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(pipe)).toBe(true);
+  });
+
   it("a scenario file whose own crowd is past 300,000 people is named, not a --scale that was never given ('--scale undefined')", () => {
     const file = join(tmp, 'stadium.yaml');
     writeFileSync(
