@@ -9,6 +9,7 @@
 // - The interval comes from a bootstrap over sessions (days, captures): whole sessions are drawn
 //   with replacement, so day-to-day differences (other phones, other habits) widen it, as they
 //   should. Windows of one session are not independent, so resampling windows would be too narrow.
+//   With few sessions the bootstrap is itself too narrow; its spread is widened (smallSample).
 // - Shrinkage: each zone's k and b are pulled toward a global prior by how uncertain they are
 //   (normal-normal empirical Bayes): weight w = tau^2 / (tau^2 + v), v the zone's bootstrap
 //   variance, tau^2 the spread between zones. With several zones the prior is estimated from them
@@ -16,7 +17,7 @@
 //   shrunk value's variance is w v + (1 - w)^2 m^2, m the standard error of the prior's mean, so a
 //   zone that leans wholly on the prior is as uncertain as that mean, never exact.
 import { checkFit, type FitChecks } from './checks.ts';
-import { max, mean, min, ols, pearson, quantileSorted, Resampler, sd } from './stats.ts';
+import { max, mean, min, normalQuantile, ols, pearson, quantileSorted, Resampler, sd, tQuantile } from './stats.ts';
 
 /** One window paired with its ground truth. */
 export interface Sample {
@@ -269,6 +270,21 @@ interface Unshrunk {
   boot: Boot;
   residualSd: number;
   checks: FitChecks;
+  /** Small-sample factor of the bootstrap spread (smallSample): 1 with one session. */
+  g: number;
+}
+
+/**
+ * A bootstrap over n sessions spreads its replicates by sqrt((n - 1) / n) of the spread of the
+ * estimate, and its percentiles are those of a normal where only n - 1 degrees of freedom are known:
+ * its deviations are widened by sqrt(n / (n - 1)) x t(n - 1) / z at the level (3 sessions at 90 %:
+ * 2.17; 12: 1.15). One session (blocks of its windows) is left as it is: its warning says the
+ * interval is too narrow.
+ */
+export function smallSample(sessions: number, level: number): number {
+  if (sessions < 2) return 1;
+  const q = 0.5 + level / 2;
+  return Math.sqrt(sessions / (sessions - 1)) * (tQuantile(q, sessions - 1) / normalQuantile(q));
 }
 
 function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
@@ -303,8 +319,9 @@ function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions,
     );
   }
   const residualSd = sd(samples.map((s) => s.people - k * (s.estimate - b)));
-  const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, new Set(samples.map((s) => s.session)).size);
-  return { zone, samples, line, k, b, boot, residualSd, checks };
+  const sessions = new Set(samples.map((s) => s.session)).size;
+  const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, sessions);
+  return { zone, samples, line, k, b, boot, residualSd, checks, g: smallSample(sessions, opts.level) };
 }
 
 /** Bootstrap variance of a parameter, NaN when there are too few usable replicates. */
@@ -332,16 +349,20 @@ const priorParam = (r: { mean: number; meanVar: number; tau2: number }): PriorPa
   mean_sd: round(Math.sqrt(r.meanVar)),
 });
 
-function shrinkParam(own: number, boot: Float64Array, prior: PriorParam | null, level: number): { p: Param; w: number } {
-  const v = variance(boot);
+/** Bootstrap variance of a zone's k or b, widened for few sessions (smallSample). */
+const zoneVariance = (z: Unshrunk, boot: Float64Array) => variance(boot) * z.g * z.g;
+
+function shrinkParam(own: number, boot: Float64Array, prior: PriorParam | null, level: number, g = 1): { p: Param; w: number } {
+  const raw = variance(boot);
+  const v = raw * g * g;
   const sorted = Float64Array.from(boot).sort();
   const lo = (1 - level) / 2;
   if (!prior || !Number.isFinite(v)) {
     return {
       p: {
         value: own,
-        low: sorted.length ? quantileSorted(sorted, lo) : NaN,
-        high: sorted.length ? quantileSorted(sorted, 1 - lo) : NaN,
+        low: sorted.length ? own + g * (quantileSorted(sorted, lo) - own) : NaN,
+        high: sorted.length ? own + g * (quantileSorted(sorted, 1 - lo) - own) : NaN,
         sd: Number.isFinite(v) ? Math.sqrt(v) : NaN,
       },
       w: 1,
@@ -356,7 +377,7 @@ function shrinkParam(own: number, boot: Float64Array, prior: PriorParam | null, 
   // and scaled to that spread.
   const m2 = (prior.mean_sd ?? 0) ** 2;
   const post = w * v + (1 - w) ** 2 * m2;
-  const f = v > 0 ? Math.sqrt(post / v) : 0;
+  const f = raw > 0 ? Math.sqrt(post / raw) : 0;
   return {
     p: { value, low: value + f * (quantileSorted(sorted, lo) - own), high: value + f * (quantileSorted(sorted, 1 - lo) - own), sd: Math.sqrt(post) },
     w,
@@ -404,18 +425,18 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
   let priorK = prior?.k ?? null;
   let priorB = prior?.b ?? null;
   if (!prior && own.length >= 2) {
-    const usable = own.filter((z) => Number.isFinite(variance(z.boot.k)));
+    const usable = own.filter((z) => Number.isFinite(zoneVariance(z, z.boot.k)));
     if (usable.length >= 2) {
       const rk = randomEffects(
         usable.map((z) => z.k),
-        usable.map((z) => variance(z.boot.k)),
+        usable.map((z) => zoneVariance(z, z.boot.k)),
       );
       priorK = priorParam(rk);
-      const withB = usable.filter((z) => !bHeld(z) && Number.isFinite(variance(z.boot.b)));
+      const withB = usable.filter((z) => !bHeld(z) && Number.isFinite(zoneVariance(z, z.boot.b)));
       if (withB.length >= 2) {
         const rb = randomEffects(
           withB.map((z) => z.b),
-          withB.map((z) => variance(z.boot.b)),
+          withB.map((z) => zoneVariance(z, z.boot.b)),
         );
         priorB = priorParam(rb);
       }
@@ -425,8 +446,8 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
   }
 
   const zones = own.map((z): ZoneFit => {
-    const sk = shrinkParam(z.k, z.boot.k, priorK, opts.level);
-    const sb = bHeld(z) ? { p: { value: 0, low: 0, high: 0, sd: 0 }, w: 1 } : shrinkParam(z.b, z.boot.b, priorB, opts.level);
+    const sk = shrinkParam(z.k, z.boot.k, priorK, opts.level, z.g);
+    const sb = bHeld(z) ? { p: { value: 0, low: 0, high: 0, sd: 0 }, w: 1 } : shrinkParam(z.b, z.boot.b, priorB, opts.level, z.g);
     const warnings = [...z.checks.warnings];
     if (z.line.negativeB !== undefined) {
       warnings.push(

@@ -155,23 +155,43 @@ export function normalQuantile(p: number): number {
   return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
-/** Student's t at 0.975 for 1 to 30 degrees of freedom (two-sided 95 %). */
-const T975 = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069,
-  2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
-
 /**
- * The 0.975 quantile of Student's t with `df` degrees of freedom: a table to 30, beyond it the
- * Cornish-Fisher expansion from the normal quantile (within 0.001 of the exact value).
+ * P(|T| < t) for Student's t with a whole number `df` of degrees of freedom, by the finite series
+ * of Abramowitz and Stegun 26.7.3 and 26.7.4 (exact, no special functions).
  */
-export function t975(df: number): number {
-  if (!(df >= 1)) return Infinity;
-  const d = Math.floor(df);
-  if (d <= T975.length) return T975[d - 1];
-  const z = normalQuantile(0.975);
-  return z + (z ** 3 + z) / (4 * d) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * d * d);
+function tCentral(t: number, df: number): number {
+  const theta = Math.atan(Math.abs(t) / Math.sqrt(df));
+  const c2 = Math.cos(theta) ** 2;
+  const s = Math.sin(theta);
+  let sum = 1;
+  let term = 1;
+  if (df % 2 === 1) {
+    for (let i = 3; i <= df - 2; i += 2) sum += term *= ((i - 1) / i) * c2;
+    return df === 1 ? (2 * theta) / Math.PI : (2 / Math.PI) * (theta + s * Math.cos(theta) * sum);
+  }
+  for (let i = 2; i <= df - 2; i += 2) sum += term *= ((i - 1) / i) * c2;
+  return s * sum;
 }
+
+/** The p quantile (p in 0.5..1) of Student's t with `df` (whole, from 1) degrees of freedom, by bisection. */
+export function tQuantile(p: number, df: number): number {
+  if (!(df >= 1) || !(p >= 0.5)) return NaN;
+  if (p >= 1) return Infinity;
+  const d = Math.floor(df);
+  const want = 2 * p - 1;
+  let lo = 0;
+  let hi = 1;
+  while (tCentral(hi, d) < want) hi *= 2;
+  for (let i = 0; i < 100 && hi - lo > 1e-10 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (tCentral(mid, d) < want) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** The 0.975 quantile of Student's t with `df` degrees of freedom (two-sided 95 %). */
+export const t975 = (df: number): number => tQuantile(0.975, df);
 
 /** Seeded uniform integers for resampling. */
 export class Resampler {
