@@ -44,6 +44,15 @@ export function refuseMethod(req: IncomingMessage, res: ServerResponse, path: st
   return true;
 }
 
+/**
+ * Connections at a time at most; further ones are closed at once. A connection that sends nothing
+ * is closed after headersTimeout (10 s), but a client opening them faster than that held one file
+ * descriptor each (3,000 at once took 3,000), and the process's broker, database and files need
+ * theirs: at most this many go to the HTTP server, whatever a client does. Above the most page
+ * viewers a gateway may be given (http.max_viewers, at most 1000) and a few scrapers.
+ */
+export const MAX_CONNECTIONS = 1200;
+
 /** A listening server, the port it got (for port 0) and a close that also ends kept-alive connections. */
 export interface ListeningServer {
   server: Server;
@@ -51,8 +60,12 @@ export interface ListeningServer {
   close(): Promise<void>;
 }
 
-/** Listens with `server` on host:port; rejects with HttpPortError when the port cannot be opened. */
-export async function listenServer(server: Server, host: string, port: number): Promise<ListeningServer> {
+/**
+ * Listens with `server` on host:port, holding at most `maxConnections` connections at a time;
+ * rejects with HttpPortError when the port cannot be opened.
+ */
+export async function listenServer(server: Server, host: string, port: number, maxConnections = MAX_CONNECTIONS): Promise<ListeningServer> {
+  server.maxConnections = maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
     server.listen(port, host, () => resolve());
