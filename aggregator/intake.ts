@@ -10,6 +10,7 @@ import { isRandomClientId, type AggregatorConfig } from './config.ts';
 import type { AggregatorMetrics } from './health.ts';
 import { DeferredAckClient, type MessageHandler } from './mqtt-ack.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { brokerErrorFix, CREDENTIALS_FIX } from '../scripts/lib/mqtt-options.ts';
 
 /** The mqtt.js options for the aggregator's session. */
 export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5): IClientOptions {
@@ -159,14 +160,14 @@ export class Intake {
               err: redactUrlsIn(err.message),
               code: err.code,
               broker: redactUrl(m.url),
-              fix: 'check mqtt.username and mqtt.password (or mqtt.password_file) against the broker password file',
+              fix: CREDENTIALS_FIX,
             },
             'broker refused the connection; messages stay with the broker and it is tried again every second',
           );
         else
           this.log.error(
-            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url) },
-            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: check mqtt.url, that the broker runs, and the TLS settings (mqtt.ca)`,
+            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url), fix: brokerErrorFix(err.message) },
+            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: ${brokerErrorFix(err.message)}`,
           );
       });
       if (isRandomClientId(m.clientId))

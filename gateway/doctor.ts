@@ -23,7 +23,8 @@ import {
   type GatewayFlags,
   type SourceConfig,
 } from './config.ts';
-import { brokerErrorFix, mqttOptions, pubackReason, safeUrl } from './publisher.ts';
+import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
+import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';

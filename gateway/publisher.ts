@@ -35,6 +35,7 @@ import type { SketchQueue } from './corridor.ts';
 import { writeDurably, type WindowQueue } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 
 /** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
 export const OTHER_GATEWAYS_DIR = 'other-gateways';
@@ -89,22 +90,6 @@ export function connectMqtt(url: string, opts: IClientOptions): MqttClient {
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
   const port = u.port ? Number(u.port) : 1883;
   return new MqttClient(() => createConnection({ host, port }), { ...opts, protocol: 'mqtt', host, hostname: host, port });
-}
-
-/**
- * What to do about an error of the connection to the broker (mqtt.js's message): the same fix in
- * `presence doctor`'s broker line and in the gateway's log line.
- */
-export function brokerErrorFix(message: string): string {
-  return /not authori[sz]ed|bad user name or password/i.test(message)
-    ? 'check mqtt.username / mqtt.password (or MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file'
-    : /certificate|self.signed|CERT|SSL|TLS/i.test(message)
-      ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
-      : /ECONNREFUSED/.test(message)
-        ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
-        : /ENOTFOUND|EAI_AGAIN/.test(message)
-          ? `the broker's host name does not resolve${/EAI_AGAIN/.test(message) ? ' (no DNS answer: is the uplink up?)' : ''}: check the name in mqtt.url and this machine's DNS (getent hosts ${/(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(message)?.[1] ?? 'HOST'})`
-          : 'check mqtt.url and that the broker is running';
 }
 
 /** Broker URL without credentials, for logs (the shared redaction of scripts/lib/secrets.ts). */

@@ -33,7 +33,11 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
     const started = agg.start();
     await new Promise((r) => setTimeout(r, 3500)); // nothing listens: 3 or 4 attempts
     const warnings = () => lines.filter((l) => l.level >= 40);
-    expect(warnings().map((l) => l.msg)).toEqual([expect.stringMatching(`^no connection to the MQTT broker ${broker.url}: .*ECONNREFUSED.*check mqtt.url`)]);
+    expect(warnings().map((l) => l.msg)).toEqual([
+      expect.stringMatching(
+        `^no connection to the MQTT broker ${broker.url}: .*ECONNREFUSED.*nothing listens there: start the broker, or fix the port in mqtt.url$`,
+      ),
+    ]);
 
     await broker.start();
     await started;
@@ -51,5 +55,32 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
       () => agg!.connected,
       (c) => c,
     );
+  });
+
+  it('a broker host name that does not resolve: the line and its fix name the host name and DNS, as the gateway and doctor do', async () => {
+    const lines: Array<{ level: number; msg: string; fix?: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const lost = new Aggregator(
+      { mqtt: { url: 'mqtt://broker.example.invalid:1883', clientId: 'agg-dns' }, out: join(dir, 'dns.lp'), http: { port: null } },
+      { logger },
+    );
+    // start() waits for the broker, which never answers: not awaited
+    void lost.start().catch(() => {});
+    try {
+      await until(
+        'the broker error logged',
+        () => lines.filter((l) => l.level >= 40),
+        (w) => w.length > 0,
+        10_000,
+      );
+      const [w] = lines.filter((l) => l.level >= 40);
+      expect(w.msg).toMatch(/ENOTFOUND|EAI_AGAIN/);
+      expect(w.msg).toMatch(
+        /the broker's host name does not resolve.*check the name in mqtt\.url and this machine's DNS \(getent hosts broker\.example\.invalid\)$/,
+      );
+      expect(w.fix).toMatch(/^the broker's host name does not resolve/);
+    } finally {
+      await lost.stop(1000).catch(() => {});
+    }
   });
 });

@@ -10,6 +10,7 @@ import { QOS, SKETCH_FILTER } from '../../contract/index.ts';
 import type { AggregatorConfig } from '../config.ts';
 import { mqttOptions } from '../intake.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
+import { brokerErrorFix } from '../../scripts/lib/mqtt-options.ts';
 import { ALIVE_FILTER, aliveTopic, type Ownership } from './ownership.ts';
 
 export class CorridorLink {
@@ -49,7 +50,7 @@ export class CorridorLink {
       if (err.message === lastError) return;
       lastError = err.message;
       this.log.error(
-        { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(this.config.url) },
+        { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(this.config.url), fix: brokerErrorFix(err.message) },
         'corridor link: no connection to the MQTT broker; tried again every second (this line again only when the error changes)',
       );
     });

@@ -18,6 +18,26 @@ export type MqttOptionKey =
   | 'mqtt.key'
   | 'mqtt.reject_unauthorized';
 
+/** What to do when the broker refuses the user name or password (gateway, aggregator, doctor). */
+export const CREDENTIALS_FIX =
+  'check mqtt.username and mqtt.password (or mqtt.password_file, MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file';
+
+/**
+ * What to do about an error of the connection to the broker (mqtt.js's message): the same fix in
+ * `presence doctor`'s broker line, the gateway's log line and the aggregator's.
+ */
+export function brokerErrorFix(message: string): string {
+  return /not authori[sz]ed|bad user ?name or password/i.test(message)
+    ? CREDENTIALS_FIX
+    : /certificate|self.signed|CERT|SSL|TLS/i.test(message)
+      ? 'check mqtt.ca is the CA that signed the broker certificate and the URL host matches the certificate name'
+      : /ECONNREFUSED/.test(message)
+        ? 'nothing listens there: start the broker, or fix the port in mqtt.url'
+        : /ENOTFOUND|EAI_AGAIN/.test(message)
+          ? `the broker's host name does not resolve${/EAI_AGAIN/.test(message) ? ' (no DNS answer: is the uplink up?)' : ''}: check the name in mqtt.url and this machine's DNS (getent hosts ${/(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(message)?.[1] ?? 'HOST'})`
+          : 'check mqtt.url, that the broker is running, and the TLS settings (mqtt.ca)';
+}
+
 type Base = Omit<OptionSpec, 'description'> & { description?: string };
 type Override = Partial<Omit<OptionSpec, 'key'>>;
 
