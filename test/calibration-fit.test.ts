@@ -27,6 +27,7 @@ import {
 import { checkWithinCapture } from '../aggregator/calibration/truth.ts';
 import { t975 } from '../aggregator/calibration/stats.ts';
 import { smallSample } from '../aggregator/calibration/fit.ts';
+import { describeFit } from '../aggregator/calibration/cli.ts';
 
 /** Deterministic normal noise (LCG + Box-Muller), so the tests do not depend on luck. */
 function noise(seed: number) {
@@ -271,6 +272,11 @@ describe('fit', () => {
     expect(z.b.low).toBe(0);
     expect(z.warnings.join('\n')).toMatch(/the line put b \(the estimate with nobody there\) at -\d+\.\d\d, below zero: b is 0/);
     expect(applyZone(z, 0).value).toBe(0);
+    // printed as held, with the b the line gave, not as a fitted 0.00 (its interval was 0.00 .. 0.00)
+    expect(z.b_below_zero).toBeLessThan(0);
+    expect(describeFit(z, 'estimate')).toMatch(
+      /^ {2}b 0 {2}\(held at 0: the line put it at -\d+\.\d\d, below zero; see the warning; 90 % interval over the bootstrap \d+\.\d\d \.\. \d+\.\d\d\) {3}estimate with nobody there$/m,
+    );
     // k: least squares of people on the estimate through zero
     const all = [...good, ...silent];
     const ratio = all.reduce((a, s) => a + s.estimate * s.people, 0) / all.reduce((a, s) => a + s.estimate * s.estimate, 0);

@@ -164,10 +164,14 @@ export function describeFit(z: ZoneFit, field: string): string {
   lines.push(`  k ${f(z.k.value, 4)}  (${pct(z.level)} interval ${f(z.k.low, 4)} .. ${f(z.k.high, 4)})   people per unit of ${field}`);
   // b held at 0 (the line through zero; the warnings say why) has no interval: "0.00 .. 0.00" would claim certainty.
   const bHeld = z.b.value === 0 && z.b.low === 0 && z.b.high === 0 && z.b.sd === 0;
+  // b held at 0 because the line put it below zero: not a fitted 0.00; the bootstrap's interval (its
+  // samples held at 0 too where their line fell below zero) is what the people's interval uses.
   lines.push(
     bHeld
       ? `  b 0  (held at 0, not fitted: the line goes through zero; see the warning)   ${field} with nobody there`
-      : `  b ${f(z.b.value, 2)}  (${pct(z.level)} interval ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`,
+      : z.b_below_zero !== undefined
+        ? `  b 0  (held at 0: the line put it at ${f(z.b_below_zero, 2)}, below zero; see the warning; ${pct(z.level)} interval over the bootstrap ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`
+        : `  b ${f(z.b.value, 2)}  (${pct(z.level)} interval ${f(z.b.low, 2)} .. ${f(z.b.high, 2)})   ${field} with nobody there`,
   );
   lines.push(
     z.shrinkage.k === 1 && z.shrinkage.b === 1

@@ -84,6 +84,8 @@ export interface ZoneFit {
   shrinkage: { k: number; b: number };
   /** The zone's own fit before shrinkage. */
   unshrunk: { k: number; b: number };
+  /** Set when b is held at 0 because the line put it below zero: that b. */
+  b_below_zero?: number;
   data: DataSummary;
   /** In-sample agreement: Pearson r of estimate vs people, mean absolute error of the fit. */
   quality: { r: number; mae: number };
@@ -477,6 +479,7 @@ export function fit(samples: Sample[], options: FitOptions = {}): FitResult {
       level: opts.level,
       shrinkage: { k: round(sk.w, 4), b: round(sb.w, 4) },
       unshrunk: { k: round(z.k), b: round(z.b) },
+      ...(z.line.negativeB === undefined ? {} : { b_below_zero: round(z.line.negativeB, 4) }),
       data: summary(z.samples),
       quality: {
         r: round(
