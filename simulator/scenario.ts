@@ -351,7 +351,7 @@ function describe(errors: ErrorObject[]): string[] {
           {
             const got = valueAt(path);
             // a number that is not finite says so (1e400 in YAML is Infinity)
-            const shown = typeof got === 'number' ? ` (got ${got}; a finite number)` : '';
+            const shown = typeof got === 'number' ? ` (got ${got}${Number.isFinite(got) ? '' : '; a finite number'})` : '';
             out.add(`${where}: must be ${String((e.params as { type: string | string[] }).type).replace(',', ' or ')}${shown}`);
           }
           break;
@@ -497,15 +497,20 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
       const occ: Array<[number, number]> = c.occupancy.map((p: [string | number, number]) => [parseDuration(p[0], `crowds[${i}].occupancy`, source), p[1]]);
       for (let k = 1; k < occ.length; k++)
         if (!(occ[k][0] > occ[k - 1][0])) problems.push(`crowds[${i}].occupancy[${k}]: times must increase (${occ[k][0]} s after ${occ[k - 1][0]} s)`);
+      const dwellS = dur(c.dwell, 1800, `crowds[${i}].dwell`);
+      const moveEveryS = dur(c.move_every, 900, `crowds[${i}].move_every`);
+      // Arrivals come at N(t) / dwell a second: 0 s ran until the heap ran out (in the size estimate,
+      // before anything was written), with no line saying why.
+      if (dwellS < 1) problems.push(`crowds[${i}].dwell: must be at least 1s, like 30m (got ${c.dwell})`);
       return {
         type: 'gathering',
         name: c.name ?? `gathering-${i}`,
         region: c.region,
         occupancy: occ,
-        dwellS: dur(c.dwell, 1800, `crowds[${i}].dwell`),
+        dwellS,
         dwellCv: c.dwell_cv ?? 0.8,
         speedMps: c.speed ?? 1.2,
-        moveEveryS: dur(c.move_every, 900, `crowds[${i}].move_every`),
+        moveEveryS,
       };
     }
     if (c.from[0] === c.to[0] && c.from[1] === c.to[1])

@@ -99,6 +99,18 @@ describe('scenario files', () => {
     expect(problems(d)).toBe('file.yaml: crowds[1].to: must differ from from ([0,0]): a flow passes from one end to the other');
   });
 
+  it('a gathering whose people stay under a second is refused (dwell 0s ran until the heap ran out)', () => {
+    const d = minimal() as any;
+    d.crowds[0].dwell = '0s';
+    expect(problems(d)).toBe('file.yaml: crowds[0].dwell: must be at least 1s, like 30m (got 0s)');
+    d.crowds[0].dwell = '500ms';
+    expect(problems(d)).toBe('file.yaml: crowds[0].dwell: must be at least 1s, like 30m (got 500ms)');
+    d.crowds[0].dwell = '1s';
+    expect(resolveScenario(d, 'x').crowds[0]).toMatchObject({ dwellS: 1 });
+    // a number that is finite is shown as given, without the note about finite numbers
+    expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be string (got 1700000000)');
+  });
+
   it('an empty file, a list and broken YAML are each one line that ends where the problem is', () => {
     const parsed = (text: string) => {
       try {
