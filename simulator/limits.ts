@@ -89,6 +89,14 @@ export function checkWindows(s: Scenario, given: { window?: string; duration?: s
 
 /** A scenario's run as the flags made it: its crowd, its start and its windows (checkCrowd, checkStart, checkWindows). */
 export function checkRun(s: Scenario, given: { people?: string | number; scale?: string | number; start?: string; window?: string; duration?: string }): void {
+  // --duration is checked as a flag; a scenario file's own duration is held to the same month
+  if (given.duration === undefined)
+    checkDuration(
+      `${s.name}: duration`,
+      s.durationS,
+      formatDuration(s.durationS * 1000),
+      'give a --duration of at most 31d, or simulate the period as several runs, each with its own --start',
+    );
   checkCrowd(s, given);
   checkStart(s, given.start);
   checkWindows(s, given);

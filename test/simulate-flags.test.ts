@@ -173,6 +173,25 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("a scenario file's own duration past 31d is refused as --duration is, before the size estimate", () => {
+    const file = join(tmp, 'long.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: long',
+        'site: long',
+        'duration: 40d',
+        'window: 1h',
+        'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]',
+        'crowds: [{ type: gathering, region: { x: 0, y: 0, width: 10, height: 10 }, occupancy: [[0s, 3]] }]',
+      ].join('\n'),
+    );
+    const out = join(tmp, 'long');
+    // it estimated 3.6 GB and asked for --yes, which then simulated the 40 days
+    refused(simulate(file, '--out', out), /^presence simulate: long: duration: at most 31d \(got "40d"\)$/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('--live --format pcap --radio of a radio the gateway lacks is one line before any file or pipe is made', () => {
     // It failed after 'live stream started' with exit 1 and no hint, leaving an empty --pipe file.
     const file = join(tmp, 'wifi-only.yaml');
