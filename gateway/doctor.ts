@@ -58,6 +58,12 @@ export function radioOf(s: SourceConfig): 'wifi' | 'ble' | 'mixed' | 'unknown' {
 }
 
 /** Capture commands of a configuration that listen on `radio` (a mixed or unknown one counts for both). */
+/** Capture tools that open an interface of this machine: their interface, capture rights and monitor mode can be checked here. */
+const LOCAL_CAPTURE_TOOLS = new Set(['tcpdump', 'dumpcap', 'tshark']);
+
+/** A capture command that is not a local capture tool (ssh to another machine, a simulator, a script): what it captures from cannot be seen from here. */
+const notLocal = (c: CommandSource) => !LOCAL_CAPTURE_TOOLS.has(parseCaptureCommand(c.command).program);
+
 function commandsFor(cfg: GatewayConfig | null, radio: 'wifi' | 'ble'): CommandSource[] {
   return (cfg?.sources ?? []).filter((s): s is CommandSource => s.type === 'command' && [radio, 'mixed', 'unknown'].includes(radioOf(s)));
 }
@@ -128,8 +134,13 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
         step: `capture tool ${prog}`,
         level: commands.length ? 'fail' : 'warn',
         detail: `${prog} is not installed`,
-        fix: `sudo apt-get install -y ${pkg}`,
+        fix: LOCAL_CAPTURE_TOOLS.has(prog) ? `sudo apt-get install -y ${pkg}` : `install ${prog}, or fix the command's path`,
       });
+      continue;
+    }
+    // Another program (ssh, a script) captures elsewhere or not at all: its rights here say nothing.
+    if (!LOCAL_CAPTURE_TOOLS.has(prog)) {
+      out.push({ step: `capture tool ${prog}`, level: 'ok', detail: `${path} (not a local capture tool: its capture rights are not checked here)` });
       continue;
     }
     if (root) {
@@ -157,7 +168,20 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
   // A configuration without a Wi-Fi capture command (BLE only, or files/stdin) needs no monitor mode.
   if (cfg && !commands.length)
     return [{ step: 'monitor mode', level: 'ok', detail: 'not needed: no Wi-Fi capture command in this configuration (files, stdin or Bluetooth only)' }];
-  const wifiIfaces = commands.map((c) => parseCaptureCommand(c.command).iface).filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
+  // Every Wi-Fi command another program (ssh to a remote sniffer, a simulator): no interface of
+  // this machine to check; the frames sampled further down show whether the capture works.
+  if (cfg && commands.every(notLocal))
+    return [
+      {
+        step: 'monitor mode',
+        level: 'ok',
+        detail: `not checked: the Wi-Fi capture command runs ${[...new Set(commands.map((c) => parseCaptureCommand(c.command).program))].join(', ')}, not a local capture tool (tcpdump, dumpcap, tshark); the frames sampled below show whether its capture works`,
+      },
+    ];
+  const wifiIfaces = commands
+    .filter((c) => !notLocal(c))
+    .map((c) => parseCaptureCommand(c.command).iface)
+    .filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
   if (!existsSync(sysNet)) return [{ step: 'monitor mode', level: 'warn', detail: `${sysNet} is absent: cannot inspect network interfaces here` }];
   const wireless = wirelessInterfaces();
   const monitors = (() => {

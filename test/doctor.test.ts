@@ -552,6 +552,29 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(stays, 'frames arriving (w)'), stays.text).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^2 frames in 1s \(link types 127 /) });
   });
 
+  it('a Wi-Fi command that is not a local capture tool (here the simulator; ssh to a remote sniffer alike): monitor mode and capture rights are not judged, the frames sampled are', () => {
+    const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
+    const r = doctor([
+      '--config',
+      config(
+        'simlive',
+        [
+          `{ type: command, name: w, radio: wifi, command: [${process.execPath}, ${cli}, simulate, quiet-night, --live, --format, pcap, --radio, wifi, --speed, '60', --duration, 10m] }`,
+        ],
+        broker.url,
+      ),
+      '--json',
+      '--frames-timeout',
+      '20s',
+    ]);
+    const m = by(r, 'monitor mode')!;
+    expect(m.level, r.text).toBe('ok');
+    expect(m.detail).toMatch(/^not checked: the Wi-Fi capture command runs node, not a local capture tool \(tcpdump, dumpcap, tshark\)/);
+    expect(by(r, 'capture tool node')).toMatchObject({ level: 'ok' });
+    expect(by(r, 'capture permission (node)')).toBeUndefined();
+    expect(by(r, 'frames arriving (w)')?.level, r.text).toBe('ok');
+  });
+
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
     const tool = join(tmp, 'not-a-capture.sh');
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
