@@ -542,6 +542,9 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const windowS = o.windowS ?? dur(d.window, 60, 'window');
   if (!(durationS > 0)) problems.push(`duration: must be above 0 (got ${durationS})`);
   if (!(windowS > 0)) problems.push(`window: must be above 0 (got ${windowS})`);
+  const truthStepS = o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS), 'truth_step');
+  // the truth is sampled every truth_step: 0s sampled the same instant for ever (the run never ended)
+  if (!(truthStepS > 0)) problems.push(`truth_step: must be above 0, like 5s (got ${d.truth_step ?? o.truthStepS})`);
   if (problems.length) throw new ScenarioError(source, problems);
 
   const scenario: Scenario = {
@@ -551,7 +554,7 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     startMs,
     durationS,
     windowS,
-    truthStepS: o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS), 'truth_step'),
+    truthStepS,
     scale: 1,
     environment: environmentOf(d.environment),
     gateways,

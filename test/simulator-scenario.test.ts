@@ -111,6 +111,11 @@ describe('scenario files', () => {
     expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be string (got 1700000000)');
   });
 
+  it('a truth_step of 0s is refused (the truth sampled one instant for ever and the run never ended)', () => {
+    expect(problems({ ...minimal(), truth_step: '0s' })).toBe('file.yaml: truth_step: must be above 0, like 5s (got 0s)');
+    expect(resolveScenario({ ...minimal(), truth_step: '1s' }, 'x').truthStepS).toBe(1);
+  });
+
   it('an empty file, a list and broken YAML are each one line that ends where the problem is', () => {
     const parsed = (text: string) => {
       try {
