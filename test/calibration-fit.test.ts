@@ -221,6 +221,15 @@ describe('fit', () => {
     expect(straight.warnings.join('\n')).not.toMatch(/straight line/);
     const occupied = fitZone(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60 }).filter((s) => s.people > 0));
     expect(occupied.warnings.join('\n')).toMatch(/no empty-room windows/);
+    // Occupancy that varies, an estimate that does not follow it (its windows' people shuffled
+    // across the sessions): a line through noise; the straight relation above draws no such word.
+    const good = synthetic({ k: 0.5, b: 6, sessions: 4, windows: 60 });
+    const n = noise(3);
+    const order = good.map((_, i) => i).sort((i, j) => Math.sin(i * 12.9898 + n(1)) - Math.sin(j * 12.9898));
+    const noisy = fitZone(good.map((s, i) => ({ ...s, people: good[order[i]].people })));
+    expect(noisy.warnings.join('\n')).toMatch(/^zone \S+: the estimate hardly follows the people in these data \(Pearson r -?0\.\d\d, below 0\.5\)/m);
+    expect(straight.warnings.join('\n')).not.toMatch(/hardly follows/);
+    expect(fitZone(good).warnings.join('\n')).not.toMatch(/hardly follows/);
   });
 
   it('does not call a curve real that a few sessions cannot tell from how they differ, and says it cannot tell', () => {

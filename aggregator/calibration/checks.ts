@@ -1,9 +1,9 @@
 // Checks that say when the data cannot support a fit: too few sessions, too few windows, no spread
-// in occupancy, an estimate that does not rise with people, sessions that the one line misses by
+// in occupancy, an estimate that hardly follows the people (a low r), one that does not rise with people, sessions that the one line misses by
 // much (the people per counted device changed between them), and a relation that is not a straight
 // line (curvature that the session bootstrap says is real and large enough to matter).
 import type { Sample } from './fit.ts';
-import { max, mean, min, quadratic, quantile, sd, t975 } from './stats.ts';
+import { max, mean, min, pearson, quadratic, quantile, sd, t975 } from './stats.ts';
 
 export interface FitChecks {
   warnings: string[];
@@ -15,6 +15,12 @@ export interface FitChecks {
 }
 
 export const MIN_SESSIONS = 3;
+/**
+ * Below this Pearson r of the estimate with the people (where occupancy does vary) the estimate
+ * hardly follows the people: a line through the data is a line through noise. The lab captures'
+ * 12 days together have r 0.89; a flat span of 12-17 people has 0.02.
+ */
+export const MIN_R = 0.5;
 export const MIN_WINDOWS = 30;
 /**
  * A session disagrees when the line fitted on all of them misses its windows by more than this on
@@ -67,6 +73,16 @@ export function checkFit(
     w.push(
       `${z}: occupancy hardly varies (${distinct} distinct value(s), sd ${spread.toFixed(2)} people): k cannot be told from b; include empty and busy periods`,
     );
+  } else {
+    const r = pearson(
+      people,
+      samples.map((s) => s.estimate),
+    );
+    if (!(r >= MIN_R))
+      w.push(
+        `${z}: the estimate hardly follows the people in these data (Pearson r ${Number.isFinite(r) ? r.toFixed(2) : 'undefined'}, below ${MIN_R}): ` +
+          "a line through them says little about a window's people; check the truth's times line up with the capture, that the sensor hears the zone (its RSSI gate), and calibrate on periods whose occupancy changes",
+      );
   }
   if (degenerate > replicates * 0.05) {
     w.push(`${z}: ${Math.round((degenerate / replicates) * 100)} % of the bootstrap samples give no rising line: k and b are poorly determined`);
