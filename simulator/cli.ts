@@ -301,7 +301,8 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
     style: { head: [], border: [] },
     head: [
       'gateway',
-      'windows',
+      // scored: windows with devices of that radio in reach (a BLE-only gateway showed 0 windows)
+      'windows\nscored\nWi-Fi / BLE',
       'Wi-Fi distinct\naddresses\nMAPE %',
       'Wi-Fi devices\npresent (estimate)\nMAPE %',
       'BLE distinct\naddresses\nMAPE %',
@@ -317,7 +318,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
   const mape = (x: number, windows: number) => (windows > 0 ? x : '-');
   const row = (id: string, g: Pick<GatewayScore, 'wifi' | 'ble' | 'people'>) => [
     id,
-    g.wifi.windows,
+    `${g.wifi.windows} / ${g.ble.windows}`,
     mape(g.wifi.devicesMape, g.wifi.windows),
     mape(g.wifi.estimateMape, g.wifi.estimateWindows),
     mape(g.ble.devicesMape, g.ble.windows),
@@ -371,7 +372,7 @@ export function summaryTable(es: Evaluation[], Table: typeof import('cli-table3'
     head: [
       'scenario',
       'seed\n(fit seed)',
-      'windows',
+      'windows\nscored\nWi-Fi / BLE',
       'Wi-Fi devices\npresent (estimate)\nMAPE %',
       'BLE devices\npresent (estimate)\nMAPE %',
       'people from\nWi-Fi\nMAPE %',
@@ -398,7 +399,7 @@ export function summaryTable(es: Evaluation[], Table: typeof import('cli-table3'
     t.push([
       e.scenario,
       e.calibration ? `${e.seed} (${e.calibration.fitSeed})` : e.seed,
-      s.windows,
+      `${e.overall.wifi.windows} / ${e.overall.ble.windows}`,
       v(s.wifiEstimateMape),
       v(s.bleEstimateMape),
       v(s.people.wifi),

@@ -173,6 +173,25 @@ describe('presence simulate: bad flag values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--evaluate counts the windows scored per radio: a gateway with BLE only showed 0 windows beside its BLE errors', () => {
+    const file = join(tmp, 'ble-only.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: ble-only',
+        'site: ble-only',
+        'duration: 5m',
+        'gateways: [{ id: gw-1, zone: z1, position: [5, 5], wifi: false }]',
+        'crowds: [{ type: gathering, region: { x: 0, y: 0, width: 10, height: 10 }, occupancy: [[0s, 6]] }]',
+      ].join('\n'),
+    );
+    const r = simulate(file, '--evaluate', '--no-calibrate');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/windows\s+│[^\n]*\n[^\n]*scored\s+│[^\n]*\n[^\n]*Wi-Fi \/ BLE/);
+    expect(r.out).toMatch(/│ gw-1\s+│ 0 \/ 5\s+│ -\s+│ -\s+│ [\d.]+\s+│/);
+    expect(r.out).toMatch(/│ ble-only │ 1\s+│ 0 \/ 5\s+│ -\s+│ [\d.]+\s+│/);
+  });
+
   it("a scenario file's own duration past 31d is refused as --duration is, before the size estimate", () => {
     const file = join(tmp, 'long.yaml');
     writeFileSync(

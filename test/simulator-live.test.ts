@@ -223,7 +223,7 @@ describe('presence simulate (CLI)', () => {
     expect(fitted).toMatch(/summary: the scenario, 300 s in 60-s windows/);
     expect(fitted).toMatch(/people MAPE\s*│\n.*<= 15 %/);
     expect(fitted).toMatch(
-      /│ quiet-night │ 3 \(4\)\s+│ 5\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ (met: |not met \(best: )/,
+      /│ quiet-night │ 3 \(4\)\s+│ 5 \/ 5\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ (met: |not met \(best: )/,
     );
     const same = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--duration', '5m', '--seed', '3', '--fit-seed', '3']).catch((x) => x);
     expect(same.code).toBe(2);
