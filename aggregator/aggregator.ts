@@ -278,6 +278,8 @@ export class Aggregator extends EventEmitter {
       this.reject(r.reason, topic, r.detail, now);
       return;
     }
+    // sketches that waited for the group's window length and were refused once it was known
+    for (const w of r.waited ?? []) this.reject(w.reason, w.topic, w.detail, now);
     if (!r.held) this.metrics.sketchesIgnored.inc();
     if (r.lines.length) {
       this.metrics.flowIntervals.inc();

@@ -39,6 +39,12 @@ export const SKETCH_BITS_ALLOWED: readonly number[] = sketchSchemaJson.propertie
 /** Shortest and longest corridor epoch in seconds (`epoch_s`). */
 export const SKETCH_EPOCH_MIN_S: number = sketchSchemaJson.properties.epoch_s.minimum;
 export const SKETCH_EPOCH_MAX_S: number = sketchSchemaJson.properties.epoch_s.maximum;
+/**
+ * Shortest window of a corridor group (ms): a gateway with a corridor needs gateway.window at least
+ * this, and an aggregator does not take a shorter length for a group (its interval of 5 minutes and
+ * its horizon would be hundreds of thousands of windows to compare).
+ */
+export const SKETCH_WINDOW_MIN_MS = 1000;
 
 export function countsTopic(site: string, gateway: string): string {
   return `${TOPIC_ROOT}/${site}/${gateway}/counts`;

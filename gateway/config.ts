@@ -36,6 +36,7 @@ import {
   SKETCH_BITS_ALLOWED,
   SKETCH_EPOCH_MAX_S,
   SKETCH_EPOCH_MIN_S,
+  SKETCH_WINDOW_MIN_MS,
   SOURCE_NAME_PATTERN,
 } from '../contract/index.ts';
 import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -879,6 +880,10 @@ function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
       `${named('corridor.epoch', origins)}: must be whole seconds from ${SKETCH_EPOCH_MIN_S}s to 7d and a multiple of gateway.window (${cfg.gateway.window}), got ${c.epoch}`,
     );
   }
+  if (windowMs < SKETCH_WINDOW_MIN_MS)
+    out.push(
+      `${named('corridor.group', origins)}: needs gateway.window of at least ${SKETCH_WINDOW_MIN_MS / 1000}s (got ${cfg.gateway.window}): an aggregator takes no shorter window for a corridor group`,
+    );
   if (c.sketch_p === undefined) out.push(sketchPMissing());
   // the firmware compares with T = round(p * 65536): below 1 / 131072 that is 0, no randomised response at all
   if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === 0)

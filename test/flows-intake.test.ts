@@ -103,16 +103,22 @@ describe('corridor flows intake', () => {
       }
     });
     expect(reasons).toEqual([...bad.map(([r]) => r), 'sketch_duplicate', 'sketch_too_old']);
-    // a window cut short: placed in its window once the length is known, refused before
+    // a window cut short: placed in its window once the length is known (two windows of one
+    // gateway that follow each other and are equally long), refused before
+    expect([good[0], good[2], good[4]].map((s) => [s.gateway, s.window_start])).toEqual(
+      [0, 1, 2].map((w) => ['gw-a', new Date(START + w * 60_000).toISOString()]),
+    );
     const fresh = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000 });
     fresh.own('main-street', START);
-    const part = { ...good[2], window_start: new Date(START + 60_000 + 25_000).toISOString() };
+    const part = { ...good[4], window_start: new Date(START + 120_000 + 20_000).toISOString() }; // 40 s, from no multiple of 40 s
     const first = fresh.accept(sketchTopic('corridor', 'gw-a'), encode(part), NOW);
     expect(first.ok ? 'held' : first.reason).toBe('sketch_partial');
-    expect(fresh.accept(sketchTopic('corridor', 'gw-a'), encode(good[0]), NOW).ok).toBe(true);
+    expect(fresh.accept(sketchTopic('corridor', 'gw-a'), encode(good[0]), NOW)).toMatchObject({ ok: true, held: true });
+    expect(fresh.held).toBe(1);
+    expect(fresh.accept(sketchTopic('corridor', 'gw-a'), encode(good[2]), NOW)).toMatchObject({ ok: true, held: true });
     const second = fresh.accept(sketchTopic('corridor', 'gw-a'), encode(part), NOW);
     expect(second.ok && second.held).toBe(true);
-    expect(fresh.held).toBe(2);
+    expect(fresh.held).toBe(3);
     expect(lines).toEqual(expected);
   });
 
@@ -146,6 +152,49 @@ describe('corridor flows intake', () => {
     expect(flows.held).toBe(0);
   });
 
+  it("a gateway's last window, cut short by its stop, arriving first does not set the group's window length: the flows are a clean run's", () => {
+    const clean = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    clean.own('main-street', START);
+    const expected = feed(clean, run.messages).lines;
+    expect(expected.length).toBe(14);
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    // gw-a stopped 5 s into the window before the run: its last sketch, from a boundary to the stop
+    const at = START - 60_000;
+    const cut = {
+      ...run.messages[0],
+      epoch: Math.floor(at / 3_600_000),
+      window_start: new Date(at).toISOString(),
+      window_end: new Date(at + 5_000).toISOString(),
+    };
+    const { lines, rejected } = feed(flows, [cut, ...run.messages]);
+    expect(rejected).toEqual([]);
+    expect(lines).toEqual(expected);
+  });
+
+  it("windows shorter than 1 s are not taken as a group's length (5 minutes would be 300,000 windows of 1 ms to compare)", () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    // 1-ms windows of gw-a, an hour before the run: the second follows the first
+    const at = START - 3_600_000;
+    const ms = (w: number) => ({
+      ...run.messages[0],
+      epoch: Math.floor(at / 3_600_000),
+      window_start: new Date(at + w).toISOString(),
+      window_end: new Date(at + w + 1).toISOString(),
+    });
+    const { rejected } = feed(flows, [ms(0), ms(1)]);
+    expect(rejected).toEqual(['sketch_invalid']);
+    expect(flows.accept(sketchTopic('corridor', 'gw-a'), encode(ms(1)), NOW)).toMatchObject({
+      ok: false,
+      detail: "windows of 1 ms: a corridor group's windows are at least 1 s (gateway.window of its gateways)",
+    });
+    // the group's gateways with whole windows are not held up by them
+    const { lines, rejected: after } = feed(flows, run.messages);
+    expect(after).toEqual([]);
+    expect(lines.length).toBe(14);
+  });
+
   it("a member whose epoch length is not the group's is refused, naming both (its bits are under keys the others never use)", () => {
     expect(run.messages[0].gateway).toBe('gw-a');
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
@@ -155,6 +204,8 @@ describe('corridor flows intake', () => {
     for (const s of msgs) {
       const r = flows.accept(sketchTopic(s.site, s.gateway), encode(s), NOW);
       if (!r.ok) details.push(`${s.gateway} ${r.reason} ${r.detail}`);
+      // gw-b's first sketch waited for the window length (two windows of gw-a), then was refused
+      else for (const w of r.waited ?? []) details.push(`${w.topic.split('/')[3]} ${w.reason} ${w.detail}`);
     }
     expect(details.length).toBe(msgs.filter((s) => s.gateway === 'gw-b').length);
     expect(details[0]).toMatch(/^gw-b sketch_invalid epoch_s is 1800, the group's sketches have 3600/);

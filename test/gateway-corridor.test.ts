@@ -298,6 +298,10 @@ describe('corridor settings and commands', () => {
     expect(line).not.toContain('cdcdcdcd');
     expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', secretFile('short.secret', 'abc\n')])).toMatch(/it has 3/);
     expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', tmp])).toMatch(/corridor\.secret_file: .* is not a file/);
+    // a window under 1 s: no aggregator takes it for a group (its 5 minutes would be thousands of windows to compare)
+    expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', good, '--window', '500ms'])).toMatch(
+      /corridor\.group\b.*: needs gateway\.window of at least 1s \(got 500ms\): an aggregator takes no shorter window for a corridor group/,
+    );
     expect(bad(['--corridor-group', 'main-street', '--corridor-secret-file', secretFile('open.secret', `${'ab'.repeat(32)}\n`, 0o644)])).toMatch(
       /can be read by others than its owner \(mode 0644\): chmod 600/,
     );

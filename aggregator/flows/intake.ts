@@ -25,7 +25,7 @@
 // loses the group to a newcomer (which starts without the sketches of the interval in progress)
 // goes on writing for HANDOVER_INTERVALS intervals + horizon of the group's clock (disown).
 import { Point } from '@influxdata/influxdb-client';
-import { FLOW_MEASUREMENT, idForLog, parseTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
+import { FLOW_MEASUREMENT, idForLog, parseTopic, SKETCH_WINDOW_MIN_MS, sketchTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
 import { aheadOfClock, msSettings, notJson } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
@@ -62,15 +62,47 @@ export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
   'sketch_partial',
 ];
 
-export type SketchResult = { ok: true; held: boolean; lines: string[] } | { ok: false; reason: SketchRejectReason; detail: string };
+/** A sketch refused: why, in fixed words and the sketch's ids and times (never its bits). */
+export interface SketchRefusal {
+  reason: SketchRejectReason;
+  detail: string;
+}
+
+/**
+ * One sketch in: refused, or taken (held, or ignored) with the flow lines that became due. `waited`:
+ * the sketches that waited for the group's window length and were refused once it was known
+ * (with their topics), to be counted and logged as refusals of their own.
+ */
+export type SketchResult = { ok: true; held: boolean; lines: string[]; waited?: Array<SketchRefusal & { topic: string }> } | ({ ok: false } & SketchRefusal);
 
 interface Held extends NoisySketch {
   epoch: number;
 }
 
+/** A sketch waiting for its group's window length (below). */
+interface Pending {
+  /** Arrival order over the group's gateways. */
+  n: number;
+  m: SketchMessage;
+  bits: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/** Sketches of one gateway kept while the group's window length is not known; older ones are dropped. */
+export const PENDING_PER_GATEWAY = 4;
+
 interface GroupState {
   cfg: CorridorConfig;
   windowMs: number | null;
+  /**
+   * Per gateway, its sketches received before the window length was known, in arrival order. The
+   * length is that of two windows of one gateway that follow each other (one ends where the next
+   * starts) and are equally long: a single window that starts on a multiple of its length may be
+   * one cut short by the gateway's stop (its last window: from a boundary to the stop), and taking
+   * its length refused every later sketch of the group.
+   */
+  pending: Map<string, Pending[]>;
   /** Epoch length (s) of the group's sketches: that of the first one held. */
   epochS: number | null;
   /** gateway -> window index -> sketch */
@@ -116,6 +148,7 @@ export class CorridorFlows {
   /** Intervals computed and their points, for tests and metrics. */
   intervalsComputed = 0;
   sketchesDropped = 0;
+  private arrivals = 0;
 
   constructor(
     corridors: CorridorConfig[],
@@ -149,8 +182,20 @@ export class CorridorFlows {
   /** Sketches held in memory now (all groups). */
   get held(): number {
     let n = 0;
-    for (const g of this.groups.values()) for (const w of g.sketches.values()) n += w.size;
+    for (const g of this.groups.values()) {
+      for (const w of g.sketches.values()) n += w.size;
+      for (const p of g.pending.values()) n += p.length;
+    }
     return n;
+  }
+
+  /** Zero-fills and drops the sketches a group keeps while its window length is not known. */
+  private dropPending(g: GroupState): void {
+    for (const list of g.pending.values()) {
+      for (const p of list) p.bits.fill(0);
+      this.sketchesDropped += list.length;
+    }
+    g.pending.clear();
   }
 
   owns(group: string): boolean {
@@ -162,6 +207,7 @@ export class CorridorFlows {
     const g: GroupState = {
       cfg,
       windowMs: null,
+      pending: new Map(),
       epochS: null,
       sketches: new Map(),
       watermark: Number.NEGATIVE_INFINITY,
@@ -222,12 +268,14 @@ export class CorridorFlows {
 
   /** Drops every sketch of every group (a stop). */
   dropAll(): void {
-    for (const g of this.groups.values())
+    for (const g of this.groups.values()) {
+      this.dropPending(g);
       for (const w of g.sketches.values()) {
         for (const s of w.values()) s.bits.fill(0);
         this.sketchesDropped += w.size;
         w.clear();
       }
+    }
     this.groups.clear();
   }
 
@@ -248,7 +296,10 @@ export class CorridorFlows {
   expireIdle(now: number): string[] {
     const lines: string[] = [];
     for (const g of this.groups.values()) {
-      if (g.windowMs === null || this.idleNow(now) - g.lastHeldAt < CorridorFlows.idleLimit(g.cfg)) continue;
+      if (this.idleNow(now) - g.lastHeldAt < CorridorFlows.idleLimit(g.cfg)) continue;
+      // sketches still waiting for the window length: no interval can be computed from them
+      this.dropPending(g);
+      if (g.windowMs === null) continue;
       let newest: number | null = null;
       for (const byWindow of g.sketches.values()) for (const w of byWindow.keys()) if (newest === null || w > newest) newest = w;
       if (newest === null) continue;
@@ -329,17 +380,52 @@ export class CorridorFlows {
   }
 
   private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number, now: number): SketchResult {
-    // The group's window length comes from its first whole window (start on a multiple of its
-    // length). A window cut short (a gateway starting or stopping) is placed in the whole window
-    // it lies in; before the length is known it cannot be placed.
+    // The group's window length comes from two windows of one gateway that follow each other and
+    // are equally long, each starting on a multiple of that length (GroupState.pending); until then
+    // its sketches wait. A window cut short (a gateway starting or stopping) is placed in the whole
+    // window it lies in; one that visibly is (its start no multiple of its length) cannot wait for it.
     if (g.windowMs === null) {
-      if (start % (end - start) !== 0)
+      const len = end - start;
+      if (start % len !== 0)
         return {
           ok: false,
           reason: 'sketch_partial',
           detail: `window ${m.window_start}..${m.window_end} was cut short and the group's window length is not known yet`,
         };
-      g.windowMs = end - start;
+      const mine = g.pending.get(m.gateway) ?? [];
+      if (!mine.some((p) => p.end - p.start === len && (p.end === start || p.start === end))) {
+        mine.push({ n: this.arrivals++, m, bits, start, end });
+        if (mine.length > PENDING_PER_GATEWAY) {
+          mine.shift()!.bits.fill(0);
+          this.sketchesDropped++;
+        }
+        g.pending.set(m.gateway, mine);
+        g.lastHeldAt = Math.max(g.lastHeldAt, this.idleNow(now));
+        return { ok: true, held: true, lines: [] };
+      }
+      if (len < SKETCH_WINDOW_MIN_MS)
+        return {
+          ok: false,
+          reason: 'sketch_invalid',
+          detail: `windows of ${len} ms: a corridor group's windows are at least ${SKETCH_WINDOW_MIN_MS / 1000} s (gateway.window of its gateways)`,
+        };
+      g.windowMs = len;
+      // the sketches that waited, in the order they came, then this one
+      const waited = [...g.pending.values()].flat().sort((x, y) => x.n - y.n);
+      g.pending.clear();
+      const lines: string[] = [];
+      const refused: Array<SketchRefusal & { topic: string }> = [];
+      for (const p of waited) {
+        const r = this.hold(g, p.m, p.bits, p.start, p.end, now);
+        if (r.ok) lines.push(...r.lines);
+        else refused.push({ topic: sketchTopic(p.m.site, p.m.gateway), reason: r.reason, detail: r.detail });
+        if (!(r.ok && r.held)) {
+          p.bits.fill(0);
+          this.sketchesDropped++;
+        }
+      }
+      const r = this.hold(g, m, bits, start, end, now);
+      return r.ok ? { ...r, lines: [...lines, ...r.lines], ...(refused.length ? { waited: refused } : {}) } : r;
     }
     const windowMs = g.windowMs;
     const w = Math.floor(start / windowMs);
