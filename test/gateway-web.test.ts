@@ -346,7 +346,11 @@ describe.skipIf(!ok)(SUITE, () => {
         'sources:',
         '  - type: command',
         '    name: cap',
-        '    command: ["/nonexistent/<img src=x id=xss1 onerror=alert(1)>", "-i", "<b id=xss2>wlan</b>"]',
+        '    command: ["/nonexistent/<img src=x id=xss1 onerror=alert(1)>", "-i", "wlan0mon"]',
+        // a local capture tool's interface is named in the monitor-mode check (another program's is not checked)
+        '  - type: command',
+        '    name: cap2',
+        '    command: ["/nonexistent/tcpdump", "-i", "<b id=xss2>wlan</b>"]',
         `http: { port: ${port}, update_interval: 200ms }`,
         `queue: { dir: ${join(tmp, 'q9')} }`,
       ].join('\n'),
