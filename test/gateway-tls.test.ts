@@ -93,7 +93,9 @@ describe.skipIf(!ok)(SUITE, () => {
     const badPw = doctor(['--mqtt-ca', join(d, 'ca.pem'), '--mqtt-password', 'wrong']);
     expect(badPw.level).toBe('fail');
     expect(badPw.detail).toMatch(/Not authorized|Bad User Name or Password/i);
-    expect(badPw.fix).toMatch(/mqtt\.username \/ mqtt\.password/);
+    expect(badPw.fix).toMatch(
+      /^check mqtt\.username and mqtt\.password \(or mqtt\.password_file, MQTT_PASSWORD, MQTT_PASSWORD_FILE\) against the broker password file$/,
+    );
     const badCa = doctor(['--mqtt-ca', join(d, 'other.pem'), '--mqtt-password', 's3cret pass']);
     expect(badCa.level).toBe('fail');
     expect(badCa.fix).toMatch(/mqtt\.ca/);

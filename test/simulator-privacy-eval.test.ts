@@ -61,9 +61,9 @@ describe('evaluate: a radio with nothing to score', () => {
       const table = cli();
       expect(table.status, table.stderr).toBe(0);
       // gateway, windows, Wi-Fi distinct addresses, Wi-Fi estimate, BLE distinct addresses, BLE estimate
-      expect(table.stdout).toMatch(/│ all\s+│ \d+\s+│ [\d.]+\s+│ [\d.]+\s+│ -\s+│ -\s+│/);
+      expect(table.stdout).toMatch(/│ all\s+│ \d+ \/ 0\s+│ [\d.]+\s+│ [\d.]+\s+│ -\s+│ -\s+│/);
       expect(table.stdout).toMatch(/│ 0\s+│ none\s+│ [\d.]+\s+│ [\d.]+\s+│ [\d.]+\s+│ -\s+│ 0\s+│ -\s+│ -\s+│/);
-      expect(table.stdout).toMatch(/│ wifi-only\s+│ 1\s+│ \d+\s+│ [\d.]+\s+│ -\s+│/);
+      expect(table.stdout).toMatch(/│ wifi-only\s+│ 1\s+│ \d+ \/ 0\s+│ [\d.]+\s+│ -\s+│/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
