@@ -254,8 +254,10 @@ influx task create --org ${o.org} --file ${HOURLY_CQ}.flux     # the file below
 # ---- ${HOURLY_CQ}.flux ----
 option task = {name: "${HOURLY_CQ}", every: 1h, offset: 5m}
 
+// every run recomputes the last day's hours, as the 1.x query (RESAMPLE FOR 1d): windows a gateway's
+// queue sends late still reach their hour; a point written again replaces the one of the run before
 data = from(bucket: "${o.bucket}")
-    |> range(start: -task.every)
+    |> range(start: -1d)
     |> filter(fn: (r) => r._measurement == "${MEASUREMENT}")
 
 data
