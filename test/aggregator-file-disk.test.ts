@@ -16,28 +16,17 @@ import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsLines } from '../aggregator/messages.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { mountSmallFs } from './support/small-fs.ts';
 import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
 
 const SUITE = 'aggregator file on a full disk';
-const CI = process.env.CI === 'true';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const root = mkdtempSync(join(tmpdir(), 'presence-agg-disk-'));
 const mnt = join(root, 'mnt');
 mkdirSync(mnt);
 
-function mountSmallFs(): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0755', 'tmpfs', mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
-    return true;
-  } catch (e) {
-    const msg = `${SUITE}: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): ${(e as Error).message.split('\n')[0]}`;
-    if (CI) throw new Error(`${msg}; CI=true, so this fails instead of skipping`);
-    console.warn(`SKIPPED ${msg}`);
-    return false;
-  }
-}
-const mounted = hasMosquitto && mountSmallFs();
+const mounted = hasMosquitto && mountSmallFs(SUITE, mnt, 'size=256k,mode=0755');
 
 describe.skipIf(!mounted)(SUITE, () => {
   const broker = new Mosquitto();

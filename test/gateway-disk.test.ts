@@ -21,32 +21,20 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { counts, spawnGateway, statuses, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 import { freePort } from './support/ports.ts';
+import { mountSmallFs } from './support/small-fs.ts';
 
 const SUITE = 'gateway full disk';
-const CI = process.env.CI === 'true';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
 
 const root = mkdtempSync(join(tmpdir(), 'presence-gw-disk-'));
 const mnt = join(root, 'mnt');
 mkdirSync(mnt);
 
-/** Mounts a small tmpfs on `at`; false (skip) when this machine does not allow it, an error under CI. */
-function mountSmallFs(at = mnt, options = 'size=2m,mode=0755'): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', at], { stdio: ['ignore', 'ignore', 'pipe'] });
-    return true;
-  } catch (e) {
-    const msg = `${SUITE}: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): ${(e as Error).message.split('\n')[0]}`;
-    if (CI) throw new Error(`${msg}; CI=true, so this fails instead of skipping`);
-    console.warn(`SKIPPED ${msg}`);
-    return false;
-  }
-}
-const mounted = mountSmallFs();
+const mounted = mountSmallFs(SUITE, mnt, 'size=2m,mode=0755');
 // A second one with a handful of inodes: once they are used, even a folder cannot be created.
 const fewInodes = join(root, 'inodes');
 mkdirSync(fewInodes);
-const mountedInodes = mounted && mountSmallFs(fewInodes, 'size=1m,nr_inodes=8,mode=0755');
+const mountedInodes = mounted && mountSmallFs(SUITE, fewInodes, 'size=1m,nr_inodes=8,mode=0755');
 
 const gateways: Array<ReturnType<typeof spawnGateway>> = [];
 /** `presence gateway` as a child process, killed after the suite if a failed test left it running. */

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { thrown } from './support/thrown.ts';
 import { readOccupancy, readPointCounts } from '../aggregator/calibration/truth.ts';
 import { ProvisionError, provisionGateway } from '../aggregator/provision.ts';
 import { corridorInit, corridorJoin } from '../gateway/corridor-cli.ts';
@@ -20,15 +21,6 @@ function device(name: string): string {
   const p = join(tmp, name);
   symlinkSync('/dev/null', p);
   return p;
-}
-
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('files read whole are checked first', () => {

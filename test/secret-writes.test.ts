@@ -12,6 +12,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { thrown } from './support/thrown.ts';
 import { ProvisionError, provisionGateway } from '../aggregator/provision.ts';
 import { corridorInit, corridorJoin } from '../gateway/corridor-cli.ts';
 import { UsageError } from '../scripts/lib/usage.ts';
@@ -20,15 +21,6 @@ const repo = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-secret-writes-'));
 chmodSync(tmp, 0o755);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 
 /** Names in a folder that look like a temporary file of an atomic write. */
 const temporary = (dir: string) => readdirSync(dir).filter((n) => n.includes('.tmp-'));
