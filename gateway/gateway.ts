@@ -273,13 +273,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.publisher = new Publisher(this.config, this.queue, this.log, this.keepaliveS);
     this.publisher.sketches = this.sketches;
     this.publisher.on('sketchPublished', () => this.emit('sketch', 'published'));
+    // the broker's answer for a window, either way, lets the status that waits for it go out
+    const answered = (seq: number) => {
+      if (this.statusAfterSeq !== null && seq >= this.statusAfterSeq) this.windowStatus();
+    };
     this.publisher.on('acked', (seq) => {
       this.emit('published', seq);
-      if (this.statusAfterSeq !== null && seq >= this.statusAfterSeq) this.windowStatus();
+      answered(seq);
     });
     this.publisher.on('refused', (seq, code, reason) => {
       this.emit('refused', seq, code, reason);
-      if (this.statusAfterSeq !== null && seq >= this.statusAfterSeq) this.windowStatus();
+      answered(seq);
     });
     this.publisher.on('connect', () => {
       void this.publishStatus();

@@ -107,3 +107,16 @@ export function calibratedAggregator(brokerUrl: string, influxUrl: string, clien
     { calibration },
   );
 }
+
+/** An aggregator writing to influxd's "presence" at once, retrying fast, with 1-s windows' silence noticed within a second (liveness suites). */
+export function quickAggregatorConfig(brokerUrl: string, influxUrl: string, clientId: string) {
+  return {
+    mqtt: { url: brokerUrl, clientId },
+    influx: { url: influxUrl, api: 'v1' as const, database: 'presence' },
+    batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
+    http: { port: null },
+    missingAfterWindows: 2,
+    missingCheckInterval: '100ms',
+    logLevel: 'silent' as const,
+  };
+}

@@ -10,7 +10,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsTopic, encode } from '../contract/index.ts';
-import { publisher, until, window } from './aggregator-helpers.ts';
+import { publisher, quickAggregatorConfig, until, window } from './aggregator-helpers.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-liveness') && need('influxd', 'influxdb', 'aggregator-liveness');
 
@@ -24,15 +24,7 @@ describe.skipIf(!ok)('aggregator: liveness of a gateway that has just started', 
     await Promise.all([broker.start(), influx.start()]);
     await influx.query('CREATE DATABASE "presence"', 'POST');
     pub = await publisher(broker.url);
-    agg = new Aggregator({
-      mqtt: { url: broker.url, clientId: 'agg-liveness' },
-      influx: { url: influx.url, api: 'v1', database: 'presence' },
-      batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
-      http: { port: null },
-      missingAfterWindows: 2,
-      missingCheckInterval: '100ms',
-      logLevel: 'silent',
-    });
+    agg = new Aggregator(quickAggregatorConfig(broker.url, influx.url, 'agg-liveness'));
     await agg.start();
   });
 

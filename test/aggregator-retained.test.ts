@@ -10,7 +10,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsTopic, encode } from '../contract/index.ts';
-import { publisher, until, window } from './aggregator-helpers.ts';
+import { publisher, quickAggregatorConfig, until, window } from './aggregator-helpers.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-retained') && need('influxd', 'influxdb', 'aggregator-retained');
 
@@ -33,15 +33,7 @@ describe.skipIf(!ok)('aggregator: retained counts', () => {
   });
 
   async function start(): Promise<Aggregator> {
-    const a = new Aggregator({
-      mqtt: { url: broker.url, clientId: 'agg-retained' },
-      influx: { url: influx.url, api: 'v1', database: 'presence' },
-      batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
-      http: { port: null },
-      missingAfterWindows: 2,
-      missingCheckInterval: '100ms',
-      logLevel: 'silent',
-    });
+    const a = new Aggregator(quickAggregatorConfig(broker.url, influx.url, 'agg-retained'));
     aggs.push(a);
     await a.start();
     return a;

@@ -81,8 +81,6 @@ interface Held extends NoisySketch {
 
 /** A sketch waiting for its group's window length (below). */
 interface Pending {
-  /** Arrival order over the group's gateways. */
-  n: number;
   m: SketchMessage;
   bits: Uint8Array;
   start: number;
@@ -96,13 +94,13 @@ interface GroupState {
   cfg: CorridorConfig;
   windowMs: number | null;
   /**
-   * Per gateway, its sketches received before the window length was known, in arrival order. The
+   * The sketches received before the window length was known, in arrival order. The
    * length is that of two windows of one gateway that follow each other (one ends where the next
    * starts) and are equally long: a single window that starts on a multiple of its length may be
    * one cut short by the gateway's stop (its last window: from a boundary to the stop), and taking
    * its length refused every later sketch of the group.
    */
-  pending: Map<string, Pending[]>;
+  pending: Pending[];
   /** Epoch length (s) of the group's sketches: that of the first one held. */
   epochS: number | null;
   /** gateway -> window index -> sketch */
@@ -148,7 +146,6 @@ export class CorridorFlows {
   /** Intervals computed and their points, for tests and metrics. */
   intervalsComputed = 0;
   sketchesDropped = 0;
-  private arrivals = 0;
 
   constructor(
     corridors: CorridorConfig[],
@@ -184,18 +181,16 @@ export class CorridorFlows {
     let n = 0;
     for (const g of this.groups.values()) {
       for (const w of g.sketches.values()) n += w.size;
-      for (const p of g.pending.values()) n += p.length;
+      n += g.pending.length;
     }
     return n;
   }
 
   /** Zero-fills and drops the sketches a group keeps while its window length is not known. */
   private dropPending(g: GroupState): void {
-    for (const list of g.pending.values()) {
-      for (const p of list) p.bits.fill(0);
-      this.sketchesDropped += list.length;
-    }
-    g.pending.clear();
+    for (const p of g.pending) p.bits.fill(0);
+    this.sketchesDropped += g.pending.length;
+    g.pending = [];
   }
 
   owns(group: string): boolean {
@@ -207,7 +202,7 @@ export class CorridorFlows {
     const g: GroupState = {
       cfg,
       windowMs: null,
-      pending: new Map(),
+      pending: [],
       epochS: null,
       sketches: new Map(),
       watermark: Number.NEGATIVE_INFINITY,
@@ -392,14 +387,15 @@ export class CorridorFlows {
           reason: 'sketch_partial',
           detail: `window ${m.window_start}..${m.window_end} was cut short and the group's window length is not known yet`,
         };
-      const mine = g.pending.get(m.gateway) ?? [];
+      const mine = g.pending.filter((p) => p.m.gateway === m.gateway);
       if (!mine.some((p) => p.end - p.start === len && (p.end === start || p.start === end))) {
-        mine.push({ n: this.arrivals++, m, bits, start, end });
-        if (mine.length > PENDING_PER_GATEWAY) {
-          mine.shift()!.bits.fill(0);
+        // its oldest one goes when the gateway has PENDING_PER_GATEWAY waiting already
+        if (mine.length >= PENDING_PER_GATEWAY) {
+          mine[0].bits.fill(0);
+          g.pending.splice(g.pending.indexOf(mine[0]), 1);
           this.sketchesDropped++;
         }
-        g.pending.set(m.gateway, mine);
+        g.pending.push({ m, bits, start, end });
         g.lastHeldAt = Math.max(g.lastHeldAt, this.idleNow(now));
         return { ok: true, held: true, lines: [] };
       }
@@ -411,8 +407,8 @@ export class CorridorFlows {
         };
       g.windowMs = len;
       // the sketches that waited, in the order they came, then this one
-      const waited = [...g.pending.values()].flat().sort((x, y) => x.n - y.n);
-      g.pending.clear();
+      const waited = g.pending;
+      g.pending = [];
       const lines: string[] = [];
       const refused: Array<SketchRefusal & { topic: string }> = [];
       for (const p of waited) {
