@@ -25,7 +25,7 @@ import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
 import { classify, statusLines, type Classified } from './messages.ts';
 import { createSink, routeClientLog, type Sink } from './writer.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
-import { Intake } from './intake.ts';
+import { Intake, StoppedError } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
 import { ClockSkew } from './clock-skew.ts';
@@ -233,6 +233,7 @@ export class Aggregator extends EventEmitter {
       'aggregator starting',
     );
     await this.intake.start();
+    if (this.stopping) throw new StoppedError('stopped before the corridor link was started');
     await this.link?.start();
   }
 

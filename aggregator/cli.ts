@@ -10,6 +10,7 @@ import { exitConfig, exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.t
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
+import { StoppedError } from './intake.ts';
 
 export function registerAggregator(program: Command): void {
   const cmd = program
@@ -101,6 +102,8 @@ export function registerAggregator(program: Command): void {
     try {
       await aggregator.start();
     } catch (e) {
+      // A signal came before the broker answered: the stop under way ends the process.
+      if (e instanceof StoppedError) return;
       if (e instanceof HttpPortError) {
         // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
         aggregator.log.level = 'silent';

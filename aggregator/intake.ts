@@ -13,6 +13,9 @@ import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { brokerErrorFix, CREDENTIALS_FIX } from '../scripts/lib/mqtt-options.ts';
 
 /** The mqtt.js options for the aggregator's session. */
+/** start() ended by stop() before the broker answered: not a failure to start. */
+export class StoppedError extends Error {}
+
 export function mqttOptions(m: AggregatorConfig['mqtt'], protocolVersion: 4 | 5): IClientOptions {
   const file = (p?: string) => (p ? readFileSync(p) : undefined);
   const o: IClientOptions = {
@@ -50,6 +53,7 @@ export class Intake {
   private client: DeferredAckClient | null = null;
   private connections = 0;
   private closing = false;
+  private abortStart?: () => void;
   /** Session take-over detection: when the current connection came up, and how many in a row
    *  closed within QUICK_CLOSE_MS of coming up. */
   private connectedAt = 0;
@@ -84,6 +88,12 @@ export class Intake {
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      // stop() before the broker answered: start() ends with StoppedError instead of never.
+      this.abortStart = () => {
+        if (settled) return;
+        settled = true;
+        reject(new StoppedError('stopped before the MQTT broker answered'));
+      };
       // A broker that cannot be reached or refuses the login is tried every second: its error is
       // logged once, and again when it changes or after a connection came up, not every second.
       let lastError = '';
@@ -209,6 +219,7 @@ export class Intake {
   /** Disconnects; what is unacknowledged stays with the broker's session. */
   async end(force: boolean): Promise<void> {
     this.closing = true;
+    this.abortStart?.();
     await this.client?.end(force).catch(() => {});
   }
 

@@ -11,6 +11,8 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { freePort } from './support/ports.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { until } from './aggregator-helpers.ts';
+import { spawn } from 'node:child_process';
+import { StoppedError } from '../aggregator/intake.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-broker-outage');
 
@@ -82,5 +84,52 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
     } finally {
       await lost.stop(1000).catch(() => {});
     }
+  });
+
+  it('stop() before the broker ever answered ends start() with StoppedError, and the CLI stops on SIGTERM with exit code 0', async () => {
+    const port = await freePort(); // nothing listens there
+    const waiting = new Aggregator(
+      { mqtt: { url: `mqtt://127.0.0.1:${port}`, clientId: 'agg-never' }, out: join(dir, 'never.lp'), http: { port: null } },
+      { logger: pino({ level: 'silent' }) },
+    );
+    const started = waiting.start().then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    await waiting.stop(1000);
+    const outcome = await Promise.race([started, new Promise((r) => setTimeout(() => r('still pending'), 3000))]);
+    expect(outcome).toBeInstanceOf(StoppedError);
+
+    const repo = join(import.meta.dirname, '..');
+    const p = spawn(
+      process.execPath,
+      [
+        join(repo, 'scripts/presence.js'),
+        'aggregator',
+        '--mqtt-url',
+        `mqtt://127.0.0.1:${port}`,
+        '--mqtt-client-id',
+        'agg-never-cli',
+        '--out',
+        join(dir, 'cli.lp'),
+        '--http-port',
+        'off',
+      ],
+      { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' } },
+    );
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    await until(
+      'the broker error logged',
+      () => log,
+      (l) => l.includes('no connection to the MQTT broker'),
+      15_000,
+    );
+    p.kill('SIGTERM');
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('no exit'), 8000))])).toBe(0);
+    expect(log).toContain('aggregator stopped');
+    expect(log).not.toContain('cannot start');
   });
 });

@@ -8,13 +8,14 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { QOS, SKETCH_FILTER } from '../../contract/index.ts';
 import type { AggregatorConfig } from '../config.ts';
-import { mqttOptions } from '../intake.ts';
+import { mqttOptions, StoppedError } from '../intake.ts';
 import { redactUrl, redactUrlsIn } from '../../scripts/lib/secrets.ts';
 import { brokerErrorFix } from '../../scripts/lib/mqtt-options.ts';
 import { ALIVE_FILTER, aliveTopic, type Ownership } from './ownership.ts';
 
 export class CorridorLink {
   private client: MqttClient | null = null;
+  private abortStart?: () => void;
 
   constructor(
     private readonly config: AggregatorConfig['mqtt'],
@@ -56,6 +57,11 @@ export class CorridorLink {
     });
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      this.abortStart = () => {
+        if (settled) return;
+        settled = true;
+        reject(new StoppedError('stopped before the MQTT broker answered'));
+      };
       client.on('connect', () => {
         lastError = '';
         client
@@ -83,6 +89,7 @@ export class CorridorLink {
 
   /** Clears this instance's alive message and disconnects. */
   async stop(): Promise<void> {
+    this.abortStart?.();
     const c = this.client;
     if (!c) return;
     if (c.connected) await c.publishAsync(aliveTopic(this.ownership.self), Buffer.alloc(0), { qos: QOS, retain: true }).catch(() => {});
