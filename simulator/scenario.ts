@@ -484,6 +484,13 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
             switchMs: dur(g.wifi?.switch, 0.005, `gateways[${i}].wifi.switch`) * 1000,
             sensitivityDbm: g.wifi?.sensitivity_dbm ?? -92,
           };
+    for (const ch of wifi ? new Set(wifi.channels) : [])
+      if (!isWifiChannel(ch))
+        problems.push(
+          `gateways[${i}].wifi.channels: ${ch} is not a Wi-Fi channel (2.4 GHz: 1-14; 5 GHz: 32-68, 96-144 and 149-177 in steps of 4, e.g. 36, 100, 149)`,
+        );
+    if (wifi && new Set(wifi.channels).size < wifi.channels.length)
+      problems.push(`gateways[${i}].wifi.channels: a channel is listed twice (${wifi.channels.join(', ')}); list each once`);
     if (wifi && wifi.switchMs >= wifi.dwellMs) problems.push(`gateways[${i}].wifi.switch: must be shorter than wifi.dwell`);
     if (wifi && !(wifi.dwellMs > 0)) problems.push(`gateways[${i}].wifi.dwell: must be above 0`);
     const ble: BleRadioSpec | undefined =
@@ -589,6 +596,13 @@ export function nominalPeople(s: Pick<Scenario, 'crowds'>): number {
   return n;
 }
 
+/** A 20-MHz Wi-Fi channel number: 2.4 GHz 1-14, 5 GHz 32-68, 96-144, 149-177 in steps of 4. */
+export function isWifiChannel(ch: number): boolean {
+  if (ch >= 1 && ch <= 14) return true;
+  if (ch % 4 === 0) return (ch >= 32 && ch <= 68) || (ch >= 96 && ch <= 144);
+  return ch % 4 === 1 && ch >= 149 && ch <= 177;
+}
+
 export function builtinScenarios(): string[] {
   if (!existsSync(SCENARIO_DIR)) return [];
   return readdirSync(SCENARIO_DIR)
@@ -597,13 +611,26 @@ export function builtinScenarios(): string[] {
     .sort();
 }
 
+/** ' at line L, column C: what' from JSON.parse's message, which gives a character position
+ *  ("... in JSON at position 11"), or the end of the text when it ran out ("Unexpected end"). */
+function jsonErrorPlace(text: string, message: string): string {
+  const at = /\s*in JSON at position (\d+)/.exec(message);
+  const what = message.replace(/\s*in JSON at position \d+.*$/, '').replace(/ of JSON input$/, '');
+  const pos = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : -1;
+  if (pos < 0) return `: ${message}`;
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - (before.lastIndexOf('\n') + 1) + 1;
+  return ` at line ${line}, column ${column}: ${what}`;
+}
+
 /** Parses YAML or JSON text; syntax errors name the line and column. */
 export function parseScenarioText(text: string, source: string): unknown {
   if (source.endsWith('.json')) {
     try {
       return JSON.parse(text);
     } catch (e) {
-      throw new ScenarioError(source, [`not valid JSON: ${(e as Error).message}`]);
+      throw new ScenarioError(source, [`not valid JSON${jsonErrorPlace(text, (e as Error).message)}`]);
     }
   }
   const doc = parseYamlDocument(YAML, text, { prettyErrors: true });

@@ -267,6 +267,28 @@ describe('scenario files', () => {
     );
   });
 
+  it('a JSON syntax error names its line and column, not a character position', () => {
+    // (the words after the place are Node's own, and differ between its versions)
+    expect(() => parseScenarioText('{\n  "name": "x",\n}', 'bad.json')).toThrow(/^bad\.json: not valid JSON at line 3, column 1: \S[^\n]*$/);
+    expect(() => parseScenarioText('{\n  "name": "x",\n  "site": [1, 2', 'cut.json')).toThrow(/^cut\.json: not valid JSON at line 3, column 16: \S[^\n]*$/);
+  });
+
+  it('a Wi-Fi channel that does not exist, or one listed twice, is refused naming the gateway', () => {
+    const d = minimal() as any;
+    d.gateways[0].wifi = { channels: [1, 99, 6, 1] };
+    const m = problems(d);
+    expect(m).toContain('gateways[0].wifi.channels: 99 is not a Wi-Fi channel (2.4 GHz: 1-14; 5 GHz: 32-68, 96-144 and 149-177');
+    expect(m).toContain('gateways[0].wifi.channels: a channel is listed twice (1, 99, 6, 1)');
+    for (const ok of [[1, 6, 11], [14], [36, 100, 144], [149, 165, 177]]) {
+      d.gateways[0].wifi = { channels: ok };
+      expect(() => resolveScenario(d, 'file.yaml')).not.toThrow();
+    }
+    for (const bad of [15, 30, 70, 97, 145, 148, 150, 176]) {
+      d.gateways[0].wifi = { channels: [bad] };
+      expect(problems(d)).toContain(`${bad} is not a Wi-Fi channel`);
+    }
+  });
+
   it('accepts the sample scenario of simulator/README.md', () => {
     const readme = readFileSync(join(import.meta.dirname, '..', 'simulator', 'README.md'), 'utf8');
     const yaml = /## Sample scenario\s+```yaml\n([\s\S]*?)```/.exec(readme)![1];
