@@ -337,7 +337,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     duration: { bare: 'ms', zero: false },
     default: '30d',
     flag: '--influx-retention <duration>',
-    description: 'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d)',
+    description:
+      'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d; a bare number, deprecated, is read as ms)',
   },
   {
     key: 'out',

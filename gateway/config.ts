@@ -501,6 +501,8 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     duration: durationFlagSeconds,
     default: '1s',
     flag: '--http-update <duration>',
+    flagHelp:
+      'how often the page gets a new picture over its event stream, e.g. 1s (a bare number, deprecated, is read as seconds; at least 10ms; a viewer gets at most one write every 50ms, pictures made sooner go together); a source changing state sends one at once',
     description:
       'how often the page gets a new picture over its event stream (at least 10ms; a viewer gets at most one write every 50ms, pictures made sooner go together); a source changing state sends one at once',
   },

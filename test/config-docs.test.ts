@@ -51,6 +51,21 @@ describe('config reference in the READMEs', () => {
     });
   }
 
+  it('the help of every flag that still reads a bare number as a duration says so, and in which unit', async () => {
+    const { buildProgram } = await import('../scripts/cli.ts');
+    const program = await buildProgram();
+    for (const c of COMPONENTS) {
+      const cmd = program.commands.find((x) => x.name() === c.name)!;
+      for (const spec of c.specs) {
+        const bare = spec.duration?.bareText ?? spec.duration?.bare;
+        if (!spec.flag || !bare) continue;
+        const long = spec.flag.split(/[ ,]/)[0];
+        const help = cmd.options.find((o) => o.long === long)!.description.replace(/\s+/g, ' ');
+        expect(help, `${c.name} ${long}`).toContain(`a bare number, deprecated, is read as ${bare === 's' ? 'seconds' : 'ms'}`);
+      }
+    }
+  });
+
   it("the aggregator's --http-port and --http-host name the page they serve, as the gateway's do", async () => {
     const { buildProgram } = await import('../scripts/cli.ts');
     const program = await buildProgram();
