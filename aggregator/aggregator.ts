@@ -29,9 +29,9 @@ import { Intake, StoppedError } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
 import { ClockSkew } from './clock-skew.ts';
-import { preflight } from './preflight.ts';
+import { preflight, recreateMissing } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
-import { redactUrl } from '../scripts/lib/secrets.ts';
+import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { topicKind } from '../contract/index.ts';
 import { GatewayIdentity } from './registry.ts';
 import { CorridorFlows } from './flows/intake.ts';
@@ -117,7 +117,17 @@ export class Aggregator extends EventEmitter {
     this.identity = new GatewayIdentity(this.config.gateways, this.log);
     this.sink = opts.sink ?? createSink(this.config.influx, this.config.out, this.config.batch.maxBuffer * 2 + 1000);
     this.recent = this.config.http.port !== null && this.config.http.page ? new RecentWrites({ maxAgeMs: this.config.http.history, ...opts.recent }) : null;
-    this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics);
+    // influx.create: a database missing at a write (InfluxDB was down at start and came back without
+    // it, or it was dropped) is created then, once for the writes that met it at the same time.
+    let recreating: Promise<boolean | string> | null = null;
+    const recreate =
+      !opts.sink && this.config.influx.url && this.config.influx.create
+        ? () =>
+            (recreating ??= recreateMissing(this.config.influx, this.log)
+              .catch((e: unknown) => redactUrlsIn(e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' '))
+              .finally(() => (recreating = null)))
+        : undefined;
+    this.pipeline = new WritePipeline(this.sink, this.config.batch, this.log, this.metrics, recreate);
     this.pipeline.on('written', (lines) => this.emit('written', lines));
     this.pipeline.on('dropped', (points, reason) => this.emit('dropped', points, reason));
     this.liveness = new GatewayLiveness(

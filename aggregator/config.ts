@@ -328,9 +328,9 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     flag: '--influx-create',
     flagValue: true,
     env: 'INFLUX_CREATE',
-    flagHelp: 'create a missing 1.x database (as presence influx setup does) at start',
+    flagHelp: 'create a missing 1.x database (as presence influx setup does) at start, and when a write finds it missing',
     description:
-      'at start, create a missing InfluxDB 1.x database (as `presence influx setup` does: default policy detail of influx.retention, hourly aggregates) or a missing influx.retention_policy; off: the aggregator stops and prints the command that creates it',
+      'at start, create a missing InfluxDB 1.x database (as `presence influx setup` does: default policy detail of influx.retention, hourly aggregates) or a missing influx.retention_policy, and again when a write is answered 404 (InfluxDB was down at start and came back without it, or it was dropped); off: the aggregator stops and prints the command that creates it',
   },
   {
     key: 'influx.retention',

@@ -8,7 +8,8 @@
 //   5xx, 408 and network errors are retried with backoff (250 ms doubling up to batch.maxRetryDelay);
 //   429 (and 503 with Retry-After) wait as long as Retry-After says; 401/403 (credentials), 404 (no
 //   such database/bucket) and any other status are retried every batch.maxRetryDelay and reported on
-//   /healthz and in the log until fixed. Meanwhile the batch's messages stay unacknowledged.
+//   /healthz and in the log until fixed. Meanwhile the batch's messages stay unacknowledged. With
+//   `recreate` (influx.create), a 404 first runs it: a database it creates again is written to at once.
 // - Points the server refuses can never be written: they are dropped, counted by reason
 //   (presence_aggregator_points_dropped_total{reason}, never as written), logged (rate-limited) and
 //   make /healthz "degraded"; their messages are acknowledged so the stream goes on. A partial write
@@ -160,6 +161,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     private readonly batch: AggregatorConfig['batch'],
     private readonly log: Logger,
     private readonly metrics: AggregatorMetrics,
+    /** Called when a write is answered 404: true when it created the missing database (write again at
+     *  once), false when there was nothing to create, or why it could not (a string). */
+    private readonly recreate?: () => Promise<boolean | string>,
   ) {
     super();
     this.dropLog = new DropLog(log);
@@ -375,11 +379,23 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           level = 'error';
           problem = `InfluxDB refuses the credentials (${f.status}): ${f.message}; check influx.token (INFLUX_TOKEN) or influx.username/password and their write permission on the database or bucket`;
           break;
-        case 'missing':
+        case 'missing': {
+          const recreated = this.recreate ? await this.recreate() : null;
+          if (recreated === true) {
+            this.log.warn(
+              { err: f.message, status: f.status, lines: lines.length, sink: this.sink.target },
+              'write answered 404: the database was missing (InfluxDB came back without it, or it was dropped) and is created again (influx.create); writing again',
+            );
+            continue;
+          }
           delay = this.batch.maxRetryDelay;
           level = 'error';
-          problem = `InfluxDB answers 404: ${f.message}; the database or bucket does not exist (start with --influx-create, or create it), or --influx-api does not match the server`;
+          problem =
+            recreated === null
+              ? `InfluxDB answers 404: ${f.message}; the database or bucket does not exist (start with --influx-create, or create it), or --influx-api does not match the server`
+              : `InfluxDB answers 404: ${f.message}; influx.create is on, ${recreated === false ? 'yet the database and retention policy exist' : `but creating what is missing failed: ${recreated}`}; check the database or bucket, or that --influx-api matches the server`;
           break;
+        }
         case 'unexpected':
           delay = this.batch.maxRetryDelay;
           level = 'error';

@@ -13,6 +13,9 @@
 //   command (influx.create does not create 2.x buckets).
 // - A server that does not answer is not checked: the aggregator starts and retries its writes
 //   (warning logged), as it does when InfluxDB goes away later.
+// - recreateMissing(): with influx.create, a write answered 404 runs the same checks again, so a
+//   database missing once InfluxDB answers (it was down at start and came back empty, or the database
+//   was dropped) is created then, as at start, instead of the writes failing for ever.
 import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
 import { detectServer, ident, influxDuration, InfluxQl, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
@@ -34,7 +37,22 @@ const HOURLY_MS = 400 * 24 * 3_600_000;
 
 /** Runs the checks; throws PreflightError on a mistake that needs the operator. */
 export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerInfo | null> {
-  if (!cfg.url) return null;
+  return (await check(cfg, log)).server;
+}
+
+/**
+ * With influx.create, after a write was answered 404: the checks of the start again, creating a
+ * missing InfluxDB 1.x database or retention policy. True when it created something (the write can
+ * be tried again at once). A mistake that needs the operator (PreflightError) is thrown, as at start.
+ */
+export async function recreateMissing(cfg: InfluxConfig, log: Logger): Promise<boolean> {
+  if (!cfg.url || !cfg.create) return false;
+  return (await check(cfg, log)).created;
+}
+
+async function check(cfg: InfluxConfig, log: Logger): Promise<{ server: ServerInfo | null; created: boolean }> {
+  const none = { server: null, created: false };
+  if (!cfg.url) return none;
   const url = redactUrl(cfg.url);
   const server = await detectServer(cfg.url, cfg.timeout);
   if ('unreachable' in server) {
@@ -42,12 +60,12 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
       { influx: url, err: server.unreachable },
       'InfluxDB does not answer /ping: check the host and port of influx.url (--influx-url, INFLUX_URL) and that InfluxDB runs there; not checked at start: writes are retried until it answers',
     );
-    return null;
+    return none;
   }
   const { version, major, minor } = server;
   if (version === null) {
     log.info({ influx: url }, 'the server answers /ping without X-Influxdb-Version (as VictoriaMetrics does): API, database and bucket not checked');
-    return server;
+    return { server, created: false };
   }
   log.info({ influx: url, version, api: cfg.api }, 'InfluxDB found');
   if (major === 1) {
@@ -59,9 +77,8 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
       );
     }
     const [database, rpFromBucket] = cfg.api === 'v2' && cfg.bucket ? cfg.bucket.split('/') : [cfg.database, cfg.retentionPolicy];
-    if (!database) return server;
-    await checkInflux1(cfg, database, rpFromBucket || undefined, version, log);
-    return server;
+    if (!database) return { server, created: false };
+    return { server, created: await checkInflux1(cfg, database, rpFromBucket || undefined, version, log) };
   }
   if (major === 2) {
     if (cfg.api === 'v1') {
@@ -69,16 +86,17 @@ export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerI
         { influx: url, version },
         'InfluxDB 2.x: its native API is --influx-api v2 (with --influx-org and --influx-bucket); /write of --influx-api v1 works only through a DBRP mapping (influx v1 dbrp create)',
       );
-      return server;
+      return { server, created: false };
     }
     await checkBucket2(cfg, version, log);
-    return server;
+    return { server, created: false };
   }
   // InfluxDB 3 makes a database on its first write; later versions: nothing known to check.
-  return server;
+  return { server, created: false };
 }
 
-async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | undefined, version: string, log: Logger): Promise<void> {
+/** True when it created the database or the retention policy. */
+async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | undefined, version: string, log: Logger): Promise<boolean> {
   const url = redactUrl(cfg.url);
   const client = new InfluxQl({ url: cfg.url!, username: cfg.username, password: cfg.password, timeoutMs: cfg.timeout });
   let databases: string[];
@@ -91,7 +109,7 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
         `InfluxDB ${version} at ${url} refuses the credentials (${msg}): check influx.username and influx.password (INFLUX_USERNAME, INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`,
       );
     log.warn({ influx: url, err: msg }, 'cannot list the databases; not checked at start');
-    return;
+    return false;
   }
   const retention = cfg.retention ?? 30 * 24 * 3_600_000;
   const duration = () => {
@@ -103,6 +121,7 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
       );
     }
   };
+  let created = false;
   if (!databases.includes(database)) {
     const d = duration();
     if (cfg.create) {
@@ -116,6 +135,7 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
         timeoutMs: cfg.timeout,
       });
       log.info({ influx: url, database, statements }, `created database ${database} (default retention policy detail ${d}) as presence influx setup does`);
+      created = true;
     } else {
       throw new PreflightError(
         `InfluxDB ${version} at ${url} has no database "${database}". Create it with\n` +
@@ -124,14 +144,14 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
       );
     }
   }
-  if (!rp) return;
+  if (!rp) return created;
   const { durations } = await client.policies(database);
-  if (durations.has(rp)) return;
+  if (durations.has(rp)) return created;
   const create = `CREATE RETENTION POLICY ${ident(rp)} ON ${ident(database)} DURATION ${duration()} REPLICATION 1`;
   if (cfg.create) {
     await client.run(create, database);
     log.info({ influx: url, database, statement: create }, `created retention policy ${rp}`);
-    return;
+    return true;
   }
   throw new PreflightError(
     `InfluxDB ${version} at ${url} has no retention policy "${rp}" on database "${database}". Create it with\n` +

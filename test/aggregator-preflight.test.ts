@@ -18,6 +18,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Victoria } from './support/victoria.ts';
+import { freePort as freeLoopbackPort } from './support/ports.ts';
 import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
 
 const ok =
@@ -116,6 +117,77 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
         async () => (await influx.rows(`SELECT count("devices") FROM "created"."detail"."presence" WHERE "radio"='wifi'`))[0]?.count,
         (n) => n === 10,
       );
+    } finally {
+      r.proc.kill('SIGTERM');
+      await r.exited;
+    }
+  });
+
+  /** Waits for the aggregator's "subscribed" line (it must not have exited). */
+  async function subscribed(r: ReturnType<typeof run>): Promise<void> {
+    await until(
+      'subscribed',
+      () => {
+        if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
+        return r.out().includes('"subscribed"');
+      },
+      (x) => x,
+    );
+  }
+
+  it('--influx-create with InfluxDB down at start: once it answers without the database, the database is created and every window written', async () => {
+    // Not started yet: its port is known so the aggregator can be given the URL. It comes up empty
+    // (its own database is another one), as a reinstalled or wiped InfluxDB does.
+    const late = new Influxd('unused-db-name');
+    late.port = await freeLoopbackPort();
+    const r = run([
+      '--influx-url',
+      late.url,
+      '--influx-api',
+      'v1',
+      '--influx-db',
+      'late',
+      '--influx-create',
+      '--mqtt-client-id',
+      'preflight-late',
+      '--log-format',
+      'json',
+    ]);
+    try {
+      await subscribed(r);
+      expect(r.out()).toContain('InfluxDB does not answer /ping');
+      await publishAll(pub, windows('site-late', 2, 5).map(countsItem));
+      await until(
+        'a write failing',
+        () => r.out().includes('write failed; retrying'),
+        (x) => x,
+      );
+      await late.start();
+      await until(
+        '10 windows stored',
+        async () => (await late.rows(`SELECT count("devices") FROM "late"."detail"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count,
+        (n) => n === 10,
+      );
+      expect(r.out()).toContain('created database late');
+      expect(r.out()).toContain('is created again (influx.create)');
+    } finally {
+      r.proc.kill('SIGTERM');
+      await r.exited;
+      await late.dispose();
+    }
+  });
+
+  it('--influx-create and the database dropped while the aggregator runs: it is created again and the later windows written', async () => {
+    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'dropped', '--influx-create', '--mqtt-client-id', 'preflight-dropped']);
+    const stored = async () => (await influx.rows(`SELECT count("devices") FROM "dropped"."detail"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count;
+    try {
+      await subscribed(r);
+      await publishAll(pub, windows('site-dropped', 1, 3).map(countsItem));
+      await until('3 windows stored', stored, (n) => n === 3);
+      await influx.query('DROP DATABASE "dropped"', 'POST');
+      await publishAll(pub, windows('site-dropped-after', 2, 4).map(countsItem));
+      await until('the 8 windows sent after the drop stored', stored, (n) => n === 8);
+      expect(r.out()).toContain('is created again (influx.create)');
     } finally {
       r.proc.kill('SIGTERM');
       await r.exited;
