@@ -1,6 +1,7 @@
 // `presence gateway --http-port`: /metrics and /healthz of the real CLI during a paced replay
 // against a real Mosquitto. Frames rise between scrapes while the replay runs; process metrics carry
-// their standard names and presence_build_info is there; a taken port stops the start naming --http-port.
+// their standard names and presence_build_info is there; window frames are counted as published (0 for a
+// radio k suppressed); a taken port stops the start naming --http-port.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -111,6 +112,43 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       }
       expect(sample(text, 'presence_gateway_window_frames_total', { radio: 'wifi' })).toBeGreaterThan(0);
       expect((await get(port, '/nothing')).status).toBe(404);
+      expect(await gw.exited).toBe(0);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  });
+
+  it('window frames on /metrics are the published ones: 0 for a radio k suppressed, while the source frames still count (not protected)', async () => {
+    // 12 devices, k = 100: every window's Wi-Fi radio goes out as zeros.
+    const cap = wifiCapture(join(tmp, 'k.pcap'), { devices: 12, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 30_000, framesPerS: 20 });
+    const port = await freePort();
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'http', id: 'gw-k', mqttUrl: broker.url, source: `wifi=pcap:${cap.path}@wifi`, queueDir: join(tmp, 'q-k') },
+        '--speed',
+        '4',
+        '--window',
+        '10s',
+        '--privacy-min-count',
+        '100',
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ),
+    );
+    try {
+      await waitFor(() => /"http":"127\.0\.0\.1:\d+"/.test(gw.stderr()), 20_000, 'gateway starting with http');
+      let text = '';
+      const until = Date.now() + 30_000;
+      while ((sample(text, 'presence_gateway_windows_closed_total') ?? 0) < 2) {
+        if (Date.now() > until) throw new Error('no closed windows on /metrics');
+        await new Promise((r) => setTimeout(r, 100));
+        text = (await get(port, '/metrics')).text;
+      }
+      expect(sample(text, 'presence_gateway_source_frames_total', { source: 'wifi', radio: 'wifi' })).toBeGreaterThan(0);
+      expect(sample(text, 'presence_gateway_window_frames_total', { radio: 'wifi' })).toBe(0);
+      expect(sample(text, 'presence_gateway_window_frames_total', { radio: 'ble' })).toBe(0);
       expect(await gw.exited).toBe(0);
     } finally {
       gw.proc.kill('SIGKILL');
