@@ -14,6 +14,16 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
   return { program: program.split('/').pop()!, ...(iface ? { iface } : {}) };
 }
 
+/**
+ * The line of a failed capture tool's output that says what went wrong: its own first line
+ * (`dumpcap: You do not have permission to capture on device "eth0".`, `tcpdump: wlan0mon: No such
+ * device exists`), else the last. dumpcap follows its error with a page of advice whose last line,
+ * "and then restarting Wireshark.", said nothing.
+ */
+export function headline(output: string[], program: string): string {
+  return output.find((l) => program !== '' && l.startsWith(`${program}: `)) ?? output[output.length - 1] ?? '';
+}
+
 /** What to do about a capture tool's error, from what it said. */
 export function captureFix(output: string[], command: string | string[]): string {
   const text = output.join('\n');

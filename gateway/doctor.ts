@@ -29,7 +29,7 @@ import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } fr
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
-import { captureFix, parseCaptureCommand } from './capture-fix.ts';
+import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
 
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
@@ -322,7 +322,7 @@ async function sampleCommand(
   child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr);
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143)
-    problem = `exited with code ${code}${output.length ? `: ${output[output.length - 1]}` : ''}`;
+    problem = `exited with code ${code}${output.length ? `: ${headline(output, parseCaptureCommand(command).program)}` : ''}`;
   // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
   return {
     frames,

@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { CaptureFormatError, CaptureParser, fileChunks, readCaptureRecords } from './capture/pcap.ts';
-import { captureFix } from './capture-fix.ts';
+import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
@@ -890,7 +890,7 @@ export class CommandSource extends CaptureSource {
     output.destroy(); // (read to its end, or given up)
     this.child = null;
     this.output = null;
-    const lastLine = stderrTail.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+    const lastLine = headline(stderrTail.trim().split('\n').filter(Boolean), parseCaptureCommand(cmd).program);
     const fix = captureFix(stderrTail.split(/\r?\n/), cmd);
     if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine, fix };
     if (readError) return { code: failureCode(readError), error: readError, stderr: lastLine };

@@ -3,7 +3,7 @@
 // gateway is not failed for the other radio, a file source needs no monitor mode), and shows every
 // line a failing capture tool wrote, with addresses redacted, and the fix.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -425,6 +425,45 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(plain.text).toContain('| last device seen <redacted>');
     expect(plain.text).not.toMatch(/12:34:56:78:9a:bc/i);
     expect(plain.code).toBe(1);
+  });
+
+  it("a failing dumpcap: the line doctor sums it up with is dumpcap's own error, not the last line of its advice", () => {
+    // What dumpcap without capture rights writes (Debian's build), word for word.
+    const bin = join(tmp, 'bin-dumpcap');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      join(bin, 'dumpcap'),
+      [
+        '#!/bin/sh',
+        'cat >&2 <<EOF',
+        "Capturing on 'eth0'",
+        'dumpcap: You do not have permission to capture on device "eth0".',
+        '(socket: Operation not permitted)',
+        'Please check to make sure you have sufficient permissions.',
+        'If you did not install Wireshark from a package, ensure that Dumpcap has the needed CAP_NET_RAW and CAP_NET_ADMIN capabilities by running',
+        'sudo setcap cap_net_raw,cap_net_admin=ep /usr/bin/dumpcap',
+        'and then restarting Wireshark.',
+        'EOF',
+        'exit 1',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const r = doctor(
+      [
+        '--config',
+        config('dumpcap-rights', ['{ type: command, name: wifi, radio: wifi, command: "dumpcap -q -i eth0 -w -" }'], broker.url),
+        '--json',
+        '--frames-timeout',
+        '5s',
+      ],
+      `${bin}:${process.env.PATH}`,
+    );
+    expect(by(r, 'frames arriving (wifi)')).toMatchObject({
+      level: 'fail',
+      detail: 'exited with code 1: dumpcap: You do not have permission to capture on device "eth0".',
+      fix: expect.stringContaining('setcap'),
+    });
   });
 
   it.skipIf(!captures || !need('tshark', 'tshark', 'doctor'))(

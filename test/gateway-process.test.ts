@@ -324,7 +324,12 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     // dumpcap without capture rights: it sees no interface and says only that (a stand-in that says the same).
     const dumpcap = join(tmp, 'bin', 'dumpcap');
     mkdirSync(join(tmp, 'bin'), { recursive: true });
-    writeFileSync(dumpcap, '#!/bin/sh\necho "dumpcap: There are no interfaces on which a capture can be done" >&2\nexit 1\n', { mode: 0o755 });
+    // Its error line, then advice whose last line says nothing: the log's stderr is the error line.
+    writeFileSync(
+      dumpcap,
+      '#!/bin/sh\necho "dumpcap: There are no interfaces on which a capture can be done" >&2\necho "Please check to make sure you have sufficient permissions." >&2\necho "and then restarting Wireshark." >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
     const noRights = spawnGateway(
       gatewayArgs({ site: 'norights', mqttUrl: broker.url, source: `ble=cmd:${dumpcap} -q -i bluetooth0 -w -`, queueDir: join(tmp, 'q-norights') }),
     );
@@ -335,6 +340,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       code: 'exited',
       exit_code: 1,
       fix: 'give dumpcap capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v dumpcap) (or run the gateway with the systemd unit)',
+      stderr: expect.stringMatching(/^dumpcap: There are no /),
     });
     const failing = statuses(sub.messages, 'notool').find((s) => s.sources?.[0]?.state === 'restarting')!;
     expect(failing.sources![0]).toMatchObject({ error_code: 'exited', last_error: 'the capture command exited with code 127' });
