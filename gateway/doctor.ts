@@ -119,6 +119,14 @@ function wirelessInterfaces(): string[] {
 }
 /** ARPHRD_IEEE80211_RADIOTAP (803): an interface in monitor mode delivering radiotap frames. */
 const ARPHRD_RADIOTAP = 803;
+/** Names of the link types (ARPHRD_*) of interfaces a capture command is pointed at by mistake. */
+const ARPHRD_NAMES: Record<number, string> = {
+  1: 'Ethernet',
+  772: 'loopback',
+  65534: 'no link layer (tun)',
+  768: 'IP-in-IP tunnel',
+  776: 'IPv6-in-IPv4 tunnel',
+};
 
 async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
@@ -206,6 +214,19 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
             : 'plug in a Wi-Fi adapter that supports monitor mode (check `iw list` for "monitor" under "Supported interface modes")',
         });
       else if (t === ARPHRD_RADIOTAP) out.push({ step: `monitor mode (${iface})`, level: 'ok', detail: `${iface} is in monitor mode (radiotap)` });
+      else if (!wireless.includes(iface))
+        // eth0, lo, a bridge: no radio behind it, so `iw ... set type monitor` cannot apply; the
+        // capture command names the wrong interface.
+        out.push({
+          step: `monitor mode (${iface})`,
+          level: 'fail',
+          detail: `${iface} is not a Wi-Fi interface (link type ${t}${ARPHRD_NAMES[t] ? `, ${ARPHRD_NAMES[t]}` : ''}): it cannot hear probe requests`,
+          fix: monitors.length
+            ? `capture from the monitor-mode interface instead: -i ${monitors[0]} in the Wi-Fi capture command`
+            : wireless.length
+              ? `give the Wi-Fi adapter a monitor-mode interface and capture from it: sudo iw dev ${wireless[0]} interface add wlan0mon type monitor && sudo ip link set wlan0mon up, then -i wlan0mon in the Wi-Fi capture command`
+              : 'plug in a USB Wi-Fi adapter that supports monitor mode (`iw list` must show "monitor"), give it a monitor-mode interface (docs/field-guide.md, step 5) and capture from that one (-i wlan0mon)',
+        });
       else
         out.push({ step: `monitor mode (${iface})`, level: 'fail', detail: `${iface} exists but is not in monitor mode (link type ${t})`, fix: fixFor(iface) });
     }

@@ -466,6 +466,20 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     });
   });
 
+  it('a Wi-Fi capture command on an interface with no radio (lo): doctor says it is not a Wi-Fi interface, never to set it to monitor mode', () => {
+    const r = doctor([
+      '--config',
+      config('lo', ['{ type: command, name: wifi, radio: wifi, command: "dumpcap -q -i lo -w -" }'], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
+    const m = by(r, 'monitor mode (lo)')!;
+    expect(m).toMatchObject({ level: 'fail', detail: 'lo is not a Wi-Fi interface (link type 772, loopback): it cannot hear probe requests' });
+    expect(m.fix).not.toMatch(/iw dev lo/);
+    expect(m.fix).toMatch(/monitor-mode interface/);
+  });
+
   it.skipIf(!captures || !need('tshark', 'tshark', 'doctor'))(
     "real captures, and a capture tool printing TShark's dissection of them on stderr: no address of them in its report, plain or --json",
     () => {
