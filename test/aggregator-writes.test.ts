@@ -97,7 +97,11 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     expect(h.code).toBe(200);
     expect(h.body.status).toBe('degraded');
     expect(h.body.dropped).toEqual({ retention: 60 });
-    expect(h.body.problems.join('\n')).toMatch(/60 point\(s\) refused .*retention.*beyond retention policy.*needs a longer retention/);
+    // the fix keeps the retention (never "DURATION INF" on the detail policy) and names where an old capture goes
+    expect(h.body.problems.join('\n')).toMatch(
+      /60 point\(s\) refused .*retention.*beyond retention policy.*to load an old capture, write it where it is kept: 1\.x --influx-rp autogen/,
+    );
+    expect(h.body.problems.join('\n')).not.toMatch(/DURATION INF/);
   });
 
   it("1.x: a window beyond the retention policy in a batch keeps the other gateways' stored windows on the page", async () => {
