@@ -625,7 +625,11 @@ describe('truth', () => {
   });
 
   it.each([
-    ['time;people\n2022-10-18T09:00:00Z;1\n', /a\.csv:1: header is "time;people", expected "time;occupancy"; fix: this is a time;people file/],
+    // the fix says which form takes which file, not "pass it where time;people truth is expected"
+    [
+      'time;people\n2022-10-18T09:00:00Z;1\n',
+      /a\.csv:1: header is "time;people", expected "time;occupancy"; fix: this is a time;people file \(people counted at moments\), the truth of stored counts \(--influx-url\); --capture takes a time;occupancy file/,
+    ],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n18.10.2022 09:01;2\n', /a\.csv:3: "18\.10\.2022 09:01" is not a time; fix: use ISO 8601/],
     // Date.parse read it as 2022-03-02: a typo moved the row by days without a word
     [
@@ -659,5 +663,11 @@ describe('truth', () => {
     expect(err).toBeInstanceOf(TruthError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it("an occupancy file given to the stored form (a lab day's truth with --influx-url): the fix says it is --capture's truth and what the stored form takes", () => {
+    expect(() => parsePointCounts('time;occupancy\n2023-03-14T08:00:00Z;3\n', 'day_occupancy.csv')).toThrow(
+      /^day_occupancy\.csv:1: header is "time;occupancy", expected "time;people"; fix: this is a time;occupancy file \(the people present from each time on\), the truth of --capture; fitting stored counts \(--influx-url\) takes people counted at moments, a time;people file/,
+    );
   });
 });

@@ -76,7 +76,9 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     const hint = sep
       ? `the fields are separated by ${shown(sep)}: separate them with ";" in every line (${want})`
       : header === other
-        ? `this is a ${other} file: pass it where ${other} truth is expected`
+        ? valueName === 'people'
+          ? 'this is a time;occupancy file (the people present from each time on), the truth of --capture; fitting stored counts (--influx-url) takes people counted at moments, a time;people file (rows like 2026-05-09T08:00:00Z;12)'
+          : 'this is a time;people file (people counted at moments), the truth of stored counts (--influx-url); --capture takes a time;occupancy file, the people present from each time on (rows like 2022-10-18T08:54:02Z;3)'
         : `make the first line exactly "${want}"`;
     throw new TruthError(file, 1, `header is ${quote(lines[0] ?? '')}, expected "${want}"`, hint);
   }
