@@ -104,6 +104,50 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await sub.client.endAsync();
   });
 
+  it('kill -9 on the wall clock: the open window is lost and no window covers the time down; seq has no gap and the next run starts cut short', async () => {
+    const cap = wifiCapture(join(tmp, 'live-kill.pcap'), { devices: 3, startMs: Date.now(), durationMs: 200, framesPerS: 20 });
+    const sub = await subscriber(broker.url, { filter: siteFilter('livekill') });
+    const args = gatewayArgs(
+      { site: 'livekill', mqttUrl: broker.url, source: `cmd:cat ${cap.path}; sleep 600`, queueDir: join(tmp, 'q-livekill') },
+      '--window',
+      '1s',
+      '--clock',
+      'wall',
+    );
+    const first = spawnGateway(args);
+    await waitFor(() => counts(sub.messages, 'livekill').length >= 3, 20_000, 'windows of the first run');
+    // Mid-window: the window after the last one published is open, with its own key and counts.
+    const before = counts(sub.messages, 'livekill');
+    await new Promise((r) => setTimeout(r, 400));
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    const killedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = spawnGateway(args);
+    await waitFor(() => counts(sub.messages, 'livekill').some((c) => Date.parse(c.start) > killedAt), 20_000, 'a window of the second run');
+    await waitFor(() => counts(sub.messages, 'livekill').filter((c) => Date.parse(c.start) > killedAt).length >= 2, 20_000, 'two windows of the second run');
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    const all = counts(sub.messages, 'livekill');
+    const seqs = [...new Set(all.map((c) => c.seq))];
+    // seq goes on with no gap: the open window had no seq yet.
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    const run1 = all.filter((c) => Date.parse(c.start) < killedAt);
+    const run2 = all.filter((c) => Date.parse(c.start) > killedAt);
+    // Every window the first run closed arrived (the killed process may have closed one more after
+    // `before` was read); the one open at the kill never does.
+    expect(run1.length).toBeGreaterThanOrEqual(before.length);
+    const lastEnd = Math.max(...run1.map((c) => Date.parse(c.end)));
+    expect(lastEnd).toBeLessThanOrEqual(killedAt);
+    // No window covers the time from the last closed window to the restart: the next run's first
+    // window starts when it started, cut short.
+    const firstOfRun2 = run2.reduce((a, b) => (a.seq < b.seq ? a : b));
+    expect(firstOfRun2.complete).toBe(false);
+    expect(Date.parse(firstOfRun2.start)).toBeGreaterThanOrEqual(killedAt + 1500);
+    expect(all.some((c) => Date.parse(c.end) > lastEnd && Date.parse(c.start) < Date.parse(firstOfRun2.start))).toBe(false);
+    await sub.client.endAsync();
+  });
+
   it('a lock file a crash left is taken over even when its pid now belongs to another process (a reboot after a power cut): nothing queued is lost', async () => {
     const cap = wifiCapture(join(tmp, 'reboot.pcap'), { devices: 3, startMs: Date.parse('2026-04-01T11:00:00.300Z'), durationMs: 4_000, framesPerS: 20 });
     const queueDir = join(tmp, 'q-reboot');
