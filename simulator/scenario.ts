@@ -121,7 +121,7 @@ const point = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems:
 const weights = { type: 'object', additionalProperties: { type: 'number', minimum: 0 } } as const;
 const dbm = { type: 'number', minimum: -130, maximum: 0 } as const;
 
-const scenarioSchema = {
+export const scenarioSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'site', 'duration', 'gateways'],

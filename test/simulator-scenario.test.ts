@@ -12,6 +12,7 @@ import {
   resolveScenario,
   SCENARIO_DIR,
   ScenarioError,
+  scenarioSchema,
 } from '../simulator/scenario.ts';
 import { captureDeprecations } from '../scripts/lib/deprecate.ts';
 import { phoneHeardBy } from '../simulator/phones.ts';
@@ -297,6 +298,47 @@ describe('scenario files', () => {
     expect(s.gateways[1].wifi).toBeUndefined();
     expect(s.gateways[1].reachM).toBe(60);
     expect(s.crowds).toHaveLength(2);
+  });
+
+  it('the sample scenario of simulator/README.md shows every key of the schema, where it goes (the hint of a scenario error says it does)', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'simulator', 'README.md'), 'utf8');
+    const doc = parseScenarioText(/## Sample scenario\s+```yaml\n([\s\S]*?)```/.exec(readme)![1], 'README.md');
+    // Every key path of the schema: lists as [], a map's own keys (modes: cyclist, car, ...) as *.
+    const schemaPaths = new Set<string>();
+    const walk = (node: unknown, path: string): void => {
+      if (!node || typeof node !== 'object' || Array.isArray(node)) return;
+      const n = node as Record<string, unknown>;
+      for (const [k, v] of Object.entries((n.properties as Record<string, unknown>) ?? {})) {
+        const p = path ? `${path}.${k}` : k;
+        schemaPaths.add(p);
+        walk(v, p);
+      }
+      if (n.items && !Array.isArray(n.items)) walk(n.items, `${path}[]`);
+      for (const branch of ['then', 'else']) walk(n[branch], path);
+      const more = n.additionalProperties as Record<string, unknown> | undefined;
+      if (more && typeof more === 'object' && more.properties) walk(more, `${path}.*`);
+    };
+    walk(scenarioSchema, '');
+    const samplePaths: string[] = [];
+    const collect = (node: unknown, path: string): void => {
+      if (!node || typeof node !== 'object') return;
+      if (Array.isArray(node)) {
+        for (const x of node) collect(x, `${path}[]`);
+        return;
+      }
+      for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+        const p = path ? `${path}.${k}` : k;
+        samplePaths.push(p);
+        collect(v, p);
+      }
+    };
+    collect(doc, '');
+    const shown = (p: string) => {
+      const re = new RegExp(`^${p.replace(/[.[\]]/g, (c) => `\\${c}`).replace(/\\\.\*/g, '\\.[^.]+')}$`);
+      return samplePaths.some((q) => re.test(q));
+    };
+    expect(schemaPaths.size).toBeGreaterThan(40);
+    expect([...schemaPaths].filter((p) => !shown(p))).toEqual([]);
   });
 
   it('loads a scenario file from disk (YAML and JSON)', () => {
