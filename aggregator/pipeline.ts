@@ -17,6 +17,10 @@
 //   again: idempotent) until the refused points are found, so the messages whose points were stored
 //   still reach the page (at most PARTIAL_SPLIT_WRITES such writes a batch); a 400/422 without a
 //   count and a 413 split the batch in halves until the refused (or too large) points are found.
+// - A 400/422 that refuses every line of a batch, each with the same words that name no fault of a
+//   point (a proxy's "plain HTTP request was sent to HTTPS port", 1.x "database is required"), refuses
+//   the request, not the points: nothing is dropped or acknowledged; it is retried every
+//   batch.maxRetryDelay (without splitting again) and reported, as a 401, until a write goes through.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
 import { EventEmitter } from 'node:events';
@@ -128,6 +132,18 @@ const HINTS: Partial<Record<DropReason, string>> = {
   limit: 'a series or tag-value limit of the server is reached (max-series-per-database, max-values-per-tag)',
 };
 
+/**
+ * The server's words when it refused every one of `lines` lines of a batch alike and stored none,
+ * for no reason of a point (`refused`, not bad_line, type_conflict, ...): the request was refused,
+ * not the points. Null otherwise.
+ */
+function requestRefusal(stored: Stored, lines: number): string | null {
+  if (stored.written.size && [...stored.written.values()].some((n) => n > 0)) return null;
+  const d = stored.dropped;
+  if (!d.length || d.some((x) => x.reason !== 'refused' || x.message !== d[0].message)) return null;
+  return d.reduce((n, x) => n + x.points, 0) === lines ? d[0].message : null;
+}
+
 /** Writes a batch may spend finding which of its lines a partial write refused (the server says how
  *  many, not which): beyond, the lines of the part left are not reported as stored to the page. */
 export const PARTIAL_SPLIT_WRITES = 64;
@@ -148,6 +164,10 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
 
   private readonly drops = new Map<DropReason, DropSummary>();
   private readonly dropLog: DropLog;
+
+  /** The server's words while it refuses whole requests (every line of a batch, for no reason of a
+   *  point); null once a write goes through. */
+  private requestRefused: string | null = null;
 
   private pending: Batch = newBatch();
   private inFlight = 0;
@@ -248,8 +268,15 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
   private async write(batch: Batch): Promise<void> {
     // Abandoned before the write landed: `written` never resolves, so its messages are never
     // acknowledged and stay with the broker.
-    const stored: Stored | null = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [], unsure: [] };
+    let stored: Stored | null = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [], unsure: [] };
     if (!stored) return;
+    for (let refused = requestRefusal(stored, batch.lines.length); refused !== null; refused = requestRefusal(stored, batch.lines.length)) {
+      // Every line refused alike, for no reason of a point: the request is refused. Nothing dropped;
+      // written again (store() now retries it as a whole) until the server takes it.
+      this.requestRefused = refused;
+      stored = await this.store(batch.lines);
+      if (!stored) return;
+    }
     let written = 0;
     for (const [measurement, n] of stored.written) {
       written += n;
@@ -312,6 +339,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         await this.sink.write(lines);
         this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
         this.writesGoThrough();
+        this.requestRefused = null;
         return allWritten(lines);
       } catch (err) {
         this.writeFailures++;
@@ -353,7 +381,8 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           unsure: dropped ? lines : [],
         };
       }
-      if (f.kind === 'refused' || f.kind === 'too_large') {
+      const wholeRequest = f.kind === 'refused' && this.requestRefused !== null && dropReason(f.message) === 'refused';
+      if ((f.kind === 'refused' && !wholeRequest) || f.kind === 'too_large') {
         // Some point is refused (or the body is too large) and the server does not say which: halves.
         this.writesGoThrough();
         if (lines.length === 1) {
@@ -396,6 +425,11 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
               : `InfluxDB answers 404: ${f.message}; influx.create is on, ${recreated === false ? 'yet the database and retention policy exist' : `but creating what is missing failed: ${recreated}`}; check the database or bucket, or that --influx-api matches the server`;
           break;
         }
+        case 'refused':
+          delay = this.batch.maxRetryDelay;
+          level = 'error';
+          problem = `InfluxDB refuses every write (${f.status}): ${f.message}; this names no fault of a point, so the request is refused: check influx.url (its scheme and port: an HTTPS port, a proxy in front of InfluxDB), influx.database or bucket, and --influx-api; nothing is dropped meanwhile`;
+          break;
         case 'unexpected':
           delay = this.batch.maxRetryDelay;
           level = 'error';

@@ -65,7 +65,7 @@ export function dropReason(message: string): DropReason {
   if (/beyond retention/i.test(message)) return 'retention';
   if (/field type conflict|type conflict/i.test(message)) return 'type_conflict';
   if (/max-values-per-tag|max-series|limit exceeded|exceeded/i.test(message)) return 'limit';
-  if (/unable to parse|invalid|bad timestamp|parse/i.test(message)) return 'bad_line';
+  if (/unable to parse|invalid|bad timestamp|pars(e|ing)/i.test(message)) return 'bad_line';
   return 'refused';
 }
 

@@ -201,6 +201,31 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     expect(proxy.writes().filter((w) => w.status === 400).length).toBeGreaterThanOrEqual(6);
   });
 
+  it('v2: a 400 for every write that names no fault of a point (a proxy in front, an HTTPS port) drops nothing and acknowledges nothing until writes go through', async () => {
+    const page =
+      '<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head><body><center><h1>400 Bad Request</h1></center><hr><center>nginx</center></body></html>';
+    proxy.rule = (r) => (r.path.startsWith('/api/v2/write') ? { status: 400, headers: { 'content-type': 'text/html' }, body: page } : undefined);
+    const a = await start(v2());
+    await publishAll(pub, windows('site-https', 2, 10).map(countsItem));
+    await until(
+      'the request refused as a whole, reported',
+      async () => (await health(a)).body.problems.join('\n'),
+      (p) => p.includes('refuses every write (400)'),
+    );
+    const refusedWrites = proxy.writes().filter((w) => w.status === 400).length;
+    await new Promise((r) => setTimeout(r, 1500)); // several retries (batch.maxRetryDelay 300ms)
+    const h = await health(a);
+    expect(h.code).toBe(503);
+    expect(h.body.problems.join('\n')).toMatch(/plain HTTP request was sent to HTTPS port.*check influx\.url/);
+    expect(a.stats()).toMatchObject({ acked: 0, pointsDropped: 0, pointsWritten: 0 });
+    // Retried as a whole, not split again line by line.
+    expect(proxy.writes().filter((w) => w.status === 400).length - refusedWrites).toBeLessThanOrEqual(20);
+    proxy.rule = () => undefined;
+    await allAcked(a, 20);
+    expect(await vmCount('site-https', 40)).toBe(40);
+    expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 0 });
+  });
+
   it('v2: 413 splits a batch until it fits; nothing is dropped', async () => {
     proxy.rule = (r) =>
       r.path.startsWith('/api/v2/write') && r.lines.length > 25
