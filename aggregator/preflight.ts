@@ -21,6 +21,7 @@ import type { InfluxConfig } from './config.ts';
 import { detectServer, ident, influxDuration, InfluxQl, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { BodyTooLargeError, boundedText } from '../scripts/lib/http-body.ts';
+import { distance } from '../scripts/lib/config-loader.ts';
 
 /** The URL as given, without credentials (no trailing slash added): for messages and commands. */
 function redactUrl(url: string | undefined): string {
@@ -137,8 +138,15 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
       log.info({ influx: url, database, statements }, `created database ${database} (default retention policy detail ${d}) as presence influx setup does`);
       created = true;
     } else {
+      // A misspelt name is told so first: creating it would store the counts apart from the dashboards'.
+      const present = databases.filter((d) => !d.startsWith('_'));
+      const near = present
+        .filter((d) => distance(d, database) <= Math.max(2, Math.floor(database.length / 3)))
+        .sort((a, b) => distance(a, database) - distance(b, database));
       throw new PreflightError(
-        `InfluxDB ${version} at ${url} has no database "${database}". Create it with\n` +
+        `InfluxDB ${version} at ${url} has no database "${database}" (it has ${present.length ? present.map((d) => `"${d}"`).join(', ') : 'none'}).` +
+          (near.length ? ` Did you mean "${near[0]}"? Then fix --influx-db (influx.database, INFLUX_DB).` : '') +
+          ` Create it with\n` +
           `  presence influx setup --influx-url ${url} --influx-db ${database} --detail ${d}\n` +
           `or start the aggregator with --influx-create (INFLUX_CREATE=true, or influx.create: true in the config file)`,
       );

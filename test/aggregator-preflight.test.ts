@@ -74,6 +74,16 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     expect(r.out()).not.toContain('"subscribed"');
   });
 
+  it('a misspelt database: the line lists the databases there and names the one it may be, before the command that would create the misspelt one', async () => {
+    await influx.query('CREATE DATABASE "presence"', 'POST');
+    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'presense', '--mqtt-client-id', 'preflight-typo']);
+    expect(await r.exited).toBe(2);
+    expect(r.out()).toMatch(
+      /has no database "presense" \(it has [^)]*"presence"[^)]*\)\. Did you mean "presence"\? Then fix --influx-db \(influx\.database, INFLUX_DB\)\. Create it with\n/,
+    );
+    expect(r.out()).not.toMatch(/"_internal"/);
+  });
+
   it('the command it prints creates the database', async () => {
     execFileSync(
       process.execPath,

@@ -493,7 +493,8 @@ function warnReadableSecrets(path: string, value: Record<string, unknown>): void
 
 // ---------------------------------------------------------------------------------------- messages
 
-function distance(a: string, b: string): number {
+/** Edit distance (Levenshtein) of two names: the "did you mean" of a misspelt key or name. */
+export function distance(a: string, b: string): number {
   const d = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     let prev = d[0];
