@@ -195,6 +195,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return !!this.publisher?.connected;
   }
 
+  /**
+   * Frames of the last closed window of a link type the firmware does not parse (Ethernet from
+   * `tcpdump -i eth0`): /healthz and the page name them while they last, not only the log once an hour.
+   */
+  get unparsedFrames(): number {
+    return this.lastUnparsed;
+  }
+  private lastUnparsed = 0;
+
   /** Corridor sketches waiting in memory for the broker. */
   get sketchQueueDepth(): number {
     return this.sketches?.depth ?? 0;
@@ -457,6 +466,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
   private queueWindow(w: ClosedWindow | null, cutShort = false): void {
+    if (w) this.lastUnparsed = w.counts.unsupported;
     if (w && w.counts.unsupported > 0) this.unparsed(w.counts.unsupported);
     if (w) this.allRejected(w.counts);
     if (!w || w.end <= w.start) return; // nothing was counted in an empty interval

@@ -22,6 +22,8 @@ export interface GatewayView {
   readonly sources: ReadonlyArray<{ name: string; radio?: string; state: SourceStatus['state']; frames: number; errors: number }>;
   readonly queueDepth: number;
   readonly mqttConnected: boolean;
+  /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
+  readonly unparsedFrames?: number;
   status(): { queue_state?: string; queue_dropped?: number; windows?: number; last_seq?: number };
   on(event: 'window', fn: (m: CountsMessage) => void): unknown;
   on(event: 'published', fn: (seq: number) => void): unknown;
@@ -165,7 +167,8 @@ export interface Health {
 
 /**
  * ok: connected, every source running (or a file finished), queue writable. degraded (200): windows
- * are still counted but wait (broker not connected, queue disk full or failing, a source restarting).
+ * are still counted but wait (broker not connected, queue disk full or failing, a source restarting),
+ * or frames arrive that cannot be counted (a link type the firmware does not parse).
  * unhealthy (503): no source can deliver frames any more (all failed).
  */
 export function health(gw: GatewayView): Health {
@@ -178,6 +181,10 @@ export function health(gw: GatewayView): Health {
   if (dead) problems.push('every capture source failed: nothing is counted');
   else for (const s of failed) problems.push(`source ${s.name} failed`);
   for (const s of restarting) problems.push(`source ${s.name} is restarting (${s.errors} errors so far)`);
+  if (gw.unparsedFrames)
+    problems.push(
+      `${gw.unparsedFrames} frame(s) of the last window are of a link type the firmware does not parse (a normal network interface, not the monitor-mode one): not counted; capture from the monitor-mode interface (presence doctor names the link type)`,
+    );
   if (!gw.mqttConnected) problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued`);
   if (queueState === 'disk_full') problems.push('queue folder full (disk_full): windows are held in memory until space is freed');
   else if (queueState !== 'ok') problems.push(`queue folder cannot be written (${queueState}): windows are held in memory`);

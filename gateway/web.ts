@@ -63,6 +63,8 @@ export interface Snapshot {
   windows?: WindowRow[];
   queue: { depth: number; state: string; dropped: number; refused: number };
   broker: { connected: boolean; url: string };
+  /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
+  unparsed: number;
   sources: Array<{
     name: string;
     radio: string;
@@ -246,6 +248,7 @@ export class GatewayPage {
       ...(withWindows ? { windows: this.rows.slice() } : {}),
       queue: live.queue,
       broker: { connected: gw.mqttConnected, url: safeUrl(gw.config.mqtt.url) },
+      unparsed: gw.unparsedFrames,
       sources: gw.sources.map((s) => {
         if (tick) this.sourceFps.set(s.name, this.rates.rate(s.name, s.frames, now));
         const st = s.status(this.sourceFps.get(s.name) ?? 0);

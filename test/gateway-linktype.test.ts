@@ -12,6 +12,7 @@ import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 import { address, gatewayArgs, logLines, runCapture, spawnGateway } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { freePort, waitForPort } from './support/ports.ts';
 
 const SUITE = 'gateway link types';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -51,6 +52,51 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(warned[0]).toMatchObject({ level: 40, frames: 8 }); // those of the first window: .250 to .950
     expect(String(warned[0]!.fix)).toMatch(/monitor-mode interface/);
     await end();
+  });
+
+  it("a live Ethernet capture: /healthz says degraded with the frames not counted, and the page's picture carries them, while they last", async () => {
+    const path = capture('eth-live.pcap', 1); // LINKTYPE_ETHERNET
+    const port = await freePort();
+    // tcpdump -i eth0 as a field gateway would run it by mistake: a capture command (wall clock)
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'ethlive', mqttUrl: broker.url, source: `wifi=cmd:cat ${path}; sleep 600`, queueDir: join(tmp, 'q-ethlive') },
+        '--window',
+        '3s',
+        '--http-port',
+        String(port),
+      ),
+    );
+    try {
+      await waitForPort(port);
+      const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}${p}`)).text();
+      const until = async (cond: () => Promise<boolean>, what: string) => {
+        for (const deadline = Date.now() + 15_000; !(await cond()); await new Promise((r) => setTimeout(r, 50)))
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${gw.stderr().slice(-1500)}`);
+      };
+      let body: { status: string; problems: string[] } = { status: '', problems: [] };
+      await until(async () => {
+        body = JSON.parse(await get('/healthz'));
+        return body.problems.some((x) => /link type the firmware does not parse/.test(x));
+      }, 'a health answer naming the frames not counted');
+      expect(body.status).toBe('degraded');
+      expect(body.problems).toContain(
+        '20 frame(s) of the last window are of a link type the firmware does not parse (a normal network interface, not the monitor-mode one): not counted; capture from the monitor-mode interface (presence doctor names the link type)',
+      );
+      // the page's event stream: its first picture carries the same number (the page shows it as an alert)
+      const ctrl = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${port}/events`, { signal: ctrl.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!/"unparsed":\d+/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      ctrl.abort();
+      expect(text).toMatch(/"unparsed":20\b/);
+      // the next window has none: healthy again (the broker is connected, the source runs)
+      await until(async () => JSON.parse(await get('/healthz')).status === 'ok', 'ok once a window without them closed');
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
   });
 
   it('a radiotap capture says nothing of the kind', async () => {
