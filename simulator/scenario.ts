@@ -281,6 +281,9 @@ ajv.addFormat('duration', { type: 'string', validate: (s: string) => !Number.isN
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)) });
 const validate = ajv.compile(scenarioSchema);
 
+/** Most fixed devices (the sum of fixed[].count) a scenario may have: each is held in memory for the whole run. */
+export const FIXED_DEVICES_MAX = 100_000;
+
 export class ScenarioError extends Error {
   constructor(
     readonly source: string,
@@ -542,6 +545,15 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     if (!MODELS[f.model]) problems.push(`fixed[${i}].model: unknown device model "${f.model}" (known: ${knownModels.join(', ')})`);
     return { model: f.model, position: f.position, count: f.count ?? 1 };
   });
+  // Every fixed device is kept in memory for the whole run, as a person is (~15 kB each; --scale
+  // does not touch them): a count of 100,000,000 ran the heap out (a V8 crash, no line saying why).
+  const fixedDevices = fixed.reduce((n, f) => n + f.count, 0);
+  if (fixedDevices > FIXED_DEVICES_MAX) {
+    const largest = fixed.reduce((a, f, i) => (f.count > fixed[a].count ? i : a), 0);
+    problems.push(
+      `fixed[${largest}].count: the fixed devices come to ${fixedDevices.toLocaleString('en')}; the simulator holds at most ${FIXED_DEVICES_MAX.toLocaleString('en')} (each is kept in memory): lower the count`,
+    );
+  }
 
   const startMs = o.start !== undefined ? new Date(o.start).getTime() : d.start ? Date.parse(d.start) : Date.parse('2026-04-27T10:00:00Z');
   if (!Number.isFinite(startMs)) problems.push(`start: not a date (${String(o.start)})`);

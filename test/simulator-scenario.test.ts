@@ -112,6 +112,15 @@ describe('scenario files', () => {
     expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be string (got 1700000000)');
   });
 
+  it('fixed devices past the most the simulator holds are refused naming the count (100,000,000 ran the heap out)', () => {
+    const fixed = (counts: number[]) => ({ ...minimal(), fixed: counts.map((count) => ({ model: 'ibeacon', position: [1, 1], count })) });
+    expect(problems(fixed([2, 100_000_000]))).toBe(
+      'file.yaml: fixed[1].count: the fixed devices come to 100,000,002; the simulator holds at most 100,000 (each is kept in memory): lower the count',
+    );
+    expect(problems(fixed([60_000, 40_001]))).toMatch(/^file\.yaml: fixed\[0\]\.count: the fixed devices come to 100,001;/);
+    expect(resolveScenario(fixed([60_000, 40_000]), 'x').fixed.map((f) => f.count)).toEqual([60_000, 40_000]);
+  });
+
   it('a truth_step of 0s is refused (the truth sampled one instant for ever and the run never ended)', () => {
     expect(problems({ ...minimal(), truth_step: '0s' })).toBe('file.yaml: truth_step: must be above 0, like 5s (got 0s)');
     expect(resolveScenario({ ...minimal(), truth_step: '1s' }, 'x').truthStepS).toBe(1);
