@@ -58,14 +58,20 @@ export function checkCrowd(s: Scenario, given: { people?: string | number; scale
     return r > x ? Number((x * 0.995).toPrecision(3)) : r;
   };
   const instead = byPeople ? `--people ${PEOPLE_MAX}` : `--scale ${fits(PEOPLE_MAX / nominal)}`;
-  const peakText = `${Math.round(peak).toLocaleString('en')} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')}`;
+  // A number past a trillion is shown as 5.56e+299 (a flow of speed 1e-300 gave a line of 400 digits).
+  const peakShown = peak < 1e12 ? Math.round(peak).toLocaleString('en') : peak.toExponential(2);
+  const peakText = `${peakShown} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')}`;
   // Neither flag: the crowd is the scenario's own (a file's occupancy or per_hour), so the line names
-  // the scenario, not a --scale that was never given.
-  if (!byPeople && given.scale === undefined)
+  // the scenario, not a --scale that was never given, and the crowd that holds the most.
+  if (!byPeople && given.scale === undefined) {
+    const shares = s.crowds.map((c) => nominalPeople({ crowds: [c] }));
+    const most = shares.indexOf(Math.max(...shares));
+    const what = s.crowds[most]?.type === 'flow' ? 'per_hour, or a higher speed (people on the way: per_hour x length / speed)' : 'occupancy';
     throw new UsageError(
-      `${s.name}: its crowds would hold ${peakText} (--scale ${fits(PEOPLE_MAX / nominal)} or less, or smaller occupancy and per_hour in its file)`,
+      `${s.name}: its crowds would hold ${peakText} (--scale ${fits(PEOPLE_MAX / nominal)} or less, or in its file a smaller crowds[${most}].${what})`,
       'every person present is kept in memory; make the crowd smaller with --scale or --people',
     );
+  }
   const flag = byPeople ? `--people ${given.people}` : `--scale ${given.scale}`;
   throw new UsageError(
     `${flag}: ${s.name} would hold ${peakText} (${instead} or less)`,

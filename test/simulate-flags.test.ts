@@ -257,7 +257,25 @@ describe('presence simulate: bad flag values', () => {
     const out = join(tmp, 'stadium');
     refused(
       simulate(file, '--out', out),
-      /^presence simulate: stadium: its crowds would hold 1,000,000 people at its peak; the simulator holds at most 300,000 \(--scale 0\.3 or less, or smaller occupancy and per_hour in its file\)$/,
+      /^presence simulate: stadium: its crowds would hold 1,000,000 people at its peak; the simulator holds at most 300,000 \(--scale 0\.3 or less, or in its file a smaller crowds\[0\]\.occupancy\)$/,
+    );
+    expect(existsSync(out)).toBe(false);
+    // a flow that hardly moves keeps its people on the way: a short line naming the crowd and its speed, not 300 digits
+    writeFileSync(
+      file,
+      [
+        'name: stadium',
+        'site: stadium',
+        'duration: 10m',
+        'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]',
+        'crowds:',
+        '  - { type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 10]] }',
+        '  - { type: flow, from: [0, 0], to: [10, 0], modes: { walk: { per_hour: 100, speed: 1e-300 } } }',
+      ].join('\n'),
+    );
+    refused(
+      simulate(file, '--out', out),
+      /^presence simulate: stadium: its crowds would hold 5\.56e\+299 people at its peak; the simulator holds at most 300,000 \(--scale [0-9.e-]+ or less, or in its file a smaller crowds\[1\]\.per_hour, or a higher speed \(people on the way: per_hour x length \/ speed\)\)$/,
     );
     expect(existsSync(out)).toBe(false);
   });
