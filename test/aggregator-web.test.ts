@@ -34,7 +34,10 @@ const ok = need('mosquitto', 'mosquitto', SUITE) && need('influxd', 'influxdb', 
 const repo = join(import.meta.dirname, '..');
 const ZONE = 'square-west';
 
-type Charts = Record<string, { calibrated: boolean; people: Array<Array<number | null>> | null; devices: number[][]; axes: Record<string, string[]> }>;
+type Charts = Record<
+  string,
+  { calibrated: boolean; people: Array<Array<number | null>> | null; devices: number[][]; axes: Record<string, string[]>; series: Record<string, string[]> }
+>;
 
 describe.skipIf(!ok)(SUITE, () => {
   const dir = mkdtempSync(join(tmpdir(), 'presence-agg-web-'));
@@ -147,6 +150,8 @@ describe.skipIf(!ok)(SUITE, () => {
         expect(ws.every((w) => w.people)).toBe(true);
         for (const [i, name] of ['people', 'low', 'high'].entries()) expect(c[key].people![i + 1], `${key} ${name}`).toEqual(ws.map((w) => w.people![i]));
         expect(c[key].axes.people).toEqual(['time (Europe/Amsterdam)', 'people']);
+        // no simulator here: no series of its truth, nor a legend entry saying there was one
+        expect(c[key].series.people).toEqual(['time', 'people (calibrated)', 'interval low', 'interval high']);
       } else {
         // Never a people chart for a zone without a calibration.
         expect(c[key].calibrated).toBe(false);
