@@ -473,6 +473,14 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   checkModels('people.primary', d.people?.primary);
   checkModels('people.secondary', d.people?.secondary);
   if (people.carry.reduce((a, b) => a + b, 0) <= 0) problems.push('people.carry: at least one probability must be above 0');
+  // A person's devices are drawn from these weights: none above 0 (`primary: {}`) crashed the run
+  // ("Cannot read properties of undefined") or gave every person the last model listed.
+  const [, one, two, three] = people.carry;
+  const noWeight = (w: Record<string, number>) => !Object.values(w).some((v) => v > 0);
+  if (one + two + three > 0 && noWeight(people.primary))
+    problems.push(`people.primary: needs a device model with a weight above 0, like { iphone-ios17: 1 } (people.carry gives people a device)`);
+  if (two + three > 0 && noWeight(people.secondary))
+    problems.push(`people.secondary: needs a device model with a weight above 0, like { watch-apple: 1 } (people.carry gives people a second device)`);
 
   const seen = new Set<string>();
   const gateways: GatewaySpec[] = d.gateways.map((g: any, i: number): GatewaySpec => {

@@ -112,6 +112,18 @@ describe('scenario files', () => {
     expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be string (got 1700000000)');
   });
 
+  it('people.primary or people.secondary without a weight above 0 is refused when people.carry gives people such a device', () => {
+    const people = (p: Record<string, unknown>) => ({ ...minimal(), people: p });
+    expect(problems(people({ primary: {} }))).toBe(
+      'file.yaml: people.primary: needs a device model with a weight above 0, like { iphone-ios17: 1 } (people.carry gives people a device)',
+    );
+    expect(problems(people({ secondary: { 'watch-apple': 0 } }))).toBe(
+      'file.yaml: people.secondary: needs a device model with a weight above 0, like { watch-apple: 1 } (people.carry gives people a second device)',
+    );
+    // nobody carries a second device: no secondary weights needed
+    expect(resolveScenario(people({ carry: [0.1, 0.9, 0, 0], secondary: {} }), 'x').people.secondary).toEqual({});
+  });
+
   it('fixed devices past the most the simulator holds are refused naming the count (100,000,000 ran the heap out)', () => {
     const fixed = (counts: number[]) => ({ ...minimal(), fixed: counts.map((count) => ({ model: 'ibeacon', position: [1, 1], count })) });
     expect(problems(fixed([2, 100_000_000]))).toBe(
