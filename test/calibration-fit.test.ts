@@ -213,6 +213,13 @@ describe('fit', () => {
   it('warns when the data cannot support a fit', () => {
     const one = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows: 100 }));
     expect(one.warnings.join('\n')).toMatch(/one session only/);
+    // A day of a few counts (8 windows): the interval still has a width (one block of 10 windows
+    // resampled gave the same line every time: low = value = high)
+    for (const windows of [8, 12, 25]) {
+      const few = fitZone(synthetic({ k: 0.5, b: 6, sessions: 1, windows, seed: 4 }));
+      expect(few.warnings.join('\n')).toMatch(/one session only/);
+      expect(few.k.high - few.k.low, `${windows} windows`).toBeGreaterThan(0.01 * few.k.value);
+    }
     const flat = fitZone(synthetic({ k: 0.5, b: 6, sessions: 4, windows: 50 }).map((s) => ({ ...s, people: 5 + (s.time! % 120_000 ? 0 : 0.2) })));
     expect(flat.warnings.join('\n')).toMatch(/occupancy hardly varies/);
     const bent = fitZone(synthetic({ k: 0.5, b: 6, sessions: 8, windows: 120, curve: 0.15 }));

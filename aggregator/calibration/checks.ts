@@ -60,7 +60,7 @@ export function checkFit(
   if (sessions < MIN_SESSIONS) {
     w.push(
       sessions === 1
-        ? `${z}: one session only: the interval comes from blocks of 10 windows of that session and is too narrow; calibrate on at least ${MIN_SESSIONS} sessions (days or captures)`
+        ? `${z}: one session only: the interval comes from blocks of that session's consecutive windows (10, fewer where that leaves under 5 blocks) and is too narrow; calibrate on at least ${MIN_SESSIONS} sessions (days or captures)`
         : `${z}: ${sessions} sessions only: the bootstrap over sessions cannot give an honest interval; calibrate on at least ${MIN_SESSIONS}`,
     );
   }

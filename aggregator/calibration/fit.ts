@@ -218,7 +218,9 @@ interface Boot {
 
 function bootstrap(samples: Sample[], replicates: number, seed: number, zero = false): Boot {
   let units = groupBy(samples, (s) => s.session);
-  if (units.size < 2) units = blocks(samples, 10);
+  // One session: blocks of 10 windows, smaller where that leaves fewer than 5 blocks (a day of a
+  // few manual counts is a handful of windows: one block of them gave an interval of zero width).
+  if (units.size < 2) units = blocks(samples, Math.min(10, Math.max(1, Math.floor(samples.length / 5))));
   const keys = [...units.keys()];
   const rng = new Resampler(seed);
   const ks: number[] = [];
