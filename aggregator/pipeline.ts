@@ -413,7 +413,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           if (recreated === true) {
             this.log.warn(
               { err: f.message, status: f.status, lines: lines.length, sink: this.sink.target },
-              'write answered 404: the database was missing (InfluxDB came back without it, or it was dropped) and is created again (influx.create); writing again',
+              `write answered ${f.status}: the database or retention policy was missing (InfluxDB came back without it, or it was dropped) and is created again (influx.create); writing again`,
             );
             continue;
           }
@@ -421,8 +421,8 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           level = 'error';
           problem =
             recreated === null
-              ? `InfluxDB answers 404: ${f.message}; the database or bucket does not exist (start with --influx-create, or create it), or --influx-api does not match the server`
-              : `InfluxDB answers 404: ${f.message}; influx.create is on, ${recreated === false ? 'yet the database and retention policy exist' : `but creating what is missing failed: ${recreated}`}; check the database or bucket, or that --influx-api matches the server`;
+              ? `InfluxDB answers ${f.status}: ${f.message}; the database, retention policy or bucket does not exist (start with --influx-create, or create it), or --influx-api does not match the server`
+              : `InfluxDB answers ${f.status}: ${f.message}; influx.create is on, ${recreated === false ? 'yet the start-up checks find nothing missing to create' : `but creating what is missing failed: ${recreated}`}; check the database or bucket, or that --influx-api matches the server`;
           break;
         }
         case 'refused':

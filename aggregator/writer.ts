@@ -32,7 +32,8 @@ export type DropReason = (typeof DROP_REASONS)[number];
  *   too_large: 413: the body is too large; split the batch (a single point too large is dropped).
  *   throttled: 429, or 503 with Retry-After: wait `retryAfterMs`, then again.
  *   auth:      401/403: credentials refused; retried slowly until fixed (the operator must act).
- *   missing:   404: no such database/bucket (or not an InfluxDB write endpoint); retried slowly.
+ *   missing:   404: no such database/bucket (or not an InfluxDB write endpoint), or 1.x 500 "retention
+ *              policy not found"; retried slowly.
  *   transient: 5xx, 408, a network error or timeout: retried with backoff.
  *   unexpected: any other status: retried slowly, never dropped silently.
  */
@@ -110,7 +111,9 @@ export function classifyWriteError(error: unknown, secrets: readonly string[] = 
   if (status === 413) return { kind: 'too_large', status, message };
   if (status === 429 || (status === 503 && retryAfter !== null)) return { kind: 'throttled', status, retryAfterMs: retryAfter, message };
   if (status === 401 || status === 403) return { kind: 'auth', status, message };
-  if (status === 404) return { kind: 'missing', status, message };
+  // InfluxDB 1.x answers a write to a retention policy that does not exist (dropped, or never made)
+  // with 500 "retention policy not found: NAME": missing, as a database is, not a passing fault.
+  if (status === 404 || (status === 500 && /retention policy not found/i.test(message))) return { kind: 'missing', status, message };
   if (status >= 500 || status === 408) return { kind: 'transient', status, message };
   return { kind: 'unexpected', status, message };
 }

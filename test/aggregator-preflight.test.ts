@@ -204,6 +204,35 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     }
   });
 
+  it('--influx-create and the --influx-rp retention policy dropped while it runs (1.x answers 500): created again, the later windows written', async () => {
+    const r = run([
+      '--influx-url',
+      influx.url,
+      '--influx-api',
+      'v1',
+      '--influx-db',
+      'rpdrop',
+      '--influx-rp',
+      'week',
+      '--influx-create',
+      '--mqtt-client-id',
+      'preflight-rpdrop',
+    ]);
+    const stored = async () => (await influx.rows(`SELECT count("devices") FROM "rpdrop"."week"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count;
+    try {
+      await subscribed(r);
+      await publishAll(pub, windows('site-rpdrop', 1, 3).map(countsItem));
+      await until('3 windows stored', stored, (n) => n === 3);
+      await influx.query('DROP RETENTION POLICY "week" ON "rpdrop"', 'POST');
+      await publishAll(pub, windows('site-rpdrop-after', 2, 4).map(countsItem));
+      await until('the 8 windows sent after the drop stored', stored, (n) => n === 8);
+      expect(r.out()).toContain('write answered 500: the database or retention policy was missing');
+    } finally {
+      r.proc.kill('SIGTERM');
+      await r.exited;
+    }
+  });
+
   it('the default --influx-api v2 against InfluxDB 1.6 stops with the --influx-api to use', async () => {
     const r = run(['--influx-url', influx.url, '--influx-db', 'presence', '--mqtt-client-id', 'preflight-v2']);
     expect(await r.exited).toBe(2);
