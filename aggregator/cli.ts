@@ -6,7 +6,7 @@ import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { warnCalibratedZonesOutsideRegistry } from './calibration/hooks.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
-import { exitConfig, exitUsage, MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { exitConfig, exitUsage, fileProblemsHint } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
@@ -27,7 +27,7 @@ export function registerAggregator(program: Command): void {
       config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
       // The TLS files before anything starts (not a "cannot start" log line at the first connect).
       const tls = tlsFileProblemsIn(config.mqtt, given as AggregatorFlags, given.config || process.env.PRESENCE_AGGREGATOR_CONFIG || undefined);
-      if (tls.length) throw new ConfigError(tls, 'flags', MISSING_FILE_HINT);
+      if (tls.length) throw new ConfigError(tls, 'flags', fileProblemsHint(tls));
     } catch (e) {
       if (e instanceof ConfigError) exitConfig('aggregator', e);
       throw e;

@@ -24,7 +24,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
-import { MISSING_FILE_HINT } from '../scripts/lib/usage.ts';
+import { fileProblemsHint } from '../scripts/lib/usage.ts';
 import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
 import { smallFileProblem } from '../scripts/lib/small-file.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
@@ -946,7 +946,7 @@ export function startFileError(cfg: GatewayConfig, flags: GatewayFlags, env: Nod
     ...tlsFileProblemsIn(cfg.mqtt, flags, file),
     ...(password ? [password] : []),
   ];
-  return missing.length ? new ConfigError(missing, 'flags', MISSING_FILE_HINT) : null;
+  return missing.length ? new ConfigError(missing, 'flags', fileProblemsHint(missing)) : null;
 }
 
 /**

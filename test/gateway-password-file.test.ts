@@ -128,7 +128,8 @@ describe.skipIf(reason !== null)(SUITE, () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toEqual([
       `presence gateway: ${config}: mqtt.password_file: ${pw} cannot be read by nobody, who runs the gateway (permission denied): chown nobody ${pw} && chmod 600 ${pw}`,
-      expect.stringMatching(/^hint: /),
+      // the path is right: the hint is about read access, not "check the path"
+      'hint: the file is there, but the user that runs the command may not read it (or its folder): give that user read access, with the chown or chmod the line names where it names one',
     ]);
     // Checked before anything starts: no log line, nothing in the queue folder.
     expect(run.stderr).not.toContain('gateway starting');
@@ -140,6 +141,7 @@ describe.skipIf(reason !== null)(SUITE, () => {
     const fromFile = await gatewayAsNobody(['--config', config]);
     expect(fromFile.code, fromFile.stderr).toBe(2);
     expect(fromFile.stderr.split('\n')[0]).toBe(`presence gateway: ${config}: mqtt.password_file: ${join(etc, 'no-such-password')} does not exist`);
+    expect(fromFile.stderr.split('\n')[1]).toMatch(/^hint: check the path: /);
     const fromEnv = await gatewayAsNobody(['--config', config], { MQTT_PASSWORD_FILE: '/nonexistent/mqtt-password' });
     expect(fromEnv.code, fromEnv.stderr).toBe(2);
     expect(fromEnv.stderr.split('\n')[0]).toBe('presence gateway: MQTT_PASSWORD_FILE (mqtt.password_file): /nonexistent/mqtt-password does not exist');

@@ -46,6 +46,21 @@ export function problemLines(e: Error): string[] {
 export const MISSING_FILE_HINT =
   "check the path: a relative path in a config file starts from the file's folder, one on the command line from the current folder";
 
+/** The hint after a file named in a configuration that is there but may not be read. */
+export const UNREADABLE_FILE_HINT =
+  'the file is there, but the user that runs the command may not read it (or its folder): give that user read access, with the chown or chmod the line names where it names one';
+
+/**
+ * The hint for missing or unreadable files: "check the path" for a missing one, read access for one
+ * that is there (a root-only password file copied by scp is the right path: checking it does not help).
+ */
+export function fileProblemsHint(problems: string[]): string {
+  const unreadable = (p: string) => /\(permission denied\)|cannot be read by /.test(p);
+  if (problems.every(unreadable)) return UNREADABLE_FILE_HINT;
+  if (problems.some(unreadable)) return `${MISSING_FILE_HINT}; and ${UNREADABLE_FILE_HINT}`;
+  return MISSING_FILE_HINT;
+}
+
 export function defaultHint(command: string): string {
   return `presence ${command} --help lists the options`;
 }
