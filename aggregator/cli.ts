@@ -64,12 +64,21 @@ export function registerAggregator(program: Command): void {
     if (configFile)
       process.on('SIGHUP', () => {
         try {
-          const next = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false)).gateways;
+          const reloaded = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false));
+          const next = reloaded.gateways;
           aggregator.identity.reload(next);
           aggregator.log.info(
             { file: configFile, gateways_registered: aggregator.identity.registered, allow_unknown: next.allow_unknown },
             'gateway registry reloaded',
           );
+          // The calibration file is read again at its path (reloadOnSighup); another path, or one given
+          // or taken out in the config file, is not taken up by SIGHUP: said, not silently ignored.
+          const named = reloaded.calibration ?? null;
+          if (named !== (calibrationFile ?? null))
+            aggregator.log.warn(
+              { file: configFile, calibration: named, in_use: calibrationFile ?? null },
+              `calibration: the config file now names ${named ?? 'none'}, the aggregator goes on with ${calibrationFile ?? 'none'}: another calibration path takes a restart (systemctl restart presence-aggregator); SIGHUP re-reads the file in use`,
+            );
         } catch (e) {
           aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
         }

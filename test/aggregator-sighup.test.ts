@@ -1,8 +1,9 @@
 // SIGHUP to a `presence aggregator` process with nothing to reload (no --calibration, no --config):
 // it goes on, says so, and still writes and stops cleanly. Node's default for SIGHUP is to end the
 // process at once, unlogged: a `systemctl reload` or a log rotation stopped such an aggregator.
+// And a calibration path changed in the config file: SIGHUP says it needs a restart.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,5 +65,51 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     }
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(log).toContain('"aggregator stopped"');
+  });
+
+  it('a calibration path changed in the config file is not taken up silently: SIGHUP re-reads the file in use and says a restart takes the new one', async () => {
+    const calibration = (k: number) =>
+      `format: presence-calibration/1\nestimator: { field: estimate, radio: wifi, window_s: 60 }\nlevel: 0.9\nzones:\n  hall:\n    k: { value: ${k}, low: ${k - 0.05}, high: ${k + 0.05}, sd: 0.03 }\n    b: { value: 4, low: 3, high: 5, sd: 0.6 }\n    corr_kb: 0.4\n    residual_sd: 1.5\n`;
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.yaml');
+    writeFileSync(a, calibration(0.5));
+    writeFileSync(b, calibration(0.7));
+    const cfg = join(dir, 'aggregator.yaml');
+    const configWith = (cal: string) =>
+      `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-cal\nout: ${join(dir, 'cal.lp')}\nhttp:\n  port: 0\ncalibration: ${cal}\n`;
+    writeFileSync(cfg, configWith(a));
+    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+    });
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    try {
+      await until(
+        'subscribed',
+        () => log,
+        (l) => l.includes('"subscribed"'),
+      );
+      writeFileSync(cfg, configWith(b));
+      p.kill('SIGHUP');
+      await until(
+        'said',
+        () => log,
+        (l) => l.includes('calibration: the config file now names'),
+      );
+      const lines = log
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.msg === 'calibration reloaded')).toMatchObject({ file: a });
+      const warned = lines.find((l) => String(l.msg).startsWith('calibration: the config file now names'))!;
+      expect(warned).toMatchObject({ level: 40, calibration: b, in_use: a });
+      expect(String(warned.msg)).toContain('takes a restart');
+    } finally {
+      p.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });
