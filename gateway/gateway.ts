@@ -195,6 +195,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return !!this.publisher?.connected;
   }
 
+  /** Why the broker cannot be reached and the fix (as the log's first line of that kind says); null while connected or not tried yet. */
+  get brokerProblem(): { error: string; fix: string } | null {
+    return this.publisher?.connectProblem ?? null;
+  }
+
   /**
    * Frames of the last closed window of a link type the firmware does not parse (Ethernet from
    * `tcpdump -i eth0`): /healthz and the page name them while they last, not only the log once an hour.

@@ -22,6 +22,8 @@ export interface GatewayView {
   readonly sources: ReadonlyArray<{ name: string; radio?: string; state: SourceStatus['state']; frames: number; errors: number }>;
   readonly queueDepth: number;
   readonly mqttConnected: boolean;
+  /** While not connected: the last connection error and its fix. */
+  readonly brokerProblem?: { error: string; fix: string } | null;
   /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
   readonly unparsedFrames?: number;
   status(): { queue_state?: string; queue_dropped?: number; windows?: number; last_seq?: number };
@@ -185,7 +187,10 @@ export function health(gw: GatewayView): Health {
     problems.push(
       `${gw.unparsedFrames} frame(s) of the last window are of a link type the firmware does not parse (a normal network interface, not the monitor-mode one): not counted; capture from the monitor-mode interface (presence doctor names the link type)`,
     );
-  if (!gw.mqttConnected) problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued`);
+  if (!gw.mqttConnected) {
+    const why = gw.brokerProblem;
+    problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued${why ? ` (${why.error}; fix: ${why.fix})` : ''}`);
+  }
   if (queueState === 'disk_full') problems.push('queue folder full (disk_full): windows are held in memory until space is freed');
   else if (queueState !== 'ok') problems.push(`queue folder cannot be written (${queueState}): windows are held in memory`);
   return {

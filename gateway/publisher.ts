@@ -142,6 +142,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** The last refusal, e.g. "0x87 not authorized" (empty: none since the last acknowledged window). */
   lastRefusal = '';
   private lastError = '';
+  /** While not connected: why the last attempt failed (the broker's or the socket's words) and what to do; else null. */
+  get connectProblem(): { error: string; fix: string } | null {
+    if (this.connected || !this.lastError) return null;
+    return { error: this.lastError, fix: brokerErrorFix(this.lastError) };
+  }
   private version: 4 | 5 = 5;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = REFUSED_RETRY_MIN_MS;

@@ -62,7 +62,8 @@ export interface Snapshot {
   /** The last windows; left out of a picture when unchanged since the previous one (the page keeps what it has). */
   windows?: WindowRow[];
   queue: { depth: number; state: string; dropped: number; refused: number };
-  broker: { connected: boolean; url: string };
+  /** error and fix: while not connected, why the last attempt failed and what to do. */
+  broker: { connected: boolean; url: string; error?: string; fix?: string };
   /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
   unparsed: number;
   sources: Array<{
@@ -247,7 +248,7 @@ export class GatewayPage {
       rssi: { from: RSSI_FROM, step: RSSI_STEP, wifi: wifi.buckets, ble: ble.buckets, unknown: { wifi: wifi.unknown, ble: ble.unknown } },
       ...(withWindows ? { windows: this.rows.slice() } : {}),
       queue: live.queue,
-      broker: { connected: gw.mqttConnected, url: safeUrl(gw.config.mqtt.url) },
+      broker: { connected: gw.mqttConnected, url: safeUrl(gw.config.mqtt.url), ...(gw.brokerProblem ?? {}) },
       unparsed: gw.unparsedFrames,
       sources: gw.sources.map((s) => {
         if (tick) this.sourceFps.set(s.name, this.rates.rate(s.name, s.frames, now));

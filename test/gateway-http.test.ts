@@ -187,6 +187,43 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
   });
 
+  it('/healthz and the page say why the broker cannot be reached and what to do, not only that it is not connected', async () => {
+    const [port, closed] = [await freePort(), await freePort()]; // nothing listens on `closed`
+    const cap = wifiCapture(join(tmp, 'nobroker.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'http', id: 'gw-nobroker', mqttUrl: `mqtt://127.0.0.1:${closed}`, source: `cmd:cat ${cap.path}; sleep 600`, queueDir: join(tmp, 'q-nobroker') },
+        '--http-port',
+        String(port),
+      ),
+    );
+    try {
+      await waitFor(() => gw.stderr().includes('cannot connect to the broker'), 20_000, 'the failed connection');
+      const body = JSON.parse((await get(port, '/healthz')).text) as { status: string; problems: string[] };
+      expect(body.status).toBe('degraded');
+      expect(body.problems).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^not connected to the MQTT broker: \\d+ window\\(s\\) queued \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${closed}; fix: nothing listens there: start the broker, or fix the port in mqtt\\.url\\)$`,
+          ),
+        ),
+      );
+      // the page's picture carries the same (its alert shows them)
+      const ctrl = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${port}/events`, { signal: ctrl.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!text.includes('"broker":')) text += new TextDecoder().decode((await reader.read()).value);
+      ctrl.abort();
+      expect(text).toContain(
+        `"broker":{"connected":false,"url":"mqtt://127.0.0.1:${closed}","error":"connect ECONNREFUSED 127.0.0.1:${closed}","fix":"nothing listens there: start the broker, or fix the port in mqtt.url"}`,
+      );
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
+  });
+
   it('a taken --http-port stops the start with a message naming the flag (exit 2)', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
