@@ -267,6 +267,10 @@ describe('BLE link layer', () => {
     expect(parse(251, llPacket(0, true, addrLE('c1:22:33:44:55:66'), [0x11, 0x22, 0x33, 0x44])).status).toBe(STATUS.IGNORED);
     expect(parse(251, p.subarray(0, p.length - 1)).status).toBe(STATUS.REJECTED);
     expect(parse(251, p.subarray(0, 3)).status).toBe(STATUS.REJECTED);
+    // one CRC octet short, with a capture that says the CRC checked valid: no CRC is computed, so
+    // only the length check can refuse it (it must not read past the packet)
+    expect(parse(256, cat(phdr(0x0c01), p))).toMatchObject({ status: STATUS.ACCEPTED });
+    expect(parse(256, cat(phdr(0x0c01), p.subarray(0, p.length - 1))).status).toBe(STATUS.REJECTED);
   });
 
   it('reads AdvA of ADV_EXT_IND when the extended header has it', () => {
