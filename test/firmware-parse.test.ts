@@ -116,12 +116,22 @@ describe('802.11 and radiotap', () => {
   });
 
   it('skips the HT control field of +HTC frames and ignores other frames', () => {
-    const htc = parse(105, probeRequest(sa, 5, undefined, 0x80));
+    const htcFrame = () => probeRequest(sa, 5, undefined, 0x80);
+    const htc = parse(105, htcFrame());
     expect(htc.status).toBe(STATUS.ACCEPTED);
     const beacon = probeRequest(sa, 1);
     beacon[0] = 0x80;
     expect(parse(105, beacon)).toEqual({ radio: RADIO.WIFI, status: STATUS.IGNORED, slots: [] });
     expect(parse(105, probeRequest(sa, 1).subarray(0, 23)).status).toBe(STATUS.REJECTED);
+    // +HTC: the header is 28 bytes, so 24 to 27 are a header cut short
+    expect(parse(105, htcFrame().subarray(0, 28)).status).toBe(STATUS.ACCEPTED);
+    for (const len of [24, 27]) expect(parse(105, htcFrame().subarray(0, len)).status).toBe(STATUS.REJECTED);
+    // protocol version other than 0 (PV1 short frames): not a probe request, whatever the type bits
+    for (const version of [1, 2, 3]) {
+      const pv = probeRequest(sa, 1);
+      pv[0] = 0x40 | version;
+      expect(parse(105, pv)).toEqual({ radio: RADIO.WIFI, status: STATUS.IGNORED, slots: [] });
+    }
   });
 
   it('gives the probe whatever its elements, even a truncated element list (they are not read)', () => {
