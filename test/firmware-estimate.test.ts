@@ -87,6 +87,12 @@ describe('firmware estimate', () => {
     expect(fifteen.wifi.devices).toBe(630);
   });
 
+  it('a span that is not whole sub-windows is averaged over its length: 45 s is 1.5 BLE sub-windows, 4.5 Wi-Fi ones', () => {
+    const c = run([advert(1, T0 + 100), probe(1, T0 + 1000)], { startMs: T0, endMs: T0 + 45_000 });
+    expect(c.ble.estimateMean).toBe(0.667); // 1 / 1.5, not 1 / 2
+    expect(c.wifi.estimateMean).toBe(0.222); // 1 / 4.5, not 1 / 5
+  });
+
   it('averages presence: a scan in one 10-s sub-window of six, a fixed device in one minute of two', () => {
     const c = run([probe(1, T0 + 1000), probe(1, T0 + 2000)], { startMs: T0, endMs: T0 + 60_000 });
     expect(c.wifi.estimateMean).toBe(0.167); // thousandths
@@ -100,6 +106,16 @@ describe('firmware estimate', () => {
     expect(apart.wifi.estimateMean).toBe(2);
     const close = run([...burst(100, 3, T0 + 1000, -40), ...burst(200, 3, T0 + 1010, -47)], { startMs: T0, endMs: T0 + SUB });
     expect(close.wifi.estimateMean).toBe(1);
+    // the bound itself: 8 dB apart is within, 9 dB is not (above and below the first scan's signal)
+    for (const [dbm, devices] of [
+      [-48, 1],
+      [-32, 1],
+      [-49, 2],
+      [-31, 2],
+    ] as const) {
+      const c = run([...burst(100, 3, T0 + 1000, -40), ...burst(200, 3, T0 + 1010, dbm)], { startMs: T0, endMs: T0 + SUB });
+      expect(c.wifi.estimateMean, `-40 dBm, then ${dbm} dBm`).toBe(devices);
+    }
   });
 
   it("never counts fewer than a 10-s sub-window's new addresses / 7: a dense crowd does not collapse into one burst", () => {
@@ -130,6 +146,9 @@ describe('firmware estimate', () => {
   it('a new address more than 1 s after the last frame at a similar signal is a new device', () => {
     const c = run([probe(1, T0 + 1000), probe(2, T0 + 2001), probe(3, T0 + 2900)], { startMs: T0, endMs: T0 + SUB });
     expect(c.wifi.estimateMean).toBe(2);
+    // the bound itself: exactly 1 s after is still the same burst
+    const atBound = run([probe(1, T0 + 1000), probe(2, T0 + 2000)], { startMs: T0, endMs: T0 + SUB });
+    expect(atBound.wifi.estimateMean).toBe(1);
   });
 
   it('does not link across a 10-s boundary: a scan that spans it counts in both', () => {
