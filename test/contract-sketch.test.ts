@@ -76,7 +76,13 @@ describe('corridor sketch contract', () => {
       ok: false,
       reason: '/bits holds 512 bytes, /m = 8192 needs 1024',
     });
+    // too many bytes as well as too few (2048 bytes is still within the schema's maxLength)
+    expect(validateSketch({ ...m, bits: Buffer.alloc(2048).toString('base64') })).toMatchObject({
+      ok: false,
+      reason: '/bits holds 2048 bytes, /m = 8192 needs 1024',
+    });
     expect(validateSketch({ ...m, epoch: m.epoch + 1 })).toMatchObject({ ok: false, reason: expect.stringContaining('/epoch must be') });
+    expect(validateSketch({ ...m, epoch: m.epoch - 1 })).toMatchObject({ ok: false, reason: expect.stringContaining('/epoch must be') });
     expect(validateSketch({ ...m, window_end: m.window_start })).toMatchObject({ ok: false, reason: '/window_end must be after /window_start' });
     expect(validateSketch({ ...m, bits: 'x'.repeat(6000) }).ok).toBe(false);
   });
