@@ -7,6 +7,8 @@
 // - PUBACKs in the order the PUBLISHes arrived, also when a later batch is written first;
 // - one PUBACK per message, none from mqtt.js itself;
 // - with batch.maxBuffer messages unacknowledged it reads no further, and reads on after the PUBACKs;
+// - a message whose handler throws or whose promise rejects gets no PUBACK (the broker keeps it),
+//   and the messages around it are acknowledged in order;
 // - after a lost connection, nothing received on it is acknowledged on the next one (its packet ids
 //   mean nothing there); the copies the broker delivers again are, once each;
 // - a `presence aggregator` process killed (SIGKILL) while its writes are unconfirmed acknowledged
@@ -26,6 +28,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
+import { DeferredAckClient } from '../aggregator/mqtt-ack.ts';
 import { countsItem, publishAll, publisher, until, windows } from './aggregator-helpers.ts';
 import type { CountsMessage } from '../contract/index.ts';
 
@@ -428,6 +431,45 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
     } finally {
       await agg.stop(2000);
       await Promise.all([relay.stop(), gate.stop()]);
+    }
+  });
+
+  it('a handler that throws or whose promise rejects leaves its message without PUBACK; the messages around it are acknowledged in order', async () => {
+    const timeline = new Timeline();
+    const relay = new Relay(timeline, broker.port);
+    await relay.start();
+    const client = new DeferredAckClient(
+      relay.url,
+      { clientId: 'agg-ack-fail', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } },
+      { maxUnacked: 100 },
+    );
+    const failed: string[] = [];
+    client.on('handlerError', (_err, topic) => failed.push(topic));
+    client.onMessage((topic) => {
+      if (topic.endsWith('/throws')) throw new Error('the handler threw');
+      if (topic.endsWith('/rejects')) return Promise.reject(new Error('the write failed'));
+      return new Promise<void>((r) => setTimeout(r, 20));
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', () => client.client!.subscribeAsync('ack-fail/#', { qos: 1 }).then(() => resolve(), reject));
+        client.connect();
+      });
+      const topics = ['ack-fail/ok-1', 'ack-fail/rejects', 'ack-fail/ok-2', 'ack-fail/throws', 'ack-fail/ok-3'];
+      for (const t of topics) await pub.publishAsync(t, 'x', { qos: 1 });
+      await timeline.waitFor('5 PUBLISHes', () => timeline.packets(1, 'toClient', 'publish').length >= 5);
+      await timeline.waitFor('3 PUBACKs', () => timeline.packets(1, 'toBroker', 'puback').length >= 3);
+      await new Promise((r) => setTimeout(r, 300)); // time for a PUBACK that should not come
+      const publishes = timeline.packets(1, 'toClient', 'publish');
+      const idOf = new Map(publishes.map((p) => [(p.packet as { topic: string }).topic, messageId(p.packet)]));
+      expect([...idOf.keys()]).toEqual(topics);
+      const acked = timeline.packets(1, 'toBroker', 'puback').map((p) => messageId(p.packet));
+      expect(acked).toEqual(['ack-fail/ok-1', 'ack-fail/ok-2', 'ack-fail/ok-3'].map((t) => idOf.get(t)));
+      expect(failed.sort()).toEqual(['ack-fail/rejects', 'ack-fail/throws']);
+      expect(client.unacked).toBe(0); // settled: acknowledged or left to the broker
+    } finally {
+      await client.end(true);
+      await relay.stop();
     }
   });
 
