@@ -390,4 +390,39 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(failing.sources![0]).toMatchObject({ error_code: 'exited', last_error: 'the capture command exited with code 127' });
     await sub.client.endAsync();
   });
+
+  it('a clean broker restart publishes the last will (offline) of a running gateway; it says online again as soon as it reconnects, and no window is lost', async () => {
+    const cap = wifiCapture(join(tmp, 'broker-restart.pcap'), { devices: 2, startMs: Date.now(), durationMs: 200, framesPerS: 20 });
+    const sub = await subscriber(broker.url, { filter: siteFilter('brestart') });
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'brestart', mqttUrl: broker.url, source: `cmd:cat ${cap.path}; sleep 600`, queueDir: join(tmp, 'q-brestart') },
+        '--window',
+        '1s',
+        '--clock',
+        'wall',
+      ),
+    );
+    try {
+      await waitFor(() => counts(sub.messages, 'brestart').length >= 2, 20_000, 'windows before the restart');
+      const at = sub.messages.length;
+      await broker.restart();
+      await waitFor(() => statuses(sub.messages.slice(at), 'brestart').some((s) => s.state === 'offline'), 20_000, 'the last will at the restart');
+      const offlineAt = sub.messages.length;
+      await waitFor(() => statuses(sub.messages.slice(offlineAt), 'brestart').some((s) => s.state === 'online'), 20_000, 'online again');
+      // The retained status a new subscriber gets is online again.
+      const late = await subscriber(broker.url, { filter: statusTopic('brestart', 'g'), clean: true });
+      await waitFor(() => late.messages.length > 0, 20_000, 'retained status');
+      expect(JSON.parse(late.messages.at(-1)!.payload.toString())).toMatchObject({ state: 'online' });
+      await late.client.endAsync();
+      const n = counts(sub.messages, 'brestart').length;
+      await waitFor(() => counts(sub.messages, 'brestart').length >= n + 2, 20_000, 'windows after the restart');
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
+    const seqs = [...new Set(counts(sub.messages, 'brestart').map((c) => c.seq))].sort((x, y) => x - y);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    await sub.client.endAsync();
+  });
 });
