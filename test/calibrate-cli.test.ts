@@ -641,6 +641,27 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(z.b.value).toBeCloseTo(5, 6);
   });
 
+  it('counts where the default retention policy holds no window: the line names the policy read and that --influx-rp reads another', async () => {
+    // the zone's windows written to another policy (an old capture loaded with --influx-rp autogen)
+    await influx.query('CREATE RETENTION POLICY "other" ON "presence" DURATION INF REPLICATION 1', 'POST');
+    const at = Date.parse('2026-05-20T10:00:00Z');
+    const lines = Array.from(
+      { length: 30 },
+      (_, i) => `presence,gateway=gw-o,radio=wifi,site=station,zone=elsewhere devices=${i}i,estimate=${i}i,frames=9i,complete=T ${at + i * 60_000}`,
+    );
+    const res = await fetch(`${influx.url}/write?db=presence&rp=other&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    const file = join(dir, 'elsewhere.csv');
+    writeFileSync(file, 'time;people\n2026-05-20T10:05:20Z;4\n2026-05-20T10:15:20Z;12\n2026-05-20T10:25:20Z;20\n');
+    const r = storedWith(file, join(dir, 'elsewhere.yaml'), '--zone', 'elsewhere');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /elsewhere\.csv: no stored wifi windows of zone elsewhere \(site station\) between .* in the database's default retention policy; fix: .*read with --influx-rp/,
+    );
+    const other = storedWith(file, join(dir, 'elsewhere.yaml'), '--zone', 'elsewhere', '--influx-rp', 'other');
+    expect(other.stderr).not.toMatch(/no stored wifi windows/);
+  });
+
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);

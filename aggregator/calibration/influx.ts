@@ -185,8 +185,10 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
     throw new TruthError(
       truthFile,
       null,
-      `no stored ${o.radio ?? 'wifi'} windows of zone ${o.zone} (site ${o.site}) between ${iso(from)} and ${iso(to)}`,
-      'count at times the gateways were running, in UTC (Z)',
+      `no stored ${o.radio ?? 'wifi'} windows of zone ${o.zone} (site ${o.site}) between ${iso(from)} and ${iso(to)} in ${o.influx.retentionPolicy ? `retention policy ${o.influx.retentionPolicy}` : "the database's default retention policy"}`,
+      o.influx.retentionPolicy
+        ? 'count at times the gateways were running, in UTC (Z)'
+        : 'count at times the gateways were running, in UTC (Z); windows older than that policy keeps (30d: presence influx setup) are gone from it, and windows written to another policy (an old capture loaded with --influx-rp autogen) are read with --influx-rp',
     );
   }
   // No two stored windows within one --window of each other: the gateways count longer windows, and a
