@@ -126,7 +126,7 @@ class DropLog {
 
 const HINTS: Partial<Record<DropReason, string>> = {
   retention:
-    'their time lies before what the retention policy keeps (presence influx setup: "detail", 30d); to load an old capture, write it where it is kept: 1.x --influx-rp autogen (presence influx setup leaves it infinite; presence calibrate --influx-rp autogen reads it), 2.x a bucket of its own',
+    'their time lies before what the retention policy keeps (30d for the "detail" policy of presence influx setup, unless its --detail says otherwise); to load an old capture, write it where it is kept: 1.x --influx-rp autogen (presence influx setup leaves it infinite; presence calibrate --influx-rp autogen reads it), 2.x a bucket of its own',
   type_conflict: 'a field was written before with another type (e.g. float vs integer); write to a new database or drop the measurement',
   too_large: 'a single point is larger than the server accepts (max-body-size)',
   limit: 'a series or tag-value limit of the server is reached (max-series-per-database, max-values-per-tag)',
