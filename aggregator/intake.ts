@@ -176,8 +176,8 @@ export class Intake {
           );
         else
           this.log.error(
-            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url), fix: brokerErrorFix(err.message) },
-            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: ${brokerErrorFix(err.message)}`,
+            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url), fix: brokerErrorFix(err.message, m.url) },
+            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: ${brokerErrorFix(err.message, m.url)}`,
           );
       });
       if (isRandomClientId(m.clientId))

@@ -666,7 +666,7 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
     client.once('error', (err: Error & { code?: number | string }) => {
       if (v === 5 && (err.code === 1 || err.code === 132)) return finish('fallback');
       const m = err.message;
-      finish({ step, level: 'fail', detail: `${url}: ${m}`, fix: brokerErrorFix(m) });
+      finish({ step, level: 'fail', detail: `${url}: ${m}`, fix: brokerErrorFix(m, cfg.mqtt.url) });
     });
   });
   return result === 'fallback' ? checkBroker(cfg, 4) : result;

@@ -145,7 +145,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** While not connected: why the last attempt failed (the broker's or the socket's words) and what to do; else null. */
   get connectProblem(): { error: string; fix: string } | null {
     if (this.connected || !this.lastError) return null;
-    return { error: this.lastError, fix: brokerErrorFix(this.lastError) };
+    return { error: this.lastError, fix: brokerErrorFix(this.lastError, this.cfg.mqtt.url) };
   }
   private version: 4 | 5 = 5;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -277,7 +277,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       // Once per kind of failure (mqtt.js retries every second): what failed, where, and what to do.
       if (err.message !== this.lastError)
         this.log.warn(
-          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message), queue_depth: this.queue.depth },
+          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message, url), queue_depth: this.queue.depth },
           client.connected ? 'mqtt error' : 'cannot connect to the broker; windows stay queued and it is tried again every second',
         );
       this.lastError = err.message;

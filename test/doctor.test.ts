@@ -4,6 +4,9 @@
 // line a failing capture tool wrote, with addresses redacted, and the fix.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -74,6 +77,34 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(b.fix).toMatch(
       /^the broker's host name does not resolve( \(no DNS answer: is the uplink up\?\))?: check the name in mqtt\.url and this machine's DNS \(getent hosts broker\.example\.invalid\)$/,
     );
+  });
+
+  it('a broker URL that reaches the wrong thing: mqtts:// on the plain port, an HTTP server on the port: the fix says which, not "check mqtt.url"', async () => {
+    const cap = wifiCapture(join(tmp, 'wrongport.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const source = `{ type: file, name: f, radio: wifi, path: ${cap.path} }`;
+    const plain = new URL(broker.url).port;
+    const tls = by(doctor(['--config', config('tls-on-plain', [source], `mqtts://127.0.0.1:${plain}`), '--json']), 'broker reachable')!;
+    expect(tls).toMatchObject({ level: 'fail', fix: expect.stringMatching(/^the port does not answer TLS: mqtts:\/\/ needs the broker's TLS listener/) });
+    // an InfluxDB's or any web server's port given as the broker's
+    const http = createServer((_req, res) => res.end('not mqtt')).listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    try {
+      const port = (http.address() as AddressInfo).port;
+      const r = await new Promise<{ results: Check[] }>((resolve) =>
+        execFile(
+          process.execPath,
+          [join(ROOT, 'scripts', 'presence.js'), 'doctor', '--config', config('http-port', [source], `mqtt://127.0.0.1:${port}`), '--json'],
+          { cwd: tmp, encoding: 'utf8', timeout: 60_000 },
+          (_e, stdout) => resolve({ results: JSON.parse(stdout) as Check[] }),
+        ),
+      );
+      expect(by(r, 'broker reachable')).toMatchObject({
+        level: 'fail',
+        fix: expect.stringMatching(/^what answers there does not speak MQTT .*: fix the host and port in mqtt\.url$/),
+      });
+    } finally {
+      http.close();
+    }
   });
 
   it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {

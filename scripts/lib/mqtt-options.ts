@@ -23,10 +23,18 @@ export const CREDENTIALS_FIX =
   'check mqtt.username and mqtt.password (or mqtt.password_file, MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file';
 
 /**
- * What to do about an error of the connection to the broker (mqtt.js's message): the same fix in
- * `presence doctor`'s broker line, the gateway's log line and the aggregator's.
+ * What to do about an error of the connection to the broker (mqtt.js's message, and the broker URL
+ * where its scheme tells more): the same fix in `presence doctor`'s broker line, the gateway's log
+ * line and the aggregator's.
  */
-export function brokerErrorFix(message: string): string {
+export function brokerErrorFix(message: string, url?: string): string {
+  const tls = url !== undefined && /^(mqtts|ssl|tls|wss):/i.test(url);
+  // mqtts:// to a port without TLS: the broker reads the TLS handshake as a broken MQTT packet and drops the connection.
+  if (tls && /ECONNRESET|wrong version number|packet length too long|socket disconnected before secure/i.test(message))
+    return "the port does not answer TLS: mqtts:// needs the broker's TLS listener (8883 in docs/mosquitto/presence.conf); use mqtt:// for a plain one (1883)";
+  // mqtt.js could not read the answer as MQTT: an HTTP server, or another service, on that port.
+  if (/Invalid header flag bits|Invalid protocolId|Invalid retain flag|Packet too short|Invalid length|cmd is not|Unknown (packet )?type/i.test(message))
+    return `what answers there does not speak MQTT (an HTTP server, another service, or a TLS listener${tls ? '' : ', which needs mqtts://'}): fix the host and port in mqtt.url`;
   return /not authori[sz]ed|bad user ?name or password/i.test(message)
     ? CREDENTIALS_FIX
     : /certificate|self.signed|CERT|SSL|TLS/i.test(message)
