@@ -209,6 +209,7 @@ export class Aggregator extends EventEmitter {
         this.metrics,
         () => ({
           mqttConnected: this.connected,
+          mqttProblem: this.intake.connectProblem,
           writeFailingSince: this.pipeline.writeFailingSince,
           writeProblem: this.pipeline.writeProblem,
           drops: this.pipeline.recentDrops(),

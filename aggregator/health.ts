@@ -112,6 +112,8 @@ export class AggregatorMetrics {
 
 export interface HealthState {
   mqttConnected: boolean;
+  /** While not connected: why the last attempt failed and the fix. */
+  mqttProblem?: { error: string; fix: string } | null;
   /** Time (ms) since the last failed write when the latest write failed; null when writes go through. */
   writeFailingSince: number | null;
   /** What holds writes back while they fail (credentials, missing database, ...). */
@@ -150,7 +152,7 @@ export async function startHealthServer(
       } else if (url === '/healthz') {
         const s = state();
         const problems: string[] = [];
-        if (!s.mqttConnected) problems.push('not connected to the MQTT broker');
+        if (!s.mqttConnected) problems.push(`not connected to the MQTT broker${s.mqttProblem ? ` (${s.mqttProblem.error}; fix: ${s.mqttProblem.fix})` : ''}`);
         if (s.writeFailingSince !== null)
           problems.push(
             `writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`,

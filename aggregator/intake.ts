@@ -73,6 +73,13 @@ export class Intake {
     return this.client?.connected ?? false;
   }
 
+  /** While not connected: the last connection error (credentials in URLs redacted) and its fix; else null. */
+  get connectProblem(): { error: string; fix: string } | null {
+    if (this.connected || !this.lastConnectError) return null;
+    return { error: redactUrlsIn(this.lastConnectError.message), fix: this.lastConnectError.fix };
+  }
+  private lastConnectError: { message: string; fix: string } | null = null;
+
   /** True while not reading from the broker because maxUnacked messages wait for their write. */
   get paused(): boolean {
     return this.client?.paused ?? false;
@@ -115,6 +122,7 @@ export class Intake {
         this.watchTakeover(client);
         this.metrics.connected.set(1);
         lastError = '';
+        this.lastConnectError = null;
         this.log.info({ session_present: connack.sessionPresent, protocol_version: version }, 'connected to the broker');
         if (this.connections > 1 && !connack.sessionPresent)
           this.log.warn('the broker kept no session for this client id: messages published while disconnected were not queued for it');
@@ -162,6 +170,7 @@ export class Intake {
         // would stop reconnecting for good and the aggregator sit idle with its process alive; it is
         // tried again every second instead, as a broker that cannot be reached is.
         if (refused && ack.client) ack.client.options.reconnectOnConnackError = true;
+        this.lastConnectError = { message: err.message, fix: refused ? CREDENTIALS_FIX : brokerErrorFix(err.message, m.url) };
         if (err.message === lastError) return;
         lastError = err.message;
         if (refused)

@@ -31,7 +31,8 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
     broker.port = await freePort();
     const lines: Array<{ level: number; msg: string; broker?: string }> = [];
     const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-    agg = new Aggregator({ mqtt: { url: broker.url, clientId: 'agg-outage' }, out: join(dir, 'x.lp'), http: { port: null } }, { logger });
+    const httpPort = await freePort();
+    agg = new Aggregator({ mqtt: { url: broker.url, clientId: 'agg-outage' }, out: join(dir, 'x.lp'), http: { port: httpPort } }, { logger });
     const started = agg.start();
     await new Promise((r) => setTimeout(r, 3500)); // nothing listens: 3 or 4 attempts
     const warnings = () => lines.filter((l) => l.level >= 40);
@@ -51,6 +52,12 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
         .slice(before)
         .map((l) => l.msg),
     ).toEqual(['connection to the broker closed; reconnecting', expect.stringMatching(/^no connection to the MQTT broker .*ECONNREFUSED/)]);
+    // /healthz says why and what to do, not only "not connected"
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(503);
+    expect(((await health.json()) as { problems: string[] }).problems).toContain(
+      `not connected to the MQTT broker (connect ECONNREFUSED 127.0.0.1:${broker.port}; fix: nothing listens there: start the broker, or fix the port in mqtt.url)`,
+    );
     await broker.start();
     await until(
       'connected again',
