@@ -219,11 +219,27 @@ export class InfluxV1Sink implements Sink {
 
   async write(lines: string[]): Promise<void> {
     let status: number | undefined;
-    await this.influx.transport.request(this.path, lines.join('\n'), { method: 'POST', headers: this.headers }, (_h, code) => (status = code));
-    if (status !== undefined && status !== 204 && status !== 200) throw new HttpError(status, `InfluxDB answered ${status} to a write, 204 expected`);
+    const body: unknown = await this.influx.transport.request(this.path, lines.join('\n'), { method: 'POST', headers: this.headers }, (_h, code) => (status = code));
+    if (status === undefined || status === 204) return;
+    // InfluxDB answers a stored write with 204 and no body. A 200 (or 201) with nothing in it is taken
+    // as stored too; one with a body is not a write endpoint's answer (a proxy's sign-in page, a
+    // captive portal): taken as stored, every point was lost and every message acknowledged.
+    if ((status === 200 || status === 201) && isEmptyBody(body)) return;
+    const text = typeof body === 'string' ? body : JSON.stringify(body ?? '');
+    throw new HttpError(
+      status,
+      `with a body, where InfluxDB sends none (204 expected): not the write endpoint of InfluxDB (a proxy or another server at influx.url?); its answer: ${text.slice(0, 300)}`,
+    );
   }
 
   async close(): Promise<void> {}
+}
+
+/** No body: nothing, an empty text, Buffer or JSON object (as the client's transport returns them). */
+function isEmptyBody(body: unknown): boolean {
+  if (body === undefined || body === null || body === '') return true;
+  if (Buffer.isBuffer(body)) return body.length === 0;
+  return typeof body === 'object' && Object.keys(body).length === 0;
 }
 
 /** Appends line protocol to a file and syncs it to disk before confirming. Load it with

@@ -226,6 +226,25 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 0 });
   });
 
+  it('v1: a 200 with a page in it (a proxy sign-in page at influx.url) is not taken as stored: nothing acknowledged until writes go through', async () => {
+    proxy.rule = (r) =>
+      r.path.startsWith('/write') ? { status: 200, headers: { 'content-type': 'text/html' }, body: '<html><body>Sign in to continue</body></html>' } : undefined;
+    const a = await start({ url: proxy.url, api: 'v1', database: 'presence' });
+    await publishAll(pub, windows('site-signin', 2, 5).map(countsItem));
+    await until(
+      'the answer reported',
+      async () => (await health(a)).body.problems.join('\n'),
+      (p) => p.includes('Sign in to continue'),
+    );
+    const h = await health(a);
+    expect(h.code).toBe(503);
+    expect(h.body.problems.join('\n')).toMatch(/answered 200 to a write.*204 expected.*not the write endpoint/);
+    expect(a.stats()).toMatchObject({ acked: 0, pointsWritten: 0, pointsDropped: 0 });
+    proxy.rule = () => undefined;
+    await allAcked(a, 10);
+    expect(await vmCount('site-signin', 20)).toBe(20);
+  });
+
   it('v2: 413 splits a batch until it fits; nothing is dropped', async () => {
     proxy.rule = (r) =>
       r.path.startsWith('/api/v2/write') && r.lines.length > 25
