@@ -219,7 +219,12 @@ export class InfluxV1Sink implements Sink {
 
   async write(lines: string[]): Promise<void> {
     let status: number | undefined;
-    const body: unknown = await this.influx.transport.request(this.path, lines.join('\n'), { method: 'POST', headers: this.headers }, (_h, code) => (status = code));
+    const body: unknown = await this.influx.transport.request(
+      this.path,
+      lines.join('\n'),
+      { method: 'POST', headers: this.headers },
+      (_h, code) => (status = code),
+    );
     if (status === undefined || status === 204) return;
     // InfluxDB answers a stored write with 204 and no body. A 200 (or 201) with nothing in it is taken
     // as stored too; one with a body is not a write endpoint's answer (a proxy's sign-in page, a

@@ -228,7 +228,9 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
 
   it('v1: a 200 with a page in it (a proxy sign-in page at influx.url) is not taken as stored: nothing acknowledged until writes go through', async () => {
     proxy.rule = (r) =>
-      r.path.startsWith('/write') ? { status: 200, headers: { 'content-type': 'text/html' }, body: '<html><body>Sign in to continue</body></html>' } : undefined;
+      r.path.startsWith('/write')
+        ? { status: 200, headers: { 'content-type': 'text/html' }, body: '<html><body>Sign in to continue</body></html>' }
+        : undefined;
     const a = await start({ url: proxy.url, api: 'v1', database: 'presence' });
     await publishAll(pub, windows('site-signin', 2, 5).map(countsItem));
     await until(
