@@ -5,14 +5,29 @@ export interface Progress {
   stop(): void;
 }
 
-/** A bar `LABEL [====] 42% | n/total UNIT` on stderr when it is a terminal and `show` holds; else null. */
+/**
+ * A bar `LABEL [====] 42% | n/total UNIT` on stderr when it is a terminal and `show` holds; else null.
+ *
+ * It leaves the terminal's modes alone (the cursor stays visible, line wrapping on): Ctrl-C ends a
+ * command at once, before any code of its own could run (a simulation does not let go of the event
+ * loop), so a cursor hidden or wrapping turned off by the bar stayed so in the shell afterwards. The
+ * bar is narrowed to fit the terminal's width instead, so that it redraws in place on one line.
+ */
 export async function progressBar(label: string, total: number, unit: string, show = true): Promise<Progress | null> {
   if (!process.stderr.isTTY || !show) return null;
   const { SingleBar, Presets } = await import('cli-progress');
+  const format = `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`;
   const bar = new SingleBar(
-    { stream: process.stderr, format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`, hideCursor: true },
+    { stream: process.stderr, format, hideCursor: false, linewrap: true, barsize: barWidth(format, total, process.stderr.columns) },
     Presets.shades_classic,
   );
   bar.start(total, 0);
   return bar;
+}
+
+/** The bar's width in characters: 40, or less (at least 10) so that the whole line fits `columns`. */
+export function barWidth(format: string, total: number, columns: number | undefined): number {
+  if (!columns) return 40;
+  const rest = format.replace('{bar}', '').replace('{percentage}', '100').replace('{value}', String(total)).replace('{total}', String(total)).length;
+  return Math.max(10, Math.min(40, columns - 1 - rest));
 }
