@@ -136,6 +136,7 @@ export class Aggregator extends EventEmitter {
       this.metrics,
       (lines, site, gateway, windows, at) => this.pipeline.addPoints(lines, this.recent ? () => this.recent!.missing(site, gateway, windows, at) : undefined),
       (site, gateway) => this.emit('missing', site, gateway),
+      () => performance.now(),
     );
     const corridors = this.config.corridors;
     this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;

@@ -3,7 +3,10 @@
 // short, as at a stop and a start, tell no length: see seen()). A gateway going
 // missing, and coming back, is written as a gateway_status point (missingLines in ./messages.ts).
 // Silence is not counted while the aggregator itself cannot hear (disconnected, or not reading
-// because writes fail): counting starts again from when it hears again.
+// because writes fail): counting starts again from when it hears again. With `monotonic` (the
+// aggregator's), silence is measured on that clock: a step of the wall clock (NTP, an operator)
+// neither records every gateway missing at once nor hides a silent one; the points still carry
+// wall-clock times.
 import type { Logger } from 'pino';
 import type { AggregatorMetrics } from './health.ts';
 import { idForLog } from '../contract/index.ts';
@@ -15,6 +18,8 @@ interface GatewayState {
   /** The zone of its latest counts message: its missing points carry it, as its status points do. */
   zone: string;
   lastSeen: number;
+  /** When it was last heard on the silence clock (the monotonic one, or lastSeen). */
+  heardAt: number;
   windowMs: number;
   missing: boolean;
   /** Windows cut short (complete: false) since the last complete one, and the longest of them. */
@@ -39,14 +44,20 @@ export class GatewayLiveness {
     private readonly metrics: AggregatorMetrics,
     private readonly write: (lines: string[], site: string, gateway: string, windows: number, at: number) => void,
     private readonly onMissing: (site: string, gateway: string) => void,
+    /** The clock silence is measured on (ms; performance.now in the aggregator); without it, the `now` given. */
+    private readonly monotonic?: () => number,
   ) {}
+
+  private silenceClock(now: number): number {
+    return this.monotonic ? this.monotonic() : now;
+  }
 
   /** A counts message of this gateway (in `zone`) arrived at `now` (ms). */
   seen(site: string, gateway: string, windowMs: number, complete: boolean, now: number, zone = ''): void {
     const key = `${site}/${gateway}`;
     let g = this.gateways.get(key);
     if (!g) {
-      g = { site, gateway, zone, lastSeen: now, windowMs: 0, missing: false, cutShort: 0, cutShortMax: 0 };
+      g = { site, gateway, zone, lastSeen: now, heardAt: this.silenceClock(now), windowMs: 0, missing: false, cutShort: 0, cutShortMax: 0 };
       this.gateways.set(key, g);
       this.metrics.gatewaysKnown.set(this.gateways.size);
     }
@@ -67,6 +78,7 @@ export class GatewayLiveness {
       else if (g.cutShort >= CUT_SHORT_RUN) g.windowMs = g.cutShortMax;
     }
     g.lastSeen = now;
+    g.heardAt = this.silenceClock(now);
     g.zone = zone;
     if (g.missing) {
       g.missing = false;
@@ -79,17 +91,18 @@ export class GatewayLiveness {
   /** Records gateways silent for missingAfterWindows window lengths. `hearing`: false while the
    *  aggregator cannot receive (then silence proves nothing). */
   check(now: number, hearing: boolean): void {
+    const t = this.silenceClock(now);
     if (!hearing) {
-      this.blindUntil = now;
+      this.blindUntil = t;
       return;
     }
     for (const g of this.gateways.values()) {
       if (g.missing || g.windowMs <= 0) continue;
-      const windows = Math.floor((now - Math.max(g.lastSeen, this.blindUntil)) / g.windowMs);
+      const windows = Math.floor((t - Math.max(g.heardAt, this.blindUntil)) / g.windowMs);
       if (windows >= this.missingAfterWindows) {
         g.missing = true;
         this.metrics.gatewaysMissing.inc();
-        this.log.warn({ site: idForLog(g.site), gateway: idForLog(g.gateway), silent_s: Math.round((now - g.lastSeen) / 1000) }, 'gateway missing');
+        this.log.warn({ site: idForLog(g.site), gateway: idForLog(g.gateway), silent_s: Math.round((t - g.heardAt) / 1000) }, 'gateway missing');
         this.write(missingLines(g.site, g.gateway, windows, now, g.zone), g.site, g.gateway, windows, now);
         this.onMissing(g.site, g.gateway);
       }
