@@ -32,6 +32,7 @@ import {
   flipThreshold,
   ID_PATTERN,
   MAX_WINDOW_MS,
+  RR_SCALE,
   sketchEpsilon,
   SKETCH_BITS_ALLOWED,
   SKETCH_EPOCH_MAX_S,
@@ -891,6 +892,11 @@ function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
   if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === 0)
     out.push(
       `${named('corridor.sketch_p', origins)}: must be at least 1 / 131072 (0.0000077): ${c.sketch_p} rounds to T = 0 of 65536, and no bit would be randomised`,
+    );
+  // T = 65536: every bit a coin flip; no device can be read back, and the aggregator refuses such a sketch (contract: p below 1)
+  if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === RR_SCALE)
+    out.push(
+      `${named('corridor.sketch_p', origins)}: must be below 1 - 1 / 131072 (0.99999237): ${c.sketch_p} rounds to T = 65536 of 65536, every bit would be a coin flip and no flow could be estimated from the sketches (the aggregator refuses them); 0.5 is already epsilon ${epsilonText(0.5)}`,
     );
   return out;
 }

@@ -56,6 +56,19 @@ describe('corridor flows intake', () => {
     expect(flows.sketchesDropped).toBeGreaterThanOrEqual(2 * 34);
   });
 
+  it('a sketch with p = 1 (every bit a coin flip) is refused and the group goes on: it was held, then every sketch of the group threw', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const results = run.messages.map((s) =>
+      flows.accept(sketchTopic(s.site, s.gateway), encode(s.gateway === 'gw-a' && s.window_start.endsWith(':05:00.000Z') ? { ...s, p: 1 } : s), NOW),
+    );
+    const refused = results.filter((r) => !r.ok);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r).toMatchObject({ ok: false, reason: 'sketch_invalid', detail: '/p must be < 1' });
+    // gw-b's sketches and gw-a's others are held and flows still come out
+    expect(results.filter((r) => r.ok).flatMap((r) => (r.ok ? r.lines : [])).length).toBeGreaterThan(0);
+  });
+
   it('rejects bad sketches with a reason, and they change nothing else', () => {
     const good = run.messages.slice(0, 40);
     const bad: Array<[string, SketchMessage | string]> = [
@@ -77,6 +90,8 @@ describe('corridor flows intake', () => {
       ],
       ['sketch_invalid', { ...good[0], epoch: good[0].epoch + 1 }],
       ['sketch_invalid', 'not json'],
+      // p = 1: every bit a coin flip; it was held, and from the group's first interval on every sketch of the group threw ('p = 1: must be in [0, 1)')
+      ['sketch_invalid', { ...good[0], p: 1 }],
     ];
     const clean = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
     clean.own('main-street', START);

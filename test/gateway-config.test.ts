@@ -227,6 +227,17 @@ describe('gateway config', () => {
       'corridor.sketch_p: must be at least 1 / 131072 (0.0000077): 0.000001 rounds to T = 0 of 65536, and no bit would be randomised',
     );
 
+    // a p that rounds to T = 65536: every bit a coin flip, the aggregator refuses the sketches (p = 1 made it throw on every sketch of the group)
+    for (const p of [1, 0.999995]) {
+      writeFileSync(
+        tiny,
+        `gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: mqtt://h }\ncorridor: { group: main-street, secret_file: x.secret, sketch_p: ${p} }\n`,
+      );
+      expect(problems(() => loadConfig({ config: tiny }, {}))).toContain(
+        `corridor.sketch_p: must be below 1 - 1 / 131072 (0.99999237): ${p} rounds to T = 65536 of 65536, every bit would be a coin flip and no flow could be estimated from the sketches (the aggregator refuses them); 0.5 is already epsilon 1.10`,
+      );
+    }
+
     // a group without sketch_p: no default, the operator chooses; the line gives the trade-off in numbers
     const noP = join(tmp, 'no-p.yaml');
     writeFileSync(
