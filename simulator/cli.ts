@@ -17,7 +17,7 @@ import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts
 import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
-import { isValidId, MAX_WINDOW_MS } from '../contract/index.ts';
+import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
 import { CLOCK_MIN_MS } from '../gateway/window.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
@@ -108,6 +108,18 @@ function loadGateways(v: string | undefined): number {
 function share(name: string, v: string | undefined): number | undefined {
   const n = num(name, v, 0);
   if (n !== undefined && n > 1) throw new UsageError(`--${name}: must be a share from 0 to 1, like 0.01 (got "${v}")`);
+  return n;
+}
+/** --sketch-p: a flip probability the firmware quantises to T = 1 .. 65535 of 65536 (T = 0 randomises no bit, 65536 every bit; a sketch's p is above 0 and below 1). */
+function sketchP(v: string | undefined): number | undefined {
+  const n = share('sketch-p', v);
+  if (n === undefined) return n;
+  const t = flipThreshold(n);
+  if (t === 0 || t === RR_SCALE)
+    throw new UsageError(
+      `--sketch-p: must be from 1 / 131072 (0.0000077) to below 1 - 1 / 131072 (0.99999237), like 0.03 (got "${v}"): it rounds to T = ${t} of 65536, ${t === 0 ? 'no bit would be randomised' : 'every bit would be a coin flip'}, and the aggregator refuses such a sketch`,
+      "the gateways' corridor.sketch_p takes the same values",
+    );
   return n;
 }
 /** --rssi-min: a signal level in dBm, -128 to 127 (as presence replay takes it). */
@@ -468,7 +480,10 @@ export function registerSimulate(program: Command): void {
     .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1, 0 after 4294967295)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
     .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
-    .option('--sketch-p <p>', 'evaluate: corridor sketch flip probability, 0..1 (default 0.03)')
+    .option(
+      '--sketch-p <p>',
+      'evaluate: corridor sketch flip probability, above 0 and below 1 (0.0000077 to 0.99999237: quantised to T / 65536 with T from 1 to 65535; default 0.03)',
+    )
     .option('--no-flows', 'evaluate: skip the flows between gateways (corridor sketches)')
     .action(async (scenarioArg: string | undefined, given: Flags, cmd: Command) => {
       const f = renameOldFlags(given as Flags & Record<string, unknown>, RENAMED, true);
@@ -599,7 +614,7 @@ export function registerSimulate(program: Command): void {
             rssiMinDbm: rssiMin(f.rssiMin),
             burstAddresses: burstAddresses(f.burstAddresses),
             sketchBits: sketchBits(f.sketchBits),
-            sketchP: share('sketch-p', f.sketchP),
+            sketchP: sketchP(f.sketchP),
             flows: f.flows,
           };
           const runs = names.map((name) => {

@@ -30,6 +30,20 @@ function refused(r: ReturnType<typeof simulate>, what: RegExp): void {
 }
 
 describe('presence simulate: bad flag values', () => {
+  it('a --sketch-p that rounds to T = 0 or 65536 is refused naming the flag (it ended in the aggregator\'s "/p must be > 0")', () => {
+    for (const [p, what] of [
+      ['0', 'T = 0 of 65536, no bit would be randomised'],
+      ['0.000001', 'T = 0 of 65536, no bit would be randomised'],
+      ['1', 'T = 65536 of 65536, every bit would be a coin flip'],
+    ])
+      refused(
+        simulate('traffic-corridor', '--evaluate', '--duration', '15m', '--scale', '0.05', '--sketch-p', p),
+        new RegExp(
+          `^presence simulate: --sketch-p: must be from 1 / 131072 \\(0\\.0000077\\) to below 1 - 1 / 131072 \\(0\\.99999237\\), like 0\\.03 \\(got "${p}"\\): it rounds to ${what}`,
+        ),
+      );
+  });
+
   it('a seed that is not a whole number from 0 to 4294967295 is refused (1.5 and 4294967297 were seed 1)', () => {
     for (const seed of ['1.5', '-1', '4294967297', '1e30']) {
       const out = join(tmp, `seed-${seed}`);
