@@ -112,6 +112,33 @@ describe('recent writes', () => {
     expect(snap.gateways.map((g) => g.gateway)).toEqual(['gw-2', 'gw-3', 'gw-4', 'gw-5']);
   });
 
+  it('is bounded in gateway windows over all zones: many gateways per zone no longer multiply the windows kept', () => {
+    // 1440 windows per zone held one entry per gateway of the zone each: 2,000 gateways over a day of
+    // 1-minute windows came to 2.9 million entries (about 700 MB) while every per-zone bound held.
+    expect(new RecentWrites().maxEntries).toBe(500_000);
+    const r = new RecentWrites({ maxEntries: 100 });
+    for (let i = 0; i < 20; i++) for (let g = 0; g < 30; g++) r.counts(window('s', `gw-${g}`, i, T0 + i * MIN, MIN, `zone-${g % 3}`), null);
+    expect(r.held).toBeLessThanOrEqual(100);
+    const snap = r.snapshot();
+    const held = snap.zones.flatMap((z) => z.windows);
+    expect(held.reduce((n, w) => n + w.gateways, 0)).toBe(r.held);
+    // the newest windows stay, in every zone, each with all its 10 gateways; the oldest went
+    for (const z of snap.zones) {
+      expect(z.windows.at(-1)!.t).toBe(T0 + 19 * MIN);
+      for (const w of z.windows.slice(1)) expect(w.gateways).toBe(10);
+    }
+    expect(Math.min(...held.map((w) => w.t))).toBeGreaterThan(T0 + 15 * MIN);
+    // a window written again by the same gateway (a redelivery) is no second entry
+    const before = r.held;
+    r.counts(window('s', 'gw-0', 19, T0 + 19 * MIN, MIN, 'zone-0'), null);
+    expect(r.held).toBe(before);
+    // zones evicted and windows aged out give their entries back
+    const small = new RecentWrites({ maxZones: 2, maxWindows: 3 });
+    for (let i = 0; i < 10; i++) for (let z = 0; z < 4; z++) small.counts(window('s', `gw-${z}`, i, T0 + i * MIN, MIN, `zone-${z}`), null);
+    expect(small.held).toBe(small.snapshot().zones.reduce((n, z) => n + z.windows.reduce((m, w) => m + w.gateways, 0), 0));
+    expect(small.held).toBeLessThanOrEqual(2 * 3);
+  });
+
   it('windows arriving out of order are kept in time order', () => {
     const r = new RecentWrites();
     for (const i of [3, 1, 2, 0]) r.counts(window('s', 'gw-a', i, T0 + i * MIN, MIN, 'west'), null);
