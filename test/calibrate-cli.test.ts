@@ -183,6 +183,17 @@ zones:
     expect((z.data as { windows: number }).windows).toBe(DAYS.reduce((n, d) => n + wholeMinutes(truth(d)), 0));
   });
 
+  it('a capture cut short (its recorder stopped mid-frame) is one line naming the file, the offset and how to keep the frames before', () => {
+    const cut = join(dir, 'cut.pcap');
+    writeFileSync(cut, readFileSync(pcap(DAYS[0])).subarray(0, 300_000));
+    const r = presence('calibrate', '--capture', cut, '--truth', truth(DAYS[0]), '--zone', 'lab', '--json');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `presence calibrate: ${cut}: input ends inside a record (120 of its bytes present) (at byte offset 299880); fix: the capture was cut short (its recorder stopped in the middle of a frame): copy its frames before that into a new file with editcap ${cut} OUT.pcapng and pass OUT.pcapng to --capture, with the truth rows up to its last frame\n`,
+    );
+  });
+
   it('a second zone is added to the file, which then holds the prior both imply; --prior shrinks toward it', () => {
     const multi = join(dir, 'multi.yaml');
     const days = (ds: string[]) => ds.flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]);

@@ -2,6 +2,7 @@
 // code of `presence replay`, 1-minute windows by default) and its windows are paired with the
 // capture's occupancy truth. One capture is one session.
 import { basename } from 'node:path';
+import { CaptureFormatError } from '../../gateway/capture/pcap.ts';
 import { replayCapture, type ReplayOptions, type ReplayWindow } from '../../gateway/replay.ts';
 import { checkWithinCapture, readOccupancy, span, TruthError, type Occupancy } from './truth.ts';
 import { pairOccupancy, type CountedWindow, type PairedWindow } from './pair.ts';
@@ -54,17 +55,30 @@ export async function countCapture(
   let first: number | null = null;
   let last: number | null = null;
   let radioFrames = 0;
-  for await (const w of replayCapture(file, ropts, opts.note, opts.onBytes) as AsyncIterable<ReplayWindow>) {
-    if (w.start === null || w.end === null) continue;
-    const start = Date.parse(w.start);
-    const end = Date.parse(w.end);
-    const r = w[radio];
-    windows.push({ start, end, estimate: r.estimate, devices: r.devices });
-    radioFrames += r.frames;
-    if (w.wifi.frames + w.ble.frames > 0) {
-      first ??= start;
-      last = end;
+  try {
+    for await (const w of replayCapture(file, ropts, opts.note, opts.onBytes) as AsyncIterable<ReplayWindow>) {
+      if (w.start === null || w.end === null) continue;
+      const start = Date.parse(w.start);
+      const end = Date.parse(w.end);
+      const r = w[radio];
+      windows.push({ start, end, estimate: r.estimate, devices: r.devices });
+      radioFrames += r.frames;
+      if (w.wifi.frames + w.ble.frames > 0) {
+        first ??= start;
+        last = end;
+      }
     }
+  } catch (e) {
+    // A capture cut short or damaged after frames were read: say how to calibrate on the frames
+    // before (a fit is not made from part of a capture behind the user's back).
+    if (e instanceof CaptureFormatError && e.offset > 0 && e.damage !== 'not_a_capture')
+      throw new TruthError(
+        file,
+        null,
+        e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message,
+        `${e.damage === 'ends_inside_record' ? 'the capture was cut short (its recorder stopped in the middle of a frame)' : 'the capture is damaged there'}: copy its frames before that into a new file with editcap ${file} OUT.pcapng and pass OUT.pcapng to --capture, with the truth rows up to its last frame`,
+      );
+    throw e;
   }
   return { windows, first, last, radioFrames };
 }
