@@ -230,6 +230,10 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     const nested = top.aggregator && typeof top.aggregator === 'object';
     registryPath = [...(nested ? ['aggregator'] : []), 'gateways', 'registry'];
     const section = (nested ? top.aggregator : top) as Record<string, any>;
+    // The file as it is first: an entry cannot be added to a registry that is no mapping (`gateways: x`
+    // crashed here with a TypeError; `registry: abc` was reported as registry[0], [1], [2]).
+    const before = checkConfigObject(section ?? {}, nested ? 'aggregator.' : '');
+    if (before.length) throw new ProvisionError(`${cfgFile} is not a valid aggregator config (fix it, then provision again):\n  ${before.join('\n  ')}`);
     const existing = section?.gateways?.registry?.[o.id];
     if (existing && (existing.site !== o.site || existing.zone !== o.zone) && !o.rotate)
       throw new ProvisionError(`${cfgFile}: gateway ${o.id} is registered for site ${existing.site}, zone ${existing.zone}; --rotate moves it`);

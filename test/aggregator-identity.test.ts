@@ -99,6 +99,28 @@ describe('presence provision writes the registry readably', () => {
   });
 });
 
+describe('presence provision refuses a config file that is already invalid, naming the key', () => {
+  it('gateways or its registry that is no mapping is one line, and the file is left as it was (gateways: x crashed with a TypeError)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-provision-invalid-'));
+    try {
+      const file = join(dir, 'aggregator.yaml');
+      for (const [text, problem] of [
+        ['gateways: x\n', 'gateways: must be a mapping (key: value) (got "x")'],
+        ['gateways:\n  registry: abc\n', 'gateways.registry: must be a mapping (key: value) (got "abc")'],
+        ['gateways:\n  registry: [1, 2]\n', 'gateways.registry: must be a mapping (key: value) (got [1,2])'],
+      ]) {
+        writeFileSync(file, text);
+        expect(() => provisionGateway({ site: 'dam', zone: 'noord', id: 'gw-a', aggregatorConfig: file })).toThrow(
+          `${file} is not a valid aggregator config (fix it, then provision again):\n  ${problem}`,
+        );
+        expect(readFileSync(file, 'utf8')).toBe(text);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('presence provision says what to do on the gateway', () => {
   it('asks for the password file to be copied only when one was written: a registry move alone made none', () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-provision-report-'));
