@@ -5,7 +5,7 @@
 //   streamFrames({ scenario, seed, ... })  -> frames of every gateway in time order (for live demos)
 //   loadMessages / runLoad                 -> contract-conformant load for aggregators (load.ts)
 //   evaluate({ scenario, seed, ... })      -> firmware counts against the truth (evaluate.ts)
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { CaptureWriter, FileSink, type CaptureFormat, type Sink } from './pcap-writer.ts';
 import { loadScenario, nominalPeople, type Scenario, type ScenarioOverrides } from './scenario.ts';
@@ -16,6 +16,9 @@ export { loadMessages, runLoad, loadStatuses, type LoadMessage, type LoadOptions
 export { loadScenario, resolveScenario, builtinScenarios, ScenarioError, parseDuration, type Scenario } from './scenario.ts';
 export { runScenario, type SimEvent, type FrameEvent, type WindowEvent, type BleLink, type SimTotals } from './sim.ts';
 export type { TruthFile, TruthWindow } from './truth.ts';
+
+/** Suffix of the files of a run until it has ended (then renamed to their names). */
+export const PARTIAL = '.partial';
 
 export interface SimulateOptions extends ScenarioOverrides {
   /** Built-in name, file path, or an already resolved Scenario. */
@@ -82,6 +85,15 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const format = o.format ?? 'pcapng';
   const bleLink = o.bleLink ?? 'll';
   mkdirSync(o.outDir, { recursive: true });
+  // Every file is written under NAME.partial and renamed when the run has ended: a run cut short
+  // (Ctrl-C, a full disk) leaves the files of an earlier run in the folder as they were, never
+  // captures cut off beside an earlier run's truth. A run that fails removes its .partial files;
+  // one killed leaves them, and the next run there writes over them.
+  const partials: string[] = [];
+  const partial = (path: string) => {
+    partials.push(path);
+    return `${path}${PARTIAL}`;
+  };
   const writers = s.gateways.map((g) => {
     const ifaces = captureInterfaces(g, bleLink);
     const files: { wifi?: string; ble?: string } = {};
@@ -90,7 +102,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     if (format === 'pcapng') {
       const path = join(o.outDir, `${g.id}.pcapng`);
       for (const i of ifaces) files[i.radio] = path;
-      writer = CaptureWriter.pcapng(new FileSink(path), ifaces);
+      writer = CaptureWriter.pcapng(new FileSink(partial(path)), ifaces);
       pcaps = [path];
     } else {
       const sinks: Sink[] = [];
@@ -99,7 +111,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
         const path = join(o.outDir, `${g.id}.${i.radio}.pcap`);
         files[i.radio] = path;
         pcaps.push(path);
-        sinks.push(new FileSink(path));
+        sinks.push(new FileSink(partial(path)));
       }
       writer = CaptureWriter.pcap(sinks, ifaces);
     }
@@ -110,52 +122,59 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   let wifiFrames = 0;
   let bleFrames = 0;
   let totals: SimTotals;
-  try {
-    const run = runScenario(s, { seed, bleLink });
-    for (;;) {
-      const next = run.next();
-      if (next.done) {
-        totals = next.value;
-        break;
-      }
-      const ev = next.value;
-      if (ev.type === 'frame') {
-        const w = writers[ev.gateway];
-        w.writer.write(w.ifaceOf[ev.radio], ev.frame.timestampMs, ev.frame.data);
-        if (ev.radio === 'wifi') wifiFrames++;
-        else bleFrames++;
-        if (o.onTime && ((wifiFrames + bleFrames) & 0xffff) === 0) o.onTime((ev.frame.timestampMs - s.startMs) / 1000);
-      } else {
-        windows.push(...ev.windows);
-        o.onWindow?.(ev.windows);
-      }
-    }
-  } finally {
-    for (const w of writers) await w.writer.close();
-  }
-  const truth: TruthFile = {
-    scenario: s.name,
-    description: s.description,
-    seed,
-    scale: s.scale,
-    site: s.site,
-    start: new Date(s.startMs).toISOString(),
-    durationS: s.durationS,
-    windowS: s.windowS,
-    gateways: writers.map((w) => ({
-      id: w.g.id,
-      zone: w.g.zone,
-      site: s.site,
-      position: w.g.position,
-      reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10,
-      files: w.pcaps.map((p) => relative(o.outDir, p)),
-    })),
-    totals: { people: totals.people, devices: totals.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
-    windows,
-  };
   const truthPath = join(o.outDir, 'truth.json');
   const truthCsvPath = o.csv === false ? null : join(o.outDir, 'truth.csv');
-  writeTruth(truthPath, truthCsvPath, truth);
+  let truth: TruthFile;
+  try {
+    try {
+      const run = runScenario(s, { seed, bleLink });
+      for (;;) {
+        const next = run.next();
+        if (next.done) {
+          totals = next.value;
+          break;
+        }
+        const ev = next.value;
+        if (ev.type === 'frame') {
+          const w = writers[ev.gateway];
+          w.writer.write(w.ifaceOf[ev.radio], ev.frame.timestampMs, ev.frame.data);
+          if (ev.radio === 'wifi') wifiFrames++;
+          else bleFrames++;
+          if (o.onTime && ((wifiFrames + bleFrames) & 0xffff) === 0) o.onTime((ev.frame.timestampMs - s.startMs) / 1000);
+        } else {
+          windows.push(...ev.windows);
+          o.onWindow?.(ev.windows);
+        }
+      }
+    } finally {
+      for (const w of writers) await w.writer.close();
+    }
+    truth = {
+      scenario: s.name,
+      description: s.description,
+      seed,
+      scale: s.scale,
+      site: s.site,
+      start: new Date(s.startMs).toISOString(),
+      durationS: s.durationS,
+      windowS: s.windowS,
+      gateways: writers.map((w) => ({
+        id: w.g.id,
+        zone: w.g.zone,
+        site: s.site,
+        position: w.g.position,
+        reachM: Math.round(gatewayReachM(s, w.g) * 10) / 10,
+        files: w.pcaps.map((p) => relative(o.outDir, p)),
+      })),
+      totals: { people: totals.people, devices: totals.devices, frames: { wifi: wifiFrames, ble: bleFrames } },
+      windows,
+    };
+    writeTruth(partial(truthPath), truthCsvPath ? partial(truthCsvPath) : null, truth);
+    for (const path of partials) renameSync(`${path}${PARTIAL}`, path);
+  } catch (e) {
+    for (const path of partials) rmSync(`${path}${PARTIAL}`, { force: true });
+    throw e;
+  }
   return {
     scenario: s,
     site: s.site,

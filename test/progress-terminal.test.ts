@@ -2,10 +2,11 @@
 // (or replay, calibrate) at once, while its work holds the event loop, so no code of the command
 // runs to undo what the bar did: the bar hid the cursor and turned line wrapping off, and after a
 // Ctrl-C the shell was left without a cursor and with lines cut at the right edge. The bar now
-// changes no terminal mode and is narrowed to fit the terminal's width instead.
+// changes no terminal mode and is narrowed to fit the terminal's width instead. And a simulation cut
+// short by Ctrl-C leaves no capture cut off under a capture's name.
 // The terminal is script(1)'s pseudo-terminal (util-linux); Ctrl-C is the ^C byte typed into it.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -42,12 +43,31 @@ function onTerminal(command: string, interruptAt?: RegExp): Promise<{ code: numb
 }
 
 describe('progress bar on a terminal', () => {
-  it('Ctrl-C during presence simulate ends it (130) and leaves the cursor shown and line wrapping on', async () => {
-    const t = await onTerminal(`${cli} simulate kingsday-square --scale 0.05 --duration 30m --out ${join(tmp, 'sim')}`, /simulate \[[^\]]*\] \d+%/);
+  it('Ctrl-C during presence simulate ends it (130), leaves the cursor shown and line wrapping on, and the earlier run in --out as it was', async () => {
+    // An earlier, complete run in the same folder.
+    const out = join(tmp, 'sim');
+    const before = spawnSync(
+      process.execPath,
+      [join(ROOT, 'scripts/presence.js'), 'simulate', 'kingsday-square', '--scale', '0.01', '--duration', '10m', '--out', out],
+      { encoding: 'utf8' },
+    );
+    expect(before.status, before.stderr).toBe(0);
+    const names = readdirSync(out).sort();
+    expect(names).toEqual(['gw-east.pcapng', 'gw-north.pcapng', 'gw-west.pcapng', 'truth.csv', 'truth.json']);
+    const earlier = new Map(names.map((n) => [n, readFileSync(join(out, n))]));
+    const t = await onTerminal(`${cli} simulate kingsday-square --seed 2 --scale 0.05 --duration 30m --out ${out}`, /simulate \[[^\]]*\] \d+%/);
     expect(t.interrupted, t.out).toBe(true);
     expect(t.code, t.out).toBe(130);
     expect(t.out).not.toContain(HIDE_CURSOR);
     expect(t.out).not.toContain(NO_WRAP);
+    // The captures cut off went to .partial files: the earlier run's captures and truth are whole
+    // and still together (they were overwritten, the truth left over beside empty captures).
+    for (const [n, bytes] of earlier) expect(readFileSync(join(out, n)).equals(bytes), n).toBe(true);
+    expect(
+      readdirSync(out)
+        .filter((n) => !earlier.has(n))
+        .every((n) => n.endsWith('.partial')),
+    ).toBe(true);
   });
 
   it('a run to its end draws no terminal mode change either, and every redraw fits a 60-column terminal', async () => {
