@@ -29,12 +29,16 @@ import type { Frame } from '../firmware/host/types.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { Rng } from '../simulator/rng.ts';
 
-const draws = vi.hoisted(() => ({ bytes: [] as number[] }));
+/** Every draw's size and target; `bytesAre` (a test's) makes the CSPRNG's bytes that value instead. */
+const draws = vi.hoisted(() => ({ bytes: [] as number[], targets: [] as NodeJS.ArrayBufferView[], bytesAre: null as number | null }));
 vi.mock('node:crypto', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:crypto')>();
   const randomFillSync = ((buf: NodeJS.ArrayBufferView, offset?: number, size?: number) => {
     const out = real.randomFillSync(buf as Uint8Array, offset, size);
-    draws.bytes.push(size ?? buf.byteLength - (offset ?? 0));
+    const n = size ?? buf.byteLength - (offset ?? 0);
+    if (draws.bytesAre !== null) new Uint8Array(buf.buffer, buf.byteOffset + (offset ?? 0), n).fill(draws.bytesAre);
+    draws.bytes.push(n);
+    draws.targets.push(buf);
     return out;
   }) as typeof real.randomFillSync;
   return { ...real, default: { ...real, randomFillSync }, randomFillSync };
@@ -172,6 +176,13 @@ describe('small counts: the noise', () => {
       // With protection below the counts, they are kept (not suppressed).
       expect(validateCounts(protect(msg({}), { minCount: 5, epsilon, windowMs: 60_000 }, extreme)).ok).toBe(true);
     }
+    // Both draws of a pair the smallest uniform: each as large as a count can be, not an infinity
+    // (the difference of two would be no number at all)
+    for (const epsilon of [Number.MIN_VALUE, 1e-300]) {
+      const out = protect(msg({}), { minCount: 0, epsilon, windowMs: 60_000 }, () => 2 ** -53);
+      const valid = validateCounts(out);
+      expect(valid.ok, `epsilon ${epsilon}: ${valid.ok ? '' : valid.reason}`).toBe(true);
+    }
   });
 
   it('draws from the CSPRNG: uniforms in (0, 1], two 8-byte draws per noise value, the same number every window', () => {
@@ -194,6 +205,23 @@ describe('small counts: the noise', () => {
     draws.bytes.length = 0;
     protect(msg({}), { minCount: 15, windowMs: 60_000 });
     expect(draws.bytes).toEqual([]); // suppression alone draws nothing
+  });
+
+  it('a uniform is 53 bits of its 8 random bytes: all bits set give exactly 1, none 2^-53; the bytes are zero-filled once read', () => {
+    try {
+      draws.targets.length = 0;
+      draws.bytesAre = 0xff;
+      expect(cryptoUniform()).toBe(1);
+      draws.bytesAre = 0x00;
+      expect(cryptoUniform()).toBe(2 ** -53);
+      draws.bytesAre = null;
+      for (let i = 0; i < 100; i++) cryptoUniform();
+    } finally {
+      draws.bytesAre = null;
+    }
+    // the noise can be taken off a published count by whoever reads these bytes: none is left
+    expect(draws.targets.length).toBe(102);
+    for (const t of draws.targets) expect(new Uint8Array(t.buffer, t.byteOffset, t.byteLength).every((b) => b === 0)).toBe(true);
   });
 });
 
