@@ -7,6 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from '../gateway/config.ts';
 import { loadConfig as loadAggregator } from '../aggregator/config.ts';
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
+import { Publisher } from '../gateway/publisher.ts';
+import { freePort } from './support/ports.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
 import { redactAddresses } from '../gateway/status.ts';
 import { MAX_WINDOW_MS, quantisedP, sketchEpsilon, type CountsMessage } from '../contract/index.ts';
@@ -373,6 +375,33 @@ describe('durable queue', () => {
     expect(dropped).toEqual([expect.objectContaining({ seqs: '1-491', windows: 491, max_windows: 10, dropped: 491 })]);
     again.append(msg(502)); // one more: one line naming that one window
     expect(lines.filter((l) => String(l.msg).startsWith('queue full')).at(-1)).toMatchObject({ seq: 492, dropped: 492 });
+    again.close();
+  });
+
+  it('a window handed to MQTT while the broker is unreachable stays queued when the gateway stops: only a PUBACK removes it', async () => {
+    const dir = join(tmp, 'q-unacked');
+    const port = await freePort(); // nothing listens there: the broker is down
+    const cfg = loadConfig(
+      { site: 's', zone: 'z', id: 'g', mqttUrl: `mqtt://127.0.0.1:${port}`, source: ['pcap:/dev/null'], queueDir: dir, logLevel: 'silent' },
+      {},
+    );
+    const window = (seq: number): CountsMessage => ({
+      ...msg(seq),
+      start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
+      end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(),
+    });
+    const q = WindowQueue.open(dir, { maxWindows: 100 });
+    for (let s = 1; s <= 3; s++) q.append(window(s));
+    const pub = new Publisher(cfg, q, pino({ level: 'silent' }), 30);
+    pub.start();
+    pub.pump(); // as the gateway does after each window: they go to mqtt.js, which holds them
+    await new Promise((r) => setTimeout(r, 300));
+    await pub.stop(); // mqtt.js ends the client: the windows it held fail
+    expect(q.depth).toBe(3);
+    q.close();
+    const again = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(again.pending(0, 10)).toEqual([1, 2, 3]);
+    expect(again.read(2)).toEqual(window(2));
     again.close();
   });
 
