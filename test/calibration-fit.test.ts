@@ -375,6 +375,25 @@ describe('fit', () => {
     expect(() => fitZone([])).toThrow(/nothing to fit/);
     expect(() => fitZone([1, 2, 3, 4].map((p) => ({ estimate: 7, people: p, session: 'x' })))).toThrow(/the estimate does not rise with people/);
     expect(() => fitZone([1, 2, 3, 4].map((e) => ({ estimate: e, people: 6, session: 'x' })))).toThrow(/all had the same number of people \(6\)/);
+    // two windows on a clean line are still too few
+    expect(() => fitZone([1, 2].map((p) => ({ estimate: 2 * p, people: p, session: 'x' })))).toThrow(
+      /2 window\(s\) paired with the truth; a fit needs at least 3/,
+    );
+  });
+
+  it('holds b at 0 when more than 5 % of the bootstrap samples give no rising line, however steady the slope of the others', () => {
+    // Of two sessions one has a constant 5 people: a quarter of the samples draw it twice and have
+    // no line at all; the others' slope is nearly exact (the varied session on a clean line).
+    const varied = Array.from({ length: 30 }, (_, i) => ({
+      estimate: 2 + (1 + (i % 10)) / 2 + (((i * 7) % 5) - 2) * 0.01,
+      people: 1 + (i % 10),
+      session: 'varied',
+      time: i * 60_000,
+    }));
+    const flat = Array.from({ length: 30 }, (_, i) => ({ estimate: 4.5 + (((i * 3) % 5) - 2) * 0.01, people: 5, session: 'flat', time: 1e7 + i * 60_000 }));
+    const z = fitZone([...varied, ...flat]);
+    expect(z.warnings.join('\n')).toMatch(/cannot tell k from b \(more than 5 % of the bootstrap samples give no rising line\): b is 0/);
+    expect(z.b).toEqual({ value: 0, low: 0, high: 0, sd: 0 });
   });
 });
 
