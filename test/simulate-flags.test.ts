@@ -515,6 +515,8 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     refusedDemo(demo('--scenario', file), /.*demo-bad\.yaml: gateways\[0\]\.wifi\.dwell: must be a duration/);
     refusedDemo(demo('--scale', '1e9'), /--scale 1000000000: kingsday-square would hold 30,000,000,000,000 people at its peak; .*--scale 10 or less/);
     refusedDemo(demo('--minutes', '99999999'), /--minutes: at most 31d \(got "99999999"\)/);
+    // a length that rounds to 0 s was blamed on the scenario file ('kingsday-square.yaml: duration: must be above 0 (got 0)', exit 1)
+    refusedDemo(demo('--minutes', '1e-300'), /--minutes "1e-300": must be at least one simulated second \(0\.0167 minutes\), like 30$/);
     refusedDemo(demo('--seed', '-1'), /--seed: must be a whole number from 0 to 4294967295 \(got "-1"\)/);
     refusedDemo(demo('--minutes', '44640', '--window', '1s'), /--window 1s: 2,678,400 windows over 31d; .*\(--window 54s or longer\)/);
     // a month of 300,000 people: terabytes of captures, refused before they fill the disk

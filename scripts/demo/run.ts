@@ -195,6 +195,8 @@ export async function runDemo(
   if (!(opts.scale > 0)) throw new UsageError(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
   seedOf('--seed', opts.seed);
   const durationS = Math.round(opts.minutes * 60);
+  // (1e-300 rounded to a run of 0 s, which the scenario then refused as its own duration)
+  if (durationS < 1) throw new UsageError(`--minutes "${opts.minutes}": must be at least one simulated second (0.0167 minutes), like 30`);
   checkDuration('--minutes', durationS, String(opts.minutes), "a demo of a few hours shows the whole pipeline (--minutes 240 is King's Day from start to end)");
   // The scenario and its crowd before anything runs: a name that is no scenario, a file with mistakes,
   // or a crowd the simulator cannot hold is one line, not a failure after the calibration run.
