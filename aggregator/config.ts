@@ -338,7 +338,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: '30d',
     flag: '--influx-retention <duration>',
     description:
-      'retention of what influx.create creates (whole hours or days, at least 2h; the hourly aggregates of a new database keep 400d; a bare number, deprecated, is read as ms)',
+      'retention of what influx.create creates (whole hours or days, from 2h to 106751d; the hourly aggregates of a new database keep 400d; a bare number, deprecated, is read as ms)',
   },
   {
     key: 'out',

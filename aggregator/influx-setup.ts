@@ -44,9 +44,18 @@ export function ident(name: string): string {
   return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+/**
+ * The longest retention: InfluxDB keeps a duration in 64-bit nanoseconds (at most 2^63 - 1, about
+ * 106,751.99 days); a longer one (99999999d) was taken without a word and stored as another
+ * (1923246h25m, its nanoseconds wrapped).
+ */
+export const RETENTION_MAX_DAYS = 106_751;
+
 /** An InfluxQL duration literal of whole hours or days: 30d, 36h. */
 export function influxDuration(ms: number): string {
   if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
+  if (ms > RETENTION_MAX_DAYS * 24 * HOUR_MS)
+    throw new Error(`a retention must be at most ${RETENTION_MAX_DAYS}d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)`);
   return ms % (24 * HOUR_MS) === 0 ? `${ms / (24 * HOUR_MS)}d` : `${ms / HOUR_MS}h`;
 }
 
@@ -350,7 +359,7 @@ export function registerInflux(program: Command): void {
           return v;
         } catch (e) {
           return fail(
-            `--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : 'must be a duration like 30d or 36h'}`,
+            `--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : (e as Error).message.includes('at most') ? (e as Error).message.replace('a retention ', '') : 'must be a duration like 30d or 36h'}`,
           );
         }
       };

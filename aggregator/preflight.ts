@@ -116,9 +116,9 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
   const duration = () => {
     try {
       return influxDuration(retention);
-    } catch {
+    } catch (e) {
       throw new PreflightError(
-        `influx.retention (--influx-retention): must be whole hours or days, at least 2h, to create the database or policy (got ${retention} ms)`,
+        `influx.retention (--influx-retention): must be ${(e as Error).message.includes('at most') ? (e as Error).message.replace('a retention must be ', '') : 'whole hours or days, at least 2h'}, to create the database or policy (got ${retention} ms)`,
       );
     }
   };

@@ -45,6 +45,11 @@ describe('influx setup statements', () => {
       /^CREATE CONTINUOUS QUERY "presence_hourly" ON "presence" RESAMPLE FOR 1d BEGIN SELECT .* INTO "presence"."hourly"."presence" FROM "presence"."detail"."presence" GROUP BY time\(1h\), \* END$/,
     );
     expect(() => setupStatements({ ...o, detailMs: HOUR }, { policies: new Map(), cqs: new Set() })).toThrow(/at least 2h/);
+    // past InfluxDB's 64-bit nanoseconds: 99999999d was stored as 1923246h25m3.9s without a word
+    expect(setupStatements({ ...o, hourlyMs: 106_751 * DAY }, { policies: new Map(), cqs: new Set() })[2]).toContain('DURATION 106751d');
+    expect(() => setupStatements({ ...o, hourlyMs: 99_999_999 * DAY }, { policies: new Map(), cqs: new Set() })).toThrow(
+      'a retention must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)',
+    );
   });
 });
 
