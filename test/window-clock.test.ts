@@ -96,10 +96,14 @@ describe('WindowClock', () => {
     const fw = Firmware.loadSync();
     const clock = new WindowClock(fw, { windowMs: 60_000 });
     clock.open(T0);
-    clock.cutShort();
-    expect(clock.close(T0 + 30_000)).toMatchObject({ start: T0, end: T0 + 30_000, complete: false });
+    expect(clock.close(T0 + 30_000)).toMatchObject({ start: T0, end: T0 + 30_000, complete: false }); // ended before its end
     clock.open(T0 + 60_000);
-    expect(clock.close(T0 + 120_000, false)).toMatchObject({ complete: false });
+    clock.cutShort();
+    expect(clock.close(T0 + 120_000)).toMatchObject({ start: T0 + 60_000, end: T0 + 120_000, complete: false }); // to its end, but cut short
+    clock.open(T0 + 120_000);
+    expect(clock.close(T0 + 180_000, false)).toMatchObject({ complete: false });
+    clock.open(T0 + 180_000);
+    expect(clock.close(T0 + 240_000)).toMatchObject({ complete: true }); // the control: to its end, nothing cut
     clock.open(T0 + 5000);
     const empty = clock.close(T0 + 5000)!;
     expect(empty.end).toBeLessThanOrEqual(empty.start);
