@@ -190,6 +190,18 @@ describe('conflicts (pure)', () => {
     expect(id.checkCounts({ ...old, wifi: { ...old.wifi, devices: 0 } })).toBeNull(); // forgotten: not covered
     const recent = window('dam', 'gw-1', 24, T0 + 24 * 60_000, 60_000, 'plein');
     expect(id.checkCounts({ ...recent, wifi: { ...recent.wifi, devices: 0 } })).toMatchObject({ reason: 'conflict' });
+    // Windows under one seq outlive it in the seq memory: a gateway that started its seq again sent
+    // seq 2 twice, so with room for 2 the window of seq 1 is forgotten but seq 1 is not, and other
+    // counts for that very window under seq 1 are still a conflict
+    const two = new GatewayIdentity(gw({ conflict_memory: 2 }), pino({ level: 'silent' }));
+    const first = window('dam', 'gw-1', 1, T0, 60_000, 'plein');
+    expect(two.checkCounts(first)).toBeNull();
+    expect(two.checkCounts(window('dam', 'gw-1', 2, T0 + 60_000, 60_000, 'plein'))).toBeNull();
+    expect(two.checkCounts(window('dam', 'gw-1', 2, T0 + 120_000, 60_000, 'plein'))).toBeNull();
+    expect(two.checkCounts({ ...first, wifi: { ...first.wifi, devices: 0 } })).toMatchObject({
+      reason: 'conflict',
+      detail: expect.stringContaining('seq 1 of dam/gw-1'),
+    });
     const off = new GatewayIdentity(gw({ conflict_memory: 0 }), pino({ level: 'silent' }));
     expect(off.checkCounts(m)).toBeNull();
     expect(off.checkCounts({ ...m, wifi: { ...m.wifi, devices: 0 } })).toBeNull();
