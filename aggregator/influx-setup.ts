@@ -88,7 +88,12 @@ export function setupStatements(o: SetupOptions, existing: { policies: Map<strin
   const out = [`CREATE DATABASE ${db}`];
   const policy = (name: string, ms: number, isDefault: boolean) => {
     const d = influxDuration(ms);
-    if (existing.policies.has(name)) out.push(`ALTER RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d}${isDefault ? ' DEFAULT' : ''}`);
+    // A policy shortened below 7 days gets the shard duration InfluxDB gives a new one of that length
+    // (1h under 2 days, else 1d): its shards may be 168h (a policy made by hand, or first with a
+    // longer duration), and InfluxDB refuses a duration shorter than the shards ('retention policy
+    // duration must be greater than the shard duration': --detail 2h on an existing database).
+    const shard = ms < 7 * 24 * HOUR_MS ? ` SHARD DURATION ${ms < 48 * HOUR_MS ? '1h' : '1d'}` : '';
+    if (existing.policies.has(name)) out.push(`ALTER RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d}${shard}${isDefault ? ' DEFAULT' : ''}`);
     else out.push(`CREATE RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d} REPLICATION 1${isDefault ? ' DEFAULT' : ''}`);
   };
   policy(DETAIL_RP, o.detailMs, true);

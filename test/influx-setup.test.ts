@@ -37,7 +37,8 @@ describe('influx setup statements', () => {
       },
     );
     expect(again.slice(1, 4)).toEqual([
-      'ALTER RETENTION POLICY "detail" ON "presence" DURATION 36h DEFAULT',
+      // shorter than 7 days: with the shard duration InfluxDB gives a new policy that long (a 168h shard refused 2h)
+      'ALTER RETENTION POLICY "detail" ON "presence" DURATION 36h SHARD DURATION 1h DEFAULT',
       'ALTER RETENTION POLICY "hourly" ON "presence" DURATION 400d',
       'DROP CONTINUOUS QUERY "presence_hourly" ON "presence"',
     ]);
@@ -86,6 +87,9 @@ describe.skipIf(!ok)(SUITE, () => {
     const changed = await policies('presence_city');
     expect(changed[DETAIL_RP]).toEqual({ duration: '168h0m0s', default: true });
     expect(changed[HOURLY_RP]).toEqual({ duration: '19200h0m0s', default: false });
+    // Shortened below its shards (30d made 24h shards, 7d kept them): InfluxDB refused 2h ('retention policy duration must be greater than the shard duration')
+    await setupInflux1({ ...o, detailMs: 2 * HOUR, hourlyMs: 800 * DAY });
+    expect((await policies('presence_city'))[DETAIL_RP]).toEqual({ duration: '2h0m0s', default: true });
     expect([...(await new InfluxQl(o).continuousQueries('presence_city')).keys()]).toEqual([HOURLY_CQ]);
   });
 
