@@ -177,6 +177,16 @@ export function epsilonText(p: number): string {
   return sketchEpsilon(p).toFixed(2);
 }
 
+/** What is wrong with a flip probability in (0, 1] once the firmware rounds it to T = round(p * 65536), or undefined. */
+export function sketchPRounding(p: number): string | undefined {
+  // T = 0: no randomised response at all
+  if (flipThreshold(p) === 0) return `must be at least 1 / 131072 (0.0000077): ${p} rounds to T = 0 of 65536, and no bit would be randomised`;
+  // T = 65536: every bit a coin flip; no device can be read back, and the aggregator refuses such a sketch (contract: p below 1)
+  if (flipThreshold(p) === RR_SCALE)
+    return `must be below 1 - 1 / 131072 (0.99999237): ${p} rounds to T = 65536 of 65536, every bit would be a coin flip and no flow could be estimated from the sketches (the aggregator refuses them); 0.5 is already epsilon ${epsilonText(0.5)}`;
+  return undefined;
+}
+
 /** The problem line of a corridor group without corridor.sketch_p: the choice and its cost in numbers. */
 export function sketchPMissing(): string {
   return `corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`;
@@ -888,16 +898,10 @@ function corridorProblems(cfg: GatewayConfig, origins: Origins): string[] {
       `${named('corridor.group', origins)}: needs gateway.window of at least ${SKETCH_WINDOW_MIN_MS / 1000}s (got ${cfg.gateway.window}): an aggregator takes no shorter window for a corridor group`,
     );
   if (c.sketch_p === undefined) out.push(sketchPMissing());
-  // the firmware compares with T = round(p * 65536): below 1 / 131072 that is 0, no randomised response at all
-  if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === 0)
-    out.push(
-      `${named('corridor.sketch_p', origins)}: must be at least 1 / 131072 (0.0000077): ${c.sketch_p} rounds to T = 0 of 65536, and no bit would be randomised`,
-    );
-  // T = 65536: every bit a coin flip; no device can be read back, and the aggregator refuses such a sketch (contract: p below 1)
-  if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1 && flipThreshold(c.sketch_p) === RR_SCALE)
-    out.push(
-      `${named('corridor.sketch_p', origins)}: must be below 1 - 1 / 131072 (0.99999237): ${c.sketch_p} rounds to T = 65536 of 65536, every bit would be a coin flip and no flow could be estimated from the sketches (the aggregator refuses them); 0.5 is already epsilon ${epsilonText(0.5)}`,
-    );
+  if (typeof c.sketch_p === 'number' && c.sketch_p > 0 && c.sketch_p <= 1) {
+    const problem = sketchPRounding(c.sketch_p);
+    if (problem) out.push(`${named('corridor.sketch_p', origins)}: ${problem}`);
+  }
   return out;
 }
 

@@ -17,7 +17,7 @@ import * as YAML from 'yaml';
 import { isMap } from 'yaml';
 import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
-import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED } from './config.ts';
+import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
@@ -83,8 +83,10 @@ export interface JoinOptions {
 export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
   const sketchP = o.sketchP === undefined ? undefined : Number(o.sketchP);
-  if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP <= 1))
-    throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and at most 1, e.g. ${SKETCH_P_ADVISED}`);
+  if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP < 1))
+    throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and below 1, e.g. ${SKETCH_P_ADVISED}`);
+  const rounding = sketchP === undefined ? undefined : sketchPRounding(sketchP);
+  if (rounding) throw new UsageError(`--sketch-p "${o.sketchP}": ${rounding}`);
   if (o.epoch !== undefined) {
     try {
       parseDuration(o.epoch);

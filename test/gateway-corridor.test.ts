@@ -429,6 +429,18 @@ describe('corridor settings and commands', () => {
     expect(r4.stdout).toContain('corridor.sketch_p 0.03: epsilon 4.18 per sketch and device');
     expect(readFileSync(cfg, 'utf8')).toMatch(/corridor:\n {2}group: g1\n {2}secret_file: .*corridor-g1\.secret\n {2}epoch: 30m\n {2}sketch_p: 0\.03\n/);
     expect(presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', installed, '--sketch-p', '2']).code).toBe(2);
+    // 1 and what rounds to T = 0 or 65536 are refused here, as the gateway's config check refuses them, before the file is written
+    const before = readFileSync(cfg, 'utf8');
+    for (const [p, said] of [
+      ['1', /--sketch-p "1": must be a number above 0 and below 1/],
+      ['0.999999', /--sketch-p "0\.999999": must be below 1 - 1 \/ 131072 .*rounds to T = 65536/],
+      ['0.000001', /--sketch-p "0\.000001": must be at least 1 \/ 131072 .*rounds to T = 0/],
+    ] as const) {
+      const r = presence(['corridor', 'join', '--config', cfg, '--group', 'g1', '--secret-file', installed, '--sketch-p', p]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(said);
+    }
+    expect(readFileSync(cfg, 'utf8')).toBe(before);
     const init = presence(['corridor', 'init', '--group', 'g2', '--out', join(tmp, 'g2.secret')]);
     expect(init.stdout).toMatch(/\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device/);
     expect(init.stdout).not.toContain(readFileSync(join(tmp, 'g2.secret'), 'utf8').trim());
