@@ -25,9 +25,10 @@ export async function progressBar(label: string, total: number, unit: string, sh
   return bar;
 }
 
-/** The bar's width in characters: 40, or less (at least 10) so that the whole line fits `columns`. */
+/** The bar's width in characters: 40, or less (at least 10) so that the whole line fits `columns`
+ *  (80 where the terminal gives no width, as cli-progress then cuts its lines at 80). */
 export function barWidth(format: string, total: number, columns: number | undefined): number {
-  if (!columns) return 40;
+  columns ||= 80;
   const rest = format.replace('{bar}', '').replace('{percentage}', '100').replace('{value}', String(total)).replace('{total}', String(total)).length;
   return Math.max(10, Math.min(40, columns - 1 - rest));
 }
