@@ -1,7 +1,7 @@
 // The gateway's side of the closed contract, with a real Mosquitto: its publisher validates every
 // message right before handing it to MQTT, so a queued window or a status with a field outside the
-// contract is logged and never published, and a status whose source error holds an address goes
-// out sanitised (what onlineStatus() builds). A capture command that prints addresses on stderr in
+// contract is logged and never published (a corridor sketch too), and a status whose source error
+// holds an address goes out sanitised (what onlineStatus() builds). A capture command that prints addresses on stderr in
 // every form and dies: its status carries a fixed error code and a message with no address, and no
 // log line holds one either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,18 @@ import { loadConfig } from '../gateway/config.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { Publisher } from '../gateway/publisher.ts';
 import { onlineStatus } from '../gateway/status.ts';
-import { countsTopic, siteFilter, statusTopic, validateCounts, validateStatus, type CountsMessage, type StatusMessage } from '../contract/index.ts';
+import { SketchQueue, sketchMessage, type SketchDrop } from '../gateway/corridor.ts';
+import {
+  countsTopic,
+  siteFilter,
+  sketchTopic,
+  statusTopic,
+  validateCounts,
+  validateStatus,
+  type CountsMessage,
+  type SketchMessage,
+  type StatusMessage,
+} from '../contract/index.ts';
 
 const SUITE = 'gateway publishes only the contract';
 const ok = need('mosquitto', 'mosquitto', SUITE);
@@ -158,6 +169,56 @@ describe.skipIf(!ok)(SUITE, () => {
     const everything = [...sub.messages.map((m) => m.payload.toString()), ...logs].join('\n').toLowerCase();
     for (const hex of ['3c22fb01a09e', '9ea001fb223c']) expect(everything.replace(/0x|[^0-9a-f]/g, '')).not.toContain(hex);
     for (const f of forms) expect(everything).not.toContain(f.toLowerCase().replace(/^dev /, ''));
+  });
+});
+
+describe.skipIf(!ok)('gateway publishes only contract sketches', () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-contract-sketch-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drops a corridor sketch outside the contract (a field it does not have, bits of the wrong length) and publishes the good one', async () => {
+    const logs: Array<{ msg: string; reason?: string }> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
+    const cfg = loadConfig({ site: 'cs', zone: 'z', id: 'g', mqttUrl: broker.url, source: ['pcap:/dev/null'], queueDir: dir }, {});
+    const queue = WindowQueue.open(dir, { maxWindows: 100, log });
+    const HOUR = 3_600_000;
+    const start = Math.floor(Date.now() / 60_000) * 60_000;
+    const epoch = Math.floor(start / HOUR);
+    const sketch = (fill: number) =>
+      sketchMessage(
+        { site: 'cs', zone: 'z', gateway: 'g' },
+        { start, end: start + 60_000 },
+        { group: 'main-street', epoch, epochMs: HOUR, m: 1024, p: 0.5, bits: new Uint8Array(128).fill(fill) },
+      );
+    const drops: SketchDrop[] = [];
+    const sketches = new SketchQueue(10, HOUR, (r) => drops.push(r));
+    sketches.push({ ...sketch(1), mac: '3c:22:fb:01:a0:9e' } as SketchMessage);
+    sketches.push({ ...sketch(2), bits: Buffer.alloc(64, 2).toString('base64') });
+    sketches.push(sketch(3));
+    const sub = await subscriber(broker.url, { filter: sketchTopic('cs', 'g') });
+    const pub = new Publisher(cfg, queue, log, 30);
+    pub.sketches = sketches;
+    pub.start();
+    try {
+      await waitFor(() => sub.messages.length >= 1 && sketches.depth === 0, 20_000, 'the good sketch published');
+      await new Promise((r) => setTimeout(r, 300)); // time for one that should not come
+      expect(sub.messages.map((m) => JSON.parse(m.payload.toString('utf8')))).toEqual([sketch(3)]);
+      expect(drops).toEqual(['invalid', 'invalid']);
+      const dropped = logs.filter((l) => l.msg === 'sketch does not match the contract; dropped');
+      expect(dropped).toHaveLength(2);
+      expect(JSON.stringify(logs)).not.toMatch(/3c:22:fb/);
+    } finally {
+      await pub.stop();
+      queue.close();
+      await sub.client.endAsync();
+    }
   });
 });
 
