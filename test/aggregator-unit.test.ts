@@ -163,6 +163,13 @@ describe('aggregator message core', () => {
     expect(r(countsTopic('site-b', 'gw-1'), encode(m))).toBe('topic_mismatch');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 6 * 60_000)))).toBe('future');
     expect(r(t, encode(window('site-a', 'gw-1', 6, now + 4 * 60_000)))).toBe('ok');
+    // starting within the limit but ending past it (a 2-min window that starts 4 min ahead)
+    const ends = classify(t, Buffer.from(encode(window('site-a', 'gw-1', 6, now + 4 * 60_000, 120_000))), now, 300_000);
+    expect(ends).toMatchObject({
+      ok: false,
+      reason: 'future',
+      detail: expect.stringMatching(/^window ends 360 s ahead of this aggregator's clock \(max_ahead 5m\)/),
+    });
     // a wrong clock: the detail says by how much, the limit, and where to look
     const early = classify(t, Buffer.from(encode(window('site-a', 'gw-1', 6, now + 10 * 60_000))), now, 300_000);
     expect(early.ok ? '' : early.detail).toBe(
