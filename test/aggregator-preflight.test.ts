@@ -187,51 +187,48 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     }
   });
 
-  it('--influx-create and the database dropped while the aggregator runs: it is created again and the later windows written', async () => {
-    const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'dropped', '--influx-create', '--mqtt-client-id', 'preflight-dropped']);
-    const stored = async () => (await influx.rows(`SELECT count("devices") FROM "dropped"."detail"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count;
-    try {
-      await subscribed(r);
-      await publishAll(pub, windows('site-dropped', 1, 3).map(countsItem));
-      await until('3 windows stored', stored, (n) => n === 3);
-      await influx.query('DROP DATABASE "dropped"', 'POST');
-      await publishAll(pub, windows('site-dropped-after', 2, 4).map(countsItem));
-      await until('the 8 windows sent after the drop stored', stored, (n) => n === 8);
-      expect(r.out()).toContain('is created again (influx.create)');
-    } finally {
-      r.proc.kill('SIGTERM');
-      await r.exited;
-    }
-  });
-
-  it('--influx-create and the --influx-rp retention policy dropped while it runs (1.x answers 500): created again, the later windows written', async () => {
+  /** With --influx-create: 3 windows stored, then `drop` run against influxd, then 8 more windows
+   *  stored, and the log says `said`. */
+  async function storedAgainAfter(opts: { db: string; rp: string; args: string[]; drop: string; said: string }): Promise<void> {
+    const { db, rp } = opts;
     const r = run([
       '--influx-url',
       influx.url,
       '--influx-api',
       'v1',
       '--influx-db',
-      'rpdrop',
-      '--influx-rp',
-      'week',
+      db,
+      ...opts.args,
       '--influx-create',
       '--mqtt-client-id',
-      'preflight-rpdrop',
+      `preflight-${db}`,
     ]);
-    const stored = async () => (await influx.rows(`SELECT count("devices") FROM "rpdrop"."week"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count;
+    const stored = async () => (await influx.rows(`SELECT count("devices") FROM "${db}"."${rp}"."presence" WHERE "radio"='wifi'`).catch(() => []))[0]?.count;
     try {
       await subscribed(r);
-      await publishAll(pub, windows('site-rpdrop', 1, 3).map(countsItem));
+      await publishAll(pub, windows(`site-${db}`, 1, 3).map(countsItem));
       await until('3 windows stored', stored, (n) => n === 3);
-      await influx.query('DROP RETENTION POLICY "week" ON "rpdrop"', 'POST');
-      await publishAll(pub, windows('site-rpdrop-after', 2, 4).map(countsItem));
+      await influx.query(opts.drop, 'POST');
+      await publishAll(pub, windows(`site-${db}-after`, 2, 4).map(countsItem));
       await until('the 8 windows sent after the drop stored', stored, (n) => n === 8);
-      expect(r.out()).toContain('write answered 500: the database or retention policy was missing');
+      expect(r.out()).toContain(opts.said);
     } finally {
       r.proc.kill('SIGTERM');
       await r.exited;
     }
-  });
+  }
+
+  it('--influx-create and the database dropped while the aggregator runs: it is created again and the later windows written', () =>
+    storedAgainAfter({ db: 'dropped', rp: 'detail', args: [], drop: 'DROP DATABASE "dropped"', said: 'is created again (influx.create)' }));
+
+  it('--influx-create and the --influx-rp retention policy dropped while it runs (1.x answers 500): created again, the later windows written', () =>
+    storedAgainAfter({
+      db: 'rpdrop',
+      rp: 'week',
+      args: ['--influx-rp', 'week'],
+      drop: 'DROP RETENTION POLICY "week" ON "rpdrop"',
+      said: 'write answered 500: the database or retention policy was missing',
+    }));
 
   it('the default --influx-api v2 against InfluxDB 1.6 stops with the --influx-api to use', async () => {
     const r = run(['--influx-url', influx.url, '--influx-db', 'presence', '--mqtt-client-id', 'preflight-v2']);

@@ -258,16 +258,10 @@ describe('presence simulate: bad flag values', () => {
 
   it("a scenario file whose own crowd is past 300,000 people is named, not a --scale that was never given ('--scale undefined')", () => {
     const file = join(tmp, 'stadium.yaml');
-    writeFileSync(
-      file,
-      [
-        'name: stadium',
-        'site: stadium',
-        'duration: 10m',
-        'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]',
-        'crowds: [{ type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 1000000]] }]',
-      ].join('\n'),
-    );
+    /** The stadium scenario with these lines of crowds. */
+    const stadium = (...crowds: string[]) =>
+      writeFileSync(file, ['name: stadium', 'site: stadium', 'duration: 10m', 'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]', ...crowds].join('\n'));
+    stadium('crowds: [{ type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 1000000]] }]');
     const out = join(tmp, 'stadium');
     refused(
       simulate(file, '--out', out),
@@ -275,17 +269,10 @@ describe('presence simulate: bad flag values', () => {
     );
     expect(existsSync(out)).toBe(false);
     // a flow that hardly moves keeps its people on the way: a short line naming the crowd and its speed, not 300 digits
-    writeFileSync(
-      file,
-      [
-        'name: stadium',
-        'site: stadium',
-        'duration: 10m',
-        'gateways: [{ id: gw-1, zone: z1, position: [0, 0] }]',
-        'crowds:',
-        '  - { type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 10]] }',
-        '  - { type: flow, from: [0, 0], to: [10, 0], modes: { walk: { per_hour: 100, speed: 1e-300 } } }',
-      ].join('\n'),
+    stadium(
+      'crowds:',
+      '  - { type: gathering, region: { x: 0, y: 0, width: 100, height: 100 }, occupancy: [[0s, 10]] }',
+      '  - { type: flow, from: [0, 0], to: [10, 0], modes: { walk: { per_hour: 100, speed: 1e-300 } } }',
     );
     refused(
       simulate(file, '--out', out),
