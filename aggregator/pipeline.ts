@@ -18,8 +18,9 @@
 //   still reach the page (at most PARTIAL_SPLIT_WRITES such writes a batch); a 400/422 without a
 //   count and a 413 split the batch in halves until the refused (or too large) points are found.
 // - A 400/422 that refuses every line of a batch, each with the same words that name no fault of a
-//   point (a proxy's "plain HTTP request was sent to HTTPS port", 1.x "database is required"), refuses
-//   the request, not the points: nothing is dropped or acknowledged; it is retried every
+//   point (a proxy's "plain HTTP request was sent to HTTPS port", 1.x "database is required"), and a
+//   write of no points refused in the same words, refuses the request, not the points (when the empty
+//   write goes through, the points are dropped as above): nothing is dropped or acknowledged; it is retried every
 //   batch.maxRetryDelay (without splitting again) and reported, as a 401, until a write goes through.
 // - After abandon() (stop with writes left) no write is retried and the batches left never resolve:
 //   their messages stay with the broker.
@@ -271,8 +272,13 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     let stored: Stored | null = batch.lines.length ? await this.store(batch.lines) : { written: new Map(), dropped: [], unsure: [] };
     if (!stored) return;
     for (let refused = requestRefusal(stored, batch.lines.length); refused !== null; refused = requestRefusal(stored, batch.lines.length)) {
-      // Every line refused alike, for no reason of a point: the request is refused. Nothing dropped;
-      // written again (store() now retries it as a whole) until the server takes it.
+      // Every line refused alike, for no reason of a point: the request is refused, unless a write of
+      // no points goes through (or is refused in other words): then the points are at fault (the only
+      // message of a batch, its lines too long for the server, ...) and are dropped as any refused point.
+      if (!(await this.refusesRequest(refused))) break;
+      if (this.abandoned) return;
+      // The request is refused. Nothing dropped; written again (store() now retries it as a whole)
+      // until the server takes it.
       this.requestRefused = refused;
       stored = await this.store(batch.lines);
       if (!stored) return;
@@ -313,6 +319,24 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     }
     batch.resolve(); // the PUBACKs of its messages follow, in arrival order
     this.emit('written', written);
+  }
+
+  /**
+   * After every line of a batch was refused alike: true when a write of no points is refused in the
+   * same words (the request is refused: a proxy, an HTTPS port, no database given), or fails on its own
+   * (the batch is kept); false when it goes through, or is refused otherwise (the points are at fault).
+   */
+  private async refusesRequest(refusal: string): Promise<boolean> {
+    const same = (m: string) => m.replace(/\d+/g, '#'); // a port in the words (VictoriaMetrics' remoteAddr)
+    if (!this.sink.probe) return true;
+    try {
+      await this.sink.probe();
+      return false;
+    } catch (err) {
+      const f = classifyWriteError(err, this.sink.secrets);
+      if (f.kind !== 'refused') return true;
+      return same(`${f.status ?? ''} ${f.message}`.trim()) === same(refusal) || same(f.message) === same(refusal);
+    }
   }
 
   /**

@@ -14,6 +14,8 @@ export interface Sink {
   /** Writes lines of line protocol (ms timestamps). Resolves once confirmed. */
   write(lines: string[]): Promise<void>;
   close(): Promise<void>;
+  /** Sends a write of no points (an empty body): the server's answer to the request alone. */
+  probe?(): Promise<void>;
   /** Where it writes, for logs (no secrets). */
   readonly target: string;
   /** The credentials it sends (token, password): never shown, even when the server echoes them. */
@@ -163,6 +165,12 @@ export class InfluxV2Sink implements Sink {
     for (let i = 0; i < lines.length; i += this.maxLines) await this.send(lines.length <= this.maxLines ? lines : lines.slice(i, i + this.maxLines));
   }
 
+  /** An empty body to /api/v2/write (the client's write API sends nothing for no lines). */
+  async probe(): Promise<void> {
+    const params = new URLSearchParams({ org: this.cfg.org ?? '', bucket: this.bucket, precision: 'ms' });
+    await this.influx.transport.request(`/api/v2/write?${params}`, '', { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  }
+
   private send(lines: string[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const api = this.influx.getWriteApi(this.cfg.org ?? '', this.bucket, 'ms', {
@@ -235,6 +243,10 @@ export class InfluxV1Sink implements Sink {
       status,
       `with a body, where InfluxDB sends none (204 expected): not the write endpoint of InfluxDB (a proxy or another server at influx.url?); its answer: ${text.slice(0, 300)}`,
     );
+  }
+
+  probe(): Promise<void> {
+    return this.write([]);
   }
 
   async close(): Promise<void> {}

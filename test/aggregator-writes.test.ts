@@ -12,7 +12,7 @@ import { Influxd } from './support/influxd.ts';
 import { Victoria } from './support/victoria.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsItem, publishAll, publisher, until, window, windows } from './aggregator-helpers.ts';
+import { countsItem, publishAll, publisher, status, statusItem, until, window, windows } from './aggregator-helpers.ts';
 import type { CountsMessage } from '../contract/index.ts';
 
 const ok =
@@ -224,6 +224,42 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     await allAcked(a, 20);
     expect(await vmCount('site-https', 40)).toBe(40);
     expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 0 });
+  });
+
+  it('v1: a point VictoriaMetrics refuses (a line too long), the only line of its batch, is dropped and counted, not retried for ever', async () => {
+    // A real VictoriaMetrics that takes lines of at most 200 bytes: the status line of the longest
+    // gateway id (224 bytes), alone in its batch, is refused ("too long line"); the same server takes an
+    // empty write, so the point is at fault, not the request.
+    const small = await new Victoria(['-influx.maxLineSize=200']).start();
+    try {
+      const a = await start({ url: small.url, api: 'v1', database: 'presence' }, 1);
+      await publishAll(pub, [statusItem(status('site-long', `gw-${'x'.repeat(60)}`))], 1);
+      await until(
+        'the refused point dropped',
+        () => a.stats().pointsDropped,
+        (n) => n === 1,
+        10_000,
+      );
+      await publishAll(pub, windows('site-long', 1, 5).map(countsItem), 1);
+      await allAcked(a, 6);
+      await until(
+        'the 10 points after it stored',
+        () => small.count('presence_devices{site="site-long"}'),
+        (n) => n === 10,
+        20_000,
+      );
+      expect(a.stats()).toMatchObject({ pointsWritten: 10, pointsDropped: 1 });
+      expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="refused"}')).toBe(1);
+      const h = await health(a);
+      expect(h.code).toBe(200);
+      expect(h.body.status).toBe('degraded');
+      expect(h.body.problems.join('\n')).toMatch(/too long line/);
+      expect(h.body.problems.join('\n')).not.toMatch(/refuses every write/);
+    } finally {
+      await agg?.stop(2000).catch(() => {});
+      agg = null;
+      await small.dispose();
+    }
   });
 
   it('v1: a 200 with a page in it (a proxy sign-in page at influx.url) is not taken as stored: nothing acknowledged until writes go through', async () => {

@@ -20,6 +20,9 @@ export class Victoria {
   private proc: ChildProcess | null = null;
   private output = '';
 
+  /** `flags`: more victoria-metrics flags (-influx.maxLineSize=200, ...). */
+  constructor(readonly flags: readonly string[] = []) {}
+
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
@@ -35,6 +38,7 @@ export class Victoria {
         '-search.latencyOffset=0s',
         '-retentionPeriod=100y',
         '-loggerLevel=ERROR',
+        ...this.flags,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
