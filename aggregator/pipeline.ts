@@ -145,6 +145,11 @@ function requestRefusal(stored: Stored, lines: number): string | null {
   return d.reduce((n, x) => n + x.points, 0) === lines ? d[0].message : null;
 }
 
+/** The same refusal: equal but for their numbers (a client port in VictoriaMetrics' remoteAddr). */
+function sameWords(a: string, b: string): boolean {
+  return a.replace(/\d+/g, '#') === b.replace(/\d+/g, '#');
+}
+
 /** Writes a batch may spend finding which of its lines a partial write refused (the server says how
  *  many, not which): beyond, the lines of the part left are not reported as stored to the page. */
 export const PARTIAL_SPLIT_WRITES = 64;
@@ -327,7 +332,6 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
    * (the batch is kept); false when it goes through, or is refused otherwise (the points are at fault).
    */
   private async refusesRequest(refusal: string): Promise<boolean> {
-    const same = (m: string) => m.replace(/\d+/g, '#'); // a port in the words (VictoriaMetrics' remoteAddr)
     if (!this.sink.probe) return true;
     try {
       await this.sink.probe();
@@ -335,7 +339,7 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
     } catch (err) {
       const f = classifyWriteError(err, this.sink.secrets);
       if (f.kind !== 'refused') return true;
-      return same(`${f.status ?? ''} ${f.message}`.trim()) === same(refusal) || same(f.message) === same(refusal);
+      return sameWords(`${f.status ?? ''} ${f.message}`.trim(), refusal);
     }
   }
 
@@ -405,7 +409,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           unsure: dropped ? lines : [],
         };
       }
-      const wholeRequest = f.kind === 'refused' && this.requestRefused !== null && dropReason(f.message) === 'refused';
+      // Retried as a whole only while the server answers in the words that refused the request: other
+      // words (the proxy fixed, the server itself now refusing a point) are split and dropped as usual.
+      const wholeRequest = f.kind === 'refused' && this.requestRefused !== null && sameWords(`${f.status ?? ''} ${f.message}`.trim(), this.requestRefused);
       if ((f.kind === 'refused' && !wholeRequest) || f.kind === 'too_large') {
         // Some point is refused (or the body is too large) and the server does not say which: halves.
         this.writesGoThrough();

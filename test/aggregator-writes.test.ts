@@ -262,6 +262,39 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     }
   });
 
+  it('v1: once a refused request is fixed, a point the server then refuses in other words is dropped, not retried for ever as the request', async () => {
+    // A proxy page refuses every write (the request is refused: nothing dropped); then the proxy lets
+    // writes through to a VictoriaMetrics that refuses the lone 224-byte status line ("too long line").
+    const small = await new Victoria(['-influx.maxLineSize=200']).start();
+    const front = await new FaultProxy(small.url).start();
+    try {
+      const page = '<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head><body>nginx</body></html>';
+      front.rule = (r) => (r.path.startsWith('/write') ? { status: 400, headers: { 'content-type': 'text/html' }, body: page } : undefined);
+      const a = await start({ url: front.url, api: 'v1', database: 'presence' }, 1);
+      await publishAll(pub, [statusItem(status('site-fixed', `gw-${'y'.repeat(60)}`))], 1);
+      await until(
+        'the request refused as a whole, reported',
+        async () => (await health(a)).body.problems.join('\n'),
+        (p) => p.includes('refuses every write (400)'),
+      );
+      front.rule = () => undefined;
+      await until(
+        'the refused point dropped',
+        () => a.stats().pointsDropped,
+        (n) => n === 1,
+        10_000,
+      );
+      await publishAll(pub, windows('site-fixed', 1, 3).map(countsItem), 1);
+      await allAcked(a, 4);
+      expect(a.stats()).toMatchObject({ pointsWritten: 6, pointsDropped: 1 });
+    } finally {
+      await agg?.stop(2000).catch(() => {});
+      agg = null;
+      await front.close();
+      await small.dispose();
+    }
+  });
+
   it('v1: a 200 with a page in it (a proxy sign-in page at influx.url) is not taken as stored: nothing acknowledged until writes go through', async () => {
     proxy.rule = (r) =>
       r.path.startsWith('/write')
