@@ -89,10 +89,15 @@ export function setupStatements(o: SetupOptions, existing: { policies: Map<strin
   const policy = (name: string, ms: number, isDefault: boolean) => {
     const d = influxDuration(ms);
     // A policy shortened below 7 days gets the shard duration InfluxDB gives a new one of that length
-    // (1h under 2 days, else 1d): its shards may be 168h (a policy made by hand, or first with a
+    // (1h under 2 days, else 1d), its shards may be 168h (a policy made by hand, or first with a
     // longer duration), and InfluxDB refuses a duration shorter than the shards ('retention policy
     // duration must be greater than the shard duration': --detail 2h on an existing database).
-    const shard = ms < 7 * 24 * HOUR_MS ? ` SHARD DURATION ${ms < 48 * HOUR_MS ? '1h' : '1d'}` : '';
+    // One lengthened from below 7 days gets InfluxDB's shards for its new length too (1d up to 180
+    // days, else 7d), not the 1h or 1d given when it was short (2h then 30d: 720 shard groups, not 30).
+    const before = existing.policies.get(name);
+    const wasShort = before !== undefined && before > 0 && before < 7 * 24 * HOUR_MS;
+    const shardOf = (d: number) => (d < 48 * HOUR_MS ? '1h' : d < 180 * 24 * HOUR_MS ? '1d' : '7d');
+    const shard = ms < 7 * 24 * HOUR_MS || wasShort ? ` SHARD DURATION ${shardOf(ms)}` : '';
     if (existing.policies.has(name)) out.push(`ALTER RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d}${shard}${isDefault ? ' DEFAULT' : ''}`);
     else out.push(`CREATE RETENTION POLICY ${ident(name)} ON ${db} DURATION ${d} REPLICATION 1${isDefault ? ' DEFAULT' : ''}`);
   };

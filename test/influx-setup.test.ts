@@ -30,8 +30,8 @@ describe('influx setup statements', () => {
       { ...o, detailMs: 36 * HOUR },
       {
         policies: new Map([
-          ['detail', 1],
-          ['hourly', 1],
+          ['detail', 30 * DAY],
+          ['hourly', 400 * DAY],
         ]),
         cqs: new Set([HOURLY_CQ]),
       },
@@ -91,6 +91,19 @@ describe.skipIf(!ok)(SUITE, () => {
     await setupInflux1({ ...o, detailMs: 2 * HOUR, hourlyMs: 800 * DAY });
     expect((await policies('presence_city'))[DETAIL_RP]).toEqual({ duration: '2h0m0s', default: true });
     expect([...(await new InfluxQl(o).continuousQueries('presence_city')).keys()]).toEqual([HOURLY_CQ]);
+    // Lengthened again: the shards InfluxDB gives a new policy that long (1d for 30d), not the 1h of
+    // the 2h policy kept (720 shard groups over 30 days instead of 30).
+    await setupInflux1({ ...o, detailMs: 30 * DAY, hourlyMs: 800 * DAY });
+    const shards = async () =>
+      Object.fromEntries((await influx.rows(`SHOW RETENTION POLICIES ON "presence_city"`)).map((r) => [r.name as string, r.shardGroupDuration]));
+    expect(await shards()).toMatchObject({ [DETAIL_RP]: '24h0m0s', [HOURLY_RP]: '168h0m0s' });
+    await setupInflux1({ ...o, detailMs: 2 * HOUR, hourlyMs: 800 * DAY });
+    await setupInflux1({ ...o, detailMs: 200 * DAY, hourlyMs: 800 * DAY });
+    expect(await shards()).toMatchObject({ [DETAIL_RP]: '168h0m0s' });
+    // A policy long already keeps the shards it has (one an operator chose).
+    await new InfluxQl(o).run('ALTER RETENTION POLICY "detail" ON "presence_city" SHARD DURATION 2d');
+    await setupInflux1({ ...o, detailMs: 300 * DAY, hourlyMs: 800 * DAY });
+    expect(await shards()).toMatchObject({ [DETAIL_RP]: '48h0m0s' });
   });
 
   it('on a database that exists (the fixture made it): 1-minute counts land in detail, a query naming no policy reads them, the CQ body makes the hourly aggregates', async () => {
