@@ -57,6 +57,31 @@ describe.skipIf(!ok)(SUITE, () => {
     }
   });
 
+  it('without a client certificate: /healthz says the broker wants one and names mqtt.cert, not the CA of the broker certificate', async () => {
+    const agg = new Aggregator({
+      mqtt: { url: url(), clientId: 'agg-tls-nocert', username: 'agg', password: 'pa55 word', ca: tls.ca },
+      out: join(d, 'nocert.lp'),
+      http: { port: 0, host: '127.0.0.1' },
+      logLevel: 'silent',
+    });
+    const started = agg.start().catch((e: Error) => e);
+    try {
+      const problems = await until(
+        'the reason on /healthz',
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`).catch(() => null);
+          return r ? ((await r.json()) as { problems: string[] }).problems.join('\n') : '';
+        },
+        (p) => p.includes('certificate required'),
+      );
+      expect(problems).toMatch(/fix: the broker refuses this client's certificate .*mqtt\.cert and mqtt\.key/);
+      expect(problems).not.toMatch(/check mqtt\.ca is the CA that signed the broker certificate/);
+    } finally {
+      await agg.stop(100);
+      await started;
+    }
+  });
+
   it("fails to start with the broker's reason when the password is wrong", async () => {
     const agg = new Aggregator({
       mqtt: { url: url(), clientId: 'agg-tls-bad', username: 'agg', password: 'wrong', ...tls },

@@ -35,6 +35,10 @@ export function brokerErrorFix(message: string, url?: string): string {
   // mqtt.js could not read the answer as MQTT: an HTTP server, or another service, on that port.
   if (/Invalid header flag bits|Invalid protocolId|Invalid retain flag|Packet too short|Invalid length|cmd is not|Unknown (packet )?type/i.test(message))
     return `what answers there does not speak MQTT (an HTTP server, another service, or a TLS listener${tls ? '' : ', which needs mqtts://'}): fix the host and port in mqtt.url`;
+  // The broker's TLS alert about this client's certificate (require_certificate): none sent, or one
+  // it does not trust; not the broker's own certificate.
+  if (/alert (certificate required|bad certificate|unknown ca|certificate unknown|certificate expired|certificate revoked)/i.test(message))
+    return "the broker refuses this client's certificate (it requires one: require_certificate): set mqtt.cert and mqtt.key (--mqtt-cert, --mqtt-key) to a client certificate and key signed by the CA of the broker's cafile, and not expired";
   return /not authori[sz]ed|bad user ?name or password/i.test(message)
     ? CREDENTIALS_FIX
     : /certificate|self.signed|CERT|SSL|TLS/i.test(message)
