@@ -109,14 +109,7 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
       'preflight-create',
     ]);
     try {
-      await until(
-        'subscribed',
-        () => {
-          if (r.proc.exitCode !== null) throw new Error(`exited ${r.proc.exitCode}: ${r.out()}`);
-          return r.out().includes('"subscribed"');
-        },
-        (x) => x,
-      );
+      await subscribed(r);
       expect(r.out()).toContain('created database created');
       const rps = await influx.query('SHOW RETENTION POLICIES ON "created"');
       const rows = rps.results[0].series[0].values as unknown[][];
