@@ -790,11 +790,12 @@ function corridors(list: any[], where: string, inMemory = false): CorridorConfig
   const out = list.map((c, i): CorridorConfig => {
     if (groups.has(c.group)) problems.push(`corridors[${i}].group: "${c.group}" is also corridors[${groups.get(c.group)}].group; a group is listed once`);
     groups.set(c.group, i);
+    // a gateway is its site and id: gw-1 of one site and gw-1 of another are two gateways
     for (const m of c.members as string[]) {
-      const other = memberOf.get(m);
+      const other = memberOf.get(`${c.site}/${m}`);
       if (other !== undefined && other !== c.group)
-        problems.push(`corridors[${i}].members: gateway "${m}" is already a member of group "${other}"; a gateway is in one group`);
-      memberOf.set(m, c.group);
+        problems.push(`corridors[${i}].members: gateway "${m}" of site "${c.site}" is already a member of group "${other}"; a gateway is in one group`);
+      memberOf.set(`${c.site}/${m}`, c.group);
     }
     let horizon = 600_000;
     if (c.horizon !== undefined) {

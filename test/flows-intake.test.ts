@@ -464,7 +464,16 @@ describe('corridor flows intake', () => {
           { group: 'b', site: 's', members: ['y', 'z'] },
         ],
       }),
-    ).toThrow(/corridors\[1\]\.members: gateway "y" is already a member of group "a"/);
+    ).toThrow(/corridors\[1\]\.members: gateway "y" of site "s" is already a member of group "a"/);
+    // the same id at another site is another gateway
+    expect(
+      resolveConfig({
+        corridors: [
+          { group: 'a', site: 's', members: ['x', 'y'] },
+          { group: 'b', site: 't', members: ['y', 'z'] },
+        ],
+      }).corridors.map((c) => c.group),
+    ).toEqual(['a', 'b']);
     expect(() => resolveConfig({ corridors: [{ group: 'a', site: 's', members: ['x', 'y'], horizon: '10s' }] })).toThrow(
       /corridors\[0\]\.horizon: must be a duration from 1m to 6h/,
     );
