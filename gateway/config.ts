@@ -3,7 +3,7 @@
 // `presence gateway --site s --zone z --id g --mqtt-url URL --source pcap:F` works with no file at all.
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -979,6 +979,8 @@ function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJ
     const problem = smallFileProblem(path, MAX_SECRET_BYTES);
     if (problem) return `${where} ${problem}`;
     accessSync(path, constants.R_OK);
+    const text = readFileSync(path, 'utf8');
+    if (text.split(/\r?\n/)[0] === '') return `${where} ${text.trim() === '' ? 'is empty' : 'has an empty first line'}: the password is the file's first line`;
     return null;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec } from '../gateway/config.ts';
+import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec, startFileError } from '../gateway/config.ts';
+import { EMPTY_SECRET_HINT } from '../scripts/lib/usage.ts';
 import { loadConfig as loadAggregator } from '../aggregator/config.ts';
 import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
 import { Publisher } from '../gateway/publisher.ts';
@@ -110,6 +111,29 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], mqttUsername: 'u' }, { MQTT_PASSWORD: 'pw' }).mqtt.password).toBe('pw');
     expect(loadConfig({ ...base, source: ['stdin'] }, { MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' }).mqtt.username).toBe('u');
     expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: 'mqtt://u:pw@h:1883' }, {}).mqtt.url).toBe('mqtt://u:pw@h:1883');
+  });
+
+  it('an empty password file, or one whose first line is empty, is refused before the start with the hint to write it (it had connected with an empty password)', () => {
+    for (const [name, text, said] of [
+      ['empty', '', 'is empty'],
+      ['blank', '\n', 'is empty'],
+      ['second', '\nsecret\n', 'has an empty first line'],
+    ] as const) {
+      const pw = join(tmp, `pw-${name}`);
+      writeFileSync(pw, text, { mode: 0o600 });
+      const flags = { ...base, source: ['stdin'], mqttUsername: 'u', mqttPasswordFile: pw };
+      const e = startFileError(loadConfig(flags, {}), flags, {});
+      expect(e?.problems).toEqual([`--mqtt-password-file (mqtt.password_file): ${pw} ${said}: the password is the file's first line`]);
+      expect(e?.hint).toBe(EMPTY_SECRET_HINT);
+      // the aggregator refuses it too, naming the key and the file
+      expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://127.0.0.1:1883', mqttUsername: 'u', mqttPasswordFile: pw } as never, {}))).toEqual([
+        `mqtt.password_file: ${pw} ${said}: the secret is the file's first line`,
+      ]);
+    }
+    const good = join(tmp, 'pw-good');
+    writeFileSync(good, 'secret\n', { mode: 0o600 });
+    const flags = { ...base, source: ['stdin'], mqttUsername: 'u', mqttPasswordFile: good };
+    expect(startFileError(loadConfig(flags, {}), flags, {})).toBeNull();
   });
 
   it('refuses a half-given basic auth of the page when the file is loaded, naming the file, with or without http.port (as the aggregator does)', () => {

@@ -56,7 +56,14 @@ export function readSecretFile(path: string, what: string): string {
     if (!(e as NodeJS.ErrnoException).code) throw e;
     throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return text.split(/\r?\n/)[0];
+  return firstLineSecret(text, path, what);
+}
+
+/** The secret of a secret file's text: its first line, which may not be empty (an empty file, or the secret on a later line, is a mistake, not an empty password). */
+export function firstLineSecret(text: string, path: string, what: string): string {
+  const first = text.split(/\r?\n/)[0];
+  if (first === '') throw new Error(`${what}: ${path} ${text.trim() === '' ? 'is empty' : 'has an empty first line'}: the secret is the file's first line`);
+  return first;
 }
 
 /** Query parameters that carry a secret (InfluxDB 1.x takes `u` and `p`; tokens, keys). */

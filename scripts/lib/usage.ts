@@ -50,11 +50,15 @@ export const MISSING_FILE_HINT =
 export const UNREADABLE_FILE_HINT =
   'the file is there, but the user that runs the command may not read it (or its folder): give that user read access, with the chown or chmod the line names where it names one';
 
+/** The hint after a secret file with nothing on its first line. */
+export const EMPTY_SECRET_HINT = "write the secret on the file's first line, e.g. printf '%s\\n' 'SECRET' > FILE && chmod 600 FILE";
+
 /**
  * The hint for missing or unreadable files: "check the path" for a missing one, read access for one
  * that is there (a root-only password file copied by scp is the right path: checking it does not help).
  */
 export function fileProblemsHint(problems: string[]): string {
+  if (problems.every((p) => /(is empty|has an empty first line): the \w+ is the file's first line$/.test(p))) return EMPTY_SECRET_HINT;
   const unreadable = (p: string) => /\(permission denied\)|cannot be read by /.test(p);
   if (problems.every(unreadable)) return UNREADABLE_FILE_HINT;
   if (problems.some(unreadable)) return `${MISSING_FILE_HINT}; and ${UNREADABLE_FILE_HINT}`;
