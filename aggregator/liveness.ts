@@ -17,8 +17,7 @@ interface GatewayState {
   gateway: string;
   /** The zone of its latest counts message: its missing points carry it, as its status points do. */
   zone: string;
-  lastSeen: number;
-  /** When it was last heard on the silence clock (the monotonic one, or lastSeen). */
+  /** When it was last heard on the silence clock (the monotonic one, or the `now` given). */
   heardAt: number;
   windowMs: number;
   missing: boolean;
@@ -57,7 +56,7 @@ export class GatewayLiveness {
     const key = `${site}/${gateway}`;
     let g = this.gateways.get(key);
     if (!g) {
-      g = { site, gateway, zone, lastSeen: now, heardAt: this.silenceClock(now), windowMs: 0, missing: false, cutShort: 0, cutShortMax: 0 };
+      g = { site, gateway, zone, heardAt: this.silenceClock(now), windowMs: 0, missing: false, cutShort: 0, cutShortMax: 0 };
       this.gateways.set(key, g);
       this.metrics.gatewaysKnown.set(this.gateways.size);
     }
@@ -77,7 +76,6 @@ export class GatewayLiveness {
       if (g.windowMs > 0) g.windowMs = Math.max(g.windowMs, windowMs);
       else if (g.cutShort >= CUT_SHORT_RUN) g.windowMs = g.cutShortMax;
     }
-    g.lastSeen = now;
     g.heardAt = this.silenceClock(now);
     g.zone = zone;
     if (g.missing) {

@@ -323,12 +323,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     let drop = 0;
     while (drop < z.order.length && (z.order[drop] < newest - this.maxAgeMs || z.order.length - drop > this.maxWindows)) drop++;
     if (!drop) return;
-    for (const t of z.order.slice(0, drop)) {
-      this.entries -= z.windows.get(t)?.size ?? 0;
-      z.windows.delete(t);
-      z.revs.delete(t);
-      z.truth.delete(t);
-    }
+    for (const t of z.order.slice(0, drop)) this.forget(z, t);
     z.order.splice(0, drop);
   }
 
@@ -341,12 +336,16 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       let oldest: Zone | null = null;
       for (const z of this.zones.values()) if (z.order.length && (!oldest || z.order[0] < oldest.order[0])) oldest = z;
       if (!oldest) return;
-      const t = oldest.order.shift()!;
-      this.entries -= oldest.windows.get(t)?.size ?? 0;
-      oldest.windows.delete(t);
-      oldest.revs.delete(t);
-      oldest.truth.delete(t);
+      this.forget(oldest, oldest.order.shift()!);
     }
+  }
+
+  /** Forgets zone z's window at t (its place in z.order is the caller's). */
+  private forget(z: Zone, t: number): void {
+    this.entries -= z.windows.get(t)?.size ?? 0;
+    z.windows.delete(t);
+    z.revs.delete(t);
+    z.truth.delete(t);
   }
 
   /** Gateway windows held in all zones together (at most maxEntries). */
