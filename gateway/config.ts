@@ -3,6 +3,7 @@
 // `presence gateway --site s --zone z --id g --mqtt-url URL --source pcap:F` works with no file at all.
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
+import { decimal } from '../scripts/lib/decimal.ts';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -690,7 +691,7 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
 
 export function parseSpeed(text: string): Speed {
   if (text === 'max') return 'max';
-  const n = Number(text.replace(/x$/, ''));
+  const n = decimal(text.replace(/x$/, ''));
   if (!Number.isFinite(n) || n <= 0)
     throw new ConfigError([`--speed "${text}": must be a number above 0 (1 = real time, 10 = ten times faster) or max`], 'flags');
   return n;

@@ -9,6 +9,7 @@
 // the epsilon it costs, and the gateway refuses a group without it, so the privacy/accuracy
 // trade-off is the operator's choice.
 // Neither command prints the secret. The aggregator never gets it: it knows groups and members only.
+import { decimal } from '../scripts/lib/decimal.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -82,7 +83,7 @@ export interface JoinOptions {
 /** Installs a copied secret and names it in the gateway's config. Returns what changed. Throws UsageError or ConfigError. */
 export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
-  const sketchP = o.sketchP === undefined ? undefined : Number(o.sketchP);
+  const sketchP = o.sketchP === undefined ? undefined : decimal(o.sketchP);
   if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP < 1))
     throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and below 1, e.g. ${SKETCH_P_ADVISED}`);
   const rounding = sketchP === undefined ? undefined : sketchPRounding(sketchP);

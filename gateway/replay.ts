@@ -4,6 +4,7 @@
 // clock of gateway/window.ts, as in the gateway). Only counts are
 // printed: never an address, a hash or a key.
 
+import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
@@ -225,7 +226,7 @@ export function parseWindow(text: string): number | 'all' {
 }
 
 function parseBurstAddresses(text: string): number {
-  const v = Number(text);
+  const v = decimal(text);
   if (text.trim() === '' || !Number.isFinite(v) || v < BURST_ADDRESSES_MIN || v > BURST_ADDRESSES_MAX) {
     throw new Error(`--burst-addresses: must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX}, like 2.8 (got "${text}")`);
   }
@@ -233,7 +234,7 @@ function parseBurstAddresses(text: string): number {
 }
 
 function parseRssi(text: string): number {
-  const v = Number(text);
+  const v = decimal(text);
   if (text.trim() === '' || !Number.isFinite(v) || v < -128 || v > 127) {
     throw new Error(`--rssi-min: must be a signal level in dBm between -128 and 127, like -80 (got "${text}")`);
   }

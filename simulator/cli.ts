@@ -1,5 +1,6 @@
 // `presence simulate`: generate captures and ground truth, stream them live, drive load, or
 // evaluate the firmware against the truth.
+import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
@@ -84,7 +85,7 @@ const EVALUATE_DEFAULT_PEOPLE = 300;
 
 function num(name: string, v: string | undefined, min = -Infinity): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: must be a number${min > -Infinity ? ` >= ${min}` : ''} (got "${v}")`);
   return n;
 }
@@ -262,7 +263,7 @@ function overrides(f: Flags): ScenarioOverrides {
 
 function sketchBits(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isInteger(n) || n < 64 || (n & (n - 1)) !== 0) throw new UsageError(`--sketch-bits: must be a power of two >= 64 (got "${v}")`);
   return n;
 }

@@ -2,6 +2,7 @@
 // `presence demo`: a seed the generator takes as it is, a duration and a crowd the engine can hold,
 // an output folder that is one (or can be made), and captures that fit: the size estimate. Each mistake is a UsageError: one line naming
 // the flag and what it must be (scripts/lib/usage.ts).
+import { decimal } from '../scripts/lib/decimal.ts';
 import { accessSync, constants, mkdirSync, rmdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../scripts/lib/usage.ts';
@@ -25,7 +26,7 @@ export const LOAD_GATEWAYS_MAX = 100_000;
 /** A seed flag's value: a whole number from 0 to SEED_MAX. */
 export function seedOf(flag: string, v: string | number | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = typeof v === 'number' ? v : decimal(v);
   if (String(v).trim() === '' || !Number.isInteger(n) || n < 0 || n > SEED_MAX)
     throw new UsageError(
       `${flag}: must be a whole number from 0 to ${SEED_MAX} (got "${v}")`,

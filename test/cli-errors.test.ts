@@ -90,6 +90,35 @@ describe('usage errors', () => {
     usage(presence('replay', '--window', '0m', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0m"\): it must be longer than 0$/);
   });
 
+  it('a number must be written in decimal: hex, binary, Infinity and an empty value are refused in every command, naming the flag (Number() read "0x10" as 16 and "" as 0)', () => {
+    for (const bad of ['0x10', '0b11', 'Infinity', '']) {
+      const got = escapeRegExp(`"${bad}"`);
+      usage(
+        presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'stdin', '--rssi-min', bad),
+        'gateway',
+        new RegExp(`--rssi-min \\(gateway\\.rssi_min_dbm\\): .*${got}`),
+      );
+      usage(
+        presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:1', '--source', 'pcap:x.pcap', '--speed', bad),
+        'gateway',
+        new RegExp(`--speed ${got}: must be a number above 0`),
+      );
+      usage(presence('replay', '--rssi-min', bad, 'x.pcap'), 'replay', new RegExp(`--rssi-min: must be a signal level .*${got}`));
+      usage(presence('replay', '--burst-addresses', bad, 'x.pcap'), 'replay', new RegExp(`--burst-addresses: must be a number .*${got}`));
+      usage(presence('simulate', '--seed', bad), 'simulate', new RegExp(`--seed: must be a whole number .*${got}`));
+      usage(presence('simulate', '--scale', bad), 'simulate', new RegExp(`--scale: must be a number .*${got}`));
+      usage(
+        presence('calibrate', '--zone', 'lab', '--capture', 'x.pcap', '--truth', 'x.csv', '--json', '--level', bad),
+        'calibrate',
+        new RegExp(`--level: must be between 0 and 1.*${got}`),
+      );
+      usage(presence('demo', '--speed', bad), 'demo', new RegExp(`--speed ${got}: must be a number above 0 or max`));
+      usage(presence('demo', '--minutes', bad), 'demo', /argument '.*' is invalid\. must be a number above 0\./);
+    }
+    // Decimal notation in all its forms is still read.
+    const ok = presence('replay', '--rssi-min', ' -7e1 ', '--burst-addresses', '.5e1', 'x.pcap');
+    expect(ok.err).not.toMatch(/--rssi-min|--burst-addresses/);
+  });
   it('influx setup against a port nothing listens on names the reason (not just "fetch failed") and what to check', async () => {
     // a port that was free a moment ago (port 1 is one fetch refuses to use at all: "bad port")
     const port = await new Promise<number>((resolve) => {

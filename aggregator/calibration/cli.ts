@@ -2,6 +2,7 @@
 // fit, its interval, the data used and warnings, and writes a calibration file.
 //   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
+import { decimal } from '../../scripts/lib/decimal.ts';
 import { exitUsage } from '../../scripts/lib/usage.ts';
 import { DURATION_HINT, durationMs, TIMER_MAX_MS, zeroNote } from '../../scripts/lib/duration.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
@@ -67,7 +68,7 @@ function firmwareId(): string | undefined {
 }
 
 function number(name: string, text: string, ok: (v: number) => boolean, what: string): number {
-  const v = Number(text);
+  const v = decimal(text);
   if (text.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name}: must be ${what} (got "${text}")`);
   return v;
 }

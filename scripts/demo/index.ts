@@ -6,6 +6,7 @@
 //   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
 // The page is the aggregator's own (aggregator/web.ts), on 127.0.0.1, fed the simulator's truth.
+import { decimal } from '../lib/decimal.ts';
 import { exitUsage, isUsageError } from '../lib/usage.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
@@ -18,12 +19,12 @@ export { countingError, peopleError, summary } from './summary.ts';
 export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 
 function positive(text: string): number {
-  const n = Number(text);
+  const n = decimal(text);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0.');
   return n;
 }
 function whole(text: string): number {
-  const n = Number(text);
+  const n = decimal(text);
   if (!Number.isInteger(n)) throw new InvalidArgumentError('must be a whole number.');
   return n;
 }

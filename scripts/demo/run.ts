@@ -4,6 +4,7 @@
 // port), the aggregator writes what arrives to a line-protocol file (or to InfluxDB when INFLUX_URL
 // is set), and the terminal shows a live table of the counts passing through the broker, per zone
 // and window, then a summary.
+import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -189,7 +190,7 @@ export async function runDemo(
 ): Promise<{ lpFile: string | null; table: CountTable; points: number; complete: boolean }> {
   const outDir = resolve(opts.out);
   const windowS = parseWindowS(opts.window);
-  const speed: number | 'max' = opts.speed === 'max' ? 'max' : Number(opts.speed);
+  const speed: number | 'max' = opts.speed === 'max' ? 'max' : decimal(String(opts.speed));
   if (speed !== 'max' && !(speed > 0)) throw new UsageError(`--speed "${opts.speed}": must be a number above 0 or max`);
   if (!(opts.minutes > 0)) throw new UsageError(`--minutes "${opts.minutes}": must be a number above 0`);
   if (!(opts.scale > 0)) throw new UsageError(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);

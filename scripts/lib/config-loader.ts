@@ -12,6 +12,7 @@
 // then `npx tsx scripts/gen-config-docs.ts` to rewrite the README reference. A renamed setting keeps
 // its old names in `old: { flags, env, keys }` (and a line in test/config-aliases.test.ts).
 // Layers, lowest first: defaults < config file < environment < flags.
+import { decimal } from './decimal.ts';
 import { readFileSync, type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
@@ -277,7 +278,7 @@ function textValue(spec: OptionSpec, text: string): unknown {
   if (spec.duration) return text;
   const t = spec.schema?.type;
   const trimmed = text.trim();
-  if ((t === 'integer' || t === 'number') && trimmed !== '' && Number.isFinite(Number(trimmed))) return Number(trimmed);
+  if ((t === 'integer' || t === 'number') && Number.isFinite(decimal(trimmed))) return decimal(trimmed);
   if (t === 'boolean' && /^(true|false)$/i.test(trimmed)) return /^true$/i.test(trimmed);
   return text;
 }
