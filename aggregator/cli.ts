@@ -9,7 +9,7 @@ import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitConfig, exitUsage, fileProblemsHint } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
-import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
+import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { StoppedError } from './intake.ts';
 
 export function registerAggregator(program: Command): void {
@@ -21,6 +21,8 @@ export function registerAggregator(program: Command): void {
     .option('-c, --config <file>', 'YAML or JSON config file, keys at the top or under "aggregator:" (env PRESENCE_AGGREGATOR_CONFIG)');
   addOptions(cmd, AGGREGATOR_OPTIONS, { '--mqtt-version': (o: Option) => o.choices(['4', '5']) });
   cmd.action(async (given: AggregatorFlags) => {
+    // Nor may a node option write them to a file (a heap snapshot, a report) or open a debugger on them.
+    refuseMemoryDumpOption('aggregator');
     let config: ReturnType<typeof loadConfig>;
     try {
       // Old flag names still work: each used prints one deprecation line naming the new one.

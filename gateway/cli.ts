@@ -7,7 +7,7 @@ import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
-import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
+import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -42,6 +42,8 @@ export function registerGateway(program: Command): void {
   addConfigOptions(
     program.command('gateway').description('Count Wi-Fi probe requests and BLE advertisements per window and publish the counts over MQTT'),
   ).action(async (given: GatewayFlags) => {
+    // before anything is read (the corridor secret with the configuration, then frames)
+    refuseMemoryDumpOption('gateway');
     const cfg = configOrExit(gatewayFlags(given));
     const coreDumps = keepMemoryOutOfCoreDumps();
     const { Gateway } = await import('./gateway.ts');
@@ -90,6 +92,7 @@ export function registerGateway(program: Command): void {
     .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean }) => {
       const flags = gatewayFlags(given);
       // doctor reads frames from the gateway's sources (a live radio's addresses) as the gateway does
+      refuseMemoryDumpOption('doctor');
       const coreDumps = keepMemoryOutOfCoreDumps();
       if (coreDumps) process.stderr.write(`presence doctor: cannot keep memory out of core dumps: ${coreDumps}\n`);
       const { runDoctor, printReport } = await import('./doctor.ts');

@@ -6,7 +6,7 @@
 
 import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage } from '../scripts/lib/usage.ts';
-import { keepMemoryOutOfCoreDumps } from '../scripts/lib/coredump.ts';
+import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { unreadableProblem } from '../scripts/lib/readable.ts';
 import type { ReplayPeople } from '../aggregator/calibration/hooks.ts';
@@ -332,7 +332,8 @@ export function registerReplay(program: Command): void {
           throw e;
         });
         // A live pipe (`tcpdump ... | presence replay -`) brings frames that are on no disk: a core
-        // dump must not put them there, nor the windows' keys and hashes.
+        // dump must not put them there, nor the windows' keys and hashes; nor a node option.
+        refuseMemoryDumpOption('replay');
         const coreDumps = keepMemoryOutOfCoreDumps();
         if (coreDumps) process.stderr.write(`presence replay: cannot keep memory out of core dumps: ${coreDumps}\n`);
         // A mistake in the call (a flag, a missing file): one line, one hint, exit 2.

@@ -11,8 +11,13 @@
 //     core of the gateway with coredump_filter 0 held whole addresses in its AVX-512 state);
 //   - /proc/self/coredump_filter set to 0: should a core be written all the same (the limit could
 //     not be set), it holds no mapping, only registers and the list of mappings.
+//
+// Node's own options can write the memory to a file too, or open it to another process: those
+// are refused (memoryDumpOption) by the same commands, whether on node's command line or in
+// NODE_OPTIONS (a systemd unit's EnvironmentFile, a shell profile).
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import { exitUsage } from './usage.ts';
 
 /** Sets both. Returns what could not be set on Linux (elsewhere there is nothing to set), null when both are set. */
 export function keepMemoryOutOfCoreDumps(): string | null {
@@ -35,4 +40,60 @@ export function keepMemoryOutOfCoreDumps(): string | null {
     problems.push(`/proc/self/coredump_filter: ${(e as Error).message}`);
   }
   return problems.length > 0 ? problems.join('; ') : null;
+}
+
+const SNAPSHOT = "writes a heap snapshot (the process's JavaScript memory: its strings and objects) to a file";
+const REPORT = "writes a diagnostic report (the process's environment, with the broker password) to a file";
+const INSPECTOR = 'opens the inspector, through which a local user can read and change the memory of the process';
+
+/** Node options (names as node normalises them) that put the process's memory in a file or in another process's hands. */
+const MEMORY_DUMP_OPTIONS: ReadonlyMap<string, string> = new Map([
+  ['heapsnapshot-signal', `${SNAPSHOT} on a signal`],
+  ['heapsnapshot-near-heap-limit', `${SNAPSHOT} when the heap nears its limit`],
+  ['report-on-signal', `${REPORT} on a signal`],
+  ['report-on-fatalerror', `${REPORT} on a fatal error`],
+  ['report-uncaught-exception', `${REPORT} on an uncaught exception`],
+  ['inspect', INSPECTOR],
+  ['inspect-brk', INSPECTOR],
+  ['inspect-wait', INSPECTOR],
+]);
+
+/** '--heapsnapshot_signal=SIGUSR2' -> 'heapsnapshot-signal' (node takes _ for - in option names); null for a value. */
+function optionName(token: string): string | null {
+  const t = token.replace(/^["']|["']$/g, '');
+  if (!t.startsWith('--')) return null;
+  return t.slice(2).replace(/=.*$/s, '').replace(/_/g, '-');
+}
+
+/**
+ * The first node option, given on node's command line (`execArgv`) or in NODE_OPTIONS, that would
+ * write the process's memory (or its environment) to a file or open it to a debugger, with where
+ * it came from and what it does; null when there is none.
+ */
+export function memoryDumpOption(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? '',
+): { option: string; where: string; does: string } | null {
+  for (const [where, tokens] of [
+    ["node's command line", execArgv],
+    ['NODE_OPTIONS', nodeOptions.split(/\s+/)],
+  ] as const) {
+    for (const token of tokens) {
+      const name = optionName(token);
+      const does = name === null ? undefined : MEMORY_DUMP_OPTIONS.get(name);
+      if (does) return { option: `--${name}`, where, does };
+    }
+  }
+  return null;
+}
+
+/**
+ * Exits with a usage error (one line, one hint, exit 2) when node was given an option of
+ * memoryDumpOption(); returns when there is none. For `presence COMMAND`, before it reads anything.
+ */
+export function refuseMemoryDumpOption(command: string, found = memoryDumpOption()): void {
+  if (!found) return;
+  const from =
+    found.where === 'NODE_OPTIONS' ? "NODE_OPTIONS (the environment: a shell profile, a unit's Environment= or EnvironmentFile=)" : "node's command line";
+  exitUsage(command, new Error(`node option ${found.option} (${found.where}) ${found.does}`), `remove ${found.option} from ${from}`);
 }
