@@ -40,6 +40,8 @@ const NAME_RE = /^(\d{1,16})\.json$/;
 export const MEMORY_WINDOWS = 10_000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
+/** While windows keep being dropped, at most one log line per reason in this time (1-s windows wrote one a second). */
+export const DROP_LOG_MS = 60_000;
 /** Width of the seq file: 16 columns (2^53 has 16 digits) and a newline; spaces, not zeros, pad it. */
 const SEQ_WIDTH = 17;
 
@@ -157,6 +159,8 @@ export interface QueueOptions {
   log?: Logger;
   /** Called when `state` changes (into or out of the degraded state). */
   onStateChange?: (state: QueueState) => void;
+  /** A monotonic clock in ms (default performance.now), for spacing the drop lines. */
+  now?: () => number;
 }
 
 export class WindowQueue {
@@ -181,6 +185,8 @@ export class WindowQueue {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = RETRY_MIN_MS;
   private closed = false;
+  /** Per drop reason: when its last line was written, and the drops held back since (first and last seq). */
+  private readonly dropLog = new Map<string, { at: number; n: number; first: number; last: number }>();
 
   private constructor(
     readonly dir: string,
@@ -246,6 +252,7 @@ export class WindowQueue {
     if (this.closed) return;
     if (this.state !== 'ok') this.recover();
     this.closed = true;
+    this.logHeldDrops();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (this.memory.size)
@@ -326,8 +333,33 @@ export class WindowQueue {
       n++;
     }
     if (n === 0) return;
+    // One line when dropping starts, then at most one per DROP_LOG_MS naming all the windows dropped
+    // since the last line: the drops are counted (`dropped`, the metrics) whether logged or not.
+    const now = (this.opts.now ?? performance.now.bind(performance))();
+    const held = this.dropLog.get(why);
+    if (held && now - held.at < DROP_LOG_MS) {
+      if (held.n === 0) held.first = first!;
+      held.n += n;
+      held.last = last;
+      return;
+    }
+    if (held && held.n > 0) {
+      n += held.n;
+      first = held.first;
+    }
+    this.dropLog.set(why, { at: now, n: 0, first: 0, last: 0 });
+    this.logDrops(why, first!, last, n);
+  }
+
+  private logDrops(why: string, first: number, last: number, n: number): void {
     const which = n === 1 ? { seq: first } : { seqs: `${first}-${last}`, windows: n };
     this.opts.log?.warn({ ...which, max_windows: this.opts.maxWindows, in_memory: this.memory.size, dropped: this.dropped }, why);
+  }
+
+  /** The drops held back since each reason's last line, logged (at close: none goes unlogged). */
+  private logHeldDrops(): void {
+    for (const [why, held] of this.dropLog) if (held.n > 0) this.logDrops(why, held.first, held.last, held.n);
+    this.dropLog.clear();
   }
 
   /** Up to `n` queued sequence numbers after `after` (exclusive), oldest first. */

@@ -397,9 +397,36 @@ describe('durable queue', () => {
     expect(again.pending(0, 20)).toEqual([492, 493, 494, 495, 496, 497, 498, 499, 500, 501]);
     const dropped = lines.filter((l) => String(l.msg).startsWith('queue full'));
     expect(dropped).toEqual([expect.objectContaining({ seqs: '1-491', windows: 491, max_windows: 10, dropped: 491 })]);
-    again.append(msg(502)); // one more: one line naming that one window
+    again.append(msg(502)); // one more, within the minute: counted, its line held back
+    expect(again.dropped).toBe(492);
+    expect(lines.filter((l) => String(l.msg).startsWith('queue full'))).toHaveLength(1);
+    again.close(); // at close the held drops get their line: none goes unlogged
     expect(lines.filter((l) => String(l.msg).startsWith('queue full')).at(-1)).toMatchObject({ seq: 492, dropped: 492 });
-    again.close();
+  });
+
+  it('while the queue stays full, one line a minute names every window dropped since the last one (1-s windows wrote a line a second)', () => {
+    let now = 0;
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const q = WindowQueue.open(join(tmp, 'q-full-lines'), { maxWindows: 3, log, now: () => now });
+    const full = () => lines.filter((l) => String(l.msg).startsWith('queue full'));
+    for (let s = 1; s <= 3; s++) q.append(msg(s));
+    expect(full()).toHaveLength(0);
+    q.append(msg(4)); // the first drop: its line at once
+    expect(full()).toEqual([expect.objectContaining({ seq: 1, dropped: 1 })]);
+    for (let s = 5; s <= 63; s++) {
+      now += 1000; // a window a second: 59 drops within the minute
+      q.append(msg(s));
+    }
+    expect(q.dropped).toBe(60);
+    expect(full()).toHaveLength(1);
+    now += 1000; // a minute after the first line: one line for the 59 held and this one
+    q.append(msg(64));
+    expect(full()).toHaveLength(2);
+    expect(full()[1]).toMatchObject({ seqs: '2-61', windows: 60, dropped: 61 });
+    expect(q.pending(0, 10)).toEqual([62, 63, 64]);
+    q.close();
+    expect(full()).toHaveLength(2); // nothing held back: no line at close
   });
 
   it('a window handed to MQTT while the broker is unreachable stays queued when the gateway stops: only a PUBACK removes it', async () => {
