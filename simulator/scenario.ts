@@ -537,7 +537,10 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     for (const [name, m] of Object.entries<any>(c.modes)) {
       checkModels(`crowds[${i}].modes.${name}.vehicle_devices`, m.vehicle_devices);
       const ppl: [number, number] = m.people ?? [1, 1];
-      if (ppl[1] < ppl[0]) problems.push(`crowds[${i}].modes.${name}.people: [min, max] with max >= min`);
+      // Each traveller of a mode is a person or a vehicle with its occupants: [0, 0] ran cars with
+      // nobody in them (their car kits counted as devices of no one) and [0, 3] some of them.
+      if (ppl[0] < 1) problems.push(`crowds[${i}].modes.${name}.people: each ${name} carries at least one person, like [1, 3] (got ${JSON.stringify(ppl)})`);
+      else if (ppl[1] < ppl[0]) problems.push(`crowds[${i}].modes.${name}.people: [min, max] with max >= min`);
       modes[name] = {
         perHour: m.per_hour,
         speedMps: m.speed,
@@ -594,7 +597,10 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
     const nominal = nominalPeople(scenario);
     if (nominal <= 0)
       throw new ScenarioError(source, [
-        `--people ${o.people}: the scenario has no crowds to scale (its devices are fixed equipment), so no scale gives a peak of ${o.people} people; leave out --people`,
+        scenario.crowds.length
+          ? // occupancy 0 throughout, or per_hour 0: "no crowds ... fixed equipment" was not what the file said
+            `--people ${o.people}: the scenario's crowds hold nobody at their peak (every occupancy is 0 and every flow's per_hour 0), so no scale gives a peak of ${o.people} people; leave out --people, or give a crowd people in the file`
+          : `--people ${o.people}: the scenario has no crowds to scale (its devices are fixed equipment), so no scale gives a peak of ${o.people} people; leave out --people`,
       ]);
     scale = o.people / nominal;
   }

@@ -231,6 +231,28 @@ describe('scenario files', () => {
     expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be number');
   });
 
+  it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
+    const flow = (people: number[]) => {
+      const d = minimal() as any;
+      d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { per_hour: 60, speed: 10, people } } }];
+      return d;
+    };
+    expect(problems(flow([0, 0]))).toBe('file.yaml: crowds[0].modes.car.people: each car carries at least one person, like [1, 3] (got [0,0])');
+    expect(problems(flow([0, 3]))).toBe('file.yaml: crowds[0].modes.car.people: each car carries at least one person, like [1, 3] (got [0,3])');
+    expect(problems(flow([3, 1]))).toBe('file.yaml: crowds[0].modes.car.people: [min, max] with max >= min');
+    expect(resolveScenario(flow([1, 3]), 'x').crowds[0]).toMatchObject({ modes: { car: { people: [1, 3] } } });
+  });
+
+  it('--people on crowds that hold nobody at their peak says so (it said the scenario had no crowds, only fixed equipment)', () => {
+    const d = minimal() as any;
+    d.crowds[0].occupancy = [[0, 0]];
+    expect(() => resolveScenario(d, 'file.yaml', { people: 100 })).toThrow(
+      "file.yaml: --people 100: the scenario's crowds hold nobody at their peak (every occupancy is 0 and every flow's per_hour 0), so no scale gives a peak of 100 people; leave out --people, or give a crowd people in the file",
+    );
+    d.crowds = [];
+    expect(() => resolveScenario(d, 'file.yaml', { people: 100 })).toThrow(/the scenario has no crowds to scale \(its devices are fixed equipment\)/);
+  });
+
   it("the simulator's own scenarios (the built-ins, the single-phone runs of --evaluate) use no deprecated key or bare duration", () => {
     const { lines } = captureDeprecations(() => {
       for (const name of builtinScenarios()) loadScenario(name);
