@@ -170,7 +170,8 @@ export class Intake {
         // would stop reconnecting for good and the aggregator sit idle with its process alive; it is
         // tried again every second instead, as a broker that cannot be reached is.
         if (refused && ack.client) ack.client.options.reconnectOnConnackError = true;
-        this.lastConnectError = { message: err.message, fix: refused ? CREDENTIALS_FIX : brokerErrorFix(err.message, m.url) };
+        const accepted = ack.client?.connected === true;
+        this.lastConnectError = { message: err.message, fix: refused ? CREDENTIALS_FIX : brokerErrorFix(err.message, m.url, accepted) };
         if (err.message === lastError) return;
         lastError = err.message;
         if (refused)
@@ -185,8 +186,8 @@ export class Intake {
           );
         else
           this.log.error(
-            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url), fix: brokerErrorFix(err.message, m.url) },
-            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: ${brokerErrorFix(err.message, m.url)}`,
+            { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(m.url), fix: this.lastConnectError.fix },
+            `no connection to the MQTT broker ${redactUrl(m.url)}: ${redactUrlsIn(err.message)}; tried again every second, this line again only when the error changes: ${this.lastConnectError.fix}`,
           );
       });
       if (isRandomClientId(m.clientId))

@@ -142,10 +142,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** The last refusal, e.g. "0x87 not authorized" (empty: none since the last acknowledged window). */
   lastRefusal = '';
   private lastError = '';
+  /** The last error came on a connection the broker had accepted (a reset then is no port mistake). */
+  private lastErrorAccepted = false;
   /** While not connected: why the last attempt failed (the broker's or the socket's words) and what to do; else null. */
   get connectProblem(): { error: string; fix: string } | null {
     if (this.connected || !this.lastError) return null;
-    return { error: this.lastError, fix: brokerErrorFix(this.lastError, this.cfg.mqtt.url) };
+    return { error: this.lastError, fix: brokerErrorFix(this.lastError, this.cfg.mqtt.url, this.lastErrorAccepted) };
   }
   private version: 4 | 5 = 5;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -275,12 +277,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         return;
       }
       // Once per kind of failure (mqtt.js retries every second): what failed, where, and what to do.
-      if (err.message !== this.lastError)
+      const accepted = client.connected;
+      if (err.message !== this.lastError || accepted !== this.lastErrorAccepted)
         this.log.warn(
-          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message, url), queue_depth: this.queue.depth },
-          client.connected ? 'mqtt error' : 'cannot connect to the broker; windows stay queued and it is tried again every second',
+          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message, url, accepted), queue_depth: this.queue.depth },
+          accepted ? 'mqtt error' : 'cannot connect to the broker; windows stay queued and it is tried again every second',
         );
       this.lastError = err.message;
+      this.lastErrorAccepted = accepted;
     });
   }
   private topic = '';

@@ -1,7 +1,9 @@
 // The aggregator over TLS with a client certificate and username/password against a real Mosquitto
 // (certificates made here with the openssl CLI); a wrong password makes start() fail with the reason.
 import { existsSync, readFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
@@ -91,5 +93,43 @@ describe.skipIf(!ok)(SUITE, () => {
     });
     await expect(agg.start()).rejects.toThrow(/refused the connection: Connection refused: (Bad User Name or Password|Not authorized)/);
     await agg.stop(100);
+  });
+
+  it('a connection the broker had accepted, then reset on the way: the line says so, not "the port does not answer TLS" (both are read ECONNRESET)', async () => {
+    // A TCP relay in front of the TLS broker that resets the aggregator's side once it is subscribed.
+    const sockets: Socket[] = [];
+    const relay = createServer((c) => {
+      const up = connect(broker.port, '127.0.0.1');
+      c.pipe(up).pipe(c);
+      for (const s of [c, up]) s.on('error', () => {});
+      sockets.push(c);
+      c.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const port = (relay.address() as { port: number }).port;
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const agg = new Aggregator(
+      {
+        mqtt: { url: `mqtts://127.0.0.1:${port}`, clientId: 'agg-tls-reset', username: 'agg', password: 'pa55 word', ...tls },
+        out: join(d, 'reset.lp'),
+        http: { port: null },
+      },
+      { logger },
+    );
+    try {
+      await agg.start();
+      for (const s of sockets.splice(0)) s.resetAndDestroy();
+      const line = await until(
+        'the reset logged',
+        () => lines.find((l) => l.err === 'read ECONNRESET'),
+        (l) => l !== undefined,
+      );
+      expect(line!.fix).toMatch(/^the broker had accepted this connection when it was cut .*it reconnects by itself/);
+      expect(String(line!.msg)).not.toMatch(/does not answer TLS/);
+    } finally {
+      await agg.stop();
+      relay.close();
+    }
   });
 });

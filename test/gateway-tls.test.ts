@@ -3,10 +3,16 @@
 // password or the CA is.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { siteFilter, validateCounts } from '../contract/index.ts';
 import { Gateway } from '../gateway/gateway.ts';
+import { loadConfig } from '../gateway/config.ts';
+import { Publisher } from '../gateway/publisher.ts';
+import { WindowQueue } from '../gateway/queue.ts';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
 import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
@@ -99,5 +105,51 @@ describe.skipIf(!ok)(SUITE, () => {
     const badCa = doctor(['--mqtt-ca', join(d, 'other.pem'), '--mqtt-password', 's3cret pass']);
     expect(badCa.level).toBe('fail');
     expect(badCa.fix).toMatch(/mqtt\.ca/);
+  });
+
+  it('a connection the broker had accepted, then reset on the way: the fix says so, not "the port does not answer TLS" (both are read ECONNRESET)', async () => {
+    // A TCP relay in front of the TLS broker that resets the gateway's side once the session is up.
+    const sockets: Socket[] = [];
+    const relay = createServer((c) => {
+      const up = connect(broker.port, '127.0.0.1');
+      c.pipe(up).pipe(c);
+      for (const s of [c, up]) s.on('error', () => {});
+      sockets.push(c);
+      c.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const port = (relay.address() as { port: number }).port;
+    const cfg = loadConfig(
+      {
+        site: 'tls',
+        zone: 'z',
+        id: 'g-reset',
+        mqttUrl: `mqtts://127.0.0.1:${port}`,
+        mqttCa: join(d, 'ca.pem'),
+        mqttCert: join(d, 'client.pem'),
+        mqttKey: join(d, 'client.key'),
+        mqttUsername: 'gw',
+        mqttPassword: 's3cret pass',
+        source: ['pcap:unused.pcap'],
+      } as never,
+      {},
+    );
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+    const p = new Publisher(cfg, WindowQueue.open(join(d, 'q-reset'), { maxWindows: 10 }), log, 30);
+    try {
+      p.start();
+      await waitFor(() => p.connected, 30_000, 'connected over TLS through the relay');
+      for (const s of sockets.splice(0)) s.resetAndDestroy();
+      await waitFor(() => lines.some((l) => l.err === 'read ECONNRESET'), 30_000, 'the reset logged');
+      const line = lines.find((l) => l.err === 'read ECONNRESET')!;
+      expect(line.msg).toBe('mqtt error');
+      expect(line.fix).toMatch(/^the broker had accepted this connection when it was cut .*it reconnects by itself/);
+      expect(line.fix).not.toMatch(/does not answer TLS/);
+      await waitFor(() => p.connected, 30_000, 'reconnected');
+    } finally {
+      await p.stop();
+      relay.close();
+    }
   });
 });

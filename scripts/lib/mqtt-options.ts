@@ -25,11 +25,15 @@ export const CREDENTIALS_FIX =
 /**
  * What to do about an error of the connection to the broker (mqtt.js's message, and the broker URL
  * where its scheme tells more): the same fix in `presence doctor`'s broker line, the gateway's log
- * line and the aggregator's.
+ * line and the aggregator's. `accepted`: the error came on a connection the broker had accepted.
  */
-export function brokerErrorFix(message: string, url?: string): string {
+export function brokerErrorFix(message: string, url?: string, accepted = false): string {
   const tls = url !== undefined && /^(mqtts|ssl|tls|wss):/i.test(url);
-  // mqtts:// to a port without TLS: the broker reads the TLS handshake as a broken MQTT packet and drops the connection.
+  // A reset of a connection the broker had accepted (CONNACK) is no port mistake, whatever the scheme.
+  if (accepted && /ECONNRESET|EPIPE|ETIMEDOUT/.test(message))
+    return 'the broker had accepted this connection when it was cut (a broker restart, a firewall or NAT dropping it, the network): it reconnects by itself; if it keeps happening, check the network path to the broker and its log';
+  // mqtts:// to a port without TLS: the broker reads the TLS handshake as a broken MQTT packet and
+  // drops the connection (read ECONNRESET, the same words as a reset of an accepted connection).
   if (tls && /ECONNRESET|wrong version number|packet length too long|socket disconnected before secure/i.test(message))
     return "the port does not answer TLS: mqtts:// needs the broker's TLS listener (8883 in docs/mosquitto/presence.conf); use mqtt:// for a plain one (1883)";
   // mqtt.js could not read the answer as MQTT: an HTTP server, or another service, on that port.
