@@ -80,7 +80,7 @@ export interface AggregatorConfig {
   /** Line-protocol file written when no InfluxDB URL is set. */
   out: string;
   batch: {
-    /** Messages per write (each counts message is two points). */
+    /** Messages per write (each counts message is three points: wifi, ble and its window marker). */
     size: number;
     /** Longest wait (ms) before a partial batch is written. */
     flushInterval: number;
@@ -347,7 +347,13 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     flag: '-o, --out <file>',
     description: 'line-protocol file written when no InfluxDB URL is set',
   },
-  { key: 'batch.size', schema: { type: 'integer', minimum: 1 }, default: 5000, flag: '--batch-size <n>', description: 'messages per write (two points each)' },
+  {
+    key: 'batch.size',
+    schema: { type: 'integer', minimum: 1 },
+    default: 5000,
+    flag: '--batch-size <n>',
+    description: 'messages per write (a counts message is three points)',
+  },
   {
     key: 'batch.flush_interval',
     duration: ms,

@@ -54,13 +54,15 @@ export const msSettings: PointSettings = {
   convertTime: (t) => (t === undefined ? String(Date.now()) : t instanceof Date ? String(t.getTime()) : String(t)),
 };
 
-/** Escaped `presence,gateway=..,radio=..,site=..,zone=..` prefixes of a gateway's two series, cached
- *  per gateway id (a gateway moved to another site or zone gets new prefixes). */
+/** Escaped `presence,gateway=..,radio=..,site=..,zone=..` prefixes of a gateway's two series, and
+ *  `gateway_status,gateway=..,site=..,zone=..` of its window marker, cached per gateway id (a gateway
+ *  moved to another site or zone gets new prefixes). */
 interface Prefixes {
   site: string;
   zone: string;
   wifi: string;
   ble: string;
+  status: string;
 }
 const prefixCache = new Map<string, Prefixes>();
 const PREFIX_CACHE_MAX = 100_000;
@@ -71,7 +73,8 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
     // The client's own rules: tags sorted by key, names and values escaped with its escape helpers.
     const head = `${lp.measurement(PRESENCE)},gateway=${lp.tag(gateway)},radio=`;
     const tail = `,site=${lp.tag(site)},zone=${lp.tag(zone)}`;
-    p = { site, zone, wifi: `${head}wifi${tail}`, ble: `${head}ble${tail}` };
+    const status = `${lp.measurement(GATEWAY_STATUS)},gateway=${lp.tag(gateway)}${tail}`;
+    p = { site, zone, wifi: `${head}wifi${tail}`, ble: `${head}ble${tail}`, status };
     if (prefixCache.size >= PREFIX_CACHE_MAX) prefixCache.clear();
     prefixCache.set(gateway, p);
   }
@@ -79,7 +82,11 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
 }
 
 /**
- * Two points (wifi, ble) of a counts message, time = window start in ms. The line is what the
+ * The points of a counts message, time = window start in ms: two in `presence` (wifi, ble), and the
+ * window's marker in `gateway_status` (`window_complete`: true for a whole window, false for one cut
+ * short), so the gateways dashboard counts a gateway's windows in the measurement its status is in
+ * (a query of two measurements gives a series per measurement, so a tile per gateway and
+ * measurement). The same window received again is the same three points. A line is what the
  * client's Point would serialise (fields sorted, integers with `i`, booleans T/F); it is built
  * directly because this runs for every message (the equivalence is tested). With a calibration,
  * the calibrated radio's point of a calibrated zone gets `calibrated=T` (when the window has the
@@ -93,12 +100,22 @@ export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: C
     `${prefix} ${calibratedField(cal, m, radio)}complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
     `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''}` +
     `${typeof r.suppressed === 'boolean' ? `,suppressed=${r.suppressed ? 'T' : 'F'}` : ''} ${time}`;
-  return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble)];
+  return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble), `${p.status} window_complete=${complete} ${time}`];
 }
 
-/** The same two points through the client's Point class (reference for countsLines). */
+/** The same three points through the client's Point class (reference for countsLines). */
 export function countsPoints(m: CountsMessage, cal: Calibration | null = null): Point[] {
   const time = Date.parse(m.start);
+  const marker = new Point(GATEWAY_STATUS)
+    .tag('site', m.site)
+    .tag('zone', m.zone)
+    .tag('gateway', m.gateway)
+    .booleanField('window_complete', m.complete)
+    .timestamp(time);
+  return [...radioPoints(m, cal, time), marker];
+}
+
+function radioPoints(m: CountsMessage, cal: Calibration | null, time: number): Point[] {
   return (['wifi', 'ble'] as const).map((radio) => {
     const p = new Point(PRESENCE)
       .tag('site', m.site)

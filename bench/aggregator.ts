@@ -174,7 +174,7 @@ export async function run(): Promise<void> {
     const ratio = aggRate / bareRate;
     console.log(`aggregator: bare MQTT.js subscriber (QoS 1, auto PUBACK), best          ${Math.round(bareRate).toLocaleString('en')} msg/s`);
     console.log(
-      `aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK), best ${Math.round(aggRate).toLocaleString('en')} msg/s (${Math.round(aggRate * 2).toLocaleString('en')} points/s); ${stored} of ${published} windows stored`,
+      `aggregator: aggregator -> influxd 1.6 (validated, written, then PUBACK), best ${Math.round(aggRate).toLocaleString('en')} msg/s (${Math.round(aggRate * 3).toLocaleString('en')} points/s); ${stored} of ${published} windows stored`,
     );
     const rateOk = aggRate >= GOAL_RATE;
     const ratioOk = ratio >= GOAL_RATIO;

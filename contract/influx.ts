@@ -6,7 +6,9 @@
 
 /** Measurement of the per-window counts: one point per gateway, radio and window (time = window start). */
 export const PRESENCE_MEASUREMENT = 'presence';
-/** Measurement of the gateways' status: one point per status message, and one when a gateway goes missing or comes back. */
+/** Measurement of the gateways' status: one point per status message, one per window received (time = window start:
+ *  `window_complete`, so a panel can count a gateway's windows and show 0 for one that sends status but no window
+ *  from this measurement alone), and one when a gateway goes missing or comes back. */
 export const GATEWAY_STATUS_MEASUREMENT = 'gateway_status';
 /** Measurement of the corridor flows: one point per group pair and interval (time = interval start). */
 export const FLOW_MEASUREMENT = 'flow';
@@ -19,7 +21,7 @@ export const INFLUX_SCHEMA = {
   },
   [GATEWAY_STATUS_MEASUREMENT]: {
     tags: ['gateway', 'site', 'zone'],
-    fields: ['errors', 'frames_per_s', 'missing', 'missing_windows', 'online', 'queue_depth', 'sources', 'sources_failed', 'up', 'uptime_s'],
+    fields: ['errors', 'frames_per_s', 'missing', 'missing_windows', 'online', 'queue_depth', 'sources', 'sources_failed', 'up', 'uptime_s', 'window_complete'],
   },
   [FLOW_MEASUREMENT]: {
     tags: ['from', 'site', 'to'],

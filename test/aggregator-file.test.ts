@@ -68,7 +68,7 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
       await until(
         'lines in the file',
         () => lineCount(out),
-        (n) => n >= 620,
+        (n) => n >= 930,
       );
     } finally {
       if (p.exitCode === null) {
@@ -80,11 +80,12 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
     expect(p.exitCode).toBe(0);
     expect(log).toContain('aggregator stopped');
     const text = readFileSync(out, 'utf8');
-    expect(text.split('\n').filter(Boolean)).toHaveLength(620); // 300 windows + 10 repeats, two radios
+    expect(text.split('\n').filter(Boolean)).toHaveLength(930); // 300 windows + 10 repeats, two radios and the window's marker
     const res = await fetch(`${influx.url}/write?db=loaded&precision=ms`, { method: 'POST', body: text });
     expect(res.status).toBe(204);
     expect(await influx.count('presence', 'devices', `"radio"='wifi'`)).toBe(300);
     expect(await influx.count('presence', 'devices', `"radio"='ble'`)).toBe(300);
+    expect(await influx.count('gateway_status', 'window_complete')).toBe(300);
   });
 
   it('a file moved away (loaded, say) or deleted while running: later windows land in a new file at the path', async () => {
@@ -111,12 +112,12 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
       await send('site-first', 5);
       renameSync(out, loaded); // as after: curl --data-binary @presence.lp, then mv it away
       await send('site-second', 10);
-      expect(lineCount(loaded)).toBe(10);
+      expect(lineCount(loaded)).toBe(15); // 5 windows: wifi, ble, marker
       expect(readFileSync(out, 'utf8')).toMatch(/site=site-second/);
-      expect(lineCount(out)).toBe(10);
+      expect(lineCount(out)).toBe(15);
       rmSync(out);
       await send('site-third', 15);
-      expect(lineCount(out)).toBe(10);
+      expect(lineCount(out)).toBe(15);
       expect(readFileSync(out, 'utf8')).toMatch(/site=site-third/);
     } finally {
       await pub.endAsync();
@@ -139,7 +140,7 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
       await until(
         'file lines',
         () => lineCount(out),
-        (n) => n === 400,
+        (n) => n === 600,
       );
       await until(
         'acked',

@@ -265,7 +265,9 @@ describe.skipIf(!ok)('aggregator identity with a real Mosquitto', () => {
     expect(lines.filter((l) => l.startsWith('presence,'))).toHaveLength(2);
     expect(lines.every((l) => l.includes('gateway=gw-plein-1') && l.includes('site=dam'))).toBe(true);
     expect(lines.some((l) => l.includes('zone=kalverstraat'))).toBe(false);
-    expect(lines.filter((l) => l.startsWith('gateway_status,'))).toHaveLength(1);
+    // its status, and the marker of its one window
+    expect(lines.filter((l) => l.startsWith('gateway_status,'))).toHaveLength(2);
+    expect(lines.filter((l) => l.startsWith('gateway_status,') && l.includes(' window_complete='))).toHaveLength(1);
     expect(await metric('identity_mismatch')).toBe(2);
     expect(await metric('unknown_gateway')).toBe(2);
     await pub.endAsync();
@@ -398,7 +400,7 @@ describe.skipIf(!ok)('presence aggregator reloads the gateway registry on SIGHUP
         lines()
           .split('\n')
           .filter((l) => l.includes('gateway=gw-b')).length,
-      (n) => n === 4,
+      (n) => n === 6, // two windows: wifi, ble and the marker each
     );
     await pub.endAsync();
   });

@@ -56,7 +56,7 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
       await until(
         'written',
         () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0),
-        (n) => n >= 6,
+        (n) => n >= 9,
       );
       expect(p.exitCode).toBeNull();
     } finally {

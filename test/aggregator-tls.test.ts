@@ -52,7 +52,7 @@ describe.skipIf(!ok)(SUITE, () => {
       await until(
         'written',
         () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0),
-        (n) => n === 200,
+        (n) => n === 300,
       );
     } finally {
       await agg.stop(2000);

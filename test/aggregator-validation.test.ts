@@ -204,7 +204,7 @@ describe.skipIf(!ok)(SUITE, () => {
     await until(
       'the sentinel written',
       () => fileLines().filter((l) => l.endsWith(` ${Date.parse(sentinel.start)}`)).length,
-      (n) => n === 2,
+      (n) => n === 3,
     );
   };
 
@@ -223,7 +223,7 @@ describe.skipIf(!ok)(SUITE, () => {
     // the values are never logged, at any level (the logger keeps trace and debug lines too)
     expect(JSON.stringify(logs)).not.toContain('3c:22:fb:01:a0:9e');
     expect(JSON.stringify(logs)).not.toContain('9f86d081884c7d65');
-    expect(fileLines()).toHaveLength(2); // the sentinel's two points only
+    expect(fileLines()).toHaveLength(3); // the sentinel's three points only (wifi, ble, its marker)
   });
 
   it('a topic whose site or gateway level is no id (an address): bad_topic, logged with the levels that are no id left out', async () => {

@@ -448,7 +448,7 @@ describe.skipIf(!ok)('aggregator page: 50 viewers, 25 of them never reading, whi
       const m = await metrics();
       expect(metric(m, 'presence_aggregator_web_viewers_dropped_total')).toBe(25);
       expect(metric(m, 'presence_aggregator_web_viewers')).toBe(25);
-      // Every message written (two points each) and acknowledged.
+      // Every message written (two presence points each) and acknowledged.
       expect(await written()).toBe(2 * published);
       expect(metric(m, 'presence_aggregator_acked_total')).toBe(published);
       // Each reader, still connected, holds what the aggregator holds.

@@ -88,18 +88,20 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
       influx.rows(`SELECT count("devices") FROM "short"."autogen"."presence" WHERE "site"='${site}'`).then((r) => (r.length ? Number(r[0].count) : 0));
     expect(await stored('site-new')).toBe(40);
     expect(await stored('site-old')).toBe(0);
-    expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 60, queueDepth: 0 });
+    // three points per window: wifi, ble and its marker in gateway_status
+    expect(a.stats()).toMatchObject({ pointsWritten: 60, pointsDropped: 90, queueDepth: 0 });
     const m = await scrape(a);
     expect(metric(m, 'presence_aggregator_points_written_total', '{measurement="presence"}')).toBe(40);
-    expect(metric(m, 'presence_aggregator_points_dropped_total', '{reason="retention"}')).toBe(60);
+    expect(metric(m, 'presence_aggregator_points_written_total', '{measurement="gateway_status"}')).toBe(20);
+    expect(metric(m, 'presence_aggregator_points_dropped_total', '{reason="retention"}')).toBe(90);
     expect(metric(m, 'presence_aggregator_points_dropped_total', '{reason="type_conflict"}')).toBe(0);
     const h = await health(a);
     expect(h.code).toBe(200);
     expect(h.body.status).toBe('degraded');
-    expect(h.body.dropped).toEqual({ retention: 60 });
+    expect(h.body.dropped).toEqual({ retention: 90 });
     // the fix keeps the retention (never "DURATION INF" on the detail policy) and names where an old capture goes
     expect(h.body.problems.join('\n')).toMatch(
-      /60 point\(s\) refused .*retention.*beyond retention policy.*to load an old capture, write it where it is kept: 1\.x --influx-rp autogen/,
+      /90 point\(s\) refused .*retention.*beyond retention policy.*to load an old capture, write it where it is kept: 1\.x --influx-rp autogen/,
     );
     expect(h.body.problems.join('\n')).not.toMatch(/DURATION INF/);
   });
@@ -112,7 +114,7 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     const old = window('site-live', 'gw-stale', 0, Date.parse('2023-04-27T12:00:00Z'), 1000, 'zone-stale');
     await publishAll(pub, [...recent.slice(0, 5), old, ...recent.slice(5)].map(countsItem));
     await allAcked(a, 11);
-    expect(a.stats()).toMatchObject({ pointsWritten: 20, pointsDropped: 2, queueDepth: 0 });
+    expect(a.stats()).toMatchObject({ pointsWritten: 30, pointsDropped: 3, queueDepth: 0 });
     const stored = await influx.rows(`SELECT count("devices") FROM "short2"."autogen"."presence" WHERE "site"='site-live'`);
     expect(Number(stored[0].count)).toBe(20);
     // the page shows what was stored: the ten windows of gw-0 and gw-1, not the refused one
@@ -136,7 +138,8 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     const msgs = windows('site-conflict', 3, 10);
     await publishAll(pub, msgs.map(countsItem));
     await allAcked(a, 30);
-    expect(a.stats()).toMatchObject({ pointsWritten: 0, pointsDropped: 60 });
+    // the presence points conflict; the windows' markers in gateway_status do not
+    expect(a.stats()).toMatchObject({ pointsWritten: 30, pointsDropped: 60 });
     const m = await scrape(a);
     expect(metric(m, 'presence_aggregator_points_written_total', '{measurement="presence"}')).toBeNaN(); // never incremented
     expect(metric(m, 'presence_aggregator_points_dropped_total', '{reason="type_conflict"}')).toBe(60);
@@ -173,8 +176,8 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     await publishAll(pub, windows('site-422', 2, 20).map(countsItem));
     await allAcked(a, 40);
     expect(await vmCount('site-422', 40)).toBe(40);
-    expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 40 });
-    expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="type_conflict"}')).toBe(40);
+    expect(a.stats()).toMatchObject({ pointsWritten: 60, pointsDropped: 60 });
+    expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="type_conflict"}')).toBe(60);
     expect((await health(a)).body.status).toBe('degraded');
   });
 
@@ -196,8 +199,8 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     await publishAll(pub, items, 1);
     await allAcked(a, 33);
     expect(await vmCount('site-400', 60)).toBe(60);
-    expect(a.stats()).toMatchObject({ pointsWritten: 60, pointsDropped: 6 });
-    expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="bad_line"}')).toBe(6);
+    expect(a.stats()).toMatchObject({ pointsWritten: 90, pointsDropped: 9 });
+    expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="bad_line"}')).toBe(9);
     expect(proxy.writes().filter((w) => w.status === 400).length).toBeGreaterThanOrEqual(6);
   });
 
@@ -223,7 +226,7 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     proxy.rule = () => undefined;
     await allAcked(a, 20);
     expect(await vmCount('site-https', 40)).toBe(40);
-    expect(a.stats()).toMatchObject({ pointsWritten: 40, pointsDropped: 0 });
+    expect(a.stats()).toMatchObject({ pointsWritten: 60, pointsDropped: 0 });
   });
 
   it('v1: a point VictoriaMetrics refuses (a line too long), the only line of its batch, is dropped and counted, not retried for ever', async () => {
@@ -248,7 +251,7 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
         (n) => n === 10,
         20_000,
       );
-      expect(a.stats()).toMatchObject({ pointsWritten: 10, pointsDropped: 1 });
+      expect(a.stats()).toMatchObject({ pointsWritten: 15, pointsDropped: 1 });
       expect(metric(await scrape(a), 'presence_aggregator_points_dropped_total', '{reason="refused"}')).toBe(1);
       const h = await health(a);
       expect(h.code).toBe(200);
@@ -286,7 +289,7 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
       );
       await publishAll(pub, windows('site-fixed', 1, 3).map(countsItem), 1);
       await allAcked(a, 4);
-      expect(a.stats()).toMatchObject({ pointsWritten: 6, pointsDropped: 1 });
+      expect(a.stats()).toMatchObject({ pointsWritten: 9, pointsDropped: 1 });
     } finally {
       await agg?.stop(2000).catch(() => {});
       agg = null;
@@ -323,10 +326,10 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
         : undefined;
     const before = proxy.writes().length;
     const a = await start(v2(), 300);
-    await publishAll(pub, windows('site-413', 4, 25).map(countsItem)); // 100 windows, 200 points
+    await publishAll(pub, windows('site-413', 4, 25).map(countsItem)); // 100 windows, 300 points (200 of them presence)
     await allAcked(a, 100);
     expect(await vmCount('site-413', 200)).toBe(200);
-    expect(a.stats()).toMatchObject({ pointsWritten: 200, pointsDropped: 0 });
+    expect(a.stats()).toMatchObject({ pointsWritten: 300, pointsDropped: 0 });
     const writes = proxy.writes().slice(before);
     expect(writes.some((w) => w.status === 413)).toBe(true);
     expect(writes.filter((w) => w.status === 204).every((w) => w.lines.length <= 25)).toBe(true);
@@ -371,6 +374,6 @@ describe.skipIf(!ok)('aggregator write outcomes', () => {
     await allAcked(a, 8);
     expect(await vmCount('site-401', 16)).toBe(16);
     expect((await health(a)).body.status).toBe('ok');
-    expect(a.stats()).toMatchObject({ pointsWritten: 16, pointsDropped: 0 });
+    expect(a.stats()).toMatchObject({ pointsWritten: 24, pointsDropped: 0 });
   });
 });

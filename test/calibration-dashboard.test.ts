@@ -428,10 +428,13 @@ zones:
       select: { site: 'yard', gateway: '$__all' },
       dataSourceInterval: '1m',
     });
-    const counts = (refId: string) =>
-      Object.fromEntries(q(gateways, /^Windows received in range/, refId).series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]));
-    expect(counts('A')).toEqual({ 'gw-r': [4], 'gw-y': [5] });
-    expect(counts('B')).toEqual({ 'gw-r': [2] });
+    // One series (one tile) per gateway: every series, not one per gateway picked from them.
+    const counts = (refId: string) => q(gateways, /^Windows received in range/, refId).series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]);
+    expect(counts('A')).toEqual([
+      ['gw-r', [4]],
+      ['gw-y', [5]],
+    ]);
+    expect(counts('B')).toEqual([['gw-r', [2]]]);
     const traffic = await runDashboard(loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json')), db, {
       range,
       select: { site: 'yard', zone: 'dock', gateway: '$__all', radio: 'wifi' },
@@ -507,9 +510,16 @@ zones:
       select: { site: 'station', gateway: '$__all' },
       dataSourceInterval: '1m',
     });
-    const windows = Object.fromEntries(q(r, /^Windows received in range/, 'A').series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]));
+    // One series (one tile) per gateway, each with its whole windows: a query of two measurements
+    // gave two series per gateway (InfluxQL keeps measurements apart, even in an outer query).
+    const windows = q(r, /^Windows received in range/, 'A').series.map((s) => [s.tags!.gateway, s.values.map((row) => row[1])]);
     // gw-g2 (status only, online then offline half an hour ago) sent none; gw-old's status is before the range
-    expect(windows).toEqual({ 'gw-g': [60], 'gw-g2': [0], 'gw-h': [60], 'gw-q': [60] });
+    expect(windows).toEqual([
+      ['gw-g', [60]],
+      ['gw-g2', [0]],
+      ['gw-h', [60]],
+      ['gw-q', [60]],
+    ]);
   });
 
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
