@@ -336,14 +336,16 @@ export const MODELS: Record<string, DeviceModel> = {
       burstIntervalS: { mean: 40.5, cv: 0.45, min: 4.8 },
       probesPerChannel: [4, 12],
       probeGapMs: 3,
-      // OppoFindX3Neo-A: 13 of 15 bursts leave out channels 7, 12 and 13.
+      // OppoFindX3Neo-A: 9 of its 15 bursts visit channels 1-6 and 8-11 (leaving out 7, 12 and 13), 2
+      // all of 1-13, 2 ten or eleven channels, one 1-3 and one is a single probe.
       channels: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, ...CH_5_EU],
       channelDwellMs: 45,
       seqOnNewAddress: 'random',
       activeShare: 0.85,
       ies: (ch) => IES_OPPO(ch),
-      // Its 60 s bursts fall on the minute boundary (at :59.9), so 5 of its 6 whole minutes also count
-      // the previous minute's address: 2.5 addresses per minute where 1.5 are new.
+      // Its 60 s bursts fall on the minute boundary (six start at :59.6 to :59.9 and last about 0.6 s),
+      // so each of its 6 whole minutes also counts the previous minute's address: 2.5 addresses per
+      // minute where 1.5 are new.
       measured: {
         capture: 'OppoFindX3Neo-A_anonymized.pcap',
         windows: 6,
