@@ -453,7 +453,7 @@ export function registerSimulate(program: Command): void {
     .option('--gateway <id>', 'live: the gateway whose stream goes to stdout or --pipe')
     .option('--pipe <path>', 'live: write the stream to this path (a named pipe, or a new file) instead of stdout')
     .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
-    .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type)')
+    .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type; default wifi, or ble on a gateway without Wi-Fi)')
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
     .option('--gateways <n>', `load: number of virtual gateways (1 to ${LOAD_GATEWAYS_MAX.toLocaleString('en')})`, '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')

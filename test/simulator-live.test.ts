@@ -55,6 +55,27 @@ describe('runLive', () => {
     expect(new Set(frames.map((f) => f.linkType))).toEqual(new Set([256]));
   });
 
+  it('classic pcap without --radio streams Wi-Fi, or BLE from a gateway without Wi-Fi, as --help says (it named no default)', async () => {
+    const linkTypes = async (scenario: string | object, gateway: string) => {
+      const out = new PassThrough();
+      const bytes = collect(out);
+      await runLive({ scenario: scenario as string, durationS: 60, seed: 1, speed: Infinity, outputs: [{ gateway, stream: out, format: 'pcap' }] });
+      const p = new CaptureParser('live');
+      const frames = p.push(await bytes);
+      p.end();
+      return new Set(frames.map((f) => f.linkType));
+    };
+    expect(await linkTypes('quiet-night', 'gw-lobby')).toEqual(new Set([127]));
+    const bleOnly = join(root, 'ble-only.yaml');
+    writeFileSync(
+      bleOnly,
+      'name: ble-only\nsite: s\nduration: 1m\ngateways:\n  - { id: gw-b, zone: z, position: [0, 0], wifi: false }\nfixed:\n  - { model: ibeacon, position: [2, 0] }\n',
+    );
+    expect(await linkTypes(bleOnly, 'gw-b')).toEqual(new Set([256]));
+    const { stdout } = await run(process.execPath, [presence, 'simulate', '--help']);
+    expect(stdout.replace(/\s+/g, ' ')).toContain('default wifi, or ble on a gateway without Wi-Fi');
+  });
+
   it('pacedFrames releases frames in time order at the requested speed', async () => {
     const t0 = performance.now();
     let last = -Infinity;
