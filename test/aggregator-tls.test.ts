@@ -1,13 +1,13 @@
 // The aggregator over TLS with a client certificate and username/password against a real Mosquitto
 // (certificates made here with the openssl CLI); a wrong password makes start() fail with the reason.
 import { existsSync, readFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
+import { TcpRelay } from './support/tcp-relay.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { countsItem, publishAll, until, windows } from './aggregator-helpers.ts';
 
@@ -97,16 +97,8 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('a connection the broker had accepted, then reset on the way: the line says so, not "the port does not answer TLS" (both are read ECONNRESET)', async () => {
     // A TCP relay in front of the TLS broker that resets the aggregator's side once it is subscribed.
-    const sockets: Socket[] = [];
-    const relay = createServer((c) => {
-      const up = connect(broker.port, '127.0.0.1');
-      c.pipe(up).pipe(c);
-      for (const s of [c, up]) s.on('error', () => {});
-      sockets.push(c);
-      c.on('close', () => up.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    const port = (relay.address() as { port: number }).port;
+    const relay = await new TcpRelay(broker.port).start();
+    const port = relay.port;
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
     const agg = new Aggregator(
@@ -119,7 +111,7 @@ describe.skipIf(!ok)(SUITE, () => {
     );
     try {
       await agg.start();
-      for (const s of sockets.splice(0)) s.resetAndDestroy();
+      relay.reset();
       const line = await until(
         'the reset logged',
         () => lines.find((l) => l.err === 'read ECONNRESET'),

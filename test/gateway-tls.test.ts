@@ -3,7 +3,6 @@
 // password or the CA is.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -15,6 +14,7 @@ import { Publisher } from '../gateway/publisher.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { makeCertificates, tlsMosquitto } from './support/tls.ts';
 import { need } from './support/need.ts';
+import { TcpRelay } from './support/tcp-relay.ts';
 import { config, ROOT, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 
 const SUITE = 'gateway TLS';
@@ -109,16 +109,8 @@ describe.skipIf(!ok)(SUITE, () => {
 
   it('a connection the broker had accepted, then reset on the way: the fix says so, not "the port does not answer TLS" (both are read ECONNRESET)', async () => {
     // A TCP relay in front of the TLS broker that resets the gateway's side once the session is up.
-    const sockets: Socket[] = [];
-    const relay = createServer((c) => {
-      const up = connect(broker.port, '127.0.0.1');
-      c.pipe(up).pipe(c);
-      for (const s of [c, up]) s.on('error', () => {});
-      sockets.push(c);
-      c.on('close', () => up.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    const port = (relay.address() as { port: number }).port;
+    const relay = await new TcpRelay(broker.port).start();
+    const port = relay.port;
     const cfg = loadConfig(
       {
         site: 'tls',
@@ -140,7 +132,7 @@ describe.skipIf(!ok)(SUITE, () => {
     try {
       p.start();
       await waitFor(() => p.connected, 30_000, 'connected over TLS through the relay');
-      for (const s of sockets.splice(0)) s.resetAndDestroy();
+      relay.reset();
       await waitFor(() => lines.some((l) => l.err === 'read ECONNRESET'), 30_000, 'the reset logged');
       const line = lines.find((l) => l.err === 'read ECONNRESET')!;
       expect(line.msg).toBe('mqtt error');
