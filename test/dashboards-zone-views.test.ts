@@ -258,6 +258,10 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
     const col = silent.columns.indexOf('silent');
     const values = silent.values.map((row) => row[col]).filter((v) => v !== null);
     expect(values.at(-1), describeResult(q(g, /^Missing windows/, 'A'))).toBe(true);
+    // ... as the panel's description says (it had said that every status message records it as reporting)
+    const described = (flatPanels(gateways).find((p) => /^Missing windows/.test(p.title)) as { description?: string }).description;
+    expect(described).toMatch(/A status message does not mark a silent gateway as reporting/);
+    expect(described).not.toMatch(/every status message records it as reporting/);
 
     // "Online now" reads "missing" (its value mapping of -1), as the page does, not "online"
     expect(onlineNow(g)).toBe('missing');
