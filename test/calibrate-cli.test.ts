@@ -19,6 +19,8 @@ const occDir = occ ?? join(repo, '..', 'shared', 'captures', 'occupancy');
 const DAYS = ['2022-10-18', '2022-10-25', '2022-11-01'];
 const pcap = (d: string) => join(occDir, `sc6-61_${d}.pcap`);
 const truth = (d: string) => join(occDir, `sc6-61_${d}_occupancy.csv`);
+/** A lone iPhone (../shared/captures/wifi): every frame carries a stale FCS. */
+const iphone = join(occDir, '..', 'wifi', 'iPhone11-B_anonymized.pcap');
 
 function presence(...args: string[]) {
   const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), ...args], { cwd: repo, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -369,6 +371,23 @@ zones:
       ),
     ],
     [
+      // (the fit failed on the data: 'the estimate does not rise with people (it changes by 0.000 per person)', no file, no fix)
+      'a frame gate above every frame (all frames weak)',
+      () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--rssi-min', '-20'],
+      new RegExp(
+        `^presence calibrate: ${pcap(DAYS[0]).replace(/[.]/g, '\\.')}: none of its \\d+ wifi frames is counted: \\d+ are weaker than --rssi-min -20 dBm; fix: lower --rssi-min \\(to the gateway's rssi_min_dbm\\) or leave it out`,
+      ),
+    ],
+    [
+      'a capture whose every frame fails the FCS check (a stale FCS: the iPhone capture)',
+      () => {
+        const day = join(dir, 'iphone_occupancy.csv');
+        writeFileSync(day, 'time;occupancy\n2023-10-12T21:50:00Z;1\n2023-10-12T22:10:00Z;2\n2023-10-12T22:40:00Z;2\n');
+        return ['--capture', iphone, '--truth', day];
+      },
+      /^presence calibrate: .*iPhone11-B_anonymized\.pcap: none of its 782 wifi frames is counted: all fail the FCS\/CRC check or are malformed; fix: .*pass --ignore-fcs$/,
+    ],
+    [
       'a prior fitted on another count (devices)',
       () => {
         const devices = join(dir, 'devices.yaml');
@@ -671,6 +690,33 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     );
     const other = storedWith(file, join(dir, 'elsewhere.yaml'), '--zone', 'elsewhere', '--influx-rp', 'other');
     expect(other.stderr).not.toMatch(/no stored wifi windows/);
+  });
+
+  it('the BLE counts of a zone whose gateways hear no BLE (they publish BLE zeros): one line naming the truth file and the radio they hear', async () => {
+    // A gateway without a BLE source publishes its BLE radio as zeros every window, as real ones do.
+    // The fit failed on the data: 'the estimate does not rise with people', naming no file and no fix.
+    const lines: string[] = [];
+    const tram: string[] = ['time;people'];
+    for (let i = 0; i < 90; i++) {
+      const t = t0 + i * 60_000;
+      const p = Math.round(10 + 8 * Math.sin(i / 12));
+      lines.push(`presence,gateway=gw-t,radio=wifi,site=station,zone=tram devices=${3 + 2 * p}i,estimate=${3 + 2 * p}i,frames=200i,complete=T ${t}`);
+      lines.push(`presence,gateway=gw-t,radio=ble,site=station,zone=tram devices=0i,estimate=0i,frames=0i,complete=T ${t}`);
+      if (i % 6 === 3) tram.push(`${new Date(t + 20_000).toISOString()};${p}`);
+    }
+    const res = await fetch(`${influx.url}/write?db=presence&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    const file = join(dir, 'tram.csv');
+    writeFileSync(file, `${tram.join('\n')}\n`);
+    const r = storedWith(file, join(dir, 'never.yaml'), '--zone', 'tram', '--radio', 'ble');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `presence calibrate: ${file}: every stored ble window of zone tram that holds a count (${tram.length - 1}, 2026-05-04T08:03:00.000Z to 2026-05-04T09:28:00.000Z) counted 0 devices: its gateways heard no ble there; fix: calibrate the radio they hear (--radio wifi), or check the gateways' ble sources`,
+    ]);
+    expect(existsSync(join(dir, 'never.yaml'))).toBe(false);
+    // the radio they hear fits
+    const wifi = storedWith(file, join(dir, 'tram.yaml'), '--zone', 'tram');
+    expect(wifi.code, wifi.stderr).toBe(0);
   });
 
   it('a count outside the stored windows names its line', () => {

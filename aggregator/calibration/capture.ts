@@ -42,7 +42,7 @@ export function sessionName(capture: string): string {
 export async function countCapture(
   file: string,
   opts: CaptureOptions = {},
-): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null; radioFrames: number }> {
+): Promise<{ windows: CountedWindow[]; first: number | null; last: number | null; radioFrames: number; rejected: number; weak: number }> {
   const radio = opts.radio ?? 'wifi';
   const ropts: ReplayOptions = {
     window: opts.windowMs ?? 60_000,
@@ -55,6 +55,8 @@ export async function countCapture(
   let first: number | null = null;
   let last: number | null = null;
   let radioFrames = 0;
+  let rejected = 0;
+  let weak = 0;
   try {
     for await (const w of replayCapture(file, ropts, opts.note, opts.onBytes) as AsyncIterable<ReplayWindow>) {
       if (w.start === null || w.end === null) continue;
@@ -63,6 +65,8 @@ export async function countCapture(
       const r = w[radio];
       windows.push({ start, end, estimate: r.estimate, devices: r.devices });
       radioFrames += r.frames;
+      rejected += r.rejected;
+      weak += r.weak;
       if (w.wifi.frames + w.ble.frames > 0) {
         first ??= start;
         last = end;
@@ -80,7 +84,7 @@ export async function countCapture(
       );
     throw e;
   }
-  return { windows, first, last, radioFrames };
+  return { windows, first, last, radioFrames, rejected, weak };
 }
 
 /** Replays each capture and pairs its windows with its truth; one session per capture. */
@@ -88,7 +92,7 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
   const out: PairedWindow[] = [];
   for (const input of inputs) {
     const truth: Occupancy = readOccupancy(input.truth);
-    const { windows, first, last, radioFrames } = await countCapture(input.capture, opts);
+    const { windows, first, last, radioFrames, rejected, weak } = await countCapture(input.capture, opts);
     if (first === null || last === null) {
       throw new TruthError(input.capture, null, 'holds no frames to pair with the truth', 'pass the capture of the session the --truth file counted');
     }
@@ -101,6 +105,21 @@ export async function pairCaptures(inputs: CaptureTruth[], opts: CaptureOptions 
         null,
         `holds no ${radio} frames (only ${other})`,
         `calibrate its ${other} counts with --radio ${other}, or pass a capture with ${radio} frames`,
+      );
+    }
+    if (rejected + weak >= radioFrames) {
+      // Every frame of the radio was dropped before counting: its windows all read 0, and the fit
+      // would fail on the data ("does not rise with people") without saying why.
+      const gate = opts.rssiMinDbm;
+      throw new TruthError(
+        input.capture,
+        null,
+        weak === 0
+          ? `none of its ${radioFrames} ${radio} frames is counted: all fail the FCS/CRC check or are malformed`
+          : `none of its ${radioFrames} ${radio} frames is counted: ${weak} are weaker than --rssi-min ${gate} dBm${rejected ? `, ${rejected} fail the FCS/CRC check or are malformed` : ''}`,
+        weak === 0
+          ? `if the capture carries a stale FCS (its recorder kept one the radio did not check), pass --ignore-fcs`
+          : `lower --rssi-min (to the gateway's rssi_min_dbm) or leave it out${rejected ? ', and pass --ignore-fcs if the capture carries a stale FCS' : ''}`,
       );
     }
     checkWithinCapture(truth, first, last, opts.windowMs ?? 60_000, input.capture);

@@ -216,5 +216,17 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
       'remove counts made while the gateways were down, and write times in UTC (Z)',
     );
   }
+  // Every paired window counted nothing on this radio: its gateways do not hear it there (no BLE
+  // source, or another radio's zone). The fit would fail on the data without saying why.
+  const radio = o.radio ?? 'wifi';
+  if (paired.length > 0 && paired.every((p) => p.devices === 0 && p.estimate === 0)) {
+    const other = radio === 'wifi' ? 'ble' : 'wifi';
+    throw new TruthError(
+      truthFile,
+      null,
+      `every stored ${radio} window of zone ${o.zone} that holds a count (${paired.length}, ${iso(min(paired.map((p) => p.start)))} to ${iso(max(paired.map((p) => p.end)))}) counted 0 devices: its gateways heard no ${radio} there`,
+      `calibrate the radio they hear (--radio ${other}), or check the gateways' ${radio} sources`,
+    );
+  }
   return paired;
 }
