@@ -24,7 +24,7 @@ import {
   TruthError,
   type Sample,
 } from '../aggregator/calibration/index.ts';
-import { checkWithinCapture } from '../aggregator/calibration/truth.ts';
+import { checkWithinCapture, readOccupancy } from '../aggregator/calibration/truth.ts';
 import { t975 } from '../aggregator/calibration/stats.ts';
 import { smallSample } from '../aggregator/calibration/fit.ts';
 import { describeFit } from '../aggregator/calibration/cli.ts';
@@ -663,6 +663,16 @@ describe('truth', () => {
       /^a\.csv:3: "2022-02-30T09:01:00Z" is not a date \(month 02 of 2022 has no day 30\); fix: correct the date$/,
     ],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z;-2\n', /a\.csv:3: occupancy "-2" is not a number of people; fix:/],
+    // a time without its zone: said as such (it was "is not a time; fix: use ISO 8601 with a zone")
+    [
+      'time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00;2\n',
+      /^a\.csv:3: time "2022-10-18T09:01:00" has no time zone; fix: add it: Z when the time is UTC \(2022-10-18T09:01:00Z\), else its offset from UTC/,
+    ],
+    // a spreadsheet in a locale with a decimal comma
+    [
+      'time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z;2,5\n',
+      /^a\.csv:3: occupancy "2,5" has a decimal comma; fix: write it with a decimal point, like 2\.5$/,
+    ],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z,3\n', /a\.csv:3: .* has 1 field\(s\), expected 2/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n2022-10-18T09:01:00Z;3\n', /a\.csv:3: time .* is earlier than the row before it \(line 2\); fix: sort/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n', /a\.csv: holds 1 row\(s\).*; fix: add a row at the end/],
@@ -689,6 +699,29 @@ describe('truth', () => {
     expect(err).toBeInstanceOf(TruthError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('line ends of any system: \\r\\n, \\n and a lone \\r (it read the whole file as its header); empty lines are skipped', () => {
+    const rows = ['time;occupancy', '2022-10-18T09:00:00Z;1', '', '2022-10-18T09:01:00Z;3', '2022-10-18T09:02:00Z;0'];
+    for (const end of ['\r\n', '\n', '\r']) {
+      const o = parseOccupancy(`\uFEFF${rows.join(end)}${end}`, 'a.csv');
+      expect(o.people).toEqual([1, 3, 0]);
+      expect(o.lines).toEqual([2, 4, 5]);
+    }
+  });
+
+  it('a truth file saved as UTF-16 with its byte-order mark (a spreadsheet\'s "Unicode text") is read; it was refused as binary', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-truth-'));
+    try {
+      const text = 'time;occupancy\r\n2022-10-18T09:00:00Z;1\r\n2022-10-18T09:01:00Z;3\r\n';
+      const le = join(dir, 'le.csv');
+      writeFileSync(le, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+      const be = join(dir, 'be.csv');
+      writeFileSync(be, Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]));
+      for (const f of [le, be]) expect(readOccupancy(f).people).toEqual([1, 3]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an occupancy file given to the stored form (a lab day's truth with --influx-url): the fix says it is --capture's truth and what the stored form takes", () => {

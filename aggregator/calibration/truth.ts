@@ -5,7 +5,7 @@
 // Every error names the file, the line and the fix, on one line.
 
 import { PERMISSION_DENIED } from '../../scripts/lib/readable.ts';
-import { readSmallFile } from '../../scripts/lib/small-file.ts';
+import { readSmallFileBytes } from '../../scripts/lib/small-file.ts';
 
 /** A truth file is read whole: at most this big (a year of 1-s rows is about 1 GB; of 1-min rows, 20 MB). */
 const TRUTH_MAX_BYTES = 256 * 2 ** 20;
@@ -42,6 +42,8 @@ export interface PointCount {
 export const MAX_PEOPLE = 1_000_000;
 
 const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+/** An ISO 8601 time without its zone (which Date.parse would read as local time). */
+const NO_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
 /** A control character other than white space (tab, line ends, form feed) or escape: not a CSV. */
 function isBinary(text: string): boolean {
@@ -65,7 +67,8 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
       `give --truth the time;${valueName} CSV (and the capture to --capture)`,
     );
   }
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  // Line ends of any system: \r\n (Windows), \n, and a lone \r (classic Mac, some spreadsheets' exports).
+  const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
   const header = (lines[0] ?? '').trim().toLowerCase();
   const want = `time;${valueName}`;
   if (header !== want) {
@@ -93,6 +96,15 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     }
     const [t, v] = parts.map((s) => s.trim());
     const time = ISO.test(t) ? Date.parse(t) : NaN;
+    if (!Number.isFinite(time) && NO_ZONE.test(t)) {
+      // Read as local time it would move by the machine's offset, and no error would follow.
+      throw new TruthError(
+        file,
+        line,
+        `time ${quote(t)} has no time zone`,
+        `add it: Z when the time is UTC (${t}Z), else its offset from UTC (${t}+01:00 for 1 hour ahead)`,
+      );
+    }
     if (!Number.isFinite(time)) {
       throw new TruthError(file, line, `${quote(t)} is not a time`, 'use ISO 8601 with a zone, e.g. 2022-10-18T08:54:02Z');
     }
@@ -102,6 +114,9 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
       throw new TruthError(file, line, `${quote(t)} is not a date (month ${t.slice(5, 7)} of ${y} has no day ${d})`, 'correct the date');
     }
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+    if (/^\d+,\d+$/.test(v)) {
+      throw new TruthError(file, line, `${valueName} ${quote(v)} has a decimal comma`, `write it with a decimal point, like ${v.replace(',', '.')}`);
+    }
     if (!Number.isFinite(value)) {
       throw new TruthError(file, line, `${valueName} ${quote(v)} is not a number of people`, 'write a number of people >= 0, like 3');
     }
@@ -150,9 +165,22 @@ export function readPointCounts(file: string): PointCount[] {
   return parsePointCounts(readText(file), file);
 }
 
+/**
+ * The text of a truth file: UTF-8, or UTF-16 with its byte-order mark (a spreadsheet's "Unicode
+ * text"), which read as UTF-8 is NUL bytes between the characters and was refused as binary.
+ */
+export function decodeTruth(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return bytes.subarray(2).toString('utf16le');
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) {
+    const le = Buffer.from(bytes.subarray(2, 2 + ((bytes.length - 2) & ~1)));
+    return le.swap16().toString('utf16le');
+  }
+  return bytes.toString('utf8');
+}
+
 function readText(file: string): string {
   try {
-    return readSmallFile(file, TRUTH_MAX_BYTES);
+    return decodeTruth(readSmallFileBytes(file, TRUTH_MAX_BYTES));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') throw new TruthError(file, null, PERMISSION_DENIED.problem, PERMISSION_DENIED.fix);

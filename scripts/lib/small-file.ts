@@ -16,9 +16,14 @@ export function smallFileProblem(path: string, maxBytes: number): string | null 
   return null;
 }
 
-/** The text of a small regular file; throws an Error whose message is the problem (fs errors as they are). */
-export function readSmallFile(path: string, maxBytes: number): string {
+/** The bytes of a small regular file; throws an Error whose message is the problem (fs errors as they are). */
+export function readSmallFileBytes(path: string, maxBytes: number): Buffer {
   const problem = smallFileProblem(path, maxBytes);
   if (problem) throw Object.assign(new Error(problem), { code: 'ESMALLFILE' });
-  return readFileSync(path, 'utf8');
+  return readFileSync(path);
+}
+
+/** The text (UTF-8) of a small regular file; throws as readSmallFileBytes does. */
+export function readSmallFile(path: string, maxBytes: number): string {
+  return readSmallFileBytes(path, maxBytes).toString('utf8');
 }
