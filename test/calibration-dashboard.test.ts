@@ -501,6 +501,10 @@ zones:
       }
     }
     expect(flatPanels(gateways).find((p) => /^Rejected frames per/.test(p.title))!.title).toMatch(/per minute/);
+    // The source errors panel points there: it had said rejected frames were not stored, so not shown.
+    const errors = (flatPanels(gateways).find((p) => /^Source errors/.test(p.title)) as { description?: string }).description;
+    expect(errors).not.toMatch(/not stored/);
+    expect(errors).toMatch(/stored per window and radio \(rejected, from the counts messages\) and shown in "Rejected frames per minute, per radio"/);
   });
 
   it('gateways: a gateway that reported its status in the range but sent no window shows 0 whole windows, not nothing', async () => {
