@@ -205,7 +205,9 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(has(await snapshot(), 'held')).toBe(false);
       expect(Object.keys(await charts())).not.toContain(`${today.site}/held`);
       await influxd.start();
-      await eventually('the window is written and on the page', async () => Object.keys(await charts()).includes(`${today.site}/held`));
+      // The zone is in the page's data as soon as the update arrives; its chart is drawn at the next
+      // animation frame (until then devices is null): wait for the chart holding the window.
+      await eventually('the window is written and drawn on the page', async () => (await charts())[`${today.site}/held`]?.devices?.[0]?.length === 1);
       const c = (await charts())[`${today.site}/held`];
       const db = (await stored()).get(`${today.site}/held`)!;
       expect(c.devices).toEqual([[Date.parse(held.start) / 1000], [db.get(Date.parse(held.start))!.wifi], [db.get(Date.parse(held.start))!.ble]]);
