@@ -78,6 +78,8 @@ export class Aggregator extends EventEmitter {
   readonly sink: Sink;
   /** Adds calibrated and people, people_low, people_high to the points of calibrated zones; null: none. */
   calibration: Calibration | null;
+  /** Why the last SIGHUP reload of the calibration failed (null: none failed since the last good one). */
+  calibrationProblem: string | null = null;
 
   private readonly intake: Intake;
   private readonly pipeline: WritePipeline;
@@ -216,6 +218,7 @@ export class Aggregator extends EventEmitter {
           drops: this.pipeline.recentDrops(),
           queueDepth: this.queueDepth,
           sink: this.sink.target,
+          calibrationProblem: this.calibrationProblem,
         }),
         http.port,
         http.host,

@@ -122,6 +122,8 @@ export interface HealthState {
   drops?: Array<{ reason: string; points: number; last: number; message: string; hint?: string }>;
   queueDepth: number;
   sink: string;
+  /** A calibration reload that failed (the one loaded before is in use): "degraded" until one succeeds. */
+  calibrationProblem?: string | null;
 }
 
 export type HealthServer = ListeningServer;
@@ -130,7 +132,7 @@ export type HealthServer = ListeningServer;
 export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
- *  server refused points recently (they are dropped); 503 {"status":"unhealthy"} with the reasons
+ *  server refused points recently (they are dropped) or a calibration reload failed; 503 {"status":"unhealthy"} with the reasons
  *  when not connected to the broker or while writes fail. */
 export async function startHealthServer(
   metrics: AggregatorMetrics,
@@ -163,7 +165,8 @@ export async function startHealthServer(
           problems.push(
             `${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`,
           );
-        const status = unhealthy ? 'unhealthy' : drops.length ? 'degraded' : 'ok';
+        if (s.calibrationProblem) problems.push(s.calibrationProblem);
+        const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem ? 'degraded' : 'ok';
         res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({

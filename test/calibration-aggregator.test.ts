@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import type { Aggregator } from '../aggregator/aggregator.ts';
@@ -189,7 +190,7 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(calibration: string, out: string, clientId: string) {
+  function start(calibration: string, out: string, clientId: string, httpPort: number | 'off' = 'off') {
     const p = spawn(
       process.execPath,
       [
@@ -202,7 +203,7 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
         '--out',
         out,
         '--http-port',
-        'off',
+        String(httpPort),
         '--flush-interval',
         '20ms',
         '--calibration',
@@ -340,7 +341,9 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
     const file = join(dir, 'calibration.yaml');
     const out = join(dir, 'presence.lp');
     writeFileSync(file, calibrationYaml(0.5, 4));
-    const { p, state } = start(file, out, 'cal-good');
+    const httpPort = await freePort();
+    const { p, state } = start(file, out, 'cal-good', httpPort);
+    const health = async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as Promise<{ status: string; problems: string[] }>;
     const pub = await publisher(broker.url);
     const t0 = Date.now() - 3_600_000;
     let seq = 0;
@@ -404,12 +407,29 @@ describe.skipIf(!ok)('presence aggregator --calibration (real process, real Mosq
         fix: 'correct the file (or write it again with presence calibrate), then send SIGHUP again',
       });
       expect(JSON.parse(line).err).toMatch(/calibration\.yaml: .*missing key "estimator"/);
+      // /healthz says so until a reload succeeds: the next restart would refuse the file.
+      const degraded = await health();
+      expect(degraded.status).toBe('degraded');
+      expect(degraded.problems).toEqual([
+        expect.stringMatching(
+          /^calibration .*calibration\.yaml not reloaded on SIGHUP \(.*missing key "estimator".*\): the calibration loaded before is still in use; fix: /,
+        ),
+      ]);
       await send(10);
       text = readFileSync(out, 'utf8');
       a = peopleOf(text, 'zone-a');
       expect(a).toHaveLength(40);
       for (const x of a.slice(30)) expect(x!.people).toBe(second.apply('zone-a', x!.estimate)!.value);
       expect(p.exitCode).toBeNull();
+      // The file corrected and SIGHUP again: ok.
+      writeFileSync(file, calibrationYaml(2, 1));
+      p.kill('SIGHUP');
+      await until(
+        'reloaded again',
+        () => state.log.split('"calibration reloaded"').length,
+        (n) => n === 3,
+      );
+      expect(await health()).toMatchObject({ status: 'ok', problems: [] });
     } finally {
       await pub.endAsync();
       p.kill('SIGTERM');
