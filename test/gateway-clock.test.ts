@@ -80,6 +80,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await end();
   });
 
+  it('limit: the first window starts at its first frame and the last ends 1 ms after its last, to the ms, also when k suppresses their counts', async () => {
+    // One phone, three probe requests in one 60-s window and two in the next, at times that are no
+    // boundary. k = 5 suppresses both windows' counts; their times still say when it was heard.
+    const w0 = Date.parse('2026-05-04T10:00:00.000Z');
+    const times = [w0 + 12_345, w0 + 20_000, w0 + 30_000, w0 + 61_000, w0 + 97_531];
+    const path = join(tmp, 'lone.pcap');
+    const lone = (i: number) => probeRequest({ sa: address(7, 9, true), seq: i, ies: IES, channel: 6, signalDbm: -50, tsfUs: i });
+    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...times.map((t, i) => pcapRecord(t, lone(i)))]));
+    const { counts: c, end } = await runCapture(
+      { brokerUrl: broker.url, site: 'lone', path, queueDir: join(tmp, 'q-lone') },
+      ['--speed', 'max', '--window', '60s', '--privacy-min-count', '5'],
+      spawnGateway,
+    );
+    expect(c.map((w) => [w.start, w.end, w.wifi.suppressed, w.wifi.devices, w.wifi.frames])).toEqual([
+      [new Date(times[0]!).toISOString(), new Date(w0 + 60_000).toISOString(), true, 0, 0],
+      [new Date(w0 + 60_000).toISOString(), new Date(times[4]! + 1).toISOString(), true, 0, 0],
+    ]);
+    await end();
+  });
+
   it('a pcapng starting with a simple packet block (time 0), then a jump of two months: the jump is skipped and logged with its count', async () => {
     const a = Date.parse('2026-03-01T12:00:00.000Z');
     const b = Date.parse('2026-05-01T12:00:00.000Z');
