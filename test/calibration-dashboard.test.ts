@@ -526,6 +526,37 @@ zones:
     ]);
   });
 
+  it('traffic: a corridor with a gateway offline now says so, also when it went offline before the range; the others read none', async () => {
+    const traffic = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    const panel = flatPanels(traffic).find((p) => /^Gateways offline or silent now/.test(p.title)) as Panel & {
+      fieldConfig: { defaults: { noValue?: string } };
+    };
+    expect(panel.fieldConfig.defaults.noValue).toBe('none');
+    // gate's second gateway went offline half an hour ago: inside a 6-hour range, before a 10-minute one
+    for (const from of ['now-6h', 'now-10m']) {
+      const r = await runDashboard(traffic, db, {
+        range: timeRange(from, 'now'),
+        select: { site: 'station', zone: '$__all', gateway: '$__all', radio: 'wifi' },
+        dataSourceInterval: '1m',
+      });
+      const offline = q(r, /^Gateways offline or silent now/, 'A');
+      expect(offline.error, describeResult(offline)).toBeUndefined();
+      expect(
+        offline.series.map((s) => [s.tags?.zone, s.values.map((row) => row[1])]),
+        from,
+      ).toEqual([['gate', [1]]]);
+      expect(panel.targets?.[0].alias).toBe('$tag_zone gateways offline or silent');
+    }
+    // a corridor whose gateways all report: no tile, so the panel reads "none"
+    const quiet = await runDashboard(traffic, db, {
+      range: timeRange('now-6h', 'now'),
+      select: { site: 'station', zone: ['hall', 'quiet'], gateway: '$__all', radio: 'wifi' },
+      dataSourceInterval: '1m',
+    });
+    expect(q(quiet, /^Gateways offline or silent now/, 'A').series).toEqual([]);
+  });
+
   it('gateways: a gateway that went offline before the range is still listed as offline, with when it was last seen', async () => {
     const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
     const r = await runDashboard(gateways, new InfluxQL({ url: influx.url, database: 'presence' }), {

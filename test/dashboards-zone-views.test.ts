@@ -179,6 +179,7 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
   const influx = new Influxd('presence');
   let agg: Aggregator;
   const gateways = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+  const traffic = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
   const begin = Date.now() - 60_000;
   const online = (ts: number): StatusMessage => ({ ...status('station', 'gw-s', new Date(ts)), zone: 'hall' });
   const dashboard = (d: typeof crowd, select: Record<string, string | string[]>) =>
@@ -272,6 +273,12 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
       tile.series.map((s) => [s.tags?.zone, s.values.at(-1)?.[1]]),
       describeResult(tile),
     ).toEqual([['hall', 1]]);
+    // ... and so does the traffic dashboard's tile of the corridor
+    const t = q(await dashboard(traffic, { site: 'station', zone: '$__all', gateway: '$__all', radio: 'wifi' }), /^Gateways offline or silent now/, 'A');
+    expect(
+      t.series.map((s) => [s.tags?.zone, s.values.at(-1)?.[1]]),
+      describeResult(t),
+    ).toEqual([['hall', 1]]);
 
     // Its next window brings it back everywhere.
     const back = await publisher(broker.url);
@@ -289,6 +296,9 @@ describe.skipIf(!ok)('a gateway whose windows stopped while its status goes on (
     );
     const again = await dashboard(crowd, { site: 'station', zone: '$__all' });
     expect(q(again, /^Now per zone/, 'E').series).toEqual([]);
+    expect(
+      q(await dashboard(traffic, { site: 'station', zone: '$__all', gateway: '$__all', radio: 'wifi' }), /^Gateways offline or silent now/, 'A').series,
+    ).toEqual([]);
     expect(onlineNow(await dashboard(gateways, { site: 'station', gateway: '$__all' }))).toBe('online');
   });
 });
