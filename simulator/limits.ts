@@ -123,7 +123,7 @@ export function checkStart(s: Scenario, given: string | undefined): void {
 /** A scenario file's mistakes as a usage error: one line per problem naming the file and the field. */
 export function scenarioUsageError(e: ScenarioError): UsageError {
   return new UsageError(
-    e.problems.map((p) => `${e.source}: ${p}`).join('\n'),
+    e.problems.map((_, i) => e.lineOf(i)).join('\n'),
     'simulator/README.md, "Sample scenario", shows every key; presence simulate --list names the built-in scenarios',
   );
 }

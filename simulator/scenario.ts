@@ -285,13 +285,89 @@ const validate = ajv.compile(scenarioSchema);
 export const FIXED_DEVICES_MAX = 100_000;
 
 export class ScenarioError extends Error {
+  /**
+   * `lines[i]`: the line of the file that problem i is about (`file.yaml:12: ...`), where the problem
+   * names a key the file holds (or the mapping a missing key belongs in); unset for a document given
+   * as an object, or a problem about no key (a flag, the whole file).
+   */
   constructor(
     readonly source: string,
     readonly problems: string[],
+    readonly lines: ReadonlyArray<number | undefined> = [],
   ) {
-    super(`${source}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  - ${problems.join('\n  - ')}`}`);
+    const where = (i: number) => `${source}${lines[i] ? `:${lines[i]}` : ''}`;
+    super(
+      problems.length === 1
+        ? `${where(0)}: ${problems[0]}`
+        : `${source}: ${problems.length} problems:\n  - ${problems.map((p, i) => (lines[i] ? `line ${lines[i]}: ${p}` : p)).join('\n  - ')}`,
+    );
     this.name = 'ScenarioError';
   }
+
+  /** "file.yaml:12: problem" (or "file.yaml: problem" without a line), one per problem. */
+  lineOf(i: number): string {
+    return `${this.source}${this.lines[i] ? `:${this.lines[i]}` : ''}: ${this.problems[i]}`;
+  }
+}
+
+/** The key path a problem starts with ("crowds[0].modes.car.people: ..."), as keys and indices; null for "(top level)". */
+function problemPath(problem: string): Array<string | number> | null | undefined {
+  if (problem.startsWith('(top level): ')) return null;
+  const m = /^([A-Za-z_][\w-]*(?:\[\d+\]|\.[A-Za-z_][\w-]*)*): /.exec(problem);
+  if (!m) return undefined;
+  return m[1].split(/\.|(?=\[)/).map((seg) => (seg.startsWith('[') ? Number(seg.slice(1, -1)) : seg));
+}
+
+const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * The line of a scenario text that each problem is about: the key its path ends at, or the deepest
+ * mapping of that path the text holds (where a missing key belongs), or, for an unknown field, that
+ * field's key. Keys renamed from their camelCase form are found under their old name.
+ */
+function problemLines(text: string, problems: readonly string[]): Array<number | undefined> {
+  const lineCounter = new YAML.LineCounter();
+  let doc: YAML.Document.Parsed;
+  try {
+    doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: false });
+  } catch {
+    return [];
+  }
+  if (doc.errors.length) return [];
+  const lineAt = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+  const pairIn = (node: unknown, key: string) =>
+    YAML.isMap(node) ? node.items.find((p) => YAML.isScalar(p.key) && (p.key.value === key || p.key.value === camel(key))) : undefined;
+  return problems.map((problem) => {
+    const path = problemPath(problem);
+    if (path === undefined) return undefined;
+    let node: unknown = doc.contents;
+    let line = lineAt((node as YAML.Node | null)?.range?.[0]);
+    let found = 0;
+    for (const seg of path ?? []) {
+      if (typeof seg === 'number') {
+        if (!YAML.isSeq(node) || !node.items[seg]) break;
+        node = node.items[seg];
+        line = lineAt((node as YAML.Node).range?.[0]);
+      } else {
+        const pair = pairIn(node, seg);
+        if (!pair) break;
+        line = lineAt((pair.key as YAML.Node).range?.[0]);
+        node = pair.value;
+      }
+      found++;
+    }
+    // a top-level key the file does not hold (a value given by a flag): no line, unless it is the missing one
+    if (path?.length && !found && !/: is required$/.test(problem)) line = undefined;
+    // an unknown field: its own key's line, when the path led to its mapping
+    const unknown = /: unknown field "([^"]+)"$/.exec(problem);
+    if (unknown) {
+      let parent: unknown = doc.contents;
+      for (const seg of path ?? []) parent = typeof seg === 'number' ? (YAML.isSeq(parent) ? parent.items[seg] : undefined) : pairIn(parent, seg)?.value;
+      const pair = pairIn(parent, unknown[1]);
+      if (pair) line = lineAt((pair.key as YAML.Node).range?.[0]);
+    }
+    return line;
+  });
 }
 
 /** "/gateways/0/wifi/dwell" -> "gateways[0].wifi.dwell" */
@@ -695,7 +771,13 @@ export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Sce
     throw new ScenarioError(path, [`cannot read the scenario file (${(e as Error).message})`]);
   }
   const doc = parseScenarioText(text, path);
-  return resolveScenario(doc, path, o);
+  try {
+    return resolveScenario(doc, path, o);
+  } catch (e) {
+    // The same problems, each with the line of the file it is about (a JSON file reads as YAML too).
+    if (e instanceof ScenarioError && !e.lines.length) throw new ScenarioError(e.source, e.problems, problemLines(text, e.problems));
+    throw e;
+  }
 }
 
 export { isValidId };

@@ -320,8 +320,8 @@ describe('presence simulate: bad flag values', () => {
       const r = simulate(file, '--duration', '1m', ...args);
       const lines = r.err.trimEnd().split('\n');
       expect(lines, r.err).toEqual([
-        `presence simulate: ${file}: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
-        `presence simulate: ${file}: gateways[0].wifi.sensitivity_dbm: must be number`,
+        `presence simulate: ${file}:9: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
+        `presence simulate: ${file}:9: gateways[0].wifi.sensitivity_dbm: must be number`,
         expect.stringMatching(/^hint: \S/),
       ]);
       expect(r.code).toBe(2);
@@ -333,7 +333,7 @@ describe('presence simulate: bad flag values', () => {
         .replace('crowds:', 'people:\n  primary: { nokia-3310: 1 }\ncrowds:'),
     );
     const r = simulate(file, '--duration', '1m', '--out', join(tmp, 'market'));
-    refused(r, /^presence simulate: .*market\.yaml: people\.primary: unknown device model "nokia-3310" \(known: iphone-ios17, /);
+    refused(r, /^presence simulate: .*market\.yaml:11: people\.primary: unknown device model "nokia-3310" \(known: iphone-ios17, /);
     expect(existsSync(join(tmp, 'market'))).toBe(false);
   });
 
@@ -499,7 +499,7 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     refusedDemo(demo('--scenario', 'nosuch'), /nosuch: no such scenario file, and not a built-in scenario/);
     const file = join(tmp, 'demo-bad.yaml');
     writeFileSync(file, 'name: x\nsite: x\nduration: 1h\nwindow: 60s\ngateways:\n  - { id: g, zone: z, position: [0, 0], wifi: { dwell: fast } }\n');
-    refusedDemo(demo('--scenario', file), /.*demo-bad\.yaml: gateways\[0\]\.wifi\.dwell: must be a duration/);
+    refusedDemo(demo('--scenario', file), /.*demo-bad\.yaml:6: gateways\[0\]\.wifi\.dwell: must be a duration/);
     refusedDemo(demo('--scale', '1e9'), /--scale 1000000000: kingsday-square would hold 3\.00e\+13 people at its peak; .*--scale 10 or less/);
     refusedDemo(demo('--minutes', '99999999'), /--minutes: at most 31d \(got "99999999"\)/);
     // a length that rounds to 0 s was blamed on the scenario file ('kingsday-square.yaml: duration: must be above 0 (got 0)', exit 1)

@@ -393,4 +393,65 @@ describe('scenario files', () => {
     expect(s.gateways[0].wifi).toBeUndefined();
     expect(s.gateways[0].ble).toBeDefined();
   });
+
+  it("a scenario file's mistakes name the line of the key (they named the key path only: in a long file the tester had to count)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sim-scenario-'));
+    const file = join(dir, 'market.yaml');
+    const problemsOf = (text: string) => {
+      writeFileSync(file, text);
+      try {
+        loadScenario(file);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ScenarioError);
+        const err = e as ScenarioError;
+        return err.problems.map((_, i) => err.lineOf(i));
+      }
+      throw new Error('expected a ScenarioError');
+    };
+    const text = [
+      'name: market', // 1
+      'site: market',
+      'duration: 10m',
+      'truth_stepp: 5s', // 4: unknown
+      'gateways:',
+      '  - id: gw-1',
+      '    zone: z',
+      '    position: [0, 0]',
+      '    wifi: { channels: [1, 6, 11], dwell: fast }', // 9
+      'crowds:',
+      '  - type: flow',
+      '    from: [0, 0]',
+      '    to: [100, 0]',
+      '    modes:',
+      '      car: { perHour: -3, speed: 8, people: [0, 2] }', // 15: an old camelCase key
+      'fixed:',
+      '  - { model: ibeacon, position: [1, 0], count: 2.5 }', // 17
+      '',
+    ].join('\n');
+    expect(problemsOf(text)).toEqual([
+      `${file}:4: (top level): unknown field "truth_stepp"`,
+      `${file}:9: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
+      `${file}:15: crowds[0].modes.car.per_hour: must be >= 0`,
+      `${file}:17: fixed[0].count: must be integer (got 2.5)`,
+    ]);
+    // checked once the types are right: the people of a mode, a missing key (the mapping it belongs in)
+    expect(
+      problemsOf(
+        text.replace('truth_stepp: 5s\n', '').replace('dwell: fast', 'dwell: 200ms').replace('perHour: -3', 'perHour: 3').replace('count: 2.5', 'count: 2'),
+      ),
+    ).toEqual([`${file}:14: crowds[0].modes.car.people: each car carries at least one person, like [1, 3] (got [0,2])`]);
+    expect(problemsOf('name: x\nsite: s\ngateways:\n  - { zone: z, position: [0, 0] }\n')).toEqual([
+      `${file}:1: duration: is required`,
+      `${file}:4: gateways[0].id: is required`,
+    ]);
+    // a JSON file too
+    const json = join(dir, 'j.json');
+    writeFileSync(
+      json,
+      '{\n  "name": "j",\n  "site": "s",\n  "duration": "1m",\n  "gateways": [{ "id": "g", "zone": "z", "position": [0, 0], "bogus": 1 }]\n}\n',
+    );
+    expect(() => loadScenario(json)).toThrow(`${json}:5: gateways[0]: unknown field "bogus"`);
+    // a document given as an object has no lines
+    expect(problems({ ...minimal(), bogus: 1 })).toBe('file.yaml: (top level): unknown field "bogus"');
+  });
 });
