@@ -144,7 +144,8 @@ describe.skipIf(!ok)(SUITE, () => {
       'the page holds every window written',
       async () => {
         const c = await charts();
-        return [...written].every(([k, z]) => c[k]?.devices[0].length === z.size);
+        // (a zone whose chart is not drawn yet, until the next animation frame, has devices: null)
+        return [...written].every(([k, z]) => c[k]?.devices?.[0]?.length === z.size);
       },
       30_000,
     );
