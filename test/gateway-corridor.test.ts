@@ -232,6 +232,45 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
   }, 90_000);
 
+  it('limit: k does not suppress the sketch: a window whose counts are published as zeros still has its sketch, with the bits of its devices', async () => {
+    const dir = join(tmp, 'k');
+    mkdirSync(dir);
+    const secretPath = join(dir, 'g.secret');
+    const init = presence(['corridor', 'init', '--group', 'main-street', '--out', secretPath]);
+    expect(init.code, init.stderr).toBe(0);
+    const secret = new Uint8Array(Buffer.from(readFileSync(secretPath, 'utf8').trim(), 'hex'));
+    const start = Date.UTC(2026, 3, 27, 14, 0, 0);
+    const ble = bleCapture(join(dir, 'ble.pcap'), { devices: 40, startMs: start, durationMs: 120_000, framesPerS: 20, salt: 21 });
+    const sub = await subscriber(broker.url);
+    // k far above the devices: every window's counts go out as zeros; p = 2 / 65536 (almost no noise)
+    const gw = spawnGateway([
+      ...['--site', 'city', '--zone', 'east', '--id', 'gw-k', '--mqtt-url', broker.url, '--source', `pcap:${ble.path}@ble`],
+      ...['--speed', 'max', '--window', '60s', '--queue-dir', join(dir, 'q'), '--privacy-min-count', '1000'],
+      ...['--corridor-group', 'main-street', '--corridor-secret-file', secretPath, '--corridor-sketch-p', String(2 / 65536), '--corridor-sketch-bits', '1024'],
+    ]);
+    try {
+      expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic('city', 'gw-k') && m.payload.includes('"offline"')), 20_000, 'offline status');
+      const counts = sub.messages.filter((m) => m.topic === countsTopic('city', 'gw-k')).map((m) => JSON.parse(m.payload.toString()));
+      const sketches = sub.messages.filter((m) => m.topic === sketchTopic('city', 'gw-k')).map((m) => JSON.parse(m.payload.toString()) as SketchMessage);
+      expect(counts.length).toBeGreaterThanOrEqual(2);
+      expect(counts.every((c) => c.ble.suppressed === true && c.ble.devices === 0 && c.ble.estimate === 0 && c.ble.frames === 0)).toBe(true);
+      expect(sketches.map((s) => s.window_start)).toEqual(counts.map((c) => c.start));
+      // each window heard every device: its sketch is the bitmap of them (BLE random static and resolvable), but for a flip or two
+      const devices: SketchDevice[] = ble.addresses.filter((a) => a[0]! >> 6 === 3 || a[0]! >> 6 === 1).map((a) => ({ radio: 'ble' as const, address: a }));
+      expect(devices.length).toBeGreaterThan(5);
+      const truth = trueSketch(epochKey(secret, 'main-street', epochOf(start, 3600)), devices, 1024);
+      for (const s of sketches) {
+        const bits = new Uint8Array(Buffer.from(s.bits, 'base64'));
+        let differ = 0;
+        for (let i = 0; i < 1024; i++) differ += sketchBit(bits, i) ^ sketchBit(truth, i);
+        expect(differ).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      sub.client.end(true);
+    }
+  }, 60_000);
+
   it('a gateway without a corridor publishes no sketch and logs nothing of one', async () => {
     const dir = join(tmp, 'plain');
     mkdirSync(dir);
