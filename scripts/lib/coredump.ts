@@ -43,7 +43,7 @@ export function keepMemoryOutOfCoreDumps(): string | null {
 }
 
 const SNAPSHOT = "writes a heap snapshot (the process's JavaScript memory: its strings and objects) to a file";
-const REPORT = "writes a diagnostic report (the process's environment, with the broker password) to a file";
+const REPORT = "writes a diagnostic report (the process's environment, with any secret given there such as MQTT_PASSWORD) to a file";
 const INSPECTOR = 'opens the inspector, through which a local user can read and change the memory of the process';
 
 /** Node options (names as node normalises them) that put the process's memory in a file or in another process's hands. */
