@@ -471,7 +471,7 @@ export function registerSimulate(program: Command): void {
       '--evaluate',
       'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed: per radio, both radios together, and references from the devices and from the phones in reach, then a summary row per scenario against the goal of people within 15 % (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)',
     )
-    .option('--json', 'evaluate: print JSON')
+    .option('--json', 'evaluate: print JSON, one object per scenario on a line of its own')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
     .option('--rssi-min <dBm>', 'evaluate: firmware drops frames weaker than this')
     .option(

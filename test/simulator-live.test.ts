@@ -189,6 +189,15 @@ describe('presence simulate (CLI)', () => {
     expect(e3.stderr).toMatch(/presence simulate: .*ECONNREFUSED/);
   });
 
+  it('--evaluate --json of every built-in prints one JSON object per scenario, one per line, as --help says (it said "print JSON", and the whole output is no JSON document)', async () => {
+    const { stdout } = await run('node', [presence, 'simulate', '--evaluate', '--json', '--duration', '1m', '--scale', '0.01', '--no-calibrate', '--no-flows']);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l).scenario)).toEqual(['crossroads', 'kingsday-square', 'quiet-night', 'traffic-corridor']);
+    expect(() => JSON.parse(stdout)).toThrow();
+    const help = (await run('node', [presence, 'simulate', '--help'])).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('--json evaluate: print JSON, one object per scenario on a line of its own');
+  });
+
   it('--evaluate runs the firmware and reports errors and parity per gateway', async () => {
     const { stdout } = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--seed', '3']);
     const e = JSON.parse(stdout);
