@@ -326,7 +326,9 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
       'parity\nmismatches',
     ],
   });
-  const people = (p: PeopleScore | null) => (p ? `${p.mape} / ${p.mae}` : '-');
+  // No window scored (no calibration for the radio, or none for this gateway's zone: a gateway without
+  // Wi-Fi beside one with it) is '-': its 0 / 0 read as a perfect score.
+  const people = (p: PeopleScore | null) => (p && p.windows > 0 ? `${p.mape} / ${p.mae}` : '-');
   // A MAPE over no window (no such radio, nothing of it in reach) is '-', not a perfect 0.
   const mape = (x: number, windows: number) => (windows > 0 ? x : '-');
   const row = (id: string, g: Pick<GatewayScore, 'wifi' | 'ble' | 'people'>) => [
@@ -369,7 +371,7 @@ function evaluationTable(e: Evaluation, Table: typeof import('cli-table3')): str
         `  both radios (evaluation only, no calibration file holds it): per zone Wi-Fi weight ${c.combined.zones.map((z) => `${z.zone} ${z.wifi}`).join(', ')} (the rest BLE; weights from the errors on seed ${c.fitSeed})`,
       );
     const o = e.overall.people;
-    const all = (name: string, p: PeopleScore | null) => (p ? `${name} ${p.mape} / ${p.wape} / ${p.coverage}` : `${name} -`);
+    const all = (name: string, p: PeopleScore | null) => (p && p.windows > 0 ? `${name} ${p.mape} / ${p.wape} / ${p.coverage}` : `${name} -`);
     if (o.wifi || o.ble || o.combined || o.reference)
       lines.push(
         `  all windows, MAPE % / WAPE % (absolute errors over people, summed) / windows inside the 90 % interval %: ${all('Wi-Fi', o.wifi)}; ${all('BLE', o.ble)}; ${all('both', o.combined)}; reference, people from the devices in reach as the simulator knows them (no radio measures that) ${all('', o.reference).trim()}; from the phones in reach alone ${all('', o.phones).trim()}`,
@@ -453,7 +455,10 @@ export function registerSimulate(program: Command): void {
     .option('--gateway <id>', 'live: the gateway whose stream goes to stdout or --pipe')
     .option('--pipe <path>', 'live: write the stream to this path (a named pipe, or a new file) instead of stdout')
     .option('--fifo', 'live with --out: create named pipes <out>/<gateway>.pcapng for the gateways to read')
-    .option('--radio <radio>', 'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type; default wifi, or ble on a gateway without Wi-Fi)')
+    .option(
+      '--radio <radio>',
+      'live with --format pcap: the radio to stream, wifi or ble (classic pcap holds one link type; default wifi, or ble on a gateway without Wi-Fi)',
+    )
     .option('--load', 'load mode: publish count messages for virtual gateways to MQTT')
     .option('--gateways <n>', `load: number of virtual gateways (1 to ${LOAD_GATEWAYS_MAX.toLocaleString('en')})`, '10')
     .option('--rate <msgs/s>', 'load: messages per second', '100')

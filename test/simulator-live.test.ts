@@ -198,6 +198,28 @@ describe('presence simulate (CLI)', () => {
     expect(help).toContain('--json evaluate: print JSON, one object per scenario on a line of its own');
   });
 
+  it('--evaluate shows people from Wi-Fi as - for a gateway without Wi-Fi beside one with it (it showed 0 / 0, a perfect score)', async () => {
+    // the sample scenario of simulator/README.md: gw-south has no Wi-Fi, gw-north's zone calibrates on Wi-Fi
+    const file = join(root, 'market.yaml');
+    const readme = readFileSync(join(import.meta.dirname, '..', 'simulator', 'README.md'), 'utf8');
+    writeFileSync(file, /## Sample scenario\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1].replace('duration: 2h', 'duration: 10m'));
+    const { stdout } = await run('node', [presence, 'simulate', file, '--evaluate', '--no-flows']);
+    const cells = (id: string) =>
+      stdout
+        .split('\n')
+        .find((l) => l.startsWith(`│ ${id} `))!
+        .split('│')
+        .map((c) => c.trim())
+        .slice(1, -1);
+    // gateway, windows, Wi-Fi distinct, Wi-Fi estimate, BLE distinct, BLE estimate, people Wi-Fi, people BLE, both, parity
+    expect(cells('gw-south').slice(1, 4)).toEqual(['0 / 10', '-', '-']);
+    expect(cells('gw-south')[6]).toBe('-');
+    expect(cells('gw-south')[7]).toMatch(/^\d+(\.\d+)? \/ \d+(\.\d+)?$/);
+    expect(cells('gw-north')[6]).toMatch(/^\d+(\.\d+)? \/ \d+(\.\d+)?$/);
+    const json = JSON.parse((await run('node', [presence, 'simulate', file, '--evaluate', '--no-flows', '--json'])).stdout);
+    expect(json.gateways[1].people.wifi.windows).toBe(0);
+  });
+
   it('--evaluate runs the firmware and reports errors and parity per gateway', async () => {
     const { stdout } = await run('node', [presence, 'simulate', 'quiet-night', '--evaluate', '--json', '--duration', '5m', '--seed', '3']);
     const e = JSON.parse(stdout);
