@@ -469,6 +469,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.scheduleClose(); // woke early: nothing closes
   }
 
+  /**
+   * The times a window is published with. On the capture clock they are its boundaries on the window
+   * grid, also for a window cut short (`complete: false` says so): the first window starts at the
+   * run's first frame, the first after a skipped jump at the frame after it, and the last ends just
+   * after the last frame, so their own times would say, to the millisecond, when a device was heard
+   * (also when k suppresses the counts). The estimate is still the mean over the part counted. On
+   * the wall clock the times are the gateway's own (its start, its boundaries, its stop).
+   */
+  private publishedSpan(w: ClosedWindow): { start: number; end: number } {
+    return this.clock === 'capture' ? { start: w.nominalStart, end: w.nominalEnd } : { start: w.start, end: w.end };
+  }
+
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */
   private queueWindow(w: ClosedWindow | null, cutShort = false): void {
     if (w) this.lastUnparsed = w.counts.unsupported;
@@ -479,7 +491,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.unstamped(w.start, w.end);
       return;
     }
-    const counted = countsMessage(this.id, this.queue.nextSeq, { start: w.start, end: w.end, complete: w.complete && !cutShort }, w.counts);
+    const span = this.publishedSpan(w);
+    const counted = countsMessage(this.id, this.queue.nextSeq, { ...span, complete: w.complete && !cutShort }, w.counts);
     // Noise and suppression before the window is queued, logged or published (gateway/privacy.ts).
     const message = protect(counted, this.privacy);
     this.queue.append(message);
@@ -501,7 +514,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.publisher.pump();
     // The window's corridor sketch (only the noisy bitmap left the firmware): in memory, never on disk.
     if (w.counts.sketch && this.sketches) {
-      this.sketches.push(sketchMessage(this.id, { start: w.start, end: w.end }, w.counts.sketch));
+      this.sketches.push(sketchMessage(this.id, span, w.counts.sketch));
       this.emit('sketch', 'queued');
       this.publisher.pumpSketches();
     }

@@ -80,9 +80,10 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await end();
   });
 
-  it('limit: the first window starts at its first frame and the last ends 1 ms after its last, to the ms, also when k suppresses their counts', async () => {
+  it('the first and the last window are published with their boundaries, not the first and last frame, also when k suppresses their counts', async () => {
     // One phone, three probe requests in one 60-s window and two in the next, at times that are no
-    // boundary. k = 5 suppresses both windows' counts; their times still say when it was heard.
+    // boundary. k = 5 suppresses both windows' counts; the times must not say when it was heard
+    // (they had: the first window started at the first frame, the last ended 1 ms after the last).
     const w0 = Date.parse('2026-05-04T10:00:00.000Z');
     const times = [w0 + 12_345, w0 + 20_000, w0 + 30_000, w0 + 61_000, w0 + 97_531];
     const path = join(tmp, 'lone.pcap');
@@ -93,9 +94,9 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       ['--speed', 'max', '--window', '60s', '--privacy-min-count', '5'],
       spawnGateway,
     );
-    expect(c.map((w) => [w.start, w.end, w.wifi.suppressed, w.wifi.devices, w.wifi.frames])).toEqual([
-      [new Date(times[0]!).toISOString(), new Date(w0 + 60_000).toISOString(), true, 0, 0],
-      [new Date(w0 + 60_000).toISOString(), new Date(times[4]! + 1).toISOString(), true, 0, 0],
+    expect(c.map((w) => [w.start, w.end, w.complete, w.wifi.suppressed, w.wifi.devices, w.wifi.frames])).toEqual([
+      [new Date(w0).toISOString(), new Date(w0 + 60_000).toISOString(), false, true, 0, 0],
+      [new Date(w0 + 60_000).toISOString(), new Date(w0 + 120_000).toISOString(), false, true, 0, 0],
     ]);
     await end();
   });
@@ -121,13 +122,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       end,
     } = await runCapture({ brokerUrl: broker.url, site: 'spb', path, queueDir: join(tmp, 'q-spb') }, ['--speed', 'max', '--window', '1s'], spawnGateway);
     expect(c.map((w) => w.start)).toEqual([
-      new Date(a + 100).toISOString(), // first window, from its first frame
+      new Date(a).toISOString(), // first window, counted from its first frame, published with its boundary
       new Date(a + 1000).toISOString(),
       new Date(a + 2000).toISOString(),
-      new Date(b + 300).toISOString(), // after the jump: from the frame, cut short
+      new Date(b).toISOString(), // after the jump: counted from the frame, cut short
       new Date(b + 1000).toISOString(),
     ]);
-    expect(c[3]!.complete).toBe(false);
+    expect(c.map((w) => w.complete)).toEqual([false, true, true, false, false]);
     expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(1 + before.length + after.length);
     const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
     expect(jumps).toHaveLength(1);

@@ -68,15 +68,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await late.client.endAsync();
 
     const beforeRestart = new Set(counts(sub.messages, 'kill').map((c) => c.seq));
+    // Each run's first window: counted from the capture's first frame, published from its boundary.
+    const runStart = new Date(Math.floor(cap.firstMs / 1000) * 1000).toISOString();
     const second = spawnGateway(args);
-    await waitFor(
-      () => counts(sub.messages, 'kill').filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).length >= 2,
-      20_000,
-      'the second run',
-    );
+    await waitFor(() => counts(sub.messages, 'kill').filter((c) => c.start === runStart).length >= 2, 20_000, 'the second run');
     await waitFor(() => counts(sub.messages, 'kill').length >= beforeRestart.size + 3, 20_000, 'more windows');
     const all = counts(sub.messages, 'kill');
-    const runStarts = all.filter((c) => c.start === new Date(Math.floor(cap.firstMs)).toISOString()).map((c) => c.seq);
+    const runStarts = all.filter((c) => c.start === runStart).map((c) => c.seq);
     expect(runStarts[0]).toBe(1);
     const restartSeq = runStarts[1];
     // seq goes on: the second run's first window follows the last window the killed process wrote.

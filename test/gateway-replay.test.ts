@@ -88,8 +88,10 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const counts = countsOf(sub.messages);
     expect(firstArrivals(counts)).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
     for (const c of counts) expect(c).toMatchObject({ v: 1, site: 'replay', zone: 'lab', gateway: 'oppo' });
-    // Windows follow the capture's clock: aligned, contiguous, first and last cut short.
-    expect(Date.parse(counts[0].start)).toBe(Math.floor(span.first));
+    // Windows follow the capture's clock: aligned, contiguous, first and last cut short (and
+    // published with their boundaries: no time of a frame).
+    expect(Date.parse(counts[0].start)).toBe(Math.floor(span.first / windowMs) * windowMs);
+    expect(Date.parse(counts.at(-1)!.end) % windowMs).toBe(0);
     expect(counts[0].complete).toBe(false);
     expect(counts.at(-1)!.complete).toBe(false);
     for (let i = 1; i < counts.length; i++) {
@@ -202,7 +204,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await writer.write(readFileSync(late.path).subarray(24));
     await writer.close();
     await done;
-    expect(closedAt.map((c) => c.start)).toEqual([100, 1000, 2000, 3000, 4000, 5000]);
+    expect(closedAt.map((c) => c.start)).toEqual([0, 1000, 2000, 3000, 4000, 5000]);
     // Paced on the capture clock, not early: [2 s, 3 s) closes once the clock, started at the first
     // frame (0.1 s), has passed 3 s, so no sooner than 2.9 s after the bytes were written. (Measured
     // from a moment before the replay starts, so a slow machine only makes it later; the distance
