@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
+import { distance } from '../scripts/lib/config-loader.ts';
 import { deprecated } from '../scripts/lib/deprecate.ts';
 
 export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
@@ -359,7 +360,7 @@ function problemLines(text: string, problems: readonly string[]): Array<number |
     // a top-level key the file does not hold (a value given by a flag): no line, unless it is the missing one
     if (path?.length && !found && !/: is required$/.test(problem)) line = undefined;
     // an unknown field: its own key's line, when the path led to its mapping
-    const unknown = /: unknown field "([^"]+)"$/.exec(problem);
+    const unknown = /: unknown field "([^"]+)"/.exec(problem);
     if (unknown) {
       let parent: unknown = doc.contents;
       for (const seg of path ?? []) parent = typeof seg === 'number' ? (YAML.isSeq(parent) ? parent.items[seg] : undefined) : pairIn(parent, seg)?.value;
@@ -368,6 +369,12 @@ function problemLines(text: string, problems: readonly string[]): Array<number |
     }
     return line;
   });
+}
+
+/** The schema object an error's schemaPath ("#/properties/gateways/items/additionalProperties") belongs to. */
+function schemaAt(schemaPath: string): { properties?: Record<string, unknown> } | undefined {
+  const parts = schemaPath.replace(/^#\//, '').split('/').slice(0, -1);
+  return parts.reduce<any>((node, k) => node?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], scenarioSchema);
 }
 
 /** "/gateways/0/wifi/dwell" -> "gateways[0].wifi.dwell" */
@@ -401,9 +408,16 @@ function describe(errors: ErrorObject[]): string[] {
         case 'required':
           out.add(`${path ? `${where}.` : ''}${(e.params as { missingProperty: string }).missingProperty}: is required`);
           break;
-        case 'additionalProperties':
-          out.add(`${where}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`);
+        case 'additionalProperties': {
+          // the fix: the key meant (truth_stepp: did you mean "truth_step"?), else the keys that go there
+          const extra = (e.params as { additionalProperty: string }).additionalProperty;
+          const keys = Object.keys(schemaAt(e.schemaPath)?.properties ?? {});
+          const close = keys
+            .filter((k) => distance(k, extra) <= Math.max(2, Math.floor(extra.length / 3)))
+            .sort((a, b) => distance(a, extra) - distance(b, extra));
+          out.add(`${where}: unknown field "${extra}"${close.length ? ` (did you mean "${close[0]}"?)` : keys.length ? ` (known: ${keys.join(', ')})` : ''}`);
           break;
+        }
         case 'format':
           out.add(
             (e.params as { format: string }).format === 'duration'

@@ -394,6 +394,19 @@ describe('scenario files', () => {
     expect(s.gateways[0].ble).toBeDefined();
   });
 
+  it('an unknown field names the key meant, or the keys that go there (it named the field only; the fix was a hint to read the README)', () => {
+    const d = minimal() as any;
+    d.truth_stepp = '5s';
+    d.gateways[0].colour = 'red';
+    d.crowds[0].dwel_cv = 0.8;
+    d.crowds.push({ type: 'flow', from: [0, 0], to: [10, 0], modes: { car: { per_hour: 1, speed: 8, speedcv: 0.1 } } });
+    const m = problems(d);
+    expect(m).toContain('(top level): unknown field "truth_stepp" (did you mean "truth_step"?)');
+    expect(m).toContain('gateways[0]: unknown field "colour" (known: id, zone, position, reach, wifi, ble)');
+    expect(m).toContain('crowds[0]: unknown field "dwel_cv" (did you mean "dwell_cv"?)');
+    expect(m).toContain('crowds[1].modes.car: unknown field "speedcv" (did you mean "speed_cv"?)');
+  });
+
   it("a scenario file's mistakes name the line of the key (they named the key path only: in a long file the tester had to count)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'sim-scenario-'));
     const file = join(dir, 'market.yaml');
@@ -429,7 +442,7 @@ describe('scenario files', () => {
       '',
     ].join('\n');
     expect(problemsOf(text)).toEqual([
-      `${file}:4: (top level): unknown field "truth_stepp"`,
+      `${file}:4: (top level): unknown field "truth_stepp" (did you mean "truth_step"?)`,
       `${file}:9: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
       `${file}:15: crowds[0].modes.car.per_hour: must be >= 0`,
       `${file}:17: fixed[0].count: must be integer (got 2.5)`,
@@ -450,8 +463,8 @@ describe('scenario files', () => {
       json,
       '{\n  "name": "j",\n  "site": "s",\n  "duration": "1m",\n  "gateways": [{ "id": "g", "zone": "z", "position": [0, 0], "bogus": 1 }]\n}\n',
     );
-    expect(() => loadScenario(json)).toThrow(`${json}:5: gateways[0]: unknown field "bogus"`);
+    expect(() => loadScenario(json)).toThrow(`${json}:5: gateways[0]: unknown field "bogus" (known: id, zone, position, reach, wifi, ble)`);
     // a document given as an object has no lines
-    expect(problems({ ...minimal(), bogus: 1 })).toBe('file.yaml: (top level): unknown field "bogus"');
+    expect(problems({ ...minimal(), bogus: 1 })).toMatch(/^file\.yaml: \(top level\): unknown field "bogus" \(known: name, description, site, /);
   });
 });
