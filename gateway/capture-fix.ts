@@ -24,8 +24,14 @@ export function headline(output: string[], program: string): string {
   return output.find((l) => program !== '' && l.startsWith(`${program}: `)) ?? output[output.length - 1] ?? '';
 }
 
-/** What to do about a capture tool's error, from what it said. */
-export function captureFix(output: string[], command: string | string[]): string {
+/**
+ * What to do about a capture tool's error, from what it said and, when known, its exit code. "No
+ * such file or directory" means the program is missing only when the shell could not run it (exit
+ * code 127, or 126; spawn's ENOENT): a program that ran and exited with another code said it about
+ * a file its command names (`pcap-pace /missing.pcap`, `dumpcap -w /no/such/dir/x`), and telling
+ * the engineer to install the program it just ran sent them the wrong way.
+ */
+export function captureFix(output: string[], command: string | string[], exitCode?: number | null): string {
   const text = output.join('\n');
   const { program, iface } = parseCaptureCommand(command);
   // dumpcap without capture rights lists no interface at all and says only this.
@@ -33,6 +39,9 @@ export function captureFix(output: string[], command: string | string[]): string
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
   if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
     return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;
+  const ran = typeof exitCode === 'number' && exitCode !== 126 && exitCode !== 127;
+  if (ran && /No such file or directory/i.test(text))
+    return `${program} ran but could not open a file its command names (No such file or directory): check the paths in the command; run it by hand to see which`;
   if (/not found|No such file or directory|command not found|ENOENT/i.test(text))
     return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
   if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';

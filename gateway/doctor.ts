@@ -349,7 +349,7 @@ async function sampleCommand(
     frames,
     linkTypes: [...parser.linkTypes],
     output,
-    fix: captureFix(stderr.split(/\r?\n/), command),
+    fix: captureFix(stderr.split(/\r?\n/), command, code),
     span,
     ...(problem ? { problem } : {}),
     ...(damage ? { damage } : {}),

@@ -891,7 +891,7 @@ export class CommandSource extends CaptureSource {
     this.child = null;
     this.output = null;
     const lastLine = headline(stderrTail.trim().split('\n').filter(Boolean), parseCaptureCommand(cmd).program);
-    const fix = captureFix(stderrTail.split(/\r?\n/), cmd);
+    const fix = captureFix(stderrTail.split(/\r?\n/), cmd, spawnError ? undefined : code);
     if (spawnError) return { code: 'cannot_start', error: spawnError, stderr: lastLine, fix };
     if (readError) return { code: failureCode(readError), error: readError, stderr: lastLine };
     // Stopped by the gateway (a stop, a restart it asked for): nothing to fix.

@@ -497,6 +497,22 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     });
   });
 
+  it('a capture command that ran and could not open a file it names: the fix says to check the paths, not to install the program it ran', () => {
+    const missing = join(tmp, 'no-such-capture.pcap');
+    const r = doctor([
+      '--config',
+      config('missing-file', [`{ type: command, name: wifi, radio: wifi, command: "cat ${missing}" }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
+    const f = by(r, 'frames arriving (wifi)')!;
+    expect(f.level, r.text).toBe('fail');
+    expect(f.detail).toMatch(/^exited with code 1: cat: /);
+    expect(f.fix).not.toMatch(/install/);
+    expect(f.fix).toMatch(/^cat ran but could not open a file its command names/);
+  });
+
   it('a Wi-Fi capture command on an interface with no radio (lo): doctor says it is not a Wi-Fi interface, never to set it to monitor mode', () => {
     const r = doctor([
       '--config',

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
-import { FileSource, type FrameSink } from '../gateway/sources.ts';
+import { CommandSource, FileSource, type FrameSink } from '../gateway/sources.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'source-failure-log-'));
@@ -84,5 +84,35 @@ describe('a failing capture source logs what is wrong and where, without frame b
     await src.finished;
     const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.msg === 'source failed');
     expect(entry).toMatchObject({ path, code: 'read_failed', errno: 'ENOENT' });
+  });
+});
+
+describe('a capture command that stops', () => {
+  /** The first 'capture command stopped; restarting' line of a command source running `command`. */
+  async function stoppedLine(command: string): Promise<Record<string, unknown>> {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'trace' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const src = new CommandSource({ name: 'wifi', radio: 'wifi', command, restart_min: '1s', restart_max: '60s' }, log);
+    src.start({ deliver: () => {}, stateChanged: () => {} });
+    const deadline = Date.now() + 10_000;
+    while (!lines.some((l) => l.msg === 'capture command stopped; restarting') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await src.stop();
+    const line = lines.find((l) => l.msg === 'capture command stopped; restarting');
+    expect(line, JSON.stringify(lines)).toBeDefined();
+    return line!;
+  }
+
+  it('a program that ran and could not open a file its command names is not to be installed: the fix says to check the paths', async () => {
+    const missing = join(dir, 'no-such-capture.pcap');
+    const line = await stoppedLine(`cat ${missing}`);
+    expect(line).toMatchObject({ program: 'cat', exit_code: 1 });
+    expect(line.fix).not.toMatch(/install/);
+    expect(line.fix).toMatch(/^cat ran but could not open a file its command names \(No such file or directory\): check the paths in the command/);
+  });
+
+  it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
+    const line = await stoppedLine('no-such-capture-tool -i wlan0mon -w -');
+    expect(line).toMatchObject({ exit_code: 127 });
+    expect(line.fix).toMatch(/^install no-such-capture-tool/);
   });
 });
