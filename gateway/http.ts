@@ -19,7 +19,16 @@ const QUEUE_STATES = ['ok', 'disk_full', 'write_failed'] as const;
 
 /** What the HTTP server reads from a gateway (gateway.ts `Gateway`). */
 export interface GatewayView {
-  readonly sources: ReadonlyArray<{ name: string; radio?: string; state: SourceStatus['state']; frames: number; errors: number }>;
+  readonly sources: ReadonlyArray<{
+    name: string;
+    radio?: string;
+    state: SourceStatus['state'];
+    frames: number;
+    errors: number;
+    /** The last failure's fixed sentence (contract lastErrorText) and, for a capture command, what to do about it. */
+    lastError?: string;
+    lastFix?: string;
+  }>;
   readonly queueDepth: number;
   readonly mqttConnected: boolean;
   /** While not connected: the last connection error and its fix. */
@@ -180,17 +189,20 @@ export function health(gw: GatewayView): Health {
   const failed = gw.sources.filter((s) => s.state === 'failed');
   const restarting = gw.sources.filter((s) => s.state === 'restarting');
   const dead = gw.sources.length > 0 && gw.sources.every((s) => s.state === 'failed');
+  // Why, and what to do: the fixed sentence of the status's last_error and the capture command's fix
+  // (the log's), so /healthz alone tells a field engineer what is wrong, as it does for the broker.
+  const because = (s: GatewayView['sources'][number]) => `${s.lastError ? `: ${s.lastError}` : ''}${s.lastFix ? `; fix: ${s.lastFix}` : ''}`;
   if (dead) problems.push('every capture source failed: nothing is counted');
-  else for (const s of failed) problems.push(`source ${s.name} failed`);
-  for (const s of restarting) problems.push(`source ${s.name} is restarting (${s.errors} errors so far)`);
+  for (const s of failed) problems.push(`source ${s.name} failed${because(s)}`);
+  for (const s of restarting) problems.push(`source ${s.name} is restarting (${s.errors} errors so far)${because(s)}`);
   if (gw.unparsedFrames)
     problems.push(
       `${gw.unparsedFrames} frame(s) of the last window are of a link type the firmware does not parse (a normal network interface, not the monitor-mode one): not counted; capture from the monitor-mode interface (presence doctor names the link type)`,
     );
-  if (!gw.mqttConnected) {
-    const why = gw.brokerProblem;
-    problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued${why ? ` (${why.error}; fix: ${why.fix})` : ''}`);
-  }
+  const why = gw.brokerProblem;
+  if (!gw.mqttConnected) problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued${why ? ` (${why.error}; fix: ${why.fix})` : ''}`);
+  // connected for the moment, but another client with this client id takes the connection again and again
+  else if (why) problems.push(`the connection to the MQTT broker does not last: ${why.error}; fix: ${why.fix}`);
   if (queueState === 'disk_full') problems.push('queue folder full (disk_full): windows are held in memory until space is freed');
   else if (queueState !== 'ok') problems.push(`queue folder cannot be written (${queueState}): windows are held in memory`);
   return {

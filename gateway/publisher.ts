@@ -146,6 +146,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private lastErrorAccepted = false;
   /** While not connected: why the last attempt failed (the broker's or the socket's words) and what to do; else null. */
   get connectProblem(): { error: string; fix: string } | null {
+    // Another client with this client id keeps taking the connection: each turn connects, so there
+    // is no connection error to show, and /healthz said only "not connected" half of the time.
+    if (this.takeoverNow) {
+      const { site, id } = this.cfg.gateway;
+      return {
+        error: `session taken over: another client with this client id (${this.cfg.mqtt.client_id ?? `presence-gw-${site}-${id}`}) keeps taking the connection`,
+        fix: `is gateway ${site}/${id} running twice? Stop the other one, or give each gateway its own --id (or mqtt.client_id)`,
+      };
+    }
     if (this.connected || !this.lastError) return null;
     return { error: this.lastError, fix: brokerErrorFix(this.lastError, this.cfg.mqtt.url, this.lastErrorAccepted) };
   }
@@ -295,6 +304,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Another client with this client id keeps taking the connection (QUICK_CLOSES quick closes in a row, until one lasts). */
   private get fighting(): boolean {
     return this.takenOverNow || this.quickCloses >= QUICK_CLOSES;
+  }
+  /** A take-over goes on now: fighting, and no connection has lasted QUICK_CLOSE_MS since (one up that long ends it without waiting for its close). */
+  private get takeoverNow(): boolean {
+    if (!this.fighting) return false;
+    return !(this.connected && this.connectedAt && Date.now() - this.connectedAt >= QUICK_CLOSE_MS);
   }
   /** The broker refused MQTT 5 and the next attempt uses 3.1.1 (until it connects). */
   private fallingBack = false;

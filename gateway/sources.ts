@@ -50,6 +50,8 @@ export abstract class CaptureSource {
   /** The last failure: a fixed code and its fixed sentence (contract lastErrorText). */
   lastError: string | undefined;
   lastErrorCode: SourceErrorCode | undefined;
+  /** What to do about the last failure of a capture command (captureFix: a fixed sentence naming only the configured program and interface), for /healthz. */
+  lastFix: string | undefined;
   /** Largest capture timestamp delivered so far (ms) within the clock's range (window.ts isClockTime), -Infinity before the first. */
   lastTimestampMs = -Infinity;
   /** Frames delivered whose capture time is outside the clock's range (they do not move the clock). */
@@ -754,6 +756,7 @@ export class CommandSource extends CaptureSource {
       this.errors++;
       this.lastErrorCode = problem.code;
       this.lastError = lastErrorText(problem.code, problem.exit);
+      this.lastFix = problem.fix;
       if (Date.now() - began > maxMs) backoff = minMs; // it ran well for a while: start over
       this.log.warn(
         {
