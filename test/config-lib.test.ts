@@ -1,7 +1,7 @@
 // The shared configuration pieces in scripts/lib: one duration syntax, one deprecation line per old
 // name, secrets from files, and error lines that name the key, where it came from and the fix.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -203,6 +203,29 @@ describe('files that are not what they claim', () => {
     chmodSync(f, 0o600);
     expect(captureDeprecations(() => readSecretFile(f, 'mqtt.password_file')).lines).toEqual([]);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'root reading a secret file of mode 0640 in a service group (sudo presence doctor on the documented install): no chmod 600, which would lock the service out; every user reading it is told chmod o-rwx',
+    () => {
+      const f = join(tmp, 'service.secret');
+      writeFileSync(f, 'hunter2\n');
+      chownSync(f, 0, 65534); // root's file in another group (as root:presence)
+      chmodSync(f, 0o640);
+      const grouped = captureDeprecations(() => readSecretFile(f, 'mqtt.password_file'));
+      expect(grouped.result).toBe('hunter2');
+      expect(grouped.lines).toEqual([]);
+      chmodSync(f, 0o644);
+      expect(captureDeprecations(() => readSecretFile(f, 'mqtt.password_file')).lines).toEqual([
+        `presence: warning: mqtt.password_file: ${f} can be read by every user of the machine (mode 0644): chmod o-rwx ${f} (its group reads it: the service user's)`,
+      ]);
+      // in root's own group, chmod 600 locks nobody out: said as before
+      chownSync(f, 0, 0);
+      chmodSync(f, 0o640);
+      expect(captureDeprecations(() => readSecretFile(f, 'mqtt.password_file')).lines).toEqual([
+        `presence: warning: mqtt.password_file: ${f} can be read by others than its owner (mode 0640): chmod 600 ${f}`,
+      ]);
+    },
+  );
 
   it('a config file holding a password, token or URL credentials that others can read gets one warning line', () => {
     const f = join(tmp, 'secrets.yaml');

@@ -18,13 +18,20 @@ export function currentUser(): string {
  * or null when only the readers it needs can read it. `chmod 600` is the fix for the file's own user
  * (and root); anyone else it would lock out. A service user that reads a root-owned file through its
  * group (mode 0640, group presence: how docs/deployment.md installs the services' secrets) needs that
- * group: only "every user of the machine" is then a problem. A file this user reads only because
+ * group: only "every user of the machine" is then a problem, also for root checking such a file (sudo
+ * presence doctor), whose chmod 600 would lock the service user out. A file this user reads only because
  * every user may is fixed by making it this user's.
  */
 export function readableSecretProblem(path: string, st: Pick<Stats, 'mode' | 'uid' | 'gid'>): string | null {
   const mode = st.mode & 0o777;
   const modeText = `mode ${mode.toString(8).padStart(4, '0')}`;
   const uid = process.getuid?.();
+  // Root checking a file that root's own group does not own, readable by that group (mode 0640, group
+  // presence: `sudo presence doctor` on the secrets docs/deployment.md installs for the services): the
+  // group is there so that the service user reads it, and chmod 600 would lock that user out, so
+  // that the service stopped at its next start. Only every user is a problem there.
+  if (uid === 0 && st.gid !== 0 && mode & 0o040)
+    return mode & 0o004 ? `can be read by every user of the machine (${modeText}): chmod o-rwx ${path} (its group reads it: the service user's)` : null;
   if (uid === undefined || uid === 0 || uid === st.uid) return mode & 0o044 ? `can be read by others than its owner (${modeText}): chmod 600 ${path}` : null;
   const groups = [process.getgid?.(), ...(process.getgroups?.() ?? [])];
   if (groups.includes(st.gid) && mode & 0o040)
