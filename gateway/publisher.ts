@@ -11,7 +11,7 @@
 // {site}/{gateway} user name that is not its own: gateway.ts).
 // Nothing outside the contract leaves: every message is validated against its (closed) schema
 // right before it is handed to mqtt.js, and one that fails is logged and not published.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
@@ -34,7 +34,7 @@ import type { GatewayConfig } from './config.ts';
 import type { SketchQueue } from './corridor.ts';
 import { writeDurably, type WindowQueue } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
-import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+import { firstLineSecret, MAX_SECRET_BYTES, readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 
 /** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
@@ -245,7 +245,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.pump();
       this.pumpSketches();
     });
-    this.client.on('reconnect', () => this.log.debug('reconnecting to broker'));
+    this.client.on('reconnect', () => {
+      this.log.debug('reconnecting to broker');
+      this.rereadPassword(client);
+    });
     // Another client with this client id takes the connection over: MQTT 5 brokers may say so
     // (DISCONNECT 0x8E); otherwise the connection just closes right after it came up, again and again.
     this.client.on('disconnect', (packet) => {
@@ -295,6 +298,28 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.lastError = err.message;
       this.lastErrorAccepted = accepted;
     });
+  }
+  /**
+   * mqtt.password_file is read again before each new attempt: a gateway refused with the wrong
+   * password (a mistyped file, a credential rotated with `presence provision gateway --rotate`) kept
+   * the password it had read at start and was refused every second for ever, though the log's fix
+   * said to correct the file, until someone restarted it. A file that cannot be read now (being
+   * replaced, a bad mode) leaves the password as it was; the gateway checked it at start.
+   */
+  private rereadPassword(client: MqttClient): void {
+    const m = this.cfg.mqtt;
+    if (m.password !== undefined || !m.password_file) return;
+    let password: string;
+    try {
+      const st = statSync(m.password_file);
+      if (!st.isFile() || st.size > MAX_SECRET_BYTES) return;
+      password = firstLineSecret(readFileSync(m.password_file, 'utf8'), m.password_file, 'mqtt.password_file');
+    } catch {
+      return;
+    }
+    if (password === client.options.password) return;
+    client.options.password = password;
+    this.log.info({ file: m.password_file }, 'mqtt.password_file has changed: the next attempt uses the password it holds now');
   }
   private topic = '';
   private connectedAt = 0;

@@ -118,6 +118,45 @@ describe.skipIf(reason !== null)(SUITE, () => {
     }
   });
 
+  it('a wrong password corrected in the password file while the gateway runs: it connects with the new one without a restart, and publishes the windows it queued', async () => {
+    const pw = join(etc, 'corrected-password');
+    writeFileSync(pw, 'not-the-password\n', { mode: 0o640 });
+    chmodSync(pw, 0o640);
+    chownSync(pw, 0, NOBODY);
+    const { config } = setUp('corrected', pw);
+    // a live source (the wall clock, 1-s windows) so that the gateway runs until stopped
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8').replace(/sources: .*\n/, 'sources: [{ name: wifi, type: command, radio: wifi, command: "sleep 600" }]\n'),
+    );
+    const sub = await subscriber(broker.url, { username: 'aggregator', password: 'agg-pw', filter: siteFilter('dam') });
+    const proc = spawn('setpriv', [...asNobody, process.execPath, PRESENCE, 'gateway', '--config', config], {
+      cwd: dir,
+      env: { ...process.env, HOME: dir, LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    proc.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      await waitFor(() => log.includes('Not authorized'), 20_000, 'the refused login');
+      await waitFor(() => log.includes('"msg":"window closed"'), 20_000, 'a window queued while refused');
+      writeFileSync(pw, password());
+      await waitFor(() => log.includes('connected to broker'), 15_000, 'the connection with the corrected password');
+      expect(log).toContain('mqtt.password_file has changed: the next attempt uses the password it holds now');
+      expect(log).not.toContain(password().trim());
+      await waitFor(
+        () => sub.messages.some((m) => m.topic === countsTopic('dam', 'gw-plein-1') && JSON.parse(m.payload.toString()).seq === 1),
+        15_000,
+        'window 1, queued while refused, published',
+      );
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+      await sub.client.endAsync();
+    }
+  });
+
   it('a root-owned password file of mode 0600 stops the start: the config file, the key, the path and the chown that fixes it, a hint, exit 2', async () => {
     const pw = join(etc, 'root-only-password');
     writeFileSync(pw, password(), { mode: 0o600 });
