@@ -778,12 +778,15 @@ function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.
       };
     return { step: 'queue folder', level: 'ok', detail };
   } catch (e) {
-    return {
-      step: 'queue folder',
-      level: 'fail',
-      detail: `${dir}: ${(e as Error).message}`,
-      fix: `create it and give the gateway's user write access (the systemd unit uses StateDirectory=presence-gateway)`,
-    };
+    // A full or read-only file system is no matter of creating the folder or of its owner.
+    const code = (e as NodeJS.ErrnoException).code;
+    const fix =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? `free space on its file system: df -h ${dir}, then e.g. sudo journalctl --vacuum-size=100M or old logs (a running gateway keeps new windows in memory meanwhile, lost at a restart)`
+        : code === 'EROFS' || code === 'EIO'
+          ? `its file system is read-only or failing (a worn SD card is often remounted read-only): check dmesg and mount, remount it read-write or replace the card`
+          : `create it and give the gateway's user write access (the systemd unit uses StateDirectory=presence-gateway)`;
+    return { step: 'queue folder', level: 'fail', detail: `${dir}: ${(e as Error).message}`, fix };
   }
 }
 

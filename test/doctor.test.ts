@@ -16,6 +16,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { scan, tsharkAddresses } from './support/leak.ts';
 import { capturesDir, need } from './support/need.ts';
 import { noPerlPath } from './support/no-perl.ts';
+import { mountSmallFs } from './support/small-fs.ts';
 import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 interface Check {
@@ -511,6 +512,33 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(f.detail).toMatch(/^exited with code 1: cat: /);
     expect(f.fix).not.toMatch(/install/);
     expect(f.fix).toMatch(/^cat ran but could not open a file its command names/);
+  });
+
+  it('a queue folder on a full or read-only file system: the fix says to free space, or to look at the file system, not to create the folder', () => {
+    const at = join(tmp, 'small-fs');
+    mkdirSync(at, { recursive: true });
+    if (!mountSmallFs('doctor', at, 'size=64k')) return;
+    try {
+      const file = config(
+        'full',
+        [
+          `{ type: file, name: wifi, radio: wifi, path: ${wifiCapture(join(tmp, 'full.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 5 }).path} }`,
+        ],
+        broker.url,
+      );
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/queue: .*/, `queue: { dir: ${at} }`));
+      writeFileSync(join(at, 'filler'), Buffer.alloc(64 * 1024)); // fills it (tmpfs: ENOSPC at the limit)
+      const full = by(doctor(['--config', file, '--json', '--frames-timeout', '1s']), 'queue folder')!;
+      expect(full).toMatchObject({ level: 'fail', detail: expect.stringContaining('ENOSPC') });
+      expect(full.fix).toMatch(new RegExp(`^free space on its file system: df -h ${at}`));
+      rmSync(join(at, 'filler'));
+      execFileSync('mount', ['-o', 'remount,ro', at]);
+      const ro = by(doctor(['--config', file, '--json', '--frames-timeout', '1s']), 'queue folder')!;
+      expect(ro).toMatchObject({ level: 'fail', detail: expect.stringContaining('EROFS') });
+      expect(ro.fix).toMatch(/^its file system is read-only or failing .*check dmesg and mount/);
+    } finally {
+      execFileSync('umount', [at]);
+    }
   });
 
   it('a Wi-Fi capture command on an interface with no radio (lo): doctor says it is not a Wi-Fi interface, never to set it to monitor mode', () => {
