@@ -703,6 +703,39 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(r, 'frames arriving (w)')?.level, r.text).toBe('ok');
   });
 
+  it.skipIf(hasRadio)(
+    'a BLE command that is not a local capture tool (the simulator here): no Bluetooth adapter of this machine is asked for, the frames sampled judge it',
+    () => {
+      const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
+      const r = doctor([
+        '--config',
+        config(
+          'simble',
+          [
+            `{ type: command, name: b, radio: ble, command: [${process.execPath}, ${cli}, simulate, quiet-night, --live, --format, pcap, --radio, ble, --speed, '60', --duration, 10m] }`,
+          ],
+          broker.url,
+        ),
+        '--json',
+        '--frames-timeout',
+        '20s',
+      ]);
+      const b = by(r, 'bluetooth adapter')!;
+      expect(b.level, r.text).toBe('ok');
+      expect(b.detail).toMatch(/^not checked: the Bluetooth capture command runs node, not a local capture tool/);
+      expect(by(r, 'frames arriving (b)')?.level, r.text).toBe('ok');
+      // a local tool on a Bluetooth interface this machine does not have is still failed
+      const local = doctor([
+        '--config',
+        config('dumpcap-ble', ['{ type: command, name: b, radio: ble, command: "dumpcap -q -i bluetooth0 -w -" }'], broker.url),
+        '--json',
+        '--frames-timeout',
+        '1s',
+      ]);
+      expect(by(local, 'bluetooth adapter')?.level).toBe('fail');
+    },
+  );
+
   it('a command whose output is not a capture: what is wrong and where in fixed words, no byte of it', () => {
     const tool = join(tmp, 'not-a-capture.sh');
     // 0x3c 0x22 0xfb 0x01 0xa0 0x9e: an address's bytes where a capture header should be
