@@ -476,9 +476,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * after the last frame, so their own times would say, to the millisecond, when a device was heard
    * (also when k suppresses the counts). The estimate is still the mean over the part counted. On
    * the wall clock the times are the gateway's own (its start, its boundaries, its stop).
+   * A window cut short whose grid end is still ahead of this host's clock (a capture replayed as
+   * soon as it was written, a live command under --clock capture) ends at the gateway's own time,
+   * rounded up to the second, as on the wall clock: with its grid end it claimed a time to come,
+   * up to a window length ahead, and an aggregator refused it as `future` (max_ahead, 5 min) with
+   * a hint to fix the clocks.
    */
   private publishedSpan(w: ClosedWindow): { start: number; end: number } {
-    return this.clock === 'capture' ? { start: w.nominalStart, end: w.nominalEnd } : { start: w.start, end: w.end };
+    if (this.clock !== 'capture') return { start: w.start, end: w.end };
+    const now = Math.ceil(Date.now() / 1000) * 1000;
+    const ahead = w.end < w.nominalEnd && now > w.nominalStart && now < w.nominalEnd;
+    return { start: w.nominalStart, end: ahead ? now : w.nominalEnd };
   }
 
   /** Queues a closed window's counts durably and announces it (an empty interval is not a window). */

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { siteFilter, statusTopic } from '../contract/index.ts';
+import { countsTopic, siteFilter, statusTopic } from '../contract/index.ts';
+import { classify } from '../aggregator/messages.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { MAX_EMPTY_WINDOWS, MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
@@ -133,6 +134,31 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
     expect(jumps).toHaveLength(1);
     expect(jumps[0]).toMatchObject({ from: new Date(a + 3000).toISOString(), to: new Date(b).toISOString(), skipped_windows: (b - a - 3000) / 1000, jumps: 1 });
+    await end();
+  });
+
+  it("a capture replayed as soon as it was written: its last window ends at the gateway's time, not at a grid end still to come, and the aggregator takes it", async () => {
+    // Frames of the last 20 s, 1-h windows: the grid end of the window they are in is up to an hour
+    // ahead. Published with it, the window was refused by the aggregator as `future` (max_ahead 5m).
+    const now = Date.now();
+    const times = Array.from({ length: 20 }, (_, i) => now - 20_000 + i * 1000);
+    const path = join(tmp, 'fresh.pcap');
+    writeFileSync(path, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...times.map((t, i) => pcapRecord(t, probe(i)))]));
+    const { counts: c, end } = await runCapture(
+      { brokerUrl: broker.url, site: 'fresh', path, queueDir: join(tmp, 'q-fresh') },
+      ['--speed', 'max', '--window', '1h'],
+      spawnGateway,
+    );
+    const received = Date.now();
+    const last = c.at(-1)!;
+    expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(times.length);
+    expect(last.complete).toBe(false);
+    expect(Date.parse(last.start) % 3_600_000).toBe(0); // still on the grid
+    expect(Date.parse(last.end) % 1000).toBe(0); // the gateway's time to the second, no frame's
+    expect(Date.parse(last.end)).toBeGreaterThan(times.at(-1)!);
+    expect(Date.parse(last.end)).toBeLessThanOrEqual(Math.ceil(received / 1000) * 1000);
+    const taken = classify(countsTopic('fresh', 'g'), Buffer.from(JSON.stringify(last)), received, 5 * 60_000);
+    expect(taken.ok, JSON.stringify(taken)).toBe(true);
     await end();
   });
 
