@@ -58,6 +58,7 @@ describe('node options that write memory to a file or open a debugger', () => {
       '--inspect=0.0.0.0:9229',
       '--inspect-brk',
       '--inspect-wait',
+      '--inspect-brk-node=127.0.0.1:9229', // node's own debugging option: it opens the inspector too
     ])
       expect(memoryDumpOption([o], ''), o).not.toBeNull();
     // the systemd unit's own flags, --inspect-port alone (opens nothing) and a report signal alone
@@ -110,6 +111,9 @@ describe('node options that write memory to a file or open a debugger', () => {
       expect(lines, name).toHaveLength(2);
       expect(lines[0], name).toMatch(line);
       expect(lines[1], name).toMatch(/^hint: remove --[a-z-]+ from (NODE_OPTIONS|node's command line)/);
+      // NODE_OPTIONS may be shared with other programs: the hint says how to run without it
+      if (lines[0]!.includes('(NODE_OPTIONS)'))
+        expect(lines[1], name).toMatch(/env -u NODE_OPTIONS presence [a-z]+ \.\.\., a unit's UnsetEnvironment=NODE_OPTIONS/);
       expect(r.files, name).toEqual([]);
     });
   });

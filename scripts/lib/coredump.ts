@@ -56,6 +56,8 @@ const MEMORY_DUMP_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['inspect', INSPECTOR],
   ['inspect-brk', INSPECTOR],
   ['inspect-wait', INSPECTOR],
+  // node's own debugging option (command line only): the inspector, paused before node's internals
+  ['inspect-brk-node', INSPECTOR],
 ]);
 
 /** '--heapsnapshot_signal=SIGUSR2' -> 'heapsnapshot-signal' (node takes _ for - in option names); null for a value. */
@@ -95,5 +97,10 @@ export function refuseMemoryDumpOption(command: string, found = memoryDumpOption
   if (!found) return;
   const from =
     found.where === 'NODE_OPTIONS' ? "NODE_OPTIONS (the environment: a shell profile, a unit's Environment= or EnvironmentFile=)" : "node's command line";
-  exitUsage(command, new Error(`node option ${found.option} (${found.where}) ${found.does}`), `remove ${found.option} from ${from}`);
+  // NODE_OPTIONS may come from a file other programs share (/etc/environment, a profile): how to run without it, too
+  const without =
+    found.where === 'NODE_OPTIONS'
+      ? `, or leave NODE_OPTIONS out for this command (env -u NODE_OPTIONS presence ${command} ..., a unit's UnsetEnvironment=NODE_OPTIONS)`
+      : '';
+  exitUsage(command, new Error(`node option ${found.option} (${found.where}) ${found.does}`), `remove ${found.option} from ${from}${without}`);
 }
