@@ -89,7 +89,11 @@ export function registerGateway(program: Command): void {
   )
     .option('--frames-timeout <duration>', 'how long to wait for frames from each capture command (and a FIFO given as a file source), e.g. 5s, 30s', '5s')
     .option('--json', 'print the results as JSON')
-    .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean }) => {
+    .option(
+      '--service-user <user>',
+      "run as root: check that this user, who runs the service, can read the files the gateway reads at start (default: the unit's User=, when --config is the file the unit's ExecStart names)",
+    )
+    .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean; serviceUser?: string }) => {
       const flags = gatewayFlags(given);
       // doctor reads frames from the gateway's sources (a live radio's addresses) as the gateway does
       refuseMemoryDumpOption('doctor');

@@ -1,9 +1,9 @@
 // `presence doctor`: checks, step by step, what a gateway needs on this machine and says what to fix.
 // Every check returns ok / warn / fail with a one-line detail and, when not ok, the fix. A check that
 // cannot run here (no systemd, no Wi-Fi adapter, no broker) reports that; it never throws.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
@@ -863,12 +863,12 @@ const skippedForConfig = (step: string): CheckResult => ({
   fix: 'correct the configuration, then run presence doctor again',
 });
 
-export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }): Promise<CheckResult[]> {
+export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; serviceUser?: string }): Promise<CheckResult[]> {
   // The gateway's file from its environment, as `presence gateway` reads it (loadConfig).
   if (!flags.config && process.env.PRESENCE_GATEWAY_CONFIG) flags = { ...flags, config: process.env.PRESENCE_GATEWAY_CONFIG };
   const results: CheckResult[] = [];
   let cfg: GatewayConfig | null = null;
-  const anyConfig = Object.entries(flags).some(([k, v]) => v !== undefined && k !== 'framesTimeout' && k !== 'json');
+  const anyConfig = Object.entries(flags).some(([k, v]) => v !== undefined && k !== 'framesTimeout' && k !== 'json' && k !== 'serviceUser');
   let brokerGiven = true;
   // The broker may come from the flag or from MQTT_URL, as for the gateway.
   const brokerUrl = flags.mqttUrl ?? flags.mqtt ?? (process.env.MQTT_URL || undefined);
@@ -948,6 +948,11 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
         ? await checkBroker(cfg)
         : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
     );
+  if (!configFailed && flags.config) {
+    const user = flags.serviceUser ?? serviceUserOf(flags.config);
+    const service = user ? checkServiceUser(cfg, flags.config, user) : null;
+    if (service) results.push(service);
+  }
   results.push(await checkClock());
   results.push(checkSwap());
   results.push(
@@ -963,6 +968,72 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string }
           },
   );
   return results;
+}
+
+/** The systemd unit as the field guide installs it, and the one the package ships (gateway/presence-gateway.service). */
+const INSTALLED_UNIT = '/etc/systemd/system/presence-gateway.service';
+const SHIPPED_UNIT = join(import.meta.dirname, '..', '..', 'gateway', 'presence-gateway.service');
+
+/**
+ * The user the gateway's service runs as (User= of the installed unit, else of the shipped one) when
+ * `config` is the file its ExecStart names (/etc/presence/gateway.yaml): only then does a file that
+ * user cannot read stop the service. null: another file (a test, a copy being edited).
+ */
+export function serviceUserOf(config: string, units = [INSTALLED_UNIT, SHIPPED_UNIT]): string | null {
+  for (const unit of units) {
+    let text: string;
+    try {
+      text = readFileSync(unit, 'utf8');
+    } catch {
+      continue; // not installed here
+    }
+    const exec = /^ExecStart=.*\s--config\s+(\S+)/m.exec(text);
+    const user = /^User=(\S+)\s*$/m.exec(text);
+    return exec && user && resolve(exec[1]) === resolve(config) ? user[1] : null;
+  }
+  return null;
+}
+
+/**
+ * Run as root (`sudo presence doctor`, as the field guide says), doctor reads every file, while the
+ * service runs as its own user (presence): a password file only root may read (the copy `scp` as
+ * root leaves) passed here, "ready", and the service then stopped at its start naming it. So, as
+ * root and where that user exists, the files the gateway reads at start are read as that user too
+ * (runuser, util-linux): the configuration, the password file, the TLS files, the corridor secret.
+ * null: not root, no such user, no runuser.
+ */
+export function checkServiceUser(cfg: GatewayConfig | null, configPath: string, user: string): CheckResult | null {
+  if (!cfg || process.getuid?.() !== 0) return null;
+  const step = `service user (${user})`;
+  const files: [string, string][] = [['the configuration', resolve(configPath)]];
+  const m = cfg.mqtt;
+  if (m.password === undefined && m.password_file) files.push(['mqtt.password_file', m.password_file]);
+  for (const k of ['ca', 'cert', 'key'] as const) if (m[k]) files.push([`mqtt.${k}`, m[k]!]);
+  if (cfg.corridor?.group && cfg.corridor.secret_file) files.push(['corridor.secret_file', cfg.corridor.secret_file]);
+  const unreadable: [string, string][] = [];
+  for (const [what, path] of files) {
+    // runuser (util-linux): the user's own groups, as systemd gives them to the service
+    const r = spawnSync('runuser', ['-u', user, '--', 'test', '-r', path], { encoding: 'utf8', timeout: 5000 });
+    if (r.error) return null; // no runuser here
+    if (r.status === 0) continue;
+    // `test -r` says nothing: words on stderr are runuser's own (no such user), no verdict on the file
+    if (r.stderr?.trim()) return null;
+    unreadable.push([what, path]);
+  }
+  if (!unreadable.length) return { step, level: 'ok', detail: `${user}, who runs the service, can read the configuration and the files it names` };
+  const group = spawnSync('id', ['-gn', user], { encoding: 'utf8' }).stdout?.trim() || user;
+  return {
+    step,
+    level: 'fail',
+    detail: `${user}, who runs the service, cannot read ${unreadable.map(([what, path]) => `${what} ${path}`).join(', ')}: the service would stop at its start (doctor runs as root, which reads every file)`,
+    fix: unreadable
+      .map(([what, path]) =>
+        what === 'corridor.secret_file'
+          ? `sudo chown ${user} ${path} && sudo chmod 600 ${path}`
+          : `sudo chown root:${group} ${path} && sudo chmod 0640 ${path}${dirname(path) === '/etc/presence' ? '' : ` (and let ${user} into ${dirname(path)})`}`,
+      )
+      .join('; '),
+  };
 }
 
 /** Above this flip probability the flows of the sketches are too noisy to use (README "Flows between gateways"). */

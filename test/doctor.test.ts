@@ -541,6 +541,51 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     }
   });
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'run as root (sudo presence doctor), a password file the service user cannot read fails with the chown that fixes it, not "ready"',
+    () => {
+      // a folder the service user can enter (the suite's temporary folder is root's alone)
+      const etc = mkdtempSync('/tmp/presence-doctor-etc-');
+      chmodSync(etc, 0o755);
+      try {
+        const pw = join(etc, 'mqtt-password');
+        writeFileSync(pw, 'secret\n', { mode: 0o600 }); // what scp as root leaves
+        chmodSync(pw, 0o600);
+        const cap = wifiCapture(join(etc, 'svc.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 5 });
+        chmodSync(cap.path, 0o644);
+        const file = join(etc, 'gateway.yaml');
+        writeFileSync(
+          file,
+          [
+            'gateway: { site: doc, zone: z, id: svc }',
+            `sources: [{ type: file, name: wifi, radio: wifi, path: ${cap.path} }]`,
+            `mqtt: { url: "${broker.url}", username: doc/svc, password_file: ${pw} }`,
+            `queue: { dir: ${join(tmp, 'q-svc')} }`,
+          ].join('\n'),
+        );
+        chmodSync(file, 0o644);
+        const group = execFileSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).trim();
+        const run = () => doctor(['--config', file, '--service-user', 'nobody', '--json', '--frames-timeout', '1s']);
+        const r = run();
+        expect(by(r, 'service user (nobody)'), r.text).toEqual({
+          step: 'service user (nobody)',
+          level: 'fail',
+          detail: `nobody, who runs the service, cannot read mqtt.password_file ${pw}: the service would stop at its start (doctor runs as root, which reads every file)`,
+          fix: `sudo chown root:${group} ${pw} && sudo chmod 0640 ${pw} (and let nobody into ${etc})`,
+        });
+        expect(r.code).toBe(1);
+        // installed as the field guide says: read through the group
+        execFileSync('chown', [`root:${group}`, pw]);
+        chmodSync(pw, 0o640);
+        expect(by(run(), 'service user (nobody)')?.level).toBe('ok');
+        // a config file that is not the one the unit names is not checked so without --service-user
+        expect(by(doctor(['--config', file, '--json', '--frames-timeout', '1s']), 'service user (nobody)')).toBeUndefined();
+      } finally {
+        rmSync(etc, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('a Wi-Fi capture command on an interface with no radio (lo): doctor says it is not a Wi-Fi interface, never to set it to monitor mode', () => {
     const r = doctor([
       '--config',
