@@ -187,6 +187,8 @@ export class WindowQueue {
   private closed = false;
   /** Per drop reason: when its last line was written, and the drops held back since (first and last seq). */
   private readonly dropLog = new Map<string, { at: number; n: number; first: number; last: number }>();
+  /** Logs the held drops at the end of their minute when no further drop comes to log them. */
+  private dropTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly dir: string,
@@ -341,6 +343,9 @@ export class WindowQueue {
       if (held.n === 0) held.first = first!;
       held.n += n;
       held.last = last;
+      // ... and when the drops stop (the broker is back), the held ones still get their line at the
+      // end of the minute, not only at stop (weeks later, or never after a power cut)
+      this.flushHeldDropsIn(DROP_LOG_MS - (now - held.at));
       return;
     }
     if (held && held.n > 0) {
@@ -358,8 +363,28 @@ export class WindowQueue {
 
   /** The drops held back since each reason's last line, logged (at close: none goes unlogged). */
   private logHeldDrops(): void {
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.dropTimer = null;
     for (const [why, held] of this.dropLog) if (held.n > 0) this.logDrops(why, held.first, held.last, held.n);
     this.dropLog.clear();
+  }
+
+  /** Logs the drops still held back `ms` from now (one timer for every reason), starting a new minute for each. */
+  private flushHeldDropsIn(ms: number): void {
+    if (this.dropTimer || this.closed) return;
+    this.dropTimer = setTimeout(
+      () => {
+        this.dropTimer = null;
+        const now = (this.opts.now ?? performance.now.bind(performance))();
+        for (const [why, held] of this.dropLog) {
+          if (held.n === 0) continue;
+          this.logDrops(why, held.first, held.last, held.n);
+          this.dropLog.set(why, { at: now, n: 0, first: 0, last: 0 });
+        }
+      },
+      Math.max(0, ms),
+    );
+    this.dropTimer.unref();
   }
 
   /** Up to `n` queued sequence numbers after `after` (exclusive), oldest first. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec, startFileError } from '../gateway/config.ts';
 import { EMPTY_SECRET_HINT } from '../scripts/lib/usage.ts';
 import { loadConfig as loadAggregator } from '../aggregator/config.ts';
@@ -427,6 +427,41 @@ describe('durable queue', () => {
     expect(q.pending(0, 10)).toEqual([62, 63, 64]);
     q.close();
     expect(full()).toHaveLength(2); // nothing held back: no line at close
+  });
+
+  it('drops that stop within the minute (the broker is back) still get their line at its end, not only when the gateway stops', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let now = 0;
+      const lines: Array<Record<string, unknown>> = [];
+      const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const q = WindowQueue.open(join(tmp, 'q-full-stop'), { maxWindows: 3, log, now: () => now });
+      const full = () => lines.filter((l) => String(l.msg).startsWith('queue full'));
+      for (let s = 1; s <= 4; s++) q.append(msg(s)); // the first drop (seq 1): its line at once
+      for (let s = 5; s <= 9; s++) {
+        now += 1000;
+        q.append(msg(s)); // seqs 2-6 dropped within the minute: held back
+      }
+      expect(full()).toHaveLength(1);
+      // no drop after these: the held ones had waited for the gateway's stop, which may never come
+      now += 50_000;
+      vi.advanceTimersByTime(50_000);
+      expect(full()).toHaveLength(1);
+      now += 10_000;
+      vi.advanceTimersByTime(10_000);
+      expect(full()).toHaveLength(2);
+      expect(full()[1]).toMatchObject({ seqs: '2-6', windows: 5, dropped: 6 });
+      now += 1000; // a drop within the minute of that line: held again
+      q.append(msg(10));
+      expect(full()).toHaveLength(2);
+      q.close(); // and logged at stop, once
+      expect(full()).toHaveLength(3);
+      expect(full()[2]).toMatchObject({ seq: 7, dropped: 7 });
+      vi.advanceTimersByTime(120_000);
+      expect(full()).toHaveLength(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a window handed to MQTT while the broker is unreachable stays queued when the gateway stops: only a PUBACK removes it', async () => {
