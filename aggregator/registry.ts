@@ -51,6 +51,7 @@ interface Remembered {
   digest: string;
   start: number;
   seq: number;
+  complete: boolean;
 }
 
 // Fields of a counts message in schema order (objects with their keys sorted): the digest covers
@@ -195,9 +196,13 @@ export class GatewayIdentity {
     const w = this.byWindow.get(wk);
     if (w) {
       if (w.digest === digest) return null; // a redelivery: the same point is written again
+      // Two parts of one window, each cut short, under two seqs: two runs of the gateway on the capture
+      // clock, which publishes a window cut short with its grid boundaries (one capture split into
+      // files, replayed a run per file). Each run counted its own part; only one can be stored.
+      const parts = !w.complete && !m.complete && w.seq !== m.seq;
       return {
         reason: 'conflict',
-        detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted`,
+        detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted${parts ? `; both are cut short: two runs of the gateway each counted a part of it, as when a capture split into files is replayed a run per file (the capture clock publishes a window cut short with its grid boundaries); fix: give the files to one run (--source pcap:FIRST --source pcap:NEXT), which counts the window once` : ''}`,
       };
     }
     const s = this.bySeq.get(sk);
@@ -206,7 +211,7 @@ export class GatewayIdentity {
         reason: 'conflict',
         detail: `seq ${m.seq} of ${gwForLog} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
       };
-    const entry: Remembered = { digest, start, seq: m.seq };
+    const entry: Remembered = { digest, start, seq: m.seq, complete: m.complete };
     this.byWindow.set(wk, entry);
     this.bySeq.delete(sk); // re-insert: the newest at the end
     this.bySeq.set(sk, entry);

@@ -159,6 +159,20 @@ describe('conflicts (pure)', () => {
     expect(id.checkCounts({ ...m, complete: false })).toMatchObject({ reason: 'conflict' });
   });
 
+  it('two parts of one window, both cut short under two seqs (a capture replayed a run per file): the conflict says why and how to count it once', () => {
+    const id = new GatewayIdentity(gw(), pino({ level: 'silent' }));
+    const first = { ...m, seq: 2, complete: false };
+    const next = { ...m, seq: 3, complete: false, wifi: { ...m.wifi, devices: 3 } };
+    expect(id.checkCounts(first)).toBeNull();
+    const v = id.checkCounts(next);
+    expect(v).toMatchObject({ reason: 'conflict', detail: expect.stringContaining('both are cut short: two runs of the gateway each counted a part of it') });
+    expect(v!.detail).toContain('fix: give the files to one run (--source pcap:FIRST --source pcap:NEXT)');
+    // a whole window against other counts says no such thing
+    const whole = new GatewayIdentity(gw(), pino({ level: 'silent' }));
+    expect(whole.checkCounts(m)).toBeNull();
+    expect(whole.checkCounts({ ...m, seq: 8, complete: false })!.detail).not.toContain('cut short');
+  });
+
   it('the digest is of the content, not of the JSON text', () => {
     const { wifi, ble, ...rest } = m;
     const reordered = JSON.parse(JSON.stringify({ ble, wifi, ...rest })) as CountsMessage;
