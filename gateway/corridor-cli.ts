@@ -11,7 +11,7 @@
 // Neither command prints the secret. The aggregator never gets it: it knows groups and members only.
 import { decimal } from '../scripts/lib/decimal.ts';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
@@ -20,6 +20,7 @@ import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
 import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
+import { serviceUserOf, userIds } from './service-user.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
 import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
@@ -75,13 +76,15 @@ export interface JoinOptions {
   group: string;
   secretFile: string;
   install?: string;
+  /** Run as root: the user the installed secret is given to (default: the unit's User= when --config is the file the unit names). */
+  serviceUser?: string;
   epoch?: string;
   sketchP?: string;
   force?: boolean;
 }
 
 /** Installs a copied secret and names it in the gateway's config. Returns what changed. Throws UsageError or ConfigError. */
-export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined } {
+export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined; owner?: string } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
   const sketchP = o.sketchP === undefined ? undefined : decimal(o.sketchP);
   if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP < 1))
@@ -171,19 +174,32 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   }
   const mode = statSync(config).mode & 0o777;
   let configWritten = false;
+  let owner: string | undefined;
   try {
     // (a config whose folder this user may not write: the secret just installed is taken back)
     writeFile('--config', config, next, mode);
     configWritten = true;
     checkLoads(config, next, json);
     readSecret(installed).fill(0);
+    // Run as root (/etc/presence is root's: the README's `sudo`), the secret was root's, mode 0600, which
+    // the service's user cannot read: the gateway stopped at its next start ("cannot be read
+    // (permission denied)"). The gateway reads it as its own user's file, mode 0600.
+    if (process.getuid?.() === 0) {
+      const user = o.serviceUser ?? serviceUserOf(config);
+      const ids = user ? userIds(user) : null;
+      if (user && !ids) throw new UsageError(`--service-user ${user}: no such user on this machine`);
+      if (user && ids) {
+        chownSync(installed, ids.uid, ids.gid);
+        owner = user;
+      }
+    }
   } catch (e) {
     if (configWritten) writeFile('--config', config, text, mode);
     if (hadInstalled) writeFile('--install', installed, hadInstalled.toString('utf8'), 0o600);
     else if (installed !== resolve(o.secretFile)) rmSync(installed, { force: true });
     throw e;
   }
-  return { installed, config, sketchP: chosenP };
+  return { installed, config, sketchP: chosenP, ...(owner ? { owner } : {}) };
 }
 
 /** The config lines that choose the flip probability, with the epsilon the advised value costs. */
@@ -270,6 +286,10 @@ export function registerCorridor(program: Command): void {
       `set corridor.sketch_p too, the flip probability of the sketches (no default; the same in every gateway of the group): ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)})`,
     )
     .option('--force', 'replace another secret already installed at --install')
+    .option(
+      '--service-user <user>',
+      "run as root: give the installed secret to this user, who runs the gateway's service (default: the unit's User=, when --config is the file the unit's ExecStart names)",
+    )
     .action((o: JoinOptions) => {
       let r: ReturnType<typeof corridorJoin>;
       try {
@@ -280,7 +300,7 @@ export function registerCorridor(program: Command): void {
       }
       process.stdout.write(
         [
-          `joined corridor group ${o.group}: secret installed at ${r.installed} (mode 0600); ${r.config} names it (corridor.group, corridor.secret_file)`,
+          `joined corridor group ${o.group}: secret installed at ${r.installed} (mode 0600${r.owner ? `, owner ${r.owner}, who runs the gateway` : ''}); ${r.config} names it (corridor.group, corridor.secret_file)`,
           ...(r.sketchP === undefined
             ? [
                 `corridor.sketch_p is not set in ${r.config}: the gateway will not start until it is. Choose the flip probability (the same in every gateway of the group) and add`,

@@ -13,7 +13,7 @@ import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/in
 import type { FirmwareSketch } from '../firmware/host/types.ts';
 import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
 import type { Identity } from './window.ts';
-import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
 
 /** Bytes of a group secret. */
 export const SECRET_BYTES = 32;
@@ -107,7 +107,15 @@ export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Arr
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
-      throw fail(code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${code ?? 'error'})`);
+      // a root-owned copy (a join run as root before it gave the file to the service's user): the chown, as for mqtt.password_file
+      const user = currentUser();
+      throw fail(
+        code === 'ENOENT'
+          ? 'does not exist'
+          : code === 'EACCES'
+            ? `cannot be read by ${user}, who runs the gateway (permission denied): chown ${user} ${path} && chmod 600 ${path}`
+            : `cannot be read (${code ?? 'error'})`,
+      );
     }
     try {
       return parseSecretBytes(buf.subarray(0, n));

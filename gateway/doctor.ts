@@ -30,6 +30,7 @@ import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
+import { serviceUserOf } from './service-user.ts';
 
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
@@ -968,30 +969,6 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; 
           },
   );
   return results;
-}
-
-/** The systemd unit as the field guide installs it, and the one the package ships (gateway/presence-gateway.service). */
-const INSTALLED_UNIT = '/etc/systemd/system/presence-gateway.service';
-const SHIPPED_UNIT = join(import.meta.dirname, '..', '..', 'gateway', 'presence-gateway.service');
-
-/**
- * The user the gateway's service runs as (User= of the installed unit, else of the shipped one) when
- * `config` is the file its ExecStart names (/etc/presence/gateway.yaml): only then does a file that
- * user cannot read stop the service. null: another file (a test, a copy being edited).
- */
-export function serviceUserOf(config: string, units = [INSTALLED_UNIT, SHIPPED_UNIT]): string | null {
-  for (const unit of units) {
-    let text: string;
-    try {
-      text = readFileSync(unit, 'utf8');
-    } catch {
-      continue; // not installed here
-    }
-    const exec = /^ExecStart=.*\s--config\s+(\S+)/m.exec(text);
-    const user = /^User=(\S+)\s*$/m.exec(text);
-    return exec && user && resolve(exec[1]) === resolve(config) ? user[1] : null;
-  }
-  return null;
 }
 
 /**
