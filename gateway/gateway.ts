@@ -858,7 +858,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.publisher) {
       // Waiting for acknowledgements only makes sense with a broker connection.
       const flushed = await this.publisher.flush(this.publisher.connected ? flushMs : 0);
-      if (!flushed) this.log.warn({ queue_depth: this.queue.depth }, 'stopping with windows not yet acknowledged; they are sent after the next start');
+      if (!flushed) {
+        // Windows held in memory (a full or failing queue folder) are not "sent after the next start":
+        // the queue tries the folder once more at close and says which are lost.
+        const held = this.queue.inMemory;
+        this.log.warn(
+          { queue_depth: this.queue.depth, ...(held ? { in_memory: held, queue_state: this.queue.state } : {}) },
+          held
+            ? `stopping with windows not yet acknowledged; those on disk are sent after the next start, the ${held} held in memory only (queue folder ${this.queue.state}) are lost unless the folder takes them now`
+            : 'stopping with windows not yet acknowledged; they are sent after the next start',
+        );
+      }
     }
     await this.shutdown();
   }

@@ -371,3 +371,49 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
     await sub.client.endAsync();
   }, 240_000);
 });
+
+describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: stopped while windows are held in memory`, () => {
+  it('the stop line does not say windows held in memory only are sent after the next start: it says how many are lost unless the folder takes them', async () => {
+    const queueDir = join(mnt, 'q-stop');
+    const closed = await freePort(); // no broker: nothing is acknowledged
+    const g = gateway([
+      '--site',
+      's',
+      '--zone',
+      'z',
+      '--id',
+      'stop',
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${closed}`,
+      '--source',
+      'cmd:sleep 600',
+      '--window',
+      '1s',
+      '--queue-dir',
+      queueDir,
+      '--log-format',
+      'json',
+    ]);
+    await waitFor(() => g.stderr().includes('gateway starting'), 20_000, 'the start');
+    const stopFilling = keepFull(mnt);
+    try {
+      await waitFor(() => /"in_memory":[2-9]/.test(g.stderr()), 20_000, 'two windows held in memory');
+      g.proc.kill('SIGTERM');
+      await g.exited;
+      const line = g
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => String(l.msg).startsWith('stopping with windows not yet acknowledged'));
+      expect(line, g.stderr()).toBeDefined();
+      expect(line!.msg).toMatch(
+        /^stopping with windows not yet acknowledged; those on disk are sent after the next start, the \d+ held in memory only \(queue folder disk_full\) are lost unless the folder takes them now$/,
+      );
+      expect(line!.in_memory).toBeGreaterThanOrEqual(2);
+    } finally {
+      stopFilling();
+      rmSync(join(mnt, 'filler'), { force: true });
+    }
+  });
+});
