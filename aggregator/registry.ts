@@ -200,9 +200,12 @@ export class GatewayIdentity {
       // clock, which publishes a window cut short with its grid boundaries (one capture split into
       // files, replayed a run per file). Each run counted its own part; only one can be stored.
       const parts = !w.complete && !m.complete && w.seq !== m.seq;
+      // The same window under another seq, not two parts: two gateways publishing under one site and id
+      // (each counts the window with its own seq), which the conflict alone did not say.
+      const twice = !parts && w.seq !== m.seq;
       return {
         reason: 'conflict',
-        detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted${parts ? `; both are cut short: two runs of the gateway each counted a part of it, as when a capture split into files is replayed a run per file (the capture clock publishes a window cut short with its grid boundaries); fix: give the files to one run (--source pcap:FIRST --source pcap:NEXT), which counts the window once` : ''}`,
+        detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted${parts ? `; both are cut short: two runs of the gateway each counted a part of it, as when a capture split into files is replayed a run per file (the capture clock publishes a window cut short with its grid boundaries); fix: give the files to one run (--source pcap:FIRST --source pcap:NEXT), which counts the window once` : ''}${twice ? `; this one is seq ${m.seq}: the same window under two seqs comes from two gateways configured as ${gwForLog} (the same --site and --id on two machines; each logs "session taken over") or a capture counted twice; fix: give each gateway its own id` : ''}`,
       };
     }
     const s = this.bySeq.get(sk);

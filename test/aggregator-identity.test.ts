@@ -155,7 +155,14 @@ describe('conflicts (pure)', () => {
     expect(id.checkCounts(structuredClone(m))).toBeNull();
     const changed = { ...m, wifi: { ...m.wifi, devices: 0 } };
     expect(id.checkCounts(changed)).toMatchObject({ reason: 'conflict', detail: expect.stringContaining(`window ${m.start} of dam/gw-1 was accepted before`) });
-    expect(id.checkCounts({ ...m, seq: 99 })).toMatchObject({ reason: 'conflict' }); // same window, other seq
+    // same window, other seq: two gateways configured with one site and id; the conflict says so
+    expect(id.checkCounts({ ...m, seq: 99 })).toMatchObject({
+      reason: 'conflict',
+      detail: expect.stringContaining(
+        'this one is seq 99: the same window under two seqs comes from two gateways configured as dam/gw-1 (the same --site and --id on two machines; each logs "session taken over") or a capture counted twice; fix: give each gateway its own id',
+      ),
+    });
+    expect(id.checkCounts(changed)!.detail).not.toContain('two seqs'); // same seq, other counts: no such guess
     expect(id.checkCounts({ ...m, complete: false })).toMatchObject({ reason: 'conflict' });
   });
 
