@@ -725,21 +725,21 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(stays, 'frames arriving (w)'), stays.text).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^2 frames in 1s \(link types 127 /) });
   });
 
-  it('a Wi-Fi command that is not a local capture tool (here the simulator; ssh to a remote sniffer alike): monitor mode and capture rights are not judged, the frames sampled are', () => {
+  /** doctor on a config whose one source is the simulator as a live capture command (no local capture tool). */
+  const simulatorAsCommand = (name: string, source: string, radio: 'wifi' | 'ble') => {
     const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
-    const r = doctor([
+    const command = `[${process.execPath}, ${cli}, simulate, quiet-night, --live, --format, pcap, --radio, ${radio}, --speed, '60', --duration, 10m]`;
+    return doctor([
       '--config',
-      config(
-        'simlive',
-        [
-          `{ type: command, name: w, radio: wifi, command: [${process.execPath}, ${cli}, simulate, quiet-night, --live, --format, pcap, --radio, wifi, --speed, '60', --duration, 10m] }`,
-        ],
-        broker.url,
-      ),
+      config(name, [`{ type: command, name: ${source}, radio: ${radio}, command: ${command} }`], broker.url),
       '--json',
       '--frames-timeout',
       '20s',
     ]);
+  };
+
+  it('a Wi-Fi command that is not a local capture tool (here the simulator; ssh to a remote sniffer alike): monitor mode and capture rights are not judged, the frames sampled are', () => {
+    const r = simulatorAsCommand('simlive', 'w', 'wifi');
     const m = by(r, 'monitor mode')!;
     expect(m.level, r.text).toBe('ok');
     expect(m.detail).toMatch(/^not checked: the Wi-Fi capture command runs node, not a local capture tool \(tcpdump, dumpcap, tshark\)/);
@@ -751,20 +751,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   it.skipIf(hasRadio)(
     'a BLE command that is not a local capture tool (the simulator here): no Bluetooth adapter of this machine is asked for, the frames sampled judge it',
     () => {
-      const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
-      const r = doctor([
-        '--config',
-        config(
-          'simble',
-          [
-            `{ type: command, name: b, radio: ble, command: [${process.execPath}, ${cli}, simulate, quiet-night, --live, --format, pcap, --radio, ble, --speed, '60', --duration, 10m] }`,
-          ],
-          broker.url,
-        ),
-        '--json',
-        '--frames-timeout',
-        '20s',
-      ]);
+      const r = simulatorAsCommand('simble', 'b', 'ble');
       const b = by(r, 'bluetooth adapter')!;
       expect(b.level, r.text).toBe('ok');
       expect(b.detail).toMatch(/^not checked: the Bluetooth capture command runs node, not a local capture tool/);
