@@ -51,7 +51,12 @@ export class CorridorLink {
       if (err.message === lastError) return;
       lastError = err.message;
       this.log.error(
-        { err: redactUrlsIn(err.message), code: err.code, broker: redactUrl(this.config.url), fix: brokerErrorFix(err.message, this.config.url, client.connected) },
+        {
+          err: redactUrlsIn(err.message),
+          code: err.code,
+          broker: redactUrl(this.config.url),
+          fix: brokerErrorFix(err.message, this.config.url, client.connected),
+        },
         'corridor link: no connection to the MQTT broker; tried again every second (this line again only when the error changes)',
       );
     });
