@@ -87,7 +87,7 @@ export interface JoinOptions {
 export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined; owner?: string } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
   const sketchP = o.sketchP === undefined ? undefined : decimal(o.sketchP);
-  if (sketchP !== undefined && !(o.sketchP!.trim() !== '' && sketchP > 0 && sketchP < 1))
+  if (sketchP !== undefined && !(sketchP > 0 && sketchP < 1))
     throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and below 1, e.g. ${SKETCH_P_ADVISED}`);
   const rounding = sketchP === undefined ? undefined : sketchPRounding(sketchP);
   if (rounding) throw new UsageError(`--sketch-p "${o.sketchP}": ${rounding}`);

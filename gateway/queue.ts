@@ -254,6 +254,8 @@ export class WindowQueue {
     if (this.closed) return;
     if (this.state !== 'ok') this.recover();
     this.closed = true;
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.dropTimer = null;
     this.logHeldDrops();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -337,7 +339,7 @@ export class WindowQueue {
     if (n === 0) return;
     // One line when dropping starts, then at most one per DROP_LOG_MS naming all the windows dropped
     // since the last line: the drops are counted (`dropped`, the metrics) whether logged or not.
-    const now = (this.opts.now ?? performance.now.bind(performance))();
+    const now = this.now();
     const held = this.dropLog.get(why);
     if (held && now - held.at < DROP_LOG_MS) {
       if (held.n === 0) held.first = first!;
@@ -361,26 +363,30 @@ export class WindowQueue {
     this.opts.log?.warn({ ...which, max_windows: this.opts.maxWindows, in_memory: this.memory.size, dropped: this.dropped }, why);
   }
 
-  /** The drops held back since each reason's last line, logged (at close: none goes unlogged). */
-  private logHeldDrops(): void {
-    if (this.dropTimer) clearTimeout(this.dropTimer);
-    this.dropTimer = null;
-    for (const [why, held] of this.dropLog) if (held.n > 0) this.logDrops(why, held.first, held.last, held.n);
-    this.dropLog.clear();
+  /** The monotonic clock of the drop lines. */
+  private now(): number {
+    return (this.opts.now ?? performance.now.bind(performance))();
   }
 
-  /** Logs the drops still held back `ms` from now (one timer for every reason), starting a new minute for each. */
+  /**
+   * Logs the drops held back since each reason's last line; each such reason starts its next minute
+   * at `at` (the timer), or keeps its own (at close: none goes unlogged).
+   */
+  private logHeldDrops(at?: number): void {
+    for (const [why, held] of this.dropLog) {
+      if (held.n === 0) continue;
+      this.logDrops(why, held.first, held.last, held.n);
+      this.dropLog.set(why, { at: at ?? held.at, n: 0, first: 0, last: 0 });
+    }
+  }
+
+  /** Logs the drops still held back `ms` from now (one timer for every reason). */
   private flushHeldDropsIn(ms: number): void {
     if (this.dropTimer || this.closed) return;
     this.dropTimer = setTimeout(
       () => {
         this.dropTimer = null;
-        const now = (this.opts.now ?? performance.now.bind(performance))();
-        for (const [why, held] of this.dropLog) {
-          if (held.n === 0) continue;
-          this.logDrops(why, held.first, held.last, held.n);
-          this.dropLog.set(why, { at: now, n: 0, first: 0, last: 0 });
-        }
+        this.logHeldDrops(this.now());
       },
       Math.max(0, ms),
     );

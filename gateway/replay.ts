@@ -227,7 +227,7 @@ export function parseWindow(text: string): number | 'all' {
 
 function parseBurstAddresses(text: string): number {
   const v = decimal(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < BURST_ADDRESSES_MIN || v > BURST_ADDRESSES_MAX) {
+  if (!Number.isFinite(v) || v < BURST_ADDRESSES_MIN || v > BURST_ADDRESSES_MAX) {
     throw new Error(`--burst-addresses: must be a number from ${BURST_ADDRESSES_MIN} to ${BURST_ADDRESSES_MAX}, like 2.8 (got "${text}")`);
   }
   return v;
@@ -235,7 +235,7 @@ function parseBurstAddresses(text: string): number {
 
 function parseRssi(text: string): number {
   const v = decimal(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < -128 || v > 127) {
+  if (!Number.isFinite(v) || v < -128 || v > 127) {
     throw new Error(`--rssi-min: must be a signal level in dBm between -128 and 127, like -80 (got "${text}")`);
   }
   return v;

@@ -27,7 +27,7 @@ export const LOAD_GATEWAYS_MAX = 100_000;
 export function seedOf(flag: string, v: string | number | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : decimal(v);
-  if (String(v).trim() === '' || !Number.isInteger(n) || n < 0 || n > SEED_MAX)
+  if (!Number.isInteger(n) || n < 0 || n > SEED_MAX)
     throw new UsageError(
       `${flag}: must be a whole number from 0 to ${SEED_MAX} (got "${v}")`,
       'the same seed gives byte-identical output; another seed, another crowd',

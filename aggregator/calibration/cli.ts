@@ -69,7 +69,7 @@ function firmwareId(): string | undefined {
 
 function number(name: string, text: string, ok: (v: number) => boolean, what: string): number {
   const v = decimal(text);
-  if (text.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name}: must be ${what} (got "${text}")`);
+  if (!Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name}: must be ${what} (got "${text}")`);
   return v;
 }
 
