@@ -11,7 +11,7 @@
 // {site}/{gateway} user name that is not its own: gateway.ts).
 // Nothing outside the contract leaves: every message is validated against its (closed) schema
 // right before it is handed to mqtt.js, and one that fails is logged and not published.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
@@ -34,7 +34,7 @@ import type { GatewayConfig } from './config.ts';
 import type { SketchQueue } from './corridor.ts';
 import { writeDurably, type WindowQueue } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
-import { firstLineSecret, MAX_SECRET_BYTES, readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 
 /** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
@@ -311,9 +311,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (m.password !== undefined || !m.password_file) return;
     let password: string;
     try {
-      const st = statSync(m.password_file);
-      if (!st.isFile() || st.size > MAX_SECRET_BYTES) return;
-      password = firstLineSecret(readFileSync(m.password_file, 'utf8'), m.password_file, 'mqtt.password_file');
+      password = readSecretFile(m.password_file, 'mqtt.password_file');
     } catch {
       return;
     }
