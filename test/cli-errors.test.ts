@@ -245,6 +245,56 @@ describe('usage errors', () => {
     expect(flag.err).toContain('hint: presence gateway --help lists the options');
   });
 
+  it('a YAML file with an alias inside its own anchor (a cycle) is one line naming the file, line and column in every command that reads one, not a stack trace', () => {
+    // `&x` names the mapping that holds `*x`: the parsed value holds itself, and the walks over it
+    // (the search for secret keys, the error text, JSON.stringify) ran out of stack.
+    const cyclic = 'gateway:\n  site: s\n  extra: &x\n    b: *x\n';
+    const cycle = (file: string) =>
+      new RegExp(`${escapeRegExp(file)}: not valid YAML: An alias cannot refer to a node that holds it \\(a cycle\\) at line 4, column 8$`);
+    const file = (name: string) => {
+      const f = join(tmp, name);
+      writeFileSync(f, cyclic);
+      return f;
+    };
+    const secret = join(tmp, 'cycle-group.secret');
+    expect(presence('corridor', 'init', '--group', 'g', '--out', secret).code).toBe(0);
+    for (const [command, args] of [
+      ['gateway', ['--config', file('cycle-gw.yaml')]],
+      ['aggregator', ['--config', file('cycle-agg.yaml'), '--http-port', 'off']],
+      ['corridor join', ['--config', file('cycle-join.yaml'), '--group', 'g', '--secret-file', secret, '--sketch-p', '0.03']],
+      [
+        'provision gateway',
+        [
+          '--site',
+          's',
+          '--zone',
+          'z',
+          '--id',
+          'g',
+          '--password-file',
+          join(tmp, 'cycle-pw'),
+          '--acl-file',
+          join(tmp, 'cycle-acl'),
+          '--aggregator-config',
+          file('cycle-prov.yaml'),
+        ],
+      ],
+    ] as const) {
+      const r = presence(...command.split(' '), ...args);
+      expect(r.err).not.toMatch(/RangeError|Maximum call stack|\n\s+at /);
+      usage(r, command, cycle(args.find((a) => a.endsWith('.yaml'))!));
+    }
+    // doctor fails its configuration check with the same words, naming the file
+    const d = presence('doctor', '--config', file('cycle-doctor.yaml'));
+    expect(d.out + d.err).toContain(
+      `${join(tmp, 'cycle-doctor.yaml')}: not valid YAML: An alias cannot refer to a node that holds it (a cycle) at line 4, column 8`,
+    );
+    expect(d.out + d.err).not.toMatch(/Maximum call stack/);
+    // an alias to a node outside it is no cycle: read as before
+    writeFileSync(join(tmp, 'alias-ok.yaml'), 'gateway: &g {site: s, zone: z, id: g}\nsources: [{type: stdin}]\nmqtt: {url: "x"}\nextra: [*g, *g]\n');
+    expect(presence('gateway', '--config', join(tmp, 'alias-ok.yaml')).err).toMatch(/unknown key "extra"/);
+  });
+
   it('a capture or TLS file missing from a config file names the config file and says where a relative path starts', () => {
     const file = join(tmp, 'files-missing.yaml');
     writeFileSync(

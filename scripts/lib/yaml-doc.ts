@@ -12,6 +12,11 @@
 //   const doc = parseYamlDocument(YAML, text, { logLevel: 'error' });
 //   if (doc.errors.length) throw doc.errors[0];
 //
+// An alias inside the node its anchor names (`a: &a [*a]`, `a: &a {b: *a}`) is refused the same
+// way (BAD_ALIAS, "An alias cannot refer to a node that holds it (a cycle) at line L, column C"):
+// the package turns it into an object that holds itself, and every walk over the settings (the
+// check for secrets, the schema's error text, JSON.stringify) then ran out of stack with a trace.
+//
 // The yaml module is passed in, so a caller that loads it for one use (scripts/lib/config-loader.ts)
 // keeps doing so.
 import type { Document, DocumentOptions, LineCounter, ParseOptions, SchemaOptions } from 'yaml';
@@ -20,14 +25,31 @@ type YamlModule = typeof import('yaml');
 
 export type YamlDocumentOptions = ParseOptions & DocumentOptions & SchemaOptions;
 
-/** parseDocument, with duplicate keys found in linear time (unless options.uniqueKeys is false). */
+/**
+ * parseDocument, with duplicate keys found in linear time (unless options.uniqueKeys is false) and an
+ * alias inside its own anchor's node refused.
+ */
 export function parseYamlDocument(yaml: YamlModule, text: string, options: YamlDocumentOptions = {}): Document.Parsed {
   const lineCounter: LineCounter = options.lineCounter ?? new yaml.LineCounter();
   const doc = yaml.parseDocument(text, { ...options, lineCounter, uniqueKeys: false });
-  if (options.uniqueKeys === false) return doc;
+  const checkKeys = options.uniqueKeys !== false;
   let found = false;
+  const error = (at: number, code: 'DUPLICATE_KEY' | 'BAD_ALIAS', message: string) => {
+    const e = new yaml.YAMLParseError([at, at + 1], code, message);
+    const pos = lineCounter.linePos(at);
+    e.linePos = [pos];
+    e.message += ` at line ${pos.line}, column ${pos.col}`;
+    doc.errors.push(e);
+    found = true;
+  };
   yaml.visit(doc, {
+    Alias(_key, alias, path) {
+      // path: the nodes that hold this alias, outermost first; its anchor's node among them is a cycle
+      const target = alias.resolve(doc);
+      if (target && path.includes(target)) error(alias.range?.[0] ?? 0, 'BAD_ALIAS', 'An alias cannot refer to a node that holds it (a cycle)');
+    },
     Map(_key, map) {
+      if (!checkKeys) return;
       const seen = new Set<unknown>();
       for (const pair of map.items) {
         // As the package compares: scalar keys by their value (=== : NaN never equals itself).
@@ -38,13 +60,7 @@ export function parseYamlDocument(yaml: YamlModule, text: string, options: YamlD
           seen.add(value);
           continue;
         }
-        const at = pair.key.range?.[0] ?? 0;
-        const error = new yaml.YAMLParseError([at, at + 1], 'DUPLICATE_KEY', 'Map keys must be unique');
-        const pos = lineCounter.linePos(at);
-        error.linePos = [pos];
-        error.message += ` at line ${pos.line}, column ${pos.col}`;
-        doc.errors.push(error);
-        found = true;
+        error(pair.key.range?.[0] ?? 0, 'DUPLICATE_KEY', 'Map keys must be unique');
       }
     },
   });
