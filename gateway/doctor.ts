@@ -28,7 +28,7 @@ import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
-import { capturePipe, findExecutable, PIPE_BYTES, spawnCapture } from './sources.ts';
+import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
 import { serviceUserOf } from './service-user.ts';
 
@@ -293,7 +293,7 @@ async function sampleCommand(
   command: string | string[],
   timeoutMs: number,
   onFrames: (frames: Frame[]) => void = () => {},
-): Promise<{ frames: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string; span: string }> {
+): Promise<{ frames: number; bytes: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string; span: string }> {
   const startedAt = performance.now();
   let timedOut = false;
   // the gateway's own start: a process group of its own under a watcher that kills the group once
@@ -301,12 +301,14 @@ async function sampleCommand(
   const child = spawnCapture(command);
   const parser = new CaptureParser('capture command');
   let frames = 0;
+  let bytes = 0;
   let problem: string | undefined;
   // A damaged capture in fixed words (the reader's sentence quotes values read from the stream).
   let damage: string | undefined;
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
+    bytes += d.length;
     try {
       const got = parser.push(d);
       frames += got.length;
@@ -358,6 +360,7 @@ async function sampleCommand(
   // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
   return {
     frames,
+    bytes,
     linkTypes: [...parser.linkTypes],
     output,
     fix: captureFix(stderr.split(/\r?\n/), command, code),
@@ -556,10 +559,18 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
       out.push({
         step,
         level: 'fail',
-        detail: r.damage ?? (r.problem ? redactFreeText(r.problem) : `no frames ${r.span}`),
+        detail:
+          r.damage ??
+          (r.problem
+            ? redactFreeText(r.problem)
+            : r.bytes === 0
+              ? `no byte ${r.span}, not even a capture file header: the command hangs or holds its output back`
+              : `a capture file header but no frames ${r.span}`),
         fix: r.problem
           ? r.fix
-          : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
+          : r.bytes === 0
+            ? NO_OUTPUT_FIX
+            : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
         ...(r.output.length ? { output: r.output } : {}),
       });
   }

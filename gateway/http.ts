@@ -13,6 +13,7 @@ import { addStandardMetrics } from '../scripts/lib/metrics.ts';
 import { listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { type SseHub, webHandler } from '../scripts/lib/web.ts';
 import type { GatewayPage } from './web.ts';
+import { NO_OUTPUT_FIX, NO_OUTPUT_MS } from './sources.ts';
 
 const SOURCE_STATES: SourceStatus['state'][] = ['running', 'restarting', 'failed', 'finished'];
 const QUEUE_STATES = ['ok', 'disk_full', 'write_failed'] as const;
@@ -28,7 +29,11 @@ export interface GatewayView {
     /** The last failure's fixed sentence (contract lastErrorText) and, for a capture command, what to do about it. */
     lastError?: string;
     lastFix?: string;
+    /** A capture command's silence (sources.ts CaptureSource.silence): bytes written since it started, ms since its last frame; null when none runs. */
+    silence?(nowMs?: number): { bytes: number; silentMs: number } | null;
   }>;
+  /** Window length (ms): a capture command quiet for QUIET_WINDOWS of them is a warning. */
+  readonly windowMs?: number;
   readonly queueDepth: number;
   readonly mqttConnected: boolean;
   /** While not connected: the last connection error and its fix. */
@@ -171,19 +176,62 @@ export class GatewayMetrics {
 export interface Health {
   status: 'ok' | 'degraded' | 'unhealthy';
   problems: string[];
+  /** Worth a look, but not a fault (status stays ok): a capture command quiet for many windows. */
+  warnings: string[];
   queue_depth: number;
   queue_state: string;
   sources: Record<string, string>;
 }
 
+/** A capture command that wrote its header, then no frame for this many windows (and QUIET_MIN_MS), gets a warning. */
+export const QUIET_WINDOWS = 10;
+export const QUIET_MIN_MS = 10 * 60_000;
+
+/** Seconds or minutes, rounded down, for a sentence. */
+function span(ms: number): string {
+  return ms < 120_000 ? `${Math.floor(ms / 1000)} s` : `${Math.floor(ms / 60_000)} min`;
+}
+
+/**
+ * What a running capture command's silence says (null: nothing): no byte at all, not even a
+ * capture file header, NO_OUTPUT_MS after it started is a fault (problem); a header, then no frame
+ * for QUIET_WINDOWS windows and at least QUIET_MIN_MS, a warning only: a quiet site, or a capture
+ * filtered down to probe requests, may be silent that long.
+ */
+export function sourceSilence(
+  s: GatewayView['sources'][number],
+  windowMs: number | undefined,
+  nowMs?: number,
+): { level: 'problem' | 'warning'; text: string } | null {
+  const q = s.silence?.(nowMs);
+  if (!q) return null;
+  if (q.bytes === 0)
+    return q.silentMs >= NO_OUTPUT_MS
+      ? {
+          level: 'problem',
+          text: `source ${s.name}: the capture command has written nothing for ${span(q.silentMs)} since it started, not even a capture file header, so nothing is counted: it hangs or holds its output back; fix: ${NO_OUTPUT_FIX}`,
+        }
+      : null;
+  const quietMs = Math.max(QUIET_MIN_MS, QUIET_WINDOWS * (windowMs ?? 60_000));
+  return q.silentMs >= quietMs
+    ? {
+        level: 'warning',
+        text: `source ${s.name}: the capture command wrote a capture file header but no frame for ${span(q.silentMs)} (${Math.floor(q.silentMs / (windowMs ?? 60_000))} windows): a quiet site or a capture filtered to probe requests can be this silent; if people are near, check that the interface is up, in monitor mode and on a busy channel (presence doctor)`,
+      }
+    : null;
+}
+
 /**
  * ok: connected, every source running (or a file finished), queue writable. degraded (200): windows
  * are still counted but wait (broker not connected, queue disk full or failing, a source restarting),
- * or frames arrive that cannot be counted (a link type the firmware does not parse).
- * unhealthy (503): no source can deliver frames any more (all failed).
+ * frames arrive that cannot be counted (a link type the firmware does not parse), or a capture
+ * command has written nothing, not even a capture file header, for NO_OUTPUT_MS.
+ * unhealthy (503): no source can deliver frames any more (all failed). `warnings` do not change the
+ * status: a capture command that wrote its header, then no frame for QUIET_WINDOWS windows.
  */
-export function health(gw: GatewayView): Health {
+export function health(gw: GatewayView, nowMs?: number): Health {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const st = gw.status();
   const queueState = st.queue_state ?? 'ok';
   const failed = gw.sources.filter((s) => s.state === 'failed');
@@ -195,6 +243,10 @@ export function health(gw: GatewayView): Health {
   if (dead) problems.push('every capture source failed: nothing is counted');
   for (const s of failed) problems.push(`source ${s.name} failed${because(s)}`);
   for (const s of restarting) problems.push(`source ${s.name} is restarting (${s.errors} errors so far)${because(s)}`);
+  for (const s of gw.sources) {
+    const q = sourceSilence(s, gw.windowMs, nowMs);
+    if (q) (q.level === 'problem' ? problems : warnings).push(q.text);
+  }
   if (gw.unparsedFrames)
     problems.push(
       `${gw.unparsedFrames} frame(s) of the last window are of a link type the firmware does not parse (a normal network interface, not the monitor-mode one): not counted; capture from the monitor-mode interface (presence doctor names the link type)`,
@@ -208,6 +260,7 @@ export function health(gw: GatewayView): Health {
   return {
     status: dead ? 'unhealthy' : problems.length ? 'degraded' : 'ok',
     problems,
+    warnings,
     queue_depth: gw.queueDepth,
     queue_state: queueState,
     sources: Object.fromEntries(gw.sources.map((s) => [s.name, s.state])),

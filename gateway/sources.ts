@@ -155,6 +155,16 @@ export abstract class CaptureSource {
     return this.sink!.deliver(this, batch);
   }
 
+  /**
+   * How long the running capture command has been silent, for /healthz and the page (gateway/http.ts
+   * sourceSilence): `bytes` it wrote since it started (0: not even a capture file header), `silentMs`
+   * since its last frame (since it started when none came). Null for sources other than capture
+   * commands and while no command runs (waiting to restart, stopped).
+   */
+  silence(_nowMs = performance.now()): { bytes: number; silentMs: number } | null {
+    return null;
+  }
+
   status(framesPerS: number): SourceStatus {
     return {
       name: this.name,
@@ -736,6 +746,8 @@ export class CommandSource extends CaptureSource {
   private wake: (() => void) | null = null;
   /** Times the command was (re)started. */
   starts = 0;
+  /** The running command: when it started and when its last frame came (performance.now()), the bytes it wrote; null while none runs. */
+  private run_: { startedMs: number; lastFrameMs: number | null; bytes: number; silentTimer: NodeJS.Timeout | null } | null = null;
 
   constructor(
     private readonly cfg: Pick<CommandSourceConfig, 'name' | 'radio' | 'command' | 'restart_min' | 'restart_max'>,
@@ -785,6 +797,11 @@ export class CommandSource extends CaptureSource {
     }
   }
 
+  silence(nowMs = performance.now()): { bytes: number; silentMs: number } | null {
+    const r = this.run_;
+    return r ? { bytes: r.bytes, silentMs: nowMs - (r.lastFrameMs ?? r.startedMs) } : null;
+  }
+
   /** The capture program's basename, for the log (operator-given configuration). */
   private get program(): string {
     const cmd = this.cfg.command;
@@ -830,6 +847,21 @@ export class CommandSource extends CaptureSource {
     this.output = output;
     this.child = child;
     this.starts++;
+    // A command that writes nothing at all, not even a capture file header, hangs (or holds its
+    // output back: tcpdump without -U): one warn line once NO_OUTPUT_MS has passed, and /healthz
+    // and the page say so from then on (http.ts sourceSilence), until its first byte.
+    const run = { startedMs: performance.now(), lastFrameMs: null as number | null, bytes: 0, silentTimer: null as NodeJS.Timeout | null };
+    run.silentTimer = setTimeout(() => {
+      run.silentTimer = null;
+      if (run.bytes > 0 || this.run_ !== run) return;
+      this.log.warn(
+        { source: this.name, program: this.program, silent_ms: NO_OUTPUT_MS, fix: NO_OUTPUT_FIX },
+        'capture command has written nothing, not even a capture file header: it hangs or holds its output back',
+      );
+      this.sink?.stateChanged(this);
+    }, NO_OUTPUT_MS);
+    run.silentTimer.unref();
+    this.run_ = run;
     let stderrTail = '';
     child.stderr!.on('data', (d: Buffer) => {
       stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
@@ -868,8 +900,18 @@ export class CommandSource extends CaptureSource {
       // but the reader's own.
       const parser = new CaptureParser(`command ${this.name}`, this.splitter);
       for await (const chunk of pipe ? pipe.chunks : tickedChunks(child.stdout!)) {
+        if (run.bytes === 0 && chunk.length > 0) {
+          if (run.silentTimer) clearTimeout(run.silentTimer);
+          else if (!this.stopped) {
+            this.log.info({ source: this.name, program: this.program, silent_ms: Math.round(performance.now() - run.startedMs) }, 'capture command writes now');
+            this.sink?.stateChanged(this);
+          }
+          run.silentTimer = null;
+        }
+        run.bytes += chunk.length;
         const batch = parser.pushRecords(chunk, true);
         if (batch) {
+          if (batch.count > 0) run.lastFrameMs = performance.now();
           if (first) {
             first = false;
             this.setState('running');
@@ -891,6 +933,8 @@ export class CommandSource extends CaptureSource {
     if (readError) await endCapture(child, exited, output.destroy);
     const { code, signal } = await exited;
     output.destroy(); // (read to its end, or given up)
+    if (run.silentTimer) clearTimeout(run.silentTimer);
+    this.run_ = null;
     this.child = null;
     this.output = null;
     const lastLine = headline(stderrTail.trim().split('\n').filter(Boolean), parseCaptureCommand(cmd).program);
@@ -907,6 +951,16 @@ export class CommandSource extends CaptureSource {
     if (child && this.childClosed) await endCapture(child, this.childClosed, this.output?.destroy);
   }
 }
+
+/**
+ * A capture command that has written no byte this long after it started, not even a capture file
+ * header, is a fault (gateway/README.md, "Sources"): tcpdump -U and dumpcap write their header as
+ * soon as they capture; ssh to a remote sniffer connects within seconds.
+ */
+export const NO_OUTPUT_MS = 15_000;
+/** What to do about a capture command that writes nothing (fixed: names no configured value). */
+export const NO_OUTPUT_FIX =
+  'run the command by hand and see that it writes a capture to stdout at once: tcpdump needs -U (without it, it holds even the capture file header back until 4 KiB have come), dumpcap -q -w -; check that the interface is up and in monitor mode';
 
 /** How long a command whose output ended before any byte is given to exit by itself. */
 const EMPTY_EXIT_WAIT_MS = 1000;

@@ -17,6 +17,7 @@ import { packageFile, SseHub, staticPage, webAccess, type StaticFile, type WebAc
 import type { GatewayConfig } from './config.ts';
 import { pageIntervalMs } from './config.ts';
 import type { Gateway } from './gateway.ts';
+import { sourceSilence } from './http.ts';
 import { safeUrl } from './publisher.ts';
 import { RateTracker } from './status.ts';
 
@@ -75,6 +76,8 @@ export interface Snapshot {
     errors: number;
     error_code?: string;
     last_error?: string;
+    /** A capture command silent too long (http.ts sourceSilence): its sentence, a fault (problem) or a warning. */
+    silence?: { level: 'problem' | 'warning'; text: string };
   }>;
   /** The machine checks (null until the first run has finished); left out when unchanged since the previous picture. */
   checks?: { at: number; results: Array<{ step: string; level: string; detail: string; fix?: string }> } | null;
@@ -253,6 +256,7 @@ export class GatewayPage {
       sources: gw.sources.map((s) => {
         if (tick) this.sourceFps.set(s.name, this.rates.rate(s.name, s.frames, now));
         const st = s.status(this.sourceFps.get(s.name) ?? 0);
+        const silence = sourceSilence(s, gw.windowMs);
         return {
           name: st.name,
           radio: st.radio ?? 'auto',
@@ -262,6 +266,7 @@ export class GatewayPage {
           errors: st.errors,
           ...(st.error_code ? { error_code: st.error_code } : {}),
           ...(st.last_error ? { last_error: st.last_error } : {}),
+          ...(silence ? { silence } : {}),
         };
       }),
       ...(withChecks ? { checks: this.checks } : {}),

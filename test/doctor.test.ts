@@ -725,6 +725,33 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(stays, 'frames arriving (w)'), stays.text).toMatchObject({ level: 'ok', detail: expect.stringMatching(/^2 frames in 1s \(link types 127 /) });
   });
 
+  it('a command that writes no byte, not even a capture file header, is told apart from one that wrote its header and no frame', () => {
+    const good = wifiCapture(join(tmp, 'hdr-only.pcap'), { devices: 1, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 1 }).path;
+    const hdr = join(tmp, 'hdr-only-header.pcap');
+    writeFileSync(hdr, readFileSync(good).subarray(0, 24)); // the pcap file header alone
+    const r = doctor([
+      '--config',
+      config(
+        'silent',
+        [`{ type: command, name: hung, radio: wifi, command: "sleep 30" }`, `{ type: command, name: quiet, radio: wifi, command: "cat ${hdr}; sleep 30" }`],
+        broker.url,
+      ),
+      '--json',
+      '--frames-timeout',
+      '1s',
+    ]);
+    expect(by(r, 'frames arriving (hung)'), r.text).toMatchObject({
+      level: 'fail',
+      detail: 'no byte in 1s, not even a capture file header: the command hangs or holds its output back',
+      fix: expect.stringMatching(/^run the command by hand .*tcpdump needs -U/),
+    });
+    expect(by(r, 'frames arriving (quiet)'), r.text).toMatchObject({
+      level: 'fail',
+      detail: 'a capture file header but no frames in 1s',
+      fix: expect.stringMatching(/monitor mode and up, on a busy channel/),
+    });
+  });
+
   /** doctor on a config whose one source is the simulator as a live capture command (no local capture tool). */
   const simulatorAsCommand = (name: string, source: string, radio: 'wifi' | 'ble') => {
     const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');

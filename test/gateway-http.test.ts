@@ -2,7 +2,7 @@
 // against a real Mosquitto. Frames rise between scrapes while the replay runs; process metrics carry
 // their standard names and presence_build_info is there; window frames are counted as published (0 for a
 // radio k suppressed); a taken port stops the start naming --http-port.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,11 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { freePort } from './support/ports.ts';
-import { gatewayArgs, spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
+import { gatewayArgs, logLines, spawnGateway, waitFor, wifiCapture } from './gateway-support.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { health, QUIET_MIN_MS, QUIET_WINDOWS, type GatewayView } from '../gateway/http.ts';
+import { NO_OUTPUT_MS } from '../gateway/sources.ts';
+import { pcapngHeader } from '../simulator/pcap-writer.ts';
 
 const SUITE = 'gateway http';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -192,6 +196,61 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
   });
 
+  it('a capture command that writes nothing, not even a header, makes /healthz degraded naming it and the fix; one that wrote its header does not', async () => {
+    const hdr = join(tmp, 'header.pcapng');
+    writeFileSync(hdr, pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]));
+    const port = await freePort();
+    const gw = spawnGateway(
+      gatewayArgs(
+        { site: 'http', id: 'gw-hung', mqttUrl: broker.url, source: 'hung=cmd:sleep 100000', queueDir: join(tmp, 'q-hung') },
+        '--source',
+        `quiet=cmd:cat ${hdr}; sleep 100000`,
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ),
+    );
+    type Body = { status: string; problems: string[]; warnings: string[]; sources: Record<string, string> };
+    try {
+      await waitFor(() => /"http":"127\.0\.0\.1:\d+"/.test(gw.stderr()), 20_000, 'gateway starting with http');
+      // before the bound: nothing to say yet (a capture tool may take a moment to open its interface)
+      const early = JSON.parse((await get(port, '/healthz')).text) as Body;
+      expect(early).toMatchObject({ status: 'ok', problems: [], warnings: [] });
+      const msg = 'capture command has written nothing, not even a capture file header: it hangs or holds its output back';
+      await waitFor(() => logLines(gw.stderr(), msg).length > 0, NO_OUTPUT_MS + 10_000, 'the no-output warn line');
+      expect(logLines(gw.stderr(), msg).map((l) => [l.level, l.source, l.program])).toEqual([[40, 'hung', 'sleep']]);
+      const h = await get(port, '/healthz');
+      expect(h.status).toBe(200);
+      const body = JSON.parse(h.text) as Body;
+      expect(body.status).toBe('degraded');
+      expect(body.sources).toEqual({ hung: 'running', quiet: 'running' });
+      expect(body.problems).toHaveLength(1);
+      expect(body.problems[0]).toMatch(
+        /^source hung: the capture command has written nothing for 1\d s since it started, not even a capture file header, so nothing is counted: .*; fix: run the command by hand .*tcpdump needs -U/,
+      );
+      // a header, then silence: a quiet site, not a fault (and not yet QUIET_WINDOWS windows)
+      expect(body.warnings).toEqual([]);
+      expect(gw.stderr()).not.toContain('"source":"quiet","program"');
+      // the page's event stream: its first picture carries the same sentence for that source only (an alert on the page)
+      const ctrl = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${port}/events`, { signal: ctrl.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!/"viewers"/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      ctrl.abort();
+      const picture = JSON.parse(/^data: (.*)$/m.exec(text)![1]) as { sources: Array<{ name: string; silence?: { level: string; text: string } }> };
+      expect(picture.sources.map((x) => [x.name, x.silence?.level])).toEqual([
+        ['hung', 'problem'],
+        ['quiet', undefined],
+      ]);
+      expect(picture.sources[0].silence!.text).toMatch(/^source hung: the capture command has written nothing/);
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
+  }, 60_000);
+
   it('/healthz and the page say why the broker cannot be reached and what to do, not only that it is not connected', async () => {
     const [port, closed] = [await freePort(), await freePort()]; // nothing listens on `closed`
     const cap = wifiCapture(join(tmp, 'nobroker.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
@@ -295,5 +354,49 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     } finally {
       blocker.close();
     }
+  });
+});
+
+describe('health(): a capture command silent for a long time', () => {
+  const WINDOW = 60_000;
+  const view = (silence: { bytes: number; silentMs: number } | null): GatewayView =>
+    ({
+      sources: [{ name: 'wifi', state: 'running', frames: 0, errors: 0, silence: () => silence }],
+      windowMs: WINDOW,
+      queueDepth: 0,
+      mqttConnected: true,
+      brokerProblem: null,
+      unparsedFrames: 0,
+      status: () => ({}),
+      on: () => undefined,
+    }) as GatewayView;
+
+  it('no byte at all: ok before the bound, degraded after it', () => {
+    expect(health(view({ bytes: 0, silentMs: NO_OUTPUT_MS - 1 }))).toMatchObject({ status: 'ok', problems: [], warnings: [] });
+    const h = health(view({ bytes: 0, silentMs: NO_OUTPUT_MS }));
+    expect(h.status).toBe('degraded');
+    expect(h.problems).toEqual([
+      expect.stringMatching(/^source wifi: the capture command has written nothing for 15 s since it started, not even a capture file header/),
+    ]);
+    expect(h.warnings).toEqual([]);
+  });
+
+  it('a header, then no frame for many windows: a warning, the status stays ok', () => {
+    const quiet = Math.max(QUIET_MIN_MS, QUIET_WINDOWS * WINDOW);
+    expect(health(view({ bytes: 24, silentMs: quiet - 1 }))).toMatchObject({ status: 'ok', problems: [], warnings: [] });
+    const h = health(view({ bytes: 24, silentMs: quiet + 60_000 }));
+    expect(h.status).toBe('ok');
+    expect(h.problems).toEqual([]);
+    expect(h.warnings).toEqual([
+      expect.stringMatching(/^source wifi: the capture command wrote a capture file header but no frame for 11 min \(11 windows\): a quiet site/),
+    ]);
+  });
+
+  it('frames came, then stopped: the same warning (silentMs counts from the last frame)', () => {
+    expect(health(view({ bytes: 100_000, silentMs: 3_600_000 })).warnings).toEqual([expect.stringContaining('no frame for 60 min (60 windows)')]);
+  });
+
+  it('no command running (waiting to restart) or not a command: nothing about silence', () => {
+    expect(health(view(null))).toMatchObject({ status: 'ok', problems: [], warnings: [] });
   });
 });
