@@ -380,7 +380,8 @@ export class Aggregator extends EventEmitter {
     if (!retained && m.ts) this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
     // A gateway recorded as missing stays so in its status points until a window of it arrives.
     const lines = this.liveness.isMissing(m.site, m.gateway) ? statusLines(m, now, true) : r.lines;
-    return this.pipeline.addMessage(lines, recent ? () => recent.status(m) : undefined);
+    const behind = recent ? this.clockSkew.behind(m.site, m.gateway) : null;
+    return this.pipeline.addMessage(lines, recent ? () => recent.status(m, Date.now(), now, behind) : undefined);
   }
 
   /** Records gateways silent for missingAfterWindows window lengths (runs every missingCheckInterval). */

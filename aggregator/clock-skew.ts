@@ -22,7 +22,14 @@ interface Late {
   statuses: number;
   /** The smallest lag of the run (ms). */
   behind: number;
+  /** Receipt time of the last of the run. */
+  lastAt: number;
   loggedAt: number;
+}
+
+/** A run of late statuses that says the clock is behind: at least 3 of them over SKEW_SPAN_MS, none on time between. */
+function isBehind(g: Late): boolean {
+  return g.since !== null && g.statuses >= 3 && g.lastAt - g.since >= SKEW_SPAN_MS;
 }
 
 export class ClockSkew {
@@ -42,7 +49,7 @@ export class ClockSkew {
     const lag = now - ts;
     if (!g) {
       if (lag <= this.thresholdMs || this.byGateway.size >= this.maxGateways) return;
-      g = { since: null, statuses: 0, behind: Infinity, loggedAt: -Infinity };
+      g = { since: null, statuses: 0, behind: Infinity, lastAt: -Infinity, loggedAt: -Infinity };
       this.byGateway.set(key, g);
     }
     if (lag <= this.thresholdMs) {
@@ -56,12 +63,19 @@ export class ClockSkew {
     }
     g.statuses++;
     g.behind = Math.min(g.behind, lag);
-    if (g.statuses < 3 || now - g.since < SKEW_SPAN_MS || now - g.loggedAt < SKEW_LOG_INTERVAL_MS) return;
+    g.lastAt = now;
+    if (!isBehind(g) || now - g.loggedAt < SKEW_LOG_INTERVAL_MS) return;
     g.loggedAt = now;
     const behind = Math.round(g.behind / 1000);
     this.log.warn(
       { site: idForLog(site), gateway: idForLog(gateway), behind_s: behind, statuses: g.statuses },
       `the clock of gateway ${idForLog(site)}/${idForLog(gateway)} is about ${behind} s behind this aggregator's: every status of the last ${Math.round((now - g.since) / 60_000)} minutes came that much after its ts, so its windows are stored that far in the past and the dashboards show it silent now; check the gateway's time synchronisation (presence doctor, "clock synchronised"; timedatectl), or this host's clock (or, just after this aggregator was away, a backlog still being delivered)`,
     );
+  }
+
+  /** How far (ms) this gateway's clock is behind, by the rule of the log line (its late statuses so far); null when it is not said to be. */
+  behind(site: string, gateway: string): number | null {
+    const g = this.byGateway.get(`${site}/${gateway}`);
+    return g && isBehind(g) ? g.behind : null;
   }
 }

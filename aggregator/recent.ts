@@ -1,8 +1,12 @@
 // What the aggregator wrote recently, in memory and bounded, for its web page (./web.ts): per site
 // and zone the windows written (per radio the devices and the estimate, people with its interval
 // where the zone is calibrated, the simulator's truth when the demo supplies it), and per gateway
-// the state from its newest status written, by the status's own time as the database's last()
-// reads it (and whether it is missing). It is filled when the database has confirmed a message's
+// the state from the status the aggregator received last among those written (and whether it is
+// missing; how far its clock runs behind, from ./clock-skew.ts). Received last, not newest by its
+// own `ts`: a gateway whose clock is days behind stamps its online statuses days before the
+// offline one the broker sent for it without a `ts` (its last will, stamped on receipt), and by
+// `ts` the page showed it offline for as long as its clock stayed behind (the database's last(),
+// by time, still reads that offline point: the aggregator logs the clock behind). It is filled when the database has confirmed a message's
 // points (./pipeline.ts calls back once they are surely stored), never from what merely arrived:
 // the page shows what the aggregator wrote. The aggregator holds nothing per device, and neither
 // does this: only the numbers of the written points.
@@ -57,8 +61,11 @@ export interface GatewayView {
   zone: string | null;
   /** online / offline from the latest status written; null before any. */
   state: 'online' | 'offline' | null;
-  /** Time of that status (ms). */
+  /** Time of that status (ms): its `ts` (the gateway's clock), or when it was received when it has none. */
   status_at: number | null;
+  /** How far the gateway's clock runs behind the aggregator's (s), from its live statuses
+   *  (./clock-skew.ts ClockSkew.behind, the rule of its log line); null: not behind, or not known. */
+  clock_behind_s: number | null;
   uptime_s: number | null;
   queue_depth: number | null;
   /** Sum over the gateway's sources. */
@@ -149,6 +156,8 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   private readonly gateways = new Map<string, GatewayView>();
   /** The time of the missing / back point each gateway's view shows. */
   private readonly missingAt = new WeakMap<GatewayView, number>();
+  /** When the aggregator received the status each gateway's view shows (its order of arrival). */
+  private readonly statusReceived = new WeakMap<GatewayView, number>();
   /** Revision counter: every change takes the next one. */
   private rev = 0;
   readonly maxAgeMs: number;
@@ -212,6 +221,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
         zone: null,
         state: null,
         status_at: null,
+        clock_behind_s: null,
         uptime_s: null,
         queue_depth: null,
         frames_per_s: null,
@@ -267,15 +277,19 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   }
 
   /** A status message's point was written. Batches are written concurrently and retried, so
-   *  points can be confirmed out of order: a status older than the one already shown is left out,
-   *  as the database's latest status (by time) is the newer one too. */
-  status(m: StatusMessage, now = Date.now()): void {
-    const at = m.ts ? Date.parse(m.ts) : now;
+   *  points can be confirmed out of order: a status received before the one already shown is left
+   *  out. `receivedAt`: when the aggregator received it (its clock, ms); `clockBehindMs`: how far
+   *  the gateway's clock is judged behind then (ClockSkew.behind), null when it is not. */
+  status(m: StatusMessage, now = Date.now(), receivedAt = now, clockBehindMs: number | null = null): void {
+    const at = m.ts ? Date.parse(m.ts) : receivedAt;
     const g = this.gatewayOf(m.site, m.gateway, now);
-    if (g.status_at !== null && at < g.status_at) return;
+    const shown = this.statusReceived.get(g);
+    if (shown !== undefined && receivedAt < shown) return;
+    this.statusReceived.set(g, receivedAt);
     if (m.zone) g.zone = m.zone;
     g.state = m.state;
     g.status_at = at;
+    g.clock_behind_s = clockBehindMs === null ? null : Math.round(clockBehindMs / 1000);
     g.uptime_s = m.uptime_s ?? null;
     g.queue_depth = m.queue_depth ?? null;
     if (m.sources) {

@@ -38,7 +38,7 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
         mqtt: { url: broker.url, clientId: 'agg-skew' },
         influx: { url: influx.url, api: 'v1', database: 'presence' },
         batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
-        http: { port: null },
+        http: { port: 0 }, // the page's store (agg.recent): what the page shows of each gateway
       },
       {
         logger: pino(
@@ -102,5 +102,37 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     expect(slow[0].msg).toMatch(/^the clock of gateway skew\/gw-slow is about 36\d\d s behind this aggregator's: .*presence doctor, "clock synchronised"/);
     expect(skewLines('gw-ok')).toEqual([]);
     expect(skewLines('gw-burst')).toEqual([]);
+  });
+
+  it('a gateway whose clock is days behind: the page shows it online with its clock behind, not offline after the offline status the broker stamped on receipt', async () => {
+    const DAYS = 3 * 24 * HOUR;
+    const gw = 'gw-days';
+    // its last will from before (no ts: stamped on receipt, by the aggregator's clock), retained
+    await pub.publishAsync(statusTopic('skew', gw), encode({ v: 1, site: 'skew', gateway: gw, state: 'offline' }), { qos: 1, retain: true });
+    await until(
+      `${gw} offline written`,
+      () => influx.count('gateway_status', 'up', `"gateway"='${gw}'`),
+      (c) => c === 1,
+    );
+    const shown = () => agg.recent!.snapshot().gateways.find((g) => g.gateway === gw)!;
+    expect(shown().state).toBe('offline');
+    // then online, every status stamped three days back by its clock, one every 90 s of the aggregator's
+    for (let i = 0; i < 4; i++) {
+      if (i > 0) clock.offset += 90_000;
+      await pub.publishAsync(statusTopic('skew', gw), encode(status('skew', gw, new Date(Date.now() - DAYS))), { qos: 1, retain: true });
+      await until(
+        `${gw} status ${i + 1} written`,
+        () => written(gw),
+        (c) => c === i + 1,
+      );
+      // online from the first one: it came after the offline one
+      expect(shown().state, `status ${i + 1}`).toBe('online');
+    }
+    // and, once its statuses have come that late over three minutes, how far behind (as the log line says it)
+    const g = shown();
+    expect(g.clock_behind_s).toBeGreaterThanOrEqual(DAYS / 1000 - 1);
+    expect(g.clock_behind_s).toBeLessThan(DAYS / 1000 + 10);
+    expect(g.status_at).toBeLessThan(Date.now() - DAYS + 60_000);
+    expect(skewLines(gw)).toHaveLength(1);
   });
 });

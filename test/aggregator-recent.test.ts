@@ -48,13 +48,13 @@ describe('recent writes', () => {
     ]);
   });
 
-  it("keeps a gateway's newest status and missing point when an older one is confirmed after it (batches written out of order)", () => {
+  it("keeps a gateway's last received status and newest missing point when an earlier one is confirmed after it (batches written out of order)", () => {
     const r = new RecentWrites();
     const offline = { ...status('s', 'gw-a', new Date(T0 + MIN)), state: 'offline' as const };
-    r.status(offline);
-    r.status(status('s', 'gw-a', new Date(T0))); // older, confirmed later
+    r.status(offline, T0 + MIN, T0 + MIN);
+    r.status(status('s', 'gw-a', new Date(T0)), T0 + MIN, T0); // received before, confirmed later
     expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline', status_at: T0 + MIN });
-    r.status(status('s', 'gw-a', new Date(T0 + 2 * MIN))); // newer: taken
+    r.status(status('s', 'gw-a', new Date(T0 + 2 * MIN)), T0 + 2 * MIN, T0 + 2 * MIN); // received after: taken
     expect(r.snapshot().gateways[0]).toMatchObject({ state: 'online', status_at: T0 + 2 * MIN });
     // the same for the aggregator's own missing / back points
     r.missing('s', 'gw-a', 0, T0 + 4 * MIN); // back, confirmed first
@@ -62,6 +62,20 @@ describe('recent writes', () => {
     expect(r.snapshot().gateways[0]).toMatchObject({ missing: false, missing_windows: 0 });
     r.missing('s', 'gw-a', 5, T0 + 9 * MIN);
     expect(r.snapshot().gateways[0]).toMatchObject({ missing: true, missing_windows: 5 });
+  });
+
+  it('a gateway whose clock is days behind: its online status received after the offline one stamped on receipt shows it online, with its clock behind', () => {
+    const r = new RecentWrites();
+    const DAYS = 3 * 24 * 60 * MIN;
+    // the broker's offline status (its last will: no ts), stamped when it was received
+    r.status({ v: 1, site: 's', gateway: 'gw-a', state: 'offline' }, T0, T0);
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline', status_at: T0 });
+    // it comes back, its clock three days behind: every ts is three days before the offline one's time
+    r.status(status('s', 'gw-a', new Date(T0 + MIN - DAYS)), T0 + MIN, T0 + MIN);
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'online', status_at: T0 + MIN - DAYS });
+    expect(r.snapshot().gateways[0].clock_behind_s).toBeNull(); // not judged yet (ClockSkew: late over three minutes)
+    r.status(status('s', 'gw-a', new Date(T0 + 5 * MIN - DAYS)), T0 + 5 * MIN, T0 + 5 * MIN, DAYS);
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'online', status_at: T0 + 5 * MIN - DAYS, clock_behind_s: DAYS / 1000 });
   });
 
   it('emits each written window and gateway, and the truth once known', () => {
