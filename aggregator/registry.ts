@@ -15,7 +15,7 @@
 //                        counts; the identical message again (a redelivery) is accepted as before
 //
 // Bound of the conflict memory: the last `conflict_memory` accepted counts messages (default 50,000,
-// about 560 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
+// about 600 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
 // It lives in this process only: a window accepted before a restart, or forgotten since, or received
 // by another member of a shared-subscription group, is not compared, and a different message for it
 // is written over the stored point (InfluxDB keeps the last write of a point).
@@ -78,6 +78,12 @@ function canonical(v: unknown): string {
     .join(',')}}`;
 }
 
+/** A value of a validated message as text: a number, a boolean and an absent field directly (they
+ *  are all its objects hold; this runs for every message), anything else as canonical JSON. */
+function leaf(v: unknown): string {
+  return typeof v === 'number' ? String(v) : typeof v === 'boolean' ? (v ? 't' : 'f') : v === undefined ? '-' : canonical(v);
+}
+
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
  *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. */
 export function countsDigest(m: CountsMessage): string {
@@ -86,18 +92,77 @@ export function countsDigest(m: CountsMessage): string {
     const v = m[k] as unknown;
     const sub = SUBKEYS[k];
     if (TIMES.has(k)) s += `${Date.parse(v as string)}|`;
-    else if (sub && v && typeof v === 'object') for (const f of sub) s += `${canonical((v as Record<string, unknown>)[f])},`;
-    else s += `${canonical(v)}|`;
+    else if (sub && v && typeof v === 'object') for (const f of sub) s += `${leaf((v as Record<string, unknown>)[f])},`;
+    else s += `${leaf(v)}|`;
   }
   return hash('sha256', s, 'base64url').slice(0, 16);
+}
+
+/**
+ * A map that keeps its `limit` most recently set keys. The order is a queue of its own beside the
+ * map: forgetting the oldest through the map's iteration order costs time that grows with the
+ * entries deleted before it (about 20 µs a message at 50,000 entries, half of the aggregator's work
+ * per message). A key set again moves to the end; its old place in the queue is skipped.
+ */
+export class RecentMap<V> {
+  private readonly map = new Map<string, V>();
+  // The queue: keys and values in the order set, in two arrays (no object per entry); places before
+  // `head` are forgotten and cleared.
+  private keys: Array<string | undefined> = [];
+  private values: Array<V | undefined> = [];
+  private head = 0;
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Places the queue holds, live, skipped and forgotten ones (bounded: see set). */
+  get queued(): number {
+    return this.keys.length;
+  }
+
+  get(key: string): V | undefined {
+    return this.map.get(key);
+  }
+
+  set(key: string, value: V, limit: number): void {
+    this.map.set(key, value);
+    this.keys.push(key);
+    this.values.push(value);
+    while (this.map.size > limit) {
+      const k = this.keys[this.head]!;
+      if (this.map.get(k) === this.values[this.head]) this.map.delete(k);
+      this.keys[this.head] = this.values[this.head] = undefined;
+      this.head++;
+    }
+    // Forgotten places are dropped once they are as many as the rest, and places skipped (a key set
+    // again) once they are as many as the entries: the queue stays within twice the entries.
+    const rest = this.keys.length - this.head;
+    if (this.head > rest || rest > 2 * this.map.size + 16) this.compact();
+  }
+
+  private compact(): void {
+    const keys: string[] = [];
+    const values: V[] = [];
+    for (let i = this.head; i < this.keys.length; i++) {
+      const k = this.keys[i]!;
+      if (this.map.get(k) === this.values[i]) {
+        keys.push(k);
+        values.push(this.values[i]!);
+      }
+    }
+    this.keys = keys;
+    this.values = values;
+    this.head = 0;
+  }
 }
 
 export class GatewayIdentity {
   /** Gateways not in the registry that were accepted, as site/gateway. */
   private readonly admitted = new Set<string>();
   private limitWarned = false;
-  private readonly byWindow = new Map<string, Remembered>();
-  private readonly bySeq = new Map<string, Remembered>();
+  private readonly byWindow = new RecentMap<Remembered>();
+  private readonly bySeq = new RecentMap<Remembered>();
   registered: number;
 
   constructor(
@@ -189,7 +254,6 @@ export class GatewayIdentity {
     if (limit <= 0) return null;
     const start = Date.parse(m.start);
     const gw = `${m.site}/${m.gateway}`;
-    const gwForLog = `${idForLog(m.site)}/${idForLog(m.gateway)}`;
     const wk = `${gw}@${start}`;
     const sk = `${gw}#${m.seq}`;
     const digest = countsDigest(m);
@@ -203,6 +267,7 @@ export class GatewayIdentity {
       // The same window under another seq, not two parts: two gateways publishing under one site and id
       // (each counts the window with its own seq), which the conflict alone did not say.
       const twice = !parts && w.seq !== m.seq;
+      const gwForLog = `${idForLog(m.site)}/${idForLog(m.gateway)}`;
       return {
         reason: 'conflict',
         detail: `window ${m.start} of ${gwForLog} was accepted before with other counts (seq ${w.seq}); only an identical redelivery is accepted${parts ? `; both are cut short: two runs of the gateway each counted a part of it, as when a capture split into files is replayed a run per file (the capture clock publishes a window cut short with its grid boundaries); fix: give the files to one run (--source pcap:FIRST --source pcap:NEXT), which counts the window once` : ''}${twice ? `; this one is seq ${m.seq}: the same window under two seqs comes from two gateways configured as ${gwForLog} (the same --site and --id on two machines; each logs "session taken over") or a capture counted twice; fix: give each gateway its own id` : ''}`,
@@ -212,14 +277,11 @@ export class GatewayIdentity {
     if (s && s.digest !== digest && start <= s.start)
       return {
         reason: 'conflict',
-        detail: `seq ${m.seq} of ${gwForLog} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
+        detail: `seq ${m.seq} of ${idForLog(m.site)}/${idForLog(m.gateway)} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
       };
     const entry: Remembered = { digest, start, seq: m.seq, complete: m.complete };
-    this.byWindow.set(wk, entry);
-    this.bySeq.delete(sk); // re-insert: the newest at the end
-    this.bySeq.set(sk, entry);
-    while (this.byWindow.size > limit) this.byWindow.delete(this.byWindow.keys().next().value!);
-    while (this.bySeq.size > limit) this.bySeq.delete(this.bySeq.keys().next().value!);
+    this.byWindow.set(wk, entry, limit);
+    this.bySeq.set(sk, entry, limit); // a seq set again moves to the newest end
     return null;
   }
 }

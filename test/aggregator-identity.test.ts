@@ -13,7 +13,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
-import { countsDigest, GatewayIdentity, type GatewaysConfig } from '../aggregator/registry.ts';
+import { countsDigest, GatewayIdentity, RecentMap, type GatewaysConfig } from '../aggregator/registry.ts';
 import { provisionGateway, provisionReport } from '../aggregator/provision.ts';
 import { encode, type CountsMessage } from '../contract/index.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
@@ -201,6 +201,26 @@ describe('conflicts (pure)', () => {
       detail: expect.stringContaining('seq 7 of dam/gw-1 was accepted before'),
     });
     expect(id.checkCounts({ ...m, start: new Date(T0 + 3_600_000).toISOString(), end: new Date(T0 + 3_660_000).toISOString() })).toBeNull();
+  });
+
+  it('its memory keeps the most recently set keys, a key set again moving to the newest end, in a bounded queue', () => {
+    const r = new RecentMap<number>();
+    for (let i = 0; i < 5; i++) r.set(`k${i}`, i, 3);
+    expect([r.get('k0'), r.get('k1'), r.get('k2'), r.get('k3'), r.get('k4')]).toEqual([undefined, undefined, 2, 3, 4]);
+    r.set('k2', 20, 3); // k2 is the newest now: k3 is the oldest
+    r.set('k5', 5, 3);
+    expect([r.get('k2'), r.get('k3'), r.get('k4'), r.get('k5')]).toEqual([20, undefined, 4, 5]);
+    // one key set again and again, and a lowered limit: the queue stays near the entries held
+    for (let i = 0; i < 100_000; i++) r.set('same', i, 3);
+    expect(r.get('same')).toBe(99_999);
+    expect(r.size).toBe(3);
+    expect(r.queued).toBeLessThanOrEqual(2 * 3 + 17);
+    for (let i = 0; i < 100_000; i++) r.set(`n${i}`, i, 1000);
+    r.set('last', -1, 10);
+    expect(r.size).toBe(10);
+    expect(r.get('n99999')).toBe(99_999);
+    expect(r.get('n99990')).toBeUndefined();
+    expect(r.queued).toBeLessThanOrEqual(2 * 10 + 17);
   });
 
   it('remembers at most conflict_memory messages (the oldest are forgotten), and 0 turns it off', () => {
