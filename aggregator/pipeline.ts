@@ -81,7 +81,15 @@ interface Stored {
 }
 
 /** The measurement of a line of protocol (up to the first unescaped comma or space). */
-function measurementOf(line: string): string {
+export function measurementOf(line: string): string {
+  // Scanned up to the first comma or space while the name has no backslash or other white space
+  // (this runs for every line written; the pattern below costs it about a third more)
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 92 || c === 11 || c === 12 || c > 127) break;
+    if (c === 44 || c === 32 || c === 9 || c === 10 || c === 13) return line.slice(0, i);
+    if (i === line.length - 1) return line;
+  }
   const m = /^(?:[^,\s\\]|\\.)*/.exec(line);
   return m ? m[0].replace(/\\(.)/g, '$1') : '';
 }

@@ -86,12 +86,12 @@ function leaf(v: unknown): string {
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
  *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. */
-export function countsDigest(m: CountsMessage): string {
+export function countsDigest(m: CountsMessage, start = Date.parse(m.start)): string {
   let s = '';
   for (const k of TOP) {
     const v = m[k] as unknown;
     const sub = SUBKEYS[k];
-    if (TIMES.has(k)) s += `${Date.parse(v as string)}|`;
+    if (TIMES.has(k)) s += `${k === 'start' ? start : Date.parse(v as string)}|`;
     else if (sub && v && typeof v === 'object') for (const f of sub) s += `${leaf((v as Record<string, unknown>)[f])},`;
     else s += `${leaf(v)}|`;
   }
@@ -256,7 +256,7 @@ export class GatewayIdentity {
     const gw = `${m.site}/${m.gateway}`;
     const wk = `${gw}@${start}`;
     const sk = `${gw}#${m.seq}`;
-    const digest = countsDigest(m);
+    const digest = countsDigest(m, start);
     const w = this.byWindow.get(wk);
     if (w) {
       if (w.digest === digest) return null; // a redelivery: the same point is written again
