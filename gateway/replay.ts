@@ -22,7 +22,7 @@ const isDateTime = (t: number) => Math.abs(t) <= 8.64e15;
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
 import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
-import { DURATION_HINT, durationMs, zeroNote } from '../scripts/lib/duration.ts';
+import { DURATION_HINT, durationMs, durationNote } from '../scripts/lib/duration.ts';
 
 export interface ReplayOptions {
   /** Window length in milliseconds, or 'all' for one window over the whole capture. */
@@ -102,12 +102,17 @@ export async function* replayFrames(
   // the window open when they come, or held (at most MAX_HELD_OFF_CLOCK) for the first window. A
   // capture with no frame on the clock among its first MAX_HELD_OFF_CLOCK (or at all; a recorder
   // whose clock was never set) is replayed on its own clock instead, where the gateway counts none;
-  // there a time no date can hold (past +-8.64e15 ms) does not move the clock either.
+  // there a time no date can hold (past +-8.64e15 ms), or whose window would start or end past it,
+  // does not move the clock either.
   const st: { mode: 'undecided' | 'clock' | 'own' } = { mode: 'undecided' };
   const held: Frame[] = [];
   let offClock = 0; // frames that did not move the clock
   let dropped = 0;
-  const fits = (t: number) => (st.mode === 'own' ? isDateTime(t) : isClockTime(t));
+  // On its own clock a frame moves the clock only when its window's start and end are dates too (a
+  // 7-day window of a frame stamped in the last days a date can hold would end past them).
+  const dated = (t: number) =>
+    all || (isDateTime(alignDown(t, opts.window as number)) && isDateTime(alignDown(t, opts.window as number) + (opts.window as number)));
+  const fits = (t: number) => (st.mode === 'own' ? isDateTime(t) && dated(t) : isClockTime(t));
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
   const out = (w: ClosedWindow | null, framed: boolean) => toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
   /** A frame whose time fits the clock: moves it (opening the first window, with the frames held for it). */
@@ -150,10 +155,11 @@ export async function* replayFrames(
       yield* ownClock();
     }
     const counted = offClock - dropped;
-    if (!clock.window && held.length > 0) note(`no frame of the capture has a time a date can hold: its ${held.length + dropped} frame(s) were not counted`);
+    if (!clock.window && held.length > 0)
+      note(`no frame of the capture has a time a date can hold, with its window's start and end: its ${held.length + dropped} frame(s) were not counted`);
     else if (counted > 0)
       note(
-        `${counted} frame(s) ${st.mode === 'clock' ? 'stamped outside 2000-2099' : 'with a time no date can hold'}: counted in the window open when they came (or the first one), the clock ignores their time`,
+        `${counted} frame(s) ${st.mode === 'clock' ? 'stamped outside 2000-2099' : 'with a time no date can hold (or its window)'}: counted in the window open when they came (or the first one), the clock ignores their time`,
       );
     if (clock.window && dropped > 0)
       note(
@@ -217,11 +223,16 @@ export async function* replayCapture(
   yield* replayFrames(captureBatches(counted(), source, note), firmware, opts, note);
 }
 
+/** The longest --window: 100 years, the span of the clock a gateway counts on (2000-2099). */
+export const REPLAY_WINDOW_MAX_MS = 36_525 * 86_400_000;
+
 /** "60s", "5m", "1h", "500ms" -> milliseconds (scripts/lib/duration.ts); 'all' stays 'all'. */
 export function parseWindow(text: string): number | 'all' {
   if (text === 'all') return 'all';
   const ms = durationMs(text);
-  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT}, or "all" (got "${text}")${zeroNote(text)}`);
+  if (Number.isNaN(ms)) throw new Error(`--window: ${DURATION_HINT}, or "all" (got "${text}")${durationNote(text)}`);
+  // A longer window ends past any date ("Invalid time value" when its end was printed)
+  if (ms > REPLAY_WINDOW_MAX_MS) throw new Error(`--window: must be at most 36525d, 100 years (got "${text}"); "all" is one window over the whole capture`);
   return ms;
 }
 
@@ -308,7 +319,7 @@ export function registerReplay(program: Command): void {
       'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people)',
     )
     .argument('<file>', 'capture file (pcap or pcapng), or - for stdin')
-    .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m, or "all"', '60s')
+    .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m (at most 36525d), or "all"', '60s')
     .option('--json', 'one JSON object per window per line')
     .option('--ignore-fcs', 'count Wi-Fi frames whose FCS check fails (captures with a stale FCS)')
     .option('--rssi-min <dBm>', 'drop frames whose signal is known and below this')

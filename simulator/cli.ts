@@ -15,7 +15,7 @@ import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
-import { DURATION_HINT, durationMs, formatDuration, zeroNote } from '../scripts/lib/duration.ts';
+import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
@@ -142,7 +142,7 @@ function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const ms = durationMs(v, { bare: 's', name: `--${name}` });
   // A bare 0 is read as seconds too (with its deprecation line): it is refused for being 0, and says so.
-  const zero = zeroNote(v) || (/^\s*[\d.]+\s*$/.test(v) && Number(v) === 0 ? ': it must be longer than 0' : '');
+  const zero = durationNote(v) || (/^\s*[\d.]+\s*$/.test(v) && Number(v) === 0 ? ': it must be longer than 0' : '');
   if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zero}`);
   return ms / 1000;
 }

@@ -295,6 +295,22 @@ describe('usage errors', () => {
     expect(presence('gateway', '--config', join(tmp, 'alias-ok.yaml')).err).toMatch(/unknown key "extra"/);
   });
 
+  it('a duration of hundreds of digits is one line naming the flag and why, in every command (it was Infinity ms)', () => {
+    const huge = `${'9'.repeat(400)}d`;
+    const tooLong = (flag: string) =>
+      new RegExp(`^presence \\S+: ${escapeRegExp(flag)}.*: must be a duration .*: it is too long to be counted in milliseconds$`);
+    // the aggregator named the old key and "got null"; simulate stopped with "Invalid time value"
+    usage(presence('aggregator', '--max-ahead', huge, '--http-port', 'off'), 'aggregator', tooLong('--max-ahead (max_ahead)'));
+    usage(presence('aggregator', '--http-history', huge, '--http-port', 'off'), 'aggregator', tooLong('--http-history (http.history)'));
+    usage(presence('simulate', 'quiet-night', '--window', huge, '--out', join(tmp, 'sim-huge')), 'simulate', tooLong('--window'));
+    usage(
+      presence('gateway', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin', '--window', huge),
+      'gateway',
+      tooLong('--window (gateway.window)'),
+    );
+    usage(presence('replay', 'x.pcap', '--window', huge), 'replay', tooLong('--window'));
+  });
+
   it('a capture or TLS file missing from a config file names the config file and says where a relative path starts', () => {
     const file = join(tmp, 'files-missing.yaml');
     writeFileSync(

@@ -37,6 +37,12 @@ describe('durations', () => {
       expect(() => parseDuration(bad), String(bad)).toThrow(DurationError);
     expect(() => parseDuration('fast')).toThrow('must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")');
     expect(durationMs('0s', { zero: true })).toBe(0);
+    // hundreds of digits are Infinity ms: no duration, said so (the aggregator's --max-ahead named
+    // its old key and "got null", simulate --window stopped with "Invalid time value")
+    const huge = `${'9'.repeat(400)}d`;
+    expect(durationMs(huge)).toBeNaN();
+    expect(durationMs('9'.repeat(400), { bare: 'ms' })).toBeNaN();
+    expect(() => parseDuration(huge)).toThrow(`(got "${huge}"): it is too long to be counted in milliseconds`);
   });
 
   it('reads a bare number only in the unit the caller names', () => {

@@ -134,8 +134,36 @@ describe('presence replay: frames stamped outside 2000-2099', () => {
     const a = await replay(['--json', '--window', 'all', alone]);
     expect(a.code, a.stderr).toBe(0);
     expect(lines(a.stdout)).toEqual([expect.objectContaining({ start: null, wifi: expect.objectContaining({ frames: 0 }) })]);
-    expect(a.stderr).toMatch(/no frame of the capture has a time a date can hold: its 1 frame\(s\) were not counted/);
+    expect(a.stderr).toMatch(/no frame of the capture has a time a date can hold, with its window's start and end: its 1 frame\(s\) were not counted/);
     expect(a.stderr).not.toMatch(/Invalid time value/);
+  });
+
+  it('a frame an hour before the last time a date can hold, in 7-day windows (which would end past it), and a --window longer than 100 years: never an "Invalid time value"', async () => {
+    const head = pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]);
+    const last = join(tmp, 'last-hour.pcapng');
+    writeFileSync(last, Buffer.concat([head, pcapngPacket(0, 8.64e15 - 3_600_000, probe(1))]));
+    const week = await replay(['--json', '--window', '7d', last]);
+    expect(week.stderr).not.toMatch(/Invalid time value/);
+    expect(week.code, week.stderr).toBe(0);
+    expect(week.stderr).toMatch(/no frame of the capture has a time a date can hold, with its window's start and end: its 1 frame\(s\) were not counted/);
+    // in 1-minute windows the same frame is counted: its window ends within the dates
+    const minute = await replay(['--json', '--window', '60s', last]);
+    expect(minute.code, minute.stderr).toBe(0);
+    expect(lines(minute.stdout)).toEqual([expect.objectContaining({ wifi: expect.objectContaining({ frames: 1, devices: 1 }) })]);
+    // a window longer than 100 years ended past every date; hundreds of digits were Infinity
+    const capture = join(tmp, 'one-probe.pcap');
+    writeFileSync(capture, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(real[0]!, probe(1))]));
+    const long = await replay(['--json', '--window', '1000000000d', capture]);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(
+      /^presence replay: --window: must be at most 36525d, 100 years \(got "1000000000d"\); "all" is one window over the whole capture\nhint: /,
+    );
+    const digits = await replay(['--json', '--window', `${'9'.repeat(400)}d`, capture]);
+    expect(digits.code).toBe(2);
+    expect(digits.stderr).toMatch(/^presence replay: --window: must be a duration .*: it is too long to be counted in milliseconds\nhint: /);
+    const most = await replay(['--json', '--window', '36525d', capture]);
+    expect(most.code, most.stderr).toBe(0);
+    expect(lines(most.stdout)).toEqual([expect.objectContaining({ start: '1970-01-01T00:00:00.000Z', end: '2070-01-01T00:00:00.000Z' })]);
   });
 });
 

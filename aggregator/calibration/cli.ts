@@ -4,7 +4,7 @@
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
 import { decimal } from '../../scripts/lib/decimal.ts';
 import { exitUsage } from '../../scripts/lib/usage.ts';
-import { DURATION_HINT, durationMs, TIMER_MAX_MS, zeroNote } from '../../scripts/lib/duration.ts';
+import { DURATION_HINT, durationMs, TIMER_MAX_MS, durationNote } from '../../scripts/lib/duration.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
@@ -311,7 +311,7 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
   const timeoutMs = durationMs(flags.influxTimeout);
   if (!(timeoutMs <= TIMER_MAX_MS))
-    throw new UsageError(`--influx-timeout: ${DURATION_HINT}, at most 24d (got ${JSON.stringify(flags.influxTimeout)})${zeroNote(flags.influxTimeout)}`);
+    throw new UsageError(`--influx-timeout: ${DURATION_HINT}, at most 24d (got ${JSON.stringify(flags.influxTimeout)})${durationNote(flags.influxTimeout)}`);
   const counts = readPointCounts(flags.truth[0]);
   return pairStored(
     counts,

@@ -16,7 +16,7 @@ import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
-import { DURATION_HINT, durationMs, zeroNote } from '../lib/duration.ts';
+import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
 import {
   checkCrowd,
@@ -91,7 +91,7 @@ export const CALIBRATION_SEED_OFFSET = 100;
 /** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it, with one deprecation line). */
 function parseWindowS(text: string): number {
   const ms = durationMs(text, { bare: 's', name: '--window' });
-  if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")${zeroNote(text)}`);
+  if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")${durationNote(text)}`);
   return ms / 1000;
 }
 

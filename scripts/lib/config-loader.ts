@@ -19,7 +19,7 @@ import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
-import { DURATION_HINT, durationMs, zeroNote, type DurationOptions } from './duration.ts';
+import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 import { parseYamlDocument } from './yaml-doc.ts';
 
@@ -599,7 +599,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}${
           typeof value === 'number' || (typeof value === 'string' && BARE_NUMBER.test(value.trim()))
             ? ': write it with its unit (ms, s, m, h or d)'
-            : zeroNote(value)
+            : durationNote(value)
         }`;
         break;
       case 'enum':

@@ -17,14 +17,21 @@ export const DURATION_HINT = 'must be a duration like 250ms, 60s, 15m, 1h30m or 
 
 export class DurationError extends Error {
   constructor(readonly value: unknown) {
-    super(`${DURATION_HINT} (got ${JSON.stringify(value)})${zeroNote(value)}`);
+    super(`${DURATION_HINT} (got ${JSON.stringify(value)})${durationNote(value)}`);
     this.name = 'DurationError';
   }
 }
 
-/** What a zero duration lacks, for the end of its error ("0s" is written right but is no length). */
-export function zeroNote(value: unknown): string {
-  return typeof value === 'string' && durationMs(value, { zero: true }) === 0 ? ': it must be longer than 0' : '';
+/**
+ * Why a duration written right is refused, for the end of its error: "0s" is no length, and
+ * "99...9d" (hundreds of digits) is more milliseconds than a number holds.
+ */
+export function durationNote(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  const ms = durationMs(value, { zero: true });
+  if (ms === 0) return ': it must be longer than 0';
+  if (Number.isNaN(ms) && new RegExp(DURATION_PATTERN).test(value.replace(/\s+/g, ''))) return ': it is too long to be counted in milliseconds';
+  return '';
 }
 
 export interface DurationOptions {
@@ -61,6 +68,8 @@ export function durationMs(value: unknown, opts: DurationOptions = {}): number {
     }
   } else return NaN;
   ms = Math.round(ms);
+  // hundreds of digits are Infinity, which no timer, date or comparison of a setting can use
+  if (!Number.isFinite(ms)) return NaN;
   if (ms === 0 && !opts.zero) return NaN;
   return ms;
 }
