@@ -196,6 +196,41 @@ zones:
     );
   });
 
+  it('a --capture that is no capture (the truth CSV), empty, damaged before its first frame or of another link type: one line with the fix, exit 2', () => {
+    const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // They ended with exit 1 and no fix (aggregator/README.md: bad input is one line with the fix, exit 2).
+    const empty = join(dir, 'empty.pcap');
+    writeFileSync(empty, '');
+    const header = Buffer.alloc(24);
+    header.writeUInt32LE(0xa1b2c3d4, 0);
+    header.writeUInt16LE(2, 4);
+    header.writeUInt16LE(4, 6);
+    header.writeUInt32LE(65535, 16);
+    const ethernet = join(dir, 'ethernet.pcap');
+    header.writeUInt32LE(1, 20);
+    writeFileSync(ethernet, Buffer.concat([header, Buffer.from([0x00, 0x4e, 0x53, 0x65, 0, 0, 0, 0, 20, 0, 0, 0, 20, 0, 0, 0]), Buffer.alloc(20)]));
+    const version = join(dir, 'version-9.pcap');
+    header.writeUInt16LE(9, 4);
+    header.writeUInt32LE(127, 20);
+    writeFileSync(version, header);
+    for (const [capture, problem, fix] of [
+      [truth(DAYS[0]), 'not a pcap or pcapng capture', 'give --capture the pcap or pcapng file of the session (its time;occupancy CSV goes to --truth)'],
+      [empty, 'empty input', 'give --capture the capture of the session the --truth file counted (this file is empty)'],
+      [
+        version,
+        'unsupported pcap version',
+        `no frame comes before the damage: give --capture another copy of the capture (capinfos ${version} says whether a copy can be read)`,
+      ],
+      [ethernet, 'link type 1 (ETHERNET) is not supported', 'give --capture a capture of probe requests or BLE advertisements in one of those link types'],
+    ]) {
+      const r = presence('calibrate', '--capture', capture, '--truth', truth(DAYS[0]), '--zone', 'lab', '--json');
+      expect(r.stdout).toBe('');
+      expect(r.stderr.split('\n'), r.stderr).toHaveLength(2);
+      expect(r.stderr).toMatch(new RegExp(`^presence calibrate: ${escapeRe(capture)}: ${escapeRe(problem)}.*; fix: ${escapeRe(fix)}`));
+      expect(r.code, r.stderr).toBe(2);
+    }
+  });
+
   it('a second zone is added to the file, which then holds the prior both imply; --prior shrinks toward it', () => {
     const multi = join(dir, 'multi.yaml');
     const days = (ds: string[]) => ds.flatMap((d) => ['--capture', pcap(d), '--truth', truth(d)]);

@@ -2,7 +2,7 @@
 // code of `presence replay`, 1-minute windows by default) and its windows are paired with the
 // capture's occupancy truth. One capture is one session.
 import { basename } from 'node:path';
-import { CaptureFormatError } from '../../gateway/capture/pcap.ts';
+import { CaptureFormatError, UnsupportedLinkTypeError } from '../../gateway/capture/pcap.ts';
 import { replayCapture, type ReplayOptions, type ReplayWindow } from '../../gateway/replay.ts';
 import { checkWithinCapture, readOccupancy, span, TruthError, type Occupancy } from './truth.ts';
 import { pairOccupancy, type CountedWindow, type PairedWindow } from './pair.ts';
@@ -73,14 +73,35 @@ export async function countCapture(
       }
     }
   } catch (e) {
+    const problem = (err: Error) => (err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message);
     // A capture cut short or damaged after frames were read: say how to calibrate on the frames
     // before (a fit is not made from part of a capture behind the user's back).
-    if (e instanceof CaptureFormatError && e.offset > 0 && e.damage !== 'not_a_capture')
+    if (e instanceof CaptureFormatError && windows.length > 0)
       throw new TruthError(
         file,
         null,
-        e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message,
+        problem(e),
         `${e.damage === 'ends_inside_record' ? 'the capture was cut short (its recorder stopped in the middle of a frame)' : 'the capture is damaged there'}: copy its frames before that into a new file with editcap ${file} OUT.pcapng and pass OUT.pcapng to --capture, with the truth rows up to its last frame`,
+      );
+    // Nothing read: no capture at all (the truth CSV given as --capture), an empty file, or damage
+    // before the first frame. One line with the fix and exit 2, as for the other files.
+    if (e instanceof CaptureFormatError)
+      throw new TruthError(
+        file,
+        null,
+        problem(e),
+        e.damage === 'not_a_capture'
+          ? 'give --capture the pcap or pcapng file of the session (its time;occupancy CSV goes to --truth)'
+          : e.damage === 'empty'
+            ? 'give --capture the capture of the session the --truth file counted (this file is empty)'
+            : `no frame comes before the damage: give --capture another copy of the capture (capinfos ${file} says whether a copy can be read)`,
+      );
+    if (e instanceof UnsupportedLinkTypeError)
+      throw new TruthError(
+        file,
+        null,
+        problem(e),
+        'give --capture a capture of probe requests or BLE advertisements in one of those link types (a Wi-Fi interface in monitor mode records 127, radiotap)',
       );
     throw e;
   }
