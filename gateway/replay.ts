@@ -21,7 +21,15 @@ import { alignDown, isClockTime, MAX_HELD_OFF_CLOCK, WindowClock, type ClosedWin
 const isDateTime = (t: number) => Math.abs(t) <= 8.64e15;
 
 export { MAX_EMPTY_WINDOWS } from './window.ts';
-import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, unsupportedLinkType, UnsupportedLinkTypeError } from './capture/pcap.ts';
+import {
+  CaptureFormatError,
+  CaptureParser,
+  captureDamageFix,
+  isSupportedLinkType,
+  linkTypeName,
+  unsupportedLinkType,
+  UnsupportedLinkTypeError,
+} from './capture/pcap.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../scripts/lib/duration.ts';
 
 export interface ReplayOptions {
@@ -391,9 +399,9 @@ export function registerReplay(program: Command): void {
           done += n;
           bar?.update(done);
         });
+        let unsupported = 0;
+        const heard = { wifi: 0, ble: 0 };
         try {
-          let unsupported = 0;
-          const heard = { wifi: 0, ble: 0 };
           let wifiRejected = 0;
           async function* tally(): AsyncGenerator<ReplayWindow> {
             for await (const w of windows) {
@@ -433,13 +441,15 @@ export function registerReplay(program: Command): void {
           // The capture itself is bad or unreadable, or the firmware build is missing: not a mistake in
           // the call, so no hint and exit 1 (the counts of the complete frames are already out).
           const message =
-            e instanceof CaptureFormatError || e instanceof UnsupportedLinkTypeError
-              ? e.message
-              : (e as NodeJS.ErrnoException).syscall
-                ? `${file}: ${(e as Error).message}`
-                : e instanceof Error
-                  ? e.message
-                  : String(e);
+            e instanceof CaptureFormatError
+              ? `${e.message}; fix: ${captureDamageFix(e.damage, heard.wifi + heard.ble + unsupported)}`
+              : e instanceof UnsupportedLinkTypeError
+                ? `${e.message}; fix: replay a capture of probe requests or BLE advertisements in one of those link types (a Wi-Fi interface in monitor mode records 127, radiotap)`
+                : (e as NodeJS.ErrnoException).syscall
+                  ? `${file}: ${(e as Error).message}`
+                  : e instanceof Error
+                    ? e.message
+                    : String(e);
           process.stderr.write(`presence replay: ${message}\n`);
           process.exitCode = 1;
           return;

@@ -26,7 +26,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
-import { CaptureFormatError, CaptureParser, fileChunks, readCaptureRecords } from './capture/pcap.ts';
+import { CaptureFormatError, CaptureParser, captureDamageFix, fileChunks, readCaptureRecords } from './capture/pcap.ts';
 import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
@@ -130,7 +130,17 @@ export abstract class CaptureSource {
     this.errors++;
     this.lastErrorCode = failureCode(err);
     this.lastError = lastErrorText(this.lastErrorCode);
-    this.log.error({ source: this.name, ...this.where(), code: this.lastErrorCode, ...failureFields(err), frames_before: this.frames }, 'source failed');
+    this.log.error(
+      {
+        source: this.name,
+        ...this.where(),
+        code: this.lastErrorCode,
+        ...failureFields(err),
+        frames_before: this.frames,
+        ...(err instanceof CaptureFormatError ? { fix: captureDamageFix(err.damage, this.frames) } : {}),
+      },
+      'source failed',
+    );
     this.setState('failed');
   }
 

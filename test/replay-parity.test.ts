@@ -267,6 +267,7 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     const r = await cli([eth, '--json', '--window', 'all']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${eth}: link type 1 (ETHERNET) is not supported; supported link types: 105 (IEEE802_11), 127 (IEEE802_11_RADIOTAP)`);
+    expect(r.stderr).toMatch(/; fix: replay a capture of probe requests or BLE advertisements in one of those link types/);
   });
 
   it('on a truncated capture prints the counts of the complete frames, then the error with its offset', async () => {
@@ -276,7 +277,9 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     writeFileSync(cut, bytes.subarray(0, 20_000));
     const r = await cli([cut, '--json', '--window', 'all']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cut\.pcap: input ends inside a record \(94 of its bytes present\) \(at byte offset 19906\)/);
+    expect(r.stderr).toMatch(
+      /cut\.pcap: input ends inside a record \(94 of its bytes present\) \(at byte offset 19906\); fix: the capture was cut short \(its recorder stopped in the middle of a block\): the frames before it were counted, none after it/,
+    );
     const w: ReplayWindow = JSON.parse(r.stdout);
     expect(w.wifi.frames).toBe(125);
     expect(w.wifi.devices).toBe(5);
@@ -291,7 +294,9 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
     writeFileSync(garbage, 'this is not a capture at all');
     const g = await cli([garbage]);
     expect(g.code).toBe(1);
-    expect(g.stderr).toContain(`${garbage}: not a pcap or pcapng capture (its first 4 bytes are no pcap or pcapng magic number) (at byte offset 0)`);
+    expect(g.stderr).toContain(
+      `${garbage}: not a pcap or pcapng capture (its first 4 bytes are no pcap or pcapng magic number) (at byte offset 0); fix: give a pcap or pcapng capture, as tcpdump -w or dumpcap -w write them\n`,
+    );
     expect(g.stdout).toBe(''); // nothing counted: no empty table
   });
 

@@ -58,6 +58,9 @@ describe('a failing capture source logs what is wrong and where, without frame b
     const bad = Buffer.from([0x00, ...ADDRESS, 0x01, ...Buffer.alloc(16)]); // type 0xfb223c00, length 0x019ea001 (odd)
     const { entry, text, path } = await failLog(Buffer.concat([good, bad]));
     expect(entry).toMatchObject({ source: 'replay', path, code: 'bad_capture', damage: 'bad_block_length', frames_before: 2 });
+    expect(entry.fix).toBe(
+      'the capture is damaged there: the frames before it were counted, none after it; check the recorder (a full disk, a crash, a copy cut short) for the rest',
+    );
     expect(entry.byte_offset).toBe(good.length + 4);
     expect(text).not.toContain('<redacted>'); // nothing in it needed hiding
     expectNoAddress(text.replaceAll(path, ''));
@@ -66,6 +69,7 @@ describe('a failing capture source logs what is wrong and where, without frame b
   it('a file that starts with an address: not a capture, at byte 0', async () => {
     const { entry, text, path } = await failLog(Buffer.from([...ADDRESS, ...ADDRESS, 0, 0, 0, 0]));
     expect(entry).toMatchObject({ path, code: 'bad_capture', damage: 'not_a_capture', byte_offset: 0, frames_before: 0 });
+    expect(entry.fix).toBe('give a pcap or pcapng capture, as tcpdump -w or dumpcap -w write them');
     expectNoAddress(text.replaceAll(path, ''));
   });
 
@@ -73,6 +77,16 @@ describe('a failing capture source logs what is wrong and where, without frame b
     const good = Buffer.concat([header(), frame()]);
     const { entry, path } = await failLog(Buffer.concat([good, frame().subarray(0, 20)]));
     expect(entry).toMatchObject({ path, code: 'bad_capture', damage: 'ends_inside_record', byte_offset: good.length, frames_before: 1 });
+    expect(entry.fix).toMatch(/^the capture was cut short \(its recorder stopped in the middle of a block\): the frames before it were counted, none after it/);
+  });
+
+  it('an empty file, and one cut short in its header: the fix says what to give (no frame came before)', async () => {
+    const empty = await failLog(Buffer.alloc(0));
+    expect(empty.entry).toMatchObject({ code: 'bad_capture', damage: 'empty', frames_before: 0 });
+    expect(empty.entry.fix).toBe('give a capture that holds frames (on a pipe: start the capture tool first, e.g. tcpdump -U -w -)');
+    const cut = await failLog(header().subarray(0, 10));
+    expect(cut.entry).toMatchObject({ code: 'bad_capture', frames_before: 0 });
+    expect(cut.entry.fix).toMatch(/, before its first frame: give a complete copy of the capture$/);
   });
 
   it('a file that cannot be read: errno and call, the path', async () => {

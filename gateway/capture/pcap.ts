@@ -35,6 +35,22 @@ export type CaptureDamage =
   | 'bad_interface_option';
 
 /**
+ * What to do about a capture that is no capture, empty, damaged or cut short: a fixed sentence (it
+ * quotes nothing read from the stream), for the gateway's "source failed" line and replay's error.
+ */
+export function captureDamageFix(damage: CaptureDamage, framesBefore: number): string {
+  if (damage === 'empty') return 'give a capture that holds frames (on a pipe: start the capture tool first, e.g. tcpdump -U -w -)';
+  if (damage === 'not_a_capture') return 'give a pcap or pcapng capture, as tcpdump -w or dumpcap -w write them';
+  const what =
+    damage === 'ends_inside_record' || damage === 'ends_inside_file_header'
+      ? 'the capture was cut short (its recorder stopped in the middle of a block)'
+      : 'the capture is damaged there';
+  return framesBefore > 0
+    ? `${what}: the frames before it were counted, none after it; check the recorder (a full disk, a crash, a copy cut short) for the rest`
+    : `${what}, before its first frame: give a complete copy of the capture`;
+}
+
+/**
  * A capture that is not pcap/pcapng, or is damaged or cut short. The message names what is wrong
  * and the byte offset, and quotes no value read from the stream (a block's type or length, a
  * record's length, an interface id, a file's first bytes: on a damaged stream they can be bytes of
