@@ -246,6 +246,16 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   }
 
   const aclText = o.aclFile ? readEdited(o.aclFile, '--acl-file', MAX_LIST_BYTES) : '';
+  // Only an ACL is added to: another file named by mistake (mosquitto.conf, the password file, the
+  // broker's persistence file mosquitto.db, whose bytes were rewritten as text) would no longer load.
+  // Mosquitto reads user, topic and pattern lines and skips # comments and blank lines.
+  aclText.split('\n').forEach((l, i) => {
+    const line = l.replace(/\r$/, '').trim();
+    if (line === '' || line.startsWith('#') || /^(user|topic|pattern)\s+\S/.test(line)) return;
+    throw new ProvisionError(
+      `${o.aclFile} line ${i + 1}: not a Mosquitto ACL line (user, topic or pattern); --acl-file must name the broker's acl_file (its setting in mosquitto.conf), which is created when absent`,
+    );
+  });
 
   const changes = new Changes();
   let secretFile: string | null = null;

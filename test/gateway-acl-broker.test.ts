@@ -57,6 +57,34 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(existsSync(join(dir, 'gw9.pw'))).toBe(false);
   });
 
+  it('provision adds to the shipped ACL (the broker here reads it) and refuses an --acl-file that is not one, binary or text, naming its line, changing nothing', () => {
+    // The ACL was appended to whatever file it named: mosquitto.conf got pattern lines the broker
+    // does not read there, and a binary file (the broker's mosquitto.db) was rewritten as text.
+    const acl = join(dir, 'presence.acl');
+    writeFileSync(acl, `  # indented comment\r\n${readFileSync(ACL, 'utf8')}`);
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-8', passwordFile: join(dir, 'passwd-8'), aclFile: acl, secretOut: join(dir, 'gw8.pw') });
+    expect(existsSync(join(dir, 'gw8.pw'))).toBe(true);
+    const conf = join(dir, 'broker.conf');
+    const text = `# the broker\nlistener 1883\nacl_file ${acl}\n`;
+    writeFileSync(conf, text);
+    const db = join(dir, 'mosquitto.db');
+    const bytes = Buffer.from([0x00, 0xb5, 0x00, 0x6d, 0x6f, 0x73, 0x71, 0x75, 0x69, 0x74, 0x74, 0x6f, 0x20, 0x64, 0x62, 0xff, 0xfe, 0x0a, 0x80]);
+    writeFileSync(db, bytes);
+    for (const [file, line] of [
+      [conf, 2],
+      [db, 1],
+    ] as const) {
+      const pw = join(dir, `refused-${line}.pw`);
+      expect(() =>
+        provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-7', passwordFile: join(dir, 'passwd-7'), aclFile: file, secretOut: pw }),
+      ).toThrow(`${file} line ${line}: not a Mosquitto ACL line (user, topic or pattern); --acl-file must name the broker's acl_file`);
+      expect(existsSync(pw)).toBe(false);
+      expect(existsSync(join(dir, 'passwd-7'))).toBe(false);
+    }
+    expect(readFileSync(conf, 'utf8')).toBe(text);
+    expect(readFileSync(db).equals(bytes)).toBe(true);
+  });
+
   it('refuses to start with a {site}/{gateway} user name that is not its own (exit 2, says the fix)', () => {
     const r = presence([
       'gateway',
