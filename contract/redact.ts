@@ -115,6 +115,16 @@ function base64Like(run: string): boolean {
   return !run.split(/[+/_-]+/).every((piece) => piece === '' || WORD.test(piece));
 }
 
+/** Quotes, brackets and punctuation before or after a token, set aside when it is compared with a kept name. */
+const AROUND = /^["'`([{<]+|["'`)\]}>,.:;!?]+$/g;
+
+/** The names redactFreeText may keep: none holding an address form, none of 2 characters or fewer, none with white space. */
+function keptNames(keep: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const name of keep) if (name.length > 2 && !/\s/.test(name) && redactAddresses(name) === name) out.add(name);
+  return out;
+}
+
 /**
  * Free text from outside (a capture tool's stderr, an exception message) made fit for a log line:
  * NFKC-normalised (full-width digits and letters become ASCII), format characters (zero-width
@@ -128,8 +138,14 @@ function base64Like(run: string): boolean {
  * is replaced by `<redacted>` (consecutive ones by one). Ordinary words stay readable ("fatal:
  * wlan0: No such device"); words of exactly 8 letters do not, nor numbers of 4 digits or more.
  * Used for every log line and `presence doctor` line that carries a capture tool's text.
+ *
+ * `keep`: names from the operator's own configuration, such as a capture command's interface
+ * (`wlan0mon`, `bluetooth0`, which the rules above take for base64): a token that is one of them,
+ * once the quotes and punctuation around it are set aside (`"wlan0mon".`, `'bluetooth0'`,
+ * `wlan1mon:`), stays. A name that holds an address form itself (`wlx00c0ca9a1b2c`: a USB adapter
+ * named after its MAC) is not kept, nor is one of 2 characters or fewer.
  */
-export function redactFreeText(text: string): string {
+export function redactFreeText(text: string, keep: Iterable<string> = []): string {
   const s = text
     .normalize('NFKC')
     .replace(/[\p{Cf}\p{Mn}\p{Me}]+/gu, '')
@@ -151,12 +167,13 @@ export function redactFreeText(text: string): string {
   scan(ESCAPE, s);
   scan(B64_RUN, s, base64Like);
   scan(SHORT_RUN, s);
+  const kept = keptNames(keep);
   // Whole tokens: any token touching a flagged character goes, runs of such tokens become one.
   const out: string[] = [];
   let lastRedacted = false;
   for (const m of s.matchAll(/\S+/g)) {
     const start = m.index;
-    const bad = flagged.subarray(start, start + m[0].length).includes(1);
+    const bad = flagged.subarray(start, start + m[0].length).includes(1) && !kept.has(m[0].replace(AROUND, ''));
     if (bad) {
       if (!lastRedacted) out.push(REDACTED);
       lastRedacted = true;

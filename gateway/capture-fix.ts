@@ -15,6 +15,16 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
 }
 
 /**
+ * Names of a capture command that the operator configured and the tool's messages repeat: its
+ * program and `-i` interface. redactFreeText keeps them (unless one holds an address form), so
+ * `tcpdump: wlan0mon: No such device exists` still says which interface failed.
+ */
+export function configuredNames(command: string | string[]): string[] {
+  const { program, iface } = parseCaptureCommand(command);
+  return iface ? [program, iface] : [program];
+}
+
+/**
  * The line of a failed capture tool's output that says what went wrong: its own first line
  * (`dumpcap: You do not have permission to capture on device "eth0".`, `tcpdump: wlan0mon: No such
  * device exists`), else the last. dumpcap follows its error with a page of advice whose last line,

@@ -29,7 +29,7 @@ import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } fr
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
-import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
+import { captureFix, configuredNames, headline, parseCaptureCommand } from './capture-fix.ts';
 import { serviceUserOf } from './service-user.ts';
 
 export { captureFix, parseCaptureCommand };
@@ -280,11 +280,15 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
 /** Lines of a capture tool's stderr kept for the report (the last ones when it writes more). */
 const MAX_OUTPUT_LINES = 40;
 
-/** A capture tool's stderr, line by line, through the contract's redactFreeText (every token that could hold an address is <redacted>). */
-export function toolOutput(stderr: string): string[] {
+/**
+ * A capture tool's stderr, line by line, through the contract's redactFreeText (every token that
+ * could hold an address is <redacted>, but for `keep`: the command's configured program and
+ * interface, configuredNames).
+ */
+export function toolOutput(stderr: string, keep: readonly string[] = []): string[] {
   const lines = stderr
     .split(/\r?\n/)
-    .map((l) => redactFreeText(l))
+    .map((l) => redactFreeText(l, keep))
     .filter((l) => l.trim() !== '');
   return lines.length > MAX_OUTPUT_LINES ? [`... (${lines.length - MAX_OUTPUT_LINES} earlier lines left out)`, ...lines.slice(-MAX_OUTPUT_LINES)] : lines;
 }
@@ -354,7 +358,7 @@ async function sampleCommand(
       problem ??= (e as Error).message;
     }
   child.stdin!.end(); // the watcher kills whatever is left of the group
-  const output = toolOutput(stderr);
+  const output = toolOutput(stderr, configuredNames(command));
   if (!problem && frames === 0 && code !== null && code !== 0 && code !== 143)
     problem = `exited with code ${code}${output.length ? `: ${headline(output, parseCaptureCommand(command).program)}` : ''}`;
   // The fix is chosen from the tool's words before redaction (it is never printed); what is shown is the redacted output.
@@ -562,7 +566,7 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
         detail:
           r.damage ??
           (r.problem
-            ? redactFreeText(r.problem)
+            ? redactFreeText(r.problem, configuredNames(s.command))
             : r.bytes === 0
               ? `no byte ${r.span}, not even a capture file header: the command hangs or holds its output back`
               : `a capture file header but no frames ${r.span}`),

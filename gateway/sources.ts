@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { CaptureFormatError, CaptureParser, captureDamageFix, fileChunks, readCaptureRecords } from './capture/pcap.ts';
-import { captureFix, headline, parseCaptureCommand } from './capture-fix.ts';
+import { captureFix, configuredNames, headline, parseCaptureCommand } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
@@ -788,7 +788,7 @@ export class CommandSource extends CaptureSource {
           ...(problem.exit ? { exit_code: problem.exit.code, signal: problem.exit.signal } : {}),
           ...(problem.error ? failureFields(problem.error) : {}),
           ...(problem.error instanceof CaptureFormatError ? { frames_before: this.frames - framesBefore } : {}),
-          ...(problem.stderr ? { stderr: redactFreeText(problem.stderr) } : {}),
+          ...(problem.stderr ? { stderr: redactFreeText(problem.stderr, configuredNames(this.cfg.command)) } : {}),
           ...(problem.fix ? { fix: problem.fix } : {}),
           restart_in_ms: backoff,
         },

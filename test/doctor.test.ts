@@ -443,17 +443,18 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     ]);
     const f = by(r, 'frames arriving (ble)')!;
     expect(f.level).toBe('fail');
-    // Aggressive: words with 4 hex digits in a row (interface) and base64-like names (bluetooth0) go too.
+    // Aggressive: words with 4 hex digits in a row (interface) go too; the configured interface
+    // (bluetooth0, base64-like to the rules) stays, so the line says which one failed.
     expect(f.output).toEqual([
-      'Capturing on <redacted>',
-      "dumpcap: The capture session could not be initiated on <redacted> (You don't have permission to capture on that device).",
+      "Capturing on 'bluetooth0'",
+      "dumpcap: The capture session could not be initiated on <redacted> 'bluetooth0' (You don't have permission to capture on that device).",
       'last device seen <redacted>',
     ]);
     expect(f.fix).toMatch(/setcap cap_net_raw,cap_net_admin=eip/);
     expect(r.text).not.toMatch(/12:34:56:78:9a:bc/i);
     // The plain report prints every line too.
     const plain = doctor(['--config', join(tmp, 'tool.yaml'), '--frames-timeout', '5s']);
-    expect(plain.text).toContain('| Capturing on <redacted>');
+    expect(plain.text).toContain("| Capturing on 'bluetooth0'");
     expect(plain.text).toContain('| last device seen <redacted>');
     expect(plain.text).not.toMatch(/12:34:56:78:9a:bc/i);
     expect(plain.code).toBe(1);
@@ -750,6 +751,24 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       detail: 'a capture file header but no frames in 1s',
       fix: expect.stringMatching(/monitor mode and up, on a busy channel/),
     });
+  });
+
+  it("a capture tool's error names the configured interface readably (wlan0mon, taken for base64 before); an address beside it is still redacted", () => {
+    const dir = join(tmp, 'iface-tool');
+    mkdirSync(dir, { recursive: true });
+    const tool = join(dir, 'tcpdump');
+    writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists (3c:22:fb:01:a0:9e)" >&2\nexit 1\n', { mode: 0o755 });
+    const r = doctor([
+      '--config',
+      config('ifacename', [`{ type: command, name: w, radio: wifi, command: [${tool}, -i, wlan0mon, -U, -w, "-"] }`], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
+    const f = by(r, 'frames arriving (w)')!;
+    expect(f, r.text).toMatchObject({ level: 'fail', detail: 'exited with code 1: tcpdump: wlan0mon: No such device exists <redacted>' });
+    expect(f.output).toEqual(['tcpdump: wlan0mon: No such device exists <redacted>']);
+    expect(r.text.toLowerCase()).not.toMatch(/3c:22|a0:9e|3c22fb/);
   });
 
   /** doctor on a config whose one source is the simulator as a live capture command (no local capture tool). */

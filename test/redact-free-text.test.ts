@@ -43,6 +43,9 @@ function render(rng: Rng, bytes: number[]): string {
   return out;
 }
 
+/** Names a capture command configures (program, interface), kept by redactFreeText. */
+const KEPT = ['tcpdump', 'wlan0mon', 'bluetooth0'];
+
 describe('redactFreeText', () => {
   it('leaves ordinary words readable', () => {
     expect(redactFreeText('fatal: wlan0: No such device')).toBe('fatal: wlan0: No such device');
@@ -69,9 +72,33 @@ describe('redactFreeText', () => {
       expect(redactFreeText(`dev ${t} gone`), t).toBe(`dev ${REDACTED} gone`);
   });
 
+  it('keeps the configured program and interface names the rules would take, with the quotes and punctuation around them', () => {
+    const keep = ['tcpdump', 'wlan0mon', 'dumpcap', 'bluetooth0', 'enp0s31f6', 'phy0-mon0'];
+    const lines = [
+      'tcpdump: wlan0mon: No such device exists',
+      'dumpcap: There is no device named "wlan0mon".',
+      "dumpcap: You don't have permission to capture on 'bluetooth0'",
+      'tcpdump: enp0s31f6: That device is not up',
+      'dumpcap: phy0-mon0 not found',
+    ];
+    for (const l of lines) {
+      expect(redactFreeText(l, keep), l).toBe(l);
+      expect(redactFreeText(l), l).toContain(REDACTED); // without the names: taken for base64
+    }
+    // only the names themselves: another 8-character token, or the name glued to more, still goes
+    expect(redactFreeText('tcpdump: wlan1mon: No such device', keep)).toBe(`tcpdump: ${REDACTED} No such device`);
+    expect(redactFreeText('tcpdump: wlan0mon=aabbccddeeff', keep)).toBe(`tcpdump: ${REDACTED}`);
+  });
+
+  it('never keeps a configured name that holds an address (wlx + MAC), nor a short one', () => {
+    expect(redactFreeText('tcpdump: wlx00c0ca9a1b2c: No such device', ['wlx00c0ca9a1b2c'])).toBe(`tcpdump: ${REDACTED} No such device`);
+    expect(redactFreeText('dev aa:bb:cc:dd:ee:ff gone', ['aa:bb:cc:dd:ee:ff'])).toBe(`dev ${REDACTED} gone`);
+    expect(redactFreeText('dev 0xaabb gone', ['aabb', 'ab'])).toBe(`dev ${REDACTED} gone`);
+  });
+
   it('no rendering of any 48-bit address survives (property, seeded, 20000 cases)', () => {
     const rng = new Rng(4812);
-    const words = ['fatal:', 'wlan0:', 'No such', 'tcpdump:', "Jan's iPhone", 'went away', 'dev', 'peer', '(', ')', 'addr'];
+    const words = ['fatal:', 'wlan0:', 'No such', 'tcpdump:', "Jan's iPhone", 'went away', 'dev', 'peer', '(', ')', 'addr', 'wlan0mon:', '"bluetooth0"'];
     const shapes = new Set<string>();
     for (let i = 0; i < 20_000; i++) {
       const bytes = Array.from({ length: 6 }, () => rng.int(0, 255));
@@ -80,7 +107,8 @@ describe('redactFreeText', () => {
       const pre = words[rng.int(0, words.length - 1)];
       const post = words[rng.int(0, words.length - 1)];
       const text = `${pre} ${form} ${post}`;
-      const out = redactFreeText(text);
+      // with the names a capture command configures kept (they are among the words around)
+      const out = redactFreeText(text, KEPT);
       // The words around are kept; what is left of the form has no letter or digit at all.
       expect(out.startsWith(`${pre} `), JSON.stringify({ text, out })).toBe(true);
       expect(out.endsWith(` ${post}`), JSON.stringify({ text, out })).toBe(true);

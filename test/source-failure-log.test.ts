@@ -124,6 +124,15 @@ describe('a capture command that stops', () => {
     expect(line.fix).toMatch(/^cat ran but could not open a file its command names \(No such file or directory\): check the paths in the command/);
   });
 
+  it("the configured interface stays readable in the tool's stderr line (wlan0mon, which the redaction takes for base64), an address beside it does not", async () => {
+    // a capture tool (a script named like tcpdump, run with -i wlan0mon) that cannot open it
+    const tool = join(dir, 'tcpdump');
+    writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists (last seen 3c:22:fb:01:a0:9e)" >&2\nexit 1\n', { mode: 0o755 });
+    const line = await stoppedLine(`${tool} -i wlan0mon -U -w -`);
+    expect(line).toMatchObject({ program: 'tcpdump', exit_code: 1 });
+    expect(line.stderr).toBe('tcpdump: wlan0mon: No such device exists (last seen <redacted>');
+  });
+
   it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
     const line = await stoppedLine('no-such-capture-tool -i wlan0mon -w -');
     expect(line).toMatchObject({ exit_code: 127 });
