@@ -26,7 +26,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, durationMs } from '../scripts/lib/duration.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
-import { mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
+import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
 import type { GatewaysConfig } from './registry.ts';
@@ -179,9 +179,9 @@ const ms = { bare: 'ms', zero: true } as const;
 export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   ...mqttOptionEntries({
     'mqtt.url': {
-      schema: { type: 'string', pattern: '^(mqtts?|wss?|tcp|ssl)://.+', format: 'url' },
+      schema: { type: 'string', pattern: MQTT_URL_PATTERN, format: 'url' },
       default: 'mqtt://localhost:1883',
-      description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://',
+      description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://; tcp:// is taken as mqtt://, ssl:// and tls:// as mqtts://',
     },
     'mqtt.username': { example: 'aggregator', description: 'broker user name' },
     'mqtt.cert': { description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
@@ -687,7 +687,7 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
   if (noUser) throw new ConfigError([noUser], where);
   const cfg: AggregatorConfig = {
     mqtt: {
-      url: c.mqtt.url,
+      url: canonicalMqttUrl(c.mqtt.url),
       username: c.mqtt.username,
       password: secret(c.mqtt.password, c.mqtt.password_file, 'mqtt.password_file'),
       ca: c.mqtt.ca,

@@ -24,7 +24,7 @@ import {
   onOff,
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
-import { mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
+import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { fileProblemsHint } from '../scripts/lib/usage.ts';
 import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
 import { smallFileProblem } from '../scripts/lib/small-file.ts';
@@ -343,10 +343,10 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   ...mqttOptionEntries({
     'mqtt.url': {
-      schema: { type: 'string', pattern: '^(mqtts?|tcp|ssl|tls|wss?)://', format: 'url' },
+      schema: { type: 'string', pattern: MQTT_URL_PATTERN, format: 'url' },
       required: true,
       old: { flags: ['--mqtt'] },
-      description: 'broker URL, mqtt://host:1883 or mqtts://host:8883',
+      description: 'broker URL, mqtt://host:1883 or mqtts://host:8883 (TLS), or ws://, wss://; tcp:// is taken as mqtt://, ssl:// and tls:// as mqtts://',
     },
     'mqtt.username': {
       example: 'amsterdam-centraal/gw-01',
@@ -783,6 +783,7 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
     if (seen.has(s.name)) s.name = `${s.name}-${i}`;
     seen.add(s.name);
   });
+  cfg.mqtt.url = canonicalMqttUrl(cfg.mqtt.url);
   const mismatch = usernameMismatch(cfg);
   if (mismatch) throw fail([mismatch]);
   const noUser = passwordWithoutUsername(cfg.mqtt);

@@ -35,7 +35,7 @@ import type { SketchQueue } from './corridor.ts';
 import { writeDurably, type WindowQueue } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
-import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
+import { brokerErrorFix, canonicalMqttUrl } from '../scripts/lib/mqtt-options.ts';
 
 /** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
 export const OTHER_GATEWAYS_DIR = 'other-gateways';
@@ -225,7 +225,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   start(): void {
     const { site, id } = this.cfg.gateway;
-    const url = this.cfg.mqtt.url.replace(/^tls:|^ssl:/, 'mqtts:').replace(/^tcp:/, 'mqtt:');
+    const url = canonicalMqttUrl(this.cfg.mqtt.url); // (loadConfig has done so; a config made otherwise too)
     this.version = this.cfg.mqtt.version ?? 5;
     this.client = connectMqtt(url, mqttOptions(this.cfg, this.keepaliveS, this.version));
     const client = this.client;

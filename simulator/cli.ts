@@ -17,7 +17,7 @@ import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
 import { isParsableUrl, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
-import { passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
+import { canonicalMqttUrl, MQTT_URL_HINT, MQTT_URL_PATTERN, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
 import { CLOCK_MIN_MS } from '../gateway/window.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
@@ -548,10 +548,8 @@ export function registerSimulate(program: Command): void {
               'give shares that add up to 1 or less, like --invalid 0.01 --malformed 0.01',
             );
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
-          if (!/^(mqtts?|tcp|ssl|tls|wss?):\/\/[^/\s]/.test(url) || !isParsableUrl(url))
-            throw new UsageError(
-              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got ${redactUrlsIn(JSON.stringify(url))})`,
-            );
+          if (!new RegExp(MQTT_URL_PATTERN).test(url) || !isParsableUrl(url))
+            throw new UsageError(`${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${MQTT_URL_HINT} (got ${redactUrlsIn(JSON.stringify(url))})`);
           // The broker credentials as every command takes them (the URL's user:password works too).
           const username = process.env.MQTT_USERNAME || undefined;
           const noUser = passwordWithoutUsername({
@@ -573,7 +571,7 @@ export function registerSimulate(program: Command): void {
             }
           }
           const r = await runLoad({
-            url,
+            url: canonicalMqttUrl(url),
             mqttOptions: { ...(username !== undefined && { username }), ...(password !== undefined && { password }) },
             gateways,
             rate,

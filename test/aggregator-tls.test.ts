@@ -59,6 +59,22 @@ describe.skipIf(!ok)(SUITE, () => {
     }
   });
 
+  it('tls:// and ssl:// are taken as mqtts:// with a client certificate (the aggregator refused tls://, and MQTT.js threw on ssl:// with a certificate)', async () => {
+    for (const scheme of ['ssl', 'tls']) {
+      const agg = new Aggregator({
+        mqtt: { url: `${scheme}://127.0.0.1:${broker.port}`, clientId: `agg-${scheme}`, username: 'agg', password: 'pa55 word', ...tls },
+        out: join(d, `${scheme}.lp`),
+        http: { port: null },
+        logLevel: 'error',
+      });
+      try {
+        await agg.start(); // rejects when it cannot connect
+      } finally {
+        await agg.stop(2000);
+      }
+    }
+  });
+
   it('without a client certificate: /healthz says the broker wants one and names mqtt.cert, not the CA of the broker certificate', async () => {
     const agg = new Aggregator({
       mqtt: { url: url(), clientId: 'agg-tls-nocert', username: 'agg', password: 'pa55 word', ca: tls.ca },

@@ -152,9 +152,15 @@ describe('usage errors', () => {
     usage(
       presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'notaurl'),
       'gateway',
-      /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 or mqtts:\/\/host:8883 \(got "notaurl"\)/,
+      /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 or mqtts:\/\/host:8883 \(TLS\), or ws:\/\/, wss:\/\/ \(WebSocket\); tcp:\/\/ is taken as mqtt:\/\/, ssl:\/\/ and tls:\/\/ as mqtts:\/\/ \(got "notaurl"\)/,
     );
     usage(presence('aggregator', '--mqtt-url', 'notaurl'), 'aggregator', /--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883/);
+    // a URL of another scheme: the same line, which names the schemes taken
+    usage(
+      presence('aggregator', '--mqtt-url', 'http://broker:1883'),
+      'aggregator',
+      /--mqtt-url \(mqtt\.url\): must be a URL like .*tcp:\/\/ is taken as mqtt:\/\/, ssl:\/\/ and tls:\/\/ as mqtts:\/\/ \(got "http:\/\/broker:1883"\)/,
+    );
     usage(presence('simulate', '--load', '--count', '1', '--mqtt-url', 'notaurl'), 'simulate', /--mqtt-url: must be a URL like mqtt:\/\/host:1883/);
     // the old name still works and gets the same check (plus its deprecation line)
     const old = presence('gateway', ...GW, '--source', 'stdin', '--mqtt', 'notaurl');

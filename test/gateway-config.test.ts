@@ -161,6 +161,19 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'] }, {}).http.user).toBeUndefined();
   });
 
+  it('takes the same broker URL schemes as the aggregator: mqtt, mqtts, ws, wss, and tcp, ssl, tls (other names of mqtt and mqtts)', () => {
+    // tcp, ssl and tls are taken as their MQTT names (MQTT.js refuses them with a client certificate)
+    const as: Record<string, string> = { mqtt: 'mqtt', mqtts: 'mqtts', ws: 'ws', wss: 'wss', tcp: 'mqtt', ssl: 'mqtts', tls: 'mqtts' };
+    for (const [scheme, taken] of Object.entries(as)) {
+      const url = `${scheme}://broker.example:1883`;
+      expect(loadConfig({ ...base, source: ['stdin'], mqttUrl: url }, {}).mqtt.url, scheme).toBe(`${taken}://broker.example:1883`);
+      expect(loadAggregator({ mqttUrl: url }, {}).mqtt.url, scheme).toBe(`${taken}://broker.example:1883`);
+    }
+    for (const url of ['http://broker.example:1883', 'tcp:/broker.example', 'amqp://broker.example'])
+      for (const load of [() => loadConfig({ ...base, source: ['stdin'], mqttUrl: url }, {}), () => loadAggregator({ mqttUrl: url }, {})])
+        expect(load, url).toThrow(/--mqtt-url \(mqtt\.url\): must be a URL like mqtt:\/\/host:1883 .*tcp:\/\/ is taken as mqtt:\/\//);
+  });
+
   it("reads a file that holds the aggregator's section too, as the aggregator does (one file for both on one machine)", () => {
     const shared = join(tmp, 'shared.yaml');
     writeFileSync(

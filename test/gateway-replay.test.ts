@@ -149,6 +149,16 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await sub.client.endAsync();
   });
 
+  it('a broker URL written tcp://host:port (as Paho and many brokers write it) is mqtt:// and publishes every window', async () => {
+    const cap = wifiCapture(join(tmp, 'tcp-url.pcap'), { devices: 3, startMs: Date.UTC(2025, 3, 27, 12, 0, 5), durationMs: 25_000, framesPerS: 4 });
+    const url = broker.url.replace(/^mqtt:/, 'tcp:');
+    expect(url).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+    const run = await runCapture({ brokerUrl: url, site: 'tcpurl', path: cap.path, queueDir: join(tmp, 'q-tcp') }, ['--speed', 'max', '--window', '10s']);
+    expect(run.counts.map((c) => c.seq)).toEqual([1, 2, 3]);
+    expect(run.counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(cap.frames);
+    await run.end();
+  });
+
   it('--rssi-min drops weak frames: they are counted as weak, not as devices', async () => {
     const start = Date.parse('2026-03-01T10:30:00.000Z');
     const wifi = wifiCapture(join(tmp, 'rssi-wifi.pcap'), { devices: 4, startMs: start, durationMs: 1_900, framesPerS: 20 }); // -50 dBm

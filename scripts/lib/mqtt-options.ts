@@ -18,6 +18,25 @@ export type MqttOptionKey =
   | 'mqtt.key'
   | 'mqtt.reject_unauthorized';
 
+/**
+ * The broker URL schemes every command takes (the gateway, doctor, the aggregator, simulate --load):
+ * MQTT.js's own. tcp:// is mqtt:// under another name (Paho's and many brokers' examples write it),
+ * ssl:// and tls:// are mqtts://; ws:// and wss:// are MQTT over WebSocket.
+ */
+export const MQTT_URL_PATTERN = '^(mqtts?|tcp|ssl|tls|wss?)://[^/\\s]';
+/**
+ * A broker URL as MQTT.js takes it also with TLS options: tcp:// becomes mqtt://, ssl:// and
+ * tls:// mqtts:// (with a client certificate MQTT.js knows only mqtt(s) and ws(s) and threw
+ * "Unknown protocol for secure connection" at the aggregator's start). The config loaders apply it.
+ */
+export function canonicalMqttUrl(url: string): string {
+  return url.replace(/^tcp:/i, 'mqtt:').replace(/^(?:ssl|tls):/i, 'mqtts:');
+}
+
+/** What a broker URL must be, for the line that refuses one. */
+export const MQTT_URL_HINT =
+  'must be a URL like mqtt://host:1883 or mqtts://host:8883 (TLS), or ws://, wss:// (WebSocket); tcp:// is taken as mqtt://, ssl:// and tls:// as mqtts://';
+
 /** What to do when the broker refuses the user name or password (gateway, aggregator, doctor). */
 export const CREDENTIALS_FIX =
   'check mqtt.username and mqtt.password (or mqtt.password_file, MQTT_PASSWORD, MQTT_PASSWORD_FILE) against the broker password file';
@@ -60,7 +79,7 @@ type Override = Partial<Omit<OptionSpec, 'key'>>;
 const BASE: Record<MqttOptionKey, Base> = {
   'mqtt.url': {
     key: 'mqtt.url',
-    hint: 'must be a URL like mqtt://host:1883 or mqtts://host:8883',
+    hint: MQTT_URL_HINT,
     flag: '--mqtt-url <url>',
     env: 'MQTT_URL',
     example: 'mqtts://broker.example.net:8883',
