@@ -10,8 +10,12 @@ import { createServer } from 'node:net';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { CountTable, countingError, peopleError } from '../scripts/demo/index.ts';
+import { CountTable, countingError, EmbeddedBroker, peopleError, receivedAndDrained } from '../scripts/demo/index.ts';
 import type { CountsMessage } from '../contract/index.ts';
+import mqtt from 'mqtt';
+import { Aggregator } from '../aggregator/aggregator.ts';
+import { TcpRelay } from './support/tcp-relay.ts';
+import { countsItem, publishAll, status, statusItem, windows } from './aggregator-helpers.ts';
 
 const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');
@@ -93,6 +97,11 @@ describe(SUITE, () => {
     const rows = result.stdout.split('\n').filter((l) => /\d{4}-\d\d-\d\d \d\d:\d\d/.test(l) && /\d+ \/ \d+/.test(l));
     expect(rows.length).toBeGreaterThanOrEqual(3);
     expect(result.stdout).toContain('presence.lp');
+    // The summary comes once the aggregator has written everything the gateways published: the points
+    // it says were written are the lines of the file.
+    const written = /, (\d+) points written,/.exec(result.stdout);
+    expect(written, result.stdout).not.toBeNull();
+    expect(readFileSync(join(out, 'presence.lp'), 'utf8').split('\n').filter(Boolean).length).toBe(Number(written![1]));
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
     expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
     // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
@@ -345,5 +354,66 @@ describe('demo helpers', () => {
     // The BLE estimate leaves beacons out: it is scored against the BLE devices that are not beacons.
     const withBeacons = truth.map((w) => ({ ...w, devices: { ...w.devices, ble: w.devices.ble + 2, byKind: { beacon: 2 } } }));
     expect(countingError([msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6)], withBeacons)).toEqual({ windows: 1, wifi: 25, ble: 50 });
+  });
+});
+
+describe('demo: the end of a run', () => {
+  const lineCount = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
+
+  it("drains the aggregator only once it has received every message the gateways published: the broker's acknowledgement is not its delivery", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-end-'));
+    const broker = await new EmbeddedBroker().start();
+    // The aggregator reads the broker through a relay that can hold back what the broker sends it.
+    const relay = await new TcpRelay(broker.port).start();
+    const lp = join(dir, 'presence.lp');
+    const aggregator = new Aggregator({
+      mqtt: { url: `mqtt://127.0.0.1:${relay.port}`, clientId: 'demo-end-aggregator' },
+      out: lp,
+      http: { port: null },
+      logLevel: 'error',
+    });
+    const pub = await mqtt.connectAsync(broker.url, { clientId: 'demo-end-gateways', protocolVersion: 4 });
+    try {
+      await aggregator.start();
+      // As on a loaded machine: the gateways publish and are acknowledged by the broker (QoS 1)
+      // before the aggregator has read any of it from its connection.
+      relay.hold();
+      const sent = windows('demo-end', 3, 5);
+      await publishAll(pub, [...sent.map(countsItem), statusItem(status('demo-end', 'gw-0'))]);
+      expect(broker.published).toBe(sent.length + 1);
+      expect(aggregator.stats().received).toBe(0);
+      // Draining now (what the demo did) finds nothing to write and says everything is written.
+      expect(await aggregator.drain(1000)).toBe(true);
+      expect(lineCount(lp)).toBe(0);
+      const done = receivedAndDrained(aggregator, () => broker.published, 30_000);
+      relay.release();
+      expect(await done).toBe(true);
+      expect(aggregator.stats().received).toBe(sent.length + 1);
+      // Three points a window (Wi-Fi, BLE, its marker in gateway_status), one for the status.
+      expect(lineCount(lp)).toBe(3 * sent.length + 1);
+      expect(aggregator.stats().pointsWritten).toBe(3 * sent.length + 1);
+    } finally {
+      relay.release();
+      await pub.endAsync();
+      await aggregator.stop(2000);
+      relay.close();
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up after its time when a message never reaches the aggregator, and says so (false)', async () => {
+    let drains = 0;
+    const aggregator = {
+      stats: () => ({ received: 2 }),
+      drain: async () => {
+        drains++;
+        return true;
+      },
+    };
+    expect(await receivedAndDrained(aggregator, () => 3, 200)).toBe(false);
+    expect(drains).toBe(0);
+    expect(await receivedAndDrained(aggregator, () => 2, 200)).toBe(true);
+    expect(drains).toBe(1);
   });
 });

@@ -1,12 +1,28 @@
 // An MQTT broker inside the demo's own process, so `npm start` needs nothing installed: Aedes
-// (MQTT 3.1.1) on a free loopback port. It reports every message a client publishes.
+// (MQTT 3.1.1) on a free loopback port. It reports every message a client publishes, and counts those
+// the aggregator subscribes to as they come in.
 import { createServer, type Server } from 'node:net';
+import { TOPIC_ROOT } from '../../contract/index.ts';
+
+/** A topic the aggregator's subscriptions match (COUNTS_FILTER, STATUS_FILTER: presence/v1/+/+/counts|status). */
+export function aggregatorTopic(topic: string): boolean {
+  const parts = topic.split('/');
+  return parts.length === 5 && `${parts[0]}/${parts[1]}` === TOPIC_ROOT && (parts[4] === 'counts' || parts[4] === 'status');
+}
 
 /** Aedes (MQTT 3.1.1) in this process on a free loopback port. */
 export class EmbeddedBroker {
   private server: Server | null = null;
   private aedes: any = null;
   port = 0;
+  /**
+   * Messages clients published on counts and status topics: what the aggregator, subscribed to both,
+   * is sent. Counted as the broker takes a message in, before it acknowledges it to the publisher
+   * (Aedes sends the PUBACK of a QoS 1 message before it passes the message on to its subscribers),
+   * so once a gateway is done its messages are all counted here, whether or not they have reached
+   * the aggregator yet.
+   */
+  published = 0;
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -14,7 +30,14 @@ export class EmbeddedBroker {
 
   async start(onPublish?: (topic: string, payload: Buffer) => void): Promise<this> {
     const { Aedes } = (await import('aedes')) as unknown as { Aedes: { createBroker(o?: object): Promise<any> } };
-    this.aedes = await Aedes.createBroker();
+    this.aedes = await Aedes.createBroker({
+      // Aedes's own rule (no client publishes to $SYS/), and the count of what the aggregator is sent.
+      authorizePublish: (_client: unknown, packet: { topic: string }, callback: (err: Error | null) => void) => {
+        if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS/ topic is reserved'));
+        if (aggregatorTopic(packet.topic)) this.published++;
+        callback(null);
+      },
+    });
     if (onPublish) this.aedes.on('publish', (packet: { topic: string; payload: Buffer }, client: unknown) => client && onPublish(packet.topic, packet.payload));
     this.server = createServer(this.aedes.handle);
     await new Promise<void>((res, rej) => {

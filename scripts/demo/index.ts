@@ -11,9 +11,9 @@ import { exitUsage, isUsageError } from '../lib/usage.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
 
-export { runDemo, type DemoOptions } from './run.ts';
+export { receivedAndDrained, runDemo, type DemoOptions } from './run.ts';
 export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
-export { EmbeddedBroker } from './broker.ts';
+export { aggregatorTopic, EmbeddedBroker } from './broker.ts';
 export { CountTable, countsFeed } from './table.ts';
 export { countingError, peopleError, summary } from './summary.ts';
 export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';

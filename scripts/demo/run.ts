@@ -139,6 +139,28 @@ async function checkInflux(lp: string, port: string, log: Logger): Promise<boole
   return true;
 }
 
+/**
+ * Waits until the aggregator has received `sent()` messages (every counts and status message the
+ * gateways published: EmbeddedBroker.published) and then until it has written what it received
+ * (drain), within `timeoutMs` in all; false when that did not happen in time. A gateway is done once
+ * the broker has acknowledged its last message, which says the broker passed it on, not that the
+ * aggregator has read it from its connection yet: under load the whole of today's period was still
+ * on its way then, so a drain at that moment found nothing to write and returned at once, the table
+ * and summary missed it and the file got it only if it arrived before the aggregator stopped.
+ */
+export async function receivedAndDrained(
+  aggregator: { stats(): { received: number }; drain(timeoutMs: number): Promise<boolean> },
+  sent: () => number,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (aggregator.stats().received < sent()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return aggregator.drain(Math.max(0, deadline - Date.now()));
+}
+
 /** The demo's page port: --http-port as given, else DEMO_HTTP_PORT. */
 function pagePort(httpPort: string | undefined): string {
   const port = httpPort ?? String(DEMO_HTTP_PORT);
@@ -336,7 +358,7 @@ export async function runDemo(
         for (const b of best.values()) recent.truth(sim.site, b.zone, b.t, b.end, b.people);
       },
     });
-    const drained = await aggregator.drain(30_000);
+    const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
     if (timer) clearInterval(timer);
     dirty = true;
     if (live) {
