@@ -88,6 +88,10 @@ describe.skipIf(!ok)(SUITE, () => {
       speed: 'max',
       log,
     });
+    // A gateway is done once the broker has acknowledged its windows, not once the aggregator has read
+    // them: wait for them in influxd, then drain what else it holds.
+    const published = today.gateways.reduce((n, g) => n + g.windows, 0);
+    await eventually('every window the gateways published is in influxd', async () => (await influxd.count('presence', 'estimate')) >= 2 * published, 90_000);
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
     await eventually(
       'the page gets an update over its event stream',

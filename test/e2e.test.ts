@@ -20,6 +20,7 @@ import { BURST_ADDRESSES_DEFAULT } from '../firmware/host/types.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
 import { publishAll, publisher } from './aggregator-helpers.ts';
 import { corridorRun, sketchItem } from './support/corridor.ts';
+import { eventually } from './support/wait.ts';
 
 const SUITE = 'end to end (simulator -> gateways -> Mosquitto -> aggregator -> influxd -> dashboards)';
 const ok = need('mosquitto', 'mosquitto', SUITE) && need('influxd', 'influxdb', SUITE);
@@ -85,6 +86,10 @@ describe.skipIf(!ok)(SUITE, () => {
     await pub.endAsync();
     // 30 windows: intervals 0-4 are due once window 29 arrived (horizon 3 windows + 1)
     for (let i = 0; i < 300 && (aggregator.flows?.intervalsComputed ?? 0) < 4; i++) await new Promise((r) => setTimeout(r, 100));
+    // A gateway is done once the broker has acknowledged its windows, not once the aggregator has read
+    // them: wait for them in influxd, then drain what else it holds.
+    const published = [...today.gateways, ...lastWeek.gateways].reduce((n, g) => n + g.windows, 0);
+    await eventually('every window the gateways published is in influxd', async () => (await influxd.count('presence', 'estimate')) >= 2 * published, 90_000);
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
     // The pipeline's gateways run with the gateway's default burst addresses: evaluate with the same.
     evaluation = await evaluate({
