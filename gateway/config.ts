@@ -337,9 +337,10 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
       },
       { name: 'ble', type: 'command', radio: 'ble', command: ['dumpcap', '-q', '-i', 'bluetooth0', '-w', '-'] },
     ],
-    flagHelp: 'capture source, repeatable: pcap:FILE, pcap:- or stdin, cmd:"tcpdump -i wlan0mon -U -w -"; optional NAME= prefix, @wifi/@ble suffix',
+    flagHelp:
+      'capture source, repeatable: pcap:FILE, pcap:- or stdin, cmd:"tcpdump -i wlan0mon -U -w -"; optional NAME= prefix, @wifi/@ble suffix (for cmd: after a space)',
     description:
-      'capture sources, see "Sources" below; on the command line (repeatable) pcap:FILE, pcap:- or stdin, cmd:"COMMAND", with an optional NAME= prefix and @wifi/@ble suffix',
+      'capture sources, see "Sources" below; on the command line (repeatable) pcap:FILE, pcap:- or stdin, cmd:"COMMAND", with an optional NAME= prefix and @wifi/@ble suffix (for cmd: after a space: cmd:"COMMAND @ble")',
   },
   ...mqttOptionEntries({
     'mqtt.url': {
@@ -665,7 +666,7 @@ export interface GatewayFlags {
   logFormat?: string;
 }
 
-/** `pcap:FILE`, `file:FILE`, `pcap:-`, `stdin`, `cmd:COMMAND LINE`; optional `NAME=` prefix and `@wifi|@ble` suffix. */
+/** `pcap:FILE`, `file:FILE`, `pcap:-`, `stdin`, `cmd:COMMAND LINE`; optional `NAME=` prefix and `@wifi|@ble` suffix (after white space for a command). */
 export function parseSourceSpec(spec: string, index: number, speed?: Speed): SourceConfig {
   let rest = spec.trim();
   let name: string | undefined;
@@ -675,8 +676,11 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
     name = named[1];
     rest = named[2];
   }
-  const tagged = /^(.*)@(wifi|ble|mixed)$/.exec(rest);
-  if (tagged && !rest.startsWith('cmd:')) {
+  // A command's radio tag comes after white space (`cmd:tcpdump -i hci0 -w - @ble`): a command line
+  // may end in `...@host`-like text of its own, which is passed on as it is.
+  const command = /^(?:cmd|command):/.test(rest);
+  const tagged = (command ? /^(.*\S)\s+@(wifi|ble|mixed)$/ : /^(.*)@(wifi|ble|mixed)$/).exec(rest);
+  if (tagged) {
     rest = tagged[1];
     radio = tagged[2] as Radio;
   }

@@ -322,6 +322,11 @@ describe('gateway config', () => {
     expect(parseSourceSpec('stdin@ble', 0)).toEqual({ type: 'stdin', name: 'stdin', radio: 'ble' });
     expect(parseSourceSpec('wifi=cmd:tcpdump -i wlan0mon -U -w -', 1)).toMatchObject({ type: 'command', name: 'wifi', command: 'tcpdump -i wlan0mon -U -w -' });
     expect(parseSourceSpec('pcap:a.pcapng@wifi', 2, 10)).toEqual({ type: 'file', name: 'file2', radio: 'wifi', path: 'a.pcapng', speed: 10 });
+    // a command's radio tag after a space; text of the command line itself is passed on
+    expect(parseSourceSpec('w=cmd:tcpdump -i wlan0mon -U -w - @wifi', 3)).toMatchObject({ name: 'w', radio: 'wifi', command: 'tcpdump -i wlan0mon -U -w -' });
+    expect(parseSourceSpec('command:tshark -i bluetooth0 -w -  @ble', 4)).toMatchObject({ name: 'cmd4', radio: 'ble', command: 'tshark -i bluetooth0 -w -' });
+    expect(parseSourceSpec('cmd:ssh root@ble', 5)).toEqual({ type: 'command', name: 'cmd5', command: 'ssh root@ble', restart_min: '1s', restart_max: '60s' });
+    expect(parseSourceSpec('command:ssh pi@wifi', 6)).not.toHaveProperty('radio');
     expect(parseDuration('60s')).toBe(60_000);
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('2m')).toBe(120_000);
