@@ -156,7 +156,9 @@ export async function detectServer(url: string, timeoutMs: number): Promise<Serv
  * Null when the server names a version, or does not answer /ping (the query then says why).
  */
 export async function noInfluxQl(url: string, timeoutMs = 10_000): Promise<string | null> {
-  const server = await detectServer(url, timeoutMs);
+  // /ping waits at most 10 s, or the --influx-timeout of the command when that is shorter: a server
+  // that answers nothing took 10 s more than the timeout given before its query timed out.
+  const server = await detectServer(url, Math.min(timeoutMs, 10_000));
   if ('unreachable' in server || server.version) return null;
   return `${redactUrl(url)} answers /ping without X-Influxdb-Version, as VictoriaMetrics does, not as InfluxDB: it runs no InfluxQL (every query gets the same made-up answer)`;
 }
@@ -416,7 +418,7 @@ export function registerInflux(program: Command): void {
         for (const q of setupStatements(o, { policies: new Map(), cqs: new Set() })) process.stdout.write(`${q};\n`);
         return;
       }
-      const notInflux = await noInfluxQl(o.url);
+      const notInflux = await noInfluxQl(o.url, timeoutMs);
       if (notInflux) {
         fail(
           `${notInflux}, so it keeps no database, retention policy or continuous query to set up; fix: nothing to set up there (VictoriaMetrics keeps what the aggregator writes with --influx-api v2 for its -retentionPeriod), or give --influx-url an InfluxDB 1.x`,

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +198,31 @@ describe('presence influx setup and the aggregator against a hostile or broken s
     expect(echo.stderr).not.toContain(TOKEN);
     expect(echo.stderr).toContain('token *** is not valid');
   });
+
+  it('a server that answers nothing, not even /ping: calibrate and influx setup give up within --influx-timeout of each request, not 10 s more', async () => {
+    // /ping waited 10 s whatever --influx-timeout said; with 1 s both took over 11 s
+    const silent = createNetServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const a = silent.address();
+    const at = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+    try {
+      const s = await presence(['influx', 'setup', '--influx-url', at, '--influx-timeout', '1s'], {});
+      expect(s.stderr.split('\n')[0]).toBe(
+        `presence influx setup: InfluxDB at ${at}/ did not answer "SHOW DATABASES" within 1 s; check that influxd runs there and is not overloaded`,
+      );
+      expect(s.ms).toBeLessThan(10_000);
+      const c = await presence(
+        ['calibrate', '--influx-url', at, '--influx-db', 'p', '--site', 's', '--zone', 'z', '--truth', counts, '--json', '--influx-timeout', '1s'],
+        {},
+      );
+      expect(c.stderr.trim()).toBe(
+        `presence calibrate: InfluxDB at ${at}/ did not answer a query within 1 s; fix: check that InfluxDB runs there and is not overloaded, or give --influx-timeout a longer time`,
+      );
+      expect(c.ms).toBeLessThan(10_000);
+    } finally {
+      silent.close();
+    }
+  }, 60_000);
 
   it('influx setup: a server that never answers fails after --influx-timeout; one that answers 257 MiB is not read whole', async () => {
     const never = await setup('never', '--influx-timeout', '1s');

@@ -148,7 +148,7 @@ function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
  */
 export async function pairStored(counts: PointCount[], truthFile: string, o: StoredOptions, note?: (m: string) => void): Promise<PairedWindow[]> {
   const winMs = o.windowMs ?? 60_000;
-  const notInflux = await noInfluxQl(o.influx.url);
+  const notInflux = await noInfluxQl(o.influx.url, o.influx.timeoutMs);
   if (notInflux) {
     throw new StoredSeriesError(
       `${notInflux}, so the stored series cannot be read there; fix: give --influx-url the InfluxDB the series is in (1.x, or 2.x/3.x through the v1 API), or calibrate with captures (--capture)`,
