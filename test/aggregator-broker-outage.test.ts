@@ -34,8 +34,14 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
     const httpPort = await freePort();
     agg = new Aggregator({ mqtt: { url: broker.url, clientId: 'agg-outage' }, out: join(dir, 'x.lp'), http: { port: httpPort } }, { logger });
     const started = agg.start();
-    await new Promise((r) => setTimeout(r, 3500)); // nothing listens: 3 or 4 attempts
     const warnings = () => lines.filter((l) => l.level >= 40);
+    // nothing listens: the first attempt's line, then 3 or 4 more attempts that log nothing
+    await until(
+      'the line of the first failed attempt',
+      () => warnings().length,
+      (n) => n > 0,
+    );
+    await new Promise((r) => setTimeout(r, 3500));
     expect(warnings().map((l) => l.msg)).toEqual([
       expect.stringMatching(
         `^no connection to the MQTT broker ${broker.url}: .*ECONNREFUSED.*nothing listens there: start the broker, or fix the port in mqtt.url$`,
@@ -46,7 +52,12 @@ describe.skipIf(!ok)('aggregator: broker outage', () => {
     await started;
     const before = warnings().length;
     await broker.stop();
-    await new Promise((r) => setTimeout(r, 3500));
+    await until(
+      'the lost connection and the failed attempt after it, logged',
+      () => warnings().length - before,
+      (n) => n >= 2,
+    );
+    await new Promise((r) => setTimeout(r, 2500)); // more attempts, no more lines
     expect(
       warnings()
         .slice(before)
