@@ -276,6 +276,12 @@ describe('gateway config', () => {
         `corridor.sketch_p: must be below 1 - 1 / 131072 (0.99999237): ${p} rounds to T = 65536 of 65536, every bit would be a coin flip and no flow could be estimated from the sketches (the aggregator refuses them); 0.5 is already epsilon 1.10`,
       );
     }
+    // and the READMEs give that top, not 1 (they said "p may go up to 1, epsilon 0")
+    for (const readme of ['README.md', 'gateway/README.md']) {
+      const text = readFileSync(join(import.meta.dirname, '..', readme), 'utf8').replace(/\s+/g, ' ');
+      expect(text, readme).toMatch(/p may go up to 0\.99999237\b/);
+      expect(text, readme).not.toMatch(/p may go up to 1\b/);
+    }
 
     // a group without sketch_p: no default, the operator chooses; the line gives the trade-off in numbers
     const noP = join(tmp, 'no-p.yaml');
