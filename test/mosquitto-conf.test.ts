@@ -3,7 +3,7 @@
 // aggregator that is away survive the broker's crash (kill -9) once its autosave interval has passed.
 // With Mosquitto's default (autosave_interval 1800) they were lost for up to half an hour.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -64,8 +64,16 @@ describe.skipIf(!ok)(SUITE, () => {
     const gw = await mqtt.connectAsync(url, { clientId: 'gw-conf', protocolVersion: 4, reconnectPeriod: 0 });
     for (let seq = 1; seq <= 10; seq++) await gw.publishAsync('presence/v1/conf/g/counts', JSON.stringify({ seq }), { qos: 1 });
     await gw.endAsync();
+    const acknowledged = Date.now();
 
-    await new Promise((r) => setTimeout(r, (autosave + 2) * 1000));
+    // Its next autosave (every autosave_interval seconds; later on a loaded machine): the database
+    // file written after the last acknowledgement holds the windows, then the crash.
+    const db = join(dir, 'mosquitto.db');
+    const saveBy = Date.now() + (autosave + 30) * 1000;
+    while (!(existsSync(db) && statSync(db).mtimeMs > acknowledged)) {
+      if (Date.now() > saveBy) throw new Error(`Mosquitto did not save ${db} within ${autosave + 30} s (autosave_interval ${autosave})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     broker!.kill('SIGKILL');
     await new Promise((r) => broker!.once('exit', r));
     await startBroker(port);
