@@ -24,7 +24,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
 import { Document, isMap } from 'yaml';
-import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
+import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
@@ -215,7 +215,7 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     const text = readEdited(cfgFile, '--aggregator-config', MAX_CONFIG_BYTES);
     if (/\.json$/i.test(cfgFile)) {
       try {
-        json = text.trim() ? JSON.parse(text) : { aggregator: {} };
+        json = (text.trim() ? parseJson(YAML, text) : { aggregator: {} }) as Record<string, unknown>;
       } catch (e) {
         throw new ProvisionError(`${cfgFile}: not valid JSON: ${(e as Error).message}`);
       }

@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
 import { isMap } from 'yaml';
-import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
+import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
 import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
@@ -145,7 +145,7 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
   if (json) {
     let obj: Record<string, Record<string, unknown>>;
     try {
-      obj = (text.trim() ? JSON.parse(text) : {}) as Record<string, Record<string, unknown>>;
+      obj = (text.trim() ? parseJson(YAML, text) : {}) as Record<string, Record<string, unknown>>;
     } catch (e) {
       throw new UsageError(`--config ${config}: not valid JSON: ${(e as Error).message}`);
     }

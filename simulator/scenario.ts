@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { basename, extname, join } from 'node:path';
 import * as YAML from 'yaml';
-import { parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
+import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
 import { ID_PATTERN, isValidId } from '../contract/index.ts';
 import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
@@ -744,9 +744,11 @@ function jsonErrorPlace(text: string, message: string): string {
 export function parseScenarioText(text: string, source: string): unknown {
   if (source.endsWith('.json')) {
     try {
-      return JSON.parse(text);
+      return parseJson(YAML, text);
     } catch (e) {
-      throw new ScenarioError(source, [`not valid JSON${jsonErrorPlace(text, (e as Error).message)}`]);
+      // a key twice ("Map keys must be unique at line L, column C") already says where
+      const m = (e as Error).message;
+      throw new ScenarioError(source, [`not valid JSON${e instanceof SyntaxError ? jsonErrorPlace(text, m) : `: ${m}`}`]);
     }
   }
   const doc = parseYamlDocument(YAML, text, { prettyErrors: true });

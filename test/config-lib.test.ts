@@ -1,7 +1,7 @@
 // The shared configuration pieces in scripts/lib: one duration syntax, one deprecation line per old
 // name, secrets from files, and error lines that name the key, where it came from and the fix.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import { DurationError, durationMs, formatDuration, isDurationString, parseDurat
 import { readSecretFile } from '../scripts/lib/secrets.ts';
 import { loadScenario } from '../simulator/scenario.ts';
 import { readCalibration } from '../aggregator/calibration/index.ts';
+import { provisionGateway } from '../aggregator/provision.ts';
+import { corridorJoin } from '../gateway/corridor-cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'presence-config-lib-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -157,6 +159,57 @@ describe('files that are not what they claim', () => {
     const distinct = join(tmp, 'distinct.yaml');
     writeFileSync(distinct, 'gateways:\n  registry:\n    1: {site: a, zone: b}\n    "1": {site: a, zone: b}\n');
     expect(readConfigFile(distinct)).toEqual({ gateways: { registry: { 1: { site: 'a', zone: 'b' } } } });
+  });
+
+  it('a key twice in an object of a JSON config is refused with its line too, and provision rewrites no such file (JSON.parse kept the last silently)', () => {
+    const config = join(tmp, 'twice.json');
+    writeFileSync(
+      config,
+      '{\n  "gateway": {"site": "a", "zone": "b", "id": "c"},\n  "mqtt": {"url": "mqtt://h"},\n  "gateway": {"site": "x", "zone": "y", "id": "z"}\n}\n',
+    );
+    expect(problems(() => readConfigFile(config))).toBe('not valid JSON: Map keys must be unique at line 4, column 3');
+    // valid JSON the YAML parser reads differently (tabs, escapes) is still read as JSON
+    const tabs = join(tmp, 'tabs.json');
+    writeFileSync(tabs, '{\t"gateway":\t{"site": "a\\/b\\u0041"}}\n');
+    expect(readConfigFile(tabs)).toEqual({ gateway: { site: 'a/bA' } });
+    // provision would have written the file back without the first "out", and corridor join the first "gateway"
+    const agg = join(tmp, 'twice-aggregator.json');
+    const text = '{"aggregator": {"out": "a.lp", "out": "b.lp"}}\n';
+    writeFileSync(agg, text);
+    expect(() =>
+      provisionGateway({ site: 's', zone: 'z', id: 'g', passwordFile: join(tmp, 'twice-passwd'), aggregatorConfig: agg, secretOut: join(tmp, 'twice.pw') }),
+    ).toThrow(`${agg}: not valid JSON: Map keys must be unique at line 1, column 32`);
+    expect(readFileSync(agg, 'utf8')).toBe(text);
+    const joined = join(tmp, 'twice-gateway.json');
+    writeFileSync(joined, '{"gateway": {"site": "a"}, "gateway": {"site": "b"}}\n');
+    const secret = join(tmp, 'twice-group.secret');
+    writeFileSync(secret, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    expect(() => corridorJoin({ config: joined, group: 'g', secretFile: secret, sketchP: '0.03' })).toThrow(
+      /not valid JSON: Map keys must be unique at line 1, column 28/,
+    );
+    // and a JSON scenario, as a YAML one
+    const scenario = join(tmp, 'twice-scenario.json');
+    writeFileSync(scenario, '{"name": "a",\n "name": "b"}\n');
+    expect(() => loadScenario(scenario)).toThrow(`${scenario}: not valid JSON: Map keys must be unique at line 2, column 2`);
+  });
+
+  it('a JSON config, scenario or registry nested thousands deep (a few kB of brackets) is one line, not a stack trace or the process out of memory', () => {
+    const deep = (n: number) => `{"gateway": {"site": ${'['.repeat(n)}${']'.repeat(n)}}}\n`;
+    const config = join(tmp, 'deep.json');
+    writeFileSync(config, deep(5000));
+    expect(problems(() => readConfigFile(config))).toBe('not valid JSON: objects and lists nested more than 64 deep (settings are a few levels deep)');
+    const scenario = join(tmp, 'deep-scenario.json');
+    writeFileSync(scenario, deep(1000));
+    expect(() => loadScenario(scenario)).toThrow(`${scenario}: not valid JSON: objects and lists nested more than 64 deep`);
+    const agg = join(tmp, 'deep-aggregator.json');
+    writeFileSync(agg, deep(5000));
+    expect(() =>
+      provisionGateway({ site: 's', zone: 'z', id: 'g', passwordFile: join(tmp, 'deep-passwd'), aggregatorConfig: agg, secretOut: join(tmp, 'deep.pw') }),
+    ).toThrow(`${agg}: not valid JSON: objects and lists nested more than 64 deep`);
+    expect(readFileSync(agg, 'utf8')).toBe(deep(5000));
+    // 64 levels are read as before
+    writeFileSync(config, `{"a": ${'['.repeat(63)}${']'.repeat(63)}}`);
+    expect(readConfigFile(config)).toHaveProperty('a');
   });
 
   it('a secret file that is a fifo, a device or a huge file is refused, naming the setting and the file', () => {

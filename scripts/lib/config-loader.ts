@@ -21,7 +21,7 @@ import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
-import { parseYamlDocument } from './yaml-doc.ts';
+import { parseJson, parseYamlDocument } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -453,7 +453,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   const json = /\.json$/i.test(path);
   let value: unknown;
   try {
-    value = json ? JSON.parse(text) : parseYaml(text);
+    value = json ? parseJson(requireTransient<typeof import('yaml')>('yaml'), text) : parseYaml(text);
   } catch (e) {
     // The yaml parser's first line ends "at line 2, column 9:" before a snippet of the file (not
     // shown: it may be a secret's line); the line and column say where.

@@ -68,3 +68,36 @@ export function parseYamlDocument(yaml: YamlModule, text: string, options: YamlD
   if (found) doc.errors.sort((a, b) => a.pos[0] - b.pos[0]);
   return doc;
 }
+
+/** The deepest nesting of objects and lists a JSON file may have: settings are a few levels deep. */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when objects and lists nest deeper than `max` (counted without recursion). */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
+ * JSON.parse, refusing a key twice in an object as a YAML file's is refused: JSON.parse keeps the
+ * last one silently, so the settings before it were dropped without a word, and a file that
+ * `presence provision` or `corridor join` rewrites lost them. The YAML parser finds the duplicate
+ * (JSON is YAML's flow style) and says where; its other complaints about valid JSON are ignored.
+ * Nesting deeper than MAX_JSON_DEPTH is refused first: every walk over the value (the check for
+ * secrets, structuredClone, JSON.stringify, the YAML parser) ran out of stack on a few kB of
+ * brackets, with a stack trace or, in the YAML parser, the process out of memory.
+ * Throws JSON.parse's SyntaxError, or an Error saying what is wrong (and where, for a key twice).
+ */
+export function parseJson(yaml: YamlModule, text: string): unknown {
+  const value = JSON.parse(text);
+  if (deeperThan(value, MAX_JSON_DEPTH)) throw new Error(`objects and lists nested more than ${MAX_JSON_DEPTH} deep (settings are a few levels deep)`);
+  const twice = parseYamlDocument(yaml, text).errors.find((e) => e.code === 'DUPLICATE_KEY');
+  if (twice) throw new Error(twice.message.split('\n')[0]!.replace(/:\s*$/, ''));
+  return value;
+}
