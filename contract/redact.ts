@@ -118,10 +118,24 @@ function base64Like(run: string): boolean {
 /** Quotes, brackets and punctuation before or after a token, set aside when it is compared with a kept name. */
 const AROUND = /^["'`([{<]+|["'`)\]}>,.:;!?]+$/g;
 
-/** The names redactFreeText may keep: none holding an address form, none of 2 characters or fewer, none with white space. */
+/**
+ * Whether a configured name (a capture command's program or interface) may be kept in free text and
+ * shown in a fix: more than 2 characters, no white space, no address form, and of the rules of
+ * redactFreeText only the base64 one may take it (`wlan0mon`, `enp0s31f6`). Not kept: a name
+ * holding 5 or more hex digits in a row (`wlan-00c0ca9a1b`, part of a MAC), an escape, a run of
+ * short hex groups, or letters mixing case within a run (`AMDKmhss`, a MAC in base64).
+ */
+export function keepableName(name: string): boolean {
+  if (name.length <= 2 || /\s/.test(name) || redactAddresses(name) !== name) return false;
+  if (/[0-9A-Fa-f]{5,}/.test(name.replace(/0[xX](?=[0-9A-Fa-f])/g, 'gg'))) return false;
+  if (new RegExp(ESCAPE.source).test(name) || new RegExp(SHORT_RUN.source).test(name)) return false;
+  return name.split(/[^A-Za-z]+/).every((piece) => piece === '' || WORD.test(piece));
+}
+
+/** The names redactFreeText may keep (keepableName). */
 function keptNames(keep: Iterable<string>): Set<string> {
   const out = new Set<string>();
-  for (const name of keep) if (name.length > 2 && !/\s/.test(name) && redactAddresses(name) === name) out.add(name);
+  for (const name of keep) if (keepableName(name)) out.add(name);
   return out;
 }
 
@@ -143,7 +157,7 @@ function keptNames(keep: Iterable<string>): Set<string> {
  * (`wlan0mon`, `bluetooth0`, which the rules above take for base64): a token that is one of them,
  * once the quotes and punctuation around it are set aside (`"wlan0mon".`, `'bluetooth0'`,
  * `wlan1mon:`), stays. A name that holds an address form itself (`wlx00c0ca9a1b2c`: a USB adapter
- * named after its MAC) is not kept, nor is one of 2 characters or fewer.
+ * named after its MAC) or part of one is not kept, nor is one of 2 characters or fewer (keepableName).
  */
 export function redactFreeText(text: string, keep: Iterable<string> = []): string {
   const s = text

@@ -96,6 +96,18 @@ describe('redactFreeText', () => {
     expect(redactFreeText('dev 0xaabb gone', ['aabb', 'ab'])).toBe(`dev ${REDACTED} gone`);
   });
 
+  it('never keeps a configured name that holds part of an address, or one in base64, which the rules alone redact', () => {
+    // 00:c0:ca:9a:1b:2c as 5 of its bytes, with '+' between its halves, in base64, with escapes, as short groups
+    for (const name of ['wlan-00c0ca9a1b', 'a+00c0ca+9a1b2c', 'AMDKmhss', 'wl%00%c0%ca', 'mon-c0.ca.9a']) {
+      const line = `tcpdump: ${name}: No such device exists`;
+      expect(redactFreeText(line), name).toBe(`tcpdump: ${REDACTED} No such device exists`);
+      expect(redactFreeText(line, ['tcpdump', name]), name).toBe(`tcpdump: ${REDACTED} No such device exists`);
+    }
+    // names interfaces and programs really have are kept
+    for (const name of ['wlan0mon', 'enp0s31f6', 'wlp0s20f3', 'phy0-mon0', 'bluetooth0', 'Bluetooth0', 'WLAN0MON'])
+      expect(redactFreeText(`tcpdump: ${name}: No such device exists`, ['tcpdump', name]), name).toBe(`tcpdump: ${name}: No such device exists`);
+  });
+
   it('no rendering of any 48-bit address survives (property, seeded, 20000 cases)', () => {
     const rng = new Rng(4812);
     const words = ['fatal:', 'wlan0:', 'No such', 'tcpdump:', "Jan's iPhone", 'went away', 'dev', 'peer', '(', ')', 'addr', 'wlan0mon:', '"bluetooth0"'];
