@@ -3,6 +3,17 @@
 // line). The fix is a fixed sentence with the program and interface of the configured command only,
 // never any text of the tool, whose stderr can hold device addresses.
 
+import { keepableName, REDACTED } from '../contract/redact.ts';
+
+/**
+ * A configured name as a log line or a fix may show it: itself, unless it holds an address or part
+ * of one (contract keepableName; `wlx00c0ca9a1b2c` is a USB adapter named after its MAC), then
+ * `<redacted>`. Names of 2 characters or fewer (`sh`, `nc`) hold none and are shown.
+ */
+export function shownName(name: string): string {
+  return name.length <= 2 || keepableName(name) ? name : REDACTED;
+}
+
 /** The program and `-i` interface of a capture command. */
 export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string } {
   const argv = Array.isArray(command) ? command : command.trim().split(/\s+/);
@@ -43,7 +54,9 @@ export function headline(output: string[], program: string): string {
  */
 export function captureFix(output: string[], command: string | string[], exitCode?: number | null): string {
   const text = output.join('\n');
-  const { program, iface } = parseCaptureCommand(command);
+  const parsed = parseCaptureCommand(command);
+  const program = shownName(parsed.program);
+  const iface = parsed.iface === undefined ? undefined : shownName(parsed.iface);
   // dumpcap without capture rights lists no interface at all and says only this.
   if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES|no interfaces on which a capture can be done/i.test(text))
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;

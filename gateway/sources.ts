@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import { CaptureFormatError, CaptureParser, captureDamageFix, fileChunks, readCaptureRecords } from './capture/pcap.ts';
-import { captureFix, configuredNames, headline, parseCaptureCommand } from './capture-fix.ts';
+import { captureFix, configuredNames, headline, parseCaptureCommand, shownName } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
@@ -812,10 +812,10 @@ export class CommandSource extends CaptureSource {
     return r ? { bytes: r.bytes, silentMs: nowMs - (r.lastFrameMs ?? r.startedMs) } : null;
   }
 
-  /** The capture program's basename, for the log (operator-given configuration). */
+  /** The capture program's basename, for the log (operator-given configuration; shownName: `<redacted>` if it holds an address). */
   private get program(): string {
     const cmd = this.cfg.command;
-    return basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? ''));
+    return shownName(basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? '')));
   }
 
   /**

@@ -133,6 +133,21 @@ describe('a capture command that stops', () => {
     expect(line.stderr).toBe('tcpdump: wlan0mon: No such device exists (last seen <redacted>');
   });
 
+  it('an interface or program named after a MAC is in no field of the line: not in its stderr, its fix or its program', async () => {
+    const tool = join(dir, 'tcpdump');
+    writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlx00c0ca9a1b2c: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
+    const line = await stoppedLine(`${tool} -i wlx00c0ca9a1b2c -U -w -`);
+    expect(line.stderr).toBe('tcpdump: <redacted> No such device exists');
+    expect(line.fix).toMatch(/^the interface <redacted> is not there: check the name with `ip link`/);
+    expect(JSON.stringify(line)).not.toMatch(/00c0ca/i);
+    const named = join(dir, 'sniff-00c0ca9a1b2c');
+    writeFileSync(named, '#!/bin/sh\necho "permission denied" >&2\nexit 1\n', { mode: 0o755 });
+    const other = await stoppedLine(`${named} -i wlan0mon -w -`);
+    expect(other).toMatchObject({ program: '<redacted>', exit_code: 1 });
+    expect(other.fix).toMatch(/^give <redacted> capture rights/);
+    expect(JSON.stringify(other)).not.toMatch(/00c0ca/i);
+  });
+
   it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
     const line = await stoppedLine('no-such-capture-tool -i wlan0mon -w -');
     expect(line).toMatchObject({ exit_code: 127 });
