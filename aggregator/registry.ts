@@ -105,12 +105,17 @@ export function countsDigest(m: CountsMessage, start = Date.parse(m.start)): str
  * per message). A key set again moves to the end; its old place in the queue is skipped.
  */
 export class RecentMap<V> {
-  private readonly map = new Map<string, V>();
+  /** Key -> its live place in the queue, counted from the first place ever queued. */
+  private readonly map = new Map<string, number>();
   // The queue: keys and values in the order set, in two arrays (no object per entry); places before
-  // `head` are forgotten and cleared.
+  // `head` are forgotten and cleared. A place is live when the map points at it: a place is told from
+  // a later one of the same key by its number, not by its value (a key set again to an equal value,
+  // a number or the same object, would otherwise leave its old place live and be forgotten there).
   private keys: Array<string | undefined> = [];
   private values: Array<V | undefined> = [];
   private head = 0;
+  /** Number of the place at index 0 of the arrays. */
+  private base = 0;
 
   get size(): number {
     return this.map.size;
@@ -122,16 +127,17 @@ export class RecentMap<V> {
   }
 
   get(key: string): V | undefined {
-    return this.map.get(key);
+    const at = this.map.get(key);
+    return at === undefined ? undefined : this.values[at - this.base];
   }
 
   set(key: string, value: V, limit: number): void {
-    this.map.set(key, value);
+    this.map.set(key, this.base + this.keys.length);
     this.keys.push(key);
     this.values.push(value);
     while (this.map.size > limit) {
       const k = this.keys[this.head]!;
-      if (this.map.get(k) === this.values[this.head]) this.map.delete(k);
+      if (this.map.get(k) === this.base + this.head) this.map.delete(k);
       this.keys[this.head] = this.values[this.head] = undefined;
       this.head++;
     }
@@ -144,9 +150,12 @@ export class RecentMap<V> {
   private compact(): void {
     const keys: string[] = [];
     const values: V[] = [];
+    // Numbered again from 0: a key's live place is its last, so no place of a key comes after the
+    // one renumbered and no old number is compared with a new one.
     for (let i = this.head; i < this.keys.length; i++) {
       const k = this.keys[i]!;
-      if (this.map.get(k) === this.values[i]) {
+      if (this.map.get(k) === this.base + i) {
+        this.map.set(k, keys.length);
         keys.push(k);
         values.push(this.values[i]!);
       }
@@ -154,6 +163,7 @@ export class RecentMap<V> {
     this.keys = keys;
     this.values = values;
     this.head = 0;
+    this.base = 0;
   }
 }
 

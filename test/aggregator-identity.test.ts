@@ -223,6 +223,46 @@ describe('conflicts (pure)', () => {
     expect(r.queued).toBeLessThanOrEqual(2 * 10 + 17);
   });
 
+  it('its memory moves a key set again to the newest end when the value is the same (a number, or one object)', () => {
+    const r = new RecentMap<number>();
+    r.set('a', 1, 2);
+    r.set('b', 2, 2);
+    r.set('a', 1, 2); // a is the newest now: b is the oldest
+    r.set('c', 3, 2);
+    expect([r.get('a'), r.get('b'), r.get('c'), r.size]).toEqual([1, undefined, 3, 2]);
+    const o = {};
+    const s = new RecentMap<object>();
+    for (let i = 0; i < 1000; i++) {
+      s.set('same', o, 3); // set again and again across compactions, always the newest
+      s.set(`k${i}`, {}, 3);
+      expect(s.get('same'), String(i)).toBe(o);
+    }
+  });
+
+  it('its memory forgets what a Map in insertion order (a key set again deleted first) forgets, limits raised and lowered (property, seeded)', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let run = 0; run < 100; run++) {
+      const ref = new Map<string, number>();
+      const r = new RecentMap<number>();
+      let limit = 1 + rnd(20);
+      for (let i = 0; i < 1000; i++) {
+        if (rnd(50) === 0) limit = 1 + rnd(25);
+        const k = `k${rnd(40)}`;
+        const v = rnd(3); // few values: equal ones set again often
+        ref.delete(k);
+        ref.set(k, v);
+        while (ref.size > limit) ref.delete(ref.keys().next().value!);
+        r.set(k, v, limit);
+        const wrong = [...ref].filter(([kk, vv]) => r.get(kk) !== vv);
+        if (r.size !== ref.size || wrong.length) expect({ run, i, size: r.size, wrong }).toEqual({ run, i, size: ref.size, wrong: [] });
+      }
+    }
+  });
+
   it('remembers at most conflict_memory messages (the oldest are forgotten), and 0 turns it off', () => {
     const id = new GatewayIdentity(gw({ conflict_memory: 10 }), pino({ level: 'silent' }));
     for (let i = 0; i < 25; i++) expect(id.checkCounts(window('dam', 'gw-1', i, T0 + i * 60_000, 60_000, 'plein'))).toBeNull();
