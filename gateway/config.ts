@@ -603,7 +603,10 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
       };
       // A timer waits at most 2^31 - 1 ms (24.8 days); Node fires a longer one after 1 ms, so a
       // restart_min of 30d restarted a failing command several times a second.
-      for (const [key, v] of [['restart_min', lo], ['restart_max', hi]] as const)
+      for (const [key, v] of [
+        ['restart_min', lo],
+        ['restart_max', hi],
+      ] as const)
         if (ms(v) > MAX_RESTART_MS) out.push(`sources[${i}].${key}: must be at most 24d, the longest a timer can wait (got ${JSON.stringify(v)})`);
       if (ms(lo) > ms(hi))
         out.push(
