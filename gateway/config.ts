@@ -208,8 +208,6 @@ export function rejectedFramesFix(ignoreFcs: boolean): string {
 const radio = { enum: ['wifi', 'ble', 'mixed'] } as const;
 /** Source names appear in the published status: the contract's pattern. */
 const name = { type: 'string', pattern: SOURCE_NAME_PATTERN } as const;
-/** Longest restart_min / restart_max: 24 days, within the 2^31 - 1 ms a Node timer can wait. */
-const MAX_RESTART_MS = 24 * 86_400_000;
 const durationFile = {} as const;
 /** A duration whose flag and environment variable always read a bare number as seconds (kept, with a deprecation line). */
 const durationFlagSeconds = { bareText: 's' } as const;
@@ -601,13 +599,6 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
           return Number.NaN;
         }
       };
-      // A timer waits at most 2^31 - 1 ms (24.8 days); Node fires a longer one after 1 ms, so a
-      // restart_min of 30d restarted a failing command several times a second.
-      for (const [key, v] of [
-        ['restart_min', lo],
-        ['restart_max', hi],
-      ] as const)
-        if (ms(v) > MAX_RESTART_MS) out.push(`sources[${i}].${key}: must be at most 24d, the longest a timer can wait (got ${JSON.stringify(v)})`);
       if (ms(lo) > ms(hi))
         out.push(
           `sources[${i}]: restart_min (${lo}) is longer than restart_max (${hi}): a failed command is restarted after restart_min, then twice as long each time up to restart_max; make restart_max at least restart_min`,
