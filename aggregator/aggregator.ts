@@ -381,7 +381,8 @@ export class Aggregator extends EventEmitter {
     // A gateway recorded as missing stays so in its status points until a window of it arrives.
     const lines = this.liveness.isMissing(m.site, m.gateway) ? statusLines(m, now, true) : r.lines;
     const behind = recent ? this.clockSkew.behind(m.site, m.gateway) : null;
-    return this.pipeline.addMessage(lines, recent ? () => recent.status(m, Date.now(), now, behind) : undefined);
+    const arrival = performance.now(); // the order of receipt, whatever the wall clock does
+    return this.pipeline.addMessage(lines, recent ? () => recent.status(m, Date.now(), now, behind, arrival) : undefined);
   }
 
   /** Records gateways silent for missingAfterWindows window lengths (runs every missingCheckInterval). */

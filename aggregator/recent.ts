@@ -156,7 +156,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   private readonly gateways = new Map<string, GatewayView>();
   /** The time of the missing / back point each gateway's view shows. */
   private readonly missingAt = new WeakMap<GatewayView, number>();
-  /** When the aggregator received the status each gateway's view shows (its order of arrival). */
+  /** When the aggregator received the status each gateway's view shows (`arrival`: its order of arrival). */
   private readonly statusReceived = new WeakMap<GatewayView, number>();
   /** Revision counter: every change takes the next one. */
   private rev = 0;
@@ -279,13 +279,16 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   /** A status message's point was written. Batches are written concurrently and retried, so
    *  points can be confirmed out of order: a status received before the one already shown is left
    *  out. `receivedAt`: when the aggregator received it (its clock, ms); `clockBehindMs`: how far
-   *  the gateway's clock is judged behind then (ClockSkew.behind), null when it is not. */
-  status(m: StatusMessage, now = Date.now(), receivedAt = now, clockBehindMs: number | null = null): void {
+   *  the gateway's clock is judged behind then (ClockSkew.behind), null when it is not; `arrival`:
+   *  the order it was received in, from a clock that never goes back (performance.now() at receipt;
+   *  the wall clock can be set back, and every status received after that was left out until it had
+   *  caught up again). */
+  status(m: StatusMessage, now = Date.now(), receivedAt = now, clockBehindMs: number | null = null, arrival = receivedAt): void {
     const at = m.ts ? Date.parse(m.ts) : receivedAt;
     const g = this.gatewayOf(m.site, m.gateway, now);
     const shown = this.statusReceived.get(g);
-    if (shown !== undefined && receivedAt < shown) return;
-    this.statusReceived.set(g, receivedAt);
+    if (shown !== undefined && arrival < shown) return;
+    this.statusReceived.set(g, arrival);
     if (m.zone) g.zone = m.zone;
     g.state = m.state;
     g.status_at = at;

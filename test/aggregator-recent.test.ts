@@ -64,6 +64,17 @@ describe('recent writes', () => {
     expect(r.snapshot().gateways[0]).toMatchObject({ missing: true, missing_windows: 5 });
   });
 
+  it("takes a status received after the one shown when the aggregator's wall clock was set back between them (the order of receipt comes from a clock that never goes back)", () => {
+    const r = new RecentWrites();
+    r.status(status('s', 'gw-a', new Date(T0)), T0, T0, null, 1000);
+    // the wall clock set back an hour, then the broker's offline status (its last will, no ts)
+    r.status({ v: 1, site: 's', gateway: 'gw-a', state: 'offline' }, T0 - 59 * MIN, T0 - 59 * MIN, null, 1000 + MIN);
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline', status_at: T0 - 59 * MIN });
+    // one received before it and confirmed after it is still left out
+    r.status(status('s', 'gw-a', new Date(T0 + MIN)), T0, T0 + MIN, null, 1000 + MIN / 2);
+    expect(r.snapshot().gateways[0]).toMatchObject({ state: 'offline' });
+  });
+
   it('a gateway whose clock is days behind: its online status received after the offline one stamped on receipt shows it online, with its clock behind', () => {
     const r = new RecentWrites();
     const DAYS = 3 * 24 * 60 * MIN;
