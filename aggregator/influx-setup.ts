@@ -53,9 +53,10 @@ export const RETENTION_MAX_DAYS = 106_751;
 
 /** An InfluxQL duration literal of whole hours or days: 30d, 36h. */
 export function influxDuration(ms: number): string {
-  if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
+  // too long first: 99999999999999999999d is no whole number of hours in a double, and was told so
   if (ms > RETENTION_MAX_DAYS * 24 * HOUR_MS)
     throw new Error(`a retention must be at most ${RETENTION_MAX_DAYS}d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)`);
+  if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
   return ms % (24 * HOUR_MS) === 0 ? `${ms / (24 * HOUR_MS)}d` : `${ms / HOUR_MS}h`;
 }
 
