@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { CommandSource, FileSource, type FrameSink } from '../gateway/sources.ts';
+import { radioOf } from '../gateway/doctor.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'source-failure-log-'));
@@ -131,6 +132,16 @@ describe('a capture command that stops', () => {
     const line = await stoppedLine(`${tool} -i wlan0mon -U -w -`);
     expect(line).toMatchObject({ program: 'tcpdump', exit_code: 1 });
     expect(line.stderr).toBe('tcpdump: wlan0mon: No such device exists (last seen <redacted>');
+  });
+
+  it("a quoted interface in a command line (-i 'wlan0mon', as the shell takes it) stays readable too, and the fix names it without the quotes", async () => {
+    const tool = join(dir, 'tcpdump');
+    writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
+    const line = await stoppedLine(`${tool} -i 'wlan0mon' -U -w -`);
+    expect(line.stderr).toBe('tcpdump: wlan0mon: No such device exists');
+    expect(line.fix).toMatch(/^the interface wlan0mon is not there/);
+    // and presence doctor takes a quoted Bluetooth interface for BLE, as an unquoted one
+    expect(radioOf({ type: 'command', name: 'bt', command: `dumpcap -i "bluetooth0" -w -`, restart_min: '1s', restart_max: '60s' })).toBe('ble');
   });
 
   it('an interface or program named after a MAC is in no field of the line: not in its stderr, its fix or its program', async () => {
