@@ -16,7 +16,12 @@ export function shownName(name: string): string {
 
 /** The program and `-i` interface of a capture command (a string command's words without the quotes around them: `-i 'bluetooth0'`). */
 export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string } {
-  const argv = Array.isArray(command) ? command : command.trim().split(/\s+/).map((a) => a.replace(/^(["'])(.*)\1$/, '$2'));
+  const argv = Array.isArray(command)
+    ? command
+    : command
+        .trim()
+        .split(/\s+/)
+        .map((a) => a.replace(/^(["'])(.*)\1$/, '$2'));
   let i = 0;
   while (i < argv.length && (argv[i] === 'sudo' || argv[i] === 'exec' || /^\w+=/.test(argv[i]))) i++;
   const program = argv[i] ?? '';
