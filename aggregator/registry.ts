@@ -135,6 +135,18 @@ export class RecentMap<V> {
     this.map.set(key, this.base + this.keys.length);
     this.keys.push(key);
     this.values.push(value);
+    this.trim(limit);
+  }
+
+  /** Forgets the oldest keys beyond `limit` (all of them for 0). */
+  trim(limit: number): void {
+    if (limit <= 0) {
+      this.map.clear();
+      this.keys = [];
+      this.values = [];
+      this.head = this.base = 0;
+      return;
+    }
     while (this.map.size > limit) {
       const k = this.keys[this.head]!;
       if (this.map.get(k) === this.base + this.head) this.map.delete(k);
@@ -183,9 +195,13 @@ export class GatewayIdentity {
   }
 
   /** Applies a new registry and policy (SIGHUP): from the next message on. Gateways admitted so
-   *  far stay admitted while allowed; the conflict memory is kept. */
+   *  far stay admitted while allowed; the conflict memory is kept up to the new conflict_memory, its
+   *  oldest beyond it forgotten now (all of it for 0: turned off, it holds nothing, and turned on
+   *  again later it starts empty rather than from windows accepted before). */
   reload(cfg: GatewaysConfig): void {
     this.cfg = cfg;
+    this.byWindow.trim(cfg.conflict_memory);
+    this.bySeq.trim(cfg.conflict_memory);
     this.registered = Object.keys(cfg.registry).length;
     this.limitWarned = false;
   }
