@@ -828,7 +828,20 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
           `${at('gateway.window')}: must be at most 24h, the longest window a counts message holds (got ${typeof cfg.gateway?.window === 'string' ? cfg.gateway.window : formatDuration(windowMs)}); use 24h or less`,
         ]
       : [];
+  // the page's pictures come at most every 10 ms: a shorter interval is refused, not raised unsaid
+  const update = cfg.http?.update_interval;
+  let updateMs = Number.NaN;
+  try {
+    if (typeof update === 'string' || typeof update === 'number') updateMs = parseDuration(update);
+  } catch {}
+  const pageUpdate =
+    updateMs < 10
+      ? [
+          `${at('http.update_interval')}: must be at least 10ms, the shortest interval of the page's pictures (got ${typeof update === 'string' ? update : formatDuration(updateMs)}); use 10ms or more`,
+        ]
+      : [];
   return [
+    ...pageUpdate,
     ...durationLimitProblems(
       [
         [at('gateway.window'), ms(cfg.gateway?.window)],

@@ -87,6 +87,16 @@ describe('gateway config', () => {
     expect((gw as unknown as { windowOpts: { burstAddresses?: number } }).windowOpts.burstAddresses).toBe(2.8);
   });
 
+  it('refuses a page update interval under 10ms, naming the flag or the key (it was silently raised to 10ms)', () => {
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], httpUpdate: '1ms' }, {}))).toEqual([
+      "--http-update (http.update_interval): must be at least 10ms, the shortest interval of the page's pictures (got 1ms); use 10ms or more",
+    ]);
+    const yaml = join(tmp, 'update.yaml');
+    writeFileSync(yaml, 'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://h" }\nhttp: { update_interval: 5ms }\n');
+    expect(problems(() => loadConfig({ config: yaml }, {}))[0]).toMatch(/^http\.update_interval: must be at least 10ms/);
+    expect(loadConfig({ ...base, source: ['stdin'], httpUpdate: '10ms' }, {}).http.update_interval).toBe('10ms');
+  });
+
   it('refuses a command source whose restart_min is longer than its restart_max (it was silently raised to be the maximum too)', () => {
     const file = join(tmp, 'restart.yaml');
     const write = (keys: string) =>
