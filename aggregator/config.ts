@@ -24,7 +24,8 @@ import {
   type Renamed,
   onOff,
 } from '../scripts/lib/config-loader.ts';
-import { durationLimitProblems, durationMs } from '../scripts/lib/duration.ts';
+import { durationLimitProblems, durationMs, formatDuration } from '../scripts/lib/duration.ts';
+import { influxDuration } from './influx-setup.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
@@ -338,7 +339,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     default: '30d',
     flag: '--influx-retention <duration>',
     description:
-      'retention of what influx.create creates (whole hours or days, from 2h to 106751d; the hourly aggregates of a new database keep 400d; a bare number, deprecated, is read as ms)',
+      'retention of what influx.create creates (whole hours or days, from 2h to 106751d, checked at start when influx.create is on; the hourly aggregates of a new database keep 400d; a bare number, deprecated, is read as ms)',
   },
   {
     key: 'out',
@@ -349,10 +350,10 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'batch.size',
-    schema: { type: 'integer', minimum: 1 },
+    schema: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     default: 5000,
     flag: '--batch-size <n>',
-    description: 'messages per write (a counts message is three points)',
+    description: 'messages per write (a counts message is three points), 1 to 1,000,000',
   },
   {
     key: 'batch.flush_interval',
@@ -370,11 +371,11 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'batch.max_buffer',
-    schema: { type: 'integer', minimum: 1 },
+    schema: { type: 'integer', minimum: 1, maximum: 10_000_000 },
     default: 30_000,
     flag: '--max-buffer <n>',
     old: { keys: ['batch.maxBuffer'] },
-    description: 'unacknowledged messages held at most; beyond it reading from the broker pauses',
+    description: 'unacknowledged messages held at most (at least batch.size, at most 10,000,000); beyond it reading from the broker pauses',
   },
   {
     key: 'batch.max_retry_delay',
@@ -780,9 +781,25 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
     ['mqtt.keepalive', cfg.mqtt.keepalive],
   );
   if (limits.length) throw new ConfigError(limits, where);
+  // What influx.create would create must be a retention InfluxDB takes: said at start, not at the
+  // first database to create (a 404 of a write, maybe weeks later)
+  if (cfg.influx.create && cfg.influx.retention !== undefined)
+    try {
+      influxDuration(cfg.influx.retention);
+    } catch (e) {
+      const text = (e as Error).message;
+      throw new ConfigError(
+        [
+          `${keyName('influx.retention', renamed)} (--influx-retention): must be ${text.includes('at most') ? text.replace('a retention must be ', '') : 'whole hours or days, at least 2h'}, for what influx.create creates (got ${formatDuration(cfg.influx.retention)})`,
+        ],
+        where,
+      );
+    }
   if (cfg.batch.maxBuffer < cfg.batch.size)
     throw new ConfigError(
-      [`${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer})`],
+      [
+        `${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer}); raise batch.max_buffer (--max-buffer) or lower batch.size (--batch-size)`,
+      ],
       where,
     );
   return cfg;

@@ -398,10 +398,10 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'queue.max_windows',
-    schema: { type: 'integer', minimum: 1 },
+    schema: { type: 'integer', minimum: 1, maximum: 100_000_000 },
     default: 100_000,
     flag: '--queue-max <n>',
-    description: 'most windows kept unacknowledged; past it the oldest is dropped (logged and counted)',
+    description: 'most windows kept unacknowledged (1 to 100,000,000); past it the oldest is dropped (logged and counted)',
   },
   {
     key: 'status.interval',

@@ -185,7 +185,7 @@ describe('aggregator: old flags and camelCase config keys', () => {
     })();
     expect(e).toContain('aggregator.batch.maxBuffer (now aggregator.batch.max_buffer): must be');
     expect(() => resolveAggregator({ batch: { maxBuffer: 10, size: 300 } })).toThrow(
-      'batch.maxBuffer (now batch.max_buffer): must be at least batch.size (300) (got 10)',
+      'batch.maxBuffer (now batch.max_buffer): must be at least batch.size (300) (got 10); raise batch.max_buffer (--max-buffer) or lower batch.size (--batch-size)',
     );
     expect(() => resolveAggregator({ batch: { max_buffer: 10, size: 300 } })).toThrow(/^[\s\S]*batch\.max_buffer: must be at least batch\.size/);
   });

@@ -87,6 +87,27 @@ describe('gateway config', () => {
     expect((gw as unknown as { windowOpts: { burstAddresses?: number } }).windowOpts.burstAddresses).toBe(2.8);
   });
 
+  it('counts that are no sensible bound are refused naming the flag or key: the queue of windows, the aggregator batch and buffer', () => {
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], queueMax: '99999999999999999999' } as never, {}))).toEqual([
+      '--queue-max (queue.max_windows): must be <= 100000000 (got 100000000000000000000)',
+    ]);
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', batchSize: '99999999999999999999' } as never, {}))).toEqual([
+      '--batch-size (batch.size): must be <= 1000000 (got 100000000000000000000)',
+    ]);
+    // a retention influx.create could not create is said at start, not at the first database to create
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '200000d' } as never, {}))).toEqual([
+      'influx.retention (--influx-retention): must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds), for what influx.create creates (got 200000d)',
+    ]);
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '90m' } as never, {}))[0]).toMatch(
+      /^influx\.retention \(--influx-retention\): must be whole hours or days, at least 2h/,
+    );
+    expect(loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '36h' } as never, {}).influx.retention).toBe(36 * 3_600_000);
+    // a batch larger than the buffer: the message says which two settings to change
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', batchSize: '50000' } as never, {}))[0]).toMatch(
+      /^batch\.max_buffer: must be at least batch\.size \(50000\) \(got 30000\); raise batch\.max_buffer \(--max-buffer\) or lower batch\.size \(--batch-size\)$/,
+    );
+  });
+
   it('refuses a page update interval under 10ms, naming the flag or the key (it was silently raised to 10ms)', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], httpUpdate: '1ms' }, {}))).toEqual([
       "--http-update (http.update_interval): must be at least 10ms, the shortest interval of the page's pictures (got 1ms); use 10ms or more",
