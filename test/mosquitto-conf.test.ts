@@ -2,14 +2,15 @@
 // broker has acknowledged to a gateway (which then deletes them from its queue) and holds for an
 // aggregator that is away survive the broker's crash (kill -9) once its autosave interval has passed.
 // With Mosquitto's default (autosave_interval 1800) they were lost for up to half an hour.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { need } from './support/need.ts';
 import { freePort, waitForPort } from './support/ports.ts';
+import { makeCertificates } from './support/tls.ts';
 
 const SUITE = 'shipped Mosquitto configuration';
 const ok = need('mosquitto', 'mosquitto', SUITE);
@@ -85,5 +86,69 @@ describe.skipIf(!ok)(SUITE, () => {
     while (got.length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await back.endAsync();
     expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  }, 60_000);
+});
+
+// The whole recipe as Debian's service runs it: started as root, Mosquitto switches to its user
+// `mosquitto` before it reads the TLS files (the tests elsewhere stay root with `user root`, which
+// hid this). A key only root may read stops the broker; the key installed as the recipe says starts it.
+const asDebian = ok && process.getuid?.() === 0 && spawnSync('id', ['-u', 'mosquitto']).status === 0 && need('openssl', 'openssl', SUITE);
+
+describe.skipIf(!asDebian)('shipped Mosquitto recipe, started as Debian starts it (root, then user mosquitto)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'presence-mosquitto-recipe-'));
+  let broker: ChildProcess | null = null;
+  afterAll(() => {
+    broker?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(tls: number, local: number): Promise<string> {
+    const recipe = readFileSync(join(ROOT, 'docs/mosquitto/presence.conf'), 'utf8')
+      .replace('/etc/mosquitto/passwd', join(dir, 'passwd'))
+      .replace('/etc/mosquitto/presence.acl', join(dir, 'presence.acl'))
+      .replaceAll('/etc/mosquitto/certs/', `${dir}/`)
+      .replace(/^listener 8883$/m, `listener ${tls}`)
+      .replace(/^listener 1883 127\.0\.0\.1$/m, `listener ${local} 127.0.0.1`);
+    // Debian's /etc/mosquitto/mosquitto.conf (its pid_file needs systemd's /run/mosquitto: left out), then conf.d/
+    writeFileSync(join(dir, 'conf.d', 'presence.conf'), recipe);
+    writeFileSync(join(dir, 'mosquitto.conf'), `persistence true\npersistence_location ${dir}/db/\nlog_dest stderr\ninclude_dir ${dir}/conf.d\n`);
+    const proc = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    broker = proc;
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
+    return new Promise<string>((resolve) => proc.once('exit', () => resolve(stderr)));
+  }
+
+  it('starts with the key readable by group mosquitto, and stops naming the key file when only root may read it', async () => {
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'conf.d'));
+    mkdirSync(join(dir, 'db'));
+    execFileSync('chown', ['mosquitto', join(dir, 'db')]);
+    makeCertificates(dir, { cn: 'unused', user: 'aggregator', password: 'agg-pw' });
+    copyFileSync(join(ROOT, 'docs/mosquitto/presence.acl'), join(dir, 'presence.acl'));
+
+    // A key only root may read (what openssl, a copy made as root or certbot leaves): no broker.
+    chmodSync(join(dir, 'server.key'), 0o600);
+    const [tls1, local1] = [await freePort(), await freePort()];
+    const said = await Promise.race([start(tls1, local1), new Promise<string>((r) => setTimeout(() => r('still running'), 10_000))]);
+    expect(said).toMatch(/Unable to load server key file/);
+
+    // As docs/deployment.md and the recipe's comment say: root:mosquitto, mode 0640.
+    for (const doc of ['docs/deployment.md', 'docs/mosquitto/presence.conf'])
+      expect(readFileSync(join(ROOT, doc), 'utf8')).toMatch(/chown root:mosquitto server\.key && (sudo )?chmod\s+0640 server\.key/);
+    execFileSync('chown', ['root:mosquitto', join(dir, 'server.key')]);
+    chmodSync(join(dir, 'server.key'), 0o640);
+    const [tls, local] = [await freePort(), await freePort()];
+    const exited = start(tls, local);
+    await Promise.race([waitForPort(tls, 10_000), exited.then((e) => Promise.reject(new Error(`mosquitto exited: ${e}`)))]);
+    const client = await mqtt.connectAsync(`mqtts://localhost:${tls}`, {
+      ca: readFileSync(join(dir, 'ca.pem')),
+      username: 'aggregator',
+      password: 'agg-pw',
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
+    await client.subscribeAsync('presence/v1/#', { qos: 1 });
+    await client.endAsync();
   }, 60_000);
 });
