@@ -14,6 +14,7 @@
 // needs (its settings, the path of the password file). Files are replaced atomically (a temporary
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
 import { exitUsage } from '../scripts/lib/usage.ts';
+import { spawnSync } from 'node:child_process';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
@@ -110,13 +111,13 @@ class Changes {
    * owner) of the file it replaces or `mode`; `secret`: always `mode`, from the first byte on. A
    * failure is a ProvisionError naming `flag`, the path and why, after the earlier files were put back.
    */
-  replace(flag: string, path: string, text: string, mode: number, secret = false): void {
+  replace(flag: string, path: string, text: string, mode: number, secret = false, newOwner?: { uid: number; gid: number }): void {
     try {
       makeFolders(dirname(path));
       const old = existsSync(path) ? statSync(path) : null;
       // (read below to be put back: a fifo would block the read, a folder cannot be replaced)
       if (old && !old.isFile()) throw fileWriteProblem(path, { code: old.isDirectory() ? 'EISDIR' : 'ENOTREG' });
-      const owner = old && process.getuid?.() === 0 ? { uid: old.uid, gid: old.gid } : undefined;
+      const owner = process.getuid?.() === 0 ? (old ? { uid: old.uid, gid: old.gid } : newOwner) : undefined;
       const previous = old ? readFileSync(path) : null;
       writeFileAtomic(path, text, { mode: old && !secret ? old.mode & 0o777 : mode, owner });
       this.before.push({ path, text: previous, mode: old ? old.mode & 0o777 : mode, owner });
@@ -144,6 +145,13 @@ class Changes {
     this.before.length = 0;
     return failed.length ? `could not put back ${failed.join(', ')} as they were` : '';
   }
+}
+
+/** uid and gid of the user Mosquitto runs as (Debian's package: mosquitto), or undefined where there is none. */
+function mosquittoUser(): { uid: number; gid: number } | undefined {
+  const id = (flag: string) => spawnSync('id', [flag, 'mosquitto'], { encoding: 'utf8' });
+  const [u, g] = [id('-u'), id('-g')];
+  return u.status === 0 && g.status === 0 ? { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) } : undefined;
 }
 
 export interface ProvisionOptions {
@@ -269,8 +277,12 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     changed.push(`${secretFile} (the gateway's password, mode 0600)`);
     const lines = passwdLines.filter((l) => !l.startsWith(`${user}:`));
     lines.push(mosquittoPasswordEntry(user, password));
-    changes.replace('--password-file', o.passwordFile, lines.join('\n') + '\n', 0o600);
-    changed.push(`${o.passwordFile} (credential ${user})`);
+    // A new password file, made as root: Mosquitto reads it as its own user (Debian's service starts
+    // as root and switches to `mosquitto` first), so it belongs to that user, mode 0600, as
+    // Mosquitto asks of it. Owned by root, the broker stopped at start: Unable to open pwfile.
+    const broker = existsSync(o.passwordFile) ? undefined : mosquittoUser();
+    changes.replace('--password-file', o.passwordFile, lines.join('\n') + '\n', 0o600, false, broker);
+    changed.push(`${o.passwordFile} (credential ${user}${broker && process.getuid?.() === 0 ? '; a new file, owned by mosquitto, which reads it' : ''})`);
   }
   if (o.aclFile) {
     const text = aclText;

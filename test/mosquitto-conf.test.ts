@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { need } from './support/need.ts';
 import { freePort, waitForPort } from './support/ports.ts';
 import { makeCertificates } from './support/tls.ts';
+import { provisionGateway } from '../aggregator/provision.ts';
 
 const SUITE = 'shipped Mosquitto configuration';
 const ok = need('mosquitto', 'mosquitto', SUITE);
@@ -150,5 +151,29 @@ describe.skipIf(!asDebian)('shipped Mosquitto recipe, started as Debian starts i
     });
     await client.subscribeAsync('presence/v1/#', { qos: 1 });
     await client.endAsync();
+  }, 60_000);
+
+  it("reads a password file that presence provision gateway created (it was root's, mode 0600: the broker stopped at start)", async () => {
+    // (the first test left the key as the recipe says and the broker running)
+    broker?.kill('SIGKILL');
+    rmSync(join(dir, 'passwd'));
+    provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plein-1', passwordFile: join(dir, 'passwd'), secretOut: join(dir, 'gw.secret') });
+    const st = statSync(join(dir, 'passwd'));
+    expect([st.uid, st.mode & 0o777]).toEqual([Number(execFileSync('id', ['-u', 'mosquitto'], { encoding: 'utf8' }).trim()), 0o600]);
+
+    const [tls, local] = [await freePort(), await freePort()];
+    const exited = start(tls, local);
+    await Promise.race([waitForPort(tls, 10_000), exited.then((e) => Promise.reject(new Error(`mosquitto exited: ${e}`)))]);
+    const gw = await mqtt.connectAsync(`mqtts://localhost:${tls}`, {
+      ca: readFileSync(join(dir, 'ca.pem')),
+      username: 'dam/gw-plein-1',
+      password: readFileSync(join(dir, 'gw.secret'), 'utf8').trim(),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
+    const ack = await gw.publishAsync('presence/v1/dam/gw-plein-1/status', '{}', { qos: 1 });
+    expect((ack as { reasonCode?: number } | undefined)?.reasonCode ?? 0).toBe(0); // (a refused publish rejects)
+    await gw.endAsync();
   }, 60_000);
 });
