@@ -83,7 +83,9 @@ describe('aggregator config', () => {
       msg = (e as Error).message;
     }
     expect(msg).toContain(`config file ${f} is invalid:`);
-    expect(msg).toContain('mqtt.url: must be a URL like mqtt://host:1883 or mqtts://host:8883 (got "localhost")');
+    expect(msg).toContain(
+      'mqtt.url: must be a URL like mqtt://host:1883 or mqtts://host:8883 (TLS), or ws://, wss:// (WebSocket); tcp:// is taken as mqtt://, ssl:// and tls:// as mqtts:// (got "localhost")',
+    );
     expect(msg).toContain('batch.flush_interval: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (a bare number is ms) (got "soon")');
     expect(msg).toContain('batch.size: must be >= 1 (got -1)');
     expect(msg).toContain('(top level): has an unknown key "surprise"');

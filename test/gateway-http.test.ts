@@ -214,8 +214,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     type Body = { status: string; problems: string[]; warnings: string[]; sources: Record<string, string> };
     try {
       await waitFor(() => /"http":"127\.0\.0\.1:\d+"/.test(gw.stderr()), 20_000, 'gateway starting with http');
-      // before the bound: nothing to say yet (a capture tool may take a moment to open its interface)
-      const early = JSON.parse((await get(port, '/healthz')).text) as Body;
+      // before the bound: nothing to say yet (a capture tool may take a moment to open its interface),
+      // once the broker connection is up (asked at once, a loaded machine may not have connected yet)
+      let early = JSON.parse((await get(port, '/healthz')).text) as Body;
+      for (const until = Date.now() + 8000; early.status !== 'ok' && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        early = JSON.parse((await get(port, '/healthz')).text) as Body;
+      }
       expect(early).toMatchObject({ status: 'ok', problems: [], warnings: [] });
       const msg = 'capture command has written nothing, not even a capture file header: it hangs or holds its output back';
       await waitFor(() => logLines(gw.stderr(), msg).length > 0, NO_OUTPUT_MS + 10_000, 'the no-output warn line');
@@ -290,10 +295,13 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
 
   it('the same gateway run twice: /healthz of each says the session is taken over and what to do, every time it is asked', async () => {
     const ports = [await freePort(), await freePort()];
+    // a capture that writes its header, then nothing (a command that writes nothing at all is a problem of its own)
+    const hdr = join(tmp, 'twice.pcapng');
+    writeFileSync(hdr, pcapngHeader([{ linkType: LINKTYPE.IEEE802_11_RADIOTAP, name: 'wlan0mon' }]));
     const gws = ports.map((port, i) =>
       spawnGateway(
         gatewayArgs(
-          { site: 'http', id: 'gw-twice', mqttUrl: broker.url, source: 'cmd:sleep 600', queueDir: join(tmp, `q-twice-${i}`) },
+          { site: 'http', id: 'gw-twice', mqttUrl: broker.url, source: `cmd:cat ${hdr}; sleep 600`, queueDir: join(tmp, `q-twice-${i}`) },
           '--http-port',
           String(port),
           '--log-format',
