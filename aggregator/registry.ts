@@ -153,8 +153,9 @@ export class RecentMap<V> {
       this.keys[this.head] = this.values[this.head] = undefined;
       this.head++;
     }
-    // Forgotten places are dropped once they are as many as the rest, and places skipped (a key set
-    // again) once they are as many as the entries: the queue stays within twice the entries.
+    // Forgotten places are dropped once they are more than the rest, and places skipped (a key set
+    // again) once the rest is more than twice the entries and 16: the arrays stay within about four
+    // times the entries and 32 places.
     const rest = this.keys.length - this.head;
     if (this.head > rest || rest > 2 * this.map.size + 16) this.compact();
   }
