@@ -52,9 +52,7 @@ describe('influx setup statements', () => {
       'a retention must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)',
     );
     // so far past it that it is no whole number of hours in a double: still "at most", not "whole hours"
-    expect(() => setupStatements({ ...o, hourlyMs: 99_999_999_999_999_999_999 * DAY }, { policies: new Map(), cqs: new Set() })).toThrow(
-      'a retention must be at most 106751d',
-    );
+    expect(() => setupStatements({ ...o, hourlyMs: 1e20 * DAY }, { policies: new Map(), cqs: new Set() })).toThrow('a retention must be at most 106751d');
   });
 });
 
