@@ -25,7 +25,7 @@ import {
   onOff,
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, durationMs, formatDuration } from '../scripts/lib/duration.ts';
-import { influxDuration } from './influx-setup.ts';
+import { retentionRule } from './influx-setup.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
@@ -783,18 +783,14 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
   if (limits.length) throw new ConfigError(limits, where);
   // What influx.create would create must be a retention InfluxDB takes: said at start, not at the
   // first database to create (a 404 of a write, maybe weeks later)
-  if (cfg.influx.create && cfg.influx.retention !== undefined)
-    try {
-      influxDuration(cfg.influx.retention);
-    } catch (e) {
-      const text = (e as Error).message;
-      throw new ConfigError(
-        [
-          `${keyName('influx.retention', renamed)} (--influx-retention): must be ${text.includes('at most') ? text.replace('a retention must be ', '') : 'whole hours or days, at least 2h'}, for what influx.create creates (got ${formatDuration(cfg.influx.retention)})`,
-        ],
-        where,
-      );
-    }
+  const retentionProblem = cfg.influx.create && cfg.influx.retention !== undefined ? retentionRule(cfg.influx.retention) : null;
+  if (retentionProblem)
+    throw new ConfigError(
+      [
+        `${keyName('influx.retention', renamed)} (--influx-retention): must be ${retentionProblem}, for what influx.create creates (got ${formatDuration(cfg.influx.retention!)})`,
+      ],
+      where,
+    );
   if (cfg.batch.maxBuffer < cfg.batch.size)
     throw new ConfigError(
       [

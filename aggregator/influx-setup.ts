@@ -51,12 +51,21 @@ export function ident(name: string): string {
  */
 export const RETENTION_MAX_DAYS = 106_751;
 
+const TOO_LONG = `at most ${RETENTION_MAX_DAYS}d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)`;
+
+/** What a retention of `ms` must be, for the line that refuses it; null when InfluxDB takes it. */
+export function retentionRule(ms: number): string | null {
+  // too long first: 99999999999999999999d is no whole number of hours in a double, and was told so
+  if (ms > RETENTION_MAX_DAYS * 24 * HOUR_MS) return TOO_LONG;
+  if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) return 'whole hours or days, at least 2h';
+  return null;
+}
+
 /** An InfluxQL duration literal of whole hours or days: 30d, 36h. */
 export function influxDuration(ms: number): string {
-  // too long first: 99999999999999999999d is no whole number of hours in a double, and was told so
-  if (ms > RETENTION_MAX_DAYS * 24 * HOUR_MS)
-    throw new Error(`a retention must be at most ${RETENTION_MAX_DAYS}d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds)`);
-  if (!(ms >= 2 * HOUR_MS) || ms % HOUR_MS !== 0) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
+  const rule = retentionRule(ms);
+  if (rule === TOO_LONG) throw new Error(`a retention must be ${TOO_LONG}`);
+  if (rule) throw new Error(`a retention must be whole hours, at least 2h (got ${ms} ms)`);
   return ms % (24 * HOUR_MS) === 0 ? `${ms / (24 * HOUR_MS)}d` : `${ms / HOUR_MS}h`;
 }
 
@@ -366,15 +375,14 @@ export function registerInflux(program: Command): void {
       f.influxBucket ??= env.INFLUX_BUCKET;
       const fail = (msg: string): never => exitUsage('influx setup', new Error(redactUrlsIn(msg)));
       const ms = (flag: string, text: string) => {
+        let v: number;
         try {
-          const v = parseDuration(text);
-          influxDuration(v);
-          return v;
-        } catch (e) {
-          return fail(
-            `--${flag} "${text}": ${(e as Error).message.includes('whole hours') ? 'must be whole hours or days, at least 2h' : (e as Error).message.includes('at most') ? (e as Error).message.replace('a retention ', '') : 'must be a duration like 30d or 36h'}`,
-          );
+          v = parseDuration(text);
+        } catch {
+          return fail(`--${flag} "${text}": must be a duration like 30d or 36h`);
         }
+        const rule = retentionRule(v);
+        return rule ? fail(`--${flag} "${text}": must be ${rule}`) : v;
       };
       const detailMs = ms('detail', f.detail);
       const hourlyMs = ms('hourly', f.hourly);

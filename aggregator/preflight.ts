@@ -18,7 +18,7 @@
 //   was dropped) is created then, as at start, instead of the writes failing for ever.
 import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
-import { detectServer, ident, influxDuration, InfluxQl, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
+import { detectServer, ident, influxDuration, InfluxQl, retentionRule, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { BodyTooLargeError, boundedText } from '../scripts/lib/http-body.ts';
 import { distance } from '../scripts/lib/config-loader.ts';
@@ -114,13 +114,9 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
   }
   const retention = cfg.retention ?? 30 * 24 * 3_600_000;
   const duration = () => {
-    try {
-      return influxDuration(retention);
-    } catch (e) {
-      throw new PreflightError(
-        `influx.retention (--influx-retention): must be ${(e as Error).message.includes('at most') ? (e as Error).message.replace('a retention must be ', '') : 'whole hours or days, at least 2h'}, to create the database or policy (got ${retention} ms)`,
-      );
-    }
+    const rule = retentionRule(retention);
+    if (rule) throw new PreflightError(`influx.retention (--influx-retention): must be ${rule}, to create the database or policy (got ${retention} ms)`);
+    return influxDuration(retention);
   };
   let created = false;
   if (!databases.includes(database)) {

@@ -105,7 +105,7 @@ export function countsDigest(m: CountsMessage, start = Date.parse(m.start)): str
  * per message). A key set again moves to the end; its old place in the queue is skipped.
  */
 export class RecentMap<V> {
-  /** Key -> its live place in the queue, counted from the first place ever queued. */
+  /** Key -> its live place in the queue (an index of the arrays below). */
   private readonly map = new Map<string, number>();
   // The queue: keys and values in the order set, in two arrays (no object per entry); places before
   // `head` are forgotten and cleared. A place is live when the map points at it: a place is told from
@@ -114,8 +114,6 @@ export class RecentMap<V> {
   private keys: Array<string | undefined> = [];
   private values: Array<V | undefined> = [];
   private head = 0;
-  /** Number of the place at index 0 of the arrays. */
-  private base = 0;
 
   get size(): number {
     return this.map.size;
@@ -128,11 +126,11 @@ export class RecentMap<V> {
 
   get(key: string): V | undefined {
     const at = this.map.get(key);
-    return at === undefined ? undefined : this.values[at - this.base];
+    return at === undefined ? undefined : this.values[at];
   }
 
   set(key: string, value: V, limit: number): void {
-    this.map.set(key, this.base + this.keys.length);
+    this.map.set(key, this.keys.length);
     this.keys.push(key);
     this.values.push(value);
     this.trim(limit);
@@ -144,12 +142,12 @@ export class RecentMap<V> {
       this.map.clear();
       this.keys = [];
       this.values = [];
-      this.head = this.base = 0;
+      this.head = 0;
       return;
     }
     while (this.map.size > limit) {
       const k = this.keys[this.head]!;
-      if (this.map.get(k) === this.base + this.head) this.map.delete(k);
+      if (this.map.get(k) === this.head) this.map.delete(k);
       this.keys[this.head] = this.values[this.head] = undefined;
       this.head++;
     }
@@ -164,10 +162,10 @@ export class RecentMap<V> {
     const keys: string[] = [];
     const values: V[] = [];
     // Numbered again from 0: a key's live place is its last, so no place of a key comes after the
-    // one renumbered and no old number is compared with a new one.
+    // one renumbered and no old index is compared with a new one.
     for (let i = this.head; i < this.keys.length; i++) {
       const k = this.keys[i]!;
-      if (this.map.get(k) === this.base + i) {
+      if (this.map.get(k) === i) {
         this.map.set(k, keys.length);
         keys.push(k);
         values.push(this.values[i]!);
@@ -176,7 +174,6 @@ export class RecentMap<V> {
     this.keys = keys;
     this.values = values;
     this.head = 0;
-    this.base = 0;
   }
 }
 

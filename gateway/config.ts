@@ -830,12 +830,9 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
       : [];
   // the page's pictures come at most every 10 ms: a shorter interval is refused, not raised unsaid
   const update = cfg.http?.update_interval;
-  let updateMs = Number.NaN;
-  try {
-    if (typeof update === 'string' || typeof update === 'number') updateMs = parseDuration(update);
-  } catch {}
+  const updateMs = ms(update);
   const pageUpdate =
-    updateMs < 10
+    updateMs > 0 && updateMs < 10
       ? [
           `${at('http.update_interval')}: must be at least 10ms, the shortest interval of the page's pictures (got ${typeof update === 'string' ? update : formatDuration(updateMs)}); use 10ms or more`,
         ]

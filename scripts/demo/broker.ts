@@ -2,13 +2,7 @@
 // (MQTT 3.1.1) on a free loopback port. It reports every message a client publishes, and counts those
 // the aggregator subscribes to as they come in.
 import { createServer, type Server } from 'node:net';
-import { TOPIC_ROOT } from '../../contract/index.ts';
-
-/** A topic the aggregator's subscriptions match (COUNTS_FILTER, STATUS_FILTER: presence/v1/+/+/counts|status). */
-export function aggregatorTopic(topic: string): boolean {
-  const parts = topic.split('/');
-  return parts.length === 5 && `${parts[0]}/${parts[1]}` === TOPIC_ROOT && (parts[4] === 'counts' || parts[4] === 'status');
-}
+import { parseTopic } from '../../contract/index.ts';
 
 /** Aedes (MQTT 3.1.1) in this process on a free loopback port. */
 export class EmbeddedBroker {
@@ -34,7 +28,8 @@ export class EmbeddedBroker {
       // Aedes's own rule (no client publishes to $SYS/), and the count of what the aggregator is sent.
       authorizePublish: (_client: unknown, packet: { topic: string }, callback: (err: Error | null) => void) => {
         if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS/ topic is reserved'));
-        if (aggregatorTopic(packet.topic)) this.published++;
+        const kind = parseTopic(packet.topic)?.kind;
+        if (kind === 'counts' || kind === 'status') this.published++;
         callback(null);
       },
     });

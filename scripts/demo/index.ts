@@ -13,7 +13,7 @@ import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
 
 export { receivedAndDrained, runDemo, type DemoOptions } from './run.ts';
 export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
-export { aggregatorTopic, EmbeddedBroker } from './broker.ts';
+export { EmbeddedBroker } from './broker.ts';
 export { CountTable, countsFeed } from './table.ts';
 export { countingError, peopleError, summary } from './summary.ts';
 export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
