@@ -576,8 +576,11 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
     // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
     // A URL is echoed as typed (less its credentials): redactUrlsIn would normalise it, or cut it at a space.
+    // So is any value of a URL key, also one without `scheme://` (`http//user:pw@host`, `user:pw@host`).
     const shown = () =>
-      typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? JSON.stringify(redactTypedUrl(value)) : redactUrlsIn(JSON.stringify(value));
+      typeof value === 'string' && (spec?.schema?.format === 'url' || /^[a-z][a-z0-9+.-]*:\/\//i.test(value))
+        ? JSON.stringify(redactTypedUrl(value))
+        : redactUrlsIn(JSON.stringify(value));
     const got = value === undefined || spec?.secret ? '' : ` (got ${shown()})`;
     let line: string;
     switch (e.keyword) {

@@ -110,12 +110,19 @@ export function isParsableUrl(text: string): boolean {
  * A URL as the user typed it, for an error that echoes it: its user name and password (and the value
  * of a secret-looking query parameter) taken out, nothing else changed. `redactUrl` would print
  * `http://in flux:8086` as "(unparsable url)", and `redactUrlsIn` as `http://in/ flux:8086`.
+ * Text that no URL parser reads as one with a host is a typo (`http//user:pw@host`, `mqtt:/user:pw@host`,
+ * `user:pw@host:8086`, a password with a `/` in it): everything from after its scheme (a prefix that
+ * ends in a slash) up to its last `@` is taken out, where the user information of a URL would be.
  */
 export function redactTypedUrl(text: string): string {
-  const r = redactUrl(text);
-  if (r === '(unparsable url)') return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  if (!isParsableUrl(text)) {
+    const at = text.lastIndexOf('@');
+    if (at < 0) return text;
+    const scheme = /^[a-z][a-z0-9+.-]*:?\/+/i.exec(text)?.[0] ?? '';
+    return (at >= scheme.length ? scheme : '') + text.slice(at + 1);
+  }
   const u = new URL(text);
-  return u.username || u.password || [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? r : text;
+  return u.username || u.password || [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? redactUrl(text) : text;
 }
 
 /**
