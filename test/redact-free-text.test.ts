@@ -2,6 +2,10 @@
 // capture command's environment (gateway/sources.ts captureEnv): a property test over random 48-bit
 // addresses in every rendering a tool could produce, and a real capture command printing `env`.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { REDACTED, redactFreeText } from '../contract/index.ts';
 import { captureEnv, spawnCapture } from '../gateway/sources.ts';
 import { Rng } from '../simulator/rng.ts';
@@ -182,4 +186,37 @@ describe('capture command environment', () => {
       expect(out).not.toContain(v);
     }
   });
+
+  // Not what captureEnv can prevent: the command runs as the gateway's user, and Linux lets a process
+  // of the same user read another's initial environment (/proc/PID/environ needs no ptrace attach, so
+  // kernel.yama.ptrace_scope does not stop it). PRIVACY.md's threat model and gateway/README.md say so.
+  it.runIf(process.platform === 'linux')(
+    "limit: a capture command that reads the gateway's own /proc/PID/environ finds the secret its environment does not hold",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-capture-environ-'));
+      try {
+        const stolen = join(dir, 'stolen');
+        const seen = join(dir, 'env');
+        // the command's parent is the gateway process (the guard's shell execs the command)
+        const cmd = `env > ${seen}; tr '\\0' '\\n' < /proc/$PPID/environ > ${stolen}; exit 3`;
+        writeFileSync(
+          join(dir, 'gw.yaml'),
+          `gateway: {site: s, zone: z, id: gw-1, window: 1s}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nqueue: {dir: ${JSON.stringify(join(dir, 'q'))}}\n` +
+            `sources:\n  - {type: command, name: wifi, radio: wifi, restart_min: 60s, command: ${JSON.stringify(cmd)}}\n`,
+        );
+        spawnSync(process.execPath, [join(import.meta.dirname, '..', 'scripts', 'presence.js'), 'gateway', '--config', join(dir, 'gw.yaml')], {
+          env: { ...process.env, MQTT_USERNAME: 's/gw-1', MQTT_PASSWORD: 'Environ-Pw-7c1e' },
+          timeout: 4000,
+          killSignal: 'SIGTERM',
+          encoding: 'utf8',
+        });
+        expect(existsSync(seen) && existsSync(stolen)).toBe(true); // the command ran
+        expect(readFileSync(seen, 'utf8')).toMatch(/^PATH=/m);
+        expect(readFileSync(seen, 'utf8')).not.toContain('Environ-Pw-7c1e'); // its own environment: none
+        expect(readFileSync(stolen, 'utf8')).toContain('MQTT_PASSWORD=Environ-Pw-7c1e'); // its parent's: there
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
