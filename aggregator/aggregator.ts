@@ -378,9 +378,15 @@ export class Aggregator extends EventEmitter {
     const m = r.message;
     // A live status (not the broker's retained copy) tells how far the gateway's clock runs behind.
     if (!retained && m.ts) this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
-    // A gateway recorded as missing stays so in its status points until a window of it arrives.
-    const lines = this.liveness.isMissing(m.site, m.gateway) ? statusLines(m, now, true) : r.lines;
-    const behind = recent ? this.clockSkew.behind(m.site, m.gateway) : null;
+    // A gateway recorded as missing stays so in its status points until a window of it arrives. One
+    // whose clock was judged behind gets its points stamped by this clock (ts + how far behind): at
+    // its own ts they sorted before the offline last will the broker sent (stamped on receipt), and
+    // the dashboards read it offline. A retained copy too: ts + behind puts it about where its live
+    // delivery went, not days back. Before the judgement (3 minutes of late statuses; at a start, so
+    // the retained statuses the broker replays) they keep their ts.
+    const behind = this.clockSkew.behind(m.site, m.gateway);
+    const missing = this.liveness.isMissing(m.site, m.gateway);
+    const lines = missing || (behind !== null && m.ts) ? statusLines(m, now, missing, behind) : r.lines;
     const arrival = performance.now(); // the order of receipt, whatever the wall clock does
     return this.pipeline.addMessage(lines, recent ? () => recent.status(m, Date.now(), now, behind, arrival) : undefined);
   }

@@ -139,17 +139,28 @@ function radioPoints(m: CountsMessage, cal: Calibration | null, time: number): P
   });
 }
 
-/** `missing`: the aggregator has the gateway recorded as silent (its counts stopped) when the status
- *  arrives; a status says nothing of the windows, so it must not mark a silent gateway back. */
-export function statusLines(m: StatusMessage, receivedAt: number, missing = false): string[] {
-  const time = m.ts ? Date.parse(m.ts) : receivedAt;
+/**
+ * The point of a status message, at its `ts` (a status without one, the broker's offline last will,
+ * at `receivedAt`). `missing`: the aggregator has the gateway recorded as silent (its counts stopped)
+ * when the status arrives; a status says nothing of the windows, so it must not mark a silent gateway
+ * back. `behindMs`: how far the aggregator has judged this gateway's clock to run behind
+ * (./clock-skew.ts), or null: the point is then stamped `ts + behindMs`, about when the gateway sent
+ * it by this aggregator's clock (its receipt for a live status, earlier for one delivered late out of
+ * a backlog), and keeps the gateway's own time in `gateway_ts_ms` and the correction in
+ * `clock_behind_s`. At its own `ts` it would sort days before the offline will stamped on receipt,
+ * and "last value by time" would read that gateway offline while it publishes online statuses.
+ */
+export function statusLines(m: StatusMessage, receivedAt: number, missing = false, behindMs: number | null = null): string[] {
+  const ts = m.ts ? Date.parse(m.ts) : null;
+  const corrected = ts !== null && behindMs !== null && behindMs > 0;
   const p = new Point(GATEWAY_STATUS)
     .tag('site', m.site)
     .tag('gateway', m.gateway)
     .booleanField('online', m.state === 'online')
     .intField('up', m.state === 'online' ? 1 : 0)
     .booleanField('missing', missing)
-    .timestamp(time);
+    .timestamp(ts === null ? receivedAt : corrected ? ts + Math.round(behindMs) : ts);
+  if (corrected) p.intField('gateway_ts_ms', ts).floatField('clock_behind_s', Math.round(behindMs) / 1000);
   if (m.zone) p.tag('zone', m.zone);
   if (m.uptime_s !== undefined) p.floatField('uptime_s', m.uptime_s);
   if (m.queue_depth !== undefined) p.intField('queue_depth', m.queue_depth);

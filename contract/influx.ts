@@ -21,7 +21,21 @@ export const INFLUX_SCHEMA = {
   },
   [GATEWAY_STATUS_MEASUREMENT]: {
     tags: ['gateway', 'site', 'zone'],
-    fields: ['errors', 'frames_per_s', 'missing', 'missing_windows', 'online', 'queue_depth', 'sources', 'sources_failed', 'up', 'uptime_s', 'window_complete'],
+    fields: [
+      'clock_behind_s',
+      'errors',
+      'frames_per_s',
+      'gateway_ts_ms',
+      'missing',
+      'missing_windows',
+      'online',
+      'queue_depth',
+      'sources',
+      'sources_failed',
+      'up',
+      'uptime_s',
+      'window_complete',
+    ],
   },
   [FLOW_MEASUREMENT]: {
     tags: ['from', 'site', 'to'],

@@ -4,8 +4,11 @@
 // statuses, stamped by its clock and never delivered before they were sent, tell: one warn line
 // once they have come an hour late over a few minutes. A status late once (a backlog after the
 // aggregator was away) or a burst of them is not a clock. The aggregator's clock is moved forward
-// between the statuses (Date.now), so the minutes pass in seconds.
+// between the statuses (Date.now), so the minutes pass in seconds. A gateway days behind that comes
+// back after its offline last will: once its clock is judged behind its status points are stamped by
+// the aggregator's clock, so the gateways and traffic dashboards' own InfluxQL reads it online.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
@@ -13,8 +16,12 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { encode, statusTopic } from '../contract/index.ts';
+import { encode, offlineStatus, statusTopic } from '../contract/index.ts';
+import { InfluxQL, describeResult, loadDashboard, runDashboard, timeRange, type QueryResult } from '../dashboards/queries.ts';
 import { publisher, status, until } from './aggregator-helpers.ts';
+
+const gatewaysDashboard = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
+const trafficDashboard = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'traffic.json'));
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-clock-skew') && need('influxd', 'influxdb', 'aggregator-clock-skew');
 const HOUR = 3_600_000;
@@ -104,11 +111,11 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     expect(skewLines('gw-burst')).toEqual([]);
   });
 
-  it('a gateway whose clock is days behind: the page shows it online with its clock behind, not offline after the offline status the broker stamped on receipt', async () => {
+  it('a gateway whose clock is days behind: the page and the dashboards show it online with its clock behind, not offline after the offline status the broker stamped on receipt', async () => {
     const DAYS = 3 * 24 * HOUR;
     const gw = 'gw-days';
     // its last will from before (no ts: stamped on receipt, by the aggregator's clock), retained
-    await pub.publishAsync(statusTopic('skew', gw), encode({ v: 1, site: 'skew', gateway: gw, state: 'offline' }), { qos: 1, retain: true });
+    await pub.publishAsync(statusTopic('skew', gw), encode(offlineStatus('skew', gw, 'hall')), { qos: 1, retain: true });
     await until(
       `${gw} offline written`,
       () => influx.count('gateway_status', 'up', `"gateway"='${gw}'`),
@@ -117,9 +124,13 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     const shown = () => agg.recent!.snapshot().gateways.find((g) => g.gateway === gw)!;
     expect(shown().state).toBe('offline');
     // then online, every status stamped three days back by its clock, one every 90 s of the aggregator's
+    const sentTs: number[] = [];
+    const receivedAt: number[] = [];
     for (let i = 0; i < 4; i++) {
       if (i > 0) clock.offset += 90_000;
-      await pub.publishAsync(statusTopic('skew', gw), encode(status('skew', gw, new Date(Date.now() - DAYS))), { qos: 1, retain: true });
+      sentTs.push(Date.now() - DAYS);
+      receivedAt.push(Date.now());
+      await pub.publishAsync(statusTopic('skew', gw), encode({ ...status('skew', gw, new Date(sentTs[i])), zone: 'hall' }), { qos: 1, retain: true });
       await until(
         `${gw} status ${i + 1} written`,
         () => written(gw),
@@ -134,5 +145,60 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     expect(g.clock_behind_s).toBeLessThan(DAYS / 1000 + 10);
     expect(g.status_at).toBeLessThan(Date.now() - DAYS + 60_000);
     expect(skewLines(gw)).toHaveLength(1);
+
+    // The database: the statuses before the judgement (the first two) keep the gateway's ts; from the
+    // third on (3 over 3 minutes) they are stamped ts + how far behind, about their receipt, with the
+    // gateway's ts and the correction as fields.
+    const points = await influx.rows(`SELECT "up", "gateway_ts_ms", "clock_behind_s" FROM "gateway_status" WHERE "gateway"='${gw}' AND "uptime_s" > 0`);
+    expect(points.map((p) => p.time)).toEqual([sentTs[0], sentTs[1], expect.any(Number), expect.any(Number)]);
+    expect(points.slice(0, 2).map((p) => [p.gateway_ts_ms, p.clock_behind_s])).toEqual([
+      [null, null],
+      [null, null],
+    ]);
+    for (const i of [2, 3]) {
+      const p = points[i];
+      expect(p.gateway_ts_ms, `status ${i + 1}`).toBe(sentTs[i]);
+      expect(p.time as number, `status ${i + 1}`).toBeGreaterThanOrEqual(receivedAt[i] - 1000);
+      expect(p.time as number, `status ${i + 1}`).toBeLessThan(receivedAt[i] + 5000);
+      expect((p.time as number) - sentTs[i]).toBe(Math.round((p.clock_behind_s as number) * 1000));
+    }
+
+    // The dashboards' own InfluxQL (last value by time) reads it online now, as the page does: before,
+    // the offline point stamped on receipt was newer than every status stamped days back.
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    const q = (r: { queries: QueryResult[] }, title: RegExp, refId = 'A') => r.queries.find((x) => title.test(x.panelTitle) && x.refId === refId)!;
+    const lastOf = (r: QueryResult) => r.series.find((s) => s.tags?.gateway === gw)?.values.at(-1);
+    const gatewaysNow = async () =>
+      runDashboard(gatewaysDashboard, db, { range: timeRange('now-6h', 'now'), select: { site: 'skew', gateway: gw }, dataSourceInterval: '1m' });
+    let r = await gatewaysNow();
+    expect(lastOf(q(r, /^Online now$/))?.[1], describeResult(q(r, /^Online now$/))).toBe(1);
+    expect(lastOf(q(r, /^Last seen$/)), describeResult(q(r, /^Last seen$/))).toEqual([points[3].time, 1]);
+    const timeline = q(r, /^Online \/ offline$/);
+    expect(lastOf(timeline)?.[1], describeResult(timeline)).toBe(1);
+    const tile = q(
+      await runDashboard(trafficDashboard, db, {
+        range: timeRange('now-6h', 'now'),
+        select: { site: 'skew', zone: 'hall', gateway: '$__all', radio: 'wifi' },
+        dataSourceInterval: '1m',
+      }),
+      /^Gateways offline or silent now/,
+    );
+    expect(tile.series, describeResult(tile)).toEqual([]);
+
+    // A status delivered late out of a backlog (sent 10 minutes ago by this clock) lands when it was
+    // sent, not at its delivery; the newest point stays the last live one.
+    const backlogTs = Date.now() - DAYS - 10 * 60_000;
+    await pub.publishAsync(statusTopic('skew', gw), encode({ ...status('skew', gw, new Date(backlogTs)), zone: 'hall' }), { qos: 1, retain: true });
+    await until(
+      `${gw} backlog status written`,
+      () => written(gw),
+      (c) => c === 5,
+    );
+    const late = await influx.rows(`SELECT "gateway_ts_ms" FROM "gateway_status" WHERE "gateway"='${gw}' AND "gateway_ts_ms" = ${backlogTs}`);
+    expect(late).toHaveLength(1);
+    expect(late[0].time as number).toBeGreaterThan(Date.now() - 10 * 60_000 - 5000);
+    expect(late[0].time as number).toBeLessThan(Date.now() - 10 * 60_000 + 1000);
+    r = await gatewaysNow();
+    expect(lastOf(q(r, /^Last seen$/))).toEqual([points[3].time, 1]);
   });
 });

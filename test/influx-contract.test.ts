@@ -43,7 +43,13 @@ describe('InfluxDB names: one source, contract/influx.ts', () => {
       travelP85LowS: 80,
       travelP85HighS: 100,
     };
-    const lines = [...countsLines(counts, t0, cal), ...statusLines(st, t0), ...missingLines('s', 'g', 2, t0), flowLine('s', 'a', 'b', t0, flow, 300)];
+    const lines = [
+      ...countsLines(counts, t0, cal),
+      ...statusLines(st, t0),
+      ...statusLines(st, t0, false, 3 * 86_400_000),
+      ...missingLines('s', 'g', 2, t0),
+      flowLine('s', 'a', 'b', t0, flow, 300),
+    ];
     const seen = new Map<string, { tags: Set<string>; fields: Set<string> }>();
     for (const line of lines) {
       const { measurement, tags, fields } = parseLine(line);
