@@ -666,15 +666,22 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   for (const key of origins.keys()) renamed?.delete(key); // set again by the environment or a flag
   const problems = check(raw, origins, prefix, renamed);
   if (problems.length) throw new ConfigError(problems, file ? `config file ${file}` : 'configuration (from flags and environment)');
-  return toInternal(raw, file ?? 'configuration', renamed);
+  return toInternal(raw, file ?? 'configuration', renamed, false, origins, prefix);
 }
 
 /**
  * Validated snake_case settings -> AggregatorConfig (camelCase, durations in ms, secrets read from their files).
  * `inMemory`: a config built in the process (resolveConfig, e.g. `new Aggregator(loadConfig(...))`), whose
- * durations may be numbers of ms already: no deprecation line for them.
+ * durations may be numbers of ms already: no deprecation line for them. `origins` (the flag or
+ * variable that set a key) and `prefix` (`aggregator.` for a file's section) name a key in a problem
+ * where it came from, as the schema's problems do.
  */
-function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false): AggregatorConfig {
+function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false, origins: Origins = new Map(), prefix = ''): AggregatorConfig {
+  // "--flag (key)" or "VARIABLE (key)" when a flag or variable set it, else the key as the file has it
+  const at = (key: string) => {
+    const name = keyName(key, renamed, prefix);
+    return origins.has(key) ? `${origins.get(key)} (${name})` : name;
+  };
   const d = (v: unknown, unit: 'ms' | 's' = 'ms') => parseDuration(v, unit) as number;
   const secret = (value: string | undefined, file: string | undefined, key: string) => {
     if (value !== undefined || !file) return value;
@@ -756,9 +763,15 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
   if (cfg.http.password === '') throw new ConfigError(['http.password (or http.password_file) is empty: give a password or leave both unset'], where);
   if (cfg.http.token === '') throw new ConfigError(['http.token (or http.token_file) is empty: give a token or leave both unset'], where);
   if (cfg.http.user !== undefined && cfg.http.password === undefined)
-    throw new ConfigError(['http.user: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token'], where);
+    throw new ConfigError(
+      [`${at('http.user')}: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token`],
+      where,
+    );
   if (cfg.http.password !== undefined && cfg.http.user === undefined)
-    throw new ConfigError(['http.password: is set without http.user (--http-user); give both, or http.token'], where);
+    throw new ConfigError(
+      [`${at(c.http.password !== undefined ? 'http.password' : 'http.password_file')}: is set without http.user (--http-user); give both, or http.token`],
+      where,
+    );
   // http://user:password@host: the credentials move out of the URL (fetch refuses such a URL).
   cfg.influx = influxCredentials(cfg.influx, cfg.influx.api);
   if (cfg.influx.url) {
@@ -773,12 +786,12 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
   }
   const limits = durationLimitProblems(
     [
-      [keyName('batch.flush_interval', renamed), cfg.batch.flushInterval],
-      [keyName('batch.max_retry_delay', renamed), cfg.batch.maxRetryDelay],
-      [keyName('missing_check_interval', renamed), cfg.missingCheckInterval],
-      [keyName('influx.timeout', renamed), cfg.influx.timeout],
+      [at('batch.flush_interval'), cfg.batch.flushInterval],
+      [at('batch.max_retry_delay'), cfg.batch.maxRetryDelay],
+      [at('missing_check_interval'), cfg.missingCheckInterval],
+      [at('influx.timeout'), cfg.influx.timeout],
     ],
-    ['mqtt.keepalive', cfg.mqtt.keepalive],
+    [at('mqtt.keepalive'), cfg.mqtt.keepalive],
   );
   if (limits.length) throw new ConfigError(limits, where);
   // What influx.create would create must be a retention InfluxDB takes: said at start, not at the
@@ -786,15 +799,13 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false):
   const retentionProblem = cfg.influx.create && cfg.influx.retention !== undefined ? retentionRule(cfg.influx.retention) : null;
   if (retentionProblem)
     throw new ConfigError(
-      [
-        `${keyName('influx.retention', renamed)} (--influx-retention): must be ${retentionProblem}, for what influx.create creates (got ${formatDuration(cfg.influx.retention!)})`,
-      ],
+      [`${at('influx.retention')}: must be ${retentionProblem}, for what influx.create creates (got ${formatDuration(cfg.influx.retention!)})`],
       where,
     );
   if (cfg.batch.maxBuffer < cfg.batch.size)
     throw new ConfigError(
       [
-        `${keyName('batch.max_buffer', renamed)}: must be at least ${keyName('batch.size', renamed)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer}); raise batch.max_buffer (--max-buffer) or lower batch.size (--batch-size)`,
+        `${at('batch.max_buffer')}: must be at least ${keyName('batch.size', renamed, prefix)} (${cfg.batch.size}) (got ${cfg.batch.maxBuffer}); raise batch.max_buffer (--max-buffer) or lower batch.size (--batch-size)`,
       ],
       where,
     );

@@ -22,6 +22,7 @@ import { detectServer, ident, influxDuration, InfluxQl, retentionRule, setupInfl
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { BodyTooLargeError, boundedText } from '../scripts/lib/http-body.ts';
 import { distance } from '../scripts/lib/config-loader.ts';
+import { formatDuration } from '../scripts/lib/duration.ts';
 
 /** The URL as given, without credentials (no trailing slash added): for messages and commands. */
 function redactUrl(url: string | undefined): string {
@@ -35,6 +36,8 @@ export class PreflightError extends Error {
 }
 
 const HOURLY_MS = 400 * 24 * 3_600_000;
+/** influx.retention when unset (as `presence influx setup --detail`). */
+const DEFAULT_RETENTION_MS = 30 * 24 * 3_600_000;
 
 /** Runs the checks; throws PreflightError on a mistake that needs the operator. */
 export async function preflight(cfg: InfluxConfig, log: Logger): Promise<ServerInfo | null> {
@@ -112,16 +115,21 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
     log.warn({ influx: url, err: msg }, 'cannot list the databases; not checked at start');
     return false;
   }
-  const retention = cfg.retention ?? 30 * 24 * 3_600_000;
+  const retention = cfg.retention ?? DEFAULT_RETENTION_MS;
+  const rule = retentionRule(retention);
+  // With influx.create the configuration refused such a retention already, naming the flag or the
+  // file's key (config.ts); one given in memory is named by its key. Without influx.create it only
+  // goes into the command printed: left out there, with why, instead of hiding the missing database.
   const duration = () => {
-    const rule = retentionRule(retention);
-    if (rule) throw new PreflightError(`influx.retention (--influx-retention): must be ${rule}, to create the database or policy (got ${retention} ms)`);
+    if (rule) throw new PreflightError(`influx.retention: must be ${rule}, to create the database or policy (got ${formatDuration(retention)})`);
     return influxDuration(retention);
   };
+  const printed = rule ? influxDuration(DEFAULT_RETENTION_MS) : influxDuration(retention);
+  const leftOut = rule ? `\ninflux.retention (${formatDuration(retention)}) is left out of that command: it must be ${rule}` : '';
   let created = false;
   if (!databases.includes(database)) {
-    const d = duration();
     if (cfg.create) {
+      const d = duration();
       const statements = await setupInflux1({
         url: cfg.url!,
         database,
@@ -143,24 +151,25 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
         `InfluxDB ${version} at ${url} has no database "${database}" (it has ${present.length ? present.map((d) => `"${d}"`).join(', ') : 'none'}).` +
           (near.length ? ` Did you mean "${near[0]}"? Then fix --influx-db (influx.database, INFLUX_DB).` : '') +
           ` Create it with\n` +
-          `  presence influx setup --influx-url ${url} --influx-db ${database} --detail ${d}\n` +
-          `or start the aggregator with --influx-create (INFLUX_CREATE=true, or influx.create: true in the config file)`,
+          `  presence influx setup --influx-url ${url} --influx-db ${database} --detail ${printed}\n` +
+          `or start the aggregator with --influx-create (INFLUX_CREATE=true, or influx.create: true in the config file)${leftOut}`,
       );
     }
   }
   if (!rp) return created;
   const { durations } = await client.policies(database);
   if (durations.has(rp)) return created;
-  const create = `CREATE RETENTION POLICY ${ident(rp)} ON ${ident(database)} DURATION ${duration()} REPLICATION 1`;
+  const statement = (d: string) => `CREATE RETENTION POLICY ${ident(rp)} ON ${ident(database)} DURATION ${d} REPLICATION 1`;
   if (cfg.create) {
+    const create = statement(duration());
     await client.run(create, database);
     log.info({ influx: url, database, statement: create }, `created retention policy ${rp}`);
     return true;
   }
   throw new PreflightError(
     `InfluxDB ${version} at ${url} has no retention policy "${rp}" on database "${database}". Create it with\n` +
-      `  curl -XPOST '${url}/query' --data-urlencode 'q=${create}'\n` +
-      `or start the aggregator with --influx-create, or without --influx-rp (the database's default policy)`,
+      `  curl -XPOST '${url}/query' --data-urlencode 'q=${statement(printed)}'\n` +
+      `or start the aggregator with --influx-create, or without --influx-rp (the database's default policy)${leftOut}`,
   );
 }
 

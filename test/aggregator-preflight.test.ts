@@ -74,6 +74,24 @@ describe.skipIf(!ok)('aggregator start-up checks', () => {
     expect(r.out()).not.toContain('"subscribed"');
   });
 
+  it('a retention InfluxDB would refuse, from the config file, without influx.create: the missing database is said, and the retention left out of the command, naming its key, not a flag never given', async () => {
+    const file = join(dir, 'retention.yaml');
+    writeFileSync(file, `aggregator:\n  influx: { url: "${influx.url}", api: v1, database: noretention, retention: 90m }\n`);
+    const r = run(['--config', file, '--mqtt-client-id', 'preflight-retention']);
+    expect(await r.exited).toBe(2);
+    // it had stopped on "influx.retention (--influx-retention): must be ... (got 5400000 ms)", hiding the missing database
+    expect(r.out()).toContain(`has no database "noretention"`);
+    expect(r.out()).toContain(`  presence influx setup --influx-url ${influx.url} --influx-db noretention --detail 30d\n`);
+    expect(r.out()).toMatch(/influx\.retention \(1h30m\) is left out of that command: it must be whole hours or days, at least 2h/);
+    expect(r.out()).not.toContain('--influx-retention');
+    // with influx.create the configuration refuses it at once, naming the file's key
+    writeFileSync(file, `aggregator:\n  influx: { url: "${influx.url}", api: v1, database: noretention, retention: 90m, create: true }\n`);
+    const c = run(['--config', file, '--mqtt-client-id', 'preflight-retention']);
+    expect(await c.exited).toBe(2);
+    expect(c.out()).toContain(`presence aggregator: ${file}: aggregator.influx.retention: must be whole hours or days, at least 2h`);
+    expect(c.out()).not.toContain('--influx-retention');
+  });
+
   it('a misspelt database: the line lists the databases there and names the one it may be, before the command that would create the misspelt one', async () => {
     await influx.query('CREATE DATABASE "presence"', 'POST');
     const r = run(['--influx-url', influx.url, '--influx-api', 'v1', '--influx-db', 'presense', '--mqtt-client-id', 'preflight-typo']);

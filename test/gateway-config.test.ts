@@ -96,16 +96,69 @@ describe('gateway config', () => {
     ]);
     // a retention influx.create could not create is said at start, not at the first database to create
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '200000d' } as never, {}))).toEqual([
-      'influx.retention (--influx-retention): must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds), for what influx.create creates (got 200000d)',
+      '--influx-retention (influx.retention): must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds), for what influx.create creates (got 200000d)',
     ]);
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '90m' } as never, {}))[0]).toMatch(
-      /^influx\.retention \(--influx-retention\): must be whole hours or days, at least 2h/,
+      /^--influx-retention \(influx\.retention\): must be whole hours or days, at least 2h/,
     );
     expect(loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '36h' } as never, {}).influx.retention).toBe(36 * 3_600_000);
     // a batch larger than the buffer: the message says which two settings to change
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', batchSize: '50000' } as never, {}))[0]).toMatch(
       /^batch\.max_buffer: must be at least batch\.size \(50000\) \(got 30000\); raise batch\.max_buffer \(--max-buffer\) or lower batch\.size \(--batch-size\)$/,
     );
+  });
+
+  it('the aggregator names where a value it refuses after the schema came from: the file and its key, the flag or the variable', () => {
+    const where = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        if (e instanceof ConfigError) return { where: e.where, problems: e.problems };
+        throw e;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const file = join(tmp, 'agg-retention.yaml');
+    writeFileSync(
+      file,
+      'aggregator:\n  mqtt: { url: "mqtt://h:1883" }\n  influx: { url: "http://h:8086", api: v1, database: p, create: true, retention: 90m }\n  batch: { flush_interval: 30d }\n',
+    );
+    // from the file: the file and the key as written there (it had said "(--influx-retention)", a flag never given)
+    const fromFile = where(() => loadAggregator({ config: file }, {}));
+    expect(fromFile.where).toBe(file);
+    expect(fromFile.problems).toEqual(['aggregator.batch.flush_interval: must be at most 24d (a longer period fires at once in Node) (got 30d)']);
+    writeFileSync(
+      file,
+      'aggregator:\n  mqtt: { url: "mqtt://h:1883" }\n  influx: { url: "http://h:8086", api: v1, database: p, create: true, retention: 90m }\n',
+    );
+    expect(where(() => loadAggregator({ config: file }, {})).problems[0]).toMatch(
+      /^aggregator\.influx\.retention: must be whole hours or days, at least 2h.*for what influx\.create creates \(got 1h30m\)$/,
+    );
+    // a flag over the file's key: the flag
+    expect(where(() => loadAggregator({ config: file, influxRetention: '3h30m' } as never, {})).problems[0]).toMatch(
+      /^--influx-retention \(aggregator\.influx\.retention\): must be whole hours or days/,
+    );
+    expect(loadAggregator({ config: file, influxRetention: '36h' } as never, {}).influx.retention).toBe(36 * 3_600_000);
+    // a timer or keepalive out of range from a flag: the flag (it had named the key only)
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', flushInterval: '30d' } as never, {}))).toEqual([
+      '--flush-interval (batch.flush_interval): must be at most 24d (a longer period fires at once in Node) (got 30d)',
+    ]);
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', mqttKeepalive: '20h' } as never, {}))[0]).toMatch(
+      /^--mqtt-keepalive \(mqtt\.keepalive\): must be at most 18h12m15s/,
+    );
+    // half the page's basic auth: the flag, the variable or the file's key that gave the half
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', httpUser: 'ops' } as never, {}))).toEqual([
+      '--http-user (http.user): is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token',
+    ]);
+    expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883' }, { PRESENCE_HTTP_PASSWORD: 'pw' }))).toEqual([
+      'PRESENCE_HTTP_PASSWORD (http.password): is set without http.user (--http-user); give both, or http.token',
+    ]);
+    writeFileSync(join(tmp, 'pw'), 'secret\n');
+    writeFileSync(file, 'aggregator:\n  mqtt: { url: "mqtt://h:1883" }\n  http: { password_file: pw }\n');
+    expect(where(() => loadAggregator({ config: file }, {}))).toEqual({
+      where: file,
+      problems: ['aggregator.http.password_file: is set without http.user (--http-user); give both, or http.token'],
+    });
   });
 
   it('refuses a page update interval under 10ms, naming the flag or the key (it was silently raised to 10ms)', () => {
