@@ -32,6 +32,7 @@ import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus 
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
 import { parseDuration } from './config.ts';
 import { CLOCK_MAX_MS, CLOCK_MIN_MS } from './window.ts';
+import { holdsUrlCredentials } from '../scripts/lib/secrets.ts';
 
 export type SourceState = SourceStatus['state'];
 
@@ -1024,15 +1025,13 @@ export function spawnCapture(command: string | string[], stdoutFd?: number): Chi
 /** Names of environment variables that hold secrets: …PASSWORD…, …TOKEN…, …SECRET…, …_KEY, each also with `_FILE` after it. */
 export const SECRET_ENV_NAME = /PASSWORD|TOKEN|SECRET|_KEY(?:_FILE)?$/i;
 
-/** A URL with a user name or password in it (mqtt://user:password@host): a secret whatever its variable's name. */
-const URL_WITH_CREDENTIALS = /\b[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/i;
-
 /**
  * The gateway's environment without its secrets: what a capture command gets. Dropped: variables
- * named like a secret (SECRET_ENV_NAME) and any that hold a URL with credentials (MQTT_URL=mqtt://user:password@broker).
+ * named like a secret (SECRET_ENV_NAME) and any that hold a URL with credentials, a user name or
+ * password (MQTT_URL=mqtt://user:password@broker) or a secret query value (INFLUX_URL=http://influx:8086/?u=writer&p=...).
  */
 export function captureEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k, v]) => !SECRET_ENV_NAME.test(k) && !URL_WITH_CREDENTIALS.test(v ?? '')));
+  return Object.fromEntries(Object.entries(env).filter(([k, v]) => !SECRET_ENV_NAME.test(k) && !holdsUrlCredentials(v ?? '')));
 }
 
 /** Sends `signal` to the capture command's whole process group (it leads one). */

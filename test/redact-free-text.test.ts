@@ -153,6 +153,9 @@ describe('capture command environment', () => {
     // a URL with credentials is a secret whatever the variable's name
     MQTT_URL: 'mqtts://gw-01:pass-in-url@broker:8883',
     INFLUX_URL: 'http://admin:influx-in-url@influx:8086',
+    // and so is one whose query holds a secret (InfluxDB 1.x takes u and p there; a token)
+    OLD_INFLUX_URL: 'http://influx:8086/write?db=presence&u=writer&p=influx-in-query',
+    HOOK: 'curl -s https://hooks.example.org/notify?token=tok-in-query',
   };
 
   it('captureEnv drops every secret variable and keeps the rest', () => {
@@ -164,8 +167,17 @@ describe('capture command environment', () => {
       LANG: 'C',
       PROXY_URL: 'http://proxy:3128/',
       MAIL: 'ops@example.org',
+      DOCS_URL: 'https://example.org/search?q=presence&page=2&key=',
     });
-    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/x', KEYBOARD: 'us', LANG: 'C', PROXY_URL: 'http://proxy:3128/', MAIL: 'ops@example.org' });
+    expect(env).toEqual({
+      PATH: '/usr/bin',
+      HOME: '/home/x',
+      KEYBOARD: 'us',
+      LANG: 'C',
+      PROXY_URL: 'http://proxy:3128/',
+      MAIL: 'ops@example.org',
+      DOCS_URL: 'https://example.org/search?q=presence&page=2&key=',
+    });
   });
 
   it('a capture command printing env sees none of the secrets', async () => {

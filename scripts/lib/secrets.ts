@@ -138,6 +138,25 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
   return undefined;
 }
 
+/**
+ * True when the text holds a URL with credentials: a user name or password (`mqtt://user:password@broker`,
+ * also one no parser reads, `mqtt://u:p@[::1`) or a value of a secret-looking query parameter
+ * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
+ */
+export function holdsUrlCredentials(text: string): boolean {
+  for (const m of text.matchAll(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi)) {
+    if (/^[^/?#]*:\/\/[^/?#]*@/.test(m[0])) return true;
+    try {
+      const u = new URL(m[0]);
+      if (u.username || u.password) return true;
+      for (const [k, v] of u.searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
+    } catch {
+      /* no parser reads it: only its user information (above) can be told */
+    }
+  }
+  return false;
+}
+
 /** Replaces every URL with credentials inside a free text (an error message) by its redacted form. */
 export function redactUrlsIn(text: string): string {
   return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (m) => {
