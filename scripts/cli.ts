@@ -1,6 +1,7 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
 import { Command, CommanderError } from 'commander';
 import { exitUsage, isUsageError } from './lib/usage.ts';
+import { distance } from './lib/config-loader.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from './package-root.ts';
@@ -44,7 +45,16 @@ export async function buildProgram(argv?: string[]): Promise<Command> {
   for (const cmd of allCommands(program)) {
     cmd.exitOverride();
     cmd.showHelpAfterError(false);
-    cmd.configureOutput({ outputError: (text, write) => write(usageText(commandPath(cmd), text)) });
+    cmd.configureOutput({
+      outputError: (text, write) =>
+        write(
+          usageText(
+            commandPath(cmd),
+            text,
+            cmd.options.flatMap((o) => (o.long ? [o.long] : [])),
+          ),
+        ),
+    });
   }
   return program;
 }
@@ -60,15 +70,30 @@ function commandPath(cmd: Command): string {
   return names.join(' ');
 }
 
-/** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line and a hint line. */
-export function usageText(path: string, text: string): string {
+/**
+ * Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line and a hint line.
+ * An unknown option given as `--name=value` is named without its value, which can be a secret
+ * (`--mqtt-pasword=...`, `--http-password=...`: commander quoted it whole), with the "did you
+ * mean" of the name among `flags`, the command's long options (commander's own compared the value too).
+ */
+export function usageText(path: string, text: string, flags: string[] = []): string {
   const lines = text
     .trim()
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
   let msg = lines[0].replace(/^error: /, '');
-  const didYouMean = lines.slice(1).find((l) => /^\(Did you mean/.test(l));
+  let didYouMean = lines.slice(1).find((l) => /^\(Did you mean/.test(l));
+  const withValue = /^unknown option '(--[^'=\s]+)=.*'$/s.exec(msg);
+  if (withValue) {
+    const name = withValue[1];
+    msg = `unknown option '${name}=...'`;
+    const close = flags
+      .map((f) => ({ f, d: distance(name, f) }))
+      .filter(({ f, d }) => d <= 2 && d < Math.max(name.length, f.length) * 0.6)
+      .sort((a, b) => a.d - b.d)[0];
+    didYouMean = close ? `(Did you mean ${close.f}?)` : undefined;
+  }
   if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;
   const where = path ? `presence ${path}` : 'presence';
   return `${where}: ${msg}\nhint: ${where} --help lists the ${path ? 'options' : 'commands'}\n`;

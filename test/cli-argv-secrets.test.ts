@@ -118,4 +118,23 @@ describe('secrets on the command line', () => {
       expect(r.stderr, what).not.toMatch(/Typo|Pw-\d/);
     }
   });
+
+  it('an unknown option given with its value (--name=value) is named without the value, which may be a secret', () => {
+    const cases: Array<[string[], string, string | null]> = [
+      [['aggregator', '--mqtt-pasword=Typo-Flag-Pw1'], "presence aggregator: unknown option '--mqtt-pasword=...'", '--mqtt-password'],
+      [['gateway', '--http-password=Typo-Flag-Pw2'], "presence gateway: unknown option '--http-password=...'", null],
+      [['replay', 'x.pcap', '--influx-token=Typo-Flag-Pw3'], "presence replay: unknown option '--influx-token=...'", null],
+      [['--mqtt-password=Typo-Flag-Pw4'], "presence: unknown option '--mqtt-password=...'", null],
+      [['gateway', '--windw=5s'], "presence gateway: unknown option '--windw=...'", '--window'],
+    ];
+    for (const [args, line, suggestion] of cases) {
+      const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(2);
+      const first = r.stderr.split('\n')[0];
+      expect(first.startsWith(line), first).toBe(true);
+      if (suggestion) expect(first).toContain(`(did you mean ${suggestion}?)`);
+      else expect(first).not.toContain('did you mean');
+      expect(r.stderr).not.toMatch(/Typo-Flag|5s/);
+    }
+  });
 });
