@@ -34,16 +34,20 @@ export function registerAggregator(program: Command): void {
       if (e instanceof ConfigError) exitConfig('aggregator', e);
       throw e;
     }
-    // A calibration file that does not parse stops the aggregator here: never a silent default.
+    // A calibration file that does not parse stops the aggregator here: never a silent default. The
+    // line names where the file was given: the flag, or the config file's key (it said --calibration
+    // for both).
     const calibrationFile = config.calibration;
     let calibration = null;
     if (calibrationFile) {
       try {
         calibration = loadCalibration(calibrationFile);
       } catch (e) {
+        const configFile = given.config || process.env.PRESENCE_AGGREGATOR_CONFIG;
+        const named = given.calibration || !configFile ? '--calibration' : `calibration (in config file ${configFile})`;
         exitUsage(
           'aggregator',
-          new Error(`--calibration ${(e as Error).message}`),
+          new Error(`${named} ${(e as Error).message}`),
           'give the file presence calibrate wrote (aggregator/README.md, "Calibration: people from counts")',
         );
       }

@@ -140,6 +140,19 @@ describe('usage errors', () => {
     );
   });
 
+  it('aggregator calibration naming a missing file in the config file: the line names the config file and its key, not --calibration', () => {
+    writeFileSync(join(tmp, 'agg-cal.yaml'), 'aggregator:\n  mqtt: { url: "mqtt://127.0.0.1:1" }\n  calibration: missing-calibration.yaml\n');
+    const r = presence('aggregator', '--config', 'agg-cal.yaml');
+    usage(r, 'aggregator', /^presence aggregator: calibration \(in config file agg-cal\.yaml\) \S*missing-calibration\.yaml: no such file/);
+    expect(r.err).not.toContain('--calibration');
+    // the flag over the file's key: the flag
+    usage(
+      presence('aggregator', '--config', 'agg-cal.yaml', '--calibration', 'other.yaml'),
+      'aggregator',
+      /^presence aggregator: --calibration other\.yaml: no such file/,
+    );
+  });
+
   it('--config naming a missing file says the file does not exist', () => {
     for (const cmd of ['gateway', 'aggregator']) {
       const r = presence(cmd, '--config', 'missing.yaml');
