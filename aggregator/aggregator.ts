@@ -385,6 +385,17 @@ export class Aggregator extends EventEmitter {
     // delivery went, not days back. Before the judgement (3 minutes of late statuses; at a start, so
     // the retained statuses the broker replays) they keep their ts.
     const behind = this.clockSkew.behind(m.site, m.gateway);
+    if (retained && !m.ts && this.intake.sessionPresent) {
+      // The broker's stored copy of a status without ts (an offline last will or clean stop), sent
+      // again at each subscribe: stamped on receipt it was a new offline point at every reconnect and
+      // restart, and the dashboards' "Last seen" said a gateway stopped weeks ago was seen just now
+      // (and kept it in their 30 days). With the session kept, the status itself was delivered to
+      // this session when it was published, or is queued for it: written then, at its receipt. Not
+      // written again; the page takes it (its state, as before). Without the session (a first start,
+      // or one past mqtt.session_expiry) the copy is all there is, and is written at receipt.
+      recent?.status(m, Date.now(), now, behind, performance.now());
+      return undefined;
+    }
     const missing = this.liveness.isMissing(m.site, m.gateway);
     const lines = missing || (behind !== null && m.ts) ? statusLines(m, now, missing, behind) : r.lines;
     const arrival = performance.now(); // the order of receipt, whatever the wall clock does

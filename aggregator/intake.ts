@@ -50,6 +50,9 @@ const TAKEOVER_LOG_INTERVAL_MS = 60_000;
 export class Intake {
   /** PUBACKs sent since start. */
   acked = 0;
+  /** The broker kept this client's session for the current connection (CONNACK session present):
+   *  every status published since the session began was delivered to it, or is queued for it. */
+  sessionPresent = false;
   private client: DeferredAckClient | null = null;
   private connections = 0;
   private closing = false;
@@ -119,6 +122,7 @@ export class Intake {
         const client = ack.client!;
         this.connections++;
         this.connectedAt = Date.now();
+        this.sessionPresent = connack.sessionPresent === true;
         this.watchTakeover(client);
         this.metrics.connected.set(1);
         lastError = '';
@@ -237,7 +241,8 @@ export class Intake {
     const group = this.config.group;
     if (group && version === 4) this.log.warn({ group }, 'shared subscription over MQTT 3.1.1: works with Mosquitto, not with Aedes');
     // Status is retained, and brokers send no retained messages to shared subscriptions: every
-    // member subscribes to status directly (its points are idempotent when the gateway sets ts).
+    // member subscribes to status directly (its points are idempotent when the gateway sets ts; a
+    // stored copy without ts is written only without a kept session: Aggregator.onMessage).
     const filters = { [group ? sharedFilter(group, COUNTS_FILTER) : COUNTS_FILTER]: { qos: QOS }, [STATUS_FILTER]: { qos: QOS } };
     const granted = await client.subscribeAsync(filters);
     for (const g of granted) {

@@ -9,8 +9,12 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsTopic, encode } from '../contract/index.ts';
-import { publisher, quickAggregatorConfig, until, window } from './aggregator-helpers.ts';
+import { join } from 'node:path';
+import { countsTopic, encode, offlineStatus, statusTopic } from '../contract/index.ts';
+import { InfluxQL, describeResult, loadDashboard, runDashboard, timeRange } from '../dashboards/queries.ts';
+import { publisher, quickAggregatorConfig, status, until, window } from './aggregator-helpers.ts';
+
+const gatewaysDashboard = loadDashboard(join(import.meta.dirname, '..', 'dashboards', 'gateways.json'));
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-retained') && need('influxd', 'influxdb', 'aggregator-retained');
 
@@ -75,5 +79,53 @@ describe.skipIf(!ok)('aggregator: retained counts', () => {
     expect(a.missingGateways()).toContain('ret/gw-1');
     expect(await stored()).toBe(4);
     expect(a.stats().queueDepth).toBe(0);
+  });
+
+  it("a gateway's retained offline status (no ts, stamped on receipt) is written once, not again at each restart with the session kept: the gateways dashboard's Last seen keeps when it went", async () => {
+    const gw = 'gw-stopped';
+    const offlinePoints = () => influx.rows(`SELECT "up" FROM "gateway_status" WHERE "site"='ret' AND "gateway"='${gw}'`);
+    const startAs = async (clientId: string) => {
+      const a = new Aggregator(quickAggregatorConfig(broker.url, influx.url, clientId));
+      aggs.push(a);
+      await a.start();
+      return a;
+    };
+    /** A live status of another gateway, written: the retained copies sent at the subscribe came before it. */
+    let marks = 0;
+    const marked = async () => {
+      marks++;
+      await pub.publishAsync(statusTopic('ret', 'gw-mark'), encode(status('ret', 'gw-mark', new Date(Date.now() - marks))), { qos: 1 });
+      await until(
+        'the marker status written',
+        () => influx.count('gateway_status', 'up', `"gateway"='gw-mark'`),
+        (n) => n === marks,
+      );
+    };
+    // (the aggregators of the test before would write the status too, each at its own receipt)
+    for (const earlier of aggs.splice(0)) await earlier.stop(2000);
+    let a = await startAs('agg-will');
+    // the gateway stops (its clean stop and its last will publish the same retained status, without ts)
+    await pub.publishAsync(statusTopic('ret', gw), encode(offlineStatus('ret', gw, 'hall')), { qos: 1, retain: true });
+    await until('the offline status written', offlinePoints, (p) => p.length === 1);
+    const [wentOffline] = await offlinePoints();
+
+    // restarted twice, the session kept: the broker sends the stored copy at each subscribe
+    for (let i = 0; i < 2; i++) {
+      await a.stop();
+      await new Promise((r) => setTimeout(r, 20));
+      a = await startAs('agg-will');
+      await marked();
+      expect(await offlinePoints(), `restart ${i + 1}`).toEqual([wentOffline]);
+    }
+    const db = new InfluxQL({ url: influx.url, database: 'presence' });
+    const r = await runDashboard(gatewaysDashboard, db, { range: timeRange('now-6h', 'now'), select: { site: 'ret', gateway: gw }, dataSourceInterval: '1m' });
+    const lastSeen = r.queries.find((q) => q.panelTitle === 'Last seen')!;
+    expect(lastSeen.series.find((s) => s.tags?.gateway === gw)?.values.at(-1), describeResult(lastSeen)).toEqual([wentOffline.time, 0]);
+
+    // a first start (no session for this client id): the copy is all it has of the gateway, written at receipt
+    await a.stop();
+    a = await startAs('agg-will-new');
+    await marked();
+    expect(await offlinePoints()).toHaveLength(2);
   });
 });
