@@ -2,7 +2,7 @@
 // field ("gateways[1].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d").
 // Built-in scenarios live in simulator/scenarios/<name>.yaml.
 import { Ajv, type ErrorObject } from 'ajv';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { basename, extname, join } from 'node:path';
 import * as YAML from 'yaml';
@@ -774,7 +774,10 @@ const MAX_SCENARIO_BYTES = 1024 * 1024;
 /** Loads a built-in scenario by name or a scenario file by path. */
 export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Scenario {
   let path = nameOrPath;
-  if (!existsSync(path)) {
+  // A built-in's name that is also a folder here (the output of an earlier `--out kingsday-square`)
+  // names the built-in: a folder is never a scenario file.
+  const folder = existsSync(path) && statSync(path).isDirectory() && builtinScenarios().includes(nameOrPath);
+  if (!existsSync(path) || folder) {
     const hit = ['yaml', 'yml', 'json'].map((e) => join(SCENARIO_DIR, `${nameOrPath}.${e}`)).find((p) => existsSync(p));
     if (!hit) throw new ScenarioError(nameOrPath, [`no such scenario file, and not a built-in scenario (built-ins: ${builtinScenarios().join(', ')})`]);
     path = hit;

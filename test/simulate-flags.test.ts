@@ -368,6 +368,19 @@ describe('presence simulate: bad flag values', () => {
     expect(readdirSync(out).sort()).toEqual(['gw-lobby.pcapng', 'notes.txt', 'truth.csv', 'truth.json']);
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
+
+  it('a built-in name that is also a folder here (an earlier --out quiet-night) still names the built-in (it said "the scenario file is a folder")', () => {
+    // simulate() runs in tmp: this writes tmp/quiet-night/, then names the built-in from there again.
+    const first = simulate('quiet-night', '--duration', '1m', '--out', 'quiet-night');
+    expect(first.code, first.err).toBe(0);
+    expect(existsSync(join(tmp, 'quiet-night', 'gw-lobby.pcapng'))).toBe(true);
+    const again = simulate('quiet-night', '--duration', '1m', '--out', join(tmp, 'quiet-night-2'));
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(/^quiet-night: /m);
+    const evaluated = simulate('quiet-night', '--evaluate', '--duration', '2m', '--no-calibrate', '--no-flows', '--json');
+    expect(evaluated.code, evaluated.err).toBe(0);
+    expect(JSON.parse(evaluated.out.trim().split('\n')[0]).scenario).toBe('quiet-night');
+  });
 });
 
 describe('presence simulate --load and --evaluate: counts, shares and signal levels', () => {
