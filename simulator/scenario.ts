@@ -3,7 +3,7 @@
 // Built-in scenarios live in simulator/scenarios/<name>.yaml.
 import { Ajv, type ErrorObject } from 'ajv';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readSmallFile } from '../scripts/lib/small-file.ts';
+import { notTextProblem, readSmallFileBytes } from '../scripts/lib/small-file.ts';
 import { basename, extname, join } from 'node:path';
 import * as YAML from 'yaml';
 import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
@@ -782,13 +782,17 @@ export function loadScenario(nameOrPath: string, o: ScenarioOverrides = {}): Sce
     if (!hit) throw new ScenarioError(nameOrPath, [`no such scenario file, and not a built-in scenario (built-ins: ${builtinScenarios().join(', ')})`]);
     path = hit;
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readSmallFile(path, MAX_SCENARIO_BYTES);
+    bytes = readSmallFileBytes(path, MAX_SCENARIO_BYTES);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ESMALLFILE') throw new ScenarioError(path, [`the scenario file ${(e as Error).message}`]);
     throw new ScenarioError(path, [`cannot read the scenario file (${(e as Error).message})`]);
   }
+  // A capture (the simulator's own output, say) named as the scenario: said as such, not as YAML.
+  const notText = notTextProblem(bytes);
+  if (notText) throw new ScenarioError(path, [`the scenario file ${notText}`]);
+  const text = bytes.toString('utf8');
   const doc = parseScenarioText(text, path);
   try {
     return resolveScenario(doc, path, o);

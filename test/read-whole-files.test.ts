@@ -3,6 +3,7 @@
 // --aggregator-config) are checked first: a folder, a fifo, a device (/dev/zero filled memory by
 // gigabytes) or a huge file is refused with a sentence naming the flag and the file, and provision
 // reads all of them before it writes anything.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { ProvisionError, provisionGateway } from '../aggregator/provision.ts';
 import { corridorInit, corridorJoin } from '../gateway/corridor-cli.ts';
 import { UsageError } from '../scripts/lib/usage.ts';
 
+const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-read-whole-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -68,5 +70,63 @@ describe('files read whole are checked first', () => {
       new RegExp(`^${badJson.replace(/[.]/g, '\\.')}: not valid JSON: `),
     );
     expect(readFileSync(badJson, 'utf8')).toBe('{"aggregator":');
+  });
+});
+
+describe('a capture named where a YAML file goes is said to be one', () => {
+  /** A pcap global header (little-endian, link type 127), then `pad` bytes of zeros. */
+  function pcap(name: string, pad = 0): string {
+    const p = join(tmp, name);
+    const head = Buffer.alloc(24);
+    head.writeUInt32LE(0xa1b2c3d4, 0);
+    head.writeUInt16LE(2, 4);
+    head.writeUInt16LE(4, 6);
+    head.writeUInt32LE(65535, 16);
+    head.writeUInt32LE(127, 20);
+    writeFileSync(p, Buffer.concat([head, Buffer.alloc(pad)]));
+    return p;
+  }
+  function presence(...args: string[]): { code: number | null; err: string } {
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status, err: r.stderr };
+  }
+
+  it('--calibration, --prior, --config and a scenario file: one line naming the file as a capture (was "not valid YAML: Implicit keys need to be on a single line" at 1:1)', () => {
+    const small = pcap('day.pcap', 100);
+    const truth = join(tmp, 'day_occupancy.csv');
+    writeFileSync(truth, 'time;occupancy\n2024-02-08T08:00:00Z;3\n2024-02-08T09:00:00Z;3\n');
+    const pcapng = join(tmp, 'gw.pcapng');
+    writeFileSync(
+      pcapng,
+      Buffer.from([0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1c, 0, 0, 0]),
+    );
+    const cases: Array<[string[], string]> = [
+      [
+        ['replay', small, '--calibration', small, '--zone', 'lab'],
+        `presence replay: ${small}: is a pcap capture, not a text file; give the calibration file presence calibrate wrote`,
+      ],
+      [['simulate', pcapng], `presence simulate: ${pcapng}: the scenario file is a pcapng capture, not a text file`],
+      [['gateway', '--config', pcapng], `presence gateway: config file ${pcapng} is a pcapng capture, not a text file: give the path of a YAML or JSON file`],
+      [
+        ['calibrate', '--capture', small, '--truth', truth, '--zone', 'lab', '--prior', small, '--json'],
+        `presence calibrate: --prior ${small}: is a pcap capture, not a text file; fix: give --prior a calibration file written by presence calibrate`,
+      ],
+      [['aggregator', '--calibration', small, '--out', join(tmp, 'agg.lp')], `presence aggregator: --calibration ${small}: is a pcap capture, not a text file`],
+    ];
+    for (const [args, first] of cases) {
+      const r = presence(...args);
+      expect(r.err.split('\n')[0], r.err).toMatch(new RegExp(`^${first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      expect(r.err).not.toMatch(/not valid YAML/);
+      expect(r.code).toBe(2);
+    }
+  });
+
+  it('a capture past the size limit is named as a capture, not as a file to make smaller', () => {
+    const big = pcap('big.pcap', 2 * 2 ** 20);
+    const sim = presence('simulate', big);
+    expect(sim.err.split('\n')[0]).toBe(`presence simulate: ${big}: the scenario file is a pcap capture, not a text file`);
+    const gw = presence('gateway', '--config', big);
+    expect(gw.err.split('\n')[0]).toBe(`presence gateway: config file ${big} is a pcap capture, not a text file: give the path of a YAML or JSON file`);
+    expect(`${sim.err}${gw.err}`).not.toMatch(/MiB/);
   });
 });

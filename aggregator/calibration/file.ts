@@ -2,7 +2,7 @@
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readSmallFile } from '../../scripts/lib/small-file.ts';
+import { notTextProblem, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
 import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -227,15 +227,18 @@ export function parseCalibration(text: string, file = 'calibration'): Calibratio
 const MAX_CALIBRATION_BYTES = 4 * 1024 * 1024;
 
 export function readCalibration(file: string): CalibrationFile {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readSmallFile(file, MAX_CALIBRATION_BYTES);
+    bytes = readSmallFileBytes(file, MAX_CALIBRATION_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ESMALLFILE') throw new CalibrationFileError(`${file}: ${(e as Error).message}; give the calibration file presence calibrate wrote`);
     throw new CalibrationFileError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read it (${(e as Error).message})`}`);
   }
-  return parseCalibration(text, file);
+  // A capture named where the calibration goes is said as such, not as YAML that fails at line 1.
+  const notText = notTextProblem(bytes);
+  if (notText) throw new CalibrationFileError(`${file}: ${notText}; give the calibration file presence calibrate wrote`);
+  return parseCalibration(bytes.toString('utf8'), file);
 }
 
 /** The file content for a fit. */

@@ -5,7 +5,7 @@
 // Every error names the file, the line and the fix, on one line.
 
 import { PERMISSION_DENIED } from '../../scripts/lib/readable.ts';
-import { readSmallFileBytes } from '../../scripts/lib/small-file.ts';
+import { isBinaryText, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
 
 /** A truth file is read whole: at most this big (a year of 1-s rows is about 1 GB; of 1-min rows, 20 MB). */
 const TRUTH_MAX_BYTES = 256 * 2 ** 20;
@@ -45,21 +45,12 @@ const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{
 /** An ISO 8601 time without its zone (which Date.parse would read as local time). */
 const NO_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
-/** A control character other than white space (tab, line ends, form feed) or escape: not a CSV. */
-function isBinary(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 9 || (c > 13 && c < 32 && c !== 27)) return true;
-  }
-  return false;
-}
-
 /** Text of the file as a message shows it: quoted, control characters escaped, at most 60 characters. */
 const quote = (text: string) => JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 
 function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number }> {
   // A capture (or any binary file) given as the truth: said as such, not echoed to the terminal.
-  if (isBinary(text.slice(0, 4096))) {
+  if (isBinaryText(text.slice(0, 4096))) {
     throw new TruthError(
       file,
       null,

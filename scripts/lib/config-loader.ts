@@ -19,6 +19,7 @@ import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
+import { notTextProblem, oversizedCapture } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 import { parseJson, parseYamlDocument } from './yaml-doc.ts';
@@ -433,12 +434,18 @@ export function readConfigFile(path: string): Record<string, unknown> {
     const st = statSync(path);
     if (st.isDirectory()) throw new ConfigError([`config file ${path} is a folder, not a file`], 'flags');
     if (!st.isFile()) throw new ConfigError([`config file ${path} is not a regular file (${kindOfFile(st)}): give the path of a YAML or JSON file`], 'flags');
+    const capture = st.size > MAX_CONFIG_BYTES ? oversizedCapture(path) : null;
+    if (capture) throw new ConfigError([`config file ${path} ${capture}: give the path of a YAML or JSON file`], 'flags');
     if (st.size > MAX_CONFIG_BYTES)
       throw new ConfigError(
         [`config file ${path} is ${+(st.size / 2 ** 20).toFixed(1)} MiB; a config file is at most ${MAX_CONFIG_BYTES / 2 ** 20} MiB`],
         'flags',
       );
-    text = readFileSync(path, 'utf8');
+    const bytes = readFileSync(path);
+    // A capture or other binary file named as the config: said as such, not as YAML that fails at line 1.
+    const notText = notTextProblem(bytes);
+    if (notText) throw new ConfigError([`config file ${path} ${notText}: give the path of a YAML or JSON file`], 'flags');
+    text = bytes.toString('utf8');
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
