@@ -287,11 +287,15 @@ zones:
       },
       /^presence calibrate: --out .*notes\.txt: not a calibration file .*; fix: give --out a calibration file to add the zone to, or a new file$/,
     ],
-  ])('--out %s: one line naming it and the fix, nothing written', (_name, path, message) => {
+  ])('--out %s: one line naming it and the fix, before anything is counted or fitted, nothing written', (_name, path, message) => {
     const target = path();
     const before = existsSync(target) ? readFileSync(target, 'utf8') : null;
     const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', target);
     expect(r.code).toBe(2);
+    // Refused before the capture was counted: no fit printed, none of its warnings (it fitted, printed,
+    // then refused the --out it had been given at the start).
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
     const lines = errorLines(r.stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);

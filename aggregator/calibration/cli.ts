@@ -9,6 +9,7 @@ import { progressBar } from '../../scripts/lib/progress.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
 import { BURST_ADDRESSES_DEFAULT, BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../../firmware/host/types.ts';
@@ -364,35 +365,64 @@ function storedHint(old: Estimator, next: Estimator): string {
   return next.counted_by === 'gateways' && unmarked(old) ? STORED_HINT : '';
 }
 
-/** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
-function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
-  if (!existsSync(existing)) return { file: next, kept: [] };
-  let old: CalibrationFile;
+/** What --out holds now, or null when there is no file yet; a file there that is no calibration is refused. */
+function readOut(existing: string): CalibrationFile | null {
+  if (!existsSync(existing)) return null;
   try {
-    old = readCalibration(existing);
+    return readCalibration(existing);
   } catch (e) {
     // The zone is added to what --out holds: a file there that is no calibration is not overwritten.
     const why = withoutFix((e as Error).message);
     throw new CalibrationFileError(`--out ${why}; fix: give --out a calibration file to add the zone to, or a new file`);
   }
+}
+
+/** Refuses adding zones (name -> site) fitted with this estimator and level to the file at --out that holds `old`. */
+function checkOut(existing: string, old: CalibrationFile, estimator: Estimator, level: number, zones: Record<string, string | undefined>): void {
   const a = old.estimator;
-  const b = next.estimator;
+  const b = estimator;
   // The file's estimator and level hold for every zone in it: a zone counted or fitted otherwise
   // would be applied under settings it was not fitted with.
-  if (describeCounts(a) !== describeCounts(b) || old.level !== next.level) {
+  if (describeCounts(a) !== describeCounts(b) || old.level !== level) {
     throw new CalibrationFileError(
-      `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${next.level}; fix: write to another --out file${storedHint(a, b)}`,
+      `--out ${existing}: holds a calibration of ${describeCounts(a)} at level ${old.level}, this one is of ${describeCounts(b)} at level ${level}; fix: write to another --out file${storedHint(a, b)}`,
     );
   }
   // Zones are keyed by name: a zone of another site would replace this one's without a word.
-  for (const [name, z] of Object.entries(next.zones)) {
+  for (const [name, site] of Object.entries(zones)) {
     const had = Object.hasOwn(old.zones, name) ? old.zones[name].site : undefined;
-    if (had !== undefined && z.site !== undefined && had !== z.site) {
+    if (had !== undefined && site !== undefined && had !== site) {
       throw new CalibrationFileError(
-        `--out ${existing}: holds zone ${name} of site ${had}, this one is of site ${z.site} (a file holds one calibration per zone name); fix: write to another --out file`,
+        `--out ${existing}: holds zone ${name} of site ${had}, this one is of site ${site} (a file holds one calibration per zone name); fix: write to another --out file`,
       );
     }
   }
+}
+
+/**
+ * Checks --out before anything is counted or fitted (a replay of many captures takes minutes):
+ * its folder exists, and a file there is a calibration. Whether this zone's counts fit the file's
+ * is left to the end: a wrong --window, say, is named by its own check as the thing to fix, not
+ * as a reason to write elsewhere.
+ */
+function checkOutFirst(out: string): void {
+  const dir = dirname(resolve(out));
+  let folder: Stats | undefined;
+  try {
+    folder = statSync(dir);
+  } catch {
+    folder = undefined;
+  }
+  if (!folder?.isDirectory())
+    throw new CalibrationFileError(`--out ${out}: its folder does not exist; fix: choose a path in a folder that exists and can be written`);
+  readOut(out);
+}
+
+/** Merges the new zone into an existing file at --out (same estimator), so one file can hold many zones. */
+function merge(existing: string, next: CalibrationFile): { file: CalibrationFile; kept: string[] } {
+  const old = readOut(existing);
+  if (!old) return { file: next, kept: [] };
+  checkOut(existing, old, next.estimator, next.level, Object.fromEntries(Object.entries(next.zones).map(([name, z]) => [name, z.site])));
   const kept = Object.keys(old.zones).filter((z) => !Object.hasOwn(next.zones, z));
   const zones = { ...old.zones, ...next.zones };
   // With several zones, `global` is what they imply together: the prior of `--prior FILE`.
@@ -445,6 +475,7 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (!stored && flags.rssiMin !== undefined) estimator.rssi_min_dbm = Number(flags.rssiMin);
   if (!stored && flags.burstAddresses !== undefined) estimator.burst_addresses = Number(flags.burstAddresses);
   const prior = flags.prior ? priorFrom(flags.prior, flags.zone, estimator) : undefined;
+  if (flags.out) checkOutFirst(flags.out);
 
   const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
   const result = fit(
