@@ -324,7 +324,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people)',
+      'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people: --calibration adds people from a calibration file)',
     )
     .argument('<file>', 'capture file (pcap or pcapng), or - for stdin')
     .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m (at most 36525d), or "all"', '60s')

@@ -32,5 +32,8 @@ describe('what the counts are called', () => {
     const replay = (await buildProgram()).commands.find((c) => c.name() === 'replay')!;
     expect(replay.description()).toMatch(/^Count the distinct addresses and estimate the devices present in a pcap\/pcapng capture/);
     expect(replay.description()).toContain('not people');
+    // --calibration does give people: the description says so rather than deny it outright.
+    expect(replay.description()).toContain('--calibration adds people');
+    expect(replay.options.map((o) => o.long)).toContain('--calibration');
   });
 });
