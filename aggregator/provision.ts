@@ -25,7 +25,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
 import { Document, isMap } from 'yaml';
-import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
+import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
 import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
@@ -225,13 +225,13 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       try {
         json = (text.trim() ? parseJson(YAML, text) : { aggregator: {} }) as Record<string, unknown>;
       } catch (e) {
-        throw new ProvisionError(`${cfgFile}: not valid JSON: ${(e as Error).message}`);
+        throw new ProvisionError(`${cfgFile}: not valid JSON: ${syntaxProblem(e, text, true)}`);
       }
       if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     } else {
       // A new file in block style (a parsed `{}` would be flow style, and so all added under it).
       doc = text.trim() ? parseYamlDocument(YAML, text) : new Document({ aggregator: {} });
-      if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
+      if (doc.errors.length) throw new ProvisionError(`${cfgFile}: not valid YAML: ${syntaxProblem(doc.errors[0], text, false)}`);
       if (!isMap(doc.contents)) throw new ProvisionError(`${cfgFile}: the top level must be a mapping`);
     }
     const top = json ?? (doc!.toJS() as Record<string, unknown> | null) ?? {};

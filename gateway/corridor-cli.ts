@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
 import { isMap } from 'yaml';
-import { parseJson, parseYamlDocument } from '../scripts/lib/yaml-doc.ts';
+import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
 import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
@@ -147,7 +147,7 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     try {
       obj = (text.trim() ? parseJson(YAML, text) : {}) as Record<string, Record<string, unknown>>;
     } catch (e) {
-      throw new UsageError(`--config ${config}: not valid JSON: ${(e as Error).message}`);
+      throw new UsageError(`--config ${config}: not valid JSON: ${syntaxProblem(e, text, true)}`);
     }
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     obj.corridor = { ...(obj.corridor ?? {}), ...settings };
@@ -157,7 +157,7 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     // Keeps the file's comments and layout (yaml Document API; lineWidth 0: no line of the file is
     // folded, such as the field guide's one-line sources, which the writer folds past 80 characters).
     const doc = parseYamlDocument(YAML, text.trim() ? text : '{}\n');
-    if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+    if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${syntaxProblem(doc.errors[0], text, false)}`);
     if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
     for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
     const p = doc.getIn(['corridor', 'sketch_p']);

@@ -132,6 +132,56 @@ describe('files that are not what they claim', () => {
     }
   });
 
+  it('a syntax error quotes no value of the file: a password written with ! or * in front, a backslash, or unquoted in JSON', () => {
+    // (the yaml package and V8 quoted them: "Unresolved tag: !Pw...", "Unresolved alias ...: Pw...",
+    // "Invalid escape sequence \\xPw", "Unexpected token 'P', ...\"word\": Pw...}\" is not valid JSON")
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        'tag.yaml',
+        'mqtt:\n  url: mqtt://h\n  password: !PwSecret-1\n',
+        /^not valid YAML: Unresolved tag \(a value that starts with ! is a tag: put it in quotes\) at line 3, column 13$/,
+      ],
+      ['alias.yaml', 'mqtt:\n  password: *PwSecret-2\n', /^not valid YAML: Unresolved alias \(a value that starts with \* is an alias: put it in quotes\)/],
+      [
+        'escape.yaml',
+        'mqtt:\n  password: "\\xPwSecret-3"\n',
+        /^not valid YAML: Invalid escape sequence \(in double quotes a backslash starts an escape: use single quotes\) at line 2/,
+      ],
+      ['block.yaml', 'mqtt:\n  password: |PwSecret-4\n', /^not valid YAML: Block scalar header includes extra characters at line 2/],
+      [
+        'unquoted.json',
+        '{\n  "mqtt": {\n    "url": "mqtt://h",\n    "password": PwSecret-5\n  }\n}\n',
+        /^not valid JSON: unexpected character at line 4, column 17 \(a text value needs double quotes\)$/,
+      ],
+      ['short.json', '{"p": PwSecret-6}', /^not valid JSON: unexpected character near the start \(a text value needs double quotes\)$/],
+    ];
+    for (const [name, text, want] of cases) {
+      const f = join(tmp, `secret-${name}`);
+      writeFileSync(f, text, { mode: 0o600 });
+      const got = problems(() => readConfigFile(f));
+      expect(got, name).toMatch(want);
+      expect(got, name).not.toMatch(/PwSecret|Pw/);
+    }
+    // so do presence provision gateway (the aggregator's file) and presence corridor join (the gateway's)
+    const agg = join(tmp, 'secret-aggregator.json');
+    writeFileSync(agg, '{"aggregator": {"influx": {"password": PwSecret-7}}}\n', { mode: 0o600 });
+    expect(() =>
+      provisionGateway({ site: 's', zone: 'z', id: 'g', passwordFile: join(tmp, 'secret-passwd'), aggregatorConfig: agg, secretOut: join(tmp, 'secret.pw') }),
+    ).toThrow(/: not valid JSON: unexpected character at line 1, column 40 \(a text value needs double quotes\)$/);
+    const gw = join(tmp, 'secret-gateway.json');
+    writeFileSync(gw, '{"mqtt": {"password": PwSecret-8}}\n', { mode: 0o600 });
+    const secret = join(tmp, 'secret-group.secret');
+    writeFileSync(secret, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    let err: unknown;
+    try {
+      corridorJoin({ config: gw, group: 'g', secretFile: secret, sketchP: '0.03' });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).toMatch(/not valid JSON: unexpected character at line 1, column 23/);
+    expect((err as Error).message).not.toContain('PwSecret');
+  });
+
   it('a config file of 30,000 registry entries (under 1 MiB) is read in seconds: its keys are checked for duplicates in one pass', () => {
     // The yaml package compares each key of a mapping with every one before it: 10,000 entries took
     // 5.7 s at each start and SIGHUP of the aggregator (nothing read from the broker meanwhile),

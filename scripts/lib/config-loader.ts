@@ -22,7 +22,7 @@ import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { notTextProblem, oversizedCapture } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
-import { parseJson, parseYamlDocument } from './yaml-doc.ts';
+import { parseJson, parseYamlDocument, syntaxProblem } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -462,9 +462,9 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     value = json ? parseJson(requireTransient<typeof import('yaml')>('yaml'), text) : parseYaml(text);
   } catch (e) {
-    // The yaml parser's first line ends "at line 2, column 9:" before a snippet of the file (not
-    // shown: it may be a secret's line); the line and column say where.
-    throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`], path);
+    // The yaml parser's first line ends "at line 2, column 9:" before a snippet of the file, and some
+    // messages quote a value (syntaxProblem: not shown, it may be a secret); the line and column say where.
+    throw new ConfigError([`not valid ${json ? 'JSON' : 'YAML'}: ${syntaxProblem(e, text, json)}`], path);
   }
   value ??= {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['the top level must be a mapping (key: value)'], path);

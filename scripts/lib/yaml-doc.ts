@@ -101,3 +101,56 @@ export function parseJson(yaml: YamlModule, text: string): unknown {
   if (twice) throw new Error(twice.message.split('\n')[0]!.replace(/:\s*$/, ''));
   return value;
 }
+
+/** A tag of the YAML type registry or of a language's YAML library (`!!binary`, `!!js/function`): named in an error, it is no value. */
+const STANDARD_TAG =
+  /^tag:yaml\.org,2002:(?:binary|bool|float|int|map|merge|null|omap|pairs|seq|set|str|timestamp|value|yaml|(?:js|python|ruby|perl|php|java)\/[a-z_./:]+)$/;
+
+/** Line and column (1-based) of a character offset in `text`. */
+function lineColumn(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
+}
+
+/**
+ * A YAML or JSON syntax error of a file as one line that quotes no text of the file: some of the
+ * parsers' messages do (`Unresolved tag: !Gx8...`, `Unresolved alias ...: *Gx8...`, `Invalid escape
+ * sequence \xS3`, V8's `Unexpected token 'S', ..."password": S3cret}" is not valid JSON`), and the
+ * text may be a secret written without quotes, such as a password that starts with ! or *. Such a
+ * message keeps its kind, the line and column, and says how to write the value instead.
+ */
+export function syntaxProblem(e: unknown, text: string, json: boolean): string {
+  const message = e instanceof Error ? e.message : String(e);
+  if (json) {
+    const quoted = /^Unexpected token '[\s\S]*?', (\.\.\.)?"([\s\S]*)"(?:\.\.\.)? is not valid JSON$/.exec(message);
+    if (quoted) {
+      // V8 quotes the text around the token, 10 characters before it when it starts with "..."
+      const base = text.indexOf(quoted[2]!);
+      const where = base < 0 ? '' : quoted[1] ? ` at line ${lineColumn(text, base + 10).line}, column ${lineColumn(text, base + 10).col}` : ' near the start';
+      return `unexpected character${where} (a text value needs double quotes)`;
+    }
+    if (/ is not valid JSON$/.test(message)) return 'not JSON text';
+    const at = /^([\s\S]*?) in JSON at position (\d+)/.exec(message);
+    if (at) {
+      const { line, col } = lineColumn(text, Number(at[2]));
+      return `${at[1]} at line ${line}, column ${col}`;
+    }
+    return message.split('\n')[0]!;
+  }
+  const first = message.split('\n')[0]!.replace(/:\s*$/, '');
+  const at = / at line \d+, column \d+$/.exec(first)?.[0] ?? '';
+  const what = (at ? first.slice(0, -at.length) : first)
+    .replace(/^Unresolved tag: ([\s\S]*)$/, (_m, tag: string) =>
+      STANDARD_TAG.test(tag) ? `Unresolved tag: ${tag}` : 'Unresolved tag (a value that starts with ! is a tag: put it in quotes)',
+    )
+    .replace(
+      /^Unresolved alias \(the anchor must be set before the alias\): [\s\S]*$/,
+      'Unresolved alias (a value that starts with * is an alias: put it in quotes)',
+    )
+    .replace(/^Invalid escape sequence [\s\S]*$/, 'Invalid escape sequence (in double quotes a backslash starts an escape: use single quotes)')
+    .replace(/^(Block scalar header includes extra characters): [\s\S]*$/, '$1')
+    // the lexer's own errors: its message, then the text it could not read, JSON-quoted
+    .replace(/^([^"]*): "(?:[^"\\]|\\.)*"$/, '$1');
+  return what + at;
+}
