@@ -14,20 +14,101 @@ export function shownName(name: string): string {
   return name.length <= 2 || keepableName(name) ? name : REDACTED;
 }
 
-/** The program and `-i` interface of a capture command (a string command's words without the quotes around them: `-i 'bluetooth0'`). */
-export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string } {
+/**
+ * Programs that run another program named after them, which is then the capture program, with the
+ * options of each that take a value as a word of their own (`-u presence`, `-n 5`, `-o 0`; an
+ * attached one, `-o0`, `--user=presence`, is one word) and the operands it takes before the program
+ * (timeout's duration, taskset's mask). VAR=value words before a program (the shell's, env's,
+ * sudo's) are skipped too, and `--` ends a wrapper's options.
+ */
+const WRAPPERS: Record<string, { valued: readonly string[]; operands?: number }> = {
+  sudo: {
+    valued: [
+      '-u',
+      '--user',
+      '-g',
+      '--group',
+      '-C',
+      '--close-from',
+      '-D',
+      '--chdir',
+      '-p',
+      '--prompt',
+      '-r',
+      '--role',
+      '-t',
+      '--type',
+      '-T',
+      '--command-timeout',
+      '-U',
+      '--other-user',
+      '-R',
+      '--chroot',
+    ],
+  },
+  doas: { valued: ['-u', '-C'] },
+  env: { valued: ['-u', '--unset', '-C', '--chdir'] },
+  exec: { valued: ['-a'] },
+  command: { valued: [] },
+  nohup: { valued: [] },
+  nice: { valued: ['-n', '--adjustment'] },
+  ionice: { valued: ['-c', '--class', '-n', '--classdata'] },
+  stdbuf: { valued: ['-i', '--input', '-o', '--output', '-e', '--error'] },
+  timeout: { valued: ['-s', '--signal', '-k', '--kill-after'], operands: 1 },
+  taskset: { valued: [], operands: 1 },
+};
+
+/** The Debian package of a program the gateway may tell the engineer to install. */
+const PACKAGE_OF: Record<string, string> = {
+  dumpcap: 'tshark',
+  tshark: 'tshark',
+  env: 'coreutils',
+  nice: 'coreutils',
+  nohup: 'coreutils',
+  stdbuf: 'coreutils',
+  timeout: 'coreutils',
+  ionice: 'util-linux',
+  taskset: 'util-linux',
+};
+
+/**
+ * The program, `-i` interface and wrappers of a capture command (a string command's words without
+ * the quotes around them: `-i 'bluetooth0'`). The program is the capture program, not a wrapper
+ * before it: `sudo -u presence tcpdump ...`, `env X=1 tcpdump`, `stdbuf -o0 tcpdump`, `timeout 1h
+ * tshark`, `nice -n 5 dumpcap` all run tcpdump, tshark or dumpcap (WRAPPERS; a command that is
+ * nothing but wrappers has the last one as its program). The interface is the `-i` of the words
+ * after the program (`env -i` clears the environment). `wrappers`: their basenames, in order.
+ */
+export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string; wrappers: string[] } {
   const argv = Array.isArray(command)
     ? command
     : command
         .trim()
         .split(/\s+/)
         .map((a) => a.replace(/^(["'])(.*)\1$/, '$2'));
+  const base = (word: string) => word.split('/').pop()!;
+  const wrappers: string[] = [];
   let i = 0;
-  while (i < argv.length && (argv[i] === 'sudo' || argv[i] === 'exec' || /^\w+=/.test(argv[i]))) i++;
-  const program = argv[i] ?? '';
-  const at = argv.findIndex((a) => a === '-i' || a === '--interface');
-  const iface = at >= 0 ? argv[at + 1] : argv.find((a) => a.startsWith('-i') && a.length > 2)?.slice(2);
-  return { program: program.split('/').pop()!, ...(iface ? { iface } : {}) };
+  for (;;) {
+    while (i < argv.length && /^\w+=/.test(argv[i]!)) i++;
+    const name = i < argv.length ? base(argv[i]!) : '';
+    if (!Object.hasOwn(WRAPPERS, name)) break;
+    const wrapper = WRAPPERS[name]!;
+    wrappers.push(name);
+    i++;
+    while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '-') {
+      const option = argv[i++]!;
+      if (option === '--') break;
+      if (wrapper.valued.includes(option)) i++;
+    }
+    while (i < argv.length && /^\w+=/.test(argv[i]!)) i++;
+    i += wrapper.operands ?? 0;
+  }
+  const program = i < argv.length ? base(argv[i]!) : (wrappers.at(-1) ?? '');
+  const args = argv.slice(i + 1);
+  const at = args.findIndex((a) => a === '-i' || a === '--interface');
+  const iface = at >= 0 ? args[at + 1] : args.find((a) => a.startsWith('-i') && a.length > 2)?.slice(2);
+  return { program, ...(iface ? { iface } : {}), wrappers };
 }
 
 /**
@@ -70,8 +151,12 @@ export function captureFix(output: string[], command: string | string[], exitCod
   const ran = typeof exitCode === 'number' && exitCode !== 126 && exitCode !== 127;
   if (ran && /No such file or directory/i.test(text))
     return `${program} ran but could not open a file its command names (No such file or directory): check the paths in the command; run it by hand to see which`;
-  if (/not found|No such file or directory|command not found|ENOENT/i.test(text))
-    return `install ${program} (sudo apt-get install -y ${program === 'dumpcap' || program === 'tshark' ? 'tshark' : program}) or fix the command's path`;
+  if (/not found|No such file or directory|command not found|ENOENT/i.test(text)) {
+    // The shell could not find a wrapper (`sh: 1: stdbuf: not found`): that one is missing, not the capture program.
+    const wrapper = parsed.wrappers.find((w) => new RegExp(`(^|[\\s:])${w}: (command )?not found`, 'm').test(text));
+    const missing = wrapper ?? parsed.program;
+    return `install ${shownName(missing)} (sudo apt-get install -y ${shownName(PACKAGE_OF[missing] ?? missing)}) or fix the command's path`;
+  }
   if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
   if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;
   return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';

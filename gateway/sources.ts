@@ -20,7 +20,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, delimiter, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -813,10 +813,13 @@ export class CommandSource extends CaptureSource {
     return r ? { bytes: r.bytes, silentMs: nowMs - (r.lastFrameMs ?? r.startedMs) } : null;
   }
 
-  /** The capture program's basename, for the log (operator-given configuration; shownName: `<redacted>` if it holds an address). */
+  /**
+   * The capture program's basename, for the log: the program after any wrapper such as sudo, env,
+   * stdbuf, timeout or nice (parseCaptureCommand), as the fix names it (operator-given configuration;
+   * shownName: `<redacted>` if it holds an address).
+   */
   private get program(): string {
-    const cmd = this.cfg.command;
-    return shownName(basename(Array.isArray(cmd) ? cmd[0] : (cmd.trim().split(/\s+/)[0] ?? '')));
+    return shownName(parseCaptureCommand(this.cfg.command).program);
   }
 
   /**
@@ -836,7 +839,7 @@ export class CommandSource extends CaptureSource {
       return {
         code: 'cannot_start',
         error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }),
-        fix: captureFix(['ENOENT'], cmd),
+        fix: captureFix(['ENOENT'], [cmd[0]!]), // the program not found: the first word, a wrapper or not
       };
     // stdout through a FIFO read a tick at a time (tickedPipe); Node's own pipe when none can be made
     const fifo = capturePipe();

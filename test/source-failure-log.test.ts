@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
 import { CommandSource, FileSource, type FrameSink } from '../gateway/sources.ts';
 import { radioOf } from '../gateway/doctor.ts';
+import { captureFix, parseCaptureCommand } from '../gateway/capture-fix.ts';
 import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'source-failure-log-'));
@@ -157,6 +158,59 @@ describe('a capture command that stops', () => {
     expect(other).toMatchObject({ program: '<redacted>', exit_code: 1 });
     expect(other.fix).toMatch(/^give <redacted> capture rights/);
     expect(JSON.stringify(other)).not.toMatch(/00c0ca/i);
+  });
+
+  it('a capture program run through wrappers (env, stdbuf, timeout, nice) is named in the line, not the first word; the interface too', async () => {
+    const tool = join(dir, 'tcpdump');
+    writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
+    const line = await stoppedLine(`env X=1 stdbuf -o0 timeout -s INT 1h nice -n 5 ${tool} -i wlan0mon -U -w -`);
+    expect(line).toMatchObject({ program: 'tcpdump', exit_code: 1 });
+    expect(line.stderr).toBe('tcpdump: wlan0mon: No such device exists');
+    expect(line.fix).toMatch(/^the interface wlan0mon is not there/);
+    // one named after a MAC stays hidden behind a wrapper as well
+    const named = join(dir, 'sniff-00c0ca9a1b2c');
+    writeFileSync(named, '#!/bin/sh\necho "permission denied" >&2\nexit 1\n', { mode: 0o755 });
+    const other = await stoppedLine(`stdbuf -o0 ${named} -i wlan0mon -w -`);
+    expect(other).toMatchObject({ program: '<redacted>', exit_code: 1 });
+    expect(other.fix).toMatch(/^give <redacted> capture rights/);
+    expect(JSON.stringify(other)).not.toMatch(/00c0ca/i);
+  });
+
+  it('the program of a command is the one after its wrappers, their options, operands and VAR=value words', () => {
+    const cases: Array<[string | string[], string, string | undefined]> = [
+      ['sudo tcpdump -i wlan0mon -U -w -', 'tcpdump', 'wlan0mon'],
+      ['sudo -n -u presence -E /usr/sbin/tcpdump -i wlan0mon -w -', 'tcpdump', 'wlan0mon'],
+      ['sudo --user=presence -- tcpdump -iwlan0mon', 'tcpdump', 'wlan0mon'],
+      ['env X=1 tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      ['env -i PATH=/usr/sbin:/usr/bin tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'], // env's -i is no interface
+      ['env -u LANG -C /tmp dumpcap -i bluetooth0 -w -', 'dumpcap', 'bluetooth0'],
+      ['stdbuf -o0 tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      ['stdbuf -o 0 -e L tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      ['timeout 1h tshark -i wlan0mon -w -', 'tshark', 'wlan0mon'],
+      ['timeout -k 10s --signal=INT 1h tshark -i wlan0mon', 'tshark', 'wlan0mon'],
+      ['nice -n 5 dumpcap -i bluetooth0 -w -', 'dumpcap', 'bluetooth0'],
+      ['nice -5 dumpcap -i bluetooth0', 'dumpcap', 'bluetooth0'],
+      ['LC_ALL=C nohup ionice -c 3 taskset -c 1 exec tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      [['sudo', '-u', 'presence', '/usr/bin/dumpcap', '-i', 'bluetooth0'], 'dumpcap', 'bluetooth0'],
+      ['ssh gw-a sudo tcpdump -i wlan0mon -w -', 'ssh', 'wlan0mon'], // another machine's capture: ssh runs it
+      ['tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      ['sudo', 'sudo', undefined],
+    ];
+    for (const [command, program, iface] of cases) {
+      const parsed = parseCaptureCommand(command);
+      expect([parsed.program, parsed.iface], JSON.stringify(command)).toEqual([program, iface]);
+    }
+  });
+
+  it('a missing wrapper is the one to install, not the capture program behind it; a missing capture program still is', () => {
+    expect(captureFix(['/bin/sh: 1: stdbuf: not found'], 'stdbuf -o0 tcpdump -i wlan0mon -w -', 127)).toBe(
+      "install stdbuf (sudo apt-get install -y coreutils) or fix the command's path",
+    );
+    expect(captureFix(['stdbuf: failed to run command ‘tcpdump’: No such file or directory'], 'stdbuf -o0 tcpdump -i wlan0mon -w -', 127)).toBe(
+      "install tcpdump (sudo apt-get install -y tcpdump) or fix the command's path",
+    );
+    expect(captureFix(['sudo: tcpdump: command not found'], 'sudo tcpdump -i wlan0mon', 1)).toMatch(/^install tcpdump /);
+    expect(captureFix(['permission denied'], 'nice -n 5 dumpcap -i bluetooth0 -w -', 1)).toMatch(/^give dumpcap capture rights: .*\$\(command -v dumpcap\)/);
   });
 
   it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
