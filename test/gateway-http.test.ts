@@ -202,7 +202,8 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     const port = await freePort();
     const gw = spawnGateway(
       gatewayArgs(
-        { site: 'http', id: 'gw-hung', mqttUrl: broker.url, source: 'hung=cmd:sleep 100000', queueDir: join(tmp, 'q-hung') },
+        // (through a wrapper: the log names the program it runs, sleep, not env)
+        { site: 'http', id: 'gw-hung', mqttUrl: broker.url, source: 'hung=cmd:env X=1 sleep 100000', queueDir: join(tmp, 'q-hung') },
         '--source',
         `quiet=cmd:cat ${hdr}; sleep 100000`,
         '--http-port',
@@ -250,6 +251,62 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
         ['quiet', undefined],
       ]);
       expect(picture.sources[0].silence!.text).toMatch(/^source hung: the capture command has written nothing/);
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
+    }
+  }, 60_000);
+
+  it('a capture command that writes only after the silence bound: /healthz degraded until then, one info line "capture command writes now" naming its program, then ok and its frames counted', async () => {
+    // A capture tool that holds its output back until the test lets it go (a marker file), once the
+    // warn line of the bound (NO_OUTPUT_MS, fixed) is out: then a capture header and frames.
+    const cap = wifiCapture(join(tmp, 'late.pcap'), { devices: 3, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 2000, framesPerS: 10 });
+    const marker = join(tmp, 'late.go');
+    const tool = join(tmp, 'late-capture');
+    writeFileSync(tool, `#!/bin/sh\nuntil [ -e ${marker} ]; do sleep 0.1; done\ncat ${cap.path}\nexec sleep 100000\n`, { mode: 0o755 });
+    const port = await freePort();
+    const gw = spawnGateway(
+      gatewayArgs(
+        // through wrappers: the log names the program they run
+        { site: 'http', id: 'gw-late', mqttUrl: broker.url, source: `late=cmd:stdbuf -o0 nice -n 1 ${tool}`, queueDir: join(tmp, 'q-late') },
+        '--http-port',
+        String(port),
+        '--log-format',
+        'json',
+      ),
+    );
+    type Body = { status: string; problems: string[]; warnings: string[] };
+    const healthz = async () => JSON.parse((await get(port, '/healthz')).text) as Body;
+    const silent = 'capture command has written nothing, not even a capture file header: it hangs or holds its output back';
+    const writes = 'capture command writes now';
+    try {
+      await waitFor(() => logLines(gw.stderr(), silent).length > 0, NO_OUTPUT_MS + 15_000, 'the no-output warn line');
+      expect(logLines(gw.stderr(), writes)).toEqual([]);
+      const before = await healthz();
+      expect(before.status).toBe('degraded');
+      expect(before.problems).toEqual([expect.stringMatching(/^source late: the capture command has written nothing for 1\d s since it started/)]);
+
+      writeFileSync(marker, '');
+      await waitFor(() => logLines(gw.stderr(), writes).length > 0, 15_000, 'the line saying the command writes now');
+      const line = logLines(gw.stderr(), writes);
+      expect(line).toHaveLength(1);
+      expect(line[0]).toMatchObject({ level: 30, source: 'late', program: 'late-capture' });
+      expect(line[0]!.silent_ms).toBeGreaterThanOrEqual(NO_OUTPUT_MS);
+      expect(logLines(gw.stderr(), silent)).toHaveLength(1);
+      // the problem is gone once it wrote, and its frames are read
+      let after = await healthz();
+      for (const until = Date.now() + 10_000; after.status !== 'ok' && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        after = await healthz();
+      }
+      expect(after).toMatchObject({ status: 'ok', problems: [], warnings: [] });
+      const frames = async () => sample((await get(port, '/metrics')).text, 'presence_gateway_source_frames_total', { source: 'late' }) ?? 0;
+      let read = await frames();
+      for (const until = Date.now() + 10_000; read < 20 && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        read = await frames();
+      }
+      expect(read).toBe(20);
     } finally {
       gw.proc.kill('SIGTERM');
       await gw.exited;
