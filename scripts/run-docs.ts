@@ -53,8 +53,14 @@
 //   `apt-get install -y P...`                               -> checks every package is installed (dpkg-query), installs nothing,
 //                                                              makes the folders the package makes (/etc/mosquitto/conf.d, ...) in the prefix
 //   `systemctl enable --now influxdb`                       -> influxd (installed 1.x) with its data in PREFIX/var/lib/influxdb, started as test/support/influxd.ts does, no database made
-//   `systemctl restart mosquitto`                           -> mosquitto -c PREFIX/etc/mosquitto/mosquitto.conf (Debian's main file: include_dir conf.d);
-//                                                              the recipe's TLS files (certfile, keyfile, cafile) are made with openssl when absent
+//   `systemctl restart mosquitto`                           -> mosquitto -c PREFIX/etc/mosquitto/mosquitto.conf (Debian's main file: include_dir conf.d)
+//                                                              started as Debian's mosquitto.service starts it: as root, no `user` line, so
+//                                                              Mosquitto switches to user mosquitto before it reads its files (its folders
+//                                                              owned as the package and the unit's ExecStartPre leave them); not root or no
+//                                                              user mosquitto: as this user. The recipe's TLS files (certfile, keyfile,
+//                                                              cafile) are made with openssl when absent, root's, the key mode 0600
+//   `chown root:mosquitto KEY && chmod 0640 KEY`            -> run as written, once those TLS files are made; skipped when not root or no
+//                                                              user mosquitto (the broker then reads its files as this user)
 //   `systemctl reload mosquitto`                            -> SIGHUP to that mosquitto
 //   `systemctl kill -s HUP presence-aggregator`             -> SIGHUP to the aggregator the doc started
 //   `systemctl daemon-reload && systemctl enable --now presence-aggregator`
@@ -65,7 +71,7 @@
 //                                                              the block goes on once its /healthz answers; stopped at the end
 // Everything started is stopped at the end; the temp folder is removed unless --keep.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { makeCertificates } from '../test/support/tls.ts';
@@ -146,6 +152,19 @@ const PACKAGE_DIRS: Record<string, string[]> = {
 
 const PATHS = ['/opt/', '/etc/', '/var/lib/', '/var/log/', '/usr/local/bin/', '/root/'];
 
+/**
+ * Debian's user for its Mosquitto (the package's postinst makes it), when the broker can be started
+ * as Debian's unit starts it: as root, which Mosquitto switches from to that user. Null otherwise.
+ */
+function debianMosquittoUser(): { uid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  try {
+    return { uid: Number(execFileSync('id', ['-u', 'mosquitto'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()) };
+  } catch {
+    return null;
+  }
+}
+
 /** The substitutions every command and file goes through (idempotent). */
 export function substitute(text: string, m: Machine): string {
   let t = text;
@@ -184,6 +203,21 @@ export function rewrite(cmd: string, m: Machine): Step {
     return {
       kind: 'shell',
       cmd: `dpkg-query -W ${pkgs.join(' ')} >/dev/null || { echo "not installed: ${pkgs.join(' ')} (apt-get install -y ${pkgs.join(' ')})"; exit 1; }${dirs.length ? ` && mkdir -p ${dirs.join(' ')}` : ''}`,
+    };
+  }
+  // The broker's key made readable by its user (docs/deployment.md): the recipe's TLS files, which
+  // the reader brings, are made first where absent (Services.tlsFiles), then the command runs.
+  if (/^\s*chown root:mosquitto\s/.test(c)) {
+    if (!debianMosquittoUser())
+      return { kind: 'skip', why: 'not root, or no user mosquitto here: the broker runs as this user and reads its own files (restartMosquitto)' };
+    const cmd = substitute(c, m);
+    return {
+      kind: 'action',
+      what: 'the TLS files, then the chown',
+      run: async (mm, s) => {
+        s.tlsFiles(mm);
+        execFileSync('bash', ['-c', cmd], { stdio: 'pipe' });
+      },
     };
   }
   if (/^\s*systemctl enable --now influxdb\s*(#.*)?$/.test(c)) return { kind: 'action', what: 'start influxd', run: (mm, s) => s.startInfluxd(mm) };
@@ -252,6 +286,8 @@ export function rewrite(cmd: string, m: Machine): Step {
 class Services {
   private procs = new Map<string, { proc: ChildProcess; output: () => string }>();
 
+  constructor(private readonly log: (s: string) => void = () => {}) {}
+
   private spawnLogged(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
     const proc = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
@@ -314,43 +350,92 @@ class Services {
     }
   }
 
+  /**
+   * Starts Mosquitto as Debian's mosquitto.service does (/lib/systemd/system/mosquitto.service: no
+   * User=, so ExecStart=/usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf runs as root, and
+   * Mosquitto, with no `user` line in Debian's mosquitto.conf, switches to its default user
+   * `mosquitto` before it reads the TLS files, the password file and the ACL), with the folders
+   * made and owned as the package's postinst and the unit's ExecStartPre leave them. Run by
+   * anyone but root (or without a user mosquitto), it runs as that user and reads its own files.
+   */
   async restartMosquitto(m: Machine): Promise<void> {
     await this.stop('mosquitto');
     const etc = join(m.prefix, 'etc/mosquitto');
+    const lib = join(m.prefix, 'var/lib/mosquitto');
+    const logs = join(m.prefix, 'var/log/mosquitto');
+    const run = join(m.prefix, 'run/mosquitto');
     mkdirSync(join(etc, 'conf.d'), { recursive: true });
-    mkdirSync(join(m.prefix, 'var/lib/mosquitto'), { recursive: true });
-    mkdirSync(join(m.prefix, 'var/log/mosquitto'), { recursive: true });
-    // Debian's /etc/mosquitto/mosquitto.conf, in the prefix (and as root: stay root, so the temp
-    // folders stay readable).
+    mkdirSync(lib, { recursive: true });
+    // ExecStartPre=/bin/mkdir -m 740 -p /var/log/mosquitto (and /run/mosquitto)
+    for (const d of [logs, run]) {
+      mkdirSync(dirname(d), { recursive: true });
+      if (!existsSync(d)) mkdirSync(d, { mode: 0o740 });
+    }
+    const user = debianMosquittoUser();
+    // postinst: chown mosquitto /var/lib/mosquitto /var/log/mosquitto; ExecStartPre=/bin/chown mosquitto /var/log/mosquitto (and /run/mosquitto)
+    if (user) for (const d of [lib, logs, run]) chownSync(d, user.uid, -1);
+    // Debian's /etc/mosquitto/mosquitto.conf, in the prefix (no `user` line).
     writeFileSync(
       join(etc, 'mosquitto.conf'),
-      `user root\npersistence_location ${m.prefix}/var/lib/mosquitto/\nlog_dest file ${m.prefix}/var/log/mosquitto/mosquitto.log\ninclude_dir ${etc}/conf.d\n`,
+      [
+        `pid_file ${run}/mosquitto.pid`,
+        '',
+        'persistence true',
+        `persistence_location ${lib}/`,
+        '',
+        `log_dest file ${logs}/mosquitto.log`,
+        '',
+        `include_dir ${etc}/conf.d`,
+        '',
+      ].join('\n'),
     );
-    for (const f of readdirSync(join(etc, 'conf.d'))) {
-      const p = join(etc, 'conf.d', f);
-      const text = substitute(readFileSync(p, 'utf8'), m);
-      writeFileSync(p, text);
-      // The recipe's TLS files: made here when absent (the doc says to edit their paths).
-      const want = ['certfile', 'keyfile', 'cafile'].map((k) => new RegExp(`^${k}\\s+(\\S+)`, 'm').exec(text)?.[1]).filter(Boolean) as string[];
-      if (want.length && want.some((w) => !existsSync(w))) {
-        const certs = join(m.root, 'certs');
-        mkdirSync(certs, { recursive: true });
-        makeCertificates(certs, { cn: 'docs-run', user: 'docs-run', password: 'docs-run' });
-        const from: Record<string, string> = { certfile: 'server.pem', keyfile: 'server.key', cafile: 'ca.pem' };
-        for (const k of ['certfile', 'keyfile', 'cafile']) {
-          const to = new RegExp(`^${k}\\s+(\\S+)`, 'm').exec(text)?.[1];
-          if (!to) continue;
-          mkdirSync(dirname(to), { recursive: true });
-          cpSync(join(certs, from[k]!), to);
-        }
-      }
-    }
+    this.tlsFiles(m);
+    // ExecStart (Type=notify: without systemd's NOTIFY_SOCKET Mosquitto notifies nobody, and systemd is not here to wait for it)
     const proc = this.spawnLogged('mosquitto', 'mosquitto', ['-c', join(etc, 'mosquitto.conf')]);
     const exited = new Promise<never>((_, reject) =>
       proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${this.output('mosquitto')}${this.mosquittoLog(m)}`))),
     );
     await Promise.race([waitForPort(m.ports.mqtt, 30_000), exited]);
     exited.catch(() => {});
+    // The user it reads its files as from now on (the effective uid of /proc/PID/status).
+    const uid = Number(/^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1]);
+    if (user && uid !== user.uid) throw new Error(`mosquitto runs as uid ${uid}, not as its user mosquitto (${user.uid}) as under Debian's unit`);
+    this.log(
+      user
+        ? `    mosquitto started as root as Debian's unit starts it, running as user mosquitto (uid ${uid})`
+        : `    mosquitto running as this user (uid ${uid}): not root or no user mosquitto here, so it cannot switch to one as under Debian's unit`,
+    );
+  }
+
+  /**
+   * The conf.d files substituted in place, and the TLS files they name (certfile, keyfile, cafile)
+   * made with openssl where absent, as the reader would have them before following the docs: root's,
+   * the key readable by root only (mode 0600, as openssl and a certbot privkey.pem leave it).
+   */
+  tlsFiles(m: Machine): void {
+    const confd = join(m.prefix, 'etc/mosquitto/conf.d');
+    if (!existsSync(confd)) return;
+    for (const f of readdirSync(confd)) {
+      const p = join(confd, f);
+      const text = substitute(readFileSync(p, 'utf8'), m);
+      writeFileSync(p, text);
+      const named = (k: string) => new RegExp(`^${k}\\s+(\\S+)`, 'm').exec(text)?.[1];
+      const want = ['certfile', 'keyfile', 'cafile'].map(named).filter(Boolean) as string[];
+      if (!want.length || want.every((w) => existsSync(w))) continue;
+      const certs = join(m.root, 'certs');
+      if (!existsSync(join(certs, 'server.key'))) {
+        mkdirSync(certs, { recursive: true });
+        makeCertificates(certs, { cn: 'docs-run', user: 'docs-run', password: 'docs-run' });
+      }
+      const from: Record<string, string> = { certfile: 'server.pem', keyfile: 'server.key', cafile: 'ca.pem' };
+      for (const k of ['certfile', 'keyfile', 'cafile']) {
+        const to = named(k);
+        if (!to || existsSync(to)) continue;
+        mkdirSync(dirname(to), { recursive: true });
+        cpSync(join(certs, from[k]!), to);
+        chmodSync(to, k === 'keyfile' ? 0o600 : 0o644);
+      }
+    }
   }
 
   mosquittoLog(m: Machine): string {
@@ -553,7 +638,7 @@ export async function runDoc(doc: string, root: string, log: (s: string) => void
       return { ...result, failure: `${doc}:${b.line}: a sh block without a marker: write \`\`\`sh run or \`\`\`sh skip="why" (see scripts/run-docs.ts)` };
   }
   const m = await machine(root, doc.replace(/[^\w]+/g, '-'));
-  const services = new Services();
+  const services = new Services(log);
   const env: NodeJS.ProcessEnv = {
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(INFLUX_|MQTT_|LOG_)/.test(k))),
     PATH: `${join(m.prefix, 'usr/local/bin')}:${process.env.PATH}`,

@@ -5,7 +5,28 @@
 // package from `npm pack` of this checkout installed with `npm ci --omit=dev`). Blocks that need
 // hardware or systemd are marked skipped with their reason, which the runner prints.
 // Needs the npm registry (or npm's cache) for the package's runtime dependencies.
-import { execFile } from 'node:child_process';
+//
+// The broker of docs/deployment.md is started as Debian's mosquitto.service starts it
+// (/lib/systemd/system/mosquitto.service has no User=: ExecStart=/usr/sbin/mosquitto -c
+// /etc/mosquitto/mosquitto.conf runs as root, and Debian's mosquitto.conf has no `user` line, so
+// Mosquitto switches to its user `mosquitto` before it reads the TLS files, the password file and
+// the ACL). Run as root on a machine with that user (CI, this one), the recipe's file ownerships are
+// exercised as on a real install: the key, which the runner makes as openssl leaves it (root's, mode
+// 0600), is readable by the broker only through the doc's `chown root:mosquitto ... && chmod 0640`
+// line (without it the broker stops at start, "Unable to load server key file"), and the password
+// file and ACL the doc makes and `presence provision gateway` rewrites are read as `mosquitto`, at
+// start and on the doc's reload. The test checks that the broker ran as that user. What still
+// differs from a real install: systemd does not start it (there is none here), so the runner does
+// the unit's ExecStartPre (the log and run folders, chown mosquitto) and the package's postinst
+// (chown mosquitto of its data folder) itself and starts ExecStart; the unit's Type=notify waits for
+// nothing; the files live under a temporary prefix, not /etc (the package ships no AppArmor profile
+// that would confine it to /etc/mosquitto). The password file is the one `mosquitto_passwd -c` makes
+// as root (mode 0644 with the Mosquitto 2.0.11 installed here), which provision keeps with its owner
+// and mode: the password file provision creates itself, owned by `mosquitto` with mode 0600, is
+// exercised by test/mosquitto-conf.test.ts, not here. Not root, or no user mosquitto: the broker runs
+// as the user running the test, reads its own files whatever their ownership, and the doc's chown
+// line is skipped (the test then does not ask for either).
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +42,8 @@ const servers = [
   need('victoria-metrics', 'victoria-metrics', SUITE),
   need('openssl', 'openssl', SUITE),
 ].every(Boolean);
+/** Root on a machine with Debian's user mosquitto: the broker can be started as Debian's unit starts it. */
+const asDebian = process.getuid?.() === 0 && spawnSync('id', ['-u', 'mosquitto']).status === 0;
 
 function runDocs(...args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -61,6 +84,10 @@ describe('the docs runner', () => {
     expect(substitute(once, machine)).toBe(once);
     expect(rewrite('sudo systemctl restart mosquitto', machine).kind).toBe('action');
     expect(rewrite('npm test', machine).kind).toBe('skip');
+    // the key's chown runs as written where the broker can run as Debian runs it (root, user mosquitto)
+    expect(rewrite('sudo chown root:mosquitto /etc/mosquitto/certs/server.key && sudo chmod 0640 /etc/mosquitto/certs/server.key', machine).kind).toBe(
+      asDebian ? 'action' : 'skip',
+    );
     expect(rewrite('sudo mosquitto_passwd -c /etc/mosquitto/passwd aggregator', machine)).toEqual({
       kind: 'shell',
       cmd: 'mosquitto_passwd -c -b /tmp/m/root/etc/mosquitto/passwd aggregator the-aggregator-password',
@@ -95,6 +122,12 @@ describe('the docs runner', () => {
         /^docs\/field-guide\.md:\d+: cd \/opt\/presence-counter && sudo npm ci --omit=dev/m,
       ])
         expect(r.out).toMatch(line);
+      // The broker started as root and ran as user mosquitto, after the doc's chown of its key ran.
+      if (asDebian) {
+        expect(r.out).toMatch(/^docs\/deployment\.md:\d+: sudo chown root:mosquitto \/etc\/mosquitto\/certs\/server\.key && sudo chmod 0640 /m);
+        expect(r.out).toMatch(/^\s+mosquitto started as root as Debian's unit starts it, running as user mosquitto \(uid \d+\)$/m);
+        expect(r.out).not.toMatch(/mosquitto running as this user/);
+      }
       // The documented checks answered what the doc says: the query found the demo's counts (loaded
       // in section 1), /healthz says ok.
       expect(r.out).toMatch(/^\s+\| \{"results":\[\{"statement_id":0,"series":\[\{"name":"presence"/m);
