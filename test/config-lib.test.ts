@@ -338,13 +338,17 @@ describe('files that are not what they claim', () => {
 
   it('a config file holding a password, token or URL credentials that others can read gets one warning line', () => {
     const f = join(tmp, 'secrets.yaml');
-    writeFileSync(f, 'mqtt:\n  url: mqtt://broker:1883\n  password: hunter2\ninflux:\n  url: http://user:pw@influx:8086\n');
+    // (a URL's query can hold them too: InfluxDB 1.x takes u and p there)
+    writeFileSync(
+      f,
+      'mqtt:\n  url: mqtt://broker:1883\n  password: hunter2\ninflux:\n  url: http://user:pw@influx:8086\nold:\n  url: http://influx:8086/?u=writer&p=hunter3\n',
+    );
     chmodSync(f, 0o644);
     const open = captureDeprecations(() => readConfigFile(f));
     expect(open.lines).toEqual([
-      `presence: warning: config file ${f} holds mqtt.password, influx.url (credentials) and can be read by others than its owner (mode 0644): chmod 600 ${f}`,
+      `presence: warning: config file ${f} holds mqtt.password, influx.url (credentials), old.url (credentials) and can be read by others than its owner (mode 0644): chmod 600 ${f}`,
     ]);
-    expect(open.lines.join('')).not.toMatch(/hunter2|:pw@/);
+    expect(open.lines.join('')).not.toMatch(/hunter2|hunter3|:pw@/);
     chmodSync(f, 0o600);
     expect(captureDeprecations(() => readConfigFile(f)).lines).toEqual([]);
     const plain = join(tmp, 'plain.yaml');

@@ -21,7 +21,7 @@ import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { notTextProblem, oversizedCapture } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
-import { isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
+import { holdsUrlCredentials, isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 import { parseJson, parseYamlDocument, syntaxProblem } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -474,17 +474,14 @@ export function readConfigFile(path: string): Record<string, unknown> {
 
 /** Keys whose value is a secret, wherever they are in a config file. */
 const SECRET_KEY = /^(password|token|secret)$/;
-/** A URL with a user name or password in it. */
-const URL_CREDENTIALS = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i;
-
-/** The dotted keys of a config mapping that hold a secret: a password or token, or a URL with credentials. */
+/** The dotted keys of a config mapping that hold a secret: a password or token, or a URL with credentials (a user name or password, or a secret query value: holdsUrlCredentials). */
 export function secretKeys(obj: unknown, prefix = ''): string[] {
   if (!obj || typeof obj !== 'object') return [];
   const out: string[] = [];
   for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
     const key = Array.isArray(obj) ? `${prefix.replace(/\.$/, '')}[${k}]` : `${prefix}${k}`;
     if (typeof v === 'string' && v !== '' && SECRET_KEY.test(k)) out.push(key);
-    else if (typeof v === 'string' && URL_CREDENTIALS.test(v)) out.push(`${key} (credentials)`);
+    else if (typeof v === 'string' && holdsUrlCredentials(v)) out.push(`${key} (credentials)`);
     else if (v && typeof v === 'object') out.push(...secretKeys(v, `${key}.`));
   }
   return out;
