@@ -426,6 +426,16 @@ export class Aggregator extends EventEmitter {
     }
   }
 
+  /**
+   * Stops looking for silent gateways (and idle corridor groups). For a run that has ended, as the
+   * demo's: its gateways stopped because the replay was over, and recording them as missing would
+   * write missing points (and show them so on the page) for gateways that did all they had to.
+   */
+  stopSilenceChecks(): void {
+    if (this.missingTimer) clearInterval(this.missingTimer);
+    this.missingTimer = null;
+  }
+
   /** Gateways currently recorded as missing, as site/gateway. */
   missingGateways(): string[] {
     return this.liveness.missing();

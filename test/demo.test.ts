@@ -357,6 +357,44 @@ describe('demo helpers', () => {
   });
 });
 
+describe('demo --hold: after the run', () => {
+  it('records no gateway as missing while the page stays up: they stopped because the replay ended (it wrote missing points after the summary and the page showed every gateway missing)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-hold-'));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    // 5-s windows: the aggregator records a gateway missing after 2 window lengths of silence (10 s).
+    const args = ['scripts/presence.js', 'demo', '--minutes', '1', '--window', '5s', '--speed', 'max', '--scale', '0.05'];
+    const p = spawn(process.execPath, [...args, '--no-live', '--no-calibrate', '--no-last-week', '--http-port', '0', '--hold', '--out', out], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout!.on('data', (d) => (stdout += d));
+    p.stderr!.on('data', (d) => (stderr += d));
+    const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 200_000;
+      while (!stdout.includes('the page stays at') && p.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(stdout, stderr).toContain('the page stays at');
+      const url = /page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stdout)![1];
+      const points = Number(/(\d+) points of InfluxDB line protocol/.exec(stdout)![1]);
+      // Three times the silence that makes a gateway missing.
+      await new Promise((r) => setTimeout(r, 30_000));
+      const lp = readFileSync(join(out, 'presence.lp'), 'utf8').trim().split('\n');
+      expect(lp.filter((l) => /\bmissing=T/.test(l))).toEqual([]);
+      expect(lp).toHaveLength(points);
+      const recent = (await (await fetch(`${url}api/recent`)).json()) as { gateways: Array<{ gateway: string; missing: boolean }> };
+      expect(recent.gateways.map((g) => g.gateway).sort()).toEqual(['gw-east', 'gw-north', 'gw-west']);
+      for (const g of recent.gateways) expect(g.missing, g.gateway).toBe(false);
+    } finally {
+      p.kill('SIGINT');
+      expect(await exit).toBe(0);
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
+
 describe('demo: the end of a run', () => {
   const lineCount = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
 

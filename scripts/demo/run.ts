@@ -359,6 +359,10 @@ export async function runDemo(
       },
     });
     const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
+    // The replay is over and its gateways have stopped: not silent gateways to record as missing
+    // (with --hold that wrote missing points after the summary's count, and the page showed every
+    // gateway missing while it stayed up).
+    aggregator.stopSilenceChecks();
     if (timer) clearInterval(timer);
     dirty = true;
     if (live) {
