@@ -646,6 +646,10 @@ describe('truth', () => {
     expect(() => checkWithinCapture(o, first, last, 60_000, 'day.pcap')).toThrow(
       /^a\.csv:4: time 2022-10-18T18:00:00\.000Z is outside the capture day\.pcap .*; fix: write times in UTC \(Z\), and remove the rows after the capture ends$/,
     );
+    // first and last are window bounds (whole minutes), not frame times: said as such, with the slack.
+    expect(() => checkWithinCapture(o, first, last, 60_000, 'day.pcap')).toThrow(
+      'outside the capture day.pcap (its frames lie in the windows from 2022-10-18T08:55:00.000Z to 2022-10-18T13:50:00.000Z; a row may be at most 60 s outside them); fix:',
+    );
     const other = parseOccupancy('time;occupancy\n2022-10-25T09:00:00Z;1\n2022-10-25T12:00:00Z;3\n', 'b.csv');
     expect(() => checkWithinCapture(other, first, last, 60_000, 'day.pcap')).toThrow(/^b\.csv:2: .*; fix: pair each --capture with its own --truth file/);
   });

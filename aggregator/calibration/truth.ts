@@ -221,7 +221,8 @@ export function checkWithinCapture(o: Occupancy, first: number, last: number, sl
       throw new TruthError(
         o.file,
         o.lines[i],
-        `time ${iso(t)} is outside the capture ${capture} (frames from ${iso(first)} to ${iso(last)})`,
+        // first and last are the bounds of the windows that hold frames, not the frames' own times.
+        `time ${iso(t)} is outside the capture ${capture} (its frames lie in the windows from ${iso(first)} to ${iso(last)}; a row may be at most ${slackMs / 1000} s outside them)`,
         // Another day: the truth of another capture. The same day: a clock in local time, or rows
         // counted while the sniffer was not recording.
         iso(t).slice(0, 10) === iso(first).slice(0, 10) || iso(t).slice(0, 10) === iso(last).slice(0, 10)
