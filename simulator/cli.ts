@@ -300,7 +300,7 @@ function flowsTable(e: Evaluation, Table: typeof import('cli-table3')): string {
     [
       `flows from corridor sketches (m ${f.m}, p ${+f.p.toFixed(4)}; the firmware's sketches of the simulated frames): per ${f.interval_s / 60}-min interval, ${f.intervals} intervals with a true flow >= 10 matchable identities`,
       t.toString(),
-      `all pairs: flow error ${v(f.count_error_pct)} % (baseline ${v(f.baseline_count_error_pct)} %), travel median error ${v(f.travel_median_error_pct)} % (baseline ${v(f.baseline_travel_median_error_pct)} %); true flow within the bounds in ${Math.round((f.count_bounds_coverage ?? 0) * 100)} % of intervals`,
+      `all pairs: flow error ${v(f.count_error_pct)} % (baseline ${v(f.baseline_count_error_pct)} %), travel median error ${v(f.travel_median_error_pct)} % (baseline ${v(f.baseline_travel_median_error_pct)} %); true flow within the bounds in ${f.count_bounds_coverage === null ? '-' : Math.round(f.count_bounds_coverage * 100)} % of intervals`,
       f.calibration_seed === null
         ? 'not calibrated: the flows are matched devices (expansion 1)'
         : `expansion factors calibrated on a run with seed ${f.calibration_seed}; uncalibrated (matched devices): flow error ${v(f.matched_count_error_pct)} % (baseline ${v(f.baseline_matched_count_error_pct)} %); as travellers (a vehicle is one): ${v(f.travellers_count_error_pct)} %`,

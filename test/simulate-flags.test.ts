@@ -384,6 +384,19 @@ describe('presence simulate: bad flag values', () => {
 });
 
 describe('presence simulate --load and --evaluate: counts, shares and signal levels', () => {
+  it('flows over no scored interval show their coverage as -, as every other figure over nothing (it read "within the bounds in 0 % of intervals")', () => {
+    const args = ['traffic-corridor', '--evaluate', '--duration', '10m', '--scale', '0.01', '--no-calibrate'];
+    const json = simulate(...args, '--json');
+    expect(json.code, json.err).toBe(0);
+    const flows = JSON.parse(json.out.trim().split('\n')[0]).flows;
+    expect(flows.intervals).toBe(0);
+    expect(flows.count_bounds_coverage).toBeNull();
+    const text = simulate(...args);
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toContain('per 5-min interval, 0 intervals with a true flow >= 10 matchable identities');
+    expect(text.out).toContain('true flow within the bounds in - % of intervals');
+  });
+
   it('--gateways and --count are whole numbers, the fault shares 0 to 1: refused before connecting', () => {
     const load = (...args: string[]) => simulate('--load', '--count', '5', '--mqtt-url', 'mqtt://127.0.0.1:1', ...args);
     refused(load('--gateways', '1.5'), /--gateways: must be a whole number >= 1 \(got "1\.5"\)/);
