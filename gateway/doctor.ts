@@ -29,7 +29,8 @@ import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } fr
 import { writeDurably } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
-import { captureFix, configuredNames, headline, parseCaptureCommand } from './capture-fix.ts';
+import { captureFix, configuredNames, headline, parseCaptureCommand, shownName } from './capture-fix.ts';
+import { REDACTED } from '../contract/redact.ts';
 import { serviceUserOf } from './service-user.ts';
 
 export { captureFix, parseCaptureCommand };
@@ -133,30 +134,45 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
   const out: CheckResult[] = [];
   const commands = (cfg?.sources ?? []).filter((s): s is CommandSource => s.type === 'command');
   if (cfg && !commands.length) return [{ step: 'capture tool', level: 'ok', detail: 'not needed: no capture command in this configuration' }];
-  const programs = commands.length ? [...new Set(commands.map((c) => parseCaptureCommand(c.command).program))] : ['tcpdump', 'dumpcap'];
+  const parsed = commands.map((c) => parseCaptureCommand(c.command));
+  const programs = commands.length ? [...new Set(parsed.map((p) => p.program))] : ['tcpdump', 'dumpcap'];
   const root = process.getuid?.() === 0;
-  for (const prog of programs) {
-    const path = which(prog);
+  for (const real of programs) {
+    const found = which(real);
+    // Shown as the gateway's log shows it (shownName): a program named after an address is <redacted>.
+    const prog = shownName(real);
+    const path = found && prog !== real ? REDACTED : found;
     const pkg = prog === 'dumpcap' || prog === 'tshark' ? 'tshark' : prog;
-    if (!path) {
+    if (!found) {
       out.push({
         step: `capture tool ${prog}`,
         level: commands.length ? 'fail' : 'warn',
         detail: `${prog} is not installed`,
-        fix: LOCAL_CAPTURE_TOOLS.has(prog) ? `sudo apt-get install -y ${pkg}` : `install ${prog}, or fix the command's path`,
+        fix: LOCAL_CAPTURE_TOOLS.has(real) ? `sudo apt-get install -y ${pkg}` : `install ${prog}, or fix the command's path`,
       });
       continue;
     }
     // Another program (ssh, a script) captures elsewhere or not at all: its rights here say nothing.
-    if (!LOCAL_CAPTURE_TOOLS.has(prog)) {
+    if (!LOCAL_CAPTURE_TOOLS.has(real)) {
       out.push({ step: `capture tool ${prog}`, level: 'ok', detail: `${path} (not a local capture tool: its capture rights are not checked here)` });
+      continue;
+    }
+    // Run only through sudo or doas in every command that runs it: their rules grant the rights, not
+    // the file's capabilities or who runs doctor; those rules are the gateway user's, not checked here.
+    const elevated = parsed.filter((p) => p.program === real).map((p) => p.wrappers.find((w) => w === 'sudo' || w === 'doas'));
+    if (elevated.length && elevated.every(Boolean)) {
+      out.push({
+        step: `capture permission (${prog})`,
+        level: 'ok',
+        detail: `${path}; run through ${[...new Set(elevated)].join(' and ')}, whose rules grant the capture rights: not checked here (the gateway's user needs a rule that asks no password, e.g. sudo -n -l ${path} as that user)`,
+      });
       continue;
     }
     if (root) {
       out.push({ step: `capture permission (${prog})`, level: 'ok', detail: `${path}; running as root` });
       continue;
     }
-    const cap = await run('getcap', [path]);
+    const cap = await run('getcap', [found]);
     if (/cap_net_raw/.test(cap.stdout) && /cap_net_admin/.test(cap.stdout)) {
       out.push({ step: `capture permission (${prog})`, level: 'ok', detail: `${path} has ${cap.stdout.trim().split(/\s+/).slice(1).join(' ')}` });
     } else {
@@ -184,7 +200,7 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
       {
         step: 'monitor mode',
         level: 'ok',
-        detail: `not checked: the Wi-Fi capture command runs ${[...new Set(commands.map((c) => parseCaptureCommand(c.command).program))].join(', ')}, not a local capture tool (tcpdump, dumpcap, tshark); the frames sampled below show whether its capture works`,
+        detail: `not checked: the Wi-Fi capture command runs ${[...new Set(commands.map((c) => shownName(parseCaptureCommand(c.command).program)))].join(', ')}, not a local capture tool (tcpdump, dumpcap, tshark); the frames sampled below show whether its capture works`,
       },
     ];
   const wifiIfaces = commands
@@ -266,7 +282,7 @@ function checkBluetooth(cfg: GatewayConfig | null): CheckResult {
     return {
       step: 'bluetooth adapter',
       level: 'ok',
-      detail: `not checked: the Bluetooth capture command runs ${[...new Set(bleCommands.map((c) => parseCaptureCommand(c.command).program))].join(', ')}, not a local capture tool (tcpdump, dumpcap, tshark); the frames sampled below show whether its capture works`,
+      detail: `not checked: the Bluetooth capture command runs ${[...new Set(bleCommands.map((c) => shownName(parseCaptureCommand(c.command).program)))].join(', ')}, not a local capture tool (tcpdump, dumpcap, tshark); the frames sampled below show whether its capture works`,
     };
   return {
     step: 'bluetooth adapter',

@@ -771,6 +771,40 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(r.text.toLowerCase()).not.toMatch(/3c:22|a0:9e|3c22fb/);
   });
 
+  it('a capture tool run through sudo: its rights are what sudo grants, not judged from the file or from who runs doctor', () => {
+    const dir = join(tmp, 'sudo-tool');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'sudo'), '#!/bin/sh\nwhile [ "$(printf %.1s "$1")" = - ]; do shift; done\nexec "$@"\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'tcpdump'), '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
+    const r = doctor(
+      [
+        '--config',
+        config('viasudo', ['{ type: command, name: w, radio: wifi, command: "sudo -n tcpdump -i wlan0mon -U -w -" }'], broker.url),
+        '--json',
+        '--frames-timeout',
+        '2s',
+      ],
+      `${dir}:${process.env.PATH}`,
+    );
+    expect(by(r, 'capture tool sudo'), r.text).toBeUndefined();
+    expect(by(r, 'capture permission (tcpdump)'), r.text).toMatchObject({
+      level: 'ok',
+      detail: `${join(dir, 'tcpdump')}; run through sudo, whose rules grant the capture rights: not checked here (the gateway's user needs a rule that asks no password, e.g. sudo -n -l ${join(dir, 'tcpdump')} as that user)`,
+    });
+  });
+
+  it('a capture program named after an address is <redacted> in every line of doctor, as in the log', () => {
+    const r = doctor([
+      '--config',
+      config('macname', ['{ type: command, name: w, radio: wifi, command: [3c22fb01a09e-cap, -i, wlan0mon] }'], broker.url),
+      '--json',
+      '--frames-timeout',
+      '2s',
+    ]);
+    expect(by(r, 'capture tool <redacted>'), r.text).toMatchObject({ level: 'fail', detail: '<redacted> is not installed' });
+    expect(r.text.toLowerCase()).not.toMatch(/3c22fb|01a09e/);
+  });
+
   /** doctor on a config whose one source is the simulator as a live capture command (no local capture tool). */
   const simulatorAsCommand = (name: string, source: string, radio: 'wifi' | 'ble') => {
     const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
