@@ -28,10 +28,25 @@
 // writable one just because every held window was acknowledged); once it works the
 // windows in memory are written out oldest first and the state is `ok` again. `state` is what the
 // status publishes as queue_state.
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, existsSync, writeFileSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { makeFolders } from '../scripts/lib/folders.ts';
+import { currentUser } from '../scripts/lib/secrets.ts';
 import type { CountsMessage, QueueState } from '../contract/index.ts';
 
 const NAME_RE = /^(\d{1,16})\.json$/;
@@ -44,6 +59,16 @@ const RETRY_MAX_MS = 30_000;
 export const DROP_LOG_MS = 60_000;
 /** Width of the seq file: 16 columns (2^53 has 16 digits) and a newline; spaces, not zeros, pad it. */
 const SEQ_WIDTH = 17;
+
+/** True when this process may read the file (root may read any). */
+function readable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** True for the errors of a full filesystem (no space, or the user's quota used up). */
 export function isDiskFull(e: unknown): boolean {
@@ -209,6 +234,25 @@ export class WindowQueue {
     q.lock();
     const seqFile = join(dir, 'seq');
     let seqOk = false;
+    // Files of the folder this user may not read (a run as another user, root, left them): refused
+    // at start with the fix. A window file was taken for a damaged one when its turn came, and deleted.
+    const unreadable = [
+      seqFile,
+      ...(existsSync(q.windowsDir)
+        ? readdirSync(q.windowsDir)
+            .filter((f) => NAME_RE.test(f))
+            .map((f) => join(q.windowsDir, f))
+        : []),
+    ].filter((f) => existsSync(f) && !readable(f));
+    if (unreadable.length) {
+      q.close();
+      const st = statSync(unreadable[0]!);
+      const windows = unreadable.filter((f) => f !== seqFile).length;
+      throw new QueueFolderError(
+        `queue.dir ${dir}: ${unreadable.length} of its files cannot be read by user ${currentUser()} (${unreadable[0]}: owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})` +
+          `${windows ? `, ${windows} of them windows not yet sent` : ''}; make the folder the gateway user's, e.g. sudo chown -R ${currentUser()} ${dir}, then start again`,
+      );
+    }
     if (existsSync(seqFile)) {
       const n = Number(readFileSync(seqFile, 'utf8').trim());
       if (Number.isSafeInteger(n) && n >= 0) {
@@ -408,21 +452,34 @@ export class WindowQueue {
     return out;
   }
 
-  /** The stored window, or null if it is gone (dropped) or unreadable (then removed and logged). */
+  /**
+   * The stored window, or null if it is gone (dropped) or cannot be read: a file that is not JSON (a
+   * torn write) is removed and logged; one the system will not read now (EACCES, EIO, EMFILE, ...)
+   * is logged and kept, queued, for the next start (open() refuses a folder with files this user
+   * may not read, naming the fix).
+   */
   read(seq: number): CountsMessage | null {
     const kept = this.memory.get(seq);
     if (kept !== undefined) return JSON.parse(kept) as CountsMessage;
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.file(seq), 'utf8')) as CountsMessage;
+      text = readFileSync(this.file(seq), 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') {
-        // errno code, or "not JSON" without JSON.parse's message: that quotes a piece of the file,
-        // which after a torn write can be any bytes that were on the disk there
-        const problem = typeof code === 'string' ? { errno: code } : { problem: e instanceof SyntaxError ? 'not JSON' : 'unreadable' };
-        this.opts.log?.error({ seq, ...problem }, 'queue: unreadable window file removed');
-        this.remove(seq);
-      }
+      if (code !== 'ENOENT')
+        this.opts.log?.error(
+          { seq, errno: typeof code === 'string' ? code : 'unknown', file: this.file(seq) },
+          'queue: window file cannot be read now; kept, and sent after a restart once it can be read',
+        );
+      return null;
+    }
+    try {
+      return JSON.parse(text) as CountsMessage;
+    } catch {
+      // "not JSON" without JSON.parse's message: that quotes a piece of the file, which after a torn
+      // write can be any bytes that were on the disk there
+      this.opts.log?.error({ seq, problem: 'not JSON' }, 'queue: unreadable window file removed');
+      this.remove(seq);
       return null;
     }
   }
