@@ -37,3 +37,15 @@ describe('what the counts are called', () => {
     expect(replay.options.map((o) => o.long)).toContain('--calibration');
   });
 });
+
+describe('the demo as its two descriptions tell it', () => {
+  it('README.md and docs/deployment.md give the same size for what the default run keeps (290 kB in one, 300 kB in the other; the run keeps 303 kB)', () => {
+    const readme = oneLine(read('README.md'));
+    const deployment = oneLine(read('docs/deployment.md'));
+    const inReadme = /log: about (\d+) kB for the default run/.exec(readme);
+    const inDeployment = /how big the folder is \(about (\d+) kB for the default run\)/.exec(deployment);
+    expect(inReadme, 'README.md').not.toBeNull();
+    expect(inDeployment, 'docs/deployment.md').not.toBeNull();
+    expect(inDeployment![1]).toBe(inReadme![1]);
+  });
+});
