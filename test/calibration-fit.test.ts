@@ -640,6 +640,14 @@ describe('truth', () => {
     expect(r.unmatched.map((c) => c.line)).toEqual([3]);
   });
 
+  it('an empty truth file (or one of a byte-order mark and blank lines) says it is empty, not that its header "" is wrong', () => {
+    for (const text of ['', '\n\n', '\uFEFF\r\n'])
+      expect(() => parseOccupancy(text, 'a.csv')).toThrow(
+        /^a\.csv: is empty; fix: write the header time;occupancy, then a row per change of the people present \(like 2022-10-18T08:54:02Z;3\) up to the end of the observation$/,
+      );
+    expect(() => parsePointCounts('', 'b.csv')).toThrow(/^b\.csv: is empty; fix: write the header time;people, then a row per count/);
+  });
+
   it('a truth time outside the capture: another day says to pair the files, the same day to write UTC or drop the rows past the capture', () => {
     const o = parseOccupancy('time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T12:00:00Z;3\n2022-10-18T18:00:00Z;0\n', 'a.csv');
     const [first, last] = [Date.parse('2022-10-18T08:55:00Z'), Date.parse('2022-10-18T13:50:00Z')];

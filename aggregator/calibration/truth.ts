@@ -58,6 +58,18 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
       `give --truth the time;${valueName} CSV (and the capture to --capture)`,
     );
   }
+  // An empty file (a spreadsheet export that failed, a file made but never written) is said as such,
+  // not as a header "" that is not time;occupancy.
+  if (text.replace(/^\uFEFF/, '').trim() === '') {
+    throw new TruthError(
+      file,
+      null,
+      'is empty',
+      valueName === 'occupancy'
+        ? 'write the header time;occupancy, then a row per change of the people present (like 2022-10-18T08:54:02Z;3) up to the end of the observation'
+        : 'write the header time;people, then a row per count (like 2026-05-09T08:00:00Z;12)',
+    );
+  }
   // Line ends of any system: \r\n (Windows), \n, and a lone \r (classic Mac, some spreadsheets' exports).
   const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
   const header = (lines[0] ?? '').trim().toLowerCase();
