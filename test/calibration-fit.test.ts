@@ -640,6 +640,14 @@ describe('truth', () => {
     expect(r.unmatched.map((c) => c.line)).toEqual([3]);
   });
 
+  it('a header with spaces around its fields reads as the rows do (" time; occupancy" was refused while "t; 3" rows were read)', () => {
+    const o = parseOccupancy(' Time ; Occupancy \n2022-10-18T09:00:00Z; 1\n2022-10-18T10:00:00Z ;3\n', 'a.csv');
+    expect(o.people).toEqual([1, 3]);
+    expect(parsePointCounts('time; people\n2025-06-01T12:00:30Z; 140\n', 'c.csv').map((c) => c.people)).toEqual([140]);
+    // a header that is another one still says what it must be
+    expect(() => parseOccupancy('time; count\n2022-10-18T09:00:00Z;1\n', 'a.csv')).toThrow(/^a\.csv:1: header is "time; count", expected "time;occupancy"/);
+  });
+
   it('an empty truth file (or one of a byte-order mark and blank lines) says it is empty, not that its header "" is wrong', () => {
     for (const text of ['', '\n\n', '\uFEFF\r\n'])
       expect(() => parseOccupancy(text, 'a.csv')).toThrow(

@@ -72,7 +72,12 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
   }
   // Line ends of any system: \r\n (Windows), \n, and a lone \r (classic Mac, some spreadsheets' exports).
   const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
-  const header = (lines[0] ?? '').trim().toLowerCase();
+  // Spaces around a field are let go as in the rows ("2022-10-18T08:54:02Z; 3"): "time; occupancy" too.
+  const header = (lines[0] ?? '')
+    .split(';')
+    .map((f) => f.trim())
+    .join(';')
+    .toLowerCase();
   const want = `time;${valueName}`;
   if (header !== want) {
     const other = valueName === 'occupancy' ? 'time;people' : 'time;occupancy';
