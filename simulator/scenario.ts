@@ -49,7 +49,7 @@ export interface GatewaySpec {
   reachM?: number;
 }
 export interface PeopleSpec {
-  /** Probability of carrying 0, 1, 2, 3 devices. */
+  /** Weights of carrying 0, 1, 2, 3 devices, scaled to sum to 1 (as people.primary's are). */
   carry: [number, number, number, number];
   /** Model of a person's first device. */
   primary: Record<string, number>;

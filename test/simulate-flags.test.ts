@@ -369,6 +369,21 @@ describe('presence simulate: bad flag values', () => {
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
+  it("people.carry are weights, as simulator/README.md's sample says: [4, 56, 30, 10] gives the run [0.04, 0.56, 0.3, 0.1] gives (the sample called them probabilities, and [0.5, 0.6, 0.3, 0.1] ran without a word)", () => {
+    const readme = readFileSync(join(ROOT, 'simulator', 'README.md'), 'utf8');
+    const sample = /## Sample scenario\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    expect(sample).toMatch(/carry: \[0\.04, 0\.56, 0\.3, 0\.1\] +# weights of carrying 0, 1, 2, 3 devices, scaled to sum to 1/);
+    const runs = ['[0.04, 0.56, 0.3, 0.1]', '[4, 56, 30, 10]'].map((carry, i) => {
+      const file = join(tmp, `carry-${i}.yaml`);
+      writeFileSync(file, sample.replace('[0.04, 0.56, 0.3, 0.1]', carry));
+      const out = join(tmp, `carry-${i}`);
+      const r = simulate(file, '--duration', '2m', '--scale', '0.05', '--out', out);
+      expect(r.code, r.err).toBe(0);
+      return readFileSync(join(out, 'gw-north.pcapng'));
+    });
+    expect(runs[1]!.equals(runs[0]!)).toBe(true);
+  });
+
   it('a built-in name that is also a folder here (an earlier --out quiet-night) still names the built-in (it said "the scenario file is a folder")', () => {
     // simulate() runs in tmp: this writes tmp/quiet-night/, then names the built-in from there again.
     const first = simulate('quiet-night', '--duration', '1m', '--out', 'quiet-night');
