@@ -104,15 +104,15 @@ function which(bin: string): string | null {
   return null;
 }
 
-const sysNet = '/sys/class/net';
-function netType(iface: string): number | null {
+const SYS_NET = '/sys/class/net';
+function netType(iface: string, sysNet = SYS_NET): number | null {
   try {
     return Number(readFileSync(join(sysNet, iface, 'type'), 'utf8').trim());
   } catch {
     return null;
   }
 }
-function wirelessInterfaces(): string[] {
+function wirelessInterfaces(sysNet = SYS_NET): string[] {
   try {
     return readdirSync(sysNet).filter((i) => existsSync(join(sysNet, i, 'wireless')) || existsSync(join(sysNet, i, 'phy80211')));
   } catch {
@@ -187,7 +187,13 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
   return out;
 }
 
-function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
+/**
+ * Monitor mode of the Wi-Fi capture commands' interfaces (`sysNet`: /sys/class/net). Interface
+ * names are shown as the log shows them (shownName): a USB adapter named after its MAC
+ * (`wlx00c0ca9a1b2c`, systemd's name on Debian) is <redacted>, here and on the gateway page, whose
+ * checks these are; a fix for it says how to find the name instead.
+ */
+export function checkMonitorMode(cfg: GatewayConfig | null, sysNet = SYS_NET): CheckResult[] {
   const out: CheckResult[] = [];
   const commands = commandsFor(cfg, 'wifi');
   // A configuration without a Wi-Fi capture command (BLE only, or files/stdin) needs no monitor mode.
@@ -208,50 +214,57 @@ function checkMonitorMode(cfg: GatewayConfig | null): CheckResult[] {
     .map((c) => parseCaptureCommand(c.command).iface)
     .filter((i): i is string => !!i && !/^(bluetooth|hci)/.test(i));
   if (!existsSync(sysNet)) return [{ step: 'monitor mode', level: 'warn', detail: `${sysNet} is absent: cannot inspect network interfaces here` }];
-  const wireless = wirelessInterfaces();
+  const wireless = wirelessInterfaces(sysNet);
   const monitors = (() => {
     try {
-      return readdirSync(sysNet).filter((i) => netType(i) === ARPHRD_RADIOTAP);
+      return readdirSync(sysNet).filter((i) => netType(i, sysNet) === ARPHRD_RADIOTAP);
     } catch {
       return [];
     }
   })();
-  const fixFor = (phyIface: string) =>
-    `sudo ip link set ${phyIface} down && sudo iw dev ${phyIface} set type monitor && sudo ip link set ${phyIface} up   (or: sudo iw dev ${phyIface} interface add wlan0mon type monitor && sudo ip link set wlan0mon up)`;
+  const names = (list: string[]) => list.map(shownName).sort().join(', ');
+  const fixFor = (phyIface: string) => {
+    const shown = shownName(phyIface);
+    const n = shown === REDACTED ? 'IFACE' : shown;
+    return `sudo ip link set ${n} down && sudo iw dev ${n} set type monitor && sudo ip link set ${n} up   (or: sudo iw dev ${n} interface add wlan0mon type monitor && sudo ip link set wlan0mon up)${
+      shown === REDACTED ? '; IFACE: the Wi-Fi adapter, named after its address (iw dev lists it)' : ''
+    }`;
+  };
   if (wifiIfaces.length) {
     for (const iface of wifiIfaces) {
-      const t = netType(iface);
+      const t = netType(iface, sysNet);
+      const name = shownName(iface);
       if (t === null)
         out.push({
-          step: `monitor mode (${iface})`,
+          step: `monitor mode (${name})`,
           level: 'fail',
-          detail: `interface ${iface} does not exist (present: ${(readdirSync(sysNet) ?? []).join(', ')})`,
+          detail: `interface ${name} does not exist (present: ${names(readdirSync(sysNet) ?? [])})`,
           fix: wireless.length
             ? fixFor(wireless[0])
             : 'plug in a Wi-Fi adapter that supports monitor mode (check `iw list` for "monitor" under "Supported interface modes")',
         });
-      else if (t === ARPHRD_RADIOTAP) out.push({ step: `monitor mode (${iface})`, level: 'ok', detail: `${iface} is in monitor mode (radiotap)` });
+      else if (t === ARPHRD_RADIOTAP) out.push({ step: `monitor mode (${name})`, level: 'ok', detail: `${name} is in monitor mode (radiotap)` });
       else if (!wireless.includes(iface))
         // eth0, lo, a bridge: no radio behind it, so `iw ... set type monitor` cannot apply; the
         // capture command names the wrong interface.
         out.push({
-          step: `monitor mode (${iface})`,
+          step: `monitor mode (${name})`,
           level: 'fail',
-          detail: `${iface} is not a Wi-Fi interface (link type ${t}${ARPHRD_NAMES[t] ? `, ${ARPHRD_NAMES[t]}` : ''}): it cannot hear probe requests`,
+          detail: `${name} is not a Wi-Fi interface (link type ${t}${ARPHRD_NAMES[t] ? `, ${ARPHRD_NAMES[t]}` : ''}): it cannot hear probe requests`,
           fix: monitors.length
-            ? `capture from the monitor-mode interface instead: -i ${monitors[0]} in the Wi-Fi capture command`
+            ? `capture from the monitor-mode interface instead: -i ${shownName(monitors[0]!)} in the Wi-Fi capture command`
             : wireless.length
-              ? `give the Wi-Fi adapter a monitor-mode interface and capture from it: sudo iw dev ${wireless[0]} interface add wlan0mon type monitor && sudo ip link set wlan0mon up, then -i wlan0mon in the Wi-Fi capture command`
+              ? `give the Wi-Fi adapter a monitor-mode interface and capture from it: sudo iw dev ${shownName(wireless[0]!) === REDACTED ? 'IFACE' : wireless[0]} interface add wlan0mon type monitor && sudo ip link set wlan0mon up, then -i wlan0mon in the Wi-Fi capture command`
               : 'plug in a USB Wi-Fi adapter that supports monitor mode (`iw list` must show "monitor"), give it a monitor-mode interface (docs/field-guide.md, step 5) and capture from that one (-i wlan0mon)',
         });
       else
-        out.push({ step: `monitor mode (${iface})`, level: 'fail', detail: `${iface} exists but is not in monitor mode (link type ${t})`, fix: fixFor(iface) });
+        out.push({ step: `monitor mode (${name})`, level: 'fail', detail: `${name} exists but is not in monitor mode (link type ${t})`, fix: fixFor(iface) });
     }
     return out;
   }
-  if (monitors.length) return [{ step: 'monitor mode', level: 'ok', detail: `monitor-mode interfaces: ${monitors.join(', ')}` }];
+  if (monitors.length) return [{ step: 'monitor mode', level: 'ok', detail: `monitor-mode interfaces: ${names(monitors)}` }];
   if (wireless.length)
-    return [{ step: 'monitor mode', level: 'fail', detail: `Wi-Fi interfaces ${wireless.join(', ')} but none in monitor mode`, fix: fixFor(wireless[0]) }];
+    return [{ step: 'monitor mode', level: 'fail', detail: `Wi-Fi interfaces ${names(wireless)} but none in monitor mode`, fix: fixFor(wireless[0]!) }];
   return [
     {
       step: 'monitor mode',

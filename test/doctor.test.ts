@@ -10,14 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { checkClock } from '../gateway/doctor.ts';
+import { checkClock, checkMonitorMode } from '../gateway/doctor.ts';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { scan, tsharkAddresses } from './support/leak.ts';
 import { capturesDir, need } from './support/need.ts';
 import { noPerlPath } from './support/no-perl.ts';
 import { mountSmallFs } from './support/small-fs.ts';
-import { ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
+import { config as gatewayConfig, ROOT, spawnGateway, subscriber, waitFor, wifiCapture } from './gateway-support.ts';
 
 interface Check {
   step: string;
@@ -880,5 +880,43 @@ describe('presence doctor: a clock that is not set', () => {
     expect(r.fix).toMatch(/timedatectl set-ntp true/);
     vi.restoreAllMocks();
     expect((await checkClock()).detail).not.toMatch(/1970/);
+  });
+});
+
+describe('presence doctor: a Wi-Fi adapter named after its address', () => {
+  // systemd names a USB Wi-Fi adapter wlx + its MAC on Debian (wlx00c0ca9a1b2c); the log has shown
+  // such a name as <redacted>, the monitor-mode check, also on the gateway page, showed it whole.
+  const net = mkdtempSync(join(tmpdir(), 'presence-doctor-net-'));
+  afterAll(() => rmSync(net, { recursive: true, force: true }));
+  const iface = (name: string, type: number, wireless: boolean) => {
+    mkdirSync(join(net, name, ...(wireless ? ['phy80211'] : [])), { recursive: true });
+    writeFileSync(join(net, name, 'type'), `${type}\n`);
+  };
+  iface('lo', 772, false);
+  iface('eth0', 1, false);
+  iface('wlx00c0ca9a1b2c', 1, true);
+  const wifi = (command: string) => gatewayConfig({ site: 's', zone: 'z', id: 'g', source: [`cmd:${command}`], mqttUrl: 'mqtt://127.0.0.1:1883' });
+
+  it('is <redacted> in every monitor-mode line, and the fix names it IFACE and says how to find it', () => {
+    const shown = [
+      ...checkMonitorMode(wifi('tcpdump -i wlan0mon -w -'), net),
+      ...checkMonitorMode(wifi('tcpdump -i wlx00c0ca9a1b2c -w -'), net),
+      ...checkMonitorMode(null, net),
+    ];
+    expect(shown.map((r) => r.detail)).toEqual([
+      'interface wlan0mon does not exist (present: <redacted>, eth0, lo)',
+      '<redacted> exists but is not in monitor mode (link type 1)',
+      'Wi-Fi interfaces <redacted> but none in monitor mode',
+    ]);
+    for (const r of shown) {
+      expect(r.step).not.toMatch(/00c0ca|wlx/);
+      expect(r.fix).toMatch(
+        /^sudo ip link set IFACE down && sudo iw dev IFACE set type monitor .*; IFACE: the Wi-Fi adapter, named after its address \(iw dev lists it\)$/,
+      );
+      expect(scan('doctor', JSON.stringify(r), [Uint8Array.from([0x00, 0xc0, 0xca, 0x9a, 0x1b, 0x2c])], { hashLike: false })).toEqual([]);
+    }
+    // a name that holds no address is shown as it is
+    iface('wlan1', 1, true);
+    expect(checkMonitorMode(null, net)[0]).toMatchObject({ detail: 'Wi-Fi interfaces <redacted>, wlan1 but none in monitor mode' });
   });
 });
