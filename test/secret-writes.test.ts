@@ -8,7 +8,7 @@
 // Root writes every folder, so those runs are made as the user nobody (setpriv); where that cannot
 // be done they say why and skip.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,25 @@ describe('a secret file that cannot be written', () => {
     const proc = thrown(() => corridorInit({ group: 'main', out: '/proc/main.secret' }));
     expect(proc).toBeInstanceOf(UsageError);
     expect(proc.message).toBe('--out /proc/main.secret: the folder /proc does not exist or cannot hold files; check the path');
+    expect(temporary(dir)).toEqual([]);
+  });
+
+  it('corridor init and provision: an --out or --secret-out that is a link to a device (/dev/stdout) or a fifo is refused, and the link stays a link (as root the rename replaced /dev/stdout itself)', () => {
+    const dir = mkdtempSync(join(tmp, 'device-'));
+    const link = join(dir, 'stdout');
+    symlinkSync('/dev/null', link);
+    const fifo = join(dir, 'out.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const out of [link, fifo]) {
+      const e = thrown(() => corridorInit({ group: 'main', out, force: true }));
+      expect(e).toBeInstanceOf(UsageError);
+      expect(e.message).toBe(`--out ${out}: is not a regular file (a fifo, a device or a socket); give the path of a file`);
+      const p = thrown(() => provisionGateway({ site: 's', zone: 'z', id: 'gw-1', passwordFile: join(dir, 'passwd'), secretOut: out, rotate: true }));
+      expect(p).toBeInstanceOf(ProvisionError);
+      expect(p.message).toBe(`--secret-out ${out}: is not a regular file (a fifo, a device or a socket); give the path of a file; nothing was changed`);
+    }
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe('/dev/null');
     expect(temporary(dir)).toEqual([]);
   });
 

@@ -1,7 +1,8 @@
 // Files replaced whole, atomically: a new temporary file beside the target (`PATH.tmp-PID`, created
 // exclusively with mode 0600 whatever the umask), filled, given its mode (and owner), then renamed
 // over the target. Used by the commands that write secrets and the files around them
-// (presence corridor init and join, presence provision gateway).
+// (presence corridor init and join, presence provision gateway). A target that is there and is no
+// regular file (a link to /dev/stdout, a fifo, a device) is refused: the rename would replace it.
 //
 // On any failure the temporary file is removed (it may hold a secret: a target that is a folder,
 // or a folder that cannot be written, left `PATH.tmp-PID` with the secret in it) and a
@@ -9,7 +10,7 @@
 //
 //   try { writeFileAtomic(path, text, { mode: 0o600 }); }
 //   catch (e) { if (e instanceof FileWriteError) throw new UsageError(`--out ${e.message}`); throw e; }
-import { chmodSync, chownSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** A file that could not be written: `message` is "PATH: why; fix", `code` the system's error code. */
@@ -60,6 +61,13 @@ export interface AtomicWriteOptions {
 export function writeFileAtomic(path: string, text: string | Buffer, o: AtomicWriteOptions): void {
   const tmp = `${path}.tmp-${process.pid}`;
   let created = false;
+  // A target that is there and no regular file, through any link (/dev/stdout, a fifo, a device):
+  // the rename would put the file in place of the link or node (as root, /dev/stdout itself).
+  let target: Stats | undefined;
+  try {
+    target = statSync(path);
+  } catch {}
+  if (target && !target.isFile()) throw fileWriteProblem(path, { code: target.isDirectory() ? 'EISDIR' : 'ENOTREG' });
   try {
     // A new file, never one that is there (wx): a link put at that name is not followed.
     writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
