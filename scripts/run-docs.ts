@@ -44,6 +44,8 @@
 //   ```sh run host=gateway                                  -> the block runs on the gateway's machine: a prefix of its own, holding
 //                                                              /etc/presence/ca.pem, the broker's CA (docs/field-guide.md, step 7)
 //   `scp F host:/path`                                      -> cp F to the gateway's prefix
+//   `... | ssh host 'CMD'`                                  -> ... | CMD on the gateway's machine: CMD substituted with the gateway's
+//                                                              prefix, the folder of the last path it names made first
 //   `cmd:tcpdump -i wlan0mon ...` source                    -> `pcap:` a capture the simulator made (quiet-night, 3 min); the gateway
 //                                                              gets --speed max and STATE_DIRECTORY (as its unit's StateDirectory=)
 //                                                              in its prefix, and ends once its windows are acknowledged
@@ -243,6 +245,14 @@ export function rewrite(cmd: string, m: Machine): Step {
   if (scp) {
     const to = substitute(scp[2]!, { ...m, prefix: m.gatewayPrefix });
     c = `mkdir -p ${dirname(to)} && cp ${scp[1]} ${to}${scp[3]}`;
+  }
+  // A command piped to the gateway over ssh: run there, in the gateway's prefix (its folder made
+  // first, as for scp).
+  const ssh = /^(.*?)\|\s*ssh (?:\S+@)?[\w.-]+ '([^']*)'(.*)$/.exec(c);
+  if (ssh) {
+    const remote = substitute(ssh[2]!, { ...m, prefix: m.gatewayPrefix });
+    const to = /\s(\/\S+)\s*$/.exec(remote)?.[1];
+    c = `${ssh[1]}| { ${to ? `mkdir -p ${dirname(to)} && ` : ''}${remote}; }${ssh[3]}`;
   }
   // On the gateway: a capture file instead of the monitor-mode interface, replayed at full speed
   // (the gateway ends once its windows are acknowledged); the queue in its state folder.

@@ -88,6 +88,16 @@ describe('the docs runner', () => {
     expect(rewrite('sudo chown root:mosquitto /etc/mosquitto/certs/server.key && sudo chmod 0640 /etc/mosquitto/certs/server.key', machine).kind).toBe(
       asDebian ? 'action' : 'skip',
     );
+    // a secret piped to the gateway over ssh is installed in the gateway's prefix, its folder made first
+    expect(
+      rewrite(
+        "sudo cat /root/gw.pw | ssh gw-1 'sudo install -m 0640 -o root -g presence /dev/stdin /etc/presence/mqtt-password' && sudo rm /root/gw.pw",
+        machine,
+      ),
+    ).toEqual({
+      kind: 'shell',
+      cmd: 'cat /tmp/m/root/root/gw.pw | { mkdir -p /tmp/m/gw/etc/presence && install -m 0640 /dev/stdin /tmp/m/gw/etc/presence/mqtt-password; } && rm /tmp/m/root/root/gw.pw',
+    });
     expect(rewrite('sudo mosquitto_passwd -c /etc/mosquitto/passwd aggregator', machine)).toEqual({
       kind: 'shell',
       cmd: 'mosquitto_passwd -c -b /tmp/m/root/etc/mosquitto/passwd aggregator the-aggregator-password',
@@ -99,6 +109,16 @@ describe('the docs runner', () => {
       const blocks = parseBlocks(doc, readFileSync(join(repo, doc), 'utf8')).filter((b) => b.lang === 'sh');
       expect(blocks.length).toBeGreaterThan(3);
       for (const b of blocks) expect('run' in b.attrs || !!b.attrs.skip, `${doc}:${b.line}`).toBe(true);
+    }
+  });
+
+  it('no command logs in to another machine as root', () => {
+    // The field guide sets a gateway up with SSH for the engineer's own user and key; Debian's and
+    // Raspberry Pi OS's sshd let root in with no password (PermitRootLogin prohibit-password) and root
+    // there has no key, so `scp ... root@gateway:` fails as written.
+    for (const doc of ['docs/deployment.md', 'docs/field-guide.md', 'gateway/README.md', 'aggregator/README.md']) {
+      const blocks = parseBlocks(doc, readFileSync(join(repo, doc), 'utf8')).filter((b) => b.lang === 'sh');
+      for (const b of blocks) for (const c of commands(b)) expect(c.text, `${doc}:${c.line}`).not.toMatch(/\b(scp|ssh|rsync)\b.*\broot@/);
     }
   });
 
@@ -115,6 +135,7 @@ describe('the docs runner', () => {
         /^docs\/deployment\.md:\d+: sudo tar -xzf presence-counter-/m,
         /^docs\/deployment\.md:\d+: sudo systemctl restart mosquitto/m,
         /^docs\/deployment\.md:\d+: sudo presence provision gateway/m,
+        /^docs\/deployment\.md:\d+: sudo cat \/root\/gw-plein-1\.mqtt-password \| ssh gw-plein-1 'sudo install -m 0640 -o root -g presence \/dev\/stdin /m,
         /^docs\/deployment\.md:\d+: sudo systemctl daemon-reload && sudo systemctl enable --now presence-aggregator/m,
         /^docs\/deployment\.md:\d+: curl -sG http:\/\/127\.0\.0\.1:8086\/query/m,
         /^docs\/deployment\.md:\d+: presence gateway --site dam/m,
