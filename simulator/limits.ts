@@ -51,6 +51,16 @@ export function checkDuration(
  */
 export function checkCrowd(s: Scenario, given: { people?: string | number; scale?: string | number }): void {
   const nominal = nominalPeople(s);
+  // --scale 0 or --people 0 empties the crowds; with no fixed devices nothing is left to send a
+  // frame, and the run wrote captures without one, without a word.
+  if (s.scale === 0 && (given.scale !== undefined || given.people !== undefined) && !s.fixed.some((f) => f.count > 0)) {
+    const flag = given.people !== undefined ? `--people ${given.people}` : `--scale ${given.scale}`;
+    const instead = given.people !== undefined ? '--people 1 or more' : '--scale above 0, like --scale 0.01';
+    throw new UsageError(
+      `${flag}: ${s.name} has no fixed devices, so with its crowds emptied nothing would send a frame and the captures would be empty; give ${instead}`,
+      "--scale multiplies the crowds, --people N scales them to a peak of N people; fixed devices (a scenario file's fixed:) are left alone by both",
+    );
+  }
   const peak = nominal * s.scale;
   if (!(peak > PEOPLE_MAX)) return;
   const byPeople = given.people !== undefined;

@@ -101,6 +101,30 @@ describe('presence simulate: bad flag values', () => {
     );
   });
 
+  it('--scale 0 or --people 0 on a scenario without fixed devices is refused naming the flag (it wrote empty captures without a word); with fixed devices it runs', () => {
+    for (const [flag, fix] of [
+      ['--scale', 'give --scale above 0, like --scale 0\\.01'],
+      ['--people', 'give --people 1 or more'],
+    ]) {
+      const out = join(tmp, `zero${flag}`);
+      refused(
+        simulate('traffic-corridor', flag, '0', '--duration', '1m', '--out', out),
+        new RegExp(
+          `^presence simulate: ${flag} 0: traffic-corridor has no fixed devices, so with its crowds emptied nothing would send a frame and the captures would be empty; ${fix}$`,
+        ),
+      );
+      expect(existsSync(out)).toBe(false);
+      refused(
+        simulate('crossroads', '--evaluate', flag, '0', '--duration', '1m'),
+        new RegExp(`^presence simulate: ${flag} 0: crossroads has no fixed devices`),
+      );
+    }
+    // quiet-night has fixed devices (a printer, beacons, a sensor): an empty room is a fair run.
+    const r = simulate('quiet-night', '--scale', '0', '--duration', '1m', '--out', join(tmp, 'zero-fixed'));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^quiet-night: 0 people, \d+ devices?, /);
+  });
+
   it('--scale and --people together are refused: both set the scale, and --people silently won', () => {
     const out = join(tmp, 'both');
     refused(
