@@ -93,6 +93,9 @@ export interface Snapshot {
   history_ms: number;
   zones: ZoneView[];
   gateways: GatewayView[];
+  /** When the replay feeding this aggregator ended (ms; the demo's, which says so): nothing more
+   *  will be written. Null otherwise, and always in a real deployment, where gateways go on. */
+  replay_ended_at: number | null;
 }
 
 export interface RecentOptions {
@@ -112,6 +115,8 @@ export interface RecentEvents {
   /** A window of a zone was written (or its truth became known). */
   window: [site: string, zone: string, window: ZoneWindow, calibrated: boolean];
   gateway: [gateway: GatewayView];
+  /** The replay feeding this aggregator has ended (the demo): nothing more will be written. */
+  replayEnded: [at: number];
 }
 
 interface GatewayWindow {
@@ -168,6 +173,8 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
   readonly since: number;
   /** Gateway windows held in all zones together. */
   private entries = 0;
+  /** When the replay feeding the aggregator ended (the demo), or null. */
+  private endedAt: number | null = null;
 
   constructor(o: RecentOptions = {}) {
     super();
@@ -315,6 +322,18 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     this.emit('gateway', { ...g });
   }
 
+  /** When the replay feeding the aggregator ended (ms), or null: see Snapshot.replay_ended_at. */
+  get replayEndedAt(): number | null {
+    return this.endedAt;
+  }
+
+  /** The replay feeding the aggregator has ended and everything it sent is written (the demo, after
+   *  its replay): the page says so instead of "live", which only says its stream is connected. */
+  replayEnded(at = Date.now()): void {
+    this.endedAt = at;
+    this.emit('replayEnded', at);
+  }
+
   /** The simulator's people present in a zone's window [t, end) (the demo); shown beside the
    *  written window that starts in it (a window cut short starts after its truth window). */
   truth(site: string, zone: string, t: number, end: number, people: number, now = Date.now()): void {
@@ -402,6 +421,6 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       .sort((a, b) => a.site.localeCompare(b.site) || a.zone.localeCompare(b.zone))
       .map((z) => ({ site: z.site, zone: z.zone, calibrated: z.calibrated, windows: z.order.map((t) => this.window(z, t)!) }));
     const gateways = [...this.gateways.values()].sort((a, b) => a.site.localeCompare(b.site) || a.gateway.localeCompare(b.gateway)).map((g) => ({ ...g }));
-    return { format: 'presence-recent/1', now, history_ms: this.maxAgeMs, zones, gateways };
+    return { format: 'presence-recent/1', now, history_ms: this.maxAgeMs, zones, gateways, replay_ended_at: this.endedAt };
   }
 }

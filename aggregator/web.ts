@@ -6,7 +6,9 @@
 //   /api/events   Server-Sent Events: `update` ({windows: [{site, zone, calibrated, window}],
 //                 gateways: [...]}: what was written since the last update) and `reload` (more was
 //                 written than the stream carries: load /api/recent again); the page loads the
-//                 snapshot once the stream is open, then applies the events
+//                 snapshot once the stream is open, then applies the events; `ended` ({at}): the
+//                 replay feeding the aggregator has ended (the demo's, which says so), nothing more
+//                 will come (also `replay_ended_at` in the snapshot). A real deployment never sends it.
 // Writes are coalesced: at most one `update` per flushMs, holding each changed window and gateway
 // once (the latest), at most maxEntries of them (the rest follow in the next ones); past
 // maxPending changes waiting, they are let go and one `reload` is sent instead. So a burst of
@@ -88,11 +90,24 @@ export class AggregatorWeb {
       this.gateways.set(`${g.site}/${g.gateway}`, g);
       this.changed();
     };
+    // What was written before the end goes out first; a snapshot serialised before it is not served again.
+    const onReplayEnded = (at: number) => {
+      this.cached = null;
+      while (this.windows.size || this.gateways.size || this.reload) {
+        if (this.timer) clearTimeout(this.timer);
+        this.flush();
+      }
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.hub.broadcast('ended', { at });
+    };
     recent.on('window', onWindow);
     recent.on('gateway', onGateway);
+    recent.on('replayEnded', onReplayEnded);
     this.unsubscribe = () => {
       recent.off('window', onWindow);
       recent.off('gateway', onGateway);
+      recent.off('replayEnded', onReplayEnded);
     };
   }
 

@@ -131,6 +131,11 @@ describe.skipIf(!ok)(SUITE, () => {
   it('loads with no console error and takes the windows over its event stream as they are written', async () => {
     expect(eventsDuringReplay).toBeGreaterThan(0);
     expect(opened.errors).toEqual([]);
+    // A real deployment: its gateways' replay has stopped, but nothing told the aggregator a replay
+    // ended (only the demo does): "live" says the stream is connected, never "replay finished".
+    expect(await opened.page.$eval('#live', (e) => [(e as any).dataset.state, e.textContent])).toEqual(['live', 'live']);
+    const recent = (await (await fetch(`${url}api/recent`)).json()) as Snapshot;
+    expect(recent.replay_ended_at).toBeNull();
   });
 
   it('its charts hold what influxd holds: people with the interval for the calibrated zone only, devices (uncalibrated) per radio', async () => {

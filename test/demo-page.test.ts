@@ -227,6 +227,27 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(scan('control', rendered.replace('</body>', `<td>${planted.toUpperCase()}</td></body>`), addresses)).not.toEqual([]);
   });
 
+  it('once the replay has ended the page says so, not "live", and so does a page opened then', async () => {
+    const live = (page: OpenedPage['page']) => page.$eval('#live', (e) => [(e as any).dataset.state, e.textContent]);
+    await eventually('the page says the replay finished', async () => (await live(opened.page))[0] === 'ended', 10_000).catch(() => {});
+    expect(await live(opened.page)).toEqual(['ended', 'replay finished \u00B7 nothing more will come']);
+    // A page opened after the end learns it from the snapshot.
+    const late = await openPage(browser, url, { timeZone: 'Europe/Amsterdam' });
+    try {
+      await eventually(
+        'the late page loads its snapshot',
+        async () => (await late.page.evaluate(() => (globalThis as any).presencePage.snapshots as number)) > 0,
+      );
+      expect(await live(late.page)).toEqual(['ended', 'replay finished \u00B7 nothing more will come']);
+      expect(late.errors).toEqual([]);
+    } finally {
+      await late.page.close();
+    }
+    const recent = (await (await fetch(`${url}api/recent`)).json()) as { replay_ended_at: number | null };
+    expect(recent.replay_ended_at).toEqual(expect.any(Number));
+    expect(Buffer.concat(stream).toString()).toMatch(/event: ended\ndata: \{"at":\d+\}/);
+  });
+
   it('Ctrl-C ends the demo while the page and a reader still hold their event streams open', async () => {
     expect(streamEnded).toBe(false);
     demo.kill('SIGINT');

@@ -65,7 +65,7 @@ export function registerDemo(program: Command): void {
       '--http-port <port|off>',
       `port of the page on 127.0.0.1 (live charts of what the aggregator writes, the simulator's truth, the gateways' states); default ${DEMO_HTTP_PORT}, or a free port when it is taken; 0: any free port; off: no page`,
     )
-    .option('--hold', 'after the run, keep serving the page until Ctrl-C (the default on a terminal)')
+    .option('--hold', 'after the run, keep serving the page (it says the replay finished) until Ctrl-C (the default on a terminal)')
     .option('--no-hold', 'exit at the end of the run (the default when the output is not a terminal)')
     .action(async (o: DemoOptions) => {
       try {

@@ -363,6 +363,9 @@ export async function runDemo(
     // (with --hold that wrote missing points after the summary's count, and the page showed every
     // gateway missing while it stayed up).
     aggregator.stopSilenceChecks();
+    // Nothing more will be written: the page says the replay finished instead of "live" (which
+    // only says its stream is connected), so a page held open is not read as data still coming.
+    aggregator.recent?.replayEnded();
     if (timer) clearInterval(timer);
     dirty = true;
     if (live) {
