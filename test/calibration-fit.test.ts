@@ -648,6 +648,34 @@ describe('truth', () => {
     expect(() => parseOccupancy('time; count\n2022-10-18T09:00:00Z;1\n', 'a.csv')).toThrow(/^a\.csv:1: header is "time; count", expected "time;occupancy"/);
   });
 
+  it('a spreadsheet\'s export reads as written by hand: a trailing ";" on every line, fields in quotes, a small z (all three were refused)', () => {
+    const want = { times: [Date.parse('2024-02-08T10:00:00Z'), Date.parse('2024-02-08T11:00:00Z')], people: [3, 0] };
+    for (const text of [
+      'time;occupancy;\r\n2024-02-08T10:00:00Z;3;\r\n2024-02-08T11:00:00Z;0;\r\n',
+      '"time";"occupancy"\n"2024-02-08T10:00:00Z";"3"\n"2024-02-08T11:00:00Z";"0"\n',
+      '"time";"occupancy";\n"2024-02-08T10:00:00Z";"3";\n"2024-02-08T11:00:00Z";"0";;\n',
+      'time;occupancy\n2024-02-08t10:00:00z;3\n2024-02-08T11:00:00z;0\n',
+    ]) {
+      const o = parseOccupancy(text, 'a.csv');
+      expect({ times: o.times, people: o.people }, text).toEqual(want);
+    }
+    expect(parsePointCounts('"time";"people";\n"2025-06-01T12:00:30z";"140";\n', 'c.csv').map((c) => [c.time, c.people])).toEqual([
+      [Date.parse('2025-06-01T12:00:30Z'), 140],
+    ]);
+    // Still refused where a field would be lost or guessed: a field between two ";", a time without its zone.
+    expect(() => parseOccupancy('time;occupancy\n2024-02-08T10:00:00Z;;3\n', 'a.csv')).toThrow(
+      /^a\.csv:2: "2024-02-08T10:00:00Z;;3" has 3 field\(s\), expected 2/,
+    );
+    expect(() => parseOccupancy('time;occupancy\n"2024-02-08T10:00:00";"3"\n', 'a.csv')).toThrow(/^a\.csv:2: time "2024-02-08T10:00:00" has no time zone/);
+    expect(() => parseOccupancy('time;occupancy\n2024-02-08T10:00:00Z;"2,5"\n', 'a.csv')).toThrow(/^a\.csv:2: occupancy "2,5" has a decimal comma/);
+  });
+
+  it("occupancy with decimals is an average (a camera's mean over its interval), weighted by time as whole counts are", () => {
+    const o = parseOccupancy('time;occupancy\n2024-02-08T10:00:00Z;1.5\n2024-02-08T10:01:00Z;3\n2024-02-08T10:02:00Z;0\n', 'a.csv');
+    expect(o.people).toEqual([1.5, 3, 0]);
+    expect(meanOccupancy(o, Date.parse('2024-02-08T10:00:00Z'), Date.parse('2024-02-08T10:02:00Z'))).toBe(2.25);
+  });
+
   it('an empty truth file (or one of a byte-order mark and blank lines) says it is empty, not that its header "" is wrong', () => {
     for (const text of ['', '\n\n', '\uFEFF\r\n'])
       expect(() => parseOccupancy(text, 'a.csv')).toThrow(

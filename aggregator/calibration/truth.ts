@@ -2,6 +2,8 @@
 //   - `time;occupancy`: a step function, people present from that moment on (one row per change,
 //     plus a last row at the end of the observation), as in ../shared/captures/occupancy;
 //   - `time;people`: point counts of a deployed zone (a person or a camera counted N at time T).
+// As a spreadsheet writes them: fields in double quotes, a trailing ";", spaces around a field, a
+// small t and z in times. A value with decimals is an average (a camera's mean over its interval).
 // Every error names the file, the line and the fix, on one line.
 
 import { PERMISSION_DENIED } from '../../scripts/lib/readable.ts';
@@ -45,6 +47,20 @@ const ISO = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{
 /** An ISO 8601 time without its zone (which Date.parse would read as local time). */
 const NO_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
+/**
+ * A line's fields, as a spreadsheet exports them: split on ";", spaces around a field let go, a
+ * field in double quotes ("2024-02-08T10:00:00Z";"3") read without them ("" inside is one "), and
+ * empty fields at the end of the line (Excel's trailing ";") dropped, as they hold nothing.
+ */
+function fields(raw: string): string[] {
+  const out = raw.split(';').map((f) => {
+    const t = f.trim();
+    return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1).replaceAll('""', '"').trim() : t;
+  });
+  while (out.length > 2 && out[out.length - 1] === '') out.pop();
+  return out;
+}
+
 /** Text of the file as a message shows it: quoted, control characters escaped, at most 60 characters. */
 const quote = (text: string) => JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 
@@ -72,10 +88,8 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
   }
   // Line ends of any system: \r\n (Windows), \n, and a lone \r (classic Mac, some spreadsheets' exports).
   const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
-  // Spaces around a field are let go as in the rows ("2022-10-18T08:54:02Z; 3"): "time; occupancy" too.
-  const header = (lines[0] ?? '')
-    .split(';')
-    .map((f) => f.trim())
+  // Read as the rows are: spaces around a field ("time; occupancy"), quotes and a trailing ";" too.
+  const header = fields(lines[0] ?? '')
     .join(';')
     .toLowerCase();
   const want = `time;${valueName}`;
@@ -98,13 +112,15 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     const raw = lines[i].trim();
     if (raw === '' || raw.startsWith('#')) continue;
     const line = i + 1;
-    const parts = raw.split(';');
+    const parts = fields(raw);
     if (parts.length !== 2) {
       throw new TruthError(file, line, `${quote(raw)} has ${parts.length} field(s), expected 2 (time;${valueName})`, `write the row as 2022-10-18T08:54:02Z;3`);
     }
-    const [t, v] = parts.map((s) => s.trim());
-    const time = ISO.test(t) ? Date.parse(t) : NaN;
-    if (!Number.isFinite(time) && NO_ZONE.test(t)) {
+    const [t, v] = parts;
+    // ISO 8601 (RFC 3339) lets the T and the Z be written small: 2024-02-08t10:00:00z is that time.
+    const upper = t.toUpperCase();
+    const time = ISO.test(upper) ? Date.parse(upper) : NaN;
+    if (!Number.isFinite(time) && NO_ZONE.test(upper)) {
       // Read as local time it would move by the machine's offset, and no error would follow.
       throw new TruthError(
         file,
@@ -121,6 +137,8 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     if (d > new Date(Date.UTC(y, m, 0)).getUTCDate()) {
       throw new TruthError(file, line, `${quote(t)} is not a date (month ${t.slice(5, 7)} of ${y} has no day ${d})`, 'correct the date');
     }
+    // A value with decimals (1.5) is taken as an average of people over the time it holds (a
+    // camera's or counter's mean over its interval), weighted by time as a whole count is.
     const value = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
     if (/^\d+,\d+$/.test(v)) {
       throw new TruthError(file, line, `${valueName} ${quote(v)} has a decimal comma`, `write it with a decimal point, like ${v.replace(',', '.')}`);
