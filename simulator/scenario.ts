@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 import { MODELS } from './devices.ts';
 import type { Environment } from './radio.ts';
 import { DURATION_HINT, durationMs } from '../scripts/lib/duration.ts';
-import { distance } from '../scripts/lib/config-loader.ts';
+import { describeErrors, distance, type JsonSchema } from '../scripts/lib/config-loader.ts';
 import { deprecated } from '../scripts/lib/deprecate.ts';
 
 export const SCENARIO_DIR = join(PACKAGE_ROOT, 'simulator', 'scenarios');
@@ -428,12 +428,6 @@ function describe(errors: ErrorObject[]): string[] {
         case 'pattern':
           out.add(`${where}: must be lower-case letters, digits, - and _, starting with a letter or digit (got ${JSON.stringify(valueAt(path))})`);
           break;
-        case 'enum':
-          out.add(`${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`);
-          break;
-        case 'const':
-          out.add(`${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`);
-          break;
         case 'type':
           if (!path) {
             out.add(
@@ -441,19 +435,23 @@ function describe(errors: ErrorObject[]): string[] {
             );
             break;
           }
-          {
-            const got = valueAt(path);
-            // a number that is not finite says so (1e400 in YAML is Infinity)
-            const shown = typeof got === 'number' ? ` (got ${got}${Number.isFinite(got) ? '' : '; a finite number'})` : '';
-            out.add(`${where}: must be ${String((e.params as { type: string | string[] }).type).replace(',', ' or ')}${shown}`);
-          }
+          out.add(asConfig(e, where));
           break;
         default:
-          out.add(`${where}: ${e.message}`);
+          // Worded as every config file's problems are (scripts/lib/config-loader.ts describeErrors):
+          // "people.carry: must be a list of exactly 4 items, not 3 (got [...])", not ajv's
+          // "must NOT have fewer than 4 items".
+          out.add(asConfig(e, where));
       }
     }
   }
   return [...out];
+  /** The config files' line for the error, under the scenario's name of the key (a key holding / or ~ too). */
+  function asConfig(e: ErrorObject, where: string): string {
+    const line =
+      describeErrors([e], { specs: [], schema: scenarioSchema as unknown as JsonSchema, data: currentInput, origins: new Map() })[0] ?? `: ${e.message}`;
+    return `${where}${line.slice(line.indexOf(': '))}`;
+  }
   function valueAt(p: string): unknown {
     let v: unknown = currentInput;
     for (const k of p.split('/').slice(1)) v = (v as Record<string, unknown> | undefined)?.[k];

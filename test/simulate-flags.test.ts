@@ -345,7 +345,7 @@ describe('presence simulate: bad flag values', () => {
       const lines = r.err.trimEnd().split('\n');
       expect(lines, r.err).toEqual([
         `presence simulate: ${file}:9: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
-        `presence simulate: ${file}:9: gateways[0].wifi.sensitivity_dbm: must be number`,
+        `presence simulate: ${file}:9: gateways[0].wifi.sensitivity_dbm: must be a number (got "high")`,
         expect.stringMatching(/^hint: \S/),
       ]);
       expect(r.code).toBe(2);

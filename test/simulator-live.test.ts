@@ -179,7 +179,7 @@ describe('presence simulate (CLI)', () => {
     const e1 = await run('node', [presence, 'simulate', bad]).catch((e) => e);
     expect(e1.code).toBe(2);
     expect(e1.stderr).toContain(`presence simulate: ${bad}:3: duration: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "forever")\n`);
-    expect(e1.stderr).toContain(`presence simulate: ${bad}:4: gateways: must NOT have fewer than 1 items\n`);
+    expect(e1.stderr).toContain(`presence simulate: ${bad}:4: gateways: must be a list of at least 1 item, not 0 (got [])\n`);
     expect(e1.stderr).toMatch(/\nhint: \S/);
     const e2 = await run('node', [presence, 'simulate', 'quiet-night', '--format', 'tar']).catch((e) => e);
     expect(e2.code).toBe(2);

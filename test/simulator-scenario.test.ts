@@ -92,9 +92,9 @@ describe('scenario files', () => {
     d.gateways[0].position = [Number.POSITIVE_INFINITY, 0];
     d.crowds.push({ type: 'flow', from: [0, 0], to: [0, 0], modes: { car: { per_hour: Number.POSITIVE_INFINITY, speed: Number.NaN } } });
     const m = problems(d);
-    expect(m).toContain('gateways[0].position[0]: must be number (got Infinity; a finite number)');
-    expect(m).toContain('crowds[1].modes.car.per_hour: must be number (got Infinity; a finite number)');
-    expect(m).toContain('crowds[1].modes.car.speed: must be number (got NaN; a finite number)');
+    expect(m).toContain('gateways[0].position[0]: must be a finite number (got Infinity)');
+    expect(m).toContain('crowds[1].modes.car.per_hour: must be a finite number (got Infinity)');
+    expect(m).toContain('crowds[1].modes.car.speed: must be a finite number (got NaN)');
     d.gateways[0].position = [0, 0];
     d.crowds[1].modes.car = { per_hour: 60, speed: 8 };
     expect(problems(d)).toBe('file.yaml: crowds[1].to: must differ from from ([0,0]): a flow passes from one end to the other');
@@ -108,8 +108,8 @@ describe('scenario files', () => {
     expect(problems(d)).toBe('file.yaml: crowds[0].dwell: must be at least 1s, like 30m (got 500ms)');
     d.crowds[0].dwell = '1s';
     expect(resolveScenario(d, 'x').crowds[0]).toMatchObject({ dwellS: 1 });
-    // a number that is finite is shown as given, without the note about finite numbers
-    expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be string (got 1700000000)');
+    // a number that is finite is shown as given, and the type in words, as in the config files' problems
+    expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be text (got 1700000000)');
   });
 
   it('people.primary or people.secondary without a weight above 0 is refused when people.carry gives people such a device', () => {
@@ -167,13 +167,13 @@ describe('scenario files', () => {
         [0, -5],
         ['10m', 10],
       ]),
-    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be >= 0');
+    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be >= 0 (got -5)');
     expect(
       at([
         [0, 'ten'],
         ['10m', 10],
       ]),
-    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be number');
+    ).toBe('file.yaml: crowds[0].occupancy[0][1]: must be a number (got "ten")');
     expect(
       at([
         ['fast', 5],
@@ -185,7 +185,7 @@ describe('scenario files', () => {
         [0, 5],
         ['10m', Number.POSITIVE_INFINITY],
       ]),
-    ).toBe('file.yaml: crowds[0].occupancy[1][1]: must be number (got Infinity; a finite number)');
+    ).toBe('file.yaml: crowds[0].occupancy[1][1]: must be a finite number (got Infinity)');
     expect(
       resolveScenario(
         {
@@ -228,7 +228,7 @@ describe('scenario files', () => {
   it('checks the fields of a flow crowd', () => {
     const d = minimal() as any;
     d.crowds = [{ type: 'flow', from: [0, 0], to: [100, 0], modes: { car: { per_hour: 'lots', speed: 10 } } }];
-    expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be number');
+    expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be a number (got "lots")');
   });
 
   it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
@@ -444,8 +444,8 @@ describe('scenario files', () => {
     expect(problemsOf(text)).toEqual([
       `${file}:4: (top level): unknown field "truth_stepp" (did you mean "truth_step"?)`,
       `${file}:9: gateways[0].wifi.dwell: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "fast")`,
-      `${file}:15: crowds[0].modes.car.per_hour: must be >= 0`,
-      `${file}:17: fixed[0].count: must be integer (got 2.5)`,
+      `${file}:15: crowds[0].modes.car.per_hour: must be >= 0 (got -3)`,
+      `${file}:17: fixed[0].count: must be a whole number (got 2.5)`,
     ]);
     // checked once the types are right: the people of a mode, a missing key (the mapping it belongs in)
     expect(
@@ -456,6 +456,27 @@ describe('scenario files', () => {
     expect(problemsOf('name: x\nsite: s\ngateways:\n  - { zone: z, position: [0, 0] }\n')).toEqual([
       `${file}:1: duration: is required`,
       `${file}:4: gateways[0].id: is required`,
+    ]);
+    // Worded as the config files' problems (describeErrors), not the schema checker's "must NOT have
+    // fewer than 4 items": how many it must hold, how many it holds, what was written.
+    expect(
+      problemsOf(
+        [
+          'name: ""', // 1
+          'site: s',
+          'duration: 1m',
+          'gateways:',
+          '  - { id: g, zone: z, position: [0, 0, 2], wifi: { channels: [] } }', // 5
+          'people:',
+          '  carry: [0.1, 0.2, 0.7]', // 7
+          '',
+        ].join('\n'),
+      ),
+    ).toEqual([
+      `${file}:1: name: must not be empty (got "")`,
+      `${file}:5: gateways[0].position: must be a list of exactly 2 items, not 3 (got [0,0,2])`,
+      `${file}:5: gateways[0].wifi.channels: must be a list of at least 1 item, not 0 (got [])`,
+      `${file}:7: people.carry: must be a list of exactly 4 items, not 3 (got [0.1,0.2,0.7])`,
     ]);
     // a JSON file too
     const json = join(dir, 'j.json');

@@ -548,6 +548,14 @@ export interface DescribeOptions {
   renamed?: Renamed;
 }
 
+/** The schema object an ajv error's schemaPath ("#/properties/people/properties/carry/minItems") is the keyword of. */
+function schemaNode(schema: JsonSchema, schemaPath: string): Record<string, unknown> | undefined {
+  const parts = schemaPath.replace(/^#\/?/, '').split('/').slice(0, -1);
+  let node: unknown = schema;
+  for (const p of parts) node = (node as Record<string, unknown> | undefined)?.[p.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return node && typeof node === 'object' ? (node as Record<string, unknown>) : undefined;
+}
+
 /** One readable line per problem: "gateway.window (--window): must be a duration like ... (got "x")". */
 export function describeErrors(errors: ErrorObject[], o: DescribeOptions): string[] {
   const byKey = new Map(o.specs.map((s) => [s.key, s]));
@@ -619,9 +627,48 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       case 'format':
         line = `${label}: ${outer?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
         break;
-      case 'type':
-        line = `${label}: must be ${TYPE_WORDS[(e.params as { type: string }).type] ?? `a ${(e.params as { type: string }).type}`}${got}`;
+      case 'type': {
+        // YAML's .inf and .nan (and 1e400) are numbers, but none a setting can hold: said as such
+        // (JSON.stringify shows them as null).
+        if (typeof value === 'number' && !Number.isFinite(value)) {
+          line = `${label}: must be a finite number (got ${value})`;
+          break;
+        }
+        const types = String((e.params as { type: string | string[] }).type).split(',');
+        line = `${label}: must be ${types.map((t) => TYPE_WORDS[t] ?? `a ${t}`).join(' or ')}${got}`;
         break;
+      }
+      case 'minItems':
+      case 'maxItems': {
+        const node = schemaNode(o.schema, e.schemaPath);
+        const limit = (e.params as { limit: number }).limit;
+        const n = Array.isArray(value) ? value.length : undefined;
+        const items = (k: number) => `${k} item${k === 1 ? '' : 's'}`;
+        const want =
+          node?.minItems === node?.maxItems ? `exactly ${items(limit)}` : e.keyword === 'minItems' ? `at least ${items(limit)}` : `at most ${items(limit)}`;
+        line = `${label}: must be a list of ${want}${n === undefined ? '' : `, not ${n}`}${got}`;
+        break;
+      }
+      case 'minLength':
+      case 'maxLength': {
+        const limit = (e.params as { limit: number }).limit;
+        line =
+          e.keyword === 'minLength' && limit === 1
+            ? `${label}: must not be empty${got}`
+            : `${label}: must be ${e.keyword === 'minLength' ? 'at least' : 'at most'} ${limit} character${limit === 1 ? '' : 's'}${got}`;
+        break;
+      }
+      case 'minProperties':
+      case 'maxProperties': {
+        const limit = (e.params as { limit: number }).limit;
+        line = `${label}: must hold ${e.keyword === 'minProperties' ? 'at least' : 'at most'} ${limit === 1 ? 'one key' : `${limit} keys`}${got}`;
+        break;
+      }
+      case 'uniqueItems': {
+        const { i, j } = e.params as { i: number; j: number };
+        line = `${label}: must not repeat an item (items ${j} and ${i} are the same)${got}`;
+        break;
+      }
       default:
         line = `${label}: ${spec?.hint ?? e.message ?? 'is invalid'}${got}`;
     }
