@@ -64,6 +64,10 @@
 //   `chown root:mosquitto KEY && chmod 0640 KEY`            -> run as written, once those TLS files are made; skipped when not root or no
 //                                                              user mosquitto (the broker then reads its files as this user)
 //   `systemctl reload mosquitto`                            -> SIGHUP to that mosquitto
+//   `systemctl stop|start presence-gateway`                 -> not run (the gateway's service needs systemd as PID 1 and the capture hardware)
+//   `cp UNIT /etc/systemd/system/ && systemctl daemon-reload` -> the copy only, into the prefix's /etc/systemd/system (made when absent)
+//   `presence doctor --config /etc/presence/gateway.yaml` as root with gateway.env (the field guide's check)
+//                                                           -> not run (its sources need wlan0mon and bluetooth0, its broker broker.example.net)
 //   `systemctl kill -s HUP presence-aggregator`             -> SIGHUP to the aggregator the doc started
 //   `systemctl daemon-reload && systemctl enable --now presence-aggregator`
 //                                                           -> the ExecStart of the unit file the doc wrote (substituted, --http-port added;
@@ -221,6 +225,15 @@ export function rewrite(cmd: string, m: Machine): Step {
         execFileSync('bash', ['-c', cmd], { stdio: 'pipe' });
       },
     };
+  }
+  if (/^\s*systemctl (stop|start|restart) presence-gateway\s*(#.*)?$/.test(c))
+    return { kind: 'skip', why: "the gateway's service: needs systemd as PID 1 and the capture hardware" };
+  if (/^\s*sh -c '.*presence doctor --config \/etc\/presence\/gateway\.yaml'\s*$/.test(c))
+    return { kind: 'skip', why: "the field guide's configuration: its sources need wlan0mon and bluetooth0, its broker broker.example.net" };
+  const unit = /^\s*cp (\S+) \/etc\/systemd\/system\/\s*&&\s*systemctl daemon-reload\s*(#.*)?$/.exec(c);
+  if (unit) {
+    const dir = substitute('/etc/systemd/system', m);
+    return { kind: 'shell', cmd: `mkdir -p ${dir} && cp ${substitute(unit[1]!, m)} ${dir}/` };
   }
   if (/^\s*systemctl enable --now influxdb\s*(#.*)?$/.test(c)) return { kind: 'action', what: 'start influxd', run: (mm, s) => s.startInfluxd(mm) };
   if (/^\s*systemctl restart mosquitto\s*(#.*)?$/.test(c)) return { kind: 'action', what: 'restart mosquitto', run: (mm, s) => s.restartMosquitto(mm) };

@@ -84,6 +84,11 @@ describe('the docs runner', () => {
     expect(substitute(once, machine)).toBe(once);
     expect(rewrite('sudo systemctl restart mosquitto', machine).kind).toBe('action');
     expect(rewrite('npm test', machine).kind).toBe('skip');
+    expect(rewrite('sudo systemctl stop presence-gateway', machine).kind).toBe('skip');
+    expect(rewrite('sudo cp /opt/presence-counter/gateway/presence-gateway.service /etc/systemd/system/ && sudo systemctl daemon-reload', machine)).toEqual({
+      kind: 'shell',
+      cmd: 'mkdir -p /tmp/m/root/etc/systemd/system && cp /tmp/m/root/opt/presence-counter/gateway/presence-gateway.service /tmp/m/root/etc/systemd/system/',
+    });
     // the key's chown runs as written where the broker can run as Debian runs it (root, user mosquitto)
     expect(rewrite('sudo chown root:mosquitto /etc/mosquitto/certs/server.key && sudo chmod 0640 /etc/mosquitto/certs/server.key', machine).kind).toBe(
       asDebian ? 'action' : 'skip',
@@ -141,6 +146,9 @@ describe('the docs runner', () => {
         /^docs\/deployment\.md:\d+: presence gateway --site dam/m,
         /^docs\/deployment\.md:\d+: mosquitto_sub -h 127\.0\.0\.1 -u aggregator/m,
         /^docs\/field-guide\.md:\d+: cd \/opt\/presence-counter && sudo npm ci --omit=dev/m,
+        // the upgrade: the package put in place afresh over the installed one, with its unit, and it runs
+        /^docs\/field-guide\.md:\d+: sudo rm -rf \/opt\/presence-counter && sudo mkdir -p \/opt\/presence-counter/m,
+        /^docs\/field-guide\.md:\d+: sudo cp \/opt\/presence-counter\/gateway\/presence-gateway\.service \/etc\/systemd\/system\/ && sudo systemctl daemon-reload/m,
       ])
         expect(r.out).toMatch(line);
       // The broker started as root and ran as user mosquitto, after the doc's chown of its key ran.
