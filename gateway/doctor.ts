@@ -811,7 +811,30 @@ export function checkSwap(swaps = '/proc/swaps'): CheckResult {
 /** The queue folder of the shipped systemd unit (StateDirectory=presence-gateway, given to the gateway as $STATE_DIRECTORY). */
 export const UNIT_QUEUE_DIR = '/var/lib/presence-gateway';
 
-function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.env): CheckResult {
+/**
+ * Run as root, doctor makes and writes the queue folder as root, which the service's user may not
+ * write: "OK", and the service then stopped at its start (EACCES). So, as root and where that user is
+ * known, the folder is tried as that user too (runuser, as checkServiceUser reads the files). The
+ * unit's own folder is left out: systemd gives its StateDirectory to the unit's User= at every start.
+ * null: nothing to say (not root, no user, the unit's folder, no runuser).
+ */
+function queueNotWritableBy(dir: string, user: string | null): CheckResult | null {
+  if (!user || process.getuid?.() !== 0) return null;
+  if (dir === UNIT_QUEUE_DIR || dir.startsWith(`${UNIT_QUEUE_DIR}/`)) return null;
+  const r = spawnSync('runuser', ['-u', user, '--', 'test', '-w', dir, '-a', '-x', dir], { encoding: 'utf8', timeout: 5000 });
+  if (r.error || r.status === 0 || r.stderr?.trim()) return null;
+  const group = spawnSync('id', ['-gn', user], { encoding: 'utf8' }).stdout?.trim() || user;
+  const parent = dirname(dir);
+  const enters = spawnSync('runuser', ['-u', user, '--', 'test', '-x', parent], { encoding: 'utf8', timeout: 5000 }).status === 0;
+  return {
+    step: 'queue folder',
+    level: 'fail',
+    detail: `${dir} is writable by root, who runs doctor, but not by ${user}, who runs the service: the gateway would stop at its start (EACCES)`,
+    fix: `sudo chown -R ${user}:${group} ${dir} && sudo chmod 0750 ${dir}${enters ? '' : ` (and let ${user} into ${parent})`} (or set queue.dir: ${UNIT_QUEUE_DIR}, the unit's StateDirectory, which systemd gives to ${user})`,
+  };
+}
+
+function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.env, user: string | null = null): CheckResult {
   if (!cfg) return { step: 'queue folder', level: 'warn', detail: 'no configuration, so the queue folder is unknown' };
   const dir = defaultQueueDir(cfg, env);
   try {
@@ -821,6 +844,8 @@ function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.
     unlinkSync(probe);
     const queued = existsSync(join(dir, 'windows')) ? readdirSync(join(dir, 'windows')).filter((f) => f.endsWith('.json')).length : 0;
     const detail = `${dir} is writable (fsync works); ${queued} windows queued`;
+    const notTheirs = queueNotWritableBy(dir, user);
+    if (notTheirs) return notTheirs;
     // Without queue.dir the gateway's folder depends on how it is started: the systemd unit gives it
     // $STATE_DIRECTORY, a shell does not, so doctor (run from a shell) checked the home folder of
     // whoever ran it while the service used another one.
@@ -993,9 +1018,9 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; 
         ? await checkBroker(cfg)
         : { step: 'broker reachable', level: 'warn', detail: 'no broker given (--mqtt-url)', fix: 'presence doctor --config /etc/presence/gateway.yaml' },
     );
-  if (!configFailed && flags.config) {
-    const user = flags.serviceUser ?? serviceUserOf(flags.config);
-    const service = user ? checkServiceUser(cfg, flags.config, user) : null;
+  const user = !configFailed && flags.config ? (flags.serviceUser ?? serviceUserOf(flags.config)) : null;
+  if (user) {
+    const service = checkServiceUser(cfg, flags.config!, user);
     if (service) results.push(service);
   }
   results.push(await checkClock());
@@ -1004,7 +1029,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; 
     configFailed
       ? skippedForConfig('queue folder')
       : brokerGiven || flags.queueDir
-        ? checkQueue(cfg)
+        ? checkQueue(cfg, process.env, user)
         : {
             step: 'queue folder',
             level: 'warn',

@@ -587,6 +587,57 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'run as root, a queue folder the service user cannot write (root made it) fails with the chown that fixes it, not "ready"',
+    () => {
+      const etc = mkdtempSync('/tmp/presence-doctor-queue-');
+      chmodSync(etc, 0o755);
+      try {
+        const cap = wifiCapture(join(etc, 'q.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 5 });
+        chmodSync(cap.path, 0o644);
+        const queue = join(etc, 'queue'); // not there yet: doctor, as root, makes it root's
+        const file = join(etc, 'gateway.yaml');
+        writeFileSync(
+          file,
+          [
+            'gateway: { site: doc, zone: z, id: q }',
+            `sources: [{ type: file, name: wifi, radio: wifi, path: ${cap.path} }]`,
+            `mqtt: { url: "${broker.url}" }`,
+            `queue: { dir: ${queue} }`,
+          ].join('\n'),
+        );
+        chmodSync(file, 0o644);
+        const group = execFileSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).trim();
+        const run = () => doctor(['--config', file, '--service-user', 'nobody', '--json', '--frames-timeout', '1s']);
+        const r = run();
+        expect(by(r, 'queue folder'), r.text).toEqual({
+          step: 'queue folder',
+          level: 'fail',
+          detail: `${queue} is writable by root, who runs doctor, but not by nobody, who runs the service: the gateway would stop at its start (EACCES)`,
+          fix: `sudo chown -R nobody:${group} ${queue} && sudo chmod 0750 ${queue} (or set queue.dir: /var/lib/presence-gateway, the unit's StateDirectory, which systemd gives to nobody)`,
+        });
+        expect(r.code).toBe(1);
+        // what the service would meet: the gateway, run as that user, stops at its start
+        const gw = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, join(ROOT, 'scripts', 'presence.js'), 'gateway', '--config', file], {
+          cwd: etc,
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+        expect(gw.status, gw.stderr).toBe(2);
+        expect(gw.stderr).toMatch(/EACCES/);
+        // the fix doctor gave fixes it
+        execFileSync('chown', ['-R', `nobody:${group}`, queue]);
+        chmodSync(queue, 0o750);
+        const after = run();
+        expect(by(after, 'queue folder')?.level, after.text).toBe('ok');
+        // without a service user (not the unit's file, no --service-user) root's own check stands
+        expect(by(doctor(['--config', file, '--json', '--frames-timeout', '1s']), 'queue folder')?.level).toBe('ok');
+      } finally {
+        rmSync(etc, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('a Wi-Fi capture command on an interface with no radio (lo): doctor says it is not a Wi-Fi interface, never to set it to monitor mode', () => {
     const r = doctor([
       '--config',
