@@ -117,6 +117,18 @@ describe('the docs runner', () => {
     }
   });
 
+  it("the aggregator's broker password and a gateway's are different files", () => {
+    // One machine may run both (gateway/README.md: one configuration file for both); with one path
+    // the gateway's password, installed by the provisioning line, replaced the aggregator's, which
+    // was then refused by the broker at its next connection.
+    const text = readFileSync(join(repo, 'docs/deployment.md'), 'utf8');
+    const aggregator = /MQTT_PASSWORD_FILE=(\S+?)'? \| sudo install .* \/etc\/presence\/aggregator\.env/.exec(text)?.[1];
+    const gateway = /\| ssh gw-plein-1 'sudo install .* \/dev\/stdin (\S+)'/.exec(text)?.[1];
+    expect(aggregator).toMatch(/^\/etc\/presence\//);
+    expect(gateway).toBe('/etc/presence/mqtt-password');
+    expect(aggregator).not.toBe(gateway);
+  });
+
   it('no command logs in to another machine as root', () => {
     // The field guide sets a gateway up with SSH for the engineer's own user and key; Debian's and
     // Raspberry Pi OS's sshd let root in with no password (PermitRootLogin prohibit-password) and root
