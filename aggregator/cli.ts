@@ -85,6 +85,14 @@ export function registerAggregator(program: Command): void {
               { file: configFile, calibration: named, in_use: calibrationFile ?? null },
               `calibration: the config file now names ${named ?? 'none'}, the aggregator goes on with ${calibrationFile ?? 'none'}: another calibration path takes a restart (systemctl restart presence-aggregator); SIGHUP re-reads the file in use`,
             );
+          // Corridor groups are set up at start (their subscriptions, sketch windows, the share-out
+          // among aggregators): a group or member changed in the config file (a gateway taken out of
+          // its group after a theft, a new group) is not taken up by SIGHUP: said, not silently ignored.
+          if (JSON.stringify(reloaded.corridors) !== JSON.stringify(config.corridors))
+            aggregator.log.warn(
+              { file: configFile, corridors: reloaded.corridors.map((c) => c.group), in_use: config.corridors.map((c) => c.group) },
+              'corridors: the config file now lists other corridor groups, members or settings than those in use, which stay: corridors take a restart (systemctl restart presence-aggregator); SIGHUP re-reads the gateway registry and the calibration only',
+            );
         } catch (e) {
           aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');
         }

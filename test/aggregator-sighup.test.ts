@@ -1,7 +1,7 @@
 // SIGHUP to a `presence aggregator` process with nothing to reload (no --calibration, no --config):
 // it goes on, says so, and still writes and stops cleanly. Node's default for SIGHUP is to end the
 // process at once, unlogged: a `systemctl reload` or a log rotation stopped such an aggregator.
-// And a calibration path changed in the config file: SIGHUP says it needs a restart.
+// And a calibration path or a corridor group changed in the config file: SIGHUP says it needs a restart.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,6 +107,54 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
       const warned = lines.find((l) => String(l.msg).startsWith('calibration: the config file now names'))!;
       expect(warned).toMatchObject({ level: 40, calibration: b, in_use: a });
       expect(String(warned.msg)).toContain('takes a restart');
+    } finally {
+      p.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('a corridor member taken out in the config file is not taken up silently: SIGHUP says corridors take a restart', async () => {
+    const cfg = join(dir, 'corridors.yaml');
+    const configWith = (members: string) =>
+      `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-corr\nout: ${join(dir, 'corr.lp')}\nhttp:\n  port: 0\ncorridors:\n  - { group: main-street, site: dam, members: [${members}] }\n`;
+    writeFileSync(cfg, configWith('gw-a, gw-b, gw-c'));
+    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+    });
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const json = () =>
+      log
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    try {
+      await until(
+        'subscribed',
+        () => log,
+        (l) => l.includes('"subscribed"'),
+      );
+      // the same file again: nothing to say
+      p.kill('SIGHUP');
+      await until(
+        'reloaded',
+        () => json().filter((l) => l.msg === 'gateway registry reloaded').length,
+        (n) => n >= 1,
+      );
+      expect(json().find((l) => String(l.msg).startsWith('corridors:'))).toBeUndefined();
+      writeFileSync(cfg, configWith('gw-a, gw-b'));
+      p.kill('SIGHUP');
+      await until(
+        'said',
+        () => log,
+        (l) => l.includes('corridors: the config file now lists'),
+      );
+      const warned = json().find((l) => String(l.msg).startsWith('corridors:'))!;
+      expect(warned).toMatchObject({ level: 40, file: cfg, corridors: ['main-street'], in_use: ['main-street'] });
+      expect(String(warned.msg)).toContain('take a restart');
     } finally {
       p.kill('SIGTERM');
     }
