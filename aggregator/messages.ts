@@ -96,11 +96,22 @@ function seriesPrefixes(site: string, zone: string, gateway: string): Prefixes {
 export function countsLines(m: CountsMessage, time = Date.parse(m.start), cal: Calibration | null = null): string[] {
   const p = seriesPrefixes(m.site, m.zone, m.gateway);
   const complete = m.complete ? 'T' : 'F';
-  const line = (prefix: string, radio: 'wifi' | 'ble', r: CountsMessage['wifi']) =>
+  return [
+    radioLine(p.wifi, m, 'wifi', complete, time, cal),
+    radioLine(p.ble, m, 'ble', complete, time, cal),
+    `${p.status} window_complete=${complete} ${time}`,
+  ];
+}
+
+/** The line of one radio of a counts message (countsLines). A function of its own, not a closure made
+ *  per message: under tsx (the benches, the tests) each closure made also had its name set. */
+function radioLine(prefix: string, m: CountsMessage, radio: 'wifi' | 'ble', complete: 'T' | 'F', time: number, cal: Calibration | null): string {
+  const r = m[radio];
+  return (
     `${prefix} ${calibratedField(cal, m, radio)}complete=${complete},devices=${r.devices}i,estimate=${r.estimate}i,frames=${r.frames}i` +
     `${peopleFields(cal, m, radio, r)}${typeof r.rejected === 'number' ? `,rejected=${r.rejected}i` : ''}` +
-    `${typeof r.suppressed === 'boolean' ? `,suppressed=${r.suppressed ? 'T' : 'F'}` : ''} ${time}`;
-  return [line(p.wifi, 'wifi', m.wifi), line(p.ble, 'ble', m.ble), `${p.status} window_complete=${complete} ${time}`];
+    `${typeof r.suppressed === 'boolean' ? `,suppressed=${r.suppressed ? 'T' : 'F'}` : ''} ${time}`
+  );
 }
 
 /** The same three points through the client's Point class (reference for countsLines). */
