@@ -101,12 +101,25 @@ function merge(a: Stored, b: Stored): Stored {
   return a;
 }
 
+const PRESENCE_HEAD = `${PRESENCE},`;
+const GATEWAY_STATUS_HEAD = `${GATEWAY_STATUS},`;
+
 function allWritten(lines: readonly string[]): Stored {
+  // The two measurements the aggregator writes are counted without a new string per line (this runs
+  // for every line written); any other line by measurementOf.
+  let presence = 0;
+  let status = 0;
   const written = new Map<string, number>();
   for (const l of lines) {
-    const m = measurementOf(l);
-    written.set(m, (written.get(m) ?? 0) + 1);
+    if (l.startsWith(PRESENCE_HEAD)) presence++;
+    else if (l.startsWith(GATEWAY_STATUS_HEAD)) status++;
+    else {
+      const m = measurementOf(l);
+      written.set(m, (written.get(m) ?? 0) + 1);
+    }
   }
+  if (presence) written.set(PRESENCE, (written.get(PRESENCE) ?? 0) + presence);
+  if (status) written.set(GATEWAY_STATUS, (written.get(GATEWAY_STATUS) ?? 0) + status);
   return { written, dropped: [], unsure: [] };
 }
 
