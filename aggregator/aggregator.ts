@@ -354,7 +354,7 @@ export class Aggregator extends EventEmitter {
     if (r.ok) {
       // Who may publish what (registry, limit on unknown gateways), then conflicts with accepted windows.
       const m = r.message;
-      const denied = this.identity.admit(m.site, m.gateway, m.zone) ?? (r.kind === 'counts' ? this.identity.checkCounts(r.message) : null);
+      const denied = this.identity.admit(m.site, m.gateway, m.zone) ?? (r.kind === 'counts' ? this.identity.checkCounts(r.message, r.start, r.end) : null);
       if (denied) r = { ok: false, ...denied };
     }
     if ((r.ok ? r.kind : topicKind(topic)) === 'status') this.uncounted.status++;

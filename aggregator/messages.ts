@@ -44,8 +44,9 @@ export const REJECT_REASONS: RejectReason[] = [
   ...IDENTITY_REJECT_REASONS,
 ];
 
+/** A counts message's start and end are its times in ms, as parsed once here. */
 export type Classified =
-  | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[]; windowMs: number }
+  | { ok: true; kind: 'counts'; message: CountsMessage; lines: string[]; windowMs: number; start: number; end: number }
   | { ok: true; kind: 'status'; message: StatusMessage; lines: string[] }
   | { ok: false; reason: RejectReason; detail: string };
 
@@ -263,7 +264,7 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     const end = Date.parse(m.end);
     if (start > now + maxAheadMs) return { ok: false, reason: 'future', detail: aheadOfClock('window starts', start - now, maxAheadMs) };
     if (end > now + maxAheadMs) return { ok: false, reason: 'future', detail: aheadOfClock('window ends', end - now, maxAheadMs) };
-    return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: end - start };
+    return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: end - start, start, end };
   }
   const v = validateStatus(value);
   if (!v.ok) return { ok: false, reason: v.code, detail: v.reason };

@@ -86,12 +86,12 @@ function leaf(v: unknown): string {
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
  *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. */
-export function countsDigest(m: CountsMessage, start = Date.parse(m.start)): string {
+export function countsDigest(m: CountsMessage, start = Date.parse(m.start), end = Date.parse(m.end)): string {
   let s = '';
   for (const k of TOP) {
     const v = m[k] as unknown;
     const sub = SUBKEYS[k];
-    if (TIMES.has(k)) s += `${k === 'start' ? start : Date.parse(v as string)}|`;
+    if (TIMES.has(k)) s += `${k === 'start' ? start : end}|`;
     else if (sub && v && typeof v === 'object') for (const f of sub) s += `${leaf((v as Record<string, unknown>)[f])},`;
     else s += `${leaf(v)}|`;
   }
@@ -272,15 +272,15 @@ export class GatewayIdentity {
    * counts for the same window of the gateway, or for the same seq with a window not after the
    * remembered one (a gateway whose queue folder was lost starts its seq again: later windows under
    * an old seq are accepted). Otherwise remembers it (oldest forgotten beyond conflict_memory).
+   * `start`, `end`: its times in ms, when the caller has them already (classify does).
    */
-  checkCounts(m: CountsMessage): IdentityVerdict {
+  checkCounts(m: CountsMessage, start = Date.parse(m.start), end = Date.parse(m.end)): IdentityVerdict {
     const limit = this.cfg.conflict_memory;
     if (limit <= 0) return null;
-    const start = Date.parse(m.start);
     const gw = `${m.site}/${m.gateway}`;
     const wk = `${gw}@${start}`;
     const sk = `${gw}#${m.seq}`;
-    const digest = countsDigest(m, start);
+    const digest = countsDigest(m, start, end);
     const w = this.byWindow.get(wk);
     if (w) {
       if (w.digest === digest) return null; // a redelivery: the same point is written again
