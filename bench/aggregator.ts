@@ -117,7 +117,7 @@ async function aggregator(url: string, influx: Influxd, n: number): Promise<{ ms
   if (process.env.BENCH_DEBUG) {
     const cpu = process.cpuUsage(cpu0);
     console.log(
-      `aggregator: most unacknowledged at once ${maxDepth}; node CPU ${(((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100).toFixed(0)}% of the wall time`,
+      `aggregator: most unacknowledged at once ${maxDepth}; node CPU ${(((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100).toFixed(0)}% of the wall time, ${((cpu.user + cpu.system) / n).toFixed(1)} µs per message`,
     );
   }
   const ms = performance.now() - t0;
@@ -151,7 +151,9 @@ export async function run(): Promise<void> {
       const bareMs = await bare(broker.url, pub.n);
       if (process.env.BENCH_DEBUG) {
         const c = process.cpuUsage(c0);
-        console.log(`aggregator: bare node CPU ${(((c.user + c.system) / 1000 / bareMs) * 100).toFixed(0)}%`);
+        console.log(
+          `aggregator: bare node CPU ${(((c.user + c.system) / 1000 / bareMs) * 100).toFixed(0)}%, ${((c.user + c.system) / pub.n).toFixed(1)} µs per message`,
+        );
       }
       const b = (pub.n / bareMs) * 1000;
       const { ms: aggMs, agg } = await aggregator(broker.url, influx, pub.n);
