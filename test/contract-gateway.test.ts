@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { need } from './support/need.ts';
 import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import { config, subscriber, waitFor } from './gateway-support.ts';
+import { config, queuedWindow, subscriber, waitFor } from './gateway-support.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { loadConfig } from '../gateway/config.ts';
 import { WindowQueue } from '../gateway/queue.ts';
@@ -50,18 +50,7 @@ describe.skipIf(!ok)(SUITE, () => {
     const log = pino({ level: 'info' }, { write: (s: string) => void logs.push(JSON.parse(s)) });
     const cfg = loadConfig({ site: 'cg', zone: 'z', id: 'g', mqttUrl: broker.url, source: ['pcap:/dev/null'], queueDir: dir }, {});
     const queue = WindowQueue.open(dir, { maxWindows: 100, log });
-    const window = (seq: number): CountsMessage => ({
-      v: 1,
-      site: 'cg',
-      zone: 'z',
-      gateway: 'g',
-      seq,
-      start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
-      end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(),
-      complete: true,
-      wifi: { frames: 10, devices: 3, estimate: 3 },
-      ble: { frames: 5, devices: 2, estimate: 2 },
-    });
+    const window = (seq: number): CountsMessage => queuedWindow('cg', seq, { frames: 10, devices: 3, estimate: 3 }, { frames: 5, devices: 2, estimate: 2 });
     queue.append(window(1));
     queue.append({ ...window(2), wifi: { ...window(2).wifi, mac: '3c:22:fb:01:a0:9e' } } as CountsMessage);
     queue.append(window(3));

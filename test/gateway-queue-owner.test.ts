@@ -13,22 +13,11 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CountsMessage } from '../contract/index.ts';
 import { WindowQueue } from '../gateway/queue.ts';
-import { counts, subscriber, waitFor } from './gateway-support.ts';
+import { counts, queuedWindow, subscriber, waitFor } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 
-const window = (seq: number): CountsMessage => ({
-  v: 1,
-  site: 'q',
-  zone: 'z',
-  gateway: 'g',
-  seq,
-  start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
-  end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(),
-  complete: true,
-  wifi: { frames: 1, devices: 1, estimate: 1 },
-  ble: { frames: 0, devices: 0, estimate: 0 },
-});
+const window = (seq: number): CountsMessage => queuedWindow('q', seq);
 
 describe('a window file that cannot be read while the gateway runs', () => {
   it('is logged and kept, queued and on disk', () => {

@@ -19,6 +19,25 @@ export interface Received {
   retain: boolean;
 }
 
+/** A whole 1-minute window of gateway `g` of `site` (zone z), number `seq`, at 12:seq on 1 June 2026, as a queue holds it. */
+export const queuedWindow = (
+  site: string,
+  seq: number,
+  wifi = { frames: 1, devices: 1, estimate: 1 },
+  ble = { frames: 0, devices: 0, estimate: 0 },
+): CountsMessage => ({
+  v: 1,
+  site,
+  zone: 'z',
+  gateway: 'g',
+  seq,
+  start: new Date(Date.UTC(2026, 5, 1, 12, seq)).toISOString(),
+  end: new Date(Date.UTC(2026, 5, 1, 12, seq + 1)).toISOString(),
+  complete: true,
+  wifi,
+  ble,
+});
+
 /** The counts messages of gateway `g` of `site` among `ms`, each checked against the contract. */
 export const counts = (ms: Received[], site: string): CountsMessage[] =>
   ms
