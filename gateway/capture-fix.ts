@@ -78,8 +78,10 @@ const PACKAGE_OF: Record<string, string> = {
  * tshark`, `nice -n 5 dumpcap` all run tcpdump, tshark or dumpcap (WRAPPERS; a command that is
  * nothing but wrappers has the last one as its program). The interface is the `-i` of the words
  * after the program (`env -i` clears the environment). `wrappers`: their basenames, in order.
+ * `runAs`: the user the last sudo or doas before the program runs it as (`-u presence`,
+ * `--user=presence`), when one is named; without it they run it as root.
  */
-export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string; wrappers: string[] } {
+export function parseCaptureCommand(command: string | string[]): { program: string; iface?: string; wrappers: string[]; runAs?: string } {
   const argv = Array.isArray(command)
     ? command
     : command
@@ -88,6 +90,7 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
         .map((a) => a.replace(/^(["'])(.*)\1$/, '$2'));
   const base = (word: string) => word.split('/').pop()!;
   const wrappers: string[] = [];
+  let runAs: string | undefined;
   let i = 0;
   for (;;) {
     while (i < argv.length && /^\w+=/.test(argv[i]!)) i++;
@@ -95,10 +98,14 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
     if (!Object.hasOwn(WRAPPERS, name)) break;
     const wrapper = WRAPPERS[name]!;
     wrappers.push(name);
+    const elevates = name === 'sudo' || name === 'doas';
+    if (elevates) runAs = undefined;
     i++;
     while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '-') {
       const option = argv[i++]!;
       if (option === '--') break;
+      if (elevates && (option === '-u' || option === '--user')) runAs = argv[i];
+      else if (elevates && /^(-u|--user=)./.test(option)) runAs = option.replace(/^(-u|--user=)/, '');
       if (wrapper.valued.includes(option)) i++;
     }
     while (i < argv.length && /^\w+=/.test(argv[i]!)) i++;
@@ -108,7 +115,7 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
   const args = argv.slice(i + 1);
   const at = args.findIndex((a) => a === '-i' || a === '--interface');
   const iface = at >= 0 ? args[at + 1] : args.find((a) => a.startsWith('-i') && a.length > 2)?.slice(2);
-  return { program, ...(iface ? { iface } : {}), wrappers };
+  return { program, ...(iface ? { iface } : {}), wrappers, ...(runAs !== undefined ? { runAs } : {}) };
 }
 
 /**

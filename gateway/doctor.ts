@@ -157,9 +157,14 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
       out.push({ step: `capture tool ${prog}`, level: 'ok', detail: `${path} (not a local capture tool: its capture rights are not checked here)` });
       continue;
     }
-    // Run only through sudo or doas in every command that runs it: their rules grant the rights, not
-    // the file's capabilities or who runs doctor; those rules are the gateway user's, not checked here.
-    const elevated = parsed.filter((p) => p.program === real).map((p) => p.wrappers.find((w) => w === 'sudo' || w === 'doas'));
+    // Run only through sudo or doas as root in every command that runs it: their rules grant the
+    // rights, not the file's capabilities or who runs doctor; those rules are the gateway user's, not
+    // checked here. Run as another user (sudo -u presence) the program has that user's rights: its
+    // file's capabilities, whoever runs doctor.
+    const runs = parsed.filter((p) => p.program === real);
+    const asRoot = (p: (typeof parsed)[number]) => p.runAs === undefined || p.runAs === 'root' || p.runAs === '#0';
+    const elevated = runs.map((p) => (asRoot(p) ? p.wrappers.filter((w) => w === 'sudo' || w === 'doas').at(-1) : undefined));
+    const asOther = [...new Set(runs.flatMap((p) => (p.wrappers.some((w) => w === 'sudo' || w === 'doas') && !asRoot(p) ? [p.runAs!] : [])))];
     if (elevated.length && elevated.every(Boolean)) {
       out.push({
         step: `capture permission (${prog})`,
@@ -168,7 +173,7 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
       });
       continue;
     }
-    if (root) {
+    if (root && !asOther.length) {
       out.push({ step: `capture permission (${prog})`, level: 'ok', detail: `${path}; running as root` });
       continue;
     }
@@ -179,7 +184,7 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
       out.push({
         step: `capture permission (${prog})`,
         level: 'fail',
-        detail: `not root and ${path} lacks cap_net_raw,cap_net_admin`,
+        detail: `${asOther.length ? `run as ${asOther.join(' and ')} (sudo -u), not root,` : 'not root'} and ${path} lacks cap_net_raw,cap_net_admin`,
         fix: `sudo setcap cap_net_raw,cap_net_admin=eip ${path}   (or run the gateway with the systemd unit, which grants these capabilities)`,
       });
     }

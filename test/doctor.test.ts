@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { checkClock, checkMonitorMode } from '../gateway/doctor.ts';
+import { checkClock, checkMonitorMode, parseCaptureCommand } from '../gateway/doctor.ts';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { scan, tsharkAddresses } from './support/leak.ts';
@@ -841,6 +841,32 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(by(r, 'capture permission (tcpdump)'), r.text).toMatchObject({
       level: 'ok',
       detail: `${join(dir, 'tcpdump')}; run through sudo, whose rules grant the capture rights: not checked here (the gateway's user needs a rule that asks no password, e.g. sudo -n -l ${join(dir, 'tcpdump')} as that user)`,
+    });
+  });
+
+  it("a capture tool run through sudo -u as another user has that user's rights: judged by the file's capabilities, not as run through sudo", () => {
+    expect(parseCaptureCommand('sudo -n -u presence tcpdump -i wlan0mon')).toMatchObject({ program: 'tcpdump', runAs: 'presence', iface: 'wlan0mon' });
+    expect(parseCaptureCommand('sudo --user=presence tcpdump')).toMatchObject({ runAs: 'presence' });
+    expect(parseCaptureCommand('sudo -n tcpdump').runAs).toBeUndefined();
+    const dir = join(tmp, 'sudo-as-user');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'sudo'), '#!/bin/sh\nwhile [ "$(printf %.1s "$1")" = - ]; do shift; done\nexec "$@"\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'tcpdump'), '#!/bin/sh\necho "tcpdump: wlan0mon: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
+    const r = doctor(
+      [
+        '--config',
+        config('viasudou', ['{ type: command, name: w, radio: wifi, command: "sudo -n -u presence tcpdump -i wlan0mon -U -w -" }'], broker.url),
+        '--json',
+        '--frames-timeout',
+        '2s',
+      ],
+      `${dir}:${process.env.PATH}`,
+    );
+    const perm = by(r, 'capture permission (tcpdump)');
+    expect(perm?.detail, r.text).not.toMatch(/run through sudo|running as root/);
+    expect(perm, r.text).toMatchObject({
+      level: 'fail',
+      detail: `run as presence (sudo -u), not root, and ${join(dir, 'tcpdump')} lacks cap_net_raw,cap_net_admin`,
     });
   });
 
