@@ -75,6 +75,7 @@ function commandPath(cmd: Command): string {
  * An unknown option given as `--name=value` is named without its value, which can be a secret
  * (`--mqtt-pasword=...`, `--http-password=...`: commander quoted it whole), with the "did you
  * mean" of the name among `flags`, the command's long options (commander's own compared the value too).
+ * A flag of the command that takes no value, given one (`--hold=yes`), is said to take none.
  */
 export function usageText(path: string, text: string, flags: string[] = []): string {
   const lines = text
@@ -88,11 +89,16 @@ export function usageText(path: string, text: string, flags: string[] = []): str
   if (withValue) {
     const name = withValue[1];
     msg = `unknown option '${name}=...'`;
-    const close = flags
-      .map((f) => ({ f, d: distance(name, f) }))
-      .filter(({ f, d }) => d <= 2 && d < Math.max(name.length, f.length) * 0.6)
-      .sort((a, b) => a.d - b.d)[0];
-    didYouMean = close ? `(Did you mean ${close.f}?)` : undefined;
+    // A flag of the command that takes no value (--hold, --json), given one: commander calls it
+    // unknown, and "did you mean" would name the flag that was typed.
+    const close = flags.includes(name)
+      ? { f: name, d: 0 }
+      : flags
+          .map((f) => ({ f, d: distance(name, f) }))
+          .filter(({ f, d }) => d <= 2 && d < Math.max(name.length, f.length) * 0.6)
+          .sort((a, b) => a.d - b.d)[0];
+    didYouMean = close && close.d > 0 ? `(Did you mean ${close.f}?)` : undefined;
+    if (close?.d === 0) msg = `option '${name}' takes no value (got '${name}=...'): give ${name} alone`;
   }
   if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;
   const where = path ? `presence ${path}` : 'presence';

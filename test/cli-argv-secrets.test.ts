@@ -126,6 +126,8 @@ describe('secrets on the command line', () => {
       [['replay', 'x.pcap', '--influx-token=Typo-Flag-Pw3'], "presence replay: unknown option '--influx-token=...'", null],
       [['--mqtt-password=Typo-Flag-Pw4'], "presence: unknown option '--mqtt-password=...'", null],
       [['gateway', '--windw=5s'], "presence gateway: unknown option '--windw=...'", '--window'],
+      // a flag that takes no value, given one: said so, not "did you mean" the same flag
+      [['demo', '--hold=Typo-Flag-Pw5'], "presence demo: option '--hold' takes no value (got '--hold=...'): give --hold alone", null],
     ];
     for (const [args, line, suggestion] of cases) {
       const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8' });
