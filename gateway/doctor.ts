@@ -26,7 +26,8 @@ import {
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
-import { writeDurably } from './queue.ts';
+import { queueFiles, writeDurably } from './queue.ts';
+import { currentUser } from '../scripts/lib/secrets.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { captureFix, configuredNames, headline, parseCaptureCommand, shownName } from './capture-fix.ts';
@@ -839,6 +840,57 @@ function queueNotWritableBy(dir: string, user: string | null): CheckResult | nul
   };
 }
 
+/**
+ * The first file of the queue folder that the gateway reads at its start (queueFiles: seq, windows)
+ * and that its user may not read, or null: the gateway refuses such a folder at its start, naming the
+ * chown (a run by hand as root leaves root's window files, mode 0640). Checked as this user, and, run
+ * as root, as the service's user too (runuser). The unit's own folder while it is not that user's
+ * is left out: systemd then gives it to User=, with every file in it, at the next start.
+ */
+function queueFileNotReadable(dir: string, user: string | null): CheckResult | null {
+  let files: string[];
+  try {
+    files = queueFiles(dir);
+  } catch {
+    return null;
+  }
+  if (!files.length) return null;
+  const root = process.getuid?.() === 0;
+  let who = currentUser();
+  let first = files.find((f) => {
+    try {
+      accessSync(f, constants.R_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (!first && root && user) {
+    const uid = Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout?.trim());
+    const unitsOwn = dir === UNIT_QUEUE_DIR && Number.isInteger(uid) && statSync(dir).uid !== uid;
+    if (unitsOwn) return null;
+    // the paths on stdin, one a line: a long queue is no argument list
+    const r = spawnSync('runuser', ['-u', user, '--', 'sh', '-c', 'while IFS= read -r f; do [ -r "$f" ] || { printf "%s\\n" "$f"; exit 1; }; done; exit 0'], {
+      input: `${files.join('\n')}\n`,
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    if (r.error || r.status !== 1) return null;
+    first = r.stdout.trim() || undefined;
+    who = user;
+  }
+  if (!first) return null;
+  const st = statSync(first);
+  const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+  const group = spawnSync('id', ['-gn', who], { encoding: 'utf8' }).stdout?.trim() || who;
+  return {
+    step: 'queue folder',
+    level: 'fail',
+    detail: `${dir}: ${first} cannot be read by ${who}${who === user ? ', who runs the service' : ''} (owner uid ${st.uid}, mode ${mode}): the gateway would refuse to start, naming it`,
+    fix: `sudo chown -R ${who}:${group} ${dir}`,
+  };
+}
+
 function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.env, user: string | null = null): CheckResult {
   if (!cfg) return { step: 'queue folder', level: 'warn', detail: 'no configuration, so the queue folder is unknown' };
   const dir = defaultQueueDir(cfg, env);
@@ -849,7 +901,7 @@ function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.
     unlinkSync(probe);
     const queued = existsSync(join(dir, 'windows')) ? readdirSync(join(dir, 'windows')).filter((f) => f.endsWith('.json')).length : 0;
     const detail = `${dir} is writable (fsync works); ${queued} windows queued`;
-    const notTheirs = queueNotWritableBy(dir, user);
+    const notTheirs = queueNotWritableBy(dir, user) ?? queueFileNotReadable(dir, user);
     if (notTheirs) return notTheirs;
     // Without queue.dir the gateway's folder depends on how it is started: the systemd unit gives it
     // $STATE_DIRECTORY, a shell does not, so doctor (run from a shell) checked the home folder of

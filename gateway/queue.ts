@@ -70,6 +70,21 @@ function readable(path: string): boolean {
   }
 }
 
+/**
+ * The files of a queue folder that the gateway reads at its start, those there: its seq file and its
+ * windows' files. Each must be readable by the gateway's user (WindowQueue.open refuses the folder
+ * otherwise; presence doctor checks them as the service's user).
+ */
+export function queueFiles(dir: string): string[] {
+  const windowsDir = join(dir, 'windows');
+  const windows = existsSync(windowsDir)
+    ? readdirSync(windowsDir)
+        .filter((f) => NAME_RE.test(f))
+        .map((f) => join(windowsDir, f))
+    : [];
+  return [join(dir, 'seq'), ...windows].filter((f) => existsSync(f));
+}
+
 /** True for the errors of a full filesystem (no space, or the user's quota used up). */
 export function isDiskFull(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -236,14 +251,7 @@ export class WindowQueue {
     let seqOk = false;
     // Files of the folder this user may not read (a run as another user, root, left them): refused
     // at start with the fix. A window file was taken for a damaged one when its turn came, and deleted.
-    const unreadable = [
-      seqFile,
-      ...(existsSync(q.windowsDir)
-        ? readdirSync(q.windowsDir)
-            .filter((f) => NAME_RE.test(f))
-            .map((f) => join(q.windowsDir, f))
-        : []),
-    ].filter((f) => existsSync(f) && !readable(f));
+    const unreadable = queueFiles(dir).filter((f) => !readable(f));
     if (unreadable.length) {
       q.close();
       const st = statSync(unreadable[0]!);

@@ -588,6 +588,58 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
   );
 
   it.skipIf(process.getuid?.() !== 0)(
+    "run as root, a queue folder the service user may write but holding root's window files (a run by hand as root) fails with the chown, as the gateway refuses to start on it",
+    () => {
+      const etc = mkdtempSync('/tmp/presence-doctor-queue-files-');
+      chmodSync(etc, 0o755);
+      try {
+        const queue = join(etc, 'queue');
+        const windows = join(queue, 'windows');
+        mkdirSync(windows, { recursive: true });
+        const group = execFileSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).trim();
+        execFileSync('chown', ['-R', `nobody:${group}`, queue]);
+        chmodSync(queue, 0o750);
+        chmodSync(windows, 0o750);
+        // root's window file, as a gateway run by hand as root leaves it
+        const left = join(windows, '7.json');
+        writeFileSync(left, '{}', { mode: 0o640 });
+        const file = join(etc, 'gateway.yaml');
+        writeFileSync(
+          file,
+          [
+            'gateway: { site: doc, zone: z, id: qf }',
+            'sources: [{ type: stdin, name: wifi, radio: wifi }]',
+            `mqtt: { url: "${broker.url}" }`,
+            `queue: { dir: ${queue} }`,
+          ].join('\n'),
+        );
+        chmodSync(file, 0o644);
+        const run = () => doctor(['--config', file, '--service-user', 'nobody', '--json', '--frames-timeout', '1s']);
+        const r = run();
+        expect(by(r, 'queue folder'), r.text).toEqual({
+          step: 'queue folder',
+          level: 'fail',
+          detail: `${queue}: ${left} cannot be read by nobody, who runs the service (owner uid 0, mode 0640): the gateway would refuse to start, naming it`,
+          fix: `sudo chown -R nobody:${group} ${queue}`,
+        });
+        // what the service would meet
+        const gw = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, join(ROOT, 'scripts', 'presence.js'), 'gateway', '--config', file], {
+          cwd: etc,
+          encoding: 'utf8',
+          timeout: 30_000,
+          input: '',
+        });
+        expect(gw.status, gw.stderr).toBe(2);
+        expect(gw.stderr).toContain(`${left}: owner uid 0, mode 0640`);
+        execFileSync('chown', ['-R', `nobody:${group}`, queue]);
+        expect(by(run(), 'queue folder')?.level).toBe('ok');
+      } finally {
+        rmSync(etc, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(process.getuid?.() !== 0)(
     'run as root, a queue folder the service user cannot write (root made it) fails with the chown that fixes it, not "ready"',
     () => {
       const etc = mkdtempSync('/tmp/presence-doctor-queue-');
