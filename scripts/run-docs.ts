@@ -63,6 +63,7 @@
 //                                                              cafile) are made with openssl when absent, root's, the key mode 0600
 //   `chown root:mosquitto KEY && chmod 0640 KEY`            -> run as written, once those TLS files are made; skipped when not root or no
 //                                                              user mosquitto (the broker then reads its files as this user)
+//   `chown mosquitto:mosquitto PASSWD && chmod 0600 PASSWD`  -> run as written; skipped when not root or no user mosquitto
 //   `systemctl reload mosquitto`                            -> SIGHUP to that mosquitto
 //   `systemctl stop|start presence-gateway`                 -> not run (the gateway's service needs systemd as PID 1 and the capture hardware)
 //   `cp UNIT /etc/systemd/system/ && systemctl daemon-reload` -> the copy only, into the prefix's /etc/systemd/system (made when absent)
@@ -226,6 +227,9 @@ export function rewrite(cmd: string, m: Machine): Step {
       },
     };
   }
+  // The broker's password file given to its user: as written, where there is such a user.
+  if (/^\s*chown mosquitto:mosquitto\s/.test(c) && !debianMosquittoUser())
+    return { kind: 'skip', why: 'not root, or no user mosquitto here: the broker runs as this user and reads its own files (restartMosquitto)' };
   if (/^\s*systemctl (stop|start|restart) presence-gateway\s*(#.*)?$/.test(c))
     return { kind: 'skip', why: "the gateway's service: needs systemd as PID 1 and the capture hardware" };
   if (/^\s*sh -c '.*presence doctor --config \/etc\/presence\/gateway\.yaml'\s*$/.test(c))

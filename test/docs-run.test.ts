@@ -21,9 +21,9 @@
 // (chown mosquitto of its data folder) itself and starts ExecStart; the unit's Type=notify waits for
 // nothing; the files live under a temporary prefix, not /etc (the package ships no AppArmor profile
 // that would confine it to /etc/mosquitto). The password file is the one `mosquitto_passwd -c` makes
-// as root (mode 0644 with the Mosquitto 2.0.11 installed here), which provision keeps with its owner
-// and mode: the password file provision creates itself, owned by `mosquitto` with mode 0600, is
-// exercised by test/mosquitto-conf.test.ts, not here. Not root, or no user mosquitto: the broker runs
+// as root (mode 0644 with the Mosquitto 2.0.11 installed here), given to `mosquitto` with mode 0600 by
+// the doc's next line, which provision keeps with its owner and mode when it adds the gateway (the
+// broker reads it at start and on the doc's reload). Not root, or no user mosquitto: the broker runs
 // as the user running the test, reads its own files whatever their ownership, and the doc's chown
 // line is skipped (the test then does not ask for either).
 import { execFile, spawnSync } from 'node:child_process';
@@ -166,6 +166,7 @@ describe('the docs runner', () => {
       // The broker started as root and ran as user mosquitto, after the doc's chown of its key ran.
       if (asDebian) {
         expect(r.out).toMatch(/^docs\/deployment\.md:\d+: sudo chown root:mosquitto \/etc\/mosquitto\/certs\/server\.key && sudo chmod 0640 /m);
+        expect(r.out).toMatch(/^docs\/deployment\.md:\d+: sudo chown mosquitto:mosquitto \/etc\/mosquitto\/passwd && sudo chmod 0600 /m);
         expect(r.out).toMatch(/^\s+mosquitto started as root as Debian's unit starts it, running as user mosquitto \(uid \d+\)$/m);
         expect(r.out).not.toMatch(/mosquitto running as this user/);
       }
