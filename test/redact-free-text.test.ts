@@ -156,6 +156,8 @@ describe('capture command environment', () => {
     // and so is one whose query holds a secret (InfluxDB 1.x takes u and p there; a token)
     OLD_INFLUX_URL: 'http://influx:8086/write?db=presence&u=writer&p=influx-in-query',
     HOOK: 'curl -s https://hooks.example.org/notify?token=tok-in-query',
+    // and one no parser reads, its password holding a / (what redactTypedUrl takes out of an error)
+    BROKER_URL: 'mqtt://gw-01:pa/ss-in-url@broker:1883',
   };
 
   it('captureEnv drops every secret variable and keeps the rest', () => {
@@ -168,8 +170,10 @@ describe('capture command environment', () => {
       PROXY_URL: 'http://proxy:3128/',
       MAIL: 'ops@example.org',
       DOCS_URL: 'https://example.org/search?q=presence&page=2&key=',
+      FEED_URL: 'https://example.org/@presence/feed',
     });
     expect(env).toEqual({
+      FEED_URL: 'https://example.org/@presence/feed',
       PATH: '/usr/bin',
       HOME: '/home/x',
       KEYBOARD: 'us',

@@ -140,7 +140,7 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
 
 /**
  * True when the text holds a URL with credentials: a user name or password (`mqtt://user:password@broker`,
- * also one no parser reads, `mqtt://u:p@[::1`) or a value of a secret-looking query parameter
+ * also one no parser reads, `mqtt://u:p@[::1`, `mqtt://user:pa/ss@broker`) or a value of a secret-looking query parameter
  * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
  */
 export function holdsUrlCredentials(text: string): boolean {
@@ -151,7 +151,9 @@ export function holdsUrlCredentials(text: string): boolean {
       if (u.username || u.password) return true;
       for (const [k, v] of u.searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
     } catch {
-      /* no parser reads it: only its user information (above) can be told */
+      // No parser reads it: an @ after the scheme is where its user information would be, as
+      // redactTypedUrl takes it (a password holding a /, `mqtt://user:pa/ss@broker`).
+      if (m[0].slice(m[0].indexOf('://') + 3).includes('@')) return true;
     }
   }
   return false;
