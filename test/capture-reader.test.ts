@@ -8,6 +8,7 @@ import {
   CaptureFormatError,
   CaptureParser,
   fileChunks,
+  MAX_INTERFACES,
   readCapture,
   readCaptureFile,
   readCaptureRecords,
@@ -262,6 +263,36 @@ describe('garbage input', () => {
         expect(e).toBeInstanceOf(CaptureFormatError);
       }
     }
+  });
+  it('refuses a section of more interfaces than MAX_INTERFACES (each is kept until the section ends) instead of growing without bound', () => {
+    const one = idb(true, 127, 9);
+    const flood = (n: number) => {
+      const out = new Uint8Array(one.length * n);
+      for (let i = 0; i < n; i++) out.set(one, i * one.length);
+      return out;
+    };
+    const head = shb(true);
+    // at the limit: read, and a frame of its last interface is counted
+    const ok = parseAll(cat(head, flood(MAX_INTERFACES), epb(true, MAX_INTERFACES - 1, 5n, bytes(1, 2, 3)))).frames;
+    expect(ok).toHaveLength(1);
+    // one more: damage at the block that is one too many, the frames before it kept
+    const parser = new CaptureParser('flood');
+    const packet = epb(true, 0, 5n, bytes(1));
+    const frames = parser.push(cat(head, one, packet, flood(MAX_INTERFACES)));
+    expect(frames).toHaveLength(1);
+    let err: unknown;
+    try {
+      parser.end();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CaptureFormatError);
+    expect((err as CaptureFormatError).damage).toBe('too_many_interfaces');
+    expect((err as CaptureFormatError).message).toBe(
+      `flood: pcapng section describes more than ${MAX_INTERFACES} interfaces: damaged capture (at byte offset ${head.length + packet.length + one.length * MAX_INTERFACES})`,
+    );
+    // a new section starts its own list
+    expect(parseAll(cat(head, flood(MAX_INTERFACES), head, flood(MAX_INTERFACES), packet)).frames).toHaveLength(1);
   });
 });
 

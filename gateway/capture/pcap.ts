@@ -32,7 +32,8 @@ export type CaptureDamage =
   | 'block_too_short'
   | 'packet_overruns_block'
   | 'unknown_interface'
-  | 'bad_interface_option';
+  | 'bad_interface_option'
+  | 'too_many_interfaces';
 
 /**
  * What to do about a capture that is no capture, empty, damaged or cut short: a fixed sentence (it
@@ -129,6 +130,13 @@ export type CaptureFormat = 'pcap' | 'pcapng';
 
 /** Largest record/block accepted; anything larger is treated as damage rather than buffered. */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Most interface description blocks kept per pcapng section; one more counts as damage. Each is
+ * kept until the section ends, so without a limit a stream of 20-byte blocks grew the reader's
+ * memory without bound (100 MB of them took 500 MB). A capture of real radios has a few.
+ */
+export const MAX_INTERFACES = 1024;
 
 const PCAP_MAGIC_US = 0xa1b2c3d4;
 const PCAP_MAGIC_NS = 0xa1b23c4d;
@@ -445,6 +453,8 @@ export class CaptureParser {
       }
       case BT_IDB: {
         if (bodyLen < 8) throw this.fail(at, 'pcapng interface description block too short', 'block_too_short');
+        if (this.interfaces.length >= MAX_INTERFACES)
+          throw this.fail(at, `pcapng section describes more than ${MAX_INTERFACES} interfaces: damaged capture`, 'too_many_interfaces');
         const iface: Interface = { linkType: this.u16(body), snapLen: this.u32(body + 4), unitsPerSecond: 1e6, offsetSeconds: 0 };
         this.readIdbOptions(iface, body + 8, bodyLen - 8, at + 16);
         this.interfaces.push(iface);
