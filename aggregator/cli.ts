@@ -43,8 +43,7 @@ export function registerAggregator(program: Command): void {
       try {
         calibration = loadCalibration(calibrationFile);
       } catch (e) {
-        const configFile = given.config || process.env.PRESENCE_AGGREGATOR_CONFIG;
-        const named = given.calibration || !configFile ? '--calibration' : `calibration (in config file ${configFile})`;
+        const named = config.calibrationFrom ?? '--calibration';
         exitUsage(
           'aggregator',
           new Error(`${named} ${(e as Error).message}`),

@@ -115,6 +115,9 @@ export interface AggregatorConfig {
   logFormat?: string;
   /** Calibration file (`presence calibrate`) the CLI loads and reloads on SIGHUP. */
   calibration?: string;
+  /** Where `calibration` was given, for a line about the file: its flag, or the config file's key
+   *  (with its `aggregator.` prefix) and the file. */
+  calibrationFrom?: string;
   /** Gateway registry, limit on unregistered gateways, conflict memory (./registry.ts; snake_case keys in memory too). */
   gateways: GatewaysConfig;
   /** Corridor groups whose sketches this aggregator turns into flows (./flows/; empty: sketches are not read). */
@@ -745,7 +748,12 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false, 
     missingCheckInterval: d(c.missing_check_interval),
     logLevel: c.log.level,
     logFormat: c.log.format,
-    ...(c.calibration !== undefined ? { calibration: c.calibration } : {}),
+    ...(c.calibration !== undefined
+      ? {
+          calibration: c.calibration,
+          ...(inMemory ? {} : { calibrationFrom: origins.get('calibration') ?? `${keyName('calibration', renamed, prefix)} (in config file ${where})` }),
+        }
+      : {}),
     gateways: {
       registry: c.gateways.registry ?? {},
       // With a registry, an unknown gateway is refused unless the operator says otherwise.

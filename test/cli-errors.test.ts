@@ -143,13 +143,23 @@ describe('usage errors', () => {
   it('aggregator calibration naming a missing file in the config file: the line names the config file and its key, not --calibration', () => {
     writeFileSync(join(tmp, 'agg-cal.yaml'), 'aggregator:\n  mqtt: { url: "mqtt://127.0.0.1:1" }\n  calibration: missing-calibration.yaml\n');
     const r = presence('aggregator', '--config', 'agg-cal.yaml');
-    usage(r, 'aggregator', /^presence aggregator: calibration \(in config file agg-cal\.yaml\) \S*missing-calibration\.yaml: no such file/);
+    // the key as the file has it, under its aggregator: section (as every other line about the file names it)
+    usage(r, 'aggregator', /^presence aggregator: aggregator\.calibration \(in config file agg-cal\.yaml\) \S*missing-calibration\.yaml: no such file/);
     expect(r.err).not.toContain('--calibration');
     // the flag over the file's key: the flag
     usage(
       presence('aggregator', '--config', 'agg-cal.yaml', '--calibration', 'other.yaml'),
       'aggregator',
       /^presence aggregator: --calibration other\.yaml: no such file/,
+    );
+  });
+
+  it('aggregator calibration at the top of a config file without a section: named by its bare key', () => {
+    writeFileSync(join(tmp, 'agg-cal-top.yaml'), 'mqtt: { url: "mqtt://127.0.0.1:1" }\ncalibration: missing-calibration.yaml\n');
+    usage(
+      presence('aggregator', '--config', 'agg-cal-top.yaml'),
+      'aggregator',
+      /^presence aggregator: calibration \(in config file agg-cal-top\.yaml\) \S*missing-calibration\.yaml: no such file/,
     );
   });
 
