@@ -4,7 +4,7 @@
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
 import { decimal } from '../scripts/lib/decimal.ts';
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -27,7 +27,7 @@ import { durationLimitProblems, formatDuration, parseDuration as parseLibDuratio
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { fileProblemsHint } from '../scripts/lib/usage.ts';
 import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
-import { smallFileProblem } from '../scripts/lib/small-file.ts';
+import { readAtMost, smallFileProblem } from '../scripts/lib/small-file.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
   flipThreshold,
@@ -995,7 +995,9 @@ function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJ
     const problem = smallFileProblem(path, MAX_SECRET_BYTES);
     if (problem) return `${where} ${problem}`;
     accessSync(path, constants.R_OK);
-    const text = readFileSync(path, 'utf8');
+    const bytes = readAtMost(path, MAX_SECRET_BYTES);
+    if (!bytes) return `${where} holds more than ${MAX_SECRET_BYTES / 1024} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`;
+    const text = bytes.toString('utf8');
     if (text.split(/\r?\n/)[0] === '') return `${where} ${text.trim() === '' ? 'is empty' : 'has an empty first line'}: the password is the file's first line`;
     return null;
   } catch (e) {

@@ -13,13 +13,13 @@
 // its old names in `old: { flags, env, keys }` (and a line in test/config-aliases.test.ts).
 // Layers, lowest first: defaults < config file < environment < flags.
 import { decimal } from './decimal.ts';
-import { readFileSync, type Stats, statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Ajv, ErrorObject } from 'ajv';
 import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
-import { notTextProblem, oversizedCapture } from './small-file.ts';
+import { notTextProblem, oversizedCapture, readAtMost } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import { holdsUrlCredentials, isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 import { parseJson, parseYamlDocument, syntaxProblem } from './yaml-doc.ts';
@@ -441,7 +441,12 @@ export function readConfigFile(path: string): Record<string, unknown> {
         [`config file ${path} is ${+(st.size / 2 ** 20).toFixed(1)} MiB; a config file is at most ${MAX_CONFIG_BYTES / 2 ** 20} MiB`],
         'flags',
       );
-    const bytes = readFileSync(path);
+    const bytes = readAtMost(path, MAX_CONFIG_BYTES);
+    if (!bytes)
+      throw new ConfigError(
+        [`config file ${path} holds more than ${MAX_CONFIG_BYTES / 2 ** 20} MiB; a config file is at most ${MAX_CONFIG_BYTES / 2 ** 20} MiB`],
+        'flags',
+      );
     // A capture or other binary file named as the config: said as such, not as YAML that fails at line 1.
     const notText = notTextProblem(bytes);
     if (notText) throw new ConfigError([`config file ${path} ${notText}: give the path of a YAML or JSON file`], 'flags');

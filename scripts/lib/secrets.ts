@@ -1,8 +1,9 @@
 // Secrets come from a value or from a file holding it (first line), so a password never has to be
 // on a command line: MQTT_PASSWORD or MQTT_PASSWORD_FILE, --mqtt-password-file, mqtt.password_file.
-import { readFileSync, type Stats, statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { warning } from './deprecate.ts';
+import { readAtMost } from './small-file.ts';
 
 /** The name of the user this process runs as ("uid N" when it has no name). */
 export function currentUser(): string {
@@ -56,7 +57,9 @@ export function readSecretFile(path: string, what: string): string {
     }
     if (st.size > MAX_SECRET_BYTES)
       throw new Error(`${what}: ${path} is ${+(st.size / 1024).toFixed(1)} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`);
-    text = readFileSync(path, 'utf8');
+    const bytes = readAtMost(path, MAX_SECRET_BYTES);
+    if (!bytes) throw new Error(`${what}: ${path} holds more than ${MAX_SECRET_BYTES / 1024} KiB; a secret file is at most ${MAX_SECRET_BYTES / 1024} KiB`);
+    text = bytes.toString('utf8');
     const readable = readableSecretProblem(path, st);
     if (readable) warning(`${what}: ${path} ${readable}`);
   } catch (e) {

@@ -2,7 +2,7 @@
 // wrong path fails at once with a sentence instead of hanging on a fifo or filling memory from a
 // device or a huge file. (Config and secret files have their own, same checks in config-loader.ts
 // and secrets.ts.)
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /** 1.9 MiB, 64 KiB. */
 const size = (bytes: number) => (bytes >= 2 ** 20 ? `${+(bytes / 2 ** 20).toFixed(1)} MiB` : `${+(bytes / 1024).toFixed(1)} KiB`);
@@ -16,11 +16,36 @@ export function smallFileProblem(path: string, maxBytes: number): string | null 
   return null;
 }
 
+/**
+ * A file's bytes, at most maxBytes of them: null when it holds more. The size a stat gives is not
+ * enough: a file under /proc says 0 and can hold gigabytes (/proc/self/pagemap: a config path
+ * linked there read 5 GB before it was stopped), and a file can grow between the stat and the read.
+ */
+export function readAtMost(path: string, maxBytes: number): Buffer | null {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, 64 * 1024));
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > maxBytes) return null;
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The bytes of a small regular file; throws an Error whose message is the problem (fs errors as they are). */
 export function readSmallFileBytes(path: string, maxBytes: number): Buffer {
   const problem = smallFileProblem(path, maxBytes);
   if (problem) throw Object.assign(new Error(problem), { code: 'ESMALLFILE' });
-  return readFileSync(path);
+  const bytes = readAtMost(path, maxBytes);
+  if (!bytes) throw Object.assign(new Error(`holds more than ${size(maxBytes)}; at most ${size(maxBytes)} is read`), { code: 'ESMALLFILE' });
+  return bytes;
 }
 
 /** The text (UTF-8) of a small regular file; throws as readSmallFileBytes does. */
