@@ -8,7 +8,21 @@
 // Root writes every folder, so those runs are made as the user nobody (setpriv); where that cannot
 // be done they say why and skip.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,6 +72,32 @@ describe('a secret file that cannot be written', () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readlinkSync(link)).toBe('/dev/null');
     expect(temporary(dir)).toEqual([]);
+  });
+
+  it('corridor init and provision: an --out or --secret-out that is /dev/stdout with the output going to a file (a link to a regular file, through /proc) is refused, and the link stays a link', () => {
+    const dir = mkdtempSync(join(tmp, 'stdout-file-'));
+    const redirected = join(dir, 'redirected.txt');
+    const fd = openSync(redirected, 'w');
+    try {
+      // as /dev/stdout -> /proc/self/fd/1 when the shell sent the output to a file
+      const link = join(dir, 'stdout');
+      symlinkSync(`/proc/self/fd/${fd}`, link);
+      const why = 'is a link to an open file of this process (/dev/stdout, /dev/fd/N), which the file would replace; give the path of a file';
+      const e = thrown(() => corridorInit({ group: 'main', out: link, force: true }));
+      expect(e).toBeInstanceOf(UsageError);
+      expect(e.message).toBe(`--out ${link}: ${why}`);
+      const p = thrown(() => provisionGateway({ site: 's', zone: 'z', id: 'gw-1', passwordFile: join(dir, 'passwd'), secretOut: link, rotate: true }));
+      expect(p).toBeInstanceOf(ProvisionError);
+      expect(p.message).toBe(`--secret-out ${link}: ${why}; nothing was changed`);
+      // and the same file descriptor named directly
+      expect(thrown(() => corridorInit({ group: 'main', out: `/dev/fd/${fd}`, force: true })).message).toBe(`--out /dev/fd/${fd}: ${why}`);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(link)).toBe(`/proc/self/fd/${fd}`);
+      expect(readFileSync(redirected, 'utf8')).toBe('');
+      expect(temporary(dir)).toEqual([]);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('corridor join: an --install that is a folder or a fifo is refused before anything is read or written (a fifo blocked for ever)', () => {

@@ -2,7 +2,8 @@
 // exclusively with mode 0600 whatever the umask), filled, given its mode (and owner), then renamed
 // over the target. Used by the commands that write secrets and the files around them
 // (presence corridor init and join, presence provision gateway). A target that is there and is no
-// regular file (a link to /dev/stdout, a fifo, a device) is refused: the rename would replace it.
+// regular file (a link to /dev/stdout, a fifo, a device), or a link to an open file of the process
+// (/dev/stdout when the output goes to a file), is refused: the rename would replace it.
 //
 // On any failure the temporary file is removed (it may hold a secret: a target that is a folder,
 // or a folder that cannot be written, left `PATH.tmp-PID` with the secret in it) and a
@@ -10,8 +11,8 @@
 //
 //   try { writeFileAtomic(path, text, { mode: 0o600 }); }
 //   catch (e) { if (e instanceof FileWriteError) throw new UsageError(`--out ${e.message}`); throw e; }
-import { chmodSync, chownSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, chownSync, lstatSync, readlinkSync, realpathSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 /** A file that could not be written: `message` is "PATH: why; fix", `code` the system's error code. */
 export class FileWriteError extends Error {
@@ -25,7 +26,7 @@ export class FileWriteError extends Error {
   }
 }
 
-/** "PATH: why; what to do" for a system error writing `path` (ENOTREG: the path is no regular file). */
+/** "PATH: why; what to do" for a system error writing `path` (ENOTREG: the path is no regular file; EFDLINK: a link to an open file, /dev/stdout). */
 export function fileWriteProblem(path: string, e: { code?: string }): FileWriteError {
   const code = e.code ?? 'EIO';
   const dir = dirname(path);
@@ -38,15 +39,17 @@ export function fileWriteProblem(path: string, e: { code?: string }): FileWriteE
           ? 'is a folder; give the path of a file'
           : code === 'ENOTREG'
             ? 'is not a regular file (a fifo, a device or a socket); give the path of a file'
-            : code === 'ENOTDIR'
-              ? `a part of ${dir} is a file, not a folder; check the path`
-              : code === 'EROFS'
-                ? `${dir} is on a read-only file system; choose a path on a writable one`
-                : code === 'ENOSPC' || code === 'EDQUOT'
-                  ? `no space left on the device of ${dir} (or the quota is full); free some, then run it again`
-                  : code === 'EEXIST'
-                    ? `its temporary file ${path}.tmp-${process.pid} is there already (left by an earlier run that stopped); remove it, then run it again`
-                    : `cannot be written (${code}); check the path and the device`;
+            : code === 'EFDLINK'
+              ? 'is a link to an open file of this process (/dev/stdout, /dev/fd/N), which the file would replace; give the path of a file'
+              : code === 'ENOTDIR'
+                ? `a part of ${dir} is a file, not a folder; check the path`
+                : code === 'EROFS'
+                  ? `${dir} is on a read-only file system; choose a path on a writable one`
+                  : code === 'ENOSPC' || code === 'EDQUOT'
+                    ? `no space left on the device of ${dir} (or the quota is full); free some, then run it again`
+                    : code === 'EEXIST'
+                      ? `its temporary file ${path}.tmp-${process.pid} is there already (left by an earlier run that stopped); remove it, then run it again`
+                      : `cannot be written (${code}); check the path and the device`;
   return new FileWriteError(path, code, `${path}: ${why}`);
 }
 
@@ -55,6 +58,30 @@ export interface AtomicWriteOptions {
   mode: number;
   /** Owner to give it (root only), e.g. the one of the file it replaces. */
   owner?: { uid: number; gid: number };
+}
+
+/** True when `path` is, or links through, an open file of a process (/dev/stdout, /dev/fd/N, /proc/self/fd/N). */
+function linksToDescriptor(path: string): boolean {
+  const inProc = (p: string) => {
+    try {
+      return /^\/proc\/[^/]+\/fd$/.test(realpathSync(dirname(p)));
+    } catch {
+      return false;
+    }
+  };
+  let p = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    if (inProc(p)) return true;
+    let link: string;
+    try {
+      if (!lstatSync(p).isSymbolicLink()) return false;
+      link = readlinkSync(p);
+    } catch {
+      return false;
+    }
+    p = resolve(dirname(p), link);
+  }
+  return false;
 }
 
 /** Replaces `path` with `text` atomically; throws FileWriteError, leaving no temporary file behind. */
@@ -68,6 +95,9 @@ export function writeFileAtomic(path: string, text: string | Buffer, o: AtomicWr
     target = statSync(path);
   } catch {}
   if (target && !target.isFile()) throw fileWriteProblem(path, { code: target.isDirectory() ? 'EISDIR' : 'ENOTREG' });
+  // /dev/stdout with the output redirected to a file is a link to a regular file, through /proc:
+  // the rename would still replace the link (as root, /dev/stdout itself).
+  if (linksToDescriptor(path)) throw fileWriteProblem(path, { code: 'EFDLINK' });
   try {
     // A new file, never one that is there (wx): a link put at that name is not followed.
     writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
