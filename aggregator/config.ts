@@ -188,6 +188,8 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
       description: 'broker URL: mqtt://host:1883, mqtts://host:8883 (TLS), ws://, wss://; tcp:// is taken as mqtt://, ssl:// and tls:// as mqtts://',
     },
     'mqtt.username': { example: 'aggregator', description: 'broker user name' },
+    // not a gateway's /etc/presence/mqtt-password: on a machine running both, one would replace the other (docs/deployment.md)
+    'mqtt.password_file': { example: '/etc/presence/aggregator-mqtt-password' },
     'mqtt.cert': { description: 'client certificate (PEM) for mutual TLS, with mqtt.key' },
     'mqtt.reject_unauthorized': {
       flagHelp: 'accept a broker certificate that does not verify',
