@@ -71,6 +71,11 @@ const PACKAGE_OF: Record<string, string> = {
   taskset: 'util-linux',
 };
 
+/** The Debian package that installs a program (PACKAGE_OF; else the program's own name). */
+export function packageOf(program: string): string {
+  return Object.hasOwn(PACKAGE_OF, program) ? PACKAGE_OF[program]! : program;
+}
+
 /**
  * The program, `-i` interface and wrappers of a capture command (a string command's words without
  * the quotes around them: `-i 'bluetooth0'`). The program is the capture program, not a wrapper
@@ -162,7 +167,7 @@ export function captureFix(output: string[], command: string | string[], exitCod
     // The shell could not find a wrapper (`sh: 1: stdbuf: not found`): that one is missing, not the capture program.
     const wrapper = parsed.wrappers.find((w) => new RegExp(`(^|[\\s:])${w}: (command )?not found`, 'm').test(text));
     const missing = wrapper ?? parsed.program;
-    return `install ${shownName(missing)} (sudo apt-get install -y ${shownName(PACKAGE_OF[missing] ?? missing)}) or fix the command's path`;
+    return `install ${shownName(missing)} (sudo apt-get install -y ${shownName(packageOf(missing))}) or fix the command's path`;
   }
   if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
   if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;

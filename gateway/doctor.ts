@@ -26,11 +26,11 @@ import {
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
-import { queueFiles, writeDurably } from './queue.ts';
+import { queueFiles, unreadableQueueFiles, writeDurably } from './queue.ts';
 import { currentUser } from '../scripts/lib/secrets.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
-import { captureFix, configuredNames, headline, parseCaptureCommand, shownName } from './capture-fix.ts';
+import { captureFix, configuredNames, headline, packageOf, parseCaptureCommand, shownName } from './capture-fix.ts';
 import { REDACTED } from '../contract/redact.ts';
 import { serviceUserOf } from './service-user.ts';
 
@@ -143,7 +143,7 @@ async function checkCapturePermission(cfg: GatewayConfig | null): Promise<CheckR
     // Shown as the gateway's log shows it (shownName): a program named after an address is <redacted>.
     const prog = shownName(real);
     const path = found && prog !== real ? REDACTED : found;
-    const pkg = prog === 'dumpcap' || prog === 'tshark' ? 'tshark' : prog;
+    const pkg = packageOf(real);
     if (!found) {
       out.push({
         step: `capture tool ${prog}`,
@@ -817,6 +817,11 @@ export function checkSwap(swaps = '/proc/swaps'): CheckResult {
 /** The queue folder of the shipped systemd unit (StateDirectory=presence-gateway, given to the gateway as $STATE_DIRECTORY). */
 export const UNIT_QUEUE_DIR = '/var/lib/presence-gateway';
 
+/** The primary group of a user (`id -gn`), or the user's name when it cannot be told. */
+function groupOf(user: string): string {
+  return spawnSync('id', ['-gn', user], { encoding: 'utf8' }).stdout?.trim() || user;
+}
+
 /**
  * Run as root, doctor makes and writes the queue folder as root, which the service's user may not
  * write: "OK", and the service then stopped at its start (EACCES). So, as root and where that user is
@@ -829,7 +834,7 @@ function queueNotWritableBy(dir: string, user: string | null): CheckResult | nul
   if (dir === UNIT_QUEUE_DIR || dir.startsWith(`${UNIT_QUEUE_DIR}/`)) return null;
   const r = spawnSync('runuser', ['-u', user, '--', 'test', '-w', dir, '-a', '-x', dir], { encoding: 'utf8', timeout: 5000 });
   if (r.error || r.status === 0 || r.stderr?.trim()) return null;
-  const group = spawnSync('id', ['-gn', user], { encoding: 'utf8' }).stdout?.trim() || user;
+  const group = groupOf(user);
   const parent = dirname(dir);
   const enters = spawnSync('runuser', ['-u', user, '--', 'test', '-x', parent], { encoding: 'utf8', timeout: 5000 }).status === 0;
   return {
@@ -857,14 +862,7 @@ function queueFileNotReadable(dir: string, user: string | null): CheckResult | n
   if (!files.length) return null;
   const root = process.getuid?.() === 0;
   let who = currentUser();
-  let first = files.find((f) => {
-    try {
-      accessSync(f, constants.R_OK);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  let first: string | undefined = unreadableQueueFiles(dir)[0];
   if (!first && root && user) {
     const uid = Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout?.trim());
     const unitsOwn = dir === UNIT_QUEUE_DIR && Number.isInteger(uid) && statSync(dir).uid !== uid;
@@ -882,7 +880,7 @@ function queueFileNotReadable(dir: string, user: string | null): CheckResult | n
   if (!first) return null;
   const st = statSync(first);
   const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-  const group = spawnSync('id', ['-gn', who], { encoding: 'utf8' }).stdout?.trim() || who;
+  const group = groupOf(who);
   return {
     step: 'queue folder',
     level: 'fail',
@@ -1124,7 +1122,7 @@ export function checkServiceUser(cfg: GatewayConfig | null, configPath: string, 
     unreadable.push([what, path]);
   }
   if (!unreadable.length) return { step, level: 'ok', detail: `${user}, who runs the service, can read the configuration and the files it names` };
-  const group = spawnSync('id', ['-gn', user], { encoding: 'utf8' }).stdout?.trim() || user;
+  const group = groupOf(user);
   return {
     step,
     level: 'fail',

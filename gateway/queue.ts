@@ -85,6 +85,11 @@ export function queueFiles(dir: string): string[] {
   return [join(dir, 'seq'), ...windows].filter((f) => existsSync(f));
 }
 
+/** The files of queueFiles that this process may not read. */
+export function unreadableQueueFiles(dir: string): string[] {
+  return queueFiles(dir).filter((f) => !readable(f));
+}
+
 /** True for the errors of a full filesystem (no space, or the user's quota used up). */
 export function isDiskFull(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -251,7 +256,7 @@ export class WindowQueue {
     let seqOk = false;
     // Files of the folder this user may not read (a run as another user, root, left them): refused
     // at start with the fix. A window file was taken for a damaged one when its turn came, and deleted.
-    const unreadable = queueFiles(dir).filter((f) => !readable(f));
+    const unreadable = unreadableQueueFiles(dir);
     if (unreadable.length) {
       q.close();
       const st = statSync(unreadable[0]!);

@@ -245,8 +245,9 @@ export function meanOccupancy(o: Occupancy, start: number, end: number): number 
 }
 
 /**
- * Checks the truth against the capture's first and last frame times; a row more than `slackMs`
- * outside them is an error naming its line (the truth of another capture, or a clock in local time).
+ * Checks the truth against the bounds of the capture's windows that hold frames (`first`, `last`:
+ * whole windows, not the frames' own times); a row more than `slackMs` outside them is an error
+ * naming its line (the truth of another capture, or a clock in local time).
  */
 export function checkWithinCapture(o: Occupancy, first: number, last: number, slackMs: number, capture: string): void {
   for (let i = 0; i < o.times.length; i++) {

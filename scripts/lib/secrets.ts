@@ -141,13 +141,16 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
   return undefined;
 }
 
+/** A URL inside a free text: a scheme, ://, then up to white space, a quote or an angle bracket. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+
 /**
  * True when the text holds a URL with credentials: a user name or password (`mqtt://user:password@broker`,
  * also one no parser reads, `mqtt://u:p@[::1`, `mqtt://user:pa/ss@broker`) or a value of a secret-looking query parameter
  * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
  */
 export function holdsUrlCredentials(text: string): boolean {
-  for (const m of text.matchAll(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi)) {
+  for (const m of text.matchAll(URL_IN_TEXT)) {
     if (/^[^/?#]*:\/\/[^/?#]*@/.test(m[0])) return true;
     try {
       const u = new URL(m[0]);
@@ -164,7 +167,7 @@ export function holdsUrlCredentials(text: string): boolean {
 
 /** Replaces every URL with credentials inside a free text (an error message) by its redacted form. */
 export function redactUrlsIn(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (m) => {
+  return text.replace(URL_IN_TEXT, (m) => {
     const r = redactUrl(m);
     return r === '(unparsable url)' ? m.replace(/\/\/[^/?#\s]*@/, '//') : r;
   });
