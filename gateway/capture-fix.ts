@@ -109,9 +109,20 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
     while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '-') {
       const option = argv[i++]!;
       if (option === '--') break;
-      if (elevates && (option === '-u' || option === '--user')) runAs = argv[i];
-      else if (elevates && /^(-u|--user=)./.test(option)) runAs = option.replace(/^(-u|--user=)/, '');
-      if (wrapper.valued.includes(option)) i++;
+      if (option.startsWith('--')) {
+        if (elevates && option === '--user') runAs = argv[i];
+        else if (elevates && option.startsWith('--user=')) runAs = option.slice('--user='.length);
+        if (wrapper.valued.includes(option)) i++;
+        continue;
+      }
+      // Short options, also several in one word (`sudo -nu presence`, `stdbuf -oL`): the first that
+      // takes a value takes the rest of the word, or the next word when it ends the word.
+      for (let c = 1; c < option.length; c++) {
+        if (!wrapper.valued.includes(`-${option[c]}`)) continue;
+        const value = c + 1 < option.length ? option.slice(c + 1) : argv[i++];
+        if (elevates && option[c] === 'u') runAs = value;
+        break;
+      }
     }
     while (i < argv.length && /^\w+=/.test(argv[i]!)) i++;
     i += wrapper.operands ?? 0;

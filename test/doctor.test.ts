@@ -900,6 +900,15 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(parseCaptureCommand('sudo -n -u presence tcpdump -i wlan0mon')).toMatchObject({ program: 'tcpdump', runAs: 'presence', iface: 'wlan0mon' });
     expect(parseCaptureCommand('sudo --user=presence tcpdump')).toMatchObject({ runAs: 'presence' });
     expect(parseCaptureCommand('sudo -n tcpdump').runAs).toBeUndefined();
+    // short options in one word, the last taking the next word or the rest of its own
+    expect(parseCaptureCommand('sudo -nu presence tcpdump -i wlan0mon')).toMatchObject({ program: 'tcpdump', runAs: 'presence', iface: 'wlan0mon' });
+    expect(parseCaptureCommand('sudo -nupresence tcpdump')).toMatchObject({ program: 'tcpdump', runAs: 'presence' });
+    expect(parseCaptureCommand('stdbuf -oL -eL nice -n5 tcpdump -i wlan0mon')).toMatchObject({
+      program: 'tcpdump',
+      iface: 'wlan0mon',
+      wrappers: ['stdbuf', 'nice'],
+    });
+    expect(parseCaptureCommand('doas -u _capture dumpcap -i wlan1')).toMatchObject({ program: 'dumpcap', runAs: '_capture', iface: 'wlan1' });
     const dir = join(tmp, 'sudo-as-user');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'sudo'), '#!/bin/sh\nwhile [ "$(printf %.1s "$1")" = - ]; do shift; done\nexec "$@"\n', { mode: 0o755 });
