@@ -75,7 +75,8 @@ function commandPath(cmd: Command): string {
  * An unknown option given as `--name=value` is named without its value, which can be a secret
  * (`--mqtt-pasword=...`, `--http-password=...`: commander quoted it whole), with the "did you
  * mean" of the name among `flags`, the command's long options (commander's own compared the value too).
- * A flag of the command that takes no value, given one (`--hold=yes`), is said to take none.
+ * A flag of the command that takes no value, given one (`--hold=yes`), is said to take none. An
+ * unknown short option with more in its word (`-pSecret`) is named by its letter.
  */
 export function usageText(path: string, text: string, flags: string[] = []): string {
   const lines = text
@@ -99,6 +100,13 @@ export function usageText(path: string, text: string, flags: string[] = []): str
           .sort((a, b) => a.d - b.d)[0];
     didYouMean = close && close.d > 0 ? `(Did you mean ${close.f}?)` : undefined;
     if (close?.d === 0) msg = `option '${name}' takes no value (got '${name}=...'): give ${name} alone`;
+  }
+  // An unknown short option with more in its word (-pSecret, -P=Secret: a value written against
+  // it, as mysql -pPASSWORD is) is named by its first letter only.
+  const shortWithMore = /^unknown option '(-[^-'\s])[^']+'$/s.exec(msg);
+  if (shortWithMore) {
+    msg = `unknown option '${shortWithMore[1]}...'`;
+    didYouMean = undefined;
   }
   if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;
   const where = path ? `presence ${path}` : 'presence';

@@ -127,6 +127,9 @@ describe('secrets on the command line', () => {
       [['--mqtt-password=Typo-Flag-Pw4'], "presence: unknown option '--mqtt-password=...'", null],
       [['gateway', '--windw=5s'], "presence gateway: unknown option '--windw=...'", '--window'],
       // a flag that takes no value, given one: said so, not "did you mean" the same flag
+      // an unknown short option with a value written against it (as mysql -pPASSWORD): its letter only
+      [['aggregator', '-pTypo-Flag-Pw6'], "presence aggregator: unknown option '-p...'", null],
+      [['gateway', '-P=Typo-Flag-Pw7'], "presence gateway: unknown option '-P...'", null],
       [['demo', '--hold=Typo-Flag-Pw5'], "presence demo: option '--hold' takes no value (got '--hold=...'): give --hold alone", null],
     ];
     for (const [args, line, suggestion] of cases) {
