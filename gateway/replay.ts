@@ -260,38 +260,57 @@ function parseRssi(text: string): number {
   return v;
 }
 
+/**
+ * Rows per printed table: a longer replay is printed as one table of this many windows after the
+ * other, each with its header, as they are counted. One table of every window was held until the
+ * end (memory growing with the capture) and cli-table3 overflowed the stack at about 150,000 rows.
+ */
+export const TABLE_PAGE_ROWS = 1_000;
+
 async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream, people: ReplayPeople | null = null): Promise<void> {
   const { default: Table } = await import('cli-table3');
   // Headed by what the numbers are: the JSON fields devices (distinct addresses) and estimate
   // (devices present, averaged over the window). Neither is people.
-  const table = new Table({
-    head: [
-      'start',
-      'end',
-      'wifi frames',
-      'probes',
-      'rejected',
-      'addresses',
-      'devices present',
-      'ble frames',
-      'adverts',
-      'rejected',
-      'addresses',
-      'devices present',
-      ...(people ? ['people (calibrated)'] : []),
-    ],
-    style: { head: [], border: [] },
-  });
-  // The table is written at the end, also when the capture turns out damaged: the windows counted
-  // before the damage (replayFrames yields them before it throws) are printed, then the error (no
-  // table when nothing was counted: a file that is no capture at all).
+  const newTable = () =>
+    new Table({
+      head: [
+        'start',
+        'end',
+        'wifi frames',
+        'probes',
+        'rejected',
+        'addresses',
+        'devices present',
+        'ble frames',
+        'adverts',
+        'rejected',
+        'addresses',
+        'devices present',
+        ...(people ? ['people (calibrated)'] : []),
+      ],
+      style: { head: [], border: [] },
+    });
+  let table = newTable();
+  let printed = 0;
+  const page = {
+    push(row: Array<string | number>) {
+      table.push(row);
+      if (table.length < TABLE_PAGE_ROWS) return;
+      out.write(`${table.toString()}\n`);
+      printed++;
+      table = newTable();
+    },
+  };
+  // Each table is written once full, and the last at the end, also when the capture turns out
+  // damaged: the windows counted before the damage (replayFrames yields them before it throws) are
+  // printed, then the error (no table when nothing was counted: a file that is no capture at all).
   try {
-    await tableRows(windows, table, people);
+    await tableRows(windows, page, people);
   } catch (e) {
-    if (table.length > 0) out.write(table.toString() + '\n');
+    if (table.length > 0) out.write(`${table.toString()}\n`);
     throw e;
   }
-  out.write(table.toString() + '\n');
+  if (table.length > 0 || printed === 0) out.write(`${table.toString()}\n`);
 }
 
 async function tableRows(
@@ -324,7 +343,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window (counts only, never an address; not people: --calibration adds people from a calibration file)',
+      'Count the distinct addresses and estimate the devices present in a pcap/pcapng capture, window by window, as a table (1,000 windows to a table, printed as they are counted) or --json (counts only, never an address; not people: --calibration adds people from a calibration file)',
     )
     .argument('<file>', 'capture file (pcap or pcapng), or - for stdin')
     .option('--window <duration>', 'window length aligned to the capture clock, e.g. 60s, 5m (at most 36525d), or "all"', '60s')

@@ -2,17 +2,21 @@
 // `--json` carries and the one `--calibration` turns into people: the table showed devices only,
 // so its people column could not be traced to any count on screen.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { TABLE_PAGE_ROWS } from '../gateway/replay.ts';
+import { probeRequest } from '../simulator/frames.ts';
+import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-replay-table-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const presence = (...args: string[]) =>
-  spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
 
 describe('presence replay: the table', () => {
   it('has devices and estimate per radio, the same numbers as --json, window by window', () => {
@@ -60,4 +64,23 @@ describe('presence replay: the table', () => {
     });
     expect(estimated).toBeGreaterThan(0);
   });
+
+  it('a replay of many windows is printed as tables of TABLE_PAGE_ROWS windows, each headed, as they are counted (one table of every window overflowed the stack at about 150,000)', () => {
+    const probe = (i: number) =>
+      probeRequest({ sa: Uint8Array.from([0x02, 0, 0, 0, 0, i]), seq: i, ies: Uint8Array.from([0, 0]), channel: 6, signalDbm: -50, tsfUs: 0 });
+    const t0 = Date.UTC(2026, 0, 1);
+    const file = join(tmp, 'sparse.pcap');
+    // three frames 1,200 and 2,500 minutes apart: 2,501 one-minute windows, most of them empty
+    writeFileSync(file, Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...[0, 1_200, 2_500].map((m, i) => pcapRecord(t0 + m * 60_000, probe(i)))]));
+    const table = presence('replay', file);
+    expect(table.status, table.stderr).toBe(0);
+    const json = presence('replay', file, '--json');
+    expect(json.status, json.stderr).toBe(0);
+    const windows = json.stdout.trim().split('\n').length;
+    expect(windows).toBe(2_501);
+    const lines = table.stdout.split('\n').filter((l) => l.startsWith('│'));
+    const heads = lines.filter((l) => /^│ start\s+│/.test(l)).length;
+    expect(heads).toBe(Math.ceil(windows / TABLE_PAGE_ROWS));
+    expect(lines.length - heads).toBe(windows);
+  }, 60_000);
 });
