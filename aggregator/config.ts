@@ -863,9 +863,13 @@ function corridors(list: any[], where: string, inMemory = false): CorridorConfig
  * Takes the in-memory camelCase names (durations as "500ms" or numbers of ms) or the file's snake_case keys.
  */
 export function resolveConfig(partial: unknown = {}): AggregatorConfig {
-  const raw = structuredClone((partial ?? {}) as Record<string, unknown>);
+  // calibrationFrom is no setting but where loadConfig found `calibration`: kept, not checked.
+  const { calibrationFrom, ...rest } = (partial ?? {}) as Record<string, unknown>;
+  const raw = structuredClone(rest);
   const renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
   const problems = check(raw, new Map(), '', renamed);
   if (problems.length) throw new ConfigError(problems);
-  return toInternal(raw, 'configuration', renamed, true);
+  const cfg = toInternal(raw, 'configuration', renamed, true);
+  if (typeof calibrationFrom === 'string' && cfg.calibration !== undefined) cfg.calibrationFrom = calibrationFrom;
+  return cfg;
 }
