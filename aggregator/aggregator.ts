@@ -385,14 +385,17 @@ export class Aggregator extends EventEmitter {
     // delivery went, not days back. Before the judgement (3 minutes of late statuses; at a start, so
     // the retained statuses the broker replays) they keep their ts.
     const behind = this.clockSkew.behind(m.site, m.gateway);
-    if (retained && !m.ts && this.intake.sessionPresent) {
-      // The broker's stored copy of a status without ts (an offline last will or clean stop), sent
-      // again at each subscribe: stamped on receipt it was a new offline point at every reconnect and
-      // restart, and the dashboards' "Last seen" said a gateway stopped weeks ago was seen just now
-      // (and kept it in their 30 days). With the session kept, the status itself was delivered to
-      // this session when it was published, or is queued for it: written then, at its receipt. Not
-      // written again; the page takes it (its state, as before). Without the session (a first start,
-      // or one past mqtt.session_expiry) the copy is all there is, and is written at receipt.
+    if (retained && this.intake.sessionPresent) {
+      // The broker's stored copy of a status, sent again at each subscribe. With the session kept,
+      // the status itself was delivered to this session when it was published, or is queued for it:
+      // written then. Not written again; the page takes it (its state, as before). Written again,
+      // a copy without ts (an offline last will or clean stop) was a new offline point at every
+      // reconnect and restart, stamped on receipt, and the dashboards' "Last seen" said a gateway
+      // stopped weeks ago was seen just now (and kept it in their 30 days); a copy with ts of a
+      // gateway whose clock runs behind was a second point at every restart, at its ts (days back,
+      // the new process not having judged the clock yet) beside the live one at ts + behind. Without
+      // the session (a first start, or one past mqtt.session_expiry) the copy is all there is, and is
+      // written (at receipt without ts).
       recent?.status(m, Date.now(), now, behind, performance.now());
       return undefined;
     }

@@ -241,8 +241,8 @@ export class Intake {
     const group = this.config.group;
     if (group && version === 4) this.log.warn({ group }, 'shared subscription over MQTT 3.1.1: works with Mosquitto, not with Aedes');
     // Status is retained, and brokers send no retained messages to shared subscriptions: every
-    // member subscribes to status directly (its points are idempotent when the gateway sets ts; a
-    // stored copy without ts is written only without a kept session: Aggregator.onMessage).
+    // member subscribes to status directly (a stored copy is written only without a kept session:
+    // Aggregator.onMessage).
     const filters = { [group ? sharedFilter(group, COUNTS_FILTER) : COUNTS_FILTER]: { qos: QOS }, [STATUS_FILTER]: { qos: QOS } };
     const granted = await client.subscribeAsync(filters);
     for (const g of granted) {

@@ -201,4 +201,36 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     r = await gatewaysNow();
     expect(lastOf(q(r, /^Last seen$/))).toEqual([points[3].time, 1]);
   });
+
+  it("a restart with the session kept writes no second point of the gateway's retained status: the new process has not judged the clock yet, and the copy the broker replays landed at its ts, days back", async () => {
+    const gw = 'gw-days';
+    const all = () => influx.rows(`SELECT "up", "uptime_s", "gateway_ts_ms" FROM "gateway_status" WHERE "gateway"='${gw}'`);
+    const before = await all();
+    expect(before.length).toBeGreaterThan(0);
+    // the same client id: the broker kept the session, and sends every retained status at the subscribe
+    await agg.stop(2000);
+    agg = new Aggregator(
+      {
+        mqtt: { url: broker.url, clientId: 'agg-skew' },
+        influx: { url: influx.url, api: 'v1', database: 'presence' },
+        batch: { flushInterval: '50ms', maxRetryDelay: '300ms' },
+        http: { port: 0 },
+      },
+      { logger: pino({ level: 'silent' }) },
+    );
+    await agg.start();
+    // a live status of another gateway, written: the retained copies sent at the subscribe came before it
+    await pub.publishAsync(statusTopic('skew', 'gw-mark'), encode(status('skew', 'gw-mark')), { qos: 1 });
+    await until(
+      'the marker status written',
+      () => written('gw-mark'),
+      (n) => n === 1,
+    );
+    await until(
+      'the page took the retained copy',
+      () => agg.recent!.snapshot().gateways.find((g) => g.gateway === gw)?.state,
+      (s) => s === 'online',
+    );
+    expect(await all()).toEqual(before);
+  });
 });
