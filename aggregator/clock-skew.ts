@@ -6,7 +6,9 @@
 // later than that, never earlier (a backlog after the aggregator was away delays every message). So
 // the smallest (receipt time - ts) over statuses received across a few minutes is an upper bound of
 // how far the gateway's clock is behind, near it as soon as one status came straight through.
-// Only a run of late statuses is kept per gateway (when it began, how many, the smallest lag).
+// Only a run of late statuses is kept per gateway (when it began, how many, the smallest lag), for
+// at most maxGateways gateways (kept until the aggregator stops): past that, a gateway not tracked yet
+// is not judged, and one warn line says so, once.
 import type { Logger } from 'pino';
 import { idForLog } from '../contract/index.ts';
 
@@ -34,6 +36,7 @@ function isBehind(g: Late): boolean {
 
 export class ClockSkew {
   private readonly byGateway = new Map<string, Late>();
+  private limitWarned = false;
 
   /** @param thresholdMs a status later than this after its ts is late (max_ahead) */
   constructor(
@@ -48,7 +51,17 @@ export class ClockSkew {
     let g = this.byGateway.get(key);
     const lag = now - ts;
     if (!g) {
-      if (lag <= this.thresholdMs || this.byGateway.size >= this.maxGateways) return;
+      if (lag <= this.thresholdMs) return;
+      if (this.byGateway.size >= this.maxGateways) {
+        if (!this.limitWarned) {
+          this.limitWarned = true;
+          this.log.warn(
+            { max_gateways: this.maxGateways, site: idForLog(site), gateway: idForLog(gateway) },
+            `clock skew is tracked for at most ${this.maxGateways} gateways whose statuses came late, and that many are tracked already: the clock of gateway ${idForLog(site)}/${idForLog(gateway)} and of any further one is not judged until this aggregator restarts (no line says it is behind, its status points keep its ts); this line is given once`,
+          );
+        }
+        return;
+      }
       g = { since: null, statuses: 0, behind: Infinity, lastAt: -Infinity, loggedAt: -Infinity };
       this.byGateway.set(key, g);
     }

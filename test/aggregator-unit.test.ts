@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { ClockSkew } from '../aggregator/clock-skew.ts';
 import { ConfigError, loadConfig, parseDuration, resolveConfig } from '../aggregator/config.ts';
 import { classify, countsLines, countsPoints, msSettings, statusLines } from '../aggregator/messages.ts';
 import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES, TOPIC_ROOT } from '../contract/index.ts';
@@ -201,5 +204,42 @@ describe('aggregator message core', () => {
     }
     const at = classify(t, Buffer.from('{"v":1 aabbccddeeff'), now, 300_000);
     expect(at.ok ? '' : at.detail).toBe('payload is not JSON (at byte 7)');
+  });
+});
+
+describe('aggregator clock skew', () => {
+  it('past maxGateways tracked gateways, says once that further gateways are not judged, naming the limit, and still judges those it tracks', () => {
+    const lines: Array<{ level: number; msg: string; max_gateways?: number; gateway?: string }> = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(c, _e, cb) {
+          lines.push(JSON.parse(String(c)));
+          cb();
+        },
+      }),
+    );
+    const skew = new ClockSkew(60_000, log, 2);
+    const HOUR = 3_600_000;
+    const t0 = Date.UTC(2026, 10, 27, 12);
+    // on time: not tracked, so not counted towards the limit
+    skew.status('s', 'gw-ok', t0, t0 + 1000);
+    for (let i = 0; i < 4; i++) {
+      const now = t0 + i * 90_000;
+      for (const gw of ['gw-1', 'gw-2', 'gw-3', 'gw-4']) skew.status('s', gw, now - HOUR, now);
+    }
+    const limit = lines.filter((l) => l.msg.includes('clock skew is tracked for at most'));
+    expect(limit).toHaveLength(1);
+    expect(limit[0].level).toBe(40);
+    expect(limit[0].max_gateways).toBe(2);
+    expect(limit[0].gateway).toBe('gw-3');
+    expect(limit[0].msg).toMatch(
+      /^clock skew is tracked for at most 2 gateways .*gateway s\/gw-3 and of any further one is not judged until this aggregator restarts/,
+    );
+    expect(skew.behind('s', 'gw-1')).toBe(HOUR);
+    expect(skew.behind('s', 'gw-2')).toBe(HOUR);
+    expect(skew.behind('s', 'gw-3')).toBeNull();
+    expect(skew.behind('s', 'gw-4')).toBeNull();
+    expect(lines.filter((l) => l.msg.includes('behind this aggregator')).map((l) => l.gateway)).toEqual(['gw-1', 'gw-2']);
   });
 });
