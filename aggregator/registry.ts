@@ -57,44 +57,36 @@ interface Remembered {
 // Fields of a counts message in schema order (objects with their keys sorted): the digest covers
 // every field the contract defines, in a fixed order, whatever order the JSON had.
 const TOP = Object.keys(countsSchema.properties) as Array<keyof CountsMessage>;
-const TIMES = new Set(['start', 'end']);
-/** The keys of each object field (radios, privacy) in schema order; the schemas are closed, so
- *  these are all the keys it can have. */
-const SUBKEYS: Record<string, string[]> = {};
+/** What the digest reads of a counts message, in schema order: a top-level field, or a field of
+ *  one of its objects (radios, privacy; the schemas are closed, so these are all the keys they can
+ *  have). start and end are read as times (ms), not as text. */
+const FIELDS: Array<[string, string | null]> = [];
 for (const k of TOP) {
   let s = (countsSchema.properties as Record<string, { $ref?: string; properties?: object }>)[k];
   if (s.$ref) s = (countsSchema.$defs as Record<string, { properties?: object }>)[s.$ref.replace('#/$defs/', '')];
-  if (s?.properties) SUBKEYS[k] = Object.keys(s.properties);
+  if (s?.properties) for (const f of Object.keys(s.properties)) FIELDS.push([k, f]);
+  else FIELDS.push([k, null]);
 }
-
-/** JSON with the keys of every object sorted. */
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? '-';
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-    .join(',')}}`;
-}
-
-/** A value of a validated message as text: a number, a boolean and an absent field directly (they
- *  are all its objects hold; this runs for every message), anything else as canonical JSON. */
-function leaf(v: unknown): string {
-  return typeof v === 'number' ? String(v) : typeof v === 'boolean' ? (v ? 't' : 'f') : v === undefined ? '-' : canonical(v);
-}
+const START = FIELDS.findIndex(([k]) => k === 'start');
+const END = FIELDS.findIndex(([k]) => k === 'end');
+const values: unknown[] = new Array(FIELDS.length);
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
- *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256. */
+ *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256 of the JSON array of its
+ *  fields in schema order (an absent field is null: no field of the contract can be null, and a
+ *  present object has its required fields). It runs for every accepted message, so one array is
+ *  filled in place and written by JSON.stringify. */
 export function countsDigest(m: CountsMessage, start = Date.parse(m.start), end = Date.parse(m.end)): string {
-  let s = '';
-  for (const k of TOP) {
-    const v = m[k] as unknown;
-    const sub = SUBKEYS[k];
-    if (TIMES.has(k)) s += `${k === 'start' ? start : end}|`;
-    else if (sub && v && typeof v === 'object') for (const f of sub) s += `${leaf((v as Record<string, unknown>)[f])},`;
-    else s += `${leaf(v)}|`;
+  const o = m as unknown as Record<string, unknown>;
+  for (let i = 0; i < FIELDS.length; i++) {
+    const [k, f] = FIELDS[i];
+    const v = o[k];
+    values[i] = f === null ? v : v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[f] : v === undefined ? undefined : [v];
   }
+  values[START] = start;
+  values[END] = end;
+  const s = JSON.stringify(values);
+  values.fill(undefined);
   return hash('sha256', s, 'base64url').slice(0, 16);
 }
 
