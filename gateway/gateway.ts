@@ -8,8 +8,9 @@
 // Clocks: live sources (capture commands, stdin) use the wall clock and a timer at each boundary;
 // file replays use the capture's clock: a window closes when every source's capture time has
 // passed its end, so windows follow the file however fast it is replayed. A capture clock that
-// jumps past more than MAX_EMPTY_WINDOWS windows skips them (logged); windows are closed a few at a
-// time between turns of the event loop, so a signal is always handled promptly.
+// jumps forward by more than MAX_CAPTURE_GAP_MS (at most MAX_EMPTY_WINDOWS windows) skips the empty
+// windows in between (logged, with the time skipped); windows are closed a few at a time between
+// turns of the event loop, so a signal is always handled promptly.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
@@ -18,6 +19,7 @@ import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
 import type { CorridorSettings, FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
+import { formatDuration } from '../scripts/lib/duration.ts';
 import { clockOf, defaultQueueDir, durations, rejectedFramesFix, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
 import { WindowQueue } from './queue.ts';
@@ -34,7 +36,8 @@ import {
   isClockTime,
   MAX_HELD_OFF_CLOCK,
   countsMessage,
-  MAX_EMPTY_WINDOWS,
+  gatewayMaxEmptyWindows,
+  MAX_CAPTURE_GAP_MS,
   WindowClock,
   type ClosedWindow,
   type Identity,
@@ -138,6 +141,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private windows!: WindowClock;
   /** Capture clock: jumps skipped so far (logged with each one). */
   clockJumps = 0;
+  /** Capture clock: time (ms) the skipped jumps passed over, in all. */
+  clockSkippedMs = 0;
   private timer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private clockTimer: NodeJS.Timeout | null = null;
@@ -178,7 +183,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.fw = opts.firmware ?? null;
     this.sources = opts.config.sources.map((s) => createSource(s, this.log, opts.stdin));
     // a paced replay does not wait out a jump of the capture clock that the window clock skips
-    for (const s of this.sources) if (s instanceof FileSource) s.jumpMs = MAX_EMPTY_WINDOWS * this.windowMs;
+    for (const s of this.sources) if (s instanceof FileSource) s.jumpMs = (gatewayMaxEmptyWindows(this.windowMs) + 1) * this.windowMs;
     this.done = new Promise((r) => (this.doneResolve = r));
     if (opts.onWindow) this.on('window', opts.onWindow);
   }
@@ -309,15 +314,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       windowMs: this.windowMs,
       windowOptions: this.windowOpts,
       // The wall clock closes no empty windows for time the process missed (it counted nothing).
-      maxEmptyWindows: this.clock === 'wall' ? 0 : MAX_EMPTY_WINDOWS,
+      // The capture clock closes empty windows for a quiet stretch, not for a jump of the clock.
+      maxEmptyWindows: this.clock === 'wall' ? 0 : gatewayMaxEmptyWindows(this.windowMs),
       onJump: (j) => {
         this.clockJumps++;
-        if (this.clock === 'wall') this.log.warn({ late_ms: Date.now() - j.from }, 'clock jumped or the process stalled; the next window starts now');
-        else
-          this.log.warn(
-            { from: new Date(j.from).toISOString(), to: new Date(j.to).toISOString(), skipped_windows: j.skipped, jumps: this.clockJumps },
-            'the capture clock jumps; the empty windows in between are skipped',
-          );
+        if (this.clock === 'wall') {
+          this.log.warn({ late_ms: Date.now() - j.from }, 'clock jumped or the process stalled; the next window starts now');
+          return;
+        }
+        this.clockSkippedMs += j.to - j.from;
+        this.log.warn(
+          {
+            from: new Date(j.from).toISOString(),
+            to: new Date(j.to).toISOString(),
+            skipped: formatDuration(j.to - j.from),
+            skipped_s: (j.to - j.from) / 1000,
+            skipped_windows: j.skipped,
+            max_gap: formatDuration(MAX_CAPTURE_GAP_MS),
+            jumps: this.clockJumps,
+            clock_skipped_s: this.clockSkippedMs / 1000,
+          },
+          'the capture clock jumps; the empty windows in between are skipped',
+        );
       },
     });
     if (this.clock === 'wall') this.openWindow(Date.now(), false);
@@ -824,6 +842,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           windows: this.windowsClosed,
           queue_depth: this.queue.depth,
           clock_jumps: this.clockJumps,
+          clock_skipped_s: this.clockSkippedMs / 1000,
           off_clock_frames: this.sources.reduce((n, s) => n + s.offClockFrames, 0),
           off_clock_dropped: this.offClockDropped,
         },

@@ -7,8 +7,22 @@
 import { CONTRACT_VERSION, type CountsMessage } from '../contract/index.ts';
 import type { FirmwareWindowCounts, WindowOptions } from '../firmware/host/types.ts';
 
-/** Empty windows closed at most for one jump of the clock; a larger jump skips them (presence replay, gateway). */
+/** Empty windows closed at most for one jump of the clock; a larger jump skips them (presence replay; the gateway: also gatewayMaxEmptyWindows). */
 export const MAX_EMPTY_WINDOWS = 10_000;
+
+/**
+ * The gateway on the capture clock: a forward jump of the clock by more than this (ms, past the open
+ * window's end) is a clock jump, not a quiet stretch: the open window closes, the next one starts at
+ * the new time (cut short), and no empty windows are queued or published for the gap. Each empty
+ * window is a file written with fsync and a publish: a capture of a few hundred bytes whose frames
+ * lie 9,999 windows apart queued and published some 190,000 of them.
+ */
+export const MAX_CAPTURE_GAP_MS = 3_600_000;
+
+/** Empty windows the gateway closes at most for one jump of its capture clock: as many as MAX_CAPTURE_GAP_MS holds, at most MAX_EMPTY_WINDOWS. */
+export function gatewayMaxEmptyWindows(windowMs: number): number {
+  return Math.min(MAX_EMPTY_WINDOWS, Math.floor(MAX_CAPTURE_GAP_MS / windowMs));
+}
 
 /**
  * What a capture clock can read: the contract's years 2000-2099. A frame stamped outside (a 1970

@@ -2,8 +2,9 @@
 // against a real Mosquitto on captures written here: a frame stamped 1970 before the real ones, a
 // pcapng whose first packet is a simple packet block (no timestamp: time 0) followed by a jump of
 // the capture clock by two months, captures whose first reads (or all of them) hold only frames
-// stamped 1970, and a gap of almost MAX_EMPTY_WINDOWS empty windows during which SIGTERM must end
-// the process long before the last of them.
+// stamped 1970, a gap of almost an hour of empty windows (the longest the gateway fills) during
+// which SIGTERM must end the process long before the last of them, and a capture whose frames lie
+// 9,999 windows apart, from a file and from a live stream: clock jumps, no empty window queued.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countsTopic, siteFilter, statusTopic } from '../contract/index.ts';
 import { classify } from '../aggregator/messages.ts';
 import { LINKTYPE } from '../firmware/host/types.ts';
-import { MAX_EMPTY_WINDOWS, MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
+import { gatewayMaxEmptyWindows, MAX_HELD_OFF_CLOCK } from '../gateway/window.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
 import { address, counts, gatewayArgs, logLines, runCapture, spawnGateway as spawn, subscriber, waitFor, windowsSpanned } from './gateway-support.ts';
@@ -41,8 +42,8 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
   const broker = new Mosquitto();
   // a gateway that a failed test left running (one that hangs, as before the fix) is killed after the suite
   const spawned: Array<ReturnType<typeof spawn>> = [];
-  const spawnGateway = (args: string[]) => {
-    const gw = spawn(args);
+  const spawnGateway = (args: string[], stdin: 'ignore' | 'pipe' = 'ignore') => {
+    const gw = spawn(args, {}, stdin);
     spawned.push(gw);
     return gw;
   };
@@ -218,9 +219,52 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await end();
   });
 
+  // 20 frames 9,999 one-second windows apart, 1.4 kB: the gateway queued (a file and an fsync each)
+  // and published every empty window between them, some 190,000 of them, for a capture clock that
+  // jumps. A jump of more than an hour now closes the window open, starts the next at the new time and
+  // queues nothing for the gap, with a warn line saying how much time it skipped.
+  for (const live of [false, true])
+    it(`a capture whose frames lie 9,999 windows apart (${live ? 'a live stream on stdin, --clock capture' : 'a file'}): each jump is skipped and logged with the time it skips, no empty window is queued or published`, async () => {
+      const site = live ? 'jumps-live' : 'jumps-file';
+      const t0 = Date.parse('2026-02-01T00:00:00.500Z');
+      const frames = Array.from({ length: 20 }, (_, i) => t0 + i * 9_999_000);
+      const bytes = Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), ...frames.map((t, i) => pcapRecord(t, probe(i)))]);
+      expect(bytes.length).toBeLessThan(2000);
+      const path = join(tmp, `${site}.pcap`);
+      writeFileSync(path, bytes);
+      const queueDir = join(tmp, `q-${site}`);
+      const sub = await subscriber(broker.url, { filter: siteFilter(site) });
+      const args = gatewayArgs({ site, mqttUrl: broker.url, source: live ? 'stdin@wifi' : `pcap:${path}`, queueDir }, '--window', '1s');
+      const gw = live ? spawnGateway([...args, '--clock', 'capture'], 'pipe') : spawnGateway([...args, '--speed', 'max']);
+      if (live) gw.proc.stdin!.end(bytes);
+      expect(await gw.exited, gw.stderr().slice(-2000)).toBe(0);
+      await waitFor(() => sub.messages.some((m) => m.topic === statusTopic(site, 'g') && m.payload.includes('"offline"')), 30_000, 'offline status');
+      const c = counts(sub.messages, site);
+      // one window per frame: the one it opens after each jump, cut short
+      expect(c.map((w) => w.start)).toEqual(frames.map((t) => new Date(t - 500).toISOString()));
+      expect(c.every((w) => !w.complete)).toBe(true);
+      expect(c.reduce((n, w) => n + w.wifi.frames, 0)).toBe(20);
+      expect(logLines(gw.stderr(), 'window closed')).toHaveLength(20);
+      const jumps = logLines(gw.stderr(), 'the capture clock jumps; the empty windows in between are skipped');
+      expect(jumps).toHaveLength(19);
+      expect(jumps[0]).toMatchObject({
+        from: new Date(t0 + 500).toISOString(),
+        to: new Date(frames[1]! - 500).toISOString(),
+        skipped: '2h46m38s',
+        skipped_s: 9998,
+        skipped_windows: 9998,
+        max_gap: '1h',
+        jumps: 1,
+        clock_skipped_s: 9998,
+      });
+      expect(jumps[18]).toMatchObject({ jumps: 19, clock_skipped_s: 19 * 9998 });
+      expect(logLines(gw.stderr(), 'sources ended; publishing queued windows')[0]).toMatchObject({ clock_jumps: 19, clock_skipped_s: 19 * 9998 });
+      await sub.client.endAsync();
+    });
+
   it('SIGTERM ends the gateway while it closes thousands of empty windows, not after the last', async () => {
     const t0 = Date.parse('2026-06-01T00:00:00.000Z');
-    const gap = MAX_EMPTY_WINDOWS - 1; // filled with empty windows, each written to the queue with fsync
+    const gap = gatewayMaxEmptyWindows(1000) - 1; // filled with empty windows, each written to the queue with fsync
     const path = join(tmp, 'gap.pcap');
     writeFileSync(
       path,
