@@ -10,6 +10,7 @@ import { exitConfig, exitUsage, fileProblemsHint } from '../scripts/lib/usage.ts
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
+import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { StoppedError } from './intake.ts';
 
 export function registerAggregator(program: Command): void {
@@ -139,7 +140,7 @@ export function registerAggregator(program: Command): void {
         process.stderr.write(`presence aggregator: ${e.message}\n`);
         process.exit(2);
       }
-      aggregator.log.fatal({ err: (e as Error).message }, 'cannot start');
+      aggregator.log.fatal({ err: redactUrlsIn((e as Error).message) }, 'cannot start');
       await aggregator.stop(0).catch(() => {});
       process.exit(1);
     }

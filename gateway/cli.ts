@@ -8,6 +8,7 @@ import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
+import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -71,10 +72,10 @@ export function registerGateway(program: Command): void {
       if (e instanceof HttpPortError || e instanceof QueueFolderError) exitUsage('gateway', e);
       if (e instanceof WebAuthError) exitUsage('gateway', e, PAGE_CREDENTIALS_HINT);
       if (e instanceof QueueLockedError) {
-        gw.log.fatal({ err: e.message }, 'cannot start');
+        gw.log.fatal({ err: redactUrlsIn(e.message) }, 'cannot start');
         process.exit(2);
       }
-      gw.log.fatal({ err: (e as Error).message }, 'cannot start');
+      gw.log.fatal({ err: redactUrlsIn((e as Error).message) }, 'cannot start');
       process.exit(1);
     }
     await gw.done;

@@ -34,7 +34,7 @@ import type { GatewayConfig } from './config.ts';
 import type { SketchQueue } from './corridor.ts';
 import { writeDurably, type WindowQueue } from './queue.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
-import { readSecretFile, redactUrl } from '../scripts/lib/secrets.ts';
+import { readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { brokerErrorFix, canonicalMqttUrl } from '../scripts/lib/mqtt-options.ts';
 
 /** Folder in the queue folder for queued windows of another gateway (site/id), never published as this one's. */
@@ -292,7 +292,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const accepted = client.connected;
       if (err.message !== this.lastError || accepted !== this.lastErrorAccepted)
         this.log.warn(
-          { err: err.message, broker: safeUrl(url), fix: brokerErrorFix(err.message, url, accepted), queue_depth: this.queue.depth },
+          { err: redactUrlsIn(err.message), broker: safeUrl(url), fix: brokerErrorFix(err.message, url, accepted), queue_depth: this.queue.depth },
           accepted ? 'mqtt error' : 'cannot connect to the broker; windows stay queued and it is tried again every second',
         );
       this.lastError = err.message;

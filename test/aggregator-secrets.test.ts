@@ -15,7 +15,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { freePort } from './support/ports.ts';
 import { countsItem, until, window } from './aggregator-helpers.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
-import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { holdsUrlCredentials, redactTypedUrl, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-secrets') && need('mosquitto_passwd', 'mosquitto', 'aggregator-secrets');
 const repo = join(import.meta.dirname, '..');
@@ -28,8 +28,79 @@ describe('redaction helper', () => {
     expect(redactUrl('not a url')).toBe('(unparsable url)');
     const text = 'connect to http://writer:S3cret@influx:8086/write failed; also mqtts://u:Pw@b:8883';
     expect(redactUrlsIn(text)).toBe('connect to http://influx:8086/write failed; also mqtts://b:8883');
-    // A URL no parser reads (a bracket left open), its password with an @ not percent-encoded: all of it goes.
-    expect(redactUrlsIn('cannot connect to mqtt://agg:S3c@ret@[::1:1883/x@y')).toBe('cannot connect to mqtt://[::1:1883/x@y');
+    // A URL no parser reads (a bracket left open), its password with an @ not percent-encoded: all up to
+    // its last @ goes, as the @ in /x@y could be the password's as well.
+    expect(redactUrlsIn('cannot connect to mqtt://agg:S3c@ret@[::1:1883/x@y')).toBe('cannot connect to mqtt://y');
+  });
+
+  // A password with a / (no parser reads the URL, or one reads host `user` and port 12), an @, a ? or a #,
+  // not percent-encoded: the text between // and the last @ goes, in free text and in a URL alone.
+  const typos: [url: string, password: string, redacted: string][] = [
+    ['mqtt://user:pa/ss@host:1883', 'pa/ss', 'mqtt://host:1883'],
+    ['mqtts://u:p@ss@host', 'p@ss', 'mqtts://host'],
+    ['mqtt://user:12/ss@host:1883', '12/ss', 'mqtt://host:1883'],
+    ['mqtt://user:/ss@host', ':/ss', 'mqtt://host'],
+    ['mqtt://user:p@ss/x@host', 'ss/x', 'mqtt://host'],
+    ['http://writer:pa/ss@influx:8086', 'pa/ss', 'http://influx:8086'],
+    ['mqtt://user:pa?ss@host', 'pa?ss', 'mqtt://host'],
+    ['mqtt://user:pa#ss@host', 'pa#ss', 'mqtt://host'],
+  ];
+  it.each(typos)('takes the password out of %s wherever it is echoed', (url, password, redacted) => {
+    for (const text of [`cannot connect to ${url}: refused`, `got "${url}"`, `(${url})`, `broker=${url}`]) {
+      const out = redactUrlsIn(text);
+      expect(out, text).not.toContain(password);
+      expect(out, text).toContain(redacted);
+    }
+    expect(redactTypedUrl(url)).toBe(redacted);
+    expect(redactUrl(url)).not.toContain(password);
+    expect(holdsUrlCredentials(url)).toBe(true);
+    expect(holdsUrlCredentials(`MQTT_URL=${url}`)).toBe(true);
+  });
+
+  it('leaves a URL without user information as it is', () => {
+    for (const url of [
+      'mqtt://broker:1883',
+      'https://example.org/@presence/feed',
+      'http://influx/x@y',
+      'mqtt://[::1]:1883',
+      'http://influx:8086/write?db=presence',
+    ]) {
+      expect(redactUrlsIn(`at ${url} now`)).toBe(`at ${redactUrl(url)} now`);
+      expect(redactTypedUrl(url)).toBe(url);
+      expect(holdsUrlCredentials(url)).toBe(false);
+    }
+  });
+
+  // As real processes: a URL no parser reads is refused naming the setting, one a parser reads wrongly
+  // (host `agg`, port 12) is taken and named in the start log line and the connection errors.
+  it.each([
+    ['aggregator', 'mqtt://agg:pa/Pw-in-url@127.0.0.1:1'],
+    ['aggregator', 'mqtt://agg:12/Pw-in-url@127.0.0.1:1'],
+    ['gateway', 'mqtt://gw:pa/Pw-in-url@127.0.0.1:1'],
+    ['gateway', 'mqtt://gw:12/Pw-in-url@127.0.0.1:1'],
+  ])('presence %s --mqtt-url %s: no output line holds the password', (command, url) => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-url-typo-'));
+    try {
+      writeFileSync(
+        join(dir, 'gw.yaml'),
+        `gateway: {site: s, zone: z, id: gw-1, window: 1s}\nqueue: {dir: ${JSON.stringify(join(dir, 'q'))}}\nhttp: {port: 0}\n` +
+          'sources:\n  - {type: command, name: wifi, radio: wifi, command: "sleep 10"}\n',
+      );
+      const args = command === 'gateway' ? ['--config', join(dir, 'gw.yaml')] : ['--http-port', '0', '--out', join(dir, 'out.lp')];
+      const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), command, ...args, '--mqtt-url', url], {
+        cwd: dir,
+        env: { ...process.env, PRESENCE_AGGREGATOR_CONFIG: '', PRESENCE_GATEWAY_CONFIG: '' },
+        timeout: 5000,
+        killSignal: 'SIGTERM',
+        encoding: 'utf8',
+      });
+      const out = r.stdout + r.stderr;
+      expect(out).toMatch(url.includes(':12/') ? /starting/ : /--mqtt-url \(mqtt\.url\): must be a URL/);
+      expect(out).not.toContain('Pw-in-url');
+      expect(out).not.toMatch(/:\/\/[^/\s"]*@/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a config error never echoes the credentials of a URL', () => {

@@ -87,7 +87,10 @@ export function redactUrl(url: string | undefined): string {
   if (url === undefined || url === '') return '';
   let u: URL;
   try {
-    u = new URL(url);
+    new URL(url);
+    // A password that starts with digits and holds a / (`mqtt://user:12/ss@host`) parses as a port
+    // and a path: its user information is taken out as typed first.
+    u = new URL(withoutUserinfo(url));
   } catch {
     return '(unparsable url)';
   }
@@ -115,17 +118,41 @@ export function isParsableUrl(text: string): boolean {
  * `http://in flux:8086` as "(unparsable url)", and `redactUrlsIn` as `http://in/ flux:8086`.
  * Text that no URL parser reads as one with a host is a typo (`http//user:pw@host`, `mqtt:/user:pw@host`,
  * `user:pw@host:8086`, a password with a `/` in it): everything from after its scheme (a prefix that
- * ends in a slash) up to its last `@` is taken out, where the user information of a URL would be.
+ * ends in a slash) up to its last `@` is taken out, where the user information of a URL would be;
+ * so it is from a URL a parser misreads (`mqtt://user:12/ss@host`, see userinfoEnd).
  */
 export function redactTypedUrl(text: string): string {
-  if (!isParsableUrl(text)) {
-    const at = text.lastIndexOf('@');
-    if (at < 0) return text;
-    const scheme = /^[a-z][a-z0-9+.-]*:?\/+/i.exec(text)?.[0] ?? '';
-    return (at >= scheme.length ? scheme : '') + text.slice(at + 1);
-  }
-  const u = new URL(text);
-  return u.username || u.password || [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? redactUrl(text) : text;
+  const bare = withoutUserinfo(text);
+  if (!isParsableUrl(bare)) return bare;
+  const u = new URL(bare);
+  return [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? redactUrl(bare) : bare;
+}
+
+/** The scheme of a URL as typed, up to its slashes (`mqtt://`, also `http//` or `mqtt:/`); '' when it has none. */
+const TYPED_SCHEME = /^[a-z][a-z0-9+.-]*:?\/+/i;
+
+/**
+ * Where the user information of a URL as typed ends: the index of the `@` before its host, or -1 when
+ * it has none. `start` is where its authority begins, after `scheme://`. The last `@` of the text
+ * ends it whenever a password can be seen: an `@` before the first `/`, `?` or `#` (`u:p@ss@host`,
+ * also `u:p@ss/x@host`, whose password holds a `/` after an `@`), a text no parser reads with an `@`
+ * (`user:pa/ss@host`, which parsers see as host `user` and port `pa`), and a `name:digits` before
+ * the first `/`, `?` or `#` with an `@` later (`user:12/ss@host` parses as host `user`, port 12).
+ * Read so, a URL with an `@` in its path after a port (`http://influx:8086/x@y`) loses more than
+ * its user information; a password is never left in.
+ */
+function userinfoEnd(text: string, start: number): number {
+  const at = text.lastIndexOf('@');
+  if (at < start) return -1;
+  const authority = /^[^/?#]*/.exec(text.slice(start))?.[0] ?? '';
+  return authority.includes('@') || !isParsableUrl(text) || /^[^[\]:]*:\d*$/.test(authority) ? at : -1;
+}
+
+/** A URL as typed without its user information (see userinfoEnd); the rest unchanged. */
+function withoutUserinfo(text: string): string {
+  const start = TYPED_SCHEME.exec(text)?.[0].length ?? 0;
+  const at = userinfoEnd(text, start);
+  return at < 0 ? text : text.slice(0, start) + text.slice(at + 1);
 }
 
 /**
@@ -151,25 +178,28 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
  */
 export function holdsUrlCredentials(text: string): boolean {
   for (const m of text.matchAll(URL_IN_TEXT)) {
-    if (/^[^/?#]*:\/\/[^/?#]*@/.test(m[0])) return true;
+    // User information as redactTypedUrl takes it out, also where no parser reads it (a password
+    // holding a /, `mqtt://user:pa/ss@broker`) or one reads it wrongly (`mqtt://user:12/ss@broker`).
+    if (userinfoEnd(m[0], m[0].indexOf('://') + 3) >= 0) return true;
     try {
-      const u = new URL(m[0]);
-      if (u.username || u.password) return true;
-      for (const [k, v] of u.searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
+      for (const [k, v] of new URL(m[0]).searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
     } catch {
-      // No parser reads it: an @ after the scheme is where its user information would be, as
-      // redactTypedUrl takes it (a password holding a /, `mqtt://user:pa/ss@broker`).
-      if (m[0].slice(m[0].indexOf('://') + 3).includes('@')) return true;
+      // No parser reads it, and it has no @: nothing where user information would be.
     }
   }
   return false;
 }
 
-/** Replaces every URL with credentials inside a free text (an error message) by its redacted form. */
+/**
+ * Replaces every URL with credentials inside a free text (an error message) by its redacted form:
+ * its user information taken out as redactTypedUrl does, also where no parser reads the URL
+ * (`mqtt://user:pa/ss@broker:1883`, `mqtts://u:p@ss@broker`), then a URL a parser reads as redactUrl does.
+ */
 export function redactUrlsIn(text: string): string {
   return text.replace(URL_IN_TEXT, (m) => {
-    const r = redactUrl(m);
-    return r === '(unparsable url)' ? m.replace(/\/\/[^/?#\s]*@/, '//') : r;
+    const bare = withoutUserinfo(m);
+    const r = redactUrl(bare);
+    return r === '(unparsable url)' ? bare : r;
   });
 }
 
