@@ -811,6 +811,22 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(wifi.code, wifi.stderr).toBe(0);
   });
 
+  it('counts that do not rise with the people: one line with the fix (the truth of this zone in UTC, or the other radio), no file', () => {
+    // The people of the truth fall as the stored estimate rises: another zone's counts, or a radio
+    // that stays flat in a crowd (the simulated King's Day's Wi-Fi). The line said no more than
+    // "it cannot be calibrated to people here".
+    const file = join(dir, 'falling.csv');
+    writeFileSync(file, `${counts.map((l, i) => (i === 0 ? l : `${l.split(';')[0]};${60 - Number(l.split(';')[1])}`)).join('\n')}\n`);
+    const r = storedWith(file, join(dir, 'never.yaml'), '--zone', 'hall');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^presence calibrate: zone hall: the estimate does not rise with people \(it changes by -[\d.]+ per person\): it cannot be calibrated to people here; fix: check that --truth holds the people of zone hall of site station at UTC times; if the gateways hear ble there, calibrate its counts instead \(--radio ble\)$/,
+      ),
+    ]);
+    expect(existsSync(join(dir, 'never.yaml'))).toBe(false);
+  });
+
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);

@@ -429,6 +429,19 @@ function merge(existing: string, next: CalibrationFile): { file: CalibrationFile
   return { file: { ...next, global: priorFromZones(Object.values(zones)) ?? next.global ?? old.global ?? null, zones }, kept };
 }
 
+/**
+ * What to do when the counts do not rise with the people: the truth may be another zone's or in
+ * local time, or the gateways follow people on the other radio (a crowd's Wi-Fi estimate can stay
+ * flat while its BLE estimate rises: the simulated King's Day).
+ */
+function notRisingFix(flags: Flags, stored: boolean): string {
+  const other = flags.radio === 'ble' ? 'wifi' : 'ble';
+  const truth = stored
+    ? `check that --truth holds the people of zone ${flags.zone} of site ${flags.site} at UTC times`
+    : 'check that each --truth holds the people of its --capture at UTC times';
+  return `${truth}; if the gateways hear ${other} there, calibrate its counts instead (--radio ${other})`;
+}
+
 export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
   // A zone or site the gateways cannot publish would never get people: refused here, not ignored later.
@@ -478,10 +491,16 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   if (flags.out) checkOutFirst(flags.out);
 
   const samples = stored ? await pairFromInflux(flags, windowMs) : await pairFromCaptures(flags, windowMs);
-  const result = fit(
-    samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
-    { level, replicates, seed, prior, field: flags.field },
-  );
+  let result: ReturnType<typeof fit>;
+  try {
+    result = fit(
+      samples.map((s) => ({ estimate: s[flags.field], people: s.people, session: s.session, zone: flags.zone, time: s.start })),
+      { level, replicates, seed, prior, field: flags.field },
+    );
+  } catch (e) {
+    if (e instanceof FitError && e.code === 'not_rising') throw new FitError(`${e.message}; fix: ${notRisingFix(flags, stored)}`);
+    throw e;
+  }
   const zone = result.zones[0];
   const loo = flags.leaveOneOut
     ? leaveOneOut(
@@ -499,7 +518,9 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
   for (const w of zone.warnings) process.stderr.write(`presence calibrate: warning: ${w}\n`);
   if (flags.out) {
     if (!(zone.k.value > 0)) {
-      throw new FitError(`zone ${flags.zone}: k is ${f(zone.k.value, 4)}: people do not rise with the ${flags.field}, so no calibration file is written`);
+      throw new FitError(
+        `zone ${flags.zone}: k is ${f(zone.k.value, 4)}: people do not rise with the ${flags.field}, so no calibration file is written; fix: ${notRisingFix(flags, stored)}`,
+      );
     }
     const file = toCalibrationFile(result, estimator);
     if (flags.site) file.zones[flags.zone].site = flags.site;

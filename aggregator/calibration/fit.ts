@@ -114,7 +114,11 @@ export interface FitResult {
 }
 
 export class FitError extends Error {
-  constructor(message: string) {
+  /** `not_rising`: the counts do not rise with people (the caller knows the fix: another radio, the truth's zone and times). */
+  constructor(
+    message: string,
+    readonly code?: 'not_rising',
+  ) {
     super(message);
     this.name = 'FitError';
   }
@@ -302,6 +306,7 @@ function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions,
   if (!Number.isFinite(kb(line).k)) {
     throw new FitError(
       `zone ${zone}: the ${fieldWords(opts.field)} does not rise with people (it changes by ${line.c.toFixed(3)} per person): it cannot be calibrated to people here`,
+      'not_rising',
     );
   }
   let boot = bootstrap(samples, opts.replicates, opts.seed);
