@@ -9,7 +9,7 @@ export interface RadioCounts {
   frames: number;
   /** Distinct device addresses seen in the window (exact up to the firmware's table size). */
   devices: number;
-  /** Best estimate of the number of physical devices (corrects for address randomisation). */
+  /** Estimate of the devices present, averaged over the window (corrects for address randomisation): not people, and on Wi-Fi it under-counts a dense crowd (README.md, "People: what the numbers mean"). */
   estimate: number;
   /** Wi-Fi: accepted probe requests. */
   probes?: number;
