@@ -115,6 +115,39 @@ function base64Like(run: string): boolean {
   return !run.split(/[+/_-]+/).every((piece) => piece === '' || WORD.test(piece));
 }
 
+/** A colour or style escape of a terminal (`ESC [ 1 ; 31 m`): set aside, not taken for binary. */
+const ANSI_SGR = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g');
+/** A byte that is no text: undecodable (U+FFFD, what a byte that is not UTF-8 becomes) or a control character other than tab (a carriage return within a line too). */
+const BINARY = /(?!\t)[\p{Cc}\ufffd]/u;
+/**
+ * A line of a hex dump (`tshark -x`, `tcpdump -X`, `hexdump -C`, `xxd`, `od -A x -t x1z`): an
+ * offset, then two or more groups of 2 or 4 hex digits; its text column shows the same bytes as
+ * characters.
+ */
+const DUMP_LINE = /^\s*(?:0[xX])?[0-9A-Fa-f]{2,8}:?\s+[0-9A-Fa-f]{2}(?:[0-9A-Fa-f]{2})?(?:\s{1,2}[0-9A-Fa-f]{2}(?:[0-9A-Fa-f]{2})?)+(?![0-9A-Za-z])/;
+/** An ellipsis after a word (`waiting...`), with closing punctuation after it. */
+const ELLIPSIS = /^[^.]+\.{2,3}["')\]]*$/;
+
+/**
+ * Whether a token shows bytes as characters, as the text column of a hex dump or `tcpdump -A` does
+ * (a byte that prints as itself, every other one as a dot: `....*Marty......`): a run of two or more
+ * dots beside anything else, but for an ellipsis after a word and a path's `..` segments.
+ */
+function dotted(token: string): boolean {
+  const t = token.replace(/(^|\/)\.\.(?=\/|$)/g, '$1');
+  return /\.\./.test(t) && /[^.]/.test(t) && !ELLIPSIS.test(t);
+}
+
+/**
+ * Whether a line shows a frame's bytes as characters, where an address's bytes that print stand as
+ * they are (`*Marty`, `zQ7#kP`), in no hex or base64 form: a hex dump's line (its text column
+ * beside the hex), or bytes that are no text (a capture's raw bytes written as text). Such a line
+ * goes whole.
+ */
+function bytesAsText(line: string): boolean {
+  return BINARY.test(line) || DUMP_LINE.test(line);
+}
+
 /** Quotes, brackets and punctuation before or after a token, set aside when it is compared with a kept name. */
 const AROUND = /^["'`([{<]+|["'`)\]}>,.:;!?]+$/g;
 
@@ -149,7 +182,9 @@ function keptNames(keep: Iterable<string>): Set<string> {
  * - a base64/base64url run of exactly 8 characters, or a longer one with a digit or mixed case,
  * - or is part of a run of 3 or more hex groups of 1-3 digits joined by up to 8 non-alphanumeric
  *   characters (`aa|bb|cc`, `A A B B C C`, `aa - bb - cc`, tab-separated pairs),
- * is replaced by `<redacted>` (consecutive ones by one). Ordinary words stay readable ("fatal:
+ * is replaced by `<redacted>` (consecutive ones by one), as is a token with a run of dots beside
+ * other characters (`dotted`: a dump's text column). A line that shows bytes as characters (a hex
+ * dump's line, raw bytes: `bytesAsText`) becomes one `<redacted>` first. Ordinary words stay readable ("fatal:
  * wlan0: No such device"); words of exactly 8 letters do not, nor numbers of 4 digits or more.
  * Used for every log line and `presence doctor` line that carries a capture tool's text.
  *
@@ -163,6 +198,10 @@ export function redactFreeText(text: string, keep: Iterable<string> = []): strin
   const s = text
     .normalize('NFKC')
     .replace(/[\p{Cf}\p{Mn}\p{Me}]+/gu, '')
+    .replace(ANSI_SGR, '')
+    .split(/\r?\n|[\u2028\u2029]/)
+    .map((line) => (bytesAsText(line.replace(/\r$/, '')) ? REDACTED : line))
+    .join('\n')
     .replace(/[\p{Cc}\p{Z}\s]+/gu, ' ')
     .trim();
   if (!s) return s;
@@ -187,7 +226,7 @@ export function redactFreeText(text: string, keep: Iterable<string> = []): strin
   let lastRedacted = false;
   for (const m of s.matchAll(/\S+/g)) {
     const start = m.index;
-    const bad = flagged.subarray(start, start + m[0].length).includes(1) && !kept.has(m[0].replace(AROUND, ''));
+    const bad = m[0] === REDACTED || dotted(m[0]) || (flagged.subarray(start, start + m[0].length).includes(1) && !kept.has(m[0].replace(AROUND, '')));
     if (bad) {
       if (!lastRedacted) out.push(REDACTED);
       lastRedacted = true;

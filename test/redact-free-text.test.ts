@@ -139,6 +139,105 @@ describe('redactFreeText', () => {
   });
 });
 
+/** The 16 bytes of `b` from `at` as each dump tool prints a line of them: hex groups, then the bytes as characters (a dot for a byte that does not print). */
+function dumpLines(b: Uint8Array, at: number): string[] {
+  const row = [...b.subarray(at, at + 16)];
+  const hex2 = row.map((x) => x.toString(16).padStart(2, '0'));
+  const hex4 = (hex2.join('').match(/.{1,4}/g) ?? []).join(' ');
+  const text = row.map((x) => (x >= 0x20 && x < 0x7f ? String.fromCharCode(x) : '.')).join('');
+  const off = at.toString(16);
+  return [
+    `${off.padStart(4, '0')}  ${hex2.join(' ')}   ${text}`, // tshark -x
+    `\t0x${off.padStart(4, '0')}:  ${hex4}  ${text}`, // tcpdump -X
+    `${off.padStart(8, '0')}  ${hex2.slice(0, 8).join(' ')}  ${hex2.slice(8).join(' ')}  |${text}|`, // hexdump -C
+    `${off.padStart(8, '0')}: ${hex4}  ${text}`, // xxd
+    `${off.padStart(6, '0')} ${hex2.join(' ')}  >${text}<`, // od -A x -t x1z
+  ];
+}
+
+describe('redactFreeText: bytes shown as characters', () => {
+  // An address whose bytes print (0x20-0x7e: 37 % of the bytes of a random address; all six of
+  // them for one in 400) is in a dump's text column, or in raw bytes read as text, as itself:
+  // no hex or base64 form of it is there to find.
+  it('a hex dump line (tshark -x, tcpdump -X, hexdump -C, xxd, od) or raw bytes: the whole line goes, so no 3 bytes of an address in a row are left', () => {
+    const rng = new Rng(90210);
+    for (let i = 0; i < 3000; i++) {
+      // a probe request as the radio hears it: broadcast around the address, at a random place
+      const addr = Uint8Array.from({ length: 6 }, () => (rng.chance(0.8) ? rng.int(0x21, 0x7e) : rng.int(0, 255)));
+      const frame = new Uint8Array(48).fill(0xff);
+      for (let k = 0; k < 48; k++) if (rng.chance(0.3)) frame[k] = rng.int(0, 255);
+      const pos = rng.int(0, 42);
+      frame.set(rng.chance(0.5) ? addr : addr.slice().reverse(), pos);
+      const texts = [...dumpLines(frame, pos - (pos % 16)), ...(pos % 16 > 10 ? dumpLines(frame, pos - (pos % 16) + 16) : [])];
+      texts.push(`tool: ${Buffer.from(frame).toString('utf8')}`); // raw bytes written as text
+      for (const t of texts) {
+        const out = redactFreeText(`tool: went away\n${t}\n`, KEPT);
+        // three printable bytes of the address in a row, in either order, are not left
+        for (const a of [addr, addr.slice().reverse()])
+          for (let k = 0; k + 3 <= 6; k++) {
+            const piece = String.fromCharCode(...a.subarray(k, k + 3));
+            if (/^[\x21-\x7e]{3}$/.test(piece) && !'<redacted>tool: went away'.includes(piece))
+              expect(out.includes(piece), JSON.stringify({ t, out, piece })).toBe(false);
+          }
+        expect(out.startsWith('tool: went away '), JSON.stringify({ t, out })).toBe(true);
+      }
+    }
+  });
+
+  it('the text column alone (tcpdump -A): a token of dots beside other characters goes', () => {
+    // 2a:4d:61:72:74:79 ("*Marty") between broadcast addresses, as a probe request holds it
+    for (const line of ['\t....*Marty......', '@.........*Marty', '*Marty......', 'E..<..@.@.*Marty'])
+      expect(redactFreeText(`tcpdump: ${line} went away`, KEPT), line).toBe(`tcpdump: ${REDACTED} went away`);
+  });
+
+  it('real dumps of a frame whose address prints (hexdump -C, xxd, od) leave nothing of it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-dump-'));
+    try {
+      // 2a:4d:61:72:74:79 ("*Marty"), a locally administered address, in a probe request after radiotap
+      const addr = Buffer.from('*Marty', 'latin1');
+      const frame = Buffer.concat([
+        Buffer.from('00000a0022000000', 'hex'),
+        Buffer.from([0, 0xce]),
+        Buffer.from('40000000ffffffffffff', 'hex'),
+        addr,
+        Buffer.from('ffffffffffff1000000001040204', 'hex'),
+      ]);
+      const bin = join(dir, 'frame.bin');
+      writeFileSync(bin, frame);
+      const tools: string[][] = [
+        ['hexdump', '-C', bin],
+        ['xxd', bin],
+        ['od', '-A', 'x', '-t', 'x1z', bin],
+      ];
+      let ran = 0;
+      for (const [cmd, ...args] of tools) {
+        const r = spawnSync(cmd!, args, { encoding: 'utf8' });
+        if (r.status !== 0) continue;
+        ran++;
+        expect(r.stdout, cmd).toContain('Marty'); // control: the dump shows it
+        const out = redactFreeText(r.stdout);
+        expect(out, cmd).not.toMatch(/Mar|art|rty/);
+        for (const line of r.stdout.split('\n')) expect(redactFreeText(line), `${cmd}: ${line}`).not.toMatch(/Mar|art|rty/);
+      }
+      expect(ran).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ordinary lines with dots stay: an ellipsis after a word, a relative path, a sentence', () => {
+    for (const l of [
+      'tcpdump: listening on wlan0mon, waiting...',
+      "dumpcap: can't open ../captures/x.pcap: No such file",
+      'Capturing on "wlan0mon".',
+      'fatal: wlan0: No such device.',
+    ])
+      expect(redactFreeText(l, ['tcpdump', 'wlan0mon', 'dumpcap']), l).toBe(l);
+    // a colour escape is not taken for binary
+    expect(redactFreeText('\u001b[1;31mfatal:\u001b[0m wlan0: No such device')).toBe('fatal: wlan0: No such device');
+  });
+});
+
 describe('capture command environment', () => {
   const secrets = {
     MQTT_PASSWORD: 'hunter2-mqtt',

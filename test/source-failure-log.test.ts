@@ -213,6 +213,20 @@ describe('a capture command that stops', () => {
     expect(captureFix(['permission denied'], 'nice -n 5 dumpcap -i bluetooth0 -w -', 1)).toMatch(/^give dumpcap capture rights: .*\$\(command -v dumpcap\)/);
   });
 
+  it("a tool that dumps a frame on stderr: the dump's line goes whole, hex and text column, where an address that prints stands as itself", async () => {
+    // a probe request's addresses: broadcast, then 2a:4d:61:72:74:79, whose bytes read "*Marty"
+    const bytes = join(dir, 'frame.bin');
+    writeFileSync(bytes, Buffer.concat([Buffer.from('ffffffffffff', 'hex'), Buffer.from('*Marty', 'latin1'), Buffer.from('ffffffff', 'hex')]));
+    // od's dump of it, "000000 ff ff ff ff ff ff 2a 4d 61 72 74 79 ff ff ff ff  >......*Marty....<", as the last line
+    const line = await stoppedLine(`od -A x -t x1z -v ${bytes} | head -n 1 >&2; exit 1`);
+    expect(line).toMatchObject({ exit_code: 1, stderr: '<redacted>' });
+    expect(JSON.stringify(line)).not.toMatch(/\*Ma|Mar|arty|2a4d|2a 4d/);
+    // raw bytes of a frame written as text: the line goes, the words before it stay
+    const raw = await stoppedLine(`printf 'tcpdump: went away ' >&2; cat ${bytes} >&2; exit 1`);
+    expect(raw.stderr).toBe('<redacted>');
+    expect(JSON.stringify(raw)).not.toMatch(/\*Ma|Mar|arty/);
+  });
+
   it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
     const line = await stoppedLine('no-such-capture-tool -i wlan0mon -w -');
     expect(line).toMatchObject({ exit_code: 127 });
