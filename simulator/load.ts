@@ -160,12 +160,20 @@ export function* loadMessages(opts: LoadOptions): Generator<LoadMessage> {
   }
 }
 
-/** Retained "online" status messages for the virtual gateways (what a gateway sends at connect). */
-export function loadStatuses(opts: Pick<LoadOptions, 'gateways' | 'site' | 'zones'>): Array<{ topic: string; payload: Buffer; message: StatusMessage }> {
+/**
+ * Retained status messages for the virtual gateways: "online" (what a gateway sends at connect) or
+ * "offline" (what it sends when it stops; the first `count` gateways only, default all).
+ */
+export function loadStatuses(
+  opts: Pick<LoadOptions, 'gateways' | 'site' | 'zones'>,
+  state: 'online' | 'offline' = 'online',
+  count = opts.gateways,
+): Array<{ topic: string; payload: Buffer; message: StatusMessage }> {
   const site = opts.site ?? 'load';
   const zones = opts.zones ?? Math.max(1, Math.ceil(opts.gateways / 10));
-  return Array.from({ length: opts.gateways }, (_, i) => {
-    const message: StatusMessage = { ...offlineStatus(site, gatewayId(i), zoneId(i, zones)), state: 'online', version: '0.0.0-simulator' };
+  return Array.from({ length: Math.min(count, opts.gateways) }, (_, i) => {
+    const offline = offlineStatus(site, gatewayId(i), zoneId(i, zones));
+    const message: StatusMessage = state === 'online' ? { ...offline, state: 'online', version: '0.0.0-simulator' } : offline;
     return { topic: statusTopic(site, gatewayId(i)), payload: encode(message), message };
   });
 }
@@ -179,7 +187,11 @@ export interface RunLoadOptions extends Omit<LoadOptions, 'windows'> {
   count?: number;
   /** ... or after this many seconds (whichever comes first; one of them is required). */
   duration?: number;
-  /** Publish retained online statuses first (within maxInFlight; rate, duration and elapsedMs count from the first count after them). Default true. */
+  /**
+   * Publish retained online statuses first (within maxInFlight; rate, duration and elapsedMs count from
+   * the first count after them), and retained offline ones at the end, as gateways that stop (unless
+   * the run was aborted). Default true.
+   */
   status?: boolean;
   /** Most QoS 1 publishes awaiting their PUBACK at once. Default 1000. */
   maxInFlight?: number;
@@ -265,6 +277,9 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
   let inFlight = 0;
   let unacked = 0;
   let failedAtEnd = 0;
+  /** Retained online statuses published, and when the counts' acknowledgements were in. */
+  let online = 0;
+  let countsEnd: number | undefined;
   const maxInFlight = opts.maxInFlight ?? 1000;
   let lastProgress = t0;
   // A broker that goes away mid-run: said when it happens, not only as a stalled acked count.
@@ -306,6 +321,7 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
         while (inFlight >= maxInFlight && !opts.signal?.aborted) await sleep(1);
         if (opts.signal?.aborted) break;
         publish(s.topic, s.payload, true);
+        online++;
       }
       t0 = lastProgress = performance.now();
     }
@@ -330,6 +346,20 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
     // Wait for outstanding acknowledgements (bounded).
     const waitUntil = performance.now() + (opts.ackWaitMs ?? 30_000);
     while (inFlight > 0 && performance.now() < waitUntil && !opts.signal?.aborted) await sleep(5);
+    countsEnd = performance.now();
+    // The virtual gateways stop as a gateway does, with a retained "offline" status: their retained
+    // "online" ones stayed on the broker after the run, and every aggregator that subscribed later
+    // took them for gateways online, then silent. (Not after an abort, nor with the broker gone or
+    // messages unacknowledged: the run ends now and says so.)
+    if (online > 0 && !opts.signal?.aborted && !lost && inFlight === 0) {
+      for (const s of loadStatuses(opts, 'offline', online)) {
+        while (inFlight >= maxInFlight && !opts.signal?.aborted) await sleep(1);
+        if (opts.signal?.aborted) break;
+        publish(s.topic, s.payload, true);
+      }
+      const statusesUntil = performance.now() + (opts.ackWaitMs ?? 30_000);
+      while (inFlight > 0 && performance.now() < statusesUntil && !opts.signal?.aborted) await sleep(5);
+    }
   } finally {
     // Counted before the end: a forced end fails what is still outstanding, which is unacked, not failed.
     unacked = inFlight;
@@ -338,6 +368,6 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
     // keeps Node's event loop alive, the process exits 13 in the middle of this await): force it.
     await client.endAsync(inFlight > 0);
   }
-  const elapsedMs = performance.now() - t0;
+  const elapsedMs = (countsEnd ?? performance.now()) - t0;
   return { published, acked, failed: failedAtEnd, refused, refusedReason, unacked, faults, elapsedMs, ratePerS: (published / elapsedMs) * 1000 };
 }

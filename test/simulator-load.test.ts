@@ -112,6 +112,29 @@ describe.skipIf(!hasMosquitto)('runLoad against Mosquitto', () => {
     await sub.endAsync();
   });
 
+  it('its virtual gateways stop as gateways do: each retained status left on the broker is "offline", valid, one per gateway', async () => {
+    // The retained "online" statuses stayed after the run: every aggregator that subscribed later took
+    // the virtual gateways for gateways online, then silent ("missing"), for ever.
+    const r = await runLoad({ url: broker.url, gateways: 4, rate: 200, count: 8, site: 'stops' });
+    expect(r).toMatchObject({ published: 8, acked: 8, failed: 0, unacked: 0 });
+    const sub = await mqtt.connectAsync(broker.url, { clientId: 'load-stops-sub' });
+    const retained = new Map<string, { state: string; ok: boolean }>();
+    sub.on('message', (topic, payload, packet) => {
+      if (!packet.retain) return;
+      const m = JSON.parse(payload.toString());
+      retained.set(topic, { state: m.state, ok: validateStatus(m).ok });
+    });
+    await sub.subscribeAsync('presence/v1/stops/+/status', { qos: 1 });
+    await eventually('the 4 retained statuses', () => retained.size >= 4);
+    expect([...retained.keys()].sort()).toEqual(
+      loadStatuses({ gateways: 4, site: 'stops' })
+        .map((s) => s.topic)
+        .sort(),
+    );
+    expect([...retained.values()]).toEqual(Array(4).fill({ state: 'offline', ok: true }));
+    await sub.endAsync();
+  });
+
   it('stops after a duration', async () => {
     // No count: without the duration it would publish for ever. It stops at the duration, not before
     // (elapsed), and never publishes more than rate x duration. How many it got out in that half second
@@ -315,9 +338,9 @@ describe.skipIf(!hasMosquitto || !need('mosquitto_passwd', 'mosquitto-clients', 
         { env },
       ).catch((e: { code: number; stdout: string; stderr: string }) => e);
       const { code, stdout, stderr } = r as { code: number; stdout: string; stderr: string };
-      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 4, acked: 0, refused: 6, refusedReason: '0x87 not authorized' });
+      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ published: 4, acked: 0, refused: 8, refusedReason: '0x87 not authorized' });
       expect(stderr.trimEnd().split('\n').pop()).toBe(
-        `presence simulate: 6 of the messages published (counts and statuses) were refused by the broker at ${broker.url.replace(/\/$/, '')} (PUBACK 0x87 not authorized): its ACL does not let user reader publish on presence/v1/load/#; give the load a user that may (with docs/mosquitto/presence.acl: a user block with topic write presence/v1/load/#)`,
+        `presence simulate: 8 of the messages published (counts and statuses) were refused by the broker at ${broker.url.replace(/\/$/, '')} (PUBACK 0x87 not authorized): its ACL does not let user reader publish on presence/v1/load/#; give the load a user that may (with docs/mosquitto/presence.acl: a user block with topic write presence/v1/load/#)`,
       );
       expect(code).toBe(1);
     });
