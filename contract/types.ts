@@ -82,6 +82,8 @@ export interface StatusMessage {
   queue_dropped?: number;
   /** Whether the queue folder can be written (`disk_full`: windows are kept in memory until it can). */
   queue_state?: QueueState;
+  /** Queued windows whose file the gateway could not read when their turn came (kept, counted in queue_depth, sent once readable); present only when > 0. */
+  queue_unreadable?: number;
   /** Window publishes the broker refused (MQTT 5 PUBACK reason code >= 0x80, e.g. 0x87 not authorized) since start; those windows stay queued. */
   publish_refused?: number;
   windows?: number;
@@ -152,6 +154,7 @@ export const FIELDS = {
     queue_depth: true,
     queue_dropped: true,
     queue_state: true,
+    queue_unreadable: true,
     publish_refused: true,
     windows: true,
     last_seq: true,

@@ -192,6 +192,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return defaultQueueDir(this.config);
   }
 
+  /** Queued windows that cannot be read, and the fix (a sentence for /healthz); null when none. */
+  get queueUnreadable(): string | null {
+    return this.queue?.unreadableProblem() ?? null;
+  }
+
   get queueDepth(): number {
     return this.queue?.depth ?? 0;
   }
@@ -945,6 +950,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       queueDepth: this.queue?.depth ?? 0,
       queueDropped: this.queue?.dropped ?? 0,
       queueState: this.queue?.state ?? 'ok',
+      queueUnreadable: this.queue?.unreadableCount ?? 0,
       publishRefused: this.publisher?.refused ?? 0,
       windows: this.windowsClosed,
       lastSeq: this.lastSeq,

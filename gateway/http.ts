@@ -35,12 +35,14 @@ export interface GatewayView {
   /** Window length (ms): a capture command quiet for QUIET_WINDOWS of them is a warning. */
   readonly windowMs?: number;
   readonly queueDepth: number;
+  /** Queued windows whose file cannot be read (their owner or mode changed while it ran), with the fix; null or absent: none. */
+  readonly queueUnreadable?: string | null;
   readonly mqttConnected: boolean;
   /** While not connected: the last connection error and its fix. */
   readonly brokerProblem?: { error: string; fix: string } | null;
   /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
   readonly unparsedFrames?: number;
-  status(): { queue_state?: string; queue_dropped?: number; windows?: number; last_seq?: number };
+  status(): { queue_state?: string; queue_dropped?: number; queue_unreadable?: number; windows?: number; last_seq?: number };
   on(event: 'window', fn: (m: CountsMessage) => void): unknown;
   on(event: 'published', fn: (seq: number) => void): unknown;
   on(event: 'refused', fn: (seq: number, reasonCode: number, reason: string) => void): unknown;
@@ -113,6 +115,14 @@ export class GatewayMetrics {
       registers: r,
       collect() {
         this.set(gw.queueDepth);
+      },
+    });
+    new Gauge({
+      name: 'presence_gateway_queue_unreadable',
+      help: 'Queued windows whose file the gateway cannot read (kept on disk, counted in the queue depth, sent once they can be read)',
+      registers: r,
+      collect() {
+        this.set(gw.status().queue_unreadable ?? 0);
       },
     });
     new Counter({
@@ -223,7 +233,8 @@ export function sourceSilence(
 
 /**
  * ok: connected, every source running (or a file finished), queue writable. degraded (200): windows
- * are still counted but wait (broker not connected, queue disk full or failing, a source restarting),
+ * are still counted but wait (broker not connected, queue disk full or failing, queued windows that
+ * cannot be read, a source restarting),
  * frames arrive that cannot be counted (a link type the firmware does not parse), or a capture
  * command has written nothing, not even a capture file header, for NO_OUTPUT_MS.
  * unhealthy (503): no source can deliver frames any more (all failed). `warnings` do not change the
@@ -255,6 +266,7 @@ export function health(gw: GatewayView, nowMs?: number): Health {
   if (!gw.mqttConnected) problems.push(`not connected to the MQTT broker: ${gw.queueDepth} window(s) queued${why ? ` (${why.error}; fix: ${why.fix})` : ''}`);
   // connected for the moment, but another client with this client id takes the connection again and again
   else if (why) problems.push(`the connection to the MQTT broker does not last: ${why.error}; fix: ${why.fix}`);
+  if (gw.queueUnreadable) problems.push(gw.queueUnreadable);
   if (queueState === 'disk_full') problems.push('queue folder full (disk_full): windows are held in memory until space is freed');
   else if (queueState !== 'ok') problems.push(`queue folder cannot be written (${queueState}): windows are held in memory`);
   return {

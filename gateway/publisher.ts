@@ -388,11 +388,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (!this.client || this.closing || this.pumping || this.retryTimer) return;
     this.pumping = true;
     try {
+      // Queued windows whose file could not be read (their mode or owner changed while this ran)
+      // and can be now: sent from here, without a restart.
+      for (const seq of this.queue.readableAgain()) this.sentUpTo = Math.min(this.sentUpTo, seq - 1);
       const room = MAX_INFLIGHT - this.inflight.size;
       if (room <= 0) return;
       for (const seq of this.queue.pending(this.sentUpTo, room)) {
-        const message = this.queue.read(seq);
         this.sentUpTo = seq;
+        if (this.inflight.has(seq)) continue; // handed to mqtt.js already, its answer awaited
+        const message = this.queue.read(seq);
         if (!message) continue;
         const valid = validateCounts(message);
         if (!valid.ok) {

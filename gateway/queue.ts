@@ -57,6 +57,8 @@ const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 /** While windows keep being dropped, at most one log line per reason in this time (1-s windows wrote one a second). */
 export const DROP_LOG_MS = 60_000;
+/** Queued window files that could not be read are tried again at most this often (ms). */
+export const UNREADABLE_RECHECK_MS = 5_000;
 /** Width of the seq file: 16 columns (2^53 has 16 digits) and a newline; spaces, not zeros, pad it. */
 const SEQ_WIDTH = 17;
 
@@ -230,6 +232,10 @@ export class WindowQueue {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = RETRY_MIN_MS;
   private closed = false;
+  /** Queued windows whose file could not be read when their turn to be sent came: seq -> errno. Kept, counted in depth. */
+  private readonly unreadable = new Map<number, string>();
+  /** When (this.now()) the unreadable files were last tried again. */
+  private unreadableCheckedAt = -Infinity;
   /** Per drop reason: when its last line was written, and the drops held back since (first and last seq). */
   private readonly dropLog = new Map<string, { at: number; n: number; first: number; last: number }>();
   /** Logs the held drops at the end of their minute when no further drop comes to log them. */
@@ -331,6 +337,64 @@ export class WindowQueue {
 
   get depth(): number {
     return this.seqs.length - this.head;
+  }
+
+  /** Queued windows whose file this process could not read when their turn to be sent came (kept on disk, counted in depth). */
+  get unreadableCount(): number {
+    return this.unreadable.size;
+  }
+
+  /**
+   * The queued windows that cannot be read, and the fix, as a sentence for /healthz; null when none.
+   * Names the first one's file, owner and mode, and this process's user.
+   */
+  unreadableProblem(): string | null {
+    const first = this.unreadable.keys().next();
+    if (first.done) return null;
+    const seq = first.value;
+    const file = this.file(seq);
+    let how = this.unreadable.get(seq)!;
+    try {
+      const st = statSync(file);
+      how = `owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, ${how}`;
+    } catch {
+      /* gone meanwhile: the errno says why it could not be read */
+    }
+    const user = currentUser();
+    const n = this.unreadable.size;
+    return `${n} queued window${n === 1 ? '' : 's'} cannot be read by user ${user} (${file}: ${how}): kept on disk and counted in queue_depth, sent once they can be read; fix: make the queue folder the gateway user's and readable, e.g. ${this.unreadableFix()}`;
+  }
+
+  /** The commands that give the queue folder back to this process's user. */
+  private unreadableFix(): string {
+    return `sudo chown -R ${currentUser()} ${this.dir} && sudo chmod -R u+rwX ${this.dir}`;
+  }
+
+  /**
+   * The queued windows that could not be read and can be now, taken off the unreadable list (so the
+   * publisher sends them); tried at most every UNREADABLE_RECHECK_MS. Empty when none.
+   */
+  readableAgain(): number[] {
+    if (this.unreadable.size === 0) return [];
+    const now = this.now();
+    if (now - this.unreadableCheckedAt < UNREADABLE_RECHECK_MS) return [];
+    this.unreadableCheckedAt = now;
+    const out: number[] = [];
+    for (const seq of this.unreadable.keys()) {
+      try {
+        readFileSync(this.file(seq)); // not access(): root may access any file, and EIO or EISDIR are no permission
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') continue;
+      }
+      this.unreadable.delete(seq);
+      out.push(seq);
+    }
+    if (out.length)
+      this.opts.log?.info(
+        { seqs: out.length === 1 ? String(out[0]) : `${out[0]}-${out.at(-1)}`, windows: out.length, unreadable: this.unreadable.size },
+        'queue: window files that could not be read can be read now; sending them',
+      );
+    return out;
   }
 
   /** Windows held in memory only (the folder could not be written). */
@@ -468,8 +532,9 @@ export class WindowQueue {
   /**
    * The stored window, or null if it is gone (dropped) or cannot be read: a file that is not JSON (a
    * torn write) is removed and logged; one the system will not read now (EACCES, EIO, EMFILE, ...)
-   * is logged and kept, queued, for the next start (open() refuses a folder with files this user
-   * may not read, naming the fix).
+   * is logged (once) and kept, queued and counted in depth, on the unreadable list (unreadableCount,
+   * the status's queue_unreadable) until readableAgain() finds it readable (open() refuses a folder
+   * with files this user may not read at start, naming the fix).
    */
   read(seq: number): CountsMessage | null {
     const kept = this.memory.get(seq);
@@ -479,13 +544,25 @@ export class WindowQueue {
       text = readFileSync(this.file(seq), 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT')
-        this.opts.log?.error(
-          { seq, errno: typeof code === 'string' ? code : 'unknown', file: this.file(seq) },
-          'queue: window file cannot be read now; kept, and sent after a restart once it can be read',
-        );
+      if (code !== 'ENOENT' && this.has(seq)) {
+        const errno = typeof code === 'string' ? code : 'unknown';
+        if (!this.unreadable.has(seq))
+          this.opts.log?.error(
+            {
+              seq,
+              errno,
+              file: this.file(seq),
+              unreadable: this.unreadable.size + 1,
+              queue_depth: this.depth,
+              fix: `if its owner or mode was changed, make the queue folder the gateway user's (${currentUser()}) and readable: ${this.unreadableFix()}`,
+            },
+            'queue: window file cannot be read now; kept on disk and queued (counted in queue_depth and queue_unreadable), sent once it can be read',
+          );
+        this.unreadable.set(seq, errno);
+      }
       return null;
     }
+    this.unreadable.delete(seq);
     try {
       return JSON.parse(text) as CountsMessage;
     } catch {
@@ -521,6 +598,7 @@ export class WindowQueue {
   private forget(seq: number, deleteData = true): void {
     const i = this.seqs.indexOf(seq, this.head);
     if (i < 0) return;
+    this.unreadable.delete(seq);
     if (i === this.head)
       this.head++; // the usual case: acknowledgements come oldest first
     else this.seqs.splice(i, 1);

@@ -50,6 +50,8 @@ export interface StatusInput {
   queueDropped: number;
   /** Whether the queue folder can be written (default ok). */
   queueState?: QueueState;
+  /** Queued windows whose file could not be read when their turn came (published only when > 0). */
+  queueUnreadable?: number;
   /** Window publishes the broker refused since start (MQTT 5 reason code >= 0x80). */
   publishRefused?: number;
   windows: number;
@@ -91,6 +93,8 @@ export function onlineStatus(s: StatusInput): StatusMessage {
     queue_depth: s.queueDepth,
     queue_dropped: s.queueDropped,
     queue_state: s.queueState ?? 'ok',
+    // only when there are some: a status without it is one every aggregator of contract v1 takes
+    ...(s.queueUnreadable ? { queue_unreadable: s.queueUnreadable } : {}),
     publish_refused: s.publishRefused ?? 0,
     windows: s.windows,
     last_seq: s.lastSeq,

@@ -7,15 +7,16 @@
 // another reason while it runs (EIO, EMFILE, ...) stays queued and on disk.
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CountsMessage } from '../contract/index.ts';
+import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { counts, queuedWindow, subscriber, waitFor } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
+import { freePort } from './support/ports.ts';
 
 const window = (seq: number): CountsMessage => queuedWindow('q', seq);
 
@@ -35,14 +36,29 @@ describe('a window file that cannot be read while the gateway runs', () => {
       expect(queue.has(1)).toBe(true);
       expect(existsSync(file)).toBe(true);
       expect(queue.depth).toBe(2);
+      // counted, once however often it is tried, and said with the fix
+      expect(queue.read(1)).toBeNull();
+      expect(queue.unreadableCount).toBe(1);
       const logged = lines.map((l) => JSON.parse(l)).filter((e) => e.seq === 1);
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({
         level: 50,
         errno: 'EISDIR',
-        msg: 'queue: window file cannot be read now; kept, and sent after a restart once it can be read',
+        file,
+        unreadable: 1,
+        queue_depth: 2,
+        msg: 'queue: window file cannot be read now; kept on disk and queued (counted in queue_depth and queue_unreadable), sent once it can be read',
       });
+      expect(logged[0].fix).toContain(`sudo chown -R ${userInfo().username} ${dir} && sudo chmod -R u+rwX ${dir}`);
+      expect(queue.unreadableProblem()).toMatch(
+        new RegExp(
+          `^1 queued window cannot be read by user ${userInfo().username} \\(${file}: owner uid \\d+, mode \\d{4}, EISDIR\\): kept on disk and counted in queue_depth`,
+        ),
+      );
       expect(queue.read(2)).toMatchObject({ seq: 2 });
+      // still unreadable: not handed back to be sent
+      expect(queue.readableAgain()).toEqual([]);
+      expect(queue.unreadableCount).toBe(1);
       queue.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -106,6 +122,85 @@ describe.skipIf(!ok)("a queue folder holding another user's files", () => {
       gw.kill('SIGTERM');
       await new Promise((r) => gw.once('exit', r));
       await sub.client.endAsync();
+    }
+  });
+});
+
+// A window file made unreadable while the gateway runs (chmod 000 after it was queued): it was
+// counted in queue_depth until the next restart with nothing saying why. Now the gateway, as the
+// user nobody, keeps it, says so in its status (queue_unreadable), /healthz and /metrics with the
+// fix, and sends it once it can be read, without a restart. Real Mosquitto, started after the
+// gateway so the windows wait in its queue.
+describe.skipIf(!ok)('a queued window file made unreadable while the gateway runs', () => {
+  const dir = mkdtempSync('/tmp/presence-queue-chmod-');
+  chmodSync(dir, 0o755);
+  const broker = new Mosquitto();
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stays queued and counted, the status, /healthz and /metrics say how many and the fix, and it is sent once readable again', async () => {
+    broker.port = await freePort();
+    const q = join(dir, 'q');
+    // 40 windows queued: the gateway hands the first 32 to mqtt.js at once, the rest wait on disk
+    const queue = WindowQueue.open(q, { maxWindows: 100 });
+    for (let seq = 1; seq <= 40; seq++) queue.append(queuedWindow('qc', seq));
+    queue.close();
+    spawnSync('chown', ['-R', 'nobody', q]);
+    const files = readdirSync(join(q, 'windows')).sort();
+    const second = join(q, 'windows', files[35 - 1]!);
+    const httpPort = await freePort();
+    const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
+    const args = ['gateway', '--site', 'qc', '--zone', 'z', '--id', 'g', '--source', 'cmd:sleep 100', '--mqtt-url', broker.url, '--queue-dir', q];
+    const gw = spawn('runuser', ['-u', 'nobody', '--', process.execPath, cli, ...args, '--window', '2s', '--http-port', String(httpPort)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    gw.stderr!.on('data', (d) => (stderr += d));
+    const healthz = async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as Promise<{ status: string; problems: string[] }>;
+    const metric = async () => /^presence_gateway_queue_unreadable (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text())?.[1];
+    let sub: Awaited<ReturnType<typeof subscriber>> | null = null;
+    try {
+      // running, the broker not there yet: the windows wait; then the file is made unreadable
+      await waitFor(() => stderr.includes('"msg":"window closed"'), 20_000, `the gateway running (${stderr})`);
+      chmodSync(second, 0o000);
+      await broker.start();
+      sub = await subscriber(broker.url, { filter: 'presence/v1/qc/g/#' });
+      const statuses = () => sub!.messages.filter((m) => m.topic === 'presence/v1/qc/g/status').map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
+      await waitFor(() => statuses().some((s) => s.queue_unreadable === 1), 20_000, `a status with queue_unreadable 1 (${stderr.slice(-2000)})`);
+      const st = statuses().filter((s) => s.queue_unreadable === 1).at(-1)!;
+      expect(st.queue_depth).toBeGreaterThanOrEqual(1);
+      expect(existsSync(second)).toBe(true);
+      // the others went
+      await waitFor(() => readdirSync(join(q, 'windows')).filter((f) => files.includes(f)).length === 1, 10_000, 'the other queued windows sent');
+      const h = await healthz();
+      expect(h.status).toBe('degraded');
+      expect(h.problems).toContain(
+        `1 queued window cannot be read by user nobody (${second}: owner uid ${statSync(second).uid}, mode 0000, EACCES): kept on disk and counted in queue_depth, sent once they can be read; fix: make the queue folder the gateway user's and readable, e.g. sudo chown -R nobody ${q} && sudo chmod -R u+rwX ${q}`,
+      );
+      expect(await metric()).toBe('1');
+      const logged = stderr
+        .split('\n')
+        .filter((l) => l.includes('window file cannot be read now'))
+        .map((l) => JSON.parse(l));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 50, seq: 35, errno: 'EACCES', file: second });
+
+      // the fix: sent without a restart; the status and /healthz say so
+      chmodSync(second, 0o640);
+      await waitFor(() => counts(sub!.messages, 'qc').some((m) => m.seq === 35), 20_000, `window 35 sent (${stderr.slice(-2000)})`);
+      await waitFor(() => !existsSync(second), 10_000, 'its file removed once acknowledged');
+      const after = statuses().length;
+      await waitFor(() => statuses().length > after, 20_000, 'a later status');
+      expect(statuses().at(-1)!.queue_unreadable).toBeUndefined();
+      expect((await healthz()).problems.join('\n')).not.toMatch(/cannot be read/);
+      expect(await metric()).toBe('0');
+      expect(stderr).not.toContain('removed');
+    } finally {
+      gw.kill('SIGTERM');
+      await new Promise((r) => gw.once('exit', r));
+      await sub?.client.endAsync();
     }
   });
 });
