@@ -104,4 +104,29 @@ describe('gateway corridor secret in memory', () => {
     expect(() => readSecret(bad)).toThrow(/has other characters/);
     expect(pool().includes(hexText.subarray(0, 62))).toBe(false);
   });
+
+  it('zero-fills the buffer of its own it read the file into, once the secret is decoded or refused', () => {
+    const secret = randomBytes(32).toString('hex');
+    const good = join(dir, 'own.secret');
+    writeFileSync(good, `${secret}\n`);
+    chmodSync(good, 0o600);
+    const bad = join(dir, 'own-bad.secret');
+    writeFileSync(bad, `${secret.slice(0, 62)}zz\n`);
+    chmodSync(bad, 0o600);
+    // the buffers readSecret reads into (the only allocation of its own it makes)
+    const spy = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      const got = readSecret(good);
+      expect(Buffer.from(got).toString('hex')).toBe(secret);
+      expect(() => readSecret(bad)).toThrow(/has other characters/);
+      const bufs = spy.mock.results.map((r) => r.value as Buffer);
+      expect(bufs).toHaveLength(2);
+      // control: each held the file's first line (65 bytes with its line feed), and holds nothing now
+      expect(bufs.map((b) => b.length)).toEqual([65, 65]);
+      for (const b of bufs) expect(b.every((x) => x === 0)).toBe(true);
+      got.fill(0);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
