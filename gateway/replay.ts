@@ -267,10 +267,12 @@ function parseRssi(text: string): number {
  */
 export const TABLE_PAGE_ROWS = 1_000;
 
-async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream, people: ReplayPeople | null = null): Promise<void> {
+async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.WritableStream, people: ReplayPeople | null = null, weak = false): Promise<void> {
   const { default: Table } = await import('cli-table3');
   // Headed by what the numbers are: the JSON fields devices (distinct addresses) and estimate
-  // (devices present, averaged over the window). Neither is people.
+  // (devices present, averaged over the window). Neither is people. With --rssi-min, the frames it
+  // left out (weak) too: without them a window read, say, 9 probes and 0 addresses, unexplained.
+  const w = weak ? ['weak'] : [];
   const newTable = () =>
     new Table({
       head: [
@@ -279,11 +281,13 @@ async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.Writ
         'wifi frames',
         'probes',
         'rejected',
+        ...w,
         'addresses',
         'devices present',
         'ble frames',
         'adverts',
         'rejected',
+        ...w,
         'addresses',
         'devices present',
         ...(people ? ['people (calibrated)'] : []),
@@ -305,7 +309,7 @@ async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.Writ
   // damaged: the windows counted before the damage (replayFrames yields them before it throws) are
   // printed, then the error (no table when nothing was counted: a file that is no capture at all).
   try {
-    await tableRows(windows, page, people);
+    await tableRows(windows, page, people, weak);
   } catch (e) {
     if (table.length > 0) out.write(`${table.toString()}\n`);
     throw e;
@@ -317,6 +321,7 @@ async function tableRows(
   windows: AsyncIterable<ReplayWindow>,
   table: { push(row: Array<string | number>): unknown },
   people: ReplayPeople | null,
+  weak: boolean,
 ): Promise<void> {
   for await (const w of windows) {
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
@@ -327,11 +332,13 @@ async function tableRows(
       w.wifi.frames,
       w.wifi.probes,
       w.wifi.rejected,
+      ...(weak ? [w.wifi.weak] : []),
       d(w.wifi),
       w.wifi.estimate,
       w.ble.frames,
       w.ble.adverts,
       w.ble.rejected,
+      ...(weak ? [w.ble.weak] : []),
       d(w.ble),
       w.ble.estimate,
       ...(p ? [`${p.value} (${p.low}..${p.high})`] : []),
@@ -434,7 +441,7 @@ export function registerReplay(program: Command): void {
           if (flags.json) {
             for await (const w of tally()) process.stdout.write(JSON.stringify(people ? { ...w, ...people(w) } : w) + '\n');
           } else {
-            await humanTable(tally(), process.stdout, people);
+            await humanTable(tally(), process.stdout, people, opts.rssiMinDbm !== undefined);
           }
           if (people && heard[people.radio] === 0) {
             // People of a radio the capture never heard read an empty radio, not an empty place.

@@ -63,6 +63,49 @@ describe('presence replay: the table', () => {
       estimated += w.wifi.estimate + w.ble.estimate;
     });
     expect(estimated).toBeGreaterThan(0);
+
+    // With --rssi-min, the frames it left out (weak) per radio beside rejected, as --json has them:
+    // without them a window read, say, 9 probes and 0 addresses, which the table did not explain.
+    const gated = presence('replay', capture, '--rssi-min', '-70');
+    expect(gated.status, gated.stderr).toBe(0);
+    const gatedJson = presence('replay', capture, '--rssi-min', '-70', '--json');
+    const gatedRows = gated.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('│'))
+      .map((l) =>
+        l
+          .split('│')
+          .slice(1, -1)
+          .map((c) => c.trim()),
+      );
+    expect(gatedRows[0]).toEqual([
+      'start',
+      'end',
+      'wifi frames',
+      'probes',
+      'rejected',
+      'weak',
+      'addresses',
+      'devices present',
+      'ble frames',
+      'adverts',
+      'rejected',
+      'weak',
+      'addresses',
+      'devices present',
+    ]);
+    const gatedWindows = gatedJson.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(gatedRows.length - 1).toBe(gatedWindows.length);
+    let weak = 0;
+    gatedWindows.forEach((w, i) => {
+      const r = gatedRows[i + 1];
+      expect([r[5], r[6], r[11], r[12]]).toEqual([w.wifi.weak, w.wifi.devices, w.ble.weak, w.ble.devices].map(String));
+      weak += w.wifi.weak + w.ble.weak;
+    });
+    expect(weak).toBeGreaterThan(0);
   });
 
   it('a replay of many windows is printed as tables of TABLE_PAGE_ROWS windows, each headed, as they are counted (one table of every window overflowed the stack at about 150,000)', () => {
