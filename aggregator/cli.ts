@@ -1,14 +1,14 @@
 // `presence aggregator`: MQTT -> validation -> InfluxDB (or a line-protocol file).
 import type { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
-import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
+import { addOptions, renameOldFlags, type SettingSources } from '../scripts/lib/config-loader.ts';
 import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { warnCalibratedZonesOutsideRegistry } from './calibration/hooks.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitConfig, exitUsage, fileProblemsHint } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
-import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, type AggregatorFlags } from './config.ts';
+import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, loadConfigWithSources, type AggregatorFlags, type AggregatorConfig } from './config.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { StoppedError } from './intake.ts';
@@ -24,10 +24,11 @@ export function registerAggregator(program: Command): void {
   cmd.action(async (given: AggregatorFlags) => {
     // Nor may a node option write them to a file (a heap snapshot, a report) or open a debugger on them.
     refuseMemoryDumpOption('aggregator');
-    let config: ReturnType<typeof loadConfig>;
+    let config: AggregatorConfig;
+    let sources: SettingSources;
     try {
       // Old flag names still work: each used prints one deprecation line naming the new one.
-      config = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true));
+      ({ config, sources } = loadConfigWithSources(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, true)));
       // The TLS files before anything starts (not a "cannot start" log line at the first connect).
       const tls = tlsFileProblemsIn(config.mqtt, given as AggregatorFlags, given.config || process.env.PRESENCE_AGGREGATOR_CONFIG || undefined);
       if (tls.length) throw new ConfigError(tls, 'flags', fileProblemsHint(tls));
@@ -131,7 +132,7 @@ export function registerAggregator(program: Command): void {
         // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
         aggregator.log.level = 'silent';
         await aggregator.stop(1000).catch(() => {});
-        exitUsage('aggregator', e);
+        exitUsage('aggregator', e.from(sources));
       }
       if (e instanceof PreflightError) {
         // A setup mistake found at start: the fix on stderr, exit 2 as for a config error.

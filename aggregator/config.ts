@@ -19,6 +19,7 @@ import {
   renameOldKeys,
   resolvePaths,
   setPath,
+  SettingSources,
   type OptionSpec,
   type Origins,
   type Renamed,
@@ -654,6 +655,14 @@ export interface AggregatorFlags {
 
 /** Builds the configuration from defaults, an optional file, the environment and flags; throws ConfigError. */
 export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv = process.env): AggregatorConfig {
+  return loadConfigWithSources(flags, env).config;
+}
+
+/** loadConfig, and where each setting came from (the flag, variable, config file or default), to name it in a line about its value at run time. */
+export function loadConfigWithSources(
+  flags: AggregatorFlags = {},
+  env: NodeJS.ProcessEnv = process.env,
+): { config: AggregatorConfig; sources: SettingSources } {
   const file = flags.config || env.PRESENCE_AGGREGATOR_CONFIG || undefined;
   let raw: Record<string, unknown> = {};
   let prefix = '';
@@ -669,9 +678,10 @@ export function loadConfig(flags: AggregatorFlags = {}, env: NodeJS.ProcessEnv =
   bareDurations(raw, AGGREGATOR_OPTIONS, origins, file, prefix);
   if (typeof getPath(raw, 'mqtt.version') === 'string') setPath(raw, 'mqtt.version', Number(getPath(raw, 'mqtt.version')));
   for (const key of origins.keys()) renamed?.delete(key); // set again by the environment or a flag
+  const sources = new SettingSources(AGGREGATOR_OPTIONS, raw, origins, file, prefix, renamed);
   const problems = check(raw, origins, prefix, renamed);
   if (problems.length) throw new ConfigError(problems, file ? `config file ${file}` : 'configuration (from flags and environment)');
-  return toInternal(raw, file ?? 'configuration', renamed, false, origins, prefix);
+  return { config: toInternal(raw, file ?? 'configuration', renamed, false, origins, prefix), sources };
 }
 
 /**

@@ -1,7 +1,7 @@
 // `presence gateway` and `presence doctor`.
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
-import { ConfigError, GATEWAY_OPTIONS, loadConfig, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
+import { ConfigError, GATEWAY_OPTIONS, loadConfigWithSources, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
 import { exitConfig, exitUsage } from '../scripts/lib/usage.ts';
 import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
@@ -26,13 +26,13 @@ export function gatewayFlags<T extends GatewayFlags>(flags: T): T {
 
 function configOrExit(flags: GatewayFlags) {
   try {
-    const cfg = loadConfig(flags);
+    const { config: cfg, sources } = loadConfigWithSources(flags);
     // Files named as sources, and the TLS files, are checked before anything starts (not a log line after the start).
     const missing = startFileError(cfg, flags);
     if (missing) throw missing;
     // The corridor's secret file too (read, checked, forgotten: the gateway reads it again at start).
     corridorOf(cfg)?.secret.fill(0);
-    return cfg;
+    return { cfg, sources };
   } catch (e) {
     if (e instanceof ConfigError) exitConfig('gateway', e);
     throw e;
@@ -45,7 +45,7 @@ export function registerGateway(program: Command): void {
   ).action(async (given: GatewayFlags) => {
     // before anything is read (the corridor secret with the configuration, then frames)
     refuseMemoryDumpOption('gateway');
-    const cfg = configOrExit(gatewayFlags(given));
+    const { cfg, sources } = configOrExit(gatewayFlags(given));
     const coreDumps = keepMemoryOutOfCoreDumps();
     const { Gateway } = await import('./gateway.ts');
     const gw = new Gateway({ config: cfg });
@@ -69,7 +69,9 @@ export function registerGateway(program: Command): void {
       await gw.start();
     } catch (e) {
       // A usage error: its line and hint only, no log line before them (scripts/lib/usage.ts).
-      if (e instanceof HttpPortError || e instanceof QueueFolderError) exitUsage('gateway', e);
+      // A taken port is named where it was set: the flag, or the config file and its key.
+      if (e instanceof HttpPortError) exitUsage('gateway', e.from(sources));
+      if (e instanceof QueueFolderError) exitUsage('gateway', e);
       if (e instanceof WebAuthError) exitUsage('gateway', e, PAGE_CREDENTIALS_HINT);
       if (e instanceof QueueLockedError) {
         gw.log.fatal({ err: redactUrlsIn(e.message) }, 'cannot start');

@@ -19,6 +19,7 @@ import {
   readConfigFile,
   renameOldKeys,
   resolvePaths,
+  SettingSources,
   type OptionSpec,
   type Origins,
   onOff,
@@ -706,6 +707,11 @@ export function parseSpeed(text: string): Speed {
  * with one line per problem, naming the key and the flag or variable that set it.
  */
 export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  return loadConfigWithSources(flags, env).config;
+}
+
+/** loadConfig, and where each setting came from (the flag, variable, config file or default), to name it in a line about its value at run time. */
+export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): { config: GatewayConfig; sources: SettingSources } {
   // As the aggregator has PRESENCE_AGGREGATOR_CONFIG: a service sets the file in its environment.
   const file = flags.config || env.PRESENCE_GATEWAY_CONFIG || undefined;
   const where = file ?? 'configuration (from flags)';
@@ -732,6 +738,7 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   } else if (speed !== undefined && Array.isArray(raw.sources))
     for (const s of raw.sources as Array<Record<string, unknown>>) if (s && s.type === 'file') s.speed = speed;
 
+  const sources = new SettingSources(GATEWAY_OPTIONS, raw, origins, file);
   ensureSections(raw, GATEWAY_OPTIONS);
   const fail = (problems: string[]) => new ConfigError(problems, where);
   // Compiled per call, not kept: the gateway loads its config once, and the validator and ajv itself
@@ -801,7 +808,7 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
   if (corridor.length) throw Object.assign(fail(corridor), corridor.some((c) => c.includes('secret_file')) ? { hint: CORRIDOR_HINT } : {});
   const limits = durationLimits(cfg, origins);
   if (limits.length) throw fail(limits);
-  return cfg;
+  return { config: cfg, sources };
 }
 
 /**

@@ -243,7 +243,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.corridorGroup = corridor.group;
       this.sketches = new SketchQueue(SKETCH_QUEUE_MAX, corridor.epochMs, (reason) => this.emit('sketch', `dropped_${reason}`));
     }
-    // A taken port stops the start here (HttpPortError names --http-port), before anything runs.
+    // A taken port stops the start here (HttpPortError; the CLI names where the port was set), before anything runs.
     const http = this.config.http;
     if (http && http.port !== undefined && http.port !== null) {
       // Loaded only with a port: prom-client and the page stay out of a gateway that serves none.

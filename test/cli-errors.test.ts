@@ -458,6 +458,46 @@ describe('usage errors', () => {
     }
   });
 
+  it('a taken port from a config file is named by its key and the file, not --http-port, in the gateway and the aggregator', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      writeFileSync(
+        join(tmp, 'gw-port.yaml'),
+        `gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nqueue: {dir: q-port-file}\nhttp: {port: ${port}}\n`,
+      );
+      writeFileSync(join(tmp, 'agg-port.yaml'), `aggregator:\n  mqtt: {url: "mqtt://127.0.0.1:9"}\n  http: {port: ${port}}\n`);
+      const gw = presence('gateway', '--config', 'gw-port.yaml', '--source', 'stdin');
+      usage(
+        gw,
+        'gateway',
+        new RegExp(`^presence gateway: http\\.port ${port} \\(in config file gw-port\\.yaml\\): 127\\.0\\.0\\.1:${port} is already in use$`, 'm'),
+      );
+      const agg = presence('aggregator', '--config', 'agg-port.yaml');
+      usage(
+        agg,
+        'aggregator',
+        new RegExp(
+          `^presence aggregator: aggregator\\.http\\.port ${port} \\(in config file agg-port\\.yaml\\): 127\\.0\\.0\\.1:${port} is already in use$`,
+          'm',
+        ),
+      );
+      for (const r of [gw, agg]) {
+        expect(r.err).not.toMatch(/^presence \w+: --http-port/m);
+        expect(r.err).toMatch(/^hint: choose a free port with (aggregator\.)?http\.port in \S+-port\.yaml, or --http-port, which wins; null there/m);
+      }
+      // The flag over the file's key: the flag.
+      usage(
+        presence('aggregator', '--config', 'agg-port.yaml', '--http-port', String(port)),
+        'aggregator',
+        new RegExp(`^presence aggregator: --http-port ${port} \\(http\\.port\\): 127\\.0\\.0\\.1:${port} is already in use$`, 'm'),
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('a reader that closes the output early (presence ... | head) is no crash: the command does its work and ends quietly', async () => {
     const { spawn } = await import('node:child_process');
     const { existsSync, statSync } = await import('node:fs');

@@ -5,14 +5,15 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, truncateSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseDuration as aggregatorDuration } from '../aggregator/config.ts';
+import { parseDuration as aggregatorDuration, loadConfigWithSources as loadAggregatorConfig } from '../aggregator/config.ts';
 import { parseWindow } from '../gateway/replay.ts';
-import { parseDuration as gatewayDuration } from '../gateway/config.ts';
+import { parseDuration as gatewayDuration, loadConfigWithSources as loadGatewayConfig } from '../gateway/config.ts';
 import { parseDuration as scenarioDuration } from '../simulator/scenario.ts';
 import { buildSchema, ConfigError, createAjv, describeErrors, readConfigFile, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { captureDeprecations, deprecated } from '../scripts/lib/deprecate.ts';
 import { DurationError, durationMs, formatDuration, isDurationString, parseDuration } from '../scripts/lib/duration.ts';
 import { readSecretFile } from '../scripts/lib/secrets.ts';
+import { HTTP_PORT_HINT, HttpPortError } from '../scripts/lib/http.ts';
 import { loadScenario } from '../simulator/scenario.ts';
 import { readCalibration } from '../aggregator/calibration/index.ts';
 import { provisionGateway } from '../aggregator/provision.ts';
@@ -389,5 +390,33 @@ describe('error lines', () => {
       '--every (a.every): must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "often")',
     ]);
     expect(lines({ a: { size: 2, evry: '1s' } })).toEqual(['a: has an unknown key "evry" (did you mean "every"?)']);
+  });
+});
+
+describe('where a setting came from', () => {
+  it('a loaded configuration names each setting by the flag, the config file and its key, or its default; a taken port says which', () => {
+    const addrInUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' });
+    const file = join(tmp, 'sources.yaml');
+    writeFileSync(file, 'aggregator:\n  http: { port: 9470 }\n  batch: { maxBuffer: 9000 }\n');
+    const { sources } = loadAggregatorConfig({ config: file, httpHost: '127.0.0.2' }, {});
+    expect(sources.of('http.port')).toEqual({ name: 'aggregator.http.port', note: `in config file ${file}`, from: 'file', file });
+    expect(sources.of('http.host')).toEqual({ name: '--http-host', note: 'http.host', from: 'flag' });
+    expect(sources.of('batch.max_buffer').name).toBe('aggregator.batch.maxBuffer (now aggregator.batch.max_buffer)');
+    expect(sources.of('batch.size')).toEqual({ name: 'batch.size', note: 'the default', from: 'default' });
+
+    const fromFile = new HttpPortError('127.0.0.2', 9470, addrInUse).from(sources);
+    expect(fromFile.message).toBe(`aggregator.http.port 9470 (in config file ${file}): 127.0.0.2:9470 is already in use`);
+    expect(fromFile.hint).toContain(`aggregator.http.port in ${file}, or --http-port, which wins`);
+    const byDefault = new HttpPortError('127.0.0.1', 9464, addrInUse).from(loadAggregatorConfig({}, {}).sources);
+    expect(byDefault.message).toBe('http.port 9464 (the default): 127.0.0.1:9464 is already in use');
+    expect(byDefault.hint).toBe(HTTP_PORT_HINT);
+    // Without a loaded configuration (a server started in the process): the flag, as before.
+    expect(new HttpPortError('127.0.0.1', 9464, addrInUse).message).toBe('--http-port 9464 (http.port): 127.0.0.1:9464 is already in use');
+
+    const gw = join(tmp, 'sources-gw.yaml');
+    writeFileSync(gw, 'gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nhttp: {port: 9471}\nsources: [{type: stdin}]\n');
+    const g = loadGatewayConfig({ config: gw }, {}).sources;
+    expect(g.of('http.port')).toEqual({ name: 'http.port', note: `in config file ${gw}`, from: 'file', file: gw });
+    expect(loadGatewayConfig({ config: gw, httpPort: '9472' }, {}).sources.of('http.port')).toEqual({ name: '--http-port', note: 'http.port', from: 'flag' });
   });
 });

@@ -354,6 +354,47 @@ export function bareDurations(raw: Record<string, unknown>, specs: OptionSpec[],
 /** Old key names found in a config: new key -> the old key as the user wrote it (with the prefix). */
 export type Renamed = Map<string, string>;
 
+/** Where one setting's value came from (SettingSources.of). */
+export interface SettingSource {
+  /** As it was given: the flag (`--http-port`), the variable, or the key as the config file has it
+   *  (`aggregator.http.port`); the key for a default. */
+  name: string;
+  /** What is said after the value: the key after a flag or variable (`http.port`), `in config file F`
+   *  after a file's key, `the default` after a default. */
+  note: string;
+  from: 'flag' | 'env' | 'file' | 'default';
+  /** The config file, when it came from one. */
+  file?: string;
+}
+
+/**
+ * Where each setting of a loaded configuration came from: the flag or variable that set it, the
+ * config file, or its default, to name a value found wrong only at run time (a taken --http-port, a
+ * calibration file that does not load) where it was given, as the loader's own problems name it.
+ */
+export class SettingSources {
+  private readonly inFile: Set<string>;
+  /** `raw`: the settings after the file, the environment and the flags, before defaults are filled in. */
+  constructor(
+    specs: OptionSpec[],
+    raw: Record<string, unknown>,
+    private readonly origins: Origins = new Map(),
+    private readonly file?: string,
+    private readonly prefix = '',
+    private readonly renamed?: Renamed,
+  ) {
+    this.inFile = new Set(file ? specs.filter((s) => !origins.has(s.key) && getPath(raw, s.key) !== undefined).map((s) => s.key) : []);
+  }
+
+  of(key: string): SettingSource {
+    const origin = this.origins.get(key);
+    if (origin) return { name: origin, note: key, from: origin.startsWith('-') ? 'flag' : 'env' };
+    if (this.file && this.inFile.has(key))
+      return { name: keyName(key, this.renamed, this.prefix), note: `in config file ${this.file}`, from: 'file', file: this.file };
+    return { name: key, note: 'the default', from: 'default' };
+  }
+}
+
 /** A key as the user wrote it: "batch.maxBuffer (now batch.max_buffer)" for a renamed one. */
 export function keyName(key: string, renamed?: Renamed, prefix = ''): string {
   const old = renamed?.get(key);

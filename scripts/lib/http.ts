@@ -1,27 +1,51 @@
 // Listening and closing for the small HTTP servers (/metrics, /healthz) of the gateway and the
-// aggregator: a port that cannot be opened becomes an HttpPortError naming the flag to change.
+// aggregator: a port that cannot be opened becomes an HttpPortError naming where the port was set.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { SettingSource, SettingSources } from './config-loader.ts';
 
-/** The hint line under an HttpPortError, the same for the gateway and the aggregator. */
+/** The hint line under an HttpPortError of a port given on the command line or by default, the same for the gateway and the aggregator. */
 export const HTTP_PORT_HINT = 'choose a free port with --http-port, or --http-port off (ss -ltnp shows what listens)';
 
-/** Thrown when the port cannot be opened; names the flag to change. */
+/** A flag's source, for an HttpPortError of a server started without a loaded configuration. */
+const FLAG = (name: string, key: string): SettingSource => ({ name, note: key, from: 'flag' });
+
+/**
+ * Thrown when the port cannot be opened; names where the port was set (the flag, the config file
+ * and its key, or the default: `from`), and in its hint where to change it.
+ */
 export class HttpPortError extends Error {
-  readonly hint = HTTP_PORT_HINT;
+  readonly hint: string;
   constructor(
     readonly host: string,
     readonly port: number,
-    cause: NodeJS.ErrnoException,
+    private readonly error: NodeJS.ErrnoException,
+    sources: { port: SettingSource; host: SettingSource } = { port: FLAG('--http-port', 'http.port'), host: FLAG('--http-host', 'http.host') },
   ) {
+    const p = sources.port;
+    const h = sources.host;
+    // Where to choose another port: the flag, or where the port was set (the flag wins over it).
+    const change =
+      p.from === 'file' ? `${p.name} in ${p.file}, or --http-port, which wins` : p.from === 'env' ? `${p.name}, or --http-port, which wins` : '--http-port';
     super(
-      cause.code === 'EADDRINUSE'
-        ? `--http-port ${port} (http.port): ${host}:${port} is already in use`
-        : cause.code === 'EACCES'
-          ? `--http-port ${port} (http.port): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with --http-port`
-          : `--http-port ${port} / --http-host ${host} (http.port, http.host): cannot listen: ${cause.message}`,
+      error.code === 'EADDRINUSE'
+        ? `${p.name} ${port} (${p.note}): ${host}:${port} is already in use`
+        : error.code === 'EACCES'
+          ? `${p.name} ${port} (${p.note}): not allowed to listen on ${host}:${port}; ports below 1024 need privileges, choose one above with ${change}`
+          : `${p.name} ${port} / ${h.name} ${host} (${p.note === h.note ? p.note : `${p.note}, ${h.note}`}): cannot listen: ${error.message}`,
     );
     this.name = 'HttpPortError';
+    this.hint =
+      p.from === 'file'
+        ? `choose a free port with ${change}; null there, or --http-port off, turns the server off (ss -ltnp shows what listens)`
+        : p.from === 'env'
+          ? `choose a free port with ${change}, or --http-port off (ss -ltnp shows what listens)`
+          : HTTP_PORT_HINT;
+  }
+
+  /** This error naming where a loaded configuration got http.port and http.host. */
+  from(sources: SettingSources): HttpPortError {
+    return new HttpPortError(this.host, this.port, this.error, { port: sources.of('http.port'), host: sources.of('http.host') });
   }
 }
 
