@@ -474,7 +474,7 @@ export function registerSimulate(program: Command): void {
     .option('--duplicate <share>', 'load: share of messages sent twice, as a QoS 1 redelivery (0..1)')
     .option(
       '--evaluate',
-      'run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed: per radio, both radios together, and references from the devices and from the phones in reach, then a summary row per scenario against the goal of people within 15 % (all built-ins when no scenario is given; without --duration/--scale/--people: 30 min, crowd scaled to ~300 people)',
+      "run the firmware over the frames and print its error against the truth, and people from a calibration fitted on another seed: per radio, both radios together, and references from the devices and from the phones in reach, then a summary row per scenario against the goal of people within 15 % (all built-ins when no scenario is given; without --duration/--scale/--people: at most 30 min, crowd scaled to a nominal peak of at most ~300 people, as --people counts; King's Day then holds 5-30 per gateway in its first 30 minutes)",
     )
     .option('--json', 'evaluate: print JSON, one object per scenario on a line of its own')
     .option('--ignore-fcs', 'evaluate: count frames with a bad FCS')
