@@ -82,7 +82,8 @@ export function packageOf(program: string): string {
  * before it: `sudo -u presence tcpdump ...`, `env X=1 tcpdump`, `stdbuf -o0 tcpdump`, `timeout 1h
  * tshark`, `nice -n 5 dumpcap` all run tcpdump, tshark or dumpcap (WRAPPERS; a command that is
  * nothing but wrappers has the last one as its program). The interface is the `-i` of the words
- * after the program (`env -i` clears the environment). `wrappers`: their basenames, in order.
+ * after the program (`-i wlan0mon`, `-iwlan0mon`, `--interface wlan0mon`, `--interface=wlan0mon`;
+ * `env -i` clears the environment). `wrappers`: their basenames, in order.
  * `runAs`: the user the last sudo or doas before the program runs it as (`-u presence`,
  * `--user=presence`), when one is named; without it they run it as root.
  */
@@ -130,7 +131,10 @@ export function parseCaptureCommand(command: string | string[]): { program: stri
   const program = i < argv.length ? base(argv[i]!) : (wrappers.at(-1) ?? '');
   const args = argv.slice(i + 1);
   const at = args.findIndex((a) => a === '-i' || a === '--interface');
-  const iface = at >= 0 ? args[at + 1] : args.find((a) => a.startsWith('-i') && a.length > 2)?.slice(2);
+  const iface =
+    at >= 0
+      ? args[at + 1]
+      : (args.find((a) => a.startsWith('--interface=')) ?? args.find((a) => a.startsWith('-i') && !a.startsWith('--')))?.replace(/^(--interface=|-i)/, '');
   return { program, ...(iface ? { iface } : {}), wrappers, ...(runAs !== undefined ? { runAs } : {}) };
 }
 
@@ -165,12 +169,16 @@ export function captureFix(output: string[], command: string | string[], exitCod
   const text = output.join('\n');
   const parsed = parseCaptureCommand(command);
   const program = shownName(parsed.program);
-  const iface = parsed.iface === undefined ? undefined : shownName(parsed.iface);
+  // An interface named after its address (wlx00c0ca9a1b2c) is not printed: a command to type names
+  // it IFACE and says which one that is, never `<redacted>`, which a shell reads as a redirection.
+  const named = parsed.iface === undefined ? undefined : shownName(parsed.iface);
+  const iface = named === REDACTED ? 'IFACE' : named;
+  const which = named === REDACTED ? "; IFACE: the capture command's -i interface, named after its address (ip link lists it)" : '';
   // dumpcap without capture rights lists no interface at all and says only this.
   if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES|no interfaces on which a capture can be done/i.test(text))
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;
   if (/no such device|doesn't exist|does not exist|there is no device|no suitable device|not found.*interface|interface.*not found/i.test(text))
-    return `the interface ${iface ?? ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)`;
+    return `the interface${iface ? ` ${iface}` : ''} is not there: check the name with \`ip link\` (Wi-Fi: the monitor interface, e.g. wlan0mon; Bluetooth: dumpcap -D lists bluetoothN)${which}`;
   const ran = typeof exitCode === 'number' && exitCode !== 126 && exitCode !== 127;
   if (ran && /No such file or directory/i.test(text))
     return `${program} ran but could not open a file its command names (No such file or directory): check the paths in the command; run it by hand to see which`;
@@ -181,6 +189,6 @@ export function captureFix(output: string[], command: string | string[], exitCod
     return `install ${shownName(missing)} (sudo apt-get install -y ${shownName(packageOf(missing))}) or fix the command's path`;
   }
   if (/monitor/i.test(text)) return 'put the interface in monitor mode (sudo iw dev wlan0 set type monitor, or add a wlan0mon interface)';
-  if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up`;
+  if (/network is down|not up/i.test(text)) return `bring the interface up: sudo ip link set ${iface ?? 'IFACE'} up${which}`;
   return 'run the command by hand to see its error; check the interface name, that it is up, and capture permission';
 }

@@ -258,7 +258,9 @@ export function checkMonitorMode(cfg: GatewayConfig | null, sysNet = SYS_NET): C
           level: 'fail',
           detail: `${name} is not a Wi-Fi interface (link type ${t}${ARPHRD_NAMES[t] ? `, ${ARPHRD_NAMES[t]}` : ''}): it cannot hear probe requests`,
           fix: monitors.length
-            ? `capture from the monitor-mode interface instead: -i ${shownName(monitors[0]!)} in the Wi-Fi capture command`
+            ? shownName(monitors[0]!) === REDACTED
+              ? 'capture from the monitor-mode interface instead: -i IFACE in the Wi-Fi capture command; IFACE: the monitor-mode interface, named after its address (iw dev lists it)'
+              : `capture from the monitor-mode interface instead: -i ${monitors[0]} in the Wi-Fi capture command`
             : wireless.length
               ? `give the Wi-Fi adapter a monitor-mode interface and capture from it: sudo iw dev ${shownName(wireless[0]!) === REDACTED ? 'IFACE' : wireless[0]} interface add wlan0mon type monitor && sudo ip link set wlan0mon up, then -i wlan0mon in the Wi-Fi capture command`
               : 'plug in a USB Wi-Fi adapter that supports monitor mode (`iw list` must show "monitor"), give it a monitor-mode interface (docs/field-guide.md, step 5) and capture from that one (-i wlan0mon)',

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { checkClock, checkMonitorMode, parseCaptureCommand } from '../gateway/doctor.ts';
+import { checkClock, checkMonitorMode, parseCaptureCommand, toolOutput } from '../gateway/doctor.ts';
+import { captureFix, configuredNames } from '../gateway/capture-fix.ts';
 import { statusTopic } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { scan, tsharkAddresses } from './support/leak.ts';
@@ -1056,5 +1057,58 @@ describe('presence doctor: a Wi-Fi adapter named after its address', () => {
     // a name that holds no address is shown as it is
     iface('wlan1', 1, true);
     expect(checkMonitorMode(null, net)[0]).toMatchObject({ detail: 'Wi-Fi interfaces <redacted>, wlan1 but none in monitor mode' });
+  });
+
+  // A fix is a command to type: `-i <redacted>` there was of no use (a shell even reads it as a
+  // redirection). An interface named after its address is IFACE, with how to find it, as above;
+  // any other interface name is no secret and is printed as it is.
+  it('a fix naming an interface says IFACE for one named after its address, never -i <redacted>, and the name of any other', () => {
+    const net2 = mkdtempSync(join(tmpdir(), 'presence-doctor-net-'));
+    try {
+      const add = (name: string, type: number) => {
+        mkdirSync(join(net2, name, 'phy80211'), { recursive: true });
+        writeFileSync(join(net2, name, 'type'), `${type}\n`);
+      };
+      mkdirSync(join(net2, 'eth0'));
+      writeFileSync(join(net2, 'eth0', 'type'), '1\n');
+      add('wlx00c0ca9a1b2c', 803); // a USB adapter put in monitor mode keeps its name
+      const [named] = checkMonitorMode(wifi('tcpdump -i eth0 -w -'), net2);
+      expect(named).toMatchObject({ step: 'monitor mode (eth0)', level: 'fail' });
+      expect(named.fix).toBe(
+        'capture from the monitor-mode interface instead: -i IFACE in the Wi-Fi capture command; IFACE: the monitor-mode interface, named after its address (iw dev lists it)',
+      );
+      expect(scan('doctor', JSON.stringify(named), [Uint8Array.from([0x00, 0xc0, 0xca, 0x9a, 0x1b, 0x2c])], { hashLike: false })).toEqual([]);
+      rmSync(join(net2, 'wlx00c0ca9a1b2c'), { recursive: true });
+      add('wlan0mon', 803);
+      expect(checkMonitorMode(wifi('tcpdump -i eth0 -w -'), net2)[0]!.fix).toBe(
+        'capture from the monitor-mode interface instead: -i wlan0mon in the Wi-Fi capture command',
+      );
+    } finally {
+      rmSync(net2, { recursive: true, force: true });
+    }
+  });
+
+  it("the fix for a capture tool's error names the -i interface, or IFACE for one named after its address, in every form of -i", () => {
+    const commands = ['tcpdump -i wlx00c0ca9a1b2c -w -', 'tcpdump -iwlx00c0ca9a1b2c -w -', 'tcpdump --interface=wlx00c0ca9a1b2c -w -'];
+    for (const command of commands) {
+      for (const line of ['tcpdump: wlx00c0ca9a1b2c: No such device exists', 'tcpdump: wlx00c0ca9a1b2c: That device is not up']) {
+        const fix = captureFix([line], command, 1);
+        expect(fix, command).toMatch(/ IFACE .*; IFACE: the capture command's -i interface, named after its address \(ip link lists it\)$/);
+        expect(fix).not.toMatch(/redacted|00c0ca|wlx/);
+      }
+    }
+    expect(captureFix(['tcpdump: wlan0mon: That device is not up'], 'tcpdump --interface=wlan0mon -w -', 1)).toBe(
+      'bring the interface up: sudo ip link set wlan0mon up',
+    );
+    expect(captureFix(['tcpdump: no such device'], 'tcpdump -w -', 1)).toMatch(/^the interface is not there: /);
+  });
+
+  it("keeps the configured interface in the tool's own lines whichever way -i is written (it was <redacted> after --interface=)", () => {
+    for (const command of ['dumpcap -i wlan0mon -w -', 'dumpcap -iwlan0mon -w -', 'dumpcap --interface wlan0mon -w -', 'dumpcap --interface=wlan0mon -w -']) {
+      expect(parseCaptureCommand(command).iface, command).toBe('wlan0mon');
+      expect(toolOutput('dumpcap: There is no device named "wlan0mon".\n', configuredNames(command)), command).toEqual([
+        'dumpcap: There is no device named "wlan0mon".',
+      ]);
+    }
   });
 });

@@ -150,7 +150,10 @@ describe('a capture command that stops', () => {
     writeFileSync(tool, '#!/bin/sh\necho "tcpdump: wlx00c0ca9a1b2c: No such device exists" >&2\nexit 1\n', { mode: 0o755 });
     const line = await stoppedLine(`${tool} -i wlx00c0ca9a1b2c -U -w -`);
     expect(line.stderr).toBe('tcpdump: <redacted> No such device exists');
-    expect(line.fix).toMatch(/^the interface <redacted> is not there: check the name with `ip link`/);
+    // the fix is a command to type: IFACE and how to find it, not <redacted>
+    expect(line.fix).toMatch(
+      /^the interface IFACE is not there: check the name with `ip link`.*; IFACE: the capture command's -i interface, named after its address/,
+    );
     expect(JSON.stringify(line)).not.toMatch(/00c0ca/i);
     const named = join(dir, 'sniff-00c0ca9a1b2c');
     writeFileSync(named, '#!/bin/sh\necho "permission denied" >&2\nexit 1\n', { mode: 0o755 });
