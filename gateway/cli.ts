@@ -16,7 +16,10 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 function addConfigOptions(cmd: Command): Command {
   cmd.option('-c, --config <file>', 'configuration file (YAML or JSON; env PRESENCE_GATEWAY_CONFIG); the environment and flags override it');
   addOptions(cmd, GATEWAY_OPTIONS, { '--source': (o: Option) => o.argParser(collect) });
-  return cmd.option('--speed <speed>', 'file replay speed: 1 (real time), 10, ... or max (sources[].speed)');
+  return cmd.option(
+    '--speed <speed>',
+    'file replay speed: 1 (real time, the default), 10, ... or max (the default for a FIFO or a device, read as its writer writes) (sources[].speed)',
+  );
 }
 
 /** Old flag names still work: each used prints one deprecation line naming the new one. */

@@ -688,7 +688,8 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
   const base = (n: string) => ({ name: name ?? n, ...(radio ? { radio } : {}) });
   if (rest === 'stdin' || rest === '-' || rest === 'pcap:-' || rest === 'file:-') return { type: 'stdin', ...base('stdin') };
   const file = /^(?:pcap|file):(.+)$/.exec(rest);
-  if (file) return { type: 'file', ...base(`file${index}`), path: file[1], speed: speed ?? 1 };
+  // (no speed given: loadConfig sets it, 1 for a file, max for a FIFO or a device)
+  if (file) return { type: 'file', ...base(`file${index}`), path: file[1], ...(speed !== undefined ? { speed } : {}) } as SourceConfig;
   const cmd = /^(?:cmd|command):(.+)$/.exec(rest);
   if (cmd) return { type: 'command', ...base(`cmd${index}`), command: cmd[1], restart_min: '1s', restart_max: '60s' };
   throw new ConfigError([`--source "${spec}": must be pcap:FILE, pcap:- (stdin), stdin or cmd:COMMAND`], 'flags');
@@ -773,7 +774,10 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
   for (const s of cfg.sources) {
     if (s.type === 'file') {
       s.path = resolve(s.path);
-      s.speed ??= 1;
+      // A FIFO or a device is read as it comes: its writer sets the pace. Paced at 1 as a file, a
+      // writer faster than real time (presence simulate --live --speed 60 --fifo) stalled on the full
+      // FIFO while the gateway waited out the frames' capture times. A speed given is kept.
+      s.speed ??= writtenAsItComes(s.path) ? 'max' : 1;
     }
     if (s.type === 'command') {
       s.restart_min ??= '1s';
@@ -939,6 +943,16 @@ export function usernameMismatch(cfg: GatewayConfig): string | null {
   const own = `${cfg.gateway.site}/${cfg.gateway.id}`;
   if (user === own) return null;
   return `mqtt.username: "${user}" is a {site}/{gateway} user name but this gateway is ${own} (gateway.site/gateway.id, --site/--id): the broker ACL of docs/mosquitto/ would deny all its publishes. Fix --site/--id to match the credential (presence provision gateway), or use the credential provisioned for ${own}`;
+}
+
+/** True when `path` is a FIFO or a character device (a capture written into it as it happens). */
+function writtenAsItComes(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFIFO() || st.isCharacterDevice();
+  } catch {
+    return false; // a missing file is named by sourceFileProblems
+  }
 }
 
 /** File sources whose file is missing or unreadable: one problem each, naming the file. */

@@ -1,4 +1,5 @@
 // Gateway configuration (file + flags, ajv messages), the durable queue and window alignment.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -405,6 +406,24 @@ describe('gateway config', () => {
       'not valid YAML: Nested mappings are not allowed in compact mappings at line 2, column 9',
     ]);
     expect(problems(() => loadConfig({ config: join(tmp, 'missing.yaml') }, {}))[0]).toMatch(/^config file .*missing\.yaml does not exist/);
+  });
+
+  it('a FIFO or a device given as a file source is read as it comes (speed max) unless a speed is given; a file is paced at 1', () => {
+    // Paced at 1 as a file, a FIFO written faster than real time (presence simulate --live --speed 60
+    // --fifo) stalled: the writer blocked on the full FIFO while the gateway waited out capture times.
+    const fifo = join(tmp, 'speed.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const file = join(tmp, 'speed.pcap');
+    writeFileSync(file, '');
+    const speeds = (...extra: Array<Record<string, unknown>>) =>
+      loadConfig({ ...base, source: [`pcap:${fifo}`, `pcap:${file}`, 'pcap:/dev/null'], ...Object.assign({}, ...extra) }, {}).sources.map(
+        (s) => (s as { speed?: unknown }).speed,
+      );
+    expect(speeds()).toEqual(['max', 1, 'max']);
+    expect(speeds({ speed: '1' })).toEqual([1, 1, 1]);
+    const yaml = join(tmp, 'speed.yaml');
+    writeFileSync(yaml, `sources:\n  - { type: file, path: ${fifo} }\n  - { type: file, path: ${file} }\n  - { type: file, path: ${fifo}, speed: 10 }\n`);
+    expect(loadConfig({ ...base, config: yaml }, {}).sources.map((s) => (s as { speed?: unknown }).speed)).toEqual(['max', 1, 10]);
   });
 
   it('parses source specs and durations', () => {

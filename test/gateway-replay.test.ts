@@ -240,6 +240,24 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(Math.max(...run.counts.map((c) => c.wifi.devices))).toBe(3);
   });
 
+  it('presence gateway --source pcap:FIFO without --speed reads the FIFO as it comes, not paced at real time by its capture times', async () => {
+    // Paced at 1 as a file, a writer faster than real time (presence simulate --live --speed 60
+    // --fifo) blocked on the full FIFO: these 10 minutes of capture would take 10 minutes.
+    const cap = wifiCapture(join(tmp, 'fifo-fast.pcap'), { devices: 3, startMs: Date.parse('2026-03-01T11:00:00.000Z'), durationMs: 600_000, framesPerS: 20 });
+    const fifo = join(tmp, 'fast.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writing = (async () => {
+      const w = await open(fifo, 'w');
+      await w.write(readFileSync(cap.path));
+      await w.close();
+    })();
+    const run = await runCapture({ brokerUrl: broker.url, site: 'fifofast', path: fifo, queueDir: join(tmp, 'q-fifo-fast') }, ['--window', '60s']);
+    await writing;
+    await run.end();
+    expect(run.counts.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(run.counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(cap.frames);
+  }, 60_000);
+
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
     const start = Date.parse('2026-03-01T12:00:00.000Z');
     // 120 s of capture at speed 20 = 6 s of replay, 1 s windows: about 120 windows.
