@@ -45,7 +45,8 @@ export function registerAggregator(program: Command): void {
       try {
         calibration = loadCalibration(calibrationFile);
       } catch (e) {
-        const named = config.calibrationFrom ?? '--calibration';
+        const from = sources.of('calibration');
+        const named = from.from === 'file' ? `${from.name} (${from.note})` : from.name;
         exitUsage(
           'aggregator',
           new Error(`${named} ${(e as Error).message}`),

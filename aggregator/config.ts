@@ -116,9 +116,6 @@ export interface AggregatorConfig {
   logFormat?: string;
   /** Calibration file (`presence calibrate`) the CLI loads and reloads on SIGHUP. */
   calibration?: string;
-  /** Where `calibration` was given, for a line about the file: its flag, or the config file's key
-   *  (with its `aggregator.` prefix) and the file. */
-  calibrationFrom?: string;
   /** Gateway registry, limit on unregistered gateways, conflict memory (./registry.ts; snake_case keys in memory too). */
   gateways: GatewaysConfig;
   /** Corridor groups whose sketches this aggregator turns into flows (./flows/; empty: sketches are not read). */
@@ -760,12 +757,7 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false, 
     missingCheckInterval: d(c.missing_check_interval),
     logLevel: c.log.level,
     logFormat: c.log.format,
-    ...(c.calibration !== undefined
-      ? {
-          calibration: c.calibration,
-          ...(inMemory ? {} : { calibrationFrom: origins.get('calibration') ?? `${keyName('calibration', renamed, prefix)} (in config file ${where})` }),
-        }
-      : {}),
+    ...(c.calibration !== undefined ? { calibration: c.calibration } : {}),
     gateways: {
       registry: c.gateways.registry ?? {},
       // With a registry, an unknown gateway is refused unless the operator says otherwise.
@@ -873,13 +865,9 @@ function corridors(list: any[], where: string, inMemory = false): CorridorConfig
  * Takes the in-memory camelCase names (durations as "500ms" or numbers of ms) or the file's snake_case keys.
  */
 export function resolveConfig(partial: unknown = {}): AggregatorConfig {
-  // calibrationFrom is no setting but where loadConfig found `calibration`: kept, not checked.
-  const { calibrationFrom, ...rest } = (partial ?? {}) as Record<string, unknown>;
-  const raw = structuredClone(rest);
+  const raw = structuredClone(partial ?? {}) as Record<string, unknown>;
   const renamed = renameOldKeys(raw, AGGREGATOR_OPTIONS, '', '', false);
   const problems = check(raw, new Map(), '', renamed);
   if (problems.length) throw new ConfigError(problems);
-  const cfg = toInternal(raw, 'configuration', renamed, true);
-  if (typeof calibrationFrom === 'string' && cfg.calibration !== undefined) cfg.calibrationFrom = calibrationFrom;
-  return cfg;
+  return toInternal(raw, 'configuration', renamed, true);
 }
