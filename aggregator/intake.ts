@@ -138,6 +138,13 @@ export class Intake {
             }
           },
           (err) => {
+            if (!client.connected && !this.closing) {
+              // The connection closed before the broker's SUBACK was read: not a refusal. The next
+              // connection subscribes again (and start() resolves then), instead of the process
+              // stopping with "cannot start: Connection closed".
+              this.log.warn({ err: err.message }, 'the connection closed before the subscription was confirmed; subscribing again on the next one');
+              return;
+            }
             this.log.error({ err: err.message }, 'subscribe failed');
             if (!settled) {
               settled = true;

@@ -20,7 +20,13 @@
 //   emitted as 'handlerError' and later messages are acknowledged as usual.
 // - With `maxUnacked` messages unacknowledged, the client stops reading the socket (`paused`) until
 //   acknowledgements bring the number below it again: memory stays bounded whatever the broker does.
-//   (An MQTT 5 broker also stops at the receive maximum the client announced.)
+//   (An MQTT 5 broker also stops at the receive maximum the client announced.) While paused, the
+//   broker's answers (PINGRESP, SUBACK) wait unread behind the held PUBLISH, so the client keeps the
+//   connection alive itself: a PINGREQ every half keepalive, and mqtt.js's keepalive timer restarted
+//   with it. Left to mqtt.js, the connection was closed for a "Keepalive timeout" every 1.5
+//   keepalives while writes failed (logged as the broker being unreachable; at start, with a session
+//   backlog above max_buffer, the SUBACK never came and the process stopped). A broker that goes away
+//   meanwhile shows as the socket's error or close.
 // - MQTT 5 is tried first when asked for; a broker that refuses it (MQTT 3.1.1 only, e.g. Aedes) gets
 //   MQTT 3.1.1 on the next attempt ('fallback' event).
 //
@@ -43,6 +49,11 @@
 //    `reconnectOnConnackError` by the CONNACK handler right after it emits 'error' for a refused
 //    CONNACK (build/lib/handlers/connack.js). Changing them from the 'error' listener is how the
 //    fallback to MQTT 3.1.1 reconnects with the other version.
+// 6. `client.sendPing()` and `client.reschedulePing(true)` (public methods, in client.d.ts) write a
+//    PINGREQ and restart the KeepaliveManager's count (build/lib/KeepaliveManager.js: a PINGREQ at
+//    its second half-keepalive tick, `onKeepaliveTimeout` at its third; only a received packet
+//    restarts it on its own). Called every half keepalive while paused, they keep the manager from
+//    timing out a connection whose PINGRESP sits unread.
 // 4. A packet callback held from a connection that has closed is never called: the closed
 //    connection's loop is gone (build/lib/client.js `_currentPump`), and the new one has its own.
 // 5. The 'packetreceive' event (documented) fires for the CONNACK before any PUBLISH that follows it
@@ -94,6 +105,8 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
   private readonly entries: Entry[] = [];
   private head = 0;
   private held: { gen: number; callback: (err?: Error) => void } | null = null;
+  /** While paused: the timer that keeps the connection alive (see the header). */
+  private pingTimer: NodeJS.Timeout | null = null;
   private drainQueued = false;
 
   constructor(
@@ -147,7 +160,7 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
       // session's queue) belong to it, whenever mqtt.js gets round to emitting 'connect' (see 5.).
       if (packet.cmd !== 'connack') return;
       this.gen++;
-      this.held = null; // a held callback belongs to the closed connection's packet loop
+      this.release(); // a held callback belongs to the closed connection's packet loop
     });
     client.on('connect', (connack) => {
       client.options.reconnectOnConnackError = false;
@@ -173,7 +186,34 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
 
   /** Ends the connection (mqtt.js `endAsync`); unacknowledged messages stay with the broker. */
   async end(force = false): Promise<void> {
+    this.release();
     await this.mqttClient?.endAsync(force);
+  }
+
+  /** Stops reading: `callback` is called once acknowledgements bring the count below maxUnacked. */
+  private hold(callback: (err?: Error) => void): void {
+    this.held = { gen: this.gen, callback };
+    const client = this.mqttClient;
+    const keepaliveMs = (client?.options.keepalive ?? 0) * 1000;
+    if (!client || keepaliveMs <= 0 || this.pingTimer) return;
+    this.pingTimer = setInterval(
+      () => {
+        if (!this.held || !client.connected) return;
+        client.sendPing();
+        client.reschedulePing(true);
+      },
+      Math.max(1, Math.floor(keepaliveMs / 2)),
+    );
+    this.pingTimer.unref(); // does not keep a stopped process alive
+  }
+
+  /** Forgets a held callback (reading resumes, or its connection is gone) and stops the pings. */
+  private release(): { gen: number; callback: (err?: Error) => void } | null {
+    const h = this.held;
+    this.held = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    return h;
   }
 
   private receive(packet: IPublishPacket, callback: (err?: Error) => void): void {
@@ -197,7 +237,7 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
       entry.state = 1;
       this.drain();
     }
-    if (this.unacked >= this.ackOptions.maxUnacked) this.held = { gen: this.gen, callback };
+    if (this.unacked >= this.ackOptions.maxUnacked) this.hold(callback);
     else callback(DEFERRED);
   }
 
@@ -236,8 +276,7 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
     }
     if (sent) this.emit('acked', sent);
     if (this.held && this.unacked < this.ackOptions.maxUnacked) {
-      const h = this.held;
-      this.held = null;
+      const h = this.release()!;
       if (h.gen === this.gen) h.callback(DEFERRED);
     }
   }
