@@ -489,7 +489,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
         default:
           problem = /^(ENOSPC|EDQUOT)\b/.test(f.message)
             ? `writes to ${this.sink.target} fail: ${f.message}: its filesystem (or the quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then`
-            : `writes to ${this.sink.target} fail: ${f.message}`;
+            : f.status !== undefined && /no space left on device|disk quota exceeded/i.test(f.message)
+              ? `writes to ${this.sink.target} fail: InfluxDB answers ${f.status}: ${f.message}: the disk of InfluxDB's data or WAL folder (or its quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then; influxd 1.x goes on refusing writes in these words after space is freed until it is restarted`
+              : `writes to ${this.sink.target} fail: ${f.message}`;
       }
       this.writeProblem = problem;
       this.log[level](
