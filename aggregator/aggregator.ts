@@ -354,7 +354,10 @@ export class Aggregator extends EventEmitter {
     if (r.ok) {
       // Who may publish what (registry, limit on unknown gateways), then conflicts with accepted windows.
       const m = r.message;
-      const denied = this.identity.admit(m.site, m.gateway, m.zone) ?? (r.kind === 'counts' ? this.identity.checkCounts(r.message, r.start, r.end) : null);
+      // The broker's retained copy of a status takes no place among gateways.max_known (registry.ts).
+      const denied =
+        this.identity.admit(m.site, m.gateway, m.zone, !(retained && r.kind === 'status')) ??
+        (r.kind === 'counts' ? this.identity.checkCounts(r.message, r.start, r.end) : null);
       if (denied) r = { ok: false, ...denied };
     }
     if ((r.ok ? r.kind : topicKind(topic)) === 'status') this.uncounted.status++;

@@ -219,8 +219,13 @@ export class GatewayIdentity {
   /**
    * May this gateway publish for this site (and zone, when the message names one)? Null: yes.
    * A gateway not in the registry is admitted (and remembered) while fewer than max_known are.
+   * `take: false` (the broker's retained copy of a status): an unregistered gateway not admitted yet
+   * is let through without taking one of the max_known places. The copies of every gateway that
+   * ever published a status (stopped ones, a load test's) come at each start, before any window:
+   * taking places, 10,000 of them filled max_known and the windows of a real gateway new to this
+   * process were rejected (gateway_limit) and lost.
    */
-  admit(site: string, gateway: string, zone: string | undefined): IdentityVerdict {
+  admit(site: string, gateway: string, zone: string | undefined, take = true): IdentityVerdict {
     const reg = Object.hasOwn(this.cfg.registry, gateway) ? this.cfg.registry[gateway] : undefined;
     if (reg) {
       if (reg.site !== site)
@@ -241,7 +246,7 @@ export class GatewayIdentity {
         detail: `gateway ${idForLog(gateway)} (site ${idForLog(site)}) is not in the registry (gateways.registry); add it with presence provision gateway`,
       };
     const key = `${site}/${gateway}`;
-    if (this.admitted.has(key)) return null;
+    if (this.admitted.has(key) || !take) return null;
     if (this.admitted.size >= this.cfg.max_known) {
       if (!this.limitWarned) {
         this.limitWarned = true;
