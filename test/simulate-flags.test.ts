@@ -577,7 +577,7 @@ describe('presence demo: the same limits, before the calibration run starts', ()
       /the demo would write about [\d.]+ TB, more than the [\d.]+ [kMGT]?B free/,
     );
     expect(existsSync(join(tmp, 'demo-disk'))).toBe(false);
-  });
+  }, 180_000); // eight refused demo runs, each a process start: over a minute on a loaded machine
 
   it('--out that is a file, or a folder that cannot be made, is one line (was EEXIST with exit 1, and a hang under /proc)', () => {
     const file = join(tmp, 'demo-file');
