@@ -219,6 +219,7 @@ export class Aggregator extends EventEmitter {
           queueDepth: this.queueDepth,
           sink: this.sink.target,
           calibrationProblem: this.calibrationProblem,
+          gatewayLimitProblem: this.identity.limitProblem(),
         }),
         http.port,
         http.host,

@@ -124,6 +124,8 @@ export interface HealthState {
   sink: string;
   /** A calibration reload that failed (the one loaded before is in use): "degraded" until one succeeds. */
   calibrationProblem?: string | null;
+  /** Messages rejected recently for gateways.max_known ("degraded": their windows are lost). */
+  gatewayLimitProblem?: string | null;
 }
 
 export type HealthServer = ListeningServer;
@@ -132,7 +134,8 @@ export type HealthServer = ListeningServer;
 export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
- *  server refused points recently (they are dropped) or a calibration reload failed; 503 {"status":"unhealthy"} with the reasons
+ *  server refused points recently (they are dropped), gateways.max_known rejected messages recently,
+ *  or a calibration reload failed; 503 {"status":"unhealthy"} with the reasons
  *  when not connected to the broker or while writes fail. */
 export async function startHealthServer(
   metrics: AggregatorMetrics,
@@ -166,7 +169,8 @@ export async function startHealthServer(
             `${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`,
           );
         if (s.calibrationProblem) problems.push(s.calibrationProblem);
-        const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem ? 'degraded' : 'ok';
+        if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
+        const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem ? 'degraded' : 'ok';
         res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({

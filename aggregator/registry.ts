@@ -173,6 +173,9 @@ export class GatewayIdentity {
   /** Gateways not in the registry that were accepted, as site/gateway. */
   private readonly admitted = new Set<string>();
   private limitWarned = false;
+  /** Messages rejected for gateway_limit since start, and when the latest was (ms; 0: none). */
+  private limitRejected = 0;
+  private limitLastAt = 0;
   private readonly byWindow = new RecentMap<Remembered>();
   private readonly bySeq = new RecentMap<Remembered>();
   registered: number;
@@ -204,6 +207,13 @@ export class GatewayIdentity {
   /** Whether gateways that are not in the registry are accepted. */
   get allowUnknown(): boolean {
     return this.cfg.allow_unknown;
+  }
+
+  /** For /healthz: the messages gateway_limit rejected, while the latest is less than `withinMs`
+   *  old; null otherwise. Their windows are lost, so the status is "degraded", not "ok". */
+  limitProblem(now = Date.now(), withinMs = 15 * 60_000): string | null {
+    if (!this.limitRejected || now - this.limitLastAt >= withinMs) return null;
+    return `${this.limitRejected} message(s) of unregistered gateways rejected (gateway_limit), the latest ${Math.round((now - this.limitLastAt) / 1000)} s ago: ${this.cfg.max_known} unregistered gateways are known already (gateways.max_known); register the real ones (gateways.registry) or raise gateways.max_known (--max-gateways)`;
   }
 
   /** Gateways known: registered plus accepted unregistered ones. */
@@ -255,6 +265,8 @@ export class GatewayIdentity {
           'gateway limit reached: messages of further unregistered gateways are rejected (gateway_limit); register the real ones (gateways.registry) or raise gateways.max_known',
         );
       }
+      this.limitRejected++;
+      this.limitLastAt = Date.now();
       return {
         reason: 'gateway_limit',
         detail: `${this.cfg.max_known} unregistered gateways are known already (gateways.max_known); ${idForLog(site)}/${idForLog(gateway)} is not accepted`,

@@ -36,7 +36,7 @@ describe.skipIf(!ok)('aggregator: retained statuses and gateways.max_known', () 
   it("the retained offline statuses of 20 gone gateways take none of max_known's 5 places: two new gateways' windows are all stored", async () => {
     for (let i = 0; i < 20; i++) await pub.publishAsync(statusTopic('gone', `gw-${i}`), encode(offlineStatus('gone', `gw-${i}`)), { qos: 1, retain: true });
     const cfg = quickAggregatorConfig(broker.url, influx.url, 'agg-retained-limit');
-    agg = new Aggregator({ ...cfg, gateways: { max_known: 5 } });
+    agg = new Aggregator({ ...cfg, http: { port: 0, host: '127.0.0.1' }, gateways: { max_known: 5 } });
     const rejected: string[] = [];
     agg.on('rejected', (...args: unknown[]) => rejected.push(JSON.stringify(args)));
     await agg.start();
@@ -63,4 +63,15 @@ describe.skipIf(!ok)('aggregator: retained statuses and gateways.max_known', () 
       10_000,
     );
   }, 60_000);
+
+  it('/healthz says "degraded" once gateways.max_known rejected a message, naming the key and the fix', async () => {
+    // The aggregator of the test before, whose limit rejected one gateway of "more".
+    const health = (await (await fetch(`http://127.0.0.1:${agg!.httpPort}/healthz`)).json()) as { status: string; problems: string[] };
+    expect(health.status).toBe('degraded');
+    expect(health.problems).toEqual([
+      expect.stringMatching(
+        /^1 message\(s\) of unregistered gateways rejected \(gateway_limit\), the latest \d+ s ago: 5 unregistered gateways are known already \(gateways\.max_known\); register the real ones \(gateways\.registry\) or raise gateways\.max_known \(--max-gateways\)$/,
+      ),
+    ]);
+  });
 });
