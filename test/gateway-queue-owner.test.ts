@@ -169,7 +169,9 @@ describe.skipIf(!ok)('a queued window file made unreadable while the gateway run
       sub = await subscriber(broker.url, { filter: 'presence/v1/qc/g/#' });
       const statuses = () => sub!.messages.filter((m) => m.topic === 'presence/v1/qc/g/status').map((m) => JSON.parse(m.payload.toString()) as StatusMessage);
       await waitFor(() => statuses().some((s) => s.queue_unreadable === 1), 20_000, `a status with queue_unreadable 1 (${stderr.slice(-2000)})`);
-      const st = statuses().filter((s) => s.queue_unreadable === 1).at(-1)!;
+      const st = statuses()
+        .filter((s) => s.queue_unreadable === 1)
+        .at(-1)!;
       expect(st.queue_depth).toBeGreaterThanOrEqual(1);
       expect(existsSync(second)).toBe(true);
       // the others went
