@@ -18,6 +18,18 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const presence = (...args: string[]) =>
   spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
 
+/** The cells of each row of a printed table (cli-table3's box lines left out). */
+const cells = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('│'))
+    .map((l) =>
+      l
+        .split('│')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
+
 describe('presence replay: the table', () => {
   it('has devices and estimate per radio, the same numbers as --json, window by window', () => {
     const sim = presence('simulate', 'kingsday-square', '--scale', '0.01', '--duration', '5m', '--out', join(tmp, 'sim'));
@@ -27,15 +39,7 @@ describe('presence replay: the table', () => {
     expect(table.status, table.stderr).toBe(0);
     const json = presence('replay', capture, '--json');
     expect(json.status, json.stderr).toBe(0);
-    const rows = table.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('│'))
-      .map((l) =>
-        l
-          .split('│')
-          .slice(1, -1)
-          .map((c) => c.trim()),
-      );
+    const rows = cells(table.stdout);
     expect(rows[0]).toEqual([
       'start',
       'end',
@@ -69,15 +73,7 @@ describe('presence replay: the table', () => {
     const gated = presence('replay', capture, '--rssi-min', '-70');
     expect(gated.status, gated.stderr).toBe(0);
     const gatedJson = presence('replay', capture, '--rssi-min', '-70', '--json');
-    const gatedRows = gated.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('│'))
-      .map((l) =>
-        l
-          .split('│')
-          .slice(1, -1)
-          .map((c) => c.trim()),
-      );
+    const gatedRows = cells(gated.stdout);
     expect(gatedRows[0]).toEqual([
       'start',
       'end',
