@@ -72,30 +72,38 @@ describe.skipIf(!ok)('aggregator paused at max_buffer while InfluxDB is down', (
     );
   }
 
-  it('keeps its connection and starts on a session backlog above max_buffer; every window is stored once when InfluxDB returns', async () => {
-    await backlog('agg-paused', 'site-paused');
-    agg = aggregator('agg-paused');
-    let startError: unknown = null;
-    const started = agg.start().catch((e) => (startError = e));
+  /** An aggregator started on backlog(clientId, site), once it holds max_buffer messages while its
+   *  writes fail; `started` settles when start() does, `startError` is what it rejected with. */
+  async function pausedOnBacklog(clientId: string, site: string): Promise<{ running: Aggregator; started: Promise<unknown>; startError: () => unknown }> {
+    await backlog(clientId, site);
+    const running = aggregator(clientId);
+    agg = running;
+    let error: unknown = null;
+    const started = running.start().catch((e) => (error = e));
     await until(
       'writes failing with max_buffer messages held',
-      () => agg!.stats(),
-      (s) => s.writeFailures > 0 && s.queueDepth >= 20,
+      () => running.stats(),
+      (st) => st.writeFailures > 0 && st.queueDepth >= 20,
       20_000,
     );
+    return { running, started, startError: () => error };
+  }
+
+  it('keeps its connection and starts on a session backlog above max_buffer; every window is stored once when InfluxDB returns', async () => {
+    const { running, started, startError } = await pausedOnBacklog('agg-paused', 'site-paused');
     // Eight keepalives paused: mqtt.js alone closed the connection after 1.5.
     await new Promise((r) => setTimeout(r, 8_000));
-    expect(startError).toBeNull();
+    expect(startError()).toBeNull();
     const connectionLines = lines.filter((l) => /Keepalive timeout|connection to the broker closed|subscribe|cannot start/.test(`${l.msg} ${l.err ?? ''}`));
     expect(connectionLines).toEqual([]);
-    const health = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`)).json()) as { problems: string[] };
+    const health = (await (await fetch(`http://127.0.0.1:${running.httpPort}/healthz`)).json()) as { problems: string[] };
     expect(health.problems.join('\n')).not.toMatch(/MQTT broker/);
-    expect(agg.stats().acked).toBe(0);
-    expect(agg.stats().queueDepth).toBeLessThanOrEqual(20);
+    expect(running.stats().acked).toBe(0);
+    expect(running.stats().queueDepth).toBeLessThanOrEqual(20);
 
     await influx.start();
     await started;
-    expect(startError).toBeNull();
+    expect(startError()).toBeNull();
     await until(
       'all 300 windows stored',
       () => influx.count('presence', 'devices', `"radio"='wifi' AND "site"='site-paused'`),
@@ -109,27 +117,18 @@ describe.skipIf(!ok)('aggregator paused at max_buffer while InfluxDB is down', (
       30_000,
     );
     expect(lines.filter((l) => /Keepalive timeout|cannot start/.test(`${l.msg} ${l.err ?? ''}`))).toEqual([]);
-    await agg.stop(2000);
+    await running.stop(2000);
     agg = null;
   }, 120_000);
 
   it('a broker restart before the SUBACK was read does not stop the start: it subscribes on the next connection', async () => {
-    await backlog('agg-paused-2', 'site-paused-2');
-    agg = aggregator('agg-paused-2');
-    let startError: unknown = null;
-    const started = agg.start().catch((e) => (startError = e));
-    await until(
-      'writes failing with max_buffer messages held',
-      () => agg!.stats(),
-      (s) => s.writeFailures > 0 && s.queueDepth >= 20,
-      20_000,
-    );
+    const { started, startError } = await pausedOnBacklog('agg-paused-2', 'site-paused-2');
     await broker.restart();
     await new Promise((r) => setTimeout(r, 3_000));
-    expect(startError).toBeNull();
+    expect(startError()).toBeNull();
     await influx.start();
     await started;
-    expect(startError).toBeNull();
+    expect(startError()).toBeNull();
     await until(
       'all 300 windows stored',
       () => influx.count('presence', 'devices', `"radio"='wifi' AND "site"='site-paused-2'`),
