@@ -7,7 +7,7 @@
 //   ./intake.ts    MQTT connection, subscriptions (over ./mqtt-ack.ts: PUBACK after a promise)
 //   ./messages.ts  pure: topic + payload -> points (line protocol) or a rejection with a reason
 //   ./pipeline.ts  batches, writes to the sink (./writer.ts) with retries; a promise per batch
-//   ./liveness.ts  gateways heard from and gateways gone silent
+//   ./liveness.ts  gateways whose counts messages were accepted, and those gone silent
 //   ./health.ts    /healthz, /metrics, and the page of recent writes (./web.ts, ./recent.ts)
 //   ./reject-log.ts  rate limit of the "message rejected" log lines
 // A message's handler returns the promise of the batch holding its points; the intake acknowledges

@@ -92,7 +92,11 @@ export class AggregatorMetrics {
     help: 'Viewers of the page dropped because they fell behind (their unsent bytes passed the per-viewer bound)',
     registers: [this.registry],
   });
-  readonly gatewaysKnown = new Gauge({ name: 'presence_aggregator_gateways_known', help: 'Gateways heard from since start', registers: [this.registry] });
+  readonly gatewaysKnown = new Gauge({
+    name: 'presence_aggregator_gateways_known',
+    help: 'Gateways (site/gateway) with at least one counts message accepted since this aggregator started; a gateway heard only through status messages, or whose windows were all rejected, is not counted',
+    registers: [this.registry],
+  });
 
   /** `beforeScrape` brings counters kept outside prom-client (per-message hot path) up to date. */
   sync(): void {

@@ -9,8 +9,8 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { countsTopic, encode } from '../contract/index.ts';
-import { publisher, quickAggregatorConfig, until, window } from './aggregator-helpers.ts';
+import { countsTopic, encode, statusTopic } from '../contract/index.ts';
+import { publisher, quickAggregatorConfig, status, until, window } from './aggregator-helpers.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-liveness') && need('influxd', 'influxdb', 'aggregator-liveness');
 
@@ -76,5 +76,27 @@ describe.skipIf(!ok)('aggregator: liveness of a gateway that has just started', 
       (m) => m.includes('live/gw-2'),
       10_000,
     );
+  });
+
+  it('presence_aggregator_gateways_known counts the gateways whose counts messages were accepted, not those heard only through statuses, and its help says so', async () => {
+    const known = async () => {
+      const text = await agg.metrics.registry.getSingleMetricAsString('presence_aggregator_gateways_known');
+      return { help: /^# HELP \S+ (.*)$/m.exec(text)![1], value: Number(/^presence_aggregator_gateways_known (\S+)$/m.exec(text)![1]) };
+    };
+    const before = (await known()).value;
+    const statuses = () => influx.count('gateway_status', 'uptime_s', `"site"='live' AND "gateway"='gw-status-only'`);
+    await pub.publishAsync(statusTopic('live', 'gw-status-only'), JSON.stringify(status('live', 'gw-status-only')), { qos: 1 });
+    await until('the status written', statuses, (n) => n === 1);
+    expect((await known()).value).toBe(before);
+    const t = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+    await pub.publishAsync(countsTopic('live', 'gw-3'), encode(window('live', 'gw-3', 1, t, 60_000)), { qos: 1 });
+    await until(
+      'the window counted',
+      async () => (await known()).value,
+      (n) => n === before + 1,
+    );
+    const { help } = await known();
+    expect(help).toMatch(/counts message accepted since this aggregator started/);
+    expect(help).toMatch(/heard only through status messages.*is not counted/);
   });
 });
