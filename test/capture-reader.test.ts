@@ -173,6 +173,28 @@ describe('pcap', () => {
     expect(err.message).toMatch(/cut\.pcap: .*record.*offset 44/);
   });
 
+  it('reads on from a new file header where a record should start (a restarted writer on the same pipe, captures joined with cat)', () => {
+    const a = pcap(true, false, 127, [
+      [1_780_000_000, 1, bytes(1)],
+      [1_780_000_001, 2, bytes(2, 2)],
+    ]);
+    const b = pcap(false, true, 256, [[1_780_000_002, 3_000_000, bytes(3, 3, 3)]]);
+    const ng = cat(shb(false), idb(false, 251), epb(false, 0, 1_780_000_003_000_000n, bytes(4)));
+    // pcap, pcap in the other byte order and resolution, pcapng, then pcap again
+    const file = cat(a, b, ng, a);
+    for (const chunk of [file.length, 13, 1]) {
+      const { frames } = parseAll(file, chunk);
+      expect(frames.map((f) => [f.linkType, f.timestampMs, [...f.data]])).toEqual([
+        [127, 1_780_000_000_000.001, [1]],
+        [127, 1_780_000_001_000.002, [2, 2]],
+        [256, 1_780_000_002_003, [3, 3, 3]],
+        [251, 1_780_000_003_000, [4]],
+        [127, 1_780_000_000_000.001, [1]],
+        [127, 1_780_000_001_000.002, [2, 2]],
+      ]);
+    }
+  });
+
   it('rejects an absurd record length as damage instead of buffering it', () => {
     const file = cat(pcap(true, false, 127, [[1, 0, bytes(1)]]), new W(true).u32(1).u32(0).u32(0x7fffffff).u32(0x7fffffff).out());
     const parser = new CaptureParser('big.pcap');
@@ -541,6 +563,13 @@ describe("the firmware's capture splitting (the gateway's path)", () => {
         [1_700_000_000, 999_999_999, bytes(9, 9)],
         [1_700_000_001, 1, Uint8Array.from({ length: 200 }, (_, i) => i)],
       ]),
+      // a writer restarted on the same pipe: a new file header where a record should start
+      cat(
+        pcap(true, false, 127, [[1_780_000_000, 1, bytes(1, 2)]]),
+        pcap(false, false, 127, [[1_780_000_001, 1, bytes(3)]]),
+        many(10),
+        pcap(true, true, 256, [[1_780_000_002, 1, bytes(4, 5, 6)]]),
+      ),
       // the simulator's writer, as the gateway bench's capture
       Buffer.concat([
         pcapngHeader([{ linkType: 127, name: 'wlan0mon' }]),

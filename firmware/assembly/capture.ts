@@ -58,6 +58,11 @@ export function captureResultPtr(): usize {
   return little ? v : bswap<u32>(v);
 }
 
+// @ts-ignore: decorator
+@inline function isFileMagic(v: u32): bool {
+  return v == 0xa1b2c3d4 || v == 0xa1b23c4d || v == 0xa1b2cd34 || v == 0x0a0d0d0a;
+}
+
 /**
  * Splits the first `len` bytes of the in area (which start at a record or block boundary).
  * format CAPTURE_PCAP: records with a `pcapHeader`-byte header (16, or 24 for the modified
@@ -86,6 +91,9 @@ export function captureSplit(format: u32, len: u32, base: u32, little: bool, lin
     let ts: f64;
     if (format == CAPTURE_PCAP) {
       if (avail < pcapHeader) break;
+      // a pcap magic (either byte order) or a pcapng section header where a record should start:
+      // the file header of a capture that begins again (a restarted writer); the host reads it
+      if (isFileMagic(load<u32>(at)) || isFileMagic(bswap<u32>(load<u32>(at)))) break;
       const sec = rd32(at, little);
       const frac = rd32(at + 4, little);
       cap = rd32(at + 8, little);

@@ -6,7 +6,8 @@
 // Formats: pcap (both byte orders, microsecond and nanosecond magic, and the "modified" pcap of old
 // Linux tcpdump builds); pcapng (SHB in both byte orders, several sections, IDB with if_tsresol and
 // if_tsoffset, EPB, SPB, OPB; unknown blocks are skipped; several interfaces with different link
-// types).
+// types). A new file header where a record should start (a writer restarted on the same pipe,
+// captures joined with cat) starts a new section, in either format.
 
 import { readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -348,6 +349,15 @@ export class CaptureParser {
         continue;
       }
       if (this.splitter && out instanceof RecordBatchBuilder) this.split(this.splitter, out);
+      if (this.atFileHeader()) {
+        // A capture tool restarted on the same pipe (a FIFO or stdin it writes again) or captures
+        // joined end to end (cat a.pcap b.pcap) begin again with a file header: read on from it, as
+        // from a new pcapng section. Taken as a record it was a frame stamped in 2055 (or 2083)
+        // that moved the capture clock 29 years on, then the next record's header read as damage,
+        // so the source failed and every frame after the restart was lost.
+        this.fmt = null;
+        continue;
+      }
       const progressed = this.fmt === 'pcap' ? this.readPcapRecord(out) : this.readPcapngBlock(out);
       if (!progressed) return;
     }
@@ -367,6 +377,24 @@ export class CaptureParser {
     );
     this.pos += consumed;
     if (!pcap && consumed > 0) this.lastTimestampMs = lastTime;
+  }
+
+  /**
+   * True when the next record or block starts with the file header of a new capture: a pcap magic
+   * (either byte order) followed by version 2, or, inside a pcap stream, a pcapng section header
+   * with its byte-order magic (in pcapng a section header is read as a block). False when too few
+   * bytes are there to tell: the record or block needs more bytes than that anyway.
+   */
+  private atFileHeader(): boolean {
+    const p = this.pos;
+    const avail = this.buf.length - p;
+    if (avail < 6) return false;
+    for (const little of [true, false]) {
+      const magic = this.view.getUint32(p, little);
+      if ((magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS || magic === PCAP_MAGIC_MODIFIED) && this.view.getUint16(p + 4, little) === 2) return true;
+    }
+    if (this.fmt !== 'pcap' || avail < 12 || this.view.getUint32(p, false) !== PCAPNG_SHB) return false;
+    return this.view.getUint32(p + 8, true) === PCAPNG_BOM || this.view.getUint32(p + 8, false) === PCAPNG_BOM;
   }
 
   private readFileHeader(): boolean {
