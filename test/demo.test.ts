@@ -312,6 +312,16 @@ describe('demo helpers', () => {
     ]);
   });
 
+  it('a window that is not a whole number of minutes (--window 30s) shows its start with seconds: rows never read the same time', () => {
+    const t = new CountTable(30_000);
+    t.add(msg('g1', 'a', '2026-04-27T10:00:00.000Z', 1, 2));
+    t.add(msg('g1', 'a', '2026-04-27T10:00:30.000Z', 3, 4));
+    expect(t.rows().map((r) => r[0])).toEqual(['2026-04-27 10:00:00', '2026-04-27 10:00:30']);
+    const m = new CountTable(120_000);
+    m.add(msg('g1', 'a', '2026-04-27T10:02:00.000Z', 1, 2));
+    expect(m.rows()[0][0]).toBe('2026-04-27 10:02');
+  });
+
   it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {
     const people = (m: CountsMessage) => (m.zone === 'a' ? m.ble.estimate * 2 : null);
     const t = new CountTable(60_000, people);

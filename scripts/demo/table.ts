@@ -48,7 +48,12 @@ export class CountTable {
       .map((t) => {
         const row = this.cells.get(t)!;
         return [
-          new Date(t).toISOString().slice(0, 16).replace('T', ' '),
+          // Minutes, unless the window is not a whole number of minutes (--window 30s): two rows
+          // would then read the same time.
+          new Date(t)
+            .toISOString()
+            .slice(0, this.windowMs % 60_000 === 0 ? 16 : 19)
+            .replace('T', ' '),
           ...zones.map((z) => {
             const c = row.get(z);
             if (!c) return '';
