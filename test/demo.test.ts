@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { CountTable, countingError, EmbeddedBroker, peopleError, receivedAndDrained } from '../scripts/demo/index.ts';
+import { CountTable, countingError, EmbeddedBroker, peopleError, receivedAndDrained, summary } from '../scripts/demo/index.ts';
 import type { CountsMessage } from '../contract/index.ts';
 import mqtt from 'mqtt';
 import { Aggregator } from '../aggregator/aggregator.ts';
@@ -320,6 +320,28 @@ describe('demo helpers', () => {
     const m = new CountTable(120_000);
     m.add(msg('g1', 'a', '2026-04-27T10:02:00.000Z', 1, 2));
     expect(m.rows()[0][0]).toBe('2026-04-27 10:02');
+  });
+
+  it('the summary says how demo.log is written (--log-format pretty: readable lines, not JSON) and counts one gateway and one zone in the singular', () => {
+    const input = (logFormat: 'json' | 'pretty', gateways: number) => ({
+      outDir: '/tmp/d',
+      logFile: '/tmp/d/demo.log',
+      logFormat,
+      lpFile: null,
+      target: 'http://127.0.0.1:8086/',
+      drained: true,
+      aggregator: { writeFailures: 0, pointsWritten: 3, rejected: 0 },
+      period: { gateways: Array(gateways).fill({}), zones: Array.from({ length: gateways }, (_, i) => `z${i}`), site: 's' },
+      table: { windows: 1, messages: gateways },
+      messages: [],
+      truth: [],
+    });
+    const pretty = summary(input('pretty', 1));
+    expect(pretty).toMatch(/demo\.log {2}logs of the gateways and the aggregator \(readable lines\)/);
+    expect(pretty).toMatch(/^1 gateway in 1 zone of site "s"/m);
+    const json = summary(input('json', 3));
+    expect(json).toMatch(/demo\.log {2}logs of the gateways and the aggregator \(JSON\)/);
+    expect(json).toMatch(/^3 gateways in 3 zones of site "s"/m);
   });
 
   it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {

@@ -387,6 +387,7 @@ export async function runDemo(
       summary({
         outDir,
         logFile,
+        logFormat: opts.logFormat === 'pretty' ? 'pretty' : 'json',
         lpFile: toFile ? lp : null,
         target: aggregator.sink.target,
         drained,

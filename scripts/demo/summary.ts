@@ -64,6 +64,8 @@ export interface SummaryInput {
   /** false: the captures were deleted at the end (undefined: not said). */
   capturesKept?: boolean;
   logFile: string;
+  /** How the log file is written (--log-format): JSON lines, or readable lines. */
+  logFormat: 'json' | 'pretty';
   /** The line-protocol file, when the aggregator wrote to one. */
   lpFile: string | null;
   /** Where the aggregator wrote (file or InfluxDB URL). */
@@ -78,6 +80,8 @@ export interface SummaryInput {
   people?: { of: (m: CountsMessage) => number | null; label: string; file: string };
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /** The lines printed after the table: what ran, the error against the truth, where the results are. */
 export function summary(o: SummaryInput): string {
   const rel = (p: string) => {
@@ -88,7 +92,7 @@ export function summary(o: SummaryInput): string {
   if (!o.drained || o.aggregator.writeFailures > 0)
     lines.push(`warning: the aggregator could not write everything to ${o.target} (${o.aggregator.writeFailures} failed writes); see ${o.logFile}`);
   lines.push(
-    `${o.period.gateways.length} gateways in ${o.period.zones.length} zones of site "${o.period.site}": ${o.table.windows} windows, ${o.table.messages} count messages, ${o.aggregator.pointsWritten} points written, ${o.aggregator.rejected} rejected`,
+    `${plural(o.period.gateways.length, 'gateway')} in ${plural(o.period.zones.length, 'zone')} of site "${o.period.site}": ${o.table.windows} windows, ${o.table.messages} count messages, ${o.aggregator.pointsWritten} points written, ${o.aggregator.rejected} rejected`,
   );
   const err = countingError(o.messages, o.truth);
   if (err.windows)
@@ -116,7 +120,7 @@ export function summary(o: SummaryInput): string {
   lines.push(
     `  ${rel(join(o.outDir, 'today'))}/  ${o.capturesKept === false ? 'ground truth (the simulated captures are deleted; --keep-pcaps keeps them)' : 'simulated captures (pcap, open in Wireshark) and ground truth'}`,
   );
-  lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (JSON)`);
+  lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (${o.logFormat === 'pretty' ? 'readable lines' : 'JSON'})`);
   lines.push('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md');
   return lines.join('\n') + '\n';
 }
