@@ -15,7 +15,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { freePort } from './support/ports.ts';
 import { countsItem, until, window } from './aggregator-helpers.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
-import { holdsUrlCredentials, redactTypedUrl, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { holdsUrlCredentials, influxUrlProblem, isParsableUrl, redactTypedUrl, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-secrets') && need('mosquitto_passwd', 'mosquitto', 'aggregator-secrets');
 const repo = join(import.meta.dirname, '..');
@@ -26,8 +26,11 @@ describe('redaction helper', () => {
     expect(redactUrl('http://writer:S3cret@influx:8086/?db=presence&u=writer&p=S3cret')).toBe('http://influx:8086/?db=presence&u=writer&p=REDACTED');
     expect(redactUrl('http://influx:8086?token=S3cret')).not.toContain('S3cret');
     expect(redactUrl('not a url')).toBe('(unparsable url)');
+    expect(redactUrlsIn('connect to http://writer:S3cret@influx:8086/write failed')).toBe('connect to http://influx:8086/write failed');
+    expect(redactUrlsIn('at http://influx:8086/write and mqtts://b:8883, both down')).toBe('at http://influx:8086/write and mqtts://b:8883, both down');
+    // A URL cut by a space with an @ later: all up to the last @, as the password could hold the space.
     const text = 'connect to http://writer:S3cret@influx:8086/write failed; also mqtts://u:Pw@b:8883';
-    expect(redactUrlsIn(text)).toBe('connect to http://influx:8086/write failed; also mqtts://b:8883');
+    expect(redactUrlsIn(text)).toBe('connect to http://b:8883/');
     // A URL no parser reads (a bracket left open), its password with an @ not percent-encoded: all up to
     // its last @ goes, as the @ in /x@y could be the password's as well.
     expect(redactUrlsIn('cannot connect to mqtt://agg:S3c@ret@[::1:1883/x@y')).toBe('cannot connect to mqtt://y');
@@ -57,6 +60,54 @@ describe('redaction helper', () => {
     expect(holdsUrlCredentials(`MQTT_URL=${url}`)).toBe(true);
   });
 
+  // A password holding a space or a quote, as parsers read it and mqtt.js takes it, echoed inside a free
+  // text: where its user information ends cannot be known, so all up to the text's last @ goes.
+  it.each([
+    ['mqtt://u:Sp1 Q2@broker:1883', 'mqtt://broker:1883'],
+    ['mqtt://u:Sp1"Q2@broker:1883', 'mqtt://broker:1883'],
+    ["mqtts://u:Sp1'Q2@broker", 'mqtts://broker'],
+    ['ws://u:Sp1<Q2>Q3@broker:9001/mqtt', 'ws://broker:9001/mqtt'],
+    ['http://u:Sp1 Q2@Q3 Q4@influx:8086/write', 'http://influx:8086/write'],
+    ['mqtt://u S1:Q2@broker', 'mqtt://broker'],
+  ])('takes all of the user information of %s out of a free text', (url, redacted) => {
+    for (const text of [`cannot connect to ${url}: refused`, `got "${url}"`, JSON.stringify({ url }), `broker=${url}\nnext line`]) {
+      const out = redactUrlsIn(text);
+      for (const part of ['Sp1', 'Q2', 'Q3', 'Q4', 'S1']) expect(out, text).not.toContain(part);
+      expect(out, text).toContain(redacted);
+      expect(holdsUrlCredentials(text)).toBe(true);
+    }
+    expect(redactUrl(url)).toBe(redacted);
+  });
+
+  it('a config value that is not text echoes no part of a password with a space and a quote in a URL in it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-url-spaced-'));
+    let err: unknown;
+    try {
+      writeFileSync(join(dir, 'agg.yaml'), 'mqtt:\n  url: ["mqtts://agg:Sp1 Q2\\"Q3@broker:8883"]\n', { mode: 0o600 });
+      loadConfig({ config: join(dir, 'agg.yaml') }, {});
+    } catch (e) {
+      err = e;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((err as Error).message).toContain('mqtt.url: must be text (got ["mqtts://broker:8883"])');
+    for (const part of ['Sp1', 'Q2', 'Q3']) expect((err as Error).message).not.toContain(part);
+  });
+
+  // The product refuses a URL with an @ after its host (http://host:8086/a@b cannot be told from the
+  // password 8086/a of user host): in every URL it takes, the user information is all before the last @,
+  // and a credential-free URL is left whole, by itself or in a text.
+  it('refuses a URL with an @ after its host, and leaves the %40 form of one whole', () => {
+    for (const url of ['http://host:8086/a@b', 'mqtt://user:12/ss@host', 'http://influx:8086/?u=a@b', 'https://example.org/@presence/feed'])
+      expect(isParsableUrl(url), url).toBe(false);
+    for (const url of ['http://host:8086/a%40b', 'http://influx:8086/?u=a%40b&p=x', 'mqtt://u:p%40ss%2Fx@host:1883', 'mqtt://u:p@ss@host'])
+      expect(isParsableUrl(url), url).toBe(true);
+    expect(redactUrl('http://host:8086/a%40b')).toBe('http://host:8086/a%40b');
+    expect(redactUrlsIn('write to http://host:8086/a%40b failed')).toBe('write to http://host:8086/a%40b failed');
+    expect(redactUrl('mqtt://u:p%40ss%2Fx@host:1883')).toBe('mqtt://host:1883');
+    expect(influxUrlProblem('http://w:pw@host:8086/a@b')).toMatch(/^--influx-url "http:\/\/b" holds an @ after its host .* %40/);
+  });
+
   it('leaves a URL without user information as it is', () => {
     for (const url of [
       'mqtt://broker:1883',
@@ -71,14 +122,34 @@ describe('redaction helper', () => {
     }
   });
 
-  // As real processes: a URL no parser reads is refused naming the setting, one a parser reads wrongly
-  // (host `agg`, port 12) is taken and named in the start log line and the connection errors.
+  // As real processes: a URL no parser reads is refused naming the setting, and so is one a parser reads
+  // wrongly (host `agg`, port 12, an @ in its path), which cannot be told from http://host:8086/a@b.
+  // A password holding a space and quotes is taken, and neither the start log line (which names the broker
+  // and InfluxDB) nor the connection errors after it hold any part of it.
+  const spaced = `Sp1 Q2"Q3'Q4`;
   it.each([
-    ['aggregator', 'mqtt://agg:pa/Pw-in-url@127.0.0.1:1'],
-    ['aggregator', 'mqtt://agg:12/Pw-in-url@127.0.0.1:1'],
-    ['gateway', 'mqtt://gw:pa/Pw-in-url@127.0.0.1:1'],
-    ['gateway', 'mqtt://gw:12/Pw-in-url@127.0.0.1:1'],
-  ])('presence %s --mqtt-url %s: no output line holds the password', (command, url) => {
+    ['aggregator', ['--mqtt-url', 'mqtt://agg:pa/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): must be a URL/],
+    ['aggregator', ['--mqtt-url', 'mqtt://agg:12/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): holds an @ after its host/],
+    ['gateway', ['--mqtt-url', 'mqtt://gw:pa/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): must be a URL/],
+    ['gateway', ['--mqtt-url', 'mqtt://gw:12/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): holds an @ after its host/],
+    ['aggregator', ['--mqtt-url', `mqtt://agg:${spaced}@127.0.0.1:1`], /"broker":"mqtt:\/\/127\.0\.0\.1:1".*starting/],
+    [
+      'aggregator',
+      [
+        '--mqtt-url',
+        `mqtts://agg:${spaced}@127.0.0.1:1`,
+        '--influx-url',
+        `http://writer:${spaced}@127.0.0.1:3`,
+        '--influx-api',
+        'v1',
+        '--influx-db',
+        'presence',
+      ],
+      /"influx":"http:\/\/127\.0\.0\.1:3".*does not answer \/ping/,
+    ],
+    ['gateway', ['--mqtt-url', `mqtt://gw:${spaced}@127.0.0.1:1`], /"broker":"mqtt:\/\/127\.0\.0\.1:1"/],
+    ['gateway', ['--mqtt-url', `ws://gw:${spaced}@127.0.0.1:1/mqtt`], /"broker":"ws:\/\/127\.0\.0\.1:1\/mqtt"/],
+  ])('presence %s %j: no output line holds the password', (command, flags, expected) => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-url-typo-'));
     try {
       writeFileSync(
@@ -86,8 +157,11 @@ describe('redaction helper', () => {
         `gateway: {site: s, zone: z, id: gw-1, window: 1s}\nqueue: {dir: ${JSON.stringify(join(dir, 'q'))}}\nhttp: {port: 0}\n` +
           'sources:\n  - {type: command, name: wifi, radio: wifi, command: "sleep 10"}\n',
       );
-      const args = command === 'gateway' ? ['--config', join(dir, 'gw.yaml')] : ['--http-port', '0', '--out', join(dir, 'out.lp')];
-      const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), command, ...args, '--mqtt-url', url], {
+      const args =
+        command === 'gateway'
+          ? ['--config', join(dir, 'gw.yaml')]
+          : ['--http-port', '0', ...(flags.includes('--influx-url') ? [] : ['--out', join(dir, 'out.lp')])];
+      const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), command, ...args, ...flags], {
         cwd: dir,
         env: { ...process.env, PRESENCE_AGGREGATOR_CONFIG: '', PRESENCE_GATEWAY_CONFIG: '' },
         timeout: 5000,
@@ -95,8 +169,8 @@ describe('redaction helper', () => {
         encoding: 'utf8',
       });
       const out = r.stdout + r.stderr;
-      expect(out).toMatch(url.includes(':12/') ? /starting/ : /--mqtt-url \(mqtt\.url\): must be a URL/);
-      expect(out).not.toContain('Pw-in-url');
+      expect(out).toMatch(expected);
+      for (const part of ['Pw-in-url', 'Sp1', 'Q2', 'Q3', 'Q4']) expect(out).not.toContain(part);
       expect(out).not.toMatch(/:\/\/[^/\s"]*@/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

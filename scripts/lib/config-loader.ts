@@ -21,7 +21,7 @@ import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { notTextProblem, oversizedCapture, readAtMost } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
-import { holdsUrlCredentials, isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
+import { AT_AFTER_HOST_HINT, atAfterHost, holdsUrlCredentials, isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
 import { parseJson, parseYamlDocument, syntaxProblem } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -671,6 +671,10 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         break;
       case 'pattern':
       case 'format':
+        if (e.keyword === 'format' && typeof value === 'string' && atAfterHost(value)) {
+          line = `${label}: ${AT_AFTER_HOST_HINT}${got}`;
+          break;
+        }
         line = `${label}: ${outer?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
         break;
       case 'type': {

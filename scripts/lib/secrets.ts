@@ -101,16 +101,43 @@ export function redactUrl(url: string | undefined): string {
 }
 
 /**
- * True when the text is a URL with a host that Node's URL parser reads. A scheme pattern alone lets
- * `mqtt://user:password@[::1` through, which then throws, with the password, inside a client library.
+ * True when the text is a URL the product takes: one with a host that Node's URL parser reads, and no
+ * `@` after that host (atAfterHost). A scheme pattern alone lets `mqtt://user:password@[::1` through,
+ * which then throws, with the password, inside a client library.
  */
 export function isParsableUrl(text: string): boolean {
+  return parsesWithHost(text) && !atAfterHost(text);
+}
+
+/** True when Node's URL parser reads the text as a URL with a host. */
+function parsesWithHost(text: string): boolean {
   try {
     return new URL(text).hostname !== '';
   } catch {
     return false;
   }
 }
+
+/**
+ * True when a URL a parser reads holds an `@` after its host, in its path, query or fragment
+ * (`http://influx:8086/a@b`). Such a text cannot be told from a URL whose password holds a /, ? or #
+ * not percent-encoded: `http://user:8086/a@b` (user `user`, password `8086/a`) reads as host `user`, port
+ * 8086 and path `/a@b`. No URL the product takes holds one (isParsableUrl), so that in every URL it takes
+ * the user information is exactly what comes before the last `@`, which the redaction takes out; a
+ * credential-free URL it takes is never shortened.
+ */
+export function atAfterHost(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (u.pathname + u.search + u.hash).includes('@');
+  } catch {
+    return false;
+  }
+}
+
+/** Why a URL with an @ after its host is refused, and the fix (the end of a one-line error). */
+export const AT_AFTER_HOST_HINT =
+  'holds an @ after its host (in its path, query or fragment), which cannot be told from a password holding a /, ? or # (mqtt://user:12/ss@host reads as host user, port 12); fix: write an @ in a path or query as %40, and a /, ?, # or @ in a password as %2F, %3F, %23, %40';
 
 /**
  * A URL as the user typed it, for an error that echoes it: its user name and password (and the value
@@ -123,7 +150,7 @@ export function isParsableUrl(text: string): boolean {
  */
 export function redactTypedUrl(text: string): string {
   const bare = withoutUserinfo(text);
-  if (!isParsableUrl(bare)) return bare;
+  if (!parsesWithHost(bare)) return bare;
   const u = new URL(bare);
   return [...u.searchParams.keys()].some((k) => SECRET_PARAM.test(k)) ? redactUrl(bare) : bare;
 }
@@ -139,13 +166,14 @@ const TYPED_SCHEME = /^[a-z][a-z0-9+.-]*:?\/+/i;
  * (`user:pa/ss@host`, which parsers see as host `user` and port `pa`), and a `name:digits` before
  * the first `/`, `?` or `#` with an `@` later (`user:12/ss@host` parses as host `user`, port 12).
  * Read so, a URL with an `@` in its path after a port (`http://influx:8086/x@y`) loses more than
- * its user information; a password is never left in.
+ * its user information; a password is never left in. No URL the product takes is such a one
+ * (atAfterHost): in those, the last `@` is where the parser ends the user information.
  */
 function userinfoEnd(text: string, start: number): number {
   const at = text.lastIndexOf('@');
   if (at < start) return -1;
   const authority = /^[^/?#]*/.exec(text.slice(start))?.[0] ?? '';
-  return authority.includes('@') || !isParsableUrl(text) || /^[^[\]:]*:\d*$/.test(authority) ? at : -1;
+  return authority.includes('@') || !parsesWithHost(text) || /^[^[\]:]*:\d*$/.test(authority) ? at : -1;
 }
 
 /** A URL as typed without its user information (see userinfoEnd); the rest unchanged. */
@@ -164,6 +192,7 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
   const shown = `${name} ${JSON.stringify(redactTypedUrl(text))}`;
   if (!/^https?:\/\//i.test(text))
     return `${shown} does not start with http:// or https:// (InfluxDB answers HTTP); fix: give an http(s) URL, like http://influxdb:8086`;
+  if (atAfterHost(text)) return `${shown} ${AT_AFTER_HOST_HINT}`;
   if (!isParsableUrl(text)) return `${shown} is not a valid URL; fix: give InfluxDB's address as an http(s) URL, like http://influxdb:8086`;
   return undefined;
 }
@@ -171,18 +200,45 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
 /** A URL inside a free text: a scheme, ://, then up to white space, a quote or an angle bracket. */
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
 
+/** The characters that end a URL in a free text (URL_IN_TEXT), and those up to the next one. */
+const URL_TAIL = /^[^\s"'<>]*/;
+
+/**
+ * The URLs of a free text, each as [start, end, text]: as URL_IN_TEXT finds them, except that a URL
+ * cut by white space, a quote or an angle bracket with an `@` later in the text runs up to the end of
+ * what follows the text's last `@`. A password may hold a space or a quote (`mqtt://u:pa ss@host`,
+ * `mqtt://u:pa"ss@host`, which parsers read and mqtt.js takes), and nothing in the text tells where such
+ * a user information ends: all up to the last `@` is taken for it, so none of it is left in, at the cost
+ * of the text between (more URLs, words) where the `@` was not a password's.
+ */
+function urlsIn(text: string): [start: number, end: number, url: string][] {
+  const out: [number, number, string][] = [];
+  const re = new RegExp(URL_IN_TEXT.source, 'gi');
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    let end = m.index + m[0].length;
+    const lastAt = text.lastIndexOf('@');
+    if (lastAt >= end) {
+      end = lastAt + 1 + (URL_TAIL.exec(text.slice(lastAt + 1))?.[0].length ?? 0);
+      re.lastIndex = end;
+    }
+    out.push([m.index, end, text.slice(m.index, end)]);
+  }
+  return out;
+}
+
 /**
  * True when the text holds a URL with credentials: a user name or password (`mqtt://user:password@broker`,
- * also one no parser reads, `mqtt://u:p@[::1`, `mqtt://user:pa/ss@broker`) or a value of a secret-looking query parameter
+ * also one no parser reads, `mqtt://u:p@[::1`, `mqtt://user:pa/ss@broker`, or one holding a space or a quote,
+ * `mqtt://user:pa ss@broker`) or a value of a secret-looking query parameter
  * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
  */
 export function holdsUrlCredentials(text: string): boolean {
-  for (const m of text.matchAll(URL_IN_TEXT)) {
+  for (const [, , url] of urlsIn(text)) {
     // User information as redactTypedUrl takes it out, also where no parser reads it (a password
     // holding a /, `mqtt://user:pa/ss@broker`) or one reads it wrongly (`mqtt://user:12/ss@broker`).
-    if (userinfoEnd(m[0], m[0].indexOf('://') + 3) >= 0) return true;
+    if (userinfoEnd(url, url.indexOf('://') + 3) >= 0) return true;
     try {
-      for (const [k, v] of new URL(m[0]).searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
+      for (const [k, v] of new URL(url).searchParams) if (v !== '' && SECRET_PARAM.test(k)) return true;
     } catch {
       // No parser reads it, and it has no @: nothing where user information would be.
     }
@@ -194,13 +250,19 @@ export function holdsUrlCredentials(text: string): boolean {
  * Replaces every URL with credentials inside a free text (an error message) by its redacted form:
  * its user information taken out as redactTypedUrl does, also where no parser reads the URL
  * (`mqtt://user:pa/ss@broker:1883`, `mqtts://u:p@ss@broker`), then a URL a parser reads as redactUrl does.
+ * A URL cut by a space, a quote or an angle bracket with an `@` later in the text loses all up to the
+ * text's last `@` (urlsIn): `mqtt://u:pa ss@broker:1883 refused` becomes `mqtt://broker:1883 refused`.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(URL_IN_TEXT, (m) => {
-    const bare = withoutUserinfo(m);
+  let out = '';
+  let from = 0;
+  for (const [start, end, url] of urlsIn(text)) {
+    const bare = withoutUserinfo(url);
     const r = redactUrl(bare);
-    return r === '(unparsable url)' ? bare : r;
-  });
+    out += text.slice(from, start) + (r === '(unparsable url)' ? bare : r);
+    from = end;
+  }
+  return out + text.slice(from);
 }
 
 /** Connection settings of an InfluxDB with the credentials taken out of its URL. */
