@@ -17,7 +17,20 @@
 // own, with a watcher in that group that kills the whole group once the gateway is gone (also
 // after kill -9), and stopping ends the whole group (SIGTERM, SIGKILL 3 s later).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  mkdtempSync,
+  open as openCb,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -236,7 +249,14 @@ export class FileSource extends CaptureSource {
       this.abort.signal,
       this.jumpMs,
     );
-    for await (const batch of readCaptureRecords(fileChunks(this.cfg.path), this.cfg.path, this.splitter)) {
+    let chunks: AsyncIterable<Uint8Array>;
+    if (isFifoPath(this.cfg.path)) {
+      const fd = await openFifoForReading(this.cfg.path, this.abort.signal);
+      if (fd === null) return; // stopped before a writer came
+      this.pipe = tickedPipe(fd, undefined, null);
+      chunks = this.pipe.chunks;
+    } else chunks = fileChunks(this.cfg.path);
+    for await (const batch of readCaptureRecords(chunks, this.cfg.path, this.splitter)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
       if (this.stopped) break;
@@ -244,9 +264,55 @@ export class FileSource extends CaptureSource {
   }
 
   private readonly abort = new AbortController();
+  /** A FIFO's read end, read without the thread pool (tickedPipe), so a stop ends a read that waits for its writer. */
+  private pipe: TickedPipe | null = null;
 
   protected async halt(): Promise<void> {
-    this.abort.abort(); // ends a paced wait; the read loop stops at its next batch
+    this.abort.abort(); // ends a paced wait, and the wait for a FIFO's first writer; the read loop stops at its next batch
+    this.pipe?.destroy(); // a FIFO whose writer is quiet: no next batch would come
+  }
+}
+
+/** True when `path` is a FIFO (named pipe). */
+function isFifoPath(path: string): boolean {
+  try {
+    return statSync(path).isFIFO();
+  } catch {
+    return false; // opening it says what is wrong
+  }
+}
+
+/**
+ * Opens a FIFO's read end once a writer has opened it (open(2) waits for one, in a thread of libuv's
+ * pool) and returns its descriptor, or null when `signal` aborted the wait. A read of the FIFO in
+ * the pool (fileChunks) waited there too, for as long as its writer was quiet, and a thread of the
+ * pool waiting in open(2) or read(2) holds the process's exit: a gateway reading a FIFO with no
+ * writer, or a quiet one, logged 'stopping' on SIGTERM and never stopped, not even on a second
+ * signal (process.exit), so its open window was never queued. The read end is read with tickedPipe
+ * (the event loop watches it); the wait for a writer is ended by opening the FIFO for writing here
+ * (non-blocking: it works once the open is waiting, so it is tried until the open returns) and
+ * closing it at once, which ends no one's capture (nothing is written).
+ */
+export async function openFifoForReading(path: string, signal: AbortSignal): Promise<number | null> {
+  const opening = new Promise<number>((resolve, reject) => openCb(path, fsConstants.O_RDONLY, (err, fd) => (err ? reject(err) : resolve(fd))));
+  let timer: NodeJS.Timeout | null = null;
+  const wake = () => {
+    try {
+      closeSync(openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+    } catch {
+      timer = setTimeout(wake, 20); // ENXIO: the open is not waiting yet
+    }
+  };
+  signal.addEventListener('abort', wake, { once: true });
+  if (signal.aborted) wake();
+  try {
+    const fd = await opening;
+    if (!signal.aborted) return fd;
+    closeSync(fd);
+    return null;
+  } finally {
+    signal.removeEventListener('abort', wake);
+    if (timer) clearTimeout(timer);
   }
 }
 

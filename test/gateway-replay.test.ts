@@ -12,7 +12,7 @@ import { COUNTS_FILTER, STATUS_FILTER, countsTopic, siteFilter, validateCounts, 
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
-import { bleCapture, config, runCapture, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+import { bleCapture, config, counts, runCapture, spawnGateway, statuses, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 
 const SUITE = 'gateway replay';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -257,6 +257,65 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     expect(run.counts.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(run.counts.reduce((n, c) => n + c.wifi.frames, 0)).toBe(cap.frames);
   }, 60_000);
+
+  it('presence gateway --source pcap:FIFO stops on SIGTERM while the writer is quiet or never came, and queues the open window', async () => {
+    // The FIFO was read in libuv's thread pool, whose thread waited in read(2) (or open(2)) for the
+    // writer: 'stopping' was logged and the process never ended, not even on a second signal.
+    const cap = wifiCapture(join(tmp, 'quiet.pcap'), { devices: 3, startMs: Date.parse('2026-03-01T13:00:00.000Z'), durationMs: 3000, framesPerS: 20 });
+    const sub = await subscriber(broker.url, { filter: siteFilter('quiet'), clientId: 'quiet-sub' });
+    const fifo = join(tmp, 'quiet.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const gw = spawnGateway(
+      ['--site', 'quiet', '--zone', 'z', '--id', 'g', '--source', `pcap:${fifo}`, '--window', '1h', '--status-interval', '1s'].concat([
+        '--mqtt-url',
+        broker.url,
+        '--queue-dir',
+        join(tmp, 'q-quiet'),
+        '--log-format',
+        'json',
+      ]),
+    );
+    const writer = await open(fifo, 'w'); // stays open, writing nothing more
+    try {
+      await writer.write(readFileSync(cap.path));
+      // every frame read: the status says so
+      await waitFor(() => statuses(sub.messages, 'quiet').some((m) => m.sources[0]?.frames === cap.frames), 30_000, 'the frames read');
+      gw.proc.kill('SIGTERM');
+      expect(await gw.exited).toBe(0);
+    } finally {
+      if (gw.proc.exitCode === null) gw.proc.kill('SIGKILL');
+      await writer.close();
+    }
+    await waitFor(() => counts(sub.messages, 'quiet').length > 0, 10_000, 'the open window');
+    const [w] = counts(sub.messages, 'quiet');
+    expect([w.wifi.frames, w.wifi.devices, w.complete]).toEqual([cap.frames, 3, false]);
+
+    // no writer ever opened it
+    const lonely = join(tmp, 'lonely.fifo');
+    execFileSync('mkfifo', [lonely]);
+    const alone = spawnGateway([
+      '--site',
+      'quiet',
+      '--zone',
+      'z',
+      '--id',
+      'g2',
+      '--source',
+      `pcap:${lonely}`,
+      '--mqtt-url',
+      broker.url,
+      '--queue-dir',
+      join(tmp, 'q-lonely'),
+    ]);
+    try {
+      await waitFor(() => alone.stderr().includes('connected to broker'), 30_000, 'the gateway to start');
+      alone.proc.kill('SIGTERM');
+      expect(await alone.exited).toBe(0);
+    } finally {
+      if (alone.proc.exitCode === null) alone.proc.kill('SIGKILL');
+    }
+    await sub.client.endAsync();
+  }, 90_000);
 
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
     const start = Date.parse('2026-03-01T12:00:00.000Z');
