@@ -119,7 +119,7 @@ describe(SUITE, () => {
     expect(m, result.stdout).not.toBeNull();
     expect(existsSync(join(out, 'calibration.yaml'))).toBe(true);
     expect(result.stdout).toMatch(
-      /counts per zone and window: people \(calibrated from the (Wi-Fi|BLE) estimate, fitted on seed 101\) \| devices \(uncalibrated\), Wi-Fi \/ BLE/,
+      /counts per zone and window: people \(calibrated from the (Wi-Fi|BLE) estimate, fitted on seed 101\) \| devices \(uncalibrated: the estimate, devices present averaged over the window, not the distinct addresses\), Wi-Fi \/ BLE/,
     );
     expect(result.stdout).toMatch(
       /error against the simulator's ground truth, people \(calibrated from the .*\): vs people present, .*MAPE [\d.]+ %, MAE [\d.]+ people/,
@@ -159,7 +159,9 @@ describe(SUITE, () => {
         expect(r.stdout).toContain(db.url);
         expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
         // Without a calibration the table says it shows devices, not people, and no people are claimed.
-        expect(r.stdout).toContain('counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE');
+        expect(r.stdout).toContain(
+          'counts per zone and window: devices (uncalibrated, not people: the estimate, devices present averaged over the window, not the distinct addresses), Wi-Fi / BLE',
+        );
         expect(r.stdout).not.toMatch(/people \(calibrated|people from the/);
         expect(existsSync(join(dir, 'calibration.yaml'))).toBe(false);
         // Three gateways, three or four windows each (the first and last cut short), Wi-Fi and BLE.

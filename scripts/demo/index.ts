@@ -14,7 +14,7 @@ import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
 export { receivedAndDrained, runDemo, type DemoOptions } from './run.ts';
 export { runPeriod, type PeriodOptions, type PeriodResult, type GatewayRun } from './pipeline.ts';
 export { EmbeddedBroker } from './broker.ts';
-export { CountTable, countsFeed } from './table.ts';
+export { CountTable, countsFeed, DEVICES_UNCALIBRATED, tableTitle } from './table.ts';
 export { countingError, peopleError, summary } from './summary.ts';
 export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 
@@ -50,7 +50,10 @@ export function registerDemo(program: Command): void {
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
     .option('--keep-pcaps', 'keep the simulated captures (by default deleted at the end: about 94 MB for the default run)')
-    .option('--no-calibrate', 'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated) only')
+    .option(
+      '--no-calibrate',
+      'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated: the estimate, devices present averaged over the window, not the distinct addresses) only',
+    )
     .addOption(
       new Option('--log-format <format>', 'lines of <out>/demo.log: json (one object a line) or pretty (readable); auto is json, the log is a file')
         .choices(['auto', 'pretty', 'json'])

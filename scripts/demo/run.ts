@@ -14,7 +14,7 @@ import { EmbeddedBroker } from './broker.ts';
 import { runPeriod } from './pipeline.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
-import { CountTable, countsFeed } from './table.ts';
+import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
@@ -266,7 +266,8 @@ export async function runDemo(
     const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
     write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
     const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
-    if ('error' in r) write(`no people calibration (${r.error}): the table shows devices (uncalibrated) only\n`);
+    if ('error' in r)
+      write(`no people calibration (${r.error}): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`);
     else {
       cal = r;
       write(`people from the ${r.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate${r.why ? ` (${r.why})` : ''}: ${r.file}\n`);
@@ -321,9 +322,7 @@ export async function runDemo(
     const rows = (out as NodeJS.WriteStream).rows ?? 0;
     const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
     const lastRows = Math.max(3, rows - 10);
-    const tableTitle = cal
-      ? `counts per zone and window: people (${peopleLabel}) | devices (uncalibrated), Wi-Fi / BLE; * = window cut short`
-      : 'counts per zone and window: devices (uncalibrated, not people), Wi-Fi / BLE; * = window cut short';
+    const tableTitle = countsTitle(cal ? peopleLabel : null);
     const redraw = async () => {
       if (!dirty) return;
       dirty = false;

@@ -5,6 +5,19 @@ import { parseTopic, validateCounts, type CountsMessage } from '../../contract/i
 export type PeopleOf = (m: CountsMessage) => number | null;
 
 /**
+ * What the table's device counts are: the `estimate` field (devices present, averaged over the
+ * window), not the `devices` field (distinct addresses in the window), and not people.
+ */
+export const DEVICES_UNCALIBRATED = 'devices (uncalibrated: the estimate, devices present averaged over the window, not the distinct addresses)';
+
+/** The table's title: its legend, with the people column when a calibration gives people (`peopleLabel`). */
+export function tableTitle(peopleLabel: string | null): string {
+  return peopleLabel !== null
+    ? `counts per zone and window: people (${peopleLabel}) | ${DEVICES_UNCALIBRATED}, Wi-Fi / BLE; * = window cut short`
+    : `counts per zone and window: ${DEVICES_UNCALIBRATED.replace('(uncalibrated: ', '(uncalibrated, not people: ')}, Wi-Fi / BLE; * = window cut short`;
+}
+
+/**
  * Counts per window and zone: the largest estimate among the zone's gateways, per radio; these are
  * devices (uncalibrated), not people. With `people` (a calibration), also the largest calibrated
  * people among the zone's gateways.
