@@ -265,6 +265,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         window_ms: this.windowMs,
         clock: this.clock,
         sources: this.sources.map((s) => s.name),
+        // estimator.burst_addresses: set for how the radio listens, which the gateway cannot see
+        burst_addresses: this.config.estimator.burst_addresses,
         broker: safeUrl(this.config.mqtt.url),
         queue_dir: this.queueDir,
         queued: this.queue.depth,

@@ -15,6 +15,9 @@ import type { CountsMessage } from '../contract/index.ts';
 import mqtt from 'mqtt';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { TcpRelay } from './support/tcp-relay.ts';
+import { loadScenario } from '../simulator/scenario.ts';
+import { gatewayBurstAddresses } from '../simulator/evaluate.ts';
+import { BURST_ADDRESSES_DEFAULT } from '../firmware/host/types.ts';
 import { countsItem, publishAll, status, statusItem, windows } from './aggregator-helpers.ts';
 
 const SUITE = 'demo (npm start)';
@@ -110,6 +113,25 @@ describe(SUITE, () => {
       .map(String)
       .filter((f) => /\.pcap(ng)?$/.test(f));
     expect(left).toEqual([]);
+  });
+
+  it('runs its gateways with the burst addresses their simulated radio hears, as gateway/README.md says to set it (about 2.4 hopping over 1, 6 and 11), not the default of 7, and says so', () => {
+    const scenario = loadScenario('kingsday-square', { scale: 0.05 });
+    const burst = gatewayBurstAddresses(scenario);
+    expect(burst.every((b) => b !== BURST_ADDRESSES_DEFAULT)).toBe(true);
+    // What each gateway ran with: its own log line at the start (today's and last week's run).
+    const starts = readFileSync(join(out, 'demo.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg: string; gateway?: string; burst_addresses?: number })
+      .filter((l) => l.msg === 'gateway starting');
+    expect(starts.length).toBe(2 * scenario.gateways.length);
+    for (const l of starts) expect(l.burst_addresses, l.gateway).toBe(burst[scenario.gateways.findIndex((g) => g.id === l.gateway)]);
+    // The printed line a user would copy from.
+    const line = result.stdout.split('\n').find((l) => l.startsWith('gateways: estimator.burst_addresses'));
+    expect(line, result.stdout).toBeDefined();
+    for (const [i, g] of scenario.gateways.entries())
+      expect(line).toContain(`${g.id} ${burst[i]} (one radio hopping over channels 1, 6 and 11, ${g.wifi!.dwellMs} ms each)`);
   });
 
   it('shows people only from a calibration fitted on another seed, and says which number is which', () => {

@@ -91,16 +91,8 @@ describe.skipIf(!ok)(SUITE, () => {
     const published = [...today.gateways, ...lastWeek.gateways].reduce((n, g) => n + g.windows, 0);
     await eventually('every window the gateways published is in influxd', async () => (await influxd.count('presence', 'estimate')) >= 2 * published, 90_000);
     if (!(await aggregator.drain(30_000))) throw new Error('the aggregator did not write everything within 30 s');
-    // The pipeline's gateways run with the gateway's default burst addresses: evaluate with the same.
-    evaluation = await evaluate({
-      scenario: SCENARIO,
-      seed: SEED,
-      scale: SCALE,
-      durationS: DURATION_S,
-      windowS: WINDOW_S,
-      start: startMs,
-      burstAddresses: BURST_ADDRESSES_DEFAULT,
-    });
+    // The pipeline's gateways run with their simulated receivers' burst addresses, as evaluate gives them.
+    evaluation = await evaluate({ scenario: SCENARIO, seed: SEED, scale: SCALE, durationS: DURATION_S, windowS: WINDOW_S, start: startMs });
 
     const db = new InfluxQL({ url: influxd.url, database: 'presence' });
     const now = Date.now();
@@ -154,6 +146,15 @@ describe.skipIf(!ok)(SUITE, () => {
       .filter((q) => q.error || (q.rows === 0 && !/count\("suppressed"\) AS "suppressed"|count\("missing"\) AS "offline"/.test(q.expanded)))
       .map(describeResult);
     expect(failing).toEqual([]);
+  });
+
+  it("the pipeline's gateways run with the burst addresses of their simulated receiver, as presence simulate --evaluate gives them, not the default of 7", () => {
+    for (const period of [today, lastWeek]) {
+      expect(period.gateways.map((g) => g.burstAddresses)).toEqual(
+        period.gateways.map((g) => evaluation.gateways.find((e) => e.id === g.gateway)!.burstAddresses),
+      );
+      for (const g of period.gateways) expect(g.burstAddresses, g.gateway).not.toBe(BURST_ADDRESSES_DEFAULT);
+    }
   });
 
   it("the 7-day shifted panels read last week's run, the others today's", () => {

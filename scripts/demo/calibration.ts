@@ -9,7 +9,6 @@
 // kept: chosen on the calibration run only, never on the period it is then shown on.
 import { join } from 'node:path';
 import { Calibration, readCalibration, toCalibrationFile, writeCalibration, type FitResult } from '../../aggregator/calibration/index.ts';
-import { BURST_ADDRESSES_DEFAULT } from '../../firmware/host/types.ts';
 import { countWindows } from '../../simulator/evaluate.ts';
 import { fitPeople, RADIOS, type CountsRadio } from '../../simulator/people.ts';
 import { loadScenario } from '../../simulator/scenario.ts';
@@ -47,9 +46,9 @@ export async function fitDemoCalibration(o: {
   outDir: string;
 }): Promise<DemoCalibration | { error: string }> {
   const s = loadScenario(o.scenario, { durationS: o.durationS, windowS: o.windowS, start: o.startMs, scale: o.scale });
-  // The demo's gateways run with the gateway's default burst addresses (7): count the calibration day
-  // the same way, not with the simulated receivers' own figure that --evaluate gives each gateway.
-  const windows = await countWindows(s, o.seed, { scenario: s, burstAddresses: BURST_ADDRESSES_DEFAULT });
+  // Counted as the demo's gateways count (pipeline.ts, demoBurstAddresses): each gateway's firmware
+  // with the burst addresses its simulated receiver hears, as --evaluate gives them.
+  const windows = await countWindows(s, o.seed, { scenario: s });
   const candidates = (o.radio === 'auto' ? RADIOS : [o.radio]).map((radio) => ({ radio, ...fitPeople(windows, radio, `seed-${o.seed}`) }));
   const fitted = candidates.filter((c) => c.fit !== null).sort((a, b) => meanR(b.fit!) - meanR(a.fit!));
   if (!fitted.length) return { error: candidates.map((c) => `${NAME[c.radio]}: ${c.summary.error}`).join('; ') };

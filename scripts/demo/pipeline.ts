@@ -9,6 +9,8 @@ import type { CountsMessage } from '../../contract/index.ts';
 import { loadConfig as loadGatewayConfig } from '../../gateway/config.ts';
 import { Gateway } from '../../gateway/gateway.ts';
 import { simulate, type SimulateResult } from '../../simulator/index.ts';
+import { gatewayBurstAddresses } from '../../simulator/evaluate.ts';
+import type { Scenario } from '../../simulator/scenario.ts';
 
 export interface PeriodOptions {
   /** Built-in scenario name or a scenario file. */
@@ -38,6 +40,8 @@ export interface PeriodOptions {
 export interface GatewayRun {
   gateway: string;
   zone: string;
+  /** Its `estimator.burst_addresses` (demoBurstAddresses). */
+  burstAddresses: number;
   windows: number;
   failedSources: number;
 }
@@ -47,6 +51,36 @@ export interface PeriodResult {
   zones: string[];
   gateways: GatewayRun[];
   simulation: SimulateResult;
+}
+
+/**
+ * Per gateway id, the `estimator.burst_addresses` its gateway runs with: the addresses of one phone's
+ * scan burst its simulated Wi-Fi radio hears, measured from the simulator's model as
+ * `presence simulate --evaluate` gives each gateway (simulator/evaluate.ts, gatewayBurstAddresses).
+ * That is how gateway/README.md tells a field engineer to set it, for how the radio listens (the
+ * built-in gateways hop over channels 1, 6 and 11: about 2.4), not the default of 7, which is for
+ * three radios fixed on those channels.
+ */
+export function demoBurstAddresses(s: Scenario): Map<string, number> {
+  const burst = gatewayBurstAddresses(s);
+  return new Map(s.gateways.map((g, i) => [g.id, burst[i]]));
+}
+
+/**
+ * The demo's line saying what its gateways run with, per gateway with Wi-Fi:
+ * "gw-west 2.4 (one radio hopping over channels 1, 6 and 11, 200 ms each), ...".
+ */
+export function burstAddressesLine(s: Scenario): string {
+  const burst = demoBurstAddresses(s);
+  const radio = (w: NonNullable<Scenario['gateways'][number]['wifi']>) =>
+    w.channels.length === 1
+      ? `one radio fixed on channel ${w.channels[0]}`
+      : `one radio hopping over channels ${w.channels.slice(0, -1).join(', ')} and ${w.channels.at(-1)}, ${w.dwellMs} ms each`;
+  const each = s.gateways.filter((g) => g.wifi).map((g) => `${g.id} ${burst.get(g.id)} (${radio(g.wifi!)})`);
+  return (
+    "gateways: estimator.burst_addresses (--burst-addresses) set for how each one's radio listens, as gateway/README.md says: " +
+    `the addresses of one phone's scan burst its simulated radio hears (as presence simulate --evaluate gives them): ${each.join(', ')}`
+  );
 }
 
 /** Simulates one period (captures per gateway + ground truth in `dir`) and replays every gateway's
@@ -63,7 +97,10 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
     ...(o.scale !== undefined ? { scale: o.scale } : {}),
   });
   o.onSimulated?.(simulation);
+  const burst = demoBurstAddresses(simulation.scenario);
   const gateways = simulation.gateways.map((g) => {
+    const burstAddresses = burst.get(g.id);
+    if (burstAddresses === undefined) throw new Error(`runPeriod: gateway ${g.id} is not in the scenario`);
     const config = loadGatewayConfig(
       {
         site: simulation.site,
@@ -76,12 +113,13 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
         mqttUrl: o.mqttUrl,
         queueDir: join(o.queueDir, g.id),
         logLevel: 'info',
+        burstAddresses: String(burstAddresses),
       },
       {},
     );
     const gw = new Gateway({ config, log: o.log.child({ component: 'gateway', site: simulation.site, zone: g.zone, gateway: g.id }) });
     if (o.onWindow) gw.on('window', o.onWindow);
-    return { g, gw };
+    return { g, gw, burstAddresses: config.estimator.burst_addresses };
   });
   try {
     await Promise.all(gateways.map(({ gw }) => gw.start()));
@@ -93,9 +131,10 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
   return {
     site: simulation.site,
     zones: [...new Set(simulation.gateways.map((g) => g.zone))].sort(),
-    gateways: gateways.map(({ g, gw }) => ({
+    gateways: gateways.map(({ g, gw, burstAddresses }) => ({
       gateway: g.id,
       zone: g.zone,
+      burstAddresses,
       windows: gw.windowsClosed,
       failedSources: gw.sources.filter((s) => s.state === 'failed').length,
     })),

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
-import { runPeriod } from './pipeline.ts';
+import { burstAddressesLine, runPeriod } from './pipeline.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
@@ -293,6 +293,7 @@ export async function runDemo(
   write(
     `presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`,
   );
+  write(`${burstAddressesLine(period)}\n`);
   write(`aggregator writes to ${aggregator.sink.target}\n`);
   const pageUrl = aggregator.httpPort !== null && aggregator.web ? `http://127.0.0.1:${aggregator.httpPort}/` : null;
   if (pageUrl)
