@@ -95,6 +95,16 @@ describe('gateway config', () => {
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', batchSize: '99999999999999999999' } as never, {}))).toEqual([
       '--batch-size (batch.size): must be <= 1000000 (got 100000000000000000000)',
     ]);
+    // YAML's .inf, .nan and 1e400 are named as such, not as the null JSON makes of them
+    const inf = join(tmp, 'inf.yaml');
+    writeFileSync(
+      inf,
+      'gateway: { site: s, zone: z, id: g, window: 1e400 }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://h" }\nprivacy: { epsilon: .inf }\n',
+    );
+    expect(problems(() => loadConfig({ config: inf }, {}))).toEqual([
+      `gateway.window: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got Infinity): write it with its unit (ms, s, m, h or d)`,
+      `privacy.epsilon: must be <= 100 (got Infinity)`,
+    ]);
     // a retention influx.create could not create is said at start, not at the first database to create
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '200000d' } as never, {}))).toEqual([
       '--influx-retention (influx.retention): must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds), for what influx.create creates (got 200000d)',

@@ -638,7 +638,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
     const shown = () =>
       typeof value === 'string' && (spec?.schema?.format === 'url' || /^[a-z][a-z0-9+.-]*:\/\//i.test(value))
         ? JSON.stringify(redactTypedUrl(value))
-        : redactUrlsIn(JSON.stringify(value));
+        : typeof value === 'number' && !Number.isFinite(value)
+          ? String(value) // YAML's .inf, .nan, 1e400: JSON.stringify says null, which the file does not
+          : redactUrlsIn(JSON.stringify(value));
     const got = value === undefined || spec?.secret ? '' : ` (got ${shown()})`;
     let line: string;
     switch (e.keyword) {
