@@ -392,6 +392,38 @@ describe('demo helpers', () => {
     expect(peopleError(ms, truth, (m) => m.wifi.estimate)).toEqual({ windows: 2, mape: 22.5, mae: 1.5 });
   });
 
+  it('the summary says in how many scored windows the truth lay inside the people interval, at its level', () => {
+    const truth = [
+      { gateway: 'g1', start: '2026-04-27T10:00:00.000Z', end: '2026-04-27T10:01:00.000Z', peopleMean: 10, devices: { wifi: 1, ble: 1 } },
+      { gateway: 'g1', start: '2026-04-27T10:01:00.000Z', end: '2026-04-27T10:02:00.000Z', peopleMean: 0, devices: { wifi: 1, ble: 1 } },
+      { gateway: 'g1', start: '2026-04-27T10:02:00.000Z', end: '2026-04-27T10:03:00.000Z', peopleMean: 4, devices: { wifi: 1, ble: 1 } },
+    ];
+    const ms = [
+      msg('g1', 'a', '2026-04-27T10:00:00.000Z', 12, 0),
+      msg('g1', 'a', '2026-04-27T10:01:00.000Z', 3, 0),
+      msg('g1', 'a', '2026-04-27T10:02:00.000Z', 5, 0),
+    ];
+    // 10 lies in 11 .. 13? no; 4 in 4 .. 6? yes: 1 of the 2 scored windows (the empty one is not scored).
+    const interval = (m: CountsMessage) => ({ low: m.wifi.estimate - 1, high: m.wifi.estimate + 1 });
+    expect(peopleError(ms, truth, (m) => m.wifi.estimate, interval)).toEqual({ windows: 2, mape: 22.5, mae: 1.5, inside: 1 });
+    expect(peopleError(ms, truth, (m) => m.wifi.estimate)).toEqual({ windows: 2, mape: 22.5, mae: 1.5 });
+    const text = summary({
+      outDir: '/tmp/d',
+      logFile: '/tmp/d/demo.log',
+      logFormat: 'json',
+      lpFile: null,
+      target: 'http://127.0.0.1:8086/',
+      drained: true,
+      aggregator: { writeFailures: 0, pointsWritten: 6, rejected: 0 },
+      period: { gateways: [{}], zones: ['a'], site: 's' },
+      table: { windows: 3, messages: 3 },
+      messages: ms,
+      truth,
+      people: { of: (m) => m.wifi.estimate, label: 'calibrated', file: '/tmp/d/calibration.yaml', interval: { of: interval, level: 0.9 } },
+    });
+    expect(text).toMatch(/MAPE 22\.5 %, MAE 1\.5 people; the truth inside the window's 90 % interval in 1 of them \(50 %\)/);
+  });
+
   it('the error against the truth is the mean absolute percentage per radio over windows with devices in reach', () => {
     const truth = [
       { gateway: 'g1', start: '2026-04-27T10:00:00.000Z', end: '2026-04-27T10:01:00.000Z', devices: { wifi: 10, ble: 0 } },

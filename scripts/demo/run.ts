@@ -396,7 +396,19 @@ export async function runDemo(
         table,
         messages: [...feed.messages.values()],
         truth: today.simulation.truth.windows,
-        ...(cal && peopleOf ? { people: { of: peopleOf, label: peopleLabel, file: cal.file } } : {}),
+        ...(cal && peopleOf
+          ? {
+              people: {
+                of: peopleOf,
+                label: peopleLabel,
+                file: cal.file,
+                interval: {
+                  of: (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site),
+                  level: cal.calibration.file.level,
+                },
+              },
+            }
+          : {}),
         capturesKept: !!opts.keepPcaps,
       }),
     );

@@ -38,15 +38,18 @@ export function lineCount(file: string): number {
 }
 
 /** Error of calibrated people against the truth's people present (time-averaged), over the windows
- *  with people present and a calibrated zone. */
+ *  with people present and a calibrated zone; with `intervalOf`, also in how many of them the truth
+ *  lies inside the window's people_low .. people_high. */
 export function peopleError(
   messages: CountsMessage[],
   truth: Array<{ gateway: string; start: string; end: string; peopleMean: number }>,
   peopleOf: (m: CountsMessage) => number | null,
-): { windows: number; mape: number; mae: number } {
+  intervalOf?: (m: CountsMessage) => { low: number; high: number } | null,
+): { windows: number; mape: number; mae: number; inside?: number } {
   let n = 0;
   let pct = 0;
   let abs = 0;
+  let inside = 0;
   for (const m of messages) {
     const at = Date.parse(m.start);
     const t = truth.find((w) => w.gateway === m.gateway && Date.parse(w.start) <= at && at < Date.parse(w.end));
@@ -55,8 +58,15 @@ export function peopleError(
     n++;
     pct += Math.abs(p - t.peopleMean) / t.peopleMean;
     abs += Math.abs(p - t.peopleMean);
+    const i = intervalOf?.(m);
+    if (i && i.low <= t.peopleMean && t.peopleMean <= i.high) inside++;
   }
-  return { windows: n, mape: n ? Math.round((pct / n) * 1000) / 10 : 0, mae: n ? Math.round((abs / n) * 100) / 100 : 0 };
+  return {
+    windows: n,
+    mape: n ? Math.round((pct / n) * 1000) / 10 : 0,
+    mae: n ? Math.round((abs / n) * 100) / 100 : 0,
+    ...(intervalOf ? { inside } : {}),
+  };
 }
 
 export interface SummaryInput {
@@ -77,7 +87,13 @@ export interface SummaryInput {
   messages: CountsMessage[];
   truth: Array<Parameters<typeof countingError>[1][number] & { peopleMean: number }>;
   /** The people calibration, when the demo fitted one. */
-  people?: { of: (m: CountsMessage) => number | null; label: string; file: string };
+  people?: {
+    of: (m: CountsMessage) => number | null;
+    label: string;
+    file: string;
+    /** The window's people_low .. people_high, at `level` (0.9: a 90 % interval). */
+    interval?: { of: (m: CountsMessage) => { low: number; high: number } | null; level: number };
+  };
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -100,10 +116,17 @@ export function summary(o: SummaryInput): string {
       `error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach (BLE without beacons), mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} %`,
     );
   if (o.people) {
-    const pe = peopleError(o.messages, o.truth, o.people.of);
+    const iv = o.people.interval;
+    const pe = peopleError(o.messages, o.truth, o.people.of, iv?.of);
+    // The interval is the calibration run's own (its line and its windows' scatter): another run's
+    // people lie inside it less often than its level says, and the line says how often they did.
+    const inside =
+      iv && pe.inside !== undefined
+        ? `; the truth inside the window's ${Math.round(iv.level * 100)} % interval in ${pe.inside} of them (${Math.round((pe.inside / pe.windows) * 100)} %)`
+        : '';
     if (pe.windows)
       lines.push(
-        `error against the simulator's ground truth, people (${o.people.label}): vs people present, mean over ${pe.windows} gateway windows: MAPE ${pe.mape} %, MAE ${pe.mae} people`,
+        `error against the simulator's ground truth, people (${o.people.label}): vs people present, mean over ${pe.windows} gateway windows: MAPE ${pe.mape} %, MAE ${pe.mae} people${inside}`,
       );
   }
   lines.push(`results in ${rel(o.outDir)}/`);
