@@ -279,7 +279,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     try {
       await writer.write(readFileSync(cap.path));
       // every frame read: the status says so
-      await waitFor(() => statuses(sub.messages, 'quiet').some((m) => m.sources[0]?.frames === cap.frames), 30_000, 'the frames read');
+      await waitFor(() => statuses(sub.messages, 'quiet').some((m) => m.sources?.[0]?.frames === cap.frames), 30_000, 'the frames read');
       gw.proc.kill('SIGTERM');
       expect(await gw.exited).toBe(0);
     } finally {
