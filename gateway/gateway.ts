@@ -197,6 +197,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.queue?.unreadableProblem() ?? null;
   }
 
+  /** How many queued windows cannot be read (the status's queue_unreadable). */
+  get queueUnreadableCount(): number {
+    return this.queue?.unreadableCount ?? 0;
+  }
+
   get queueDepth(): number {
     return this.queue?.depth ?? 0;
   }

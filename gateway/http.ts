@@ -37,6 +37,8 @@ export interface GatewayView {
   readonly queueDepth: number;
   /** Queued windows whose file cannot be read (their owner or mode changed while it ran), with the fix; null or absent: none. */
   readonly queueUnreadable?: string | null;
+  /** How many queued windows cannot be read (the status's queue_unreadable, without making the status). */
+  readonly queueUnreadableCount?: number;
   readonly mqttConnected: boolean;
   /** While not connected: the last connection error and its fix. */
   readonly brokerProblem?: { error: string; fix: string } | null;
@@ -122,7 +124,7 @@ export class GatewayMetrics {
       help: 'Queued windows whose file the gateway cannot read (kept on disk, counted in the queue depth, sent once they can be read)',
       registers: r,
       collect() {
-        this.set(gw.status().queue_unreadable ?? 0);
+        this.set(gw.queueUnreadableCount ?? 0);
       },
     });
     new Counter({

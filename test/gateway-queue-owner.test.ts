@@ -6,12 +6,14 @@
 // them. Here the service's user is nobody; as root only. And a window file that cannot be read for
 // another reason while it runs (EIO, EMFILE, ...) stays queued and on disk.
 import { spawn, spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CountsMessage, StatusMessage } from '../contract/index.ts';
+import { GatewayMetrics, type GatewayView } from '../gateway/http.ts';
 import { WindowQueue } from '../gateway/queue.ts';
 import { counts, queuedWindow, subscriber, waitFor } from './gateway-support.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -63,6 +65,23 @@ describe('a window file that cannot be read while the gateway runs', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('presence_gateway_queue_unreadable', () => {
+  it('is read from the queue, without making the whole status', async () => {
+    const gw = Object.assign(new EventEmitter(), {
+      sources: [],
+      queueDepth: 5,
+      queueUnreadableCount: 3,
+      mqttConnected: true,
+      status(): never {
+        throw new Error('status() made for one gauge');
+      },
+    });
+    const metrics = new GatewayMetrics(gw as unknown as GatewayView, false);
+    const text = await metrics.registry.getSingleMetricAsString('presence_gateway_queue_unreadable');
+    expect(text).toMatch(/^presence_gateway_queue_unreadable 3$/m);
   });
 });
 
