@@ -59,6 +59,18 @@ const RETRY_MAX_MS = 30_000;
 export const DROP_LOG_MS = 60_000;
 /** Queued window files that could not be read are tried again at most this often (ms). */
 export const UNREADABLE_RECHECK_MS = 5_000;
+/**
+ * Files that could not be read that one recheck reads (oldest first), their text kept until sent, so
+ * that each is read once: the rest wait for the next recheck.
+ */
+export const UNREADABLE_RECHECK_BATCH = 1_000;
+/**
+ * Queued window files whose readability one recheck tests with access() (no read) ahead of their turn,
+ * going round the queue: 10,000 access() calls took 29 ms on the 2-core test machine at a load average of
+ * 3.6, so the 100,000 of the default queue.max_windows some 0.3 s, too much every 5 s; a queue of N files
+ * is gone round in N / 1,000 rechecks.
+ */
+export const UNREADABLE_SCAN_BATCH = 1_000;
 /** Width of the seq file: 16 columns (2^53 has 16 digits) and a newline; spaces, not zeros, pad it. */
 const SEQ_WIDTH = 17;
 
@@ -236,6 +248,10 @@ export class WindowQueue {
   private readonly unreadable = new Map<number, string>();
   /** When (this.now()) the unreadable files were last tried again. */
   private unreadableCheckedAt = -Infinity;
+  /** Files that could not be read and were read by a recheck: seq -> their text, taken by read(). */
+  private readonly readBack = new Map<number, string>();
+  /** The last seq the going-round scan for unreadable files tested (0: start again from the oldest). */
+  private scannedUpTo = 0;
   /** Per drop reason: when its last line was written, and the drops held back since (first and last seq). */
   private readonly dropLog = new Map<string, { at: number; n: number; first: number; last: number }>();
   /** Logs the held drops at the end of their minute when no further drop comes to log them. */
@@ -372,17 +388,22 @@ export class WindowQueue {
 
   /**
    * The queued windows that could not be read and can be now, taken off the unreadable list (so the
-   * publisher sends them); tried at most every UNREADABLE_RECHECK_MS. Empty when none.
+   * publisher sends them); tried at most every UNREADABLE_RECHECK_MS, in the order they were found, at most
+   * UNREADABLE_RECHECK_BATCH at a time. Each is read once: its text is kept for read(). The same
+   * recheck tests the next UNREADABLE_SCAN_BATCH queued files with access() (scanUnreadable), so a file
+   * behind others that cannot be read is noticed before its turn comes. Empty when none.
    */
   readableAgain(): number[] {
-    if (this.unreadable.size === 0) return [];
     const now = this.now();
     if (now - this.unreadableCheckedAt < UNREADABLE_RECHECK_MS) return [];
     this.unreadableCheckedAt = now;
     const out: number[] = [];
-    for (const seq of this.unreadable.keys()) {
+    let tried = 0;
+    for (const seq of [...this.unreadable.keys()]) {
+      if (tried++ >= UNREADABLE_RECHECK_BATCH) break;
       try {
-        readFileSync(this.file(seq)); // not access(): root may access any file, and EIO or EISDIR are no permission
+        // not access(): root may access any file, and EIO or EISDIR are no permission
+        this.readBack.set(seq, readFileSync(this.file(seq), 'utf8'));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') continue;
       }
@@ -394,7 +415,44 @@ export class WindowQueue {
         { seqs: out.length === 1 ? String(out[0]) : `${out[0]}-${out.at(-1)}`, windows: out.length, unreadable: this.unreadable.size },
         'queue: window files that could not be read can be read now; sending them',
       );
+    this.scanUnreadable();
     return out;
+  }
+
+  /**
+   * Tests the next UNREADABLE_SCAN_BATCH queued files on disk (after the last one tested, going round
+   * the queue) with access(), and puts those this process may not read on the unreadable list, logged
+   * once: queue_unreadable and /healthz say so before their turn to be sent comes. access() does not
+   * see what only a read would (root may access any file; EIO): those are found when their turn comes.
+   */
+  scanUnreadable(): void {
+    let batch = this.pending(this.scannedUpTo, UNREADABLE_SCAN_BATCH);
+    if (batch.length === 0 && this.scannedUpTo > 0) batch = this.pending(0, UNREADABLE_SCAN_BATCH);
+    this.scannedUpTo = batch.length < UNREADABLE_SCAN_BATCH ? 0 : batch.at(-1)!;
+    const found: number[] = [];
+    for (const seq of batch) {
+      if (this.memory.has(seq) || this.unreadable.has(seq) || this.readBack.has(seq) || readable(this.file(seq))) continue;
+      if (!existsSync(this.file(seq))) continue;
+      this.unreadable.set(seq, 'EACCES');
+      found.push(seq);
+    }
+    if (found.length) this.logUnreadable(found[0]!, 'EACCES', found.length);
+  }
+
+  /** The one line saying that queued window files (`n`, the first `seq`) cannot be read now. */
+  private logUnreadable(seq: number, errno: string, n = 1): void {
+    this.opts.log?.error(
+      {
+        seq,
+        ...(n > 1 ? { windows: n } : {}),
+        errno,
+        file: this.file(seq),
+        unreadable: this.unreadable.size,
+        queue_depth: this.depth,
+        fix: `if its owner or mode was changed, make the queue folder the gateway user's (${currentUser()}) and readable: ${this.unreadableFix()}`,
+      },
+      'queue: window file cannot be read now; kept on disk and queued (counted in queue_depth and queue_unreadable), sent once it can be read',
+    );
   }
 
   /** Windows held in memory only (the folder could not be written). */
@@ -539,30 +597,21 @@ export class WindowQueue {
   read(seq: number): CountsMessage | null {
     const kept = this.memory.get(seq);
     if (kept !== undefined) return JSON.parse(kept) as CountsMessage;
-    let text: string;
-    try {
-      text = readFileSync(this.file(seq), 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && this.has(seq)) {
-        const errno = typeof code === 'string' ? code : 'unknown';
-        if (!this.unreadable.has(seq))
-          this.opts.log?.error(
-            {
-              seq,
-              errno,
-              file: this.file(seq),
-              unreadable: this.unreadable.size + 1,
-              queue_depth: this.depth,
-              fix: `if its owner or mode was changed, make the queue folder the gateway user's (${currentUser()}) and readable: ${this.unreadableFix()}`,
-            },
-            'queue: window file cannot be read now; kept on disk and queued (counted in queue_depth and queue_unreadable), sent once it can be read',
-          );
-        this.unreadable.set(seq, errno);
+    // One on the unreadable list waits for the recheck (readableAgain), which reads it once for good.
+    if (this.unreadable.has(seq)) return null;
+    let text = this.readBack.get(seq);
+    this.readBack.delete(seq);
+    if (text === undefined)
+      try {
+        text = readFileSync(this.file(seq), 'utf8');
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && this.has(seq)) {
+          this.unreadable.set(seq, typeof code === 'string' ? code : 'unknown');
+          this.logUnreadable(seq, this.unreadable.get(seq)!);
+        }
+        return null;
       }
-      return null;
-    }
-    this.unreadable.delete(seq);
     try {
       return JSON.parse(text) as CountsMessage;
     } catch {
@@ -599,6 +648,7 @@ export class WindowQueue {
     const i = this.seqs.indexOf(seq, this.head);
     if (i < 0) return;
     this.unreadable.delete(seq);
+    this.readBack.delete(seq);
     if (i === this.head)
       this.head++; // the usual case: acknowledgements come oldest first
     else this.seqs.splice(i, 1);

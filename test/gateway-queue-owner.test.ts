@@ -7,7 +7,7 @@
 // another reason while it runs (EIO, EMFILE, ...) stays queued and on disk.
 import { spawn, spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -61,6 +61,34 @@ describe('a window file that cannot be read while the gateway runs', () => {
       // still unreadable: not handed back to be sent
       expect(queue.readableAgain()).toEqual([]);
       expect(queue.unreadableCount).toBe(1);
+      queue.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a window file that could not be read and can be now', () => {
+  it('is read once: what the recheck read is what is sent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-queue-readback-'));
+    try {
+      let now = 0;
+      const queue = WindowQueue.open(dir, { maxWindows: 100, now: () => now });
+      for (const seq of [1, 2]) queue.append(window(seq));
+      const file = join(dir, 'windows', readdirSync(join(dir, 'windows')).sort()[0]!);
+      rmSync(file);
+      mkdirSync(file); // EISDIR: cannot be read, also by root
+      expect(queue.read(1)).toBeNull();
+      expect(queue.unreadableCount).toBe(1);
+      rmSync(file, { recursive: true });
+      writeFileSync(file, JSON.stringify(queuedWindow('q', 1, { frames: 111, devices: 1, estimate: 1 })));
+      now += 5_000;
+      expect(queue.readableAgain()).toEqual([1]);
+      expect(queue.unreadableCount).toBe(0);
+      // changed after the recheck read it: a second read would give 222
+      writeFileSync(file, JSON.stringify(queuedWindow('q', 1, { frames: 222, devices: 1, estimate: 1 })));
+      expect(queue.read(1)).toMatchObject({ seq: 1, wifi: { frames: 111 } });
+      expect(queue.read(1)).toMatchObject({ seq: 1, wifi: { frames: 222 } });
       queue.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -222,6 +250,64 @@ describe.skipIf(!ok)('a queued window file made unreadable while the gateway run
       gw.kill('SIGTERM');
       await new Promise((r) => gw.once('exit', r));
       await sub?.client.endAsync();
+    }
+  });
+
+  it('one behind others is noticed before its turn to be sent: /healthz and /metrics say so while the broker is away', async () => {
+    await broker.stop(); // the test before left it running
+    broker.port = await freePort();
+    const q = join(dir, 'q-behind');
+    const queue = WindowQueue.open(q, { maxWindows: 100 });
+    for (let seq = 1; seq <= 40; seq++) queue.append(queuedWindow('qb', seq));
+    queue.close();
+    spawnSync('chown', ['-R', 'nobody', q]);
+    const files = readdirSync(join(q, 'windows')).sort();
+    const behind = join(q, 'windows', files[38 - 1]!);
+    const httpPort = await freePort();
+    const cli = join(import.meta.dirname, '..', 'scripts', 'presence.js');
+    const args = ['gateway', '--site', 'qb', '--zone', 'z', '--id', 'g', '--source', 'cmd:sleep 100', '--mqtt-url', broker.url, '--queue-dir', q];
+    const gw = spawn('runuser', ['-u', 'nobody', '--', process.execPath, cli, ...args, '--window', '1s', '--http-port', String(httpPort)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    gw.stderr!.on('data', (d) => (stderr += d));
+    let unreadable: string | undefined;
+    const metric = async () => /^presence_gateway_queue_unreadable (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text())?.[1];
+    const metricIs = async (want: string, what: string) => {
+      for (const deadline = Date.now() + 20_000; (unreadable = await metric()) !== want; await new Promise((r) => setTimeout(r, 100)))
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (it is ${unreadable}): ${stderr.slice(-2000)}`);
+    };
+    let sub: Awaited<ReturnType<typeof subscriber>> | null = null;
+    try {
+      await waitFor(() => stderr.includes('"msg":"window closed"'), 20_000, `the gateway running (${stderr})`);
+      chmodSync(behind, 0o000);
+      // no broker: windows 1-32 handed to mqtt.js wait for it, 38 is not read for sending before they are acknowledged
+      await metricIs('1', 'queue_unreadable 1 before the broker is there');
+      const h = (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { problems: string[] };
+      expect(h.problems.join('\n')).toContain(
+        `1 queued window cannot be read by user nobody (${behind}: owner uid ${statSync(behind).uid}, mode 0000, EACCES)`,
+      );
+      const logged = stderr
+        .split('\n')
+        .filter((l) => l.includes('window file cannot be read now'))
+        .map((l) => JSON.parse(l));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 50, seq: 38, errno: 'EACCES', file: behind });
+      // readable again, then the broker: every window sent, 38 too
+      chmodSync(behind, 0o640);
+      await metricIs('0', 'queue_unreadable 0 once it can be read');
+      await broker.start();
+      sub = await subscriber(broker.url, { filter: 'presence/v1/qb/g/#' });
+      await waitFor(
+        () => readdirSync(join(q, 'windows')).filter((f) => files.includes(f)).length === 0,
+        20_000,
+        `every queued window sent (${stderr.slice(-2000)})`,
+      );
+    } finally {
+      gw.kill('SIGTERM');
+      await new Promise((r) => gw.once('exit', r));
+      await sub?.client.endAsync();
+      await broker.stop();
     }
   });
 });
