@@ -3,7 +3,7 @@
 // variable query) returns data.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -108,7 +108,9 @@ describe(SUITE, () => {
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
     expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
     // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
-    expect(result.stdout).toMatch(/\/ holds [\d.]+ (kB|MB); the \d+ simulated captures \([\d.]+ (kB|MB)\) were deleted \(--keep-pcaps keeps them\)/);
+    expect(result.stdout).toMatch(
+      /\/ holds [\d.]+ (kB|MB) from this run; the 6 simulated captures \([\d.]+ (kB|MB)\) were deleted \(--keep-pcaps keeps them\)\n/,
+    );
     const left = readdirSync(out, { recursive: true })
       .map(String)
       .filter((f) => /\.pcap(ng)?$/.test(f));
@@ -443,6 +445,56 @@ describe('demo helpers', () => {
     const withBeacons = truth.map((w) => ({ ...w, devices: { ...w.devices, ble: w.devices.ble + 2, byKind: { beacon: 2 } } }));
     expect(countingError([msg('g1', 'a', '2026-04-27T10:01:00.000Z', 15, 6)], withBeacons)).toEqual({ windows: 1, wifi: 25, ble: 50 });
   });
+});
+
+describe('demo: a folder that already holds files', () => {
+  it("prints the size of this run's files, names apart the files it did not write and leaves them, deletes only its own captures, and writes demo.log anew", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-again-'));
+    try {
+      // A user's own capture, one an earlier run kept (another scenario's gateway), an earlier run's log.
+      writeFileSync(join(dir, 'mine.pcap'), Buffer.alloc(5000));
+      mkdirSync(join(dir, 'today'));
+      writeFileSync(join(dir, 'today', 'gw-elsewhere.pcapng'), Buffer.alloc(300_000));
+      writeFileSync(join(dir, 'demo.log'), 'a line of an earlier run\n'.repeat(20_000));
+      const r = await run(
+        process.execPath,
+        [
+          'scripts/presence.js',
+          'demo',
+          '--minutes',
+          '2',
+          '--speed',
+          'max',
+          '--scale',
+          '0.05',
+          '--no-last-week',
+          '--no-live',
+          '--no-calibrate',
+          '--http-port',
+          'off',
+          '--out',
+          dir,
+        ],
+        150_000,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(existsSync(join(dir, 'mine.pcap'))).toBe(true);
+      expect(existsSync(join(dir, 'today', 'gw-elsewhere.pcapng'))).toBe(true);
+      expect(readFileSync(join(dir, 'demo.log'), 'utf8')).not.toContain('a line of an earlier run');
+      const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name));
+      expect(files.filter((f) => /\.pcap(ng)?$/.test(f)).sort()).toEqual([join(dir, 'mine.pcap'), join(dir, 'today', 'gw-elsewhere.pcapng')]);
+      const own = files.filter((f) => !/mine\.pcap$|gw-elsewhere\.pcapng$/.test(f)).reduce((n, f) => n + statSync(f).size, 0);
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`${dir}/ holds `));
+      expect(line, r.stdout).toBe(
+        `${dir}/ holds ${Math.round(own / 1024)} kB from this run; the 3 simulated captures (${/captures \(([\d.]+ (kB|MB))\)/.exec(line ?? '')?.[1]}) were deleted (--keep-pcaps keeps them); ` +
+          "it also holds 2 files (298 kB) this run did not write, from an earlier run or not the demo's, left as they were: mine.pcap, today/gw-elsewhere.pcapng",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 200_000);
 });
 
 describe('demo --hold: after the run', () => {

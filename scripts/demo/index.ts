@@ -49,7 +49,10 @@ export function registerDemo(program: Command): void {
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
     .option('--no-live', 'print the table once at the end instead of updating it')
-    .option('--keep-pcaps', 'keep the simulated captures (by default deleted at the end: about 94 MB for the default run)')
+    .option(
+      '--keep-pcaps',
+      'keep the simulated captures (by default the ones this run wrote are deleted at the end, no other file: about 94 MB for the default run)',
+    )
     .option(
       '--no-calibrate',
       'skip fitting a people calibration on another seed first: the table then shows devices (uncalibrated: the estimate, devices present averaged over the window, not the distinct addresses) only',

@@ -7,7 +7,7 @@
 import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
@@ -64,13 +64,13 @@ function formatBytes(n: number): string {
   return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
 }
 
-/** Deletes every .pcap/.pcapng below `dir`; returns how many and their size. */
-export function removeCaptures(dir: string): { files: number; bytes: number } {
+/** Deletes the captures this run wrote (`paths`: the simulator's, of each period), never another
+ *  .pcap in the folder (a user's own, or one an earlier run kept); returns how many and their size. */
+export function removeCaptures(paths: readonly string[]): { files: number; bytes: number } {
   let files = 0;
   let bytes = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile() || !/\.pcap(ng)?$/.test(e.name)) continue;
-    const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
     bytes += statSync(p).size;
     rmSync(p);
     files++;
@@ -78,11 +78,35 @@ export function removeCaptures(dir: string): { files: number; bytes: number } {
   return { files, bytes };
 }
 
-export function folderSize(dir: string): number {
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
-    if (e.isFile()) n += statSync(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
-  return n;
+/** Every file below `dir` with its modification time and size ("mtime size"), by path. */
+export function folderFiles(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st) files.set(p, `${st.mtimeMs} ${st.size}`);
+  }
+  return files;
+}
+
+/**
+ * What `dir` holds after a run, split into the files this run wrote (new, or changed since
+ * `before`, the folder as the run found it) and the ones it did not (an earlier run's with other
+ * options, or not the demo's at all), each with their size: the size printed is the run's own.
+ */
+export function folderAfterRun(dir: string, before: Map<string, string>): { bytes: number; older: { files: string[]; bytes: number } } {
+  let bytes = 0;
+  const older = { files: [] as string[], bytes: 0 };
+  for (const [p, now] of folderFiles(dir)) {
+    const size = Number(now.slice(now.indexOf(' ') + 1));
+    if (before.get(p) === now) {
+      older.files.push(p);
+      older.bytes += size;
+    } else bytes += size;
+  }
+  older.files.sort();
+  return { bytes, older };
 }
 
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
@@ -243,7 +267,12 @@ export async function runDemo(
   }
   if (captureBytes > SIZE_GUARD_BYTES)
     out.write(`presence demo: the simulated captures come to about ${sizeText(captureBytes)} (deleted at the end unless --keep-pcaps)\n`);
+  // What the folder holds before this run: an earlier run's files that this one does not write
+  // again are left as they are, and not counted in the size this run prints.
+  const before = folderFiles(outDir);
   const logFile = join(outDir, 'demo.log');
+  // A fresh log per run, as presence.lp is a fresh file (the log was appended to, run after run).
+  rmSync(logFile, { force: true });
   // One file, several components: a root logger without base fields, each part binds its own
   // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
   const log = createRootLogger({ level: 'info', dest: logFile, format: opts.logFormat === 'pretty' ? 'pretty' : 'json' });
@@ -300,10 +329,12 @@ export async function runDemo(
     write(
       `page: ${pageUrl}  (open it in a browser: people and devices per zone over time as the aggregator writes them, the simulator's truth beside them, the gateways' states${opts.hold ? '; it stays up after the run until Ctrl-C' : ''})\n`,
     );
+  // The captures this run's simulator wrote: the only ones it deletes at the end.
+  const captures: string[] = [];
   try {
     if (opts.lastWeek) {
       write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
-      await runPeriod({
+      const lastWeek = await runPeriod({
         scenario: opts.scenario,
         seed: (opts.seed + 7) >>> 0,
         startMs: startMs - 7 * 86400_000,
@@ -316,6 +347,7 @@ export async function runDemo(
         speed: 'max',
         log,
       });
+      captures.push(...lastWeek.simulation.gateways.flatMap((g) => g.pcaps));
     }
     write('simulating today and replaying it through the gateways ...\n');
     const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
@@ -358,6 +390,7 @@ export async function runDemo(
         for (const b of best.values()) recent.truth(sim.site, b.zone, b.t, b.end, b.people);
       },
     });
+    captures.push(...today.simulation.gateways.flatMap((g) => g.pcaps));
     const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
     // The replay is over and its gateways have stopped: not silent gateways to record as missing
     // (with --hold that wrote missing points after the summary's count, and the page showed every
@@ -380,8 +413,9 @@ export async function runDemo(
     }
     log.flush();
     // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
-    // (about 94 MB for the default run) and deleted unless --keep-pcaps. The size of what stays is printed.
-    const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(outDir);
+    // (about 94 MB for the default run) and the ones this run wrote are deleted unless --keep-pcaps.
+    // The size of what this run left is printed, and apart from it any file it found and left.
+    const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(captures);
 
     write(
       summary({
@@ -412,10 +446,19 @@ export async function runDemo(
         capturesKept: !!opts.keepPcaps,
       }),
     );
-    const kept = folderSize(outDir);
+    const kept = folderAfterRun(outDir, before);
+    const shown = outDir === resolve('presence-demo') ? 'presence-demo' : outDir;
+    const older = kept.older.files;
     write(
-      `${outDir === resolve('presence-demo') ? 'presence-demo' : outDir}/ holds ${formatBytes(kept)}` +
+      `${shown}/ holds ${formatBytes(kept.bytes)} from this run` +
         (removed.files ? `; the ${removed.files} simulated captures (${formatBytes(removed.bytes)}) were deleted (--keep-pcaps keeps them)` : '') +
+        (older.length
+          ? `; it also holds ${older.length} ${older.length === 1 ? 'file' : 'files'} (${formatBytes(kept.older.bytes)}) this run did not write, from an earlier run or not the demo's, left as they were: ` +
+            `${older
+              .slice(0, 3)
+              .map((f) => relative(outDir, f))
+              .join(', ')}${older.length > 3 ? ', ...' : ''}`
+          : '') +
         '\n',
     );
     if (hold) {
