@@ -43,7 +43,7 @@ import {
   writeFileSync,
   statSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { currentUser } from '../scripts/lib/secrets.ts';
@@ -298,8 +298,10 @@ export class WindowQueue {
     for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith('.tmp')) q.unlinkPath(join(dir, f)); // a write cut short
     for (const f of existsSync(q.windowsDir) ? readdirSync(q.windowsDir) : []) {
       const m = NAME_RE.exec(f);
-      if (m) q.seqs.push(Number(m[1]));
-      else if (f.endsWith('.tmp')) q.unlinkPath(join(q.windowsDir, f)); // a write cut short by a crash or a full disk
+      if (m) {
+        const seq = Number(m[1]);
+        if (f === basename(q.file(seq)) || q.rename(f, seq)) q.seqs.push(seq);
+      } else if (f.endsWith('.tmp')) q.unlinkPath(join(q.windowsDir, f)); // a write cut short by a crash or a full disk
     }
     q.seqs.sort((a, b) => a - b);
     if (q.seqs.length) q.lastSeq = Math.max(q.lastSeq, q.seqs[q.seqs.length - 1]);
@@ -764,6 +766,37 @@ export class WindowQueue {
     this.opts.log?.info({ was, written, queue_depth: this.depth }, 'queue folder writable again; windows kept in memory are on disk');
     this.opts.onStateChange?.('ok');
     return true;
+  }
+
+  /**
+   * A window file named without the queue's zero padding (7.json, put there by hand): renamed to
+   * its padded name, by which it is read and removed. Counted under its own name, it was never read
+   * (the padded name does not exist: taken for a window already gone), never sent nor removed, and
+   * held queue_depth above 0 for good (a gateway replaying files waited for it forever). False when
+   * it cannot be (another file holds its seq, or the rename fails): it is logged and left out.
+   */
+  private rename(name: string, seq: number): boolean {
+    const from = join(this.windowsDir, name);
+    const to = this.file(seq);
+    try {
+      if (existsSync(to)) throw Object.assign(new Error('another file holds its seq'), { code: 'EEXIST' });
+      renameSync(from, to);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      this.opts.log?.error(
+        {
+          file: from,
+          seq,
+          errno: typeof code === 'string' ? code : 'unknown',
+          fix: `rename it to ${basename(to)}${code === 'EEXIST' ? ' once that one is sent, or delete it' : ''}`,
+        },
+        code === 'EEXIST'
+          ? `queue: window file ${name} has the seq of ${basename(to)}, also queued: left out, not sent`
+          : `queue: window file ${name} is not named as the queue names its files and cannot be renamed to ${basename(to)}: left out, not sent`,
+      );
+      return false;
+    }
   }
 
   private file(seq: number): string {

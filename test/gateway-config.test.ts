@@ -493,6 +493,26 @@ describe('durable queue', () => {
     q.close();
   });
 
+  it('sends a window file named without the zero padding (put there by hand) and leaves out one whose seq another file holds', () => {
+    const dir = join(tmp, 'q-names');
+    let q = WindowQueue.open(dir, { maxWindows: 100 });
+    q.append(msg(1));
+    q.close();
+    writeFileSync(join(dir, 'windows', '2.json'), JSON.stringify(msg(2)));
+    writeFileSync(join(dir, 'windows', '0001.json'), JSON.stringify(msg(1)));
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    q = WindowQueue.open(dir, { maxWindows: 100, log });
+    expect(q.pending(0, 10)).toEqual([1, 2]);
+    expect(q.read(2)?.seq).toBe(2); // it was counted in depth and never read
+    q.remove(1);
+    q.remove(2);
+    expect(q.depth).toBe(0);
+    expect(readdirSync(join(dir, 'windows')).sort()).toEqual(['0001.json']);
+    expect(lines.map((l) => l.msg)).toEqual(['queue: window file 0001.json has the seq of 000000000001.json, also queued: left out, not sent']);
+    q.close();
+  });
+
   it('stays ordered through many acknowledgements (oldest first and out of order)', () => {
     const q = WindowQueue.open(join(tmp, 'q-many'), { maxWindows: 5000 });
     for (let s = 1; s <= 1300; s++) q.append(msg(s));
