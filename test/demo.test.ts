@@ -358,16 +358,16 @@ describe('demo helpers', () => {
       drained: true,
       aggregator: { writeFailures: 0, pointsWritten: 3, rejected: 0 },
       period: { gateways: Array(gateways).fill({}), zones: Array.from({ length: gateways }, (_, i) => `z${i}`), site: 's' },
-      table: { windows: 1, messages: gateways },
+      table: { windows: gateways, messages: gateways },
       messages: [],
       truth: [],
     });
     const pretty = summary(input('pretty', 1));
     expect(pretty).toMatch(/demo\.log {2}logs of the gateways and the aggregator \(readable lines\)/);
-    expect(pretty).toMatch(/^1 gateway in 1 zone of site "s"/m);
+    expect(pretty).toMatch(/^1 gateway in 1 zone of site "s": 1 window, 1 count message, /m);
     const json = summary(input('json', 3));
     expect(json).toMatch(/demo\.log {2}logs of the gateways and the aggregator \(JSON\)/);
-    expect(json).toMatch(/^3 gateways in 3 zones of site "s"/m);
+    expect(json).toMatch(/^3 gateways in 3 zones of site "s": 3 windows, 3 count messages, /m);
   });
 
   it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {

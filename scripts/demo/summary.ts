@@ -108,7 +108,7 @@ export function summary(o: SummaryInput): string {
   if (!o.drained || o.aggregator.writeFailures > 0)
     lines.push(`warning: the aggregator could not write everything to ${o.target} (${o.aggregator.writeFailures} failed writes); see ${o.logFile}`);
   lines.push(
-    `${plural(o.period.gateways.length, 'gateway')} in ${plural(o.period.zones.length, 'zone')} of site "${o.period.site}": ${o.table.windows} windows, ${o.table.messages} count messages, ${o.aggregator.pointsWritten} points written, ${o.aggregator.rejected} rejected`,
+    `${plural(o.period.gateways.length, 'gateway')} in ${plural(o.period.zones.length, 'zone')} of site "${o.period.site}": ${plural(o.table.windows, 'window')}, ${plural(o.table.messages, 'count message')}, ${o.aggregator.pointsWritten} points written, ${o.aggregator.rejected} rejected`,
   );
   const err = countingError(o.messages, o.truth);
   if (err.windows)
