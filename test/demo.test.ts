@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
-import { CountTable, countingError, EmbeddedBroker, peopleError, receivedAndDrained, summary } from '../scripts/demo/index.ts';
+import { CountTable, countingError, EmbeddedBroker, peopleError, receivedAndDrained, runDemo, summary } from '../scripts/demo/index.ts';
 import type { CountsMessage } from '../contract/index.ts';
 import mqtt from 'mqtt';
 import { Aggregator } from '../aggregator/aggregator.ts';
@@ -368,6 +368,28 @@ describe('demo helpers', () => {
     const json = summary(input('json', 3));
     expect(json).toMatch(/demo\.log {2}logs of the gateways and the aggregator \(JSON\)/);
     expect(json).toMatch(/^3 gateways in 3 zones of site "s": 3 windows, 3 count messages, /m);
+  });
+
+  it('a --window longer than the run is refused before anything runs, naming both flags', async () => {
+    const out = join(tmpdir(), `presence-demo-window-${process.pid}`);
+    const opts = {
+      scenario: 'kingsday-square',
+      minutes: 5,
+      window: '7m',
+      speed: 'max',
+      scale: 0.1,
+      seed: 1,
+      out,
+      lastWeek: false,
+      live: false,
+      httpPort: 'off',
+    };
+    await expect(runDemo(opts)).rejects.toMatchObject({
+      name: 'UsageError',
+      message: '--window 7m: longer than the run (--minutes 5), so no whole window would be counted',
+      hint: expect.stringMatching(/--window of at most the run/),
+    });
+    expect(existsSync(out)).toBe(false);
   });
 
   it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {

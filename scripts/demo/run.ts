@@ -245,6 +245,13 @@ export async function runDemo(
   // (1e-300 rounded to a run of 0 s, which the scenario then refused as its own duration)
   if (durationS < 1) throw new UsageError(`--minutes "${opts.minutes}": must be at least one simulated second (0.0167 minutes), like 30`);
   checkDuration('--minutes', durationS, String(opts.minutes), "a demo of a few hours shows the whole pipeline (--minutes 240 is King's Day from start to end)");
+  // A window longer than the run: no whole window to count, and no calibration (it needs 3 per
+  // zone); it ran with one window cut short and a calibration failure repeated per zone and radio.
+  if (windowS > durationS)
+    throw new UsageError(
+      `--window ${opts.window}: longer than the run (--minutes ${opts.minutes}), so no whole window would be counted`,
+      'give a --window of at most the run (the default 60s), or more --minutes',
+    );
   // The scenario and its crowd before anything runs: a name that is no scenario, a file with mistakes,
   // or a crowd the simulator cannot hold is one line, not a failure after the calibration run.
   try {
