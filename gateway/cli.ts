@@ -9,8 +9,12 @@ import { WebAuthError } from '../scripts/lib/web.ts';
 import { corridorOf } from './corridor.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { DURATION_HINT, durationMs, durationNote } from '../scripts/lib/duration.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The longest --frames-timeout of doctor (a wait past 24.8 days overflowed Node's timer: no wait at all). */
+const FRAMES_TIMEOUT_MAX_MS = 3_600_000;
 
 /** Options shared by `gateway` and `doctor` (doctor checks what the gateway would use); one per GATEWAY_OPTIONS entry. */
 function addConfigOptions(cmd: Command): Command {
@@ -93,7 +97,11 @@ export function registerGateway(program: Command): void {
       .command('doctor')
       .description('Check this machine step by step for running a gateway (capture permission, monitor mode, frames, broker, clock) and say what to fix'),
   )
-    .option('--frames-timeout <duration>', 'how long to wait for frames from each capture command (and a FIFO given as a file source), e.g. 5s, 30s', '5s')
+    .option(
+      '--frames-timeout <duration>',
+      'how long to wait for frames from each capture command (and a FIFO given as a file source), e.g. 5s, 30s; at most 1h',
+      '5s',
+    )
     .option('--json', 'print the results as JSON')
     .option(
       '--service-user <user>',
@@ -101,6 +109,16 @@ export function registerGateway(program: Command): void {
     )
     .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean; serviceUser?: string }) => {
       const flags = gatewayFlags(given);
+      // A bad --frames-timeout is a usage error said before any check runs (it ended doctor with an
+      // uncaught DurationError and its stack, after the checks before the frames had run).
+      const timeoutMs = durationMs(flags.framesTimeout ?? '5s');
+      if (Number.isNaN(timeoutMs))
+        exitUsage('doctor', new Error(`--frames-timeout: ${DURATION_HINT} (got "${flags.framesTimeout}")${durationNote(flags.framesTimeout)}`));
+      if (timeoutMs > FRAMES_TIMEOUT_MAX_MS)
+        exitUsage(
+          'doctor',
+          new Error(`--frames-timeout: must be at most 1h, how long doctor waits for frames from each source (got "${flags.framesTimeout}")`),
+        );
       // doctor reads frames from the gateway's sources (a live radio's addresses) as the gateway does
       refuseMemoryDumpOption('doctor');
       const coreDumps = keepMemoryOutOfCoreDumps();

@@ -122,6 +122,18 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(text.text).toMatch(/\d+ to fix/);
   });
 
+  it('a --frames-timeout that is no duration, 0 or over 1h is a usage error before any check, never an uncaught error with its stack', () => {
+    for (const [value, why] of [
+      ['abc', 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "abc")'],
+      ['0s', 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "0s"): it must be longer than 0'],
+      ['99999999d', 'must be at most 1h, how long doctor waits for frames from each source (got "99999999d")'],
+    ]) {
+      const r = doctor(['--source', 'pcap:x.pcap', '--frames-timeout', value]);
+      expect(r.code, value).toBe(2);
+      expect(r.text).toBe(`presence doctor: --frames-timeout: ${why}\nhint: presence doctor --help lists the options\n`);
+    }
+  });
+
   it('a configuration with errors: its file named as the gateway names it, the checks that need it skipped (never "no sources configured, give --config")', () => {
     const file = join(tmp, 'typo.yaml');
     writeFileSync(file, 'gateway: { site: s, zone: z, id: g, windw: 60s }\nsources:\n  - { type: file, path: x.pcap }\nmqtt: { url: "mqtt://127.0.0.1:1" }\n');
