@@ -4,7 +4,7 @@ import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, lstatSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, statSync, WriteStream, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -718,6 +718,7 @@ export function registerSimulate(program: Command): void {
             outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe, name: f.pipe ?? 'stdout' });
           }
           log.info({ scenario: scenario.name, speed: Number.isFinite(speed) ? speed : 'max', outputs: outputs.map((x) => x.gateway) }, 'live stream started');
+          const waiting = waitForReaders(outputs, log);
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
           const truthLog = f.out ? join(f.out, 'truth.jsonl') : null;
           if (truthLog) writeFileSync(truthLog, '');
@@ -732,6 +733,7 @@ export function registerSimulate(program: Command): void {
               log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
             },
           });
+          for (const t of waiting) clearTimeout(t);
           log.info(r, 'live stream finished');
           return;
         }
@@ -818,4 +820,34 @@ export function registerSimulate(program: Command): void {
         return fail((e as Error).message ?? String(e));
       }
     });
+}
+
+/** How long a named pipe of --live may wait for its reader before one line says so. */
+export const PIPE_READER_WAIT_MS = 5000;
+
+/**
+ * A named pipe opens when its reader opens it, and the live stream waits until every one has a
+ * reader: with --out --fifo and one gateway started, the others' pipes held the whole run after its
+ * first window, with nothing said. One warning per pipe still without a reader after
+ * PIPE_READER_WAIT_MS, naming it and the gateway that should read it.
+ */
+function waitForReaders(outputs: LiveOutput[], log: ReturnType<typeof createLogger>): NodeJS.Timeout[] {
+  const timers: NodeJS.Timeout[] = [];
+  for (const o of outputs) {
+    const s = o.stream;
+    if (!(s instanceof WriteStream) || !s.pending || !o.name || !existsSync(o.name) || !statSync(o.name).isFIFO()) continue;
+    const t = setTimeout(
+      () =>
+        log.warn(
+          { gateway: o.gateway, pipe: o.name },
+          `waiting for a reader of the named pipe ${o.name}: the live stream goes on once every pipe has one (start the gateway ${o.gateway} with --source pcap:${o.name})`,
+        ),
+      PIPE_READER_WAIT_MS,
+    );
+    t.unref();
+    s.once('open', () => clearTimeout(t));
+    s.once('close', () => clearTimeout(t));
+    timers.push(t);
+  }
+  return timers;
 }

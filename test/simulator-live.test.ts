@@ -148,6 +148,38 @@ describe('presence simulate (CLI)', () => {
     expect(last).toBe(`presence simulate: the reader closed the capture stream of gw-b (${join(dir, 'gw-b.pcapng')}) (EPIPE)`);
   });
 
+  it('--live --fifo with a pipe nobody reads yet: after a few seconds one line names it and the gateway to start; the run goes on once it is read', async () => {
+    const dir = join(root, 'fifo-waiting');
+    const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '2m', '--out', dir, '--fifo'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    sim.stderr.on('data', (d) => (err += d));
+    const pipes = ['gw-a.pcapng', 'gw-b.pcapng'].map((f) => join(dir, f));
+    await eventually('the simulator to create both named pipes', () => pipes.every((p) => existsSync(p)) || sim.exitCode !== null);
+    // Only gw-a is read at first.
+    const drain = async (p: string) => {
+      for await (const _ of createReadStream(p)) void _;
+    };
+    const a = drain(pipes[0]);
+    await eventually('the waiting line for gw-b', () => err.includes('waiting for a reader') || sim.exitCode !== null, 20_000);
+    const lines = err
+      .split('\n')
+      .filter((l) => l.includes('waiting for a reader'))
+      .map((l) => JSON.parse(l) as { level: number; gateway: string; pipe: string; msg: string });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        gateway: 'gw-b',
+        pipe: pipes[1],
+        msg: `waiting for a reader of the named pipe ${pipes[1]}: the live stream goes on once every pipe has one (start the gateway gw-b with --source pcap:${pipes[1]})`,
+      }),
+    ]);
+    const b = drain(pipes[1]);
+    expect(await new Promise((res) => sim.on('close', res))).toBe(0);
+    await Promise.all([a, b]);
+  }, 60_000);
+
   it('--live --fifo writes each gateway to a named pipe', async () => {
     const dir = join(root, 'fifo');
     const sim = spawn(
