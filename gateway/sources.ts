@@ -250,12 +250,14 @@ export class FileSource extends CaptureSource {
       this.jumpMs,
     );
     let chunks: AsyncIterable<Uint8Array>;
-    if (isFifoPath(this.cfg.path)) {
+    const kind = fileKind(this.cfg.path);
+    if (kind === 'fifo') {
       const fd = await openFifoForReading(this.cfg.path, this.abort.signal);
       if (fd === null) return; // stopped before a writer came
       this.pipe = tickedPipe(fd, undefined, null);
       chunks = this.pipe.chunks;
-    } else chunks = fileChunks(this.cfg.path);
+    } else if (kind === 'device') chunks = deviceChunks(this.cfg.path, this.abort.signal);
+    else chunks = fileChunks(this.cfg.path);
     for await (const batch of readCaptureRecords(chunks, this.cfg.path, this.splitter)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
@@ -273,12 +275,56 @@ export class FileSource extends CaptureSource {
   }
 }
 
-/** True when `path` is a FIFO (named pipe). */
-function isFifoPath(path: string): boolean {
+/** A FIFO (named pipe), a character device, or anything else (a file; opening it says what is wrong). */
+function fileKind(path: string): 'fifo' | 'device' | 'other' {
   try {
-    return statSync(path).isFIFO();
+    const st = statSync(path);
+    return st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'device' : 'other';
   } catch {
-    return false; // opening it says what is wrong
+    return 'other';
+  }
+}
+
+/** How long a device source waits before it reads again after a read found nothing. */
+export const DEVICE_POLL_MS = 50;
+
+/**
+ * A character device's bytes (a serial sniffer's tty, say), read without libuv's thread pool:
+ * opened non-blocking and read on the event loop, again after DEVICE_POLL_MS when a read finds
+ * nothing (EAGAIN), until its end (a read of 0) or `signal` aborts. Read in the pool (fileChunks),
+ * a thread waited in read(2) while the device was quiet and held the process's exit: a gateway
+ * given a quiet tty logged 'stopping' on SIGTERM and never stopped, not even on a second signal.
+ * Each chunk is valid until the next one is asked for.
+ */
+export async function* deviceChunks(path: string, signal: AbortSignal, pollMs = DEVICE_POLL_MS): AsyncGenerator<Uint8Array> {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const buf = Buffer.allocUnsafe(256 * 1024);
+  let wake: (() => void) | null = null;
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (!signal.aborted) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, pollMs);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        wake = null;
+        continue;
+      }
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    closeSync(fd);
   }
 }
 

@@ -1,7 +1,7 @@
 // The gateway against a real Mosquitto: a real capture replayed as fast as possible publishes one
 // contract-valid window per aligned window of the capture's clock; Wi-Fi + BLE sources feed one
 // firmware; the broker stopped mid-replay and restarted loses no window and reorders none.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { bleCapture, config, counts, runCapture, spawnGateway, statuses, subscri
 
 const SUITE = 'gateway replay';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+const hasPython = need('python3', 'python3', SUITE);
 const captures = capturesDir(SUITE);
 
 async function captureSpan(path: string): Promise<{ frames: number; first: number; last: number }> {
@@ -316,6 +317,55 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
     await sub.client.endAsync();
   }, 90_000);
+
+  it.skipIf(!hasPython)(
+    'presence gateway --source pcap:DEVICE (a tty) stops on SIGTERM while the device is quiet, and queues the open window',
+    async () => {
+      // Read in libuv's thread pool, a quiet device held the process's exit as a quiet FIFO did.
+      const cap = wifiCapture(join(tmp, 'tty.pcap'), { devices: 2, startMs: Date.parse('2026-03-01T14:00:00.000Z'), durationMs: 2000, framesPerS: 10 });
+      // a pseudo-terminal in raw mode (bytes pass as they are): the capture is written into its
+      // master, which stays open; the gateway reads its slave, a character device
+      const pty = spawn(
+        'python3',
+        [
+          '-c',
+          'import os, pty, sys, tty, time\nm, s = pty.openpty()\ntty.setraw(s)\nprint(os.ttyname(s), flush=True)\nsys.stdin.readline()\nos.write(m, open(sys.argv[1], "rb").read())\ntime.sleep(600)',
+          cap.path,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      try {
+        const device = await new Promise<string>((resolve) => pty.stdout!.once('data', (d) => resolve(String(d).trim())));
+        const sub = await subscriber(broker.url, { filter: siteFilter('tty'), clientId: 'tty-sub' });
+        const gw = spawnGateway(
+          ['--site', 'tty', '--zone', 'z', '--id', 'g', '--source', `pcap:${device}`, '--window', '1h', '--status-interval', '1s'].concat([
+            '--mqtt-url',
+            broker.url,
+            '--queue-dir',
+            join(tmp, 'q-tty'),
+            '--log-format',
+            'json',
+          ]),
+        );
+        try {
+          await waitFor(() => gw.stderr().includes('connected to broker'), 30_000, 'the gateway to start');
+          pty.stdin!.write('go\n');
+          await waitFor(() => statuses(sub.messages, 'tty').some((m) => m.sources?.[0]?.frames === cap.frames), 30_000, 'the frames read');
+          gw.proc.kill('SIGTERM');
+          expect(await gw.exited).toBe(0);
+        } finally {
+          if (gw.proc.exitCode === null) gw.proc.kill('SIGKILL');
+        }
+        await waitFor(() => counts(sub.messages, 'tty').length > 0, 10_000, 'the open window');
+        const [w] = counts(sub.messages, 'tty');
+        expect([w.wifi.frames, w.wifi.devices, w.complete]).toEqual([cap.frames, 2, false]);
+        await sub.client.endAsync();
+      } finally {
+        pty.kill('SIGKILL');
+      }
+    },
+    90_000,
+  );
 
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
     const start = Date.parse('2026-03-01T12:00:00.000Z');
