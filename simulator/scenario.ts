@@ -234,29 +234,34 @@ export const scenarioSchema = {
             move_every: duration,
           },
         },
+        // a flow only when it says so: a type that is neither (a misspelt 'gatherin') is the enum's one
+        // line above, not a flow's required keys and every gathering key called unknown
         else: {
-          additionalProperties: false,
-          required: ['type', 'from', 'to', 'modes'],
-          properties: {
-            type: { const: 'flow' },
-            name: { type: 'string' },
-            from: point,
-            to: point,
-            bidirectional: { type: 'boolean' },
-            modes: {
-              type: 'object',
-              minProperties: 1,
-              additionalProperties: {
+          if: { properties: { type: { const: 'flow' } } },
+          then: {
+            additionalProperties: false,
+            required: ['type', 'from', 'to', 'modes'],
+            properties: {
+              type: { const: 'flow' },
+              name: { type: 'string' },
+              from: point,
+              to: point,
+              bidirectional: { type: 'boolean' },
+              modes: {
                 type: 'object',
-                additionalProperties: false,
-                required: ['per_hour', 'speed'],
-                properties: {
-                  per_hour: { type: 'number', minimum: 0 },
-                  speed: { type: 'number', exclusiveMinimum: 0 },
-                  speed_cv: { type: 'number', minimum: 0, maximum: 1 },
-                  people: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
-                  attenuation_db: { type: 'number', minimum: 0, maximum: 40 },
-                  vehicle_devices: { type: 'object', additionalProperties: { type: 'number', minimum: 0, maximum: 1 } },
+                minProperties: 1,
+                additionalProperties: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['per_hour', 'speed'],
+                  properties: {
+                    per_hour: { type: 'number', minimum: 0 },
+                    speed: { type: 'number', exclusiveMinimum: 0 },
+                    speed_cv: { type: 'number', minimum: 0, maximum: 1 },
+                    people: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
+                    attenuation_db: { type: 'number', minimum: 0, maximum: 40 },
+                    vehicle_devices: { type: 'object', additionalProperties: { type: 'number', minimum: 0, maximum: 1 } },
+                  },
                 },
               },
             },

@@ -231,6 +231,16 @@ describe('scenario files', () => {
     expect(problems(d)).toContain('crowds[0].modes.car.per_hour: must be a number (got "lots")');
   });
 
+  it("a crowd type that is neither gathering nor flow is one line naming it (a misspelt 'gatherin' was checked as a flow: from, to and modes required, every gathering key unknown, the type itself named last, twice)", () => {
+    const d = minimal() as any;
+    d.crowds[0].type = 'gatherin';
+    expect(problems(d)).toBe('file.yaml: crowds[0].type: must be one of "gathering", "flow" (got "gatherin")');
+    d.crowds = [{ type: 'Flow', from: [0, 0], to: [100, 0], modes: { car: { per_hour: 60, speed: 10 } } }];
+    expect(problems(d)).toBe('file.yaml: crowds[0].type: must be one of "gathering", "flow" (got "Flow")');
+    d.crowds = [{ type: 7, region: { x: 0, y: 0, width: 10, height: 10 }, occupancy: [[0, 5]] }];
+    expect(problems(d)).toBe('file.yaml: crowds[0].type: must be one of "gathering", "flow" (got 7)');
+  });
+
   it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
     const flow = (people: number[]) => {
       const d = minimal() as any;
