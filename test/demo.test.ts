@@ -7,6 +7,7 @@ import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, existsSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, type QueryResult, type VariableResult } from '../dashboards/queries.ts';
@@ -391,6 +392,35 @@ describe('demo helpers', () => {
     });
     expect(existsSync(out)).toBe(false);
   });
+
+  it('a run of fewer windows than a people calibration needs says so in one line, with the --minutes that would do, and fits nothing', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-short-'));
+    let text = '';
+    const sink = new PassThrough();
+    sink.on('data', (d) => (text += d));
+    try {
+      const opts = {
+        scenario: 'quiet-night',
+        minutes: 2,
+        window: '60s',
+        speed: 'max',
+        scale: 0.1,
+        seed: 1,
+        out,
+        lastWeek: false,
+        live: false,
+        httpPort: 'off',
+      };
+      await runDemo(opts, sink);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+    const lines = text.split('\n').filter((l) => /calibration/.test(l));
+    expect(lines[0]).toBe(
+      'no people calibration: the run holds 2 windows of 60 s and a fit needs at least 3 (--minutes 3 or more, or a shorter --window): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only',
+    );
+    expect(text).not.toMatch(/fitting a people calibration|window\(s\) paired with the truth/);
+  }, 120_000);
 
   it('with a calibration, a cell shows the largest calibrated people of the zone beside its devices', () => {
     const people = (m: CountsMessage) => (m.zone === 'a' ? m.ble.estimate * 2 : null);

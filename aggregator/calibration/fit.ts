@@ -295,9 +295,14 @@ export function smallSample(sessions: number, level: number): number {
   return Math.sqrt(sessions / (sessions - 1)) * (tQuantile(q, sessions - 1) / normalQuantile(q));
 }
 
+/** Windows paired with the truth that a zone's fit needs at the least. */
+export const FIT_MIN_WINDOWS = 3;
+
 function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions, 'prior'>>): Unshrunk {
-  if (samples.length < 3)
-    throw new FitError(`zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least 3 (better hundreds, over several sessions)`);
+  if (samples.length < FIT_MIN_WINDOWS)
+    throw new FitError(
+      `zone ${zone}: ${samples.length} window(s) paired with the truth; a fit needs at least ${FIT_MIN_WINDOWS} (better hundreds, over several sessions)`,
+    );
   let line = lineOf(samples);
   if (!line)
     throw new FitError(

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
 import { burstAddressesLine, runPeriod } from './pipeline.ts';
+import { FIT_MIN_WINDOWS } from '../../aggregator/calibration/fit.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
@@ -296,7 +297,14 @@ export async function runDemo(
 
   // People only from a calibration: fitted on another simulated run of the same scenario and period.
   let cal: DemoCalibration | null = null;
-  if (opts.calibrate !== false) {
+  // A run of fewer windows than a fit needs: said once, not once per zone and radio after a
+  // calibration run that cannot succeed.
+  const runWindows = Math.ceil(durationS / windowS);
+  if (opts.calibrate !== false && runWindows < FIT_MIN_WINDOWS)
+    write(
+      `no people calibration: the run holds ${runWindows} window${runWindows === 1 ? '' : 's'} of ${windowS} s and a fit needs at least ${FIT_MIN_WINDOWS} (--minutes ${+((FIT_MIN_WINDOWS * windowS) / 60).toFixed(2)} or more, or a shorter --window): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`,
+    );
+  else if (opts.calibrate !== false) {
     // Within the generator's 32 bits, as it reads a seed, so the seed printed is the one used.
     const seed = (opts.seed + CALIBRATION_SEED_OFFSET) >>> 0;
     const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
