@@ -162,11 +162,19 @@ describe('presence simulate (CLI)', () => {
       for await (const _ of createReadStream(p)) void _;
     };
     const a = drain(pipes[0]);
-    await eventually('the waiting line for gw-b', () => err.includes('waiting for a reader') || sim.exitCode !== null, 20_000);
+    // A simulator that never says so would wait on gw-b's pipe for ever: it goes with the test.
+    const closed = new Promise((res) => sim.on('close', res));
+    try {
+      await eventually('the waiting line for gw-b', () => err.includes('waiting for a reader') || sim.exitCode !== null, 20_000);
+    } catch (e) {
+      sim.kill();
+      throw e;
+    }
     const lines = err
       .split('\n')
       .filter((l) => l.includes('waiting for a reader'))
       .map((l) => JSON.parse(l) as { level: number; gateway: string; pipe: string; msg: string });
+    if (lines.length !== 1) sim.kill();
     expect(lines).toEqual([
       expect.objectContaining({
         level: 40,
@@ -176,7 +184,7 @@ describe('presence simulate (CLI)', () => {
       }),
     ]);
     const b = drain(pipes[1]);
-    expect(await new Promise((res) => sim.on('close', res))).toBe(0);
+    expect(await closed).toBe(0);
     await Promise.all([a, b]);
   }, 60_000);
 
