@@ -183,8 +183,9 @@ export async function* replayFrames(
   } catch (err) {
     // Close the window (wiping its hashes) before passing the error on. A damaged or cut capture
     // still yields the counts of the frames before the damage: accepted data is never lost.
+    // So does one whose reading failed (EIO from a device or a disk): its window was lost before.
     const w = clock.close();
-    if (w && err instanceof CaptureFormatError) yield out(w, true);
+    if (w && (err instanceof CaptureFormatError || typeof (err as NodeJS.ErrnoException).syscall === 'string')) yield out(w, true);
     throw err;
   } finally {
     // The consumer stopped early (break, closed pipe): still wipe the window.
@@ -472,7 +473,9 @@ export function registerReplay(program: Command): void {
               : e instanceof UnsupportedLinkTypeError
                 ? `${e.message}; fix: replay a capture of probe requests or BLE advertisements in one of those link types (a Wi-Fi interface in monitor mode records 127, radiotap)`
                 : (e as NodeJS.ErrnoException).syscall
-                  ? `${file}: ${(e as Error).message}`
+                  ? `${file}: ${(e as Error).message} (after byte offset ${done}); ${
+                      heard.wifi + heard.ble + unsupported > 0 ? 'the frames read before it were counted, none after it' : 'no frame was read before it'
+                    }`
                   : e instanceof Error
                     ? e.message
                     : String(e);

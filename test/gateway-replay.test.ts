@@ -2,7 +2,7 @@
 // contract-valid window per aligned window of the capture's clock; Wi-Fi + BLE sources feed one
 // firmware; the broker stopped mid-replay and restarted loses no window and reorders none.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { COUNTS_FILTER, STATUS_FILTER, countsTopic, siteFilter, validateCounts, 
 import { Gateway } from '../gateway/gateway.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { capturesDir, need } from './support/need.ts';
-import { bleCapture, config, counts, runCapture, spawnGateway, statuses, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
+import { bleCapture, config, counts, ROOT, runCapture, spawnGateway, statuses, subscriber, waitFor, wifiCapture, windowsSpanned } from './gateway-support.ts';
 
 const SUITE = 'gateway replay';
 const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
@@ -365,6 +365,47 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       }
     },
     90_000,
+  );
+
+  it.skipIf(!hasPython)(
+    'presence replay of a device whose read fails (EIO) prints the window of the frames read before it, then the error with its offset',
+    () => {
+      // Only a damaged capture's open window was printed: a failed read lost the frames read before it.
+      const start = Date.parse('2026-03-01T15:00:00.000Z');
+      const first = wifiCapture(join(tmp, 'eio-a.pcap'), { devices: 2, startMs: start, durationMs: 10_000, framesPerS: 2 });
+      const second = wifiCapture(join(tmp, 'eio-b.pcap'), { devices: 3, startMs: start + 60_000, durationMs: 10_000, framesPerS: 2, salt: 5 });
+      const capture = join(tmp, 'eio.pcap');
+      writeFileSync(capture, Buffer.concat([readFileSync(first.path), readFileSync(second.path).subarray(24)]));
+      // A raw pseudo-terminal: the capture is written into its master; once the first window is
+      // printed (a frame of the second was read), the pty is closed and the replay's next read fails.
+      const script = [
+        'import json, os, pty, subprocess, sys, tty',
+        'm, s = pty.openpty()',
+        'tty.setraw(s)',
+        "p = subprocess.Popen([sys.argv[1], sys.argv[2], 'replay', '--json', os.ttyname(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)",
+        "os.write(m, open(sys.argv[3], 'rb').read())",
+        'line = p.stdout.readline()',
+        'os.close(s)',
+        'os.close(m)',
+        'out, err = p.communicate(timeout=60)',
+        "print(json.dumps({'rc': p.returncode, 'out': line.decode() + out.decode(), 'err': err.decode()}))",
+      ].join('\n');
+      const r = JSON.parse(
+        execFileSync('python3', ['-c', script, process.execPath, join(ROOT, 'scripts', 'presence.js'), capture], { encoding: 'utf8', timeout: 90_000 }),
+      );
+      expect(r.rc).toBe(1);
+      const windows = (r.out as string)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(windows.map((w) => w.start)).toEqual(['2026-03-01T15:00:00.000Z', '2026-03-01T15:01:00.000Z']);
+      expect(windows[0].wifi.frames).toBe(first.frames);
+      expect(windows[1].wifi.frames).toBeGreaterThan(0);
+      expect(r.err).toMatch(
+        /^presence replay: \/dev\/pts\/\d+: EIO: i\/o error, read \(after byte offset \d+\); the frames read before it were counted, none after it\n$/,
+      );
+    },
+    120_000,
   );
 
   it('loses no window and reorders none when the broker stops mid-replay and comes back', async () => {
