@@ -502,7 +502,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
     schema: { type: 'integer', minimum: 0 },
     default: 50_000,
     description:
-      'accepted counts messages remembered (about 600 bytes each): another message for one of their windows or seqs is rejected (conflict), an identical one is a redelivery; 0 turns it off',
+      'accepted counts messages remembered (about 600 bytes each): another message for one of their windows or seqs is rejected (conflict), and so is one whose window overlaps one of theirs with another start (overlap); an identical one is a redelivery; 0 turns it off',
   },
   {
     key: 'corridors',

@@ -13,6 +13,10 @@
 //                        made-up gateway ids cannot grow the aggregator's memory without bound
 //   - conflict           a counts message for a window (or seq) this aggregator accepted with other
 //                        counts; the identical message again (a redelivery) is accepted as before
+//   - overlap            a counts message whose window overlaps, with another start, one this aggregator
+//                        accepted of the gateway (its wall clock went back, or it was restarted with
+//                        another window length): stored beside it (InfluxDB keys a point by its start),
+//                        the overlap would be counted twice in every sum over time (frames, windows)
 //
 // Bound of the conflict memory: the last `conflict_memory` accepted counts messages (default 50,000,
 // about 600 bytes each, see aggregator/README.md), across all gateways, oldest forgotten first.
@@ -43,15 +47,73 @@ export interface GatewaysConfig {
   conflict_memory: number;
 }
 
-export type IdentityRejectReason = 'unknown_gateway' | 'identity_mismatch' | 'gateway_limit' | 'conflict';
-export const IDENTITY_REJECT_REASONS: IdentityRejectReason[] = ['unknown_gateway', 'identity_mismatch', 'gateway_limit', 'conflict'];
+export type IdentityRejectReason = 'unknown_gateway' | 'identity_mismatch' | 'gateway_limit' | 'conflict' | 'overlap';
+export const IDENTITY_REJECT_REASONS: IdentityRejectReason[] = ['unknown_gateway', 'identity_mismatch', 'gateway_limit', 'conflict', 'overlap'];
 export type IdentityVerdict = { reason: IdentityRejectReason; detail: string } | null;
 
 interface Remembered {
   digest: string;
   start: number;
+  end: number;
   seq: number;
   complete: boolean;
+}
+
+/**
+ * The spans of one gateway's remembered windows, sorted by start. They do not overlap (an overlapping
+ * window is rejected), so their ends are sorted too, and the one window that can overlap [start, end)
+ * is the last one starting before `end`.
+ */
+class Spans {
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+
+  /** The index of the last span starting before `t`, -1 when none does. */
+  private before(t: number): number {
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.starts[mid] < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  /** The index of a span that overlaps [start, end), or -1. */
+  overlapping(start: number, end: number): number {
+    const i = this.before(end);
+    return i >= 0 && this.ends[i] > start ? i : -1;
+  }
+
+  add(start: number, end: number): void {
+    const n = this.starts.length;
+    // Windows come oldest first: nearly always at the end.
+    const i = n === 0 || this.starts[n - 1] < start ? n : this.before(start) + 1;
+    if (i === n) {
+      this.starts.push(start);
+      this.ends.push(end);
+    } else {
+      this.starts.splice(i, 0, start);
+      this.ends.splice(i, 0, end);
+    }
+  }
+
+  remove(start: number): void {
+    const i = this.before(start) + 1;
+    if (this.starts[i] !== start) return;
+    if (i === 0) {
+      this.starts.shift();
+      this.ends.shift();
+    } else {
+      this.starts.splice(i, 1);
+      this.ends.splice(i, 1);
+    }
+  }
+
+  get size(): number {
+    return this.starts.length;
+  }
 }
 
 // Fields of a counts message in schema order (objects with their keys sorted): the digest covers
@@ -97,6 +159,9 @@ export function countsDigest(m: CountsMessage, start = Date.parse(m.start), end 
  * per message). A key set again moves to the end; its old place in the queue is skipped.
  */
 export class RecentMap<V> {
+  /** Called for each key forgotten beyond the limit (not for all of them at a trim to 0). */
+  constructor(private readonly onForget?: (key: string, value: V) => void) {}
+
   /** Key -> its live place in the queue (an index of the arrays below). */
   private readonly map = new Map<string, number>();
   // The queue: keys and values in the order set, in two arrays (no object per entry); places before
@@ -139,7 +204,10 @@ export class RecentMap<V> {
     }
     while (this.map.size > limit) {
       const k = this.keys[this.head]!;
-      if (this.map.get(k) === this.head) this.map.delete(k);
+      if (this.map.get(k) === this.head) {
+        this.map.delete(k);
+        this.onForget?.(k, this.values[this.head]!);
+      }
       this.keys[this.head] = this.values[this.head] = undefined;
       this.head++;
     }
@@ -176,7 +244,14 @@ export class GatewayIdentity {
   /** Messages rejected for gateway_limit since start, and when the latest was (ms; 0: none). */
   private limitRejected = 0;
   private limitLastAt = 0;
-  private readonly byWindow = new RecentMap<Remembered>();
+  /** Site/gateway -> the spans of its windows in byWindow (overlap), forgotten with them. */
+  private readonly spans = new Map<string, Spans>();
+  private readonly byWindow = new RecentMap<Remembered>((key, w) => {
+    const gw = key.slice(0, key.lastIndexOf('@'));
+    const sp = this.spans.get(gw);
+    sp?.remove(w.start);
+    if (sp?.size === 0) this.spans.delete(gw);
+  });
   private readonly bySeq = new RecentMap<Remembered>();
   registered: number;
 
@@ -195,6 +270,7 @@ export class GatewayIdentity {
     this.cfg = cfg;
     this.byWindow.trim(cfg.conflict_memory);
     this.bySeq.trim(cfg.conflict_memory);
+    if (cfg.conflict_memory <= 0) this.spans.clear();
     this.registered = Object.keys(cfg.registry).length;
     this.limitWarned = false;
   }
@@ -312,7 +388,19 @@ export class GatewayIdentity {
         reason: 'conflict',
         detail: `seq ${m.seq} of ${idForLog(m.site)}/${idForLog(m.gateway)} was accepted before for window ${new Date(s.start).toISOString()}; this message has other counts`,
       };
-    const entry: Remembered = { digest, start, seq: m.seq, complete: m.complete };
+    let sp = this.spans.get(gw);
+    const o = sp ? sp.overlapping(start, end) : -1;
+    if (o >= 0) {
+      const other = this.byWindow.get(`${gw}@${sp!.starts[o]}`);
+      const iso = (t: number) => new Date(t).toISOString();
+      return {
+        reason: 'overlap',
+        detail: `window ${m.start} - ${m.end} (seq ${m.seq}) of ${idForLog(m.site)}/${idForLog(m.gateway)} overlaps window ${iso(sp!.starts[o])} - ${iso(sp!.ends[o])} accepted before${other ? ` (seq ${other.seq})` : ''}; both stored, the time they share would be counted twice in every sum over time (frames, windows, the hourly aggregates), so the first is kept: the gateway's wall clock went back (its log says "the wall clock went back") or it was restarted with another window length; fix: keep the gateway's clock synchronised (NTP) and one window length per gateway`,
+      };
+    }
+    const entry: Remembered = { digest, start, end, seq: m.seq, complete: m.complete };
+    if (!sp) this.spans.set(gw, (sp = new Spans()));
+    sp.add(start, end);
     this.byWindow.set(wk, entry, limit);
     this.bySeq.set(sk, entry, limit); // a seq set again moves to the newest end
     return null;

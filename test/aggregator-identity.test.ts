@@ -289,6 +289,32 @@ describe('conflicts (pure)', () => {
     expect(off.remembered).toBe(0);
   });
 
+  it('rejects a window that overlaps an accepted one of the gateway with another start (overlap); touching ones, other gateways and forgotten ones pass', () => {
+    const id = new GatewayIdentity(gw({ conflict_memory: 3 }), pino({ level: 'silent' }));
+    const five = window('dam', 'gw-1', 1, T0 + 300_000, 300_000, 'plein'); // 5-min window
+    expect(id.checkCounts(five)).toBeNull();
+    expect(id.checkCounts(five)).toBeNull(); // a redelivery
+    // restarted with 1-min windows inside it, or its clock went back
+    expect(id.checkCounts(window('dam', 'gw-1', 2, T0 + 420_000, 60_000, 'plein'))).toMatchObject({
+      reason: 'overlap',
+      detail: expect.stringMatching(
+        /^window \S+ - \S+ \(seq 2\) of dam\/gw-1 overlaps window \S+ - \S+ accepted before \(seq 1\); .*fix: keep the gateway's clock synchronised \(NTP\) and one window length per gateway$/,
+      ),
+    });
+    expect(id.checkCounts(window('dam', 'gw-1', 3, T0 + 240_000, 120_000, 'plein'))).toMatchObject({ reason: 'overlap' }); // ends inside it
+    expect(id.checkCounts(window('dam', 'gw-1', 4, T0 + 540_000, 600_000, 'plein'))).toMatchObject({ reason: 'overlap' }); // starts inside it
+    expect(id.checkCounts(window('dam', 'gw-1', 5, T0, 900_000, 'plein'))).toMatchObject({ reason: 'overlap' }); // holds it
+    expect(id.checkCounts(window('dam', 'gw-2', 1, T0 + 420_000, 60_000, 'plein'))).toBeNull(); // another gateway
+    // touching: ends where it starts, starts where it ends (one comes late: sorted in)
+    expect(id.checkCounts(window('dam', 'gw-1', 7, T0 + 600_000, 60_000, 'plein'))).toBeNull();
+    expect(id.checkCounts(window('dam', 'gw-1', 6, T0 + 240_000, 60_000, 'plein'))).toBeNull();
+    // room for 3: the 5-min window is forgotten, and with it its span
+    expect(id.checkCounts(window('dam', 'gw-1', 8, T0 + 660_000, 60_000, 'plein'))).toBeNull();
+    expect(id.checkCounts(window('dam', 'gw-1', 9, T0 + 420_000, 60_000, 'plein'))).toBeNull();
+    // the late one sorted in is still there
+    expect(id.checkCounts(window('dam', 'gw-1', 10, T0 + 250_000, 10_000, 'plein'))).toMatchObject({ reason: 'overlap' });
+  });
+
   it('a reload (SIGHUP) that lowers conflict_memory forgets the oldest beyond it at once, and 0 forgets everything: turned on again, it starts empty', () => {
     const id = new GatewayIdentity(gw({ conflict_memory: 10 }), pino({ level: 'silent' }));
     for (let i = 0; i < 10; i++) expect(id.checkCounts(window('dam', 'gw-1', i, T0 + i * 60_000, 60_000, 'plein'))).toBeNull();

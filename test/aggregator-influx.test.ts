@@ -90,6 +90,29 @@ describe.skipIf(!ok)('aggregator -> influxd 1.6 (1.x path)', () => {
     expect(await wifi(`"site"='site-dup'`)).toBe(100);
   });
 
+  // InfluxDB keys a point by its start: a window that overlaps an accepted one with another start would be
+  // a point of its own beside it, and every sum over time (frames, the number of windows, the hourly
+  // aggregates) would count the time they share twice. The first is kept; the overlapping one is rejected.
+  it('stores no window that overlaps one accepted before: a sum over time counts each moment once', async () => {
+    const t0 = Math.floor((Date.now() - 3_600_000) / 300_000) * 300_000;
+    const five = window('site-ov', 'gw-ov', 1, t0, 300_000); // 5-min windows
+    const oneMin = window('site-ov', 'gw-ov', 2, t0 + 120_000, 60_000); // restarted with 1-min windows
+    const back = window('site-ov', 'gw-ov', 3, t0 + 240_000, 60_000); // ... and the clock went back
+    const before = window('site-ov', 'gw-ov', 4, t0 - 60_000, 60_000); // ends where the first starts: no overlap
+    const after = window('site-ov', 'gw-ov', 5, t0 + 300_000, 60_000); // starts where it ends: no overlap
+    await publishAll(pub, [five, oneMin, back, before, after].map(countsItem));
+    await until(
+      'the last window stored',
+      () => wifi(`"site"='site-ov' AND time = ${Date.parse(after.start)}ms`),
+      (n) => n === 1,
+    );
+    expect(await wifi(`"site"='site-ov'`)).toBe(3);
+    const [sum] = await influx.rows(`SELECT sum("frames") AS frames FROM presence WHERE "site"='site-ov' AND "radio"='wifi'`);
+    expect(sum.frames).toBe(five.wifi.frames + before.wifi.frames + after.wifi.frames);
+    const text = await agg.metrics.registry.getSingleMetricAsString('presence_aggregator_rejected_total');
+    expect(text).toMatch(/presence_aggregator_rejected_total\{reason="overlap"\} 2$/m);
+  });
+
   it('rejects bad messages by reason, acks them, and stores every good one mixed among them', async () => {
     const before = agg.stats();
     const good = windows('site-bad', 3, 40);

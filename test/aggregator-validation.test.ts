@@ -197,9 +197,11 @@ describe.skipIf(!ok)(SUITE, () => {
     const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
     return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1]);
   };
+  const sentinelBase = Math.floor(Date.now() / 1000) * 1000 - 120_000;
   /** Publishes, then a good sentinel window, and waits until the sentinel is written. */
   const publishThenSentinel = async (items: Array<{ topic: string; payload: Buffer | string }>, seq: number) => {
-    const sentinel = window('val', 'gw-1', seq, Date.now() - 120_000);
+    // A second of its own per seq: windows of one gateway that overlap are rejected (overlap).
+    const sentinel = window('val', 'gw-1', seq, sentinelBase - seq * 1000);
     await publishAll(pub, [...items, { topic: countsTopic('val', 'gw-1'), payload: encode(sentinel) }], 1);
     await until(
       'the sentinel written',
