@@ -133,8 +133,14 @@ interface QueryResult {
  *  (ECONNREFUSED, ENOTFOUND, "bad port" for a port fetch refuses to use); URLs in it redacted. */
 export function unreachableReason(e: unknown): string {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  // Node's fetch refuses the Fetch standard's blocked ports (1, 6000 of X11, 10080, ...) before any
+  // connection; InfluxDB may well listen there, and the aggregator's own writes (node:http) would reach it.
+  if (!cause?.code && cause?.message === 'bad port') return BAD_PORT;
   return redactUrlsIn(cause?.code ?? cause?.message ?? (e as Error).message);
 }
+
+export const BAD_PORT =
+  "bad port: one of the ports the Fetch standard blocks (1, 6000, 6665-6669, 10080 and others; https://fetch.spec.whatwg.org/#port-blocking), which this command's HTTP client (Node's fetch) will not connect to; run InfluxDB on another port";
 
 export interface ServerInfo {
   /** X-Influxdb-Version of /ping, null when the server sends none (VictoriaMetrics). */

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import pino from 'pino';
 import { loadConfig } from '../aggregator/config.ts';
 import { preflight } from '../aggregator/preflight.ts';
+import { BAD_PORT } from '../aggregator/influx-setup.ts';
 import type { MqttClient } from 'mqtt';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -325,7 +326,7 @@ describe('aggregator start-up check of an InfluxDB that does not answer', () => 
     // port 1 is one fetch refuses to use at all: its cause says "bad port", with no code
     for (const [url, reason] of [
       [`http://127.0.0.1:${port}`, 'ECONNREFUSED'],
-      ['http://127.0.0.1:1', 'bad port'],
+      ['http://127.0.0.1:1', BAD_PORT],
     ]) {
       const lines = await warned(url);
       expect(lines).toHaveLength(1);

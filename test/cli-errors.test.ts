@@ -131,6 +131,12 @@ describe('usage errors', () => {
     expect(r.code).not.toBe(0);
     expect(r.err).toContain(`InfluxDB at http://127.0.0.1:${port}/ cannot be reached: ECONNREFUSED; check the host and port in --influx-url`);
   });
+  it('influx setup against a port fetch will not use (6000, X11) says so and what to do (it said only "bad port")', () => {
+    const r = presence('influx', 'setup', '--influx-url', 'http://127.0.0.1:6000');
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain('cannot be reached: bad port: one of the ports the Fetch standard blocks');
+    expect(r.err).toContain('run InfluxDB on another port');
+  });
 
   it('aggregator --calibration naming a missing file: one line naming it, a hint, exit 2, before anything starts', () => {
     usage(
