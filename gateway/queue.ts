@@ -160,6 +160,24 @@ export class QueueFolderError extends Error {
   readonly hint = "queue.dir (--queue-dir) must name a folder the gateway's user can create and write; presence doctor checks it";
 }
 
+/**
+ * The text of a file of the queue folder read at start (seq, lock), or a QueueFolderError naming
+ * it: one that was a folder stopped the gateway with 'cannot start' and only
+ * 'EISDIR: illegal operation on a directory, read', naming no file.
+ */
+function startFileText(dir: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new QueueFolderError(
+      code === 'EISDIR'
+        ? `queue.dir ${dir}: ${path} is a folder, not the file the gateway keeps there; remove it`
+        : `queue.dir ${dir}: ${path} cannot be read (${typeof code === 'string' ? code : (e as Error).message})`,
+    );
+  }
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -289,7 +307,7 @@ export class WindowQueue {
       );
     }
     if (existsSync(seqFile)) {
-      const n = Number(readFileSync(seqFile, 'utf8').trim());
+      const n = Number(startFileText(dir, seqFile).trim());
       if (Number.isSafeInteger(n) && n >= 0) {
         q.lastSeq = n;
         seqOk = statSync(seqFile).size === SEQ_WIDTH;
@@ -316,7 +334,7 @@ export class WindowQueue {
   private lock(): void {
     const lockFile = join(this.dir, 'lock');
     if (existsSync(lockFile)) {
-      const pid = lockHolder(readFileSync(lockFile, 'utf8'));
+      const pid = lockHolder(startFileText(this.dir, lockFile));
       if (pid) throw new QueueLockedError(`queue folder ${this.dir} is in use by process ${pid} (another gateway with the same queue.dir?)`);
     }
     try {

@@ -1,6 +1,6 @@
 // Gateway configuration (file + flags, ajv messages), the durable queue and window alignment.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec, startFileError } from '../gateway/config.ts';
 import { EMPTY_SECRET_HINT } from '../scripts/lib/usage.ts';
 import { loadConfig as loadAggregator } from '../aggregator/config.ts';
-import { WindowQueue, QueueLockedError } from '../gateway/queue.ts';
+import { WindowQueue, QueueFolderError, QueueLockedError } from '../gateway/queue.ts';
 import { Publisher } from '../gateway/publisher.ts';
 import { freePort } from './support/ports.ts';
 import { alignDown, OpenWindow } from '../gateway/window.ts';
@@ -511,6 +511,16 @@ describe('durable queue', () => {
     expect(readdirSync(join(dir, 'windows')).sort()).toEqual(['0001.json']);
     expect(lines.map((l) => l.msg)).toEqual(['queue: window file 0001.json has the seq of 000000000001.json, also queued: left out, not sent']);
     q.close();
+  });
+
+  it('a seq or lock that is a folder is refused naming it, not with a bare EISDIR', () => {
+    for (const name of ['seq', 'lock']) {
+      const dir = join(tmp, `q-${name}-dir`);
+      mkdirSync(join(dir, name), { recursive: true });
+      expect(() => WindowQueue.open(dir, { maxWindows: 100 })).toThrow(
+        new QueueFolderError(`queue.dir ${dir}: ${join(dir, name)} is a folder, not the file the gateway keeps there; remove it`),
+      );
+    }
   });
 
   it('stays ordered through many acknowledgements (oldest first and out of order)', () => {
