@@ -26,7 +26,7 @@ import {
 import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
-import { queueFiles, unreadableQueueFiles, writeDurably } from './queue.ts';
+import { queueFiles, queueStartFileFolder, unreadableQueueFiles, writeDurably } from './queue.ts';
 import { currentUser } from '../scripts/lib/secrets.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
@@ -903,6 +903,8 @@ function checkQueue(cfg: GatewayConfig | null, env: NodeJS.ProcessEnv = process.
     const detail = `${dir} is writable (fsync works); ${queued} windows queued`;
     const notTheirs = queueNotWritableBy(dir, user) ?? queueFileNotReadable(dir, user);
     if (notTheirs) return notTheirs;
+    const folder = queueStartFileFolder(dir);
+    if (folder) return { step: 'queue folder', level: 'fail', detail: folder, fix: 'remove that folder: the gateway writes the file itself' };
     // Without queue.dir the gateway's folder depends on how it is started: the systemd unit gives it
     // $STATE_DIRECTORY, a shell does not, so doctor (run from a shell) checked the home folder of
     // whoever ran it while the service used another one.

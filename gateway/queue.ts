@@ -99,6 +99,25 @@ export function queueFiles(dir: string): string[] {
   return [join(dir, 'seq'), ...windows].filter((f) => existsSync(f));
 }
 
+/**
+ * The first of the queue folder's seq and lock that is a folder (the gateway refuses to start,
+ * naming it: startFileText), as that sentence; null when neither is. For presence doctor, which
+ * said the folder was fine.
+ */
+export function queueStartFileFolder(dir: string): string | null {
+  for (const name of ['seq', 'lock']) {
+    const path = join(dir, name);
+    try {
+      if (statSync(path).isDirectory()) return folderInsteadOfFile(dir, path);
+    } catch {
+      // missing: the gateway writes it
+    }
+  }
+  return null;
+}
+
+const folderInsteadOfFile = (dir: string, path: string) => `queue.dir ${dir}: ${path} is a folder, not the file the gateway keeps there; remove it`;
+
 /** The files of queueFiles that this process may not read. */
 export function unreadableQueueFiles(dir: string): string[] {
   return queueFiles(dir).filter((f) => !readable(f));
@@ -172,7 +191,7 @@ function startFileText(dir: string, path: string): string {
     const code = (e as NodeJS.ErrnoException).code;
     throw new QueueFolderError(
       code === 'EISDIR'
-        ? `queue.dir ${dir}: ${path} is a folder, not the file the gateway keeps there; remove it`
+        ? folderInsteadOfFile(dir, path)
         : `queue.dir ${dir}: ${path} cannot be read (${typeof code === 'string' ? code : (e as Error).message})`,
     );
   }

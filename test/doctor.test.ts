@@ -528,6 +528,27 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(f.fix).toMatch(/^cat ran but could not open a file its command names/);
   });
 
+  it('a queue folder whose seq is a folder fails, naming it as the gateway does when it refuses to start (doctor said ready)', () => {
+    const q = join(tmp, 'q-seq-folder');
+    mkdirSync(join(q, 'seq'), { recursive: true });
+    const r = by(
+      doctor([
+        '--source',
+        `pcap:${wifiCapture(join(tmp, 'seqdir.pcap'), { devices: 1, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 5 }).path}`,
+        '--queue-dir',
+        q,
+        '--json',
+      ]),
+      'queue folder',
+    );
+    expect(r).toEqual({
+      step: 'queue folder',
+      level: 'fail',
+      detail: `queue.dir ${q}: ${join(q, 'seq')} is a folder, not the file the gateway keeps there; remove it`,
+      fix: 'remove that folder: the gateway writes the file itself',
+    });
+  });
+
   it('a queue folder on a full or read-only file system: the fix says to free space, or to look at the file system, not to create the folder', () => {
     const at = join(tmp, 'small-fs');
     mkdirSync(at, { recursive: true });
