@@ -4,8 +4,8 @@ import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, lstatSync, statSync, WriteStream, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { appendFileSync, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 import { evaluate, PEOPLE_GOAL_MAPE, type Evaluation, type GatewayScore } from './evaluate.ts';
@@ -701,6 +701,27 @@ export function registerSimulate(program: Command): void {
           }
           if (f.out) makeOutDir('--out', f.out);
           if (f.out && !f.gateway) {
+            // Captures of an earlier run under the names this run streams to are written over, and that
+            // run's truth.json and truth.csv removed: they described those captures, and were left beside
+            // the new ones. With --fifo each such file gives way to the named pipe --fifo promises (a
+            // plain file was written there, which a gateway reading a FIFO took for a finished capture).
+            const replaced: string[] = [];
+            for (const g of scenario.gateways) {
+              const path = join(f.out, `${g.id}.${f.format}`);
+              if (existsSync(path) && !isLink(path) && !notAFile(path)) {
+                replaced.push(basename(path));
+                if (f.fifo) unlinkSync(path);
+              }
+            }
+            for (const n of ['truth.json', 'truth.csv']) {
+              const path = join(f.out, n);
+              if (existsSync(path) && !isLink(path) && !notAFile(path)) {
+                replaced.push(n);
+                unlinkSync(path);
+              }
+            }
+            if (replaced.length)
+              process.stderr.write(`presence simulate: replacing ${replaced.join(', ')} of an earlier run in ${f.out.replace(/\/+$/, '')}/\n`);
             for (const g of scenario.gateways) {
               const path = join(f.out, `${g.id}.${f.format}`);
               outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio, name: path });
@@ -750,6 +771,10 @@ export function registerSimulate(program: Command): void {
           if (f.format === 'pcapng') names.splice(names.length - 2, 0, `${g.id}.pcapng`);
           else for (const i of captureInterfaces(g, bleLink)) names.splice(names.length - 2, 0, `${g.id}.${i.radio}.pcap`);
         const replaced = names.filter((n) => existsSync(join(outDir, n)) || isLink(join(outDir, n)));
+        // The truth a live run wrote there went with its captures, which this run replaces: removed once this run's files are in.
+        const liveTruth = join(outDir, 'truth.jsonl');
+        const staleLiveTruth = existsSync(liveTruth) && !isLink(liveTruth) && !notAFile(liveTruth);
+        if (staleLiveTruth) replaced.push('truth.jsonl');
         for (const n of replaced) {
           const kind = notAFile(join(outDir, n));
           if (kind)
@@ -804,6 +829,7 @@ export function registerSimulate(program: Command): void {
           onTime: byMinute ? (t) => bar?.update(Math.min(minutes, Math.floor(t / 60))) : undefined,
         });
         bar?.stop();
+        if (staleLiveTruth) rmSync(liveTruth, { force: true });
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         process.stdout.write(
           `${scenario.name}: ${count(r.truth.totals.people, 'person', 'people')}, ${count(r.truth.totals.devices, 'device', 'devices')}, ` +

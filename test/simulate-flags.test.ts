@@ -393,6 +393,46 @@ describe('presence simulate: bad flag values', () => {
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
+  it("--live --out --fifo over an earlier run's captures makes the named pipe it says (it wrote a plain file there, which a gateway reading a FIFO took for a finished capture), and an earlier run's truth beside the new captures is removed, with one line saying which", () => {
+    const out = join(tmp, 'live-over');
+    const first = simulate('quiet-night', '--duration', '2m', '--out', out);
+    expect(first.code, first.err).toBe(0);
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    // A reader for the pipe: the stream waits until one opens it.
+    const pipe = join(out, 'gw-lobby.pcapng');
+    const live = spawnSync(
+      'bash',
+      [
+        '-c',
+        `node "$0" simulate quiet-night --live --speed max --duration 1m --seed 9 --out "$1" --fifo & sim=$!
+         for i in $(seq 100); do [ -p "$2" ] && break; sleep 0.1; done
+         if [ -p "$2" ]; then echo PIPE; cat "$2" > /dev/null; else echo NOPIPE; fi
+         wait $sim`,
+        join(ROOT, 'scripts/presence.js'),
+        out,
+        pipe,
+      ],
+      { cwd: tmp, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(live.status, live.stderr).toBe(0);
+    expect(live.stdout).toBe('PIPE\n');
+    expect(live.stderr).toMatch(/^presence simulate: replacing gw-lobby\.pcapng, truth\.json, truth\.csv of an earlier run in .*live-over\/$/m);
+    expect(readdirSync(out).sort()).toEqual(['gw-lobby.pcapng', 'notes.txt', 'truth.jsonl']);
+    // A run that writes files refuses the named pipe (a test above); a live run without --fifo writes a file.
+    rmSync(pipe);
+    const again = simulate('quiet-night', '--duration', '1m', '--out', out);
+    expect(again.code, again.err).toBe(0);
+    // ... and a run that writes files takes the live run's truth.jsonl away with its captures.
+    expect(again.err).toMatch(/^presence simulate: replacing truth\.jsonl of an earlier run in .*live-over\/$/m);
+    expect(readdirSync(out).sort()).toEqual(['gw-lobby.pcapng', 'notes.txt', 'truth.csv', 'truth.json']);
+    // Without --fifo the live capture is written over the earlier one as a file, and named the same way.
+    const plain = simulate('quiet-night', '--live', '--speed', 'max', '--duration', '1m', '--out', out);
+    expect(plain.code, plain.err).toBe(0);
+    expect(plain.err).toMatch(/^presence simulate: replacing gw-lobby\.pcapng, truth\.json, truth\.csv of an earlier run in .*live-over\/$/m);
+    expect(readdirSync(out).sort()).toEqual(['gw-lobby.pcapng', 'notes.txt', 'truth.jsonl']);
+    expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+
   it("people.carry are weights, as simulator/README.md's sample says: [4, 56, 30, 10] gives the run [0.04, 0.56, 0.3, 0.1] gives (the sample called them probabilities, and [0.5, 0.6, 0.3, 0.1] ran without a word)", () => {
     const readme = readFileSync(join(ROOT, 'simulator', 'README.md'), 'utf8');
     const sample = /## Sample scenario\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
