@@ -59,13 +59,19 @@ export interface ReplayWindow {
   ble: ReplayRadio & { adverts: number };
   /** Frames of link types (or PPI contents) the firmware does not parse. */
   unsupported: number;
+  /**
+   * False for a window the capture began or ended inside (its first frame came after the window's
+   * start; the last window, and the one a damaged or failed read ends), as a gateway marks the window
+   * it started or stopped in: its counts cover part of the window. With --window all, true.
+   */
+  complete: boolean;
 }
 
 function radio(c: FirmwareRadioCounts) {
   return { frames: c.frames, rejected: c.rejected, weak: c.weak, devices: c.devices, estimate: c.estimate, exact: c.exact };
 }
 
-function toWindow(start: number | null, end: number | null, c: FirmwareWindowCounts): ReplayWindow {
+function toWindow(start: number | null, end: number | null, c: FirmwareWindowCounts, complete: boolean): ReplayWindow {
   const { accepted: probes } = c.wifi;
   const { accepted: adverts } = c.ble;
   return {
@@ -74,6 +80,7 @@ function toWindow(start: number | null, end: number | null, c: FirmwareWindowCou
     wifi: { ...radio(c.wifi), probes },
     ble: { ...radio(c.ble), adverts },
     unsupported: c.unsupported,
+    complete,
   };
 }
 
@@ -122,12 +129,23 @@ export async function* replayFrames(
     all || (isDateTime(alignDown(t, opts.window as number)) && isDateTime(alignDown(t, opts.window as number) + (opts.window as number)));
   const fits = (t: number) => (st.mode === 'own' ? isDateTime(t) && dated(t) : isClockTime(t));
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
-  const out = (w: ClosedWindow | null, framed: boolean) => toWindow(framed ? w!.nominalStart : null, framed ? (all ? last : w!.nominalEnd) : null, w!.counts);
+  // The first window is cut short unless its first frame came at its very start; the last (or the
+  // one a failed read ends) always is, since the capture stopped inside it.
+  let firstAt: number | null = null;
+  let closed = 0;
+  const out = (w: ClosedWindow | null, framed: boolean, ends = false) =>
+    toWindow(
+      framed ? w!.nominalStart : null,
+      framed ? (all ? last : w!.nominalEnd) : null,
+      w!.counts,
+      all ? framed : !ends && (closed++ > 0 || firstAt === w!.nominalStart),
+    );
   /** A frame whose time fits the clock: moves it (opening the first window, with the frames held for it). */
   function* place(frame: Frame): Generator<ReplayWindow> {
     const t = frame.timestampMs;
     if (!clock.window) {
       clock.open(all ? t : alignDown(t, opts.window as number));
+      firstAt = t;
       if (st.mode === 'undecided') st.mode = 'clock';
       for (const f of held.splice(0)) firmware.ingest(f);
     } else if (t >= clock.end) for (let w: ClosedWindow | null; (w = clock.step(t)); ) yield out(w, true);
@@ -174,7 +192,7 @@ export async function* replayFrames(
         `${dropped} frame(s) with a time no date can hold came before any other and were not counted (at most ${MAX_HELD_OFF_CLOCK} wait for the first window)`,
       );
     held.length = 0;
-    if (clock.window) yield out(clock.close(), true);
+    if (clock.window) yield out(clock.close(), true, true);
     else if (all) {
       // a capture without frames: one window of zeros
       clock.open(0);
@@ -185,7 +203,7 @@ export async function* replayFrames(
     // still yields the counts of the frames before the damage: accepted data is never lost.
     // So does one whose reading failed (EIO from a device or a disk): its window was lost before.
     const w = clock.close();
-    if (w && (err instanceof CaptureFormatError || typeof (err as NodeJS.ErrnoException).syscall === 'string')) yield out(w, true);
+    if (w && (err instanceof CaptureFormatError || typeof (err as NodeJS.ErrnoException).syscall === 'string')) yield out(w, true, true);
     throw err;
   } finally {
     // The consumer stopped early (break, closed pipe): still wipe the window.
@@ -328,7 +346,8 @@ async function tableRows(
     const d = (r: ReplayRadio) => `${r.devices}${r.exact ? '' : ' (est.)'}`;
     const p = people?.(w).people;
     table.push([
-      w.start ?? '-',
+      // (part): the capture began or ended inside the window, so its counts cover part of it
+      w.start === null ? '-' : w.complete ? w.start : `${w.start} (part)`,
       w.end ?? '-',
       w.wifi.frames,
       w.wifi.probes,

@@ -246,7 +246,7 @@ describe.skipIf(!dir)('windows, errors and privacy of the output', { concurrent:
       }
       for (const line of json.stdout.trim().split('\n')) {
         const keys = JSON.stringify(Object.keys(JSON.parse(line)));
-        expect(keys).toBe('["start","end","wifi","ble","unsupported"]');
+        expect(keys).toBe('["start","end","wifi","ble","unsupported","complete"]');
       }
     }
   });
@@ -342,6 +342,22 @@ describe('replay windows', () => {
     const all = await collect(frames, { window: 'all' });
     expect(all.out).toHaveLength(1);
     expect(all.out[0]).toMatchObject({ start: '2026-01-01T12:00:00.100Z', end: '2026-01-01T12:00:03.500Z', wifi: { probes: 5, devices: 3 } });
+  });
+
+  it('marks the windows the capture began or ended inside complete: false, as a gateway marks the window it started or stopped in', async () => {
+    // first frame 100 ms into its window: that window and the last are parts; the empty one between is whole
+    const { out } = await collect([probe(1, t0 + 100), probe(2, t0 + 2500)], { window: 1000 });
+    expect(out.map((w) => [w.start, w.complete])).toEqual([
+      ['2026-01-01T12:00:00.000Z', false],
+      ['2026-01-01T12:00:01.000Z', true],
+      ['2026-01-01T12:00:02.000Z', false],
+    ]);
+    // a first frame at the window's very start: that window is whole
+    const atStart = await collect([probe(1, t0), probe(2, t0 + 1500)], { window: 1000 });
+    expect(atStart.out.map((w) => w.complete)).toEqual([true, false]);
+    // one window only: part; --window all spans the capture itself: whole
+    expect((await collect([probe(1, t0 + 100)], { window: 1000 })).out.map((w) => w.complete)).toEqual([false]);
+    expect((await collect([probe(1, t0 + 100), probe(2, t0 + 2500)], { window: 'all' })).out.map((w) => w.complete)).toEqual([true]);
   });
 
   it('skips a clock jump of more than MAX_EMPTY_WINDOWS windows with a note', async () => {
