@@ -410,6 +410,13 @@ describe('where a setting came from', () => {
     const byDefault = new HttpPortError('127.0.0.1', 9464, addrInUse).from(loadAggregatorConfig({}, {}).sources);
     expect(byDefault.message).toBe('http.port 9464 (the default): 127.0.0.1:9464 is already in use');
     expect(byDefault.hint).toBe(HTTP_PORT_HINT);
+    // An address that is not this machine's: the hint is about the address, not about choosing a free port.
+    for (const code of ['EADDRNOTAVAIL', 'ENOTFOUND']) {
+      const notHere = new HttpPortError('192.0.2.1', 9464, Object.assign(new Error(`listen ${code}`), { code })).from(sources);
+      expect(notHere.hint).toBe(
+        'give --http-host an address of this machine: 127.0.0.1 (this machine only), 0.0.0.0 (every address) or one that ip -brief address lists',
+      );
+    }
     // Without a loaded configuration (a server started in the process): the flag, as before.
     expect(new HttpPortError('127.0.0.1', 9464, addrInUse).message).toBe('--http-port 9464 (http.port): 127.0.0.1:9464 is already in use');
 

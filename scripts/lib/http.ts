@@ -35,8 +35,12 @@ export class HttpPortError extends Error {
           : `${p.name} ${port} / ${h.name} ${host} (${p.note === h.note ? p.note : `${p.note}, ${h.note}`}): cannot listen: ${error.message}`,
     );
     this.name = 'HttpPortError';
-    this.hint =
-      p.from === 'file'
+    // An address that is not this machine's (a typo, a name that does not resolve): no other port helps.
+    const badHost = ['EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME'].includes(String(error.code));
+    const hostWhere = h.from === 'file' ? `${h.name} in ${h.file}` : h.from === 'env' ? h.name : '--http-host';
+    this.hint = badHost
+      ? `give ${hostWhere} an address of this machine: 127.0.0.1 (this machine only), 0.0.0.0 (every address) or one that ip -brief address lists`
+      : p.from === 'file'
         ? `choose a free port with ${change}; null there, or --http-port off, turns the server off (ss -ltnp shows what listens)`
         : p.from === 'env'
           ? `choose a free port with ${change}, or --http-port off (ss -ltnp shows what listens)`
