@@ -668,6 +668,15 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const truthStepS = o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS), 'truth_step');
   // the truth is sampled every truth_step: 0s sampled the same instant for ever (the run never ended)
   if (!(truthStepS > 0)) problems.push(`truth_step: must be above 0, like 5s (got ${d.truth_step ?? o.truthStepS})`);
+  // Nothing that sends: no crowd holding anyone and no fixed device wrote captures of 0 frames without
+  // a word (the flags' --scale 0 on such a scenario is refused the same way, limits.ts checkCrowd).
+  // (after the file's other problems, of which it may be one; --people on such crowds says so below)
+  if (!problems.length && o.people === undefined && !fixed.some((f) => f.count > 0) && !(nominalPeople({ crowds }) > 0))
+    problems.push(
+      crowds.length
+        ? "crowds: hold nobody at their peak (every occupancy is 0 and every flow's per_hour 0) and the scenario has no fixed devices, so nothing would send a frame and the captures would be empty; give a crowd people, or add devices under fixed:"
+        : 'crowds: the scenario has no crowds and no fixed devices, so nothing would send a frame and the captures would be empty; add a gathering or a flow under crowds:, or devices under fixed:',
+    );
   if (problems.length) throw new ScenarioError(source, problems);
 
   const scenario: Scenario = {

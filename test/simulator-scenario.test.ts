@@ -241,6 +241,34 @@ describe('scenario files', () => {
     expect(problems(d)).toBe('file.yaml: crowds[0].type: must be one of "gathering", "flow" (got 7)');
   });
 
+  it('a scenario with neither a crowd that holds anyone nor a fixed device is refused (it wrote captures of 0 frames without a word, where --scale 0 on such a scenario is refused)', () => {
+    const d = minimal() as any;
+    delete d.crowds;
+    expect(problems(d)).toBe(
+      'file.yaml: crowds: the scenario has no crowds and no fixed devices, so nothing would send a frame and the captures would be empty; add a gathering or a flow under crowds:, or devices under fixed:',
+    );
+    d.crowds = [];
+    expect(problems(d)).toMatch(/^file\.yaml: crowds: the scenario has no crowds and no fixed devices/);
+    d.crowds = [
+      {
+        type: 'gathering',
+        region: { x: 0, y: 0, width: 10, height: 10 },
+        occupancy: [
+          [0, 0],
+          [60, 0],
+        ],
+      },
+    ];
+    expect(problems(d)).toBe(
+      "file.yaml: crowds: hold nobody at their peak (every occupancy is 0 and every flow's per_hour 0) and the scenario has no fixed devices, so nothing would send a frame and the captures would be empty; give a crowd people, or add devices under fixed:",
+    );
+    // fixed devices alone are a scenario (quiet-night at --scale 0)
+    d.fixed = [{ model: 'ibeacon', position: [0, 0] }];
+    expect(resolveScenario(d, 'x').fixed).toHaveLength(1);
+    delete d.crowds;
+    expect(resolveScenario(d, 'x').crowds).toEqual([]);
+  });
+
   it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
     const flow = (people: number[]) => {
       const d = minimal() as any;
@@ -398,7 +426,10 @@ describe('scenario files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sim-scenario-'));
     writeFileSync(join(dir, 's.json'), JSON.stringify(minimal()));
     expect(loadScenario(join(dir, 's.json')).name).toBe('test');
-    writeFileSync(join(dir, 's.yaml'), 'name: y\nsite: y\nduration: 5m\ngateways:\n  - { id: g, zone: z, position: [0, 0], wifi: false }\n');
+    writeFileSync(
+      join(dir, 's.yaml'),
+      'name: y\nsite: y\nduration: 5m\ngateways:\n  - { id: g, zone: z, position: [0, 0], wifi: false }\nfixed:\n  - { model: ibeacon, position: [1, 0] }\n',
+    );
     const s = loadScenario(join(dir, 's.yaml'));
     expect(s.gateways[0].wifi).toBeUndefined();
     expect(s.gateways[0].ble).toBeDefined();
