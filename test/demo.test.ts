@@ -107,7 +107,9 @@ describe(SUITE, () => {
     expect(written, result.stdout).not.toBeNull();
     expect(readFileSync(join(out, 'presence.lp'), 'utf8').split('\n').filter(Boolean).length).toBe(Number(written![1]));
     expect(result.stdout).toMatch(/curl -XPOST 'http:\/\/127\.0\.0\.1:8086\/write\?db=presence&precision=ms'/);
-    expect(result.stdout).toMatch(/error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ %/);
+    expect(result.stdout).toMatch(
+      /error against the simulator's ground truth, devices \(uncalibrated\): .*Wi-Fi [\d.]+ %, BLE [\d.]+ % \(.*README\.md, "Limits a traffic engineer should know"\)/,
+    );
     // Only what a user opens next stays: the captures are deleted and the size of what is left is said.
     expect(result.stdout).toMatch(
       /\/ holds [\d.]+ (kB|MB) from this run; the 6 simulated captures \([\d.]+ (kB|MB)\) were deleted \(--keep-pcaps keeps them\)\n/,

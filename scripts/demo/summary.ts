@@ -113,7 +113,7 @@ export function summary(o: SummaryInput): string {
   const err = countingError(o.messages, o.truth);
   if (err.windows)
     lines.push(
-      `error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach (BLE without beacons), mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} %`,
+      `error against the simulator's ground truth, devices (uncalibrated): estimate vs devices in reach (BLE without beacons), mean over ${err.windows} gateway windows: Wi-Fi ${err.wifi} %, BLE ${err.ble} % (the estimate is a count of devices heard, not people, and in a crowd reads far below the devices in reach: a calibration turns it into people; why, in README.md, "Limits a traffic engineer should know")`,
     );
   if (o.people) {
     const iv = o.people.interval;
