@@ -404,6 +404,15 @@ function describe(errors: ErrorObject[]): string[] {
   for (const e of concrete) byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
   for (const [path, errs] of byPath) {
     const where = dotted(path) || '(top level)';
+    // A radio that is neither false nor a mapping (wifi: true): one line for the two branches, not
+    // "must be false" and "must be a mapping" one after the other.
+    const radio = /^\/gateways\/\d+\/(wifi|ble)$/.exec(path)?.[1];
+    if (radio && errs.every((e) => e.keyword === 'type' || e.keyword === 'const')) {
+      out.add(
+        `${where}: must be false (no ${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} radio) or a mapping of its settings like ${radio === 'wifi' ? '{ channels: [1, 6, 11] }' : '{ channel: 37 }'}; leave it out for the default radio (got ${JSON.stringify(valueAt(path))})`,
+      );
+      continue;
+    }
     // `wifi: false` vs an object: prefer the object branch's messages.
     const relevant = errs.some((e) => e.keyword !== 'type' && e.keyword !== 'const')
       ? errs.filter((e) => !(e.keyword === 'const' && (e.params as { allowedValue: unknown }).allowedValue === false))

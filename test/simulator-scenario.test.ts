@@ -269,6 +269,19 @@ describe('scenario files', () => {
     expect(resolveScenario(d, 'x').crowds).toEqual([]);
   });
 
+  it('a radio given as true or another value that is neither false nor a mapping is one line saying what goes there (wifi: true gave two: "must be false" and "must be a mapping")', () => {
+    const d = minimal() as any;
+    d.gateways[0].wifi = true;
+    expect(problems(d)).toBe(
+      'file.yaml: gateways[0].wifi: must be false (no Wi-Fi radio) or a mapping of its settings like { channels: [1, 6, 11] }; leave it out for the default radio (got true)',
+    );
+    d.gateways[0].wifi = false;
+    d.gateways[0].ble = 'on';
+    expect(problems(d)).toBe(
+      'file.yaml: gateways[0].ble: must be false (no BLE radio) or a mapping of its settings like { channel: 37 }; leave it out for the default radio (got "on")',
+    );
+  });
+
   it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
     const flow = (people: number[]) => {
       const d = minimal() as any;
