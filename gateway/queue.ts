@@ -333,9 +333,17 @@ export class WindowQueue {
       } else opts.log?.warn({ file: seqFile }, 'queue: seq file unreadable; continuing from the queued windows');
     }
     for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith('.tmp')) q.unlinkPath(join(dir, f)); // a write cut short
-    for (const f of existsSync(q.windowsDir) ? readdirSync(q.windowsDir) : []) {
+    for (const entry of existsSync(q.windowsDir) ? readdirSync(q.windowsDir, { withFileTypes: true }) : []) {
+      const f = entry.name;
       const m = NAME_RE.exec(f);
-      if (m) {
+      if (m && entry.isDirectory()) {
+        // Queued, it was never read (EISDIR, logged with a chown that cannot help) nor removed, and a
+        // gateway replaying files waited for it for ever.
+        opts.log?.error(
+          { file: join(q.windowsDir, f), fix: 'remove it: the gateway writes its windows as files' },
+          `queue: ${f} is a folder, not a window file: left out`,
+        );
+      } else if (m) {
         const seq = Number(m[1]);
         if (f === basename(q.file(seq)) || q.rename(f, seq)) q.seqs.push(seq);
       } else if (f.endsWith('.tmp')) q.unlinkPath(join(q.windowsDir, f)); // a write cut short by a crash or a full disk

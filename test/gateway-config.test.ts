@@ -513,6 +513,17 @@ describe('durable queue', () => {
     q.close();
   });
 
+  it('a folder in windows/ named as a window is logged and left out, not queued for ever', () => {
+    const dir = join(tmp, 'q-window-dir');
+    mkdirSync(join(dir, 'windows', '000000000003.json'), { recursive: true });
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const q = WindowQueue.open(dir, { maxWindows: 100, log });
+    expect(q.depth).toBe(0);
+    expect(lines.map((l) => l.msg)).toEqual(['queue: 000000000003.json is a folder, not a window file: left out']);
+    q.close();
+  });
+
   it('a seq or lock that is a folder is refused naming it, not with a bare EISDIR', () => {
     for (const name of ['seq', 'lock']) {
       const dir = join(tmp, `q-${name}-dir`);
