@@ -414,8 +414,10 @@ function describe(errors: ErrorObject[]): string[] {
       continue;
     }
     // `wifi: false` vs an object: prefer the object branch's messages.
+    // (a radio's mapping with a mistake in it: its false branch's "must be true or false" named a true
+    // that is no radio's value, above the mistake itself)
     const relevant = errs.some((e) => e.keyword !== 'type' && e.keyword !== 'const')
-      ? errs.filter((e) => !(e.keyword === 'const' && (e.params as { allowedValue: unknown }).allowedValue === false))
+      ? errs.filter((e) => !(e.keyword === 'const' && (e.params as { allowedValue: unknown }).allowedValue === false) && !(radio && e.keyword === 'type'))
       : errs;
     for (const e of relevant) {
       switch (e.keyword) {

@@ -269,7 +269,7 @@ describe('scenario files', () => {
     expect(resolveScenario(d, 'x').crowds).toEqual([]);
   });
 
-  it('a radio given as true or another value that is neither false nor a mapping is one line saying what goes there (wifi: true gave two: "must be false" and "must be a mapping")', () => {
+  it('a radio given as true or another value that is neither false nor a mapping is one line saying what goes there (wifi: true gave two: "must be false" and "must be a mapping"), and a mapping with a mistake the mistake alone', () => {
     const d = minimal() as any;
     d.gateways[0].wifi = true;
     expect(problems(d)).toBe(
@@ -280,6 +280,9 @@ describe('scenario files', () => {
     expect(problems(d)).toBe(
       'file.yaml: gateways[0].ble: must be false (no BLE radio) or a mapping of its settings like { channel: 37 }; leave it out for the default radio (got "on")',
     );
+    // a mapping with a mistake in it: the mistake alone ("must be true or false" came first, and true is no radio's value)
+    d.gateways[0].ble = { chanel: 37 };
+    expect(problems(d)).toBe('file.yaml: gateways[0].ble: unknown field "chanel" (did you mean "channel"?)');
   });
 
   it('a flow mode whose travellers may carry nobody is refused (people [0, 0] ran empty cars whose car kits counted as devices of no one)', () => {
