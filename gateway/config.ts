@@ -564,6 +564,32 @@ function sourceSpecOf(text: string, index: number): SourceConfig | null {
 }
 
 /** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
+/**
+ * The same file (or FIFO, or device) or the same command given as two sources: a file's frames would
+ * be counted twice in every window (two readers of one FIFO split its frames between them at random),
+ * a command's run twice captures the same radio twice. A command is not printed (it may hold a secret).
+ */
+function sameCaptureTwice(sources: SourceConfig[]): string[] {
+  const out: string[] = [];
+  const first = new Map<string, number>();
+  sources.forEach((s, i) => {
+    const key =
+      s.type === 'file'
+        ? `file ${s.path}`
+        : s.type === 'command'
+          ? `command ${JSON.stringify(typeof s.command === 'string' ? s.command.trim().split(/\s+/) : s.command)}`
+          : null;
+    if (key === null) return;
+    const j = first.get(key);
+    if (j === undefined) first.set(key, i);
+    else
+      out.push(
+        `sources[${i}]: the same ${s.type === 'file' ? `file as sources[${j}] (${s.path})` : `command as sources[${j}]`}, in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
+      );
+  });
+  return out;
+}
+
 function sourceErrors(cfg: { sources?: unknown }): string[] {
   const out: string[] = [];
   if (!Array.isArray(cfg.sources)) return out;
@@ -806,6 +832,8 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
   if ((cfg.mqtt.cert && !cfg.mqtt.key) || (!cfg.mqtt.cert && cfg.mqtt.key))
     throw fail(['mqtt.cert and mqtt.key: give both (client certificate and its key) or neither']);
   if (cfg.sources.filter((s) => s.type === 'stdin').length > 1) throw fail(['sources: at most one stdin source']);
+  const twice = sameCaptureTwice(cfg.sources);
+  if (twice.length) throw fail(twice);
   const page = pageCredentialProblem(cfg.http, origins);
   if (page) throw Object.assign(fail([page]), { hint: PAGE_CREDENTIALS_HINT });
   const corridor = corridorProblems(cfg, origins);

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clockOf, ConfigError, loadConfig, parseDuration, parseSourceSpec, startFileError } from '../gateway/config.ts';
@@ -69,6 +69,21 @@ describe('gateway config', () => {
     const j = loadConfig({ config: json, site: 'override' }, {});
     expect(j.gateway.site).toBe('override');
     expect(j.sources[0]).toMatchObject({ type: 'stdin', name: 'stdin0' });
+  });
+
+  it('refuses the same file or the same command given as two sources (every frame would be counted twice: they were named a and a-1 and both read)', () => {
+    const f = join(tmp, 'same.pcap');
+    expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, 'pcap:other.pcap', `pcap:${f}`] }, {}))).toEqual([
+      `sources[2]: the same file as sources[0] (${f}), in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
+    ]);
+    // a relative path is the same file as its absolute form
+    expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, `pcap:${relative(process.cwd(), f)}`] }, {}))[0]).toMatch(/^sources\[1\]: the same file as sources\[0\]/);
+    const twice = problems(() => loadConfig({ ...base, source: ['cmd:tcpdump -i wlan0mon -w -', 'cmd:tcpdump  -i wlan0mon -w - '] }, {}));
+    expect(twice).toEqual([
+      "sources[1]: the same command as sources[0], in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once",
+    ]);
+    // the same file under two radio labels is still read twice (a label filters nothing); other files and commands are fine
+    expect(loadConfig({ ...base, source: [`pcap:${f}`, 'cmd:tcpdump -i wlan0mon -w -', 'cmd:tcpdump -i wlan1mon -w -'] }, {}).sources).toHaveLength(3);
   });
 
   it("estimator.burst_addresses: 7 unless set, from the file or --burst-addresses, 1 to 64, and the gateway's windows take it", async () => {
@@ -423,6 +438,8 @@ describe('gateway config', () => {
     // --fifo) stalled: the writer blocked on the full FIFO while the gateway waited out capture times.
     const fifo = join(tmp, 'speed.fifo');
     execFileSync('mkfifo', [fifo]);
+    const fifo2 = join(tmp, 'speed2.fifo');
+    execFileSync('mkfifo', [fifo2]);
     const file = join(tmp, 'speed.pcap');
     writeFileSync(file, '');
     const speeds = (...extra: Array<Record<string, unknown>>) =>
@@ -432,7 +449,7 @@ describe('gateway config', () => {
     expect(speeds()).toEqual(['max', 1, 'max']);
     expect(speeds({ speed: '1' })).toEqual([1, 1, 1]);
     const yaml = join(tmp, 'speed.yaml');
-    writeFileSync(yaml, `sources:\n  - { type: file, path: ${fifo} }\n  - { type: file, path: ${file} }\n  - { type: file, path: ${fifo}, speed: 10 }\n`);
+    writeFileSync(yaml, `sources:\n  - { type: file, path: ${fifo} }\n  - { type: file, path: ${file} }\n  - { type: file, path: ${fifo2}, speed: 10 }\n`);
     expect(loadConfig({ ...base, config: yaml }, {}).sources.map((s) => (s as { speed?: unknown }).speed)).toEqual(['max', 1, 10]);
   });
 
