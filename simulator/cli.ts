@@ -501,6 +501,13 @@ export function registerSimulate(program: Command): void {
       try {
         const seed = seedOf('--seed', f.seed)!;
         if (f.list) {
+          // --list runs nothing: a scenario or another flag beside it was silently ignored
+          const others = cmd.options.map((o) => o.attributeName()).filter((k) => k !== 'list' && cmd.getOptionValueSource(k) === 'cli');
+          if (scenarioArg !== undefined || others.length)
+            throw new UsageError(
+              `--list: lists the built-in scenarios and runs nothing, so ${scenarioArg !== undefined ? `scenario "${scenarioArg}"` : others.map(flagName).join(', ')} would be ignored`,
+              'give --list alone, or leave it out to run',
+            );
           for (const name of builtinScenarios()) {
             const s = loadScenario(name);
             process.stdout.write(`${name.padEnd(18)} ${s.description}\n`);

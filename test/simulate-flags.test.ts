@@ -433,6 +433,17 @@ describe('presence simulate: bad flag values', () => {
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
+  it('--list beside a scenario or another flag is refused (it listed the built-ins and ignored them: --list quiet-night ran nothing)', () => {
+    refused(
+      simulate('--list', 'quiet-night'),
+      /^presence simulate: --list: lists the built-in scenarios and runs nothing, so scenario "quiet-night" would be ignored$/,
+    );
+    refused(simulate('--list', '--seed', '5', '--no-calibrate'), /^presence simulate: --list: .* so --seed, --no-calibrate would be ignored$/);
+    const alone = simulate('--list');
+    expect(alone.code, alone.err).toBe(0);
+    expect(alone.out).toMatch(/^quiet-night +\S/m);
+  });
+
   it("people.carry are weights, as simulator/README.md's sample says: [4, 56, 30, 10] gives the run [0.04, 0.56, 0.3, 0.1] gives (the sample called them probabilities, and [0.5, 0.6, 0.3, 0.1] ran without a word)", () => {
     const readme = readFileSync(join(ROOT, 'simulator', 'README.md'), 'utf8');
     const sample = /## Sample scenario\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
