@@ -24,6 +24,20 @@ import { countsItem, publishAll, status, statusItem, windows } from './aggregato
 const SUITE = 'demo (npm start)';
 const root = join(import.meta.dirname, '..');
 const hasInflux = need('influxd', 'influxdb', SUITE);
+/** A short demo at full speed on a small crowd, this week only, no live page, no calibration. */
+const quickDemo = (minutes: number) => [
+  'scripts/presence.js',
+  'demo',
+  '--minutes',
+  String(minutes),
+  '--speed',
+  'max',
+  '--scale',
+  '0.05',
+  '--no-last-week',
+  '--no-live',
+  '--no-calibrate',
+];
 
 function run(
   cmd: string,
@@ -172,16 +186,11 @@ describe(SUITE, () => {
       const dir = mkdtempSync(join(tmpdir(), 'presence-demo-influx-'));
       const db = await new Influxd('demo').start();
       try {
-        const r = await run(
-          process.execPath,
-          ['scripts/presence.js', 'demo', '--minutes', '3', '--speed', 'max', '--scale', '0.05', '--no-last-week', '--no-live', '--no-calibrate', '--out', dir],
-          150_000,
-          {
-            INFLUX_URL: db.url,
-            INFLUX_API: 'v1',
-            INFLUX_DB: 'demo',
-          },
-        );
+        const r = await run(process.execPath, [...quickDemo(3), '--out', dir], 150_000, {
+          INFLUX_URL: db.url,
+          INFLUX_API: 'v1',
+          INFLUX_DB: 'demo',
+        });
         expect(r.code, r.stderr).toBe(0);
         expect(r.stdout).toContain(db.url);
         expect(existsSync(join(dir, 'presence.lp'))).toBe(false);
@@ -209,21 +218,7 @@ describe(SUITE, () => {
       const db = await new Influxd('demo').start();
       try {
         const env = { INFLUX_URL: db.url, INFLUX_API: 'v1', INFLUX_DB: 'nodb' };
-        const args = [
-          'scripts/presence.js',
-          'demo',
-          '--minutes',
-          '2',
-          '--speed',
-          'max',
-          '--scale',
-          '0.05',
-          '--no-last-week',
-          '--no-live',
-          '--no-calibrate',
-          '--out',
-          dir,
-        ];
+        const args = [...quickDemo(2), '--out', dir];
         const r = await run(process.execPath, args, 150_000, env);
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/has no database "nodb"/);
@@ -510,27 +505,7 @@ describe('demo: a folder that already holds files', () => {
       mkdirSync(join(dir, 'today'));
       writeFileSync(join(dir, 'today', 'gw-elsewhere.pcapng'), Buffer.alloc(300_000));
       writeFileSync(join(dir, 'demo.log'), 'a line of an earlier run\n'.repeat(20_000));
-      const r = await run(
-        process.execPath,
-        [
-          'scripts/presence.js',
-          'demo',
-          '--minutes',
-          '2',
-          '--speed',
-          'max',
-          '--scale',
-          '0.05',
-          '--no-last-week',
-          '--no-live',
-          '--no-calibrate',
-          '--http-port',
-          'off',
-          '--out',
-          dir,
-        ],
-        150_000,
-      );
+      const r = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', dir], 150_000);
       expect(r.code, r.stderr).toBe(0);
       expect(existsSync(join(dir, 'mine.pcap'))).toBe(true);
       expect(existsSync(join(dir, 'today', 'gw-elsewhere.pcapng'))).toBe(true);
