@@ -214,6 +214,9 @@ function checkModeFlags(f: Flags, scenarioArg: string | undefined, given: (key: 
   if (mode === 'live') {
     if (given('radio') && f.format !== 'pcap')
       throw new UsageError(`--radio ${f.radio}: only with --format pcap (a pcapng stream holds both radios)`, 'add --format pcap, or leave out --radio');
+    // a classic pcap of the Wi-Fi radio holds no BLE: --ble-link hci there was ignored without a word
+    if (given('bleLink') && f.format === 'pcap' && f.radio === 'wifi')
+      throw new UsageError(`--ble-link ${f.bleLink}: a --format pcap stream of --radio wifi holds no BLE`, 'leave out --ble-link, or give --radio ble');
     if (f.fifo && !f.out && !f.pipe)
       throw new UsageError('--fifo: makes the named pipes of --out or --pipe; give one of them', 'presence simulate --help describes both');
   }

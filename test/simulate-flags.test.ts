@@ -444,6 +444,29 @@ describe('presence simulate: bad flag values', () => {
     expect(alone.out).toMatch(/^quiet-night +\S/m);
   });
 
+  it('--ble-link on a live --format pcap stream of --radio wifi is refused (it streamed the Wi-Fi pcap and ignored it)', () => {
+    refused(
+      simulate(
+        'quiet-night',
+        '--live',
+        '--speed',
+        'max',
+        '--duration',
+        '1m',
+        '--format',
+        'pcap',
+        '--radio',
+        'wifi',
+        '--ble-link',
+        'hci',
+        '--pipe',
+        join(tmp, 'wifi-hci.pcap'),
+      ),
+      /^presence simulate: --ble-link hci: a --format pcap stream of --radio wifi holds no BLE$/,
+    );
+    expect(existsSync(join(tmp, 'wifi-hci.pcap'))).toBe(false);
+  });
+
   it("people.carry are weights, as simulator/README.md's sample says: [4, 56, 30, 10] gives the run [0.04, 0.56, 0.3, 0.1] gives (the sample called them probabilities, and [0.5, 0.6, 0.3, 0.1] ran without a word)", () => {
     const readme = readFileSync(join(ROOT, 'simulator', 'README.md'), 'utf8');
     const sample = /## Sample scenario\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
