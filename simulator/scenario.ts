@@ -624,6 +624,9 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
       // Arrivals come at N(t) / dwell a second: 0 s ran until the heap ran out (in the size estimate,
       // before anything was written), with no line saying why.
       if (dwellS < 1) problems.push(`crowds[${i}].dwell: must be at least 1s, like 30m (got ${c.dwell})`);
+      // A person moves on after an exponential stay of this mean: 0 s in a small region made a waypoint
+      // every few milliseconds of a person's stay (300 people in a 1-cm region ran the heap out).
+      if (moveEveryS < 1) problems.push(`crowds[${i}].move_every: must be at least 1s, like 10m (got ${c.move_every})`);
       return {
         type: 'gathering',
         name: c.name ?? `gathering-${i}`,

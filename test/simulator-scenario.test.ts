@@ -112,6 +112,16 @@ describe('scenario files', () => {
     expect(problems({ ...minimal(), start: 1700000000 })).toBe('file.yaml: start: must be text (got 1700000000)');
   });
 
+  it('a gathering whose people move on more often than every second is refused (move_every 0s in a small region made millions of waypoints a person: 300 people ran the heap out)', () => {
+    const d = minimal() as any;
+    d.crowds[0].move_every = '0s';
+    expect(problems(d)).toBe('file.yaml: crowds[0].move_every: must be at least 1s, like 10m (got 0s)');
+    d.crowds[0].move_every = '10ms';
+    expect(problems(d)).toBe('file.yaml: crowds[0].move_every: must be at least 1s, like 10m (got 10ms)');
+    d.crowds[0].move_every = '1s';
+    expect(resolveScenario(d, 'x').crowds[0]).toMatchObject({ moveEveryS: 1 });
+  });
+
   it('people.primary or people.secondary without a weight above 0 is refused when people.carry gives people such a device', () => {
     const people = (p: Record<string, unknown>) => ({ ...minimal(), people: p });
     expect(problems(people({ primary: {} }))).toBe(
