@@ -61,7 +61,8 @@ export interface ReplayWindow {
   unsupported: number;
   /**
    * False for a window the capture began or ended inside (its first frame came after the window's
-   * start; the last window, and the one a damaged or failed read ends), as a gateway marks the window
+   * start; the last window, the one a damaged or failed read ends, and the one a skipped jump of the
+   * clock begins at its first frame), as a gateway marks the window
    * it started or stopped in: its counts cover part of the window. With --window all, true.
    */
   complete: boolean;
@@ -130,16 +131,19 @@ export async function* replayFrames(
   const fits = (t: number) => (st.mode === 'own' ? isDateTime(t) && dated(t) : isClockTime(t));
   // Replay prints whole aligned windows (the first and last too); 'all' spans first to last frame.
   // The first window is cut short unless its first frame came at its very start; the last (or the
-  // one a failed read ends) always is, since the capture stopped inside it.
+  // one a failed read ends) always is, since the capture stopped inside it; so is the one a skipped
+  // jump of the clock opens at its first frame (the window clock says so), as the gateway publishes it.
   let firstAt: number | null = null;
   let closed = 0;
-  const out = (w: ClosedWindow | null, framed: boolean, ends = false) =>
-    toWindow(
+  const out = (w: ClosedWindow | null, framed: boolean, ends = false) => {
+    const first = closed++ === 0;
+    return toWindow(
       framed ? w!.nominalStart : null,
       framed ? (all ? last : w!.nominalEnd) : null,
       w!.counts,
-      all ? framed : !ends && (closed++ > 0 || firstAt === w!.nominalStart),
+      all ? framed : !ends && w!.complete && (!first || firstAt === w!.nominalStart),
     );
+  };
   /** A frame whose time fits the clock: moves it (opening the first window, with the frames held for it). */
   function* place(frame: Frame): Generator<ReplayWindow> {
     const t = frame.timestampMs;

@@ -360,6 +360,21 @@ describe('replay windows', () => {
     expect((await collect([probe(1, t0 + 100), probe(2, t0 + 2500)], { window: 'all' })).out.map((w) => w.complete)).toEqual([true]);
   });
 
+  it('marks the window a skipped clock jump opens inside complete: false, as the gateway publishes it', async () => {
+    // a capture paused past MAX_EMPTY_WINDOWS windows that begins again 500 ms into a window: that window is a part
+    const later = t0 + (MAX_EMPTY_WINDOWS + 5) * 1000;
+    const { out } = await collect([probe(1, t0), probe(2, t0 + 1000), probe(1, later + 500), probe(2, later + 1000), probe(3, later + 2500)], {
+      window: 1000,
+    });
+    expect(out.map((w) => [w.start, w.complete])).toEqual([
+      ['2026-01-01T12:00:00.000Z', true],
+      ['2026-01-01T12:00:01.000Z', true],
+      [new Date(later).toISOString(), false],
+      [new Date(later + 1000).toISOString(), true],
+      [new Date(later + 2000).toISOString(), false],
+    ]);
+  });
+
   it('skips a clock jump of more than MAX_EMPTY_WINDOWS windows with a note', async () => {
     const later = t0 + (MAX_EMPTY_WINDOWS + 5) * 1000;
     const { out, notes } = await collect([probe(1, t0), probe(1, later)], { window: 1000 });
