@@ -4,7 +4,7 @@
 // Every setting is one entry of GATEWAY_OPTIONS (key, schema, default, flag, env, old names); the
 // shared loader in scripts/lib/config-loader.ts does the rest, as for every other command.
 import { decimal } from '../scripts/lib/decimal.ts';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, fstatSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -573,21 +573,38 @@ function sameCaptureTwice(sources: SourceConfig[]): string[] {
   const out: string[] = [];
   const first = new Map<string, number>();
   sources.forEach((s, i) => {
-    const key =
+    const keys =
       s.type === 'file'
-        ? `file ${s.path}`
-        : s.type === 'command'
-          ? `command ${JSON.stringify(typeof s.command === 'string' ? s.command.trim().split(/\s+/) : s.command)}`
-          : null;
-    if (key === null) return;
-    const j = first.get(key);
-    if (j === undefined) first.set(key, i);
-    else
-      out.push(
-        `sources[${i}]: the same ${s.type === 'file' ? `file as sources[${j}] (${s.path})` : `command as sources[${j}]`}, in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
-      );
+        ? [`file ${s.path}`, fileIdentity(s.path)]
+        : s.type === 'stdin'
+          ? [fileIdentity(0)]
+          : s.type === 'command'
+            ? [`command ${JSON.stringify(typeof s.command === 'string' ? s.command.trim().split(/\s+/) : s.command)}`]
+            : [];
+    const j = keys.map((k) => (k === null ? undefined : first.get(k))).find((v) => v !== undefined);
+    for (const k of keys) if (k !== null && !first.has(k)) first.set(k, i);
+    if (j === undefined) return;
+    const other = sources[j];
+    const named = (c: SourceConfig) => (c.type === 'file' ? c.path : 'stdin');
+    out.push(
+      `sources[${i}]: the same ${s.type === 'command' ? `command as sources[${j}]` : `file as sources[${j}] (${named(s) === named(other) ? named(s) : `${named(s)} is ${named(other)}`})`}, in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
+    );
   });
   return out;
+}
+
+/**
+ * The file a path (or file descriptor: stdin's 0) names, as device and inode: a symlink (a serial
+ * sniffer's /dev/serial/by-id/... for its /dev/ttyACM0), a hard link or /dev/stdin beside stdin is
+ * the same file as its target. Null when it cannot be found (it may come later).
+ */
+function fileIdentity(path: string | number): string | null {
+  try {
+    const st = typeof path === 'number' ? fstatSync(path) : statSync(path);
+    return st.ino ? `inode ${st.dev}:${st.ino}` : null;
+  } catch {
+    return null;
+  }
 }
 
 function sourceErrors(cfg: { sources?: unknown }): string[] {

@@ -1,6 +1,6 @@
 // Gateway configuration (file + flags, ajv messages), the durable queue and window alignment.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pino } from 'pino';
@@ -77,11 +77,32 @@ describe('gateway config', () => {
       `sources[2]: the same file as sources[0] (${f}), in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
     ]);
     // a relative path is the same file as its absolute form
-    expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, `pcap:${relative(process.cwd(), f)}`] }, {}))[0]).toMatch(/^sources\[1\]: the same file as sources\[0\]/);
+    expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, `pcap:${relative(process.cwd(), f)}`] }, {}))[0]).toMatch(
+      /^sources\[1\]: the same file as sources\[0\]/,
+    );
     const twice = problems(() => loadConfig({ ...base, source: ['cmd:tcpdump -i wlan0mon -w -', 'cmd:tcpdump  -i wlan0mon -w - '] }, {}));
     expect(twice).toEqual([
       "sources[1]: the same command as sources[0], in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once",
     ]);
+    // a symlink (a serial sniffer's /dev/serial/by-id/... beside its /dev/ttyACM0) or a hard link is the same file: two readers split its frames
+    writeFileSync(f, '');
+    const link = join(tmp, 'same-link.pcap');
+    rmSync(link, { force: true });
+    symlinkSync(f, link);
+    expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, `pcap:${link}`] }, {}))).toEqual([
+      `sources[1]: the same file as sources[0] (${link} is ${f}), in the order the sources are given (--source flags or the file's sources): every frame it captures would be counted twice; give it once`,
+    ]);
+    const hard = join(tmp, 'same-hard.pcap');
+    rmSync(hard, { force: true });
+    linkSync(f, hard);
+    expect(problems(() => loadConfig({ ...base, source: [`pcap:${hard}`, `pcap:${f}`] }, {}))[0]).toMatch(
+      /^sources\[1\]: the same file as sources\[0\] \(.* is .*same-hard\.pcap\)/,
+    );
+    // /dev/stdin beside stdin
+    if (existsSync('/dev/stdin'))
+      expect(problems(() => loadConfig({ ...base, source: ['stdin', 'pcap:/dev/stdin'] }, {}))[0]).toMatch(
+        /^sources\[1\]: the same file as sources\[0\] \(\/dev\/stdin is stdin\)/,
+      );
     // the same file under two radio labels is still read twice (a label filters nothing); other files and commands are fine
     expect(loadConfig({ ...base, source: [`pcap:${f}`, 'cmd:tcpdump -i wlan0mon -w -', 'cmd:tcpdump -i wlan1mon -w -'] }, {}).sources).toHaveLength(3);
   });
