@@ -653,7 +653,16 @@ export class WindowQueue {
         text = readFileSync(this.file(seq), 'utf8');
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && this.has(seq)) {
+        if (code === 'ENOENT' && this.has(seq)) {
+          // Gone while queued (removed by hand, or a symlink to no file): there is nothing to send.
+          // Left queued, it held queue_depth above 0 for good (a dangling symlink across restarts too)
+          // and a gateway replaying files waited in 'publishing queued windows' for ever.
+          this.opts.log?.error(
+            { seq, file: this.file(seq), queue_depth: this.depth - 1 },
+            'queue: window file is gone (removed while queued, or a symlink to no file): taken out of the queue, not sent',
+          );
+          this.remove(seq);
+        } else if (code !== 'ENOENT' && this.has(seq)) {
           this.unreadable.set(seq, typeof code === 'string' ? code : 'unknown');
           this.logUnreadable(seq, this.unreadable.get(seq)!);
         }

@@ -572,6 +572,35 @@ describe('durable queue', () => {
     }
   });
 
+  it('takes a window file that is gone out of the queue with a line: one removed by hand while queued, a symlink to no file (across restarts)', () => {
+    const dir = join(tmp, 'q-gone');
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    let q = WindowQueue.open(dir, { maxWindows: 100, log });
+    q.append(msg(1));
+    q.append(msg(2));
+    rmSync(join(dir, 'windows', '000000000001.json'));
+    expect(q.read(1)).toBeNull();
+    // it held queue_depth above 0 for good, and a gateway replaying files waited for it for ever
+    expect(q.pending(0, 10)).toEqual([2]);
+    expect(q.depth).toBe(1);
+    q.close();
+    symlinkSync(join(dir, 'no-such-window.json'), join(dir, 'windows', '000000000005.json'));
+    q = WindowQueue.open(dir, { maxWindows: 100, log });
+    expect(q.pending(0, 10)).toEqual([2, 5]);
+    expect(q.read(5)).toBeNull();
+    expect(q.read(2)?.seq).toBe(2);
+    q.remove(2);
+    expect(q.depth).toBe(0);
+    expect(readdirSync(join(dir, 'windows'))).toEqual([]);
+    expect(lines.filter((l) => /is gone/.test(String(l.msg))).map((l) => l.seq)).toEqual([1, 5]);
+    q.close();
+    // the seq never goes back: the next window after a restart takes 6
+    q = WindowQueue.open(dir, { maxWindows: 100 });
+    expect(q.nextSeq).toBe(6);
+    q.close();
+  });
+
   it('stays ordered through many acknowledgements (oldest first and out of order)', () => {
     const q = WindowQueue.open(join(tmp, 'q-many'), { maxWindows: 5000 });
     for (let s = 1; s <= 1300; s++) q.append(msg(s));
