@@ -391,6 +391,12 @@ describe('error lines', () => {
     ]);
     expect(lines({ a: { size: 2, evry: '1s' } })).toEqual(['a: has an unknown key "evry" (did you mean "every"?)']);
   });
+
+  it('name an unknown key that is a URL with credentials without them (a broker URL pasted as a key: `mqtt://u:pw@broker:1883:`)', () => {
+    const [line] = lines({ a: { size: 2, 'mqtt://u:Secr3t@broker:1883': null } });
+    expect(line).toMatch(/^a: has an unknown key "mqtt:\/\/broker:1883"/);
+    expect(lines({ a: { size: 2, 'mqtt://u:Sec ret@broker': 1 } }).join('\n')).not.toMatch(/Sec|ret@/);
+  });
 });
 
 describe('where a setting came from', () => {

@@ -630,7 +630,8 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       outer = byKey.get(k);
     }
     const origin = o.origins.get(key);
-    const label = key ? keyName(key, o.renamed, o.prefix ?? '') : `${o.prefix ?? ''}(top level)`;
+    // A key is the file's text too: a URL pasted as one (`mqtt://user:password@broker:1883:`) is named without its credentials.
+    const label = key ? redactUrlsIn(keyName(key, o.renamed, o.prefix ?? '')) : `${o.prefix ?? ''}(top level)`;
     const value = getPath(o.data, key.replace(/\[(\d+)\]/g, '.$1'));
     // A secret's value is never echoed, nor the credentials of a URL (`http://user:secret@host`).
     // A URL is echoed as typed (less its credentials): redactUrlsIn would normalise it, or cut it at a space.
@@ -655,7 +656,7 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         const close = choices
           .filter((c) => distance(c, extra) <= Math.max(2, Math.floor(extra.length / 3)))
           .sort((a, b) => distance(a, extra) - distance(b, extra));
-        line = `${label}: has an unknown key "${extra}"${close.length ? ` (did you mean "${close[0]}"?)` : choices.length ? ` (known: ${choices.join(', ')})` : ''}`;
+        line = `${label}: has an unknown key "${redactUrlsIn(extra)}"${close.length ? ` (did you mean "${close[0]}"?)` : choices.length ? ` (known: ${choices.join(', ')})` : ''}`;
         break;
       }
       case 'x-duration':
