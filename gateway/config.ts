@@ -27,7 +27,7 @@ import {
 import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { fileProblemsHint } from '../scripts/lib/usage.ts';
-import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { currentUser, holdsUrlCredentials, MAX_SECRET_BYTES, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { readAtMost, smallFileProblem } from '../scripts/lib/small-file.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
@@ -732,10 +732,19 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
   if (rest === 'stdin' || rest === '-' || rest === 'pcap:-' || rest === 'file:-') return { type: 'stdin', ...base('stdin') };
   const file = /^(?:pcap|file):(.+)$/.exec(rest);
   // (no speed given: loadConfig sets it, 1 for a file, max for a FIFO or a device)
+  // A URL with credentials given as a file (a broker URL pasted into --source): named without them, as
+  // everywhere; as a path it was printed whole, password and all ('... does not exist').
+  if (file && holdsUrlCredentials(file[1]))
+    throw new ConfigError(
+      [
+        `--source "${redactUrlsIn(spec)}": a URL, not a capture file; a source is pcap:FILE, pcap:- (stdin), stdin or cmd:COMMAND (the broker's URL goes in --mqtt-url)`,
+      ],
+      'flags',
+    );
   if (file) return { type: 'file', ...base(`file${index}`), path: file[1], ...(speed !== undefined ? { speed } : {}) } as SourceConfig;
   const cmd = /^(?:cmd|command):(.+)$/.exec(rest);
   if (cmd) return { type: 'command', ...base(`cmd${index}`), command: cmd[1], restart_min: '1s', restart_max: '60s' };
-  throw new ConfigError([`--source "${spec}": must be pcap:FILE, pcap:- (stdin), stdin or cmd:COMMAND`], 'flags');
+  throw new ConfigError([`--source "${redactUrlsIn(spec)}": must be pcap:FILE, pcap:- (stdin), stdin or cmd:COMMAND`], 'flags');
 }
 
 export function parseSpeed(text: string): Speed {

@@ -71,6 +71,15 @@ describe('gateway config', () => {
     expect(j.sources[0]).toMatchObject({ type: 'stdin', name: 'stdin0' });
   });
 
+  it('names a --source holding a URL with credentials without them (a broker URL pasted there: it was printed whole)', () => {
+    for (const spec of ['mqtt://u:Secr3t@broker:1883', 'gw=mqtt://u:Secr3t@broker', 'pcap:mqtt://u:Secr3t@broker:1883', 'file:http://u:Secr3t@h/x.pcap']) {
+      const lines = problems(() => loadConfig({ ...base, source: [spec] }, {}));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^--source "[^"]*(broker|h\/x\.pcap)/);
+      expect(lines[0]).not.toMatch(/Secr3t/);
+    }
+  });
+
   it('refuses the same file or the same command given as two sources (every frame would be counted twice: they were named a and a-1 and both read)', () => {
     const f = join(tmp, 'same.pcap');
     expect(problems(() => loadConfig({ ...base, source: [`pcap:${f}`, 'pcap:other.pcap', `pcap:${f}`] }, {}))).toEqual([
