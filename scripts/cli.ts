@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { exitUsage, isUsageError } from './lib/usage.ts';
 import { distance } from './lib/config-loader.ts';
+import { holdsUrlCredentials, redactUrlsIn } from './lib/secrets.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from './package-root.ts';
@@ -46,11 +47,13 @@ export async function buildProgram(argv?: string[]): Promise<Command> {
     cmd.exitOverride();
     cmd.showHelpAfterError(false);
     cmd.configureOutput({
+      // A value echoed back (a choice it is not, an unknown option) may be a URL with credentials
+      // pasted into the wrong flag: named without them, as everywhere else.
       outputError: (text, write) =>
         write(
           usageText(
             commandPath(cmd),
-            text,
+            holdsUrlCredentials(text) ? redactUrlsIn(text) : text,
             cmd.options.flatMap((o) => (o.long ? [o.long] : [])),
           ),
         ),

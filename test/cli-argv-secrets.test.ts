@@ -142,4 +142,18 @@ describe('secrets on the command line', () => {
       expect(r.stderr).not.toMatch(/Typo-Flag|5s/);
     }
   });
+
+  it('a URL with credentials given to a flag of choices (pasted into the wrong flag) is echoed without them', () => {
+    const url = 'mqtt://u:Pasted-Pw1@broker:1883';
+    for (const args of [
+      ['gateway', '--clock', url],
+      ['aggregator', '--influx-api', url],
+      ['gateway', '--log-level', url],
+    ]) {
+      const r = spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], { cwd: tmp, encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(/argument 'mqtt:\/\/broker:1883' is invalid/);
+      expect(r.stderr).not.toMatch(/Pasted-Pw1/);
+    }
+  });
 });
