@@ -224,7 +224,16 @@ export function runCited(
 ): { results: RunResult[]; output: string; exitCode: number | null } {
   const named = citations.filter((c) => c.name !== undefined);
   const files = [...new Set(named.map((c) => c.file))];
-  const pattern = `(?:${[...new Set(named.map((c) => escapeRe(c.name!)))].join('|')})$`;
+  // A cited it.each or template name (`%s`, `$name`, `${...}`) stands for every test it makes: each
+  // placeholder matches any text, as in the static check; a plain name matches itself only.
+  const nameRe = (name: string) =>
+    /%[sdifjoOc#]|\$[A-Za-z_{]/.test(name)
+      ? escapeRe(name)
+          .replace(/%[sdifjoOc#]/g, '.+?')
+          .replace(/\\\$\\\{[^}]*\\\}/g, '.+?')
+          .replace(/\\\$[A-Za-z_][\w.]*/g, '.+?')
+      : escapeRe(name);
+  const pattern = `(?:${[...new Set(named.map((c) => nameRe(c.name!)))].join('|')})$`;
   const dir = mkdtempSync(join(tmpdir(), 'privacy-index-'));
   const report = join(dir, 'report.json');
   try {
@@ -249,8 +258,11 @@ export function runCited(
       }
     }
     const results = named.map((citation) => {
-      const s = statuses.get(`${citation.file}\u0000${citation.name}`);
-      const status = !s ? 'not run' : s.every((x) => x === 'passed') ? 'passed' : (s.find((x) => x !== 'passed') ?? 'failed');
+      const re = new RegExp(`^${nameRe(citation.name!)}$`, 's');
+      const s = [...statuses]
+        .filter(([key]) => key.startsWith(`${citation.file}\u0000`) && re.test(key.slice(citation.file.length + 1)))
+        .flatMap(([, v]) => v);
+      const status = s.length === 0 ? 'not run' : s.every((x) => x === 'passed') ? 'passed' : (s.find((x) => x !== 'passed') ?? 'failed');
       return { citation, status };
     });
     return { results, output, exitCode: r.status };

@@ -43,7 +43,7 @@ describe('the demo as its two descriptions tell it', () => {
     const readme = oneLine(read('README.md'));
     const deployment = oneLine(read('docs/deployment.md'));
     const inReadme = /log: about (\d+) kB for the default run/.exec(readme);
-    const inDeployment = /how big the folder is \(about (\d+) kB for the default run\)/.exec(deployment);
+    const inDeployment = /how much this run left in the folder \(about (\d+) kB for the default run\)/.exec(deployment);
     expect(inReadme, 'README.md').not.toBeNull();
     expect(inDeployment, 'docs/deployment.md').not.toBeNull();
     expect(inDeployment![1]).toBe(inReadme![1]);

@@ -128,16 +128,28 @@ describe('privacy test index', () => {
         "it('fails', () => { expect(1).toBe(2); });",
         "it.skip('is skipped', () => {});",
         "it('is not cited, and fails', () => { expect(1).toBe(2); });",
+        "it.each(['x', 'y'])('each %s passes', (v) => { expect(v.length).toBe(1); });",
+        "it.each([['x', 1], ['yy', 3]])('each %s is %d long', (v, n) => { expect(v.length).toBe(n); });",
       ].join('\n'),
     );
     const cite = (name: string, id: string) => ({ source: 'x.md', line: 1, file: 'test/a.test.ts', name, id });
-    const citations = [cite('passes (1 + 1)', 'T1'), cite('fails', 'T2'), cite('is skipped', 'T3'), cite('was never written', 'T4')];
+    const citations = [
+      cite('passes (1 + 1)', 'T1'),
+      cite('fails', 'T2'),
+      cite('is skipped', 'T3'),
+      cite('was never written', 'T4'),
+      // an it.each citation stands for every test it makes: all must pass ("not run" before)
+      cite('each %s passes', 'T5'),
+      cite('each %s is %d long', 'T6'),
+    ];
     const { results } = runCited(citations, dir, { ...process.env, CI: '' });
     expect(results.map((r) => [r.citation.id, r.status])).toEqual([
       ['T1', 'passed'],
       ['T2', 'failed'],
       ['T3', 'skipped'],
       ['T4', 'not run'],
+      ['T5', 'passed'],
+      ['T6', 'failed'],
     ]);
     // Only the cited tests ran: the uncited failing one did not make the passing citation fail.
     expect(runCited([citations[0]], dir, { ...process.env, CI: '' }).results.map((r) => r.status)).toEqual(['passed']);
