@@ -259,9 +259,7 @@ export function runCited(
     }
     const results = named.map((citation) => {
       const re = new RegExp(`^${nameRe(citation.name!)}$`, 's');
-      const s = [...statuses]
-        .filter(([key]) => key.startsWith(`${citation.file}\u0000`) && re.test(key.slice(citation.file.length + 1)))
-        .flatMap(([, v]) => v);
+      const s = [...statuses].filter(([key]) => key.startsWith(`${citation.file}\u0000`) && re.test(key.slice(citation.file.length + 1))).flatMap(([, v]) => v);
       const status = s.length === 0 ? 'not run' : s.every((x) => x === 'passed') ? 'passed' : (s.find((x) => x !== 'passed') ?? 'failed');
       return { citation, status };
     });
