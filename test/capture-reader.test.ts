@@ -195,6 +195,19 @@ describe('pcap', () => {
     }
   });
 
+  it('reads a record whose time looks like a file header (a pcap magic, version 2) but not version 2.4 as a record', () => {
+    // 0xa1b2c3d4 s is 2055-12-19; 2 us reads as major version 2, minor 0
+    const file = pcap(true, false, 127, [
+      [1_780_000_000, 1, bytes(1)],
+      [0xa1b2c3d4, 2, bytes(2, 2)],
+      [0xa1b2c3d4, 3, bytes(3)],
+    ]);
+    for (const chunk of [file.length, 5, 1]) {
+      const { frames } = parseAll(file, chunk);
+      expect(frames.map((f) => [...f.data])).toEqual([[1], [2, 2], [3]]);
+    }
+  });
+
   it('rejects an absurd record length as damage instead of buffering it', () => {
     const file = cat(pcap(true, false, 127, [[1, 0, bytes(1)]]), new W(true).u32(1).u32(0).u32(0x7fffffff).u32(0x7fffffff).out());
     const parser = new CaptureParser('big.pcap');

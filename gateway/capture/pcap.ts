@@ -381,17 +381,23 @@ export class CaptureParser {
 
   /**
    * True when the next record or block starts with the file header of a new capture: a pcap magic
-   * (either byte order) followed by version 2, or, inside a pcap stream, a pcapng section header
+   * (either byte order) followed by version 2.4 (what every pcap writer writes; a record whose time
+   * reads as a magic and version 2 but not 2.4 is a record), or, inside a pcap stream, a pcapng section header
    * with its byte-order magic (in pcapng a section header is read as a block). False when too few
    * bytes are there to tell: the record or block needs more bytes than that anyway.
    */
   private atFileHeader(): boolean {
     const p = this.pos;
     const avail = this.buf.length - p;
-    if (avail < 6) return false;
+    if (avail < 8) return false;
     for (const little of [true, false]) {
       const magic = this.view.getUint32(p, little);
-      if ((magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS || magic === PCAP_MAGIC_MODIFIED) && this.view.getUint16(p + 4, little) === 2) return true;
+      if (
+        (magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS || magic === PCAP_MAGIC_MODIFIED) &&
+        this.view.getUint16(p + 4, little) === 2 &&
+        this.view.getUint16(p + 6, little) === 4
+      )
+        return true;
     }
     if (this.fmt !== 'pcap' || avail < 12 || this.view.getUint32(p, false) !== PCAPNG_SHB) return false;
     return this.view.getUint32(p + 8, true) === PCAPNG_BOM || this.view.getUint32(p + 8, false) === PCAPNG_BOM;
