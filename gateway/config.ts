@@ -563,7 +563,6 @@ function sourceSpecOf(text: string, index: number): SourceConfig | null {
   }
 }
 
-/** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 /**
  * The same file (or FIFO, or device) or the same command given as two sources: a file's frames would
  * be counted twice in every window (two readers of one FIFO split its frames between them at random),
@@ -607,6 +606,7 @@ function fileIdentity(path: string | number): string | null {
   }
 }
 
+/** Validation of one source entry's kind-specific keys, for clearer messages than oneOf gives. */
 function sourceErrors(cfg: { sources?: unknown }): string[] {
   const out: string[] = [];
   if (!Array.isArray(cfg.sources)) return out;

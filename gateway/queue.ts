@@ -663,8 +663,9 @@ export class WindowQueue {
           );
           this.remove(seq);
         } else if (code !== 'ENOENT' && this.has(seq)) {
-          this.unreadable.set(seq, typeof code === 'string' ? code : 'unknown');
-          this.logUnreadable(seq, this.unreadable.get(seq)!);
+          const errno = typeof code === 'string' ? code : 'unknown';
+          this.unreadable.set(seq, errno);
+          this.logUnreadable(seq, errno);
         }
         return null;
       }

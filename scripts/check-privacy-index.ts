@@ -105,6 +105,12 @@ export interface TestName {
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** A pattern for the names an it.each title makes: its `%s`-style and `$name` placeholders match any text. */
+const eachPattern = (s: string) =>
+  escapeRe(s)
+    .replace(/%[sdifjoOc#%]/g, '.+?')
+    .replace(/\\\$[A-Za-z_][\w.]*/g, '.+?');
+
 /** The names of every `it`/`test` call in a test file (see the header). */
 export function testNames(source: string, fileName = 'x.test.ts'): TestName[] {
   const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
@@ -130,12 +136,7 @@ export function testNames(source: string, fileName = 'x.test.ts'): TestName[] {
       if ((id === 'it' || id === 'test') && !isInner) {
         let text: string | null = null;
         let pattern: string | null = null;
-        const fill = (s: string) =>
-          each
-            ? escapeRe(s)
-                .replace(/%[sdifjoOc#%]/g, '.+?')
-                .replace(/\\\$[A-Za-z_][\w.]*/g, '.+?')
-            : escapeRe(s);
+        const fill = (s: string) => (each ? eachPattern(s) : escapeRe(s));
         if (ts.isStringLiteral(arg) || ts.isNoSubstitutionTemplateLiteral(arg)) {
           text = arg.text;
           pattern = fill(arg.text);
@@ -226,13 +227,7 @@ export function runCited(
   const files = [...new Set(named.map((c) => c.file))];
   // A cited it.each or template name (`%s`, `$name`, `${...}`) stands for every test it makes: each
   // placeholder matches any text, as in the static check; a plain name matches itself only.
-  const nameRe = (name: string) =>
-    /%[sdifjoOc#]|\$[A-Za-z_{]/.test(name)
-      ? escapeRe(name)
-          .replace(/%[sdifjoOc#]/g, '.+?')
-          .replace(/\\\$\\\{[^}]*\\\}/g, '.+?')
-          .replace(/\\\$[A-Za-z_][\w.]*/g, '.+?')
-      : escapeRe(name);
+  const nameRe = (name: string) => (/%[sdifjoOc#]|\$[A-Za-z_{]/.test(name) ? eachPattern(name.replace(/\$\{[^}]*\}/g, '%s')) : escapeRe(name));
   const pattern = `(?:${[...new Set(named.map((c) => nameRe(c.name!)))].join('|')})$`;
   const dir = mkdtempSync(join(tmpdir(), 'privacy-index-'));
   const report = join(dir, 'report.json');
