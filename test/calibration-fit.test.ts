@@ -1,7 +1,8 @@
 // Calibration core: the fit people = k * (estimate - b), its bootstrap interval, shrinkage, the
 // checks that warn when data cannot support a fit, the calibration file and the truth readers.
-import { describe, it, expect, vi } from 'vitest';
-import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, it, expect, vi } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -28,6 +29,17 @@ import { checkWithinCapture, readOccupancy } from '../aggregator/calibration/tru
 import { t975 } from '../aggregator/calibration/stats.ts';
 import { smallSample } from '../aggregator/calibration/fit.ts';
 import { describeFit } from '../aggregator/calibration/cli.ts';
+import { mountSmallFs } from './support/small-fs.ts';
+
+/** A full disk for the calibration file: a small tmpfs of this file's own (root or CAP_SYS_ADMIN; skipped with a line saying why, failed under CI). */
+const fullRoot = mkdtempSync(join(tmpdir(), 'presence-calibration-full-'));
+const full = join(fullRoot, 'mnt');
+mkdirSync(full);
+const fullMounted = mountSmallFs('calibration file on a full disk', full, 'size=16k,mode=0755');
+afterAll(() => {
+  if (fullMounted) execFileSync('umount', ['-l', full]);
+  rmSync(fullRoot, { recursive: true, force: true });
+});
 
 /** Deterministic normal noise (LCG + Box-Muller), so the tests do not depend on luck. */
 function noise(seed: number) {
@@ -488,6 +500,23 @@ describe('calibration file', () => {
     expect(readCalibration(path)).toEqual(JSON.parse(JSON.stringify(file)));
     expect(lstatSync(path).isSymbolicLink()).toBe(false);
   });
+
+  it.skipIf(!fullMounted)(
+    'a full disk is named as one, with what to do, and leaves no temporary file: it said "cannot write it (ENOSPC); fix: choose a path in a folder that exists and can be written"',
+    () => {
+      try {
+        writeFileSync(join(full, 'filler'), Buffer.alloc(64 * 1024));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      }
+      const path = join(full, 'cal.yaml');
+      expect(() => writeCalibration(path, file)).toThrow(CalibrationFileError);
+      expect(() => writeCalibration(path, file)).toThrow(
+        `${path}: no space left on the device of ${full} (or the quota is full); free some, then run it again`,
+      );
+      expect(readdirSync(full)).toEqual(['filler']);
+    },
+  );
 
   it.each([
     ['not YAML', 'zones: [a\nb: 1', /x\.yaml:2:1: not valid YAML/],

@@ -2,6 +2,7 @@
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { notTextProblem, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
 import schema from './calibration.schema.json' with { type: 'json' };
 import { Ajv, type ErrorObject } from 'ajv';
@@ -283,8 +284,8 @@ export function writeCalibration(file: string, c: CalibrationFile): void {
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'its folder does not exist' : code === 'EISDIR' ? 'is a folder' : `cannot write it (${code ?? (e as Error).message})`;
-    throw new CalibrationFileError(`${file}: ${why}; fix: choose a path in a folder that exists and can be written`);
+    // What is wrong in words, with what to do: a full disk is no wrong path (it said 'cannot write it
+    // (ENOSPC); fix: choose a path in a folder that exists and can be written').
+    throw new CalibrationFileError(fileWriteProblem(file, e as NodeJS.ErrnoException).message);
   }
 }
