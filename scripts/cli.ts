@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { exitUsage, isUsageError } from './lib/usage.ts';
 import { distance } from './lib/config-loader.ts';
-import { holdsUrlCredentials, redactUrlsIn } from './lib/secrets.ts';
+import { holdsUrlCredentials, redactUrlsIn, withoutBareUserinfo } from './lib/secrets.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from './package-root.ts';
@@ -136,7 +136,7 @@ export function maskedArgs(args: string[]): string[] | null {
     let m: string;
     if (a.startsWith('--') && eq > 0 && SECRET_FLAG.test(a.slice(0, eq))) m = `${a.slice(0, eq)}=***`;
     else if (i > 0 && SECRET_FLAG.test(args[i - 1])) m = '***';
-    else m = a.replace(URL_CREDENTIALS, '$1***@');
+    else m = withoutBareUserinfo(a.replace(URL_CREDENTIALS, '$1***@'));
     if (m !== a) changed = true;
     return m;
   });

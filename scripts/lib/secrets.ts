@@ -233,6 +233,7 @@ function urlsIn(text: string): [start: number, end: number, url: string][] {
  * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
  */
 export function holdsUrlCredentials(text: string): boolean {
+  if (withoutBareUserinfo(text) !== text) return true;
   for (const [, , url] of urlsIn(text)) {
     // User information as redactTypedUrl takes it out, also where no parser reads it (a password
     // holding a /, `mqtt://user:pa/ss@broker`) or one reads it wrongly (`mqtt://user:12/ss@broker`).
@@ -262,7 +263,53 @@ export function redactUrlsIn(text: string): string {
     out += text.slice(from, start) + (r === '(unparsable url)' ? bare : r);
     from = end;
   }
-  return out + text.slice(from);
+  return withoutBareUserinfo(out + text.slice(from));
+}
+
+/** A word of a free text that holds an `@`: up to white space, a quote, a backtick or an angle bracket. */
+const WORD_WITH_AT = /[^\s"'`<>]*@[^\s"'`<>]*/g;
+
+/** A scheme of a broker or InfluxDB URL typed without its `//` (`mqtt:/`, `https:`); another word with a colon is no scheme (`/usr/bin:/opt/...`). */
+const KNOWN_SCHEME_PREFIX = /^(?:mqtts?|wss?|tcp|tls|ssl|https?):\/*/i;
+
+/**
+ * A free text with the user information of every URL-like word without `://` replaced by `***`: a
+ * broker or InfluxDB address with credentials given without its scheme (`user:secret@broker:1883`,
+ * `user:secret@broker.example.org`), with a scheme missing a slash (`mqtt:/user:secret@broker`, what a
+ * path made of `mqtt://user:secret@broker` becomes) or its colon (`http//user:secret@host`). Such a
+ * word has an `@` followed by a host (a letter, digit or `[`), and before it, after the word's last `/`
+ * or `=` before its first `:` (`/var/lib/mqtt:/...`, `--site=...`), a broker's or InfluxDB's scheme and
+ * anything (`mqtt:/TOKEN@broker`), or a `user:password`. The `***` shows where the credentials were;
+ * the host, a path before them and a scheme stay: `/var/lib/mqtt:/***@broker`, `--site=***@broker`.
+ * Left whole, as no credentials: an e-mail address (`ops@example.org`, no `:` before its `@`),
+ * `mailto:`, `name:@host` (no password), and a list of paths (`PATH=/usr/bin:/opt/python@3.11/bin`:
+ * a "password" holding a `/` counts only when it does not start with one and no `/` follows the host,
+ * `user:pa/ss@broker:1883`). A word with `://` is left to the URL rules (urlsIn). Not found: a user
+ * information holding white space, a quote or an angle bracket (nothing in the text tells where it
+ * begins without a scheme), or a password holding a `/` before a host with a path.
+ */
+export function withoutBareUserinfo(text: string): string {
+  if (!text.includes('@')) return text;
+  return text.replace(WORD_WITH_AT, (word) => {
+    if (word.includes('://')) return word;
+    const at = word.lastIndexOf('@');
+    const host = word.slice(at + 1);
+    if (!/^[\p{L}\p{N}[]/u.test(host)) return word;
+    const before = word.slice(0, at);
+    const colon = before.indexOf(':');
+    if (colon < 0) return word;
+    const start = Math.max(before.lastIndexOf('/', colon), before.lastIndexOf('=', colon)) + 1;
+    const info = before.slice(start);
+    const scheme = KNOWN_SCHEME_PREFIX.exec(info)?.[0] ?? '';
+    if (scheme) {
+      if (info.length === scheme.length) return word;
+    } else {
+      const password = info.slice(info.indexOf(':') + 1);
+      if (/^mailto:/i.test(info) || password === '') return word;
+      if (password.includes('/') && (password.startsWith('/') || host.includes('/'))) return word;
+    }
+    return `${word.slice(0, start)}${scheme}***${word.slice(at)}`;
+  });
 }
 
 /** Connection settings of an InfluxDB with the credentials taken out of its URL. */
