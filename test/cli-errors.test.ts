@@ -90,6 +90,7 @@ describe('usage errors', () => {
     usage(presence('replay', '--window', '0m', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0m"\): it must be longer than 0$/);
   });
 
+  // Dozens of CLI runs in a row took 80 s on a loaded CI machine (28 Nov); each run has its own timeout for a hang.
   it('a number must be written in decimal: hex, binary, Infinity and an empty value are refused in every command, naming the flag (Number() read "0x10" as 16 and "" as 0)', () => {
     for (const bad of ['0x10', '0b11', 'Infinity', '']) {
       const got = escapeRegExp(`"${bad}"`);
@@ -118,7 +119,7 @@ describe('usage errors', () => {
     // Decimal notation in all its forms is still read.
     const ok = presence('replay', '--rssi-min', ' -7e1 ', '--burst-addresses', '.5e1', 'x.pcap');
     expect(ok.err).not.toMatch(/--rssi-min|--burst-addresses/);
-  });
+  }, 240_000);
   it('influx setup against a port nothing listens on names the reason (not just "fetch failed") and what to check', async () => {
     // a port that was free a moment ago (port 1 is one fetch refuses to use at all: "bad port")
     const port = await new Promise<number>((resolve) => {
