@@ -97,6 +97,13 @@ interface Entry {
   state: 0 | 1 | 2;
 }
 
+/** Messages in a row whose handlers returned the same promise; `topics` for 'handlerError'. */
+interface Group {
+  promise: PromiseLike<unknown>;
+  entries: Entry[];
+  topics: string[];
+}
+
 export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
   private mqttClient: MqttClient | null = null;
   private handler: MessageHandler | null = null;
@@ -108,6 +115,8 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
   /** While paused: the timer that keeps the connection alive (see the header). */
   private pingTimer: NodeJS.Timeout | null = null;
   private drainQueued = false;
+  /** The latest promise a handler returned, and the messages handed it since (see receive). */
+  private group: Group | null = null;
 
   constructor(
     private readonly url: string,
@@ -228,17 +237,41 @@ export class DeferredAckClient extends EventEmitter<DeferredAckEvents> {
       result = undefined;
     }
     if (result && typeof result.then === 'function') {
-      const topic = packet.topic;
-      result.then(
-        () => this.settle(entry, 1),
-        (err: unknown) => this.fail(entry, err, topic),
-      );
+      // Messages handed the same promise one after another (a batch: thousands of them) share one
+      // reaction to it instead of one each: per message, two closures and a promise fewer to keep
+      // until the write, and one microtask fewer when it lands.
+      let g = this.group;
+      if (g === null || g.promise !== result) {
+        g = { promise: result, entries: [], topics: [] };
+        this.group = g;
+        this.react(g);
+      }
+      g.entries.push(entry);
+      g.topics.push(packet.topic);
     } else if (entry.state === 0) {
       entry.state = 1;
       this.drain();
     }
     if (this.unacked >= this.ackOptions.maxUnacked) this.hold(callback);
     else callback(DEFERRED);
+  }
+
+  /** Settles a group's messages once its promise does: those added until the reaction runs, also
+   *  after the promise settled; a message handed the promise later starts a group of its own. */
+  private react(g: Group): void {
+    const done = () => {
+      if (this.group === g) this.group = null;
+    };
+    g.promise.then(
+      () => {
+        done();
+        for (const e of g.entries) this.settle(e, 1);
+      },
+      (err: unknown) => {
+        done();
+        for (let i = 0; i < g.entries.length; i++) this.fail(g.entries[i], err, g.topics[i]);
+      },
+    );
   }
 
   private fail(entry: Entry, err: unknown, topic: string): void {

@@ -473,6 +473,53 @@ describe.skipIf(!ok)('aggregator PUBACK on the wire (real Mosquitto, mqtt.js as 
     }
   });
 
+  it('messages handed one promise are acknowledged in order once it resolves, one handed it after it resolved too; one rejected promise leaves each of its messages unacknowledged', async () => {
+    const timeline = new Timeline();
+    const relay = new Relay(timeline, broker.port);
+    await relay.start();
+    const client = new DeferredAckClient(
+      relay.url,
+      { clientId: 'agg-ack-shared', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } },
+      { maxUnacked: 100 },
+    );
+    const failed: string[] = [];
+    client.on('handlerError', (_err, topic) => failed.push(topic));
+    let open!: () => void;
+    const batch = new Promise<void>((r) => (open = r));
+    const refused = Promise.reject(new Error('the write failed'));
+    refused.catch(() => {});
+    client.onMessage((topic) => (topic.includes('/refused-') ? refused : batch));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', () => client.client!.subscribeAsync('ack-shared/#', { qos: 1 }).then(() => resolve(), reject));
+        client.connect();
+      });
+      const first = ['ack-shared/a', 'ack-shared/b', 'ack-shared/c'];
+      for (const t of first) await pub.publishAsync(t, 'x', { qos: 1 });
+      await timeline.waitFor('3 PUBLISHes', () => timeline.packets(1, 'toClient', 'publish').length >= 3);
+      await new Promise((r) => setTimeout(r, 300)); // time for a PUBACK that should not come
+      expect(timeline.packets(1, 'toBroker', 'puback')).toEqual([]);
+      open();
+      await timeline.waitFor('3 PUBACKs', () => timeline.packets(1, 'toBroker', 'puback').length >= 3);
+      // The same promise, resolved long since, handed to later messages; between them two messages
+      // share a rejected one.
+      const later = ['ack-shared/refused-1', 'ack-shared/refused-2', 'ack-shared/d', 'ack-shared/e'];
+      for (const t of later) await pub.publishAsync(t, 'x', { qos: 1 });
+      await timeline.waitFor('5 PUBACKs', () => timeline.packets(1, 'toBroker', 'puback').length >= 5);
+      await new Promise((r) => setTimeout(r, 300));
+      const publishes = timeline.packets(1, 'toClient', 'publish');
+      const idOf = new Map(publishes.map((p) => [(p.packet as { topic: string }).topic, messageId(p.packet)]));
+      expect([...idOf.keys()]).toEqual([...first, ...later]);
+      const acked = timeline.packets(1, 'toBroker', 'puback').map((p) => messageId(p.packet));
+      expect(acked).toEqual([...first, 'ack-shared/d', 'ack-shared/e'].map((t) => idOf.get(t)));
+      expect(failed).toEqual(['ack-shared/refused-1', 'ack-shared/refused-2']);
+      expect(client.unacked).toBe(0);
+    } finally {
+      await client.end(true);
+      await relay.stop();
+    }
+  });
+
   it('a process killed before its writes are confirmed acknowledged nothing; the next one gets the messages again and stores each once', async () => {
     const timeline = new Timeline();
     const relay = new Relay(timeline, broker.port);
