@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { ClockSkew } from '../aggregator/clock-skew.ts';
 import { ConfigError, loadConfig, parseDuration, resolveConfig } from '../aggregator/config.ts';
-import { classify, countsLines, countsPoints, msSettings, statusLines } from '../aggregator/messages.ts';
+import { classify, countsLines, countsPoints, linesFlattened, msSettings, statusLines } from '../aggregator/messages.ts';
 import { countsTopic, encode, statusTopic, MAX_PAYLOAD_BYTES, TOPIC_ROOT } from '../contract/index.ts';
 import { loadMessages } from '../simulator/load.ts';
 import { status, window } from './aggregator-helpers.ts';
@@ -135,6 +135,12 @@ describe('aggregator message core', () => {
     expect(countsLines(m)[0]).toBe(
       `presence,gateway=gw-1,radio=wifi,site=site-a,zone=zone-a complete=T,devices=${m.wifi.devices}i,estimate=${m.wifi.estimate}i,frames=${m.wifi.frames}i ${now - 60_000}`,
     );
+  });
+
+  it('makes each line of a counts message flat as it is built (they wait for their batch: aggregator/README.md#performance)', () => {
+    const before = linesFlattened.count;
+    for (let i = 0; i < 10; i++) countsLines({ ...m, seq: i });
+    expect(linesFlattened.count - before).toBe(30);
   });
 
   it('stores the rejected-frame count when a message carries it', () => {
