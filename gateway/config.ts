@@ -906,7 +906,7 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
     ...pageUpdate,
     ...durationLimitProblems(
       [
-        [at('gateway.window'), ms(cfg.gateway?.window)],
+        // (not gateway.window: past 24h it is said below, so past 24d too, in one line)
         [at('status.interval'), ms(cfg.status?.interval)],
         [at('http.update_interval'), ms(cfg.http?.update_interval ?? '1s')],
         ...sources.flatMap(
