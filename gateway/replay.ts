@@ -221,6 +221,12 @@ export async function* replayFrames(
  */
 export async function* captureBatches(input: AsyncIterable<Uint8Array>, source: string, note: ReplayNote = () => {}): AsyncGenerator<Frame[]> {
   const parser = new CaptureParser(source);
+  parser.onCut = (offset) => {
+    if (parser.cutRecords === 1)
+      note(
+        `${source}: a capture began again inside a record at byte offset ${offset} (its writer was killed in the middle of it and restarted): that record was dropped, the frames after it are counted`,
+      );
+  };
   const noted = new Set<number>();
   for await (const chunk of input) {
     const frames = parser.push(chunk);
@@ -232,6 +238,8 @@ export async function* captureBatches(input: AsyncIterable<Uint8Array>, source: 
     }
     if (frames.length > 0) yield frames;
   }
+  const last = parser.flush();
+  if (last.length > 0) yield last;
   parser.end();
 }
 

@@ -70,6 +70,18 @@ export abstract class CaptureSource {
   lastTimestampMs = -Infinity;
   /** Frames delivered whose capture time is outside the clock's range (they do not move the clock). */
   offClockFrames = 0;
+  /** Records dropped because the capture tool was killed in the middle of them and began again inside them (CaptureParser.onCut). */
+  cutRecords = 0;
+
+  /** A record cut by a restarted capture tool was dropped: counted, and logged the first time only. */
+  protected noteCut = (offset: number): void => {
+    this.cutRecords++;
+    if (this.cutRecords === 1)
+      this.log.warn(
+        { source: this.name, offset },
+        'capture began again inside a record (its writer was killed in the middle of it and restarted): the cut record was dropped, the frames after it are read; later ones are counted, not logged',
+      );
+  };
   protected stopped = false;
   protected sink: FrameSink | null = null;
   /** The firmware's capture splitting, when the gateway's firmware has it (set before start()): the reader hands it whole runs of records. */
@@ -258,7 +270,7 @@ export class FileSource extends CaptureSource {
       chunks = this.pipe.chunks;
     } else if (kind === 'device') chunks = deviceChunks(this.cfg.path, this.abort.signal);
     else chunks = fileChunks(this.cfg.path);
-    for await (const batch of readCaptureRecords(chunks, this.cfg.path, this.splitter)) {
+    for await (const batch of readCaptureRecords(chunks, this.cfg.path, this.splitter, this.noteCut)) {
       if (this.stopped) break;
       await pace(batch, (b) => this.deliver(b));
       if (this.stopped) break;
@@ -838,7 +850,7 @@ export class StdinSource extends CaptureSource {
       this.pipe = tickedPipe(0, undefined, this.pipeBytes);
     }
     const chunks = this.pipe ? this.pipe.chunks : tickedChunks(this.input ?? process.stdin);
-    for await (const batch of readCaptureRecords(chunks, 'stdin', this.splitter)) {
+    for await (const batch of readCaptureRecords(chunks, 'stdin', this.splitter, this.noteCut)) {
       if (this.stopped) break;
       await this.deliver(batch);
     }
@@ -1025,6 +1037,7 @@ export class CommandSource extends CaptureSource {
       // Chunks (a tick's worth) straight to the parser and the sink: no async layer between them
       // but the reader's own.
       const parser = new CaptureParser(`command ${this.name}`, this.splitter);
+      parser.onCut = this.noteCut;
       for await (const chunk of pipe ? pipe.chunks : tickedChunks(child.stdout!)) {
         if (run.bytes === 0 && chunk.length > 0) {
           if (run.silentTimer) clearTimeout(run.silentTimer);
@@ -1047,7 +1060,14 @@ export class CommandSource extends CaptureSource {
         }
         if (this.stopped) break;
       }
-      if (!this.stopped) parser.end();
+      if (!this.stopped) {
+        const last = parser.flushRecords();
+        if (last) {
+          const wait = this.deliverNow(last);
+          if (wait) await wait;
+        }
+        parser.end();
+      }
     } catch (err) {
       // Output closed by the gateway after the command exited (above) is no read failure.
       if (!abandoned) readError = err as Error;

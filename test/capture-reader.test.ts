@@ -117,6 +117,7 @@ function parseAll(input: Uint8Array, chunk = input.length || 1): { frames: Frame
   const parser = new CaptureParser('mem');
   const frames: Frame[] = [];
   for (let i = 0; i < input.length; i += chunk) frames.push(...parser.push(input.subarray(i, i + chunk)));
+  frames.push(...parser.flush());
   parser.end();
   return { frames, parser };
 }
@@ -206,6 +207,141 @@ describe('pcap', () => {
       const { frames } = parseAll(file, chunk);
       expect(frames.map((f) => [...f.data])).toEqual([[1], [2, 2], [3]]);
     }
+  });
+
+  describe('a capture tool killed in the middle of a record and restarted (its new file header where the rest of the record was due)', () => {
+    const payload = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) & 0xff);
+    for (const little of [true, false])
+      for (const nanos of [false, true])
+        it(`drops only the cut record and reads every frame after the restart, wherever the cut (${little ? 'little' : 'big'}-endian, ${nanos ? 'ns' : 'us'})`, () => {
+          const before = pcap(little, nanos, 127, [
+            [1_780_000_000, 1, payload(40, 1)],
+            [1_780_000_001, 2, payload(60, 2)],
+          ]);
+          const cut = pcap(little, nanos, 127, [[1_780_000_002, 3, payload(50, 3)]]).subarray(24); // the record alone
+          const after = pcap(little, nanos, 127, [
+            [1_780_000_100, 4, payload(30, 4)],
+            [1_780_000_101, 5, payload(70, 5)],
+            [1_780_000_102, 6, payload(20, 6)],
+            [1_780_000_103, 7, payload(90, 7)],
+          ]);
+          const want = [1, 2, 4, 5, 6, 7];
+          const ms = (sec: number, frac: number) => sec * 1000 + (nanos ? frac / 1e6 : frac / 1e3);
+          const wantTimes = [
+            ms(1_780_000_000, 1),
+            ms(1_780_000_001, 2),
+            ms(1_780_000_100, 4),
+            ms(1_780_000_101, 5),
+            ms(1_780_000_102, 6),
+            ms(1_780_000_103, 7),
+          ];
+          for (let k = 1; k < cut.length; k++) {
+            const file = cat(before, cut.subarray(0, k), after);
+            for (const chunk of [file.length, 13, 1]) {
+              const { frames, parser } = parseAll(file, chunk);
+              expect(frames.map((f) => (f.data[0] === undefined ? -1 : [1, 2, 4, 5, 6, 7].find((i) => f.data[1] === ((i * 31 + 7) & 0xff))))).toEqual(want);
+              expect(frames.map((f) => f.timestampMs)).toEqual(wantTimes);
+              expect(parser.cutRecords).toBe(1);
+            }
+          }
+        });
+
+    it('does the same with the firmware splitting the records (the gateway path), and in pcapng', () => {
+      const fw = Firmware.loadSync();
+      const before = pcap(
+        true,
+        false,
+        127,
+        Array.from({ length: 50 }, (_, i) => [1_780_000_000 + i, i, payload(30 + i, i)] as [number, number, Uint8Array]),
+      );
+      const cut = pcap(true, false, 127, [[1_780_000_050, 3, payload(120, 99)]]).subarray(24);
+      const after = pcap(
+        true,
+        false,
+        127,
+        Array.from({ length: 50 }, (_, i) => [1_780_000_100 + i, i, payload(40 + i, i)] as [number, number, Uint8Array]),
+      );
+      const ngBlock = epb(true, 0, 1_780_000_050_000_000n, payload(120, 99));
+      const ng = (n: number, t0: bigint) =>
+        cat(shb(true), idb(true, 127), ...Array.from({ length: n }, (_, i) => epb(true, 0, t0 + BigInt(i) * 1_000_000n, payload(30 + i, i))));
+      for (const k of [3, 9, 12, 15, 20, 77, cut.length - 1]) {
+        for (const [file, n] of [
+          [cat(before, cut.subarray(0, k), after), 100],
+          [cat(ng(50, 1_780_000_000_000_000n), ngBlock.subarray(0, k), ng(50, 1_780_000_100_000_000n)), 100],
+          [cat(ng(50, 1_780_000_000_000_000n), ngBlock.subarray(0, k), after), 100],
+        ] as Array<[Uint8Array, number]>) {
+          for (const chunk of [file.length, 4096, 100, 7]) {
+            const parser = new CaptureParser('mem', fw.splitter);
+            let count = 0;
+            const times: number[] = [];
+            for (let i = 0; i < file.length; i += chunk) {
+              const b = parser.pushRecords(file.subarray(i, i + chunk));
+              if (b) {
+                count += b.count;
+                times.push(...b.times);
+              }
+            }
+            const b = parser.flushRecords();
+            if (b) {
+              count += b.count;
+              times.push(...b.times);
+            }
+            parser.end();
+            expect(count).toBe(n);
+            expect(parser.cutRecords).toBe(1);
+            expect(times.every((t) => t >= 1_780_000_000_000 && t < 1_780_000_200_000)).toBe(true);
+          }
+        }
+      }
+    });
+
+    it("reads the frames of a restarted capture that ends inside the cut record's claimed length", () => {
+      const before = pcap(true, false, 127, [[1_780_000_000, 1, payload(40, 1)]]);
+      const cut = pcap(true, false, 127, [[1_780_000_002, 3, payload(1000, 3)]]).subarray(24);
+      const after = pcap(true, false, 127, [[1_780_000_100, 4, payload(30, 4)]]);
+      for (const chunk of [1000, 7]) {
+        const { frames, parser } = parseAll(cat(before, cut.subarray(0, 100), after), chunk);
+        expect(frames.map((f) => f.timestampMs)).toEqual([1_780_000_000_000.001, 1_780_000_100_000.004]);
+        expect(parser.cutRecords).toBe(1);
+      }
+    });
+
+    it('reads a frame that carries a whole capture file (header and records) as a frame, mid-stream and last', () => {
+      const inner = pcap(true, false, 127, [
+        [1_780_000_000, 1, payload(20, 1)],
+        [1_780_000_001, 1, payload(20, 2)],
+      ]);
+      const file = pcap(true, false, 127, [
+        [1_780_000_000, 1, cat(bytes(9, 9, 9), inner, bytes(8))],
+        [1_780_000_001, 2, cat(inner, shb(true))],
+        [1_780_000_002, 3, cat(bytes(7), inner, bytes(1))],
+      ]);
+      for (const chunk of [file.length, 100, 13, 1]) {
+        const { frames, parser } = parseAll(file, chunk);
+        expect(frames.map((f) => f.data.length)).toEqual([inner.length + 4, inner.length + shb(true).length, inner.length + 2]);
+        expect(parser.cutRecords).toBe(0);
+      }
+    });
+
+    it('reads captures joined with one cut short between them (cat a.pcap <(head -c N b.pcap) c.pcap)', () => {
+      const a = pcap(true, false, 127, [
+        [1_780_000_000, 1, payload(40, 1)],
+        [1_780_000_001, 1, payload(40, 2)],
+      ]);
+      const b = pcap(true, false, 127, [
+        [1_780_000_010, 1, payload(40, 3)],
+        [1_780_000_011, 1, payload(40, 4)],
+      ]);
+      const c = pcap(false, true, 127, [
+        [1_780_000_020, 1, payload(40, 5)],
+        [1_780_000_021, 1, payload(40, 6)],
+      ]);
+      for (let n = 25; n < b.length; n++) {
+        const { frames, parser } = parseAll(cat(a, b.subarray(0, n), c), 13);
+        expect(frames.length).toBe(4 + (n >= 24 + 56 ? 1 : 0));
+        expect(parser.cutRecords).toBe(n === 24 + 56 ? 0 : 1);
+      }
+    });
   });
 
   it('rejects an absurd record length as damage instead of buffering it', () => {
@@ -541,6 +677,8 @@ describe("the firmware's capture splitting (the gateway's path)", () => {
         const b = parser.pushRecords(file.subarray(i, i + chunk), true);
         if (b) out.push({ bytes: [...b.bytes], times: [...b.times], offsets: [...b.offsets], sorted: b.sorted });
       }
+      const b = parser.flushRecords();
+      if (b) out.push({ bytes: [...b.bytes], times: [...b.times], offsets: [...b.offsets], sorted: b.sorted });
       parser.end();
     } catch (e) {
       if (!(e instanceof CaptureFormatError)) throw e;

@@ -145,6 +145,32 @@ const PCAP_MAGIC_MODIFIED = 0xa1b2cd34; // Kuznetzov's patched libpcap: 8 more b
 const PCAPNG_SHB = 0x0a0d0d0a;
 const PCAPNG_BOM = 0x1a2b3c4d;
 
+function isFileMagic(v: number): boolean {
+  return v === PCAP_MAGIC_US || v === PCAP_MAGIC_NS || v === PCAP_MAGIC_MODIFIED || v === PCAPNG_SHB;
+}
+
+/** findRestart: a candidate needs bytes not here yet. */
+const MORE = -2;
+
+/** The bytes of every file magic, in either byte order. */
+const MAGIC_BYTES = [0xa1b2c3d4, 0xa1b23c4d, 0xa1b2cd34, 0xd4c3b2a1, 0x4d3cb2a1, 0x34cdb2a1, 0x0a0d0d0a].map((v) => [
+  v >>> 24,
+  (v >>> 16) & 0xff,
+  (v >>> 8) & 0xff,
+  v & 0xff,
+]);
+const NEEDLE_LE = Buffer.from([0xb2, 0xa1]); // bytes 2-3 of every pcap magic, little-endian
+const NEEDLE_BE = Buffer.from([0xa1, 0xb2]); // bytes 0-1, big-endian
+const NEEDLE_NG = Buffer.from([0x0a, 0x0d, 0x0d, 0x0a]); // a pcapng section header (either byte order)
+
+/** Records read ahead from a place (CaptureParser.walkPcap). */
+interface Walk {
+  bad: boolean;
+  exact: boolean;
+  full: boolean;
+  hits: number[];
+}
+
 const BT_IDB = 1;
 const BT_OPB = 2;
 const BT_SPB = 3;
@@ -189,6 +215,7 @@ export class CaptureParser {
   private pcapLinkType = 0;
   private pcapNanos = false;
   private pcapRecordHeader = 16;
+  private pcapSnapLen = 0;
   // pcapng
   private interfaces: Interface[] = [];
   private lastTimestampMs = 0;
@@ -251,7 +278,7 @@ export class CaptureParser {
 
   private run(chunk: Uint8Array, out: FrameOut): void {
     if (this.failed) throw this.failed;
-    if (this.ended) throw new Error(`${this.source}: push() after end()`);
+    if (this.ended) throw new Error(`${this.source}: push() after flush() or end()`);
     this.append(chunk);
     try {
       this.parse(out);
@@ -264,8 +291,51 @@ export class CaptureParser {
     }
   }
 
-  /** Signals the end of input. Throws CaptureFormatError when the input ends inside a header or record. */
+  private flushed = false;
+
+  /**
+   * Signals the end of input and returns the frames it completes: a record held back because a
+   * capture's file header begins inside it (see readPcapRecord), or the frames of a capture that
+   * began again inside a record cut at the end. Call end() after it: a problem after those frames
+   * is raised there.
+   */
+  flush(): Frame[] {
+    const out = new FrameList();
+    this.finish(out);
+    return out.frames;
+  }
+
+  /** As flush(), the frames packed as firmware batch records (see pushRecords); null when none. */
+  flushRecords(): RecordBatch | null {
+    if (!this.records) this.records = new RecordBatchBuilder(1024, 16);
+    this.finish(this.records);
+    return this.records.take(false);
+  }
+
+  private finish(out: FrameOut): void {
+    if (this.flushed || this.failed) return;
+    this.flushed = true;
+    this.ended = true;
+    if (this.fmt === null || this.buf.length === this.pos) return;
+    try {
+      this.parse(out);
+    } catch (err) {
+      if (!(err instanceof CaptureFormatError)) throw err;
+      this.failed = err;
+    } finally {
+      this.keep();
+    }
+  }
+
+  /**
+   * Signals the end of input (after flush(), whose frames come first). Throws CaptureFormatError
+   * when the input ends inside a header or record.
+   */
   end(): void {
+    if (!this.flushed && !this.failed) {
+      const left = this.flush();
+      if (left.length > 0) throw new Error(`${this.source}: end() without flush(): ${left.length} frames were not taken`);
+    }
     if (this.failed) throw this.failed;
     this.ended = true;
     const left = this.buf.length - this.pos;
@@ -358,7 +428,7 @@ export class CaptureParser {
         this.fmt = null;
         continue;
       }
-      const progressed = this.fmt === 'pcap' ? this.readPcapRecord(out) : this.readPcapngBlock(out);
+      const progressed = this.fmt === 'pcap' ? this.readPcapRecord(out) : this.readPcapngBlockOrRestart(out);
       if (!progressed) return;
     }
   }
@@ -372,7 +442,9 @@ export class CaptureParser {
         : { format: 'pcapng', little: this.little, interfaces: this.interfaces },
       this.buf,
       this.pos,
-      this.buf.length,
+      // in pcap, up to the next file magic, and short of the input's last 3 bytes (a magic's start
+      // may end it): the record around it is read here (readPcapRecord)
+      pcap ? Math.min(this.ended ? this.buf.length : this.buf.length - 3, this.nextMagic(this.pos)) : this.buf.length,
       out,
     );
     this.pos += consumed;
@@ -432,6 +504,7 @@ export class CaptureParser {
     this.pcapNanos = magic === PCAP_MAGIC_NS;
     this.pcapRecordHeader = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
     this.pcapLinkType = this.u32(p + 20);
+    this.pcapSnapLen = this.u32(p + 16);
     this.seenLinkTypes.add(this.pcapLinkType & LINKTYPE_MASK);
     this.fmt = 'pcap';
     this.pos += 24;
@@ -445,15 +518,256 @@ export class CaptureParser {
     const sec = this.u32(p);
     const frac = this.u32(p + 4);
     const capLen = this.u32(p + 8);
+    const next = p + h + capLen;
+    // A file magic inside the bytes this record claims: a capture tool killed in the middle of the
+    // record and restarted on the same pipe wrote its file header where the rest was due.
+    for (let m = this.nextMagic(p + 1); m < Math.min(next, this.buf.length); m = this.nextMagic(m + 1)) {
+      const restart = this.restartAt(m);
+      if (restart === -1) continue;
+      if (restart === MORE) return false;
+      const cut = this.cutBy(p, next, restart);
+      if (cut === MORE) return false;
+      if (cut) return this.dropCut(p, restart);
+    }
     if (capLen > MAX_RECORD_BYTES) {
       throw this.fail(this.offset, `record claims more than ${MAX_RECORD_BYTES} captured bytes: damaged capture`, 'oversized_record');
     }
     // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
     // one is taken as it is: only a captured length no frame can have counts as damage.
-    if (this.buf.length - p < h + capLen) return false;
+    if (this.buf.length < next) return false;
+    // a magic may begin in its last bytes, the rest of it not here yet: wait for it
+    if (!this.ended && this.buf.length < next + 3 && this.magicPrefixEnds(Math.max(p + 1, next - 3), next)) return false;
     out.add(this.pcapLinkType, sec * 1000 + (this.pcapNanos ? frac / 1e6 : frac / 1e3), this.buf, p + h, capLen);
-    this.pos = p + h + capLen;
+    this.pos = next;
     return true;
+  }
+
+  /**
+   * Whether the record at `p` (claiming the bytes up to `next`) was cut by the capture that
+   * begins at `restart` (a whole file header inside it), or is a whole record that carries such
+   * bytes (a frame may carry a capture file), told by the records that follow each reading: the
+   * new capture's must all be records a writer writes; the record's own successor, on a cut, reads
+   * the new capture out of step and soon is not. MORE: not told yet, wait for more input.
+   */
+  private cutBy(p: number, next: number, restart: number): boolean | typeof MORE {
+    const b = this.walkFrom(restart);
+    if (b.bad) return false;
+    const h = this.pcapRecordHeader;
+    if (!this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen)) return true; // its own header is cut
+    if (b.hits.includes(next)) return true; // both readings meet: the new capture's frames come first
+    if (this.buf.length - next < h) {
+      if (!this.ended) return MORE;
+      // input ends inside the record (it is cut, whatever else), or with it (it is whole)
+      return this.buf.length < next || (this.buf.length > next && b.exact);
+    }
+    const a = this.walkPcap(next, this.little, this.pcapNanos, h, this.pcapSnapLen);
+    if (a.bad) return true;
+    if (!a.full && !b.full && !this.ended) return MORE;
+    return this.ended && b.exact && !a.exact;
+  }
+
+  /** Most records walkPcap / walkPcapng read ahead (once per file magic found inside a record). */
+  private static readonly WALK = 32;
+
+  /** The records of the capture whose file header (checked by restartAt) is at `q`, read ahead. */
+  private walkFrom(q: number): Walk {
+    const v = this.view;
+    if (v.getUint32(q, false) === PCAPNG_SHB) return this.walkPcapng(q, v.getUint32(q + 8, true) === PCAPNG_BOM);
+    const little = [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED].includes(v.getUint32(q, true));
+    const magic = v.getUint32(q, little);
+    if (this.buf.length - q < 24) return { bad: false, exact: false, full: false, hits: [] };
+    return this.walkPcap(q + 24, little, magic === PCAP_MAGIC_NS, magic === PCAP_MAGIC_MODIFIED ? 24 : 16, v.getUint32(q + 16, little));
+  }
+
+  /**
+   * Reads pcap record headers from `s` on, as far as the input goes (at most WALK): bad when one
+   * is not a record a writer writes; exact when the last one ends where the input does; full when
+   * WALK records were read. The positions read are `hits`.
+   */
+  private walkPcap(s: number, little: boolean, nanos: boolean, h: number, snapLen: number): Walk {
+    const hits: number[] = [];
+    for (let i = 0; i < CaptureParser.WALK; i++) {
+      hits.push(s);
+      if (this.buf.length - s < h) return { bad: false, exact: this.buf.length === s, full: false, hits };
+      if (this.fileMagicAt(s) && this.restartAt(s) !== -1) return { bad: false, exact: false, full: true, hits };
+      if (!this.plausibleRecord(s, little, nanos, snapLen)) return { bad: true, exact: false, full: false, hits };
+      s += h + this.view.getUint32(s + 8, little);
+    }
+    return { bad: false, exact: false, full: true, hits };
+  }
+
+  /** As walkPcap, for the pcapng blocks from `s` on: their lengths and trailing copies. */
+  private walkPcapng(s: number, little: boolean): Walk {
+    const hits: number[] = [];
+    const v = this.view;
+    for (let i = 0; i < CaptureParser.WALK; i++) {
+      hits.push(s);
+      const avail = this.buf.length - s;
+      if (avail < 8) return { bad: false, exact: avail === 0, full: false, hits };
+      const len = v.getUint32(s + 4, little);
+      if (len < 12 || len % 4 !== 0 || len > MAX_RECORD_BYTES) return { bad: true, exact: false, full: false, hits };
+      if (avail < len) return { bad: false, exact: false, full: false, hits };
+      if (v.getUint32(s + len - 4, little) !== len) return { bad: true, exact: false, full: false, hits };
+      s += len;
+    }
+    return { bad: false, exact: false, full: true, hits };
+  }
+
+  /** True when the bytes from some place in [from, to) up to `to` are the first bytes of a file magic. */
+  private magicPrefixEnds(from: number, to: number): boolean {
+    for (let j = from; j < to; j++) if (MAGIC_BYTES.some((m) => m.every((byte, i) => j + i >= to || this.buf[j + i] === byte))) return true;
+    return false;
+  }
+
+  private magicFromAbs = Number.POSITIVE_INFINITY;
+  private magicAbs = Number.POSITIVE_INFINITY;
+  private magicToAbs = 0;
+
+  /**
+   * The buffer index of the first place at or after `from` where a file magic may start (a pcap
+   * magic in either byte order: its bytes a1 b2 in a row; a pcapng section header type), or
+   * Infinity. Searched natively (Buffer.indexOf) and remembered, so a stream is searched about once.
+   */
+  private nextMagic(from: number): number {
+    const abs = this.base + from;
+    const endAbs = this.base + this.buf.length;
+    let start = from;
+    if (this.magicFromAbs <= abs) {
+      if (this.magicAbs !== Number.POSITIVE_INFINITY && this.magicAbs >= abs) return this.magicAbs - this.base;
+      if (this.magicAbs === Number.POSITIVE_INFINITY) {
+        if (this.magicToAbs === endAbs) return Number.POSITIVE_INFINITY;
+        start = Math.max(from, this.magicToAbs - 3 - this.base);
+      }
+    }
+    const b = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    let best = Number.POSITIVE_INFINITY;
+    const le = b.indexOf(NEEDLE_LE, start + 2); // a magic's third byte: its start two before
+    if (le >= 0) best = le - 2;
+    const be = b.indexOf(NEEDLE_BE, start);
+    if (be >= 0 && be < best) best = be;
+    const ng = b.indexOf(NEEDLE_NG, start);
+    if (ng >= 0 && ng < best) best = ng;
+    this.magicFromAbs = this.base + from;
+    this.magicAbs = best === Number.POSITIVE_INFINITY ? best : this.base + best;
+    this.magicToAbs = endAbs;
+    return best;
+  }
+
+  /** Pcap records cut by a restarted capture tool and dropped (see dropCut). */
+  cutRecords = 0;
+
+  /**
+   * Drops the record at `p`, cut by a capture that began again at `restart` (its file header),
+   * and reads on from there. The record's bytes are its first part and the start of the new
+   * capture: no frame.
+   */
+  private dropCut(p: number, restart: number): boolean {
+    this.cutRecords++;
+    this.onCut?.(this.base + p);
+    this.pos = restart;
+    this.fmt = null;
+    return true;
+  }
+
+  /** Told the stream offset of each record dropped as cut by a restart (for a log line). */
+  onCut: ((offset: number) => void) | null = null;
+
+  /**
+   * True when the pcap record header at `at` (whole in the buffer) is one a writer writes: an
+   * original length of at least 1, a captured length of at most that and the snap length, a
+   * fraction under one second.
+   */
+  private plausibleRecord(at: number, little: boolean, nanos: boolean, snapLen: number): boolean {
+    const frac = this.view.getUint32(at + 4, little);
+    const cap = this.view.getUint32(at + 8, little);
+    const orig = this.view.getUint32(at + 12, little);
+    return orig > 0 && cap <= orig && cap <= MAX_RECORD_BYTES && (snapLen === 0 || cap <= snapLen) && frac < (nanos ? 1e9 : 1e6);
+  }
+
+  /** True when a pcap magic (either byte order) or a pcapng section header type starts at `at`. */
+  private fileMagicAt(at: number): boolean {
+    const v = this.view.getUint32(at, true);
+    const w = this.view.getUint32(at, false);
+    return isFileMagic(v) || isFileMagic(w);
+  }
+
+  /**
+   * The first position in [from, to) where a new capture begins: a whole pcap file header
+   * (either byte order, version 2.4, a snap length, a link type this capture had or the firmware
+   * parses) followed by a plausible first record header, or a whole pcapng section header (its
+   * byte-order magic, version 1, its length repeated at its end). MORE when a candidate needs
+   * bytes not here yet (at the end of input it is taken as far as it goes); -1 when none.
+   */
+  private findRestart(from: number, to: number): number {
+    const end = Math.min(to, this.buf.length - 4);
+    for (let q = from; q < end; q++) {
+      const b = this.buf[q];
+      // the first byte of every magic in either byte order: a1 (pcap BE), d4/4d/34 (pcap LE), 0a (pcapng)
+      if (b !== 0xa1 && b !== 0xd4 && b !== 0x4d && b !== 0x34 && b !== 0x0a) continue;
+      const r = this.restartAt(q);
+      if (r !== -1) return r;
+    }
+    return -1;
+  }
+
+  /** q, MORE or -1: whether a new capture's file header begins at q (see findRestart). */
+  private restartAt(q: number): number {
+    const v = this.view;
+    const avail = this.buf.length - q;
+    if (avail < 4) return this.ended ? -1 : MORE;
+    if (v.getUint32(q, false) === PCAPNG_SHB) {
+      if (avail < 16) return this.ended ? -1 : MORE;
+      const little = v.getUint32(q + 8, true) === PCAPNG_BOM ? true : v.getUint32(q + 8, false) === PCAPNG_BOM ? false : null;
+      if (little === null) return -1;
+      const len = v.getUint32(q + 4, little);
+      if (len < 28 || len % 4 !== 0 || len > MAX_RECORD_BYTES || v.getUint16(q + 12, little) !== 1) return -1;
+      if (avail < len) return this.ended ? -1 : MORE;
+      return v.getUint32(q + len - 4, little) === len ? q : -1;
+    }
+    for (const little of [true, false]) {
+      const magic = v.getUint32(q, little);
+      if (magic !== PCAP_MAGIC_US && magic !== PCAP_MAGIC_NS && magic !== PCAP_MAGIC_MODIFIED) continue;
+      if (avail < 24) return this.ended ? -1 : MORE;
+      if (v.getUint16(q + 4, little) !== 2 || v.getUint16(q + 6, little) !== 4) return -1;
+      const snapLen = v.getUint32(q + 16, little);
+      const linkType = v.getUint32(q + 20, little) & LINKTYPE_MASK;
+      if (snapLen === 0 || snapLen > MAX_RECORD_BYTES) return -1;
+      if (linkType !== (this.pcapLinkType & LINKTYPE_MASK) && !isSupportedLinkType(linkType)) return -1;
+      // its first record, when it has one, must be one a writer writes
+      const h = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
+      if (avail < 24 + h) return this.ended ? q : MORE;
+      const first = q + 24;
+      if (!this.plausibleRecord(first, little, magic === PCAP_MAGIC_NS, snapLen)) return -1;
+      return q;
+    }
+    return -1;
+  }
+
+  /**
+   * readPcapngBlock, but a block whose length is damaged (or its trailing copy, or the input ends
+   * inside it) because a capture tool was killed in the middle of it and restarted is dropped and
+   * the new capture read from its file header, found in the block's bytes as in readPcapRecord.
+   */
+  private readPcapngBlockOrRestart(out: FrameOut): boolean {
+    const p = this.pos;
+    let progressed: boolean;
+    try {
+      progressed = this.readPcapngBlock(out);
+    } catch (err) {
+      const damage = err instanceof CaptureFormatError ? err.damage : null;
+      if (damage !== 'bad_block_length' && damage !== 'oversized_record' && damage !== 'block_length_mismatch') throw err;
+      const len = this.u32(p + 4);
+      const restart = this.findRestart(p + 1, damage === 'block_length_mismatch' ? p + len : p + 12);
+      if (restart === -1 || (restart === MORE && this.ended)) throw err;
+      this.failed = null;
+      if (restart === MORE) return false;
+      return this.dropCut(p, restart);
+    }
+    if (!progressed && this.ended && this.buf.length - p >= 12) {
+      const restart = this.findRestart(p + 1, this.buf.length);
+      if (restart >= 0) return this.dropCut(p, restart);
+    }
+    return progressed;
   }
 
   private readPcapngBlock(out: FrameOut): boolean {
@@ -575,6 +889,8 @@ export async function* readCapture(input: AsyncIterable<Uint8Array>, source: str
     const frames = parser.push(chunk);
     if (frames.length > 0) yield frames;
   }
+  const last = parser.flush();
+  if (last.length > 0) yield last;
   parser.end();
 }
 
@@ -587,12 +903,16 @@ export async function* readCaptureRecords(
   input: AsyncIterable<Uint8Array>,
   source: string,
   splitter: CaptureSplitter | null = null,
+  onCut: ((offset: number) => void) | null = null,
 ): AsyncGenerator<RecordBatch> {
   const parser = new CaptureParser(source, splitter);
+  parser.onCut = onCut;
   for await (const chunk of input) {
     const batch = parser.pushRecords(chunk, true);
     if (batch) yield batch;
   }
+  const last = parser.flushRecords();
+  if (last) yield last;
   parser.end();
 }
 
