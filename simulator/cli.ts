@@ -13,6 +13,7 @@ import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
 import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
+import { ReaderClosedError } from './pcap-writer.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
@@ -763,6 +764,12 @@ export function registerSimulate(program: Command): void {
               if (truthLog) appendFileSync(truthLog, w.map((x) => JSON.stringify(x)).join('\n') + '\n');
               log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
             },
+          }).catch((e) => {
+            // `presence simulate --live | head -c 1000`: the reader of stdout took what it wanted and
+            // left; as a Unix tool does, the stream ends quietly (exit 0, as presence replay | head). A
+            // named pipe's reader (a gateway) going away, or a write that fails, is said.
+            if (e instanceof ReaderClosedError && e.stream === process.stdout) process.exit(0);
+            throw e;
           });
           for (const t of waiting) clearTimeout(t);
           log.info(r, 'live stream finished');

@@ -152,6 +152,17 @@ export class FileSink implements Sink {
   }
 }
 
+/** The reader of a capture stream closed it (EPIPE): `presence simulate --live | head -c 1000`. */
+export class ReaderClosedError extends Error {
+  constructor(
+    readonly stream: Writable,
+    what: string,
+  ) {
+    super(`the reader closed ${what} (EPIPE)`);
+    this.name = 'ReaderClosedError';
+  }
+}
+
 /** A stream (stdout, a named pipe, a socket) honouring backpressure. */
 export class StreamSink implements Sink {
   private blocked = false;
@@ -165,7 +176,7 @@ export class StreamSink implements Sink {
     // A reader that goes away (EPIPE) surfaces at the next write or drain, not as a crash.
     const what = name ? `the capture stream ${name}` : 'the capture stream';
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      this.failure ??= new Error(e.code === 'EPIPE' ? `the reader closed ${what} (EPIPE)` : `${what}: ${e.message}`);
+      this.failure ??= e.code === 'EPIPE' ? new ReaderClosedError(stream, what) : new Error(`${what}: ${e.message}`);
     });
   }
   write(chunk: Uint8Array): void {

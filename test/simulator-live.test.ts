@@ -125,6 +125,29 @@ describe('presence simulate (CLI)', () => {
     expect(windows.map((w) => [w.wifi.devices, w.ble.devices])).toEqual(truth.truth.windows.map((w) => [w.addresses.wifi, w.addresses.ble]));
   });
 
+  it('a reader of stdout that leaves early (| head -c 1000): the run ends quietly, exit 0, no error line; a failing write is still said', async () => {
+    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '30m'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    sim.stderr.on('data', (d) => (err += d));
+    let got = 0;
+    await new Promise<void>((res) =>
+      sim.stdout.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got >= 1000) {
+          sim.stdout.destroy();
+          res();
+        }
+      }),
+    );
+    const code = await new Promise((res) => sim.on('close', res));
+    expect(code).toBe(0);
+    expect(err).not.toMatch(/EPIPE|presence simulate:|Error|\n\s+at /);
+    // stdout a full disk: the write error is one line, exit 1
+    const full = await promisify(execFile)('sh', ['-c', `node ${presence} simulate quiet-night --live --speed max --duration 5m > /dev/full`]).catch((e) => e);
+    expect(full.code).toBe(1);
+    expect(full.stderr.trimEnd().split('\n').pop()).toBe('presence simulate: the capture stream of gw-lobby (stdout): ENOSPC: no space left on device, write');
+  });
+
   it('a reader that goes away: one line naming the gateway and its pipe, exit 1 (it said "the capture stream" of several)', async () => {
     const dir = join(root, 'fifo-gone');
     const sim = spawn('node', [presence, 'simulate', 'traffic-corridor', '--live', '--speed', 'max', '--duration', '10m', '--out', dir, '--fifo'], {
