@@ -2,7 +2,7 @@
 // evaluate the firmware against the truth.
 import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
-import { progressBar } from '../scripts/lib/progress.ts';
+import { delayedProgressBar, progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
 import { appendFileSync, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -26,6 +26,7 @@ import {
   checkDisk,
   checkDuration,
   checkRun,
+  ESTIMATE_BUDGET_FRAMES,
   estimateOutput,
   formatBytes,
   LOAD_GATEWAYS_MAX,
@@ -801,7 +802,10 @@ export function registerSimulate(program: Command): void {
             );
         }
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
-        const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng');
+        // A large crowd's estimate runs for many seconds before its line: a bar on a terminal after the first second.
+        const estimating = await delayedProgressBar('estimating the size', ESTIMATE_BUDGET_FRAMES, 'frames (at most)');
+        const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng', ESTIMATE_BUDGET_FRAMES, (n) => estimating?.update(n));
+        estimating?.stop();
         const pct = (x: number) => `${x * 100}%`;
         process.stderr.write(
           `presence simulate: about ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${shownDir}` +

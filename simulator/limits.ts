@@ -236,9 +236,17 @@ export interface OutputEstimate {
  * The count runs through at most `budget` engine frames, half of them for the fixed equipment (a
  * month of quiet-night's beacons is tens of millions): past them it stops at a window end and
  * projects the bytes per simulated second it counted over the whole run (`projected`), the fixed
- * equipment's at its own rate.
+ * equipment's at its own rate. A large crowd takes about 20 s of CPU to reach the budget (300,000
+ * people, 28 Nov): `onFrames` hears the engine frames run so far, every 16,384, for a progress bar.
  */
-export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLink, format: 'pcap' | 'pcapng', budget = ESTIMATE_BUDGET_FRAMES): OutputEstimate {
+export function estimateOutput(
+  scenario: Scenario,
+  seed: number,
+  bleLink: BleLink,
+  format: 'pcap' | 'pcapng',
+  budget = ESTIMATE_BUDGET_FRAMES,
+  onFrames?: (spent: number) => void,
+): OutputEstimate {
   // per record: pcap 16-byte header; pcapng Enhanced Packet Block 32 bytes + padding to 4
   const overhead = format === 'pcap' ? 16 : 34;
   let spent = 0;
@@ -256,6 +264,7 @@ export function estimateOutput(scenario: Scenario, seed: number, bleLink: BleLin
       if (e.value.type === 'frame') {
         r.frames++;
         r.bytes += e.value.frame.data.length + overhead;
+        if (onFrames && (r.frames & 16383) === 0) onFrames(spent + r.frames);
       } else {
         const w = e.value.windows[0];
         r.at.push({ frames: r.frames, bytes: r.bytes, endS: w ? (Date.parse(w.end) - scenario.startMs) / 1000 : 0 });

@@ -83,6 +83,18 @@ describe('progress bar on a terminal', () => {
     for (const d of draws) expect(d.length, d).toBeLessThan(60);
   });
 
+  it('a size estimate that runs for seconds (a huge crowd) shows a bar of its own after its first second', async () => {
+    // 300,000 people for a month: the estimate runs its whole frame budget, about 20 s of CPU, before
+    // its line, and showed nothing until then. Ctrl-C once the bar is drawn: the estimate's wait is not the point.
+    const big = await onTerminal(
+      `${cli} simulate kingsday-square --scale 10 --duration 31d --yes --out ${join(tmp, 'huge')}`,
+      /estimating the size \[[^\]]*\] \d+% \| [\d,]+\/1000000 frames \(at most\)/,
+    );
+    expect(big.interrupted, big.out).toBe(true);
+    expect(big.code, big.out).toBe(130);
+    expect(big.out).not.toContain(HIDE_CURSOR);
+  });
+
   it('the bar is 40 wide where the line fits, narrower (at least 10) where it would not, as on a terminal of 80 columns where the width is unknown', () => {
     const format = 'replay [{bar}] {percentage}% | {value}/{total} bytes';
     const rest = 'replay [] 100% | 179841376/179841376 bytes'.length;

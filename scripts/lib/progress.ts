@@ -15,14 +15,40 @@ export interface Progress {
  */
 export async function progressBar(label: string, total: number, unit: string, show = true): Promise<Progress | null> {
   if (!process.stderr.isTTY || !show) return null;
-  const { SingleBar, Presets } = await import('cli-progress');
-  const format = `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`;
-  const bar = new SingleBar(
-    { stream: process.stderr, format, hideCursor: false, linewrap: true, barsize: barWidth(format, total, process.stderr.columns) },
-    Presets.shades_classic,
-  );
+  const bar = makeBar(await import('cli-progress'), label, total, unit, false);
   bar.start(total, 0);
   return bar;
+}
+
+/**
+ * A bar as progressBar's that appears only once the work has run `afterMs` (work that ends sooner
+ * shows none) and is taken off the line when stopped, for a step whose result is printed after it.
+ * Updates within a synchronous loop draw it (cli-progress redraws on update when its timer cannot run).
+ */
+export async function delayedProgressBar(label: string, total: number, unit: string, afterMs = 1000): Promise<Progress | null> {
+  if (!process.stderr.isTTY) return null;
+  const lib = await import('cli-progress');
+  const t0 = Date.now();
+  let bar: ReturnType<typeof makeBar> | null = null;
+  return {
+    update(n: number) {
+      if (!bar && Date.now() - t0 >= afterMs) {
+        bar = makeBar(lib, label, total, unit, true);
+        bar.start(total, n);
+      } else bar?.update(n);
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+function makeBar(lib: typeof import('cli-progress'), label: string, total: number, unit: string, clearOnComplete: boolean) {
+  const format = `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`;
+  return new lib.SingleBar(
+    { stream: process.stderr, format, hideCursor: false, linewrap: true, clearOnComplete, barsize: barWidth(format, total, process.stderr.columns) },
+    lib.Presets.shades_classic,
+  );
 }
 
 /** The bar's width in characters: 40, or less (at least 10) so that the whole line fits `columns`
