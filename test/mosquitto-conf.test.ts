@@ -11,6 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { need } from './support/need.ts';
 import { freePort, waitForPort } from './support/ports.ts';
 import { makeCertificates } from './support/tls.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { processesUnder } from './support/tmp.ts';
+import { eventually } from './support/wait.ts';
 import { provisionGateway } from '../aggregator/provision.ts';
 
 const SUITE = 'shipped Mosquitto configuration';
@@ -88,6 +91,22 @@ describe.skipIf(!ok)(SUITE, () => {
     await back.endAsync();
     expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   }, 60_000);
+});
+
+describe.skipIf(!ok)("the tests' Mosquitto (test/support/mosquitto.ts)", () => {
+  it('started twice runs one broker, which stop() stops: a second start left the first running after the test run', async () => {
+    const broker = new Mosquitto();
+    try {
+      await broker.start();
+      await broker.start(); // as test/gateway-deploy.test.ts did, one test after the other
+      expect(processesUnder(broker.dir)).toHaveLength(1);
+      await broker.stop();
+      await eventually('no broker left in its folder', () => processesUnder(broker.dir).length === 0, 5000);
+    } finally {
+      for (const pid of processesUnder(broker.dir)) process.kill(pid, 'SIGKILL');
+      await broker.dispose();
+    }
+  });
 });
 
 // The whole recipe as Debian's service runs it: started as root, Mosquitto switches to its user

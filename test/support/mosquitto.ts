@@ -25,7 +25,14 @@ export class Mosquitto {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
+  /**
+   * Starts the broker; one already running is left as it is. A second start spawned a second
+   * broker on the same port, which failed to bind and exited, and took the first one's place here:
+   * stop() and dispose() then stopped the exited one and the first outlived the run
+   * (test/gateway-deploy.test.ts started it in two tests).
+   */
   async start(): Promise<this> {
+    if (this.running) return this;
     if (!this.port) this.port = await freePort();
     const listener = this.opts.listenerConfig ? this.opts.listenerConfig(this.port, this.dir) : `listener ${this.port} 127.0.0.1\nallow_anonymous true\n`;
     const conf = [
@@ -57,6 +64,11 @@ export class Mosquitto {
     await Promise.race([waitForPort(this.port), exited]);
     exited.catch(() => {});
     return this;
+  }
+
+  /** True while the broker this started has not exited. */
+  get running(): boolean {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
   /** Graceful stop (SIGTERM: persistence saved). */

@@ -37,8 +37,9 @@ export default function setup(): () => void {
   chmodSync(root, 0o755);
   process.env.TMPDIR = root;
   return () => {
-    // A server a suite left running (one Mosquitto after each full run, its suite not found yet) would
-    // outlive the run, holding its port; it is named and stopped before its folder goes.
+    // A server a suite left running would outlive the run, holding its port; it is named and stopped
+    // before its folder goes (one Mosquitto after each full run was test/gateway-deploy.test.ts
+    // starting its broker in two tests, see Mosquitto.start).
     const left = processesUnder(root);
     for (const pid of left) {
       let cmd = '';
