@@ -12,6 +12,7 @@
 // (that would write the key twice): use log.child() bindings only for fields the base lacks.
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { createRequire } from 'node:module';
+import { redactLogLine } from './secrets.ts';
 
 // pino-pretty is loaded only when a pretty log is asked for (JSON runs never load it).
 const require = createRequire(import.meta.url);
@@ -49,7 +50,8 @@ export function createLogger(o: LogOptions): Logger {
 export function createRootLogger(o: Omit<LogOptions, 'component' | 'base'>): Logger {
   const dest = o.dest ?? 2;
   const tty = o.tty ?? (typeof dest === 'number' && (dest === 2 ? !!process.stderr.isTTY : dest === 1 ? !!process.stdout.isTTY : false));
-  const options = { level: o.level ?? 'info', base: null };
+  // Every line goes through redactLogLine: no URL's credentials reach a log, whichever call logged it.
+  const options = { level: o.level ?? 'info', base: null, hooks: { streamWrite: redactLogLine } };
   let stream: DestinationStream;
   const pretty = resolveFormat(o.format, tty) === 'pretty' ? loadPretty() : null;
   if (pretty)

@@ -350,3 +350,25 @@ export function influxCredentials<T extends Partial<InfluxCredentials>>(c: T, ap
   }
   return out;
 }
+
+/** A JSON string literal (a key or a value) of a log line. */
+const JSON_STRING = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * A log line (one JSON object, as pino writes it) with the credentials of every URL or URL-like
+ * word in its keys and values taken out, as redactUrlsIn does: the last guard of every log, whatever a
+ * call site put in it (a path or name that holds a URL pasted into the wrong flag, a client library's
+ * error). Only a string that holds credentials is rewritten; the rest of the line stays byte for byte.
+ */
+export function redactLogLine(line: string): string {
+  if (!line.includes('@') && !line.includes('://')) return line;
+  return line.replace(JSON_STRING, (literal) => {
+    let text: string;
+    try {
+      text = JSON.parse(literal) as string;
+    } catch {
+      return literal;
+    }
+    return holdsUrlCredentials(text) ? JSON.stringify(redactUrlsIn(text)) : literal;
+  });
+}

@@ -7,6 +7,7 @@
 // Runtime failures (a broker that goes away, a capture that fails) are not usage errors: they are
 // logged and end with exit code 1.
 import { ConfigError } from './config-loader.ts';
+import { holdsUrlCredentials, redactUrlsIn } from './secrets.ts';
 
 /** A mistake in how a command was called: a flag, an argument, a file named on the command line. */
 export class UsageError extends Error {
@@ -71,7 +72,9 @@ export function defaultHint(command: string): string {
 
 /** Prints a usage or configuration error (one line per problem, one hint line) and exits 2. */
 export function exitUsage(command: string, e: Error, hint?: string): never {
-  const lines = problemLines(e).map((l) => `presence ${command}: ${l}\n`);
+  // A value echoed in a line may be a URL, or a broker address, with credentials pasted into a flag
+  // or key of another kind (--queue-dir, --site): named without them (redactUrlsIn), whatever built the line.
+  const lines = problemLines(e).map((l) => `presence ${command}: ${holdsUrlCredentials(l) ? redactUrlsIn(l) : l}\n`);
   const h = hint ?? (e as { hint?: string }).hint ?? defaultHint(command);
   process.stderr.write(`${lines.join('')}hint: ${h}\n`);
   process.exit(2);

@@ -1,0 +1,114 @@
+// A URL or a broker address with credentials pasted into a flag of another kind (a client id, an
+// InfluxDB org or bucket, a host, a file) is named without them in every log line and usage error:
+// scripts/lib/log.ts passes every line through redactLogLine, scripts/lib/usage.ts every error line
+// through redactUrlsIn (scripts/lib/secrets.ts).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { redactLogLine } from '../scripts/lib/secrets.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'presence-log-redaction-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function presence(args: string[]) {
+  return spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], {
+    cwd: tmp,
+    encoding: 'utf8',
+    env: { ...process.env, MQTT_URL: '', INFLUX_URL: '' },
+  });
+}
+
+/** Runs presence until its stderr matches `until` (or it exits), then stops it; its stderr. */
+async function presenceUntil(args: string[], until: RegExp): Promise<string> {
+  const p = spawn(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], {
+    cwd: tmp,
+    env: { ...process.env, MQTT_URL: '', INFLUX_URL: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    p.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (until.test(stderr)) p.kill('SIGTERM');
+    });
+    p.once('close', () => resolve());
+  });
+  return stderr;
+}
+
+describe('redactLogLine', () => {
+  it('leaves a line without credentials byte for byte', () => {
+    for (const line of [
+      '{"level":30,"component":"gateway","broker":"mqtt://broker:1883","msg":"gateway starting"}\n',
+      '{"level":30,"mail":"ops@example.org","path":"/usr/bin:/opt/homebrew/opt/python@3.11/bin","n":1.5,"msg":"x \\"q\\""}\n',
+    ])
+      expect(redactLogLine(line)).toBe(line);
+  });
+
+  it('takes the credentials out of keys and values and leaves valid JSON', () => {
+    const line = `${JSON.stringify({ level: 30, client_id: 'u:Log-Pw1@broker:1883', 'mqtt://u:Log-Pw2@b': 1, sink: 'org "u:Log-Pw3@h"', msg: 'at mqtt://u:Log-Pw4@b:1883' })}\n`;
+    const out = redactLogLine(line);
+    expect(out).not.toMatch(/Log-Pw/);
+    expect(JSON.parse(out)).toEqual({ level: 30, client_id: '***@broker:1883', 'mqtt://b': 1, sink: 'org "***@h"', msg: 'at mqtt://b:1883' });
+  });
+});
+
+describe('credentials pasted into a flag of another kind', () => {
+  it('the log lines of a running aggregator name them without the password, in JSON and pretty form', async () => {
+    for (const format of ['json', 'pretty']) {
+      const stderr = await presenceUntil(
+        [
+          'aggregator',
+          '--http-port',
+          '0',
+          '--mqtt-url',
+          'mqtt://127.0.0.1:9',
+          '--mqtt-client-id',
+          'u:Log-Pw5@broker:1883',
+          '--influx-url',
+          'http://127.0.0.1:8',
+          '--influx-api',
+          'v2',
+          '--influx-token',
+          't',
+          '--influx-org',
+          'u:Log-Pw6@h',
+          '--influx-bucket',
+          'b',
+          '--log-format',
+          format,
+        ],
+        /aggregator starting/,
+      );
+      expect(stderr, format).toContain('aggregator starting'); // it ran and logged
+      expect(stderr, format).toContain('***@broker:1883');
+      expect(stderr, format).not.toMatch(/Log-Pw/);
+    }
+  });
+
+  it('an --http-host holding them is named without the password, in its warning and its error', () => {
+    const r = presence(['aggregator', '--http-port', '0', '--http-host', 'u:Log-Pw7@host', '--mqtt-url', 'mqtt://127.0.0.1:9']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('not served on ***@host');
+    expect(r.stderr).toMatch(/--http-host \*\*\*@host .*cannot listen/);
+    expect(r.stderr).not.toMatch(/Log-Pw/);
+  });
+
+  it('a usage error naming a file, a scenario or a config file names it without the password', () => {
+    for (const [args, shown] of [
+      [['aggregator', '--calibration', 'u:Log-Pw8@host'], '--calibration ***@host: no such file'],
+      [['aggregator', '--mqtt-ca', 'mqtt:/u:Log-Pw8@host'], 'mqtt.ca: mqtt:/***@host does not exist'],
+      [['aggregator', '--config', 'u:Log-Pw8@host'], 'config file ***@host does not exist'],
+      [['replay', 'u:Log-Pw8@host'], '***@host: the file does not exist'],
+      [['simulate', 'u:Log-Pw8@host'], 'scenario "***@host": not a built-in scenario'],
+    ] as const) {
+      const r = presence([...args]);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(shown);
+      expect(r.stderr, args.join(' ')).not.toMatch(/Log-Pw/);
+    }
+  });
+});
