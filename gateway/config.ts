@@ -174,6 +174,9 @@ export function parseDuration(text: string | number): number {
 /** The flip probability the docs and `presence corridor init` / `join` advise: flows within about 15 % per 5-min interval on the simulator. */
 export const SKETCH_P_ADVISED = 0.03;
 
+/** Shortest gateway.window (ms). */
+export const MIN_WINDOW_MS = 1000;
+
 /** Epsilon per sketch and device the firmware really gives for p (quantised to T / 65536), two decimals. */
 export function epsilonText(p: number): string {
   return sketchEpsilon(p).toFixed(2);
@@ -296,7 +299,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     default: '60s',
     flag: '--window <duration>',
     flagHelp: 'window length, e.g. 60s or 5m (a bare number, deprecated, is read as seconds)',
-    description: 'window length, at most 24h; windows align to multiples of it',
+    description: 'window length, from 1s to 24h; windows align to multiples of it',
   },
   {
     key: 'gateway.rssi_min_dbm',
@@ -887,12 +890,18 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
   // the counts message holds a window of at most MAX_WINDOW_MS: a longer one would be counted, under
   // one key, for all of its length and then dropped as outside the contract
   const windowMs = ms(cfg.gateway?.window);
+  const windowText = typeof cfg.gateway?.window === 'string' ? cfg.gateway.window : formatDuration(windowMs);
+  // and of at least a second: a window of milliseconds says, at a quiet place, when each device was
+  // heard to within it (a window of 1 or 2 devices is then one frame's time), and closes (a queue
+  // file, a message, a database point) up to 1,000 times a second
   const window =
     windowMs > MAX_WINDOW_MS
-      ? [
-          `${at('gateway.window')}: must be at most 24h, the longest window a counts message holds (got ${typeof cfg.gateway?.window === 'string' ? cfg.gateway.window : formatDuration(windowMs)}); use 24h or less`,
-        ]
-      : [];
+      ? [`${at('gateway.window')}: must be at most 24h, the longest window a counts message holds (got ${windowText}); use 24h or less`]
+      : windowMs > 0 && windowMs < MIN_WINDOW_MS
+        ? [
+            `${at('gateway.window')}: must be at least 1s (got ${windowText}): a shorter window's counts say when a device was heard to within it, and it closes (a queue file, a message, a stored point) up to 1,000 times a second; use 1s or more`,
+          ]
+        : [];
   // the page's pictures come at most every 10 ms: a shorter interval is refused, not raised unsaid
   const update = cfg.http?.update_interval;
   const updateMs = ms(update);

@@ -390,6 +390,27 @@ describe('demo helpers', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a --window under 1s is refused before anything runs, as the gateways refuse it', async () => {
+    const out = join(tmpdir(), `presence-demo-short-window-${process.pid}`);
+    const opts = {
+      scenario: 'quiet-night',
+      minutes: 2,
+      window: '500ms',
+      speed: 'max',
+      scale: 0.1,
+      seed: 1,
+      out,
+      lastWeek: false,
+      live: false,
+      httpPort: 'off',
+    };
+    await expect(runDemo(opts)).rejects.toMatchObject({
+      name: 'UsageError',
+      message: "--window 500ms: must be at least 1s, as a gateway's window (gateway/README.md, gateway.window)",
+    });
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a run of fewer windows than a people calibration needs says so in one line, with the --minutes that would do, and fits nothing', async () => {
     const out = mkdtempSync(join(tmpdir(), 'presence-demo-short-'));
     let text = '';

@@ -338,6 +338,17 @@ describe('gateway config', () => {
     expect(parseDuration(loadConfig({ ...base, source: ['stdin'], window: '24h' }, {}).gateway.window)).toBe(MAX_WINDOW_MS);
   });
 
+  it('refuses a window shorter than 1s: its counts say when a device was heard to within it, and it closes up to 1,000 times a second (--window 1ms was taken)', () => {
+    const line = (got: string, flag = true) =>
+      `${flag ? '--window (gateway.window)' : 'gateway.window'}: must be at least 1s (got ${got}): a shorter window's counts say when a device was heard to within it, and it closes (a queue file, a message, a stored point) up to 1,000 times a second; use 1s or more`;
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '1ms' }, {}))).toEqual([line('1ms')]);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '999ms' }, {}))).toEqual([line('999ms')]);
+    const file = join(tmp, 'window-250ms.yaml');
+    writeFileSync(file, 'gateway: { site: s, zone: z, id: g, window: 250ms }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://broker:1883" }\n');
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([line('250ms', false)]);
+    expect(parseDuration(loadConfig({ ...base, source: ['stdin'], window: '1s' }, {}).gateway.window)).toBe(1000);
+  });
+
   it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry (a 30d status interval republished the status every millisecond)', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '30d' }, {}))).toEqual([
       '--status-interval (status.interval): must be at most 24d (a longer period fires at once in Node) (got 30d)',

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
 import { burstAddressesLine, runPeriod } from './pipeline.ts';
+import { MIN_WINDOW_MS } from '../../gateway/config.ts';
 import { FIT_MIN_WINDOWS } from '../../aggregator/calibration/fit.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { summary } from './summary.ts';
@@ -117,6 +118,8 @@ export const CALIBRATION_SEED_OFFSET = 100;
 function parseWindowS(text: string): number {
   const ms = durationMs(text, { bare: 's', name: '--window' });
   if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")${durationNote(text)}`);
+  // the gateways refuse a shorter one (gateway.window), which they said after the calibration run
+  if (ms < MIN_WINDOW_MS) throw new UsageError(`--window ${text}: must be at least 1s, as a gateway's window (gateway/README.md, gateway.window)`);
   return ms / 1000;
 }
 
