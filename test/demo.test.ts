@@ -521,7 +521,9 @@ describe('demo: a folder that already holds files', () => {
   it("prints the size of this run's files, names apart the files it did not write and leaves them, deletes only its own captures, and writes demo.log anew", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-demo-again-'));
     try {
-      // A user's own capture, one an earlier run kept (another scenario's gateway), an earlier run's log.
+      // A user's own capture, one an earlier run kept (another scenario's gateway), an earlier run's log
+      // (the folder marked by that run).
+      writeFileSync(join(dir, '.presence-demo'), '');
       writeFileSync(join(dir, 'mine.pcap'), Buffer.alloc(5000));
       mkdirSync(join(dir, 'today'));
       writeFileSync(join(dir, 'today', 'gw-elsewhere.pcapng'), Buffer.alloc(300_000));
@@ -545,6 +547,27 @@ describe('demo: a folder that already holds files', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 200_000);
+});
+
+describe("demo: a folder with files of the demo's names that no demo run wrote", () => {
+  it("refuses before anything runs, naming them, and leaves them and the folder as they were (a presence.lp of the user's was overwritten without a word)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-foreign-'));
+    try {
+      writeFileSync(join(dir, 'presence.lp'), 'my own line protocol\n');
+      mkdirSync(join(dir, 'today'));
+      writeFileSync(join(dir, 'today', 'truth.json'), '{"mine":true}');
+      const r = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', dir], 60_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `presence demo: --out ${dir}: this run would overwrite presence.lp, today/truth.json there, which no demo run wrote (no .presence-demo in the folder)`,
+      );
+      expect(readFileSync(join(dir, 'presence.lp'), 'utf8')).toBe('my own line protocol\n');
+      expect(readFileSync(join(dir, 'today', 'truth.json'), 'utf8')).toBe('{"mine":true}');
+      expect(readdirSync(dir).sort()).toEqual(['presence.lp', 'today']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 describe('demo --hold: after the run', () => {

@@ -6,7 +6,7 @@
 // and window, then a summary.
 import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
@@ -86,6 +86,7 @@ export function folderFiles(dir: string): Map<string, string> {
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    if (p === join(dir, DEMO_MARKER)) continue; // the folder's mark, not a result
     const st = statSync(p, { throwIfNoEntry: false });
     if (st) files.set(p, `${st.mtimeMs} ${st.size}`);
   }
@@ -109,6 +110,42 @@ export function folderAfterRun(dir: string, before: Map<string, string>): { byte
   }
   older.files.sort();
   return { bytes, older };
+}
+
+/**
+ * The file a demo run leaves in its folder, saying the files of the demo's names beside it are a
+ * demo run's: the next run replaces them. Without it, a file of one of those names is not the
+ * demo's (a user's own presence.lp or calibration.yaml in the --out given) and the run refuses.
+ */
+export const DEMO_MARKER = '.presence-demo';
+
+/** The files of `outDir` (relative paths) a run of these gateways would write over. */
+export function demoFilesThere(outDir: string, gateways: readonly string[], lastWeek: boolean): string[] {
+  const names = ['demo.log', 'presence.lp', 'calibration.yaml'];
+  for (const period of lastWeek ? ['today', 'last-week'] : ['today'])
+    for (const n of [...gateways.map((g) => `${g}.pcapng`), 'truth.json', 'truth.csv']) names.push(`${period}/${n}`);
+  return names.filter((n) => lstatSync(join(outDir, n), { throwIfNoEntry: false }) !== undefined);
+}
+
+/**
+ * Refuses a folder holding files of the demo's names that no demo run wrote (no DEMO_MARKER): the
+ * run wrote over them without a word (a presence.lp of the user's in --out .). Marks the folder
+ * otherwise: this run's files may be replaced by the next.
+ */
+export function claimDemoFolder(flag: string, outDir: string, gateways: readonly string[], lastWeek: boolean): void {
+  const marker = join(outDir, DEMO_MARKER);
+  if (!existsSync(marker)) {
+    const there = demoFilesThere(outDir, gateways, lastWeek);
+    if (there.length)
+      throw new UsageError(
+        `${flag} ${outDir}: this run would overwrite ${there.join(', ')} there, which no demo run wrote (no ${DEMO_MARKER} in the folder)`,
+        `give another ${flag} (a new folder is made), or move them; an earlier demo run's files (from before the demo marked its folder) can be removed`,
+      );
+  }
+  writeFileSync(
+    marker,
+    'presence demo writes this folder: its demo.log, presence.lp, calibration.yaml, today/ and last-week/ files are replaced by the next run\n',
+  );
 }
 
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
@@ -266,6 +303,17 @@ export async function runDemo(
   const period = loadScenario(opts.scenario, { scale: opts.scale, durationS, windowS });
   checkWindows(period, { window: opts.window });
   const made = makeOutDir('--out', outDir);
+  try {
+    claimDemoFolder(
+      '--out',
+      outDir,
+      period.gateways.map((g) => g.id),
+      opts.lastWeek !== false,
+    );
+  } catch (e) {
+    removeDirs(made);
+    throw e;
+  }
   // The captures it writes (today, and last week unless --no-last-week) must fit on the disk; past
   // 200 MB it says how much, as presence simulate does.
   const est = estimateOutput(period, opts.seed, 'll', 'pcapng');
