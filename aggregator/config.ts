@@ -346,7 +346,7 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'out',
-    schema: { type: 'string', minLength: 1 },
+    schema: { type: 'string', minLength: 1, 'x-no-credentials': true },
     default: './presence.lp',
     flag: '-o, --out <file>',
     description: 'line-protocol file written when no InfluxDB URL is set',

@@ -3,7 +3,7 @@
 // scripts/lib/log.ts passes every line through redactLogLine, scripts/lib/usage.ts every error line
 // through redactUrlsIn (scripts/lib/secrets.ts).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ function presence(args: string[]) {
     cwd: tmp,
     encoding: 'utf8',
     env: { ...process.env, MQTT_URL: '', INFLUX_URL: '' },
+    timeout: 60_000, // a command that is not refused runs on: stopped
   });
 }
 
@@ -99,8 +100,6 @@ describe('credentials pasted into a flag of another kind', () => {
 
   it('a usage error naming a file, a scenario or a config file names it without the password', () => {
     for (const [args, shown] of [
-      [['aggregator', '--calibration', 'u:Log-Pw8@host'], '--calibration ***@host: no such file'],
-      [['aggregator', '--mqtt-ca', 'mqtt:/u:Log-Pw8@host'], 'mqtt.ca: mqtt:/***@host does not exist'],
       [['aggregator', '--config', 'u:Log-Pw8@host'], 'config file ***@host does not exist'],
       [['replay', 'u:Log-Pw8@host'], '***@host: the file does not exist'],
       [['simulate', 'u:Log-Pw8@host'], 'scenario "***@host": not a built-in scenario'],
@@ -109,6 +108,31 @@ describe('credentials pasted into a flag of another kind', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toContain(shown);
       expect(r.stderr, args.join(' ')).not.toMatch(/Log-Pw/);
+    }
+  });
+
+  it('a path setting holding them (--queue-dir, --out, a file key) is refused before a file or folder is made under that name', () => {
+    const pcap = join(tmp, 'empty.pcap');
+    writeFileSync(pcap, '');
+    const gw = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', `pcap:${pcap}`];
+    writeFileSync(join(tmp, 'gw.yaml'), 'queue:\n  dir: u:Log-Pw9@broker:1883\n', { mode: 0o600 });
+    for (const [args, shown] of [
+      [[...gw, '--queue-dir', 'mqtt://u:Log-Pw9@broker:1883'], "--queue-dir (queue.dir): holds a URL's user name and password, not a path"],
+      [[...gw, '--config', join(tmp, 'gw.yaml')], `queue.dir: holds a URL's user name and password, not a path`],
+      [['aggregator', '--http-port', 'off', '--out', 'mqtt:/u:Log-Pw9@broker'], "--out (out): holds a URL's user name and password, not a path"],
+      [
+        ['aggregator', '--http-port', 'off', '--calibration', 'http://u:Log-Pw9@influx:8086'],
+        "--calibration (calibration): holds a URL's user name and password",
+      ],
+    ] as const) {
+      const r = presence([...args]);
+      const what = args.join(' ');
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toContain(shown);
+      expect(r.stderr, what).toMatch(/\(got "[^"]*(broker|influx)/);
+      expect(r.stderr, what).not.toMatch(/Log-Pw/);
+      expect(existsSync(join(tmp, 'mqtt:')), what).toBe(false);
+      expect(readdirSync(tmp).join(' '), what).not.toMatch(/Log-Pw/);
     }
   });
 });

@@ -121,6 +121,8 @@ export function deletePath(obj: Record<string, unknown>, key: string): void {
 /** The JSON Schema of one value, with its default. */
 export function valueSchema(spec: OptionSpec): JsonSchema {
   const s: JsonSchema = spec.duration ? { 'x-duration': spec.duration } : { ...(spec.schema ?? {}) };
+  // A path is no URL: one with credentials pasted there would be a file or folder named with the password.
+  if (spec.path) s['x-no-credentials'] = true;
   if (spec.default !== undefined) s.default = spec.default;
   if (spec.description) s.description = spec.description;
   return s;
@@ -181,6 +183,15 @@ export function createAjv(): Ajv {
     schemaType: 'object',
     errors: false,
     validate: (opts: DurationOptions, data: unknown) => !Number.isNaN(durationMs(data, opts)),
+  });
+  // A path (or a name) holding a URL's credentials, also without `scheme://` (`mqtt:/user:secret@broker`,
+  // what a path made of `mqtt://user:secret@broker` becomes): a pasted URL, refused before a file or
+  // folder is made or looked for under a name every user listing its folder would read.
+  ajv.addKeyword({
+    keyword: 'x-no-credentials',
+    schemaType: 'boolean',
+    errors: false,
+    validate: (on: boolean, data: unknown) => !on || typeof data !== 'string' || !holdsUrlCredentials(data),
   });
   // `format: 'url'`: a URL that Node can parse (a scheme pattern alone lets `mqtt://u:p@[::1` through,
   // which then throws, with its password, deep inside a client library).
@@ -659,6 +670,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         line = `${label}: has an unknown key "${redactUrlsIn(extra)}"${close.length ? ` (did you mean "${close[0]}"?)` : choices.length ? ` (known: ${choices.join(', ')})` : ''}`;
         break;
       }
+      case 'x-no-credentials':
+        line = `${label}: holds a URL's user name and password, not a path: a file or folder so named shows them to every user who lists its folder; the broker's or InfluxDB's URL goes in its own setting${got}`;
+        break;
       case 'x-duration':
         line = `${label}: ${DURATION_HINT}${spec?.duration?.bare ? ` (a bare number is ${spec.duration.bare})` : ''}${got}${
           typeof value === 'number' || (typeof value === 'string' && BARE_NUMBER.test(value.trim()))
