@@ -175,6 +175,16 @@ export function keyedStatePtr(): usize {
 }
 
 /**
+ * hashAddress() as a function of its own, for the frame path (ingest and count_addresses): inlined
+ * into ingest's loop, the sixteen state words competed for registers with the loop's own values
+ * and spilled, so each address cost more there than in the hashing ceiling's loop; called, they
+ * have the registers to themselves. The same digest as hashAddress().
+ */
+export function hashAddressCall(m0: u32, m1: u32): u64 {
+  return keyedHash(KEYED, 72, m0, m1);
+}
+
+/**
  * The last (and only) message block after a key block: BLAKE2s from the chain value at `state`
  * (keyState()) over a message of at most 8 bytes, m0 | m1 little-endian words (the rest of the
  * block zero), t = 64 + message length. Exactly one compression. Returns the first 8 digest bytes

@@ -15,7 +15,7 @@ import {
   RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel, ADDR_WIFI_GLOBAL, ADDR_BLE_RANDOM_STATIC,
   ADDR_BLE_RESOLVABLE,
 } from './results';
-import { setKey, wipeKey, hashAddress, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
+import { setKey, wipeKey, hashAddress, hashAddressCall, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
 import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
 import {
   epochKeyPtr, epochBegin, epochEnd, sketchOpen, sketchAdd, sketchWindowBegin, sketchWindowEnd, sketchBits,
@@ -156,7 +156,7 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   const group: u32 = radio == RADIO_BLE && kind != ADDR_BLE_PUBLIC ? 1 : 0;
   // message: radio, address-kind group, address (6 bytes, display order)
   const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
-  const h = hashAddress(m0, load<u32>(slot, 2));
+  const h = hashAddressCall(m0, load<u32>(slot, 2));
   const beacon = radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON;
   // the corridor sketch: once per device and window (its first frame), matchable classes only
   if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, beacon, slot);
@@ -400,7 +400,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
   const group: u32 = radio == RADIO_BLE && kind != <u32>ADDR_BLE_PUBLIC ? 1 : 0;
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + <usize>i * 6;
-    const h = hashAddress(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
+    const h = hashAddressCall(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
     if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, false, a);
     if (r == 0) estimatorWifi(h, <i32>RSSI_UNKNOWN, 0, kind == <u32>ADDR_WIFI_LOCAL);
     else estimatorBle(h, 0);
