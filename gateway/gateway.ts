@@ -206,6 +206,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.queue?.depth ?? 0;
   }
 
+  /** Windows dropped because the queue was full (the status's queue_dropped). */
+  get queueDropped(): number {
+    return this.queue?.dropped ?? 0;
+  }
+
+  /** The queue folder's state (the status's queue_state). */
+  get queueState(): string {
+    return this.queue?.state ?? 'ok';
+  }
+
   get mqttConnected(): boolean {
     return !!this.publisher?.connected;
   }

@@ -44,6 +44,9 @@ export interface GatewayView {
   readonly brokerProblem?: { error: string; fix: string } | null;
   /** Frames of the last closed window of a link type the firmware does not parse (not counted). */
   readonly unparsedFrames?: number;
+  /** Windows dropped because the queue was full, and the queue folder's state (the status's queue_dropped and queue_state, without making the status). */
+  readonly queueDropped?: number;
+  readonly queueState?: string;
   status(): { queue_state?: string; queue_dropped?: number; queue_unreadable?: number; windows?: number; last_seq?: number };
   on(event: 'window', fn: (m: CountsMessage) => void): unknown;
   on(event: 'published', fn: (seq: number) => void): unknown;
@@ -132,7 +135,8 @@ export class GatewayMetrics {
       help: 'Windows dropped since start because the queue was full (queue.max_windows)',
       registers: r,
       collect() {
-        setCounter(this, gw.status().queue_dropped ?? 0);
+        // read from the queue: the whole status (its sources, their rates) is not made per scrape
+        setCounter(this, gw.queueDropped ?? gw.status().queue_dropped ?? 0);
       },
     });
     new Gauge({
@@ -141,7 +145,7 @@ export class GatewayMetrics {
       labelNames: ['state'],
       registers: r,
       collect() {
-        const s = gw.status().queue_state ?? 'ok';
+        const s = gw.queueState ?? gw.status().queue_state ?? 'ok';
         for (const state of QUEUE_STATES) this.set({ state }, state === s ? 1 : 0);
       },
     });

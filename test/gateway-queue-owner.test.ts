@@ -111,6 +111,24 @@ describe('presence_gateway_queue_unreadable', () => {
     const text = await metrics.registry.getSingleMetricAsString('presence_gateway_queue_unreadable');
     expect(text).toMatch(/^presence_gateway_queue_unreadable 3$/m);
   });
+
+  it("and so are queue_dropped and queue_state: a scrape makes no status (each made the whole status, and moved its sources' rate baseline)", async () => {
+    const gw = Object.assign(new EventEmitter(), {
+      sources: [],
+      queueDepth: 5,
+      queueUnreadableCount: 0,
+      queueDropped: 7,
+      queueState: 'disk_full',
+      mqttConnected: true,
+      status(): never {
+        throw new Error('status() made for a scrape');
+      },
+    });
+    const text = await new GatewayMetrics(gw as unknown as GatewayView, false).registry.metrics();
+    expect(text).toMatch(/^presence_gateway_queue_dropped_total 7$/m);
+    expect(text).toMatch(/^presence_gateway_queue_state\{state="disk_full"\} 1$/m);
+    expect(text).toMatch(/^presence_gateway_queue_state\{state="ok"\} 0$/m);
+  });
 });
 
 const root = process.getuid?.() === 0;
