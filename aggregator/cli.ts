@@ -8,7 +8,7 @@ import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { exitConfig, exitUsage, fileProblemsHint } from '../scripts/lib/usage.ts';
 import { tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
-import { AGGREGATOR_OPTIONS, ConfigError, loadConfig, loadConfigWithSources, type AggregatorFlags, type AggregatorConfig } from './config.ts';
+import { AGGREGATOR_OPTIONS, ConfigError, loadConfigWithSources, type AggregatorFlags, type AggregatorConfig } from './config.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { StoppedError } from './intake.ts';
@@ -72,7 +72,9 @@ export function registerAggregator(program: Command): void {
     if (configFile)
       process.on('SIGHUP', () => {
         try {
-          const reloaded = loadConfig(renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false));
+          const { config: reloaded, sources: reloadedSources } = loadConfigWithSources(
+            renameOldFlags(given as AggregatorFlags & Record<string, unknown>, AGGREGATOR_OPTIONS, false),
+          );
           const next = reloaded.gateways;
           aggregator.identity.reload(next);
           aggregator.log.info(
@@ -94,6 +96,18 @@ export function registerAggregator(program: Command): void {
             aggregator.log.warn(
               { file: configFile, corridors: reloaded.corridors.map((c) => c.group), in_use: config.corridors.map((c) => c.group) },
               'corridors: the config file now lists other corridor groups, members or settings than those in use, which stay: corridors take a restart (systemctl restart presence-aggregator); SIGHUP re-reads the gateway registry and the calibration only',
+            );
+          // Every other setting (the broker, the database, the file, batches, the page) is set up at
+          // start too: one changed in the config file is said, by its key (never its value), not
+          // silently left as it was.
+          const others = sources.changedFrom(
+            reloadedSources,
+            AGGREGATOR_OPTIONS.map((o) => o.key).filter((k) => !k.startsWith('gateways.') && k !== 'calibration' && k !== 'corridors'),
+          );
+          if (others.length)
+            aggregator.log.warn(
+              { file: configFile, settings: others },
+              `the config file now gives other values for ${others.join(', ')} than those in use, which stay: they take a restart (systemctl restart presence-aggregator); SIGHUP re-reads the gateway registry and the calibration only`,
             );
         } catch (e) {
           aggregator.log.error({ file: configFile, err: (e as Error).message }, 'gateway registry not reloaded; keeping the one in use');

@@ -160,4 +160,54 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     }
     expect(await exited).toBe(0);
   });
+
+  it('any other setting changed in the config file is not taken up silently: SIGHUP names its key (never its value) and says it takes a restart', async () => {
+    const cfg = join(dir, 'others.yaml');
+    const configWith = (out: string, password: string) =>
+      `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-others\n  keepalive: 30s\nout: ${join(dir, out)}\nhttp:\n  port: 0\n  password: ${password}\n  user: ops\n`;
+    writeFileSync(cfg, configWith('others.lp', 'Old-Secret-1'), { mode: 0o600 });
+    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+    });
+    let log = '';
+    p.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const json = () =>
+      log
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    try {
+      await until(
+        'subscribed',
+        () => log,
+        (l) => l.includes('"subscribed"'),
+      );
+      // the same file again: nothing to say
+      p.kill('SIGHUP');
+      await until(
+        'reloaded',
+        () => json().filter((l) => l.msg === 'gateway registry reloaded').length,
+        (n) => n >= 1,
+      );
+      expect(json().find((l) => String(l.msg).startsWith('the config file now gives'))).toBeUndefined();
+      // it said 'gateway registry reloaded' and went on writing to the old file and with the old password, without a word
+      writeFileSync(cfg, configWith('elsewhere.lp', 'New-Secret-2').replace('keepalive: 30s', 'keepalive: 45s'), { mode: 0o600 });
+      p.kill('SIGHUP');
+      await until(
+        'said',
+        () => log,
+        (l) => l.includes('the config file now gives'),
+      );
+      const warned = json().find((l) => String(l.msg).startsWith('the config file now gives'))!;
+      expect(warned).toMatchObject({ level: 40, file: cfg, settings: ['mqtt.keepalive', 'out', 'http.password'] });
+      expect(String(warned.msg)).toContain('take a restart');
+      expect(log).not.toContain('Secret');
+    } finally {
+      p.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
 });

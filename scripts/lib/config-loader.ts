@@ -385,6 +385,8 @@ export interface SettingSource {
  */
 export class SettingSources {
   private readonly inFile: Set<string>;
+  /** Each option's value as given (JSON; absent: not given), to tell what a reload of the same file changed. */
+  private readonly given: Map<string, string | undefined>;
   /** `raw`: the settings after the file, the environment and the flags, before defaults are filled in. */
   constructor(
     specs: OptionSpec[],
@@ -395,6 +397,12 @@ export class SettingSources {
     private readonly renamed?: Renamed,
   ) {
     this.inFile = new Set(file ? specs.filter((s) => !origins.has(s.key) && getPath(raw, s.key) !== undefined).map((s) => s.key) : []);
+    this.given = new Map(specs.map((s) => [s.key, JSON.stringify(getPath(raw, s.key))]));
+  }
+
+  /** The keys (of `keys`) whose given value differs in `other`, as the user writes them (never a value). */
+  changedFrom(other: SettingSources, keys: Iterable<string>): string[] {
+    return [...keys].filter((k) => this.given.get(k) !== other.given.get(k)).map((k) => keyName(k, other.renamed, other.prefix));
   }
 
   of(key: string): SettingSource {
