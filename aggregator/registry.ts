@@ -131,25 +131,46 @@ for (const k of TOP) {
 }
 const START = FIELDS.findIndex(([k]) => k === 'start');
 const END = FIELDS.findIndex(([k]) => k === 'end');
-const values: unknown[] = new Array(FIELDS.length);
+
+/** What the digest reads of a counts message (FIELDS, in their order): a field of an object, or
+ *  what stands for it when the object is absent (undefined) or not an object ([value]). */
+function sub(o: unknown, f: string): unknown {
+  return o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[f] : o === undefined ? undefined : [o];
+}
+
+/** The digest's values read through FIELDS, the schema's own list: the reference digestValues is
+ *  tested against (test/aggregator-identity.test.ts), so a field the schema gains fails the test. */
+export function schemaDigestValues(m: CountsMessage, start: number, end: number): unknown[] {
+  const o = m as unknown as Record<string, unknown>;
+  const values = FIELDS.map(([k, f]) => (f === null ? o[k] : sub(o[k], f)));
+  values[START] = start;
+  values[END] = end;
+  return values;
+}
+
+/** The digest's values, each field read by its name: read by a key from FIELDS, some 28 reads of
+ *  keys that change from one read to the next, they made the digest take 3.6-6.4 µs of CPU a message
+ *  against 2.4-4.9 now (medians 5.6 and 3.0, 15 alternating rounds of 100,000, 28 Nov, load 9-12;
+ *  the digests are the same). Equal to schemaDigestValues (tested). */
+export function digestValues(m: CountsMessage, start: number, end: number): unknown[] {
+  const w: unknown = m.wifi;
+  const b: unknown = m.ble;
+  const p: unknown = m.privacy;
+  // biome-ignore format: one radio a line
+  return [
+    m.v, m.site, m.zone, m.gateway, m.seq, start, end, m.complete,
+    sub(w, 'frames'), sub(w, 'devices'), sub(w, 'estimate'), sub(w, 'probes'), sub(w, 'adverts'), sub(w, 'rejected'), sub(w, 'weak'), sub(w, 'exact'), sub(w, 'suppressed'),
+    sub(b, 'frames'), sub(b, 'devices'), sub(b, 'estimate'), sub(b, 'probes'), sub(b, 'adverts'), sub(b, 'rejected'), sub(b, 'weak'), sub(b, 'exact'), sub(b, 'suppressed'),
+    sub(p, 'min_count'), sub(p, 'epsilon'),
+  ];
+}
 
 /** Digest of a counts message's content: equal for the same counts however the JSON was written
  *  (key order, whitespace, `...00Z` or `...00.000Z`). 96 bits of SHA-256 of the JSON array of its
- *  fields in schema order (an absent field is null: no field of the contract can be null, and a
- *  present object has its required fields). It runs for every accepted message, so one array is
- *  filled in place and written by JSON.stringify. */
+ *  fields in schema order (digestValues; an absent field is null: no field of the contract can be
+ *  null, and a present object has its required fields). */
 export function countsDigest(m: CountsMessage, start = Date.parse(m.start), end = Date.parse(m.end)): string {
-  const o = m as unknown as Record<string, unknown>;
-  for (let i = 0; i < FIELDS.length; i++) {
-    const [k, f] = FIELDS[i];
-    const v = o[k];
-    values[i] = f === null ? v : v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[f] : v === undefined ? undefined : [v];
-  }
-  values[START] = start;
-  values[END] = end;
-  const s = JSON.stringify(values);
-  values.fill(undefined);
-  return hash('sha256', s, 'base64url').slice(0, 16);
+  return hash('sha256', JSON.stringify(digestValues(m, start, end)), 'base64url').slice(0, 16);
 }
 
 /**

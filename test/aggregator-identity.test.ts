@@ -13,7 +13,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
-import { countsDigest, GatewayIdentity, RecentMap, type GatewaysConfig } from '../aggregator/registry.ts';
+import { countsDigest, digestValues, GatewayIdentity, RecentMap, schemaDigestValues, type GatewaysConfig } from '../aggregator/registry.ts';
 import { provisionGateway, provisionReport } from '../aggregator/provision.ts';
 import { encode, type CountsMessage } from '../contract/index.ts';
 import { countsItem, publishAll, publisher, status, statusItem, until, window } from './aggregator-helpers.ts';
@@ -191,6 +191,27 @@ describe('conflicts (pure)', () => {
     const withPrivacy = { ...m, privacy: { min_count: 5 } } as CountsMessage;
     expect(countsDigest(withPrivacy)).not.toBe(countsDigest(m));
     expect(countsDigest({ ...withPrivacy, privacy: { min_count: 6 } } as CountsMessage)).not.toBe(countsDigest(withPrivacy));
+  });
+
+  it("the digest reads every field of the schema, by name as by the schema's own list, and each one changes it", () => {
+    const full = {
+      ...m,
+      wifi: { ...m.wifi, probes: 11, adverts: 12, rejected: 13, weak: 14, exact: true, suppressed: false },
+      ble: { ...m.ble, probes: 21, adverts: 22, rejected: 23, weak: 24, exact: false, suppressed: true },
+      privacy: { min_count: 5, epsilon: 0.5 },
+    } as CountsMessage;
+    const s = Date.parse(m.start);
+    const e = Date.parse(m.end);
+    const broken = { ...m, wifi: 7, privacy: 'x' } as unknown as CountsMessage;
+    for (const x of [m, full, broken]) expect(digestValues(x, s, e)).toEqual(schemaDigestValues(x, s, e));
+    // every value of the full message is read: changing any one changes the digest
+    const values = schemaDigestValues(full, s, e);
+    expect(values.filter((v) => v === undefined)).toEqual([]);
+    const digest = countsDigest(full);
+    for (const radio of ['wifi', 'ble'] as const)
+      for (const [k, v] of Object.entries(full[radio]))
+        expect(countsDigest({ ...full, [radio]: { ...full[radio], [k]: typeof v === 'boolean' ? !v : (v as number) + 1 } })).not.toBe(digest);
+    expect(countsDigest({ ...full, privacy: { min_count: 5, epsilon: 0.25 } })).not.toBe(digest);
   });
 
   it('an accepted seq with another window not after it is a conflict; a later window under an old seq (queue folder lost) is accepted', () => {
