@@ -2,6 +2,7 @@
 // per radio and address-kind group; and the batch ABI never trapping on bad records.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Firmware, readWindowCounts, WASM_PATH } from '../firmware/host/firmware.ts';
 import type { FirmwareWindowCounts, Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
@@ -75,6 +76,16 @@ describe('firmware counting', () => {
     expect(() => x.memory.grow(1)).toThrow();
     expect(x.memory.buffer.byteLength).toBe(2 * 1024 * 1024);
     expect(x.static_end()).toBeLessThanOrEqual(2 * 1024 * 1024);
+    // firmware/README.md's memory table: its rows add up to its total, and the total is static_end()
+    // (it had left out the standard library's 4,096 bytes of log tables since linear counting came in).
+    const readme = readFileSync(join(import.meta.dirname, '..', 'firmware', 'README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('| region | bytes |'));
+    const bytes = (row: string) => Number(/\| \**([\d,]+)\** \|$/.exec(row)![1].replaceAll(',', ''));
+    const rows = table.split('\n').slice(2);
+    const end = rows.findIndex((r) => r.includes('static data in all'));
+    expect(end).toBeGreaterThan(0);
+    expect(rows.slice(0, end).reduce((a, r) => a + bytes(r), 0)).toBe(bytes(rows[end]));
+    expect(bytes(rows[end])).toBe(x.static_end());
     const W = (globalThis as unknown as { WebAssembly: { Module: { new (b: Uint8Array): object; imports(m: object): unknown[] } } }).WebAssembly;
     expect(W.Module.imports(new W.Module(readFileSync(WASM_PATH)))).toEqual([]);
   });
