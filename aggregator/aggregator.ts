@@ -23,13 +23,14 @@ import { WindowMismatchNotes } from './calibration/hooks.ts';
 import { RecentWrites, type RecentOptions } from './recent.ts';
 import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
 import { classify, statusLines, type Classified } from './messages.ts';
-import { createSink, routeClientLog, type Sink } from './writer.ts';
+import { createSink, FileSink, routeClientLog, type Sink } from './writer.ts';
+import { fileWriteProblem } from '../scripts/lib/atomic-file.ts';
 import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
 import { Intake, StoppedError } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
 import { ClockSkew } from './clock-skew.ts';
-import { preflight, recreateMissing } from './preflight.ts';
+import { PreflightError, preflight, recreateMissing } from './preflight.ts';
 import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { topicKind } from '../contract/index.ts';
@@ -229,6 +230,13 @@ export class Aggregator extends EventEmitter {
     // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
     // mistake stops here (PreflightError) instead of ending in endless write retries.
     if (!this.opts.sink && !this.opts.preflighted) await preflight(this.config.influx, this.log);
+    // The line-protocol file likewise: a path no write can take stops here (a full disk does not: it
+    // is retried until there is space, as later).
+    if (!this.opts.sink && this.sink instanceof FileSink)
+      await this.sink.check().catch((e: NodeJS.ErrnoException) => {
+        if (!['EISDIR', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM'].includes(e.code ?? '')) return;
+        throw new PreflightError(`out ${fileWriteProblem(this.config.out, e).message}`);
+      });
     this.missingTimer = setInterval(() => {
       const now = Date.now();
       this.checkMissing(now);

@@ -273,6 +273,20 @@ export class FileSink implements Sink {
     this.target = `file ${resolve(path)}`;
   }
 
+  /**
+   * At start: the file opened (made, with its folders, when missing) and closed once, so a path no
+   * write can ever take (a folder, a read-only file system, no permission) is found before
+   * subscribing, not in write retries without end. A fifo or a device (/dev/stdout) is not opened
+   * here (a fifo's open waits for a reader).
+   */
+  async check(): Promise<void> {
+    const st = await stat(this.path).catch(() => null);
+    if (st?.isDirectory()) throw Object.assign(new Error(`${this.path} is a folder`), { code: 'EISDIR' });
+    if (st && !st.isFile()) return;
+    makeFolders(dirname(resolve(this.path)));
+    await (await open(this.path, 'a')).close();
+  }
+
   write(lines: string[]): Promise<void> {
     const next = this.last.then(() => this.append(lines));
     this.last = next.catch(() => {});

@@ -2,8 +2,8 @@
 // process against Mosquitto fills it, and the file loads into a real influxd with one HTTP request
 // (what `curl --data-binary @presence.lp` does). The embedded Aedes broker (MQTT 3.1.1 only) works too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +122,25 @@ describe.skipIf(!ok)('aggregator -> line-protocol file', () => {
     } finally {
       await pub.endAsync();
       await agg.stop(2000);
+    }
+  });
+
+  it('an --out no write can take (a folder, a path through a file) stops the aggregator at start, exit 2, naming it: it started and retried its writes without end, the messages unacknowledged', () => {
+    const folder = join(dir, 'a-folder');
+    mkdirSync(folder);
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    for (const [out, why] of [
+      [folder, 'is a folder; give the path of a file'],
+      [join(file, 'presence.lp'), `a part of ${file} is a file, not a folder; check the path`],
+    ]) {
+      const r = spawnSync(
+        process.execPath,
+        [join(repo, 'scripts/presence.js'), 'aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', 'agg-file-bad-out', '--out', out, '--http-port', 'off'],
+        { cwd: repo, encoding: 'utf8', timeout: 30_000, env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '', LOG_FORMAT: 'json' } },
+      );
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`presence aggregator: out ${out}: ${why}\n`);
     }
   });
 
