@@ -27,7 +27,7 @@ import {
 import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { fileProblemsHint } from '../scripts/lib/usage.ts';
-import { currentUser, holdsUrlCredentials, MAX_SECRET_BYTES, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { currentUser, holdsUrlCredentials, MAX_SECRET_BYTES, missingSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { readAtMost, smallFileProblem } from '../scripts/lib/small-file.ts';
 import { webAuthOptionEntries } from '../scripts/lib/web.ts';
 import {
@@ -1069,12 +1069,16 @@ export function startFileError(cfg: GatewayConfig, flags: GatewayFlags, env: Nod
 function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJS.ProcessEnv, file: string | undefined): string | null {
   const path = cfg.mqtt.password_file;
   if (path === undefined || cfg.mqtt.password !== undefined) return null;
-  const where =
+  const label =
     flags.mqttPasswordFile !== undefined
-      ? `--mqtt-password-file (mqtt.password_file): ${path}`
+      ? '--mqtt-password-file (mqtt.password_file)'
       : env.MQTT_PASSWORD_FILE !== undefined
-        ? `MQTT_PASSWORD_FILE (mqtt.password_file): ${path}`
-        : `${file ? `${file}: ` : ''}mqtt.password_file: ${path}`;
+        ? 'MQTT_PASSWORD_FILE (mqtt.password_file)'
+        : `${file ? `${file}: ` : ''}mqtt.password_file`;
+  const where = `${label}: ${path}`;
+  // The name as given on the command line or in the variable: without a / it may be the password.
+  // (A config file's is resolved against the file's folder by now, and shown.)
+  const given = flags.mqttPasswordFile ?? env.MQTT_PASSWORD_FILE ?? path;
   try {
     const problem = smallFileProblem(path, MAX_SECRET_BYTES);
     if (problem) return `${where} ${problem}`;
@@ -1086,7 +1090,7 @@ function passwordFileProblem(cfg: GatewayConfig, flags: GatewayFlags, env: NodeJ
     return null;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return `${where} does not exist`;
+    if (code === 'ENOENT') return missingSecretFile(label, given, path);
     if (code === 'EACCES') {
       const user = currentUser();
       return `${where} cannot be read by ${user}, who runs the gateway (permission denied): chown ${user} ${path} && chmod 600 ${path}`;

@@ -13,11 +13,11 @@ const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-log-redaction-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function presence(args: string[]) {
+function presence(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], {
     cwd: tmp,
     encoding: 'utf8',
-    env: { ...process.env, MQTT_URL: '', INFLUX_URL: '' },
+    env: { ...process.env, MQTT_URL: '', INFLUX_URL: '', ...env },
     timeout: 60_000, // a command that is not refused runs on: stopped
   });
 }
@@ -133,6 +133,38 @@ describe('credentials pasted into a flag of another kind', () => {
       expect(r.stderr, what).not.toMatch(/Log-Pw/);
       expect(existsSync(join(tmp, 'mqtt:')), what).toBe(false);
       expect(readdirSync(tmp).join(' '), what).not.toMatch(/Log-Pw/);
+    }
+  });
+});
+
+describe('a password given where the path of its file goes', () => {
+  it('is not echoed in the error for the missing file; a path with a folder in it is, so that its typo shows', () => {
+    const gw = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'pcap:/dev/null', '--mqtt-username', 'u'];
+    for (const args of [
+      ['aggregator', '--http-port', 'off', '--mqtt-username', 'u', '--mqtt-password-file', 'File-Pw1'],
+      ['aggregator', '--http-port', 'off', '--influx-url', 'http://127.0.0.1:8', '--influx-api', 'v2', '--influx-token-file', 'File-Pw1'],
+      [...gw, '--mqtt-password-file', 'File-Pw1'],
+      ['influx', 'setup', '--influx-url', 'http://127.0.0.1:8', '--influx-username', 'u', '--influx-password-file', 'File-Pw1'],
+    ]) {
+      const r = presence(args);
+      const what = args.join(' ');
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toMatch(/file\b.*: does not exist; the name given is not shown/);
+      expect(r.stderr, what).not.toMatch(/File-Pw/);
+    }
+    for (const args of [gw, ['aggregator', '--http-port', 'off', '--mqtt-username', 'u']]) {
+      const r = presence(args, { MQTT_PASSWORD_FILE: 'File-Pw1' });
+      const what = `MQTT_PASSWORD_FILE=... ${args.join(' ')}`;
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toMatch(/file\b.*: does not exist; the name given is not shown/);
+      expect(r.stderr, what).not.toMatch(/File-Pw/);
+    }
+    for (const [args, shown] of [
+      [['aggregator', '--http-port', 'off', '--mqtt-username', 'u', '--mqtt-password-file', '/no/such/pw-file'], 'cannot read /no/such/pw-file (ENOENT)'],
+      [[...gw, '--mqtt-password-file', './pw-file'], `${join(tmp, 'pw-file')} does not exist`],
+    ] as const) {
+      const r = presence([...args]);
+      expect(r.stderr, args.join(' ')).toContain(shown);
     }
   });
 });

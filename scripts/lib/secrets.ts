@@ -45,8 +45,9 @@ export function readableSecretProblem(path: string, st: Pick<Stats, 'mode' | 'ui
 /** A secret file is at most this big (a password, a token, a certificate's key fits many times over). */
 export const MAX_SECRET_BYTES = 64 * 1024;
 
-/** The first line of a secret file, without its line ending. Throws an Error naming the file. */
+/** The first line of a secret file, without its line ending. Throws an Error naming the file (but a missing one whose name may be the secret: missingSecretFile). */
 export function readSecretFile(path: string, what: string): string {
+  const given = path;
   let text: string;
   try {
     // Checked before reading: a fifo would block the read forever, a device or a huge file fill memory.
@@ -63,10 +64,25 @@ export function readSecretFile(path: string, what: string): string {
     const readable = readableSecretProblem(path, st);
     if (readable) warning(`${what}: ${path} ${readable}`);
   } catch (e) {
-    if (!(e as NodeJS.ErrnoException).code) throw e;
-    throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!code) throw e;
+    if (code === 'ENOENT' && !given.includes('/')) throw new Error(missingSecretFile(what, given));
+    throw new Error(`${what}: cannot read ${path} (${code})`);
   }
   return firstLineSecret(text, path, what);
+}
+
+/**
+ * The line for a secret file that is not there: `what: PATH does not exist` when the name as given
+ * (`given`) holds a `/`, else without the name. A password given where the path of its file goes
+ * (`--mqtt-password-file hunter2`, the `-file` flag taken for the other one) is no file, and the line
+ * that named it put the password on stderr and in the journal; a path with a folder in it is no such
+ * slip, and is shown (as `shown`, resolved, when given) so that a typo in it can be seen.
+ */
+export function missingSecretFile(what: string, given: string, shown = given): string {
+  return given.includes('/')
+    ? `${what}: ${shown} does not exist`
+    : `${what}: does not exist; the name given is not shown, as one without a / may be the secret itself, given where the path of the file holding it goes`;
 }
 
 /** The secret of a secret file's text: its first line, which may not be empty (an empty file, or the secret on a later line, is a mistake, not an empty password). */
