@@ -412,7 +412,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     duration: durationFile,
     default: '60s',
     flag: '--status-interval <duration>',
-    description: 'status is republished with every window and at least this often',
+    description: 'status is republished with every window and at least this often (1s or more)',
   },
   {
     key: 'privacy.min_count',
@@ -902,6 +902,16 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
             `${at('gateway.window')}: must be at least 1s (got ${windowText}): a shorter window's counts say when a device was heard to within it, and it closes (a queue file, a message, a stored point) up to 1,000 times a second; use 1s or more`,
           ]
         : [];
+  // A status carries each source's frame total: republished every few ms it says when single frames
+  // were heard, as a short window's counts would (1ms: some 830 retained statuses and stored points a second)
+  const statusText = cfg.status?.interval;
+  const statusMs = ms(statusText);
+  const statusFloor =
+    statusMs > 0 && statusMs < MIN_WINDOW_MS
+      ? [
+          `${at('status.interval')}: must be at least 1s (got ${typeof statusText === 'string' ? statusText : formatDuration(statusMs)}): a status carries each source's frame total, so a shorter interval says when single frames were heard, and it is published (retained) and stored that often; use 1s or more`,
+        ]
+      : [];
   // the page's pictures come at most every 10 ms: a shorter interval is refused, not raised unsaid
   const update = cfg.http?.update_interval;
   const updateMs = ms(update);
@@ -913,6 +923,7 @@ function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
       : [];
   return [
     ...pageUpdate,
+    ...statusFloor,
     ...durationLimitProblems(
       [
         // (not gateway.window: past 24h it is said below, so past 24d too, in one line)

@@ -130,7 +130,7 @@ describe.skipIf(!ok)(SUITE, () => {
         mqtt: broker.url,
         source: [`wifi=cmd:${script}; exit 3`],
         window: '1s',
-        statusInterval: '200ms',
+        statusInterval: '1s',
         queueDir: join(dir, 'q-tool'),
       }),
       log,

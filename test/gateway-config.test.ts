@@ -349,6 +349,17 @@ describe('gateway config', () => {
     expect(parseDuration(loadConfig({ ...base, source: ['stdin'], window: '1s' }, {}).gateway.window)).toBe(1000);
   });
 
+  it("refuses a status interval shorter than 1s: a status carries each source's frame total, so --status-interval 1ms said when single frames were heard, in some 830 retained statuses and stored points a second", () => {
+    const line = (got: string, flag = true) =>
+      `${flag ? '--status-interval (status.interval)' : 'status.interval'}: must be at least 1s (got ${got}): a status carries each source's frame total, so a shorter interval says when single frames were heard, and it is published (retained) and stored that often; use 1s or more`;
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '1ms' }, {}))).toEqual([line('1ms')]);
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '999ms' }, {}))).toEqual([line('999ms')]);
+    const file = join(tmp, 'status-200ms.yaml');
+    writeFileSync(file, 'gateway: { site: s, zone: z, id: g }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://broker:1883" }\nstatus: { interval: 200ms }\n');
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([line('200ms', false)]);
+    expect(loadConfig({ ...base, source: ['stdin'], statusInterval: '1s' }, {}).status.interval).toBe('1s');
+  });
+
   it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry (a 30d status interval republished the status every millisecond)', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '30d' }, {}))).toEqual([
       '--status-interval (status.interval): must be at most 24d (a longer period fires at once in Node) (got 30d)',

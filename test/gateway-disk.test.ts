@@ -269,7 +269,7 @@ describe.skipIf(!mounted || !hasMosquitto)(`${SUITE}: the gateway process`, () =
       '--window',
       '1s',
       '--status-interval',
-      '250ms',
+      '1s',
       '--queue-dir',
       queueDir,
       '--http-port',

@@ -309,7 +309,7 @@ describe.skipIf(!ok)(SUITE, () => {
       '--window',
       '1s',
       '--status-interval',
-      '200ms',
+      '1s',
       '--log-level',
       'trace',
       '--queue-dir',

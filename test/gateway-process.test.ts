@@ -307,7 +307,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
         // Writes a capture, then dies with code 3: restarted after 1 s, then 2 s, ...
         source: [`wifi=cmd:cat ${cap.path}; echo "capture interface went away" >&2; exit 3`],
         window: '1s',
-        statusInterval: '500ms',
+        statusInterval: '1s',
         queueDir: join(tmp, 'q-cmd'),
       }),
     });
@@ -347,7 +347,7 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       '--window',
       '1s',
       '--status-interval',
-      '500ms',
+      '1s',
     ]);
     await waitFor(() => logLines(gw.stderr(), 'capture command stopped; restarting').length >= 2, 20_000, 'two failed runs of the command');
     gw.proc.kill('SIGTERM');
