@@ -17,7 +17,7 @@ import { ReaderClosedError } from './pcap-writer.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
-import { AT_AFTER_HOST_HINT, atAfterHost, isParsableUrl, readSecretFile, redactTypedUrl, redactUrl } from '../scripts/lib/secrets.ts';
+import { AT_AFTER_HOST_HINT, atAfterHost, isParsableUrl, pathCredentialsProblem, readSecretFile, redactTypedUrl, redactUrl } from '../scripts/lib/secrets.ts';
 import { canonicalMqttUrl, MQTT_URL_HINT, MQTT_URL_PATTERN, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
 import { CLOCK_MIN_MS } from '../gateway/window.ts';
@@ -198,6 +198,13 @@ function flagName(key: string): string {
  * pcapng stream streamed both radios, --out with --evaluate wrote nothing, --scale with --load changed nothing).
  */
 function checkModeFlags(f: Flags, scenarioArg: string | undefined, given: (key: string) => boolean): void {
+  for (const [name, path] of [
+    ['--out', f.out],
+    ['--pipe', f.pipe],
+  ] as const) {
+    const problem = path === undefined ? undefined : pathCredentialsProblem(name, path);
+    if (problem) throw new UsageError(problem, 'give the folder or file to write there');
+  }
   const modes = (['live', 'load', 'evaluate'] as const).filter((m) => f[m]);
   if (modes.length > 1) throw new UsageError(`${modes.map((m) => `--${m}`).join(' and ')}: give one mode`, "presence simulate --help marks each option's mode");
   if (f.list) return;

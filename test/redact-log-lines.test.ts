@@ -137,6 +137,26 @@ describe('credentials pasted into a flag of another kind', () => {
   });
 });
 
+describe('a URL with credentials given where a command writes', () => {
+  it('simulate --out and --pipe and demo --out refuse it without the password, and make nothing under its name', () => {
+    for (const [args, shown] of [
+      [
+        ['simulate', 'quiet-night', '--scale', '0.01', '--out', 'mqtt://u:Out-Pw1@broker'],
+        '--out "mqtt://broker": holds a URL\'s user name and password, not a path',
+      ],
+      [['simulate', 'quiet-night', '--live', '--pipe', 'u:Out-Pw1@broker:1883'], '--pipe "***@broker:1883": holds a URL\'s user name and password'],
+      [['demo', '--no-hold', '--out', 'mqtt:/u:Out-Pw1@broker'], '--out "mqtt:/***@broker": holds a URL\'s user name and password'],
+    ] as const) {
+      const r = presence([...args]);
+      const what = args.join(' ');
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toContain(shown);
+      expect(r.stderr + r.stdout, what).not.toMatch(/Out-Pw/);
+      expect(readdirSync(tmp).join(' '), what).not.toMatch(/Out-Pw|mqtt:/);
+    }
+  });
+});
+
 describe('a password given where the path of its file goes', () => {
   it('is not echoed in the error for the missing file; a path with a folder in it is, so that its typo shows', () => {
     const gw = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'pcap:/dev/null', '--mqtt-username', 'u'];

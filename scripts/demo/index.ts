@@ -7,7 +7,8 @@
 //   summary.ts   the error against the truth and where the results are
 // The page is the aggregator's own (aggregator/web.ts), on 127.0.0.1, fed the simulator's truth.
 import { decimal } from '../lib/decimal.ts';
-import { exitUsage, isUsageError } from '../lib/usage.ts';
+import { exitUsage, isUsageError, UsageError } from '../lib/usage.ts';
+import { pathCredentialsProblem } from '../lib/secrets.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEMO_HTTP_PORT, runDemo, type DemoOptions } from './run.ts';
 
@@ -75,6 +76,8 @@ export function registerDemo(program: Command): void {
     .option('--no-hold', 'exit at the end of the run (the default when the output is not a terminal)')
     .action(async (o: DemoOptions) => {
       try {
+        const outProblem = pathCredentialsProblem('--out', o.out);
+        if (outProblem) throw new UsageError(outProblem, 'give the folder for the results there');
         const r = await runDemo({ ...o, hold: o.hold ?? process.stdout.isTTY === true });
         process.exit(r.complete ? 0 : 1);
       } catch (e) {

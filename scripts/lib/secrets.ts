@@ -367,6 +367,17 @@ export function influxCredentials<T extends Partial<InfluxCredentials>>(c: T, ap
   return out;
 }
 
+/**
+ * Why a path a command writes (a file or folder it makes) may not be the one given: it holds a URL's
+ * credentials, pasted there (`--out mqtt://user:secret@broker`), and a file or folder so named shows
+ * them to every user who lists its folder. One line naming the flag and the value without them;
+ * undefined for any other path.
+ */
+export function pathCredentialsProblem(name: string, path: string): string | undefined {
+  if (!holdsUrlCredentials(path)) return undefined;
+  return `${name} "${redactUrlsIn(path)}": holds a URL's user name and password, not a path: a file or folder so named shows them to every user who lists its folder`;
+}
+
 /** A JSON string literal (a key or a value) of a log line. */
 const JSON_STRING = /"(?:[^"\\]|\\.)*"/g;
 
