@@ -14,6 +14,31 @@ import { need } from './support/need.ts';
 const ok = need('mosquitto', 'mosquitto', 'aggregator-sighup');
 const repo = join(import.meta.dirname, '..');
 
+/** `presence aggregator --config cfg` with JSON logs, once subscribed: its log so far, its JSON lines and its exit code. */
+async function aggregatorOn(cfg: string) {
+  const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
+    cwd: repo,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
+  });
+  let text = '';
+  p.stderr!.on('data', (d) => (text += d));
+  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+  const log = () => text;
+  const json = () =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  try {
+    await until('subscribed', log, (l) => l.includes('"subscribed"'));
+  } catch (e) {
+    p.kill('SIGTERM');
+    throw e;
+  }
+  return { p, log, json, exited };
+}
+
 describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (real Mosquitto)', () => {
   const broker = new Mosquitto();
   const dir = mkdtempSync(join(tmpdir(), 'presence-agg-sighup-'));
@@ -78,31 +103,16 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     const configWith = (cal: string) =>
       `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-cal\nout: ${join(dir, 'cal.lp')}\nhttp:\n  port: 0\ncalibration: ${cal}\n`;
     writeFileSync(cfg, configWith(a));
-    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
-      cwd: repo,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
-    });
-    let log = '';
-    p.stderr!.on('data', (d) => (log += d));
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const { p, log, json, exited } = await aggregatorOn(cfg);
     try {
-      await until(
-        'subscribed',
-        () => log,
-        (l) => l.includes('"subscribed"'),
-      );
       writeFileSync(cfg, configWith(b));
       p.kill('SIGHUP');
       await until(
         'said',
-        () => log,
+        () => log(),
         (l) => l.includes('calibration: the config file now names'),
       );
-      const lines = log
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = json();
       expect(lines.find((l) => l.msg === 'calibration reloaded')).toMatchObject({ file: a });
       const warned = lines.find((l) => String(l.msg).startsWith('calibration: the config file now names'))!;
       expect(warned).toMatchObject({ level: 40, calibration: b, in_use: a });
@@ -118,25 +128,8 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     const configWith = (members: string) =>
       `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-corr\nout: ${join(dir, 'corr.lp')}\nhttp:\n  port: 0\ncorridors:\n  - { group: main-street, site: dam, members: [${members}] }\n`;
     writeFileSync(cfg, configWith('gw-a, gw-b, gw-c'));
-    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
-      cwd: repo,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
-    });
-    let log = '';
-    p.stderr!.on('data', (d) => (log += d));
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    const json = () =>
-      log
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const { p, log, json, exited } = await aggregatorOn(cfg);
     try {
-      await until(
-        'subscribed',
-        () => log,
-        (l) => l.includes('"subscribed"'),
-      );
       // the same file again: nothing to say
       p.kill('SIGHUP');
       await until(
@@ -149,7 +142,7 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
       p.kill('SIGHUP');
       await until(
         'said',
-        () => log,
+        () => log(),
         (l) => l.includes('corridors: the config file now lists'),
       );
       const warned = json().find((l) => String(l.msg).startsWith('corridors:'))!;
@@ -166,25 +159,8 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     const configWith = (out: string, password: string) =>
       `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-others\n  keepalive: 30s\nout: ${join(dir, out)}\nhttp:\n  port: 0\n  password: ${password}\n  user: ops\n`;
     writeFileSync(cfg, configWith('others.lp', 'Old-Secret-1'), { mode: 0o600 });
-    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
-      cwd: repo,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
-    });
-    let log = '';
-    p.stderr!.on('data', (d) => (log += d));
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    const json = () =>
-      log
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const { p, log, json, exited } = await aggregatorOn(cfg);
     try {
-      await until(
-        'subscribed',
-        () => log,
-        (l) => l.includes('"subscribed"'),
-      );
       // the same file again: nothing to say
       p.kill('SIGHUP');
       await until(
@@ -198,13 +174,13 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
       p.kill('SIGHUP');
       await until(
         'said',
-        () => log,
+        () => log(),
         (l) => l.includes('the config file now gives'),
       );
       const warned = json().find((l) => String(l.msg).startsWith('the config file now gives'))!;
       expect(warned).toMatchObject({ level: 40, file: cfg, settings: ['mqtt.keepalive', 'out', 'http.password'] });
       expect(String(warned.msg)).toContain('take a restart');
-      expect(log).not.toContain('Secret');
+      expect(log()).not.toContain('Secret');
     } finally {
       p.kill('SIGTERM');
     }
