@@ -368,47 +368,33 @@ describe('demo helpers', () => {
     expect(json).toMatch(/^3 gateways in 3 zones of site "s": 3 windows, 3 count messages, /m);
   });
 
-  it('a --window longer than the run is refused before anything runs, naming both flags', async () => {
-    const out = join(tmpdir(), `presence-demo-window-${process.pid}`);
-    const opts = {
-      scenario: 'kingsday-square',
-      minutes: 5,
-      window: '7m',
-      speed: 'max',
-      scale: 0.1,
-      seed: 1,
-      out,
-      lastWeek: false,
-      live: false,
-      httpPort: 'off',
-    };
-    await expect(runDemo(opts)).rejects.toMatchObject({
+  /** runDemo with these options refuses them as `error` before anything runs: no --out folder made. */
+  const refusedBeforeRun = async (name: string, opts: { scenario: string; minutes: number; window: string }, error: object) => {
+    const out = join(tmpdir(), `presence-demo-${name}-${process.pid}`);
+    await expect(runDemo({ ...opts, speed: 'max', scale: 0.1, seed: 1, out, lastWeek: false, live: false, httpPort: 'off' })).rejects.toMatchObject({
       name: 'UsageError',
-      message: '--window 7m: longer than the run (--minutes 5), so no whole window would be counted',
-      hint: expect.stringMatching(/--window of at most the run/),
+      ...error,
     });
     expect(existsSync(out)).toBe(false);
+  };
+
+  it('a --window longer than the run is refused before anything runs, naming both flags', async () => {
+    await refusedBeforeRun(
+      'window',
+      { scenario: 'kingsday-square', minutes: 5, window: '7m' },
+      {
+        message: '--window 7m: longer than the run (--minutes 5), so no whole window would be counted',
+        hint: expect.stringMatching(/--window of at most the run/),
+      },
+    );
   });
 
   it('a --window under 1s is refused before anything runs, as the gateways refuse it', async () => {
-    const out = join(tmpdir(), `presence-demo-short-window-${process.pid}`);
-    const opts = {
-      scenario: 'quiet-night',
-      minutes: 2,
-      window: '500ms',
-      speed: 'max',
-      scale: 0.1,
-      seed: 1,
-      out,
-      lastWeek: false,
-      live: false,
-      httpPort: 'off',
-    };
-    await expect(runDemo(opts)).rejects.toMatchObject({
-      name: 'UsageError',
-      message: "--window 500ms: must be at least 1s, as a gateway's window (gateway/README.md, gateway.window)",
-    });
-    expect(existsSync(out)).toBe(false);
+    await refusedBeforeRun(
+      'short-window',
+      { scenario: 'quiet-night', minutes: 2, window: '500ms' },
+      { message: "--window 500ms: must be at least 1s, as a gateway's window (gateway/README.md, gateway.window)" },
+    );
   });
 
   it('a run of fewer windows than a people calibration needs says so in one line, with the --minutes that would do, and fits nothing', async () => {
