@@ -336,6 +336,24 @@ zones:
       /: its folder does not exist; fix: choose a path in a folder that exists/,
     ],
     [
+      'under a file, as if it were a folder (it was said to be a folder that does not exist)',
+      () => {
+        const file = join(dir, 'plain-file.yaml');
+        writeFileSync(file, 'x\n');
+        return join(file, 'lab.yaml');
+      },
+      /--out .*plain-file\.yaml\/lab\.yaml: .*plain-file\.yaml is a file, not a folder; fix: choose a path in a folder that exists/,
+    ],
+    [
+      'under a file two levels up',
+      () => {
+        const file = join(dir, 'plain-file-2.yaml');
+        writeFileSync(file, 'x\n');
+        return join(file, 'sub', 'lab.yaml');
+      },
+      /--out .*: a part of .*plain-file-2\.yaml\/sub is a file, not a folder; fix: choose a path in a folder that exists/,
+    ],
+    [
       'onto a file that is not a calibration',
       () => {
         const other = join(dir, 'notes.txt');

@@ -408,13 +408,19 @@ function checkOut(existing: string, old: CalibrationFile, estimator: Estimator, 
 function checkOutFirst(out: string): void {
   const dir = dirname(resolve(out));
   let folder: Stats | undefined;
+  let notDir = false;
   try {
     folder = statSync(dir);
-  } catch {
+  } catch (e) {
     folder = undefined;
+    notDir = (e as NodeJS.ErrnoException).code === 'ENOTDIR';
   }
-  if (!folder?.isDirectory())
-    throw new CalibrationFileError(`--out ${out}: its folder does not exist; fix: choose a path in a folder that exists and can be written`);
+  // (a file on the way was said to be a folder that does not exist)
+  if (notDir || (folder && !folder.isDirectory()))
+    throw new CalibrationFileError(
+      `--out ${out}: ${notDir ? `a part of ${dir}` : dir} is a file, not a folder; fix: choose a path in a folder that exists and can be written`,
+    );
+  if (!folder) throw new CalibrationFileError(`--out ${out}: its folder does not exist; fix: choose a path in a folder that exists and can be written`);
   readOut(out);
 }
 
