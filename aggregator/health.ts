@@ -6,6 +6,7 @@ import { addStandardMetrics } from '../scripts/lib/metrics.ts';
 import { listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
+import { redactLogLine } from '../scripts/lib/secrets.ts';
 
 export class AggregatorMetrics {
   readonly registry = new Registry();
@@ -176,14 +177,17 @@ export async function startHealthServer(
         if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
         const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem ? 'degraded' : 'ok';
         res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
+        // Through the logs' redaction too: a problem's text may quote a setting a URL was pasted into.
         res.end(
-          JSON.stringify({
-            status,
-            problems,
-            queue_depth: s.queueDepth,
-            sink: s.sink,
-            ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}),
-          }),
+          redactLogLine(
+            JSON.stringify({
+              status,
+              problems,
+              queue_depth: s.queueDepth,
+              sink: s.sink,
+              ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}),
+            }),
+          ),
         );
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });

@@ -7,7 +7,12 @@ import { makeFolders } from '../scripts/lib/folders.ts';
 import { dirname, resolve } from 'node:path';
 import { InfluxDB, HttpError, setLogger, type WriteApi } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from './config.ts';
-import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { holdsUrlCredentials, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+
+/** A name given to a free-text setting (an org, a bucket, a database) without the credentials of a URL pasted there. */
+const withoutCredentials = (text: string) => (holdsUrlCredentials(text) ? redactUrlsIn(text) : text);
+/** Such a name in quotes, as the sink's description (logs, /healthz) shows it. */
+const quoted = (text: string | undefined) => JSON.stringify(text === undefined ? text : withoutCredentials(text));
 import { withoutSecrets } from '../scripts/lib/http-body.ts';
 
 export interface Sink {
@@ -156,7 +161,7 @@ export class InfluxV2Sink implements Sink {
     });
     // InfluxDB 1.8+ takes "db/rp" as the bucket of its v2 compatibility API.
     this.bucket = cfg.bucket ?? `${cfg.database}${cfg.retentionPolicy ? `/${cfg.retentionPolicy}` : ''}`;
-    this.target = `${redactUrl(cfg.url)} (v2 API, org ${JSON.stringify(cfg.org ?? '')}, bucket ${JSON.stringify(this.bucket)})`;
+    this.target = `${redactUrl(cfg.url)} (v2 API, org ${quoted(cfg.org ?? '')}, bucket ${quoted(this.bucket)})`;
     this.secrets = sentSecrets(cfg);
   }
 
@@ -221,7 +226,7 @@ export class InfluxV1Sink implements Sink {
     this.headers = { 'content-type': 'text/plain; charset=utf-8' };
     if (cfg.username) this.headers.authorization = `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}`;
     else if (cfg.token) this.headers.authorization = `Token ${cfg.token}`;
-    this.target = `${redactUrl(cfg.url)} (1.x API, database ${JSON.stringify(cfg.database)}${cfg.retentionPolicy ? `, retention policy ${JSON.stringify(cfg.retentionPolicy)}` : ''})`;
+    this.target = `${redactUrl(cfg.url)} (1.x API, database ${quoted(cfg.database)}${cfg.retentionPolicy ? `, retention policy ${quoted(cfg.retentionPolicy)}` : ''})`;
     this.secrets = sentSecrets(cfg);
   }
 
@@ -270,7 +275,7 @@ export class FileSink implements Sink {
   private last: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly path: string) {
-    this.target = `file ${resolve(path)}`;
+    this.target = `file ${withoutCredentials(resolve(path))}`;
   }
 
   /**

@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { redactLogLine } from '../scripts/lib/secrets.ts';
+import { holdsUrlCredentials, redactLogLine } from '../scripts/lib/secrets.ts';
+import { freePort } from './support/ports.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'presence-log-redaction-'));
@@ -134,6 +135,42 @@ describe('credentials pasted into a flag of another kind', () => {
       expect(existsSync(join(tmp, 'mqtt:')), what).toBe(false);
       expect(readdirSync(tmp).join(' '), what).not.toMatch(/Log-Pw/);
     }
+  });
+});
+
+describe("the InfluxDB sink's description (log lines, /healthz)", () => {
+  it('names an org and a bucket holding credentials without them, and the rest of it readable', async () => {
+    const port = await freePort();
+    const args = ['aggregator', '--http-port', String(port), '--mqtt-url', 'mqtt://127.0.0.1:9', '--influx-url', 'http://127.0.0.1:8', '--influx-api', 'v2'];
+    const p = spawn(
+      process.execPath,
+      [join(ROOT, 'scripts/presence.js'), ...args, '--influx-token', 't', '--influx-org', 'u:Sink-Pw1@h', '--influx-bucket', 'mqtt://u:Sink-Pw2@h'],
+      {
+        cwd: tmp,
+        env: { ...process.env, MQTT_URL: '', INFLUX_URL: '' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        p.stderr!.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('aggregator starting')) resolve();
+        });
+        p.once('exit', (code) => reject(new Error(`presence aggregator exited (${code}): ${stderr}`)));
+      });
+      const body = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { sink: string };
+      const sink = 'http://127.0.0.1:8/ (v2 API, org "***@h", bucket "mqtt://h")';
+      expect(body.sink).toBe(sink);
+      expect(stderr).toContain(JSON.stringify(sink).slice(1, -1));
+      expect(JSON.stringify(body) + stderr).not.toMatch(/Sink-Pw/);
+    } finally {
+      p.kill('SIGTERM');
+    }
+    // redacted once, a text is not taken for one with credentials again (and cut from its URL up to its ***@)
+    expect(holdsUrlCredentials('http://127.0.0.1:8/ (v2 API, org "***@h", bucket "mqtt://h")')).toBe(false);
+    expect(holdsUrlCredentials('http://127.0.0.1:8/ (v2 API, org "u:pa ss***@h")')).toBe(true);
   });
 });
 

@@ -220,6 +220,18 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
 const URL_TAIL = /^[^\s"'<>]*/;
 
 /**
+ * The last `@` of a text that is not the `***@` of user information already taken out
+ * (withoutBareUserinfo: `***` at the start of a word, or after a `/`, `=` or `:`); -1 when none. A text
+ * redacted once (`org "***@h"` in a sink's description, logged) is not cut again from an earlier URL up
+ * to that `@`. A password ending in `***` is no such mark (`u:pa ss***@host`: a letter before).
+ */
+function lastUnredactedAt(text: string): number {
+  let at = text.lastIndexOf('@');
+  while (at >= 3 && text.slice(at - 3, at) === '***' && (at === 3 || /[\s"'`<>(/=:]/.test(text[at - 4]))) at = text.lastIndexOf('@', at - 1);
+  return at;
+}
+
+/**
  * The URLs of a free text, each as [start, end, text]: as URL_IN_TEXT finds them, except that a URL
  * cut by white space, a quote or an angle bracket with an `@` later in the text runs up to the end of
  * what follows the text's last `@`. A password may hold a space or a quote (`mqtt://u:pa ss@host`,
@@ -232,7 +244,7 @@ function urlsIn(text: string): [start: number, end: number, url: string][] {
   const re = new RegExp(URL_IN_TEXT.source, 'gi');
   for (let m = re.exec(text); m; m = re.exec(text)) {
     let end = m.index + m[0].length;
-    const lastAt = text.lastIndexOf('@');
+    const lastAt = lastUnredactedAt(text);
     if (lastAt >= end) {
       end = lastAt + 1 + (URL_TAIL.exec(text.slice(lastAt + 1))?.[0].length ?? 0);
       re.lastIndex = end;
