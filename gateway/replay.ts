@@ -221,10 +221,10 @@ export async function* replayFrames(
  */
 export async function* captureBatches(input: AsyncIterable<Uint8Array>, source: string, note: ReplayNote = () => {}): AsyncGenerator<Frame[]> {
   const parser = new CaptureParser(source);
-  parser.onCut = (offset) => {
+  parser.onCut = (offset, read) => {
     if (parser.cutRecords === 1)
       note(
-        `${source}: a capture began again inside a record at byte offset ${offset} (its writer was killed in the middle of it and restarted): that record was dropped, the frames after it are counted`,
+        `${source}: a capture began again inside a record at byte offset ${offset} (its writer was killed in the middle of it and restarted): ${read ? 'that record was counted as one frame (the cut was in its last bytes)' : 'that record was dropped'}, the frames after it are counted`,
       );
   };
   const noted = new Set<number>();

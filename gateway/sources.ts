@@ -70,16 +70,18 @@ export abstract class CaptureSource {
   lastTimestampMs = -Infinity;
   /** Frames delivered whose capture time is outside the clock's range (they do not move the clock). */
   offClockFrames = 0;
-  /** Records dropped because the capture tool was killed in the middle of them and began again inside them (CaptureParser.onCut). */
+  /** Records cut because the capture tool was killed in the middle of them and began again inside them (CaptureParser.onCut). */
   cutRecords = 0;
 
-  /** A record cut by a restarted capture tool was dropped: counted, and logged the first time only. */
-  protected noteCut = (offset: number): void => {
+  /** A record cut by a restarted capture tool: counted, and logged the first time only. */
+  protected noteCut = (offset: number, read: boolean): void => {
     this.cutRecords++;
     if (this.cutRecords === 1)
       this.log.warn(
         { source: this.name, offset },
-        'capture began again inside a record (its writer was killed in the middle of it and restarted): the cut record was dropped, the frames after it are read; later ones are counted, not logged',
+        read
+          ? 'capture began again in the last bytes of a record (its writer was killed in the middle of it and restarted): the cut record had been read as one frame, the frames after it are read; later ones are counted, not logged'
+          : 'capture began again inside a record (its writer was killed in the middle of it and restarted): the cut record was dropped, the frames after it are read; later ones are counted, not logged',
       );
   };
   protected stopped = false;

@@ -113,6 +113,15 @@ const cat = (...parts: Uint8Array[]) => {
 };
 const bytes = (...v: number[]) => Uint8Array.from(v);
 
+/**
+ * Whether the parser reads a record whose last bytes are the start of a file magic at `magicAt`
+ * (a restart cut it there) as a frame, the input pushed in chunks of `chunk`: when the record is
+ * whole at the end of a chunk that does not hold the magic's 4 bytes, it is read at once, not held
+ * back for bytes that may come minutes later (the restart is found at the next record).
+ */
+const readsTail = (recordEnd: number, magicAt: number, chunk: number, length: number) =>
+  magicAt >= recordEnd - 3 && magicAt < recordEnd && Math.min(Math.ceil(recordEnd / chunk) * chunk, length) < magicAt + 4;
+
 function parseAll(input: Uint8Array, chunk = input.length || 1): { frames: Frame[]; parser: CaptureParser } {
   const parser = new CaptureParser('mem');
   const frames: Frame[] = [];
@@ -239,8 +248,12 @@ describe('pcap', () => {
             const file = cat(before, cut.subarray(0, k), after);
             for (const chunk of [file.length, 13, 1]) {
               const { frames, parser } = parseAll(file, chunk);
-              expect(frames.map((f) => (f.data[0] === undefined ? -1 : [1, 2, 4, 5, 6, 7].find((i) => f.data[1] === ((i * 31 + 7) & 0xff))))).toEqual(want);
-              expect(frames.map((f) => f.timestampMs)).toEqual(wantTimes);
+              // cut in its last 3 bytes and read before they were: the cut record is one frame
+              const read = readsTail(before.length + cut.length, before.length + k, chunk, file.length);
+              expect(frames.map((f) => (f.data[0] === undefined ? -1 : [1, 2, 3, 4, 5, 6, 7].find((i) => f.data[1] === ((i * 31 + 7) & 0xff))))).toEqual(
+                read ? [1, 2, 3, 4, 5, 6, 7] : want,
+              );
+              expect(frames.map((f) => f.timestampMs)).toEqual(read ? [...wantTimes.slice(0, 2), ms(1_780_000_002, 3), ...wantTimes.slice(2)] : wantTimes);
               expect(parser.cutRecords).toBe(1);
             }
           }
@@ -323,6 +336,71 @@ describe('pcap', () => {
       }
     });
 
+    it('returns a whole record whose last bytes could begin a file magic at once, with and without the firmware splitting (a live source may send nothing more for minutes)', () => {
+      const fw = Firmware.loadSync();
+      const tails = [
+        [0xd4, 0xc3, 0xb2],
+        [0xd4, 0xc3],
+        [0xd4],
+        [0x4d, 0x3c, 0xb2],
+        [0x34, 0xcd, 0xb2],
+        [0xa1, 0xb2, 0xc3],
+        [0xa1, 0xb2],
+        [0xa1],
+        [0x0a, 0x0d, 0x0d],
+        [0x0a],
+      ];
+      for (const tail of tails) {
+        const first = pcap(true, false, 127, [[1_780_000_000, 1, cat(payload(40, 1), bytes(...tail))]]);
+        const second = pcap(true, false, 127, [[1_780_000_001, 2, cat(payload(30, 2), bytes(...tail))]]).subarray(24);
+        const parser = new CaptureParser('live');
+        expect(parser.push(first).map((f) => f.timestampMs)).toEqual([1_780_000_000_000.001]);
+        expect(parser.push(second).map((f) => f.timestampMs)).toEqual([1_780_000_001_000.002]);
+        const split = new CaptureParser('live', fw.splitter);
+        expect([...(split.pushRecords(first)?.times ?? [])]).toEqual([1_780_000_000_000.001]);
+        expect([...(split.pushRecords(second)?.times ?? [])]).toEqual([1_780_000_001_000.002]);
+        for (const p of [parser, split]) {
+          expect(p.flush()).toEqual([]);
+          p.end();
+          expect(p.cutRecords).toBe(0);
+        }
+      }
+    });
+
+    it('finds a restart that began in the last 1-3 bytes of a record already returned, at the next push, the firmware splitting giving the same frames', () => {
+      const fw = Firmware.loadSync();
+      for (const little of [true, false]) {
+        const before = pcap(
+          true,
+          false,
+          127,
+          Array.from({ length: 20 }, (_, i) => [1_780_000_000 + i, i, payload(30 + i, i)] as [number, number, Uint8Array]),
+        );
+        const cut = pcap(true, false, 127, [[1_780_000_050, 3, payload(120, 99)]]).subarray(24);
+        const after = pcap(
+          little,
+          false,
+          127,
+          Array.from({ length: 20 }, (_, i) => [1_780_000_100 + i, i, payload(40 + i, i)] as [number, number, Uint8Array]),
+        );
+        for (const k of [cut.length - 3, cut.length - 2, cut.length - 1]) {
+          const head = cat(before, cut.subarray(0, k), after.subarray(0, cut.length - k)); // ends with the cut record
+          const rest = after.subarray(cut.length - k);
+          const js = new CaptureParser('live');
+          const split = new CaptureParser('live', fw.splitter);
+          const jsTimes = [js.push(head), js.push(rest), js.flush()].flat().map((f) => f.timestampMs);
+          const splitTimes = [split.pushRecords(head), split.pushRecords(rest), split.flushRecords()].flatMap((b) => (b ? [...b.times] : []));
+          js.end();
+          split.end();
+          expect(jsTimes.length).toBe(41); // 20, the cut record read at once, 20 after the restart
+          expect(jsTimes[20]).toBe(1_780_000_050_000.003);
+          expect(jsTimes.slice(21)).toEqual(Array.from({ length: 20 }, (_, i) => (1_780_000_100 + i) * 1000 + i / 1000));
+          expect(splitTimes).toEqual(jsTimes);
+          expect([js.cutRecords, split.cutRecords]).toEqual([1, 1]);
+        }
+      }
+    });
+
     it('reads captures joined with one cut short between them (cat a.pcap <(head -c N b.pcap) c.pcap)', () => {
       const a = pcap(true, false, 127, [
         [1_780_000_000, 1, payload(40, 1)],
@@ -337,8 +415,10 @@ describe('pcap', () => {
         [1_780_000_021, 1, payload(40, 6)],
       ]);
       for (let n = 25; n < b.length; n++) {
-        const { frames, parser } = parseAll(cat(a, b.subarray(0, n), c), 13);
-        expect(frames.length).toBe(4 + (n >= 24 + 56 ? 1 : 0));
+        const file = cat(a, b.subarray(0, n), c);
+        const { frames, parser } = parseAll(file, 13);
+        const read = readsTail(a.length + (n < 24 + 56 ? 24 + 56 : 24 + 112), a.length + n, 13, file.length);
+        expect(frames.length).toBe(4 + (n >= 24 + 56 ? 1 : 0) + (read ? 1 : 0));
         expect(parser.cutRecords).toBe(n === 24 + 56 ? 0 : 1);
       }
     });

@@ -32,7 +32,8 @@ import {
 import { probeRequest } from '../simulator/frames.ts';
 import { noPerlPath } from './support/no-perl.ts';
 import { shrinkPipe } from './support/shrink-pipe.ts';
-import { pcapngHeader, pcapngPacket } from '../simulator/pcap-writer.ts';
+import { pcapHeader, pcapngHeader, pcapngPacket, pcapRecord } from '../simulator/pcap-writer.ts';
+import { Firmware } from '../firmware/host/firmware.ts';
 
 const turn = () => new Promise((r) => setImmediate(r));
 
@@ -135,6 +136,31 @@ describe('StdinSource reads a tick at a time and loses no frame', () => {
     expect(batches.reduce((k, b) => k + b.count, 0)).toBe(n);
     expect(batches.length).toBeLessThan(n); // coalesced, not one batch per write
   });
+});
+
+describe('a live source delivers a pcap record whose last bytes could begin a file magic without waiting for more bytes', () => {
+  // The reader once held such a record (about 2 % of records) until 3 more bytes came, in case a
+  // restarted capture's file header began in it: at a quiet place the last frame before a pause
+  // missed its window. Here nothing more is written until the frame is delivered.
+  for (const split of [false, true])
+    for (const tail of [[0xd4, 0xc3, 0xb2], [0x0a, 0x0d, 0x0d], [0xa1, 0xb2], [0x34]])
+      it(`tail ${tail.map((b) => b.toString(16).padStart(2, '0')).join(' ')}${split ? ', the firmware splitting the records' : ''}`, async () => {
+        const input = new PassThrough();
+        const src = new StdinSource({ name: 'stdin' }, pino({ level: 'silent' }), input);
+        if (split) src.splitter = (await Firmware.load()).splitter;
+        const times: number[] = [];
+        src.start({ deliver: (_s, b) => void times.push(...b.times), stateChanged: () => {} });
+        const t0 = Date.parse('2026-08-01T12:00:00Z');
+        const probe = probeRequest({ sa: Uint8Array.from([2, 0, 0, 0, 0, 1]), seq: 1, ies: new Uint8Array(0), channel: 1, signalDbm: -50, tsfUs: 1 });
+        input.write(
+          Buffer.concat([pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP), pcapRecord(t0, probe), pcapRecord(t0 + 1, Buffer.concat([probe, Buffer.from(tail)]))]),
+        );
+        await vi.waitFor(() => expect(times).toEqual([t0, t0 + 1]), { timeout: 10_000, interval: 20 }); // the input stays open
+        expect(src.frames).toBe(2);
+        input.end();
+        await src.finished;
+        expect(src.state).toBe('finished');
+      });
 });
 
 describe('StdinSource: standard input that is a pipe is read as a FIFO (tcpdump -U -w - | presence gateway --source stdin)', () => {

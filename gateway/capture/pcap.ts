@@ -207,6 +207,14 @@ export class CaptureParser {
   readonly source: string;
   private buf: Uint8Array = EMPTY;
   private pos = 0; // read position in buf
+  /**
+   * Bytes before `pos` kept in the buffer (0-3): the last bytes of the pcap record just read,
+   * which may be the start of a file magic whose rest was not in yet (readPcapRecord).
+   */
+  private tail = 0;
+  /** Stream offset of that record, and whether its header is one a writer writes (for cutBy). */
+  private tailRecordAbs = 0;
+  private tailRecordPlausible = true;
   private base = 0; // stream offset of buf[0]
   private fmt: CaptureFormat | null = null;
   private little = true;
@@ -360,7 +368,8 @@ export class CaptureParser {
     if (input.length === 0) return;
     // A plain Uint8Array view (a Node Buffer's slice() would share memory): frames are copies.
     const chunk = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-    const left = this.buf.length - this.pos;
+    const from = this.pos - this.tail;
+    const left = this.buf.length - from;
     if (left === 0) {
       this.base += this.buf.length;
       this.buf = chunk;
@@ -369,14 +378,14 @@ export class CaptureParser {
       const need = left + chunk.length;
       if (this.own.length < need) {
         const grown = new Uint8Array(Math.max(need, this.own.length * 2));
-        grown.set(this.buf.subarray(this.pos, this.pos + left));
+        grown.set(this.buf.subarray(from, from + left));
         this.own = grown;
       }
       this.own.set(chunk, left);
-      this.base += this.pos;
+      this.base += from;
       this.buf = this.own.subarray(0, need);
     }
-    this.pos = 0;
+    this.pos = this.tail;
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -385,22 +394,23 @@ export class CaptureParser {
    * view of the caller's chunk is kept and a reader may reuse its buffer for the next chunk.
    */
   private keep(): void {
-    const left = this.buf.length - this.pos;
+    const from = this.pos - this.tail;
+    const left = this.buf.length - from;
     if (left === 0) {
       this.base += this.buf.length;
       this.buf = EMPTY;
       this.pos = 0;
     } else if (this.buf.buffer !== this.own.buffer) {
       if (this.own.length < left) this.own = new Uint8Array(Math.max(left, 64 * 1024));
-      this.own.set(this.buf.subarray(this.pos));
-      this.base += this.pos;
+      this.own.set(this.buf.subarray(from));
+      this.base += from;
       this.buf = this.own.subarray(0, left);
-      this.pos = 0;
-    } else if (this.pos > 0) {
-      this.own.copyWithin(0, this.pos, this.pos + left);
-      this.base += this.pos;
+      this.pos = this.tail;
+    } else if (from > 0) {
+      this.own.copyWithin(0, from, from + left);
+      this.base += from;
       this.buf = this.own.subarray(0, left);
-      this.pos = 0;
+      this.pos = this.tail;
     }
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
@@ -418,8 +428,10 @@ export class CaptureParser {
         if (!this.readFileHeader()) return;
         continue;
       }
-      if (this.splitter && out instanceof RecordBatchBuilder) this.split(this.splitter, out);
+      // the record after an open tail is read here (readPcapRecord), the rest by the module
+      if (this.splitter && out instanceof RecordBatchBuilder && this.tail === 0) this.split(this.splitter, out);
       if (this.atFileHeader()) {
+        this.tail = 0;
         // A capture tool restarted on the same pipe (a FIFO or stdin it writes again) or captures
         // joined end to end (cat a.pcap b.pcap) begin again with a file header: read on from it, as
         // from a new pcapng section. Taken as a record it was a frame stamped in 2055 (or 2083)
@@ -443,7 +455,8 @@ export class CaptureParser {
       this.buf,
       this.pos,
       // in pcap, up to the next file magic, and short of the input's last 3 bytes (a magic's start
-      // may end it): the record around it is read here (readPcapRecord)
+      // may end a record there, its rest not in yet): the record around it is read here
+      // (readPcapRecord), so the module never reads a record a restart may have cut
       pcap ? Math.min(this.ended ? this.buf.length : this.buf.length - 3, this.nextMagic(this.pos)) : this.buf.length,
       out,
     );
@@ -515,6 +528,23 @@ export class CaptureParser {
     const h = this.pcapRecordHeader;
     if (this.buf.length - this.pos < h) return false;
     const p = this.pos;
+    if (this.tail > 0) {
+      // The record before this one ended in bytes that may begin a file magic, its rest not in
+      // then: that record was read at once (not held back until more bytes came). A capture that
+      // begins there began inside it: it was cut, and read as one (damaged) frame; read on from
+      // the new capture's header.
+      const restart = this.findRestart(p - this.tail, p);
+      if (restart === MORE) return false;
+      if (restart >= 0) {
+        const cut = this.cutBy(this.tailRecordPlausible, p, restart);
+        if (cut === MORE) return false;
+        if (cut) {
+          this.tail = 0;
+          return this.restartCut(this.tailRecordAbs, restart);
+        }
+      }
+      this.tail = 0;
+    }
     const sec = this.u32(p);
     const frac = this.u32(p + 4);
     const capLen = this.u32(p + 8);
@@ -524,8 +554,10 @@ export class CaptureParser {
     for (let m = this.nextMagic(p + 1); m < Math.min(next, this.buf.length); m = this.nextMagic(m + 1)) {
       const restart = this.restartAt(m);
       if (restart === -1) continue;
+      // a magic's start in the last bytes of a whole record, its rest not in: see below
+      if (restart === MORE && this.buf.length >= next && m + 4 > this.buf.length) continue;
       if (restart === MORE) return false;
-      const cut = this.cutBy(p, next, restart);
+      const cut = this.cutBy(this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen), next, restart);
       if (cut === MORE) return false;
       if (cut) return this.dropCut(p, restart);
     }
@@ -535,10 +567,20 @@ export class CaptureParser {
     // Like libpcap, an out-of-range timestamp fraction or an original length below the captured
     // one is taken as it is: only a captured length no frame can have counts as damage.
     if (this.buf.length < next) return false;
-    // a magic may begin in its last bytes, the rest of it not here yet: wait for it
-    if (!this.ended && this.buf.length < next + 3 && this.magicPrefixEnds(Math.max(p + 1, next - 3), next)) return false;
     out.add(this.pcapLinkType, sec * 1000 + (this.pcapNanos ? frac / 1e6 : frac / 1e3), this.buf, p + h, capLen);
     this.pos = next;
+    // A magic may begin in its last bytes, the rest of it not here yet. The record is read now
+    // all the same (on a live source the next bytes may come minutes later): the next record's
+    // read looks there first (above), so its last bytes are kept until then.
+    if (!this.ended && this.buf.length < next + 3) {
+      const from = Math.max(p + 1, next - 3);
+      const at = this.magicPrefixAt(from, next);
+      if (at >= 0) {
+        this.tail = next - at;
+        this.tailRecordAbs = this.base + p;
+        this.tailRecordPlausible = this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen);
+      }
+    }
     return true;
   }
 
@@ -549,11 +591,11 @@ export class CaptureParser {
    * new capture's must all be records a writer writes; the record's own successor, on a cut, reads
    * the new capture out of step and soon is not. MORE: not told yet, wait for more input.
    */
-  private cutBy(p: number, next: number, restart: number): boolean | typeof MORE {
+  private cutBy(ownPlausible: boolean, next: number, restart: number): boolean | typeof MORE {
     const b = this.walkFrom(restart);
     if (b.bad) return false;
     const h = this.pcapRecordHeader;
-    if (!this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen)) return true; // its own header is cut
+    if (!ownPlausible) return true; // its own header is cut
     if (b.hits.includes(next)) return true; // both readings meet: the new capture's frames come first
     if (this.buf.length - next < h) {
       if (!this.ended) return MORE;
@@ -613,10 +655,10 @@ export class CaptureParser {
     return { bad: false, exact: false, full: true, hits };
   }
 
-  /** True when the bytes from some place in [from, to) up to `to` are the first bytes of a file magic. */
-  private magicPrefixEnds(from: number, to: number): boolean {
-    for (let j = from; j < to; j++) if (MAGIC_BYTES.some((m) => m.every((byte, i) => j + i >= to || this.buf[j + i] === byte))) return true;
-    return false;
+  /** The first place in [from, to) whose bytes up to `to` are the first bytes of a file magic, or -1. */
+  private magicPrefixAt(from: number, to: number): number {
+    for (let j = from; j < to; j++) if (MAGIC_BYTES.some((m) => m.every((byte, i) => j + i >= to || this.buf[j + i] === byte))) return j;
+    return -1;
   }
 
   private magicFromAbs = Number.POSITIVE_INFINITY;
@@ -653,7 +695,10 @@ export class CaptureParser {
     return best;
   }
 
-  /** Pcap records cut by a restarted capture tool and dropped (see dropCut). */
+  /**
+   * Pcap records cut by a restarted capture tool: dropped (see dropCut), or, when the cut fell in
+   * their last 3 bytes and nothing after them was in yet, already read as one frame (restartCut).
+   */
   cutRecords = 0;
 
   /**
@@ -663,14 +708,29 @@ export class CaptureParser {
    */
   private dropCut(p: number, restart: number): boolean {
     this.cutRecords++;
-    this.onCut?.(this.base + p);
+    this.onCut?.(this.base + p, false);
     this.pos = restart;
     this.fmt = null;
     return true;
   }
 
-  /** Told the stream offset of each record dropped as cut by a restart (for a log line). */
-  onCut: ((offset: number) => void) | null = null;
+  /**
+   * Reads on from `restart` (a file header that began in the last bytes of the record at stream
+   * offset `recordAbs`, already read as a frame: see readPcapRecord).
+   */
+  private restartCut(recordAbs: number, restart: number): boolean {
+    this.cutRecords++;
+    this.onCut?.(recordAbs, true);
+    this.pos = restart;
+    this.fmt = null;
+    return true;
+  }
+
+  /**
+   * Told the stream offset of each record cut by a restart (for a log line), and whether it was
+   * read as a frame (its cut in its last 3 bytes, nothing after it in when it was read) or dropped.
+   */
+  onCut: ((offset: number, read: boolean) => void) | null = null;
 
   /**
    * True when the pcap record header at `at` (whole in the buffer) is one a writer writes: an
@@ -903,7 +963,7 @@ export async function* readCaptureRecords(
   input: AsyncIterable<Uint8Array>,
   source: string,
   splitter: CaptureSplitter | null = null,
-  onCut: ((offset: number) => void) | null = null,
+  onCut: ((offset: number, read: boolean) => void) | null = null,
 ): AsyncGenerator<RecordBatch> {
   const parser = new CaptureParser(source, splitter);
   parser.onCut = onCut;
