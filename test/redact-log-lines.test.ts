@@ -102,6 +102,8 @@ describe('credentials pasted into a flag of another kind', () => {
   it('a usage error naming a file, a scenario or a config file names it without the password', () => {
     for (const [args, shown] of [
       [['aggregator', '--config', 'u:Log-Pw8@host'], 'config file ***@host does not exist'],
+      // the path twice in one line: the first, a URL, was cut up to the second's @ ('config file mqtt://host)')
+      [['gateway', '--config', 'mqtt://u:Log-Pw8@host'], `config file mqtt://host does not exist (looked for ${tmp}/mqtt:/***@host)`],
       [['replay', 'u:Log-Pw8@host'], '***@host: the file does not exist'],
       [['simulate', 'u:Log-Pw8@host'], 'scenario "***@host": not a built-in scenario'],
     ] as const) {

@@ -516,9 +516,15 @@ export function readConfigFile(path: string): Record<string, unknown> {
     const code = (e as NodeJS.ErrnoException).code;
     // Not "is invalid": the file is not there (or not readable), which is a different fix.
     if (code === 'ENOENT')
-      throw Object.assign(new ConfigError([`config file ${path} does not exist${resolve(path) !== path ? ` (looked for ${resolve(path)})` : ''}`], 'flags'), {
-        hint: 'give --config the path of an existing YAML or JSON file (a relative path starts from the current folder)',
-      });
+      throw Object.assign(
+        new ConfigError(
+          [`config file ${redactUrlsIn(path)} does not exist${resolve(path) !== path ? ` (looked for ${redactUrlsIn(resolve(path))})` : ''}`],
+          'flags',
+        ),
+        {
+          hint: 'give --config the path of an existing YAML or JSON file (a relative path starts from the current folder)',
+        },
+      );
     if (code === 'EACCES') throw new ConfigError([`config file ${path} cannot be read: permission denied (the user running this needs read access)`], 'flags');
     throw new ConfigError([`config file ${path} cannot be read: ${(e as Error).message}`], 'flags');
   }
