@@ -422,6 +422,40 @@ describe('pcap', () => {
         expect(parser.cutRecords).toBe(n === 24 + 56 ? 0 : 1);
       }
     });
+
+    it('reads every frame of a capture tool in a crash loop (restarted again before its new capture wrote 32 records), whole or in chunks, with and without the firmware splitting', () => {
+      const fw = Firmware.loadSync();
+      const run = (t: number, n: number, len: number) =>
+        pcap(
+          true,
+          false,
+          127,
+          Array.from({ length: n }, (_, i) => [t + i, i, payload(len + i, t + i)] as [number, number, Uint8Array]),
+        );
+      const cutAt = (t: number, k: number) => run(t, 1, 60).subarray(24, 24 + k);
+      for (const between of [1, 3, 10, 30]) {
+        for (const k of [3, 20, 50]) {
+          const file = cat(
+            run(1_780_000_000, 5, 40),
+            cutAt(1_780_000_010, k),
+            run(1_780_000_100, between, 30),
+            cutAt(1_780_000_200, k),
+            run(1_780_000_300, 5, 40),
+          );
+          for (const chunk of [file.length, 64, 7]) {
+            const { frames, parser } = parseAll(file, chunk);
+            expect(frames.length, `${between} between, cut at ${k}, chunks of ${chunk}`).toBe(10 + between);
+            expect(parser.cutRecords).toBe(2);
+            const split = new CaptureParser('mem', fw.splitter);
+            let count = 0;
+            for (let i = 0; i < file.length; i += chunk) count += split.pushRecords(file.subarray(i, i + chunk))?.count ?? 0;
+            count += split.flushRecords()?.count ?? 0;
+            split.end();
+            expect(count, `${between} between, cut at ${k}, chunks of ${chunk}, firmware splitting`).toBe(10 + between);
+          }
+        }
+      }
+    });
   });
 
   it('rejects an absurd record length as damage instead of buffering it', () => {

@@ -618,21 +618,29 @@ export class CaptureParser {
     const little = [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED].includes(v.getUint32(q, true));
     const magic = v.getUint32(q, little);
     if (this.buf.length - q < 24) return { bad: false, exact: false, full: false, hits: [] };
-    return this.walkPcap(q + 24, little, magic === PCAP_MAGIC_NS, magic === PCAP_MAGIC_MODIFIED ? 24 : 16, v.getUint32(q + 16, little));
+    return this.walkPcap(q + 24, little, magic === PCAP_MAGIC_NS, magic === PCAP_MAGIC_MODIFIED ? 24 : 16, v.getUint32(q + 16, little), true);
   }
 
   /**
    * Reads pcap record headers from `s` on, as far as the input goes (at most WALK): bad when one
    * is not a record a writer writes; exact when the last one ends where the input does; full when
-   * WALK records were read. The positions read are `hits`.
+   * WALK records were read. The positions read are `hits`. With `restarts` (a new capture's own
+   * records), a record cut by yet another restart (a capture tool in a crash loop) ends the walk
+   * as full, not bad: the capture read is as much a restart as one that ran longer.
    */
-  private walkPcap(s: number, little: boolean, nanos: boolean, h: number, snapLen: number): Walk {
+  private walkPcap(s: number, little: boolean, nanos: boolean, h: number, snapLen: number, restarts = false): Walk {
     const hits: number[] = [];
     for (let i = 0; i < CaptureParser.WALK; i++) {
       hits.push(s);
       if (this.buf.length - s < h) return { bad: false, exact: this.buf.length === s, full: false, hits };
       if (this.fileMagicAt(s) && this.restartAt(s) !== -1) return { bad: false, exact: false, full: true, hits };
-      if (!this.plausibleRecord(s, little, nanos, snapLen)) return { bad: true, exact: false, full: false, hits };
+      const plausible = this.plausibleRecord(s, little, nanos, snapLen);
+      if (restarts) {
+        const r = this.findRestart(s + 1, Math.min(plausible ? s + h + this.view.getUint32(s + 8, little) : s + h, this.buf.length));
+        if (r === MORE) return { bad: false, exact: false, full: false, hits };
+        if (r >= 0) return { bad: false, exact: false, full: true, hits };
+      }
+      if (!plausible) return { bad: true, exact: false, full: false, hits };
       s += h + this.view.getUint32(s + 8, little);
     }
     return { bad: false, exact: false, full: true, hits };
