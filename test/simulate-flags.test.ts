@@ -639,7 +639,6 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     expect(r.code).toBe(2);
   };
 
-  // Dozens of CLI runs in a row took 80 s on a loaded CI machine (28 Nov); each run has its own timeout for a hang.
   it('a scenario that does not exist or has mistakes, a crowd or a length the simulator cannot hold, a seed out of range', () => {
     refusedDemo(demo('--scenario', 'nosuch'), /nosuch: no such scenario file, and not a built-in scenario/);
     const file = join(tmp, 'demo-bad.yaml');

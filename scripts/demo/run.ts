@@ -129,21 +129,22 @@ export function demoFilesThere(outDir: string, gateways: readonly string[], last
 
 /**
  * Refuses a folder holding files of the demo's names that no demo run wrote (no DEMO_MARKER): the
- * run wrote over them without a word (a presence.lp of the user's in --out .). Marks the folder
- * otherwise: this run's files may be replaced by the next.
+ * run wrote over them without a word (a presence.lp of the user's in --out .).
  */
 export function claimDemoFolder(flag: string, outDir: string, gateways: readonly string[], lastWeek: boolean): void {
-  const marker = join(outDir, DEMO_MARKER);
-  if (!existsSync(marker)) {
-    const there = demoFilesThere(outDir, gateways, lastWeek);
-    if (there.length)
-      throw new UsageError(
-        `${flag} ${outDir}: this run would overwrite ${there.join(', ')} there, which no demo run wrote (no ${DEMO_MARKER} in the folder)`,
-        `give another ${flag} (a new folder is made), or move them; an earlier demo run's files (from before the demo marked its folder) can be removed`,
-      );
-  }
+  if (existsSync(join(outDir, DEMO_MARKER))) return;
+  const there = demoFilesThere(outDir, gateways, lastWeek);
+  if (there.length)
+    throw new UsageError(
+      `${flag} ${outDir}: this run would overwrite ${there.join(', ')} there, which no demo run wrote (no ${DEMO_MARKER} in the folder)`,
+      `give another ${flag} (a new folder is made), or move them; an earlier demo run's files (from before the demo marked its folder) can be removed`,
+    );
+}
+
+/** Marks the folder as the demo's, once the run is going to write it: this run's files may be replaced by the next. */
+function markDemoFolder(outDir: string): void {
   writeFileSync(
-    marker,
+    join(outDir, DEMO_MARKER),
     'presence demo writes this folder: its demo.log, presence.lp, calibration.yaml, today/ and last-week/ files are replaced by the next run\n',
   );
 }
@@ -324,6 +325,8 @@ export async function runDemo(
     removeDirs(made);
     throw e;
   }
+  // Marked only now: a run refused for the disk left its new folder behind, holding just the mark.
+  markDemoFolder(outDir);
   if (captureBytes > SIZE_GUARD_BYTES)
     out.write(`presence demo: the simulated captures come to about ${sizeText(captureBytes)} (deleted at the end unless --keep-pcaps)\n`);
   // What the folder holds before this run: an earlier run's files that this one does not write
