@@ -3,7 +3,7 @@
 // variable query) returns data.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, existsSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -554,6 +554,33 @@ describe("demo: a folder with files of the demo's names that no demo run wrote",
       rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+});
+
+describe('demo: a folder whose .presence-demo is no file of its own', () => {
+  it('refuses a link or a folder of that name before anything runs: a link was written through (the file it points to overwritten) and taken as the mark, and a folder gave EISDIR', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-marklink-'));
+    try {
+      const target = join(dir, 'elsewhere.txt');
+      writeFileSync(target, "not the demo's\n");
+      const out = join(dir, 'out');
+      mkdirSync(out);
+      symlinkSync(target, join(out, '.presence-demo'));
+      writeFileSync(join(out, 'presence.lp'), 'my own line protocol\n');
+      const r = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', out], 60_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`presence demo: --out ${out}: .presence-demo there is a symbolic link, where a demo run marks its folder with a file`);
+      expect(readFileSync(target, 'utf8')).toBe("not the demo's\n");
+      expect(readFileSync(join(out, 'presence.lp'), 'utf8')).toBe('my own line protocol\n');
+      rmSync(join(out, '.presence-demo'));
+      mkdirSync(join(out, '.presence-demo'));
+      const d = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', out], 60_000);
+      expect(d.code).toBe(2);
+      expect(d.stderr).toContain(`presence demo: --out ${out}: .presence-demo there is not a file, where a demo run marks its folder with a file`);
+      expect(readdirSync(out).sort()).toEqual(['.presence-demo', 'presence.lp']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('demo --hold: after the run', () => {

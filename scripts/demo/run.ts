@@ -132,7 +132,15 @@ export function demoFilesThere(outDir: string, gateways: readonly string[], last
  * run wrote over them without a word (a presence.lp of the user's in --out .).
  */
 export function claimDemoFolder(flag: string, outDir: string, gateways: readonly string[], lastWeek: boolean): void {
-  if (existsSync(join(outDir, DEMO_MARKER))) return;
+  // Only a file of its own counts as the mark: a link (written through, it overwrote the file it
+  // points to, outside the folder) or a folder of that name is not one.
+  const mark = lstatSync(join(outDir, DEMO_MARKER), { throwIfNoEntry: false });
+  if (mark && !mark.isFile())
+    throw new UsageError(
+      `${flag} ${outDir}: ${DEMO_MARKER} there is ${mark.isSymbolicLink() ? 'a symbolic link' : 'not a file'}, where a demo run marks its folder with a file`,
+      `remove ${join(outDir, DEMO_MARKER)} if it is no longer needed, or give another ${flag} (a new folder is made)`,
+    );
+  if (mark) return;
   const there = demoFilesThere(outDir, gateways, lastWeek);
   if (there.length)
     throw new UsageError(
