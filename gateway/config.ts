@@ -24,7 +24,7 @@ import {
   type Origins,
   onOff,
 } from '../scripts/lib/config-loader.ts';
-import { durationLimitProblems, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
+import { durationLimitProblems, durationMs, formatDuration, parseDuration as parseLibDuration } from '../scripts/lib/duration.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername, tlsFileProblemsIn } from '../scripts/lib/mqtt-options.ts';
 import { fileProblemsHint } from '../scripts/lib/usage.ts';
 import { currentUser, holdsUrlCredentials, MAX_SECRET_BYTES, missingSecretFile, redactUrlsIn } from '../scripts/lib/secrets.ts';
@@ -639,14 +639,8 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
       // The backoff doubles from restart_min up to restart_max: a minimum above the maximum was
       // silently raised to be the maximum too.
       const { restart_min: lo = '1s', restart_max: hi = '60s' } = s as { restart_min?: unknown; restart_max?: unknown };
-      const ms = (v: unknown) => {
-        try {
-          return typeof v === 'string' ? parseDuration(v) : Number.NaN;
-        } catch {
-          return Number.NaN;
-        }
-      };
-      if (ms(lo) > ms(hi))
+      // (a value the schema refuses, a bare number among them, is said there only: NaN compares false)
+      if (durationMs(lo) > durationMs(hi))
         out.push(
           `sources[${i}]: restart_min (${lo}) is longer than restart_max (${hi}): a failed command is restarted after restart_min, then twice as long each time up to restart_max; make restart_max at least restart_min`,
         );
@@ -879,12 +873,12 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
 function durationLimits(cfg: GatewayConfig, origins: Origins): string[] {
   // Named as the schema's messages name a key: "--flag (key)" when a flag or variable set it.
   const at = (key: string) => (origins.has(key) ? `${origins.get(key)} (${key})` : key);
+  // Read as the schema reads them, with their unit: a bare number left after the flags' deprecated
+  // seconds were given theirs is refused there ("write it with its unit"), so it is 0 here, not also
+  // "must be at least 1s" in a second line for the same value.
   const ms = (v: unknown) => {
-    try {
-      return typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : 0;
-    } catch {
-      return 0;
-    }
+    const n = durationMs(v);
+    return Number.isNaN(n) ? 0 : n;
   };
   const sources = Array.isArray(cfg.sources) ? cfg.sources : [];
   // the counts message holds a window of at most MAX_WINDOW_MS: a longer one would be counted, under

@@ -360,6 +360,33 @@ describe('gateway config', () => {
     expect(loadConfig({ ...base, source: ['stdin'], statusInterval: '1s' }, {}).status.interval).toBe('1s');
   });
 
+  it('says a duration without its unit in one line, not also "must be at least 1s" for the same value (--status-interval 0.9 printed both)', () => {
+    const unit = (name: string, got: string) =>
+      `${name}: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got ${got}): write it with its unit (ms, s, m, h or d)`;
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '0.9' }, {}))).toEqual([
+      unit('--status-interval (status.interval)', '"0.9"'),
+    ]);
+    // the same keys in a file, where a bare number was read as seconds for the second line
+    const file = join(tmp, 'bare-durations.yaml');
+    writeFileSync(
+      file,
+      'gateway: { site: s, zone: z, id: g, window: 0.9 }\nsources: [{ type: command, command: "true", restart_min: "120", restart_max: 1s }]\nmqtt: { url: "mqtt://broker:1883" }\nstatus: { interval: 0.9 }\n',
+    );
+    const got = problems(() => loadConfig({ config: file }, {}));
+    expect(got).toEqual(
+      expect.arrayContaining([
+        unit('gateway.window', '0.9'),
+        unit('status.interval', '0.9'),
+        expect.stringMatching(/^sources\[0\]\.restart_min: must be a duration/),
+      ]),
+    );
+    expect(got.filter((l) => /at least 1s|longer than restart_max/.test(l))).toEqual([]);
+    // --window keeps its deprecated bare seconds: 0.9 is 0.9s, said once as under 1s
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], window: '0.9' }, {}))).toEqual([
+      expect.stringMatching(/^--window \(gateway\.window\): must be at least 1s \(got 0\.9s\)/),
+    ]);
+  });
+
   it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry (a 30d status interval republished the status every millisecond)', () => {
     expect(problems(() => loadConfig({ ...base, source: ['stdin'], statusInterval: '30d' }, {}))).toEqual([
       '--status-interval (status.interval): must be at most 24d (a longer period fires at once in Node) (got 30d)',
