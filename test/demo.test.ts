@@ -556,6 +556,40 @@ describe("demo: a folder with files of the demo's names that no demo run wrote",
   }, 90_000);
 });
 
+describe("demo: the gateways' queues folder", () => {
+  it("refuses a queues/ folder no demo run wrote, naming it and leaving it as it was (a gateway's queue in it was read as the demo's: its *.tmp files removed, its windows/<n>.json taken as queued windows), and reuses its own on a second run", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-queues-'));
+    try {
+      const foreign = join(dir, 'foreign');
+      mkdirSync(join(foreign, 'queues', 'gw-west', 'windows'), { recursive: true });
+      writeFileSync(join(foreign, 'queues', 'gw-west', 'notes.tmp'), 'mine\n');
+      writeFileSync(join(foreign, 'queues', 'gw-west', 'windows', '1.json'), '{"mine":true}');
+      const r = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', foreign], 60_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `presence demo: --out ${foreign}: this run would overwrite queues/ there, which no demo run wrote (no .presence-demo in the folder)`,
+      );
+      expect(readdirSync(foreign, { recursive: true }).map(String).sort()).toEqual([
+        'queues',
+        join('queues', 'gw-west'),
+        join('queues', 'gw-west', 'notes.tmp'),
+        join('queues', 'gw-west', 'windows'),
+        join('queues', 'gw-west', 'windows', '1.json'),
+      ]);
+      expect(readFileSync(join(foreign, 'queues', 'gw-west', 'notes.tmp'), 'utf8')).toBe('mine\n');
+      // the demo's own folder, queues/ and all, is taken again by the next run
+      const own = join(dir, 'own');
+      for (let i = 0; i < 2; i++) {
+        const d = await run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', own], 150_000);
+        expect(d.code, d.stderr).toBe(0);
+        expect(existsSync(join(own, 'queues', 'gw-west', 'seq'))).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 400_000);
+});
+
 describe('demo: a folder whose .presence-demo is no file of its own', () => {
   it('refuses a link or a folder of that name before anything runs: a link was written through (the file it points to overwritten) and taken as the mark, and a folder gave EISDIR', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-demo-marklink-'));

@@ -119,12 +119,20 @@ export function folderAfterRun(dir: string, before: Map<string, string>): { byte
  */
 export const DEMO_MARKER = '.presence-demo';
 
-/** The files of `outDir` (relative paths) a run of these gateways would write over. */
+/**
+ * The entries of `outDir` (relative paths) a run of these gateways would write over: its files, and
+ * its `queues` folder (shown `queues/`), whole: each gateway's queue folder in it is read and
+ * written as a queue (a windows/<n>.json taken as a queued window, a *.tmp file removed as a write
+ * cut short), so no folder of that name but the demo's own is used.
+ */
 export function demoFilesThere(outDir: string, gateways: readonly string[], lastWeek: boolean): string[] {
-  const names = ['demo.log', 'presence.lp', 'calibration.yaml'];
+  const names = ['demo.log', 'presence.lp', 'calibration.yaml', 'queues'];
   for (const period of lastWeek ? ['today', 'last-week'] : ['today'])
     for (const n of [...gateways.map((g) => `${g}.pcapng`), 'truth.json', 'truth.csv']) names.push(`${period}/${n}`);
-  return names.filter((n) => lstatSync(join(outDir, n), { throwIfNoEntry: false }) !== undefined);
+  return names.flatMap((n) => {
+    const st = lstatSync(join(outDir, n), { throwIfNoEntry: false });
+    return st === undefined ? [] : [st.isDirectory() ? `${n}/` : n];
+  });
 }
 
 /**
@@ -153,7 +161,7 @@ export function claimDemoFolder(flag: string, outDir: string, gateways: readonly
 function markDemoFolder(outDir: string): void {
   writeFileSync(
     join(outDir, DEMO_MARKER),
-    'presence demo writes this folder: its demo.log, presence.lp, calibration.yaml, today/ and last-week/ files are replaced by the next run\n',
+    'presence demo writes this folder: its demo.log, presence.lp, calibration.yaml, queues/, today/ and last-week/ files are replaced by the next run\n',
   );
 }
 
