@@ -37,7 +37,7 @@ import { serviceUserOf } from './service-user.ts';
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
 import { isClockTime } from './window.ts';
-import { problemLines } from '../scripts/lib/usage.ts';
+import { printable, problemLines } from '../scripts/lib/usage.ts';
 
 export type Level = 'ok' | 'warn' | 'fail';
 export interface CheckResult {
@@ -1229,9 +1229,10 @@ export function printReport(results: CheckResult[], json: boolean): void {
   const tag = { ok: ' OK ', warn: 'WARN', fail: 'FAIL' };
   const width = Math.max(...results.map((r) => r.step.length));
   for (const r of results) {
-    process.stdout.write(`[${tag[r.level]}] ${r.step.padEnd(width)}  ${r.detail}\n`);
-    for (const line of r.output ?? []) process.stdout.write(`       ${' '.repeat(width)}  | ${line}\n`);
-    if (r.fix && r.level !== 'ok') process.stdout.write(`       ${' '.repeat(width)}  fix: ${r.fix}\n`);
+    // A detail may echo what the config holds (a key, a value, a file name): shown printable.
+    process.stdout.write(`[${tag[r.level]}] ${r.step.padEnd(width)}  ${printable(r.detail)}\n`);
+    for (const line of r.output ?? []) process.stdout.write(`       ${' '.repeat(width)}  | ${printable(line)}\n`);
+    if (r.fix && r.level !== 'ok') process.stdout.write(`       ${' '.repeat(width)}  fix: ${printable(r.fix)}\n`);
   }
   const fails = results.filter((r) => r.level === 'fail').length;
   const warns = results.filter((r) => r.level === 'warn').length;

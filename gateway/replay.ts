@@ -5,7 +5,7 @@
 // printed: never an address, a hash or a key.
 
 import { decimal } from '../scripts/lib/decimal.ts';
-import { exitUsage } from '../scripts/lib/usage.ts';
+import { exitUsage, printable } from '../scripts/lib/usage.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { unreadableProblem } from '../scripts/lib/readable.ts';
@@ -510,12 +510,12 @@ export function registerReplay(program: Command): void {
                   : e instanceof Error
                     ? e.message
                     : String(e);
-          process.stderr.write(`presence replay: ${message}\n`);
+          process.stderr.write(`presence replay: ${printable(message)}\n`);
           process.exitCode = 1;
           return;
         } finally {
           bar?.stop();
-          for (const m of notes) process.stderr.write(`presence replay: note: ${m}\n`);
+          for (const m of notes) process.stderr.write(`presence replay: note: ${printable(m)}\n`);
         }
       },
     );

@@ -529,6 +529,35 @@ describe('usage errors', () => {
     expect(statSync(join(out, 'gw-lobby.pcapng')).size).toBeGreaterThan(0);
   });
 
+  it('a terminal escape, a bidirectional override or a zero-width character in what a line echoes (a file name, a config key or value, a zone) is shown as \\uXXXX, in usage errors, replay and calibrate failures and the doctor', () => {
+    // ESC ] 0 ; ... BEL retitles a terminal, ESC [ 2 J clears it, U+202E shows the rest reversed,
+    // U+200B hides in a value the line says is wrong: each was written raw.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+    const raw = /[\u001b\u0007\u202e\u200b]/;
+    const evil = join(tmp, 'e\u001b]0;pwned\u0007vil.pcap');
+    writeFileSync(evil, 'not a capture at all');
+    const config = join(tmp, 'evil-keys.yaml');
+    writeFileSync(config, 'gateway:\n  site: s\n  zone: z\n  id: g\n  "k\\e[2Jx": 1\n  window: "6\\u202e0s"\nsources: [{ pcap: missing.pcap }]\n');
+    const runs = [
+      presence('replay', join(tmp, 'missing\u001b[31m.pcap')),
+      presence('replay', evil),
+      presence('calibrate', '--zone', 'a\u200bb\u001b[31m', '--capture', evil, '--truth', evil, '--out', join(tmp, 'o.yaml')),
+      presence('calibrate', '--zone', 'lab', '--capture', evil, '--truth', evil, '--out', join(tmp, 'o.yaml')),
+      presence('gateway', '--config', config),
+      presence('doctor', '--config', config),
+    ];
+    for (const r of runs) {
+      expect(r.err + r.out, r.err).not.toMatch(raw);
+      expect(r.err + r.out, r.err).toMatch(/\\u(001b|202e|200b)/);
+    }
+    usage(runs[0], 'replay', /missing\\u001b\[31m\.pcap: the file does not exist/);
+    expect(runs[1].err).toMatch(/^presence replay: .*e\\u001b\]0;pwned\\u0007vil\.pcap: not a pcap or pcapng capture/);
+    usage(runs[2], 'calibrate', /--zone "a\\u200bb\\u001b\[31m": not a zone id/);
+    expect(runs[4].err).toContain('unknown key "k\\u001b[2Jx"');
+    expect(runs[4].err).toContain('(got "6\\u202e0s")');
+    expect(runs[5].out).toContain('unknown key "k\\u001b[2Jx"');
+  });
+
   it('--help and --version still exit 0 and print to stdout', () => {
     const h = presence('gateway', '--help');
     expect(h.code).toBe(0);

@@ -3,7 +3,7 @@
 //   capture form:  --capture A.pcap --truth A_occupancy.csv [--capture B.pcap --truth B.csv ...]
 //   stored form:   --influx-url URL --influx-db DB --site S --truth counts.csv
 import { decimal } from '../../scripts/lib/decimal.ts';
-import { exitUsage } from '../../scripts/lib/usage.ts';
+import { exitUsage, printable } from '../../scripts/lib/usage.ts';
 import { DURATION_HINT, durationMs, TIMER_MAX_MS, durationNote } from '../../scripts/lib/duration.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
@@ -596,7 +596,7 @@ export function registerCalibrate(program: Command): void {
         const msg = known ? (e as Error).message : `${(e as Error).message ?? e}`;
         // A mistake in the call: one line and a hint (scripts/lib/usage.ts); bad data: one line naming file and line.
         if (e instanceof UsageError) exitUsage('calibrate', new Error(msg.split('\n')[0]));
-        process.stderr.write(`presence calibrate: ${msg.split('\n')[0]}\n`);
+        process.stderr.write(`presence calibrate: ${printable(msg.split('\n')[0])}\n`);
         process.exitCode = known ? 2 : 1;
       }
     });

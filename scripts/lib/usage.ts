@@ -70,13 +70,29 @@ export function defaultHint(command: string): string {
   return `presence ${command} --help lists the options`;
 }
 
+/**
+ * A line as a terminal may show it: every control character but tab (escape, carriage return, bell,
+ * DEL, C1) and every invisible format character (zero-width, bidirectional overrides and isolates,
+ * BOM, line and paragraph separators) written as \uXXXX. A line echoes what it was given (a file
+ * name, a config key or value, a flag's value): given `\e]0;...\a` or U+202E it could retitle the
+ * terminal, clear it or show the line's text reversed, and a zero-width character in a value the line
+ * says is wrong would not be seen.
+ */
+export function printable(line: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+  return line.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\p{Cf}\u2028\u2029]/gu, (c) => {
+    const cp = c.codePointAt(0) ?? 0;
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Prints a usage or configuration error (one line per problem, one hint line) and exits 2. */
 export function exitUsage(command: string, e: Error, hint?: string): never {
   // A value echoed in a line may be a URL, or a broker address, with credentials pasted into a flag
   // or key of another kind (--queue-dir, --site): named without them (redactUrlsIn), whatever built the line.
-  const lines = problemLines(e).map((l) => `presence ${command}: ${holdsUrlCredentials(l) ? redactUrlsIn(l) : l}\n`);
+  const lines = problemLines(e).map((l) => `presence ${command}: ${printable(holdsUrlCredentials(l) ? redactUrlsIn(l) : l)}\n`);
   const h = hint ?? (e as { hint?: string }).hint ?? defaultHint(command);
-  process.stderr.write(`${lines.join('')}hint: ${h}\n`);
+  process.stderr.write(`${lines.join('')}hint: ${printable(h)}\n`);
   process.exit(2);
 }
 
