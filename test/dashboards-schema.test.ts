@@ -233,6 +233,17 @@ describe('the crowd, traffic and gateway dashboards cover the issue', () => {
       for (const t of p.targets ?? []) if (t.alias && /"estimate"/.test(t.query ?? '')) expect(t.alias, `panel ${p.id}`).toMatch(/ devices\b/);
     }
   });
+  it('no title, of a panel or a row, claims a privacy property: the corridor flows row says its sketches are noisy and link a device within an epoch, not that they are private', () => {
+    // A sketch is differentially private per sketch only: a device that stays sets the same bit in
+    // every sketch of its group for an epoch (PRIVACY.md, "Corridor sketches"), so its epsilon adds up.
+    for (const name of FILES) {
+      const all = dashboards[name].panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+      for (const p of all) expect(p.title ?? '', `${name} panel ${p.id}`).not.toMatch(/\b(private|privacy|anonym\w*|untrack\w*|untraceable)\b/i);
+    }
+    const row = dashboards.traffic.panels.find((p) => p.type === 'row' && /corridor flows/i.test(p.title ?? ''));
+    expect(row?.title).toMatch(/noisy sketches/);
+    expect(row?.title).toMatch(/link/);
+  });
   it('traffic: each time series of devices marks suppressed windows with bars on a hidden axis, named "suppressed (< k)"', () => {
     const series = flatPanels(dashboards.traffic).filter((p) => p.type === 'timeseries' && p.targets?.some((t) => /max\("estimate"\)/.test(t.query ?? '')));
     expect(series.length).toBe(3);
