@@ -176,6 +176,70 @@ export interface ProvisionResult {
   credential: string;
   secretFile: string | null;
   changed: string[];
+  /** Lines of the ACL that grant this gateway's user more than its own topics (aclGrantsBeyondOwn). */
+  warnings: string[];
+}
+
+/** An MQTT topic filter of an ACL line as a regular expression over topics: `+` one level, a final
+ *  `#` any levels (and the parent), `%u` the user name, `%c` the client id (the client picks it,
+ *  slashes and all: any text). */
+function aclFilterRegExp(filter: string, user: string): RegExp {
+  const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const levels = filter.split('/');
+  const hash = levels[levels.length - 1] === '#';
+  const body = (hash ? levels.slice(0, -1) : levels)
+    .map((l) =>
+      l === '+'
+        ? '[^/]*'
+        : l
+            .split(/(%u|%c)/)
+            .map((part) => (part === '%u' ? esc(user) : part === '%c' ? '.*' : esc(part)))
+            .join(''),
+    )
+    .join('/');
+  return new RegExp(`^${hash ? (body ? `${body}(?:/.*)?` : '.*') : body}$`);
+}
+
+/**
+ * Lines of a Mosquitto ACL that let the gateway user `user` ("{site}/{gateway}") publish as another
+ * gateway (its counts, status or sketch), as an aggregator (the corridor alive topic, which decides
+ * who computes a group's flows), or read another gateway's sketches (with its group's secret a
+ * gateway could then link its own sketches with theirs): every `pattern` line (patterns apply to
+ * every user) and every `topic` line under `user USER`. Deny lines and lines for other users are not
+ * judged. One sentence per line found.
+ */
+export function aclGrantsBeyondOwn(text: string, user: string): string[] {
+  const [site, id] = user.split('/');
+  const others = [`${site}/${id}-other`, `${site}-other/${id}`];
+  const kinds = ['counts', 'status', 'sketch'];
+  const writeProbes = [...others.flatMap((o) => kinds.map((k) => `${TOPIC_ROOT}/${o}/${k}`)), `${TOPIC_ROOT}/_aggregators/other/alive`];
+  const readProbes = others.map((o) => `${TOPIC_ROOT}/${o}/sketch`);
+  const out: string[] = [];
+  let section: string | null = null;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '').trim();
+    const u = /^user\s+(.+)$/.exec(line);
+    if (u) {
+      section = u[1].trim();
+      return;
+    }
+    const m = /^(topic|pattern)\s+(?:(read|write|readwrite|deny)\s+)?(\S.*)$/.exec(line);
+    if (!m || m[2] === 'deny' || (m[1] === 'topic' && section !== user)) return;
+    const access = m[2] ?? 'readwrite';
+    const filter = m[3].trim();
+    const re = aclFilterRegExp(filter, user);
+    const wrote = access !== 'read' ? writeProbes.find((t) => re.test(t)) : undefined;
+    const read = access !== 'write' ? readProbes.find((t) => re.test(t)) : undefined;
+    if (!wrote && !read) return;
+    const whom = m[1] === 'pattern' ? 'every user, this gateway too,' : `user ${user}`;
+    const what = wrote?.endsWith('/alive')
+      ? `publish as an aggregator (${wrote}), taking over corridor groups`
+      : wrote
+        ? `publish as another gateway (e.g. ${wrote})`
+        : `read other gateways' sketches (e.g. ${read})`;
+    out.push(`ACL line ${i + 1} "${line}" lets ${whom} ${what}: its credential is then not bound to its own topics; remove or narrow that line`);
+  });
+  return out;
 }
 
 /** Adds the gateway's credential, ACL patterns and registry entry. Throws ProvisionError naming what is wrong. */
@@ -316,7 +380,8 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
     }
     changed.push(`${cfgFile} (registry: ${o.id} -> site ${o.site}, zone ${o.zone})`);
   }
-  return { credential: user, secretFile, changed };
+  const warnings = o.aclFile ? aclGrantsBeyondOwn(aclText, user).map((w) => `${o.aclFile}: ${w}`) : [];
+  return { credential: user, secretFile, changed, warnings };
 }
 
 /**
@@ -391,5 +456,6 @@ export function registerProvision(program: Command): void {
         throw e;
       }
       process.stdout.write(provisionReport(o, r));
+      for (const w of r.warnings) process.stderr.write(`presence provision gateway: warning: ${w}\n`);
     });
 }
