@@ -424,10 +424,12 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'privacy.epsilon',
-    schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+    // Below 1e-6 the noise dwarfs any count (every published count is 0 or 2^53 - 1), and at the
+    // smallest doubles the sampler's rate underflows to 0.
+    schema: { type: 'number', minimum: 0.000001, maximum: 100 },
     flag: '--privacy-epsilon <epsilon>',
     description:
-      "differential-privacy mode: two-sided geometric noise with this epsilon on each radio's devices and estimate per window, before min_count; unset: no noise",
+      "differential-privacy mode: two-sided geometric noise with this epsilon (0.000001 to 100) on each radio's devices and estimate per window, before min_count; unset: no noise",
   },
   {
     key: 'corridor.group',

@@ -91,13 +91,14 @@ export const cryptoUniform: Uniform = () => {
 
 /**
  * Geometric on {0, 1, 2, ...}: P(g) = (1 - alpha) alpha^g with alpha = exp(-rate); ln alpha = -rate exactly.
- * At most 2^53 - 1 (the largest count the contract holds): an epsilon so small that the draw would be
- * larger (or a rate that underflows to 0) gives that instead of a number no count can be; a uniform
- * of 1 is 0 at any rate.
+ * Not capped: at a rate so small that a draw passes 2^53 it is a large float, and the two draws of a
+ * noise value stay apart (capping each at 2^53 - 1 made both the same at an epsilon of about 1e-15 or
+ * less, so their difference, the noise, was 0 and the count went out exact under the epsilon it
+ * claimed). A uniform of 1 is 0 at any rate.
  */
 function geometric(rate: number, uniform: Uniform): number {
   const g = Math.floor(Math.log(uniform()) / -rate);
-  return Number.isNaN(g) ? 0 : Math.min(g, Number.MAX_SAFE_INTEGER);
+  return Number.isNaN(g) ? 0 : g;
 }
 
 /** A noisy count as the contract holds it: 0 to 2^53 - 1 (clipping is post-processing: no privacy lost). */
@@ -111,7 +112,11 @@ export function twoSidedGeometric(epsilon: number, sensitivity: number, uniform:
   if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`privacy: epsilon must be a finite number above 0, got ${epsilon}`);
   if (!(sensitivity > 0)) throw new RangeError(`privacy: sensitivity must be above 0, got ${sensitivity}`);
   const rate = epsilon / sensitivity;
-  return geometric(rate, uniform) - geometric(rate, uniform);
+  // A rate that underflows to 0 makes every draw infinite and their difference no number.
+  if (!(rate > 0)) throw new RangeError(`privacy: epsilon ${epsilon} over sensitivity ${sensitivity} is too small to draw noise from`);
+  // The difference of the uncapped draws, then held to what a count can be (post-processing).
+  const z = geometric(rate, uniform) - geometric(rate, uniform);
+  return Math.max(-Number.MAX_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, z));
 }
 
 /** Variance of twoSidedGeometric(epsilon, sensitivity): 2 alpha / (1 - alpha)^2. */

@@ -150,6 +150,12 @@ describe('gateway config', () => {
       `gateway.window: must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got Infinity): write it with its unit (ms, s, m, h or d)`,
       `privacy.epsilon: must be <= 100 (got Infinity)`,
     ]);
+    // below 0.000001 the noise dwarfs any count, and its sampler drew none at all for an epsilon whose
+    // rate underflows (test/gateway-privacy.test.ts)
+    expect(problems(() => loadConfig({ ...base, source: ['stdin'], privacyEpsilon: '1e-300' } as never, {}))).toEqual([
+      '--privacy-epsilon (privacy.epsilon): must be >= 0.000001 (got 1e-300)',
+    ]);
+    expect(loadConfig({ ...base, source: ['stdin'], privacyEpsilon: '0.000001' } as never, {}).privacy.epsilon).toBe(0.000001);
     // a retention influx.create could not create is said at start, not at the first database to create
     expect(problems(() => loadAggregator({ mqttUrl: 'mqtt://h:1883', influxCreate: true, influxRetention: '200000d' } as never, {}))).toEqual([
       '--influx-retention (influx.retention): must be at most 106751d (about 292 years: InfluxDB keeps a duration in 64-bit nanoseconds), for what influx.create creates (got 200000d)',

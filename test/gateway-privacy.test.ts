@@ -167,7 +167,7 @@ describe('small counts: the noise', () => {
     // The first draw of each pair the smallest uniform, the second 1: the largest positive noise.
     let i = 0;
     const extreme: Uniform = () => (i++ % 2 === 0 ? 2 ** -53 : 1);
-    for (const epsilon of [Number.MIN_VALUE, 1e-300, 1e-15, 1e-9]) {
+    for (const epsilon of [0.000001, 1e-9, 1e-15, 1e-300]) {
       i = 0;
       const out = protect(msg({}), { minCount: 0, epsilon, windowMs: 60_000 }, extreme);
       const valid = validateCounts(out);
@@ -176,12 +176,28 @@ describe('small counts: the noise', () => {
       // With protection below the counts, they are kept (not suppressed).
       expect(validateCounts(protect(msg({}), { minCount: 5, epsilon, windowMs: 60_000 }, extreme)).ok).toBe(true);
     }
-    // Both draws of a pair the smallest uniform: each as large as a count can be, not an infinity
+    // Both draws of a pair the smallest uniform: a count the contract holds, not an infinity
     // (the difference of two would be no number at all)
-    for (const epsilon of [Number.MIN_VALUE, 1e-300]) {
+    for (const epsilon of [1e-300]) {
       const out = protect(msg({}), { minCount: 0, epsilon, windowMs: 60_000 }, () => 2 ** -53);
       const valid = validateCounts(out);
       expect(valid.ok, `epsilon ${epsilon}: ${valid.ok ? '' : valid.reason}`).toBe(true);
+    }
+    // An epsilon whose rate underflows to 0 draws no noise at all: refused, never a count sent exact
+    // (the config refuses anything below 0.000001 first: test/gateway-config.test.ts)
+    expect(() => protect(msg({}), { minCount: 0, epsilon: Number.MIN_VALUE, windowMs: 60_000 })).toThrow(RangeError);
+  });
+
+  it('a tiny epsilon still draws noise: the two draws of a noise value were each capped at 2^53 - 1 and cancelled, so below about 1e-15 the counts went out exact while the message claimed the epsilon', () => {
+    for (const epsilon of [1e-300, 1e-16, 1e-15, 0.000001]) {
+      let zero = 0;
+      for (let i = 0; i < 2000; i++) if (twoSidedGeometric(epsilon, 1) === 0) zero++;
+      // P(0) = (1 - a) / (1 + a), about epsilon / 2 here: none in 2000
+      expect(zero, `epsilon ${epsilon}`).toBe(0);
+      // and the counts as published are not the counts: 0 or far beyond, never the 3 counted
+      let exact = 0;
+      for (let i = 0; i < 200; i++) if (protect(msg({}), { minCount: 0, epsilon, windowMs: 60_000 }).wifi.devices === msg({}).wifi.devices) exact++;
+      expect(exact, `epsilon ${epsilon}`).toBe(0);
     }
   });
 
