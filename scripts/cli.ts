@@ -1,6 +1,6 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
 import { Command, CommanderError } from 'commander';
-import { exitUsage, isUsageError } from './lib/usage.ts';
+import { exitUsage, isUsageError, printable } from './lib/usage.ts';
 import { distance } from './lib/config-loader.ts';
 import { holdsUrlCredentials, redactUrlsIn, withoutBareUserinfo } from './lib/secrets.ts';
 import { readFileSync } from 'node:fs';
@@ -113,7 +113,8 @@ export function usageText(path: string, text: string, flags: string[] = []): str
   }
   if (didYouMean) msg += ` ${didYouMean.replace('(Did you mean', '(did you mean')}`;
   const where = path ? `presence ${path}` : 'presence';
-  return `${where}: ${msg}\nhint: ${where} --help lists the ${path ? 'options' : 'commands'}\n`;
+  // The option or command named is what was typed: shown printable (an escape in it drove the terminal).
+  return `${where}: ${printable(msg)}\nhint: ${where} --help lists the ${path ? 'options' : 'commands'}\n`;
 }
 
 /** A flag whose value is a secret (--mqtt-password, --influx-token, ...); a *-file flag names a file, no secret. */

@@ -545,6 +545,8 @@ describe('usage errors', () => {
       presence('calibrate', '--zone', 'lab', '--capture', evil, '--truth', evil, '--out', join(tmp, 'o.yaml')),
       presence('gateway', '--config', config),
       presence('doctor', '--config', config),
+      presence('replay', 'x.pcap', '--a\u001b[31m'),
+      presence('fo\u001b[31mo'),
     ];
     for (const r of runs) {
       expect(r.err + r.out, r.err).not.toMatch(raw);
@@ -556,6 +558,8 @@ describe('usage errors', () => {
     expect(runs[4].err).toContain('unknown key "k\\u001b[2Jx"');
     expect(runs[4].err).toContain('(got "6\\u202e0s")');
     expect(runs[5].out).toContain('unknown key "k\\u001b[2Jx"');
+    usage(runs[6], 'replay', /^presence replay: unknown option '--a\\u001b\[31m'$/);
+    expect(runs[7].err).toContain("presence: unknown command 'fo\\u001b[31mo'");
   });
 
   it('--help and --version still exit 0 and print to stdout', () => {
