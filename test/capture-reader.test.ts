@@ -336,6 +336,160 @@ describe('pcap', () => {
       }
     });
 
+    it('never reads the frames of a capture carried at the end of a frame (any data frame can carry one): the frame is read whole', () => {
+      const fw = Firmware.loadSync();
+      // the carried capture stamped right after the frame, as one sent by a device in range would be
+      for (const [little, nanos, link] of [
+        [true, false, 127],
+        [false, false, 127],
+        [true, true, 127],
+        [true, false, 251],
+      ] as Array<[boolean, boolean, number]>) {
+        const carried = pcap(little, nanos, link, [
+          [1_780_000_001, nanos ? 100_000 : 100, cat(bytes(0xee), payload(30, 8))],
+          [1_780_000_001, nanos ? 200_000 : 200, cat(bytes(0xee), payload(20, 9))],
+        ]);
+        const frames = [cat(bytes(1), payload(10, 1)), cat(bytes(2), payload(5, 2), carried), cat(bytes(3), payload(40, 3)), cat(bytes(4), carried)];
+        const file = pcap(
+          true,
+          false,
+          127,
+          frames.map((data, i) => [1_780_000_001 + i, 0, data]),
+        );
+        for (const chunk of [file.length, 100, 13, 1]) {
+          const { frames: got, parser } = parseAll(file, chunk);
+          expect(got.map((f) => f.data[0])).toEqual([1, 2, 3, 4]);
+          expect(got.map((f) => f.data.length)).toEqual(frames.map((f) => f.length));
+          expect(got.every((f) => f.linkType === 127)).toBe(true);
+          expect(parser.cutRecords).toBe(0);
+          const split = new CaptureParser('mem', fw.splitter);
+          const times: number[] = [];
+          for (let i = 0; i < file.length; i += chunk) times.push(...(split.pushRecords(file.subarray(i, i + chunk))?.times ?? []));
+          times.push(...(split.flushRecords()?.times ?? []));
+          split.end();
+          expect(times).toEqual(got.map((f) => f.timestampMs));
+        }
+      }
+    });
+
+    it("a file header ending a frame changes nothing after it: another link type, resolution or snap length is read as the frame's bytes; one of the capture's own drops that frame only", () => {
+      const header = (little: boolean, nanos: boolean, link: number, snap = 65535) =>
+        new W(little)
+          .u32(nanos ? 0xa1b23c4d : 0xa1b2c3d4)
+          .u16(2)
+          .u16(4)
+          .u32(0)
+          .u32(0)
+          .u32(snap)
+          .u32(link)
+          .out();
+      const after: Array<[number, number, Uint8Array]> = Array.from({ length: 40 }, (_, i) => [
+        1_780_000_010 + i,
+        500_000 + i,
+        cat(bytes(10 + i), payload(20, i)),
+      ]);
+      for (const [h, own] of [
+        [header(true, false, 251), false],
+        [header(true, false, 105), false],
+        [header(true, true, 127), false],
+        [header(true, false, 127, 64), false],
+        [header(false, false, 127), false],
+        [header(true, false, 127), true],
+      ] as Array<[Uint8Array, boolean]>) {
+        const file = pcap(true, false, 127, [[1_780_000_000, 1, bytes(1)], [1_780_000_001, 2, cat(bytes(2), payload(30, 2), h)], ...after]);
+        for (const chunk of [file.length, 64, 7]) {
+          const { frames, parser } = parseAll(file, chunk);
+          expect(frames.map((f) => f.data[0])).toEqual([1, ...(own ? [] : [2]), ...after.map(([, , d]) => d[0])]);
+          expect(frames.every((f) => f.linkType === 127)).toBe(true);
+          expect(frames.slice(own ? 1 : 2).map((f) => f.timestampMs)).toEqual(after.map(([s, us]) => s * 1000 + us / 1000));
+          expect(parser.cutRecords).toBe(own ? 1 : 0);
+        }
+      }
+    });
+
+    it('returns a frame that carries a capture file once the next record header is in (in step, near in time), not after 32 more records or the bytes a carried pcapng header claims', () => {
+      const carried = pcap(true, false, 127, [
+        [1_780_000_000, 7, payload(30, 8)],
+        [1_780_000_000, 8, payload(20, 9)],
+      ]);
+      const bigShb = new W(true)
+        .u32(0x0a0d0d0a)
+        .u32(1 << 20)
+        .u32(0x1a2b3c4d)
+        .u16(1)
+        .u16(0)
+        .out(); // claims 1 MiB
+      for (const inside of [cat(carried, bytes(5, 5, 5)), cat(bytes(9), bigShb, payload(30, 1)), cat(carried.subarray(0, 30))]) {
+        const head = pcap(true, false, 127, [
+          [1_780_000_000, 1, bytes(1)],
+          [1_780_000_000, 2, cat(bytes(2), inside)],
+        ]);
+        const next = pcap(true, false, 127, [[1_780_000_001, 3, cat(bytes(3), payload(10, 3))]]).subarray(24);
+        const parser = new CaptureParser('live');
+        const got = parser.push(head).map((f) => f.data[0]);
+        got.push(...parser.push(next.subarray(0, 16)).map((f) => f.data[0])); // the next record's header only
+        expect(got).toEqual([1, 2]);
+        expect(parser.push(next.subarray(16)).map((f) => f.data[0])).toEqual([3]);
+        expect(parser.flush()).toEqual([]);
+        parser.end();
+        expect(parser.cutRecords).toBe(0);
+      }
+    });
+
+    it("reads every frame when the restarted capture's first record is cut in its header by yet another restart (a crash loop)", () => {
+      const before = pcap(true, false, 127, [[1_780_000_000, 1, payload(40, 1)]]);
+      const cut = (t: number) => pcap(true, false, 127, [[t, 3, payload(120, 9)]]).subarray(24);
+      const after = pcap(true, false, 127, [
+        [1_780_000_100, 4, payload(30, 4)],
+        [1_780_000_101, 5, payload(50, 5)],
+      ]);
+      for (const k1 of [3, 20, 60])
+        for (const k2 of [0, 2, 9, 15]) {
+          const file = cat(before, cut(1_780_000_010).subarray(0, k1), pcap(true, false, 127, []), cut(1_780_000_020).subarray(0, k2), after);
+          for (const chunk of [file.length, 13]) {
+            const { frames, parser } = parseAll(file, chunk);
+            expect(
+              frames.map((f) => f.timestampMs),
+              `cut at ${k1} then ${k2}`,
+            ).toEqual([1_780_000_000_000.001, 1_780_000_100_000.004, 1_780_000_101_000.005]);
+            expect(parser.cutRecords).toBe(k2 === 0 ? 1 : 2);
+          }
+        }
+    });
+
+    it('pcapng: reads a block carrying a capture file (a section, or a pcap file) as one frame, and finds a restart whose section header begins at the end of a chunk', () => {
+      const section = (t0: bigint, n: number, seed: number) =>
+        cat(
+          shb(true),
+          idb(true, 127),
+          ...Array.from({ length: n }, (_, i) => epb(true, 0, t0 + BigInt(i) * 1000n, cat(bytes(0xee), payload(20 + i, seed + i)))),
+        );
+      const carriedPcap = pcap(true, false, 127, [[1_780_000_001, 5, cat(bytes(0xee), payload(20, 3))]]);
+      const stream = cat(
+        shb(true),
+        idb(true, 127),
+        epb(true, 0, 1_780_000_000_000_000n, cat(bytes(1), section(1_780_000_000_100_000n, 3, 1))),
+        epb(true, 0, 1_780_000_001_000_000n, cat(bytes(2), carriedPcap)),
+        epb(true, 0, 1_780_000_002_000_000n, cat(bytes(3), section(1_780_000_002_100_000n, 2, 5), bytes(7, 7))),
+      );
+      for (const chunk of [stream.length, 100, 13, 1]) {
+        const { frames, parser } = parseAll(stream, chunk);
+        expect(frames.map((f) => f.data[0])).toEqual([1, 2, 3]);
+        expect(parser.cutRecords).toBe(0);
+      }
+      // a block cut just before its trailing length: the new section header is where that length was due
+      const cutBlock = epb(true, 0, 1_780_000_003_000_000n, payload(30, 9));
+      const file = cat(stream, cutBlock.subarray(0, cutBlock.length - 4), section(1_780_000_004_000_000n, 2, 7));
+      for (let chunk = 1; chunk <= 64; chunk++) {
+        const { frames, parser } = parseAll(file, chunk);
+        expect(
+          frames.map((f) => f.data[0]),
+          `chunks of ${chunk}`,
+        ).toEqual([1, 2, 3, 0xee, 0xee]);
+        expect(parser.cutRecords).toBe(1);
+      }
+    });
+
     it('returns a whole record whose last bytes could begin a file magic at once, with and without the firmware splitting (a live source may send nothing more for minutes)', () => {
       const fw = Firmware.loadSync();
       const tails = [

@@ -215,6 +215,8 @@ export class CaptureParser {
   /** Stream offset of that record, and whether its header is one a writer writes (for cutBy). */
   private tailRecordAbs = 0;
   private tailRecordPlausible = true;
+  /** Its time, in whole seconds (for cutBy). */
+  private tailRecordSec = 0;
   private base = 0; // stream offset of buf[0]
   private fmt: CaptureFormat | null = null;
   private little = true;
@@ -536,7 +538,7 @@ export class CaptureParser {
       const restart = this.findRestart(p - this.tail, p);
       if (restart === MORE) return false;
       if (restart >= 0) {
-        const cut = this.cutBy(this.tailRecordPlausible, p, restart);
+        const cut = this.cutBy(this.tailRecordPlausible, this.tailRecordSec, p, restart);
         if (cut === MORE) return false;
         if (cut) {
           this.tail = 0;
@@ -556,8 +558,12 @@ export class CaptureParser {
       if (restart === -1) continue;
       // a magic's start in the last bytes of a whole record, its rest not in: see below
       if (restart === MORE && this.buf.length >= next && m + 4 > this.buf.length) continue;
+      const own = this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen);
+      // a candidate that needs bytes past a next record in step (a pcapng section header's
+      // length can claim megabytes): the record is whole, not held until they come
+      if (restart === MORE && own && this.inStepAt(next, sec) === true) continue;
       if (restart === MORE) return false;
-      const cut = this.cutBy(this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen), next, restart);
+      const cut = this.cutBy(own, sec, next, restart);
       if (cut === MORE) return false;
       if (cut) return this.dropCut(p, restart);
     }
@@ -579,33 +585,172 @@ export class CaptureParser {
         this.tail = next - at;
         this.tailRecordAbs = this.base + p;
         this.tailRecordPlausible = this.plausibleRecord(p, this.little, this.pcapNanos, this.pcapSnapLen);
+        this.tailRecordSec = sec;
       }
     }
     return true;
   }
 
   /**
-   * Whether the record at `p` (claiming the bytes up to `next`) was cut by the capture that
-   * begins at `restart` (a whole file header inside it), or is a whole record that carries such
-   * bytes (a frame may carry a capture file), told by the records that follow each reading: the
-   * new capture's must all be records a writer writes; the record's own successor, on a cut, reads
-   * the new capture out of step and soon is not. MORE: not told yet, wait for more input.
+   * Whether the record at `p` (claiming the bytes up to `next`, its time `ownSec`) was cut by the
+   * capture that begins at `restart` (a whole file header inside it), or is a whole record that
+   * carries such bytes (a frame may carry a capture file: any data frame can, sent by anyone in
+   * range). Only what a payload cannot forge decides for a cut: the bytes from `next` on (the
+   * writer's, not the frame's) and the record's own header. Believed, in this order:
+   * - the new capture's records are not ones a writer writes: whole;
+   * - its own header is not one a writer writes (the cut fell inside it): cut;
+   * - the new capture's file header ends where the record does and reads on exactly as this one
+   *   (byte order, resolution, snap length, link type): cut. Both readings then give the same
+   *   frames after it; only this record is dropped, so a payload ending with such a header drops
+   *   its own frame and changes nothing else (with another link type or resolution it would have
+   *   switched every later frame: it is read as a whole record);
+   * - the new capture's records end where the record does (a capture carried at the end of a
+   *   payload): whole;
+   * - a record of this capture starts at `next`, stamped near this one's time (an hour before to
+   *   30 days after), or a new file header begins in its first bytes (inStepAt): whole. A payload
+   *   cannot move or forge that record;
+   * - no such record there, and the new capture's first record is stamped near this one's time
+   *   (a restarted writer's clock goes on from the cut record's): cut;
+   * - otherwise the records after each reading are read ahead (WALK): the record's own reading
+   *   out of step is a cut, else it is whole (at the end of input: cut when the new capture ends
+   *   exactly there and the record's reading does not).
+   * MORE: not told yet, wait for more input (at most until the header of the record after it is
+   * in, or, when that one is out of step or far in time, WALK records).
    */
-  private cutBy(ownPlausible: boolean, next: number, restart: number): boolean | typeof MORE {
+  private cutBy(ownPlausible: boolean, ownSec: number, next: number, restart: number): boolean | typeof MORE {
     const b = this.walkFrom(restart);
     if (b.bad) return false;
     const h = this.pcapRecordHeader;
     if (!ownPlausible) return true; // its own header is cut
-    if (b.hits.includes(next)) return true; // both readings meet: the new capture's frames come first
-    if (this.buf.length - next < h) {
-      if (!this.ended) return MORE;
-      // input ends inside the record (it is cut, whatever else), or with it (it is whole)
-      return this.buf.length < next || (this.buf.length > next && b.exact);
+    const after = this.buf.length - next;
+    if (after < h && !this.ended) return MORE;
+    // input ends inside the record (it is cut, whatever else), or with it (it is whole)
+    if (after < 0) return true;
+    if (after === 0) return false;
+    if (b.hits[0] === next && this.sameFormatAt(restart)) return true;
+    if (b.hits.indexOf(next, 1) > 0) return false; // a capture carried in the payload, ending with it
+    if (after < h) {
+      // input ends inside the header of the record after it: whole when what is there begins a
+      // record stamped near this one, cut when the new capture ends where the input does or goes
+      // on from this record's time
+      if (after >= 4 && this.headStepAt(next, after, ownSec, this.little, this.pcapNanos, this.pcapSnapLen)) return false;
+      return b.exact || this.firstNear(restart, ownSec);
     }
+    const step = this.inStepAt(next, ownSec, b.hits, restart);
+    if (step === MORE) return this.ended ? false : MORE;
+    if (step) return false;
+    if (this.firstNear(restart, ownSec)) return true;
     const a = this.walkPcap(next, this.little, this.pcapNanos, h, this.pcapSnapLen);
     if (a.bad) return true;
     if (!a.full && !b.full && !this.ended) return MORE;
-    return this.ended && b.exact && !a.exact;
+    return this.ended && b.exact && !a.exact && !a.full;
+  }
+
+  /** Seconds before / after a record's time within which the next record counts as in step (cutBy). */
+  private static readonly STEP_BACK_S = 3600;
+  private static readonly STEP_AHEAD_S = 30 * 86400;
+
+  /** True when `sec` is near `ownSec`: an hour before it to 30 days after. */
+  private static near(ownSec: number, sec: number): boolean {
+    return sec >= ownSec - CaptureParser.STEP_BACK_S && sec <= ownSec + CaptureParser.STEP_AHEAD_S;
+  }
+
+  /**
+   * True when a record of this capture, one a writer writes, starts at `at` (its header whole in
+   * the buffer), stamped near `ownSec` (the time of the record before it); or a new capture's
+   * file header begins within that header's bytes (the record there cut by a restart), unless a
+   * record of the new capture (`newHits`, cutBy) begins there or is cut in its header by it. False when
+   * its header is not in yet; MORE when a file header there needs bytes not in yet.
+   */
+  private inStepAt(at: number, ownSec: number, newHits: readonly number[] = [], newAt = -1): boolean | typeof MORE {
+    const h = this.pcapRecordHeader;
+    if (this.buf.length - at < h) return false;
+    if (this.plausibleRecord(at, this.little, this.pcapNanos, this.pcapSnapLen) && CaptureParser.near(ownSec, this.view.getUint32(at, this.little)))
+      return true;
+    for (let r = at; r < at + h; r++) {
+      if (r + 4 > this.buf.length) {
+        if (this.magicPrefixAt(r, this.buf.length) === r) return this.ended ? false : MORE;
+        continue;
+      }
+      if (!this.fileMagicAt(r)) continue;
+      const restart = this.restartAt(r);
+      if (restart === MORE) return MORE;
+      if (restart < 0) continue;
+      // what of that header is there must be a record's (its time near); with under 4 bytes of it,
+      // unless the new capture's reading has a record cut there (the last one it read before it)
+      // whose first 4 bytes or more are
+      const n = r - at;
+      if (n >= 4) return this.headStepAt(at, n, ownSec, this.little, this.pcapNanos, this.pcapSnapLen);
+      const f = newAt >= 0 ? this.pcapFormatAt(newAt) : null;
+      let cut: number | undefined;
+      for (const hit of newHits) if (hit < r) cut = hit;
+      return !(f && cut !== undefined && r - cut >= 4 && this.headStepAt(cut, Math.min(r - cut, 16), ownSec, f.little, f.nanos, f.snapLen));
+    }
+    return false;
+  }
+
+  /**
+   * True when the first `n` bytes (under a record header) at `at` can begin a record of this
+   * capture stamped near `ownSec`: its time, fraction and captured length as far as they go.
+   */
+  private headStepAt(at: number, n: number, ownSec: number, little: boolean, nanos: boolean, snapLen: number): boolean {
+    const v = this.view;
+    if (n >= 4 && !CaptureParser.near(ownSec, v.getUint32(at, little))) return false;
+    if (n >= 8 && v.getUint32(at + 4, little) >= (nanos ? 1e9 : 1e6)) return false;
+    if (n >= 12) {
+      const cap = v.getUint32(at + 8, little);
+      if (cap > MAX_RECORD_BYTES || (snapLen > 0 && cap > snapLen)) return false;
+    }
+    return true;
+  }
+
+  /** The byte order, resolution and snap length of the pcap file header at `q` (checked by restartAt); null for pcapng. */
+  private pcapFormatAt(q: number): { little: boolean; nanos: boolean; snapLen: number } | null {
+    const v = this.view;
+    if (v.getUint32(q, false) === PCAPNG_SHB) return null;
+    const little = [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED].includes(v.getUint32(q, true));
+    return { little, nanos: v.getUint32(q, little) === PCAP_MAGIC_NS, snapLen: v.getUint32(q + 16, little) };
+  }
+
+  /** True when the pcap file header at `q` (checked by restartAt) reads on exactly as this capture does. */
+  private sameFormatAt(q: number): boolean {
+    const v = this.view;
+    if (v.getUint32(q, false) === PCAPNG_SHB) return false;
+    const little = this.little;
+    const magic = v.getUint32(q, little);
+    return (
+      (magic === PCAP_MAGIC_NS) === this.pcapNanos &&
+      (magic === PCAP_MAGIC_MODIFIED ? 24 : 16) === this.pcapRecordHeader &&
+      (magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS || magic === PCAP_MAGIC_MODIFIED) &&
+      v.getUint32(q + 16, little) === this.pcapSnapLen &&
+      v.getUint32(q + 20, little) === this.pcapLinkType
+    );
+  }
+
+  /** True when the capture whose file header is at `q` (checked by restartAt) has a first record in, stamped near `ownSec`. */
+  private firstNear(q: number, ownSec: number): boolean {
+    const v = this.view;
+    if (v.getUint32(q, false) === PCAPNG_SHB) {
+      // its first enhanced packet block, after its interface descriptions (in microseconds, the
+      // default, or nanoseconds)
+      const little = v.getUint32(q + 8, true) === PCAPNG_BOM;
+      let s = q + v.getUint32(q + 4, little);
+      for (let i = 0; i < 8 && this.buf.length - s >= 8; i++) {
+        const type = v.getUint32(s, little);
+        const len = v.getUint32(s + 4, little);
+        if (type === BT_EPB && len >= 32 && this.buf.length - s >= 20) {
+          const units = v.getUint32(s + 12, little) * 4294967296 + v.getUint32(s + 16, little);
+          return CaptureParser.near(ownSec, Math.floor(units / 1e6)) || CaptureParser.near(ownSec, Math.floor(units / 1e9));
+        }
+        if (type !== BT_IDB || len < 12 || len % 4 !== 0) return false;
+        s += len;
+      }
+      return false;
+    }
+    const little = [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED].includes(v.getUint32(q, true));
+    const h = v.getUint32(q, little) === PCAP_MAGIC_MODIFIED ? 24 : 16;
+    if (this.buf.length - q < 24 + h) return false;
+    return CaptureParser.near(ownSec, v.getUint32(q + 24, little));
   }
 
   /** Most records walkPcap / walkPcapng read ahead (once per file magic found inside a record). */
@@ -654,10 +799,18 @@ export class CaptureParser {
       hits.push(s);
       const avail = this.buf.length - s;
       if (avail < 8) return { bad: false, exact: avail === 0, full: false, hits };
+      // a pcap capture begun where a block should (as walkPcap)
+      if (i > 0 && v.getUint32(s, false) !== PCAPNG_SHB && this.fileMagicAt(s) && this.restartAt(s) !== -1)
+        return { bad: false, exact: false, full: true, hits };
       const len = v.getUint32(s + 4, little);
-      if (len < 12 || len % 4 !== 0 || len > MAX_RECORD_BYTES) return { bad: true, exact: false, full: false, hits };
-      if (avail < len) return { bad: false, exact: false, full: false, hits };
-      if (v.getUint32(s + len - 4, little) !== len) return { bad: true, exact: false, full: false, hits };
+      const damaged = len < 12 || len % 4 !== 0 || len > MAX_RECORD_BYTES;
+      if (!damaged && avail < len) return { bad: false, exact: false, full: false, hits };
+      if (damaged || v.getUint32(s + len - 4, little) !== len) {
+        // a block cut by yet another restart (a capture tool in a crash loop), as walkPcap
+        const r = this.findRestart(s + 1, Math.min(damaged ? s + 12 : s + len, this.buf.length));
+        if (r === MORE) return { bad: false, exact: false, full: false, hits };
+        return r >= 0 ? { bad: false, exact: false, full: true, hits } : { bad: true, exact: false, full: false, hits };
+      }
       s += len;
     }
     return { bad: false, exact: false, full: true, hits };
@@ -767,7 +920,7 @@ export class CaptureParser {
    * bytes not here yet (at the end of input it is taken as far as it goes); -1 when none.
    */
   private findRestart(from: number, to: number): number {
-    const end = Math.min(to, this.buf.length - 4);
+    const end = Math.min(to, this.buf.length - 3);
     for (let q = from; q < end; q++) {
       const b = this.buf[q];
       // the first byte of every magic in either byte order: a1 (pcap BE), d4/4d/34 (pcap LE), 0a (pcapng)
@@ -775,11 +928,19 @@ export class CaptureParser {
       const r = this.restartAt(q);
       if (r !== -1) return r;
     }
+    // a magic may begin in the input's last 3 bytes, its rest not in yet
+    if (!this.ended && to > end)
+      for (let q = Math.max(from, end); q < Math.min(to, this.buf.length); q++) if (this.magicPrefixAt(q, this.buf.length) === q) return MORE;
     return -1;
   }
 
-  /** q, MORE or -1: whether a new capture's file header begins at q (see findRestart). */
-  private restartAt(q: number): number {
+  /**
+   * q, MORE or -1: whether a new capture's file header begins at q (see findRestart). Its first
+   * record may be cut in its header by yet another restart (a capture tool in a crash loop,
+   * killed before or while it wrote its first record): a file header within its first record's
+   * header bytes (`nested`: that one's first record must be one a writer writes).
+   */
+  private restartAt(q: number, nested = false): number {
     const v = this.view;
     const avail = this.buf.length - q;
     if (avail < 4) return this.ended ? -1 : MORE;
@@ -805,8 +966,14 @@ export class CaptureParser {
       const h = magic === PCAP_MAGIC_MODIFIED ? 24 : 16;
       if (avail < 24 + h) return this.ended ? q : MORE;
       const first = q + 24;
-      if (!this.plausibleRecord(first, little, magic === PCAP_MAGIC_NS, snapLen)) return -1;
-      return q;
+      if (this.plausibleRecord(first, little, magic === PCAP_MAGIC_NS, snapLen)) return q;
+      if (nested) return -1;
+      for (let r = first; r < first + h; r++) {
+        const again = this.restartAt(r, true);
+        if (again === MORE) return this.ended ? -1 : MORE;
+        if (again >= 0) return q;
+      }
+      return -1;
     }
     return -1;
   }
