@@ -77,10 +77,9 @@ function ngPacket(f: NgFormat, us: number, data: Uint8Array): Buffer {
 const header = (f: Format) => (f.kind === 'pcap' ? pcapHeader(f) : ngHeader(f));
 const record = (f: Format, us: number, data: Uint8Array) => (f.kind === 'pcap' ? pcapRecord(f, us, data) : ngPacket(f, us, data));
 
-/** Frames a stream must give (whole ones) and may give (cut ones, as one frame of their own bytes). */
+/** Frames a stream must give (its whole ones). */
 interface Expected {
   frames: Array<{ id: number; us: number; link: number; data: Buffer }>;
-  cut: Map<number, Buffer>; // id -> the record's bytes as far as they were written
 }
 
 const REAL = 0x52; // 'R': a frame of the stream
@@ -136,6 +135,8 @@ interface Case {
   stream: Buffer;
   expected: Expected;
   truncated: boolean;
+  /** Where each cut pcap record begins. */
+  cuts: number[];
   /** What was written where (printed with FUZZ_DEBUG=1). */
   layout: string[];
 }
@@ -144,7 +145,7 @@ interface Case {
 function generate(seed: number, kinds: Array<Format['kind']>): Case | null {
   const r = rng(seed);
   const out = new Out();
-  const expected: Expected = { frames: [], cut: new Map() };
+  const expected: Expected = { frames: [] };
   const link = r.below(5) === 0 ? 105 : 127;
   let f = randomFormat(r, kinds, link);
   const layout: string[] = [];
@@ -165,7 +166,6 @@ function generate(seed: number, kinds: Array<Format['kind']>): Case | null {
       const rec = record(f, us, data);
       const k = 1 + r.below(rec.length - 1);
       const at = out.add(rec.subarray(0, k));
-      expected.cut.set(id, rec);
       starts.add(at);
       const old = f;
       f = randomFormat(r, kinds, r.below(8) === 0 ? (link === 127 ? 105 : 127) : link);
@@ -197,6 +197,13 @@ function generate(seed: number, kinds: Array<Format['kind']>): Case | null {
     truncated = true;
   }
   for (const c of cuts) {
+    // the end the record claims as the stream holds it (cut inside its length, the new header's
+    // first bytes are part of it)
+    if (c.at + 12 <= stream.length) {
+      const little = c.format.little;
+      const v = little ? stream.readUInt32LE(c.at + (c.format.kind === 'pcap' ? 8 : 4)) : stream.readUInt32BE(c.at + (c.format.kind === 'pcap' ? 8 : 4));
+      c.claimedEnd = c.at + (c.format.kind === 'pcap' ? 16 : 0) + v;
+    }
     // a cut record whose claimed end meets a later record or file header of the stream can be read
     // whole (README: the restart is believed only when its first record is where the cut one
     // ends and the format is the same); not generated
@@ -219,7 +226,7 @@ function generate(seed: number, kinds: Array<Format['kind']>): Case | null {
     }
   }
   if (truncated) layout.push(`truncated at ${stream.length}`);
-  return { stream, expected, truncated, layout };
+  return { stream, expected, truncated, layout, cuts: cuts.filter((k) => k.format.kind === 'pcap').map((k) => k.at) };
 }
 
 function check(seed: number, c: Case, chunks: Rng, fw: Firmware): void {
@@ -277,13 +284,11 @@ function check(seed: number, c: Case, chunks: Rng, fw: Firmware): void {
   const usedCut = new Set<number>();
   for (const frame of got) {
     const data = Buffer.from(frame.data);
-    const id = data.length >= 4 ? data.readUIntBE(1, 3) : -1;
-    if (data[0] === CUT && c.expected.cut.has(id) && !usedCut.has(id)) {
-      // a cut record read as one frame (its cut in its last bytes): its own bytes first
-      const rec = c.expected.cut.get(id) as Buffer;
-      expect(rec.includes(data.subarray(0, 4)), where).toBe(true);
-      expect(data.length, where).toBeLessThan(rec.length);
-      usedCut.add(id);
+    // a cut record read as one frame: its cut in its last bytes, or in its header by a restart
+    // whose first block was cut again (nothing tells then): the stream's bytes from its data on
+    const cut = c.cuts.find((k) => !usedCut.has(k) && Buffer.compare(data, c.stream.subarray(k + 16, k + 16 + data.length)) === 0 && data.length > 0);
+    if (cut !== undefined) {
+      usedCut.add(cut);
       continue;
     }
     const next = want[w];
@@ -300,11 +305,13 @@ function check(seed: number, c: Case, chunks: Rng, fw: Firmware): void {
 
 describe('capture reader resync, seeded random streams', () => {
   const fw = Firmware.loadSync();
-  for (const [name, kinds, seed0] of [
-    ['pcap', ['pcap'], 1000],
-    ['pcapng', ['pcapng'], 2000],
-    ['pcap and pcapng restarting as each other', ['pcap', 'pcapng'], 3000],
-  ] as Array<[string, Array<Format['kind']>, number]>) {
+  // seeds past the ones run that once failed, kept: a pcap record cut by a pcapng restart whose
+  // section header alone lay inside it; a restart's pcapng block cut again just after its start
+  for (const [name, kinds, seed0, also] of [
+    ['pcap', ['pcap'], 1000, []],
+    ['pcapng', ['pcapng'], 2000, []],
+    ['pcap and pcapng restarting as each other', ['pcap', 'pcapng'], 3000, [3322, 4286]],
+  ] as Array<[string, Array<Format['kind']>, number, number[]]>) {
     it(`${name}: every whole frame once, in order; no carried frame; chunked at random`, () => {
       let run = 0;
       const only = Number(process.env.FUZZ_SEED ?? 0);
@@ -314,6 +321,7 @@ describe('capture reader resync, seeded random streams', () => {
         run++;
         check(seed, c, rng(seed * 7 + 1), fw);
       }
+      if (!only) for (const seed of also) check(seed, generate(seed, kinds) as Case, rng(seed * 7 + 1), fw);
     });
   }
 });

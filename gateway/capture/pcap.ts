@@ -628,7 +628,7 @@ export class CaptureParser {
     if (after < 0) return true;
     if (after === 0) return false;
     if (b.hits[0] === next && this.sameFormatAt(restart)) return true;
-    if (b.hits.indexOf(next, 1) > 0) return false; // a capture carried in the payload, ending with it
+    if (b.hits.indexOf(next, 1) > 0 && this.framesBefore(restart, next)) return false; // a capture carried in the payload, ending with it
     if (after < h) {
       // input ends inside the header of the record after it: whole when what is there begins a
       // record stamped near this one, cut when the new capture ends where the input does or goes
@@ -644,6 +644,24 @@ export class CaptureParser {
     if (a.bad) return true;
     if (!a.full && !b.full && !this.ended) return MORE;
     return this.ended && b.exact && !a.exact && !a.full;
+  }
+
+  /**
+   * True when the capture whose file header is at `restart` has a frame before `next` (a record
+   * or packet block, not just its pcapng section header and interface descriptions).
+   */
+  private framesBefore(restart: number, next: number): boolean {
+    const v = this.view;
+    if (v.getUint32(restart, false) !== PCAPNG_SHB) return next > restart + 24;
+    const little = v.getUint32(restart + 8, true) === PCAPNG_BOM;
+    for (let s = restart; s + 8 <= next; ) {
+      const type = v.getUint32(s, little);
+      if (type === BT_EPB || type === BT_SPB || type === BT_OPB) return true;
+      const len = v.getUint32(s + 4, little);
+      if (len < 12) return true;
+      s += len;
+    }
+    return false;
   }
 
   /** Seconds before / after a record's time within which the next record counts as in step (cutBy). */
@@ -681,10 +699,16 @@ export class CaptureParser {
       // whose first 4 bytes or more are
       const n = r - at;
       if (n >= 4) return this.headStepAt(at, n, ownSec, this.little, this.pcapNanos, this.pcapSnapLen);
-      const f = newAt >= 0 ? this.pcapFormatAt(newAt) : null;
       let cut: number | undefined;
       for (const hit of newHits) if (hit < r) cut = hit;
-      return !(f && cut !== undefined && r - cut >= 4 && this.headStepAt(cut, Math.min(r - cut, 16), ownSec, f.little, f.nanos, f.snapLen));
+      if (newAt < 0 || cut === undefined || r - cut < 4) return true;
+      const f = this.pcapFormatAt(newAt);
+      if (f) return !this.headStepAt(cut, Math.min(r - cut, 16), ownSec, f.little, f.nanos, f.snapLen);
+      // a pcapng packet block: its time (microseconds, the default, or nanoseconds)
+      const little = this.view.getUint32(newAt + 8, true) === PCAPNG_BOM;
+      if (r - cut < 20 || this.view.getUint32(cut, little) !== BT_EPB) return true;
+      const units = this.view.getUint32(cut + 12, little) * 4294967296 + this.view.getUint32(cut + 16, little);
+      return !(CaptureParser.near(ownSec, Math.floor(units / 1e6)) || CaptureParser.near(ownSec, Math.floor(units / 1e9)));
     }
     return false;
   }
