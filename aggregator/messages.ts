@@ -7,6 +7,8 @@ import {
   MAX_PAYLOAD_BYTES,
   PRESENCE_MEASUREMENT,
   parseTopic,
+  repeatedKey,
+  repeatedKeyInCounts,
   TOPIC_ROOT,
   validateCounts,
   validateStatus,
@@ -238,6 +240,11 @@ export function notJson(text: string, err: unknown): string {
   return `payload is not JSON${at ? ` (at byte ${Buffer.byteLength(text.slice(0, Number(at[1])))})` : ''}`;
 }
 
+/** Why a payload with a key given twice in one object is refused (`path`: repeatedKey's). */
+export function repeatedKeyDetail(path: string): string {
+  return `${path} is given twice: a payload holds each field once (a JSON parser keeps one of the two values, which one depends on the parser)`;
+}
+
 /**
  * Why a time ahead of the clock is refused, and what to do: a gateway publishes a window after it
  * ends, so it means a wrong clock, the gateway's or this host's (every window of that gateway is
@@ -249,7 +256,8 @@ export function aheadOfClock(what: string, byMs: number, maxAheadMs: number): st
 
 /**
  * Validates a message against the contract and turns it into points. In this order: the payload's
- * size (before any parsing), the topic, JSON, the closed schema (a field the contract does not have
+ * size (before any parsing), the topic, JSON, a key given twice in one object (`invalid`: JSON.parse
+ * kept one of them, and the schema sees only that one), the closed schema (a field the contract does not have
  * is `unknown_field`; a bad value, a time outside 2000-2099 or on a leap second, a number that is not
  * an integer up to 2^53 - 1, e.g. `1e400`, is `invalid`), the topic against the payload, and times
  * ahead of the aggregator's clock by more than `maxAheadMs` (`future`: window start or end, status ts).
@@ -267,8 +275,12 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
   } catch (e) {
     return { ok: false, reason: 'bad_json', detail: notJson(text, e) };
   }
+  // A key given twice in one object is refused whatever the schema says of the value JSON.parse
+  // kept (the last): for a valid counts message checked the cheap way, from its known shape.
   if (t.kind === 'counts') {
     const v = validateCounts(value);
+    const twice = v.ok ? repeatedKeyInCounts(text, v.value) : repeatedKey(text, value);
+    if (twice) return { ok: false, reason: 'invalid', detail: repeatedKeyDetail(twice) };
     if (!v.ok) return { ok: false, reason: v.code, detail: v.reason };
     const m = v.value;
     if (m.site !== t.site || m.gateway !== t.gateway)
@@ -283,6 +295,8 @@ export function classify(topic: string, payload: Buffer, now: number, maxAheadMs
     if (end > now + maxAheadMs) return { ok: false, reason: 'future', detail: aheadOfClock('window ends', end - now, maxAheadMs) };
     return { ok: true, kind: 'counts', message: m, lines: countsLines(m, start, cal), windowMs: end - start, start, end };
   }
+  const twice = repeatedKey(text, value);
+  if (twice) return { ok: false, reason: 'invalid', detail: repeatedKeyDetail(twice) };
   const v = validateStatus(value);
   if (!v.ok) return { ok: false, reason: v.code, detail: v.reason };
   const m = v.value;

@@ -5,6 +5,7 @@
 export * from './topics.ts';
 export * from './types.ts';
 export * from './validate.ts';
+export * from './repeated-key.ts';
 export * from './redact.ts';
 export * from './last-error.ts';
 export * from './sketch.ts';

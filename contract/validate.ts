@@ -42,7 +42,7 @@ const FIELD_WORDS: Record<string, string> = {
  * be an address): lower case, digits and `_`, no run of 5 or more hex digits (`da22fb01a09e`) and
  * no 3 or more hex groups joined by `_` (`da_22_fb_01_a0_9e`).
  */
-function keyName(key: string): string {
+export function keyName(key: string): string {
   const fieldName = /^[a-z][a-z0-9_]{0,31}$/.test(key) && !/[0-9a-f]{5,}/.test(key) && !/(?:^|_)[0-9a-f]{1,4}(?:_[0-9a-f]{1,4}){2,}(?:_|$)/.test(key);
   return fieldName ? key : '(a key that is not a field name)';
 }

@@ -20,7 +20,7 @@ import { AggregatorMetrics } from '../aggregator/health.ts';
 import { GatewayIdentity } from '../aggregator/registry.ts';
 import { CorridorFlows } from '../aggregator/flows/intake.ts';
 import { classify } from '../aggregator/messages.ts';
-import { countsTopic, encode, MAX_PACKET_BYTES } from '../contract/index.ts';
+import { countsTopic, encode, MAX_PACKET_BYTES, statusTopic } from '../contract/index.ts';
 import { publishAll, publisher, status, until, window } from './aggregator-helpers.ts';
 
 const SUITE = 'aggregator validation';
@@ -333,5 +333,85 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(summary).toHaveLength(1);
     expect(summary[0].not_logged).toBe(299);
     expect(summary[0].by_reason).toEqual({ bad_json: 99, unknown_field: 200 });
+  });
+});
+
+describe.skipIf(!ok)(`${SUITE}: a key given twice in one object`, () => {
+  const broker = new Mosquitto();
+  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-twice-'));
+  const out = join(dir, 'presence.lp');
+  const logs: LogLine[] = [];
+  const rejected: string[] = [];
+  let agg: Aggregator;
+  let pub: mqtt.MqttClient;
+  const fileLines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
+
+  beforeAll(async () => {
+    await broker.start();
+    agg = new Aggregator(
+      { mqtt: { url: broker.url, client_id: 'agg-twice' }, out, http: { port: 0, host: '127.0.0.1' }, batch: { flush_interval: '20ms' } },
+      { logger: capturingLogger(logs) },
+    );
+    agg.on('rejected', (reason: string) => rejected.push(reason));
+    await agg.start();
+    pub = await publisher(broker.url);
+  });
+  afterAll(async () => {
+    await pub?.endAsync();
+    await agg?.stop();
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const metric = async (reason: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  };
+
+  it('refuses a counts or status message with a key given twice (JSON.parse kept the last: "devices": 3, "devices": 900 was stored as 900), names the key and the topic, counts it, writes nothing of it', async () => {
+    const m = window('val', 'gw-1', 20, Date.now() - 1_200_000);
+    const raw = JSON.stringify(m);
+    const devices = `"devices":${m.wifi.devices}`;
+    const st = JSON.stringify(status('val', 'gw-1', new Date()));
+    const twice = [
+      { topic: countsTopic('val', 'gw-1'), payload: raw.replace(devices, `${devices}, "devices": 900`) }, // valid either way
+      { topic: countsTopic('val', 'gw-1'), payload: raw.replace(devices, `${devices},"devices":"x"`) }, // the kept one invalid
+      { topic: countsTopic('val', 'gw-1'), payload: raw.replace('"seq":20', '"seq":20,"s\\u0065q":21') }, // the key escaped
+      { topic: countsTopic('val', 'gw-1'), payload: raw.replace('{', '{"3c22fb01a09e":1,"3c22fb01a09e":2,') }, // no field name
+      { topic: statusTopic('val', 'gw-1'), payload: st.replace('"state":"online"', '"state":"online","state":"offline"') },
+    ];
+    const before = await metric('invalid');
+    const from = logs.length;
+    await publishAll(pub, twice, 1);
+    await until(
+      'five rejected',
+      () => rejected.length,
+      (n) => n === 5,
+    );
+    expect(rejected).toEqual(['invalid', 'invalid', 'invalid', 'invalid', 'invalid']);
+    expect((await metric('invalid')) - before).toBe(5);
+    const lines = logs.slice(from).filter((l) => l.msg === 'message rejected') as Array<LogLine & { topic?: string }>;
+    const line = (key: string) =>
+      `${key} is given twice: a payload holds each field once (a JSON parser keeps one of the two values, which one depends on the parser)`;
+    expect(lines.map((l) => [l.topic, l.detail])).toEqual([
+      ['presence/v1/val/gw-1/counts', line('/wifi/devices')],
+      ['presence/v1/val/gw-1/counts', line('/wifi/devices')],
+      ['presence/v1/val/gw-1/counts', line('/seq')],
+      ['presence/v1/val/gw-1/counts', line('/(a key that is not a field name)')],
+      ['presence/v1/val/gw-1/status', line('/state')],
+    ]);
+    expect(JSON.stringify(logs.slice(from))).not.toContain('3c22fb01a09e');
+    // none of the five is written (the 900 not at all)
+    expect(fileLines()).toEqual([]);
+  });
+
+  it('takes the same message with each key once', async () => {
+    const m = window('val', 'gw-1', 30, Date.now() - 1_800_000);
+    await publishAll(pub, [{ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(m) }], 1);
+    await until(
+      'the window written',
+      () => fileLines().filter((l) => l.endsWith(` ${Date.parse(m.start)}`)).length,
+      (n) => n === 3,
+    );
   });
 });

@@ -69,6 +69,19 @@ describe('corridor flows intake', () => {
     expect(results.filter((r) => r.ok).flatMap((r) => (r.ok ? r.lines : [])).length).toBeGreaterThan(0);
   });
 
+  it('refuses a sketch with a key given twice, naming it (JSON.parse kept the last, a valid p)', () => {
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    flows.own('main-street', START);
+    const s = run.messages[0];
+    const text = JSON.stringify(s).replace('"p":', '"p":0.5,"p":');
+    expect(flows.accept(sketchTopic(s.site, s.gateway), Buffer.from(text), NOW)).toEqual({
+      ok: false,
+      reason: 'sketch_invalid',
+      detail: '/p is given twice: a payload holds each field once (a JSON parser keeps one of the two values, which one depends on the parser)',
+    });
+    expect(flows.accept(sketchTopic(s.site, s.gateway), Buffer.from(JSON.stringify(s)), NOW).ok).toBe(true);
+  });
+
   it('rejects bad sketches with a reason, and they change nothing else', () => {
     const good = run.messages.slice(0, 40);
     const bad: Array<[string, SketchMessage | string]> = [

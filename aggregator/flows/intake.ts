@@ -25,9 +25,18 @@
 // loses the group to a newcomer (which starts without the sketches of the interval in progress)
 // goes on writing for HANDOVER_INTERVALS intervals + horizon of the group's clock (disown).
 import { Point } from '@influxdata/influxdb-client';
-import { FLOW_MEASUREMENT, idForLog, parseTopic, SKETCH_WINDOW_MIN_MS, sketchTopic, validateSketch, type SketchMessage } from '../../contract/index.ts';
+import {
+  FLOW_MEASUREMENT,
+  idForLog,
+  parseTopic,
+  repeatedKey,
+  SKETCH_WINDOW_MIN_MS,
+  sketchTopic,
+  validateSketch,
+  type SketchMessage,
+} from '../../contract/index.ts';
 import type { CorridorConfig } from '../config.ts';
-import { aheadOfClock, msSettings, notJson } from '../messages.ts';
+import { aheadOfClock, msSettings, notJson, repeatedKeyDetail } from '../messages.ts';
 import { estimatePairFlows, LagHistory, lagSums, pairLags, type FlowEstimate, type NoisySketch, type PairLags } from './estimate.ts';
 
 /** The flow measurement (its tags and fields: contract/influx.ts). */
@@ -330,6 +339,8 @@ export class CorridorFlows {
     } catch (e) {
       return { ok: false, reason: 'sketch_invalid', detail: notJson(text, e) };
     }
+    const twice = repeatedKey(text, value);
+    if (twice) return { ok: false, reason: 'sketch_invalid', detail: repeatedKeyDetail(twice) };
     const v = validateSketch(value);
     // a bitmap of the wrong length or an m the contract does not allow: the wrong size
     if (!v.ok) return { ok: false, reason: /(^|\s)\/(bits holds|m\b)/.test(v.reason) ? 'sketch_size' : 'sketch_invalid', detail: v.reason };
