@@ -14,16 +14,16 @@ import { need } from './support/need.ts';
 const ok = need('mosquitto', 'mosquitto', 'aggregator-sighup');
 const repo = join(import.meta.dirname, '..');
 
-/** `presence aggregator --config cfg` with JSON logs, once subscribed: its log so far, its JSON lines and its exit code. */
-async function aggregatorOn(cfg: string) {
-  const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', '--config', cfg, '--log-format', 'json'], {
+/** `presence aggregator ARGS` with JSON logs, once subscribed: its log so far, its JSON lines and its exit code and signal. */
+async function aggregatorWith(args: string[]) {
+  const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), 'aggregator', ...args, '--log-format', 'json'], {
     cwd: repo,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
   });
   let text = '';
   p.stderr!.on('data', (d) => (text += d));
-  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => p.once('exit', (code, signal) => r({ code, signal })));
   const log = () => text;
   const json = () =>
     text
@@ -39,6 +39,20 @@ async function aggregatorOn(cfg: string) {
   return { p, log, json, exited };
 }
 
+/** `presence aggregator --config cfg` (aggregatorWith). */
+const aggregatorOn = (cfg: string) => aggregatorWith(['--config', cfg]);
+
+/** SIGHUP with the config file as it was: waits for the reload, and checks nothing was said of a change (a line starting `said`). */
+async function reloadUnchanged(agg: Awaited<ReturnType<typeof aggregatorWith>>, said: string) {
+  agg.p.kill('SIGHUP');
+  await until(
+    'reloaded',
+    () => agg.json().filter((l) => l.msg === 'gateway registry reloaded').length,
+    (n) => n >= 1,
+  );
+  expect(agg.json().find((l) => String(l.msg).startsWith(said))).toBeUndefined();
+}
+
 describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (real Mosquitto)', () => {
   const broker = new Mosquitto();
   const dir = mkdtempSync(join(tmpdir(), 'presence-agg-sighup-'));
@@ -51,26 +65,24 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
 
   it('logs that there is nothing to reload, goes on writing, and stops with exit code 0', async () => {
     const out = join(dir, 'presence.lp');
-    const args = ['aggregator', '--mqtt-url', broker.url, '--mqtt-client-id', 'agg-sighup', '--out', out, '--http-port', 'off', '--flush-interval', '20ms'];
-    const p = spawn(process.execPath, [join(repo, 'scripts/presence.js'), ...args], {
-      cwd: repo,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' },
-    });
-    let log = '';
-    p.stderr!.on('data', (d) => (log += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => p.once('exit', (code, signal) => r({ code, signal })));
+    const { p, log, exited } = await aggregatorWith([
+      '--mqtt-url',
+      broker.url,
+      '--mqtt-client-id',
+      'agg-sighup',
+      '--out',
+      out,
+      '--http-port',
+      'off',
+      '--flush-interval',
+      '20ms',
+    ]);
     const pub = await publisher(broker.url);
     try {
-      await until(
-        'subscribed',
-        () => log,
-        (l) => l.includes('"subscribed"'),
-      );
       p.kill('SIGHUP');
       await until(
         'said',
-        () => log,
+        () => log(),
         (l) => l.includes('SIGHUP: nothing to reload'),
       );
       const t0 = Date.now() - 3_600_000;
@@ -89,7 +101,7 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
       p.kill('SIGTERM');
     }
     expect(await exited).toEqual({ code: 0, signal: null });
-    expect(log).toContain('"aggregator stopped"');
+    expect(log()).toContain('"aggregator stopped"');
   });
 
   it('a calibration path changed in the config file is not taken up silently: SIGHUP re-reads the file in use and says a restart takes the new one', async () => {
@@ -120,7 +132,7 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     } finally {
       p.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await exited).toEqual({ code: 0, signal: null });
   });
 
   it('a corridor member taken out in the config file is not taken up silently: SIGHUP says corridors take a restart', async () => {
@@ -128,16 +140,11 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     const configWith = (members: string) =>
       `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-corr\nout: ${join(dir, 'corr.lp')}\nhttp:\n  port: 0\ncorridors:\n  - { group: main-street, site: dam, members: [${members}] }\n`;
     writeFileSync(cfg, configWith('gw-a, gw-b, gw-c'));
-    const { p, log, json, exited } = await aggregatorOn(cfg);
+    const agg = await aggregatorOn(cfg);
+    const { p, log, json, exited } = agg;
     try {
       // the same file again: nothing to say
-      p.kill('SIGHUP');
-      await until(
-        'reloaded',
-        () => json().filter((l) => l.msg === 'gateway registry reloaded').length,
-        (n) => n >= 1,
-      );
-      expect(json().find((l) => String(l.msg).startsWith('corridors:'))).toBeUndefined();
+      await reloadUnchanged(agg, 'corridors:');
       writeFileSync(cfg, configWith('gw-a, gw-b'));
       p.kill('SIGHUP');
       await until(
@@ -151,7 +158,7 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     } finally {
       p.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await exited).toEqual({ code: 0, signal: null });
   });
 
   it('any other setting changed in the config file is not taken up silently: SIGHUP names its key (never its value) and says it takes a restart', async () => {
@@ -159,16 +166,11 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     const configWith = (out: string, password: string) =>
       `mqtt:\n  url: ${broker.url}\n  client_id: agg-sighup-others\n  keepalive: 30s\nout: ${join(dir, out)}\nhttp:\n  port: 0\n  password: ${password}\n  user: ops\n`;
     writeFileSync(cfg, configWith('others.lp', 'Old-Secret-1'), { mode: 0o600 });
-    const { p, log, json, exited } = await aggregatorOn(cfg);
+    const agg = await aggregatorOn(cfg);
+    const { p, log, json, exited } = agg;
     try {
       // the same file again: nothing to say
-      p.kill('SIGHUP');
-      await until(
-        'reloaded',
-        () => json().filter((l) => l.msg === 'gateway registry reloaded').length,
-        (n) => n >= 1,
-      );
-      expect(json().find((l) => String(l.msg).startsWith('the config file now gives'))).toBeUndefined();
+      await reloadUnchanged(agg, 'the config file now gives');
       // it said 'gateway registry reloaded' and went on writing to the old file and with the old password, without a word
       writeFileSync(cfg, configWith('elsewhere.lp', 'New-Secret-2').replace('keepalive: 30s', 'keepalive: 45s'), { mode: 0o600 });
       p.kill('SIGHUP');
@@ -184,6 +186,6 @@ describe.skipIf(!ok)('presence aggregator and SIGHUP with nothing to reload (rea
     } finally {
       p.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await exited).toEqual({ code: 0, signal: null });
   });
 });
