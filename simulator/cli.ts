@@ -142,10 +142,11 @@ function burstAddresses(v: string | undefined): number | undefined {
 /** Seconds of a duration flag; a bare number is seconds, as these flags always read it (with one deprecation line). */
 function dur(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const ms = durationMs(v, { bare: 's', name: `--${name}` });
-  // A bare 0 is read as seconds too (with its deprecation line): it is refused for being 0, and says so.
-  const zero = durationNote(v) || (/^\s*[\d.]+\s*$/.test(v) && Number(v) === 0 ? ': it must be longer than 0' : '');
-  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${zero}`);
+  const ms = durationMs(v, { bare: 's' });
+  // A bare 0 is read as seconds too: it is refused for being 0, and says so (durationNote), in that
+  // one line (its deprecation line, "use 0s", came first, for a value no unit makes right).
+  if (Number.isNaN(ms)) throw new UsageError(`--${name}: ${DURATION_HINT} (got "${v}")${durationNote(v)}`);
+  durationMs(v, { bare: 's', name: `--${name}` }); // a bare number taken: its deprecation line
   return ms / 1000;
 }
 

@@ -90,6 +90,20 @@ describe('usage errors', () => {
     usage(presence('replay', '--window', '0m', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0m"\): it must be longer than 0$/);
   });
 
+  it('a bare number where a duration needs its unit says so ("got "60"" was all the line said), and a bare 0 that it has no length', () => {
+    usage(
+      presence('replay', '--window', '60', 'x.pcap'),
+      'replay',
+      /--window: must be a duration like .*, or "all" \(got "60"\): write it with its unit \(ms, s, m, h or d\)$/,
+    );
+    usage(presence('replay', '--window', '0', 'x.pcap'), 'replay', /--window: must be a duration like .*, or "all" \(got "0"\): it must be longer than 0$/);
+    usage(
+      presence('demo', '--window', '0', '--http-port', 'off', '--out', join(tmp, 'demo-bare-0')),
+      'demo',
+      /^presence demo: --window: must be a duration like .* \(got "0"\): it must be longer than 0$/m,
+    );
+  });
+
   // Dozens of CLI runs in a row took 80 s on a loaded CI machine (28 Nov); each run has its own timeout for a hang.
   it('a number must be written in decimal: hex, binary, Infinity and an empty value are refused in every command, naming the flag (Number() read "0x10" as 16 and "" as 0)', () => {
     for (const bad of ['0x10', '0b11', 'Infinity', '']) {

@@ -397,6 +397,18 @@ describe('demo helpers', () => {
     );
   });
 
+  it('a bare --window under 1s gets its one error line, not also a deprecation line saying to write it "0.5s"', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-bare-window-'));
+    try {
+      const r = await run(process.execPath, [...quickDemo(2), '--window', '0.5', '--http-port', 'off', '--out', out], 60_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("presence demo: --window 0.5: must be at least 1s, as a gateway's window");
+      expect(r.stderr).not.toContain('warning');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('a run of fewer windows than a people calibration needs says so in one line, with the --minutes that would do, and fits nothing', async () => {
     const out = mkdtempSync(join(tmpdir(), 'presence-demo-short-'));
     let text = '';

@@ -126,6 +126,7 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     for (const [value, why] of [
       ['abc', 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "abc")'],
       ['0s', 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "0s"): it must be longer than 0'],
+      ['5', 'must be a duration like 250ms, 60s, 15m, 1h30m or 7d (got "5"): write it with its unit (ms, s, m, h or d)'],
       ['99999999d', 'must be at most 1h, how long doctor waits for frames from each source (got "99999999d")'],
     ]) {
       const r = doctor(['--source', 'pcap:x.pcap', '--frames-timeout', value]);

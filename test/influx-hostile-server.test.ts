@@ -180,7 +180,9 @@ describe('presence calibrate --influx-url against a hostile or broken server', (
   it('--influx-timeout takes a duration', async () => {
     const r = await calibrate('null', '--influx-timeout', '10');
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe('presence calibrate: --influx-timeout: must be a duration like 250ms, 60s, 15m, 1h30m or 7d, at most 24d (got "10")');
+    expect(r.stderr.split('\n')[0]).toBe(
+      'presence calibrate: --influx-timeout: must be a duration like 250ms, 60s, 15m, 1h30m or 7d, at most 24d (got "10"): write it with its unit (ms, s, m, h or d)',
+    );
   });
 });
 

@@ -170,10 +170,13 @@ export const CALIBRATION_SEED_OFFSET = 100;
 
 /** Seconds of --window (scripts/lib/duration.ts; a bare number is seconds, as this flag always read it, with one deprecation line). */
 function parseWindowS(text: string): number {
-  const ms = durationMs(text, { bare: 's', name: '--window' });
+  // The deprecation line of a bare number only once it is taken: `--window 0.5` said "use 0.5s" and
+  // then that 0.5 is too short; a refused value gets its one error line.
+  const ms = durationMs(text, { bare: 's' });
   if (Number.isNaN(ms)) throw new UsageError(`--window: ${DURATION_HINT} (got "${text}")${durationNote(text)}`);
   // the gateways refuse a shorter one (gateway.window), which they said after the calibration run
   if (ms < MIN_WINDOW_MS) throw new UsageError(`--window ${text}: must be at least 1s, as a gateway's window (gateway/README.md, gateway.window)`);
+  durationMs(text, { bare: 's', name: '--window' });
   return ms / 1000;
 }
 

@@ -24,9 +24,13 @@ export class DurationError extends Error {
 
 /**
  * Why a duration written right is refused, for the end of its error: "0s" is no length, and
- * "99...9d" (hundreds of digits) is more milliseconds than a number holds.
+ * "99...9d" (hundreds of digits) is more milliseconds than a number holds; and the fix of a bare
+ * number where one is not read (`--window 60` said only "must be a duration like ... (got "60")"):
+ * a bare 0 is no length in any unit.
  */
 export function durationNote(value: unknown): string {
+  if (typeof value === 'string' && BARE.test(value.trim()))
+    return Number(value) === 0 ? ': it must be longer than 0' : ': write it with its unit (ms, s, m, h or d)';
   if (typeof value !== 'string') return '';
   const ms = durationMs(value, { zero: true });
   if (ms === 0) return ': it must be longer than 0';
