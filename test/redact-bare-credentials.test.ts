@@ -71,3 +71,97 @@ describe('credentials without scheme:// in free text', () => {
     expect(captureEnv({ BROKER: 'gw:Bare-Pw1@broker:1883', PATH: path, MAIL: 'ops@example.org' })).toEqual({ PATH: path, MAIL: 'ops@example.org' });
   });
 });
+
+// A URL of a free text ends at white space, a quote or an angle bracket, unless what follows is more of
+// its user information (a password holding a space or a quote): then it runs on to the @ that ends it.
+describe('where a URL in a free text ends', () => {
+  it('a URL without credentials keeps the text after it, whatever @ comes later', () => {
+    for (const text of [
+      'cannot reach mqtt://broker:1883; ask ops@example.org',
+      'mqtt://broker:1883 (source cmd:ssh pi@gw tcpdump)',
+      'mqtt://broker:1883 ops@example.org',
+      'mqtt://broker; ask ops@example.org',
+      'http://influx:8086/write failed, see ops@example.org',
+      '{"url":"mqtt://broker:1883","mail":"ops@example.org"}',
+      '["mqtt://broker", "ops@example.org"]',
+      "'mqtt://broker:1883' and 'a@b'",
+      'see <mqtt://broker:1883> or mail <ops@example.org>',
+      'mqtt://[::1]:1883 down, ops@example.org',
+      'at 12:30@lobby',
+      'from 2026-11-28T12:30:05@lobby',
+    ]) {
+      expect(redactUrlsIn(text), text).toBe(text);
+      expect(holdsUrlCredentials(text), text).toBe(false);
+    }
+  });
+
+  it('each URL with credentials loses only its own, the text between stays', () => {
+    const cases: [string, string][] = [
+      [
+        'connect to http://writer:Ext-Pw1@influx:8086/write failed; also mqtts://u:Ext-Pw2@b:8883',
+        'connect to http://influx:8086/write failed; also mqtts://b:8883',
+      ],
+      ['mqtts://u:Ext-Pw1@b:8883 ws://u2:Ext-Pw2@b2:9001/mqtt', 'mqtts://b:8883 ws://b2:9001/mqtt'],
+      ['broker mqtt://u:Ext-Pw1@h:1883, ask ops@example.org', 'broker mqtt://h:1883, ask ops@example.org'],
+      ['{"url":"mqtt://u:Ext-Pw1@broker:1883","mail":"ops@example.org"}', '{"url":"mqtt://broker:1883","mail":"ops@example.org"}'],
+      ['{"a":"mqtt://broker:1883","b":"u:Ext-Pw1@h"}', '{"a":"mqtt://broker:1883","b":"***@h"}'],
+      ['got "mqtt://u:Ext-Pw1@[::1]:1883"', 'got "mqtt://[::1]:1883"'],
+      ['got mqtts://u:Ext-Pw1@[fe80::1%25eth0]:8883/x now', 'got mqtts://[fe80::1%25eth0]:8883/x now'],
+      ['http://influx:8086/?token=Ext-Pw1&x=1 failed; ops@x', 'http://influx:8086/?token=REDACTED&x=1 failed; ops@x'],
+    ];
+    for (const [text, want] of cases) {
+      expect(redactUrlsIn(text), text).toBe(want);
+      expect(holdsUrlCredentials(text), text).toBe(true);
+    }
+  });
+
+  it('a password holding spaces, quotes or an @ is taken out whole', () => {
+    const cases: [string, string][] = [
+      ['mqtt://u:correct horse Ext staple@broker:1883 refused', 'mqtt://broker:1883 refused'],
+      ['mqtt://u:"Ext-Pw1"@h', 'mqtt://h'],
+      ["mqtt://u:'Ext Pw1'@h:1883", 'mqtt://h:1883'],
+      ['mqtt://u:p@Ext Pw1@broker:1883', 'mqtt://broker:1883'],
+      ['mqtt://u:Ext Pw1@broker:1883 then ops@example.org', 'mqtt://broker:1883 then ops@example.org'],
+      // without a scheme's //: a password in quotes
+      ['u:"Ext Pw1"@h', '***@h'],
+      ['url mqtt:/u:"Ext-Pw1"@h x', 'url mqtt:/***@h x'],
+      ["s/gw-1:'Ext-Pw1'@broker", 's/***@broker'],
+    ];
+    for (const [text, want] of cases) {
+      expect(redactUrlsIn(text), text).toBe(want);
+      expect(holdsUrlCredentials(text), text).toBe(true);
+      expect(redactUrlsIn(want), want).toBe(want); // redacted once, nothing more goes
+    }
+  });
+});
+
+describe('tokens and passwords outside a URL', () => {
+  it('an Authorization header, a token after its scheme and a secret flag or variable lose their value', () => {
+    const cases: [string, string][] = [
+      ['Authorization: Token Ext-Tok1abc', 'Authorization: Token ***'],
+      ['{"headers":{"Authorization":"Token Ext-Tok1abc"}}', '{"headers":{"Authorization":"Token ***"}}'],
+      ['Authorization: Basic dXNlcjpwYXNz', 'Authorization: Basic ***'],
+      ['got 401 for Bearer eyJhbGciOiJIUzI1NiJ9.e30.Ext1', 'got 401 for Bearer ***'],
+      ['presence aggregator --influx-token=Ext-Tok1abc --zone z', 'presence aggregator --influx-token=*** --zone z'],
+      ['INFLUX_TOKEN=Ext-Tok1abc MQTT_PASSWORD=Ext-Tok1abc', 'INFLUX_TOKEN=*** MQTT_PASSWORD=***'],
+    ];
+    for (const [text, want] of cases) {
+      expect(redactUrlsIn(text), text).toBe(want);
+      expect(holdsUrlCredentials(text), text).toBe(true);
+    }
+  });
+
+  it('leaves words that only name them', () => {
+    for (const text of [
+      'Bearer authentication failed',
+      'Token expired',
+      'the token is set',
+      "option '--influx-token <token>' argument missing",
+      'MQTT_PASSWORD_FILE=/run/secrets/mqtt --influx-token-file=/run/secrets/influx',
+      'token=REDACTED password=***',
+    ]) {
+      expect(redactUrlsIn(text), text).toBe(text);
+      expect(holdsUrlCredentials(text), text).toBe(false);
+    }
+  });
+});

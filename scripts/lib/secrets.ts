@@ -220,35 +220,54 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
 const URL_TAIL = /^[^\s"'<>]*/;
 
 /**
- * The last `@` of a text that is not the `***@` of user information already taken out
- * (withoutBareUserinfo: `***` at the start of a word, or after a `/`, `=` or `:`); -1 when none. A text
- * redacted once (`org "***@h"` in a sink's description, logged) is not cut again from an earlier URL up
- * to that `@`. A password ending in `***` is no such mark (`u:pa ss***@host`: a letter before).
+ * The index of the `@` that ends the user information of `url`, a URL of a free text cut at `from`
+ * (by white space, a quote or an angle bracket: a password may hold any of them, `mqtt://u:pa ss@host`,
+ * which parsers read and mqtt.js takes), or -1 when what follows the cut is not taken for more of it.
+ * Never past a line break, into another URL (`://`) or to the `***@` of user information already taken
+ * out (withoutBareUserinfo: a text redacted once, `org "***@h"`, is not cut again). Up to the next `@`:
+ * - when the URL's authority so far is no host with an optional port (`mqtt://u:Sp1`, `mqtt://u:`,
+ *   `mqtt://u:pa/ss`): a password begun, whatever is between (`mqtt://u:correct horse staple@broker`,
+ *   `mqtt://u:Sp1 Q2"Q3'Q4@broker`, `mqtt://u:"pw"@h`);
+ * - when it holds an `@` with a bare host after it (no port or path: `u:Sp1 Q2@Q3 Q4@influx`, a password
+ *   holding an `@` and a space), or is a bare host and a `:` comes before the next `@` (`mqtt://u S1:Q2@broker`,
+ *   a user name with a space): if at most one white space is before that `@` and each cut there is followed
+ *   by a letter, a digit or the `@` itself.
+ * So a URL with a port or a path is never run on into the text after it (`mqtt://broker:1883 (source
+ * ssh pi@gw)`), nor a host into a sentence (`mqtt://broker; ask ops@example.org`), JSON (`"mqtt://broker",
+ * "mail":"ops@example.org"`) or another URL. Sentence punctuation before a white space
+ * (`mqtt://broker:1883:`, `(mqtt://b:1883),`) is no part of the URL there. Not found so: a password
+ * starting with a port-like number or a path before its white space (`mqtt://u:12 34@host`).
  */
-function lastUnredactedAt(text: string): number {
-  let at = text.lastIndexOf('@');
-  while (at >= 3 && text.slice(at - 3, at) === '***' && (at === 3 || /[\s"'`<>(/=:]/.test(text[at - 4]))) at = text.lastIndexOf('@', at - 1);
-  return at;
+function userinfoAfterCut(text: string, url: string, from: number): number {
+  const at = text.indexOf('@', from);
+  if (at < 0) return -1;
+  const gap = text.slice(from, at);
+  if (/[\r\n]/.test(gap) || gap.includes('://') || /(?:^|[\s"'`<>(/=:])\*\*\*$/.test(gap)) return -1;
+  const trim = (s: string) => (/\s/.test(text[from]) ? s.replace(/[.,;:!?)\]}]+$/, '') : s);
+  const rest = url.slice(url.indexOf('://') + 3);
+  const userinfoAt = rest.lastIndexOf('@');
+  const authority = /^[^/?#]*/.exec(rest)?.[0] ?? '';
+  let bareHost: boolean;
+  if (userinfoAt >= 0) bareHost = /^[^:/?#]*$/.test(trim(rest.slice(userinfoAt + 1)));
+  else if (!/^(?:\[[^\]]*\]|[^:[\]]*)(?::\d+)?$/.test(trim(authority))) return at;
+  else bareHost = /^[^:/?#]*$/.test(trim(rest)) && gap.includes(':');
+  const cutsFollowed = [...gap.matchAll(/[\s"'<>]/g)].every((m) => /[\p{L}\p{N}@]/u.test(text[from + m.index + 1]));
+  return bareHost && (gap.match(/\s/g)?.length ?? 0) <= 1 && cutsFollowed ? at : -1;
 }
 
 /**
  * The URLs of a free text, each as [start, end, text]: as URL_IN_TEXT finds them, except that a URL
- * cut by white space, a quote or an angle bracket with an `@` later in the text runs up to the end of
- * what follows the text's last `@`. A password may hold a space or a quote (`mqtt://u:pa ss@host`,
- * `mqtt://u:pa"ss@host`, which parsers read and mqtt.js takes), and nothing in the text tells where such
- * a user information ends: all up to the last `@` is taken for it, so none of it is left in, at the cost
- * of the text between (more URLs, words) where the `@` was not a password's.
+ * cut by white space, a quote or an angle bracket runs on to the end of what follows the `@` that ends
+ * its user information where userinfoAfterCut finds one after the cut.
  */
 function urlsIn(text: string): [start: number, end: number, url: string][] {
   const out: [number, number, string][] = [];
   const re = new RegExp(URL_IN_TEXT.source, 'gi');
   for (let m = re.exec(text); m; m = re.exec(text)) {
     let end = m.index + m[0].length;
-    const lastAt = lastUnredactedAt(text);
-    if (lastAt >= end) {
-      end = lastAt + 1 + (URL_TAIL.exec(text.slice(lastAt + 1))?.[0].length ?? 0);
-      re.lastIndex = end;
-    }
+    for (let at = userinfoAfterCut(text, text.slice(m.index, end), end); at >= 0; at = userinfoAfterCut(text, text.slice(m.index, end), end))
+      end = at + 1 + (URL_TAIL.exec(text.slice(at + 1))?.[0].length ?? 0);
+    re.lastIndex = end;
     out.push([m.index, end, text.slice(m.index, end)]);
   }
   return out;
@@ -261,7 +280,7 @@ function urlsIn(text: string): [start: number, end: number, url: string][] {
  * (`http://influx:8086/?u=writer&p=...`, `?token=...`), as redactUrl takes out.
  */
 export function holdsUrlCredentials(text: string): boolean {
-  if (withoutBareUserinfo(text) !== text) return true;
+  if (withoutBareUserinfo(text) !== text || withoutTokens(text) !== text) return true;
   for (const [, , url] of urlsIn(text)) {
     // User information as redactTypedUrl takes it out, also where no parser reads it (a password
     // holding a /, `mqtt://user:pa/ss@broker`) or one reads it wrongly (`mqtt://user:12/ss@broker`).
@@ -279,23 +298,55 @@ export function holdsUrlCredentials(text: string): boolean {
  * Replaces every URL with credentials inside a free text (an error message) by its redacted form:
  * its user information taken out as redactTypedUrl does, also where no parser reads the URL
  * (`mqtt://user:pa/ss@broker:1883`, `mqtts://u:p@ss@broker`), then a URL a parser reads as redactUrl does.
- * A URL cut by a space, a quote or an angle bracket with an `@` later in the text loses all up to the
- * text's last `@` (urlsIn): `mqtt://u:pa ss@broker:1883 refused` becomes `mqtt://broker:1883 refused`.
+ * A URL cut by a space, a quote or an angle bracket loses what follows up to the `@` that ends its user
+ * information where there is one (urlsIn, userinfoAfterCut): `mqtt://u:pa ss@broker:1883 refused` becomes
+ * `mqtt://broker:1883 refused`; `mqtt://broker:1883; ask ops@example.org` stays as it is.
  */
 export function redactUrlsIn(text: string): string {
   let out = '';
   let from = 0;
-  for (const [start, end, url] of urlsIn(text)) {
+  for (const [start, end, found] of urlsIn(text)) {
+    // Punctuation that ends a sentence or a clause is the text's, kept as it is (`mqtt://u:p@h: refused`
+    // is no URL with an empty port, to be shown as `mqtt://h refused`).
+    const punctuation = /[.,;:!?]*$/.exec(found)?.[0] ?? '';
+    const url = found.slice(0, found.length - punctuation.length);
     const bare = withoutUserinfo(url);
     const r = redactUrl(bare);
-    out += text.slice(from, start) + (r === '(unparsable url)' ? bare : r);
+    out += text.slice(from, start) + (r === '(unparsable url)' ? bare : r) + punctuation;
     from = end;
   }
-  return withoutBareUserinfo(out + text.slice(from));
+  return withoutTokens(withoutBareUserinfo(out + text.slice(from)));
+}
+
+/** A line for stderr or a log without the credentials of any URL (or token) in it: redactUrlsIn, only where holdsUrlCredentials finds some. */
+export function redactedLine(text: string): string {
+  return holdsUrlCredentials(text) ? redactUrlsIn(text) : text;
+}
+
+/** An HTTP Authorization header's credentials (`Authorization: Token ...`, `"authorization":"Bearer ..."`). */
+const AUTHORIZATION = /\b(authorization["']?\s*[:=]\s*["']?(?:(?:token|bearer|basic)\s+)?)(?!\*\*\*)[^\s"',;}]+/gi;
+/** A token after its scheme outside a header (`Token abc123...`): one holding a digit or ending in `=`, so `Bearer authentication` stays. */
+const SCHEME_TOKEN = /\b((?:token|bearer)\s+)(?=[\w.~+/=-]{8,})(?=[^\s"',;}]*(?:\d|=(?![\w])))[\w.~+/=-]+/gi;
+/** A secret flag or variable with its value (`--influx-token=...`, `MQTT_PASSWORD=...`); a `-file`/`_FILE` one names a file. */
+const SECRET_ASSIGNMENT = /(^|[^\w-])((?:--)?[\w-]*(?:password|passwd|token|secret)=)(?!\*\*\*|REDACTED\b)[^\s"'&,;]+/gi;
+
+/**
+ * A free text with the value of every token or password that is not in a URL replaced by `***`: an
+ * Authorization header (`Authorization: Token ...`), a token after its scheme (`Bearer eyJ0...`), a
+ * secret flag or variable (`--influx-token=...`, `INFLUX_TOKEN=...`). Their names stay.
+ */
+export function withoutTokens(text: string): string {
+  return text.replace(AUTHORIZATION, '$1***').replace(SCHEME_TOKEN, '$1***').replace(SECRET_ASSIGNMENT, '$1$2***');
 }
 
 /** A word of a free text that holds an `@`: up to white space, a quote, a backtick or an angle bracket. */
 const WORD_WITH_AT = /[^\s"'`<>]*@[^\s"'`<>]*/g;
+
+/** A user name and a password in quotes before an `@` and a host, without a scheme's `//`: `u:"pa ss"@broker`, `mqtt:/u:'pw'@broker`. */
+const QUOTED_USERINFO = /(^|[\s(=,;[{])([^\s"'`<>@]*?):(["'])[^\r\n]*?\3@(?=[\p{L}\p{N}[])/gu;
+
+/** A time of day, perhaps after a date (`12:30`, `2026-11-28T12:30:05`): before an `@` (`at 12:30@lobby`) no user name and password. */
+const TIME_OF_DAY = /^(?:\d{4}-\d\d-\d\d[T ]?)?\d{1,2}:\d\d(?::\d\d(?:[.,]\d+)?)?$/;
 
 /** A scheme of a broker or InfluxDB URL typed without its `//` (`mqtt:/`, `https:`); another word with a colon is no scheme (`/usr/bin:/opt/...`). */
 const KNOWN_SCHEME_PREFIX = /^(?:mqtts?|wss?|tcp|tls|ssl|https?):\/*/i;
@@ -309,16 +360,23 @@ const KNOWN_SCHEME_PREFIX = /^(?:mqtts?|wss?|tcp|tls|ssl|https?):\/*/i;
  * or `=` before its first `:` (`/var/lib/mqtt:/...`, `--site=...`), a broker's or InfluxDB's scheme and
  * anything (`mqtt:/TOKEN@broker`), or a `user:password`. The `***` shows where the credentials were;
  * the host, a path before them and a scheme stay: `/var/lib/mqtt:/***@broker`, `--site=***@broker`.
+ * A password in quotes is found too (`u:"pa ss"@broker` becomes `***@broker`).
  * Left whole, as no credentials: an e-mail address (`ops@example.org`, no `:` before its `@`),
- * `mailto:`, `name:@host` (no password), and a list of paths (`PATH=/usr/bin:/opt/python@3.11/bin`:
- * a "password" holding a `/` counts only when it does not start with one and no `/` follows the host,
- * `user:pa/ss@broker:1883`). A word with `://` is left to the URL rules (urlsIn). Not found: a user
- * information holding white space, a quote or an angle bracket (nothing in the text tells where it
- * begins without a scheme), or a password holding a `/` before a host with a path.
+ * `mailto:`, `name:@host` (no password), a time of day (`at 12:30@lobby`), and a list of paths
+ * (`PATH=/usr/bin:/opt/python@3.11/bin`: a "password" holding a `/` counts only when it does not start
+ * with one and no `/` follows the host, `user:pa/ss@broker:1883`). A word with `://` is left to the URL
+ * rules (urlsIn). Not found: a user information holding white space, a quote or an angle bracket not
+ * around all of the password (nothing in the text tells where it begins without a scheme), or a
+ * password holding a `/` before a host with a path.
  */
 export function withoutBareUserinfo(text: string): string {
   if (!text.includes('@')) return text;
-  return text.replace(WORD_WITH_AT, (word) => {
+  // A password in quotes (`u:"pa ss"@broker`, as a shell or a YAML line holds it) before the words are cut at quotes.
+  const unquoted = text.replace(
+    QUOTED_USERINFO,
+    (_m, lead: string, user: string) => `${lead}${user.slice(0, Math.max(user.lastIndexOf('/'), user.lastIndexOf('=')) + 1)}***@`,
+  );
+  return unquoted.replace(WORD_WITH_AT, (word) => {
     if (word.includes('://')) return word;
     const at = word.lastIndexOf('@');
     const host = word.slice(at + 1);
@@ -333,7 +391,7 @@ export function withoutBareUserinfo(text: string): string {
       if (info.length === scheme.length) return word;
     } else {
       const password = info.slice(info.indexOf(':') + 1);
-      if (/^mailto:/i.test(info) || password === '') return word;
+      if (/^mailto:/i.test(info) || password === '' || TIME_OF_DAY.test(info)) return word;
       if (password.includes('/') && (password.startsWith('/') || host.includes('/'))) return word;
     }
     return `${word.slice(0, start)}${scheme}***${word.slice(at)}`;
@@ -395,12 +453,13 @@ const JSON_STRING = /"(?:[^"\\]|\\.)*"/g;
 
 /**
  * A log line (one JSON object, as pino writes it) with the credentials of every URL or URL-like
- * word in its keys and values taken out, as redactUrlsIn does: the last guard of every log, whatever a
+ * word, and every token or password value outside one (withoutTokens), in its keys and values taken
+ * out, as redactUrlsIn does: the last guard of every log, whatever a
  * call site put in it (a path or name that holds a URL pasted into the wrong flag, a client library's
  * error). Only a string that holds credentials is rewritten; the rest of the line stays byte for byte.
  */
 export function redactLogLine(line: string): string {
-  if (!line.includes('@') && !line.includes('://')) return line;
+  if (!line.includes('@') && !line.includes('://') && withoutTokens(line) === line) return line;
   return line.replace(JSON_STRING, (literal) => {
     let text: string;
     try {
