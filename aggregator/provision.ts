@@ -21,6 +21,7 @@ import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/li
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
+import { pathCredentialsProblem, redactedLine } from '../scripts/lib/secrets.ts';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
@@ -253,6 +254,16 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
       throw new ProvisionError(
         `${what}: must be lower case letters, digits, - and _ (1 to 63, starting with a letter or digit) (got ${JSON.stringify(v ?? '')})`,
       );
+  // A URL with credentials pasted as a path: a file so named, and the report naming it, would show them.
+  for (const [flag, path] of [
+    ['--password-file', o.passwordFile],
+    ['--acl-file', o.aclFile],
+    ['--aggregator-config', o.aggregatorConfig],
+    ['--secret-out', o.secretOut],
+  ] as const) {
+    const problem = path === undefined ? undefined : pathCredentialsProblem(flag, path);
+    if (problem) throw new ProvisionError(problem);
+  }
   if (!o.passwordFile && !o.aggregatorConfig)
     throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
   const user = credentialName(o.site, o.id);
@@ -450,7 +461,9 @@ export function registerProvision(program: Command): void {
         // not a stack trace.
         const sys = e as NodeJS.ErrnoException;
         if (sys.code && sys.syscall) {
-          process.stderr.write(`presence provision gateway: ${sys.message}\nhint: check the paths given and that this user may write them (sudo)\n`);
+          process.stderr.write(
+            `presence provision gateway: ${redactedLine(sys.message)}\nhint: check the paths given and that this user may write them (sudo)\n`,
+          );
           process.exit(1);
         }
         throw e;

@@ -23,7 +23,7 @@ import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts
 import { serviceUserOf, userIds } from './service-user.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
-import { MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { MAX_SECRET_BYTES, pathCredentialsProblem } from '../scripts/lib/secrets.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
@@ -51,8 +51,17 @@ export interface InitOptions {
 }
 
 /** Creates a group secret file; returns its absolute path. Throws UsageError. */
+/** Refuses a path flag holding a URL's credentials (pathCredentialsProblem): a file so named, or a line printing it, would show them. */
+function refuseCredentialPaths(paths: [flag: string, path: string | undefined][]): void {
+  for (const [flag, path] of paths) {
+    const problem = path === undefined ? undefined : pathCredentialsProblem(flag, path);
+    if (problem) throw new UsageError(problem);
+  }
+}
+
 export function corridorInit(o: InitOptions): string {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
+  refuseCredentialPaths([['--out', o.out]]);
   const out = resolve(o.out);
   if (existsSync(out) && statSync(out).isDirectory())
     throw new UsageError(`--out ${out}: is a folder; give the path of the secret file to create, e.g. ${join(out, `${o.group}.secret`)}`);
@@ -86,6 +95,11 @@ export interface JoinOptions {
 /** Installs a copied secret and names it in the gateway's config. Returns what changed. Throws UsageError or ConfigError. */
 export function corridorJoin(o: JoinOptions): { installed: string; config: string; sketchP: number | undefined; owner?: string } {
   if (!isValidId(o.group)) throw new UsageError(`--group "${o.group}": not a group id`, GROUP_HINT);
+  refuseCredentialPaths([
+    ['--config', o.config],
+    ['--secret-file', o.secretFile],
+    ['--install', o.install],
+  ]);
   const sketchP = o.sketchP === undefined ? undefined : decimal(o.sketchP);
   if (sketchP !== undefined && !(sketchP > 0 && sketchP < 1))
     throw new UsageError(`--sketch-p "${o.sketchP}": must be a number above 0 and below 1, e.g. ${SKETCH_P_ADVISED}`);

@@ -172,7 +172,7 @@ describe("the InfluxDB sink's description (log lines, /healthz)", () => {
     }
     // redacted once, a text is not taken for one with credentials again (and cut from its URL up to its ***@)
     expect(holdsUrlCredentials('http://127.0.0.1:8/ (v2 API, org "***@h", bucket "mqtt://h")')).toBe(false);
-    expect(holdsUrlCredentials('http://127.0.0.1:8/ (v2 API, org "u:pa ss***@h")')).toBe(true);
+    expect(holdsUrlCredentials('http://127.0.0.1:8/ (v2 API, org "mqtt://u:pa ss***@h")')).toBe(true);
   });
 });
 
@@ -192,6 +192,51 @@ describe('a URL with credentials given where a command writes', () => {
       expect(r.stderr, what).toContain(shown);
       expect(r.stderr + r.stdout, what).not.toMatch(/Out-Pw/);
       expect(readdirSync(tmp).join(' '), what).not.toMatch(/Out-Pw|mqtt:/);
+    }
+  });
+});
+
+describe('a URL with credentials given as a path to calibrate, corridor and provision', () => {
+  it('each refuses it without the password and makes nothing under its name', () => {
+    const truth = join(tmp, 'truth.csv');
+    writeFileSync(truth, 'time;people\n2025-06-01T12:00:00Z;140\n');
+    const cal = ['calibrate', '--zone', 'z', '--site', 's', '--influx-url', 'http://127.0.0.1:8', '--influx-db', 'd', '--truth', truth];
+    const config = join(tmp, 'corridor-gw.yaml');
+    writeFileSync(config, 'gateway: {site: s, zone: z, id: g}\n', { mode: 0o600 });
+    const secret = join(tmp, 'corridor.secret');
+    writeFileSync(secret, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const join_ = ['corridor', 'join', '--config', config, '--group', 'g1', '--secret-file', secret];
+    const prov = ['provision', 'gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--password-file', join(tmp, 'passwd')];
+    for (const [args, shown] of [
+      [[...cal, '--out', 'u:Path-Pw1@host'], '--out "***@host": holds a URL\'s user name and password'],
+      [['corridor', 'init', '--group', 'g1', '--out', 'u:Path-Pw1@host'], '--out "***@host": holds a URL\'s user name and password'],
+      [[...join_, '--install', 'u:Path-Pw1@host'], '--install "***@host": holds a URL\'s user name and password'],
+      [['corridor', 'join', '--config', 'u:Path-Pw1@host', '--group', 'g1', '--secret-file', secret], '--config "***@host"'],
+      [['corridor', 'join', '--config', config, '--group', 'g1', '--secret-file', 'u:Path-Pw1@host'], '--secret-file "***@host"'],
+      [[...prov, '--secret-out', 'u:Path-Pw1@host'], '--secret-out "***@host": holds a URL\'s user name and password'],
+      [['provision', 'gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--password-file', 'u:Path-Pw1@host'], '--password-file "***@host"'],
+      [[...prov, '--acl-file', 'mqtt:/u:Path-Pw1@host'], '--acl-file "mqtt:/***@host"'],
+      [[...prov, '--aggregator-config', 'u:Path-Pw1@host'], '--aggregator-config "***@host"'],
+    ] as const) {
+      const r = presence([...args]);
+      const what = args.join(' ');
+      expect(r.status, what).toBe(2);
+      expect(r.stderr, what).toContain(shown);
+      expect(r.stderr + r.stdout, what).not.toMatch(/Path-Pw/);
+      expect(readdirSync(tmp).join(' '), what).not.toMatch(/Path-Pw|mqtt:/);
+    }
+  });
+
+  it('calibrate names a --truth or --prior file holding them without the password when it cannot be read', () => {
+    const base = ['calibrate', '--zone', 'z', '--site', 's', '--influx-url', 'http://127.0.0.1:8', '--influx-db', 'd', '--out', join(tmp, 'c.yaml')];
+    for (const [args, shown] of [
+      [[...base, '--truth', 'mqtt://u:Path-Pw2@h'], 'mqtt://h: no such file'],
+      [[...base, '--truth', join(tmp, 'truth.csv'), '--prior', 'u:Path-Pw2@h'], '--prior ***@h: no such file'],
+    ] as const) {
+      const r = presence([...args]);
+      const what = args.join(' ');
+      expect(r.stderr, what).toContain(shown);
+      expect(r.stderr + r.stdout, what).not.toMatch(/Path-Pw/);
     }
   });
 });

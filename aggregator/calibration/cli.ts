@@ -24,7 +24,7 @@ import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibrat
 import { pairStored, StoredSeriesError } from './influx.ts';
 import type { PairedWindow } from './pair.ts';
 import { readPointCounts, TruthError } from './truth.ts';
-import { influxCredentials, influxUrlProblem, readSecretFile } from '../../scripts/lib/secrets.ts';
+import { influxCredentials, influxUrlProblem, pathCredentialsProblem, readSecretFile, redactedLine } from '../../scripts/lib/secrets.ts';
 
 interface Flags {
   capture: string[];
@@ -450,6 +450,9 @@ function notRisingFix(flags: Flags, stored: boolean): string {
 
 export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   if (!flags.zone) throw new UsageError('--zone is needed (the zone this calibration is for)');
+  // A URL with credentials pasted as --out would name a file after them, and be printed back as written.
+  const outProblem = flags.out === undefined ? undefined : pathCredentialsProblem('--out', flags.out);
+  if (outProblem) throw new UsageError(outProblem);
   // A zone or site the gateways cannot publish would never get people: refused here, not ignored later.
   for (const [flag, id] of [
     ['zone', flags.zone],
@@ -596,7 +599,8 @@ export function registerCalibrate(program: Command): void {
         const msg = known ? (e as Error).message : `${(e as Error).message ?? e}`;
         // A mistake in the call: one line and a hint (scripts/lib/usage.ts); bad data: one line naming file and line.
         if (e instanceof UsageError) exitUsage('calibrate', new Error(msg.split('\n')[0]));
-        process.stderr.write(`presence calibrate: ${printable(msg.split('\n')[0])}\n`);
+        // A path or URL it names (--truth, --prior, a client's error) may hold a URL's credentials: named without them.
+        process.stderr.write(`presence calibrate: ${printable(redactedLine(msg.split('\n')[0]))}\n`);
         process.exitCode = known ? 2 : 1;
       }
     });
