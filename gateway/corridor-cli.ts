@@ -23,7 +23,7 @@ import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts
 import { serviceUserOf, userIds } from './service-user.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
-import { MAX_SECRET_BYTES, pathCredentialsProblem } from '../scripts/lib/secrets.ts';
+import { MAX_SECRET_BYTES, missingSecretFile, pathCredentialsProblem } from '../scripts/lib/secrets.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
@@ -120,6 +120,8 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     copied = readSmallFile(o.secretFile, MAX_SECRET_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // The secret pasted where the path of its copy goes is not echoed (a name without a /).
+    if (code === 'ENOENT') throw new UsageError(missingSecretFile('--secret-file', o.secretFile));
     throw new UsageError(`--secret-file ${o.secretFile}: ${code === 'ESMALLFILE' ? (e as Error).message : `cannot be read (${code ?? 'error'})`}`);
   }
   let secret: Uint8Array;

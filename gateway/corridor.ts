@@ -13,7 +13,7 @@ import { CONTRACT_VERSION, ID_PATTERN, type SketchMessage } from '../contract/in
 import type { FirmwareSketch } from '../firmware/host/types.ts';
 import { ConfigError, CORRIDOR_HINT, parseDuration, sketchPMissing, type GatewayConfig } from './config.ts';
 import type { Identity } from './window.ts';
-import { currentUser, MAX_SECRET_BYTES } from '../scripts/lib/secrets.ts';
+import { currentUser, MAX_SECRET_BYTES, missingSecretFile } from '../scripts/lib/secrets.ts';
 
 /** Bytes of a group secret. */
 export const SECRET_BYTES = 32;
@@ -109,6 +109,8 @@ export function readSecret(path: string, key = 'corridor.secret_file'): Uint8Arr
       const code = (e as NodeJS.ErrnoException).code;
       // a root-owned copy (a join run as root before it gave the file to the service's user): the chown, as for mqtt.password_file
       const user = currentUser();
+      // The secret written where the path of its file goes (no / as given) is not echoed.
+      if (code === 'ENOENT') throw Object.assign(new ConfigError([missingSecretFile(key, path)], 'configuration'), { hint: CORRIDOR_HINT });
       throw fail(
         code === 'ENOENT'
           ? 'does not exist'

@@ -241,6 +241,56 @@ describe('a URL with credentials given as a path to calibrate, corridor and prov
   });
 });
 
+describe('a secret written in a config file where the path of its file goes', () => {
+  it("is not echoed, resolved against the file's folder or not: the error names the file and the key and says what to fix", () => {
+    const gwBase = 'gateway: {site: s, zone: z, id: g}\nsources:\n  - {type: command, name: w, radio: wifi, command: "sleep 5"}\n';
+    const cases: [command: string, name: string, text: string, key: string][] = [
+      ['gateway', 'cf-gw.yaml', `${gwBase}mqtt: {url: "mqtt://127.0.0.1:9", username: u, password_file: Cfg-Pw1}\n`, 'mqtt.password_file'],
+      ['gateway', 'cf-gw-web.yaml', `${gwBase}mqtt: {url: "mqtt://127.0.0.1:9"}\nhttp: {port: 0, user: u, password_file: Cfg-Pw1}\n`, 'http.password_file'],
+      [
+        'gateway',
+        'cf-gw-corr.yaml',
+        `${gwBase}mqtt: {url: "mqtt://127.0.0.1:9"}\ncorridor: {group: main, secret_file: Cfg-Pw1abab, sketch_p: 0.03}\n`,
+        'corridor.secret_file',
+      ],
+      [
+        'aggregator',
+        'cf-agg.yaml',
+        'mqtt: {url: "mqtt://127.0.0.1:9", username: u, password_file: Cfg-Pw1}\nhttp: {port: null}\nout: o.lp\n',
+        'mqtt.password_file',
+      ],
+      [
+        'aggregator',
+        'cf-agg-tok.yaml',
+        'mqtt: {url: "mqtt://127.0.0.1:9"}\nhttp: {port: null}\ninflux: {url: "http://127.0.0.1:8", api: v2, org: o, bucket: b, token_file: Cfg-Pw1}\n',
+        'influx.token_file',
+      ],
+    ];
+    for (const [command, name, text, key] of cases) {
+      const config = join(tmp, name);
+      writeFileSync(config, text, { mode: 0o600 });
+      const r = presence([command, '--config', config]);
+      expect(r.status, name).toBe(2);
+      expect(r.stderr, name).toContain(`${key}: no such file, and the value written in ${config} is not shown`);
+      expect(r.stderr, name).toContain('fix: write there the path of a file whose first line is the secret');
+      expect(r.stderr + r.stdout, name).not.toMatch(/Cfg-Pw/);
+    }
+    // a path with a folder in it is no such slip: shown, so that a typo in it can be seen
+    const config = join(tmp, 'cf-gw-path.yaml');
+    writeFileSync(config, `${gwBase}mqtt: {url: "mqtt://127.0.0.1:9", username: u, password_file: secrets/mqtt-pasword}\n`, { mode: 0o600 });
+    expect(presence(['gateway', '--config', config]).stderr).toContain(`${join(tmp, 'secrets/mqtt-pasword')} does not exist`);
+  });
+
+  it('corridor join does not echo a --secret-file without a / that is no file', () => {
+    const config = join(tmp, 'cj-gw.yaml');
+    writeFileSync(config, 'gateway: {site: s, zone: z, id: g}\n', { mode: 0o600 });
+    const r = presence(['corridor', 'join', '--config', config, '--group', 'g1', '--secret-file', `${'ab'.repeat(31)}Cj`]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--secret-file: does not exist; the name given is not shown');
+    expect(r.stderr).not.toContain('ababab');
+  });
+});
+
 describe('a password given where the path of its file goes', () => {
   it('is not echoed in the error for the missing file; a path with a folder in it is, so that its typo shows', () => {
     const gw = ['gateway', '--site', 's', '--zone', 'z', '--id', 'g', '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'pcap:/dev/null', '--mqtt-username', 'u'];

@@ -21,7 +21,16 @@ import { Option, type Command } from 'commander';
 import { bareDuration, deprecated, warning } from './deprecate.ts';
 import { notTextProblem, oversizedCapture, readAtMost } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
-import { AT_AFTER_HOST_HINT, atAfterHost, holdsUrlCredentials, isParsableUrl, readableSecretProblem, redactTypedUrl, redactUrlsIn } from './secrets.ts';
+import {
+  AT_AFTER_HOST_HINT,
+  atAfterHost,
+  holdsUrlCredentials,
+  isParsableUrl,
+  noteSecretFileAsWritten,
+  readableSecretProblem,
+  redactTypedUrl,
+  redactUrlsIn,
+} from './secrets.ts';
 import { parseJson, parseYamlDocument, syntaxProblem } from './yaml-doc.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -451,13 +460,22 @@ export function ensureSections(raw: Record<string, unknown>, specs: OptionSpec[]
   }
 }
 
-/** Resolves path options of a file against the file's folder. */
+/** A key whose value is the path of a file holding a secret (`mqtt.password_file`, `influx.token_file`). */
+const SECRET_FILE_KEY = /(password|token|secret)_file$/;
+
+/**
+ * Resolves path options of a file against the file's folder. A secret file's value without a folder is
+ * noted as such (noteSecretFileAsWritten): when it is no file, its error does not show it, resolved or not.
+ */
 export function resolvePaths(raw: Record<string, unknown>, specs: OptionSpec[], file: string): void {
   const base = dirname(resolve(file));
   for (const spec of specs) {
     if (!spec.path) continue;
     const v = getPath(raw, spec.key);
-    if (typeof v === 'string' && v) setPath(raw, spec.key, resolve(base, v));
+    if (typeof v !== 'string' || !v) continue;
+    const resolved = resolve(base, v);
+    if (SECRET_FILE_KEY.test(spec.key)) noteSecretFileAsWritten(resolved, v, file);
+    setPath(raw, spec.key, resolved);
   }
 }
 

@@ -66,20 +66,37 @@ export function readSecretFile(path: string, what: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (!code) throw e;
-    if (code === 'ENOENT' && !given.includes('/')) throw new Error(missingSecretFile(what, given));
+    if (code === 'ENOENT' && (!given.includes('/') || writtenWithoutFolder.has(given))) throw new Error(missingSecretFile(what, given));
     throw new Error(`${what}: cannot read ${path} (${code})`);
   }
   return firstLineSecret(text, path, what);
 }
 
 /**
+ * The paths of secret files (`mqtt.password_file`, `influx.token_file`, ...) a config file gave without
+ * a folder, as resolved against the config file's folder (resolvePaths): `/etc/presence/hunter2` for a
+ * `password_file: hunter2` holds no `/` as written, and may be the password itself.
+ */
+const writtenWithoutFolder = new Map<string, string>();
+
+/** Notes that the config file `file` wrote the secret file `resolved` as `written` (see writtenWithoutFolder). */
+export function noteSecretFileAsWritten(resolved: string, written: string, file: string): void {
+  if (!written.includes('/')) writtenWithoutFolder.set(resolved, file);
+}
+
+/**
  * The line for a secret file that is not there: `what: PATH does not exist` when the name as given
  * (`given`) holds a `/`, else without the name. A password given where the path of its file goes
- * (`--mqtt-password-file hunter2`, the `-file` flag taken for the other one) is no file, and the line
- * that named it put the password on stderr and in the journal; a path with a folder in it is no such
- * slip, and is shown (as `shown`, resolved, when given) so that a typo in it can be seen.
+ * (`--mqtt-password-file hunter2`, the `-file` flag taken for the other one, `password_file: hunter2`
+ * in a config file) is no file, and the line that named it put the password on stderr and in the
+ * journal; a path with a folder in it is no such slip, and is shown (as `shown`, resolved, when given)
+ * so that a typo in it can be seen. A config file's value is judged as written there, not as resolved
+ * against the file's folder (noteSecretFileAsWritten); `what` names the file and the key.
  */
 export function missingSecretFile(what: string, given: string, shown = given): string {
+  const file = writtenWithoutFolder.get(given) ?? writtenWithoutFolder.get(shown);
+  if (file !== undefined)
+    return `${what}: no such file, and the value written in ${file} is not shown, as one without a / may be the secret itself, written where the path of the file holding it goes; fix: write there the path of a file whose first line is the secret (a relative path starts from the config file's folder)`;
   return given.includes('/')
     ? `${what}: ${shown} does not exist`
     : `${what}: does not exist; the name given is not shown, as one without a / may be the secret itself, given where the path of the file holding it goes`;
