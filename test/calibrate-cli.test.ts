@@ -106,7 +106,7 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
       );
     expect(said, 'the sentence giving the figures without --rssi-min').not.toBeNull();
     agree(pooled(), said!.slice(1).map(Number), 'without --rssi-min');
-  }, 120_000);
+  }, 300_000);
 
   it("aggregator/README.md's example on three lab days prints what the README shows, and its calibration file holds the numbers this fit writes", () => {
     // The estimate marks hashes under a fresh random key per window, so its counts (and the fit) vary
@@ -122,7 +122,27 @@ describe.skipIf(!occ)('presence calibrate: capture form on real occupancy captur
     expect(r.code, r.stderr).toBe(0);
     expect(words(r.stdout.trim())).toBe(words(shown));
     const got = numbers(r.stdout.trim());
-    for (const [i, want] of numbers(shown).entries()) near(got[i], want, `number ${i + 1} of the printed fit`);
+    const wantNumbers = numbers(shown);
+    // The estimate's largest window is a whole number that one hash collision under a window's key
+    // moves by one (seen: 15 instead of 16 in about one run of ten), and the last "reads as" probe is
+    // that maximum: it may differ by one, and then its people must be the printed line at that estimate.
+    const dataLine = shown.split('\n').findIndex((l) => l.trim().startsWith('data:'));
+    const before = (line: number) => numbers(shown.split('\n').slice(0, line).join('\n')).length;
+    const maxAt = before(dataLine) + 8; // sessions, windows, occupied, empty, people min, max, mean, estimate min, estimate max
+    const probeAt = wantNumbers.length - 4; // the last probe: estimate -> people (low .. high)
+    expect(Math.abs(got[maxAt] - wantNumbers[maxAt]), `the estimate's maximum: ${got[maxAt]}, README ${wantNumbers[maxAt]}`).toBeLessThanOrEqual(1);
+    expect(got[probeAt], 'the last probe reads the estimate at its maximum').toBe(got[maxAt]);
+    const [k, b] = [got[0], got[1]];
+    for (const [i, want] of wantNumbers.entries()) {
+      if (i === maxAt) continue;
+      if (got[maxAt] !== wantNumbers[maxAt] && i >= probeAt) {
+        if (i === probeAt + 1) near(got[i], Math.round(10 * k * (got[maxAt] - b)) / 10, 'the people read at the maximum, on the printed line');
+        if (i === probeAt + 2) expect(got[i], 'its interval starts below it').toBeLessThan(got[probeAt + 1]);
+        if (i === probeAt + 3) expect(got[i], 'its interval ends above it').toBeGreaterThan(got[probeAt + 1]);
+        continue;
+      }
+      near(got[i], want, `number ${i + 1} of the printed fit`);
+    }
     // and the replay of a fourth day with it: its first window's people as the README shows them
     // (the README's 2.52 stayed when the interval changed; the replay gave 2.55)
     const replayed = readme.split('### Example on a real occupancy capture')[1].split('```\n')[4].trim().split('\n')[0];
