@@ -2,13 +2,14 @@
 // the real lab captures with occupancy truth (../shared/captures/occupancy), the stored-series form
 // against a real influxd, and bad input giving one line that names the file, the line and the fix.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { capturesDir, need } from './support/need.ts';
 import { Influxd } from './support/influxd.ts';
 import { freePort } from './support/ports.ts';
+import { mountSmallFs } from './support/small-fs.ts';
 import { applyZone, pairCaptures, readCalibration, readOccupancy } from '../aggregator/calibration/index.ts';
 
 const repo = join(import.meta.dirname, '..');
@@ -395,6 +396,25 @@ zones:
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);
     expect(existsSync(target) ? readFileSync(target, 'utf8') : null).toBe(before);
+  });
+
+  it('--out in a folder on a read-only file system: one line naming it and the fix before anything is counted or fitted (it failed only when the file was written, after the fit)', () => {
+    const at = join(dir, 'read-only');
+    mkdirSync(at);
+    if (!mountSmallFs('calibrate-cli', at, 'size=64k,ro')) return;
+    try {
+      const r = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', join(at, 'lab.yaml'));
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      const lines = errorLines(r.stderr);
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /^presence calibrate: --out .*read-only\/lab\.yaml: .*read-only is on a read-only file system; choose a path on a writable one$/,
+      );
+      expect(readdirSync(at)).toEqual([]);
+    } finally {
+      execFileSync('umount', [at]);
+    }
   });
 
   it('presence replay --calibration adds people with an interval to each window', () => {

@@ -6,9 +6,10 @@ import { decimal } from '../../scripts/lib/decimal.ts';
 import { exitUsage, printable } from '../../scripts/lib/usage.ts';
 import { DURATION_HINT, durationMs, TIMER_MAX_MS, durationNote } from '../../scripts/lib/duration.ts';
 import { progressBar } from '../../scripts/lib/progress.ts';
+import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
@@ -421,6 +422,13 @@ function checkOutFirst(out: string): void {
       `--out ${out}: ${notDir ? `a part of ${dir}` : dir} is a file, not a folder; fix: choose a path in a folder that exists and can be written`,
     );
   if (!folder) throw new CalibrationFileError(`--out ${out}: its folder does not exist; fix: choose a path in a folder that exists and can be written`);
+  // A folder this user may not write in, or on a read-only file system, was found only when the
+  // file was written, after minutes of replay and fitting.
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new CalibrationFileError(`--out ${fileWriteProblem(out, e as NodeJS.ErrnoException).message}`);
+  }
   readOut(out);
 }
 
