@@ -27,7 +27,7 @@ import {
 } from '../scripts/lib/config-loader.ts';
 import { durationLimitProblems, durationMs, formatDuration } from '../scripts/lib/duration.ts';
 import { retentionRule } from './influx-setup.ts';
-import { webAuthOptionEntries } from '../scripts/lib/web.ts';
+import { weakWebSecret, webAuthOptionEntries } from '../scripts/lib/web.ts';
 import { canonicalMqttUrl, MQTT_URL_PATTERN, mqttOptionEntries, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { influxCredentials, readSecretFile } from '../scripts/lib/secrets.ts';
 import { ID_PATTERN } from '../contract/index.ts';
@@ -774,6 +774,12 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false, 
   // The page's basic auth needs both halves (scripts/lib/web.ts webAccess); no empty secret.
   if (cfg.http.password === '') throw new ConfigError(['http.password (or http.password_file) is empty: give a password or leave both unset'], where);
   if (cfg.http.token === '') throw new ConfigError(['http.token (or http.token_file) is empty: give a token or leave both unset'], where);
+  // (a page that is served: with http.port off nothing listens)
+  const weak =
+    cfg.http.port === null
+      ? null
+      : weakWebSecret(cfg.http.host, cfg.http.password, cfg.http.token, { password_file: c.http.password_file, token_file: c.http.token_file });
+  if (weak) throw new ConfigError([weak], where);
   if (cfg.http.user !== undefined && cfg.http.password === undefined)
     throw new ConfigError(
       [`${at('http.user')}: is set without http.password (or http.password_file, PRESENCE_HTTP_PASSWORD); give both, or http.token`],

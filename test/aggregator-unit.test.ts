@@ -53,6 +53,27 @@ describe('aggregator config', () => {
     expect(loadConfig({ mqttUrl: 'mqtt://agg:pw@broker:1883' }, {}).mqtt.url).toBe('mqtt://agg:pw@broker:1883');
   });
 
+  it('refuses a page password or token of fewer than 12 characters where the page is served beyond loopback, naming the key, not the value', () => {
+    const tok = file('short.token', 'Zk9\n');
+    expect(() => loadConfig({ httpHost: '0.0.0.0', httpPort: '9464', httpTokenFile: tok }, {})).toThrow(
+      /http\.token_file holds 3 characters: a page served on 0\.0\.0\.0 can be reached from the network, where a short secret is guessed; fix: use at least 12/,
+    );
+    expect(() => loadConfig({ httpHost: '::', httpPort: '9464' }, { PRESENCE_HTTP_TOKEN: 'Zk9' })).toThrow(/http\.token holds 3 characters/);
+    const f = file('page.yaml', 'http:\n  host: 0.0.0.0\n  port: 9464\n  user: ops\n  password: Zk9\n');
+    let msg = '';
+    try {
+      loadConfig({ config: f }, {});
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/http\.password holds 3 characters/);
+    expect(msg).not.toContain('Zk9');
+    // on loopback, with the page off, or with 12 characters: taken
+    expect(loadConfig({ httpHost: '127.0.0.1', httpPort: '9464', httpTokenFile: tok }, {}).http.token).toBe('Zk9');
+    expect(loadConfig({ httpHost: '0.0.0.0', httpPort: 'false', httpTokenFile: tok }, {}).http.port).toBeNull();
+    expect(loadConfig({ httpHost: '0.0.0.0', httpPort: '9464' }, { PRESENCE_HTTP_TOKEN: 'twelve-chars' }).http.token).toBe('twelve-chars');
+  });
+
   it('refuses a timer period Node cannot keep and a keepalive MQTT cannot carry', () => {
     const f = file('long.yaml', 'missing_check_interval: 30d\nbatch:\n  maxRetryDelay: 25d\nmqtt:\n  keepalive: 70000\n');
     let msg = '';

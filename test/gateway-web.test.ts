@@ -482,5 +482,13 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(await half.exited).not.toBe(0);
     expect(half.stderr()).toMatch(/http\.user \(--http-user\): is set without http\.password/);
     expect(existsSync(join(tmp, 'q7', 'windows')) && readdirSync(join(tmp, 'q7', 'windows')).length > 0).toBe(false);
+    // A token too short for a page the network can reach: refused at start, its length named, not its value.
+    const shortFile = join(tmp, 'short-token');
+    writeFileSync(shortFile, 'Xq7\n');
+    const short = spawnGateway([...common(await freePort()), '--queue-dir', join(tmp, 'q-short-token')], { PRESENCE_HTTP_TOKEN_FILE: shortFile });
+    expect(await short.exited).toBe(2);
+    expect(short.stderr()).toMatch(/http\.token_file holds 3 characters: a page served on 0\.0\.0\.0 can be reached from the network, .*fix: use at least 12/);
+    expect(short.stderr()).not.toContain('Xq7');
+    expect(existsSync(join(tmp, 'q-short-token', 'windows')) && readdirSync(join(tmp, 'q-short-token', 'windows')).length > 0).toBe(false);
   }, 90_000);
 });

@@ -273,6 +273,31 @@ describe('access', () => {
     expect(() => webAccess('0.0.0.0', { token_file: join(tmp, 'missing') })).toThrow(/http\.token_file: cannot read/);
   });
 
+  it('beyond loopback a password or token of fewer than 12 characters is refused, naming the key and not the value; on loopback it is taken', () => {
+    const file = join(tmp, 'short-token');
+    writeFileSync(file, 'tok\n');
+    const fix =
+      /: a page served on 0\.0\.0\.0 can be reached from the network, where a short secret is guessed; fix: use at least 12 \(openssl rand -base64 18 makes one\), or serve the page on 127\.0\.0\.1 \(http\.host\)$/;
+    const refusal = (host: string, cfg: Parameters<typeof webAccess>[1]) => {
+      try {
+        webAccess(host, cfg);
+      } catch (e) {
+        expect(e).toBeInstanceOf(WebAuthError);
+        return (e as Error).message;
+      }
+      return null;
+    };
+    expect(refusal('0.0.0.0', { token_file: file })).toMatch(new RegExp(`^http\\.token_file holds 3 characters${fix.source}`));
+    expect(refusal('0.0.0.0', { token: 'elevenchars' })).toMatch(new RegExp(`^http\\.token holds 11 characters${fix.source}`));
+    expect(refusal('0.0.0.0', { user: 'ops', password: 'pw' })).toMatch(new RegExp(`^http\\.password holds 2 characters${fix.source}`));
+    // characters, not bytes: 11 letters of two bytes each are still too few
+    expect(refusal('0.0.0.0', { token: 'ééééééééééé' })).toMatch(/^http\.token holds 11 characters/);
+    for (const m of [refusal('0.0.0.0', { token_file: file }), refusal('0.0.0.0', { user: 'ops', password: 'pw' })]) expect(m).not.toMatch(/\btok\b|\bpw\b/);
+    expect(refusal('::', { token: 'twelve-chars' })).toBeNull();
+    expect(refusal('127.0.0.1', { token_file: file })).toBeNull();
+    expect(refusal('localhost', { user: 'ops', password: 'pw' })).toBeNull();
+  });
+
   it('open on loopback: only requests addressed to a loopback name (no DNS rebinding); with credentials any name', async () => {
     const hub = new SseHub({ heartbeatMs: 0 });
     const open = await serve(webAccess('127.0.0.1'), hub);
@@ -335,23 +360,23 @@ describe('access', () => {
     await none.close();
 
     const pw = join(tmp, 'pw');
-    writeFileSync(pw, 's3cret pass\nignored second line\n');
+    writeFileSync(pw, 's3cret passphrase\nignored second line\n');
     const tok = join(tmp, 'tok');
-    writeFileSync(tok, 'tok-123\n');
+    writeFileSync(tok, 'tok-123456789\n');
     const both = await serve(webAccess('0.0.0.0', { user: 'ops', password_file: pw, token_file: tok }), hub);
     const url = `http://127.0.0.1:${both.port}/`;
     const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
     const plain = await fetch(url);
     expect(plain.status).toBe(401);
     expect(plain.headers.get('www-authenticate')).toMatch(/^Basic/);
-    expect((await fetch(url, { headers: basic('ops', 's3cret pass') })).status).toBe(200);
+    expect((await fetch(url, { headers: basic('ops', 's3cret passphrase') })).status).toBe(200);
     expect((await fetch(url, { headers: basic('ops', 'wrong') })).status).toBe(401);
-    expect((await fetch(url, { headers: basic('other', 's3cret pass') })).status).toBe(401);
-    expect((await fetch(url, { headers: { authorization: 'Bearer tok-123' } })).status).toBe(200);
-    expect((await fetch(url, { headers: { authorization: 'Bearer tok-124' } })).status).toBe(401);
-    expect((await fetch(url, { headers: basic('anyone', 'tok-123') })).status).toBe(200);
-    expect((await fetch(`http://127.0.0.1:${both.port}/assets/uPlot.min.css`, { headers: { authorization: 'Bearer tok-123' } })).status).toBe(200);
-    expect((await fetch(url, { method: 'POST', headers: { authorization: 'Bearer tok-123' } })).status).toBe(405);
+    expect((await fetch(url, { headers: basic('other', 's3cret passphrase') })).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: 'Bearer tok-123456789' } })).status).toBe(200);
+    expect((await fetch(url, { headers: { authorization: 'Bearer tok-123456780' } })).status).toBe(401);
+    expect((await fetch(url, { headers: basic('anyone', 'tok-123456789') })).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${both.port}/assets/uPlot.min.css`, { headers: { authorization: 'Bearer tok-123456789' } })).status).toBe(200);
+    expect((await fetch(url, { method: 'POST', headers: { authorization: 'Bearer tok-123456789' } })).status).toBe(405);
     await both.close();
     hub.close();
   });
@@ -477,8 +502,8 @@ describe.skipIf(!hasChromium)(SUITE, () => {
 
   it('basic auth in the browser: the page and its stream with the credentials', async () => {
     const hub = new SseHub({ heartbeatMs: 0 });
-    const srv = await serve(webAccess('0.0.0.0', { user: 'ops', password: 'pw' }), hub);
-    const v = await openPage(browser, `http://127.0.0.1:${srv.port}/`, { auth: { username: 'ops', password: 'pw' } });
+    const srv = await serve(webAccess('0.0.0.0', { user: 'ops', password: 'pw-of-12-chars' }), hub);
+    const v = await openPage(browser, `http://127.0.0.1:${srv.port}/`, { auth: { username: 'ops', password: 'pw-of-12-chars' } });
     await waitFor(() => hub.size === 1, 10_000, 'the page connected to /events');
     hub.broadcast('tick', { n: 7 });
     await v.page.waitForFunction("document.getElementById('n')?.textContent === '7'");

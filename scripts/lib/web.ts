@@ -200,6 +200,32 @@ export function webRefusal(access: WebAccess, req: IncomingMessage): { status: n
   return null;
 }
 
+/** The fewest characters of the page's password or token where it is served beyond loopback. */
+export const WEB_SECRET_MIN = 12;
+
+/**
+ * A password or token too short for a page anyone on the network can reach (beyond loopback, where
+ * it is the only thing that keeps the page shut and guesses cost nothing): the line to print, naming
+ * the key and never the value; null when it is long enough or the page is on loopback.
+ */
+export function weakWebSecret(
+  host: string,
+  password: string | undefined,
+  token: string | undefined,
+  from: { password_file?: string; token_file?: string } = {},
+): string | null {
+  if (isLoopback(host)) return null;
+  for (const [key, value] of [
+    [from.password_file !== undefined && password !== undefined ? 'http.password_file' : 'http.password', password],
+    [from.token_file !== undefined && token !== undefined ? 'http.token_file' : 'http.token', token],
+  ] as const) {
+    const n = value === undefined ? Number.POSITIVE_INFINITY : [...value].length;
+    if (n < WEB_SECRET_MIN)
+      return `${key} holds ${n} character${n === 1 ? '' : 's'}: a page served on ${host} can be reached from the network, where a short secret is guessed; fix: use at least ${WEB_SECRET_MIN} (openssl rand -base64 18 makes one), or serve the page on 127.0.0.1 (http.host)`;
+  }
+  return null;
+}
+
 export class WebAuthError extends Error {
   constructor(message: string) {
     super(message);
@@ -231,6 +257,8 @@ export function webAccess(host: string, cfg: WebAuthConfig = {}): WebAccess {
   if (cfg.user !== undefined && password === undefined)
     throw new WebAuthError('http.user is set but no http.password (or http.password_file, PRESENCE_HTTP_PASSWORD)');
   if (password !== undefined && cfg.user === undefined) throw new WebAuthError('http.password is set but no http.user');
+  const weak = weakWebSecret(host, password, token, cfg);
+  if (weak) throw new WebAuthError(weak);
   const basic = cfg.user !== undefined && password !== undefined ? { user: cfg.user, password } : null;
   const scheme = basic && token ? 'basic+token' : basic ? 'basic' : token ? 'token' : 'none';
   if (scheme === 'none') {
@@ -286,7 +314,7 @@ export function webAuthOptionEntries(what: string): OptionSpec[] {
       schema: { type: 'string' },
       secret: true,
       env: 'PRESENCE_HTTP_PASSWORD',
-      description: `password for basic authentication of ${what}; prefer PRESENCE_HTTP_PASSWORD or a password file`,
+      description: `password for basic authentication of ${what}; at least ${WEB_SECRET_MIN} characters when http.host is not loopback; prefer PRESENCE_HTTP_PASSWORD or a password file`,
     },
     {
       key: 'http.password_file',
@@ -302,7 +330,7 @@ export function webAuthOptionEntries(what: string): OptionSpec[] {
       schema: { type: 'string' },
       secret: true,
       env: 'PRESENCE_HTTP_TOKEN',
-      description: `bearer token for ${what} (Authorization: Bearer <token>, or basic auth with the token as password); prefer PRESENCE_HTTP_TOKEN or a token file`,
+      description: `bearer token for ${what} (Authorization: Bearer <token>, or basic auth with the token as password); at least ${WEB_SECRET_MIN} characters when http.host is not loopback; prefer PRESENCE_HTTP_TOKEN or a token file`,
     },
     {
       key: 'http.token_file',
