@@ -165,6 +165,18 @@ function markDemoFolder(outDir: string): void {
   );
 }
 
+/** The windows queued in a demo folder's `queues/` (each gateway's `windows/<n>.json`); 0 for none or a link. */
+function queuedWindows(queues: string): number {
+  if (!lstatSync(queues, { throwIfNoEntry: false })?.isDirectory()) return 0;
+  let n = 0;
+  for (const gw of readdirSync(queues, { withFileTypes: true })) {
+    if (!gw.isDirectory()) continue;
+    const windows = join(queues, gw.name, 'windows');
+    if (lstatSync(windows, { throwIfNoEntry: false })?.isDirectory()) n += readdirSync(windows).filter((f) => /^\d+\.json$/.test(f)).length;
+  }
+  return n;
+}
+
 /** Seed of the demo's calibration run: another run of the same scenario and period. */
 export const CALIBRATION_SEED_OFFSET = 100;
 
@@ -346,6 +358,15 @@ export async function runDemo(
   }
   // Marked only now: a run refused for the disk left its new folder behind, holding just the mark.
   markDemoFolder(outDir);
+  // The gateways' queues start empty: a run stopped before its windows were all acknowledged left
+  // them queued here, and this run's gateways sent them to its new aggregator among its own (another
+  // run's counts, of the same simulated times when the period is the same, written with this run's).
+  const stale = queuedWindows(join(outDir, 'queues'));
+  rmSync(join(outDir, 'queues'), { recursive: true, force: true });
+  if (stale > 0)
+    out.write(
+      `presence demo: dropped ${stale} window${stale === 1 ? '' : 's'} an earlier run left queued in queues/ (it was stopped before sending ${stale === 1 ? 'it' : 'them'})\n`,
+    );
   if (captureBytes > SIZE_GUARD_BYTES)
     out.write(`presence demo: the simulated captures come to about ${sizeText(captureBytes)} (deleted at the end unless --keep-pcaps)\n`);
   // What the folder holds before this run: an earlier run's files that this one does not write
