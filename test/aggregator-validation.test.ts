@@ -13,7 +13,7 @@ import { metricNameProblems, metricTypes } from './support/metric-names.ts';
 import { need } from './support/need.ts';
 import { scan } from './support/leak.ts';
 import { Mosquitto } from './support/mosquitto.ts';
-import { Aggregator } from '../aggregator/aggregator.ts';
+import { Aggregator, type AggregatorOptions } from '../aggregator/aggregator.ts';
 import { RejectLog } from '../aggregator/reject-log.ts';
 import { GatewayLiveness } from '../aggregator/liveness.ts';
 import { AggregatorMetrics } from '../aggregator/health.ts';
@@ -164,45 +164,61 @@ describe('rejection log rate limit', () => {
   });
 });
 
-describe.skipIf(!ok)(SUITE, () => {
-  // The broker itself takes packets up to 120 MB here (the fixture's default is 1 MiB), so what
-  // stops a 100 MB message is the aggregator's own Maximum Packet Size.
-  const broker = new Mosquitto({ extraConfig: () => 'max_packet_size 120000000' });
-  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-validation-'));
+/**
+ * A Mosquitto and an aggregator writing line protocol into a temporary folder, started before the
+ * describe's tests and stopped after them: its rejections and log lines collected, its
+ * rejected-messages counter read from /metrics (0 when it has none for that reason).
+ */
+function aggregatorUnderTest(name: string, brokerOptions: ConstructorParameters<typeof Mosquitto>[0] = {}, options: Partial<AggregatorOptions> = {}) {
+  const broker = new Mosquitto(brokerOptions);
+  const dir = mkdtempSync(join(tmpdir(), `presence-agg-${name}-`));
   const out = join(dir, 'presence.lp');
   const logs: LogLine[] = [];
   const rejected: string[] = [];
-  let agg: Aggregator;
-  let pub: mqtt.MqttClient;
-  const fileLines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
-
+  const run = {
+    broker,
+    out,
+    logs,
+    rejected,
+    agg: undefined as unknown as Aggregator,
+    pub: undefined as unknown as mqtt.MqttClient,
+    fileLines: () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []),
+    metric: async (reason: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${run.agg.httpPort}/metrics`)).text();
+      return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    },
+  };
   beforeAll(async () => {
     await broker.start();
-    agg = new Aggregator(
-      { mqtt: { url: broker.url, client_id: 'agg-validation' }, out, http: { port: 0, host: '127.0.0.1' }, batch: { flush_interval: '20ms' } },
-      { logger: capturingLogger(logs), rejectLog: { perInterval: 10, intervalMs: 3600_000 } },
+    run.agg = new Aggregator(
+      { mqtt: { url: broker.url, client_id: `agg-${name}` }, out, http: { port: 0, host: '127.0.0.1' }, batch: { flush_interval: '20ms' } },
+      { logger: capturingLogger(logs), ...options },
     );
-    agg.on('rejected', (reason: string) => rejected.push(reason));
-    await agg.start();
-    pub = await publisher(broker.url);
+    run.agg.on('rejected', (reason: string) => rejected.push(reason));
+    await run.agg.start();
+    run.pub = await publisher(broker.url);
   });
   afterAll(async () => {
-    await pub?.endAsync();
-    await agg?.stop();
+    await run.pub?.endAsync();
+    await run.agg?.stop();
     await broker.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
+  return run;
+}
 
-  const metric = async (reason: string) => {
-    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
-    return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1]);
-  };
+describe.skipIf(!ok)(SUITE, () => {
+  // The broker itself takes packets up to 120 MB here (the fixture's default is 1 MiB), so what
+  // stops a 100 MB message is the aggregator's own Maximum Packet Size.
+  const run = aggregatorUnderTest('validation', { extraConfig: () => 'max_packet_size 120000000' }, { rejectLog: { perInterval: 10, intervalMs: 3600_000 } });
+  const { broker, logs, rejected, fileLines, metric } = run;
+
   const sentinelBase = Math.floor(Date.now() / 1000) * 1000 - 120_000;
   /** Publishes, then a good sentinel window, and waits until the sentinel is written. */
   const publishThenSentinel = async (items: Array<{ topic: string; payload: Buffer | string }>, seq: number) => {
     // A second of its own per seq: windows of one gateway that overlap are rejected (overlap).
     const sentinel = window('val', 'gw-1', seq, sentinelBase - seq * 1000);
-    await publishAll(pub, [...items, { topic: countsTopic('val', 'gw-1'), payload: encode(sentinel) }], 1);
+    await publishAll(run.pub, [...items, { topic: countsTopic('val', 'gw-1'), payload: encode(sentinel) }], 1);
     await until(
       'the sentinel written',
       () => fileLines().filter((l) => l.endsWith(` ${Date.parse(sentinel.start)}`)).length,
@@ -283,8 +299,8 @@ describe.skipIf(!ok)(SUITE, () => {
     let controlGot = 0;
     control.on('message', (_t, p) => (controlGot = Math.max(controlGot, p.length)));
     await control.subscribeAsync(countsTopic('val', 'gw-1'), { qos: 1 });
-    const received = agg.stats().received;
-    const rejectedBefore = agg.stats().rejected;
+    const received = run.agg.stats().received;
+    const rejectedBefore = run.agg.stats().rejected;
     const big = Buffer.alloc(100 * 1024 * 1024, 0x20);
     big.write('{"v":1,"pad":"', 0);
     big.write('"}', big.length - 2);
@@ -298,14 +314,14 @@ describe.skipIf(!ok)(SUITE, () => {
     );
     await control.endAsync();
     // The aggregator heard only the sentinel: the big one was neither received nor rejected as too_large.
-    expect(agg.stats().received - received).toBe(1);
-    expect(agg.stats().rejected).toBe(rejectedBefore);
+    expect(run.agg.stats().received - received).toBe(1);
+    expect(run.agg.stats().rejected).toBe(rejectedBefore);
     expect(await metric('too_large')).toBe(0);
-    expect(agg.connected).toBe(true);
+    expect(run.agg.connected).toBe(true);
   });
 
   it('/metrics follows the Prometheus conventions: every counter ends in _total, nothing else does', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${run.agg.httpPort}/metrics`)).text();
     expect(metricNameProblems(text)).toEqual([]);
     expect(metricTypes(text)).toMatchObject({
       presence_aggregator_messages_total: 'counter',
@@ -325,7 +341,7 @@ describe.skipIf(!ok)(SUITE, () => {
     await publishThenSentinel(bad, 30);
     expect(await metric('bad_json')).toBe(100);
     expect(await metric('unknown_field')).toBe(2 + 200);
-    await agg.stop(); // the end of the interval: its summary is written
+    await run.agg.stop(); // the end of the interval: its summary is written
     const single = logs.filter((l) => l.msg === 'message rejected').length;
     expect(singleBefore).toBe(9);
     expect(single).toBe(10); // perInterval
@@ -337,36 +353,8 @@ describe.skipIf(!ok)(SUITE, () => {
 });
 
 describe.skipIf(!ok)(`${SUITE}: a key given twice in one object`, () => {
-  const broker = new Mosquitto();
-  const dir = mkdtempSync(join(tmpdir(), 'presence-agg-twice-'));
-  const out = join(dir, 'presence.lp');
-  const logs: LogLine[] = [];
-  const rejected: string[] = [];
-  let agg: Aggregator;
-  let pub: mqtt.MqttClient;
-  const fileLines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
-
-  beforeAll(async () => {
-    await broker.start();
-    agg = new Aggregator(
-      { mqtt: { url: broker.url, client_id: 'agg-twice' }, out, http: { port: 0, host: '127.0.0.1' }, batch: { flush_interval: '20ms' } },
-      { logger: capturingLogger(logs) },
-    );
-    agg.on('rejected', (reason: string) => rejected.push(reason));
-    await agg.start();
-    pub = await publisher(broker.url);
-  });
-  afterAll(async () => {
-    await pub?.endAsync();
-    await agg?.stop();
-    await broker.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const metric = async (reason: string) => {
-    const text = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
-    return Number(new RegExp(`presence_aggregator_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
-  };
+  const run = aggregatorUnderTest('twice');
+  const { logs, rejected, fileLines, metric } = run;
 
   it('refuses a counts or status message with a key given twice (JSON.parse kept the last: "devices": 3, "devices": 900 was stored as 900), names the key and the topic, counts it, writes nothing of it', async () => {
     const m = window('val', 'gw-1', 20, Date.now() - 1_200_000);
@@ -382,7 +370,7 @@ describe.skipIf(!ok)(`${SUITE}: a key given twice in one object`, () => {
     ];
     const before = await metric('invalid');
     const from = logs.length;
-    await publishAll(pub, twice, 1);
+    await publishAll(run.pub, twice, 1);
     await until(
       'five rejected',
       () => rejected.length,
@@ -407,7 +395,7 @@ describe.skipIf(!ok)(`${SUITE}: a key given twice in one object`, () => {
 
   it('takes the same message with each key once', async () => {
     const m = window('val', 'gw-1', 30, Date.now() - 1_800_000);
-    await publishAll(pub, [{ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(m) }], 1);
+    await publishAll(run.pub, [{ topic: countsTopic('val', 'gw-1'), payload: JSON.stringify(m) }], 1);
     await until(
       'the window written',
       () => fileLines().filter((l) => l.endsWith(` ${Date.parse(m.start)}`)).length,
