@@ -27,7 +27,7 @@ import type { Command } from 'commander';
 import * as YAML from 'yaml';
 import { Document, isMap } from 'yaml';
 import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
-import { ALIVE_FILTER, isValidId, TOPIC_ROOT } from '../contract/index.ts';
+import { ALIVE_FILTER, aliveTopic, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
 
@@ -213,7 +213,8 @@ export function aclGrantsBeyondOwn(text: string, user: string): string[] {
   const [site, id] = user.split('/');
   const others = [`${site}/${id}-other`, `${site}-other/${id}`];
   const kinds = ['counts', 'status', 'sketch'];
-  const writeProbes = [...others.flatMap((o) => kinds.map((k) => `${TOPIC_ROOT}/${o}/${k}`)), `${TOPIC_ROOT}/_aggregators/other/alive`];
+  const aliveProbe = aliveTopic('other');
+  const writeProbes = [...others.flatMap((o) => kinds.map((k) => `${TOPIC_ROOT}/${o}/${k}`)), aliveProbe];
   const readProbes = others.map((o) => `${TOPIC_ROOT}/${o}/sketch`);
   const out: string[] = [];
   let section: string | null = null;
@@ -233,11 +234,12 @@ export function aclGrantsBeyondOwn(text: string, user: string): string[] {
     const read = access !== 'write' ? readProbes.find((t) => re.test(t)) : undefined;
     if (!wrote && !read) return;
     const whom = m[1] === 'pattern' ? 'every user, this gateway too,' : `user ${user}`;
-    const what = wrote?.endsWith('/alive')
-      ? `publish as an aggregator (${wrote}), taking over corridor groups`
-      : wrote
-        ? `publish as another gateway (e.g. ${wrote})`
-        : `read other gateways' sketches (e.g. ${read})`;
+    const what =
+      wrote === aliveProbe
+        ? `publish as an aggregator (${wrote}), taking over corridor groups`
+        : wrote
+          ? `publish as another gateway (e.g. ${wrote})`
+          : `read other gateways' sketches (e.g. ${read})`;
     out.push(`ACL line ${i + 1} "${line}" lets ${whom} ${what}: its credential is then not bound to its own topics; remove or narrow that line`);
   });
   return out;
