@@ -345,6 +345,36 @@ describe('usage errors', () => {
     expect(presence('gateway', '--config', join(tmp, 'alias-ok.yaml')).err).toMatch(/unknown key "extra"/);
   });
 
+  it('a YAML file of two documents (a --- line) is one line naming the file and the line, in every command that reads one: the settings after it are not left out', () => {
+    // The config loader parsed with the package's errors silenced, so its MULTIPLE_DOCS error was
+    // dropped and the gateway started on the first document alone, without the privacy.min_count
+    // written after the ---; elsewhere the line told the user to call YAML.parseAllDocuments().
+    const twoDocs = (name: string, first: string, second: string) => {
+      const f = join(tmp, name);
+      writeFileSync(f, `${first}---\n${second}`);
+      return f;
+    };
+    const gw = 'gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nsources: [{type: stdin}]\n';
+    const second = (file: string, line: number) =>
+      new RegExp(
+        `${escapeRegExp(file)}: not valid YAML: a second YAML document, whose settings would be left out \\(a file is one document\\): remove the --- line at line ${line}, column 1$`,
+      );
+    const g = twoDocs('two-gw.yaml', gw, 'privacy: {min_count: 5}\n');
+    usage(presence('gateway', '--config', g), 'gateway', second(g, 4));
+    const a = twoDocs('two-agg.yaml', 'mqtt: {url: "mqtt://127.0.0.1:9"}\n', 'gateways: {allow_unknown: false}\n');
+    usage(presence('aggregator', '--config', a, '--http-port', 'off'), 'aggregator', second(a, 2));
+    const d = presence('doctor', '--config', g);
+    expect(d.out + d.err).toContain(`${g}: not valid YAML: a second YAML document, whose settings would be left out`);
+    const p = twoDocs('two-prov.yaml', 'aggregator: {}\n', 'gateways: {}\n');
+    const prov = presence(
+      ...['provision', 'gateway', '--site', 's', '--zone', 'z', '--id', 'g'],
+      ...['--password-file', join(tmp, 'two-pw'), '--acl-file', join(tmp, 'two-acl'), '--aggregator-config', p],
+    );
+    usage(prov, 'provision gateway', second(p, 2));
+    const sc = twoDocs('two-scenario.yaml', 'name: x\n', 'duration: 1m\n');
+    usage(presence('simulate', sc, '--out', join(tmp, 'two-sim')), 'simulate', second(sc, 2));
+  });
+
   it('a duration of hundreds of digits is one line naming the flag and why, in every command (it was Infinity ms)', () => {
     const huge = `${'9'.repeat(400)}d`;
     const tooLong = (flag: string) =>

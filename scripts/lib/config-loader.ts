@@ -498,7 +498,10 @@ export function kindOfFile(st: Stats): string {
  * linear time).
  */
 function parseYaml(text: string): unknown {
-  const doc = parseYamlDocument(requireTransient<typeof import('yaml')>('yaml'), text, { resolveKnownTags: false, logLevel: 'silent' });
+  // logLevel 'error', not 'silent': with 'silent' the package drops its MULTIPLE_DOCS error, and a
+  // file of two documents (`---` between them) was read as its first alone, the settings after the
+  // `---` (privacy.min_count, a registry) left out without a word. Neither level prints anything.
+  const doc = parseYamlDocument(requireTransient<typeof import('yaml')>('yaml'), text, { resolveKnownTags: false, logLevel: 'error' });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw problem;
   return doc.toJS({ maxAliasCount: 100 });

@@ -23,6 +23,9 @@ import type { Document, DocumentOptions, LineCounter, ParseOptions, SchemaOption
 
 type YamlModule = typeof import('yaml');
 
+/** A second document (after a `---` line) in a file read as one: its settings would be left out. */
+const MULTIPLE_DOCS = 'a second YAML document, whose settings would be left out (a file is one document): remove the --- line';
+
 export type YamlDocumentOptions = ParseOptions & DocumentOptions & SchemaOptions;
 
 /**
@@ -32,6 +35,9 @@ export type YamlDocumentOptions = ParseOptions & DocumentOptions & SchemaOptions
 export function parseYamlDocument(yaml: YamlModule, text: string, options: YamlDocumentOptions = {}): Document.Parsed {
   const lineCounter: LineCounter = options.lineCounter ?? new yaml.LineCounter();
   const doc = yaml.parseDocument(text, { ...options, lineCounter, uniqueKeys: false });
+  // The package's words for a second document name its own API; a user is told what to change.
+  for (const e of doc.errors)
+    if (e.code === 'MULTIPLE_DOCS') e.message = e.message.replace(/^Source contains multiple documents;[^\n]*?(?= at line |$)/, MULTIPLE_DOCS);
   const checkKeys = options.uniqueKeys !== false;
   let found = false;
   const error = (at: number, code: 'DUPLICATE_KEY' | 'BAD_ALIAS', message: string) => {
@@ -150,6 +156,7 @@ export function syntaxProblem(e: unknown, text: string, json: boolean): string {
     )
     .replace(/^Invalid escape sequence [\s\S]*$/, 'Invalid escape sequence (in double quotes a backslash starts an escape: use single quotes)')
     .replace(/^(Block scalar header includes extra characters): [\s\S]*$/, '$1')
+
     // the lexer's own errors: its message, then the text it could not read, JSON-quoted
     .replace(/^([^"]*): "(?:[^"\\]|\\.)*"$/, '$1');
   return what + at;
