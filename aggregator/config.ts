@@ -774,9 +774,10 @@ function toInternal(c: any, where: string, renamed?: Renamed, inMemory = false, 
   // The page's basic auth needs both halves (scripts/lib/web.ts webAccess); no empty secret.
   if (cfg.http.password === '') throw new ConfigError(['http.password (or http.password_file) is empty: give a password or leave both unset'], where);
   if (cfg.http.token === '') throw new ConfigError(['http.token (or http.token_file) is empty: give a token or leave both unset'], where);
-  // (a page that is served: with http.port off nothing listens)
+  // (a page that is served: with http.port off nothing listens, with http.page off /healthz and
+  // /metrics only, which take no secret; the gateway's page off takes any length too)
   const weak =
-    cfg.http.port === null
+    cfg.http.port === null || cfg.http.page === false
       ? null
       : weakWebSecret(cfg.http.host, cfg.http.password, cfg.http.token, { password_file: c.http.password_file, token_file: c.http.token_file });
   if (weak) throw new ConfigError([weak], where);

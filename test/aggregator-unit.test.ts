@@ -71,6 +71,8 @@ describe('aggregator config', () => {
     // on loopback, with the page off, or with 12 characters: taken
     expect(loadConfig({ httpHost: '127.0.0.1', httpPort: '9464', httpTokenFile: tok }, {}).http.token).toBe('Zk9');
     expect(loadConfig({ httpHost: '0.0.0.0', httpPort: 'false', httpTokenFile: tok }, {}).http.port).toBeNull();
+    // the page off (--http-page off): /healthz and /metrics only, which take no secret, as the gateway's
+    expect(loadConfig({ httpHost: '0.0.0.0', httpPort: '9464', httpPage: 'off', httpTokenFile: tok }, {}).http.page).toBe(false);
     expect(loadConfig({ httpHost: '0.0.0.0', httpPort: '9464' }, { PRESENCE_HTTP_TOKEN: 'twelve-chars' }).http.token).toBe('twelve-chars');
   });
 
