@@ -649,7 +649,7 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     }
     const speed = (s as { speed?: unknown }).speed;
     if (t === 'file' && speed !== undefined && speed !== 'max' && !(typeof speed === 'number' && speed > 0))
-      out.push(`sources[${i}].speed (--speed): must be a number above 0 or "max" (got ${JSON.stringify(speed)})`);
+      out.push(`sources[${i}].speed (--speed): must be a number above 0 or "max" (got ${typeof speed === 'number' ? speed : JSON.stringify(speed)})`); // (.nan: JSON says null)
   });
   return out;
 }

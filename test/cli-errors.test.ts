@@ -375,6 +375,18 @@ describe('usage errors', () => {
     usage(presence('simulate', sc, '--out', join(tmp, 'two-sim')), 'simulate', second(sc, 2));
   });
 
+  it("YAML's .nan in a number setting is one line saying it is no number, not a line per bound it fails", () => {
+    // privacy.epsilon: .nan said "must be <= 100 (got NaN)" and "must be >= 0.000001 (got NaN)";
+    // a source's speed: .nan said "(got null)", JSON's word for it.
+    const f = join(tmp, 'nan.yaml');
+    writeFileSync(f, 'gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nsources: [{type: stdin}]\nprivacy: {epsilon: .nan}\n');
+    usage(presence('gateway', '--config', f), 'gateway', /privacy\.epsilon: must be a finite number \(got NaN\)$/);
+    writeFileSync(f, 'gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9"}\nsources: [{type: file, path: x.pcap, speed: .nan}]\n');
+    usage(presence('gateway', '--config', f), 'gateway', /sources\[0\]\.speed \(--speed\): must be a number above 0 or "max" \(got NaN\)$/);
+    writeFileSync(f, 'batch: {size: .nan}\n');
+    usage(presence('aggregator', '--config', f, '--http-port', 'off'), 'aggregator', /batch\.size: must be a finite number \(got NaN\)$/);
+  });
+
   it('a duration of hundreds of digits is one line naming the flag and why, in every command (it was Infinity ms)', () => {
     const huge = `${'9'.repeat(400)}d`;
     const tooLong = (flag: string) =>

@@ -690,7 +690,9 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
           : redactUrlsIn(JSON.stringify(value));
     const got = value === undefined || spec?.secret ? '' : ` (got ${shown()})`;
     let line: string;
-    switch (e.keyword) {
+    // YAML's .nan fails every bound (`must be <= 100`, `must be >= 0.000001`, a line each): said once, as what it is.
+    const notANumber = typeof value === 'number' && Number.isNaN(value) && e.keyword !== 'type';
+    switch (notANumber ? 'type' : e.keyword) {
       case 'required': {
         const names = spec ? namesOf(spec) : '';
         line = `${label}: is required${names ? `: set it in the --config file or with ${names.split(', ').join(' or ')}` : ''}`;
