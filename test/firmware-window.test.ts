@@ -224,6 +224,13 @@ describe('firmware window wipe', () => {
     lastAtSignals.push(expectedHash(key, RADIO_WIFI, 0, t.wifi.at(-1)!));
     expect(occurrences(mem.subarray(chain, chain + chainBytes), lastAtSignals)).toHaveLength(3);
 
+    // ingest queues the counted address slots of a batch (addresses, then their hashes) and
+    // zeroes the queue as soon as they are counted: between ingest calls it holds nothing
+    const queue = fw.exports.count_queue_ptr();
+    const queueBytes = fw.exports.count_queue_bytes();
+    expect(queueBytes).toBe(512 * 32);
+    expect(mem.subarray(queue, queue + queueBytes).every((b) => b === 0)).toBe(true);
+
     // Before window_end: every hash is in the tables, the key state where it lives, addresses in
     // the batch buffer. This is what the wipe must remove.
     expect(occurrences(mem, hashes).length).toBe(hashes.length + 3); // three also in the estimator's chain table
@@ -243,6 +250,7 @@ describe('firmware window wipe', () => {
     expect(new Uint8Array(mem.buffer, fw.exports.estimator_link_times_ptr(), 256 * 8).every((b) => b === 0)).toBe(true);
     expect(mem.subarray(state, state + stateBytes).every((b) => b === 0)).toBe(true);
     expect(mem.subarray(chain, chain + chainBytes).every((b) => b === 0)).toBe(true);
+    expect(mem.subarray(queue, queue + queueBytes).every((b) => b === 0)).toBe(true);
   });
 
   it('after window_end memory is the same whatever the window saw (only the stats block differs), with or without a corridor epoch before', () => {

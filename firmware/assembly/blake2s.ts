@@ -175,10 +175,10 @@ export function keyedStatePtr(): usize {
 }
 
 /**
- * hashAddress() as a function of its own, for the frame path (ingest and count_addresses): inlined
- * into ingest's loop, the sixteen state words competed for registers with the loop's own values
- * and spilled, so each address cost more there than in the hashing ceiling's loop; called, they
- * have the registers to themselves. The same digest as hashAddress().
+ * hashAddress() as a function of its own, for count_addresses(): inlined into a loop that does
+ * other work per address, the sixteen state words compete for registers with the loop's own
+ * values and spill. (ingest hashes its queued addresses in a loop of their own, inlined.) The same
+ * digest as hashAddress().
  */
 export function hashAddressCall(m0: u32, m1: u32): u64 {
   return keyedHash(KEYED, 72, m0, m1);

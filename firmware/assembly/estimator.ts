@@ -190,6 +190,18 @@ export function estimatorSpan(start: f64, end: f64): void {
   store<u8>(p, load<u8>(p) & ~(<u32>1 << (bit & 7)));
 }
 
+/**
+ * Loads the bitmap bytes that estimatorWifi (r = 0: the bursts' and the fixed devices' maps) or
+ * estimatorBle (r = 1) will test for this hash, and drops them: issued ahead, they bring the bytes
+ * into cache. Reads only.
+ */
+// @ts-ignore: decorator
+@inline export function estimatorWarm(r: u32, hash: u64): void {
+  const byte = <usize>(bitOf(hash) >>> 3);
+  load<u8>(SEEN + (<usize>r << (SEEN_BITS - 3)) + byte);
+  if (r == 0) load<u8>(FIXED_SEEN + byte);
+}
+
 /** Length of the (burst) sub-window of radio r. */
 // @ts-ignore: decorator
 @inline function subMs(r: u32): f64 {

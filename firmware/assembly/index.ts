@@ -11,12 +11,12 @@
 
 import { parseFrame, frameRadio, frameStatus, frameWipe } from './frame';
 import {
-  resultsPtr, resultCount, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
+  resultsPtr, resultCount, RESULT_MAX, RADIO_WIFI, RADIO_BLE, STATUS_REJECTED, STATUS_ACCEPTED, SLOT_SIZE,
   RSSI_UNKNOWN, ADDR_BLE_PUBLIC, ADDR_WIFI_LOCAL, CHANNEL_UNKNOWN, frameChannel, ADDR_WIFI_GLOBAL, ADDR_BLE_RANDOM_STATIC,
   ADDR_BLE_RESOLVABLE,
 } from './results';
 import { setKey, wipeKey, hashAddress, hashAddressCall, blake2s as blake2sGeneral, keyedStatePtr } from './blake2s';
-import { countHash, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
+import { countHash, countWarm, countDistinct, countIsExact, countWipe, TABLE_LIMIT, TABLE_SLOTS } from './counter';
 import {
   epochKeyPtr, epochBegin, epochEnd, sketchOpen, sketchAdd, sketchWindowBegin, sketchWindowEnd, sketchBits,
   sketchNoisyPtr, sketchScratchPtr, sketchTruePtr, sketchStatePtr,
@@ -25,7 +25,7 @@ import { HLL_M } from './hll';
 import { captureSplit, captureInPtr, captureOutPtr, captureTimesPtr, captureOffsetsPtr, captureIfacesPtr, captureResultPtr } from './capture';
 import { BLE_CLASS_BEACON } from './bleclass';
 import {
-  estimatorBegin, estimatorSpan, estimatorBurstAddresses, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
+  estimatorBegin, estimatorWarm, estimatorSpan, estimatorBurstAddresses, estimatorRecord, estimatorWifi, estimatorBle, estimatorResult, estimatorWipe, SUBWINDOW_MS,
   seenPtr, seenBytes, lastAtPtr, statePtr, stateBytes, chainPtr, chainBytes,
 } from './estimator';
 import {
@@ -135,16 +135,39 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   return kind == <u32>ADDR_BLE_PUBLIC || kind == <u32>ADDR_BLE_RANDOM_STATIC || kind == <u32>ADDR_BLE_RESOLVABLE;
 }
 
-/** Sets the sketch bit of the address at slot (6 bytes, display order) when its class enters. */
+/** Sets the sketch bit of an address (octets 0..3 and 4..5 as LE words, display order) when its class enters. */
 // @ts-ignore: decorator
-@inline function sketchSlot(radio: u32, kind: u32, beacon: bool, slot: usize): void {
+@inline function sketchSlot(radio: u32, kind: u32, beacon: bool, a0123: u32, a45: u32): void {
   if (!entersSketch(radio, kind, beacon)) return;
-  sketchAdd(radio == RADIO_WIFI ? SKETCH_TAG_WIFI : SKETCH_TAG_BLE, load<u32>(slot), <u32>load<u16>(slot, 4));
+  sketchAdd(radio == RADIO_WIFI ? SKETCH_TAG_WIFI : SKETCH_TAG_BLE, a0123, a45);
 }
 
-/** Hashes and counts result slot `slot` of a frame of radio `radio` (RADIO_WIFI / RADIO_BLE). */
+// The counted address slots of a batch go through a queue, in frame order: parsing a frame only
+// queues its slots (after the live block's signal slot and the weak test), then the queued
+// addresses are hashed together in one tight loop (as the hashing ceiling runs: between two
+// frames' hashes the parser's work kept the keyed hash from running at that speed), then counted
+// and estimated in the same order as they were queued (their table slots and estimator bitmap
+// bytes loaded a few entries ahead). The tables, the sketch and the estimate see exactly the calls
+// they would see frame by frame (only the parser, the stats, the live block and the record times
+// of the estimate's grid run ahead, and none of the calls reads what they change). The queue
+// holds addresses and their hashes only during one ingest call: its entries are zeroed after
+// every flush.
+/** Entries of the queue: a flush happens before a frame whose RESULT_MAX slots might not fit. */
 // @ts-ignore: decorator
-@inline function countSlot(radio: u32, r: u32, slot: usize, stats: usize, t: f64): void {
+@inline const QUEUE_ENTRIES: u32 = 512;
+// @ts-ignore: decorator
+@inline const QUEUE_ENTRY: u32 = 32;
+/**
+ * Per entry, 32 bytes: [0] u32 m0 (radio, address-kind group, address octets 0..1), [4] u32 m1
+ * (octets 2..5), [8] f64 capture time, [16] u64 keyed hash (written by the flush), [24] i32 signal
+ * (dBm, RSSI_UNKNOWN when none), [28] u8 address kind, [29] u8 1 for a beacon, [30] u8 radio index.
+ */
+const QUEUE: usize = memory.data(<i32>(QUEUE_ENTRIES * QUEUE_ENTRY), 16);
+let queued: u32 = 0;
+
+/** The live block's signal slot of result slot `slot`, then (unless weak) queues it for counting. */
+// @ts-ignore: decorator
+@inline function queueSlot(radio: u32, r: u32, slot: usize, stats: usize, t: f64): void {
   const rssi = <i32>load<i8>(slot, 7);
   const bucket: u32 = rssi == <i32>RSSI_UNKNOWN ? 0 : rssi >= 0 ? 128 : <u32>(rssi + 128);
   bump(LIVE + (r == 0 ? LIVE_RSSI_WIFI : LIVE_RSSI_BLE) + (<usize>bucket << 2), 1);
@@ -154,16 +177,65 @@ export function window_begin(flags: u32, rssiMinDbm: i32): void {
   }
   const kind = load<u8>(slot, 6);
   const group: u32 = radio == RADIO_BLE && kind != ADDR_BLE_PUBLIC ? 1 : 0;
+  const e = QUEUE + <usize>(queued * QUEUE_ENTRY);
   // message: radio, address-kind group, address (6 bytes, display order)
-  const m0 = radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16);
-  const h = hashAddressCall(m0, load<u32>(slot, 2));
-  const beacon = radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON;
-  // the corridor sketch: once per device and window (its first frame), matchable classes only
-  if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, beacon, slot);
-  // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
-  if (beacon) return;
-  if (r == 0) estimatorWifi(h, rssi, t, kind == ADDR_WIFI_LOCAL);
-  else estimatorBle(h, t);
+  store<u32>(e, radio | (group << 8) | (<u32>load<u16>(slot, 0) << 16));
+  store<u32>(e, load<u32>(slot, 2), 4);
+  store<f64>(e, t, 8);
+  store<i32>(e, rssi, 24);
+  store<u8>(e, kind, 28);
+  store<u8>(e, radio == RADIO_BLE && load<u8>(slot, 10) == BLE_CLASS_BEACON ? 1 : 0, 29);
+  store<u8>(e, <u8>r, 30);
+  queued++;
+}
+
+// @ts-ignore: decorator
+@inline const WARM_CHUNK: usize = 8;
+
+/** Loads the first table slot and the estimator bitmap bytes of the entries in [from, to). */
+// @ts-ignore: decorator
+@inline function warmEntries(from: usize, to: usize): void {
+  for (let e = from; e < to; e += QUEUE_ENTRY) {
+    const r = <u32>load<u8>(e, 30);
+    const h = load<u64>(e, 16);
+    countWarm(r, h);
+    if (load<u8>(e, 29) == 0) estimatorWarm(r, h);
+  }
+}
+
+/** Hashes, counts and estimates the queued entries in order, then zeroes them. */
+function flushQueue(): void {
+  const n = queued;
+  if (n == 0) return;
+  const end = QUEUE + <usize>(n * QUEUE_ENTRY);
+  for (let e = QUEUE; e < end; e += QUEUE_ENTRY) store<u64>(e, hashAddress(load<u32>(e), load<u32>(e, 4)), 16);
+  // Each entry's first table slot and estimator bitmap bytes are loaded (and dropped) a chunk of
+  // entries ahead of their turn, back to back, so that their cache misses overlap.
+  warmEntries(QUEUE, min<usize>(end, QUEUE + WARM_CHUNK * QUEUE_ENTRY));
+  for (let e = QUEUE; e < end; e += QUEUE_ENTRY) {
+    if (((e - QUEUE) & (WARM_CHUNK * QUEUE_ENTRY - 1)) == 0) {
+      const next = e + WARM_CHUNK * QUEUE_ENTRY;
+      if (next < end) warmEntries(next, min<usize>(end, next + WARM_CHUNK * QUEUE_ENTRY));
+    }
+    const r = <u32>load<u8>(e, 30);
+    const radio = r + 1;
+    const h = load<u64>(e, 16);
+    const kind = load<u8>(e, 28);
+    const beacon = load<u8>(e, 29) != 0;
+    const t = load<f64>(e, 8);
+    // the corridor sketch: once per device and window (its first frame), matchable classes only
+    if (countHash(r, h) && sketchOpen) {
+      const m0 = load<u32>(e);
+      const m1 = load<u32>(e, 4);
+      sketchSlot(radio, kind, beacon, (m0 >>> 16) | (m1 << 16), m1 >>> 16);
+    }
+    // beacons (iBeacon, AltBeacon, Eddystone) are fixed equipment: a device, but not in the estimate
+    if (beacon) continue;
+    if (r == 0) estimatorWifi(h, load<i32>(e, 24), t, kind == ADDR_WIFI_LOCAL);
+    else estimatorBle(h, t);
+  }
+  memory.fill(QUEUE, 0, n * QUEUE_ENTRY);
+  queued = 0;
 }
 
 /**
@@ -215,6 +287,7 @@ export function ingest(count: u32): u32 {
       break;
     }
     const t = load<f64>(rec, RECORD_TIME);
+    if (queued > QUEUE_ENTRIES - RESULT_MAX) flushQueue();
     estimatorRecord(t);
     parseFrame(linkType, rec + RECORD_HEADER, len, fcs);
     const radio = frameRadio;
@@ -233,7 +306,7 @@ export function ingest(count: u32): u32 {
         const k = resultCount;
         bump(stats + R_ACCEPTED, k);
         const slots = resultsPtr();
-        for (let i: u32 = 0; i < k; i++) countSlot(radio, r, slots + <usize>i * SLOT_SIZE, stats, t);
+        for (let i: u32 = 0; i < k; i++) queueSlot(radio, r, slots + <usize>i * SLOT_SIZE, stats, t);
       } else if (status == STATUS_REJECTED) {
         bump(stats + R_REJECTED, 1);
       }
@@ -244,6 +317,7 @@ export function ingest(count: u32): u32 {
     n++;
     if (off > BATCH_BYTES) break; // padding ran past the end: nothing more fits
   }
+  flushQueue();
   return n;
 }
 
@@ -271,6 +345,8 @@ export function window_end(): void {
   countWipe();
   estimatorWipe();
   frameWipe();
+  memory.fill(QUEUE, 0, QUEUE_ENTRIES * QUEUE_ENTRY); // zeroed after every flush already
+  queued = 0;
   memory.fill(BATCH, 0, BATCH_BYTES);
   ignoreFcs = false;
   rssiMin = -128;
@@ -401,7 +477,7 @@ export function count_addresses(radio: u32, kind: u32, ptr: usize, n: u32): void
   for (let i: u32 = 0; i < n; i++) {
     const a = ptr + <usize>i * 6;
     const h = hashAddressCall(radio | (group << 8) | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
-    if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, false, a);
+    if (countHash(r, h) && sketchOpen) sketchSlot(radio, kind, false, load<u32>(a), <u32>load<u16>(a, 4));
     if (r == 0) estimatorWifi(h, <i32>RSSI_UNKNOWN, 0, kind == <u32>ADDR_WIFI_LOCAL);
     else estimatorBle(h, 0);
   }
@@ -419,6 +495,14 @@ export function hash_addresses(ptr: usize, n: u32): u32 {
     acc ^= hashAddress(RADIO_WIFI | (<u32>load<u16>(a, 0) << 16), load<u32>(a, 2));
   }
   return <u32>acc ^ <u32>(acc >> 32);
+}
+
+/** Where ingest queues the counted address slots of a batch (for the wipe test). */
+export function count_queue_ptr(): usize {
+  return QUEUE;
+}
+export function count_queue_bytes(): u32 {
+  return QUEUE_ENTRIES * QUEUE_ENTRY;
 }
 
 export function keyed_state_ptr(): usize {

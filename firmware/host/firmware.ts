@@ -79,6 +79,8 @@ export interface FirmwareExports extends CaptureSplitExports {
   estimator_state_bytes(): number;
   estimator_chain_ptr(): number;
   estimator_chain_bytes(): number;
+  count_queue_ptr(): number;
+  count_queue_bytes(): number;
   epoch_key_ptr(): number;
   epoch_begin(m: number, t: number): number;
   epoch_end(): void;
