@@ -28,21 +28,29 @@ function init(): void {
   return load<u32>(TABLE + (<usize>n << 10) + (<usize>i << 2));
 }
 
-/** CRC-32 of [ptr, ptr + len). */
+/** Entry of table n for the byte at p. */
+// @ts-ignore: decorator
+@inline function tb(n: u32, p: usize): u32 {
+  return load<u32>(TABLE + (<usize>n << 10) + (<usize>load<u8>(p) << 2));
+}
+
+/**
+ * CRC-32 of [ptr, ptr + len). Per 16 bytes: the twelve lookups that do not depend on the running
+ * CRC read their bytes straight from memory (one load each, no shifts and masks) and are XORed as
+ * a tree while the four that do wait for it; the CRC's chain from one block to the next is then
+ * four lookups and a few XORs long instead of sixteen XORs.
+ */
 export function crc32(ptr: usize, len: u32): u32 {
   if (!ready) init();
   let c: u32 = 0xffffffff;
   let p = ptr;
   const end = ptr + <usize>len;
   while (p + 16 <= end) {
+    const x = ((tb(11, p + 4) ^ tb(10, p + 5)) ^ (tb(9, p + 6) ^ tb(8, p + 7))) ^
+      ((tb(7, p + 8) ^ tb(6, p + 9)) ^ (tb(5, p + 10) ^ tb(4, p + 11))) ^
+      ((tb(3, p + 12) ^ tb(2, p + 13)) ^ (tb(1, p + 14) ^ tb(0, p + 15)));
     const a = load<u32>(p) ^ c;
-    const b = load<u32>(p, 4);
-    const d = load<u32>(p, 8);
-    const e = load<u32>(p, 12);
-    c = t(15, a & 0xff) ^ t(14, (a >>> 8) & 0xff) ^ t(13, (a >>> 16) & 0xff) ^ t(12, a >>> 24) ^
-      t(11, b & 0xff) ^ t(10, (b >>> 8) & 0xff) ^ t(9, (b >>> 16) & 0xff) ^ t(8, b >>> 24) ^
-      t(7, d & 0xff) ^ t(6, (d >>> 8) & 0xff) ^ t(5, (d >>> 16) & 0xff) ^ t(4, d >>> 24) ^
-      t(3, e & 0xff) ^ t(2, (e >>> 8) & 0xff) ^ t(1, (e >>> 16) & 0xff) ^ t(0, e >>> 24);
+    c = x ^ ((t(15, a & 0xff) ^ t(14, (a >>> 8) & 0xff)) ^ (t(13, (a >>> 16) & 0xff) ^ t(12, a >>> 24)));
     p += 16;
   }
   while (p + 4 <= end) {
