@@ -660,6 +660,9 @@ export function loadConfigWithSources(
   flags: AggregatorFlags = {},
   env: NodeJS.ProcessEnv = process.env,
 ): { config: AggregatorConfig; sources: SettingSources } {
+  // --config "" (a variable that was not set, in a script or unit) was taken for no file: the
+  // settings of the file meant were left out without a word, and the defaults used instead.
+  if (flags.config === '') throw new ConfigError(['--config is empty: give the path of the YAML or JSON config file, or leave --config out'], 'flags');
   const file = flags.config || env.PRESENCE_AGGREGATOR_CONFIG || undefined;
   let raw: Record<string, unknown> = {};
   let prefix = '';

@@ -765,6 +765,9 @@ export function loadConfig(flags: GatewayFlags, env: NodeJS.ProcessEnv = process
 /** loadConfig, and where each setting came from (the flag, variable, config file or default), to name it in a line about its value at run time. */
 export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): { config: GatewayConfig; sources: SettingSources } {
   // As the aggregator has PRESENCE_AGGREGATOR_CONFIG: a service sets the file in its environment.
+  // --config "" (a variable that was not set, in a script or unit) was taken for no file: the
+  // settings of the file meant were left out without a word, and the defaults used instead.
+  if (flags.config === '') throw new ConfigError(['--config is empty: give the path of the YAML or JSON config file, or leave --config out'], 'flags');
   const file = flags.config || env.PRESENCE_GATEWAY_CONFIG || undefined;
   const where = file ?? 'configuration (from flags)';
   const raw: Record<string, unknown> = file ? readConfigFile(file) : {};

@@ -203,6 +203,8 @@ function checkModeFlags(f: Flags, scenarioArg: string | undefined, given: (key: 
     ['--out', f.out],
     ['--pipe', f.pipe],
   ] as const) {
+    // ("" was the working folder's parent, named "/", then a bare ENOENT from mkdir)
+    if (path === '') throw new UsageError(`${name} is empty: give the ${name === '--out' ? 'folder' : 'file'} to write to`);
     const problem = path === undefined ? undefined : pathCredentialsProblem(name, path);
     if (problem) throw new UsageError(problem, 'give the folder or file to write there');
   }

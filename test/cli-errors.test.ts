@@ -2,7 +2,7 @@
 // way in every command; never the whole help. Files named on the command line are checked before
 // anything starts.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -373,6 +373,21 @@ describe('usage errors', () => {
     usage(prov, 'provision gateway', second(p, 2));
     const sc = twoDocs('two-scenario.yaml', 'name: x\n', 'duration: 1m\n');
     usage(presence('simulate', sc, '--out', join(tmp, 'two-sim')), 'simulate', second(sc, 2));
+  });
+
+  it('an empty --config or --out (a variable that was not set) is one line naming the flag, not the defaults or the working folder', () => {
+    // --config "" was taken for no file: the gateway and the aggregator started on their defaults
+    // (the aggregator writing ./presence.lp instead of the InfluxDB of the file meant).
+    const empty = /--config is empty: give the path of the YAML or JSON config file, or leave --config out$/;
+    usage(presence('gateway', '--config', '', ...GW, '--mqtt-url', 'mqtt://127.0.0.1:9', '--source', 'stdin'), 'gateway', empty);
+    usage(presence('aggregator', '--config', '', '--http-port', 'off'), 'aggregator', empty);
+    const d = presence('doctor', '--config', '');
+    expect(d.out + d.err).toMatch(/\[FAIL\] configuration\s+--config is empty/);
+    // simulate --out "" named "/" and failed with a bare ENOENT; demo --out "" marked the working folder as its own
+    usage(presence('simulate', 'quiet-night', '--out', ''), 'simulate', /--out is empty: give the folder to write to$/);
+    usage(presence('simulate', 'quiet-night', '--live', '--pipe', ''), 'simulate', /--pipe is empty: give the file to write to$/);
+    usage(presence('demo', '--out', '', '--no-hold'), 'demo', /--out is empty: give the folder for the results/);
+    expect(existsSync(join(tmp, '.presence-demo'))).toBe(false);
   });
 
   it("YAML's .nan in a number setting is one line saying it is no number, not a line per bound it fails", () => {

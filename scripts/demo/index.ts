@@ -76,6 +76,8 @@ export function registerDemo(program: Command): void {
     .option('--no-hold', 'exit at the end of the run (the default when the output is not a terminal)')
     .action(async (o: DemoOptions) => {
       try {
+        // --out "" (a variable that was not set) was the working folder: marked as the demo's and written into.
+        if (o.out === '') throw new UsageError('--out is empty: give the folder for the results (default presence-demo)');
         const outProblem = pathCredentialsProblem('--out', o.out);
         if (outProblem) throw new UsageError(outProblem, 'give the folder for the results there');
         const r = await runDemo({ ...o, hold: o.hold ?? process.stdout.isTTY === true });
