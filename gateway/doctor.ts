@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
-import { CaptureFormatError, CaptureParser, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
+import { CaptureFormatError, CaptureParser, commandDamageFix, isSupportedLinkType, linkTypeName, readCaptureFile } from './capture/pcap.ts';
 import { corridorOf } from './corridor.ts';
 import {
   ConfigError,
@@ -346,6 +346,7 @@ async function sampleCommand(
   let problem: string | undefined;
   // A damaged capture in fixed words (the reader's sentence quotes values read from the stream).
   let damage: string | undefined;
+  let damageFix: string | undefined;
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
@@ -355,8 +356,10 @@ async function sampleCommand(
       frames += got.length;
       onFrames(got);
     } catch (e) {
-      if (e instanceof CaptureFormatError)
+      if (e instanceof CaptureFormatError) {
         damage ??= `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
+        damageFix ??= commandDamageFix(e.damage, frames);
+      }
       problem ??= (e as Error).message;
     }
   });
@@ -390,8 +393,10 @@ async function sampleCommand(
     try {
       parser.push(new Uint8Array(0));
     } catch (e) {
-      if (e instanceof CaptureFormatError)
+      if (e instanceof CaptureFormatError) {
         damage = `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
+        damageFix = commandDamageFix(e.damage, frames);
+      }
       problem ??= (e as Error).message;
     }
   child.stdin!.end(); // the watcher kills whatever is left of the group
@@ -404,7 +409,8 @@ async function sampleCommand(
     bytes,
     linkTypes: [...parser.linkTypes],
     output,
-    fix: captureFix(stderr.split(/\r?\n/), command, code),
+    // Output that is no capture: the command's words say nothing of it (it ran), its output does.
+    fix: damageFix ?? captureFix(stderr.split(/\r?\n/), command, code),
     span,
     ...(problem ? { problem } : {}),
     ...(damage ? { damage } : {}),

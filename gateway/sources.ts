@@ -39,7 +39,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../firmware/host/batch.ts';
 import type { CaptureSplitter } from '../firmware/host/capture-split.ts';
-import { CaptureFormatError, CaptureParser, captureDamageFix, fileChunks, readCaptureRecords } from './capture/pcap.ts';
+import { CaptureFormatError, CaptureParser, captureDamageFix, commandDamageFix, fileChunks, readCaptureRecords } from './capture/pcap.ts';
 import { captureFix, configuredNames, headline, parseCaptureCommand, shownName } from './capture-fix.ts';
 import { lastErrorText, redactFreeText, type SourceErrorCode, type SourceStatus } from '../contract/index.ts';
 import type { CommandSourceConfig, FileSourceConfig, Radio, SourceConfig, Speed, StdinSourceConfig } from './config.ts';
@@ -902,6 +902,8 @@ export class CommandSource extends CaptureSource {
       const framesBefore = this.frames;
       const problem = await this.once();
       if (this.stopped) break;
+      // Output that is no capture, or turns damaged: what to change is the command (a file's fix does not apply).
+      if (problem.error instanceof CaptureFormatError && !problem.fix) problem.fix = commandDamageFix(problem.error.damage, this.frames - framesBefore);
       this.errors++;
       this.lastErrorCode = problem.code;
       this.lastError = lastErrorText(problem.code, problem.exit);

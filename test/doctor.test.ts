@@ -1039,6 +1039,10 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     const f = by(r, 'frames arriving (w)')!;
     expect(f.level).toBe('fail');
     expect(f.detail).toBe("the command's output is not a valid capture: not_a_capture at byte offset 0, after 0 frames");
+    // the command ran: what to change is what it writes, not its interface or rights
+    expect(f.fix).toMatch(
+      /^the command writes something other than pcap or pcapng to its standard output .*\(tcpdump -U -w -, dumpcap -q -w -, tshark -w -\)$/,
+    );
     expect(r.text.toLowerCase().replace(/0x|[^0-9a-f]/g, '')).not.toMatch(/3c22fb01|01fb223c/);
   });
 });

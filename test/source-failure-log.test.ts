@@ -118,6 +118,24 @@ describe('a capture command that stops', () => {
     return line!;
   }
 
+  it('a command that writes text, not a capture (tcpdump without -w -): the fix says to write the capture to stdout', async () => {
+    const line = await stoppedLine('echo "listening on wlan0mon, link-type IEEE802_11_RADIO"');
+    expect(line).toMatchObject({ program: 'echo', code: 'bad_capture', damage: 'not_a_capture', byte_offset: 0, frames_before: 0 });
+    expect(line.fix).toBe(
+      'the command writes something other than pcap or pcapng to its standard output (tcpdump without -w - prints text lines there): have the capture tool write the capture to stdout (tcpdump -U -w -, dumpcap -q -w -, tshark -w -)',
+    );
+  });
+
+  it('a command whose capture turns damaged after frames: the fix says they were counted and what to change', async () => {
+    const capture = join(dir, 'then-text.pcapng');
+    writeFileSync(capture, Buffer.concat([header(), frame(), frame()]));
+    const line = await stoppedLine(`cat ${capture}; echo "2 packets captured"`);
+    expect(line).toMatchObject({ program: 'cat', code: 'bad_capture', frames_before: 2 });
+    expect(line.fix).toMatch(
+      /^the frames before it were counted; the command's output is damaged there: have the capture tool write the capture alone to stdout/,
+    );
+  });
+
   it('a program that ran and could not open a file its command names is not to be installed: the fix says to check the paths', async () => {
     const missing = join(dir, 'no-such-capture.pcap');
     const line = await stoppedLine(`cat ${missing}`);

@@ -53,6 +53,23 @@ export function captureDamageFix(damage: CaptureDamage, framesBefore: number): s
 }
 
 /**
+ * What to do about a capture command whose standard output is no capture, or turns damaged: a fixed
+ * sentence (it quotes nothing read from the stream), for the gateway's "capture command stopped;
+ * restarting" line and doctor's frames check. A file's fix (give a complete copy) does not apply:
+ * the bytes come from the command, which is what to change (tcpdump without -w prints text there).
+ */
+export function commandDamageFix(damage: CaptureDamage, framesBefore: number): string {
+  const tool = '(tcpdump -U -w -, dumpcap -q -w -, tshark -w -)';
+  if (damage === 'empty') return 'the command ended without writing a byte to its standard output: run it by hand to see its error';
+  if (framesBefore === 0 && damage === 'not_a_capture')
+    return `the command writes something other than pcap or pcapng to its standard output (tcpdump without -w - prints text lines there): have the capture tool write the capture to stdout ${tool}`;
+  const counted = framesBefore > 0 ? 'the frames before it were counted; ' : '';
+  if (damage === 'ends_inside_record' || damage === 'ends_inside_file_header')
+    return `${counted}the command's output ended inside a record (the tool stopped or was stopped while writing): run the command by hand to see why it stops; the gateway restarts it`;
+  return `${counted}the command's output is damaged there: have the capture tool write the capture alone to stdout ${tool}, with nothing else writing there (a script's echo, a wrapper's messages: send them to stderr)`;
+}
+
+/**
  * A capture that is not pcap/pcapng, or is damaged or cut short. The message names what is wrong
  * and the byte offset, and quotes no value read from the stream (a block's type or length, a
  * record's length, an interface id, a file's first bytes: on a damaged stream they can be bytes of
