@@ -5,7 +5,7 @@
 // printed: never an address, a hash or a key.
 
 import { decimal } from '../scripts/lib/decimal.ts';
-import { exitUsage, printable } from '../scripts/lib/usage.ts';
+import { exitUsage, outputFailedLine, printable } from '../scripts/lib/usage.ts';
 import { keepMemoryOutOfCoreDumps, refuseMemoryDumpOption } from '../scripts/lib/coredump.ts';
 import { progressBar } from '../scripts/lib/progress.ts';
 import { unreadableProblem } from '../scripts/lib/readable.ts';
@@ -406,7 +406,9 @@ export function registerReplay(program: Command): void {
         // `presence replay x.pcap | head`: a closed pipe ends the replay quietly
         process.stdout.on('error', (e: NodeJS.ErrnoException) => {
           if (e.code === 'EPIPE') process.exit(0);
-          throw e;
+          // a full disk behind `> out.txt`: one line, not a stack trace; nothing more to print, so stop
+          process.stderr.write(outputFailedLine('replay', e));
+          process.exit(1);
         });
         // A live pipe (`tcpdump ... | presence replay -`) brings frames that are on no disk: a core
         // dump must not put them there, nor the windows' keys and hashes; nor a node option.

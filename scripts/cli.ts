@@ -1,6 +1,6 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
 import { Command, CommanderError } from 'commander';
-import { exitUsage, isUsageError, printable } from './lib/usage.ts';
+import { exitUsage, isUsageError, outputFailedLine, printable } from './lib/usage.ts';
 import { distance } from './lib/config-loader.ts';
 import { holdsUrlCredentials, redactUrlsIn, withoutBareUserinfo } from './lib/secrets.ts';
 import { readFileSync } from 'node:fs';
@@ -153,9 +153,15 @@ export async function main(argv: string[]): Promise<void> {
   // A reader that goes away (`presence simulate --list | head -1`) is no crash: what would have been
   // printed is dropped and the command finishes its work (files it writes are written whole).
   // Commands that stream to stdout handle it themselves (replay stops, simulate --live names it).
+  // Output that cannot be written (a full disk behind `> out.txt`) is one line, once, and exit 1, not
+  // a stack trace; the command still finishes its work, as above (calibrate still writes its --out).
+  let outputFailed = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
-    if (process.stdout.listenerCount('error') === 1) throw e;
+    if (process.stdout.listenerCount('error') !== 1 || outputFailed) return;
+    outputFailed = true;
+    process.stderr.write(outputFailedLine(argv.slice(2).find((a) => !a.startsWith('-')) ?? '', e));
+    process.exitCode = 1;
   });
   const program = await buildProgram(argv);
   try {

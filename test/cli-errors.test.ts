@@ -600,6 +600,47 @@ describe('usage errors', () => {
     expect(statSync(join(out, 'gw-lobby.pcapng')).size).toBeGreaterThan(0);
   });
 
+  it.skipIf(!existsSync('/dev/full'))(
+    'output that cannot be written (a full disk behind > out.txt: /dev/full) is one line naming it, exit 1, no stack trace; the command still does its work',
+    async () => {
+      const { spawnSync: run } = await import('node:child_process');
+      const { openSync, closeSync, statSync } = await import('node:fs');
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|INFLUX_|LOG_)/.test(k)));
+      const out = join(tmp, 'sim-full-stdout');
+      const full = (...args: string[]) => {
+        const fd = openSync('/dev/full', 'w');
+        try {
+          const r = run(process.execPath, [join(ROOT, 'scripts/presence.js'), ...args], {
+            cwd: tmp,
+            env,
+            encoding: 'utf8',
+            stdio: ['ignore', fd, 'pipe'],
+            timeout: 60_000,
+          });
+          return { code: r.status, err: r.stderr };
+        } finally {
+          closeSync(fd);
+        }
+      };
+      const line = (command: string) =>
+        `presence ${command}: cannot write to standard output (ENOSPC): the output is incomplete; no space left on the device it goes to (or the quota is full); fix: free some, or send the output elsewhere, then run it again\n`;
+      const list = full('simulate', '--list');
+      expect(list.err).toBe(line('simulate'));
+      expect(list.code).toBe(1);
+      // the captures are written whole all the same (the summary printed to stdout was what failed)
+      const sim = full('simulate', 'quiet-night', '--duration', '2m', '--out', out);
+      expect(sim.err.endsWith(line('simulate')), sim.err).toBe(true); // after its size line
+      expect(sim.err).not.toMatch(/\n\s+at |Error:/);
+      expect(sim.code).toBe(1);
+      expect(statSync(join(out, 'gw-lobby.pcapng')).size).toBeGreaterThan(0);
+      for (const flags of [[], ['--json']]) {
+        const replay = full('replay', join(out, 'gw-lobby.pcapng'), ...flags);
+        expect(replay.err, flags.join(' ')).toBe(line('replay'));
+        expect(replay.code).toBe(1);
+      }
+    },
+  );
+
   it('a terminal escape, a bidirectional override or a zero-width character in what a line echoes (a file name, a config key or value, a zone) is shown as \\uXXXX, in usage errors, replay and calibrate failures and the doctor', () => {
     // ESC ] 0 ; ... BEL retitles a terminal, ESC [ 2 J clears it, U+202E shows the rest reversed,
     // U+200B hides in a value the line says is wrong: each was written raw.

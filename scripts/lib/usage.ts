@@ -106,3 +106,20 @@ export function exitConfig(command: 'gateway' | 'aggregator', e: ConfigError): n
 export function isUsageError(e: unknown): e is Error {
   return e instanceof UsageError || e instanceof ConfigError;
 }
+
+/**
+ * The line for standard output that could not be written (a full disk behind `> out.txt`,
+ * /dev/full, an I/O error), instead of the stream error's stack trace: what failed, that what was
+ * printed before it is all that got there, and what to do. A reader that went away (EPIPE) is not
+ * this: callers handle it first.
+ */
+export function outputFailedLine(command: string, e: NodeJS.ErrnoException): string {
+  const code = e.code ?? 'error';
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'no space left on the device it goes to (or the quota is full); fix: free some, or send the output elsewhere, then run it again'
+      : code === 'EBADF'
+        ? 'it is closed; fix: run it with its output open (not >&-)'
+        : 'fix: check the device or file it goes to, or send the output elsewhere, then run it again';
+  return `presence${command ? ` ${command}` : ''}: cannot write to standard output (${code}): the output is incomplete; ${why}\n`;
+}
