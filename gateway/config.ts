@@ -636,6 +636,16 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     for (const k of Object.keys(s))
       if (!allowed[t].includes(k)) out.push(`sources[${i}]: key "${k}" is not allowed for a ${t} source (allowed: ${allowed[t].join(', ')})`);
     if (t === 'command' && !('command' in s)) out.push(`sources[${i}].command: is required for a command source`);
+    if (t === 'command' && 'command' in s) {
+      // A blank command ran as nothing, or as a program named "": restarted every second to every
+      // minute, with a fix for a program without a name ("give  capture rights").
+      const c = (s as { command?: unknown }).command;
+      const blank = (v: unknown) => typeof v === 'string' && v.trim() === '';
+      if (blank(c) || (Array.isArray(c) && (c.length === 0 || blank(c[0]))))
+        out.push(
+          `sources[${i}].command: ${Array.isArray(c) ? (c.length === 0 ? 'is an empty list' : 'has no program as its first item') : 'is empty'}: give the capture command that writes pcap or pcapng to stdout, as a line (tcpdump -i wlan0mon -U -w -) or a list whose first item is the program ([dumpcap, -q, -i, bluetooth0, -w, "-"])`,
+        );
+    }
     if (t === 'file' && !('path' in s)) out.push(`sources[${i}].path: is required for a file source`);
     if (t === 'command') {
       // The backoff doubles from restart_min up to restart_max: a minimum above the maximum was
@@ -803,9 +813,12 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
   const specText = (i: number) => typeof rawSources[i] === 'string' && sourceSpecOf(rawSources[i] as string, i) !== null;
   if (!validate(raw)) {
     // oneOf over source kinds reports every branch; sourceErrors() says it per source instead.
+    const fromSources = sourceErrors(raw);
     const errors = (validate.errors ?? []).filter(
       (e) =>
         !(
+          // a blank command: said by sourceErrors, not also as "must be text"
+          fromSources.some((p) => p.startsWith(`sources[${e.instancePath.split('/')[2]}].command: `)) ||
           (/^\/sources\/\d+(\/type)?$/.test(e.instancePath) && ['additionalProperties', 'const', 'required', 'oneOf'].includes(e.keyword)) ||
           // a --source text as an entry: said by sourceErrors with the mapping to write
           (/^\/sources\/\d+$/.test(e.instancePath) && specText(Number(e.instancePath.split('/')[2]))) ||
@@ -815,7 +828,7 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
     // The limits of the durations that did parse are said too: fixing the lines above must not
     // reveal another problem that was there all along (a keepalive past MQTT's limit).
     const problems = [
-      ...sourceErrors(raw),
+      ...fromSources,
       ...describeErrors(errors, { specs: GATEWAY_OPTIONS, schema: configSchema, data: raw, origins }),
       ...durationLimits(raw as unknown as GatewayConfig, origins),
     ];

@@ -247,6 +247,31 @@ describe('gateway config', () => {
     expect(loadConfig({ config: file }, {}).sources[0]).toMatchObject({ restart_min: '5s', restart_max: '5s' });
   });
 
+  it('refuses a blank command source (it ran as nothing and was restarted forever, with a fix for a program without a name)', () => {
+    const file = join(tmp, 'blank-command.yaml');
+    const write = (command: string) =>
+      writeFileSync(file, `gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://h" }\nsources: [{ name: w, type: command, command: ${command} }]\n`);
+    const give =
+      ': give the capture command that writes pcap or pcapng to stdout, as a line (tcpdump -i wlan0mon -U -w -) or a list whose first item is the program ([dumpcap, -q, -i, bluetooth0, -w, "-"])';
+    for (const [command, what] of [
+      ['""', 'is empty'],
+      ['"   "', 'is empty'],
+      ['[]', 'is an empty list'],
+      ['[""]', 'has no program as its first item'],
+      ['[" ", "-i", "wlan0mon"]', 'has no program as its first item'],
+    ]) {
+      write(command);
+      expect(
+        problems(() => loadConfig({ config: file }, {})),
+        command,
+      ).toEqual([`sources[0].command: ${what}${give}`]);
+    }
+    write('5'); // not text at all: the schema's line
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual(['sources[0].command: must be text (got 5)']);
+    write('[tcpdump, -i, wlan0mon, -U, -w, "-"]');
+    expect(loadConfig({ config: file }, {}).sources[0]).toMatchObject({ command: ['tcpdump', '-i', 'wlan0mon', '-U', '-w', '-'] });
+  });
+
   it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
     const msg = /^mqtt\.password: is set without mqtt\.username \(--mqtt-username, MQTT_USERNAME\): an MQTT client sends no password without a user name/;
     expect(problems(() => loadConfig({ ...base, source: ['stdin'] }, { MQTT_PASSWORD: 'pw' }))[0]).toMatch(msg);
