@@ -236,6 +236,11 @@ describe('firmware window wipe', () => {
     expect(occurrences(mem, hashes).length).toBe(hashes.length + 3); // three also in the estimator's chain table
     expect(occurrences(mem, [keyState]).length).toBe(1);
     expect(occurrences(mem, direct).length).toBeGreaterThanOrEqual(direct.length);
+    // window_end zeroes the whole queue too, whatever it holds (an ingest call that never returned
+    // would leave its entries there): an address and its hash planted in the last entry must go
+    const planted = queue + queueBytes - 32;
+    mem.set(direct[0]!, planted);
+    mem.set(expectedHash(key, RADIO_WIFI, 0, direct[0]!), planted + 16);
 
     const c = fw.endWindow();
     expect(c.wifi.devices).toBe(n + t.wifiFixed.length + direct.length);
