@@ -620,6 +620,21 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
     file: ['type', 'name', 'radio', 'path', 'speed'],
     stdin: ['type', 'name', 'radio'],
   };
+  // A name given twice (a source copied and not renamed) was made unique by adding "-INDEX" to the
+  // second, so the status, metrics and log lines named a source nobody configured.
+  const named = new Map<string, number>();
+  cfg.sources.forEach((s, i) => {
+    const name = s && typeof s === 'object' ? (s as { name?: unknown }).name : undefined;
+    if (typeof name !== 'string') return;
+    const first = named.get(name);
+    // a name the gateway gave (--source without NAME=: file1, cmd1) is still made unique below
+    if (first !== undefined && new RegExp(`^(file|cmd|command|stdin)(${i})?$`).test(name)) return;
+    if (first === undefined) named.set(name, i);
+    else
+      out.push(
+        `sources[${i}].name: "${name}" is the name of sources[${first}] too: a source's name keys its state in the status, /metrics and the log, so each needs its own; rename one`,
+      );
+  });
   cfg.sources.forEach((s, i) => {
     const spec = typeof s === 'string' ? sourceSpecOf(s, i) : null;
     if (spec) {

@@ -272,6 +272,20 @@ describe('gateway config', () => {
     expect(loadConfig({ config: file }, {}).sources[0]).toMatchObject({ command: ['tcpdump', '-i', 'wlan0mon', '-U', '-w', '-'] });
   });
 
+  it('refuses two sources of one name (the second was renamed NAME-1, a source nobody configured); a name the gateway gives is still made unique', () => {
+    const file = join(tmp, 'same-name.yaml');
+    writeFileSync(
+      file,
+      'gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://h" }\nsources: [{ name: wifi, type: stdin }, { name: wifi, type: command, command: "true" }]\n',
+    );
+    const line = `"wifi" is the name of sources[0] too: a source's name keys its state in the status, /metrics and the log, so each needs its own; rename one`;
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([`sources[1].name: ${line}`]);
+    expect(problems(() => loadConfig({ ...base, source: ['wifi=stdin', 'wifi=cmd:true'] }, {}))).toEqual([`sources[1].name: ${line}`]);
+    // --source without NAME=: the gateway's own name (cmd1), made unique beside a source named so
+    const cfg = loadConfig({ ...base, source: ['cmd1=stdin', 'cmd:true'] }, {});
+    expect(cfg.sources.map((s) => s.name)).toEqual(['cmd1', 'cmd1-1']);
+  });
+
   it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
     const msg = /^mqtt\.password: is set without mqtt\.username \(--mqtt-username, MQTT_USERNAME\): an MQTT client sends no password without a user name/;
     expect(problems(() => loadConfig({ ...base, source: ['stdin'] }, { MQTT_PASSWORD: 'pw' }))[0]).toMatch(msg);
