@@ -71,6 +71,36 @@ function occurrences(mem: Uint8Array, needles: Uint8Array[]): number[] {
   return found;
 }
 
+/**
+ * Paths from `root` to a typed array or ArrayBuffer that holds `needle`: every value reachable
+ * through own data properties, arrays, Maps and Sets (not through functions or closures).
+ */
+function heldBy(root: object, needle: Uint8Array): string[] {
+  const seen = new Set<object>();
+  const found: string[] = [];
+  const visit = (v: unknown, path: string): void => {
+    if (v === null || typeof v !== 'object' || seen.has(v)) return;
+    seen.add(v);
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+      const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      if (occurrences(bytes, [needle]).length > 0) found.push(path);
+      return;
+    }
+    if (v instanceof Map)
+      for (const [k, x] of v) {
+        visit(k, `${path}<key>`);
+        visit(x, `${path}<value>`);
+      }
+    if (v instanceof Set) for (const x of v) visit(x, `${path}<item>`);
+    for (const k of Reflect.ownKeys(v)) {
+      const d = Object.getOwnPropertyDescriptor(v, k);
+      if (d && 'value' in d) visit(d.value, `${path}.${String(k)}`);
+    }
+  };
+  visit(root, 'firmware');
+  return found;
+}
+
 /** The firmware's hash of an address: keyed BLAKE2s, 8-byte digest, of [radio, group, address]. */
 function expectedHash(key: Uint8Array, radio: number, group: number, addr: Uint8Array): Uint8Array {
   return blake2s(Uint8Array.from([radio, group, ...addr]), { key, dkLen: 8 });
@@ -159,7 +189,12 @@ describe('firmware window wipe', () => {
       // ... and the key bytes themselves are already gone from memory
       expect(occurrences(mem, [d.bytes])).toEqual([]);
       fw.endWindow();
+      // nor did the wrapper keep a copy of this window's key or an earlier one, in any array it holds
+      for (const k of drawn.slice(-(w + 1))) expect(heldBy(fw, k.bytes)).toEqual([]);
     }
+    // (the walk finds a copy kept in the wrapper)
+    Object.assign(fw, { kept: [Uint8Array.from(drawn.at(-1)!.bytes)] });
+    expect(heldBy(fw, drawn.at(-1)!.bytes)).toEqual(['firmware.kept.0']);
     expect(keys.size).toBe(4);
     expect(hashes.size).toBe(4); // the same address hashes differently in every window
   });
