@@ -2,7 +2,7 @@
 import type { Command, Option } from 'commander';
 import { addOptions, renameOldFlags } from '../scripts/lib/config-loader.ts';
 import { ConfigError, GATEWAY_OPTIONS, loadConfigWithSources, PAGE_CREDENTIALS_HINT, startFileError, type GatewayFlags } from './config.ts';
-import { exitConfig, exitUsage } from '../scripts/lib/usage.ts';
+import { exitAfterOutput, exitConfig, exitUsage } from '../scripts/lib/usage.ts';
 import { QueueFolderError, QueueLockedError } from './queue.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
 import { WebAuthError } from '../scripts/lib/web.ts';
@@ -126,6 +126,6 @@ export function registerGateway(program: Command): void {
       const { runDoctor, printReport } = await import('./doctor.ts');
       const results = await runDoctor(flags);
       printReport(results, !!flags.json);
-      process.exit(results.some((r) => r.level === 'fail') ? 1 : 0);
+      await exitAfterOutput(results.some((r) => r.level === 'fail') ? 1 : 0);
     });
 }

@@ -1,6 +1,6 @@
 // `presence`: the one CLI. Each component registers its own subcommands.
 import { Command, CommanderError } from 'commander';
-import { exitUsage, isUsageError, outputFailedLine, printable } from './lib/usage.ts';
+import { exitAfterOutput, exitUsage, isUsageError, outputFailedLine, printable } from './lib/usage.ts';
 import { distance } from './lib/config-loader.ts';
 import { holdsUrlCredentials, redactUrlsIn, withoutBareUserinfo } from './lib/secrets.ts';
 import { readFileSync } from 'node:fs';
@@ -169,7 +169,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end here too (exit 0); a usage mistake was printed by outputError.
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(e.exitCode);
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') await exitAfterOutput(e.exitCode);
       if (e.code === 'commander.executeSubCommandAsync') process.exit(e.exitCode);
       process.exit(2);
     }

@@ -633,6 +633,16 @@ describe('usage errors', () => {
       expect(sim.err).not.toMatch(/\n\s+at |Error:/);
       expect(sim.code).toBe(1);
       expect(statSync(join(out, 'gw-lobby.pcapng')).size).toBeGreaterThan(0);
+      // commands that exit right after printing (--help, doctor's report) waited for no write: exit 0, output lost
+      for (const [command, args] of [
+        ['', ['--help']],
+        ['replay', ['replay', '--help']],
+        ['doctor', ['doctor', '--site', 's', '--zone', 'z', '--id', 'g', '--source', `pcap:${join(out, 'gw-lobby.pcapng')}`, '--json']],
+      ] as const) {
+        const r = full(...args);
+        expect(r.err.endsWith(line(command).replace('presence : ', 'presence: ')), `${args.join(' ')}: ${r.err}`).toBe(true);
+        expect(r.code, args.join(' ')).toBe(1);
+      }
       for (const flags of [[], ['--json']]) {
         const replay = full('replay', join(out, 'gw-lobby.pcapng'), ...flags);
         expect(replay.err, flags.join(' ')).toBe(line('replay'));

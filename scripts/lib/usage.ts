@@ -123,3 +123,19 @@ export function outputFailedLine(command: string, e: NodeJS.ErrnoException): str
         : 'fix: check the device or file it goes to, or send the output elsewhere, then run it again';
   return `presence${command ? ` ${command}` : ''}: cannot write to standard output (${code}): the output is incomplete; ${why}\n`;
 }
+
+/**
+ * Exits once what was written to standard output has gone out or failed: process.exit right after a
+ * write to a full disk (/dev/full, `> out.txt`) ended before the write's error was seen, so the
+ * output was lost with exit 0. A failure already said (outputFailedLine, the CLI's handler) makes
+ * the exit code at least 1.
+ */
+export async function exitAfterOutput(code: number): Promise<never> {
+  await new Promise<void>((resolve) => {
+    if (process.stdout.destroyed || process.stdout.writableEnded) resolve();
+    else process.stdout.write('', () => resolve());
+  });
+  // the stream's error event comes on the tick after the failed write's callback
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  process.exit(Math.max(code, Number(process.exitCode ?? 0)));
+}
