@@ -38,6 +38,21 @@ describe('gateway configurations in the docs', () => {
     if (cfg.mqtt.username !== undefined) expect(cfg.mqtt.username).toBe(`${cfg.gateway.site}/${cfg.gateway.id}`);
   });
 
+  it("the field guide's gateway.yaml sets estimator.burst_addresses to what its step 5 gives for its radio, not the default for three", () => {
+    // Step 5 sets up one radio fixed on one channel and names the burst setting for that set-up; the
+    // default (7) is for three radios on 1, 6 and 11, and left at it, a crowd is under-counted.
+    const guide = readFileSync(join(ROOT, 'docs/field-guide.md'), 'utf8');
+    const channel = /iw dev wlan0mon set channel (\d+)/.exec(guide)?.[1];
+    const said = /`estimator\.burst_addresses` \(gateway\/README\.md; ([\d.]+) for this set-up\)/.exec(guide.replace(/\s*\n\s*/g, ' '))?.[1];
+    expect(channel).toBe('6');
+    expect(said).toBeDefined();
+    const [b] = gatewayBlocks('docs/field-guide.md');
+    const file = join(dir, 'field-guide-burst.yaml');
+    writeFileSync(file, b!.text);
+    const cfg = loadConfig({ config: file }, {});
+    expect(cfg.estimator.burst_addresses).toBe(Number(said));
+  });
+
   it('the error lines the field guide quotes for a bad gateway.yaml are what the gateway and doctor print', () => {
     const file = join(dir, 'gateway.yaml');
     writeFileSync(file, 'gateway: { site: s, zone: z, id: g, window: 1 minute, windw: 60s }\nsources: [{ type: stdin }]\nmqtt: { url: "mqtt://h" }\n');
