@@ -1141,10 +1141,15 @@ export function checkServiceUser(cfg: GatewayConfig | null, configPath: string, 
       .map(([what, path]) =>
         what === 'corridor.secret_file'
           ? `sudo chown ${user} ${path} && sudo chmod 600 ${path}`
-          : `sudo chown root:${group} ${path} && sudo chmod 0640 ${path}${dirname(path) === '/etc/presence' ? '' : ` (and let ${user} into ${dirname(path)})`}`,
+          : `sudo chown root:${group} ${path} && sudo chmod 0640 ${path}${entersFolder(user, dirname(path)) ? '' : ` (and let ${user} into ${dirname(path)})`}`,
       )
       .join('; '),
   };
+}
+
+/** Whether a user may enter a folder (search permission on it and every folder above it), as runuser finds it. */
+function entersFolder(user: string, dir: string): boolean {
+  return spawnSync('runuser', ['-u', user, '--', 'test', '-x', dir], { encoding: 'utf8', timeout: 5000 }).status === 0;
 }
 
 /** Above this flip probability the flows of the sketches are too noisy to use (README "Flows between gateways"). */

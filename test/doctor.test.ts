@@ -607,9 +607,19 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
           step: 'service user (nobody)',
           level: 'fail',
           detail: `nobody, who runs the service, cannot read mqtt.password_file ${pw}: the service would stop at its start (doctor runs as root, which reads every file)`,
-          fix: `sudo chown root:${group} ${pw} && sudo chmod 0640 ${pw} (and let nobody into ${etc})`,
+          fix: `sudo chown root:${group} ${pw} && sudo chmod 0640 ${pw}`,
         });
         expect(r.code).toBe(1);
+        // a folder the service user cannot enter: the chown alone would not do, and the fix says so
+        chmodSync(etc, 0o711);
+        const inner = join(etc, 'private');
+        mkdirSync(inner, { mode: 0o700 });
+        const pw2 = join(inner, 'mqtt-password');
+        writeFileSync(pw2, 'secret\n', { mode: 0o600 });
+        writeFileSync(file, readFileSync(file, 'utf8').replace(pw, pw2));
+        expect(by(run(), 'service user (nobody)')?.fix).toBe(`sudo chown root:${group} ${pw2} && sudo chmod 0640 ${pw2} (and let nobody into ${inner})`);
+        writeFileSync(file, readFileSync(file, 'utf8').replace(pw2, pw));
+        chmodSync(etc, 0o755);
         // installed as the field guide says: read through the group
         execFileSync('chown', [`root:${group}`, pw]);
         chmodSync(pw, 0o640);
