@@ -76,6 +76,8 @@ export interface Snapshot {
     errors: number;
     error_code?: string;
     last_error?: string;
+    /** What to do about the last failure of a capture command: the same fixed sentence as /healthz gives (sources.ts lastFix). */
+    fix?: string;
     /** A capture command silent too long (http.ts sourceSilence): its sentence, a fault (problem) or a warning. */
     silence?: { level: 'problem' | 'warning'; text: string };
   }>;
@@ -266,6 +268,7 @@ export class GatewayPage {
           errors: st.errors,
           ...(st.error_code ? { error_code: st.error_code } : {}),
           ...(st.last_error ? { last_error: st.last_error } : {}),
+          ...(st.last_error && s.lastFix ? { fix: s.lastFix } : {}),
           ...(silence ? { silence } : {}),
         };
       }),

@@ -11,7 +11,8 @@
 //   counted, the reading ones get every picture; a closed viewer is gone from the count;
 // - no secret (the broker password in the URL, the page token, the corridor secret) reaches the
 //   page, its stream, /metrics or /healthz; its state badges are readable (contrast 4.5:1);
-// - markup in configured strings (a program, an interface, the broker URL) shows as text;
+// - markup in configured strings (a program, an interface, the broker URL) shows as text; a failing
+//   source shows the fix /healthz gives for it;
 // - beyond loopback the page needs credentials (403 without any, 401 with wrong ones) while
 //   /metrics stays open.
 // UPDATE_SCREENSHOTS=1 writes docs/gateway-page.png from the first test.
@@ -368,6 +369,13 @@ describe.skipIf(!ok)(SUITE, () => {
       expect(await v.page.evaluate("['xss0'].filter((id) => document.getElementById(id))")).toEqual([]);
       expect(await v.page.evaluate("['xss1', 'xss2'].filter((tag) => document.querySelector(tag))")).toEqual([]);
       expect(await v.page.$$eval('main img, header img', (imgs) => imgs.length)).toBe(0);
+      // A failing source's fix shows on the page as /healthz gives it, as text too
+      const health = JSON.parse((await text(`http://127.0.0.1:${port}/healthz`)).body.toString()) as { problems: string[] };
+      const fix = /^source cap (?:failed|is restarting)[^;]*; fix: (.+)$/.exec(health.problems.find((p) => p.startsWith('source cap ')) ?? '')?.[1];
+      expect(fix).toMatch(/^install <xss1> /);
+      await v.page.waitForFunction(`document.getElementById('sources')?.textContent.includes(${JSON.stringify(`fix: ${fix}`)})`, { timeout: 10_000 });
+      expect(await v.page.evaluate("document.getElementById('alerts').textContent")).toContain(`Fix: ${fix}`);
+      expect(await v.page.evaluate("['xss1'].filter((tag) => document.querySelector(tag))")).toEqual([]);
       expect(v.errors).toEqual([]);
       await v.page.close();
     } finally {
