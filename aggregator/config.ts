@@ -197,7 +197,9 @@ export const AGGREGATOR_OPTIONS: OptionSpec[] = [
   }),
   {
     key: 'mqtt.client_id',
-    schema: { type: 'string', minLength: 1, maxLength: 128 },
+    // Blank or only white space: two instances so configured would take each other's session.
+    schema: { type: 'string', pattern: '\\S', maxLength: 128 },
+    hint: 'must not be blank: leave it unset for the default (from the host name and http.port, unique per instance)',
     defaultText: 'presence-aggregator-HOSTNAME-pHTTPPORT',
     flag: '--mqtt-client-id <id>',
     old: { flags: ['--client-id'], keys: ['mqtt.clientId'] },

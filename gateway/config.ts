@@ -376,7 +376,9 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'mqtt.client_id',
-    schema: { type: 'string', minLength: 1, maxLength: 128 },
+    // Blank or only white space: two instances so configured would take each other's session.
+    schema: { type: 'string', pattern: '\\S', maxLength: 128 },
+    hint: 'must not be blank: leave it unset for the default (presence-gw-SITE-ID, unique per gateway)',
     defaultText: 'presence-gw-SITE-ID',
     flag: '--mqtt-client-id <id>',
     old: { flags: ['--client-id'] },

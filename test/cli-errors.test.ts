@@ -212,6 +212,33 @@ describe('usage errors', () => {
     expect(old.code).toBe(2);
   });
 
+  it('a blank or white-space-only MQTT client id is refused, naming the flag or key and the fix, in the gateway and the aggregator (" " was taken: two gateways so set took each other\'s session)', () => {
+    for (const id of ['', ' ', ' \t ']) {
+      const shown = escapeRegExp(JSON.stringify(id));
+      usage(
+        presence('gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'mqtt://127.0.0.1:9', '--mqtt-client-id', id),
+        'gateway',
+        new RegExp(
+          `--mqtt-client-id \\(mqtt\\.client_id\\): must not be blank: leave it unset for the default \\(presence-gw-SITE-ID, unique per gateway\\) \\(got ${shown}\\)$`,
+        ),
+      );
+      usage(
+        presence('aggregator', '--mqtt-url', 'mqtt://127.0.0.1:9', '--mqtt-client-id', id),
+        'aggregator',
+        new RegExp(
+          `--mqtt-client-id \\(mqtt\\.client_id\\): must not be blank: leave it unset for the default \\(from the host name and http\\.port, unique per instance\\) \\(got ${shown}\\)$`,
+        ),
+      );
+    }
+    // the same in a config file, named by its key
+    const gw = join(tmp, 'blank-id-gw.yaml');
+    writeFileSync(gw, 'gateway: {site: s, zone: z, id: g}\nmqtt: {url: "mqtt://127.0.0.1:9", client_id: "  "}\nsources: [{type: stdin}]\n');
+    usage(presence('gateway', '--config', gw), 'gateway', /blank-id-gw\.yaml: mqtt\.client_id: must not be blank: leave it unset for the default/);
+    const agg = join(tmp, 'blank-id-agg.yaml');
+    writeFileSync(agg, 'mqtt: {url: "mqtt://127.0.0.1:9", client_id: " "}\n');
+    usage(presence('aggregator', '--config', agg), 'aggregator', /blank-id-agg\.yaml: mqtt\.client_id: must not be blank: leave it unset for the default/);
+  });
+
   it('a URL that has the right scheme but does not parse is a usage error, without its password', () => {
     // (an unclosed IPv6 bracket: the scheme patterns accept it, URL parsers throw on it)
     const cases: Array<[string, string[], RegExp]> = [
