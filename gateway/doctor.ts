@@ -334,7 +334,17 @@ async function sampleCommand(
   command: string | string[],
   timeoutMs: number,
   onFrames: (frames: Frame[]) => void = () => {},
-): Promise<{ frames: number; bytes: number; linkTypes: number[]; problem?: string; damage?: string; output: string[]; fix: string; span: string }> {
+): Promise<{
+  frames: number;
+  bytes: number;
+  linkTypes: number[];
+  problem?: string;
+  damage?: string;
+  output: string[];
+  fix: string;
+  span: string;
+  ended?: number | null;
+}> {
   const startedAt = performance.now();
   let timedOut = false;
   // the gateway's own start: a process group of its own under a watcher that kills the group once
@@ -412,6 +422,7 @@ async function sampleCommand(
     // Output that is no capture: the command's words say nothing of it (it ran), its output does.
     fix: damageFix ?? captureFix(stderr.split(/\r?\n/), command, code),
     span,
+    ...(timedOut ? {} : { ended: code }),
     ...(problem ? { problem } : {}),
     ...(damage ? { damage } : {}),
   };
@@ -611,12 +622,16 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
           (r.problem
             ? redactFreeText(r.problem, configuredNames(s.command))
             : r.bytes === 0
-              ? `no byte ${r.span}, not even a capture file header: the command hangs or holds its output back`
+              ? r.ended !== undefined
+                ? `no byte ${r.span}, not even a capture file header: the command ended by itself${r.ended === null ? '' : ` with exit code ${r.ended}`} without writing a capture to its standard output`
+                : `no byte ${r.span}, not even a capture file header: the command hangs or holds its output back`
               : `a capture file header but no frames ${r.span}`),
         fix: r.problem
           ? r.fix
           : r.bytes === 0
-            ? NO_OUTPUT_FIX
+            ? r.ended !== undefined
+              ? 'run the command by hand: a capture command writes the capture to its standard output and goes on until it is stopped (tcpdump -i wlan0mon -U -w -, dumpcap -q -i bluetooth0 -w -); this one stopped at once: not a capture tool, its output sent elsewhere (-w FILE, a > redirection), or it finished what it had to do'
+              : NO_OUTPUT_FIX
             : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
         ...(r.output.length ? { output: r.output } : {}),
       });

@@ -882,7 +882,12 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       '--config',
       config(
         'silent',
-        [`{ type: command, name: hung, radio: wifi, command: "sleep 30" }`, `{ type: command, name: quiet, radio: wifi, command: "cat ${hdr}; sleep 30" }`],
+        [
+          `{ type: command, name: hung, radio: wifi, command: "sleep 30" }`,
+          `{ type: command, name: quiet, radio: wifi, command: "cat ${hdr}; sleep 30" }`,
+          // ends at once, exit 0, nothing written (its capture went to a file): it did not hang, and -U is no fix
+          `{ type: command, name: gone, radio: wifi, command: "cat ${hdr} > /dev/null" }`,
+        ],
         broker.url,
       ),
       '--json',
@@ -894,6 +899,15 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       detail: 'no byte in 1s, not even a capture file header: the command hangs or holds its output back',
       fix: expect.stringMatching(/^run the command by hand .*tcpdump needs -U/),
     });
+    const gone = by(r, 'frames arriving (gone)')!;
+    expect(gone, r.text).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(
+        /^no byte in \d+\.\ds \(the command ended\), not even a capture file header: the command ended by itself with exit code 0 without writing a capture to its standard output$/,
+      ),
+      fix: expect.stringMatching(/^run the command by hand: a capture command writes the capture to its standard output and goes on until it is stopped /),
+    });
+    expect(gone.fix).not.toMatch(/needs -U/);
     expect(by(r, 'frames arriving (quiet)'), r.text).toMatchObject({
       level: 'fail',
       detail: 'a capture file header but no frames in 1s',
