@@ -632,7 +632,9 @@ async function checkFrames(cfg: GatewayConfig | null, timeoutMs: number): Promis
             ? r.ended !== undefined
               ? 'run the command by hand: a capture command writes the capture to its standard output and goes on until it is stopped (tcpdump -i wlan0mon -U -w -, dumpcap -q -i bluetooth0 -w -); this one stopped at once: not a capture tool, its output sent elsewhere (-w FILE, a > redirection), or it finished what it had to do'
               : NO_OUTPUT_FIX
-            : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
+            : r.ended !== undefined
+              ? `the command stopped by itself${r.ended === null ? '' : ` (exit code ${r.ended})`} after its capture file header: run it by hand to see why${r.output.length ? ' (what it wrote on stderr is below)' : ''}; a capture command goes on until it is stopped (a packet count such as tcpdump -c or dumpcap -c, -a duration:N or -a packets:N ends it)`
+              : 'check the interface is in monitor mode and up, on a busy channel (sudo iw dev wlan0mon set channel 6); for Bluetooth, that the adapter is up (bluetoothctl power on)',
         ...(r.output.length ? { output: r.output } : {}),
       });
   }

@@ -887,6 +887,8 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
           `{ type: command, name: quiet, radio: wifi, command: "cat ${hdr}; sleep 30" }`,
           // ends at once, exit 0, nothing written (its capture went to a file): it did not hang, and -U is no fix
           `{ type: command, name: gone, radio: wifi, command: "cat ${hdr} > /dev/null" }`,
+          // its header, then it ends by itself: no channel or adapter to check, the command stopped
+          `{ type: command, name: brief, radio: wifi, command: "cat ${hdr}" }`,
         ],
         broker.url,
       ),
@@ -908,6 +910,11 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
       fix: expect.stringMatching(/^run the command by hand: a capture command writes the capture to its standard output and goes on until it is stopped /),
     });
     expect(gone.fix).not.toMatch(/needs -U/);
+    expect(by(r, 'frames arriving (brief)'), r.text).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/^a capture file header but no frames in \d+\.\ds \(the command ended\)$/),
+      fix: expect.stringMatching(/^the command stopped by itself \(exit code 0\) after its capture file header: run it by hand to see why; /),
+    });
     expect(by(r, 'frames arriving (quiet)'), r.text).toMatchObject({
       level: 'fail',
       detail: 'a capture file header but no frames in 1s',
