@@ -17,7 +17,17 @@ import { ReaderClosedError } from './pcap-writer.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
-import { AT_AFTER_HOST_HINT, atAfterHost, isParsableUrl, pathCredentialsProblem, readSecretFile, redactTypedUrl, redactUrl } from '../scripts/lib/secrets.ts';
+import {
+  AT_AFTER_HOST_HINT,
+  atAfterHost,
+  isParsableUrl,
+  outOfRangePort,
+  PORT_RANGE_HINT,
+  pathCredentialsProblem,
+  readSecretFile,
+  redactTypedUrl,
+  redactUrl,
+} from '../scripts/lib/secrets.ts';
 import { canonicalMqttUrl, MQTT_URL_HINT, MQTT_URL_PATTERN, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
 import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
 import { CLOCK_MIN_MS } from '../gateway/window.ts';
@@ -572,7 +582,7 @@ export function registerSimulate(program: Command): void {
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
           if (!new RegExp(MQTT_URL_PATTERN).test(url) || !isParsableUrl(url))
             throw new UsageError(
-              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
+              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : outOfRangePort(url) !== undefined ? `port ${outOfRangePort(url)} ${PORT_RANGE_HINT}` : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
             );
           // The broker credentials as every command takes them (the URL's user:password works too).
           const username = process.env.MQTT_USERNAME || undefined;

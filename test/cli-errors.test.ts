@@ -239,6 +239,42 @@ describe('usage errors', () => {
     usage(presence('aggregator', '--config', agg), 'aggregator', /blank-id-agg\.yaml: mqtt\.client_id: must not be blank: leave it unset for the default/);
   });
 
+  it('a URL whose port is out of range (past 65535, or 0) says so, naming the flag, not "must be a URL like", in every command that takes a broker or InfluxDB URL', () => {
+    const cases: Array<[string, string[], RegExp]> = [
+      [
+        'gateway',
+        ['gateway', ...GW, '--source', 'stdin', '--mqtt-url', 'mqtt://host:99999'],
+        /--mqtt-url \(mqtt\.url\): port 99999 is out of range \(1-65535\) \(got "mqtt:\/\/host:99999"\)$/,
+      ],
+      [
+        'aggregator',
+        ['aggregator', '--mqtt-url', 'mqtt://u:S3cr3tPW@[::1]:70000/'],
+        /--mqtt-url \(mqtt\.url\): port 70000 is out of range \(1-65535\) \(got "mqtt:\/\/\[::1\]:70000\/"\)$/,
+      ],
+      ['aggregator', ['aggregator', '--mqtt-url', 'mqtt://host:0'], /--mqtt-url \(mqtt\.url\): port 0 is out of range \(1-65535\)/],
+      [
+        'aggregator',
+        ['aggregator', '--mqtt-url', 'mqtt://127.0.0.1:9', '--influx-url', 'http://influx:99999', '--influx-api', 'v1', '--influx-db', 'p'],
+        /--influx-url \(influx\.url\): port 99999 is out of range \(1-65535\) \(got "http:\/\/influx:99999"\)$/,
+      ],
+      [
+        'influx setup',
+        ['influx', 'setup', '--influx-url', 'http://influx:65536'],
+        /--influx-url "http:\/\/influx:65536": port 65536 is out of range \(1-65535\); fix: /,
+      ],
+      [
+        'simulate',
+        ['simulate', '--load', '--count', '1', '--mqtt-url', 'mqtt://host:99999'],
+        /--mqtt-url: port 99999 is out of range \(1-65535\) \(got "mqtt:\/\/host:99999"\)$/,
+      ],
+    ];
+    for (const [cmd, args, what] of cases) {
+      const r = presence(...args);
+      usage(r, cmd, what);
+      expect(r.err).not.toMatch(/must be a URL like|S3cr3tPW/);
+    }
+  });
+
   it('a URL that has the right scheme but does not parse is a usage error, without its password', () => {
     // (an unclosed IPv6 bracket: the scheme patterns accept it, URL parsers throw on it)
     const cases: Array<[string, string[], RegExp]> = [
@@ -265,7 +301,9 @@ describe('usage errors', () => {
     const calibrate = ['calibrate', '--influx-db', 'p', '--site', 's', '--zone', 'z', '--truth', truth, '--out', join(tmp, 'never.yaml')];
     for (const url of ['http://u:S3cr3tPW@in flux:8086', 'http://influx:99999', 'http://']) {
       const shown = JSON.stringify(url.replace('u:S3cr3tPW@', '')).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      const notUrl = new RegExp(`: --influx-url ${shown} is not a valid URL; fix: give InfluxDB's address as an http\\(s\\) URL, like http://influxdb:8086$`);
+      const notUrl = url.endsWith(':99999')
+        ? new RegExp(`: --influx-url ${shown}: port 99999 is out of range \\(1-65535\\); fix: give InfluxDB's port, like http://influxdb:8086$`)
+        : new RegExp(`: --influx-url ${shown} is not a valid URL; fix: give InfluxDB's address as an http\\(s\\) URL, like http://influxdb:8086$`);
       for (const [cmd, args] of [
         ['calibrate', [...calibrate, '--influx-url', url]],
         ['influx setup', ['influx', 'setup', '--influx-url', url]],
@@ -275,7 +313,13 @@ describe('usage errors', () => {
         expect(r.err).not.toMatch(/cannot be reached|Invalid URL|S3cr3tPW/);
       }
       const agg = presence('aggregator', '--influx-url', url, '--influx-api', 'v1', '--influx-db', 'p', '--mqtt-url', 'mqtt://127.0.0.1:9');
-      usage(agg, 'aggregator', new RegExp(`--influx-url \\(influx\\.url\\): must be a URL like http://host:8086 \\(got ${shown}\\)$`));
+      usage(
+        agg,
+        'aggregator',
+        new RegExp(
+          `--influx-url \\(influx\\.url\\): ${url.endsWith(':99999') ? 'port 99999 is out of range \\(1-65535\\)' : 'must be a URL like http://host:8086'} \\(got ${shown}\\)$`,
+        ),
+      );
       expect(agg.err).not.toContain('S3cr3tPW');
     }
     // from the environment: named as such

@@ -27,6 +27,8 @@ import {
   holdsUrlCredentials,
   isParsableUrl,
   noteSecretFileAsWritten,
+  outOfRangePort,
+  PORT_RANGE_HINT,
   readableSecretProblem,
   redactTypedUrl,
   redactUrlsIn,
@@ -727,6 +729,11 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       case 'format':
         if (e.keyword === 'format' && typeof value === 'string' && atAfterHost(value)) {
           line = `${label}: ${AT_AFTER_HOST_HINT}${got}`;
+          break;
+        }
+        // A port past 65535 (or 0): said so, not the key's general "must be a URL like ..."
+        if (e.keyword === 'format' && typeof value === 'string' && outOfRangePort(value) !== undefined) {
+          line = `${label}: port ${outOfRangePort(value)} ${PORT_RANGE_HINT}${got}`;
           break;
         }
         line = `${label}: ${outer?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;

@@ -139,8 +139,24 @@ export function redactUrl(url: string | undefined): string {
  * which then throws, with the password, inside a client library.
  */
 export function isParsableUrl(text: string): boolean {
-  return parsesWithHost(text) && !atAfterHost(text);
+  return parsesWithHost(text) && !atAfterHost(text) && outOfRangePort(text) === undefined;
 }
+
+/**
+ * The port of a URL, as typed, when it is outside 1-65535 and the URL would be one with another port
+ * (`mqtt://host:99999`, which no parser reads; `mqtt://host:0`, which none can connect to); else undefined.
+ */
+export function outOfRangePort(text: string): string | undefined {
+  const bare = withoutUserinfo(text);
+  const m = /^([a-z][a-z0-9+.-]*:\/\/(?:\[[^\]/?#]*\]|[^:/?#[\]]*):)(\d+)(?=[/?#]|$)/i.exec(bare);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port >= 1 && port <= 65535) return undefined;
+  return parsesWithHost(`${m[1]}1${bare.slice(m[0].length)}`) ? m[2] : undefined;
+}
+
+/** Why a URL with a port outside 1-65535 is refused (the end of a one-line error). */
+export const PORT_RANGE_HINT = 'is out of range (1-65535)';
 
 /** True when Node's URL parser reads the text as a URL with a host. */
 function parsesWithHost(text: string): boolean {
@@ -226,6 +242,8 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
   if (!/^https?:\/\//i.test(text))
     return `${shown} does not start with http:// or https:// (InfluxDB answers HTTP); fix: give an http(s) URL, like http://influxdb:8086`;
   if (atAfterHost(text)) return `${shown} ${AT_AFTER_HOST_HINT}`;
+  const port = outOfRangePort(text);
+  if (port !== undefined) return `${shown}: port ${port} ${PORT_RANGE_HINT}; fix: give InfluxDB's port, like http://influxdb:8086`;
   if (!isParsableUrl(text)) return `${shown} is not a valid URL; fix: give InfluxDB's address as an http(s) URL, like http://influxdb:8086`;
   return undefined;
 }
