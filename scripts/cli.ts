@@ -104,6 +104,11 @@ export function usageText(path: string, text: string, flags: string[] = []): str
     didYouMean = close && close.d > 0 ? `(Did you mean ${close.f}?)` : undefined;
     if (close?.d === 0) msg = `option '${name}' takes no value (got '${name}=...'): give ${name} alone`;
   }
+  // A value an option's parser refused (commander: "option '--minutes <n>' argument '0' is invalid.
+  // must be a number above 0."): said as every command says a refused number, `--minutes: must be
+  // a number above 0 (got "0")`. Choices keep commander's line, which lists them.
+  const refused = /^option '(?:-[^-\s,]+, )?(--[^'\s]+)[^']*' argument '(.*)' is invalid\. (?!Allowed choices)(.+?)\.?$/s.exec(msg);
+  if (refused) msg = `${refused[1]}: ${refused[3]} (got ${JSON.stringify(refused[2])})`;
   // An unknown short option with more in its word (-pSecret, -P=Secret: a value written against
   // it, as mysql -pPASSWORD is) is named by its first letter only.
   const shortWithMore = /^unknown option '(-[^-'\s])[^']+'$/s.exec(msg);

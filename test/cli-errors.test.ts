@@ -128,7 +128,7 @@ describe('usage errors', () => {
         new RegExp(`--level: must be between 0 and 1.*${got}`),
       );
       usage(presence('demo', '--speed', bad), 'demo', new RegExp(`--speed ${got}: must be a number above 0 or max`));
-      usage(presence('demo', '--minutes', bad), 'demo', /argument '.*' is invalid\. must be a number above 0\./);
+      usage(presence('demo', '--minutes', bad), 'demo', new RegExp(`--minutes: must be a number above 0 \\(got ${got}\\)$`));
     }
     // Decimal notation in all its forms is still read.
     const ok = presence('replay', '--rssi-min', ' -7e1 ', '--burst-addresses', '.5e1', 'x.pcap');
@@ -272,6 +272,19 @@ describe('usage errors', () => {
       const r = presence(...args);
       usage(r, cmd, what);
       expect(r.err).not.toMatch(/must be a URL like|S3cr3tPW/);
+    }
+  });
+
+  it("a number demo refuses (--minutes 0, --scale, --seed) is one line naming the flag, what it must be and the value, not commander's \"argument '0' is invalid.\"", () => {
+    for (const [args, what] of [
+      [['--minutes', '0'], /^presence demo: --minutes: must be a number above 0 \(got "0"\)$/m],
+      [['--minutes', '-5'], /^presence demo: --minutes: must be a number above 0 \(got "-5"\)$/m],
+      [['--scale', '0'], /^presence demo: --scale: must be a number above 0 \(got "0"\)$/m],
+      [['--seed', '1.5'], /^presence demo: --seed: must be a whole number \(got "1.5"\)$/m],
+    ] as const) {
+      const r = presence('demo', ...args);
+      usage(r, 'demo', what);
+      expect(r.err).not.toMatch(/is invalid/);
     }
   });
 

@@ -21,12 +21,12 @@ export { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 
 function positive(text: string): number {
   const n = decimal(text);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0.');
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0');
   return n;
 }
 function whole(text: string): number {
   const n = decimal(text);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be a whole number.');
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be a whole number');
   return n;
 }
 
