@@ -561,6 +561,9 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
 
 export const configSchema = buildSchema(GATEWAY_OPTIONS, 'presence/gateway-config');
 
+/** The sources of --source texts without NAME=, whose name (file1, cmd1, stdin) the gateway gave. */
+const GIVEN_NAME = new WeakSet<object>();
+
 /** The source a --source text names (pcap:FILE, stdin, cmd:...), or null when it names none. */
 function sourceSpecOf(text: string, index: number): SourceConfig | null {
   try {
@@ -628,9 +631,9 @@ function sourceErrors(cfg: { sources?: unknown }): string[] {
   cfg.sources.forEach((s, i) => {
     const name = s && typeof s === 'object' ? (s as { name?: unknown }).name : undefined;
     if (typeof name !== 'string') return;
+    // a name the gateway gave (--source without NAME=: file1, cmd1) yields to the user's, below
+    if (GIVEN_NAME.has(s as object)) return;
     const first = named.get(name);
-    // a name the gateway gave (--source without NAME=: file1, cmd1) is still made unique below
-    if (first !== undefined && new RegExp(`^(file|cmd|command|stdin)(${i})?$`).test(name)) return;
     if (first === undefined) named.set(name, i);
     else
       out.push(
@@ -755,7 +758,11 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
     radio = tagged[2] as Radio;
   }
   const base = (n: string) => ({ name: name ?? n, ...(radio ? { radio } : {}) });
-  if (rest === 'stdin' || rest === '-' || rest === 'pcap:-' || rest === 'file:-') return { type: 'stdin', ...base('stdin') };
+  const made = <T extends SourceConfig>(source: T): T => {
+    if (name === undefined) GIVEN_NAME.add(source);
+    return source;
+  };
+  if (rest === 'stdin' || rest === '-' || rest === 'pcap:-' || rest === 'file:-') return made({ type: 'stdin', ...base('stdin') });
   const file = /^(?:pcap|file):(.+)$/.exec(rest);
   // (no speed given: loadConfig sets it, 1 for a file, max for a FIFO or a device)
   // A URL with credentials given as a file (a broker URL pasted into --source): named without them, as
@@ -767,9 +774,9 @@ export function parseSourceSpec(spec: string, index: number, speed?: Speed): Sou
       ],
       'flags',
     );
-  if (file) return { type: 'file', ...base(`file${index}`), path: file[1], ...(speed !== undefined ? { speed } : {}) } as SourceConfig;
+  if (file) return made({ type: 'file', ...base(`file${index}`), path: file[1], ...(speed !== undefined ? { speed } : {}) } as SourceConfig);
   const cmd = /^(?:cmd|command):(.+)$/.exec(rest);
-  if (cmd) return { type: 'command', ...base(`cmd${index}`), command: cmd[1], restart_min: '1s', restart_max: '60s' };
+  if (cmd) return made({ type: 'command', ...base(`cmd${index}`), command: cmd[1], restart_min: '1s', restart_max: '60s' } as SourceConfig);
   throw new ConfigError([`--source "${redactUrlsIn(spec)}": must be pcap:FILE, pcap:- (stdin), stdin or cmd:COMMAND`], 'flags');
 }
 
@@ -875,12 +882,18 @@ export function loadConfigWithSources(flags: GatewayFlags, env: NodeJS.ProcessEn
     const section = cfg[sec] as unknown as Record<string, unknown>;
     if (typeof section[k] === 'string') section[k] = resolve(section[k] as string);
   }
-  // Names must be unique: they key the status per source.
-  const seen = new Set<string>();
+  // Names must be unique: they key the status per source. A name the user gave is kept (sourceErrors
+  // refused two alike); one the gateway gives (TYPE+INDEX, or --source's file1, cmd1, stdin) yields
+  // to it, wherever the two stand.
+  const userNamed = (s: SourceConfig) => typeof s.name === 'string' && s.name !== '' && !GIVEN_NAME.has(s);
+  const seen = new Set(cfg.sources.filter(userNamed).map((s) => s.name as string));
   cfg.sources.forEach((s, i) => {
-    if (!s.name) s.name = `${s.type}${i}`;
-    if (seen.has(s.name)) s.name = `${s.name}-${i}`;
-    seen.add(s.name);
+    if (userNamed(s)) return;
+    const base = s.name || `${s.type}${i}`;
+    let name = base;
+    for (let n = 1; seen.has(name); n++) name = n === 1 ? `${base}-${i}` : `${base}-${i}-${n}`;
+    s.name = name;
+    seen.add(name);
   });
   cfg.mqtt.url = canonicalMqttUrl(cfg.mqtt.url);
   const mismatch = usernameMismatch(cfg);

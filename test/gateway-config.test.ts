@@ -284,6 +284,21 @@ describe('gateway config', () => {
     // --source without NAME=: the gateway's own name (cmd1), made unique beside a source named so
     const cfg = loadConfig({ ...base, source: ['cmd1=stdin', 'cmd:true'] }, {});
     expect(cfg.sources.map((s) => s.name)).toEqual(['cmd1', 'cmd1-1']);
+    // ... wherever it stands: the user's name is kept (it was refused as "the name of sources[0] too")
+    expect(loadConfig({ ...base, source: ['stdin', 'stdin=cmd:true'] }, {}).sources.map((s) => s.name)).toEqual(['stdin-0', 'stdin']);
+    // a user's name that looks like one the gateway gives is checked as any other (two named "file"
+    // were taken, the second renamed file-1)
+    writeFileSync(
+      file,
+      'gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://h" }\nsources: [{ name: file, type: stdin }, { name: file, type: command, command: "true" }]\n',
+    );
+    expect(problems(() => loadConfig({ config: file }, {}))).toEqual([`sources[1].name: ${line.replaceAll('wifi', 'file')}`]);
+    // a source without a name in a file gets TYPE+INDEX, which yields to a user's name too
+    writeFileSync(
+      file,
+      'gateway: { site: s, zone: z, id: g }\nmqtt: { url: "mqtt://h" }\nsources: [{ type: stdin }, { name: stdin0, type: command, command: "true" }]\n',
+    );
+    expect(loadConfig({ config: file }, {}).sources.map((s) => s.name)).toEqual(['stdin0-0', 'stdin0']);
   });
 
   it('refuses a broker password without a user name (the MQTT client would drop every connection silently)', () => {
