@@ -357,6 +357,14 @@ async function sampleCommand(
   // A damaged capture in fixed words (the reader's sentence quotes values read from the stream).
   let damage: string | undefined;
   let damageFix: string | undefined;
+  // The first damage found is the one said; any error is kept as the problem.
+  const noteDamage = (e: unknown) => {
+    if (e instanceof CaptureFormatError) {
+      damage ??= `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
+      damageFix ??= commandDamageFix(e.damage, frames);
+    }
+    problem ??= (e as Error).message;
+  };
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   child.stdout!.on('data', (d: Buffer) => {
@@ -366,11 +374,7 @@ async function sampleCommand(
       frames += got.length;
       onFrames(got);
     } catch (e) {
-      if (e instanceof CaptureFormatError) {
-        damage ??= `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
-        damageFix ??= commandDamageFix(e.damage, frames);
-      }
-      problem ??= (e as Error).message;
+      noteDamage(e);
     }
   });
   const exited = new Promise<number | null>((resolve) => {
@@ -403,11 +407,7 @@ async function sampleCommand(
     try {
       parser.push(new Uint8Array(0));
     } catch (e) {
-      if (e instanceof CaptureFormatError) {
-        damage = `the command's output is not a valid capture: ${e.damage} at byte offset ${e.offset}, after ${frames} frames`;
-        damageFix = commandDamageFix(e.damage, frames);
-      }
-      problem ??= (e as Error).message;
+      noteDamage(e);
     }
   child.stdin!.end(); // the watcher kills whatever is left of the group
   const output = toolOutput(stderr, configuredNames(command));

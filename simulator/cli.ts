@@ -580,10 +580,12 @@ export function registerSimulate(program: Command): void {
               'give shares that add up to 1 or less, like --invalid 0.01 --malformed 0.01',
             );
           const url = f.mqttUrl ?? (process.env.MQTT_URL || 'mqtt://127.0.0.1:1883');
-          if (!new RegExp(MQTT_URL_PATTERN).test(url) || !isParsableUrl(url))
+          if (!new RegExp(MQTT_URL_PATTERN).test(url) || !isParsableUrl(url)) {
+            const port = outOfRangePort(url);
             throw new UsageError(
-              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : outOfRangePort(url) !== undefined ? `port ${outOfRangePort(url)} ${PORT_RANGE_HINT}` : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
+              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : port !== undefined ? `port ${port} ${PORT_RANGE_HINT}` : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
             );
+          }
           // The broker credentials as every command takes them (the URL's user:password works too).
           const username = process.env.MQTT_USERNAME || undefined;
           const noUser = passwordWithoutUsername({

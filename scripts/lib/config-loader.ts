@@ -726,18 +726,20 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
         line = `${label}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}${got}`;
         break;
       case 'pattern':
-      case 'format':
+      case 'format': {
         if (e.keyword === 'format' && typeof value === 'string' && atAfterHost(value)) {
           line = `${label}: ${AT_AFTER_HOST_HINT}${got}`;
           break;
         }
         // A port past 65535 (or 0): said so, not the key's general "must be a URL like ..."
-        if (e.keyword === 'format' && typeof value === 'string' && outOfRangePort(value) !== undefined) {
-          line = `${label}: port ${outOfRangePort(value)} ${PORT_RANGE_HINT}${got}`;
+        const port = e.keyword === 'format' && typeof value === 'string' ? outOfRangePort(value) : undefined;
+        if (port !== undefined) {
+          line = `${label}: port ${port} ${PORT_RANGE_HINT}${got}`;
           break;
         }
         line = `${label}: ${outer?.hint ?? `must match ${(e.params as { pattern?: string; format?: string }).pattern ?? (e.params as { format: string }).format}`}${got}`;
         break;
+      }
       case 'type': {
         // YAML's .inf and .nan (and 1e400) are numbers, but none a setting can hold: said as such
         // (JSON.stringify shows them as null).
