@@ -6,7 +6,6 @@
 export const ADV_CRC_INIT: u32 = 0x555555;
 
 const TABLE: usize = memory.data(256 * 4, 16);
-let ready = false;
 
 function init(): void {
   for (let i: u32 = 0; i < 256; i++) {
@@ -14,8 +13,10 @@ function init(): void {
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xda6000 : c >>> 1;
     store<u32>(TABLE + (<usize>i << 2), c);
   }
-  ready = true;
 }
+// Filled when the module starts, not on first use: whether it is filled would otherwise tell
+// whether the module ever saw a BLE packet whose CRC it had to compute.
+init();
 
 function rev8(b: u32): u32 {
   b = ((b & 0xf0) >>> 4) | ((b & 0x0f) << 4);
@@ -34,7 +35,6 @@ export function bitReverse24(v: u32): u32 {
  * compares equal to the three CRC octets read little-endian (first octet in the low byte).
  */
 export function crc24(ptr: usize, len: u32, crcInit: u32): u32 {
-  if (!ready) init();
   let c = bitReverse24(crcInit);
   const end = ptr + <usize>len;
   for (let p = ptr; p < end; p++) {
