@@ -255,6 +255,30 @@ describe('firmware batch ABI', () => {
     expect(c.unsupported).toBe(1);
   });
 
+  it('counts a PPI frame larger than the batch buffer under the radio of the link type it wraps, as the module counts a smaller one', () => {
+    // PPI: version 0, flags, header length 8, the wrapped link type; then the wrapped frame
+    const ppi = (dlt: number, size: number) => {
+      const data = new Uint8Array(size);
+      new DataView(data.buffer).setUint16(2, 8, true);
+      new DataView(data.buffer).setUint32(4, dlt, true);
+      return data;
+    };
+    const wrapped = [147, 251, 256, 105, 127, 1];
+    const counts = (size: number, packed: boolean) => {
+      fw.beginWindow();
+      const frames = wrapped.map((dlt) => ({ linkType: 192, timestampMs: 0, data: ppi(dlt, size) }));
+      if (packed) fw.ingestBatch(packFrames(frames)!);
+      else fw.ingestMany(frames);
+      const c = fw.endWindow();
+      return { wifi: c.wifi.frames, ble: c.ble.frames, unsupported: c.unsupported };
+    };
+    // small: BLE (147, 251, 256), Wi-Fi (105, 127), not parsed (Ethernet)
+    expect(counts(64, false)).toEqual({ wifi: 2, ble: 3, unsupported: 1 });
+    // too large for the batch buffer (each frame alone, or packed as the capture reader packs them): the same radios
+    expect(counts(CAP + 1, false)).toEqual({ wifi: 2, ble: 3, unsupported: 1 });
+    expect(counts(CAP + 1, true)).toEqual({ wifi: 2, ble: 3, unsupported: 1 });
+  });
+
   it('no export traps on pointers and lengths outside memory', () => {
     const end = x.memory.buffer.byteLength;
     fw.beginWindow();

@@ -150,8 +150,27 @@ export function rssiOfSlot(slot: number): number | null {
   return slot === 0 ? null : slot - 128;
 }
 
-const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP, LINKTYPE.PPI]);
+const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP]);
 const BLE_LINKTYPES = new Set<number>([LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, LINKTYPE.NORDIC_BLE]);
+/** Link types a PPI header wraps, by radio (firmware/assembly/ppi.ts); the module counts any other as unsupported. */
+const PPI_WIFI = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP]);
+const PPI_BLE = new Set<number>([147, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR]);
+
+/**
+ * The radio the module counts a frame under, from its link type: for PPI, from the link type its
+ * header wraps (a header that is no PPI version 0 header is unsupported, as the module has it).
+ */
+function radioOf(linkType: number, data: Uint8Array): 'wifi' | 'ble' | 'unsupported' {
+  const lt = (linkType & LINKTYPE_MASK) >>> 0;
+  if (WIFI_LINKTYPES.has(lt)) return 'wifi';
+  if (BLE_LINKTYPES.has(lt)) return 'ble';
+  if (lt !== LINKTYPE.PPI || data.length < 8 || data[0] !== 0) return 'unsupported';
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const hdrLen = dv.getUint16(2, true);
+  if (hdrLen < 8 || hdrLen > data.length) return 'unsupported';
+  const dlt = dv.getUint32(4, true);
+  return PPI_WIFI.has(dlt) ? 'wifi' : PPI_BLE.has(dlt) ? 'ble' : 'unsupported';
+}
 
 function missing(path: string): Error {
   return new Error(`firmware: ${path} not found; build it with \`npm run build:wasm\``);
@@ -323,7 +342,7 @@ export class Firmware {
     const len = data.length;
     const need = RECORD_HEADER_BYTES + ((len + 7) & ~7);
     if (need > this.batchCapacity) {
-      this.countOversize(frame.linkType);
+      this.oversize[radioOf(frame.linkType, data)]++;
       return;
     }
     if (this.offset + need > this.batchCapacity) this.flush();
@@ -363,7 +382,9 @@ export class Firmware {
       }
       if (lo === i) {
         if (offsets[i + 1]! - base > cap) {
-          this.countOversize(new DataView(batch.bytes.buffer, batch.bytes.byteOffset).getUint32(base, true));
+          const rec = new DataView(batch.bytes.buffer, batch.bytes.byteOffset + base);
+          const data = base + RECORD_HEADER_BYTES;
+          this.oversize[radioOf(rec.getUint32(0, true), batch.bytes.subarray(data, data + rec.getUint32(4, true)))]++;
           i++;
         } else this.flush();
         continue;
@@ -374,14 +395,6 @@ export class Firmware {
       i = lo;
       if (this.offset === cap) this.flush();
     }
-  }
-
-  /** A frame too large for the batch buffer: counted here as rejected (or unsupported), never passed on. */
-  private countOversize(linkType: number): void {
-    const lt = (linkType & LINKTYPE_MASK) >>> 0;
-    if (WIFI_LINKTYPES.has(lt)) this.oversize.wifi++;
-    else if (BLE_LINKTYPES.has(lt)) this.oversize.ble++;
-    else this.oversize.unsupported++;
   }
 
   /** Ingests whatever the batch buffer holds. */
