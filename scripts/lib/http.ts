@@ -89,11 +89,14 @@ export interface ListeningServer {
 }
 
 /**
- * Listens with `server` on host:port, holding at most `maxConnections` connections at a time;
- * rejects with HttpPortError when the port cannot be opened.
+ * Listens with `server` on host:port, holding at most `maxConnections` connections at a time, every
+ * answer with X-Content-Type-Options: nosniff; rejects with HttpPortError when the port cannot be opened.
  */
 export async function listenServer(server: Server, host: string, port: number, maxConnections = MAX_CONNECTIONS): Promise<ListeningServer> {
   server.maxConnections = maxConnections;
+  // Every answer, not only the pages': /healthz and the error answers carry texts from outside (a
+  // broker's or a database's error message), which a browser must never read as anything but their type.
+  server.prependListener('request', (_req, res) => res.setHeader('x-content-type-options', 'nosniff'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
     server.listen(port, host, () => resolve());
