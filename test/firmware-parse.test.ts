@@ -224,6 +224,40 @@ describe('802.11 and radiotap', () => {
     expect(r.slots[0].rssi).toBe(-40);
   });
 
+  it('ignores a radiotap header whose 0-length-PSDU field says no frame follows (a sounding PPDU), as it ignores other frames: not malformed', () => {
+    // Flags(1) dBm signal(5) 0-length PSDU(26, type 0: sounding), and nothing after the header
+    const rt = radiotap(
+      [(1 << 1) | (1 << 5) | (1 << 26)],
+      [
+        [1, [0]],
+        [1, [0xc4]],
+        [1, [0]],
+      ],
+    );
+    for (let i = 0; i < 2; i++) {
+      // twice: the walk, then the layout it learnt
+      const r = parse(127, rt);
+      expect(r).toMatchObject({ radio: RADIO.WIFI, status: STATUS.IGNORED });
+    }
+    // the same header without that field, and nothing after it: a frame cut short
+    expect(
+      parse(
+        127,
+        radiotap(
+          [(1 << 1) | (1 << 5)],
+          [
+            [1, [0]],
+            [1, [0xc4]],
+          ],
+        ),
+      ).status,
+    ).toBe(STATUS.REJECTED);
+    // and one whose field runs past the header is still malformed
+    const cut = rt.slice(0, rt.length - 1);
+    cut[2] = cut.length;
+    expect(parse(127, cut).status).toBe(STATUS.REJECTED);
+  });
+
   it('rejects malformed radiotap headers', () => {
     const ok = radiotap([0b10], [[1, [0]]]);
     const v1 = ok.slice();

@@ -1,15 +1,17 @@
 // Radiotap (link type 127): walks every present bitmap (extended by bit 31, namespaces switched by
 // bits 29/30), aligns each field naturally relative to the header start, reads the flags (FCS at
-// end 0x10, bad FCS 0x40), the channel's frequency and the antenna signal in dBm, then hands the
-// 802.11 frame on.
+// end 0x10, bad FCS 0x40), the channel's frequency, the antenna signal in dBm and the 0-length-PSDU
+// field (no frame follows: the frame is ignored), then hands the 802.11 frame on.
 // Reference: https://www.radiotap.org/fields/defined
 
 import { u8at, le16, le32, alignUp } from './bytes';
-import { STATUS_REJECTED, setFrameChannel } from './results';
+import { STATUS_IGNORED, STATUS_REJECTED, setFrameChannel } from './results';
 import { parse80211 } from './ieee80211';
 
 export const RADIOTAP_FLAG_FCS: u32 = 0x10;
 export const RADIOTAP_FLAG_BAD_FCS: u32 = 0x40;
+/** Field 26, 0-length PSDU: the driver reports a transmission without its frame (a sounding PPDU, one not captured). */
+const FIELD_ZERO_LENGTH_PSDU: u32 = 26;
 
 /** Alignment (high 16 bits) and size (low 16 bits) of radiotap fields 0..27; 0 = unknown. */
 // prettier-ignore
@@ -49,6 +51,7 @@ const MAX_PRESENT_WORDS: u32 = 64;
 // Results of the last walk (module state: no allocation).
 let rtFlags: u32 = 0;
 let rtSignal: i32 = -128;
+let rtNoPsdu: bool = false;
 
 // The field layout of the last well-formed header's present bitmaps (a capture's frames nearly
 // always share them): up to LAYOUT_WORDS words without a vendor namespace. Offsets from the header
@@ -67,6 +70,7 @@ let layoutFlags: u32 = 0;
 let layoutChannel: u32 = 0;
 let layoutSignal: u32 = 0;
 let layoutEnd: u32 = 0;
+let layoutNoPsdu: bool = false;
 
 /**
  * Forgets the last frame's flags and signal and the learnt layout (window_end): the present words
@@ -76,6 +80,7 @@ let layoutEnd: u32 = 0;
 export function radiotapWipe(): void {
   rtFlags = 0;
   rtSignal = -128;
+  rtNoPsdu = false;
   layoutWords = 0;
   layoutWord0 = 0;
   layoutWord1 = 0;
@@ -85,6 +90,7 @@ export function radiotapWipe(): void {
   layoutChannel = 0;
   layoutSignal = 0;
   layoutEnd = 0;
+  layoutNoPsdu = false;
 }
 
 /** True when the header at ptr has exactly the learnt present words, all inside hdrLen. */
@@ -116,6 +122,7 @@ function learnLayout(ptr: usize): void {
   let flags: u32 = 0;
   let channel: u32 = 0;
   let signal: u32 = 0;
+  let noPsdu = false;
   let giveUp = false;
   for (let w: u32 = 0; w < words; w++) {
     const present = le32(ptr + 4 + 4 * w);
@@ -135,6 +142,7 @@ function learnLayout(ptr: usize): void {
         if (index == 1) flags = off;
         else if (index == 3) channel = off;
         else if (index == 5 && signal == 0) signal = off;
+        else if (index == FIELD_ZERO_LENGTH_PSDU) noPsdu = true;
         off += spec & 0xffff;
       }
     }
@@ -154,6 +162,7 @@ function learnLayout(ptr: usize): void {
   layoutChannel = channel;
   layoutSignal = signal;
   layoutEnd = off;
+  layoutNoPsdu = noPsdu;
 }
 
 /**
@@ -168,6 +177,7 @@ function walk(ptr: usize, hdrLen: u32): bool {
     rtFlags = layoutFlags != 0 ? u8at(ptr + layoutFlags) : 0;
     if (layoutChannel != 0) setFrameChannel(<i32>le16(ptr + layoutChannel));
     rtSignal = layoutSignal != 0 ? <i32>load<i8>(ptr + layoutSignal) : -128;
+    rtNoPsdu = layoutNoPsdu;
     return true;
   }
   if (!walkFields(ptr, hdrLen)) return false;
@@ -179,6 +189,7 @@ function walk(ptr: usize, hdrLen: u32): bool {
 function walkFields(ptr: usize, hdrLen: u32): bool {
   rtFlags = 0;
   rtSignal = -128;
+  rtNoPsdu = false;
   // Count present words first: data fields start after the last one.
   let words: u32 = 1;
   let q: u32 = 4;
@@ -214,7 +225,7 @@ function walkFields(ptr: usize, hdrLen: u32): bool {
         else if (index == 5 && !haveSignal) {
           rtSignal = <i32>load<i8>(ptr + off);
           haveSignal = true;
-        }
+        } else if (index == FIELD_ZERO_LENGTH_PSDU) rtNoPsdu = true;
         off += size;
       }
     }
@@ -246,6 +257,8 @@ export function parseRadiotap(ptr: usize, len: u32, ignoreFcs: bool): u32 {
   const hdrLen = le16(ptr + 2);
   if (hdrLen < 8 || hdrLen > len) return STATUS_REJECTED;
   if (!walk(ptr, hdrLen)) return STATUS_REJECTED;
+  // no frame follows the header, by the driver's word: nothing to count, nothing malformed
+  if (rtNoPsdu) return STATUS_IGNORED;
   const hasFcs = (rtFlags & RADIOTAP_FLAG_FCS) != 0;
   const fcsBad = (rtFlags & RADIOTAP_FLAG_BAD_FCS) != 0;
   return parse80211(ptr + hdrLen, len - hdrLen, hasFcs, fcsBad, ignoreFcs, rtSignal);
