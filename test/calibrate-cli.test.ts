@@ -3,7 +3,7 @@
 // against a real influxd, and bad input giving one line that names the file, the line and the fix.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { capturesDir, need } from './support/need.ts';
@@ -584,6 +584,15 @@ zones:
       'the same capture twice (its windows would count twice)',
       () => ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--capture', `${occDir}/./sc6-61_${DAYS[0]}.pcap`, '--truth', truth(DAYS[0])],
       /^presence calibrate: .*sc6-61_2022-10-18\.pcap: given twice as --capture \(also as .*\); fix: give each capture once$/,
+    ],
+    [
+      'a copy of a capture beside it (the same bytes under another name: its windows would count twice, as two sessions with --session-by capture)',
+      () => {
+        const copy = join(dir, 'copy-of-one-day.pcap');
+        copyFileSync(pcap(DAYS[0]), copy);
+        return ['--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--capture', copy, '--truth', truth(DAYS[0]), '--session-by', 'capture'];
+      },
+      /^presence calibrate: .*copy-of-one-day\.pcap: holds the same bytes as .*sc6-61_2022-10-18\.pcap, also given as --capture \(a copy or a link of one capture would count its windows twice\); fix: give each capture once$/,
     ],
     [
       'a prior that is not a calibration file',

@@ -9,7 +9,7 @@ import { progressBar } from '../../scripts/lib/progress.ts';
 import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { unreadableProblem } from '../../scripts/lib/readable.ts';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, existsSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { WASM_PATH } from '../../firmware/host/firmware.ts';
@@ -242,6 +242,38 @@ export function describeLeaveOneOut(r: LeaveOneOut, level = 0.9): string {
   ].join('\n');
 }
 
+/** sha256 of a file's bytes, read as a stream (a capture may be larger than a buffer). */
+async function fileDigest(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * A capture given twice under other names (a hard link, or a copy in another folder) would count
+ * its windows twice, as if the room had been seen twice: refused as the same path is. Captures of
+ * one size only are read for this (two sessions' captures are seldom of one size).
+ */
+async function refuseCopies(inputs: CaptureTruth[], stats: Stats[]): Promise<void> {
+  const bySize = new Map<number, number[]>();
+  for (let i = 0; i < inputs.length; i++) bySize.set(stats[i].size, [...(bySize.get(stats[i].size) ?? []), i]);
+  for (const group of bySize.values()) {
+    if (group.length < 2) continue;
+    const seen = new Map<string, number>();
+    for (const i of group) {
+      // (empty files are no copies of each other: each is refused as empty when replayed)
+      if (stats[i].size === 0) continue;
+      const digest = await fileDigest(inputs[i].capture);
+      const before = seen.get(digest);
+      seen.set(digest, i);
+      if (before !== undefined)
+        throw new UsageError(
+          `${inputs[i].capture}: holds the same bytes as ${inputs[before].capture}, also given as --capture (a copy or a link of one capture would count its windows twice); fix: give each capture once`,
+        );
+    }
+  }
+}
+
 async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
   if (flags.capture.length !== flags.truth.length) {
     throw new UsageError(`give one --truth per --capture, in the same order (got ${flags.capture.length} capture(s), ${flags.truth.length} truth file(s))`);
@@ -261,6 +293,7 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
     seen.set(key, i.capture);
   }
   let total = 0;
+  const stats: Stats[] = [];
   for (const i of inputs) {
     let st: Stats;
     try {
@@ -273,7 +306,9 @@ async function pairFromCaptures(flags: Flags, windowMs: number): Promise<PairedW
     const unreadable = unreadableProblem(i.capture);
     if (unreadable) throw new UsageError(`${i.capture} (--capture): ${unreadable}`);
     total += st.size;
+    stats.push(st);
   }
+  await refuseCopies(inputs, stats);
   const bar = await progressBar('replaying captures', total, 'bytes');
   let done = 0;
   try {
