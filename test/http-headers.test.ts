@@ -4,6 +4,8 @@
 // X-Content-Type-Options: nosniff too. /healthz quotes texts from outside (a broker's or a database's
 // error message) and the error answers are plain text: a browser must read each as its type only.
 // The pages themselves (Content-Security-Policy and the rest) are checked in test/web-lib.test.ts.
+// And the methods: each path either serves answers GET and HEAD only, 405 (Allow: GET, HEAD) to any
+// other, /favicon.ico (an empty answer beside a page) too.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,39 +61,26 @@ describe.skipIf(!ok)(SUITE, () => {
   const broker = new Mosquitto();
   const influxd = new Influxd('presence');
   const procs: ChildProcess[] = [];
+  const ports = { gateway: 0, aggregator: 0 };
   beforeAll(async () => {
     await broker.start();
     await influxd.start();
-  }, 60_000);
-  afterAll(async () => {
-    for (const p of procs) await stopGracefully(p);
-    await broker.dispose();
-    await influxd.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('the gateway: /healthz, /metrics, 404 and 405 carry X-Content-Type-Options: nosniff, as the page does', async () => {
     const start = Date.now();
     const cap = wifiCapture(join(dir, 'wifi.pcap'), { devices: 5, startMs: start, durationMs: 600_000, framesPerS: 2 });
-    const port = await freePort();
+    ports.gateway = await freePort();
     const gw = spawnGateway(
       gatewayArgs(
         { site: 'headers', mqttUrl: broker.url, source: `pcap:${cap.path}`, queueDir: join(dir, 'queue') },
         '--speed',
         '1',
         '--http-port',
-        String(port),
+        String(ports.gateway),
         '--log-format',
         'json',
       ),
     );
     procs.push(gw.proc);
-    await healthy(port);
-    expect(await headersOf(port)).toEqual(expected());
-  }, 60_000);
-
-  it('the aggregator: /healthz, /metrics, 404 and 405 carry X-Content-Type-Options: nosniff, as the page does', async () => {
-    const port = await freePort();
+    ports.aggregator = await freePort();
     const agg = spawn(
       process.execPath,
       [
@@ -106,14 +95,52 @@ describe.skipIf(!ok)(SUITE, () => {
         '--influx-db',
         'presence',
         '--http-port',
-        String(port),
+        String(ports.aggregator),
         '--log-format',
         'json',
       ],
       { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, INFLUX_URL: '', PRESENCE_AGGREGATOR_CONFIG: '' } },
     );
     procs.push(agg);
-    await healthy(port);
-    expect(await headersOf(port)).toEqual(expected());
-  }, 60_000);
+    await healthy(ports.gateway);
+    await healthy(ports.aggregator);
+  }, 90_000);
+  afterAll(async () => {
+    for (const p of procs) await stopGracefully(p);
+    await broker.dispose();
+    await influxd.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the gateway: /healthz, /metrics, 404 and 405 carry X-Content-Type-Options: nosniff, as the page does', async () => {
+    expect(await headersOf(ports.gateway)).toEqual(expected());
+  });
+
+  it('the aggregator: /healthz, /metrics, 404 and 405 carry X-Content-Type-Options: nosniff, as the page does', async () => {
+    expect(await headersOf(ports.aggregator)).toEqual(expected());
+  });
+
+  it('a method other than GET or HEAD gets 405 naming the ones allowed on every path served, /favicon.ico too', async () => {
+    const paths = {
+      gateway: ['/', '/events', '/assets/uPlot.min.css', '/favicon.ico', '/healthz', '/metrics'],
+      aggregator: ['/', '/api/recent', '/api/events', '/assets/uPlot.min.css', '/favicon.ico', '/healthz', '/metrics'],
+    };
+    const got: string[] = [];
+    const want: string[] = [];
+    for (const [name, list] of Object.entries(paths)) {
+      const port = ports[name as keyof typeof ports];
+      for (const path of list) {
+        for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+          const r = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+          await r.arrayBuffer();
+          got.push(`${name} ${method} ${path}: ${r.status} ${r.headers.get('allow')}`);
+          want.push(`${name} ${method} ${path}: 405 GET, HEAD`);
+        }
+        const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'HEAD' });
+        got.push(`${name} HEAD ${path}: ${r.status < 300}`);
+        want.push(`${name} HEAD ${path}: true`);
+      }
+    }
+    expect(got).toEqual(want);
+  });
 });

@@ -634,7 +634,8 @@ export interface WebHandlerOptions {
 
 /**
  * A request handler for the pages, their assets and streams: returns false for any other path
- * (the caller's own routes answer it). Only GET and HEAD; the access rule applies to all of them.
+ * (the caller's own routes answer it), and /favicon.ico beside a page at / (204, no icon). Only GET
+ * and HEAD (405 for any other method); the access rule applies to all of them but the empty favicon.
  */
 export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const files = new Map<string, StaticFile>(Object.entries(opts.pages));
@@ -643,18 +644,19 @@ export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res:
   const { access } = opts;
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/favicon.ico' && files.has('/')) {
-      // browsers ask for it on every page; no icon, and no 404 in the console
-      res.writeHead(204, { 'cache-control': 'max-age=86400' });
-      res.end();
-      return true;
-    }
+    const favicon = path === '/favicon.ico' && files.has('/');
     const file = files.get(path);
     const stream = streams.get(path);
-    if (!file && !stream) return false;
+    if (!file && !stream && !favicon) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
       res.end(`${req.method} not allowed on ${path}\n`);
+      return true;
+    }
+    if (favicon) {
+      // browsers ask for it on every page; no icon, and no 404 in the console
+      res.writeHead(204, { 'cache-control': 'max-age=86400' });
+      res.end();
       return true;
     }
     const refused = webRefusal(access, req);
