@@ -752,6 +752,11 @@ describe('truth', () => {
     ],
     ['time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:01:00Z,3\n', /a\.csv:3: .* has 1 field\(s\), expected 2/],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n2022-10-18T09:01:00Z;3\n', /a\.csv:3: time .* is earlier than the row before it \(line 2\); fix: sort/],
+    // two rows of one time with other people: the first held for no time and was dropped without a word
+    [
+      'time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:05:00Z;4\n2022-10-18T09:05:00+00:00;7\n2022-10-18T09:10:00Z;0\n',
+      /^a\.csv:4: time 2022-10-18T09:05:00\.000Z is also the time of line 3, which gives 4 people there and this line 7 \(the earlier row would hold for no time\); fix: keep one row per time: the people present from that moment on$/,
+    ],
     ['time;occupancy\n2022-10-18T09:05:00Z;1\n', /a\.csv: holds 1 row\(s\).*; fix: add a row at the end/],
     // a spreadsheet's export: the separator is named, not only the header
     [
@@ -776,6 +781,11 @@ describe('truth', () => {
     expect(err).toBeInstanceOf(TruthError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('a row repeated whole (same time, same people) is read: it changes nothing', () => {
+    const o = parseOccupancy('time;occupancy\n2022-10-18T09:00:00Z;1\n2022-10-18T09:05:00Z;4\n2022-10-18T09:05:00Z;4\n2022-10-18T09:10:00Z;0\n', 'a.csv');
+    expect(meanOccupancy(o, Date.parse('2022-10-18T09:00:00Z'), Date.parse('2022-10-18T09:10:00Z'))).toBe(2.5);
   });
 
   it('line ends of any system: \\r\\n, \\n and a lone \\r (it read the whole file as its header); empty lines are skipped', () => {

@@ -173,6 +173,18 @@ export function parseOccupancy(text: string, file = 'truth'): Occupancy {
       'add a row at the end of the observation (the last time the count was known)',
     );
   }
+  // Two rows of one time with other people: the first would hold for no time and be dropped without
+  // a word (a row typed twice with a typo, or two exports pasted together). One row per time.
+  for (let i = 1; i < r.length; i++) {
+    if (r[i].time === r[i - 1].time && r[i].value !== r[i - 1].value) {
+      throw new TruthError(
+        file,
+        r[i].line,
+        `time ${new Date(r[i].time).toISOString()} is also the time of line ${r[i - 1].line}, which gives ${r[i - 1].value} people there and this line ${r[i].value} (the earlier row would hold for no time)`,
+        'keep one row per time: the people present from that moment on',
+      );
+    }
+  }
   return { file, times: r.map((x) => x.time), people: r.map((x) => x.value), lines: r.map((x) => x.line) };
 }
 
