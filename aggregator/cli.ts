@@ -2,7 +2,7 @@
 import type { Command, Option } from 'commander';
 import { Aggregator } from './aggregator.ts';
 import { addOptions, renameOldFlags, type SettingSources } from '../scripts/lib/config-loader.ts';
-import { loadCalibration, reloadOnSighup } from './calibration/reload.ts';
+import { CALIBRATION_FILE_HINT, loadCalibration, reloadOnSighup } from './calibration/reload.ts';
 import { warnCalibratedZonesOutsideRegistry } from './calibration/hooks.ts';
 import { PreflightError } from './preflight.ts';
 import { HttpPortError } from '../scripts/lib/http.ts';
@@ -47,11 +47,7 @@ export function registerAggregator(program: Command): void {
       } catch (e) {
         const from = sources.of('calibration');
         const named = from.from === 'file' ? `${from.name} (${from.note})` : from.name;
-        exitUsage(
-          'aggregator',
-          new Error(`${named} ${(e as Error).message}`),
-          'give the file presence calibrate wrote (aggregator/README.md, "Calibration: people from counts")',
-        );
+        exitUsage('aggregator', new Error(`${named} ${(e as Error).message}`), CALIBRATION_FILE_HINT);
       }
     }
     // A corridor group's sketches and the broker and database credentials stay out of core dumps.

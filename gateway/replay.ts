@@ -434,7 +434,8 @@ export function registerReplay(program: Command): void {
             const { replayPeople } = await import('../aggregator/calibration/hooks.ts');
             people = replayPeople(flags.calibration, flags.zone, opts.window, opts.rssiMinDbm, opts.burstAddresses);
           } catch (e) {
-            return fail((e as Error).message);
+            // (with the hint the error carries: a calibration file that does not read has its own fix)
+            return exitUsage('replay', new Error((e as Error).message), (e as { hint?: string }).hint);
           }
         } else if (flags.zone) return fail('--zone goes with --calibration FILE');
         let total = 0;

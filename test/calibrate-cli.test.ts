@@ -442,6 +442,50 @@ zones:
     ]);
   });
 
+  it.each([
+    ['k made negative', (t: string) => t.replace(/(\n {4}k:\n {6}value: )/, '$1-'), /^ {6}value: -/, 'zones.lab.k.value: must be above 0'],
+    [
+      'an interval with low above high',
+      (t: string) => t.replace(/(\n {4}k:\n {6}value: \S+\n {6}low: )\S+/, '$19'),
+      /^ {4}k:$/,
+      'zones.lab.k: low <= value <= high does not hold',
+    ],
+    [
+      'an unknown key in a zone',
+      (t: string) => t.replace('\n  lab:\n', '\n  lab:\n    people_max: 30\n'),
+      /^ {4}people_max:/,
+      'zones.lab: unknown key "people_max"',
+    ],
+    ['a zone given twice', (t: string) => `${t}${t.slice(t.indexOf('\n  lab:\n') + 1)}`, /^ {2}lab:$/, 'not valid YAML: Map keys must be unique'],
+  ])(
+    'a calibration file hand-edited with %s: replay and the aggregator give one line naming the file and its line, and the same fix',
+    (_name, edit, at, problem) => {
+      const bad = join(dir, 'hand-edited.yaml');
+      const text = edit(readFileSync(out, 'utf8'));
+      writeFileSync(bad, text);
+      const lines = text.split('\n');
+      // the line of the problem: the last one matching (the second `lab:` of a zone given twice)
+      const line = lines.map((l, i) => (new RegExp(at.source).test(l) ? i + 1 : 0)).reduce((a, b) => Math.max(a, b));
+      const where = new RegExp(`^--calibration ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${line}(:\\d+)?: `);
+      const hint = 'hint: give the file presence calibrate wrote (aggregator/README.md, "Calibration: people from counts")';
+      const replay = presence('replay', pcap(DAYS[0]), '--calibration', bad, '--zone', 'lab', '--json');
+      const agg = presence('aggregator', '--calibration', bad, '--mqtt-url', 'mqtt://127.0.0.1:1', '--out', join(dir, 'never.lp'));
+      for (const [r, command] of [
+        [replay, 'replay'],
+        [agg, 'aggregator'],
+      ] as const) {
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stdout).toBe('');
+        const [first, second, ...rest] = r.stderr.trim().split('\n');
+        expect(first.slice(`presence ${command}: `.length)).toMatch(where);
+        expect(first).toContain(problem);
+        // (replay's said to read its --help)
+        expect(second).toBe(hint);
+        expect(rest).toEqual([]);
+      }
+    },
+  );
+
   it('--burst-addresses is recorded in the file, and replay refuses a calibration counted with another divisor', () => {
     const burst = join(dir, 'burst.yaml');
     const c = presence('calibrate', '--capture', pcap(DAYS[0]), '--truth', truth(DAYS[0]), '--zone', 'lab', '--out', burst, '--burst-addresses', '2.8');

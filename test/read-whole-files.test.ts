@@ -103,7 +103,7 @@ describe('a capture named where a YAML file goes is said to be one', () => {
     const cases: Array<[string[], string]> = [
       [
         ['replay', small, '--calibration', small, '--zone', 'lab'],
-        `presence replay: ${small}: is a pcap capture, not a text file; give the calibration file presence calibrate wrote`,
+        `presence replay: --calibration ${small}: is a pcap capture, not a text file; give the calibration file presence calibrate wrote`,
       ],
       [['simulate', pcapng], `presence simulate: ${pcapng}: the scenario file is a pcapng capture, not a text file`],
       [['gateway', '--config', pcapng], `presence gateway: config file ${pcapng} is a pcapng capture, not a text file: give the path of a YAML or JSON file`],

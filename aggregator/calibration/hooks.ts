@@ -4,6 +4,7 @@ import { BURST_ADDRESSES_DEFAULT } from '../../firmware/host/types.ts';
 import type { Logger } from 'pino';
 import { Calibration, type CountsWindow, type People } from './apply.ts';
 import { CalibrationFileError, readCalibration } from './file.ts';
+import { CALIBRATION_FILE_HINT } from './reload.ts';
 
 /** The radio counts a calibration reads (the shape of a replay window or a counts message). */
 interface RadioCounts {
@@ -19,7 +20,14 @@ export type ReplayPeople = ((w: { wifi: RadioCounts; ble: RadioCounts }) => { pe
  * each window. The zone must be in the file, and the window length must be the one it was fitted on.
  */
 export function replayPeople(file: string, zone: string | undefined, windowMs: number | 'all', rssiMinDbm?: number, burstAddresses?: number): ReplayPeople {
-  const cal = new Calibration(readCalibration(file), file);
+  let cal: Calibration;
+  try {
+    cal = new Calibration(readCalibration(file), file);
+  } catch (e) {
+    // A file that does not read (bad YAML, a value hand-edited out of bounds) is named as the
+    // aggregator names it, with the same fix (it got the hint to read replay's --help).
+    throw Object.assign(new CalibrationFileError(`--calibration ${(e as Error).message}`), { hint: CALIBRATION_FILE_HINT });
+  }
   if (!zone) throw new CalibrationFileError(`--calibration needs --zone (zones in ${file}: ${cal.zones().join(', ')})`);
   const z = cal.zone(zone);
   if (!z)

@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { Calibration } from './apply.ts';
 import { readCalibration } from './file.ts';
 
+/** The fix for a calibration file that does not read (after its line naming the file, the line and the problem). */
+export const CALIBRATION_FILE_HINT = 'give the file presence calibrate wrote (aggregator/README.md, "Calibration: people from counts")';
+
 export function loadCalibration(file: string): Calibration {
   return new Calibration(readCalibration(file), file);
 }
