@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { answerFailure, listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 import { redactLogLine } from '../scripts/lib/secrets.ts';
@@ -194,8 +194,7 @@ export async function startHealthServer(
         res.end(`not found: try ${extra ? '/ (the page), ' : ''}/healthz or /metrics\n`);
       }
     } catch (e) {
-      res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(String(e));
+      answerFailure(res, String(e));
     }
   });
   return listenServer(server, host, port);

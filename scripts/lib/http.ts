@@ -62,6 +62,19 @@ export class HttpPortError extends Error {
 export const SERVER_OPTIONS = { headersTimeout: 10_000, requestTimeout: 20_000, connectionsCheckingInterval: 1_000 } as const;
 
 /**
+ * A 500 for a request whose handler threw; when the answer had already begun (its headers sent) the
+ * connection is closed instead, as a second head would throw again, outside any catch.
+ */
+export function answerFailure(res: ServerResponse, text: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(text);
+}
+
+/**
  * Answers 405 (Allow: GET, HEAD) to any other method and returns true; /metrics and /healthz are
  * read-only. Returns false for GET and HEAD.
  */
