@@ -381,6 +381,16 @@ describe('fit', () => {
     const held = fitZone([...good, ...silent], { field: 'devices' }).warnings.join('\n');
     expect(held).toMatch(/the line put b \(the devices count with nobody there\)/);
     expect(held).not.toMatch(/estimate/);
+    // devices that do not follow the people (their windows' people shuffled): the low r is said of
+    // the devices count (it called the distinct addresses "the estimate")
+    const n = noise(3);
+    const order = good.map((_, i) => i).sort((i, j) => Math.sin(i * 12.9898 + n(1)) - Math.sin(j * 12.9898));
+    const noisy = fitZone(
+      good.map((s, i) => ({ ...s, people: good[order[i]].people })),
+      { field: 'devices' },
+    ).warnings.join('\n');
+    expect(noisy).toMatch(/^zone \S+: the devices count hardly follows the people in these data \(Pearson r -?0\.\d\d, below 0\.5\)/m);
+    expect(noisy).not.toMatch(/estimate/);
   });
 
   it('refuses what cannot be fitted at all, with the reason', () => {

@@ -44,6 +44,9 @@ function sessionMisses(samples: Sample[], line: { a: number; c: number }): { ses
 
 const missWords = (m: { session: string; miss: number }) => `${Math.abs(m.miss).toFixed(1)} people too ${m.miss < 0 ? 'few' : 'many'} (${m.session})`;
 
+/** The counts field as the subject of a sentence: "the estimate", "the devices count". */
+export const fieldWords = (field: string) => (field === 'estimate' ? field : `${field} count`);
+
 export function checkFit(
   zone: string,
   samples: Sample[],
@@ -54,6 +57,8 @@ export function checkFit(
   replicates: number,
   units: number,
   sessions: number,
+  /** Name of the counts field fitted (`estimate`, or `devices`: the distinct addresses), for the words. */
+  field = 'estimate',
 ): FitChecks {
   const w: string[] = [];
   const z = `zone ${zone}`;
@@ -80,7 +85,7 @@ export function checkFit(
     );
     if (!(r >= MIN_R))
       w.push(
-        `${z}: the estimate hardly follows the people in these data (Pearson r ${Number.isFinite(r) ? r.toFixed(2) : 'undefined'}, below ${MIN_R}): ` +
+        `${z}: the ${fieldWords(field)} hardly follows the people in these data (Pearson r ${Number.isFinite(r) ? r.toFixed(2) : 'undefined'}, below ${MIN_R}): ` +
           "a line through them says little about a window's people; check the truth's times line up with the capture, that the sensor hears the zone (its RSSI gate), and calibrate on periods whose occupancy changes",
       );
   }

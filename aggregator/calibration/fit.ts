@@ -16,7 +16,7 @@
 //   (DerSimonian-Laird); a single zone can be given one (e.g. the `global` of an earlier file). The
 //   shrunk value's variance is w v + (1 - w)^2 m^2, m the standard error of the prior's mean, so a
 //   zone that leans wholly on the prior is as uncertain as that mean, never exact.
-import { checkFit, type FitChecks } from './checks.ts';
+import { checkFit, fieldWords, type FitChecks } from './checks.ts';
 import { max, mean, min, normalQuantile, ols, pearson, quantileSorted, Resampler, sd, tQuantile } from './stats.ts';
 
 /** One window paired with its ground truth. */
@@ -334,7 +334,7 @@ function fitOwn(zone: string, samples: Sample[], opts: Required<Omit<FitOptions,
   }
   const residualSd = sd(samples.map((s) => s.people - k * (s.estimate - b)));
   const sessions = new Set(samples.map((s) => s.session)).size;
-  const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, sessions);
+  const checks = checkFit(zone, samples, line, boot.draws, boot.degenerate, opts.replicates, boot.units.size, sessions, opts.field);
   return { zone, samples, line, k, b, boot, residualSd, checks, g: smallSample(sessions, opts.level) };
 }
 
@@ -402,9 +402,6 @@ function corr(a: Float64Array, b: Float64Array): number {
   const r = pearson(a, b);
   return Number.isFinite(r) ? r : 0;
 }
-
-/** The counts field as the subject of a sentence: "the estimate", "the devices count". */
-const fieldWords = (field: string) => (field === 'estimate' ? field : `${field} count`);
 
 const round = (x: number, d = 6) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 const roundParam = (p: Param): Param => ({ value: round(p.value), low: round(p.low), high: round(p.high), sd: round(p.sd) });
