@@ -735,6 +735,17 @@ describe('truth', () => {
     );
     const other = parseOccupancy('time;occupancy\n2022-10-25T09:00:00Z;1\n2022-10-25T12:00:00Z;3\n', 'b.csv');
     expect(() => checkWithinCapture(other, first, last, 60_000, 'day.pcap')).toThrow(/^b\.csv:2: .*; fix: pair each --capture with its own --truth file/);
+    // a time written with an offset: shown as written and in UTC (it named only a UTC time the file
+    // does not hold), and the fix names the offset (a winter offset written in summer moves every row)
+    const local = parseOccupancy('time;occupancy\n2022-10-18T09:00:00+02:00;1\n2022-10-18T12:00:00+02:00;0\n', 'c.csv');
+    expect(() => checkWithinCapture(local, first, last, 60_000, 'day.pcap')).toThrow(
+      /^c\.csv:2: time 2022-10-18T09:00:00\+02:00 \(2022-10-18T07:00:00\.000Z in UTC\) is outside the capture day\.pcap .*; fix: check that \+02:00 is the offset from UTC of the clock that wrote the row \(summer time is another offset than winter time\), or write times in UTC \(Z\); then remove any rows before the capture starts$/,
+    );
+    // +00:00 is UTC: said as before
+    const utc = parseOccupancy('time;occupancy\n2022-10-18T09:00:00+00:00;1\n2022-10-18T18:00:00+00:00;0\n', 'd.csv');
+    expect(() => checkWithinCapture(utc, first, last, 60_000, 'day.pcap')).toThrow(
+      /^d\.csv:3: time 2022-10-18T18:00:00\.000Z is outside .*; fix: write times in UTC \(Z\), and remove/,
+    );
   });
 
   it.each([

@@ -31,6 +31,8 @@ export interface Occupancy {
   people: number[];
   /** 1-based line of each row in the file (for errors about a row). */
   lines: number[];
+  /** Each row's time as written (for errors about a row written with an offset from UTC). */
+  written?: string[];
 }
 
 /** One counted moment of a deployed zone. */
@@ -64,7 +66,7 @@ function fields(raw: string): string[] {
 /** Text of the file as a message shows it: quoted, control characters escaped, at most 60 characters. */
 const quote = (text: string) => JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 
-function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number }> {
+function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Array<{ time: number; value: number; line: number; written: string }> {
   // A capture (or any binary file) given as the truth: said as such, not echoed to the terminal.
   if (isBinaryText(text.slice(0, 4096))) {
     throw new TruthError(
@@ -107,7 +109,7 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
         : `make the first line exactly "${want}"`;
     throw new TruthError(file, 1, `header is ${quote(lines[0] ?? '')}, expected "${want}"`, hint);
   }
-  const out: Array<{ time: number; value: number; line: number }> = [];
+  const out: Array<{ time: number; value: number; line: number; written: string }> = [];
   for (let i = 1; i < lines.length; i++) {
     const raw = lines[i].trim();
     if (raw === '' || raw.startsWith('#')) continue;
@@ -157,7 +159,7 @@ function rows(file: string, text: string, valueName: 'occupancy' | 'people'): Ar
     if (out.length > 0 && time < out[out.length - 1].time) {
       throw new TruthError(file, line, `time ${t} is earlier than the row before it (line ${out[out.length - 1].line})`, 'sort the rows by time');
     }
-    out.push({ time, value, line });
+    out.push({ time, value, line, written: t });
   }
   return out;
 }
@@ -185,7 +187,7 @@ export function parseOccupancy(text: string, file = 'truth'): Occupancy {
       );
     }
   }
-  return { file, times: r.map((x) => x.time), people: r.map((x) => x.value), lines: r.map((x) => x.line) };
+  return { file, times: r.map((x) => x.time), people: r.map((x) => x.value), lines: r.map((x) => x.line), written: r.map((x) => x.written) };
 }
 
 export function readOccupancy(file: string): Occupancy {
@@ -266,16 +268,22 @@ export function checkWithinCapture(o: Occupancy, first: number, last: number, sl
     const t = o.times[i];
     if (t < first - slackMs || t > last + slackMs) {
       const iso = (ms: number) => new Date(ms).toISOString();
+      // A time written with an offset from UTC is shown as written and as UTC: the offset (a clock's
+      // winter offset in summer, say) may be what moved it out, and the UTC time is not in the file.
+      const offset = /[+-](\d{2}):?(\d{2})$/.exec(o.written?.[i] ?? '');
+      const shifted = offset !== null && offset[1] + offset[2] !== '0000';
       throw new TruthError(
         o.file,
         o.lines[i],
         // first and last are the bounds of the windows that hold frames, not the frames' own times.
-        `time ${iso(t)} is outside the capture ${capture} (its frames lie in the windows from ${iso(first)} to ${iso(last)}; a row may be at most ${slackMs / 1000} s outside them)`,
+        `time ${shifted ? `${o.written![i]} (${iso(t)} in UTC)` : iso(t)} is outside the capture ${capture} (its frames lie in the windows from ${iso(first)} to ${iso(last)}; a row may be at most ${slackMs / 1000} s outside them)`,
         // Another day: the truth of another capture. The same day: a clock in local time, or rows
         // counted while the sniffer was not recording.
-        iso(t).slice(0, 10) === iso(first).slice(0, 10) || iso(t).slice(0, 10) === iso(last).slice(0, 10)
-          ? `write times in UTC (Z), and remove the rows ${t < first ? 'before the capture starts' : 'after the capture ends'}`
-          : 'pair each --capture with its own --truth file, and write times in UTC (Z)',
+        shifted
+          ? `check that ${offset![0]} is the offset from UTC of the clock that wrote the row (summer time is another offset than winter time), or write times in UTC (Z); then remove any rows ${t < first ? 'before the capture starts' : 'after the capture ends'}`
+          : iso(t).slice(0, 10) === iso(first).slice(0, 10) || iso(t).slice(0, 10) === iso(last).slice(0, 10)
+            ? `write times in UTC (Z), and remove the rows ${t < first ? 'before the capture starts' : 'after the capture ends'}`
+            : 'pair each --capture with its own --truth file, and write times in UTC (Z)',
       );
     }
   }
