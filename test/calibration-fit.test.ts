@@ -500,6 +500,16 @@ describe('calibration file', () => {
     expect(formatCalibration(file)).toBe(text);
   });
 
+  it('a link at the path is written through: the file it names gets the calibration and the link stays (it was replaced by a file)', () => {
+    const real = join(dir, 'season.yaml');
+    writeCalibration(real, { ...file, level: 0.8 });
+    const link = join(dir, 'current.yaml');
+    symlinkSync('season.yaml', link);
+    writeCalibration(link, file);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readCalibration(real)).toEqual(JSON.parse(JSON.stringify(file)));
+  });
+
   it('a link at the temporary name does not get the file it points to overwritten (a folder others can write)', () => {
     const victim = join(dir, 'victim.txt');
     writeFileSync(victim, 'keep me\n');

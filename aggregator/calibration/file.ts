@@ -1,7 +1,7 @@
 // The calibration file: YAML, checked against calibration.schema.json (ajv). It holds per zone
 // k, b and their intervals, the data they were fitted on, warnings, and the estimator (counts
 // field, radio, window length, firmware build) the fit is valid for.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { notTextProblem, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
 import schema from './calibration.schema.json' with { type: 'json' };
@@ -275,17 +275,26 @@ export function formatCalibration(c: CalibrationFile): string {
 export function writeCalibration(file: string, c: CalibrationFile): void {
   const problems = checkCalibration(c);
   if (problems.length) throw new CalibrationFileError(`${file}: refusing to write an invalid calibration: ${problems.join('; ')}`);
-  const tmp = `${file}.tmp-${process.pid}`;
+  // A link to a calibration file (/etc/presence/calibration.yaml -> one file per season) is written
+  // through: the rename replaced the link with a file, so the file it named, which an aggregator may
+  // load, kept the old calibration, and the zones read from it were written beside it.
+  let target = file;
+  try {
+    if (lstatSync(file).isSymbolicLink()) target = realpathSync(file);
+  } catch {
+    // (no file there yet, or a link to nothing: written at the path given)
+  }
+  const tmp = `${target}.tmp-${process.pid}`;
   try {
     // A new file, never one that is there (wx): in a folder others can write, a link put at the
     // temporary name would otherwise have the file it points to overwritten (by root, say).
     rmSync(tmp, { force: true });
     writeFileSync(tmp, formatCalibration(c), { flag: 'wx' });
-    renameSync(tmp, file);
+    renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
     // What is wrong in words, with what to do: a full disk is no wrong path (it said 'cannot write it
     // (ENOSPC); fix: choose a path in a folder that exists and can be written').
-    throw new CalibrationFileError(fileWriteProblem(file, e as NodeJS.ErrnoException).message);
+    throw new CalibrationFileError(fileWriteProblem(target, e as NodeJS.ErrnoException).message);
   }
 }
