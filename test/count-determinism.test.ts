@@ -17,16 +17,9 @@ import { rng } from './support/rng.ts';
 
 /** While 'record', every draw of the CSPRNG is kept; while 'replay', the kept draws are handed out again in order. */
 const keys = vi.hoisted(() => ({ mode: 'off' as 'off' | 'record' | 'replay', kept: [] as Uint8Array[], next: 0 }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:crypto')>();
-  const randomFillSync = ((buf: Uint8Array, offset = 0, size = buf.length - offset) => {
-    const out = real.randomFillSync(buf, offset, size);
-    if (keys.mode === 'record') keys.kept.push(Uint8Array.from(buf.subarray(offset, offset + size)));
-    else if (keys.mode === 'replay') buf.set(keys.kept[keys.next++]!, offset);
-    return out;
-  }) as typeof real.randomFillSync;
-  return { ...real, default: { ...real, randomFillSync }, randomFillSync };
-});
+vi.mock('node:crypto', async (importOriginal) =>
+  (await import('./support/key-replay.ts')).replayingCrypto(await importOriginal<typeof import('node:crypto')>(), keys),
+);
 
 const dir = capturesDir('count determinism');
 const FILES = [

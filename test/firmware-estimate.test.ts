@@ -20,16 +20,9 @@ import { capturesDir } from './support/need.ts';
  * are handed out again in order. Otherwise the draws are the CSPRNG's, untouched.
  */
 const keys = vi.hoisted(() => ({ mode: 'off' as 'off' | 'record' | 'replay', kept: [] as Uint8Array[], next: 0 }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:crypto')>();
-  const randomFillSync = ((buf: Uint8Array, offset = 0, size = buf.length - offset) => {
-    const out = real.randomFillSync(buf, offset, size);
-    if (keys.mode === 'record') keys.kept.push(Uint8Array.from(buf.subarray(offset, offset + size)));
-    else if (keys.mode === 'replay') buf.set(keys.kept[keys.next++]!, offset);
-    return out;
-  }) as typeof real.randomFillSync;
-  return { ...real, default: { ...real, randomFillSync }, randomFillSync };
-});
+vi.mock('node:crypto', async (importOriginal) =>
+  (await import('./support/key-replay.ts')).replayingCrypto(await importOriginal<typeof import('node:crypto')>(), keys),
+);
 
 const fw = Firmware.loadSync();
 const SUB = 10_000; // Wi-Fi bursts

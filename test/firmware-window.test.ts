@@ -106,6 +106,21 @@ function expectedHash(key: Uint8Array, radio: number, group: number, addr: Uint8
   return blake2s(Uint8Array.from([radio, group, ...addr]), { key, dkLen: 8 });
 }
 
+/**
+ * Where two modules' state differs: the globals (named) and the bytes of memory, the stats block
+ * (the window's counts, published) left out.
+ */
+function stateDifferences(a: Firmware, b: Firmware, globals: number, names: string[]): { globals: string[]; bytes: number[] } {
+  const ga = globalValues(a.exports, globals);
+  const gb = globalValues(b.exports, globals);
+  const ma = new Uint8Array(a.exports.memory.buffer);
+  const mb = new Uint8Array(b.exports.memory.buffer);
+  const stats = a.exports.stats_ptr();
+  const bytes: number[] = [];
+  for (let i = 0; i < ma.length; i++) if (ma[i] !== mb[i] && (i < stats || i >= stats + STATS_BYTES)) bytes.push(i);
+  return { globals: ga.flatMap((v, i) => (Object.is(v, gb[i]) ? [] : [`${names[i] ?? i}: ${String(v)} / ${String(gb[i])}`])), bytes };
+}
+
 function address(i: number, first: number): Uint8Array {
   return Uint8Array.from([first, 0x5a, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff, 0xc3]);
 }
@@ -386,17 +401,9 @@ describe('firmware window wipe', () => {
     expect(ca.wifi.devices).toBeGreaterThan(5);
     expect(ca.ble.devices).toBeGreaterThan(10);
     expect([cb.wifi.devices, cb.ble.devices]).not.toEqual([ca.wifi.devices, ca.ble.devices]);
-    const ga = globalValues(a.exports, globals);
-    const gb = globalValues(b.exports, globals);
-    expect(ga.flatMap((v, i) => (Object.is(v, gb[i]) ? [] : [`${names[i] ?? i}: ${String(v)} / ${String(gb[i])}`]))).toEqual([]);
-    const ma = new Uint8Array(a.exports.memory.buffer);
-    const mb = new Uint8Array(b.exports.memory.buffer);
-    const stats = a.exports.stats_ptr();
-    const differing: number[] = [];
-    for (let i = 0; i < ma.length; i++) {
-      if (ma[i] !== mb[i] && (i < stats || i >= stats + STATS_BYTES)) differing.push(i);
-    }
-    expect(differing.slice(0, 20)).toEqual([]);
+    const { globals: g, bytes } = stateDifferences(a, b, globals, names);
+    expect(g).toEqual([]);
+    expect(bytes.slice(0, 20)).toEqual([]);
   });
   it('after window_end memory and globals are the same whatever kinds of frame the module ever saw: no table is filled on first use', () => {
     // Two fresh modules, one window each: a's window holds frames whose check needs a CRC table
@@ -431,17 +438,9 @@ describe('firmware window wipe', () => {
     // both windows counted what they were given (a's frames passed their CRC checks)
     expect([ca.wifi.devices, ca.ble.devices, ca.wifi.rejected, ca.ble.rejected]).toEqual([1, 1, 0, 0]);
     expect([cb.wifi.devices, cb.ble.devices]).toEqual([0, 2]);
-    const ga = globalValues(a.exports, globals);
-    const gb = globalValues(b.exports, globals);
-    expect(ga.flatMap((v, i) => (Object.is(v, gb[i]) ? [] : [`${names[i] ?? i}: ${String(v)} / ${String(gb[i])}`]))).toEqual([]);
-    const ma = new Uint8Array(a.exports.memory.buffer);
-    const mb = new Uint8Array(b.exports.memory.buffer);
-    const stats = a.exports.stats_ptr();
-    const differing: number[] = [];
-    for (let i = 0; i < ma.length; i++) {
-      if (ma[i] !== mb[i] && (i < stats || i >= stats + STATS_BYTES)) differing.push(i);
-    }
-    expect(differing.length, `bytes that differ, from ${differing[0]}`).toBe(0);
+    const { globals: g, bytes } = stateDifferences(a, b, globals, names);
+    expect(g).toEqual([]);
+    expect(bytes.length, `bytes that differ, from ${bytes[0]}`).toBe(0);
   });
 
   it('after window_end every global of the module is the same whatever the window saw: nothing of its last frame (signal, channel, radio, radiotap layout) or its settings', () => {
