@@ -152,8 +152,7 @@ export function rssiOfSlot(slot: number): number | null {
 
 const WIFI_LINKTYPES = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP]);
 const BLE_LINKTYPES = new Set<number>([LINKTYPE.BLUETOOTH_HCI_H4_WITH_PHDR, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR, LINKTYPE.NORDIC_BLE]);
-/** Link types a PPI header wraps, by radio (firmware/assembly/ppi.ts); the module counts any other as unsupported. */
-const PPI_WIFI = new Set<number>([LINKTYPE.IEEE802_11, LINKTYPE.IEEE802_11_RADIOTAP]);
+/** BLE link types a PPI header wraps (firmware/assembly/ppi.ts; its Wi-Fi ones are WIFI_LINKTYPES); the module counts any other as unsupported. */
 const PPI_BLE = new Set<number>([147, LINKTYPE.BLUETOOTH_LE_LL, LINKTYPE.BLUETOOTH_LE_LL_WITH_PHDR]);
 
 /**
@@ -169,7 +168,7 @@ function radioOf(linkType: number, data: Uint8Array): 'wifi' | 'ble' | 'unsuppor
   const hdrLen = dv.getUint16(2, true);
   if (hdrLen < 8 || hdrLen > data.length) return 'unsupported';
   const dlt = dv.getUint32(4, true);
-  return PPI_WIFI.has(dlt) ? 'wifi' : PPI_BLE.has(dlt) ? 'ble' : 'unsupported';
+  return WIFI_LINKTYPES.has(dlt) ? 'wifi' : PPI_BLE.has(dlt) ? 'ble' : 'unsupported';
 }
 
 function missing(path: string): Error {
