@@ -44,6 +44,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../package-root.ts';
+import { refuseMethod } from './http.ts';
 import type { OptionSpec } from './config-loader.ts';
 import { readSecretFile } from './secrets.ts';
 
@@ -648,11 +649,7 @@ export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res:
     const file = files.get(path);
     const stream = streams.get(path);
     if (!file && !stream && !favicon) return false;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${req.method} not allowed on ${path}\n`);
-      return true;
-    }
+    if (refuseMethod(req, res, path)) return true;
     if (favicon) {
       // browsers ask for it on every page; no icon, and no 404 in the console
       res.writeHead(204, { 'cache-control': 'max-age=86400' });
