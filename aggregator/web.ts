@@ -20,6 +20,7 @@
 // store holds the numbers of written points only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { packageFile, SseHub, staticPage, webAccess, webHandler, webRefusal, type WebAccess, type WebAuthConfig } from '../scripts/lib/web.ts';
+import { requestPath } from '../scripts/lib/http.ts';
 import type { GatewayView, RecentWrites, ZoneWindow } from './recent.ts';
 
 interface WindowUpdate {
@@ -154,7 +155,7 @@ export class AggregatorWeb {
 
   /** Answers the page's paths; false for any other (the caller's own routes). */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = requestPath(req);
     if (path !== '/api/recent') return this.handler(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });

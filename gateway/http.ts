@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { answerFailure, listenServer, refuseMethod, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { answerFailure, listenServer, refuseMethod, refuseTarget, requestPath, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { type SseHub, webHandler } from '../scripts/lib/web.ts';
 import type { GatewayPage } from './web.ts';
 import { NO_OUTPUT_FIX, NO_OUTPUT_MS } from './sources.ts';
@@ -297,17 +297,19 @@ export async function listenHttp(
   web?: { handle: (req: IncomingMessage, res: ServerResponse) => boolean; paths: string[] },
 ): Promise<HttpServer> {
   const server = createServer(SERVER_OPTIONS, async (req, res) => {
-    const route = routes[(req.url ?? '/').split('?')[0]];
     // Everything inside the catch: a throw in this handler is a rejected promise nobody awaits, which
     // ends the process, counting and all, for one request.
     try {
+      if (refuseTarget(req, res)) return;
+      const path = requestPath(req)!;
+      const route = routes[path];
       if (web?.handle(req, res)) return;
       if (!route) {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end(`not found: the ${label} answers ${[...(web?.paths ?? []), ...Object.keys(routes)].join(', ')}\n`);
         return;
       }
-      if (refuseMethod(req, res, (req.url ?? '/').split('?')[0]!)) return;
+      if (refuseMethod(req, res, path)) return;
       const out = await route();
       res.writeHead(out.code, { 'content-type': out.type });
       res.end(out.body);

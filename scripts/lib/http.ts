@@ -2,6 +2,7 @@
 // aggregator: a port that cannot be opened becomes an HttpPortError naming where the port was set.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { SettingSource, SettingSources } from './config-loader.ts';
 
 /** The hint line under an HttpPortError of a port given on the command line or by default, the same for the gateway and the aggregator. */
@@ -74,6 +75,70 @@ export function answerFailure(res: ServerResponse, text: string): void {
   res.end(text);
 }
 
+/** A request target in absolute-form: scheme, authority (host and port, perhaps user info) and the rest. */
+const ABSOLUTE_FORM = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/is;
+
+/** host:port in lower case without the scheme's default port, to compare an authority with a Host header. */
+function hostPort(authority: string, scheme: string): string {
+  const a = authority.trim().toLowerCase();
+  const port = scheme === 'https' ? ':443' : ':80';
+  return a.endsWith(port) ? a.slice(0, -port.length) : a;
+}
+
+/**
+ * The path of a request's target, without its query, whatever its form: the target itself in
+ * origin-form (`/healthz?x`), the URL's path in absolute-form (`http://127.0.0.1:9464/healthz`,
+ * which proxies and some probes send, and which RFC 9112 section 3.2.2 says a server must accept;
+ * `/` when the URL has none). Undefined for any other target, which refuseTarget answers: `*`
+ * (asterisk-form), a URL of a scheme other than http(s), one with user info, and one whose host
+ * and port differ from the Host header's, so the checks that read the Host header (the pages'
+ * loopback rule) see the host the request was addressed to. A URL without a Host header (HTTP/1.0)
+ * keeps no Host header, and those checks refuse it as they refuse a path without one.
+ */
+export function requestPath(req: IncomingMessage): string | undefined {
+  const target = req.url ?? '/';
+  if (target.startsWith('/')) return target.split('?')[0]!;
+  const m = ABSOLUTE_FORM.exec(target);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return undefined;
+  const authority = m[2]!;
+  if (authority === '' || authority.includes('@')) return undefined;
+  const host = req.headers.host;
+  if (host !== undefined && hostPort(host, scheme) !== hostPort(authority, scheme)) return undefined;
+  const rest = m[3]!.split('?')[0]!;
+  return rest === '' ? '/' : rest;
+}
+
+/**
+ * Answers a request whose target has no path these servers serve (requestPath undefined) and
+ * returns true: 405 (Allow: GET, HEAD) to `OPTIONS *`, 400 naming the target to any other.
+ * Returns false when the target has a path. First in every handler, before any route or check.
+ */
+export function refuseTarget(req: IncomingMessage, res: ServerResponse): boolean {
+  if (requestPath(req) !== undefined) return false;
+  const target = req.url ?? '';
+  if (target === '*' && req.method === 'OPTIONS') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+    res.end('OPTIONS * not allowed: this server answers GET and HEAD on its paths\n');
+    return true;
+  }
+  const shown = JSON.stringify(target.length > 200 ? `${target.slice(0, 200)}...` : target);
+  const m = ABSOLUTE_FORM.exec(target);
+  const why = !m
+    ? 'is neither a path (/healthz) nor an http URL (http://host:port/healthz)'
+    : !/^https?$/i.test(m[1]!)
+      ? 'is not an http URL'
+      : m[2]!.includes('@')
+        ? 'holds user info (credentials go in the Authorization header)'
+        : m[2] === ''
+          ? 'names no host'
+          : `names another host than the Host header (${JSON.stringify(req.headers.host ?? '')})`;
+  res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(`request target ${shown} ${why}\n`);
+  return true;
+}
+
 /**
  * Answers 405 (Allow: GET, HEAD) to any other method and returns true; /metrics and /healthz are
  * read-only. Returns false for GET and HEAD.
@@ -110,6 +175,15 @@ export async function listenServer(server: Server, host: string, port: number, m
   // Every answer, not only the pages': /healthz and the error answers carry texts from outside (a
   // broker's or a database's error message), which a browser must never read as anything but their type.
   server.prependListener('request', (_req, res) => res.setHeader('x-content-type-options', 'nosniff'));
+  // CONNECT (authority-form, host:port): no tunnels here. Without a listener Node closed the
+  // connection with no answer at all; now 405 naming the methods allowed, then closed.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const body = `${req.method} not allowed: this server answers GET and HEAD on its paths\n`;
+    socket.on('error', () => {});
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: text/plain; charset=utf-8\r\nx-content-type-options: nosniff\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new HttpPortError(host, port, e)));
     server.listen(port, host, () => resolve());

@@ -44,7 +44,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../package-root.ts';
-import { refuseMethod } from './http.ts';
+import { refuseMethod, requestPath } from './http.ts';
 import type { OptionSpec } from './config-loader.ts';
 import { readSecretFile } from './secrets.ts';
 
@@ -644,7 +644,8 @@ export function webHandler(opts: WebHandlerOptions): (req: IncomingMessage, res:
   const streams = new Map(Object.entries(opts.streams ?? {}));
   const { access } = opts;
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = requestPath(req);
+    if (path === undefined) return false;
     const favicon = path === '/favicon.ico' && files.has('/');
     const file = files.get(path);
     const stream = streams.get(path);
