@@ -29,7 +29,7 @@ import {
   redactUrl,
 } from '../scripts/lib/secrets.ts';
 import { canonicalMqttUrl, MQTT_URL_HINT, MQTT_URL_PATTERN, passwordWithoutUsername } from '../scripts/lib/mqtt-options.ts';
-import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE } from '../contract/index.ts';
+import { flipThreshold, isValidId, MAX_WINDOW_MS, RR_SCALE, SKETCH_BITS_ALLOWED } from '../contract/index.ts';
 import { CLOCK_MIN_MS } from '../gateway/window.ts';
 import { builtinScenarios, loadScenario, nominalPeople, ScenarioError, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import {
@@ -289,7 +289,13 @@ function overrides(f: Flags): ScenarioOverrides {
 function sketchBits(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = decimal(v);
-  if (!Number.isInteger(n) || n < 64 || (n & (n - 1)) !== 0) throw new UsageError(`--sketch-bits: must be a power of two >= 64 (got "${v}")`);
+  // The sizes a gateway's corridor.sketch_bits and the contract take: 64 to 512 passed here and the
+  // aggregator's intake refused the first sketch once the whole run was simulated (exit 1, no hint).
+  if (!SKETCH_BITS_ALLOWED.includes(n))
+    throw new UsageError(
+      `--sketch-bits: must be one of ${SKETCH_BITS_ALLOWED.join(', ')} (got "${v}")`,
+      "the sizes a gateway's corridor.sketch_bits takes; the same in every gateway of the group",
+    );
   return n;
 }
 
@@ -510,7 +516,7 @@ export function registerSimulate(program: Command): void {
     )
     .option('--fit-seed <n>', 'evaluate: seed of the run the people calibration is fitted on (default: --seed + 1, 0 after 4294967295)')
     .option('--no-calibrate', 'evaluate: skip the calibration run; people are not scored')
-    .option('--sketch-bits <m>', 'evaluate: corridor sketch size in bits, a power of two (default 8192, as the gateway)')
+    .option('--sketch-bits <m>', `evaluate: corridor sketch size in bits, ${SKETCH_BITS_ALLOWED.join(', ')} (default 8192, as the gateway)`)
     .option(
       '--sketch-p <p>',
       'evaluate: corridor sketch flip probability, above 0 and below 1 (0.0000077 to 0.99999237: quantised to T / 65536 with T from 1 to 65535; default 0.03)',

@@ -48,6 +48,14 @@ describe('presence simulate: bad flag values', () => {
       );
   });
 
+  it('a --sketch-bits a gateway cannot take is refused naming the sizes (512 and 65536 ran the whole simulation, then the aggregator or the firmware refused the sketch)', () => {
+    for (const m of ['64', '512', '65536', '4294967296'])
+      refused(
+        simulate('traffic-corridor', '--evaluate', '--duration', '15m', '--scale', '0.05', '--no-calibrate', '--sketch-bits', m),
+        new RegExp(`^presence simulate: --sketch-bits: must be one of 1024, 2048, 4096, 8192, 16384, 32768 \\(got "${m}"\\)$`),
+      );
+  });
+
   it('a seed that is not a whole number from 0 to 4294967295 is refused (1.5 and 4294967297 were seed 1)', () => {
     for (const seed of ['1.5', '-1', '4294967297', '1e30']) {
       const out = join(tmp, `seed-${seed}`);
