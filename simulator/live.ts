@@ -2,7 +2,7 @@
 // in real time or N times faster. Each output is a capture stream (pcapng with one interface per
 // radio, or classic pcap of one radio) that a gateway reads like a monitor-mode capture.
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync, WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CaptureWriter, StreamSink, type CaptureFormat } from './pcap-writer.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
@@ -56,6 +56,10 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
     byGateway.set(gi, [...(byGateway.get(gi) ?? []), { writer, iface }]);
   }
   const writers = [...byGateway.values()].flat();
+  // A named pipe opens once its reader opens it: the clock starts when every output is open. It
+  // started before, so the frames due while the stream waited for a gateway came in one burst once
+  // it had one (30 s of frames at once for a gateway started 30 s late at --speed 1).
+  await Promise.all(o.outputs.map((out) => opened(out.stream, o.signal)));
   const wall0 = performance.now();
   let frames = 0;
   let windows = 0;
@@ -93,6 +97,24 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
     for (const w of writers) await w.writer.close().catch(() => {});
   }
   return { frames, windows };
+}
+
+/** Resolves once a file stream is open (at once for any other); its failure is the sink's to say. */
+function opened(stream: Writable, signal?: AbortSignal): Promise<void> {
+  if (!(stream instanceof WriteStream) || !stream.pending || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('open', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    stream.once('open', done);
+    stream.once('error', done);
+    stream.once('close', done);
+    signal?.addEventListener('abort', done);
+  });
 }
 
 /** Opens `path` for live writing; creates a named pipe there first when `fifo` (needs `mkfifo`). */

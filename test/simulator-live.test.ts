@@ -211,6 +211,27 @@ describe('presence simulate (CLI)', () => {
     await Promise.all([a, b]);
   }, 60_000);
 
+  it('--live --fifo read late keeps its pace from the reader on (the frames due while it waited came in one burst)', async () => {
+    const dir = join(root, 'fifo-late');
+    // 1 simulated minute at 20x: 3 s of stream once the pipe has its reader.
+    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', '20', '--duration', '1m', '--out', dir, '--fifo'], { stdio: 'ignore' });
+    const closed = new Promise((res) => sim.on('close', res));
+    const pipe = join(dir, 'gw-lobby.pcapng');
+    await eventually('the simulator to create the named pipe', () => existsSync(pipe) || sim.exitCode !== null);
+    // The gateway starts 3 s late: the whole minute was due by then, and was written at once.
+    await new Promise((r) => setTimeout(r, 3000));
+    const t0 = performance.now();
+    const chunks: Buffer[] = [];
+    for await (const c of createReadStream(pipe)) chunks.push(c as Buffer);
+    const wall = performance.now() - t0;
+    expect(await closed).toBe(0);
+    const parser = new CaptureParser('fifo');
+    expect(parser.push(Buffer.concat(chunks)).length).toBeGreaterThan(1000);
+    parser.end();
+    // Its last frames are due ~3 s after the reader came (no upper bound: that is the machine's speed).
+    expect(wall).toBeGreaterThan(2000);
+  }, 60_000);
+
   it('--live --fifo writes each gateway to a named pipe', async () => {
     const dir = join(root, 'fifo');
     const sim = spawn(
