@@ -214,7 +214,9 @@ describe('presence simulate (CLI)', () => {
   it('--live --fifo read late keeps its pace from the reader on (the frames due while it waited came in one burst)', async () => {
     const dir = join(root, 'fifo-late');
     // 1 simulated minute at 20x: 3 s of stream once the pipe has its reader.
-    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', '20', '--duration', '1m', '--out', dir, '--fifo'], { stdio: 'ignore' });
+    const sim = spawn('node', [presence, 'simulate', 'quiet-night', '--live', '--speed', '20', '--duration', '1m', '--out', dir, '--fifo'], {
+      stdio: 'ignore',
+    });
     const closed = new Promise((res) => sim.on('close', res));
     const pipe = join(dir, 'gw-lobby.pcapng');
     await eventually('the simulator to create the named pipe', () => existsSync(pipe) || sim.exitCode !== null);
