@@ -4,7 +4,7 @@ import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { delayedProgressBar, progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { appendFileSync, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
@@ -181,6 +181,17 @@ function checkPipeFolder(path: string): void {
       `--pipe ${path}: the folder ${dir} does not exist`,
       'give a path in an existing folder (mkfifo PATH makes a named pipe; --fifo makes it for you)',
     );
+  // A folder there, or a new file in a folder it cannot write to, failed after 'live stream started'
+  // (EISDIR, EACCES: exit 1, no hint).
+  if (existsSync(path) && statSync(path).isDirectory())
+    throw new UsageError(`--pipe ${path}: is a folder`, 'give the path of a named pipe (mkfifo PATH, or --fifo) or of a new file');
+  if (!existsSync(path)) {
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new UsageError(`--pipe ${path}: the folder ${dir} is not writable`, 'give a path in a folder you can write to');
+    }
+  }
   // A file that is there already is not written over: a stream goes into a named pipe or a new file.
   if (existsSync(path) && statSync(path).isFile())
     throw new UsageError(

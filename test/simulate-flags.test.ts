@@ -628,6 +628,15 @@ describe('presence simulate --live: its outputs are checked before the stream st
     expect(r.code, r.err).toBe(0);
     expect(readFileSync(join(out, 'truth.jsonl'), 'utf8')).toMatch(/"gateway":"gw-lobby"/);
   });
+
+  it('a --pipe that is a folder is one line before the stream starts (it said "live stream started", then EISDIR, exit 1, no hint)', () => {
+    const dir = join(tmp, 'live-pipe-folder');
+    mkdirSync(dir);
+    refused(
+      simulate('quiet-night', '--live', '--speed', 'max', '--duration', '1m', '--pipe', dir),
+      new RegExp(`^presence simulate: --pipe ${dir}: is a folder$`),
+    );
+  });
 });
 
 describe('presence demo: the same limits, before the calibration run starts', () => {
