@@ -487,8 +487,9 @@ export class WritePipeline extends EventEmitter<PipelineEvents> {
           problem = `InfluxDB answered ${f.status} to a write: ${f.message}`;
           break;
         default:
+          // (the line-protocol file: which setting gave it, as its default ./presence.lp was named only by its full path)
           problem = /^(ENOSPC|EDQUOT)\b/.test(f.message)
-            ? `writes to ${this.sink.target} fail: ${f.message}: its filesystem (or the quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then`
+            ? `writes to ${this.sink.target} (out, --out) fail: ${f.message}: its filesystem (or the quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then`
             : f.status !== undefined && /no space left on device|disk quota exceeded/i.test(f.message)
               ? `writes to ${this.sink.target} fail: InfluxDB answers ${f.status}: ${f.message}: the disk of InfluxDB's data or WAL folder (or its quota) is full; free space there: the messages wait unacknowledged (the broker keeps them) and are written then; influxd 1.x goes on refusing writes in these words after space is freed until it is restarted`
               : `writes to ${this.sink.target} fail: ${f.message}`;

@@ -17,7 +17,7 @@ import { exitUsage } from '../scripts/lib/usage.ts';
 import { spawnSync } from 'node:child_process';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
+import { FileWriteError, fileWriteProblem, isDiskFull, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
@@ -127,7 +127,7 @@ class Changes {
       const why = e instanceof FileWriteError ? e.message : `${path}: ${(e as Error).message}`;
       throw new ProvisionError(
         `${flag} ${why}${undone ? `; ${undone}` : '; nothing was changed'}`,
-        'check the paths given and that this user may write them (sudo)',
+        isDiskFull(e) ? `df -h ${dirname(path)} shows the space left there` : 'check the paths given and that this user may write them (sudo)',
       );
     }
   }

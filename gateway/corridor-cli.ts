@@ -25,7 +25,7 @@ import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { parseDuration } from '../scripts/lib/duration.ts';
 import { MAX_SECRET_BYTES, missingSecretFile, pathCredentialsProblem } from '../scripts/lib/secrets.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
-import { FileWriteError, fileWriteProblem, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
+import { FileWriteError, fileWriteProblem, isDiskFull, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { MAX_CONFIG_BYTES } from '../scripts/lib/config-loader.ts';
 
 const GROUP_HINT = 'a group id is lower case letters, digits, "-" or "_" (at most 63, starting with a letter or digit), e.g. main-street';
@@ -39,7 +39,13 @@ function writeFile(flag: string, path: string, text: string, mode: number): void
   try {
     writeFileAtomic(path, text, { mode });
   } catch (e) {
-    if (e instanceof FileWriteError) throw new UsageError(`${flag} ${e.message}`, 'nothing was changed: fix the path or the permissions, then run it again');
+    if (e instanceof FileWriteError)
+      throw new UsageError(
+        `${flag} ${e.message}`,
+        isDiskFull(e)
+          ? `nothing was changed; df -h ${dirname(path)} shows the space left there`
+          : 'nothing was changed: fix the path or the permissions, then run it again',
+      );
     throw e;
   }
 }

@@ -6,6 +6,7 @@ import { delayedProgressBar, progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
 import { accessSync, appendFileSync, constants, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { DISK_FULL_FIX, fileWriteProblem, isDiskFull } from '../scripts/lib/atomic-file.ts';
 import { createLogger } from '../scripts/lib/log.ts';
 import { BURST_ADDRESSES_MAX, BURST_ADDRESSES_MIN } from '../firmware/host/types.ts';
 import { evaluate, PEOPLE_GOAL_MAPE, type Evaluation, type GatewayScore } from './evaluate.ts';
@@ -775,7 +776,14 @@ export function registerSimulate(program: Command): void {
               process.stderr.write(`presence simulate: replacing ${replaced.join(', ')} of an earlier run in ${f.out.replace(/\/+$/, '')}/\n`);
             for (const g of scenario.gateways) {
               const path = join(f.out, `${g.id}.${f.format}`);
-              outputs.push({ gateway: g.id, stream: openLivePath(path, f.fifo === true), format: f.format as 'pcap' | 'pcapng', radio, name: path });
+              outputs.push({
+                gateway: g.id,
+                stream: openLivePath(path, f.fifo === true),
+                format: f.format as 'pcap' | 'pcapng',
+                radio,
+                name: path,
+                option: '--out',
+              });
             }
           } else {
             const gateway = f.gateway ?? scenario.gateways[0].id;
@@ -787,13 +795,29 @@ export function registerSimulate(program: Command): void {
                 'pipe it into its reader (| presence replay - --json), or give --pipe PATH or --out DIR',
               );
             const stream = f.pipe ? openLivePath(f.pipe, f.fifo === true) : process.stdout;
-            outputs.push({ gateway, stream, format: f.format as 'pcap' | 'pcapng', radio, end: !!f.pipe, name: f.pipe ?? 'stdout' });
+            outputs.push({
+              gateway,
+              stream,
+              format: f.format as 'pcap' | 'pcapng',
+              radio,
+              end: !!f.pipe,
+              name: f.pipe ?? 'stdout',
+              option: f.pipe ? '--pipe' : undefined,
+            });
           }
           log.info({ scenario: scenario.name, speed: Number.isFinite(speed) ? speed : 'max', outputs: outputs.map((x) => x.gateway) }, 'live stream started');
           const waiting = waitForReaders(outputs, log);
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
           const truthLog = f.out ? join(f.out, 'truth.jsonl') : null;
-          if (truthLog) writeFileSync(truthLog, '');
+          // A full disk named the file and its option, not only "ENOSPC: no space left on device, write".
+          const writeTruthLog = (append: (path: string) => void) => {
+            try {
+              if (truthLog) append(truthLog);
+            } catch (e) {
+              throw new Error(`--out ${fileWriteProblem(truthLog!, e as NodeJS.ErrnoException).message}`);
+            }
+          };
+          writeTruthLog((p) => writeFileSync(p, ''));
           const r = await runLive({
             scenario,
             seed,
@@ -801,7 +825,7 @@ export function registerSimulate(program: Command): void {
             speed,
             outputs,
             onWindow: (w) => {
-              if (truthLog) appendFileSync(truthLog, w.map((x) => JSON.stringify(x)).join('\n') + '\n');
+              writeTruthLog((p) => appendFileSync(p, w.map((x) => JSON.stringify(x)).join('\n') + '\n'));
               log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
             },
           }).catch((e) => {
@@ -887,6 +911,15 @@ export function registerSimulate(program: Command): void {
           bleLink,
           onWindow: (w) => bar?.update(byMinute ? Math.min(minutes, Math.ceil((Date.parse(w[0]?.end ?? '') - scenario.startMs) / 60_000) || 0) : ++windows),
           onTime: byMinute ? (t) => bar?.update(Math.min(minutes, Math.floor(t / 60))) : undefined,
+        }).catch((e) => {
+          bar?.stop();
+          // The disk filled after the check above (another writer, or files and folders all taken):
+          // it said "ENOSPC: no space left on device, write", naming neither the folder nor --out.
+          if (isDiskFull(e))
+            throw new Error(
+              `--out ${shownDir}: no space left on its device (or the quota is full) while the files were written (${(e as NodeJS.ErrnoException).code}); ${DISK_FULL_FIX}; files of an earlier run there are as they were`,
+            );
+          throw e;
         });
         bar?.stop();
         if (staleLiveTruth) rmSync(liveTruth, { force: true });

@@ -20,6 +20,8 @@ export interface LiveOutput {
   end?: boolean;
   /** Where the stream goes (a path, "stdout"), named in its errors with the gateway. */
   name?: string;
+  /** The option that gave its path (--pipe, --out): named in what to do when its disk is full. */
+  option?: string;
 }
 
 export interface LiveOptions extends ScenarioOverrides {
@@ -50,7 +52,7 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
     // Classic pcap holds one link type: the radio asked for, else Wi-Fi when the gateway has it.
     if (out.format === 'pcap') ifaces = ifaces.filter((i) => i.radio === (out.radio ?? ifaces[0].radio));
     if (!ifaces.length) throw new Error(`live: gateway "${out.gateway}" has no ${out.radio} radio`);
-    const sink = new StreamSink(out.stream, out.end ?? true, `of ${out.gateway}${out.name ? ` (${out.name})` : ''}`);
+    const sink = new StreamSink(out.stream, out.end ?? true, `of ${out.gateway}${out.name ? ` (${out.name})` : ''}`, out.option);
     const writer = out.format === 'pcap' ? CaptureWriter.pcap([sink], ifaces) : CaptureWriter.pcapng(sink, ifaces);
     const iface = { wifi: ifaces.findIndex((i) => i.radio === 'wifi'), ble: ifaces.findIndex((i) => i.radio === 'ble') };
     byGateway.set(gi, [...(byGateway.get(gi) ?? []), { writer, iface }]);

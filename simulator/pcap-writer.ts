@@ -3,6 +3,7 @@
 // Enhanced Packet Blocks). Writes are streamed through a fixed buffer; nothing holds a capture in memory.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { isDiskFull } from '../scripts/lib/atomic-file.ts';
 
 export type CaptureFormat = 'pcap' | 'pcapng';
 
@@ -167,16 +168,22 @@ export class ReaderClosedError extends Error {
 export class StreamSink implements Sink {
   private blocked = false;
   private failure: Error | null = null;
-  /** `name`: what the stream is, for its errors (a gateway and its pipe, "stdout"); with several, which one failed. */
+  /**
+   * `name`: what the stream is, for its errors (a gateway and its pipe, "stdout"); with several,
+   * which one failed. `option`: the option that gave its path (--pipe, --out), named in what to do
+   * when its disk is full.
+   */
   constructor(
     private readonly stream: Writable,
     private readonly end = true,
     name?: string,
+    option?: string,
   ) {
     // A reader that goes away (EPIPE) surfaces at the next write or drain, not as a crash.
     const what = name ? `the capture stream ${name}` : 'the capture stream';
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      this.failure ??= e.code === 'EPIPE' ? new ReaderClosedError(stream, what) : new Error(`${what}: ${e.message}`);
+      const full = option && isDiskFull(e) ? `; fix: free some space on its device, or give ${option} a path on another one, then run it again` : '';
+      this.failure ??= e.code === 'EPIPE' ? new ReaderClosedError(stream, what) : new Error(`${what}: ${e.message}${full}`);
     });
   }
   write(chunk: Uint8Array): void {

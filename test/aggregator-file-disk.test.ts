@@ -90,6 +90,8 @@ describe.skipIf(!mounted)(SUITE, () => {
       const line = log.find((l) => l.msg.includes('ENOSPC'))!.msg;
       expect(line).toMatch(/fail: ENOSPC: no space left on device, write: its filesystem \(or the quota\) is full; free space there/);
       expect(line).not.toContain('ENOSPC: ENOSPC');
+      // the setting the path came from: by default ./presence.lp, named only by its full path
+      expect(line).toContain(`writes to file ${out} (out, --out) fail: ENOSPC`);
       // the part the disk took is cut back: nothing torn waits in the file
       await new Promise((r) => setTimeout(r, 500));
       const held = existsSync(out) ? readFileSync(out, 'utf8') : '';

@@ -532,7 +532,7 @@ describe('calibration file', () => {
       const path = join(full, 'cal.yaml');
       expect(() => writeCalibration(path, file)).toThrow(CalibrationFileError);
       expect(() => writeCalibration(path, file)).toThrow(
-        `${path}: no space left on the device of ${full} (or the quota is full); free some, then run it again`,
+        `${path}: no space left on the device of ${full} (or the quota is full); free some there, or choose a path on another device, then run it again`,
       );
       expect(readdirSync(full)).toEqual(['filler']);
     },

@@ -577,7 +577,13 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
     const file = toCalibrationFile(result, estimator);
     if (flags.site) file.zones[flags.zone].site = flags.site;
     const merged = merge(flags.out, file);
-    writeCalibration(flags.out, merged.file);
+    try {
+      writeCalibration(flags.out, merged.file);
+    } catch (e) {
+      // Which option the path came from: a full disk named the file alone ("PATH: no space left ...").
+      if (e instanceof CalibrationFileError) throw new CalibrationFileError(`--out ${e.message}; nothing was changed`);
+      throw e;
+    }
     process.stderr.write(`presence calibrate: wrote ${flags.out}${merged.kept.length ? ` (kept its other zones: ${merged.kept.join(', ')})` : ''}\n`);
   }
 }

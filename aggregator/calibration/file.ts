@@ -294,7 +294,9 @@ export function writeCalibration(file: string, c: CalibrationFile): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     // What is wrong in words, with what to do: a full disk is no wrong path (it said 'cannot write it
-    // (ENOSPC); fix: choose a path in a folder that exists and can be written').
-    throw new CalibrationFileError(fileWriteProblem(target, e as NodeJS.ErrnoException).message);
+    // (ENOSPC); fix: choose a path in a folder that exists and can be written'). The path given
+    // first, and the file a link there leads to (the one whose disk is full): it named that alone.
+    const why = fileWriteProblem(target, e as NodeJS.ErrnoException).message.slice(target.length);
+    throw new CalibrationFileError(`${target === file ? file : `${file} (a link to ${target})`}${why}`);
   }
 }

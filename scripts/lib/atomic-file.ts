@@ -26,6 +26,15 @@ export class FileWriteError extends Error {
   }
 }
 
+/** A write that failed for a full disk or a full quota. */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** What to do when a path the user gave is on a full disk (after the line naming its option and path). */
+export const DISK_FULL_FIX = 'free some there, or choose a path on another device, then run it again';
+
 /** "PATH: why; what to do" for a system error writing `path` (ENOTREG: the path is no regular file; EFDLINK: a link to an open file, /dev/stdout). */
 export function fileWriteProblem(path: string, e: { code?: string }): FileWriteError {
   const code = e.code ?? 'EIO';
@@ -45,8 +54,8 @@ export function fileWriteProblem(path: string, e: { code?: string }): FileWriteE
                 ? `a part of ${dir} is a file, not a folder; check the path`
                 : code === 'EROFS'
                   ? `${dir} is on a read-only file system; choose a path on a writable one`
-                  : code === 'ENOSPC' || code === 'EDQUOT'
-                    ? `no space left on the device of ${dir} (or the quota is full); free some, then run it again`
+                  : isDiskFull(e)
+                    ? `no space left on the device of ${dir} (or the quota is full); ${DISK_FULL_FIX}`
                     : code === 'EEXIST'
                       ? `its temporary file ${path}.tmp-${process.pid} is there already (left by an earlier run that stopped); remove it, then run it again`
                       : `cannot be written (${code}); check the path and the device`;
