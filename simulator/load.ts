@@ -328,8 +328,10 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
     const deadline = opts.duration !== undefined ? t0 + opts.duration * 1000 : Infinity;
     while (published < limit && !opts.signal?.aborted) {
       const now = performance.now();
-      if (now >= deadline) break;
-      const due = Math.min(limit, Math.floor(((now - t0) / 1000) * opts.rate) + 1);
+      // What is due by now, or by the deadline once it has passed: the loop sleeps at least 1 ms and
+      // woke past the deadline with the last counts due before it unsent (--rate 2000 --duration 5s
+      // published 9,999 of 10,000; --rate 200 --duration 0.5s 99 of 100).
+      const due = Math.min(limit, Math.floor(((Math.min(now, deadline) - t0) / 1000) * opts.rate) + 1);
       while (published < due && inFlight < maxInFlight) {
         const m = gen.next();
         if (m.done) break;
@@ -341,6 +343,7 @@ export async function runLoad(opts: RunLoadOptions): Promise<RunLoadResult> {
         lastProgress = now;
         opts.onProgress({ published, acked, elapsedS: (now - t0) / 1000 });
       }
+      if (now >= deadline) break;
       await sleep(published >= due ? Math.max(1, Math.min(20, ((published + 1) / opts.rate) * 1000 - (now - t0))) : 1);
     }
     // Wait for outstanding acknowledgements (bounded).
