@@ -70,7 +70,8 @@ export function checkCrowd(s: Scenario, given: { people?: string | number; scale
   };
   const instead = byPeople ? `--people ${PEOPLE_MAX}` : `--scale ${fits(PEOPLE_MAX / nominal)}`;
   // A number past a trillion is shown as 3.00e+13 (a flow of speed 1e-300 gave a line of 400 digits).
-  const peakShown = peak < 1e12 ? Math.round(peak).toLocaleString('en') : peak.toExponential(2);
+  // Past the largest number (--scale 1e308 on King's Day) it said "Infinity people".
+  const peakShown = peak < 1e12 ? Math.round(peak).toLocaleString('en') : Number.isFinite(peak) ? peak.toExponential(2) : 'more than 1e308';
   const peakText = `${peakShown} people at its peak; the simulator holds at most ${PEOPLE_MAX.toLocaleString('en')}`;
   // Neither flag: the crowd is the scenario's own (a file's occupancy or per_hour), so the line names
   // the scenario, not a --scale that was never given, and the crowd that holds the most.

@@ -574,6 +574,11 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
     );
     // crossroads (first) holds 3,337 people at --scale 11, kingsday-square (second) 330,000: it printed crossroads' tables first
     refused(simulate('--evaluate', '--duration', '1m', '--scale', '11'), /--scale 11: kingsday-square would hold 330,000 people at its peak/);
+    // a crowd past the largest number said "would hold Infinity people"
+    refused(
+      simulate('kingsday-square', '--duration', '1m', '--scale', '1e308', '--out', join(tmp, 'huge-scale')),
+      /^presence simulate: --scale 1e308: kingsday-square would hold more than 1e308 people at its peak; the simulator holds at most 300,000 \(--scale 10 or less\)$/,
+    );
   });
 });
 
