@@ -869,6 +869,17 @@ export function registerSimulate(program: Command): void {
         const estimating = await delayedProgressBar('estimating the size', ESTIMATE_BUDGET_FRAMES, 'frames (at most)');
         const est = estimateOutput(scenario, seed, bleLink, f.format as 'pcap' | 'pcapng', ESTIMATE_BUDGET_FRAMES, (n) => estimating?.update(n));
         estimating?.stop();
+        // Counted exactly and no frame: a crowd scaled to nearly nobody (--people 0.001 on the corridor)
+        // or a run shorter than any device's interval wrote captures without a frame and said so only
+        // as "0 frames", as --scale 0 on a scenario without fixed devices did before it was refused.
+        if (est.exact && est.frames === 0) {
+          removeDirs(made);
+          const crowd = f.people !== undefined ? ` at --people ${f.people}` : f.scale !== undefined ? ` at --scale ${f.scale}` : '';
+          throw new UsageError(
+            `${scenario.name} over ${formatDuration(scenario.durationS * 1000)}${crowd}: its captures would hold no frame (no gateway hears a device in that time); nothing was written`,
+            'give a larger --scale or --people, or a longer --duration',
+          );
+        }
         const pct = (x: number) => `${x * 100}%`;
         process.stderr.write(
           `presence simulate: about ${est.frames.toLocaleString('en')} frames, ${formatBytes(est.bytes)} into ${shownDir}` +

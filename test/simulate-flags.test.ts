@@ -131,6 +131,19 @@ describe('presence simulate: bad flag values', () => {
         new RegExp(`^presence simulate: ${flag} 0: crossroads has no fixed devices`),
       );
     }
+    // A crowd scaled to nearly nobody, or a run shorter than any device's interval, holds no frame
+    // either: counted exactly, it is refused the same way (it wrote empty captures, exit 0).
+    for (const [args, what] of [
+      [['traffic-corridor', '--people', '0.001', '--duration', '5m'], 'traffic-corridor over 5m at --people 0.001'],
+      [['quiet-night', '--duration', '1ms'], 'quiet-night over 1ms'],
+    ] as const) {
+      const out = join(tmp, 'no-frame');
+      refused(
+        simulate(...args, '--out', out),
+        new RegExp(`^presence simulate: ${what}: its captures would hold no frame \\(no gateway hears a device in that time\\); nothing was written$`),
+      );
+      expect(existsSync(out)).toBe(false);
+    }
     // quiet-night has fixed devices (a printer, beacons, a sensor): an empty room is a fair run.
     const r = simulate('quiet-night', '--scale', '0', '--duration', '1m', '--out', join(tmp, 'zero-fixed'));
     expect(r.code, r.err).toBe(0);
