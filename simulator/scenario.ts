@@ -565,6 +565,11 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const problems: string[] = [];
   const dur = (v: unknown, def: number, name: string) => (v === undefined ? def : parseDuration(v as string | number, name, source));
 
+  // The captures go to sim-out/<name> when no --out is given: a name of "../../x" wrote them outside
+  // sim-out, "/tmp/x" into sim-out/tmp/x.
+  if (/[/\\\0]/.test(d.name) || d.name === '.' || d.name === '..')
+    problems.push(`name: must not hold a / or \\ or be . or .. (got ${JSON.stringify(d.name)}): the captures go to sim-out/<name> unless --out is given`);
+
   const knownModels = Object.keys(MODELS);
   const checkModels = (where: string, w: Record<string, number> | undefined) => {
     for (const k of Object.keys(w ?? {})) if (!MODELS[k]) problems.push(`${where}: unknown device model "${k}" (known: ${knownModels.join(', ')})`);

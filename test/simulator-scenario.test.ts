@@ -143,6 +143,14 @@ describe('scenario files', () => {
     expect(resolveScenario(fixed([60_000, 40_000]), 'x').fixed.map((f) => f.count)).toEqual([60_000, 40_000]);
   });
 
+  it('a name that is a path is refused: the captures go to sim-out/<name> (name "../../x" wrote them outside sim-out)', () => {
+    for (const name of ['../../x', '/tmp/x', 'a\\b', '.', '..'])
+      expect(problems({ ...minimal(), name })).toBe(
+        `file.yaml: name: must not hold a / or \\ or be . or .. (got ${JSON.stringify(name)}): the captures go to sim-out/<name> unless --out is given`,
+      );
+    expect(resolveScenario({ ...minimal(), name: 'Market Street' }, 'x').name).toBe('Market Street');
+  });
+
   it('a truth_step of 0s is refused (the truth sampled one instant for ever and the run never ended)', () => {
     expect(problems({ ...minimal(), truth_step: '0s' })).toBe('file.yaml: truth_step: must be above 0, like 5s (got 0s)');
     expect(resolveScenario({ ...minimal(), truth_step: '1s' }, 'x').truthStepS).toBe(1);
