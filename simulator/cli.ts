@@ -541,6 +541,8 @@ export function registerSimulate(program: Command): void {
         process.stderr.write(`presence simulate: ${m}\n`);
         process.exitCode = 1;
       };
+      /** With --live: true while a named pipe of the stream has no reader yet (set once they are made). */
+      let waitingPipe: (() => boolean) | null = null;
       try {
         const seed = seedOf('--seed', f.seed)!;
         if (f.list) {
@@ -751,7 +753,19 @@ export function registerSimulate(program: Command): void {
                 }`,
               );
           }
-          if (f.out) makeOutDir('--out', f.out);
+          if (f.out) {
+            makeOutDir('--out', f.out);
+            // The run appends each window's truth to truth.jsonl there: a folder or a pipe in its place is
+            // said now, before any pipe is made (it failed after 'live stream started', then waited for
+            // ever on the pipes' readers).
+            const truthJsonl = join(f.out, 'truth.jsonl');
+            const kind = existsSync(truthJsonl) || isLink(truthJsonl) ? notAFile(truthJsonl) : undefined;
+            if (kind && kind !== 'a symbolic link')
+              throw new UsageError(
+                `--out ${f.out}: truth.jsonl there is ${kind}, not a file of an earlier run, and this run writes a file of that name`,
+                'remove it or give another --out',
+              );
+          }
           if (f.out && !f.gateway) {
             // Captures of an earlier run under the names this run streams to are written over, and that
             // run's truth.json and truth.csv removed: they described those captures, and were left beside
@@ -805,6 +819,9 @@ export function registerSimulate(program: Command): void {
               option: f.pipe ? '--pipe' : undefined,
             });
           }
+          // A named pipe still without a reader holds its open(2) in a thread of libuv's pool: after a
+          // failure the process would wait for that reader for ever (the error said, nothing else done).
+          waitingPipe = () => outputs.some((o) => o.stream instanceof WriteStream && o.stream.pending);
           log.info({ scenario: scenario.name, speed: Number.isFinite(speed) ? speed : 'max', outputs: outputs.map((x) => x.gateway) }, 'live stream started');
           const waiting = waitForReaders(outputs, log);
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
@@ -947,7 +964,8 @@ export function registerSimulate(program: Command): void {
         // A scenario file's mistakes are a usage error too: one line per problem naming the file and the field.
         if (e instanceof ScenarioError) exitUsage('simulate', scenarioUsageError(e));
         // Every failure is reported as one line naming what is wrong; nothing prints a stack trace.
-        return fail((e as Error).message ?? String(e));
+        fail((e as Error).message ?? String(e));
+        if (waitingPipe?.()) process.exit();
       }
     });
 }

@@ -148,6 +148,26 @@ describe('a full disk under a path given on the command line', () => {
   );
 
   it(
+    'presence simulate --live --out DIR --fifo, truth.jsonl not made (no file left to make) while no gateway reads the pipe yet: says it and ends (it said it, then waited for ever for the pipe\'s reader)',
+    withSmallFs('simulate-live-fifo', 'size=64k,nr_inodes=3,mode=0755', false, async (mnt) => {
+      // the root, the folder and the named pipe take the three inodes: truth.jsonl cannot be made
+      const out = join(mnt, 'live');
+      const r = spawnSync(
+        process.execPath,
+        [join(repo, 'scripts/presence.js'), 'simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '5m', '--out', out, '--fifo'],
+        { cwd: repo, encoding: 'utf8', timeout: 30_000 },
+      );
+      expect(r.signal).toBeNull(); // not ended by the timeout
+      expect(r.status).toBe(1);
+      expect(errorLines(r.stderr)).toEqual([
+        `presence simulate: --out ${join(out, 'truth.jsonl')}: no space left on the device of ${out} (or the quota is full); ${FIX}`,
+      ]);
+      expect(r.stderr).not.toContain('waiting for a reader');
+    }),
+    60_000,
+  );
+
+  it(
     'presence corridor init --out and presence provision gateway --secret-out: the option, the path, what to do and where df shows the space (the hint said to fix the path or the permissions)',
     withSmallFs('secrets', 'size=64k,mode=0755', true, (mnt) => {
       const secret = join(mnt, 'main.secret');

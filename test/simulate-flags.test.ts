@@ -655,6 +655,14 @@ describe('presence simulate --live: its outputs are checked before the stream st
       new RegExp(`^presence simulate: --pipe ${dir}: is a folder$`),
     );
   });
+
+  it('--live --out DIR --fifo with a folder named truth.jsonl in DIR is one line before any pipe is made (it said "live stream started", then the folder, then waited for ever for the pipes\' readers)', () => {
+    const out = join(tmp, 'live-truth-folder');
+    mkdirSync(join(out, 'truth.jsonl'), { recursive: true });
+    const r = simulateWithin(30_000, 'traffic-corridor', '--live', '--speed', 'max', '--duration', '1m', '--out', out, '--fifo');
+    refused(r, new RegExp(`^presence simulate: --out ${out}: truth.jsonl there is a folder, not a file of an earlier run, and this run writes a file of that name$`));
+    expect(readdirSync(out)).toEqual(['truth.jsonl']); // no pipe made
+  });
 });
 
 describe('presence demo: the same limits, before the calibration run starts', () => {
