@@ -148,7 +148,7 @@ describe('a full disk under a path given on the command line', () => {
   );
 
   it(
-    'presence simulate --live --out DIR --fifo, truth.jsonl not made (no file left to make) while no gateway reads the pipe yet: says it and ends (it said it, then waited for ever for the pipe\'s reader)',
+    "presence simulate --live --out DIR --fifo, truth.jsonl not made (no file left to make) while no gateway reads the pipe yet: says it and ends (it said it, then waited for ever for the pipe's reader)",
     withSmallFs('simulate-live-fifo', 'size=64k,nr_inodes=3,mode=0755', false, async (mnt) => {
       // the root, the folder and the named pipe take the three inodes: truth.jsonl cannot be made
       const out = join(mnt, 'live');

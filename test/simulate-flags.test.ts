@@ -660,7 +660,10 @@ describe('presence simulate --live: its outputs are checked before the stream st
     const out = join(tmp, 'live-truth-folder');
     mkdirSync(join(out, 'truth.jsonl'), { recursive: true });
     const r = simulateWithin(30_000, 'traffic-corridor', '--live', '--speed', 'max', '--duration', '1m', '--out', out, '--fifo');
-    refused(r, new RegExp(`^presence simulate: --out ${out}: truth.jsonl there is a folder, not a file of an earlier run, and this run writes a file of that name$`));
+    refused(
+      r,
+      new RegExp(`^presence simulate: --out ${out}: truth.jsonl there is a folder, not a file of an earlier run, and this run writes a file of that name$`),
+    );
     expect(readdirSync(out)).toEqual(['truth.jsonl']); // no pipe made
   });
 });
