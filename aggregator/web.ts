@@ -20,7 +20,7 @@
 // store holds the numbers of written points only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { packageFile, SseHub, staticPage, webAccess, webHandler, webRefusal, type WebAccess, type WebAuthConfig } from '../scripts/lib/web.ts';
-import { requestPath } from '../scripts/lib/http.ts';
+import { refuseMethod, requestPath } from '../scripts/lib/http.ts';
 import type { GatewayView, RecentWrites, ZoneWindow } from './recent.ts';
 
 interface WindowUpdate {
@@ -157,11 +157,7 @@ export class AggregatorWeb {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const path = requestPath(req);
     if (path !== '/api/recent') return this.handler(req, res);
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${req.method} not allowed on ${path}\n`);
-      return true;
-    }
+    if (refuseMethod(req, res, path)) return true;
     const refused = webRefusal(this.access, req);
     if (refused) {
       res.writeHead(refused.status, refused.headers);
