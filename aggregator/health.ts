@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { answerFailure, listenServer, refuseMethod, refuseTarget, requestPath, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { answerFailure, listenServer, refuseMethod, servedPath, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { REJECT_REASONS } from './messages.ts';
 import { DROP_REASONS } from './writer.ts';
 import { redactLogLine } from '../scripts/lib/secrets.ts';
@@ -151,8 +151,8 @@ export async function startHealthServer(
 ): Promise<HealthServer> {
   const server = createServer(SERVER_OPTIONS, async (req, res) => {
     try {
-      if (refuseTarget(req, res)) return;
-      const url = requestPath(req)!;
+      const url = servedPath(req, res);
+      if (url === undefined) return;
       if (extra?.(req, res)) return;
       if ((url === '/metrics' || url === '/healthz') && refuseMethod(req, res, url)) return;
       if (url === '/metrics') {

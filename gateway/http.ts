@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CountsMessage, SourceStatus } from '../contract/index.ts';
 import { addStandardMetrics } from '../scripts/lib/metrics.ts';
-import { answerFailure, listenServer, refuseMethod, refuseTarget, requestPath, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
+import { answerFailure, listenServer, refuseMethod, servedPath, SERVER_OPTIONS, type ListeningServer } from '../scripts/lib/http.ts';
 import { type SseHub, webHandler } from '../scripts/lib/web.ts';
 import type { GatewayPage } from './web.ts';
 import { NO_OUTPUT_FIX, NO_OUTPUT_MS } from './sources.ts';
@@ -300,8 +300,8 @@ export async function listenHttp(
     // Everything inside the catch: a throw in this handler is a rejected promise nobody awaits, which
     // ends the process, counting and all, for one request.
     try {
-      if (refuseTarget(req, res)) return;
-      const path = requestPath(req)!;
+      const path = servedPath(req, res);
+      if (path === undefined) return;
       const route = routes[path];
       if (web?.handle(req, res)) return;
       if (!route) {

@@ -184,9 +184,9 @@ function checkPipeFolder(path: string): void {
     );
   // A folder there, or a new file in a folder it cannot write to, failed after 'live stream started'
   // (EISDIR, EACCES: exit 1, no hint).
-  if (existsSync(path) && statSync(path).isDirectory())
-    throw new UsageError(`--pipe ${path}: is a folder`, 'give the path of a named pipe (mkfifo PATH, or --fifo) or of a new file');
-  if (!existsSync(path)) {
+  const st = existsSync(path) ? statSync(path) : null;
+  if (st?.isDirectory()) throw new UsageError(`--pipe ${path}: is a folder`, 'give the path of a named pipe (mkfifo PATH, or --fifo) or of a new file');
+  if (!st) {
     try {
       accessSync(dir, constants.W_OK);
     } catch {
@@ -194,7 +194,7 @@ function checkPipeFolder(path: string): void {
     }
   }
   // A file that is there already is not written over: a stream goes into a named pipe or a new file.
-  if (existsSync(path) && statSync(path).isFile())
+  if (st?.isFile())
     throw new UsageError(
       `--pipe ${path}: a file of that name exists, and --pipe does not write over it`,
       'remove it, give another path, or make a named pipe there (mkfifo PATH; --fifo makes it for you)',
@@ -276,6 +276,15 @@ function notAFile(path: string): string | undefined {
   if (st.isSymbolicLink()) return 'a symbolic link';
   if (st.isSocket()) return 'a socket';
   return 'a device';
+}
+
+/** Refuses anything but a file (a folder, a named pipe, ...) where --out's run writes the file `name`. */
+function refuseNotAFile(outDir: string, name: string, kind: string | undefined): void {
+  if (kind)
+    throw new UsageError(
+      `--out ${outDir}: ${name} there is ${kind}, not a file of an earlier run, and this run writes a file of that name`,
+      'remove it or give another --out',
+    );
 }
 
 function overrides(f: Flags): ScenarioOverrides {
@@ -759,12 +768,7 @@ export function registerSimulate(program: Command): void {
             // said now, before any pipe is made (it failed after 'live stream started', then waited for
             // ever on the pipes' readers).
             const truthJsonl = join(f.out, 'truth.jsonl');
-            const kind = existsSync(truthJsonl) || isLink(truthJsonl) ? notAFile(truthJsonl) : undefined;
-            if (kind && kind !== 'a symbolic link')
-              throw new UsageError(
-                `--out ${f.out}: truth.jsonl there is ${kind}, not a file of an earlier run, and this run writes a file of that name`,
-                'remove it or give another --out',
-              );
+            refuseNotAFile(f.out, 'truth.jsonl', existsSync(truthJsonl) && !isLink(truthJsonl) ? notAFile(truthJsonl) : undefined);
           }
           if (f.out && !f.gateway) {
             // Captures of an earlier run under the names this run streams to are written over, and that
@@ -873,14 +877,7 @@ export function registerSimulate(program: Command): void {
         const liveTruth = join(outDir, 'truth.jsonl');
         const staleLiveTruth = existsSync(liveTruth) && !isLink(liveTruth) && !notAFile(liveTruth);
         if (staleLiveTruth) replaced.push('truth.jsonl');
-        for (const n of replaced) {
-          const kind = notAFile(join(outDir, n));
-          if (kind)
-            throw new UsageError(
-              `--out ${outDir}: ${n} there is ${kind}, not a file of an earlier run, and this run writes a file of that name`,
-              'remove it or give another --out',
-            );
-        }
+        for (const n of replaced) refuseNotAFile(outDir, n, notAFile(join(outDir, n)));
         // Sizes up front: what is about to be written, and --yes past SIZE_GUARD_BYTES.
         // A large crowd's estimate runs for many seconds before its line: a bar on a terminal after the first second.
         const estimating = await delayedProgressBar('estimating the size', ESTIMATE_BUDGET_FRAMES, 'frames (at most)');

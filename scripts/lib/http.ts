@@ -89,7 +89,7 @@ function hostPort(authority: string, scheme: string): string {
  * The path of a request's target, without its query, whatever its form: the target itself in
  * origin-form (`/healthz?x`), the URL's path in absolute-form (`http://127.0.0.1:9464/healthz`,
  * which proxies and some probes send, and which RFC 9112 section 3.2.2 says a server must accept;
- * `/` when the URL has none). Undefined for any other target, which refuseTarget answers: `*`
+ * `/` when the URL has none). Undefined for any other target, which servedPath answers: `*`
  * (asterisk-form), a URL of a scheme other than http(s), one with user info, and one whose host
  * and port differ from the Host header's, so the checks that read the Host header (the pages'
  * loopback rule) see the host the request was addressed to. A URL without a Host header (HTTP/1.0)
@@ -111,17 +111,18 @@ export function requestPath(req: IncomingMessage): string | undefined {
 }
 
 /**
- * Answers a request whose target has no path these servers serve (requestPath undefined) and
- * returns true: 405 (Allow: GET, HEAD) to `OPTIONS *`, 400 naming the target to any other.
- * Returns false when the target has a path. First in every handler, before any route or check.
+ * The target's path (requestPath), or undefined once a request whose target has no path these
+ * servers serve is answered: 405 (Allow: GET, HEAD) to `OPTIONS *`, 400 naming the target to any
+ * other. First in every handler, before any route or check.
  */
-export function refuseTarget(req: IncomingMessage, res: ServerResponse): boolean {
-  if (requestPath(req) !== undefined) return false;
+export function servedPath(req: IncomingMessage, res: ServerResponse): string | undefined {
+  const path = requestPath(req);
+  if (path !== undefined) return path;
   const target = req.url ?? '';
   if (target === '*' && req.method === 'OPTIONS') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     res.end('OPTIONS * not allowed: this server answers GET and HEAD on its paths\n');
-    return true;
+    return undefined;
   }
   const shown = JSON.stringify(target.length > 200 ? `${target.slice(0, 200)}...` : target);
   const m = ABSOLUTE_FORM.exec(target);
@@ -136,7 +137,7 @@ export function refuseTarget(req: IncomingMessage, res: ServerResponse): boolean
           : `names another host than the Host header (${JSON.stringify(req.headers.host ?? '')})`;
   res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
   res.end(`request target ${shown} ${why}\n`);
-  return true;
+  return undefined;
 }
 
 /**
