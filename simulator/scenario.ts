@@ -287,6 +287,8 @@ ajv.addFormat('duration', { type: 'string', validate: (s: string) => !Number.isN
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)) });
 const validate = ajv.compile(scenarioSchema);
 
+/** The finest truth_step: a person walks 14 cm in it, and a finer one only slows the run. */
+export const TRUTH_STEP_MIN_S = 0.1;
 /** Most fixed devices (the sum of fixed[].count) a scenario may have: each is held in memory for the whole run. */
 export const FIXED_DEVICES_MAX = 100_000;
 
@@ -687,6 +689,12 @@ export function resolveScenario(doc: unknown, source = 'scenario', o: ScenarioOv
   const truthStepS = o.truthStepS ?? dur(d.truth_step, Math.min(5, windowS), 'truth_step');
   // the truth is sampled every truth_step: 0s sampled the same instant for ever (the run never ended)
   if (!(truthStepS > 0)) problems.push(`truth_step: must be above 0, like 5s (got ${d.truth_step ?? o.truthStepS})`);
+  // and not finer than 100 ms (a walker moves 14 cm in it): 1ms sampled everyone 1,000 times a second,
+  // a 2-minute run took seconds and a day's run hours, for a truth no different from 100ms's
+  else if (truthStepS < TRUTH_STEP_MIN_S && (d.truth_step !== undefined || o.truthStepS !== undefined))
+    problems.push(
+      `truth_step: must be at least 100ms, like 5s (got ${d.truth_step ?? `${o.truthStepS}s`}): who is in reach is sampled this often, and a walker moves 14 cm in 100 ms; a finer step only makes the run slower`,
+    );
   // Nothing that sends: no crowd holding anyone and no fixed device wrote captures of 0 frames without
   // a word (the flags' --scale 0 on such a scenario is refused the same way, limits.ts checkCrowd).
   // (after the file's other problems, of which it may be one; --people on such crowds says so below)

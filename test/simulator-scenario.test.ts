@@ -156,6 +156,16 @@ describe('scenario files', () => {
     expect(resolveScenario({ ...minimal(), truth_step: '1s' }, 'x').truthStepS).toBe(1);
   });
 
+  it('a truth_step under 100ms is refused (1ms sampled everyone 1,000 times a second: a day took hours, for the same truth)', () => {
+    const line = (got: string) =>
+      `file.yaml: truth_step: must be at least 100ms, like 5s (got ${got}): who is in reach is sampled this often, and a walker moves 14 cm in 100 ms; a finer step only makes the run slower`;
+    expect(problems({ ...minimal(), truth_step: '1ms' })).toBe(line('1ms'));
+    expect(problems({ ...minimal(), truth_step: '99ms' })).toBe(line('99ms'));
+    expect(resolveScenario({ ...minimal(), truth_step: '100ms' }, 'x').truthStepS).toBe(0.1);
+    // the default (5s, or the window if shorter) is not an explicit step: a short window still runs
+    expect(resolveScenario({ ...minimal(), window: '50ms' }, 'x').truthStepS).toBe(0.05);
+  });
+
   it('an empty file, a list and broken YAML are each one line that ends where the problem is', () => {
     const parsed = (text: string) => {
       try {
