@@ -18,7 +18,7 @@ import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
 import { influxCredentials, influxUrlProblem, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { durationMs, parseDuration, TIMER_MAX_MS } from '../scripts/lib/duration.ts';
-import { BodyTooLargeError, DeadlineError, fetchText, notInfluxQlShape, withoutSecrets } from '../scripts/lib/http-body.ts';
+import { BodyTooLargeError, DeadlineError, fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 export const DETAIL_RP = 'detail';
 export const HOURLY_RP = 'hourly';
@@ -215,8 +215,8 @@ export class InfluxQl {
         `InfluxDB at ${redactUrl(this.o.url)} cannot be reached: ${unreachableReason(e)}; check the host and port in --influx-url and that influxd runs there`,
       );
     }
-    // What the server says, as a message shows it: control characters escaped, the password sent to it as ***.
-    const shown = (t: string) => withoutSecrets(t, [this.o.password]);
+    // What the server says, as a message shows it: control characters escaped, the credentials sent to it as ***.
+    const shown = (t: string) => withoutSecrets(t, sentCredentials(this.o));
     let body: QueryResult;
     try {
       body = JSON.parse(text) as QueryResult;

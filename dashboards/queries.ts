@@ -16,7 +16,7 @@
 //   relative (applyPanelTimeOverrides).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fetchText, notInfluxQlShape, withoutSecrets } from '../scripts/lib/http-body.ts';
+import { fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 // ----------------------------------------------------------------------------------------- types
 
@@ -489,7 +489,7 @@ export class InfluxQL {
       this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES,
     );
     // What the server says is shown escaped, less the credentials sent to it (a server may echo them).
-    const shown = (t: string) => withoutSecrets(t, [this.opts.token, this.opts.password]);
+    const shown = (t: string) => withoutSecrets(t, sentCredentials(this.opts));
     let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
     try {
       body = JSON.parse(text);

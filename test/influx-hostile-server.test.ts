@@ -5,7 +5,7 @@
 // and memory, with nothing of the token or password shown; the aggregator's start is not held up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ const counts = join(dir, 'counts.csv');
 writeFileSync(counts, 'time;people\n2025-06-01T12:00:00Z;140\n2025-06-01T12:05:00Z;150\n');
 
 /** What /query answers, by the database name the test asks for. */
-const answers: Record<string, (res: ServerResponse) => void> = {
+const answers: Record<string, (res: ServerResponse, req: IncomingMessage) => void> = {
   null: (res) => res.end('null'),
   'bad-series': (res) => res.end('{"results":[{"series":[{"name":"x","columns":5,"values":"abc"}]}]}'),
   'series-not-list': (res) => res.end('{"results":[{"series":"zz"}]}'),
@@ -33,6 +33,11 @@ const answers: Record<string, (res: ServerResponse) => void> = {
   'echoes-token': (res) => {
     res.statusCode = 401;
     res.end(JSON.stringify({ error: `token ${TOKEN} is not valid` }));
+  },
+  // a proxy or server that echoes the Authorization header it was sent (Basic: user:password in base64)
+  'echoes-authorization': (res, req) => {
+    res.statusCode = 401;
+    res.end(JSON.stringify({ error: `authorization failed for ${req.headers.authorization}` }));
   },
   'many-sites': (res) => {
     const sites = [['\x1b[2Jsite'], ...Array.from({ length: 120 }, (_, i) => [`site-${i}`])];
@@ -78,7 +83,7 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     // (SHOW DATABASES of influx setup and the aggregator's start carries no db: the path names the answer)
-    req.on('end', () => answers[new URLSearchParams(body).get('db') ?? path.split('/')[1]]?.(res));
+    req.on('end', () => answers[new URLSearchParams(body).get('db') ?? path.split('/')[1]]?.(res, req));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const a = server.address();
@@ -160,6 +165,24 @@ describe('presence calibrate --influx-url against a hostile or broken server', (
     expect(r.stderr).toContain('token *** is not valid');
   });
 
+  it('a Basic header the server echoes back is not printed: not the password, nor user:password in base64', async () => {
+    const basic = Buffer.from(`admin:${TOKEN}`).toString('base64');
+    const args = ['calibrate', '--influx-url', url, '--influx-db', 'echoes-authorization', '--site', 's', '--zone', 'z', '--truth', counts, '--json'];
+    const r = await presence(args, { INFLUX_USERNAME: 'admin', INFLUX_PASSWORD: TOKEN });
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain(TOKEN);
+    expect(r.stderr).not.toContain(basic);
+    expect(r.stderr.split('\n')[0]).toBe(
+      `presence calibrate: InfluxDB at ${url}/: rejected the query (401): authorization failed for Basic ***; fix: check the credentials (--influx-username/--influx-password or --influx-token)`,
+    );
+    // the same through the URL's credentials
+    const inUrl = url.replace('//', `//admin:${TOKEN}@`);
+    const u = await presence(['calibrate', ...args.slice(1).map((a) => (a === url ? inUrl : a))], {});
+    expect(u.stderr).not.toContain(TOKEN);
+    expect(u.stderr).not.toContain(basic);
+    expect(u.stderr).toContain('authorization failed for Basic ***');
+  });
+
   it('a server that never answers a query fails after --influx-timeout, naming the flag', async () => {
     const r = await calibrate('never', '--influx-timeout', '1s');
     expect(r.code).toBe(2);
@@ -199,6 +222,11 @@ describe('presence influx setup and the aggregator against a hostile or broken s
     const echo = await setup('echoes-token');
     expect(echo.stderr).not.toContain(TOKEN);
     expect(echo.stderr).toContain('token *** is not valid');
+    // the Basic header echoed back: user:password in base64
+    const basic = await setup('echoes-authorization');
+    expect(basic.code).toBe(2);
+    expect(basic.stderr).not.toContain(Buffer.from(`admin:${TOKEN}`).toString('base64'));
+    expect(basic.stderr).toContain('authorization failed for Basic ***');
   });
 
   it('a server that answers nothing, not even /ping: calibrate and influx setup give up within --influx-timeout of each request, not 10 s more', async () => {

@@ -35,6 +35,15 @@ export function withoutSecrets(text: string, secrets: readonly (string | undefin
 }
 
 /**
+ * The credentials a request to InfluxDB sends, as a server or proxy could echo them back: the token,
+ * the password, and the Basic header's user:password, as it is and in base64 (what the header holds).
+ */
+export function sentCredentials(c: { token?: string; username?: string; password?: string }): string[] {
+  const pair = c.username ? `${c.username}:${c.password ?? ''}` : undefined;
+  return [c.token, c.password, pair, pair && Buffer.from(pair).toString('base64')].filter((x): x is string => !!x);
+}
+
+/**
  * fetch with one deadline for the request and its whole answer (a server may stop sending
  * half-way), the answer read as text up to `maxBytes`: DeadlineError past the deadline,
  * BodyTooLargeError past the size.
