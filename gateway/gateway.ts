@@ -153,6 +153,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private waiters = new Map<CaptureSource, () => void>();
   private stopping = false;
   private finishing: Promise<void> | null = null;
+  /** The Home Assistant discovery configs of the latest connection, while they are being published. */
+  private discovery: Promise<unknown> | null = null;
   private doneResolve!: () => void;
   /** Resolves once the gateway has stopped (sources ended and windows flushed, or stop()). */
   readonly done: Promise<void>;
@@ -329,7 +331,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.publisher.on('connect', () => {
       void this.publishStatus();
       // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
-      if (this.config.homeassistant?.enabled) void import('./homeassistant.ts').then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log));
+      // Kept so that a stop right after the connection (a short replay) waits for it: shutdown().
+      if (this.config.homeassistant?.enabled)
+        this.discovery = import('./homeassistant.ts')
+          .then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log))
+          .catch((err: unknown) => this.log.error({ err }, 'Home Assistant discovery configs not published'));
     });
     this.publisher.start();
     this.windows = new WindowClock(this.fw, {
@@ -923,6 +929,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.statusAfterTimer) clearTimeout(this.statusAfterTimer);
     if (this.clockTimer) clearTimeout(this.clockTimer);
     if (this.timer) clearTimeout(this.timer);
+    // Discovery configs still on their way (the connection came just before the end) go out first.
+    if (this.discovery) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.discovery, new Promise((r) => (t = setTimeout(r, 2000)))]);
+      clearTimeout(t);
+    }
     await this.publisher?.stop();
     this.page?.stop();
     await this.http?.close();

@@ -185,6 +185,60 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     }
   });
 
+  it('a stop right after the connection still publishes the configs first', async () => {
+    // A short replay or a quick SIGTERM ends the run within milliseconds of the connection: the
+    // configs (published once the discovery module had loaded) went out after the broker
+    // connection was closed, or never, as the process had ended, and the run said nothing of them.
+    const gw = spawnGateway(
+      [
+        '--site',
+        'utrecht',
+        '--zone',
+        'neude',
+        '--id',
+        'gw-short',
+        '--mqtt-url',
+        broker.url,
+        '--source',
+        'pcap:-@wifi',
+        '--window',
+        '1s',
+        '--queue-dir',
+        join(tmp, 'q-short'),
+        '--homeassistant',
+        '--log-format',
+        'json',
+      ],
+      {},
+      'pipe',
+    );
+    try {
+      // SIGTERM as soon as the connection is logged, not at the next poll.
+      let termed = false;
+      gw.proc.stderr!.on('data', () => {
+        if (!termed && gw.stderr().includes('connected to broker')) termed = gw.proc.kill('SIGTERM');
+      });
+      await waitFor(() => gw.stderr().includes('connected to broker'), 20_000, 'the connection');
+      expect(await gw.exited).toBe(0);
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+    const line = gw
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('Home Assistant discovery configs published'));
+    expect(line, gw.stderr()).toBeDefined();
+    expect(JSON.parse(line!).configs).toBe(2);
+    expect(gw.stderr().indexOf('Home Assistant discovery configs published')).toBeLessThan(gw.stderr().indexOf('gateway stopped'));
+    const ha = await subscriber(broker.url, { filter: 'homeassistant/sensor/presence_utrecht_gw-short/#', clean: true });
+    await waitFor(() => ha.messages.length >= 2, 10_000, 'the retained configs of the short run');
+    expect(ha.messages.map((m) => m.topic).sort()).toEqual([
+      'homeassistant/sensor/presence_utrecht_gw-short/neude_ble/config',
+      'homeassistant/sensor/presence_utrecht_gw-short/neude_wifi/config',
+    ]);
+    await ha.client.endAsync();
+  });
+
   it('off by default: nothing is published under homeassistant/', async () => {
     const cap = wifiCapture(join(tmp, 'off.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
     const ha = await subscriber(broker.url, { filter: 'homeassistant/sensor/presence_utrecht_gw-off/#', clean: true });
