@@ -5,7 +5,8 @@
 //   2. the ACL: the patterns of docs/mosquitto/presence.acl bind that user name to the gateway's own
 //      topics; they are added to the acl_file when it lacks them (one file serves every gateway).
 //      With --homeassistant also a `user {site}/{gateway}` entry that may write the gateway's own
-//      Home Assistant discovery configs ({prefix}/sensor/presence_{site}_{gateway}/+/config): a
+//      Home Assistant discovery configs ({prefix}/sensor/presence_{site}_{gateway}/+/config, each _
+//      of the site doubled: haNodeId): a
 //      pattern cannot say that (%u holds a "/"), so the grant is per gateway
 //   3. its registry entry (site, zone, credential) in the aggregator's config file
 //   4. the password, in a file of its own (mode 0600) to copy to the gateway
@@ -451,7 +452,7 @@ export function registerProvision(program: Command): void {
     .option('--rotate', 'replace an existing credential (new password) or move a registered gateway')
     .option(
       '--homeassistant [prefix]',
-      'the gateway publishes Home Assistant discovery (homeassistant.enabled): let it write {prefix}/sensor/presence_{site}_{id}/+/config in the --acl-file (prefix: default homeassistant)',
+      'the gateway publishes Home Assistant discovery (homeassistant.enabled): let it write {prefix}/sensor/presence_{site}_{id}/+/config in the --acl-file (each _ of the site doubled; prefix: default homeassistant)',
     )
     .action((o: ProvisionOptions) => {
       let r: ProvisionResult;

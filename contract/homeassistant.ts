@@ -31,17 +31,24 @@ export interface HaSensorConfig {
   origin: { name: 'presence-counter'; sw_version?: string };
 }
 
-/** Node id of a gateway in discovery topics: presence_{site}_{gateway}. */
+/**
+ * Node id of a gateway in discovery topics, device identifier and start of its unique ids:
+ * presence_{site}_{gateway}, with each `_` of the site doubled. Ids may hold `_`, so the plain
+ * join gave site a_b, gateway c and site a, gateway b_c one node id: one device in Home Assistant,
+ * the same unique ids (the second gateway's sensors ignored) and one ACL grant for both. With the
+ * site's `_` doubled the first single `_` after the site is the separator (a gateway id does not
+ * start with `_`), so no two gateways share a node id; a site without `_` keeps the plain form.
+ */
 export function haNodeId(site: string, gateway: string): string {
-  return `presence_${site}_${gateway}`;
+  return `presence_${site.replaceAll('_', '__')}_${gateway}`;
 }
 
-/** {prefix}/sensor/presence_{site}_{gateway}/{zone}_{radio}/config */
+/** {prefix}/sensor/{node id}/{zone}_{radio}/config (haNodeId: presence_{site}_{gateway}) */
 export function haConfigTopic(prefix: string, site: string, gateway: string, zone: string, radio: HaRadio): string {
   return `${prefix}/sensor/${haNodeId(site, gateway)}/${zone}_${radio}/config`;
 }
 
-/** The filter of every discovery config topic of one gateway: {prefix}/sensor/presence_{site}_{gateway}/+/config
+/** The filter of every discovery config topic of one gateway: {prefix}/sensor/{node id}/+/config
  *  (what its broker user must be allowed to write; `presence provision gateway --homeassistant` grants it). */
 export function haConfigFilter(prefix: string, site: string, gateway: string): string {
   return `${prefix}/sensor/${haNodeId(site, gateway)}/+/config`;

@@ -1,6 +1,7 @@
 // Home Assistant MQTT discovery, opt-in (`--homeassistant`, homeassistant.enabled): on every
 // connection to the broker the gateway publishes, retained (QoS 1), one discovery config per radio
-// on {prefix}/sensor/presence_{site}_{gateway}/{zone}_{wifi|ble}/config. Home Assistant then shows
+// on {prefix}/sensor/presence_{site}_{gateway}/{zone}_{wifi|ble}/config (haNodeId: each _ of the
+// site doubled, so no two gateways share the node id). Home Assistant then shows
 // this zone's Wi-Fi and BLE estimates as sensors of one device, read from the counts topic, and
 // marks them unavailable when the gateway's retained status says offline (its last will).
 // The payloads are the contract's (contract/homeassistant.ts, closed schema); one that does not

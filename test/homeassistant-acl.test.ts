@@ -31,6 +31,17 @@ describe.skipIf(!ok)(SUITE, () => {
     copyFileSync(join(ROOT, 'docs/mosquitto/presence.acl'), acl);
     provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-ha', passwordFile: passwd, aclFile: acl, homeassistant: true, secretOut: join(dir, 'gw-ha.pw') });
     provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-plain', passwordFile: passwd, aclFile: acl, secretOut: join(dir, 'gw-plain.pw') });
+    // Two gateways whose site and id join alike with an underscore: dam_oost + gw, dam + oost_gw.
+    provisionGateway({ site: 'dam_oost', zone: 'plein', id: 'gw', passwordFile: passwd, aclFile: acl, homeassistant: true, secretOut: join(dir, 'gw.pw') });
+    provisionGateway({
+      site: 'dam',
+      zone: 'plein',
+      id: 'oost_gw',
+      passwordFile: passwd,
+      aclFile: acl,
+      homeassistant: true,
+      secretOut: join(dir, 'oost_gw.pw'),
+    });
     // Home Assistant's own broker user reads the discovery configs.
     execFileSync('mosquitto_passwd', ['-b', passwd, 'ha', 'ha-pw']);
     appendFileSync(acl, '\nuser ha\ntopic read homeassistant/#\n');
@@ -41,11 +52,11 @@ describe.skipIf(!ok)(SUITE, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const gateway = (id: string) =>
+  const gateway = (id: string, site = 'dam') =>
     spawnGateway(
       [
         '--site',
-        'dam',
+        site,
         '--zone',
         'plein',
         '--id',
@@ -53,7 +64,7 @@ describe.skipIf(!ok)(SUITE, () => {
         '--mqtt-url',
         broker.url,
         '--mqtt-username',
-        `dam/${id}`,
+        `${site}/${id}`,
         '--mqtt-password-file',
         join(dir, `${id}.pw`),
         '--source',
@@ -131,6 +142,65 @@ describe.skipIf(!ok)(SUITE, () => {
     try {
       const topic = haConfigTopic('homeassistant', 'dam', 'gw-ha', 'plein', 'wifi');
       const err = await c.publishAsync(topic, '{}', { qos: 1, retain: true }).then(
+        () => null,
+        (e: { code?: number }) => e,
+      );
+      expect(err?.code).toBe(0x87);
+    } finally {
+      await c.endAsync();
+    }
+  });
+
+  it('gateways whose site and id join alike get their own device, unique ids and grant', async () => {
+    // site dam_oost, gateway gw and site dam, gateway oost_gw were both presence_dam_oost_gw: one
+    // config topic, one device and the same unique ids in Home Assistant, and each gateway's grant
+    // let it write the other's configs.
+    const ha = await subscriber(broker.url, { filter: 'homeassistant/#', clean: true, username: 'ha', password: 'ha-pw', protocolVersion: 5 });
+    const a = gateway('gw', 'dam_oost');
+    const b = gateway('oost_gw');
+    try {
+      for (const g of [a, b]) await waitFor(() => g.stderr().includes('Home Assistant discovery configs published'), 20_000, 'the discovery of both');
+      const summary = (text: string) => JSON.parse(text.split('\n').find((l) => l.includes('Home Assistant discovery configs published'))!);
+      expect(summary(a.stderr()).configs).toBe(2);
+      expect(summary(b.stderr()).configs).toBe(2);
+      const topics = [
+        haConfigTopic('homeassistant', 'dam_oost', 'gw', 'plein', 'wifi'),
+        haConfigTopic('homeassistant', 'dam_oost', 'gw', 'plein', 'ble'),
+        haConfigTopic('homeassistant', 'dam', 'oost_gw', 'plein', 'wifi'),
+        haConfigTopic('homeassistant', 'dam', 'oost_gw', 'plein', 'ble'),
+      ];
+      expect(new Set(topics).size).toBe(4);
+      await waitFor(() => topics.every((t) => ha.messages.some((m) => m.topic === t)), 10_000, 'the four configs');
+      const configs = topics.map((t) =>
+        JSON.parse(
+          [...ha.messages]
+            .reverse()
+            .find((m) => m.topic === t)!
+            .payload.toString(),
+        ),
+      );
+      expect(new Set(configs.map((c) => c.unique_id)).size).toBe(4);
+      expect(new Set(configs.map((c) => c.device.identifiers[0])).size).toBe(2);
+      expect(configs.map((c) => c.state_topic)).toEqual([
+        'presence/v1/dam_oost/gw/counts',
+        'presence/v1/dam_oost/gw/counts',
+        'presence/v1/dam/oost_gw/counts',
+        'presence/v1/dam/oost_gw/counts',
+      ]);
+    } finally {
+      a.proc.kill('SIGKILL');
+      b.proc.kill('SIGKILL');
+      await ha.client.endAsync();
+    }
+    // dam/oost_gw's grant does not reach the configs of dam_oost/gw.
+    const c = await mqtt.connectAsync(broker.url, {
+      username: 'dam/oost_gw',
+      password: readFileSync(join(dir, 'oost_gw.pw'), 'utf8').trim(),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    try {
+      const err = await c.publishAsync(haConfigTopic('homeassistant', 'dam_oost', 'gw', 'plein', 'wifi'), '{}', { qos: 1, retain: true }).then(
         () => null,
         (e: { code?: number }) => e,
       );

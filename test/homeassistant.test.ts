@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haConfigTopic, haSensorConfig, validateHaConfig } from '../contract/homeassistant.ts';
+import { haConfigTopic, haNodeId, haSensorConfig, validateHaConfig } from '../contract/homeassistant.ts';
 import { TOPIC_ROOT } from '../contract/index.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
@@ -71,6 +71,20 @@ describe('discovery payloads (contract)', () => {
     expect(validateHaConfig({ ...a, object_id: 'presence_utrecht_neude_wifi' }).ok).toBe(false);
     expect(validateHaConfig({ ...a, suggested_display_precision: 1 }).ok).toBe(false);
     expect(validateHaConfig({ ...a, default_entity_id: 'presence_utrecht_gw-01_neude_wifi' }).ok).toBe(false);
+  });
+
+  it("no two gateways share a node id: a site's underscores are doubled, a site without one keeps the plain form", () => {
+    expect(haNodeId('utrecht', 'gw-01')).toBe('presence_utrecht_gw-01');
+    expect(haNodeId('a_b', 'c')).toBe('presence_a__b_c');
+    expect(haNodeId('a', 'b_c')).toBe('presence_a_b_c');
+    const x = haSensorConfig({ site: 'a_b', zone: 'z', gateway: 'c', radio: 'wifi' });
+    const y = haSensorConfig({ site: 'a', zone: 'z', gateway: 'b_c', radio: 'wifi' });
+    expect(x.unique_id).not.toBe(y.unique_id);
+    expect(x.device.identifiers).not.toEqual(y.device.identifiers);
+    expect(haConfigTopic('homeassistant', 'a_b', 'c', 'z', 'wifi')).not.toBe(haConfigTopic('homeassistant', 'a', 'b_c', 'z', 'wifi'));
+    // The longest ids, a site of underscores: still within the closed schema.
+    const long = haSensorConfig({ site: `a${'_'.repeat(62)}`, zone: 'z'.repeat(63), gateway: `g${'_'.repeat(62)}`, radio: 'ble' });
+    expect(validateHaConfig(long)).toEqual({ ok: true });
   });
 });
 
