@@ -4,6 +4,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import mqtt from 'mqtt';
 import { Firmware } from '../firmware/host/firmware.ts';
 import type { Frame, FirmwareWindowCounts } from '../firmware/host/types.ts';
@@ -27,7 +28,7 @@ import { mqttOptions, pubackReason, safeUrl } from './publisher.ts';
 import { brokerErrorFix } from '../scripts/lib/mqtt-options.ts';
 import { encode, offlineStatus, QOS, quantisedP, sketchEpsilon, statusTopic } from '../contract/index.ts';
 import { queueFiles, queueStartFileFolder, unreadableQueueFiles, writeDurably } from './queue.ts';
-import { currentUser } from '../scripts/lib/secrets.ts';
+import { currentUser, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { captureFix, configuredNames, headline, packageOf, parseCaptureCommand, shownName } from './capture-fix.ts';
@@ -671,8 +672,17 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
   const { site, zone, id } = cfg.gateway;
   const topic = statusTopic(site, id);
   const { will: _will, ...rest } = opts;
+  // mqtt.js builds the connection at once and throws what it cannot (a client key that is not the
+  // certificate's, a file that is no PEM, a % in the URL's password that starts no escape): the
+  // gateway stops at its start with it ("cannot start"); here it is this step's FAIL, not an
+  // uncaught error that ended doctor before it printed any step.
+  let client: ReturnType<typeof mqtt.connect>;
+  try {
+    client = mqtt.connect(cfg.mqtt.url, { ...rest, clientId: `${opts.clientId}-doctor`, reconnectPeriod: 0, connectTimeout: 5000 });
+  } catch (e) {
+    return connectThrew(step, url, cfg, e);
+  }
   const result = await new Promise<CheckResult | 'fallback'>((resolve) => {
-    const client = mqtt.connect(cfg.mqtt.url, { ...rest, clientId: `${opts.clientId}-doctor`, reconnectPeriod: 0, connectTimeout: 5000 });
     let done = false;
     let decided = false;
     let statusWait: ReturnType<typeof setTimeout> | undefined;
@@ -756,6 +766,56 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
     });
   });
   return result === 'fallback' ? checkBroker(cfg, 4) : result;
+}
+
+/**
+ * The broker step when mqtt.js threw as it built the connection. A TLS file that cannot be used is
+ * named: each of mqtt.ca, mqtt.cert and mqtt.key is tried alone (createSecureContext), then the
+ * certificate with its key. OpenSSL's words name a routine and a reason, never a file's bytes.
+ */
+function connectThrew(step: string, url: string, cfg: GatewayConfig, e: unknown): CheckResult {
+  const err = e as Error & { code?: unknown };
+  if (err instanceof URIError)
+    return {
+      step,
+      level: 'fail',
+      detail: `${url}: its user name or password holds a % that starts no %XX escape (${err.message}): the gateway stops at its start with the same error`,
+      fix: "write a % in mqtt.url's user name or password as %25, or leave the credentials out of the URL and set mqtt.username and mqtt.password_file (MQTT_PASSWORD_FILE)",
+    };
+  const m = cfg.mqtt;
+  const load = (what: 'ca' | 'cert' | 'key'): string | undefined => {
+    try {
+      createSecureContext({ [what]: readFileSync(m[what]!) });
+      return undefined;
+    } catch (x) {
+      return (x as Error).message;
+    }
+  };
+  const unusable = (['ca', 'cert', 'key'] as const).flatMap((k) => {
+    if (!m[k]) return [];
+    const why = load(k);
+    return why === undefined ? [] : [`mqtt.${k} ${m[k]} cannot be used (${why})`];
+  });
+  if (unusable.length)
+    return {
+      step,
+      level: 'fail',
+      detail: `${url}: ${unusable.join('; ')}: the gateway stops at its start with the same error`,
+      fix: "mqtt.ca and mqtt.cert must be certificates in PEM (-----BEGIN CERTIFICATE-----, check: openssl x509 -in FILE -noout), mqtt.key the client certificate's private key in PEM, not encrypted (check: openssl pkey -in FILE -noout)",
+    };
+  if (err.code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
+    return {
+      step,
+      level: 'fail',
+      detail: `${url}: mqtt.key ${m.key} is not the key of the certificate mqtt.cert ${m.cert} (${err.message}): the gateway stops at its start with the same error`,
+      fix: `set mqtt.key (--mqtt-key) to the key the client certificate was made with: openssl x509 -in ${m.cert} -noout -pubkey and openssl pkey -in ${m.key} -pubout print the same public key`,
+    };
+  return {
+    step,
+    level: 'fail',
+    detail: `${url}: ${redactUrlsIn(err.message ?? String(e))}: the gateway stops at its start with the same error`,
+    fix: brokerErrorFix(err.message ?? '', cfg.mqtt.url),
+  };
 }
 
 export async function checkClock(): Promise<CheckResult> {

@@ -109,6 +109,25 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     }
   });
 
+  it("a % in the broker URL's password that starts no escape: the broker step fails naming it, every step is printed, not an uncaught URIError", () => {
+    const cap = wifiCapture(join(tmp, 'pct.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const port = new URL(broker.url).port;
+    const file = config('pct', [`{ type: file, name: f, radio: wifi, path: ${cap.path} }`], `mqtt://doc:Pc7%Zzsecret@127.0.0.1:${port}`);
+    const r = doctor(['--config', file, '--json']);
+    expect(r.code).toBe(1);
+    expect(by(r, 'broker reachable')).toEqual({
+      step: 'broker reachable',
+      level: 'fail',
+      detail: `mqtt://127.0.0.1:${port}: its user name or password holds a % that starts no %XX escape (URI malformed): the gateway stops at its start with the same error`,
+      fix: "write a % in mqtt.url's user name or password as %25, or leave the credentials out of the URL and set mqtt.username and mqtt.password_file (MQTT_PASSWORD_FILE)",
+    });
+    expect(by(r, 'queue folder')).toBeDefined();
+    const text = doctor(['--config', file]);
+    expect(text.code).toBe(1);
+    expect(text.text).toMatch(/^1 to fix/m);
+    expect(text.text).not.toMatch(/Zzsecret|URIError|\n {4}at /);
+  });
+
   it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {
     const r = doctor(['--json']);
     expect(by(r, 'a source that delivers frames')).toMatchObject({

@@ -2,7 +2,7 @@
 // CA and certificates made here with the openssl CLI; `presence doctor` names what is wrong when the
 // password or the CA is.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -105,6 +105,42 @@ describe.skipIf(!ok)(SUITE, () => {
     const badCa = doctor(['--mqtt-ca', join(d, 'other.pem'), '--mqtt-password', 's3cret pass']);
     expect(badCa.level).toBe('fail');
     expect(badCa.fix).toMatch(/mqtt\.ca/);
+  });
+
+  it("doctor: a client key that is not the certificate's, or a file that is no PEM, is the broker step's FAIL naming the file, not an uncaught error before any step", () => {
+    writeFileSync(join(d, 'not-a-key.pem'), 'not a key\n');
+    const cap = wifiCapture(join(d, 'tls-doctor.pcap'), { devices: 2, startMs: Date.parse('2026-05-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+    const doctor = (cert: string, key: string) => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(ROOT, 'scripts', 'presence.js'),
+          'doctor',
+          '--json',
+          ...['--site', 'tls', '--zone', 'z', '--id', 'g', '--mqtt-url', url(), '--mqtt-ca', join(d, 'ca.pem')],
+          ...['--mqtt-cert', join(d, cert), '--mqtt-key', join(d, key), '--mqtt-username', 'gw', '--mqtt-password', 's3cret pass'],
+          ...['--source', `pcap:${cap.path}`, '--queue-dir', join(d, 'q-doctor')],
+        ],
+        { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+      );
+      expect(r.status).toBe(1);
+      expect(r.stderr).not.toMatch(/\n {4}at /);
+      const results = JSON.parse(r.stdout) as Array<{ step: string; level: string; detail: string; fix?: string }>;
+      expect(results.at(-1)!.step).toBe('queue folder');
+      return results.find((x) => x.step === 'broker reachable')!;
+    };
+    const mismatch = doctor('client.pem', 'other.key');
+    expect(mismatch.level).toBe('fail');
+    expect(mismatch.detail).toMatch(
+      new RegExp(
+        `^${url()}: mqtt\\.key ${join(d, 'other.key')} is not the key of the certificate mqtt\\.cert ${join(d, 'client.pem')} \\(error:.*key values mismatch\\): the gateway stops at its start with the same error$`,
+      ),
+    );
+    expect(mismatch.fix).toMatch(/^set mqtt\.key \(--mqtt-key\) to the key the client certificate was made with/);
+    const noPem = doctor('client.pem', 'not-a-key.pem');
+    expect(noPem.level).toBe('fail');
+    expect(noPem.detail).toMatch(new RegExp(`^${url()}: mqtt\\.key ${join(d, 'not-a-key.pem')} cannot be used \\(error:[0-9A-F]+:`));
+    expect(noPem.fix).toMatch(/mqtt\.key the client certificate's private key in PEM, not encrypted/);
   });
 
   it('a connection the broker had accepted, then reset on the way: the fix says so, not "the port does not answer TLS" (both are read ECONNRESET)', async () => {
