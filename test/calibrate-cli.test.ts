@@ -807,6 +807,11 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
       /^presence calibrate: InfluxDB at http:\/\/127\.0\.0\.1:\d+\/: rejected the query: database not found: nodb; fix: check --influx-db$/,
     ],
     [
+      'a retention policy that is not there',
+      () => ['--influx-url', influx.url, '--influx-db', 'presence', '--influx-rp', 'nope'],
+      /^presence calibrate: InfluxDB at http:\/\/127\.0\.0\.1:\d+\/: rejected the query: retention policy not found: nope; fix: check --influx-rp, or leave it out to read the database's default retention policy$/,
+    ],
+    [
       'no InfluxDB at the URL',
       async () => ['--influx-url', `http://127.0.0.1:${await freePort()}`, '--influx-db', 'presence'],
       /^presence calibrate: cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ \(ECONNREFUSED\); fix: check --influx-url and that InfluxDB runs there$/,

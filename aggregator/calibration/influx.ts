@@ -136,9 +136,11 @@ function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
   const first = redactUrlsIn(err.message.split('\n')[0]).replace(/^InfluxDB /, '');
   const fix = /database not found/i.test(first)
     ? 'check --influx-db'
-    : /auth|401|403/i.test(first)
-      ? 'check the credentials (--influx-username/--influx-password or --influx-token)'
-      : 'check --influx-url and --influx-db';
+    : /retention policy not found/i.test(first)
+      ? "check --influx-rp, or leave it out to read the database's default retention policy"
+      : /auth|401|403/i.test(first)
+        ? 'check the credentials (--influx-username/--influx-password or --influx-token)'
+        : 'check --influx-url and --influx-db';
   return new StoredSeriesError(`InfluxDB at ${url}: ${first}; fix: ${fix}`);
 }
 
