@@ -961,3 +961,78 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     );
   });
 });
+
+describe.skipIf(!hasInflux)('presence calibrate: stored-series credentials against influxd with auth enabled', () => {
+  const PW = 'Cal-pw-7q2x';
+  const influx = new Influxd('presence', { username: 'engineer', password: PW });
+  const dir = mkdtempSync(join(tmpdir(), 'presence-calibrate-auth-'));
+  const t0 = Date.parse('2026-05-04T08:00:00Z');
+  const counts = join(dir, 'counts.csv');
+  const pwFile = join(dir, 'influx-password');
+
+  beforeAll(async () => {
+    await influx.start();
+    const lines: string[] = [];
+    const rows = ['time;people'];
+    for (let day = 0; day < 3; day++) {
+      for (let i = 0; i < 60; i++) {
+        const t = t0 + day * 86_400_000 + i * 60_000;
+        const p = Math.round(20 + 15 * Math.sin(i / 9 + day));
+        lines.push(`presence,gateway=gw-1,radio=wifi,site=station,zone=hall devices=${5 + 2 * p}i,estimate=${5 + 2 * p}i,frames=100i,complete=T ${t}`);
+        if (i % 4 === 1) rows.push(`${new Date(t + 30_000).toISOString()};${p}`);
+      }
+    }
+    const auth = `Basic ${Buffer.from(`engineer:${PW}`).toString('base64')}`;
+    const res = await fetch(`${influx.url}/write?db=presence&precision=ms`, { method: 'POST', headers: { authorization: auth }, body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    writeFileSync(counts, `${rows.join('\n')}\n`);
+    writeFileSync(pwFile, `${PW}\n`, { mode: 0o600 });
+  }, 60_000);
+  afterAll(async () => {
+    await influx.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The stored-series form with this URL, these flags and these variables set (and no other INFLUX_*). */
+  function calibrate(url: string, env: Record<string, string>, ...extra: string[]) {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    const args = ['calibrate', '--influx-url', url, '--influx-db', 'presence', '--site', 'station', '--zone', 'hall', '--truth', counts, '--json', ...extra];
+    const r = spawnSync(process.execPath, [join(repo, 'scripts/presence.js'), ...args], { cwd: repo, encoding: 'utf8', env: { ...clean, ...env } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it.each([
+    // a shell with the influx CLI's INFLUX_TOKEN: the token was sent, not the user and password given
+    [
+      '--influx-username/--influx-password with INFLUX_TOKEN set',
+      () => influx.url,
+      { INFLUX_TOKEN: 'tok-of-another-server' },
+      ['--influx-username', 'engineer', '--influx-password', PW],
+    ],
+    [
+      '--influx-username/--influx-password-file with INFLUX_TOKEN set',
+      () => influx.url,
+      { INFLUX_TOKEN: 'tok-of-another-server' },
+      ['--influx-username', 'engineer', '--influx-password-file', pwFile],
+    ],
+    // the variable's password replaced the file's given on the command line
+    [
+      '--influx-password-file with another INFLUX_PASSWORD set',
+      () => influx.url,
+      { INFLUX_USERNAME: 'engineer', INFLUX_PASSWORD: 'old-pw' },
+      ['--influx-password-file', pwFile],
+    ],
+    // the variable's password replaced the URL's and dropped its user: no credentials were sent
+    ["the URL's user and password with another INFLUX_PASSWORD set", () => influx.url.replace('//', `//engineer:${PW}@`), { INFLUX_PASSWORD: 'old-pw' }, []],
+    ["the URL's user and password with INFLUX_TOKEN set", () => influx.url.replace('//', `//engineer:${PW}@`), { INFLUX_TOKEN: 'tok-of-another-server' }, []],
+    // what the environment alone gives still works, and a user in the URL takes the variable's password
+    ['INFLUX_USERNAME and INFLUX_PASSWORD alone', () => influx.url, { INFLUX_USERNAME: 'engineer', INFLUX_PASSWORD: PW }, []],
+    ['a user in the URL and INFLUX_PASSWORD_FILE', () => influx.url.replace('//', '//engineer@'), { INFLUX_PASSWORD_FILE: pwFile }, []],
+  ] as const)("the command line's credentials are sent, not the environment's: %s", (_name, url, env, extra) => {
+    const r = calibrate(url(), env, ...extra);
+    expect(r.stderr).not.toMatch(/401/);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).fit.data.windows).toBe(45);
+    expect(r.stdout + r.stderr).not.toContain(PW);
+  });
+});

@@ -338,7 +338,31 @@ function secretFile(file: string | undefined, what: string): string | undefined 
   }
 }
 
-/** The scheme of a URL Node can parse with a host ('' otherwise; the text itself may hold a password, so it is not echoed). */
+/**
+ * The URL and credentials of the stored-series form. Credentials may come from the environment (as
+ * for the aggregator), so they stay out of `ps`; but the command line's (the flags, then the URL's
+ * user and password) come first, and credentials of one kind given there (a 1.x user or password,
+ * or a token) leave the environment's of the other kind unread: a shell's INFLUX_TOKEN (the influx
+ * CLI's own variable) was sent instead of the --influx-username and --influx-password given, an
+ * INFLUX_PASSWORD replaced the password of --influx-password-file, and one replaced the URL's
+ * password and dropped its user, so that nothing was sent.
+ */
+function storedCredentials(flags: Flags): { url: string; username?: string; password?: string; token?: string } {
+  const env = process.env;
+  const inUrl = influxCredentials<{ url: string; username?: string; password?: string }>({ url: flags.influxUrl! });
+  const token = flags.influxToken ?? secretFile(flags.influxTokenFile, '--influx-token-file');
+  const username = flags.influxUsername ?? inUrl.username;
+  const password = flags.influxPassword ?? secretFile(flags.influxPasswordFile, '--influx-password-file') ?? inUrl.password;
+  const v1 = username !== undefined || password !== undefined;
+  return {
+    url: inUrl.url,
+    username: username ?? (token === undefined ? env.INFLUX_USERNAME || undefined : undefined),
+    password:
+      password ?? (token === undefined ? ((env.INFLUX_PASSWORD || undefined) ?? secretFile(env.INFLUX_PASSWORD_FILE, 'INFLUX_PASSWORD_FILE')) : undefined),
+    token: token ?? (v1 ? undefined : ((env.INFLUX_TOKEN || undefined) ?? secretFile(env.INFLUX_TOKEN_FILE, 'INFLUX_TOKEN_FILE'))),
+  };
+}
+
 async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
   const urlProblem = influxUrlProblem(flags.influxUrl!);
   if (urlProblem) throw new UsageError(urlProblem);
@@ -354,22 +378,7 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
     counts,
     flags.truth[0],
     {
-      // Credentials may come from the environment (as for the aggregator), so they stay out of `ps`.
-      influx: influxCredentials({
-        url: flags.influxUrl!,
-        database: flags.influxDb,
-        retentionPolicy: flags.influxRp,
-        username: flags.influxUsername ?? (process.env.INFLUX_USERNAME || undefined),
-        password:
-          flags.influxPassword ??
-          (process.env.INFLUX_PASSWORD || undefined) ??
-          secretFile(flags.influxPasswordFile ?? process.env.INFLUX_PASSWORD_FILE, '--influx-password-file'),
-        token:
-          flags.influxToken ??
-          (process.env.INFLUX_TOKEN || undefined) ??
-          secretFile(flags.influxTokenFile ?? process.env.INFLUX_TOKEN_FILE, '--influx-token-file'),
-        timeoutMs,
-      }),
+      influx: { ...storedCredentials(flags), database: flags.influxDb, retentionPolicy: flags.influxRp, timeoutMs },
       site: flags.site,
       zone: flags.zone,
       radio: flags.radio,
