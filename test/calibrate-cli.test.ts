@@ -2,7 +2,8 @@
 // the real lab captures with occupancy truth (../shared/captures/occupancy), the stored-series form
 // against a real influxd, and bad input giving one line that names the file, the line and the fix.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createServer, request } from 'node:http';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -790,6 +791,57 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(r.stderr.trim()).toBe(
       "presence calibrate: the stored windows of zone hall start at least 60 s apart: --window 30s is shorter than the gateways' windows; fix: give --window the gateways' window length (gateway.window)",
     );
+  });
+
+  it("an InfluxDB behind a proxy under a path is queried under that path, not at the proxy's /query", async () => {
+    // a reverse proxy that serves InfluxDB under /influxdb/ and answers 404 elsewhere, as nginx would
+    const target = new URL(influx.url);
+    const proxy = createServer((req, res) => {
+      if (!req.url?.startsWith('/influxdb/')) {
+        res.writeHead(404, { 'content-type': 'text/html' });
+        return void res.end('<html><body>404 Not Found</body></html>');
+      }
+      const up = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/influxdb'.length), headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const a = proxy.address();
+    const url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/influxdb`;
+    try {
+      // (the proxy answers in this process: the command runs without blocking it)
+      const args = [
+        'calibrate',
+        '--influx-url',
+        url,
+        '--influx-db',
+        'presence',
+        '--site',
+        'station',
+        '--zone',
+        'hall',
+        '--truth',
+        join(dir, 'counts.csv'),
+        '--json',
+      ];
+      const child = spawn(process.execPath, [join(repo, 'scripts/presence.js'), ...args], { cwd: repo });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const code = await new Promise<number | null>((r) => child.on('close', r));
+      expect(stderr).not.toMatch(/404/);
+      expect(code, stderr).toBe(0);
+      expect(JSON.parse(stdout).fit.data.windows).toBe(36);
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 
   it('a zone absent from the series is one line naming the zones there', () => {
