@@ -479,7 +479,7 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     default: false,
     flag: '--homeassistant',
     description:
-      'publish Home Assistant MQTT discovery configs (retained): a sensor per radio for this zone\'s estimate, available while the gateway is online (gateway/README.md, "Home Assistant")',
+      'publish Home Assistant MQTT discovery configs (retained): a sensor per radio for this zone\'s estimate, available while the gateway is online; turned off, the gateway removes the configs it published (listed in queue.dir) at its next connection (gateway/README.md, "Home Assistant")',
   },
   {
     key: 'homeassistant.prefix',

@@ -12,6 +12,8 @@
 // windows in between (logged, with the time skipped); windows are closed a few at a time between
 // turns of the event loop, so a signal is always handled promptly.
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger as createBaseLogger } from '../scripts/lib/log.ts';
 import { Firmware, type LiveCounts, type LiveStats } from '../firmware/host/firmware.ts';
@@ -332,9 +334,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       void this.publishStatus();
       // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
       // Kept so that a stop right after the connection (a short replay) waits for it: shutdown().
-      if (this.config.homeassistant?.enabled)
+      // Turned off, the configs it published before (listed in the queue folder) are removed.
+      if (this.config.homeassistant?.enabled || existsSync(join(this.queueDir, 'homeassistant.json')) /* DISCOVERY_FILE */)
         this.discovery = import('./homeassistant.ts')
-          .then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log))
+          .then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log, this.queueDir))
           .catch((err: unknown) => this.log.error({ err }, 'Home Assistant discovery configs not published'));
     });
     this.publisher.start();

@@ -6,14 +6,25 @@
 // marks them unavailable when the gateway's retained status says offline (its last will).
 // The payloads are the contract's (contract/homeassistant.ts, closed schema); one that does not
 // validate is not published.
+//
+// The topics published are kept in the queue folder (DISCOVERY_FILE). A config the gateway no longer
+// publishes (another zone or prefix, or homeassistant.enabled turned off) is removed at the next
+// connection with an empty retained message, as Home Assistant's discovery removes a sensor;
+// retained, it would otherwise stay on the broker and in Home Assistant for ever.
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { haConfigTopic, haSensorConfig, validateHaConfig, type HaRadio } from '../contract/homeassistant.ts';
+import { HA_PREFIX_PATTERN, haConfigTopic, haNodeId, haSensorConfig, validateHaConfig, type HaRadio } from '../contract/homeassistant.ts';
 import type { GatewayConfig } from './config.ts';
+import { writeDurably } from './queue.ts';
 import { VERSION } from './status.ts';
 
 export interface RetainedPublisher {
   publishRetained(topic: string, payload: string): Promise<boolean>;
 }
+
+/** File in the queue folder: the discovery config topics this gateway published and has not removed. */
+export const DISCOVERY_FILE = 'homeassistant.json';
 
 /** The discovery messages of a gateway: topic and JSON payload per radio. */
 export function discoveryMessages(cfg: GatewayConfig): Array<{ topic: string; payload: string }> {
@@ -25,21 +36,78 @@ export function discoveryMessages(cfg: GatewayConfig): Array<{ topic: string; pa
   }));
 }
 
-export async function publishDiscovery(cfg: GatewayConfig, publisher: RetainedPublisher, log: Logger): Promise<number> {
+/** Topics in the file that are this gateway's own discovery config topics; anything else is ignored. */
+function readPublished(cfg: GatewayConfig, queueDir: string, log: Logger): string[] {
+  const path = join(queueDir, DISCOVERY_FILE);
+  if (!existsSync(path)) return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    log.warn({ file: path, err: (err as Error).message }, 'Home Assistant discovery: the list of published configs cannot be read; none removed');
+    return [];
+  }
+  const node = haNodeId(cfg.gateway.site, cfg.gateway.id);
+  const own = new RegExp(`${HA_PREFIX_PATTERN.slice(0, -1)}/sensor/${node}/[A-Za-z0-9_-]{1,200}/config$`);
+  return Array.isArray(list) ? list.filter((t): t is string => typeof t === 'string' && own.test(t)) : [];
+}
+
+function writePublished(queueDir: string, topics: string[], log: Logger): void {
+  const path = join(queueDir, DISCOVERY_FILE);
+  try {
+    if (topics.length) writeDurably(path, `${JSON.stringify([...new Set(topics)].sort())}\n`, queueDir);
+    else if (existsSync(path)) unlinkSync(path);
+  } catch (err) {
+    log.warn({ file: path, err: (err as Error).message }, 'Home Assistant discovery: the list of published configs cannot be written');
+  }
+}
+
+/**
+ * Publishes this gateway's discovery configs (when homeassistant.enabled) and removes, with an empty
+ * retained message, those it published before and no longer does. Returns the configs published.
+ */
+export async function publishDiscovery(cfg: GatewayConfig, publisher: RetainedPublisher, log: Logger, queueDir?: string): Promise<number> {
+  const enabled = cfg.homeassistant?.enabled ?? false;
+  const before = queueDir ? readPublished(cfg, queueDir, log) : [];
+  const published: string[] = [];
+  /** Topics that hold (or may hold) one of its configs on the broker after this. */
+  const retained: string[] = [];
   let n = 0;
-  for (const m of discoveryMessages(cfg)) {
-    const v = validateHaConfig(JSON.parse(m.payload));
-    if (!v.ok) {
-      log.error({ topic: m.topic, reason: v.reason }, 'Home Assistant discovery config does not match the contract; not published');
-      continue;
+  if (enabled) {
+    for (const m of discoveryMessages(cfg)) {
+      const v = validateHaConfig(JSON.parse(m.payload));
+      if (!v.ok) {
+        log.error({ topic: m.topic, reason: v.reason }, 'Home Assistant discovery config does not match the contract; not published');
+        continue;
+      }
+      published.push(m.topic);
+      // Recorded before it is sent, so that one that reached the broker is removed later even after
+      // a crash; dropped again below when the broker refused it (then it is not retained there).
+      if (queueDir) writePublished(queueDir, [...before, ...published], log);
+      const ok = await publisher.publishRetained(m.topic, m.payload);
+      if (ok || before.includes(m.topic)) retained.push(m.topic);
+      if (ok) n++;
+      else
+        log.warn(
+          { topic: m.topic },
+          'Home Assistant discovery config not published (the broker refused it, e.g. its ACL, or the connection dropped); presence provision gateway --homeassistant grants these topics',
+        );
     }
-    if (await publisher.publishRetained(m.topic, m.payload)) n++;
-    else
+    log.info({ configs: n, prefix: cfg.homeassistant?.prefix }, 'Home Assistant discovery configs published');
+  }
+  const stale = before.filter((t) => !published.includes(t));
+  const kept: string[] = [];
+  for (const topic of stale) if (!(await publisher.publishRetained(topic, ''))) kept.push(topic);
+  if (stale.length) {
+    const removed = stale.filter((t) => !kept.includes(t));
+    const why = enabled ? "no longer this gateway's (zone or prefix changed)" : 'homeassistant.enabled is off';
+    if (removed.length) log.info({ removed, reason: why }, 'Home Assistant discovery configs removed');
+    if (kept.length)
       log.warn(
-        { topic: m.topic },
-        'Home Assistant discovery config not published (the broker refused it, e.g. its ACL, or the connection dropped); presence provision gateway --homeassistant grants these topics',
+        { topics: kept, reason: why },
+        'Home Assistant discovery configs not removed (the broker refused the empty message, or the connection dropped); tried again at the next connection',
       );
   }
-  log.info({ configs: n, prefix: cfg.homeassistant?.prefix }, 'Home Assistant discovery configs published');
+  if (queueDir) writePublished(queueDir, [...retained, ...kept], log);
   return n;
 }

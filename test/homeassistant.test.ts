@@ -253,6 +253,65 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     await ha.client.endAsync();
   });
 
+  it('a config no longer published (zone changed, discovery turned off) is removed from the broker', async () => {
+    // Retained configs stayed on the broker, and so in Home Assistant, for ever: after a move to
+    // another zone (two configs with the same unique id, the old area) and after turning discovery off.
+    const node = 'homeassistant/sensor/presence_utrecht_gw-mv';
+    const queue = join(tmp, 'q-mv');
+    const run = async (zone: string, ha: boolean) => {
+      const gw = spawnGateway(
+        [
+          '--site',
+          'utrecht',
+          '--zone',
+          zone,
+          '--id',
+          'gw-mv',
+          '--mqtt-url',
+          broker.url,
+          '--source',
+          'pcap:-@wifi',
+          '--queue-dir',
+          queue,
+          ...(ha ? ['--homeassistant'] : []),
+          '--log-format',
+          'json',
+        ],
+        {},
+        'pipe',
+      );
+      try {
+        await waitFor(() => gw.stderr().includes('connected to broker'), 20_000, 'the connection');
+        gw.proc.kill('SIGTERM');
+        expect(await gw.exited).toBe(0);
+      } finally {
+        gw.proc.kill('SIGKILL');
+      }
+      return gw.stderr();
+    };
+    /** The retained messages under the gateway's node: those that come before a marker sent after subscribing. */
+    const retained = async (): Promise<string[]> => {
+      const sub = await subscriber(broker.url, { filter: `${node}/#`, clean: true });
+      await sub.client.publishAsync(`${node}/marker`, 'x', { qos: 1 });
+      await waitFor(() => sub.messages.some((m) => m.topic.endsWith('/marker')), 10_000, 'the marker');
+      await sub.client.endAsync();
+      return sub.messages
+        .filter((m) => m.retain)
+        .map((m) => m.topic)
+        .sort();
+    };
+    await run('neude', true);
+    expect(await retained()).toEqual([`${node}/neude_ble/config`, `${node}/neude_wifi/config`]);
+    const moved = await run('oudegracht', true);
+    expect(moved).toContain('Home Assistant discovery configs removed');
+    expect(await retained()).toEqual([`${node}/oudegracht_ble/config`, `${node}/oudegracht_wifi/config`]);
+    const off = await run('oudegracht', false);
+    expect(off).toContain('homeassistant.enabled is off');
+    expect(await retained()).toEqual([]);
+    // Nothing left to remove: a gateway without discovery says and publishes nothing of it.
+    expect(await run('oudegracht', false)).not.toContain('Home Assistant');
+  });
+
   it('off by default: nothing is published under homeassistant/', async () => {
     const cap = wifiCapture(join(tmp, 'off.pcap'), { devices: 2, startMs: Date.UTC(2025, 3, 27, 12, 0, 0), durationMs: 2000, framesPerS: 5 });
     const ha = await subscriber(broker.url, { filter: 'homeassistant/sensor/presence_utrecht_gw-off/#', clean: true });
