@@ -764,6 +764,35 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
       const m = err.message;
       finish({ step, level: 'fail', detail: `${url}: ${m}`, fix: brokerErrorFix(m, cfg.mqtt.url) });
     });
+    // The connection closed with no error (a broker that closes it without a CONNACK, e.g. Mosquitto
+    // past max_connections): it was "no answer in 8 s" with a fix about routes and firewalls, said
+    // once the timer ran out. Said at once (after any error that comes with the close, which wins).
+    let connected = false;
+    client.once('connect', () => {
+      connected = true;
+    });
+    client.on('close', () => {
+      if (done) return;
+      setTimeout(
+        () =>
+          finish(
+            connected
+              ? {
+                  step,
+                  level: 'fail',
+                  detail: `${url}: connected, then the broker closed the connection before the test was done`,
+                  fix: 'check the broker log: it says why it closed the connection',
+                }
+              : {
+                  step,
+                  level: 'fail',
+                  detail: `${url}: the connection was closed before the broker accepted it (no CONNACK): something listens there but gave no MQTT answer`,
+                  fix: 'check the broker log and the port in mqtt.url: a broker that takes no more clients closes new ones (Mosquitto: "max_connections exceeded"), a TLS listener closes a plain connection (use mqtts://), and a service that is not an MQTT broker may close it too',
+                },
+          ),
+        200,
+      );
+    });
   });
   return result === 'fallback' ? checkBroker(cfg, 4) : result;
 }

@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { checkClock, checkMonitorMode, parseCaptureCommand, toolOutput } from '../gateway/doctor.ts';
 import { captureFix, configuredNames } from '../gateway/capture-fix.ts';
@@ -126,6 +127,53 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     expect(text.code).toBe(1);
     expect(text.text).toMatch(/^1 to fix/m);
     expect(text.text).not.toMatch(/Zzsecret|URIError|\n {4}at /);
+  });
+
+  it('a broker that closes the connection without a CONNACK (Mosquitto past max_connections): said at once, not "no answer in 8 s" with a fix about routes and firewalls', async () => {
+    const full = new Mosquitto({ extraConfig: () => 'max_connections 1' });
+    await full.start();
+    // Clients until the broker refuses one: Mosquitto 2.0.11 miscounts the connection its start was
+    // probed with (a TCP connect, closed before any CONNECT), so one client need not fill it.
+    const holders: MqttClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = mqtt.connect(full.url, { reconnectPeriod: 0, connectTimeout: 5000 });
+      c.on('error', () => {});
+      const up = await new Promise<boolean>((resolve) => {
+        c.once('connect', () => resolve(true));
+        c.once('close', () => resolve(false));
+      });
+      if (!up) break;
+      holders.push(c);
+    }
+    try {
+      const cap = wifiCapture(join(tmp, 'full.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
+      const started = Date.now();
+      const r = await new Promise<{ code: number | null; results: Check[] }>((resolve) =>
+        execFile(
+          process.execPath,
+          [
+            join(ROOT, 'scripts', 'presence.js'),
+            'doctor',
+            '--config',
+            config('full', [`{ type: file, name: f, radio: wifi, path: ${cap.path} }`], full.url),
+            '--json',
+          ],
+          { cwd: tmp, encoding: 'utf8', timeout: 60_000 },
+          (e, stdout) => resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, results: JSON.parse(stdout) as Check[] }),
+        ),
+      );
+      expect(r.code).toBe(1);
+      expect(by(r, 'broker reachable')).toMatchObject({
+        level: 'fail',
+        detail: `${full.url}: the connection was closed before the broker accepted it (no CONNACK): something listens there but gave no MQTT answer`,
+        fix: expect.stringContaining('Mosquitto: "max_connections exceeded"'),
+      });
+      expect(Date.now() - started).toBeLessThan(7000);
+      expect(readFileSync(join(full.dir, 'mosquitto.log'), 'utf8')).toMatch(/max_connections exceeded/);
+    } finally {
+      for (const c of holders) await c.endAsync();
+      await full.dispose();
+    }
   });
 
   it.skipIf(hasRadio)('without a configuration: no Wi-Fi interface and no Bluetooth adapter is a failure, not "ready"', () => {
