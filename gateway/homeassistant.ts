@@ -69,33 +69,16 @@ function writePublished(queueDir: string, topics: string[], log: Logger): void {
 export async function publishDiscovery(cfg: GatewayConfig, publisher: RetainedPublisher, log: Logger, queueDir?: string): Promise<number> {
   const enabled = cfg.homeassistant?.enabled ?? false;
   const before = queueDir ? readPublished(cfg, queueDir, log) : [];
-  const published: string[] = [];
-  /** Topics that hold (or may hold) one of its configs on the broker after this. */
-  const retained: string[] = [];
-  let n = 0;
-  if (enabled) {
-    for (const m of discoveryMessages(cfg)) {
-      const v = validateHaConfig(JSON.parse(m.payload));
-      if (!v.ok) {
-        log.error({ topic: m.topic, reason: v.reason }, 'Home Assistant discovery config does not match the contract; not published');
-        continue;
-      }
-      published.push(m.topic);
-      // Recorded before it is sent, so that one that reached the broker is removed later even after
-      // a crash; dropped again below when the broker refused it (then it is not retained there).
-      if (queueDir) writePublished(queueDir, [...before, ...published], log);
-      const ok = await publisher.publishRetained(m.topic, m.payload);
-      if (ok || before.includes(m.topic)) retained.push(m.topic);
-      if (ok) n++;
-      else
-        log.warn(
-          { topic: m.topic },
-          'Home Assistant discovery config not published (the broker refused it, e.g. its ACL, or the connection dropped); presence provision gateway --homeassistant grants these topics',
-        );
-    }
-    log.info({ configs: n, prefix: cfg.homeassistant?.prefix }, 'Home Assistant discovery configs published');
-  }
-  const stale = before.filter((t) => !published.includes(t));
+  const messages = enabled
+    ? discoveryMessages(cfg).filter((m) => {
+        const v = validateHaConfig(JSON.parse(m.payload));
+        if (!v.ok) log.error({ topic: m.topic, reason: v.reason }, 'Home Assistant discovery config does not match the contract; not published');
+        return v.ok;
+      })
+    : [];
+  // The stale ones go first: a config of the same unique id on another topic (the old zone's) would
+  // make Home Assistant ignore the new one, and the device keeps its area unless it is removed.
+  const stale = before.filter((t) => !messages.some((m) => m.topic === t));
   const kept: string[] = [];
   for (const topic of stale) if (!(await publisher.publishRetained(topic, ''))) kept.push(topic);
   if (stale.length) {
@@ -108,6 +91,23 @@ export async function publishDiscovery(cfg: GatewayConfig, publisher: RetainedPu
         'Home Assistant discovery configs not removed (the broker refused the empty message, or the connection dropped); tried again at the next connection',
       );
   }
-  if (queueDir) writePublished(queueDir, [...retained, ...kept], log);
+  /** Topics that hold (or may hold) one of its configs on the broker after this. */
+  const retained: string[] = [...kept];
+  let n = 0;
+  for (const m of messages) {
+    // Recorded before it is sent, so that one that reached the broker is removed later even after
+    // a crash; dropped again below when the broker refused it (then it is not retained there).
+    if (queueDir) writePublished(queueDir, [...retained, ...before.filter((t) => !stale.includes(t)), m.topic], log);
+    const ok = await publisher.publishRetained(m.topic, m.payload);
+    if (ok || before.includes(m.topic)) retained.push(m.topic);
+    if (ok) n++;
+    else
+      log.warn(
+        { topic: m.topic },
+        'Home Assistant discovery config not published (the broker refused it, e.g. its ACL, or the connection dropped); presence provision gateway --homeassistant grants these topics',
+      );
+  }
+  if (enabled) log.info({ configs: n, prefix: cfg.homeassistant?.prefix }, 'Home Assistant discovery configs published');
+  if (queueDir) writePublished(queueDir, retained, log);
   return n;
 }

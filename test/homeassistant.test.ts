@@ -302,8 +302,16 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
     };
     await run('neude', true);
     expect(await retained()).toEqual([`${node}/neude_ble/config`, `${node}/neude_wifi/config`]);
+    // Live, as Home Assistant sees it: the old zone's configs are removed before the new ones come
+    // (the same unique ids on another topic would be ignored while the old ones stand).
+    const live = await subscriber(broker.url, { filter: `${node}/#`, clean: true });
     const moved = await run('oudegracht', true);
     expect(moved).toContain('Home Assistant discovery configs removed');
+    await waitFor(() => live.messages.filter((m) => !m.retain).length >= 4, 10_000, 'the removals and the new configs');
+    const seen = live.messages.filter((m) => !m.retain).map((m) => `${m.topic.slice(node.length + 1)} ${m.payload.length ? 'config' : 'removed'}`);
+    expect(seen.slice(0, 2).sort()).toEqual(['neude_ble/config removed', 'neude_wifi/config removed']);
+    expect(seen.slice(2).sort()).toEqual(['oudegracht_ble/config config', 'oudegracht_wifi/config config']);
+    await live.client.endAsync();
     expect(await retained()).toEqual([`${node}/oudegracht_ble/config`, `${node}/oudegracht_wifi/config`]);
     const off = await run('oudegracht', false);
     expect(off).toContain('homeassistant.enabled is off');
