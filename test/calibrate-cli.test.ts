@@ -935,6 +935,45 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(z.b.value).toBeCloseTo(5, 6);
   });
 
+  it('counts in windows the gateways counted cut short (complete=false) are left out with a note, not fitted as whole windows', async () => {
+    // Zone "restart": estimate = 5 + 2 * people in whole windows; the gateways restart now and then,
+    // and the window they restart in counts a part of it (a third here), stored with complete=false.
+    const lines: string[] = [];
+    const rows: string[] = ['time;people'];
+    let cut = 0;
+    for (let day = 0; day < 3; day++) {
+      for (let i = 0; i < 120; i++) {
+        const t = t0 + day * 86_400_000 + i * 60_000;
+        const p = Math.round(20 + 15 * Math.sin(i / 15 + day));
+        const e = 5 + 2 * p;
+        const whole = i % 9 !== 4;
+        for (const gw of ['gw-r1', 'gw-r2']) {
+          const n = whole ? e : Math.floor(e / 3);
+          lines.push(`presence,gateway=${gw},radio=wifi,site=station,zone=restart devices=${n}i,estimate=${n}i,frames=100i,complete=${whole ? 'T' : 'F'} ${t}`);
+        }
+        if (i % 3 === 1) {
+          rows.push(`${new Date(t + 20_000).toISOString()};${p}`);
+          if (!whole) cut++;
+        }
+      }
+    }
+    expect(cut).toBeGreaterThan(5);
+    const res = await fetch(`${influx.url}/write?db=presence&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    const file = join(dir, 'restart.csv');
+    writeFileSync(file, `${rows.join('\n')}\n`);
+    const out = join(dir, 'restart.yaml');
+    const r = storedWith(file, out, '--zone', 'restart');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(`note: .*restart\\.csv: ${cut} count\\(s\\) \\(first on line 3\\) fall in windows that every gateway of zone restart counted cut short`),
+    );
+    const z = readCalibration(out).zones.restart;
+    expect((z.data as { windows: number }).windows).toBe(rows.length - 1 - cut);
+    expect(z.k.value).toBeCloseTo(0.5, 6);
+    expect(z.b.value).toBeCloseTo(5, 6);
+  });
+
   it('counts where the default retention policy holds no window: the line names the policy read and that --influx-rp reads another', async () => {
     // the zone's windows written to another policy (an old capture loaded with --influx-rp autogen)
     await influx.query('CREATE RETENTION POLICY "other" ON "presence" DURATION INF REPLICATION 1', 'POST');

@@ -1,7 +1,7 @@
 // The stored-series form of calibration: a deployed zone's `estimate` series, read back from
 // InfluxDB with InfluxQL (1.x /query; 2.x and 3.x through their v1 compatibility API), paired with
 // manual or camera counts (`time;people`). A zone's count in a window is the largest among its
-// gateways, as on the crowd dashboard.
+// gateways, as on the crowd dashboard, over the windows they counted whole.
 import { InfluxQL, tagValues, type InfluxOptions } from '../../dashboards/queries.ts';
 import { PRESENCE } from '../messages.ts';
 import { pairPointCounts, type CountedWindow, type PairedWindow } from './pair.ts';
@@ -43,11 +43,17 @@ export interface StoredWindows {
    * protection (privacy.min_count): their 0 means "fewer than the minimum count", not a count.
    */
   suppressed: number[];
+  /**
+   * Starts of windows that every gateway of the zone counted cut short (`complete` false: it started,
+   * stopped or lost its source inside them): their count covers a part of the window only.
+   */
+  cutShort: number[];
 }
 
 /**
- * The zone's windows between `from` and `to` (ms), one per window length, max over its gateways;
- * a window whose points were all suppressed (privacy.min_count) is not a counted window.
+ * The zone's windows between `from` and `to` (ms), one per window length, max over its gateways'
+ * whole windows; a window whose points were all suppressed (privacy.min_count), or all cut short, is
+ * not a counted window.
  */
 export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number, to: number): Promise<StoredWindows> {
   const radio = o.radio ?? 'wifi';
@@ -82,9 +88,12 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
       );
     }
   }
-  const q = `SELECT max("estimate") AS "estimate", max("devices") AS "devices", count("estimate") AS "n" FROM "${PRESENCE}" ${where} ${group}`;
+  // Whole windows only: a gateway's window cut short (complete=false: it started, stopped or lost its
+  // source inside it) counted a part of it, which would be fitted as the count of a whole window.
+  const whole = `${where} AND "complete" = true`;
+  const q = `SELECT max("estimate") AS "estimate", max("devices") AS "devices", count("estimate") AS "n" FROM "${PRESENCE}" ${whole} ${group}`;
   // Points of gateways with small-count protection that were below it (the `suppressed` field).
-  const qs = `SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${where} AND "suppressed" = true ${group}`;
+  const qs = `SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${whole} AND "suppressed" = true ${group}`;
   const suppressedPoints = new Map<number, number>();
   for (const s of await db.query(qs)) {
     const ci = (c: string) => s.columns.indexOf(c);
@@ -92,6 +101,7 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
   }
   const windows: CountedWindow[] = [];
   const suppressed: number[] = [];
+  const counted = new Set<number>();
   for (const s of await db.query(q)) {
     const ci = (c: string) => s.columns.indexOf(c);
     for (const row of s.values) {
@@ -104,6 +114,7 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
           `InfluxDB at ${redactUrl(o.influx.url)} answered a window without a time in ms (the query asked for epoch=ms); fix: give --influx-url an InfluxDB (1.x, or 2.x/3.x through the v1 API)`,
         );
       }
+      counted.add(start);
       // Every point suppressed: the zone's count is unknown below the minimum, not 0.
       if ((suppressedPoints.get(start) ?? 0) >= (row[ci('n')] as number)) {
         suppressed.push(start);
@@ -113,7 +124,16 @@ export async function storedWindows(db: InfluxQL, o: StoredOptions, from: number
       windows.push({ start, end: start + winMs, estimate, devices: typeof devices === 'number' ? devices : estimate });
     }
   }
-  return { windows, suppressed };
+  // Windows with points, none of them of a whole window.
+  const cutShort: number[] = [];
+  for (const s of await db.query(`SELECT count("estimate") AS "n" FROM "${PRESENCE}" ${where} ${group}`)) {
+    const ci = (c: string) => s.columns.indexOf(c);
+    for (const row of s.values) {
+      const start = row[ci('time')];
+      if (typeof start === 'number' && typeof row[ci('n')] === 'number' && !counted.has(start)) cutShort.push(start);
+    }
+  }
+  return { windows, suppressed, cutShort };
 }
 
 /** An InfluxDB that cannot be reached or refuses the query, as one line naming the URL and the fix. */
@@ -183,6 +203,25 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
       }
     }
   }
+  if (stored.cutShort.length) {
+    const cut = new Set(stored.cutShort);
+    const left = counts.filter((c) => cut.has(Math.floor(c.time / winMs) * winMs));
+    if (left.length) {
+      note?.(
+        `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows that every gateway of zone ${o.zone} counted cut short (complete=false: it started, stopped or lost its source inside them, so its count covers a part of the window); they are left out of the fit`,
+      );
+      const out = new Set(left);
+      counts = counts.filter((c) => !out.has(c));
+      if (counts.length === 0) {
+        throw new TruthError(
+          truthFile,
+          null,
+          `every count falls in a window that the gateways of zone ${o.zone} counted cut short (complete=false)`,
+          'count while the gateways run, not when they start or stop',
+        );
+      }
+    }
+  }
   if (windows.length === 0) {
     throw new TruthError(
       truthFile,
@@ -195,8 +234,8 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
   }
   // No two stored windows within one --window of each other: the gateways count longer windows, and a
   // count would be paired with a part of one (or with none, read as gateways that were down).
-  // (suppressed windows are stored windows too)
-  const starts = [...new Set([...windows.map((w) => w.start), ...stored.suppressed])].sort((a, b) => a - b);
+  // (suppressed and cut-short windows are stored windows too)
+  const starts = [...new Set([...windows.map((w) => w.start), ...stored.suppressed, ...stored.cutShort])].sort((a, b) => a - b);
   if (starts.length >= 2) {
     let gap = Infinity;
     for (let i = 1; i < starts.length; i++) gap = Math.min(gap, starts[i] - starts[i - 1]);
