@@ -875,6 +875,18 @@ export async function checkClock(): Promise<CheckResult> {
     if (status === 'Normal') return { step, level: 'ok', detail: 'chrony: synchronised' };
     return { step, level: 'fail', detail: `chrony: leap status ${status ?? 'unknown'}`, fix: 'check `chronyc sources`: chrony needs a reachable NTP server' };
   }
+  // chronyc is there but chronyd did not answer it (not running: "506 Cannot talk to daemon"): it
+  // was "no chrony on this machine", and the fix to install what is installed.
+  if (which('chronyc')) {
+    const said = (chrony.stdout + chrony.stderr).split('\n').find((l) => l.trim() !== '');
+    const why = chrony.code === null ? 'chronyc did not end in 5 s' : said ? redactFreeText(said.trim()) : `exit code ${chrony.code}`;
+    return {
+      step,
+      level: 'warn',
+      detail: `cannot tell: no systemd (timedatectl), and chrony is installed but chronyc tracking got no answer from chronyd (${why}): nothing here says the clock is synchronised`,
+      fix: 'start chronyd: sudo systemctl enable --now chrony (chronyd on some systems; without systemd: sudo chronyd), then `chronyc tracking` must show "Leap status : Normal"; the gateway needs network access to an NTP server (UDP port 123)',
+    };
+  }
   return {
     step,
     level: 'warn',

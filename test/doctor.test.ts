@@ -1156,6 +1156,39 @@ describe('presence doctor: a clock that is not set', () => {
     vi.restoreAllMocks();
     expect((await checkClock()).detail).not.toMatch(/1970/);
   });
+
+  // systemd-timesyncd's flag file answers before chrony is asked: on such a machine this cannot be shown.
+  it.skipIf(existsSync('/run/systemd/timesync/synchronized'))(
+    'chrony installed but chronyd not running (no systemd): says so and how to start it, not "no chrony on this machine" and to install it',
+    async () => {
+      // timedatectl without systemd as PID 1 (a container, an init other than systemd), and chronyc
+      // without its daemon: each writes what the real one writes there and exits 1.
+      const bin = mkdtempSync(join(tmpdir(), 'presence-doctor-clock-'));
+      writeFileSync(
+        join(bin, 'timedatectl'),
+        '#!/bin/sh\necho "System has not been booted with systemd as init system (PID 1). Can\'t operate." >&2\nexit 1\n',
+        {
+          mode: 0o755,
+        },
+      );
+      writeFileSync(join(bin, 'chronyc'), '#!/bin/sh\necho "506 Cannot talk to daemon"\nexit 1\n', { mode: 0o755 });
+      const path = process.env.PATH;
+      process.env.PATH = `${bin}:${path}`;
+      try {
+        const r = await checkClock();
+        expect(r).toEqual({
+          step: 'clock synchronised',
+          level: 'warn',
+          detail:
+            'cannot tell: no systemd (timedatectl), and chrony is installed but chronyc tracking got no answer from chronyd (506 Cannot talk to daemon): nothing here says the clock is synchronised',
+          fix: 'start chronyd: sudo systemctl enable --now chrony (chronyd on some systems; without systemd: sudo chronyd), then `chronyc tracking` must show "Leap status : Normal"; the gateway needs network access to an NTP server (UDP port 123)',
+        });
+      } finally {
+        process.env.PATH = path;
+        rmSync(bin, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('presence doctor: a Wi-Fi adapter named after its address', () => {
