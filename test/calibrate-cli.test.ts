@@ -1126,4 +1126,20 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series credentials again
     expect(JSON.parse(r.stdout).fit.data.windows).toBe(45);
     expect(r.stdout + r.stderr).not.toContain(PW);
   });
+
+  it.each([
+    // "check the credentials" named a token that influxd 1.6/1.7 cannot take, or credentials never given
+    [
+      'a token, which influxd 1.7 and older do not take',
+      ['--influx-token', 'tok-for-1.8'],
+      'InfluxDB 1.7 and older take no token: give its 1.x user and password (--influx-username and --influx-password, or INFLUX_USERNAME and INFLUX_PASSWORD) instead of --influx-token or INFLUX_TOKEN',
+    ],
+    ['no credentials', [], 'it needs a user and password: give --influx-username and --influx-password (or INFLUX_USERNAME and INFLUX_PASSWORD)'],
+  ])('influxd with auth and %s: the line says what to give', (_name, extra, fix) => {
+    const r = calibrate(influx.url, {}, ...extra);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `presence calibrate: InfluxDB at ${influx.url}/: rejected the query (401): unable to parse authentication credentials; fix: ${fix}`,
+    );
+  });
 });

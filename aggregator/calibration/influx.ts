@@ -154,13 +154,20 @@ function storedError(e: unknown, o: StoredOptions): StoredSeriesError {
     return new StoredSeriesError(`cannot reach InfluxDB at ${url} (${unreachableReason(e)}); fix: check --influx-url and that InfluxDB runs there`);
   }
   const first = redactUrlsIn(err.message.split('\n')[0]).replace(/^InfluxDB /, '');
-  const fix = /database not found/i.test(first)
-    ? 'check --influx-db'
-    : /retention policy not found/i.test(first)
-      ? "check --influx-rp, or leave it out to read the database's default retention policy"
-      : /auth|401|403/i.test(first)
-        ? 'check the credentials (--influx-username/--influx-password or --influx-token)'
-        : 'check --influx-url and --influx-db';
+  // InfluxDB 1.x with auth answers this when the request carries no Basic credentials it can read:
+  // none were given, or a token was sent (1.8 and later take one; 1.7 and older do not).
+  const unparsed = /unable to parse authentication credentials/i.test(first);
+  const fix = unparsed
+    ? o.influx.token
+      ? 'InfluxDB 1.7 and older take no token: give its 1.x user and password (--influx-username and --influx-password, or INFLUX_USERNAME and INFLUX_PASSWORD) instead of --influx-token or INFLUX_TOKEN'
+      : 'it needs a user and password: give --influx-username and --influx-password (or INFLUX_USERNAME and INFLUX_PASSWORD)'
+    : /database not found/i.test(first)
+      ? 'check --influx-db'
+      : /retention policy not found/i.test(first)
+        ? "check --influx-rp, or leave it out to read the database's default retention policy"
+        : /auth|401|403/i.test(first)
+          ? 'check the credentials (--influx-username/--influx-password or --influx-token)'
+          : 'check --influx-url and --influx-db';
   return new StoredSeriesError(`InfluxDB at ${url}: ${first}; fix: ${fix}`);
 }
 
