@@ -869,6 +869,12 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
       /^presence calibrate: cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ \(ECONNREFUSED\); fix: check --influx-url and that InfluxDB runs there$/,
     ],
     [
+      // InfluxDB's own ?u=...&p=... was dropped and the query went out without credentials
+      'a URL with a query',
+      () => ['--influx-url', `${influx.url}/?u=engineer&p=Pq-secret-9`, '--influx-db', 'presence'],
+      /^presence calibrate: --influx-url "http:\/\/127\.0\.0\.1:\d+\/\?u=engineer&p=REDACTED" holds a query \(\?\.\.\.\), which is not sent; fix: give the URL without it, like http:\/\/influxdb:8086\/, and the database, policy and credentials with --influx-db, --influx-rp, --influx-username and --influx-password \(or --influx-token\)$/,
+    ],
+    [
       'a URL that is none',
       () => ['--influx-url', 'influx:8086', '--influx-db', 'presence'],
       /^presence calibrate: --influx-url "influx:8086" does not start with http:\/\/ or https:\/\/ \(InfluxDB answers HTTP\); fix: give an http\(s\) URL, like http:\/\/influxdb:8086$/,

@@ -25,7 +25,7 @@ import { CalibrationFileError, readCalibration, toCalibrationFile, writeCalibrat
 import { pairStored, StoredSeriesError } from './influx.ts';
 import type { PairedWindow } from './pair.ts';
 import { readPointCounts, TruthError } from './truth.ts';
-import { influxCredentials, influxUrlProblem, pathCredentialsProblem, readSecretFile, redactedLine } from '../../scripts/lib/secrets.ts';
+import { influxCredentials, influxUrlProblem, pathCredentialsProblem, readSecretFile, redactedLine, redactUrl } from '../../scripts/lib/secrets.ts';
 
 interface Flags {
   capture: string[];
@@ -366,6 +366,13 @@ function storedCredentials(flags: Flags): { url: string; username?: string; pass
 async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWindow[]> {
   const urlProblem = influxUrlProblem(flags.influxUrl!);
   if (urlProblem) throw new UsageError(urlProblem);
+  // The queries go to the URL's /query with their own parameters: a query in the URL (InfluxDB's
+  // ?u=...&p=..., a ?db=...) was dropped without a word, and its credentials never sent.
+  if (new URL(flags.influxUrl!).search !== '') {
+    throw new UsageError(
+      `--influx-url ${JSON.stringify(redactUrl(flags.influxUrl!))} holds a query (?...), which is not sent; fix: give the URL without it, like http://influxdb:8086, and the database, policy and credentials with --influx-db, --influx-rp, --influx-username and --influx-password (or --influx-token)`,
+    );
+  }
   if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
