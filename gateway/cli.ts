@@ -105,7 +105,7 @@ export function registerGateway(program: Command): void {
     .option('--json', 'print the results as JSON')
     .option(
       '--service-user <user>',
-      "run as root: check that this user, who runs the service, can read the files the gateway reads at start (default: the unit's User=, when --config is the file the unit's ExecStart names)",
+      "the user who runs the service: check that it exists and, run as root, that it can read the files the gateway reads at start (default: the unit's User=, when --config is the file the unit's ExecStart names)",
     )
     .action(async (given: GatewayFlags & { framesTimeout: string; json?: boolean; serviceUser?: string }) => {
       const flags = gatewayFlags(given);

@@ -33,7 +33,7 @@ import { makeFolders } from '../scripts/lib/folders.ts';
 import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } from './sources.ts';
 import { captureFix, configuredNames, headline, packageOf, parseCaptureCommand, shownName } from './capture-fix.ts';
 import { REDACTED } from '../contract/redact.ts';
-import { serviceUserOf } from './service-user.ts';
+import { serviceUserOf, userIds } from './service-user.ts';
 
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
@@ -1203,7 +1203,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; 
     );
   const user = !configFailed && flags.config ? (flags.serviceUser ?? serviceUserOf(flags.config)) : null;
   if (user) {
-    const service = checkServiceUser(cfg, flags.config!, user);
+    const service = userIds(user) ? checkServiceUser(cfg, flags.config!, user) : noSuchServiceUser(user, flags.serviceUser !== undefined);
     if (service) results.push(service);
   }
   results.push(await checkClock());
@@ -1262,6 +1262,20 @@ export function checkServiceUser(cfg: GatewayConfig | null, configPath: string, 
           : `sudo chown root:${group} ${path} && sudo chmod 0640 ${path}${entersFolder(user, dirname(path)) ? '' : ` (and let ${user} into ${dirname(path)})`}`,
       )
       .join('; '),
+  };
+}
+
+/**
+ * The service's user (--service-user, or the installed unit's User=) is no user of this machine:
+ * systemd cannot start the unit (status=217/USER). It was no line at all (runuser said the user
+ * does not exist, which the file checks take for "cannot tell"), and doctor said ready.
+ */
+function noSuchServiceUser(user: string, given: boolean): CheckResult {
+  return {
+    step: `service user (${user})`,
+    level: 'fail',
+    detail: `${user}, ${given ? 'given with --service-user' : "the unit's User="}, is no user of this machine: systemd cannot start the service (status=217/USER)`,
+    fix: `sudo useradd --system --no-create-home --shell /usr/sbin/nologin ${user}   (add --groups bluetooth for a Bluetooth capture; docs/field-guide.md, docs/deployment.md)${given ? ', or give --service-user the user the unit runs as' : ''}`,
   };
 }
 

@@ -644,6 +644,21 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     }
   });
 
+  it('a service user that does not exist on this machine fails (systemd could not start the unit), not "ready" without a line', () => {
+    const user = 'presence-no-such-user';
+    expect(spawnSync('id', ['-u', user]).status).not.toBe(0);
+    const cap = wifiCapture(join(tmp, 'nouser.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 5 });
+    const file = config('nouser', [`{ type: file, name: wifi, radio: wifi, path: ${cap.path} }`], broker.url);
+    const r = doctor(['--config', file, '--service-user', user, '--json', '--frames-timeout', '1s']);
+    expect(by(r, `service user (${user})`), r.text).toEqual({
+      step: `service user (${user})`,
+      level: 'fail',
+      detail: `${user}, given with --service-user, is no user of this machine: systemd cannot start the service (status=217/USER)`,
+      fix: `sudo useradd --system --no-create-home --shell /usr/sbin/nologin ${user}   (add --groups bluetooth for a Bluetooth capture; docs/field-guide.md, docs/deployment.md), or give --service-user the user the unit runs as`,
+    });
+    expect(r.code).toBe(1);
+  });
+
   it.skipIf(process.getuid?.() !== 0)(
     'run as root (sudo presence doctor), a password file the service user cannot read fails with the chown that fixes it, not "ready"',
     () => {
