@@ -978,6 +978,15 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect((z.data as { windows: number }).windows).toBe(rows.length - 1 - cut);
     expect(z.k.value).toBeCloseTo(0.5, 6);
     expect(z.b.value).toBeCloseTo(5, 6);
+    // The same counts and one made while the gateways were down: the refusal is the one line, no note
+    // on counts left out of a fit that is not made comes before it.
+    const late = join(dir, 'restart-late.csv');
+    writeFileSync(late, `${rows.join('\n')}\n2026-05-09T08:00:00Z;12\n`);
+    const refused = storedWith(late, join(dir, 'never.yaml'), '--zone', 'restart');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^presence calibrate: .*restart-late\\.csv:${rows.length + 1}: no stored window of zone restart holds `)),
+    ]);
   });
 
   it('counts where the default retention policy holds no window: the line names the policy read and that --influx-rp reads another', async () => {

@@ -191,11 +191,13 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
   });
   const windows = stored.windows;
   const iso = (t: number) => new Date(t).toISOString();
+  // Notes on counts left out, written once the rest pair: a truth file refused below gets its one line only.
+  const notes: string[] = [];
   if (stored.suppressed.length) {
     const hidden = new Set(stored.suppressed);
     const left = counts.filter((c) => hidden.has(Math.floor(c.time / winMs) * winMs));
     if (left.length) {
-      note?.(
+      notes.push(
         `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows whose counts the gateways suppressed (privacy.min_count: fewer devices than the minimum, published as 0); they are left out of the fit, which therefore holds no windows below the minimum count`,
       );
       const out = new Set(left);
@@ -214,7 +216,7 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
     const cut = new Set(stored.cutShort);
     const left = counts.filter((c) => cut.has(Math.floor(c.time / winMs) * winMs));
     if (left.length) {
-      note?.(
+      notes.push(
         `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows that every gateway of zone ${o.zone} counted cut short (complete=false: it started, stopped or lost its source inside them, so its count covers a part of the window); they are left out of the fit`,
       );
       const out = new Set(left);
@@ -276,5 +278,6 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
       `calibrate the radio they hear (--radio ${other}), or check the gateways' ${radio} sources`,
     );
   }
+  for (const n of notes) note?.(n);
   return paired;
 }
