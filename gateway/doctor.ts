@@ -794,7 +794,17 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
       );
     });
   });
-  return result === 'fallback' ? checkBroker(cfg, 4) : result;
+  if (result === 'fallback') return checkBroker(cfg, 4);
+  // TLS without checking the broker's certificate (--mqtt-insecure): it connects, and was OK, but
+  // whoever answers in the broker's place gets the password and every count.
+  if (result.level === 'ok' && !cfg.mqtt.reject_unauthorized && /^(mqtts|wss):/i.test(cfg.mqtt.url))
+    return {
+      step,
+      level: 'warn',
+      detail: `${result.detail}; but the broker's certificate is not checked (mqtt.reject_unauthorized: false, --mqtt-insecure): a machine on the way can pose as the broker and read the password and every count`,
+      fix: 'set mqtt.ca (--mqtt-ca) to the CA certificate that signed the broker certificate and drop --mqtt-insecure (mqtt.reject_unauthorized: true, the default)',
+    };
+  return result;
 }
 
 /**

@@ -105,6 +105,15 @@ describe.skipIf(!ok)(SUITE, () => {
     const badCa = doctor(['--mqtt-ca', join(d, 'other.pem'), '--mqtt-password', 's3cret pass']);
     expect(badCa.level).toBe('fail');
     expect(badCa.fix).toMatch(/mqtt\.ca/);
+    // connected without checking the broker's certificate: it works, and is a warning, not OK
+    const insecure = doctor(['--mqtt-insecure', '--mqtt-password', 's3cret pass']);
+    expect(insecure).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(
+        /: connected; test publish on \S+ accepted \(MQTT 5 PUBACK\); but the broker's certificate is not checked \(mqtt\.reject_unauthorized: false, --mqtt-insecure\)/,
+      ),
+      fix: expect.stringMatching(/^set mqtt\.ca \(--mqtt-ca\) to the CA certificate that signed the broker certificate and drop --mqtt-insecure/),
+    });
   });
 
   it("doctor: a client key that is not the certificate's, or a file that is no PEM, is the broker step's FAIL naming the file, not an uncaught error before any step", () => {
