@@ -869,6 +869,17 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
       /^presence calibrate: cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ \(ECONNREFUSED\); fix: check --influx-url and that InfluxDB runs there$/,
     ],
     [
+      // read as no option: the database's default policy, without a word
+      'an empty --influx-rp',
+      () => ['--influx-url', influx.url, '--influx-db', 'presence', '--influx-rp', ''],
+      /^presence calibrate: --influx-rp is empty \(a variable that was not set\?\); fix: give its value, or leave --influx-rp out$/,
+    ],
+    [
+      'an empty --influx-username',
+      () => ['--influx-url', influx.url, '--influx-db', 'presence', '--influx-username', ''],
+      /^presence calibrate: --influx-username is empty \(a variable that was not set\?\); fix: give its value, or leave --influx-username out$/,
+    ],
+    [
       // InfluxDB's own ?u=...&p=... was dropped and the query went out without credentials
       'a URL with a query',
       () => ['--influx-url', `${influx.url}/?u=engineer&p=Pq-secret-9`, '--influx-db', 'presence'],

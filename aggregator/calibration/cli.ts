@@ -375,6 +375,16 @@ async function pairFromInflux(flags: Flags, windowMs: number): Promise<PairedWin
   }
   if (!flags.site) throw new UsageError('--site is needed with --influx-url (the site tag of the zone)');
   if (!flags.influxDb) throw new UsageError('--influx-db is needed with --influx-url (the 1.x database, or the DBRP-mapped bucket)');
+  // An empty value (a shell variable that was not set) read as no option: the database's default
+  // policy, or no credentials, without a word.
+  for (const [name, value] of [
+    ['influx-rp', flags.influxRp],
+    ['influx-username', flags.influxUsername],
+    ['influx-password', flags.influxPassword],
+    ['influx-token', flags.influxToken],
+  ] as const) {
+    if (value === '') throw new UsageError(`--${name} is empty (a variable that was not set?); fix: give its value, or leave --${name} out`);
+  }
   if (flags.truth.length !== 1) throw new UsageError(`the stored-series form takes one --truth file of time;people counts (got ${flags.truth.length})`);
   if (flags.leaveOneOut) throw new UsageError('--leave-one-out works with the capture form (--capture/--truth)');
   const timeoutMs = durationMs(flags.influxTimeout);
