@@ -869,6 +869,17 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
       /^presence calibrate: cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ \(ECONNREFUSED\); fix: check --influx-url and that InfluxDB runs there$/,
     ],
     [
+      // the aggregator's v2 options were "unknown option" with no word on how to read a bucket
+      "the aggregator's --influx-bucket and --influx-org",
+      () => ['--influx-url', influx.url, '--influx-bucket', 'presence', '--influx-org', 'city', '--influx-token', 'tok'],
+      /^presence calibrate: --influx-bucket is an option of the aggregator's writes: calibrate reads with InfluxQL through \/query \(1\.x, or 2\.x\/3\.x through their v1 API, which needs no org\); fix: give a 2\.x\/3\.x bucket by the database name it is mapped to \(DBRP\) as --influx-db, and leave out --influx-bucket, --influx-org and --influx-api$/,
+    ],
+    [
+      "the aggregator's --influx-api",
+      () => ['--influx-url', influx.url, '--influx-db', 'presence', '--influx-api', 'v2'],
+      /^presence calibrate: --influx-api is an option of the aggregator's writes: /,
+    ],
+    [
       // read as no option: the database's default policy, without a word
       'an empty --influx-rp',
       () => ['--influx-url', influx.url, '--influx-db', 'presence', '--influx-rp', ''],

@@ -55,6 +55,9 @@ interface Flags {
   influxToken?: string;
   influxTokenFile?: string;
   influxTimeout: string;
+  influxBucket?: string;
+  influxOrg?: string;
+  influxApi?: string;
 }
 
 class UsageError extends Error {}
@@ -531,6 +534,14 @@ export async function runCalibrate(flags: Flags, out: NodeJS.WritableStream = pr
       throw new UsageError(`--${flag} "${id}": not a ${flag} id (lower case letters, digits, - and _, at most 63, as in the gateways' config)`);
     }
   }
+  // The aggregator's v2 options, which the InfluxQL reads here do not take: said how to read a 2.x/3.x bucket.
+  const v2 = (['influxBucket', 'influxOrg', 'influxApi'] as const).find((k) => flags[k] !== undefined);
+  if (v2) {
+    const name = `--${v2.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new UsageError(
+      `${name} is an option of the aggregator's writes: calibrate reads with InfluxQL through /query (1.x, or 2.x/3.x through their v1 API, which needs no org); fix: give a 2.x/3.x bucket by the database name it is mapped to (DBRP) as --influx-db, and leave out --influx-bucket, --influx-org and --influx-api`,
+    );
+  }
   const stored = flags.influxUrl !== undefined;
   if (stored && flags.capture.length) throw new UsageError('use either --capture/--truth or --influx-url, not both');
   if (stored && flags.burstAddresses !== undefined)
@@ -666,6 +677,10 @@ export function registerCalibrate(program: Command): void {
     .option('--influx-token <token>', '2.x/3.x token (env INFLUX_TOKEN)')
     .option('--influx-token-file <file>', 'file whose first line is the 2.x/3.x token (env INFLUX_TOKEN_FILE)')
     .option('--influx-timeout <duration>', 'stored-series form: the longest one query may take, its answer included (answers over 256 MiB are refused)', '60s')
+    // (the aggregator's v2 write options: refused with how to read a 2.x/3.x bucket, not "unknown option")
+    .addOption(new Option('--influx-bucket <bucket>').hideHelp())
+    .addOption(new Option('--influx-org <org>').hideHelp())
+    .addOption(new Option('--influx-api <api>').hideHelp())
     .action(async (flags: Flags) => {
       try {
         await runCalibrate(flags);
