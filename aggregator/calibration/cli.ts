@@ -670,7 +670,7 @@ export function registerCalibrate(program: Command): void {
     .option('--json', 'print the fit (and leave-one-out scores) as JSON')
     .option('--influx-url <url>', "stored-series form: InfluxDB to read the zone's stored series from (InfluxQL /query)")
     .option('--influx-db <database>', '1.x database (or a DBRP-mapped 2.x/3.x bucket)')
-    .option('--influx-rp <policy>', 'retention policy')
+    .option('--influx-rp <policy>', "retention policy to read (left out: the database's default one, where the aggregator writes unless given --influx-rp)")
     .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
     .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD)')
     .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)')
