@@ -1075,6 +1075,19 @@ describe.skipIf(!hasInflux)('presence calibrate: stored-series form against a re
     expect(existsSync(join(dir, 'never.yaml'))).toBe(false);
   });
 
+  it('a count outside the stored windows written with an offset from UTC: shown as written and in UTC, and the offset is named', () => {
+    // a clock in summer time (+02:00) written with the winter offset: the count lands an hour late
+    const file = join(dir, 'offset.csv');
+    writeFileSync(file, 'time;people\n2026-05-04T08:05:20Z;20\n2026-05-04T08:15:20Z;25\n2026-05-04T11:30:20+01:00;30\n');
+    const r = storedWith(file, join(dir, 'never.yaml'), '--zone', 'hall');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /offset\.csv:4: no stored window of zone hall holds 2026-05-04T11:30:20\+01:00 \(2026-05-04T10:30:20\.000Z in UTC\) \(1 count\(s\) without one; .*\); fix: check that \+01:00 is the offset from UTC of the clock that wrote the row \(summer time is another offset than winter time\), or write times in UTC \(Z\); then remove counts made while the gateways were down$/,
+      ),
+    ]);
+  });
+
   it('a count outside the stored windows names its line', () => {
     const file = join(dir, 'late.csv');
     writeFileSync(file, `${counts.join('\n')}\n2026-05-09T08:00:00Z;12\n`);

@@ -259,11 +259,17 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
     const c = unmatched[0];
     const first = min(windows.map((w) => w.start));
     const last = max(windows.map((w) => w.end));
+    // A time written with an offset from UTC is shown as written and in UTC: the offset (a clock's
+    // winter offset in summer, say) may be what moved it out, and the UTC time is not in the file.
+    const offset = /[+-](\d{2}):?(\d{2})$/.exec(c.written ?? '');
+    const shifted = offset !== null && offset[1] + offset[2] !== '0000';
     throw new TruthError(
       truthFile,
       c.line,
-      `no stored window of zone ${o.zone} holds ${iso(c.time)} (${unmatched.length} count(s) without one; stored windows from ${iso(first)} to ${iso(last)}, with gaps where no gateway reported)`,
-      'remove counts made while the gateways were down, and write times in UTC (Z)',
+      `no stored window of zone ${o.zone} holds ${shifted ? `${c.written} (${iso(c.time)} in UTC)` : iso(c.time)} (${unmatched.length} count(s) without one; stored windows from ${iso(first)} to ${iso(last)}, with gaps where no gateway reported)`,
+      shifted
+        ? `check that ${offset[0]} is the offset from UTC of the clock that wrote the row (summer time is another offset than winter time), or write times in UTC (Z); then remove counts made while the gateways were down`
+        : 'remove counts made while the gateways were down, and write times in UTC (Z)',
     );
   }
   // Every paired window counted nothing on this radio: its gateways do not hear it there (no BLE

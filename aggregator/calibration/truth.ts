@@ -40,6 +40,8 @@ export interface PointCount {
   time: number;
   people: number;
   line: number;
+  /** The time as the file writes it (with its offset from UTC, when it has one). */
+  written?: string;
 }
 
 /** More people than this in one zone is a typo or a wrong column (and would swamp the fit). */
@@ -198,7 +200,7 @@ export function readOccupancy(file: string): Occupancy {
 export function parsePointCounts(text: string, file = 'truth'): PointCount[] {
   const r = rows(file, text, 'people');
   if (r.length === 0) throw new TruthError(file, null, 'holds no counts', 'add rows like 2025-06-01T12:00:00Z;140');
-  return r.map((x) => ({ time: x.time, people: x.value, line: x.line }));
+  return r.map((x) => ({ time: x.time, people: x.value, line: x.line, written: x.written }));
 }
 
 export function readPointCounts(file: string): PointCount[] {
