@@ -20,6 +20,8 @@ import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
 import {
   AT_AFTER_HOST_HINT,
+  badUserinfoEscape,
+  USERINFO_ESCAPE_HINT,
   atAfterHost,
   isParsableUrl,
   outOfRangePort,
@@ -612,7 +614,7 @@ export function registerSimulate(program: Command): void {
           if (!new RegExp(MQTT_URL_PATTERN).test(url) || !isParsableUrl(url)) {
             const port = outOfRangePort(url);
             throw new UsageError(
-              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : port !== undefined ? `port ${port} ${PORT_RANGE_HINT}` : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
+              `${f.mqttUrl ? '--mqtt-url' : 'MQTT_URL'}: ${atAfterHost(url) ? AT_AFTER_HOST_HINT : badUserinfoEscape(url) ? USERINFO_ESCAPE_HINT : port !== undefined ? `port ${port} ${PORT_RANGE_HINT}` : MQTT_URL_HINT} (got ${JSON.stringify(redactTypedUrl(url))})`,
             );
           }
           // The broker credentials as every command takes them (the URL's user:password works too).

@@ -15,7 +15,7 @@ import { Mosquitto } from './support/mosquitto.ts';
 import { freePort } from './support/ports.ts';
 import { countsItem, until, window } from './aggregator-helpers.ts';
 import { resolveConfig, loadConfig, ConfigError } from '../aggregator/config.ts';
-import { holdsUrlCredentials, influxUrlProblem, isParsableUrl, redactTypedUrl, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
+import { badUserinfoEscape, holdsUrlCredentials, influxUrlProblem, isParsableUrl, redactTypedUrl, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 
 const ok = need('mosquitto', 'mosquitto', 'aggregator-secrets') && need('mosquitto_passwd', 'mosquitto', 'aggregator-secrets');
 const repo = join(import.meta.dirname, '..');
@@ -108,6 +108,18 @@ describe('redaction helper', () => {
     expect(influxUrlProblem('http://w:pw@host:8086/a@b')).toMatch(/^--influx-url "http:\/\/b" holds an @ after its host .* %40/);
   });
 
+  // Node reads mqtt://u:p%Zz@host, but its password cannot be decoded: mqtt.js and the InfluxDB clients
+  // threw "URI malformed" at the start (the aggregator with an influx.url so written: a stack trace).
+  it('refuses a URL whose user name or password holds a % that starts no escape, and takes %25 and UTF-8 escapes', () => {
+    for (const url of ['mqtt://u:p%Zz@host:1883', 'http://u%@host:8086', 'http://u:%FF@host:8086', 'mqtt://u:100%@host'])
+      expect([isParsableUrl(url), badUserinfoEscape(url)], url).toEqual([false, true]);
+    for (const url of ['mqtt://u:p%25Zz@host:1883', 'http://u:%C3%A9t%C3%A9@host:8086', 'http://host:8086/a%Zz', 'mqtt://host'])
+      expect([isParsableUrl(url), badUserinfoEscape(url)], url).toEqual([true, false]);
+    expect(influxUrlProblem('http://w:Esc%Zzpw@host:8086')).toBe(
+      '--influx-url "http://host:8086" holds a % in its user name or password that starts no %XX escape (or escapes that are no UTF-8), so they cannot be read; fix: write a % there as %25, or give the user name and password apart from the URL',
+    );
+  });
+
   it('leaves a URL without user information as it is', () => {
     for (const url of [
       'mqtt://broker:1883',
@@ -132,6 +144,21 @@ describe('redaction helper', () => {
     ['aggregator', ['--mqtt-url', 'mqtt://agg:12/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): holds an @ after its host/],
     ['gateway', ['--mqtt-url', 'mqtt://gw:pa/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): must be a URL/],
     ['gateway', ['--mqtt-url', 'mqtt://gw:12/Pw-in-url@127.0.0.1:1'], /--mqtt-url \(mqtt\.url\): holds an @ after its host/],
+    [
+      'gateway',
+      ['--mqtt-url', 'mqtt://gw:Pw-in-url%Zz@127.0.0.1:1'],
+      /--mqtt-url \(mqtt\.url\): holds a % in its user name or password that starts no %XX escape/,
+    ],
+    [
+      'aggregator',
+      ['--mqtt-url', 'mqtt://agg:Pw-in-url%Zz@127.0.0.1:1'],
+      /--mqtt-url \(mqtt\.url\): holds a % in its user name or password that starts no %XX escape/,
+    ],
+    [
+      'aggregator',
+      ['--mqtt-url', 'mqtt://127.0.0.1:1', '--influx-url', 'http://writer:Pw-in-url%Zz@127.0.0.1:3', '--influx-api', 'v1', '--influx-db', 'presence'],
+      /--influx-url \(influx\.url\): holds a % in its user name or password that starts no %XX escape/,
+    ],
     ['aggregator', ['--mqtt-url', `mqtt://agg:${spaced}@127.0.0.1:1`], /"broker":"mqtt:\/\/127\.0\.0\.1:1".*starting/],
     [
       'aggregator',

@@ -110,18 +110,17 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'doctor'))('presence doctor on t
     }
   });
 
-  it("a % in the broker URL's password that starts no escape: the broker step fails naming it, every step is printed, not an uncaught URIError", () => {
+  it("a % in the broker URL's password that starts no escape: the configuration step fails naming it and how to write it, every step is printed, not an uncaught URIError", () => {
     const cap = wifiCapture(join(tmp, 'pct.pcap'), { devices: 2, startMs: Date.parse('2026-07-01T00:00:00Z'), durationMs: 1000, framesPerS: 10 });
     const port = new URL(broker.url).port;
     const file = config('pct', [`{ type: file, name: f, radio: wifi, path: ${cap.path} }`], `mqtt://doc:Pc7%Zzsecret@127.0.0.1:${port}`);
     const r = doctor(['--config', file, '--json']);
     expect(r.code).toBe(1);
-    expect(by(r, 'broker reachable')).toEqual({
-      step: 'broker reachable',
+    expect(by(r, 'configuration')).toMatchObject({
       level: 'fail',
-      detail: `mqtt://127.0.0.1:${port}: its user name or password holds a % that starts no %XX escape (URI malformed): the gateway stops at its start with the same error`,
-      fix: "write a % in mqtt.url's user name or password as %25, or leave the credentials out of the URL and set mqtt.username and mqtt.password_file (MQTT_PASSWORD_FILE)",
+      detail: `${file}: mqtt.url: holds a % in its user name or password that starts no %XX escape (or escapes that are no UTF-8), so they cannot be read; fix: write a % there as %25, or give the user name and password apart from the URL (got "mqtt://127.0.0.1:${port}")`,
     });
+    expect(by(r, 'broker reachable')).toMatchObject({ level: 'warn', detail: 'skipped: the configuration has errors (listed above)' });
     expect(by(r, 'queue folder')).toBeDefined();
     const text = doctor(['--config', file]);
     expect(text.code).toBe(1);

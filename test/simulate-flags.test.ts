@@ -565,6 +565,12 @@ describe('presence simulate --load and --evaluate: counts, shares and signal lev
     );
   });
 
+  it("load's --mqtt-url with a % in its password that starts no escape says so, without the password (it said the URL must be one like mqtt://host:1883)", () => {
+    const r = simulate('--load', '--count', '1', '--mqtt-url', 'mqtt://u:Pw-in-url%Zz@127.0.0.1:1');
+    refused(r, /^presence simulate: --mqtt-url: holds a % in its user name or password that starts no %XX escape .*%25.* \(got "mqtt:\/\/127\.0\.0\.1:1"\)$/);
+    expect(r.out + r.err).not.toContain('Pw-in-url');
+  });
+
   it("load windows that would begin before 2000 are refused before connecting (they failed after it with the contract's reason)", () => {
     refused(
       simulate('--load', '--count', '100000000', '--gateways', '1', '--mqtt-url', 'mqtt://127.0.0.1:1'),

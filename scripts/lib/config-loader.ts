@@ -23,12 +23,14 @@ import { notTextProblem, oversizedCapture, readAtMost } from './small-file.ts';
 import { DURATION_HINT, durationMs, durationNote, type DurationOptions } from './duration.ts';
 import {
   AT_AFTER_HOST_HINT,
+  badUserinfoEscape,
   atAfterHost,
   holdsUrlCredentials,
   isParsableUrl,
   noteSecretFileAsWritten,
   outOfRangePort,
   PORT_RANGE_HINT,
+  USERINFO_ESCAPE_HINT,
   readableSecretProblem,
   redactTypedUrl,
   redactUrlsIn,
@@ -729,6 +731,10 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       case 'format': {
         if (e.keyword === 'format' && typeof value === 'string' && atAfterHost(value)) {
           line = `${label}: ${AT_AFTER_HOST_HINT}${got}`;
+          break;
+        }
+        if (e.keyword === 'format' && typeof value === 'string' && badUserinfoEscape(value)) {
+          line = `${label}: ${USERINFO_ESCAPE_HINT}${got}`;
           break;
         }
         // A port past 65535 (or 0): said so, not the key's general "must be a URL like ..."

@@ -139,8 +139,34 @@ export function redactUrl(url: string | undefined): string {
  * which then throws, with the password, inside a client library.
  */
 export function isParsableUrl(text: string): boolean {
-  return parsesWithHost(text) && !atAfterHost(text) && outOfRangePort(text) === undefined;
+  return parsesWithHost(text) && !atAfterHost(text) && outOfRangePort(text) === undefined && !badUserinfoEscape(text);
 }
+
+/**
+ * True when a URL's user name or password holds a `%` that starts no `%XX` escape, or escapes that are
+ * no UTF-8 (`mqtt://u:p%Zz@host`, `http://u:%FF@host`): Node reads such a URL, but the user name and
+ * password cannot be decoded, and mqtt.js and the InfluxDB clients threw "URI malformed" at the start
+ * (the aggregator with a stack trace).
+ */
+export function badUserinfoEscape(text: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return false;
+  }
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Why a URL with a bad escape in its user name or password is refused, and the fix (the end of a one-line error). */
+export const USERINFO_ESCAPE_HINT =
+  'holds a % in its user name or password that starts no %XX escape (or escapes that are no UTF-8), so they cannot be read; fix: write a % there as %25, or give the user name and password apart from the URL';
 
 /**
  * The port of a URL, as typed, when it is outside 1-65535 and the URL would be one with another port
@@ -242,6 +268,7 @@ export function influxUrlProblem(text: string, name = '--influx-url'): string | 
   if (!/^https?:\/\//i.test(text))
     return `${shown} does not start with http:// or https:// (InfluxDB answers HTTP); fix: give an http(s) URL, like http://influxdb:8086`;
   if (atAfterHost(text)) return `${shown} ${AT_AFTER_HOST_HINT}`;
+  if (badUserinfoEscape(text)) return `${shown} ${USERINFO_ESCAPE_HINT}`;
   const port = outOfRangePort(text);
   if (port !== undefined) return `${shown}: port ${port} ${PORT_RANGE_HINT}; fix: give InfluxDB's port, like http://influxdb:8086`;
   if (!isParsableUrl(text)) return `${shown} is not a valid URL; fix: give InfluxDB's address as an http(s) URL, like http://influxdb:8086`;
