@@ -193,44 +193,28 @@ export async function pairStored(counts: PointCount[], truthFile: string, o: Sto
   const iso = (t: number) => new Date(t).toISOString();
   // Notes on counts left out, written once the rest pair: a truth file refused below gets its one line only.
   const notes: string[] = [];
-  if (stored.suppressed.length) {
-    const hidden = new Set(stored.suppressed);
-    const left = counts.filter((c) => hidden.has(Math.floor(c.time / winMs) * winMs));
-    if (left.length) {
-      notes.push(
-        `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows whose counts the gateways suppressed (privacy.min_count: fewer devices than the minimum, published as 0); they are left out of the fit, which therefore holds no windows below the minimum count`,
-      );
-      const out = new Set(left);
-      counts = counts.filter((c) => !out.has(c));
-      if (counts.length === 0) {
-        throw new TruthError(
-          truthFile,
-          null,
-          'every count falls in a window the gateways suppressed (privacy.min_count)',
-          'count at busier times, or calibrate with captures (--capture)',
-        );
-      }
-    }
-  }
-  if (stored.cutShort.length) {
-    const cut = new Set(stored.cutShort);
-    const left = counts.filter((c) => cut.has(Math.floor(c.time / winMs) * winMs));
-    if (left.length) {
-      notes.push(
-        `${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) fall in windows that every gateway of zone ${o.zone} counted cut short (complete=false: it started, stopped or lost its source inside them, so its count covers a part of the window); they are left out of the fit`,
-      );
-      const out = new Set(left);
-      counts = counts.filter((c) => !out.has(c));
-      if (counts.length === 0) {
-        throw new TruthError(
-          truthFile,
-          null,
-          `every count falls in a window that the gateways of zone ${o.zone} counted cut short (complete=false)`,
-          'count while the gateways run, not when they start or stop',
-        );
-      }
-    }
-  }
+  /** Leaves out the counts that fall in the given windows, with a note; all of them left out is the file's one error. */
+  const leaveOut = (windowStarts: number[], why: string, allWhy: string, fix: string) => {
+    const skip = new Set(windowStarts);
+    const left = counts.filter((c) => skip.has(Math.floor(c.time / winMs) * winMs));
+    if (!left.length) return;
+    notes.push(`${truthFile}: ${left.length} count(s) (first on line ${left[0].line}) ${why}`);
+    const out = new Set(left);
+    counts = counts.filter((c) => !out.has(c));
+    if (counts.length === 0) throw new TruthError(truthFile, null, allWhy, fix);
+  };
+  leaveOut(
+    stored.suppressed,
+    'fall in windows whose counts the gateways suppressed (privacy.min_count: fewer devices than the minimum, published as 0); they are left out of the fit, which therefore holds no windows below the minimum count',
+    'every count falls in a window the gateways suppressed (privacy.min_count)',
+    'count at busier times, or calibrate with captures (--capture)',
+  );
+  leaveOut(
+    stored.cutShort,
+    `fall in windows that every gateway of zone ${o.zone} counted cut short (complete=false: it started, stopped or lost its source inside them, so its count covers a part of the window); they are left out of the fit`,
+    `every count falls in a window that the gateways of zone ${o.zone} counted cut short (complete=false)`,
+    'count while the gateways run, not when they start or stop',
+  );
   if (windows.length === 0) {
     throw new TruthError(
       truthFile,
