@@ -325,13 +325,20 @@ async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.Writ
       ],
       style: { head: [], border: [] },
     });
+  // One line above the first table says what its counts are and that they are uncalibrated, as the
+  // demo's table does: "devices present" alone read as the crowd to someone who never saw the JSON.
+  let caption: string | null = tableCaption(people);
+  const write = (t: string) => {
+    out.write(caption === null ? `${t}\n` : `${caption}\n${t}\n`);
+    caption = null;
+  };
   let table = newTable();
   let printed = 0;
   const page = {
     push(row: Array<string | number>) {
       table.push(row);
       if (table.length < TABLE_PAGE_ROWS) return;
-      out.write(`${table.toString()}\n`);
+      write(table.toString());
       printed++;
       table = newTable();
     },
@@ -342,10 +349,19 @@ async function humanTable(windows: AsyncIterable<ReplayWindow>, out: NodeJS.Writ
   try {
     await tableRows(windows, page, people, weak);
   } catch (e) {
-    if (table.length > 0) out.write(`${table.toString()}\n`);
+    if (table.length > 0) write(table.toString());
     throw e;
   }
-  if (table.length > 0 || printed === 0) out.write(`${table.toString()}\n`);
+  if (table.length > 0 || printed === 0) write(table.toString());
+}
+
+/** The line above the table: what addresses and devices present are, uncalibrated, and where people come from. */
+export function tableCaption(people: Pick<ReplayPeople, 'radio'> | null): string {
+  const counts =
+    'counts per window and radio: addresses (distinct addresses heard, the JSON field devices) and devices present (the estimate, averaged over the window), both uncalibrated: devices, not people';
+  return people
+    ? `${counts}; people (calibrated): from the ${people.radio === 'ble' ? 'BLE' : 'Wi-Fi'} devices present by --calibration, with its prediction interval (low..high)`
+    : `${counts} (--calibration FILE --zone ZONE adds people)`;
 }
 
 async function tableRows(

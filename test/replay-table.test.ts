@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LINKTYPE } from '../firmware/host/types.ts';
-import { TABLE_PAGE_ROWS } from '../gateway/replay.ts';
+import { TABLE_PAGE_ROWS, tableCaption } from '../gateway/replay.ts';
 import { probeRequest } from '../simulator/frames.ts';
 import { pcapHeader, pcapRecord } from '../simulator/pcap-writer.ts';
 
@@ -39,6 +39,15 @@ describe('presence replay: the table', () => {
     expect(table.status, table.stderr).toBe(0);
     const json = presence('replay', capture, '--json');
     expect(json.status, json.stderr).toBe(0);
+    // The line above the table says the counts are uncalibrated devices, not people, and how to get
+    // people: without it "devices present" read as the crowd.
+    expect(table.stdout.split('\n')[0]).toBe(tableCaption(null));
+    expect(tableCaption(null)).toMatch(/both uncalibrated: devices, not people \(--calibration FILE --zone ZONE adds people\)$/);
+    expect(table.stdout.split('\n').filter((l) => l.includes('uncalibrated')).length).toBe(1);
+    // with --calibration the line names the radio the people come from instead of the flag
+    expect(tableCaption({ radio: 'ble' })).toMatch(
+      /not people; people \(calibrated\): from the BLE devices present by --calibration, with its prediction interval \(low\.\.high\)$/,
+    );
     const rows = cells(table.stdout);
     expect(rows[0]).toEqual([
       'start',
@@ -117,6 +126,9 @@ describe('presence replay: the table', () => {
     expect(json.status, json.stderr).toBe(0);
     const windows = json.stdout.trim().split('\n').length;
     expect(windows).toBe(2_501);
+    // one caption, above the first table only
+    expect(table.stdout.split('\n').filter((l) => l === tableCaption(null)).length).toBe(1);
+    expect(table.stdout.startsWith(`${tableCaption(null)}\n┌`)).toBe(true);
     const lines = table.stdout.split('\n').filter((l) => l.startsWith('│'));
     const heads = lines.filter((l) => /^│ start\s+│/.test(l)).length;
     expect(heads).toBe(Math.ceil(windows / TABLE_PAGE_ROWS));
