@@ -14,10 +14,11 @@
 // The password is never printed or logged: stdout says which files changed and what the gateway
 // needs (its settings, the path of the password file). Files are replaced atomically (a temporary
 // file in the same folder, then rename), keeping the mode and owner of the file they replace.
+// Runs at once take turns: each holds {file}.lock beside every file it edits (lockFiles).
 import { exitUsage } from '../scripts/lib/usage.ts';
 import { spawnSync } from 'node:child_process';
 import { randomBytes, pbkdf2Sync } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { FileWriteError, fileWriteProblem, isDiskFull, writeFileAtomic } from '../scripts/lib/atomic-file.ts';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { readSmallFile } from '../scripts/lib/small-file.ts';
@@ -270,11 +271,93 @@ export function provisionGateway(o: ProvisionOptions): ProvisionResult {
   if (!o.passwordFile && !o.aggregatorConfig)
     throw new ProvisionError('nothing to do: give --password-file (the broker credential) and/or --aggregator-config (the registry entry)');
   const user = credentialName(o.site, o.id);
-  const changed: string[] = [];
   const haPrefix = o.homeassistant === undefined || o.homeassistant === false ? null : o.homeassistant === true ? HA_DEFAULT_PREFIX : o.homeassistant;
   if (haPrefix !== null && !o.aclFile) throw new ProvisionError('--homeassistant: grants the discovery topics in the ACL; give --acl-file too');
   if (haPrefix !== null && !new RegExp(HA_PREFIX_PATTERN).test(haPrefix))
     throw new ProvisionError(`--homeassistant: the discovery prefix must be one topic level of letters, digits, _ and - (got ${JSON.stringify(haPrefix)})`);
+  const release = lockFiles([o.passwordFile, o.aclFile, o.aggregatorConfig]);
+  try {
+    return provisionLocked(o, user, haPrefix);
+  } finally {
+    release();
+  }
+}
+
+/** How long a run waits for another run's lock on the same files before it gives up. */
+export const LOCK_WAIT_MS = 15_000;
+
+/**
+ * Takes `{file}.lock` (holding this process's id) for each file given, in one order, waiting for
+ * another run that holds one: provision reads a file, adds its entry and writes the file back, so
+ * two runs at once (a script provisioning gateways in parallel) each wrote the file without the
+ * other's entry, and both said they had added theirs. A lock whose process is gone (a run killed
+ * midway) is taken over. Where no lock can be made (a folder that is missing or not writable) the
+ * run goes on without it: reading or writing the file then fails with its own reason. Returns the
+ * function that removes the locks taken.
+ */
+export function lockFiles(paths: Array<string | undefined>): () => void {
+  const locks = [...new Set(paths.filter((p): p is string => p !== undefined).map((p) => `${resolve(p)}.lock`))].sort();
+  const held: string[] = [];
+  const release = () => {
+    for (const l of held.reverse()) rmSync(l, { force: true });
+    held.length = 0;
+  };
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    for (const lock of locks) {
+      const deadline = Date.now() + LOCK_WAIT_MS;
+      for (;;) {
+        let fd: number;
+        try {
+          fd = openSync(lock, 'wx', 0o600);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') break;
+          const pid = Number.parseInt(readLockPid(lock), 10);
+          if (pid > 0 && !processAlive(pid)) {
+            rmSync(lock, { force: true });
+            continue;
+          }
+          if (Date.now() > deadline)
+            throw new ProvisionError(
+              `${lock} is held by ${pid > 0 ? `process ${pid}` : 'another run'} (presence provision editing the same file); waited ${LOCK_WAIT_MS / 1000} s`,
+              'wait for that run to end, or delete the lock file if no presence provision is running',
+            );
+          Atomics.wait(sleep, 0, 0, 20 + Math.floor(Math.random() * 30));
+          continue;
+        }
+        held.push(lock);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        break;
+      }
+    }
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return release;
+}
+
+function readLockPid(lock: string): string {
+  try {
+    return readFileSync(lock, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** provisionGateway once its options are checked and the files locked. */
+function provisionLocked(o: ProvisionOptions, user: string, haPrefix: string | null): ProvisionResult {
+  const changed: string[] = [];
 
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
