@@ -27,10 +27,20 @@ export function serverText(text: string, max = 200): string {
   return text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** A secret shorter than this is hidden only where no letter or digit stands right beside it. */
+const SHORT_SECRET = 8;
+
 /** serverText of a server's text with the credentials sent to it (a server or proxy may echo them) shown as ***. */
 export function withoutSecrets(text: string, secrets: readonly (string | undefined)[], max = 200): string {
   let t = text.slice(0, 64 * 1024);
-  for (const secret of secrets) if (secret) t = t.split(secret).join('***');
+  for (const secret of secrets) {
+    if (!secret) continue;
+    if (secret.length >= SHORT_SECRET) t = t.split(secret).join('***');
+    // A short one only where it stands alone: as a part of words too (a password "r" in InfluxDB's
+    // "reader not authorized ... requires admin privilege") it made the server's line unreadable,
+    // and each *** showed where the password's letters stood, so the line gave the password away.
+    else t = t.replace(new RegExp(`(?<![\\p{L}\\p{N}])${secret.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'gu'), '***');
+  }
   return serverText(t, max);
 }
 
