@@ -227,8 +227,25 @@ export class InfluxQl {
     if (shape)
       throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with JSON that is not an InfluxQL result (${shape}): ${shown(text)}`);
     const err = body.error ?? body.results?.find((r) => r?.error)?.error;
-    if (!res.ok || err) throw new Error(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${shown(redactUrlsIn(String(err ?? res.status)))}`);
+    if (!res.ok || err)
+      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${shown(redactUrlsIn(String(err ?? res.status)))}${this.authFix(res.status)}`);
     return body;
+  }
+
+  /**
+   * What to do about a refusal for want of credentials (401: none, or a wrong user name or password)
+   * or of rights (403: a user that is no admin); '' for any other status. The line said only what
+   * InfluxDB said ("unable to parse authentication credentials") and the hint pointed to --help.
+   */
+  private authFix(status: number): string {
+    const admin = 'it creates the database, retention policies and continuous query, which takes a 1.x admin user';
+    if (status === 401)
+      return this.o.username
+        ? `; fix: check the user name ${this.o.username} and its password (${admin})`
+        : `; fix: ${admin}: give --influx-username with INFLUX_PASSWORD or --influx-password-file`;
+    if (status === 403)
+      return `; fix: ${admin}: run it as an admin user, or grant this one (GRANT ALL PRIVILEGES TO ${this.o.username ? ident(this.o.username) : 'the user'})`;
+    return '';
   }
 
   /** Retention policies of a database: name -> duration (ms, 0 = infinite), and which is the default. */
@@ -360,7 +377,7 @@ export function registerInflux(program: Command): void {
         .default('1'),
     )
     .option('--influx-db <database>', 'database (env INFLUX_DB; default presence)')
-    .option('--influx-username <name>', '1.x user (env INFLUX_USERNAME)')
+    .option('--influx-username <name>', '1.x user, with admin rights on a server with auth (env INFLUX_USERNAME)')
     .option('--influx-password <password>', '1.x password (env INFLUX_PASSWORD); prefer INFLUX_PASSWORD or a file')
     .option('--influx-password-file <file>', 'file whose first line is the 1.x password (env INFLUX_PASSWORD_FILE)')
     .option('--influx-org <org>', '2.x organisation (env INFLUX_ORG)')
