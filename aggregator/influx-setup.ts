@@ -18,7 +18,7 @@ import { exitUsage } from '../scripts/lib/usage.ts';
 import { type Command, Option } from 'commander';
 import { influxCredentials, influxUrlProblem, readSecretFile, redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { durationMs, parseDuration, TIMER_MAX_MS } from '../scripts/lib/duration.ts';
-import { BodyTooLargeError, DeadlineError, fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
+import { BodyTooLargeError, DeadlineError, endpointUnder, fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 export const DETAIL_RP = 'detail';
 export const HOURLY_RP = 'hourly';
@@ -153,7 +153,7 @@ export interface ServerInfo {
 export async function detectServer(url: string, timeoutMs: number): Promise<ServerInfo | { unreachable: string }> {
   let res: Response;
   try {
-    res = await fetch(new URL('ping', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(endpointUnder(url, 'ping'), { signal: AbortSignal.timeout(timeoutMs) });
     // Only the status and headers count: a body (none from InfluxDB) is not read, however long.
     await res.body?.cancel();
   } catch (e) {
@@ -197,7 +197,7 @@ export class InfluxQl {
     let text: string;
     try {
       ({ res, text } = await fetchText(
-        new URL('query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`),
+        endpointUnder(this.o.url, 'query'),
         { method: 'POST', headers, body: params },
         this.o.timeoutMs ?? SETUP_QUERY_TIMEOUT_MS,
         SETUP_ANSWER_MAX_BYTES,

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { InfluxConfig } from './config.ts';
 import { detectServer, ident, influxDuration, InfluxQl, retentionRule, setupInflux1, type ServerInfo, unreachableReason } from './influx-setup.ts';
 import { redactUrl as redact, redactUrlsIn } from '../scripts/lib/secrets.ts';
-import { BodyTooLargeError, boundedText } from '../scripts/lib/http-body.ts';
+import { BodyTooLargeError, boundedText, endpointUnder } from '../scripts/lib/http-body.ts';
 import { distance } from '../scripts/lib/config-loader.ts';
 import { formatDuration } from '../scripts/lib/duration.ts';
 
@@ -184,7 +184,7 @@ async function checkBucket2(cfg: InfluxConfig, version: string, log: Logger): Pr
   let res: Response;
   let body: { buckets?: unknown[]; message?: string } = {};
   try {
-    res = await fetch(new URL(`api/v2/buckets?${params}`, cfg.url!.endsWith('/') ? cfg.url! : `${cfg.url}/`), {
+    res = await fetch(endpointUnder(cfg.url!, `api/v2/buckets?${params}`), {
       headers: cfg.token ? { authorization: `Token ${cfg.token}` } : {},
       signal: AbortSignal.timeout(cfg.timeout),
     });

@@ -16,7 +16,7 @@
 //   relative (applyPanelTimeOverrides).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
+import { endpointUnder, fetchText, notInfluxQlShape, sentCredentials, withoutSecrets } from '../scripts/lib/http-body.ts';
 
 // ----------------------------------------------------------------------------------------- types
 
@@ -476,18 +476,6 @@ export const INFLUXQL_MAX_RESPONSE_BYTES = 256 * 2 ** 20;
 export class InfluxQL {
   constructor(readonly opts: InfluxOptions) {}
 
-  /**
-   * An endpoint under the URL's path, as /ping is asked and the aggregator writes: an InfluxDB behind
-   * a proxy at http://proxy/influxdb is queried at http://proxy/influxdb/query, not at the proxy's /query.
-   */
-  private endpoint(path: string): URL {
-    const base = new URL(this.opts.url);
-    base.search = '';
-    base.hash = '';
-    if (!base.pathname.endsWith('/')) base.pathname += '/';
-    return new URL(path, base);
-  }
-
   async query(q: string): Promise<InfluxSeries[]> {
     const params = new URLSearchParams({ db: this.opts.database, q, epoch: 'ms' });
     if (this.opts.retentionPolicy) params.set('rp', this.opts.retentionPolicy);
@@ -495,7 +483,7 @@ export class InfluxQL {
     if (this.opts.token) headers.authorization = `Token ${this.opts.token}`;
     else if (this.opts.username) headers.authorization = `Basic ${Buffer.from(`${this.opts.username}:${this.opts.password ?? ''}`).toString('base64')}`;
     const { res, text } = await fetchText(
-      this.endpoint('query'),
+      endpointUnder(this.opts.url, 'query'),
       { method: 'POST', headers, body: params.toString() },
       this.opts.timeoutMs ?? INFLUXQL_TIMEOUT_MS,
       this.opts.maxResponseBytes ?? INFLUXQL_MAX_RESPONSE_BYTES,
@@ -522,7 +510,7 @@ export class InfluxQL {
     const headers: Record<string, string> = { 'content-type': 'text/plain' };
     if (this.opts.token) headers.authorization = `Token ${this.opts.token}`;
     else if (this.opts.username) headers.authorization = `Basic ${Buffer.from(`${this.opts.username}:${this.opts.password ?? ''}`).toString('base64')}`;
-    const res = await fetch(this.endpoint(`write?${params}`), { method: 'POST', headers, body: lines });
+    const res = await fetch(endpointUnder(this.opts.url, `write?${params}`), { method: 'POST', headers, body: lines });
     if (res.status !== 204) throw new Error(`InfluxDB refused the write (${res.status}): ${(await res.text()).slice(0, 300)}`);
   }
 }

@@ -673,8 +673,8 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
   const topic = statusTopic(site, id);
   const { will: _will, ...rest } = opts;
   // mqtt.js builds the connection at once and throws what it cannot (a client key that is not the
-  // certificate's, a file that is no PEM, a % in the URL's password that starts no escape): the
-  // gateway stops at its start with it ("cannot start"); here it is this step's FAIL, not an
+  // certificate's, a file that is no PEM; a % in the URL's password that starts no escape is refused
+  // with the configuration, isParsableUrl): the gateway stops at its start with it ("cannot start"); here it is this step's FAIL, not an
   // uncaught error that ended doctor before it printed any step.
   let client: ReturnType<typeof mqtt.connect>;
   try {
@@ -814,13 +814,6 @@ async function checkBroker(cfg: GatewayConfig | null, version?: 4 | 5): Promise<
  */
 function connectThrew(step: string, url: string, cfg: GatewayConfig, e: unknown): CheckResult {
   const err = e as Error & { code?: unknown };
-  if (err instanceof URIError)
-    return {
-      step,
-      level: 'fail',
-      detail: `${url}: its user name or password holds a % that starts no %XX escape (${err.message}): the gateway stops at its start with the same error`,
-      fix: "write a % in mqtt.url's user name or password as %25, or leave the credentials out of the URL and set mqtt.username and mqtt.password_file (MQTT_PASSWORD_FILE)",
-    };
   const m = cfg.mqtt;
   const load = (what: 'ca' | 'cert' | 'key'): string | undefined => {
     try {

@@ -24,7 +24,7 @@ import type { CountsMessage, StatusMessage } from '../contract/index.ts';
 import { formatDuration } from '../scripts/lib/duration.ts';
 import { clockOf, defaultQueueDir, durations, rejectedFramesFix, type GatewayConfig } from './config.ts';
 import { Publisher, safeUrl } from './publisher.ts';
-import { WindowQueue } from './queue.ts';
+import { DISCOVERY_FILE, WindowQueue } from './queue.ts';
 import { createSource, FileSource, PACE_TICK_MS, type CaptureSource, type FrameSink } from './sources.ts';
 import type { HttpServer } from './http.ts';
 import type { GatewayPage } from './web.ts';
@@ -335,7 +335,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // Opt-in Home Assistant discovery, again on every connection (retained: HA reads it whenever it starts).
       // Kept so that a stop right after the connection (a short replay) waits for it: shutdown().
       // Turned off, the configs it published before (listed in the queue folder) are removed.
-      if (this.config.homeassistant?.enabled || existsSync(join(this.queueDir, 'homeassistant.json')) /* DISCOVERY_FILE */)
+      if (this.config.homeassistant?.enabled || existsSync(join(this.queueDir, DISCOVERY_FILE)))
         this.discovery = import('./homeassistant.ts')
           .then((ha) => ha.publishDiscovery(this.config, this.publisher, this.log, this.queueDir))
           .catch((err: unknown) => this.log.error({ err }, 'Home Assistant discovery configs not published'));

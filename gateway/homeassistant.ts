@@ -16,15 +16,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HA_PREFIX_PATTERN, haConfigTopic, haNodeId, haSensorConfig, validateHaConfig, type HaRadio } from '../contract/homeassistant.ts';
 import type { GatewayConfig } from './config.ts';
-import { writeDurably } from './queue.ts';
+import { DISCOVERY_FILE, writeDurably } from './queue.ts';
 import { VERSION } from './status.ts';
 
 export interface RetainedPublisher {
   publishRetained(topic: string, payload: string): Promise<boolean>;
 }
-
-/** File in the queue folder: the discovery config topics this gateway published and has not removed. */
-export const DISCOVERY_FILE = 'homeassistant.json';
 
 /** The discovery messages of a gateway: topic and JSON payload per radio. */
 export function discoveryMessages(cfg: GatewayConfig): Array<{ topic: string; payload: string }> {

@@ -53,6 +53,9 @@ const NAME_RE = /^(\d{1,16})\.json$/;
 
 /** Windows kept in memory at most while the folder cannot be written (~0.4 KB each). */
 export const MEMORY_WINDOWS = 10_000;
+
+/** File in the queue folder: the Home Assistant discovery config topics the gateway published and has not removed (gateway/homeassistant.ts). */
+export const DISCOVERY_FILE = 'homeassistant.json';
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 /** While windows keep being dropped, at most one log line per reason in this time (1-s windows wrote one a second). */

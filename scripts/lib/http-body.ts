@@ -45,6 +45,18 @@ export function withoutSecrets(text: string, secrets: readonly (string | undefin
 }
 
 /**
+ * An endpoint under a server URL's path (`ping` under http://proxy/influxdb is http://proxy/influxdb/ping,
+ * not the proxy's /ping); the URL's own query and fragment are not carried over.
+ */
+export function endpointUnder(url: string, path: string): URL {
+  const base = new URL(url);
+  base.search = '';
+  base.hash = '';
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return new URL(path, base);
+}
+
+/**
  * The credentials a request to InfluxDB sends, as a server or proxy could echo them back: the token,
  * the password, and the Basic header's user:password, as it is and in base64 (what the header holds).
  */
