@@ -15,7 +15,7 @@ import { chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as YAML from 'yaml';
-import { isMap } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
 import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
@@ -172,6 +172,12 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
       throw new UsageError(`--config ${config}: not valid JSON: ${syntaxProblem(e, text, true)}`);
     }
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
+    const present = obj.corridor as unknown;
+    if (present !== undefined && present !== null && (typeof present !== 'object' || Array.isArray(present)))
+      throw new UsageError(
+        `--config ${config}: "corridor" must be an object of settings, not ${Array.isArray(present) ? 'a list' : JSON.stringify(present)}`,
+        CORRIDOR_FIX,
+      );
     obj.corridor = { ...(obj.corridor ?? {}), ...settings };
     chosenP = typeof obj.corridor.sketch_p === 'number' ? obj.corridor.sketch_p : undefined;
     next = `${JSON.stringify(obj, null, 2)}\n`;
@@ -181,6 +187,7 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     const doc = parseYamlDocument(YAML, text.trim() ? text : '{}\n');
     if (doc.errors.length) throw new UsageError(`--config ${config}: not valid YAML: ${syntaxProblem(doc.errors[0], text, false)}`);
     if (!isMap(doc.contents)) throw new UsageError(`--config ${config}: the top level must be a mapping`);
+    corridorMapOf(doc, config, text);
     for (const [k, v] of Object.entries(settings)) doc.setIn(['corridor', k], v);
     const p = doc.getIn(['corridor', 'sketch_p']);
     chosenP = typeof p === 'number' ? p : undefined;
@@ -222,6 +229,36 @@ export function corridorJoin(o: JoinOptions): { installed: string; config: strin
     throw e;
   }
   return { installed, config, sketchP: chosenP, ...(owner ? { owner } : {}) };
+}
+
+const CORRIDOR_FIX = 'make corridor a mapping of its settings (group, secret_file, ...), or delete the key: join then adds it';
+
+/**
+ * Makes the config's `corridor` key a mapping join can set keys in: a key without a value
+ * (`corridor:` with its settings still commented out) or null becomes an empty mapping, keeping its
+ * comments; an alias (which would change the node it names too), a list or a scalar is a UsageError
+ * naming the line.
+ */
+function corridorMapOf(doc: YAML.Document.Parsed, config: string, text: string): void {
+  const node = doc.get('corridor', true) as unknown;
+  if (node === undefined || isMap(node)) return;
+  if (isScalar(node) && node.value === null) {
+    const map = doc.createNode({});
+    if (node.commentBefore) map.commentBefore = node.commentBefore;
+    if (node.comment) map.comment = node.comment;
+    doc.set('corridor', map);
+    return;
+  }
+  const start = (node as { range?: [number, number, number] | null }).range?.[0];
+  const line = start === undefined ? '' : ` (line ${text.slice(0, start).split('\n').length})`;
+  const what = isAlias(node)
+    ? `an alias (*${node.source}) of another node, which join would change too`
+    : isSeq(node)
+      ? 'a list'
+      : isScalar(node)
+        ? `the value ${JSON.stringify(node.value)}`
+        : 'this value';
+  throw new UsageError(`--config ${config}: corridor${line}: must be a mapping of settings, not ${what}`, CORRIDOR_FIX);
 }
 
 /** The config lines that choose the flip probability, with the epsilon the advised value costs. */
