@@ -317,6 +317,19 @@ describe('BLE link layer', () => {
     expect(parse(256, cat(phdr(0x0c01), p.subarray(0, p.length - 1))).status).toBe(STATUS.REJECTED);
   });
 
+  it('rejects a legacy advertising PDU whose length the spec does not allow, even with a good CRC', () => {
+    const a = 'c1:22:33:44:55:66';
+    // ADV_DIRECT_IND is AdvA + TargetA: exactly 12 octets
+    expect(parse(251, adv(1, true, a, [1, 2, 3, 4, 5, 6])).status).toBe(STATUS.ACCEPTED);
+    expect(parse(251, adv(1, true, a, [1, 2, 3, 4, 5, 6, 7])).status).toBe(STATUS.REJECTED);
+    expect(parse(251, adv(1, true, a, [1, 2, 3, 4, 5])).status).toBe(STATUS.REJECTED);
+    // the others: AdvA and at most 31 octets of data (37 in all)
+    for (const type of [0, 2, 4, 6]) {
+      expect(parse(251, adv(type, true, a, new Array(31).fill(0))).status).toBe(STATUS.ACCEPTED);
+      expect(parse(251, adv(type, true, a, new Array(32).fill(0))).status).toBe(STATUS.REJECTED);
+    }
+  });
+
   it('reads AdvA of ADV_EXT_IND when the extended header has it', () => {
     // ext header length 9: flags (AdvA | ADI), AdvA(6), ADI(2); AdvMode 0
     const withAdvA = llPacket(7, true, [9, 0x01 | 0x08, ...addrLE('4a:bb:cc:dd:ee:ff'), 0x10, 0x20]);

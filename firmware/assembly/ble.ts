@@ -28,6 +28,9 @@ export const PDU_CONNECT_IND: u32 = 5;
 export const PDU_ADV_SCAN_IND: u32 = 6;
 export const PDU_ADV_EXT_IND: u32 = 7;
 
+const LEGACY_PAYLOAD_MAX: u32 = 37;
+const DIRECT_PAYLOAD_LEN: u32 = 12;
+
 /**
  * Address kind of a BLE device address. random: TxAdd (or the HCI address type) says random;
  * msb: the most significant octet (its top two bits tell the random sub-type).
@@ -70,7 +73,10 @@ export function parseLinkLayer(ptr: usize, len: u32, crc: u32, coded: bool, rssi
   let adva: usize = 0;
   if (type == PDU_ADV_IND || type == PDU_ADV_DIRECT_IND || type == PDU_ADV_NONCONN_IND ||
       type == PDU_SCAN_RSP || type == PDU_ADV_SCAN_IND) {
-    if (plen < 6) return STATUS_REJECTED;
+    // Core spec Vol 6 Part B 2.3.1: a legacy advertising PDU's payload is AdvA (6) and at most 31
+    // octets after it; ADV_DIRECT_IND's is exactly AdvA and TargetA (12). Another length is malformed.
+    if (plen < 6 || plen > LEGACY_PAYLOAD_MAX) return STATUS_REJECTED;
+    if (type == PDU_ADV_DIRECT_IND && plen != DIRECT_PAYLOAD_LEN) return STATUS_REJECTED;
     adva = payload;
   } else if (type == PDU_ADV_EXT_IND) {
     // Common extended advertising payload: ext header length (6 bits) + AdvMode, flags, AdvA...
