@@ -79,6 +79,11 @@ const damaged: Record<string, { damage: CaptureDamage; bytes: (a: number[]) => B
       return Buffer.concat([header(), p]);
     },
   },
+  'pcapng simple packet length': {
+    damage: 'packet_overruns_block',
+    // a simple packet block whose original length (address bytes) is more than its 40 octets
+    bytes: (a) => Buffer.concat([header(), block(3, Buffer.concat([Buffer.from(a.slice(2, 6)), Buffer.alloc(40)]))]),
+  },
   'pcapng interface id': {
     damage: 'unknown_interface',
     bytes: (a) => {

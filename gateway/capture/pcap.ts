@@ -1104,9 +1104,11 @@ export class CaptureParser {
       case BT_SPB: {
         if (bodyLen < 4) throw this.fail(at, 'pcapng simple packet block too short', 'block_too_short');
         const iface = this.iface(0, at);
+        // The packet's captured length is not written: it is the original length cut to the snap
+        // length, and the block must hold that many octets (pcapng 4.4).
         const origLen = this.u32(body);
-        let capLen = Math.min(origLen, bodyLen - 4);
-        if (iface.snapLen > 0) capLen = Math.min(capLen, iface.snapLen);
+        const capLen = iface.snapLen > 0 ? Math.min(origLen, iface.snapLen) : origLen;
+        if (capLen > bodyLen - 4) throw this.fail(at + 8, 'pcapng simple packet does not fit its block', 'packet_overruns_block');
         // No timestamp in an SPB: it inherits the previous frame's time.
         out.add(iface.linkType, this.lastTimestampMs, this.buf, body + 4, capLen);
         break;
