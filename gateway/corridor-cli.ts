@@ -18,7 +18,7 @@ import * as YAML from 'yaml';
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
-import { ConfigError, epsilonText, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
+import { ConfigError, epsilonText, FLOWS_AT_ADVISED, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
 import { serviceUserOf, userIds } from './service-user.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
@@ -265,7 +265,7 @@ function corridorMapOf(doc: YAML.Document.Parsed, config: string, text: string):
 export function sketchPLines(indent: string): string[] {
   return [
     `${indent}corridor:`,
-    `${indent}  sketch_p: ${SKETCH_P_ADVISED}  # epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; flows within about 15 %; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`,
+    `${indent}  sketch_p: ${SKETCH_P_ADVISED}  # epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; ${FLOWS_AT_ADVISED}; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`,
   ];
 }
 
@@ -304,7 +304,7 @@ export function registerCorridor(program: Command): void {
   corridor
     .command('init')
     .description(
-      `Make a corridor group's secret: 32 random bytes as 64 hex digits in a new file of mode 0600 (never printed). Once per group; copy the file to each gateway of the group and run presence corridor join there. Then prints the config lines to add: corridor.sketch_p has no default, ${SKETCH_P_ADVISED} costs epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (flows within about 15 %)`,
+      `Make a corridor group's secret: 32 random bytes as 64 hex digits in a new file of mode 0600 (never printed). Once per group; copy the file to each gateway of the group and run presence corridor join there. Then prints the config lines to add: corridor.sketch_p has no default, ${SKETCH_P_ADVISED} costs epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device (${FLOWS_AT_ADVISED})`,
     )
     .requiredOption('--group <id>', 'group id, e.g. main-street (lower case, digits, - and _)')
     .requiredOption('--out <file>', 'the secret file to create (it must not exist)')
@@ -333,7 +333,7 @@ export function registerCorridor(program: Command): void {
   corridor
     .command('join')
     .description(
-      `Install a copied group secret on this gateway: check it, write it with mode 0600 (default: corridor-GROUP.secret next to the config file) and set corridor.group and corridor.secret_file in the gateway's config file (comments kept); the config must still load, else nothing changes. corridor.sketch_p has no default: --sketch-p sets it, else the lines to add are printed (${SKETCH_P_ADVISED}: epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device, flows within about 15 %); the gateway does not start without it. Restart the gateway afterwards`,
+      `Install a copied group secret on this gateway: check it, write it with mode 0600 (default: corridor-GROUP.secret next to the config file) and set corridor.group and corridor.secret_file in the gateway's config file (comments kept); the config must still load, else nothing changes. corridor.sketch_p has no default: --sketch-p sets it, else the lines to add are printed (${SKETCH_P_ADVISED}: epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device, ${FLOWS_AT_ADVISED}); the gateway does not start without it. Restart the gateway afterwards`,
     )
     .requiredOption('--config <file>', "the gateway's config file (YAML or JSON)")
     .requiredOption('--group <id>', 'group id, as given to presence corridor init')
@@ -342,7 +342,7 @@ export function registerCorridor(program: Command): void {
     .option('--epoch <duration>', 'set corridor.epoch too (the same in every gateway of the group; default 1h)')
     .option(
       '--sketch-p <p>',
-      `set corridor.sketch_p too, the flip probability of the sketches (no default; the same in every gateway of the group): ${SKETCH_P_ADVISED} gives flows within about 15 % at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)})`,
+      `set corridor.sketch_p too, the flip probability of the sketches (no default; the same in every gateway of the group): ${SKETCH_P_ADVISED} gives ${FLOWS_AT_ADVISED} at epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)})`,
     )
     .option('--force', 'replace another secret already installed at --install')
     .option(
