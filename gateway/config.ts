@@ -179,7 +179,7 @@ export const SKETCH_P_ADVISED = 0.03;
  * with the aggregator's corridors[].expansion calibrated against a reference count; the matched
  * devices without it (expansion 1, the default) were 10-19 % off.
  */
-export const FLOWS_AT_ADVISED = 'flows within about 15 % on the simulator once the aggregator\'s expansion is calibrated (10-19 % off without)';
+export const FLOWS_AT_ADVISED = "flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without)";
 
 /** Shortest gateway.window (ms). */
 export const MIN_WINDOW_MS = 1000;

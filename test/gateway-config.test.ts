@@ -545,7 +545,9 @@ describe('gateway config', () => {
     const missing = problems(() => loadConfig({ config: noP }, {}));
     expect(missing).toHaveLength(1);
     expect(missing[0]).toMatch(/^corridor\.sketch_p: is not set: choose the flip probability/);
-    expect(missing[0]).toContain(`0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${sketchEpsilon(quantisedP(0.03)).toFixed(2)} per sketch and device`);
+    expect(missing[0]).toContain(
+      `0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${sketchEpsilon(quantisedP(0.03)).toFixed(2)} per sketch and device`,
+    );
     expect(missing[0]).toContain('4.18');
     expect(loadConfig({ config: noP, corridorSketchP: '0.03' }, {}).corridor.sketch_p).toBe(0.03);
     // without a group, no p is needed

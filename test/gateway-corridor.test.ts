@@ -393,7 +393,9 @@ describe('corridor settings and commands', () => {
     expect(() => loadConfig({ config: cfg }, {})).toThrow(/corridor\.sketch_p: is not set/);
     const help = presence(['corridor', 'join', '--help']).stdout.replace(/\s+/g, ' ');
     expect(help).toContain(`--sketch-p <p>`);
-    expect(help).toContain(`0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${eps} per sketch and device`);
+    expect(help).toContain(
+      `0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${eps} per sketch and device`,
+    );
     expect(presence(['corridor', 'init', '--help']).stdout.replace(/\s+/g, ' ')).toContain(`corridor.sketch_p has no default, 0.03 costs epsilon ${eps}`);
   });
 
@@ -448,7 +450,9 @@ describe('corridor settings and commands', () => {
     expect(r3.code, r3.stderr).toBe(0);
     // no --sketch-p and none in the file: joined, and the lines to add are printed with the epsilon they cost
     expect(r3.stdout).toContain(`corridor.sketch_p is not set in ${cfg}: the gateway will not start until it is`);
-    expect(r3.stdout).toMatch(/\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device; flows within about 15 % on the simulator once the aggregator's expansion is calibrated \(10-19 % off without\)/);
+    expect(r3.stdout).toMatch(
+      /\n {2}corridor:\n {4}sketch_p: 0\.03 {2}# epsilon 4\.18 per sketch and device; flows within about 15 % on the simulator once the aggregator's expansion is calibrated \(10-19 % off without\)/,
+    );
     expect(r3.stdout).toContain('--sketch-p 0.03');
     expect(r3.stdout).toContain('once corridor.sketch_p is set, restart the gateway');
     const installed = join(tmp, 'corridor-g1.secret');
