@@ -195,6 +195,11 @@ export function statusLines(m: StatusMessage, receivedAt: number, missing = fals
   if (m.zone) p.tag('zone', m.zone);
   if (m.uptime_s !== undefined) p.floatField('uptime_s', m.uptime_s);
   if (m.queue_depth !== undefined) p.intField('queue_depth', m.queue_depth);
+  // What the gateway says of windows it lost or cannot hand over (the gateways dashboard shows them):
+  // the queue's state as two booleans, not a string, which a VictoriaMetrics target stores as 0.
+  if (m.queue_dropped !== undefined) p.intField('queue_dropped', m.queue_dropped);
+  if (m.queue_state !== undefined) p.booleanField('queue_ok', m.queue_state === 'ok').booleanField('queue_disk_full', m.queue_state === 'disk_full');
+  if (m.publish_refused !== undefined) p.intField('publish_refused', m.publish_refused);
   if (m.sources) {
     const t = sourceTotals(m.sources);
     p.floatField('frames_per_s', t.frames_per_s).intField('errors', t.errors).intField('sources', t.sources).intField('sources_failed', t.sources_failed);

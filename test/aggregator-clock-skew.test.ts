@@ -175,6 +175,15 @@ describe.skipIf(!ok)('aggregator: a gateway clock behind', () => {
     expect(lastOf(q(r, /^Last seen$/)), describeResult(q(r, /^Last seen$/))).toEqual([points[3].time, 1]);
     const timeline = q(r, /^Online \/ offline$/);
     expect(lastOf(timeline)?.[1], describeResult(timeline)).toBe(1);
+    // and says how far behind, as the page and the log line do: only from the statuses the aggregator
+    // stamped after judging the clock (the first two came before it: nothing drawn for them)
+    const behind = q(r, /^Clock behind, seconds/);
+    const drawn = behind.series.filter((s) => s.tags?.gateway === gw).flatMap((s) => s.values.filter((v) => v[1] !== null));
+    expect(
+      drawn.map((v) => v[1]),
+      describeResult(behind),
+    ).toEqual([points[2].clock_behind_s, points[3].clock_behind_s]);
+    expect(drawn[1][1] as number).toBeGreaterThanOrEqual(DAYS / 1000 - 1);
     const tile = q(
       await runDashboard(trafficDashboard, db, {
         range: timeRange('now-6h', 'now'),

@@ -28,6 +28,9 @@ describe('InfluxDB names: one source, contract/influx.ts', () => {
       zone: 'hall',
       uptime_s: 5,
       queue_depth: 0,
+      queue_dropped: 0,
+      queue_state: 'ok' as const,
+      publish_refused: 0,
       sources: [{ name: 'w', state: 'running' as const, frames_per_s: 1, frames: 9, errors: 0 }],
     };
     const flow = {
