@@ -361,8 +361,10 @@ function provisionLocked(o: ProvisionOptions, user: string, haPrefix: string | n
 
   // Read and check everything first, so a refusal changes no file.
   let passwdLines: string[] = [];
+  let passwordFileMode: number | null = null;
   if (o.passwordFile) {
     const text = readEdited(o.passwordFile, '--password-file', MAX_LIST_BYTES);
+    passwordFileMode = existsSync(o.passwordFile) ? statSync(o.passwordFile).mode & 0o777 : null;
     // Only a password file is rewritten: another file named by mistake (mosquitto.conf, the ACL, a
     // certificate) would lose its form and its mode (0600). Mosquitto reads user:password-or-hash
     // lines and skips # comments, which are kept.
@@ -478,6 +480,10 @@ function provisionLocked(o: ProvisionOptions, user: string, haPrefix: string | n
     changed.push(`${cfgFile} (registry: ${o.id} -> site ${o.site}, zone ${o.zone})`);
   }
   const warnings = o.aclFile ? aclGrantsBeyondOwn(aclText, user).map((w) => `${o.aclFile}: ${w}`) : [];
+  if (passwordFileMode !== null && (passwordFileMode & 0o004) !== 0)
+    warnings.push(
+      `${o.passwordFile}: every user of this machine may read it (mode ${passwordFileMode.toString(8).padStart(4, '0')}), and so try passwords against its hashes offline; its mode was kept: chmod o-rwx ${o.passwordFile}`,
+    );
   return { credential: user, secretFile, changed, warnings };
 }
 

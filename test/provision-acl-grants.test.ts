@@ -6,7 +6,7 @@
 // naming the file, the line and what it lets the gateway do. A real Mosquitto reading such an ACL
 // shows the warning is true: the gateway's credential publishes on another gateway's counts topic.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -121,5 +121,27 @@ describe('provision gateway: ACL lines that grant a gateway more than its own to
     } finally {
       await broker.dispose();
     }
+  });
+});
+
+describe('provision gateway: a password file every user may read', () => {
+  it('warns, naming the file and its mode, keeps the mode, and says nothing of a 0600 or a new file', () => {
+    const open = join(dir, 'open.passwd');
+    writeFileSync(open, '# broker users\n');
+    chmodSync(open, 0o644);
+    const r = provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-open', passwordFile: open, secretOut: join(dir, 'gw-open.pw') });
+    expect(r.warnings).toEqual([
+      `${open}: every user of this machine may read it (mode 0644), and so try passwords against its hashes offline; its mode was kept: chmod o-rwx ${open}`,
+    ]);
+    expect(statSync(open).mode & 0o777).toBe(0o644);
+    expect(readFileSync(open, 'utf8')).toMatch(/^# broker users\ndam\/gw-open:\$7\$/);
+
+    const closed = join(dir, 'closed.passwd');
+    writeFileSync(closed, '');
+    chmodSync(closed, 0o600);
+    expect(provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-closed', passwordFile: closed, secretOut: join(dir, 'gw-closed.pw') }).warnings).toEqual([]);
+    const fresh = join(dir, 'fresh.passwd');
+    expect(provisionGateway({ site: 'dam', zone: 'plein', id: 'gw-fresh', passwordFile: fresh, secretOut: join(dir, 'gw-fresh.pw') }).warnings).toEqual([]);
+    expect(statSync(fresh).mode & 0o777).toBe(0o600);
   });
 });
