@@ -25,7 +25,7 @@ import { AggregatorWeb, type AggregatorWebOptions } from './web.ts';
 import { classify, statusLines, type Classified } from './messages.ts';
 import { createSink, FileSink, routeClientLog, type Sink } from './writer.ts';
 import { fileWriteProblem } from '../scripts/lib/atomic-file.ts';
-import { AggregatorMetrics, startHealthServer, type HealthServer } from './health.ts';
+import { AggregatorMetrics, healthReport, startHealthServer, type HealthServer, type HealthState } from './health.ts';
 import { Intake, StoppedError } from './intake.ts';
 import { WritePipeline } from './pipeline.ts';
 import { GatewayLiveness } from './liveness.ts';
@@ -197,8 +197,25 @@ export class Aggregator extends EventEmitter {
   async start(): Promise<void> {
     const { http } = this.config;
     if (http.port !== null) {
+      const healthState = (): HealthState => ({
+        mqttConnected: this.connected,
+        mqttProblem: this.intake.connectProblem,
+        writeFailingSince: this.pipeline.writeFailingSince,
+        writeProblem: this.pipeline.writeProblem,
+        drops: this.pipeline.recentDrops(),
+        queueDepth: this.queueDepth,
+        sink: this.sink.target,
+        calibrationProblem: this.calibrationProblem,
+        gatewayLimitProblem: this.identity.limitProblem(),
+      });
       if (this.recent) {
-        const web = new AggregatorWeb(this.recent, http.host, { user: http.user, password: http.password, token: http.token }, this.opts.web);
+        const web = new AggregatorWeb(
+          this.recent,
+          http.host,
+          { user: http.user, password: http.password, token: http.token },
+          this.opts.web,
+          () => healthReport(healthState()).body,
+        );
         this.web = web;
         web.hub.on('connect', () => this.metrics.webViewers.set(web.hub.size));
         web.hub.on('disconnect', () => this.metrics.webViewers.set(web.hub.size));
@@ -209,23 +226,7 @@ export class Aggregator extends EventEmitter {
         });
         if (!web.access.open) this.log.warn({ host: http.host }, `page not served: ${web.access.refusal}`);
       }
-      this.http = await startHealthServer(
-        this.metrics,
-        () => ({
-          mqttConnected: this.connected,
-          mqttProblem: this.intake.connectProblem,
-          writeFailingSince: this.pipeline.writeFailingSince,
-          writeProblem: this.pipeline.writeProblem,
-          drops: this.pipeline.recentDrops(),
-          queueDepth: this.queueDepth,
-          sink: this.sink.target,
-          calibrationProblem: this.calibrationProblem,
-          gatewayLimitProblem: this.identity.limitProblem(),
-        }),
-        http.port,
-        http.host,
-        this.web ? (req, res) => this.web!.handle(req, res) : undefined,
-      );
+      this.http = await startHealthServer(this.metrics, healthState, http.port, http.host, this.web ? (req, res) => this.web!.handle(req, res) : undefined);
     }
     // InfluxDB identified and its database or bucket checked (or created) before subscribing: a
     // mistake stops here (PreflightError) instead of ending in endless write retries.

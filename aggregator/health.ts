@@ -133,6 +133,44 @@ export interface HealthState {
   gatewayLimitProblem?: string | null;
 }
 
+/** What /healthz answers (and the page shows): status, the problems with their fixes, queue depth, sink. */
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'unhealthy';
+  problems: string[];
+  queue_depth: number;
+  sink: string;
+  dropped?: Record<string, number>;
+}
+
+/**
+ * The health report of `s`: its HTTP status (503 when unhealthy), and its body as JSON, through the
+ * logs' redaction (a problem's text may quote a setting a URL was pasted into), the same for
+ * /healthz and the page (./web.ts), which answer without credentials on loopback.
+ */
+export function healthReport(s: HealthState, now = Date.now()): { code: number; body: string } {
+  const problems: string[] = [];
+  if (!s.mqttConnected) problems.push(`not connected to the MQTT broker${s.mqttProblem ? ` (${s.mqttProblem.error}; fix: ${s.mqttProblem.fix})` : ''}`);
+  if (s.writeFailingSince !== null)
+    problems.push(`writes to ${s.sink} failing for ${Math.round((now - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`);
+  const unhealthy = problems.length > 0;
+  const drops = s.drops ?? [];
+  for (const d of drops)
+    problems.push(
+      `${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((now - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`,
+    );
+  if (s.calibrationProblem) problems.push(s.calibrationProblem);
+  if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
+  const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem ? 'degraded' : 'ok';
+  const report: HealthReport = {
+    status,
+    problems,
+    queue_depth: s.queueDepth,
+    sink: s.sink,
+    ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}),
+  };
+  return { code: unhealthy ? 503 : 200, body: redactLogLine(JSON.stringify(report)) };
+}
+
 export type HealthServer = ListeningServer;
 
 /** A handler of further paths (the page, ./web.ts): true when it answered the request. */
@@ -161,35 +199,9 @@ export async function startHealthServer(
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(body);
       } else if (url === '/healthz') {
-        const s = state();
-        const problems: string[] = [];
-        if (!s.mqttConnected) problems.push(`not connected to the MQTT broker${s.mqttProblem ? ` (${s.mqttProblem.error}; fix: ${s.mqttProblem.fix})` : ''}`);
-        if (s.writeFailingSince !== null)
-          problems.push(
-            `writes to ${s.sink} failing for ${Math.round((Date.now() - s.writeFailingSince) / 1000)} s${s.writeProblem ? `: ${s.writeProblem}` : ''}`,
-          );
-        const unhealthy = problems.length > 0;
-        const drops = s.drops ?? [];
-        for (const d of drops)
-          problems.push(
-            `${d.points} point(s) refused by InfluxDB and dropped (${d.reason}), the latest ${Math.round((Date.now() - d.last) / 1000)} s ago: ${d.message}${d.hint ? ` (${d.hint})` : ''}`,
-          );
-        if (s.calibrationProblem) problems.push(s.calibrationProblem);
-        if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
-        const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem ? 'degraded' : 'ok';
-        res.writeHead(unhealthy ? 503 : 200, { 'content-type': 'application/json' });
-        // Through the logs' redaction too: a problem's text may quote a setting a URL was pasted into.
-        res.end(
-          redactLogLine(
-            JSON.stringify({
-              status,
-              problems,
-              queue_depth: s.queueDepth,
-              sink: s.sink,
-              ...(drops.length ? { dropped: Object.fromEntries(drops.map((d) => [d.reason, d.points])) } : {}),
-            }),
-          ),
-        );
+        const report = healthReport(state());
+        res.writeHead(report.code, { 'content-type': 'application/json' });
+        res.end(report.body);
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end(`not found: try ${extra ? '/ (the page), ' : ''}/healthz or /metrics\n`);

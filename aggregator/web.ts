@@ -8,7 +8,10 @@
 //                 written than the stream carries: load /api/recent again); the page loads the
 //                 snapshot once the stream is open, then applies the events; `ended` ({at}): the
 //                 replay feeding the aggregator has ended (the demo's, which says so), nothing more
-//                 will come (also `replay_ended_at` in the snapshot). A real deployment never sends it.
+//                 will come (also `replay_ended_at` in the snapshot). A real deployment never sends it;
+//                 `health` (what /healthz says: {status, problems, queue_depth, sink}, redacted alike):
+//                 first to every viewer, then whenever it changes (looked at every healthMs), so the
+//                 page says when the broker is not connected or writes fail, as nothing new is written then.
 // Writes are coalesced: at most one `update` per flushMs, holding each changed window and gateway
 // once (the latest), at most maxEntries of them (the rest follow in the next ones); past
 // maxPending changes waiting, they are let go and one `reload` is sent instead. So a burst of
@@ -43,6 +46,8 @@ export interface AggregatorWebOptions {
   maxEntries?: number;
   /** Changes waiting at most; beyond, a reload event replaces them (default 10000). */
   maxPending?: number;
+  /** How often the health report is looked at for a change while someone watches (default 1 s). */
+  healthMs?: number;
 }
 
 export const PAGE_FILE = 'aggregator/web/index.html';
@@ -60,6 +65,8 @@ export class AggregatorWeb {
   private readonly maxEntries: number;
   private readonly maxPending: number;
   private cached: { at: number; body: string } | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private healthSent = '';
   /** Update and reload events sent, since start. */
   updates = 0;
   reloads = 0;
@@ -69,14 +76,27 @@ export class AggregatorWeb {
     host: string,
     auth: WebAuthConfig = {},
     opts: AggregatorWebOptions = {},
+    /** The /healthz body (./health.ts healthReport), shown on the page; none: the page shows no health. */
+    health?: () => string,
   ) {
     this.access = webAccess(host, auth);
     this.hub = new SseHub({ maxBufferBytes: opts.maxBufferBytes, maxClients: opts.maxClients, heartbeatMs: opts.heartbeatMs });
     this.handler = webHandler({
       access: this.access,
       pages: { '/': staticPage(packageFile(PAGE_FILE)) },
-      streams: { '/api/events': { hub: this.hub } },
+      streams: { '/api/events': { hub: this.hub, initial: () => (health ? [['health', JSON.parse(health())]] : []) } },
     });
+    if (health) {
+      // Sent again only when it changed (a failing write's age changes it every second).
+      this.healthTimer = setInterval(() => {
+        if (this.hub.size === 0) return;
+        const body = health();
+        if (body === this.healthSent) return;
+        this.healthSent = body;
+        this.hub.broadcast('health', JSON.parse(body));
+      }, opts.healthMs ?? 1000);
+      this.healthTimer.unref();
+    }
     this.flushMs = opts.flushMs ?? 250;
     this.maxEntries = opts.maxEntries ?? 400;
     this.maxPending = opts.maxPending ?? 10_000;
@@ -177,7 +197,8 @@ export class AggregatorWeb {
   close(): void {
     this.unsubscribe();
     if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.timer = this.healthTimer = null;
     this.hub.close();
   }
 }
