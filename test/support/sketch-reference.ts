@@ -1,4 +1,4 @@
-// The corridor sketch of /work/corridor-spec.md (issue 13) written a second time, plainly, in
+// The corridor sketch of firmware/README.md ("Corridor sketch") and contract/README.md written a second time, plainly, in
 // TypeScript with @noble/hashes: the firmware's sketch must equal it bit for bit (with p = 0 the
 // true bitmap, with any p the same noisy bitmap for the same scratch bytes). Test-only: it is
 // not shipped and never runs in the gateway.
