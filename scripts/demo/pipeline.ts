@@ -35,6 +35,9 @@ export interface PeriodOptions {
   onWindow?: (m: CountsMessage) => void;
   /** Called once the period is simulated (captures and ground truth made), before the gateways start. */
   onSimulated?: (simulation: SimulateResult) => void;
+  /** Called once the gateways are made, with a function that stops them all (each closes its open
+   *  window as cut short and sends what it queued, up to `flushMs`): the demo's Ctrl-C. */
+  onGateways?: (stop: (flushMs: number) => Promise<void>) => void;
 }
 
 export interface GatewayRun {
@@ -120,6 +123,9 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
     const gw = new Gateway({ config, log: o.log.child({ component: 'gateway', site: simulation.site, zone: g.zone, gateway: g.id }) });
     if (o.onWindow) gw.on('window', o.onWindow);
     return { g, gw, burstAddresses: config.estimator.burst_addresses };
+  });
+  o.onGateways?.(async (flushMs) => {
+    await Promise.all(gateways.map(({ gw }) => gw.stop(flushMs).catch(() => {})));
   });
   try {
     await Promise.all(gateways.map(({ gw }) => gw.start()));

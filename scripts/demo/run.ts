@@ -7,7 +7,7 @@
 import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
 import { existsSync, lstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { EmbeddedBroker } from './broker.ts';
@@ -15,7 +15,8 @@ import { burstAddressesLine, runPeriod } from './pipeline.ts';
 import { MIN_WINDOW_MS } from '../../gateway/config.ts';
 import { FIT_MIN_WINDOWS } from '../../aggregator/calibration/fit.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
-import { summary } from './summary.ts';
+import { lineCount, summary } from './summary.ts';
+import type { Aggregator } from '../../aggregator/aggregator.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
@@ -78,6 +79,51 @@ export function removeCaptures(paths: readonly string[]): { files: number; bytes
     files++;
   }
   return { files, bytes };
+}
+
+/**
+ * After a run cut short (Ctrl-C): deletes the captures this run wrote into `today/` and `last-week/`
+ * (files new or changed since `before`, the folder as the run found it), the ones the simulator was
+ * still writing (NAME.partial) always, the whole ones unless `keepWhole` (--keep-pcaps).
+ */
+export function removeRunCaptures(outDir: string, before: Map<string, string>, keepWhole: boolean): { files: number; bytes: number } {
+  const periods = ['today', 'last-week'].map((d) => join(outDir, d) + sep);
+  const mine = [...folderFiles(outDir)]
+    .filter(([p, now]) => before.get(p) !== now && periods.some((d) => p.startsWith(d)))
+    .map(([p]) => p)
+    .filter((p) => (keepWhole ? /\.pcap(ng)?\.partial$/ : /\.pcap(ng)?(\.partial)?$/).test(p));
+  return removeCaptures(mine);
+}
+
+/**
+ * What a run cut short by `signal` says once its aggregator and broker have stopped: where the
+ * points it wrote are (the line-protocol file, or INFLUX_URL's target), that they are not the whole
+ * run, the captures deleted (removeRunCaptures, done here) and what the folder holds from the run.
+ */
+function interruptedLines(
+  signal: string,
+  outDir: string,
+  before: Map<string, string>,
+  running: { aggregator?: Aggregator; toFile?: boolean },
+  keepPcaps: boolean,
+  lp: string,
+): string {
+  const lines: string[] = [];
+  const a = running.aggregator;
+  if (!a) lines.push('nothing was written yet: the aggregator had not started');
+  else if (running.toFile)
+    lines.push(`${lp} holds ${lineCount(lp)} points: the windows written before ${signal}, not the whole run (the next run writes it anew)`);
+  else lines.push(`${a.stats().pointsWritten} points went to ${a.sink.target}: the windows written before ${signal}, not the whole run`);
+  const removed = removeRunCaptures(outDir, before, keepPcaps);
+  if (removed.files)
+    lines.push(
+      `the ${removed.files} simulated captures ${keepPcaps ? 'cut short' : 'this run wrote'} (${formatBytes(removed.bytes)}${keepPcaps ? '' : ', those cut short included'}) were deleted` +
+        (keepPcaps ? '; the whole ones are kept (--keep-pcaps)' : ''),
+    );
+  const queued = queuedWindows(join(outDir, 'queues'));
+  if (queued) lines.push(`${queued} window${queued === 1 ? '' : 's'} left queued in queues/, not sent (the next run drops them)`);
+  lines.push(`${outDir}/ holds ${formatBytes(folderAfterRun(outDir, before).bytes)} from this run`);
+  return lines.map((l) => `presence demo: ${l}\n`).join('');
 }
 
 /** Every file below `dir` with its modification time and size ("mtime size"), by path. */
@@ -314,6 +360,11 @@ export async function runDemo(
   if (!(opts.minutes > 0)) throw new UsageError(`--minutes "${opts.minutes}": must be a number above 0`);
   if (!(opts.scale > 0)) throw new UsageError(`--scale "${opts.scale}": must be a number above 0 (1 = the scenario's full crowd)`);
   seedOf('--seed', opts.seed);
+  // Every option before anything is written: a refused --calibration-radio or --http-port left a new
+  // --out folder behind, marked as the demo's, with an empty demo.log.
+  const radio = opts.calibrationRadio ?? 'auto';
+  if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new UsageError(`--calibration-radio "${radio}": must be auto, wifi or ble`);
+  const httpPort = pagePort(opts.httpPort);
   const durationS = Math.round(opts.minutes * 60);
   // (1e-300 rounded to a run of 0 s, which the scenario then refused as its own duration)
   if (durationS < 1) throw new UsageError(`--minutes "${opts.minutes}": must be at least one simulated second (0.0167 minutes), like 30`);
@@ -378,217 +429,266 @@ export async function runDemo(
   // One file, several components: a root logger without base fields, each part binds its own
   // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
   const log = createRootLogger({ level: 'info', dest: logFile, format: opts.logFormat === 'pretty' ? 'pretty' : 'json' });
-  // The simulated hour ends at the current window boundary, so the dashboards' "last hours" show it.
-  const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
-  const startMs = endMs - durationS * 1000;
+  // Ctrl-C (SIGINT) or SIGTERM before the run's end: Node's default ended the process where it stood,
+  // without a word, leaving this run's captures (about 94 MB for the default run, those the
+  // simulator was writing as NAME.partial) that a run deletes at its end. Now what the aggregator
+  // received is written and it and the broker stop, the captures this run wrote are deleted (unless
+  // --keep-pcaps; the ones cut short always), it says what was written and where, and exits 130; a
+  // second signal ends it at once.
+  const running: {
+    aggregator?: Aggregator;
+    broker?: EmbeddedBroker;
+    toFile?: boolean;
+    endLive?: () => void;
+    stopGateways?: (flushMs: number) => Promise<void>;
+  } = {};
+  let interrupted: Promise<never> | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = (async () => {
+      running.endLive?.();
+      out.write(`\npresence demo: ${signal}: stopping before the end of the run ...\n`);
+      // The gateways close their open window as cut short and send what they queued, the aggregator writes it.
+      await running.stopGateways?.(1000);
+      await running.aggregator?.stop(2000).catch(() => {});
+      await running.broker?.stop().catch(() => {});
+      log.flush();
+      out.write(interruptedLines(signal, outDir, before, running, !!opts.keepPcaps, join(outDir, 'presence.lp')));
+      process.exit(130);
+    })();
+  };
+  const stopListening = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // The simulated hour ends at the current window boundary, so the dashboards' "last hours" show it.
+    const endMs = Math.floor(Date.now() / (windowS * 1000)) * windowS * 1000;
+    const startMs = endMs - durationS * 1000;
 
-  const radio = opts.calibrationRadio ?? 'auto';
-  if (radio !== 'wifi' && radio !== 'ble' && radio !== 'auto') throw new UsageError(`--calibration-radio "${radio}": must be auto, wifi or ble`);
-  const write = (s: string) => out.write(s);
-  const lp = join(outDir, 'presence.lp');
-  // A wrong INFLUX_URL or a missing database is said now, not after the calibration fit.
-  const influxChecked = await checkInflux(lp, pagePort(opts.httpPort), log);
+    const write = (s: string) => out.write(s);
+    const lp = join(outDir, 'presence.lp');
+    // A wrong INFLUX_URL or a missing database is said now, not after the calibration fit.
+    const influxChecked = await checkInflux(lp, httpPort, log);
 
-  // People only from a calibration: fitted on another simulated run of the same scenario and period.
-  let cal: DemoCalibration | null = null;
-  // A run of fewer windows than a fit needs: said once, not once per zone and radio after a
-  // calibration run that cannot succeed.
-  const runWindows = Math.ceil(durationS / windowS);
-  if (opts.calibrate !== false && runWindows < FIT_MIN_WINDOWS)
-    write(
-      `no people calibration: the run holds ${runWindows} window${runWindows === 1 ? '' : 's'} of ${windowS} s and a fit needs at least ${FIT_MIN_WINDOWS} (--minutes ${+((FIT_MIN_WINDOWS * windowS) / 60).toFixed(2)} or more, or a shorter --window): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`,
-    );
-  else if (opts.calibrate !== false) {
-    // Within the generator's 32 bits, as it reads a seed, so the seed printed is the one used.
-    const seed = (opts.seed + CALIBRATION_SEED_OFFSET) >>> 0;
-    const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
-    write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
-    const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
-    if ('error' in r)
-      write(`no people calibration (${r.error}): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`);
-    else {
-      cal = r;
-      write(`people from the ${r.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate${r.why ? ` (${r.why})` : ''}: ${r.file}\n`);
+    // People only from a calibration: fitted on another simulated run of the same scenario and period.
+    let cal: DemoCalibration | null = null;
+    // A run of fewer windows than a fit needs: said once, not once per zone and radio after a
+    // calibration run that cannot succeed.
+    const runWindows = Math.ceil(durationS / windowS);
+    if (opts.calibrate !== false && runWindows < FIT_MIN_WINDOWS)
+      write(
+        `no people calibration: the run holds ${runWindows} window${runWindows === 1 ? '' : 's'} of ${windowS} s and a fit needs at least ${FIT_MIN_WINDOWS} (--minutes ${+((FIT_MIN_WINDOWS * windowS) / 60).toFixed(2)} or more, or a shorter --window): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`,
+      );
+    else if (opts.calibrate !== false) {
+      // Within the generator's 32 bits, as it reads a seed, so the seed printed is the one used.
+      const seed = (opts.seed + CALIBRATION_SEED_OFFSET) >>> 0;
+      const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
+      write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
+      const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
+      if ('error' in r)
+        write(`no people calibration (${r.error}): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`);
+      else {
+        cal = r;
+        write(`people from the ${r.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate${r.why ? ` (${r.why})` : ''}: ${r.file}\n`);
+      }
     }
-  }
-  const peopleOf = cal ? (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site)?.value ?? null : undefined;
-  const peopleLabel = cal ? `calibrated from the ${cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate, fitted on seed ${cal.seed}` : '';
+    const peopleOf = cal ? (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site)?.value ?? null : undefined;
+    const peopleLabel = cal ? `calibrated from the ${cal.radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate, fitted on seed ${cal.seed}` : '';
 
-  const table = new CountTable(windowS * 1000, peopleOf);
-  // The table shows what passes through the broker: every counts message of today's period.
-  let dirty = false;
-  const feed = countsFeed(table, startMs - windowS * 1000, () => (dirty = true));
-  const broker = await new EmbeddedBroker().start(feed.onPublish);
-  let started: Awaited<ReturnType<typeof startAggregator>>;
-  try {
-    started = await startAggregator(broker.url, lp, log, cal, opts.httpPort, startMs - windowS * 1000, influxChecked);
-  } catch (e) {
-    await broker.stop();
-    throw e;
-  }
-  const { aggregator, toFile } = started;
+    const table = new CountTable(windowS * 1000, peopleOf);
+    // The table shows what passes through the broker: every counts message of today's period.
+    let dirty = false;
+    const feed = countsFeed(table, startMs - windowS * 1000, () => (dirty = true));
+    const broker = await new EmbeddedBroker().start(feed.onPublish);
+    running.broker = broker;
+    let started: Awaited<ReturnType<typeof startAggregator>>;
+    try {
+      started = await startAggregator(broker.url, lp, log, cal, opts.httpPort, startMs - windowS * 1000, influxChecked);
+    } catch (e) {
+      await broker.stop();
+      throw e;
+    }
+    const { aggregator, toFile } = started;
+    running.aggregator = aggregator;
+    running.toFile = toFile;
 
-  write(
-    `presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`,
-  );
-  write(`${burstAddressesLine(period)}\n`);
-  write(`aggregator writes to ${aggregator.sink.target}\n`);
-  const pageUrl = aggregator.httpPort !== null && aggregator.web ? `http://127.0.0.1:${aggregator.httpPort}/` : null;
-  if (pageUrl)
     write(
-      `page: ${pageUrl}  (open it in a browser: people and devices per zone over time as the aggregator writes them, the simulator's truth beside them, the gateways' states${opts.hold ? '; it stays up after the run until Ctrl-C' : ''})\n`,
+      `presence demo: ${opts.scenario}, ${opts.minutes} simulated minutes in ${windowS}-s windows, replayed at ${speed === 'max' ? 'full speed' : `${speed}x`}; broker ${broker.url} (embedded)\n`,
     );
-  // The captures this run's simulator wrote: the only ones it deletes at the end.
-  const captures: string[] = [];
-  try {
-    if (opts.lastWeek) {
-      write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
-      const lastWeek = await runPeriod({
+    write(`${burstAddressesLine(period)}\n`);
+    write(`aggregator writes to ${aggregator.sink.target}\n`);
+    const pageUrl = aggregator.httpPort !== null && aggregator.web ? `http://127.0.0.1:${aggregator.httpPort}/` : null;
+    if (pageUrl)
+      write(
+        `page: ${pageUrl}  (open it in a browser: people and devices per zone over time as the aggregator writes them, the simulator's truth beside them, the gateways' states${opts.hold ? '; it stays up after the run until Ctrl-C' : ''})\n`,
+      );
+    // The captures this run's simulator wrote: the only ones it deletes at the end.
+    const captures: string[] = [];
+    try {
+      if (opts.lastWeek) {
+        write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
+        const lastWeek = await runPeriod({
+          scenario: opts.scenario,
+          seed: (opts.seed + 7) >>> 0,
+          startMs: startMs - 7 * 86400_000,
+          durationS,
+          windowS,
+          scale: opts.scale,
+          dir: join(outDir, 'last-week'),
+          queueDir: join(outDir, 'queues'),
+          mqttUrl: broker.url,
+          onGateways: (stop) => (running.stopGateways = stop),
+          speed: 'max',
+          log,
+        });
+        captures.push(...lastWeek.simulation.gateways.flatMap((g) => g.pcaps));
+      }
+      write('simulating today and replaying it through the gateways ...\n');
+      const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
+      // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
+      const rows = (out as NodeJS.WriteStream).rows ?? 0;
+      const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
+      const lastRows = Math.max(3, rows - 10);
+      const tableTitle = countsTitle(cal ? peopleLabel : null);
+      const redraw = async () => {
+        if (!dirty) return;
+        dirty = false;
+        const s = aggregator.stats();
+        logUpdate(await table.render(`${tableTitle}\nwindows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
+      };
+      const timer = live ? setInterval(() => void redraw(), 250) : null;
+      running.endLive = () => {
+        if (timer) clearInterval(timer);
+        if (live) logUpdate.done();
+      };
+      const today = await runPeriod({
         scenario: opts.scenario,
-        seed: (opts.seed + 7) >>> 0,
-        startMs: startMs - 7 * 86400_000,
+        seed: opts.seed,
+        startMs,
         durationS,
         windowS,
         scale: opts.scale,
-        dir: join(outDir, 'last-week'),
+        dir: join(outDir, 'today'),
         queueDir: join(outDir, 'queues'),
         mqttUrl: broker.url,
-        speed: 'max',
+        onGateways: (stop) => (running.stopGateways = stop),
+        speed,
         log,
+        // The simulator's people present per zone and window (the largest among the zone's gateways,
+        // as the page shows the counts) go to the page beside what the aggregator writes.
+        onSimulated: (sim) => {
+          const recent = aggregator.recent;
+          if (!recent) return;
+          const best = new Map<string, { zone: string; t: number; end: number; people: number }>();
+          for (const w of sim.truth.windows) {
+            const t = Date.parse(w.start);
+            const k = `${w.zone} ${t}`;
+            const b = best.get(k);
+            if (!b || w.peopleMean > b.people) best.set(k, { zone: w.zone, t, end: Date.parse(w.end), people: w.peopleMean });
+          }
+          for (const b of best.values()) recent.truth(sim.site, b.zone, b.t, b.end, b.people);
+        },
       });
-      captures.push(...lastWeek.simulation.gateways.flatMap((g) => g.pcaps));
-    }
-    write('simulating today and replaying it through the gateways ...\n');
-    const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
-    // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
-    const rows = (out as NodeJS.WriteStream).rows ?? 0;
-    const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
-    const lastRows = Math.max(3, rows - 10);
-    const tableTitle = countsTitle(cal ? peopleLabel : null);
-    const redraw = async () => {
-      if (!dirty) return;
-      dirty = false;
-      const s = aggregator.stats();
-      logUpdate(await table.render(`${tableTitle}\nwindows ${table.windows}, messages ${table.messages}, points written ${s.pointsWritten}`, lastRows));
-    };
-    const timer = live ? setInterval(() => void redraw(), 250) : null;
-    const today = await runPeriod({
-      scenario: opts.scenario,
-      seed: opts.seed,
-      startMs,
-      durationS,
-      windowS,
-      scale: opts.scale,
-      dir: join(outDir, 'today'),
-      queueDir: join(outDir, 'queues'),
-      mqttUrl: broker.url,
-      speed,
-      log,
-      // The simulator's people present per zone and window (the largest among the zone's gateways,
-      // as the page shows the counts) go to the page beside what the aggregator writes.
-      onSimulated: (sim) => {
-        const recent = aggregator.recent;
-        if (!recent) return;
-        const best = new Map<string, { zone: string; t: number; end: number; people: number }>();
-        for (const w of sim.truth.windows) {
-          const t = Date.parse(w.start);
-          const k = `${w.zone} ${t}`;
-          const b = best.get(k);
-          if (!b || w.peopleMean > b.people) best.set(k, { zone: w.zone, t, end: Date.parse(w.end), people: w.peopleMean });
-        }
-        for (const b of best.values()) recent.truth(sim.site, b.zone, b.t, b.end, b.people);
-      },
-    });
-    captures.push(...today.simulation.gateways.flatMap((g) => g.pcaps));
-    const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
-    // The replay is over and its gateways have stopped: not silent gateways to record as missing
-    // (with --hold that wrote missing points after the summary's count, and the page showed every
-    // gateway missing while it stayed up).
-    aggregator.stopSilenceChecks();
-    // Nothing more will be written: the page says the replay finished instead of "live" (which
-    // only says its stream is connected), so a page held open is not read as data still coming.
-    aggregator.recent?.replayEnded();
-    if (timer) clearInterval(timer);
-    dirty = true;
-    if (live) {
-      await redraw();
-      logUpdate.done();
-    } else write((await table.render(tableTitle, 1000)) + '\n');
-    const stats = aggregator.stats();
-    const hold = !!opts.hold && pageUrl !== null;
-    if (!hold) {
-      await aggregator.stop();
-      await broker.stop();
-    }
-    log.flush();
-    // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
-    // (about 94 MB for the default run) and the ones this run wrote are deleted unless --keep-pcaps.
-    // The size of what this run left is printed, and apart from it any file it found and left.
-    const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(captures);
+      captures.push(...today.simulation.gateways.flatMap((g) => g.pcaps));
+      const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
+      if (interrupted) await interrupted; // its handler says what was written, not the summary
+      // The replay is over and its gateways have stopped: not silent gateways to record as missing
+      // (with --hold that wrote missing points after the summary's count, and the page showed every
+      // gateway missing while it stayed up).
+      aggregator.stopSilenceChecks();
+      // Nothing more will be written: the page says the replay finished instead of "live" (which
+      // only says its stream is connected), so a page held open is not read as data still coming.
+      aggregator.recent?.replayEnded();
+      if (timer) clearInterval(timer);
+      dirty = true;
+      if (live) {
+        await redraw();
+        logUpdate.done();
+      } else write((await table.render(tableTitle, 1000)) + '\n');
+      const stats = aggregator.stats();
+      const hold = !!opts.hold && pageUrl !== null;
+      if (!hold) {
+        await aggregator.stop();
+        await broker.stop();
+      }
+      log.flush();
+      // Keep what a user opens next (line protocol, log, truth, calibration); the captures are large
+      // (about 94 MB for the default run) and the ones this run wrote are deleted unless --keep-pcaps.
+      // The size of what this run left is printed, and apart from it any file it found and left.
+      const removed = opts.keepPcaps ? { files: 0, bytes: 0 } : removeCaptures(captures);
 
-    write(
-      summary({
-        outDir,
-        logFile,
-        logFormat: opts.logFormat === 'pretty' ? 'pretty' : 'json',
-        lpFile: toFile ? lp : null,
-        target: aggregator.sink.target,
-        drained,
-        aggregator: stats,
-        period: today,
-        table,
-        messages: [...feed.messages.values()],
-        truth: today.simulation.truth.windows,
-        ...(cal && peopleOf
-          ? {
-              people: {
-                of: peopleOf,
-                label: peopleLabel,
-                file: cal.file,
-                interval: {
-                  of: (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site),
-                  level: cal.calibration.file.level,
+      write(
+        summary({
+          outDir,
+          logFile,
+          logFormat: opts.logFormat === 'pretty' ? 'pretty' : 'json',
+          lpFile: toFile ? lp : null,
+          target: aggregator.sink.target,
+          drained,
+          aggregator: stats,
+          period: today,
+          table,
+          messages: [...feed.messages.values()],
+          truth: today.simulation.truth.windows,
+          ...(cal && peopleOf
+            ? {
+                people: {
+                  of: peopleOf,
+                  label: peopleLabel,
+                  file: cal.file,
+                  interval: {
+                    of: (m: CountsMessage) => cal!.calibration.apply(m.zone, m[cal!.radio].estimate, m.site),
+                    level: cal.calibration.file.level,
+                  },
                 },
-              },
-            }
-          : {}),
-        capturesKept: !!opts.keepPcaps,
-      }),
-    );
-    const kept = folderAfterRun(outDir, before);
-    const shown = outDir === resolve('presence-demo') ? 'presence-demo' : outDir;
-    const older = kept.older.files;
-    write(
-      `${shown}/ holds ${formatBytes(kept.bytes)} from this run` +
-        (removed.files ? `; the ${removed.files} simulated captures (${formatBytes(removed.bytes)}) were deleted (--keep-pcaps keeps them)` : '') +
-        (older.length
-          ? `; it also holds ${older.length} ${older.length === 1 ? 'file' : 'files'} (${formatBytes(kept.older.bytes)}) this run did not write, from an earlier run or not the demo's, left as they were: ` +
-            `${older
-              .slice(0, 3)
-              .map((f) => relative(outDir, f))
-              .join(', ')}${older.length > 3 ? ', ...' : ''}`
-          : '') +
-        '\n',
-    );
-    if (hold) {
-      // The page stays with the run's charts; its event streams end when the aggregator stops.
-      write(`the page stays at ${pageUrl} ; Ctrl-C ends the demo\n`);
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          process.off('SIGINT', done);
-          process.off('SIGTERM', done);
-          resolve();
-        };
-        process.on('SIGINT', done);
-        process.on('SIGTERM', done);
-      });
-      await aggregator.stop();
-      await broker.stop();
+              }
+            : {}),
+          capturesKept: !!opts.keepPcaps,
+        }),
+      );
+      const kept = folderAfterRun(outDir, before);
+      const shown = outDir === resolve('presence-demo') ? 'presence-demo' : outDir;
+      const older = kept.older.files;
+      write(
+        `${shown}/ holds ${formatBytes(kept.bytes)} from this run` +
+          (removed.files ? `; the ${removed.files} simulated captures (${formatBytes(removed.bytes)}) were deleted (--keep-pcaps keeps them)` : '') +
+          (older.length
+            ? `; it also holds ${older.length} ${older.length === 1 ? 'file' : 'files'} (${formatBytes(kept.older.bytes)}) this run did not write, from an earlier run or not the demo's, left as they were: ` +
+              `${older
+                .slice(0, 3)
+                .map((f) => relative(outDir, f))
+                .join(', ')}${older.length > 3 ? ', ...' : ''}`
+            : '') +
+          '\n',
+      );
+      if (hold) {
+        stopListening(); // Ctrl-C now ends the wait below
+        // The page stays with the run's charts; its event streams end when the aggregator stops.
+        write(`the page stays at ${pageUrl} ; Ctrl-C ends the demo\n`);
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            process.off('SIGINT', done);
+            process.off('SIGTERM', done);
+            resolve();
+          };
+          process.on('SIGINT', done);
+          process.on('SIGTERM', done);
+        });
+        await aggregator.stop();
+        await broker.stop();
+      }
+      return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
+    } catch (e) {
+      await aggregator.stop(2000).catch(() => {});
+      await broker.stop().catch(() => {});
+      throw e;
     }
-    return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
-  } catch (e) {
-    await aggregator.stop(2000).catch(() => {});
-    await broker.stop().catch(() => {});
-    throw e;
+  } finally {
+    // Cut short by a signal: its handler ends the process once it has said what was written.
+    if (interrupted) await interrupted;
+    stopListening();
   }
 }

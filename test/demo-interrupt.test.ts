@@ -1,0 +1,109 @@
+// presence demo cut short (Ctrl-C: SIGINT) in the middle of its replay, and options refused before
+// anything is written. The real CLI, its embedded broker (Aedes), real gateways and aggregator.
+import { describe, it, expect } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile());
+}
+
+/** Runs `presence demo args`; `onOutput` sees stdout so far and may signal the process. */
+function demo(
+  args: string[],
+  onOutput?: (stdout: string, kill: (s: NodeJS.Signals) => void) => void,
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    const p = spawn(process.execPath, ['scripts/presence.js', 'demo', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => {
+      stdout += d;
+      onOutput?.(stdout, (s) => p.kill(s));
+    });
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`demo did not exit (safety net of ${timeoutMs} ms)\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A run of 20 simulated minutes at 4x (about 5 minutes) on a small crowd, today only: cut short long before its end. */
+const LONG_RUN = ['--minutes', '20', '--speed', '4', '--scale', '0.05', '--no-calibrate', '--no-last-week', '--no-live', '--http-port', 'off', '--no-hold'];
+
+describe('presence demo cut short by Ctrl-C', () => {
+  it('writes what it received, deletes the captures it wrote (half-written ones too), says what was written and exits 130', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-int-'));
+    const lp = join(out, 'presence.lp');
+    let sent = false;
+    let kill: ((s: NodeJS.Signals) => void) | undefined;
+    // Interrupted once the replay has written some windows: long before its end.
+    const poll = setInterval(() => {
+      if (!sent && existsSync(lp) && readFileSync(lp, 'utf8').split('\n').filter(Boolean).length >= 3) {
+        sent = true;
+        kill?.('SIGINT');
+      }
+    }, 100);
+    const r = await demo([...LONG_RUN, '--out', out], (_s, k) => (kill = k)).finally(() => clearInterval(poll));
+    expect(sent).toBe(true);
+    // Node's default ended it where it stood: killed by the signal, not a word, its captures left.
+    expect(r.signal).toBe(null);
+    expect(r.code).toBe(130);
+    expect(r.stdout).toContain('presence demo: SIGINT: stopping before the end of the run');
+    const points = readFileSync(lp, 'utf8').split('\n').filter(Boolean).length;
+    expect(r.stdout).toContain(`${lp} holds ${points} points: the windows written before SIGINT, not the whole run`);
+    expect(r.stdout).toMatch(/the \d+ simulated captures this run wrote \([\d.]+ [kM]B, those cut short included\) were deleted/);
+    expect(r.stdout).not.toContain('error against the simulator');
+    const left = files(out);
+    expect(left.filter((f) => /\.pcap/.test(f))).toEqual([]);
+    // The gateways stopped (each queue's lock file goes with its gateway): nothing runs on.
+    expect(left.filter((f) => /queues\/[^/]+\/lock$/.test(f))).toEqual([]);
+    expect(left).toContain(join('today', 'truth.json'));
+    // Every line written whole.
+    for (const l of readFileSync(lp, 'utf8').split('\n').filter(Boolean)) expect(l).toMatch(/^[a-z_]+,.* \d{13}$/);
+  }, 180_000);
+
+  it('keeps the whole captures with --keep-pcaps, and only deletes the ones cut short', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-int-'));
+    let kill: ((s: NodeJS.Signals) => void) | undefined;
+    let sent = false;
+    const poll = setInterval(() => {
+      const lp = join(out, 'presence.lp');
+      if (!sent && existsSync(lp) && readFileSync(lp, 'utf8').length > 0) {
+        sent = true;
+        kill?.('SIGTERM');
+      }
+    }, 100);
+    const r = await demo([...LONG_RUN, '--keep-pcaps', '--out', out], (_s, k) => (kill = k)).finally(() => clearInterval(poll));
+    expect(r.code).toBe(130);
+    expect(r.stdout).toContain('presence demo: SIGTERM: stopping before the end of the run');
+    const pcaps = files(out).filter((f) => /\.pcap/.test(f));
+    expect(pcaps.length).toBeGreaterThan(0);
+    expect(pcaps.filter((f) => f.endsWith('.partial'))).toEqual([]);
+  }, 180_000);
+});
+
+describe('presence demo options refused before anything is written', () => {
+  for (const [flag, value] of [
+    ['--calibration-radio', 'wlan'],
+    ['--http-port', 'eighty'],
+  ])
+    it(`${flag} ${value}: refused, and no --out folder is made (it was, marked as the demo's, with an empty demo.log)`, async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'presence-demo-int-')), 'new');
+      const r = await demo(['--minutes', '1', '--no-hold', '--out', out, flag, value]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`presence demo: ${flag} "${value}": must be`);
+      expect(existsSync(out)).toBe(false);
+    });
+});
