@@ -6,6 +6,8 @@
 //   addresses (the leak scan of test/support/leak.ts, the one the MQTT and log checks use);
 // - a capture command that exits shows on the page at once: the update interval is an hour, so
 //   only the push on a source's change of state can bring it;
+// - the gateway gone (killed), the page says it has no connection since when and that what it
+//   shows is from then; the gateway back, the next picture takes that away;
 // - 50 viewers, 10 of them never reading, during a max-speed replay: the gateway counts every frame,
 //   each viewer's unsent bytes stay under http.viewer_buffer, the stalled ones are dropped and
 //   counted, the reading ones get every picture; a closed viewer is gone from the count;
@@ -498,5 +500,38 @@ describe.skipIf(!ok)(SUITE, () => {
     expect(short.stderr()).toMatch(/http\.token_file holds 3 characters: a page served on 0\.0\.0\.0 can be reached from the network, .*fix: use at least 12/);
     expect(short.stderr()).not.toContain('Xq7');
     expect(existsSync(join(tmp, 'q-short-token', 'windows')) && readdirSync(join(tmp, 'q-short-token', 'windows')).length > 0).toBe(false);
+  }, 90_000);
+  it('says when it has lost the gateway, and that what it shows is from then; the next picture takes the notice away', async () => {
+    const cap = wifiCapture(join(tmp, 'lost.pcap'), { devices: 4, startMs: Date.now() - 1000, durationMs: 600_000, framesPerS: 5, salt: 25 });
+    const port = await freePort();
+    const args = [
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-lost', '--mqtt-url', broker.url, '--source', `wifi=pcap:${cap.path}@wifi`, '--speed', '1'],
+      ...['--queue-dir', join(tmp, 'q-lost'), '--http-port', String(port), '--http-update', '500ms'],
+    ];
+    let gw = spawnGateway(args);
+    try {
+      await waitForPort(port);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      const alerts = () =>
+        v.page.evaluate("(() => { const a = document.getElementById('alerts'); return { text: a.textContent, shown: a.offsetHeight > 0 }; })()") as Promise<{
+          text: string;
+          shown: boolean;
+        }>;
+      await v.page.waitForFunction("document.getElementById('sources')?.textContent.includes('running')", { timeout: 30_000 });
+      expect((await alerts()).text).not.toContain('No connection to the gateway');
+      gw.proc.kill('SIGKILL');
+      await poll(async () => (await alerts()).text.includes('No connection to the gateway since'), 'the page saying it lost the gateway');
+      const a = await alerts();
+      expect(a.shown).toBe(true);
+      expect(a.text).toMatch(/No connection to the gateway since .*: what is shown is from then, and whether it still counts is not known\./);
+      // the old picture is still there (a source "running"): the notice is what says it is old
+      expect(await v.page.evaluate("document.getElementById('sources').textContent")).toMatch(/running/);
+      gw = spawnGateway(args);
+      await poll(async () => !(await alerts()).text.includes('No connection to the gateway'), 'the notice gone with the next picture', 30_000);
+      expect(await v.page.evaluate("document.getElementById('stream').textContent")).toBe('live');
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
   }, 90_000);
 });
