@@ -1053,12 +1053,14 @@ export class CommandSource extends CaptureSource {
         }
         run.bytes += chunk.length;
         const batch = parser.pushRecords(chunk, true);
+        // Running again (after a restart) once it wrote a capture file header: it captures, and a
+        // quiet site's windows are whole zeros, not cut short until the first frame comes.
+        if (first && parser.format !== null) {
+          first = false;
+          this.setState('running');
+        }
         if (batch) {
           if (batch.count > 0) run.lastFrameMs = performance.now();
-          if (first) {
-            first = false;
-            this.setState('running');
-          }
           const wait = this.deliverNow(batch);
           if (wait) await wait;
         }

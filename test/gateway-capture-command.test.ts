@@ -1,0 +1,68 @@
+// Capture commands as a field gateway runs them, against a real Mosquitto: a command restarted after
+// a failure is running again once it writes its capture file header (a quiet site's windows are
+// whole zeros, not cut short until a frame comes).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { siteFilter } from '../contract/index.ts';
+import { LINKTYPE } from '../firmware/host/types.ts';
+import { pcapHeader } from '../simulator/pcap-writer.ts';
+import { counts, gatewayArgs, logLines, spawnGateway, statuses, subscriber, waitFor } from './gateway-support.ts';
+import { Mosquitto } from './support/mosquitto.ts';
+import { need } from './support/need.ts';
+
+const SUITE = 'gateway capture commands';
+const hasMosquitto = need('mosquitto', 'mosquitto', SUITE);
+
+describe.skipIf(!hasMosquitto)(SUITE, () => {
+  const broker = new Mosquitto();
+  const tmp = mkdtempSync(join(tmpdir(), 'presence-gw-capcmd-'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('a capture command restarted after a failure is running again once it writes its file header, before any frame', async () => {
+    // A monitor interface that is not there yet at the first run (exit 1), then a tool that captures
+    // on a quiet site: its header, then no frame.
+    const header = join(tmp, 'header.pcap');
+    writeFileSync(header, pcapHeader(LINKTYPE.IEEE802_11_RADIOTAP));
+    const mark = join(tmp, 'failed-once');
+    const tool = join(tmp, 'quiet-after-failure');
+    writeFileSync(
+      tool,
+      `#!/bin/sh\nif [ ! -e '${mark}' ]; then touch '${mark}'; echo 'capture: the interface is down' >&2; exit 1; fi\ncat '${header}'\nexec sleep 600\n`,
+      { mode: 0o755 },
+    );
+    const sub = await subscriber(broker.url, { filter: siteFilter('quiet') });
+    const gw = spawnGateway([
+      ...gatewayArgs({ site: 'quiet', mqttUrl: broker.url, source: `wifi=cmd:${tool}`, queueDir: join(tmp, 'q-quiet') }),
+      '--window',
+      '1s',
+      '--status-interval',
+      '1s',
+    ]);
+    try {
+      await waitFor(() => logLines(gw.stderr(), 'capture command stopped; restarting').length >= 1, 20_000, 'the failed first run');
+      const failedAt = sub.messages.length;
+      await waitFor(
+        () => statuses(sub.messages.slice(failedAt), 'quiet').some((s) => s.sources?.[0]?.state === 'running'),
+        15_000,
+        `a status saying the restarted command runs again (log: ${gw.stderr().slice(-800)})`,
+      );
+      const runningAt = sub.messages.length;
+      await waitFor(() => counts(sub.messages.slice(runningAt), 'quiet').length >= 2, 15_000, 'two windows after it runs again');
+      const after = counts(sub.messages.slice(runningAt), 'quiet');
+      expect(after.some((c) => c.complete && c.wifi.frames === 0)).toBe(true); // zero is a count
+      expect(logLines(gw.stderr(), 'capture command stopped; restarting')).toHaveLength(1);
+    } finally {
+      gw.proc.kill('SIGTERM');
+      expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+      await sub.client.endAsync();
+    }
+  });
+});
