@@ -174,6 +174,12 @@ export function captureFix(output: string[], command: string | string[], exitCod
   const named = parsed.iface === undefined ? undefined : shownName(parsed.iface);
   const iface = named === REDACTED ? 'IFACE' : named;
   const which = named === REDACTED ? "; IFACE: the capture command's -i interface, named after its address (ip link lists it)" : '';
+  // Exit code 126: the shell (or a wrapper: stdbuf, timeout, env) found the program but could not
+  // run it, "Permission denied": no execute permission for this user, which capture rights do not
+  // give. dumpcap is installed that way (root:wireshark, mode 0754) when wireshark-common was told
+  // that non-superusers may capture.
+  if (exitCode === 126 || /^EACCES$/m.test(text))
+    return `${program} cannot be run by the user the gateway runs as (permission denied: not executable for that user): see who may run it with ls -l $(command -v ${program}); dumpcap installed for the wireshark group only: sudo dpkg-reconfigure wireshark-common and answer No, or sudo usermod -aG wireshark presence (the service's user); any other program: sudo chmod 755 it`;
   // dumpcap without capture rights lists no interface at all and says only this.
   if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES|no interfaces on which a capture can be done/i.test(text))
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;

@@ -963,12 +963,15 @@ export class CommandSource extends CaptureSource {
     fix?: string;
   }> {
     const cmd = this.cfg.command;
-    if (Array.isArray(cmd) && !findExecutable(cmd[0]))
+    if (Array.isArray(cmd) && !findExecutable(cmd[0])) {
+      // The program not found, or there but not executable for this user: the first word, a wrapper or not.
+      const errno = findExecutable(cmd[0], process.env.PATH, fsConstants.F_OK) ? 'EACCES' : 'ENOENT';
       return {
         code: 'cannot_start',
-        error: Object.assign(new Error('no such executable'), { code: 'ENOENT', syscall: 'spawn' }),
-        fix: captureFix(['ENOENT'], [cmd[0]!]), // the program not found: the first word, a wrapper or not
+        error: Object.assign(new Error(errno === 'EACCES' ? 'not executable' : 'no such executable'), { code: errno, syscall: 'spawn' }),
+        fix: captureFix([errno], [cmd[0]!]),
       };
+    }
     // stdout through a FIFO read a tick at a time (tickedPipe); Node's own pipe when none can be made
     const fifo = capturePipe();
     let child: ChildProcess;
@@ -1203,8 +1206,8 @@ async function endCapture(child: ChildProcess, closed: Promise<unknown>, closeOu
   clearTimeout(abandon);
 }
 
-/** The path of an executable `name` (a path, or looked up in PATH), or null. */
-export function findExecutable(name: string, path = process.env.PATH ?? ''): string | null {
+/** The path of an executable `name` (a path, or looked up in PATH), or null; `mode` F_OK: of a file of that name, executable or not. */
+export function findExecutable(name: string, path = process.env.PATH ?? '', mode: number = fsConstants.X_OK): string | null {
   const candidates = name.includes('/')
     ? [name]
     : path
@@ -1213,7 +1216,7 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
         .map((d) => join(d, name));
   for (const c of candidates) {
     try {
-      accessSync(c, fsConstants.X_OK);
+      accessSync(c, mode);
       return c;
     } catch {
       /* next */

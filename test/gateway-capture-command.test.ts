@@ -1,6 +1,8 @@
 // Capture commands as a field gateway runs them, against a real Mosquitto: a command restarted after
 // a failure is running again once it writes its capture file header (a quiet site's windows are
-// whole zeros, not cut short until a frame comes).
+// whole zeros, not cut short until a frame comes), and a capture program that cannot be executed
+// (exit code 126; dumpcap installed for the wireshark group only) gets a fix that says so, not
+// setcap, which would not make it executable.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +65,47 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       gw.proc.kill('SIGTERM');
       expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
       await sub.client.endAsync();
+    }
+  });
+
+  it('a capture program that cannot be executed gets a fix about execute permission, from a shell command and from a list', async () => {
+    const tool = join(tmp, 'dumpcap');
+    writeFileSync(tool, '#!/bin/sh\nexit 0\n', { mode: 0o644 }); // there, but executable by nobody
+    const want = {
+      code: expect.any(String),
+      fix: expect.stringMatching(/^dumpcap cannot be run by the user the gateway runs as \(permission denied: not executable for that user\): /),
+    };
+    // A string runs via /bin/sh -c: it exits 126, "Permission denied".
+    const shell = spawnGateway(
+      gatewayArgs({ site: 'noexec', mqttUrl: broker.url, source: `ble=cmd:${tool} -q -i bluetooth0 -w -`, queueDir: join(tmp, 'q-noexec') }),
+    );
+    // A list runs the program directly: the gateway sees it is not executable before it starts it.
+    const config = join(tmp, 'noexec.yaml');
+    writeFileSync(config, `sources:\n  - { name: ble, type: command, command: ['${tool}', '-q', '-i', 'bluetooth0', '-w', '-'] }\n`);
+    const list = spawnGateway([
+      '--config',
+      config,
+      '--site',
+      'noexec2',
+      '--zone',
+      'z',
+      '--id',
+      'g',
+      '--mqtt-url',
+      broker.url,
+      '--queue-dir',
+      join(tmp, 'q-noexec2'),
+    ]);
+    try {
+      for (const gw of [shell, list])
+        await waitFor(() => logLines(gw.stderr(), 'capture command stopped; restarting').length >= 1, 20_000, `a failed run (log: ${gw.stderr().slice(-800)})`);
+      expect(logLines(shell.stderr(), 'capture command stopped; restarting')[0]).toMatchObject({ ...want, code: 'exited', exit_code: 126 });
+      expect(logLines(list.stderr(), 'capture command stopped; restarting')[0]).toMatchObject({ ...want, code: 'cannot_start', errno: 'EACCES' });
+    } finally {
+      for (const gw of [shell, list]) {
+        gw.proc.kill('SIGTERM');
+        expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+      }
     }
   });
 });
