@@ -18,7 +18,7 @@ import * as YAML from 'yaml';
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml-doc.ts';
 import { isValidId } from '../contract/index.ts';
-import { ConfigError, epsilonText, FLOWS_AT_ADVISED, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
+import { ConfigError, epsilonText, FLOWS_AT_ADVISED, FLOWS_AT_HALF, loadConfig, SKETCH_P_ADVISED, sketchPRounding } from './config.ts';
 import { parseSecret, readSecret, SECRET_BYTES, secretText } from './corridor.ts';
 import { serviceUserOf, userIds } from './service-user.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
@@ -265,7 +265,7 @@ function corridorMapOf(doc: YAML.Document.Parsed, config: string, text: string):
 export function sketchPLines(indent: string): string[] {
   return [
     `${indent}corridor:`,
-    `${indent}  sketch_p: ${SKETCH_P_ADVISED}  # epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; ${FLOWS_AT_ADVISED}; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, flows off by several hundred %)`,
+    `${indent}  sketch_p: ${SKETCH_P_ADVISED}  # epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch and device; ${FLOWS_AT_ADVISED}; larger is more private and less accurate (0.5: epsilon ${epsilonText(0.5)}, ${FLOWS_AT_HALF})`,
   ];
 }
 

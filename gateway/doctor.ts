@@ -19,6 +19,7 @@ import {
   parseDuration,
   startFileError,
   rejectedFramesFix,
+  FLOWS_AT_HALF,
   SKETCH_P_ADVISED,
   type GatewayConfig,
   type GatewayFlags,
@@ -1326,7 +1327,7 @@ export function checkCorridor(cfg: GatewayConfig | null): CheckResult {
     return {
       step,
       level: 'warn',
-      detail: `${what}: flows will be inaccurate: sketches this noisy put them far off (at p 0.5 about 300 % per 5-min interval on the simulator)`,
+      detail: `${what}: flows will be inaccurate: sketches this noisy put them far off (at p 0.5 ${FLOWS_AT_HALF} per 5-min interval on the simulator, travel times by several hundred %)`,
       fix: `set corridor.sketch_p: ${SKETCH_P_ADVISED} in every gateway of the group (epsilon ${epsilonText(SKETCH_P_ADVISED)} per sketch) if the group is to give usable flows (README, "Flows between gateways")`,
     };
   return { step, level: 'ok', detail: what };

@@ -366,7 +366,7 @@ describe('corridor settings and commands', () => {
     const eps = sketchEpsilon(quantisedP(0.03)).toFixed(2);
     expect(eps).toBe('4.18');
     expect(lines[0]).toBe(
-      `presence gateway: ${cfg}: corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); 0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${eps} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${sketchEpsilon(0.5).toFixed(2)}, flows off by several hundred %)`,
+      `presence gateway: ${cfg}: corridor.sketch_p: is not set: choose the flip probability (corridor.sketch_p in the config file, or --corridor-sketch-p); 0.03 gives flows within about 15 % on the simulator once the aggregator's expansion is calibrated (10-19 % off without) at epsilon ${eps} per sketch and device (see PRIVACY.md); larger is more private and less accurate (0.5: epsilon ${sketchEpsilon(0.5).toFixed(2)}, flows off by 50 % to over 1000 %)`,
     );
     // from flags only: the same line, without a file
     const flags = presence([
