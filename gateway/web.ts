@@ -42,8 +42,11 @@ export interface WindowRow {
   start: string;
   end: string;
   complete: boolean;
-  wifi: { frames: number; devices: number; estimate: number };
-  ble: { frames: number; devices: number; estimate: number };
+  /** suppressed: the radio's counts were below privacy.min_count and are published as zeros (not a counted 0). */
+  wifi: { frames: number; devices: number; estimate: number; suppressed?: boolean };
+  ble: { frames: number; devices: number; estimate: number; suppressed?: boolean };
+  /** privacy.min_count of the window (k), when small counts are suppressed. */
+  min_count?: number;
   /** Acknowledged by the broker. */
   published: boolean;
 }
@@ -186,8 +189,18 @@ export class GatewayPage {
   }
 
   private addWindow(m: CountsMessage): void {
-    const r = (x: CountsMessage['wifi']) => ({ frames: x.frames, devices: x.devices, estimate: x.estimate });
-    this.rows.push({ seq: m.seq, start: m.start, end: m.end, complete: m.complete, wifi: r(m.wifi), ble: r(m.ble), published: false });
+    const r = (x: CountsMessage['wifi']) => ({ frames: x.frames, devices: x.devices, estimate: x.estimate, ...(x.suppressed ? { suppressed: true } : {}) });
+    const k = m.privacy?.min_count;
+    this.rows.push({
+      seq: m.seq,
+      start: m.start,
+      end: m.end,
+      complete: m.complete,
+      wifi: r(m.wifi),
+      ble: r(m.ble),
+      ...(k ? { min_count: k } : {}),
+      published: false,
+    });
     if (this.rows.length > PAGE_WINDOWS) this.rows.splice(0, this.rows.length - PAGE_WINDOWS);
     this.windowsChanged = true;
   }

@@ -6,6 +6,7 @@
 //   addresses (the leak scan of test/support/leak.ts, the one the MQTT and log checks use);
 // - a capture command that exits shows on the page at once: the update interval is an hour, so
 //   only the push on a source's change of state can bring it;
+// - a window suppressed for privacy.min_count shows as suppressed below k (a gap in its chart), not as 0;
 // - the gateway gone (killed), the page says it has no connection since when and that what it
 //   shows is from then; the gateway back, the next picture takes that away;
 // - 50 viewers, 10 of them never reading, during a max-speed replay: the gateway counts every frame,
@@ -529,6 +530,38 @@ describe.skipIf(!ok)(SUITE, () => {
       gw = spawnGateway(args);
       await poll(async () => !(await alerts()).text.includes('No connection to the gateway'), 'the notice gone with the next picture', 30_000);
       expect(await v.page.evaluate("document.getElementById('stream').textContent")).toBe('live');
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 90_000);
+  it('a window suppressed for privacy.min_count shows as suppressed below k, not as 0 devices', async () => {
+    const cap = wifiCapture(join(tmp, 'small.pcap'), { devices: 3, startMs: Date.now() - 1000, durationMs: 120_000, framesPerS: 20, salt: 26 });
+    const port = await freePort();
+    const gw = spawnGateway([
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-small', '--mqtt-url', broker.url, '--source', `wifi=pcap:${cap.path}@wifi`, '--speed', '8'],
+      ...['--window', '5s', '--privacy-min-count', '50', '--queue-dir', join(tmp, 'q-small'), '--http-port', String(port), '--http-update', '500ms'],
+    ]);
+    try {
+      await waitForPort(port);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      await v.page.waitForFunction("document.querySelectorAll('#windows tr').length >= 2", { timeout: 30_000 });
+      const rows = (await v.page.evaluate("[...document.querySelectorAll('#windows tr')].map((tr) => tr.innerText)")) as string[];
+      for (const r of rows) {
+        // seq, start, end, whole, then each radio: suppressed, never its zeros
+        expect(r).toMatch(/suppressed \(below 50\)[\s\S]*suppressed \(below 50\)/);
+        expect(
+          r
+            .split('\t')
+            .slice(4, -1)
+            .filter((c) => c.trim() === '0'),
+        ).toEqual([]);
+      }
+      // the chart has gaps, not zeros, for the suppressed estimates
+      const estimates = (await v.page.evaluate("charts['windows-chart'].data.slice(1)")) as Array<Array<number | null>>;
+      expect(estimates[0]!.length).toBeGreaterThan(0);
+      expect(estimates.flat().filter((e) => e !== null)).toEqual([]);
+      expect(v.errors).toEqual([]);
       await v.page.close();
     } finally {
       gw.proc.kill('SIGKILL');
