@@ -107,3 +107,40 @@ describe('presence demo options refused before anything is written', () => {
       expect(existsSync(out)).toBe(false);
     });
 });
+
+describe('two presence demo runs in one folder', () => {
+  it('refuses the second while the first runs (they wrote over each other: one presence.lp of both runs, each saying it wrote its own), and a killed run does not lock the folder', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'presence-demo-int-'));
+    let second: Promise<Awaited<ReturnType<typeof demo>>> | null = null;
+    let kill: ((s: NodeJS.Signals) => void) | undefined;
+    const first = demo([...LONG_RUN, '--out', out], (stdout, k) => {
+      kill = k;
+      if (!second && stdout.includes('simulating today')) second = demo(['--minutes', '1', '--no-calibrate', '--no-last-week', '--no-hold', '--out', out]);
+    });
+    // the first is cut short once the second has ended
+    const waitSecond = async () => {
+      while (!second) await new Promise((r) => setTimeout(r, 100));
+      return second;
+    };
+    const r2 = await waitSecond();
+    kill!('SIGINT');
+    const r1 = await first;
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/^presence demo: --out \S+: another presence demo \(process \d+\) is running in this folder/m);
+    expect(r2.stdout).toBe('');
+    expect(r1.code).toBe(130);
+    // presence.lp is the first run's alone, as many points as it says
+    const points = readFileSync(join(out, 'presence.lp'), 'utf8').split('\n').filter(Boolean).length;
+    expect(r1.stdout).toContain(`holds ${points} points`);
+    expect(existsSync(join(out, '.presence-demo.lock'))).toBe(false);
+
+    // A run killed outright (SIGKILL) leaves its lock: the next run takes it over.
+    const killed = await demo([...LONG_RUN, '--out', out], (stdout, k) => stdout.includes('simulating today') && k('SIGKILL'));
+    expect(killed.signal).toBe('SIGKILL');
+    expect(existsSync(join(out, '.presence-demo.lock'))).toBe(true);
+    const next = await demo(['--minutes', '1', '--speed', 'max', '--scale', '0.05', '--no-calibrate', '--no-last-week', '--no-hold', '--out', out]);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    expect(existsSync(join(out, '.presence-demo.lock'))).toBe(false);
+  }, 240_000);
+});

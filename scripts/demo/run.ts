@@ -6,7 +6,7 @@
 // and window, then a summary.
 import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
-import { existsSync, lstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
@@ -132,7 +132,7 @@ export function folderFiles(dir: string): Map<string, string> {
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const p = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
-    if (p === join(dir, DEMO_MARKER)) continue; // the folder's mark, not a result
+    if (p === join(dir, DEMO_MARKER) || p === join(dir, DEMO_LOCK)) continue; // the folder's mark and lock, not results
     const st = statSync(p, { throwIfNoEntry: false });
     if (st) files.set(p, `${st.mtimeMs} ${st.size}`);
   }
@@ -201,6 +201,47 @@ export function claimDemoFolder(flag: string, outDir: string, gateways: readonly
       `${flag} ${outDir}: this run would overwrite ${there.join(', ')} there, which no demo run wrote (no ${DEMO_MARKER} in the folder)`,
       `give another ${flag} (a new folder is made), or move them; an earlier demo run's files (from before the demo marked its folder) can be removed`,
     );
+}
+
+/**
+ * The file a running demo holds in its folder (its process id): two runs in one folder (npm start in
+ * two terminals) wrote over each other: the second removed the first's queues/ under its running
+ * gateways and its presence.lp, both aggregators wrote the same new file, both simulators the same
+ * captures. Removed when the run ends; one whose process is gone (killed) is taken over.
+ */
+export const DEMO_LOCK = '.presence-demo.lock';
+
+/** Whether process `pid` is running (one of another user's counts). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the folder's DEMO_LOCK, or refuses the run naming the demo that holds it; returns its release. */
+export function lockDemoFolder(flag: string, outDir: string): () => void {
+  const file = join(outDir, DEMO_LOCK);
+  const mine = `${process.pid}\n`;
+  for (;;) {
+    try {
+      writeFileSync(file, mine, { flag: 'wx' });
+      return () => {
+        if (readFileSync(file, { encoding: 'utf8', flag: 'r' }) === mine) rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    if (pid > 0 && pid !== process.pid && processAlive(pid))
+      throw new UsageError(
+        `${flag} ${outDir}: another presence demo (process ${pid}) is running in this folder, and the two would write over each other's results`,
+        `wait for it to end, or give another ${flag} (a new folder is made); if no demo runs there, remove ${file}`,
+      );
+    rmSync(file, { force: true }); // its run was killed: taken over
+  }
 }
 
 /** Marks the folder as the demo's, once the run is going to write it: this run's files may be replaced by the next. */
@@ -407,6 +448,22 @@ export async function runDemo(
     removeDirs(made);
     throw e;
   }
+  // One run at a time in a folder; the lock goes when the run ends (and when the process exits).
+  let unlock: () => void;
+  try {
+    unlock = lockDemoFolder('--out', outDir);
+  } catch (e) {
+    removeDirs(made);
+    throw e;
+  }
+  const release = () => {
+    try {
+      unlock();
+    } catch {
+      // gone already
+    }
+  };
+  process.on('exit', release);
   // Marked only now: a run refused for the disk left its new folder behind, holding just the mark.
   markDemoFolder(outDir);
   // The gateways' queues start empty: a run stopped before its windows were all acknowledged left
@@ -690,5 +747,7 @@ export async function runDemo(
     // Cut short by a signal: its handler ends the process once it has said what was written.
     if (interrupted) await interrupted;
     stopListening();
+    release();
+    process.off('exit', release);
   }
 }
