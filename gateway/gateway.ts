@@ -432,9 +432,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // ---- windows -------------------------------------------------------------------------------
 
-  /** Sources all counting (a capture-clock source that finished is fine): else windows are cut short. */
+  /**
+   * Sources all counting (a capture-clock source that finished is fine): else windows are cut short.
+   * A capture command that has written nothing at all for 15 s (CaptureSource.mute: hung, or tcpdump
+   * without -U) counts nothing, though it runs.
+   */
   private sourcesOk(): boolean {
-    return this.sources.every((s) => s.state === 'running' || (this.clock === 'capture' && s.state === 'finished'));
+    return this.sources.every((s) => (s.state === 'running' && !s.mute) || (this.clock === 'capture' && s.state === 'finished'));
   }
 
   private openWindow(at: number, complete: boolean): void {
@@ -843,7 +847,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private sourceStateChanged(src: CaptureSource): void {
     this.log.info({ source: src.name, state: src.state, errors: src.errors }, 'source state');
     this.emit('source', src.name, src.state);
-    if (src.state === 'restarting' || src.state === 'failed') {
+    if (src.state === 'restarting' || src.state === 'failed' || src.mute) {
       this.windows?.cutShort();
       void this.publishStatus();
     }

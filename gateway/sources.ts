@@ -203,6 +203,14 @@ export abstract class CaptureSource {
     return null;
   }
 
+  /**
+   * True while the running capture command has written no byte, not even a capture file header,
+   * for NO_OUTPUT_MS since it started: it counts nothing, so the gateway cuts its windows short.
+   */
+  get mute(): boolean {
+    return false;
+  }
+
   status(framesPerS: number): SourceStatus {
     return {
       name: this.name,
@@ -934,6 +942,11 @@ export class CommandSource extends CaptureSource {
       this.wake = null;
       backoff = Math.min(maxMs, backoff * 2);
     }
+  }
+
+  get mute(): boolean {
+    const r = this.run_;
+    return r !== null && r.bytes === 0 && r.silentTimer === null; // the timer of NO_OUTPUT_MS ran out
   }
 
   silence(nowMs = performance.now()): { bytes: number; silentMs: number } | null {

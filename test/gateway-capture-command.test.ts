@@ -108,4 +108,26 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       }
     }
   });
+  it('the windows of a capture command that has written nothing for 15 s, not even a file header, are cut short: it counts nothing', async () => {
+    // A tool that hangs before it captures (or tcpdump without -U holding its output back).
+    const sub = await subscriber(broker.url, { filter: siteFilter('hung') });
+    const gw = spawnGateway([
+      ...gatewayArgs({ site: 'hung', mqttUrl: broker.url, source: 'wifi=cmd:exec sleep 600', queueDir: join(tmp, 'q-hung') }),
+      '--window',
+      '1s',
+    ]);
+    try {
+      const said = 'capture command has written nothing, not even a capture file header: it hangs or holds its output back';
+      await waitFor(() => logLines(gw.stderr(), said).length === 1, 25_000, 'the line saying the command writes nothing');
+      const mutedAt = sub.messages.length;
+      await waitFor(() => counts(sub.messages.slice(mutedAt), 'hung').length >= 3, 15_000, 'three windows after it');
+      const after = counts(sub.messages.slice(mutedAt), 'hung');
+      // (the first may have been queued as the line was written)
+      expect(after.slice(1).map((c) => c.complete)).toEqual(after.slice(1).map(() => false));
+    } finally {
+      gw.proc.kill('SIGTERM');
+      expect(await gw.exited, gw.stderr().slice(-1500)).toBe(0);
+      await sub.client.endAsync();
+    }
+  }, 60_000);
 });
