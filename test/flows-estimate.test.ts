@@ -157,6 +157,37 @@ describe('flow estimator', () => {
     expect(f.pooled.abMedianS!).toBeLessThan(50);
   });
 
+  it('gives no travel time to an interval whose flow is not above 0: gateways keyed with two different secrets', () => {
+    // The devices of the test above pass both gateways, but B places its bits under another group
+    // secret's key (a gateway given the secret of another presence corridor init): the lag counts are
+    // the sketches' noise. Before, each interval still got a travel median of some minutes.
+    const m = 2048;
+    const p = 0.05;
+    const windows = 40;
+    const OTHER = bytes('other key', 32);
+    const devs: Dev[] = [];
+    for (let k = 0; k < 12 * (windows - 8); k++) {
+      const t = Math.floor(k / 12);
+      devs.push({ address: bytes(`car${k}`, 6), a: [t], b: [t + (k % 3)] });
+    }
+    const A = sketches(devs, 'a', windows, m, p, 'w');
+    const B: WindowSketches = new Map();
+    for (let t = 0; t < windows; t++) {
+      const heard = devs.filter((d) => d.b.includes(t)).map((d) => ({ radio: 'ble' as const, address: d.address }));
+      B.set(t, { bits: noisySketch(OTHER, heard, m, p, bytes(`w/b/${t}`, m * 4)), m, p, epoch: 0 });
+    }
+    const f = estimatePairFlows(pairLags(A, B, 6), { windowS: W, maxLag: 6, intervalWindows: 5, seed: 3 });
+    const all = [...f.ab, ...f.ba];
+    expect(all.length).toBeGreaterThanOrEqual(14);
+    for (const e of all) {
+      expect(e.countLow, `interval ${e.firstWindow}`).toBe(0);
+      expect([e.travelMedianS, e.travelMedianLowS, e.travelMedianHighS, e.travelP85S, e.travelP85LowS, e.travelP85HighS]).toEqual([null, null, null, null, null, null]);
+    }
+    // the same devices under one key: the flow is found and timed
+    const same = estimatePairFlows(pairLags(A, sketches(devs, 'b', windows, m, p, 'w'), 6), { windowS: W, maxLag: 6, intervalWindows: 5, seed: 3 });
+    expect(same.ab.filter((e) => e.countLow > 0 && e.travelMedianS !== null).length).toBeGreaterThanOrEqual(5);
+  });
+
   it('keeps a decayed history of lag sums (numbers per lag only), and the weighted fit stays unbiased with it', () => {
     const h = new LagHistory(3, 0.5);
     expect(h.sums).toBeNull();

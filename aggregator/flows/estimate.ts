@@ -374,6 +374,8 @@ export interface FlowEstimate {
   count: number;
   countLow: number;
   countHigh: number;
+  /** Travel times (s): null when the interval's flow is not above 0 at the bounds' level (countLow 0):
+   *  the lag counts are then noise, and a time read from them would be one of nothing. */
   travelMedianS: number | null;
   travelMedianLowS: number | null;
   travelMedianHighS: number | null;
@@ -631,21 +633,26 @@ export function estimatePairFlows(lags: PairLags, o: FlowOptions): PairFlows {
       // counts alone flip the median between modes on their noise)
       const prior = (h ? (o.travelPrior ?? 1) : 0) * Math.max(0, dir === 'ab' ? f.nab : f.nba);
       const yt = Float64Array.from(y.y, (v, l) => v + prior * (l === 0 ? pi[dir][0] / sh : pi[dir][l]));
+      const countLow = Math.max(0, count - z * sd);
+      // no flow told apart from none: no travel time either (the lag counts are the sketches' noise,
+      // as between gateways of different groups' secrets, and would still give one)
+      const timed = countLow > 0;
       const [med, p85] = travel(yt);
       const meds: number[] = [];
       const p85s: number[] = [];
+      // (run whether timed or not: the replicates of the next intervals draw the same numbers)
       for (let r = 0; r < (o.bootstrap ?? 40); r++) {
         const [a, b] = travel(yt.map((v, l) => v + Math.sqrt(y.v[l]) * normal(rng)));
         if (a !== null) meds.push(a);
         if (b !== null) p85s.push(b);
       }
-      const s = (x: number | null) => (x === null ? null : x * o.windowS);
+      const s = (x: number | null) => (x === null || !timed ? null : x * o.windowS);
       const lo = (z === 1.96 ? 0.025 : 0.16) as number;
       out[dir].push({
         firstWindow: first,
         windows,
         count,
-        countLow: Math.max(0, count - z * sd),
+        countLow,
         countHigh: Math.max(0, count + z * sd),
         travelMedianS: s(med),
         travelMedianLowS: s(percentile(meds, lo)),
