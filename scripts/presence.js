@@ -1,7 +1,24 @@
 #!/usr/bin/env node
 // The one CLI, `presence`: runs the compiled build in dist/ (`npm run build`; shipped in the package).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
+// The oldest Node the build runs on is package.json's engines.node (">=20.12.0": node:crypto's hash,
+// import.meta.dirname, JSON imports `with { type: 'json' }`). npm only warns when it installs on an
+// older one, where every command would then stop with a SyntaxError or TypeError from deep inside
+// the build: say so here instead, in one line, with the fix.
+const minimum = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).engines.node);
+if (minimum) {
+  const have = process.versions.node.split('.').map(Number);
+  const need = minimum.slice(1).map((n) => Number(n ?? 0));
+  const older = have[0] !== need[0] ? have[0] < need[0] : have[1] !== need[1] ? have[1] < need[1] : have[2] < need[2];
+  if (older) {
+    process.stderr.write(
+      `presence: needs Node ${need.join('.')} or newer; ${process.execPath} is ${process.versions.node}: install a newer Node (docs/field-guide.md, step 1)\n`,
+    );
+    process.exit(1);
+  }
+}
 
 // `presence gateway` runs for months on small boards (a Pi Zero 2 has 512 MB): before anything is
 // loaded, two V8 settings that V8 reads while running (not only when node starts) are set for it:

