@@ -4,9 +4,9 @@
 // compiles (tsx, esbuild, TypeScript, AssemblyScript, binaryen) is installed with it.
 // Needs the npm registry (or npm's cache) for the runtime dependencies.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packCommand } from './support/pack.ts';
@@ -160,6 +160,29 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(lines.some((w) => w.ble.devices > 0)).toBe(true);
     expect(fromPackage).toBe(await replay(checkout));
   });
+
+  it('the demo, run outside the package, names commands and files that work from where it ran (not npx presence, which fetches another package)', async () => {
+    // As the field guide installs it: the package in its own folder, `presence` linked onto PATH (or not).
+    const linked = join(dir, 'bin-link');
+    mkdirSync(linked);
+    symlinkSync(bin, join(linked, 'presence'));
+    for (const extraPath of [[], [linked]]) {
+      const cwd = mkdtempSync(join(dir, 'demo-cwd-'));
+      const env = { ...process.env, PATH: [...extraPath, dirname(process.execPath), '/usr/bin', '/bin'].join(delimiter) };
+      const demo = ['demo', '--minutes', '1', '--no-live', '--no-hold', '--http-port', 'off', '--no-last-week', '--no-calibrate'];
+      const { stdout } = await run(bin, demo, { cwd, env });
+      const setup = /load into InfluxDB 1\.x:\s+(.+ influx setup --influx-url \S+)/.exec(stdout)?.[1];
+      expect(setup, stdout).toBeTruthy();
+      if (extraPath.length) expect(setup).toMatch(/^presence influx setup/);
+      // --print: the InfluxQL, no server needed; npx --no: never fetch a package of that name from the registry
+      const r = await run('sh', ['-c', `${setup!.replace(/^npx /, 'npx --no ')} --print`], { cwd, env });
+      expect(r.stdout).toContain('CREATE DATABASE');
+      const dashboards = /open the dashboards \((.+)\/\*\.json\) in Grafana: see (\S+)$/m.exec(stdout);
+      expect(dashboards, stdout).toBeTruthy();
+      expect(existsSync(join(resolve(cwd, dashboards![1]!), 'crowd.json'))).toBe(true);
+      expect(existsSync(resolve(cwd, dashboards![2]!))).toBe(true);
+    }
+  }, 120_000);
 
   it('serves the gateway page and its uPlot assets from the installed package (no CDN, no build)', async () => {
     expect(files).toContain('gateway/web/index.html');

@@ -1,7 +1,8 @@
 // What the demo prints at the end: the counting error against the simulator's ground truth, and
 // where the results are.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { delimiter, join, relative } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import type { CountsMessage } from '../../contract/index.ts';
 
 /** Mean absolute percentage error of the published estimates against the truth's devices in reach
@@ -133,7 +134,7 @@ export function summary(o: SummaryInput): string {
   if (o.lpFile) {
     const lp = o.lpFile;
     lines.push(`  ${rel(lp)}  ${lineCount(lp)} points of InfluxDB line protocol (ms timestamps), ${Math.round(statSync(lp).size / 1024)} KiB`);
-    lines.push('  load into InfluxDB 1.x:  npx presence influx setup --influx-url http://127.0.0.1:8086   # once: database and retention');
+    lines.push(`  load into InfluxDB 1.x:  ${presenceCommand()} influx setup --influx-url http://127.0.0.1:8086   # once: database and retention`);
     lines.push(`                           curl -XPOST 'http://127.0.0.1:8086/write?db=presence&precision=ms' --data-binary @${rel(lp)}`);
     lines.push(`  load into InfluxDB 2.x:  influx write --bucket presence --precision ms --file ${rel(lp)}`);
   } else if (o.drained) {
@@ -144,6 +145,28 @@ export function summary(o: SummaryInput): string {
     `  ${rel(join(o.outDir, 'today'))}/  ${o.capturesKept === false ? 'ground truth (the simulated captures are deleted; --keep-pcaps keeps them)' : 'simulated captures (pcap, open in Wireshark) and ground truth'}`,
   );
   lines.push(`  ${rel(o.logFile)}  logs of the gateways and the aggregator (${o.logFormat === 'pretty' ? 'readable lines' : 'JSON'})`);
-  lines.push('then open the dashboards (dashboards/*.json) in Grafana: see docs/deployment.md');
+  lines.push(`then open the dashboards (${rel(join(PACKAGE_ROOT, 'dashboards'))}/*.json) in Grafana: see ${rel(join(PACKAGE_ROOT, 'docs', 'deployment.md'))}`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * How to run this CLI from the current folder: `npx presence` in the checkout or the unpacked package
+ * (npx finds the project's own bin) or in a project that installed it; `presence` when the one on
+ * PATH is this one (npm install -g, the field guide's link in /usr/local/bin); else this script's path.
+ * Never a bare `npx presence` elsewhere: npx would fetch the registry's unrelated package of that name.
+ */
+function presenceCommand(): string {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return null;
+    }
+  };
+  const script = real(join(PACKAGE_ROOT, 'scripts', 'presence.js'));
+  const inside = relative(PACKAGE_ROOT, process.cwd());
+  if (!inside.startsWith('..') && !inside.startsWith('/')) return 'npx presence';
+  if (real(join(process.cwd(), 'node_modules', '.bin', 'presence')) === script) return 'npx presence';
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) if (dir && real(join(dir, 'presence')) === script) return 'presence';
+  return script && /^[\w./-]+$/.test(script) ? script : JSON.stringify(script ?? join(PACKAGE_ROOT, 'scripts', 'presence.js'));
 }
