@@ -1,8 +1,9 @@
 // presence demo cut short (Ctrl-C: SIGINT) in the middle of its replay, and options refused before
 // anything is written. The real CLI, its embedded broker (Aedes), real gateways and aggregator.
 import { describe, it, expect } from 'vitest';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { mountSmallFs } from './support/small-fs.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -143,4 +144,64 @@ describe('two presence demo runs in one folder', () => {
     expect(next.code).toBe(0);
     expect(existsSync(join(out, '.presence-demo.lock'))).toBe(false);
   }, 240_000);
+});
+
+describe('presence demo when the disk of --out fills during the run', () => {
+  it('says once that demo.log could not be written and goes on (a failed write to demo.log ended it with a stack trace, its captures left)', async () => {
+    const mnt = join(mkdtempSync(join(tmpdir(), 'presence-demo-int-')), 'disk');
+    mkdirSync(mnt);
+    if (!mountSmallFs('demo: disk full', mnt, 'size=16m')) return;
+    try {
+      const out = join(mnt, 'out');
+      let filled = false;
+      // Once the captures are written (before the gateways start), the rest of the disk is taken.
+      const poll = setInterval(() => {
+        const today = join(out, 'today');
+        if (filled || !existsSync(today) || !readdirSync(today).some((f) => f.endsWith('.pcapng'))) return;
+        filled = true;
+        const fd = openSync(join(mnt, 'filler'), 'w');
+        const block = Buffer.alloc(64 * 1024, 1);
+        try {
+          for (;;) writeSync(fd, block);
+        } catch {
+          // full
+        }
+        for (const n of [4096, 512, 1])
+          try {
+            for (;;) writeSync(fd, Buffer.alloc(n, 1));
+          } catch {
+            // full
+          }
+        closeSync(fd);
+      }, 20);
+      const r = await demo([
+        '--minutes',
+        '3',
+        '--speed',
+        '10',
+        '--scale',
+        '0.05',
+        '--no-calibrate',
+        '--no-last-week',
+        '--no-live',
+        '--http-port',
+        'off',
+        '--no-hold',
+        '--out',
+        out,
+      ]).finally(() => clearInterval(poll));
+      expect(filled).toBe(true);
+      expect(r.signal).toBe(null);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      const said = r.stderr.split('\n').filter((l) => l.includes('demo.log failed'));
+      expect(said).toEqual([
+        `presence demo: --out ${out}: writing ${join(out, 'demo.log')} failed (ENOSPC: no space left on its device); its lines are lost until it can be written again: free some space, or give an --out on a larger disk`,
+      ]);
+      // it went on to its end: the summary, and its captures deleted
+      expect(r.stdout).toContain('count message');
+      expect(files(out).filter((f) => /\.pcap/.test(f))).toEqual([]);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  }, 120_000);
 });

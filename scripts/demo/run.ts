@@ -485,7 +485,21 @@ export async function runDemo(
   rmSync(logFile, { force: true });
   // One file, several components: a root logger without base fields, each part binds its own
   // (component, and site/zone/gateway for a gateway), so no key is written twice (scripts/lib/log.ts).
-  const log = createRootLogger({ level: 'info', dest: logFile, format: opts.logFormat === 'pretty' ? 'pretty' : 'json' });
+  // A write to demo.log that fails (the disk of --out filled during the run) ended the demo with a
+  // stack trace; now it is said once, and the run goes on (the aggregator says what it could not write).
+  let logLost: string | null = null;
+  const log = createRootLogger({
+    level: 'info',
+    dest: logFile,
+    format: opts.logFormat === 'pretty' ? 'pretty' : 'json',
+    onWriteError: (e) => {
+      if (logLost !== null) return;
+      logLost = e.code ?? e.message;
+      process.stderr.write(
+        `presence demo: --out ${outDir}: writing ${logFile} failed (${logLost}${e.code === 'ENOSPC' ? ': no space left on its device' : ''}); its lines are lost until it can be written again: free some space, or give an --out on a larger disk\n`,
+      );
+    },
+  });
   // Ctrl-C (SIGINT) or SIGTERM before the run's end: Node's default ended the process where it stood,
   // without a word, leaving this run's captures (about 94 MB for the default run, those the
   // simulator was writing as NAME.partial) that a run deletes at its end. Now what the aggregator

@@ -28,6 +28,9 @@ export interface LogOptions {
   base?: Record<string, unknown>;
   /** File descriptor (default 2, stderr) or a file path (then json unless format is pretty). */
   dest?: number | string;
+  /** Called when a write to the file `dest` fails (ENOSPC: a full disk): without it, that error ends
+   *  the process (an 'error' event with no listener). The line is kept and tried again with the next. */
+  onWriteError?: (e: NodeJS.ErrnoException) => void;
   /** Whether the destination is a terminal (default: isatty of the descriptor). */
   tty?: boolean;
 }
@@ -53,10 +56,15 @@ export function createRootLogger(o: Omit<LogOptions, 'component' | 'base'>): Log
   // Every line goes through redactLogLine: no URL's credentials reach a log, whichever call logged it.
   const options = { level: o.level ?? 'info', base: null, hooks: { streamWrite: redactLogLine } };
   let stream: DestinationStream;
+  const file = () => {
+    const d = pino.destination({ dest, sync: true, mkdir: true });
+    if (o.onWriteError) d.on('error', o.onWriteError);
+    return d;
+  };
   const pretty = resolveFormat(o.format, tty) === 'pretty' ? loadPretty() : null;
   if (pretty)
     stream = pretty({
-      destination: typeof dest === 'number' ? dest : pino.destination({ dest, sync: true, mkdir: true }),
+      destination: typeof dest === 'number' ? dest : file(),
       sync: true,
       colorize: tty,
       singleLine: true,
@@ -64,7 +72,7 @@ export function createRootLogger(o: Omit<LogOptions, 'component' | 'base'>): Log
       messageFormat: '{if component}{component}: {end}{msg}',
       ignore: 'component',
     });
-  else stream = pino.destination({ dest, sync: true, ...(typeof dest === 'string' ? { mkdir: true } : {}) });
+  else stream = typeof dest === 'string' ? file() : pino.destination({ dest, sync: true });
   return pino(options, stream);
 }
 
