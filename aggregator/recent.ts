@@ -1,5 +1,6 @@
 // What the aggregator wrote recently, in memory and bounded, for its web page (./web.ts): per site
-// and zone the windows written (per radio the devices and the estimate, people with its interval
+// and zone the windows written (per radio the devices and the estimate, or that the gateway
+// suppressed it under privacy.min_count and below which k, people with its interval
 // where the zone is calibrated, the simulator's truth when the demo supplies it), and per gateway
 // the state from the status the aggregator received last among those written (and whether it is
 // missing; how far its clock runs behind, from ./clock-skew.ts). Received last, not newest by its
@@ -24,6 +25,10 @@ import { sourceTotals } from './messages.ts';
 export interface RadioValues {
   devices: number;
   estimate: number;
+  /** True when the gateway suppressed the radio for privacy.min_count: its counts were below k and
+   *  were published (and written) as zeros, which are not a counted 0. In a zone's window: the
+   *  largest is not known, as a suppressed gateway's below k may be above the others' values. */
+  suppressed?: boolean;
 }
 
 /** One window of a zone: over the zone's gateways, the largest value of each (as the dashboards' max()). */
@@ -36,6 +41,8 @@ export interface ZoneWindow {
   complete: boolean;
   wifi: RadioValues;
   ble: RadioValues;
+  /** privacy.min_count (k) of a radio suppressed in this window: the largest among its suppressed gateways. */
+  min_count?: number;
   /** Calibrated people with its interval (the gateway with the most); null: not calibrated. */
   people: People | null;
   /** Gateways whose points of this window were written. */
@@ -124,6 +131,8 @@ interface GatewayWindow {
   complete: boolean;
   wifi: RadioValues;
   ble: RadioValues;
+  /** privacy.min_count of the message (0: none). */
+  k: number;
   people: People | null;
 }
 
@@ -268,8 +277,9 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     w.set(m.gateway, {
       len,
       complete: m.complete,
-      wifi: { devices: m.wifi.devices, estimate: m.wifi.estimate },
-      ble: { devices: m.ble.devices, estimate: m.ble.estimate },
+      wifi: { devices: m.wifi.devices, estimate: m.wifi.estimate, ...(m.wifi.suppressed ? { suppressed: true } : {}) },
+      ble: { devices: m.ble.devices, estimate: m.ble.estimate, ...(m.ble.suppressed ? { suppressed: true } : {}) },
+      k: m.privacy?.min_count ?? 0,
       people,
     });
     if (calibrated) z.calibrated = true;
@@ -403,15 +413,31 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
       truth: this.truthAt(z, t),
       v: z.revs.get(t) ?? 0,
     };
+    // k of the suppressed gateways per radio: their zeros are "below k", not counted values.
+    const below = { wifi: -1, ble: -1 };
     for (const g of w.values()) {
       out.len = Math.max(out.len, g.len);
       out.complete &&= g.complete;
       for (const r of ['wifi', 'ble'] as const) {
+        if (g[r].suppressed) {
+          below[r] = Math.max(below[r], g.k);
+          continue;
+        }
         out[r].devices = Math.max(out[r].devices, g[r].devices);
         out[r].estimate = Math.max(out[r].estimate, g[r].estimate);
       }
       if (g.people && (!out.people || g.people.value > out.people.value)) out.people = { ...g.people };
     }
+    // The largest is known where a counted gateway reached the k of every suppressed one (the
+    // gateway's own rule: suppressed when devices or estimate is below k); otherwise the radio is
+    // suppressed in the zone's window, shown as such (a gap), and its zeros as published.
+    let k = 0;
+    for (const r of ['wifi', 'ble'] as const) {
+      if (below[r] < 0 || (below[r] > 0 && out[r].devices >= below[r] && out[r].estimate >= below[r])) continue;
+      out[r] = { devices: 0, estimate: 0, suppressed: true };
+      k = Math.max(k, below[r]);
+    }
+    if (k > 0) out.min_count = k;
     return out;
   }
 

@@ -5,6 +5,8 @@
 //   gateways); people only for the calibrated zone; the gateways' states as written.
 // - Only what the database confirmed is shown: with influxd down a received window is not on the
 //   page; it appears once written. A rejected message never appears.
+// - A radio a gateway suppressed for privacy.min_count (written as zeros, suppressed=true) is a gap
+//   in the chart and says suppressed (below k), never 0 devices.
 // - 50 viewers of the event stream, 25 of them never reading, while messages flow through the
 //   aggregator's own process: the stalled ones are dropped, the readers get every window, every
 //   message is written and acknowledged.
@@ -226,6 +228,68 @@ describe.skipIf(!ok)(SUITE, () => {
       const s = await snapshot();
       expect(has(s, 'refused')).toBe(false);
       expect(Object.keys(await charts())).not.toContain(`${today.site}/refused`);
+      expect(opened.errors).toEqual([]);
+    } finally {
+      await pub.endAsync();
+    }
+  }, 60_000);
+
+  it('a radio suppressed for privacy.min_count shows as suppressed (below k) and a gap, not as 0 devices', async () => {
+    const pub = await publisher(mosquitto.url);
+    try {
+      const t0 = Math.floor(Date.now() / 60_000) * 60_000 - 300_000;
+      const zero = { frames: 0, devices: 0, estimate: 0, suppressed: true };
+      const counted = (devices: number, estimate: number) => ({ frames: 50, devices, estimate, suppressed: false });
+      const msg = (gateway: string, seq: number, wifi: object, ble: object) => ({
+        ...countsWindow(today.site, gateway, seq, t0 + seq * 60_000, 60_000, 'quiet'),
+        wifi,
+        ble,
+        privacy: { min_count: 8 },
+      });
+      const ms = [
+        msg('gw-quiet', 0, counted(12, 10), counted(9, 9)),
+        msg('gw-quiet', 1, zero, counted(9, 9)),
+        // the zone's largest is known where another gateway counted at least k: only BLE is suppressed
+        msg('gw-quiet', 2, zero, zero),
+        msg('gw-quiet-2', 2, counted(11, 10), zero),
+        msg('gw-quiet', 3, zero, zero),
+      ];
+      await publishAll(
+        pub,
+        ms.map((m) => countsItem(m as never)),
+        1,
+      );
+      const key = `${today.site}/quiet`;
+      await eventually('the windows are written and drawn', async () => (await charts())[key]?.devices?.[0]?.length === 4);
+      const quiet = (where = '') => influxd.rows(`SELECT "estimate", "suppressed" FROM "presence" WHERE "zone" = 'quiet'${where}`);
+      await eventually('every point is written', async () => (await quiet()).length === 2 * ms.length);
+      // influxd holds the zeros, told apart by suppressed=true
+      const sup = await quiet(' AND "suppressed" = true');
+      expect(sup.length).toBe(6);
+      expect(sup.every((r) => r.estimate === 0)).toBe(true);
+      // a gap where suppressed, never 0
+      await eventually('the page has every gateway of the last windows', async () => {
+        const d = (await charts())[key].devices;
+        return d[1][2] === 10;
+      });
+      const c = (await charts())[key];
+      expect(c.devices[1]).toEqual([10, null, 10, null]);
+      expect(c.devices[2]).toEqual([9, 9, null, null]);
+      const text = await opened.page.$eval(`section[data-zone="${key}"] .suppressed`, (e) => e.textContent);
+      expect(text).toMatch(/Wi-Fi suppressed \(below 8\) in 2 of 4 windows/);
+      expect(text).toMatch(/BLE suppressed \(below 8\) in 2 of 4 windows/);
+      // the legend at the cursor says so for the suppressed radio, and the number for the other
+      const legend = await opened.page.evaluate((k) => {
+        const u = (globalThis as any).presencePage.zones.get(k).charts.devices;
+        u.setCursor({ left: u.valToPos(u.data[0][1], 'x'), top: 10 });
+        return [...u.root.querySelectorAll('.u-legend .u-series .u-value')].map((e: any) => e.textContent);
+      }, key);
+      expect(legend.slice(1)).toEqual(['suppressed (below 8)', '9']);
+      // the snapshot carries it too (serialised at most once a second: the next one has the window)
+      const last = async () => ((await (await fetch(`${url}api/recent`)).json()) as Snapshot).zones.find((z) => z.zone === 'quiet')?.windows[3];
+      await eventually('the snapshot has the last window', async () => (await last()) !== undefined);
+      const w = (await last())!;
+      expect([w.wifi, w.ble, w.min_count]).toEqual([{ devices: 0, estimate: 0, suppressed: true }, { devices: 0, estimate: 0, suppressed: true }, 8]);
       expect(opened.errors).toEqual([]);
     } finally {
       await pub.endAsync();
