@@ -327,7 +327,8 @@ export const GATEWAY_OPTIONS: OptionSpec[] = [
     schema: { enum: ['auto', 'wall', 'capture'] },
     default: 'auto',
     flag: '--clock <clock>',
-    description: 'clock that closes windows: wall, capture, or auto (capture when every source is a file, a named pipe too: give wall for a FIFO that a live capture tool feeds, or its windows close only as frames come)',
+    description:
+      'clock that closes windows: wall, capture, or auto (capture when every source is a file, a named pipe too: give wall for a FIFO that a live capture tool feeds, or its windows close only as frames come)',
   },
   {
     key: 'estimator.burst_addresses',

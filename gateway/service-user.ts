@@ -3,10 +3,11 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { PACKAGE_ROOT } from '../scripts/package-root.ts';
 
 /** The systemd unit as the field guide installs it, and the one the package ships (gateway/presence-gateway.service). */
 const INSTALLED_UNIT = '/etc/systemd/system/presence-gateway.service';
-const SHIPPED_UNIT = join(import.meta.dirname, '..', '..', 'gateway', 'presence-gateway.service');
+const SHIPPED_UNIT = join(PACKAGE_ROOT, 'gateway', 'presence-gateway.service');
 
 /**
  * The user the gateway's service runs as (User= of the installed unit, else of the shipped one) when

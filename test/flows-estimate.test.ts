@@ -181,7 +181,14 @@ describe('flow estimator', () => {
     expect(all.length).toBeGreaterThanOrEqual(14);
     for (const e of all) {
       expect(e.countLow, `interval ${e.firstWindow}`).toBe(0);
-      expect([e.travelMedianS, e.travelMedianLowS, e.travelMedianHighS, e.travelP85S, e.travelP85LowS, e.travelP85HighS]).toEqual([null, null, null, null, null, null]);
+      expect([e.travelMedianS, e.travelMedianLowS, e.travelMedianHighS, e.travelP85S, e.travelP85LowS, e.travelP85HighS]).toEqual([
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+      ]);
     }
     // the same devices under one key: the flow is found and timed
     const same = estimatePairFlows(pairLags(A, sketches(devs, 'b', windows, m, p, 'w'), 6), { windowS: W, maxLag: 6, intervalWindows: 5, seed: 3 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../gateway/config.ts';
 import { checkSwap } from '../gateway/doctor.ts';
+import { serviceUserOf } from '../gateway/service-user.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { need } from './support/need.ts';
 import { freePort } from './support/ports.ts';
@@ -267,5 +268,15 @@ describe.skipIf(!need('mosquitto', 'mosquitto', 'gateway doctor'))('presence doc
     const file = join(tmp, 'guide.yaml');
     writeFileSync(file, yaml);
     expect(loadConfig({ config: file }, {}).queue.dir).toBe(unitDir);
+  });
+});
+
+describe('the service user, from the unit the package ships', () => {
+  // Where no unit is installed in /etc/systemd/system, the shipped one names the user. Its path was
+  // taken two folders above the module, right from dist/gateway/ but outside the package from the
+  // sources (as tests and tsx run them), so there it found no unit and said no service user.
+  it.skipIf(existsSync('/etc/systemd/system/presence-gateway.service'))('is presence for the config the unit names, and none for another file', () => {
+    expect(serviceUserOf('/etc/presence/gateway.yaml')).toBe('presence');
+    expect(serviceUserOf(join(tmp, 'gateway.yaml'))).toBeNull();
   });
 });
