@@ -25,7 +25,7 @@
 // is written over the stored point (InfluxDB keeps the last write of a point).
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
-import countsSchema from '../contract/schemas/counts.schema.json' with { type: 'json' };
+import { countsSchemaJson as countsSchema } from '../contract/schemas.ts';
 import { idForLog, type CountsMessage } from '../contract/index.ts';
 
 export interface RegisteredGateway {

@@ -3,13 +3,13 @@
 // Kept out of contract/index.ts: it compiles its schema with ajv, which a gateway without Home
 // Assistant never loads.
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import haSchemaJson from './schemas/ha-discovery.schema.json' with { type: 'json' };
+import { packageJson } from './schemas.ts';
 import { countsTopic, statusTopic } from './topics.ts';
 
 export const HA_DEFAULT_PREFIX = 'homeassistant';
 /** Discovery prefix: Home Assistant's setting (default "homeassistant"); one topic level. */
 export const HA_PREFIX_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
-export const haDiscoverySchema: Record<string, unknown> = haSchemaJson;
+export const haDiscoverySchema: Record<string, unknown> = packageJson('contract/schemas/ha-discovery.schema.json');
 
 export type HaRadio = 'wifi' | 'ble';
 

@@ -1,7 +1,6 @@
-// Topics, version and identifiers of the wire contract. Pure: no I/O.
-import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
-import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
-import sketchSchemaJson from './schemas/sketch.schema.json' with { type: 'json' };
+// Topics, version and identifiers of the wire contract. Pure: no I/O but reading the schema files
+// once when loaded (schemas.ts).
+import { countsSchemaJson, sketchSchemaJson, statusSchemaJson } from './schemas.ts';
 import { ADDRESS_PATTERN } from './redact.ts';
 
 export const CONTRACT_VERSION = 1 as const;

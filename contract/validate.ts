@@ -5,9 +5,7 @@
 // idle gateway several MB of heap. test/contract-validators.test.ts fails when it drifts from the schemas.
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { validateCounts as generatedCounts, validateSketch as generatedSketch, validateStatus as generatedStatus } from './validators.generated.ts';
-import countsSchemaJson from './schemas/counts.schema.json' with { type: 'json' };
-import statusSchemaJson from './schemas/status.schema.json' with { type: 'json' };
-import sketchSchemaJson from './schemas/sketch.schema.json' with { type: 'json' };
+import { countsSchemaJson, sketchSchemaJson, statusSchemaJson } from './schemas.ts';
 import { CONTRACT_VERSION, MAX_COUNT, MAX_WINDOW_MS } from './topics.ts';
 import type { CountsMessage, SketchMessage, StatusMessage } from './types.ts';
 

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // The oldest Node the build runs on is package.json's engines.node (">=20.12.0": node:crypto's hash,
-// import.meta.dirname, JSON imports `with { type: 'json' }`). npm only warns when it installs on an
+// import.meta.dirname). npm only warns when it installs on an
 // older one, where every command would then stop with a SyntaxError or TypeError from deep inside
 // the build: say so here instead, in one line, with the fix.
 const minimum = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).engines.node);

@@ -4,7 +4,7 @@
 import { lstatSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { notTextProblem, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
-import schema from './calibration.schema.json' with { type: 'json' };
+import { packageJson } from '../../contract/schemas.ts';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';
@@ -68,7 +68,7 @@ export class CalibrationFileError extends Error {
 const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
 const ajv = new Ajv({ allErrors: true, strict: false, strictNumbers: true });
 addFormats(ajv);
-const validate = ajv.compile<CalibrationFile>(schema);
+const validate = ajv.compile<CalibrationFile>(packageJson('aggregator/calibration/calibration.schema.json'));
 
 function human(e: ErrorObject): string {
   const key = e.instancePath.slice(1).replace(/\//g, '.') || '(top)';
