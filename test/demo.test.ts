@@ -740,3 +740,28 @@ describe('demo: the end of a run', () => {
     expect(drains).toBe(1);
   });
 });
+
+describe('demo: progress when stdout is no terminal', () => {
+  // Between "simulating today and replaying it through the gateways ..." and the table nothing was
+  // printed (over a minute for the default run); now plain lines say the stage and how far it is.
+  it('prints plain progress lines of the simulator and the replay, without terminal codes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-progress-'));
+    try {
+      // At 30x (the default speed) the replay of 2 minutes takes 4 s: a line at 50% (most often) and at its end.
+      const args = ['scripts/presence.js', 'demo', '--minutes', '2', '--scale', '0.05', '--no-last-week', '--no-calibrate', '--http-port', 'off', '--out', dir];
+      for (const extra of [[], ['--no-live']]) {
+        const r = await run(process.execPath, [...args, ...extra], 120_000);
+        expect(r.code, r.stderr).toBe(0);
+        const after = r.stdout.slice(
+          r.stdout.indexOf('simulating today and replaying it through the gateways ...'),
+          r.stdout.indexOf('counts per zone and window'),
+        );
+        expect(after).toMatch(/^simulating today: 2 of 2 simulated minutes \(100%\)$/m);
+        expect(after).toMatch(/^replaying today through 3 gateways: 2 of 2 simulated minutes \(100%\)$/m);
+        expect(r.stdout).not.toContain('\x1b');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
+});

@@ -49,7 +49,7 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'simulator seed', whole, 1)
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
-    .option('--no-live', 'print the table once at the end instead of updating it')
+    .option('--no-live', 'print the table once at the end instead of updating it, with plain progress lines before it (as when the output is not a terminal)')
     .option(
       '--keep-pcaps',
       'keep the simulated captures (by default the ones this run wrote are deleted at the end, no other file: about 94 MB for the default run)',

@@ -33,6 +33,9 @@ export interface PeriodOptions {
   log: Logger;
   /** Called for each window a gateway closes (after it is queued on disk). */
   onWindow?: (m: CountsMessage) => void;
+  /** Called as the simulator goes, with the simulated seconds of the period it has written (at each
+   *  window end and every 65,536 frames): the demo's progress lines. */
+  onSimulatedTime?: (simulatedS: number) => void;
   /** Called once the period is simulated (captures and ground truth made), before the gateways start. */
   onSimulated?: (simulation: SimulateResult) => void;
   /** Called once the gateways are made, with a function that stops them all (each closes its open
@@ -98,6 +101,14 @@ export async function runPeriod(o: PeriodOptions): Promise<PeriodResult> {
     start: o.startMs,
     outDir: o.dir,
     ...(o.scale !== undefined ? { scale: o.scale } : {}),
+    ...(o.onSimulatedTime
+      ? {
+          onTime: o.onSimulatedTime,
+          onWindow: (ws: { end: string }[]) => {
+            if (ws.length) o.onSimulatedTime!((Date.parse(ws[0].end) - o.startMs) / 1000);
+          },
+        }
+      : {}),
   });
   o.onSimulated?.(simulation);
   const burst = demoBurstAddresses(simulation.scenario);

@@ -345,6 +345,77 @@ export async function receivedAndDrained(
   return aggregator.drain(Math.max(0, deadline - Date.now()));
 }
 
+/**
+ * Plain progress lines for the stretches of a run that printed nothing, the simulator's and the
+ * gateways' replay (over a minute for the default run, hours for a long one), when the live table is
+ * not shown (stdout not a terminal, or --no-live): a line at each quarter of the simulated minutes of
+ * a stage (at most one a second), and at least every `everyMs` between them, e.g.
+ * "replaying today through 3 gateways: 12 of 30 simulated minutes (40%)". No terminal codes.
+ */
+export class ProgressLines {
+  private label = '';
+  private done: () => number = () => 0;
+  private quarter = 0;
+  private last = Date.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly write: (s: string) => void,
+    private readonly totalS: number,
+    private readonly everyMs = 10_000,
+  ) {
+    // The replay lets go of the event loop: a line every everyMs even between two windows (--speed 1).
+    // The simulator does not: its own callbacks call tick().
+    this.timer = setInterval(() => this.tick(), Math.min(1000, everyMs));
+    this.timer.unref();
+  }
+
+  /** A new stage: `label` ("simulating today"), and how many simulated seconds of it are done. */
+  stage(label: string, done: () => number): void {
+    this.flush();
+    this.label = label;
+    this.done = done;
+    this.quarter = 0;
+    this.last = Date.now();
+  }
+
+  /** Prints the stage's line when it has reached another quarter, or `everyMs` passed since the last line. */
+  tick(): void {
+    this.line(false);
+  }
+
+  /** The stage's line when it has reached a quarter not printed yet (its end: 100%), at once. */
+  private flush(): void {
+    this.line(true);
+  }
+
+  private line(atEnd: boolean): void {
+    if (!this.label) return;
+    const doneS = Math.max(0, Math.min(this.totalS, this.done()));
+    const quarter = Math.floor((4 * doneS) / this.totalS);
+    const now = Date.now();
+    // A quarter reached within a second of the last line (a stage of a few seconds) waits for the
+    // next tick, or the stage's end.
+    if (now - this.last < this.everyMs && (quarter <= this.quarter || (now - this.last < 1000 && !atEnd))) return;
+    this.quarter = Math.max(this.quarter, quarter);
+    this.last = now;
+    const min = (s: number) => String(+(s / 60).toFixed(1));
+    this.write(`${this.label}: ${min(doneS)} of ${min(this.totalS)} simulated minutes (${Math.floor((100 * doneS) / this.totalS)}%)\n`);
+  }
+
+  /** The end of the last stage: its line if not printed yet (100%), and no more lines. */
+  end(): void {
+    this.flush();
+    this.stop();
+  }
+
+  /** No more lines (a run cut short or failed). */
+  stop(): void {
+    this.label = '';
+    clearInterval(this.timer);
+  }
+}
+
 /** The demo's page port: --http-port as given, else DEMO_HTTP_PORT. */
 function pagePort(httpPort: string | undefined): string {
   const port = httpPort ?? String(DEMO_HTTP_PORT);
@@ -511,6 +582,7 @@ export async function runDemo(
     broker?: EmbeddedBroker;
     toFile?: boolean;
     endLive?: () => void;
+    endProgress?: () => void;
     stopGateways?: (flushMs: number) => Promise<void>;
   } = {};
   let interrupted: Promise<never> | null = null;
@@ -518,6 +590,7 @@ export async function runDemo(
     if (interrupted) process.exit(130);
     interrupted = (async () => {
       running.endLive?.();
+      running.endProgress?.();
       out.write(`\npresence demo: ${signal}: stopping before the end of the run ...\n`);
       // The gateways close their open window as cut short and send what they queued, the aggregator writes it.
       await running.stopGateways?.(1000);
@@ -599,12 +672,44 @@ export async function runDemo(
     // The captures this run's simulator wrote: the only ones it deletes at the end.
     const captures: string[] = [];
     try {
+      // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
+      const rows = (out as NodeJS.WriteStream).rows ?? 0;
+      const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
+      // Without the live table, plain progress lines say how far the simulator and the replay are.
+      const progress = live ? null : new ProgressLines(write, durationS);
+      running.endProgress = () => progress?.stop();
+      const gatewaysText = `${period.gateways.length} gateway${period.gateways.length === 1 ? '' : 's'}`;
+      /** Progress callbacks of one period (`name`: today or last week) starting at `fromMs`. */
+      const periodProgress = (name: string, fromMs: number) => {
+        if (!progress) return {};
+        let simulatedS = 0;
+        const replayedEnd = new Map<string, number>(period.gateways.map((g) => [g.id, fromMs]));
+        progress.stage(`simulating ${name}`, () => simulatedS);
+        return {
+          onSimulatedTime: (s: number) => {
+            simulatedS = Math.max(simulatedS, s);
+            progress.tick();
+          },
+          onSimulated: () => {
+            simulatedS = durationS;
+            progress.tick();
+            // The replay is as far as the gateway furthest behind.
+            progress.stage(`replaying ${name} through ${gatewaysText}`, () => (Math.min(...replayedEnd.values()) - fromMs) / 1000);
+          },
+          onWindow: (m: CountsMessage) => {
+            replayedEnd.set(m.gateway, Math.max(replayedEnd.get(m.gateway) ?? fromMs, Date.parse(m.end)));
+            progress.tick();
+          },
+        };
+      };
       if (opts.lastWeek) {
         write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
+        const lastWeekStartMs = startMs - 7 * 86400_000;
         const lastWeek = await runPeriod({
+          ...periodProgress('last week', lastWeekStartMs),
           scenario: opts.scenario,
           seed: (opts.seed + 7) >>> 0,
-          startMs: startMs - 7 * 86400_000,
+          startMs: lastWeekStartMs,
           durationS,
           windowS,
           scale: opts.scale,
@@ -619,9 +724,6 @@ export async function runDemo(
       }
       write('simulating today and replaying it through the gateways ...\n');
       const { default: logUpdate } = (await import('log-update')) as unknown as { default: ((s: string) => void) & { done(): void } };
-      // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
-      const rows = (out as NodeJS.WriteStream).rows ?? 0;
-      const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
       const lastRows = Math.max(3, rows - 10);
       const tableTitle = countsTitle(cal ? peopleLabel : null);
       const redraw = async () => {
@@ -635,7 +737,9 @@ export async function runDemo(
         if (timer) clearInterval(timer);
         if (live) logUpdate.done();
       };
+      const todayProgress = periodProgress('today', startMs);
       const today = await runPeriod({
+        ...todayProgress,
         scenario: opts.scenario,
         seed: opts.seed,
         startMs,
@@ -651,6 +755,7 @@ export async function runDemo(
         // The simulator's people present per zone and window (the largest among the zone's gateways,
         // as the page shows the counts) go to the page beside what the aggregator writes.
         onSimulated: (sim) => {
+          todayProgress.onSimulated?.();
           const recent = aggregator.recent;
           if (!recent) return;
           const best = new Map<string, { zone: string; t: number; end: number; people: number }>();
@@ -664,6 +769,7 @@ export async function runDemo(
         },
       });
       captures.push(...today.simulation.gateways.flatMap((g) => g.pcaps));
+      progress?.end();
       const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
       if (interrupted) await interrupted; // its handler says what was written, not the summary
       // The replay is over and its gateways have stopped: not silent gateways to record as missing
@@ -753,6 +859,7 @@ export async function runDemo(
       }
       return { lpFile: toFile ? lp : null, table, points: stats.pointsWritten, complete: drained && stats.writeFailures === 0 };
     } catch (e) {
+      running.endProgress?.();
       await aggregator.stop(2000).catch(() => {});
       await broker.stop().catch(() => {});
       throw e;
