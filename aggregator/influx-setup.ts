@@ -184,6 +184,23 @@ export const SETUP_QUERY_TIMEOUT_MS = 60_000;
 /** The longest answer read (SHOW DATABASES, RETENTION POLICIES, CONTINUOUS QUERIES: a few kB). */
 const SETUP_ANSWER_MAX_BYTES = 16 * 2 ** 20;
 
+/**
+ * A statement InfluxDB answered with an error: `status` is the HTTP status (401: no credentials or
+ * wrong ones, 403: no rights), `said` what the server said (credentials shown as ***). Its message is
+ * the setup's, with what to do in `presence influx setup`'s flags; a caller with other ways to give
+ * credentials (the demo's environment variables) says its own from these.
+ */
+export class InfluxQlRefusal extends Error {
+  override name = 'InfluxQlRefusal';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly said: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A small InfluxDB 1.x /query client (POST for statements that change something). */
 export class InfluxQl {
   constructor(private readonly o: Pick<SetupOptions, 'url' | 'username' | 'password' | 'timeoutMs'>) {}
@@ -227,8 +244,10 @@ export class InfluxQl {
     if (shape)
       throw new Error(`InfluxDB at ${redactUrl(this.o.url)} answered ${res.status} with JSON that is not an InfluxQL result (${shape}): ${shown(text)}`);
     const err = body.error ?? body.results?.find((r) => r?.error)?.error;
-    if (!res.ok || err)
-      throw new Error(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${shown(redactUrlsIn(String(err ?? res.status)))}${this.authFix(res.status)}`);
+    if (!res.ok || err) {
+      const said = shown(redactUrlsIn(String(err ?? res.status)));
+      throw new InfluxQlRefusal(`InfluxDB at ${redactUrl(this.o.url)} refused "${q}": ${said}${this.authFix(res.status)}`, res.status, said);
+    }
     return body;
   }
 

@@ -111,6 +111,7 @@ async function checkInflux1(cfg: InfluxConfig, database: string, rp: string | un
     if (/auth|401|403/i.test(msg))
       throw new PreflightError(
         `InfluxDB ${version} at ${url} refuses the credentials (${msg}): check influx.username and influx.password (INFLUX_USERNAME, INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`,
+        { cause: e },
       );
     log.warn({ influx: url, err: msg }, 'cannot list the databases; not checked at start');
     return false;

@@ -765,3 +765,43 @@ describe('demo: progress when stdout is no terminal', () => {
     }
   }, 150_000);
 });
+
+describe.skipIf(!hasInflux)('demo: an InfluxDB 1.x with auth-enabled', () => {
+  // The demo takes its credentials from the environment only: its lines named the flags
+  // --influx-username and --influx-password-file, and said "refuses the credentials" when none were given.
+  const influxd = new Influxd('presence', { username: 'admin', password: 'admin-S3cret' });
+  const dir = mkdtempSync(join(tmpdir(), 'presence-demo-auth-'));
+  beforeAll(async () => {
+    await influxd.start();
+  }, 60_000);
+  afterAll(async () => {
+    await influxd.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const demo = (env: Record<string, string>) =>
+    run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', dir], 60_000, {
+      INFLUX_URL: influxd.url,
+      INFLUX_API: 'v1',
+      INFLUX_DB: 'presence',
+      ...env,
+    });
+
+  it('no credentials: says none were given and names the environment variables', async () => {
+    const r = await demo({});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`presence demo: InfluxDB 1.6.7~rc0 at ${influxd.url} asks for credentials and no credentials were given`);
+    expect(r.stderr).toContain('set INFLUX_USERNAME with INFLUX_PASSWORD or INFLUX_PASSWORD_FILE');
+    expect(r.stderr).not.toContain('refuses the credentials');
+    expect(r.stderr).not.toContain('--influx-');
+  }, 90_000);
+
+  it('a wrong password: says the credentials given are refused, names the variables and shows no password', async () => {
+    const r = await demo({ INFLUX_USERNAME: 'admin', INFLUX_PASSWORD: 'Wr0ng-pass' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'refuses the credentials given (authorization failed): check the user name admin (INFLUX_USERNAME) and its password (INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)',
+    );
+    expect(r.stderr).not.toContain('--influx-');
+    expect(r.stderr).not.toContain('Wr0ng-pass');
+  }, 90_000);
+});

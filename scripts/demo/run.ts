@@ -10,6 +10,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
+import { redactUrl } from '../lib/secrets.ts';
 import { EmbeddedBroker } from './broker.ts';
 import { burstAddressesLine, runPeriod } from './pipeline.ts';
 import { MIN_WINDOW_MS } from '../../gateway/config.ts';
@@ -298,6 +299,28 @@ async function demoConfig(lp: string, port: string, more: { mqttUrl?: string; ca
   );
 }
 
+/**
+ * The demo's line for an InfluxDB 1.x that refused its credentials (401) or its user's rights (403),
+ * naming the environment variables the demo reads (it takes no --influx-* flag), and saying so when
+ * none were given; null for any other error. The aggregator's and the setup's lines named the flags
+ * --influx-username and --influx-password-file and said "refuses the credentials" when none were given.
+ */
+export function credentialsRefusal(
+  refusal: { status: number; said: string } | undefined,
+  influx: { url?: string; username?: string; password?: string; token?: string },
+  version: string | null,
+): string | null {
+  if (!refusal || (refusal.status !== 401 && refusal.status !== 403)) return null;
+  const at = `InfluxDB${version ? ` ${version}` : ''} at ${redactUrl(influx.url ?? '').replace(/\/$/, '')}`;
+  const vars = 'INFLUX_USERNAME with INFLUX_PASSWORD or INFLUX_PASSWORD_FILE';
+  if (refusal.status === 403)
+    return `${at} refuses the user ${influx.username ?? '(none)'} the rights it needs (${refusal.said}): set ${vars} to a user that may write to INFLUX_DB (an admin user with INFLUX_CREATE=true), or grant this one those rights`;
+  // (a user name and password in INFLUX_URL itself count as given)
+  if (!influx.username && !influx.password && !influx.token && !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(influx.url ?? ''))
+    return `${at} asks for credentials and no credentials were given (${refusal.said}): set ${vars} to a user that may write to INFLUX_DB`;
+  return `${at} refuses the credentials given (${refusal.said}): check ${influx.username ? `the user name ${influx.username} (INFLUX_USERNAME)` : 'INFLUX_USERNAME'} and its password (INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)`;
+}
+
 /** With INFLUX_URL set: that an InfluxDB answers there, then the aggregator's own start-up check
  *  (aggregator/preflight.ts: API, database or bucket; created with INFLUX_CREATE=true). Run before
  *  the calibration fit, so a wrong URL or a missing database is said at once, not after it.
@@ -306,7 +329,7 @@ async function checkInflux(lp: string, port: string, log: Logger): Promise<boole
   const config = await demoConfig(lp, port);
   if (!config.influx.url) return false;
   const { preflight, PreflightError } = await import('../../aggregator/preflight.ts');
-  const { detectServer } = await import('../../aggregator/influx-setup.ts');
+  const { detectServer, InfluxQlRefusal } = await import('../../aggregator/influx-setup.ts');
   // Fail fast with a clear message rather than retrying writes into nothing (the aggregator alone
   // would start and retry).
   const server = await detectServer(config.influx.url, 5000);
@@ -315,6 +338,11 @@ async function checkInflux(lp: string, port: string, log: Logger): Promise<boole
   try {
     await preflight(config.influx, log.child({ component: 'aggregator' }));
   } catch (e) {
+    // What InfluxDB refused (the cause of the aggregator's line).
+    let cause: unknown = e;
+    while (cause instanceof Error && !(cause instanceof InfluxQlRefusal)) cause = cause.cause;
+    const refusal = credentialsRefusal(cause instanceof InfluxQlRefusal ? cause : undefined, config.influx, server.version);
+    if (refusal) throw new Error(refusal, { cause: e });
     // The aggregator's advice names its own flag; the demo takes the variable only.
     if (e instanceof PreflightError)
       e.message = e.message.replace(/or start the aggregator with --influx-create \([^)]*\)/, 'or run the demo with INFLUX_CREATE=true');
