@@ -32,6 +32,7 @@ import { parseJson, parseYamlDocument, syntaxProblem } from '../scripts/lib/yaml
 import { ALIVE_FILTER, aliveTopic, isValidId, TOPIC_ROOT } from '../contract/index.ts';
 import { HA_DEFAULT_PREFIX, HA_PREFIX_PATTERN, haConfigFilter } from '../contract/homeassistant.ts';
 import { checkConfigObject } from './config.ts';
+import { processAlive } from '../scripts/lib/process-alive.ts';
 
 /**
  * The gateway lines of docs/mosquitto/presence.acl: each gateway publishes its own topics only, and
@@ -343,15 +344,6 @@ function readLockPid(lock: string): string {
     return readFileSync(lock, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -48,6 +48,7 @@ import type { Logger } from 'pino';
 import { makeFolders } from '../scripts/lib/folders.ts';
 import { currentUser } from '../scripts/lib/secrets.ts';
 import type { CountsMessage, QueueState } from '../contract/index.ts';
+import { processAlive } from '../scripts/lib/process-alive.ts';
 
 const NAME_RE = /^(\d{1,16})\.json$/;
 
@@ -200,15 +201,6 @@ function startFileText(dir: string, path: string): string {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Linux's id of this boot and a process's start time (clock ticks after boot), or null where /proc does not say. */
 function processIdentity(pid: number): { boot: string; start: string } | null {
   try {
@@ -243,7 +235,7 @@ function lockPid(text: string): number {
 function lockHolder(text: string): number {
   const pid = lockPid(text);
   const [, boot, start] = text.trim().split(/\s+/);
-  if (!pid || pid === process.pid || !pidAlive(pid)) return 0;
+  if (!pid || pid === process.pid || !processAlive(pid)) return 0;
   if (boot && start) {
     const now = processIdentity(pid);
     if (now && (now.boot !== boot || now.start !== start)) return 0;

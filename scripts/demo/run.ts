@@ -20,6 +20,7 @@ import { lineCount, summary } from './summary.ts';
 import type { Aggregator } from '../../aggregator/aggregator.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
+import { processAlive } from '../lib/process-alive.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
 import {
@@ -211,16 +212,6 @@ export function claimDemoFolder(flag: string, outDir: string, gateways: readonly
  * captures. Removed when the run ends; one whose process is gone (killed) is taken over.
  */
 export const DEMO_LOCK = '.presence-demo.lock';
-
-/** Whether process `pid` is running (one of another user's counts). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Takes the folder's DEMO_LOCK, or refuses the run naming the demo that holds it; returns its release. */
 export function lockDemoFolder(flag: string, outDir: string): () => void {
