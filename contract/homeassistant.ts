@@ -3,7 +3,7 @@
 // Kept out of contract/index.ts: it compiles its schema with ajv, which a gateway without Home
 // Assistant never loads.
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { packageJson } from './schemas.ts';
+import { packageJson } from '../scripts/package-root.ts';
 import { countsTopic, statusTopic } from './topics.ts';
 
 export const HA_DEFAULT_PREFIX = 'homeassistant';

@@ -4,20 +4,8 @@
 // experimental feature" on stderr for those, on every start of `presence` (a non-JSON line in the
 // gateway's journal). They are found under the package root, the same from the TypeScript sources
 // and from the compiled build (package.json `files` ships contract/schemas/ and the aggregator's
-// calibration.schema.json). Each keeps the type TypeScript gives its JSON file.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../scripts/package-root.ts';
-
-/** A JSON file of the package, by its path from the package root, parsed. */
-export function packageJson<T>(path: string): T {
-  const file = join(PACKAGE_ROOT, path);
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
-}
+// calibration.schema.json; packageJson in scripts/package-root.ts). Each keeps the type TypeScript gives its JSON file.
+import { packageJson } from '../scripts/package-root.ts';
 
 export const countsSchemaJson = packageJson<typeof import('./schemas/counts.schema.json', { with: { type: 'json' }})>('contract/schemas/counts.schema.json');
 export const statusSchemaJson = packageJson<typeof import('./schemas/status.schema.json', { with: { type: 'json' }})>('contract/schemas/status.schema.json');

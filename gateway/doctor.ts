@@ -35,7 +35,7 @@ import { capturePipe, findExecutable, NO_OUTPUT_FIX, PIPE_BYTES, spawnCapture } 
 import { captureFix, configuredNames, headline, packageOf, parseCaptureCommand, shownName } from './capture-fix.ts';
 import { REDACTED } from '../contract/redact.ts';
 import { serviceUserOf, userIds } from './service-user.ts';
-import { PACKAGE_ROOT } from '../scripts/package-root.ts';
+import { PACKAGE_ROOT, packageJson } from '../scripts/package-root.ts';
 
 export { captureFix, parseCaptureCommand };
 import { redactFreeText } from './status.ts';
@@ -1178,7 +1178,7 @@ export async function runDoctor(flags: GatewayFlags & { framesTimeout?: string; 
       fix: 'presence doctor --config /etc/presence/gateway.yaml',
     });
   // The oldest Node the build runs on: package.json's engines.node (scripts/presence.js stops on an older one).
-  const engines = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).engines.node);
+  const engines = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(packageJson<{ engines: { node: string } }>('package.json').engines.node);
   const need = [1, 2, 3].map((i) => Number(engines?.[i] ?? 0));
   const have = process.versions.node.split('.').map(Number);
   const older = have[0] !== need[0] ? have[0]! < need[0]! : have[1] !== need[1] ? have[1]! < need[1]! : have[2]! < need[2]!;

@@ -2,7 +2,7 @@
 // compiled build (`<root>/dist/scripts/`): the nearest folder above this file that holds package.json.
 // Files that ship beside the build (firmware/build/presence.wasm, simulator/scenarios/, package.json)
 // are found from here.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 function packageRoot(from: string): string {
@@ -13,3 +13,13 @@ function packageRoot(from: string): string {
 }
 
 export const PACKAGE_ROOT: string = packageRoot(join(import.meta.dirname, '..'));
+
+/** A JSON file of the package, by its path from the package root, parsed; an unreadable or malformed one is named. */
+export function packageJson<T>(path: string): T {
+  const file = join(PACKAGE_ROOT, path);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+}

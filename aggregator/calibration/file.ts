@@ -4,7 +4,7 @@
 import { lstatSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileWriteProblem } from '../../scripts/lib/atomic-file.ts';
 import { notTextProblem, readSmallFileBytes } from '../../scripts/lib/small-file.ts';
-import { packageJson } from '../../contract/schemas.ts';
+import { packageJson } from '../../scripts/package-root.ts';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';

@@ -1,4 +1,4 @@
-// A progress bar on stderr for long work, shown only on a terminal (cli-progress, loaded when used).
+// Progress of long work: a bar on stderr on a terminal (cli-progress, loaded when used), or plain lines where no terminal shows one.
 
 export interface Progress {
   update(n: number): void;
@@ -57,4 +57,75 @@ export function barWidth(format: string, total: number, columns: number | undefi
   columns ||= 80;
   const rest = format.replace('{bar}', '').replace('{percentage}', '100').replace('{value}', String(total)).replace('{total}', String(total)).length;
   return Math.max(10, Math.min(40, columns - 1 - rest));
+}
+
+/**
+ * Plain progress lines for the stretches of a run that printed nothing, the simulator's and the
+ * gateways' replay (over a minute for the default run, hours for a long one), when the live table is
+ * not shown (stdout not a terminal, or --no-live): a line at each quarter of the simulated minutes of
+ * a stage (at most one a second), and at least every `everyMs` between them, e.g.
+ * "replaying today through 3 gateways: 12 of 30 simulated minutes (40%)". No terminal codes.
+ */
+export class ProgressLines {
+  private label = '';
+  private done: () => number = () => 0;
+  private quarter = 0;
+  private last = Date.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly write: (s: string) => void,
+    private readonly totalS: number,
+    private readonly everyMs = 10_000,
+  ) {
+    // The replay lets go of the event loop: a line every everyMs even between two windows (--speed 1).
+    // The simulator does not: its own callbacks call tick().
+    this.timer = setInterval(() => this.tick(), Math.min(1000, everyMs));
+    this.timer.unref();
+  }
+
+  /** A new stage: `label` ("simulating today"), and how many simulated seconds of it are done. */
+  stage(label: string, done: () => number): void {
+    this.flush();
+    this.label = label;
+    this.done = done;
+    this.quarter = 0;
+    this.last = Date.now();
+  }
+
+  /** Prints the stage's line when it has reached another quarter, or `everyMs` passed since the last line. */
+  tick(): void {
+    this.line(false);
+  }
+
+  /** The stage's line when it has reached a quarter not printed yet (its end: 100%), at once. */
+  private flush(): void {
+    this.line(true);
+  }
+
+  private line(atEnd: boolean): void {
+    if (!this.label) return;
+    const doneS = Math.max(0, Math.min(this.totalS, this.done()));
+    const quarter = Math.floor((4 * doneS) / this.totalS);
+    const now = Date.now();
+    // A quarter reached within a second of the last line (a stage of a few seconds) waits for the
+    // next tick, or the stage's end.
+    if (now - this.last < this.everyMs && (quarter <= this.quarter || (now - this.last < 1000 && !atEnd))) return;
+    this.quarter = Math.max(this.quarter, quarter);
+    this.last = now;
+    const min = (s: number) => String(+(s / 60).toFixed(1));
+    this.write(`${this.label}: ${min(doneS)} of ${min(this.totalS)} simulated minutes (${Math.floor((100 * doneS) / this.totalS)}%)\n`);
+  }
+
+  /** The end of the last stage: its line if not printed yet (100%), and no more lines. */
+  end(): void {
+    this.flush();
+    this.stop();
+  }
+
+  /** No more lines (a run cut short or failed). */
+  stop(): void {
+    this.label = '';
+    clearInterval(this.timer);
+  }
 }
