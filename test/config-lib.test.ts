@@ -392,6 +392,12 @@ describe('error lines', () => {
     expect(lines({ a: { size: 2, evry: '1s' } })).toEqual(['a: has an unknown key "evry" (did you mean "every"?)']);
   });
 
+  it('name a YAML merge key as one, not as a typo of a known key', () => {
+    expect(lines({ a: { size: 2, '<<': { every: '1s' } } })).toEqual([
+      'a: has a YAML merge key "<<", which settings files do not take: write the keys out in full (an alias of a whole value, *name, works)',
+    ]);
+  });
+
   it('name an unknown key that is a URL with credentials without them (a broker URL pasted as a key: `mqtt://u:pw@broker:1883:`)', () => {
     const [line] = lines({ a: { size: 2, 'mqtt://u:Secr3t@broker:1883': null } });
     expect(line).toMatch(/^a: has an unknown key "mqtt:\/\/broker:1883"/);

@@ -704,6 +704,12 @@ export function describeErrors(errors: ErrorObject[], o: DescribeOptions): strin
       }
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
+        // YAML 1.1's merge key (`<<: *base`): the YAML 1.2 parser reads it as a key named "<<", and
+        // "did you mean" a known key that looks like it sent people looking for a typo.
+        if (extra === '<<') {
+          line = `${label}: has a YAML merge key "<<", which settings files do not take: write the keys out in full (an alias of a whole value, *name, works)`;
+          break;
+        }
         const choices = known(o.schema, e.instancePath.replace(/^\//, '').replace(/\//g, '.'));
         const close = choices
           .filter((c) => distance(c, extra) <= Math.max(2, Math.floor(extra.length / 3)))
