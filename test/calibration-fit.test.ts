@@ -689,6 +689,25 @@ describe('truth', () => {
     expect(r.unmatched.map((c) => c.line)).toEqual([3]);
   });
 
+  it('averages the point counts of one window into one pair (six counts were six samples of one estimate)', () => {
+    const counts = parsePointCounts(
+      'time;people\n2025-06-01T12:00:05Z;100\n2025-06-01T12:00:25Z;110\n2025-06-01T12:00:45Z;120\n2025-06-01T12:01:10Z;90\n',
+      'c.csv',
+    );
+    const w = [0, 1].map((i) => ({
+      start: Date.parse('2025-06-01T12:00:00Z') + i * 60_000,
+      end: Date.parse('2025-06-01T12:01:00Z') + i * 60_000,
+      estimate: 300 - i,
+      devices: 310,
+    }));
+    const r = pairPointCounts(w, counts, 'z');
+    expect(r.paired).toEqual([
+      { ...w[0], people: 110, session: '2025-06-01', zone: 'z' },
+      { ...w[1], people: 90, session: '2025-06-01', zone: 'z' },
+    ]);
+    expect(r.unmatched).toEqual([]);
+  });
+
   it('a header with spaces around its fields reads as the rows do (" time; occupancy" was refused while "t; 3" rows were read)', () => {
     const o = parseOccupancy(' Time ; Occupancy \n2022-10-18T09:00:00Z; 1\n2022-10-18T10:00:00Z ;3\n', 'a.csv');
     expect(o.people).toEqual([1, 3]);

@@ -33,13 +33,16 @@ export function pairOccupancy(windows: CountedWindow[], truth: Occupancy, sessio
 }
 
 /**
- * Point counts paired with the window that contains each count's time (start <= t < end). A count
- * with no window is returned in `unmatched` (the caller decides whether that is an error).
- * The session of a pair is the UTC day of the count.
+ * Point counts paired with the window that contains each count's time (start <= t < end). Counts
+ * that fall in one window are one pair with their mean (a counter every 10 s in a 60-s window is one
+ * window's people, not six samples of the same estimate, which would weigh that window six times in
+ * the fit and count six windows in the data it prints). A count with no window is returned in
+ * `unmatched` (the caller decides whether that is an error). The session of a pair is the UTC day
+ * of its window's first count.
  */
 export function pairPointCounts(windows: CountedWindow[], counts: PointCount[], zone?: string): { paired: PairedWindow[]; unmatched: PointCount[] } {
   const sorted = [...windows].sort((a, b) => a.start - b.start);
-  const paired: PairedWindow[] = [];
+  const held = new Map<CountedWindow, { sum: number; n: number; first: number }>();
   const unmatched: PointCount[] = [];
   for (const c of counts) {
     // Binary search for the last window starting at or before the count.
@@ -58,7 +61,18 @@ export function pairPointCounts(windows: CountedWindow[], counts: PointCount[], 
       unmatched.push(c);
       continue;
     }
-    paired.push({ ...w, people: c.people, session: new Date(c.time).toISOString().slice(0, 10), ...(zone === undefined ? {} : { zone }) });
+    const h = held.get(w);
+    if (h) {
+      h.sum += c.people;
+      h.n++;
+      h.first = Math.min(h.first, c.time);
+    } else held.set(w, { sum: c.people, n: 1, first: c.time });
+  }
+  const paired: PairedWindow[] = [];
+  for (const w of sorted) {
+    const h = held.get(w);
+    if (!h) continue;
+    paired.push({ ...w, people: h.sum / h.n, session: new Date(h.first).toISOString().slice(0, 10), ...(zone === undefined ? {} : { zone }) });
   }
   return { paired, unmatched };
 }
