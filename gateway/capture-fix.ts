@@ -56,6 +56,25 @@ const WRAPPERS: Record<string, { valued: readonly string[]; operands?: number }>
   stdbuf: { valued: ['-i', '--input', '-o', '--output', '-e', '--error'] },
   timeout: { valued: ['-s', '--signal', '-k', '--kill-after'], operands: 1 },
   taskset: { valued: [], operands: 1 },
+  // util-linux's setpriv (--reuid=presence, --no-new-privs, --inh-caps=...): runs the program after its options
+  setpriv: {
+    valued: [
+      '--reuid',
+      '--regid',
+      '--ruid',
+      '--euid',
+      '--rgid',
+      '--egid',
+      '--groups',
+      '--inh-caps',
+      '--ambient-caps',
+      '--bounding-set',
+      '--securebits',
+      '--pdeathsig',
+      '--selinux-label',
+      '--apparmor-profile',
+    ],
+  },
 };
 
 /** The Debian package of a program the gateway may tell the engineer to install. */
@@ -69,6 +88,7 @@ const PACKAGE_OF: Record<string, string> = {
   timeout: 'coreutils',
   ionice: 'util-linux',
   taskset: 'util-linux',
+  setpriv: 'util-linux',
 };
 
 /** The Debian package that installs a program (PACKAGE_OF; else the program's own name). */
@@ -180,6 +200,15 @@ export function captureFix(output: string[], command: string | string[], exitCod
   // that non-superusers may capture.
   if (exitCode === 126 || /^EACCES$/m.test(text))
     return `${program} cannot be run by the user the gateway runs as (permission denied: not executable for that user): see who may run it with ls -l $(command -v ${program}); dumpcap installed for the wireshark group only: sudo dpkg-reconfigure wireshark-common and answer No, or sudo usermod -aG wireshark presence (the service's user); any other program: sudo chmod 755 it`;
+  // sudo (or doas) before the capture program where it cannot raise privileges: the no-new-privileges
+  // flag, which the gateway's unit sets (NoNewPrivileges=yes) and a container may, stops it (older
+  // sudo: "effective uid is not 0"); or it wants a password, which nobody types. The unit needs
+  // neither: it gives the capture commands CAP_NET_RAW and CAP_NET_ADMIN.
+  const elevator = parsed.wrappers.find((w) => w === 'sudo' || w === 'doas') ?? 'sudo';
+  if (/"no new privileges" flag is set|effective uid is not 0|not installed setuid/i.test(text))
+    return `${elevator} in the capture command cannot raise privileges here (the no-new-privileges flag: the gateway's systemd unit sets NoNewPrivileges=yes, a container may too) and is not needed: remove ${elevator} and its options from the command; the unit gives the capture program CAP_NET_RAW and CAP_NET_ADMIN`;
+  if (/a password is required|a terminal is required to read the password|no tty present and no askpass program/i.test(text))
+    return `${elevator} in the capture command asks for a password, which nobody can type there: remove ${elevator} and its options from the command and give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit, which gives them)`;
   // dumpcap without capture rights lists no interface at all and says only this.
   if (/permission|not permitted|operation not permitted|you don't have permission|EPERM|EACCES|no interfaces on which a capture can be done/i.test(text))
     return `give ${program} capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v ${program}) (or run the gateway with the systemd unit)`;

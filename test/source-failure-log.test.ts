@@ -2,7 +2,7 @@
 // damage, byte offset, frames read before it, the configured path), and no byte of a frame: values
 // read from the stream (a block's type and length, a file's first bytes) can be part of a device
 // address on a damaged stream (the reader's sentence quotes none: test/capture-error-text.test.ts).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -247,6 +247,38 @@ describe('a capture command that stops', () => {
     expect(raw.stderr).toBe('<redacted>');
     expect(JSON.stringify(raw)).not.toMatch(/\*Ma|Mar|arty/);
   });
+
+  // sudo run by a user other than root, with and without the no-new-privileges flag the gateway's
+  // unit sets (setpriv sets both here; it needs root). Real sudo, real messages.
+  const sudoWhy = !existsSync('/usr/bin/sudo')
+    ? 'sudo is not installed (apt-get install -y sudo)'
+    : process.getuid?.() !== 0
+      ? 'setpriv needs root to run sudo as another user'
+      : '';
+  if (sudoWhy) console.warn(`skipping the sudo cases: ${sudoWhy}`);
+  it.skipIf(sudoWhy !== '' && process.env.CI !== 'true')(
+    "sudo in a capture command under the no-new-privileges flag (the unit's NoNewPrivileges=yes): the fix is to remove it, not to give capture rights",
+    async () => {
+      expect(sudoWhy, 'CI installs sudo and runs as root').toBe('');
+      const line = await stoppedLine('setpriv --no-new-privs --reuid=65534 --regid=65534 --clear-groups sudo -n tcpdump -i wlan0mon -U -w -');
+      expect(line).toMatchObject({ program: 'tcpdump', exit_code: 1 });
+      expect(line.fix).toBe(
+        "sudo in the capture command cannot raise privileges here (the no-new-privileges flag: the gateway's systemd unit sets NoNewPrivileges=yes, a container may too) and is not needed: remove sudo and its options from the command; the unit gives the capture program CAP_NET_RAW and CAP_NET_ADMIN",
+      );
+    },
+  );
+
+  it.skipIf(sudoWhy !== '' && process.env.CI !== 'true')(
+    'sudo in a capture command that asks for a password: the fix is to remove it and give the program capture rights',
+    async () => {
+      expect(sudoWhy, 'CI installs sudo and runs as root').toBe('');
+      const line = await stoppedLine('setpriv --reuid=65534 --regid=65534 --clear-groups sudo -n tcpdump -i wlan0mon -U -w -');
+      expect(line).toMatchObject({ program: 'tcpdump', exit_code: 1 });
+      expect(line.fix).toBe(
+        'sudo in the capture command asks for a password, which nobody can type there: remove sudo and its options from the command and give tcpdump capture rights: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v tcpdump) (or run the gateway with the systemd unit, which gives them)',
+      );
+    },
+  );
 
   it('a program that is not installed (the shell says so, exit code 127) is still to be installed', async () => {
     const line = await stoppedLine('no-such-capture-tool -i wlan0mon -w -');
