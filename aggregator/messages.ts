@@ -203,26 +203,42 @@ export function statusLines(m: StatusMessage, receivedAt: number, missing = fals
   if (m.sources) {
     const t = sourceTotals(m.sources);
     p.floatField('frames_per_s', t.frames_per_s).intField('errors', t.errors).intField('sources', t.sources).intField('sources_failed', t.sources_failed);
+    // Capture commands that run but have written nothing at all (silent_s): written with every status
+    // that has sources, 0 when none is silent, so a panel's last value is the current one.
+    p.intField('sources_silent', t.sources_silent).intField('capture_silent_s', t.capture_silent_s);
   }
   return [p.toLineProtocol(msSettings)!];
 }
 
-/** A status message's sources summed: what the gateway_status point and the page show of them. */
+/**
+ * A status message's sources summed: what the gateway_status point and the page show of them.
+ * `sources_silent`: sources with silent_s (a capture command that runs but has written nothing at
+ * all, not even a capture file header, for 15 s or more); `capture_silent_s`: the longest silent_s, 0
+ * when none has it.
+ */
 export function sourceTotals(sources: NonNullable<StatusMessage['sources']>): {
   frames_per_s: number;
   errors: number;
   sources: number;
   sources_failed: number;
+  sources_silent: number;
+  capture_silent_s: number;
 } {
   let fps = 0;
   let errors = 0;
   let failed = 0;
+  let silent = 0;
+  let silentS = 0;
   for (const s of sources) {
     fps += s.frames_per_s;
     errors += s.errors;
     if (s.state === 'failed') failed++;
+    if (s.silent_s !== undefined) {
+      silent++;
+      silentS = Math.max(silentS, s.silent_s);
+    }
   }
-  return { frames_per_s: fps, errors, sources: sources.length, sources_failed: failed };
+  return { frames_per_s: fps, errors, sources: sources.length, sources_failed: failed, sources_silent: silent, capture_silent_s: silentS };
 }
 
 /** The point recording that a gateway has been silent for `windows` window lengths (or is back: 0). */

@@ -80,6 +80,9 @@ export interface GatewayView {
   errors: number | null;
   sources: number | null;
   sources_failed: number | null;
+  /** Sources whose capture command runs but has written nothing at all for 15 s or more (silent_s), and the longest silent_s. */
+  sources_silent: number | null;
+  capture_silent_s: number | null;
   /** Recorded by the aggregator as silent for missing_windows window lengths. */
   missing: boolean;
   missing_windows: number;
@@ -244,6 +247,8 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
         errors: null,
         sources: null,
         sources_failed: null,
+        sources_silent: null,
+        capture_silent_s: null,
         missing: false,
         missing_windows: 0,
         last_window: null,
@@ -315,7 +320,7 @@ export class RecentWrites extends EventEmitter<RecentEvents> {
     if (m.sources) {
       Object.assign(g, sourceTotals(m.sources));
     } else {
-      g.frames_per_s = g.errors = g.sources = g.sources_failed = null;
+      g.frames_per_s = g.errors = g.sources = g.sources_failed = g.sources_silent = g.capture_silent_s = null;
     }
     this.emit('gateway', { ...g });
   }

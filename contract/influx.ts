@@ -22,6 +22,7 @@ export const INFLUX_SCHEMA = {
   [GATEWAY_STATUS_MEASUREMENT]: {
     tags: ['gateway', 'site', 'zone'],
     fields: [
+      'capture_silent_s',
       'clock_behind_s',
       'errors',
       'frames_per_s',
@@ -36,6 +37,7 @@ export const INFLUX_SCHEMA = {
       'queue_ok',
       'sources',
       'sources_failed',
+      'sources_silent',
       'up',
       'uptime_s',
       'window_complete',

@@ -62,6 +62,11 @@ export interface SourceStatus {
   error_code?: SourceErrorCode;
   /** The last failure: the fixed sentence of error_code (contract/last-error.ts lastErrorText), never a capture tool's text. */
   last_error?: string;
+  /**
+   * Whole seconds the running capture command has written no byte at all, not even a capture file
+   * header, since it started; present only from 15 s of it (gateway NO_OUTPUT_MS) until its first byte.
+   */
+  silent_s?: number;
 }
 
 /** Fixed reasons a capture source fails (status `sources[].error_code`). */
@@ -183,5 +188,6 @@ export const FIELDS = {
     errors: true,
     error_code: true,
     last_error: true,
+    silent_s: true,
   } satisfies AllKeys<SourceStatus>,
 } as const;

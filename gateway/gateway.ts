@@ -844,13 +844,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return wm;
   }
 
+  /** Capture commands that were mute (CaptureSource.mute) when their state last changed. */
+  private readonly muted = new Set<CaptureSource>();
+
   private sourceStateChanged(src: CaptureSource): void {
     this.log.info({ source: src.name, state: src.state, errors: src.errors }, 'source state');
     this.emit('source', src.name, src.state);
+    const wasMute = this.muted.delete(src);
+    if (src.mute) this.muted.add(src);
     if (src.state === 'restarting' || src.state === 'failed' || src.mute) {
       this.windows?.cutShort();
       void this.publishStatus();
-    }
+    } else if (wasMute) void this.publishStatus(); // it writes now: the retained status no longer says silent_s
     if (this.clock === 'capture') void this.pump();
     if (this.pacedClock && this.clockTimer) this.schedulePacedClock();
   }

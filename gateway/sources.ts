@@ -205,13 +205,17 @@ export abstract class CaptureSource {
 
   /**
    * True while the running capture command has written no byte, not even a capture file header,
-   * for NO_OUTPUT_MS since it started: it counts nothing, so the gateway cuts its windows short.
+   * for NO_OUTPUT_MS since it started: it counts nothing, so the gateway cuts its windows short and
+   * its status gives the source silent_s.
    */
   get mute(): boolean {
     return false;
   }
 
-  status(framesPerS: number): SourceStatus {
+  status(framesPerS: number, nowMs = performance.now()): SourceStatus {
+    // Only while mute (a capture command that has written no byte at all for NO_OUTPUT_MS): a header,
+    // then no frame, is what a quiet site looks like, and is not said here.
+    const silent = this.mute ? this.silence(nowMs) : null;
     return {
       name: this.name,
       ...(this.radio ? { radio: this.radio } : {}),
@@ -221,6 +225,7 @@ export abstract class CaptureSource {
       errors: this.errors,
       ...(this.lastErrorCode ? { error_code: this.lastErrorCode } : {}),
       ...(this.lastError ? { last_error: this.lastError } : {}),
+      ...(silent ? { silent_s: Math.floor(silent.silentMs / 1000) } : {}),
     };
   }
 }
@@ -1060,14 +1065,16 @@ export class CommandSource extends CaptureSource {
       parser.onCut = this.noteCut;
       for await (const chunk of pipe ? pipe.chunks : tickedChunks(child.stdout!)) {
         if (run.bytes === 0 && chunk.length > 0) {
+          const wasMute = run.silentTimer === null;
           if (run.silentTimer) clearTimeout(run.silentTimer);
-          else if (!this.stopped) {
+          run.silentTimer = null;
+          run.bytes += chunk.length;
+          // no longer mute (bytes counted first): the gateway publishes a status without silent_s
+          if (wasMute && !this.stopped) {
             this.log.info({ source: this.name, program: this.program, silent_ms: Math.round(performance.now() - run.startedMs) }, 'capture command writes now');
             this.sink?.stateChanged(this);
           }
-          run.silentTimer = null;
-        }
-        run.bytes += chunk.length;
+        } else run.bytes += chunk.length;
         const batch = parser.pushRecords(chunk, true);
         // Running again (after a restart) once it wrote a capture file header: it captures, and a
         // quiet site's windows are whole zeros, not cut short until the first frame comes.

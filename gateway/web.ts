@@ -81,6 +81,8 @@ export interface Snapshot {
     last_error?: string;
     /** What to do about the last failure of a capture command: the same fixed sentence as /healthz gives (sources.ts lastFix). */
     fix?: string;
+    /** Seconds a running capture command has written nothing at all, not even a file header (the status's silent_s: from 15 s on). */
+    silent_s?: number;
     /** A capture command silent too long (http.ts sourceSilence): its sentence, a fault (problem) or a warning. */
     silence?: { level: 'problem' | 'warning'; text: string };
   }>;
@@ -282,6 +284,7 @@ export class GatewayPage {
           ...(st.error_code ? { error_code: st.error_code } : {}),
           ...(st.last_error ? { last_error: st.last_error } : {}),
           ...(st.last_error && s.lastFix ? { fix: s.lastFix } : {}),
+          ...(st.silent_s !== undefined ? { silent_s: st.silent_s } : {}),
           ...(silence ? { silence } : {}),
         };
       }),

@@ -178,7 +178,7 @@ describe('aggregator message core', () => {
   it('turns status into one gateway_status point with sums over sources', () => {
     const [line] = statusLines(status('site-a', 'gw-1', new Date(now)), now);
     expect(line).toBe(
-      `gateway_status,gateway=gw-1,site=site-a errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,up=1i,uptime_s=12.5 ${now}`,
+      `gateway_status,gateway=gw-1,site=site-a capture_silent_s=0i,errors=3i,frames_per_s=15,missing=F,online=T,queue_depth=3i,sources=2i,sources_failed=0i,sources_silent=0i,up=1i,uptime_s=12.5 ${now}`,
     );
   });
 

@@ -5,7 +5,8 @@
 //   the rendered page hold no address in any form, although the frames replayed carry known
 //   addresses (the leak scan of test/support/leak.ts, the one the MQTT and log checks use);
 // - a capture command that exits shows on the page at once: the update interval is an hour, so
-//   only the push on a source's change of state can bring it;
+//   only the push on a source's change of state can bring it; one that runs but has written nothing
+//   for 15 s shows as capture silent in the sources, not as a plain running;
 // - a window suppressed for privacy.min_count shows as suppressed below k (a gap in its chart), not as 0;
 // - the gateway gone (killed), the page says it has no connection since when and that what it
 //   shows is from then; the gateway back, the next picture takes that away;
@@ -278,6 +279,26 @@ describe.skipIf(!ok)(SUITE, () => {
     }
   });
 
+  it('a capture command that runs but has written nothing for 15 s shows as capture silent in the sources, not as a plain running', async () => {
+    const port = await freePort();
+    const gw = spawnGateway([
+      ...['--site', 'web', '--zone', 'hall', '--id', 'gw-mute', '--mqtt-url', broker.url, '--source', 'wifi=cmd:exec sleep 600'],
+      ...['--queue-dir', join(tmp, 'q-mute'), '--http-port', String(port), '--http-update', '500ms'],
+    ]);
+    try {
+      await waitForPort(port);
+      const v = await openPage(browser, `http://127.0.0.1:${port}/`);
+      const sources = () => v.page.evaluate("document.getElementById('sources').textContent") as Promise<string>;
+      await v.page.waitForFunction("document.getElementById('sources')?.textContent.includes('running')", { timeout: 30_000 });
+      expect(await sources()).not.toContain('capture silent');
+      await v.page.waitForFunction("document.getElementById('sources')?.textContent.includes('capture silent')", { timeout: 30_000 });
+      expect(await sources()).toMatch(/running, capture silent (1[5-9]|[2-9][0-9]) s/);
+      expect(v.errors).toEqual([]);
+      await v.page.close();
+    } finally {
+      gw.proc.kill('SIGKILL');
+    }
+  }, 60_000);
   it('50 viewers, 10 never reading, during a max-speed replay: every frame counted, buffers bounded, the stalled ones dropped and counted', async () => {
     const wifi = wifiCapture(join(tmp, 'fast.pcap'), { devices: 200, startMs: start, durationMs: 600_000, framesPerS: 400, salt: 25 });
     const port = await freePort();
