@@ -21,9 +21,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { Calibration, parseCalibration } from '../aggregator/calibration/index.ts';
 import type { GatewayView, Snapshot, ZoneWindow } from '../aggregator/recent.ts';
-import { countsTopic, encode } from '../contract/index.ts';
+import { countsTopic, encode, statusTopic } from '../contract/index.ts';
 import { runPeriod, type PeriodResult } from '../scripts/demo/index.ts';
-import { countsItem, publishAll, publisher, until, window as countsWindow } from './aggregator-helpers.ts';
+import { countsItem, publishAll, publisher, status, until, window as countsWindow } from './aggregator-helpers.ts';
 import { launchBrowser, needChromium, openPage, type Browser, type OpenedPage } from './support/browser.ts';
 import { Influxd } from './support/influxd.ts';
 import { Mosquitto } from './support/mosquitto.ts';
@@ -290,6 +290,33 @@ describe.skipIf(!ok)(SUITE, () => {
       await eventually('the snapshot has the last window', async () => (await last()) !== undefined);
       const w = (await last())!;
       expect([w.wifi, w.ble, w.min_count]).toEqual([{ devices: 0, estimate: 0, suppressed: true }, { devices: 0, estimate: 0, suppressed: true }, 8]);
+      expect(opened.errors).toEqual([]);
+    } finally {
+      await pub.endAsync();
+    }
+  }, 60_000);
+
+  it("a gateway whose capture command writes nothing shows it beside its sources (its status's silent_s), not as a quiet site", async () => {
+    const pub = await publisher(mosquitto.url);
+    try {
+      const base = status(today.site, 'gw-hung');
+      const silent = { ...base, zone: 'quiet', sources: [{ ...base.sources![0]!, frames_per_s: 0, silent_s: 150 }, base.sources![1]!] };
+      await pub.publishAsync(statusTopic(today.site, 'gw-hung'), encode(silent), { qos: 1, retain: true });
+      const cell = () =>
+        opened.page.$$eval(
+          '#gateways tbody tr[data-gateway]',
+          (trs, gw) =>
+            trs.find((tr) => (tr as unknown as { dataset: { gateway?: string } }).dataset.gateway === gw)?.querySelectorAll('td')[6].textContent ?? null,
+          `${today.site}/gw-hung`,
+        );
+      await eventually('the page shows gw-hung', async () => (await cell()) !== null);
+      expect(await cell()).toBe('2 (0), 1 capture silent 2 minutes');
+      // it writes again: the next status has no silent_s, and the page says nothing more
+      await pub.publishAsync(statusTopic(today.site, 'gw-hung'), encode({ ...base, zone: 'quiet', ts: new Date(Date.now() + 1000).toISOString() }), {
+        qos: 1,
+        retain: true,
+      });
+      await eventually('the page drops the warning', async () => (await cell()) === '2 (0)');
       expect(opened.errors).toEqual([]);
     } finally {
       await pub.endAsync();
