@@ -35,7 +35,7 @@ import { RejectLog, type RejectLogOptions } from './reject-log.ts';
 import { redactUrl, redactUrlsIn } from '../scripts/lib/secrets.ts';
 import { topicKind } from '../contract/index.ts';
 import { GatewayIdentity } from './registry.ts';
-import { CorridorFlows } from './flows/intake.ts';
+import { CorridorFlows, type KeyMismatch } from './flows/intake.ts';
 import { aliveInstance, instanceId, Ownership } from './flows/ownership.ts';
 import { CorridorLink } from './flows/link.ts';
 
@@ -59,9 +59,23 @@ export interface AggregatorOptions {
   preflighted?: boolean;
 }
 
+/** What to do about a key_check mismatch (the log line's `fix`, and the end of its text). */
+export const KEY_MISMATCH_FIX =
+  'copy the group\'s secret file to the gateway(s) named with `presence corridor join --force` (gateway/README.md, "Corridor sketches") and restart them';
+
+/** One line of a key_check mismatch: the group, the gateway(s), what it means and the fix (log and /healthz). */
+export function keyMismatchText(m: KeyMismatch): string {
+  const g = `corridor group "${m.group}"`;
+  if (m.majority)
+    return `${g}: the key_check of ${m.gateways.join(', ')} differs from that of ${m.majority.join(', ')} (epoch ${m.epoch}): ${m.gateways.length > 1 ? 'their' : 'its'} secret file is not the group's (another group's, or one replaced since), so ${m.gateways.length > 1 ? 'their' : 'its'} sketches are refused (sketch_key_mismatch) and no flow with ${m.gateways.length > 1 ? 'them' : 'it'} is written; ${KEY_MISMATCH_FIX}`;
+  return `${g}: ${m.gateways.join(', ')} give different key_check values (epoch ${m.epoch}) and none is held by most of them, so which secret file is the group's cannot be told: one of them (or each) holds another group's or a replaced one, and no flow between gateways that disagree is written; ${KEY_MISMATCH_FIX}`;
+}
+
 export interface AggregatorStats {
   received: number;
   rejected: number;
+  /** Gateways of corridor groups whose key_check disagrees now (KeyMismatch: a secret file not the group's). */
+  keyMismatches: number;
   pointsWritten: number;
   /** Points the server refused (dropped; their messages acknowledged). */
   pointsDropped: number;
@@ -142,7 +156,10 @@ export class Aggregator extends EventEmitter {
       () => performance.now(),
     );
     const corridors = this.config.corridors;
-    this.flows = corridors.length ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead }) : null;
+    this.flows = corridors.length
+      ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead, onKeyMismatch: (group, m) => this.onKeyMismatch(group, m) })
+      : null;
+    for (const c of corridors) this.metrics.corridorKeyMismatch.set({ group: c.group }, 0);
     this.clockSkew = new ClockSkew(this.config.maxAhead, this.log);
     this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload, packet) =>
@@ -172,6 +189,7 @@ export class Aggregator extends EventEmitter {
     const p = this.pipeline;
     return {
       ...this.counters,
+      keyMismatches: (this.flows?.keyMismatches ?? []).reduce((n, m) => n + m.gateways.length, 0),
       pointsWritten: p.pointsWritten,
       pointsDropped: p.pointsDropped,
       acked: this.intake.acked,
@@ -207,6 +225,7 @@ export class Aggregator extends EventEmitter {
         sink: this.sink.target,
         calibrationProblem: this.calibrationProblem,
         gatewayLimitProblem: this.identity.limitProblem(),
+        corridorKeyProblems: this.flows?.keyMismatches.map(keyMismatchText) ?? [],
       });
       if (this.recent) {
         const web = new AggregatorWeb(
@@ -289,6 +308,13 @@ export class Aggregator extends EventEmitter {
     this.emit('rejected', reason, topic);
   }
 
+  /** The members of a corridor group whose key_check disagrees changed: one line in the log, the gauge. */
+  private onKeyMismatch(group: string, m: KeyMismatch | null): void {
+    this.metrics.corridorKeyMismatch.set({ group }, m?.gateways.length ?? 0);
+    if (m) this.log.warn({ group, epoch: m.epoch, gateways: m.gateways, fix: KEY_MISMATCH_FIX }, keyMismatchText(m));
+    else this.log.info({ group }, `corridor group "${group}": the key_check of its gateways agree again`);
+  }
+
   /** A corridor sketch: held (by the owner, or by a standby for a take-over) or ignored, acknowledged at once; flow points due are written. */
   private onSketch(topic: string, payload: Buffer, now: number): void {
     const flows = this.flows!;
@@ -299,13 +325,14 @@ export class Aggregator extends EventEmitter {
       r = { ok: false, reason: 'sketch_invalid', detail: `cannot be read: ${(e as Error).message}` };
     }
     this.metrics.sketchesHeld.set(flows.held);
+    // sketches held or waiting before, refused now: once the group's window length was known, or
+    // once most members had given their key_check and theirs differs
+    for (const w of r.waited ?? []) this.reject(w.reason, w.topic, w.detail, now);
     if (!r.ok) {
       // the reason and the topic only: a sketch's bits never go to a log
       this.reject(r.reason, topic, r.detail, now);
       return;
     }
-    // sketches that waited for the group's window length and were refused once it was known
-    for (const w of r.waited ?? []) this.reject(w.reason, w.topic, w.detail, now);
     if (!r.held) this.metrics.sketchesIgnored.inc();
     if (r.lines.length) {
       this.metrics.flowIntervals.inc();

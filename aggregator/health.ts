@@ -66,6 +66,12 @@ export class AggregatorMetrics {
     help: 'Valid corridor sketches not kept: of windows before the first whole interval this aggregator sees (dropped at once)',
     registers: [this.registry],
   });
+  readonly corridorKeyMismatch = new Gauge({
+    name: 'presence_aggregator_corridor_key_mismatch',
+    help: "Gateways of a corridor group whose sketches' key_check disagrees with the other members' (a secret file not the group's; 0: they agree), by group",
+    labelNames: ['group'],
+    registers: [this.registry],
+  });
   readonly corridorGroupsOwned = new Gauge({
     name: 'presence_aggregator_corridor_groups_owned',
     help: 'Corridor groups whose flows this aggregator computes',
@@ -131,6 +137,8 @@ export interface HealthState {
   calibrationProblem?: string | null;
   /** Messages rejected recently for gateways.max_known ("degraded": their windows are lost). */
   gatewayLimitProblem?: string | null;
+  /** Corridor groups whose members' key_check disagrees ("degraded": their flows are not written). */
+  corridorKeyProblems?: string[];
 }
 
 /** What /healthz answers (and the page shows): status, the problems with their fixes, queue depth, sink. */
@@ -160,7 +168,9 @@ export function healthReport(s: HealthState, now = Date.now()): { code: number; 
     );
   if (s.calibrationProblem) problems.push(s.calibrationProblem);
   if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
-  const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem ? 'degraded' : 'ok';
+  const keyProblems = s.corridorKeyProblems ?? [];
+  problems.push(...keyProblems);
+  const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem || keyProblems.length ? 'degraded' : 'ok';
   const report: HealthReport = {
     status,
     problems,

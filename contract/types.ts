@@ -117,6 +117,8 @@ export interface SketchMessage {
   p: number;
   /** The noisy bitmap: m / 8 bytes, base64; bit i is (byte[i >> 3] >> (i & 7)) & 1. */
   bits: string;
+  /** Optional: keyCheckOf(epoch key), 16 lower-case hex digits, the same at every gateway holding the group's secret (contract/sketch.ts). */
+  key_check?: string;
 }
 
 /** Every field of each payload type, as a value (the contract test compares them with the schemas;
@@ -178,6 +180,7 @@ export const FIELDS = {
     m: true,
     p: true,
     bits: true,
+    key_check: true,
   } satisfies AllKeys<SketchMessage>,
   source: {
     name: true,

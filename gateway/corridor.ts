@@ -153,6 +153,7 @@ export function sketchMessage(id: Identity, span: { start: number; end: number }
     m: s.m,
     p: s.p,
     bits: Buffer.from(s.bits).toString('base64'),
+    key_check: s.keyCheck,
   };
 }
 

@@ -184,7 +184,7 @@ describe.skipIf(!ok)('gateway publishes only contract sketches', () => {
       sketchMessage(
         { site: 'cs', zone: 'z', gateway: 'g' },
         { start, end: start + 60_000 },
-        { group: 'main-street', epoch, epochMs: HOUR, m: 1024, p: 0.5, bits: new Uint8Array(128).fill(fill) },
+        { group: 'main-street', epoch, epochMs: HOUR, m: 1024, p: 0.5, bits: new Uint8Array(128).fill(fill), keyCheck: '0123456789abcdef' },
       );
     const drops: SketchDrop[] = [];
     const sketches = new SketchQueue(10, HOUR, (r) => drops.push(r));

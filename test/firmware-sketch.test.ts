@@ -3,7 +3,8 @@
 // randomised response bit for bit for given scratch bytes, and its flip rate over CSPRNG bytes.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Firmware } from '../firmware/host/firmware.ts';
+import { Firmware, KEY_CHECK_LABEL, keyCheckOf } from '../firmware/host/firmware.ts';
+import { blake2s } from '@noble/hashes/blake2.js';
 import type { Frame } from '../firmware/host/types.ts';
 import { BLE_PDU, bleAdvertHci, bleAdvertLL, probeRequest } from '../simulator/frames.ts';
 import { epochKey, randomisedResponse, sketchBit, sketchPosition, trueSketch, type SketchDevice } from './support/sketch-reference.ts';
@@ -89,6 +90,30 @@ describe('firmware corridor sketch', () => {
     expect(trueSketch(key, [...t.enter, ...t.stay], 8192)).not.toEqual(c.sketch!.bits);
     expect(ones(c.sketch!.bits)).toBeGreaterThan(700);
     fw.clearCorridor();
+  });
+
+  it('key check: the same for every holder of the group secret in an epoch, another each epoch and for another secret; BLAKE2s of a label no device input can be', () => {
+    const secret = new Uint8Array(randomBytes(32));
+    const other = new Uint8Array(randomBytes(32));
+    const start = 493_210 * HOUR + 5 * 60_000;
+    const check = (sec: Uint8Array, startMs: number) => {
+      const fw = Firmware.loadSync();
+      fw.setCorridor({ secret: sec, group: 'main-street', epochMs: HOUR, bits: 1024, p: 0.5 });
+      fw.beginWindow({ startMs, endMs: startMs + 60_000 });
+      const c = fw.endWindow();
+      fw.clearCorridor();
+      return c.sketch!.keyCheck;
+    };
+    const kc = check(secret, start);
+    expect(kc).toMatch(/^[0-9a-f]{16}$/);
+    expect(check(secret, start + 30 * 60_000)).toBe(kc);
+    expect(check(secret, start + HOUR)).not.toBe(kc);
+    expect(check(other, start)).not.toBe(kc);
+    const key = epochKey(secret, 'main-street', 493_210);
+    expect(keyCheckOf(key)).toBe(kc);
+    expect(kc).toBe(Buffer.from(blake2s(new TextEncoder().encode(KEY_CHECK_LABEL), { key }).subarray(0, 8)).toString('hex'));
+    // a device's position hashes a radio tag and 6 address bytes: 7 bytes, never the label's 30
+    expect(new TextEncoder().encode(KEY_CHECK_LABEL).length).toBe(30);
   });
 
   it('count_addresses sketches by class too, every size from 8 to 32768 bits', () => {

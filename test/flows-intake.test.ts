@@ -3,7 +3,8 @@
 // passed; sketches are dropped once used; ownership (rendezvous) moves only the lost instance's groups.
 import { describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type CorridorConfig } from '../aggregator/config.ts';
-import { CorridorFlows } from '../aggregator/flows/intake.ts';
+import { CorridorFlows, type KeyMismatch } from '../aggregator/flows/intake.ts';
+import { keyMismatchText } from '../aggregator/aggregator.ts';
 import { instanceId, Ownership, ownerOf } from '../aggregator/flows/ownership.ts';
 import { encode, sketchTopic, type SketchMessage } from '../contract/index.ts';
 import { corridorRun } from './support/corridor.ts';
@@ -54,6 +55,84 @@ describe('corridor flows intake', () => {
     // held: only what later intervals still need (the window before the next interval, and after)
     expect(flows.held).toBeLessThanOrEqual(2 * (40 - 35 + 1));
     expect(flows.sketchesDropped).toBeGreaterThanOrEqual(2 * 34);
+  });
+
+  it('key_check: two members under different keys are named both and give no flow (not one of about 0); agreeing or absent key_checks change nothing', () => {
+    const other = corridorRun({ site: 'corridor', group: 'main-street', startMs: START, windows: 40, label: 'another-secret' });
+    const KA = '00112233aabbccdd';
+    const KB = 'ffeeddcc44556677';
+    const mixed = run.messages.map((m, i) => (m.gateway === 'gw-a' ? { ...m, key_check: KA } : { ...other.messages[i]!, key_check: KB }));
+    const reported: Array<KeyMismatch | null> = [];
+    const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1, onKeyMismatch: (_g, m) => reported.push(m) });
+    flows.own('main-street', START);
+    const { lines, rejected } = feed(flows, mixed);
+    // neither can be told to be the right one: nothing refused, nothing compared, nothing written
+    expect(rejected).toEqual([]);
+    expect(lines).toEqual([]);
+    expect(reported).toEqual([{ group: 'main-street', epoch: run.messages[0]!.epoch, gateways: ['gw-a', 'gw-b'], majority: null }]);
+    expect(flows.keyMismatches).toEqual(reported);
+    expect(keyMismatchText(reported[0]!)).toMatch(/^corridor group "main-street": gw-a, gw-b give different key_check values .*presence corridor join --force/);
+    // without key_check (the same sketches): flows of about 0 are written, as gateways before it get
+    const unchecked = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    unchecked.own('main-street', START);
+    const zero = feed(
+      unchecked,
+      mixed.map(({ key_check: _, ...m }) => m),
+    ).lines;
+    expect(zero.length).toBeGreaterThan(0);
+    // the same key_check at both, or at one only: the same flows as without
+    const plain = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
+    plain.own('main-street', START);
+    const expected = feed(plain, run.messages).lines;
+    for (const variant of [run.messages.map((m) => ({ ...m, key_check: KA })), run.messages.map((m) => (m.gateway === 'gw-a' ? { ...m, key_check: KA } : m))]) {
+      const seen: Array<KeyMismatch | null> = [];
+      const f = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1, onKeyMismatch: (_g, m) => seen.push(m) });
+      f.own('main-street', START);
+      expect(feed(f, variant).lines).toEqual(expected);
+      expect(seen).toEqual([]);
+    }
+  });
+
+  it('key_check: the member that disagrees with the majority has every sketch refused, also those held before; a fixed secret clears it', () => {
+    const THREE = { ...CORRIDOR, members: ['gw-a', 'gw-b', 'gw-c'] };
+    const K = '0123456789abcdef';
+    const WRONG = 'fedcba9876543210';
+    const epoch = run.messages[0]!.epoch;
+    const reported: Array<KeyMismatch | null> = [];
+    const flows = new CorridorFlows([THREE], { maxAheadMs: 300_000, seed: 1, onKeyMismatch: (_g, m) => reported.push(m) });
+    flows.own('main-street', START);
+    const c = (m: SketchMessage, kc: string) => ({ ...m, gateway: 'gw-c', key_check: kc });
+    const at = (i: number) => run.messages[i]!;
+    const refusals: Array<{ reason: string; topic: string }> = [];
+    const put = (m: SketchMessage) => {
+      const r = flows.accept(sketchTopic(m.site, m.gateway), encode(m), NOW);
+      for (const w of r.waited ?? []) refusals.push({ reason: w.reason, topic: w.topic });
+      if (!r.ok) refusals.push({ reason: r.reason, topic: sketchTopic(m.site, m.gateway) });
+      return r;
+    };
+    // gw-c first (held: nothing to compare with), then gw-a (one against one: both named), then gw-b
+    put(c(at(0), WRONG));
+    put(c(at(2), WRONG));
+    expect(flows.held).toBe(2);
+    put({ ...at(0), key_check: K });
+    expect(reported.at(-1)).toEqual({ group: 'main-street', epoch, gateways: ['gw-a', 'gw-c'], majority: null });
+    expect(refusals).toEqual([]);
+    put({ ...at(1), key_check: K });
+    // gw-a and gw-b agree: gw-c's held sketches are refused, and its next one at once
+    expect(reported.at(-1)).toEqual({ group: 'main-street', epoch, gateways: ['gw-c'], majority: ['gw-a', 'gw-b'] });
+    expect(refusals).toEqual([
+      { reason: 'sketch_key_mismatch', topic: sketchTopic('corridor', 'gw-c') },
+      { reason: 'sketch_key_mismatch', topic: sketchTopic('corridor', 'gw-c') },
+    ]);
+    expect(flows.held).toBe(2);
+    const r = put(c(at(4), WRONG));
+    expect(r.ok ? 'held' : r.reason).toBe('sketch_key_mismatch');
+    expect(flows.held).toBe(2);
+    // its secret file replaced by the group's: it agrees, and the mismatch is over
+    const fixed = put(c(at(6), K));
+    expect(fixed.ok).toBe(true);
+    expect(reported.at(-1)).toBeNull();
+    expect(flows.keyMismatches).toEqual([]);
   });
 
   it('a sketch with p = 1 (every bit a coin flip) is refused and the group goes on: it was held, then every sketch of the group threw', () => {

@@ -6,6 +6,7 @@
 // epoch key in none of the log, the status, /metrics and everything on the broker. A gateway without
 // a corridor publishes nothing new. Bad corridor settings: one line naming the key, a hint, exit 2.
 import { spawnSync } from 'node:child_process';
+import { blake2s } from '@noble/hashes/blake2.js';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +192,8 @@ describe.skipIf(!hasMosquitto)(SUITE, () => {
       const truth = trueSketch(key, devices, 8192);
       for (const s of sketches) {
         expect(s).toMatchObject({ site: 'city', gateway: 'gw-a', group: 'main-street', epoch, epoch_s: 3600, m: 8192, p: 0.5 });
+        // the key check: BLAKE2s under the epoch key of the fixed label, its first 8 bytes
+        expect(s.key_check).toBe(Buffer.from(blake2s(new TextEncoder().encode('presence-corridor/v1 key-check'), { key }).subarray(0, 8)).toString('hex'));
         // randomised response with p = 0.5: a set bit stays 1 with probability 0.75, a clear bit becomes 1 with 0.25
         const bits = new Uint8Array(Buffer.from(s.bits, 'base64'));
         let onesKept = 0;

@@ -11,7 +11,7 @@ function message(i: number) {
   return sketchMessage(
     { site: 's', zone: 'z', gateway: 'g' },
     { start, end: start + 60_000 },
-    { group: 'main-street', epoch: 493_210, epochMs: HOUR, m: 1024, p: 0.5, bits: new Uint8Array(128).fill(i) },
+    { group: 'main-street', epoch: 493_210, epochMs: HOUR, m: 1024, p: 0.5, bits: new Uint8Array(128).fill(i), keyCheck: '0123456789abcdef' },
   );
 }
 

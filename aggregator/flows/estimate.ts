@@ -131,7 +131,15 @@ export function deviceCount(g: Float64Array): number {
 }
 
 /** The sketches of one gateway by window index (consecutive windows differ by 1). */
-export type WindowSketches = Map<number, NoisySketch & { epoch: number }>;
+export type WindowSketches = Map<number, NoisySketch & { epoch: number; keyCheck?: string }>;
+
+/**
+ * Whether two sketches are under one key: one epoch, and the same key_check where both gave one
+ * (a member holding another secret would match nothing: a flow of about 0, written as if measured).
+ */
+function sameKey(a: { epoch: number; keyCheck?: string }, b: { epoch: number; keyCheck?: string }): boolean {
+  return a.epoch === b.epoch && (a.keyCheck === undefined || b.keyCheck === undefined || a.keyCheck === b.keyCheck);
+}
 
 /** Lag counts of the ordered pair (from, to): rows by `from`'s window, cells for lags 0..maxLag. */
 export interface DirectedLags {
@@ -145,15 +153,15 @@ export interface PairLags {
   repeatShare: { a: number; b: number };
 }
 
-function prepared(ws: WindowSketches): Map<number, { g: Float64Array; s: Float64Array; epoch: number }> {
-  const out = new Map<number, { g: Float64Array; s: Float64Array; epoch: number }>();
+function prepared(ws: WindowSketches): Map<number, { g: Float64Array; s: Float64Array; epoch: number; keyCheck?: string }> {
+  const out = new Map<number, { g: Float64Array; s: Float64Array; epoch: number; keyCheck?: string }>();
   const keys = [...ws.keys()].sort((x, y) => x - y);
   for (const t of keys) {
     const sk = ws.get(t)!;
     const g = debias(sk);
     const prev = out.get(t - 1);
     // a run started in the previous epoch is not visible: its bits are under another key
-    out.set(t, { g, s: runStarts(g, prev && prev.epoch === sk.epoch ? prev.g : null), epoch: sk.epoch });
+    out.set(t, { g, s: runStarts(g, prev && sameKey(prev, sk) ? prev.g : null), epoch: sk.epoch, keyCheck: sk.keyCheck });
   }
   return out;
 }
@@ -164,14 +172,14 @@ function repeatShare(p: ReturnType<typeof prepared>): number {
   for (const [t, x] of p) {
     all += Math.max(deviceCount(x.g), 0);
     const prev = p.get(t - 1);
-    if (prev && prev.epoch === x.epoch) rep += matchCount(x.g, prev.g).count;
+    if (prev && sameKey(prev, x)) rep += matchCount(x.g, prev.g).count;
   }
   return all > 0 ? Math.max(0, rep) / all : 0;
 }
 
 /**
  * All lag counts between two gateways' sketches, for lags 0..maxLag windows in both directions.
- * Pairs of windows in different epochs (different keys) are null: not observable.
+ * Pairs of windows in different epochs, or with different key_checks (different keys), are null: not observable.
  */
 export function pairLags(a: WindowSketches, b: WindowSketches, maxLag: number, windows?: Iterable<number>): PairLags {
   const pa = prepared(a);
@@ -184,7 +192,7 @@ export function pairLags(a: WindowSketches, b: WindowSketches, maxLag: number, w
       const row: Array<Cell | null> = [];
       for (let l = 0; l <= maxLag; l++) {
         const to = y.get(t + l);
-        row.push(to && to.epoch === from.epoch ? matchCount(from.s, to.s) : null);
+        row.push(to && sameKey(to, from) ? matchCount(from.s, to.s) : null);
       }
       rows.set(t, row);
     }

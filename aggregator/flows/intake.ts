@@ -58,7 +58,8 @@ export type SketchRejectReason =
   | 'sketch_duplicate'
   | 'sketch_too_old'
   | 'sketch_future'
-  | 'sketch_partial';
+  | 'sketch_partial'
+  | 'sketch_key_mismatch';
 export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
   'sketch_too_large',
   'sketch_invalid',
@@ -69,7 +70,21 @@ export const SKETCH_REJECT_REASONS: SketchRejectReason[] = [
   'sketch_too_old',
   'sketch_future',
   'sketch_partial',
+  'sketch_key_mismatch',
 ];
+
+/**
+ * Members of a group whose key_check disagrees with the others' in one epoch (a secret file that is
+ * not the group's). `majority`: the other members that gave one: these are the odd ones out, whose
+ * sketches are refused; null: no value is held by more than half (two members that disagree), so
+ * `gateways` names every member that gave one, and sketches under different keys are not compared.
+ */
+export interface KeyMismatch {
+  group: string;
+  epoch: number;
+  gateways: string[];
+  majority: string[] | null;
+}
 
 /** A sketch refused: why, in fixed words and the sketch's ids and times (never its bits). */
 export interface SketchRefusal {
@@ -82,10 +97,13 @@ export interface SketchRefusal {
  * the sketches that waited for the group's window length and were refused once it was known
  * (with their topics), to be counted and logged as refusals of their own.
  */
-export type SketchResult = { ok: true; held: boolean; lines: string[]; waited?: Array<SketchRefusal & { topic: string }> } | ({ ok: false } & SketchRefusal);
+export type SketchResult =
+  | { ok: true; held: boolean; lines: string[]; waited?: Array<SketchRefusal & { topic: string }> }
+  | ({ ok: false; waited?: Array<SketchRefusal & { topic: string }> } & SketchRefusal);
 
 interface Held extends NoisySketch {
   epoch: number;
+  keyCheck?: string;
 }
 
 /** A sketch waiting for its group's window length (below). */
@@ -138,6 +156,10 @@ interface GroupState {
   handoverUntil: number | null;
   /** When the group's last sketch was held, on the idle clock (idleNow): the idle limit counts from it. */
   lastHeldAt: number;
+  /** Per epoch (the last two), each member's latest key_check (sketches without one: not there). */
+  keyChecks: Map<number, Map<string, string>>;
+  /** The group's members whose key_check disagrees now (null: none), as last reported. */
+  keyMismatch: KeyMismatch | null;
 }
 
 export interface FlowPointFields {
@@ -162,6 +184,8 @@ export class CorridorFlows {
       maxAheadMs: number;
       seed?: number;
       onPoint?: (f: FlowPointFields) => void;
+      /** The members whose key_check disagrees changed: a mismatch found (or another one), or null when they agree again. */
+      onKeyMismatch?: (group: string, m: KeyMismatch | null) => void;
     } = { maxAheadMs: 300_000 },
   ) {
     for (const c of corridors) this.configs.set(c.group, c);
@@ -225,6 +249,8 @@ export class CorridorFlows {
       floor: null,
       handoverUntil: null,
       lastHeldAt: this.idleNow(now),
+      keyChecks: new Map(),
+      keyMismatch: null,
     };
     this.groups.set(cfg.group, g);
     return g;
@@ -382,7 +408,92 @@ export class CorridorFlows {
         detail: `epoch ${m.epoch} is not floor(window_start / epoch_s) = ${Math.floor(start / (m.epoch_s * 1000))}`,
       };
     const g = this.groups.get(m.group) ?? this.state(cfg, now, true);
+    if (m.key_check !== undefined) {
+      const majority = this.checkKey(g, m.epoch, m.gateway, m.key_check);
+      // sketches of the epoch held before most members had given theirs, under another key: refused now
+      const earlier = this.dropMismatched(g, m.epoch);
+      if (majority)
+        return {
+          ok: false,
+          reason: 'sketch_key_mismatch',
+          detail: keyMismatchDetail(m.gateway, m.epoch, majority, m.group),
+          ...(earlier.length ? { waited: earlier } : {}),
+        };
+      const r = this.hold(g, m, bits, start, end, now);
+      return earlier.length ? { ...r, waited: [...earlier, ...(r.waited ?? [])] } : r;
+    }
     return this.hold(g, m, bits, start, end, now);
+  }
+
+  /**
+   * Zero-fills and drops the group's sketches of an epoch (held, or waiting for the window length)
+   * whose key_check differs from the one most members gave in it; returns them as refusals.
+   */
+  private dropMismatched(g: GroupState, epoch: number): Array<SketchRefusal & { topic: string }> {
+    const byMember = g.keyChecks.get(epoch);
+    const v = byMember ? keyVerdict(byMember) : null;
+    if (!v?.majority) return [];
+    const good = byMember!.get(v.majority[0]!)!;
+    const out: Array<SketchRefusal & { topic: string }> = [];
+    const refuse = (gateway: string, windowStart: string) =>
+      out.push({
+        topic: sketchTopic(g.cfg.site, gateway),
+        reason: 'sketch_key_mismatch',
+        detail: `${keyMismatchDetail(gateway, epoch, v.majority!, g.cfg.group)} (window ${windowStart}, held until most members had given theirs)`,
+      });
+    for (const [gateway, byWindow] of g.sketches)
+      for (const [w, s] of [...byWindow])
+        if (s.epoch === epoch && s.keyCheck !== undefined && s.keyCheck !== good) {
+          s.bits.fill(0);
+          byWindow.delete(w);
+          this.sketchesDropped++;
+          refuse(gateway, new Date(w * g.windowMs!).toISOString());
+        }
+    g.pending = g.pending.filter((p) => {
+      if (p.m.epoch !== epoch || p.m.key_check === undefined || p.m.key_check === good) return true;
+      p.bits.fill(0);
+      this.sketchesDropped++;
+      refuse(p.m.gateway, p.m.window_start);
+      return false;
+    });
+    return out;
+  }
+
+  /** Members whose key_check disagrees now (all groups), for /healthz and the metrics. */
+  get keyMismatches(): KeyMismatch[] {
+    const out: KeyMismatch[] = [];
+    for (const g of this.groups.values()) if (g.keyMismatch) out.push(g.keyMismatch);
+    return out;
+  }
+
+  /**
+   * Notes a member's key_check for an epoch and compares it with the other members' of that epoch.
+   * Returns the members that make up a majority against it (its sketch is refused), or null (it
+   * agrees, or no value has a majority). Updates the group's mismatch (KeyMismatch) from the newest
+   * epoch in which at least as many members gave a key_check as in the one before it (while the
+   * members move into a new epoch one by one, the last epoch decides), and reports a change.
+   */
+  private checkKey(g: GroupState, epoch: number, gateway: string, keyCheck: string): string[] | null {
+    let byMember = g.keyChecks.get(epoch);
+    if (!byMember) {
+      g.keyChecks.set(epoch, (byMember = new Map()));
+      // the last two epochs are kept (a late sketch of an older one is still compared with what is known)
+      const epochs = [...g.keyChecks.keys()].sort((a, b) => b - a);
+      for (const e of epochs.slice(2)) g.keyChecks.delete(e);
+    }
+    byMember.set(gateway, keyCheck);
+    const verdict = keyVerdict(byMember);
+    const epochs = [...g.keyChecks.keys()].sort((a, b) => b - a);
+    const newest = epochs[0]!;
+    const shown = epochs.length > 1 && g.keyChecks.get(newest)!.size < g.keyChecks.get(epochs[1]!)!.size ? epochs[1]! : newest;
+    const v = shown === epoch ? verdict : keyVerdict(g.keyChecks.get(shown)!);
+    const next: KeyMismatch | null = v.odd.length ? { group: g.cfg.group, epoch: shown, gateways: v.odd, majority: v.majority } : null;
+    const same = (a: KeyMismatch | null, b: KeyMismatch | null) =>
+      a === b || (a !== null && b !== null && a.gateways.join() === b.gateways.join() && (a.majority ?? []).join() === (b.majority ?? []).join());
+    const changed = !same(g.keyMismatch, next);
+    g.keyMismatch = next;
+    if (changed) this.opts.onKeyMismatch?.(g.cfg.group, next);
+    return verdict.majority && verdict.odd.includes(gateway) ? verdict.majority : null;
   }
 
   private hold(g: GroupState, m: SketchMessage, bits: Uint8Array, start: number, end: number, now: number): SketchResult {
@@ -471,7 +582,7 @@ export class CorridorFlows {
         reason: 'sketch_invalid',
         detail: `epoch_s is ${m.epoch_s}, the group's sketches have ${g.epochS} (corridor.epoch must be the same in every gateway of the group)`,
       };
-    byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch });
+    byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch, ...(m.key_check !== undefined ? { keyCheck: m.key_check } : {}) });
     g.lastHeldAt = Math.max(g.lastHeldAt, this.idleNow(now));
     g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
     g.firstSeen = Math.min(g.firstSeen, start);
@@ -573,6 +684,32 @@ export class CorridorFlows {
     }
     return lines;
   }
+}
+
+/** A sketch's key_check disagrees with most members': the refusal's detail. */
+function keyMismatchDetail(gateway: string, epoch: number, majority: string[], group: string): string {
+  return `key_check of ${idForLog(gateway)} in epoch ${epoch} differs from that of ${majority.map(idForLog).join(', ')}: its secret file is not group "${idForLog(group)}"'s`;
+}
+
+/**
+ * The members' key_checks of one epoch compared: `majority`, the members holding the value more than
+ * half of them gave (null: none has), and `odd`, those that disagree with it (with no majority and
+ * more than one value: every member that gave one), each in sorted order.
+ */
+export function keyVerdict(byMember: Map<string, string>): { majority: string[] | null; odd: string[] } {
+  const byValue = new Map<string, string[]>();
+  for (const [gw, kc] of byMember) byValue.set(kc, [...(byValue.get(kc) ?? []), gw]);
+  if (byValue.size <= 1) return { majority: null, odd: [] };
+  for (const [kc, gws] of byValue)
+    if (gws.length * 2 > byMember.size)
+      return {
+        majority: [...gws].sort(),
+        odd: [...byMember]
+          .filter(([, v]) => v !== kc)
+          .map(([gw]) => gw)
+          .sort(),
+      };
+  return { majority: null, odd: [...byMember.keys()].sort() };
 }
 
 /**

@@ -2,6 +2,7 @@
 // closes windows (drawing each window's key itself), and batches frames into the module's batch
 // buffer so that one ingest() call handles many frames. See firmware/README.md for the ABI underneath.
 import { hkdfSync, randomFillSync } from 'node:crypto';
+import { blake2s } from '@noble/hashes/blake2.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,6 +42,27 @@ export const CORRIDOR_SECRET_MIN_BYTES = 32;
 /** The epoch key of a corridor group: HKDF-SHA256(ikm = secret, salt = "presence-corridor/v1", info = "<group>/<epoch>", 32 bytes). */
 export function deriveEpochKey(secret: Uint8Array, group: string, epoch: number): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', secret, EPOCH_KEY_SALT, `${group}/${epoch}`, EPOCH_KEY_BYTES));
+}
+
+/**
+ * The message of the key check: 30 bytes. A device's sketch position hashes 7 bytes under the same
+ * key (a radio tag and 6 address bytes, firmware/assembly/sketch.ts), and BLAKE2s counts the bytes
+ * hashed into its final compression, so no device's input can ever be this label.
+ */
+export const KEY_CHECK_LABEL = 'presence-corridor/v1 key-check';
+
+/**
+ * The key check of an epoch key: the first 8 bytes of BLAKE2s-256(key = epoch key, msg =
+ * KEY_CHECK_LABEL), 16 lower-case hex digits (the sketch message's `key_check`). Every gateway
+ * holding the group's secret gets the same value in an epoch, and another one each epoch; no device
+ * enters it. @noble/hashes zero-fills its own copies of the key (its padded key block, its state) as
+ * it finishes; the caller keeps and wipes `key`.
+ */
+export function keyCheckOf(key: Uint8Array): string {
+  const h = blake2s(new TextEncoder().encode(KEY_CHECK_LABEL), { key });
+  const out = Buffer.from(h.subarray(0, 8)).toString('hex');
+  h.fill(0);
+  return out;
 }
 
 // The project compiles without the DOM lib, which is where TypeScript keeps the WebAssembly types.
@@ -208,6 +230,8 @@ export class Firmware {
   private corridor: CorridorSettings | null = null;
   /** The epoch whose key the module holds, or null. */
   private epoch: number | null = null;
+  /** keyCheckOf(the epoch key the module holds), or null. */
+  private keyCheck: string | null = null;
   /** The open window's end (ms), when it was given: the epoch key is wiped after the epoch's last window. */
   private windowEndMs: number | undefined;
 
@@ -271,6 +295,7 @@ export class Firmware {
     if (this.open) throw new Error('firmware: clear the corridor between windows');
     this.exports.epoch_end();
     this.epoch = null;
+    this.keyCheck = null;
     this.corridor?.secret.fill(0);
     this.corridor = null;
   }
@@ -287,6 +312,7 @@ export class Firmware {
     this.exports.epoch_end();
     this.epoch = null;
     const key = deriveEpochKey(c.secret, c.group, epoch);
+    this.keyCheck = keyCheckOf(key);
     this.u8.set(key, this.exports.epoch_key_ptr());
     key.fill(0);
     const t = Math.round(c.p * layout.RR_SCALE);
@@ -462,12 +488,14 @@ export class Firmware {
         m,
         p: Math.round(c.p * layout.RR_SCALE) / layout.RR_SCALE,
         bits: this.u8.slice(ptr, ptr + m / 8),
+        keyCheck: this.keyCheck!,
       };
       counts.sketch = sketch;
       // the epoch's last window: its key is not needed any more
       if (this.windowEndMs !== undefined && this.windowEndMs >= (epoch + 1) * c.epochMs) {
         this.exports.epoch_end();
         this.epoch = null;
+        this.keyCheck = null;
       }
     }
     return counts;

@@ -52,6 +52,8 @@ export interface FirmwareSketch {
   p: number;
   /** The noisy bitmap, m / 8 bytes; bit i is (bits[i >> 3] >> (i & 7)) & 1. */
   bits: Uint8Array;
+  /** keyCheckOf(the epoch key): the same at every gateway holding the group's secret (the message's key_check). */
+  keyCheck: string;
 }
 
 /** A corridor group as the firmware wrapper needs it (Firmware.setCorridor). */
