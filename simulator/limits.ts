@@ -338,9 +338,13 @@ export function freeBytes(dir: string): number {
   }
 }
 
-/** A run whose captures would not fit on the disk is refused before it writes anything (whatever --yes says). */
-export function checkDisk(dir: string, bytes: number, what: string, hint: string): void {
+/** A run whose captures would not fit on the disk is refused before it writes anything (whatever --yes says);
+ *  `parts` says what the bytes count (in the message, after the figure). */
+export function checkDisk(dir: string, bytes: number, what: string, hint: string, parts?: string): void {
   const free = freeBytes(dir);
   if (bytes > free)
-    throw new UsageError(`${what} would write about ${formatBytes(bytes)}, more than the ${formatBytes(free)} free on the file system of ${dir}`, hint);
+    throw new UsageError(
+      `${what} would write about ${formatBytes(bytes)}${parts ? ` (${parts})` : ''}, more than the ${formatBytes(free)} free on the file system of ${dir}`,
+      hint,
+    );
 }

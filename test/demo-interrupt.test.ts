@@ -2,9 +2,10 @@
 // anything is written. The real CLI, its embedded broker (Aedes), real gateways and aggregator.
 import { describe, it, expect } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { mountSmallFs } from './support/small-fs.ts';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
@@ -18,9 +19,10 @@ function demo(
   args: string[],
   onOutput?: (stdout: string, kill: (s: NodeJS.Signals) => void) => void,
   timeoutMs = 120_000,
+  influx: Record<string, string> = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_')));
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUX_'))), ...influx };
     const p = spawn(process.execPath, ['scripts/presence.js', 'demo', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -109,6 +111,24 @@ describe('presence demo options refused before anything is written', () => {
     });
 });
 
+describe('presence demo with INFLUX_* settings that are refused', () => {
+  it("says so before anything is written: no --out folder is made (it was, marked as the demo's, with a demo.log)", async () => {
+    // a port nothing listens on
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const out = join(mkdtempSync(join(tmpdir(), 'presence-demo-int-')), 'new');
+    const r = await demo(['--minutes', '1', '--no-hold', '--out', out], undefined, 60_000, { INFLUX_URL: `http://127.0.0.1:${port}`, INFLUX_DB: 'presence' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`presence demo: INFLUX_URL http://127.0.0.1:${port}: no InfluxDB answers (ECONNREFUSED)`);
+    expect(r.stdout).toBe('');
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
 describe('two presence demo runs in one folder', () => {
   it('refuses the second while the first runs (they wrote over each other: one presence.lp of both runs, each saying it wrote its own), and a killed run does not lock the folder', async () => {
     const out = mkdtempSync(join(tmpdir(), 'presence-demo-int-'));
@@ -144,6 +164,63 @@ describe('two presence demo runs in one folder', () => {
     expect(next.code).toBe(0);
     expect(existsSync(join(out, '.presence-demo.lock'))).toBe(false);
   }, 240_000);
+});
+
+describe('presence demo on a disk too small for what it writes', () => {
+  // A run of many short windows: its truth files, presence.lp and demo.log hold about as much as its
+  // captures. The check before the run counted the captures only (550 kB, on a disk of 1 MB), and the
+  // run then filled the disk.
+  const RUN = [
+    '--minutes',
+    '2',
+    '--window',
+    '1s',
+    '--scale',
+    '0.05',
+    '--speed',
+    'max',
+    '--no-last-week',
+    '--no-calibrate',
+    '--no-live',
+    '--http-port',
+    'off',
+    '--no-hold',
+  ];
+
+  it('is refused before anything is written, saying what it counted, and what it counts is what a run writes', async () => {
+    // What the run writes, on a disk large enough (captures kept, as they are there until its end).
+    const big = mkdtempSync(join(tmpdir(), 'presence-demo-int-'));
+    const whole = await demo([...RUN, '--keep-pcaps', '--out', big]);
+    expect(whole.code, whole.stderr).toBe(0);
+    const written = files(big).reduce((n, f) => n + statSync(join(big, f)).size, 0);
+    const captures = files(big)
+      .filter((f) => /\.pcapng$/.test(f))
+      .reduce((n, f) => n + statSync(join(big, f)).size, 0);
+    expect(captures).toBeLessThan(1024 ** 2 * 0.75); // the captures alone fit on the small disk below
+    rmSync(big, { recursive: true, force: true });
+
+    const mnt = join(mkdtempSync(join(tmpdir(), 'presence-demo-int-')), 'disk');
+    mkdirSync(mnt);
+    if (!mountSmallFs('demo: disk too small', mnt, 'size=1m')) return;
+    try {
+      const out = join(mnt, 'out');
+      const r = await demo([...RUN, '--out', out]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      const m =
+        /^presence demo: the demo would write about ([\d.]+) MB \(the simulated captures of today [\d.]+ kB, their truth\.json and truth\.csv [\d.]+ kB, presence\.lp, demo\.log and queues\/ [\d.]+ kB\), more than the 1\.0 MB free on the file system of (\S+)$/m.exec(
+          r.stderr,
+        );
+      expect(m, r.stderr).not.toBeNull();
+      expect(m![2]).toBe(out);
+      // an honest estimate: not below what a run writes, and not far above it
+      const said = Number(m![1]) * 1024 ** 2;
+      expect(said).toBeGreaterThanOrEqual(written);
+      expect(said).toBeLessThan(written * 1.5);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  }, 120_000);
 });
 
 describe('presence demo when the disk of --out fills during the run', () => {

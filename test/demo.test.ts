@@ -766,6 +766,58 @@ describe('demo: progress when stdout is no terminal', () => {
   }, 150_000);
 });
 
+describe('demo: progress of the calibration run', () => {
+  // The calibration run (as long as today's period) printed nothing between "fitting a people
+  // calibration ..." and its result, on a terminal or not, while the rest of the run shows its progress.
+  const args = (dir: string) => [
+    'scripts/presence.js',
+    'demo',
+    '--minutes',
+    '3',
+    '--scale',
+    '0.05',
+    '--speed',
+    'max',
+    '--no-last-week',
+    '--http-port',
+    'off',
+    '--no-hold',
+    '--out',
+    dir,
+  ];
+
+  it('prints plain progress lines of it when stdout is no terminal, without terminal codes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-demo-calprogress-'));
+    try {
+      const r = await run(process.execPath, args(dir), 120_000);
+      expect(r.code, r.stderr).toBe(0);
+      const during = r.stdout.slice(r.stdout.indexOf('fitting a people calibration'), r.stdout.indexOf('people from the'));
+      expect(during).toMatch(/^counting the calibration run \(seed 101\): 3 of 3 simulated minutes \(100%\)$/m);
+      expect(r.stdout).not.toContain('\x1b');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
+
+  it.skipIf(!need('script', 'util-linux', 'demo: progress on a terminal'))(
+    'shows a progress bar of it on a terminal (the live table comes only with the replay)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-demo-calprogress-'));
+      try {
+        // script(1)'s pseudo-terminal, tall enough for the live table
+        const command = `stty rows 40 cols 120; exec ${process.execPath} ${args(dir).join(' ')}`;
+        const r = await run('script', ['-qec', command, '/dev/null'], 120_000);
+        expect(r.code, r.stdout).toBe(0);
+        const during = r.stdout.slice(r.stdout.indexOf('fitting a people calibration'), r.stdout.indexOf('people from the'));
+        expect(during).toMatch(/counting the calibration run \(seed 101\) \[[^\]]*\] 100% \| 3\/3 simulated minutes/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    150_000,
+  );
+});
+
 describe.skipIf(!hasInflux)('demo: an InfluxDB 1.x with auth-enabled', () => {
   // The demo takes its credentials from the environment only: its lines named the flags
   // --influx-username and --influx-password-file, and said "refuses the credentials" when none were given.
@@ -778,26 +830,36 @@ describe.skipIf(!hasInflux)('demo: an InfluxDB 1.x with auth-enabled', () => {
     await influxd.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
-  const demo = (env: Record<string, string>) =>
-    run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', dir], 60_000, {
+  const demo = (env: Record<string, string>, out = dir) =>
+    run(process.execPath, [...quickDemo(2), '--http-port', 'off', '--out', out], 60_000, {
       INFLUX_URL: influxd.url,
       INFLUX_API: 'v1',
       INFLUX_DB: 'presence',
       ...env,
     });
 
-  it('no credentials: says none were given and names the environment variables', async () => {
-    const r = await demo({});
+  it('no credentials: says none were given and names the environment variables, and makes no --out folder', async () => {
+    // checked before anything is written: the new folder was made, marked as the demo's, with a demo.log
+    const out = join(dir, 'new');
+    const r = await demo({}, out);
     expect(r.code).toBe(1);
+    expect(existsSync(out)).toBe(false);
     expect(r.stderr).toContain(`presence demo: InfluxDB 1.6.7~rc0 at ${influxd.url} asks for credentials and no credentials were given`);
     expect(r.stderr).toContain('set INFLUX_USERNAME with INFLUX_PASSWORD or INFLUX_PASSWORD_FILE');
     expect(r.stderr).not.toContain('refuses the credentials');
     expect(r.stderr).not.toContain('--influx-');
   }, 90_000);
 
-  it('a wrong password: says the credentials given are refused, names the variables and shows no password', async () => {
-    const r = await demo({ INFLUX_USERNAME: 'admin', INFLUX_PASSWORD: 'Wr0ng-pass' });
+  it("a wrong password: says the credentials given are refused, names the variables and shows no password, and leaves an earlier run's folder as it was", async () => {
+    // an earlier run's folder: its demo.log was replaced by one of the refused check
+    const out = join(dir, 'earlier');
+    mkdirSync(out);
+    writeFileSync(join(out, '.presence-demo'), 'presence demo writes this folder\n');
+    writeFileSync(join(out, 'demo.log'), 'the earlier run\n');
+    const r = await demo({ INFLUX_USERNAME: 'admin', INFLUX_PASSWORD: 'Wr0ng-pass' }, out);
     expect(r.code).toBe(1);
+    expect(readdirSync(out).sort()).toEqual(['.presence-demo', 'demo.log']);
+    expect(readFileSync(join(out, 'demo.log'), 'utf8')).toBe('the earlier run\n');
     expect(r.stderr).toContain(
       'refuses the credentials given (authorization failed): check the user name admin (INFLUX_USERNAME) and its password (INFLUX_PASSWORD or INFLUX_PASSWORD_FILE)',
     );

@@ -707,7 +707,7 @@ describe('presence demo: the same limits, before the calibration run starts', ()
     // a month of 300,000 people: terabytes of captures, refused before they fill the disk
     refusedDemo(
       demo('--minutes', '44640', '--scale', '10', '--out', join(tmp, 'demo-disk')),
-      /the demo would write about [\d.]+ TB, more than the [\d.]+ [kMGT]?B free/,
+      /the demo would write about [\d.]+ TB \(the simulated captures of today and a week earlier [\d.]+ TB, their truth\.json and truth\.csv [\d.]+ [kMG]B, presence\.lp, demo\.log, calibration\.yaml and queues\/ [\d.]+ [kMG]B\), more than the [\d.]+ [kMGT]?B free/,
     );
     expect(existsSync(join(tmp, 'demo-disk'))).toBe(false);
   }, 180_000); // eight refused demo runs, each a process start: over a minute on a loaded machine

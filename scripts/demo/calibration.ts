@@ -44,11 +44,18 @@ export async function fitDemoCalibration(o: {
   scale: number;
   radio: CalibrationRadio;
   outDir: string;
+  /** Called as the calibration run goes, with the simulated seconds of it counted (at each window
+   *  end and every 65,536 frames): the demo's progress. */
+  onSimulatedTime?: (simulatedS: number) => void;
 }): Promise<DemoCalibration | { error: string }> {
   const s = loadScenario(o.scenario, { durationS: o.durationS, windowS: o.windowS, start: o.startMs, scale: o.scale });
   // Counted as the demo's gateways count (pipeline.ts, demoBurstAddresses): each gateway's firmware
   // with the burst addresses its simulated receiver hears, as --evaluate gives them.
-  const windows = await countWindows(s, o.seed, { scenario: s });
+  const progress = o.onSimulatedTime;
+  const windows = await countWindows(s, o.seed, {
+    scenario: s,
+    ...(progress ? { onTime: progress, onWindow: (n: number) => progress(Math.min(o.durationS, n * o.windowS)) } : {}),
+  });
   const candidates = (o.radio === 'auto' ? RADIOS : [o.radio]).map((radio) => ({ radio, ...fitPeople(windows, radio, `seed-${o.seed}`) }));
   const fitted = candidates.filter((c) => c.fit !== null).sort((a, b) => meanR(b.fit!) - meanR(a.fit!));
   if (!fitted.length) return { error: candidates.map((c) => `${NAME[c.radio]}: ${c.summary.error}`).join('; ') };

@@ -5,6 +5,7 @@
 //   table.ts     CountTable and the feed that fills it from the broker
 //   calibration.ts  the people calibration, fitted on another seed before today's period
 //   summary.ts   the error against the truth and where the results are
+//   size.ts      what a run writes into --out, estimated before it for the check of the free space
 // The page is the aggregator's own (aggregator/web.ts), on 127.0.0.1, fed the simulator's truth.
 import { decimal } from '../lib/decimal.ts';
 import { exitUsage, isUsageError, UsageError } from '../lib/usage.ts';
@@ -49,7 +50,10 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'simulator seed', whole, 1)
     .option('-o, --out <dir>', 'folder for the results', 'presence-demo')
     .option('--no-last-week', 'skip simulating the same time one week earlier')
-    .option('--no-live', 'print the table once at the end instead of updating it, with plain progress lines before it (as when the output is not a terminal)')
+    .option(
+      '--no-live',
+      'print the table once at the end instead of updating it, with plain progress lines of the calibration run, the simulator and the replay before it (as when the output is not a terminal)',
+    )
     .option(
       '--keep-pcaps',
       'keep the simulated captures (by default the ones this run wrote are deleted at the end, no other file: about 94 MB for the default run)',

@@ -8,7 +8,7 @@ import { decimal } from '../lib/decimal.ts';
 import { UsageError } from '../lib/usage.ts';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createRootLogger } from '../lib/log.ts';
 import { redactUrl } from '../lib/secrets.ts';
 import { EmbeddedBroker } from './broker.ts';
@@ -17,10 +17,11 @@ import { MIN_WINDOW_MS } from '../../gateway/config.ts';
 import { FIT_MIN_WINDOWS } from '../../aggregator/calibration/fit.ts';
 import { fitDemoCalibration, type DemoCalibration } from './calibration.ts';
 import { lineCount, summary } from './summary.ts';
+import { estimateDemoOutput } from './size.ts';
 import type { Aggregator } from '../../aggregator/aggregator.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
-import { ProgressLines } from '../lib/progress.ts';
+import { ProgressLines, progressBar } from '../lib/progress.ts';
 import { processAlive } from '../lib/process-alive.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
@@ -344,6 +345,25 @@ async function checkInflux(lp: string, port: string, log: Logger): Promise<boole
 }
 
 /**
+ * A logger that keeps its lines in memory, for the InfluxDB check made before demo.log exists; then
+ * `replay` writes them through the run's logger (its format, its redaction; stamped at that moment).
+ */
+function memoryLog(): { log: Logger; replay(into: Logger): void } {
+  const lines: string[] = [];
+  const log = pino({ level: 'info', base: null }, { write: (line: string) => void lines.push(line) });
+  return {
+    log,
+    replay(into) {
+      for (const line of lines) {
+        const { level, time: _time, msg, ...fields } = JSON.parse(line) as { level: number; time: number; msg?: string } & Record<string, unknown>;
+        const name = (pino.levels.labels[level] ?? 'info') as 'info';
+        into[name](fields, msg);
+      }
+    },
+  };
+}
+
+/**
  * Waits until the aggregator has received `sent()` messages (every counts and status message the
  * gateways published: EmbeddedBroker.published) and then until it has written what it received
  * (drain), within `timeoutMs` in all; false when that did not happen in time. A gateway is done once
@@ -446,6 +466,13 @@ export async function runDemo(
   }
   const period = loadScenario(opts.scenario, { scale: opts.scale, durationS, windowS });
   checkWindows(period, { window: opts.window });
+  const lp = join(outDir, 'presence.lp');
+  // INFLUX_URL and the rest, and the InfluxDB they name, before anything is written: refused (no
+  // InfluxDB answers, its credentials or the database refused), a new --out folder was left behind
+  // marked as the demo's, with a demo.log of the check, and an earlier run's demo.log there replaced
+  // by it. What the check logs is kept and written to demo.log once the run goes ahead.
+  const checkLog = memoryLog();
+  const influxChecked = await checkInflux(lp, httpPort, checkLog.log);
   const made = makeOutDir('--out', outDir);
   try {
     claimDemoFolder(
@@ -458,12 +485,23 @@ export async function runDemo(
     removeDirs(made);
     throw e;
   }
-  // The captures it writes (today, and last week unless --no-last-week) must fit on the disk; past
-  // 200 MB it says how much, as presence simulate does.
+  // What it writes (the captures of today, and of last week unless --no-last-week, their truth,
+  // presence.lp, demo.log, the calibration, the queues) must fit on the disk: the captures alone were
+  // counted, and a run of many short windows wrote more beside them than they hold. Past 200 MB of
+  // captures it says how much, as presence simulate does.
   const est = estimateOutput(period, opts.seed, 'll', 'pcapng');
-  const captureBytes = est.bytes * (opts.lastWeek === false ? 1 : 2);
+  const periods = opts.lastWeek === false ? 1 : 2;
+  const captureBytes = est.bytes * periods;
+  const output = estimateDemoOutput(period, { captureBytes: est.bytes, periods, calibrate: opts.calibrate !== false, speed });
   try {
-    checkDisk(outDir, captureBytes, 'the demo', 'make it smaller with --minutes or --scale, or give an --out on a larger disk');
+    checkDisk(
+      outDir,
+      output.total,
+      'the demo',
+      'make it smaller with --minutes or --scale (or a longer --window), or give an --out on a larger disk',
+      `the simulated captures of ${periods === 2 ? 'today and a week earlier' : 'today'} ${sizeText(output.captures)}, their truth.json and truth.csv ${sizeText(output.truth)}, ` +
+        `presence.lp, demo.log${opts.calibrate !== false ? ', calibration.yaml' : ''} and queues/ ${sizeText(output.other)}`,
+    );
   } catch (e) {
     removeDirs(made);
     throw e;
@@ -520,6 +558,7 @@ export async function runDemo(
       );
     },
   });
+  checkLog.replay(log);
   // Ctrl-C (SIGINT) or SIGTERM before the run's end: Node's default ended the process where it stood,
   // without a word, leaving this run's captures (about 94 MB for the default run, those the
   // simulator was writing as NAME.partial) that a run deletes at its end. Now what the aggregator
@@ -532,6 +571,7 @@ export async function runDemo(
     toFile?: boolean;
     endLive?: () => void;
     endProgress?: () => void;
+    endBar?: () => void;
     stopGateways?: (flushMs: number) => Promise<void>;
   } = {};
   let interrupted: Promise<never> | null = null;
@@ -540,6 +580,7 @@ export async function runDemo(
     interrupted = (async () => {
       running.endLive?.();
       running.endProgress?.();
+      running.endBar?.();
       out.write(`\npresence demo: ${signal}: stopping before the end of the run ...\n`);
       // The gateways close their open window as cut short and send what they queued, the aggregator writes it.
       await running.stopGateways?.(1000);
@@ -562,9 +603,13 @@ export async function runDemo(
     const startMs = endMs - durationS * 1000;
 
     const write = (s: string) => out.write(s);
-    const lp = join(outDir, 'presence.lp');
-    // A wrong INFLUX_URL or a missing database is said now, not after the calibration fit.
-    const influxChecked = await checkInflux(lp, httpPort, log);
+
+    // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
+    const rows = (out as NodeJS.WriteStream).rows ?? 0;
+    const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
+    // Without the live table, plain progress lines say how far the calibration run, the simulator and the replay are.
+    const progress = live ? null : new ProgressLines(write, durationS);
+    running.endProgress = () => progress?.stop();
 
     // People only from a calibration: fitted on another simulated run of the same scenario and period.
     let cal: DemoCalibration | null = null;
@@ -580,7 +625,32 @@ export async function runDemo(
       const seed = (opts.seed + CALIBRATION_SEED_OFFSET) >>> 0;
       const which = radio === 'auto' ? 'Wi-Fi or BLE estimate, whichever follows people better there' : `${radio === 'wifi' ? 'Wi-Fi' : 'BLE'} estimate`;
       write(`fitting a people calibration (${which}) on another simulated run of the same period (seed ${seed}) ...\n`);
-      const r = await fitDemoCalibration({ scenario: opts.scenario, seed, startMs, durationS, windowS, scale: opts.scale, radio, outDir });
+      // Its run is as long as today's and printed nothing until its result: its progress is shown as
+      // the rest of the run's, plain lines without the live table, else a bar (the table comes later).
+      let countedS = 0;
+      const stage = `counting the calibration run (seed ${seed})`;
+      progress?.stage(stage, () => countedS);
+      const minutes = Math.ceil(durationS / 60);
+      const bar = live ? await progressBar(stage, minutes, 'simulated minutes') : null;
+      running.endBar = () => bar?.stop();
+      const r = await fitDemoCalibration({
+        scenario: opts.scenario,
+        seed,
+        startMs,
+        durationS,
+        windowS,
+        scale: opts.scale,
+        radio,
+        outDir,
+        onSimulatedTime: (s) => {
+          countedS = Math.max(countedS, s);
+          progress?.tick();
+          bar?.update(countedS >= durationS ? minutes : Math.min(minutes, Math.floor(countedS / 60)));
+        },
+      });
+      progress?.finish();
+      bar?.stop();
+      running.endBar = undefined;
       if ('error' in r)
         write(`no people calibration (${r.error}): the table shows devices (uncalibrated: the estimate, devices present averaged over the window) only\n`);
       else {
@@ -621,12 +691,6 @@ export async function runDemo(
     // The captures this run's simulator wrote: the only ones it deletes at the end.
     const captures: string[] = [];
     try {
-      // Live only on a terminal tall enough for a few rows (log-update cuts what does not fit).
-      const rows = (out as NodeJS.WriteStream).rows ?? 0;
-      const live = opts.live && (out as NodeJS.WriteStream).isTTY === true && out === process.stdout && rows >= 12;
-      // Without the live table, plain progress lines say how far the simulator and the replay are.
-      const progress = live ? null : new ProgressLines(write, durationS);
-      running.endProgress = () => progress?.stop();
       const gatewaysText = `${period.gateways.length} gateway${period.gateways.length === 1 ? '' : 's'}`;
       /** Progress callbacks of one period (`name`: today or last week) starting at `fromMs`. */
       const periodProgress = (name: string, fromMs: number) => {
@@ -816,6 +880,8 @@ export async function runDemo(
   } finally {
     // Cut short by a signal: its handler ends the process once it has said what was written.
     if (interrupted) await interrupted;
+    running.endProgress?.();
+    running.endBar?.();
     stopListening();
     release();
     process.off('exit', release);

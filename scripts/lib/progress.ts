@@ -60,8 +60,8 @@ export function barWidth(format: string, total: number, columns: number | undefi
 }
 
 /**
- * Plain progress lines for the stretches of a run that printed nothing, the simulator's and the
- * gateways' replay (over a minute for the default run, hours for a long one), when the live table is
+ * Plain progress lines for the stretches of a run that printed nothing, the calibration run's, the
+ * simulator's and the gateways' replay (over a minute for the default run, hours for a long one), when the live table is
  * not shown (stdout not a terminal, or --no-live): a line at each quarter of the simulated minutes of
  * a stage (at most one a second), and at least every `everyMs` between them, e.g.
  * "replaying today through 3 gateways: 12 of 30 simulated minutes (40%)". No terminal codes.
@@ -115,6 +115,13 @@ export class ProgressLines {
     this.last = now;
     const min = (s: number) => String(+(s / 60).toFixed(1));
     this.write(`${this.label}: ${min(doneS)} of ${min(this.totalS)} simulated minutes (${Math.floor((100 * doneS) / this.totalS)}%)\n`);
+  }
+
+  /** The end of a stage whose result is printed next: its line if not printed yet (100%), and no
+   *  more lines until the next stage. */
+  finish(): void {
+    this.flush();
+    this.label = '';
   }
 
   /** The end of the last stage: its line if not printed yet (100%), and no more lines. */
