@@ -816,6 +816,30 @@ describe('demo: progress of the calibration run', () => {
     },
     150_000,
   );
+
+  it.skipIf(!need('script', 'util-linux', 'demo: progress on a terminal'))(
+    'shows a bar for each stage before the live table on a terminal: last week simulated and replayed, today simulated',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'presence-demo-stagebars-'));
+      try {
+        // with last week; the stages ran without a word on a terminal, where the plain lines are not printed
+        const command = `stty rows 40 cols 120; exec ${process.execPath} ${args(dir)
+          .filter((a) => a !== '--no-last-week')
+          .join(' ')} --no-calibrate`;
+        const r = await run('script', ['-qec', command, '/dev/null'], 120_000);
+        expect(r.code, r.stdout).toBe(0);
+        const lastWeek = r.stdout.slice(r.stdout.indexOf('simulating the same time one week earlier'), r.stdout.indexOf('simulating today and replaying'));
+        expect(lastWeek).toMatch(/simulating last week \[[^\]]*\] 100% \| 3\/3 simulated minutes/);
+        expect(lastWeek).toMatch(/replaying last week through 3 gateways \[[^\]]*\] 100% \| 3\/3 simulated minutes/);
+        const today = r.stdout.slice(r.stdout.indexOf('simulating today and replaying'));
+        expect(today).toMatch(/simulating today \[[^\]]*\] 100% \| 3\/3 simulated minutes/);
+        expect(today).not.toMatch(/replaying today through/); // the live table shows that
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    150_000,
+  );
 });
 
 describe.skipIf(!hasInflux)('demo: an InfluxDB 1.x with auth-enabled', () => {

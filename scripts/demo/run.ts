@@ -21,7 +21,7 @@ import { estimateDemoOutput } from './size.ts';
 import type { Aggregator } from '../../aggregator/aggregator.ts';
 import { CountTable, countsFeed, tableTitle as countsTitle } from './table.ts';
 import type { CountsMessage } from '../../contract/index.ts';
-import { ProgressLines, progressBar } from '../lib/progress.ts';
+import { ProgressLines, progressBar, StageBars } from '../lib/progress.ts';
 import { processAlive } from '../lib/process-alive.ts';
 import { DURATION_HINT, durationMs, durationNote } from '../lib/duration.ts';
 import { loadScenario, ScenarioError } from '../../simulator/scenario.ts';
@@ -610,6 +610,11 @@ export async function runDemo(
     // Without the live table, plain progress lines say how far the calibration run, the simulator and the replay are.
     const progress = live ? null : new ProgressLines(write, durationS);
     running.endProgress = () => progress?.stop();
+    // With the live table, bars on the terminal for the stages before it: last week's simulation and
+    // replay and today's simulation (the table shows today's replay).
+    const bars = live ? await StageBars.create('simulated minutes') : null;
+    const minutes = Math.ceil(durationS / 60);
+    const minutesOf = (s: number) => (s >= durationS ? minutes : Math.min(minutes, Math.floor(s / 60)));
 
     // People only from a calibration: fitted on another simulated run of the same scenario and period.
     let cal: DemoCalibration | null = null;
@@ -630,7 +635,6 @@ export async function runDemo(
       let countedS = 0;
       const stage = `counting the calibration run (seed ${seed})`;
       progress?.stage(stage, () => countedS);
-      const minutes = Math.ceil(durationS / 60);
       const bar = live ? await progressBar(stage, minutes, 'simulated minutes') : null;
       running.endBar = () => bar?.stop();
       const r = await fitDemoCalibration({
@@ -645,7 +649,7 @@ export async function runDemo(
         onSimulatedTime: (s) => {
           countedS = Math.max(countedS, s);
           progress?.tick();
-          bar?.update(countedS >= durationS ? minutes : Math.min(minutes, Math.floor(countedS / 60)));
+          bar?.update(minutesOf(countedS));
         },
       });
       progress?.finish();
@@ -692,11 +696,34 @@ export async function runDemo(
     const captures: string[] = [];
     try {
       const gatewaysText = `${period.gateways.length} gateway${period.gateways.length === 1 ? '' : 's'}`;
-      /** Progress callbacks of one period (`name`: today or last week) starting at `fromMs`. */
-      const periodProgress = (name: string, fromMs: number) => {
-        if (!progress) return {};
-        let simulatedS = 0;
+      /**
+       * Progress callbacks of one period (`name`: today or last week) starting at `fromMs`: plain
+       * lines, or with the live table bars, of its replay too when `replayBar` (the table shows
+       * today's).
+       */
+      const periodProgress = (name: string, fromMs: number, replayBar: boolean) => {
         const replayedEnd = new Map<string, number>(period.gateways.map((g) => [g.id, fromMs]));
+        if (!progress) {
+          if (!bars) return {};
+          running.endBar = () => bars.stop();
+          bars.stage(`simulating ${name}`, minutes);
+          let replaying = false;
+          return {
+            onSimulatedTime: (s: number) => bars.update(minutesOf(s)),
+            onSimulated: () => {
+              bars.update(minutes);
+              if (replayBar) {
+                replaying = true;
+                bars.stage(`replaying ${name} through ${gatewaysText}`, minutes);
+              } else bars.stop();
+            },
+            onWindow: (m: CountsMessage) => {
+              replayedEnd.set(m.gateway, Math.max(replayedEnd.get(m.gateway) ?? fromMs, Date.parse(m.end)));
+              if (replaying) bars.update(minutesOf((Math.min(...replayedEnd.values()) - fromMs) / 1000));
+            },
+          };
+        }
+        let simulatedS = 0;
         progress.stage(`simulating ${name}`, () => simulatedS);
         return {
           onSimulatedTime: (s: number) => {
@@ -719,7 +746,7 @@ export async function runDemo(
         write("simulating the same time one week earlier (for the traffic dashboard's comparison) ...\n");
         const lastWeekStartMs = startMs - 7 * 86400_000;
         const lastWeek = await runPeriod({
-          ...periodProgress('last week', lastWeekStartMs),
+          ...periodProgress('last week', lastWeekStartMs, true),
           scenario: opts.scenario,
           seed: (opts.seed + 7) >>> 0,
           startMs: lastWeekStartMs,
@@ -750,7 +777,8 @@ export async function runDemo(
         if (timer) clearInterval(timer);
         if (live) logUpdate.done();
       };
-      const todayProgress = periodProgress('today', startMs);
+      bars?.stop();
+      const todayProgress = periodProgress('today', startMs, false);
       const today = await runPeriod({
         ...todayProgress,
         scenario: opts.scenario,
@@ -783,6 +811,7 @@ export async function runDemo(
       });
       captures.push(...today.simulation.gateways.flatMap((g) => g.pcaps));
       progress?.end();
+      bars?.stop();
       const drained = await receivedAndDrained(aggregator, () => broker.published, 30_000);
       if (interrupted) await interrupted; // its handler says what was written, not the summary
       // The replay is over and its gateways have stopped: not silent gateways to record as missing

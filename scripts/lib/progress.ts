@@ -43,6 +43,43 @@ export async function delayedProgressBar(label: string, total: number, unit: str
   };
 }
 
+/**
+ * One bar at a time for the stages of a run, each ending where the next starts (`simulating last
+ * week`, then `replaying last week ...`), on stderr when it is a terminal: create() loads the bar
+ * library once, so that a stage can start inside a synchronous callback (the simulator's).
+ */
+export class StageBars {
+  private bar: ReturnType<typeof makeBar> | null = null;
+
+  private constructor(
+    private readonly lib: typeof import('cli-progress'),
+    private readonly unit: string,
+  ) {}
+
+  /** Bars of `unit` on stderr, or null when it is no terminal. */
+  static async create(unit: string): Promise<StageBars | null> {
+    if (!process.stderr.isTTY) return null;
+    return new StageBars(await import('cli-progress'), unit);
+  }
+
+  /** Ends the bar shown, if any, and starts one for `label` out of `total`. */
+  stage(label: string, total: number): void {
+    this.stop();
+    this.bar = makeBar(this.lib, label, total, this.unit, false);
+    this.bar.start(total, 0);
+  }
+
+  update(n: number): void {
+    this.bar?.update(n);
+  }
+
+  /** Ends the bar shown (it stays on its line as it was drawn last). */
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
+
 function makeBar(lib: typeof import('cli-progress'), label: string, total: number, unit: string, clearOnComplete: boolean) {
   const format = `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`;
   return new lib.SingleBar(
