@@ -38,6 +38,7 @@ import { GatewayIdentity } from './registry.ts';
 import { CorridorFlows, type KeyMismatch } from './flows/intake.ts';
 import { aliveInstance, instanceId, Ownership } from './flows/ownership.ts';
 import { CorridorLink } from './flows/link.ts';
+import { CLOCK_MISMATCH_FIX, clockMismatchText, CorridorClocks, OFFSET_CLEAR_MS, OFFSET_SPAN_MS, type ClockMismatch } from './flows/clock-offset.ts';
 
 export interface AggregatorOptions {
   /** A pino logger to use (default: JSON to stderr at config.logLevel). */
@@ -119,6 +120,8 @@ export class Aggregator extends EventEmitter {
   private readonly windowMismatch = new WindowMismatchNotes();
   /** Gateway clocks that run behind, told by their statuses (./clock-skew.ts). */
   private readonly clockSkew: ClockSkew;
+  /** Members of a corridor group owned here whose clocks disagree, told by their statuses (./flows/clock-offset.ts); null without corridors. */
+  readonly corridorClocks: CorridorClocks | null;
 
   constructor(
     config: unknown = {},
@@ -160,6 +163,14 @@ export class Aggregator extends EventEmitter {
       ? new CorridorFlows(corridors, { maxAheadMs: this.config.maxAhead, onKeyMismatch: (group, m) => this.onKeyMismatch(group, m) })
       : null;
     for (const c of corridors) this.metrics.corridorKeyMismatch.set({ group: c.group }, 0);
+    this.corridorClocks = corridors.length
+      ? new CorridorClocks(
+          corridors,
+          (group) => this.flows!.owns(group),
+          (group, m) => this.onClockMismatch(group, m),
+        )
+      : null;
+    for (const c of corridors) this.metrics.corridorClockMismatch.set({ group: c.group }, 0);
     this.clockSkew = new ClockSkew(this.config.maxAhead, this.log);
     this.ownership = corridors.length ? new Ownership(instanceId(this.config.mqtt.clientId), this.flows!.groupIds) : null;
     this.intake = new Intake(this.config.mqtt, this.config.batch.maxBuffer, this.log, this.metrics, (topic, payload, packet) =>
@@ -204,6 +215,11 @@ export class Aggregator extends EventEmitter {
     if (u.status) this.metrics.messages.inc({ kind: 'status' }, u.status);
     if (u.sketch) this.metrics.messages.inc({ kind: 'sketch' }, u.sketch);
     u.counts = u.status = u.sketch = 0;
+    for (const group of this.flows?.groupIds ?? []) {
+      const spread = this.corridorClocks!.spread(group);
+      if (spread === null) this.metrics.corridorClockSpread.remove({ group });
+      else this.metrics.corridorClockSpread.set({ group }, spread);
+    }
     this.metrics.queueDepth.set(this.queueDepth);
   }
 
@@ -226,6 +242,7 @@ export class Aggregator extends EventEmitter {
         calibrationProblem: this.calibrationProblem,
         gatewayLimitProblem: this.identity.limitProblem(),
         corridorKeyProblems: this.flows?.keyMismatches.map(keyMismatchText) ?? [],
+        corridorClockProblems: this.corridorClocks?.mismatches.map(clockMismatchText) ?? [],
       });
       if (this.recent) {
         const web = new AggregatorWeb(
@@ -298,6 +315,7 @@ export class Aggregator extends EventEmitter {
     }
     this.metrics.corridorGroupsOwned.set(owned.size);
     this.metrics.sketchesHeld.set(flows.held);
+    this.corridorClocks?.check(now);
   }
 
   /** A message refused: counted, logged (its reason, topic and detail, never its payload), reported. */
@@ -313,6 +331,30 @@ export class Aggregator extends EventEmitter {
     this.metrics.corridorKeyMismatch.set({ group }, m?.gateways.length ?? 0);
     if (m) this.log.warn({ group, epoch: m.epoch, gateways: m.gateways, fix: KEY_MISMATCH_FIX }, keyMismatchText(m));
     else this.log.info({ group }, `corridor group "${group}": the key_check of its gateways agree again`);
+  }
+
+  /** The members of a corridor group whose clocks disagree changed: one line in the log, the gauge. */
+  private onClockMismatch(group: string, m: ClockMismatch | null): void {
+    this.metrics.corridorClockMismatch.set({ group }, m?.gateways.length ?? 0);
+    if (m)
+      this.log.warn(
+        {
+          group,
+          gateways: m.gateways.map((x) => x.gateway),
+          offsets_s: Object.fromEntries(m.gateways.map((x) => [x.gateway, x.offsetS])),
+          ...(m.majority ? { majority: m.majority } : {}),
+          spread_s: m.spreadS,
+          fix: CLOCK_MISMATCH_FIX,
+        },
+        clockMismatchText(m),
+      );
+    else if (!this.flows?.owns(group))
+      this.log.info({ group }, `corridor group "${group}": owned by another aggregator now, which judges whether its gateways' clocks agree`);
+    else
+      this.log.info(
+        { group },
+        `corridor group "${group}": the clocks of its gateways agree again (within ${OFFSET_CLEAR_MS / 1000} s, or fewer than two of them heard over the last ${OFFSET_SPAN_MS / 60_000} minutes)`,
+      );
   }
 
   /** A corridor sketch: held (by the owner, or by a standby for a take-over) or ignored, acknowledged at once; flow points due are written. */
@@ -417,7 +459,11 @@ export class Aggregator extends EventEmitter {
     }
     const m = r.message;
     // A live status (not the broker's retained copy) tells how far the gateway's clock runs behind.
-    if (!retained && m.ts) this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
+    if (!retained && m.ts) {
+      this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
+      // and, among the members of a corridor group, whether their clocks agree
+      this.corridorClocks?.status(m.site, m.gateway, Date.parse(m.ts), now);
+    }
     // A gateway recorded as missing stays so in its status points until a window of it arrives. One
     // whose clock was judged behind gets its points stamped by this clock (ts + how far behind): at
     // its own ts they sorted before the offline last will the broker sent (stamped on receipt), and
@@ -461,6 +507,8 @@ export class Aggregator extends EventEmitter {
     const flows = this.flows;
     if (!flows) return;
     const lines = flows.expireIdle(now);
+    // members gone silent leave the clock comparison; ownership may have changed
+    this.corridorClocks?.check(now);
     this.metrics.sketchesHeld.set(flows.held);
     if (lines.length) {
       this.metrics.flowIntervals.inc();

@@ -72,6 +72,18 @@ export class AggregatorMetrics {
     labelNames: ['group'],
     registers: [this.registry],
   });
+  readonly corridorClockMismatch = new Gauge({
+    name: 'presence_aggregator_corridor_clock_mismatch',
+    help: "Gateways of a corridor group owned here whose clocks disagree with the other members' by more than 15 s, estimated from their statuses (0: they agree, or not judged), by group",
+    labelNames: ['group'],
+    registers: [this.registry],
+  });
+  readonly corridorClockSpread = new Gauge({
+    name: 'presence_aggregator_corridor_clock_spread_seconds',
+    help: "The largest difference between the clocks of a corridor group's members, estimated from their statuses over the last 10 minutes (present while at least two members are judged and the group is owned here), by group",
+    labelNames: ['group'],
+    registers: [this.registry],
+  });
   readonly corridorGroupsOwned = new Gauge({
     name: 'presence_aggregator_corridor_groups_owned',
     help: 'Corridor groups whose flows this aggregator computes',
@@ -139,6 +151,8 @@ export interface HealthState {
   gatewayLimitProblem?: string | null;
   /** Corridor groups whose members' key_check disagrees ("degraded": their flows are not written). */
   corridorKeyProblems?: string[];
+  /** Corridor groups whose members' clocks disagree ("degraded": their flows and travel times are shifted). */
+  corridorClockProblems?: string[];
 }
 
 /** What /healthz answers (and the page shows): status, the problems with their fixes, queue depth, sink. */
@@ -170,7 +184,13 @@ export function healthReport(s: HealthState, now = Date.now()): { code: number; 
   if (s.gatewayLimitProblem) problems.push(s.gatewayLimitProblem);
   const keyProblems = s.corridorKeyProblems ?? [];
   problems.push(...keyProblems);
-  const status = unhealthy ? 'unhealthy' : drops.length || s.calibrationProblem || s.gatewayLimitProblem || keyProblems.length ? 'degraded' : 'ok';
+  const clockProblems = s.corridorClockProblems ?? [];
+  problems.push(...clockProblems);
+  const status = unhealthy
+    ? 'unhealthy'
+    : drops.length || s.calibrationProblem || s.gatewayLimitProblem || keyProblems.length || clockProblems.length
+      ? 'degraded'
+      : 'ok';
   const report: HealthReport = {
     status,
     problems,
@@ -188,7 +208,7 @@ export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean
 
 /** 200 {"status":"ok"} when connected and writes go through; 200 {"status":"degraded"} when the
  *  server refused points recently (they are dropped), gateways.max_known rejected messages recently,
- *  or a calibration reload failed; 503 {"status":"unhealthy"} with the reasons
+ *  a calibration reload failed, or a corridor group's members disagree on key_check or on the time; 503 {"status":"unhealthy"} with the reasons
  *  when not connected to the broker or while writes fail. */
 export async function startHealthServer(
   metrics: AggregatorMetrics,
