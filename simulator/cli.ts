@@ -14,7 +14,7 @@ import { privacyTable } from './privacy-eval.ts';
 import type { PeopleScore } from './people.ts';
 import { simulate } from './index.ts';
 import { openLivePath, runLive, type LiveOutput } from './live.ts';
-import { ReaderClosedError } from './pcap-writer.ts';
+import { CaptureStreamError, ReaderClosedError } from './pcap-writer.ts';
 import { runLoad } from './load.ts';
 import { renameOldFlags, type OptionSpec } from '../scripts/lib/config-loader.ts';
 import { DURATION_HINT, durationMs, formatDuration, durationNote } from '../scripts/lib/duration.ts';
@@ -52,6 +52,7 @@ import {
 
 export { estimateOutput, formatBytes, SIZE_GUARD_BYTES } from './limits.ts';
 import { captureInterfaces, type BleLink } from './sim.ts';
+import { CAPTURE_HEADER_BYTES, estimateTruthBytes } from './truth-size.ts';
 
 interface Flags {
   yes?: boolean;
@@ -841,25 +842,64 @@ export function registerSimulate(program: Command): void {
             }
           };
           writeTruthLog((p) => writeFileSync(p, ''));
+          // Ctrl-C (SIGINT) or SIGTERM: Node's default ended the process where it stood, without a word
+          // on what its captures held. Now the stream stops at the next frame, every output is ended on
+          // a whole frame, one line says which files hold the run up to which simulated time, and it
+          // exits with 130. A second signal, or one while a named pipe still waits for its reader
+          // (nothing streamed yet), ends it at once.
+          const abort = new AbortController();
+          let stoppedBy: NodeJS.Signals | null = null;
+          const onSignal = (signal: NodeJS.Signals) => {
+            const waitingFor = outputs.filter((o) => o.stream instanceof WriteStream && o.stream.pending).map((o) => o.name);
+            if (stoppedBy || waitingFor.length) {
+              process.stderr.write(
+                stoppedBy
+                  ? `presence simulate: ${signal} again: stopped at once\n`
+                  : `presence simulate: ${signal}: stopped before the stream started (${waitingFor.join(', ')} had no reader yet); no frame was streamed\n`,
+              );
+              process.exit(130);
+            }
+            stoppedBy = signal;
+            abort.abort();
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
           const r = await runLive({
             scenario,
             seed,
             bleLink,
             speed,
             outputs,
+            signal: abort.signal,
             onWindow: (w) => {
               writeTruthLog((p) => appendFileSync(p, w.map((x) => JSON.stringify(x)).join('\n') + '\n'));
               log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
             },
-          }).catch((e) => {
-            // `presence simulate --live | head -c 1000`: the reader of stdout took what it wanted and
-            // left; as a Unix tool does, the stream ends quietly (exit 0, as presence replay | head). A
-            // named pipe's reader (a gateway) going away, or a write that fails, is said.
-            if (e instanceof ReaderClosedError && e.stream === process.stdout) process.exit(0);
-            throw e;
-          });
+          })
+            .catch((e) => {
+              // `presence simulate --live | head -c 1000`: the reader of stdout took what it wanted and
+              // left; as a Unix tool does, the stream ends quietly (exit 0, as presence replay | head). A
+              // named pipe's reader (a gateway) going away, or a write that fails, is said.
+              if (e instanceof ReaderClosedError && e.stream === process.stdout) process.exit(0);
+              if (e instanceof CaptureStreamError) throw new Error(streamFailure(e, outputs));
+              throw e;
+            })
+            .finally(() => {
+              process.off('SIGINT', onSignal);
+              process.off('SIGTERM', onSignal);
+            });
           for (const t of waiting) clearTimeout(t);
           log.info(r, 'live stream finished');
+          if (r.stopped && stoppedBy) {
+            const names = outputs.map((o) => (o.name === 'stdout' || !o.name ? 'the stream on stdout' : o.name));
+            const at = (ms: number) => new Date(ms).toISOString();
+            process.stderr.write(
+              `presence simulate: ${stoppedBy}: stopped before the end of the run, at ${at(r.lastMs)} of its simulated ${at(scenario.startMs)} to ${at(scenario.startMs + scenario.durationS * 1000)} ` +
+                `(${r.frames.toLocaleString('en')} frames): ${names.join(', ')} ${names.length > 1 ? 'hold' : 'holds'} the run up to then, ending on a whole frame` +
+                `${truthLog ? `; ${truthLog} holds the truth of the ${count(r.windows, 'window', 'windows')} that closed before then` : ''}\n`,
+            );
+            process.exitCode = 130;
+          }
           return;
         }
 
@@ -913,9 +953,26 @@ export function registerSimulate(program: Command): void {
             'or make it smaller with --duration, --scale or --people',
           );
         }
-        // With --yes too: captures that cannot fit on the disk are not started.
+        // With --yes too: a run that cannot fit on the disk is not started. What it writes is counted:
+        // the captures with their file headers, and truth.json and truth.csv (the captures alone were,
+        // and a run of many short windows wrote about as much truth again beside them).
+        const captureFiles = scenario.gateways.reduce((n, g) => n + (f.format === 'pcapng' ? 1 : captureInterfaces(g, bleLink).length), 0);
+        const captureBytes = est.bytes + captureFiles * CAPTURE_HEADER_BYTES;
+        const truthBytes = estimateTruthBytes(scenario, {
+          files: (id) =>
+            f.format === 'pcapng'
+              ? [`${id}.pcapng`]
+              : captureInterfaces(scenario.gateways.find((g) => g.id === id)!, bleLink).map((i) => `${id}.${i.radio}.pcap`),
+          maxCount: est.frames,
+        });
         try {
-          checkDisk(outDir, est.bytes, 'this run', 'make it smaller with --duration, --scale or --people, or give an --out on a larger disk');
+          checkDisk(
+            outDir,
+            captureBytes + truthBytes,
+            'this run',
+            'make it smaller with --duration, --scale or --people (or a longer --window), or give an --out on a larger disk',
+            `the captures ${formatBytes(captureBytes)} with their file headers, truth.json and truth.csv ${formatBytes(truthBytes)}`,
+          );
         } catch (e) {
           removeDirs(made);
           throw e;
@@ -967,6 +1024,31 @@ export function registerSimulate(program: Command): void {
         if (waitingPipe?.()) process.exit();
       }
     });
+}
+
+/**
+ * What a failed write to a live output says. A file this run made and could not fill (a full disk) is
+ * removed: it ended in the middle of a frame (or held nothing), and was left behind, empty when the
+ * disk was full from the start. A named pipe, stdout or a socket is left as it is.
+ */
+function streamFailure(e: CaptureStreamError, outputs: LiveOutput[]): string {
+  const o = outputs.find((x) => x.stream === e.stream);
+  const path = o?.option && o.name ? o.name : undefined;
+  if (!path || !isDiskFull(e)) return e.message;
+  let size: number;
+  try {
+    const st = lstatSync(path);
+    if (!st.isFile()) return e.message;
+    size = st.size;
+    rmSync(path, { force: true });
+  } catch {
+    return e.message;
+  }
+  return (
+    `the capture stream of ${o!.gateway} (${path}): no space left on its device (${e.code}); ` +
+    `${path} was removed (${size ? `it held ${formatBytes(size)} of the stream, cut short where the disk filled` : 'it was empty'}); ` +
+    `fix: free some space on its device, or give ${o!.option} a path on another one, then run it again`
+  );
 }
 
 /** How long a named pipe of --live may wait for its reader before one line says so. */

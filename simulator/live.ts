@@ -35,10 +35,30 @@ export interface LiveOptions extends ScenarioOverrides {
   signal?: AbortSignal;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits `ms`, or until `signal` aborts. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((r) => {
+    if (signal?.aborted) return r();
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      r();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+
+export interface LiveResult {
+  frames: number;
+  windows: number;
+  /** The simulated time (ms) of the last frame written, or of the run's start when none was. */
+  lastMs: number;
+  /** Stopped by `signal` before the end of the run: every output ends on a whole frame, the last at lastMs. */
+  stopped: boolean;
+}
 
 /** Streams a scenario's frames to the outputs, paced at `speed` times real time. */
-export async function runLive(o: LiveOptions): Promise<{ frames: number; windows: number }> {
+export async function runLive(o: LiveOptions): Promise<LiveResult> {
   const s = typeof o.scenario === 'string' ? loadScenario(o.scenario, o) : o.scenario;
   const bleLink = o.bleLink ?? 'll';
   const speed = o.speed ?? 1;
@@ -66,6 +86,7 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
   let frames = 0;
   let windows = 0;
   let sinceDrain = 0;
+  let lastMs = s.startMs;
   try {
     for (const ev of runScenario(s, { seed: o.seed ?? 1, bleLink })) {
       if (o.signal?.aborted) break;
@@ -81,7 +102,8 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
         const wait = due - performance.now();
         if (wait > 2) {
           await Promise.all(writers.map((w) => w.writer.drain()));
-          await sleep(wait);
+          await sleep(wait, o.signal);
+          if (o.signal?.aborted) break;
         }
       }
       for (const t of targets) {
@@ -89,6 +111,7 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
         if (i < 0) continue;
         t.writer.write(i, ev.frame.timestampMs, ev.frame.data);
         frames++;
+        lastMs = ev.frame.timestampMs;
       }
       if (++sinceDrain >= 256) {
         sinceDrain = 0;
@@ -96,9 +119,11 @@ export async function runLive(o: LiveOptions): Promise<{ frames: number; windows
       }
     }
   } finally {
+    // Each frame goes to its stream as one whole record: ending the streams here (at the run's end,
+    // or stopped by `signal`) leaves every capture ending on a whole frame.
     for (const w of writers) await w.writer.close().catch(() => {});
   }
-  return { frames, windows };
+  return { frames, windows, lastMs, stopped: !!o.signal?.aborted };
 }
 
 /** Resolves once a file stream is open (at once for any other); its failure is the sink's to say. */

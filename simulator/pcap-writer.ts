@@ -164,6 +164,18 @@ export class ReaderClosedError extends Error {
   }
 }
 
+/** A write to a capture stream failed (a full disk, an I/O error): `stream` says which, `code` why. */
+export class CaptureStreamError extends Error {
+  constructor(
+    readonly stream: Writable,
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CaptureStreamError';
+  }
+}
+
 /** A stream (stdout, a named pipe, a socket) honouring backpressure. */
 export class StreamSink implements Sink {
   private blocked = false;
@@ -183,7 +195,7 @@ export class StreamSink implements Sink {
     const what = name ? `the capture stream ${name}` : 'the capture stream';
     stream.on('error', (e: NodeJS.ErrnoException) => {
       const full = option && isDiskFull(e) ? `; fix: free some space on its device, or give ${option} a path on another one, then run it again` : '';
-      this.failure ??= e.code === 'EPIPE' ? new ReaderClosedError(stream, what) : new Error(`${what}: ${e.message}${full}`);
+      this.failure ??= e.code === 'EPIPE' ? new ReaderClosedError(stream, what) : new CaptureStreamError(stream, e.code, `${what}: ${e.message}${full}`);
     });
   }
   write(chunk: Uint8Array): void {

@@ -108,14 +108,15 @@ describe('a full disk under a path given on the command line', () => {
   );
 
   it(
-    'presence simulate --live --pipe FILE: names the file and what to do, --pipe among it (it said "ENOSPC: no space left on device, write" and nothing to do)',
+    'presence simulate --live --pipe FILE: names the file and what to do, --pipe among it (it said "ENOSPC: no space left on device, write" and nothing to do), and removes the empty file it made',
     withSmallFs('simulate-pipe', 'size=64k,mode=0755', true, (mnt) => {
       const pipe = join(mnt, 'live.pcapng');
       const r = presence('simulate', 'quiet-night', '--live', '--speed', 'max', '--duration', '5m', '--pipe', pipe);
       expect(r.code).toBe(1);
       expect(errorLines(r.stderr)).toEqual([
-        `presence simulate: the capture stream of gw-lobby (${pipe}): ENOSPC: no space left on device, write; fix: free some space on its device, or give --pipe a path on another one, then run it again`,
+        `presence simulate: the capture stream of gw-lobby (${pipe}): no space left on its device (ENOSPC); ${pipe} was removed (it was empty); fix: free some space on its device, or give --pipe a path on another one, then run it again`,
       ]);
+      expect(existsSync(pipe)).toBe(false);
     }),
     60_000,
   );

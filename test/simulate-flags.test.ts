@@ -222,7 +222,9 @@ describe('presence simulate: bad flag values', () => {
     const lines = r.err.trimEnd().split('\n');
     expect(lines, r.err).toHaveLength(3);
     expect(lines[0]).toMatch(/^presence simulate: about [\d,]+ frames, [\d.]+ TB into .*disk\/ \(projected from its first/);
-    expect(lines[1]).toMatch(/^presence simulate: this run would write about [\d.]+ TB, more than the [\d.]+ [kMGT]?B free on the file system of .*disk$/);
+    expect(lines[1]).toMatch(
+      /^presence simulate: this run would write about [\d.]+ TB \(the captures [\d.]+ TB with their file headers, truth\.json and truth\.csv [\d.]+ [kMG]B\), more than the [\d.]+ [kMGT]?B free on the file system of .*disk$/,
+    );
     expect(lines[2]).toMatch(/^hint: /);
     expect(r.code).toBe(2);
     expect(existsSync(out)).toBe(false);

@@ -4,21 +4,16 @@
 // gateways' queues/ and the folder's mark. The check counted the captures only.
 //
 // The files beside the captures grow with the windows, not the crowd: each is sized from the same
-// serialisers that write it (the truth's, the aggregator's line protocol), for every gateway and
-// window, with every count of 7 digits (far above what one gateway's window of any demo holds), so
+// serialisers that write it (the truth's, as presence simulate sizes it in simulator/truth-size.ts,
+// the aggregator's line protocol), for every gateway and window, with every count of 7 digits (far above what one gateway's window of any demo holds), so
 // that a larger crowd's longer numbers are within it. demo.log's lines and the gateways' statuses
 // are sized from the longest ones measured, with room to spare.
 import type { CountsMessage } from '../../contract/index.ts';
 import { countsLines } from '../../aggregator/messages.ts';
 import { STATUS_AFTER_WINDOW_MS } from '../../gateway/gateway.ts';
-import { DEVICE_KINDS, type DeviceKind } from '../../simulator/devices.ts';
 import type { Scenario } from '../../simulator/scenario.ts';
-import { truthCsv, type TruthFile, type TruthWindow } from '../../simulator/truth.ts';
+import { BIG_COUNT as BIG, CAPTURE_HEADER_BYTES, estimateTruthBytes, windowCount } from '../../simulator/truth-size.ts';
 
-/** A count of 7 digits: above any count of one gateway's window in a run the demo can make. */
-const BIG = 9_999_999;
-/** Each capture file's own header (pcapng: a Section Header Block, an Interface Description Block per radio: about 150 bytes). */
-const CAPTURE_HEADER_BYTES = 1024;
 /** A gateway's "window closed" line in demo.log (at most 236 bytes measured, JSON or pretty), with room for longer numbers. */
 const LOG_WINDOW_BYTES = 300;
 /** demo.log's lines that come once per gateway and period (starting, connected, stopped, ...: 7 a gateway, 200-300 bytes each) and once per run (the aggregator's). */
@@ -47,28 +42,6 @@ export interface DemoOutputEstimate {
   total: number;
 }
 
-/** A truth window of `gateway` whose every count has 7 digits, with `travel` entries. */
-function bigWindow(gateway: string, zone: string, travel: number): TruthWindow {
-  const date = new Date(0).toISOString();
-  const byKind = Object.fromEntries(DEVICE_KINDS.map((k) => [k, BIG])) as Record<DeviceKind, number>;
-  const w: TruthWindow = {
-    gateway,
-    zone,
-    start: date,
-    end: date,
-    people: BIG,
-    peopleMean: BIG + 0.99,
-    devices: { total: BIG, wifi: BIG, ble: BIG, byKind },
-    addresses: { wifi: BIG, ble: BIG, wifiLocal: BIG, wifiGlobal: BIG, blePublic: BIG, bleRandom: BIG },
-    frames: { wifi: BIG, ble: BIG },
-    emitted: { wifi: BIG, ble: BIG },
-  };
-  // a travel entry names two gateways and a mode: the longest of each
-  if (travel > 0)
-    w.travel = Array.from({ length: travel }, () => ({ from: gateway, to: gateway, mode: 'pedestrian', count: BIG, meanS: 99999.9, medianS: 99999.9 }));
-  return w;
-}
-
 /**
  * The bytes a demo run of `s` writes into --out: `captureBytes` the simulator's estimate of one
  * period's captures, `periods` 2 with the week-earlier period, `calibrate` when it fits a
@@ -76,35 +49,14 @@ function bigWindow(gateway: string, zone: string, travel: number): TruthWindow {
  * period is replayed at full speed).
  */
 export function estimateDemoOutput(s: Scenario, o: { captureBytes: number; periods: number; calibrate: boolean; speed: number | 'max' }): DemoOutputEstimate {
-  const windows = Math.ceil(s.durationS / s.windowS);
+  const windows = windowCount(s);
   const gateways = s.gateways.length;
   const bytes = (text: string) => Buffer.byteLength(text);
-  // Travel times are kept per window for each gateway reached from another by a flow, per mode.
-  const modes = new Set(s.crowds.flatMap((c) => (c.type === 'flow' ? Object.keys(c.modes) : [])));
-  const travel = modes.size ? (gateways - 1) * modes.size : 0;
-
-  // truth.json (JSON.stringify(t, null, 1)): its head, and each window as it stands in the array.
-  const head: TruthFile = {
-    scenario: s.name,
-    description: s.description,
-    seed: 4294967295,
-    scale: s.scale,
-    site: s.site,
-    start: new Date(0).toISOString(),
-    durationS: s.durationS,
-    windowS: s.windowS,
-    gateways: s.gateways.map((g) => ({ id: g.id, zone: g.zone, site: s.site, position: [BIG, BIG], reachM: BIG, files: [`${g.id}.pcapng`] })),
-    totals: { people: BIG * 1000, devices: BIG * 1000, frames: { wifi: BIG * 1000, ble: BIG * 1000 } },
-    windows: [],
-  };
-  const truthHead = bytes(JSON.stringify(head, null, 1) + '\n') + bytes(truthCsv(head));
-  let truthWindows = 0;
+  // truth.json and truth.csv of a period: sized as presence simulate sizes them (simulator/truth-size.ts)
+  const truth1 = estimateTruthBytes(s, { files: (id) => [`${id}.pcapng`] });
+  const start = new Date(0).toISOString();
   let lpWindows = 0;
   for (const g of s.gateways) {
-    const w = bigWindow(g.id, g.zone, travel);
-    // one window in the array, less the empty array: the window with its indentation and a comma
-    truthWindows += bytes(JSON.stringify({ ...head, windows: [w] }, null, 1)) - bytes(JSON.stringify(head, null, 1)) + 1;
-    truthWindows += bytes(truthCsv({ ...head, windows: [w] })) - bytes(truthCsv(head));
     const r = { devices: BIG, estimate: BIG, frames: BIG, rejected: BIG, suppressed: false };
     const m = {
       v: 1,
@@ -112,8 +64,8 @@ export function estimateDemoOutput(s: Scenario, o: { captureBytes: number; perio
       zone: g.zone,
       gateway: g.id,
       seq: BIG,
-      start: head.start,
-      end: head.start,
+      start,
+      end: start,
       complete: true,
       wifi: r,
       ble: r,
@@ -127,7 +79,7 @@ export function estimateDemoOutput(s: Scenario, o: { captureBytes: number; perio
   const statuses = gateways * (statusesAt(o.speed) + (o.periods - 1) * statusesAt('max'));
   const perPeriod = {
     captures: o.captureBytes + gateways * CAPTURE_HEADER_BYTES,
-    truth: truthHead + windows * truthWindows,
+    truth: truth1,
     other: windows * lpWindows + windows * gateways * LOG_WINDOW_BYTES + gateways * LOG_GATEWAY_BYTES,
   };
   const zones = new Set(s.gateways.map((g) => g.zone)).size;
