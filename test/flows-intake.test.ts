@@ -135,6 +135,51 @@ describe('corridor flows intake', () => {
     expect(flows.keyMismatches).toEqual([]);
   });
 
+  it("key_check: a member with a shorter corridor.epoch or a replayed window does not change what the others are taken to hold (it cleared the group's mismatch)", () => {
+    const FOUR = { ...CORRIDOR, members: ['gw-a', 'gw-b', 'gw-c', 'gw-m'] };
+    const K = '0123456789abcdef';
+    const WRONG = 'fedcba9876543210';
+    const reported: Array<KeyMismatch | null> = [];
+    const flows = new CorridorFlows([FOUR], { maxAheadMs: 300_000, seed: 1, onKeyMismatch: (_g, m) => reported.push(m) });
+    flows.own('main-street', START);
+    const results = new Map<string, string[]>();
+    const put = (m: SketchMessage) => {
+      const r = flows.accept(sketchTopic(m.site, m.gateway), encode(m), NOW);
+      results.set(m.gateway, [...(results.get(m.gateway) ?? []), r.ok ? 'held' : r.reason]);
+    };
+    for (let w = 0; w < 40; w++) {
+      const m = run.messages[2 * w]!;
+      const start = Date.parse(m.window_start);
+      put({ ...m, gateway: 'gw-a', key_check: K });
+      put({ ...m, gateway: 'gw-b', key_check: K });
+      put({ ...m, gateway: 'gw-c', key_check: WRONG });
+      // corridor.epoch 30 min: epochs numbered about twice as high, a key_check of its own each
+      put({ ...m, gateway: 'gw-m', epoch_s: 1800, epoch: Math.floor(start / 1_800_000), key_check: '00112233445566ff' });
+      expect(
+        flows.keyMismatches.map((k) => k.gateways),
+        `window ${w}`,
+      ).toEqual([['gw-c']]);
+    }
+    expect(reported.at(-1)?.gateways).toEqual(['gw-c']);
+    expect(reported.filter((r) => r === null)).toEqual([]);
+    expect(new Set(results.get('gw-c')!.slice(1))).toEqual(new Set(['sketch_key_mismatch']));
+    expect(new Set(results.get('gw-m')!.slice(1))).toEqual(new Set(['sketch_invalid'])); // its first waited for the window length
+    // a replay of an old window of gw-a under another key: refused, and nobody is named anew
+    const old = run.messages[2 * 30]!;
+    for (let i = 0; i < 100; i++) put({ ...old, gateway: 'gw-a', key_check: WRONG });
+    expect(
+      results
+        .get('gw-a')!
+        .slice(-100)
+        .every((r) => r === 'sketch_key_mismatch'),
+    ).toBe(true);
+    const before = reported.length;
+    expect(before).toBeLessThanOrEqual(3);
+    for (let i = 0; i < 100; i++) put({ ...old, gateway: 'gw-a', key_check: i % 2 ? K : WRONG });
+    expect(reported.length).toBe(before);
+    expect(flows.keyMismatches.map((k) => k.gateways)).toEqual([['gw-c']]);
+  });
+
   it('a sketch with p = 1 (every bit a coin flip) is refused and the group goes on: it was held, then every sketch of the group threw', () => {
     const flows = new CorridorFlows([CORRIDOR], { maxAheadMs: 300_000, seed: 1 });
     flows.own('main-street', START);

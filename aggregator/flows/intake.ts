@@ -158,6 +158,10 @@ interface GroupState {
   lastHeldAt: number;
   /** Per epoch (the last two), each member's latest key_check (sketches without one: not there). */
   keyChecks: Map<number, Map<string, string>>;
+  /** Epoch length (s) of the sketches whose key_check is noted: the group's (epochS) once known, before that the first one's; others are not noted. */
+  keyEpochS: number | null;
+  /** Per member, the start (ms) of the newest window whose key_check was noted: an older one (a replay, a late sketch) is compared, not noted. */
+  keyNotedAt: Map<string, number>;
   /** The group's members whose key_check disagrees now (null: none), as last reported. */
   keyMismatch: KeyMismatch | null;
 }
@@ -250,6 +254,8 @@ export class CorridorFlows {
       handoverUntil: null,
       lastHeldAt: this.idleNow(now),
       keyChecks: new Map(),
+      keyNotedAt: new Map(),
+      keyEpochS: null,
       keyMismatch: null,
     };
     this.groups.set(cfg.group, g);
@@ -408,8 +414,13 @@ export class CorridorFlows {
         detail: `epoch ${m.epoch} is not floor(window_start / epoch_s) = ${Math.floor(start / (m.epoch_s * 1000))}`,
       };
     const g = this.groups.get(m.group) ?? this.state(cfg, now, true);
-    if (m.key_check !== undefined) {
-      const majority = this.checkKey(g, m.epoch, m.gateway, m.key_check);
+    // Another epoch length is refused before its key_check is noted (hold() refuses it too): its
+    // epochs are numbered on another scale, a shorter one's always the newest, and the epoch the
+    // members share would have been pushed out of the comparison.
+    if (g.epochS !== null && m.epoch_s !== g.epochS) return { ok: false, reason: 'sketch_invalid', detail: epochLengthDetail(m.epoch_s, g.epochS) };
+    // (before the group's epoch length is known, the first key_check's decides which are compared)
+    if (m.key_check !== undefined && m.epoch_s === (g.keyEpochS ??= m.epoch_s)) {
+      const majority = this.checkKey(g, m.epoch, m.gateway, m.key_check, start);
       // sketches of the epoch held before most members had given theirs, under another key: refused now
       const earlier = this.dropMismatched(g, m.epoch);
       if (majority)
@@ -473,7 +484,25 @@ export class CorridorFlows {
    * epoch in which at least as many members gave a key_check as in the one before it (while the
    * members move into a new epoch one by one, the last epoch decides), and reports a change.
    */
-  private checkKey(g: GroupState, epoch: number, gateway: string, keyCheck: string): string[] | null {
+  private checkKey(g: GroupState, epoch: number, gateway: string, keyCheck: string, start: number): string[] | null {
+    // A window not newer than the member's newest noted one (a duplicate, a replay, a late sketch) is
+    // noted nowhere, so that replaying an old window cannot change what the member is taken to hold
+    // (nor log a change per message): under the key_check the member holds in its epoch it is judged
+    // as the member is; under another, refused against the members that hold another value.
+    const notedAt = g.keyNotedAt.get(gateway);
+    if (notedAt !== undefined && start <= notedAt) {
+      const known = g.keyChecks.get(epoch);
+      const own = known?.get(gateway);
+      if (!known || own === undefined) return null;
+      if (own !== keyCheck)
+        return [...known]
+          .filter(([, v]) => v !== keyCheck)
+          .map(([gw]) => gw)
+          .sort();
+      const v = keyVerdict(known);
+      return v.majority && v.odd.includes(gateway) ? v.majority : null;
+    }
+    g.keyNotedAt.set(gateway, start);
     let byMember = g.keyChecks.get(epoch);
     if (!byMember) {
       g.keyChecks.set(epoch, (byMember = new Map()));
@@ -576,12 +605,13 @@ export class CorridorFlows {
     // and one epoch length: epochs of another length are under keys no other member uses (no match
     // at all, no flow written); the first sketch held decides, as for m
     g.epochS ??= m.epoch_s;
-    if (m.epoch_s !== g.epochS)
-      return {
-        ok: false,
-        reason: 'sketch_invalid',
-        detail: `epoch_s is ${m.epoch_s}, the group's sketches have ${g.epochS} (corridor.epoch must be the same in every gateway of the group)`,
-      };
+    if (g.keyEpochS !== g.epochS) {
+      // the key_checks noted were of another epoch length than the group's: not comparable
+      g.keyChecks.clear();
+      g.keyNotedAt.clear();
+      g.keyEpochS = g.epochS;
+    }
+    if (m.epoch_s !== g.epochS) return { ok: false, reason: 'sketch_invalid', detail: epochLengthDetail(m.epoch_s, g.epochS) };
     byWindow.set(w, { bits, m: m.m, p: m.p, epoch: m.epoch, ...(m.key_check !== undefined ? { keyCheck: m.key_check } : {}) });
     g.lastHeldAt = Math.max(g.lastHeldAt, this.idleNow(now));
     g.latest.set(m.gateway, Math.max(g.latest.get(m.gateway) ?? Number.NEGATIVE_INFINITY, end));
@@ -686,9 +716,14 @@ export class CorridorFlows {
   }
 }
 
+/** A sketch whose epoch length is not the group's: the refusal's detail. */
+function epochLengthDetail(epochS: number, groupEpochS: number): string {
+  return `epoch_s is ${epochS}, the group's sketches have ${groupEpochS} (corridor.epoch must be the same in every gateway of the group)`;
+}
+
 /** A sketch's key_check disagrees with most members': the refusal's detail. */
 function keyMismatchDetail(gateway: string, epoch: number, majority: string[], group: string): string {
-  return `key_check of ${idForLog(gateway)} in epoch ${epoch} differs from that of ${majority.map(idForLog).join(', ')}: its secret file is not group "${idForLog(group)}"'s`;
+  return `key_check of ${idForLog(gateway)} in epoch ${epoch} differs from that of ${majority.map(idForLog).join(', ')}: its secret file is not the one most members of group "${idForLog(group)}" hold`;
 }
 
 /**
