@@ -51,6 +51,8 @@ export interface AggregatorOptions {
   calibration?: Calibration | null;
   /** Rate limit of the "message rejected" log lines (default: 10 per minute, then a summary). */
   rejectLog?: RejectLogOptions;
+  /** The interval in which a corridor group's key_check mismatch is logged at most 3 times, then once at its end (ms; default 60 s). */
+  keyLogIntervalMs?: number;
   /** Per-viewer bounds of the page's event stream (./web.ts). */
   web?: AggregatorWebOptions;
   /** Bounds of what the page keeps (./recent.ts); maxAgeMs defaults to http.history. */
@@ -60,6 +62,10 @@ export interface AggregatorOptions {
   preflighted?: boolean;
 }
 
+/** A corridor group's key_check mismatch is logged at most KEY_LOG_BURST times in this (ms), then once at its end; /healthz and the metric follow every change. */
+const KEY_LOG_INTERVAL_MS = 60_000;
+const KEY_LOG_BURST = 3;
+
 /** What to do about a key_check mismatch (the log line's `fix`, and the end of its text). */
 export const KEY_MISMATCH_FIX =
   'copy the group\'s secret file to the gateway(s) named with `presence corridor join --force` (gateway/README.md, "Corridor sketches") and restart them';
@@ -68,7 +74,7 @@ export const KEY_MISMATCH_FIX =
 export function keyMismatchText(m: KeyMismatch): string {
   const g = `corridor group "${m.group}"`;
   if (m.majority)
-    return `${g}: the key_check of ${m.gateways.join(', ')} differs from that of ${m.majority.join(', ')} (epoch ${m.epoch}): ${m.gateways.length > 1 ? 'their' : 'its'} secret file is not the group's (another group's, or one replaced since), so ${m.gateways.length > 1 ? 'their' : 'its'} sketches are refused (sketch_key_mismatch) and no flow with ${m.gateways.length > 1 ? 'them' : 'it'} is written; ${KEY_MISMATCH_FIX}`;
+    return `${g}: the key_check of ${m.gateways.join(', ')} differs from that of most of its members, ${m.majority.join(', ')} (epoch ${m.epoch}): ${m.gateways.length > 1 ? 'their' : 'its'} secret file is not the one most members hold (another group's, or an old one), so ${m.gateways.length > 1 ? 'their' : 'its'} sketches are refused (sketch_key_mismatch) and no flow with ${m.gateways.length > 1 ? 'them' : 'it'} is written; while the group's secret is being replaced, the gateways that already have the new one are the ones named until more than half have it; ${KEY_MISMATCH_FIX}`;
   return `${g}: ${m.gateways.join(', ')} give different key_check values (epoch ${m.epoch}) and none is held by most of them, so which secret file is the group's cannot be told: one of them (or each) holds another group's or a replaced one, and no flow between gateways that disagree is written; ${KEY_MISMATCH_FIX}`;
 }
 
@@ -327,10 +333,56 @@ export class Aggregator extends EventEmitter {
   }
 
   /** The members of a corridor group whose key_check disagrees changed: one line in the log, the gauge. */
+  /** Per corridor group: when its current log interval began, the lines logged in it, the changes since not logged, and the timer that logs the state at its end. */
+  private readonly keyLogged = new Map<string, { since: number; lines: number; unlogged: number; timer: NodeJS.Timeout | null }>();
+
+  /**
+   * A change of a group's key_check mismatch: the metric at once; a log line for the first
+   * KEY_LOG_BURST changes of an interval of KEY_LOG_INTERVAL_MS (so a first line naming both
+   * members of a pair is followed at once by the one naming the odd one out, when a third gives its
+   * key_check), the changes after those (a member that alternates between two secret files, or two
+   * gateways under one id with different ones, change it with every window) as one line at the
+   * interval's end with the state then and how many changes it stands for.
+   */
   private onKeyMismatch(group: string, m: KeyMismatch | null): void {
     this.metrics.corridorKeyMismatch.set({ group }, m?.gateways.length ?? 0);
-    if (m) this.log.warn({ group, epoch: m.epoch, gateways: m.gateways, fix: KEY_MISMATCH_FIX }, keyMismatchText(m));
-    else this.log.info({ group }, `corridor group "${group}": the key_check of its gateways agree again`);
+    let s = this.keyLogged.get(group);
+    if (!s) this.keyLogged.set(group, (s = { since: Number.NEGATIVE_INFINITY, lines: 0, unlogged: 0, timer: null }));
+    const now = performance.now();
+    const every = this.opts.keyLogIntervalMs ?? KEY_LOG_INTERVAL_MS;
+    if (now - s.since >= every && !s.timer) {
+      s.since = now;
+      s.lines = 0;
+    }
+    if (s.lines < KEY_LOG_BURST) {
+      s.lines++;
+      this.logKeyState(group, m, 1, every);
+      return;
+    }
+    s.unlogged++;
+    const state = s;
+    state.timer ??= setTimeout(
+      () => {
+        state.timer = null;
+        state.since = performance.now();
+        state.lines = 1;
+        const changes = state.unlogged;
+        state.unlogged = 0;
+        if (!this.stopping) this.logKeyState(group, this.flows?.keyMismatches.find((k) => k.group === group) ?? null, changes, every);
+      },
+      Math.max(0, state.since + every - now),
+    );
+    state.timer.unref();
+  }
+
+  /** The group's key_check state as a log line, standing for `changes` changes. */
+  private logKeyState(group: string, m: KeyMismatch | null, changes: number, every: number): void {
+    const more =
+      changes > 1
+        ? ` (${changes} changes since the last line: after ${KEY_LOG_BURST} lines in ${every / 1000} s, one line at the end of it; /healthz and presence_aggregator_corridor_key_mismatch follow each)`
+        : '';
+    if (m) this.log.warn({ group, epoch: m.epoch, gateways: m.gateways, changes, fix: KEY_MISMATCH_FIX }, keyMismatchText(m) + more);
+    else this.log.info({ group, changes }, `corridor group "${group}": the key_check of its gateways agree again${more}`);
   }
 
   /** The members of a corridor group whose clocks disagree changed: one line in the log, the gauge. */
@@ -554,6 +606,7 @@ export class Aggregator extends EventEmitter {
     // a clean stop clears this instance's alive message (a lost connection: the broker's last will does)
     await this.link?.stop();
     this.flows?.dropAll();
+    for (const s of this.keyLogged.values()) if (s.timer) clearTimeout(s.timer);
     if (this.missingTimer) clearInterval(this.missingTimer);
     const drained = await this.drain(timeoutMs);
     if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');
