@@ -206,6 +206,10 @@ export function statusLines(m: StatusMessage, receivedAt: number, missing = fals
     // Capture commands that run but have written nothing at all (silent_s): written with every status
     // that has sources, 0 when none is silent, so a panel's last value is the current one.
     p.intField('sources_silent', t.sources_silent).intField('capture_silent_s', t.capture_silent_s);
+  } else if (m.state !== 'online') {
+    // A stopped gateway (its offline status, or the broker's last will, has no sources) runs no
+    // capture command: 0, so that the panel's last value is not a silence from before it stopped.
+    p.intField('sources_silent', 0).intField('capture_silent_s', 0);
   }
   return [p.toLineProtocol(msSettings)!];
 }

@@ -10,7 +10,7 @@ import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Influxd } from './support/influxd.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { encode, statusTopic, type SourceStatus } from '../contract/index.ts';
+import { encode, offlineStatus, statusTopic, type SourceStatus } from '../contract/index.ts';
 import { InfluxQL, describeResult, loadDashboard, runDashboard, timeRange, type QueryResult } from '../dashboards/queries.ts';
 import { publisher, quickAggregatorConfig, status, until } from './aggregator-helpers.ts';
 
@@ -55,10 +55,18 @@ describe.skipIf(!ok)('gateways dashboard: a capture command that runs but writes
         retain: true,
       });
     }
+    // gw-stopped: its capture went silent, then the gateway stopped (the broker's offline last will,
+    // no sources): the panel's last value was the silence from before the stop, drawn on until now
+    for (const [i, sources] of [[wifi()], [wifi(30)]].entries())
+      await pub.publishAsync(statusTopic('depot', 'gw-stopped'), encode({ ...status('depot', 'gw-stopped', at(i + 1)), zone: 'hall', sources }), {
+        qos: 1,
+        retain: true,
+      });
+    await pub.publishAsync(statusTopic('depot', 'gw-stopped'), encode(offlineStatus('depot', 'gw-stopped', 'hall')), { qos: 1, retain: true });
     await until(
       'every status written',
       () => influx.count('gateway_status', 'up'),
-      (n) => n === 2 * hung.length,
+      (n) => n === 2 * hung.length + 3,
     );
   });
 
@@ -106,5 +114,6 @@ describe.skipIf(!ok)('gateways dashboard: a capture command that runs but writes
     };
     expect(drawn('gw-hung'), describeResult(panel)).toEqual([0, 1, 2, 0]);
     expect(drawn('gw-quiet')).toEqual([0]);
+    expect(drawn('gw-stopped'), describeResult(panel)).toEqual([0, 1, 0]);
   });
 });
