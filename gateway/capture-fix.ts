@@ -73,6 +73,11 @@ const WRAPPERS: Record<string, { valued: readonly string[]; operands?: number }>
       '--pdeathsig',
       '--selinux-label',
       '--apparmor-profile',
+      // util-linux 2.40 and later
+      '--landlock-access',
+      '--landlock-rule',
+      '--seccomp-filter',
+      '--ptracer',
     ],
   },
 };

@@ -216,6 +216,8 @@ describe('a capture command that stops', () => {
       ['ssh gw-a sudo tcpdump -i wlan0mon -w -', 'ssh', 'wlan0mon'], // another machine's capture: ssh runs it
       ['tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
       ['sudo', 'sudo', undefined],
+      ['setpriv --reuid presence --regid presence --init-groups tcpdump -i wlan0mon', 'tcpdump', 'wlan0mon'],
+      ['setpriv --landlock-access fs --landlock-rule path-beneath:read:/usr --seccomp-filter f.bpf --ptracer 1 dumpcap -i wlan0mon', 'dumpcap', 'wlan0mon'],
     ];
     for (const [command, program, iface] of cases) {
       const parsed = parseCaptureCommand(command);
