@@ -605,8 +605,20 @@ export class Aggregator extends EventEmitter {
     this.intake.closingSoon();
     // a clean stop clears this instance's alive message (a lost connection: the broker's last will does)
     await this.link?.stop();
+    // a group's key_check changes not logged yet (more than three in its minute): logged now, as the state at the stop
+    for (const [group, s] of this.keyLogged) {
+      if (s.timer) clearTimeout(s.timer);
+      s.timer = null;
+      if (s.unlogged > 0)
+        this.logKeyState(
+          group,
+          this.flows?.keyMismatches.find((k) => k.group === group) ?? null,
+          s.unlogged,
+          this.opts.keyLogIntervalMs ?? KEY_LOG_INTERVAL_MS,
+        );
+      s.unlogged = 0;
+    }
     this.flows?.dropAll();
-    for (const s of this.keyLogged.values()) if (s.timer) clearTimeout(s.timer);
     if (this.missingTimer) clearInterval(this.missingTimer);
     const drained = await this.drain(timeoutMs);
     if (!drained) this.log.warn({ unacknowledged: this.queueDepth }, 'stopping with unwritten messages; the broker delivers them again');

@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { need } from './support/need.ts';
 import { Mosquitto } from './support/mosquitto.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
+import { CorridorClocks, type ClockMismatch } from '../aggregator/flows/clock-offset.ts';
 import { encode, statusTopic } from '../contract/index.ts';
 import { publisher, status, until } from './aggregator-helpers.ts';
 
@@ -208,5 +209,71 @@ describe.skipIf(!ok)('corridor groups: members whose clocks disagree', () => {
     expect(agreeLines('main-street')).toHaveLength(2);
     expect(await health()).toMatchObject({ status: 'ok', problems: [] });
     expect(await metric('presence_aggregator_corridor_clock_spread_seconds', 'main-street')).toBeNull();
+  });
+});
+
+describe('corridor clocks: who is named, a standby, a clock set back (CorridorClocks alone)', () => {
+  const G = { group: 'g', site: 's', members: ['a', 'b', 'c'], horizon: 180_000 };
+  const T0 = Date.parse('2026-03-10T07:00:00Z');
+  /** Statuses of every member once a minute for `minutes` from `from`, each `offsets[m]` ms ahead, received 200 ms after it is sent. */
+  const rounds = (clocks: CorridorClocks, from: number, minutes: number, offsets: Record<string, number>) => {
+    for (let i = 0; i < minutes; i++)
+      for (const [m, off] of Object.entries(offsets)) {
+        const sent = from + i * 60_000 + 1000 * Object.keys(offsets).indexOf(m);
+        clocks.status('s', m, sent + off, sent + 200);
+      }
+  };
+
+  it('the same clocks name the same members at every status (12 s off joined the majority when raised, left it after)', () => {
+    const told: Array<ClockMismatch | null> = [];
+    const clocks = new CorridorClocks(
+      [G],
+      () => true,
+      (_g, m) => told.push(m),
+    );
+    rounds(clocks, T0, 8, { a: 0, b: 12_000, c: 40_000 });
+    expect(told.length).toBe(1);
+    expect(told[0]).toMatchObject({ majority: ['a', 'b'], gateways: [{ gateway: 'c' }] });
+  });
+
+  it('a standby keeps 10 minutes of statuses per member, not every minute since it started', () => {
+    const clocks = new CorridorClocks(
+      [G],
+      () => false,
+      () => {},
+    );
+    rounds(clocks, T0, 600, { a: 0, b: 0 });
+    const kept = (clocks as unknown as { members: Map<string, unknown[]> }).members;
+    expect(kept.get('s/a')!.length).toBeLessThanOrEqual(11);
+  });
+
+  it("this aggregator's clock set back 30 s: no member is taken for 30 s ahead of the others", () => {
+    const told: Array<ClockMismatch | null> = [];
+    // the monotonic clock runs on where the wall clock (the receipt times) is set back
+    let mono = 0;
+    const clocks = new CorridorClocks(
+      [G],
+      () => true,
+      (_g, m) => told.push(m),
+      () => mono,
+    );
+    const at = (from: number, minutes: number, skew: number) => {
+      for (let i = 0; i < minutes; i++)
+        for (const [k, m] of ['a', 'b', 'c'].entries()) {
+          const sent = from + i * 60_000 + 1000 * k;
+          mono = sent + 200 - T0;
+          clocks.status('s', m, sent, sent + 200 + skew);
+        }
+    };
+    at(T0, 5, 0);
+    // set back 30 s between a's and b's status: b and c (and a from the next minute) send by it
+    for (const [k, m] of ['a', 'b', 'c'].entries()) {
+      const sent = T0 + 5 * 60_000 + 1000 * k;
+      mono = sent + 200 - T0;
+      const skew = k === 0 ? 0 : -30_000;
+      clocks.status('s', m, sent, sent + 200 + skew);
+    }
+    at(T0 + 6 * 60_000, 6, -30_000);
+    expect(told).toEqual([]);
   });
 });

@@ -49,9 +49,9 @@ describe.skipIf(!ok)("corridor key_check: a group's log lines come at most three
         () => agg.flows!.owns('main-street'),
         (v) => v,
       );
-      const run = corridorRun({ site: 'corridor', group: 'main-street', startMs: START, windows: 10 });
+      const run = corridorRun({ site: 'corridor', group: 'main-street', startMs: START, windows: 14 });
       const items = [];
-      for (let w = 0; w < 10; w++) {
+      for (let w = 0; w < 14; w++) {
         const m = run.messages[2 * w]!;
         items.push(sketchItem({ ...m, gateway: 'gw-a', key_check: K }));
         items.push(sketchItem({ ...m, gateway: 'gw-b', key_check: K }));
@@ -59,6 +59,7 @@ describe.skipIf(!ok)("corridor key_check: a group's log lines come at most three
         items.push(sketchItem({ ...m, gateway: 'gw-c', key_check: w % 2 ? K : WRONG }));
       }
       const t0 = performance.now();
+      const later = items.splice(30);
       await publishAll(pub, items, 1);
       const keyLines = () => logs.filter((l) => /key_check/.test(String(l.msg)));
       await until(
@@ -84,6 +85,20 @@ describe.skipIf(!ok)("corridor key_check: a group's log lines come at most three
       expect(String(late[3]!.msg)).toMatch(
         /the key_check of its gateways agree again \(7 changes since the last line: after 3 lines in 3 s, one line at the end of it;/,
       );
+      // four more changes in the next interval: two logged at once (three lines in it with that one),
+      // two not yet when the aggregator stops: logged at the stop as the state then (they were dropped)
+      await publishAll(pub, later, 1);
+      await until(
+        'the later sketches taken',
+        () => agg.stats().received,
+        (n) => n >= items.length + later.length,
+      );
+      const beforeStop = keyLines().length;
+      await agg.stop(5000);
+      const atStop = keyLines();
+      expect(beforeStop).toBe(6);
+      expect(atStop.length).toBe(7);
+      expect(atStop[6]).toMatchObject({ level: 30, group: 'main-street', changes: 2 });
     } finally {
       await pub.endAsync();
       await agg.stop(5000);

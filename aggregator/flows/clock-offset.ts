@@ -39,6 +39,8 @@ export const OFFSET_MIN_SPAN_MS = 3 * 60_000;
 export const OFFSET_WARN_MS = 15_000;
 /** A disagreement is over once no two members differ by more than this (ms): no flapping near OFFSET_WARN_MS. */
 export const OFFSET_CLEAR_MS = 10_000;
+/** The wall clock this much behind where the monotonic clock says it should be: set back (ms). */
+const CLOCK_STEP_MS = 1000;
 
 /** The members of a group whose clocks disagree, as told to a person. */
 export interface ClockMismatch {
@@ -84,6 +86,8 @@ export class CorridorClocks {
     private readonly owns: (group: string) => boolean,
     /** A group's disagreement changed: found (or other gateways named), or null when its clocks agree again. */
     private readonly onChange: (group: string, m: ClockMismatch | null) => void,
+    /** A clock that is never set (ms), against which a step of the wall clock is seen. */
+    private readonly monotonic: () => number = () => performance.now(),
   ) {
     for (const cfg of corridors) {
       const g: Group = { cfg, mismatch: null, spread: null };
@@ -95,11 +99,20 @@ export class CorridorClocks {
     }
   }
 
+  /** The wall clock's lead on the monotonic one at the last status (ms): less now means this aggregator's clock was set back. */
+  private lead: number | null = null;
+
   /** A live status (not a retained copy) of this gateway, stamped `ts`, received at `now`. */
   status(site: string, gateway: string, ts: number, now: number): void {
     const key = `${site}/${gateway}`;
     const groups = this.groupsOf.get(key);
     if (!groups || !Number.isFinite(ts)) return;
+    // This aggregator's clock set back (the wall clock lost ground on the monotonic one): the members
+    // that send after the step would look that much ahead of those that have not yet; every estimate
+    // starts again. (One set forward makes later statuses look later, which the smallest lag ignores.)
+    const lead = now - this.monotonic();
+    if (this.lead !== null && lead < this.lead - CLOCK_STEP_MS) for (const buckets of this.members.values()) buckets.length = 0;
+    this.lead = lead;
     let buckets = this.members.get(key);
     if (!buckets) this.members.set(key, (buckets = []));
     const lag = now - ts;
@@ -111,6 +124,9 @@ export class CorridorClocks {
       last.first = Math.min(last.first, now);
       last.last = Math.max(last.last, now);
     } else buckets.push({ b, minLag: lag, n: 1, first: now, last: now });
+    // pruned here too: judge() reads the buckets only where this instance owns the group, and a
+    // standby received every status too
+    this.prune(buckets, now);
     for (const g of groups) this.judge(g, now);
   }
 
@@ -173,8 +189,10 @@ export class CorridorClocks {
     g.spread = judged.length >= 2 ? judged.at(-1)!.offset - judged[0].offset : null;
     let next: ClockMismatch | null = null;
     const raised = g.mismatch !== null;
-    if (g.spread !== null && g.spread > (raised ? OFFSET_CLEAR_MS : OFFSET_WARN_MS))
-      next = name(g.cfg.group, judged, raised ? OFFSET_CLEAR_MS : OFFSET_WARN_MS, g.spread);
+    // The thresholds differ for raising and clearing (no flapping near OFFSET_WARN_MS), but who is
+    // named is worked out with one tolerance: with the clearing one, the next status of the same
+    // clocks named others (a member 12 s off joined or left the majority).
+    if (g.spread !== null && g.spread > (raised ? OFFSET_CLEAR_MS : OFFSET_WARN_MS)) next = name(g.cfg.group, judged, OFFSET_WARN_MS, g.spread);
     const same = (a: ClockMismatch | null, b: ClockMismatch | null) =>
       a === b ||
       (a !== null &&
