@@ -4,7 +4,7 @@ import { decimal } from '../scripts/lib/decimal.ts';
 import { exitUsage, UsageError } from '../scripts/lib/usage.ts';
 import { delayedProgressBar, progressBar } from '../scripts/lib/progress.ts';
 import { Option, type Command } from 'commander';
-import { accessSync, appendFileSync, constants, existsSync, lstatSync, rmSync, statSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, lstatSync, rmSync, statSync, truncateSync, unlinkSync, WriteStream, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DISK_FULL_FIX, fileWriteProblem, isDiskFull } from '../scripts/lib/atomic-file.ts';
 import { createLogger } from '../scripts/lib/log.ts';
@@ -834,14 +834,23 @@ export function registerSimulate(program: Command): void {
           // With --out, the truth of each window is appended to <out>/truth.jsonl as it closes.
           const truthLog = f.out ? join(f.out, 'truth.jsonl') : null;
           // A full disk named the file and its option, not only "ENOSPC: no space left on device, write".
+          // What it holds in whole windows is counted, to cut it back to them when a write fails.
+          const truthHeld = { windows: 0, bytes: 0 };
           const writeTruthLog = (append: (path: string) => void) => {
             try {
               if (truthLog) append(truthLog);
             } catch (e) {
+              if (isDiskFull(e)) throw new TruthLogFull(truthLog!, (e as NodeJS.ErrnoException).code!);
               throw new Error(`--out ${fileWriteProblem(truthLog!, e as NodeJS.ErrnoException).message}`);
             }
           };
-          writeTruthLog((p) => writeFileSync(p, ''));
+          try {
+            writeTruthLog((p) => writeFileSync(p, ''));
+          } catch (e) {
+            // not made: nothing was streamed yet
+            if (e instanceof TruthLogFull) throw new Error(`--out ${fileWriteProblem(e.path, e).message}`);
+            throw e;
+          }
           // Ctrl-C (SIGINT) or SIGTERM: Node's default ended the process where it stood, without a word
           // on what its captures held. Now the stream stops at the next frame, every output is ended on
           // a whole frame, one line says which files hold the run up to which simulated time, and it
@@ -872,7 +881,10 @@ export function registerSimulate(program: Command): void {
             outputs,
             signal: abort.signal,
             onWindow: (w) => {
-              writeTruthLog((p) => appendFileSync(p, w.map((x) => JSON.stringify(x)).join('\n') + '\n'));
+              const lines = w.map((x) => JSON.stringify(x)).join('\n') + '\n';
+              writeTruthLog((p) => appendFileSync(p, lines));
+              truthHeld.windows++;
+              truthHeld.bytes += Buffer.byteLength(lines);
               log.info({ window: w[0]?.start, people: w.map((x) => x.people) }, 'window');
             },
           })
@@ -881,7 +893,16 @@ export function registerSimulate(program: Command): void {
               // left; as a Unix tool does, the stream ends quietly (exit 0, as presence replay | head). A
               // named pipe's reader (a gateway) going away, or a write that fails, is said.
               if (e instanceof ReaderClosedError && e.stream === process.stdout) process.exit(0);
-              if (e instanceof CaptureStreamError) throw new Error(streamFailure(e, outputs));
+              // A full disk under any output ends them all alike (diskFullEnd).
+              if (e instanceof CaptureStreamError && isDiskFull(e)) {
+                const o = outputs.find((x) => x.stream === e.stream);
+                if (o?.option && o.name)
+                  throw new Error(
+                    diskFullEnd({ what: `the capture stream of ${o.gateway} (${o.name})`, option: o.option, code: e.code! }, outputs, truthLog, truthHeld),
+                  );
+              }
+              if (e instanceof TruthLogFull)
+                throw new Error(diskFullEnd({ what: `--out ${e.path}`, option: '--out', code: e.code }, outputs, truthLog, truthHeld));
               throw e;
             })
             .finally(() => {
@@ -1026,28 +1047,78 @@ export function registerSimulate(program: Command): void {
     });
 }
 
-/**
- * What a failed write to a live output says. A file this run made and could not fill (a full disk) is
- * removed: it ended in the middle of a frame (or held nothing), and was left behind, empty when the
- * disk was full from the start. A named pipe, stdout or a socket is left as it is.
- */
-function streamFailure(e: CaptureStreamError, outputs: LiveOutput[]): string {
-  const o = outputs.find((x) => x.stream === e.stream);
-  const path = o?.option && o.name ? o.name : undefined;
-  if (!path || !isDiskFull(e)) return e.message;
-  let size: number;
-  try {
-    const st = lstatSync(path);
-    if (!st.isFile()) return e.message;
-    size = st.size;
-    rmSync(path, { force: true });
-  } catch {
-    return e.message;
+/** Appending a window's truth to truth.jsonl found its disk full. */
+class TruthLogFull extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(`${path}: no space left on its device (${code})`);
   }
+}
+
+/**
+ * A live run whose disk filled under one of its outputs ends them all alike: every capture file the
+ * run made is removed (it ended where the disk filled or the run stopped, often in the middle of a
+ * frame, or held nothing: only the one whose write failed first was removed, the others left cut
+ * short); a named pipe or stdout is left as it is. truth.jsonl goes with the capture files when they
+ * were all there is; beside a pipe, whose reader got the stream, it is cut back to its last whole
+ * window. One line names every file removed and what it held, and what is left.
+ */
+function diskFullEnd(
+  failed: { what: string; option: string; code: string },
+  outputs: LiveOutput[],
+  truthLog: string | null,
+  truth: { windows: number; bytes: number },
+): string {
+  const removed: Array<{ path: string; held: string }> = [];
+  const left: string[] = [];
+  for (const o of outputs) {
+    if (!o.option || !o.name) {
+      left.push('the stream on stdout');
+      continue;
+    }
+    let size: number;
+    try {
+      const st = lstatSync(o.name);
+      if (!st.isFile()) {
+        left.push(o.name);
+        continue;
+      }
+      size = st.size;
+      rmSync(o.name, { force: true });
+    } catch {
+      left.push(o.name);
+      continue;
+    }
+    removed.push({ path: o.name, held: size ? `it held ${formatBytes(size)} of the stream, cut short where the disk filled` : 'it was empty' });
+  }
+  const windows = count(truth.windows, 'window', 'windows');
+  let truthSaid = '';
+  if (truthLog) {
+    if (!left.length) {
+      rmSync(truthLog, { force: true });
+      truthSaid = `; ${truthLog} was removed with them (it held the truth of ${windows})`;
+    } else {
+      try {
+        truncateSync(truthLog, truth.bytes);
+        truthSaid = `; ${truthLog} holds the truth of the ${windows} that closed before the disk filled, ending on a whole line`;
+      } catch (e) {
+        truthSaid = `; ${truthLog} could not be cut back to its last whole window (${(e as NodeJS.ErrnoException).code})`;
+      }
+    }
+  }
+  const said = [
+    removed.length === 1
+      ? `${removed[0].path} was removed (${removed[0].held})`
+      : removed.length
+        ? `every capture file of the run was removed: ${removed.map((x) => `${x.path} (${x.held})`).join(', ')}`
+        : '',
+    left.length ? `${left.join(', ')} ${left.length > 1 ? 'are' : 'is'} left as ${left.length > 1 ? 'they are' : 'it is'}` : '',
+  ].filter(Boolean);
   return (
-    `the capture stream of ${o!.gateway} (${path}): no space left on its device (${e.code}); ` +
-    `${path} was removed (${size ? `it held ${formatBytes(size)} of the stream, cut short where the disk filled` : 'it was empty'}); ` +
-    `fix: free some space on its device, or give ${o!.option} a path on another one, then run it again`
+    `${failed.what}: no space left on its device (${failed.code}); ${said.join('; ')}${truthSaid}; ` +
+    `fix: free some space on its device, or give ${failed.option} a path on another one, then run it again`
   );
 }
 

@@ -191,6 +191,71 @@ describe('presence simulate --live --pipe FILE on a disk that fills', () => {
   );
 });
 
+const OUT_FIX = 'fix: free some space on its device, or give --out a path on another one, then run it again';
+
+/** Every file left in `dir`, each checked whole to its end: a capture's records, truth.jsonl's lines. */
+function leftWhole(dir: string): string[] {
+  const files = readdirSync(dir).sort();
+  for (const f of files) {
+    const path = join(dir, f);
+    if (f.endsWith('.pcapng') || f.endsWith('.pcap')) {
+      const x = records(path);
+      expect(x.whole, `${f} cut at ${x.whole} of ${x.size} bytes`).toBe(x.size);
+    } else if (f === 'truth.jsonl') {
+      const text = readFileSync(path, 'utf8');
+      if (text) expect(text.endsWith('\n'), `${f} ends inside a line`).toBe(true);
+      for (const l of text.split('\n').filter(Boolean)) expect(() => JSON.parse(l), `${f}: ${l.slice(-60)}`).not.toThrow();
+    }
+  }
+  return files;
+}
+
+describe('presence simulate --live --out on a disk that fills', () => {
+  it(
+    'with two gateways: removes every capture file and truth.jsonl, and names each in one line (the one whose write failed first was removed, the other left cut inside a block, truth.jsonl left)',
+    withSmallFs('out-fills', 'size=256k', async (mnt) => {
+      const out = join(mnt, 'o');
+      const r = await simulate(['traffic-corridor', '--live', '--speed', 'max', '--duration', '30m', '--out', out]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      // no file left cut short (none left: the captures could not be completed, and their truth went with them)
+      expect(leftWhole(out)).toEqual([]);
+      const lines = said(r.stderr);
+      expect(lines).toHaveLength(1);
+      const held = (f: string) => `${join(out, f)} \\(it held \\d[\\d.]* [kM]?B of the stream, cut short where the disk filled\\)`;
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^presence simulate: the capture stream of gw-[ab] \\(${out}/gw-[ab]\\.pcapng\\): no space left on its device \\(ENOSPC\\); ` +
+            `every capture file of the run was removed: ${held('gw-a.pcapng')}, ${held('gw-b.pcapng')}; ` +
+            `${join(out, 'truth.jsonl')} was removed with them \\(it held the truth of \\d+ windows?\\); ${OUT_FIX.replace(/[()]/g, '\\$&')}$`,
+        ),
+      );
+    }),
+    60_000,
+  );
+
+  it(
+    'with --gateway on stdout: the stream is left to its reader, truth.jsonl cut back to its last whole window and the windows it holds said (it was left ending inside a line)',
+    withSmallFs('out-truth-fills', 'size=64k', async (mnt) => {
+      const out = join(mnt, 'o');
+      const r = await simulate(['traffic-corridor', '--live', '--speed', 'max', '--window', '1s', '--duration', '30m', '--gateway', 'gw-a', '--out', out]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(leftWhole(out)).toEqual(['truth.jsonl']);
+      const lines = said(r.stderr);
+      expect(lines).toHaveLength(1);
+      const truth = join(out, 'truth.jsonl');
+      const m = new RegExp(
+        `^presence simulate: --out ${truth}: no space left on its device \\(ENOSPC\\); the stream on stdout is left as it is; ` +
+          `${truth} holds the truth of the (\\d+) windows? that closed before the disk filled, ending on a whole line; ${OUT_FIX.replace(/[()]/g, '\\$&')}$`,
+      ).exec(lines[0]);
+      expect(m, lines[0]).not.toBeNull();
+      // one line per gateway and window said
+      expect(readFileSync(truth, 'utf8').split('\n').filter(Boolean)).toHaveLength(2 * Number(m![1]));
+    }),
+    60_000,
+  );
+});
+
 describe('presence simulate on a disk too small for its captures and their truth', () => {
   // Many short windows: truth.json and truth.csv hold more than the captures. The check counted the
   // captures alone (345 kB, on a disk of 1 MB), and the run then filled the disk (exit 1).
