@@ -36,24 +36,22 @@ describe.skipIf(!ok)('aggregator: retained counts', () => {
     await Promise.all([broker.dispose(), influx.dispose()]);
   });
 
-  async function start(): Promise<Aggregator> {
+  /** An aggregator started, and how many retained copies it has rejected: counted from before its
+   *  start, as the stored copy sent at its subscribe can be rejected before start() returns. */
+  async function start(): Promise<[Aggregator, () => number]> {
     const a = new Aggregator(quickAggregatorConfig(broker.url, influx.url, 'agg-retained'));
     aggs.push(a);
-    await a.start();
-    return a;
-  }
-  const retained = (a: Aggregator) => {
     let n = 0;
     a.on('rejected', (reason: string) => reason === 'retained' && n++);
-    return () => n;
-  };
+    await a.start();
+    return [a, () => n];
+  }
   const stored = () => influx.count('presence', 'devices', `"site"='ret'`);
 
   it('writes the live delivery and the copy queued while away, rejects the stored copy at each subscribe, and a silent gateway stays missing', async () => {
     const topic = countsTopic('ret', 'gw-1');
     const t0 = Date.now() - 30_000;
-    let a = await start();
-    let seen = retained(a);
+    let [a, seen] = await start();
     await pub.publishAsync(topic, encode(window('ret', 'gw-1', 1, t0)), { qos: 1, retain: true });
     await until('the live window written', stored, (n) => n === 2);
     expect(seen()).toBe(0);
@@ -61,8 +59,7 @@ describe.skipIf(!ok)('aggregator: retained counts', () => {
     // away: the next window is queued for the session, and its retained copy replaces the first one
     await a.stop();
     await pub.publishAsync(topic, encode(window('ret', 'gw-1', 2, t0 + 1000)), { qos: 1, retain: true });
-    a = await start();
-    seen = retained(a);
+    [a, seen] = await start();
     await until('the queued window written', stored, (n) => n === 4);
     await until('the stored copy rejected', seen, (n) => n === 1);
 
