@@ -332,7 +332,6 @@ export class Aggregator extends EventEmitter {
     this.emit('rejected', reason, topic);
   }
 
-  /** The members of a corridor group whose key_check disagrees changed: one line in the log, the gauge. */
   /** Per corridor group: when its current log interval began, the lines logged in it, the changes since not logged, and the timer that logs the state at its end. */
   private readonly keyLogged = new Map<string, { since: number; lines: number; unlogged: number; timer: NodeJS.Timeout | null }>();
 
@@ -363,16 +362,22 @@ export class Aggregator extends EventEmitter {
     const state = s;
     state.timer ??= setTimeout(
       () => {
-        state.timer = null;
         state.since = performance.now();
         state.lines = 1;
-        const changes = state.unlogged;
-        state.unlogged = 0;
-        if (!this.stopping) this.logKeyState(group, this.flows?.keyMismatches.find((k) => k.group === group) ?? null, changes, every);
+        if (!this.stopping) this.flushKeyLog(group, state);
       },
       Math.max(0, state.since + every - now),
     );
     state.timer.unref();
+  }
+
+  /** The changes of a group's key_check not logged yet, if any, as one line with the state now. */
+  private flushKeyLog(group: string, s: { unlogged: number; timer: NodeJS.Timeout | null }): void {
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = null;
+    if (s.unlogged > 0)
+      this.logKeyState(group, this.flows?.keyMismatches.find((k) => k.group === group) ?? null, s.unlogged, this.opts.keyLogIntervalMs ?? KEY_LOG_INTERVAL_MS);
+    s.unlogged = 0;
   }
 
   /** The group's key_check state as a log line, standing for `changes` changes. */
@@ -512,9 +517,10 @@ export class Aggregator extends EventEmitter {
     const m = r.message;
     // A live status (not the broker's retained copy) tells how far the gateway's clock runs behind.
     if (!retained && m.ts) {
-      this.clockSkew.status(m.site, m.gateway, Date.parse(m.ts), now);
+      const ts = Date.parse(m.ts);
+      this.clockSkew.status(m.site, m.gateway, ts, now);
       // and, among the members of a corridor group, whether their clocks agree
-      this.corridorClocks?.status(m.site, m.gateway, Date.parse(m.ts), now);
+      this.corridorClocks?.status(m.site, m.gateway, ts, now);
     }
     // A gateway recorded as missing stays so in its status points until a window of it arrives. One
     // whose clock was judged behind gets its points stamped by this clock (ts + how far behind): at
@@ -606,18 +612,7 @@ export class Aggregator extends EventEmitter {
     // a clean stop clears this instance's alive message (a lost connection: the broker's last will does)
     await this.link?.stop();
     // a group's key_check changes not logged yet (more than three in its minute): logged now, as the state at the stop
-    for (const [group, s] of this.keyLogged) {
-      if (s.timer) clearTimeout(s.timer);
-      s.timer = null;
-      if (s.unlogged > 0)
-        this.logKeyState(
-          group,
-          this.flows?.keyMismatches.find((k) => k.group === group) ?? null,
-          s.unlogged,
-          this.opts.keyLogIntervalMs ?? KEY_LOG_INTERVAL_MS,
-        );
-      s.unlogged = 0;
-    }
+    for (const [group, s] of this.keyLogged) this.flushKeyLog(group, s);
     this.flows?.dropAll();
     if (this.missingTimer) clearInterval(this.missingTimer);
     const drained = await this.drain(timeoutMs);

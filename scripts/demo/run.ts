@@ -702,43 +702,38 @@ export async function runDemo(
        * today's).
        */
       const periodProgress = (name: string, fromMs: number, replayBar: boolean) => {
+        if (!progress && !bars) return {};
         const replayedEnd = new Map<string, number>(period.gateways.map((g) => [g.id, fromMs]));
-        if (!progress) {
-          if (!bars) return {};
-          running.endBar = () => bars.stop();
-          bars.stage(`simulating ${name}`, minutes);
-          let replaying = false;
-          return {
-            onSimulatedTime: (s: number) => bars.update(minutesOf(s)),
-            onSimulated: () => {
-              bars.update(minutes);
-              if (replayBar) {
-                replaying = true;
-                bars.stage(`replaying ${name} through ${gatewaysText}`, minutes);
-              } else bars.stop();
-            },
-            onWindow: (m: CountsMessage) => {
-              replayedEnd.set(m.gateway, Math.max(replayedEnd.get(m.gateway) ?? fromMs, Date.parse(m.end)));
-              if (replaying) bars.update(minutesOf((Math.min(...replayedEnd.values()) - fromMs) / 1000));
-            },
-          };
-        }
+        // The replay is as far as the gateway furthest behind.
+        const replayedS = () => (Math.min(...replayedEnd.values()) - fromMs) / 1000;
+        const simulating = `simulating ${name}`;
+        const replaying = `replaying ${name} through ${gatewaysText}`;
         let simulatedS = 0;
-        progress.stage(`simulating ${name}`, () => simulatedS);
+        let replayed = false;
+        progress?.stage(simulating, () => simulatedS);
+        if (bars) {
+          running.endBar = () => bars.stop();
+          bars.stage(simulating, minutes);
+        }
         return {
           onSimulatedTime: (s: number) => {
             simulatedS = Math.max(simulatedS, s);
-            progress.tick();
+            progress?.tick();
+            bars?.update(minutesOf(simulatedS));
           },
           onSimulated: () => {
             simulatedS = durationS;
-            progress.tick();
-            // The replay is as far as the gateway furthest behind.
-            progress.stage(`replaying ${name} through ${gatewaysText}`, () => (Math.min(...replayedEnd.values()) - fromMs) / 1000);
+            progress?.tick();
+            bars?.update(minutes);
+            progress?.stage(replaying, replayedS);
+            replayed = replayBar;
+            if (replayBar) bars?.stage(replaying, minutes);
+            else bars?.stop();
           },
           onWindow: (m: CountsMessage) => {
             replayedEnd.set(m.gateway, Math.max(replayedEnd.get(m.gateway) ?? fromMs, Date.parse(m.end)));
-            progress.tick();
+            progress?.tick();
+            if (replayed) bars?.update(minutesOf(replayedS()));
           },
         };
       };
