@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, statSync, WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { CaptureWriter, StreamSink, type CaptureFormat } from './pcap-writer.ts';
 import { loadScenario, type Scenario, type ScenarioOverrides } from './scenario.ts';
 import { captureInterfaces, runScenario, type BleLink, type Radio } from './sim.ts';
@@ -37,15 +38,8 @@ export interface LiveOptions extends ScenarioOverrides {
 
 /** Waits `ms`, or until `signal` aborts. */
 const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((r) => {
-    if (signal?.aborted) return r();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      r();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done);
+  delay(ms, undefined, { signal }).catch((e: Error) => {
+    if (e.name !== 'AbortError') throw e;
   });
 
 export interface LiveResult {
